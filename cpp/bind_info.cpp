@@ -1,0 +1,23 @@
+// Build and run-time information (geoml.show_config).
+#include "bindings.hpp"
+#include "common.hpp"
+#include "simd.hpp"
+
+namespace geoml {
+
+void bind_info(py::module_& m) {
+  m.attr("__version__") = GEOML_VERSION;
+  m.def("compiler", &compiler_string, "Compiler that built the module.");
+#ifdef _OPENMP
+  m.attr("openmp") = true;
+#else
+  m.attr("openmp") = false;
+#endif
+  m.def("max_threads", &max_threads, "OpenMP threads a kernel uses by default.");
+  m.def("simd_isa", [] { return simd_isa_name(simd_isa()); },
+        "SIMD instruction set the kernels dispatch to on this CPU.");
+  m.def("set_simd_isa", &set_simd_isa, py::arg("name"),
+        "Force 'avx512', 'avx2' or 'generic' kernels ('auto' restores detection).");
+}
+
+}  // namespace geoml

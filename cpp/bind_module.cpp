@@ -1,0 +1,9 @@
+// The geoml._core extension module: one bind_* call per kernel family.
+#include "bindings.hpp"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "geoml's compiled CPU kernels (private: use the geoml package)";
+  geoml::bind_info(m);
+  geoml::bind_knn(m);
+  geoml::bind_graph(m);
+}

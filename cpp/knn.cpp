@@ -1,0 +1,344 @@
+// Exact k-nearest-neighbour search: packing, scheduling, run-time ISA dispatch, finishing.
+#include "knn.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common.hpp"
+#include "simd.hpp"
+
+namespace geoml {
+namespace detail {
+
+/// Everything the micro-kernel reads and writes. Heaps are max-heaps on (score, index),
+/// one of k slots per query; `thr[q]` is the score a candidate must beat (+inf until the
+/// heap is full, -inf for padding slots so they are never offered anything).
+template <typename T>
+struct KnnCtx {
+  const T* Q;        // query rows, row-major, leading dimension d
+  int64_t d;
+  const T* qbias;    // bias of each query when it acts as a data point (self query only)
+  const T* panels;   // packed data: panel p at panels + p*d*NR, laid out [t][NR]
+  const T* dbias;    // bias of each data point (||y||^2 or 0), +inf on padding
+  T alpha;           // -2 for Euclidean scores, -1 for inner products
+  int64_t k;
+  T* hs;             // heap scores  (queries x k)
+  int64_t* hi;       // heap indices (queries x k)
+  int64_t* hn;       // heap fill counts
+  T* thr;            // admission thresholds
+  bool exclude_self;
+};
+
+template <typename T>
+inline bool heap_less(T sa, int64_t ia, T sb, int64_t ib) {
+  return sa < sb || (sa == sb && ia < ib);
+}
+
+/// Offers (score, j) to a max-heap of capacity k holding `cnt` items; keeps `thr` equal to
+/// the root once the heap is full. O(log k).
+template <typename T>
+inline void heap_push(T* s, int64_t* id, int64_t& cnt, int64_t k, T score, int64_t j, T& thr) {
+  int64_t c;
+  if (cnt < k) {
+    c = cnt++;
+    while (c > 0) {
+      const int64_t p = (c - 1) / 2;
+      if (!heap_less(s[p], id[p], score, j)) break;
+      s[c] = s[p];
+      id[c] = id[p];
+      c = p;
+    }
+    s[c] = score;
+    id[c] = j;
+    if (cnt == k) thr = s[0];
+    return;
+  }
+  c = 0;
+  for (;;) {
+    const int64_t l = 2 * c + 1;
+    if (l >= k) break;
+    int64_t b = l;
+    if (l + 1 < k && heap_less(s[l], id[l], s[l + 1], id[l + 1])) b = l + 1;
+    if (!heap_less(score, j, s[b], id[b])) break;
+    s[c] = s[b];
+    id[c] = id[b];
+    c = b;
+  }
+  s[c] = score;
+  id[c] = j;
+  thr = s[0];
+}
+
+// ---------------------------------------------------------------- per-ISA kernels
+#if GEOML_SIMD_X86
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")
+#endif
+namespace avx512 {
+constexpr int VBYTES = 64;
+#include "knn_kernel.inc"
+}  // namespace avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace avx2 {
+constexpr int VBYTES = 32;
+#include "knn_kernel.inc"
+}  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif  // GEOML_SIMD_X86
+
+namespace generic {
+constexpr int VBYTES = 16;
+#include "knn_kernel.inc"
+}  // namespace generic
+
+template <typename T>
+using ProcessFn = void (*)(const KnnCtx<T>&, int64_t, int64_t, int64_t, int64_t, bool, bool);
+
+template <typename T>
+ProcessFn<T> kernel_for(SimdIsa isa) {
+  switch (isa) {
+#if GEOML_SIMD_X86
+    case SimdIsa::AVX512: return &avx512::process<T>;
+    case SimdIsa::AVX2: return &avx2::process<T>;
+#endif
+    default: return &generic::process<T>;
+  }
+}
+
+/// 64-byte aligned, uninitialised buffer.
+template <typename T>
+struct Buffer {
+  T* ptr = nullptr;
+  explicit Buffer(size_t count) {
+    size_t bytes = ((count * sizeof(T) + 63) / 64) * 64;
+    if (bytes == 0) bytes = 64;
+    ptr = static_cast<T*>(::operator new(bytes, std::align_val_t(64)));
+  }
+  ~Buffer() { ::operator delete(ptr, std::align_val_t(64)); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  T* get() const { return ptr; }
+  T& operator[](size_t i) const { return ptr[i]; }
+};
+
+/// Rows of A scaled to unit Euclidean norm (zero rows stay zero).
+template <typename T>
+std::vector<T> normalized_rows(const T* A, int64_t n, int64_t d, int nt) {
+  std::vector<T> out(static_cast<size_t>(n * d));
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t i = 0; i < n; ++i) {
+    double s = 0;
+    for (int64_t t = 0; t < d; ++t) s += double(A[i * d + t]) * double(A[i * d + t]);
+    const double inv = s > 0 ? 1.0 / std::sqrt(s) : 0.0;
+    for (int64_t t = 0; t < d; ++t) out[i * d + t] = T(double(A[i * d + t]) * inv);
+  }
+  return out;
+}
+
+/// Exact distance between rows q and x for the finishing step (double accumulation).
+template <typename T>
+inline double exact_distance(const T* q, const T* x, int64_t d, Metric metric, double qn,
+                             double xn) {
+  double s = 0;
+  switch (metric) {
+    case Metric::Euclidean:
+    case Metric::SqEuclidean:
+      for (int64_t t = 0; t < d; ++t) {
+        const double diff = double(q[t]) - double(x[t]);
+        s += diff * diff;
+      }
+      return metric == Metric::Euclidean ? std::sqrt(s) : s;
+    case Metric::Cosine: {
+      if (qn == 0 || xn == 0) return 1.0;
+      for (int64_t t = 0; t < d; ++t) s += double(q[t]) * double(x[t]);
+      const double dist = 1.0 - s / (qn * xn);
+      return std::min(2.0, std::max(0.0, dist));
+    }
+    case Metric::InnerProduct:
+      for (int64_t t = 0; t < d; ++t) s += double(q[t]) * double(x[t]);
+      return -s;
+  }
+  return s;
+}
+
+}  // namespace detail
+
+template <typename T>
+void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64_t k,
+                Metric metric, bool exclude_self, int n_threads, int64_t* indices,
+                T* distances) {
+  using namespace detail;
+  const bool self = (Qin == nullptr);
+  if (self) m = n;
+  if (!self) exclude_self = false;
+  if (n < 1 || d < 1 || m < 0) throw std::invalid_argument("knn: empty data");
+  const int64_t kmax = n - (exclude_self ? 1 : 0);
+  if (k < 1 || k > kmax)
+    throw std::invalid_argument("knn: k=" + std::to_string(k) + " must be in [1, " +
+                                std::to_string(kmax) + "]");
+  if (m == 0) return;
+  const int nt = resolve_threads(n_threads);
+  const SimdIsa isa = simd_isa();
+  const int NR = 2 * simd_bytes(isa) / static_cast<int>(sizeof(T));
+  const ProcessFn<T> process = kernel_for<T>(isa);
+
+  // Cosine works on unit rows; Euclidean metrics use ||y||^2 - 2 x.y; inner product -x.y.
+  std::vector<T> Xn, Qn;
+  const T* Xs = X;
+  const T* Qs = self ? X : Qin;
+  if (metric == Metric::Cosine) {
+    Xn = normalized_rows(X, n, d, nt);
+    Xs = Xn.data();
+    if (self) {
+      Qs = Xs;
+    } else {
+      Qn = normalized_rows(Qin, m, d, nt);
+      Qs = Qn.data();
+    }
+  }
+  const bool euclid = metric == Metric::Euclidean || metric == Metric::SqEuclidean;
+  const int64_t npanel = (n + NR - 1) / NR;
+  const int64_t npad = npanel * NR;
+  const T inf = std::numeric_limits<T>::infinity();
+
+  Buffer<T> dbias(npad), panels(static_cast<size_t>(npanel * d * NR));
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t p = 0; p < npanel; ++p) {
+    T* P = panels.get() + p * d * NR;
+    for (int l = 0; l < NR; ++l) {
+      const int64_t j = p * NR + l;
+      if (j < n) {
+        const T* x = Xs + j * d;
+        double s = 0;
+        for (int64_t t = 0; t < d; ++t) {
+          P[t * NR + l] = x[t];
+          s += double(x[t]) * double(x[t]);
+        }
+        dbias[j] = euclid ? T(s) : T(0);
+      } else {
+        for (int64_t t = 0; t < d; ++t) P[t * NR + l] = T(0);
+        dbias[j] = inf;
+      }
+    }
+  }
+
+  const int64_t nq = self ? npad : m;
+  Buffer<T> hs(static_cast<size_t>(nq * k)), thr(nq);
+  Buffer<int64_t> hi(static_cast<size_t>(nq * k)), hn(nq);
+  for (int64_t i = 0; i < nq; ++i) {
+    thr[i] = i < m ? inf : -inf;
+    hn[i] = 0;
+  }
+  KnnCtx<T> ctx{Qs, d, dbias.get(), panels.get(), dbias.get(), T(euclid ? -2 : -1), k,
+                hs.get(), hi.get(), hn.get(), thr.get(), exclude_self};
+
+  if (self) {
+    // Blocks of BS points; diagonal blocks first, then every pair of blocks once, in
+    // round-robin rounds whose pairs touch disjoint heaps (no locks needed).
+    const int64_t BS = NR * std::max<int64_t>(1, 256 / NR);
+    const int64_t B = (n + BS - 1) / BS;
+    const int64_t Bp = B + (B & 1);
+    const int64_t ppb = BS / NR;
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < B; ++b)
+        process(ctx, b * BS, std::min(n, (b + 1) * BS), b * ppb,
+                std::min(npanel, (b + 1) * ppb), false, true);
+      for (int64_t r = 0; r + 1 < Bp; ++r) {
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t h = 0; h < Bp / 2; ++h) {
+          int64_t a, b;
+          if (h == 0) {
+            a = r;
+            b = Bp - 1;
+          } else {
+            a = (r + h) % (Bp - 1);
+            b = (r - h + (Bp - 1)) % (Bp - 1);
+          }
+          if (a >= B || b >= B) continue;
+          if (a > b) std::swap(a, b);
+          process(ctx, a * BS, std::min(n, (a + 1) * BS), b * ppb,
+                  std::min(npanel, (b + 1) * ppb), true, false);
+        }
+      }
+    }
+  } else {
+    const int64_t QB = 240;
+    const int64_t panel_bytes = d * NR * static_cast<int64_t>(sizeof(T));
+    const int64_t PC = std::max<int64_t>(1, (256 * 1024) / panel_bytes);
+    const int64_t nblk = (m + QB - 1) / QB;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int64_t b = 0; b < nblk; ++b)
+      for (int64_t p = 0; p < npanel; p += PC)
+        process(ctx, b * QB, std::min(m, (b + 1) * QB), p, std::min(npanel, p + PC), false,
+                false);
+  }
+
+  // Finish: exact distances of the k winners, sorted by (distance, index).
+  std::vector<double> xnorm, qnorm;
+  if (metric == Metric::Cosine) {
+    auto norms = [&](const T* A, int64_t rows) {
+      std::vector<double> out(static_cast<size_t>(rows));
+      for (int64_t i = 0; i < rows; ++i) {
+        double s = 0;
+        for (int64_t t = 0; t < d; ++t) s += double(A[i * d + t]) * double(A[i * d + t]);
+        out[i] = std::sqrt(s);
+      }
+      return out;
+    };
+    xnorm = norms(X, n);
+    qnorm = self ? xnorm : norms(Qin, m);
+  }
+  const T* Qorig = self ? X : Qin;
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<std::pair<double, int64_t>> row(static_cast<size_t>(k));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t cnt = hn[i];
+      for (int64_t s = 0; s < cnt; ++s) {
+        const int64_t j = hi[i * k + s];
+        const double qn = qnorm.empty() ? 0.0 : qnorm[i];
+        const double xn = xnorm.empty() ? 0.0 : xnorm[j];
+        row[s] = {exact_distance(Qorig + i * d, X + j * d, d, metric, qn, xn), j};
+      }
+      std::sort(row.begin(), row.begin() + cnt);
+      for (int64_t s = 0; s < k; ++s) {
+        indices[i * k + s] = s < cnt ? row[s].second : -1;
+        distances[i * k + s] = s < cnt ? T(row[s].first) : inf;
+      }
+    }
+  }
+}
+
+template void knn_search<float>(const float*, int64_t, const float*, int64_t, int64_t, int64_t,
+                                Metric, bool, int, int64_t*, float*);
+template void knn_search<double>(const double*, int64_t, const double*, int64_t, int64_t,
+                                 int64_t, Metric, bool, int, int64_t*, double*);
+
+}  // namespace geoml

@@ -1,0 +1,28 @@
+// Run-time choice of the SIMD instruction set for kernels compiled per ISA.
+#pragma once
+#include <string>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define GEOML_SIMD_X86 1
+#else
+#define GEOML_SIMD_X86 0
+#endif
+
+namespace geoml {
+
+enum class SimdIsa : int { Generic = 0, AVX2 = 1, AVX512 = 2 };
+
+/// The best ISA this CPU (and OS) supports, or the one forced by set_simd_isa /
+/// the GEOML_SIMD environment variable ("avx512", "avx2", "generic").
+SimdIsa simd_isa();
+
+/// Register width in bytes of an ISA's kernels.
+int simd_bytes(SimdIsa isa);
+
+std::string simd_isa_name(SimdIsa isa);
+
+/// Forces an ISA ("auto" restores detection). Throws std::invalid_argument for an unknown
+/// name or one this CPU cannot run.
+void set_simd_isa(const std::string& name);
+
+}  // namespace geoml

@@ -1,0 +1,75 @@
+"""Input checks shared by every public entry point (run once, at the boundary)."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["as_float_array", "check_int", "check_n_jobs", "is_gpu_array", "reject_gpu"]
+
+
+def is_gpu_array(x) -> bool:
+    """True for CuPy (or any ``__cuda_array_interface__``) arrays; never imports CuPy."""
+    return hasattr(x, "__cuda_array_interface__")
+
+
+def reject_gpu(x, name: str, what: str) -> None:
+    """Raise ``TypeError`` for device arrays on a CPU-only entry point."""
+    if is_gpu_array(x):
+        raise TypeError(
+            f"{name} is a GPU (CuPy) array, but {what} has no GPU implementation yet; "
+            f"pass a NumPy array (e.g. {name}.get())"
+        )
+
+
+def as_float_array(X, name: str = "X", *, ndim: int = 2, dtype=None, allow_empty: bool = False,
+                   finite: bool = True) -> np.ndarray:
+    """Return ``X`` as a C-contiguous float32 or float64 NumPy array, copying only if needed.
+
+    float32/float64 are kept; float16 becomes float32; integers and booleans become float64
+    (they may not be exact in float32). ``dtype`` forces one of float32/float64.
+    Raises ``TypeError`` for non-numeric input and ``ValueError`` for the wrong number of
+    dimensions, empty input or NaN/inf.
+    """
+    if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
+        raise TypeError(f"{name} is a sparse matrix; a dense array is expected here")
+    arr = np.asarray(X)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
+    if dtype is None:
+        if arr.dtype == np.float32 or arr.dtype == np.float64:
+            dtype = arr.dtype
+        elif arr.dtype == np.float16:
+            dtype = np.float32
+        else:
+            dtype = np.float64
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array; got shape {arr.shape}")
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); at least one element is needed")
+    if finite and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr
+
+
+def check_int(value, name: str, *, low: int | None = None, high: int | None = None,
+              hint: str = "") -> int:
+    """Validate an integer parameter within [low, high]; ``ValueError``/``TypeError`` if not."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {value!r}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+        raise ValueError(f"{name}={value} is out of range {bounds}{hint}")
+    return value
+
+
+def check_n_jobs(n_jobs) -> int:
+    """``None`` -> 0 (OpenMP default: OMP_NUM_THREADS, else all cores), -1 -> all cores."""
+    if n_jobs is None:
+        return 0
+    n_jobs = check_int(n_jobs, "n_jobs")
+    if n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs={n_jobs}: use None, -1 (all cores) or a positive count")
+    return n_jobs
