@@ -159,6 +159,27 @@ std::vector<T> normalized_rows(const T* A, int64_t n, int64_t d, int nt) {
   return out;
 }
 
+/// Column means of A (n x d), accumulated in double.
+template <typename T>
+std::vector<double> column_mean(const T* A, int64_t n, int64_t d) {
+  std::vector<double> mean(static_cast<size_t>(d), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t t = 0; t < d; ++t) mean[t] += double(A[i * d + t]);
+  for (int64_t t = 0; t < d; ++t) mean[t] /= double(n);
+  return mean;
+}
+
+/// Rows of A minus `mean`.
+template <typename T>
+std::vector<T> centred_rows(const T* A, int64_t n, int64_t d, const std::vector<double>& mean,
+                            int nt) {
+  std::vector<T> out(static_cast<size_t>(n * d));
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t t = 0; t < d; ++t) out[i * d + t] = T(double(A[i * d + t]) - mean[t]);
+  return out;
+}
+
 /// Exact distance between rows q and x for the finishing step (double accumulation).
 template <typename T>
 inline double exact_distance(const T* q, const T* x, int64_t d, Metric metric, double qn,
@@ -206,21 +227,25 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
   const int NR = 2 * simd_bytes(isa) / static_cast<int>(sizeof(T));
   const ProcessFn<T> process = kernel_for<T>(isa);
 
-  // Cosine works on unit rows; Euclidean metrics use ||y||^2 - 2 x.y; inner product -x.y.
+  // Scores: Euclidean metrics use ||y||^2 - 2 x.y on data centred at the mean of X (the
+  // translation keeps distances and stops float32 cancellation when the data sit far from
+  // the origin); cosine uses -x.y on unit rows; inner product -x.y.
+  const bool euclid = metric == Metric::Euclidean || metric == Metric::SqEuclidean;
   std::vector<T> Xn, Qn;
   const T* Xs = X;
   const T* Qs = self ? X : Qin;
-  if (metric == Metric::Cosine) {
-    Xn = normalized_rows(X, n, d, nt);
+  if (metric == Metric::Cosine || euclid) {
+    std::vector<double> mean;
+    if (euclid) mean = column_mean(X, n, d);
+    Xn = euclid ? centred_rows(X, n, d, mean, nt) : normalized_rows(X, n, d, nt);
     Xs = Xn.data();
     if (self) {
       Qs = Xs;
     } else {
-      Qn = normalized_rows(Qin, m, d, nt);
+      Qn = euclid ? centred_rows(Qin, m, d, mean, nt) : normalized_rows(Qin, m, d, nt);
       Qs = Qn.data();
     }
   }
-  const bool euclid = metric == Metric::Euclidean || metric == Metric::SqEuclidean;
   const int64_t npanel = (n + NR - 1) / NR;
   const int64_t npad = npanel * NR;
   const T inf = std::numeric_limits<T>::infinity();

@@ -12,6 +12,8 @@ enum class Metric : int { Euclidean = 0, SqEuclidean = 1, Cosine = 2, InnerProdu
 /// endpoints updated), which halves the arithmetic, and `exclude_self` drops index i from
 /// the neighbours of point i (duplicates of i stay, at distance 0).
 ///
+/// Euclidean scores are computed on data centred at the mean of X, so float32 ranking
+/// precision is relative to the spread of the data, not to its distance from the origin.
 /// Scores come from a register-blocked micro-kernel (dot products of 6 queries x 2 SIMD
 /// vectors of data points) fused with the top-k selection: ||y||^2 - 2 x.y is compared with
 /// each query's current k-th best and only the winners touch the heap. The kernel is compiled

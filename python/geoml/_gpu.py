@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import warnings
 
 
@@ -9,7 +10,7 @@ import warnings
 def cuda_module():
     """``geoml._cuda`` if it was built and loads, else ``None`` (warns if built but broken)."""
     try:
-        from . import _cuda  # noqa: PLC0415
+        _cuda = importlib.import_module("geoml._cuda")
     except ModuleNotFoundError:
         return None
     except ImportError as exc:  # built, but a shared library is missing

@@ -1,0 +1,298 @@
+"""geoml.knn / knn_graph / KNNGraph against NumPy float64 brute force and scikit-learn."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import geoml
+from geoml import _core
+
+sklearn_neighbors = pytest.importorskip("sklearn.neighbors")
+
+ISAS = [isa for isa in ("avx512", "avx2", "generic")
+        if isa == "generic" or {"avx512": 2, "avx2": 1}[isa] <= {"avx512": 2, "avx2": 1,
+                                                                "generic": 0}[_core.simd_isa()]]
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """Run a test with each SIMD kernel this CPU can execute."""
+    _core.set_simd_isa(request.param)
+    yield request.param
+    _core.set_simd_isa("auto")
+
+
+def brute(X, Y, metric):
+    """Full float64 distance matrix (n_queries, n_data)."""
+    X, Y = X.astype(np.float64), Y.astype(np.float64)
+    if metric in ("euclidean", "sqeuclidean"):
+        D = ((Y[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+        return np.sqrt(D) if metric == "euclidean" else D
+    if metric == "cosine":
+        nx = np.linalg.norm(X, axis=1)
+        ny = np.linalg.norm(Y, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            C = 1 - (Y @ X.T) / np.outer(ny, nx)
+        C[~np.isfinite(C)] = 1.0
+        C[np.outer(ny == 0, nx == 0) | np.outer(ny == 0, nx >= 0) | np.outer(ny >= 0, nx == 0)] = 1.0
+        return np.clip(C, 0, 2)
+    return -(Y @ X.T)
+
+
+def tol_for(dtype, scale=1.0):
+    return (2e-4 if dtype == np.float32 else 1e-10) * max(1.0, scale)
+
+
+def check_result(X, Y, k, metric, idx, dist, exclude_self):
+    D = brute(X, X if Y is None else Y, metric)
+    if exclude_self:
+        np.fill_diagonal(D, np.inf)
+    ref = np.sort(D, axis=1)[:, :k]
+    scale = float(np.abs(ref[np.isfinite(ref)]).max()) if ref.size else 1.0
+    assert idx.dtype == np.int64 and idx.shape == ref.shape
+    assert dist.dtype == X.dtype and dist.shape == ref.shape
+    # distances equal the sorted reference (index sets may differ at ties)
+    np.testing.assert_allclose(dist, ref, rtol=0, atol=tol_for(X.dtype, scale))
+    # the reported distance is the distance to the reported index
+    got = np.take_along_axis(D, idx, axis=1)
+    np.testing.assert_allclose(got, dist, rtol=0, atol=tol_for(X.dtype, scale))
+    assert np.all(np.diff(dist.astype(np.float64), axis=1) >= 0)
+    for row in idx:
+        assert len(set(row.tolist())) == k
+    if exclude_self:
+        assert not np.any(idx == np.arange(len(idx))[:, None])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "inner_product"])
+@pytest.mark.parametrize("n,d,k", [(2, 1, 1), (13, 3, 5), (300, 7, 12), (1000, 64, 15),
+                                   (257, 300, 40), (97, 2, 96)])
+def test_knn_self_matches_bruteforce(rng, isa, dtype, metric, n, d, k):
+    X = rng.normal(size=(n, d)).astype(dtype)
+    idx, dist = geoml.knn(X, k, metric=metric)
+    check_result(X, None, k, metric, idx, dist, exclude_self=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "inner_product"])
+@pytest.mark.parametrize("n,m,d,k", [(1, 5, 4, 1), (50, 1, 3, 50), (700, 333, 20, 8)])
+def test_knn_queries_match_bruteforce(rng, isa, dtype, metric, n, m, d, k):
+    X = rng.normal(size=(n, d)).astype(dtype)
+    Y = rng.normal(size=(m, d)).astype(dtype)
+    idx, dist = geoml.knn(X, k, Y=Y, metric=metric)
+    check_result(X, Y, k, metric, idx, dist, exclude_self=False)
+
+
+def test_knn_matches_sklearn(rng):
+    X = rng.normal(size=(800, 10))
+    nn = sklearn_neighbors.NearestNeighbors(n_neighbors=9, algorithm="brute").fit(X)
+    ref_dist, _ = nn.kneighbors(X)
+    # sklearn's brute force uses the expanded form ||x||^2 + ||y||^2 - 2 x.y: ~1e-8 cancellation
+    _, dist = geoml.knn(X, 9, exclude_self=False)
+    np.testing.assert_allclose(dist, ref_dist, atol=1e-6)
+    # self excluded: the sklearn list without its first (self) column
+    _, dist = geoml.knn(X, 8)
+    np.testing.assert_allclose(dist, ref_dist[:, 1:], atol=1e-6)
+
+
+def test_duplicates_are_neighbours_at_zero(isa):
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=(50, 6)).astype(np.float32) * 100  # large norms: cancellation-prone
+    X = np.vstack([base, base, base])  # every point has two exact duplicates
+    idx, dist = geoml.knn(X, 2)
+    assert np.all(dist == 0)
+    assert np.all(idx % 50 == np.arange(150)[:, None] % 50)
+    assert not np.any(idx == np.arange(150)[:, None])
+
+
+def test_all_identical_points_and_clustered_far_from_origin(isa):
+    X = np.full((40, 3), 1e4, dtype=np.float32)
+    idx, dist = geoml.knn(X, 39)
+    assert np.all(dist == 0) and np.all(dist >= 0)
+    X = (1e3 + np.random.default_rng(0).normal(size=(500, 8)) * 1e-2).astype(np.float32)
+    _, dist = geoml.knn(X, 5)
+    assert np.all(dist >= 0)
+    ref = np.sort(brute(X, X, "euclidean") + np.diag(np.full(500, np.inf)), axis=1)[:, :5]
+    # exact recomputation of the winners: distances as accurate as float32 subtraction allows
+    np.testing.assert_allclose(dist, ref, rtol=1e-3)
+
+
+def test_zero_vectors_cosine():
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.1], [0.0, 3.0]])
+    idx, dist = geoml.knn(X, 3, metric="cosine")
+    assert np.allclose(dist[0], 1.0)  # the zero vector is at cosine distance 1 from everything
+    check_result(X, None, 3, "cosine", idx, dist, exclude_self=True)
+
+
+def test_exclude_self_false_returns_self_first(rng):
+    X = rng.normal(size=(100, 4))
+    idx, dist = geoml.knn(X, 3, exclude_self=False)
+    assert np.all(idx[:, 0] == np.arange(100)) and np.all(dist[:, 0] == 0)
+
+
+def test_layouts_and_dtypes(rng):
+    base = rng.normal(size=(120, 9))
+    ref_idx, ref_dist = geoml.knn(base, 4)
+    F = np.asfortranarray(base)
+    strided = np.repeat(base, 2, axis=1)[:, ::2]
+    for X in (F, strided):
+        idx, dist = geoml.knn(X, 4)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_allclose(dist, ref_dist)
+    assert geoml.knn(base.astype(np.float16), 4).distances.dtype == np.float32
+    assert geoml.knn(rng.integers(0, 9, size=(50, 3)), 4).distances.dtype == np.float64
+    idx, dist = geoml.knn(base.astype(np.float32), 3, Y=base[:5])  # mixed -> float64
+    assert dist.dtype == np.float64
+
+
+def test_n_jobs_and_threads_agree(rng):
+    X = rng.normal(size=(3000, 16)).astype(np.float32)
+    a = geoml.knn(X, 10, n_jobs=1)
+    b = geoml.knn(X, 10, n_jobs=-1)
+    c = geoml.knn(X, 10, n_jobs=3)
+    np.testing.assert_allclose(a.distances, b.distances, atol=1e-5)
+    np.testing.assert_allclose(a.distances, c.distances, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad, err, msg", [
+    (np.zeros((0, 3)), ValueError, "empty"),
+    (np.zeros(5), ValueError, "2-D"),
+    (np.array([[0.0, np.nan], [1.0, 2.0]]), ValueError, "NaN"),
+    (np.array([[0.0, np.inf], [1.0, 2.0]]), ValueError, "NaN or infinity"),
+    (np.array([["a", "b"], ["c", "d"]]), TypeError, "real numbers"),
+    (np.ones((3, 2), dtype=complex), TypeError, "real numbers"),
+])
+def test_bad_input(bad, err, msg):
+    with pytest.raises(err, match=msg):
+        geoml.knn(bad, 1)
+
+
+def test_bad_k_and_options(rng):
+    X = rng.normal(size=(10, 2))
+    with pytest.raises(ValueError, match=r"k=0 is out of range \[1, 9\]"):
+        geoml.knn(X, 0)
+    with pytest.raises(ValueError, match=r"k=10 is out of range \[1, 9\].*not its own"):
+        geoml.knn(X, 10)
+    assert geoml.knn(X, 10, exclude_self=False).indices.shape == (10, 10)
+    with pytest.raises(ValueError, match="out of range"):
+        geoml.knn(X, 11, Y=X)
+    with pytest.raises(TypeError, match="integer"):
+        geoml.knn(X, 2.5)
+    with pytest.raises(ValueError, match="features"):
+        geoml.knn(X, 2, Y=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="metric"):
+        geoml.knn(X, 2, metric="manhattan")
+    with pytest.raises(ValueError, match="exclude_self=True needs Y=None"):
+        geoml.knn(X, 2, Y=X, exclude_self=True)
+    with pytest.raises(ValueError, match="n_jobs"):
+        geoml.knn(X, 2, n_jobs=0)
+    with pytest.raises(ValueError, match="no neighbour other than itself"):
+        geoml.knn(X[:1], 1)
+
+
+def test_gpu_array_rejected_with_typeerror():
+    class FakeCupy:
+        __cuda_array_interface__ = {"shape": (3, 2), "typestr": "<f4", "data": (0, False),
+                                    "version": 3}
+
+    with pytest.raises(TypeError, match="GPU"):
+        geoml.knn(FakeCupy(), 1)
+    with pytest.raises(TypeError, match="GPU"):
+        geoml.KNNGraph(2).fit(FakeCupy())
+
+
+# ------------------------------------------------------------------ graphs
+def sym_reference(W, how):
+    W = W.toarray()
+    P, PT = W != 0, W.T != 0
+    if how == "union":
+        return np.where(P & PT, np.maximum(W, W.T), np.where(P, W, W.T))
+    if how == "mutual":
+        return np.where(P & PT, np.minimum(W, W.T), 0.0)
+    if how == "mean":
+        return (W + W.T) / 2
+    return W
+
+
+@pytest.mark.parametrize("mode", ["distance", "connectivity"])
+@pytest.mark.parametrize("symmetrize", [None, "union", "mutual", "mean"])
+def test_knn_graph_matches_sklearn(rng, mode, symmetrize):
+    X = rng.normal(size=(300, 5))
+    k = 7
+    ref = sklearn_neighbors.kneighbors_graph(X, k, mode=mode, include_self=False)
+    G = geoml.knn_graph(X, k, mode=mode, symmetrize=symmetrize)
+    assert isinstance(G, sp.csr_matrix) and G.shape == (300, 300)
+    assert G.has_sorted_indices
+    for i in range(300):  # indices sorted within every row, for real
+        assert np.all(np.diff(G.indices[G.indptr[i]:G.indptr[i + 1]]) > 0)
+    assert G.diagonal().max() == 0 and not np.any(G.tocoo().row == G.tocoo().col)
+    np.testing.assert_allclose(G.toarray(), sym_reference(ref, symmetrize), atol=1e-12)
+    if symmetrize is not None:
+        assert abs(G - G.T).max() < 1e-12
+
+
+def test_knn_graph_kernels(rng):
+    X = rng.normal(size=(200, 3))
+    k = 10
+    idx, dist = geoml.knn(X, k)
+    rows = np.repeat(np.arange(200), k)
+
+    def directed(vals):
+        return sp.csr_matrix((vals.ravel(), (rows, idx.ravel())), shape=(200, 200))
+
+    G = geoml.knn_graph(X, k, kernel="gaussian", sigma=0.5, symmetrize=None)
+    np.testing.assert_allclose(G.toarray(), directed(np.exp(-dist ** 2 / 0.5)).toarray())
+    s = dist[:, 6]
+    G = geoml.knn_graph(X, k, kernel="adaptive", symmetrize="union")
+    W = directed(np.exp(-dist ** 2 / (s[:, None] * s[idx])))
+    np.testing.assert_allclose(G.toarray(), sym_reference(W, "union"), atol=1e-12)
+    s = dist[:, -1]
+    G = geoml.knn_graph(X, k, kernel="alpha_decay", decay=10, symmetrize="mean")
+    W = directed(np.exp(-(dist / s[:, None]) ** 10))
+    np.testing.assert_allclose(G.toarray(), sym_reference(W, "mean"), atol=1e-12)
+    G = geoml.knn_graph(X, k, kernel="gaussian")  # default sigma: median k-th distance
+    sig = np.median(dist[:, -1])
+    W = directed(np.exp(-dist ** 2 / (2 * sig ** 2)))
+    np.testing.assert_allclose(G.toarray(), sym_reference(W, "union"), atol=1e-12)
+
+
+def test_knn_graph_duplicates_keep_zero_distance_edges():
+    X = np.array([[0.0, 0], [0, 0], [5, 5], [5, 6]])
+    G = geoml.knn_graph(X, 1)
+    assert G[0, 1] == 0 and G[1, 0] == 0 and G.nnz == 4  # explicit zeros: the edges exist
+    assert G.diagonal().sum() == 0
+
+
+def test_knn_graph_float32_and_bad_options(rng):
+    X = rng.normal(size=(50, 3)).astype(np.float32)
+    G = geoml.knn_graph(X, 3)
+    assert G.dtype == np.float32 and G.indices.dtype == np.int32
+    with pytest.raises(ValueError, match="mode"):
+        geoml.knn_graph(X, 3, mode="weights")
+    with pytest.raises(ValueError, match="symmetrize"):
+        geoml.knn_graph(X, 3, symmetrize="max")
+    with pytest.raises(ValueError, match="kernel"):
+        geoml.knn_graph(X, 3, kernel="rbf")
+    with pytest.raises(ValueError, match="mode='distance'"):
+        geoml.knn_graph(X, 3, kernel="gaussian", mode="connectivity")
+    with pytest.raises(ValueError, match="k_sigma"):
+        geoml.knn_graph(X, 3, kernel="adaptive", k_sigma=4)
+    with pytest.raises(ValueError, match="sigma"):
+        geoml.knn_graph(X, 3, kernel="gaussian", sigma=-1.0)
+    with pytest.raises(ValueError, match="decay"):
+        geoml.knn_graph(X, 3, kernel="alpha_decay", decay=0)
+
+
+def test_knngraph_estimator(rng):
+    X = rng.normal(size=(400, 6))
+    est = geoml.KNNGraph(n_neighbors=8, symmetrize="mutual")
+    G = est.fit_transform(X)
+    np.testing.assert_allclose(G.toarray(), geoml.knn_graph(X, 8, symmetrize="mutual").toarray())
+    assert est.indices_.shape == (400, 8) and est.n_features_in_ == 6
+    Y = rng.normal(size=(20, 6))
+    idx, dist = est.kneighbors(Y, n_neighbors=3)
+    nn = sklearn_neighbors.NearestNeighbors(n_neighbors=3).fit(X)
+    np.testing.assert_allclose(dist, nn.kneighbors(Y)[0], atol=1e-6)
+    assert est.kneighbors().indices is est.indices_
+    assert est.kneighbors(n_neighbors=2).indices.shape == (400, 2)
+    with pytest.raises(AttributeError, match="not fitted"):
+        geoml.KNNGraph().kneighbors(Y)

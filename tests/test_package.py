@@ -1,0 +1,53 @@
+"""Packaging: version, configuration report, CLI, no GPU import at `import geoml`, doctests."""
+import doctest
+import importlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+import geoml
+
+
+def test_version_single_source():
+    from importlib.metadata import version
+
+    assert geoml.__version__ == version("geoml")
+
+
+def test_show_config(capsys):
+    geoml.show_config()
+    out = capsys.readouterr().out
+    for key in ("geoml", "compiler", "openmp", "threads", "simd", "blas", "cuda_module"):
+        assert key in out
+    assert geoml.__version__ in out
+
+
+def test_cli_info_and_demo():
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-m", "geoml", "info"], capture_output=True,
+                         text=True, check=True, env=env).stdout
+    assert "compiler" in out and "OMP_NUM_THREADS  2" in out
+    out = subprocess.run([sys.executable, "-m", "geoml", "demo", "--n", "3000"],
+                         capture_output=True, text=True, check=True, env=env).stdout
+    assert "knn_graph" in out and "connected component" in out
+
+
+def test_import_does_not_load_cupy_or_cuda():
+    code = ("import sys, geoml, numpy as np; geoml.knn_graph(np.random.rand(50, 3), 3); "
+            "print('cupy' in sys.modules, 'geoml._cuda' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]
+
+
+PUBLIC_MODULES = ["geoml.neighbors", "geoml._config"]
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_doctests(name):
+    mod = importlib.import_module(name)
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no doctest examples"
+    assert result.failed == 0
