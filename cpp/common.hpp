@@ -1,6 +1,9 @@
 // Shared helpers for geoml's C++ kernels: threading and small utilities.
 #pragma once
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -47,5 +50,40 @@ inline std::string compiler_string() {
   return "unknown";
 #endif
 }
+
+/// Progress line on stderr for long kernels, at most one every 2 seconds (or every
+/// GEOML_PROGRESS_SECONDS). Call report() from one thread only (plain stderr writes, no GIL).
+class Progress {
+ public:
+  explicit Progress(const char* what)
+      : what_(what), every_(interval()), start_(clock::now()), last_(start_) {}
+  void report(int64_t done, int64_t total) {
+    const auto now = clock::now();
+    if (std::chrono::duration<double>(now - last_).count() < every_) return;
+    last_ = now;
+    const double el = std::chrono::duration<double>(now - start_).count();
+    const double frac = total > 0 ? double(done) / double(total) : 1.0;
+    std::fprintf(stderr, "[geoml] %s: %5.1f%%, %.0f s elapsed, ~%.0f s left\n", what_,
+                 100.0 * frac, el, frac > 0 ? el * (1.0 - frac) / frac : 0.0);
+    std::fflush(stderr);
+  }
+  void done() {
+    const double el = std::chrono::duration<double>(clock::now() - start_).count();
+    if (el >= every_) {
+      std::fprintf(stderr, "[geoml] %s: done in %.1f s\n", what_, el);
+      std::fflush(stderr);
+    }
+  }
+
+ private:
+  static double interval() {
+    const char* env = std::getenv("GEOML_PROGRESS_SECONDS");
+    return env && *env ? std::atof(env) : 2.0;
+  }
+  using clock = std::chrono::steady_clock;
+  const char* what_;
+  double every_;
+  clock::time_point start_, last_;
+};
 
 }  // namespace geoml

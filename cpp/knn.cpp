@@ -211,7 +211,7 @@ inline double exact_distance(const T* q, const T* x, int64_t d, Metric metric, d
 template <typename T>
 void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64_t k,
                 Metric metric, bool exclude_self, int n_threads, int64_t* indices,
-                T* distances) {
+                T* distances, bool verbose) {
   using namespace detail;
   const bool self = (Qin == nullptr);
   if (self) m = n;
@@ -278,6 +278,7 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
     thr[i] = i < m ? inf : -inf;
     hn[i] = 0;
   }
+  Progress progress("knn");
   KnnCtx<T> ctx{Qs, d, dbias.get(), panels.get(), dbias.get(), T(euclid ? -2 : -1), k,
                 hs.get(), hi.get(), hn.get(), thr.get(), exclude_self};
 
@@ -295,6 +296,7 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
         process(ctx, b * BS, std::min(n, (b + 1) * BS), b * ppb,
                 std::min(npanel, (b + 1) * ppb), false, true);
       for (int64_t r = 0; r + 1 < Bp; ++r) {
+        if (verbose && thread_id() == 0) progress.report(r + 1, Bp - 1);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t h = 0; h < Bp / 2; ++h) {
           int64_t a, b;
@@ -318,11 +320,14 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
     const int64_t PC = std::max<int64_t>(1, (256 * 1024) / panel_bytes);
     const int64_t nblk = (m + QB - 1) / QB;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int64_t b = 0; b < nblk; ++b)
+    for (int64_t b = 0; b < nblk; ++b) {
+      if (verbose && thread_id() == 0) progress.report(b + 1, nblk);
       for (int64_t p = 0; p < npanel; p += PC)
         process(ctx, b * QB, std::min(m, (b + 1) * QB), p, std::min(npanel, p + PC), false,
                 false);
+    }
   }
+  if (verbose) progress.done();
 
   // Finish: exact distances of the k winners, sorted by (distance, index).
   std::vector<double> xnorm, qnorm;
@@ -362,8 +367,8 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
 }
 
 template void knn_search<float>(const float*, int64_t, const float*, int64_t, int64_t, int64_t,
-                                Metric, bool, int, int64_t*, float*);
+                                Metric, bool, int, int64_t*, float*, bool);
 template void knn_search<double>(const double*, int64_t, const double*, int64_t, int64_t,
-                                 int64_t, Metric, bool, int, int64_t*, double*);
+                                 int64_t, Metric, bool, int, int64_t*, double*, bool);
 
 }  // namespace geoml

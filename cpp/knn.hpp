@@ -24,9 +24,10 @@ enum class Metric : int { Euclidean = 0, SqEuclidean = 1, Cosine = 2, InnerProdu
 /// Cost O(m n d) flops (about half of that for a self query), memory O((n + m) d + m k):
 /// no m x n matrix. Outputs are caller-owned arrays of m * k entries.
 /// Requires 1 <= k <= n (k <= n - 1 with exclude_self); throws std::invalid_argument otherwise.
+/// `verbose` prints the progress to stderr about every 2 seconds.
 template <typename T>
 void knn_search(const T* X, int64_t n, const T* Q, int64_t m, int64_t d, int64_t k,
                 Metric metric, bool exclude_self, int n_threads, int64_t* indices,
-                T* distances);
+                T* distances, bool verbose = false);
 
 }  // namespace geoml

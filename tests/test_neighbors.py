@@ -296,3 +296,18 @@ def test_knngraph_estimator(rng):
     assert est.kneighbors(n_neighbors=2).indices.shape == (400, 2)
     with pytest.raises(AttributeError, match="not fitted"):
         geoml.KNNGraph().kneighbors(Y)
+
+
+def test_verbose_progress_goes_to_stderr():
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, geoml; X = np.random.default_rng(0).normal(size=(3000, 8)); "
+            "geoml.knn(X, 5, verbose=True); geoml.knn(X, 5, Y=X[:500], verbose=True); "
+            "geoml.knn(X, 5)")
+    env = {**__import__("os").environ, "GEOML_PROGRESS_SECONDS": "0"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    lines = res.stderr.splitlines()
+    assert any(line.startswith("[geoml] knn:") and "%" in line for line in lines)
+    assert sum("done in" in line for line in lines) == 2  # only the verbose calls report

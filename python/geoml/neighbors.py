@@ -32,7 +32,7 @@ def _check_metric(metric: str) -> int:
 
 
 def knn(X, k: int, *, Y=None, metric: str = "euclidean", exclude_self: bool | None = None,
-        n_jobs: int | None = None) -> KNNResult:
+        n_jobs: int | None = None, verbose: bool = False) -> KNNResult:
     """Exact k nearest neighbours.
 
     For every query (row of ``Y``, or of ``X`` when ``Y`` is None) find the ``k`` rows of ``X``
@@ -63,6 +63,8 @@ def knn(X, k: int, *, Y=None, metric: str = "euclidean", exclude_self: bool | No
         stay, at distance 0.
     n_jobs : int, optional
         Threads. None: OpenMP's default (``OMP_NUM_THREADS``, else all cores); -1: all cores.
+    verbose : bool, default False
+        Print progress (percentage, elapsed and remaining time) to stderr every 2 seconds.
 
     Returns
     -------
@@ -105,7 +107,7 @@ def knn(X, k: int, *, Y=None, metric: str = "euclidean", exclude_self: bool | No
                   hint=f" (X has {n} points{', and a point is not its own neighbour' if exclude_self else ''})"
                   if kmax >= 1 else f" (X has {n} point: no neighbour other than itself)")
     fn = _core.knn_f32 if X.dtype == np.float32 else _core.knn_f64
-    idx, dist = fn(X, Y, k, metric_code, bool(exclude_self), check_n_jobs(n_jobs))
+    idx, dist = fn(X, Y, k, metric_code, bool(exclude_self), check_n_jobs(n_jobs), bool(verbose))
     return KNNResult(idx, dist)
 
 
@@ -170,7 +172,8 @@ def _graph_from_neighbors(result: KNNResult, mode, symmetrize, kernel, sigma, k_
 def knn_graph(X, k: int, *, metric: str = "euclidean", mode: str = "distance",
               symmetrize: str | None = "union", kernel: str | None = None,
               sigma: float | None = None, k_sigma: int | None = None,
-              decay: float | None = None, n_jobs: int | None = None) -> sp.csr_matrix:
+              decay: float | None = None, n_jobs: int | None = None,
+              verbose: bool = False) -> sp.csr_matrix:
     """Sparse k-nearest-neighbour graph of the rows of ``X``.
 
     Builds the directed graph ``W[i, j] = w(i, j)`` for the ``k`` exact neighbours ``j`` of each
@@ -200,8 +203,8 @@ def knn_graph(X, k: int, *, metric: str = "euclidean", mode: str = "distance",
         ``k_sigma = k``, ``decay = 40``).
     sigma, k_sigma, decay : optional
         Kernel parameters, see ``kernel``.
-    n_jobs : int, optional
-        Threads, as in :func:`knn`.
+    n_jobs, verbose
+        As in :func:`knn`.
 
     Returns
     -------
@@ -222,7 +225,7 @@ def knn_graph(X, k: int, *, metric: str = "euclidean", mode: str = "distance",
            [0., 0., 1., 0.]])
     """
     _check_graph_options(mode, symmetrize, kernel)
-    res = knn(X, k, metric=metric, n_jobs=n_jobs)
+    res = knn(X, k, metric=metric, n_jobs=n_jobs, verbose=verbose)
     return _graph_from_neighbors(res, mode, symmetrize, kernel, sigma, k_sigma, decay,
                                  check_n_jobs(n_jobs))
 
@@ -234,7 +237,7 @@ class KNNGraph:
     ----------
     n_neighbors : int, default 15
         Neighbours per point.
-    metric, mode, symmetrize, kernel, sigma, k_sigma, decay, n_jobs
+    metric, mode, symmetrize, kernel, sigma, k_sigma, decay, n_jobs, verbose
         As in :func:`knn_graph`.
 
     Attributes
@@ -261,7 +264,7 @@ class KNNGraph:
                  mode: str = "distance", symmetrize: str | None = "union",
                  kernel: str | None = None, sigma: float | None = None,
                  k_sigma: int | None = None, decay: float | None = None,
-                 n_jobs: int | None = None):
+                 n_jobs: int | None = None, verbose: bool = False):
         self.n_neighbors = n_neighbors
         self.metric = metric
         self.mode = mode
@@ -271,13 +274,15 @@ class KNNGraph:
         self.k_sigma = k_sigma
         self.decay = decay
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     def fit(self, X, y=None) -> "KNNGraph":
         """Compute the neighbours and graph of ``X`` (array-like of shape (n_samples, n_features))."""
         _check_graph_options(self.mode, self.symmetrize, self.kernel)
         reject_gpu(X, "X", "KNNGraph")
         X = as_float_array(X, "X")
-        res = knn(X, self.n_neighbors, metric=self.metric, n_jobs=self.n_jobs)
+        res = knn(X, self.n_neighbors, metric=self.metric, n_jobs=self.n_jobs,
+                  verbose=self.verbose)
         self._fit_X = X
         self.indices_, self.distances_ = res
         self.graph_ = _graph_from_neighbors(res, self.mode, self.symmetrize, self.kernel,
