@@ -7,6 +7,7 @@
 
 #include "device.hpp"
 #include "knn.hpp"
+#include "spmv.hpp"
 
 namespace py = pybind11;
 using namespace geoml::cuda;
@@ -50,6 +51,19 @@ void bind_knn_dtype(py::module_& m, const char* suffix) {
         py::arg("device"), py::arg("stream"), py::call_guard<py::gil_scoped_release>());
 }
 
+template <typename T, typename I>
+void bind_spmv(py::module_& m, const char* name) {
+  m.def(name,
+        [](int64_t n, uintptr_t indptr, uintptr_t indices, uintptr_t data, uintptr_t x,
+           uintptr_t y, int device, uintptr_t stream) {
+          csr_spmv<T, I>(n, ptr<const I>(indptr), ptr<const I>(indices), ptr<const T>(data),
+                         ptr<const T>(x), ptr<T>(y), device, stream);
+        },
+        py::arg("n"), py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("x"),
+        py::arg("y"), py::arg("device"), py::arg("stream"),
+        py::call_guard<py::gil_scoped_release>());
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -75,4 +89,8 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("device"), "Data splits for a search (workspace: S*m*k when S > 1).");
   bind_knn_dtype<float>(m, "f32");
   bind_knn_dtype<double>(m, "f64");
+  bind_spmv<float, int32_t>(m, "csr_spmv_f32_i32");
+  bind_spmv<double, int32_t>(m, "csr_spmv_f64_i32");
+  bind_spmv<float, int64_t>(m, "csr_spmv_f32_i64");
+  bind_spmv<double, int64_t>(m, "csr_spmv_f64_i64");
 }
