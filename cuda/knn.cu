@@ -128,9 +128,34 @@ __device__ void heap_push(T* s, int64_t* id, int& cnt, int64_t k, T score, int64
 
 // ---------------------------------------------------------------- fused score + select
 
+/// out[0..N) = p[0..N) from shared memory in 16-byte loads (p 16-byte aligned).
+template <int N>
+__device__ __forceinline__ void load_run(const float* p, float (&out)[N]) {
+  static_assert(N % 4 == 0, "");
+#pragma unroll
+  for (int v = 0; v < N / 4; ++v) {
+    const float4 t = reinterpret_cast<const float4*>(p)[v];
+    out[4 * v] = t.x;
+    out[4 * v + 1] = t.y;
+    out[4 * v + 2] = t.z;
+    out[4 * v + 3] = t.w;
+  }
+}
+template <int N>
+__device__ __forceinline__ void load_run(const double* p, double (&out)[N]) {
+  static_assert(N % 2 == 0, "");
+#pragma unroll
+  for (int v = 0; v < N / 2; ++v) {
+    const double2 t = reinterpret_cast<const double2*>(p)[v];
+    out[2 * v] = t.x;
+    out[2 * v + 1] = t.y;
+  }
+}
+
 /// Tile configuration: BM queries x BN points per block, BK features per shared-memory step,
-/// each thread owning TM x TN scores (rows ty + RT*i, columns tx + CT*j: conflict-free
-/// shared-memory reads). PAD keeps the transposed tile stores conflict-free.
+/// each thread owning TM x TN scores (rows ty*TM + i, columns tx*TN + j), read from shared
+/// memory as 16-byte vectors. PAD keeps the transposed tile stores conflict-free and the rows
+/// of the tiles 16-byte aligned.
 template <typename T, int BM_, int BN_, int BK_, int TM_, int TN_>
 struct Tile {
   static constexpr int BM = BM_, BN = BN_, BK = BK_, TM = TM_, TN = TN_, PAD = 4;
@@ -139,6 +164,9 @@ struct Tile {
   static_assert(BM % TM == 0 && BN % TN == 0, "tile must divide");
   static_assert(NT >= BM, "one thread per query row is needed for the flush");
   static_assert(BN <= 256, "candidate columns are stored as uint8");
+  static_assert((TM * sizeof(T)) % 16 == 0 && (TN * sizeof(T)) % 16 == 0 &&
+                    ((BM + PAD) * sizeof(T)) % 16 == 0 && ((BN + PAD) * sizeof(T)) % 16 == 0,
+                "vector shared-memory loads need 16-byte aligned runs");
   // shared memory layout (bytes): T arrays first, then int counts, then uint8 columns
   static constexpr size_t n_t = size_t(BK) * (BM + PAD) + size_t(BK) * (BN + PAD) +
                                 size_t(BM) * BN + BN + BM;
@@ -158,7 +186,7 @@ __global__ void __launch_bounds__(C::NT, C::MIN_BLOCKS) select_kernel(
     const T* __restrict__ xbias, T alpha, int64_t k, bool exclude_self, int64_t tiles_per_split,
     T* __restrict__ hs, int64_t* __restrict__ hi, int* __restrict__ hn) {
   constexpr int BM = C::BM, BN = C::BN, BK = C::BK, TM = C::TM, TN = C::TN;
-  constexpr int RT = C::RT, CT = C::CT, NT = C::NT, LDA = BM + C::PAD, LDB = BN + C::PAD;
+  constexpr int CT = C::CT, NT = C::NT, LDA = BM + C::PAD, LDB = BN + C::PAD;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* As = reinterpret_cast<T*>(smem_raw);  // [BK][LDA]: query tile, transposed
   T* Bs = As + BK * LDA;                    // [BK][LDB]: data tile, transposed
@@ -214,10 +242,8 @@ __global__ void __launch_bounds__(C::NT, C::MIN_BLOCKS) select_kernel(
 #pragma unroll
       for (int kk = 0; kk < BK; ++kk) {
         T a[TM], b[TN];
-#pragma unroll
-        for (int i = 0; i < TM; ++i) a[i] = As[kk * LDA + ty + RT * i];
-#pragma unroll
-        for (int j = 0; j < TN; ++j) b[j] = Bs[kk * LDB + tx + CT * j];
+        load_run(As + kk * LDA + ty * TM, a);
+        load_run(Bs + kk * LDB + tx * TN, b);
 #pragma unroll
         for (int i = 0; i < TM; ++i)
 #pragma unroll
@@ -228,17 +254,21 @@ __global__ void __launch_bounds__(C::NT, C::MIN_BLOCKS) select_kernel(
 
     // Offer every score at or below the row's threshold (ties are settled by index in the
     // heap). A row receives at most BN candidates per tile: the buffer cannot overflow.
+    // Local tests: column c is a data point iff c < nvalid; (row r, column c) is the pair
+    // (i0 + r, j0 + c), a self pair iff c - r == i0 - j0.
+    const int nvalid = static_cast<int>(jend - j0 < BN ? jend - j0 : BN);
+    const int64_t dlt = i0 - j0;
+    const bool may_self = exclude_self && dlt > -BM && dlt < BN;  // c - r spans (-BM, BN)
+    const int dself = may_self ? static_cast<int>(dlt) : 0;
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
-      const int r = ty + RT * i;
-      const int64_t gi = i0 + r;
+      const int r = ty * TM + i;
       const T th = thr[r];
 #pragma unroll
       for (int j = 0; j < TN; ++j) {
-        const int c = tx + CT * j;
-        const int64_t gj = j0 + c;
+        const int c = tx * TN + j;
         const T s = xb[c] + alpha * acc[i][j];
-        if (s <= th && gj < jend && !(exclude_self && gj == gi)) {
+        if (s <= th && c < nvalid && !(may_self && c - r == dself)) {
           const int slot = atomicAdd(&cnt[r], 1);
           bufS[r * BN + slot] = s;
           bufC[r * BN + slot] = static_cast<unsigned char>(c);
