@@ -1,4 +1,5 @@
-"""Exact k-nearest neighbours and kNN graphs (CPU kernels in ``cpp/knn.cpp``, ``cpp/graph.cpp``)."""
+"""Exact k-nearest neighbours and kNN graphs (CPU kernels in ``cpp/knn.cpp``, ``cpp/graph.cpp``;
+GPU kernels in ``cuda/knn.cu`` for CuPy input or ``device="cuda"``, see ``_neighbors_gpu.py``)."""
 from __future__ import annotations
 
 from typing import NamedTuple
