@@ -6,6 +6,15 @@ recall@k for pynndescent). pynndescent's first call (numba JIT included) is time
 
     python bench/bench_knn.py                      # n=50,000 d=64 and n=200,000 d=128
     python bench/bench_knn.py --sizes 20000x32 --repeats 1
+
+On a GPU (``--device cuda``, default n=1,000,000 d=128 k=15, float32, exact): geoml on CuPy
+arrays against CuPy (tiled matmul + argpartition) and PyTorch (tiled ``torch.cdist`` + ``topk``),
+with the achieved fraction of the GEMM floor (2 n^2 d flops over the measured float32 matmul
+rate). The peers materialise a tile of the distance matrix per query block, so they are timed
+on the first ``--peer-queries`` queries (against all n points) and scaled by n / peer-queries.
+
+    python bench/bench_knn.py --device cuda
+    python bench/bench_knn.py --device cuda --sizes 200000x128 --repeats 1 --quick
 """
 from __future__ import annotations
 
@@ -86,16 +95,169 @@ def run_size(n, d, k, repeats, tools):
     return rows
 
 
+# ---------------------------------------------------------------- GPU
+def gpu_name(cp) -> str:
+    return cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["name"].decode()
+
+
+def matmul_rate(cp, sync, d):
+    """Best measured float32 matmul rate (flop/s): square 8192^3 and the kNN shape (inner d)."""
+    rates = {}
+    for name, (a, b, c) in {"square_8192": (8192, 8192, 8192),
+                            f"knn_shape_inner{d}": (16384, d, 16384)}.items():
+        A = cp.random.standard_normal((a, b), dtype=cp.float32)
+        B = cp.random.standard_normal((b, c), dtype=cp.float32)
+        t, _ = timeit(lambda: A @ B, repeats=5, sync=sync)
+        rates[name] = 2.0 * a * b * c / t
+    return rates
+
+
+def cupy_knn(cp, X, k, rows):
+    """Exact kNN of the first `rows` points among all, CuPy style: per query tile a float32
+    matmul gives ||x||^2 - 2 x.y, argpartition keeps k + 1, a sort orders them."""
+    n = X.shape[0]
+    tile = max(1, min(rows, (1 << 29) // n))  # at most 2 GiB of scores per tile
+    sq = (X * X).sum(1)
+    out_i, out_d = [], []
+    for q0 in range(0, rows, tile):
+        Q = X[q0:q0 + tile]
+        D = sq[None, :] - 2.0 * (Q @ X.T)
+        D[cp.arange(Q.shape[0]), cp.arange(q0, q0 + Q.shape[0])] = cp.inf  # exclude self
+        part = cp.argpartition(D, k, axis=1)[:, :k]
+        dp = cp.take_along_axis(D, part, axis=1)
+        order = cp.argsort(dp, axis=1)
+        idx = cp.take_along_axis(part, order, axis=1)
+        dist = cp.sqrt(cp.maximum(cp.take_along_axis(dp, order, axis=1) + sq[q0:q0 + tile, None], 0))
+        out_i.append(idx)
+        out_d.append(dist)
+    return cp.concatenate(out_i), cp.concatenate(out_d)
+
+
+def torch_knn(torch, Xt, k, rows):
+    """Exact kNN of the first `rows` points among all with torch.cdist + topk per query tile."""
+    n = Xt.shape[0]
+    tile = max(1, min(rows, (1 << 29) // n))
+    out_i, out_d = [], []
+    for q0 in range(0, rows, tile):
+        Q = Xt[q0:q0 + tile]
+        D = torch.cdist(Q, Xt)
+        D[torch.arange(Q.shape[0], device=Q.device), torch.arange(q0, q0 + Q.shape[0], device=Q.device)] = float("inf")
+        dist, idx = torch.topk(D, k, dim=1, largest=False, sorted=True)
+        out_i.append(idx)
+        out_d.append(dist)
+    return torch.cat(out_i), torch.cat(out_d)
+
+
+def run_size_cuda(n, d, k, repeats, tools, peer_queries):
+    import cupy as cp
+
+    sync = cp.cuda.get_current_stream().synchronize
+    X = cp.asarray(clustered(n, d, seed=0))
+    rates = matmul_rate(cp, sync, d)
+    rate = max(rates.values())
+    floor_s = 2.0 * n * n * d / rate
+    rows = []
+    t, (idx, dist) = timeit(lambda: geoml.knn(X, k), repeats=repeats, sync=sync)
+    gi, gd = idx.get(), dist.get()
+    rows.append({"tool": "geoml.knn (cupy in/out)", "time_s": t, "measured_on": n})
+    t_graph, _ = timeit(lambda: geoml.knn_graph(X, k), repeats=repeats, sync=sync)
+    rows.append({"tool": "geoml.knn_graph (cupyx csr, union)", "time_s": t_graph, "measured_on": n})
+
+    # exact float64 reference (difference form, on the device) for a sample of the peers' queries
+    sample = np.random.default_rng(1).choice(min(n, peer_queries), size=min(n, 200), replace=False)
+    Xd = X.astype(cp.float64)
+    exact = np.empty((len(sample), k))
+    for r, i in enumerate(sample.tolist()):
+        Di = cp.sqrt(((Xd - Xd[i]) ** 2).sum(1))
+        Di[i] = cp.inf
+        exact[r] = cp.sort(Di)[:k].get()
+    del Xd
+    rows[0]["max_dist_err"] = float(np.abs(gd[sample] - exact).max())
+    rows[0]["recall"] = 1.0
+
+    m = min(n, peer_queries)
+    scale = n / m
+    if "cupy" in tools:
+        t, (ci, cd) = timeit(lambda: cupy_knn(cp, X, k, m), repeats=repeats, sync=sync)
+        ci, cd = ci.get(), cd.get()
+        rows.append({"tool": "CuPy matmul + argpartition", "time_s": t * scale, "measured_on": m,
+                     "max_dist_err": float(np.abs(cd[sample] - exact).max()),
+                     "recall": recall(ci, gi[:m])})
+        cp.get_default_memory_pool().free_all_blocks()
+    if "torch" in tools:
+        try:
+            import torch
+        except ImportError:
+            print("torch not installed: PyTorch peer skipped")
+        else:
+            Xt = torch.as_tensor(X, device="cuda")
+            tsync = torch.cuda.synchronize
+            t, (ti, td) = timeit(lambda: torch_knn(torch, Xt, k, m), repeats=repeats, sync=tsync)
+            ti, td = ti.cpu().numpy(), td.cpu().numpy()
+            rows.append({"tool": "PyTorch cdist + topk", "time_s": t * scale, "measured_on": m,
+                         "max_dist_err": float(np.abs(td[sample] - exact).max()),
+                         "recall": recall(ti, gi[:m])})
+            del Xt
+            torch.cuda.empty_cache()
+    base = rows[0]["time_s"]
+    for r in rows:
+        r["n"], r["d"], r["k"] = n, d, k
+        r["ratio_to_geoml"] = r["time_s"] / base
+        r["gemm_floor_fraction"] = floor_s / r["time_s"]
+    return rows, {"matmul_rate_flops": rates, "gemm_floor_s": floor_s}
+
+
+def main_cuda(args):
+    if not geoml._gpu.available():
+        raise SystemExit("--device cuda needs a visible GPU, CuPy and geoml._cuda "
+                         "(built with GEOML_CUDA=ON)")
+    import cupy as cp
+
+    tools = set(args.tools.split(",")) if args.tools else set()
+    name = gpu_name(cp)
+    info = {**machine(), "gpu": name}
+    print(info)
+    all_rows, floors = [], {}
+    sizes = args.sizes or ("200000x128" if args.quick else "1000000x128")
+    for size in sizes.split(","):
+        n, d = (int(v) for v in size.lower().split("x"))
+        rows, floor = run_size_cuda(n, d, args.k, args.repeats, tools, args.peer_queries)
+        floors[size] = floor
+        print(f"\nn={n} d={d} k={args.k} float32 clustered exact, {name}, median of "
+              f"{args.repeats}; float32 matmul {max(floor['matmul_rate_flops'].values()) / 1e12:.1f}"
+              f" TFLOP/s -> GEMM floor {floor['gemm_floor_s']:.3g} s; peers timed on "
+              f"{min(n, args.peer_queries)} queries and scaled to n")
+        print_table(rows, ["tool", "time_s", "ratio_to_geoml", "gemm_floor_fraction",
+                           "max_dist_err", "recall"])
+        all_rows += rows
+    safe = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
+    write_json(f"knn_cuda_{safe}", {"rows": all_rows, "floors": floors, "gpu": name,
+                                    "args": vars(args)}, args.out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="50000x64,200000x128", help="comma list of NxD")
+    ap.add_argument("--sizes", default=None,
+                    help="comma list of NxD (default cpu: 50000x64,200000x128; cuda: 1000000x128)")
     ap.add_argument("--k", type=int, default=15)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--tools", default="faiss,sklearn,pynndescent")
-    ap.add_argument("--device", default="cpu", choices=["cpu"],
-                    help="cpu (GPU benches come with the CUDA kernels)")
-    ap.add_argument("--out", default=None, help="JSON path (default bench/results/knn_cpu.json)")
+    ap.add_argument("--tools", default=None,
+                    help="default cpu: faiss,sklearn,pynndescent; cuda: cupy,torch")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--peer-queries", type=int, default=16384,
+                    help="cuda: queries the CuPy/PyTorch peers are timed on (scaled to n)")
+    ap.add_argument("--quick", action="store_true", help="cuda: n=200,000 by default")
+    ap.add_argument("--out", default=None,
+                    help="JSON path (default bench/results/knn_cpu.json or knn_cuda_<gpu>.json)")
     args = ap.parse_args()
+    if args.device == "cuda":
+        if args.tools is None:
+            args.tools = "cupy,torch"
+        return main_cuda(args)
+    if args.sizes is None:
+        args.sizes = "50000x64,200000x128"
+    if args.tools is None:
+        args.tools = "faiss,sklearn,pynndescent"
     tools = set(args.tools.split(",")) if args.tools else set()
     print(machine())
     all_rows = []

@@ -189,15 +189,22 @@ def test_bad_k_and_options(rng):
         geoml.knn(X[:1], 1)
 
 
-def test_gpu_array_rejected_with_typeerror():
+def test_device_array_without_gpu_raises_runtimeerror():
+    from geoml import _gpu
+
+    if _gpu.available():
+        pytest.skip("a GPU is visible: tests/test_gpu_knn.py covers device input")
+
     class FakeCupy:
         __cuda_array_interface__ = {"shape": (3, 2), "typestr": "<f4", "data": (0, False),
                                     "version": 3}
 
-    with pytest.raises(TypeError, match="GPU"):
+    with pytest.raises(RuntimeError, match="GPU"):
         geoml.knn(FakeCupy(), 1)
-    with pytest.raises(TypeError, match="GPU"):
+    with pytest.raises(RuntimeError, match="GPU"):
         geoml.KNNGraph(2).fit(FakeCupy())
+    with pytest.raises(RuntimeError, match="GPU"):
+        geoml.knn(np.zeros((3, 2)), 1, device="cuda")
 
 
 # ------------------------------------------------------------------ graphs

@@ -33,7 +33,12 @@ def config() -> dict:
         info["cuda_driver"] = f"{drv // 1000}.{drv % 1000 // 10}" if drv else "none"
         info["cuda_archs"] = mod.archs
         n = mod.device_count()
-        info["gpus"] = [mod.device_info(i)["name"] for i in range(n)]
+        gpus = []
+        for i in range(n):
+            dev = mod.device_info(i)
+            cc = "".join(str(v) for v in dev["compute_capability"])
+            gpus.append(f"{dev['name']} (sm_{cc}, {dev['total_memory'] / 2**30:.0f} GiB)")
+        info["gpus"] = gpus
     return info
 
 

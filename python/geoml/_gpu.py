@@ -30,3 +30,70 @@ def device_count() -> int:
 def available() -> bool:
     """True when ``geoml._cuda`` is built and a GPU is visible."""
     return device_count() > 0
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device, *arrays) -> str:
+    """``"cpu"`` or ``"cuda"``: where a call runs.
+
+    ``"auto"`` follows the input (CuPy / ``__cuda_array_interface__`` arrays run on the GPU),
+    ``"cpu"`` and ``"cuda"`` force a device; the result type always follows the input type.
+    Mixing host and device arrays in one call is a ``TypeError``.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device={device!r}; choose 'auto', 'cpu' or 'cuda'")
+    from ._validation import is_gpu_array
+
+    kinds = {is_gpu_array(a) for a in arrays if a is not None}
+    if len(kinds) > 1:
+        raise TypeError("the array arguments mix GPU (CuPy) and host (NumPy) arrays; pass all "
+                        "of them on the same side (cupy.asarray(...) or .get())")
+    if device == "auto":
+        return "cuda" if True in kinds else "cpu"
+    return device
+
+
+def require_cuda(what: str):
+    """``(cupy, geoml._cuda)`` for a GPU call of ``what``; ``RuntimeError`` saying what is missing."""
+    try:
+        import cupy
+    except ImportError as exc:
+        raise RuntimeError(f"{what} on the GPU needs CuPy: install the CuPy wheel matching your "
+                           "CUDA (e.g. pip install cupy-cuda12x), or use device='cpu'") from exc
+    mod = cuda_module()
+    if mod is None:
+        raise RuntimeError(f"{what} on the GPU needs geoml._cuda, which this geoml build lacks: "
+                           "reinstall with a CUDA compiler (GEOML_CUDA=ON), or use device='cpu'")
+    if mod.device_count() == 0:
+        raise RuntimeError(f"{what} on the GPU: no CUDA device is visible; use device='cpu'")
+    return cupy, mod
+
+
+_TYPESTR = {"<f4": "float32", "<f8": "float64", "<i4": "int32", "<i8": "int64"}
+
+
+def device_pointer(arr, dtype=None) -> int:
+    """Device address of a C-contiguous device array, read from its ``__cuda_array_interface__``.
+
+    Checks the interface's typestr (against ``dtype`` when given) and that the strides describe
+    a C-contiguous layout; callers make arrays contiguous (``cupy.ascontiguousarray``) first.
+    """
+    cai = arr.__cuda_array_interface__
+    shape, typestr = tuple(cai["shape"]), cai["typestr"]
+    if typestr not in _TYPESTR:
+        raise TypeError(f"unsupported device dtype {typestr!r}")
+    if dtype is not None and _TYPESTR[typestr] != str(dtype):
+        raise TypeError(f"device array has dtype {_TYPESTR[typestr]}, expected {dtype}")
+    strides = cai.get("strides")
+    if strides is not None:
+        item = int(typestr[2:])
+        expect, acc = [], item
+        for extent in reversed(shape):
+            expect.append(acc)
+            acc *= extent
+        live = [(s, e) for s, e, n in zip(strides, reversed(expect), shape) if n > 1]
+        if any(s != e for s, e in live):
+            raise ValueError(f"device array is not C-contiguous (strides {strides})")
+    return int(cai["data"][0])

@@ -1,4 +1,5 @@
-"""Exact k-nearest neighbours and kNN graphs (CPU kernels in ``cpp/knn.cpp``, ``cpp/graph.cpp``)."""
+"""Exact k-nearest neighbours and kNN graphs (CPU kernels in ``cpp/knn.cpp``, ``cpp/graph.cpp``;
+GPU kernels in ``cuda/knn.cu`` for CuPy input or ``device="cuda"``, see ``_neighbors_gpu.py``)."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -6,8 +7,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from . import _core
-from ._validation import as_float_array, check_int, check_n_jobs, reject_gpu
+from . import _core, _gpu
+from ._validation import as_float_array, check_int, check_n_jobs, is_gpu_array
 
 __all__ = ["KNNGraph", "KNNResult", "knn", "knn_graph"]
 
@@ -31,8 +32,90 @@ def _check_metric(metric: str) -> int:
     return _METRICS[metric]
 
 
+def _xp(a):
+    """The array module of ``a``: CuPy for device arrays (imported only then), else NumPy."""
+    if is_gpu_array(a):
+        import cupy
+
+        return cupy
+    return np
+
+
+def _move(obj, to_gpu: bool):
+    """``obj`` (array or CSR matrix) on the device (``to_gpu``) or the host; no copy if there."""
+    on_gpu = is_gpu_array(obj) or type(obj).__module__.startswith("cupyx.")
+    if on_gpu == to_gpu:
+        return obj
+    if not to_gpu:
+        return obj.get()
+    if sp.issparse(obj):
+        import cupyx.scipy.sparse as csp
+
+        return csp.csr_matrix(obj)
+    import cupy
+
+    return cupy.asarray(obj)
+
+
+def _on_device(X, where: str, name: str, *, allow_empty: bool = False):
+    """Validated float array of ``X`` on the compute side ``where`` ("cpu" or "cuda")."""
+    if where == "cuda":
+        cp, _ = _gpu.require_cuda("geoml")
+        from ._neighbors_gpu import as_device_float_array
+
+        return as_device_float_array(X, name, cp, allow_empty=allow_empty)
+    if is_gpu_array(X):
+        import cupy
+
+        X = cupy.asarray(X).get()
+    return as_float_array(X, name, allow_empty=allow_empty)
+
+
+def _knn_checks(n: int, k, has_y: bool, metric: str, exclude_self):
+    """Validated (metric code, exclude_self, k) for a search among n points."""
+    metric_code = _check_metric(metric)
+    if exclude_self is None:
+        exclude_self = not has_y
+    elif exclude_self and has_y:
+        raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
+    kmax = n - 1 if exclude_self else n
+    k = check_int(k, "k", low=1, high=kmax,
+                  hint=f" (X has {n} points{', and a point is not its own neighbour' if exclude_self else ''})"
+                  if kmax >= 1 else f" (X has {n} point: no neighbour other than itself)")
+    return metric_code, bool(exclude_self), k
+
+
+def _same_features_and_dtype(X, Y):
+    if Y.ndim != 2 or Y.shape[1] != X.shape[1]:
+        raise ValueError(f"Y has {Y.shape[1]} features but X has {X.shape[1]}")
+    if Y.dtype != X.dtype:
+        wide = np.promote_types(X.dtype, Y.dtype)
+        X, Y = X.astype(wide, copy=False), Y.astype(wide, copy=False)
+    return X, Y
+
+
+def _knn_elsewhere(X, k, Y, metric, exclude_self, n_jobs, where: str) -> KNNResult:
+    """kNN of device input, or of host input with device="cuda"; results follow X's type."""
+    gpu_in = is_gpu_array(X)
+    Xw = _on_device(X, where, "X")
+    Yw = None if Y is None else _on_device(Y, where, "Y", allow_empty=True)
+    if where == "cpu":
+        res = knn(Xw, k, Y=Yw, metric=metric, exclude_self=exclude_self, n_jobs=n_jobs,
+                  device="cpu")
+    else:
+        from ._neighbors_gpu import knn_device
+
+        check_n_jobs(n_jobs)
+        metric_code, exclude_self, k = _knn_checks(Xw.shape[0], k, Y is not None, metric,
+                                                   exclude_self)
+        if Yw is not None:
+            Xw, Yw = _same_features_and_dtype(Xw, Yw)
+        res = knn_device(Xw, Yw, k, metric_code, exclude_self)
+    return KNNResult(_move(res[0], gpu_in), _move(res[1], gpu_in))
+
+
 def knn(X, k: int, *, Y=None, metric: str = "euclidean", exclude_self: bool | None = None,
-        n_jobs: int | None = None, verbose: bool = False) -> KNNResult:
+        n_jobs: int | None = None, device: str = "auto", verbose: bool = False) -> KNNResult:
     """Exact k nearest neighbours.
 
     For every query (row of ``Y``, or of ``X`` when ``Y`` is None) find the ``k`` rows of ``X``
@@ -63,8 +146,17 @@ def knn(X, k: int, *, Y=None, metric: str = "euclidean", exclude_self: bool | No
         stay, at distance 0.
     n_jobs : int, optional
         Threads. None: OpenMP's default (``OMP_NUM_THREADS``, else all cores); -1: all cores.
+        Ignored on the GPU.
+    device : {"auto", "cpu", "cuda"}
+        Where to compute. ``"auto"`` follows the input: CuPy arrays (or any
+        ``__cuda_array_interface__`` array) run on the GPU, on CuPy's current stream. ``"cuda"``
+        sends NumPy input to the GPU, ``"cpu"`` brings device input to the host. Results have
+        the type of ``X`` (NumPy or CuPy) wherever they were computed. The GPU search (tiled
+        score kernel fused with a per-query top-k, then the same exact re-computation and
+        sort) accepts ``k <= 2048``; X and Y must both be host or both be device arrays.
     verbose : bool, default False
-        Print progress (percentage, elapsed and remaining time) to stderr every 2 seconds.
+        Print progress (percentage, elapsed and remaining time) to stderr every 2 seconds
+        (CPU search).
 
     Returns
     -------
@@ -85,27 +177,17 @@ def knn(X, k: int, *, Y=None, metric: str = "euclidean", exclude_self: bool | No
     >>> dist[0]
     array([1., 2.])
     """
-    reject_gpu(X, "X", "knn")
-    if Y is not None:
-        reject_gpu(Y, "Y", "knn")
+    where = _gpu.resolve_device(device, X, Y)
+    if where == "cuda" or is_gpu_array(X):
+        return _knn_elsewhere(X, k, Y, metric, exclude_self, n_jobs, where)
     X = as_float_array(X, "X")
-    metric_code = _check_metric(metric)
-    if exclude_self is None:
-        exclude_self = Y is None
-    elif exclude_self and Y is not None:
+    _check_metric(metric)
+    if exclude_self and Y is not None:
         raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
     if Y is not None:
         Y = as_float_array(Y, "Y", allow_empty=True)
-        if Y.ndim != 2 or Y.shape[1] != X.shape[1]:
-            raise ValueError(f"Y has {Y.shape[1]} features but X has {X.shape[1]}")
-        if Y.dtype != X.dtype:
-            wide = np.promote_types(X.dtype, Y.dtype)
-            X, Y = X.astype(wide, copy=False), Y.astype(wide, copy=False)
-    n = X.shape[0]
-    kmax = n - 1 if exclude_self else n
-    k = check_int(k, "k", low=1, high=kmax,
-                  hint=f" (X has {n} points{', and a point is not its own neighbour' if exclude_self else ''})"
-                  if kmax >= 1 else f" (X has {n} point: no neighbour other than itself)")
+        X, Y = _same_features_and_dtype(X, Y)
+    metric_code, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
     fn = _core.knn_f32 if X.dtype == np.float32 else _core.knn_f64
     idx, dist = fn(X, Y, k, metric_code, bool(exclude_self), check_n_jobs(n_jobs), bool(verbose))
     return KNNResult(idx, dist)
@@ -113,26 +195,27 @@ def knn(X, k: int, *, Y=None, metric: str = "euclidean", exclude_self: bool | No
 
 def _affinities(dist: np.ndarray, idx: np.ndarray, kernel, sigma, k_sigma, decay) -> np.ndarray:
     """Turn (n, k) neighbour distances into affinities. O(n k), vectorised NumPy."""
+    xp = _xp(dist)
     k = dist.shape[1]
     tiny = np.finfo(dist.dtype).tiny
     if kernel == "gaussian":
         if sigma is None:
-            sigma = float(np.median(dist[:, -1]))
+            sigma = float(xp.median(dist[:, -1]))
         sigma = float(sigma)
         if not np.isfinite(sigma) or sigma <= 0:
             raise ValueError(f"sigma must be a positive number; got {sigma} (all neighbours at "
                              "distance 0? pass sigma explicitly)")
-        return np.exp(-(dist / sigma) ** 2 / 2)
+        return xp.exp(-(dist / sigma) ** 2 / 2)
     k_sigma = check_int(min(7, k) if k_sigma is None and kernel == "adaptive" else
                         (k if k_sigma is None else k_sigma), "k_sigma", low=1, high=k,
                         hint=" (it picks one of the k computed neighbours)")
-    s = np.maximum(dist[:, k_sigma - 1], tiny)  # sigma_i: distance to the k_sigma-th neighbour
+    s = xp.maximum(dist[:, k_sigma - 1], tiny)  # sigma_i: distance to the k_sigma-th neighbour
     if kernel == "adaptive":
-        return np.exp(-(dist ** 2) / (s[:, None] * s[idx]))
+        return xp.exp(-(dist ** 2) / (s[:, None] * s[idx]))
     decay = 40.0 if decay is None else float(decay)
     if not np.isfinite(decay) or decay <= 0:
         raise ValueError(f"decay must be a positive number; got {decay}")
-    return np.exp(-((dist / s[:, None]) ** decay))
+    return xp.exp(-((dist / s[:, None]) ** decay))
 
 
 def _to_csr(idx: np.ndarray, w: np.ndarray, symmetrize, n_jobs: int) -> sp.csr_matrix:
@@ -163,9 +246,13 @@ def _graph_from_neighbors(result: KNNResult, mode, symmetrize, kernel, sigma, k_
     if kernel is not None:
         w = _affinities(dist, idx, kernel, sigma, k_sigma, decay).astype(dist.dtype, copy=False)
     elif mode == "connectivity":
-        w = np.ones_like(dist)
+        w = _xp(dist).ones_like(dist)
     else:
         w = dist
+    if is_gpu_array(idx):
+        from ._neighbors_gpu import to_csr_device
+
+        return to_csr_device(idx, w, _SYMMETRIZE[symmetrize])
     return _to_csr(idx, w, symmetrize, n_jobs)
 
 
@@ -173,7 +260,7 @@ def knn_graph(X, k: int, *, metric: str = "euclidean", mode: str = "distance",
               symmetrize: str | None = "union", kernel: str | None = None,
               sigma: float | None = None, k_sigma: int | None = None,
               decay: float | None = None, n_jobs: int | None = None,
-              verbose: bool = False) -> sp.csr_matrix:
+              device: str = "auto", verbose: bool = False) -> sp.csr_matrix:
     """Sparse k-nearest-neighbour graph of the rows of ``X``.
 
     Builds the directed graph ``W[i, j] = w(i, j)`` for the ``k`` exact neighbours ``j`` of each
@@ -203,8 +290,11 @@ def knn_graph(X, k: int, *, metric: str = "euclidean", mode: str = "distance",
         ``k_sigma = k``, ``decay = 40``).
     sigma, k_sigma, decay : optional
         Kernel parameters, see ``kernel``.
-    n_jobs, verbose
-        As in :func:`knn`.
+    n_jobs, verbose : optional
+        Threads and progress, as in :func:`knn`.
+    device : {"auto", "cpu", "cuda"}
+        As in :func:`knn`. On the GPU the graph (kernels, symmetrisation, CSR) is assembled on
+        the device too; device input gives a ``cupyx.scipy.sparse.csr_matrix``.
 
     Returns
     -------
@@ -225,9 +315,14 @@ def knn_graph(X, k: int, *, metric: str = "euclidean", mode: str = "distance",
            [0., 0., 1., 0.]])
     """
     _check_graph_options(mode, symmetrize, kernel)
+    where = _gpu.resolve_device(device, X)
+    gpu_in = is_gpu_array(X)
+    if where == "cuda" or gpu_in:
+        X = _on_device(X, where, "X")
     res = knn(X, k, metric=metric, n_jobs=n_jobs, verbose=verbose)
-    return _graph_from_neighbors(res, mode, symmetrize, kernel, sigma, k_sigma, decay,
-                                 check_n_jobs(n_jobs))
+    g = _graph_from_neighbors(res, mode, symmetrize, kernel, sigma, k_sigma, decay,
+                              check_n_jobs(n_jobs))
+    return _move(g, gpu_in)
 
 
 class KNNGraph:
@@ -237,8 +332,10 @@ class KNNGraph:
     ----------
     n_neighbors : int, default 15
         Neighbours per point.
-    metric, mode, symmetrize, kernel, sigma, k_sigma, decay, n_jobs, verbose
-        As in :func:`knn_graph`.
+    metric, mode, symmetrize, kernel, sigma, k_sigma, decay, n_jobs, device, verbose
+        As in :func:`knn_graph`. With CuPy input (or ``device="cuda"``) the search and the
+        graph run on the GPU; fitted attributes have the type of the fitted ``X`` (CuPy arrays
+        and a ``cupyx.scipy.sparse.csr_matrix`` for device input).
 
     Attributes
     ----------
@@ -264,7 +361,7 @@ class KNNGraph:
                  mode: str = "distance", symmetrize: str | None = "union",
                  kernel: str | None = None, sigma: float | None = None,
                  k_sigma: int | None = None, decay: float | None = None,
-                 n_jobs: int | None = None, verbose: bool = False):
+                 n_jobs: int | None = None, device: str = "auto", verbose: bool = False):
         self.n_neighbors = n_neighbors
         self.metric = metric
         self.mode = mode
@@ -274,20 +371,22 @@ class KNNGraph:
         self.k_sigma = k_sigma
         self.decay = decay
         self.n_jobs = n_jobs
+        self.device = device
         self.verbose = verbose
 
     def fit(self, X, y=None) -> "KNNGraph":
         """Compute the neighbours and graph of ``X`` (array-like of shape (n_samples, n_features))."""
         _check_graph_options(self.mode, self.symmetrize, self.kernel)
-        reject_gpu(X, "X", "KNNGraph")
-        X = as_float_array(X, "X")
+        where = _gpu.resolve_device(self.device, X)
+        gpu_in = is_gpu_array(X)
+        X = _on_device(X, where, "X")  # validated, on the side that computes
         res = knn(X, self.n_neighbors, metric=self.metric, n_jobs=self.n_jobs,
                   verbose=self.verbose)
-        self._fit_X = X
-        self.indices_, self.distances_ = res
-        self.graph_ = _graph_from_neighbors(res, self.mode, self.symmetrize, self.kernel,
-                                            self.sigma, self.k_sigma, self.decay,
-                                            check_n_jobs(self.n_jobs))
+        graph = _graph_from_neighbors(res, self.mode, self.symmetrize, self.kernel, self.sigma,
+                                      self.k_sigma, self.decay, check_n_jobs(self.n_jobs))
+        self._fit_X, self._fit_gpu_in = X, gpu_in
+        self.indices_, self.distances_ = _move(res[0], gpu_in), _move(res[1], gpu_in)
+        self.graph_ = _move(graph, gpu_in)
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -302,7 +401,9 @@ class KNNGraph:
         ----------
         Y : array-like of shape (n_queries, n_features), optional
             New points; None returns the fitted neighbour lists (each point excluded from its
-            own list). A point of ``Y`` equal to a fitted point finds it at distance 0.
+            own list). A point of ``Y`` equal to a fitted point finds it at distance 0. The
+            search runs where the fit ran; results have the type of ``Y`` (of the fitted ``X``
+            when ``Y`` is None).
         n_neighbors : int, optional
             Default: the fitted ``n_neighbors``.
         """
@@ -312,5 +413,10 @@ class KNNGraph:
         if Y is None:
             if k == self.n_neighbors:
                 return KNNResult(self.indices_, self.distances_)
-            return knn(self._fit_X, k, metric=self.metric, n_jobs=self.n_jobs)
-        return knn(self._fit_X, k, Y=Y, metric=self.metric, n_jobs=self.n_jobs)
+            res, to_gpu = knn(self._fit_X, k, metric=self.metric, n_jobs=self.n_jobs), self._fit_gpu_in
+        else:
+            where = "cuda" if is_gpu_array(self._fit_X) else "cpu"
+            to_gpu = is_gpu_array(Y)
+            Y = _on_device(Y, where, "Y", allow_empty=True)
+            res = knn(self._fit_X, k, Y=Y, metric=self.metric, n_jobs=self.n_jobs)
+        return KNNResult(_move(res[0], to_gpu), _move(res[1], to_gpu))

@@ -1,0 +1,284 @@
+"""GPU path of :func:`geoml.eigsh`: thick-restart Lanczos with the basis on the device.
+
+Not wired into :mod:`geoml.spectral` yet: ``geoml.eigsh`` dispatches here for CuPy dense arrays
+and ``cupyx.scipy.sparse`` matrices once the branches are merged (see :func:`eigsh`). Imported
+only on demand; ``import geoml`` never imports this module nor CuPy.
+
+The solver (:func:`lanczos`) is written once against an array module ``xp``: with CuPy, the
+Lanczos vectors (an ``(ncv + 1) x n`` array) stay on the device, products with a CSR matrix run
+the ``geoml._cuda`` SpMV kernel (one warp per row), with a dense matrix cuBLAS GEMV, and the
+orthogonalisation is two cuBLAS GEMVs per pass (``V[:j] @ w``, ``V[:j].T @ h``); only the small
+projected matrix (``ncv x ncv``) and a few scalars per step come to the host. With NumPy the
+same code runs on the host, which is how the CPU test suite checks the algorithm.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+
+from . import _gpu
+from ._validation import check_int, is_gpu_array
+
+__all__ = ["eigsh", "lanczos"]
+
+_WHICH = ("LA", "SA", "LM")
+
+
+def _want_key(which: str, theta: np.ndarray) -> np.ndarray:
+    """Sort key of Ritz values: smaller = more wanted."""
+    if which == "LA":
+        return -theta
+    if which == "SA":
+        return theta
+    return -np.abs(theta)
+
+
+def lanczos(matvec, n: int, k: int, *, which: str = "LA", tol: float = 1e-10,
+            max_iter: int = 1000, ncv: int | None = None, v0=None, seed: int = 0, xp=np,
+            dtype=np.float64):
+    """Thick-restart Lanczos (Wu & Simon 2000) for ``k`` extreme eigenpairs of a symmetric
+    operator, with full reorthogonalisation (classical Gram-Schmidt, repeated when it cancels:
+    DGKS) — the algorithm of the CPU solver without its locking, Chebyshev filter and final
+    multiplicity check.
+
+    ``matvec(x) -> A x`` on length-``n`` vectors of ``xp`` (NumPy or CuPy) and ``dtype``. A pair
+    ``(theta, x)`` is converged when ``|beta_m y_m| <= tol * anorm`` (the Lanczos residual
+    estimate), ``anorm`` being the largest ``|theta|`` seen. Each restart cycle keeps the
+    ``q = k + max(1, (m - k) // 2)`` most wanted Ritz vectors plus the residual vector (arrowhead
+    projected matrix). Memory: ``(ncv + 1) n`` values of ``dtype``; per cycle ``ncv - q``
+    products with ``A`` and O(n ncv^2) for the orthogonalisation.
+
+    Returns ``(eigenvalues, eigenvectors, n_iter, residual_norms, converged, n_matvec,
+    anorm)``: eigenvalues ascending (``xp`` array, float64), eigenvectors ``xp`` array (n, k) of
+    ``dtype`` with orthonormal columns, residual norms ``||A x - theta x||`` computed with
+    ``matvec`` (``xp`` array).
+    """
+    if which not in _WHICH:
+        raise ValueError(f"which={which!r}; choose 'LA', 'SA' or 'LM'")
+    if not 1 <= k < n:
+        raise ValueError(f"k={k} must be in [1, {n - 1}]")
+    m = max(2 * k + 1, 20) if ncv is None else ncv
+    m = min(max(m, k + 2), n)
+    eps = float(np.finfo(dtype).eps)
+    rng = np.random.default_rng(seed)
+    V = xp.zeros((m + 1, n), dtype=dtype)
+    Tm = np.zeros((m + 1, m + 1))
+    n_matvec = 0
+
+    def norm(x) -> float:
+        return float(xp.sqrt(xp.dot(x, x)))
+
+    def cgs(w, jj):
+        """One classical Gram-Schmidt pass of w against V[:jj]: (w, h on the host, ||w||)."""
+        if jj == 0:
+            return w, np.zeros(0), norm(w)
+        h = V[:jj] @ w
+        w = w - V[:jj].T @ h
+        h_host = h.get() if hasattr(h, "get") else np.asarray(h)
+        return w, h_host.astype(np.float64), norm(w)
+
+    def random_orth(jj):
+        """A random unit vector orthogonal to V[:jj], or None if none can be found."""
+        for _ in range(3):
+            x = xp.asarray(rng.standard_normal(n).astype(dtype))
+            n0 = norm(x)
+            x, _, _ = cgs(x, jj)
+            x, _, n1 = cgs(x, jj)
+            if n1 > 1e-3 * n0:
+                return x / dtype(n1)
+        return None
+
+    x = None
+    if v0 is not None:
+        x = xp.asarray(v0, dtype=dtype).reshape(-1)
+        nx = norm(x)
+        x = x / dtype(nx) if nx > 0 else None
+    if x is None:
+        x = random_orth(0)
+    V[0] = x
+
+    p, anorm, converged = 0, 0.0, False
+    theta = Y = order = None
+    mcur = m
+    it = 0
+    for it in range(1, max_iter + 1):
+        mcur, beta_m = m, 0.0
+        x, xprev = V[p], None
+        for j in range(p, m):
+            w = matvec(x)
+            n_matvec += 1
+            nop = norm(w)
+            alpha = float(xp.dot(w, x))
+            if j > p:
+                bprev = Tm[j, j - 1]
+                w = w - dtype(alpha) * x - dtype(bprev) * xprev
+            else:
+                w = w - dtype(alpha) * x
+            nref = norm(w)
+            w, h, nrm = cgs(w, j + 1)
+            alpha += h[j]
+            if nrm < 0.7071 * nref:
+                w, h2, nrm = cgs(w, j + 1)
+                alpha += h2[j]
+            Tm[j, j] = alpha
+            beta = nrm
+            if not nrm > 100 * eps * nop:  # invariant subspace (or A x = 0): go on elsewhere
+                beta = 0.0
+                w = random_orth(j + 1)
+                if w is None:  # the basis spans the whole space: every Ritz pair is exact
+                    mcur = j + 1
+                    break
+                nrm = 1.0
+            if j + 1 < m:
+                Tm[j + 1, j] = Tm[j, j + 1] = beta
+            else:
+                beta_m = beta
+            xprev = x
+            x = w / dtype(nrm)
+            V[j + 1] = x
+        if mcur < m:
+            beta_m = 0.0
+
+        theta, Y = np.linalg.eigh(Tm[:mcur, :mcur])
+        order = np.argsort(_want_key(which, theta), kind="stable")
+        anorm = max(anorm, float(np.abs(theta).max()))
+        est = np.abs(beta_m * Y[mcur - 1, order[:k]])
+        if (est <= tol * max(anorm, np.finfo(np.float64).tiny)).all():
+            converged = True
+            break
+        if it == max_iter:
+            break
+        # Thick restart: keep the q most wanted Ritz vectors, then the residual vector.
+        q = max(k, min(mcur - 1, k + max(1, (mcur - k) // 2)))
+        sel = order[:q]
+        Ys = xp.asarray(np.ascontiguousarray(Y[:, sel].T).astype(dtype))
+        V[:q] = Ys @ V[:mcur]
+        V[q] = V[m]
+        Tm[:] = 0.0
+        Tm[np.arange(q), np.arange(q)] = theta[sel]
+        Tm[q, :q] = Tm[:q, q] = beta_m * Y[mcur - 1, sel]
+        p = q
+
+    sel = order[:k]
+    sel = sel[np.argsort(theta[sel], kind="stable")]
+    X = xp.asarray(np.ascontiguousarray(Y[:, sel].T).astype(dtype)) @ V[:mcur]  # (k, n)
+    w_out = theta[sel]
+    res = np.empty(k)
+    for i in range(k):
+        r = matvec(X[i]) - dtype(w_out[i]) * X[i]
+        n_matvec += 1
+        res[i] = norm(r)
+    return (xp.asarray(w_out), xp.ascontiguousarray(X.T), it, xp.asarray(res), converged,
+            n_matvec, anorm)
+
+
+def _seed(random_state) -> int:
+    if random_state is None:
+        return int(np.random.default_rng().integers(2 ** 63))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2 ** 63))
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    raise TypeError(f"random_state must be None, an int or a numpy Generator; got {random_state!r}")
+
+
+def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
+          max_iter: int | None = None, ncv: int | None = None, v0=None, random_state=None):
+    """``geoml.eigsh`` for a CuPy dense array or a ``cupyx.scipy.sparse`` matrix.
+
+    Same parameters and convergence test as the CPU solver (``tol`` default ``1e-10`` for
+    float64, ``1e-5`` for float32, raised to ``10 eps``; ``max_iter`` restart cycles, default
+    1000; ``ncv`` default ``max(2 k + 1, 20)``). float32 stays float32, other dtypes become
+    float64. Runs on CuPy's current stream; each Lanczos step reads back a few scalars (norms,
+    the projection coefficients), which synchronises that stream.
+
+    Returns ``(eigenvalues, eigenvectors, n_iter, residual_norms, converged, n_matvec,
+    anorm)`` — the fields of ``geoml.spectral.EigshResult`` in order, arrays as CuPy arrays —
+    and warns (``RuntimeWarning``) when it did not converge.
+    """
+    cp, mod = _gpu.require_cuda("eigsh")
+    import cupyx.scipy.sparse as csp
+
+    if which not in _WHICH:
+        raise ValueError(f"which={which!r}; choose 'LA', 'SA' or 'LM'")
+    dev = cp.cuda.Device().id
+    if csp.issparse(A):
+        A = A.tocsr()
+        if A.dtype not in (np.float32, np.float64):
+            if A.dtype.kind not in "fiub":
+                raise TypeError(f"A must hold real numbers; got dtype {A.dtype}")
+            A = A.astype(np.float64)
+        A.sum_duplicates()
+        if A.shape[0] != A.shape[1]:
+            raise ValueError(f"A must be square; got shape {A.shape}")
+        if A.nnz and not bool(cp.isfinite(A.data).all()):
+            raise ValueError("A contains NaN or infinity")
+        dtype = A.dtype.type
+        scale = float(abs(A).max()) if A.nnz else 0.0
+        asym = float(abs(A - A.T).max()) if A.nnz else 0.0
+        data = cp.ascontiguousarray(A.data)
+        indices, indptr = A.indices, A.indptr
+        if indices.dtype != indptr.dtype:
+            wide = np.promote_types(indices.dtype, indptr.dtype)
+            indices, indptr = indices.astype(wide), indptr.astype(wide)
+        indices, indptr = cp.ascontiguousarray(indices), cp.ascontiguousarray(indptr)
+        itag = "i64" if indptr.dtype == np.int64 else "i32"
+        if indptr.dtype not in (np.int32, np.int64):
+            indices, indptr, itag = indices.astype(np.int64), indptr.astype(np.int64), "i64"
+        spmv = getattr(mod, f"csr_spmv_{'f64' if dtype == np.float64 else 'f32'}_{itag}")
+        n = A.shape[0]
+        ptr = _gpu.device_pointer
+        idt = str(indptr.dtype)
+
+        def matvec(x):
+            x = cp.ascontiguousarray(x)
+            y = cp.empty(n, dtype=dtype)
+            spmv(n, ptr(indptr, idt), ptr(indices, idt), ptr(data, str(data.dtype)),
+                 ptr(x, str(x.dtype)), ptr(y, str(y.dtype)), dev, cp.cuda.get_current_stream().ptr)
+            return y
+    elif is_gpu_array(A):
+        from ._neighbors_gpu import as_device_float_array
+
+        A = as_device_float_array(A, "A", cp)
+        if A.shape[0] != A.shape[1]:
+            raise ValueError(f"A must be square; got shape {A.shape}")
+        dtype = A.dtype.type
+        n = A.shape[0]
+        scale = float(cp.abs(A).max())
+        asym = float(cp.abs(A - A.T).max())
+
+        def matvec(x):
+            return A @ x
+    else:
+        raise TypeError("the GPU eigsh takes a CuPy array or a cupyx.scipy.sparse matrix")
+    if asym > 1e-8 * scale:
+        raise ValueError("A is not symmetric (max |A - A.T| > 1e-8 max |A|); eigsh needs a "
+                         "symmetric matrix: pass (A + A.T) / 2")
+    if n < 2:
+        raise ValueError(f"A is {n} x {n}; eigsh needs n >= 2 (use numpy.linalg.eigh)")
+    k = check_int(k, "k", low=1, high=n - 1,
+                  hint=f" (A is {n} x {n}; for all eigenpairs use cupy.linalg.eigh)")
+    eps = float(np.finfo(dtype).eps)
+    if tol is None:
+        tol = 1e-10 if dtype == np.float64 else 1e-5
+    tol = float(tol)
+    if not np.isfinite(tol) or tol <= 0:
+        raise ValueError(f"tol must be a positive number; got {tol}")
+    tol = max(tol, 10 * eps)
+    max_iter = 1000 if max_iter is None else check_int(max_iter, "max_iter", low=1)
+    if ncv is not None:
+        ncv = check_int(ncv, "ncv", low=k + 2, high=n)
+    if v0 is not None:
+        v0 = cp.asarray(v0, dtype=dtype).reshape(-1)
+        if v0.shape[0] != n:
+            raise ValueError(f"v0 has {v0.shape[0]} entries; A has {n} rows")
+        if not bool(cp.isfinite(v0).all()):
+            raise ValueError("v0 contains NaN or infinity")
+    out = lanczos(matvec, n, k, which=which, tol=tol, max_iter=max_iter, ncv=ncv, v0=v0,
+                  seed=_seed(random_state), xp=cp, dtype=dtype)
+    if not out[4]:
+        warnings.warn(f"eigsh did not converge in {out[2]} restart cycles: raise max_iter or "
+                      "ncv, or loosen tol", RuntimeWarning, stacklevel=2)
+    return out
