@@ -61,7 +61,7 @@ def require_cuda(what: str):
         import cupy
     except ImportError as exc:
         raise RuntimeError(f"{what} on the GPU needs CuPy: install the CuPy wheel matching your "
-                           "CUDA (e.g. pip install cupy-cuda12x), or use device='cpu'") from exc
+                           "CUDA (e.g. pip install cupy-cuda13x), or use device='cpu'") from exc
     mod = cuda_module()
     if mod is None:
         raise RuntimeError(f"{what} on the GPU needs geoml._cuda, which this geoml build lacks: "
