@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "bindings.hpp"
+#include "common.hpp"
 #include "kmeans.hpp"
 #include "lanczos.hpp"
 
@@ -15,7 +16,17 @@ py::tuple eigsh_py(py::object A, py::object indptr, py::object indices, bool ind
                    py::object callback, int64_t n, py::object v0, py::object deflate,
                    int64_t k, int which, double tol, int64_t max_iter, int64_t ncv,
                    double anorm, int cheb_degree, double cheb_lower, double cheb_upper,
-                   bool verify, uint64_t seed, int n_jobs) {
+                   double cheb_cut, bool verify, uint64_t seed, int n_jobs) {
+  // Small problems run on fewer threads: a parallel region per vector operation costs more
+  // than it saves below ~1e5 flops (and much more on an oversubscribed machine).
+  {
+    int64_t work = 20 * n;
+    if (!callback.is_none()) work = 20 * n;
+    else if (!indptr.is_none()) work += py::len(A);
+    else work = n * n;
+    const int64_t cap = std::max<int64_t>(1, work / 200000);
+    n_jobs = static_cast<int>(std::min<int64_t>(resolve_threads(n_jobs), cap));
+  }
   LanczosOptions opt;
   opt.k = k;
   opt.which = static_cast<Which>(which);
@@ -26,6 +37,7 @@ py::tuple eigsh_py(py::object A, py::object indptr, py::object indices, bool ind
   opt.cheb_degree = cheb_degree;
   opt.cheb_lower = cheb_lower;
   opt.cheb_upper = cheb_upper;
+  opt.cheb_cut = cheb_cut;
   opt.verify = verify;
   opt.seed = seed;
   opt.n_threads = n_jobs;
@@ -121,7 +133,7 @@ py::tuple kmeans_py(carray<double> X, int64_t k, int n_init, int max_iter, doubl
 void bind_lanczos(py::module_& m) {
   const char* doc =
       "eigsh(A, indptr, indices, index64, callback, n, v0, deflate, k, which, tol, max_iter, "
-      "ncv, anorm, cheb_degree, cheb_lower, cheb_upper, verify, seed, n_jobs) -> (w, V, res, "
+      "ncv, anorm, cheb_degree, cheb_lower, cheb_upper, cheb_cut, verify, seed, n_jobs) -> (w, V, res, "
       "n_iter, n_matvec, converged, anorm, cheb_cut)";
   m.def("eigsh_f32", &eigsh_py<float>, doc);
   m.def("eigsh_f64", &eigsh_py<double>, doc);

@@ -205,6 +205,22 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
     std::copy(yb.begin(), yb.end(), out);
   };
 
+  auto set_filter = [&](double c) {
+    const double lo = opt.cheb_lower, up = opt.cheb_upper;
+    fc = (c + lo) / 2, fe = (c - lo) / 2, flu = (up - fc) / fe;
+  };
+  // The t > cut with p(t) = mu (p is increasing there); cut itself if mu is too small.
+  auto filter_inverse = [&](double mu) {
+    const double g = opt.cheb_degree * std::acosh(flu);
+    const double logT = g + std::log1p(std::exp(-2 * g)) - std::log(2.0);  // log T_d(flu)
+    if (!(mu > 0)) return cut;
+    const double logy = std::log(mu) + logT;
+    if (logy <= 0) return cut;
+    const double ay = logy > 20 ? logy + std::log(2.0) : std::acosh(std::exp(logy));
+    return fc + fe * std::cosh(ay / opt.cheb_degree);
+  };
+  int recuts = 0;
+
   // A random unit vector orthogonal to columns [0, jj); false if none can be found.
   auto random_orth = [&](int64_t jj, T* out) -> bool {
     for (int attempt = 0; attempt < 3; ++attempt) {
@@ -254,20 +270,29 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
     const int64_t a0 = nd + nl;
     int64_t mcur = m;
     double beta_m = 0;
+    col_get(a0 + p, x.data());
     for (int64_t j = a0 + p; j < m; ++j) {
-      col_get(j, x.data());
       op(x.data(), w.data());
-      const double nop = std::sqrt(dot(n, w.data(), w.data(), nt));
-      double alpha = dot(n, x.data(), w.data(), nt);
-      const bool has_prev = j > a0 + p || (p == 0 && j > a0);
+      double nop2 = 0, alpha = 0;
+#pragma omp parallel for reduction(+ : nop2, alpha) schedule(static) num_threads(nt)
+      for (int64_t i = 0; i < n; ++i) {
+        const double wi = w[i];
+        nop2 += wi * wi;
+        alpha += wi * double(x[i]);
+      }
+      const double nop = std::sqrt(nop2);
+      const bool has_prev = j > a0 + p;
       const double bprev = has_prev ? TT(j, j - 1) : 0.0;
-#pragma omp parallel for schedule(static) num_threads(nt)
-      for (int64_t i = 0; i < n; ++i)
-        w[i] = T(double(w[i]) - alpha * double(x[i]) - bprev * double(xprev[i]));
-      const double nref = std::sqrt(dot(n, w.data(), w.data(), nt));
+      double nref2 = 0;
+#pragma omp parallel for reduction(+ : nref2) schedule(static) num_threads(nt)
+      for (int64_t i = 0; i < n; ++i) {
+        const double v = double(w[i]) - alpha * double(x[i]) - bprev * double(xprev[i]);
+        w[i] = T(v);
+        nref2 += v * v;
+      }
       double nrm = cgs_pass(n, V.data(), ld, j + 1, w.data(), h, nt);
       alpha += h[j];
-      if (nrm < 0.7071 * nref) {
+      if (nrm < 0.7071 * std::sqrt(nref2)) {
         nrm = cgs_pass(n, V.data(), ld, j + 1, w.data(), h2, nt);
         alpha += h2[j];
       }
@@ -283,8 +308,17 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
       }
       if (j + 1 < m) TT(j + 1, j) = TT(j, j + 1) = beta;
       else beta_m = beta;
-      col_set(j + 1, w.data(), 1.0 / nrm);
       std::swap(xprev, x);
+      {
+        const double sc = 1.0 / nrm;
+        T* Vp = V.data() + j + 1;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t i = 0; i < n; ++i) {
+          const T v = T(double(w[i]) * sc);
+          x[i] = v;
+          Vp[i * ld] = v;
+        }
+      }
     }
     if (mcur < m) beta_m = 0;
 
@@ -322,10 +356,10 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
     if (prelim) {
       // Place the filter's damped interval below the Ritz value that ends the kept set.
       const int64_t qk = std::min(ma - 1, needed + (ma - needed) / 2);
-      cut = theta[order[qk]];
+      cut = opt.cheb_cut > opt.cheb_lower ? opt.cheb_cut : theta[order[qk]];
       const double lo = opt.cheb_lower, up = opt.cheb_upper;
       if (cut > lo && cut < up) {
-        fc = (cut + lo) / 2, fe = (cut - lo) / 2, flu = (up - fc) / fe;
+        set_filter(cut);
         use_filter = true;
       }
       prelim = false;
@@ -353,16 +387,23 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
         needed, std::min(ma - 1, needed + std::max<int64_t>(1, (ma - needed) / 2)));
     {
       const int64_t qq = std::min(q, ma);
+      std::vector<double> Ys(static_cast<size_t>(qq) * ma);  // selected Ritz vectors, by row
+      for (int64_t c = 0; c < qq; ++c)
+        for (int64_t l = 0; l < ma; ++l) Ys[c * ma + l] = Y[l * ma + order[c]];
+      const double* ys = Ys.data();
 #pragma omp parallel num_threads(nt)
       {
-        std::vector<double> row(qq + 1);
+        std::vector<double> row(qq + 1), vin(ma);
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < n; ++i) {
           T* r = V.data() + i * ld + a0;
+          for (int64_t l = 0; l < ma; ++l) vin[l] = r[l];
+          const double* vi = vin.data();
           for (int64_t c = 0; c < qq; ++c) {
-            const int64_t oc = order[c];
+            const double* yc = ys + c * ma;
             double s = 0;
-            for (int64_t l = 0; l < ma; ++l) s += double(r[l]) * Y[l * ma + oc];
+#pragma omp simd reduction(+ : s)
+            for (int64_t l = 0; l < ma; ++l) s += vi[l] * yc[l];
             row[c] = s;
           }
           const T vm = V[i * ld + m];
@@ -433,11 +474,39 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
       keptA[c] = pc < needed ? thA[pc]
                  : use_filter ? -std::numeric_limits<double>::infinity() : theta[order[pc]];
     }
+    if (use_filter && nl < kint && q < ma && mcur == m && recuts < 30) {
+      // Move the filter's cut up to the A-eigenvalue estimate of the first Ritz value not
+      // kept (a lower bound on the eigenvalue of that index, so never above a wanted one)
+      // when that at least halves the distance to the top, and restart the active part
+      // explicitly from the sum of its kept Ritz vectors (locked pairs stay valid).
+      const double lam = filter_inverse(theta[order[q]]);
+      const double up = opt.cheb_upper;
+      if (lam > cut && up - lam < 0.5 * (up - cut)) {
+        cut = lam;
+        set_filter(cut);
+        ++recuts;
+        const int64_t b0 = nd + nl;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t i = 0; i < n; ++i) {
+          double s = 0;
+          for (int64_t c = 0; c < p; ++c) s += double(V[i * ld + b0 + c]);
+          x[i] = T(s);
+        }
+        cgs_pass(n, V.data(), ld, b0, x.data(), h, nt);
+        const double nx = cgs_pass(n, V.data(), ld, b0, x.data(), h, nt);
+        if (nx > 0) col_set(b0, x.data(), 1.0 / nx);
+        else if (random_orth(b0, x.data())) col_set(b0, x.data(), 1.0);
+        for (int64_t i = b0; i < ld; ++i)
+          for (int64_t j = b0; j < ld; ++j) TT(i, j) = 0;
+        p = 0;
+        keptA.clear();
+      }
+    }
     if (mcur < m && nl < kint) {
       // Whole space spanned but (numerically) not converged: nothing more to gain.
       done = true;
     } else if (nl >= kint) {
-      if (opt.verify && kint + 2 < m - nd && nd + nl + 2 < n) {
+      if (opt.verify && !filt && kint + 2 < m - nd && nd + nl + 2 < n) {
         verifying = true;  // next cycle: fresh random start orthogonal to the locked pairs
         p = 0;
         if (!random_orth(nd + nl, x.data())) {

@@ -24,6 +24,8 @@ struct LanczosOptions {
   int cheb_degree = 0;      ///< > 0: Lanczos on p(A), p a Chebyshev filter (which = LA only)
   double cheb_lower = -1;   ///< lower end of A's spectrum (filter interval starts here)
   double cheb_upper = 1;    ///< upper end of A's spectrum (p is scaled to p(upper) = 1)
+  double cheb_cut = -2;     ///< damped interval [cheb_lower, cheb_cut]; <= cheb_lower: from
+                            ///< the Ritz values of a first unfiltered cycle
   bool verify = true;       ///< after convergence, one cycle from a fresh random vector to
                             ///< catch eigenvalues missed through multiplicity
   uint64_t seed = 0;

@@ -245,7 +245,7 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
     fn = _core.eigsh_f32 if dtype == np.float32 else _core.eigsh_f64
     w, V, res, n_iter, n_mv, conv, anorm, _ = fn(
         data, indptr, indices, index64, callback, n, v0, None, k, _WHICH[which], tol, max_iter,
-        ncv, 0.0, 0, -1.0, 1.0, True, _seed(random_state), check_n_jobs(n_jobs))
+        ncv, 0.0, 0, -1.0, 1.0, -2.0, True, _seed(random_state), check_n_jobs(n_jobs))
     out = EigshResult(w, V.reshape(n, k), int(n_iter), res, bool(conv), int(n_mv), float(anorm))
     if not out.converged:
         warnings.warn(f"eigsh did not converge in {n_iter} restart cycles: largest residual "
@@ -355,7 +355,8 @@ def _null_space(W: sp.csr_matrix, d: np.ndarray):
 
 
 def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_jobs=None,
-                   cheb_degree: int | None = None, max_iter: int = 1000):
+                   cheb_degree: int | None = None, cheb_cut: float = -2.0,
+                   max_iter: int = 1000):
     """k smallest eigenpairs of L_sym = I - N via the largest of N, null space put in exactly.
 
     Returns (eigenvalues ascending (k,), eigenvectors (n, k), d, converged, info dict).
@@ -378,7 +379,7 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
                                                     N.indices.astype(np.int32))
     w, V, res, n_iter, n_mv, conv, anorm, cut = _core.eigsh_f64(
         N.data, ip, ix, index64, None, n, None, np.ascontiguousarray(Z), kk, 0, tol, max_iter, 0,
-        1.0, deg, -1.0, 1.0, False, _seed(random_state), check_n_jobs(n_jobs))
+        1.0, deg, -1.0, 1.0, cheb_cut, False, _seed(random_state), check_n_jobs(n_jobs))
     info.update(n_matvec=int(n_mv), n_iter=int(n_iter), residuals=res, cheb_cut=float(cut))
     V = V.reshape(n, kk)
     lam = np.concatenate([np.zeros(ncomp), 1.0 - w[::-1]])
