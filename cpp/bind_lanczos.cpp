@@ -1,5 +1,6 @@
 // Bindings for the Lanczos eigensolver, sparse/dense products and k-means.
 #include <algorithm>
+#include <type_traits>
 
 #include "bindings.hpp"
 #include "common.hpp"
@@ -16,13 +17,14 @@ py::tuple eigsh_py(py::object A, py::object indptr, py::object indices, bool ind
                    py::object callback, int64_t n, py::object v0, py::object deflate,
                    int64_t k, int which, double tol, int64_t max_iter, int64_t ncv,
                    double anorm, int cheb_degree, double cheb_lower, double cheb_upper,
-                   double cheb_cut, bool verify, uint64_t seed, int n_jobs) {
+                   double cheb_cut, bool verify, uint64_t seed, int n_jobs,
+                   py::object scale) {
   // Small problems run on fewer threads: a parallel region per vector operation costs more
   // than it saves below ~1e5 flops (and much more on an oversubscribed machine).
   {
     int64_t work = 20 * n;
     if (!callback.is_none()) work = 20 * n;
-    else if (!indptr.is_none()) work += py::len(A);
+    else if (!indptr.is_none()) work += py::len(indices);
     else work = n * n;
     const int64_t cap = std::max<int64_t>(1, work / 200000);
     n_jobs = static_cast<int>(std::min<int64_t>(resolve_threads(n_jobs), cap));
@@ -60,7 +62,33 @@ py::tuple eigsh_py(py::object A, py::object indptr, py::object indices, bool ind
     pdef = defa.data();
   }
   MatVec<T> mv;
-  if (!callback.is_none()) {
+  ChebStep<T> step;
+  carray<double> sarr;
+  std::vector<double> zbuf;
+  if (!scale.is_none()) {
+    // Unweighted graph: N = S P S from the pattern (indptr, indices) and s.
+    sarr = scale.cast<carray<double>>();
+    if (sarr.size() != n) throw std::invalid_argument("scale must have n entries");
+    const double* ps = sarr.data();
+    auto bind_pattern = [&](auto* pp, auto* pi) {
+      using I = std::remove_const_t<std::remove_pointer_t<decltype(pp)>>;
+      mv = [=, &zbuf](const T* x, T* y) {
+        scaled_pattern_matvec<T, I>(n, pp, pi, ps, x, y, zbuf, n_jobs);
+      };
+      step = [=, &zbuf](const T* yb, const T* ya, T* yc, double s1, double c, double s2) {
+        scaled_pattern_cheb_step<T, I>(n, pp, pi, ps, yb, ya, yc, s1, c, s2, zbuf, n_jobs);
+      };
+    };
+    if (index64) {
+      ip64 = indptr.cast<carray<int64_t>>();
+      ix64 = indices.cast<carray<int64_t>>();
+      bind_pattern(ip64.data(), ix64.data());
+    } else {
+      ip32 = indptr.cast<carray<int32_t>>();
+      ix32 = indices.cast<carray<int32_t>>();
+      bind_pattern(ip32.data(), ix32.data());
+    }
+  } else if (!callback.is_none()) {
     mv = [&callback, n](const T* x, T* y) {
       py::gil_scoped_acquire gil;
       py::array_t<T> xa(n);
@@ -94,7 +122,7 @@ py::tuple eigsh_py(py::object A, py::object indptr, py::object indices, bool ind
   LanczosResult<T> res;
   {
     py::gil_scoped_release release;
-    res = lanczos<T>(n, mv, pv0, pdef, nd, opt);
+    res = lanczos<T>(n, mv, pv0, pdef, nd, opt, step);
   }
   return py::make_tuple(to_numpy(std::move(res.eigenvalues)), to_numpy(std::move(res.eigenvectors)),
                         to_numpy(std::move(res.residuals)), res.n_iter, res.n_matvec,
@@ -133,7 +161,8 @@ py::tuple kmeans_py(carray<double> X, int64_t k, int n_init, int max_iter, doubl
 void bind_lanczos(py::module_& m) {
   const char* doc =
       "eigsh(A, indptr, indices, index64, callback, n, v0, deflate, k, which, tol, max_iter, "
-      "ncv, anorm, cheb_degree, cheb_lower, cheb_upper, cheb_cut, verify, seed, n_jobs) -> (w, V, res, "
+      "ncv, anorm, cheb_degree, cheb_lower, cheb_upper, cheb_cut, verify, seed, n_jobs, scale) -> "
+      "(w, V, res, "
       "n_iter, n_matvec, converged, anorm, cheb_cut)";
   m.def("eigsh_f32", &eigsh_py<float>, doc);
   m.def("eigsh_f64", &eigsh_py<double>, doc);

@@ -12,6 +12,12 @@ namespace geoml {
 template <typename T>
 using MatVec = std::function<void(const T* x, T* y)>;
 
+/// One fused Chebyshev step yc = s1 * (A yb - c yb) - s2 ya (one product with A); optional
+/// (an empty function makes the solver use MatVec plus a vector update).
+template <typename T>
+using ChebStep =
+    std::function<void(const T* yb, const T* ya, T* yc, double s1, double c, double s2)>;
+
 enum class Which : int { LA = 0, SA = 1, LM = 2 };
 
 struct LanczosOptions {
@@ -53,7 +59,19 @@ struct LanczosResult {
 /// memory. Throws std::invalid_argument for inconsistent sizes.
 template <typename T>
 LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* deflate,
-                         int64_t nd, const LanczosOptions& opt);
+                         int64_t nd, const LanczosOptions& opt,
+                         const ChebStep<T>& step = ChebStep<T>());
+
+/// Products with N = S P S for a 0/1 sparsity pattern P (CSR indptr/indices, no values)
+/// and a diagonal S = diag(s): the normalised adjacency of an unweighted graph, reading 4
+/// bytes per stored entry instead of 12. y = N x, and the fused Chebyshev step.
+template <typename T, typename I>
+void scaled_pattern_matvec(int64_t n, const I* indptr, const I* indices, const double* s,
+                           const T* x, T* y, std::vector<double>& z, int n_threads);
+template <typename T, typename I>
+void scaled_pattern_cheb_step(int64_t n, const I* indptr, const I* indices, const double* s,
+                              const T* yb, const T* ya, T* yc, double s1, double c, double s2,
+                              std::vector<double>& z, int n_threads);
 
 /// y = A x for a CSR matrix (n rows), parallel over rows with OpenMP; O(nnz).
 template <typename T, typename I>

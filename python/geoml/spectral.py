@@ -37,7 +37,7 @@ _KINDS = ("symmetric", "combinatorial", "random_walk")
 _AFFINITIES = ("knn", "adaptive", "precomputed")
 # Degree of the Chebyshev filter used for the smallest eigenpairs of normalised Laplacians
 # (0 = plain Lanczos on N); chosen from bench/bench_eigsh.py, see the README.
-_CHEB_DEGREE = 0
+_CHEB_DEGREE = 16
 
 
 @dataclass
@@ -245,7 +245,7 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
     fn = _core.eigsh_f32 if dtype == np.float32 else _core.eigsh_f64
     w, V, res, n_iter, n_mv, conv, anorm, _ = fn(
         data, indptr, indices, index64, callback, n, v0, None, k, _WHICH[which], tol, max_iter,
-        ncv, 0.0, 0, -1.0, 1.0, -2.0, True, _seed(random_state), check_n_jobs(n_jobs))
+        ncv, 0.0, 0, -1.0, 1.0, -2.0, True, _seed(random_state), check_n_jobs(n_jobs), None)
     out = EigshResult(w, V.reshape(n, k), int(n_iter), res, bool(conv), int(n_mv), float(anorm))
     if not out.converged:
         warnings.warn(f"eigsh did not converge in {n_iter} restart cycles: largest residual "
@@ -377,9 +377,14 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
     index64 = N.indptr.dtype == np.int64
     ip, ix = (N.indptr, N.indices) if index64 else (N.indptr.astype(np.int32),
                                                     N.indices.astype(np.int32))
+    scale = None
+    if W.nnz and np.all(W.data == W.data[0]):
+        # unweighted graph: N = S P S with the pattern P and s = 1 / sqrt(row counts)
+        cnt = np.diff(N.indptr).astype(np.float64)
+        scale = np.where(cnt > 0, 1.0 / np.sqrt(np.where(cnt > 0, cnt, 1.0)), 0.0)
     w, V, res, n_iter, n_mv, conv, anorm, cut = _core.eigsh_f64(
         N.data, ip, ix, index64, None, n, None, np.ascontiguousarray(Z), kk, 0, tol, max_iter, 0,
-        1.0, deg, -1.0, 1.0, cheb_cut, False, _seed(random_state), check_n_jobs(n_jobs))
+        1.0, deg, -1.0, 1.0, cheb_cut, False, _seed(random_state), check_n_jobs(n_jobs), scale)
     info.update(n_matvec=int(n_mv), n_iter=int(n_iter), residuals=res, cheb_cut=float(cut))
     V = V.reshape(n, kk)
     lam = np.concatenate([np.zeros(ncomp), 1.0 - w[::-1]])
