@@ -6,17 +6,18 @@ Graphs (float64, 0/1 union-symmetrised kNN connectivity built with geoml.knn_gra
 Solvers, all to a residual ||L u - lambda u|| <= 1e-6 (u unit) for every pair:
   geoml        Lanczos on N = D^-1/2 W D^-1/2 (largest), null space put in exactly,
                Chebyshev filter of degree --degree (geoml's default path)
-  geoml-plain  the same without the filter (degree 0)
+  geoml-degD    the same with filter degree D (--degrees; 0 = no filter, "geoml-plain")
   scipy-LA     scipy.sparse.linalg.eigsh(N, which="LA")
   scipy-SI     scipy.sparse.linalg.eigsh(L, sigma=-1e-5, which="LM") (shift-invert, splu)
   lobpcg       scipy.sparse.linalg.lobpcg(L, largest=False), no preconditioner
   sklearn      sklearn.manifold.spectral_embedding(W, eigen_solver="arpack") (shift-invert)
+lambda_err: max |lambda - lambda_geoml|; zeros: eigenvalues below 1e-8.
 Each anchor runs in a child process with a time limit (--timeout); one that runs out is
 reported as such. Ratios are anchor time / geoml time (> 1: geoml faster).
 
   python bench/bench_eigsh.py                       # full sizes
   python bench/bench_eigsh.py --quick               # n = 20,000 and 10,000
-  python bench/bench_eigsh.py --sizes 50000,20000 --threads 1
+  python bench/bench_eigsh.py --sizes 50000,20000 --threads 1 --degrees 0,8,32
 """
 from __future__ import annotations
 
@@ -133,7 +134,7 @@ def main(argv=None):
     ap.add_argument("--degree", type=int, default=None,
                     help="Chebyshev degree for the 'geoml' row (default: geoml's default)")
     ap.add_argument("--degrees", default="",
-                    help="extra geoml rows with these filter degrees, e.g. 8,24")
+                    help="extra geoml rows with these filter degrees (0: no filter), e.g. 0,8")
     ap.add_argument("--anchors", default="scipy-LA,scipy-SI,lobpcg,sklearn")
     ap.add_argument("--timeout", type=float, default=1800,
                     help="seconds per anchor run before it is reported as a timeout")
@@ -157,25 +158,31 @@ def main(argv=None):
         label = f"{kind} n={n} {knn}-NN"
         print(f"\n{label}: nnz={W.nnz}, graph built in {tg:.1f} s")
         geo_rows = []
-        for deg, name in [(degree, "geoml"), *((d_, f"geoml-deg{d_}") for d_ in extra),
-                          *([] if degree == 0 else [(0, "geoml-plain")])]:
+        ref = None  # geoml's eigenvalues: what the anchors are compared with
+        for deg, name in [(degree, "geoml"),
+                          *((d_, "geoml-plain" if d_ == 0 else f"geoml-deg{d_}") for d_ in extra)]:
             t, (lam, U, info) = timeit(lambda: _run_geoml(W, L, deg, args.threads),
                                        repeats=repeats, warmup=0)
             r = _residuals(L, lam, U)
+            if ref is None:
+                ref = lam
             geo_rows.append(dict(graph=label, solver=name, time_s=t, max_residual=float(r.max()),
                                  lambda_16=float(lam[-1]), matvecs=info["n_matvec"],
+                                 lambda_err=float(np.abs(lam - ref).max()),
+                                 zeros=int(np.sum(lam < 1e-8)),
                                  status="ok" if r.max() <= TOL else "residual>tol"))
             print(geo_rows[-1], flush=True)
         t_geo = geo_rows[0]["time_s"]
-        ref = None
         for name in anchors:
             msg = _anchor(name, args.threads, repeats, args.timeout)
             row = dict(graph=label, solver=name)
             if msg[0] == "ok":
                 _, t, lam, r = msg
+                err = float(np.abs(lam - ref).max())
                 row.update(time_s=t, max_residual=float(r.max()), lambda_16=float(lam[-1]),
-                           status="ok" if r.max() <= TOL else "residual>tol")
-                ref = lam if ref is None else ref
+                           lambda_err=err, zeros=int(np.sum(lam < 1e-8)),
+                           status=("ok" if r.max() <= TOL else "residual>tol") +
+                           ("" if err <= 1e-6 else ", wrong eigenvalues"))
             else:
                 row.update(status=msg[0] if msg[0] == "timeout" else f"error: {msg[1]}",
                            time_s=args.timeout if msg[0] == "timeout" else None)
@@ -187,7 +194,7 @@ def main(argv=None):
         rows[len(rows) - len(anchors):len(rows)] = geo_rows + rows[len(rows) - len(anchors):]
     print()
     print_table(rows, ["graph", "solver", "time_s", "ratio_vs_geoml", "max_residual",
-                       "lambda_16", "matvecs", "status"])
+                       "lambda_16", "lambda_err", "zeros", "matvecs", "status"])
     write_json("eigsh", {"k": K, "tol": TOL, "threads": args.threads, "degree": degree,
                          "rows": rows}, args.out)
 
