@@ -3,6 +3,7 @@
 Graphs (float64, 0/1 union-symmetrised kNN connectivity built with geoml.knn_graph):
   swissroll: 3-D noisy swiss roll, n = 200,000, 10-NN
   clustered: 64-D clustered points (bench._harness.clustered), n = 100,000, 15-NN
+  gauss64:   (optional, --graphs) one 64-D Gaussian cloud, 15-NN: connected, high-dimensional
 Solvers, all to a residual ||L u - lambda u|| <= 1e-6 (u unit) for every pair:
   geoml        Lanczos on N = D^-1/2 W D^-1/2 (largest), null space put in exactly,
                Chebyshev filter of degree --degree (geoml's default path)
@@ -116,8 +117,10 @@ def _graph(kind, n, seed=0):
 
     if kind == "swissroll":
         X, k = swiss_roll(n, seed=seed, dtype=np.float64)[0], 10
-    else:
+    elif kind == "clustered":
         X, k = clustered(n, 64, seed=seed, dtype="float64"), 15
+    else:  # "gauss64": one 64-D Gaussian cloud, a connected high-dimensional graph
+        X, k = np.random.default_rng(seed).normal(size=(n, 64)), 15
     t0 = time.perf_counter()
     W = sp.csr_matrix(geoml.knn_graph(X, k, mode="connectivity"), dtype=np.float64)
     return W, k, time.perf_counter() - t0
@@ -127,6 +130,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="200000,100000",
                     help="n for the swiss roll and the clustered graph (default 200000,100000)")
+    ap.add_argument("--graphs", default="swissroll,clustered",
+                    help="graphs, matched with --sizes: swissroll, clustered, gauss64 (a "
+                         "connected 64-D Gaussian cloud, 15-NN)")
     ap.add_argument("--quick", action="store_true", help="--sizes 20000,10000 --repeats 1")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None,
@@ -149,7 +155,7 @@ def main(argv=None):
     extra = [int(d) for d in args.degrees.split(",") if d]
     print(machine())
     rows = []
-    for kind, n in zip(("swissroll", "clustered"), sizes):
+    for kind, n in zip(args.graphs.split(","), sizes):
         W, knn, tg = _graph(kind, n)
         L = spectral.laplacian(W)
         N, d = spectral._normalized_adjacency(W)

@@ -136,10 +136,11 @@ double cgs_pass(int64_t n, const T* V, int64_t ld, int64_t jj, T* w, std::vector
                 int nt) {
   h.assign(jj, 0.0);
   if (jj > 0) {
+    // Per-thread partial sums added in thread order: reproducible for a fixed thread count.
+    std::vector<double> part(static_cast<size_t>(nt) * jj, 0.0);
 #pragma omp parallel num_threads(nt)
     {
-      std::vector<double> hl(jj, 0.0);
-      double* hp = hl.data();
+      double* hp = part.data() + static_cast<size_t>(thread_id()) * jj;
 #pragma omp for schedule(static)
       for (int64_t i = 0; i < n; ++i) {
         const double wi = w[i];
@@ -147,9 +148,9 @@ double cgs_pass(int64_t n, const T* V, int64_t ld, int64_t jj, T* w, std::vector
 #pragma omp simd
         for (int64_t l = 0; l < jj; ++l) hp[l] += double(r[l]) * wi;
       }
-#pragma omp critical
-      for (int64_t l = 0; l < jj; ++l) h[l] += hl[l];
     }
+    for (int t = 0; t < nt; ++t)  // slots of threads the runtime did not start stay zero
+      for (int64_t l = 0; l < jj; ++l) h[l] += part[static_cast<size_t>(t) * jj + l];
   }
   const double* hh = h.data();
   double nrm2 = 0;
@@ -309,7 +310,7 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
   int64_t nl = 0, p = 0, kint = k, iter = 0;
   double anorm = opt.anorm > 0 ? opt.anorm : 0;
   const bool fixed_norm = opt.anorm > 0;
-  std::vector<double> lockA, lockR, lockMu;  // per locked column: A value, residual, op value
+  std::vector<double> lockA, lockMu;  // per locked column: A value, op value
   std::vector<double> keptA, keptR;          // per kept active column (filtered mode)
   bool verifying = false, prelim = filt, done = false;
   std::vector<double> Ta, theta, Y;
@@ -515,7 +516,6 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
     }
     for (int64_t c = 0; c < nconv; ++c) {
       lockA.push_back(thA[perm[c]]);
-      lockR.push_back(res[perm[c]]);
       lockMu.push_back(theta[order[perm[c]]]);
     }
     nl += nconv;

@@ -9,10 +9,23 @@ How the smallest eigenpairs of a normalised Laplacian are found
 for an isolated node). geoml finds the components, puts those vectors in the solution directly
 (so a disconnected graph gets exactly as many zero eigenvalues as it has components) and runs
 thick-restart Lanczos for the largest remaining eigenpairs of ``N``, kept orthogonal to the
-null space. Plain "SA" Lanczos on ``L`` is never used (it needs far more iterations near 0 than
-"LA" on ``N`` needs near 1 because ``||L||`` is up to 2, which halves the relative gaps), and
-shift-invert is avoided because factorising kNN-graph Laplacians fills in badly.
-See ``bench/bench_eigsh.py`` for the measurements behind ``_CHEB_DEGREE``.
+null space. Plain "SA" Lanczos on ``L`` is never used (the wanted end of ``L`` sits next to 0
+while ``||L||`` is up to 2, and shift-invert is avoided because factorising kNN-graph
+Laplacians fills in badly in high dimension).
+
+The eigenvalues wanted are tightly clustered next to 1 (swiss roll, n = 200,000, 10-NN: the
+16th smallest eigenvalue of ``L`` is 2.7e-4 while the spectrum reaches ~1.5), so plain
+Lanczos needs hundreds of restart cycles, each reorthogonalising against the whole basis.
+geoml therefore runs Lanczos on ``p(N)``, ``p`` a Chebyshev polynomial of degree 16 that is
+bounded by 1 on ``[-1, cut]`` and grows fast above ``cut``: the wanted eigenvalues are spread
+apart and the basis work per product drops ~16-fold. ``cut`` starts at a Ritz value after 16
+cheap unfiltered cycles (a lower bound on the 18th eigenvalue by interlacing, so no wanted
+eigenvalue is damped) and is raised while the iteration runs. Convergence is judged on the
+true residuals ``||N u - (u.N u) u||``. Measured single-threaded on the swiss roll
+(residual <= 1e-6): n = 20,000: plain 1322 products / 1.9 s, degree 16 1947 / 0.86 s;
+n = 100,000: plain 5190 products / 219 s (644 restarts), degree 16 4151 / 15 s, degree 32
+4617 / 20 s. Unweighted (0/1) graphs use ``N = S P S`` with the sparsity pattern ``P`` alone
+(4 bytes per stored entry instead of 12).
 """
 from __future__ import annotations
 
@@ -36,7 +49,7 @@ _WHICH = {"LA": 0, "SA": 1, "LM": 2}
 _KINDS = ("symmetric", "combinatorial", "random_walk")
 _AFFINITIES = ("knn", "adaptive", "precomputed")
 # Degree of the Chebyshev filter used for the smallest eigenpairs of normalised Laplacians
-# (0 = plain Lanczos on N); chosen from bench/bench_eigsh.py, see the README.
+# (0 = plain Lanczos on N); chosen from the measurements in the module docstring.
 _CHEB_DEGREE = 16
 
 
