@@ -311,7 +311,7 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
   double anorm = opt.anorm > 0 ? opt.anorm : 0;
   const bool fixed_norm = opt.anorm > 0;
   std::vector<double> lockA, lockMu;  // per locked column: A value, op value
-  std::vector<double> keptA, keptR;          // per kept active column (filtered mode)
+  std::vector<double> keptA;  // A value per kept active column
   bool verifying = false, prelim = filt, done = false;
   std::vector<double> Ta, theta, Y;
 
@@ -405,7 +405,8 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
     if (prelim && iter + 1 >= kPrelimCycles) {
       // Place the filter's damped interval [cheb_lower, cut] below the Ritz value after the
       // first unwanted one: a lower bound on that eigenvalue (Cauchy interlacing), so every
-      // wanted eigenvalue lies above the cut.
+      // wanted eigenvalue lies above the cut. (Problems that converge within the unfiltered
+      // cycles never get here.)
       const int64_t qk = std::min(ma - 1, needed + 1);
       cut = opt.cheb_cut > opt.cheb_lower ? opt.cheb_cut : theta[order[qk]];
       const double lo = opt.cheb_lower, up = opt.cheb_upper;

@@ -33,7 +33,8 @@ struct LanczosOptions {
   double cheb_cut = -2;     ///< damped interval [cheb_lower, cheb_cut]; <= cheb_lower: from
                             ///< the Ritz values of a first unfiltered cycle
   bool verify = true;       ///< after convergence, one cycle from a fresh random vector to
-                            ///< catch eigenvalues missed through multiplicity
+                            ///< catch eigenvalues missed through multiplicity (not with the
+                            ///< filter: its callers deflate known multiplicities instead)
   uint64_t seed = 0;
   int n_threads = 0;
 };
@@ -52,7 +53,10 @@ struct LanczosResult {
 
 /// Thick-restart Lanczos (Wu & Simon 2000) with full reorthogonalisation (classical
 /// Gram-Schmidt after the three-term step, repeated when it cancels, DGKS) and locking of
-/// converged Ritz pairs. `deflate` (n x nd row-major, orthonormal columns, may be null) spans
+/// converged Ritz pairs. With cheb_degree > 0 the iteration runs on p(A), p a scaled
+/// Chebyshev polynomial damping [cheb_lower, cut] (cut from Ritz values of 16 unfiltered
+/// cycles, raised as estimates improve), and pairs are locked on computed A-residuals;
+/// `step`, if given, fuses one recurrence step with the product. `deflate` (n x nd row-major, orthonormal columns, may be null) spans
 /// a space that the solver stays orthogonal to. `v0` (n values, may be null) starts the
 /// iteration, else a seeded Gaussian vector. Cost per restart cycle: (ncv - kept) operator
 /// products plus O(n ncv^2) for the orthogonalisation; memory O(n ncv). The result owns its
