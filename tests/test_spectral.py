@@ -373,3 +373,19 @@ def test_estimators_bad_input(rng):
         geoml.SpectralClustering(1).fit(X)
     with pytest.raises(ValueError, match="n_init"):
         geoml.SpectralClustering(2, n_neighbors=5, n_init=0).fit(X)
+
+
+def test_demo_eigenmap_stage(tmp_path, capsys):
+    from geoml.demo import run_demo
+
+    out = tmp_path / "eigenmap.png"
+    stats = run_demo(n=600, k=10, seed=0, plot=str(out))
+    assert stats["eigenmap_roll_corr"] > 0.9
+    assert len(stats["eigenmap_eigenvalues"]) == 2
+    assert "[LaplacianEigenmap]" in capsys.readouterr().out
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert not out.exists()
+    else:
+        assert out.stat().st_size > 0
