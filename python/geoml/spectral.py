@@ -22,9 +22,10 @@ apart and the basis work per product drops ~16-fold. ``cut`` starts at a Ritz va
 cheap unfiltered cycles (a lower bound on the 18th eigenvalue by interlacing, so no wanted
 eigenvalue is damped) and is raised while the iteration runs. Convergence is judged on the
 true residuals ``||N u - (u.N u) u||``. Measured single-threaded on the swiss roll
-(residual <= 1e-6): n = 20,000: plain 1322 products / 1.9 s, degree 16 1947 / 0.86 s;
-n = 100,000: plain 5190 products / 219 s (644 restarts), degree 16 4151 / 15 s, degree 32
-4617 / 20 s. Unweighted (0/1) graphs use ``N = S P S`` with the sparsity pattern ``P`` alone
+(residual <= 1e-6, both runs in one process on a shared 2-core machine): n = 20,000: plain
+1322 products in 117 cycles / 1.9 s, degree 16 1947 in 22 cycles / 0.86 s; n = 100,000: plain
+4677 products in 422 cycles / 58 s, degree 16 4151 in 32 cycles / 24 s (degree 32: 4617
+products, about 1.3x slower than 16). Unweighted (0/1) graphs use ``N = S P S`` with the sparsity pattern ``P`` alone
 (4 bytes per stored entry instead of 12).
 """
 from __future__ import annotations
