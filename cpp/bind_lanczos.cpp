@@ -94,7 +94,8 @@ py::tuple eigsh_py(py::object A, py::object indptr, py::object indices, bool ind
       py::array_t<T> xa(n);
       std::copy(x, x + n, xa.mutable_data());
       carray<T> r = callback(xa).template cast<carray<T>>();
-      if (r.size() != n) throw std::invalid_argument("the matvec returned a vector of the wrong size");
+      if (r.size() != n)
+        throw std::invalid_argument("the matvec returned a vector of the wrong size");
       std::copy(r.data(), r.data() + n, y);
     };
   } else if (!indptr.is_none()) {

@@ -32,7 +32,8 @@ void jacobi_eig(int n, std::vector<double>& a, std::vector<double>& w, std::vect
         const double apq = a[p * n + q];
         if (apq == 0) continue;
         const double theta = (a[q * n + q] - a[p * n + p]) / (2 * apq);
-        const double t = (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1));
+        const double t =
+            (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1));
         const double c = 1 / std::sqrt(t * t + 1), s = t * c;
         for (int r = 0; r < n; ++r) {
           const double arp = a[r * n + p], arq = a[r * n + q];
@@ -513,7 +514,8 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
     for (int64_t c = 0; c < q; ++c) {
       const int64_t oc = order[perm[c]];
       TT(a0 + c, a0 + c) = theta[oc];
-      if (c >= nconv && q < ma) TT(a0 + q, a0 + c) = TT(a0 + c, a0 + q) = beta_m * Y[(ma - 1) * ma + oc];
+      if (c >= nconv && q < ma)
+        TT(a0 + q, a0 + c) = TT(a0 + c, a0 + q) = beta_m * Y[(ma - 1) * ma + oc];
     }
     for (int64_t c = 0; c < nconv; ++c) {
       lockA.push_back(thA[perm[c]]);

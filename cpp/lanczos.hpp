@@ -56,8 +56,9 @@ struct LanczosResult {
 /// converged Ritz pairs. With cheb_degree > 0 the iteration runs on p(A), p a scaled
 /// Chebyshev polynomial damping [cheb_lower, cut] (cut from Ritz values of 16 unfiltered
 /// cycles, raised as estimates improve), and pairs are locked on computed A-residuals;
-/// `step`, if given, fuses one recurrence step with the product. `deflate` (n x nd row-major, orthonormal columns, may be null) spans
-/// a space that the solver stays orthogonal to. `v0` (n values, may be null) starts the
+/// `step`, if given, fuses one recurrence step with the product. `deflate` (n x nd
+/// row-major, orthonormal columns, may be null) spans a space that the solver stays
+/// orthogonal to. `v0` (n values, may be null) starts the
 /// iteration, else a seeded Gaussian vector. Cost per restart cycle: (ncv - kept) operator
 /// products plus O(n ncv^2) for the orthogonalisation; memory O(n ncv). The result owns its
 /// memory. Throws std::invalid_argument for inconsistent sizes.

@@ -1,5 +1,6 @@
-"""Lanczos eigensolver, graph Laplacians and spectral embeddings (CPU kernels in ``cpp/lanczos.cpp``,
-``cpp/kmeans.cpp``).
+"""Lanczos eigensolver, graph Laplacians and spectral embeddings.
+
+CPU kernels in ``cpp/lanczos.cpp`` and ``cpp/kmeans.cpp``.
 
 How the smallest eigenpairs of a normalised Laplacian are found
 ---------------------------------------------------------------
@@ -25,7 +26,8 @@ true residuals ``||N u - (u.N u) u||``. Measured single-threaded on the swiss ro
 (residual <= 1e-6, both runs in one process on a shared 2-core machine): n = 20,000: plain
 1322 products in 117 cycles / 1.9 s, degree 16 1947 in 22 cycles / 0.86 s; n = 100,000: plain
 4677 products in 422 cycles / 58 s, degree 16 4151 in 32 cycles / 24 s (degree 32: 4617
-products, about 1.3x slower than 16). Unweighted (0/1) graphs use ``N = S P S`` with the sparsity pattern ``P`` alone
+products, about 1.3x slower than 16). Unweighted (0/1) graphs use ``N = S P S`` with the
+sparsity pattern ``P`` alone
 (4 bytes per stored entry instead of 12).
 """
 from __future__ import annotations
