@@ -9,7 +9,11 @@ from __future__ import annotations
 from . import _core
 from ._config import show_config
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
+from .spectral import (DiffusionMap, EigshResult, LaplacianEigenmap, SpectralClustering, eigsh,
+                       laplacian)
 
 __version__: str = _core.__version__
 
-__all__ = ["KNNGraph", "KNNResult", "__version__", "knn", "knn_graph", "show_config"]
+__all__ = ["KNNGraph", "KNNResult", "__version__", "knn", "knn_graph", "show_config",
+           "DiffusionMap", "EigshResult", "LaplacianEigenmap", "SpectralClustering", "eigsh",
+           "laplacian"]

@@ -13,6 +13,8 @@ def main(argv=None) -> int:
     demo.add_argument("--n", type=int, default=20000, help="number of points (default 20000)")
     demo.add_argument("--k", type=int, default=10, help="neighbours per point (default 10)")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--plot", default=None,
+                      help="write a PNG of the Laplacian eigenmap here (needs matplotlib)")
     args = parser.parse_args(argv)
     if args.command == "info":
         from . import show_config
@@ -21,7 +23,7 @@ def main(argv=None) -> int:
         return 0
     from .demo import run_demo
 
-    run_demo(n=args.n, k=args.k, seed=args.seed)
+    run_demo(n=args.n, k=args.k, seed=args.seed, plot=args.plot)
     return 0
 
 

@@ -1,0 +1,209 @@
+"""16 smallest eigenpairs of the symmetric normalised Laplacian of a kNN graph (issue 3).
+
+Graphs (float64, 0/1 union-symmetrised kNN connectivity built with geoml.knn_graph):
+  swissroll: 3-D noisy swiss roll, n = 200,000, 10-NN
+  clustered: 64-D clustered points (bench._harness.clustered), n = 100,000, 15-NN
+  gauss64:   (optional, --graphs) one 64-D Gaussian cloud, 15-NN: connected, high-dimensional
+Solvers, all to a residual ||L u - lambda u|| <= 1e-6 (u unit) for every pair:
+  geoml        Lanczos on N = D^-1/2 W D^-1/2 (largest), null space put in exactly,
+               Chebyshev filter of degree --degree (geoml's default path)
+  geoml-degD    the same with filter degree D (--degrees; 0 = no filter, "geoml-plain")
+  scipy-LA     scipy.sparse.linalg.eigsh(N, which="LA")
+  scipy-SI     scipy.sparse.linalg.eigsh(L, sigma=-1e-5, which="LM") (shift-invert, splu)
+  lobpcg       scipy.sparse.linalg.lobpcg(L, largest=False), no preconditioner
+  sklearn      sklearn.manifold.spectral_embedding(W, eigen_solver="arpack") (shift-invert)
+lambda_err: max |lambda - lambda_geoml|; zeros: eigenvalues below 1e-8.
+Each anchor runs in a child process with a time limit (--timeout); one that runs out is
+reported as such. Ratios are anchor time / geoml time (> 1: geoml faster).
+
+  python bench/bench_eigsh.py                       # full sizes
+  python bench/bench_eigsh.py --quick               # n = 20,000 and 10,000
+  python bench/bench_eigsh.py --sizes 50000,20000 --threads 1 --degrees 0,8,32
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import clustered, machine, print_table, timeit, write_json  # noqa: E402
+
+K = 16
+TOL = 1e-6
+_DATA = {}
+
+
+def _residuals(L, lam, U):
+    U = U / np.linalg.norm(U, axis=0)
+    return np.linalg.norm(L @ U - U * lam, axis=0)
+
+
+def _run_geoml(W, L, degree, threads, seed=0):
+    from geoml import spectral
+
+    lam, U, _, conv, info = spectral._lsym_smallest(W, K, tol=TOL, random_state=seed,
+                                                    cheb_degree=degree, n_jobs=threads)
+    return lam, U, info
+
+
+def _solver(name, W, L, N, dd, threads):
+    """Returns (eigenvalues (K,), vectors (n, K)) of L for one anchor."""
+    from scipy.sparse.linalg import eigsh, lobpcg
+
+    n = W.shape[0]
+    rng = np.random.default_rng(0)
+    if name == "scipy-LA":
+        w, V = eigsh(N, K, which="LA", tol=TOL, v0=rng.normal(size=n))
+        return 1 - w, V
+    if name == "scipy-SI":
+        w, V = eigsh(L.tocsc(), K, sigma=-1e-5, which="LM", tol=TOL, v0=rng.normal(size=n))
+        return w, V
+    if name == "lobpcg":
+        X = rng.normal(size=(n, K))
+        w, V = lobpcg(L, X, largest=False, tol=TOL, maxiter=2000)
+        return w, V
+    if name == "sklearn":
+        from sklearn.manifold import spectral_embedding
+
+        Y = spectral_embedding(W, n_components=K, drop_first=False, eigen_solver="arpack",
+                               eigen_tol=TOL, norm_laplacian=True, random_state=0)
+        U = Y * dd[:, None]  # back to eigenvectors of L_sym
+        U /= np.linalg.norm(U, axis=0)
+        lam = np.einsum("ij,ij->j", U, L @ U)
+        return lam, U
+    raise ValueError(name)
+
+
+def _child(name, threads, repeats, conn):
+    try:
+        from threadpoolctl import threadpool_limits
+
+        W, L, N, dd = _DATA["W"], _DATA["L"], _DATA["N"], _DATA["dd"]
+        with threadpool_limits(threads):
+            t, (lam, U) = timeit(lambda: _solver(name, W, L, N, dd, threads), repeats=repeats,
+                                 warmup=0)
+        order = np.argsort(lam)
+        lam, U = lam[order], U[:, order]
+        conn.send(("ok", t, lam, _residuals(L, lam, U)))
+    except Exception:  # report, never hang the parent
+        conn.send(("error", traceback.format_exc().splitlines()[-1]))
+
+
+def _anchor(name, threads, repeats, timeout):
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(name, threads, repeats, child))
+    proc.start()
+    if parent.poll(timeout):
+        msg = parent.recv()
+        proc.join()
+    else:
+        proc.kill()
+        proc.join()
+        msg = ("timeout",)
+    return msg
+
+
+def _graph(kind, n, seed=0):
+    import geoml
+    from geoml.demo import swiss_roll
+
+    if kind == "swissroll":
+        X, k = swiss_roll(n, seed=seed, dtype=np.float64)[0], 10
+    elif kind == "clustered":
+        X, k = clustered(n, 64, seed=seed, dtype="float64"), 15
+    else:  # "gauss64": one 64-D Gaussian cloud, a connected high-dimensional graph
+        X, k = np.random.default_rng(seed).normal(size=(n, 64)), 15
+    t0 = time.perf_counter()
+    W = sp.csr_matrix(geoml.knn_graph(X, k, mode="connectivity"), dtype=np.float64)
+    return W, k, time.perf_counter() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="200000,100000",
+                    help="n for the swiss roll and the clustered graph (default 200000,100000)")
+    ap.add_argument("--graphs", default="swissroll,clustered",
+                    help="graphs, matched with --sizes: swissroll, clustered, gauss64 (a "
+                         "connected 64-D Gaussian cloud, 15-NN)")
+    ap.add_argument("--quick", action="store_true", help="--sizes 20000,10000 --repeats 1")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for geoml and the anchors' BLAS (default: library default)")
+    ap.add_argument("--degree", type=int, default=None,
+                    help="Chebyshev degree for the 'geoml' row (default: geoml's default)")
+    ap.add_argument("--degrees", default="",
+                    help="extra geoml rows with these filter degrees (0: no filter), e.g. 0,8")
+    ap.add_argument("--anchors", default="scipy-LA,scipy-SI,lobpcg,sklearn")
+    ap.add_argument("--timeout", type=float, default=1800,
+                    help="seconds per anchor run before it is reported as a timeout")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    from geoml import spectral
+
+    sizes = [int(s) for s in ("20000,10000" if args.quick else args.sizes).split(",")]
+    repeats = 1 if args.quick else args.repeats
+    degree = spectral._CHEB_DEGREE if args.degree is None else args.degree
+    anchors = [a for a in args.anchors.split(",") if a]
+    extra = [int(d) for d in args.degrees.split(",") if d]
+    print(machine())
+    rows = []
+    for kind, n in zip(args.graphs.split(","), sizes):
+        W, knn, tg = _graph(kind, n)
+        L = spectral.laplacian(W)
+        N, d = spectral._normalized_adjacency(W)
+        dd = np.sqrt(d)
+        _DATA.update(W=W, L=L, N=N, dd=dd)
+        label = f"{kind} n={n} {knn}-NN"
+        print(f"\n{label}: nnz={W.nnz}, graph built in {tg:.1f} s")
+        geo_rows = []
+        ref = None  # geoml's eigenvalues: what the anchors are compared with
+        for deg, name in [(degree, "geoml"),
+                          *((d_, "geoml-plain" if d_ == 0 else f"geoml-deg{d_}") for d_ in extra)]:
+            t, (lam, U, info) = timeit(lambda: _run_geoml(W, L, deg, args.threads),
+                                       repeats=repeats, warmup=0)
+            r = _residuals(L, lam, U)
+            if ref is None:
+                ref = lam
+            geo_rows.append(dict(graph=label, solver=name, time_s=t, max_residual=float(r.max()),
+                                 lambda_16=float(lam[-1]), matvecs=info["n_matvec"],
+                                 lambda_err=float(np.abs(lam - ref).max()),
+                                 zeros=int(np.sum(lam < 1e-8)),
+                                 status="ok" if r.max() <= TOL else "residual>tol"))
+            print(geo_rows[-1], flush=True)
+        t_geo = geo_rows[0]["time_s"]
+        for name in anchors:
+            msg = _anchor(name, args.threads, repeats, args.timeout)
+            row = dict(graph=label, solver=name)
+            if msg[0] == "ok":
+                _, t, lam, r = msg
+                err = float(np.abs(lam - ref).max())
+                row.update(time_s=t, max_residual=float(r.max()), lambda_16=float(lam[-1]),
+                           lambda_err=err, zeros=int(np.sum(lam < 1e-8)),
+                           status=("ok" if r.max() <= TOL else "residual>tol") +
+                           ("" if err <= 1e-6 else ", wrong eigenvalues"))
+            else:
+                row.update(status=msg[0] if msg[0] == "timeout" else f"error: {msg[1]}",
+                           time_s=args.timeout if msg[0] == "timeout" else None)
+            print(row, flush=True)
+            rows.append(row)
+        for r in geo_rows + rows[len(rows) - len(anchors):]:
+            if r.get("time_s"):
+                r["ratio_vs_geoml"] = r["time_s"] / t_geo
+        rows[len(rows) - len(anchors):len(rows)] = geo_rows + rows[len(rows) - len(anchors):]
+    print()
+    print_table(rows, ["graph", "solver", "time_s", "ratio_vs_geoml", "max_residual",
+                       "lambda_16", "lambda_err", "zeros", "matvecs", "status"])
+    write_json("eigsh", {"k": K, "tol": TOL, "threads": args.threads, "degree": degree,
+                         "rows": rows}, args.out)
+
+
+if __name__ == "__main__":
+    main()

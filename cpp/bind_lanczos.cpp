@@ -1,0 +1,178 @@
+// Bindings for the Lanczos eigensolver, sparse/dense products and k-means.
+#include <algorithm>
+#include <type_traits>
+
+#include "bindings.hpp"
+#include "common.hpp"
+#include "kmeans.hpp"
+#include "lanczos.hpp"
+
+namespace geoml {
+
+/// Runs lanczos() on a CSR matrix (indptr given), a dense matrix (A 2-D), or a Python
+/// callable y = f(x) (callback given; called with the GIL held). Returns
+/// (eigenvalues, eigenvectors (flat n*k), residuals, n_iter, n_matvec, converged, anorm, cut).
+template <typename T>
+py::tuple eigsh_py(py::object A, py::object indptr, py::object indices, bool index64,
+                   py::object callback, int64_t n, py::object v0, py::object deflate,
+                   int64_t k, int which, double tol, int64_t max_iter, int64_t ncv,
+                   double anorm, int cheb_degree, double cheb_lower, double cheb_upper,
+                   double cheb_cut, bool verify, uint64_t seed, int n_jobs,
+                   py::object scale) {
+  // Small problems run on fewer threads: a parallel region per vector operation costs more
+  // than it saves below ~1e5 flops (and much more on an oversubscribed machine).
+  {
+    int64_t work = 20 * n;
+    if (!callback.is_none()) work = 20 * n;
+    else if (!indptr.is_none()) work += py::len(indices);
+    else work = n * n;
+    const int64_t cap = std::max<int64_t>(1, work / 200000);
+    n_jobs = static_cast<int>(std::min<int64_t>(resolve_threads(n_jobs), cap));
+  }
+  LanczosOptions opt;
+  opt.k = k;
+  opt.which = static_cast<Which>(which);
+  opt.tol = tol;
+  opt.max_iter = max_iter;
+  opt.ncv = ncv;
+  opt.anorm = anorm;
+  opt.cheb_degree = cheb_degree;
+  opt.cheb_lower = cheb_lower;
+  opt.cheb_upper = cheb_upper;
+  opt.cheb_cut = cheb_cut;
+  opt.verify = verify;
+  opt.seed = seed;
+  opt.n_threads = n_jobs;
+  carray<T> v0a, defa, data;
+  carray<int32_t> ip32, ix32;
+  carray<int64_t> ip64, ix64;
+  const T* pv0 = nullptr;
+  const T* pdef = nullptr;
+  int64_t nd = 0;
+  if (!v0.is_none()) {
+    v0a = v0.cast<carray<T>>();
+    if (v0a.size() != n) throw std::invalid_argument("v0 must have n entries");
+    pv0 = v0a.data();
+  }
+  if (!deflate.is_none()) {
+    defa = deflate.cast<carray<T>>();
+    if (defa.ndim() != 2 || defa.shape(0) != n)
+      throw std::invalid_argument("deflate must be an (n, nd) array");
+    nd = defa.shape(1);
+    pdef = defa.data();
+  }
+  MatVec<T> mv;
+  ChebStep<T> step;
+  carray<double> sarr;
+  std::vector<double> zbuf;
+  if (!scale.is_none()) {
+    // Unweighted graph: N = S P S from the pattern (indptr, indices) and s.
+    sarr = scale.cast<carray<double>>();
+    if (sarr.size() != n) throw std::invalid_argument("scale must have n entries");
+    const double* ps = sarr.data();
+    auto bind_pattern = [&](auto* pp, auto* pi) {
+      using I = std::remove_const_t<std::remove_pointer_t<decltype(pp)>>;
+      mv = [=, &zbuf](const T* x, T* y) {
+        scaled_pattern_matvec<T, I>(n, pp, pi, ps, x, y, zbuf, n_jobs);
+      };
+      step = [=, &zbuf](const T* yb, const T* ya, T* yc, double s1, double c, double s2) {
+        scaled_pattern_cheb_step<T, I>(n, pp, pi, ps, yb, ya, yc, s1, c, s2, zbuf, n_jobs);
+      };
+    };
+    if (index64) {
+      ip64 = indptr.cast<carray<int64_t>>();
+      ix64 = indices.cast<carray<int64_t>>();
+      bind_pattern(ip64.data(), ix64.data());
+    } else {
+      ip32 = indptr.cast<carray<int32_t>>();
+      ix32 = indices.cast<carray<int32_t>>();
+      bind_pattern(ip32.data(), ix32.data());
+    }
+  } else if (!callback.is_none()) {
+    mv = [&callback, n](const T* x, T* y) {
+      py::gil_scoped_acquire gil;
+      py::array_t<T> xa(n);
+      std::copy(x, x + n, xa.mutable_data());
+      carray<T> r = callback(xa).template cast<carray<T>>();
+      if (r.size() != n)
+        throw std::invalid_argument("the matvec returned a vector of the wrong size");
+      std::copy(r.data(), r.data() + n, y);
+    };
+  } else if (!indptr.is_none()) {
+    data = A.cast<carray<T>>();
+    if (index64) {
+      ip64 = indptr.cast<carray<int64_t>>();
+      ix64 = indices.cast<carray<int64_t>>();
+      const int64_t *pp = ip64.data(), *pi = ix64.data();
+      const T* pd = data.data();
+      mv = [=](const T* x, T* y) { csr_matvec<T, int64_t>(n, pp, pi, pd, x, y, n_jobs); };
+    } else {
+      ip32 = indptr.cast<carray<int32_t>>();
+      ix32 = indices.cast<carray<int32_t>>();
+      const int32_t *pp = ip32.data(), *pi = ix32.data();
+      const T* pd = data.data();
+      mv = [=](const T* x, T* y) { csr_matvec<T, int32_t>(n, pp, pi, pd, x, y, n_jobs); };
+    }
+  } else {
+    data = A.cast<carray<T>>();
+    if (data.ndim() != 2 || data.shape(0) != n || data.shape(1) != n)
+      throw std::invalid_argument("dense A must be n x n");
+    const T* pd = data.data();
+    mv = [=](const T* x, T* y) { dense_matvec<T>(n, pd, x, y, n_jobs); };
+  }
+  LanczosResult<T> res;
+  {
+    py::gil_scoped_release release;
+    res = lanczos<T>(n, mv, pv0, pdef, nd, opt, step);
+  }
+  return py::make_tuple(to_numpy(std::move(res.eigenvalues)), to_numpy(std::move(res.eigenvectors)),
+                        to_numpy(std::move(res.residuals)), res.n_iter, res.n_matvec,
+                        res.converged, res.anorm, res.cheb_cut);
+}
+
+template <typename T, typename I>
+py::array_t<T> csr_matvec_py(carray<I> indptr, carray<I> indices, carray<T> data, carray<T> x,
+                             int n_jobs) {
+  const int64_t n = indptr.size() - 1;
+  py::array_t<T> y(n);
+  T* py_ = y.mutable_data();
+  const I *pp = indptr.data(), *pi = indices.data();
+  const T *pd = data.data(), *px = x.data();
+  {
+    py::gil_scoped_release release;
+    csr_matvec<T, I>(n, pp, pi, pd, px, py_, n_jobs);
+  }
+  return y;
+}
+
+py::tuple kmeans_py(carray<double> X, int64_t k, int n_init, int max_iter, double tol,
+                    uint64_t seed, int n_jobs) {
+  if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D");
+  const int64_t n = X.shape(0), d = X.shape(1);
+  KMeansResult r;
+  const double* px = X.data();
+  {
+    py::gil_scoped_release release;
+    r = kmeans(px, n, d, k, n_init, max_iter, tol, seed, n_jobs);
+  }
+  return py::make_tuple(to_numpy(std::move(r.labels)), to_numpy(std::move(r.centers)),
+                        r.inertia, r.n_iter);
+}
+
+void bind_lanczos(py::module_& m) {
+  const char* doc =
+      "eigsh(A, indptr, indices, index64, callback, n, v0, deflate, k, which, tol, max_iter, "
+      "ncv, anorm, cheb_degree, cheb_lower, cheb_upper, cheb_cut, verify, seed, n_jobs, scale) -> "
+      "(w, V, res, "
+      "n_iter, n_matvec, converged, anorm, cheb_cut)";
+  m.def("eigsh_f32", &eigsh_py<float>, doc);
+  m.def("eigsh_f64", &eigsh_py<double>, doc);
+  m.def("csr_matvec_f32_i32", &csr_matvec_py<float, int32_t>);
+  m.def("csr_matvec_f64_i32", &csr_matvec_py<double, int32_t>);
+  m.def("csr_matvec_f32_i64", &csr_matvec_py<float, int64_t>);
+  m.def("csr_matvec_f64_i64", &csr_matvec_py<double, int64_t>);
+  m.def("kmeans", &kmeans_py, "kmeans(X, k, n_init, max_iter, tol, seed, n_jobs) -> "
+                              "(labels, centers, inertia, n_iter)");
+}
+
+}  // namespace geoml

@@ -1,0 +1,672 @@
+#include "lanczos.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+#include "common.hpp"
+
+namespace geoml {
+
+// Unfiltered thick-restart cycles before the Chebyshev filter starts (they are ~d times
+// cheaper than filtered ones and place the first cut closer to its final value).
+constexpr int kPrelimCycles = 16;
+
+void jacobi_eig(int n, std::vector<double>& a, std::vector<double>& w, std::vector<double>& z) {
+  z.assign(static_cast<size_t>(n) * n, 0.0);
+  for (int i = 0; i < n; ++i) z[static_cast<size_t>(i) * n + i] = 1.0;
+  w.assign(n, 0.0);
+  for (int sweep = 0; sweep < 100; ++sweep) {
+    double off = 0, diag = 0;
+    for (int i = 0; i < n; ++i) {
+      diag += a[i * n + i] * a[i * n + i];
+      for (int j = i + 1; j < n; ++j) off += a[i * n + j] * a[i * n + j];
+    }
+    if (off == 0 || off <= 1e-34 * (diag + off)) break;
+    for (int p = 0; p < n; ++p)
+      for (int q = p + 1; q < n; ++q) {
+        const double apq = a[p * n + q];
+        if (apq == 0) continue;
+        const double theta = (a[q * n + q] - a[p * n + p]) / (2 * apq);
+        const double t =
+            (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1));
+        const double c = 1 / std::sqrt(t * t + 1), s = t * c;
+        for (int r = 0; r < n; ++r) {
+          const double arp = a[r * n + p], arq = a[r * n + q];
+          a[r * n + p] = c * arp - s * arq;
+          a[r * n + q] = s * arp + c * arq;
+        }
+        for (int r = 0; r < n; ++r) {
+          const double apr = a[p * n + r], aqr = a[q * n + r];
+          a[p * n + r] = c * apr - s * aqr;
+          a[q * n + r] = s * apr + c * aqr;
+        }
+        a[p * n + q] = a[q * n + p] = 0;
+        for (int r = 0; r < n; ++r) {
+          const double zrp = z[r * n + p], zrq = z[r * n + q];
+          z[r * n + p] = c * zrp - s * zrq;
+          z[r * n + q] = s * zrp + c * zrq;
+        }
+      }
+  }
+  for (int i = 0; i < n; ++i) w[i] = a[i * n + i];
+}
+
+template <typename T, typename I>
+void csr_matvec(int64_t n, const I* indptr, const I* indices, const T* data, const T* x, T* y,
+                int n_threads) {
+  const int nt = resolve_threads(n_threads);
+#pragma omp parallel for schedule(static, 512) num_threads(nt)
+  for (int64_t i = 0; i < n; ++i) {
+    double s = 0;
+    for (I p = indptr[i]; p < indptr[i + 1]; ++p) s += double(data[p]) * double(x[indices[p]]);
+    y[i] = T(s);
+  }
+}
+
+template <typename T>
+void dense_matvec(int64_t n, const T* A, const T* x, T* y, int n_threads) {
+  const int nt = resolve_threads(n_threads);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t i = 0; i < n; ++i) {
+    const T* r = A + i * n;
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; ++j) s += double(r[j]) * double(x[j]);
+    y[i] = T(s);
+  }
+}
+
+template <typename T, typename I>
+void scaled_pattern_matvec(int64_t n, const I* indptr, const I* indices, const double* s,
+                           const T* x, T* y, std::vector<double>& z, int n_threads) {
+  const int nt = resolve_threads(n_threads);
+  z.resize(n);
+  double* zp = z.data();
+#pragma omp parallel num_threads(nt)
+  {
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) zp[i] = s[i] * double(x[i]);
+#pragma omp for schedule(static, 512)
+    for (int64_t i = 0; i < n; ++i) {
+      double acc = 0;
+      for (I p = indptr[i]; p < indptr[i + 1]; ++p) acc += zp[indices[p]];
+      y[i] = T(s[i] * acc);
+    }
+  }
+}
+
+template <typename T, typename I>
+void scaled_pattern_cheb_step(int64_t n, const I* indptr, const I* indices, const double* s,
+                              const T* yb, const T* ya, T* yc, double s1, double c, double s2,
+                              std::vector<double>& z, int n_threads) {
+  const int nt = resolve_threads(n_threads);
+  z.resize(n);
+  double* zp = z.data();
+#pragma omp parallel num_threads(nt)
+  {
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) zp[i] = s[i] * double(yb[i]);
+#pragma omp for schedule(static, 512)
+    for (int64_t i = 0; i < n; ++i) {
+      double acc = 0;
+      for (I p = indptr[i]; p < indptr[i + 1]; ++p) acc += zp[indices[p]];
+      yc[i] = T(s1 * (s[i] * acc - c * double(yb[i])) - s2 * double(ya[i]));
+    }
+  }
+}
+
+namespace {
+
+template <typename T>
+double dot(int64_t n, const T* x, const T* y, int nt) {
+  double s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static) num_threads(nt)
+  for (int64_t i = 0; i < n; ++i) s += double(x[i]) * double(y[i]);
+  return s;
+}
+
+/// One classical Gram-Schmidt pass of w against columns [0, jj) of the row-major basis V
+/// (leading dimension ld): h = V^T w, w -= V h. Returns ||w|| afterwards. Reads V twice.
+template <typename T>
+double cgs_pass(int64_t n, const T* V, int64_t ld, int64_t jj, T* w, std::vector<double>& h,
+                int nt) {
+  h.assign(jj, 0.0);
+  if (jj > 0) {
+    // Per-thread partial sums added in thread order: reproducible for a fixed thread count.
+    std::vector<double> part(static_cast<size_t>(nt) * jj, 0.0);
+#pragma omp parallel num_threads(nt)
+    {
+      double* hp = part.data() + static_cast<size_t>(thread_id()) * jj;
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        const double wi = w[i];
+        const T* r = V + i * ld;
+#pragma omp simd
+        for (int64_t l = 0; l < jj; ++l) hp[l] += double(r[l]) * wi;
+      }
+    }
+    for (int t = 0; t < nt; ++t)  // slots of threads the runtime did not start stay zero
+      for (int64_t l = 0; l < jj; ++l) h[l] += part[static_cast<size_t>(t) * jj + l];
+  }
+  const double* hh = h.data();
+  double nrm2 = 0;
+#pragma omp parallel for reduction(+ : nrm2) schedule(static) num_threads(nt)
+  for (int64_t i = 0; i < n; ++i) {
+    const T* r = V + i * ld;
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t l = 0; l < jj; ++l) s += double(r[l]) * hh[l];
+    const double v = double(w[i]) - s;
+    w[i] = T(v);
+    nrm2 += v * v;
+  }
+  return std::sqrt(nrm2);
+}
+
+// Sort key: smaller = more wanted.
+inline double want_key(Which which, double theta) {
+  switch (which) {
+    case Which::LA: return -theta;
+    case Which::SA: return theta;
+    default: return -std::fabs(theta);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* deflate,
+                         int64_t nd, const LanczosOptions& opt, const ChebStep<T>& step) {
+  const int nt = resolve_threads(opt.n_threads);
+  const int64_t k = opt.k;
+  if (n < 1 || k < 1 || nd < 0 || nd + k > n)
+    throw std::invalid_argument("lanczos: need 1 <= k and k + n_deflate <= n (n=" +
+                                std::to_string(n) + ", k=" + std::to_string(k) + ")");
+  const bool filt = opt.cheb_degree > 0;
+  if (filt && opt.which != Which::LA)
+    throw std::invalid_argument("lanczos: the Chebyshev filter needs which=LA");
+  int64_t m = opt.ncv > 0 ? nd + opt.ncv : nd + std::max<int64_t>(2 * k + 1, 20);
+  m = std::min(std::max(m, nd + k + 2), n);
+  const int64_t ld = m + 1;
+  const double eps = std::numeric_limits<T>::epsilon();
+  const double tol = opt.tol;
+
+  std::vector<T> V(static_cast<size_t>(n) * ld, T(0));
+  std::vector<double> Tm(static_cast<size_t>(ld) * ld, 0.0);
+  auto TT = [&](int64_t i, int64_t j) -> double& { return Tm[i * ld + j]; };
+  std::vector<T> x(n), w(n), xprev(n), ya, yb, yc, tmp;
+  std::vector<double> h, h2;
+  std::mt19937_64 gen(opt.seed);
+  std::normal_distribution<double> gauss;
+  int64_t n_matvec = 0;
+
+  auto col_get = [&](int64_t c, T* out) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; ++i) out[i] = V[i * ld + c];
+  };
+  auto col_set = [&](int64_t c, const T* in, double scale) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; ++i) V[i * ld + c] = T(double(in[i]) * scale);
+  };
+  auto applyA = [&](const T* in, T* out) {
+    A(in, out);
+    ++n_matvec;
+  };
+
+  // Chebyshev filter p(t) = T_d(l(t)) / T_d(l(upper)), l(t) = (t - c) / e, damping
+  // [cheb_lower, cut]; evaluated with the scaled three-term recurrence (no overflow).
+  bool use_filter = false;
+  double fc = 0, fe = 1, flu = 1, cut = 0;
+  auto op = [&](const T* in, T* out) {
+    if (!use_filter) {
+      applyA(in, out);
+      return;
+    }
+    ya.resize(n), yb.resize(n), yc.resize(n), tmp.resize(n);
+    std::copy(in, in + n, ya.begin());
+    applyA(ya.data(), tmp.data());
+    {
+      const double s = 1.0 / (fe * flu);
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t i = 0; i < n; ++i) yb[i] = T((double(tmp[i]) - fc * double(ya[i])) * s);
+    }
+    double rprev = 1.0 / flu;
+    for (int d = 1; d < opt.cheb_degree; ++d) {
+      const double r = 1.0 / (2 * flu - rprev);
+      const double s1 = 2 * r / fe, s2 = rprev * r;
+      if (step) {
+        step(yb.data(), ya.data(), yc.data(), s1, fc, s2);
+        ++n_matvec;
+      } else {
+        applyA(yb.data(), tmp.data());
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t i = 0; i < n; ++i)
+          yc[i] = T(s1 * (double(tmp[i]) - fc * double(yb[i])) - s2 * double(ya[i]));
+      }
+      std::swap(ya, yb);
+      std::swap(yb, yc);
+      rprev = r;
+    }
+    std::copy(yb.begin(), yb.end(), out);
+  };
+
+  auto set_filter = [&](double c) {
+    const double lo = opt.cheb_lower, up = opt.cheb_upper;
+    fc = (c + lo) / 2, fe = (c - lo) / 2, flu = (up - fc) / fe;
+  };
+  // The t > cut with p(t) = mu (p is increasing there); cut itself if mu is too small.
+  auto filter_inverse = [&](double mu) {
+    const double g = opt.cheb_degree * std::acosh(flu);
+    const double logT = g + std::log1p(std::exp(-2 * g)) - std::log(2.0);  // log T_d(flu)
+    if (!(mu > 0)) return cut;
+    const double logy = std::log(mu) + logT;
+    if (logy <= 0) return cut;
+    const double ay = logy > 20 ? logy + std::log(2.0) : std::acosh(std::exp(logy));
+    return fc + fe * std::cosh(ay / opt.cheb_degree);
+  };
+  int recuts = 0;
+
+  // A random unit vector orthogonal to columns [0, jj); false if none can be found.
+  auto random_orth = [&](int64_t jj, T* out) -> bool {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      for (int64_t i = 0; i < n; ++i) out[i] = T(gauss(gen));
+      const double n0 = std::sqrt(dot(n, out, out, nt));
+      cgs_pass(n, V.data(), ld, jj, out, h, nt);
+      const double n1 = cgs_pass(n, V.data(), ld, jj, out, h, nt);
+      if (n1 > 1e-3 * n0) {
+        for (int64_t i = 0; i < n; ++i) out[i] = T(double(out[i]) / n1);
+        return true;
+      }
+    }
+    return false;
+  };
+
+  // Deflation space and the start vector.
+  for (int64_t c = 0; c < nd; ++c)
+    for (int64_t i = 0; i < n; ++i) V[i * ld + c] = deflate[i * nd + c];
+  {
+    bool ok = false;
+    if (v0) {
+      std::copy(v0, v0 + n, x.begin());
+      const double n0 = std::sqrt(dot(n, x.data(), x.data(), nt));
+      cgs_pass(n, V.data(), ld, nd, x.data(), h, nt);
+      const double n1 = cgs_pass(n, V.data(), ld, nd, x.data(), h, nt);
+      if (n0 > 0 && n1 > 1e-8 * n0) {
+        col_set(nd, x.data(), 1.0 / n1);
+        ok = true;
+      }
+    }
+    if (!ok) {
+      if (!random_orth(nd, x.data()))
+        throw std::runtime_error("lanczos: no start vector orthogonal to the deflation space");
+      col_set(nd, x.data(), 1.0);
+    }
+  }
+
+  int64_t nl = 0, p = 0, kint = k, iter = 0;
+  double anorm = opt.anorm > 0 ? opt.anorm : 0;
+  const bool fixed_norm = opt.anorm > 0;
+  std::vector<double> lockA, lockMu;  // per locked column: A value, op value
+  std::vector<double> keptA;  // A value per kept active column
+  bool verifying = false, prelim = filt, done = false;
+  std::vector<double> Ta, theta, Y;
+
+  for (iter = 0; iter < opt.max_iter && !done; ++iter) {
+    const int64_t a0 = nd + nl;
+    int64_t mcur = m;
+    double beta_m = 0;
+    col_get(a0 + p, x.data());
+    for (int64_t j = a0 + p; j < m; ++j) {
+      op(x.data(), w.data());
+      double nop2 = 0, alpha = 0;
+#pragma omp parallel for reduction(+ : nop2, alpha) schedule(static) num_threads(nt)
+      for (int64_t i = 0; i < n; ++i) {
+        const double wi = w[i];
+        nop2 += wi * wi;
+        alpha += wi * double(x[i]);
+      }
+      const double nop = std::sqrt(nop2);
+      const bool has_prev = j > a0 + p;
+      const double bprev = has_prev ? TT(j, j - 1) : 0.0;
+      double nref2 = 0;
+#pragma omp parallel for reduction(+ : nref2) schedule(static) num_threads(nt)
+      for (int64_t i = 0; i < n; ++i) {
+        const double v = double(w[i]) - alpha * double(x[i]) - bprev * double(xprev[i]);
+        w[i] = T(v);
+        nref2 += v * v;
+      }
+      double nrm = cgs_pass(n, V.data(), ld, j + 1, w.data(), h, nt);
+      alpha += h[j];
+      if (nrm < 0.7071 * std::sqrt(nref2)) {
+        nrm = cgs_pass(n, V.data(), ld, j + 1, w.data(), h2, nt);
+        alpha += h2[j];
+      }
+      TT(j, j) = alpha;
+      double beta = nrm;
+      if (!(nrm > 100 * eps * nop)) {  // invariant subspace (or A x = 0): continue elsewhere
+        beta = 0;
+        if (!random_orth(j + 1, w.data())) {
+          mcur = j + 1;  // the basis spans the whole space: every Ritz pair is exact
+          break;
+        }
+        nrm = 1;
+      }
+      if (j + 1 < m) TT(j + 1, j) = TT(j, j + 1) = beta;
+      else beta_m = beta;
+      std::swap(xprev, x);
+      {
+        const double sc = 1.0 / nrm;
+        T* Vp = V.data() + j + 1;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t i = 0; i < n; ++i) {
+          const T v = T(double(w[i]) * sc);
+          x[i] = v;
+          Vp[i * ld] = v;
+        }
+      }
+    }
+    if (mcur < m) beta_m = 0;
+
+    // Rayleigh-Ritz on the active block [a0, mcur).
+    const int64_t ma = mcur - a0;
+    Ta.assign(static_cast<size_t>(ma) * ma, 0.0);
+    for (int64_t i = 0; i < ma; ++i)
+      for (int64_t j = 0; j < ma; ++j) Ta[i * ma + j] = TT(a0 + i, a0 + j);
+    jacobi_eig(static_cast<int>(ma), Ta, theta, Y);
+    std::vector<int64_t> order(ma);
+    std::iota(order.begin(), order.end(), 0);
+    const Which wsel = filt ? Which::LA : opt.which;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      return want_key(wsel, theta[a]) < want_key(wsel, theta[b]);
+    });
+    auto est = [&](int64_t i) { return std::fabs(beta_m * Y[(ma - 1) * ma + i]); };
+    if (!fixed_norm && !use_filter)
+      for (int64_t i = 0; i < ma; ++i) anorm = std::max(anorm, std::fabs(theta[i]));
+    const double scale = use_filter ? 1.0 : std::max(anorm, std::numeric_limits<double>::min());
+
+    if (verifying) {
+      // Did a fresh start find something more wanted than the worst locked pair?
+      double worst = -std::numeric_limits<double>::infinity();
+      for (int64_t t = 0; t < nl; ++t) worst = std::max(worst, want_key(wsel, lockMu[t]));
+      verifying = false;
+      if (want_key(wsel, theta[order[0]]) < worst - tol * scale && kint + 2 < m - nd) {
+        ++kint;  // yes: one more pair to converge, then verify again
+      } else {
+        done = true;
+        break;
+      }
+    }
+
+    const int64_t needed = kint - nl;
+    if (prelim && iter + 1 >= kPrelimCycles) {
+      // Place the filter's damped interval [cheb_lower, cut] below the Ritz value after the
+      // first unwanted one: a lower bound on that eigenvalue (Cauchy interlacing), so every
+      // wanted eigenvalue lies above the cut. (Problems that converge within the unfiltered
+      // cycles never get here.)
+      const int64_t qk = std::min(ma - 1, needed + 1);
+      cut = opt.cheb_cut > opt.cheb_lower ? opt.cheb_cut : theta[order[qk]];
+      const double lo = opt.cheb_lower, up = opt.cheb_upper;
+      if (cut > lo && cut < up) {
+        set_filter(cut);
+        use_filter = true;
+      }
+      prelim = false;
+      // Explicit restart from the sum of the wanted Ritz vectors.
+      std::vector<double> y(ma, 0.0);
+      for (int64_t c = 0; c < needed; ++c)
+        for (int64_t l = 0; l < ma; ++l) y[l] += Y[l * ma + order[c]];
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t i = 0; i < n; ++i) {
+        double s = 0;
+        for (int64_t l = 0; l < ma; ++l) s += double(V[i * ld + a0 + l]) * y[l];
+        x[i] = T(s);
+      }
+      const double nx = cgs_pass(n, V.data(), ld, a0, x.data(), h, nt);
+      if (nx > 0) col_set(a0, x.data(), 1.0 / nx);
+      else if (random_orth(a0, x.data())) col_set(a0, x.data(), 1.0);
+      for (int64_t i = a0; i < ld; ++i)
+        for (int64_t j = a0; j < ld; ++j) TT(i, j) = 0;
+      p = 0;
+      continue;
+    }
+
+    // Thick restart: keep q Ritz vectors (the wanted first), then v_m.
+    // (keeping a third of the unwanted part: measured on kNN-graph Laplacians, fewer
+    // products than keeping half, as ARPACK-like schemes do)
+    const int64_t q = std::max<int64_t>(
+        needed, std::min(ma - 1, needed + std::max<int64_t>(1, (ma - needed) / 3)));
+    {
+      const int64_t qq = std::min(q, ma);
+      std::vector<double> Ys(static_cast<size_t>(qq) * ma);  // selected Ritz vectors, by row
+      for (int64_t c = 0; c < qq; ++c)
+        for (int64_t l = 0; l < ma; ++l) Ys[c * ma + l] = Y[l * ma + order[c]];
+      const double* ys = Ys.data();
+#pragma omp parallel num_threads(nt)
+      {
+        std::vector<double> row(qq + 1), vin(ma);
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; ++i) {
+          T* r = V.data() + i * ld + a0;
+          for (int64_t l = 0; l < ma; ++l) vin[l] = r[l];
+          const double* vi = vin.data();
+          for (int64_t c = 0; c < qq; ++c) {
+            const double* yc = ys + c * ma;
+            double s = 0;
+#pragma omp simd reduction(+ : s)
+            for (int64_t l = 0; l < ma; ++l) s += vi[l] * yc[l];
+            row[c] = s;
+          }
+          const T vm = V[i * ld + m];
+          for (int64_t c = 0; c < qq; ++c) r[c] = T(row[c]);
+          if (qq < ma) r[qq] = (mcur == m) ? vm : T(0);
+        }
+      }
+    }
+    // Convergence of the wanted ones, from the Lanczos estimate or (filtered) computed.
+    std::vector<double> thA(needed), res(needed);
+    std::vector<char> conv(needed, 0);
+    for (int64_t c = 0; c < needed; ++c) {
+      if (use_filter) {
+        col_get(a0 + c, x.data());
+        applyA(x.data(), w.data());
+        const double th = dot(n, x.data(), w.data(), nt);
+        double r2 = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          const double d = double(w[i]) - th * double(x[i]);
+          r2 += d * d;
+        }
+        thA[c] = th;
+        res[c] = std::sqrt(r2);
+        if (!fixed_norm) anorm = std::max(anorm, std::fabs(th));
+      } else {
+        thA[c] = theta[order[c]];
+        res[c] = est(order[c]);
+      }
+    }
+    const double lock_tol = (use_filter ? 1.0 : 0.5) * tol * std::max(anorm, 1e-300);
+    for (int64_t c = 0; c < needed; ++c) conv[c] = res[c] <= lock_tol;
+    // Locked first (stable), then the rest.
+    std::vector<int64_t> perm;
+    for (int64_t c = 0; c < needed; ++c)
+      if (conv[c]) perm.push_back(c);
+    const int64_t nconv = static_cast<int64_t>(perm.size());
+    for (int64_t c = 0; c < q; ++c)
+      if (c >= needed || !conv[c]) perm.push_back(c);
+    if (nconv > 0) {
+#pragma omp parallel num_threads(nt)
+      {
+        std::vector<T> row(q);
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; ++i) {
+          T* r = V.data() + i * ld + a0;
+          for (int64_t c = 0; c < q; ++c) row[c] = r[perm[c]];
+          std::copy(row.begin(), row.end(), r);
+        }
+      }
+    }
+    for (int64_t i = a0; i < ld; ++i)
+      for (int64_t j = a0; j < ld; ++j) TT(i, j) = 0;
+    for (int64_t c = 0; c < q; ++c) {
+      const int64_t oc = order[perm[c]];
+      TT(a0 + c, a0 + c) = theta[oc];
+      if (c >= nconv && q < ma)
+        TT(a0 + q, a0 + c) = TT(a0 + c, a0 + q) = beta_m * Y[(ma - 1) * ma + oc];
+    }
+    for (int64_t c = 0; c < nconv; ++c) {
+      lockA.push_back(thA[perm[c]]);
+      lockMu.push_back(theta[order[perm[c]]]);
+    }
+    nl += nconv;
+    p = q - nconv;
+    keptA.assign(p, 0.0);
+    for (int64_t c = 0; c < p; ++c) {
+      const int64_t pc = perm[nconv + c];
+      keptA[c] = pc < needed ? thA[pc]
+                 : use_filter ? -std::numeric_limits<double>::infinity() : theta[order[pc]];
+    }
+    if (use_filter && nl < kint && q < ma && mcur == m && recuts < 30) {
+      // Move the filter's cut up to the A-eigenvalue estimate of the first Ritz value not
+      // kept (a lower bound on the eigenvalue of that index, so never above a wanted one)
+      // when that at least halves the distance to the top, and restart the active part
+      // explicitly from the sum of its kept Ritz vectors (locked pairs stay valid).
+      const double lam = filter_inverse(theta[order[std::min(q, needed + 1)]]);
+      const double up = opt.cheb_upper;
+      if (lam > cut && up - lam < 0.25 * (up - cut)) {
+        cut = lam;
+        set_filter(cut);
+        ++recuts;
+        const int64_t b0 = nd + nl;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t i = 0; i < n; ++i) {
+          double s = 0;
+          for (int64_t c = 0; c < p; ++c) s += double(V[i * ld + b0 + c]);
+          x[i] = T(s);
+        }
+        cgs_pass(n, V.data(), ld, b0, x.data(), h, nt);
+        const double nx = cgs_pass(n, V.data(), ld, b0, x.data(), h, nt);
+        if (nx > 0) col_set(b0, x.data(), 1.0 / nx);
+        else if (random_orth(b0, x.data())) col_set(b0, x.data(), 1.0);
+        for (int64_t i = b0; i < ld; ++i)
+          for (int64_t j = b0; j < ld; ++j) TT(i, j) = 0;
+        p = 0;
+        keptA.clear();
+      }
+    }
+    if (mcur < m && nl < kint) {
+      // Whole space spanned but (numerically) not converged: nothing more to gain.
+      done = true;
+    } else if (nl >= kint) {
+      if (opt.verify && !filt && kint + 2 < m - nd && nd + nl + 2 < n) {
+        verifying = true;  // next cycle: fresh random start orthogonal to the locked pairs
+        p = 0;
+        if (!random_orth(nd + nl, x.data())) {
+          done = true;
+        } else {
+          col_set(nd + nl, x.data(), 1.0);
+          for (int64_t i = nd + nl; i < ld; ++i)
+            for (int64_t j = nd + nl; j < ld; ++j) TT(i, j) = 0;
+        }
+      } else {
+        done = true;
+      }
+    }
+  }
+
+  // Candidates: locked pairs, then kept active Ritz vectors (when max_iter ran out).
+  std::vector<int64_t> cand_col;
+  std::vector<double> cand_val;
+  for (int64_t t = 0; t < nl; ++t) {
+    cand_col.push_back(nd + t);
+    cand_val.push_back(lockA[t]);
+  }
+  if (!verifying)
+    for (int64_t c = 0; c < p && c < static_cast<int64_t>(keptA.size()); ++c) {
+      cand_col.push_back(nd + nl + c);
+      cand_val.push_back(keptA[c]);
+    }
+  std::vector<int64_t> idx(cand_col.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) {
+    return want_key(opt.which, cand_val[a]) < want_key(opt.which, cand_val[b]);
+  });
+  if (static_cast<int64_t>(idx.size()) < k)
+    throw std::runtime_error("lanczos: fewer Ritz vectors than requested (internal error)");
+  idx.resize(k);
+
+  // Final Rayleigh quotients and computed residuals.
+  LanczosResult<T> out;
+  std::vector<double> vals(k), resid(k);
+  std::vector<T> vecs(static_cast<size_t>(n) * k);
+  for (int64_t c = 0; c < k; ++c) {
+    col_get(cand_col[idx[c]], x.data());
+    const double nx = std::sqrt(dot(n, x.data(), x.data(), nt));
+    if (nx > 0)
+      for (int64_t i = 0; i < n; ++i) x[i] = T(double(x[i]) / nx);
+    applyA(x.data(), w.data());
+    const double th = dot(n, x.data(), w.data(), nt);
+    double r2 = 0;
+#pragma omp parallel for reduction(+ : r2) schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; ++i) {
+      const double d = double(w[i]) - th * double(x[i]);
+      r2 += d * d;
+    }
+    vals[c] = th;
+    resid[c] = std::sqrt(r2);
+    if (!fixed_norm) anorm = std::max(anorm, std::fabs(th));
+    for (int64_t i = 0; i < n; ++i) vecs[i * k + c] = x[i];
+  }
+  std::vector<int64_t> asc(k);
+  std::iota(asc.begin(), asc.end(), 0);
+  std::stable_sort(asc.begin(), asc.end(), [&](int64_t a, int64_t b) { return vals[a] < vals[b]; });
+  out.eigenvalues.resize(k);
+  out.residuals.resize(k);
+  out.eigenvectors.resize(static_cast<size_t>(n) * k);
+  bool ok = true;
+  for (int64_t c = 0; c < k; ++c) {
+    out.eigenvalues[c] = vals[asc[c]];
+    out.residuals[c] = resid[asc[c]];
+    ok = ok && resid[asc[c]] <= tol * anorm;
+    for (int64_t i = 0; i < n; ++i) out.eigenvectors[i * k + c] = vecs[i * k + asc[c]];
+  }
+  out.converged = ok;
+  out.n_iter = iter;
+  out.n_matvec = n_matvec;
+  out.anorm = anorm;
+  out.cheb_cut = use_filter ? cut : 0;
+  return out;
+}
+
+template LanczosResult<float> lanczos<float>(int64_t, const MatVec<float>&, const float*,
+                                             const float*, int64_t, const LanczosOptions&,
+                                             const ChebStep<float>&);
+template LanczosResult<double> lanczos<double>(int64_t, const MatVec<double>&, const double*,
+                                               const double*, int64_t, const LanczosOptions&,
+                                               const ChebStep<double>&);
+template void csr_matvec<float, int32_t>(int64_t, const int32_t*, const int32_t*, const float*,
+                                         const float*, float*, int);
+template void csr_matvec<double, int32_t>(int64_t, const int32_t*, const int32_t*,
+                                          const double*, const double*, double*, int);
+template void csr_matvec<float, int64_t>(int64_t, const int64_t*, const int64_t*, const float*,
+                                         const float*, float*, int);
+template void csr_matvec<double, int64_t>(int64_t, const int64_t*, const int64_t*,
+                                          const double*, const double*, double*, int);
+#define GEOML_PATTERN(T, I)                                                                \
+  template void scaled_pattern_matvec<T, I>(int64_t, const I*, const I*, const double*, const T*, \
+                                            T*, std::vector<double>&, int);                     \
+  template void scaled_pattern_cheb_step<T, I>(int64_t, const I*, const I*, const double*,     \
+                                               const T*, const T*, T*, double, double, double, \
+                                               std::vector<double>&, int);
+GEOML_PATTERN(float, int32_t)
+GEOML_PATTERN(float, int64_t)
+GEOML_PATTERN(double, int32_t)
+GEOML_PATTERN(double, int64_t)
+#undef GEOML_PATTERN
+template void dense_matvec<float>(int64_t, const float*, const float*, float*, int);
+template void dense_matvec<double>(int64_t, const double*, const double*, double*, int);
+
+}  // namespace geoml

@@ -1,0 +1,95 @@
+// Thick-restart Lanczos for a few extreme eigenpairs of a symmetric operator, CSR/dense
+// matrix-vector products and a scaled Chebyshev polynomial filter.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace geoml {
+
+/// y = A x for n-vectors (x and y never alias). Called from the sequential part of the
+/// solver only, so it may itself use OpenMP or take a lock (e.g. Python's GIL).
+template <typename T>
+using MatVec = std::function<void(const T* x, T* y)>;
+
+/// One fused Chebyshev step yc = s1 * (A yb - c yb) - s2 ya (one product with A); optional
+/// (an empty function makes the solver use MatVec plus a vector update).
+template <typename T>
+using ChebStep =
+    std::function<void(const T* yb, const T* ya, T* yc, double s1, double c, double s2)>;
+
+enum class Which : int { LA = 0, SA = 1, LM = 2 };
+
+struct LanczosOptions {
+  int64_t k = 1;            ///< eigenpairs wanted
+  Which which = Which::LA;  ///< which end of the spectrum
+  double tol = 1e-10;       ///< converged: ||A x - theta x|| <= tol * anorm
+  int64_t max_iter = 1000;  ///< restart cycles at most
+  int64_t ncv = 0;          ///< basis size (0: max(2k + 1, 20) plus deflation, at most n)
+  double anorm = 0;         ///< ||A||_2 if known (> 0), else estimated from Ritz values
+  int cheb_degree = 0;      ///< > 0: Lanczos on p(A), p a Chebyshev filter (which = LA only)
+  double cheb_lower = -1;   ///< lower end of A's spectrum (filter interval starts here)
+  double cheb_upper = 1;    ///< upper end of A's spectrum (p is scaled to p(upper) = 1)
+  double cheb_cut = -2;     ///< damped interval [cheb_lower, cheb_cut]; <= cheb_lower: from
+                            ///< the Ritz values of a first unfiltered cycle
+  bool verify = true;       ///< after convergence, one cycle from a fresh random vector to
+                            ///< catch eigenvalues missed through multiplicity (not with the
+                            ///< filter: its callers deflate known multiplicities instead)
+  uint64_t seed = 0;
+  int n_threads = 0;
+};
+
+template <typename T>
+struct LanczosResult {
+  std::vector<double> eigenvalues;  ///< k values, ascending
+  std::vector<T> eigenvectors;      ///< n x k row-major, orthonormal columns
+  std::vector<double> residuals;    ///< ||A x - theta x|| (computed, not estimated), k values
+  int64_t n_iter = 0;               ///< restart cycles run
+  int64_t n_matvec = 0;             ///< products with A
+  bool converged = false;
+  double anorm = 0;                 ///< the ||A|| used in the test
+  double cheb_cut = 0;              ///< filter interval [cheb_lower, cheb_cut] (0 if unused)
+};
+
+/// Thick-restart Lanczos (Wu & Simon 2000) with full reorthogonalisation (classical
+/// Gram-Schmidt after the three-term step, repeated when it cancels, DGKS) and locking of
+/// converged Ritz pairs. With cheb_degree > 0 the iteration runs on p(A), p a scaled
+/// Chebyshev polynomial damping [cheb_lower, cut] (cut from Ritz values of 16 unfiltered
+/// cycles, raised as estimates improve), and pairs are locked on computed A-residuals;
+/// `step`, if given, fuses one recurrence step with the product. `deflate` (n x nd
+/// row-major, orthonormal columns, may be null) spans a space that the solver stays
+/// orthogonal to. `v0` (n values, may be null) starts the
+/// iteration, else a seeded Gaussian vector. Cost per restart cycle: (ncv - kept) operator
+/// products plus O(n ncv^2) for the orthogonalisation; memory O(n ncv). The result owns its
+/// memory. Throws std::invalid_argument for inconsistent sizes.
+template <typename T>
+LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* deflate,
+                         int64_t nd, const LanczosOptions& opt,
+                         const ChebStep<T>& step = ChebStep<T>());
+
+/// Products with N = S P S for a 0/1 sparsity pattern P (CSR indptr/indices, no values)
+/// and a diagonal S = diag(s): the normalised adjacency of an unweighted graph, reading 4
+/// bytes per stored entry instead of 12. y = N x, and the fused Chebyshev step.
+template <typename T, typename I>
+void scaled_pattern_matvec(int64_t n, const I* indptr, const I* indices, const double* s,
+                           const T* x, T* y, std::vector<double>& z, int n_threads);
+template <typename T, typename I>
+void scaled_pattern_cheb_step(int64_t n, const I* indptr, const I* indices, const double* s,
+                              const T* yb, const T* ya, T* yc, double s1, double c, double s2,
+                              std::vector<double>& z, int n_threads);
+
+/// y = A x for a CSR matrix (n rows), parallel over rows with OpenMP; O(nnz).
+template <typename T, typename I>
+void csr_matvec(int64_t n, const I* indptr, const I* indices, const T* data, const T* x, T* y,
+                int n_threads);
+
+/// y = A x for a dense row-major n x n matrix, parallel over rows; O(n^2).
+template <typename T>
+void dense_matvec(int64_t n, const T* A, const T* x, T* y, int n_threads);
+
+/// Eigen-decomposition of a dense symmetric n x n matrix (row-major, destroyed) by cyclic
+/// Jacobi rotations: eigenvalues in w (unsorted), eigenvectors as the columns of Z (row-major
+/// n x n). O(n^3) per sweep; used for the small projected matrices of the solver.
+void jacobi_eig(int n, std::vector<double>& a, std::vector<double>& w, std::vector<double>& z);
+
+}  // namespace geoml

@@ -1,0 +1,391 @@
+"""Tests for geoml.eigsh, geoml.laplacian and the spectral estimators (issue 3)."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.csgraph as csgraph
+from scipy.linalg import subspace_angles
+from scipy.sparse.linalg import LinearOperator
+from scipy.sparse.linalg import eigsh as scipy_eigsh
+
+import geoml
+from geoml import spectral
+from geoml.demo import swiss_roll
+
+
+def _sym(rng, n):
+    B = rng.normal(size=(n, n))
+    return (B + B.T) / 2
+
+
+def _knn_affinity(rng, n=300, d=3, k=8, components=1):
+    """Union-symmetrised 0/1 kNN graph of `components` far-apart Gaussian blobs."""
+    X = np.vstack([rng.normal(size=(n // components, d)) + 100 * c for c in range(components)])
+    return sp.csr_matrix(geoml.knn_graph(X, k, mode="connectivity"), dtype=np.float64), X
+
+
+def _reference(w_all, which, k):
+    if which == "LA":
+        return np.sort(w_all[-k:])
+    if which == "SA":
+        return np.sort(w_all[:k])
+    return np.sort(w_all[np.argsort(-np.abs(w_all), kind="stable")[:k]])
+
+
+# ----------------------------------------------------------------------------- eigsh
+
+@pytest.mark.parametrize("which", ["LA", "SA", "LM"])
+@pytest.mark.parametrize("n,k", [(40, 1), (150, 6), (400, 12)])
+def test_eigsh_dense_vs_numpy(rng, which, n, k):
+    A = _sym(rng, n)
+    w_all, V_all = np.linalg.eigh(A)
+    res = geoml.eigsh(A, k, which=which, random_state=rng)
+    ref = _reference(w_all, which, k)
+    np.testing.assert_allclose(res.eigenvalues, ref, rtol=1e-8, atol=1e-8 * np.abs(w_all).max())
+    assert res.converged
+    assert res.eigenvectors.shape == (n, k)
+    np.testing.assert_allclose(res.eigenvectors.T @ res.eigenvectors, np.eye(k), atol=1e-10)
+    sel = [int(np.argmin(np.abs(w_all - v))) for v in res.eigenvalues]
+    assert np.max(subspace_angles(res.eigenvectors, V_all[:, sel])) < 1e-6
+    # computed residuals are what they claim
+    R = A @ res.eigenvectors - res.eigenvectors * res.eigenvalues
+    np.testing.assert_allclose(np.linalg.norm(R, axis=0), res.residual_norms, atol=1e-12)
+    assert np.all(res.residual_norms <= 1e-10 * res.anorm)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-8), (np.float32, 1e-4)])
+@pytest.mark.parametrize("which", ["LA", "SA"])
+def test_eigsh_sparse_vs_scipy(rng, dtype, rtol, which):
+    W, _ = _knn_affinity(rng, n=400)
+    L = csgraph.laplacian(W, normed=True).astype(dtype)
+    L = sp.csr_matrix(L)
+    k = 8
+    w_ref, V_ref = scipy_eigsh(L.astype(np.float64), k, which=which, tol=1e-12)
+    res = geoml.eigsh(L, k, which=which, random_state=rng)
+    assert res.eigenvalues.dtype == np.float64 and res.eigenvectors.dtype == dtype
+    scale = np.abs(w_ref).max()
+    np.testing.assert_allclose(res.eigenvalues, np.sort(w_ref), rtol=rtol, atol=rtol * scale)
+    # compare subspaces away from (near-)degenerate ends
+    ang = subspace_angles(res.eigenvectors.astype(np.float64), V_ref)
+    assert np.max(ang) < (1e-6 if dtype == np.float64 else 1e-2)
+
+
+@pytest.mark.parametrize("fmt", ["csc", "coo", "dense", "operator"])
+def test_eigsh_input_kinds(rng, fmt):
+    A = _sym(rng, 120)
+    w_all = np.linalg.eigvalsh(A)
+    if fmt == "dense":
+        M = A
+    elif fmt == "operator":
+        M = LinearOperator(A.shape, matvec=lambda x: A @ x, dtype=np.float64)
+    else:
+        M = sp.csr_matrix(A).asformat(fmt)
+    w, V = geoml.eigsh(M, 4, which="LA", random_state=0)
+    np.testing.assert_allclose(w, w_all[-4:], rtol=1e-8)
+    assert V.shape == (120, 4)
+
+
+def test_eigsh_operator_float32_and_errors_from_callback():
+    A = np.diag(np.arange(1.0, 51.0)).astype(np.float32)
+    op = LinearOperator(A.shape, matvec=lambda x: A @ x, dtype=np.float32)
+    res = geoml.eigsh(op, 3, which="LA", random_state=0)
+    assert res.eigenvectors.dtype == np.float32
+    np.testing.assert_allclose(res.eigenvalues, [48, 49, 50], rtol=1e-4)
+
+    def bad(x):
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        geoml.eigsh(LinearOperator((50, 50), matvec=bad, dtype=np.float64), 2)
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.eigsh(LinearOperator((50, 50), matvec=lambda x: x * np.nan, dtype=np.float64), 2)
+
+
+def test_eigsh_repeated_eigenvalues(rng):
+    # eigenvalue 5 with multiplicity 4 at the top, then a spread spectrum
+    n = 200
+    vals = np.concatenate([np.full(4, 5.0), np.linspace(0, 3, n - 4)])
+    Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    A = (Q * vals) @ Q.T
+    A = (A + A.T) / 2
+    res = geoml.eigsh(A, 6, which="LA", random_state=rng)
+    np.testing.assert_allclose(res.eigenvalues, [3 * (n - 6) / (n - 5), 3, 5, 5, 5, 5],
+                               rtol=1e-8)
+    assert np.max(subspace_angles(res.eigenvectors[:, 2:], Q[:, :4])) < 1e-6
+
+
+@pytest.mark.parametrize("components", [2, 4])
+def test_eigsh_disconnected_laplacian_zero_multiplicity(rng, components):
+    W, _ = _knn_affinity(rng, n=240, components=components)
+    assert csgraph.connected_components(W)[0] == components
+    L = sp.csr_matrix(csgraph.laplacian(W, normed=True))
+    k = components + 3
+    res = geoml.eigsh(L, k, which="SA", random_state=rng)
+    w_all = np.linalg.eigvalsh(L.toarray())
+    np.testing.assert_allclose(res.eigenvalues, w_all[:k], atol=1e-9)
+    assert np.sum(np.abs(res.eigenvalues) < 1e-9) == components
+    # the Laplacian path puts the null space in exactly
+    lam, U, _, conv, info = spectral._lsym_smallest(W, k, random_state=0)
+    assert info["components"] == components and conv
+    np.testing.assert_allclose(lam, w_all[:k], atol=1e-9)
+
+
+def test_eigsh_chebyshev_filter_path_matches_plain(rng):
+    W, _ = _knn_affinity(rng, n=500, k=6)
+    lam0, U0, *_ = spectral._lsym_smallest(W, 10, cheb_degree=0, random_state=0)
+    lam1, U1, *_ = spectral._lsym_smallest(W, 10, cheb_degree=12, random_state=0)
+    w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
+    np.testing.assert_allclose(lam0, w_all[:10], atol=1e-9)
+    np.testing.assert_allclose(lam1, w_all[:10], atol=1e-9)
+    assert np.max(subspace_angles(U0, U1)) < 1e-5
+
+
+def test_eigsh_result_object_and_reproducible(rng):
+    A = sp.diags(np.arange(1.0, 301.0)).tocsr()
+    r1 = geoml.eigsh(A, 5, which="SA", random_state=7)
+    r2 = geoml.eigsh(A, 5, which="SA", random_state=7)
+    np.testing.assert_array_equal(r1.eigenvectors, r2.eigenvectors)
+    w, V = r1
+    assert w is r1.eigenvalues and V is r1.eigenvectors
+    assert isinstance(r1.n_iter, int) and r1.n_iter >= 1 and r1.converged
+    assert r1.residual_norms.shape == (5,)
+    v0 = np.ones(300)
+    r3 = geoml.eigsh(A, 5, which="SA", v0=v0, tol=1e-6)
+    np.testing.assert_allclose(r3.eigenvalues, [1, 2, 3, 4, 5], rtol=1e-6)
+
+
+def test_eigsh_not_converged_warns(rng):
+    W, _ = _knn_affinity(rng, n=2000, k=5)
+    L = sp.csr_matrix(csgraph.laplacian(W, normed=True))
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        res = geoml.eigsh(L, 10, which="SA", max_iter=1, random_state=0)
+    assert not res.converged
+    assert res.eigenvalues.shape == (10,)
+    assert np.any(res.residual_norms > 1e-10 * res.anorm)
+
+
+def test_eigsh_bad_input():
+    A = np.eye(10)
+    with pytest.raises(ValueError, match="square"):
+        geoml.eigsh(np.ones((4, 5)), 1)
+    with pytest.raises(ValueError, match="square"):
+        geoml.eigsh(sp.csr_matrix(np.ones((4, 5))), 1)
+    with pytest.raises(ValueError, match="not symmetric"):
+        geoml.eigsh(np.triu(np.ones((6, 6))), 1)
+    with pytest.raises(ValueError, match="not symmetric"):
+        geoml.eigsh(sp.csr_matrix(np.triu(np.ones((6, 6)))), 1)
+    with pytest.raises(ValueError, match="k=10"):
+        geoml.eigsh(A, 10)
+    with pytest.raises(ValueError, match="k=0"):
+        geoml.eigsh(A, 0)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        geoml.eigsh(A, 2.5)
+    bad = A.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.eigsh(bad, 1)
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.eigsh(sp.csr_matrix(bad), 1)
+    with pytest.raises(ValueError, match="which"):
+        geoml.eigsh(A, 1, which="BE")
+    with pytest.raises(ValueError, match="v0"):
+        geoml.eigsh(A, 1, v0=np.ones(3))
+    with pytest.raises(ValueError, match="tol"):
+        geoml.eigsh(A, 1, tol=-1)
+    with pytest.raises(TypeError, match="real"):
+        geoml.eigsh(A.astype(complex), 1)
+    with pytest.raises(ValueError, match="n >= 2"):
+        geoml.eigsh(np.ones((1, 1)), 1)
+
+
+# ----------------------------------------------------------------------------- laplacian
+
+@pytest.mark.parametrize("kind,normed", [("symmetric", True), ("combinatorial", False)])
+def test_laplacian_vs_scipy(rng, kind, normed):
+    n = 60
+    W = sp.random(n, n, density=0.1, random_state=np.random.RandomState(int(rng.integers(99))))
+    W = sp.csr_matrix(W + W.T)
+    W.setdiag(0)
+    W.eliminate_zeros()
+    L, d = geoml.laplacian(W, kind=kind, return_diag=True)
+    ref = csgraph.laplacian(W.toarray(), normed=normed)
+    np.testing.assert_allclose(L.toarray(), ref, atol=1e-12)
+    np.testing.assert_allclose(d, np.asarray(W.sum(axis=1)).ravel())
+    assert sp.isspmatrix_csr(L)
+
+
+def test_laplacian_random_walk_and_isolated_nodes():
+    W = np.zeros((5, 5))
+    W[0, 1] = W[1, 0] = 2.0
+    W[1, 2] = W[2, 1] = 1.0
+    # nodes 3 and 4 are isolated
+    d = W.sum(axis=1)
+    Lrw = geoml.laplacian(sp.csr_matrix(W), kind="random_walk").toarray()
+    expect = np.zeros((5, 5))
+    expect[:3, :3] = np.eye(3) - W[:3, :3] / d[:3, None]
+    np.testing.assert_allclose(Lrw, expect)
+    Ls = geoml.laplacian(W, kind="symmetric").toarray()
+    np.testing.assert_allclose(Ls, csgraph.laplacian(W, normed=True), atol=1e-14)
+    assert np.all(Ls[3:] == 0) and np.all(Ls[:, 3:] == 0)
+    Lc = geoml.laplacian(W, kind="combinatorial").toarray()
+    assert np.all(Lc[3:] == 0)
+    # zero has multiplicity = number of components (3) in every kind
+    for L in (Lrw, Ls, Lc):
+        assert np.sum(np.abs(np.linalg.eigvals(L)) < 1e-12) == 3
+    # self-loops are ignored
+    W2 = W + np.eye(5)
+    np.testing.assert_allclose(geoml.laplacian(W2).toarray(), Ls)
+    # float32 stays float32
+    assert geoml.laplacian(sp.csr_matrix(W, dtype=np.float32)).dtype == np.float32
+
+
+def test_laplacian_bad_input():
+    with pytest.raises(ValueError, match="kind"):
+        geoml.laplacian(np.eye(3), kind="normalized")
+    with pytest.raises(ValueError, match="negative"):
+        geoml.laplacian(sp.csr_matrix(-np.ones((3, 3))))
+    with pytest.raises(ValueError, match="not symmetric"):
+        geoml.laplacian(sp.csr_matrix(np.triu(np.ones((3, 3)))))
+    with pytest.raises(ValueError, match="square"):
+        geoml.laplacian(sp.csr_matrix(np.ones((3, 4))))
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.laplacian(sp.csr_matrix(np.full((3, 3), np.nan)))
+
+
+# ----------------------------------------------------------------------------- estimators
+
+def _match_up_to_sign(A, B, atol):
+    for j in range(A.shape[1]):
+        a, b = A[:, j], B[:, j]
+        s = np.sign(a @ b) or 1.0
+        np.testing.assert_allclose(a, s * b, atol=atol * np.abs(b).max())
+
+
+def test_laplacian_eigenmap_matches_sklearn(rng):
+    from sklearn.manifold import spectral_embedding
+
+    X = swiss_roll(800, seed=int(rng.integers(1000)), dtype=np.float64)[0]
+    emb = geoml.LaplacianEigenmap(n_components=3, n_neighbors=10, random_state=0)
+    Y = emb.fit_transform(X)
+    W = emb.affinity_matrix_
+    ref = spectral_embedding(W, n_components=3, drop_first=True, random_state=0,
+                             eigen_tol=1e-12)
+    assert Y.shape == (800, 3)
+    _match_up_to_sign(Y, ref, atol=1e-5)
+    w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
+    np.testing.assert_allclose(emb.eigenvalues_, w_all[1:4], atol=1e-9)
+    assert emb.n_components_found_ == 1
+
+
+@pytest.mark.parametrize("affinity", ["adaptive", "precomputed"])
+def test_laplacian_eigenmap_affinities(rng, affinity):
+    from sklearn.manifold import spectral_embedding
+
+    X = rng.normal(size=(300, 4))
+    if affinity == "precomputed":
+        X = geoml.knn_graph(X, 8, kernel="gaussian")
+        W = X
+    else:
+        W = geoml.knn_graph(X, 12, kernel="adaptive")
+    emb = geoml.LaplacianEigenmap(2, n_neighbors=12, affinity=affinity, random_state=0).fit(X)
+    ref = spectral_embedding(W, n_components=2, random_state=0, eigen_tol=1e-12)
+    _match_up_to_sign(emb.embedding_, ref, atol=1e-5)
+
+
+def test_laplacian_eigenmap_disconnected_warns(rng):
+    _, X = _knn_affinity(rng, n=200, components=2)
+    with pytest.warns(UserWarning, match="2 connected components"):
+        emb = geoml.LaplacianEigenmap(2, n_neighbors=5, random_state=0).fit(X)
+    assert emb.n_components_found_ == 2
+    assert emb.eigenvalues_[0] == 0
+
+
+@pytest.mark.parametrize("alpha,t", [(0.0, 1), (0.5, 2), (1.0, 3)])
+def test_diffusion_map_vs_dense(rng, alpha, t):
+    X = rng.normal(size=(250, 3))
+    dm = geoml.DiffusionMap(n_components=3, n_neighbors=10, alpha=alpha, t=t, random_state=0)
+    Y = dm.fit_transform(X)
+    K = dm.affinity_matrix_.toarray()
+    q = K.sum(1)
+    Ka = K / np.outer(q ** alpha, q ** alpha)
+    d = Ka.sum(1)
+    S = Ka / np.sqrt(np.outer(d, d))
+    mu, U = np.linalg.eigh(S)
+    mu, U = mu[::-1], U[:, ::-1]
+    psi = U / np.sqrt(d)[:, None] * np.sqrt(d.sum())
+    np.testing.assert_allclose(dm.eigenvalues_, mu[1:4], rtol=1e-9)
+    _match_up_to_sign(Y, psi[:, 1:4] * mu[1:4] ** t, atol=1e-6)
+    # psi_0 is constant 1 and the Markov matrix has the right eigenpairs
+    P = Ka / d[:, None]
+    psi1 = Y[:, 0] / mu[1] ** t
+    np.testing.assert_allclose(P @ psi1, mu[1] * psi1, atol=1e-7 * np.abs(psi1).max())
+
+
+def test_spectral_clustering_blobs():
+    from sklearn.datasets import make_blobs
+    from sklearn.metrics import adjusted_rand_score
+
+    for seed in range(3):
+        X, y = make_blobs(n_samples=600, centers=5, cluster_std=0.6, random_state=seed,
+                          center_box=(-20, 20))
+        sc = geoml.SpectralClustering(5, n_neighbors=10, random_state=seed).fit(X)
+        assert adjusted_rand_score(y, sc.labels_) == 1.0
+        assert sc.labels_.dtype == np.int64 and sc.embedding_.shape == (600, 5)
+
+
+def test_spectral_clustering_circles():
+    from sklearn.datasets import make_circles
+    from sklearn.metrics import adjusted_rand_score
+
+    for seed in range(3):
+        X, y = make_circles(n_samples=800, factor=0.4, noise=0.04, random_state=seed)
+        lab = geoml.SpectralClustering(2, n_neighbors=10, random_state=seed).fit_predict(X)
+        assert adjusted_rand_score(y, lab) == 1.0
+
+
+def test_kmeans_core_matches_sklearn_inertia(rng):
+    from sklearn.cluster import KMeans
+
+    X = np.vstack([rng.normal(size=(100, 3)) + 6 * c for c in range(4)])
+    lab, centers, inertia, _ = geoml._core.kmeans(X, 4, 5, 300, 1e-8, 0, 0)
+    ref = KMeans(4, n_init=5, random_state=0).fit(X)
+    np.testing.assert_allclose(inertia, ref.inertia_, rtol=1e-6)
+    np.testing.assert_allclose(inertia, ((X - centers.reshape(4, 3)[lab]) ** 2).sum(),
+                               rtol=1e-10)
+
+
+def test_estimators_bad_input(rng):
+    X = rng.normal(size=(50, 3))
+    with pytest.raises(ValueError, match="affinity"):
+        geoml.LaplacianEigenmap(affinity="rbf").fit(X)
+    with pytest.raises(TypeError, match="sparse"):
+        geoml.LaplacianEigenmap(affinity="precomputed").fit(X)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        geoml.LaplacianEigenmap(n_neighbors=50).fit(X)
+    with pytest.raises(ValueError, match="n_components"):
+        geoml.LaplacianEigenmap(n_components=49, n_neighbors=5).fit(X)
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.LaplacianEigenmap().fit(np.full((20, 2), np.nan))
+    with pytest.raises(ValueError, match="alpha"):
+        geoml.DiffusionMap(alpha=2).fit(X)
+    with pytest.raises(ValueError, match="t="):
+        geoml.DiffusionMap(t=-1).fit(X)
+    with pytest.raises(ValueError, match="n_clusters"):
+        geoml.SpectralClustering(1).fit(X)
+    with pytest.raises(ValueError, match="n_init"):
+        geoml.SpectralClustering(2, n_neighbors=5, n_init=0).fit(X)
+
+
+def test_demo_eigenmap_stage(tmp_path, capsys):
+    from geoml.demo import run_demo
+
+    out = tmp_path / "eigenmap.png"
+    stats = run_demo(n=600, k=10, seed=0, plot=str(out))
+    assert stats["eigenmap_roll_corr"] > 0.9
+    assert len(stats["eigenmap_eigenvalues"]) == 2
+    assert "[LaplacianEigenmap]" in capsys.readouterr().out
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert not out.exists()
+    else:
+        assert out.stat().st_size > 0
