@@ -159,3 +159,15 @@ def test_gpu_eigsh_bad_input():
         out = eigsh(csp.csr_matrix(laplacian_like(800, 1)), 6, which="SA", tol=1e-14,
                     max_iter=1, ncv=8)
     assert out[4] is False
+
+
+@pytest.mark.gpu
+def test_public_eigsh_dispatches_to_gpu_and_matches_cpu():
+    cp, csp = cupy_modules()
+    import geoml
+
+    A = laplacian_like(1500, 3)
+    cpu = geoml.eigsh(A, 5, which="LA", random_state=0)
+    gpu = geoml.eigsh(csp.csr_matrix(A), 5, which="LA", random_state=0)
+    assert isinstance(gpu.eigenvalues, cp.ndarray) and gpu.converged
+    np.testing.assert_allclose(gpu.eigenvalues.get(), cpu.eigenvalues, rtol=1e-6)

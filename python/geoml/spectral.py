@@ -42,7 +42,7 @@ import scipy.sparse.csgraph as csgraph
 from scipy.sparse.linalg import LinearOperator
 
 from . import _core
-from ._validation import as_float_array, check_int, check_n_jobs, reject_gpu
+from ._validation import as_float_array, check_int, check_n_jobs, is_gpu_array, reject_gpu
 from .neighbors import knn_graph
 
 __all__ = ["DiffusionMap", "EigshResult", "LaplacianEigenmap", "SpectralClustering", "eigsh",
@@ -163,6 +163,9 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         ``1e-8`` relative (else ``ValueError``; symmetrise with ``(A + A.T) / 2``). A
         ``LinearOperator`` is trusted to be symmetric; its ``matvec`` is called from the
         solver with the GIL held. float32 stays float32, everything else becomes float64.
+        A CuPy array or ``cupyx.scipy.sparse`` matrix runs the same algorithm on the GPU (CSR
+        SpMV kernel from ``geoml._cuda``, Lanczos vectors on the device, CuPy's current
+        stream; no locking or missed-eigenvalue check there) and returns CuPy arrays.
     k : int
         Number of eigenpairs, ``1 <= k < n``.
     which : {"LA", "SA", "LM"}
@@ -204,7 +207,11 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
     >>> V.shape
     (100, 3)
     """
-    reject_gpu(A, "A", "eigsh")
+    if is_gpu_array(A) or type(A).__module__.startswith("cupyx."):
+        from . import _spectral_gpu  # CuPy arrays / cupyx sparse: Lanczos on the device
+
+        return EigshResult(*_spectral_gpu.eigsh(A, k, which=which, tol=tol, max_iter=max_iter,
+                                                ncv=ncv, v0=v0, random_state=random_state))
     if which not in _WHICH:
         raise ValueError(f"which={which!r}; choose 'LA', 'SA' or 'LM'")
     callback = indptr = indices = None
