@@ -1,0 +1,72 @@
+// Low-rank decomposition kernels: mode-n products and Gram matrices of dense tensors (through
+// SciPy's BLAS) and OpenMP sparse-times-dense products for randomized SVD.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace geoml {
+
+// Fortran BLAS signatures, as exported (LP64, 32-bit int) by scipy.linalg.cython_blas.
+using dgemm_fn = void (*)(char*, char*, int*, int*, int*, double*, double*, int*, double*, int*,
+                          double*, double*, int*);
+using sgemm_fn = void (*)(char*, char*, int*, int*, int*, float*, float*, int*, float*, int*,
+                          float*, float*, int*);
+using dsyrk_fn = void (*)(char*, char*, int*, int*, double*, double*, int*, double*, double*,
+                          int*);
+using ssyrk_fn = void (*)(char*, char*, int*, int*, float*, float*, int*, float*, float*, int*);
+
+/// Installs the BLAS routines used by the tensor kernels. The pointers come from SciPy's
+/// `cython_blas` capsules (taken in Python at import); geoml never links a BLAS itself.
+void set_blas(dgemm_fn dgemm, sgemm_fn sgemm, dsyrk_fn dsyrk, ssyrk_fn ssyrk);
+bool blas_ready();
+
+/// Sizes of a C-ordered tensor seen around mode n: L = prod(dims[:n]), I = dims[n],
+/// R = prod(dims[n+1:]); the tensor is then an (L, I, R) array.
+struct ModeView {
+  int64_t L, I, R;
+};
+ModeView mode_view(const std::vector<int64_t>& dims, int n);
+
+/// Mode-n product Y = X x_n A for a C-ordered tensor X of shape `dims`: Y has shape `dims`
+/// with dims[n] replaced by J, and Y_(n) = A X_(n). A is the J x I matrix given row-major, or,
+/// if `a_transposed`, given as its transpose U = A^T (I x J, row-major), so Y = X x_n U^T.
+/// No unfolding is formed when R = 1 (one GEMM) or R >= 64 (one GEMM per mode-n slab);
+/// for 1 < R < 64 slabs are gathered into a bounded buffer (<= ~32 MB) so each GEMM is large.
+/// BLAS is called from the calling thread only (it threads itself); the gathers use OpenMP.
+/// Cost 2 J * numel(X) flops. Y is caller-owned, numel(X) / I * J entries.
+template <typename T>
+void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_t J,
+         bool a_transposed, T* Y, int n_threads);
+
+/// Mode-n Gram matrix G = X_(n) X_(n)^T (I x I, symmetric, both triangles written) by SYRK
+/// on slabs, with the same slab/gather strategy as `ttm`. Cost I^2 * numel(X) flops.
+/// G is caller-owned, I*I entries.
+template <typename T>
+void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_threads);
+
+/// Mode-n sketch Y = X_(n) W (I x s) where W has numel(X)/I rows, indexed by the other modes
+/// in C order (row l*R + r for the (L, I, R) view), and s columns, row-major.
+/// Cost 2 s * numel(X) flops. Y is caller-owned, I*s entries.
+template <typename T>
+void mode_sketch(const T* X, const std::vector<int64_t>& dims, int n, const T* W, int64_t s,
+                 T* Y, int n_threads);
+
+/// Sum of squares of n entries, accumulated in double, OpenMP. O(n).
+template <typename T>
+double sum_squares(const T* x, int64_t n, int n_threads);
+
+/// Y = A X for a CSR matrix A (m rows; indptr has m+1 entries) and a dense row-major X with
+/// s columns; Y (m x s, row-major) is caller-owned. Rows are split across OpenMP threads.
+/// O(nnz * s) flops, no extra memory.
+template <typename T, typename I>
+void csr_matmat(const T* data, const I* indices, const I* indptr, int64_t m, const T* X,
+                int64_t s, T* Y, int n_threads);
+
+/// Y = A^T X for a CSR matrix A (m x n) and dense row-major X (m x s); Y (n x s) is
+/// caller-owned. Each thread scatters its rows into a private n x s buffer, then the buffers
+/// are summed in parallel: O(nnz * s) flops, O(threads * n * s) extra memory.
+template <typename T, typename I>
+void csr_t_matmat(const T* data, const I* indices, const I* indptr, int64_t m, int64_t n,
+                  const T* X, int64_t s, T* Y, int n_threads);
+
+}  // namespace geoml
