@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from . import _core
 from ._config import show_config
+from .lowrank import SVDResult, Tucker, TuckerTensor, randomized_svd, tucker
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
 
 __version__: str = _core.__version__
 
-__all__ = ["KNNGraph", "KNNResult", "__version__", "knn", "knn_graph", "show_config"]
+__all__ = ["KNNGraph", "KNNResult", "SVDResult", "Tucker", "TuckerTensor", "__version__", "knn",
+           "knn_graph", "randomized_svd", "show_config", "tucker"]
