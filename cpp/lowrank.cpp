@@ -27,6 +27,10 @@ ssyrk_fn g_ssyrk = nullptr;
 // gathered into a buffer of at most kGatherElems entries first.
 constexpr int64_t kDirectR = 64;
 constexpr int64_t kGatherElems = int64_t(1) << 22;
+// Below this many elements of work a loop runs on the calling thread: waking a team costs more
+// than it saves (much more on a loaded machine).
+constexpr int64_t kParallelMin = int64_t(1) << 16;
+constexpr int64_t kSparseParallelMin = int64_t(1) << 20;  // nnz * columns
 
 int to_int(int64_t v) {
   if (v > INT_MAX)
@@ -79,7 +83,7 @@ int64_t rows_per_block(int64_t L, int64_t width) {
 template <typename T>
 void gather(const T* X, int64_t I, int64_t R, int64_t l0, int64_t lc, T* B, int nt) {
   const int64_t K = lc * R;
-#pragma omp parallel for num_threads(nt) schedule(static) collapse(2)
+#pragma omp parallel for num_threads(nt) schedule(static) collapse(2) if (K * I >= kParallelMin)
   for (int64_t c = 0; c < lc; ++c)
     for (int64_t i = 0; i < I; ++i)
       std::memcpy(B + i * K + c * R, X + ((l0 + c) * I + i) * R, sizeof(T) * R);
@@ -89,7 +93,7 @@ void gather(const T* X, int64_t I, int64_t R, int64_t l0, int64_t lc, T* B, int 
 template <typename T>
 void scatter(const T* B, int64_t J, int64_t R, int64_t l0, int64_t lc, T* Y, int nt) {
   const int64_t K = lc * R;
-#pragma omp parallel for num_threads(nt) schedule(static) collapse(2)
+#pragma omp parallel for num_threads(nt) schedule(static) collapse(2) if (K * J >= kParallelMin)
   for (int64_t c = 0; c < lc; ++c)
     for (int64_t j = 0; j < J; ++j)
       std::memcpy(Y + ((l0 + c) * J + j) * R, B + j * K + c * R, sizeof(T) * R);
@@ -224,7 +228,7 @@ template <typename T>
 double sum_squares(const T* x, int64_t n, int n_threads) {
   const int nt = resolve_threads(n_threads);
   double acc = 0.0;
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : acc)
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : acc) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) acc += double(x[i]) * double(x[i]);
   return acc;
 }
@@ -232,7 +236,7 @@ double sum_squares(const T* x, int64_t n, int n_threads) {
 template <typename T, typename I>
 void csr_matmat(const T* data, const I* indices, const I* indptr, int64_t m, const T* X,
                 int64_t s, T* Y, int n_threads) {
-  const int nt = resolve_threads(n_threads);
+  const int nt = indptr[m] * s >= kSparseParallelMin ? resolve_threads(n_threads) : 1;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 256)
   for (int64_t i = 0; i < m; ++i) {
     T* y = Y + i * s;
@@ -248,8 +252,10 @@ void csr_matmat(const T* data, const I* indices, const I* indptr, int64_t m, con
 template <typename T, typename I>
 void csr_t_matmat(const T* data, const I* indices, const I* indptr, int64_t m, int64_t n,
                   const T* X, int64_t s, T* Y, int n_threads) {
-  const int nt =
-      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(resolve_threads(n_threads), m)));
+  const int nt = indptr[m] * s >= kSparseParallelMin
+                     ? static_cast<int>(std::max<int64_t>(
+                           1, std::min<int64_t>(resolve_threads(n_threads), m)))
+                     : 1;
   const int64_t size = n * s;
   std::vector<T> extra(static_cast<size_t>((nt - 1) * size));  // zero-initialised
 #pragma omp parallel num_threads(nt)

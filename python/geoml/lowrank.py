@@ -162,8 +162,35 @@ class SVDResult(NamedTuple):
     """Right singular vectors, shape (k, n_cols), orthonormal rows."""
 
 
-def _orth(Y: np.ndarray) -> np.ndarray:
+def _householder(Y: np.ndarray) -> np.ndarray:
     return sla.qr(Y, mode="economic", overwrite_a=True, check_finite=False)[0]
+
+
+def _orth(Y: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of the columns of a tall ``Y`` (m x l, l small).
+
+    CholeskyQR2 (Fukaya et al. 2014): ``R = chol(Y^T Y)``, ``Y <- Y R^-1``, twice; it is all
+    GEMMs, several times faster than Householder QR on tall matrices and as accurate when
+    ``cond(Y) < ~1 / (100 sqrt(eps))``. Worse-conditioned or rank-deficient ``Y`` (e.g. the
+    sketch of an exactly low-rank matrix) falls back to Householder QR (LAPACK ``geqrf``).
+    """
+    if Y.shape[1] == 0 or Y.shape[0] < Y.shape[1]:
+        return _householder(Y)
+    limit = 100 * np.sqrt(np.finfo(Y.dtype).eps)
+    Q = Y
+    for _ in range(2):
+        G = Q.T @ Q
+        try:
+            R = sla.cholesky(G, lower=False, check_finite=False)
+        except (np.linalg.LinAlgError, ValueError):
+            return _householder(Y)
+        d = np.abs(np.diag(R))
+        if not np.isfinite(d).all() or d.min() <= limit * d.max():
+            return _householder(Y)
+        Rinv = sla.solve_triangular(R, np.eye(R.shape[0], dtype=R.dtype), lower=False,
+                                    check_finite=False)
+        Q = Q @ Rinv
+    return Q
 
 
 def _as_operator(A, n_jobs: int):
