@@ -442,3 +442,20 @@ def test_randomized_svd_bad_input(rng):
         geoml.randomized_svd(np.ones(5), 1)
     with pytest.raises(TypeError, match="random_state"):
         geoml.randomized_svd(A, 2, random_state="seed")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_randomized_sketch_path(dtype):
+    # large modes, small ranks: every mode goes through the Gaussian sketch
+    rng = np.random.default_rng(7)
+    shape, ranks = (120, 100, 90), (2, 3, 2)
+    assert lowrank._rand_step(120, 2, 120 * 100 * 90, 5, 1)[0]
+    T = low_rank_tensor(rng, shape, ranks, noise=0.01).astype(dtype)
+    tt = geoml.tucker(T, ranks, method="randomized", random_state=0)
+    st = geoml.tucker(T, ranks, method="st_hosvd")
+    assert tt.rel_error(T) == pytest.approx(st.rel_error(T), rel=1e-4)
+    for U in tt.factors:
+        np.testing.assert_allclose(U.T.astype(np.float64) @ U, np.eye(U.shape[1]), atol=1e-5)
+    exact = low_rank_tensor(rng, shape, ranks).astype(dtype)
+    assert geoml.tucker(exact, ranks, method="randomized", n_power_iter=0,
+                        random_state=1).rel_error(exact) < (1e-10 if dtype == np.float64 else 1e-5)

@@ -129,20 +129,45 @@ def _contract_all(X: np.ndarray, mats: dict[int, np.ndarray], transposed: bool,
     return X
 
 
-def _mode_order(shape, ranks: dict[int, int] | None, modes: list[int]) -> list[int]:
+def _st_step_cost(I: int, r: int, size: float) -> float:
+    """Flops of one exact ST-HOSVD step: mode-n Gram (SYRK) + TTM to rank r."""
+    return size * (I + 2 * r)
+
+
+def _sketch_cols(I: int, r: int, rest: int, p: int) -> int:
+    return min(r + p, I, rest)
+
+
+def _rand_step(I: int, r: int, size: float, p: int, q: int) -> tuple[bool, float]:
+    """(use a sketch?, cost) of one randomized step: a sketch costs 2 s size flops per pass
+    over the tensor (sketch, 2 per power iteration, final projection) plus ~20 flops per
+    Gaussian entry; it is used only when that beats the exact step."""
+    rest = size / I
+    s = _sketch_cols(I, r, int(rest), p)
+    exact = _st_step_cost(I, r, size)
+    if s >= I or r >= rest:
+        return False, exact
+    sketch = size * 2 * s * (2 + 2 * q) + 20 * rest * s
+    return (True, sketch) if sketch < exact else (False, exact)
+
+
+def _mode_order(shape, ranks: dict[int, int] | None, modes: list[int], step_cost=None
+                ) -> list[int]:
     """Order in which (ST-)HOSVD processes ``modes``: the cheapest by a flop model.
 
-    Processing mode n costs I_n * size (Gram) + 2 r_n * size (TTM), then size *= r_n / I_n.
+    ``step_cost(I, r, size)`` is the cost of processing a mode of size I to rank r while the
+    tensor has ``size`` entries (default: exact ST-HOSVD step); the size then shrinks by r / I.
     All orders are tried for up to 6 modes; beyond that (or when ranks are unknown) modes
     go by increasing size, as in Vannieuwenhoven et al.
     """
     if ranks is None or len(modes) > 6:
         return sorted(modes, key=lambda m: shape[m])
+    step_cost = step_cost or _st_step_cost
 
     def cost(order):
         size, total = float(np.prod(shape)), 0.0
         for m in order:
-            total += size * (shape[m] + 2 * ranks[m])
+            total += step_cost(shape[m], ranks[m], size)
             size *= ranks[m] / shape[m]
         return total
 
@@ -481,28 +506,41 @@ def _st_hosvd(T, ranks, eps, modes, nj, normT2):
 
 
 def _randomized(T, ranks, modes, nj, rng, n_oversamples, n_power_iter):
-    """Randomized sequentially truncated HOSVD (Minster, Saibaba & Kilmer 2020, R-STHOSVD)."""
+    """Randomized sequentially truncated HOSVD (Minster, Saibaba & Kilmer 2020, R-STHOSVD).
+
+    Each mode's subspace comes from a Gaussian sketch of the current (already shrunk) tensor,
+    refined by power iterations; a mode where sketching would cost more than the exact step
+    (small I_n compared with r_n + n_oversamples) takes the exact ST-HOSVD step instead.
+    """
     Y, factors = T, {}
     sketch = getattr(_core, "mode_sketch_" + _sfx(T.dtype))
-    for n in _mode_order(T.shape, ranks, modes):
+    p, q = n_oversamples, n_power_iter
+
+    def step_cost(I, r, size):
+        return _rand_step(I, r, size, p, q)[1]
+
+    for n in _mode_order(T.shape, ranks, modes, step_cost):
         In, r = Y.shape[n], ranks[n]
         rest = Y.size // In
-        s = min(r + n_oversamples, In, rest)
-        if s >= In or r >= rest:  # nothing to gain from sketching: exact step
-            lam, V = _eig_desc(_gram(Y, n, nj), r)
+        if not _rand_step(In, r, float(Y.size), p, q)[0]:
+            _, V = _eig_desc(_gram(Y, n, nj), r)
             factors[n] = np.ascontiguousarray(V[:, :r], dtype=T.dtype)
             Y = _ttm(Y, n, factors[n], True, nj)
             continue
-        W = rng.standard_normal((rest, s), dtype=T.dtype)
-        Q = _orth(sketch(Y, n, W, nj))
-        for _ in range(n_power_iter):
+        s = _sketch_cols(In, r, rest, p)
+        W = rng.standard_normal((rest, s), dtype=np.float32)  # float32 draws are faster
+        Q = _orth(sketch(Y, n, W.astype(T.dtype, copy=False), nj))
+        for _ in range(q):
             B = _ttm(Y, n, Q, True, nj)  # Y x_n Q^T; its mode-n unfolding is Q^T Y_(n)
             Bt = np.ascontiguousarray(np.moveaxis(B, n, -1).reshape(rest, s))
             Q = _orth(sketch(Y, n, Bt, nj))  # Y_(n) Y_(n)^T Q
         B = _ttm(Y, n, Q, True, nj)
-        lam, V = _eig_desc(_gram(B, n, nj), r)
-        Vr = np.ascontiguousarray(V[:, :r], dtype=T.dtype)
-        factors[n] = np.ascontiguousarray(Q @ Vr, dtype=T.dtype)
+        _, V = _eig_desc(_gram(B, n, nj), r)
+        U = Q @ V[:, :r]
+        flip = np.sign(U[np.argmax(np.abs(U), axis=0), np.arange(r)])  # sign convention
+        flip[flip == 0] = 1
+        Vr = np.ascontiguousarray(V[:, :r] * flip, dtype=T.dtype)
+        factors[n] = np.ascontiguousarray(U * flip, dtype=T.dtype)
         Y = _ttm(B, n, Vr, True, nj)
     return Y, factors
 
@@ -606,7 +644,7 @@ def _decompose(T, ranks, modes, *, method, init, max_iter, tol, n_oversamples, n
 
 
 def tucker(T, ranks, *, method: str = "hooi", init=None, max_iter: int = 100,
-           tol: float | None = None, n_oversamples: int = 10, n_power_iter: int = 1,
+           tol: float | None = None, n_oversamples: int = 5, n_power_iter: int = 1,
            random_state=None, n_jobs: int | None = None) -> TuckerTensor:
     """Tucker decomposition ``T ~= core x_0 U_0 x_1 U_1 ... x_{N-1} U_{N-1}``.
 
@@ -641,7 +679,7 @@ def tucker(T, ranks, *, method: str = "hooi", init=None, max_iter: int = 100,
     tol : float, optional
         HOOI stopping threshold on the change of the fit; default 1e-8 (float64) or 1e-5
         (float32).
-    n_oversamples, n_power_iter : int, default 10 and 1
+    n_oversamples, n_power_iter : int, default 5 and 1
         Sketch oversampling and power iterations of ``"randomized"`` (also as HOOI's init).
     random_state : None, int or numpy.random.Generator
         Seed of the randomized sketches.
@@ -733,7 +771,7 @@ class Tucker:
     """
 
     def __init__(self, ranks, *, method: str = "hooi", init=None, max_iter: int = 100,
-                 tol: float | None = None, n_oversamples: int = 10, n_power_iter: int = 1,
+                 tol: float | None = None, n_oversamples: int = 5, n_power_iter: int = 1,
                  random_state=None, n_jobs: int | None = None):
         self.ranks = ranks
         self.method = method
