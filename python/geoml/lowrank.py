@@ -448,12 +448,22 @@ class TuckerTensor:
         return float(np.sqrt(nd / nt)) if nt > 0 else float(np.sqrt(nd))
 
 
-def _check_tensor(T, name="T", min_ndim=2) -> np.ndarray:
+def _check_tensor(T, name="T", nj: int = 0) -> tuple[np.ndarray, float]:
+    """-> (C-contiguous float32/float64 tensor with ndim >= 2, its squared norm in float64).
+
+    NaN/inf are detected through the squared norm (one pass that is needed anyway).
+    """
     reject_gpu(T, name, "tucker")
     arr = T if isinstance(T, np.ndarray) else np.asarray(T)
-    if arr.ndim < min_ndim:
-        raise ValueError(f"{name} must have at least {min_ndim} dimensions; got shape {arr.shape}")
-    return as_float_array(arr, name, ndim=arr.ndim)
+    if arr.ndim < 2:
+        raise ValueError(f"{name} must have at least 2 dimensions; got shape {arr.shape}")
+    arr = as_float_array(arr, name, ndim=arr.ndim, finite=False)
+    norm2 = _sumsq(arr, nj)
+    if not np.isfinite(norm2):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        raise ValueError(f"the norm of {name} overflows float64; rescale it")
+    return arr, norm2
 
 
 def _check_ranks(ranks, shape, modes: list[int]) -> tuple[dict[int, int] | None, float | None]:
@@ -491,18 +501,19 @@ def _hosvd(T, ranks, eps, modes, nj, normT2):
         lam, V = _eig_desc(_gram(T, n, nj), None if eps is not None else ranks[n])
         r = _select_rank(lam, budget) if eps is not None else ranks[n]
         factors[n] = np.ascontiguousarray(V[:, :r], dtype=T.dtype)
-    return _contract_all(T, factors, True, nj), factors
+    return _contract_all(T, factors, True, nj), factors, None
 
 
 def _st_hosvd(T, ranks, eps, modes, nj, normT2):
     budget = None if eps is None else eps * eps * normT2 / len(modes)
-    Y, factors = T, {}
-    for n in _mode_order(T.shape, ranks, modes):
+    Y, factors, order, inter = T, {}, _mode_order(T.shape, ranks, modes), []
+    for n in order:
+        inter.append(Y)
         lam, V = _eig_desc(_gram(Y, n, nj), None if eps is not None else ranks[n])
         r = _select_rank(lam, budget) if eps is not None else ranks[n]
         factors[n] = np.ascontiguousarray(V[:, :r], dtype=T.dtype)
         Y = _ttm(Y, n, factors[n], True, nj)
-    return Y, factors
+    return Y, factors, (order, inter)
 
 
 def _randomized(T, ranks, modes, nj, rng, n_oversamples, n_power_iter):
@@ -519,7 +530,9 @@ def _randomized(T, ranks, modes, nj, rng, n_oversamples, n_power_iter):
     def step_cost(I, r, size):
         return _rand_step(I, r, size, p, q)[1]
 
-    for n in _mode_order(T.shape, ranks, modes, step_cost):
+    order, inter = _mode_order(T.shape, ranks, modes, step_cost), []
+    for n in order:
+        inter.append(Y)
         In, r = Y.shape[n], ranks[n]
         rest = Y.size // In
         if not _rand_step(In, r, float(Y.size), p, q)[0]:
@@ -542,18 +555,22 @@ def _randomized(T, ranks, modes, nj, rng, n_oversamples, n_power_iter):
         Vr = np.ascontiguousarray(V[:, :r] * flip, dtype=T.dtype)
         factors[n] = np.ascontiguousarray(U * flip, dtype=T.dtype)
         Y = _ttm(B, n, Vr, True, nj)
-    return Y, factors
+    return Y, factors, (order, inter)
 
 
-def _hooi(T, factors, core, modes, nj, normT2, max_iter, tol):
+def _hooi(T, factors, core, plan, modes, nj, normT2, max_iter, tol):
     """Higher-order orthogonal iteration from ``factors``; returns core, factors, conv, sweeps.
 
-    ``core`` is the initial core (or None): its error is the reference for the first sweep.
+    A sweep updates every mode once; mode n's factor is the leading left singular subspace
+    of ``(T x_{m != n} U_m^T)_(n)``, from that small tensor's mode-n Gram matrix. ``core``
+    (or None) is the initial core: its error is the reference for the first sweep.
 
-    A sweep updates the modes in order; mode n's factor is the leading left singular subspace
-    of ``(T x_{m != n} U_m^T)_(n)``, from that small tensor's mode-n Gram matrix. The product
-    with the first mode's new factor is shared by all later modes of the sweep, so a sweep
-    reads the full tensor twice.
+    Sweeps are arranged so the full tensor is read as few times as possible. With ``plan =
+    (order, inter)`` from a sequentially truncated start (``inter[j]`` = the tensor before
+    mode ``order[j]`` was truncated), the first sweep runs in reverse ``order``: the update of
+    ``order[j]`` needs ``inter[j]`` contracted with the modes updated since, so only the last
+    update reads ``T``. Later sweeps share ``T x_{m0} U_{m0}^T`` between all modes after the
+    first one ``m0``: two reads of ``T`` per sweep.
     """
     factors = dict(factors)
     ranks = {n: factors[n].shape[1] for n in modes}
@@ -562,20 +579,31 @@ def _hooi(T, factors, core, modes, nj, normT2, max_iter, tol):
     def rel_err(c):
         return np.sqrt(max(normT2 - _sumsq(c, nj), 0.0)) / normT if normT > 0 else 0.0
 
+    def update(Y, n):
+        _, V = _eig_desc(_gram(Y, n, nj), ranks[n])
+        factors[n] = np.ascontiguousarray(V[:, :ranks[n]], dtype=T.dtype)
+
     err_prev = None if core is None else rel_err(core)
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
-        first = modes[0]
-        Z = T
-        for idx, n in enumerate(modes):
-            others = {m: factors[m] for m in modes if m != n and (idx == 0 or m != first)}
-            Y = _contract_all(Z, others, True, nj)
-            _, V = _eig_desc(_gram(Y, n, nj), ranks[n])
-            factors[n] = np.ascontiguousarray(V[:, :ranks[n]], dtype=T.dtype)
-            if idx == 0 and len(modes) > 1:
-                Z = _ttm(T, n, factors[n], True, nj)
-        core = _ttm(Y, modes[-1], factors[modes[-1]], True, nj)
+        if it == 1 and plan is not None:
+            order, inter = plan
+            for j in range(len(order) - 1, -1, -1):
+                Y = _contract_all(inter[j], {m: factors[m] for m in order[j + 1:]}, True, nj)
+                update(Y, order[j])
+            last = order[0]
+        else:
+            first = modes[0]
+            Z = T
+            for idx, n in enumerate(modes):
+                others = {m: factors[m] for m in modes if m != n and (idx == 0 or m != first)}
+                Y = _contract_all(Z, others, True, nj)
+                update(Y, n)
+                if idx == 0 and len(modes) > 1:
+                    Z = _ttm(T, n, factors[n], True, nj)
+            last = modes[-1]
+        core = _ttm(Y, last, factors[last], True, nj)
         err = rel_err(core)
         if err_prev is not None and err_prev - err < tol:  # also stops on a rounding increase
             converged = True
@@ -588,8 +616,8 @@ def _default_tol(dtype) -> float:
     return 1e-8 if dtype == np.float64 else 1e-5
 
 
-def _decompose(T, ranks, modes, *, method, init, max_iter, tol, n_oversamples, n_power_iter,
-               random_state, nj):
+def _decompose(T, normT2, ranks, modes, *, method, init, max_iter, tol, n_oversamples,
+               n_power_iter, random_state, nj):
     """Shared driver of :func:`tucker` and :class:`Tucker`: factors for ``modes`` only."""
     if method not in _METHODS:
         raise ValueError(f"method={method!r}; choose one of {list(_METHODS)}")
@@ -606,7 +634,6 @@ def _decompose(T, ranks, modes, *, method, init, max_iter, tol, n_oversamples, n
     n_oversamples = check_int(n_oversamples, "n_oversamples", low=0)
     n_power_iter = check_int(n_power_iter, "n_power_iter", low=0)
     rng = _rng(random_state)
-    normT2 = _sumsq(T, nj)
 
     start = method if method != "hooi" else ("st_hosvd" if init is None else init)
     if isinstance(start, str):
@@ -616,11 +643,12 @@ def _decompose(T, ranks, modes, *, method, init, max_iter, tol, n_oversamples, n
         if start == "randomized" and eps is not None:
             raise ValueError("init='randomized' needs integer ranks")
         if start == "hosvd":
-            core, factors = _hosvd(T, rk, eps, modes, nj, normT2)
+            core, factors, plan = _hosvd(T, rk, eps, modes, nj, normT2)
         elif start == "st_hosvd":
-            core, factors = _st_hosvd(T, rk, eps, modes, nj, normT2)
+            core, factors, plan = _st_hosvd(T, rk, eps, modes, nj, normT2)
         else:
-            core, factors = _randomized(T, rk, modes, nj, rng, n_oversamples, n_power_iter)
+            core, factors, plan = _randomized(T, rk, modes, nj, rng, n_oversamples,
+                                              n_power_iter)
     else:
         if eps is not None:
             raise ValueError("explicit init factors need integer ranks")
@@ -632,11 +660,12 @@ def _decompose(T, ranks, modes, *, method, init, max_iter, tol, n_oversamples, n
             U = as_float_array(U, f"init[{n}]", dtype=T.dtype)
             if U.shape != (T.shape[n], rk[n]):
                 raise ValueError(f"init[{n}] has shape {U.shape}; expected {(T.shape[n], rk[n])}")
-            factors[n] = np.ascontiguousarray(_orth(U.copy()), dtype=T.dtype)
-        core = None
+            factors[n] = np.ascontiguousarray(_householder(U.copy()), dtype=T.dtype)
+        core, plan = None, None
     converged, sweeps = True, 0
     if method == "hooi":
-        core, factors, converged, sweeps = _hooi(T, factors, core, modes, nj, normT2, max_iter, tol)
+        core, factors, converged, sweeps = _hooi(T, factors, core, plan, modes, nj, normT2,
+                                                 max_iter, tol)
         if not converged:
             warnings.warn(f"HOOI did not converge in max_iter={max_iter} sweeps (tol={tol:g}); "
                           "raise max_iter or tol", RuntimeWarning, stacklevel=3)
@@ -718,11 +747,11 @@ def tucker(T, ranks, *, method: str = "hooi", init=None, max_iter: int = 100,
     >>> geoml.tucker(T, 1e-6, method="st_hosvd").rank
     (2, 3, 2)
     """
-    T = _check_tensor(T)
     nj = check_n_jobs(n_jobs)
+    T, normT2 = _check_tensor(T, "T", nj)
     modes = list(range(T.ndim))
     core, factors, converged, sweeps = _decompose(
-        T, ranks, modes, method=method, init=init, max_iter=max_iter, tol=tol,
+        T, normT2, ranks, modes, method=method, init=init, max_iter=max_iter, tol=tol,
         n_oversamples=n_oversamples, n_power_iter=n_power_iter, random_state=random_state,
         nj=nj)
     return TuckerTensor(core, [factors[n] for n in modes], converged=converged, n_iter=sweeps)
@@ -785,16 +814,15 @@ class Tucker:
 
     def fit(self, X, y=None) -> "Tucker":
         """Fit factors to ``X`` of shape (n_samples, I_1, ..., I_{N-1})."""
-        X = _check_tensor(X, "X")
         nj = check_n_jobs(self.n_jobs)
+        X, normX2 = _check_tensor(X, "X", nj)
         modes = list(range(1, X.ndim))
         core, factors, converged, sweeps = _decompose(
-            X, self.ranks, modes, method=self.method, init=self.init, max_iter=self.max_iter,
+            X, normX2, self.ranks, modes, method=self.method, init=self.init, max_iter=self.max_iter,
             tol=self.tol, n_oversamples=self.n_oversamples, n_power_iter=self.n_power_iter,
             random_state=self.random_state, nj=nj)
         self.factors_ = [factors[n] for n in modes]
         self.ranks_ = tuple(U.shape[1] for U in self.factors_)
-        normX2 = _sumsq(X, nj)
         err2 = max(normX2 - _sumsq(core, nj), 0.0)
         self.rel_error_ = float(np.sqrt(err2 / normX2)) if normX2 > 0 else 0.0
         self.converged_ = converged
@@ -810,7 +838,7 @@ class Tucker:
     def transform(self, X) -> np.ndarray:
         """Project samples: (n_samples, I_1, ...) -> cores (n_samples, r_1, ..., r_{N-1})."""
         self._check_fitted()
-        X = _check_tensor(X, "X")
+        X = _check_tensor(X, "X")[0]
         if X.shape[1:] != self._sample_shape:
             raise ValueError(f"X has sample shape {X.shape[1:]}; the estimator was fitted on "
                              f"{self._sample_shape}")
@@ -824,7 +852,7 @@ class Tucker:
     def inverse_transform(self, Z) -> np.ndarray:
         """Cores (n_samples, r_1, ..., r_{N-1}) -> reconstructed samples (n_samples, I_1, ...)."""
         self._check_fitted()
-        Z = _check_tensor(Z, "Z")
+        Z = _check_tensor(Z, "Z")[0]
         if Z.shape[1:] != self.ranks_:
             raise ValueError(f"Z has core shape {Z.shape[1:]}; expected {self.ranks_}")
         nj = check_n_jobs(self.n_jobs)
