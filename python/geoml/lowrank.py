@@ -306,10 +306,13 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
     n_iter : int or "auto", default "auto"
         Power iterations. An int runs exactly that many. ``"auto"`` runs at most 7 (4 when
         ``k >= 0.1 * min(m, n)``, the caps scikit-learn uses) and stops early once they stop
-        helping: the captured energy ``E = sum_{i<=k} s_i(Q^T A)^2`` (free, as ``A.T @ Q`` is
-        computed anyway) grows by less than ``1e-4`` times the residual ``||A||_F^2 - E`` (so
-        the approximation error ``sqrt(||A||_F^2 - E)`` moves by < 0.005 %); for a
-        LinearOperator, whose norm is unknown, by less than ``1e-7 E``.
+        helping: after at least one, it stops when the captured energy
+        ``E = sum_{i<=k} s_i(Q^T A)^2`` (free, as ``A.T @ Q`` is computed anyway) grew by less
+        than ``1e-4`` times the residual ``||A||_F^2 - E`` (so the approximation error
+        ``sqrt(||A||_F^2 - E)`` moves by < 0.005 %), or when the gains still to come, bounded
+        by a geometric series of ratio ``(s_l / s_k)^2`` (the sketch's own estimate of the
+        spectral gap), are that small; for a LinearOperator, whose norm is unknown, the
+        threshold is ``1e-7 E``.
     random_state : None, int or numpy.random.Generator
         Seed of the Gaussian test matrix.
     n_jobs : int, optional
@@ -360,11 +363,15 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
     e_prev = None
     for _ in range(max_iter):
         if auto:
-            ev = np.linalg.eigvalsh(np.asarray(Z.T @ Z, dtype=np.float64))
-            e = float(np.sum(ev[::-1][:k]))
+            ev = np.linalg.eigvalsh(np.asarray(Z.T @ Z, dtype=np.float64))[::-1]  # s_i^2
+            e = float(np.sum(ev[:k]))
             if e_prev is not None:
                 floor = (norm2 - e) if norm2 is not None else 1e-3 * e
-                if e - e_prev <= 1e-4 * max(floor, 1e-10 * e):
+                thr = 1e-4 * max(floor, 1e-10 * e)
+                gain = e - e_prev
+                # gains shrink at least like rho = (s_l / s_k)^2 per iteration
+                rho = max(ev[ell - 1], 0.0) / ev[k - 1] if ev[k - 1] > 0 else 1.0
+                if gain <= thr or (rho < 1 and gain * rho / (1 - rho) <= thr):
                     break
             e_prev = e
         Q = _orth(matmat(_orth(Z)))
