@@ -146,7 +146,9 @@ def main():
         del A
     if "svd_sparse" in cases:
         m, n, nnz = (10**5, 10**3, 10**6) if q else (10**6, 10**4, 10**7)
-        A = sp.random(m, n, density=nnz / (m * n), format="csr", random_state=2)
+        rng = np.random.default_rng(2)  # uniform positions (duplicates summed) and values
+        A = sp.csr_matrix((rng.random(nnz), (rng.integers(0, m, nnz), rng.integers(0, n, nnz))),
+                          shape=(m, n))
         bench_svd("svd_sparse", A, 20, args.repeats, rows)
         del A
     print()

@@ -93,6 +93,36 @@ double sumsq_py(carray<T> X, int n_jobs) {
   return sum_squares<T>(px, n, n_jobs);
 }
 
+template <typename T>
+py::array_t<double> ts_gram_py(carray<T> Y, int n_jobs) {
+  if (Y.ndim() != 2) throw std::invalid_argument("Y must be 2-D");
+  const int64_t m = Y.shape(0), l = Y.shape(1);
+  py::array_t<double> G({l, l});
+  double* pg = G.mutable_data();
+  const T* py_ = Y.data();
+  {
+    py::gil_scoped_release release;
+    ts_gram<T>(py_, m, l, pg, n_jobs);
+  }
+  return G;
+}
+
+template <typename T>
+py::array_t<T> ts_matmul_py(carray<T> Y, carray<T> M, int n_jobs) {
+  if (Y.ndim() != 2 || M.ndim() != 2 || M.shape(0) != Y.shape(1))
+    throw std::invalid_argument("ts_matmul: shapes do not match");
+  const int64_t m = Y.shape(0), l = Y.shape(1), c = M.shape(1);
+  py::array_t<T> out({m, c});
+  T* po = out.mutable_data();
+  const T* py_ = Y.data();
+  const T* pm = M.data();
+  {
+    py::gil_scoped_release release;
+    ts_matmul<T>(py_, m, l, pm, c, po, n_jobs);
+  }
+  return out;
+}
+
 template <typename T, typename I>
 py::array_t<T> csr_mm_py(carray<T> data, carray<I> indices, carray<I> indptr, int64_t n_cols,
                          carray<T> X, bool transpose, int n_jobs) {
@@ -137,6 +167,10 @@ void bind_lowrank(py::module_& m) {
   m.def("mode_gram_f64", &gram_py<double>, "mode_gram(X, n, n_jobs) -> X_(n) X_(n)^T");
   m.def("mode_sketch_f32", &sketch_py<float>, "mode_sketch(X, n, W, n_jobs) -> X_(n) W");
   m.def("mode_sketch_f64", &sketch_py<double>, "mode_sketch(X, n, W, n_jobs) -> X_(n) W");
+  m.def("ts_gram_f32", &ts_gram_py<float>, "ts_gram(Y, n_jobs) -> Y^T Y (float64)");
+  m.def("ts_gram_f64", &ts_gram_py<double>, "ts_gram(Y, n_jobs) -> Y^T Y (float64)");
+  m.def("ts_matmul_f32", &ts_matmul_py<float>, "ts_matmul(Y, M, n_jobs) -> Y M");
+  m.def("ts_matmul_f64", &ts_matmul_py<double>, "ts_matmul(Y, M, n_jobs) -> Y M");
   m.def("sum_squares_f32", &sumsq_py<float>);
   m.def("sum_squares_f64", &sumsq_py<double>);
   const char* doc = "csr_matmat(data, indices, indptr, n_cols, X, transpose, n_jobs) -> A X or A^T X";

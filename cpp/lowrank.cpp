@@ -13,8 +13,31 @@
 #include <stdexcept>
 
 #include "common.hpp"
+#include "simd.hpp"
 
 namespace geoml {
+
+// ---------------------------------------------------------------- per-ISA tall-skinny kernels
+#if GEOML_SIMD_X86
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace ts_avx2 {
+#include "lowrank_kernel.inc"
+}  // namespace ts_avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif  // GEOML_SIMD_X86
+
+namespace ts_generic {
+#include "lowrank_kernel.inc"
+}  // namespace ts_generic
 
 namespace {
 
@@ -283,13 +306,75 @@ void csr_t_matmat(const T* data, const I* indices, const I* indptr, int64_t m, i
   }
 }
 
+namespace {
+bool use_avx2() {
+#if GEOML_SIMD_X86
+  return simd_isa() != SimdIsa::Generic;
+#else
+  return false;
+#endif
+}
+constexpr int64_t kTsBlock = 4096;  // rows per task
+}  // namespace
+
+template <typename T>
+void ts_gram(const T* Y, int64_t m, int64_t l, double* G, int n_threads) {
+  const int64_t nb = (m + kTsBlock - 1) / kTsBlock;
+  const int nt = m * l * l >= kParallelMin * 16
+                     ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), nb))
+                     : 1;
+  const bool avx2 = use_avx2();
+  std::fill(G, G + l * l, 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<T> part(static_cast<size_t>(l * l));
+    std::vector<double> acc(static_cast<size_t>(l * l), 0.0);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t i0 = b * kTsBlock, i1 = std::min(m, i0 + kTsBlock);
+#if GEOML_SIMD_X86
+      if (avx2)
+        ts_avx2::ts_gram_rows<T>(Y, i0, i1, l, part.data());
+      else
+#endif
+        ts_generic::ts_gram_rows<T>(Y, i0, i1, l, part.data());
+      for (int64_t e = 0; e < l * l; ++e) acc[e] += part[e];
+    }
+#pragma omp critical
+    for (int64_t e = 0; e < l * l; ++e) G[e] += acc[e];
+  }
+  (void)avx2;
+}
+
+template <typename T>
+void ts_matmul(const T* Y, int64_t m, int64_t l, const T* M, int64_t c, T* out, int n_threads) {
+  const int64_t nb = (m + kTsBlock - 1) / kTsBlock;
+  const int nt = m * l * c >= kParallelMin * 16
+                     ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), nb))
+                     : 1;
+  const bool avx2 = use_avx2();
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t i0 = b * kTsBlock, i1 = std::min(m, i0 + kTsBlock);
+#if GEOML_SIMD_X86
+    if (avx2)
+      ts_avx2::ts_matmul_rows<T>(Y, i0, i1, l, M, c, out);
+    else
+#endif
+      ts_generic::ts_matmul_rows<T>(Y, i0, i1, l, M, c, out);
+  }
+  (void)avx2;
+}
+
 #define GEOML_LOWRANK_DENSE(T)                                                              \
   template void ttm<T>(const T*, const std::vector<int64_t>&, int, const T*, int64_t, bool, \
                        T*, int);                                                            \
   template void mode_gram<T>(const T*, const std::vector<int64_t>&, int, T*, int);          \
   template void mode_sketch<T>(const T*, const std::vector<int64_t>&, int, const T*,        \
                                int64_t, T*, int);                                           \
-  template double sum_squares<T>(const T*, int64_t, int);
+  template double sum_squares<T>(const T*, int64_t, int);                                   \
+  template void ts_gram<T>(const T*, int64_t, int64_t, double*, int);                        \
+  template void ts_matmul<T>(const T*, int64_t, int64_t, const T*, int64_t, T*, int);
 GEOML_LOWRANK_DENSE(float)
 GEOML_LOWRANK_DENSE(double)
 

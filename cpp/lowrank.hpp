@@ -55,6 +55,20 @@ void mode_sketch(const T* X, const std::vector<int64_t>& dims, int n, const T* W
 template <typename T>
 double sum_squares(const T* x, int64_t n, int n_threads);
 
+/// G = Y^T Y (l x l, row-major, double) for a tall row-major Y (m x l, l small): OpenMP over
+/// blocks of 4096 rows, each summed by a vectorised (AVX2+FMA when available) rank-4-update
+/// loop in T, the block sums accumulated in double. O(m l^2) flops, O(threads l^2) memory.
+/// Hand-written rather than BLAS: SciPy's threaded BLAS synchronises its threads once per
+/// block of the long dimension, which on a loaded machine makes these tall-skinny products
+/// many times slower than one thread.
+template <typename T>
+void ts_gram(const T* Y, int64_t m, int64_t l, double* G, int n_threads);
+
+/// out (m x c) = Y (m x l) M (l x c), all row-major, l and c small; OpenMP over row blocks.
+/// O(m l c) flops.
+template <typename T>
+void ts_matmul(const T* Y, int64_t m, int64_t l, const T* M, int64_t c, T* out, int n_threads);
+
 /// Y = A X for a CSR matrix A (m rows; indptr has m+1 entries) and a dense row-major X with
 /// s columns; Y (m x s, row-major) is caller-owned. Rows are split across OpenMP threads.
 /// O(nnz * s) flops, no extra memory.

@@ -191,12 +191,28 @@ def _householder(Y: np.ndarray) -> np.ndarray:
     return sla.qr(Y, mode="economic", overwrite_a=True, check_finite=False)[0]
 
 
-def _orth(Y: np.ndarray) -> np.ndarray:
+def _tall_gram(Y: np.ndarray, nj: int) -> np.ndarray:
+    """``Y^T Y`` in float64; geoml's OpenMP kernel for tall ``Y`` (see ``ts_gram``)."""
+    if Y.shape[0] * Y.shape[1] < 2**16:
+        return np.asarray(Y.T @ Y, dtype=np.float64)
+    return getattr(_core, "ts_gram_" + _sfx(Y.dtype))(np.ascontiguousarray(Y), nj)
+
+
+def _tall_matmul(Y: np.ndarray, M: np.ndarray, nj: int) -> np.ndarray:
+    """``Y @ M`` for tall ``Y`` and small ``M``, in Y's dtype."""
+    M = np.ascontiguousarray(M, dtype=Y.dtype)
+    if Y.shape[0] * Y.shape[1] < 2**16:
+        return Y @ M
+    return getattr(_core, "ts_matmul_" + _sfx(Y.dtype))(np.ascontiguousarray(Y), M, nj)
+
+
+def _orth(Y: np.ndarray, nj: int = 0) -> np.ndarray:
     """Orthonormal basis of the columns of a tall ``Y`` (m x l, l small).
 
     CholeskyQR2 (Fukaya et al. 2014): ``R = chol(Y^T Y)``, ``Y <- Y R^-1``, twice; it is all
     GEMMs, several times faster than Householder QR on tall matrices and as accurate when
-    ``cond(Y) < ~1 / (100 sqrt(eps))``. Worse-conditioned or rank-deficient ``Y`` (e.g. the
+    ``cond(Y) < ~1 / (100 sqrt(eps))``; the tall products run in geoml's OpenMP kernels
+    (``ts_gram``, ``ts_matmul``), as SciPy's threaded BLAS handles them badly. Worse-conditioned or rank-deficient ``Y`` (e.g. the
     sketch of an exactly low-rank matrix) falls back to Householder QR (LAPACK ``geqrf``).
     """
     if Y.shape[1] == 0 or Y.shape[0] < Y.shape[1]:
@@ -204,7 +220,7 @@ def _orth(Y: np.ndarray) -> np.ndarray:
     limit = 100 * np.sqrt(np.finfo(Y.dtype).eps)
     Q = Y
     for _ in range(2):
-        G = Q.T @ Q
+        G = _tall_gram(Q, nj)
         try:
             R = sla.cholesky(G, lower=False, check_finite=False)
         except (np.linalg.LinAlgError, ValueError):
@@ -214,7 +230,7 @@ def _orth(Y: np.ndarray) -> np.ndarray:
             return _householder(Y)
         Rinv = sla.solve_triangular(R, np.eye(R.shape[0], dtype=R.dtype), lower=False,
                                     check_finite=False)
-        Q = Q @ Rinv
+        Q = _tall_matmul(Q, Rinv, nj)
     return Q
 
 
@@ -358,12 +374,12 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
     ell = min(k + p, m, n)
 
     Omega = rng.standard_normal((n, ell), dtype=np.float64).astype(dtype, copy=False)
-    Q = _orth(matmat(Omega))
+    Q = _orth(matmat(Omega), nj)
     Z = rmatmat(Q)  # Z = A^T Q = (Q^T A)^T
     e_prev = None
     for _ in range(max_iter):
         if auto:
-            ev = np.linalg.eigvalsh(np.asarray(Z.T @ Z, dtype=np.float64))[::-1]  # s_i^2
+            ev = np.linalg.eigvalsh(_tall_gram(Z, nj))[::-1]  # s_i^2
             e = float(np.sum(ev[:k]))
             if e_prev is not None:
                 floor = (norm2 - e) if norm2 is not None else 1e-3 * e
@@ -374,10 +390,10 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
                 if gain <= thr or (rho < 1 and gain * rho / (1 - rho) <= thr):
                     break
             e_prev = e
-        Q = _orth(matmat(_orth(Z)))
+        Q = _orth(matmat(_orth(Z, nj)), nj)
         Z = rmatmat(Q)
     Uz, s, Vzt = sla.svd(Z, full_matrices=False, overwrite_a=True, check_finite=False)
-    U = Q @ Vzt[:k].T  # Q^T A = Z^T = Vz s Uz^T
+    U = _tall_matmul(Q, Vzt[:k].T, nj)  # Q^T A = Z^T = Vz s Uz^T
     Vt = Uz[:, :k].T
     idx = np.argmax(np.abs(U), axis=0)  # sign convention: each U column's largest entry > 0
     signs = np.sign(U[idx, np.arange(k)])
