@@ -187,8 +187,9 @@ class SVDResult(NamedTuple):
     """Right singular vectors, shape (k, n_cols), orthonormal rows."""
 
 
-def _householder(Y: np.ndarray) -> np.ndarray:
-    return sla.qr(Y, mode="economic", overwrite_a=True, check_finite=False)[0]
+def _householder(Y: np.ndarray):
+    Q, R = sla.qr(Y, mode="economic", overwrite_a=False, check_finite=False)
+    return Q, R
 
 
 def _tall_gram(Y: np.ndarray, nj: int) -> np.ndarray:
@@ -206,20 +207,23 @@ def _tall_matmul(Y: np.ndarray, M: np.ndarray, nj: int) -> np.ndarray:
     return getattr(_core, "ts_matmul_" + _sfx(Y.dtype))(np.ascontiguousarray(Y), M, nj)
 
 
-def _orth(Y: np.ndarray, nj: int = 0) -> np.ndarray:
-    """Orthonormal basis of the columns of a tall ``Y`` (m x l, l small).
+def _orth(Y: np.ndarray, nj: int = 0, *, passes: int = 2):
+    """(Q, R) with ``Y = Q R``, Q orthonormal (m x l), R upper triangular, for a tall ``Y``.
 
-    CholeskyQR2 (Fukaya et al. 2014): ``R = chol(Y^T Y)``, ``Y <- Y R^-1``, twice; it is all
-    GEMMs, several times faster than Householder QR on tall matrices and as accurate when
-    ``cond(Y) < ~1 / (100 sqrt(eps))``; the tall products run in geoml's OpenMP kernels
-    (``ts_gram``, ``ts_matmul``), as SciPy's threaded BLAS handles them badly. Worse-conditioned or rank-deficient ``Y`` (e.g. the
-    sketch of an exactly low-rank matrix) falls back to Householder QR (LAPACK ``geqrf``).
+    CholeskyQR2 (Fukaya et al. 2014): ``R = chol(Y^T Y)``, ``Y <- Y R^-1``, twice; several
+    times faster than Householder QR on tall matrices and as accurate when
+    ``cond(Y) < ~1 / (100 sqrt(eps))``. The tall products run in geoml's OpenMP kernels
+    (``ts_gram``, ``ts_matmul``): SciPy's threaded BLAS handles such shapes badly. With
+    ``passes=1`` the second pass is skipped when the first was well conditioned (a basis for
+    the next power iteration needs no more). Worse-conditioned or rank-deficient ``Y`` (e.g.
+    the sketch of an exactly low-rank matrix) falls back to Householder QR (LAPACK ``geqrf``).
     """
     if Y.shape[1] == 0 or Y.shape[0] < Y.shape[1]:
         return _householder(Y)
-    limit = 100 * np.sqrt(np.finfo(Y.dtype).eps)
-    Q = Y
-    for _ in range(2):
+    eps = np.finfo(Y.dtype).eps
+    limit = 100 * np.sqrt(eps)
+    Q, Rtot = Y, None
+    for p in range(2):
         G = _tall_gram(Q, nj)
         try:
             R = sla.cholesky(G, lower=False, check_finite=False)
@@ -228,10 +232,14 @@ def _orth(Y: np.ndarray, nj: int = 0) -> np.ndarray:
         d = np.abs(np.diag(R))
         if not np.isfinite(d).all() or d.min() <= limit * d.max():
             return _householder(Y)
-        Rinv = sla.solve_triangular(R, np.eye(R.shape[0], dtype=R.dtype), lower=False,
-                                    check_finite=False)
+        Rinv, info = sla.lapack.dtrtri(R, lower=0)
+        if info != 0:
+            return _householder(Y)
         Q = _tall_matmul(Q, Rinv, nj)
-    return Q
+        Rtot = R if Rtot is None else R @ Rtot
+        if passes == 1 and eps * (d.max() / d.min()) ** 2 <= 1e-6:
+            break  # orthogonality error ~ eps cond^2 is small enough for an iterate
+    return Q, Rtot.astype(Y.dtype, copy=False)
 
 
 def _as_operator(A, n_jobs: int):
@@ -339,7 +347,7 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
     -------
     SVDResult
         ``U`` (m, k), ``s`` (k,) decreasing, ``Vt`` (k, n), in the input's float dtype; each
-        column of ``U`` has its largest-magnitude entry positive (``Vt`` follows).
+        row of ``Vt`` has its largest-magnitude entry positive (``U`` follows).
 
     References
     ----------
@@ -374,7 +382,7 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
     ell = min(k + p, m, n)
 
     Omega = rng.standard_normal((n, ell), dtype=np.float64).astype(dtype, copy=False)
-    Q = _orth(matmat(Omega), nj)
+    Q = _orth(matmat(Omega), nj)[0]
     Z = rmatmat(Q)  # Z = A^T Q = (Q^T A)^T
     e_prev = None
     for _ in range(max_iter):
@@ -390,13 +398,15 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
                 if gain <= thr or (rho < 1 and gain * rho / (1 - rho) <= thr):
                     break
             e_prev = e
-        Q = _orth(matmat(_orth(Z, nj)), nj)
+        Q = _orth(matmat(_orth(Z, nj, passes=1)[0]), nj)[0]
         Z = rmatmat(Q)
-    Uz, s, Vzt = sla.svd(Z, full_matrices=False, overwrite_a=True, check_finite=False)
-    U = _tall_matmul(Q, Vzt[:k].T, nj)  # Q^T A = Z^T = Vz s Uz^T
-    Vt = Uz[:, :k].T
-    idx = np.argmax(np.abs(U), axis=0)  # sign convention: each U column's largest entry > 0
-    signs = np.sign(U[idx, np.arange(k)])
+    # Z = A^T Q = Qz Rz, Rz = Ur diag(s) Vrt, so Q^T A = Z^T = Vrt^T diag(s) (Qz Ur)^T
+    Qz, Rz = _orth(Z, nj)
+    Ur, s, Vrt = sla.svd(np.asarray(Rz, dtype=np.float64), check_finite=False)
+    U = _tall_matmul(Q, Vrt[:k].T, nj)
+    Vt = _tall_matmul(Qz, Ur[:, :k], nj).T
+    idx = np.argmax(np.abs(Vt), axis=1)  # sign convention: each Vt row's largest entry > 0
+    signs = np.sign(Vt[np.arange(k), idx])
     signs[signs == 0] = 1
     U = np.ascontiguousarray(U * signs, dtype=dtype)
     Vt = np.ascontiguousarray(Vt * signs[:, None], dtype=dtype)
@@ -565,11 +575,11 @@ def _randomized(T, ranks, modes, nj, rng, n_oversamples, n_power_iter):
             continue
         s = _sketch_cols(In, r, rest, p)
         W = rng.standard_normal((rest, s), dtype=np.float32)  # float32 draws are faster
-        Q = _orth(sketch(Y, n, W.astype(T.dtype, copy=False), nj))
+        Q = _orth(sketch(Y, n, W.astype(T.dtype, copy=False), nj), nj)[0]
         for _ in range(q):
             B = _ttm(Y, n, Q, True, nj)  # Y x_n Q^T; its mode-n unfolding is Q^T Y_(n)
             Bt = np.ascontiguousarray(np.moveaxis(B, n, -1).reshape(rest, s))
-            Q = _orth(sketch(Y, n, Bt, nj))  # Y_(n) Y_(n)^T Q
+            Q = _orth(sketch(Y, n, Bt, nj), nj)[0]  # Y_(n) Y_(n)^T Q
         B = _ttm(Y, n, Q, True, nj)
         _, V = _eig_desc(_gram(B, n, nj), r)
         U = Q @ V[:, :r]
@@ -683,7 +693,7 @@ def _decompose(T, normT2, ranks, modes, *, method, init, max_iter, tol, n_oversa
             U = as_float_array(U, f"init[{n}]", dtype=T.dtype)
             if U.shape != (T.shape[n], rk[n]):
                 raise ValueError(f"init[{n}] has shape {U.shape}; expected {(T.shape[n], rk[n])}")
-            factors[n] = np.ascontiguousarray(_householder(U.copy()), dtype=T.dtype)
+            factors[n] = np.ascontiguousarray(_householder(U)[0], dtype=T.dtype)
         core, plan = None, None
     converged, sweeps = True, 0
     if method == "hooi":
