@@ -26,6 +26,7 @@ namespace geoml {
 #pragma GCC target("avx2,fma")
 #endif
 namespace ts_avx2 {
+constexpr int VBYTES = 32;
 #include "lowrank_kernel.inc"
 }  // namespace ts_avx2
 #if defined(__clang__)
@@ -36,6 +37,7 @@ namespace ts_avx2 {
 #endif  // GEOML_SIMD_X86
 
 namespace ts_generic {
+constexpr int VBYTES = 16;
 #include "lowrank_kernel.inc"
 }  // namespace ts_generic
 
@@ -353,15 +355,19 @@ void ts_matmul(const T* Y, int64_t m, int64_t l, const T* M, int64_t c, T* out, 
                      ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), nb))
                      : 1;
   const bool avx2 = use_avx2();
+  const int64_t cp = (c + 15) / 16 * 16;  // M padded to whole tiles of 2 vectors
+  std::vector<T> Mp(static_cast<size_t>(l * cp), T(0));
+  for (int64_t a = 0; a < l; ++a) std::copy(M + a * c, M + (a + 1) * c, Mp.data() + a * cp);
+  const T* pm = Mp.data();
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t i0 = b * kTsBlock, i1 = std::min(m, i0 + kTsBlock);
 #if GEOML_SIMD_X86
     if (avx2)
-      ts_avx2::ts_matmul_rows<T>(Y, i0, i1, l, M, c, out);
+      ts_avx2::ts_matmul_rows<T>(Y, i0, i1, l, pm, c, cp, out);
     else
 #endif
-      ts_generic::ts_matmul_rows<T>(Y, i0, i1, l, M, c, out);
+      ts_generic::ts_matmul_rows<T>(Y, i0, i1, l, pm, c, cp, out);
   }
   (void)avx2;
 }
