@@ -15,10 +15,16 @@ relative, vs the better TensorLy init) at least 3x faster than TensorLy's faster
 randomized_svd at least 1.5x faster than scikit-learn's at the same error (1e-4 relative).
 
 Usage: python bench/bench_lowrank.py [--quick] [--sizes tucker3,svd_dense] [--repeats 3]
+
+Threads: every tool uses SciPy/NumPy's OpenBLAS and geoml its OpenMP threads as configured by
+the environment (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS; both recorded in the JSON). On a
+shared, loaded machine, threaded BLAS timings are erratic; ``OPENBLAS_NUM_THREADS=1
+OMP_NUM_THREADS=1`` gives a stable per-core comparison.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -31,40 +37,40 @@ CASES = ("tucker3", "tucker4", "svd_dense", "svd_sparse")
 
 
 def low_rank_tensor(shape, ranks, noise, dtype, seed=0):
+    """Random orthonormal factors and Gaussian core, unit norm, plus `noise` relative noise;
+    built in `dtype` throughout (the 4-way float32 tensor never exists in float64)."""
     rng = np.random.default_rng(seed)
-    T = rng.standard_normal(ranks)
+    T = rng.standard_normal(ranks).astype(dtype)
     for n, (I, r) in enumerate(zip(shape, ranks)):
-        U = np.linalg.qr(rng.standard_normal((I, r)))[0]
+        U = np.linalg.qr(rng.standard_normal((I, r)))[0].astype(dtype)
         T = np.moveaxis(np.tensordot(U, T, axes=(1, n)), 0, n)
-    T = np.ascontiguousarray(T, dtype=dtype)
+    T = np.ascontiguousarray(T)
     T /= np.linalg.norm(T)
-    E = rng.standard_normal(shape, dtype=np.float32 if dtype == np.float32 else np.float64)
+    E = rng.standard_normal(shape, dtype=dtype)
     E *= noise / np.linalg.norm(E)
     T += E
     return T
 
 
-def bench_tucker(name, shape, ranks, dtype, repeats, rows, skip_svd_init=False):
-    import tensorly as tl
+def bench_tucker(name, shape, ranks, dtype, repeats, rows, tl_svd_init=True):
     from tensorly.decomposition import tucker as tl_tucker
 
     T = low_rank_tensor(shape, ranks, 0.01, dtype)
     label = f"{name} {'x'.join(map(str, shape))} r={ranks} {np.dtype(dtype).name}"
     print(f"\n{label}")
-    normT = np.linalg.norm(T)
+    big = T.size > 10**8  # one timed run each (no warm-up) for the 4-way tensor
 
-    def tl_err(res):
-        core, factors = res
-        return float(np.linalg.norm(T - tl.tucker_to_tensor((core, factors))) / normT)
+    def err_of(core, factors):  # same (blocked, float64) error formula for every tool
+        return geoml.TuckerTensor(np.asarray(core), [np.asarray(U) for U in factors]).rel_error(T)
 
     tl_rows = []
-    inits = ["random"] if skip_svd_init else ["svd", "random"]
-    for init in inits:
-        reps = 1 if init == "svd" else repeats
+    for init in (["svd"] if tl_svd_init else []) + ["random"]:
+        reps, warm = (1, 0) if (init == "svd" or big) else (repeats, 1)
         t, res = timeit(lambda: tl_tucker(T, rank=list(ranks), init=init, random_state=0),
-                        repeats=reps, warmup=0 if init == "svd" else 1)
+                        repeats=reps, warmup=warm)
         tl_rows.append({"case": name, "tool": "tensorly", "method": f"tucker init={init}",
-                        "time_s": t, "rel_error": tl_err(res)})
+                        "time_s": t, "rel_error": err_of(*res)})
+        print(tl_rows[-1])
     t_fast = min(r["time_s"] for r in tl_rows)
     e_ref = min(r["rel_error"] for r in tl_rows)
     for r in tl_rows:
@@ -73,12 +79,13 @@ def bench_tucker(name, shape, ranks, dtype, repeats, rows, skip_svd_init=False):
         rows.append(r)
     for method in ("hooi", "hosvd", "st_hosvd", "randomized"):
         t, tt = timeit(lambda: geoml.tucker(T, ranks, method=method, random_state=0),
-                       repeats=repeats)
+                       repeats=1 if big else repeats, warmup=0 if big else 1)
         err = tt.rel_error(T)
         sp_ = t_fast / t
         rows.append({"case": name, "tool": "geoml", "method": method, "time_s": t,
                      "rel_error": err, "speedup": sp_, "err_vs_tl": err / e_ref - 1,
                      "goal": "met" if sp_ >= 3 and err <= e_ref * (1 + 1e-4) else "MISSED"})
+        print(rows[-1])
     del T
 
 
@@ -96,6 +103,7 @@ def bench_svd(name, A, k, repeats, rows):
     kind = f"sparse nnz={A.nnz:.3g}" if sp.issparse(A) else "dense"
     print(f"\n{name} {A.shape[0]}x{A.shape[1]} {kind} k={k}")
     t_sk, res_sk = timeit(lambda: sk_rsvd(A, k, random_state=0), repeats=repeats)
+    print(f"sklearn {t_sk:.3f} s")
     e_sk = svd_error(A, normA2, *res_sk)
     rows.append({"case": name, "tool": "sklearn", "method": "randomized_svd", "time_s": t_sk,
                  "rel_error": e_sk, "speedup": 1.0, "err_vs_tl": 0.0})
@@ -116,8 +124,9 @@ def main():
                     help="small versions of every problem (a smoke test; not for the README)")
     ap.add_argument("--dtype4", default="float32", choices=["float32", "float64"],
                     help="dtype of the 4-way tensor")
-    ap.add_argument("--skip-tl-svd-init", action="store_true",
-                    help="skip TensorLy's (slow) init='svd' runs")
+    ap.add_argument("--tl-svd-init", default="tucker3", choices=["all", "tucker3", "none"],
+                    help="where to also time TensorLy's slow init='svd' (default: 3-way only; "
+                         "on the 4-way tensor it takes many minutes)")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/lowrank.json)")
     args = ap.parse_args()
     cases = [c.strip() for c in args.sizes.split(",") if c.strip()]
@@ -125,18 +134,18 @@ def main():
         if c not in CASES:
             ap.error(f"unknown problem {c!r}; choose from {CASES}")
     info = machine()
-    print(info)
+    print(info, {v: os.environ.get(v, "(unset)") for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")})
     rows: list[dict] = []
     q = args.quick
     t0 = time.perf_counter()
     if "tucker3" in cases:
         n = 60 if q else 200
         bench_tucker("tucker3", (n, n, n), (10, 10, 10), np.float64, args.repeats, rows,
-                     args.skip_tl_svd_init)
+                     args.tl_svd_init in ("all", "tucker3"))
     if "tucker4" in cases:
         shape = (80, 60, 40, 20) if q else (400, 300, 200, 20)
         bench_tucker("tucker4", shape, (20, 15, 10, 5), np.dtype(args.dtype4).type,
-                     args.repeats, rows, args.skip_tl_svd_init)
+                     args.repeats, rows, args.tl_svd_init == "all")
     if "svd_dense" in cases:
         m, n, r = (4000, 400, 50) if q else (20000, 2000, 50)
         rng = np.random.default_rng(1)
@@ -157,8 +166,9 @@ def main():
           "rel_error / reference rel_error - 1 (reference: better TensorLy init, or sklearn)")
     print_table(rows, cols)
     print(f"total bench time {time.perf_counter() - t0:.0f} s")
+    env = {v: os.environ.get(v, "(unset)") for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     write_json("lowrank" if not q else "lowrank_quick",
-               {"args": vars(args), "rows": rows}, args.out)
+               {"args": vars(args), "env": env, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

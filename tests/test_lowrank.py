@@ -247,6 +247,9 @@ def test_tucker_bad_input(rng):
     bad[1, 2, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         geoml.tucker(bad, 2)
+    bad[1, 2, 0] = -np.inf
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        geoml.Tucker(2).fit(bad)
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         geoml.tucker(np.ones(5), 1)
     with pytest.raises(ValueError, match="method"):
@@ -263,6 +266,15 @@ def test_tucker_bad_input(rng):
         geoml.tucker(T, "2")
     with pytest.raises(ValueError, match="shape"):
         geoml.tucker(T, 2).rel_error(T[:4])
+
+
+def test_rel_error_in_blocks(rng, monkeypatch):
+    T = low_rank_tensor(rng, (9, 5, 4), (2, 2, 2), noise=0.1).astype(np.float32)
+    tt = geoml.tucker(T, 2)
+    whole = tt.rel_error(T)
+    monkeypatch.setattr(lowrank, "_BLOCK_ENTRIES", 40)  # two mode-0 slices per block
+    assert tt.rel_error(T) == pytest.approx(whole, rel=1e-12)
+    assert whole == pytest.approx(rel_err(T.astype(np.float64), tt.core, tt.factors), rel=1e-5)
 
 
 def test_zero_tensor():

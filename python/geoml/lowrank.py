@@ -47,6 +47,8 @@ _METHODS = ("hooi", "hosvd", "st_hosvd", "randomized")
 # A^T X for sparse A scatters into one private (n_cols x l) buffer per extra thread while these
 # stay below this many bytes; beyond, A^T is formed once in CSR and multiplied row-parallel.
 _SCATTER_BYTES = 2**28
+# Entries per block of TuckerTensor.rel_error.
+_BLOCK_ENTRIES = 2**23
 
 
 # ---------------------------------------------------------------- small helpers
@@ -469,15 +471,25 @@ class TuckerTensor:
                              False, nj)
 
     def rel_error(self, T, n_jobs: int | None = None) -> float:
-        """``||T - to_tensor()||_F / ||T||_F`` computed explicitly (0 if ``T`` is all zeros)."""
+        """``||T - to_tensor()||_F / ||T||_F`` computed explicitly (0 if ``T`` is all zeros).
+
+        Works through blocks of mode-0 slices (differences accumulated in float64), so memory
+        stays O(block) beyond ``T`` itself.
+        """
         nj = check_n_jobs(n_jobs)
         T = np.asarray(T)
         if T.shape != self.shape:
             raise ValueError(f"T has shape {T.shape}, the Tucker tensor {self.shape}")
-        full = self.to_tensor(n_jobs)
-        diff = np.subtract(T, full, dtype=np.float64)
-        nt = _sumsq(np.ascontiguousarray(T, dtype=np.float64), nj)
-        nd = _sumsq(diff, nj)
+        core = np.ascontiguousarray(self.core)
+        rest = {n: U for n, U in enumerate(self.factors) if n > 0}
+        U0 = self.factors[0]
+        step = max(1, _BLOCK_ENTRIES // max(T[0].size, 1))
+        nt = nd = 0.0
+        for i0 in range(0, T.shape[0], step):
+            blk = _contract_all(_ttm(core, 0, U0[i0:i0 + step], False, nj), rest, False, nj)
+            t = np.ascontiguousarray(T[i0:i0 + step], dtype=np.float64)
+            nt += _sumsq(t, nj)
+            nd += _sumsq(np.subtract(t, blk, dtype=np.float64), nj)
         return float(np.sqrt(nd / nt)) if nt > 0 else float(np.sqrt(nd))
 
 
