@@ -14,7 +14,10 @@ Where the work goes:
   O(I_n^3), negligible next to the O(I_n * numel) tensor products, and this keeps LAPACK
   workspace handling out of C++.
 * :func:`randomized_svd` uses NumPy's BLAS GEMMs for dense input and geoml's OpenMP CSR kernels
-  for sparse input (SciPy's sparse-times-dense product is single-threaded).
+  for sparse input (SciPy's sparse-times-dense product is single-threaded). Its tall-skinny
+  re-orthonormalisations (CholeskyQR2) run in geoml's OpenMP kernels ``ts_gram``/``ts_matmul``
+  (AVX2 when available): threaded BLAS synchronises once per block of the long dimension and
+  is many times slower on such shapes when the cores are busy.
 """
 from __future__ import annotations
 
