@@ -48,9 +48,12 @@ sgemm_fn g_sgemm = nullptr;
 dsyrk_fn g_dsyrk = nullptr;
 ssyrk_fn g_ssyrk = nullptr;
 
-// Slabs with at least this many trailing entries go to BLAS one by one; narrower slabs are
-// gathered into a buffer of at most kGatherElems entries first.
+// Slabs go to BLAS one by one only when they are few (<= kDirectL) and wide (>= kDirectR
+// trailing entries); otherwise they are gathered into a buffer of at most kGatherElems entries
+// first, so a mode costs a handful of large BLAS calls. Each call of a threaded BLAS wakes
+// and synchronises its threads, which is costly when the cores are busy.
 constexpr int64_t kDirectR = 64;
+constexpr int64_t kDirectL = 16;
 constexpr int64_t kGatherElems = int64_t(1) << 22;
 // Below this many elements of work a loop runs on the calling thread: waking a team costs more
 // than it saves (much more on a loaded machine).
@@ -173,7 +176,7 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
     }
     return;
   }
-  if (L == 1 || R >= kDirectR) {
+  if (L == 1 || (R >= kDirectR && L <= kDirectL)) {
     // Per slab: Y_l (J x R) = A X_l; column-major: Y_l^T (R x J) = X_l^T (R x I) A^T.
     for (int64_t l = 0; l < L; ++l)
       gemm('N', opAt, R, J, I, T(1), X + l * I * R, R, A, ldAt, T(0), Y + l * J * R, R);
@@ -204,7 +207,7 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
       const int64_t lc = std::min(bl, L - l0);
       syrk('U', 'N', I, lc, T(1), X + l0 * I, I, T(1), G, I);
     }
-  } else if (L == 1 || R >= kDirectR) {
+  } else if (L == 1 || (R >= kDirectR && L <= kDirectL)) {
     // X_l (I x R) row-major is X_l^T (R x I) column-major; G += X_l X_l^T: SYRK 'T'.
     for (int64_t l = 0; l < L; ++l) syrk('U', 'T', I, R, T(1), X + l * I * R, R, T(1), G, I);
   } else {
@@ -235,7 +238,7 @@ void mode_sketch(const T* X, const std::vector<int64_t>& dims, int n, const T* W
       const int64_t lc = std::min(bl, L - l0);
       gemm('N', 'T', s, I, lc, T(1), W + l0 * s, s, X + l0 * I, I, T(1), Y, s);
     }
-  } else if (L == 1 || R >= kDirectR) {
+  } else if (L == 1 || (R >= kDirectR && L <= kDirectL)) {
     for (int64_t l = 0; l < L; ++l)
       gemm('N', 'N', s, I, R, T(1), W + l * R * s, s, X + l * I * R, R, T(1), Y, s);
   } else {

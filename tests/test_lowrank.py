@@ -65,7 +65,7 @@ SHAPES = [((12, 9, 7), (3, 4, 2)), ((8, 6, 5, 4), (2, 3, 2, 2)), ((15, 6), (3, 3
 # ---------------------------------------------------------------- C++ kernels
 
 @pytest.mark.parametrize("shape", [(3, 5, 7), (4, 6, 70, 2), (1, 9, 100), (50, 4, 3, 5),
-                                   (7, 130), (600, 200, 40)])
+                                   (7, 130), (20, 3, 70), (600, 200, 40)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_kernels_match_numpy(shape, dtype):
     # covers the three kernel paths: R == 1, slab-by-slab (L == 1 or R >= 64) and gathered
