@@ -25,5 +25,6 @@ void bind_info(py::module_& m);
 void bind_knn(py::module_& m);
 void bind_graph(py::module_& m);
 void bind_lanczos(py::module_& m);
+void bind_lowrank(py::module_& m);
 
 }  // namespace geoml

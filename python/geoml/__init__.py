@@ -8,12 +8,32 @@ from __future__ import annotations
 
 from . import _core
 from ._config import show_config
+from .lowrank import SVDResult, Tucker, TuckerTensor, randomized_svd, tucker
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
 from .spectral import (DiffusionMap, EigshResult, LaplacianEigenmap, SpectralClustering, eigsh,
                        laplacian)
 
 __version__: str = _core.__version__
 
-__all__ = ["KNNGraph", "KNNResult", "__version__", "knn", "knn_graph", "show_config",
-           "DiffusionMap", "EigshResult", "LaplacianEigenmap", "SpectralClustering", "eigsh",
-           "laplacian"]
+__all__ = [
+    "__version__",
+    "show_config",
+    # neighbours and graphs
+    "KNNGraph",
+    "KNNResult",
+    "knn",
+    "knn_graph",
+    # spectral
+    "DiffusionMap",
+    "EigshResult",
+    "LaplacianEigenmap",
+    "SpectralClustering",
+    "eigsh",
+    "laplacian",
+    # low rank
+    "SVDResult",
+    "Tucker",
+    "TuckerTensor",
+    "randomized_svd",
+    "tucker",
+]

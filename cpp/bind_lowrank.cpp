@@ -1,0 +1,183 @@
+// Bindings for the low-rank kernels: BLAS installation, tensor products, sparse products.
+#include <string>
+
+#include "bindings.hpp"
+#include "lowrank.hpp"
+
+namespace geoml {
+
+namespace {
+
+void* capsule_pointer(py::handle cap, const char* what) {
+  if (!PyCapsule_CheckExact(cap.ptr()))
+    throw std::invalid_argument(std::string(what) + ": expected a PyCapsule");
+  void* p = PyCapsule_GetPointer(cap.ptr(), PyCapsule_GetName(cap.ptr()));
+  if (!p) throw py::error_already_set();
+  return p;
+}
+
+std::vector<int64_t> dims_of(const py::array& X) {
+  std::vector<int64_t> d(X.ndim());
+  for (py::ssize_t i = 0; i < X.ndim(); ++i) d[i] = X.shape(i);
+  return d;
+}
+
+int check_mode(const py::array& X, int n) {
+  if (X.ndim() < 1 || n < 0 || n >= X.ndim())
+    throw std::invalid_argument("mode " + std::to_string(n) + " out of range for a " +
+                                std::to_string(X.ndim()) + "-D tensor");
+  return n;
+}
+
+template <typename T>
+py::array_t<T> ttm_py(carray<T> X, int n, carray<T> A, bool transposed, int n_jobs) {
+  check_mode(X, n);
+  if (A.ndim() != 2) throw std::invalid_argument("the matrix must be 2-D");
+  auto dims = dims_of(X);
+  const int64_t I = dims[n];
+  const int64_t J = transposed ? A.shape(1) : A.shape(0);
+  if ((transposed ? A.shape(0) : A.shape(1)) != I)
+    throw std::invalid_argument("matrix shape does not match the tensor's mode size");
+  std::vector<py::ssize_t> out_shape(dims.begin(), dims.end());
+  out_shape[n] = J;
+  py::array_t<T> Y(out_shape);
+  T* py_ = Y.mutable_data();
+  const T* px = X.data();
+  const T* pa = A.data();
+  {
+    py::gil_scoped_release release;
+    ttm<T>(px, dims, n, pa, J, transposed, py_, n_jobs);
+  }
+  return Y;
+}
+
+template <typename T>
+py::array_t<T> gram_py(carray<T> X, int n, int n_jobs) {
+  check_mode(X, n);
+  auto dims = dims_of(X);
+  const int64_t I = dims[n];
+  py::array_t<T> G({I, I});
+  T* pg = G.mutable_data();
+  const T* px = X.data();
+  {
+    py::gil_scoped_release release;
+    mode_gram<T>(px, dims, n, pg, n_jobs);
+  }
+  return G;
+}
+
+template <typename T>
+py::array_t<T> sketch_py(carray<T> X, int n, carray<T> W, int n_jobs) {
+  check_mode(X, n);
+  auto dims = dims_of(X);
+  const int64_t I = dims[n];
+  if (W.ndim() != 2 || W.shape(0) * I != X.size())
+    throw std::invalid_argument("sketch matrix must have numel(X)/I rows");
+  const int64_t s = W.shape(1);
+  py::array_t<T> Y({I, s});
+  T* py_ = Y.mutable_data();
+  const T* px = X.data();
+  const T* pw = W.data();
+  {
+    py::gil_scoped_release release;
+    mode_sketch<T>(px, dims, n, pw, s, py_, n_jobs);
+  }
+  return Y;
+}
+
+template <typename T>
+double sumsq_py(carray<T> X, int n_jobs) {
+  const T* px = X.data();
+  const int64_t n = X.size();
+  py::gil_scoped_release release;
+  return sum_squares<T>(px, n, n_jobs);
+}
+
+template <typename T>
+py::array_t<double> ts_gram_py(carray<T> Y, int n_jobs) {
+  if (Y.ndim() != 2) throw std::invalid_argument("Y must be 2-D");
+  const int64_t m = Y.shape(0), l = Y.shape(1);
+  py::array_t<double> G({l, l});
+  double* pg = G.mutable_data();
+  const T* py_ = Y.data();
+  {
+    py::gil_scoped_release release;
+    ts_gram<T>(py_, m, l, pg, n_jobs);
+  }
+  return G;
+}
+
+template <typename T>
+py::array_t<T> ts_matmul_py(carray<T> Y, carray<T> M, int n_jobs) {
+  if (Y.ndim() != 2 || M.ndim() != 2 || M.shape(0) != Y.shape(1))
+    throw std::invalid_argument("ts_matmul: shapes do not match");
+  const int64_t m = Y.shape(0), l = Y.shape(1), c = M.shape(1);
+  py::array_t<T> out({m, c});
+  T* po = out.mutable_data();
+  const T* py_ = Y.data();
+  const T* pm = M.data();
+  {
+    py::gil_scoped_release release;
+    ts_matmul<T>(py_, m, l, pm, c, po, n_jobs);
+  }
+  return out;
+}
+
+template <typename T, typename I>
+py::array_t<T> csr_mm_py(carray<T> data, carray<I> indices, carray<I> indptr, int64_t n_cols,
+                         carray<T> X, bool transpose, int n_jobs) {
+  const int64_t m = indptr.size() - 1;
+  if (m < 0 || X.ndim() != 2 || data.size() != indices.size())
+    throw std::invalid_argument("malformed CSR matrix or dense operand");
+  if (X.shape(0) != (transpose ? m : n_cols))
+    throw std::invalid_argument("dense operand has the wrong number of rows");
+  const int64_t s = X.shape(1);
+  py::array_t<T> Y({transpose ? n_cols : m, s});
+  T* py_ = Y.mutable_data();
+  const T* pd = data.data();
+  const I* pi = indices.data();
+  const I* pp = indptr.data();
+  const T* px = X.data();
+  {
+    py::gil_scoped_release release;
+    if (transpose)
+      csr_t_matmat<T, I>(pd, pi, pp, m, n_cols, px, s, py_, n_jobs);
+    else
+      csr_matmat<T, I>(pd, pi, pp, m, px, s, py_, n_jobs);
+  }
+  return Y;
+}
+
+}  // namespace
+
+void bind_lowrank(py::module_& m) {
+  m.def(
+      "lowrank_set_blas",
+      [](py::handle dgemm, py::handle sgemm, py::handle dsyrk, py::handle ssyrk) {
+        set_blas(reinterpret_cast<dgemm_fn>(capsule_pointer(dgemm, "dgemm")),
+                 reinterpret_cast<sgemm_fn>(capsule_pointer(sgemm, "sgemm")),
+                 reinterpret_cast<dsyrk_fn>(capsule_pointer(dsyrk, "dsyrk")),
+                 reinterpret_cast<ssyrk_fn>(capsule_pointer(ssyrk, "ssyrk")));
+      },
+      "Install BLAS routines from scipy.linalg.cython_blas.__pyx_capi__ capsules");
+  m.def("lowrank_blas_ready", &blas_ready);
+  m.def("ttm_f32", &ttm_py<float>, "ttm(X, n, A, transposed, n_jobs) -> X x_n A (or A^T)");
+  m.def("ttm_f64", &ttm_py<double>, "ttm(X, n, A, transposed, n_jobs) -> X x_n A (or A^T)");
+  m.def("mode_gram_f32", &gram_py<float>, "mode_gram(X, n, n_jobs) -> X_(n) X_(n)^T");
+  m.def("mode_gram_f64", &gram_py<double>, "mode_gram(X, n, n_jobs) -> X_(n) X_(n)^T");
+  m.def("mode_sketch_f32", &sketch_py<float>, "mode_sketch(X, n, W, n_jobs) -> X_(n) W");
+  m.def("mode_sketch_f64", &sketch_py<double>, "mode_sketch(X, n, W, n_jobs) -> X_(n) W");
+  m.def("ts_gram_f32", &ts_gram_py<float>, "ts_gram(Y, n_jobs) -> Y^T Y (float64)");
+  m.def("ts_gram_f64", &ts_gram_py<double>, "ts_gram(Y, n_jobs) -> Y^T Y (float64)");
+  m.def("ts_matmul_f32", &ts_matmul_py<float>, "ts_matmul(Y, M, n_jobs) -> Y M");
+  m.def("ts_matmul_f64", &ts_matmul_py<double>, "ts_matmul(Y, M, n_jobs) -> Y M");
+  m.def("sum_squares_f32", &sumsq_py<float>);
+  m.def("sum_squares_f64", &sumsq_py<double>);
+  const char* doc = "csr_matmat(data, indices, indptr, n_cols, X, transpose, n_jobs) -> A X or A^T X";
+  m.def("csr_matmat_f32_i32", &csr_mm_py<float, int32_t>, doc);
+  m.def("csr_matmat_f64_i32", &csr_mm_py<double, int32_t>, doc);
+  m.def("csr_matmat_f32_i64", &csr_mm_py<float, int64_t>, doc);
+  m.def("csr_matmat_f64_i64", &csr_mm_py<double, int64_t>, doc);
+}
+
+}  // namespace geoml

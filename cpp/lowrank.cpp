@@ -1,0 +1,400 @@
+// Low-rank decomposition kernels (see lowrank.hpp).
+//
+// BLAS is SciPy's, reached through function pointers from scipy.linalg.cython_blas (column-major
+// Fortran convention). A row-major matrix M (a x b) is the column-major matrix M^T (b x a) with
+// leading dimension b; every call below is written in that light. BLAS is only ever called from
+// the thread that entered the kernel, never inside an OpenMP region, so SciPy's threaded BLAS
+// and geoml's OpenMP never oversubscribe the cores.
+#include "lowrank.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <stdexcept>
+
+#include "common.hpp"
+#include "simd.hpp"
+
+namespace geoml {
+
+// ---------------------------------------------------------------- per-ISA tall-skinny kernels
+#if GEOML_SIMD_X86
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace ts_avx2 {
+constexpr int VBYTES = 32;
+#include "lowrank_kernel.inc"
+}  // namespace ts_avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif  // GEOML_SIMD_X86
+
+namespace ts_generic {
+constexpr int VBYTES = 16;
+#include "lowrank_kernel.inc"
+}  // namespace ts_generic
+
+namespace {
+
+dgemm_fn g_dgemm = nullptr;
+sgemm_fn g_sgemm = nullptr;
+dsyrk_fn g_dsyrk = nullptr;
+ssyrk_fn g_ssyrk = nullptr;
+
+// Slabs go to BLAS one by one only when they are few (<= kDirectL) and wide (>= kDirectR
+// trailing entries); otherwise they are gathered into a buffer of at most kGatherElems entries
+// first, so a mode costs a handful of large BLAS calls. Each call of a threaded BLAS wakes
+// and synchronises its threads, which is costly when the cores are busy.
+constexpr int64_t kDirectR = 64;
+constexpr int64_t kDirectL = 16;
+constexpr int64_t kGatherElems = int64_t(1) << 22;
+// Below this many elements of work a loop runs on the calling thread: waking a team costs more
+// than it saves (much more on a loaded machine).
+constexpr int64_t kParallelMin = int64_t(1) << 16;
+constexpr int64_t kSparseParallelMin = int64_t(1) << 20;  // nnz * columns
+
+int to_int(int64_t v) {
+  if (v > INT_MAX)
+    throw std::runtime_error("a matrix dimension exceeds 2^31-1, the limit of SciPy's BLAS");
+  return static_cast<int>(v);
+}
+
+void require_blas() {
+  if (!g_dgemm || !g_sgemm || !g_dsyrk || !g_ssyrk)
+    throw std::runtime_error("geoml: BLAS pointers were not installed (import geoml.lowrank)");
+}
+
+void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, double alpha, const double* A,
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  int im = to_int(m), in = to_int(n), ik = to_int(k);
+  int ilda = to_int(std::max<int64_t>(lda, 1)), ildb = to_int(std::max<int64_t>(ldb, 1)),
+      ildc = to_int(std::max<int64_t>(ldc, 1));
+  g_dgemm(&ta, &tb, &im, &in, &ik, &alpha, const_cast<double*>(A), &ilda,
+          const_cast<double*>(B), &ildb, &beta, C, &ildc);
+}
+void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  int im = to_int(m), in = to_int(n), ik = to_int(k);
+  int ilda = to_int(std::max<int64_t>(lda, 1)), ildb = to_int(std::max<int64_t>(ldb, 1)),
+      ildc = to_int(std::max<int64_t>(ldc, 1));
+  g_sgemm(&ta, &tb, &im, &in, &ik, &alpha, const_cast<float*>(A), &ilda,
+          const_cast<float*>(B), &ildb, &beta, C, &ildc);
+}
+void syrk(char uplo, char trans, int64_t n, int64_t k, double alpha, const double* A,
+          int64_t lda, double beta, double* C, int64_t ldc) {
+  int in = to_int(n), ik = to_int(k);
+  int ilda = to_int(std::max<int64_t>(lda, 1)), ildc = to_int(std::max<int64_t>(ldc, 1));
+  g_dsyrk(&uplo, &trans, &in, &ik, &alpha, const_cast<double*>(A), &ilda, &beta, C, &ildc);
+}
+void syrk(char uplo, char trans, int64_t n, int64_t k, float alpha, const float* A,
+          int64_t lda, float beta, float* C, int64_t ldc) {
+  int in = to_int(n), ik = to_int(k);
+  int ilda = to_int(std::max<int64_t>(lda, 1)), ildc = to_int(std::max<int64_t>(ldc, 1));
+  g_ssyrk(&uplo, &trans, &in, &ik, &alpha, const_cast<float*>(A), &ilda, &beta, C, &ildc);
+}
+
+/// Largest count of slabs per block such that a block has at most `limit` rows (BLAS int).
+int64_t rows_per_block(int64_t L, int64_t width) {
+  const int64_t cap = std::max<int64_t>(1, (INT_MAX / 2) / std::max<int64_t>(width, 1));
+  return std::min(L, cap);
+}
+
+/// Gathers slabs l0 .. l0+lc-1 of the (L, I, R) view into B (I x lc*R, row-major):
+/// B[i, c*R + r] = X[l0 + c, i, r].
+template <typename T>
+void gather(const T* X, int64_t I, int64_t R, int64_t l0, int64_t lc, T* B, int nt) {
+  const int64_t K = lc * R;
+#pragma omp parallel for num_threads(nt) schedule(static) collapse(2) if (K * I >= kParallelMin)
+  for (int64_t c = 0; c < lc; ++c)
+    for (int64_t i = 0; i < I; ++i)
+      std::memcpy(B + i * K + c * R, X + ((l0 + c) * I + i) * R, sizeof(T) * R);
+}
+
+/// Inverse of `gather` for an output of J rows: Y[l0 + c, j, r] = B[j, c*R + r].
+template <typename T>
+void scatter(const T* B, int64_t J, int64_t R, int64_t l0, int64_t lc, T* Y, int nt) {
+  const int64_t K = lc * R;
+#pragma omp parallel for num_threads(nt) schedule(static) collapse(2) if (K * J >= kParallelMin)
+  for (int64_t c = 0; c < lc; ++c)
+    for (int64_t j = 0; j < J; ++j)
+      std::memcpy(Y + ((l0 + c) * J + j) * R, B + j * K + c * R, sizeof(T) * R);
+}
+
+int64_t gather_slabs(int64_t L, int64_t width, int64_t R) {
+  return std::max<int64_t>(1, std::min(L, kGatherElems / std::max<int64_t>(width * R, 1)));
+}
+
+}  // namespace
+
+void set_blas(dgemm_fn dgemm, sgemm_fn sgemm, dsyrk_fn dsyrk, ssyrk_fn ssyrk) {
+  g_dgemm = dgemm;
+  g_sgemm = sgemm;
+  g_dsyrk = dsyrk;
+  g_ssyrk = ssyrk;
+}
+
+bool blas_ready() { return g_dgemm && g_sgemm && g_dsyrk && g_ssyrk; }
+
+ModeView mode_view(const std::vector<int64_t>& dims, int n) {
+  if (n < 0 || n >= static_cast<int>(dims.size()))
+    throw std::invalid_argument("mode index out of range");
+  ModeView v{1, dims[n], 1};
+  for (int m = 0; m < n; ++m) v.L *= dims[m];
+  for (size_t m = n + 1; m < dims.size(); ++m) v.R *= dims[m];
+  return v;
+}
+
+template <typename T>
+void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_t J,
+         bool a_transposed, T* Y, int n_threads) {
+  require_blas();
+  const auto [L, I, R] = mode_view(dims, n);
+  const int nt = resolve_threads(n_threads);
+  if (L * R == 0 || J == 0) return;
+  if (I == 0) {  // empty contraction: Y = 0
+    std::fill(Y, Y + L * J * R, T(0));
+    return;
+  }
+  // A^T (I x J) as a column-major operand: the row-major J x I array A read column-major
+  // is A^T ('N', ld I); the row-major I x J array U = A^T read column-major is U^T ('T', ld J).
+  const char opAt = a_transposed ? 'T' : 'N';
+  const int64_t ldAt = a_transposed ? J : I;
+  if (R == 1) {
+    // Y (L x J) = X (L x I) A^T; column-major: Y^T (J x L) = A (J x I) X^T (I x L).
+    const char opA = a_transposed ? 'N' : 'T';
+    const int64_t bl = rows_per_block(L, std::max(I, J));
+    for (int64_t l0 = 0; l0 < L; l0 += bl) {
+      const int64_t lc = std::min(bl, L - l0);
+      gemm(opA, 'N', J, lc, I, T(1), A, ldAt, X + l0 * I, I, T(0), Y + l0 * J, J);
+    }
+    return;
+  }
+  if (L == 1 || (R >= kDirectR && L <= kDirectL)) {
+    // Per slab: Y_l (J x R) = A X_l; column-major: Y_l^T (R x J) = X_l^T (R x I) A^T.
+    for (int64_t l = 0; l < L; ++l)
+      gemm('N', opAt, R, J, I, T(1), X + l * I * R, R, A, ldAt, T(0), Y + l * J * R, R);
+    return;
+  }
+  const int64_t bl = gather_slabs(L, std::max(I, J), R);
+  std::vector<T> bin(static_cast<size_t>(I * bl * R)), bout(static_cast<size_t>(J * bl * R));
+  for (int64_t l0 = 0; l0 < L; l0 += bl) {
+    const int64_t lc = std::min(bl, L - l0), K = lc * R;
+    gather(X, I, R, l0, lc, bin.data(), nt);
+    gemm('N', opAt, K, J, I, T(1), bin.data(), K, A, ldAt, T(0), bout.data(), K);
+    scatter(bout.data(), J, R, l0, lc, Y, nt);
+  }
+}
+
+template <typename T>
+void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_threads) {
+  require_blas();
+  const auto [L, I, R] = mode_view(dims, n);
+  const int nt = resolve_threads(n_threads);
+  std::fill(G, G + I * I, T(0));
+  if (I == 0 || L * R == 0) return;
+  // G is filled column-major upper = row-major lower, then mirrored.
+  if (R == 1) {
+    // X (L x I) row-major is X^T column-major; G = X^T X = (X^T)(X^T)^T: SYRK 'N'.
+    const int64_t bl = rows_per_block(L, I);
+    for (int64_t l0 = 0; l0 < L; l0 += bl) {
+      const int64_t lc = std::min(bl, L - l0);
+      syrk('U', 'N', I, lc, T(1), X + l0 * I, I, T(1), G, I);
+    }
+  } else if (L == 1 || (R >= kDirectR && L <= kDirectL)) {
+    // X_l (I x R) row-major is X_l^T (R x I) column-major; G += X_l X_l^T: SYRK 'T'.
+    for (int64_t l = 0; l < L; ++l) syrk('U', 'T', I, R, T(1), X + l * I * R, R, T(1), G, I);
+  } else {
+    const int64_t bl = gather_slabs(L, I, R);
+    std::vector<T> bin(static_cast<size_t>(I * bl * R));
+    for (int64_t l0 = 0; l0 < L; l0 += bl) {
+      const int64_t lc = std::min(bl, L - l0), K = lc * R;
+      gather(X, I, R, l0, lc, bin.data(), nt);
+      syrk('U', 'T', I, K, T(1), bin.data(), K, T(1), G, I);
+    }
+  }
+  for (int64_t a = 0; a < I; ++a)
+    for (int64_t b = a + 1; b < I; ++b) G[a * I + b] = G[b * I + a];
+}
+
+template <typename T>
+void mode_sketch(const T* X, const std::vector<int64_t>& dims, int n, const T* W, int64_t s,
+                 T* Y, int n_threads) {
+  require_blas();
+  const auto [L, I, R] = mode_view(dims, n);
+  const int nt = resolve_threads(n_threads);
+  std::fill(Y, Y + I * s, T(0));
+  if (I == 0 || s == 0 || L * R == 0) return;
+  // Column-major: Y^T (s x I) += W_blk^T (s x K) X_blk^T (K x I).
+  if (R == 1) {
+    const int64_t bl = rows_per_block(L, std::max(I, s));
+    for (int64_t l0 = 0; l0 < L; l0 += bl) {
+      const int64_t lc = std::min(bl, L - l0);
+      gemm('N', 'T', s, I, lc, T(1), W + l0 * s, s, X + l0 * I, I, T(1), Y, s);
+    }
+  } else if (L == 1 || (R >= kDirectR && L <= kDirectL)) {
+    for (int64_t l = 0; l < L; ++l)
+      gemm('N', 'N', s, I, R, T(1), W + l * R * s, s, X + l * I * R, R, T(1), Y, s);
+  } else {
+    const int64_t bl = gather_slabs(L, I, R);
+    std::vector<T> bin(static_cast<size_t>(I * bl * R));
+    for (int64_t l0 = 0; l0 < L; l0 += bl) {
+      const int64_t lc = std::min(bl, L - l0), K = lc * R;
+      gather(X, I, R, l0, lc, bin.data(), nt);
+      gemm('N', 'N', s, I, K, T(1), W + l0 * R * s, s, bin.data(), K, T(1), Y, s);
+    }
+  }
+}
+
+template <typename T>
+double sum_squares(const T* x, int64_t n, int n_threads) {
+  const int nt = resolve_threads(n_threads);
+  double acc = 0.0;
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : acc) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) acc += double(x[i]) * double(x[i]);
+  return acc;
+}
+
+template <typename T, typename I>
+void csr_matmat(const T* data, const I* indices, const I* indptr, int64_t m, const T* X,
+                int64_t s, T* Y, int n_threads) {
+  const int nt = indptr[m] * s >= kSparseParallelMin ? resolve_threads(n_threads) : 1;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 256)
+  for (int64_t i = 0; i < m; ++i) {
+    T* y = Y + i * s;
+    std::fill(y, y + s, T(0));
+    for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
+      const T a = data[p];
+      const T* x = X + static_cast<int64_t>(indices[p]) * s;
+      for (int64_t c = 0; c < s; ++c) y[c] += a * x[c];
+    }
+  }
+}
+
+template <typename T, typename I>
+void csr_t_matmat(const T* data, const I* indices, const I* indptr, int64_t m, int64_t n,
+                  const T* X, int64_t s, T* Y, int n_threads) {
+  const int nt = indptr[m] * s >= kSparseParallelMin
+                     ? static_cast<int>(std::max<int64_t>(
+                           1, std::min<int64_t>(resolve_threads(n_threads), m)))
+                     : 1;
+  const int64_t size = n * s;
+  std::vector<T> extra(static_cast<size_t>((nt - 1) * size));  // zero-initialised
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = thread_id();
+    T* out = tid == 0 ? Y : extra.data() + (tid - 1) * size;
+    std::fill(out, out + size, T(0));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < m; ++i) {
+      const T* x = X + i * s;
+      for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
+        const T a = data[p];
+        T* y = out + static_cast<int64_t>(indices[p]) * s;
+        for (int64_t c = 0; c < s; ++c) y[c] += a * x[c];
+      }
+    }
+    // (implicit barrier: every private buffer is complete; buffers of threads the runtime
+    // did not start stay zero)
+#pragma omp for schedule(static)
+    for (int64_t e = 0; e < size; ++e) {
+      T acc = Y[e];
+      for (int t = 0; t < nt - 1; ++t) acc += extra[static_cast<size_t>(t * size + e)];
+      Y[e] = acc;
+    }
+  }
+}
+
+namespace {
+bool use_avx2() {
+#if GEOML_SIMD_X86
+  return simd_isa() != SimdIsa::Generic;
+#else
+  return false;
+#endif
+}
+constexpr int64_t kTsBlock = 4096;  // rows per task
+}  // namespace
+
+template <typename T>
+void ts_gram(const T* Y, int64_t m, int64_t l, double* G, int n_threads) {
+  const int64_t nb = (m + kTsBlock - 1) / kTsBlock;
+  const int nt = m * l * l >= kParallelMin * 16
+                     ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), nb))
+                     : 1;
+  const bool avx2 = use_avx2();
+  std::fill(G, G + l * l, 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<T> part(static_cast<size_t>(l * l));
+    std::vector<double> acc(static_cast<size_t>(l * l), 0.0);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t i0 = b * kTsBlock, i1 = std::min(m, i0 + kTsBlock);
+#if GEOML_SIMD_X86
+      if (avx2)
+        ts_avx2::ts_gram_rows<T>(Y, i0, i1, l, part.data());
+      else
+#endif
+        ts_generic::ts_gram_rows<T>(Y, i0, i1, l, part.data());
+      for (int64_t e = 0; e < l * l; ++e) acc[e] += part[e];
+    }
+#pragma omp critical
+    for (int64_t e = 0; e < l * l; ++e) G[e] += acc[e];
+  }
+  (void)avx2;
+}
+
+template <typename T>
+void ts_matmul(const T* Y, int64_t m, int64_t l, const T* M, int64_t c, T* out, int n_threads) {
+  const int64_t nb = (m + kTsBlock - 1) / kTsBlock;
+  const int nt = m * l * c >= kParallelMin * 16
+                     ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), nb))
+                     : 1;
+  const bool avx2 = use_avx2();
+  const int64_t cp = (c + 15) / 16 * 16;  // M padded to whole tiles of 2 vectors
+  std::vector<T> Mp(static_cast<size_t>(l * cp), T(0));
+  for (int64_t a = 0; a < l; ++a) std::copy(M + a * c, M + (a + 1) * c, Mp.data() + a * cp);
+  const T* pm = Mp.data();
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t i0 = b * kTsBlock, i1 = std::min(m, i0 + kTsBlock);
+#if GEOML_SIMD_X86
+    if (avx2)
+      ts_avx2::ts_matmul_rows<T>(Y, i0, i1, l, pm, c, cp, out);
+    else
+#endif
+      ts_generic::ts_matmul_rows<T>(Y, i0, i1, l, pm, c, cp, out);
+  }
+  (void)avx2;
+}
+
+#define GEOML_LOWRANK_DENSE(T)                                                              \
+  template void ttm<T>(const T*, const std::vector<int64_t>&, int, const T*, int64_t, bool, \
+                       T*, int);                                                            \
+  template void mode_gram<T>(const T*, const std::vector<int64_t>&, int, T*, int);          \
+  template void mode_sketch<T>(const T*, const std::vector<int64_t>&, int, const T*,        \
+                               int64_t, T*, int);                                           \
+  template double sum_squares<T>(const T*, int64_t, int);                                   \
+  template void ts_gram<T>(const T*, int64_t, int64_t, double*, int);                        \
+  template void ts_matmul<T>(const T*, int64_t, int64_t, const T*, int64_t, T*, int);
+GEOML_LOWRANK_DENSE(float)
+GEOML_LOWRANK_DENSE(double)
+
+#define GEOML_LOWRANK_SPARSE(T, I)                                                          \
+  template void csr_matmat<T, I>(const T*, const I*, const I*, int64_t, const T*, int64_t,  \
+                                 T*, int);                                                  \
+  template void csr_t_matmat<T, I>(const T*, const I*, const I*, int64_t, int64_t, const T*, \
+                                   int64_t, T*, int);
+GEOML_LOWRANK_SPARSE(float, int32_t)
+GEOML_LOWRANK_SPARSE(double, int32_t)
+GEOML_LOWRANK_SPARSE(float, int64_t)
+GEOML_LOWRANK_SPARSE(double, int64_t)
+
+}  // namespace geoml
