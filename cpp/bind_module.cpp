@@ -6,4 +6,5 @@ PYBIND11_MODULE(_core, m) {
   geoml::bind_info(m);
   geoml::bind_knn(m);
   geoml::bind_graph(m);
+  geoml::bind_ot(m);
 }

@@ -24,5 +24,6 @@ py::array_t<T> to_numpy(std::vector<T>&& v) {
 void bind_info(py::module_& m);
 void bind_knn(py::module_& m);
 void bind_graph(py::module_& m);
+void bind_ot(py::module_& m);
 
 }  // namespace geoml
