@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
   geoml::bind_knn(m);
   geoml::bind_graph(m);
   geoml::bind_curvature(m);
+  geoml::bind_ot(m);
 }

@@ -25,5 +25,6 @@ void bind_info(py::module_& m);
 void bind_knn(py::module_& m);
 void bind_graph(py::module_& m);
 void bind_curvature(py::module_& m);
+void bind_ot(py::module_& m);
 
 }  // namespace geoml

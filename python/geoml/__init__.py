@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from . import _core
 from ._config import show_config
+from . import ot
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
 
 __version__: str = _core.__version__
 
-__all__ = ["KNNGraph", "KNNResult", "__version__", "knn", "knn_graph", "show_config"]
+__all__ = ["KNNGraph", "KNNResult", "__version__", "knn", "knn_graph", "ot", "show_config"]
