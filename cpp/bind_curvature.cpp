@@ -20,7 +20,7 @@ void bind_curvature(py::module_& m) {
       "ollivier_ricci",
       [](carray<int64_t> indptr, carray<int64_t> indices, carray<double> weights,
          carray<int64_t> eu, carray<int64_t> ev, double alpha, double base, double exp_power,
-         int64_t nbr_topk, int method, double eps, int64_t max_iter, int n_jobs) {
+         int64_t nbr_topk, int method, double eps, double tol, int64_t max_iter, int n_jobs) {
         const CsrGraph g = as_graph(indptr, indices, weights);
         const int64_t ne = eu.shape(0);
         if (ev.shape(0) != ne) throw std::invalid_argument("eu and ev differ in length");
@@ -31,6 +31,7 @@ void bind_curvature(py::module_& m) {
         o.nbr_topk = nbr_topk;
         o.method = static_cast<OrcMethod>(method);
         o.eps = eps;
+        o.tol = tol;
         o.max_iter = max_iter;
         o.n_threads = n_jobs;
         py::array_t<double> kappa(ne), dist(ne);
@@ -45,7 +46,7 @@ void bind_curvature(py::module_& m) {
         return py::make_tuple(kappa, dist, status);
       },
       "ollivier_ricci(indptr, indices, weights, eu, ev, alpha, base, exp_power, nbr_topk, "
-      "method, eps, max_iter, n_jobs) -> (kappa, dist, status)");
+      "method, eps, tol, max_iter, n_jobs) -> (kappa, dist, status)");
   m.def(
       "forman_ricci",
       [](carray<int64_t> indptr, carray<int64_t> indices, carray<double> weights,

@@ -67,12 +67,53 @@ Measures build_measures(const CsrGraph& g, const OrcOptions& o) {
   return M;
 }
 
-/// Entropic OT cost <P, C> of the log-domain Sinkhorn plan between a (m) and b (n), all
-/// masses > 0. Stops when the L1 error of the row marginals is <= tol. Returns the cost and
-/// sets `converged`.
+/// Entropic OT cost <P, C> of the Sinkhorn plan between a (m) and b (n), all masses > 0,
+/// regularisation eps. Scaling form with the kernel exp(-C/eps) when it cannot underflow,
+/// log-domain otherwise. Stops when the L1 error of the row marginals is <= tol (checked every
+/// 10 iterations; columns are exact after each update). Sets `converged`.
 double sinkhorn_cost(int m, int n, const double* a, const double* b, const double* C,
                      double eps, int64_t max_iter, double tol, std::vector<double>& buf,
                      bool& converged) {
+  const int64_t mn = int64_t(m) * n;
+  double cmax = 0;
+  for (int64_t t = 0; t < mn; ++t) cmax = std::max(cmax, C[t]);
+  converged = false;
+  double cost = 0;
+  if (cmax / eps < 600) {
+    buf.assign(static_cast<size_t>(mn + 2 * (m + n)), 1.0);
+    double* K = buf.data();
+    double* u = K + mn;
+    double* v = u + m;
+    double* Kv = v + n;
+    double* Ku = Kv + m;
+    for (int64_t t = 0; t < mn; ++t) K[t] = std::exp(-C[t] / eps);
+    for (int64_t it = 1; it <= max_iter; ++it) {
+      for (int i = 0; i < m; ++i) {
+        double s = 0;
+        for (int j = 0; j < n; ++j) s += K[i * n + j] * v[j];
+        u[i] = a[i] / s;
+      }
+      for (int j = 0; j < n; ++j) Ku[j] = 0;
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) Ku[j] += K[i * n + j] * u[i];
+      for (int j = 0; j < n; ++j) v[j] = b[j] / Ku[j];
+      if (it % 10 && it != max_iter) continue;
+      double err = 0;
+      for (int i = 0; i < m; ++i) {
+        double s = 0;
+        for (int j = 0; j < n; ++j) s += K[i * n + j] * v[j];
+        Kv[i] = s;
+        err += std::fabs(u[i] * s - a[i]);
+      }
+      if (err <= tol) {
+        converged = true;
+        break;
+      }
+    }
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) cost += u[i] * K[i * n + j] * v[j] * C[i * n + j];
+    return cost;
+  }
   buf.assign(static_cast<size_t>(2 * (m + n)), 0.0);
   double* f = buf.data();
   double* g = f + m;
@@ -80,8 +121,7 @@ double sinkhorn_cost(int m, int n, const double* a, const double* b, const doubl
   double* lb = la + m;
   for (int i = 0; i < m; ++i) la[i] = std::log(a[i]);
   for (int j = 0; j < n; ++j) lb[j] = std::log(b[j]);
-  converged = false;
-  for (int64_t it = 0; it < max_iter; ++it) {
+  for (int64_t it = 1; it <= max_iter; ++it) {
     for (int i = 0; i < m; ++i) {  // f_i = eps log a_i - eps LSE_j (g_j - C_ij) / eps
       double mx = -std::numeric_limits<double>::infinity();
       for (int j = 0; j < n; ++j) mx = std::max(mx, (g[j] - C[i * n + j]) / eps);
@@ -96,7 +136,7 @@ double sinkhorn_cost(int m, int n, const double* a, const double* b, const doubl
       for (int i = 0; i < m; ++i) s += std::exp((f[i] - C[i * n + j]) / eps - mx);
       g[j] = eps * (lb[j] - mx - std::log(s));
     }
-    // columns are exact after the g step; check the rows
+    if (it % 10 && it != max_iter) continue;
     double err = 0;
     for (int i = 0; i < m; ++i) {
       double r = 0;
@@ -108,7 +148,6 @@ double sinkhorn_cost(int m, int n, const double* a, const double* b, const doubl
       break;
     }
   }
-  double cost = 0;
   for (int i = 0; i < m; ++i)
     for (int j = 0; j < n; ++j) cost += std::exp((f[i] + g[j] - C[i * n + j]) / eps) * C[i * n + j];
   return cost;
@@ -122,72 +161,143 @@ struct Scratch {
   std::vector<uint32_t> dist_gen;
   std::vector<uint8_t> hop;        // 2-hop marks
   std::vector<uint32_t> hop_gen;
-  uint32_t cgen = 0, dgen = 0, hgen = 0;
-  std::vector<int64_t> targets;
+  std::vector<int64_t> bpos;       // target column -> position in the current supp m_y
+  std::vector<uint32_t> bpos_gen;
+  uint32_t cgen = 0, dgen = 0, hgen = 0, bgen = 0;
+  std::vector<int64_t> targets, ball;
+  std::vector<std::pair<double, int64_t>> heap;
   std::vector<double> D, C, a, b, sk;
   std::vector<int> ai, bj;
   EmdWorkspace ws;
   explicit Scratch(int64_t n)
-      : col(n), col_gen(n, 0), dist(n), dist_gen(n, 0), hop(n), hop_gen(n, 0) {}
+      : col(n), col_gen(n, 0), dist(n), dist_gen(n, 0), hop(n), hop_gen(n, 0), bpos(n),
+        bpos_gen(n, 0) {}
 };
 
-/// d(u, t) for all targets t: 2-hop marking when every weight equals `unit`.
-void hop_distances(const CsrGraph& g, int64_t u, double unit, Scratch& s, double* row) {
-  const uint32_t gen = ++s.hgen;
-  for (int64_t e = g.indptr[u]; e < g.indptr[u + 1]; ++e) {
-    const int64_t a = g.indices[e];
-    s.hop_gen[a] = gen;
-    s.hop[a] = 1;
-  }
-  for (int64_t e = g.indptr[u]; e < g.indptr[u + 1]; ++e) {
-    const int64_t a = g.indices[e];
-    for (int64_t f = g.indptr[a]; f < g.indptr[a + 1]; ++f) {
-      const int64_t b = g.indices[f];
-      if (s.hop_gen[b] != gen) {
-        s.hop_gen[b] = gen;
-        s.hop[b] = 2;
-      }
-    }
-  }
-  for (size_t t = 0; t < s.targets.size(); ++t) {
-    const int64_t v = s.targets[t];
-    const int h = v == u ? 0 : (s.hop_gen[v] == gen ? s.hop[v] : 3);
-    row[t] = unit * h;
-  }
-}
+using Row = std::vector<std::pair<int64_t, double>>;
 
-/// d(u, t) for all targets t by Dijkstra, stopped once every target is settled.
-void dijkstra_distances(const CsrGraph& g, int64_t u, Scratch& s, double* row) {
-  const uint32_t gen = ++s.dgen;
+/// Distances from u to every node within 3 hops, unordered. Equal weights (`unit`): the
+/// nodes within 2 hops by marking (the rest of the 3-hop ball is at 3 units, implicitly).
+/// Otherwise: the 3-hop ball is marked by BFS, then Dijkstra runs until all of it is settled.
+void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, Scratch& s, Row& row) {
+  row.clear();
+  const uint32_t gen = ++s.hgen;
+  auto mark = [&](int64_t v, uint8_t h) {
+    if (s.hop_gen[v] == gen) return false;
+    s.hop_gen[v] = gen;
+    s.hop[v] = h;
+    return true;
+  };
+  mark(u, 0);
+  size_t lo = 0;
+  s.ball.assign(1, u);
+  const int depth = equal ? 2 : 3;
+  for (int h = 1; h <= depth; ++h) {  // BFS layer by layer
+    const size_t hi = s.ball.size();
+    for (size_t q = lo; q < hi; ++q) {
+      const int64_t x = s.ball[q];
+      for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
+        if (mark(g.indices[e], static_cast<uint8_t>(h))) s.ball.push_back(g.indices[e]);
+    }
+    lo = hi;
+  }
+  if (equal) {
+    for (const int64_t v : s.ball) row.push_back({v, unit * s.hop[v]});
+    return;
+  }
+  // Dijkstra until every ball node is settled (recorded once: hop set to 255 when done)
+  const uint32_t dgen = ++s.dgen;
   using Item = std::pair<double, int64_t>;
-  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
+  s.heap.clear();
   s.dist[u] = 0;
-  s.dist_gen[u] = gen;
-  heap.push({0.0, u});
-  // a target is settled when popped with its final distance; count them
-  size_t remaining = s.targets.size();
-  const uint32_t cgen = s.cgen;
-  for (size_t t = 0; t < s.targets.size(); ++t) row[t] = -1.0;
-  while (!heap.empty() && remaining > 0) {
-    const auto [du, x] = heap.top();
-    heap.pop();
+  s.dist_gen[u] = dgen;
+  s.heap.push_back({0.0, u});
+  size_t remaining = s.ball.size();
+  while (!s.heap.empty() && remaining > 0) {
+    std::pop_heap(s.heap.begin(), s.heap.end(), std::greater<Item>());
+    const auto [du, x] = s.heap.back();
+    s.heap.pop_back();
     if (du > s.dist[x]) continue;
-    if (s.col_gen[x] == cgen && row[s.col[x]] < 0) {
-      row[s.col[x]] = du;
+    if (s.hop_gen[x] == gen && s.hop[x] != 255) {
+      s.hop[x] = 255;
+      row.push_back({x, du});
       --remaining;
     }
     for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
       const int64_t y = g.indices[e];
       const double nd = du + g.weights[e];
-      if (s.dist_gen[y] != gen || nd < s.dist[y]) {
-        s.dist_gen[y] = gen;
+      if (s.dist_gen[y] != dgen || nd < s.dist[y]) {
+        s.dist_gen[y] = dgen;
         s.dist[y] = nd;
-        heap.push({nd, y});
+        s.heap.push_back({nd, y});
+        std::push_heap(s.heap.begin(), s.heap.end(), std::greater<Item>());
       }
     }
   }
-  if (remaining > 0)
-    throw std::runtime_error("ollivier_ricci: a neighbourhood target was unreachable");
+}
+
+/// FIFO cache of distance rows, bounded by a total number of entries. Rows of sources that
+/// neighbouring x's share are computed once while they stay cached (x is visited in BFS order).
+struct RowCache {
+  std::vector<int32_t> slot;   // node -> slot, -1 if absent
+  std::vector<int64_t> owner;  // slot -> node, -1 if free
+  std::vector<Row> rows;
+  size_t next = 0, entries = 0, budget;
+  RowCache(int64_t n, size_t cap, size_t budget_entries)
+      : slot(static_cast<size_t>(n), -1), owner(cap, -1), rows(cap), budget(budget_entries) {}
+
+  template <typename F>
+  const Row& get(int64_t u, F&& compute) {
+    if (slot[u] >= 0) return rows[slot[u]];
+    const size_t k = evict_one();
+    compute(u, rows[k]);
+    entries += rows[k].size();
+    while (entries > budget && rows.size() > 1) {  // keep the budget: drop the oldest others
+      if (owner[next] >= 0 && next != k) evict(next);
+      next = (next + 1) % rows.size();
+      if (next == k) break;
+    }
+    owner[k] = u;
+    slot[u] = static_cast<int32_t>(k);
+    return rows[k];
+  }
+
+ private:
+  void evict(size_t k) {
+    slot[owner[k]] = -1;
+    owner[k] = -1;
+    entries -= rows[k].size();
+    Row().swap(rows[k]);
+  }
+  size_t evict_one() {
+    const size_t k = next;
+    next = (next + 1) % rows.size();
+    if (owner[k] >= 0) evict(k);
+    return k;
+  }
+};
+
+/// Nodes in breadth-first order (component by component), so that consecutive nodes are
+/// near each other in the graph.
+std::vector<int64_t> bfs_order(const CsrGraph& g) {
+  std::vector<int64_t> order;
+  order.reserve(static_cast<size_t>(g.n));
+  std::vector<uint8_t> seen(static_cast<size_t>(g.n), 0);
+  for (int64_t r = 0; r < g.n; ++r) {
+    if (seen[r]) continue;
+    seen[r] = 1;
+    size_t q = order.size();
+    order.push_back(r);
+    for (; q < order.size(); ++q) {
+      const int64_t x = order[q];
+      for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
+        if (!seen[g.indices[e]]) {
+          seen[g.indices[e]] = 1;
+          order.push_back(g.indices[e]);
+        }
+    }
+  }
+  return order;
 }
 
 /// Jost & Liu (2014) lower bound of the non-lazy curvature from degrees and triangles.
@@ -255,11 +365,16 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
 
   const int nt = resolve_threads(o.n_threads);
   const int64_t sk_iter = o.max_iter > 0 ? o.max_iter : 1000;
+  const std::vector<int64_t> visit = bfs_order(g);
+  const size_t cache_rows = static_cast<size_t>(std::min<int64_t>(g.n, 16384));
 #pragma omp parallel num_threads(nt)
   {
     Scratch s(g.n);
-#pragma omp for schedule(dynamic, 16)
-    for (int64_t x = 0; x < g.n; ++x) {
+    RowCache cache(g.n, std::max<size_t>(cache_rows, 1), size_t(1) << 23);
+    auto fill_row = [&](int64_t u, Row& row) { compute_row(g, u, equal, unit, s, row); };
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t pos = 0; pos < g.n; ++pos) {
+      const int64_t x = visit[pos];
       if (start[x] == start[x + 1]) continue;
       // targets: union of the supports of every y with an edge (x, y)
       const uint32_t cgen = ++s.cgen;
@@ -278,10 +393,20 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
       const int64_t mx = M.ptr[x + 1] - M.ptr[x];
       const int64_t nT = static_cast<int64_t>(s.targets.size());
       s.D.resize(static_cast<size_t>(mx * nT));
-      for (int64_t i = 0; i < mx; ++i) {
-        const int64_t u = M.supp[M.ptr[x] + i];
-        if (equal) hop_distances(g, u, unit, s, s.D.data() + i * nT);
-        else dijkstra_distances(g, u, s, s.D.data() + i * nT);
+      for (int64_t i = 0; i < mx; ++i) {  // scatter u's cached row, gather the targets
+        const Row& row = cache.get(M.supp[M.ptr[x] + i], fill_row);
+        const uint32_t dgen = ++s.dgen;
+        for (const auto& [v, dv] : row) {
+          s.dist_gen[v] = dgen;
+          s.dist[v] = dv;
+        }
+        double* Di = s.D.data() + i * nT;
+        for (int64_t t = 0; t < nT; ++t) {
+          const int64_t v = s.targets[t];
+          if (s.dist_gen[v] == dgen) Di[t] = s.dist[v];
+          else if (equal) Di[t] = 3 * unit;
+          else throw std::runtime_error("ollivier_ricci: target outside the 3-hop ball");
+        }
       }
       const double* ax = M.mass.data() + M.ptr[x];
       for (int64_t q = start[x]; q < start[x + 1]; ++q) {
@@ -293,22 +418,46 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
           kappa[e] = 0.0;
           continue;
         }
-        // cost block with zero-mass bins dropped (alpha = 0 or 1)
+        // Exact W1 depends only on m_x - m_y: cancel the mass both measures put on the same
+        // node (x, y, common neighbours), which shrinks the problem. (Not for Sinkhorn, whose
+        // entropic plan is not translation invariant.) Then drop empty bins.
         const int64_t my = M.ptr[y + 1] - M.ptr[y];
+        const int64_t* sy = M.supp.data() + M.ptr[y];
         const double* by = M.mass.data() + M.ptr[y];
+        s.a.assign(ax, ax + mx);
+        s.b.assign(by, by + my);
+        const uint32_t bgen = ++s.bgen;
+        for (int64_t j = 0; j < my; ++j) {
+          const int64_t c = s.col[sy[j]];
+          s.bpos_gen[c] = bgen;
+          s.bpos[c] = j;
+        }
+        for (int64_t i = 0; i < mx && o.method == OrcMethod::Exact; ++i) {
+          const int64_t u = M.supp[M.ptr[x] + i];
+          if (s.col_gen[u] != cgen) continue;
+          const int64_t c = s.col[u];
+          if (s.bpos_gen[c] != bgen) continue;
+          const double common = std::min(s.a[i], s.b[s.bpos[c]]);
+          s.a[i] -= common;
+          s.b[s.bpos[c]] -= common;
+        }
         s.ai.clear();
         s.bj.clear();
-        for (int64_t i = 0; i < mx; ++i) if (ax[i] > 0) s.ai.push_back(int(i));
-        for (int64_t j = 0; j < my; ++j) if (by[j] > 0) s.bj.push_back(int(j));
+        for (int64_t i = 0; i < mx; ++i) if (s.a[i] > 0) s.ai.push_back(int(i));
+        for (int64_t j = 0; j < my; ++j) if (s.b[j] > 0) s.bj.push_back(int(j));
         const int mm = int(s.ai.size()), nn = int(s.bj.size());
+        double sa = 0, sb = 0;
+        for (int i = 0; i < mm; ++i) sa += (s.a[i] = s.a[s.ai[i]]);
+        for (int j = 0; j < nn; ++j) sb += (s.b[j] = s.b[s.bj[j]]);
+        if (mm == 0 || nn == 0 || std::min(sa, sb) <= 1e-14) {  // equal measures
+          kappa[e] = 1.0;
+          continue;
+        }
+        for (int j = 0; j < nn; ++j) s.b[j] *= sa / sb;  // equal totals despite rounding
         s.C.resize(static_cast<size_t>(mm * nn));
-        s.a.resize(mm);
-        s.b.resize(nn);
-        for (int i = 0; i < mm; ++i) s.a[i] = ax[s.ai[i]];
-        for (int j = 0; j < nn; ++j) s.b[j] = by[s.bj[j]];
         for (int i = 0; i < mm; ++i)
           for (int j = 0; j < nn; ++j)
-            s.C[i * nn + j] = s.D[s.ai[i] * nT + s.col[M.supp[M.ptr[y] + s.bj[j]]]];
+            s.C[i * nn + j] = s.D[s.ai[i] * nT + s.col[sy[s.bj[j]]]];
         double w;
         if (o.method == OrcMethod::Exact) {
           int st = 0;
@@ -316,7 +465,7 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
           status[e] = st == EMD_OPTIMAL ? 0 : 1;
         } else {
           bool conv = false;
-          w = sinkhorn_cost(mm, nn, s.a.data(), s.b.data(), s.C.data(), o.eps, sk_iter, 1e-9,
+          w = sinkhorn_cost(mm, nn, s.a.data(), s.b.data(), s.C.data(), o.eps, sk_iter, o.tol,
                             s.sk, conv);
           status[e] = conv ? 0 : 1;
         }

@@ -23,6 +23,7 @@ struct OrcOptions {
   int64_t nbr_topk = 0;    // keep only the nbr_topk heaviest neighbours (0: all)
   OrcMethod method = OrcMethod::Exact;
   double eps = 0.1;        // entropic regularisation (Sinkhorn), absolute cost units
+  double tol = 1e-6;       // Sinkhorn: L1 marginal error to stop at
   int64_t max_iter = 0;    // Sinkhorn iterations (0: 1000) / simplex pivots (0: no limit)
   int n_threads = 0;
 };

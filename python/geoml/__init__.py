@@ -9,6 +9,8 @@ from __future__ import annotations
 from . import _core
 from ._config import show_config
 from . import ot
+from .curvature import (FormanRicci, OllivierRicci, RicciCommunities, RicciFlow, forman_ricci,
+                        ollivier_ricci, ricci_communities)
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
 
 __version__: str = _core.__version__

@@ -157,6 +157,8 @@ class _OrcParams:
             raise ValueError(f"exp_power={self.exp_power} must be finite")
         if not float(self.eps) > 0:
             raise ValueError(f"eps={self.eps} must be > 0")
+        if not float(self.tol) > 0:
+            raise ValueError(f"tol={self.tol} must be > 0")
         if self.nbr_topk is not None:
             check_int(self.nbr_topk, "nbr_topk", low=1)
         if self.max_iter is not None:
@@ -168,7 +170,7 @@ class _OrcParams:
             indptr, indices, w, graph.edges[:, 0].copy(), graph.edges[:, 1].copy(),
             float(self.alpha), float(self.base), float(self.exp_power),
             int(self.nbr_topk or 0), _ORC_METHODS[self.method], float(self.eps),
-            int(self.max_iter or 0), check_n_jobs(self.n_jobs))
+            float(self.tol), int(self.max_iter or 0), check_n_jobs(self.n_jobs))
         bad = int((status != 0).sum())
         if bad:
             warnings.warn(f"the optimal-transport solver did not converge on {bad} of "
@@ -204,6 +206,8 @@ class OllivierRicci(_OrcParams):
         2018); unweighted graphs only, O(deg) per edge.
     eps : float, default 0.1
         Entropic regularisation for ``"sinkhorn"`` in cost units.
+    tol : float, default 1e-6
+        ``"sinkhorn"`` stops when the L1 error of the plan's marginals is below ``tol``.
     exp_power, base : float
         Neighbour weights ``base ** -(w ** exp_power)``; defaults 2 and e.
     weight : str, default "weight"
@@ -247,12 +251,13 @@ class OllivierRicci(_OrcParams):
     """
 
     def __init__(self, alpha: float = 0.5, method: str = "exact", *, eps: float = 0.1,
-                 exp_power: float = 2, base: float = math.e, weight: str = "weight",
+                 tol: float = 1e-6, exp_power: float = 2, base: float = math.e, weight: str = "weight",
                  nbr_topk: int | None = None, max_iter: int | None = None,
                  n_jobs: int | None = None):
         self.alpha = alpha
         self.method = method
         self.eps = eps
+        self.tol = tol
         self.exp_power = exp_power
         self.base = base
         self.weight = weight
@@ -370,7 +375,7 @@ class RicciFlow(_OrcParams):
     surgery : (callable, int), optional
         ``(func, every)``: after iterations ``i % every == 0`` (``i > 0``),
         ``weights = func(edges, weights, curvature)`` (same shape; return lengths).
-    alpha, method, eps, exp_power, base, weight, nbr_topk, max_iter, n_jobs
+    alpha, method, eps, tol, exp_power, base, weight, nbr_topk, max_iter, n_jobs
         As in :class:`OllivierRicci`.
     verbose : bool
         Print one line per iteration to stderr.
@@ -398,7 +403,7 @@ class RicciFlow(_OrcParams):
 
     def __init__(self, n_iter: int = 20, step: float = 1.0, delta: float = 1e-4, surgery=None,
                  *, alpha: float = 0.5, method: str = "exact", eps: float = 0.1,
-                 exp_power: float = 2, base: float = math.e, weight: str = "weight",
+                 tol: float = 1e-6, exp_power: float = 2, base: float = math.e, weight: str = "weight",
                  nbr_topk: int | None = None, max_iter: int | None = None,
                  n_jobs: int | None = None, verbose: bool = False):
         self.n_iter = n_iter
@@ -408,6 +413,8 @@ class RicciFlow(_OrcParams):
         self.alpha = alpha
         self.method = method
         self.eps = eps
+        self.tol = tol
+        self.tol = tol
         self.exp_power = exp_power
         self.base = base
         self.weight = weight
