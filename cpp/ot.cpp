@@ -8,6 +8,10 @@
 #include <stdexcept>
 
 #include "common.hpp"
+#include "simd.hpp"
+#if GEOML_SIMD_X86
+#include <immintrin.h>
+#endif
 
 namespace geoml {
 
@@ -460,7 +464,7 @@ namespace {
 // x = k ln2 + r, |r| <= ln2/2, degree-12 Taylor polynomial, 2^k by exponent bits.
 // Relative error ~2e-16. Branch-free, so loops over it vectorise.
 inline double exp_neg(double x) {
-  x = x < -708.0 ? -708.0 : x;
+  x = std::max(x, -708.0);
   const double magic = 6755399441055744.0;  // 1.5 * 2^52: round to nearest integer
   const double t = x * 1.4426950408889634 + magic;
   const double k = t - magic;
@@ -500,6 +504,9 @@ struct DenseSinkhorn {
   SinkhornWork& w;
   double eps = 1.0, lam = 1.0;
   bool balanced = true, use_sor = true;
+  // threads only pay off on large kernels (a parallel region costs microseconds, far more
+  // on a loaded machine)
+  bool par() const { return nt > 1 && static_cast<int64_t>(m) * n >= (int64_t(1) << 20); }
 
   DenseSinkhorn(int m_, int n_, const double* a_, const double* b_, const double* C_, double* f_,
                 double* g_, double* K_, SinkhornWork& w_, int nt_)
@@ -533,7 +540,7 @@ struct DenseSinkhorn {
     for (int i = 0; i < m; ++i) fr[i] = f[i] + w.ra[i];
     double* gc = w.Ktu.data();  // scratch: g + rb
     for (int j = 0; j < n; ++j) gc[j] = g[j] + w.rb[j];
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(nt) if (par()) schedule(static)
     for (int i = 0; i < m; ++i) {
       const double* Ci = C + static_cast<int64_t>(i) * n;
       double* Ki = K + static_cast<int64_t>(i) * n;
@@ -552,7 +559,7 @@ struct DenseSinkhorn {
   // the kernel underflows. f_i = lam (eps log a_i - ra_i - eps LSE_j((g_j + rb_j - C_ij)/eps)).
   void exact_rows() {
     const double ie = 1.0 / eps;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(nt) if (par()) schedule(static)
     for (int i = 0; i < m; ++i) {
       if (!(a[i] > 0)) continue;
       const double* Ci = C + static_cast<int64_t>(i) * n;
@@ -586,16 +593,17 @@ struct DenseSinkhorn {
   }
 
   void matvec(const double* v, double* out) {
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(nt) if (par()) schedule(static)
     for (int i = 0; i < m; ++i) {
       const double* Ki = K + static_cast<int64_t>(i) * n;
       double s = 0.0;
+#pragma omp simd reduction(+ : s)
       for (int j = 0; j < n; ++j) s += Ki[j] * v[j];
       out[i] = s;
     }
   }
   void matvec_t(const double* u, double* out) {
-    if (nt <= 1 || n < 64) {
+    if (!par()) {
       std::fill(out, out + n, 0.0);
       for (int i = 0; i < m; ++i) {
         const double* Ki = K + static_cast<int64_t>(i) * n;
@@ -818,50 +826,132 @@ void sinkhorn_batched(int64_t B, const double* a, const int64_t* a_off, const do
 
 namespace {
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#if GEOML_SIMD_X86
 #define GEOML_OT_CLONES __attribute__((target_clones("avx2", "default")))
+#define GEOML_AVX2 __attribute__((target("avx2,fma")))
+
+// exp_neg on 4 lanes (same algorithm as the scalar version).
+GEOML_AVX2 inline __m256d exp_neg4(__m256d x) {
+  x = _mm256_max_pd(x, _mm256_set1_pd(-708.0));
+  const __m256d magic = _mm256_set1_pd(6755399441055744.0);
+  const __m256d t = _mm256_fmadd_pd(x, _mm256_set1_pd(1.4426950408889634), magic);
+  const __m256d k = _mm256_sub_pd(t, magic);
+  __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(0.6931471805599453), x);
+  r = _mm256_fnmadd_pd(k, _mm256_set1_pd(2.3190468138462996e-17), r);
+  static const double c[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                               1.0 / 362880.0,    1.0 / 40320.0,    1.0 / 5040.0,
+                               1.0 / 720.0,       1.0 / 120.0,      1.0 / 24.0,
+                               1.0 / 6.0,         0.5,              1.0,
+                               1.0};
+  __m256d q = _mm256_set1_pd(c[0]);
+  for (int i = 1; i < 13; ++i) q = _mm256_fmadd_pd(q, r, _mm256_set1_pd(c[i]));
+  const __m256i bits = _mm256_slli_epi64(
+      _mm256_add_epi64(_mm256_sub_epi64(_mm256_castpd_si256(t), _mm256_castpd_si256(magic)),
+                       _mm256_set1_epi64x(1023)),
+      52);
+  return _mm256_mul_pd(q, _mm256_castsi256_pd(bits));
+}
+
+// max_j (h_j - c_j); sum_j exp((h_j - c_j - mx) ie) and sum_j of that times c_j.
+GEOML_AVX2 double lse_max_avx2(int n, const double* h, const double* c) {
+  __m256d m4 = _mm256_set1_pd(-std::numeric_limits<double>::infinity());
+  int j = 0;
+  for (; j + 4 <= n; j += 4)
+    m4 = _mm256_max_pd(m4, _mm256_sub_pd(_mm256_loadu_pd(h + j), _mm256_loadu_pd(c + j)));
+  alignas(32) double t[4];
+  _mm256_store_pd(t, m4);
+  double mx = std::max(std::max(t[0], t[1]), std::max(t[2], t[3]));
+  for (; j < n; ++j) mx = std::max(mx, h[j] - c[j]);
+  return mx;
+}
+GEOML_AVX2 double lse_sum_avx2(int n, const double* h, const double* c, double mx, double ie,
+                               double* wsum) {
+  const __m256d vmx = _mm256_set1_pd(mx), vie = _mm256_set1_pd(ie);
+  __m256d s4 = _mm256_setzero_pd(), w4 = _mm256_setzero_pd();
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const __m256d cj = _mm256_loadu_pd(c + j);
+    const __m256d z = _mm256_mul_pd(_mm256_sub_pd(_mm256_sub_pd(_mm256_loadu_pd(h + j), cj), vmx), vie);
+    const __m256d e = exp_neg4(z);
+    s4 = _mm256_add_pd(s4, e);
+    if (wsum) w4 = _mm256_fmadd_pd(e, cj, w4);
+  }
+  alignas(32) double t[4], u[4];
+  _mm256_store_pd(t, s4);
+  _mm256_store_pd(u, w4);
+  double s = (t[0] + t[1]) + (t[2] + t[3]), w = (u[0] + u[1]) + (u[2] + u[3]);
+  for (; j < n; ++j) {
+    const double e = exp_neg((h[j] - c[j] - mx) * ie);
+    s += e;
+    w += e * c[j];
+  }
+  if (wsum) *wsum = w;
+  return s;
+}
 #else
 #define GEOML_OT_CLONES
 #endif
 
-// One log-sum-exp row of the point-cloud kernel: over j of (h_j - |x - y_j|^p) / eps with
-// the costs written to `buf` (n). Returns mx + eps * log(sum); *wsum (optional) receives
-// sum_j exp(...) c_j / sum_j exp(...) for the transport cost.
-GEOML_OT_CLONES
-double points_lse(int n, int d, const double* x, const double* Y, const double* h, int power,
-                  double eps, double* buf, double* wcost) {
+double lse_max(int n, const double* h, const double* c) {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return lse_max_avx2(n, h, c);
+#endif
+  double mx = -std::numeric_limits<double>::infinity();
+  for (int j = 0; j < n; ++j) mx = std::max(mx, h[j] - c[j]);
+  return mx;
+}
+double lse_sum(int n, const double* h, const double* c, double mx, double ie, double* wsum) {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return lse_sum_avx2(n, h, c, mx, ie, wsum);
+#endif
+  double s = 0.0, w = 0.0;
   for (int j = 0; j < n; ++j) {
-    const double* yj = Y + static_cast<int64_t>(j) * d;
-    double s = 0.0;
-    for (int k = 0; k < d; ++k) {
-      const double t = x[k] - yj[k];
-      s += t * t;
+    const double e = exp_neg((h[j] - c[j] - mx) * ie);
+    s += e;
+    w += e * c[j];
+  }
+  if (wsum) *wsum = w;
+  return s;
+}
+
+// Squared (power 2) or plain (power 1) distances from x to every column of Yt (d x n).
+GEOML_OT_CLONES
+void point_costs(int n, int d, const double* x, const double* Yt, int power, double* buf) {
+  {
+    const double x0 = x[0];
+    for (int j = 0; j < n; ++j) {
+      const double t = x0 - Yt[j];
+      buf[j] = t * t;
     }
-    buf[j] = s;
+  }
+  for (int k = 1; k < d; ++k) {
+    const double xk = x[k];
+    const double* yk = Yt + static_cast<int64_t>(k) * n;
+    for (int j = 0; j < n; ++j) {
+      const double t = xk - yk[j];
+      buf[j] += t * t;
+    }
   }
   if (power == 1)
     for (int j = 0; j < n; ++j) buf[j] = std::sqrt(buf[j]);
-  double mx = -std::numeric_limits<double>::infinity();
-  for (int j = 0; j < n; ++j) mx = std::max(mx, h[j] - buf[j]);
-  const double ie = 1.0 / eps;
-  double s = 0.0, sc = 0.0;
-  if (wcost) {
-    for (int j = 0; j < n; ++j) {
-      const double e = exp_neg((h[j] - buf[j] - mx) * ie);
-      s += e;
-      sc += e * buf[j];
-    }
-    *wcost = sc / s;
-  } else {
-    for (int j = 0; j < n; ++j) s += exp_neg((h[j] - buf[j] - mx) * ie);
-  }
+}
+
+// One log-sum-exp row of the point-cloud kernel: LSE over j of (h_j - c(x, y_j)) / eps,
+// times eps. *wcost (optional) receives sum_j e_j c_j / sum_j e_j (the row's mean cost).
+double points_lse(int n, int d, const double* x, const double* Yt, const double* h, int power,
+                  double eps, double* buf, double* wcost) {
+  point_costs(n, d, x, Yt, power, buf);
+  const double mx = lse_max(n, h, buf);
+  double w = 0.0;
+  const double s = lse_sum(n, h, buf, mx, 1.0 / eps, wcost ? &w : nullptr);
+  if (wcost) *wcost = w / s;
   return mx + eps * std::log(s);
 }
 
 // Half step: f_i = lam (eps log w_i - r_i - LSE_j(h_j - c_ij)) over rows of X (m x d)
 // against Y (n x d) with column offsets h (n). Balanced: returns sum_i |row mass - w_i| of
 // the current plan (before the update). Unbalanced: returns max |f_new - f_old|.
-double points_half(int m, int n, int d, const double* X, const double* Y, const double* w,
+double points_half(int m, int n, int d, const double* X, const double* Yt, const double* w,
                    const double* h, const double* r, double* f, int power, double eps,
                    double lam, bool balanced, int nt) {
   double err = 0.0;
@@ -872,7 +962,7 @@ double points_half(int m, int n, int d, const double* X, const double* Y, const 
 #pragma omp for schedule(dynamic, 8)
     for (int i = 0; i < m; ++i) {
       if (!(w[i] > 0)) continue;
-      const double lse = points_lse(n, d, X + static_cast<int64_t>(i) * d, Y, h, power, eps,
+      const double lse = points_lse(n, d, X + static_cast<int64_t>(i) * d, Yt, h, power, eps,
                                     buf.data(), nullptr);
       const double fn = lam * (eps * std::log(w[i]) - r[i] - lse);
       if (balanced) {
@@ -903,6 +993,11 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
   double mass = 0.0;
   for (int i = 0; i < m; ++i) mass += a[i];
   std::vector<double> ra(m, 0.0), rb(n, 0.0), h(std::max(m, n));
+  std::vector<double> xt(static_cast<size_t>(m) * d), yt(static_cast<size_t>(n) * d);
+  for (int i = 0; i < m; ++i)
+    for (int k = 0; k < d; ++k) xt[static_cast<size_t>(k) * m + i] = x[static_cast<size_t>(i) * d + k];
+  for (int j = 0; j < n; ++j)
+    for (int k = 0; k < d; ++k) yt[static_cast<size_t>(k) * n + j] = y[static_cast<size_t>(j) * d + k];
   std::vector<double> sched;
   if (p.eps_start > p.eps)
     for (double e = p.eps_start; e > p.eps; e *= p.eps_factor) sched.push_back(e);
@@ -919,11 +1014,11 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
     const double tol = last ? p.tol : std::max(p.tol, p.stage_tol * (balanced ? mass : eps));
     for (; iters < p.max_iter; ++iters) {
       for (int i = 0; i < m; ++i) h[i] = f[i] + ra[i];
-      double eg = points_half(n, m, d, y, x, b, h.data(), rb.data(), g, power, eps, lam,
-                              balanced, nt);
+      double eg = points_half(n, m, d, y, xt.data(), b, h.data(), rb.data(), g, power, eps,
+                              lam, balanced, nt);
       for (int j = 0; j < n; ++j) h[j] = g[j] + rb[j];
-      double ef = points_half(m, n, d, x, y, a, h.data(), ra.data(), f, power, eps, lam,
-                              balanced, nt);
+      double ef = points_half(m, n, d, x, yt.data(), a, h.data(), ra.data(), f, power, eps,
+                              lam, balanced, nt);
       // balanced: after the g-step columns are exact, so ef is the plan's marginal error
       err = balanced ? ef : std::max(ef, eg);
       if (err <= tol) {
@@ -945,8 +1040,8 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
     for (int i = 0; i < m; ++i) {
       if (!(a[i] > 0)) continue;
       double wc = 0.0;
-      const double lse = points_lse(n, d, x + static_cast<int64_t>(i) * d, y, h.data(), power,
-                                    eps, buf.data(), &wc);
+      const double lse = points_lse(n, d, x + static_cast<int64_t>(i) * d, yt.data(), h.data(),
+                                    power, eps, buf.data(), &wc);
       const double z = (f[i] + ra[i] + lse) / eps;  // log of row mass
       total += (z <= 0 ? exp_neg(z) : std::exp(z)) * wc;
     }
