@@ -90,3 +90,65 @@ void emd_batched(int64_t B, const double* a, const int64_t* a_off, const double*
                  int n_jobs, double* cost, int* status, double* plans);
 
 }  // namespace geoml
+
+namespace geoml {
+
+// ====================================================================== Sinkhorn
+
+/// Parameters of the entropic solvers.
+struct SinkhornParams {
+  double eps = 1e-2;         ///< final entropic regularisation (> 0)
+  double rho = -1.0;         ///< marginal KL relaxation (Chizat et al.); < 0 means balanced
+  int64_t max_iter = 10000;  ///< total scaling iterations over all eps stages
+  double tol = 1e-9;         ///< balanced: L1 marginal error; unbalanced: max potential change
+  double eps_start = 0.0;    ///< first eps of the annealing schedule (<= eps: no annealing)
+  double eps_factor = 0.5;   ///< eps ratio between consecutive stages, in (0, 1)
+  double stage_tol = 1e-3;   ///< relative tolerance that ends an intermediate stage
+  int n_threads = 1;         ///< OpenMP threads inside one solve
+};
+
+/// What a Sinkhorn solve reports.
+struct SinkhornInfo {
+  int64_t n_iter = 0;    ///< scaling iterations (all stages)
+  double err = 0.0;      ///< final stopping quantity (see SinkhornParams::tol)
+  bool converged = false;
+};
+
+/// Reusable scratch memory for `sinkhorn_dense` (one per thread).
+struct SinkhornWork {
+  std::vector<double> u, v, Kv, Ktu, ra, rb, wr, wc, tmp;
+};
+
+/// Entropic OT between histograms a (m) and b (n) with dense cost C (m x n, row-major):
+/// minimises <P, C> + eps KL(P | ref) (balanced: P 1 = a, P^T 1 = b; ref = 1) or, with
+/// rho > 0, <P, C> + eps KL(P | a b^T) + rho KL(P 1 | a) + rho KL(P^T 1 | b) (POT's
+/// reg_type="kl"). Stabilised scaling: iterations are matrix-vector products with a kernel
+/// K = exp((f + g - C) / eps) whose potentials f, g absorb the scalings whenever these leave
+/// [e^-50, e^50] (and rows/columns that underflow get an exact log-sum-exp update), so
+/// nothing overflows for any eps > 0; eps is annealed geometrically from eps_start.
+/// In/out: f (m), g (n) hold a warm start on entry (zeros: none) and the dual potentials on
+/// exit, with P_ij = exp((f_i + g_j - C_ij) / eps) in the balanced case. `P` (m x n) receives
+/// the plan; it is also the kernel's storage during the solve. Zero-mass bins get zero rows /
+/// columns. O(m n) per iteration, O(m n) exps per stage; memory: P plus O(m + n) in `w`.
+SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, const double* C,
+                            const SinkhornParams& p, double* f, double* g, double* P,
+                            SinkhornWork& w);
+
+/// Many independent dense Sinkhorn problems (same ragged/padded layout as `emd_batched`),
+/// parallel over problems. Writes cost[k] = <P_k, C_k>, err[k], n_iter[k], converged[k]
+/// and, when `plans` is non-null, each plan at plans + c_off[k]. p.n_threads is ignored
+/// (each problem runs on one thread; n_jobs threads run problems).
+void sinkhorn_batched(int64_t B, const double* a, const int64_t* a_off, const double* b,
+                      const int64_t* b_off, const double* C, const int64_t* c_off,
+                      const SinkhornParams& p, int n_jobs, double* cost, double* err,
+                      int64_t* n_iter, unsigned char* converged, double* plans);
+
+/// Entropic OT between point clouds x (m x d) and y (n x d) with cost |x_i - y_j|^p
+/// (p = 1 or 2; p = 2 is the squared distance) computed on the fly: log-domain Sinkhorn with
+/// annealing, memory O(m + n). In/out f (m), g (n) as in `sinkhorn_dense`. On exit `cost`
+/// holds <P, C>. O(m n d) per iteration; parallel over rows (p.n_threads).
+SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double* y,
+                             const double* a, const double* b, int power,
+                             const SinkhornParams& p, double* f, double* g, double* cost);
+
+}  // namespace geoml
