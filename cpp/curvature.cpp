@@ -533,7 +533,12 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
           int st = 0;
           int mr = mm, nr = nn;
           merge_duplicate_rows_cols(mr, nr, s.a, s.b, s.C, s.perm, s.C2);
-          w = emd_small(mr, nr, s.a.data(), s.b.data(), s.C.data(), s.ws, o.max_iter, &st);
+          if (mr == 1 || nr == 1) {  // one source or one target: the plan is forced
+            w = 0;
+            for (int t = 0; t < mr * nr; ++t) w += (mr == 1 ? s.b[t] : s.a[t]) * s.C[t];
+          } else {
+            w = emd_small(mr, nr, s.a.data(), s.b.data(), s.C.data(), s.ws, o.max_iter, &st);
+          }
           status[e] = st == EMD_OPTIMAL ? 0 : 1;
         } else {
           bool conv = false;
