@@ -67,92 +67,6 @@ Measures build_measures(const CsrGraph& g, const OrcOptions& o) {
   return M;
 }
 
-/// Entropic OT cost <P, C> of the Sinkhorn plan between a (m) and b (n), all masses > 0,
-/// regularisation eps. Scaling form with the kernel exp(-C/eps) when it cannot underflow,
-/// log-domain otherwise. Stops when the L1 error of the row marginals is <= tol (checked every
-/// 10 iterations; columns are exact after each update). Sets `converged`.
-double sinkhorn_cost(int m, int n, const double* a, const double* b, const double* C,
-                     double eps, int64_t max_iter, double tol, std::vector<double>& buf,
-                     bool& converged) {
-  const int64_t mn = int64_t(m) * n;
-  double cmax = 0;
-  for (int64_t t = 0; t < mn; ++t) cmax = std::max(cmax, C[t]);
-  converged = false;
-  double cost = 0;
-  if (cmax / eps < 600) {
-    buf.assign(static_cast<size_t>(mn + 2 * (m + n)), 1.0);
-    double* K = buf.data();
-    double* u = K + mn;
-    double* v = u + m;
-    double* Kv = v + n;
-    double* Ku = Kv + m;
-    for (int64_t t = 0; t < mn; ++t) K[t] = std::exp(-C[t] / eps);
-    for (int64_t it = 1; it <= max_iter; ++it) {
-      for (int i = 0; i < m; ++i) {
-        double s = 0;
-        for (int j = 0; j < n; ++j) s += K[i * n + j] * v[j];
-        u[i] = a[i] / s;
-      }
-      for (int j = 0; j < n; ++j) Ku[j] = 0;
-      for (int i = 0; i < m; ++i)
-        for (int j = 0; j < n; ++j) Ku[j] += K[i * n + j] * u[i];
-      for (int j = 0; j < n; ++j) v[j] = b[j] / Ku[j];
-      if (it % 10 && it != max_iter) continue;
-      double err = 0;
-      for (int i = 0; i < m; ++i) {
-        double s = 0;
-        for (int j = 0; j < n; ++j) s += K[i * n + j] * v[j];
-        Kv[i] = s;
-        err += std::fabs(u[i] * s - a[i]);
-      }
-      if (err <= tol) {
-        converged = true;
-        break;
-      }
-    }
-    for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j) cost += u[i] * K[i * n + j] * v[j] * C[i * n + j];
-    return cost;
-  }
-  buf.assign(static_cast<size_t>(2 * (m + n)), 0.0);
-  double* f = buf.data();
-  double* g = f + m;
-  double* la = g + n;
-  double* lb = la + m;
-  for (int i = 0; i < m; ++i) la[i] = std::log(a[i]);
-  for (int j = 0; j < n; ++j) lb[j] = std::log(b[j]);
-  for (int64_t it = 1; it <= max_iter; ++it) {
-    for (int i = 0; i < m; ++i) {  // f_i = eps log a_i - eps LSE_j (g_j - C_ij) / eps
-      double mx = -std::numeric_limits<double>::infinity();
-      for (int j = 0; j < n; ++j) mx = std::max(mx, (g[j] - C[i * n + j]) / eps);
-      double s = 0;
-      for (int j = 0; j < n; ++j) s += std::exp((g[j] - C[i * n + j]) / eps - mx);
-      f[i] = eps * (la[i] - mx - std::log(s));
-    }
-    for (int j = 0; j < n; ++j) {
-      double mx = -std::numeric_limits<double>::infinity();
-      for (int i = 0; i < m; ++i) mx = std::max(mx, (f[i] - C[i * n + j]) / eps);
-      double s = 0;
-      for (int i = 0; i < m; ++i) s += std::exp((f[i] - C[i * n + j]) / eps - mx);
-      g[j] = eps * (lb[j] - mx - std::log(s));
-    }
-    if (it % 10 && it != max_iter) continue;
-    double err = 0;
-    for (int i = 0; i < m; ++i) {
-      double r = 0;
-      for (int j = 0; j < n; ++j) r += std::exp((f[i] + g[j] - C[i * n + j]) / eps);
-      err += std::fabs(r - a[i]);
-    }
-    if (err <= tol) {
-      converged = true;
-      break;
-    }
-  }
-  for (int i = 0; i < m; ++i)
-    for (int j = 0; j < n; ++j) cost += std::exp((f[i] + g[j] - C[i * n + j]) / eps) * C[i * n + j];
-  return cost;
-}
-
 /// Per-thread scratch, sized for n nodes; `stamp` arrays avoid clearing between uses.
 struct Scratch {
   std::vector<int64_t> col;        // node -> column in the target block
@@ -166,7 +80,8 @@ struct Scratch {
   uint32_t cgen = 0, dgen = 0, hgen = 0, bgen = 0;
   std::vector<int64_t> targets, ball;
   std::vector<std::pair<double, int64_t>> heap;
-  std::vector<double> D, C, a, b, sk;
+  std::vector<double> D, C, a, b, f, g, P;
+  SinkhornWork sw;
   std::vector<int> ai, bj, perm;
   std::vector<double> C2;
   EmdWorkspace ws;
@@ -434,7 +349,7 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
   }
 
   const int nt = resolve_threads(o.n_threads);
-  const int64_t sk_iter = o.max_iter > 0 ? o.max_iter : 1000;
+  const int64_t sk_iter = o.max_iter > 0 ? o.max_iter : 10000;
   const std::vector<int64_t> visit = bfs_order(g);
   const size_t cache_rows = static_cast<size_t>(std::min<int64_t>(g.n, 16384));
 #pragma omp parallel num_threads(nt)
@@ -540,11 +455,22 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
             w = emd_small(mr, nr, s.a.data(), s.b.data(), s.C.data(), s.ws, o.max_iter, &st);
           }
           status[e] = st == EMD_OPTIMAL ? 0 : 1;
-        } else {
-          bool conv = false;
-          w = sinkhorn_cost(mm, nn, s.a.data(), s.b.data(), s.C.data(), o.eps, sk_iter, o.tol,
-                            s.sk, conv);
-          status[e] = conv ? 0 : 1;
+        } else {  // <P, C> of the entropic plan, eps annealed down from the cost scale
+          double cmax = 0;
+          for (const double c : s.C) cmax = std::max(cmax, c);
+          SinkhornParams sp;
+          sp.eps = o.eps;
+          sp.eps_start = cmax > o.eps ? cmax : 0.0;
+          sp.tol = o.tol;
+          sp.max_iter = sk_iter;
+          s.f.assign(mm, 0.0);
+          s.g.assign(nn, 0.0);
+          s.P.resize(static_cast<size_t>(mm * nn));
+          const SinkhornInfo info = sinkhorn_dense(mm, nn, s.a.data(), s.b.data(), s.C.data(), sp,
+                                                   s.f.data(), s.g.data(), s.P.data(), s.sw);
+          w = 0;
+          for (int64_t t = 0; t < int64_t(mm) * nn; ++t) w += s.P[t] * s.C[t];
+          status[e] = info.converged ? 0 : 1;
         }
         kappa[e] = 1.0 - w / dxy;
       }

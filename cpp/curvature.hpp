@@ -24,7 +24,7 @@ struct OrcOptions {
   OrcMethod method = OrcMethod::Exact;
   double eps = 0.1;        // entropic regularisation (Sinkhorn), absolute cost units
   double tol = 1e-6;       // Sinkhorn: L1 marginal error to stop at
-  int64_t max_iter = 0;    // Sinkhorn iterations (0: 1000) / simplex pivots (0: no limit)
+  int64_t max_iter = 0;    // Sinkhorn iterations (0: 10000) / simplex pivots (0: no limit)
   int n_threads = 0;
 };
 
@@ -39,7 +39,7 @@ struct OrcOptions {
 /// supp m_x (2-hop marking when all weights are equal, otherwise Dijkstra stopped once every
 /// needed target is settled) fills a |supp m_x| x |targets| block, and each edge's cost
 /// matrix is cut from it. Never an n x n matrix: memory O(n + nnz) plus per-thread O(n) and
-/// O(deg x deg^2) scratch. OT per edge by the exact network simplex (emd_small), a log-domain
+/// O(deg x deg^2) scratch. OT per edge by the exact network simplex (emd_small), a stabilised
 /// Sinkhorn (<P, C> of the entropic plan), or, for unweighted graphs, the Jost-Liu
 /// triangle bound (times 1 - alpha). OpenMP over nodes. `kappa`, `dist` (d(x, y)) and
 /// `status` (0 ok, 1 the OT solver hit its iteration limit) have m entries; any edge order.

@@ -110,15 +110,21 @@ def test_lower_bound_is_a_lower_bound(alpha):
 
 def test_sinkhorn_close_to_exact_and_to_grc():
     G = nx.karate_club_graph()
+    nx.set_edge_attributes(G, 1.0, "weight")  # hop distances: well-conditioned entropic OT
     exact = geoml.OllivierRicci().fit(G).curvature_
-    sk = geoml.OllivierRicci(method="sinkhorn", eps=0.01, max_iter=20000).fit(G)
+    sk = geoml.OllivierRicci(method="sinkhorn", eps=0.01).fit(G)
     assert sk.converged_.all()
-    np.testing.assert_allclose(sk.curvature_, exact, atol=0.05)
-    assert np.all(sk.curvature_ <= exact + 1e-9)  # the entropic plan costs at least W1
+    np.testing.assert_allclose(sk.curvature_, exact, atol=0.02)
+    # an exact coupling costs at least W1; the plan meets its marginals to tol=1e-6 (costs <= 3)
+    assert np.all(sk.curvature_ <= exact + 1e-5)
     o = grc_mod.OllivierRicci(G, method="Sinkhorn", proc=1, verbose="ERROR")
     o.compute_ricci_curvature()
     coarse = geoml.OllivierRicci(method="sinkhorn", eps=0.1, tol=1e-9).fit(G)
-    np.testing.assert_allclose(coarse.curvature_, edge_values(o.G, coarse), atol=1e-3)
+    assert coarse.converged_.all()
+    # POT's sinkhorn2 (GraphRicciCurvature's "Sinkhorn") stops at 1000 iterations: 1e-4 apart
+    # on one edge; the others agree to 1e-6
+    diff = np.abs(coarse.curvature_ - edge_values(o.G, coarse))
+    assert diff.max() < 1e-3 and np.sum(diff > 1e-6) <= 2
 
 
 def test_input_forms_agree_and_edge_cases():

@@ -200,7 +200,10 @@ class OllivierRicci(_OrcParams):
         Mass kept at the node (laziness), in [0, 1].
     method : {"exact", "sinkhorn", "lower_bound"}
         ``"exact"``: network simplex (exact W1). ``"sinkhorn"``: ``<P, C>`` of the entropic
-        plan with regularisation ``eps`` (GraphRicciCurvature's "Sinkhorn" uses 0.1).
+        plan with regularisation ``eps`` (GraphRicciCurvature's "Sinkhorn" uses 0.1), by
+        geoml's stabilised Sinkhorn (``geoml.ot``) with eps annealed from the cost scale.
+        Entropic OT converges slowly when eps is small against the costs and some masses
+        are tiny (weighted graphs): watch ``converged_``.
         ``"lower_bound"``: Jost & Liu's (2014) triangle bound on the non-lazy curvature times
         ``1 - alpha`` (a lower bound of the lazy curvature by concavity in alpha, Bourne et al.
         2018); unweighted graphs only, O(deg) per edge.
@@ -216,7 +219,7 @@ class OllivierRicci(_OrcParams):
         Keep only the ``nbr_topk`` heaviest neighbours in each measure (GraphRicciCurvature
         default 3000; None: all).
     max_iter : int, optional
-        Simplex pivots (None: no limit) or Sinkhorn iterations (None: 1000).
+        Simplex pivots (None: no limit) or Sinkhorn iterations (None: 10000).
     n_jobs : int, optional
         Threads (None: OpenMP default).
 
