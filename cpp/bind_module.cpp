@@ -8,4 +8,6 @@ PYBIND11_MODULE(_core, m) {
   geoml::bind_graph(m);
   geoml::bind_lanczos(m);
   geoml::bind_lowrank(m);
+  geoml::bind_curvature(m);
+  geoml::bind_ot(m);
 }

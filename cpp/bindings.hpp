@@ -26,5 +26,7 @@ void bind_knn(py::module_& m);
 void bind_graph(py::module_& m);
 void bind_lanczos(py::module_& m);
 void bind_lowrank(py::module_& m);
+void bind_curvature(py::module_& m);
+void bind_ot(py::module_& m);
 
 }  // namespace geoml

@@ -42,7 +42,8 @@ def test_import_does_not_load_cupy_or_cuda():
     assert out == ["False", "False"]
 
 
-PUBLIC_MODULES = ["geoml.neighbors", "geoml._config"]
+PUBLIC_MODULES = ["geoml.neighbors", "geoml._config", "geoml.spectral", "geoml.ot", "geoml.curvature",
+                  "geoml.lowrank"]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)

@@ -6,8 +6,10 @@ geoml never imports CuPy nor touches a GPU.
 """
 from __future__ import annotations
 
-from . import _core
+from . import _core, ot
 from ._config import show_config
+from .curvature import (FormanRicci, OllivierRicci, RicciCommunities, RicciFlow, forman_ricci,
+                        ollivier_ricci, ricci_communities)
 from .lowrank import SVDResult, Tucker, TuckerTensor, randomized_svd, tucker
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
 from .spectral import (DiffusionMap, EigshResult, LaplacianEigenmap, SpectralClustering, eigsh,
@@ -30,6 +32,16 @@ __all__ = [
     "SpectralClustering",
     "eigsh",
     "laplacian",
+    # optimal transport: the geoml.ot module (sinkhorn, emd, batched solvers, ...)
+    "ot",
+    # curvature
+    "FormanRicci",
+    "OllivierRicci",
+    "RicciCommunities",
+    "RicciFlow",
+    "forman_ricci",
+    "ollivier_ricci",
+    "ricci_communities",
     # low rank
     "SVDResult",
     "Tucker",

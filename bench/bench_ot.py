@@ -1,0 +1,245 @@
+"""Optimal transport bench: geoml.ot against POT, side by side in one run.
+
+Sections (issue 4):
+  1. n=2000 uniform problem (squared-Euclidean cost of uniform points in the unit square,
+     scaled to max 1) at eps in {1e-1, 1e-2, 1e-3}: every POT Sinkhorn method (defaults:
+     stopThr=1e-9, numItermax=1000; each run in a child process with a time limit) against
+     geoml.ot.sinkhorn run at the marginal error that POT method reached (and at 1e-9).
+  2. exact EMD at n=2000 and n=5000 against ot.emd (numItermax raised so POT finishes).
+  3. 200,000 problems of size 16x16 (exact, and Sinkhorn at eps=1e-2) against POT in a Python
+     loop (POT timed on --pot-subset problems and scaled linearly to the full count).
+  4. geoml.ot.sinkhorn_points at n=100,000 in 3-D (POT's lazy empirical_sinkhorn2 as the
+     anchor at --points-anchor-n points).
+
+Usage: python bench/bench_ot.py [--quick] [--repeats R] [--sizes 2000,5000] [--sections 1,2,3,4]
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import time
+
+import numpy as np
+
+import geoml
+from _harness import machine, print_table, timeit, write_json
+
+POT_METHODS = ["sinkhorn", "sinkhorn_log", "greenkhorn", "sinkhorn_stabilized",
+               "sinkhorn_epsilon_scaling"]
+
+
+def marg_err(P, a, b):
+    return float(np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum())
+
+
+def _pot_child(conn, method, a, b, C, eps):
+    import warnings
+
+    import ot
+    warnings.simplefilter("ignore")
+    t0 = time.perf_counter()
+    P = ot.sinkhorn(a, b, C, eps, method=method)
+    t = time.perf_counter() - t0
+    conn.send((t, marg_err(P, a, b), float((P * C).sum()), bool(np.isfinite(P).all())))
+
+
+def pot_timed(method, a, b, C, eps, limit):
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=_pot_child, args=(child, method, a, b, C, eps))
+    p.start()
+    if parent.poll(limit):
+        out = parent.recv()
+        p.join()
+        return out
+    p.kill()
+    p.join()
+    return None
+
+
+def uniform_problem(n, d=2, seed=0):
+    import ot
+    rng = np.random.default_rng(seed)
+    x, y = rng.random((n, d)), rng.random((n, d))
+    C = ot.dist(x, y)
+    C /= C.max()
+    a = np.full(n, 1.0 / n)
+    return a, a.copy(), C
+
+
+def section_sinkhorn(args, rows_out):
+    n = args.sinkhorn_n
+    a, b, C = uniform_problem(n)
+    print(f"\n== 1. Sinkhorn, n={n}, uniform weights, sq-Euclidean cost (max 1); POT limit "
+          f"{args.pot_limit:.0f} s per run")
+    rows = []
+    for eps in args.eps:
+        pot_rows = []
+        for method in POT_METHODS:
+            out = pot_timed(method, a, b, C, eps, args.pot_limit)
+            if out is None:
+                pot_rows.append(dict(eps=eps, solver=f"POT {method}", time_s=None,
+                                     marg_err=None, cost=None, note=f">{args.pot_limit:.0f}s"))
+            else:
+                t, err, cost, finite = out
+                pot_rows.append(dict(eps=eps, solver=f"POT {method}", time_s=t, marg_err=err,
+                                     cost=cost, note="" if finite else "NaN in plan"))
+        cache = {}
+
+        def geoml_at(tol):
+            key = float(f"{tol:.2g}")
+            if key not in cache:
+                t, res = timeit(lambda: geoml.ot.sinkhorn(a, b, C, eps, tol=key, max_iter=100000),
+                                repeats=args.repeats, warmup=0)
+                cache[key] = (t, res)
+            return cache[key]
+
+        t9, r9 = geoml_at(1e-9)
+        rows.append(dict(eps=eps, solver="geoml sinkhorn tol=1e-9", time_s=t9,
+                         marg_err=r9.marginal_error, cost=r9.cost, n_iter=r9.n_iter))
+        for pr in pot_rows:
+            if pr["marg_err"] is not None and np.isfinite(pr["marg_err"]):
+                target = max(pr["marg_err"], 1e-9)
+                tg, rg = geoml_at(target)
+                pr["geoml_time_same_err"] = tg
+                pr["geoml_err"] = rg.marginal_error
+                pr["speedup"] = pr["time_s"] / tg
+            rows.append(pr)
+        ok = [r["speedup"] for r in pot_rows if r.get("speedup")]
+        timed_out = [r for r in pot_rows if r["time_s"] is None]
+        for r in timed_out:  # geoml reached 1e-9 within t9; POT needed more than the limit
+            r["speedup"] = f">{args.pot_limit / t9:.0f}"
+        if ok:
+            print(f"eps={eps:g}: worst-case speedup over POT methods at equal marginal error: "
+                  f"{min(ok):.1f}x")
+    print_table(rows, ["eps", "solver", "time_s", "marg_err", "cost", "n_iter",
+                       "geoml_time_same_err", "geoml_err", "speedup", "note"])
+    rows_out["sinkhorn"] = rows
+
+
+def section_emd(args, rows_out):
+    import ot
+    print("\n== 2. exact EMD (network simplex) vs ot.emd")
+    rows = []
+    for n in args.sizes:
+        a, b, C = uniform_problem(n, seed=1)
+        tg, rg = timeit(lambda: geoml.ot.emd(a, b, C), repeats=args.repeats, warmup=0)
+        tp, P = timeit(lambda: ot.emd(a, b, C, numItermax=10 ** 8), repeats=args.repeats,
+                       warmup=0)
+        cp = float((P * C).sum())
+        rows.append(dict(n=n, geoml_s=tg, pot_s=tp, speedup=tp / tg, geoml_cost=rg.cost,
+                         pot_cost=cp, rel_diff=abs(rg.cost - cp) / cp, pivots=rg.n_iter))
+    print_table(rows, ["n", "geoml_s", "pot_s", "speedup", "geoml_cost", "pot_cost",
+                       "rel_diff", "pivots"])
+    rows_out["emd"] = rows
+
+
+def section_batched(args, rows_out):
+    import ot
+    B, k = args.batch, 16
+    print(f"\n== 3. {B} problems of size {k}x{k} (random weights, sq-Euclidean cost of "
+          f"2-D points scaled to max 1); POT loop timed on {args.pot_subset} and scaled")
+    rng = np.random.default_rng(2)
+    x, y = rng.random((B, k, 2)), rng.random((B, k, 2))
+    C = ((x[:, :, None, :] - y[:, None, :, :]) ** 2).sum(-1)
+    C /= C.max(axis=(1, 2), keepdims=True)
+    A, Bw = rng.random((B, k)) + 0.1, rng.random((B, k)) + 0.1
+    A /= A.sum(1, keepdims=True)
+    Bw /= Bw.sum(1, keepdims=True)
+    S = min(args.pot_subset, B)
+    rows = []
+    tg, rg = timeit(lambda: geoml.ot.emd_batched(A, Bw, C), repeats=args.repeats, warmup=1)
+    tp, cp = timeit(lambda: np.array([ot.emd2(A[i], Bw[i], C[i]) for i in range(S)]),
+                    repeats=1, warmup=0)
+    tp_full = tp * B / S
+    rows.append(dict(kind="exact", geoml_s=tg, pot_loop_s=tp_full, speedup=tp_full / tg,
+                     max_rel_cost_diff=float(np.max(np.abs(rg.cost[:S] - cp) / cp)),
+                     per_problem_us=1e6 * tg / B))
+    eps = 1e-2
+    tg, rg = timeit(lambda: geoml.ot.sinkhorn_batched(A, Bw, C, eps), repeats=args.repeats,
+                    warmup=1)
+
+    def pot_loop():
+        return np.array([float(ot.sinkhorn2(A[i], Bw[i], C[i], eps)) for i in range(S)])
+
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tp, cp = timeit(pot_loop, repeats=1, warmup=0)
+    tp_full = tp * B / S
+    rows.append(dict(kind=f"sinkhorn eps={eps:g}", geoml_s=tg, pot_loop_s=tp_full,
+                     speedup=tp_full / tg,
+                     max_rel_cost_diff=float(np.max(np.abs(rg.cost[:S] - cp) / cp)),
+                     per_problem_us=1e6 * tg / B))
+    print_table(rows, ["kind", "geoml_s", "pot_loop_s", "speedup", "max_rel_cost_diff",
+                       "per_problem_us"])
+    rows_out["batched"] = rows
+
+
+def section_points(args, rows_out):
+    import ot
+    print("\n== 4. sinkhorn_points (cost on the fly, O(n) memory), 3-D uniform clouds, "
+          f"p=2, eps={args.points_eps:g}, tol={args.points_tol:g}")
+    rows = []
+    rng = np.random.default_rng(3)
+    for n in [args.points_anchor_n, args.points_n]:
+        x, y = rng.random((n, 3)), rng.random((n, 3)) + [0.2, 0.0, 0.0]
+        t0 = time.perf_counter()
+        r = geoml.ot.sinkhorn_points(x, y, args.points_eps, tol=args.points_tol, max_iter=200)
+        tg = time.perf_counter() - t0
+        row = dict(n=n, geoml_s=tg, geoml_cost=r.cost, marg_err=r.marginal_error,
+                   n_iter=r.n_iter, converged=r.converged)
+        if n == args.points_anchor_n:
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t0 = time.perf_counter()
+                cp = float(ot.bregman.empirical_sinkhorn2(
+                    x, y, args.points_eps, isLazy=True, batchSize=1000,
+                    stopThr=args.points_tol * 1e-1, numIterMax=2000))
+                tp = time.perf_counter() - t0
+            row.update(pot_lazy_s=tp, pot_cost=cp, speedup=tp / tg)
+        rows.append(row)
+    print_table(rows, ["n", "geoml_s", "geoml_cost", "marg_err", "n_iter", "converged",
+                       "pot_lazy_s", "pot_cost", "speedup"])
+    rows_out["points"] = rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes, short limits")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sizes", default="2000,5000", help="EMD sizes")
+    ap.add_argument("--sections", default="1,2,3,4")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.sinkhorn_n = 2000
+    args.eps = [1e-1, 1e-2, 1e-3]
+    args.pot_limit = 120.0
+    args.batch, args.pot_subset = 200_000, 20_000
+    args.points_n, args.points_anchor_n = 100_000, 5_000
+    args.points_eps, args.points_tol = 1e-2, 1e-3
+    if args.quick:
+        args.sinkhorn_n, args.pot_limit, args.repeats = 500, 20.0, 1
+        args.sizes = [min(s, 1000) for s in args.sizes]
+        args.batch, args.pot_subset = 20_000, 2_000
+        args.points_n, args.points_anchor_n = 10_000, 1_000
+    sections = {int(s) for s in args.sections.split(",")}
+    print(machine())
+    out = {}
+    if 1 in sections:
+        section_sinkhorn(args, out)
+    if 2 in sections:
+        section_emd(args, out)
+    if 3 in sections:
+        section_batched(args, out)
+    if 4 in sections:
+        section_points(args, out)
+    write_json("ot" + ("_quick" if args.quick else ""), {"args": vars(args), "results": out},
+               args.out)
+
+
+if __name__ == "__main__":
+    main()

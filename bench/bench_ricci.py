@@ -1,0 +1,99 @@
+"""Ollivier-Ricci curvature: geoml vs GraphRicciCurvature ("OTD"), plus geoml alone at scale.
+
+One process run: (1) the symmetrised 10-NN graph of 10,000 clustered 3-D points (~62k edges)
+and (2) a Barabasi-Albert graph BA(5000, 4) (~20k edges), both with geoml and with
+GraphRicciCurvature (method "OTD", proc = number of cores); (3) geoml alone on the 10-NN graph
+of 200,000 points (~1.2M edges; GraphRicciCurvature's all-pairs matrix would need 320 GB);
+(4) 10 Ricci-flow iterations on graph (1). Prints time, edges/s, speed-up and max |kappa
+difference|, and writes JSON.
+
+    python bench/bench_ricci.py            # everything
+    python bench/bench_ricci.py --quick    # smaller graphs, no 200k graph
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+
+import numpy as np
+
+import geoml
+from _harness import clustered, machine, print_table, timeit, write_json
+
+
+def knn_graph(n, seed=0):
+    return geoml.knn_graph(clustered(n, 3, seed=seed), 10, mode="connectivity")
+
+
+def grc_curvature(G, proc):
+    from GraphRicciCurvature.OllivierRicci import OllivierRicci
+
+    logging.getLogger("GraphRicciCurvature").setLevel(logging.ERROR)
+    o = OllivierRicci(G, method="OTD", proc=proc, verbose="ERROR")
+    o.compute_ricci_curvature()
+    return o.G
+
+
+def compare(name, graph_sparse, G_nx, repeats, with_grc, proc):
+    rows = []
+    t, orc = timeit(lambda: geoml.OllivierRicci().fit(graph_sparse), repeats=repeats)
+    m = len(orc.edges_)
+    row = {"graph": name, "tool": "geoml exact", "edges": m, "time_s": t, "edges_per_s": m / t}
+    rows.append(row)
+    t_lb, _ = timeit(lambda: geoml.OllivierRicci(method="lower_bound").fit(graph_sparse),
+                     repeats=repeats)
+    rows.append({"graph": name, "tool": "geoml lower_bound", "edges": m, "time_s": t_lb,
+                 "edges_per_s": m / t_lb})
+    if with_grc:
+        t0 = time.perf_counter()
+        H = grc_curvature(G_nx, proc)
+        t_grc = time.perf_counter() - t0
+        ref = np.array([H[orc.nodes_[i]][orc.nodes_[j]]["ricciCurvature"] for i, j in orc.edges_])
+        diff = float(np.abs(ref - orc.curvature_).max())
+        row["max_kappa_diff"] = diff
+        row["speedup_vs_grc"] = t_grc / t
+        rows.append({"graph": name, "tool": "GraphRicciCurvature OTD", "edges": m,
+                     "time_s": t_grc, "edges_per_s": m / t_grc, "speedup_vs_grc": 1.0})
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small graphs, skip the 200k graph")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-grc", action="store_true", help="skip GraphRicciCurvature")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    import networkx as nx
+
+    proc = os.cpu_count()
+    print(machine())
+    n_small = 2000 if args.quick else 10_000
+    rows = []
+    A = knn_graph(n_small)
+    rows += compare(f"10-NN graph, n={n_small}", A, nx.from_scipy_sparse_array(A),
+                    args.repeats, not args.no_grc, proc)
+    B = nx.barabasi_albert_graph(1000 if args.quick else 5000, 4, seed=0)
+    rows += compare("BA(5000, 4)" if not args.quick else "BA(1000, 4)", B, B, args.repeats,
+                    not args.no_grc, proc)
+    if not args.quick:
+        big = knn_graph(200_000)
+        t, orc = timeit(lambda: geoml.OllivierRicci().fit(big), repeats=1, warmup=0)
+        m = len(orc.edges_)
+        rows.append({"graph": "10-NN graph, n=200000", "tool": "geoml exact", "edges": m,
+                     "time_s": t, "edges_per_s": m / t})
+    t, flow = timeit(lambda: geoml.RicciFlow(n_iter=10, delta=0).fit(A), repeats=1, warmup=0)
+    rows.append({"graph": f"10-NN graph, n={n_small}", "tool": "geoml RicciFlow, 10 iterations",
+                 "edges": len(flow.edges_), "time_s": t,
+                 "edges_per_s": 11 * len(flow.edges_) / t})
+    print("\nOllivier-Ricci curvature (alpha=0.5, exp_power=2), "
+          f"median of {args.repeats} for geoml, one run for GraphRicciCurvature")
+    print_table(rows, ["graph", "tool", "edges", "time_s", "edges_per_s", "speedup_vs_grc",
+                       "max_kappa_diff"])
+    write_json("ricci_cpu", {"rows": rows, "args": vars(args)}, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+// Bindings for optimal transport (exact network simplex, Sinkhorn, batched drivers).
+#include "bindings.hpp"
+#include "common.hpp"
+#include "ot.hpp"
+
+namespace geoml {
+
+namespace {
+
+py::tuple emd_py(carray<double> a, carray<double> b, carray<double> C, int64_t max_iter,
+                 bool sparse) {
+  const int m = static_cast<int>(a.shape(0)), n = static_cast<int>(b.shape(0));
+  if (C.ndim() != 2 || C.shape(0) != m || C.shape(1) != n)
+    throw std::invalid_argument("C must have shape (len(a), len(b))");
+  EmdWorkspace ws;
+  int status = 0;
+  double cost;
+  py::array_t<double> f(m), g(n);
+  {
+    py::gil_scoped_release release;
+    cost = emd_solve(m, n, a.data(), b.data(), C.data(), ws, max_iter, &status);
+    emd_duals(ws, f.mutable_data(), g.mutable_data());
+  }
+  py::object plan;
+  if (sparse) {
+    std::vector<int64_t> ri, ci;
+    std::vector<double> val;
+    emd_plan_sparse(ws, ri, ci, val);
+    plan = py::make_tuple(to_numpy(std::move(ri)), to_numpy(std::move(ci)),
+                          to_numpy(std::move(val)));
+  } else {
+    py::array_t<double> P({m, n});
+    double* pp = P.mutable_data();
+    {
+      py::gil_scoped_release release;
+      emd_plan_dense(ws, pp);
+    }
+    plan = P;
+  }
+  return py::make_tuple(cost, status, ws.n_pivots, plan, f, g);
+}
+
+py::tuple emd_batched_py(carray<double> a, carray<int64_t> a_off, carray<double> b,
+                         carray<int64_t> b_off, carray<double> C, carray<int64_t> c_off,
+                         int64_t max_iter, bool want_plans, int n_jobs) {
+  const int64_t B = c_off.shape(0);
+  if (a_off.shape(0) != B + 1 || b_off.shape(0) != B + 1)
+    throw std::invalid_argument("offsets must have B + 1 entries");
+  py::array_t<double> cost(B);
+  py::array_t<int> status(B);
+  py::object plans = py::none();
+  double* pp = nullptr;
+  if (want_plans) {
+    py::array_t<double> P(C.size());
+    pp = P.mutable_data();
+    plans = P;
+  }
+  double* pc = cost.mutable_data();
+  int* ps = status.mutable_data();
+  {
+    py::gil_scoped_release release;
+    emd_batched(B, a.data(), a_off.data(), b.data(), b_off.data(), C.data(), c_off.data(),
+                max_iter, n_jobs, pc, ps, pp);
+  }
+  return py::make_tuple(cost, status, plans);
+}
+
+SinkhornParams make_params(double eps, double rho, int64_t max_iter, double tol,
+                           double eps_start, double eps_factor, double stage_tol, int n_jobs) {
+  SinkhornParams p;
+  p.eps = eps;
+  p.rho = rho;
+  p.max_iter = max_iter;
+  p.tol = tol;
+  p.eps_start = eps_start;
+  p.eps_factor = eps_factor;
+  p.stage_tol = stage_tol;
+  p.n_threads = resolve_threads(n_jobs);
+  return p;
+}
+
+py::tuple sinkhorn_py(carray<double> a, carray<double> b, carray<double> C, carray<double> f0,
+                      carray<double> g0, double eps, double rho, int64_t max_iter, double tol,
+                      double eps_start, double eps_factor, double stage_tol, int n_jobs) {
+  const int m = static_cast<int>(a.shape(0)), n = static_cast<int>(b.shape(0));
+  if (C.ndim() != 2 || C.shape(0) != m || C.shape(1) != n)
+    throw std::invalid_argument("C must have shape (len(a), len(b))");
+  SinkhornParams p = make_params(eps, rho, max_iter, tol, eps_start, eps_factor, stage_tol,
+                                 n_jobs);
+  py::array_t<double> f(m), g(n), P({m, n});
+  std::copy(f0.data(), f0.data() + m, f.mutable_data());
+  std::copy(g0.data(), g0.data() + n, g.mutable_data());
+  double* pf = f.mutable_data();
+  double* pg = g.mutable_data();
+  double* pp = P.mutable_data();
+  SinkhornInfo info;
+  {
+    py::gil_scoped_release release;
+    SinkhornWork w;
+    info = sinkhorn_dense(m, n, a.data(), b.data(), C.data(), p, pf, pg, pp, w);
+  }
+  return py::make_tuple(P, f, g, info.n_iter, info.err, info.converged);
+}
+
+py::tuple sinkhorn_points_py(carray<double> x, carray<double> y, carray<double> a,
+                             carray<double> b, int power, double eps, double rho,
+                             int64_t max_iter, double tol, double eps_start, double eps_factor,
+                             double stage_tol, int n_jobs) {
+  const int m = static_cast<int>(x.shape(0)), n = static_cast<int>(y.shape(0));
+  const int d = static_cast<int>(x.shape(1));
+  if (y.shape(1) != d || a.shape(0) != m || b.shape(0) != n)
+    throw std::invalid_argument("sinkhorn_points: inconsistent shapes");
+  SinkhornParams p = make_params(eps, rho, max_iter, tol, eps_start, eps_factor, stage_tol,
+                                 n_jobs);
+  py::array_t<double> f(m), g(n);
+  double* pf = f.mutable_data();
+  double* pg = g.mutable_data();
+  std::fill(pf, pf + m, 0.0);
+  std::fill(pg, pg + n, 0.0);
+  double cost = 0.0;
+  SinkhornInfo info;
+  {
+    py::gil_scoped_release release;
+    info = sinkhorn_points(m, n, d, x.data(), y.data(), a.data(), b.data(), power, p, pf, pg,
+                           &cost);
+  }
+  return py::make_tuple(cost, f, g, info.n_iter, info.err, info.converged);
+}
+
+py::tuple sinkhorn_batched_py(carray<double> a, carray<int64_t> a_off, carray<double> b,
+                              carray<int64_t> b_off, carray<double> C, carray<int64_t> c_off,
+                              double eps, double rho, int64_t max_iter, double tol,
+                              double eps_start, double eps_factor, double stage_tol,
+                              bool want_plans, int n_jobs) {
+  const int64_t B = c_off.shape(0);
+  if (a_off.shape(0) != B + 1 || b_off.shape(0) != B + 1)
+    throw std::invalid_argument("offsets must have B + 1 entries");
+  SinkhornParams p = make_params(eps, rho, max_iter, tol, eps_start, eps_factor, stage_tol, 1);
+  py::array_t<double> cost(B), err(B);
+  py::array_t<int64_t> iters(B);
+  py::array_t<bool> conv(B);
+  py::object plans = py::none();
+  double* pp = nullptr;
+  if (want_plans) {
+    py::array_t<double> P(C.size());
+    pp = P.mutable_data();
+    plans = P;
+  }
+  double* pc = cost.mutable_data();
+  double* pe = err.mutable_data();
+  int64_t* pi = iters.mutable_data();
+  auto* pv = reinterpret_cast<unsigned char*>(conv.mutable_data());
+  {
+    py::gil_scoped_release release;
+    sinkhorn_batched(B, a.data(), a_off.data(), b.data(), b_off.data(), C.data(), c_off.data(),
+                     p, n_jobs, pc, pe, pi, pv, pp);
+  }
+  return py::make_tuple(cost, err, iters, conv, plans);
+}
+
+}  // namespace
+
+void bind_ot(py::module_& m) {
+  m.def("emd", &emd_py, py::arg("a"), py::arg("b"), py::arg("C"), py::arg("max_iter"),
+        py::arg("sparse"));
+  m.def("emd_batched", &emd_batched_py, py::arg("a"), py::arg("a_off"), py::arg("b"),
+        py::arg("b_off"), py::arg("C"), py::arg("c_off"), py::arg("max_iter"),
+        py::arg("want_plans"), py::arg("n_jobs"));
+  m.def("sinkhorn", &sinkhorn_py, py::arg("a"), py::arg("b"), py::arg("C"), py::arg("f0"),
+        py::arg("g0"), py::arg("eps"), py::arg("rho"), py::arg("max_iter"), py::arg("tol"),
+        py::arg("eps_start"), py::arg("eps_factor"), py::arg("stage_tol"), py::arg("n_jobs"));
+  m.def("sinkhorn_points", &sinkhorn_points_py, py::arg("x"), py::arg("y"), py::arg("a"),
+        py::arg("b"), py::arg("power"), py::arg("eps"), py::arg("rho"), py::arg("max_iter"),
+        py::arg("tol"), py::arg("eps_start"), py::arg("eps_factor"), py::arg("stage_tol"),
+        py::arg("n_jobs"));
+  m.def("sinkhorn_batched", &sinkhorn_batched_py, py::arg("a"), py::arg("a_off"), py::arg("b"),
+        py::arg("b_off"), py::arg("C"), py::arg("c_off"), py::arg("eps"), py::arg("rho"),
+        py::arg("max_iter"), py::arg("tol"), py::arg("eps_start"), py::arg("eps_factor"),
+        py::arg("stage_tol"), py::arg("want_plans"), py::arg("n_jobs"));
+}
+
+}  // namespace geoml

@@ -1,0 +1,1053 @@
+// Optimal transport kernels (see ot.hpp).
+#include "ot.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "common.hpp"
+#include "simd.hpp"
+#if GEOML_SIMD_X86
+#include <immintrin.h>
+#endif
+
+namespace geoml {
+
+// ====================================================================== network simplex
+//
+// Transportation problem as a min-cost flow: supply nodes 0..mm-1 (supply a_i), demand nodes
+// mm..mm+nn-1 (supply -b_j), root node R = mm+nn. Real arcs i -> mm+j (id i*nn + j, cost
+// C_ij, uncapacitated); one artificial arc per node joins it to R (supply node: u -> R,
+// demand node: R -> u) with a cost larger than any real path, so the artificial-root tree is
+// a feasible start. Arcs are uncapacitated, so a non-tree arc always carries zero flow: flows
+// are stored per tree arc, i.e. per node (the arc to its parent).
+//
+// Potentials: reduced cost of arc s -> t is rc = c - pot[s] + pot[t] (zero on tree arcs,
+// pot[R] = 0); the OT duals are f_i = pot[i], g_j = -pot[mm+j].
+//
+// The tree is stored as parent / pred (arc) / up (arc orientation) / depth plus a preorder
+// "thread" (cyclic successor list, with its reverse). A subtree is a contiguous run of the
+// thread: from its root while depth stays larger. The tree update re-hangs the cut subtree
+// at the entering arc by splicing thread runs along the path from the entering node to the
+// node whose arc leaves (O(path) splices), then one walk over the moved subtree fixes depth
+// and potentials.
+
+namespace {
+
+constexpr double kRcRel = 1e-13;  // relative reduced-cost tolerance for entering arcs
+
+struct Solver {
+  EmdWorkspace& w;
+  int mm, nn, N, R;
+  int64_t narcs;
+  const double* C;
+  double art;
+
+  explicit Solver(EmdWorkspace& ws) : w(ws) {}
+
+  inline int src(int64_t arc) const {
+    return arc < narcs ? static_cast<int>(arc / nn) : static_cast<int>(arc - narcs);
+  }
+  inline int tgt(int64_t arc) const {
+    if (arc < narcs) return mm + static_cast<int>(arc % nn);
+    return static_cast<int>(arc - narcs) < mm ? R : static_cast<int>(arc - narcs);
+  }
+
+  inline void link(int x, int y) {
+    w.thread[x] = y;
+    w.rev_thread[y] = x;
+  }
+
+  // Block search (Grigoriadis): scan arcs cyclically in blocks of `block`; pivot on the most
+  // negative reduced cost of the first block that has an acceptable one. Returns -1 at
+  // optimality (a full pass found nothing).
+  int64_t next_arc = 0;
+  int64_t block = 1;
+  int64_t find_entering(double& rc_out) {
+    const double* pot = w.pot.data();
+    const double* potg = pot + mm;
+    const unsigned char* tree = w.in_tree.data();
+    int64_t scanned = 0;
+    int64_t a = next_arc;
+    int i = static_cast<int>(a / nn), j = static_cast<int>(a % nn);
+    while (scanned < narcs) {
+      double best = 0.0;
+      int64_t best_arc = -1;
+      int64_t todo = std::min(block, narcs - scanned);
+      scanned += todo;
+      while (todo > 0) {
+        const int64_t run = std::min<int64_t>(todo, nn - j);
+        const double* Ci = C + static_cast<int64_t>(i) * nn;
+        const unsigned char* ti = tree + static_cast<int64_t>(i) * nn;
+        const double pi = pot[i];
+        const int jend = j + static_cast<int>(run);
+        for (int jj = j; jj < jend; ++jj) {
+          const double rc = Ci[jj] - pi + potg[jj];
+          if (rc < best && !ti[jj]) {
+            best = rc;
+            best_arc = static_cast<int64_t>(i) * nn + jj;
+          }
+        }
+        todo -= run;
+        j = jend;
+        if (j == nn) {
+          j = 0;
+          if (++i == mm) i = 0;
+        }
+      }
+      if (best_arc >= 0) {
+        const int s = static_cast<int>(best_arc / nn), t = mm + static_cast<int>(best_arc % nn);
+        const double scale = std::fabs(C[best_arc]) + std::fabs(pot[s]) + std::fabs(pot[t]);
+        if (best < -kRcRel * scale) {
+          next_arc = static_cast<int64_t>(i) * nn + j;
+          rc_out = best;
+          return best_arc;
+        }
+      }
+    }
+    return -1;
+  }
+
+  void init(const double* a, const double* b, const double* cost) {
+    C = cost;
+    narcs = static_cast<int64_t>(mm) * nn;
+    N = mm + nn + 1;
+    R = N - 1;
+    double cmax = 0.0;
+    for (int64_t k = 0; k < narcs; ++k) cmax = std::max(cmax, std::fabs(C[k]));
+    art = (cmax + 1.0) * static_cast<double>(N);
+    w.parent.resize(N);
+    w.pred.resize(N);
+    w.thread.resize(N);
+    w.rev_thread.resize(N);
+    w.depth.resize(N);
+    w.up.resize(N);
+    w.pot.resize(N);
+    w.flow.resize(N);
+    w.in_tree.assign(narcs, 0);
+    for (int u = 0; u < N - 1; ++u) {
+      w.parent[u] = R;
+      w.pred[u] = static_cast<int>(-1 - u);  // artificial arc of u (negative ids)
+      w.depth[u] = 1;
+      if (u < mm) {
+        w.up[u] = 1;
+        w.flow[u] = a[u];
+        w.pot[u] = art;
+      } else {
+        w.up[u] = 0;
+        w.flow[u] = b[u - mm];
+        w.pot[u] = -art;
+      }
+    }
+    w.parent[R] = -1;
+    w.pred[R] = 0;
+    w.depth[R] = 0;
+    w.pot[R] = 0.0;
+    w.flow[R] = 0.0;
+    w.up[R] = 0;
+    for (int u = 0; u < N; ++u) link(u, u + 1 == N ? 0 : u + 1);
+    link(R, 0);
+    block = std::max<int64_t>(static_cast<int64_t>(std::sqrt(static_cast<double>(narcs))), 10);
+    block = std::min(block, narcs);
+    next_arc = 0;
+  }
+
+  // One pivot on entering real arc e with reduced cost rc < 0.
+  void pivot(int64_t e, double rc) {
+    const int s = static_cast<int>(e / nn), t = mm + static_cast<int>(e % nn);
+    int* parent = w.parent.data();
+    int* depth = w.depth.data();
+    // join node of the cycle
+    int u = s, v = t;
+    while (u != v) {
+      if (depth[u] > depth[v]) {
+        u = parent[u];
+      } else if (depth[v] > depth[u]) {
+        v = parent[v];
+      } else {
+        u = parent[u];
+        v = parent[v];
+      }
+    }
+    const int join = u;
+    // leaving arc: the last blocking arc met when walking the cycle join -> s -> t -> join
+    // (strongly feasible trees: no cycling)
+    double delta = std::numeric_limits<double>::infinity();
+    int u_out = -1, side = 0;
+    for (int x = s; x != join; x = parent[x]) {
+      if (w.up[x] && w.flow[x] < delta) {
+        delta = w.flow[x];
+        u_out = x;
+        side = 1;
+      }
+    }
+    for (int x = t; x != join; x = parent[x]) {
+      if (!w.up[x] && w.flow[x] <= delta) {
+        delta = w.flow[x];
+        u_out = x;
+        side = 2;
+      }
+    }
+    if (u_out < 0) throw std::runtime_error("emd: unbounded cycle (internal error)");
+    if (delta > 0.0) {
+      for (int x = s; x != join; x = parent[x]) w.flow[x] += w.up[x] ? -delta : delta;
+      for (int x = t; x != join; x = parent[x]) w.flow[x] += w.up[x] ? delta : -delta;
+    }
+    const int u_in = side == 1 ? s : t;
+    const int v_in = side == 1 ? t : s;
+    const double sigma = side == 1 ? rc : -rc;
+    // path u_in = p0 -> ... -> pk = u_out
+    std::vector<int>& path = w.path;
+    std::vector<int>& lasts = w.lasts;
+    path.clear();
+    for (int x = u_in;; x = parent[x]) {
+      path.push_back(x);
+      if (x == u_out) break;
+    }
+    const int k = static_cast<int>(path.size()) - 1;
+    lasts.resize(k + 1);
+    int last = path[0];
+    for (int i = 0; i <= k; ++i) {
+      const int di = depth[path[i]];
+      while (depth[w.thread[last]] > di) last = w.thread[last];
+      lasts[i] = last;
+    }
+    // save the old thread links needed for the splice
+    std::vector<int>& sv = w.saved;
+    sv.resize(3 * static_cast<size_t>(k + 1));
+    for (int i = 1; i <= k; ++i) {
+      sv[3 * i] = w.thread[path[i]];
+      sv[3 * i + 1] = w.rev_thread[path[i - 1]];
+      sv[3 * i + 2] = w.thread[lasts[i - 1]];
+    }
+    // cut the subtree of u_out out of the thread
+    {
+      const int prev = w.rev_thread[u_out], next = w.thread[lasts[k]];
+      link(prev, next);
+    }
+    // re-order it as a preorder rooted at u_in
+    int tail = lasts[0];
+    for (int i = 1; i <= k; ++i) {
+      link(tail, path[i]);
+      tail = path[i];
+      if (sv[3 * i] != path[i - 1]) {
+        link(tail, sv[3 * i]);
+        tail = sv[3 * i + 1];
+      }
+      if (lasts[i - 1] != lasts[i]) {
+        link(tail, sv[3 * i + 2]);
+        tail = lasts[i];
+      }
+    }
+    // hang it under v_in
+    {
+      const int next = w.thread[v_in];
+      link(v_in, path[0]);
+      link(tail, next);
+    }
+    // reverse the path's tree arcs
+    const int out_arc = w.pred[u_out];
+    if (out_arc >= 0) w.in_tree[out_arc] = 0;
+    for (int i = k; i >= 1; --i) {
+      parent[path[i]] = path[i - 1];
+      w.pred[path[i]] = w.pred[path[i - 1]];
+      w.up[path[i]] = !w.up[path[i - 1]];
+      w.flow[path[i]] = w.flow[path[i - 1]];
+    }
+    parent[u_in] = v_in;
+    w.pred[u_in] = static_cast<int>(e);
+    w.up[u_in] = side == 1 ? 1 : 0;
+    w.flow[u_in] = delta;
+    w.in_tree[e] = 1;
+    // depth and potentials over the moved subtree (preorder: parents first)
+    for (int x = u_in;; x = w.thread[x]) {
+      depth[x] = depth[parent[x]] + 1;
+      w.pot[x] += sigma;
+      if (x == tail) break;
+    }
+  }
+};
+
+}  // namespace
+
+double emd_solve(int m, int n, const double* a, const double* b, const double* C,
+                 EmdWorkspace& ws, int64_t max_iter, int* status) {
+  if (m < 0 || n < 0) throw std::invalid_argument("emd: negative size");
+  if (static_cast<int64_t>(m) * n >= (int64_t(1) << 31) - 1)
+    throw std::invalid_argument("emd: m * n must be below 2^31");
+  ws.m = m;
+  ws.n = n;
+  ws.C_full = C;
+  ws.rows.clear();
+  ws.cols.clear();
+  double sa = 0.0, sb = 0.0;
+  for (int i = 0; i < m; ++i)
+    if (a[i] > 0) {
+      ws.rows.push_back(i);
+      sa += a[i];
+    }
+  for (int j = 0; j < n; ++j)
+    if (b[j] > 0) {
+      ws.cols.push_back(j);
+      sb += b[j];
+    }
+  ws.mm = static_cast<int>(ws.rows.size());
+  ws.nn = static_cast<int>(ws.cols.size());
+  ws.n_pivots = 0;
+  if (ws.mm == 0 || ws.nn == 0) {
+    // nothing to move (or all mass on one side only: infeasible unless both are empty)
+    ws.C = C;
+    if (status) *status = (ws.mm == 0 && ws.nn == 0) ? EMD_OPTIMAL : EMD_INFEASIBLE;
+    ws.parent.clear();
+    return 0.0;
+  }
+  const int mm = ws.mm, nn = ws.nn;
+  // compressed supplies/demands; cost view (copy only when something was dropped)
+  ws.flow.resize(mm + nn + 1);
+  std::vector<double>& ab = ws.ab;
+  ab.resize(static_cast<size_t>(mm + nn));
+  for (int i = 0; i < mm; ++i) ab[i] = a[ws.rows[i]];
+  for (int j = 0; j < nn; ++j) ab[mm + j] = b[ws.cols[j]];
+  if (mm == m && nn == n) {
+    ws.C = C;
+  } else {
+    ws.cost.resize(static_cast<size_t>(mm) * nn);
+    for (int i = 0; i < mm; ++i) {
+      const double* Ci = C + static_cast<int64_t>(ws.rows[i]) * n;
+      double* Di = ws.cost.data() + static_cast<int64_t>(i) * nn;
+      for (int j = 0; j < nn; ++j) Di[j] = Ci[ws.cols[j]];
+    }
+    ws.C = ws.cost.data();
+  }
+  Solver S(ws);
+  S.mm = mm;
+  S.nn = nn;
+  S.init(ab.data(), ab.data() + mm, ws.C);
+  int st = EMD_OPTIMAL;
+  for (;;) {
+    if (max_iter > 0 && ws.n_pivots >= max_iter) {
+      st = EMD_MAX_ITER;
+      break;
+    }
+    double rc;
+    const int64_t e = S.find_entering(rc);
+    if (e < 0) break;
+    S.pivot(e, rc);
+    ++ws.n_pivots;
+  }
+  // cost over real tree arcs; residual flow on artificial arcs means unequal masses
+  double cost = 0.0, art_flow = 0.0;
+  for (int u = 0; u < mm + nn; ++u) {
+    const int arc = ws.pred[u];
+    if (arc >= 0)
+      cost += ws.flow[u] * ws.C[arc];
+    else
+      art_flow += ws.flow[u];
+  }
+  if (st == EMD_OPTIMAL && art_flow > 1e-9 * std::max(sa, sb)) st = EMD_INFEASIBLE;
+  // Recompute potentials from the tree in one preorder pass (removes the rounding that the
+  // pivots accumulated). Each subtree of the root keeps its offset, shifted so that the
+  // first one starts at zero: the large artificial cost cancels out of the duals.
+  {
+    const int R = mm + nn;
+    const double shift = ws.pot[ws.thread[R]];
+    for (int x = ws.thread[R]; x != R; x = ws.thread[x]) {
+      const int p = ws.parent[x];
+      if (p == R) {
+        ws.pot[x] -= shift;
+      } else {
+        const double c = ws.C[ws.pred[x]];
+        ws.pot[x] = ws.up[x] ? ws.pot[p] + c : ws.pot[p] - c;
+      }
+    }
+  }
+  if (status) *status = st;
+  return cost;
+}
+
+void emd_plan_dense(const EmdWorkspace& ws, double* P) {
+  std::fill(P, P + static_cast<int64_t>(ws.m) * ws.n, 0.0);
+  if (ws.parent.empty()) return;
+  for (int u = 0; u < ws.mm + ws.nn; ++u) {
+    const int arc = ws.pred[u];
+    if (arc >= 0 && ws.flow[u] > 0) {
+      const int i = ws.rows[arc / ws.nn], j = ws.cols[arc % ws.nn];
+      P[static_cast<int64_t>(i) * ws.n + j] += ws.flow[u];
+    }
+  }
+}
+
+void emd_plan_sparse(const EmdWorkspace& ws, std::vector<int64_t>& ri, std::vector<int64_t>& ci,
+                     std::vector<double>& val) {
+  if (ws.parent.empty()) return;
+  for (int u = 0; u < ws.mm + ws.nn; ++u) {
+    const int arc = ws.pred[u];
+    if (arc >= 0 && ws.flow[u] > 0) {
+      ri.push_back(ws.rows[arc / ws.nn]);
+      ci.push_back(ws.cols[arc % ws.nn]);
+      val.push_back(ws.flow[u]);
+    }
+  }
+}
+
+void emd_duals(const EmdWorkspace& ws, double* f, double* g) {
+  const int m = ws.m, n = ws.n, mm = ws.mm, nn = ws.nn;
+  if (ws.parent.empty()) {
+    std::fill(f, f + m, 0.0);
+    std::fill(g, g + n, 0.0);
+    return;
+  }
+  // (emd_solve already removed the artificial offset; any shift f + c, g - c is as good)
+  const double shift = 0.0;
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<char> keep_r(m, 0), keep_c(n, 0);
+  for (int i = 0; i < mm; ++i) {
+    f[ws.rows[i]] = ws.pot[i] - shift;
+    keep_r[ws.rows[i]] = 1;
+  }
+  for (int j = 0; j < nn; ++j) {
+    g[ws.cols[j]] = -ws.pot[mm + j] + shift;
+    keep_c[ws.cols[j]] = 1;
+  }
+  // c-transforms for dropped bins: g_j = min over kept rows of C_ij - f_i, then
+  // f_i = min over all columns of C_ij - g_j: feasible, and these bins carry no mass
+  if (mm == m && nn == n) return;
+  const double* C = ws.C_full;
+  for (int j = 0; j < n; ++j) {
+    if (keep_c[j]) continue;
+    double v = inf;
+    for (int i = 0; i < mm; ++i) {
+      const int r = ws.rows[i];
+      v = std::min(v, C[static_cast<int64_t>(r) * n + j] - f[r]);
+    }
+    g[j] = v;
+  }
+  for (int i = 0; i < m; ++i) {
+    if (keep_r[i]) continue;
+    const double* Ci = C + static_cast<int64_t>(i) * n;
+    double v = inf;
+    for (int j = 0; j < n; ++j) v = std::min(v, Ci[j] - g[j]);
+    f[i] = v;
+  }
+}
+
+void emd_batched(int64_t B, const double* a, const int64_t* a_off, const double* b,
+                 const int64_t* b_off, const double* C, const int64_t* c_off, int64_t max_iter,
+                 int n_jobs, double* cost, int* status, double* plans) {
+  const int nt = resolve_threads(n_jobs);
+#pragma omp parallel num_threads(nt)
+  {
+    EmdWorkspace ws;
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t k = 0; k < B; ++k) {
+      const int m = static_cast<int>(a_off[k + 1] - a_off[k]);
+      const int n = static_cast<int>(b_off[k + 1] - b_off[k]);
+      int st = EMD_OPTIMAL;
+      cost[k] = emd_solve(m, n, a + a_off[k], b + b_off[k], C + c_off[k], ws, max_iter, &st);
+      status[k] = st;
+      if (plans) emd_plan_dense(ws, plans + c_off[k]);
+    }
+  }
+}
+
+}  // namespace geoml
+
+// ====================================================================== Sinkhorn
+
+namespace geoml {
+
+namespace {
+
+// exp(x) for x <= 0 (clamped below at -708, where it is ~0): Cody-Waite reduction
+// x = k ln2 + r, |r| <= ln2/2, degree-12 Taylor polynomial, 2^k by exponent bits.
+// Relative error ~2e-16. Branch-free, so loops over it vectorise.
+inline double exp_neg(double x) {
+  x = std::max(x, -708.0);
+  const double magic = 6755399441055744.0;  // 1.5 * 2^52: round to nearest integer
+  const double t = x * 1.4426950408889634 + magic;
+  const double k = t - magic;
+  const double r = (x - k * 0.6931471805599453) - k * 2.3190468138462996e-17;
+  double q = 1.0 / 479001600.0;
+  q = q * r + 1.0 / 39916800.0;
+  q = q * r + 1.0 / 3628800.0;
+  q = q * r + 1.0 / 362880.0;
+  q = q * r + 1.0 / 40320.0;
+  q = q * r + 1.0 / 5040.0;
+  q = q * r + 1.0 / 720.0;
+  q = q * r + 1.0 / 120.0;
+  q = q * r + 1.0 / 24.0;
+  q = q * r + 1.0 / 6.0;
+  q = q * r + 0.5;
+  q = q * r + 1.0;
+  q = q * r + 1.0;
+  int64_t tb, mb;
+  std::memcpy(&tb, &t, 8);
+  std::memcpy(&mb, &magic, 8);
+  const int64_t bits = (tb - mb + 1023) << 52;
+  double scale;
+  std::memcpy(&scale, &bits, 8);
+  return q * scale;
+}
+
+constexpr double kAbsorb = 50.0;  // absorb scalings into potentials beyond e^{+-50}
+constexpr double kTiny = 1e-280;
+
+// Dense stabilised Sinkhorn on one problem (see sinkhorn_dense in ot.hpp).
+struct DenseSinkhorn {
+  int m, n, nt;
+  const double *a, *b, *C;
+  double* f;
+  double* g;
+  double* K;  // kernel, then plan
+  SinkhornWork& w;
+  double eps = 1.0, lam = 1.0;
+  bool balanced = true, use_sor = true;
+  // threads only pay off on large kernels (a parallel region costs microseconds, far more
+  // on a loaded machine)
+  bool par() const { return nt > 1 && static_cast<int64_t>(m) * n >= (int64_t(1) << 20); }
+
+  DenseSinkhorn(int m_, int n_, const double* a_, const double* b_, const double* C_, double* f_,
+                double* g_, double* K_, SinkhornWork& w_, int nt_)
+      : m(m_), n(n_), nt(nt_), a(a_), b(b_), C(C_), f(f_), g(g_), K(K_), w(w_) {}
+
+  void set_eps(double e, double rho) {
+    eps = e;
+    lam = balanced ? 1.0 : rho / (rho + e);
+    // reference measure a b^T for the unbalanced problem (POT's reg_type="kl")
+    for (int i = 0; i < m; ++i) w.ra[i] = (!balanced && a[i] > 0) ? e * std::log(a[i]) : 0.0;
+    for (int j = 0; j < n; ++j) w.rb[j] = (!balanced && b[j] > 0) ? e * std::log(b[j]) : 0.0;
+  }
+
+  // f += eps log u, g += eps log v (positive scalings only), u = v = 1 there.
+  void absorb() {
+    for (int i = 0; i < m; ++i)
+      if (w.u[i] > 0) {
+        f[i] += eps * std::log(w.u[i]);
+        w.u[i] = 1.0;
+      }
+    for (int j = 0; j < n; ++j)
+      if (w.v[j] > 0) {
+        g[j] += eps * std::log(w.v[j]);
+        w.v[j] = 1.0;
+      }
+  }
+
+  void build_kernel() {
+    const double ie = 1.0 / eps;
+    double* fr = w.tmp.data();  // f + ra
+    for (int i = 0; i < m; ++i) fr[i] = f[i] + w.ra[i];
+    double* gc = w.Ktu.data();  // scratch: g + rb
+    for (int j = 0; j < n; ++j) gc[j] = g[j] + w.rb[j];
+#pragma omp parallel for num_threads(nt) if (par()) schedule(static)
+    for (int i = 0; i < m; ++i) {
+      const double* Ci = C + static_cast<int64_t>(i) * n;
+      double* Ki = K + static_cast<int64_t>(i) * n;
+      const double fi = fr[i];
+      for (int j = 0; j < n; ++j) {
+        const double z = (fi + gc[j] - Ci[j]) * ie;
+        Ki[j] = z <= 0.0 ? exp_neg(z) : std::exp(z);
+      }
+    }
+    // u-update factors exp((lam - 1) f / eps) (unbalanced only)
+    for (int i = 0; i < m; ++i) w.wr[i] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * f[i] * ie);
+    for (int j = 0; j < n; ++j) w.wc[j] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * g[j] * ie);
+  }
+
+  // Exact log-domain update of all row potentials (u = v = 1 assumed): used when a row of
+  // the kernel underflows. f_i = lam (eps log a_i - ra_i - eps LSE_j((g_j + rb_j - C_ij)/eps)).
+  void exact_rows() {
+    const double ie = 1.0 / eps;
+#pragma omp parallel for num_threads(nt) if (par()) schedule(static)
+    for (int i = 0; i < m; ++i) {
+      if (!(a[i] > 0)) continue;
+      const double* Ci = C + static_cast<int64_t>(i) * n;
+      double mx = -std::numeric_limits<double>::infinity();
+      for (int j = 0; j < n; ++j) mx = std::max(mx, g[j] + w.rb[j] - Ci[j]);
+      double s = 0.0;
+      for (int j = 0; j < n; ++j) s += exp_neg((g[j] + w.rb[j] - Ci[j] - mx) * ie);
+      f[i] = lam * (eps * std::log(a[i]) - w.ra[i] - mx - eps * std::log(s));
+    }
+  }
+  void exact_cols() {
+    const double ie = 1.0 / eps;
+    std::vector<double>& mx = w.tmp;
+    std::vector<double>& s = w.Ktu;
+    for (int j = 0; j < n; ++j) {
+      mx[j] = -std::numeric_limits<double>::infinity();
+      s[j] = 0.0;
+    }
+    for (int i = 0; i < m; ++i) {
+      const double* Ci = C + static_cast<int64_t>(i) * n;
+      const double fi = f[i] + w.ra[i];
+      for (int j = 0; j < n; ++j) mx[j] = std::max(mx[j], fi - Ci[j]);
+    }
+    for (int i = 0; i < m; ++i) {
+      const double* Ci = C + static_cast<int64_t>(i) * n;
+      const double fi = f[i] + w.ra[i];
+      for (int j = 0; j < n; ++j) s[j] += exp_neg((fi - Ci[j] - mx[j]) * ie);
+    }
+    for (int j = 0; j < n; ++j)
+      if (b[j] > 0) g[j] = lam * (eps * std::log(b[j]) - w.rb[j] - mx[j] - eps * std::log(s[j]));
+  }
+
+  void matvec(const double* v, double* out) {
+#pragma omp parallel for num_threads(nt) if (par()) schedule(static)
+    for (int i = 0; i < m; ++i) {
+      const double* Ki = K + static_cast<int64_t>(i) * n;
+      double s = 0.0;
+#pragma omp simd reduction(+ : s)
+      for (int j = 0; j < n; ++j) s += Ki[j] * v[j];
+      out[i] = s;
+    }
+  }
+  void matvec_t(const double* u, double* out) {
+    if (!par()) {
+      std::fill(out, out + n, 0.0);
+      for (int i = 0; i < m; ++i) {
+        const double* Ki = K + static_cast<int64_t>(i) * n;
+        const double ui = u[i];
+        if (ui == 0.0) continue;
+        for (int j = 0; j < n; ++j) out[j] += Ki[j] * ui;
+      }
+      return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+      const int T = omp_get_num_threads(), t = omp_get_thread_num();
+#else
+      const int T = 1, t = 0;
+#endif
+      const int j0 = static_cast<int>(static_cast<int64_t>(n) * t / T);
+      const int j1 = static_cast<int>(static_cast<int64_t>(n) * (t + 1) / T);
+      std::fill(out + j0, out + j1, 0.0);
+      for (int i = 0; i < m; ++i) {
+        const double* Ki = K + static_cast<int64_t>(i) * n;
+        const double ui = u[i];
+        if (ui == 0.0) continue;
+        for (int j = j0; j < j1; ++j) out[j] += Ki[j] * ui;
+      }
+    }
+  }
+
+  bool bad_rows() const {
+    for (int i = 0; i < m; ++i)
+      if (a[i] > 0 && !(w.Kv[i] > kTiny && w.Kv[i] < 1e280)) return true;
+    return false;
+  }
+  bool bad_cols() const {
+    for (int j = 0; j < n; ++j)
+      if (b[j] > 0 && !(w.Ktu[j] > kTiny && w.Ktu[j] < 1e280)) return true;
+    return false;
+  }
+  bool needs_absorb() const {
+    const double hi = std::exp(kAbsorb), lo = std::exp(-kAbsorb);
+    for (int i = 0; i < m; ++i)
+      if (w.u[i] > 0 && (w.u[i] > hi || w.u[i] < lo)) return true;
+    for (int j = 0; j < n; ++j)
+      if (w.v[j] > 0 && (w.v[j] > hi || w.v[j] < lo)) return true;
+    return false;
+  }
+
+  // Runs iterations at the current eps until err <= tol or the budget is spent.
+  // Returns the last err; adds to *iters.
+  //
+  // Balanced problems use over-relaxation (SOR) once the plain rate is known: Sinkhorn is a
+  // two-block Gauss-Seidel in the dual, so with the asymptotic error contraction r measured
+  // over iterations 10..20 of a stage, omega = 2 / (1 + sqrt(1 - r)) (Young's formula; see
+  // Thibault et al. 2017, Lehmann et al. 2021): u <- u^(1-omega) (a / K v)^omega. If the error
+  // grows tenfold above its best, relaxation is switched off for the stage.
+  double run(double tol, int64_t budget, int64_t* iters) {
+    double err = std::numeric_limits<double>::infinity();
+    double omega = 1.0, err10 = 0.0, best = std::numeric_limits<double>::infinity();
+    bool sor_done = !balanced || !use_sor;
+    // column error of the current plan: unknown until a column update has run
+    double col_err = std::numeric_limits<double>::infinity();
+    for (int64_t it = 0; it < budget; ++it) {
+      matvec(w.v.data(), w.Kv.data());
+      if (bad_rows()) {
+        absorb();
+        exact_rows();
+        build_kernel();
+        matvec(w.v.data(), w.Kv.data());
+        col_err = std::numeric_limits<double>::infinity();
+      }
+      if (balanced) {
+        err = col_err;  // column error of the current plan (0 without relaxation)
+        for (int i = 0; i < m; ++i) err += std::fabs(w.u[i] * w.Kv[i] - a[i]);
+        if (err <= tol) return err;
+        if (!sor_done) {
+          if (it == 10) err10 = err;
+          if (it == 20) {
+            const double r = std::pow(err / err10, 0.1);
+            if (r < 1.0 && r > 0.0) omega = std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - r)));
+            sor_done = true;
+          }
+        }
+        if (omega > 1.0 && err > 10.0 * best) omega = 1.0;
+        best = std::min(best, err);
+      }
+      double du = 0.0;
+      for (int i = 0; i < m; ++i) {
+        if (!(a[i] > 0)) {
+          w.u[i] = 0.0;
+          continue;
+        }
+        const double r = a[i] / w.Kv[i];
+        double un = lam == 1.0 ? r : w.wr[i] * std::pow(r, lam);
+        if (omega != 1.0) un = w.u[i] * std::pow(un / w.u[i], omega);
+        if (!balanced) du = std::max(du, std::fabs(std::log(un / w.u[i])));
+        w.u[i] = un;
+      }
+      matvec_t(w.u.data(), w.Ktu.data());
+      if (bad_cols()) {
+        absorb();
+        exact_cols();
+        build_kernel();
+        matvec_t(w.u.data(), w.Ktu.data());
+      }
+      double dv = 0.0;
+      col_err = 0.0;
+      for (int j = 0; j < n; ++j) {
+        if (!(b[j] > 0)) {
+          w.v[j] = 0.0;
+          continue;
+        }
+        const double r = b[j] / w.Ktu[j];
+        double vn = lam == 1.0 ? r : w.wc[j] * std::pow(r, lam);
+        if (omega != 1.0) {
+          vn = w.v[j] * std::pow(vn / w.v[j], omega);
+          col_err += std::fabs(vn * w.Ktu[j] - b[j]);
+        }
+        if (!balanced) dv = std::max(dv, std::fabs(std::log(vn / w.v[j])));
+        w.v[j] = vn;
+      }
+      ++*iters;
+      if (!balanced) {
+        err = eps * std::max(du, dv);
+        if (err <= tol) return err;
+      }
+      if (needs_absorb()) {
+        absorb();
+        build_kernel();
+      }
+    }
+    return err;
+  }
+};
+
+}  // namespace
+
+SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, const double* C,
+                            const SinkhornParams& p, double* f, double* g, double* P,
+                            SinkhornWork& w) {
+  SinkhornInfo info;
+  if (m <= 0 || n <= 0) return info;
+  w.u.assign(m, 1.0);
+  w.v.assign(n, 1.0);
+  w.Kv.resize(m);
+  w.Ktu.resize(std::max(m, n));
+  w.ra.resize(m);
+  w.rb.resize(n);
+  w.wr.resize(m);
+  w.wc.resize(n);
+  w.tmp.resize(std::max(m, n));
+  for (int i = 0; i < m; ++i)
+    if (!(a[i] > 0)) w.u[i] = 0.0;
+  for (int j = 0; j < n; ++j)
+    if (!(b[j] > 0)) w.v[j] = 0.0;
+  DenseSinkhorn S(m, n, a, b, C, f, g, P, w, std::max(1, p.n_threads));
+  S.balanced = !(p.rho > 0);
+  double mass = 0.0;
+  for (int i = 0; i < m; ++i) mass += a[i];
+  // annealing schedule eps_start, eps_start q, ..., eps
+  std::vector<double> sched;
+  if (p.eps_start > p.eps)
+    for (double e = p.eps_start; e > p.eps; e *= p.eps_factor) sched.push_back(e);
+  sched.push_back(p.eps);
+  int64_t iters = 0;
+  double err = 0.0;
+  for (size_t s = 0; s < sched.size(); ++s) {
+    const bool last = s + 1 == sched.size();
+    S.absorb();
+    S.set_eps(sched[s], p.rho);
+    S.build_kernel();
+    const double tol = last ? p.tol
+                            : std::max(p.tol, p.stage_tol * (S.balanced ? mass : sched[s]));
+    const int64_t budget = p.max_iter - iters;
+    if (budget <= 0) break;
+    err = S.run(tol, budget, &iters);
+  }
+  info.n_iter = iters;
+  info.err = err;
+  info.converged = err <= p.tol;
+  // plan = diag(u) K diag(v); potentials absorb the scalings
+  for (int i = 0; i < m; ++i) {
+    double* Pi = P + static_cast<int64_t>(i) * n;
+    const double ui = w.u[i];
+    for (int j = 0; j < n; ++j) Pi[j] *= ui * w.v[j];
+  }
+  S.absorb();
+  return info;
+}
+
+void sinkhorn_batched(int64_t B, const double* a, const int64_t* a_off, const double* b,
+                      const int64_t* b_off, const double* C, const int64_t* c_off,
+                      const SinkhornParams& p, int n_jobs, double* cost, double* err,
+                      int64_t* n_iter, unsigned char* converged, double* plans) {
+  const int nt = resolve_threads(n_jobs);
+  SinkhornParams q = p;
+  q.n_threads = 1;
+#pragma omp parallel num_threads(nt)
+  {
+    SinkhornWork w;
+    std::vector<double> f, g, P;
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t k = 0; k < B; ++k) {
+      const int m = static_cast<int>(a_off[k + 1] - a_off[k]);
+      const int n = static_cast<int>(b_off[k + 1] - b_off[k]);
+      const double* Ck = C + c_off[k];
+      f.assign(m, 0.0);
+      g.assign(n, 0.0);
+      double* Pk = plans ? plans + c_off[k] : (P.resize(static_cast<size_t>(m) * n), P.data());
+      SinkhornInfo info =
+          sinkhorn_dense(m, n, a + a_off[k], b + b_off[k], Ck, q, f.data(), g.data(), Pk, w);
+      double c = 0.0;
+      for (int64_t t = 0; t < static_cast<int64_t>(m) * n; ++t) c += Pk[t] * Ck[t];
+      cost[k] = c;
+      err[k] = info.err;
+      n_iter[k] = info.n_iter;
+      converged[k] = info.converged;
+    }
+  }
+}
+
+namespace {
+
+#if GEOML_SIMD_X86
+#define GEOML_OT_CLONES __attribute__((target_clones("avx2", "default")))
+#define GEOML_AVX2 __attribute__((target("avx2,fma")))
+
+// exp_neg on 4 lanes (same algorithm as the scalar version).
+GEOML_AVX2 inline __m256d exp_neg4(__m256d x) {
+  x = _mm256_max_pd(x, _mm256_set1_pd(-708.0));
+  const __m256d magic = _mm256_set1_pd(6755399441055744.0);
+  const __m256d t = _mm256_fmadd_pd(x, _mm256_set1_pd(1.4426950408889634), magic);
+  const __m256d k = _mm256_sub_pd(t, magic);
+  __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(0.6931471805599453), x);
+  r = _mm256_fnmadd_pd(k, _mm256_set1_pd(2.3190468138462996e-17), r);
+  static const double c[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                               1.0 / 362880.0,    1.0 / 40320.0,    1.0 / 5040.0,
+                               1.0 / 720.0,       1.0 / 120.0,      1.0 / 24.0,
+                               1.0 / 6.0,         0.5,              1.0,
+                               1.0};
+  __m256d q = _mm256_set1_pd(c[0]);
+  for (int i = 1; i < 13; ++i) q = _mm256_fmadd_pd(q, r, _mm256_set1_pd(c[i]));
+  const __m256i bits = _mm256_slli_epi64(
+      _mm256_add_epi64(_mm256_sub_epi64(_mm256_castpd_si256(t), _mm256_castpd_si256(magic)),
+                       _mm256_set1_epi64x(1023)),
+      52);
+  return _mm256_mul_pd(q, _mm256_castsi256_pd(bits));
+}
+
+// max_j (h_j - c_j); sum_j exp((h_j - c_j - mx) ie) and sum_j of that times c_j.
+GEOML_AVX2 double lse_max_avx2(int n, const double* h, const double* c) {
+  __m256d m4 = _mm256_set1_pd(-std::numeric_limits<double>::infinity());
+  int j = 0;
+  for (; j + 4 <= n; j += 4)
+    m4 = _mm256_max_pd(m4, _mm256_sub_pd(_mm256_loadu_pd(h + j), _mm256_loadu_pd(c + j)));
+  alignas(32) double t[4];
+  _mm256_store_pd(t, m4);
+  double mx = std::max(std::max(t[0], t[1]), std::max(t[2], t[3]));
+  for (; j < n; ++j) mx = std::max(mx, h[j] - c[j]);
+  return mx;
+}
+GEOML_AVX2 double lse_sum_avx2(int n, const double* h, const double* c, double mx, double ie,
+                               double* wsum) {
+  const __m256d vmx = _mm256_set1_pd(mx), vie = _mm256_set1_pd(ie);
+  __m256d s4 = _mm256_setzero_pd(), w4 = _mm256_setzero_pd();
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const __m256d cj = _mm256_loadu_pd(c + j);
+    const __m256d z = _mm256_mul_pd(_mm256_sub_pd(_mm256_sub_pd(_mm256_loadu_pd(h + j), cj), vmx), vie);
+    const __m256d e = exp_neg4(z);
+    s4 = _mm256_add_pd(s4, e);
+    if (wsum) w4 = _mm256_fmadd_pd(e, cj, w4);
+  }
+  alignas(32) double t[4], u[4];
+  _mm256_store_pd(t, s4);
+  _mm256_store_pd(u, w4);
+  double s = (t[0] + t[1]) + (t[2] + t[3]), w = (u[0] + u[1]) + (u[2] + u[3]);
+  for (; j < n; ++j) {
+    const double e = exp_neg((h[j] - c[j] - mx) * ie);
+    s += e;
+    w += e * c[j];
+  }
+  if (wsum) *wsum = w;
+  return s;
+}
+#else
+#define GEOML_OT_CLONES
+#endif
+
+double lse_max(int n, const double* h, const double* c) {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return lse_max_avx2(n, h, c);
+#endif
+  double mx = -std::numeric_limits<double>::infinity();
+  for (int j = 0; j < n; ++j) mx = std::max(mx, h[j] - c[j]);
+  return mx;
+}
+double lse_sum(int n, const double* h, const double* c, double mx, double ie, double* wsum) {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return lse_sum_avx2(n, h, c, mx, ie, wsum);
+#endif
+  double s = 0.0, w = 0.0;
+  for (int j = 0; j < n; ++j) {
+    const double e = exp_neg((h[j] - c[j] - mx) * ie);
+    s += e;
+    w += e * c[j];
+  }
+  if (wsum) *wsum = w;
+  return s;
+}
+
+// Squared (power 2) or plain (power 1) distances from x to every column of Yt (d x n).
+GEOML_OT_CLONES
+void point_costs(int n, int d, const double* x, const double* Yt, int power, double* buf) {
+  {
+    const double x0 = x[0];
+    for (int j = 0; j < n; ++j) {
+      const double t = x0 - Yt[j];
+      buf[j] = t * t;
+    }
+  }
+  for (int k = 1; k < d; ++k) {
+    const double xk = x[k];
+    const double* yk = Yt + static_cast<int64_t>(k) * n;
+    for (int j = 0; j < n; ++j) {
+      const double t = xk - yk[j];
+      buf[j] += t * t;
+    }
+  }
+  if (power == 1)
+    for (int j = 0; j < n; ++j) buf[j] = std::sqrt(buf[j]);
+}
+
+// One log-sum-exp row of the point-cloud kernel: LSE over j of (h_j - c(x, y_j)) / eps,
+// times eps. *wcost (optional) receives sum_j e_j c_j / sum_j e_j (the row's mean cost).
+double points_lse(int n, int d, const double* x, const double* Yt, const double* h, int power,
+                  double eps, double* buf, double* wcost) {
+  point_costs(n, d, x, Yt, power, buf);
+  const double mx = lse_max(n, h, buf);
+  double w = 0.0;
+  const double s = lse_sum(n, h, buf, mx, 1.0 / eps, wcost ? &w : nullptr);
+  if (wcost) *wcost = w / s;
+  return mx + eps * std::log(s);
+}
+
+// Half step: f_i = lam (eps log w_i - r_i - LSE_j(h_j - c_ij)) over rows of X (m x d)
+// against Y (n x d) with column offsets h (n). Balanced: returns sum_i |row mass - w_i| of
+// the current plan (before the update). Unbalanced: returns max |f_new - f_old|.
+double points_half(int m, int n, int d, const double* X, const double* Yt, const double* w,
+                   const double* h, const double* r, double* f, int power, double eps,
+                   double lam, bool balanced, int nt) {
+  double err = 0.0;
+#pragma omp parallel num_threads(nt) reduction(+ : err) if (nt > 1)
+  {
+    std::vector<double> buf(n);
+    double dmax = 0.0;
+#pragma omp for schedule(dynamic, 8)
+    for (int i = 0; i < m; ++i) {
+      if (!(w[i] > 0)) continue;
+      const double lse = points_lse(n, d, X + static_cast<int64_t>(i) * d, Yt, h, power, eps,
+                                    buf.data(), nullptr);
+      const double fn = lam * (eps * std::log(w[i]) - r[i] - lse);
+      if (balanced) {
+        // current row mass: exp((f_i + r_i + lse) / eps) = w_i exp((f_i - fn) / eps)
+        const double z = (f[i] - fn) / eps;
+        err += std::fabs(w[i] * (z <= 0 ? exp_neg(z) : std::exp(z)) - w[i]);
+      } else {
+        dmax = std::max(dmax, std::fabs(fn - f[i]));
+      }
+      f[i] = fn;
+    }
+    if (!balanced) {
+#pragma omp critical
+      err = std::max(err, dmax);
+    }
+  }
+  return err;
+}
+
+}  // namespace
+
+SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double* y,
+                             const double* a, const double* b, int power,
+                             const SinkhornParams& p, double* f, double* g, double* cost) {
+  SinkhornInfo info;
+  const int nt = std::max(1, p.n_threads);
+  const bool balanced = !(p.rho > 0);
+  double mass = 0.0;
+  for (int i = 0; i < m; ++i) mass += a[i];
+  std::vector<double> ra(m, 0.0), rb(n, 0.0), h(std::max(m, n));
+  std::vector<double> xt(static_cast<size_t>(m) * d), yt(static_cast<size_t>(n) * d);
+  for (int i = 0; i < m; ++i)
+    for (int k = 0; k < d; ++k) xt[static_cast<size_t>(k) * m + i] = x[static_cast<size_t>(i) * d + k];
+  for (int j = 0; j < n; ++j)
+    for (int k = 0; k < d; ++k) yt[static_cast<size_t>(k) * n + j] = y[static_cast<size_t>(j) * d + k];
+  std::vector<double> sched;
+  if (p.eps_start > p.eps)
+    for (double e = p.eps_start; e > p.eps; e *= p.eps_factor) sched.push_back(e);
+  sched.push_back(p.eps);
+  int64_t iters = 0;
+  double err = std::numeric_limits<double>::infinity();
+  double eps = p.eps, lam = 1.0;
+  for (size_t s = 0; s < sched.size() && iters < p.max_iter; ++s) {
+    eps = sched[s];
+    lam = balanced ? 1.0 : p.rho / (p.rho + eps);
+    for (int i = 0; i < m; ++i) ra[i] = (!balanced && a[i] > 0) ? eps * std::log(a[i]) : 0.0;
+    for (int j = 0; j < n; ++j) rb[j] = (!balanced && b[j] > 0) ? eps * std::log(b[j]) : 0.0;
+    const bool last = s + 1 == sched.size();
+    const double tol = last ? p.tol : std::max(p.tol, p.stage_tol * (balanced ? mass : eps));
+    for (; iters < p.max_iter; ++iters) {
+      for (int i = 0; i < m; ++i) h[i] = f[i] + ra[i];
+      double eg = points_half(n, m, d, y, xt.data(), b, h.data(), rb.data(), g, power, eps,
+                              lam, balanced, nt);
+      for (int j = 0; j < n; ++j) h[j] = g[j] + rb[j];
+      double ef = points_half(m, n, d, x, yt.data(), a, h.data(), ra.data(), f, power, eps,
+                              lam, balanced, nt);
+      // balanced: after the g-step columns are exact, so ef is the plan's marginal error
+      err = balanced ? ef : std::max(ef, eg);
+      if (err <= tol) {
+        ++iters;
+        break;
+      }
+    }
+  }
+  info.n_iter = iters;
+  info.err = err;
+  info.converged = err <= p.tol;
+  // transport cost <P, C> with P_ij = exp((f_i + ra_i + g_j + rb_j - c_ij) / eps)
+  double total = 0.0;
+  for (int j = 0; j < n; ++j) h[j] = g[j] + rb[j];
+#pragma omp parallel num_threads(nt) reduction(+ : total) if (nt > 1)
+  {
+    std::vector<double> buf(n);
+#pragma omp for schedule(dynamic, 8)
+    for (int i = 0; i < m; ++i) {
+      if (!(a[i] > 0)) continue;
+      double wc = 0.0;
+      const double lse = points_lse(n, d, x + static_cast<int64_t>(i) * d, yt.data(), h.data(),
+                                    power, eps, buf.data(), &wc);
+      const double z = (f[i] + ra[i] + lse) / eps;  // log of row mass
+      total += (z <= 0 ? exp_neg(z) : std::exp(z)) * wc;
+    }
+  }
+  *cost = total;
+  return info;
+}
+
+}  // namespace geoml

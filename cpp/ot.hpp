@@ -1,0 +1,154 @@
+// Optimal transport kernels: exact OT by a network simplex, log-domain Sinkhorn (balanced,
+// unbalanced, on-the-fly point-cloud costs) and batched drivers over many small problems.
+//
+// All kernels work in float64. Histograms are non-negative; costs are dense row-major
+// (m, n) matrices. Nothing here allocates per call in the hot path except the workspaces,
+// which are reusable (one per thread).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace geoml {
+
+// ====================================================================== exact OT (EMD)
+
+/// Status codes returned by the exact solver.
+enum EmdStatus : int {
+  EMD_OPTIMAL = 0,     ///< an optimal basic solution was found
+  EMD_MAX_ITER = 1,    ///< the pivot limit was reached: the plan is feasible, maybe not optimal
+  EMD_INFEASIBLE = 2,  ///< total masses differ by more than the artificial arcs absorbed
+};
+
+/// Reusable memory for the network simplex (`emd_solve`, `emd_small`). Keep one per thread
+/// and pass it to every call: after the first call of a given size no allocation happens.
+/// After a solve it also holds the optimal spanning tree, read by `emd_plan_*`/`emd_duals`.
+struct EmdWorkspace {
+  // problem after dropping zero-mass rows/columns: mm x nn, cost copied into `cost`
+  int m = 0, n = 0, mm = 0, nn = 0;
+  std::vector<int> rows, cols;        // kept row/column indices (size mm, nn)
+  std::vector<double> cost;           // mm*nn compressed cost (only when something was dropped)
+  const double* C = nullptr;          // the cost actually used (cost.data() or the caller's)
+  const double* C_full = nullptr;     // the caller's cost (m x n)
+  std::vector<double> ab;             // compressed supplies then demands
+  // spanning tree over mm + nn + 1 nodes (the last is the artificial root)
+  std::vector<int> parent, pred, thread, rev_thread, depth;
+  std::vector<unsigned char> up;      // 1: the tree arc of u points u -> parent[u]
+  std::vector<double> pot, flow;      // node potentials; flow on the tree arc of each node
+  std::vector<unsigned char> in_tree; // mm*nn flags for real arcs
+  std::vector<int> path, lasts;       // scratch for the tree update
+  std::vector<int> saved;             // scratch for the tree update
+  int64_t n_pivots = 0;
+};
+
+/// Exact optimal transport between histograms `a` (m) and `b` (n) with dense row-major cost
+/// `C` (m x n): minimises <P, C> over P >= 0 with P 1 = a, P^T 1 = b, by a primal network
+/// simplex (block-search pivoting, spanning tree stored as parent/thread/depth arrays,
+/// artificial-root start). Rows with a_i = 0 and columns with b_j = 0 are dropped first.
+/// Masses are expected to be equal (the caller checks the tolerance); a residual mismatch
+/// stays on artificial arcs and is reported as EMD_INFEASIBLE when larger than
+/// 1e-9 * total mass.
+///
+/// Complexity: each pivot costs O(sqrt(m n)) to O(m n) for the search plus O(subtree) for
+/// the tree update; typically O(m + n) .. O((m + n) log) pivots. Memory O(m n) bytes for arc
+/// flags (+ 8 m n bytes when zero-mass bins are dropped) and O(m + n) otherwise, all in `ws`.
+/// `max_iter` <= 0 means no limit. Returns the optimal cost <P, C>; `*status` (if non-null)
+/// receives an EmdStatus. The caller owns all arrays; `C` must outlive later `emd_plan_*` /
+/// `emd_duals` calls on the same workspace. Thread-safe with one workspace per thread.
+double emd_solve(int m, int n, const double* a, const double* b, const double* C,
+                 EmdWorkspace& ws, int64_t max_iter, int* status);
+
+/// Same as `emd_solve`: the entry point meant for many small problems (e.g. one per graph
+/// edge in Ollivier-Ricci curvature). Reuse `ws` across calls to avoid allocations.
+inline double emd_small(int m, int n, const double* a, const double* b, const double* C,
+                        EmdWorkspace& ws, int64_t max_iter, int* status) {
+  return emd_solve(m, n, a, b, C, ws, max_iter, status);
+}
+
+/// Writes the dense optimal plan of the last solve in `ws` into `P` (m x n, row-major,
+/// zero-filled here). O(m n).
+void emd_plan_dense(const EmdWorkspace& ws, double* P);
+
+/// Appends the non-zero entries (row, col, mass) of the last plan; at most m + n - 1 of them.
+void emd_plan_sparse(const EmdWorkspace& ws, std::vector<int64_t>& ri, std::vector<int64_t>& ci,
+                     std::vector<double>& val);
+
+/// Dual potentials of the last solve: f (m), g (n) with f_i + g_j <= C_ij (up to rounding)
+/// and equality where the plan is positive, so that sum a f + sum b g = cost. Dropped
+/// zero-mass rows/columns get the c-transform of the other side. O(m n) when bins were
+/// dropped, else O(m + n).
+void emd_duals(const EmdWorkspace& ws, double* f, double* g);
+
+/// Many independent exact problems in one call, parallel over problems (OpenMP, one
+/// workspace per thread). Problem k has histograms a[a_off[k] .. a_off[k+1]),
+/// b[b_off[k] .. b_off[k+1]) and a row-major cost block starting at C + c_off[k] of shape
+/// m_k x n_k (m_k = a_off[k+1] - a_off[k]). A padded layout (B, m), (B, n), (B, m, n) is the
+/// case a_off[k] = k m, b_off[k] = k n, c_off[k] = k m n; zero weights act as masks.
+/// Writes cost[k] and status[k]; when `plans` is non-null the plan of problem k is written
+/// at plans + c_off[k] (same layout as C). Caller owns every array.
+void emd_batched(int64_t B, const double* a, const int64_t* a_off, const double* b,
+                 const int64_t* b_off, const double* C, const int64_t* c_off, int64_t max_iter,
+                 int n_jobs, double* cost, int* status, double* plans);
+
+}  // namespace geoml
+
+namespace geoml {
+
+// ====================================================================== Sinkhorn
+
+/// Parameters of the entropic solvers.
+struct SinkhornParams {
+  double eps = 1e-2;         ///< final entropic regularisation (> 0)
+  double rho = -1.0;         ///< marginal KL relaxation (Chizat et al.); < 0 means balanced
+  int64_t max_iter = 10000;  ///< total scaling iterations over all eps stages
+  double tol = 1e-9;         ///< balanced: L1 marginal error; unbalanced: max potential change
+  double eps_start = 0.0;    ///< first eps of the annealing schedule (<= eps: no annealing)
+  double eps_factor = 0.5;   ///< eps ratio between consecutive stages, in (0, 1)
+  double stage_tol = 1e-3;   ///< relative tolerance that ends an intermediate stage
+  int n_threads = 1;         ///< OpenMP threads inside one solve
+};
+
+/// What a Sinkhorn solve reports.
+struct SinkhornInfo {
+  int64_t n_iter = 0;    ///< scaling iterations (all stages)
+  double err = 0.0;      ///< final stopping quantity (see SinkhornParams::tol)
+  bool converged = false;
+};
+
+/// Reusable scratch memory for `sinkhorn_dense` (one per thread).
+struct SinkhornWork {
+  std::vector<double> u, v, Kv, Ktu, ra, rb, wr, wc, tmp;
+};
+
+/// Entropic OT between histograms a (m) and b (n) with dense cost C (m x n, row-major):
+/// minimises <P, C> + eps KL(P | ref) (balanced: P 1 = a, P^T 1 = b; ref = 1) or, with
+/// rho > 0, <P, C> + eps KL(P | a b^T) + rho KL(P 1 | a) + rho KL(P^T 1 | b) (POT's
+/// reg_type="kl"). Stabilised scaling: iterations are matrix-vector products with a kernel
+/// K = exp((f + g - C) / eps) whose potentials f, g absorb the scalings whenever these leave
+/// [e^-50, e^50] (and rows/columns that underflow get an exact log-sum-exp update), so
+/// nothing overflows for any eps > 0; eps is annealed geometrically from eps_start.
+/// In/out: f (m), g (n) hold a warm start on entry (zeros: none) and the dual potentials on
+/// exit, with P_ij = exp((f_i + g_j - C_ij) / eps) in the balanced case. `P` (m x n) receives
+/// the plan; it is also the kernel's storage during the solve. Zero-mass bins get zero rows /
+/// columns. O(m n) per iteration, O(m n) exps per stage; memory: P plus O(m + n) in `w`.
+SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, const double* C,
+                            const SinkhornParams& p, double* f, double* g, double* P,
+                            SinkhornWork& w);
+
+/// Many independent dense Sinkhorn problems (same ragged/padded layout as `emd_batched`),
+/// parallel over problems. Writes cost[k] = <P_k, C_k>, err[k], n_iter[k], converged[k]
+/// and, when `plans` is non-null, each plan at plans + c_off[k]. p.n_threads is ignored
+/// (each problem runs on one thread; n_jobs threads run problems).
+void sinkhorn_batched(int64_t B, const double* a, const int64_t* a_off, const double* b,
+                      const int64_t* b_off, const double* C, const int64_t* c_off,
+                      const SinkhornParams& p, int n_jobs, double* cost, double* err,
+                      int64_t* n_iter, unsigned char* converged, double* plans);
+
+/// Entropic OT between point clouds x (m x d) and y (n x d) with cost |x_i - y_j|^p
+/// (p = 1 or 2; p = 2 is the squared distance) computed on the fly: log-domain Sinkhorn with
+/// annealing, memory O(m + n). In/out f (m), g (n) as in `sinkhorn_dense`. On exit `cost`
+/// holds <P, C>. O(m n d) per iteration; parallel over rows (p.n_threads).
+SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double* y,
+                             const double* a, const double* b, int power,
+                             const SinkhornParams& p, double* f, double* g, double* cost);
+
+}  // namespace geoml

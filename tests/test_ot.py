@@ -1,0 +1,359 @@
+"""geoml.ot against POT: exact OT (network simplex), Sinkhorn, batched solvers."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import geoml
+from geoml import ot as got
+
+pot = pytest.importorskip("ot")
+
+SHAPES = [(1, 1), (1, 7), (6, 1), (3, 4), (16, 16), (40, 25), (120, 150)]
+
+
+def _problem(rng, m, n, d=2, zeros=False):
+    a = rng.random(m) + 0.05
+    b = rng.random(n) + 0.05
+    if zeros and m > 2 and n > 2:
+        a[rng.choice(m, m // 3, replace=False)] = 0.0
+        b[rng.choice(n, n // 3, replace=False)] = 0.0
+    a /= a.sum()
+    b /= b.sum()
+    x, y = rng.normal(size=(m, d)), rng.normal(size=(n, d))
+    return a, b, pot.dist(x, y)
+
+
+def _check_emd(res, a, b, C, ref_cost):
+    P = res.plan.toarray() if sp.issparse(res.plan) else res.plan
+    assert res.converged
+    assert abs(res.cost - ref_cost) <= 1e-9 * max(abs(ref_cost), 1e-300) + 1e-15
+    assert np.allclose(P.sum(1), a, atol=1e-12) and np.allclose(P.sum(0), b, atol=1e-12)
+    assert (P >= 0).all()
+    assert abs((P * C).sum() - res.cost) <= 1e-12 * max(abs(res.cost), 1)
+    slack = C - res.f[:, None] - res.g[None, :]
+    scale = np.abs(C).max() + 1
+    assert slack.min() >= -1e-10 * scale                      # dual feasibility
+    assert np.abs(slack[P > 0]).max(initial=0) <= 1e-10 * scale  # complementary slackness
+    assert abs(a @ res.f + b @ res.g - res.cost) <= 1e-10 * scale  # strong duality
+
+
+# ------------------------------------------------------------------------------ emd
+
+@pytest.mark.parametrize("m,n", SHAPES)
+def test_emd_matches_pot(rng, m, n):
+    a, b, C = _problem(rng, m, n)
+    res = got.emd(a, b, C)
+    _check_emd(res, a, b, C, pot.emd2(a, b, C))
+
+
+@pytest.mark.parametrize("m,n", [(30, 40), (64, 64)])
+def test_emd_zero_mass_bins_sparse_plan(rng, m, n):
+    a, b, C = _problem(rng, m, n, zeros=True)
+    res = got.emd(a, b, C, sparse=True)
+    assert sp.issparse(res.plan) and res.plan.nnz <= m + n - 1
+    _check_emd(res, a, b, C, pot.emd2(a, b, C))
+    assert not res.plan.toarray()[a == 0].any() and not res.plan.toarray()[:, b == 0].any()
+
+
+def test_emd_degenerate_inputs(rng):
+    # duplicate points, integer-valued cost with many ties and zeros, uniform weights
+    x = rng.integers(0, 3, size=(50, 2)).astype(float)
+    C = pot.dist(x, x, metric="cityblock")
+    res = got.emd(None, None, C)
+    _check_emd(res, np.full(50, 0.02), np.full(50, 0.02), C, 0.0)
+    # all-zero cost
+    res = got.emd(None, None, np.zeros((7, 5)))
+    assert res.cost == 0.0 and np.allclose(res.plan.sum(0), 0.2)
+    # negative costs are allowed
+    a, b, C = _problem(rng, 20, 30)
+    _check_emd(got.emd(a, b, C - 5.0), a, b, C - 5.0, pot.emd2(a, b, C - 5.0))
+
+
+def test_emd_masses_tolerance_and_unnormalised():
+    C = np.array([[0.0, 1.0], [1.0, 0.0]])
+    res = got.emd([2.0, 2.0], [1.0, 3.0 + 1e-7], C)  # within MASS_RTOL: b rescaled
+    assert res.plan.sum() == pytest.approx(4.0, rel=1e-12)
+    assert res.cost == pytest.approx(1.0, rel=1e-6)
+    with pytest.raises(ValueError, match="same total mass"):
+        got.emd([0.5, 0.5], [0.5, 0.6], C)
+
+
+def test_emd_max_iter_warns(rng):
+    a, b, C = _problem(rng, 60, 60)
+    with pytest.warns(RuntimeWarning, match="max_iter"):
+        res = got.emd(a, b, C, max_iter=3)
+    assert not res.converged and res.n_iter == 3
+    assert (res.plan.sum(1) <= a + 1e-15).all() and (res.plan.sum(0) <= b + 1e-15).all()
+    assert res.plan.sum() < 1.0
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(a=[-0.5, 1.5]), "negative"),
+    (dict(a=[np.nan, 1.0]), "NaN"),
+    (dict(a=[1.0]), "entries"),
+    (dict(C=np.ones((2, 3))), "entries"),
+    (dict(C=np.array([[0.0, np.inf], [1.0, 0.0]])), "NaN or infinity"),
+    (dict(a=[0.0, 0.0]), "zero total mass"),
+    (dict(C=np.ones(4)), "2-D"),
+])
+def test_emd_bad_input(bad, match):
+    args = dict(a=[0.5, 0.5], b=[0.5, 0.5], C=np.eye(2))
+    args.update(bad)
+    with pytest.raises(ValueError, match=match):
+        got.emd(args["a"], args["b"], args["C"])
+
+
+def test_emd_bad_types():
+    with pytest.raises(TypeError):
+        got.emd(["x", "y"], None, np.eye(2))
+    with pytest.raises(TypeError):
+        got.emd(None, None, np.eye(2), max_iter=1.5)
+
+
+# ------------------------------------------------------------------------------ emd_batched
+
+def _random_batch(rng, B, m, n):
+    ms = rng.integers(1, m + 1, size=B)
+    ns = rng.integers(1, n + 1, size=B)
+    probs = [_problem(rng, int(mi), int(ni)) for mi, ni in zip(ms, ns)]
+    return probs
+
+
+def test_emd_batched_padded_and_ragged(rng):
+    probs = _random_batch(rng, 40, 9, 12)
+    ref = np.array([pot.emd2(a, b, C) for a, b, C in probs])
+    B = len(probs)
+    A, Bm, Cp = np.zeros((B, 9)), np.zeros((B, 12)), np.zeros((B, 9, 12))
+    amask, bmask = np.zeros((B, 9), bool), np.zeros((B, 12), bool)
+    for k, (a, b, C) in enumerate(probs):
+        A[k, :len(a)], Bm[k, :len(b)], Cp[k, :len(a), :len(b)] = a, b, C
+        amask[k, :len(a)], bmask[k, :len(b)] = True, True
+    # zero weights as masks
+    res = got.emd_batched(A, Bm, Cp, return_plans=True, n_jobs=2)
+    np.testing.assert_allclose(res.cost, ref, rtol=1e-9, atol=1e-15)
+    assert res.converged.all() and res.plans.shape == (B, 9, 12)
+    for k, (a, b, C) in enumerate(probs):
+        P = res.plans[k, :len(a), :len(b)]
+        np.testing.assert_allclose(P.sum(1), a, atol=1e-12)
+        np.testing.assert_allclose(P.sum(0), b, atol=1e-12)
+        assert not res.plans[k, len(a):].any() and not res.plans[k, :, len(b):].any()
+    # explicit masks over garbage padding
+    A2 = np.where(amask, A, 7.0)
+    res2 = got.emd_batched(A2, Bm, Cp, a_mask=amask, b_mask=bmask)
+    np.testing.assert_allclose(res2.cost, ref, rtol=1e-9, atol=1e-15)
+    # ragged layout
+    a_off = np.concatenate([[0], np.cumsum([len(p[0]) for p in probs])])
+    b_off = np.concatenate([[0], np.cumsum([len(p[1]) for p in probs])])
+    res3 = got.emd_batched(np.concatenate([p[0] for p in probs]),
+                           np.concatenate([p[1] for p in probs]),
+                           np.concatenate([p[2].ravel() for p in probs]),
+                           a_offsets=a_off, b_offsets=b_off, return_plans=True)
+    np.testing.assert_allclose(res3.cost, ref, rtol=1e-9, atol=1e-15)
+    k = B - 1
+    P = res3.plans[-probs[k][2].size:].reshape(probs[k][2].shape)
+    np.testing.assert_allclose(P.sum(1), probs[k][0], atol=1e-12)
+
+
+def test_emd_batched_bad_input():
+    A = np.full((2, 3), 1 / 3)
+    C = np.zeros((2, 3, 3))
+    with pytest.raises(ValueError, match="padded layout"):
+        got.emd_batched(A, A[:1], C)
+    with pytest.raises(ValueError, match="same total mass"):
+        got.emd_batched(A, A * 2, C)
+    with pytest.raises(ValueError, match="both"):
+        got.emd_batched(A.ravel(), A.ravel(), C.ravel(), a_offsets=[0, 3, 6])
+    with pytest.raises(ValueError, match="sum"):
+        got.emd_batched(A.ravel(), A.ravel(), C.ravel()[:-1], a_offsets=[0, 3, 6],
+                        b_offsets=[0, 3, 6])
+    with pytest.raises(ValueError, match=">= 0"):
+        got.emd_batched(-A, -A, C)
+    with pytest.raises(ValueError, match="bool"):
+        got.emd_batched(A, A, C, a_mask=np.ones((2, 3)))
+
+
+def test_public_namespace():
+    assert geoml.ot.emd is got.emd
+
+
+# ------------------------------------------------------------------------------ sinkhorn
+
+@pytest.mark.parametrize("m,n", [(1, 1), (1, 6), (5, 1), (7, 9), (40, 30), (120, 90)])
+@pytest.mark.parametrize("eps", [1e-1, 1e-2])
+def test_sinkhorn_matches_pot(rng, m, n, eps):
+    a, b, C = _problem(rng, m, n)
+    C /= max(C.max(), 1e-12)
+    res = got.sinkhorn(a, b, C, eps, tol=1e-10)
+    assert res.converged
+    ref = pot.sinkhorn2(a, b, C, eps, stopThr=1e-12, numItermax=200000)
+    assert res.cost == pytest.approx(float(ref), rel=1e-6, abs=1e-12)
+    P = res.plan
+    assert res.marginal_error <= 1e-10 * 1.01
+    assert np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum() <= 1.01e-10
+    np.testing.assert_allclose(P, np.exp((res.f[:, None] + res.g[None, :] - C) / eps),
+                               rtol=1e-10, atol=1e-300)
+    Pref = pot.sinkhorn(a, b, C, eps, stopThr=1e-12, numItermax=200000)
+    np.testing.assert_allclose(P, Pref, atol=1e-7)
+
+
+@pytest.mark.parametrize("schedule", ["auto", "none", 0.3])
+def test_sinkhorn_small_eps_is_finite(rng, schedule):
+    a, b, C = _problem(rng, 60, 50)
+    C /= C.max()
+    res = got.sinkhorn(a, b, C, 1e-4, tol=1e-8, max_iter=50000, eps_schedule=schedule)
+    assert np.isfinite(res.plan).all() and np.isfinite(res.f).all() and np.isfinite(res.g).all()
+    assert res.converged and res.marginal_error <= 1.01e-8
+    # at eps = 1e-4 the entropic cost is close to the exact one
+    assert res.cost == pytest.approx(got.emd(a, b, C).cost, rel=2e-2)
+
+
+def test_sinkhorn_warm_start_and_degenerate(rng):
+    a, b, C = _problem(rng, 30, 20, zeros=True)
+    res = got.sinkhorn(a, b, C, 0.05)
+    assert res.converged and not res.plan[a == 0].any() and not res.plan[:, b == 0].any()
+    keep_a, keep_b = a > 0, b > 0  # POT's sinkhorn needs positive weights
+    ref = pot.sinkhorn2(a[keep_a], b[keep_b], C[np.ix_(keep_a, keep_b)], 0.05, stopThr=1e-12,
+                        numItermax=100000)
+    assert res.cost == pytest.approx(float(ref), rel=1e-6)
+    warm = got.sinkhorn(a, b, C, 0.05, warm_start=(res.f, res.g))
+    assert warm.n_iter <= 2 and warm.cost == pytest.approx(res.cost, rel=1e-8)
+    # duplicate points and a cost with zeros
+    x = rng.integers(0, 2, size=(12, 2)).astype(float)
+    C2 = pot.dist(x, x)
+    res2 = got.sinkhorn(None, None, C2, 0.01)
+    ref2 = pot.sinkhorn2(np.full(12, 1 / 12), np.full(12, 1 / 12), C2, 0.01, stopThr=1e-12)
+    assert res2.converged and res2.cost == pytest.approx(float(ref2), rel=1e-6, abs=1e-12)
+
+
+def test_sinkhorn_max_iter_warns(rng):
+    a, b, C = _problem(rng, 40, 40)
+    with pytest.warns(RuntimeWarning, match="did not reach"):
+        res = got.sinkhorn(a, b, C / C.max(), 1e-3, max_iter=5)
+    assert not res.converged and res.n_iter == 5
+
+
+@pytest.mark.parametrize("kw,exc,match", [
+    (dict(eps=0.0), ValueError, "eps"),
+    (dict(eps=-1.0), ValueError, "eps"),
+    (dict(eps=np.nan), ValueError, "eps"),
+    (dict(eps="x"), TypeError, "eps"),
+    (dict(a=[-0.5, 1.5]), ValueError, "negative"),
+    (dict(C=np.array([[np.nan, 0.0], [0.0, 0.0]])), ValueError, "NaN"),
+    (dict(b=[0.5, 0.5, 0.0]), ValueError, "entries"),
+    (dict(b=[0.5, 0.7]), ValueError, "same total mass"),
+    (dict(tol=0.0), ValueError, "tol"),
+    (dict(eps_schedule="fast"), ValueError, "eps_schedule"),
+    (dict(eps_schedule=1.5), ValueError, "eps_schedule"),
+    (dict(warm_start=(np.zeros(3), np.zeros(2))), ValueError, "warm_start"),
+])
+def test_sinkhorn_bad_input(kw, exc, match):
+    args = dict(a=[0.5, 0.5], b=[0.5, 0.5], C=np.eye(2), eps=0.1)
+    args.update(kw)
+    a, b, C, eps = args.pop("a"), args.pop("b"), args.pop("C"), args.pop("eps")
+    with pytest.raises(exc, match=match):
+        got.sinkhorn(a, b, C, eps, **args)
+
+
+# ------------------------------------------------------------------------------ unbalanced
+
+@pytest.mark.parametrize("m,n", [(1, 4), (8, 6), (50, 70)])
+@pytest.mark.parametrize("eps,rho", [(0.1, 1.0), (0.05, 0.3), (0.02, 2.0)])
+def test_sinkhorn_unbalanced_matches_pot(rng, m, n, eps, rho):
+    a, b, C = _problem(rng, m, n)
+    a, b = 2.0 * a, 0.7 * b  # different masses
+    C /= max(C.max(), 1e-12)
+    res = got.sinkhorn_unbalanced(a, b, C, eps, rho, tol=1e-13, max_iter=200000)
+    Pref = pot.unbalanced.sinkhorn_unbalanced(a, b, C, eps, rho, stopThr=1e-15,
+                                              numItermax=200000)
+    assert res.converged
+    np.testing.assert_allclose(res.plan, Pref, rtol=1e-6, atol=1e-12)
+    assert res.cost == pytest.approx(float((Pref * C).sum()), rel=1e-6)
+    np.testing.assert_allclose(
+        res.plan, a[:, None] * b[None, :] * np.exp((res.f[:, None] + res.g[None, :] - C) / eps),
+        rtol=1e-9)
+
+
+def test_sinkhorn_unbalanced_bad_input():
+    with pytest.raises(ValueError, match="rho"):
+        got.sinkhorn_unbalanced([1.0], [2.0], np.zeros((1, 1)), 0.1, 0.0)
+    with pytest.raises(ValueError, match="eps"):
+        got.sinkhorn_unbalanced([1.0], [2.0], np.zeros((1, 1)), -0.1, 1.0)
+
+
+# ------------------------------------------------------------------------------ points
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_sinkhorn_points_matches_dense(rng, p):
+    x, y = rng.normal(size=(70, 3)), rng.normal(size=(50, 3)) + 0.5
+    a, b = rng.random(70) + 0.1, rng.random(50) + 0.1
+    a, b = a / a.sum(), b / b.sum()
+    C = pot.dist(x, y, metric="sqeuclidean" if p == 2 else "euclidean")
+    eps = 0.05 * C.max()
+    res = got.sinkhorn_points(x, y, eps, a=a, b=b, p=p, tol=1e-10)
+    ref = pot.sinkhorn2(a, b, C, eps, stopThr=1e-12, numItermax=100000)
+    assert res.converged and res.marginal_error <= 1e-10
+    assert res.cost == pytest.approx(float(ref), rel=1e-6)
+    P = np.exp((res.f[:, None] + res.g[None, :] - C) / eps)
+    np.testing.assert_allclose(P.sum(0), b, atol=1e-12)
+    np.testing.assert_allclose(P.sum(1), a, atol=1e-9)
+
+
+def test_sinkhorn_points_unbalanced_and_bad_input(rng):
+    x, y = rng.normal(size=(20, 2)), rng.normal(size=(30, 2))
+    a, b = np.full(20, 0.1), np.full(30, 0.02)
+    res = got.sinkhorn_points(x, y, 0.1, a=a, b=b, rho=1.0, tol=1e-12)
+    Pref = pot.unbalanced.sinkhorn_unbalanced(a, b, pot.dist(x, y), 0.1, 1.0, stopThr=1e-15,
+                                              numItermax=100000)
+    assert res.converged
+    assert res.cost == pytest.approx(float((Pref * pot.dist(x, y)).sum()), rel=1e-6)
+    with pytest.raises(ValueError, match="dimension"):
+        got.sinkhorn_points(x, y[:, :1], 0.1)
+    with pytest.raises(ValueError, match="p=3"):
+        got.sinkhorn_points(x, y, 0.1, p=3)
+    with pytest.raises(ValueError, match="eps"):
+        got.sinkhorn_points(x, y, 0.0)
+    with pytest.raises(ValueError, match="same total mass"):
+        got.sinkhorn_points(x, y, 0.1, a=a, b=b)
+
+
+# ------------------------------------------------------------------------------ batched
+
+@pytest.mark.parametrize("rho", [None, 0.5])
+def test_sinkhorn_batched_matches_single(rng, rho):
+    probs = _random_batch(rng, 30, 8, 10)
+    B = len(probs)
+    A, Bm, Cp = np.zeros((B, 8)), np.zeros((B, 10)), np.zeros((B, 8, 10))
+    for k, (a, b, C) in enumerate(probs):
+        A[k, :len(a)], Bm[k, :len(b)], Cp[k, :len(a), :len(b)] = a, b, C
+    eps = 0.05
+    if rho is None:
+        ref = np.array([float(pot.sinkhorn2(a, b, C, eps, stopThr=1e-13, numItermax=100000))
+                        for a, b, C in probs])
+    else:
+        ref = np.array([(pot.unbalanced.sinkhorn_unbalanced(a, b, C, eps, rho, stopThr=1e-15,
+                                                           numItermax=100000) * C).sum()
+                        for a, b, C in probs])
+    res = got.sinkhorn_batched(A, Bm, Cp, eps, rho=rho, tol=1e-11, return_plans=True, n_jobs=2)
+    assert res.converged.all()
+    np.testing.assert_allclose(res.cost, ref, rtol=1e-6, atol=1e-12)
+    a_off = np.concatenate([[0], np.cumsum([len(p[0]) for p in probs])])
+    b_off = np.concatenate([[0], np.cumsum([len(p[1]) for p in probs])])
+    res2 = got.sinkhorn_batched(np.concatenate([p[0] for p in probs]),
+                                np.concatenate([p[1] for p in probs]),
+                                np.concatenate([p[2].ravel() for p in probs]), eps, rho=rho,
+                                a_offsets=a_off, b_offsets=b_off, tol=1e-11)
+    np.testing.assert_allclose(res2.cost, ref, rtol=1e-6, atol=1e-12)
+    if rho is None:
+        for k, (a, b, C) in enumerate(probs):
+            P = res.plans[k, :len(a), :len(b)]
+            assert np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum() <= 1e-10
+
+
+def test_sinkhorn_batched_bad_input():
+    A = np.full((2, 3), 1 / 3)
+    with pytest.raises(ValueError, match="eps"):
+        got.sinkhorn_batched(A, A, np.zeros((2, 3, 3)), 0.0)
+    with pytest.raises(ValueError, match="same total mass"):
+        got.sinkhorn_batched(A, 2 * A, np.zeros((2, 3, 3)), 0.1)
+    with pytest.raises(ValueError, match="NaN"):
+        got.sinkhorn_batched(A, A, np.full((2, 3, 3), np.nan), 0.1)
