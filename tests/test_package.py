@@ -32,6 +32,7 @@ def test_cli_info_and_demo():
     out = subprocess.run([sys.executable, "-m", "geoml", "demo", "--n", "3000"],
                          capture_output=True, text=True, check=True, env=env).stdout
     assert "knn_graph" in out and "connected component" in out
+    assert "[OllivierRicci]" in out and "adjusted Rand index" in out
 
 
 def test_import_does_not_load_cupy_or_cuda():
