@@ -491,7 +491,8 @@ inline double exp_neg(double x) {
   return q * scale;
 }
 
-constexpr double kAbsorb = 50.0;  // absorb scalings into potentials beyond e^{+-50}
+constexpr double kAbsorb = 50.0;
+constexpr int kSorFrom = 10, kSorTo = 20;  // iterations that measure the plain rate
 constexpr double kTiny = 1e-280;
 
 // Dense stabilised Sinkhorn on one problem (see sinkhorn_dense in ot.hpp).
@@ -656,7 +657,8 @@ struct DenseSinkhorn {
   //
   // Balanced problems use over-relaxation (SOR) once the plain rate is known: Sinkhorn is a
   // two-block Gauss-Seidel in the dual, so with the asymptotic error contraction r measured
-  // over iterations 10..20 of a stage, omega = 2 / (1 + sqrt(1 - r)) (Young's formula; see
+  // over iterations kSorFrom..kSorTo of a stage, omega = 2 / (1 + sqrt(1 - r)) (Young's
+  // formula; see
   // Thibault et al. 2017, Lehmann et al. 2021): u <- u^(1-omega) (a / K v)^omega. If the error
   // grows tenfold above its best, relaxation is switched off for the stage.
   double run(double tol, int64_t budget, int64_t* iters) {
@@ -679,9 +681,9 @@ struct DenseSinkhorn {
         for (int i = 0; i < m; ++i) err += std::fabs(w.u[i] * w.Kv[i] - a[i]);
         if (err <= tol) return err;
         if (!sor_done) {
-          if (it == 10) err10 = err;
-          if (it == 20) {
-            const double r = std::pow(err / err10, 0.1);
+          if (it == kSorFrom) err10 = err;
+          if (it == kSorTo) {
+            const double r = std::pow(err / err10, 1.0 / (kSorTo - kSorFrom));
             if (r < 1.0 && r > 0.0) omega = std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - r)));
             sor_done = true;
           }
