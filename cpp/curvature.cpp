@@ -4,7 +4,6 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
-#include <queue>
 #include <stdexcept>
 #include <utility>
 #include <vector>
