@@ -1,7 +1,9 @@
-"""GPU path of :func:`geoml.eigsh`: thick-restart Lanczos with the basis on the device.
+"""GPU path of :func:`geoml.eigsh` and of the spectral estimators: thick-restart Lanczos with
+the basis on the device.
 
-Not wired into :mod:`geoml.spectral` yet: ``geoml.eigsh`` dispatches here for CuPy dense arrays
-and ``cupyx.scipy.sparse`` matrices once the branches are merged (see :func:`eigsh`). Imported
+``geoml.eigsh`` dispatches here for CuPy dense arrays and ``cupyx.scipy.sparse`` matrices (see
+:func:`eigsh`); ``LaplacianEigenmap``, ``DiffusionMap`` and ``SpectralClustering`` call
+:func:`affinity_csr` and :func:`lsym_smallest` for device input or ``device="cuda"``. Imported
 only on demand; ``import geoml`` never imports this module nor CuPy.
 
 The solver (:func:`lanczos`) is written once against an array module ``xp``: with CuPy, the
@@ -21,7 +23,7 @@ import numpy as np
 from . import _gpu
 from ._validation import check_int, is_gpu_array
 
-__all__ = ["eigsh", "lanczos"]
+__all__ = ["affinity_csr", "eigsh", "lanczos", "lsym_smallest"]
 
 _WHICH = ("LA", "SA", "LM")
 
@@ -174,6 +176,35 @@ def lanczos(matvec, n: int, k: int, *, which: str = "LA", tol: float = 1e-10,
             n_matvec, anorm)
 
 
+def _csr_matvec(A, cp, mod):
+    """``x -> A x`` for a float32/float64 ``cupyx.scipy.sparse.csr_matrix`` (duplicates summed)
+    with the ``geoml._cuda`` SpMV kernel (one warp per row) on CuPy's current stream."""
+    dtype = A.dtype.type
+    n = A.shape[0]
+    data = cp.ascontiguousarray(A.data)
+    indices, indptr = A.indices, A.indptr
+    if indices.dtype != indptr.dtype:
+        wide = np.promote_types(indices.dtype, indptr.dtype)
+        indices, indptr = indices.astype(wide), indptr.astype(wide)
+    indices, indptr = cp.ascontiguousarray(indices), cp.ascontiguousarray(indptr)
+    if indptr.dtype not in (np.int32, np.int64):
+        indices, indptr = indices.astype(np.int64), indptr.astype(np.int64)
+    itag = "i64" if indptr.dtype == np.int64 else "i32"
+    spmv = getattr(mod, f"csr_spmv_{'f64' if dtype == np.float64 else 'f32'}_{itag}")
+    ptr = _gpu.device_pointer
+    idt = str(indptr.dtype)
+    dev = cp.cuda.Device().id
+
+    def matvec(x):
+        x = cp.ascontiguousarray(x)
+        y = cp.empty(n, dtype=dtype)
+        spmv(n, ptr(indptr, idt), ptr(indices, idt), ptr(data, str(data.dtype)),
+             ptr(x, str(x.dtype)), ptr(y, str(y.dtype)), dev, cp.cuda.get_current_stream().ptr)
+        return y
+
+    return matvec
+
+
 def _seed(random_state) -> int:
     if random_state is None:
         return int(np.random.default_rng().integers(2 ** 63))
@@ -203,7 +234,6 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
 
     if which not in _WHICH:
         raise ValueError(f"which={which!r}; choose 'LA', 'SA' or 'LM'")
-    dev = cp.cuda.Device().id
     if csp.issparse(A):
         A = A.tocsr()
         if A.dtype not in (np.float32, np.float64):
@@ -218,26 +248,8 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         dtype = A.dtype.type
         scale = float(abs(A).max()) if A.nnz else 0.0
         asym = float(abs(A - A.T).max()) if A.nnz else 0.0
-        data = cp.ascontiguousarray(A.data)
-        indices, indptr = A.indices, A.indptr
-        if indices.dtype != indptr.dtype:
-            wide = np.promote_types(indices.dtype, indptr.dtype)
-            indices, indptr = indices.astype(wide), indptr.astype(wide)
-        indices, indptr = cp.ascontiguousarray(indices), cp.ascontiguousarray(indptr)
-        itag = "i64" if indptr.dtype == np.int64 else "i32"
-        if indptr.dtype not in (np.int32, np.int64):
-            indices, indptr, itag = indices.astype(np.int64), indptr.astype(np.int64), "i64"
-        spmv = getattr(mod, f"csr_spmv_{'f64' if dtype == np.float64 else 'f32'}_{itag}")
         n = A.shape[0]
-        ptr = _gpu.device_pointer
-        idt = str(indptr.dtype)
-
-        def matvec(x):
-            x = cp.ascontiguousarray(x)
-            y = cp.empty(n, dtype=dtype)
-            spmv(n, ptr(indptr, idt), ptr(indices, idt), ptr(data, str(data.dtype)),
-                 ptr(x, str(x.dtype)), ptr(y, str(y.dtype)), dev, cp.cuda.get_current_stream().ptr)
-            return y
+        matvec = _csr_matvec(A, cp, mod)
     elif is_gpu_array(A):
         from ._neighbors_gpu import as_device_float_array
 
@@ -282,3 +294,111 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         warnings.warn(f"eigsh did not converge in {out[2]} restart cycles: raise max_iter or "
                       "ncv, or loosen tol", RuntimeWarning, stacklevel=2)
     return out
+
+
+def affinity_csr(W, name: str = "X"):
+    """Validated ``cupyx.scipy.sparse.csr_matrix`` float64 affinity: square, finite,
+    non-negative, symmetric to 1e-8 relative, diagonal (self-loops) dropped — the device twin
+    of ``geoml.spectral._affinity_csr``."""
+    cp, _ = _gpu.require_cuda("the spectral estimators")
+    import cupyx.scipy.sparse as csp
+
+    if not csp.issparse(W):
+        raise TypeError(f"{name} must be a cupyx.scipy.sparse matrix; got {type(W).__name__}")
+    if W.ndim != 2 or W.shape[0] != W.shape[1]:
+        raise ValueError(f"{name} must be square; got shape {W.shape}")
+    if W.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold real numbers; got dtype {W.dtype}")
+    W = W.tocsr().astype(np.float64)
+    W.sum_duplicates()
+    if W.shape[0] == 0:
+        raise ValueError(f"{name} is empty")
+    if W.nnz:
+        if not bool(cp.isfinite(W.data).all()):
+            raise ValueError(f"{name} contains NaN or infinity")
+        if float(W.data.min()) < 0:
+            raise ValueError(f"{name} has negative entries; affinities must be >= 0")
+        if float(abs(W - W.T).max()) > 1e-8 * float(abs(W).max()):
+            raise ValueError(f"{name} is not symmetric; symmetrise it first, e.g. "
+                             f"{name}.maximum({name}.T) or ({name} + {name}.T) / 2")
+        diag = W.diagonal()
+        if bool(diag.any()):
+            W = (W - csp.diags(diag)).tocsr()
+        W.eliminate_zeros()
+    return W
+
+
+def lsym_smallest(W, k: int, *, tol: float, seed: int, max_iter: int = 1000, xp=None):
+    """The ``k`` smallest eigenpairs of ``L_sym = I - D^-1/2 W D^-1/2`` on the device.
+
+    The same reduction as the CPU path (``geoml.spectral._lsym_smallest``): the null space of
+    ``L_sym`` (``D^1/2 1_C`` per connected component ``C``, ``e_i`` for an isolated node) is put
+    in exactly; the other ``k - c`` pairs are the largest of ``P (N + I) P`` by :func:`lanczos`,
+    ``N = D^-1/2 W D^-1/2`` and ``P`` the projector onto the complement of the null space
+    (applied with per-component sums, no dense basis), so ``L``'s eigenvalue is
+    ``2 - theta``. The components are labelled on the host from the CSR pattern (two index
+    arrays copied down, O(nnz)); everything else stays on the device. No Chebyshev filter
+    here (the CPU solver's ``p(N)``): on the GPU the basis work per product is cheap.
+
+    ``W``: ``cupyx.scipy.sparse.csr_matrix`` float64 from :func:`affinity_csr` (or a SciPy CSR
+    matrix with ``xp=numpy``, which runs the same code on the host for the CPU test suite).
+    Returns ``(eigenvalues (k,) ascending as a NumPy array, eigenvectors (n, k) and degrees
+    (n,) as ``xp`` arrays, converged, info)`` like the CPU path.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse import csgraph
+
+    from .spectral import _scale_both
+
+    if xp is None:
+        xp, mod = _gpu.require_cuda("the spectral estimators")
+
+        def host(a):
+            return a.get()
+    else:
+        mod = None
+
+        def host(a):
+            return np.asarray(a)
+    n = W.shape[0]
+    d = xp.asarray(W.sum(axis=1), dtype=np.float64).ravel()
+    pos = d > 0
+    s = xp.where(pos, 1.0 / xp.sqrt(xp.where(pos, d, 1.0)), 0.0)
+    N = _scale_both(W, s)
+    pattern = sp.csr_matrix((np.ones(W.nnz), host(W.indices), host(W.indptr)), shape=(n, n))
+    ncomp, lab_h = csgraph.connected_components(pattern, directed=False)
+    lab = xp.asarray(lab_h)
+    z = xp.where(pos, xp.sqrt(d), 1.0)  # null vectors, normalised per component below
+    z = z / xp.sqrt(xp.bincount(lab, weights=z * z, minlength=ncomp))[lab]
+    info = {"components": int(ncomp), "n_matvec": 0, "n_iter": 0}
+    nz = min(ncomp, k)
+    Z = xp.zeros((n, nz))
+    first = lab < nz
+    Z[xp.nonzero(first)[0], lab[first]] = z[first]
+    if ncomp >= k:
+        return np.zeros(k), Z, d, True, info
+    kk = k - ncomp
+    if kk > n - ncomp - 1:
+        raise ValueError(f"{k} eigenpairs requested but the graph has only {n} nodes "
+                         f"(and {ncomp} components)")
+
+    def project(x):
+        return x - z * xp.bincount(lab, weights=z * x, minlength=ncomp)[lab]
+
+    spmv = (lambda x: N @ x) if mod is None else _csr_matvec(N, xp, mod)
+
+    def matvec(x):
+        x = project(x)
+        return project(spmv(x) + x)
+
+    rng = np.random.default_rng(seed)
+    v0 = project(xp.asarray(rng.standard_normal(n)))
+    w, V, n_iter, res, conv, n_mv, _ = lanczos(matvec, n, kk, which="LA", tol=tol,
+                                               max_iter=max_iter, v0=v0, seed=seed, xp=xp)
+    info.update(n_matvec=int(n_mv), n_iter=int(n_iter), residuals=host(res))
+    lam = np.concatenate([np.zeros(ncomp), 2.0 - host(w)[::-1]])
+    if not conv:
+        warnings.warn(f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
+                      f"(largest residual {float(res.max()):.3g}, tol {tol:.3g})",
+                      RuntimeWarning, stacklevel=3)
+    return lam, xp.hstack([Z, V[:, ::-1]]), d, bool(conv), info

@@ -14,8 +14,9 @@ def is_gpu_array(x) -> bool:
 
 
 def reject_gpu(x, name: str, what: str) -> None:
-    """Raise ``TypeError`` for device arrays on a CPU-only entry point."""
-    if is_gpu_array(x):
+    """Raise ``TypeError`` for device arrays (and ``cupyx.scipy.sparse`` matrices) on a
+    CPU-only entry point."""
+    if is_gpu_array(x) or type(x).__module__.startswith("cupyx."):
         raise TypeError(
             f"{name} is a GPU (CuPy) array, but {what} has no GPU implementation yet; "
             f"pass a NumPy array (e.g. {name}.get())"

@@ -41,9 +41,9 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 from scipy.sparse.linalg import LinearOperator
 
-from . import _core
+from . import _core, _gpu
 from ._validation import as_float_array, check_int, check_n_jobs, is_gpu_array, reject_gpu
-from .neighbors import knn_graph
+from .neighbors import _move, _on_device, _xp, knn_graph
 
 __all__ = ["DiffusionMap", "EigshResult", "LaplacianEigenmap", "SpectralClustering", "eigsh",
            "laplacian"]
@@ -365,6 +365,12 @@ def _normalized_adjacency(W: sp.csr_matrix):
     return N, d
 
 
+def _scale_both(W, s):
+    """CSR matrix ``s_i W_ij s_j`` for a SciPy or cupyx ``W`` and ``s`` on the same side."""
+    C = W.tocoo()
+    return type(C)((C.data * s[C.row] * s[C.col], (C.row, C.col)), shape=W.shape).tocsr()
+
+
 def _null_space(W: sp.csr_matrix, d: np.ndarray):
     """Orthonormal basis (n, c) of the null space of L_sym: D^1/2 1_C per component C."""
     ncomp, lab = csgraph.connected_components(W, directed=False)
@@ -383,7 +389,13 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
     """k smallest eigenpairs of L_sym = I - N via the largest of N, null space put in exactly.
 
     Returns (eigenvalues ascending (k,), eigenvectors (n, k), d, converged, info dict).
+    A ``cupyx.scipy.sparse`` ``W`` runs on the GPU (``_spectral_gpu.lsym_smallest``).
     """
+    if _on_gpu(W):
+        from . import _spectral_gpu
+
+        return _spectral_gpu.lsym_smallest(W, k, tol=_check_tol(tol, np.float64),
+                                           seed=_seed(random_state), max_iter=max_iter)
     n = W.shape[0]
     N, d = _normalized_adjacency(W)
     Z, ncomp = _null_space(W, d)
@@ -419,26 +431,48 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
     return lam, vecs, d, bool(conv), info
 
 
-def _sign_flip(U: np.ndarray) -> np.ndarray:
+def _sign_flip(U):
     """Make the largest-|.| entry of each column positive (as scikit-learn does)."""
-    idx = np.argmax(np.abs(U), axis=0)
-    signs = np.sign(U[idx, np.arange(U.shape[1])])
+    xp = _xp(U)
+    idx = xp.argmax(xp.abs(U), axis=0)
+    signs = xp.sign(U[idx, xp.arange(U.shape[1])])
     signs[signs == 0] = 1
     return U * signs
 
 
 # ----------------------------------------------------------------------------- estimators
 
-def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, who: str):
+def _on_gpu(X) -> bool:
+    """True for CuPy arrays and ``cupyx.scipy.sparse`` matrices (never imports CuPy)."""
+    return is_gpu_array(X) or type(X).__module__.startswith("cupyx.")
+
+
+def _compute_side(device, X, who: str):
+    """``(gpu_in, where)``: whether ``X`` is on the device, and where the fit runs."""
+    if device not in _gpu.DEVICES:
+        raise ValueError(f"device={device!r}; choose 'auto', 'cpu' or 'cuda'")
+    gpu_in = _on_gpu(X)
+    where = ("cuda" if gpu_in else "cpu") if device == "auto" else device
+    if where == "cuda":
+        _gpu.require_cuda(who)
+    return gpu_in, where
+
+
+def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: str):
+    """Validated float64 CSR affinity on the compute side ``where`` (SciPy or cupyx)."""
     if affinity not in _AFFINITIES:
         raise ValueError(f"affinity={affinity!r}; choose 'knn', 'adaptive' or 'precomputed'")
     if affinity == "precomputed":
-        if not sp.issparse(X):
+        if not (sp.issparse(X) or type(X).__module__.startswith("cupyx.")):
             raise TypeError(f"affinity='precomputed' needs a sparse (n, n) affinity matrix; "
                             f"got {type(X).__name__}")
+        X = _move(X, where == "cuda")
+        if where == "cuda":
+            from . import _spectral_gpu
+
+            return _spectral_gpu.affinity_csr(X, "X")
         return _affinity_csr(X, "X")
-    reject_gpu(X, "X", who)
-    X = as_float_array(X, "X")
+    X = _on_device(X, where, "X")
     n = X.shape[0]
     if n < 3:
         raise ValueError(f"X has {n} samples; at least 3 are needed")
@@ -450,7 +484,7 @@ def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, who: str
         G = knn_graph(X, k, mode="connectivity", n_jobs=n_jobs)
     else:
         G = knn_graph(X, k, kernel=kernel, n_jobs=n_jobs)
-    return sp.csr_matrix(G, dtype=np.float64)
+    return G.astype(np.float64) if where == "cuda" else sp.csr_matrix(G, dtype=np.float64)
 
 
 class LaplacianEigenmap:
@@ -480,6 +514,12 @@ class LaplacianEigenmap:
         Eigensolver tolerance (relative residual, default 1e-10).
     random_state : int, Generator or None
     n_jobs : int, optional
+    device : {"auto", "cpu", "cuda"}
+        ``"auto"``: run on the GPU for CuPy ``X`` (or a ``cupyx.scipy.sparse`` affinity),
+        else on the CPU; ``"cuda"`` sends NumPy/SciPy input to the GPU (kNN graph, then
+        Lanczos with the basis on the device, see :func:`geoml.eigsh`), ``"cpu"`` brings
+        device input to the host. Fitted attributes have the family of ``X`` (CuPy/cupyx for
+        device input). The GPU solver has no Chebyshev filter (plain Lanczos on ``N``).
 
     Attributes
     ----------
@@ -511,7 +551,7 @@ class LaplacianEigenmap:
 
     def __init__(self, n_components: int = 2, n_neighbors: int = 15, *, affinity: str = "knn",
                  kernel: str | None = None, drop_first: bool = True, tol: float | None = None,
-                 random_state=None, n_jobs: int | None = None):
+                 random_state=None, n_jobs: int | None = None, device: str = "auto"):
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.affinity = affinity
@@ -520,6 +560,7 @@ class LaplacianEigenmap:
         self.tol = tol
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.device = device
 
     def _embed(self, W, n_components, drop_first, warn):
         n = W.shape[0]
@@ -532,7 +573,8 @@ class LaplacianEigenmap:
             warnings.warn(f"the affinity graph has {info['components']} connected components; "
                           "the embedding separates them rather than describing each one",
                           UserWarning, stacklevel=3)
-        s = np.where(d > 0, 1.0 / np.sqrt(np.where(d > 0, d, 1.0)), 1.0)
+        xp = _xp(U)
+        s = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
         Y = _sign_flip(U * s[:, None])
         if drop_first:
             Y, lam = Y[:, 1:], lam[1:]
@@ -540,11 +582,11 @@ class LaplacianEigenmap:
 
     def fit(self, X, y=None) -> "LaplacianEigenmap":
         """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
-        W = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs,
-                            "LaplacianEigenmap")
-        self.affinity_matrix_ = W
-        self.embedding_, self.eigenvalues_, info = self._embed(W, self.n_components,
-                                                               self.drop_first, True)
+        gpu_in, where = _compute_side(self.device, X, "LaplacianEigenmap")
+        W = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where)
+        Y, lam, info = self._embed(W, self.n_components, self.drop_first, True)
+        self.affinity_matrix_ = _move(W, gpu_in)
+        self.embedding_, self.eigenvalues_ = _move(Y, gpu_in), _move(lam, gpu_in)
         self.n_components_found_ = info["components"]
         return self
 
@@ -576,7 +618,7 @@ class DiffusionMap:
         As in :class:`LaplacianEigenmap`; the default is the self-tuning Gaussian kernel.
     kernel : str, optional
         Edge weights for ``affinity="knn"`` (default "gaussian").
-    tol, random_state, n_jobs
+    tol, random_state, n_jobs, device
         As in :class:`LaplacianEigenmap`.
 
     Attributes
@@ -598,7 +640,8 @@ class DiffusionMap:
 
     def __init__(self, n_components: int = 2, n_neighbors: int = 15, *, alpha: float = 1.0,
                  t: float = 1, affinity: str = "adaptive", kernel: str | None = "gaussian",
-                 tol: float | None = None, random_state=None, n_jobs: int | None = None):
+                 tol: float | None = None, random_state=None, n_jobs: int | None = None,
+                 device: str = "auto"):
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.alpha = alpha
@@ -608,6 +651,7 @@ class DiffusionMap:
         self.tol = tol
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.device = device
 
     def fit(self, X, y=None) -> "DiffusionMap":
         """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
@@ -617,22 +661,24 @@ class DiffusionMap:
         t = float(self.t)
         if not np.isfinite(t) or t < 0:
             raise ValueError(f"t={self.t} must be a non-negative number")
-        K = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs,
-                            "DiffusionMap")
+        gpu_in, where = _compute_side(self.device, X, "DiffusionMap")
+        K = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where)
         n = K.shape[0]
         check_int(self.n_components, "n_components", low=1, high=n - 2,
                   hint=f" (the graph has {n} nodes)")
-        q = np.asarray(K.sum(axis=1)).ravel()
-        qa = np.where(q > 0, np.where(q > 0, q, 1.0) ** -alpha, 0.0)
-        Ka = sp.csr_matrix(sp.diags(qa) @ K @ sp.diags(qa))
+        xp = _xp(K.data)
+        q = xp.asarray(K.sum(axis=1)).ravel()
+        qa = xp.where(q > 0, xp.where(q > 0, q, 1.0) ** -alpha, 0.0)
+        Ka = _scale_both(K, qa)
         lam, U, d, _, _ = _lsym_smallest(Ka, self.n_components + 1, tol=self.tol,
                                          random_state=self.random_state, n_jobs=self.n_jobs)
-        mu = 1.0 - lam  # eigenvalues of P, descending
-        s = np.where(d > 0, 1.0 / np.sqrt(np.where(d > 0, d, 1.0)), 1.0)
-        psi = _sign_flip(U * s[:, None]) * np.sqrt(d.sum())
-        self.affinity_matrix_ = K
-        self.eigenvalues_ = mu[1:]
-        self.embedding_ = psi[:, 1:] * np.sign(mu[1:]) * np.abs(mu[1:]) ** t
+        mu = 1.0 - lam[1:]  # eigenvalues of P after the trivial 1, descending
+        s = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
+        psi = _sign_flip(U * s[:, None]) * xp.sqrt(d.sum())
+        scale = xp.asarray(np.sign(mu) * np.abs(mu) ** t)
+        self.affinity_matrix_ = _move(K, gpu_in)
+        self.eigenvalues_ = _move(mu, gpu_in)
+        self.embedding_ = _move(psi[:, 1:] * scale, gpu_in)
         return self
 
     def fit_transform(self, X, y=None) -> np.ndarray:
@@ -663,6 +709,9 @@ class SpectralClustering:
         Eigensolver tolerance.
     random_state : int, Generator or None
     n_jobs : int, optional
+    device : {"auto", "cpu", "cuda"}
+        As in :class:`LaplacianEigenmap`; on the GPU the graph and the eigenvectors are
+        computed on the device and k-means runs on the host (``n x n_clusters`` values copied).
 
     Attributes
     ----------
@@ -685,7 +734,8 @@ class SpectralClustering:
 
     def __init__(self, n_clusters: int = 8, n_neighbors: int = 15, *, affinity: str = "knn",
                  kernel: str | None = None, n_init: int = 10, max_iter: int = 300,
-                 tol: float | None = None, random_state=None, n_jobs: int | None = None):
+                 tol: float | None = None, random_state=None, n_jobs: int | None = None,
+                 device: str = "auto"):
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.affinity = affinity
@@ -695,11 +745,12 @@ class SpectralClustering:
         self.tol = tol
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.device = device
 
     def fit(self, X, y=None) -> "SpectralClustering":
         """Cluster ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
-        W = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs,
-                            "SpectralClustering")
+        gpu_in, where = _compute_side(self.device, X, "SpectralClustering")
+        W = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where)
         n = W.shape[0]
         k = check_int(self.n_clusters, "n_clusters", low=2, high=n - 1,
                       hint=f" (the graph has {n} nodes)")
@@ -709,14 +760,14 @@ class SpectralClustering:
         emb = LaplacianEigenmap(k, affinity="precomputed", drop_first=False, tol=self.tol,
                                 random_state=rng, n_jobs=self.n_jobs)
         Y, lam, _ = emb._embed(W, k, False, False)
-        Y = np.ascontiguousarray(Y, dtype=np.float64)
+        Y = np.ascontiguousarray(_move(Y, False), dtype=np.float64)  # k-means runs on the host
         ktol = 1e-4 * float(np.mean(np.var(Y, axis=0)))
         labels, centers, inertia, _ = _core.kmeans(Y, k, n_init, max_iter, ktol,
                                                    _seed(rng), check_n_jobs(self.n_jobs))
-        self.affinity_matrix_ = W
-        self.embedding_ = Y
-        self.eigenvalues_ = lam
-        self.labels_ = labels
+        self.affinity_matrix_ = _move(W, gpu_in)
+        self.embedding_ = _move(Y, gpu_in)
+        self.eigenvalues_ = _move(lam, gpu_in)
+        self.labels_ = _move(labels, gpu_in)
         self.inertia_ = float(inertia)
         return self
 
