@@ -127,6 +127,14 @@ void scatter(const T* B, int64_t J, int64_t R, int64_t l0, int64_t lc, T* Y, int
       std::memcpy(Y + ((l0 + c) * J + j) * R, B + j * K + c * R, sizeof(T) * R);
 }
 
+bool use_avx2() {
+#if GEOML_SIMD_X86
+  return simd_isa() != SimdIsa::Generic;
+#else
+  return false;
+#endif
+}
+
 int64_t gather_slabs(int64_t L, int64_t width, int64_t R) {
   return std::max<int64_t>(1, std::min(L, kGatherElems / std::max<int64_t>(width * R, 1)));
 }
@@ -254,10 +262,22 @@ void mode_sketch(const T* X, const std::vector<int64_t>& dims, int n, const T* W
 
 template <typename T>
 double sum_squares(const T* x, int64_t n, int n_threads) {
-  const int nt = resolve_threads(n_threads);
+  constexpr int64_t kChunk = int64_t(1) << 14;  // entries per task
+  const int64_t nc = (n + kChunk - 1) / kChunk;
+  const int nt = n >= kParallelMin ? resolve_threads(n_threads) : 1;
+  const bool avx2 = use_avx2();
   double acc = 0.0;
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : acc) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) acc += double(x[i]) * double(x[i]);
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : acc)
+  for (int64_t c = 0; c < nc; ++c) {
+    const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
+#if GEOML_SIMD_X86
+    if (avx2)
+      acc += ts_avx2::sumsq_range<T>(x, i0, i1);
+    else
+#endif
+      acc += ts_generic::sumsq_range<T>(x, i0, i1);
+  }
+  (void)avx2;
   return acc;
 }
 
@@ -312,13 +332,6 @@ void csr_t_matmat(const T* data, const I* indices, const I* indptr, int64_t m, i
 }
 
 namespace {
-bool use_avx2() {
-#if GEOML_SIMD_X86
-  return simd_isa() != SimdIsa::Generic;
-#else
-  return false;
-#endif
-}
 constexpr int64_t kTsBlock = 4096;  // rows per task
 }  // namespace
 
