@@ -55,6 +55,12 @@ ssyrk_fn g_ssyrk = nullptr;
 constexpr int64_t kDirectR = 64;
 constexpr int64_t kDirectL = 16;
 constexpr int64_t kGatherElems = int64_t(1) << 22;
+// Mode-n products with at most kColsMaxJ output rows and slabs at least kColsMinR wide run in
+// geoml's own SIMD kernel (`ttm_cols`), over tasks of kColBlock columns of one slab: OpenBLAS
+// reaches only a third of the memory bandwidth on such skinny shapes.
+constexpr int64_t kColsMinR = 64;
+constexpr int64_t kColsMaxJ = 32;
+constexpr int64_t kColBlock = 512;
 // Below this many elements of work a loop runs on the calling thread: waking a team costs more
 // than it saves (much more on a loaded machine).
 constexpr int64_t kParallelMin = int64_t(1) << 16;
@@ -168,6 +174,29 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
   if (L * R == 0 || J == 0) return;
   if (I == 0) {  // empty contraction: Y = 0
     std::fill(Y, Y + L * J * R, T(0));
+    return;
+  }
+  if (R >= kColsMinR && J <= kColsMaxJ) {
+    // Few output rows, wide slabs: geoml's SIMD kernel streams X once, without gathers.
+    const int64_t Jp = (J + 3) / 4 * 4;
+    std::vector<T> At(static_cast<size_t>(I * Jp), T(0));
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t j = 0; j < J; ++j)
+        At[i * Jp + j] = a_transposed ? A[i * J + j] : A[j * I + i];
+    const int64_t nb = (R + kColBlock - 1) / kColBlock, tasks = L * nb;
+    const bool avx2 = use_avx2();
+    const T* at = At.data();
+#pragma omp parallel for num_threads(nt) schedule(static) if (L * I * R >= kParallelMin)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t l = t / nb, r0 = (t % nb) * kColBlock, r1 = std::min(R, r0 + kColBlock);
+#if GEOML_SIMD_X86
+      if (avx2)
+        ts_avx2::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R);
+      else
+#endif
+        ts_generic::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R);
+    }
+    (void)avx2;
     return;
   }
   // A^T (I x J) as a column-major operand: the row-major J x I array A read column-major

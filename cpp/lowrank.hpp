@@ -30,10 +30,13 @@ ModeView mode_view(const std::vector<int64_t>& dims, int n);
 /// Mode-n product Y = X x_n A for a C-ordered tensor X of shape `dims`: Y has shape `dims`
 /// with dims[n] replaced by J, and Y_(n) = A X_(n). A is the J x I matrix given row-major, or,
 /// if `a_transposed`, given as its transpose U = A^T (I x J, row-major), so Y = X x_n U^T.
-/// No unfolding is formed when R = 1 (one GEMM) or when there are few wide slabs (L <= 16,
-/// R >= 64: one GEMM per mode-n slab); otherwise slabs are gathered into a bounded buffer
-/// (4M entries) so that each GEMM is large and BLAS is called a handful of times per mode.
-/// BLAS is called from the calling thread only (it threads itself); the gathers use OpenMP.
+/// With few output rows (J <= 32) and wide slabs (R >= 64), geoml's SIMD kernel runs over
+/// OpenMP tasks of 512 columns of one slab, reading X once (skinny shapes where OpenBLAS is
+/// far from the memory bandwidth). Otherwise through BLAS: no unfolding is formed when R = 1
+/// (one GEMM) or when there are few wide slabs (L <= 16, R >= 64: one GEMM per mode-n slab);
+/// else slabs are gathered into a bounded buffer (4M entries) so that each GEMM is large and
+/// BLAS is called a handful of times per mode. BLAS is called from the calling thread only
+/// (it threads itself); the gathers use OpenMP.
 /// Cost 2 J * numel(X) flops. Y is caller-owned, numel(X) / I * J entries.
 template <typename T>
 void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_t J,

@@ -118,17 +118,41 @@ def _select_rank(eigvals: np.ndarray, budget: float) -> int:
     return max(1, int(ok[0])) if ok.size else lam.size
 
 
+def _layout(shape, m: int) -> tuple[float, float, float]:
+    """(L, R, numel) of ``shape`` seen around mode m as an (L, I_m, R) array."""
+    L = float(np.prod(shape[:m]))
+    R = float(np.prod(shape[m + 1:]))
+    return L, R, L * shape[m] * R
+
+
+def _gathers(L: float, R: float) -> bool:
+    """Whether the BLAS paths of the C++ kernels gather slabs (see ``ttm`` in C++)."""
+    return R > 1 and L > 1 and not (R >= 64 and L <= 16)
+
+
 def _ttm_cost(shape, m: int, J: int) -> float:
     """Model of the time of ``_ttm`` along mode m (size I -> J) of a tensor of ``shape``, in
     flop units: 2 J flops per input entry, 24 per entry read or written, and 64 more per entry
-    when the kernel gathers slabs into a buffer (narrow trailing size; see ``ttm`` in C++).
-    Fitted to single-core timings on AVX2 (Zen) cores, float32 and float64."""
-    size = float(np.prod(shape))
-    L = float(np.prod(shape[:m]))
-    R = float(np.prod(shape[m + 1:]))
+    when the kernel gathers slabs into a buffer (narrow trailing size R < 64 with many slabs,
+    or J > 32 output rows; see ``ttm`` in C++). Fitted to single-core timings on AVX2 (Zen)
+    cores, float32 and float64, like the models below."""
+    L, R, size = _layout(shape, m)
     out = size / max(shape[m], 1) * J
-    gathered = R > 1 and L > 1 and not (R >= 64 and L <= 16)
+    gathered = _gathers(L, R) and not (R >= 64 and J <= 32)
     return 2.0 * J * size + (24.0 + (64.0 if gathered else 0.0)) * (size + out)
+
+
+def _gram_cost(shape, m: int) -> float:
+    """Model of ``_gram`` (SYRK at BLAS speed, I_m flops per entry) in the same units."""
+    L, R, size = _layout(shape, m)
+    return size * (shape[m] + 24.0 + (64.0 if _gathers(L, R) else 0.0))
+
+
+def _sketch_cost(shape, m: int, s: int) -> float:
+    """Model of a mode-m sketch ``X_(m) W`` with s columns (BLAS, at a quarter of its peak on
+    such skinny shapes) in the same units."""
+    L, R, size = _layout(shape, m)
+    return size * (4.0 * s + 24.0 + (64.0 if _gathers(L, R) else 0.0))
 
 
 def _contract_all(X: np.ndarray, mats: dict[int, np.ndarray], transposed: bool,
@@ -157,34 +181,39 @@ def _contract_all(X: np.ndarray, mats: dict[int, np.ndarray], transposed: bool,
     return X
 
 
-def _st_step_cost(I: int, r: int, size: float) -> float:
-    """Flops of one exact ST-HOSVD step: mode-n Gram (SYRK) + TTM to rank r."""
-    return size * (I + 2 * r)
+def _st_step_cost(shape, m: int, r: int) -> float:
+    """Modelled time of one exact ST-HOSVD step on mode m: Gram matrix + product to rank r."""
+    return _gram_cost(shape, m) + _ttm_cost(shape, m, r)
 
 
 def _sketch_cols(I: int, r: int, rest: int, p: int) -> int:
     return min(r + p, I, rest)
 
 
-def _rand_step(I: int, r: int, size: float, p: int, q: int) -> tuple[bool, float]:
-    """(use a sketch?, cost) of one randomized step: a sketch costs 2 s size flops per pass
-    over the tensor (sketch, 2 per power iteration, final projection) plus ~20 flops per
-    Gaussian entry; it is used only when that beats the exact step."""
-    rest = size / I
-    s = _sketch_cols(I, r, int(rest), p)
-    exact = _st_step_cost(I, r, size)
+def _rand_step(shape, m: int, r: int, p: int, q: int) -> tuple[bool, float]:
+    """(use a sketch?, modelled time) of one randomized step on mode m: the sketch, q power
+    iterations (a product and a sketch each), the final product to s columns, the exact step
+    on its small result and the Gaussian draws; the sketch is used only when that beats the
+    exact step."""
+    I = shape[m]
+    rest = int(np.prod(shape)) // max(I, 1)
+    s = _sketch_cols(I, r, rest, p)
+    exact = _st_step_cost(shape, m, r)
     if s >= I or r >= rest:
         return False, exact
-    sketch = size * 2 * s * (2 + 2 * q) + 20 * rest * s
+    small = list(shape)
+    small[m] = s
+    sketch = ((q + 1) * (_sketch_cost(shape, m, s) + _ttm_cost(shape, m, s))
+              + _st_step_cost(tuple(small), m, r) + 60.0 * rest * s)
     return (True, sketch) if sketch < exact else (False, exact)
 
 
 def _mode_order(shape, ranks: dict[int, int] | None, modes: list[int], step_cost=None
                 ) -> list[int]:
-    """Order in which (ST-)HOSVD processes ``modes``: the cheapest by a flop model.
+    """Order in which (ST-)HOSVD processes ``modes``: the cheapest by a time model.
 
-    ``step_cost(I, r, size)`` is the cost of processing a mode of size I to rank r while the
-    tensor has ``size`` entries (default: exact ST-HOSVD step); the size then shrinks by r / I.
+    ``step_cost(shape, m, r)`` is the modelled time of processing mode m of a tensor of
+    ``shape`` to rank r (default: exact ST-HOSVD step); mode m then has size r.
     All orders are tried for up to 6 modes; beyond that (or when ranks are unknown) modes
     go by increasing size, as in Vannieuwenhoven et al.
     """
@@ -193,10 +222,10 @@ def _mode_order(shape, ranks: dict[int, int] | None, modes: list[int], step_cost
     step_cost = step_cost or _st_step_cost
 
     def cost(order):
-        size, total = float(np.prod(shape)), 0.0
+        cur, total = list(shape), 0.0
         for m in order:
-            total += step_cost(shape[m], ranks[m], size)
-            size *= ranks[m] / shape[m]
+            total += step_cost(tuple(cur), m, ranks[m])
+            cur[m] = ranks[m]
         return total
 
     return list(min(permutations(modes), key=cost))
@@ -598,15 +627,15 @@ def _randomized(T, ranks, modes, nj, rng, n_oversamples, n_power_iter):
     sketch = getattr(_core, "mode_sketch_" + _sfx(T.dtype))
     p, q = n_oversamples, n_power_iter
 
-    def step_cost(I, r, size):
-        return _rand_step(I, r, size, p, q)[1]
+    def step_cost(shape, m, r):
+        return _rand_step(shape, m, r, p, q)[1]
 
     order, inter = _mode_order(T.shape, ranks, modes, step_cost), []
     for n in order:
         inter.append(Y)
         In, r = Y.shape[n], ranks[n]
         rest = Y.size // In
-        if not _rand_step(In, r, float(Y.size), p, q)[0]:
+        if not _rand_step(Y.shape, n, r, p, q)[0]:
             _, V = _eig_desc(_gram(Y, n, nj), r)
             factors[n] = np.ascontiguousarray(V[:, :r], dtype=T.dtype)
             Y = _ttm(Y, n, factors[n], True, nj)
@@ -771,7 +800,7 @@ def tucker(T, ranks, *, method: str = "hooi", init=None, max_iter: int = 100,
         columns and ``n_power_iter`` power iterations (Minster, Saibaba & Kilmer 2020).
         ``"hooi"``: higher-order orthogonal iteration started from ``init``, stopped when the
         fit ``1 - ||T - T_hat|| / ||T||`` changes by less than ``tol`` between sweeps.
-        Modes are processed in the order of least work (a flop model).
+        Modes are processed in the order of least work (a time model of the kernels).
     init : {"st_hosvd", "hosvd", "randomized"} or sequence of N arrays, optional
         Start of HOOI (default ``"st_hosvd"``); arrays of shape (I_n, r_n) are
         orthonormalised. Only for ``method="hooi"``.
