@@ -59,6 +59,9 @@ constexpr int64_t kGatherElems = int64_t(1) << 22;
 // geoml's own SIMD kernel (`ttm_cols`), over tasks of kColBlock columns of one slab: OpenBLAS
 // reaches only a third of the memory bandwidth on such skinny shapes.
 constexpr int64_t kColsMinR = 64;
+// A Gram matrix is summed slab by slab (one SYRK per slab, no gather) when the slabs are at
+// least kDirectR wide and each SYRK does at least this many flops (I^2 R).
+constexpr int64_t kSyrkSlabFlops = int64_t(1) << 22;
 constexpr int64_t kColsMaxJ = 32;
 constexpr int64_t kColBlock = 512;
 // Below this many elements of work a loop runs on the calling thread: waking a team costs more
@@ -244,7 +247,7 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
       const int64_t lc = std::min(bl, L - l0);
       syrk('U', 'N', I, lc, T(1), X + l0 * I, I, T(1), G, I);
     }
-  } else if (L == 1 || (R >= kDirectR && L <= kDirectL)) {
+  } else if (L == 1 || (R >= kDirectR && (L <= kDirectL || I * I * R >= kSyrkSlabFlops))) {
     // X_l (I x R) row-major is X_l^T (R x I) column-major; G += X_l X_l^T: SYRK 'T'.
     for (int64_t l = 0; l < L; ++l) syrk('U', 'T', I, R, T(1), X + l * I * R, R, T(1), G, I);
   } else {

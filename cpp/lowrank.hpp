@@ -43,7 +43,8 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
          bool a_transposed, T* Y, int n_threads);
 
 /// Mode-n Gram matrix G = X_(n) X_(n)^T (I x I, symmetric, both triangles written) by SYRK
-/// on slabs, with the same slab/gather strategy as `ttm`. Cost I^2 * numel(X) flops.
+/// on slabs: one SYRK per slab when slabs are wide (R >= 64) and either few or big enough
+/// (I^2 R >= 4M flops), else on gathered blocks as in `ttm`. Cost I^2 * numel(X) flops.
 /// G is caller-owned, I*I entries.
 template <typename T>
 void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_threads);
