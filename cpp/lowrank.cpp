@@ -181,6 +181,7 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
   }
   if (R >= kColsMinR && J <= kColsMaxJ) {
     // Few output rows, wide slabs: geoml's SIMD kernel streams X once, without gathers.
+    // Dynamic schedule: on a busy machine a descheduled thread does not hold up the rest.
     const int64_t Jp = (J + 3) / 4 * 4;
     std::vector<T> At(static_cast<size_t>(I * Jp), T(0));
     for (int64_t i = 0; i < I; ++i)
@@ -189,7 +190,7 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
     const int64_t nb = (R + kColBlock - 1) / kColBlock, tasks = L * nb;
     const bool avx2 = use_avx2();
     const T* at = At.data();
-#pragma omp parallel for num_threads(nt) schedule(static) if (L * I * R >= kParallelMin)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (L * I * R >= kParallelMin)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t l = t / nb, r0 = (t % nb) * kColBlock, r1 = std::min(R, r0 + kColBlock);
 #if GEOML_SIMD_X86

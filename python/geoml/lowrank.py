@@ -5,10 +5,16 @@ Where the work goes:
 * Mode-n products (TTM), mode-n Gram matrices ``X_(n) X_(n)^T`` and mode-n sketches
   ``X_(n) W`` of dense tensors run in C++ (``cpp/lowrank.cpp``) on the C-ordered tensor seen as
   an (L, I_n, R) array, without forming unfoldings (narrow trailing sizes are gathered in
-  bounded blocks). Their GEMM/SYRK calls go to SciPy's own BLAS: the function pointers are taken
-  from ``scipy.linalg.cython_blas.__pyx_capi__`` when this module is imported, so geoml needs no
+  bounded blocks). Products to few rows (J <= 32) of wide slabs run in geoml's own OpenMP/SIMD
+  kernel, which reads the tensor once (OpenBLAS reaches a third of the memory bandwidth on
+  such skinny shapes); Gram matrices are one SYRK per mode or per wide slab. The GEMM/SYRK
+  calls go to SciPy's own BLAS: the function pointers are taken from
+  ``scipy.linalg.cython_blas.__pyx_capi__`` when this module is imported, so geoml needs no
   BLAS at build time and uses the same (threaded) BLAS as SciPy. BLAS is called from one thread
-  only; the OpenMP threads (``n_jobs``) only gather data, so the two never oversubscribe.
+  only, never inside an OpenMP region, so the two never oversubscribe.
+* The order of the modes (ST-HOSVD, chains of products) and the choice between a sketch and
+  an exact step (``method="randomized"``) follow a time model of these kernels
+  (``_ttm_cost``, ``_gram_cost``, ``_sketch_cost``), fitted on AVX2 cores.
 * The small symmetric eigenproblems (I_n x I_n Gram matrices, I_n = a mode size) and the small
   SVDs/QRs go to SciPy's LAPACK (``scipy.linalg.eigh``/``svd``/``qr``) from Python: they cost
   O(I_n^3), negligible next to the O(I_n * numel) tensor products, and this keeps LAPACK
@@ -108,6 +114,32 @@ def _eig_desc(G: np.ndarray, r: int | None) -> tuple[np.ndarray, np.ndarray]:
         w, V = sla.eigh(G, subset_by_index=[dim - r, dim - 1], overwrite_a=True,
                         check_finite=False, driver="evr")
     return w[::-1], _fix_signs(V[:, ::-1])
+
+
+def _eig_warm(G: np.ndarray, U0: np.ndarray, max_steps: int = 3) -> np.ndarray | None:
+    """Leading ``r = U0.shape[1]`` eigenvectors of the symmetric ``G`` from a close start.
+
+    Subspace iteration with Rayleigh-Ritz from the orthonormal ``U0`` (a HOOI factor of the
+    previous step), in float64; costs O(I^2 r) per step instead of the O(I^3) of a full
+    eigensolver. Accepted only once the Davis-Kahan bound ``sin(angle to the exact leading
+    subspace) <= ||G U - U Theta||_F / gap <= 1e-10`` holds, the gap bounded from below by
+    ``theta_r - (trace(G) - sum(theta))`` (which bounds lambda_{r+1} from above); returns
+    None when that is not reached in ``max_steps`` steps (the caller then runs LAPACK).
+    """
+    G = np.asarray(G, dtype=np.float64)
+    Q = np.asarray(U0, dtype=np.float64)
+    trace = float(np.trace(G))
+    for step in range(max_steps + 1):
+        Z = G @ Q
+        theta, C = np.linalg.eigh(Q.T @ Z)
+        theta, C = theta[::-1], C[:, ::-1]
+        U, GU = Q @ C, Z @ C
+        gap = theta[-1] - max(trace - float(np.sum(theta)), 0.0)
+        if gap > 0 and np.linalg.norm(GU - U * theta) <= 1e-10 * gap:
+            return _fix_signs(U)
+        if step < max_steps:
+            Q = np.linalg.qr(GU)[0]
+    return None
 
 
 def _select_rank(eigvals: np.ndarray, budget: float) -> int:
@@ -681,7 +713,10 @@ def _hooi(T, factors, core, plan, modes, nj, normT2, max_iter, tol):
         return np.sqrt(max(normT2 - _sumsq(c, nj), 0.0)) / normT if normT > 0 else 0.0
 
     def update(Y, n):
-        _, V = _eig_desc(_gram(Y, n, nj), ranks[n])
+        G = _gram(Y, n, nj)
+        V = _eig_warm(G, factors[n])  # the previous factor is a close start
+        if V is None:
+            V = _eig_desc(G, ranks[n])[1]
         factors[n] = np.ascontiguousarray(V[:, :ranks[n]], dtype=T.dtype)
 
     err_prev = None if core is None else rel_err(core)
@@ -798,8 +833,11 @@ def tucker(T, ranks, *, method: str = "hooi", init=None, max_iter: int = 100,
         shrunk tensor (cheaper, usually as accurate). ``"randomized"``: ST-HOSVD with each
         mode's subspace from a Gaussian sketch ``Y_(n) Omega`` of ``r_n + n_oversamples``
         columns and ``n_power_iter`` power iterations (Minster, Saibaba & Kilmer 2020).
-        ``"hooi"``: higher-order orthogonal iteration started from ``init``, stopped when the
-        fit ``1 - ||T - T_hat|| / ||T||`` changes by less than ``tol`` between sweeps.
+        A mode where the sketch's passes over the tensor would cost more than the exact
+        step (Gram matrix + product; e.g. every mode of a 200^3 tensor at rank 10) takes the
+        exact step. ``"hooi"``: higher-order orthogonal iteration started from ``init``,
+        stopped when the fit ``1 - ||T - T_hat|| / ||T||`` changes by less than ``tol``
+        between sweeps (one sweep when the start is already converged).
         Modes are processed in the order of least work (a time model of the kernels).
     init : {"st_hosvd", "hosvd", "randomized"} or sequence of N arrays, optional
         Start of HOOI (default ``"st_hosvd"``); arrays of shape (I_n, r_n) are
