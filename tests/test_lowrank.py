@@ -498,3 +498,26 @@ def test_warm_eigensolver_matches_lapack(rng):
     assert lowrank._eig_warm(np.eye(I) + 1e-3 * np.diag(np.arange(I)), U0) is None
     # a start orthogonal to the leading subspace does not converge in the allotted steps
     assert lowrank._eig_warm(G, V[:, r:2 * r]) is None
+
+
+@pytest.mark.parametrize("isa", [i for i in ("avx2", "generic")
+                                 if i == "generic" or geoml._core.simd_isa() != "generic"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_simd_kernels_every_isa(isa, dtype):
+    # geoml's own SIMD loops (product to few rows, sum of squares) on each compiled ISA
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((3, 7, 133)).astype(dtype)
+    X64 = X.astype(np.float64)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    geoml._core.set_simd_isa(isa)
+    try:
+        for n, J in [(0, 5), (1, 6), (1, 1)]:
+            A = rng.standard_normal((J, X.shape[n])).astype(dtype)
+            ref = mode_dot(X64, A.astype(np.float64), n)
+            np.testing.assert_allclose(lowrank._ttm(X, n, A, False, 0), ref,
+                                       atol=tol * np.abs(ref).max())
+        x = rng.standard_normal(40_003).astype(dtype)
+        assert lowrank._sumsq(x, 0) == pytest.approx(float(np.sum(x.astype(np.float64) ** 2)),
+                                                    rel=1e-12)
+    finally:
+        geoml._core.set_simd_isa("auto")

@@ -18,7 +18,9 @@ Where the work goes:
 * The small symmetric eigenproblems (I_n x I_n Gram matrices, I_n = a mode size) and the small
   SVDs/QRs go to SciPy's LAPACK (``scipy.linalg.eigh``/``svd``/``qr``) from Python: they cost
   O(I_n^3), negligible next to the O(I_n * numel) tensor products, and this keeps LAPACK
-  workspace handling out of C++.
+  workspace handling out of C++. HOOI's updates first try a few steps of subspace iteration
+  from the previous factor (``_eig_warm``, O(I_n^2 r_n) each), accepted only when a
+  Davis-Kahan bound certifies the leading subspace to 1e-10.
 * :func:`randomized_svd` uses NumPy's BLAS GEMMs for dense input and geoml's OpenMP CSR kernels
   for sparse input (SciPy's sparse-times-dense product is single-threaded). Its tall-skinny
   re-orthonormalisations (CholeskyQR2) run in geoml's OpenMP kernels ``ts_gram``/``ts_matmul``
@@ -27,6 +29,7 @@ Where the work goes:
 """
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from itertools import permutations
@@ -152,8 +155,8 @@ def _select_rank(eigvals: np.ndarray, budget: float) -> int:
 
 def _layout(shape, m: int) -> tuple[float, float, float]:
     """(L, R, numel) of ``shape`` seen around mode m as an (L, I_m, R) array."""
-    L = float(np.prod(shape[:m]))
-    R = float(np.prod(shape[m + 1:]))
+    L = float(math.prod(shape[:m]))
+    R = float(math.prod(shape[m + 1:]))
     return L, R, L * shape[m] * R
 
 
@@ -228,7 +231,7 @@ def _rand_step(shape, m: int, r: int, p: int, q: int) -> tuple[bool, float]:
     on its small result and the Gaussian draws; the sketch is used only when that beats the
     exact step."""
     I = shape[m]
-    rest = int(np.prod(shape)) // max(I, 1)
+    rest = math.prod(shape) // max(I, 1)
     s = _sketch_cols(I, r, rest, p)
     exact = _st_step_cost(shape, m, r)
     if s >= I or r >= rest:
