@@ -59,11 +59,11 @@ constexpr int64_t kGatherElems = int64_t(1) << 22;
 // geoml's own SIMD kernel (`ttm_cols`), over tasks of kColBlock columns of one slab: OpenBLAS
 // reaches only a third of the memory bandwidth on such skinny shapes.
 constexpr int64_t kColsMinR = 64;
+constexpr int64_t kColsMaxJ = 32;
+constexpr int64_t kColBlock = 512;
 // A Gram matrix is summed slab by slab (one SYRK per slab, no gather) when the slabs are at
 // least kDirectR wide and each SYRK does at least this many flops (I^2 R).
 constexpr int64_t kSyrkSlabFlops = int64_t(1) << 22;
-constexpr int64_t kColsMaxJ = 32;
-constexpr int64_t kColBlock = 512;
 // Below this many elements of work a loop runs on the calling thread: waking a team costs more
 // than it saves (much more on a loaded machine).
 constexpr int64_t kParallelMin = int64_t(1) << 16;
