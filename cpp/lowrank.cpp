@@ -55,6 +55,15 @@ ssyrk_fn g_ssyrk = nullptr;
 constexpr int64_t kDirectR = 64;
 constexpr int64_t kDirectL = 16;
 constexpr int64_t kGatherElems = int64_t(1) << 22;
+// Mode-n products with at most kColsMaxJ output rows and slabs at least kColsMinR wide run in
+// geoml's own SIMD kernel (`ttm_cols`), over tasks of kColBlock columns of one slab: OpenBLAS
+// reaches only a third of the memory bandwidth on such skinny shapes.
+constexpr int64_t kColsMinR = 64;
+constexpr int64_t kColsMaxJ = 32;
+constexpr int64_t kColBlock = 512;
+// A Gram matrix is summed slab by slab (one SYRK per slab, no gather) when the slabs are at
+// least kDirectR wide and each SYRK does at least this many flops (I^2 R).
+constexpr int64_t kSyrkSlabFlops = int64_t(1) << 22;
 // Below this many elements of work a loop runs on the calling thread: waking a team costs more
 // than it saves (much more on a loaded machine).
 constexpr int64_t kParallelMin = int64_t(1) << 16;
@@ -127,6 +136,14 @@ void scatter(const T* B, int64_t J, int64_t R, int64_t l0, int64_t lc, T* Y, int
       std::memcpy(Y + ((l0 + c) * J + j) * R, B + j * K + c * R, sizeof(T) * R);
 }
 
+bool use_avx2() {
+#if GEOML_SIMD_X86
+  return simd_isa() != SimdIsa::Generic;
+#else
+  return false;
+#endif
+}
+
 int64_t gather_slabs(int64_t L, int64_t width, int64_t R) {
   return std::max<int64_t>(1, std::min(L, kGatherElems / std::max<int64_t>(width * R, 1)));
 }
@@ -160,6 +177,30 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
   if (L * R == 0 || J == 0) return;
   if (I == 0) {  // empty contraction: Y = 0
     std::fill(Y, Y + L * J * R, T(0));
+    return;
+  }
+  if (R >= kColsMinR && J <= kColsMaxJ) {
+    // Few output rows, wide slabs: geoml's SIMD kernel streams X once, without gathers.
+    // Dynamic schedule: on a busy machine a descheduled thread does not hold up the rest.
+    const int64_t Jp = (J + 3) / 4 * 4;
+    std::vector<T> At(static_cast<size_t>(I * Jp), T(0));
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t j = 0; j < J; ++j)
+        At[i * Jp + j] = a_transposed ? A[i * J + j] : A[j * I + i];
+    const int64_t nb = (R + kColBlock - 1) / kColBlock, tasks = L * nb;
+    const bool avx2 = use_avx2();
+    const T* at = At.data();
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (L * I * R >= kParallelMin)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t l = t / nb, r0 = (t % nb) * kColBlock, r1 = std::min(R, r0 + kColBlock);
+#if GEOML_SIMD_X86
+      if (avx2)
+        ts_avx2::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R);
+      else
+#endif
+        ts_generic::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R);
+    }
+    (void)avx2;
     return;
   }
   // A^T (I x J) as a column-major operand: the row-major J x I array A read column-major
@@ -207,7 +248,7 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
       const int64_t lc = std::min(bl, L - l0);
       syrk('U', 'N', I, lc, T(1), X + l0 * I, I, T(1), G, I);
     }
-  } else if (L == 1 || (R >= kDirectR && L <= kDirectL)) {
+  } else if (L == 1 || (R >= kDirectR && (L <= kDirectL || I * I * R >= kSyrkSlabFlops))) {
     // X_l (I x R) row-major is X_l^T (R x I) column-major; G += X_l X_l^T: SYRK 'T'.
     for (int64_t l = 0; l < L; ++l) syrk('U', 'T', I, R, T(1), X + l * I * R, R, T(1), G, I);
   } else {
@@ -254,10 +295,22 @@ void mode_sketch(const T* X, const std::vector<int64_t>& dims, int n, const T* W
 
 template <typename T>
 double sum_squares(const T* x, int64_t n, int n_threads) {
-  const int nt = resolve_threads(n_threads);
+  constexpr int64_t kChunk = int64_t(1) << 14;  // entries per task
+  const int64_t nc = (n + kChunk - 1) / kChunk;
+  const int nt = n >= kParallelMin ? resolve_threads(n_threads) : 1;
+  const bool avx2 = use_avx2();
   double acc = 0.0;
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : acc) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) acc += double(x[i]) * double(x[i]);
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : acc)
+  for (int64_t c = 0; c < nc; ++c) {
+    const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
+#if GEOML_SIMD_X86
+    if (avx2)
+      acc += ts_avx2::sumsq_range<T>(x, i0, i1);
+    else
+#endif
+      acc += ts_generic::sumsq_range<T>(x, i0, i1);
+  }
+  (void)avx2;
   return acc;
 }
 
@@ -312,13 +365,6 @@ void csr_t_matmat(const T* data, const I* indices, const I* indptr, int64_t m, i
 }
 
 namespace {
-bool use_avx2() {
-#if GEOML_SIMD_X86
-  return simd_isa() != SimdIsa::Generic;
-#else
-  return false;
-#endif
-}
 constexpr int64_t kTsBlock = 4096;  // rows per task
 }  // namespace
 

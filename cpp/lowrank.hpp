@@ -30,17 +30,21 @@ ModeView mode_view(const std::vector<int64_t>& dims, int n);
 /// Mode-n product Y = X x_n A for a C-ordered tensor X of shape `dims`: Y has shape `dims`
 /// with dims[n] replaced by J, and Y_(n) = A X_(n). A is the J x I matrix given row-major, or,
 /// if `a_transposed`, given as its transpose U = A^T (I x J, row-major), so Y = X x_n U^T.
-/// No unfolding is formed when R = 1 (one GEMM) or when there are few wide slabs (L <= 16,
-/// R >= 64: one GEMM per mode-n slab); otherwise slabs are gathered into a bounded buffer
-/// (4M entries) so that each GEMM is large and BLAS is called a handful of times per mode.
-/// BLAS is called from the calling thread only (it threads itself); the gathers use OpenMP.
+/// With few output rows (J <= 32) and wide slabs (R >= 64), geoml's SIMD kernel runs over
+/// OpenMP tasks of 512 columns of one slab, reading X once (skinny shapes where OpenBLAS is
+/// far from the memory bandwidth). Otherwise through BLAS: no unfolding is formed when R = 1
+/// (one GEMM) or when there are few wide slabs (L <= 16, R >= 64: one GEMM per mode-n slab);
+/// else slabs are gathered into a bounded buffer (4M entries) so that each GEMM is large and
+/// BLAS is called a handful of times per mode. BLAS is called from the calling thread only
+/// (it threads itself); the gathers use OpenMP.
 /// Cost 2 J * numel(X) flops. Y is caller-owned, numel(X) / I * J entries.
 template <typename T>
 void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_t J,
          bool a_transposed, T* Y, int n_threads);
 
 /// Mode-n Gram matrix G = X_(n) X_(n)^T (I x I, symmetric, both triangles written) by SYRK
-/// on slabs, with the same slab/gather strategy as `ttm`. Cost I^2 * numel(X) flops.
+/// on slabs: one SYRK per slab when slabs are wide (R >= 64) and either few or big enough
+/// (I^2 R >= 4M flops), else on gathered blocks as in `ttm`. Cost I^2 * numel(X) flops.
 /// G is caller-owned, I*I entries.
 template <typename T>
 void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_threads);
@@ -52,7 +56,8 @@ template <typename T>
 void mode_sketch(const T* X, const std::vector<int64_t>& dims, int n, const T* W, int64_t s,
                  T* Y, int n_threads);
 
-/// Sum of squares of n entries, accumulated in double, OpenMP. O(n).
+/// Sum of squares of n entries, accumulated in double (16 lanes, AVX2 when available), OpenMP
+/// over chunks. O(n), memory-bound.
 template <typename T>
 double sum_squares(const T* x, int64_t n, int n_threads);
 

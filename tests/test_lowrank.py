@@ -65,23 +65,31 @@ SHAPES = [((12, 9, 7), (3, 4, 2)), ((8, 6, 5, 4), (2, 3, 2, 2)), ((15, 6), (3, 3
 # ---------------------------------------------------------------- C++ kernels
 
 @pytest.mark.parametrize("shape", [(3, 5, 7), (4, 6, 70, 2), (1, 9, 100), (50, 4, 3, 5),
-                                   (7, 130), (20, 3, 70), (600, 200, 40)])
+                                   (7, 130), (20, 3, 70), (2, 5, 1100), (20, 100, 420),
+                                   (600, 200, 40)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_kernels_match_numpy(shape, dtype):
-    # covers the three kernel paths: R == 1, slab-by-slab (L == 1 or R >= 64) and gathered
-    # blocks (1 < R < 64, several blocks for the last shape)
+@pytest.mark.parametrize("J", [3, 17, 33])
+def test_kernels_match_numpy(shape, dtype, J):
+    # covers the kernel paths: R == 1, geoml's SIMD product (R >= 64, J <= 32; 4-row tiles
+    # with J = 3 and 17, column tails, several 512-column tasks for (2, 5, 1100)), BLAS slab by
+    # slab (L == 1 or R >= 64 with J = 33; one SYRK per slab for the Gram of (20, 100, 420))
+    # and gathered blocks (1 < R < 64, several blocks for the last shape)
     rng = np.random.default_rng(0)
     X = rng.standard_normal(shape).astype(dtype)
     X64 = X.astype(np.float64)
     tol = 1e-10 if dtype == np.float64 else 1e-3
     # the last shape's mode 1 needs two gathered blocks; its other modes add nothing new
+    if J != 3 and X.size > 10**6:
+        return  # gathered blocks: same path as J = 3
     for n in ([1] if X.size > 10**6 else range(len(shape))):
         In = shape[n]
-        A = rng.standard_normal((3, In)).astype(dtype)
+        A = rng.standard_normal((J, In)).astype(dtype)
         ref = mode_dot(X64, A.astype(np.float64), n)
         scale = np.abs(ref).max()
         np.testing.assert_allclose(lowrank._ttm(X, n, A, False, 0), ref, atol=tol * scale)
         np.testing.assert_allclose(lowrank._ttm(X, n, A.T.copy(), True, 0), ref, atol=tol * scale)
+        if J != 3:
+            continue  # the Gram matrix and the sketch do not depend on J
         G = lowrank._gram(X, n, 0)
         Gref = unfold(X64, n) @ unfold(X64, n).T
         np.testing.assert_allclose(G, Gref, atol=tol * np.abs(Gref).max())
@@ -458,10 +466,12 @@ def test_randomized_svd_bad_input(rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_randomized_sketch_path(dtype):
-    # large modes, small ranks: every mode goes through the Gaussian sketch
+    # a large mode, small ranks: mode 0 goes through the Gaussian sketch (the time model
+    # prefers the exact step for the other, smaller modes)
     rng = np.random.default_rng(7)
-    shape, ranks = (120, 100, 90), (2, 3, 2)
-    assert lowrank._rand_step(120, 2, 120 * 100 * 90, 5, 1)[0]
+    shape, ranks = (400, 60, 50), (2, 3, 2)
+    assert lowrank._rand_step(shape, 0, 2, 5, 1)[0]
+    assert not lowrank._rand_step(shape, 1, 3, 5, 1)[0]
     T = low_rank_tensor(rng, shape, ranks, noise=0.01).astype(dtype)
     tt = geoml.tucker(T, ranks, method="randomized", random_state=0)
     st = geoml.tucker(T, ranks, method="st_hosvd")
@@ -471,3 +481,43 @@ def test_randomized_sketch_path(dtype):
     exact = low_rank_tensor(rng, shape, ranks).astype(dtype)
     assert geoml.tucker(exact, ranks, method="randomized", n_power_iter=0,
                         random_state=1).rel_error(exact) < (1e-10 if dtype == np.float64 else 1e-5)
+
+
+def test_warm_eigensolver_matches_lapack(rng):
+    # a clear gap: from a perturbed start the certified subspace equals LAPACK's
+    I, r = 60, 4
+    V = np.linalg.qr(rng.standard_normal((I, I)))[0]
+    lam = np.concatenate([[9.0, 7.0, 5.0, 3.0], rng.uniform(0, 1e-3, I - r)])
+    G = (V * lam) @ V.T
+    U0 = np.linalg.qr(V[:, :r] + 1e-3 * rng.standard_normal((I, r)))[0]
+    U = lowrank._eig_warm(G, U0)
+    assert U is not None
+    ref = lowrank._eig_desc(G, r)[1]
+    np.testing.assert_allclose(U, ref, atol=1e-9)  # same vectors, same sign convention
+    # a flat spectrum cannot be certified: None, and HOOI falls back to LAPACK
+    assert lowrank._eig_warm(np.eye(I) + 1e-3 * np.diag(np.arange(I)), U0) is None
+    # a start orthogonal to the leading subspace does not converge in the allotted steps
+    assert lowrank._eig_warm(G, V[:, r:2 * r]) is None
+
+
+@pytest.mark.parametrize("isa", [i for i in ("avx2", "generic")
+                                 if i == "generic" or geoml._core.simd_isa() != "generic"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_simd_kernels_every_isa(isa, dtype):
+    # geoml's own SIMD loops (product to few rows, sum of squares) on each compiled ISA
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((3, 7, 133)).astype(dtype)
+    X64 = X.astype(np.float64)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    geoml._core.set_simd_isa(isa)
+    try:
+        for n, J in [(0, 5), (1, 6), (1, 1)]:
+            A = rng.standard_normal((J, X.shape[n])).astype(dtype)
+            ref = mode_dot(X64, A.astype(np.float64), n)
+            np.testing.assert_allclose(lowrank._ttm(X, n, A, False, 0), ref,
+                                       atol=tol * np.abs(ref).max())
+        x = rng.standard_normal(40_003).astype(dtype)
+        assert lowrank._sumsq(x, 0) == pytest.approx(float(np.sum(x.astype(np.float64) ** 2)),
+                                                    rel=1e-12)
+    finally:
+        geoml._core.set_simd_isa("auto")

@@ -5,14 +5,22 @@ Where the work goes:
 * Mode-n products (TTM), mode-n Gram matrices ``X_(n) X_(n)^T`` and mode-n sketches
   ``X_(n) W`` of dense tensors run in C++ (``cpp/lowrank.cpp``) on the C-ordered tensor seen as
   an (L, I_n, R) array, without forming unfoldings (narrow trailing sizes are gathered in
-  bounded blocks). Their GEMM/SYRK calls go to SciPy's own BLAS: the function pointers are taken
-  from ``scipy.linalg.cython_blas.__pyx_capi__`` when this module is imported, so geoml needs no
+  bounded blocks). Products to few rows (J <= 32) of wide slabs run in geoml's own OpenMP/SIMD
+  kernel, which reads the tensor once (OpenBLAS reaches a third of the memory bandwidth on
+  such skinny shapes); Gram matrices are one SYRK per mode or per wide slab. The GEMM/SYRK
+  calls go to SciPy's own BLAS: the function pointers are taken from
+  ``scipy.linalg.cython_blas.__pyx_capi__`` when this module is imported, so geoml needs no
   BLAS at build time and uses the same (threaded) BLAS as SciPy. BLAS is called from one thread
-  only; the OpenMP threads (``n_jobs``) only gather data, so the two never oversubscribe.
+  only, never inside an OpenMP region, so the two never oversubscribe.
+* The order of the modes (ST-HOSVD, chains of products) and the choice between a sketch and
+  an exact step (``method="randomized"``) follow a time model of these kernels
+  (``_ttm_cost``, ``_gram_cost``, ``_sketch_cost``), fitted on AVX2 cores.
 * The small symmetric eigenproblems (I_n x I_n Gram matrices, I_n = a mode size) and the small
   SVDs/QRs go to SciPy's LAPACK (``scipy.linalg.eigh``/``svd``/``qr``) from Python: they cost
   O(I_n^3), negligible next to the O(I_n * numel) tensor products, and this keeps LAPACK
-  workspace handling out of C++.
+  workspace handling out of C++. HOOI's updates first try a few steps of subspace iteration
+  from the previous factor (``_eig_warm``, O(I_n^2 r_n) each), accepted only when a
+  Davis-Kahan bound certifies the leading subspace to 1e-10.
 * :func:`randomized_svd` uses NumPy's BLAS GEMMs for dense input and geoml's OpenMP CSR kernels
   for sparse input (SciPy's sparse-times-dense product is single-threaded). Its tall-skinny
   re-orthonormalisations (CholeskyQR2) run in geoml's OpenMP kernels ``ts_gram``/``ts_matmul``
@@ -21,6 +29,7 @@ Where the work goes:
 """
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from itertools import permutations
@@ -110,6 +119,32 @@ def _eig_desc(G: np.ndarray, r: int | None) -> tuple[np.ndarray, np.ndarray]:
     return w[::-1], _fix_signs(V[:, ::-1])
 
 
+def _eig_warm(G: np.ndarray, U0: np.ndarray, max_steps: int = 3) -> np.ndarray | None:
+    """Leading ``r = U0.shape[1]`` eigenvectors of the symmetric ``G`` from a close start.
+
+    Subspace iteration with Rayleigh-Ritz from the orthonormal ``U0`` (a HOOI factor of the
+    previous step), in float64; costs O(I^2 r) per step instead of the O(I^3) of a full
+    eigensolver. Accepted only once the Davis-Kahan bound ``sin(angle to the exact leading
+    subspace) <= ||G U - U Theta||_F / gap <= 1e-10`` holds, the gap bounded from below by
+    ``theta_r - (trace(G) - sum(theta))`` (which bounds lambda_{r+1} from above); returns
+    None when that is not reached in ``max_steps`` steps (the caller then runs LAPACK).
+    """
+    G = np.asarray(G, dtype=np.float64)
+    Q = np.asarray(U0, dtype=np.float64)
+    trace = float(np.trace(G))
+    for step in range(max_steps + 1):
+        Z = G @ Q
+        theta, C = np.linalg.eigh(Q.T @ Z)
+        theta, C = theta[::-1], C[:, ::-1]
+        U, GU = Q @ C, Z @ C
+        gap = theta[-1] - max(trace - float(np.sum(theta)), 0.0)
+        if gap > 0 and np.linalg.norm(GU - U * theta) <= 1e-10 * gap:
+            return _fix_signs(U)
+        if step < max_steps:
+            Q = np.linalg.qr(GU)[0]
+    return None
+
+
 def _select_rank(eigvals: np.ndarray, budget: float) -> int:
     """Smallest rank whose discarded eigenvalues sum to at most ``budget`` (at least 1)."""
     lam = np.maximum(eigvals, 0.0)
@@ -118,50 +153,102 @@ def _select_rank(eigvals: np.ndarray, budget: float) -> int:
     return max(1, int(ok[0])) if ok.size else lam.size
 
 
+def _layout(shape, m: int) -> tuple[float, float, float]:
+    """(L, R, numel) of ``shape`` seen around mode m as an (L, I_m, R) array."""
+    L = float(math.prod(shape[:m]))
+    R = float(math.prod(shape[m + 1:]))
+    return L, R, L * shape[m] * R
+
+
+def _gathers(L: float, R: float) -> bool:
+    """Whether the BLAS paths of the C++ kernels gather slabs (see ``ttm`` in C++)."""
+    return R > 1 and L > 1 and not (R >= 64 and L <= 16)
+
+
+def _ttm_cost(shape, m: int, J: int) -> float:
+    """Model of the time of ``_ttm`` along mode m (size I -> J) of a tensor of ``shape``, in
+    flop units: 2 J flops per input entry, 24 per entry read or written, and 64 more per entry
+    when the kernel gathers slabs into a buffer (narrow trailing size R < 64 with many slabs,
+    or J > 32 output rows; see ``ttm`` in C++). Fitted to single-core timings on AVX2 (Zen)
+    cores, float32 and float64, like the models below."""
+    L, R, size = _layout(shape, m)
+    out = size / max(shape[m], 1) * J
+    gathered = _gathers(L, R) and not (R >= 64 and J <= 32)
+    return 2.0 * J * size + (24.0 + (64.0 if gathered else 0.0)) * (size + out)
+
+
+def _gram_cost(shape, m: int) -> float:
+    """Model of ``_gram`` (SYRK at BLAS speed, I_m flops per entry) in the same units."""
+    L, R, size = _layout(shape, m)
+    return size * (shape[m] + 24.0 + (64.0 if _gathers(L, R) else 0.0))
+
+
+def _sketch_cost(shape, m: int, s: int) -> float:
+    """Model of a mode-m sketch ``X_(m) W`` with s columns (BLAS, at a quarter of its peak on
+    such skinny shapes) in the same units."""
+    L, R, size = _layout(shape, m)
+    return size * (4.0 * s + 24.0 + (64.0 if _gathers(L, R) else 0.0))
+
+
 def _contract_all(X: np.ndarray, mats: dict[int, np.ndarray], transposed: bool,
                   nj: int) -> np.ndarray:
     """Apply ``X x_m M_m^T`` (transposed) or ``X x_m M_m`` for all m in ``mats``.
 
-    Modes are taken greedily by the largest shrink (or the smallest growth) of the tensor, so
-    the biggest tensor is touched by one product only.
+    The order of the products is the cheapest by the model of :func:`_ttm_cost` (all orders
+    for up to 6 modes; beyond, greedily by the largest shrink or smallest growth).
     """
     def new_size(m):
         return mats[m].shape[1] if transposed else mats[m].shape[0]
 
-    todo = sorted(mats, key=lambda m: new_size(m) / max(X.shape[m], 1))
+    if len(mats) <= 6:
+        def cost(order):
+            shape, total = list(X.shape), 0.0
+            for m in order:
+                total += _ttm_cost(shape, m, new_size(m))
+                shape[m] = new_size(m)
+            return total
+
+        todo = min(permutations(mats), key=cost)
+    else:
+        todo = sorted(mats, key=lambda m: new_size(m) / max(X.shape[m], 1))
     for m in todo:
         X = _ttm(X, m, mats[m], transposed, nj)
     return X
 
 
-def _st_step_cost(I: int, r: int, size: float) -> float:
-    """Flops of one exact ST-HOSVD step: mode-n Gram (SYRK) + TTM to rank r."""
-    return size * (I + 2 * r)
+def _st_step_cost(shape, m: int, r: int) -> float:
+    """Modelled time of one exact ST-HOSVD step on mode m: Gram matrix + product to rank r."""
+    return _gram_cost(shape, m) + _ttm_cost(shape, m, r)
 
 
 def _sketch_cols(I: int, r: int, rest: int, p: int) -> int:
     return min(r + p, I, rest)
 
 
-def _rand_step(I: int, r: int, size: float, p: int, q: int) -> tuple[bool, float]:
-    """(use a sketch?, cost) of one randomized step: a sketch costs 2 s size flops per pass
-    over the tensor (sketch, 2 per power iteration, final projection) plus ~20 flops per
-    Gaussian entry; it is used only when that beats the exact step."""
-    rest = size / I
-    s = _sketch_cols(I, r, int(rest), p)
-    exact = _st_step_cost(I, r, size)
+def _rand_step(shape, m: int, r: int, p: int, q: int) -> tuple[bool, float]:
+    """(use a sketch?, modelled time) of one randomized step on mode m: the sketch, q power
+    iterations (a product and a sketch each), the final product to s columns, the exact step
+    on its small result and the Gaussian draws; the sketch is used only when that beats the
+    exact step."""
+    I = shape[m]
+    rest = math.prod(shape) // max(I, 1)
+    s = _sketch_cols(I, r, rest, p)
+    exact = _st_step_cost(shape, m, r)
     if s >= I or r >= rest:
         return False, exact
-    sketch = size * 2 * s * (2 + 2 * q) + 20 * rest * s
+    small = list(shape)
+    small[m] = s
+    sketch = ((q + 1) * (_sketch_cost(shape, m, s) + _ttm_cost(shape, m, s))
+              + _st_step_cost(tuple(small), m, r) + 60.0 * rest * s)
     return (True, sketch) if sketch < exact else (False, exact)
 
 
 def _mode_order(shape, ranks: dict[int, int] | None, modes: list[int], step_cost=None
                 ) -> list[int]:
-    """Order in which (ST-)HOSVD processes ``modes``: the cheapest by a flop model.
+    """Order in which (ST-)HOSVD processes ``modes``: the cheapest by a time model.
 
-    ``step_cost(I, r, size)`` is the cost of processing a mode of size I to rank r while the
-    tensor has ``size`` entries (default: exact ST-HOSVD step); the size then shrinks by r / I.
+    ``step_cost(shape, m, r)`` is the modelled time of processing mode m of a tensor of
+    ``shape`` to rank r (default: exact ST-HOSVD step); mode m then has size r.
     All orders are tried for up to 6 modes; beyond that (or when ranks are unknown) modes
     go by increasing size, as in Vannieuwenhoven et al.
     """
@@ -170,10 +257,10 @@ def _mode_order(shape, ranks: dict[int, int] | None, modes: list[int], step_cost
     step_cost = step_cost or _st_step_cost
 
     def cost(order):
-        size, total = float(np.prod(shape)), 0.0
+        cur, total = list(shape), 0.0
         for m in order:
-            total += step_cost(shape[m], ranks[m], size)
-            size *= ranks[m] / shape[m]
+            total += step_cost(tuple(cur), m, ranks[m])
+            cur[m] = ranks[m]
         return total
 
     return list(min(permutations(modes), key=cost))
@@ -476,23 +563,23 @@ class TuckerTensor:
     def rel_error(self, T, n_jobs: int | None = None) -> float:
         """``||T - to_tensor()||_F / ||T||_F`` computed explicitly (0 if ``T`` is all zeros).
 
-        Works through blocks of mode-0 slices (differences accumulated in float64), so memory
+        Works through blocks of mode-0 slices, reconstructed and compared in float64, so memory
         stays O(block) beyond ``T`` itself.
         """
         nj = check_n_jobs(n_jobs)
         T = np.asarray(T)
         if T.shape != self.shape:
             raise ValueError(f"T has shape {T.shape}, the Tucker tensor {self.shape}")
-        core = np.ascontiguousarray(self.core)
-        rest = {n: U for n, U in enumerate(self.factors) if n > 0}
-        U0 = self.factors[0]
+        core = np.ascontiguousarray(self.core, dtype=np.float64)
+        rest = {n: np.asarray(U, dtype=np.float64) for n, U in enumerate(self.factors) if n > 0}
+        U0 = np.asarray(self.factors[0], dtype=np.float64)
         step = max(1, _BLOCK_ENTRIES // max(T[0].size, 1))
         nt = nd = 0.0
         for i0 in range(0, T.shape[0], step):
             blk = _contract_all(_ttm(core, 0, U0[i0:i0 + step], False, nj), rest, False, nj)
             t = np.ascontiguousarray(T[i0:i0 + step], dtype=np.float64)
             nt += _sumsq(t, nj)
-            nd += _sumsq(np.subtract(t, blk, dtype=np.float64), nj)
+            nd += _sumsq(np.subtract(t, blk), nj)
         return float(np.sqrt(nd / nt)) if nt > 0 else float(np.sqrt(nd))
 
 
@@ -575,15 +662,15 @@ def _randomized(T, ranks, modes, nj, rng, n_oversamples, n_power_iter):
     sketch = getattr(_core, "mode_sketch_" + _sfx(T.dtype))
     p, q = n_oversamples, n_power_iter
 
-    def step_cost(I, r, size):
-        return _rand_step(I, r, size, p, q)[1]
+    def step_cost(shape, m, r):
+        return _rand_step(shape, m, r, p, q)[1]
 
     order, inter = _mode_order(T.shape, ranks, modes, step_cost), []
     for n in order:
         inter.append(Y)
         In, r = Y.shape[n], ranks[n]
         rest = Y.size // In
-        if not _rand_step(In, r, float(Y.size), p, q)[0]:
+        if not _rand_step(Y.shape, n, r, p, q)[0]:
             _, V = _eig_desc(_gram(Y, n, nj), r)
             factors[n] = np.ascontiguousarray(V[:, :r], dtype=T.dtype)
             Y = _ttm(Y, n, factors[n], True, nj)
@@ -618,7 +705,8 @@ def _hooi(T, factors, core, plan, modes, nj, normT2, max_iter, tol):
     mode ``order[j]`` was truncated), the first sweep runs in reverse ``order``: the update of
     ``order[j]`` needs ``inter[j]`` contracted with the modes updated since, so only the last
     update reads ``T``. Later sweeps share ``T x_{m0} U_{m0}^T`` between all modes after the
-    first one ``m0``: two reads of ``T`` per sweep.
+    first one ``m0`` (the mode whose product with ``T`` is cheapest): two reads of ``T`` per
+    sweep.
     """
     factors = dict(factors)
     ranks = {n: factors[n].shape[1] for n in modes}
@@ -628,7 +716,10 @@ def _hooi(T, factors, core, plan, modes, nj, normT2, max_iter, tol):
         return np.sqrt(max(normT2 - _sumsq(c, nj), 0.0)) / normT if normT > 0 else 0.0
 
     def update(Y, n):
-        _, V = _eig_desc(_gram(Y, n, nj), ranks[n])
+        G = _gram(Y, n, nj)
+        V = _eig_warm(G, factors[n])  # the previous factor is a close start
+        if V is None:
+            V = _eig_desc(G, ranks[n])[1]
         factors[n] = np.ascontiguousarray(V[:, :ranks[n]], dtype=T.dtype)
 
     err_prev = None if core is None else rel_err(core)
@@ -642,15 +733,16 @@ def _hooi(T, factors, core, plan, modes, nj, normT2, max_iter, tol):
                 update(Y, order[j])
             last = order[0]
         else:
-            first = modes[0]
+            first = min(modes, key=lambda m: _ttm_cost(T.shape, m, ranks[m]))
             Z = T
-            for idx, n in enumerate(modes):
+            sweep = [first] + [m for m in modes if m != first]
+            for idx, n in enumerate(sweep):
                 others = {m: factors[m] for m in modes if m != n and (idx == 0 or m != first)}
                 Y = _contract_all(Z, others, True, nj)
                 update(Y, n)
                 if idx == 0 and len(modes) > 1:
                     Z = _ttm(T, n, factors[n], True, nj)
-            last = modes[-1]
+            last = sweep[-1]
         core = _ttm(Y, last, factors[last], True, nj)
         err = rel_err(core)
         if err_prev is not None and err_prev - err < tol:  # also stops on a rounding increase
@@ -744,9 +836,12 @@ def tucker(T, ranks, *, method: str = "hooi", init=None, max_iter: int = 100,
         shrunk tensor (cheaper, usually as accurate). ``"randomized"``: ST-HOSVD with each
         mode's subspace from a Gaussian sketch ``Y_(n) Omega`` of ``r_n + n_oversamples``
         columns and ``n_power_iter`` power iterations (Minster, Saibaba & Kilmer 2020).
-        ``"hooi"``: higher-order orthogonal iteration started from ``init``, stopped when the
-        fit ``1 - ||T - T_hat|| / ||T||`` changes by less than ``tol`` between sweeps.
-        Modes are processed in the order of least work (a flop model).
+        A mode where the sketch's passes over the tensor would cost more than the exact
+        step (Gram matrix + product; e.g. every mode of a 200^3 tensor at rank 10) takes the
+        exact step. ``"hooi"``: higher-order orthogonal iteration started from ``init``,
+        stopped when the fit ``1 - ||T - T_hat|| / ||T||`` changes by less than ``tol``
+        between sweeps (one sweep when the start is already converged).
+        Modes are processed in the order of least work (a time model of the kernels).
     init : {"st_hosvd", "hosvd", "randomized"} or sequence of N arrays, optional
         Start of HOOI (default ``"st_hosvd"``); arrays of shape (I_n, r_n) are
         orthonormalised. Only for ``method="hooi"``.
