@@ -12,6 +12,14 @@
 #if GEOML_SIMD_X86
 #include <immintrin.h>
 #endif
+#if GEOML_SIMD_X86
+// loops compiled for AVX2 and for the baseline, picked at load time; AVX2+FMA kernels
+// (called only when simd_isa() says the CPU has them)
+#define GEOML_OT_CLONES __attribute__((target_clones("avx2", "default")))
+#define GEOML_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define GEOML_OT_CLONES
+#endif
 
 namespace geoml {
 
@@ -37,6 +45,93 @@ namespace geoml {
 namespace {
 
 constexpr double kRcRel = 1e-13;  // relative reduced-cost tolerance for entering arcs
+// problems with at most this many arcs use Dantzig pricing (a full scan per pivot)
+constexpr int64_t kSmallArcs = 1024;
+
+// Dantzig scan of a dense m x n problem: the arc (i, j) minimising C_ij + h_j - p_i (the
+// first one on ties), with that value in *best; -1 and 0 when none is negative. The AVX2
+// path keeps a running minimum and its flat index per lane, in two independent chains.
+#if GEOML_SIMD_X86
+GEOML_AVX2 int64_t dantzig_avx2(int m, int n, const double* C, const double* p, const double* h,
+                                double* best_out) {
+  const __m256d step = _mm256_set1_pd(4.0);
+  __m256d v0 = _mm256_setzero_pd(), v1 = _mm256_setzero_pd();
+  __m256d k0 = _mm256_set1_pd(-1.0), k1 = _mm256_set1_pd(-1.0);
+  double vs = 0.0;
+  int64_t ks = -1;
+  for (int i = 0; i < m; ++i) {
+    const double* Ci = C + static_cast<int64_t>(i) * n;
+    const __m256d pi = _mm256_set1_pd(p[i]);
+    const double base = static_cast<double>(static_cast<int64_t>(i) * n);
+    __m256d idx = _mm256_add_pd(_mm256_set1_pd(base), _mm256_set_pd(3.0, 2.0, 1.0, 0.0));
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+      const __m256d r0 =
+          _mm256_sub_pd(_mm256_add_pd(_mm256_loadu_pd(Ci + j), _mm256_loadu_pd(h + j)), pi);
+      const __m256d r1 = _mm256_sub_pd(
+          _mm256_add_pd(_mm256_loadu_pd(Ci + j + 4), _mm256_loadu_pd(h + j + 4)), pi);
+      const __m256d lt0 = _mm256_cmp_pd(r0, v0, _CMP_LT_OQ);
+      const __m256d lt1 = _mm256_cmp_pd(r1, v1, _CMP_LT_OQ);
+      v0 = _mm256_blendv_pd(v0, r0, lt0);
+      k0 = _mm256_blendv_pd(k0, idx, lt0);
+      idx = _mm256_add_pd(idx, step);
+      v1 = _mm256_blendv_pd(v1, r1, lt1);
+      k1 = _mm256_blendv_pd(k1, idx, lt1);
+      idx = _mm256_add_pd(idx, step);
+    }
+    for (; j + 4 <= n; j += 4) {
+      const __m256d r0 =
+          _mm256_sub_pd(_mm256_add_pd(_mm256_loadu_pd(Ci + j), _mm256_loadu_pd(h + j)), pi);
+      const __m256d lt0 = _mm256_cmp_pd(r0, v0, _CMP_LT_OQ);
+      v0 = _mm256_blendv_pd(v0, r0, lt0);
+      k0 = _mm256_blendv_pd(k0, idx, lt0);
+      idx = _mm256_add_pd(idx, step);
+    }
+    for (; j < n; ++j) {
+      const double r = (Ci[j] + h[j]) - p[i];
+      if (r < vs) {
+        vs = r;
+        ks = static_cast<int64_t>(i) * n + j;
+      }
+    }
+  }
+  alignas(32) double va[8], ka[8];
+  _mm256_store_pd(va, v0);
+  _mm256_store_pd(va + 4, v1);
+  _mm256_store_pd(ka, k0);
+  _mm256_store_pd(ka + 4, k1);
+  for (int l = 0; l < 8; ++l) {
+    const int64_t k = static_cast<int64_t>(ka[l]);
+    if (k >= 0 && (va[l] < vs || (va[l] == vs && k < ks))) {
+      vs = va[l];
+      ks = k;
+    }
+  }
+  *best_out = vs;
+  return ks;
+}
+#endif
+
+int64_t dantzig_scan(int m, int n, const double* C, const double* p, const double* h,
+                     double* best_out) {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return dantzig_avx2(m, n, C, p, h, best_out);
+#endif
+  double vmin = 0.0;
+  int64_t k = -1;
+  for (int i = 0; i < m; ++i) {
+    const double* Ci = C + static_cast<int64_t>(i) * n;
+    for (int j = 0; j < n; ++j) {
+      const double r = (Ci[j] + h[j]) - p[i];
+      if (r < vmin) {
+        vmin = r;
+        k = static_cast<int64_t>(i) * n + j;
+      }
+    }
+  }
+  *best_out = vmin;
+  return k;
+}
 
 struct Solver {
   EmdWorkspace& w;
@@ -108,6 +203,21 @@ struct Solver {
       }
     }
     return -1;
+  }
+
+  // Dantzig pricing: the most negative reduced cost over all arcs (small problems, where a
+  // full scan costs about as much as one tree update). Tree arcs have rc ~ 0 and never pass
+  // the tolerance. Returns -1 at optimality.
+  int64_t find_entering_dantzig(double& rc_out) {
+    const double* pot = w.pot.data();
+    double best;
+    const int64_t best_arc = dantzig_scan(mm, nn, C, pot, pot + mm, &best);
+    if (best_arc < 0) return -1;
+    const int s = static_cast<int>(best_arc / nn), t = mm + static_cast<int>(best_arc % nn);
+    const double scale = std::fabs(C[best_arc]) + std::fabs(pot[s]) + std::fabs(pot[t]);
+    if (!(best < -kRcRel * scale)) return -1;
+    rc_out = best;
+    return best_arc;
   }
 
   void init(const double* a, const double* b, const double* cost) {
@@ -324,6 +434,7 @@ double emd_solve(int m, int n, const double* a, const double* b, const double* C
   Solver S(ws);
   S.mm = mm;
   S.nn = nn;
+  const bool small = static_cast<int64_t>(mm) * nn <= kSmallArcs;
   S.init(ab.data(), ab.data() + mm, ws.C);
   int st = EMD_OPTIMAL;
   for (;;) {
@@ -332,7 +443,7 @@ double emd_solve(int m, int n, const double* a, const double* b, const double* C
       break;
     }
     double rc;
-    const int64_t e = S.find_entering(rc);
+    const int64_t e = small ? S.find_entering_dantzig(rc) : S.find_entering(rc);
     if (e < 0) break;
     S.pivot(e, rc);
     ++ws.n_pivots;
@@ -829,8 +940,6 @@ void sinkhorn_batched(int64_t B, const double* a, const int64_t* a_off, const do
 namespace {
 
 #if GEOML_SIMD_X86
-#define GEOML_OT_CLONES __attribute__((target_clones("avx2", "default")))
-#define GEOML_AVX2 __attribute__((target("avx2,fma")))
 
 // exp_neg on 4 lanes (same algorithm as the scalar version).
 GEOML_AVX2 inline __m256d exp_neg4(__m256d x) {
@@ -890,8 +999,6 @@ GEOML_AVX2 double lse_sum_avx2(int n, const double* h, const double* c, double m
   if (wsum) *wsum = w;
   return s;
 }
-#else
-#define GEOML_OT_CLONES
 #endif
 
 double lse_max(int n, const double* h, const double* c) {
