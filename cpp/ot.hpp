@@ -112,11 +112,14 @@ struct SinkhornInfo {
   int64_t n_iter = 0;    ///< scaling iterations (all stages)
   double err = 0.0;      ///< final stopping quantity (see SinkhornParams::tol)
   bool converged = false;
+  double cost = 0.0;            ///< <P, C> of the returned plan (sinkhorn_dense)
+  double marginal_error = 0.0;  ///< |P 1 - a|_1 + |P^T 1 - b|_1 of it (sinkhorn_dense)
 };
 
 /// Reusable scratch memory for `sinkhorn_dense` (one per thread).
 struct SinkhornWork {
-  std::vector<double> u, v, Kv, Ktu, ra, rb, wr, wc, tmp;
+  std::vector<double> u, v, Ktu, ra, rb, wr, wc, tmp, gc;
+  std::vector<double> part;  // per-thread partial sums of K^T u
 };
 
 /// Entropic OT between histograms a (m) and b (n) with dense cost C (m x n, row-major):

@@ -406,14 +406,13 @@ def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs
     start, factor = _schedule(eps_schedule, eps, float(C.max() - C.min()), warm_start is not None)
     mass = float(a.sum())
     abs_tol = tol * mass if rho < 0 else tol
-    P, f, g, n_iter, err, conv = _core.sinkhorn(a, b, C, f0, g0, eps, rho, max_iter, abs_tol,
-                                                start, factor, 1e-3, check_n_jobs(n_jobs))
+    P, f, g, n_iter, err, conv, cost, merr = _core.sinkhorn(
+        a, b, C, f0, g0, eps, rho, max_iter, abs_tol, start, factor, 1e-3, check_n_jobs(n_jobs))
     if not conv:
         warnings.warn(f"{what} did not reach tol={tol:g} in max_iter={max_iter} iterations "
                       f"(last error {err / (mass if rho < 0 else 1):.3g}); raise max_iter or "
                       "eps", RuntimeWarning, stacklevel=3)
-    merr = float(np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum())
-    return SinkhornResult(P, float((P * C).sum()), f, g, int(n_iter), merr, bool(conv))
+    return SinkhornResult(P, float(cost), f, g, int(n_iter), float(merr), bool(conv))
 
 
 def sinkhorn(a, b, C, eps: float, *, max_iter: int = 10000, tol: float = 1e-9,
