@@ -690,6 +690,7 @@ constexpr double kAbsorb = 50.0;           // scalings leave [e^-50, e^50]: abso
 const double kHi = std::exp(kAbsorb), kLo = std::exp(-kAbsorb);
 constexpr int kSorFrom = 10, kSorTo = 20;  // iterations that measure the plain rate
 constexpr double kTiny = 1e-280;
+constexpr int kSweepBlock = 16;  // rows per dynamically scheduled block of the sweep
 
 // K_ij = exp((fi + gc_j - C_ij) * ie) for one row (j < n).
 #if GEOML_SIMD_X86
@@ -831,7 +832,7 @@ struct DenseSinkhorn {
     for (int i = 0; i < m; ++i) fr[i] = f[i] + w.ra[i];
     double* gc = w.gc.data();  // g + rb
     for (int j = 0; j < n; ++j) gc[j] = g[j] + w.rb[j];
-#pragma omp parallel for num_threads(nt) if (par()) schedule(static)
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
     for (int i = 0; i < m; ++i)
       kernel_row(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie, K + static_cast<int64_t>(i) * n);
     // u-update factors exp((lam - 1) f / eps) (unbalanced only)
@@ -845,7 +846,7 @@ struct DenseSinkhorn {
     const double ie = 1.0 / eps;
     double* gc = w.gc.data();
     for (int j = 0; j < n; ++j) gc[j] = g[j] + w.rb[j];
-#pragma omp parallel for num_threads(nt) if (par()) schedule(static)
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
     for (int i = 0; i < m; ++i) {
       if (!(a[i] > 0)) continue;
       const double* Ci = C + static_cast<int64_t>(i) * n;
@@ -927,11 +928,12 @@ struct DenseSinkhorn {
 #endif
       double* acc = w.part.data() + static_cast<int64_t>(t) * n;
       std::fill(acc, acc + n, 0.0);
-      const int i0 = static_cast<int>(static_cast<int64_t>(m) * t / T);
-      const int i1 = static_cast<int>(static_cast<int64_t>(m) * (t + 1) / T);
       SweepOut mine;
-      sweep_rows(i0, i1, n, K, w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(), acc,
-                 mine);
+      // dynamic blocks of rows: a thread that the OS pauses delays only its current block
+#pragma omp for schedule(dynamic, kSweepBlock) nowait
+      for (int i0 = 0; i0 < m; i0 += kSweepBlock)
+        sweep_rows(i0, std::min(m, i0 + kSweepBlock), n, K, w.v.data(), a, w.wr.data(), lam,
+                   balanced, rx, w.u.data(), acc, mine);
 #pragma omp critical
       {
         o.err += mine.err;
@@ -941,9 +943,8 @@ struct DenseSinkhorn {
         o.bad = o.bad || mine.bad;
       }
 #pragma omp barrier
-      const int j0 = static_cast<int>(static_cast<int64_t>(n) * t / T);
-      const int j1 = static_cast<int>(static_cast<int64_t>(n) * (t + 1) / T);
-      for (int j = j0; j < j1; ++j) {
+#pragma omp for schedule(dynamic, 256)
+      for (int j = 0; j < n; ++j) {
         double s = 0.0;
         for (int q = 0; q < T; ++q) s += w.part[static_cast<int64_t>(q) * n + j];
         Ktu[j] = s;
