@@ -97,8 +97,9 @@ def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDRes
 
     Solves ``min <P, C>`` over ``P >= 0`` with ``P 1 = a`` and ``P^T 1 = b``. The solver is a
     primal network simplex written for geoml: block-search pivoting (blocks of ``sqrt(m n)``
-    arcs), the spanning tree stored as parent/thread/depth arrays, an artificial-root start
-    and the strongly-feasible leaving-arc rule (no cycling). Zero-mass bins are dropped before
+    arcs; for small problems, ``m n <= 1024``, Dantzig's most-negative reduced cost over all
+    arcs, a vectorised scan), the spanning tree stored as parent/thread/depth arrays, an
+    artificial-root start and the strongly-feasible leaving-arc rule (no cycling). Zero-mass bins are dropped before
     solving. Time is typically a few seconds for m = n = 5000; memory is
     O(m n) bytes plus O(m + n) (and one float64 copy of C when bins are dropped).
 
