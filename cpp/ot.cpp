@@ -50,65 +50,45 @@ constexpr int64_t kSmallArcs = 1024;
 
 // Dantzig scan of a dense m x n problem: the arc (i, j) minimising C_ij + h_j - p_i (the
 // first one on ties), with that value in *best; -1 and 0 when none is negative. The AVX2
-// path keeps a running minimum and its flat index per lane, in two independent chains.
+// path takes each row's minimum with two independent min chains (rows overlap in the
+// pipeline), keeps the best row, then locates the column in that row alone.
 #if GEOML_SIMD_X86
 GEOML_AVX2 int64_t dantzig_avx2(int m, int n, const double* C, const double* p, const double* h,
                                 double* best_out) {
-  const __m256d step = _mm256_set1_pd(4.0);
-  __m256d v0 = _mm256_setzero_pd(), v1 = _mm256_setzero_pd();
-  __m256d k0 = _mm256_set1_pd(-1.0), k1 = _mm256_set1_pd(-1.0);
-  double vs = 0.0;
-  int64_t ks = -1;
+  const __m256d inf = _mm256_set1_pd(std::numeric_limits<double>::infinity());
+  double best = 0.0;
+  int bi = -1;
   for (int i = 0; i < m; ++i) {
     const double* Ci = C + static_cast<int64_t>(i) * n;
     const __m256d pi = _mm256_set1_pd(p[i]);
-    const double base = static_cast<double>(static_cast<int64_t>(i) * n);
-    __m256d idx = _mm256_add_pd(_mm256_set1_pd(base), _mm256_set_pd(3.0, 2.0, 1.0, 0.0));
+    __m256d m0 = inf, m1 = inf;
     int j = 0;
     for (; j + 8 <= n; j += 8) {
-      const __m256d r0 =
-          _mm256_sub_pd(_mm256_add_pd(_mm256_loadu_pd(Ci + j), _mm256_loadu_pd(h + j)), pi);
-      const __m256d r1 = _mm256_sub_pd(
-          _mm256_add_pd(_mm256_loadu_pd(Ci + j + 4), _mm256_loadu_pd(h + j + 4)), pi);
-      const __m256d lt0 = _mm256_cmp_pd(r0, v0, _CMP_LT_OQ);
-      const __m256d lt1 = _mm256_cmp_pd(r1, v1, _CMP_LT_OQ);
-      v0 = _mm256_blendv_pd(v0, r0, lt0);
-      k0 = _mm256_blendv_pd(k0, idx, lt0);
-      idx = _mm256_add_pd(idx, step);
-      v1 = _mm256_blendv_pd(v1, r1, lt1);
-      k1 = _mm256_blendv_pd(k1, idx, lt1);
-      idx = _mm256_add_pd(idx, step);
+      m0 = _mm256_min_pd(
+          m0, _mm256_sub_pd(_mm256_add_pd(_mm256_loadu_pd(Ci + j), _mm256_loadu_pd(h + j)), pi));
+      m1 = _mm256_min_pd(m1, _mm256_sub_pd(_mm256_add_pd(_mm256_loadu_pd(Ci + j + 4),
+                                                         _mm256_loadu_pd(h + j + 4)), pi));
     }
-    for (; j + 4 <= n; j += 4) {
-      const __m256d r0 =
-          _mm256_sub_pd(_mm256_add_pd(_mm256_loadu_pd(Ci + j), _mm256_loadu_pd(h + j)), pi);
-      const __m256d lt0 = _mm256_cmp_pd(r0, v0, _CMP_LT_OQ);
-      v0 = _mm256_blendv_pd(v0, r0, lt0);
-      k0 = _mm256_blendv_pd(k0, idx, lt0);
-      idx = _mm256_add_pd(idx, step);
+    if (j + 4 <= n) {
+      m0 = _mm256_min_pd(
+          m0, _mm256_sub_pd(_mm256_add_pd(_mm256_loadu_pd(Ci + j), _mm256_loadu_pd(h + j)), pi));
+      j += 4;
     }
-    for (; j < n; ++j) {
-      const double r = (Ci[j] + h[j]) - p[i];
-      if (r < vs) {
-        vs = r;
-        ks = static_cast<int64_t>(i) * n + j;
-      }
+    m0 = _mm256_min_pd(m0, m1);
+    const __m128d q = _mm_min_pd(_mm256_castpd256_pd128(m0), _mm256_extractf128_pd(m0, 1));
+    double rm = _mm_cvtsd_f64(_mm_min_sd(q, _mm_unpackhi_pd(q, q)));
+    for (; j < n; ++j) rm = std::min(rm, (Ci[j] + h[j]) - p[i]);
+    if (rm < best) {
+      best = rm;
+      bi = i;
     }
   }
-  alignas(32) double va[8], ka[8];
-  _mm256_store_pd(va, v0);
-  _mm256_store_pd(va + 4, v1);
-  _mm256_store_pd(ka, k0);
-  _mm256_store_pd(ka + 4, k1);
-  for (int l = 0; l < 8; ++l) {
-    const int64_t k = static_cast<int64_t>(ka[l]);
-    if (k >= 0 && (va[l] < vs || (va[l] == vs && k < ks))) {
-      vs = va[l];
-      ks = k;
-    }
-  }
-  *best_out = vs;
-  return ks;
+  *best_out = best;
+  if (bi < 0) return -1;
+  const double* Ci = C + static_cast<int64_t>(bi) * n;
+  int j = 0;
+  while ((Ci[j] + h[j]) - p[bi] != best) ++j;
+  return static_cast<int64_t>(bi) * n + j;
 }
 #endif
 

@@ -200,6 +200,19 @@ def test_emd_batched_bad_input():
         got.emd_batched(-A, -A, C)
     with pytest.raises(ValueError, match="bool"):
         got.emd_batched(A, A, C, a_mask=np.ones((2, 3)))
+    for bad in (np.nan, np.inf, -np.inf):
+        Cb = C.copy()
+        Cb[1, 2, 0] = bad
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            got.emd_batched(A, A, Cb)
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            got.sinkhorn_batched(A.ravel(), A.ravel(), Cb.ravel(), 0.1, a_offsets=[0, 3, 6],
+                                 b_offsets=[0, 3, 6])
+    # huge finite costs whose sum overflows are accepted (the fast finiteness test falls back)
+    Ch = np.full((2, 3, 3), 1e308)
+    assert got._finite_cost(Ch, 3) is not None
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        got._finite_cost(np.where(np.eye(3, dtype=bool), np.inf, Ch), 3)
 
 
 def test_public_namespace():

@@ -69,9 +69,22 @@ def _histogram(w, n: int, name: str) -> np.ndarray:
     return w
 
 
+def _finite_cost(C, ndim: int) -> np.ndarray:
+    """C as C-contiguous float64 with ``ndim`` dimensions, NaN/inf rejected.
+
+    A finite total proves every entry finite (an inf or NaN entry makes the sum inf or NaN),
+    so the element-wise test runs only when the sum is not finite (NaN/inf, or overflow)."""
+    C = as_float_array(C, "C", ndim=ndim, dtype=np.float64, finite=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = C.sum()
+    if not np.isfinite(total) and not np.isfinite(C).all():
+        raise ValueError("C contains NaN or infinity")
+    return C
+
+
 def _cost_matrix(C) -> np.ndarray:
     reject_gpu(C, "C", "geoml.ot")
-    return as_float_array(C, "C", ndim=2, dtype=np.float64)
+    return _finite_cost(C, 2)
 
 
 def _balance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -169,7 +182,7 @@ def _batched_layout(a, b, C, a_mask, b_mask, a_offsets, b_offsets, *, balance: b
     if (a_offsets is None) != (b_offsets is None):
         raise ValueError("give both a_offsets and b_offsets (ragged layout) or neither (padded)")
     if a_offsets is None:
-        C = as_float_array(C, "C", ndim=3, dtype=np.float64)
+        C = _finite_cost(C, 3)
         B, m, n = C.shape
         a = as_float_array(a, "a", ndim=2, dtype=np.float64)
         b = as_float_array(b, "b", ndim=2, dtype=np.float64)
@@ -194,7 +207,7 @@ def _batched_layout(a, b, C, a_mask, b_mask, a_offsets, b_offsets, *, balance: b
             raise ValueError("masks apply to the padded layout only; the ragged layout has none")
         a = as_float_array(a, "a", ndim=1, dtype=np.float64)
         b = as_float_array(b, "b", ndim=1, dtype=np.float64)
-        C = as_float_array(C, "C", ndim=1, dtype=np.float64)
+        C = _finite_cost(C, 1)
         a_off = np.ascontiguousarray(a_offsets, dtype=np.int64)
         b_off = np.ascontiguousarray(b_offsets, dtype=np.int64)
         if a_off.ndim != 1 or a_off.shape != b_off.shape or a_off.shape[0] < 2:
