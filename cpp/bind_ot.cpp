@@ -99,7 +99,8 @@ py::tuple sinkhorn_py(carray<double> a, carray<double> b, carray<double> C, carr
     SinkhornWork w;
     info = sinkhorn_dense(m, n, a.data(), b.data(), C.data(), p, pf, pg, pp, w);
   }
-  return py::make_tuple(P, f, g, info.n_iter, info.err, info.converged);
+  return py::make_tuple(P, f, g, info.n_iter, info.err, info.converged, info.cost,
+                        info.marginal_error);
 }
 
 py::tuple sinkhorn_points_py(carray<double> x, carray<double> y, carray<double> a,

@@ -12,6 +12,14 @@
 #if GEOML_SIMD_X86
 #include <immintrin.h>
 #endif
+#if GEOML_SIMD_X86
+// loops compiled for AVX2 and for the baseline, picked at load time; AVX2+FMA kernels
+// (called only when simd_isa() says the CPU has them)
+#define GEOML_OT_CLONES __attribute__((target_clones("avx2", "default")))
+#define GEOML_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define GEOML_OT_CLONES
+#endif
 
 namespace geoml {
 
@@ -37,6 +45,73 @@ namespace geoml {
 namespace {
 
 constexpr double kRcRel = 1e-13;  // relative reduced-cost tolerance for entering arcs
+// problems with at most this many arcs use Dantzig pricing (a full scan per pivot)
+constexpr int64_t kSmallArcs = 1024;
+
+// Dantzig scan of a dense m x n problem: the arc (i, j) minimising C_ij + h_j - p_i (the
+// first one on ties), with that value in *best; -1 and 0 when none is negative. The AVX2
+// path takes each row's minimum with two independent min chains (rows overlap in the
+// pipeline), keeps the best row, then locates the column in that row alone.
+#if GEOML_SIMD_X86
+GEOML_AVX2 int64_t dantzig_avx2(int m, int n, const double* C, const double* p, const double* h,
+                                double* best_out) {
+  const __m256d inf = _mm256_set1_pd(std::numeric_limits<double>::infinity());
+  double best = 0.0;
+  int bi = -1;
+  for (int i = 0; i < m; ++i) {
+    const double* Ci = C + static_cast<int64_t>(i) * n;
+    const __m256d pi = _mm256_set1_pd(p[i]);
+    __m256d m0 = inf, m1 = inf;
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+      m0 = _mm256_min_pd(
+          m0, _mm256_sub_pd(_mm256_add_pd(_mm256_loadu_pd(Ci + j), _mm256_loadu_pd(h + j)), pi));
+      m1 = _mm256_min_pd(m1, _mm256_sub_pd(_mm256_add_pd(_mm256_loadu_pd(Ci + j + 4),
+                                                         _mm256_loadu_pd(h + j + 4)), pi));
+    }
+    if (j + 4 <= n) {
+      m0 = _mm256_min_pd(
+          m0, _mm256_sub_pd(_mm256_add_pd(_mm256_loadu_pd(Ci + j), _mm256_loadu_pd(h + j)), pi));
+      j += 4;
+    }
+    m0 = _mm256_min_pd(m0, m1);
+    const __m128d q = _mm_min_pd(_mm256_castpd256_pd128(m0), _mm256_extractf128_pd(m0, 1));
+    double rm = _mm_cvtsd_f64(_mm_min_sd(q, _mm_unpackhi_pd(q, q)));
+    for (; j < n; ++j) rm = std::min(rm, (Ci[j] + h[j]) - p[i]);
+    if (rm < best) {
+      best = rm;
+      bi = i;
+    }
+  }
+  *best_out = best;
+  if (bi < 0) return -1;
+  const double* Ci = C + static_cast<int64_t>(bi) * n;
+  int j = 0;
+  while ((Ci[j] + h[j]) - p[bi] != best) ++j;
+  return static_cast<int64_t>(bi) * n + j;
+}
+#endif
+
+int64_t dantzig_scan(int m, int n, const double* C, const double* p, const double* h,
+                     double* best_out) {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return dantzig_avx2(m, n, C, p, h, best_out);
+#endif
+  double vmin = 0.0;
+  int64_t k = -1;
+  for (int i = 0; i < m; ++i) {
+    const double* Ci = C + static_cast<int64_t>(i) * n;
+    for (int j = 0; j < n; ++j) {
+      const double r = (Ci[j] + h[j]) - p[i];
+      if (r < vmin) {
+        vmin = r;
+        k = static_cast<int64_t>(i) * n + j;
+      }
+    }
+  }
+  *best_out = vmin;
+  return k;
+}
 
 struct Solver {
   EmdWorkspace& w;
@@ -108,6 +183,21 @@ struct Solver {
       }
     }
     return -1;
+  }
+
+  // Dantzig pricing: the most negative reduced cost over all arcs (small problems, where a
+  // full scan costs about as much as one tree update). Tree arcs have rc ~ 0 and never pass
+  // the tolerance. Returns -1 at optimality.
+  int64_t find_entering_dantzig(double& rc_out) {
+    const double* pot = w.pot.data();
+    double best;
+    const int64_t best_arc = dantzig_scan(mm, nn, C, pot, pot + mm, &best);
+    if (best_arc < 0) return -1;
+    const int s = static_cast<int>(best_arc / nn), t = mm + static_cast<int>(best_arc % nn);
+    const double scale = std::fabs(C[best_arc]) + std::fabs(pot[s]) + std::fabs(pot[t]);
+    if (!(best < -kRcRel * scale)) return -1;
+    rc_out = best;
+    return best_arc;
   }
 
   void init(const double* a, const double* b, const double* cost) {
@@ -324,6 +414,7 @@ double emd_solve(int m, int n, const double* a, const double* b, const double* C
   Solver S(ws);
   S.mm = mm;
   S.nn = nn;
+  const bool small = static_cast<int64_t>(mm) * nn <= kSmallArcs;
   S.init(ab.data(), ab.data() + mm, ws.C);
   int st = EMD_OPTIMAL;
   for (;;) {
@@ -332,7 +423,7 @@ double emd_solve(int m, int n, const double* a, const double* b, const double* C
       break;
     }
     double rc;
-    const int64_t e = S.find_entering(rc);
+    const int64_t e = small ? S.find_entering_dantzig(rc) : S.find_entering(rc);
     if (e < 0) break;
     S.pivot(e, rc);
     ++ws.n_pivots;
@@ -491,346 +582,7 @@ inline double exp_neg(double x) {
   return q * scale;
 }
 
-constexpr double kAbsorb = 50.0;
-constexpr int kSorFrom = 10, kSorTo = 20;  // iterations that measure the plain rate
-constexpr double kTiny = 1e-280;
-
-// Dense stabilised Sinkhorn on one problem (see sinkhorn_dense in ot.hpp).
-struct DenseSinkhorn {
-  int m, n, nt;
-  const double *a, *b, *C;
-  double* f;
-  double* g;
-  double* K;  // kernel, then plan
-  SinkhornWork& w;
-  double eps = 1.0, lam = 1.0;
-  bool balanced = true, use_sor = true;
-  // threads only pay off on large kernels (a parallel region costs microseconds, far more
-  // on a loaded machine)
-  bool par() const { return nt > 1 && static_cast<int64_t>(m) * n >= (int64_t(1) << 20); }
-
-  DenseSinkhorn(int m_, int n_, const double* a_, const double* b_, const double* C_, double* f_,
-                double* g_, double* K_, SinkhornWork& w_, int nt_)
-      : m(m_), n(n_), nt(nt_), a(a_), b(b_), C(C_), f(f_), g(g_), K(K_), w(w_) {}
-
-  void set_eps(double e, double rho) {
-    eps = e;
-    lam = balanced ? 1.0 : rho / (rho + e);
-    // reference measure a b^T for the unbalanced problem (POT's reg_type="kl")
-    for (int i = 0; i < m; ++i) w.ra[i] = (!balanced && a[i] > 0) ? e * std::log(a[i]) : 0.0;
-    for (int j = 0; j < n; ++j) w.rb[j] = (!balanced && b[j] > 0) ? e * std::log(b[j]) : 0.0;
-  }
-
-  // f += eps log u, g += eps log v (positive scalings only), u = v = 1 there.
-  void absorb() {
-    for (int i = 0; i < m; ++i)
-      if (w.u[i] > 0) {
-        f[i] += eps * std::log(w.u[i]);
-        w.u[i] = 1.0;
-      }
-    for (int j = 0; j < n; ++j)
-      if (w.v[j] > 0) {
-        g[j] += eps * std::log(w.v[j]);
-        w.v[j] = 1.0;
-      }
-  }
-
-  void build_kernel() {
-    const double ie = 1.0 / eps;
-    double* fr = w.tmp.data();  // f + ra
-    for (int i = 0; i < m; ++i) fr[i] = f[i] + w.ra[i];
-    double* gc = w.Ktu.data();  // scratch: g + rb
-    for (int j = 0; j < n; ++j) gc[j] = g[j] + w.rb[j];
-#pragma omp parallel for num_threads(nt) if (par()) schedule(static)
-    for (int i = 0; i < m; ++i) {
-      const double* Ci = C + static_cast<int64_t>(i) * n;
-      double* Ki = K + static_cast<int64_t>(i) * n;
-      const double fi = fr[i];
-      for (int j = 0; j < n; ++j) {
-        const double z = (fi + gc[j] - Ci[j]) * ie;
-        Ki[j] = z <= 0.0 ? exp_neg(z) : std::exp(z);
-      }
-    }
-    // u-update factors exp((lam - 1) f / eps) (unbalanced only)
-    for (int i = 0; i < m; ++i) w.wr[i] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * f[i] * ie);
-    for (int j = 0; j < n; ++j) w.wc[j] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * g[j] * ie);
-  }
-
-  // Exact log-domain update of all row potentials (u = v = 1 assumed): used when a row of
-  // the kernel underflows. f_i = lam (eps log a_i - ra_i - eps LSE_j((g_j + rb_j - C_ij)/eps)).
-  void exact_rows() {
-    const double ie = 1.0 / eps;
-#pragma omp parallel for num_threads(nt) if (par()) schedule(static)
-    for (int i = 0; i < m; ++i) {
-      if (!(a[i] > 0)) continue;
-      const double* Ci = C + static_cast<int64_t>(i) * n;
-      double mx = -std::numeric_limits<double>::infinity();
-      for (int j = 0; j < n; ++j) mx = std::max(mx, g[j] + w.rb[j] - Ci[j]);
-      double s = 0.0;
-      for (int j = 0; j < n; ++j) s += exp_neg((g[j] + w.rb[j] - Ci[j] - mx) * ie);
-      f[i] = lam * (eps * std::log(a[i]) - w.ra[i] - mx - eps * std::log(s));
-    }
-  }
-  void exact_cols() {
-    const double ie = 1.0 / eps;
-    std::vector<double>& mx = w.tmp;
-    std::vector<double>& s = w.Ktu;
-    for (int j = 0; j < n; ++j) {
-      mx[j] = -std::numeric_limits<double>::infinity();
-      s[j] = 0.0;
-    }
-    for (int i = 0; i < m; ++i) {
-      const double* Ci = C + static_cast<int64_t>(i) * n;
-      const double fi = f[i] + w.ra[i];
-      for (int j = 0; j < n; ++j) mx[j] = std::max(mx[j], fi - Ci[j]);
-    }
-    for (int i = 0; i < m; ++i) {
-      const double* Ci = C + static_cast<int64_t>(i) * n;
-      const double fi = f[i] + w.ra[i];
-      for (int j = 0; j < n; ++j) s[j] += exp_neg((fi - Ci[j] - mx[j]) * ie);
-    }
-    for (int j = 0; j < n; ++j)
-      if (b[j] > 0) g[j] = lam * (eps * std::log(b[j]) - w.rb[j] - mx[j] - eps * std::log(s[j]));
-  }
-
-  void matvec(const double* v, double* out) {
-#pragma omp parallel for num_threads(nt) if (par()) schedule(static)
-    for (int i = 0; i < m; ++i) {
-      const double* Ki = K + static_cast<int64_t>(i) * n;
-      double s = 0.0;
-#pragma omp simd reduction(+ : s)
-      for (int j = 0; j < n; ++j) s += Ki[j] * v[j];
-      out[i] = s;
-    }
-  }
-  void matvec_t(const double* u, double* out) {
-    if (!par()) {
-      std::fill(out, out + n, 0.0);
-      for (int i = 0; i < m; ++i) {
-        const double* Ki = K + static_cast<int64_t>(i) * n;
-        const double ui = u[i];
-        if (ui == 0.0) continue;
-        for (int j = 0; j < n; ++j) out[j] += Ki[j] * ui;
-      }
-      return;
-    }
-#pragma omp parallel num_threads(nt)
-    {
-#ifdef _OPENMP
-      const int T = omp_get_num_threads(), t = omp_get_thread_num();
-#else
-      const int T = 1, t = 0;
-#endif
-      const int j0 = static_cast<int>(static_cast<int64_t>(n) * t / T);
-      const int j1 = static_cast<int>(static_cast<int64_t>(n) * (t + 1) / T);
-      std::fill(out + j0, out + j1, 0.0);
-      for (int i = 0; i < m; ++i) {
-        const double* Ki = K + static_cast<int64_t>(i) * n;
-        const double ui = u[i];
-        if (ui == 0.0) continue;
-        for (int j = j0; j < j1; ++j) out[j] += Ki[j] * ui;
-      }
-    }
-  }
-
-  bool bad_rows() const {
-    for (int i = 0; i < m; ++i)
-      if (a[i] > 0 && !(w.Kv[i] > kTiny && w.Kv[i] < 1e280)) return true;
-    return false;
-  }
-  bool bad_cols() const {
-    for (int j = 0; j < n; ++j)
-      if (b[j] > 0 && !(w.Ktu[j] > kTiny && w.Ktu[j] < 1e280)) return true;
-    return false;
-  }
-  bool needs_absorb() const {
-    const double hi = std::exp(kAbsorb), lo = std::exp(-kAbsorb);
-    for (int i = 0; i < m; ++i)
-      if (w.u[i] > 0 && (w.u[i] > hi || w.u[i] < lo)) return true;
-    for (int j = 0; j < n; ++j)
-      if (w.v[j] > 0 && (w.v[j] > hi || w.v[j] < lo)) return true;
-    return false;
-  }
-
-  // Runs iterations at the current eps until err <= tol or the budget is spent.
-  // Returns the last err; adds to *iters.
-  //
-  // Balanced problems use over-relaxation (SOR) once the plain rate is known: Sinkhorn is a
-  // two-block Gauss-Seidel in the dual, so with the asymptotic error contraction r measured
-  // over iterations kSorFrom..kSorTo of a stage, omega = 2 / (1 + sqrt(1 - r)) (Young's
-  // formula; see
-  // Thibault et al. 2017, Lehmann et al. 2021): u <- u^(1-omega) (a / K v)^omega. If the error
-  // grows tenfold above its best, relaxation is switched off for the stage.
-  double run(double tol, int64_t budget, int64_t* iters) {
-    double err = std::numeric_limits<double>::infinity();
-    double omega = 1.0, err10 = 0.0, best = std::numeric_limits<double>::infinity();
-    bool sor_done = !balanced || !use_sor;
-    // column error of the current plan: unknown until a column update has run
-    double col_err = std::numeric_limits<double>::infinity();
-    for (int64_t it = 0; it < budget; ++it) {
-      matvec(w.v.data(), w.Kv.data());
-      if (bad_rows()) {
-        absorb();
-        exact_rows();
-        build_kernel();
-        matvec(w.v.data(), w.Kv.data());
-        col_err = std::numeric_limits<double>::infinity();
-      }
-      if (balanced) {
-        err = col_err;  // column error of the current plan (0 without relaxation)
-        for (int i = 0; i < m; ++i) err += std::fabs(w.u[i] * w.Kv[i] - a[i]);
-        if (err <= tol) return err;
-        if (!sor_done) {
-          if (it == kSorFrom) err10 = err;
-          if (it == kSorTo) {
-            const double r = std::pow(err / err10, 1.0 / (kSorTo - kSorFrom));
-            if (r < 1.0 && r > 0.0) omega = std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - r)));
-            sor_done = true;
-          }
-        }
-        if (omega > 1.0 && err > 10.0 * best) omega = 1.0;
-        best = std::min(best, err);
-      }
-      double du = 0.0;
-      for (int i = 0; i < m; ++i) {
-        if (!(a[i] > 0)) {
-          w.u[i] = 0.0;
-          continue;
-        }
-        const double r = a[i] / w.Kv[i];
-        double un = lam == 1.0 ? r : w.wr[i] * std::pow(r, lam);
-        if (omega != 1.0) un = w.u[i] * std::pow(un / w.u[i], omega);
-        if (!balanced) du = std::max(du, std::fabs(std::log(un / w.u[i])));
-        w.u[i] = un;
-      }
-      matvec_t(w.u.data(), w.Ktu.data());
-      if (bad_cols()) {
-        absorb();
-        exact_cols();
-        build_kernel();
-        matvec_t(w.u.data(), w.Ktu.data());
-      }
-      double dv = 0.0;
-      col_err = 0.0;
-      for (int j = 0; j < n; ++j) {
-        if (!(b[j] > 0)) {
-          w.v[j] = 0.0;
-          continue;
-        }
-        const double r = b[j] / w.Ktu[j];
-        double vn = lam == 1.0 ? r : w.wc[j] * std::pow(r, lam);
-        if (omega != 1.0) {
-          vn = w.v[j] * std::pow(vn / w.v[j], omega);
-          col_err += std::fabs(vn * w.Ktu[j] - b[j]);
-        }
-        if (!balanced) dv = std::max(dv, std::fabs(std::log(vn / w.v[j])));
-        w.v[j] = vn;
-      }
-      ++*iters;
-      if (!balanced) {
-        err = eps * std::max(du, dv);
-        if (err <= tol) return err;
-      }
-      if (needs_absorb()) {
-        absorb();
-        build_kernel();
-      }
-    }
-    return err;
-  }
-};
-
-}  // namespace
-
-SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, const double* C,
-                            const SinkhornParams& p, double* f, double* g, double* P,
-                            SinkhornWork& w) {
-  SinkhornInfo info;
-  if (m <= 0 || n <= 0) return info;
-  w.u.assign(m, 1.0);
-  w.v.assign(n, 1.0);
-  w.Kv.resize(m);
-  w.Ktu.resize(std::max(m, n));
-  w.ra.resize(m);
-  w.rb.resize(n);
-  w.wr.resize(m);
-  w.wc.resize(n);
-  w.tmp.resize(std::max(m, n));
-  for (int i = 0; i < m; ++i)
-    if (!(a[i] > 0)) w.u[i] = 0.0;
-  for (int j = 0; j < n; ++j)
-    if (!(b[j] > 0)) w.v[j] = 0.0;
-  DenseSinkhorn S(m, n, a, b, C, f, g, P, w, std::max(1, p.n_threads));
-  S.balanced = !(p.rho > 0);
-  double mass = 0.0;
-  for (int i = 0; i < m; ++i) mass += a[i];
-  // annealing schedule eps_start, eps_start q, ..., eps
-  std::vector<double> sched;
-  if (p.eps_start > p.eps)
-    for (double e = p.eps_start; e > p.eps; e *= p.eps_factor) sched.push_back(e);
-  sched.push_back(p.eps);
-  int64_t iters = 0;
-  double err = 0.0;
-  for (size_t s = 0; s < sched.size(); ++s) {
-    const bool last = s + 1 == sched.size();
-    S.absorb();
-    S.set_eps(sched[s], p.rho);
-    S.build_kernel();
-    const double tol = last ? p.tol
-                            : std::max(p.tol, p.stage_tol * (S.balanced ? mass : sched[s]));
-    const int64_t budget = p.max_iter - iters;
-    if (budget <= 0) break;
-    err = S.run(tol, budget, &iters);
-  }
-  info.n_iter = iters;
-  info.err = err;
-  info.converged = err <= p.tol;
-  // plan = diag(u) K diag(v); potentials absorb the scalings
-  for (int i = 0; i < m; ++i) {
-    double* Pi = P + static_cast<int64_t>(i) * n;
-    const double ui = w.u[i];
-    for (int j = 0; j < n; ++j) Pi[j] *= ui * w.v[j];
-  }
-  S.absorb();
-  return info;
-}
-
-void sinkhorn_batched(int64_t B, const double* a, const int64_t* a_off, const double* b,
-                      const int64_t* b_off, const double* C, const int64_t* c_off,
-                      const SinkhornParams& p, int n_jobs, double* cost, double* err,
-                      int64_t* n_iter, unsigned char* converged, double* plans) {
-  const int nt = resolve_threads(n_jobs);
-  SinkhornParams q = p;
-  q.n_threads = 1;
-#pragma omp parallel num_threads(nt)
-  {
-    SinkhornWork w;
-    std::vector<double> f, g, P;
-#pragma omp for schedule(dynamic, 16)
-    for (int64_t k = 0; k < B; ++k) {
-      const int m = static_cast<int>(a_off[k + 1] - a_off[k]);
-      const int n = static_cast<int>(b_off[k + 1] - b_off[k]);
-      const double* Ck = C + c_off[k];
-      f.assign(m, 0.0);
-      g.assign(n, 0.0);
-      double* Pk = plans ? plans + c_off[k] : (P.resize(static_cast<size_t>(m) * n), P.data());
-      SinkhornInfo info =
-          sinkhorn_dense(m, n, a + a_off[k], b + b_off[k], Ck, q, f.data(), g.data(), Pk, w);
-      double c = 0.0;
-      for (int64_t t = 0; t < static_cast<int64_t>(m) * n; ++t) c += Pk[t] * Ck[t];
-      cost[k] = c;
-      err[k] = info.err;
-      n_iter[k] = info.n_iter;
-      converged[k] = info.converged;
-    }
-  }
-}
-
-namespace {
-
 #if GEOML_SIMD_X86
-#define GEOML_OT_CLONES __attribute__((target_clones("avx2", "default")))
-#define GEOML_AVX2 __attribute__((target("avx2,fma")))
 
 // exp_neg on 4 lanes (same algorithm as the scalar version).
 GEOML_AVX2 inline __m256d exp_neg4(__m256d x) {
@@ -890,8 +642,6 @@ GEOML_AVX2 double lse_sum_avx2(int n, const double* h, const double* c, double m
   if (wsum) *wsum = w;
   return s;
 }
-#else
-#define GEOML_OT_CLONES
 #endif
 
 double lse_max(int n, const double* h, const double* c) {
@@ -915,6 +665,467 @@ double lse_sum(int n, const double* h, const double* c, double mx, double ie, do
   if (wsum) *wsum = w;
   return s;
 }
+
+constexpr double kAbsorb = 50.0;           // scalings leave [e^-50, e^50]: absorb them
+const double kHi = std::exp(kAbsorb), kLo = std::exp(-kAbsorb);
+constexpr int kSorFrom = 10, kSorTo = 20;  // iterations that measure the plain rate
+constexpr double kTiny = 1e-280;
+constexpr int kSweepBlock = 16;  // rows per dynamically scheduled block of the sweep
+
+// K_ij = exp((fi + gc_j - C_ij) * ie) for one row (j < n).
+#if GEOML_SIMD_X86
+GEOML_AVX2 void kernel_row_avx2(int n, double fi, const double* gc, const double* Ci, double ie,
+                                double* Ki) {
+  const __m256d vf = _mm256_set1_pd(fi), vie = _mm256_set1_pd(ie), zero = _mm256_setzero_pd();
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const __m256d z = _mm256_mul_pd(
+        _mm256_sub_pd(_mm256_add_pd(vf, _mm256_loadu_pd(gc + j)), _mm256_loadu_pd(Ci + j)), vie);
+    if (_mm256_movemask_pd(_mm256_cmp_pd(z, zero, _CMP_GT_OQ))) {
+      for (int t = j; t < j + 4; ++t) {
+        const double zt = (fi + gc[t] - Ci[t]) * ie;
+        Ki[t] = zt <= 0.0 ? exp_neg(zt) : std::exp(zt);
+      }
+    } else {
+      _mm256_storeu_pd(Ki + j, exp_neg4(z));
+    }
+  }
+  for (; j < n; ++j) {
+    const double z = (fi + gc[j] - Ci[j]) * ie;
+    Ki[j] = z <= 0.0 ? exp_neg(z) : std::exp(z);
+  }
+}
+#endif
+void kernel_row(int n, double fi, const double* gc, const double* Ci, double ie, double* Ki) {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return kernel_row_avx2(n, fi, gc, Ci, ie, Ki);
+#endif
+  for (int j = 0; j < n; ++j) {
+    const double z = (fi + gc[j] - Ci[j]) * ie;
+    Ki[j] = z <= 0.0 ? exp_neg(z) : std::exp(z);
+  }
+}
+
+// Over-relaxation x^w for x > 0: a binomial series when x is near 1 (exact at x = 1, so the
+// fixed point is untouched), pow otherwise.
+struct Relax {
+  double w = 1.0, c[9] = {};
+  void set(double omega) {
+    w = omega;
+    double ck = 1.0;
+    for (int k = 1; k <= 8; ++k) c[k] = (ck *= (omega - (k - 1)) / k);
+  }
+  double operator()(double x) const {
+    const double d = x - 1.0;
+    if (!(std::fabs(d) <= 0.125)) return std::pow(x, w);
+    double s = c[8];
+    for (int k = 7; k >= 1; --k) s = s * d + c[k];
+    return 1.0 + s * d;
+  }
+};
+
+// One sweep of the kernel rows [i0, i1) of a stabilised Sinkhorn iteration: Kv_i = K_i . v,
+// the row update of u (balanced: a_i / Kv_i; unbalanced: wr_i (a_i / Kv_i)^lam; relaxed by
+// omega), and acc += u_i K_i, so that one pass over K yields K^T u for the column update.
+// Rows whose Kv leaves (kTiny, 1e280) keep their u and set *bad. Balanced: adds the row
+// error |u_i Kv_i - a_i| of the updated plan to *err; unbalanced: max |log(u_new / u)| to *du.
+// Also tracks the range of the new u in *umin / *umax.
+struct SweepOut {
+  double err = 0.0, du = 0.0, umin = std::numeric_limits<double>::infinity(), umax = 0.0;
+  bool bad = false;
+};
+GEOML_OT_CLONES
+void sweep_rows(int i0, int i1, int n, const double* K, const double* v, const double* a,
+                const double* wr, double lam, bool balanced, const Relax& rx, double* u,
+                double* acc, SweepOut& o) {
+  for (int i = i0; i < i1; ++i) {
+    if (!(a[i] > 0)) {
+      u[i] = 0.0;
+      continue;
+    }
+    const double* Ki = K + static_cast<int64_t>(i) * n;
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int j = 0; j < n; ++j) s += Ki[j] * v[j];
+    if (!(s > kTiny && s < 1e280)) {
+      o.bad = true;
+      continue;
+    }
+    const double r = a[i] / s;
+    double un = lam == 1.0 ? r : wr[i] * std::pow(r, lam);
+    if (rx.w != 1.0) un = u[i] * rx(un / u[i]);
+    if (balanced)
+      o.err += std::fabs(un * s - a[i]);
+    else
+      o.du = std::max(o.du, std::fabs(std::log(un / u[i])));
+    u[i] = un;
+    o.umin = std::min(o.umin, un);
+    o.umax = std::max(o.umax, un);
+#pragma omp simd
+    for (int j = 0; j < n; ++j) acc[j] += un * Ki[j];
+  }
+}
+
+// Dense stabilised Sinkhorn on one problem (see sinkhorn_dense in ot.hpp).
+struct DenseSinkhorn {
+  int m, n, nt;
+  const double *a, *b, *C;
+  double* f;
+  double* g;
+  double* K;  // kernel, then plan
+  SinkhornWork& w;
+  double eps = 1.0, lam = 1.0;
+  bool balanced = true, use_sor = true;
+  // threads only pay off on large kernels (a parallel region costs microseconds, far more
+  // on a loaded machine)
+  bool par() const { return nt > 1 && static_cast<int64_t>(m) * n >= (int64_t(1) << 20); }
+
+  DenseSinkhorn(int m_, int n_, const double* a_, const double* b_, const double* C_, double* f_,
+                double* g_, double* K_, SinkhornWork& w_, int nt_)
+      : m(m_), n(n_), nt(nt_), a(a_), b(b_), C(C_), f(f_), g(g_), K(K_), w(w_) {}
+
+  void set_eps(double e, double rho) {
+    eps = e;
+    lam = balanced ? 1.0 : rho / (rho + e);
+    // reference measure a b^T for the unbalanced problem (POT's reg_type="kl")
+    for (int i = 0; i < m; ++i) w.ra[i] = (!balanced && a[i] > 0) ? e * std::log(a[i]) : 0.0;
+    for (int j = 0; j < n; ++j) w.rb[j] = (!balanced && b[j] > 0) ? e * std::log(b[j]) : 0.0;
+  }
+
+  // f += eps log u, g += eps log v (positive scalings only), u = v = 1 there.
+  void absorb() {
+    for (int i = 0; i < m; ++i)
+      if (w.u[i] > 0) {
+        f[i] += eps * std::log(w.u[i]);
+        w.u[i] = 1.0;
+      }
+    for (int j = 0; j < n; ++j)
+      if (w.v[j] > 0) {
+        g[j] += eps * std::log(w.v[j]);
+        w.v[j] = 1.0;
+      }
+  }
+
+  void build_kernel() {
+    const double ie = 1.0 / eps;
+    double* fr = w.tmp.data();  // f + ra
+    for (int i = 0; i < m; ++i) fr[i] = f[i] + w.ra[i];
+    double* gc = w.gc.data();  // g + rb
+    for (int j = 0; j < n; ++j) gc[j] = g[j] + w.rb[j];
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
+    for (int i = 0; i < m; ++i)
+      kernel_row(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie, K + static_cast<int64_t>(i) * n);
+    // u-update factors exp((lam - 1) f / eps) (unbalanced only)
+    for (int i = 0; i < m; ++i) w.wr[i] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * f[i] * ie);
+    for (int j = 0; j < n; ++j) w.wc[j] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * g[j] * ie);
+  }
+
+  // Exact log-domain update of all row potentials (u = v = 1 assumed): used when a row of
+  // the kernel underflows. f_i = lam (eps log a_i - ra_i - eps LSE_j((g_j + rb_j - C_ij)/eps)).
+  void exact_rows() {
+    const double ie = 1.0 / eps;
+    double* gc = w.gc.data();
+    for (int j = 0; j < n; ++j) gc[j] = g[j] + w.rb[j];
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
+    for (int i = 0; i < m; ++i) {
+      if (!(a[i] > 0)) continue;
+      const double* Ci = C + static_cast<int64_t>(i) * n;
+      const double mx = lse_max(n, gc, Ci);
+      const double s = lse_sum(n, gc, Ci, mx, ie, nullptr);
+      f[i] = lam * (eps * std::log(a[i]) - w.ra[i] - mx - eps * std::log(s));
+    }
+  }
+  void exact_cols() {
+    const double ie = 1.0 / eps;
+    std::vector<double>& mx = w.tmp;
+    std::vector<double>& s = w.gc;
+    for (int j = 0; j < n; ++j) {
+      mx[j] = -std::numeric_limits<double>::infinity();
+      s[j] = 0.0;
+    }
+    for (int i = 0; i < m; ++i) {
+      const double* Ci = C + static_cast<int64_t>(i) * n;
+      const double fi = f[i] + w.ra[i];
+      for (int j = 0; j < n; ++j) mx[j] = std::max(mx[j], fi - Ci[j]);
+    }
+    for (int i = 0; i < m; ++i) {
+      const double* Ci = C + static_cast<int64_t>(i) * n;
+      const double fi = f[i] + w.ra[i];
+      for (int j = 0; j < n; ++j) s[j] += exp_neg((fi - Ci[j] - mx[j]) * ie);
+    }
+    for (int j = 0; j < n; ++j)
+      if (b[j] > 0) g[j] = lam * (eps * std::log(b[j]) - w.rb[j] - mx[j] - eps * std::log(s[j]));
+  }
+
+  // out = K^T u
+  void matvec_t(const double* u, double* out) {
+    if (!par()) {
+      std::fill(out, out + n, 0.0);
+      for (int i = 0; i < m; ++i) {
+        const double* Ki = K + static_cast<int64_t>(i) * n;
+        const double ui = u[i];
+        if (ui == 0.0) continue;
+        for (int j = 0; j < n; ++j) out[j] += Ki[j] * ui;
+      }
+      return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+      const int T = omp_get_num_threads(), t = omp_get_thread_num();
+#else
+      const int T = 1, t = 0;
+#endif
+      const int j0 = static_cast<int>(static_cast<int64_t>(n) * t / T);
+      const int j1 = static_cast<int>(static_cast<int64_t>(n) * (t + 1) / T);
+      std::fill(out + j0, out + j1, 0.0);
+      for (int i = 0; i < m; ++i) {
+        const double* Ki = K + static_cast<int64_t>(i) * n;
+        const double ui = u[i];
+        if (ui == 0.0) continue;
+        for (int j = j0; j < j1; ++j) out[j] += Ki[j] * ui;
+      }
+    }
+  }
+
+  // Row half of an iteration fused with K^T u (one pass over K): Ktu receives K^T u_new.
+  SweepOut sweep(const Relax& rx) {
+    double* Ktu = w.Ktu.data();
+    if (!par()) {
+      SweepOut o;
+      std::fill(Ktu, Ktu + n, 0.0);
+      sweep_rows(0, m, n, K, w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(), Ktu, o);
+      return o;
+    }
+    SweepOut o;
+    w.part.resize(static_cast<size_t>(nt) * n);
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+      const int T = omp_get_num_threads(), t = omp_get_thread_num();
+#else
+      const int T = 1, t = 0;
+#endif
+      double* acc = w.part.data() + static_cast<int64_t>(t) * n;
+      std::fill(acc, acc + n, 0.0);
+      SweepOut mine;
+      // dynamic blocks of rows: a thread that the OS pauses delays only its current block
+#pragma omp for schedule(dynamic, kSweepBlock) nowait
+      for (int i0 = 0; i0 < m; i0 += kSweepBlock)
+        sweep_rows(i0, std::min(m, i0 + kSweepBlock), n, K, w.v.data(), a, w.wr.data(), lam,
+                   balanced, rx, w.u.data(), acc, mine);
+#pragma omp critical
+      {
+        o.err += mine.err;
+        o.du = std::max(o.du, mine.du);
+        o.umin = std::min(o.umin, mine.umin);
+        o.umax = std::max(o.umax, mine.umax);
+        o.bad = o.bad || mine.bad;
+      }
+#pragma omp barrier
+#pragma omp for schedule(dynamic, 256)
+      for (int j = 0; j < n; ++j) {
+        double s = 0.0;
+        for (int q = 0; q < T; ++q) s += w.part[static_cast<int64_t>(q) * n + j];
+        Ktu[j] = s;
+      }
+    }
+    return o;
+  }
+
+  // Runs iterations at the current eps until err <= tol or the budget is spent.
+  // Returns the last err; adds to *iters. On return the plan is diag(u) K diag(v).
+  //
+  // Each iteration is one pass over K (rows updated, K^T u accumulated) and a column update.
+  // Balanced: err is the L1 marginal error of the plan after the row update (rows exact
+  // unless relaxed, so mostly the column error). Unbalanced: eps * the largest change of
+  // log u and log v.
+  //
+  // Balanced problems use over-relaxation (SOR) once the plain rate is known: Sinkhorn is a
+  // two-block Gauss-Seidel in the dual, so with the asymptotic error contraction r measured
+  // over iterations kSorFrom..kSorTo of a stage, omega = 2 / (1 + sqrt(1 - r)) (Young's
+  // formula; see Thibault et al. 2017, Lehmann et al. 2021): u <- u^(1-omega)
+  // (a / K v)^omega. If the error grows tenfold above its best, relaxation is switched off
+  // for the stage.
+  double run(double tol, int64_t budget, int64_t* iters) {
+    double err = std::numeric_limits<double>::infinity();
+    double err10 = 0.0, best = std::numeric_limits<double>::infinity();
+    Relax rx;
+    bool sor_done = !balanced || !use_sor;
+    double* u = w.u.data();
+    double* v = w.v.data();
+    double* Ktu = w.Ktu.data();
+    for (int64_t it = 0; it < budget; ++it) {
+      SweepOut o = sweep(rx);
+      if (o.bad) {  // a row underflowed: exact log-domain rows, fresh kernel, K^T u
+        absorb();
+        exact_rows();
+        build_kernel();
+        matvec_t(u, Ktu);
+        o.err = 0.0;
+        o.du = std::numeric_limits<double>::infinity();
+        o.umin = o.umax = 1.0;
+      }
+      bool bad = false;
+      for (int j = 0; j < n; ++j)
+        if (b[j] > 0 && !(Ktu[j] > kTiny && Ktu[j] < 1e280)) bad = true;
+      if (bad) {
+        absorb();
+        exact_cols();
+        build_kernel();
+        matvec_t(u, Ktu);
+      }
+      ++*iters;
+      double vmin = std::numeric_limits<double>::infinity(), vmax = 0.0;
+      if (balanced) {
+        // marginal error of diag(u) K diag(v) before the column update
+        err = o.err;
+        for (int j = 0; j < n; ++j) err += std::fabs(v[j] * Ktu[j] - b[j]);
+        if (err <= tol) return err;
+        if (!sor_done) {
+          if (it == kSorFrom) err10 = err;
+          if (it == kSorTo) {
+            const double r = std::pow(err / err10, 1.0 / (kSorTo - kSorFrom));
+            if (r < 1.0 && r > 0.0) rx.set(std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - r))));
+            sor_done = true;
+          }
+        }
+        if (rx.w > 1.0 && err > 10.0 * best) rx.set(1.0);
+        best = std::min(best, err);
+      }
+      double dv = 0.0;
+      for (int j = 0; j < n; ++j) {
+        if (!(b[j] > 0)) {
+          v[j] = 0.0;
+          continue;
+        }
+        const double r = b[j] / Ktu[j];
+        double vn = lam == 1.0 ? r : w.wc[j] * std::pow(r, lam);
+        if (rx.w != 1.0) vn = v[j] * rx(vn / v[j]);
+        if (!balanced) dv = std::max(dv, std::fabs(std::log(vn / v[j])));
+        v[j] = vn;
+        vmin = std::min(vmin, vn);
+        vmax = std::max(vmax, vn);
+      }
+      if (!balanced) {
+        err = eps * std::max(o.du, dv);
+        if (err <= tol) return err;
+      }
+      if (o.umin < kLo || o.umax > kHi || vmin < kLo || vmax > kHi) {
+        absorb();
+        build_kernel();
+      }
+    }
+    return err;
+  }
+
+  // P = diag(u) K diag(v) in place; returns <P, C> and writes the L1 marginal error.
+  double finish(double* merr) {
+    double cost = 0.0, rerr = 0.0;
+    std::vector<double>& cs = w.gc;  // column sums
+    std::fill(cs.begin(), cs.begin() + n, 0.0);
+    const double* v = w.v.data();
+    for (int i = 0; i < m; ++i) {
+      double* Pi = K + static_cast<int64_t>(i) * n;
+      const double* Ci = C + static_cast<int64_t>(i) * n;
+      const double ui = w.u[i];
+      double rs = 0.0, c = 0.0;
+#pragma omp simd reduction(+ : rs, c)
+      for (int j = 0; j < n; ++j) {
+        const double p = Pi[j] * ui * v[j];
+        Pi[j] = p;
+        rs += p;
+        c += p * Ci[j];
+        cs[j] += p;
+      }
+      cost += c;
+      rerr += std::fabs(rs - a[i]);
+    }
+    double cerr = 0.0;
+    for (int j = 0; j < n; ++j) cerr += std::fabs(cs[j] - b[j]);
+    *merr = rerr + cerr;
+    return cost;
+  }
+};
+
+}  // namespace
+
+SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, const double* C,
+                            const SinkhornParams& p, double* f, double* g, double* P,
+                            SinkhornWork& w) {
+  SinkhornInfo info;
+  if (m <= 0 || n <= 0) return info;
+  w.u.assign(m, 1.0);
+  w.v.assign(n, 1.0);
+  w.Ktu.resize(n);
+  w.ra.resize(m);
+  w.rb.resize(n);
+  w.wr.resize(m);
+  w.wc.resize(n);
+  w.tmp.resize(std::max(m, n));
+  w.gc.resize(n);
+  for (int i = 0; i < m; ++i)
+    if (!(a[i] > 0)) w.u[i] = 0.0;
+  for (int j = 0; j < n; ++j)
+    if (!(b[j] > 0)) w.v[j] = 0.0;
+  DenseSinkhorn S(m, n, a, b, C, f, g, P, w, std::max(1, p.n_threads));
+  S.balanced = !(p.rho > 0);
+  double mass = 0.0;
+  for (int i = 0; i < m; ++i) mass += a[i];
+  int64_t iters = 0;
+  double err = 0.0;
+  // annealing schedule eps_start, eps_start q, ... (while > eps), then eps
+  double e = p.eps_start > p.eps ? p.eps_start : p.eps;
+  for (;;) {
+    const bool last = !(e > p.eps);
+    if (last) e = p.eps;
+    S.absorb();
+    S.set_eps(e, p.rho);
+    S.build_kernel();
+    const double tol = last ? p.tol : std::max(p.tol, p.stage_tol * (S.balanced ? mass : e));
+    const int64_t budget = p.max_iter - iters;
+    if (budget <= 0) break;
+    err = S.run(tol, budget, &iters);
+    if (last) break;
+    e *= p.eps_factor;
+  }
+  info.n_iter = iters;
+  info.err = err;
+  info.converged = err <= p.tol;
+  info.cost = S.finish(&info.marginal_error);
+  S.absorb();
+  return info;
+}
+
+void sinkhorn_batched(int64_t B, const double* a, const int64_t* a_off, const double* b,
+                      const int64_t* b_off, const double* C, const int64_t* c_off,
+                      const SinkhornParams& p, int n_jobs, double* cost, double* err,
+                      int64_t* n_iter, unsigned char* converged, double* plans) {
+  const int nt = resolve_threads(n_jobs);
+  SinkhornParams q = p;
+  q.n_threads = 1;
+#pragma omp parallel num_threads(nt)
+  {
+    SinkhornWork w;
+    std::vector<double> f, g, P;
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t k = 0; k < B; ++k) {
+      const int m = static_cast<int>(a_off[k + 1] - a_off[k]);
+      const int n = static_cast<int>(b_off[k + 1] - b_off[k]);
+      f.assign(m, 0.0);
+      g.assign(n, 0.0);
+      double* Pk = plans ? plans + c_off[k] : (P.resize(static_cast<size_t>(m) * n), P.data());
+      const SinkhornInfo info = sinkhorn_dense(m, n, a + a_off[k], b + b_off[k], C + c_off[k],
+                                               q, f.data(), g.data(), Pk, w);
+      cost[k] = info.cost;
+      err[k] = info.err;
+      n_iter[k] = info.n_iter;
+      converged[k] = info.converged;
+    }
+  }
+}
+
+namespace {
 
 // Squared (power 2) or plain (power 1) distances from x to every column of Yt (d x n).
 GEOML_OT_CLONES

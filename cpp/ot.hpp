@@ -42,8 +42,8 @@ struct EmdWorkspace {
 
 /// Exact optimal transport between histograms `a` (m) and `b` (n) with dense row-major cost
 /// `C` (m x n): minimises <P, C> over P >= 0 with P 1 = a, P^T 1 = b, by a primal network
-/// simplex (block-search pivoting, spanning tree stored as parent/thread/depth arrays,
-/// artificial-root start). Rows with a_i = 0 and columns with b_j = 0 are dropped first.
+/// simplex (spanning tree stored as parent/thread/depth arrays, artificial-root start;
+/// block-search pivoting, or Dantzig's rule, an AVX2 scan of all arcs, when m n <= 1024). Rows with a_i = 0 and columns with b_j = 0 are dropped first.
 /// Masses are expected to be equal (the caller checks the tolerance); a residual mismatch
 /// stays on artificial arcs and is reported as EMD_INFEASIBLE when larger than
 /// 1e-9 * total mass.
@@ -112,20 +112,26 @@ struct SinkhornInfo {
   int64_t n_iter = 0;    ///< scaling iterations (all stages)
   double err = 0.0;      ///< final stopping quantity (see SinkhornParams::tol)
   bool converged = false;
+  double cost = 0.0;            ///< <P, C> of the returned plan (sinkhorn_dense)
+  double marginal_error = 0.0;  ///< |P 1 - a|_1 + |P^T 1 - b|_1 of it (sinkhorn_dense)
 };
 
 /// Reusable scratch memory for `sinkhorn_dense` (one per thread).
 struct SinkhornWork {
-  std::vector<double> u, v, Kv, Ktu, ra, rb, wr, wc, tmp;
+  std::vector<double> u, v, Ktu, ra, rb, wr, wc, tmp, gc;
+  std::vector<double> part;  // per-thread partial sums of K^T u
 };
 
 /// Entropic OT between histograms a (m) and b (n) with dense cost C (m x n, row-major):
 /// minimises <P, C> + eps KL(P | ref) (balanced: P 1 = a, P^T 1 = b; ref = 1) or, with
 /// rho > 0, <P, C> + eps KL(P | a b^T) + rho KL(P 1 | a) + rho KL(P^T 1 | b) (POT's
-/// reg_type="kl"). Stabilised scaling: iterations are matrix-vector products with a kernel
-/// K = exp((f + g - C) / eps) whose potentials f, g absorb the scalings whenever these leave
-/// [e^-50, e^50] (and rows/columns that underflow get an exact log-sum-exp update), so
-/// nothing overflows for any eps > 0; eps is annealed geometrically from eps_start.
+/// reg_type="kl"). Stabilised scaling on a kernel K = exp((f + g - C) / eps) whose potentials
+/// f, g absorb the scalings whenever these leave [e^-50, e^50] (and rows/columns that
+/// underflow get an exact log-sum-exp update), so nothing overflows for any eps > 0. One
+/// iteration is one pass over K: each row's scaling is updated and its share of K^T u
+/// accumulated at once (threads: dynamic row blocks, per-thread partial sums), then the
+/// columns are updated; over-relaxed once the plain rate is measured. eps is annealed
+/// geometrically from eps_start. The returned info carries <P, C> and the L1 marginal error.
 /// In/out: f (m), g (n) hold a warm start on entry (zeros: none) and the dual potentials on
 /// exit, with P_ij = exp((f_i + g_j - C_ij) / eps) in the balanced case. `P` (m x n) receives
 /// the plan; it is also the kernel's storage during the solve. Zero-mass bins get zero rows /

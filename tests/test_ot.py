@@ -154,6 +154,36 @@ def test_emd_batched_padded_and_ragged(rng):
     np.testing.assert_allclose(P.sum(1), probs[k][0], atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["uniform_ties", "ragged_sizes"])
+def test_emd_batched_degenerate_and_mixed_sizes(rng, kind):
+    # small problems (<= 1024 arcs) use Dantzig pricing, larger ones block search: both
+    # against POT, under heavy degeneracy (uniform weights, integer costs with ties)
+    if kind == "uniform_ties":
+        B, k = 40, 16
+        C = rng.integers(0, 4, size=(B, k, k)).astype(float)
+        A = np.full((B, k), 1.0 / k)
+        res = got.emd_batched(A, A, C, return_plans=True)
+        probs = [(A[i], A[i], C[i]) for i in range(B)]
+        plans = list(res.plans)
+    else:
+        sizes = [(3, 5), (30, 30), (20, 60), (33, 31), (1, 9), (16, 16)]
+        probs = [_problem(rng, m, n) for m, n in sizes]
+        a_off = np.cumsum([0] + [m for m, _ in sizes])
+        b_off = np.cumsum([0] + [n for _, n in sizes])
+        res = got.emd_batched(np.concatenate([p[0] for p in probs]),
+                              np.concatenate([p[1] for p in probs]),
+                              np.concatenate([p[2].ravel() for p in probs]),
+                              a_offsets=a_off, b_offsets=b_off, return_plans=True)
+        c_off = np.cumsum([0] + [m * n for m, n in sizes])
+        plans = [res.plans[c_off[i]:c_off[i + 1]].reshape(sizes[i]) for i in range(len(sizes))]
+    assert res.converged.all()
+    for (a, b, C), P, c in zip(probs, plans, res.cost):
+        ref = pot.emd2(a, b, C)
+        assert abs(c - ref) <= 1e-9 * max(ref, 1e-300) + 1e-15
+        assert np.allclose(P.sum(1), a, atol=1e-12) and np.allclose(P.sum(0), b, atol=1e-12)
+        assert (P >= 0).all() and abs((P * C).sum() - c) <= 1e-12 * max(c, 1)
+
+
 def test_emd_batched_bad_input():
     A = np.full((2, 3), 1 / 3)
     C = np.zeros((2, 3, 3))
@@ -170,6 +200,19 @@ def test_emd_batched_bad_input():
         got.emd_batched(-A, -A, C)
     with pytest.raises(ValueError, match="bool"):
         got.emd_batched(A, A, C, a_mask=np.ones((2, 3)))
+    for bad in (np.nan, np.inf, -np.inf):
+        Cb = C.copy()
+        Cb[1, 2, 0] = bad
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            got.emd_batched(A, A, Cb)
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            got.sinkhorn_batched(A.ravel(), A.ravel(), Cb.ravel(), 0.1, a_offsets=[0, 3, 6],
+                                 b_offsets=[0, 3, 6])
+    # huge finite costs whose sum overflows are accepted (the fast finiteness test falls back)
+    Ch = np.full((2, 3, 3), 1e308)
+    assert got._finite_cost(Ch, 3) is not None
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        got._finite_cost(np.where(np.eye(3, dtype=bool), np.inf, Ch), 3)
 
 
 def test_public_namespace():
@@ -223,6 +266,40 @@ def test_sinkhorn_warm_start_and_degenerate(rng):
     res2 = got.sinkhorn(None, None, C2, 0.01)
     ref2 = pot.sinkhorn2(np.full(12, 1 / 12), np.full(12, 1 / 12), C2, 0.01, stopThr=1e-12)
     assert res2.converged and res2.cost == pytest.approx(float(ref2), rel=1e-6, abs=1e-12)
+
+
+def test_sinkhorn_threaded_sweep_matches_serial(rng):
+    # >= 2^20 kernel entries: the fused row sweep runs on threads with per-thread K^T u sums
+    a, b, C = _problem(rng, 1100, 1000)
+    C /= C.max()
+    r1 = got.sinkhorn(a, b, C, 0.05, n_jobs=1)
+    r2 = got.sinkhorn(a, b, C, 0.05, n_jobs=2)
+    assert r1.converged and r2.converged
+    assert r2.cost == pytest.approx(r1.cost, rel=1e-9)
+    np.testing.assert_allclose(r2.plan, r1.plan, rtol=1e-6, atol=1e-14)
+    P = r2.plan
+    merr = np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum()
+    assert r2.marginal_error == pytest.approx(merr, rel=1e-6, abs=1e-15)
+    assert r2.cost == pytest.approx(float((P * C).sum()), rel=1e-12)
+
+
+def test_sinkhorn_auto_schedule_regimes(rng):
+    a, b, C = _problem(rng, 50, 40)
+    C /= C.max()
+    # eps below range/1000: "auto" anneals; same solution as a cold solve at eps
+    ann = got.sinkhorn(a, b, C, 5e-4, tol=1e-9, max_iter=100000)
+    cold = got.sinkhorn(a, b, C, 5e-4, tol=1e-9, max_iter=100000, eps_schedule="none")
+    assert ann.converged and cold.converged
+    assert ann.cost == pytest.approx(cold.cost, rel=1e-7)
+    np.testing.assert_allclose(ann.plan, cold.plan, atol=1e-8)
+    # from a loose tolerance on, "auto" starts cold (the same run as "none")
+    loose = got.sinkhorn(a, b, C, 1e-4, tol=0.05)
+    loose_cold = got.sinkhorn(a, b, C, 1e-4, tol=0.05, eps_schedule="none")
+    assert loose.converged and loose.marginal_error <= 0.05
+    assert loose.n_iter == loose_cold.n_iter and loose.cost == loose_cold.cost
+    tight = got.sinkhorn(a, b, C, 1e-4, tol=1e-3)
+    tight_cold = got.sinkhorn(a, b, C, 1e-4, tol=1e-3, eps_schedule="none")
+    assert tight.converged and tight.n_iter != tight_cold.n_iter  # annealed
 
 
 def test_sinkhorn_max_iter_warns(rng):
