@@ -521,39 +521,29 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
         W /= np.maximum(np.sqrt(np.einsum("ij,ij->j", W, W)), 1e-300)
         AW = _spmm(A, W, nt)
         n_mv += W.shape[1]
-        # Gram matrices of the basis [X, W, P] (X^T X = I, X^T A X = diag(lam), X^T W = 0)
-        GA = [[np.diag(lam), X.T @ AW], [None, _sym(W.T @ AW)]]
-        GB = [[np.eye(m), np.zeros((m, act.size))], [None, _sym(W.T @ W)]]
+        # Rayleigh-Ritz on the basis [X, Y], Y = [W, P] (X^T X = I, X^T A X = diag(lam))
         if P is not None:
-            Pa, APa = P[:, act], AP[:, act]
-            sc = 1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->j", Pa, Pa)), 1e-300)
-            Pa *= sc
-            APa *= sc
-            GA[0].append(X.T @ APa)
-            GA[1].append(W.T @ APa)
-            GA.append([None, None, _sym(Pa.T @ APa)])
-            GB[0].append(X.T @ Pa)
-            GB[1].append(W.T @ Pa)
-            GB.append([None, None, _sym(Pa.T @ Pa)])
-        GA, GB = _sym_block(GA), _sym_block(GB)
+            a = act.size
+            Y, AY = np.empty((X.shape[0], 2 * a)), np.empty((X.shape[0], 2 * a))
+            Y[:, :a], AY[:, :a] = W, AW
+            np.take(P, act, axis=1, out=Y[:, a:])
+            np.take(AP, act, axis=1, out=AY[:, a:])
+            sc = 1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->j", Y[:, a:], Y[:, a:])), 1e-300)
+            Y[:, a:] *= sc
+            AY[:, a:] *= sc
+        else:
+            Y, AY = W, AW
+        XAY, XY = X.T @ AY, X.T @ Y
+        GA = np.block([[np.diag(lam), XAY], [XAY.T, _sym(Y.T @ AY)]])
+        GB = np.block([[np.eye(m), XY], [XY.T, _sym(Y.T @ Y)]])
         s, Q = np.linalg.eigh(GB)
         keep = s > 1e-12 * s.max()
         M = Q[:, keep] / np.sqrt(s[keep])
         theta, V = np.linalg.eigh(_sym(M.T @ GA @ M))
         C = M @ V[:, :m]
         lam = theta[:m]
-        a = act.size
-        P, AP = W @ C[m:m + a], AW @ C[m:m + a]
-        if C.shape[0] > m + a:
-            P += Pa @ C[m + a:]
-            AP += APa @ C[m + a:]
+        P, AP = Y @ C[m:], AY @ C[m:]
         X, AX = X @ C[:m] + P, AX @ C[:m] + AP
-
-
-def _sym_block(G: list) -> np.ndarray:
-    """Symmetric matrix from its upper block triangle (lower blocks None)."""
-    nb = len(G)
-    return np.block([[G[i][j] if j >= i else G[j][i].T for j in range(nb)] for i in range(nb)])
 
 
 def _sym(G: np.ndarray) -> np.ndarray:
