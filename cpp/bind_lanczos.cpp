@@ -236,9 +236,11 @@ void bind_lanczos(py::module_& m) {
   m.def("csr_matvec_f64_i64", &csr_matvec_py<double, int64_t>);
   m.def("kmeans", &kmeans_py, "kmeans(X, k, n_init, max_iter, tol, seed, n_jobs) -> "
                               "(labels, centers, inertia, n_iter)");
-  m.def("aggregate_graph", &aggregate_py, "aggregate_graph(indptr, indices, data) -> (labels, n_agg)");
-  m.def("csr_spmm", &csr_spmm_py, "csr_spmm(indptr, indices, data, X, alpha, B, beta, Y, n_jobs): "
-                                  "Y = alpha A X + beta B in place");
+  m.def("aggregate_graph", &aggregate_py,
+        "aggregate_graph(indptr, indices, data) -> (labels, n_agg)");
+  m.def("csr_spmm", &csr_spmm_py,
+        "csr_spmm(indptr, indices, data, X, alpha, B, beta, Y, n_jobs): Y = alpha A X + beta B "
+        "in place");
 }
 
 }  // namespace geoml

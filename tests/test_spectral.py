@@ -167,6 +167,19 @@ def test_lsym_lobpcg_amg_matches_dense(rng, monkeypatch, n, d, knn, k):
     assert np.max(subspace_angles(U[:, :j], V_all[:, :j])) < 1e-6
 
 
+def test_lsym_lobpcg_amg_weighted_graph(rng, monkeypatch):
+    # kernel weights spanning three decades: aggregation follows the strongest edges
+    monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 80)
+    W, _ = _knn_affinity(rng, n=900, d=3, k=8)
+    W = sp.triu(W, 1).tocsr()
+    W.data = 10.0 ** rng.uniform(-3, 0, W.nnz)
+    W = sp.csr_matrix(W + W.T)
+    w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
+    lam, U, _, conv, info = spectral._lsym_smallest(W, 8, method="lobpcg-amg", random_state=2)
+    assert conv and info["method"] == "lobpcg-amg"
+    np.testing.assert_allclose(lam, w_all[:8], rtol=1e-8, atol=1e-12)
+
+
 def test_lsym_lobpcg_amg_hierarchy_levels(rng, monkeypatch):
     monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 60)
     W, _ = _knn_affinity(rng, n=1500, d=2, k=6)
