@@ -680,7 +680,7 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
     if method not in ("auto", "lanczos", "lobpcg-amg"):
         raise ValueError(f"method={method!r}; choose 'auto', 'lanczos' or 'lobpcg-amg'")
     n = W.shape[0]
-    N, d = _normalized_adjacency(W)
+    d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
     Z, ncomp = _null_space(W, d)
     info = {"components": ncomp, "n_matvec": 0, "n_iter": 0}
     if ncomp >= k:
@@ -698,6 +698,7 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
                         method="lobpcg-amg")
             return np.concatenate([np.zeros(ncomp), w]), np.hstack([Z, V]), d, True, info
     info["method"] = "lanczos"
+    N, _ = _normalized_adjacency(W)
     deg = _CHEB_DEGREE if cheb_degree is None else int(cheb_degree)
     N.sort_indices()
     index64 = N.indptr.dtype == np.int64
