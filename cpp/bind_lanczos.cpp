@@ -6,6 +6,7 @@
 #include "common.hpp"
 #include "kmeans.hpp"
 #include "lanczos.hpp"
+#include "multigrid.hpp"
 
 namespace geoml {
 
@@ -159,6 +160,68 @@ py::tuple kmeans_py(carray<double> X, int64_t k, int n_init, int max_iter, doubl
                         r.inertia, r.n_iter);
 }
 
+/// Greedy aggregation (multigrid.hpp) of a CSR graph; returns (labels int32 (n,), n_agg).
+py::tuple aggregate_py(py::array indptr, py::array indices, py::object data) {
+  const int64_t n = indptr.size() - 1;
+  std::vector<int32_t> labels(n);
+  carray<double> d;
+  const double* pd = nullptr;
+  if (!data.is_none()) {
+    d = data.cast<carray<double>>();
+    pd = d.data();
+  }
+  int64_t nagg;
+  if (indptr.dtype().is(py::dtype::of<int64_t>())) {
+    carray<int64_t> ip = indptr.cast<carray<int64_t>>(), ix = indices.cast<carray<int64_t>>();
+    py::gil_scoped_release release;
+    nagg = aggregate_graph<int64_t>(n, ip.data(), ix.data(), pd, labels.data());
+  } else {
+    carray<int32_t> ip = indptr.cast<carray<int32_t>>(), ix = indices.cast<carray<int32_t>>();
+    py::gil_scoped_release release;
+    nagg = aggregate_graph<int32_t>(n, ip.data(), ix.data(), pd, labels.data());
+  }
+  return py::make_tuple(to_numpy(std::move(labels)), nagg);
+}
+
+/// Y = alpha * A X + beta * B (B None: 0; B may be Y) for CSR A (rows = len(indptr) - 1)
+/// and C-contiguous float64 blocks X (cols, m), B and Y (rows, m); Y is written in place.
+void csr_spmm_py(py::array indptr, py::array indices, carray<double> data, carray<double> X,
+                 double alpha, py::object B, double beta, py::array_t<double> Y, int n_jobs) {
+  const int64_t rows = indptr.size() - 1;
+  if (X.ndim() != 2 || Y.ndim() != 2 || Y.shape(0) != rows || Y.shape(1) != X.shape(1))
+    throw std::invalid_argument("csr_spmm: X must be (cols, m) and Y (rows, m)");
+  if (!(Y.flags() & py::array::c_style) || !Y.writeable())
+    throw std::invalid_argument("csr_spmm: Y must be a writeable C-contiguous float64 array");
+  const int64_t m = X.shape(1);
+  // Small products run on fewer threads (as in eigsh_py): ~1e5 flops per thread at least.
+  n_jobs = static_cast<int>(std::min<int64_t>(
+      resolve_threads(n_jobs), std::max<int64_t>(1, (py::len(indices) + rows) * m / 200000)));
+  double* py_ = Y.mutable_data();
+  const double *pd = data.data(), *px = X.data();
+  carray<double> barr;
+  const double* pb = nullptr;
+  if (!B.is_none()) {
+    py::array_t<double> braw = B.cast<py::array_t<double>>();
+    if (braw.ptr() == Y.ptr()) {
+      pb = py_;
+    } else {
+      barr = B.cast<carray<double>>();
+      if (barr.ndim() != 2 || barr.shape(0) != rows || barr.shape(1) != m)
+        throw std::invalid_argument("csr_spmm: B must be (rows, m)");
+      pb = barr.data();
+    }
+  }
+  if (indptr.dtype().is(py::dtype::of<int64_t>())) {
+    carray<int64_t> ip = indptr.cast<carray<int64_t>>(), ix = indices.cast<carray<int64_t>>();
+    py::gil_scoped_release release;
+    csr_spmm<int64_t>(rows, ip.data(), ix.data(), pd, m, px, alpha, pb, beta, py_, n_jobs);
+  } else {
+    carray<int32_t> ip = indptr.cast<carray<int32_t>>(), ix = indices.cast<carray<int32_t>>();
+    py::gil_scoped_release release;
+    csr_spmm<int32_t>(rows, ip.data(), ix.data(), pd, m, px, alpha, pb, beta, py_, n_jobs);
+  }
+}
+
 void bind_lanczos(py::module_& m) {
   const char* doc =
       "eigsh(A, indptr, indices, index64, callback, n, v0, deflate, k, which, tol, max_iter, "
@@ -173,6 +236,11 @@ void bind_lanczos(py::module_& m) {
   m.def("csr_matvec_f64_i64", &csr_matvec_py<double, int64_t>);
   m.def("kmeans", &kmeans_py, "kmeans(X, k, n_init, max_iter, tol, seed, n_jobs) -> "
                               "(labels, centers, inertia, n_iter)");
+  m.def("aggregate_graph", &aggregate_py,
+        "aggregate_graph(indptr, indices, data) -> (labels, n_agg)");
+  m.def("csr_spmm", &csr_spmm_py,
+        "csr_spmm(indptr, indices, data, X, alpha, B, beta, Y, n_jobs): Y = alpha A X + beta B "
+        "in place");
 }
 
 }  // namespace geoml

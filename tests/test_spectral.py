@@ -139,6 +139,134 @@ def test_eigsh_chebyshev_filter_path_matches_plain(rng):
     assert np.max(subspace_angles(U0, U1)) < 1e-5
 
 
+# ----------------------------------------------------------------------------- LOBPCG + AMG
+
+def _isolate(W, nodes):
+    """W with every edge of `nodes` removed (they become isolated nodes)."""
+    W = sp.lil_matrix(W)
+    for i in nodes:
+        W[i, :] = 0
+        W[:, i] = 0
+    return sp.csr_matrix(W)
+
+
+@pytest.mark.parametrize("n,d,knn,k", [(1000, 3, 8, 10), (1200, 2, 6, 16), (800, 5, 10, 6)])
+def test_lsym_lobpcg_amg_matches_dense(rng, monkeypatch, n, d, knn, k):
+    # a small coarsest level, so that the graph gets several levels
+    monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 60)
+    W, _ = _knn_affinity(rng, n=n, d=d, k=knn)
+    w_all, V_all = np.linalg.eigh(geoml.laplacian(W).toarray())
+    lam, U, _, conv, info = spectral._lsym_smallest(W, k, method="lobpcg-amg", random_state=0)
+    assert conv and info["method"] == "lobpcg-amg" and info["n_iter"] > 0
+    np.testing.assert_allclose(lam, w_all[:k], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(U.T @ U, np.eye(k), atol=1e-10)
+    L = geoml.laplacian(W)
+    assert np.linalg.norm(L @ U - U * lam, axis=0).max() <= 1e-9
+    # subspace comparison away from (near-)repeated eigenvalues at the cut
+    j = k if w_all[k] - w_all[k - 1] > 1e-6 else k - 1
+    assert np.max(subspace_angles(U[:, :j], V_all[:, :j])) < 1e-6
+
+
+def test_lsym_lobpcg_amg_weighted_graph(rng, monkeypatch):
+    # kernel weights spanning three decades: aggregation follows the strongest edges
+    monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 80)
+    W, _ = _knn_affinity(rng, n=900, d=3, k=8)
+    W = sp.triu(W, 1).tocsr()
+    W.data = 10.0 ** rng.uniform(-3, 0, W.nnz)
+    W = sp.csr_matrix(W + W.T)
+    w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
+    lam, U, _, conv, info = spectral._lsym_smallest(W, 8, method="lobpcg-amg", random_state=2)
+    assert conv and info["method"] == "lobpcg-amg"
+    np.testing.assert_allclose(lam, w_all[:8], rtol=1e-8, atol=1e-12)
+
+
+def test_lsym_lobpcg_amg_hierarchy_levels(rng, monkeypatch):
+    monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 60)
+    W, _ = _knn_affinity(rng, n=1500, d=2, k=6)
+    L = geoml.laplacian(W)
+    b = np.sqrt(np.asarray(W.sum(axis=1)).ravel())
+    levels = spectral._amg_hierarchy(L, b)
+    sizes = [lev.A.shape[0] for lev in levels]
+    assert len(levels) >= 3 and sizes == sorted(sizes, reverse=True) and sizes[-1] <= 60
+    for lev in levels[:-1]:
+        # smoothing keeps the near-null vector in range(P): b = P c for the aggregate norms c
+        P = lev.P.toarray()
+        c, *_ = np.linalg.lstsq(P, b, rcond=None)
+        np.testing.assert_allclose(P @ c, b, atol=1e-10)
+        np.testing.assert_allclose(lev.R.toarray(), P.T)
+        b = c
+        np.testing.assert_allclose(levels[levels.index(lev) + 1].A @ b, 0, atol=1e-10)
+    w = levels[-1].w
+    assert abs(w[0]) < 1e-10 < w[1]
+
+
+@pytest.mark.parametrize("components", [2, 3])
+def test_lsym_lobpcg_amg_disconnected_and_isolated(rng, monkeypatch, components):
+    monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 50)
+    W, _ = _knn_affinity(rng, n=600, components=components)
+    W = _isolate(W, [5, 17])
+    ncomp = csgraph.connected_components(W)[0]
+    assert ncomp == components + 2
+    k = ncomp + 5
+    w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
+    lam, U, _, conv, info = spectral._lsym_smallest(W, k, method="lobpcg-amg", random_state=1)
+    assert conv and info["components"] == ncomp and info["method"] == "lobpcg-amg"
+    assert np.sum(lam < 1e-12) == ncomp
+    np.testing.assert_allclose(lam, w_all[:k], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(U.T @ U, np.eye(k), atol=1e-10)
+    # isolated nodes: e_i in the null space, nothing of them elsewhere
+    assert np.allclose(np.abs(U[[5, 17], ncomp:]), 0, atol=1e-10)
+
+
+def test_lsym_lobpcg_amg_k_near_n(rng):
+    W, _ = _knn_affinity(rng, n=120, k=6)
+    w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
+    k = 118
+    lam, U, _, conv, info = spectral._lsym_smallest(W, k, method="lobpcg-amg", random_state=0)
+    assert conv and info["method"] == "lobpcg-amg"
+    np.testing.assert_allclose(lam, w_all[:k], rtol=1e-8, atol=1e-12)
+
+
+def test_lsym_method_auto_and_fallback(rng, monkeypatch):
+    W, _ = _knn_affinity(rng, n=800, k=8)
+    w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
+    monkeypatch.setattr(spectral, "_AMG_MIN_N", 10 ** 9)
+    assert spectral._lsym_smallest(W, 5, random_state=0)[4]["method"] == "lanczos"
+    monkeypatch.setattr(spectral, "_AMG_MIN_N", 500)
+    monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 100)
+    lam, *_, info = spectral._lsym_smallest(W, 5, random_state=0)
+    assert info["method"] == "lobpcg-amg"
+    np.testing.assert_allclose(lam, w_all[:5], rtol=1e-8, atol=1e-12)
+    # LOBPCG stopped after one iteration: Lanczos takes over, same answer
+    monkeypatch.setattr(spectral, "_AMG_MAX_ITER", 1)
+    lam, *_, info = spectral._lsym_smallest(W, 5, random_state=0)
+    assert info["method"] == "lanczos"
+    np.testing.assert_allclose(lam, w_all[:5], rtol=1e-8, atol=1e-12)
+    with pytest.raises(ValueError, match="method"):
+        spectral._lsym_smallest(W, 5, method="amg")
+
+
+def test_amg_kernels_vs_scipy(rng):
+    W, _ = _knn_affinity(rng, n=700, k=7)
+    labels, nagg = geoml._core.aggregate_graph(W.indptr, W.indices, W.data)
+    assert labels.shape == (700,) and labels.min() == 0 and labels.max() == nagg - 1
+    assert np.all(np.bincount(labels) > 0) and nagg < 700 / 3
+    # every aggregate is connected in the graph
+    for a in range(0, nagg, 7):
+        idx = np.flatnonzero(labels == a)
+        assert csgraph.connected_components(W[idx][:, idx])[0] == 1
+    X = rng.normal(size=(700, 5))
+    B = rng.normal(size=(700, 5))
+    Y = np.empty((700, 5))
+    geoml._core.csr_spmm(W.indptr, W.indices, W.data, X, 2.0, B, -0.5, Y, 0)
+    np.testing.assert_allclose(Y, 2.0 * (W @ X) - 0.5 * B, rtol=1e-12, atol=1e-12)
+    geoml._core.csr_spmm(W.indptr, W.indices, W.data, X, 1.0, Y, 1.0, Y, 0)  # in place
+    np.testing.assert_allclose(Y, 3.0 * (W @ X) - 0.5 * B, rtol=1e-12, atol=1e-12)
+    geoml._core.csr_spmm(W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data, X,
+                         1.0, None, 0.0, Y, 1)
+    np.testing.assert_allclose(Y, W @ X, rtol=1e-12, atol=1e-12)
+
+
 def test_eigsh_result_object_and_reproducible(rng):
     A = sp.diags(np.arange(1.0, 301.0)).tocsr()
     r1 = geoml.eigsh(A, 5, which="SA", random_state=7)
