@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
@@ -66,6 +67,357 @@ Measures build_measures(const CsrGraph& g, const OrcOptions& o) {
   return M;
 }
 
+/// Exact OT when one side has two bins: with sources {0, 1} (or targets, by symmetry), the
+/// other side's bins are served from source 0 in increasing order of C_0j - C_1j until its mass
+/// runs out (an exchange argument shows this greedy plan is optimal). O(k log k).
+template <typename Cost>
+double two_bin_ot(int m, int n, const double* a, const double* b, const Cost* C,
+                  std::vector<int>& order) {
+  const bool rows = m == 2;  // the two-bin side
+  const int k = rows ? n : m;
+  const double* mass = rows ? b : a;
+  auto cost = [&](int side, int j) -> double { return rows ? C[side * n + j] : C[j * n + side]; };
+  double cap = rows ? a[0] : b[0];
+  order.resize(k);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int p, int q) {
+    return cost(0, p) - cost(1, p) < cost(0, q) - cost(1, q);
+  });
+  double w = 0;
+  for (const int j : order) {
+    const double x = std::min(cap, mass[j]);
+    cap -= x;
+    w += x * cost(0, j) + (mass[j] - x) * cost(1, j);
+  }
+  return w;
+}
+
+/// Scratch of merge_equal_rows_u8.
+struct MergeWork {
+  std::vector<int> perm;
+  std::vector<uint64_t> hash, tkey;
+  std::vector<int> tslot;
+};
+
+/// Merges equal rows of the uint8 matrix C (m x n, row-major, entries <= 3) in place, adding
+/// their masses a: exact OT is unchanged (see merge_duplicate_rows_cols). Rows of n <= 32
+/// entries are packed 2 bits per entry into a 64-bit key and grouped with a hash table, O(m n);
+/// longer rows are sorted by a 64-bit hash of their bytes and compared byte-wise, O(m n +
+/// m log m). The kept rows stay in their original order.
+void merge_equal_rows_u8(int& m, int n, double* a, uint8_t* C, MergeWork& w) {
+  if (m < 2) return;
+  const size_t len = static_cast<size_t>(n);
+  if (n <= 32) {
+    size_t cap = 4;
+    while (cap < 2 * static_cast<size_t>(m)) cap *= 2;
+    w.tkey.resize(cap);
+    w.tslot.assign(cap, -1);
+    int k = 0;
+    for (int i = 0; i < m; ++i) {
+      const uint8_t* r = C + i * len;
+      uint64_t key = 0;
+      for (int j = 0; j < n; ++j) key |= uint64_t(r[j]) << (2 * j);
+      size_t h = static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> 32) & (cap - 1);
+      while (w.tslot[h] >= 0 && w.tkey[h] != key) h = (h + 1) & (cap - 1);
+      if (w.tslot[h] >= 0) {
+        a[w.tslot[h]] += a[i];
+        continue;
+      }
+      w.tkey[h] = key;
+      w.tslot[h] = k;
+      if (k != i) std::memmove(C + k * len, r, len);
+      a[k++] = a[i];
+    }
+    m = k;
+    return;
+  }
+  auto& hash = w.hash;
+  auto& perm = w.perm;
+  hash.resize(m);
+  for (int i = 0; i < m; ++i) {
+    const uint8_t* r = C + i * len;
+    uint64_t h = len;
+    for (size_t k = 0; k < len; k += 8) {
+      uint64_t v = 0;
+      std::memcpy(&v, r + k, std::min<size_t>(8, len - k));
+      h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
+      h ^= h >> 29;
+    }
+    hash[i] = h;
+  }
+  perm.resize(m);
+  std::iota(perm.begin(), perm.end(), 0);
+  auto cmp = [&](int p, int q) {  // equal rows end up adjacent, smallest index first
+    if (hash[p] != hash[q]) return hash[p] < hash[q];
+    const int c = std::memcmp(C + p * len, C + q * len, len);
+    return c != 0 ? c < 0 : p < q;
+  };
+  std::sort(perm.begin(), perm.end(), cmp);
+  bool merged = false;
+  for (int t = 1, first = perm[0]; t < m; ++t) {  // fold each run into its first row
+    const int r = perm[t];
+    if (hash[r] == hash[first] && std::memcmp(C + r * len, C + first * len, len) == 0) {
+      a[first] += a[r];
+      a[r] = -1;  // marks a merged row
+      merged = true;
+    } else {
+      first = r;
+    }
+  }
+  if (!merged) return;
+  int k = 0;
+  for (int i = 0; i < m; ++i) {
+    if (a[i] < 0) continue;
+    if (k != i) std::memmove(C + k * len, C + i * len, len);
+    a[k++] = a[i];
+  }
+  m = k;
+}
+
+/// Exact OT with small non-negative integer costs C (m x n, row-major, entries <= kmax) by the
+/// primal-dual method: successive shortest paths in the residual network s -> rows -> cols -> t
+/// (Dijkstra on reduced costs with integer bucket queues), each followed by a maximum flow
+/// (Dinic) on the arcs of zero reduced cost. With integer potentials, a maximum flow on the
+/// zero-reduced-cost arcs raises the s-t distance by at least 1, and that distance never
+/// exceeds kmax while mass remains (a direct row -> col arc costs <= kmax), so there are at
+/// most kmax + 1 phases: for hop-count costs (kmax = 3) at most 4. Amounts are only added,
+/// subtracted and compared with 0, and the bottleneck of every augmenting path becomes exactly
+/// 0, so the plan is optimal up to rounding of the masses. Masses are expected to be equal (a
+/// residue left by rounding is not shipped). Returns <P, C>.
+/// Complexity: per phase one dense O(m n) Dijkstra and one O(m n) pass listing the zero-cost
+/// arcs, then Dinic on those arcs and on the O(m + n + augmentations) arcs carrying flow.
+/// Memory O(m n) in `w` (reused across calls).
+struct HopOtWork {
+  std::vector<double> sup, dem, PT;  // residual supplies, demands; plan, column-major (n x m)
+  std::vector<uint8_t> listed;       // (j, i) is in flows[j]
+  std::vector<std::vector<int>> flows;  // per column: rows whose flow to it may be positive
+  std::vector<int> pr, pc;           // integer potentials of rows and columns
+  std::vector<int> dr, dc;           // Dijkstra distances, then BFS levels (-1: none / dead)
+  std::vector<int> cr, cc;           // Dinic current-arc positions
+  std::vector<int> aptr, adj;        // zero-reduced-cost arcs row -> col of the phase (CSR)
+  std::vector<int> queue;
+  std::vector<std::vector<int>> buckets;
+};
+
+class HopOt {
+ public:
+  HopOt(int m, int n, const uint8_t* C, int kmax, HopOtWork& w)
+      : m_(m), n_(n), C_(C), kmax_(kmax), w_(w) {}
+
+  double solve(const double* a, const double* b) {
+    const size_t mn = static_cast<size_t>(m_) * n_;
+    w_.sup.assign(a, a + m_);
+    w_.dem.assign(b, b + n_);
+    w_.PT.assign(mn, 0.0);
+    w_.listed.assign(mn, 0);
+    if (static_cast<int>(w_.flows.size()) < n_) w_.flows.resize(n_);
+    for (int j = 0; j < n_; ++j) w_.flows[j].clear();
+    w_.pr.assign(m_, 0);
+    w_.pc.assign(n_, 0);
+    w_.cr.resize(m_);
+    w_.cc.resize(n_);
+    w_.aptr.resize(m_ + 1);
+    if (static_cast<int>(w_.buckets.size()) < kmax_ + 1) w_.buckets.resize(kmax_ + 1);
+    int pt = 0;  // potential of the sink = length of the current shortest augmenting paths
+    for (int phase = 0; phase <= kmax_ && pt <= kmax_; ++phase) {
+      const int D = shortest_paths(kmax_ - pt);
+      if (D < 0) break;  // no supply or no demand left (up to rounding)
+      pt += D;
+      list_admissible();
+      while (levels()) blocking_flow();
+    }
+    double w = 0;
+    for (int j = 0; j < n_; ++j) {
+      const double* p = w_.PT.data() + static_cast<size_t>(j) * m_;
+      for (const int i : w_.flows[j])
+        if (p[i] > 0) w += p[i] * C_[static_cast<size_t>(i) * n_ + j];
+    }
+    return w;
+  }
+
+ private:
+  int m_, n_;
+  const uint8_t* C_;
+  int kmax_;
+  HopOtWork& w_;
+  int sink_level_ = 0;
+  static constexpr int kInf = std::numeric_limits<int>::max() / 2;
+
+  /// Dijkstra from the rows with supply on reduced costs (buckets 0..limit); returns the
+  /// distance D to the nearest column with demand (-1 if none within `limit`) and raises every
+  /// potential by min(distance, D). Demand columns all have the sink's potential (an
+  /// invariant: they start at 0 and each phase raises them by D), so j -> t has reduced cost 0.
+  int shortest_paths(int limit) {
+    auto& dr = w_.dr;
+    auto& dc = w_.dc;
+    dr.assign(m_, kInf);
+    dc.assign(n_, kInf);
+    for (int L = 0; L <= limit; ++L) w_.buckets[L].clear();
+    for (int i = 0; i < m_; ++i)
+      if (w_.sup[i] > 0) {
+        dr[i] = 0;
+        w_.buckets[0].push_back(i);
+      }
+    int D = -1;
+    for (int L = 0; L <= limit && D < 0; ++L) {
+      auto& bk = w_.buckets[L];
+      for (size_t q = 0; q < bk.size(); ++q) {  // grows while scanned: zero-cost arcs
+        const int node = bk[q];
+        if (node < m_) {
+          if (dr[node] != L) continue;
+          const uint8_t* ci = C_ + static_cast<size_t>(node) * n_;
+          const int base = L + w_.pr[node];
+          for (int j = 0; j < n_; ++j) {
+            const int nd = base + ci[j] - w_.pc[j];
+            if (nd < dc[j] && nd <= limit) {
+              dc[j] = nd;
+              w_.buckets[nd].push_back(m_ + j);
+            }
+          }
+        } else {
+          const int j = node - m_;
+          if (dc[j] != L) continue;
+          if (w_.dem[j] > 0) {
+            D = L;
+            break;
+          }
+          const double* p = w_.PT.data() + static_cast<size_t>(j) * m_;
+          for (const int i : w_.flows[j])
+            if (p[i] > 0 && dr[i] > L) {  // residual arc j -> i, reduced cost 0
+              dr[i] = L;
+              bk.push_back(i);
+            }
+        }
+      }
+    }
+    if (D < 0) return -1;
+    for (int i = 0; i < m_; ++i) w_.pr[i] += std::min(dr[i], D);
+    for (int j = 0; j < n_; ++j) w_.pc[j] += std::min(dc[j], D);
+    return D;
+  }
+
+  /// The forward arcs of zero reduced cost (fixed during the phase's maximum flow).
+  void list_admissible() {
+    w_.adj.clear();
+    for (int i = 0; i < m_; ++i) {
+      w_.aptr[i] = static_cast<int>(w_.adj.size());
+      const uint8_t* ci = C_ + static_cast<size_t>(i) * n_;
+      const int target = -w_.pr[i];
+      for (int j = 0; j < n_; ++j)
+        if (ci[j] - w_.pc[j] == target) w_.adj.push_back(j);
+    }
+    w_.aptr[m_] = static_cast<int>(w_.adj.size());
+  }
+
+  /// BFS levels on the admissible arcs (rows with supply at level 0, rows at even and
+  /// columns at odd levels); false when no column with demand is reachable. Drops columns'
+  /// flow-list entries whose flow has returned to 0.
+  bool levels() {
+    auto& lr = w_.dr;
+    auto& lc = w_.dc;
+    auto& qu = w_.queue;
+    lr.assign(m_, -1);
+    lc.assign(n_, -1);
+    qu.clear();
+    for (int i = 0; i < m_; ++i)
+      if (w_.sup[i] > 0) {
+        lr[i] = 0;
+        qu.push_back(i);
+      }
+    for (size_t q = 0; q < qu.size(); ++q) {
+      const int node = qu[q];
+      if (node < m_) {
+        for (int k = w_.aptr[node]; k < w_.aptr[node + 1]; ++k) {
+          const int j = w_.adj[k];
+          if (lc[j] < 0) {
+            lc[j] = lr[node] + 1;
+            qu.push_back(m_ + j);
+          }
+        }
+      } else {
+        const int j = node - m_;
+        if (w_.dem[j] > 0) {  // the first sink: its level bounds every augmenting path
+          sink_level_ = lc[j];
+          return true;
+        }
+        const double* p = w_.PT.data() + static_cast<size_t>(j) * m_;
+        uint8_t* in = w_.listed.data() + static_cast<size_t>(j) * m_;
+        auto& fl = w_.flows[j];
+        size_t keep = 0;
+        for (const int i : fl) {
+          if (!(p[i] > 0)) {
+            in[i] = 0;
+            continue;
+          }
+          fl[keep++] = i;
+          if (lr[i] < 0) {
+            lr[i] = lc[j] + 1;
+            qu.push_back(i);
+          }
+        }
+        fl.resize(keep);
+      }
+    }
+    return false;
+  }
+
+  void blocking_flow() {
+    for (int i = 0; i < m_; ++i) w_.cr[i] = w_.aptr[i];
+    std::fill(w_.cc.begin(), w_.cc.end(), 0);
+    for (int i = 0; i < m_; ++i)
+      while (w_.dr[i] == 0 && w_.sup[i] > 0) {
+        const double f = push_row(i, w_.sup[i]);
+        if (f == 0) break;
+        w_.sup[i] -= f;
+      }
+  }
+
+  // Augmenting path search along increasing levels; returns the amount pushed (the minimum
+  // residual on the path), already applied below the caller.
+  double push_row(int i, double lim) {
+    const int next = w_.dr[i] + 1;
+    for (int& k = w_.cr[i]; k < w_.aptr[i + 1]; ++k) {
+      const int j = w_.adj[k];
+      if (w_.dc[j] != next) continue;
+      const double f = push_col(j, lim);
+      if (f > 0) {
+        const size_t t = static_cast<size_t>(j) * m_ + i;
+        w_.PT[t] += f;
+        if (!w_.listed[t]) {
+          w_.listed[t] = 1;
+          w_.flows[j].push_back(i);
+        }
+        return f;
+      }
+    }
+    w_.dr[i] = -1;  // dead end for this round
+    return 0;
+  }
+
+  double push_col(int j, double lim) {
+    if (w_.dc[j] == sink_level_) {
+      if (!(w_.dem[j] > 0)) return 0;
+      const double f = std::min(lim, w_.dem[j]);
+      w_.dem[j] -= f;
+      return f;
+    }
+    const int next = w_.dc[j] + 1;
+    double* p = w_.PT.data() + static_cast<size_t>(j) * m_;
+    const auto& fl = w_.flows[j];  // entries appended this round lead to lower levels
+    for (int& k = w_.cc[j]; k < static_cast<int>(fl.size()); ++k) {
+      const int i = fl[k];
+      if (w_.dr[i] != next || !(p[i] > 0)) continue;
+      const double f = push_row(i, std::min(lim, p[i]));
+      if (f > 0) {
+        p[i] -= f;
+        return f;
+      }
+    }
+    w_.dc[j] = -1;
+    return 0;
+  }
+};
+
 /// Per-thread scratch, sized for n nodes; `stamp` arrays avoid clearing between uses.
 struct Scratch {
   std::vector<int64_t> col;        // node -> column in the target block
@@ -84,17 +436,43 @@ struct Scratch {
   std::vector<int> ai, bj, perm;
   std::vector<double> C2;
   EmdWorkspace ws;
+  std::vector<uint8_t> Dh, C8, C8T;  // hop counts (unweighted graphs)
+  MergeWork mw;
+  HopOtWork hw;
   explicit Scratch(int64_t n)
       : col(n), col_gen(n, 0), dist(n), dist_gen(n, 0), hop(n), hop_gen(n, 0), bpos(n),
         bpos_gen(n, 0) {}
 };
 
+/// W1, in hops, of the compacted problem of one edge held in `s`: masses s.a (mm) and s.b
+/// (nn), hop costs s.C8 (mm x nn). Equal rows and equal columns are merged first (hub edges
+/// of scale-free graphs shrink many times), then the plan is forced (one bin on a side) or
+/// found by HopOt. Overwrites s.a, s.b, s.C8.
+double hop_w1(int mm, int nn, Scratch& s) {
+  merge_equal_rows_u8(mm, nn, s.a.data(), s.C8.data(), s.mw);
+  s.C8T.resize(static_cast<size_t>(mm) * nn);
+  for (int i = 0; i < mm; ++i)
+    for (int j = 0; j < nn; ++j) s.C8T[static_cast<size_t>(j) * mm + i] = s.C8[static_cast<size_t>(i) * nn + j];
+  merge_equal_rows_u8(nn, mm, s.b.data(), s.C8T.data(), s.mw);
+  if (mm == 1 || nn == 1) {  // one source or one target: the plan is forced
+    double w = 0;
+    for (int t = 0; t < mm * nn; ++t) w += (mm == 1 ? s.b[t] : s.a[t]) * s.C8T[t];
+    return w;
+  }
+  for (int i = 0; i < mm; ++i)
+    for (int j = 0; j < nn; ++j) s.C8[static_cast<size_t>(i) * nn + j] = s.C8T[static_cast<size_t>(j) * mm + i];
+  if (mm == 2 || nn == 2) return two_bin_ot(mm, nn, s.a.data(), s.b.data(), s.C8.data(), s.perm);
+  return HopOt(mm, nn, s.C8.data(), 3, s.hw).solve(s.a.data(), s.b.data());
+}
+
 using Row = std::vector<std::pair<int64_t, double>>;
 
 /// Distances from u to every node within 3 hops, unordered. Equal weights (`unit`): the
-/// nodes within 2 hops by marking (the rest of the 3-hop ball is at 3 units, implicitly).
+/// nodes within 2 hops by marking (the rest of the 3-hop ball is at 3 units, implicitly),
+/// not expanding the hubs flagged in `hub` (if given; see HubMasks).
 /// Otherwise: the 3-hop ball is marked by BFS, then Dijkstra runs until all of it is settled.
-void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, Scratch& s, Row& row) {
+void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, const uint64_t* hub,
+                 Scratch& s, Row& row) {
   row.clear();
   const uint32_t gen = ++s.hgen;
   auto mark = [&](int64_t v, uint8_t h) {
@@ -111,6 +489,7 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, Scratch&
     const size_t hi = s.ball.size();
     for (size_t q = lo; q < hi; ++q) {
       const int64_t x = s.ball[q];
+      if (hub && h == 2 && hub[x]) continue;
       for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
         if (mark(g.indices[e], static_cast<uint8_t>(h))) s.ball.push_back(g.indices[e]);
     }
@@ -150,6 +529,45 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, Scratch&
     }
   }
 }
+
+/// Hop distances through hubs without touching their long adjacency lists. The (up to) 64
+/// nodes of highest degree above `kHubDegree` get one bit each: bit[v] is v's bit (0 for a
+/// non-hub), near1[v] the OR of bit over N(v) (the hubs adjacent to v), near2[v] the OR of
+/// near1 over N(v) (the hubs within 2 hops of v, through any node). Then, for u != v:
+/// a hub u has d(u, v) = 1 iff bit[u] & near1[v], else 2 iff bit[u] & near2[v]; and two nodes
+/// u, v at distance 2 through a hub share a bit of near1. So the distance rows of non-hubs
+/// need not expand hubs (2-hop balls stay small in scale-free graphs) and hubs need no row.
+/// O(n log n + nnz) time, 3 n words (nothing when not `enabled`).
+struct HubMasks {
+  static constexpr int64_t kHubDegree = 32;
+  std::vector<uint64_t> bit, near1, near2;
+  HubMasks(const CsrGraph& g, bool enabled, int nt) {
+    if (!enabled) return;
+    bit.assign(g.n, 0);
+    near1.assign(g.n, 0);
+    near2.assign(g.n, 0);
+    std::vector<int64_t> big;
+    for (int64_t v = 0; v < g.n; ++v)
+      if (g.indptr[v + 1] - g.indptr[v] > kHubDegree) big.push_back(v);
+    auto deg = [&](int64_t v) { return g.indptr[v + 1] - g.indptr[v]; };
+    const size_t k = std::min<size_t>(big.size(), 64);
+    std::partial_sort(big.begin(), big.begin() + k, big.end(), [&](int64_t p, int64_t q) {
+      return deg(p) != deg(q) ? deg(p) > deg(q) : p < q;
+    });
+    for (size_t h = 0; h < k; ++h) bit[big[h]] = uint64_t(1) << h;
+    if (k == 0) return;
+    for (std::vector<uint64_t>* out : {&near1, &near2}) {
+      const uint64_t* in = out == &near1 ? bit.data() : near1.data();
+      uint64_t* o = out->data();
+#pragma omp parallel for schedule(dynamic, 1024) num_threads(nt)
+      for (int64_t v = 0; v < g.n; ++v) {
+        uint64_t acc = 0;
+        for (int64_t e = g.indptr[v]; e < g.indptr[v + 1]; ++e) acc |= in[g.indices[e]];
+        o[v] = acc;
+      }
+    }
+  }
+};
 
 /// FIFO cache of distance rows, bounded by a total number of entries. Rows of sources that
 /// neighbouring x's share are computed once while they stay cached (x is visited in BFS order).
@@ -284,29 +702,6 @@ void merge_duplicate_rows_cols(int& m, int& n, std::vector<double>& a, std::vect
   }
 }
 
-/// Exact OT when one side has two bins: with sources {0, 1} (or targets, by symmetry), the
-/// other side's bins are served from source 0 in increasing order of C_0j - C_1j until its mass
-/// runs out (an exchange argument shows this greedy plan is optimal). O(k log k).
-double two_bin_ot(int m, int n, const double* a, const double* b, const double* C,
-                  std::vector<int>& order) {
-  const bool rows = m == 2;  // the two-bin side
-  const int k = rows ? n : m;
-  const double* mass = rows ? b : a;
-  auto cost = [&](int side, int j) { return rows ? C[side * n + j] : C[j * n + side]; };
-  double cap = rows ? a[0] : b[0];
-  order.resize(k);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int p, int q) {
-    return cost(0, p) - cost(1, p) < cost(0, q) - cost(1, q);
-  });
-  double w = 0;
-  for (const int j : order) {
-    const double x = std::min(cap, mass[j]);
-    cap -= x;
-    w += x * cost(0, j) + (mass[j] - x) * cost(1, j);
-  }
-  return w;
-}
 
 /// Jost & Liu (2014) lower bound of the non-lazy curvature from degrees and triangles.
 double jost_liu(double dx, double dy, double tri) {
@@ -374,12 +769,18 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
   const int nt = resolve_threads(o.n_threads);
   const int64_t sk_iter = o.max_iter > 0 ? o.max_iter : 10000;
   const std::vector<int64_t> visit = bfs_order(g);
+  // Unweighted graphs (all weights equal) with exact OT: costs are hop counts in {0..3}, kept as
+  // bytes, and each OT problem goes to the integer primal-dual solver (HopOt).
+  const bool hop = o.method == OrcMethod::Exact && equal;
+  const HubMasks hubs(g, hop, nt);
   const size_t cache_rows = static_cast<size_t>(std::min<int64_t>(g.n, 16384));
 #pragma omp parallel num_threads(nt)
   {
     Scratch s(g.n);
     RowCache cache(g.n, std::max<size_t>(cache_rows, 1), size_t(1) << 23);
-    auto fill_row = [&](int64_t u, Row& row) { compute_row(g, u, equal, unit, s, row); };
+    auto fill_row = [&](int64_t u, Row& row) {
+      compute_row(g, u, equal, hop ? 1.0 : unit, hop ? hubs.bit.data() : nullptr, s, row);
+    };
 #pragma omp for schedule(dynamic, 4)
     for (int64_t pos = 0; pos < g.n; ++pos) {
       const int64_t x = visit[pos];
@@ -400,13 +801,33 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
       }
       const int64_t mx = M.ptr[x + 1] - M.ptr[x];
       const int64_t nT = static_cast<int64_t>(s.targets.size());
-      s.D.resize(static_cast<size_t>(mx * nT));
+      (hop ? s.Dh.resize(static_cast<size_t>(mx * nT)) : s.D.resize(static_cast<size_t>(mx * nT)));
       for (int64_t i = 0; i < mx; ++i) {  // scatter u's cached row, gather the targets
-        const Row& row = cache.get(M.supp[M.ptr[x] + i], fill_row);
+        const int64_t u = M.supp[M.ptr[x] + i];
+        if (hop && hubs.bit[u]) {  // a hub: no row, see HubMasks
+          const uint64_t bu = hubs.bit[u];
+          uint8_t* Di = s.Dh.data() + i * nT;
+          for (int64_t t = 0; t < nT; ++t) {
+            const int64_t v = s.targets[t];
+            Di[t] = v == u ? 0 : (hubs.near1[v] & bu) ? 1 : (hubs.near2[v] & bu) ? 2 : 3;
+          }
+          continue;
+        }
+        const Row& row = cache.get(u, fill_row);
         const uint32_t dgen = ++s.dgen;
         for (const auto& [v, dv] : row) {
           s.dist_gen[v] = dgen;
           s.dist[v] = dv;
+        }
+        if (hop) {  // not in u's row: 2 hops through a hub, or 3
+          uint8_t* Di = s.Dh.data() + i * nT;
+          const uint64_t hu = hubs.near1[u];
+          for (int64_t t = 0; t < nT; ++t) {
+            const int64_t v = s.targets[t];
+            Di[t] = s.dist_gen[v] == dgen ? static_cast<uint8_t>(s.dist[v])
+                                          : (hubs.near1[v] & hu) ? 2 : 3;
+          }
+          continue;
         }
         double* Di = s.D.data() + i * nT;
         for (int64_t t = 0; t < nT; ++t) {
@@ -419,7 +840,8 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
       const double* ax = M.mass.data() + M.ptr[x];
       for (int64_t q = start[x]; q < start[x + 1]; ++q) {
         const int64_t e = order[q], y = ev[e];
-        const double dxy = s.D[(mx - 1) * nT + s.col[y]];  // x is last in its support
+        const double dxy = hop ? unit * s.Dh[(mx - 1) * nT + s.col[y]]  // x is last in its support
+                               : s.D[(mx - 1) * nT + s.col[y]];
         dist[e] = dxy;
         status[e] = 0;
         if (x == y || dxy < kTiny) {
@@ -462,6 +884,18 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
           continue;
         }
         for (int j = 0; j < nn; ++j) s.b[j] *= sa / sb;  // equal totals despite rounding
+        if (hop) {
+          s.C8.resize(static_cast<size_t>(mm) * nn);
+          s.perm.resize(nn);
+          for (int j = 0; j < nn; ++j) s.perm[j] = static_cast<int>(s.col[sy[s.bj[j]]]);
+          for (int i = 0; i < mm; ++i) {
+            const uint8_t* Di = s.Dh.data() + s.ai[i] * nT;
+            uint8_t* Ci = s.C8.data() + i * nn;
+            for (int j = 0; j < nn; ++j) Ci[j] = Di[s.perm[j]];
+          }
+          kappa[e] = 1.0 - unit * hop_w1(mm, nn, s) / dxy;
+          continue;
+        }
         s.C.resize(static_cast<size_t>(mm * nn));
         for (int i = 0; i < mm; ++i)
           for (int j = 0; j < nn; ++j)
