@@ -176,27 +176,28 @@ void merge_equal_rows_u8(int& m, int n, double* a, uint8_t* C, MergeWork& w) {
 
 /// Exact OT with small non-negative integer costs C (m x n, row-major, entries <= kmax) by the
 /// primal-dual method: successive shortest paths in the residual network s -> rows -> cols -> t
-/// (Dijkstra on reduced costs with integer bucket queues), each followed by a maximum flow
-/// (Dinic) on the arcs of zero reduced cost. With integer potentials, a maximum flow on the
+/// (a level-synchronous Dijkstra on reduced costs), each followed by a maximum flow (Dinic) on
+/// the arcs of zero reduced cost. With integer potentials, a maximum flow on the
 /// zero-reduced-cost arcs raises the s-t distance by at least 1, and that distance never
 /// exceeds kmax while mass remains (a direct row -> col arc costs <= kmax), so there are at
 /// most kmax + 1 phases: for hop-count costs (kmax = 3) at most 4. Amounts are only added,
 /// subtracted and compared with 0, and the bottleneck of every augmenting path becomes exactly
 /// 0, so the plan is optimal up to rounding of the masses. Masses are expected to be equal (a
 /// residue left by rounding is not shipped). Returns <P, C>.
-/// Complexity: per phase one dense O(m n) Dijkstra and one O(m n) pass listing the zero-cost
-/// arcs, then Dinic on those arcs and on the O(m + n + augmentations) arcs carrying flow.
-/// Memory O(m n) in `w` (reused across calls).
+/// Complexity: per phase two dense, vectorisable O(m n) passes (relaxing the rows, listing the
+/// zero-cost arcs), then Dinic on those arcs and on the O(m + n + augmentations) arcs carrying
+/// flow. Memory O(m n) in `w` (reused across calls).
 struct HopOtWork {
   std::vector<double> sup, dem, PT;  // residual supplies, demands; plan, column-major (n x m)
-  std::vector<uint8_t> listed;       // (j, i) is in flows[j]
-  std::vector<std::vector<int>> flows;  // per column: rows whose flow to it may be positive
-  std::vector<int> pr, pc;           // integer potentials of rows and columns
-  std::vector<int> dr, dc;           // Dijkstra distances, then BFS levels (-1: none / dead)
+  std::vector<uint8_t> listed;       // (j, i) is in column j's flow list
+  std::vector<int> fl, fcnt;         // per column j: fl[j m ..] rows whose flow may be > 0
+  std::vector<int16_t> pr, pc;       // integer potentials of rows and columns
+  std::vector<int16_t> dr, dc;       // Dijkstra distances
+  std::vector<uint8_t> done;         // Dijkstra: column settled
+  std::vector<int> lr, lc;           // BFS levels (-1: none / dead end)
   std::vector<int> cr, cc;           // Dinic current-arc positions
   std::vector<int> aptr, adj;        // zero-reduced-cost arcs row -> col of the phase (CSR)
   std::vector<int> queue;
-  std::vector<std::vector<int>> buckets;
 };
 
 class HopOt {
@@ -210,14 +211,19 @@ class HopOt {
     w_.dem.assign(b, b + n_);
     w_.PT.assign(mn, 0.0);
     w_.listed.assign(mn, 0);
-    if (static_cast<int>(w_.flows.size()) < n_) w_.flows.resize(n_);
-    for (int j = 0; j < n_; ++j) w_.flows[j].clear();
+    w_.fl.resize(mn);
+    w_.fcnt.assign(n_, 0);
     w_.pr.assign(m_, 0);
     w_.pc.assign(n_, 0);
+    w_.dr.resize(m_);
+    w_.dc.resize(n_);
+    w_.done.resize(n_);
+    w_.lr.resize(m_);
+    w_.lc.resize(n_);
     w_.cr.resize(m_);
     w_.cc.resize(n_);
     w_.aptr.resize(m_ + 1);
-    if (static_cast<int>(w_.buckets.size()) < kmax_ + 1) w_.buckets.resize(kmax_ + 1);
+    w_.adj.resize(mn + 1);
     int pt = 0;  // potential of the sink = length of the current shortest augmenting paths
     for (int phase = 0; phase <= kmax_ && pt <= kmax_; ++phase) {
       const int D = shortest_paths(kmax_ - pt);
@@ -229,8 +235,9 @@ class HopOt {
     double w = 0;
     for (int j = 0; j < n_; ++j) {
       const double* p = w_.PT.data() + static_cast<size_t>(j) * m_;
-      for (const int i : w_.flows[j])
-        if (p[i] > 0) w += p[i] * C_[static_cast<size_t>(i) * n_ + j];
+      const int* f = w_.fl.data() + static_cast<size_t>(j) * m_;
+      for (int k = 0; k < w_.fcnt[j]; ++k)
+        if (p[f[k]] > 0) w += p[f[k]] * C_[static_cast<size_t>(f[k]) * n_ + j];
     }
     return w;
   }
@@ -241,83 +248,95 @@ class HopOt {
   int kmax_;
   HopOtWork& w_;
   int sink_level_ = 0;
-  static constexpr int kInf = std::numeric_limits<int>::max() / 2;
+  static constexpr int16_t kInf = 0x3fff;
 
-  /// Dijkstra from the rows with supply on reduced costs (buckets 0..limit); returns the
-  /// distance D to the nearest column with demand (-1 if none within `limit`) and raises every
-  /// potential by min(distance, D). Demand columns all have the sink's potential (an
-  /// invariant: they start at 0 and each phase raises them by D), so j -> t has reduced cost 0.
+  void relax_row(int i, int L) {  // dc = min(dc, L + reduced cost of i -> j), all j
+    const uint8_t* ci = C_ + static_cast<size_t>(i) * n_;
+    const int16_t base = static_cast<int16_t>(L + w_.pr[i]);
+    const int16_t* pc = w_.pc.data();
+    int16_t* dc = w_.dc.data();
+    for (int j = 0; j < n_; ++j) {
+      const int16_t v = static_cast<int16_t>(base + ci[j] - pc[j]);
+      dc[j] = v < dc[j] ? v : dc[j];
+    }
+  }
+
+  /// Shortest reduced distances from the rows with supply, level by level (0..limit): rows
+  /// of level L relax every column (dense, vectorised); columns reaching L pass L on to the
+  /// rows they hold flow from (reduced cost 0). Returns the distance D of the nearest column
+  /// with demand (-1 if none within `limit`) and raises every potential by min(distance, D).
+  /// Demand columns all have the sink's potential (an invariant: they start at 0 and each
+  /// phase raises them by D), so j -> t has reduced cost 0.
   int shortest_paths(int limit) {
     auto& dr = w_.dr;
     auto& dc = w_.dc;
-    dr.assign(m_, kInf);
-    dc.assign(n_, kInf);
-    for (int L = 0; L <= limit; ++L) w_.buckets[L].clear();
+    auto& qu = w_.queue;
+    std::fill(dr.begin(), dr.end(), kInf);
+    std::fill(dc.begin(), dc.end(), kInf);
+    std::fill(w_.done.begin(), w_.done.end(), 0);
     for (int i = 0; i < m_; ++i)
       if (w_.sup[i] > 0) {
         dr[i] = 0;
-        w_.buckets[0].push_back(i);
+        relax_row(i, 0);
       }
     int D = -1;
     for (int L = 0; L <= limit && D < 0; ++L) {
-      auto& bk = w_.buckets[L];
-      for (size_t q = 0; q < bk.size(); ++q) {  // grows while scanned: zero-cost arcs
-        const int node = bk[q];
-        if (node < m_) {
-          if (dr[node] != L) continue;
-          const uint8_t* ci = C_ + static_cast<size_t>(node) * n_;
-          const int base = L + w_.pr[node];
-          for (int j = 0; j < n_; ++j) {
-            const int nd = base + ci[j] - w_.pc[j];
-            if (nd < dc[j] && nd <= limit) {
-              dc[j] = nd;
-              w_.buckets[nd].push_back(m_ + j);
-            }
-          }
-        } else {
-          const int j = node - m_;
-          if (dc[j] != L) continue;
+      for (;;) {
+        qu.clear();
+        for (int j = 0; j < n_ && D < 0; ++j) {
+          if (dc[j] != L || w_.done[j]) continue;
+          w_.done[j] = 1;
           if (w_.dem[j] > 0) {
             D = L;
             break;
           }
           const double* p = w_.PT.data() + static_cast<size_t>(j) * m_;
-          for (const int i : w_.flows[j])
+          const int* f = w_.fl.data() + static_cast<size_t>(j) * m_;
+          for (int k = 0; k < w_.fcnt[j]; ++k) {
+            const int i = f[k];
             if (p[i] > 0 && dr[i] > L) {  // residual arc j -> i, reduced cost 0
-              dr[i] = L;
-              bk.push_back(i);
+              dr[i] = static_cast<int16_t>(L);
+              qu.push_back(i);
             }
+          }
         }
+        if (D >= 0 || qu.empty()) break;
+        for (const int i : qu) relax_row(i, L);
       }
     }
     if (D < 0) return -1;
-    for (int i = 0; i < m_; ++i) w_.pr[i] += std::min(dr[i], D);
-    for (int j = 0; j < n_; ++j) w_.pc[j] += std::min(dc[j], D);
+    for (int i = 0; i < m_; ++i) w_.pr[i] = static_cast<int16_t>(w_.pr[i] + std::min<int>(dr[i], D));
+    for (int j = 0; j < n_; ++j) w_.pc[j] = static_cast<int16_t>(w_.pc[j] + std::min<int>(dc[j], D));
     return D;
   }
 
-  /// The forward arcs of zero reduced cost (fixed during the phase's maximum flow).
+  /// The forward arcs of zero reduced cost (fixed during the phase's maximum flow); written
+  /// without branches (`adj` has room for m n + 1 entries).
   void list_admissible() {
-    w_.adj.clear();
+    int* adj = w_.adj.data();
+    int cnt = 0;
     for (int i = 0; i < m_; ++i) {
-      w_.aptr[i] = static_cast<int>(w_.adj.size());
+      w_.aptr[i] = cnt;
       const uint8_t* ci = C_ + static_cast<size_t>(i) * n_;
       const int target = -w_.pr[i];
-      for (int j = 0; j < n_; ++j)
-        if (ci[j] - w_.pc[j] == target) w_.adj.push_back(j);
+      const int16_t* pc = w_.pc.data();
+      for (int j = 0; j < n_; ++j) {
+        adj[cnt] = j;
+        cnt += ci[j] - pc[j] == target;
+      }
     }
-    w_.aptr[m_] = static_cast<int>(w_.adj.size());
+    w_.aptr[m_] = cnt;
   }
 
   /// BFS levels on the admissible arcs (rows with supply at level 0, rows at even and
-  /// columns at odd levels); false when no column with demand is reachable. Drops columns'
-  /// flow-list entries whose flow has returned to 0.
+  /// columns at odd levels); false when no column with demand is reachable. Drops flow-list
+  /// entries whose flow has returned to 0.
   bool levels() {
-    auto& lr = w_.dr;
-    auto& lc = w_.dc;
+    auto& lr = w_.lr;
+    auto& lc = w_.lc;
     auto& qu = w_.queue;
-    lr.assign(m_, -1);
-    lc.assign(n_, -1);
+    std::fill(lr.begin(), lr.end(), -1);
+    std::fill(lc.begin(), lc.end(), -1);
     qu.clear();
     for (int i = 0; i < m_; ++i)
       if (w_.sup[i] > 0) {
@@ -342,20 +361,21 @@ class HopOt {
         }
         const double* p = w_.PT.data() + static_cast<size_t>(j) * m_;
         uint8_t* in = w_.listed.data() + static_cast<size_t>(j) * m_;
-        auto& fl = w_.flows[j];
-        size_t keep = 0;
-        for (const int i : fl) {
+        int* f = w_.fl.data() + static_cast<size_t>(j) * m_;
+        int keep = 0;
+        for (int k = 0; k < w_.fcnt[j]; ++k) {
+          const int i = f[k];
           if (!(p[i] > 0)) {
             in[i] = 0;
             continue;
           }
-          fl[keep++] = i;
+          f[keep++] = i;
           if (lr[i] < 0) {
             lr[i] = lc[j] + 1;
             qu.push_back(i);
           }
         }
-        fl.resize(keep);
+        w_.fcnt[j] = keep;
       }
     }
     return false;
@@ -365,7 +385,7 @@ class HopOt {
     for (int i = 0; i < m_; ++i) w_.cr[i] = w_.aptr[i];
     std::fill(w_.cc.begin(), w_.cc.end(), 0);
     for (int i = 0; i < m_; ++i)
-      while (w_.dr[i] == 0 && w_.sup[i] > 0) {
+      while (w_.lr[i] == 0 && w_.sup[i] > 0) {
         const double f = push_row(i, w_.sup[i]);
         if (f == 0) break;
         w_.sup[i] -= f;
@@ -375,45 +395,46 @@ class HopOt {
   // Augmenting path search along increasing levels; returns the amount pushed (the minimum
   // residual on the path), already applied below the caller.
   double push_row(int i, double lim) {
-    const int next = w_.dr[i] + 1;
+    const int next = w_.lr[i] + 1;
     for (int& k = w_.cr[i]; k < w_.aptr[i + 1]; ++k) {
       const int j = w_.adj[k];
-      if (w_.dc[j] != next) continue;
+      if (w_.lc[j] != next) continue;
       const double f = push_col(j, lim);
       if (f > 0) {
         const size_t t = static_cast<size_t>(j) * m_ + i;
         w_.PT[t] += f;
         if (!w_.listed[t]) {
           w_.listed[t] = 1;
-          w_.flows[j].push_back(i);
+          w_.fl[static_cast<size_t>(j) * m_ + w_.fcnt[j]++] = i;
         }
         return f;
       }
     }
-    w_.dr[i] = -1;  // dead end for this round
+    w_.lr[i] = -1;  // dead end for this round
     return 0;
   }
 
   double push_col(int j, double lim) {
-    if (w_.dc[j] == sink_level_) {
+    if (w_.lc[j] == sink_level_) {
       if (!(w_.dem[j] > 0)) return 0;
       const double f = std::min(lim, w_.dem[j]);
       w_.dem[j] -= f;
       return f;
     }
-    const int next = w_.dc[j] + 1;
+    const int next = w_.lc[j] + 1;
     double* p = w_.PT.data() + static_cast<size_t>(j) * m_;
-    const auto& fl = w_.flows[j];  // entries appended this round lead to lower levels
-    for (int& k = w_.cc[j]; k < static_cast<int>(fl.size()); ++k) {
-      const int i = fl[k];
-      if (w_.dr[i] != next || !(p[i] > 0)) continue;
-      const double f = push_row(i, std::min(lim, p[i]));
-      if (f > 0) {
-        p[i] -= f;
-        return f;
+    const int* f = w_.fl.data() + static_cast<size_t>(j) * m_;
+    // rows appended to this list during the round sit at lower levels: never taken here
+    for (int& k = w_.cc[j]; k < w_.fcnt[j]; ++k) {
+      const int i = f[k];
+      if (w_.lr[i] != next || !(p[i] > 0)) continue;
+      const double g = push_row(i, std::min(lim, p[i]));
+      if (g > 0) {
+        p[i] -= g;
+        return g;
       }
     }
-    w_.dc[j] = -1;
+    w_.lc[j] = -1;
     return 0;
   }
 };
@@ -437,6 +458,7 @@ struct Scratch {
   std::vector<double> C2;
   EmdWorkspace ws;
   std::vector<uint8_t> Dh, C8, C8T;  // hop counts (unweighted graphs)
+  std::vector<uint32_t> tn1, tn12;    // hub masks of the targets: near1, near1 | near2
   MergeWork mw;
   HopOtWork hw;
   explicit Scratch(int64_t n)
@@ -471,7 +493,7 @@ using Row = std::vector<std::pair<int64_t, double>>;
 /// nodes within 2 hops by marking (the rest of the 3-hop ball is at 3 units, implicitly),
 /// not expanding the hubs flagged in `hub` (if given; see HubMasks).
 /// Otherwise: the 3-hop ball is marked by BFS, then Dijkstra runs until all of it is settled.
-void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, const uint64_t* hub,
+void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, const uint32_t* hub,
                  Scratch& s, Row& row) {
   row.clear();
   const uint32_t gen = ++s.hgen;
@@ -530,17 +552,18 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, const ui
   }
 }
 
-/// Hop distances through hubs without touching their long adjacency lists. The (up to) 64
+/// Hop distances through hubs without touching their long adjacency lists. The (up to) 32
 /// nodes of highest degree above `kHubDegree` get one bit each: bit[v] is v's bit (0 for a
 /// non-hub), near1[v] the OR of bit over N(v) (the hubs adjacent to v), near2[v] the OR of
 /// near1 over N(v) (the hubs within 2 hops of v, through any node). Then, for u != v:
 /// a hub u has d(u, v) = 1 iff bit[u] & near1[v], else 2 iff bit[u] & near2[v]; and two nodes
 /// u, v at distance 2 through a hub share a bit of near1. So the distance rows of non-hubs
 /// need not expand hubs (2-hop balls stay small in scale-free graphs) and hubs need no row.
-/// O(n log n + nnz) time, 3 n words (nothing when not `enabled`).
+/// O(n log n + nnz) time, 3 n words (nothing when not `enabled`). 32-bit masks keep the
+/// loops over them vectorisable with SSE2.
 struct HubMasks {
   static constexpr int64_t kHubDegree = 32;
-  std::vector<uint64_t> bit, near1, near2;
+  std::vector<uint32_t> bit, near1, near2;
   HubMasks(const CsrGraph& g, bool enabled, int nt) {
     if (!enabled) return;
     bit.assign(g.n, 0);
@@ -550,18 +573,18 @@ struct HubMasks {
     for (int64_t v = 0; v < g.n; ++v)
       if (g.indptr[v + 1] - g.indptr[v] > kHubDegree) big.push_back(v);
     auto deg = [&](int64_t v) { return g.indptr[v + 1] - g.indptr[v]; };
-    const size_t k = std::min<size_t>(big.size(), 64);
+    const size_t k = std::min<size_t>(big.size(), 32);
     std::partial_sort(big.begin(), big.begin() + k, big.end(), [&](int64_t p, int64_t q) {
       return deg(p) != deg(q) ? deg(p) > deg(q) : p < q;
     });
-    for (size_t h = 0; h < k; ++h) bit[big[h]] = uint64_t(1) << h;
+    for (size_t h = 0; h < k; ++h) bit[big[h]] = uint32_t(1) << h;
     if (k == 0) return;
-    for (std::vector<uint64_t>* out : {&near1, &near2}) {
-      const uint64_t* in = out == &near1 ? bit.data() : near1.data();
-      uint64_t* o = out->data();
+    for (std::vector<uint32_t>* out : {&near1, &near2}) {
+      const uint32_t* in = out == &near1 ? bit.data() : near1.data();
+      uint32_t* o = out->data();
 #pragma omp parallel for schedule(dynamic, 1024) num_threads(nt)
       for (int64_t v = 0; v < g.n; ++v) {
-        uint64_t acc = 0;
+        uint32_t acc = 0;
         for (int64_t e = g.indptr[v]; e < g.indptr[v + 1]; ++e) acc |= in[g.indices[e]];
         o[v] = acc;
       }
@@ -802,15 +825,31 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
       const int64_t mx = M.ptr[x + 1] - M.ptr[x];
       const int64_t nT = static_cast<int64_t>(s.targets.size());
       (hop ? s.Dh.resize(static_cast<size_t>(mx * nT)) : s.D.resize(static_cast<size_t>(mx * nT)));
+      if (hop) {  // the targets' hub masks, contiguous
+        s.tn1.resize(static_cast<size_t>(nT));
+        s.tn12.resize(static_cast<size_t>(nT));
+        for (int64_t t = 0; t < nT; ++t) {
+          s.tn1[t] = hubs.near1[s.targets[t]];
+          s.tn12[t] = hubs.near1[s.targets[t]] | hubs.near2[s.targets[t]];
+        }
+      }
       for (int64_t i = 0; i < mx; ++i) {  // scatter u's cached row, gather the targets
         const int64_t u = M.supp[M.ptr[x] + i];
-        if (hop && hubs.bit[u]) {  // a hub: no row, see HubMasks
-          const uint64_t bu = hubs.bit[u];
+        if (hop) {
+          // Hub u: distances from the masks alone. Otherwise 3 hops, or 2 through a hub,
+          // unless u's row (which does not expand hubs) has the target nearer. See HubMasks.
           uint8_t* Di = s.Dh.data() + i * nT;
-          for (int64_t t = 0; t < nT; ++t) {
-            const int64_t v = s.targets[t];
-            Di[t] = v == u ? 0 : (hubs.near1[v] & bu) ? 1 : (hubs.near2[v] & bu) ? 2 : 3;
+          const uint32_t* tn1 = s.tn1.data();
+          const uint32_t* tn12 = s.tn12.data();
+          if (const uint32_t bu = hubs.bit[u]) {
+            for (int64_t t = 0; t < nT; ++t) Di[t] = 3 - ((tn12[t] & bu) != 0) - ((tn1[t] & bu) != 0);
+            if (s.col_gen[u] == cgen) Di[s.col[u]] = 0;
+            continue;
           }
+          const uint32_t hu = hubs.near1[u];
+          for (int64_t t = 0; t < nT; ++t) Di[t] = 3 - ((tn1[t] & hu) != 0);
+          for (const auto& [v, dv] : cache.get(u, fill_row))
+            if (s.col_gen[v] == cgen) Di[s.col[v]] = static_cast<uint8_t>(dv);
           continue;
         }
         const Row& row = cache.get(u, fill_row);
@@ -818,16 +857,6 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
         for (const auto& [v, dv] : row) {
           s.dist_gen[v] = dgen;
           s.dist[v] = dv;
-        }
-        if (hop) {  // not in u's row: 2 hops through a hub, or 3
-          uint8_t* Di = s.Dh.data() + i * nT;
-          const uint64_t hu = hubs.near1[u];
-          for (int64_t t = 0; t < nT; ++t) {
-            const int64_t v = s.targets[t];
-            Di[t] = s.dist_gen[v] == dgen ? static_cast<uint8_t>(s.dist[v])
-                                          : (hubs.near1[v] & hu) ? 2 : 3;
-          }
-          continue;
         }
         double* Di = s.D.data() + i * nT;
         for (int64_t t = 0; t < nT; ++t) {
