@@ -443,6 +443,7 @@ class HopOt {
 struct Scratch {
   std::vector<int64_t> col;        // node -> column in the target block
   std::vector<uint32_t> col_gen;
+  std::vector<int32_t> tcol;       // hop path: node -> column in the target block, -1 if none
   std::vector<double> dist;        // Dijkstra distances
   std::vector<uint32_t> dist_gen;
   std::vector<uint8_t> hop;        // 2-hop marks
@@ -462,7 +463,7 @@ struct Scratch {
   MergeWork mw;
   HopOtWork hw;
   explicit Scratch(int64_t n)
-      : col(n), col_gen(n, 0), dist(n), dist_gen(n, 0), hop(n), hop_gen(n, 0), bpos(n),
+      : col(n), col_gen(n, 0), tcol(n, -1), dist(n), dist_gen(n, 0), hop(n), hop_gen(n, 0), bpos(n),
         bpos_gen(n, 0) {}
 };
 
@@ -490,11 +491,9 @@ double hop_w1(int mm, int nn, Scratch& s) {
 using Row = std::vector<std::pair<int64_t, double>>;
 
 /// Distances from u to every node within 3 hops, unordered. Equal weights (`unit`): the
-/// nodes within 2 hops by marking (the rest of the 3-hop ball is at 3 units, implicitly),
-/// not expanding the hubs flagged in `hub` (if given; see HubMasks).
+/// nodes within 2 hops by marking (the rest of the 3-hop ball is at 3 units, implicitly).
 /// Otherwise: the 3-hop ball is marked by BFS, then Dijkstra runs until all of it is settled.
-void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, const uint32_t* hub,
-                 Scratch& s, Row& row) {
+void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, Scratch& s, Row& row) {
   row.clear();
   const uint32_t gen = ++s.hgen;
   auto mark = [&](int64_t v, uint8_t h) {
@@ -511,7 +510,6 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, const ui
     const size_t hi = s.ball.size();
     for (size_t q = lo; q < hi; ++q) {
       const int64_t x = s.ball[q];
-      if (hub && h == 2 && hub[x]) continue;
       for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
         if (mark(g.indices[e], static_cast<uint8_t>(h))) s.ball.push_back(g.indices[e]);
     }
@@ -548,6 +546,33 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, const ui
         s.heap.push_back({nd, y});
         std::push_heap(s.heap.begin(), s.heap.end(), std::greater<Item>());
       }
+    }
+  }
+}
+
+/// Hop-count row of u, packed (v << 2 | hops): u, its neighbours and the neighbours of its
+/// non-hub neighbours (`hub` flags the hubs; see HubMasks), i.e. the 2-hop ball of u except
+/// what is reached through a hub only. Unordered; O(size of that ball).
+using HopRow = std::vector<uint32_t>;
+void compute_hop_row(const CsrGraph& g, int64_t u, const uint32_t* hub, Scratch& s, HopRow& row) {
+  row.clear();
+  const uint32_t gen = ++s.hgen;
+  s.hop_gen[u] = gen;
+  row.push_back(static_cast<uint32_t>(u) << 2);
+  for (int64_t e = g.indptr[u]; e < g.indptr[u + 1]; ++e) {
+    const int64_t v = g.indices[e];
+    s.hop_gen[v] = gen;
+    row.push_back(static_cast<uint32_t>(v) << 2 | 1);
+  }
+  const size_t n1 = row.size();
+  for (size_t q = 1; q < n1; ++q) {
+    const int64_t w = row[q] >> 2;
+    if (hub[w]) continue;
+    for (int64_t e = g.indptr[w]; e < g.indptr[w + 1]; ++e) {
+      const int64_t v = g.indices[e];
+      if (s.hop_gen[v] == gen) continue;
+      s.hop_gen[v] = gen;
+      row.push_back(static_cast<uint32_t>(v) << 2 | 2);
     }
   }
 }
@@ -594,6 +619,7 @@ struct HubMasks {
 
 /// FIFO cache of distance rows, bounded by a total number of entries. Rows of sources that
 /// neighbouring x's share are computed once while they stay cached (x is visited in BFS order).
+template <class Row>
 struct RowCache {
   std::vector<int32_t> slot;   // node -> slot, -1 if absent
   std::vector<int64_t> owner;  // slot -> node, -1 if free
@@ -794,15 +820,19 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
   const std::vector<int64_t> visit = bfs_order(g);
   // Unweighted graphs (all weights equal) with exact OT: costs are hop counts in {0..3}, kept as
   // bytes, and each OT problem goes to the integer primal-dual solver (HopOt).
-  const bool hop = o.method == OrcMethod::Exact && equal;
+  const bool hop = o.method == OrcMethod::Exact && equal && g.n < (int64_t(1) << 30);
   const HubMasks hubs(g, hop, nt);
   const size_t cache_rows = static_cast<size_t>(std::min<int64_t>(g.n, 16384));
 #pragma omp parallel num_threads(nt)
   {
     Scratch s(g.n);
-    RowCache cache(g.n, std::max<size_t>(cache_rows, 1), size_t(1) << 23);
-    auto fill_row = [&](int64_t u, Row& row) {
-      compute_row(g, u, equal, hop ? 1.0 : unit, hop ? hubs.bit.data() : nullptr, s, row);
+    // one of the two caches is used: hop rows (packed) or distance rows
+    RowCache<Row> cache(hop ? 0 : g.n, hop ? 1 : std::max<size_t>(cache_rows, 1), size_t(1) << 23);
+    RowCache<HopRow> hcache(hop ? g.n : 0, hop ? std::max<size_t>(cache_rows, 1) : 1,
+                            size_t(1) << 24);
+    auto fill_row = [&](int64_t u, Row& row) { compute_row(g, u, equal, unit, s, row); };
+    auto fill_hop_row = [&](int64_t u, HopRow& row) {
+      compute_hop_row(g, u, hubs.bit.data(), s, row);
     };
 #pragma omp for schedule(dynamic, 4)
     for (int64_t pos = 0; pos < g.n; ++pos) {
@@ -818,6 +848,7 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
           if (s.col_gen[v] != cgen) {
             s.col_gen[v] = cgen;
             s.col[v] = static_cast<int64_t>(s.targets.size());
+            if (hop) s.tcol[v] = static_cast<int32_t>(s.targets.size());
             s.targets.push_back(v);
           }
         }
@@ -848,8 +879,10 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
           }
           const uint32_t hu = hubs.near1[u];
           for (int64_t t = 0; t < nT; ++t) Di[t] = 3 - ((tn1[t] & hu) != 0);
-          for (const auto& [v, dv] : cache.get(u, fill_row))
-            if (s.col_gen[v] == cgen) Di[s.col[v]] = static_cast<uint8_t>(dv);
+          for (const uint32_t vh : hcache.get(u, fill_hop_row)) {
+            const int32_t c = s.tcol[vh >> 2];
+            if (c >= 0) Di[c] = static_cast<uint8_t>(vh & 3);
+          }
           continue;
         }
         const Row& row = cache.get(u, fill_row);
@@ -866,6 +899,8 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
           else throw std::runtime_error("ollivier_ricci: target outside the 3-hop ball");
         }
       }
+      if (hop)
+        for (const int64_t v : s.targets) s.tcol[v] = -1;
       const double* ax = M.mass.data() + M.ptr[x];
       for (int64_t q = start[x]; q < start[x + 1]; ++q) {
         const int64_t e = order[q], y = ev[e];
