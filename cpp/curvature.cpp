@@ -224,13 +224,25 @@ class HopOt {
     w_.cc.resize(n_);
     w_.aptr.resize(m_ + 1);
     w_.adj.resize(mn + 1);
-    int pt = 0;  // potential of the sink = length of the current shortest augmenting paths
-    for (int phase = 0; phase <= kmax_ && pt <= kmax_; ++phase) {
-      const int D = shortest_paths(kmax_ - pt);
-      if (D < 0) break;  // no supply or no demand left (up to rounding)
-      pt += D;
+    // First phase without a search: every row has supply and zero potential, so column j is
+    // at distance min_i C_ij and the nearest demand at D = min C; potentials: pc = D.
+    int cmin = kmax_;
+    for (size_t t = 0; t < mn; ++t) cmin = std::min<int>(cmin, C_[t]);
+    std::fill(w_.pc.begin(), w_.pc.end(), static_cast<int16_t>(cmin));
+    int pt = cmin;  // potential of the sink = length of the current shortest augmenting paths
+    for (int phase = 0; phase <= kmax_; ++phase) {
+      if (phase > 0) {
+        const int D = pt <= kmax_ ? shortest_paths(kmax_ - pt) : -1;
+        if (D < 0) break;  // no supply or no demand left (up to rounding)
+        pt += D;
+      }
       list_admissible();
-      while (levels()) blocking_flow();
+      bool left = true;
+      while (left && levels()) {
+        blocking_flow();
+        left = std::any_of(w_.sup.begin(), w_.sup.end(), [](double v) { return v > 0; });
+      }
+      if (!left) break;  // everything shipped
     }
     double w = 0;
     for (int j = 0; j < n_; ++j) {
