@@ -174,6 +174,49 @@ void merge_equal_rows_u8(int& m, int n, double* a, uint8_t* C, MergeWork& w) {
   m = k;
 }
 
+/// Merges equal columns of C (m x n, row-major) in place, adding their masses b. Columns of
+/// m <= 32 entries are packed into 64-bit keys and grouped with a hash table (no transpose),
+/// longer ones go through merge_equal_rows_u8 on the transpose (`T` is scratch). O(m n).
+void merge_equal_cols_u8(int m, int& n, double* b, std::vector<uint8_t>& C,
+                         std::vector<uint8_t>& T, MergeWork& w) {
+  if (n < 2) return;
+  if (m > 32) {
+    T.resize(static_cast<size_t>(m) * n);
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) T[static_cast<size_t>(j) * m + i] = C[static_cast<size_t>(i) * n + j];
+    const int n0 = n;
+    merge_equal_rows_u8(n, m, b, T.data(), w);
+    if (n == n0) return;
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) C[static_cast<size_t>(i) * n + j] = T[static_cast<size_t>(j) * m + i];
+    return;
+  }
+  size_t cap = 4;
+  while (cap < 2 * static_cast<size_t>(n)) cap *= 2;
+  w.tkey.resize(cap);
+  w.tslot.assign(cap, -1);
+  w.perm.clear();  // kept columns, in order
+  for (int j = 0; j < n; ++j) {
+    uint64_t key = 0;
+    for (int i = 0; i < m; ++i) key |= uint64_t(C[static_cast<size_t>(i) * n + j]) << (2 * i);
+    size_t h = static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> 32) & (cap - 1);
+    while (w.tslot[h] >= 0 && w.tkey[h] != key) h = (h + 1) & (cap - 1);
+    if (w.tslot[h] >= 0) {
+      b[w.tslot[h]] += b[j];
+      continue;
+    }
+    w.tkey[h] = key;
+    w.tslot[h] = static_cast<int>(w.perm.size());
+    b[w.perm.size()] = b[j];
+    w.perm.push_back(j);
+  }
+  const int k = static_cast<int>(w.perm.size());
+  if (k == n) return;
+  for (int i = 0; i < m; ++i)  // in place: sources never lie before their destinations
+    for (int j = 0; j < k; ++j) C[static_cast<size_t>(i) * k + j] = C[static_cast<size_t>(i) * n + w.perm[j]];
+  n = k;
+}
+
 /// Exact OT with small non-negative integer costs C (m x n, row-major, entries <= kmax) by the
 /// primal-dual method: successive shortest paths in the residual network s -> rows -> cols -> t
 /// (a level-synchronous Dijkstra on reduced costs), each followed by a maximum flow (Dinic) on
@@ -485,17 +528,12 @@ struct Scratch {
 /// found by HopOt. Overwrites s.a, s.b, s.C8.
 double hop_w1(int mm, int nn, Scratch& s) {
   merge_equal_rows_u8(mm, nn, s.a.data(), s.C8.data(), s.mw);
-  s.C8T.resize(static_cast<size_t>(mm) * nn);
-  for (int i = 0; i < mm; ++i)
-    for (int j = 0; j < nn; ++j) s.C8T[static_cast<size_t>(j) * mm + i] = s.C8[static_cast<size_t>(i) * nn + j];
-  merge_equal_rows_u8(nn, mm, s.b.data(), s.C8T.data(), s.mw);
+  merge_equal_cols_u8(mm, nn, s.b.data(), s.C8, s.C8T, s.mw);
   if (mm == 1 || nn == 1) {  // one source or one target: the plan is forced
     double w = 0;
-    for (int t = 0; t < mm * nn; ++t) w += (mm == 1 ? s.b[t] : s.a[t]) * s.C8T[t];
+    for (int t = 0; t < mm * nn; ++t) w += (mm == 1 ? s.b[t] : s.a[t]) * s.C8[t];
     return w;
   }
-  for (int i = 0; i < mm; ++i)
-    for (int j = 0; j < nn; ++j) s.C8[static_cast<size_t>(i) * nn + j] = s.C8T[static_cast<size_t>(j) * mm + i];
   if (mm == 2 || nn == 2) return two_bin_ot(mm, nn, s.a.data(), s.b.data(), s.C8.data(), s.perm);
   return HopOt(mm, nn, s.C8.data(), 3, s.hw).solve(s.a.data(), s.b.data());
 }
