@@ -209,7 +209,10 @@ class OllivierRicci(_OrcParams):
     Only distances between the two neighbourhoods of each edge are computed (at most 3 hops,
     by 2-hop marking when all weights are equal, else Dijkstra stopped at the last needed
     target): never an all-pairs matrix. Memory O(n + m) plus per-thread O(n) scratch. One OT
-    problem per edge, all solved in C++ in one call, parallel over nodes with OpenMP.
+    problem per edge, all solved in C++ in one call, parallel over nodes with OpenMP. On
+    unweighted graphs (all weights equal) ``method="exact"`` uses integer hop costs, bitmasks
+    for the paths through hubs and an exact integer-cost min-cost-flow solver (the same
+    curvature, several times faster on scale-free graphs).
 
     Parameters
     ----------
