@@ -894,7 +894,7 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
     auto fill_hop_row = [&](int64_t u, HopRow& row) {
       compute_hop_row(g, u, hubs.bit.data(), s, row);
     };
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t pos = 0; pos < g.n; ++pos) {
       const int64_t x = visit[pos];
       if (start[x] == start[x + 1]) continue;
