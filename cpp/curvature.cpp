@@ -38,11 +38,17 @@ Measures build_measures(const CsrGraph& g, const OrcOptions& o) {
 #pragma omp parallel num_threads(nt)
   {
     std::vector<std::pair<double, int64_t>> wn;
+    double last_w = std::numeric_limits<double>::quiet_NaN(), last_p = 0;  // pow() once per run
 #pragma omp for schedule(dynamic, 512)
     for (int64_t x = 0; x < g.n; ++x) {
       wn.clear();
-      for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
-        wn.push_back({std::pow(o.base, -std::pow(g.weights[e], o.exp_power)), g.indices[e]});
+      for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
+        if (!(g.weights[e] == last_w)) {  // of equal weights (all of them when unweighted)
+          last_w = g.weights[e];
+          last_p = std::pow(o.base, -std::pow(last_w, o.exp_power));
+        }
+        wn.push_back({last_p, g.indices[e]});
+      }
       const int64_t keep = M.ptr[x + 1] - M.ptr[x] - 1;
       if (keep < static_cast<int64_t>(wn.size())) {  // the heaviest (weight, node) pairs
         std::nth_element(wn.begin(), wn.begin() + keep, wn.end(),
