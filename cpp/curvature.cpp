@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
@@ -37,11 +38,17 @@ Measures build_measures(const CsrGraph& g, const OrcOptions& o) {
 #pragma omp parallel num_threads(nt)
   {
     std::vector<std::pair<double, int64_t>> wn;
+    double last_w = std::numeric_limits<double>::quiet_NaN(), last_p = 0;  // pow() once per run
 #pragma omp for schedule(dynamic, 512)
     for (int64_t x = 0; x < g.n; ++x) {
       wn.clear();
-      for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
-        wn.push_back({std::pow(o.base, -std::pow(g.weights[e], o.exp_power)), g.indices[e]});
+      for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
+        if (!(g.weights[e] == last_w)) {  // of equal weights (all of them when unweighted)
+          last_w = g.weights[e];
+          last_p = std::pow(o.base, -std::pow(last_w, o.exp_power));
+        }
+        wn.push_back({last_p, g.indices[e]});
+      }
       const int64_t keep = M.ptr[x + 1] - M.ptr[x] - 1;
       if (keep < static_cast<int64_t>(wn.size())) {  // the heaviest (weight, node) pairs
         std::nth_element(wn.begin(), wn.begin() + keep, wn.end(),
@@ -66,10 +73,438 @@ Measures build_measures(const CsrGraph& g, const OrcOptions& o) {
   return M;
 }
 
+/// Exact OT when one side has two bins: with sources {0, 1} (or targets, by symmetry), the
+/// other side's bins are served from source 0 in increasing order of C_0j - C_1j until its mass
+/// runs out (an exchange argument shows this greedy plan is optimal). O(k log k).
+template <typename Cost>
+double two_bin_ot(int m, int n, const double* a, const double* b, const Cost* C,
+                  std::vector<int>& order) {
+  const bool rows = m == 2;  // the two-bin side
+  const int k = rows ? n : m;
+  const double* mass = rows ? b : a;
+  auto cost = [&](int side, int j) -> double { return rows ? C[side * n + j] : C[j * n + side]; };
+  double cap = rows ? a[0] : b[0];
+  order.resize(k);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int p, int q) {
+    return cost(0, p) - cost(1, p) < cost(0, q) - cost(1, q);
+  });
+  double w = 0;
+  for (const int j : order) {
+    const double x = std::min(cap, mass[j]);
+    cap -= x;
+    w += x * cost(0, j) + (mass[j] - x) * cost(1, j);
+  }
+  return w;
+}
+
+/// Scratch of merge_equal_rows_u8.
+struct MergeWork {
+  std::vector<int> perm;
+  std::vector<uint64_t> hash, tkey;
+  std::vector<int> tslot;
+};
+
+/// Merges equal rows of the uint8 matrix C (m x n, row-major, entries <= 3) in place, adding
+/// their masses a: exact OT is unchanged (see merge_duplicate_rows_cols). Rows of n <= 32
+/// entries are packed 2 bits per entry into a 64-bit key and grouped with a hash table, O(m n);
+/// longer rows are sorted by a 64-bit hash of their bytes and compared byte-wise, O(m n +
+/// m log m). The kept rows stay in their original order.
+void merge_equal_rows_u8(int& m, int n, double* a, uint8_t* C, MergeWork& w) {
+  if (m < 2) return;
+  const size_t len = static_cast<size_t>(n);
+  if (n <= 32) {
+    size_t cap = 4;
+    while (cap < 2 * static_cast<size_t>(m)) cap *= 2;
+    w.tkey.resize(cap);
+    w.tslot.assign(cap, -1);
+    int k = 0;
+    for (int i = 0; i < m; ++i) {
+      const uint8_t* r = C + i * len;
+      uint64_t key = 0;
+      for (int j = 0; j < n; ++j) key |= uint64_t(r[j]) << (2 * j);
+      size_t h = static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> 32) & (cap - 1);
+      while (w.tslot[h] >= 0 && w.tkey[h] != key) h = (h + 1) & (cap - 1);
+      if (w.tslot[h] >= 0) {
+        a[w.tslot[h]] += a[i];
+        continue;
+      }
+      w.tkey[h] = key;
+      w.tslot[h] = k;
+      if (k != i) std::memmove(C + k * len, r, len);
+      a[k++] = a[i];
+    }
+    m = k;
+    return;
+  }
+  auto& hash = w.hash;
+  auto& perm = w.perm;
+  hash.resize(m);
+  for (int i = 0; i < m; ++i) {
+    const uint8_t* r = C + i * len;
+    uint64_t h = len;
+    for (size_t k = 0; k < len; k += 8) {
+      uint64_t v = 0;
+      std::memcpy(&v, r + k, std::min<size_t>(8, len - k));
+      h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
+      h ^= h >> 29;
+    }
+    hash[i] = h;
+  }
+  perm.resize(m);
+  std::iota(perm.begin(), perm.end(), 0);
+  auto cmp = [&](int p, int q) {  // equal rows end up adjacent, smallest index first
+    if (hash[p] != hash[q]) return hash[p] < hash[q];
+    const int c = std::memcmp(C + p * len, C + q * len, len);
+    return c != 0 ? c < 0 : p < q;
+  };
+  std::sort(perm.begin(), perm.end(), cmp);
+  bool merged = false;
+  for (int t = 1, first = perm[0]; t < m; ++t) {  // fold each run into its first row
+    const int r = perm[t];
+    if (hash[r] == hash[first] && std::memcmp(C + r * len, C + first * len, len) == 0) {
+      a[first] += a[r];
+      a[r] = -1;  // marks a merged row
+      merged = true;
+    } else {
+      first = r;
+    }
+  }
+  if (!merged) return;
+  int k = 0;
+  for (int i = 0; i < m; ++i) {
+    if (a[i] < 0) continue;
+    if (k != i) std::memmove(C + k * len, C + i * len, len);
+    a[k++] = a[i];
+  }
+  m = k;
+}
+
+/// Merges equal columns of C (m x n, row-major) in place, adding their masses b. Columns of
+/// m <= 32 entries are packed into 64-bit keys and grouped with a hash table (no transpose),
+/// longer ones go through merge_equal_rows_u8 on the transpose (`T` is scratch). O(m n).
+void merge_equal_cols_u8(int m, int& n, double* b, std::vector<uint8_t>& C,
+                         std::vector<uint8_t>& T, MergeWork& w) {
+  if (n < 2) return;
+  if (m > 32) {
+    T.resize(static_cast<size_t>(m) * n);
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) T[static_cast<size_t>(j) * m + i] = C[static_cast<size_t>(i) * n + j];
+    const int n0 = n;
+    merge_equal_rows_u8(n, m, b, T.data(), w);
+    if (n == n0) return;
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) C[static_cast<size_t>(i) * n + j] = T[static_cast<size_t>(j) * m + i];
+    return;
+  }
+  size_t cap = 4;
+  while (cap < 2 * static_cast<size_t>(n)) cap *= 2;
+  w.tkey.resize(cap);
+  w.tslot.assign(cap, -1);
+  w.perm.clear();  // kept columns, in order
+  for (int j = 0; j < n; ++j) {
+    uint64_t key = 0;
+    for (int i = 0; i < m; ++i) key |= uint64_t(C[static_cast<size_t>(i) * n + j]) << (2 * i);
+    size_t h = static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> 32) & (cap - 1);
+    while (w.tslot[h] >= 0 && w.tkey[h] != key) h = (h + 1) & (cap - 1);
+    if (w.tslot[h] >= 0) {
+      b[w.tslot[h]] += b[j];
+      continue;
+    }
+    w.tkey[h] = key;
+    w.tslot[h] = static_cast<int>(w.perm.size());
+    b[w.perm.size()] = b[j];
+    w.perm.push_back(j);
+  }
+  const int k = static_cast<int>(w.perm.size());
+  if (k == n) return;
+  for (int i = 0; i < m; ++i)  // in place: sources never lie before their destinations
+    for (int j = 0; j < k; ++j) C[static_cast<size_t>(i) * k + j] = C[static_cast<size_t>(i) * n + w.perm[j]];
+  n = k;
+}
+
+/// Exact OT with small non-negative integer costs C (m x n, row-major, entries <= kmax) by the
+/// primal-dual method: successive shortest paths in the residual network s -> rows -> cols -> t
+/// (a level-synchronous Dijkstra on reduced costs), each followed by a maximum flow (Dinic) on
+/// the arcs of zero reduced cost. With integer potentials, a maximum flow on the
+/// zero-reduced-cost arcs raises the s-t distance by at least 1, and that distance never
+/// exceeds kmax while mass remains (a direct row -> col arc costs <= kmax), so there are at
+/// most kmax + 1 phases: for hop-count costs (kmax = 3) at most 4. Amounts are only added,
+/// subtracted and compared with 0, and the bottleneck of every augmenting path becomes exactly
+/// 0, so the plan is optimal up to rounding of the masses. Masses are expected to be equal (a
+/// residue left by rounding is not shipped). Returns <P, C>.
+/// Complexity: per phase two dense, vectorisable O(m n) passes (relaxing the rows, listing the
+/// zero-cost arcs), then Dinic on those arcs and on the O(m + n + augmentations) arcs carrying
+/// flow. Memory O(m n) in `w` (reused across calls).
+struct HopOtWork {
+  std::vector<double> sup, dem, PT;  // residual supplies, demands; plan, column-major (n x m)
+  std::vector<uint8_t> listed;       // (j, i) is in column j's flow list
+  std::vector<int> fl, fcnt;         // per column j: fl[j m ..] rows whose flow may be > 0
+  std::vector<int16_t> pr, pc;       // integer potentials of rows and columns
+  std::vector<int16_t> dr, dc;       // Dijkstra distances
+  std::vector<uint8_t> done;         // Dijkstra: column settled
+  std::vector<int> lr, lc;           // BFS levels (-1: none / dead end)
+  std::vector<int> cr, cc;           // Dinic current-arc positions
+  std::vector<int> aptr, adj;        // zero-reduced-cost arcs row -> col of the phase (CSR)
+  std::vector<int> queue;
+};
+
+class HopOt {
+ public:
+  HopOt(int m, int n, const uint8_t* C, int kmax, HopOtWork& w)
+      : m_(m), n_(n), C_(C), kmax_(kmax), w_(w) {}
+
+  double solve(const double* a, const double* b) {
+    const size_t mn = static_cast<size_t>(m_) * n_;
+    w_.sup.assign(a, a + m_);
+    w_.dem.assign(b, b + n_);
+    w_.PT.assign(mn, 0.0);
+    w_.listed.assign(mn, 0);
+    w_.fl.resize(mn);
+    w_.fcnt.assign(n_, 0);
+    w_.pr.assign(m_, 0);
+    w_.pc.assign(n_, 0);
+    w_.dr.resize(m_);
+    w_.dc.resize(n_);
+    w_.done.resize(n_);
+    w_.lr.resize(m_);
+    w_.lc.resize(n_);
+    w_.cr.resize(m_);
+    w_.cc.resize(n_);
+    w_.aptr.resize(m_ + 1);
+    w_.adj.resize(mn + 1);
+    // First phase without a search: every row has supply and zero potential, so column j is
+    // at distance min_i C_ij and the nearest demand at D = min C; potentials: pc = D.
+    int cmin = kmax_;
+    for (size_t t = 0; t < mn; ++t) cmin = std::min<int>(cmin, C_[t]);
+    std::fill(w_.pc.begin(), w_.pc.end(), static_cast<int16_t>(cmin));
+    int pt = cmin;  // potential of the sink = length of the current shortest augmenting paths
+    for (int phase = 0; phase <= kmax_; ++phase) {
+      if (phase > 0) {
+        const int D = pt <= kmax_ ? shortest_paths(kmax_ - pt) : -1;
+        if (D < 0) break;  // no supply or no demand left (up to rounding)
+        pt += D;
+      }
+      list_admissible();
+      bool left = true;
+      while (left && levels()) {
+        blocking_flow();
+        left = std::any_of(w_.sup.begin(), w_.sup.end(), [](double v) { return v > 0; });
+      }
+      if (!left) break;  // everything shipped
+    }
+    double w = 0;
+    for (int j = 0; j < n_; ++j) {
+      const double* p = w_.PT.data() + static_cast<size_t>(j) * m_;
+      const int* f = w_.fl.data() + static_cast<size_t>(j) * m_;
+      for (int k = 0; k < w_.fcnt[j]; ++k)
+        if (p[f[k]] > 0) w += p[f[k]] * C_[static_cast<size_t>(f[k]) * n_ + j];
+    }
+    return w;
+  }
+
+ private:
+  int m_, n_;
+  const uint8_t* C_;
+  int kmax_;
+  HopOtWork& w_;
+  int sink_level_ = 0;
+  static constexpr int16_t kInf = 0x3fff;
+
+  void relax_row(int i, int L) {  // dc = min(dc, L + reduced cost of i -> j), all j
+    const uint8_t* ci = C_ + static_cast<size_t>(i) * n_;
+    const int16_t base = static_cast<int16_t>(L + w_.pr[i]);
+    const int16_t* pc = w_.pc.data();
+    int16_t* dc = w_.dc.data();
+    for (int j = 0; j < n_; ++j) {
+      const int16_t v = static_cast<int16_t>(base + ci[j] - pc[j]);
+      dc[j] = v < dc[j] ? v : dc[j];
+    }
+  }
+
+  /// Shortest reduced distances from the rows with supply, level by level (0..limit): rows
+  /// of level L relax every column (dense, vectorised); columns reaching L pass L on to the
+  /// rows they hold flow from (reduced cost 0). Returns the distance D of the nearest column
+  /// with demand (-1 if none within `limit`) and raises every potential by min(distance, D).
+  /// Demand columns all have the sink's potential (an invariant: they start at 0 and each
+  /// phase raises them by D), so j -> t has reduced cost 0.
+  int shortest_paths(int limit) {
+    auto& dr = w_.dr;
+    auto& dc = w_.dc;
+    auto& qu = w_.queue;
+    std::fill(dr.begin(), dr.end(), kInf);
+    std::fill(dc.begin(), dc.end(), kInf);
+    std::fill(w_.done.begin(), w_.done.end(), 0);
+    for (int i = 0; i < m_; ++i)
+      if (w_.sup[i] > 0) {
+        dr[i] = 0;
+        relax_row(i, 0);
+      }
+    int D = -1;
+    for (int L = 0; L <= limit && D < 0; ++L) {
+      for (;;) {
+        qu.clear();
+        for (int j = 0; j < n_ && D < 0; ++j) {
+          if (dc[j] != L || w_.done[j]) continue;
+          w_.done[j] = 1;
+          if (w_.dem[j] > 0) {
+            D = L;
+            break;
+          }
+          const double* p = w_.PT.data() + static_cast<size_t>(j) * m_;
+          const int* f = w_.fl.data() + static_cast<size_t>(j) * m_;
+          for (int k = 0; k < w_.fcnt[j]; ++k) {
+            const int i = f[k];
+            if (p[i] > 0 && dr[i] > L) {  // residual arc j -> i, reduced cost 0
+              dr[i] = static_cast<int16_t>(L);
+              qu.push_back(i);
+            }
+          }
+        }
+        if (D >= 0 || qu.empty()) break;
+        for (const int i : qu) relax_row(i, L);
+      }
+    }
+    if (D < 0) return -1;
+    for (int i = 0; i < m_; ++i) w_.pr[i] = static_cast<int16_t>(w_.pr[i] + std::min<int>(dr[i], D));
+    for (int j = 0; j < n_; ++j) w_.pc[j] = static_cast<int16_t>(w_.pc[j] + std::min<int>(dc[j], D));
+    return D;
+  }
+
+  /// The forward arcs of zero reduced cost (fixed during the phase's maximum flow); written
+  /// without branches (`adj` has room for m n + 1 entries).
+  void list_admissible() {
+    int* adj = w_.adj.data();
+    int cnt = 0;
+    for (int i = 0; i < m_; ++i) {
+      w_.aptr[i] = cnt;
+      const uint8_t* ci = C_ + static_cast<size_t>(i) * n_;
+      const int target = -w_.pr[i];
+      const int16_t* pc = w_.pc.data();
+      for (int j = 0; j < n_; ++j) {
+        adj[cnt] = j;
+        cnt += ci[j] - pc[j] == target;
+      }
+    }
+    w_.aptr[m_] = cnt;
+  }
+
+  /// BFS levels on the admissible arcs (rows with supply at level 0, rows at even and
+  /// columns at odd levels); false when no column with demand is reachable. Drops flow-list
+  /// entries whose flow has returned to 0.
+  bool levels() {
+    auto& lr = w_.lr;
+    auto& lc = w_.lc;
+    auto& qu = w_.queue;
+    std::fill(lr.begin(), lr.end(), -1);
+    std::fill(lc.begin(), lc.end(), -1);
+    qu.clear();
+    for (int i = 0; i < m_; ++i)
+      if (w_.sup[i] > 0) {
+        lr[i] = 0;
+        qu.push_back(i);
+      }
+    for (size_t q = 0; q < qu.size(); ++q) {
+      const int node = qu[q];
+      if (node < m_) {
+        for (int k = w_.aptr[node]; k < w_.aptr[node + 1]; ++k) {
+          const int j = w_.adj[k];
+          if (lc[j] < 0) {
+            lc[j] = lr[node] + 1;
+            qu.push_back(m_ + j);
+          }
+        }
+      } else {
+        const int j = node - m_;
+        if (w_.dem[j] > 0) {  // the first sink: its level bounds every augmenting path
+          sink_level_ = lc[j];
+          return true;
+        }
+        const double* p = w_.PT.data() + static_cast<size_t>(j) * m_;
+        uint8_t* in = w_.listed.data() + static_cast<size_t>(j) * m_;
+        int* f = w_.fl.data() + static_cast<size_t>(j) * m_;
+        int keep = 0;
+        for (int k = 0; k < w_.fcnt[j]; ++k) {
+          const int i = f[k];
+          if (!(p[i] > 0)) {
+            in[i] = 0;
+            continue;
+          }
+          f[keep++] = i;
+          if (lr[i] < 0) {
+            lr[i] = lc[j] + 1;
+            qu.push_back(i);
+          }
+        }
+        w_.fcnt[j] = keep;
+      }
+    }
+    return false;
+  }
+
+  void blocking_flow() {
+    for (int i = 0; i < m_; ++i) w_.cr[i] = w_.aptr[i];
+    std::fill(w_.cc.begin(), w_.cc.end(), 0);
+    for (int i = 0; i < m_; ++i)
+      while (w_.lr[i] == 0 && w_.sup[i] > 0) {
+        const double f = push_row(i, w_.sup[i]);
+        if (f == 0) break;
+        w_.sup[i] -= f;
+      }
+  }
+
+  // Augmenting path search along increasing levels; returns the amount pushed (the minimum
+  // residual on the path), already applied below the caller.
+  double push_row(int i, double lim) {
+    const int next = w_.lr[i] + 1;
+    for (int& k = w_.cr[i]; k < w_.aptr[i + 1]; ++k) {
+      const int j = w_.adj[k];
+      if (w_.lc[j] != next) continue;
+      const double f = push_col(j, lim);
+      if (f > 0) {
+        const size_t t = static_cast<size_t>(j) * m_ + i;
+        w_.PT[t] += f;
+        if (!w_.listed[t]) {
+          w_.listed[t] = 1;
+          w_.fl[static_cast<size_t>(j) * m_ + w_.fcnt[j]++] = i;
+        }
+        return f;
+      }
+    }
+    w_.lr[i] = -1;  // dead end for this round
+    return 0;
+  }
+
+  double push_col(int j, double lim) {
+    if (w_.lc[j] == sink_level_) {
+      if (!(w_.dem[j] > 0)) return 0;
+      const double f = std::min(lim, w_.dem[j]);
+      w_.dem[j] -= f;
+      return f;
+    }
+    const int next = w_.lc[j] + 1;
+    double* p = w_.PT.data() + static_cast<size_t>(j) * m_;
+    const int* f = w_.fl.data() + static_cast<size_t>(j) * m_;
+    // rows appended to this list during the round sit at lower levels: never taken here
+    for (int& k = w_.cc[j]; k < w_.fcnt[j]; ++k) {
+      const int i = f[k];
+      if (w_.lr[i] != next || !(p[i] > 0)) continue;
+      const double g = push_row(i, std::min(lim, p[i]));
+      if (g > 0) {
+        p[i] -= g;
+        return g;
+      }
+    }
+    w_.lc[j] = -1;
+    return 0;
+  }
+};
+
 /// Per-thread scratch, sized for n nodes; `stamp` arrays avoid clearing between uses.
 struct Scratch {
   std::vector<int64_t> col;        // node -> column in the target block
   std::vector<uint32_t> col_gen;
+  std::vector<int32_t> tcol;       // hop path: node -> column in the target block, -1 if none
   std::vector<double> dist;        // Dijkstra distances
   std::vector<uint32_t> dist_gen;
   std::vector<uint8_t> hop;        // 2-hop marks
@@ -84,10 +519,40 @@ struct Scratch {
   std::vector<int> ai, bj, perm;
   std::vector<double> C2;
   EmdWorkspace ws;
+  std::vector<uint8_t> Dh, C8, C8T;  // hop counts (unweighted graphs)
+  std::vector<uint32_t> tn1, tn12;    // hub masks of the targets: near1, near1 | near2
+  MergeWork mw;
+  HopOtWork hw;
   explicit Scratch(int64_t n)
-      : col(n), col_gen(n, 0), dist(n), dist_gen(n, 0), hop(n), hop_gen(n, 0), bpos(n),
+      : col(n), col_gen(n, 0), tcol(n, -1), dist(n), dist_gen(n, 0), hop(n), hop_gen(n, 0), bpos(n),
         bpos_gen(n, 0) {}
 };
+
+/// W1, in hops, of the compacted problem of one edge held in `s`: masses s.a (mm) and s.b
+/// (nn), hop costs s.C8 (mm x nn). Equal rows and equal columns are merged first (hub edges
+/// of scale-free graphs shrink many times), then the plan is forced (one bin on a side),
+/// greedy (two bins on a side), by the network simplex (tiny problems) or by HopOt.
+/// Overwrites s.a, s.b, s.C8 (and s.C).
+double hop_w1(int mm, int nn, Scratch& s) {
+  merge_equal_rows_u8(mm, nn, s.a.data(), s.C8.data(), s.mw);
+  merge_equal_cols_u8(mm, nn, s.b.data(), s.C8, s.C8T, s.mw);
+  if (mm == 1 || nn == 1) {  // one source or one target: the plan is forced
+    double w = 0;
+    for (int t = 0; t < mm * nn; ++t) w += (mm == 1 ? s.b[t] : s.a[t]) * s.C8[t];
+    return w;
+  }
+  if (mm == 2 || nn == 2) return two_bin_ot(mm, nn, s.a.data(), s.b.data(), s.C8.data(), s.perm);
+  // Tiny problems: the network simplex's setup is cheaper than HopOt's phases (measured on
+  // BA(5000, 4): 64 entries is the break-even); both are exact.
+  constexpr int kHopOtMinEntries = 64;
+  if (mm * nn <= kHopOtMinEntries) {
+    s.C.resize(static_cast<size_t>(mm) * nn);
+    for (int t = 0; t < mm * nn; ++t) s.C[t] = s.C8[t];
+    int st = 0;
+    return emd_small(mm, nn, s.a.data(), s.b.data(), s.C.data(), s.ws, 0, &st);
+  }
+  return HopOt(mm, nn, s.C8.data(), 3, s.hw).solve(s.a.data(), s.b.data());
+}
 
 using Row = std::vector<std::pair<int64_t, double>>;
 
@@ -151,8 +616,76 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, Scratch&
   }
 }
 
+/// Hop-count row of u, packed (v << 2 | hops): u, its neighbours and the neighbours of its
+/// non-hub neighbours (`hub` flags the hubs; see HubMasks), i.e. the 2-hop ball of u except
+/// what is reached through a hub only. Unordered; O(size of that ball).
+using HopRow = std::vector<uint32_t>;
+void compute_hop_row(const CsrGraph& g, int64_t u, const uint32_t* hub, Scratch& s, HopRow& row) {
+  row.clear();
+  const uint32_t gen = ++s.hgen;
+  s.hop_gen[u] = gen;
+  row.push_back(static_cast<uint32_t>(u) << 2);
+  for (int64_t e = g.indptr[u]; e < g.indptr[u + 1]; ++e) {
+    const int64_t v = g.indices[e];
+    s.hop_gen[v] = gen;
+    row.push_back(static_cast<uint32_t>(v) << 2 | 1);
+  }
+  const size_t n1 = row.size();
+  for (size_t q = 1; q < n1; ++q) {
+    const int64_t w = row[q] >> 2;
+    if (hub[w]) continue;
+    for (int64_t e = g.indptr[w]; e < g.indptr[w + 1]; ++e) {
+      const int64_t v = g.indices[e];
+      if (s.hop_gen[v] == gen) continue;
+      s.hop_gen[v] = gen;
+      row.push_back(static_cast<uint32_t>(v) << 2 | 2);
+    }
+  }
+}
+
+/// Hop distances through hubs without touching their long adjacency lists. The (up to) 32
+/// nodes of highest degree above `kHubDegree` get one bit each: bit[v] is v's bit (0 for a
+/// non-hub), near1[v] the OR of bit over N(v) (the hubs adjacent to v), near2[v] the OR of
+/// near1 over N(v) (the hubs within 2 hops of v, through any node). Then, for u != v:
+/// a hub u has d(u, v) = 1 iff bit[u] & near1[v], else 2 iff bit[u] & near2[v]; and two nodes
+/// u, v at distance 2 through a hub share a bit of near1. So the distance rows of non-hubs
+/// need not expand hubs (2-hop balls stay small in scale-free graphs) and hubs need no row.
+/// O(n log n + nnz) time, 3 n words (nothing when not `enabled`). 32-bit masks keep the
+/// loops over them vectorisable with SSE2.
+struct HubMasks {
+  static constexpr int64_t kHubDegree = 32;
+  std::vector<uint32_t> bit, near1, near2;
+  HubMasks(const CsrGraph& g, bool enabled, int nt) {
+    if (!enabled) return;
+    bit.assign(g.n, 0);
+    near1.assign(g.n, 0);
+    near2.assign(g.n, 0);
+    std::vector<int64_t> big;
+    for (int64_t v = 0; v < g.n; ++v)
+      if (g.indptr[v + 1] - g.indptr[v] > kHubDegree) big.push_back(v);
+    auto deg = [&](int64_t v) { return g.indptr[v + 1] - g.indptr[v]; };
+    const size_t k = std::min<size_t>(big.size(), 32);
+    std::partial_sort(big.begin(), big.begin() + k, big.end(), [&](int64_t p, int64_t q) {
+      return deg(p) != deg(q) ? deg(p) > deg(q) : p < q;
+    });
+    for (size_t h = 0; h < k; ++h) bit[big[h]] = uint32_t(1) << h;
+    if (k == 0) return;
+    for (std::vector<uint32_t>* out : {&near1, &near2}) {
+      const uint32_t* in = out == &near1 ? bit.data() : near1.data();
+      uint32_t* o = out->data();
+#pragma omp parallel for schedule(dynamic, 1024) num_threads(nt)
+      for (int64_t v = 0; v < g.n; ++v) {
+        uint32_t acc = 0;
+        for (int64_t e = g.indptr[v]; e < g.indptr[v + 1]; ++e) acc |= in[g.indices[e]];
+        o[v] = acc;
+      }
+    }
+  }
+};
+
 /// FIFO cache of distance rows, bounded by a total number of entries. Rows of sources that
 /// neighbouring x's share are computed once while they stay cached (x is visited in BFS order).
+template <class Row>
 struct RowCache {
   std::vector<int32_t> slot;   // node -> slot, -1 if absent
   std::vector<int64_t> owner;  // slot -> node, -1 if free
@@ -284,29 +817,6 @@ void merge_duplicate_rows_cols(int& m, int& n, std::vector<double>& a, std::vect
   }
 }
 
-/// Exact OT when one side has two bins: with sources {0, 1} (or targets, by symmetry), the
-/// other side's bins are served from source 0 in increasing order of C_0j - C_1j until its mass
-/// runs out (an exchange argument shows this greedy plan is optimal). O(k log k).
-double two_bin_ot(int m, int n, const double* a, const double* b, const double* C,
-                  std::vector<int>& order) {
-  const bool rows = m == 2;  // the two-bin side
-  const int k = rows ? n : m;
-  const double* mass = rows ? b : a;
-  auto cost = [&](int side, int j) { return rows ? C[side * n + j] : C[j * n + side]; };
-  double cap = rows ? a[0] : b[0];
-  order.resize(k);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int p, int q) {
-    return cost(0, p) - cost(1, p) < cost(0, q) - cost(1, q);
-  });
-  double w = 0;
-  for (const int j : order) {
-    const double x = std::min(cap, mass[j]);
-    cap -= x;
-    w += x * cost(0, j) + (mass[j] - x) * cost(1, j);
-  }
-  return w;
-}
 
 /// Jost & Liu (2014) lower bound of the non-lazy curvature from degrees and triangles.
 double jost_liu(double dx, double dy, double tri) {
@@ -374,13 +884,23 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
   const int nt = resolve_threads(o.n_threads);
   const int64_t sk_iter = o.max_iter > 0 ? o.max_iter : 10000;
   const std::vector<int64_t> visit = bfs_order(g);
+  // Unweighted graphs (all weights equal) with exact OT: costs are hop counts in {0..3}, kept as
+  // bytes, and each OT problem goes to the integer primal-dual solver (HopOt).
+  const bool hop = o.method == OrcMethod::Exact && equal && g.n < (int64_t(1) << 30);
+  const HubMasks hubs(g, hop, nt);
   const size_t cache_rows = static_cast<size_t>(std::min<int64_t>(g.n, 16384));
 #pragma omp parallel num_threads(nt)
   {
     Scratch s(g.n);
-    RowCache cache(g.n, std::max<size_t>(cache_rows, 1), size_t(1) << 23);
+    // one of the two caches is used: hop rows (packed) or distance rows
+    RowCache<Row> cache(hop ? 0 : g.n, hop ? 1 : std::max<size_t>(cache_rows, 1), size_t(1) << 23);
+    RowCache<HopRow> hcache(hop ? g.n : 0, hop ? std::max<size_t>(cache_rows, 1) : 1,
+                            size_t(1) << 24);
     auto fill_row = [&](int64_t u, Row& row) { compute_row(g, u, equal, unit, s, row); };
-#pragma omp for schedule(dynamic, 4)
+    auto fill_hop_row = [&](int64_t u, HopRow& row) {
+      compute_hop_row(g, u, hubs.bit.data(), s, row);
+    };
+#pragma omp for schedule(dynamic, 1)
     for (int64_t pos = 0; pos < g.n; ++pos) {
       const int64_t x = visit[pos];
       if (start[x] == start[x + 1]) continue;
@@ -394,15 +914,44 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
           if (s.col_gen[v] != cgen) {
             s.col_gen[v] = cgen;
             s.col[v] = static_cast<int64_t>(s.targets.size());
+            if (hop) s.tcol[v] = static_cast<int32_t>(s.targets.size());
             s.targets.push_back(v);
           }
         }
       }
       const int64_t mx = M.ptr[x + 1] - M.ptr[x];
       const int64_t nT = static_cast<int64_t>(s.targets.size());
-      s.D.resize(static_cast<size_t>(mx * nT));
+      (hop ? s.Dh.resize(static_cast<size_t>(mx * nT)) : s.D.resize(static_cast<size_t>(mx * nT)));
+      if (hop) {  // the targets' hub masks, contiguous
+        s.tn1.resize(static_cast<size_t>(nT));
+        s.tn12.resize(static_cast<size_t>(nT));
+        for (int64_t t = 0; t < nT; ++t) {
+          s.tn1[t] = hubs.near1[s.targets[t]];
+          s.tn12[t] = hubs.near1[s.targets[t]] | hubs.near2[s.targets[t]];
+        }
+      }
       for (int64_t i = 0; i < mx; ++i) {  // scatter u's cached row, gather the targets
-        const Row& row = cache.get(M.supp[M.ptr[x] + i], fill_row);
+        const int64_t u = M.supp[M.ptr[x] + i];
+        if (hop) {
+          // Hub u: distances from the masks alone. Otherwise 3 hops, or 2 through a hub,
+          // unless u's row (which does not expand hubs) has the target nearer. See HubMasks.
+          uint8_t* Di = s.Dh.data() + i * nT;
+          const uint32_t* tn1 = s.tn1.data();
+          const uint32_t* tn12 = s.tn12.data();
+          if (const uint32_t bu = hubs.bit[u]) {
+            for (int64_t t = 0; t < nT; ++t) Di[t] = 3 - ((tn12[t] & bu) != 0) - ((tn1[t] & bu) != 0);
+            if (s.col_gen[u] == cgen) Di[s.col[u]] = 0;
+            continue;
+          }
+          const uint32_t hu = hubs.near1[u];
+          for (int64_t t = 0; t < nT; ++t) Di[t] = 3 - ((tn1[t] & hu) != 0);
+          for (const uint32_t vh : hcache.get(u, fill_hop_row)) {
+            const int32_t c = s.tcol[vh >> 2];
+            if (c >= 0) Di[c] = static_cast<uint8_t>(vh & 3);
+          }
+          continue;
+        }
+        const Row& row = cache.get(u, fill_row);
         const uint32_t dgen = ++s.dgen;
         for (const auto& [v, dv] : row) {
           s.dist_gen[v] = dgen;
@@ -416,10 +965,13 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
           else throw std::runtime_error("ollivier_ricci: target outside the 3-hop ball");
         }
       }
+      if (hop)
+        for (const int64_t v : s.targets) s.tcol[v] = -1;
       const double* ax = M.mass.data() + M.ptr[x];
       for (int64_t q = start[x]; q < start[x + 1]; ++q) {
         const int64_t e = order[q], y = ev[e];
-        const double dxy = s.D[(mx - 1) * nT + s.col[y]];  // x is last in its support
+        const double dxy = hop ? unit * s.Dh[(mx - 1) * nT + s.col[y]]  // x is last in its support
+                               : s.D[(mx - 1) * nT + s.col[y]];
         dist[e] = dxy;
         status[e] = 0;
         if (x == y || dxy < kTiny) {
@@ -462,6 +1014,18 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
           continue;
         }
         for (int j = 0; j < nn; ++j) s.b[j] *= sa / sb;  // equal totals despite rounding
+        if (hop) {
+          s.C8.resize(static_cast<size_t>(mm) * nn);
+          s.perm.resize(nn);
+          for (int j = 0; j < nn; ++j) s.perm[j] = static_cast<int>(s.col[sy[s.bj[j]]]);
+          for (int i = 0; i < mm; ++i) {
+            const uint8_t* Di = s.Dh.data() + s.ai[i] * nT;
+            uint8_t* Ci = s.C8.data() + i * nn;
+            for (int j = 0; j < nn; ++j) Ci[j] = Di[s.perm[j]];
+          }
+          kappa[e] = 1.0 - unit * hop_w1(mm, nn, s) / dxy;
+          continue;
+        }
         s.C.resize(static_cast<size_t>(mm * nn));
         for (int i = 0; i < mm; ++i)
           for (int j = 0; j < nn; ++j)

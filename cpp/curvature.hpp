@@ -41,7 +41,12 @@ struct OrcOptions {
 /// matrix is cut from it. Never an n x n matrix: memory O(n + nnz) plus per-thread O(n) and
 /// O(deg x deg^2) scratch. OT per edge by the exact network simplex (emd_small), a stabilised
 /// Sinkhorn (<P, C> of the entropic plan), or, for unweighted graphs, the Jost-Liu
-/// triangle bound (times 1 - alpha). OpenMP over nodes. `kappa`, `dist` (d(x, y)) and
+/// triangle bound (times 1 - alpha). Exact OT on an unweighted graph (all weights equal)
+/// takes a faster, equally exact path: costs are hop counts 0..3 kept as bytes, distances
+/// to and through the 32 largest hubs come from bitmasks (rows never expand a hub), equal
+/// cost rows and columns are merged, and each problem goes to an integer-cost primal-dual
+/// solver (successive shortest paths + Dinic maximum flows, at most 4 phases). OpenMP over
+/// nodes. `kappa`, `dist` (d(x, y)) and
 /// `status` (0 ok, 1 the OT solver hit its iteration limit) have m entries; any edge order.
 /// Throws std::invalid_argument for the lower bound on a graph with unequal weights.
 void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64_t* ev,

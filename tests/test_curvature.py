@@ -267,3 +267,82 @@ def test_communities_at_least_as_good_as_graphriccicurvature():
     labels = geoml.ricci_communities(K, n_iter=20)
     assert ari(club, labels) >= ari(club, [cc[v] for v in K.nodes()]) - 1e-12
     assert gc._modularity(34, geoml.FormanRicci().fit(K).edges_, np.ones(78), labels) > 0.3
+
+
+# ---- unweighted graphs: the hop-count fast path (integer primal-dual OT, hub bitmasks) ----
+
+def _hub_graph(seed):
+    """36 hubs of degree > 32 (more than the 32 that get bitmasks), joined to each other
+    sparsely and to random leaves that also link among themselves: hub-hub, hub-leaf and
+    leaf-leaf edges, 2-hop paths through hubs and through non-hubs."""
+    rng = np.random.default_rng(seed)
+    G = nx.Graph()
+    n_hub, n_leaf = 36, 250
+    for h in range(n_hub):
+        for v in rng.choice(n_leaf, size=int(rng.integers(33, 42)), replace=False):
+            G.add_edge(h, n_hub + int(v))
+        for h2 in rng.choice(n_hub, size=2, replace=False):
+            if h2 != h:
+                G.add_edge(h, int(h2))
+    for _ in range(200):
+        u, v = rng.integers(n_hub, n_hub + n_leaf, size=2)
+        if u != v:
+            G.add_edge(int(u), int(v))
+    return G
+
+
+def _reference_orc(G, alpha, topk=None):
+    """Independent Ollivier-Ricci of an unweighted graph: hop distances from SciPy's BFS,
+    GraphRicciCurvature's measures, POT's exact emd2 (the ties of nbr_topk are not exercised:
+    all neighbours have the same weight, so topk is left out here)."""
+    ot = pytest.importorskip("ot")
+    from scipy.sparse.csgraph import shortest_path
+    nodes = list(G.nodes())
+    pos = {v: k for k, v in enumerate(nodes)}
+    A = nx.to_scipy_sparse_array(G, nodelist=nodes, weight=None, format="csr")
+    A = sp.csr_matrix((A.data.astype(float), A.indices.astype(np.int32),
+                       A.indptr.astype(np.int32)), shape=A.shape)
+    D = shortest_path(A, unweighted=True)
+    out = {}
+    for u, v in G.edges():
+        x, y = pos[u], pos[v]
+        sx = [pos[w] for w in G[u]] + [x]
+        sy = [pos[w] for w in G[v]] + [y]
+        a = np.r_[np.full(len(sx) - 1, (1 - alpha) / (len(sx) - 1)), alpha]
+        b = np.r_[np.full(len(sy) - 1, (1 - alpha) / (len(sy) - 1)), alpha]
+        out[(x, y)] = out[(y, x)] = 1 - ot.emd2(a, b, D[np.ix_(sx, sy)])
+    return out
+
+
+@pytest.mark.parametrize("name", ["hubs", "ba_big_hubs", "er", "star_pair", "grid"])
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.9])
+def test_unweighted_fast_path_matches_exact_reference(name, alpha):
+    seed = int(alpha * 10)
+    G = {"hubs": lambda: _hub_graph(seed),
+         "ba_big_hubs": lambda: nx.barabasi_albert_graph(600, 2, seed=seed),
+         "er": lambda: nx.gnp_random_graph(150, 0.06, seed=seed),
+         # two hubs of degree 60 sharing 20 leaves, plus a ring through the rest
+         "star_pair": lambda: nx.compose_all([nx.star_graph(60), nx.relabel_nodes(
+             nx.star_graph(60), lambda v: 100 + v if v > 20 or v == 0 else v),
+             nx.cycle_graph(range(21, 61)), nx.Graph([(0, 100)])]),
+         "grid": lambda: nx.grid_2d_graph(9, 7)}[name]()
+    orc = geoml.OllivierRicci(alpha=alpha).fit(G)
+    ref = _reference_orc(G, alpha)
+    want = np.array([ref[(i, j)] for i, j in orc.edges_])
+    np.testing.assert_allclose(orc.curvature_, want, atol=1e-12, rtol=0)
+    assert orc.converged_.all()
+
+
+def test_unweighted_fast_path_scale_and_graphriccicurvature():
+    # equal weights w != 1: the same curvature as hop counts (uniform measures, d scales by w)
+    G = _hub_graph(3)
+    hop = geoml.OllivierRicci(alpha=0.5).fit(G).curvature_
+    H = G.copy()
+    nx.set_edge_attributes(H, 2.5, "weight")
+    np.testing.assert_allclose(geoml.OllivierRicci(alpha=0.5).fit(H).curvature_, hop, atol=1e-12)
+    # and GraphRicciCurvature on a hub graph, with a truncated neighbourhood too
+    K = nx.barabasi_albert_graph(300, 2, seed=5)
+    for kw in ({"alpha": 0.5}, {"alpha": 0.2, "nbr_topk": 40}):
+        orc = geoml.OllivierRicci(**kw).fit(K)
+        np.testing.assert_allclose(orc.curvature_, edge_values(grc_curvature(K, **kw), orc),
+                                   atol=1e-6, rtol=0)
