@@ -7,11 +7,12 @@ plus helpers that write GraphRicciCurvature's attribute names back onto a networ
 """
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 import sys
 import time
 import warnings
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,8 +77,13 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
         else:
             pos = {v: k for k, v in enumerate(nodes)}
             cols = np.fromiter(map(pos.__getitem__, nbr), dtype=np.int64, count=len(nbr))
-        w = np.array([d.get(weight, 1.0) for nb in adj.values() for d in nb.values()],
-                     dtype=np.float64).reshape(-1)
+        datas = list(itertools.chain.from_iterable(map(operator.methodcaller("values"),
+                                                        adj.values())))
+        if any(map(len, datas)):  # C-level loops: no Python frame per edge
+            w = np.fromiter(map(operator.methodcaller("get", weight, 1.0), datas),
+                            dtype=np.float64, count=len(datas))
+        else:  # no edge attributes at all (e.g. generated graphs): hop counts
+            w = np.ones(len(datas))
         rows = np.repeat(np.arange(n, dtype=np.int64), deg)
         up = rows < cols  # each undirected edge once; self-loops dropped
         e = np.column_stack([rows[up], cols[up]])
