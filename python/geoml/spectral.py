@@ -455,7 +455,7 @@ def _amg_hierarchy(A: sp.csr_matrix, b: np.ndarray) -> list:
     greedy three-pass aggregation of the matrix graph (C++); the tentative prolongator puts
     ``b`` restricted to each aggregate, normalised, in its column (so the coarse near-null
     vector is the vector of aggregate norms); it is smoothed by one weighted-Jacobi step
-    ``P = (I - 4/(3 rho) D^-1 A) P_tent`` (``rho`` a Gershgorin bound of ``rho(D^-1 A)``);
+    ``P = (I - 4/(3 rho) D^-1 A) P_tent`` (``rho`` estimated by :func:`_spectral_radius`);
     coarse operator ``P^T A P``. Stops at ``_AMG_MAX_COARSE`` nodes (or when aggregation
     stalls); the coarsest level keeps its full eigendecomposition.
     """
