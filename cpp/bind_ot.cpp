@@ -7,6 +7,15 @@ namespace geoml {
 
 namespace {
 
+/// A float64 array of `size` values for the padded plans (and its data in `data`) when
+/// `want` is set, else None (and `data` stays null).
+py::object optional_plans(bool want, py::ssize_t size, double*& data) {
+  if (!want) return py::none();
+  py::array_t<double> P(size);
+  data = P.mutable_data();
+  return P;
+}
+
 py::tuple emd_py(carray<double> a, carray<double> b, carray<double> C, int64_t max_iter,
                  bool sparse) {
   const int m = static_cast<int>(a.shape(0)), n = static_cast<int>(b.shape(0));
@@ -48,13 +57,8 @@ py::tuple emd_batched_py(carray<double> a, carray<int64_t> a_off, carray<double>
     throw std::invalid_argument("offsets must have B + 1 entries");
   py::array_t<double> cost(B);
   py::array_t<int> status(B);
-  py::object plans = py::none();
   double* pp = nullptr;
-  if (want_plans) {
-    py::array_t<double> P(C.size());
-    pp = P.mutable_data();
-    plans = P;
-  }
+  py::object plans = optional_plans(want_plans, C.size(), pp);
   double* pc = cost.mutable_data();
   int* ps = status.mutable_data();
   {
@@ -140,13 +144,8 @@ py::tuple sinkhorn_batched_py(carray<double> a, carray<int64_t> a_off, carray<do
   py::array_t<double> cost(B), err(B);
   py::array_t<int64_t> iters(B);
   py::array_t<bool> conv(B);
-  py::object plans = py::none();
   double* pp = nullptr;
-  if (want_plans) {
-    py::array_t<double> P(C.size());
-    pp = P.mutable_data();
-    plans = P;
-  }
+  py::object plans = optional_plans(want_plans, C.size(), pp);
   double* pc = cost.mutable_data();
   double* pe = err.mutable_data();
   int64_t* pi = iters.mutable_data();

@@ -447,7 +447,6 @@ class RicciFlow(_OrcParams):
         self.method = method
         self.eps = eps
         self.tol = tol
-        self.tol = tol
         self.exp_power = exp_power
         self.base = base
         self.weight = weight
