@@ -142,6 +142,36 @@ def test_input_forms_agree_and_edge_cases():
     np.testing.assert_allclose(geoml.OllivierRicci().fit(H).curvature_, ref.curvature_)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_networkx_csr_and_reweighting_match_edge_list(seed):
+    # the networkx reader builds the CSR from the adjacency (own code path): same structure,
+    # weights, and CSR gather of new weights (Ricci flow) as the edge-list reader
+    rng = np.random.default_rng(seed)
+    G = nx.gnm_random_graph(40, 120, seed=seed)
+    for u, v in G.edges():
+        G[u][v]["weight"] = float(rng.uniform(0.5, 2))
+    G.add_edge(5, 5, weight=1.0)  # dropped
+    G.add_node(99)  # isolated
+    labels = rng.permutation(len(G))  # node order and labels unrelated to positions
+    H = nx.relabel_nodes(G, {v: f"n{labels[k]}" for k, v in enumerate(G)})
+    g = gc._as_graph(H)
+    pos = {v: k for k, v in enumerate(g.nodes)}
+    el = np.array([[pos[u], pos[v], d["weight"]] for u, v, d in H.edges(data=True) if u != v])
+    ref = gc._as_graph(el)
+    if ref.n < g.n:  # trailing isolated nodes are invisible to an edge list
+        ref.n = g.n
+    np.testing.assert_array_equal(g.edges, ref.edges)
+    np.testing.assert_array_equal(g.weights, ref.weights)
+    w2 = rng.uniform(1, 3, len(g.edges))
+    for a, b in zip(g.csr(), ref.csr()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(g.csr(w2), ref.csr(w2)):
+        np.testing.assert_array_equal(a, b)
+    A = sp.csr_matrix((g.csr(w2)[2], g.csr()[1], g.csr()[0]), shape=(g.n, g.n))
+    assert (A != A.T).nnz == 0
+    np.testing.assert_array_equal(A[g.edges[:, 0], g.edges[:, 1]].A1, w2)
+
+
 def test_disconnected_isolated_and_zero_weight():
     G = nx.disjoint_union(nx.karate_club_graph(), nx.cycle_graph(7))
     G.add_node("isolated")

@@ -36,22 +36,35 @@ class _Graph:
     edges: np.ndarray
     weights: np.ndarray
     nodes: list | None = None  # networkx node labels, by position
-    _csr: tuple | None = field(default=None, repr=False)  # (indptr, indices, order), cached
+    # (indptr, indices, self.weights in CSR order) and CSR entry -> edge id, built when needed
+    _csr: tuple | None = field(default=None, repr=False)
+    _eid: np.ndarray | None = field(default=None, repr=False)
 
     def csr(self, weights=None):
         """(indptr, indices, weights) of the symmetric CSR, neighbours sorted (int64/float64).
-        The structure is computed once; later calls (Ricci flow) only permute the weights."""
-        w = self.weights if weights is None else weights
+        The structure is computed once; later calls (Ricci flow) only gather the weights."""
+        n = max(self.n, 1)
         if self._csr is None:
-            i, j = self.edges[:, 0], self.edges[:, 1]
-            order = np.lexsort((np.concatenate([j, i]), np.concatenate([i, j])))
-            rows = np.concatenate([i, j])[order]
-            cols = np.ascontiguousarray(np.concatenate([j, i])[order], dtype=np.int64)
+            m = len(self.edges)
+            rows = np.concatenate([self.edges[:, 0], self.edges[:, 1]])
+            cols = np.concatenate([self.edges[:, 1], self.edges[:, 0]])
+            order = np.argsort(rows * n + cols)
             indptr = np.zeros(self.n + 1, dtype=np.int64)
             np.cumsum(np.bincount(rows, minlength=self.n), out=indptr[1:])
-            self._csr = (indptr, cols, order)
-        indptr, cols, order = self._csr
-        return indptr, cols, np.ascontiguousarray(np.concatenate([w, w])[order], dtype=np.float64)
+            self._eid = order % max(m, 1)
+            self._csr = (indptr, np.ascontiguousarray(cols[order]),
+                         np.ascontiguousarray(self.weights[self._eid], dtype=np.float64))
+        if weights is None:
+            return self._csr
+        indptr, cols, _ = self._csr
+        if self._eid is None:  # (r, c) with r < c is the next edge; its transpose the same
+            rows = np.repeat(np.arange(self.n, dtype=np.int64), np.diff(indptr))
+            up = rows < cols
+            ids = np.arange(len(self.edges))
+            self._eid = np.empty(len(cols), dtype=np.int64)
+            self._eid[up] = ids
+            self._eid[np.argsort(cols * n + rows)[up]] = ids
+        return indptr, cols, np.ascontiguousarray(weights[self._eid], dtype=np.float64)
 
 
 def _as_graph(G, weight: str = "weight") -> _Graph:
@@ -71,23 +84,34 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
         nodes = list(adj)
         n = len(nodes)
         deg = np.fromiter(map(len, adj.values()), dtype=np.int64, count=n)
-        nbr = list(itertools.chain.from_iterable(adj.values()))
+        nbr = itertools.chain.from_iterable(adj.values())
         if nodes == list(range(n)) and all(type(v) is int for v in nodes):
-            cols = np.array(nbr, dtype=np.int64).reshape(-1)
+            cols = np.fromiter(nbr, dtype=np.int64, count=int(deg.sum()))
         else:
             pos = {v: k for k, v in enumerate(nodes)}
-            cols = np.fromiter(map(pos.__getitem__, nbr), dtype=np.int64, count=len(nbr))
-        datas = list(itertools.chain.from_iterable(map(operator.methodcaller("values"),
-                                                        adj.values())))
-        if any(map(len, datas)):  # C-level loops: no Python frame per edge
+            cols = np.fromiter(map(pos.__getitem__, nbr), dtype=np.int64, count=int(deg.sum()))
+        datas = map(operator.methodcaller("values"), adj.values())
+        if any(map(any, datas)):  # some edge has attributes; C-level loops, no frame per edge
+            datas = itertools.chain.from_iterable(map(operator.methodcaller("values"),
+                                                      adj.values()))
             w = np.fromiter(map(operator.methodcaller("get", weight, 1.0), datas),
-                            dtype=np.float64, count=len(datas))
+                            dtype=np.float64, count=len(cols))
         else:  # no edge attributes at all (e.g. generated graphs): hop counts
-            w = np.ones(len(datas))
+            w = np.ones(len(cols))
+        # the CSR comes straight from the adjacency: sort each row, then the entries with
+        # row < col are the edges, already in lexicographic order
         rows = np.repeat(np.arange(n, dtype=np.int64), deg)
-        up = rows < cols  # each undirected edge once; self-loops dropped
-        e = np.column_stack([rows[up], cols[up]])
-        w = w[up]
+        order = np.argsort(rows * max(n, 1) + cols)
+        cols, w = cols[order], w[order]
+        if (rows == cols).any():  # self-loops dropped
+            keep = rows != cols
+            rows, cols, w = rows[keep], cols[keep], w[keep]
+        _check_weights(w)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+        up = rows < cols
+        return _Graph(n, np.column_stack([rows[up], cols[up]]), w[up], nodes,
+                      _csr=(indptr, cols, w))
     elif sp.issparse(G):
         if G.ndim != 2 or G.shape[0] != G.shape[1]:
             raise ValueError(f"a sparse adjacency must be square; got shape {G.shape}")
@@ -133,11 +157,15 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
         e = np.sort(e, axis=1)
         order = np.lexsort((e[:, 1], e[:, 0]))
         e, w = np.ascontiguousarray(e[order]), np.ascontiguousarray(w[order], dtype=np.float64)
+    _check_weights(w)
+    return _Graph(n, e.reshape(-1, 2), w.astype(np.float64), nodes)
+
+
+def _check_weights(w: np.ndarray):
     if not np.isfinite(w).all():
         raise ValueError("edge weights contain NaN or infinity")
     if (w < 0).any():
         raise ValueError("edge weights must be non-negative (they are lengths)")
-    return _Graph(n, e.reshape(-1, 2), w.astype(np.float64), nodes)
 
 
 def _node_average(n: int, edges: np.ndarray, values: np.ndarray) -> np.ndarray:
