@@ -195,10 +195,10 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
       const int64_t l = t / nb, r0 = (t % nb) * kColBlock, r1 = std::min(R, r0 + kColBlock);
 #if GEOML_SIMD_X86
       if (avx2)
-        ts_avx2::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R);
+        ts_avx2::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R, R);
       else
 #endif
-        ts_generic::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R);
+        ts_generic::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R, R);
     }
     (void)avx2;
     return;
@@ -262,6 +262,75 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
   }
   for (int64_t a = 0; a < I; ++a)
     for (int64_t b = a + 1; b < I; ++b) G[a * I + b] = G[b * I + a];
+}
+
+namespace {
+constexpr int64_t kApplyBlockElems = int64_t(1) << 15;  // entries of X per gram_apply task
+}  // namespace
+
+template <typename T>
+void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U, int64_t J,
+                double* Z, int n_threads) {
+  const auto [L, I, R] = mode_view(dims, n);
+  std::fill(Z, Z + I * J, 0.0);
+  if (I == 0 || J == 0 || L * R == 0) return;
+  const int64_t Jp = (J + 3) / 4 * 4;
+  const bool avx2 = use_avx2();
+  const int64_t width = std::max<int64_t>(16, kApplyBlockElems / I / 16 * 16);
+  // R = 1: tasks of `width` rows of the L x I matrix; else tasks of `width` columns of a slab.
+  const int64_t nbr = R == 1 ? 1 : (R + width - 1) / width;
+  const int64_t tasks = R == 1 ? (L + width - 1) / width : L * nbr;
+  const int nt = L * I * R * J >= kParallelMin * 16
+                     ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), tasks))
+                     : 1;
+  // U padded to Jp columns (zeros beyond J) is the At operand of ttm_cols; padded further to
+  // a multiple of 16 columns it is the M operand of ts_matmul_rows.
+  const int64_t cp = (Jp + 15) / 16 * 16;
+  std::vector<T> Up(static_cast<size_t>(I * cp), T(0));
+  for (int64_t i = 0; i < I; ++i)
+    for (int64_t j = 0; j < J; ++j) Up[i * cp + j] = U[i * J + j];
+  std::vector<T> At(static_cast<size_t>(I * Jp), T(0));
+  for (int64_t i = 0; i < I; ++i)
+    for (int64_t j = 0; j < J; ++j) At[i * Jp + j] = U[i * J + j];
+  std::vector<double> acc(static_cast<size_t>(nt) * I * Jp, 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    double* z = acc.data() + static_cast<size_t>(thread_id()) * I * Jp;
+    std::vector<T> P(static_cast<size_t>(width * Jp), T(0));  // rows >= J stay zero
+    std::vector<T> S(R == 1 ? static_cast<size_t>(I * Jp) : 0);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      if (R == 1) {
+        const int64_t m0 = t * width, mc = std::min(width, L - m0);
+        const T* x = X + m0 * I;
+#if GEOML_SIMD_X86
+        if (avx2) {
+          ts_avx2::ts_matmul_rows<T>(x, 0, mc, I, Up.data(), Jp, cp, P.data());
+          ts_avx2::outer_rows<T>(x, mc, I, P.data(), Jp, S.data(), z);
+          continue;
+        }
+#endif
+        ts_generic::ts_matmul_rows<T>(x, 0, mc, I, Up.data(), Jp, cp, P.data());
+        ts_generic::outer_rows<T>(x, mc, I, P.data(), Jp, S.data(), z);
+      } else {
+        const int64_t l = t / nbr, r0 = (t % nbr) * width, rc = std::min(width, R - r0);
+        const T* x = X + l * I * R + r0;
+#if GEOML_SIMD_X86
+        if (avx2) {
+          ts_avx2::ttm_cols<T>(x, I, R, At.data(), J, Jp, 0, rc, P.data(), width);
+          ts_avx2::dot_rows<T>(x, I, R, rc, P.data(), Jp, width, z);
+          continue;
+        }
+#endif
+        ts_generic::ttm_cols<T>(x, I, R, At.data(), J, Jp, 0, rc, P.data(), width);
+        ts_generic::dot_rows<T>(x, I, R, rc, P.data(), Jp, width, z);
+      }
+    }
+  }
+  (void)avx2;
+  for (int t = 0; t < nt; ++t)
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t j = 0; j < J; ++j) Z[i * J + j] += acc[(static_cast<size_t>(t) * I + i) * Jp + j];
 }
 
 template <typename T>
@@ -425,6 +494,8 @@ void ts_matmul(const T* Y, int64_t m, int64_t l, const T* M, int64_t c, T* out, 
   template void ttm<T>(const T*, const std::vector<int64_t>&, int, const T*, int64_t, bool, \
                        T*, int);                                                            \
   template void mode_gram<T>(const T*, const std::vector<int64_t>&, int, T*, int);          \
+  template void gram_apply<T>(const T*, const std::vector<int64_t>&, int, const T*, int64_t, \
+                              double*, int);                                                \
   template void mode_sketch<T>(const T*, const std::vector<int64_t>&, int, const T*,        \
                                int64_t, T*, int);                                           \
   template double sum_squares<T>(const T*, int64_t, int);                                   \
