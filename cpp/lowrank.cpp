@@ -233,6 +233,82 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
   }
 }
 
+namespace {
+constexpr int64_t kApplyBlockElems = int64_t(1) << 15;  // entries of X per gram/apply task
+// Mode sizes up to which geoml's Gram kernel runs instead of SYRK: it matches OpenBLAS's
+// single-threaded SYRK there and, with no thread synchronisation inside BLAS, scales to the
+// second core (SciPy's threaded SYRK gained 1.3x on 2 idle cores, and lost several times
+// on busy ones). Beyond, each column block would be too narrow for its dot-product tiles.
+constexpr int64_t kOwnGramMaxI = 512;
+
+/// Gram matrix in geoml's SIMD loops (`gram_cols`) over OpenMP tasks of one cache-sized block
+/// of columns of the unfolding each (dynamic schedule, one double accumulator per thread):
+/// wide slabs are read in place, narrow ones (R < 64, R = 1 included) are packed first.
+template <typename T>
+void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) {
+  const int64_t width = std::max<int64_t>(16, kApplyBlockElems / I / 16 * 16);
+  const bool in_place = R >= kColsMinR;
+  const int64_t nbr = (R + width - 1) / width;  // blocks per slab (in place)
+  const int64_t K = L * R;
+  const int64_t tasks = in_place ? L * nbr : (K + width - 1) / width;
+  const int nt = I * I * K >= kParallelMin * 16
+                     ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), tasks))
+                     : 1;
+  const bool avx2 = use_avx2();
+  std::vector<double> acc(static_cast<size_t>(nt) * I * I, 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    double* z = acc.data() + static_cast<size_t>(thread_id()) * I * I;
+    std::vector<T> buf(in_place ? 0 : static_cast<size_t>(I * width));
+    std::vector<T> zero(static_cast<size_t>(width), T(0));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const T* blk;
+      int64_t ld, kc;
+      if (in_place) {
+        const int64_t l = t / nbr, r0 = (t % nbr) * width;
+        kc = std::min(width, R - r0);
+        blk = X + l * I * R + r0;
+        ld = R;
+      } else {
+        const int64_t k0 = t * width;
+        kc = std::min(width, K - k0);
+        T* b = buf.data();
+        if (R == 1) {
+          for (int64_t c = 0; c < kc; ++c) {
+            const T* x = X + (k0 + c) * I;
+            for (int64_t i = 0; i < I; ++i) b[i * width + c] = x[i];
+          }
+        } else {
+          for (int64_t k = k0; k < k0 + kc;) {
+            const int64_t l = k / R, r = k % R, len = std::min(R - r, k0 + kc - k);
+            for (int64_t i = 0; i < I; ++i)
+              std::memcpy(b + i * width + (k - k0), X + (l * I + i) * R + r, sizeof(T) * len);
+            k += len;
+          }
+        }
+        blk = b;
+        ld = width;
+      }
+#if GEOML_SIMD_X86
+      if (avx2) {
+        ts_avx2::gram_cols<T>(blk, I, ld, kc, zero.data(), z);
+        continue;
+      }
+#endif
+      ts_generic::gram_cols<T>(blk, I, ld, kc, zero.data(), z);
+    }
+  }
+  (void)avx2;
+  for (int64_t a = 0; a < I; ++a)
+    for (int64_t b = a; b < I; ++b) {
+      double v = 0.0;
+      for (int t = 0; t < nt; ++t) v += acc[(static_cast<size_t>(t) * I + a) * I + b];
+      G[a * I + b] = G[b * I + a] = static_cast<T>(v);
+    }
+}
+}  // namespace
+
 template <typename T>
 void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_threads) {
   require_blas();
@@ -240,6 +316,10 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
   const int nt = resolve_threads(n_threads);
   std::fill(G, G + I * I, T(0));
   if (I == 0 || L * R == 0) return;
+  if (I <= kOwnGramMaxI) {
+    gram_own(X, L, I, R, G, n_threads);
+    return;
+  }
   // G is filled column-major upper = row-major lower, then mirrored.
   if (R == 1) {
     // X (L x I) row-major is X^T column-major; G = X^T X = (X^T)(X^T)^T: SYRK 'N'.
@@ -263,10 +343,6 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
   for (int64_t a = 0; a < I; ++a)
     for (int64_t b = a + 1; b < I; ++b) G[a * I + b] = G[b * I + a];
 }
-
-namespace {
-constexpr int64_t kApplyBlockElems = int64_t(1) << 15;  // entries of X per gram_apply task
-}  // namespace
 
 template <typename T>
 void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U, int64_t J,

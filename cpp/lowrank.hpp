@@ -42,10 +42,13 @@ template <typename T>
 void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_t J,
          bool a_transposed, T* Y, int n_threads);
 
-/// Mode-n Gram matrix G = X_(n) X_(n)^T (I x I, symmetric, both triangles written) by SYRK
-/// on slabs: one SYRK per slab when slabs are wide (R >= 64) and either few or big enough
-/// (I^2 R >= 4M flops), else on gathered blocks as in `ttm`. Cost I^2 * numel(X) flops.
-/// G is caller-owned, I*I entries.
+/// Mode-n Gram matrix G = X_(n) X_(n)^T (I x I, symmetric, both triangles written). For
+/// I <= 512 in geoml's SIMD loops over OpenMP tasks of one cache-sized column block each
+/// (wide slabs read in place, narrow ones packed), one double accumulator per thread, summed
+/// in double across blocks. Larger I by SYRK on slabs: one SYRK per slab when slabs are wide
+/// (R >= 64) and either few or big enough (I^2 R >= 4M flops), else on gathered blocks as in
+/// `ttm`. Cost I^2 * numel(X) flops (I^2 numel / 2 multiply-adds); the SIMD path keeps
+/// O(threads * I^2) doubles. G is caller-owned, I*I entries.
 template <typename T>
 void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_threads);
 

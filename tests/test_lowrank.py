@@ -66,14 +66,16 @@ SHAPES = [((12, 9, 7), (3, 4, 2)), ((8, 6, 5, 4), (2, 3, 2, 2)), ((15, 6), (3, 3
 
 @pytest.mark.parametrize("shape", [(3, 5, 7), (4, 6, 70, 2), (1, 9, 100), (50, 4, 3, 5),
                                    (7, 130), (20, 3, 70), (2, 5, 1100), (20, 100, 420),
-                                   (600, 200, 40)])
+                                   (2, 520, 70), (3, 530, 20), (600, 200, 40)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("J", [3, 17, 33])
 def test_kernels_match_numpy(shape, dtype, J):
     # covers the kernel paths: R == 1, geoml's SIMD product (R >= 64, J <= 32; 4-row tiles
     # with J = 3 and 17, column tails, several 512-column tasks for (2, 5, 1100)), BLAS slab by
-    # slab (L == 1 or R >= 64 with J = 33; one SYRK per slab for the Gram of (20, 100, 420))
-    # and gathered blocks (1 < R < 64, several blocks for the last shape)
+    # slab (L == 1 or R >= 64 with J = 33) and gathered blocks (1 < R < 64, several blocks for
+    # the last shape); Gram matrices in geoml's kernel (I <= 512: slabs in place for R >= 64,
+    # packed blocks otherwise, R == 1 transposed) and by SYRK (I > 512: R == 1 for
+    # (2, 5, 1100), one SYRK per slab for (2, 520, 70), on gathered blocks for (3, 530, 20))
     rng = np.random.default_rng(0)
     X = rng.standard_normal(shape).astype(dtype)
     X64 = X.astype(np.float64)
@@ -610,11 +612,12 @@ def test_simd_kernels_every_isa(isa, dtype):
             ref = mode_dot(X64, A.astype(np.float64), n)
             np.testing.assert_allclose(lowrank._ttm(X, n, A, False, 0), ref,
                                        atol=tol * np.abs(ref).max())
-        for n in range(3):  # Gram matrix times columns: slab blocks (n < 2) and rows (n = 2)
+        for n in range(3):  # Gram matrix (times columns): slab blocks (n < 2), rows (n = 2)
             U = rng.standard_normal((X.shape[n], 6)).astype(dtype)
-            ref = unfold(X64, n) @ (unfold(X64, n).T @ U.astype(np.float64))
-            np.testing.assert_allclose(lowrank._gram_apply(X, n, U, 0), ref,
-                                       atol=tol * np.abs(ref).max())
+            G = unfold(X64, n) @ unfold(X64, n).T
+            np.testing.assert_allclose(lowrank._gram_apply(X, n, U, 0), G @ U.astype(np.float64),
+                                       atol=tol * np.abs(G @ U).max())
+            np.testing.assert_allclose(lowrank._gram(X, n, 0), G, atol=tol * np.abs(G).max())
         x = rng.standard_normal(40_003).astype(dtype)
         assert lowrank._sumsq(x, 0) == pytest.approx(float(np.sum(x.astype(np.float64) ** 2)),
                                                     rel=1e-12)

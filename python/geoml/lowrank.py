@@ -7,7 +7,11 @@ Where the work goes:
   an (L, I_n, R) array, without forming unfoldings (narrow trailing sizes are gathered in
   bounded blocks). Products to few rows (J <= 32) of wide slabs run in geoml's own OpenMP/SIMD
   kernel, which reads the tensor once (OpenBLAS reaches a third of the memory bandwidth on
-  such skinny shapes); Gram matrices are one SYRK per mode or per wide slab. The GEMM/SYRK
+  such skinny shapes); Gram matrices of modes up to 512 run in geoml's OpenMP/SIMD kernel
+  (as fast as OpenBLAS's SYRK on one core, and it uses the second core where SciPy's
+  threaded SYRK barely did), larger ones are one SYRK per mode or per wide slab. The
+  products ``X_(n) X_(n)^T U`` of HOSVD's certified refinement run in geoml's kernel too
+  (``gram_apply``: per cache-sized block, ``P = block^T U`` then ``Z += block P``). The GEMM/SYRK
   calls go to SciPy's own BLAS: the function pointers are taken from
   ``scipy.linalg.cython_blas.__pyx_capi__`` when this module is imported, so geoml needs no
   BLAS at build time and uses the same (threaded) BLAS as SciPy. BLAS is called from one thread
@@ -205,9 +209,11 @@ def _ttm_cost(shape, m: int, J: int) -> float:
 
 
 def _gram_cost(shape, m: int) -> float:
-    """Model of ``_gram`` (SYRK at BLAS speed, I_m flops per entry) in the same units."""
+    """Model of ``_gram`` (I_m flops per entry at BLAS speed: geoml's kernel up to I_m = 512,
+    SYRK with gathered slabs beyond) in the same units."""
     L, R, size = _layout(shape, m)
-    return size * (shape[m] + 24.0 + (64.0 if _gathers(L, R) else 0.0))
+    gathered = shape[m] > 512 and _gathers(L, R)
+    return size * (shape[m] + 24.0 + (64.0 if gathered else 0.0))
 
 
 def _apply_cost(shape, m: int, r: int) -> float:
