@@ -235,10 +235,10 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
 
 namespace {
 constexpr int64_t kApplyBlockElems = int64_t(1) << 15;  // entries of X per gram/apply task
-// Mode sizes up to which geoml's Gram kernel runs instead of SYRK: it matches OpenBLAS's
-// single-threaded SYRK there and, with no thread synchronisation inside BLAS, scales to the
-// second core (SciPy's threaded SYRK gained 1.3x on 2 idle cores, and lost several times
-// on busy ones). Beyond, each column block would be too narrow for its dot-product tiles.
+// Mode sizes up to which geoml's Gram kernel runs instead of SYRK: on one core it is 5-30 %
+// slower than OpenBLAS's SYRK (200^3 tensor), but it has no thread synchronisation inside
+// BLAS and uses the second core (SciPy's threaded SYRK gained 1.3x on 2 idle cores, and lost
+// several times on busy ones). Beyond, each column block is too narrow for its tiles.
 constexpr int64_t kOwnGramMaxI = 512;
 
 /// Gram matrix in geoml's SIMD loops (`gram_cols`) over OpenMP tasks of one cache-sized block

@@ -8,8 +8,8 @@ Where the work goes:
   bounded blocks). Products to few rows (J <= 32) of wide slabs run in geoml's own OpenMP/SIMD
   kernel, which reads the tensor once (OpenBLAS reaches a third of the memory bandwidth on
   such skinny shapes); Gram matrices of modes up to 512 run in geoml's OpenMP/SIMD kernel
-  (as fast as OpenBLAS's SYRK on one core, and it uses the second core where SciPy's
-  threaded SYRK barely did), larger ones are one SYRK per mode or per wide slab. The
+  (5-30 % slower than OpenBLAS's SYRK on one core, but it uses the second core where
+  SciPy's threaded SYRK barely did), larger ones are one SYRK per mode or per wide slab. The
   products ``X_(n) X_(n)^T U`` of HOSVD's certified refinement run in geoml's kernel too
   (``gram_apply``: per cache-sized block, ``P = block^T U`` then ``Z += block P``). The GEMM/SYRK
   calls go to SciPy's own BLAS: the function pointers are taken from
