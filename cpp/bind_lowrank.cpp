@@ -67,6 +67,25 @@ py::array_t<T> gram_py(carray<T> X, int n, int n_jobs) {
 }
 
 template <typename T>
+py::array_t<double> gram_apply_py(carray<T> X, int n, carray<T> U, int n_jobs) {
+  check_mode(X, n);
+  auto dims = dims_of(X);
+  const int64_t I = dims[n];
+  if (U.ndim() != 2 || U.shape(0) != I)
+    throw std::invalid_argument("U must be 2-D with as many rows as the tensor's mode size");
+  const int64_t J = U.shape(1);
+  py::array_t<double> Z({I, J});
+  double* pz = Z.mutable_data();
+  const T* px = X.data();
+  const T* pu = U.data();
+  {
+    py::gil_scoped_release release;
+    gram_apply<T>(px, dims, n, pu, J, pz, n_jobs);
+  }
+  return Z;
+}
+
+template <typename T>
 py::array_t<T> sketch_py(carray<T> X, int n, carray<T> W, int n_jobs) {
   check_mode(X, n);
   auto dims = dims_of(X);
@@ -165,6 +184,8 @@ void bind_lowrank(py::module_& m) {
   m.def("ttm_f64", &ttm_py<double>, "ttm(X, n, A, transposed, n_jobs) -> X x_n A (or A^T)");
   m.def("mode_gram_f32", &gram_py<float>, "mode_gram(X, n, n_jobs) -> X_(n) X_(n)^T");
   m.def("mode_gram_f64", &gram_py<double>, "mode_gram(X, n, n_jobs) -> X_(n) X_(n)^T");
+  m.def("gram_apply_f32", &gram_apply_py<float>, "gram_apply(X, n, U, n_jobs) -> X_(n) X_(n)^T U");
+  m.def("gram_apply_f64", &gram_apply_py<double>, "gram_apply(X, n, U, n_jobs) -> X_(n) X_(n)^T U");
   m.def("mode_sketch_f32", &sketch_py<float>, "mode_sketch(X, n, W, n_jobs) -> X_(n) W");
   m.def("mode_sketch_f64", &sketch_py<double>, "mode_sketch(X, n, W, n_jobs) -> X_(n) W");
   m.def("ts_gram_f32", &ts_gram_py<float>, "ts_gram(Y, n_jobs) -> Y^T Y (float64)");

@@ -195,10 +195,10 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
       const int64_t l = t / nb, r0 = (t % nb) * kColBlock, r1 = std::min(R, r0 + kColBlock);
 #if GEOML_SIMD_X86
       if (avx2)
-        ts_avx2::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R);
+        ts_avx2::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R, R);
       else
 #endif
-        ts_generic::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R);
+        ts_generic::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R, R);
     }
     (void)avx2;
     return;
@@ -233,6 +233,82 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
   }
 }
 
+namespace {
+constexpr int64_t kApplyBlockElems = int64_t(1) << 15;  // entries of X per gram/apply task
+// Mode sizes up to which geoml's Gram kernel runs instead of SYRK: on one core it is 5-30 %
+// slower than OpenBLAS's SYRK (200^3 tensor), but it has no thread synchronisation inside
+// BLAS and uses the second core (SciPy's threaded SYRK gained 1.3x on 2 idle cores, and lost
+// several times on busy ones). Beyond, each column block is too narrow for its tiles.
+constexpr int64_t kOwnGramMaxI = 512;
+
+/// Gram matrix in geoml's SIMD loops (`gram_cols`) over OpenMP tasks of one cache-sized block
+/// of columns of the unfolding each (dynamic schedule, one double accumulator per thread):
+/// wide slabs are read in place, narrow ones (R < 64, R = 1 included) are packed first.
+template <typename T>
+void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) {
+  const int64_t width = std::max<int64_t>(16, kApplyBlockElems / I / 16 * 16);
+  const bool in_place = R >= kColsMinR;
+  const int64_t nbr = (R + width - 1) / width;  // blocks per slab (in place)
+  const int64_t K = L * R;
+  const int64_t tasks = in_place ? L * nbr : (K + width - 1) / width;
+  const int nt = I * I * K >= kParallelMin * 16
+                     ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), tasks))
+                     : 1;
+  const bool avx2 = use_avx2();
+  std::vector<double> acc(static_cast<size_t>(nt) * I * I, 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    double* z = acc.data() + static_cast<size_t>(thread_id()) * I * I;
+    std::vector<T> buf(in_place ? 0 : static_cast<size_t>(I * width));
+    std::vector<T> zero(static_cast<size_t>(width), T(0));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const T* blk;
+      int64_t ld, kc;
+      if (in_place) {
+        const int64_t l = t / nbr, r0 = (t % nbr) * width;
+        kc = std::min(width, R - r0);
+        blk = X + l * I * R + r0;
+        ld = R;
+      } else {
+        const int64_t k0 = t * width;
+        kc = std::min(width, K - k0);
+        T* b = buf.data();
+        if (R == 1) {
+          for (int64_t c = 0; c < kc; ++c) {
+            const T* x = X + (k0 + c) * I;
+            for (int64_t i = 0; i < I; ++i) b[i * width + c] = x[i];
+          }
+        } else {
+          for (int64_t k = k0; k < k0 + kc;) {
+            const int64_t l = k / R, r = k % R, len = std::min(R - r, k0 + kc - k);
+            for (int64_t i = 0; i < I; ++i)
+              std::memcpy(b + i * width + (k - k0), X + (l * I + i) * R + r, sizeof(T) * len);
+            k += len;
+          }
+        }
+        blk = b;
+        ld = width;
+      }
+#if GEOML_SIMD_X86
+      if (avx2) {
+        ts_avx2::gram_cols<T>(blk, I, ld, kc, zero.data(), z);
+        continue;
+      }
+#endif
+      ts_generic::gram_cols<T>(blk, I, ld, kc, zero.data(), z);
+    }
+  }
+  (void)avx2;
+  for (int64_t a = 0; a < I; ++a)
+    for (int64_t b = a; b < I; ++b) {
+      double v = 0.0;
+      for (int t = 0; t < nt; ++t) v += acc[(static_cast<size_t>(t) * I + a) * I + b];
+      G[a * I + b] = G[b * I + a] = static_cast<T>(v);
+    }
+}
+}  // namespace
+
 template <typename T>
 void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_threads) {
   require_blas();
@@ -240,6 +316,10 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
   const int nt = resolve_threads(n_threads);
   std::fill(G, G + I * I, T(0));
   if (I == 0 || L * R == 0) return;
+  if (I <= kOwnGramMaxI) {
+    gram_own(X, L, I, R, G, n_threads);
+    return;
+  }
   // G is filled column-major upper = row-major lower, then mirrored.
   if (R == 1) {
     // X (L x I) row-major is X^T column-major; G = X^T X = (X^T)(X^T)^T: SYRK 'N'.
@@ -262,6 +342,71 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
   }
   for (int64_t a = 0; a < I; ++a)
     for (int64_t b = a + 1; b < I; ++b) G[a * I + b] = G[b * I + a];
+}
+
+template <typename T>
+void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U, int64_t J,
+                double* Z, int n_threads) {
+  const auto [L, I, R] = mode_view(dims, n);
+  std::fill(Z, Z + I * J, 0.0);
+  if (I == 0 || J == 0 || L * R == 0) return;
+  const int64_t Jp = (J + 3) / 4 * 4;
+  const bool avx2 = use_avx2();
+  const int64_t width = std::max<int64_t>(16, kApplyBlockElems / I / 16 * 16);
+  // R = 1: tasks of `width` rows of the L x I matrix; else tasks of `width` columns of a slab.
+  const int64_t nbr = R == 1 ? 1 : (R + width - 1) / width;
+  const int64_t tasks = R == 1 ? (L + width - 1) / width : L * nbr;
+  const int nt = L * I * R * J >= kParallelMin * 16
+                     ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), tasks))
+                     : 1;
+  // U padded to Jp columns (zeros beyond J) is the At operand of ttm_cols; padded further to
+  // a multiple of 16 columns it is the M operand of ts_matmul_rows.
+  const int64_t cp = (Jp + 15) / 16 * 16;
+  std::vector<T> Up(static_cast<size_t>(I * cp), T(0));
+  for (int64_t i = 0; i < I; ++i)
+    for (int64_t j = 0; j < J; ++j) Up[i * cp + j] = U[i * J + j];
+  std::vector<T> At(static_cast<size_t>(I * Jp), T(0));
+  for (int64_t i = 0; i < I; ++i)
+    for (int64_t j = 0; j < J; ++j) At[i * Jp + j] = U[i * J + j];
+  std::vector<double> acc(static_cast<size_t>(nt) * I * Jp, 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    double* z = acc.data() + static_cast<size_t>(thread_id()) * I * Jp;
+    std::vector<T> P(static_cast<size_t>(width * Jp), T(0));  // rows >= J stay zero
+    std::vector<T> S(R == 1 ? static_cast<size_t>(I * Jp) : 0);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      if (R == 1) {
+        const int64_t m0 = t * width, mc = std::min(width, L - m0);
+        const T* x = X + m0 * I;
+#if GEOML_SIMD_X86
+        if (avx2) {
+          ts_avx2::ts_matmul_rows<T>(x, 0, mc, I, Up.data(), Jp, cp, P.data());
+          ts_avx2::outer_rows<T>(x, mc, I, P.data(), Jp, S.data(), z);
+          continue;
+        }
+#endif
+        ts_generic::ts_matmul_rows<T>(x, 0, mc, I, Up.data(), Jp, cp, P.data());
+        ts_generic::outer_rows<T>(x, mc, I, P.data(), Jp, S.data(), z);
+      } else {
+        const int64_t l = t / nbr, r0 = (t % nbr) * width, rc = std::min(width, R - r0);
+        const T* x = X + l * I * R + r0;
+#if GEOML_SIMD_X86
+        if (avx2) {
+          ts_avx2::ttm_cols<T>(x, I, R, At.data(), J, Jp, 0, rc, P.data(), width);
+          ts_avx2::dot_rows<T>(x, I, R, rc, P.data(), Jp, width, z);
+          continue;
+        }
+#endif
+        ts_generic::ttm_cols<T>(x, I, R, At.data(), J, Jp, 0, rc, P.data(), width);
+        ts_generic::dot_rows<T>(x, I, R, rc, P.data(), Jp, width, z);
+      }
+    }
+  }
+  (void)avx2;
+  for (int t = 0; t < nt; ++t)
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t j = 0; j < J; ++j) Z[i * J + j] += acc[(static_cast<size_t>(t) * I + i) * Jp + j];
 }
 
 template <typename T>
@@ -425,6 +570,8 @@ void ts_matmul(const T* Y, int64_t m, int64_t l, const T* M, int64_t c, T* out, 
   template void ttm<T>(const T*, const std::vector<int64_t>&, int, const T*, int64_t, bool, \
                        T*, int);                                                            \
   template void mode_gram<T>(const T*, const std::vector<int64_t>&, int, T*, int);          \
+  template void gram_apply<T>(const T*, const std::vector<int64_t>&, int, const T*, int64_t, \
+                              double*, int);                                                \
   template void mode_sketch<T>(const T*, const std::vector<int64_t>&, int, const T*,        \
                                int64_t, T*, int);                                           \
   template double sum_squares<T>(const T*, int64_t, int);                                   \

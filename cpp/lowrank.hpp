@@ -42,12 +42,24 @@ template <typename T>
 void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_t J,
          bool a_transposed, T* Y, int n_threads);
 
-/// Mode-n Gram matrix G = X_(n) X_(n)^T (I x I, symmetric, both triangles written) by SYRK
-/// on slabs: one SYRK per slab when slabs are wide (R >= 64) and either few or big enough
-/// (I^2 R >= 4M flops), else on gathered blocks as in `ttm`. Cost I^2 * numel(X) flops.
-/// G is caller-owned, I*I entries.
+/// Mode-n Gram matrix G = X_(n) X_(n)^T (I x I, symmetric, both triangles written). For
+/// I <= 512 in geoml's SIMD loops over OpenMP tasks of one cache-sized column block each
+/// (wide slabs read in place, narrow ones packed), one double accumulator per thread, summed
+/// in double across blocks. Larger I by SYRK on slabs: one SYRK per slab when slabs are wide
+/// (R >= 64) and either few or big enough (I^2 R >= 4M flops), else on gathered blocks as in
+/// `ttm`. Cost I^2 * numel(X) flops (I^2 numel / 2 multiply-adds); the SIMD path keeps
+/// O(threads * I^2) doubles. G is caller-owned, I*I entries.
 template <typename T>
 void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_threads);
+
+/// Z = X_(n) X_(n)^T U (I x J, row-major, double) for U (I x J, row-major, J small), i.e. the
+/// mode-n Gram matrix applied to U without forming it, reading X once: per cache-sized block
+/// of one slab (or of rows when R = 1), P = block^T U and then Z += block P, in geoml's SIMD
+/// loops over OpenMP tasks (dynamic schedule), one double accumulator per thread. No BLAS.
+/// Cost 4 J * numel(X) flops, O(threads * I * J) extra memory. Z is caller-owned.
+template <typename T>
+void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U, int64_t J,
+                double* Z, int n_threads);
 
 /// Mode-n sketch Y = X_(n) W (I x s) where W has numel(X)/I rows, indexed by the other modes
 /// in C order (row l*R + r for the (L, I, R) view), and s columns, row-major.

@@ -66,14 +66,16 @@ SHAPES = [((12, 9, 7), (3, 4, 2)), ((8, 6, 5, 4), (2, 3, 2, 2)), ((15, 6), (3, 3
 
 @pytest.mark.parametrize("shape", [(3, 5, 7), (4, 6, 70, 2), (1, 9, 100), (50, 4, 3, 5),
                                    (7, 130), (20, 3, 70), (2, 5, 1100), (20, 100, 420),
-                                   (600, 200, 40)])
+                                   (2, 520, 70), (3, 530, 20), (600, 200, 40)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("J", [3, 17, 33])
 def test_kernels_match_numpy(shape, dtype, J):
     # covers the kernel paths: R == 1, geoml's SIMD product (R >= 64, J <= 32; 4-row tiles
     # with J = 3 and 17, column tails, several 512-column tasks for (2, 5, 1100)), BLAS slab by
-    # slab (L == 1 or R >= 64 with J = 33; one SYRK per slab for the Gram of (20, 100, 420))
-    # and gathered blocks (1 < R < 64, several blocks for the last shape)
+    # slab (L == 1 or R >= 64 with J = 33) and gathered blocks (1 < R < 64, several blocks for
+    # the last shape); Gram matrices in geoml's kernel (I <= 512: slabs in place for R >= 64,
+    # packed blocks otherwise, R == 1 transposed) and by SYRK (I > 512: R == 1 for
+    # (2, 5, 1100), one SYRK per slab for (2, 520, 70), on gathered blocks for (3, 530, 20))
     rng = np.random.default_rng(0)
     X = rng.standard_normal(shape).astype(dtype)
     X64 = X.astype(np.float64)
@@ -98,6 +100,11 @@ def test_kernels_match_numpy(shape, dtype, J):
         S = getattr(geoml._core, "mode_sketch_" + lowrank._sfx(dtype))(X, n, W, 0)
         Sref = np.moveaxis(X64, n, -1).reshape(-1, In).T @ W.astype(np.float64)
         np.testing.assert_allclose(S, Sref, atol=tol * np.abs(Sref).max())
+        for c in (1, 5, 9) if X.size < 10**6 else ():  # Gram matrix times a few columns
+            U = rng.standard_normal((In, c)).astype(dtype)
+            Zref = Gref @ U.astype(np.float64)
+            np.testing.assert_allclose(lowrank._gram_apply(X, n, U, 0), Zref,
+                                       atol=tol * np.abs(Zref).max())
     assert lowrank._sumsq(X, 0) == pytest.approx(float(np.sum(X64 ** 2)), rel=1e-6)
 
 
@@ -142,6 +149,83 @@ def test_hosvd_and_st_hosvd_factors_are_singular_vectors(rng, shape, ranks):
     # geoml may process modes in another order; the error matches the reference's order only
     # when that order is the same, so compare errors loosely and subspaces of the first mode
     assert st.rel_error(T) == pytest.approx(rel_err(T, ref_core, ref_factors), rel=0.05)
+
+
+def exact_hosvd_factor(T, n, r):
+    """Leading r eigenvectors of T's mode-n Gram matrix (LAPACK, float64), geoml's signs."""
+    A = unfold(np.asarray(T, dtype=np.float64), n)
+    return lowrank._eig_desc(A @ A.T, r)[1][:, :r]
+
+
+def sin_angle(U, V):
+    """Sine of the largest principal angle between the column spaces of U and V."""
+    U = np.asarray(U, dtype=np.float64)
+    return np.linalg.norm(U - V @ (V.T @ U), 2)
+
+
+def spy_certified(monkeypatch):
+    """Records whether each certified refinement was accepted (True) or fell back (False)."""
+    calls, orig = [], lowrank._certified_subspace
+
+    def spy(*args, **kwargs):
+        out = orig(*args, **kwargs)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(lowrank, "_certified_subspace", spy)
+    return calls
+
+
+@pytest.mark.parametrize("shape,ranks", [((30, 25, 20), (3, 3, 3)), ((40, 30), (3, 3)),
+                                         ((10, 12, 9, 20), (2, 3, 2, 2)), ((7, 26, 64), (1, 2, 2))])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_hosvd_certified_refinement_equals_exact_gram(rng, monkeypatch, shape, ranks, dtype):
+    # the refinement is forced on every mode after the first (cost model bypassed); with a gap
+    # it must be accepted and give the exact-Gram HOSVD's factors
+    monkeypatch.setattr(lowrank, "_apply_cost", lambda shape, m, r: 0.0)
+    calls = spy_certified(monkeypatch)
+    T = low_rank_tensor(rng, shape, ranks, noise=0.01).astype(dtype)
+    tt = geoml.tucker(T, ranks, method="hosvd")
+    assert calls and all(calls) and len(calls) == len(shape) - 1
+    tol = 1e-8 if dtype == np.float64 else 1e-4
+    for n, U in enumerate(tt.factors):
+        V = exact_hosvd_factor(T, n, ranks[n])
+        assert sin_angle(U, V) < tol
+        np.testing.assert_allclose(U, V, atol=100 * tol)  # same vectors, same signs
+    core = T.astype(np.float64)
+    for n, U in enumerate(tt.factors):
+        core = mode_dot(core, U.T.astype(np.float64), n)
+    np.testing.assert_allclose(tt.core, core, atol=10 * tol)
+
+
+def test_hosvd_refinement_by_cost_model(rng, monkeypatch):
+    # large enough modes take the refinement unforced; results as above
+    calls = spy_certified(monkeypatch)
+    ranks = (3, 2, 3)
+    T = low_rank_tensor(rng, (90, 80, 70), ranks, noise=0.01)
+    tt = geoml.tucker(T, ranks, method="hosvd")
+    assert calls == [True, True]
+    for n, U in enumerate(tt.factors):
+        assert sin_angle(U, exact_hosvd_factor(T, n, ranks[n])) < 1e-8
+
+
+@pytest.mark.parametrize("shape,ranks", [((30, 25, 20), (3, 3, 3)), ((9, 8, 7), (9, 8, 7))])
+def test_hosvd_no_gap_falls_back_to_exact_gram(rng, monkeypatch, shape, ranks):
+    # pure noise (no gap after r) or an exactly rank-deficient full-rank request cannot be
+    # certified: every refinement must fall back to the Gram matrix, with the same factors
+    monkeypatch.setattr(lowrank, "_apply_cost", lambda shape, m, r: 0.0)
+    calls = spy_certified(monkeypatch)
+    if ranks == shape:  # full rank of a tensor whose mode-1 and -2 ranks are only 2
+        T = low_rank_tensor(rng, shape, (9, 2, 2))
+    else:
+        T = rng.standard_normal(shape)
+    tt = geoml.tucker(T, ranks, method="hosvd")
+    assert calls and not any(calls)
+    if ranks != shape:
+        for n, U in enumerate(tt.factors):
+            assert sin_angle(U, exact_hosvd_factor(T, n, ranks[n])) < 1e-8
+    else:
+        assert tt.rel_error(T) < 1e-12
 
 
 @pytest.mark.parametrize("shape,ranks", SHAPES + [((10, 9, 8), (10, 9, 8)), ((7, 6, 5), (1, 1, 1)),
@@ -498,6 +582,18 @@ def test_warm_eigensolver_matches_lapack(rng):
     assert lowrank._eig_warm(np.eye(I) + 1e-3 * np.diag(np.arange(I)), U0) is None
     # a start orthogonal to the leading subspace does not converge in the allotted steps
     assert lowrank._eig_warm(G, V[:, r:2 * r]) is None
+    # a tiny tail: U's own bound misses the tolerance, but one free power step (G U) meets it
+    lam_t = np.concatenate([lam[:r], np.full(I - r, 1e-9)])
+    Gt = (V * lam_t) @ V.T
+    U0 = np.linalg.qr(V[:, :r] + 1e-5 * rng.standard_normal((I, r)))[0]
+    calls = []
+    U = lowrank._certified_subspace(lambda Q: (calls.append(1), Gt @ Q)[1], U0,
+                                    float(np.trace(Gt)), 0, 1e-10)
+    assert U is not None and len(calls) == 1
+    assert sin_angle(U, V[:, :r]) < 1e-10
+    np.testing.assert_allclose(U, lowrank._eig_desc(Gt, r)[1], atol=1e-9)
+    # with the same start, the first-order bound alone (no free step: huge tail) fails
+    assert lowrank._certified_subspace(lambda Q: G @ Q, U0, float(np.trace(G)), 0, 1e-10) is None
 
 
 @pytest.mark.parametrize("isa", [i for i in ("avx2", "generic")
@@ -516,6 +612,12 @@ def test_simd_kernels_every_isa(isa, dtype):
             ref = mode_dot(X64, A.astype(np.float64), n)
             np.testing.assert_allclose(lowrank._ttm(X, n, A, False, 0), ref,
                                        atol=tol * np.abs(ref).max())
+        for n in range(3):  # Gram matrix (times columns): slab blocks (n < 2), rows (n = 2)
+            U = rng.standard_normal((X.shape[n], 6)).astype(dtype)
+            G = unfold(X64, n) @ unfold(X64, n).T
+            np.testing.assert_allclose(lowrank._gram_apply(X, n, U, 0), G @ U.astype(np.float64),
+                                       atol=tol * np.abs(G @ U).max())
+            np.testing.assert_allclose(lowrank._gram(X, n, 0), G, atol=tol * np.abs(G).max())
         x = rng.standard_normal(40_003).astype(dtype)
         assert lowrank._sumsq(x, 0) == pytest.approx(float(np.sum(x.astype(np.float64) ** 2)),
                                                     rel=1e-12)

@@ -7,7 +7,11 @@ Where the work goes:
   an (L, I_n, R) array, without forming unfoldings (narrow trailing sizes are gathered in
   bounded blocks). Products to few rows (J <= 32) of wide slabs run in geoml's own OpenMP/SIMD
   kernel, which reads the tensor once (OpenBLAS reaches a third of the memory bandwidth on
-  such skinny shapes); Gram matrices are one SYRK per mode or per wide slab. The GEMM/SYRK
+  such skinny shapes); Gram matrices of modes up to 512 run in geoml's OpenMP/SIMD kernel
+  (5-30 % slower than OpenBLAS's SYRK on one core, but it uses the second core where
+  SciPy's threaded SYRK barely did), larger ones are one SYRK per mode or per wide slab. The
+  products ``X_(n) X_(n)^T U`` of HOSVD's certified refinement run in geoml's kernel too
+  (``gram_apply``: per cache-sized block, ``P = block^T U`` then ``Z += block P``). The GEMM/SYRK
   calls go to SciPy's own BLAS: the function pointers are taken from
   ``scipy.linalg.cython_blas.__pyx_capi__`` when this module is imported, so geoml needs no
   BLAS at build time and uses the same (threaded) BLAS as SciPy. BLAS is called from one thread
@@ -79,6 +83,12 @@ def _gram(X: np.ndarray, n: int, nj: int) -> np.ndarray:
     return getattr(_core, "mode_gram_" + _sfx(X.dtype))(X, n, nj)
 
 
+def _gram_apply(X: np.ndarray, n: int, U: np.ndarray, nj: int) -> np.ndarray:
+    """``X_(n) X_(n)^T U`` in float64 without forming the Gram matrix (one read of X)."""
+    U = np.ascontiguousarray(U, dtype=X.dtype)
+    return getattr(_core, "gram_apply_" + _sfx(X.dtype))(X, n, U, nj)
+
+
 def _sumsq(X: np.ndarray, nj: int) -> float:
     return getattr(_core, "sum_squares_" + _sfx(X.dtype))(np.ascontiguousarray(X), nj)
 
@@ -119,30 +129,51 @@ def _eig_desc(G: np.ndarray, r: int | None) -> tuple[np.ndarray, np.ndarray]:
     return w[::-1], _fix_signs(V[:, ::-1])
 
 
-def _eig_warm(G: np.ndarray, U0: np.ndarray, max_steps: int = 3) -> np.ndarray | None:
-    """Leading ``r = U0.shape[1]`` eigenvectors of the symmetric ``G`` from a close start.
+def _certified_subspace(apply, Q: np.ndarray, trace: float, max_steps: int,
+                        tol: float) -> np.ndarray | None:
+    """Leading ``r = Q.shape[1]`` eigenvectors of a symmetric PSD ``G`` from a close start.
 
-    Subspace iteration with Rayleigh-Ritz from the orthonormal ``U0`` (a HOOI factor of the
-    previous step), in float64; costs O(I^2 r) per step instead of the O(I^3) of a full
-    eigensolver. Accepted only once the Davis-Kahan bound ``sin(angle to the exact leading
-    subspace) <= ||G U - U Theta||_F / gap <= 1e-10`` holds, the gap bounded from below by
-    ``theta_r - (trace(G) - sum(theta))`` (which bounds lambda_{r+1} from above); returns
-    None when that is not reached in ``max_steps`` steps (the caller then runs LAPACK).
+    ``apply(Q)`` returns ``G @ Q`` (float64); ``trace`` is ``trace(G)``. Subspace iteration with
+    Rayleigh-Ritz from the orthonormal ``Q``, in float64: each step costs one ``apply`` on r
+    columns. After step k, with Ritz values ``theta_1 >= ... >= theta_r`` and Ritz vectors U,
+    ``mu = trace - sum(theta)`` bounds lambda_{r+1} from above (Ky Fan: the r largest
+    eigenvalues sum to at least ``sum(theta)``, and G is PSD) and ``theta_r <= lambda_r``
+    (interlacing), so the Davis-Kahan sin-theta theorem gives
+    ``s = ||G U - U Theta||_F / (theta_r - mu) >= ||sin Theta(U, E)||_F``, E the exact leading
+    subspace. One power step shrinks tangents by ``lambda_{r+1} / lambda_r <= mu / theta_r``,
+    so ``t = (mu / theta_r) s / sqrt(1 - s^2)`` bounds the angles of ``span(G U)`` (available as
+    ``Z C``, no extra product). Returns U when ``s <= tol``, an orthonormal basis of ``G U``
+    (QR, columns in Ritz order) when ``t <= tol``, and None when neither holds after
+    ``max_steps`` further steps (the caller then forms G and runs LAPACK). The bounds hold up
+    to the rounding of the products.
     """
-    G = np.asarray(G, dtype=np.float64)
-    Q = np.asarray(U0, dtype=np.float64)
-    trace = float(np.trace(G))
+    Q = np.asarray(Q, dtype=np.float64)
     for step in range(max_steps + 1):
-        Z = G @ Q
-        theta, C = np.linalg.eigh(Q.T @ Z)
+        Z = apply(Q)
+        H = Q.T @ Z
+        theta, C = np.linalg.eigh(0.5 * (H + H.T))
         theta, C = theta[::-1], C[:, ::-1]
         U, GU = Q @ C, Z @ C
-        gap = theta[-1] - max(trace - float(np.sum(theta)), 0.0)
-        if gap > 0 and np.linalg.norm(GU - U * theta) <= 1e-10 * gap:
-            return _fix_signs(U)
+        mu = max(trace - float(np.sum(theta)), 0.0)
+        gap = theta[-1] - mu
+        if gap > 0:
+            s = float(np.linalg.norm(GU - U * theta)) / gap
+            if s <= tol:
+                return _fix_signs(U)
+            if s < 1 and mu / theta[-1] * s / math.sqrt(1.0 - s * s) <= tol:
+                return _fix_signs(np.linalg.qr(GU)[0])
         if step < max_steps:
             Q = np.linalg.qr(GU)[0]
     return None
+
+
+def _eig_warm(G: np.ndarray, U0: np.ndarray, max_steps: int = 3) -> np.ndarray | None:
+    """Leading ``U0.shape[1]`` eigenvectors of the explicit symmetric PSD ``G`` (a HOOI Gram
+    matrix) from the previous factor ``U0``: :func:`_certified_subspace` with ``G @ Q``
+    products, O(I^2 r) per step instead of the O(I^3) of a full eigensolver, certified to
+    1e-10; None when that fails (the caller then runs LAPACK)."""
+    G = np.asarray(G, dtype=np.float64)
+    return _certified_subspace(lambda Q: G @ Q, U0, float(np.trace(G)), max_steps, 1e-10)
 
 
 def _select_rank(eigvals: np.ndarray, budget: float) -> int:
@@ -178,9 +209,16 @@ def _ttm_cost(shape, m: int, J: int) -> float:
 
 
 def _gram_cost(shape, m: int) -> float:
-    """Model of ``_gram`` (SYRK at BLAS speed, I_m flops per entry) in the same units."""
+    """Model of ``_gram`` (I_m flops per entry at BLAS speed: geoml's kernel up to I_m = 512,
+    SYRK with gathered slabs beyond) in the same units."""
     L, R, size = _layout(shape, m)
-    return size * (shape[m] + 24.0 + (64.0 if _gathers(L, R) else 0.0))
+    gathered = shape[m] > 512 and _gathers(L, R)
+    return size * (shape[m] + 24.0 + (64.0 if gathered else 0.0))
+
+
+def _apply_cost(shape, m: int, r: int) -> float:
+    """Model of ``_gram_apply`` on r columns (geoml's SIMD loops, X read once), same units."""
+    return _layout(shape, m)[2] * (4.0 * r + 24.0)
 
 
 def _sketch_cost(shape, m: int, s: int) -> float:
@@ -629,14 +667,48 @@ def _check_ranks(ranks, shape, modes: list[int]) -> tuple[dict[int, int] | None,
     return out, None
 
 
+# Certified accuracy (||sin Theta||_F to the exact leading subspace) at which HOSVD accepts a
+# factor from a Gram-free refinement; float32 data (and its exact-Gram HOSVD) is no finer.
+_HOSVD_TOL = {np.dtype(np.float64): 1e-8, np.dtype(np.float32): 1e-5}
+
+
 def _hosvd(T, ranks, eps, modes, nj, normT2):
-    budget = None if eps is None else eps * eps * normT2 / len(modes)
-    factors = {}
-    for n in modes:
-        lam, V = _eig_desc(_gram(T, n, nj), None if eps is not None else ranks[n])
-        r = _select_rank(lam, budget) if eps is not None else ranks[n]
-        factors[n] = np.ascontiguousarray(V[:, :r], dtype=T.dtype)
-    return _contract_all(T, factors, True, nj), factors, None
+    """Truncated HOSVD: factor n spans the leading eigenvectors of T's mode-n Gram matrix.
+
+    With a target error (``eps``) every Gram matrix is formed (rank selection needs all its
+    eigenvalues). With integer ranks, the modes are visited in ST-HOSVD order: the first
+    factor comes from T's Gram matrix; every later one starts from the ST-HOSVD factor (the
+    Gram matrix of T already projected on the earlier factors, which differs from T's by the
+    PSD Gram matrix of the discarded part) and is refined by one product with T's Gram matrix
+    (``_gram_apply``, 4 r flops per entry against I_n for forming it), two if the time model
+    says they cost under a third of the Gram matrix, accepted only when
+    :func:`_certified_subspace` certifies it to ``_HOSVD_TOL``; otherwise (flat spectrum,
+    no gap) T's Gram matrix is formed after all. The refinement is skipped where the time
+    model says one product costs over half as much as the Gram matrix.
+    """
+    if eps is not None:
+        budget = eps * eps * normT2 / len(modes)
+        factors = {}
+        for n in modes:
+            lam, V = _eig_desc(_gram(T, n, nj), None)
+            factors[n] = np.ascontiguousarray(V[:, :_select_rank(lam, budget)], dtype=T.dtype)
+        return _contract_all(T, factors, True, nj), factors, None
+    tol = _HOSVD_TOL[T.dtype]
+    Y, factors = T, {}
+    for n in _mode_order(T.shape, ranks, modes):
+        r = ranks[n]
+        V = None
+        # steps such that the products, plus the Gram matrix if they fail, cost < 1.5 Gram
+        steps = int(_gram_cost(T.shape, n) // max(_apply_cost(T.shape, n, r), 1.0)) - 1
+        if Y is not T and steps >= 1:
+            start = _eig_desc(_gram(Y, n, nj), r)[1][:, :r]
+            V = _certified_subspace(lambda Q: _gram_apply(T, n, Q, nj), start, normT2,
+                                    min(steps, 2) - 1, tol)
+        if V is None:
+            V = _eig_desc(_gram(T, n, nj), r)[1][:, :r]
+        factors[n] = np.ascontiguousarray(V, dtype=T.dtype)
+        Y = _ttm(Y, n, factors[n], True, nj)
+    return Y, factors, None
 
 
 def _st_hosvd(T, ranks, eps, modes, nj, normT2):
