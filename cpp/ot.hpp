@@ -95,6 +95,11 @@ namespace geoml {
 
 // ====================================================================== Sinkhorn
 
+/// Smallest (*lo) and largest (*hi) of the n values x; returns false when some value is NaN
+/// or infinite (lo/hi then cover the finite ones). One vectorised pass, parallel over
+/// chunks (n_jobs as resolve_threads). Used to validate a cost and size eps schedules.
+bool value_range(int64_t n, const double* x, int n_jobs, double* lo, double* hi);
+
 /// Parameters of the entropic solvers.
 struct SinkhornParams {
   double eps = 1e-2;         ///< final entropic regularisation (> 0)
@@ -120,6 +125,7 @@ struct SinkhornInfo {
 struct SinkhornWork {
   std::vector<double> u, v, Ktu, ra, rb, wr, wc, tmp, gc;
   std::vector<double> part;  // per-thread partial sums of K^T u
+  std::vector<float> row32;  // one float32 kernel row (widening the plan)
 };
 
 /// Entropic OT between histograms a (m) and b (n) with dense cost C (m x n, row-major):
