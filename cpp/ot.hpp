@@ -1,7 +1,8 @@
 // Optimal transport kernels: exact OT by a network simplex, log-domain Sinkhorn (balanced,
 // unbalanced, on-the-fly point-cloud costs) and batched drivers over many small problems.
 //
-// All kernels work in float64. Histograms are non-negative; costs are dense row-major
+// All kernels work in float64 (the dense Sinkhorn kernel may be stored in float32, with
+// float64 products and sums, see sinkhorn_dense). Histograms are non-negative; costs are dense row-major
 // (m, n) matrices. Nothing here allocates per call in the hot path except the workspaces,
 // which are reusable (one per thread).
 #pragma once
@@ -140,7 +141,9 @@ struct SinkhornWork {
 /// geometrically from eps_start. The returned info carries <P, C> and the L1 marginal error.
 /// In/out: f (m), g (n) hold a warm start on entry (zeros: none) and the dual potentials on
 /// exit, with P_ij = exp((f_i + g_j - C_ij) / eps) in the balanced case. `P` (m x n) receives
-/// the plan; it is also the kernel's storage during the solve. Zero-mass bins get zero rows /
+/// the plan; it is also the kernel's storage during the solve: in float32 (first half of P)
+/// when m n >= 2^16 and every exponent of a kernel build lies in [-87, 88] (normal floats),
+/// else float64; iterations then stream half the bytes. The plan is widened in place. Zero-mass bins get zero rows /
 /// columns. O(m n) per iteration, O(m n) exps per stage; memory: P plus O(m + n) in `w`.
 SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, const double* C,
                             const SinkhornParams& p, double* f, double* g, double* P,
