@@ -158,9 +158,20 @@ py::tuple sinkhorn_batched_py(carray<double> a, carray<int64_t> a_off, carray<do
   return py::make_tuple(cost, err, iters, conv, plans);
 }
 
+py::tuple value_range_py(carray<double> x, int n_jobs) {
+  double lo, hi;
+  bool finite;
+  {
+    py::gil_scoped_release release;
+    finite = value_range(static_cast<int64_t>(x.size()), x.data(), n_jobs, &lo, &hi);
+  }
+  return py::make_tuple(lo, hi, finite);
+}
+
 }  // namespace
 
 void bind_ot(py::module_& m) {
+  m.def("value_range", &value_range_py, py::arg("x"), py::arg("n_jobs"));
   m.def("emd", &emd_py, py::arg("a"), py::arg("b"), py::arg("C"), py::arg("max_iter"),
         py::arg("sparse"));
   m.def("emd_batched", &emd_batched_py, py::arg("a"), py::arg("a_off"), py::arg("b"),

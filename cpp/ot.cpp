@@ -2,6 +2,7 @@
 #include "ot.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <cmath>
 #include <limits>
@@ -668,9 +669,16 @@ double lse_sum(int n, const double* h, const double* c, double mx, double ie, do
 
 constexpr double kAbsorb = 50.0;           // scalings leave [e^-50, e^50]: absorb them
 const double kHi = std::exp(kAbsorb), kLo = std::exp(-kAbsorb);
-constexpr int kSorFrom = 10, kSorTo = 20;  // iterations that measure the plain rate
+// the plain rate is measured from iteration kSorMin on, once three consecutive error ratios
+// agree within kSorStable (relative) and are at most kSorEarlyMax (slow rates settle late),
+// and at the latest over iterations kSorFrom..kSorTo
+constexpr int kSorMin = 4, kSorFrom = 10, kSorTo = 20;
+constexpr double kSorStable = 0.005, kSorEarlyMax = 0.8;
 constexpr double kTiny = 1e-280;
 constexpr int kSweepBlock = 16;  // rows per dynamically scheduled block of the sweep
+// kernels with at least this many entries may be stored in float32 (smaller ones are not
+// memory-bound)
+constexpr int64_t kF32MinSize = int64_t(1) << 16;
 
 // K_ij = exp((fi + gc_j - C_ij) * ie) for one row (j < n).
 #if GEOML_SIMD_X86
@@ -706,6 +714,58 @@ void kernel_row(int n, double fi, const double* gc, const double* Ci, double ie,
   }
 }
 
+// Float32 kernel row: Ki[j] = exp(z_j), z_j = (fi + gc_j - C_ij) ie, computed in float64 and
+// rounded. Returns false (row content then unspecified) when some z_j leaves
+// [kZ32Lo, kZ32Hi], where exp(z) would not be a normal float.
+constexpr double kZ32Lo = -87.0, kZ32Hi = 88.0;
+#if GEOML_SIMD_X86
+GEOML_AVX2 bool kernel_row32_avx2(int n, double fi, const double* gc, const double* Ci, double ie,
+                                  float* Ki) {
+  const __m256d vf = _mm256_set1_pd(fi), vie = _mm256_set1_pd(ie), zero = _mm256_setzero_pd();
+  __m256d zlo = _mm256_set1_pd(std::numeric_limits<double>::infinity());
+  __m256d zhi = _mm256_set1_pd(-std::numeric_limits<double>::infinity());
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const __m256d z = _mm256_mul_pd(
+        _mm256_sub_pd(_mm256_add_pd(vf, _mm256_loadu_pd(gc + j)), _mm256_loadu_pd(Ci + j)), vie);
+    zlo = _mm256_min_pd(zlo, z);
+    zhi = _mm256_max_pd(zhi, z);
+    if (_mm256_movemask_pd(_mm256_cmp_pd(z, zero, _CMP_GT_OQ))) {
+      for (int t = j; t < j + 4; ++t) {
+        const double zt = (fi + gc[t] - Ci[t]) * ie;
+        Ki[t] = static_cast<float>(zt <= 0.0 ? exp_neg(zt) : std::exp(std::min(zt, kZ32Hi)));
+      }
+    } else {
+      _mm_storeu_ps(Ki + j, _mm256_cvtpd_ps(exp_neg4(z)));
+    }
+  }
+  alignas(32) double lo[4], hi[4];
+  _mm256_store_pd(lo, zlo);
+  _mm256_store_pd(hi, zhi);
+  double zmin = std::min(std::min(lo[0], lo[1]), std::min(lo[2], lo[3]));
+  double zmax = std::max(std::max(hi[0], hi[1]), std::max(hi[2], hi[3]));
+  for (; j < n; ++j) {
+    const double z = (fi + gc[j] - Ci[j]) * ie;
+    zmin = std::min(zmin, z);
+    zmax = std::max(zmax, z);
+    Ki[j] = static_cast<float>(z <= 0.0 ? exp_neg(z) : std::exp(std::min(z, kZ32Hi)));
+  }
+  return zmin >= kZ32Lo && zmax <= kZ32Hi;
+}
+#endif
+bool kernel_row32(int n, double fi, const double* gc, const double* Ci, double ie, float* Ki) {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return kernel_row32_avx2(n, fi, gc, Ci, ie, Ki);
+#endif
+  bool ok = true;
+  for (int j = 0; j < n; ++j) {
+    const double z = (fi + gc[j] - Ci[j]) * ie;
+    ok = ok && z >= kZ32Lo && z <= kZ32Hi;
+    Ki[j] = static_cast<float>(z <= 0.0 ? exp_neg(z) : std::exp(std::min(z, kZ32Hi)));
+  }
+  return ok;
+}
+
 // Over-relaxation x^w for x > 0: a binomial series when x is near 1 (exact at x = 1, so the
 // fixed point is untouched), pow otherwise.
 struct Relax {
@@ -734,8 +794,63 @@ struct SweepOut {
   double err = 0.0, du = 0.0, umin = std::numeric_limits<double>::infinity(), umax = 0.0;
   bool bad = false;
 };
-GEOML_OT_CLONES
-void sweep_rows(int i0, int i1, int n, const double* K, const double* v, const double* a,
+// Row kernels of the sweep: K_i . v and acc += u K_i, for float64 and float32 kernel rows
+// (products and sums in float64). The AVX2 versions keep four independent accumulators.
+#if GEOML_SIMD_X86
+GEOML_AVX2 inline __m256d load4(const double* p) { return _mm256_loadu_pd(p); }
+GEOML_AVX2 inline __m256d load4(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+template <class T>
+GEOML_AVX2 double row_dot_avx2(int n, const T* k, const double* v) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+  int j = 0;
+  for (; j + 16 <= n; j += 16) {
+    s0 = _mm256_fmadd_pd(load4(k + j), _mm256_loadu_pd(v + j), s0);
+    s1 = _mm256_fmadd_pd(load4(k + j + 4), _mm256_loadu_pd(v + j + 4), s1);
+    s2 = _mm256_fmadd_pd(load4(k + j + 8), _mm256_loadu_pd(v + j + 8), s2);
+    s3 = _mm256_fmadd_pd(load4(k + j + 12), _mm256_loadu_pd(v + j + 12), s3);
+  }
+  for (; j + 4 <= n; j += 4) s0 = _mm256_fmadd_pd(load4(k + j), _mm256_loadu_pd(v + j), s0);
+  s0 = _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3));
+  alignas(32) double t[4];
+  _mm256_store_pd(t, s0);
+  double s = (t[0] + t[1]) + (t[2] + t[3]);
+  for (; j < n; ++j) s += k[j] * v[j];
+  return s;
+}
+template <class T>
+GEOML_AVX2 void row_axpy_avx2(int n, double u, const T* k, double* acc) {
+  const __m256d vu = _mm256_set1_pd(u);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    _mm256_storeu_pd(acc + j, _mm256_fmadd_pd(vu, load4(k + j), _mm256_loadu_pd(acc + j)));
+    _mm256_storeu_pd(acc + j + 4,
+                     _mm256_fmadd_pd(vu, load4(k + j + 4), _mm256_loadu_pd(acc + j + 4)));
+  }
+  for (; j < n; ++j) acc[j] += u * k[j];
+}
+#endif
+template <class T>
+double row_dot(int n, const T* k, const double* v) {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return row_dot_avx2(n, k, v);
+#endif
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (int j = 0; j < n; ++j) s += k[j] * v[j];
+  return s;
+}
+template <class T>
+void row_axpy(int n, double u, const T* k, double* acc) {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return row_axpy_avx2(n, u, k, acc);
+#endif
+#pragma omp simd
+  for (int j = 0; j < n; ++j) acc[j] += u * k[j];
+}
+
+// One sweep over rows [i0, i1) of a float64 or float32 kernel.
+template <class T>
+void sweep_rows(int i0, int i1, int n, const T* K, const double* v, const double* a,
                 const double* wr, double lam, bool balanced, const Relax& rx, double* u,
                 double* acc, SweepOut& o) {
   for (int i = i0; i < i1; ++i) {
@@ -743,10 +858,8 @@ void sweep_rows(int i0, int i1, int n, const double* K, const double* v, const d
       u[i] = 0.0;
       continue;
     }
-    const double* Ki = K + static_cast<int64_t>(i) * n;
-    double s = 0.0;
-#pragma omp simd reduction(+ : s)
-    for (int j = 0; j < n; ++j) s += Ki[j] * v[j];
+    const T* Ki = K + static_cast<int64_t>(i) * n;
+    const double s = row_dot(n, Ki, v);
     if (!(s > kTiny && s < 1e280)) {
       o.bad = true;
       continue;
@@ -761,10 +874,41 @@ void sweep_rows(int i0, int i1, int n, const double* K, const double* v, const d
     u[i] = un;
     o.umin = std::min(o.umin, un);
     o.umax = std::max(o.umax, un);
-#pragma omp simd
-    for (int j = 0; j < n; ++j) acc[j] += un * Ki[j];
+    row_axpy(n, un, Ki, acc);
   }
 }
+
+// One plan row P_ij = K_ij u v_j (Pi may alias Ki when both are float64): adds P_ij to
+// cs[j], writes the row sum and sum_j P_ij C_ij.
+#if GEOML_SIMD_X86
+template <class T>
+GEOML_AVX2 void plan_row_avx2(int n, const T* Ki, double ui, const double* v, const double* Ci,
+                              double* Pi, double* cs, double* rs_out, double* c_out) {
+  const __m256d vu = _mm256_set1_pd(ui);
+  __m256d rs4 = _mm256_setzero_pd(), c4 = rs4;
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const __m256d p = _mm256_mul_pd(_mm256_mul_pd(load4(Ki + j), vu), _mm256_loadu_pd(v + j));
+    _mm256_storeu_pd(Pi + j, p);
+    rs4 = _mm256_add_pd(rs4, p);
+    c4 = _mm256_fmadd_pd(p, _mm256_loadu_pd(Ci + j), c4);
+    _mm256_storeu_pd(cs + j, _mm256_add_pd(_mm256_loadu_pd(cs + j), p));
+  }
+  alignas(32) double r[4], c[4];
+  _mm256_store_pd(r, rs4);
+  _mm256_store_pd(c, c4);
+  double rs = (r[0] + r[1]) + (r[2] + r[3]), cc = (c[0] + c[1]) + (c[2] + c[3]);
+  for (; j < n; ++j) {
+    const double p = Ki[j] * ui * v[j];
+    Pi[j] = p;
+    rs += p;
+    cc += p * Ci[j];
+    cs[j] += p;
+  }
+  *rs_out = rs;
+  *c_out = cc;
+}
+#endif
 
 // Dense stabilised Sinkhorn on one problem (see sinkhorn_dense in ot.hpp).
 struct DenseSinkhorn {
@@ -776,6 +920,12 @@ struct DenseSinkhorn {
   SinkhornWork& w;
   double eps = 1.0, lam = 1.0;
   bool balanced = true, use_sor = true;
+  // The kernel is stored in float32 (in the first half of K's memory: half the traffic of
+  // each pass) when the problem is large enough to be memory-bound and every exponent of
+  // the kernel keeps exp() a normal float; set by build_kernel. try32: not yet refused at
+  // this eps.
+  bool f32 = false, try32 = false;
+  float* K32() const { return reinterpret_cast<float*>(K); }
   // threads only pay off on large kernels (a parallel region costs microseconds, far more
   // on a loaded machine)
   bool par() const { return nt > 1 && static_cast<int64_t>(m) * n >= (int64_t(1) << 20); }
@@ -786,6 +936,7 @@ struct DenseSinkhorn {
 
   void set_eps(double e, double rho) {
     eps = e;
+    try32 = static_cast<int64_t>(m) * n >= kF32MinSize;
     lam = balanced ? 1.0 : rho / (rho + e);
     // reference measure a b^T for the unbalanced problem (POT's reg_type="kl")
     for (int i = 0; i < m; ++i) w.ra[i] = (!balanced && a[i] > 0) ? e * std::log(a[i]) : 0.0;
@@ -812,9 +963,26 @@ struct DenseSinkhorn {
     for (int i = 0; i < m; ++i) fr[i] = f[i] + w.ra[i];
     double* gc = w.gc.data();  // g + rb
     for (int j = 0; j < n; ++j) gc[j] = g[j] + w.rb[j];
+    f32 = false;
+    if (try32) {
+      // float32 rows; a row whose exponents leave the normal float range refuses float32
+      // for this eps (the other rows then skip their work) and the kernel is rebuilt below
+      std::atomic<bool> ok{true};
+      float* K32p = K32();
 #pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
-    for (int i = 0; i < m; ++i)
-      kernel_row(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie, K + static_cast<int64_t>(i) * n);
+      for (int i = 0; i < m; ++i)
+        if (ok.load(std::memory_order_relaxed) &&
+            !kernel_row32(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
+                          K32p + static_cast<int64_t>(i) * n))
+          ok.store(false, std::memory_order_relaxed);
+      f32 = try32 = ok.load();
+    }
+    if (!f32) {
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
+      for (int i = 0; i < m; ++i)
+        kernel_row(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
+                   K + static_cast<int64_t>(i) * n);
+    }
     // u-update factors exp((lam - 1) f / eps) (unbalanced only)
     for (int i = 0; i < m; ++i) w.wr[i] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * f[i] * ie);
     for (int j = 0; j < n; ++j) w.wc[j] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * g[j] * ie);
@@ -859,10 +1027,17 @@ struct DenseSinkhorn {
 
   // out = K^T u
   void matvec_t(const double* u, double* out) {
+    if (f32)
+      matvec_t_impl(K32(), u, out);
+    else
+      matvec_t_impl(K, u, out);
+  }
+  template <class KT>
+  void matvec_t_impl(const KT* K, const double* u, double* out) {
     if (!par()) {
       std::fill(out, out + n, 0.0);
       for (int i = 0; i < m; ++i) {
-        const double* Ki = K + static_cast<int64_t>(i) * n;
+        const KT* Ki = K + static_cast<int64_t>(i) * n;
         const double ui = u[i];
         if (ui == 0.0) continue;
         for (int j = 0; j < n; ++j) out[j] += Ki[j] * ui;
@@ -880,7 +1055,7 @@ struct DenseSinkhorn {
       const int j1 = static_cast<int>(static_cast<int64_t>(n) * (t + 1) / T);
       std::fill(out + j0, out + j1, 0.0);
       for (int i = 0; i < m; ++i) {
-        const double* Ki = K + static_cast<int64_t>(i) * n;
+        const KT* Ki = K + static_cast<int64_t>(i) * n;
         const double ui = u[i];
         if (ui == 0.0) continue;
         for (int j = j0; j < j1; ++j) out[j] += Ki[j] * ui;
@@ -894,7 +1069,12 @@ struct DenseSinkhorn {
     if (!par()) {
       SweepOut o;
       std::fill(Ktu, Ktu + n, 0.0);
-      sweep_rows(0, m, n, K, w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(), Ktu, o);
+      if (f32)
+        sweep_rows(0, m, n, K32(), w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(),
+                   Ktu, o);
+      else
+        sweep_rows(0, m, n, K, w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(), Ktu,
+                   o);
       return o;
     }
     SweepOut o;
@@ -912,8 +1092,12 @@ struct DenseSinkhorn {
       // dynamic blocks of rows: a thread that the OS pauses delays only its current block
 #pragma omp for schedule(dynamic, kSweepBlock) nowait
       for (int i0 = 0; i0 < m; i0 += kSweepBlock)
-        sweep_rows(i0, std::min(m, i0 + kSweepBlock), n, K, w.v.data(), a, w.wr.data(), lam,
-                   balanced, rx, w.u.data(), acc, mine);
+        if (f32)
+          sweep_rows(i0, std::min(m, i0 + kSweepBlock), n, K32(), w.v.data(), a, w.wr.data(),
+                     lam, balanced, rx, w.u.data(), acc, mine);
+        else
+          sweep_rows(i0, std::min(m, i0 + kSweepBlock), n, K, w.v.data(), a, w.wr.data(), lam,
+                     balanced, rx, w.u.data(), acc, mine);
 #pragma omp critical
       {
         o.err += mine.err;
@@ -943,13 +1127,16 @@ struct DenseSinkhorn {
   //
   // Balanced problems use over-relaxation (SOR) once the plain rate is known: Sinkhorn is a
   // two-block Gauss-Seidel in the dual, so with the asymptotic error contraction r measured
-  // over iterations kSorFrom..kSorTo of a stage, omega = 2 / (1 + sqrt(1 - r)) (Young's
+  // once the error ratio has settled (three consecutive ratios within kSorStable and below
+  // kSorEarlyMax, from iteration kSorMin; else over iterations kSorFrom..kSorTo) in a
+  // stage, omega = 2 / (1 + sqrt(1 - r)) (Young's
   // formula; see Thibault et al. 2017, Lehmann et al. 2021): u <- u^(1-omega)
   // (a / K v)^omega. If the error grows tenfold above its best, relaxation is switched off
   // for the stage.
   double run(double tol, int64_t budget, int64_t* iters) {
     double err = std::numeric_limits<double>::infinity();
     double err10 = 0.0, best = std::numeric_limits<double>::infinity();
+    double prev = 0.0, q1 = 0.0, q2 = 0.0;  // last error and the two ratios before
     Relax rx;
     bool sor_done = !balanced || !use_sor;
     double* u = w.u.data();
@@ -983,12 +1170,20 @@ struct DenseSinkhorn {
         for (int j = 0; j < n; ++j) err += std::fabs(v[j] * Ktu[j] - b[j]);
         if (err <= tol) return err;
         if (!sor_done) {
+          const double q = it > 0 ? err / prev : 0.0;
+          double r = -1.0;
+          if (it >= kSorMin && q <= kSorEarlyMax &&
+              std::max({q, q1, q2}) <= (1.0 + kSorStable) * std::min({q, q1, q2}))
+            r = std::cbrt(q * q1 * q2);
           if (it == kSorFrom) err10 = err;
-          if (it == kSorTo) {
-            const double r = std::pow(err / err10, 1.0 / (kSorTo - kSorFrom));
+          if (it == kSorTo) r = std::pow(err / err10, 1.0 / (kSorTo - kSorFrom));
+          if (r >= 0.0) {
             if (r < 1.0 && r > 0.0) rx.set(std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - r))));
             sor_done = true;
           }
+          q2 = q1;
+          q1 = q;
+          prev = err;
         }
         if (rx.w > 1.0 && err > 10.0 * best) rx.set(1.0);
         best = std::min(best, err);
@@ -1020,35 +1215,156 @@ struct DenseSinkhorn {
   }
 
   // P = diag(u) K diag(v) in place; returns <P, C> and writes the L1 marginal error.
+  // A float32 kernel is widened in place, in phases of rows [lo, hi) with lo = ceil(hi / 2)
+  // from hi = m down: the float64 plan rows of a phase cover float32 rows [2 lo, 2 hi), all
+  // read in earlier phases, and each row is copied out before it is overwritten; rows of a
+  // phase run in parallel (static schedule: the sums do not depend on timing).
   double finish(double* merr) {
-    double cost = 0.0, rerr = 0.0;
-    std::vector<double>& cs = w.gc;  // column sums
-    std::fill(cs.begin(), cs.begin() + n, 0.0);
+    const int T = par() ? nt : 1;
+    w.part.assign(static_cast<size_t>(T) * n, 0.0);  // per-thread column sums
+    if (f32) w.row32.resize(static_cast<size_t>(T) * n);
+    std::vector<double> tcost(T, 0.0), terr(T, 0.0);
     const double* v = w.v.data();
-    for (int i = 0; i < m; ++i) {
-      double* Pi = K + static_cast<int64_t>(i) * n;
-      const double* Ci = C + static_cast<int64_t>(i) * n;
-      const double ui = w.u[i];
-      double rs = 0.0, c = 0.0;
-#pragma omp simd reduction(+ : rs, c)
-      for (int j = 0; j < n; ++j) {
-        const double p = Pi[j] * ui * v[j];
-        Pi[j] = p;
-        rs += p;
-        c += p * Ci[j];
-        cs[j] += p;
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+#ifdef _OPENMP
+      const int t = omp_get_thread_num();
+#else
+      const int t = 0;
+#endif
+      double* cs = w.part.data() + static_cast<int64_t>(t) * n;
+      float* buf = f32 ? w.row32.data() + static_cast<int64_t>(t) * n : nullptr;
+      double cost = 0.0, rerr = 0.0;
+      for (int hi = m; hi > 0;) {
+        const int lo = !f32 ? 0 : (hi == 1 ? 0 : (hi + 1) / 2);
+#pragma omp for schedule(static)
+        for (int i = lo; i < hi; ++i) {
+          double* Pi = K + static_cast<int64_t>(i) * n;
+          const double* Ci = C + static_cast<int64_t>(i) * n;
+          double rs, c;
+          if (f32) {
+            std::memcpy(buf, K32() + static_cast<int64_t>(i) * n, sizeof(float) * n);
+            plan_row(n, buf, w.u[i], v, Ci, Pi, cs, &rs, &c);
+          } else {
+            plan_row(n, Pi, w.u[i], v, Ci, Pi, cs, &rs, &c);
+          }
+          cost += c;
+          rerr += std::fabs(rs - a[i]);
+        }
+        hi = lo;
       }
-      cost += c;
-      rerr += std::fabs(rs - a[i]);
+      tcost[t] = cost;
+      terr[t] = rerr;
     }
-    double cerr = 0.0;
-    for (int j = 0; j < n; ++j) cerr += std::fabs(cs[j] - b[j]);
+    f32 = false;
+    double cost = 0.0, rerr = 0.0, cerr = 0.0;
+    for (int t = 0; t < T; ++t) {
+      cost += tcost[t];
+      rerr += terr[t];
+    }
+    for (int j = 0; j < n; ++j) {
+      double c = 0.0;
+      for (int t = 0; t < T; ++t) c += w.part[static_cast<int64_t>(t) * n + j];
+      cerr += std::fabs(c - b[j]);
+    }
     *merr = rerr + cerr;
     return cost;
+  }
+  template <class T>
+  static void plan_row(int n, const T* Ki, double ui, const double* v, const double* Ci,
+                       double* Pi, double* cs, double* rs_out, double* c_out) {
+#if GEOML_SIMD_X86
+    if (simd_isa() != SimdIsa::Generic) return plan_row_avx2(n, Ki, ui, v, Ci, Pi, cs, rs_out, c_out);
+#endif
+    double rs = 0.0, c = 0.0;
+#pragma omp simd reduction(+ : rs, c)
+    for (int j = 0; j < n; ++j) {
+      const double p = Ki[j] * ui * v[j];
+      Pi[j] = p;
+      rs += p;
+      c += p * Ci[j];
+      cs[j] += p;
+    }
+    *rs_out = rs;
+    *c_out = c;
   }
 };
 
 }  // namespace
+
+namespace {
+// min, max and sum of x * 0 (NaN iff some value is not finite) over x[0 .. n)
+struct Range {
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo, z = 0.0;
+};
+#if GEOML_SIMD_X86
+GEOML_AVX2 Range range_avx2(int64_t n, const double* x) {
+  __m256d l0 = _mm256_set1_pd(std::numeric_limits<double>::infinity()), l1 = l0;
+  __m256d h0 = _mm256_set1_pd(-std::numeric_limits<double>::infinity()), h1 = h0;
+  __m256d z0 = _mm256_setzero_pd(), zero = z0;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256d a = _mm256_loadu_pd(x + i), b = _mm256_loadu_pd(x + i + 4);
+    l0 = _mm256_min_pd(a, l0);  // (NaN lanes keep the old value)
+    l1 = _mm256_min_pd(b, l1);
+    h0 = _mm256_max_pd(a, h0);
+    h1 = _mm256_max_pd(b, h1);
+    z0 = _mm256_add_pd(z0, _mm256_add_pd(_mm256_mul_pd(a, zero), _mm256_mul_pd(b, zero)));
+  }
+  alignas(32) double L[4], H[4], Z[4];
+  _mm256_store_pd(L, _mm256_min_pd(l0, l1));
+  _mm256_store_pd(H, _mm256_max_pd(h0, h1));
+  _mm256_store_pd(Z, z0);
+  Range r;
+  for (int k = 0; k < 4; ++k) {
+    r.lo = std::min(r.lo, L[k]);
+    r.hi = std::max(r.hi, H[k]);
+    r.z += Z[k];
+  }
+  for (; i < n; ++i) {
+    r.lo = std::min(r.lo, x[i]);
+    r.hi = std::max(r.hi, x[i]);
+    r.z += x[i] * 0.0;
+  }
+  return r;
+}
+#endif
+Range range_of(int64_t n, const double* x) {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return range_avx2(n, x);
+#endif
+  Range r;
+  for (int64_t i = 0; i < n; ++i) {
+    r.lo = std::min(r.lo, x[i]);
+    r.hi = std::max(r.hi, x[i]);
+    r.z += x[i] * 0.0;
+  }
+  return r;
+}
+}  // namespace
+
+bool value_range(int64_t n, const double* x, int n_jobs, double* lo, double* hi) {
+  const int nt = n >= (int64_t(1) << 18) ? resolve_threads(n_jobs) : 1;
+  Range all;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+#ifdef _OPENMP
+    const int T = omp_get_num_threads(), t = omp_get_thread_num();
+#else
+    const int T = 1, t = 0;
+#endif
+    const Range r = range_of(n * (t + 1) / T - n * t / T, x + n * t / T);
+#pragma omp critical
+    {
+      all.lo = std::min(all.lo, r.lo);
+      all.hi = std::max(all.hi, r.hi);
+      all.z += r.z;
+    }
+  }
+  *lo = all.lo;
+  *hi = all.hi;
+  return all.z == 0.0;
+}
 
 SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, const double* C,
                             const SinkhornParams& p, double* f, double* g, double* P,

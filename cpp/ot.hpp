@@ -1,7 +1,8 @@
 // Optimal transport kernels: exact OT by a network simplex, log-domain Sinkhorn (balanced,
 // unbalanced, on-the-fly point-cloud costs) and batched drivers over many small problems.
 //
-// All kernels work in float64. Histograms are non-negative; costs are dense row-major
+// All kernels work in float64 (the dense Sinkhorn kernel may be stored in float32, with
+// float64 products and sums, see sinkhorn_dense). Histograms are non-negative; costs are dense row-major
 // (m, n) matrices. Nothing here allocates per call in the hot path except the workspaces,
 // which are reusable (one per thread).
 #pragma once
@@ -95,6 +96,11 @@ namespace geoml {
 
 // ====================================================================== Sinkhorn
 
+/// Smallest (*lo) and largest (*hi) of the n values x; returns false when some value is NaN
+/// or infinite (lo/hi then cover the finite ones). One vectorised pass, parallel over
+/// chunks (n_jobs as resolve_threads). Used to validate a cost and size eps schedules.
+bool value_range(int64_t n, const double* x, int n_jobs, double* lo, double* hi);
+
 /// Parameters of the entropic solvers.
 struct SinkhornParams {
   double eps = 1e-2;         ///< final entropic regularisation (> 0)
@@ -120,6 +126,7 @@ struct SinkhornInfo {
 struct SinkhornWork {
   std::vector<double> u, v, Ktu, ra, rb, wr, wc, tmp, gc;
   std::vector<double> part;  // per-thread partial sums of K^T u
+  std::vector<float> row32;  // one float32 kernel row (widening the plan)
 };
 
 /// Entropic OT between histograms a (m) and b (n) with dense cost C (m x n, row-major):
@@ -134,7 +141,9 @@ struct SinkhornWork {
 /// geometrically from eps_start. The returned info carries <P, C> and the L1 marginal error.
 /// In/out: f (m), g (n) hold a warm start on entry (zeros: none) and the dual potentials on
 /// exit, with P_ij = exp((f_i + g_j - C_ij) / eps) in the balanced case. `P` (m x n) receives
-/// the plan; it is also the kernel's storage during the solve. Zero-mass bins get zero rows /
+/// the plan; it is also the kernel's storage during the solve: in float32 (first half of P)
+/// when m n >= 2^16 and every exponent of a kernel build lies in [-87, 88] (normal floats),
+/// else float64; iterations then stream half the bytes. The plan is widened in place. Zero-mass bins get zero rows /
 /// columns. O(m n) per iteration, O(m n) exps per stage; memory: P plus O(m + n) in `w`.
 SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, const double* C,
                             const SinkhornParams& p, double* f, double* g, double* P,

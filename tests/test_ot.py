@@ -434,3 +434,36 @@ def test_sinkhorn_batched_bad_input():
         got.sinkhorn_batched(A, 2 * A, np.zeros((2, 3, 3)), 0.1)
     with pytest.raises(ValueError, match="NaN"):
         got.sinkhorn_batched(A, A, np.full((2, 3, 3), np.nan), 0.1)
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.03])
+def test_sinkhorn_float32_kernel_matches_pot(rng, eps):
+    # m n >= 2^16 and exponents within float32's normal range: the kernel is stored in
+    # float32 (sums in float64); cost, plan and marginals must still match float64 POT
+    m, n = 300, 260
+    a, b, C = _problem(rng, m, n)
+    C /= C.max()
+    res = got.sinkhorn(a, b, C, eps, tol=1e-10)
+    ref = pot.sinkhorn(a, b, C, eps, stopThr=1e-14, numItermax=100000)
+    assert res.converged
+    assert res.cost == pytest.approx(float((ref * C).sum()), rel=1e-6)
+    np.testing.assert_allclose(res.plan, ref, rtol=1e-5, atol=1e-12)
+    P = res.plan
+    assert np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum() <= 1e-10
+    assert res.marginal_error <= 1e-10
+    # the dual potentials describe the returned plan
+    Pf = np.exp((res.f[:, None] + res.g[None, :] - C) / eps)
+    np.testing.assert_allclose(Pf, P, rtol=1e-6, atol=1e-14)
+    # threaded and serial runs agree
+    res1 = got.sinkhorn(a, b, C, eps, tol=1e-10, n_jobs=1)
+    assert res1.cost == pytest.approx(res.cost, rel=1e-12)
+
+
+def test_value_range_rejects_nonfinite():
+    C = np.ones((300, 300))
+    C[123, 45] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        got.sinkhorn(None, None, C, 0.1)
+    C[123, 45] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        got.emd(None, None, C)
