@@ -1,4 +1,5 @@
 // Bindings for the Lanczos eigensolver, sparse/dense products and k-means.
+#include <climits>
 #include <algorithm>
 #include <type_traits>
 
@@ -222,6 +223,20 @@ void csr_spmm_py(py::array indptr, py::array indices, carray<double> data, carra
   }
 }
 
+/// Copies a SciPy CSR matrix (indptr, indices, data; rows = len(indptr) - 1) into a CsrF32.
+CsrF32 csr_f32(carray<int64_t> indptr, carray<int64_t> indices, carray<float> data) {
+  if (indptr.ndim() != 1 || indptr.size() < 1 || indices.size() != data.size())
+    throw std::invalid_argument("AmgCycle: malformed CSR arrays");
+  if (indices.size() > INT32_MAX)
+    throw std::invalid_argument("AmgCycle: more than 2^31 - 1 stored entries");
+  CsrF32 M;
+  M.rows = indptr.size() - 1;
+  M.indptr.assign(indptr.data(), indptr.data() + indptr.size());
+  M.indices.assign(indices.data(), indices.data() + indices.size());
+  M.data.assign(data.data(), data.data() + data.size());
+  return M;
+}
+
 void bind_lanczos(py::module_& m) {
   const char* doc =
       "eigsh(A, indptr, indices, index64, callback, n, v0, deflate, k, which, tol, max_iter, "
@@ -241,6 +256,42 @@ void bind_lanczos(py::module_& m) {
   m.def("csr_spmm", &csr_spmm_py,
         "csr_spmm(indptr, indices, data, X, alpha, B, beta, Y, n_jobs): Y = alpha A X + beta B "
         "in place");
+  py::class_<AmgCycle>(m, "AmgCycle",
+                       "float32 smoothed-aggregation V-cycles (multigrid.hpp); levels are added "
+                       "finest first as SciPy CSR arrays")
+      .def(py::init<>())
+      .def("add_level",
+           [](AmgCycle& self, carray<int64_t> a_ptr, carray<int64_t> a_idx, carray<float> a_val,
+              carray<float> jac, carray<int64_t> p_ptr, carray<int64_t> p_idx,
+              carray<float> p_val, carray<int64_t> r_ptr, carray<int64_t> r_idx,
+              carray<float> r_val) {
+             self.add_level(csr_f32(a_ptr, a_idx, a_val),
+                            std::vector<float>(jac.data(), jac.data() + jac.size()),
+                            csr_f32(p_ptr, p_idx, p_val), csr_f32(r_ptr, r_idx, r_val));
+           })
+      .def("set_coarse",
+           [](AmgCycle& self, carray<int64_t> a_ptr, carray<int64_t> a_idx, carray<float> a_val,
+              carray<int64_t> p_ptr, carray<int64_t> p_idx, carray<float> p_val) {
+             self.set_coarse(csr_f32(a_ptr, a_idx, a_val), csr_f32(p_ptr, p_idx, p_val));
+           })
+      .def_property_readonly("n_levels", &AmgCycle::n_levels)
+      .def("apply",
+           [](AmgCycle& self, int64_t level, carray<double> B, int cycles, int n_jobs) {
+             if (B.ndim() != 2 || B.shape(0) != self.rows(level))
+               throw std::invalid_argument("AmgCycle.apply: B must be (rows of the level, m)");
+             const int64_t rows = B.shape(0), m = B.shape(1);
+             py::array_t<double> X({rows, m});
+             double* px = X.mutable_data();
+             const double* pb = B.data();
+             {
+               py::gil_scoped_release release;
+               self.apply(level, m, pb, px, cycles, n_jobs);
+             }
+             return X;
+           },
+           py::arg("level"), py::arg("B"), py::arg("cycles"), py::arg("n_jobs"),
+           "apply(level, B, cycles, n_jobs) -> X: cycles V-cycles for A_level X = B from X = 0 "
+           "(float64 (rows, m) blocks in and out)");
 }
 
 }  // namespace geoml

@@ -1,11 +1,181 @@
 #include "multigrid.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "common.hpp"
+#include "simd.hpp"
 
 namespace geoml {
+
+// ---------------------------------------------------------------- per-ISA V-cycle kernels
+namespace {
+#if GEOML_SIMD_X86
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace avx2 {
+constexpr int VBYTES = 32;
+#include "multigrid_kernel.inc"
+}  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif  // GEOML_SIMD_X86
+
+namespace generic {
+constexpr int VBYTES = 32;
+#include "multigrid_kernel.inc"
+}  // namespace generic
+
+enum SpmmMode : int { kSet = 0, kAdd = 1, kResidual = 2, kJacobi = 3 };
+using RowsFn = void (*)(int, int64_t, int64_t, const int32_t*, const int32_t*, const float*,
+                        int64_t, const float*, const float*, const float*, float*);
+
+RowsFn rows_kernel() {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return &avx2::spmm_rows;
+#endif
+  return &generic::spmm_rows;
+}
+
+/// One fused product (see SpmmMode) of CSR M with the row-major block X of row length w;
+/// threads capped so that each gets ~1e5 flops at least.
+void product(const CsrF32& M, int mode, int64_t w, const float* X, const float* B,
+             const float* jac, float* Y, int n_threads) {
+  const RowsFn fn = rows_kernel();
+  const int64_t rows = M.rows;
+  const int64_t work = (static_cast<int64_t>(M.data.size()) + rows) * w;
+  const int nt = static_cast<int>(std::min<int64_t>(resolve_threads(n_threads),
+                                                    std::max<int64_t>(1, work / 200000)));
+  const int32_t *ip = M.indptr.data(), *ix = M.indices.data();
+  const float* a = M.data.data();
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = thread_id(), T = nt;
+    const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
+    fn(mode, r0, r1, ip, ix, a, w, X, B, jac, Y);
+  }
+}
+
+void check_csr(const CsrF32& M, int64_t cols, const char* what) {
+  if (static_cast<int64_t>(M.indptr.size()) != M.rows + 1 || M.indptr[0] != 0 ||
+      static_cast<std::size_t>(M.indptr[M.rows]) != M.indices.size() ||
+      M.indices.size() != M.data.size())
+    throw std::invalid_argument(std::string("AmgCycle: inconsistent CSR arrays for ") + what);
+  for (int32_t j : M.indices)
+    if (j < 0 || j >= cols)
+      throw std::invalid_argument(std::string("AmgCycle: column index out of range in ") +
+                                  what);
+}
+}  // namespace
+
+void AmgCycle::add_level(CsrF32 A, std::vector<float> jac, CsrF32 P, CsrF32 R) {
+  if (complete_) throw std::invalid_argument("AmgCycle: the coarsest level is already set");
+  if (!lv_.empty() && A.rows != lv_.back().R.rows)
+    throw std::invalid_argument("AmgCycle: level size does not match the previous R");
+  const int64_t nc = R.rows;
+  if (static_cast<int64_t>(jac.size()) != A.rows || P.rows != A.rows)
+    throw std::invalid_argument("AmgCycle: A, jac and P must have the same number of rows");
+  check_csr(A, A.rows, "A");
+  check_csr(P, nc, "P");
+  check_csr(R, A.rows, "R");
+  Level l;
+  l.A = std::move(A);
+  l.P = std::move(P);
+  l.R = std::move(R);
+  l.jac = std::move(jac);
+  lv_.push_back(std::move(l));
+}
+
+void AmgCycle::set_coarse(CsrF32 A, CsrF32 pinv) {
+  if (complete_) throw std::invalid_argument("AmgCycle: the coarsest level is already set");
+  if (!lv_.empty() && A.rows != lv_.back().R.rows)
+    throw std::invalid_argument("AmgCycle: coarsest size does not match the previous R");
+  if (pinv.rows != A.rows)
+    throw std::invalid_argument("AmgCycle: the pseudo-inverse must be as large as A");
+  check_csr(A, A.rows, "A");
+  check_csr(pinv, A.rows, "pinv");
+  Level l;
+  l.A = std::move(A);
+  l.P = std::move(pinv);
+  lv_.push_back(std::move(l));
+  complete_ = true;
+}
+
+void AmgCycle::vcycle(std::size_t i, int64_t w, bool zero, int nt) {
+  Level& L = lv_[i];
+  if (i + 1 == lv_.size()) {  // coarsest: x = pinv b (or x += pinv (b - A x))
+    if (zero) {
+      product(L.P, kSet, w, L.b.data(), nullptr, nullptr, L.x.data(), nt);
+    } else {
+      product(L.A, kResidual, w, L.x.data(), L.b.data(), nullptr, L.r.data(), nt);
+      product(L.P, kAdd, w, L.r.data(), nullptr, nullptr, L.x.data(), nt);
+    }
+    return;
+  }
+  if (zero) {  // pre-smoothing from 0: x = jac b
+    const int64_t n = L.A.rows;
+    float* x = L.x.data();
+    const float* b = L.b.data();
+    const float* jac = L.jac.data();
+    const int ntl = static_cast<int>(
+        std::min<int64_t>(resolve_threads(nt), std::max<int64_t>(1, n * w / 200000)));
+#pragma omp parallel for num_threads(ntl) schedule(static)
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = 0; c < w; ++c) x[r * w + c] = jac[r] * b[r * w + c];
+  } else {
+    product(L.A, kJacobi, w, L.x.data(), L.b.data(), L.jac.data(), L.t.data(), nt);
+    std::swap(L.x, L.t);
+  }
+  Level& C = lv_[i + 1];
+  product(L.A, kResidual, w, L.x.data(), L.b.data(), nullptr, L.r.data(), nt);
+  product(L.R, kSet, w, L.r.data(), nullptr, nullptr, C.b.data(), nt);
+  vcycle(i + 1, w, true, nt);
+  product(L.P, kAdd, w, C.x.data(), nullptr, nullptr, L.x.data(), nt);
+  product(L.A, kJacobi, w, L.x.data(), L.b.data(), L.jac.data(), L.t.data(), nt);
+  std::swap(L.x, L.t);
+}
+
+void AmgCycle::apply(int64_t level, int64_t m, const double* B, double* X, int cycles,
+                     int n_threads) {
+  if (!complete_) throw std::invalid_argument("AmgCycle: the coarsest level is not set");
+  if (level < 0 || level >= n_levels())
+    throw std::invalid_argument("AmgCycle: level out of range");
+  if (m < 1 || cycles < 1) throw std::invalid_argument("AmgCycle: m and cycles must be >= 1");
+  const int64_t w = (m + 7) / 8 * 8;
+  for (std::size_t i = level; i < lv_.size(); ++i) {
+    const size_t sz = static_cast<std::size_t>(lv_[i].A.rows * w);
+    for (auto* v : {&lv_[i].b, &lv_[i].x, &lv_[i].t, &lv_[i].r})
+      if (v->size() != sz) v->assign(sz, 0.0f);
+  }
+  Level& L = lv_[level];
+  const int64_t n = L.A.rows;
+  const int nt = static_cast<int>(
+      std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, n * w / 200000)));
+  float* b = L.b.data();
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t c = 0; c < m; ++c) b[r * w + c] = static_cast<float>(B[r * m + c]);
+    for (int64_t c = m; c < w; ++c) b[r * w + c] = 0.0f;
+  }
+  vcycle(level, w, true, n_threads);
+  for (int c = 1; c < cycles; ++c) vcycle(level, w, false, n_threads);
+  const float* x = L.x.data();
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < m; ++c) X[r * m + c] = x[r * w + c];
+}
 
 template <typename I>
 int64_t aggregate_graph(int64_t n, const I* indptr, const I* indices, const double* data,

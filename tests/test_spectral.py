@@ -517,3 +517,39 @@ def test_demo_eigenmap_stage(tmp_path, capsys):
         assert not out.exists()
     else:
         assert out.stat().st_size > 0
+
+
+def _vcycle_ref(levels, i, B):
+    """float64 NumPy V(1,1)-cycle from X = 0 (the reference for _core.AmgCycle)."""
+    lev = levels[i]
+    if i == len(levels) - 1:
+        return lev.pinv @ B
+    X = lev.jac[:, None] * B
+    Xc = _vcycle_ref(levels, i + 1, lev.R @ (B - lev.A @ X))
+    X = X + lev.P @ Xc
+    return X + lev.jac[:, None] * (B - lev.A @ X)
+
+
+@pytest.mark.parametrize("m", [1, 5, 8, 19, 37])
+def test_amg_cycle_matches_float64_reference(rng, monkeypatch, m):
+    monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 60)
+    W, _ = _knn_affinity(rng, n=1500, d=2, k=6)
+    L = geoml.laplacian(W)
+    b = np.sqrt(np.asarray(W.sum(axis=1)).ravel())
+    levels = spectral._amg_hierarchy(L, b)
+    assert len(levels) >= 3
+    cyc = spectral._amg_cycle(levels)
+    assert cyc.n_levels == len(levels)
+    for start in (0, 1, len(levels) - 1):
+        B = rng.normal(size=(levels[start].A.shape[0], m))
+        ref = _vcycle_ref(levels, start, B)
+        X = cyc.apply(start, B, 1, 0)
+        np.testing.assert_allclose(X, ref, rtol=0, atol=1e-4 * np.abs(ref).max())
+        # two cycles: X1 + cycle(B - A X1)
+        ref2 = ref + _vcycle_ref(levels, start, B - levels[start].A @ ref)
+        X2 = cyc.apply(start, B, 2, 1)
+        np.testing.assert_allclose(X2, ref2, rtol=0, atol=1e-4 * np.abs(ref2).max())
+    with pytest.raises(ValueError, match="B must be"):
+        cyc.apply(0, np.ones((7, 2)), 1, 0)
+    with pytest.raises(ValueError, match="cycles"):
+        cyc.apply(0, np.ones((levels[0].A.shape[0], 2)), 0, 0)
