@@ -94,14 +94,14 @@ def _solver(name, W, L, N, dd, threads):
     raise ValueError(name)
 
 
-def _child(name, threads, repeats, conn):
+def _child(name, threads, repeats, warmup, conn):
     try:
         from threadpoolctl import threadpool_limits
 
         W, L, N, dd = _DATA["W"], _DATA["L"], _DATA["N"], _DATA["dd"]
         with threadpool_limits(threads):
             t, (lam, U) = timeit(lambda: _solver(name, W, L, N, dd, threads), repeats=repeats,
-                                 warmup=0)
+                                 warmup=warmup)
         order = np.argsort(lam)
         lam, U = lam[order], U[:, order]
         conn.send(("ok", t, lam, _residuals(L, lam, U)))
@@ -109,10 +109,10 @@ def _child(name, threads, repeats, conn):
         conn.send(("error", traceback.format_exc().splitlines()[-1]))
 
 
-def _anchor(name, threads, repeats, timeout):
+def _anchor(name, threads, repeats, timeout, warmup=0):
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(name, threads, repeats, child))
+    proc = ctx.Process(target=_child, args=(name, threads, repeats, warmup, child))
     proc.start()
     if parent.poll(timeout):
         msg = parent.recv()
@@ -217,6 +217,9 @@ def main(argv=None):
                          "connected 64-D Gaussian cloud, 15-NN)")
     ap.add_argument("--quick", action="store_true", help="--sizes 20000,10000 --repeats 1")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=0,
+                    help="untimed runs before the timed ones, for geoml and every anchor alike "
+                         "(an anchor's timeout covers all its runs)")
     ap.add_argument("--threads", type=int, default=None,
                     help="threads for geoml and the anchors' BLAS (default: library default)")
     ap.add_argument("--degrees", default="",
@@ -250,7 +253,7 @@ def main(argv=None):
         ref = None  # geoml's eigenvalues: what the anchors are compared with
         for deg, name in [(None, "geoml"), *((d_, f"geoml-lanczos-deg{d_}") for d_ in extra)]:
             t, (lam, U, info) = timeit(lambda: _run_geoml(W, L, deg, args.threads),
-                                       repeats=repeats, warmup=0)
+                                       repeats=repeats, warmup=args.warmup)
             r = _residuals(L, lam, U)
             if ref is None:
                 ref = lam
@@ -263,7 +266,7 @@ def main(argv=None):
             print(geo_rows[-1], flush=True)
         t_geo = geo_rows[0]["time_s"]
         for name in anchors:
-            msg = _anchor(name, args.threads, repeats, args.timeout)
+            msg = _anchor(name, args.threads, repeats, args.timeout, args.warmup)
             row = dict(graph=label, solver=name)
             if msg[0] == "ok":
                 _, t, lam, r = msg
