@@ -71,7 +71,6 @@ shift-invert ``eigsh`` ~11-30 s depending on the load (see ``bench/results/eigsh
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import numbers
 import warnings
@@ -83,7 +82,8 @@ import scipy.sparse.csgraph as csgraph
 from scipy.sparse.linalg import LinearOperator
 
 from . import _core, _gpu
-from ._validation import as_float_array, check_int, check_n_jobs, is_gpu_array, reject_gpu
+from ._validation import (as_float_array, check_int, check_n_jobs, is_gpu_array, reject_gpu,
+                          single_threaded_blas)
 from .neighbors import _move, _on_device, _xp, knn_graph
 
 __all__ = ["DiffusionMap", "EigshResult", "LaplacianEigenmap", "SpectralClustering", "eigsh",
@@ -611,22 +611,8 @@ def _lsym_smallest_amg(W: sp.csr_matrix, d: np.ndarray, Z: np.ndarray, kk: int, 
     (eigenvalues (kk,), eigenvectors (n, kk), residuals (kk,), iterations, matvecs,
     converged).
     """
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return _lsym_smallest_amg_run(W, d, Z, kk, tol, max_iter, seed, nt)
-
-
-def _single_threaded_blas():
-    """Limit NumPy's BLAS to one thread (threadpoolctl, if installed; else a no-op).
-
-    The block products run on OpenMP threads; a multi-threaded BLAS keeps its own threads
-    spinning between calls, and on a 2-core machine the two pools slow each other down
-    several-fold (measured: 14.0 s vs 7.0 s for the 200,000-node benchmark graph).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 def _lsym_smallest_amg_run(W, d, Z, kk, tol, max_iter, seed, nt):
