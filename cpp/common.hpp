@@ -38,6 +38,15 @@ inline int thread_id() {
 #endif
 }
 
+/// Threads of the enclosing parallel region (1 without OpenMP).
+inline int thread_count() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
 /// Compiler name and version baked in at build time.
 inline std::string compiler_string() {
 #if defined(__clang__)

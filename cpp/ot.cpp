@@ -1046,11 +1046,7 @@ struct DenseSinkhorn {
     }
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-      const int T = omp_get_num_threads(), t = omp_get_thread_num();
-#else
-      const int T = 1, t = 0;
-#endif
+      const int T = thread_count(), t = thread_id();
       const int j0 = static_cast<int>(static_cast<int64_t>(n) * t / T);
       const int j1 = static_cast<int>(static_cast<int64_t>(n) * (t + 1) / T);
       std::fill(out + j0, out + j1, 0.0);
@@ -1081,11 +1077,7 @@ struct DenseSinkhorn {
     w.part.resize(static_cast<size_t>(nt) * n);
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-      const int T = omp_get_num_threads(), t = omp_get_thread_num();
-#else
-      const int T = 1, t = 0;
-#endif
+      const int T = thread_count(), t = thread_id();
       double* acc = w.part.data() + static_cast<int64_t>(t) * n;
       std::fill(acc, acc + n, 0.0);
       SweepOut mine;
@@ -1227,11 +1219,7 @@ struct DenseSinkhorn {
     const double* v = w.v.data();
 #pragma omp parallel num_threads(T) if (T > 1)
     {
-#ifdef _OPENMP
-      const int t = omp_get_thread_num();
-#else
-      const int t = 0;
-#endif
+      const int t = thread_id();
       double* cs = w.part.data() + static_cast<int64_t>(t) * n;
       float* buf = f32 ? w.row32.data() + static_cast<int64_t>(t) * n : nullptr;
       double cost = 0.0, rerr = 0.0;
@@ -1348,11 +1336,7 @@ bool value_range(int64_t n, const double* x, int n_jobs, double* lo, double* hi)
   Range all;
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-#ifdef _OPENMP
-    const int T = omp_get_num_threads(), t = omp_get_thread_num();
-#else
-    const int T = 1, t = 0;
-#endif
+    const int T = thread_count(), t = thread_id();
     const Range r = range_of(n * (t + 1) / T - n * t / T, x + n * t / T);
 #pragma omp critical
     {
