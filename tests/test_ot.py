@@ -459,6 +459,18 @@ def test_sinkhorn_float32_kernel_matches_pot(rng, eps):
     assert res1.cost == pytest.approx(res.cost, rel=1e-12)
 
 
+@pytest.mark.parametrize("n", [1, 3, 7, 1000, (1 << 18) + 5])
+def test_value_range_matches_numpy(rng, n):
+    # SIMD tails (n not a multiple of 4) and the threaded path (n >= 2^18)
+    from geoml import _core
+
+    x = rng.normal(size=n) * 10 - 3
+    lo, hi, finite = _core.value_range(x, 0)
+    assert (lo, hi, finite) == (x.min(), x.max(), True)
+    x[n // 2] = np.nan
+    assert not _core.value_range(x, 0)[2]
+
+
 def test_value_range_rejects_nonfinite():
     C = np.ones((300, 300))
     C[123, 45] = np.inf
