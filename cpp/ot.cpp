@@ -201,13 +201,20 @@ struct Solver {
     return best_arc;
   }
 
-  void init(const double* a, const double* b, const double* cost) {
+  // Artificial-root start; false (nothing else done) when some cost is NaN or infinite.
+  bool init(const double* a, const double* b, const double* cost) {
     C = cost;
     narcs = static_cast<int64_t>(mm) * nn;
     N = mm + nn + 1;
     R = N - 1;
     double cmax = 0.0;
-    for (int64_t k = 0; k < narcs; ++k) cmax = std::max(cmax, std::fabs(C[k]));
+    bool finite = true;
+    for (int64_t k = 0; k < narcs; ++k) {
+      const double c = std::fabs(C[k]);
+      finite &= c <= std::numeric_limits<double>::max();
+      cmax = std::max(cmax, c);
+    }
+    if (!finite) return false;
     art = (cmax + 1.0) * static_cast<double>(N);
     w.parent.resize(N);
     w.pred.resize(N);
@@ -243,6 +250,7 @@ struct Solver {
     block = std::max<int64_t>(static_cast<int64_t>(std::sqrt(static_cast<double>(narcs))), 10);
     block = std::min(block, narcs);
     next_arc = 0;
+    return true;
   }
 
   // One pivot on entering real arc e with reduced cost rc < 0.
@@ -361,6 +369,376 @@ struct Solver {
   }
 };
 
+// ---------------------------------------------------------------- tiny dense problems
+//
+// Problems with at most kTinyDim rows and columns (after dropping zero-mass bins) run the
+// same network simplex (artificial-root start, Dantzig pricing, the same pivot) on fixed-size
+// arrays inside one stack object: no allocation, no indirection through the workspace, all
+// in L1. Node ids: sources 0..mm-1, sinks kTinyDim + j, root 2 kTinyDim, so the sink
+// potentials h = pot + kTinyDim are contiguous, 32-byte aligned and zero up to the root.
+// The cost is copied into a buffer with rows padded to W = nn rounded up to 4 (padding
+// +inf), so pricing is a vertical AVX2 min over whole rows: one min per 4 arcs and a single
+// horizontal reduction per scan, instead of one per row.
+
+constexpr int kTinyDim = 32;
+constexpr int kTinyRoot = 2 * kTinyDim;
+constexpr int kTinyNodes = kTinyRoot + 1;
+
+/// Dantzig scan of a tiny problem: the arc (i, j) minimising (Cp_ij + h_j) - p_i over the
+/// mm rows of Cp (stride W), returned in *io, *jo when that minimum is negative; returns the
+/// minimum (0 when none is negative). CpT (column j at CpT + j kTinyDim, padded with +inf
+/// to a multiple of 4 rows) locates the row of the minimum. O(mm W).
+using TinyScan = double (*)(int mm, int W, const double* Cp, const double* CpT,
+                            const double* p, const double* h, int* io, int* jo);
+
+double tiny_scan_generic(int mm, int W, const double* Cp, const double*, const double* p,
+                         const double* h, int* io, int* jo) {
+  double best = 0.0;
+  for (int i = 0; i < mm; ++i) {
+    const double* Ci = Cp + i * W;
+    for (int j = 0; j < W; ++j) {
+      const double r = (Ci[j] + h[j]) - p[i];
+      if (r < best) {
+        best = r;
+        *io = i;
+        *jo = j;
+      }
+    }
+  }
+  return best;
+}
+
+#if GEOML_SIMD_X86
+// Vertical min over rows (NV vectors per row, in named registers: GCC keeps arrays of
+// __m256d on the stack), one horizontal reduction; the column from a compare mask over the
+// accumulators and the row from a compare mask over the transposed column: no
+// data-dependent loop.
+template <int NV>
+GEOML_AVX2 double tiny_scan_avx2(int mm, int, const double* Cp, const double* CpT,
+                                 const double* p, const double* h, int* io, int* jo) {
+  constexpr int W = 4 * NV;
+  const __m256d zero = _mm256_setzero_pd();
+  __m256d h0 = zero, h1 = zero, h2 = zero, h3 = zero, h4 = zero, h5 = zero, h6 = zero,
+          h7 = zero;
+  __m256d a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero, a5 = zero, a6 = zero,
+          a7 = zero;
+#define GEOML_TINY_LANES(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define GEOML_TINY_LOAD_H(v) \
+  if constexpr (NV > v) h##v = _mm256_load_pd(h + 4 * v);
+  GEOML_TINY_LANES(GEOML_TINY_LOAD_H)
+  for (int i = 0; i < mm; ++i) {
+    const double* Ci = Cp + i * W;
+    const __m256d pi = _mm256_broadcast_sd(p + i);
+#define GEOML_TINY_MIN(v)                                                             \
+  if constexpr (NV > v)                                                               \
+    a##v = _mm256_min_pd(a##v,                                                        \
+                         _mm256_sub_pd(_mm256_add_pd(_mm256_load_pd(Ci + 4 * v), h##v), pi));
+    GEOML_TINY_LANES(GEOML_TINY_MIN)
+  }
+  __m256d mn = a0;
+#define GEOML_TINY_REDUCE(v) \
+  if constexpr (NV > v && v > 0) mn = _mm256_min_pd(mn, a##v);
+  GEOML_TINY_LANES(GEOML_TINY_REDUCE)
+  const __m128d q = _mm_min_pd(_mm256_castpd256_pd128(mn), _mm256_extractf128_pd(mn, 1));
+  const double best = _mm_cvtsd_f64(_mm_min_sd(q, _mm_unpackhi_pd(q, q)));
+  if (!(best < 0.0)) return best;
+  const __m256d bv = _mm256_set1_pd(best);
+  unsigned cols = 0;
+#define GEOML_TINY_MASK(v)                                                               \
+  if constexpr (NV > v)                                                                  \
+    cols |= static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(a##v, bv, _CMP_EQ_OQ))) \
+            << (4 * v);
+  GEOML_TINY_LANES(GEOML_TINY_MASK)
+#undef GEOML_TINY_LANES
+#undef GEOML_TINY_LOAD_H
+#undef GEOML_TINY_MIN
+#undef GEOML_TINY_REDUCE
+#undef GEOML_TINY_MASK
+  const int j = __builtin_ctz(cols);
+  const double* Tj = CpT + j * kTinyDim;
+  const __m256d hj = _mm256_broadcast_sd(h + j);
+  unsigned rows = 0;
+  for (int i = 0; i < mm; i += 4)
+    rows |= static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(
+                _mm256_sub_pd(_mm256_add_pd(_mm256_load_pd(Tj + i), hj), _mm256_load_pd(p + i)),
+                bv, _CMP_EQ_OQ)))
+            << i;
+  *io = __builtin_ctz(rows);
+  *jo = j;
+  return best;
+}
+#endif
+
+/// The pricing routine for rows of stride W (a multiple of 4, at most kTinyDim).
+TinyScan tiny_scan_for(int W) {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) {
+    static const TinyScan table[kTinyDim / 4] = {
+        tiny_scan_avx2<1>, tiny_scan_avx2<2>, tiny_scan_avx2<3>, tiny_scan_avx2<4>,
+        tiny_scan_avx2<5>, tiny_scan_avx2<6>, tiny_scan_avx2<7>, tiny_scan_avx2<8>};
+    return table[W / 4 - 1];
+  }
+#endif
+  (void)W;
+  return tiny_scan_generic;
+}
+
+/// The network simplex of `Solver` on a tiny problem, every array in the object (about
+/// 10 KB, meant for the stack; nothing is initialised beyond what `init` writes).
+struct TinySolver {
+  int mm = 0, nn = 0, W = 0;
+  int parent[kTinyNodes], pred[kTinyNodes], thread[kTinyNodes], rev[kTinyNodes];
+  int depth[kTinyNodes];
+  unsigned char up[kTinyNodes];
+  double flow[kTinyNodes];
+  alignas(32) double pot[kTinyNodes];
+  alignas(32) double Cp[kTinyDim * kTinyDim];
+  alignas(32) double CpT[kTinyDim * kTinyDim];  // transposed, rows padded to 4 with +inf
+  int path[kTinyNodes], lasts[kTinyNodes], sv[3 * kTinyNodes];
+
+  inline void link(int x, int y) {
+    thread[x] = y;
+    rev[y] = x;
+  }
+
+  /// Copies the kept rows/columns of C (m x n) into Cp and builds the artificial-root
+  /// tree; returns false when some kept cost is NaN or infinite. O(mm W).
+  bool init(int n, const double* a, const double* b, const double* C, const int* rows,
+            const int* cols, bool all_cols) {
+    W = (nn + 3) & ~3;
+    double cmax = 0.0;
+    bool finite = true;
+    for (int i = 0; i < mm; ++i) {
+      const double* Ci = C + static_cast<int64_t>(rows[i]) * n;
+      double* Di = Cp + i * W;
+      if (all_cols) {
+        for (int j = 0; j < nn; ++j) Di[j] = Ci[j];
+      } else {
+        for (int j = 0; j < nn; ++j) Di[j] = Ci[cols[j]];
+      }
+      for (int j = 0; j < nn; ++j) {
+        const double c = std::fabs(Di[j]);
+        finite &= c <= std::numeric_limits<double>::max();
+        cmax = std::max(cmax, c);
+      }
+      for (int j = nn; j < W; ++j) Di[j] = std::numeric_limits<double>::infinity();
+      for (int j = 0; j < nn; ++j) CpT[j * kTinyDim + i] = Di[j];
+    }
+    if (!finite) return false;
+    for (int j = 0; j < nn; ++j)
+      for (int i = mm; i < ((mm + 3) & ~3); ++i)
+        CpT[j * kTinyDim + i] = std::numeric_limits<double>::infinity();
+    const double art = (cmax + 1.0) * static_cast<double>(mm + nn + 1);
+    for (int i = 0; i < mm; ++i) {
+      parent[i] = kTinyRoot;
+      pred[i] = -1 - i;
+      depth[i] = 1;
+      up[i] = 1;
+      flow[i] = a[rows[i]];
+      pot[i] = art;
+    }
+    for (int u = mm; u < 2 * kTinyDim; ++u) pot[u] = 0.0;  // padding stays 0
+    for (int j = 0; j < nn; ++j) {
+      const int u = kTinyDim + j;
+      parent[u] = kTinyRoot;
+      pred[u] = -1 - u;
+      depth[u] = 1;
+      up[u] = 0;
+      flow[u] = b[cols[j]];
+      pot[u] = -art;
+    }
+    parent[kTinyRoot] = -1;
+    pred[kTinyRoot] = 0;
+    depth[kTinyRoot] = 0;
+    pot[kTinyRoot] = 0.0;
+    flow[kTinyRoot] = 0.0;
+    up[kTinyRoot] = 0;
+    // thread: root, sources, sinks, back to the root
+    int last = kTinyRoot;
+    for (int i = 0; i < mm; ++i) {
+      link(last, i);
+      last = i;
+    }
+    for (int j = 0; j < nn; ++j) {
+      link(last, kTinyDim + j);
+      last = kTinyDim + j;
+    }
+    link(last, kTinyRoot);
+    return true;
+  }
+
+  /// One pivot on entering arc (i, j) with reduced cost rc < 0 (as Solver::pivot).
+  void pivot(int ei, int ej, double rc) {
+    const int s = ei, t = kTinyDim + ej;
+    int u = s, v = t;
+    while (u != v) {
+      if (depth[u] > depth[v]) {
+        u = parent[u];
+      } else if (depth[v] > depth[u]) {
+        v = parent[v];
+      } else {
+        u = parent[u];
+        v = parent[v];
+      }
+    }
+    const int join = u;
+    double delta = std::numeric_limits<double>::infinity();
+    int u_out = -1, side = 0;
+    for (int x = s; x != join; x = parent[x]) {
+      if (up[x] && flow[x] < delta) {
+        delta = flow[x];
+        u_out = x;
+        side = 1;
+      }
+    }
+    for (int x = t; x != join; x = parent[x]) {
+      if (!up[x] && flow[x] <= delta) {
+        delta = flow[x];
+        u_out = x;
+        side = 2;
+      }
+    }
+    if (u_out < 0) throw std::runtime_error("emd: unbounded cycle (internal error)");
+    if (delta > 0.0) {
+      for (int x = s; x != join; x = parent[x]) flow[x] += up[x] ? -delta : delta;
+      for (int x = t; x != join; x = parent[x]) flow[x] += up[x] ? delta : -delta;
+    }
+    const int u_in = side == 1 ? s : t;
+    const int v_in = side == 1 ? t : s;
+    const double sigma = side == 1 ? rc : -rc;
+    int k = 0;
+    for (int x = u_in;; x = parent[x]) {
+      path[k] = x;
+      if (x == u_out) break;
+      ++k;
+    }
+    int last = path[0];
+    for (int q = 0; q <= k; ++q) {
+      const int dq = depth[path[q]];
+      while (depth[thread[last]] > dq) last = thread[last];
+      lasts[q] = last;
+    }
+    for (int q = 1; q <= k; ++q) {
+      sv[3 * q] = thread[path[q]];
+      sv[3 * q + 1] = rev[path[q - 1]];
+      sv[3 * q + 2] = thread[lasts[q - 1]];
+    }
+    link(rev[u_out], thread[lasts[k]]);
+    int tail = lasts[0];
+    for (int q = 1; q <= k; ++q) {
+      link(tail, path[q]);
+      tail = path[q];
+      if (sv[3 * q] != path[q - 1]) {
+        link(tail, sv[3 * q]);
+        tail = sv[3 * q + 1];
+      }
+      if (lasts[q - 1] != lasts[q]) {
+        link(tail, sv[3 * q + 2]);
+        tail = lasts[q];
+      }
+    }
+    {
+      const int next = thread[v_in];
+      link(v_in, path[0]);
+      link(tail, next);
+    }
+    for (int q = k; q >= 1; --q) {
+      parent[path[q]] = path[q - 1];
+      pred[path[q]] = pred[path[q - 1]];
+      up[path[q]] = !up[path[q - 1]];
+      flow[path[q]] = flow[path[q - 1]];
+    }
+    parent[u_in] = v_in;
+    pred[u_in] = ei * W + ej;
+    up[u_in] = side == 1 ? 1 : 0;
+    flow[u_in] = delta;
+    for (int x = u_in;; x = thread[x]) {
+      depth[x] = depth[parent[x]] + 1;
+      pot[x] += sigma;
+      if (x == tail) break;
+    }
+  }
+};
+
+/// emd_solve for mm, nn <= kTinyDim (ws.rows/cols/mm/nn already set): solves on a
+/// TinySolver, then stores the final tree in ws (pred as compressed arc ids) for
+/// emd_plan_*/emd_duals. Returns the cost; *status as emd_solve, or EMD_NONFINITE.
+double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
+                int64_t max_iter, double mass, int* status) {
+  TinySolver S;
+  const int mm = ws.mm, nn = ws.nn;
+  S.mm = mm;
+  S.nn = nn;
+  if (!S.init(n, a, b, C, ws.rows.data(), ws.cols.data(), nn == n)) {
+    ws.parent.clear();
+    if (status) *status = EMD_NONFINITE;
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  const int W = S.W;
+  const TinyScan scan = tiny_scan_for(W);
+  const double* p = S.pot;
+  const double* h = S.pot + kTinyDim;
+  int st = EMD_OPTIMAL;
+  int64_t piv = 0;
+  for (;; ++piv) {
+    if (max_iter > 0 && piv >= max_iter) {
+      st = EMD_MAX_ITER;
+      break;
+    }
+    int i = 0, j = 0;
+    const double best = scan(mm, W, S.Cp, S.CpT, p, h, &i, &j);
+    if (!(best < 0.0)) break;
+    const double scale = std::fabs(S.Cp[i * W + j]) + std::fabs(p[i]) + std::fabs(h[j]);
+    if (!(best < -kRcRel * scale)) break;
+    S.pivot(i, j, best);
+  }
+  ws.n_pivots = piv;
+  // cost over real tree arcs; residual flow on artificial arcs means unequal masses
+  double cost = 0.0, art_flow = 0.0;
+  for (int x = S.thread[kTinyRoot]; x != kTinyRoot; x = S.thread[x]) {
+    if (S.pred[x] >= 0)
+      cost += S.flow[x] * S.Cp[S.pred[x]];
+    else
+      art_flow += S.flow[x];
+  }
+  if (st == EMD_OPTIMAL && art_flow > 1e-9 * mass) st = EMD_INFEASIBLE;
+  // exact potentials from the tree, first root subtree at zero (as emd_solve)
+  const double shift = S.pot[S.thread[kTinyRoot]];
+  for (int x = S.thread[kTinyRoot]; x != kTinyRoot; x = S.thread[x]) {
+    const int q = S.parent[x];
+    if (q == kTinyRoot) {
+      S.pot[x] -= shift;
+    } else {
+      const double c = S.Cp[S.pred[x]];
+      S.pot[x] = S.up[x] ? S.pot[q] + c : S.pot[q] - c;
+    }
+  }
+  // the tree in emd_solve's node numbering (sinks at mm + j, root mm + nn)
+  const int N = mm + nn + 1;
+  ws.parent.resize(N);
+  ws.pred.resize(N);
+  ws.flow.resize(N);
+  ws.pot.resize(N);
+  ws.up.resize(N);
+  auto node = [&](int x) { return x < kTinyDim ? x : x == kTinyRoot ? mm + nn : mm + x - kTinyDim; };
+  for (int x = S.thread[kTinyRoot]; x != kTinyRoot; x = S.thread[x]) {
+    const int u = node(x), e = S.pred[x];
+    ws.parent[u] = node(S.parent[x]);
+    ws.pred[u] = e >= 0 ? (e / W) * nn + e % W : -1 - u;
+    ws.flow[u] = S.flow[x];
+    ws.pot[u] = S.pot[x];
+    ws.up[u] = S.up[x];
+  }
+  ws.parent[N - 1] = -1;
+  ws.pred[N - 1] = 0;
+  ws.flow[N - 1] = 0.0;
+  ws.pot[N - 1] = 0.0;
+  ws.up[N - 1] = 0;
+  ws.C = nullptr;
+  if (status) *status = st;
+  return cost;
+}
+
 }  // namespace
 
 double emd_solve(int m, int n, const double* a, const double* b, const double* C,
@@ -395,6 +773,8 @@ double emd_solve(int m, int n, const double* a, const double* b, const double* C
     return 0.0;
   }
   const int mm = ws.mm, nn = ws.nn;
+  if (mm <= kTinyDim && nn <= kTinyDim)
+    return emd_tiny(n, a, b, C, ws, max_iter, std::max(sa, sb), status);
   // compressed supplies/demands; cost view (copy only when something was dropped)
   ws.flow.resize(mm + nn + 1);
   std::vector<double>& ab = ws.ab;
@@ -416,7 +796,11 @@ double emd_solve(int m, int n, const double* a, const double* b, const double* C
   S.mm = mm;
   S.nn = nn;
   const bool small = static_cast<int64_t>(mm) * nn <= kSmallArcs;
-  S.init(ab.data(), ab.data() + mm, ws.C);
+  if (!S.init(ab.data(), ab.data() + mm, ws.C)) {
+    ws.parent.clear();
+    if (status) *status = EMD_NONFINITE;
+    return std::numeric_limits<double>::quiet_NaN();
+  }
   int st = EMD_OPTIMAL;
   for (;;) {
     if (max_iter > 0 && ws.n_pivots >= max_iter) {

@@ -18,6 +18,7 @@ enum EmdStatus : int {
   EMD_OPTIMAL = 0,     ///< an optimal basic solution was found
   EMD_MAX_ITER = 1,    ///< the pivot limit was reached: the plan is feasible, maybe not optimal
   EMD_INFEASIBLE = 2,  ///< total masses differ by more than the artificial arcs absorbed
+  EMD_NONFINITE = 3,   ///< a cost between positive-mass bins is NaN or infinite (cost NaN)
 };
 
 /// Reusable memory for the network simplex (`emd_solve`, `emd_small`). Keep one per thread
