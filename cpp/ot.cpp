@@ -494,7 +494,8 @@ struct TinySolver {
   alignas(32) double pot[kTinyNodes];
   alignas(32) double Cp[kTinyDim * kTinyDim];
   alignas(32) double CpT[kTinyDim * kTinyDim];  // transposed, rows padded to 4 with +inf
-  int path[kTinyNodes], lasts[kTinyNodes], sv[3 * kTinyNodes];
+  int cs[kTinyNodes], ct[kTinyNodes];  // the cycle's sides (s and t up to the join)
+  int lasts[kTinyNodes], sv[3 * kTinyNodes];
 
   inline void link(int x, int y) {
     thread[x] = y;
@@ -567,51 +568,57 @@ struct TinySolver {
     return true;
   }
 
-  /// One pivot on entering arc (i, j) with reduced cost rc < 0 (as Solver::pivot).
+  /// One pivot on entering arc (i, j) with reduced cost rc < 0: the pivot of
+  /// Solver::pivot (same leaving arc), with the cycle's two sides walked once into arrays
+  /// (branch-free steps) from which the leaving arc, the flow update and the path to
+  /// re-hang are all read.
   void pivot(int ei, int ej, double rc) {
     const int s = ei, t = kTinyDim + ej;
+    int ns = 0, nt = 0;
     int u = s, v = t;
+    for (int du = depth[u], dv = depth[v]; du > dv; --du) {
+      cs[ns++] = u;
+      u = parent[u];
+    }
+    for (int du = depth[u], dv = depth[v]; dv > du; --dv) {
+      ct[nt++] = v;
+      v = parent[v];
+    }
     while (u != v) {
-      if (depth[u] > depth[v]) {
-        u = parent[u];
-      } else if (depth[v] > depth[u]) {
-        v = parent[v];
-      } else {
-        u = parent[u];
-        v = parent[v];
-      }
+      cs[ns++] = u;
+      ct[nt++] = v;
+      u = parent[u];
+      v = parent[v];
     }
-    const int join = u;
-    double delta = std::numeric_limits<double>::infinity();
-    int u_out = -1, side = 0;
-    for (int x = s; x != join; x = parent[x]) {
-      if (up[x] && flow[x] < delta) {
-        delta = flow[x];
-        u_out = x;
-        side = 1;
-      }
+    // leaving arc: the last blocking arc met when walking the cycle join -> s -> t -> join,
+    // i.e. the first minimum on the s side unless the t side's last minimum is <= it
+    double ds = std::numeric_limits<double>::infinity(), dt = ds;
+    int os = -1, ot = -1;
+    for (int q = 0; q < ns; ++q) {
+      const int x = cs[q];
+      const bool c = up[x] && flow[x] < ds;
+      ds = c ? flow[x] : ds;
+      os = c ? q : os;
     }
-    for (int x = t; x != join; x = parent[x]) {
-      if (!up[x] && flow[x] <= delta) {
-        delta = flow[x];
-        u_out = x;
-        side = 2;
-      }
+    for (int q = 0; q < nt; ++q) {
+      const int x = ct[q];
+      const bool c = !up[x] && flow[x] <= dt;
+      dt = c ? flow[x] : dt;
+      ot = c ? q : ot;
     }
-    if (u_out < 0) throw std::runtime_error("emd: unbounded cycle (internal error)");
+    const int side = (ot >= 0 && dt <= ds) ? 2 : 1;
+    const double delta = side == 2 ? dt : ds;
+    if (side == 1 && os < 0) throw std::runtime_error("emd: unbounded cycle (internal error)");
     if (delta > 0.0) {
-      for (int x = s; x != join; x = parent[x]) flow[x] += up[x] ? -delta : delta;
-      for (int x = t; x != join; x = parent[x]) flow[x] += up[x] ? delta : -delta;
+      for (int q = 0; q < ns; ++q) flow[cs[q]] += up[cs[q]] ? -delta : delta;
+      for (int q = 0; q < nt; ++q) flow[ct[q]] += up[ct[q]] ? delta : -delta;
     }
-    const int u_in = side == 1 ? s : t;
+    // path u_in = path[0] -> ... -> path[k] = u_out: a prefix of one side
+    const int* path = side == 1 ? cs : ct;
+    const int k = side == 1 ? os : ot;
+    const int u_in = path[0], u_out = path[k];
     const int v_in = side == 1 ? t : s;
     const double sigma = side == 1 ? rc : -rc;
-    int k = 0;
-    for (int x = u_in;; x = parent[x]) {
-      path[k] = x;
-      if (x == u_out) break;
-      ++k;
-    }
     int last = path[0];
     for (int q = 0; q <= k; ++q) {
       const int dq = depth[path[q]];

@@ -23,6 +23,8 @@ MASS_RTOL = 1e-6
 
 Within it, ``b`` is rescaled to the mass of ``a`` before solving; beyond it ``ValueError``."""
 
+_EMD_NONFINITE = 3  # EmdStatus::EMD_NONFINITE of the C++ solver (a NaN/inf cost was read)
+
 
 class EMDResult(NamedTuple):
     """Exact optimal transport solution (see :func:`emd`)."""
@@ -69,10 +71,13 @@ def _histogram(w, n: int, name: str) -> np.ndarray:
     return w
 
 
-def _finite_cost(C, ndim: int) -> tuple[np.ndarray, float]:
+def _finite_cost(C, ndim: int, scan: bool = True) -> tuple[np.ndarray, float | None]:
     """C as C-contiguous float64 with ``ndim`` dimensions, NaN/inf rejected, and its range
-    ``max(C) - min(C)`` (one C++ pass does both)."""
+    ``max(C) - min(C)`` (one C++ pass does both); ``scan=False`` skips that pass (range
+    None, NaN/inf left to the caller's kernel)."""
     C = as_float_array(C, "C", ndim=ndim, dtype=np.float64, finite=False)
+    if not scan:
+        return C, None
     lo, hi, finite = _core.value_range(C.reshape(-1), 0)
     if not finite:
         raise ValueError("C contains NaN or infinity")
@@ -172,15 +177,18 @@ def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDRes
     return EMDResult(plan, float(cost), f, g, int(n_piv), converged)
 
 
-def _batched_layout(a, b, C, a_mask, b_mask, a_offsets, b_offsets, *, balance: bool):
+def _batched_layout(a, b, C, a_mask, b_mask, a_offsets, b_offsets, *, balance: bool,
+                    scan_cost: bool = True):
     """Validate batched input; return flat a, a_off, b, b_off, C, c_off, the plan shape and
-    the range of all costs."""
+    the range of all costs. With ``scan_cost=False`` C is not read here (range None): the
+    caller's kernel must reject NaN/inf itself (emd_batched does, per problem, while it
+    copies each cost block)."""
     for x, name in ((a, "a"), (b, "b"), (C, "C")):
         reject_gpu(x, name, "geoml.ot batched solvers")
     if (a_offsets is None) != (b_offsets is None):
         raise ValueError("give both a_offsets and b_offsets (ragged layout) or neither (padded)")
     if a_offsets is None:
-        C, crange = _finite_cost(C, 3)
+        C, crange = _finite_cost(C, 3, scan_cost)
         B, m, n = C.shape
         a = as_float_array(a, "a", ndim=2, dtype=np.float64)
         b = as_float_array(b, "b", ndim=2, dtype=np.float64)
@@ -205,7 +213,7 @@ def _batched_layout(a, b, C, a_mask, b_mask, a_offsets, b_offsets, *, balance: b
             raise ValueError("masks apply to the padded layout only; the ragged layout has none")
         a = as_float_array(a, "a", ndim=1, dtype=np.float64)
         b = as_float_array(b, "b", ndim=1, dtype=np.float64)
-        C, crange = _finite_cost(C, 1)
+        C, crange = _finite_cost(C, 1, scan_cost)
         a_off = np.ascontiguousarray(a_offsets, dtype=np.int64)
         b_off = np.ascontiguousarray(b_offsets, dtype=np.int64)
         if a_off.ndim != 1 or a_off.shape != b_off.shape or a_off.shape[0] < 2:
@@ -250,7 +258,10 @@ def emd_batched(a, b, C, *, a_mask=None, b_mask=None, a_offsets=None, b_offsets=
     """Many independent exact OT problems in one call, parallel over problems (OpenMP).
 
     Each problem is solved by the network simplex of :func:`emd` with a per-thread reusable
-    workspace (no allocation per problem once warm).
+    workspace (no allocation per problem once warm); problems with at most 32 rows and 32
+    columns of positive mass run a fixed-size variant of it (stack arrays, AVX2 pricing).
+    Only the costs between bins of positive mass are read: NaN or infinity there raises
+    ``ValueError``, while padding entries are ignored whatever they hold.
 
     Parameters
     ----------
@@ -289,11 +300,17 @@ def emd_batched(a, b, C, *, a_mask=None, b_mask=None, a_offsets=None, b_offsets=
     >>> geoml.ot.emd_batched(a, b, C).cost
     array([0., 1.])
     """
+    # C is not scanned for NaN/inf here: the kernel checks each cost block as it copies it
+    # (status 3), saving a pass over the largest input
     fa, a_off, fb, b_off, fC, c_off, plan_shape, _ = _batched_layout(
-        a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=True)
+        a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=True, scan_cost=False)
     cost, status, plans = _core.emd_batched(fa, a_off, fb, b_off, fC, c_off,
                                             _max_iter(max_iter), bool(return_plans),
                                             check_n_jobs(n_jobs))
+    bad = status == _EMD_NONFINITE
+    if bad.any():
+        raise ValueError(f"C contains NaN or infinity (problem {int(np.flatnonzero(bad)[0])}, "
+                         "between bins of positive mass)")
     converged = status == 0
     if not converged.all():
         warnings.warn(f"emd_batched: {int((~converged).sum())} problem(s) hit max_iter="
