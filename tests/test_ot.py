@@ -184,6 +184,63 @@ def test_emd_batched_degenerate_and_mixed_sizes(rng, kind):
         assert (P >= 0).all() and abs((P * C).sum() - c) <= 1e-12 * max(c, 1)
 
 
+# Problems with at most 32 rows and 32 columns of positive mass run a fixed-size variant of
+# the network simplex, larger ones the general solver: sizes on both sides of that line.
+TINY_EDGE = [(32, 32), (33, 32), (32, 33), (5, 29), (31, 2), (1, 32), (32, 1), (17, 4)]
+
+
+@pytest.mark.parametrize("m,n", TINY_EDGE)
+def test_emd_tiny_path_sizes(rng, m, n):
+    a, b, C = _problem(rng, m, n)
+    _check_emd(got.emd(a, b, C), a, b, C, pot.emd2(a, b, C))  # plan and duals of the tiny tree
+
+
+def test_emd_batched_tiny_path_zero_bins_and_ties(rng):
+    # padded 40 x 36 problems whose zero-mass bins leave <= 32 x 32 live bins (the fixed-size
+    # solver on gathered rows/columns) or more (general solver); some with rounded costs
+    # (ties, zeros) or uniform weights (degenerate pivots)
+    B, m, n = 30, 40, 36
+    A, Bm, Cp = np.zeros((B, m)), np.zeros((B, n)), np.zeros((B, m, n))
+    for k in range(B):
+        a, b, C = _problem(rng, m, n)
+        a[rng.choice(m, int(rng.integers(0, 16)), replace=False)] = 0.0
+        b[rng.choice(n, int(rng.integers(0, 12)), replace=False)] = 0.0
+        if k % 4 == 1:
+            a, b = (a > 0).astype(float), (b > 0).astype(float)
+        if k % 3 == 0:
+            C = np.round(C)
+        A[k], Bm[k], Cp[k] = a / a.sum(), b / b.sum(), C
+    res = got.emd_batched(A, Bm, Cp, return_plans=True)
+    assert res.converged.all()
+    live = [((A[k] > 0).sum(), (Bm[k] > 0).sum()) for k in range(B)]
+    assert any(mk <= 32 and nk <= 32 for mk, nk in live)
+    assert any(mk > 32 or nk > 32 for mk, nk in live)
+    for k in range(B):
+        ref = pot.emd2(A[k], Bm[k], Cp[k])
+        assert abs(res.cost[k] - ref) <= 1e-9 * max(ref, 1e-300) + 1e-15
+        P = res.plans[k]
+        np.testing.assert_allclose(P.sum(1), A[k], atol=1e-12)
+        np.testing.assert_allclose(P.sum(0), Bm[k], atol=1e-12)
+        assert (P >= 0).all() and abs((P * Cp[k]).sum() - res.cost[k]) <= 1e-12 * max(ref, 1)
+
+
+@pytest.mark.parametrize("size", [3, 40])
+def test_emd_batched_nonfinite_cost_only_where_read(size):
+    # costs are read only between bins of positive mass: NaN/inf in zero-weight padding is
+    # ignored; elsewhere ValueError naming the problem (fixed-size and general solvers)
+    A = np.full((2, size), 1.0 / (size - 1))
+    A[0, -1] = 0.0
+    A[1] = 1.0 / size
+    C = np.ones((2, size, size))
+    C[0, -1, :] = np.nan
+    C[0, :, -1] = np.inf
+    res = got.emd_batched(A, A, C)
+    np.testing.assert_allclose(res.cost, [1.0, 1.0])
+    C[1, 1, 0] = -np.inf
+    with pytest.raises(ValueError, match="problem 1"):
+        got.emd_batched(A, A, C)
+
+
 def test_emd_batched_bad_input():
     A = np.full((2, 3), 1 / 3)
     C = np.zeros((2, 3, 3))
