@@ -484,23 +484,22 @@ TinyScan tiny_scan_for(int W) {
 }
 
 /// The network simplex of `Solver` on a tiny problem, every array in the object (about
-/// 10 KB, meant for the stack; nothing is initialised beyond what `init` writes).
+/// 20 KB, meant for the stack; nothing is initialised beyond what `init` writes). With at
+/// most 64 non-root nodes the tree needs no thread or depth: each node keeps the bit set of
+/// its subtree (D, root excluded), so the join of a cycle is the first node above s whose
+/// set holds t, the subtree that moves is one word, and its potentials are shifted by
+/// walking its bits. A pivot costs O(cycle + moved subtree) with no pointer chasing through
+/// the subtree.
 struct TinySolver {
   int mm = 0, nn = 0, W = 0;
-  int parent[kTinyNodes], pred[kTinyNodes], thread[kTinyNodes], rev[kTinyNodes];
-  int depth[kTinyNodes];
+  int parent[kTinyNodes], pred[kTinyNodes];
   unsigned char up[kTinyNodes];
+  uint64_t D[kTinyNodes];  // subtree of each node as a bit set (the root's: all ones)
   double flow[kTinyNodes];
   alignas(32) double pot[kTinyNodes];
   alignas(32) double Cp[kTinyDim * kTinyDim];
   alignas(32) double CpT[kTinyDim * kTinyDim];  // transposed, rows padded to 4 with +inf
   int cs[kTinyNodes], ct[kTinyNodes];  // the cycle's sides (s and t up to the join)
-  int lasts[kTinyNodes], sv[3 * kTinyNodes];
-
-  inline void link(int x, int y) {
-    thread[x] = y;
-    rev[y] = x;
-  }
 
   /// Copies the kept rows/columns of C (m x n) into Cp and builds the artificial-root
   /// tree; returns false when some kept cost is NaN or infinite. O(mm W).
@@ -530,81 +529,51 @@ struct TinySolver {
       for (int i = mm; i < ((mm + 3) & ~3); ++i)
         CpT[j * kTinyDim + i] = std::numeric_limits<double>::infinity();
     const double art = (cmax + 1.0) * static_cast<double>(mm + nn + 1);
+    for (int u = mm; u < kTinyRoot; ++u) pot[u] = 0.0;  // padding stays 0
     for (int i = 0; i < mm; ++i) {
       parent[i] = kTinyRoot;
       pred[i] = -1 - i;
-      depth[i] = 1;
       up[i] = 1;
+      D[i] = uint64_t(1) << i;
       flow[i] = a[rows[i]];
       pot[i] = art;
     }
-    for (int u = mm; u < 2 * kTinyDim; ++u) pot[u] = 0.0;  // padding stays 0
     for (int j = 0; j < nn; ++j) {
       const int u = kTinyDim + j;
       parent[u] = kTinyRoot;
       pred[u] = -1 - u;
-      depth[u] = 1;
       up[u] = 0;
+      D[u] = uint64_t(1) << u;
       flow[u] = b[cols[j]];
       pot[u] = -art;
     }
     parent[kTinyRoot] = -1;
-    pred[kTinyRoot] = 0;
-    depth[kTinyRoot] = 0;
+    D[kTinyRoot] = ~uint64_t(0);
     pot[kTinyRoot] = 0.0;
-    flow[kTinyRoot] = 0.0;
-    up[kTinyRoot] = 0;
-    // thread: root, sources, sinks, back to the root
-    int last = kTinyRoot;
-    for (int i = 0; i < mm; ++i) {
-      link(last, i);
-      last = i;
-    }
-    for (int j = 0; j < nn; ++j) {
-      link(last, kTinyDim + j);
-      last = kTinyDim + j;
-    }
-    link(last, kTinyRoot);
     return true;
   }
 
   /// One pivot on entering arc (i, j) with reduced cost rc < 0: the pivot of
-  /// Solver::pivot (same leaving arc), with the cycle's two sides walked once into arrays
-  /// (branch-free steps) from which the leaving arc, the flow update and the path to
-  /// re-hang are all read.
+  /// Solver::pivot (same leaving arc, same new tree).
   void pivot(int ei, int ej, double rc) {
     const int s = ei, t = kTinyDim + ej;
-    int ns = 0, nt = 0;
-    int u = s, v = t;
-    for (int du = depth[u], dv = depth[v]; du > dv; --du) {
-      cs[ns++] = u;
-      u = parent[u];
-    }
-    for (int du = depth[u], dv = depth[v]; dv > du; --dv) {
-      ct[nt++] = v;
-      v = parent[v];
-    }
-    while (u != v) {
-      cs[ns++] = u;
-      ct[nt++] = v;
-      u = parent[u];
-      v = parent[v];
-    }
+    const uint64_t bs = uint64_t(1) << s, bt = uint64_t(1) << t;
     // leaving arc: the last blocking arc met when walking the cycle join -> s -> t -> join,
-    // i.e. the first minimum on the s side unless the t side's last minimum is <= it
+    // i.e. the first minimum on the s side unless the t side's last minimum is <= it;
+    // found while walking up to the join
     double ds = std::numeric_limits<double>::infinity(), dt = ds;
-    int os = -1, ot = -1;
-    for (int q = 0; q < ns; ++q) {
-      const int x = cs[q];
+    int os = -1, ot = -1, ns = 0, nt = 0;
+    for (int x = s; !(D[x] & bt); x = parent[x]) {
       const bool c = up[x] && flow[x] < ds;
       ds = c ? flow[x] : ds;
-      os = c ? q : os;
+      os = c ? ns : os;
+      cs[ns++] = x;
     }
-    for (int q = 0; q < nt; ++q) {
-      const int x = ct[q];
+    for (int x = t; !(D[x] & bs); x = parent[x]) {
       const bool c = !up[x] && flow[x] <= dt;
       dt = c ? flow[x] : dt;
-      ot = c ? q : ot;
+      ot = c ? nt : ot;
+      ct[nt++] = x;
     }
     const int side = (ot >= 0 && dt <= ds) ? 2 : 1;
     const double delta = side == 2 ? dt : ds;
@@ -613,57 +582,36 @@ struct TinySolver {
       for (int q = 0; q < ns; ++q) flow[cs[q]] += up[cs[q]] ? -delta : delta;
       for (int q = 0; q < nt; ++q) flow[ct[q]] += up[ct[q]] ? delta : -delta;
     }
-    // path u_in = path[0] -> ... -> path[k] = u_out: a prefix of one side
+    // path u_in = path[0] -> ... -> path[k] = u_out: a prefix of one side; the rest of that
+    // side loses the moved subtree M, the whole other side (from v_in up) gains it
     const int* path = side == 1 ? cs : ct;
+    const int* other = side == 1 ? ct : cs;
     const int k = side == 1 ? os : ot;
+    const int n_path = side == 1 ? ns : nt, n_other = side == 1 ? nt : ns;
     const int u_in = path[0], u_out = path[k];
     const int v_in = side == 1 ? t : s;
     const double sigma = side == 1 ? rc : -rc;
-    int last = path[0];
-    for (int q = 0; q <= k; ++q) {
-      const int dq = depth[path[q]];
-      while (depth[thread[last]] > dq) last = thread[last];
-      lasts[q] = last;
-    }
-    for (int q = 1; q <= k; ++q) {
-      sv[3 * q] = thread[path[q]];
-      sv[3 * q + 1] = rev[path[q - 1]];
-      sv[3 * q + 2] = thread[lasts[q - 1]];
-    }
-    link(rev[u_out], thread[lasts[k]]);
-    int tail = lasts[0];
-    for (int q = 1; q <= k; ++q) {
-      link(tail, path[q]);
-      tail = path[q];
-      if (sv[3 * q] != path[q - 1]) {
-        link(tail, sv[3 * q]);
-        tail = sv[3 * q + 1];
-      }
-      if (lasts[q - 1] != lasts[q]) {
-        link(tail, sv[3 * q + 2]);
-        tail = lasts[q];
-      }
-    }
-    {
-      const int next = thread[v_in];
-      link(v_in, path[0]);
-      link(tail, next);
-    }
+    const uint64_t M = D[u_out];
+    for (int q = k + 1; q < n_path; ++q) D[path[q]] &= ~M;
+    for (int q = 0; q < n_other; ++q) D[other[q]] |= M;
+    // re-root M at u_in: reverse the path's arcs; the subtree of path[q] becomes its old one
+    // minus path[q-1]'s, plus path[q+1]'s new one
+    uint64_t below = 0;
     for (int q = k; q >= 1; --q) {
-      parent[path[q]] = path[q - 1];
-      pred[path[q]] = pred[path[q - 1]];
-      up[path[q]] = !up[path[q - 1]];
-      flow[path[q]] = flow[path[q - 1]];
+      const int x = path[q], y = path[q - 1];
+      below |= D[x] & ~D[y];
+      D[x] = below;
+      parent[x] = y;
+      pred[x] = pred[y];
+      up[x] = !up[y];
+      flow[x] = flow[y];
     }
+    D[u_in] = M;
     parent[u_in] = v_in;
     pred[u_in] = ei * W + ej;
     up[u_in] = side == 1 ? 1 : 0;
     flow[u_in] = delta;
-    for (int x = u_in;; x = thread[x]) {
-      depth[x] = depth[parent[x]] + 1;
-      pot[x] += sigma;
-      if (x == tail) break;
-    }
+    for (uint64_t r = M; r; r &= r - 1) pot[__builtin_ctzll(r)] += sigma;
   }
 };
 
@@ -700,37 +648,53 @@ double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWor
     S.pivot(i, j, best);
   }
   ws.n_pivots = piv;
+  // live nodes in emd_solve's numbering (sinks at mm + j, root mm + nn)
+  int nodes[2 * kTinyDim];
+  for (int i = 0; i < mm; ++i) nodes[i] = i;
+  for (int j = 0; j < nn; ++j) nodes[mm + j] = kTinyDim + j;
   // cost over real tree arcs; residual flow on artificial arcs means unequal masses
   double cost = 0.0, art_flow = 0.0;
-  for (int x = S.thread[kTinyRoot]; x != kTinyRoot; x = S.thread[x]) {
+  for (int u = 0; u < mm + nn; ++u) {
+    const int x = nodes[u];
     if (S.pred[x] >= 0)
       cost += S.flow[x] * S.Cp[S.pred[x]];
     else
       art_flow += S.flow[x];
   }
   if (st == EMD_OPTIMAL && art_flow > 1e-9 * mass) st = EMD_INFEASIBLE;
-  // exact potentials from the tree, first root subtree at zero (as emd_solve)
-  const double shift = S.pot[S.thread[kTinyRoot]];
-  for (int x = S.thread[kTinyRoot]; x != kTinyRoot; x = S.thread[x]) {
-    const int q = S.parent[x];
-    if (q == kTinyRoot) {
-      S.pot[x] -= shift;
-    } else {
-      const double c = S.Cp[S.pred[x]];
-      S.pot[x] = S.up[x] ? S.pot[q] + c : S.pot[q] - c;
+  // exact potentials from the tree, parents first (as emd_solve): children of the root keep
+  // theirs, less that of the first one; every other node is its parent's across its arc
+  uint64_t done = 0;
+  double shift = 0.0;
+  bool first = true;
+  int stack[kTinyNodes];
+  for (int u = 0; u < mm + nn; ++u) {
+    int depth = 0;
+    for (int x = nodes[u]; x != kTinyRoot && !((done >> x) & 1); x = S.parent[x])
+      stack[depth++] = x;
+    while (depth > 0) {
+      const int x = stack[--depth], q = S.parent[x];
+      if (q == kTinyRoot) {
+        if (first) shift = S.pot[x];
+        first = false;
+        S.pot[x] -= shift;
+      } else {
+        const double c = S.Cp[S.pred[x]];
+        S.pot[x] = S.up[x] ? S.pot[q] + c : S.pot[q] - c;
+      }
+      done |= uint64_t(1) << x;
     }
   }
-  // the tree in emd_solve's node numbering (sinks at mm + j, root mm + nn)
+  // the tree in emd_solve's numbering
   const int N = mm + nn + 1;
   ws.parent.resize(N);
   ws.pred.resize(N);
   ws.flow.resize(N);
   ws.pot.resize(N);
   ws.up.resize(N);
-  auto node = [&](int x) { return x < kTinyDim ? x : x == kTinyRoot ? mm + nn : mm + x - kTinyDim; };
-  for (int x = S.thread[kTinyRoot]; x != kTinyRoot; x = S.thread[x]) {
-    const int u = node(x), e = S.pred[x];
-    ws.parent[u] = node(S.parent[x]);
+  for (int u = 0; u < mm + nn; ++u) {
+    const int x = nodes[u], e = S.pred[x], q = S.parent[x];
+    ws.parent[u] = q == kTinyRoot ? mm + nn : q < kTinyDim ? q : mm + q - kTinyDim;
     ws.pred[u] = e >= 0 ? (e / W) * nn + e % W : -1 - u;
     ws.flow[u] = S.flow[x];
     ws.pot[u] = S.pot[x];
