@@ -483,6 +483,100 @@ TinyScan tiny_scan_for(int W) {
   return tiny_scan_generic;
 }
 
+/// Float32 pre-pricing of a tiny problem (AVX2 only): the arc minimising
+/// (Cf_ij + hf_j) - pf_i in float over the mm rows of Cf (stride Wf = 8 NV), in *io, *jo
+/// when that minimum is negative; returns it. Twice the lanes of the float64 scan and two
+/// interleaved row chains; the caller re-prices the chosen arc in float64 and falls back to
+/// the exact scan when it is not entering there (and to certify optimality).
+using TinyScan32 = float (*)(int mm, const float* Cf, const float* CfT, const float* pf,
+                             const float* hf, int* io, int* jo);
+
+#if GEOML_SIMD_X86
+template <int NV>
+GEOML_AVX2 float tiny_scan32_avx2(int mm, const float* Cf, const float* CfT, const float* pf,
+                                  const float* hf, int* io, int* jo) {
+  constexpr int W = 8 * NV;
+  const __m256 zero = _mm256_setzero_ps();
+  __m256 h0 = zero, h1 = zero, h2 = zero, h3 = zero;
+  __m256 a0 = zero, a1 = zero, a2 = zero, a3 = zero, b0 = zero, b1 = zero, b2 = zero,
+         b3 = zero;
+#define GEOML_TINY_LANES(X) X(0) X(1) X(2) X(3)
+#define GEOML_TINY_LOAD_H(v) \
+  if constexpr (NV > v) h##v = _mm256_load_ps(hf + 8 * v);
+  GEOML_TINY_LANES(GEOML_TINY_LOAD_H)
+#define GEOML_TINY_MIN(acc, row, pi, v) \
+  if constexpr (NV > v)                 \
+    acc = _mm256_min_ps(acc, _mm256_sub_ps(_mm256_add_ps(_mm256_load_ps(row + 8 * v), h##v), pi));
+#define GEOML_TINY_MIN_A(v) GEOML_TINY_MIN(a##v, C0, p0, v)
+#define GEOML_TINY_MIN_B(v) GEOML_TINY_MIN(b##v, C1, p1, v)
+  int i = 0;
+  for (; i + 2 <= mm; i += 2) {
+    const float* C0 = Cf + i * W;
+    const float* C1 = C0 + W;
+    const __m256 p0 = _mm256_broadcast_ss(pf + i), p1 = _mm256_broadcast_ss(pf + i + 1);
+    GEOML_TINY_LANES(GEOML_TINY_MIN_A)
+    GEOML_TINY_LANES(GEOML_TINY_MIN_B)
+  }
+  if (i < mm) {
+    const float* C0 = Cf + i * W;
+    const __m256 p0 = _mm256_broadcast_ss(pf + i);
+    GEOML_TINY_LANES(GEOML_TINY_MIN_A)
+  }
+#define GEOML_TINY_MERGE(v) \
+  if constexpr (NV > v) a##v = _mm256_min_ps(a##v, b##v);
+  GEOML_TINY_LANES(GEOML_TINY_MERGE)
+  __m256 mn = a0;
+#define GEOML_TINY_REDUCE(v) \
+  if constexpr (NV > v && v > 0) mn = _mm256_min_ps(mn, a##v);
+  GEOML_TINY_LANES(GEOML_TINY_REDUCE)
+  __m128 q = _mm_min_ps(_mm256_castps256_ps128(mn), _mm256_extractf128_ps(mn, 1));
+  q = _mm_min_ps(q, _mm_movehl_ps(q, q));
+  const float best = _mm_cvtss_f32(_mm_min_ss(q, _mm_shuffle_ps(q, q, 1)));
+  if (!(best < 0.0f)) return best;
+  const __m256 bv = _mm256_set1_ps(best);
+  unsigned cols = 0;
+#define GEOML_TINY_MASK(v)                                                                 \
+  if constexpr (NV > v)                                                                    \
+    cols |= static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(a##v, bv, _CMP_EQ_OQ))) \
+            << (8 * v);
+  GEOML_TINY_LANES(GEOML_TINY_MASK)
+#undef GEOML_TINY_LANES
+#undef GEOML_TINY_LOAD_H
+#undef GEOML_TINY_MIN
+#undef GEOML_TINY_MIN_A
+#undef GEOML_TINY_MIN_B
+#undef GEOML_TINY_MERGE
+#undef GEOML_TINY_REDUCE
+#undef GEOML_TINY_MASK
+  const int j = __builtin_ctz(cols);
+  const float* Tj = CfT + j * kTinyDim;
+  const __m256 hj = _mm256_broadcast_ss(hf + j);
+  unsigned rows = 0;
+  for (int r = 0; r < mm; r += 8)
+    rows |= static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(
+                _mm256_sub_ps(_mm256_add_ps(_mm256_load_ps(Tj + r), hj), _mm256_load_ps(pf + r)),
+                bv, _CMP_EQ_OQ)))
+            << r;
+  *io = __builtin_ctz(rows);
+  *jo = j;
+  return best;
+}
+#endif
+
+/// The float32 pre-pricing for rows of stride Wf (a multiple of 8, at most kTinyDim), or
+/// null without AVX2 (the float64 scan alone is used then).
+TinyScan32 tiny_scan32_for(int Wf) {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) {
+    static const TinyScan32 table[kTinyDim / 8] = {
+        tiny_scan32_avx2<1>, tiny_scan32_avx2<2>, tiny_scan32_avx2<3>, tiny_scan32_avx2<4>};
+    return table[Wf / 8 - 1];
+  }
+#endif
+  (void)Wf;
+  return nullptr;
+}
+
 /// The network simplex of `Solver` on a tiny problem, every array in the object (about
 /// 20 KB, meant for the stack; nothing is initialised beyond what `init` writes). With at
 /// most 64 non-root nodes the tree needs no thread or depth: each node keeps the bit set of
@@ -499,6 +593,12 @@ struct TinySolver {
   alignas(32) double pot[kTinyNodes];
   alignas(32) double Cp[kTinyDim * kTinyDim];
   alignas(32) double CpT[kTinyDim * kTinyDim];  // transposed, rows padded to 4 with +inf
+  // float32 copies for the pre-pricing: cost (stride Wf = nn rounded up to 8), transposed
+  // (rows padded to 8), potentials
+  int Wf = 0;
+  alignas(32) float Cf[kTinyDim * kTinyDim];
+  alignas(32) float CfT[kTinyDim * kTinyDim];
+  alignas(32) float potf[kTinyNodes];
   int cs[kTinyNodes], ct[kTinyNodes];  // the cycle's sides (s and t up to the join)
 
   /// Copies the kept rows/columns of C (m x n) into Cp and builds the artificial-root
@@ -506,28 +606,31 @@ struct TinySolver {
   bool init(int n, const double* a, const double* b, const double* C, const int* rows,
             const int* cols, bool all_cols) {
     W = (nn + 3) & ~3;
+    Wf = (nn + 7) & ~7;
     double cmax = 0.0;
     bool finite = true;
     for (int i = 0; i < mm; ++i) {
       const double* Ci = C + static_cast<int64_t>(rows[i]) * n;
       double* Di = Cp + i * W;
-      if (all_cols) {
-        for (int j = 0; j < nn; ++j) Di[j] = Ci[j];
-      } else {
-        for (int j = 0; j < nn; ++j) Di[j] = Ci[cols[j]];
-      }
-      for (int j = 0; j < nn; ++j) {
-        const double c = std::fabs(Di[j]);
-        finite &= c <= std::numeric_limits<double>::max();
-        cmax = std::max(cmax, c);
+      for (int j = 0; j < nn; ++j) {  // one pass: copy, transpose, finiteness and max |c|
+        const double c = all_cols ? Ci[j] : Ci[cols[j]];
+        Di[j] = c;
+        CpT[j * kTinyDim + i] = c;
+        Cf[i * Wf + j] = static_cast<float>(c);
+        CfT[j * kTinyDim + i] = static_cast<float>(c);
+        finite &= std::fabs(c) <= std::numeric_limits<double>::max();
+        cmax = std::max(cmax, std::fabs(c));
       }
       for (int j = nn; j < W; ++j) Di[j] = std::numeric_limits<double>::infinity();
-      for (int j = 0; j < nn; ++j) CpT[j * kTinyDim + i] = Di[j];
+      for (int j = nn; j < Wf; ++j) Cf[i * Wf + j] = std::numeric_limits<float>::infinity();
     }
     if (!finite) return false;
-    for (int j = 0; j < nn; ++j)
+    for (int j = 0; j < nn; ++j) {
       for (int i = mm; i < ((mm + 3) & ~3); ++i)
         CpT[j * kTinyDim + i] = std::numeric_limits<double>::infinity();
+      for (int i = mm; i < ((mm + 7) & ~7); ++i)
+        CfT[j * kTinyDim + i] = std::numeric_limits<float>::infinity();
+    }
     const double art = (cmax + 1.0) * static_cast<double>(mm + nn + 1);
     for (int u = mm; u < kTinyRoot; ++u) pot[u] = 0.0;  // padding stays 0
     for (int i = 0; i < mm; ++i) {
@@ -550,6 +653,7 @@ struct TinySolver {
     parent[kTinyRoot] = -1;
     D[kTinyRoot] = ~uint64_t(0);
     pot[kTinyRoot] = 0.0;
+    for (int u = 0; u < kTinyNodes; ++u) potf[u] = static_cast<float>(pot[u]);
     return true;
   }
 
@@ -611,7 +715,11 @@ struct TinySolver {
     pred[u_in] = ei * W + ej;
     up[u_in] = side == 1 ? 1 : 0;
     flow[u_in] = delta;
-    for (uint64_t r = M; r; r &= r - 1) pot[__builtin_ctzll(r)] += sigma;
+    for (uint64_t r = M; r; r &= r - 1) {
+      const int x = __builtin_ctzll(r);
+      pot[x] += sigma;
+      potf[x] = static_cast<float>(pot[x]);
+    }
   }
 };
 
@@ -631,8 +739,15 @@ double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWor
   }
   const int W = S.W;
   const TinyScan scan = tiny_scan_for(W);
+  const TinyScan32 scan32 = tiny_scan32_for(S.Wf);
   const double* p = S.pot;
   const double* h = S.pot + kTinyDim;
+  // float64 reduced cost of arc (i, j) if it may enter (below the relative tolerance), else 0
+  auto entering = [&](int i, int j) {
+    const double rc = (S.Cp[i * W + j] + h[j]) - p[i];
+    const double scale = std::fabs(S.Cp[i * W + j]) + std::fabs(p[i]) + std::fabs(h[j]);
+    return rc < -kRcRel * scale ? rc : 0.0;
+  };
   int st = EMD_OPTIMAL;
   int64_t piv = 0;
   for (;; ++piv) {
@@ -641,11 +756,15 @@ double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWor
       break;
     }
     int i = 0, j = 0;
-    const double best = scan(mm, W, S.Cp, S.CpT, p, h, &i, &j);
-    if (!(best < 0.0)) break;
-    const double scale = std::fabs(S.Cp[i * W + j]) + std::fabs(p[i]) + std::fabs(h[j]);
-    if (!(best < -kRcRel * scale)) break;
-    S.pivot(i, j, best);
+    double rc = 0.0;
+    if (scan32 && scan32(mm, S.Cf, S.CfT, S.potf, S.potf + kTinyDim, &i, &j) < 0.0f)
+      rc = entering(i, j);
+    if (rc == 0.0) {  // exact Dantzig scan: no float candidate, or it does not enter
+      if (!(scan(mm, W, S.Cp, S.CpT, p, h, &i, &j) < 0.0)) break;
+      rc = entering(i, j);
+      if (rc == 0.0) break;
+    }
+    S.pivot(i, j, rc);
   }
   ws.n_pivots = piv;
   // live nodes in emd_solve's numbering (sinks at mm + j, root mm + nn)
