@@ -224,6 +224,26 @@ def test_emd_batched_tiny_path_zero_bins_and_ties(rng):
         assert (P >= 0).all() and abs((P * Cp[k]).sum() - res.cost[k]) <= 1e-12 * max(ref, 1)
 
 
+@pytest.mark.parametrize("isa", ["generic", "auto"])
+def test_emd_batched_tiny_path_isa(rng, isa):
+    # the fixed-size solver prices in float32 with AVX2 (float64 re-pricing and exact
+    # fallback), in float64 alone without: both exact, on uniform and tied problems too
+    B, m, n = 60, 16, 12
+    A, Bm = rng.random((B, m)) + 0.05, rng.random((B, n)) + 0.05
+    A[::3], Bm[::3] = 1.0, 1.0
+    A /= A.sum(1, keepdims=True)
+    Bm /= Bm.sum(1, keepdims=True)
+    Cp = rng.random((B, m, n))
+    Cp[1::3] = np.round(4 * Cp[1::3])
+    ref = np.array([pot.emd2(A[k], Bm[k], Cp[k]) for k in range(B)])
+    geoml._core.set_simd_isa(isa)
+    try:
+        res = got.emd_batched(A, Bm, Cp)
+    finally:
+        geoml._core.set_simd_isa("auto")
+    np.testing.assert_allclose(res.cost, ref, rtol=1e-9, atol=1e-15)
+
+
 @pytest.mark.parametrize("size", [3, 40])
 def test_emd_batched_nonfinite_cost_only_where_read(size):
     # costs are read only between bins of positive mass: NaN/inf in zero-weight padding is
