@@ -371,14 +371,17 @@ struct Solver {
 
 // ---------------------------------------------------------------- tiny dense problems
 //
-// Problems with at most kTinyDim rows and columns (after dropping zero-mass bins) run the
-// same network simplex (artificial-root start, Dantzig pricing, the same pivot) on fixed-size
-// arrays inside one stack object: no allocation, no indirection through the workspace, all
-// in L1. Node ids: sources 0..mm-1, sinks kTinyDim + j, root 2 kTinyDim, so the sink
-// potentials h = pot + kTinyDim are contiguous, 32-byte aligned and zero up to the root.
-// The cost is copied into a buffer with rows padded to W = nn rounded up to 4 (padding
-// +inf), so pricing is a vertical AVX2 min over whole rows: one min per 4 arcs and a single
-// horizontal reduction per scan, instead of one per row.
+// Problems with at most kTinyDim rows and columns (after dropping zero-mass bins; e.g. the
+// many 16x16 problems of emd_batched or Ollivier-Ricci curvature) run the same network
+// simplex (artificial-root start, the same strongly feasible pivot) on fixed-size arrays
+// inside one stack object: no allocation, no indirection through the workspace, all in L1.
+// Node ids: sources 0..mm-1, sinks kTinyDim + j, root 2 kTinyDim, so the sink potentials
+// h = pot + kTinyDim are contiguous, 32-byte aligned and zero up to the root. The tree is
+// kept as parent pointers plus one 64-bit subtree set per node (no thread, no depth).
+// The cost is copied into buffers with rows padded to a multiple of the SIMD width (padding
+// +inf), so pricing is a vertical min over whole rows, one horizontal reduction per scan:
+// in float32 first (AVX2), the candidate re-priced in float64; the exact float64 Dantzig
+// scan runs when that candidate does not enter, and certifies optimality.
 
 constexpr int kTinyDim = 32;
 constexpr int kTinyRoot = 2 * kTinyDim;
@@ -386,13 +389,12 @@ constexpr int kTinyNodes = kTinyRoot + 1;
 
 /// Dantzig scan of a tiny problem: the arc (i, j) minimising (Cp_ij + h_j) - p_i over the
 /// mm rows of Cp (stride W), returned in *io, *jo when that minimum is negative; returns the
-/// minimum (0 when none is negative). CpT (column j at CpT + j kTinyDim, padded with +inf
-/// to a multiple of 4 rows) locates the row of the minimum. O(mm W).
-using TinyScan = double (*)(int mm, int W, const double* Cp, const double* CpT,
-                            const double* p, const double* h, int* io, int* jo);
+/// minimum (0 when none is negative). O(mm W).
+using TinyScan = double (*)(int mm, int W, const double* Cp, const double* p, const double* h,
+                            int* io, int* jo);
 
-double tiny_scan_generic(int mm, int W, const double* Cp, const double*, const double* p,
-                         const double* h, int* io, int* jo) {
+double tiny_scan_generic(int mm, int W, const double* Cp, const double* p, const double* h,
+                         int* io, int* jo) {
   double best = 0.0;
   for (int i = 0; i < mm; ++i) {
     const double* Ci = Cp + i * W;
@@ -411,11 +413,10 @@ double tiny_scan_generic(int mm, int W, const double* Cp, const double*, const d
 #if GEOML_SIMD_X86
 // Vertical min over rows (NV vectors per row, in named registers: GCC keeps arrays of
 // __m256d on the stack), one horizontal reduction; the column from a compare mask over the
-// accumulators and the row from a compare mask over the transposed column: no
-// data-dependent loop.
+// accumulators and the row from a compare pass down that column: no data-dependent branch.
 template <int NV>
-GEOML_AVX2 double tiny_scan_avx2(int mm, int, const double* Cp, const double* CpT,
-                                 const double* p, const double* h, int* io, int* jo) {
+GEOML_AVX2 double tiny_scan_avx2(int mm, int, const double* Cp, const double* p,
+                                 const double* h, int* io, int* jo) {
   constexpr int W = 4 * NV;
   const __m256d zero = _mm256_setzero_pd();
   __m256d h0 = zero, h1 = zero, h2 = zero, h3 = zero, h4 = zero, h5 = zero, h6 = zero,
@@ -455,14 +456,8 @@ GEOML_AVX2 double tiny_scan_avx2(int mm, int, const double* Cp, const double* Cp
 #undef GEOML_TINY_REDUCE
 #undef GEOML_TINY_MASK
   const int j = __builtin_ctz(cols);
-  const double* Tj = CpT + j * kTinyDim;
-  const __m256d hj = _mm256_broadcast_sd(h + j);
   unsigned rows = 0;
-  for (int i = 0; i < mm; i += 4)
-    rows |= static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(
-                _mm256_sub_pd(_mm256_add_pd(_mm256_load_pd(Tj + i), hj), _mm256_load_pd(p + i)),
-                bv, _CMP_EQ_OQ)))
-            << i;
+  for (int i = 0; i < mm; ++i) rows |= unsigned((Cp[i * W + j] + h[j]) - p[i] == best) << i;
   *io = __builtin_ctz(rows);
   *jo = j;
   return best;
@@ -592,7 +587,6 @@ struct TinySolver {
   double flow[kTinyNodes];
   alignas(32) double pot[kTinyNodes];
   alignas(32) double Cp[kTinyDim * kTinyDim];
-  alignas(32) double CpT[kTinyDim * kTinyDim];  // transposed, rows padded to 4 with +inf
   // float32 copies for the pre-pricing: cost (stride Wf = nn rounded up to 8), transposed
   // (rows padded to 8), potentials
   int Wf = 0;
@@ -615,7 +609,6 @@ struct TinySolver {
       for (int j = 0; j < nn; ++j) {  // one pass: copy, transpose, finiteness and max |c|
         const double c = all_cols ? Ci[j] : Ci[cols[j]];
         Di[j] = c;
-        CpT[j * kTinyDim + i] = c;
         Cf[i * Wf + j] = static_cast<float>(c);
         CfT[j * kTinyDim + i] = static_cast<float>(c);
         finite &= std::fabs(c) <= std::numeric_limits<double>::max();
@@ -625,12 +618,9 @@ struct TinySolver {
       for (int j = nn; j < Wf; ++j) Cf[i * Wf + j] = std::numeric_limits<float>::infinity();
     }
     if (!finite) return false;
-    for (int j = 0; j < nn; ++j) {
-      for (int i = mm; i < ((mm + 3) & ~3); ++i)
-        CpT[j * kTinyDim + i] = std::numeric_limits<double>::infinity();
+    for (int j = 0; j < nn; ++j)
       for (int i = mm; i < ((mm + 7) & ~7); ++i)
         CfT[j * kTinyDim + i] = std::numeric_limits<float>::infinity();
-    }
     const double art = (cmax + 1.0) * static_cast<double>(mm + nn + 1);
     for (int u = mm; u < kTinyRoot; ++u) pot[u] = 0.0;  // padding stays 0
     for (int i = 0; i < mm; ++i) {
@@ -760,7 +750,7 @@ double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWor
     if (scan32 && scan32(mm, S.Cf, S.CfT, S.potf, S.potf + kTinyDim, &i, &j) < 0.0f)
       rc = entering(i, j);
     if (rc == 0.0) {  // exact Dantzig scan: no float candidate, or it does not enter
-      if (!(scan(mm, W, S.Cp, S.CpT, p, h, &i, &j) < 0.0)) break;
+      if (!(scan(mm, W, S.Cp, p, h, &i, &j) < 0.0)) break;
       rc = entering(i, j);
       if (rc == 0.0) break;
     }
