@@ -46,9 +46,13 @@ struct EmdWorkspace {
 /// `C` (m x n): minimises <P, C> over P >= 0 with P 1 = a, P^T 1 = b, by a primal network
 /// simplex (spanning tree stored as parent/thread/depth arrays, artificial-root start;
 /// block-search pivoting, or Dantzig's rule, an AVX2 scan of all arcs, when m n <= 1024). Rows with a_i = 0 and columns with b_j = 0 are dropped first.
+/// When at most 32 rows and 32 columns remain, a fixed-size variant runs instead (stack
+/// arrays, subtree bit sets instead of thread/depth, float32 AVX2 pre-pricing re-checked in
+/// float64): same optimum, no allocation.
 /// Masses are expected to be equal (the caller checks the tolerance); a residual mismatch
 /// stays on artificial arcs and is reported as EMD_INFEASIBLE when larger than
-/// 1e-9 * total mass.
+/// 1e-9 * total mass. Only costs between kept rows and columns are read; a NaN or infinite
+/// one gives EMD_NONFINITE and a NaN cost.
 ///
 /// Complexity: each pivot costs O(sqrt(m n)) to O(m n) for the search plus O(subtree) for
 /// the tree update; typically O(m + n) .. O((m + n) log) pivots. Memory O(m n) bytes for arc
