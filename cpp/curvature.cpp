@@ -98,6 +98,20 @@ double two_bin_ot(int m, int n, const double* a, const double* b, const Cost* C,
   return w;
 }
 
+/// Index of the lowest set bit of x != 0.
+inline int ctz64(uint64_t x) {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_ctzll(x);
+#else
+  int k = 0;
+  while (!(x & 1)) {
+    x >>= 1;
+    ++k;
+  }
+  return k;
+#endif
+}
+
 /// Scratch of merge_equal_rows_u8.
 struct MergeWork {
   std::vector<int> perm;
@@ -233,9 +247,9 @@ void merge_equal_cols_u8(int m, int& n, double* b, std::vector<uint8_t>& C,
 /// subtracted and compared with 0, and the bottleneck of every augmenting path becomes exactly
 /// 0, so the plan is optimal up to rounding of the masses. Masses are expected to be equal (a
 /// residue left by rounding is not shipped). Returns <P, C>.
-/// Complexity: per phase two dense, vectorisable O(m n) passes (relaxing the rows, listing the
-/// zero-cost arcs), then Dinic on those arcs and on the O(m + n + augmentations) arcs carrying
-/// flow. Memory O(m n) in `w` (reused across calls).
+/// Complexity: per phase two dense, vectorisable O(m n) passes (relaxing the rows, marking the
+/// zero-cost arcs in one bit per arc), then Dinic on those arcs and on the O(m + n +
+/// augmentations) arcs carrying flow. Memory O(m n) in `w` (reused across calls).
 struct HopOtWork {
   std::vector<double> sup, dem, PT;  // residual supplies, demands; plan, column-major (n x m)
   std::vector<uint8_t> listed;       // (j, i) is in column j's flow list
@@ -244,15 +258,18 @@ struct HopOtWork {
   std::vector<int16_t> dr, dc;       // Dijkstra distances
   std::vector<uint8_t> done;         // Dijkstra: column settled
   std::vector<int> lr, lc;           // BFS levels (-1: none / dead end)
-  std::vector<int> cr, cc;           // Dinic current-arc positions
-  std::vector<int> aptr, adj;        // zero-reduced-cost arcs row -> col of the phase (CSR)
+  std::vector<int> cc;               // Dinic current-arc positions of the columns' flow lists
+  std::vector<uint64_t> adm, cur;    // zero-reduced-cost arcs row -> col of the phase, and the
+                                     // arcs not yet tried in the round: W words per row
+  std::vector<uint64_t> todo;        // BFS: columns not reached yet (W words)
+  std::vector<uint8_t> eq;           // one row's zero-reduced-cost flags, W * 64 bytes
   std::vector<int> queue;
 };
 
 class HopOt {
  public:
   HopOt(int m, int n, const uint8_t* C, int kmax, HopOtWork& w)
-      : m_(m), n_(n), C_(C), kmax_(kmax), w_(w) {}
+      : m_(m), n_(n), W_((n + 63) / 64), C_(C), kmax_(kmax), w_(w) {}
 
   double solve(const double* a, const double* b) {
     const size_t mn = static_cast<size_t>(m_) * n_;
@@ -269,10 +286,11 @@ class HopOt {
     w_.done.resize(n_);
     w_.lr.resize(m_);
     w_.lc.resize(n_);
-    w_.cr.resize(m_);
     w_.cc.resize(n_);
-    w_.aptr.resize(m_ + 1);
-    w_.adj.resize(mn + 1);
+    w_.adm.resize(static_cast<size_t>(m_) * W_);
+    w_.cur.resize(static_cast<size_t>(m_) * W_);
+    w_.todo.resize(W_);
+    w_.eq.assign(static_cast<size_t>(W_) * 64, 0);  // flags past n stay 0
     // First phase without a search: every row has supply and zero potential, so column j is
     // at distance min_i C_ij and the nearest demand at D = min C; potentials: pc = D.
     int cmin = kmax_;
@@ -304,7 +322,7 @@ class HopOt {
   }
 
  private:
-  int m_, n_;
+  int m_, n_, W_;  // W_: 64-bit words per row of the arc bitsets
   const uint8_t* C_;
   int kmax_;
   HopOtWork& w_;
@@ -371,22 +389,27 @@ class HopOt {
     return D;
   }
 
-  /// The forward arcs of zero reduced cost (fixed during the phase's maximum flow); written
-  /// without branches (`adj` has room for m n + 1 entries).
+  /// The forward arcs of zero reduced cost (fixed during the phase's maximum flow), one bit
+  /// each: a vectorisable pass writes a row's 0/1 flags, a multiply gathers 8 flags to a byte.
   void list_admissible() {
-    int* adj = w_.adj.data();
-    int cnt = 0;
+    uint8_t* eq = w_.eq.data();
+    const int16_t* pc = w_.pc.data();
+    const int n = n_;  // a local: stores through eq (bytes) could alias the members
     for (int i = 0; i < m_; ++i) {
-      w_.aptr[i] = cnt;
-      const uint8_t* ci = C_ + static_cast<size_t>(i) * n_;
-      const int target = -w_.pr[i];
-      const int16_t* pc = w_.pc.data();
-      for (int j = 0; j < n_; ++j) {
-        adj[cnt] = j;
-        cnt += ci[j] - pc[j] == target;
+      const uint8_t* ci = C_ + static_cast<size_t>(i) * n;
+      const int16_t target = static_cast<int16_t>(-w_.pr[i]);
+      for (int j = 0; j < n; ++j) eq[j] = static_cast<int16_t>(ci[j] - pc[j]) == target;
+      uint64_t* row = w_.adm.data() + static_cast<size_t>(i) * W_;
+      for (int w = 0; w < W_; ++w) {
+        uint64_t bits = 0;
+        for (int k = 0; k < 8; ++k) {  // byte t of x is flag t (0/1): bit t lands at 56 + t
+          uint64_t x;
+          std::memcpy(&x, eq + 64 * w + 8 * k, 8);
+          if (x) bits |= ((x * 0x0102040810204080ULL) >> 56) << (8 * k);  // little-endian
+        }
+        row[w] = bits;
       }
     }
-    w_.aptr[m_] = cnt;
   }
 
   /// BFS levels on the admissible arcs (rows with supply at level 0, rows at even and
@@ -398,6 +421,9 @@ class HopOt {
     auto& qu = w_.queue;
     std::fill(lr.begin(), lr.end(), -1);
     std::fill(lc.begin(), lc.end(), -1);
+    uint64_t* todo = w_.todo.data();
+    std::fill(todo, todo + W_, ~uint64_t(0));
+    if (n_ % 64) todo[W_ - 1] = (uint64_t(1) << (n_ % 64)) - 1;
     qu.clear();
     for (int i = 0; i < m_; ++i)
       if (w_.sup[i] > 0) {
@@ -407,9 +433,12 @@ class HopOt {
     for (size_t q = 0; q < qu.size(); ++q) {
       const int node = qu[q];
       if (node < m_) {
-        for (int k = w_.aptr[node]; k < w_.aptr[node + 1]; ++k) {
-          const int j = w_.adj[k];
-          if (lc[j] < 0) {
+        const uint64_t* row = w_.adm.data() + static_cast<size_t>(node) * W_;
+        for (int w = 0; w < W_; ++w) {
+          uint64_t reach = row[w] & todo[w];
+          todo[w] &= ~reach;
+          for (; reach; reach &= reach - 1) {
+            const int j = 64 * w + ctz64(reach);
             lc[j] = lr[node] + 1;
             qu.push_back(m_ + j);
           }
@@ -443,7 +472,7 @@ class HopOt {
   }
 
   void blocking_flow() {
-    for (int i = 0; i < m_; ++i) w_.cr[i] = w_.aptr[i];
+    std::copy(w_.adm.begin(), w_.adm.end(), w_.cur.begin());
     std::fill(w_.cc.begin(), w_.cc.end(), 0);
     for (int i = 0; i < m_; ++i)
       while (w_.lr[i] == 0 && w_.sup[i] > 0) {
@@ -457,20 +486,22 @@ class HopOt {
   // residual on the path), already applied below the caller.
   double push_row(int i, double lim) {
     const int next = w_.lr[i] + 1;
-    for (int& k = w_.cr[i]; k < w_.aptr[i + 1]; ++k) {
-      const int j = w_.adj[k];
-      if (w_.lc[j] != next) continue;
-      const double f = push_col(j, lim);
-      if (f > 0) {
-        const size_t t = static_cast<size_t>(j) * m_ + i;
-        w_.PT[t] += f;
-        if (!w_.listed[t]) {
-          w_.listed[t] = 1;
-          w_.fl[static_cast<size_t>(j) * m_ + w_.fcnt[j]++] = i;
+    uint64_t* cur = w_.cur.data() + static_cast<size_t>(i) * W_;
+    for (int w = 0; w < W_; ++w)
+      for (uint64_t& r = cur[w]; r; r &= r - 1) {  // an arc that carried flow stays current
+        const int j = 64 * w + ctz64(r);
+        if (w_.lc[j] != next) continue;
+        const double f = push_col(j, lim);
+        if (f > 0) {
+          const size_t t = static_cast<size_t>(j) * m_ + i;
+          w_.PT[t] += f;
+          if (!w_.listed[t]) {
+            w_.listed[t] = 1;
+            w_.fl[static_cast<size_t>(j) * m_ + w_.fcnt[j]++] = i;
+          }
+          return f;
         }
-        return f;
       }
-    }
     w_.lr[i] = -1;  // dead end for this round
     return 0;
   }
