@@ -112,10 +112,10 @@ inline int ctz64(uint64_t x) {
 #endif
 }
 
-/// Scratch of merge_equal_rows_u8.
+/// Scratch of merge_equal_rows_u8, merge_equal_cols_u8 and gather_merge_rows.
 struct MergeWork {
   std::vector<int> perm;
-  std::vector<uint64_t> hash, tkey;
+  std::vector<uint64_t> hash, tkey, keys;
   std::vector<int> tslot;
 };
 
@@ -235,6 +235,52 @@ void merge_equal_cols_u8(int m, int& n, double* b, std::vector<uint8_t>& C,
   for (int i = 0; i < m; ++i)  // in place: sources never lie before their destinations
     for (int j = 0; j < k; ++j) C[static_cast<size_t>(i) * k + j] = C[static_cast<size_t>(i) * n + w.perm[j]];
   n = k;
+}
+
+/// Cuts an edge's hop-cost matrix out of the target block and merges its equal rows in the
+/// same pass: row i is D[ai[i] nT + cols[j]], j < n (entries <= 3), packed 2 bits per entry
+/// into ceil(n / 32) words and grouped with a hash table; the masses a (m) of equal rows are
+/// added. The kept rows (first of each group, in order) are written to C (k x n) and their
+/// masses to a[0 .. k); returns k. O(m n) time, O(m n / 32) words in `w`.
+int gather_merge_rows(int m, int n, const uint8_t* D, int64_t nT, const int* ai, const int* cols,
+                      double* a, std::vector<uint8_t>& C, MergeWork& w) {
+  const int kw = (n + 31) / 32;
+  size_t cap = 4;
+  while (cap < 2 * static_cast<size_t>(m)) cap *= 2;
+  w.tslot.assign(cap, -1);
+  w.keys.resize(static_cast<size_t>(m + 1) * kw);
+  int k = 0;
+  for (int i = 0; i < m; ++i) {
+    const uint8_t* Di = D + static_cast<int64_t>(ai[i]) * nT;
+    uint64_t* key = w.keys.data() + static_cast<size_t>(k) * kw;  // a new group's slot
+    uint64_t h = 0;
+    for (int q = 0; q < kw; ++q) {  // entry j of the word at bits 2 (j - j0), j0 = 32 q
+      const int j0 = 32 * q;
+      uint64_t v = 0;
+      for (int j = std::min(n, j0 + 32) - 1; j >= j0; --j) v = v << 2 | Di[cols[j]];
+      key[q] = v;
+      h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
+    }
+    size_t t = static_cast<size_t>(h >> 32) & (cap - 1);
+    for (; w.tslot[t] >= 0; t = (t + 1) & (cap - 1))
+      if (std::equal(key, key + kw, w.keys.data() + static_cast<size_t>(w.tslot[t]) * kw)) break;
+    if (w.tslot[t] >= 0) {
+      a[w.tslot[t]] += a[i];
+      continue;
+    }
+    w.tslot[t] = k;
+    a[k++] = a[i];
+  }
+  C.resize(static_cast<size_t>(k) * n);
+  for (int r = 0; r < k; ++r) {
+    const uint64_t* key = w.keys.data() + static_cast<size_t>(r) * kw;
+    uint8_t* Cr = C.data() + static_cast<size_t>(r) * n;
+    for (int q = 0; q < kw; ++q) {
+      uint64_t v = key[q];
+      for (int j = 32 * q; j < std::min(n, 32 * q + 32); ++j, v >>= 2) Cr[j] = static_cast<uint8_t>(v & 3);
+    }
+  }
+  return k;
 }
 
 /// Exact OT with small non-negative integer costs C (m x n, row-major, entries <= kmax) by the
@@ -560,12 +606,12 @@ struct Scratch {
 };
 
 /// W1, in hops, of the compacted problem of one edge held in `s`: masses s.a (mm) and s.b
-/// (nn), hop costs s.C8 (mm x nn). Equal rows and equal columns are merged first (hub edges
-/// of scale-free graphs shrink many times), then the plan is forced (one bin on a side),
+/// (nn), hop costs s.C8 (mm x nn) whose equal rows are already merged (gather_merge_rows).
+/// Equal columns are merged first (hub edges of scale-free graphs shrink many times), then
+/// the plan is forced (one bin on a side),
 /// greedy (two bins on a side), by the network simplex (tiny problems) or by HopOt.
 /// Overwrites s.a, s.b, s.C8 (and s.C).
 double hop_w1(int mm, int nn, Scratch& s) {
-  merge_equal_rows_u8(mm, nn, s.a.data(), s.C8.data(), s.mw);
   merge_equal_cols_u8(mm, nn, s.b.data(), s.C8, s.C8T, s.mw);
   if (mm == 1 || nn == 1) {  // one source or one target: the plan is forced
     double w = 0;
@@ -1036,7 +1082,8 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
         s.bj.clear();
         for (int64_t i = 0; i < mx; ++i) if (s.a[i] > 0) s.ai.push_back(int(i));
         for (int64_t j = 0; j < my; ++j) if (s.b[j] > 0) s.bj.push_back(int(j));
-        const int mm = int(s.ai.size()), nn = int(s.bj.size());
+        int mm = int(s.ai.size());
+        const int nn = int(s.bj.size());
         double sa = 0, sb = 0;
         for (int i = 0; i < mm; ++i) sa += (s.a[i] = s.a[s.ai[i]]);
         for (int j = 0; j < nn; ++j) sb += (s.b[j] = s.b[s.bj[j]]);
@@ -1046,14 +1093,10 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
         }
         for (int j = 0; j < nn; ++j) s.b[j] *= sa / sb;  // equal totals despite rounding
         if (hop) {
-          s.C8.resize(static_cast<size_t>(mm) * nn);
           s.perm.resize(nn);
           for (int j = 0; j < nn; ++j) s.perm[j] = static_cast<int>(s.col[sy[s.bj[j]]]);
-          for (int i = 0; i < mm; ++i) {
-            const uint8_t* Di = s.Dh.data() + s.ai[i] * nT;
-            uint8_t* Ci = s.C8.data() + i * nn;
-            for (int j = 0; j < nn; ++j) Ci[j] = Di[s.perm[j]];
-          }
+          mm = gather_merge_rows(mm, nn, s.Dh.data(), nT, s.ai.data(), s.perm.data(), s.a.data(),
+                                 s.C8, s.mw);
           kappa[e] = 1.0 - unit * hop_w1(mm, nn, s) / dxy;
           continue;
         }
