@@ -116,6 +116,7 @@ inline int ctz64(uint64_t x) {
 struct MergeWork {
   std::vector<int> perm;
   std::vector<uint64_t> hash, tkey, keys;
+  std::vector<uint8_t> planes;
   std::vector<int> tslot;
 };
 
@@ -237,48 +238,76 @@ void merge_equal_cols_u8(int m, int& n, double* b, std::vector<uint8_t>& C,
   n = k;
 }
 
-/// Cuts an edge's hop-cost matrix out of the target block and merges its equal rows in the
-/// same pass: row i is D[ai[i] nT + cols[j]], j < n (entries <= 3), packed 2 bits per entry
-/// into ceil(n / 32) words and grouped with a hash table; the masses a (m) of equal rows are
-/// added. The kept rows (first of each group, in order) are written to C (k x n) and their
-/// masses to a[0 .. k); returns k. O(m n) time, O(m n / 32) words in `w`.
-int gather_merge_rows(int m, int n, const uint8_t* D, int64_t nT, const int* ai, const int* cols,
+/// Byte b (four 2-bit entries) -> those entries as four bytes, in memory order.
+struct Unpack4 {
+  uint32_t v[256];
+  Unpack4() {
+    for (int b = 0; b < 256; ++b) {
+      const uint8_t e[4] = {uint8_t(b & 3), uint8_t(b >> 2 & 3), uint8_t(b >> 4 & 3), uint8_t(b >> 6)};
+      std::memcpy(&v[b], e, 4);
+    }
+  }
+};
+
+/// Cuts an edge's hop-cost matrix out of the target block and merges its equal rows: row i
+/// is (D[cols[j] mx + ai[i]])_j, j < n, with D target-major (mx sources per target, entries
+/// <= 3). The columns are first packed four to a byte, 2 bits each, for all mx sources
+/// (vectorised passes over contiguous bytes); a row's bytes then form ceil(n / 32) words that
+/// are grouped with a hash table, and the masses a (m) of equal rows are added. The kept rows
+/// (first of each group, in order) are written to C (k x n) and their masses to a[0 .. k);
+/// returns k. O(m n / 4 + mx n / 16) time, O(mx n / 4) bytes in `w`.
+int gather_merge_rows(int64_t mx, int m, int n, const uint8_t* D, const int* ai, const int* cols,
                       double* a, std::vector<uint8_t>& C, MergeWork& w) {
-  const int kw = (n + 31) / 32;
+  const int np = (n + 3) / 4, kw = (n + 31) / 32;
+  w.planes.resize(static_cast<size_t>(np) * mx);
+  for (int q = 0; q < np; ++q) {  // plane q: columns 4q .. 4q + 3 at bits 0, 2, 4, 6
+    uint8_t* P = w.planes.data() + q * mx;
+    const uint8_t* c0 = D + cols[4 * q] * mx;
+    std::copy(c0, c0 + mx, P);
+    for (int r = 1; r < 4 && 4 * q + r < n; ++r) {
+      const uint8_t* cr = D + cols[4 * q + r] * mx;
+      const int sh = 2 * r;
+      for (int64_t i = 0; i < mx; ++i) P[i] = static_cast<uint8_t>(P[i] | cr[i] << sh);
+    }
+  }
   size_t cap = 4;
   while (cap < 2 * static_cast<size_t>(m)) cap *= 2;
   w.tslot.assign(cap, -1);
   w.keys.resize(static_cast<size_t>(m + 1) * kw);
+  const uint8_t* planes = w.planes.data();
   int k = 0;
+  w.perm.clear();  // source of each kept row
   for (int i = 0; i < m; ++i) {
-    const uint8_t* Di = D + static_cast<int64_t>(ai[i]) * nT;
+    const uint8_t* pi = planes + ai[i];
     uint64_t* key = w.keys.data() + static_cast<size_t>(k) * kw;  // a new group's slot
     uint64_t h = 0;
-    for (int q = 0; q < kw; ++q) {  // entry j of the word at bits 2 (j - j0), j0 = 32 q
-      const int j0 = 32 * q;
+    for (int q = 0; q < kw; ++q) {  // entry j of word q at bits 2 (j - 32 q)
       uint64_t v = 0;
-      for (int j = std::min(n, j0 + 32) - 1; j >= j0; --j) v = v << 2 | Di[cols[j]];
+      for (int p = std::min(np, 8 * q + 8) - 1; p >= 8 * q; --p) v = v << 8 | pi[p * mx];
       key[q] = v;
       h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
     }
     size_t t = static_cast<size_t>(h >> 32) & (cap - 1);
-    for (; w.tslot[t] >= 0; t = (t + 1) & (cap - 1))
-      if (std::equal(key, key + kw, w.keys.data() + static_cast<size_t>(w.tslot[t]) * kw)) break;
+    for (; w.tslot[t] >= 0; t = (t + 1) & (cap - 1)) {
+      const uint64_t* other = w.keys.data() + static_cast<size_t>(w.tslot[t]) * kw;
+      if (kw == 1 ? key[0] == other[0] : std::equal(key, key + kw, other)) break;
+    }
     if (w.tslot[t] >= 0) {
       a[w.tslot[t]] += a[i];
       continue;
     }
     w.tslot[t] = k;
+    w.perm.push_back(ai[i]);
     a[k++] = a[i];
   }
-  C.resize(static_cast<size_t>(k) * n);
+  // the kept rows from their plane bytes, four entries per table look-up (C has 3 bytes of
+  // slack: a row's last word may spill into the next row, written after it)
+  static const Unpack4 lut;
+  C.resize(static_cast<size_t>(k) * n + 3);
   for (int r = 0; r < k; ++r) {
-    const uint64_t* key = w.keys.data() + static_cast<size_t>(r) * kw;
+    const uint8_t* pr = planes + w.perm[r];
     uint8_t* Cr = C.data() + static_cast<size_t>(r) * n;
-    for (int q = 0; q < kw; ++q) {
-      uint64_t v = key[q];
-      for (int j = 32 * q; j < std::min(n, 32 * q + 32); ++j, v >>= 2) Cr[j] = static_cast<uint8_t>(v & 3);
-    }
+    for (int p = 0; p < np; ++p) std::memcpy(Cr + 4 * p, &lut.v[pr[p * mx]], 4);
   }
   return k;
 }
@@ -596,8 +625,8 @@ struct Scratch {
   std::vector<int> ai, bj, perm;
   std::vector<double> C2;
   EmdWorkspace ws;
-  std::vector<uint8_t> Dh, C8, C8T;  // hop counts (unweighted graphs)
-  std::vector<uint32_t> tn1, tn12;    // hub masks of the targets: near1, near1 | near2
+  std::vector<uint8_t> Dh, C8, C8T;  // hop counts (unweighted graphs); Dh target-major
+  std::vector<uint32_t> hq;           // hub masks of the sources (see the hop block)
   MergeWork mw;
   HopOtWork hw;
   explicit Scratch(int64_t n)
@@ -999,35 +1028,45 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
       const int64_t mx = M.ptr[x + 1] - M.ptr[x];
       const int64_t nT = static_cast<int64_t>(s.targets.size());
       (hop ? s.Dh.resize(static_cast<size_t>(mx * nT)) : s.D.resize(static_cast<size_t>(mx * nT)));
-      if (hop) {  // the targets' hub masks, contiguous
-        s.tn1.resize(static_cast<size_t>(nT));
-        s.tn12.resize(static_cast<size_t>(nT));
-        for (int64_t t = 0; t < nT; ++t) {
-          s.tn1[t] = hubs.near1[s.targets[t]];
-          s.tn12[t] = hubs.near1[s.targets[t]] | hubs.near2[s.targets[t]];
+      if (hop) {
+        // Hop counts, target-major (Dh[t mx + i] = d(supp m_x [i], targets[t])). Hub u:
+        // distances from the masks alone. Otherwise 3 hops, or 2 through a hub, unless u's
+        // row (which does not expand hubs) has the target nearer. See HubMasks.
+        // d(u, t) = 3 - [near1(t) & hq(u)] - [near12(t) & bit(u)], hq(u) = bit(u) for a hub
+        // u, else near1(u): the first two terms by columns, the last by hub rows
+        s.hq.resize(static_cast<size_t>(mx));
+        uint32_t any_q = 0;
+        for (int64_t i = 0; i < mx; ++i) {
+          const int64_t u = M.supp[M.ptr[x] + i];
+          s.hq[i] = hubs.bit[u] ? hubs.bit[u] : hubs.near1[u];
+          any_q |= s.hq[i];
         }
-      }
-      for (int64_t i = 0; i < mx; ++i) {  // scatter u's cached row, gather the targets
-        const int64_t u = M.supp[M.ptr[x] + i];
-        if (hop) {
-          // Hub u: distances from the masks alone. Otherwise 3 hops, or 2 through a hub,
-          // unless u's row (which does not expand hubs) has the target nearer. See HubMasks.
-          uint8_t* Di = s.Dh.data() + i * nT;
-          const uint32_t* tn1 = s.tn1.data();
-          const uint32_t* tn12 = s.tn12.data();
+        const uint32_t* hq = s.hq.data();
+        const int64_t mxl = mx;  // a local: the byte stores below could alias a member
+        for (int64_t t = 0; t < nT; ++t) {
+          const uint32_t n1 = hubs.near1[s.targets[t]];
+          uint8_t* Dt = s.Dh.data() + t * mxl;
+          if (n1 & any_q)
+            for (int64_t i = 0; i < mxl; ++i) Dt[i] = 3 - ((n1 & hq[i]) != 0);
+          else
+            std::memset(Dt, 3, static_cast<size_t>(mxl));
+        }
+        for (int64_t i = 0; i < mx; ++i) {  // hub rows: the last term; others: scatter u's row
+          const int64_t u = M.supp[M.ptr[x] + i];
           if (const uint32_t bu = hubs.bit[u]) {
-            for (int64_t t = 0; t < nT; ++t) Di[t] = 3 - ((tn12[t] & bu) != 0) - ((tn1[t] & bu) != 0);
-            if (s.col_gen[u] == cgen) Di[s.col[u]] = 0;
+            for (int64_t t = 0; t < nT; ++t)
+              s.Dh[t * mx + i] -= ((hubs.near1[s.targets[t]] | hubs.near2[s.targets[t]]) & bu) != 0;
+            if (s.col_gen[u] == cgen) s.Dh[s.col[u] * mx + i] = 0;
             continue;
           }
-          const uint32_t hu = hubs.near1[u];
-          for (int64_t t = 0; t < nT; ++t) Di[t] = 3 - ((tn1[t] & hu) != 0);
           for (const uint32_t vh : hcache.get(u, fill_hop_row)) {
             const int32_t c = s.tcol[vh >> 2];
-            if (c >= 0) Di[c] = static_cast<uint8_t>(vh & 3);
+            if (c >= 0) s.Dh[c * mx + i] = static_cast<uint8_t>(vh & 3);
           }
-          continue;
         }
+      }
+      for (int64_t i = 0; i < mx && !hop; ++i) {  // scatter u's cached row, gather the targets
+        const int64_t u = M.supp[M.ptr[x] + i];
         const Row& row = cache.get(u, fill_row);
         const uint32_t dgen = ++s.dgen;
         for (const auto& [v, dv] : row) {
@@ -1047,7 +1086,7 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
       const double* ax = M.mass.data() + M.ptr[x];
       for (int64_t q = start[x]; q < start[x + 1]; ++q) {
         const int64_t e = order[q], y = ev[e];
-        const double dxy = hop ? unit * s.Dh[(mx - 1) * nT + s.col[y]]  // x is last in its support
+        const double dxy = hop ? unit * s.Dh[s.col[y] * mx + mx - 1]  // x is last in its support
                                : s.D[(mx - 1) * nT + s.col[y]];
         dist[e] = dxy;
         status[e] = 0;
@@ -1095,7 +1134,7 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
         if (hop) {
           s.perm.resize(nn);
           for (int j = 0; j < nn; ++j) s.perm[j] = static_cast<int>(s.col[sy[s.bj[j]]]);
-          mm = gather_merge_rows(mm, nn, s.Dh.data(), nT, s.ai.data(), s.perm.data(), s.a.data(),
+          mm = gather_merge_rows(mx, mm, nn, s.Dh.data(), s.ai.data(), s.perm.data(), s.a.data(),
                                  s.C8, s.mw);
           kappa[e] = 1.0 - unit * hop_w1(mm, nn, s) / dxy;
           continue;
