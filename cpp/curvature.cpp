@@ -112,129 +112,56 @@ inline int ctz64(uint64_t x) {
 #endif
 }
 
-/// Scratch of merge_equal_rows_u8, merge_equal_cols_u8 and gather_merge_rows.
+/// Scratch of merge_equal_cols_u8 and gather_merge_rows.
 struct MergeWork {
   std::vector<int> perm;
-  std::vector<uint64_t> hash, tkey, keys;
+  std::vector<uint64_t> keys;
   std::vector<uint8_t> planes;
   std::vector<int> tslot;
 };
 
-/// Merges equal rows of the uint8 matrix C (m x n, row-major, entries <= 3) in place, adding
-/// their masses a: exact OT is unchanged (see merge_duplicate_rows_cols). Rows of n <= 32
-/// entries are packed 2 bits per entry into a 64-bit key and grouped with a hash table, O(m n);
-/// longer rows are sorted by a 64-bit hash of their bytes and compared byte-wise, O(m n +
-/// m log m). The kept rows stay in their original order.
-void merge_equal_rows_u8(int& m, int n, double* a, uint8_t* C, MergeWork& w) {
-  if (m < 2) return;
-  const size_t len = static_cast<size_t>(n);
-  if (n <= 32) {
-    size_t cap = 4;
-    while (cap < 2 * static_cast<size_t>(m)) cap *= 2;
-    w.tkey.resize(cap);
-    w.tslot.assign(cap, -1);
-    int k = 0;
-    for (int i = 0; i < m; ++i) {
-      const uint8_t* r = C + i * len;
-      uint64_t key = 0;
-      for (int j = 0; j < n; ++j) key |= uint64_t(r[j]) << (2 * j);
-      size_t h = static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> 32) & (cap - 1);
-      while (w.tslot[h] >= 0 && w.tkey[h] != key) h = (h + 1) & (cap - 1);
-      if (w.tslot[h] >= 0) {
-        a[w.tslot[h]] += a[i];
-        continue;
-      }
-      w.tkey[h] = key;
-      w.tslot[h] = k;
-      if (k != i) std::memmove(C + k * len, r, len);
-      a[k++] = a[i];
-    }
-    m = k;
-    return;
-  }
-  auto& hash = w.hash;
-  auto& perm = w.perm;
-  hash.resize(m);
-  for (int i = 0; i < m; ++i) {
-    const uint8_t* r = C + i * len;
-    uint64_t h = len;
-    for (size_t k = 0; k < len; k += 8) {
-      uint64_t v = 0;
-      std::memcpy(&v, r + k, std::min<size_t>(8, len - k));
-      h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
-      h ^= h >> 29;
-    }
-    hash[i] = h;
-  }
-  perm.resize(m);
-  std::iota(perm.begin(), perm.end(), 0);
-  auto cmp = [&](int p, int q) {  // equal rows end up adjacent, smallest index first
-    if (hash[p] != hash[q]) return hash[p] < hash[q];
-    const int c = std::memcmp(C + p * len, C + q * len, len);
-    return c != 0 ? c < 0 : p < q;
-  };
-  std::sort(perm.begin(), perm.end(), cmp);
-  bool merged = false;
-  for (int t = 1, first = perm[0]; t < m; ++t) {  // fold each run into its first row
-    const int r = perm[t];
-    if (hash[r] == hash[first] && std::memcmp(C + r * len, C + first * len, len) == 0) {
-      a[first] += a[r];
-      a[r] = -1;  // marks a merged row
-      merged = true;
-    } else {
-      first = r;
-    }
-  }
-  if (!merged) return;
-  int k = 0;
-  for (int i = 0; i < m; ++i) {
-    if (a[i] < 0) continue;
-    if (k != i) std::memmove(C + k * len, C + i * len, len);
-    a[k++] = a[i];
-  }
-  m = k;
-}
-
-/// Merges equal columns of C (m x n, row-major) in place, adding their masses b. Columns of
-/// m <= 32 entries are packed into 64-bit keys and grouped with a hash table (no transpose),
-/// longer ones go through merge_equal_rows_u8 on the transpose (`T` is scratch). O(m n).
-void merge_equal_cols_u8(int m, int& n, double* b, std::vector<uint8_t>& C,
-                         std::vector<uint8_t>& T, MergeWork& w) {
+/// Merges equal columns of C (m x n, row-major, entries <= 3) in place, adding their masses
+/// b: exact OT is unchanged (see merge_duplicate_rows_cols). Each column is packed 2 bits per
+/// entry into ceil(m / 32) words (built row by row, contiguous in the columns) and the columns
+/// are grouped with a hash table; the kept columns stay in order. O(m n).
+void merge_equal_cols_u8(int m, int& n, double* b, std::vector<uint8_t>& C, MergeWork& w) {
   if (n < 2) return;
-  if (m > 32) {
-    T.resize(static_cast<size_t>(m) * n);
-    for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j) T[static_cast<size_t>(j) * m + i] = C[static_cast<size_t>(i) * n + j];
-    const int n0 = n;
-    merge_equal_rows_u8(n, m, b, T.data(), w);
-    if (n == n0) return;
-    for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j) C[static_cast<size_t>(i) * n + j] = T[static_cast<size_t>(j) * m + i];
-    return;
+  const int kw = (m + 31) / 32;
+  const size_t nn = static_cast<size_t>(n);
+  w.keys.assign(static_cast<size_t>(kw) * nn, 0);  // word q of column j at keys[q n + j]
+  for (int i = 0; i < m; ++i) {
+    const uint8_t* Ci = C.data() + i * nn;
+    uint64_t* kq = w.keys.data() + (i / 32) * nn;
+    const int sh = 2 * (i % 32);
+    for (size_t j = 0; j < nn; ++j) kq[j] |= uint64_t(Ci[j]) << sh;
   }
   size_t cap = 4;
-  while (cap < 2 * static_cast<size_t>(n)) cap *= 2;
-  w.tkey.resize(cap);
+  while (cap < 2 * nn) cap *= 2;
   w.tslot.assign(cap, -1);
   w.perm.clear();  // kept columns, in order
-  for (int j = 0; j < n; ++j) {
-    uint64_t key = 0;
-    for (int i = 0; i < m; ++i) key |= uint64_t(C[static_cast<size_t>(i) * n + j]) << (2 * i);
-    size_t h = static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> 32) & (cap - 1);
-    while (w.tslot[h] >= 0 && w.tkey[h] != key) h = (h + 1) & (cap - 1);
-    if (w.tslot[h] >= 0) {
-      b[w.tslot[h]] += b[j];
+  const uint64_t* keys = w.keys.data();
+  for (size_t j = 0; j < nn; ++j) {
+    uint64_t h = 0;
+    for (int q = 0; q < kw; ++q) h = (h ^ keys[q * nn + j]) * 0x9E3779B97F4A7C15ULL;
+    size_t t = static_cast<size_t>(h >> 32) & (cap - 1);
+    for (; w.tslot[t] >= 0; t = (t + 1) & (cap - 1)) {
+      const size_t o = static_cast<size_t>(w.perm[w.tslot[t]]);
+      int q = 0;
+      while (q < kw && keys[q * nn + j] == keys[q * nn + o]) ++q;
+      if (q == kw) break;
+    }
+    if (w.tslot[t] >= 0) {
+      b[w.tslot[t]] += b[j];
       continue;
     }
-    w.tkey[h] = key;
-    w.tslot[h] = static_cast<int>(w.perm.size());
+    w.tslot[t] = static_cast<int>(w.perm.size());
     b[w.perm.size()] = b[j];
-    w.perm.push_back(j);
+    w.perm.push_back(static_cast<int>(j));
   }
   const int k = static_cast<int>(w.perm.size());
   if (k == n) return;
   for (int i = 0; i < m; ++i)  // in place: sources never lie before their destinations
-    for (int j = 0; j < k; ++j) C[static_cast<size_t>(i) * k + j] = C[static_cast<size_t>(i) * n + w.perm[j]];
+    for (int j = 0; j < k; ++j) C[static_cast<size_t>(i) * k + j] = C[i * nn + w.perm[j]];
   n = k;
 }
 
@@ -625,7 +552,7 @@ struct Scratch {
   std::vector<int> ai, bj, perm;
   std::vector<double> C2;
   EmdWorkspace ws;
-  std::vector<uint8_t> Dh, C8, C8T;  // hop counts (unweighted graphs); Dh target-major
+  std::vector<uint8_t> Dh, C8;  // hop counts (unweighted graphs); Dh target-major
   std::vector<uint32_t> hq;           // hub masks of the sources (see the hop block)
   MergeWork mw;
   HopOtWork hw;
@@ -641,7 +568,7 @@ struct Scratch {
 /// greedy (two bins on a side), by the network simplex (tiny problems) or by HopOt.
 /// Overwrites s.a, s.b, s.C8 (and s.C).
 double hop_w1(int mm, int nn, Scratch& s) {
-  merge_equal_cols_u8(mm, nn, s.b.data(), s.C8, s.C8T, s.mw);
+  merge_equal_cols_u8(mm, nn, s.b.data(), s.C8, s.mw);
   if (mm == 1 || nn == 1) {  // one source or one target: the plan is forced
     double w = 0;
     for (int t = 0; t < mm * nn; ++t) w += (mm == 1 ? s.b[t] : s.a[t]) * s.C8[t];
