@@ -160,8 +160,10 @@ void merge_equal_cols_u8(int m, int& n, double* b, std::vector<uint8_t>& C, Merg
   }
   const int k = static_cast<int>(w.perm.size());
   if (k == n) return;
+  uint8_t* c = C.data();
+  const int* keep = w.perm.data();
   for (int i = 0; i < m; ++i)  // in place: sources never lie before their destinations
-    for (int j = 0; j < k; ++j) C[static_cast<size_t>(i) * k + j] = C[i * nn + w.perm[j]];
+    for (int j = 0; j < k; ++j) c[static_cast<size_t>(i) * k + j] = c[i * nn + keep[j]];
   n = k;
 }
 
@@ -554,8 +556,10 @@ double small_hop_ot(int m, int n, const double* a, const double* b, const uint8_
   uint64_t flo[kMax];  // per column: the rows shipping to it (P > 0)
   uint64_t adm[kMax];  // per row: the columns of zero reduced cost
   int queue[kMax];
-  uint8_t eq[kMax] = {};  // flags past n stay 0
-  plan.assign(static_cast<size_t>(m) * n, 0.0);
+  uint8_t eq[kMax + 8];
+  const uint64_t zero = 0;
+  std::memcpy(eq + n, &zero, 8);  // flags past n stay 0
+  plan.resize(static_cast<size_t>(m) * n);  // P[i n + j] is set where flo[j] has bit i
   double* P = plan.data();
   std::fill_n(pr, m, 0);
   std::fill_n(pc, n, 0);
@@ -657,7 +661,7 @@ double small_hop_ot(int m, int n, const double* a, const double* b, const uint8_
       if (!(dem[found] > 0)) has_dem &= ~(uint64_t(1) << found);
       for (int j = found;;) {
         const int r = parC[j];
-        P[r * n + j] += f;
+        P[r * n + j] = (flo[j] >> r & 1) ? P[r * n + j] + f : f;
         flo[j] |= uint64_t(1) << r;
         if (roots >> r & 1) {
           sup[r] -= f;
@@ -671,7 +675,8 @@ double small_hop_ot(int m, int n, const double* a, const double* b, const uint8_
     }
   }
   double w = 0;
-  for (int t = 0; t < m * n; ++t) w += P[t] * C[t];
+  for (int j = 0; j < n; ++j)
+    for (uint64_t r = flo[j]; r; r &= r - 1) w += P[ctz64(r) * n + j] * C[ctz64(r) * n + j];
   return w;
 }
 
