@@ -229,10 +229,11 @@ int gather_merge_rows(int64_t mx, int m, int n, const uint8_t* D, const int* ai,
     w.perm.push_back(ai[i]);
     a[k++] = a[i];
   }
-  // the kept rows from their plane bytes, four entries per table look-up (C has 3 bytes of
-  // slack: a row's last word may spill into the next row, written after it)
+  // the kept rows from their plane bytes, four entries per table look-up (C has 7 bytes of
+  // slack: a row's last word may spill into the next row, written after it; small_hop_ot
+  // reads 8 bytes at a time)
   static const Unpack4 lut;
-  C.resize(static_cast<size_t>(k) * n + 3);
+  C.resize(static_cast<size_t>(k) * n + 7);
   for (int r = 0; r < k; ++r) {
     const uint8_t* pr = planes + w.perm[r];
     uint8_t* Cr = C.data() + static_cast<size_t>(r) * n;
@@ -546,23 +547,26 @@ constexpr int kSmallHopEntries = 256;
 /// on reduced costs, then a maximum flow on the arcs of zero reduced cost) with every set a
 /// 64-bit mask and the small arrays on the stack, and one BFS augmenting path at a time
 /// instead of Dinic's rounds. Masses as in HopOt: equal totals, a residue left by rounding is
-/// not shipped. Returns <P, C>; `plan` is scratch. O(m n) per phase plus O(m n) per
+/// not shipped. C must have 7 readable bytes past its m n entries. Returns <P, C>; `plan` is
+/// scratch. O(m n) per phase plus O(m n) per
 /// augmentation.
 double small_hop_ot(int m, int n, const double* a, const double* b, const uint8_t* C,
                     std::vector<double>& plan) {
-  constexpr int kMax = kSmallHop, kInf = 1 << 20;
+  // Potentials stay in [0, 3] (each phase raises them by at most its D, and the D add up to
+  // the sink's potential <= 3), so reduced costs lie in [-3, 6] and searched distances in
+  // [0, 3]: bytes, 16 to an SSE2 register.
+  constexpr int kMax = kSmallHop;
+  constexpr int8_t kInf = 100;
   double sup[kMax], dem[kMax];
-  int pr[kMax], pc[kMax], dr[kMax], dc[kMax], parC[kMax], parR[kMax];
+  int8_t pr[kMax], pc[kMax], dr[kMax], dc[kMax];
+  int parC[kMax], parR[kMax];
   uint64_t flo[kMax];  // per column: the rows shipping to it (P > 0)
   uint64_t adm[kMax];  // per row: the columns of zero reduced cost
   int queue[kMax];
-  uint8_t eq[kMax + 8];
-  const uint64_t zero = 0;
-  std::memcpy(eq + n, &zero, 8);  // flags past n stay 0
   plan.resize(static_cast<size_t>(m) * n);  // P[i n + j] is set where flo[j] has bit i
   double* P = plan.data();
-  std::fill_n(pr, m, 0);
-  std::fill_n(pc, n, 0);
+  std::fill_n(pr, m, int8_t(0));
+  std::fill_n(pc, kMax, int8_t(0));  // all of it: read 8 columns at a time
   std::fill_n(flo, n, uint64_t(0));
   uint64_t has_sup = 0, has_dem = 0;  // rows with supply, columns with demand left
   for (int i = 0; i < m; ++i) {
@@ -573,13 +577,17 @@ double small_hop_ot(int m, int n, const double* a, const double* b, const uint8_
     dem[j] = b[j];
     has_dem |= uint64_t(dem[j] > 0) << j;
   }
-  auto rc = [&](int i, int j) { return C[i * n + j] + pr[i] - pc[j]; };
   for (int pt = 0; pt <= 3;) {
     // shortest reduced distances from the rows with supply, level by level up to 3 - pt
     uint64_t seenR = 0, doneC = 0;
-    for (int j = 0; j < n; ++j) dc[j] = kInf;
-    auto relax = [&](int i, int L) {
-      for (int j = 0; j < n; ++j) dc[j] = std::min(dc[j], L + rc(i, j));
+    std::fill_n(dc, n, kInf);
+    auto relax = [&, n](int i, int L) {
+      const uint8_t* ci = C + i * n;
+      const int8_t base = static_cast<int8_t>(L + pr[i]);
+      for (int j = 0; j < n; ++j) {
+        const int8_t v = static_cast<int8_t>(base + ci[j] - pc[j]);
+        dc[j] = v < dc[j] ? v : dc[j];
+      }
     };
     std::fill_n(dr, m, kInf);
     for (uint64_t r = has_sup; r; r &= r - 1) {
@@ -602,7 +610,7 @@ double small_hop_ot(int m, int n, const double* a, const double* b, const uint8_
           for (uint64_t r = flo[j] & ~seenR; r; r &= r - 1) {  // reverse arcs, reduced cost 0
             const int i = ctz64(r);
             seenR |= uint64_t(1) << i;
-            dr[i] = L;
+            dr[i] = static_cast<int8_t>(L);
             relax(i, L);
             grew = true;
           }
@@ -610,20 +618,24 @@ double small_hop_ot(int m, int n, const double* a, const double* b, const uint8_
       }
     }
     if (D < 0) break;  // no supply or no demand left (up to rounding)
-    for (int i = 0; i < m; ++i) pr[i] += std::min(dr[i], D);
-    for (int j = 0; j < n; ++j) pc[j] += std::min(dc[j], D);
+    for (int i = 0; i < m; ++i) pr[i] = static_cast<int8_t>(pr[i] + std::min<int>(dr[i], D));
+    for (int j = 0; j < n; ++j) pc[j] = static_cast<int8_t>(pc[j] + std::min<int>(dc[j], D));
     pt += D;
-    for (int i = 0; i < m; ++i) {  // 0/1 flags (vectorised), gathered 8 to a byte as in HopOt
+    constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+    const uint64_t tail = n == 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1;
+    for (int i = 0; i < m; ++i) {  // 8 columns per word: bytes C_ij + pr_i == pc_j, to bits
       const uint8_t* ci = C + i * n;
-      const int t = pr[i];
-      for (int j = 0; j < n; ++j) eq[j] = ci[j] + t == pc[j];
+      const uint64_t t = kOnes * static_cast<uint8_t>(pr[i]);
       uint64_t row = 0;
       for (int k = 0; 8 * k < n; ++k) {
-        uint64_t x;
-        std::memcpy(&x, eq + 8 * k, 8);
-        row |= ((x * 0x0102040810204080ULL) >> 56) << (8 * k);
+        uint64_t c, p;
+        std::memcpy(&c, ci + 8 * k, 8);  // past the row: the next row or C's slack
+        std::memcpy(&p, pc + 8 * k, 8);
+        const uint64_t z = (c + t) ^ p;  // bytes <= 7, no carries: 0 where equal
+        const uint64_t ne = (z + (kHigh - kOnes)) & kHigh;  // high bit where z != 0
+        row |= ((((ne ^ kHigh) >> 7) * 0x0102040810204080ULL) >> 56) << (8 * k);
       }
-      adm[i] = row;
+      adm[i] = row & tail;
     }
     for (;;) {  // augment along BFS paths of admissible and reverse arcs until none is left
       const uint64_t roots = has_sup;
