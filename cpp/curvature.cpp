@@ -713,6 +713,7 @@ struct Scratch {
   EmdWorkspace ws;
   std::vector<uint8_t> Dh, C8;  // hop counts (unweighted graphs); Dh target-major
   std::vector<uint32_t> hq;           // hub masks of the sources (see the hop block)
+  std::vector<int32_t> hub_rows;      // the sources that are hubs
   MergeWork mw;
   HopOtWork hw;
   explicit Scratch(int64_t n)
@@ -1111,13 +1112,16 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
         // distances from the masks alone. Otherwise 3 hops, or 2 through a hub, unless u's
         // row (which does not expand hubs) has the target nearer. See HubMasks.
         // d(u, t) = 3 - [near1(t) & hq(u)] - [near12(t) & bit(u)], hq(u) = bit(u) for a hub
-        // u, else near1(u): the first two terms by columns, the last by hub rows
+        // u, else near1(u): a dense pass per column, then the hub rows (few) of the column
         s.hq.resize(static_cast<size_t>(mx));
-        uint32_t any_q = 0;
+        s.hub_rows.clear();
+        uint32_t any_q = 0, any_hub = 0;
         for (int64_t i = 0; i < mx; ++i) {
           const int64_t u = M.supp[M.ptr[x] + i];
           s.hq[i] = hubs.bit[u] ? hubs.bit[u] : hubs.near1[u];
           any_q |= s.hq[i];
+          any_hub |= hubs.bit[u];
+          if (hubs.bit[u]) s.hub_rows.push_back(static_cast<int32_t>(i));
         }
         const uint32_t* hq = s.hq.data();
         const int64_t mxl = mx;  // a local: the byte stores below could alias a member
@@ -1128,12 +1132,13 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
             for (int64_t i = 0; i < mxl; ++i) Dt[i] = 3 - ((n1 & hq[i]) != 0);
           else
             std::memset(Dt, 3, static_cast<size_t>(mxl));
+          const uint32_t n12 = n1 | hubs.near2[s.targets[t]];
+          if (n12 & any_hub)
+            for (const int32_t i : s.hub_rows) Dt[i] -= (n12 & hq[i]) != 0;
         }
-        for (int64_t i = 0; i < mx; ++i) {  // hub rows: the last term; others: scatter u's row
+        for (int64_t i = 0; i < mx; ++i) {  // hub rows: d(u, u) = 0; others: scatter u's row
           const int64_t u = M.supp[M.ptr[x] + i];
-          if (const uint32_t bu = hubs.bit[u]) {
-            for (int64_t t = 0; t < nT; ++t)
-              s.Dh[t * mx + i] -= ((hubs.near1[s.targets[t]] | hubs.near2[s.targets[t]]) & bu) != 0;
+          if (hubs.bit[u]) {
             if (s.col_gen[u] == cgen) s.Dh[s.col[u] * mx + i] = 0;
             continue;
           }
