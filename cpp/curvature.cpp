@@ -701,9 +701,9 @@ struct Scratch {
   std::vector<uint32_t> dist_gen;
   std::vector<uint8_t> hop;        // 2-hop marks
   std::vector<uint32_t> hop_gen;
-  std::vector<int64_t> bpos;       // target column -> position in the current supp m_y
-  std::vector<uint32_t> bpos_gen;
-  uint32_t cgen = 0, dgen = 0, hgen = 0, bgen = 0;
+  std::vector<int32_t> rpos;       // node -> position in the current supp m_x
+  std::vector<uint32_t> rpos_gen;
+  uint32_t cgen = 0, dgen = 0, hgen = 0, rgen = 0;
   std::vector<int64_t> targets, ball;
   std::vector<std::pair<double, int64_t>> heap;
   std::vector<double> D, C, a, b, f, g, P;
@@ -717,8 +717,8 @@ struct Scratch {
   MergeWork mw;
   HopOtWork hw;
   explicit Scratch(int64_t n)
-      : col(n), col_gen(n, 0), tcol(n, -1), dist(n), dist_gen(n, 0), hop(n), hop_gen(n, 0), bpos(n),
-        bpos_gen(n, 0) {}
+      : col(n), col_gen(n, 0), tcol(n, -1), dist(n), dist_gen(n, 0), hop(n), hop_gen(n, 0), rpos(n),
+        rpos_gen(n, 0) {}
 };
 
 /// W1, in hops, of the compacted problem of one edge held in `s`: masses s.a (mm) and s.b
@@ -1167,6 +1167,11 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
       if (hop)
         for (const int64_t v : s.targets) s.tcol[v] = -1;
       const double* ax = M.mass.data() + M.ptr[x];
+      const uint32_t rgen = ++s.rgen;  // positions in supp m_x, for the cancellation below
+      for (int64_t i = 0; i < mx; ++i) {
+        s.rpos_gen[M.supp[M.ptr[x] + i]] = rgen;
+        s.rpos[M.supp[M.ptr[x] + i]] = static_cast<int32_t>(i);
+      }
       for (int64_t q = start[x]; q < start[x + 1]; ++q) {
         const int64_t e = order[q], y = ev[e];
         const double dxy = hop ? unit * s.Dh[s.col[y] * mx + mx - 1]  // x is last in its support
@@ -1185,20 +1190,13 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
         const double* by = M.mass.data() + M.ptr[y];
         s.a.assign(ax, ax + mx);
         s.b.assign(by, by + my);
-        const uint32_t bgen = ++s.bgen;
-        for (int64_t j = 0; j < my; ++j) {
-          const int64_t c = s.col[sy[j]];
-          s.bpos_gen[c] = bgen;
-          s.bpos[c] = j;
-        }
-        for (int64_t i = 0; i < mx && o.method == OrcMethod::Exact; ++i) {
-          const int64_t u = M.supp[M.ptr[x] + i];
-          if (s.col_gen[u] != cgen) continue;
-          const int64_t c = s.col[u];
-          if (s.bpos_gen[c] != bgen) continue;
-          const double common = std::min(s.a[i], s.b[s.bpos[c]]);
+        for (int64_t j = 0; j < my && o.method == OrcMethod::Exact; ++j) {  // the shorter side
+          const int64_t v = sy[j];
+          if (s.rpos_gen[v] != rgen) continue;
+          const int32_t i = s.rpos[v];
+          const double common = std::min(s.a[i], s.b[j]);
           s.a[i] -= common;
-          s.b[s.bpos[c]] -= common;
+          s.b[j] -= common;
         }
         s.ai.clear();
         s.bj.clear();
