@@ -45,7 +45,8 @@ struct OrcOptions {
 /// takes a faster, equally exact path: costs are hop counts 0..3 kept as bytes, distances
 /// to and through the 32 largest hubs come from bitmasks (rows never expand a hub), equal
 /// cost rows and columns are merged, and each problem goes to an integer-cost primal-dual
-/// solver (successive shortest paths + Dinic maximum flows, at most 4 phases). OpenMP over
+/// solver (successive shortest paths, then Dinic maximum flows, or single augmenting paths
+/// with bitmask sets on small problems; at most 4 phases). OpenMP over
 /// nodes. `kappa`, `dist` (d(x, y)) and
 /// `status` (0 ok, 1 the OT solver hit its iteration limit) have m entries; any edge order.
 /// Throws std::invalid_argument for the lower bound on a graph with unequal weights.

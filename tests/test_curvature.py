@@ -344,13 +344,18 @@ def _reference_orc(G, alpha, topk=None):
     return out
 
 
-@pytest.mark.parametrize("name", ["hubs", "ba_big_hubs", "er", "star_pair", "grid"])
+@pytest.mark.parametrize("name", ["hubs", "ba_big_hubs", "er", "star_pair", "grid",
+                                  "powerlaw_cluster", "dense_er"])
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 0.9])
 def test_unweighted_fast_path_matches_exact_reference(name, alpha):
     seed = int(alpha * 10)
     G = {"hubs": lambda: _hub_graph(seed),
          "ba_big_hubs": lambda: nx.barabasi_albert_graph(600, 2, seed=seed),
          "er": lambda: nx.gnp_random_graph(150, 0.06, seed=seed),
+         # OT problems of every size around the solvers' thresholds (small_hop_ot up to
+         # 64 x 64 / 256 entries, HopOt above, greedy with two bins on a side)
+         "powerlaw_cluster": lambda: nx.powerlaw_cluster_graph(400, 3, 0.5, seed=seed),
+         "dense_er": lambda: nx.gnp_random_graph(70, 0.45, seed=seed),
          # two hubs of degree 60 sharing 20 leaves, plus a ring through the rest
          "star_pair": lambda: nx.compose_all([nx.star_graph(60), nx.relabel_nodes(
              nx.star_graph(60), lambda v: 100 + v if v > 20 or v == 0 else v),

@@ -85,7 +85,7 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
         n = len(nodes)
         deg = np.fromiter(map(len, adj.values()), dtype=np.int64, count=n)
         nbr = itertools.chain.from_iterable(adj.values())
-        if nodes == list(range(n)) and all(type(v) is int for v in nodes):
+        if nodes == list(range(n)) and set(map(type, nodes)) <= {int}:  # not bool, not 1.0
             cols = np.fromiter(nbr, dtype=np.int64, count=int(deg.sum()))
         else:
             pos = {v: k for k, v in enumerate(nodes)}
@@ -215,7 +215,8 @@ class _OrcParams:
         if self.max_iter is not None:
             check_int(self.max_iter, "max_iter", low=1)
 
-    def _curvature(self, graph: _Graph, weights: np.ndarray):
+    def _curvature(self, graph: _Graph, weights: np.ndarray | None = None):
+        """Kernel call on ``graph`` with its own weights (None) or with ``weights`` (m,)."""
         indptr, indices, w = graph.csr(weights)
         kappa, dist, status = _core.ollivier_ricci(
             indptr, indices, w, graph.edges[:, 0].copy(), graph.edges[:, 1].copy(),
@@ -330,8 +331,7 @@ class OllivierRicci(_OrcParams):
         self._check_params()
         self._graph = _as_graph(G, self.weight)
         self.edges_, self.weights_ = self._graph.edges, self._graph.weights
-        self.curvature_, self.distances_, self.converged_ = self._curvature(self._graph,
-                                                                           self.weights_)
+        self.curvature_, self.distances_, self.converged_ = self._curvature(self._graph)
         self.node_curvature_ = _node_average(self._graph.n, self.edges_, self.curvature_)
         self.nodes_ = self._graph.nodes if self._graph.nodes is not None else list(
             range(self._graph.n))
