@@ -71,7 +71,8 @@ SHAPES = [((12, 9, 7), (3, 4, 2)), ((8, 6, 5, 4), (2, 3, 2, 2)), ((15, 6), (3, 3
 @pytest.mark.parametrize("J", [3, 17, 33])
 def test_kernels_match_numpy(shape, dtype, J):
     # covers the kernel paths: R == 1, geoml's SIMD product (R >= 64, J <= 32; 4-row tiles
-    # with J = 3 and 17, column tails, several 512-column tasks for (2, 5, 1100)), BLAS slab by
+    # with J = 3 and 17, column tails, several 512-column tasks for (2, 5, 1100); R == 1 and
+    # packed blocks of narrow slabs, split across slabs for (3, 530, 20)), BLAS slab by
     # slab (L == 1 or R >= 64 with J = 33) and gathered blocks (1 < R < 64, several blocks for
     # the last shape); Gram matrices in geoml's kernel (I <= 512: slabs in place for R >= 64,
     # packed blocks otherwise, R == 1 transposed) and by SYRK (I > 512: R == 1 for

@@ -200,12 +200,13 @@ def _gathers(L: float, R: float) -> bool:
 def _ttm_cost(shape, m: int, J: int) -> float:
     """Model of the time of ``_ttm`` along mode m (size I -> J) of a tensor of ``shape``, in
     flop units: 2 J flops per input entry, 24 per entry read or written, and 64 more per entry
-    when the kernel gathers slabs into a buffer (narrow trailing size R < 64 with many slabs,
-    or J > 32 output rows; see ``ttm`` in C++). Fitted to single-core timings on AVX2 (Zen)
+    when BLAS runs on gathered slabs (J > 32 output rows, narrow trailing size 1 < R < 64
+    with many slabs; geoml's kernel for J <= 32 packs cache-sized blocks at little cost; see
+    ``ttm`` in C++). Fitted to single-core timings on AVX2 (Zen)
     cores, float32 and float64, like the models below."""
     L, R, size = _layout(shape, m)
     out = size / max(shape[m], 1) * J
-    gathered = _gathers(L, R) and not (R >= 64 and J <= 32)
+    gathered = _gathers(L, R) and J > 32
     return 2.0 * J * size + (24.0 + (64.0 if gathered else 0.0)) * (size + out)
 
 
