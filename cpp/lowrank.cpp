@@ -425,78 +425,66 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
   const int64_t Jp = (J + 3) / 4 * 4;
   const bool avx2 = use_avx2();
   const int64_t width = block_width(I);
-  // R = 1: tasks of `width` rows of the L x I matrix; wide slabs (R >= kColsMinR): tasks of
-  // `width` columns of one slab, read in place; narrow slabs: tasks of `width` columns of the
-  // unfolding, packed first (a slab of a few columns would leave the SIMD tiles idle).
+  // Tasks of `width` columns of the unfolding: of one slab, read in place, for wide slabs
+  // (R >= kColsMinR); else packed first (R = 1 transposed; a slab of a few columns would
+  // leave the SIMD tiles idle). Per block, P = block^T U (`ttm_cols`, Jp x width) is
+  // transposed into Pt (width x Jq, Jq a multiple of the widest SIMD vector, zeros beyond J)
+  // for Z += block Pt (`rows_times`).
   const bool in_place = R >= kColsMinR;
   const int64_t nbr = in_place ? (R + width - 1) / width : 1;
-  const int64_t tasks = R == 1 ? (L + width - 1) / width
-                        : in_place ? L * nbr
-                                   : (L * R + width - 1) / width;
+  const int64_t tasks = in_place ? L * nbr : (L * R + width - 1) / width;
   const int nt = L * I * R * J >= kParallelMin * 16
                      ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), tasks))
                      : 1;
-  // U padded to Jp columns (zeros beyond J) is the At operand of ttm_cols; padded further to
-  // a multiple of 16 columns it is the M operand of ts_matmul_rows.
-  const int64_t cp = (Jp + 15) / 16 * 16;
-  std::vector<T> Up(static_cast<size_t>(I * cp), T(0));
-  for (int64_t i = 0; i < I; ++i)
-    for (int64_t j = 0; j < J; ++j) Up[i * cp + j] = U[i * J + j];
-  std::vector<T> At(static_cast<size_t>(I * Jp), T(0));
+  constexpr int64_t Wmax = 32 / sizeof(T);
+  const int64_t Jq = (Jp + Wmax - 1) / Wmax * Wmax;
+  std::vector<T> At(static_cast<size_t>(I * Jp), T(0));  // U padded to Jp columns
   for (int64_t i = 0; i < I; ++i)
     for (int64_t j = 0; j < J; ++j) At[i * Jp + j] = U[i * J + j];
-  std::vector<double> acc(static_cast<size_t>(nt) * I * Jp, 0.0);
+  std::vector<double> acc(static_cast<size_t>(nt) * I * Jq, 0.0);
 #pragma omp parallel num_threads(nt)
   {
-    double* z = acc.data() + static_cast<size_t>(thread_id()) * I * Jp;
+    double* z = acc.data() + static_cast<size_t>(thread_id()) * I * Jq;
     std::vector<T> P(static_cast<size_t>(width * Jp), T(0));  // rows >= J stay zero
-    std::vector<T> S(R == 1 ? static_cast<size_t>(I * Jp) : 0);
-    std::vector<T> buf(R > 1 && !in_place ? static_cast<size_t>(I * width) : 0);
+    std::vector<T> Pt(static_cast<size_t>(width * Jq), T(0));
+    std::vector<T> buf(in_place ? 0 : static_cast<size_t>(I * width));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
-      if (R == 1) {
-        const int64_t m0 = t * width, mc = std::min(width, L - m0);
-        const T* x = X + m0 * I;
-#if GEOML_SIMD_X86
-        if (avx2) {
-          ts_avx2::ts_matmul_rows<T>(x, 0, mc, I, Up.data(), Jp, cp, P.data());
-          ts_avx2::outer_rows<T>(x, mc, I, P.data(), Jp, S.data(), z);
-          continue;
-        }
-#endif
-        ts_generic::ts_matmul_rows<T>(x, 0, mc, I, Up.data(), Jp, cp, P.data());
-        ts_generic::outer_rows<T>(x, mc, I, P.data(), Jp, S.data(), z);
+      const T* x;
+      int64_t ld, rc;
+      if (in_place) {
+        const int64_t l = t / nbr, r0 = (t % nbr) * width;
+        rc = std::min(width, R - r0);
+        x = X + l * I * R + r0;
+        ld = R;
       } else {
-        const T* x;
-        int64_t ld, rc;
-        if (in_place) {
-          const int64_t l = t / nbr, r0 = (t % nbr) * width;
-          rc = std::min(width, R - r0);
-          x = X + l * I * R + r0;
-          ld = R;
-        } else {
-          const int64_t k0 = t * width;
-          rc = std::min(width, L * R - k0);
-          pack_cols(X, I, R, k0, rc, buf.data(), width);
-          x = buf.data();
-          ld = width;
-        }
+        const int64_t k0 = t * width;
+        rc = std::min(width, L * R - k0);
+        pack_cols(X, I, R, k0, rc, buf.data(), width);
+        x = buf.data();
+        ld = width;
+      }
 #if GEOML_SIMD_X86
-        if (avx2) {
-          ts_avx2::ttm_cols<T>(x, I, ld, At.data(), J, Jp, 0, rc, P.data(), width);
-          ts_avx2::dot_rows<T>(x, I, ld, rc, P.data(), Jp, width, z);
-          continue;
-        }
+      if (avx2)
+        ts_avx2::ttm_cols<T>(x, I, ld, At.data(), J, Jp, 0, rc, P.data(), width);
+      else
 #endif
         ts_generic::ttm_cols<T>(x, I, ld, At.data(), J, Jp, 0, rc, P.data(), width);
-        ts_generic::dot_rows<T>(x, I, ld, rc, P.data(), Jp, width, z);
+      for (int64_t c = 0; c < rc; ++c)
+        for (int64_t j = 0; j < J; ++j) Pt[c * Jq + j] = P[j * width + c];
+#if GEOML_SIMD_X86
+      if (avx2) {
+        ts_avx2::rows_times<T>(x, I, ld, rc, Pt.data(), Jq, Jq, z, Jq);
+        continue;
       }
+#endif
+      ts_generic::rows_times<T>(x, I, ld, rc, Pt.data(), Jq, Jq, z, Jq);
     }
   }
   (void)avx2;
   for (int t = 0; t < nt; ++t)
     for (int64_t i = 0; i < I; ++i)
-      for (int64_t j = 0; j < J; ++j) Z[i * J + j] += acc[(static_cast<size_t>(t) * I + i) * Jp + j];
+      for (int64_t j = 0; j < J; ++j) Z[i * J + j] += acc[(static_cast<size_t>(t) * I + i) * Jq + j];
 }
 
 template <typename T>

@@ -57,8 +57,9 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
 
 /// Z = X_(n) X_(n)^T U (I x J, row-major, double) for U (I x J, row-major, J small), i.e. the
 /// mode-n Gram matrix applied to U without forming it, reading X once: per cache-sized block
-/// of one slab (of rows when R = 1; of columns of the unfolding, packed, when 1 < R < 64),
-/// P = block^T U and then Z += block P, in geoml's SIMD
+/// of columns of the unfolding (of one slab, in place, when R >= 64; else packed, R = 1
+/// transposed), P = block^T U and then Z += block P (P transposed, broadcast tiles without
+/// horizontal sums), in geoml's SIMD
 /// loops over OpenMP tasks (dynamic schedule), one double accumulator per thread. No BLAS.
 /// Cost 4 J * numel(X) flops, O(threads * I * J) extra memory. Z is caller-owned.
 template <typename T>
