@@ -5,9 +5,9 @@ Where the work goes:
 * Mode-n products (TTM), mode-n Gram matrices ``X_(n) X_(n)^T`` and mode-n sketches
   ``X_(n) W`` of dense tensors run in C++ (``cpp/lowrank.cpp``) on the C-ordered tensor seen as
   an (L, I_n, R) array, without forming unfoldings (narrow trailing sizes are gathered in
-  bounded blocks). Products to few rows (J <= 32) of wide slabs run in geoml's own OpenMP/SIMD
-  kernel, which reads the tensor once (OpenBLAS reaches a third of the memory bandwidth on
-  such skinny shapes); Gram matrices of modes up to 512 run in geoml's OpenMP/SIMD kernel
+  bounded blocks). Products to few rows (J <= 32) run in geoml's own OpenMP/SIMD kernels,
+  which read the tensor once (OpenBLAS reaches a third of the memory bandwidth on such skinny
+  shapes; narrow slabs are packed into cache-sized column blocks); Gram matrices of modes up to 512 run in geoml's OpenMP/SIMD kernel
   (5-30 % slower than OpenBLAS's SYRK on one core, but it uses the second core where
   SciPy's threaded SYRK barely did), larger ones are one SYRK per mode or per wide slab. The
   products ``X_(n) X_(n)^T U`` of HOSVD's certified refinement run in geoml's kernel too
