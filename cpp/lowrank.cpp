@@ -148,6 +148,51 @@ int64_t gather_slabs(int64_t L, int64_t width, int64_t R) {
   return std::max<int64_t>(1, std::min(L, kGatherElems / std::max<int64_t>(width * R, 1)));
 }
 
+constexpr int64_t kApplyBlockElems = int64_t(1) << 15;  // entries of X per packed/apply task
+
+/// Columns per task of the packed kernels: blocks of about kApplyBlockElems entries of X.
+int64_t block_width(int64_t I) {
+  return std::max<int64_t>(16, kApplyBlockElems / std::max<int64_t>(I, 1) / 16 * 16);
+}
+
+/// Packs columns k0 .. k0+kc-1 of the mode-n unfolding X_(n) (I x L*R; column k = l*R + r is
+/// X[l, :, r] of the (L, I, R) view) into b (I x kc, row stride ldb). O(I kc) copies.
+template <typename T>
+void pack_cols(const T* X, int64_t I, int64_t R, int64_t k0, int64_t kc, T* b, int64_t ldb) {
+  if (R == 1) {
+    for (int64_t c = 0; c < kc; ++c) {
+      const T* x = X + (k0 + c) * I;
+      for (int64_t i = 0; i < I; ++i) b[i * ldb + c] = x[i];
+    }
+    return;
+  }
+  for (int64_t k = k0; k < k0 + kc;) {
+    const int64_t l = k / R, r = k % R, len = std::min(R - r, k0 + kc - k);
+    for (int64_t i = 0; i < I; ++i)
+      std::memcpy(b + i * ldb + (k - k0), X + (l * I + i) * R + r, sizeof(T) * len);
+    k += len;
+  }
+}
+
+/// Inverse of `pack_cols` for a J-row output Y (the (L, J, R) view): Y_(n)[:, k0 + c] =
+/// b[:, c]. O(J kc) copies.
+template <typename T>
+void unpack_cols(const T* b, int64_t ldb, int64_t J, int64_t R, int64_t k0, int64_t kc, T* Y) {
+  if (R == 1) {
+    for (int64_t c = 0; c < kc; ++c) {
+      T* y = Y + (k0 + c) * J;
+      for (int64_t j = 0; j < J; ++j) y[j] = b[j * ldb + c];
+    }
+    return;
+  }
+  for (int64_t k = k0; k < k0 + kc;) {
+    const int64_t l = k / R, r = k % R, len = std::min(R - r, k0 + kc - k);
+    for (int64_t j = 0; j < J; ++j)
+      std::memcpy(Y + (l * J + j) * R + r, b + j * ldb + (k - k0), sizeof(T) * len);
+    k += len;
+  }
+}
+
 }  // namespace
 
 void set_blas(dgemm_fn dgemm, sgemm_fn sgemm, dsyrk_fn dsyrk, ssyrk_fn ssyrk) {
@@ -203,6 +248,47 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
     (void)avx2;
     return;
   }
+  if (J <= kColsMaxJ && R == 1) {
+    // Few output rows, mode-n fibres contiguous: Y (L x J) = X (L x I) A^T row by row.
+    std::vector<T> At(static_cast<size_t>(I * J));
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t j = 0; j < J; ++j) At[i * J + j] = a_transposed ? A[i * J + j] : A[j * I + i];
+    ts_matmul<T>(X, L, I, At.data(), J, Y, nt);
+    return;
+  }
+  if (J <= kColsMaxJ) {
+    // Few output rows, narrow slabs: the same kernel as for wide ones on blocks of columns
+    // of the unfolding packed into a cache-sized buffer, the result unpacked into Y.
+    const int64_t Jp = (J + 3) / 4 * 4;
+    std::vector<T> At(static_cast<size_t>(I * Jp), T(0));
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t j = 0; j < J; ++j)
+        At[i * Jp + j] = a_transposed ? A[i * J + j] : A[j * I + i];
+    const int64_t width = block_width(I), K = L * R, tasks = (K + width - 1) / width;
+    const int ntp = L * I * R >= kParallelMin
+                        ? static_cast<int>(std::min<int64_t>(nt, tasks))
+                        : 1;
+    const bool avx2 = use_avx2();
+    const T* at = At.data();
+#pragma omp parallel num_threads(ntp)
+    {
+      std::vector<T> bin(static_cast<size_t>(I * width)), bout(static_cast<size_t>(J * width));
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t k0 = t * width, kc = std::min(width, K - k0);
+        pack_cols(X, I, R, k0, kc, bin.data(), width);
+#if GEOML_SIMD_X86
+        if (avx2)
+          ts_avx2::ttm_cols<T>(bin.data(), I, width, at, J, Jp, 0, kc, bout.data(), width);
+        else
+#endif
+          ts_generic::ttm_cols<T>(bin.data(), I, width, at, J, Jp, 0, kc, bout.data(), width);
+        unpack_cols(bout.data(), width, J, R, k0, kc, Y);
+      }
+    }
+    (void)avx2;
+    return;
+  }
   // A^T (I x J) as a column-major operand: the row-major J x I array A read column-major
   // is A^T ('N', ld I); the row-major I x J array U = A^T read column-major is U^T ('T', ld J).
   const char opAt = a_transposed ? 'T' : 'N';
@@ -234,7 +320,6 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
 }
 
 namespace {
-constexpr int64_t kApplyBlockElems = int64_t(1) << 15;  // entries of X per gram/apply task
 // Mode sizes up to which geoml's Gram kernel runs instead of SYRK: on one core it is 5-30 %
 // slower than OpenBLAS's SYRK (200^3 tensor), but it has no thread synchronisation inside
 // BLAS and uses the second core (SciPy's threaded SYRK gained 1.3x on 2 idle cores, and lost
@@ -246,7 +331,7 @@ constexpr int64_t kOwnGramMaxI = 512;
 /// wide slabs are read in place, narrow ones (R < 64, R = 1 included) are packed first.
 template <typename T>
 void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) {
-  const int64_t width = std::max<int64_t>(16, kApplyBlockElems / I / 16 * 16);
+  const int64_t width = block_width(I);
   const bool in_place = R >= kColsMinR;
   const int64_t nbr = (R + width - 1) / width;  // blocks per slab (in place)
   const int64_t K = L * R;
@@ -273,21 +358,8 @@ void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) 
       } else {
         const int64_t k0 = t * width;
         kc = std::min(width, K - k0);
-        T* b = buf.data();
-        if (R == 1) {
-          for (int64_t c = 0; c < kc; ++c) {
-            const T* x = X + (k0 + c) * I;
-            for (int64_t i = 0; i < I; ++i) b[i * width + c] = x[i];
-          }
-        } else {
-          for (int64_t k = k0; k < k0 + kc;) {
-            const int64_t l = k / R, r = k % R, len = std::min(R - r, k0 + kc - k);
-            for (int64_t i = 0; i < I; ++i)
-              std::memcpy(b + i * width + (k - k0), X + (l * I + i) * R + r, sizeof(T) * len);
-            k += len;
-          }
-        }
-        blk = b;
+        pack_cols(X, I, R, k0, kc, buf.data(), width);
+        blk = buf.data();
         ld = width;
       }
 #if GEOML_SIMD_X86
@@ -352,61 +424,67 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
   if (I == 0 || J == 0 || L * R == 0) return;
   const int64_t Jp = (J + 3) / 4 * 4;
   const bool avx2 = use_avx2();
-  const int64_t width = std::max<int64_t>(16, kApplyBlockElems / I / 16 * 16);
-  // R = 1: tasks of `width` rows of the L x I matrix; else tasks of `width` columns of a slab.
-  const int64_t nbr = R == 1 ? 1 : (R + width - 1) / width;
-  const int64_t tasks = R == 1 ? (L + width - 1) / width : L * nbr;
+  const int64_t width = block_width(I);
+  // Tasks of `width` columns of the unfolding: of one slab, read in place, for wide slabs
+  // (R >= kColsMinR); else packed first (R = 1 transposed; a slab of a few columns would
+  // leave the SIMD tiles idle). Per block, P = block^T U (`ttm_cols`, Jp x width) is
+  // transposed into Pt (width x Jq, Jq a multiple of the widest SIMD vector, zeros beyond J)
+  // for Z += block Pt (`rows_times`).
+  const bool in_place = R >= kColsMinR;
+  const int64_t nbr = in_place ? (R + width - 1) / width : 1;
+  const int64_t tasks = in_place ? L * nbr : (L * R + width - 1) / width;
   const int nt = L * I * R * J >= kParallelMin * 16
                      ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), tasks))
                      : 1;
-  // U padded to Jp columns (zeros beyond J) is the At operand of ttm_cols; padded further to
-  // a multiple of 16 columns it is the M operand of ts_matmul_rows.
-  const int64_t cp = (Jp + 15) / 16 * 16;
-  std::vector<T> Up(static_cast<size_t>(I * cp), T(0));
-  for (int64_t i = 0; i < I; ++i)
-    for (int64_t j = 0; j < J; ++j) Up[i * cp + j] = U[i * J + j];
-  std::vector<T> At(static_cast<size_t>(I * Jp), T(0));
+  constexpr int64_t Wmax = 32 / sizeof(T);
+  const int64_t Jq = (Jp + Wmax - 1) / Wmax * Wmax;
+  std::vector<T> At(static_cast<size_t>(I * Jp), T(0));  // U padded to Jp columns
   for (int64_t i = 0; i < I; ++i)
     for (int64_t j = 0; j < J; ++j) At[i * Jp + j] = U[i * J + j];
-  std::vector<double> acc(static_cast<size_t>(nt) * I * Jp, 0.0);
+  std::vector<double> acc(static_cast<size_t>(nt) * I * Jq, 0.0);
 #pragma omp parallel num_threads(nt)
   {
-    double* z = acc.data() + static_cast<size_t>(thread_id()) * I * Jp;
+    double* z = acc.data() + static_cast<size_t>(thread_id()) * I * Jq;
     std::vector<T> P(static_cast<size_t>(width * Jp), T(0));  // rows >= J stay zero
-    std::vector<T> S(R == 1 ? static_cast<size_t>(I * Jp) : 0);
+    std::vector<T> Pt(static_cast<size_t>(width * Jq), T(0));
+    std::vector<T> buf(in_place ? 0 : static_cast<size_t>(I * width));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
-      if (R == 1) {
-        const int64_t m0 = t * width, mc = std::min(width, L - m0);
-        const T* x = X + m0 * I;
-#if GEOML_SIMD_X86
-        if (avx2) {
-          ts_avx2::ts_matmul_rows<T>(x, 0, mc, I, Up.data(), Jp, cp, P.data());
-          ts_avx2::outer_rows<T>(x, mc, I, P.data(), Jp, S.data(), z);
-          continue;
-        }
-#endif
-        ts_generic::ts_matmul_rows<T>(x, 0, mc, I, Up.data(), Jp, cp, P.data());
-        ts_generic::outer_rows<T>(x, mc, I, P.data(), Jp, S.data(), z);
+      const T* x;
+      int64_t ld, rc;
+      if (in_place) {
+        const int64_t l = t / nbr, r0 = (t % nbr) * width;
+        rc = std::min(width, R - r0);
+        x = X + l * I * R + r0;
+        ld = R;
       } else {
-        const int64_t l = t / nbr, r0 = (t % nbr) * width, rc = std::min(width, R - r0);
-        const T* x = X + l * I * R + r0;
-#if GEOML_SIMD_X86
-        if (avx2) {
-          ts_avx2::ttm_cols<T>(x, I, R, At.data(), J, Jp, 0, rc, P.data(), width);
-          ts_avx2::dot_rows<T>(x, I, R, rc, P.data(), Jp, width, z);
-          continue;
-        }
-#endif
-        ts_generic::ttm_cols<T>(x, I, R, At.data(), J, Jp, 0, rc, P.data(), width);
-        ts_generic::dot_rows<T>(x, I, R, rc, P.data(), Jp, width, z);
+        const int64_t k0 = t * width;
+        rc = std::min(width, L * R - k0);
+        pack_cols(X, I, R, k0, rc, buf.data(), width);
+        x = buf.data();
+        ld = width;
       }
+#if GEOML_SIMD_X86
+      if (avx2)
+        ts_avx2::ttm_cols<T>(x, I, ld, At.data(), J, Jp, 0, rc, P.data(), width);
+      else
+#endif
+        ts_generic::ttm_cols<T>(x, I, ld, At.data(), J, Jp, 0, rc, P.data(), width);
+      for (int64_t c = 0; c < rc; ++c)
+        for (int64_t j = 0; j < J; ++j) Pt[c * Jq + j] = P[j * width + c];
+#if GEOML_SIMD_X86
+      if (avx2) {
+        ts_avx2::rows_times<T>(x, I, ld, rc, Pt.data(), Jq, Jq, z, Jq);
+        continue;
+      }
+#endif
+      ts_generic::rows_times<T>(x, I, ld, rc, Pt.data(), Jq, Jq, z, Jq);
     }
   }
   (void)avx2;
   for (int t = 0; t < nt; ++t)
     for (int64_t i = 0; i < I; ++i)
-      for (int64_t j = 0; j < J; ++j) Z[i * J + j] += acc[(static_cast<size_t>(t) * I + i) * Jp + j];
+      for (int64_t j = 0; j < J; ++j) Z[i * J + j] += acc[(static_cast<size_t>(t) * I + i) * Jq + j];
 }
 
 template <typename T>

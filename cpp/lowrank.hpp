@@ -30,9 +30,12 @@ ModeView mode_view(const std::vector<int64_t>& dims, int n);
 /// Mode-n product Y = X x_n A for a C-ordered tensor X of shape `dims`: Y has shape `dims`
 /// with dims[n] replaced by J, and Y_(n) = A X_(n). A is the J x I matrix given row-major, or,
 /// if `a_transposed`, given as its transpose U = A^T (I x J, row-major), so Y = X x_n U^T.
-/// With few output rows (J <= 32) and wide slabs (R >= 64), geoml's SIMD kernel runs over
-/// OpenMP tasks of 512 columns of one slab, reading X once (skinny shapes where OpenBLAS is
-/// far from the memory bandwidth). Otherwise through BLAS: no unfolding is formed when R = 1
+/// With few output rows (J <= 32), geoml's SIMD kernels run over OpenMP tasks, reading X once
+/// (skinny shapes where OpenBLAS is far from the memory bandwidth, and single-threaded while
+/// Tucker holds BLAS to one thread): wide slabs (R >= 64) in tasks of 512 columns of one
+/// slab, in place; R = 1 row by row (`ts_matmul`); other narrow slabs in cache-sized blocks of
+/// columns of the unfolding, packed and unpacked around the same kernel. Otherwise through
+/// BLAS: no unfolding is formed when R = 1
 /// (one GEMM) or when there are few wide slabs (L <= 16, R >= 64: one GEMM per mode-n slab);
 /// else slabs are gathered into a bounded buffer (4M entries) so that each GEMM is large and
 /// BLAS is called a handful of times per mode. BLAS is called from the calling thread only
@@ -54,7 +57,9 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
 
 /// Z = X_(n) X_(n)^T U (I x J, row-major, double) for U (I x J, row-major, J small), i.e. the
 /// mode-n Gram matrix applied to U without forming it, reading X once: per cache-sized block
-/// of one slab (or of rows when R = 1), P = block^T U and then Z += block P, in geoml's SIMD
+/// of columns of the unfolding (of one slab, in place, when R >= 64; else packed, R = 1
+/// transposed), P = block^T U and then Z += block P (P transposed, broadcast tiles without
+/// horizontal sums), in geoml's SIMD
 /// loops over OpenMP tasks (dynamic schedule), one double accumulator per thread. No BLAS.
 /// Cost 4 J * numel(X) flops, O(threads * I * J) extra memory. Z is caller-owned.
 template <typename T>

@@ -1,4 +1,6 @@
 """Tests of geoml.lowrank against NumPy float64 references, TensorLy and scikit-learn."""
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -71,7 +73,8 @@ SHAPES = [((12, 9, 7), (3, 4, 2)), ((8, 6, 5, 4), (2, 3, 2, 2)), ((15, 6), (3, 3
 @pytest.mark.parametrize("J", [3, 17, 33])
 def test_kernels_match_numpy(shape, dtype, J):
     # covers the kernel paths: R == 1, geoml's SIMD product (R >= 64, J <= 32; 4-row tiles
-    # with J = 3 and 17, column tails, several 512-column tasks for (2, 5, 1100)), BLAS slab by
+    # with J = 3 and 17, column tails, several 512-column tasks for (2, 5, 1100); R == 1 and
+    # packed blocks of narrow slabs, split across slabs for (3, 530, 20)), BLAS slab by
     # slab (L == 1 or R >= 64 with J = 33) and gathered blocks (1 < R < 64, several blocks for
     # the last shape); Gram matrices in geoml's kernel (I <= 512: slabs in place for R >= 64,
     # packed blocks otherwise, R == 1 transposed) and by SYRK (I > 512: R == 1 for
@@ -100,7 +103,8 @@ def test_kernels_match_numpy(shape, dtype, J):
         S = getattr(geoml._core, "mode_sketch_" + lowrank._sfx(dtype))(X, n, W, 0)
         Sref = np.moveaxis(X64, n, -1).reshape(-1, In).T @ W.astype(np.float64)
         np.testing.assert_allclose(S, Sref, atol=tol * np.abs(Sref).max())
-        for c in (1, 5, 9) if X.size < 10**6 else ():  # Gram matrix times a few columns
+        # Gram matrix times a few columns (SIMD tiles of 1, 2 and 2 + 1 vectors, row tails)
+        for c in (1, 5, 9, 21) if X.size < 10**6 else ():
             U = rng.standard_normal((In, c)).astype(dtype)
             Zref = Gref @ U.astype(np.float64)
             np.testing.assert_allclose(lowrank._gram_apply(X, n, U, 0), Zref,
@@ -164,12 +168,15 @@ def sin_angle(U, V):
 
 
 def spy_certified(monkeypatch):
-    """Records whether each certified refinement was accepted (True) or fell back (False)."""
+    """Records whether each certified refinement of HOSVD (products with T's Gram matrix, called
+    from ``_hosvd``; not the explicit small Gram matrices of ``_eig_top``) was accepted (True)
+    or fell back (False)."""
     calls, orig = [], lowrank._certified_subspace
 
     def spy(*args, **kwargs):
         out = orig(*args, **kwargs)
-        calls.append(out is not None)
+        if sys._getframe(1).f_code.co_name == "_hosvd":
+            calls.append(out is not None)
         return out
 
     monkeypatch.setattr(lowrank, "_certified_subspace", spy)
@@ -207,6 +214,32 @@ def test_hosvd_refinement_by_cost_model(rng, monkeypatch):
     assert calls == [True, True]
     for n, U in enumerate(tt.factors):
         assert sin_angle(U, exact_hosvd_factor(T, n, ranks[n])) < 1e-8
+
+
+@pytest.mark.parametrize("dim,r", [(64, 5), (150, 12), (80, 79)])
+def test_eig_top_certified_or_lapack(rng, monkeypatch, dim, r):
+    # explicit Gram matrices: subspace iteration when the gap certifies it, else LAPACK; the
+    # same leading eigenvectors (and signs) as LAPACK either way
+    lapack = []
+    orig = lowrank._eig_desc
+    monkeypatch.setattr(lowrank, "_eig_desc", lambda G, k: (lapack.append(1), orig(G, k))[1])
+    Q = np.linalg.qr(rng.standard_normal((dim, dim)))[0]
+    lam = np.concatenate([np.geomspace(10, 1, r), 1e-4 * rng.random(dim - r)])
+    G = (Q * lam) @ Q.T
+    V = lowrank._eig_top(G, r, 1e-8)
+    ref = orig(G, r)[1][:, :r]
+    assert sin_angle(V, ref) < 1e-8
+    np.testing.assert_allclose(V, ref, atol=1e-5)  # same vectors, same signs
+    assert lapack == []
+    # flat spectrum (no gap after r): LAPACK
+    G = (Q * np.linspace(1.0, 0.9, dim)) @ Q.T
+    V = lowrank._eig_top(G, r, 1e-8)
+    assert lapack == [1]
+    np.testing.assert_allclose(V, orig(G, r)[1][:, :r])
+    # small matrices go straight to LAPACK
+    Gs = G[:40, :40]
+    lowrank._eig_top(Gs, 3, 1e-8)
+    assert lapack == [1, 1]
 
 
 @pytest.mark.parametrize("shape,ranks", [((30, 25, 20), (3, 3, 3)), ((9, 8, 7), (9, 8, 7))])

@@ -5,9 +5,9 @@ Where the work goes:
 * Mode-n products (TTM), mode-n Gram matrices ``X_(n) X_(n)^T`` and mode-n sketches
   ``X_(n) W`` of dense tensors run in C++ (``cpp/lowrank.cpp``) on the C-ordered tensor seen as
   an (L, I_n, R) array, without forming unfoldings (narrow trailing sizes are gathered in
-  bounded blocks). Products to few rows (J <= 32) of wide slabs run in geoml's own OpenMP/SIMD
-  kernel, which reads the tensor once (OpenBLAS reaches a third of the memory bandwidth on
-  such skinny shapes); Gram matrices of modes up to 512 run in geoml's OpenMP/SIMD kernel
+  bounded blocks). Products to few rows (J <= 32) run in geoml's own OpenMP/SIMD kernels,
+  which read the tensor once (OpenBLAS reaches a third of the memory bandwidth on such skinny
+  shapes; narrow slabs are packed into cache-sized column blocks); Gram matrices of modes up to 512 run in geoml's OpenMP/SIMD kernel
   (5-30 % slower than OpenBLAS's SYRK on one core, but it uses the second core where
   SciPy's threaded SYRK barely did), larger ones are one SYRK per mode or per wide slab. The
   products ``X_(n) X_(n)^T U`` of HOSVD's certified refinement run in geoml's kernel too
@@ -177,6 +177,23 @@ def _eig_warm(G: np.ndarray, U0: np.ndarray, max_steps: int = 3) -> np.ndarray |
     return _certified_subspace(lambda Q: G @ Q, U0, float(np.trace(G)), max_steps, 1e-10)
 
 
+def _eig_top(G: np.ndarray, r: int, tol: float) -> np.ndarray:
+    """Leading ``r`` eigenvectors of the explicit symmetric PSD ``G`` (I x I), certified to
+    ``tol`` (``||sin Theta||_F`` to the exact subspace, :func:`_certified_subspace`) by up to
+    five steps of subspace iteration from a fixed Gaussian start, O(I^2 r) each; LAPACK
+    (:func:`_eig_desc`, O(I^3)) when the spectrum has no gap that makes this converge, or when
+    ``I < 64`` (LAPACK is as fast there). HOSVD's Gram matrices of noisy low-rank tensors have
+    a wide gap after ``r``: two or three steps, several times cheaper than ``syevr``."""
+    dim = G.shape[0]
+    if dim >= 64 and r < dim:
+        G = np.asarray(G, dtype=np.float64)
+        Q0 = np.linalg.qr(np.random.default_rng(0).standard_normal((dim, r)))[0]
+        V = _certified_subspace(lambda Q: G @ Q, Q0, float(np.trace(G)), 4, tol)
+        if V is not None:
+            return V
+    return _eig_desc(G, r)[1][:, :r]
+
+
 def _select_rank(eigvals: np.ndarray, budget: float) -> int:
     """Smallest rank whose discarded eigenvalues sum to at most ``budget`` (at least 1)."""
     lam = np.maximum(eigvals, 0.0)
@@ -200,12 +217,13 @@ def _gathers(L: float, R: float) -> bool:
 def _ttm_cost(shape, m: int, J: int) -> float:
     """Model of the time of ``_ttm`` along mode m (size I -> J) of a tensor of ``shape``, in
     flop units: 2 J flops per input entry, 24 per entry read or written, and 64 more per entry
-    when the kernel gathers slabs into a buffer (narrow trailing size R < 64 with many slabs,
-    or J > 32 output rows; see ``ttm`` in C++). Fitted to single-core timings on AVX2 (Zen)
+    when BLAS runs on gathered slabs (J > 32 output rows, narrow trailing size 1 < R < 64
+    with many slabs; geoml's kernel for J <= 32 packs cache-sized blocks at little cost; see
+    ``ttm`` in C++). Fitted to single-core timings on AVX2 (Zen)
     cores, float32 and float64, like the models below."""
     L, R, size = _layout(shape, m)
     out = size / max(shape[m], 1) * J
-    gathered = _gathers(L, R) and not (R >= 64 and J <= 32)
+    gathered = _gathers(L, R) and J > 32
     return 2.0 * J * size + (24.0 + (64.0 if gathered else 0.0)) * (size + out)
 
 
@@ -685,7 +703,9 @@ def _hosvd(T, ranks, eps, modes, nj, normT2):
     says they cost under a third of the Gram matrix, accepted only when
     :func:`_certified_subspace` certifies it to ``_HOSVD_TOL``; otherwise (flat spectrum,
     no gap) T's Gram matrix is formed after all. The refinement is skipped where the time
-    model says one product costs over half as much as the Gram matrix.
+    model says one product costs over half as much as the Gram matrix. The leading
+    eigenvectors of the explicit Gram matrices (the first mode's, the starts, the fallbacks)
+    come from :func:`_eig_top`, certified to the same tolerance.
     """
     if eps is not None:
         budget = eps * eps * normT2 / len(modes)
@@ -702,11 +722,11 @@ def _hosvd(T, ranks, eps, modes, nj, normT2):
         # steps such that the products, plus the Gram matrix if they fail, cost < 1.5 Gram
         steps = int(_gram_cost(T.shape, n) // max(_apply_cost(T.shape, n, r), 1.0)) - 1
         if Y is not T and steps >= 1:
-            start = _eig_desc(_gram(Y, n, nj), r)[1][:, :r]
+            start = _eig_top(_gram(Y, n, nj), r, tol)
             V = _certified_subspace(lambda Q: _gram_apply(T, n, Q, nj), start, normT2,
                                     min(steps, 2) - 1, tol)
         if V is None:
-            V = _eig_desc(_gram(T, n, nj), r)[1][:, :r]
+            V = _eig_top(_gram(T, n, nj), r, tol)
         factors[n] = np.ascontiguousarray(V, dtype=T.dtype)
         Y = _ttm(Y, n, factors[n], True, nj)
     return Y, factors, None
