@@ -78,7 +78,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.csgraph as csgraph
 from scipy.sparse.linalg import LinearOperator
 
 from . import _core, _gpu
@@ -412,16 +411,15 @@ def _scale_both(W, s):
     return type(C)((C.data * s[C.row] * s[C.col], (C.row, C.col)), shape=W.shape).tocsr()
 
 
-def _null_space(W: sp.csr_matrix, d: np.ndarray):
-    """Orthonormal basis (n, c) of the null space of L_sym: D^1/2 1_C per component C."""
-    ncomp, lab = csgraph.connected_components(W, directed=False)
-    Z = np.zeros((W.shape[0], ncomp))
-    sq = np.sqrt(d)
-    rows = np.arange(W.shape[0])
-    Z[rows, lab] = np.where(d > 0, sq, 1.0)  # isolated node: e_i
-    # a component is either one isolated node or all nodes have d > 0
-    Z /= np.linalg.norm(Z, axis=0)
-    return Z, ncomp
+def _null_space(labels: np.ndarray, ncomp: int, d: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (n, ncomp) of the null space of L_sym: D^1/2 1_C per component C
+    (``labels``: the component of each node)."""
+    # a component is either one isolated node (its vector is e_i) or all its nodes have d > 0
+    v = np.where(d > 0, np.sqrt(d), 1.0)
+    norms = np.sqrt(np.bincount(labels, v * v, minlength=ncomp))
+    Z = np.zeros((d.shape[0], ncomp))
+    Z[np.arange(d.shape[0]), labels] = v / norms[labels]
+    return Z
 
 
 # ----------------------------------------------------------------------------- LOBPCG + AMG
@@ -630,29 +628,25 @@ def _sym(G: np.ndarray) -> np.ndarray:
     return (G + G.T) * 0.5
 
 
-def _lsym_smallest_amg(W: sp.csr_matrix, d: np.ndarray, Z: np.ndarray, kk: int, tol: float,
-                       max_iter: int, seed: int, nt: int):
+def _lsym_smallest_amg(W: sp.csr_matrix, d: np.ndarray, Z: np.ndarray, perm: np.ndarray,
+                       kk: int, tol: float, max_iter: int, seed: int, nt: int):
     """The kk smallest non-null eigenpairs of L_sym by multilevel LOBPCG + AMG.
 
-    Nodes are renumbered by reverse Cuthill-McKee first (block products on a kNN graph in
-    data order are bound by cache misses; banded, they run ~10x faster). Returns
+    Nodes are renumbered by the reverse Cuthill-McKee order ``perm`` first (block products
+    on a kNN graph in data order are bound by cache misses; banded, they run ~10x faster);
+    ``L_sym`` is built renumbered in one C++ pass (``_core.permuted_lsym``). Returns
     (eigenvalues (kk,), eigenvectors (n, kk), residuals (kk,), iterations, matvecs,
     converged).
     """
     with single_threaded_blas():
-        return _lsym_smallest_amg_run(W, d, Z, kk, tol, max_iter, seed, nt)
+        return _lsym_smallest_amg_run(W, d, Z, perm, kk, tol, max_iter, seed, nt)
 
 
-def _lsym_smallest_amg_run(W, d, Z, kk, tol, max_iter, seed, nt):
+def _lsym_smallest_amg_run(W, d, Z, perm, kk, tol, max_iter, seed, nt):
     n = W.shape[0]
-    perm = csgraph.reverse_cuthill_mckee(W, symmetric_mode=True)
-    Wp = sp.csr_matrix(W[perm][:, perm])
     dp, Zp = d[perm], Z[perm]
-    s = np.where(dp > 0, 1.0 / np.sqrt(np.where(dp > 0, dp, 1.0)), 0.0)
-    Np = Wp.astype(np.float64, copy=True)
-    Np.data *= np.repeat(s, np.diff(Np.indptr)) * s[Np.indices]
-    L = sp.csr_matrix(sp.diags((dp > 0).astype(np.float64)) - Np)
-    L.sort_indices()
+    ip, ix, val = _core.permuted_lsym(W.indptr, W.indices, W.data, d, perm, nt)
+    L = sp.csr_matrix((val, ix, ip), shape=(n, n))  # L_sym renumbered, sorted columns
     b = np.where(dp > 0, np.sqrt(dp), 1.0)
     levels = _amg_hierarchy(L, b)
     ncomp = Z.shape[1]
@@ -704,7 +698,9 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
                                            seed=_seed(random_state), max_iter=max_iter)
     n = W.shape[0]
     d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
-    Z, ncomp = _null_space(W, d)
+    # RCM order (for the LOBPCG path) and components in one C++ sweep
+    perm, labels, ncomp = _core.rcm_components(W.indptr, W.indices)
+    Z = _null_space(labels, ncomp, d)
     info = {"components": ncomp, "n_matvec": 0, "n_iter": 0}
     if ncomp >= k:
         return np.zeros(k), Z[:, :k], d, True, info
@@ -715,7 +711,7 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
     tol = _check_tol(tol, np.float64)
     if method == "lobpcg-amg" or (method == "auto" and n >= _AMG_MIN_N):
         w, V, res, n_iter, n_mv, conv = _lsym_smallest_amg(
-            W, d, Z, kk, tol, _AMG_MAX_ITER, _seed(random_state), check_n_jobs(n_jobs))
+            W, d, Z, perm, kk, tol, _AMG_MAX_ITER, _seed(random_state), check_n_jobs(n_jobs))
         if conv:
             info.update(n_matvec=int(n_mv), n_iter=int(n_iter), residuals=res,
                         method="lobpcg-amg")
