@@ -40,7 +40,11 @@ eigenpairs of ``L_sym`` itself with LOBPCG (Knyazev 2001) preconditioned by smoo
 aggregation AMG (Vanek, Mandel & Brezina 1996) built from the graph:
 
 * nodes are renumbered by reverse Cuthill-McKee (kNN graphs come in data order; banded, the
-  block products run ~10x faster: 0.30 s -> 0.03 s for 22 vectors at n = 200,000);
+  block products run ~10x faster: 0.30 s -> 0.03 s for 22 vectors at n = 200,000); the
+  order and the connected components come from one C++ breadth-first sweep
+  (``_core.rcm_components``, 30 ms where SciPy's ``connected_components`` and
+  ``reverse_cuthill_mckee`` took 150 + 100 ms) and ``L_sym`` is built renumbered in C++
+  (``_core.permuted_lsym``, ~80 ms; permuting ``W`` alone took 60-70 ms in SciPy);
 * levels: greedy aggregation (C++), tentative prolongator carrying ``b = D^1/2 1`` (the null
   vector of ``L_sym``, so ``P^T L P`` keeps an exact null vector), one weighted-Jacobi
   smoothing step of the prolongator, Galerkin coarse operators, down to <= 800 nodes
@@ -65,9 +69,16 @@ aggregation AMG (Vanek, Mandel & Brezina 1996) built from the graph:
 
 If LOBPCG has not converged after ``_AMG_MAX_ITER`` iterations, the Lanczos path takes over.
 Measured on the benchmark swiss roll (n = 200,000, 10-NN, 16 pairs, residual <= 1e-6, shared
-2-core machine): 6 fine-level iterations, 224 block-vector products, 4.5 s CPU single-
-threaded, where the filtered Lanczos above takes 6393 products and ~40 s, and SciPy's
-shift-invert ``eigsh`` ~11-30 s depending on the load (see ``bench/results/eigsh.txt``).
+2-core machine): 6 fine-level iterations, 224 block-vector products, 2.4-2.7 s CPU single-
+threaded (was 2.9-3.8 s before the C++ ordering / Laplacian and the allocation-free LOBPCG
+iteration, same runs), where the filtered Lanczos above takes 6393 products and ~40 s, and
+SciPy's shift-invert ``eigsh`` ~10-30 s depending on the load (see
+``bench/results/eigsh.txt``). Of the 2.5 s, the dense LOBPCG algebra (NumPy/BLAS on one
+thread) is ~1.4 s, the hierarchy ~0.35 s, the V-cycles ~0.3 s and the sparse products
+~0.2 s. First calls in a process used to pay for page faults: on the dev VM a fault on a
+4 KiB page costs ~5 us (80 MB first touched: ~100 ms, ~20 ms with NumPy's huge pages), so
+the C++ side allocates its large arrays on transparent huge pages as NumPy does
+(``HugePageAllocator`` in ``multigrid.hpp``).
 """
 from __future__ import annotations
 
