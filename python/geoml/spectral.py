@@ -557,8 +557,8 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
     applied to the small matrices) and the new blocks are written into preallocated ones:
     assembling ``[W, P]`` in one array, as before (strided column copies and gathers into
     fresh memory), cost ~100 ms per iteration on the benchmark graph (n = 200,000), more
-    than the Gram products themselves; one iteration's dense algebra went from ~230 to
-    ~190 ms CPU (same data, one thread, minimum of 7). Returns
+    than the Gram products themselves; the dense algebra of one iteration went from 205-240
+    to 182-197 ms CPU (same blocks, one thread, minima of 7 runs, twice). Returns
     (theta (m,), X (n, m), residual norms (m,), iterations, converged, matvec columns).
     """
     X = np.array(X, dtype=np.float64)
