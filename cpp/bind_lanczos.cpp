@@ -184,6 +184,57 @@ py::tuple aggregate_py(py::array indptr, py::array indices, py::object data) {
   return py::make_tuple(to_numpy(std::move(labels)), nagg);
 }
 
+/// RCM order and connected components (multigrid.hpp) of a symmetric CSR pattern; returns
+/// (perm int64 (n,), labels int32 (n,), n_components).
+py::tuple rcm_components_py(py::array indptr, py::array indices) {
+  const int64_t n = indptr.size() - 1;
+  std::vector<int64_t> perm(n);
+  std::vector<int32_t> labels(n);
+  int64_t ncomp;
+  if (indptr.dtype().is(py::dtype::of<int64_t>())) {
+    carray<int64_t> ip = indptr.cast<carray<int64_t>>(), ix = indices.cast<carray<int64_t>>();
+    py::gil_scoped_release release;
+    ncomp = rcm_components<int64_t>(n, ip.data(), ix.data(), perm.data(), labels.data());
+  } else {
+    carray<int32_t> ip = indptr.cast<carray<int32_t>>(), ix = indices.cast<carray<int32_t>>();
+    py::gil_scoped_release release;
+    ncomp = rcm_components<int32_t>(n, ip.data(), ix.data(), perm.data(), labels.data());
+  }
+  return py::make_tuple(to_numpy(std::move(perm)), to_numpy(std::move(labels)), ncomp);
+}
+
+/// to_numpy for the family's big_vector (multigrid.hpp).
+template <typename T>
+py::array_t<T> big_to_numpy(big_vector<T>&& v) {
+  auto* heap = new big_vector<T>(std::move(v));
+  py::capsule owner(heap, [](void* p) { delete static_cast<big_vector<T>*>(p); });
+  return py::array_t<T>({static_cast<py::ssize_t>(heap->size())}, heap->data(), owner);
+}
+
+/// L_sym of a symmetric CSR affinity renumbered by perm (multigrid.hpp); returns the CSR
+/// arrays (indptr int64, indices int64, data float64).
+py::tuple permuted_lsym_py(py::array indptr, py::array indices, carray<double> data,
+                           carray<double> d, carray<int64_t> perm, int n_jobs) {
+  const int64_t n = indptr.size() - 1;
+  if (d.size() != n || perm.size() != n || data.size() != py::len(indices))
+    throw std::invalid_argument("permuted_lsym: inconsistent array sizes");
+  big_vector<int64_t> ptr(n + 1), idx;
+  big_vector<double> val;
+  const double *pd = data.data(), *pdeg = d.data();
+  const int64_t* pp = perm.data();
+  if (indptr.dtype().is(py::dtype::of<int64_t>())) {
+    carray<int64_t> ip = indptr.cast<carray<int64_t>>(), ix = indices.cast<carray<int64_t>>();
+    py::gil_scoped_release release;
+    permuted_lsym<int64_t>(n, ip.data(), ix.data(), pd, pdeg, pp, ptr.data(), idx, val, n_jobs);
+  } else {
+    carray<int32_t> ip = indptr.cast<carray<int32_t>>(), ix = indices.cast<carray<int32_t>>();
+    py::gil_scoped_release release;
+    permuted_lsym<int32_t>(n, ip.data(), ix.data(), pd, pdeg, pp, ptr.data(), idx, val, n_jobs);
+  }
+  return py::make_tuple(big_to_numpy(std::move(ptr)), big_to_numpy(std::move(idx)),
+                        big_to_numpy(std::move(val)));
+}
+
 /// Y = alpha * A X + beta * B (B None: 0; B may be Y) for CSR A (rows = len(indptr) - 1)
 /// and C-contiguous float64 blocks X (cols, m), B and Y (rows, m); Y is written in place.
 void csr_spmm_py(py::array indptr, py::array indices, carray<double> data, carray<double> X,
@@ -253,6 +304,10 @@ void bind_lanczos(py::module_& m) {
                               "(labels, centers, inertia, n_iter)");
   m.def("aggregate_graph", &aggregate_py,
         "aggregate_graph(indptr, indices, data) -> (labels, n_agg)");
+  m.def("rcm_components", &rcm_components_py,
+        "rcm_components(indptr, indices) -> (perm, labels, n_components)");
+  m.def("permuted_lsym", &permuted_lsym_py,
+        "permuted_lsym(indptr, indices, data, d, perm, n_jobs) -> (indptr, indices, data)");
   m.def("csr_spmm", &csr_spmm_py,
         "csr_spmm(indptr, indices, data, X, alpha, B, beta, Y, n_jobs): Y = alpha A X + beta B "
         "in place");

@@ -267,6 +267,57 @@ def test_amg_kernels_vs_scipy(rng):
     np.testing.assert_allclose(Y, W @ X, rtol=1e-12, atol=1e-12)
 
 
+def _bandwidth(M):
+    C = M.tocoo()
+    return int(np.abs(C.row - C.col).max())
+
+
+@pytest.mark.parametrize("index64", [False, True])
+def test_rcm_components_vs_scipy(rng, index64):
+    W, _ = _knn_affinity(rng, n=600, k=6, components=3)
+    W = sp.block_diag([W, sp.csr_matrix((2, 2))], format="csr")  # + 2 isolated nodes
+    ip, ix = (W.indptr.astype(np.int64), W.indices.astype(np.int64)) if index64 else \
+        (W.indptr, W.indices)
+    perm, labels, ncomp = geoml._core.rcm_components(ip, ix)
+    ref_n, ref_labels = csgraph.connected_components(W, directed=False)
+    assert ncomp == ref_n == 5
+    np.testing.assert_array_equal(np.sort(perm), np.arange(W.shape[0]))
+    # the same partition (labels may be numbered differently)
+    pairs = set(zip(labels.tolist(), ref_labels.tolist()))
+    assert len(pairs) == ncomp
+    # an RCM order: as narrow a band as SciPy's, far narrower than the data order
+    ref_perm = csgraph.reverse_cuthill_mckee(W, symmetric_mode=True)
+    bw = _bandwidth(W[perm][:, perm])
+    assert bw <= 1.5 * _bandwidth(W[ref_perm][:, ref_perm]) and bw < _bandwidth(W) / 3
+
+
+def test_permuted_lsym_vs_laplacian(rng):
+    W, _ = _knn_affinity(rng, n=400, k=5, components=2)
+    W.data = rng.uniform(0.5, 2.0, W.nnz)
+    W = sp.csr_matrix((W + W.T) / 2)
+    W = sp.block_diag([W, sp.csr_matrix((1, 1))], format="csr")  # an isolated node
+    n = W.shape[0]
+    # a hub joined to 100 nodes (a row longer than the insertion-sort limit of 64)
+    hub = sp.csr_matrix((np.ones(100), (np.zeros(100, int), np.arange(1, 101))), shape=(n, n))
+    W = sp.csr_matrix(W + hub + hub.T)
+    d = np.asarray(W.sum(axis=1)).ravel()
+    perm = rng.permutation(n)
+    # the second one has self-loops (folded into the diagonal)
+    for A in (W, sp.csr_matrix(W + sp.diags(np.r_[rng.uniform(0, 1, n - 1), 0.0]))):
+        dd = np.asarray(A.sum(axis=1)).ravel()
+        ip, ix, val = geoml._core.permuted_lsym(A.indptr, A.indices, A.data, dd, perm, 2)
+        L = sp.csr_matrix((val, ix, ip), shape=(n, n))
+        assert L.has_sorted_indices
+        s = np.where(dd > 0, 1 / np.sqrt(np.where(dd > 0, dd, 1)), 0.0)
+        ref = (sp.diags((dd > 0).astype(float)) - sp.diags(s) @ A @ sp.diags(s)).tocsr()
+        ref = ref[perm][:, perm]
+        assert abs(L - ref).max() < 1e-15
+        assert L[np.flatnonzero(perm == n - 1)[0]].nnz == 0  # the isolated node: empty row
+    np.testing.assert_allclose(
+        spectral._null_space(geoml._core.rcm_components(W.indptr, W.indices)[1], 3, d).T
+        @ (spectral.laplacian(W) @ np.eye(n)), 0, atol=1e-12)
+
+
 def test_eigsh_result_object_and_reproducible(rng):
     A = sp.diags(np.arange(1.0, 301.0)).tocsr()
     r1 = geoml.eigsh(A, 5, which="SA", random_state=7)

@@ -40,7 +40,11 @@ eigenpairs of ``L_sym`` itself with LOBPCG (Knyazev 2001) preconditioned by smoo
 aggregation AMG (Vanek, Mandel & Brezina 1996) built from the graph:
 
 * nodes are renumbered by reverse Cuthill-McKee (kNN graphs come in data order; banded, the
-  block products run ~10x faster: 0.30 s -> 0.03 s for 22 vectors at n = 200,000);
+  block products run ~10x faster: 0.30 s -> 0.03 s for 22 vectors at n = 200,000); the
+  order and the connected components come from one C++ breadth-first sweep
+  (``_core.rcm_components``, 30 ms where SciPy's ``connected_components`` and
+  ``reverse_cuthill_mckee`` took 150 + 100 ms) and ``L_sym`` is built renumbered in C++
+  (``_core.permuted_lsym``, ~80 ms; permuting ``W`` alone took 60-70 ms in SciPy);
 * levels: greedy aggregation (C++), tentative prolongator carrying ``b = D^1/2 1`` (the null
   vector of ``L_sym``, so ``P^T L P`` keeps an exact null vector), one weighted-Jacobi
   smoothing step of the prolongator, Galerkin coarse operators, down to <= 800 nodes
@@ -65,9 +69,16 @@ aggregation AMG (Vanek, Mandel & Brezina 1996) built from the graph:
 
 If LOBPCG has not converged after ``_AMG_MAX_ITER`` iterations, the Lanczos path takes over.
 Measured on the benchmark swiss roll (n = 200,000, 10-NN, 16 pairs, residual <= 1e-6, shared
-2-core machine): 6 fine-level iterations, 224 block-vector products, 4.5 s CPU single-
-threaded, where the filtered Lanczos above takes 6393 products and ~40 s, and SciPy's
-shift-invert ``eigsh`` ~11-30 s depending on the load (see ``bench/results/eigsh.txt``).
+2-core machine): 6 fine-level iterations, 224 block-vector products, 2.4-2.7 s CPU single-
+threaded (was 2.9-3.8 s before the C++ ordering / Laplacian and the allocation-free LOBPCG
+iteration, same runs), where the filtered Lanczos above takes 6393 products and ~40 s, and
+SciPy's shift-invert ``eigsh`` ~10-30 s depending on the load (see
+``bench/results/eigsh.txt``). Of the 2.5 s, the dense LOBPCG algebra (NumPy/BLAS on one
+thread) is ~1.4 s, the hierarchy ~0.35 s, the V-cycles ~0.3 s and the sparse products
+~0.2 s. First calls in a process used to pay for page faults: on the dev VM a fault on a
+4 KiB page costs ~5 us (80 MB first touched: ~100 ms, ~20 ms with NumPy's huge pages), so
+the C++ side allocates its large arrays on transparent huge pages as NumPy does
+(``HugePageAllocator`` in ``multigrid.hpp``).
 """
 from __future__ import annotations
 
@@ -78,7 +89,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.csgraph as csgraph
 from scipy.sparse.linalg import LinearOperator
 
 from . import _core, _gpu
@@ -412,16 +422,15 @@ def _scale_both(W, s):
     return type(C)((C.data * s[C.row] * s[C.col], (C.row, C.col)), shape=W.shape).tocsr()
 
 
-def _null_space(W: sp.csr_matrix, d: np.ndarray):
-    """Orthonormal basis (n, c) of the null space of L_sym: D^1/2 1_C per component C."""
-    ncomp, lab = csgraph.connected_components(W, directed=False)
-    Z = np.zeros((W.shape[0], ncomp))
-    sq = np.sqrt(d)
-    rows = np.arange(W.shape[0])
-    Z[rows, lab] = np.where(d > 0, sq, 1.0)  # isolated node: e_i
-    # a component is either one isolated node or all nodes have d > 0
-    Z /= np.linalg.norm(Z, axis=0)
-    return Z, ncomp
+def _null_space(labels: np.ndarray, ncomp: int, d: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (n, ncomp) of the null space of L_sym: D^1/2 1_C per component C
+    (``labels``: the component of each node)."""
+    # a component is either one isolated node (its vector is e_i) or all its nodes have d > 0
+    v = np.where(d > 0, np.sqrt(d), 1.0)
+    norms = np.sqrt(np.bincount(labels, v * v, minlength=ncomp))
+    Z = np.zeros((d.shape[0], ncomp))
+    Z[np.arange(d.shape[0]), labels] = v / norms[labels]
+    return Z
 
 
 # ----------------------------------------------------------------------------- LOBPCG + AMG
@@ -543,88 +552,114 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
     up their convergence); a wanted column stops getting new directions (soft locking)
     once ``||A x - theta x|| <= tol``. The Rayleigh-Ritz step on ``[X, W, P]`` uses the
     Gram matrix of the basis (eigendecomposition, dropping dependent directions), so a
-    nearly dependent ``P`` block never breaks it. Returns
+    nearly dependent ``P`` block never breaks it. The Gram blocks are products of the
+    separate n-row blocks (``P``'s active columns read in place, their unit-norm scaling
+    applied to the small matrices) and the new blocks are written into preallocated ones:
+    assembling ``[W, P]`` in one array, as before (strided column copies and gathers into
+    fresh memory), cost ~100 ms per iteration on the benchmark graph (n = 200,000), more
+    than the Gram products themselves; the dense algebra of one iteration went from 205-240
+    to 182-197 ms CPU (same blocks, one thread, minima of 7 runs, twice). Returns
     (theta (m,), X (n, m), residual norms (m,), iterations, converged, matvec columns).
     """
-    def deflate(U):
-        if Z is not None and Z.shape[1]:
-            U -= Z @ (Z.T @ U)
+    X = np.array(X, dtype=np.float64)
+    n = X.shape[0]
+    tmp = np.empty(n * X.shape[1])
+
+    def block(buf, cols):  # C-contiguous (n, cols) block at the start of a flat buffer
+        return buf[:n * cols].reshape(n, cols)
+
+    def project_out(B, U):  # U -= B (B^T U) for B with orthonormal columns
+        if B is not None and B.shape[1]:
+            U -= np.matmul(B, B.T @ U, out=block(tmp, U.shape[1]))
         return U
 
-    X = _orthonormalise(deflate(np.array(X, dtype=np.float64)))
-    if X.shape[1] < kw:  # the start space lost rank: not usable (the caller falls back)
+    X = _orthonormalise(project_out(Z, X))
+    m = X.shape[1]
+    if m < kw:  # the start space lost rank: not usable (the caller falls back)
         return None, X, None, 0, False, 0
     AX = _spmm(A, X, nt)
-    n_mv = X.shape[1]
+    n_mv = m
     lam, C = np.linalg.eigh(_sym(X.T @ AX))
-    m = X.shape[1]
     X, AX = X @ C, AX @ C
+    spare = [np.empty((n, m)) for _ in range(4)]  # the next X, AX, P, AP go here
     P = AP = None
+    R, awbuf = np.empty((n, m)), np.empty(n * m)
     it = 0
     while True:
-        R = AX - X * lam
+        np.multiply(X, lam, out=R)
+        np.subtract(AX, R, out=R)
         res = np.sqrt(np.einsum("ij,ij->j", R, R))
         act = np.flatnonzero(res[:kw] > tol)
         if act.size == 0 or it == max_iter:
             return lam, X, res, it, act.size == 0, n_mv
         it += 1
-        W = deflate(T(np.ascontiguousarray(R[:, act])))
-        W -= X @ (X.T @ W)
+        a = act.size
+        lo, hi = int(act[0]), int(act[-1]) + 1
+        cols = slice(lo, hi) if hi - lo == a else act  # a range of columns: views, no gather
+        W = project_out(X, project_out(Z, T(np.ascontiguousarray(R[:, cols]))))
         W /= np.maximum(np.sqrt(np.einsum("ij,ij->j", W, W)), 1e-300)
-        AW = _spmm(A, W, nt)
-        n_mv += W.shape[1]
-        # Rayleigh-Ritz on the basis [X, Y], Y = [W, P] (X^T X = I, X^T A X = diag(lam))
+        AW = _spmm(A, W, nt, out=block(awbuf, a))
+        n_mv += a
+        # Rayleigh-Ritz on the basis [X, W, P] (X^T X = I, X^T A X = diag(lam))
+        XAW, XW = X.T @ AW, X.T @ W
+        WAW, WW = _sym(W.T @ AW), _sym(W.T @ W)
         if P is not None:
-            a = act.size
-            Y, AY = np.empty((X.shape[0], 2 * a)), np.empty((X.shape[0], 2 * a))
-            Y[:, :a], AY[:, :a] = W, AW
-            np.take(P, act, axis=1, out=Y[:, a:])
-            np.take(AP, act, axis=1, out=AY[:, a:])
-            sc = 1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->j", Y[:, a:], Y[:, a:])), 1e-300)
-            Y[:, a:] *= sc
-            AY[:, a:] *= sc
+            Pa, APa = P[:, cols], AP[:, cols]
+            PP = Pa.T @ Pa
+            sc = 1.0 / np.sqrt(np.maximum(np.diag(PP), 1e-300))  # unit columns of P
+            XAP, XP = (X.T @ APa) * sc, (X.T @ Pa) * sc
+            WAP, WP = (W.T @ APa) * sc, (W.T @ Pa) * sc
+            PAP, PP = _sym(Pa.T @ APa) * np.outer(sc, sc), _sym(PP) * np.outer(sc, sc)
+            GA = np.block([[np.diag(lam), XAW, XAP], [XAW.T, WAW, WAP], [XAP.T, WAP.T, PAP]])
+            GB = np.block([[np.eye(m), XW, XP], [XW.T, WW, WP], [XP.T, WP.T, PP]])
         else:
-            Y, AY = W, AW
-        XAY, XY = X.T @ AY, X.T @ Y
-        GA = np.block([[np.diag(lam), XAY], [XAY.T, _sym(Y.T @ AY)]])
-        GB = np.block([[np.eye(m), XY], [XY.T, _sym(Y.T @ Y)]])
+            GA = np.block([[np.diag(lam), XAW], [XAW.T, WAW]])
+            GB = np.block([[np.eye(m), XW], [XW.T, WW]])
         s, Q = np.linalg.eigh(GB)
         keep = s > 1e-12 * s.max()
         M = Q[:, keep] / np.sqrt(s[keep])
         theta, V = np.linalg.eigh(_sym(M.T @ GA @ M))
         C = M @ V[:, :m]
         lam = theta[:m]
-        P, AP = Y @ C[m:], AY @ C[m:]
-        X, AX = X @ C[:m] + P, AX @ C[:m] + AP
+        Xn, AXn, Pn, APn = spare
+        np.matmul(W, C[m:m + a], out=Pn)
+        np.matmul(AW, C[m:m + a], out=APn)
+        if P is not None:
+            Cp = C[m + a:] * sc[:, None]
+            Pn += np.matmul(Pa, Cp, out=block(tmp, m))
+            APn += np.matmul(APa, Cp, out=block(tmp, m))
+        np.matmul(X, C[:m], out=Xn)
+        np.matmul(AX, C[:m], out=AXn)
+        Xn += Pn
+        AXn += APn
+        old = [X, AX, P, AP]
+        X, AX, P, AP = Xn, AXn, Pn, APn
+        spare = [np.empty((n, m)) if b is None else b for b in old]
 
 
 def _sym(G: np.ndarray) -> np.ndarray:
     return (G + G.T) * 0.5
 
 
-def _lsym_smallest_amg(W: sp.csr_matrix, d: np.ndarray, Z: np.ndarray, kk: int, tol: float,
-                       max_iter: int, seed: int, nt: int):
+def _lsym_smallest_amg(W: sp.csr_matrix, d: np.ndarray, Z: np.ndarray, perm: np.ndarray,
+                       kk: int, tol: float, max_iter: int, seed: int, nt: int):
     """The kk smallest non-null eigenpairs of L_sym by multilevel LOBPCG + AMG.
 
-    Nodes are renumbered by reverse Cuthill-McKee first (block products on a kNN graph in
-    data order are bound by cache misses; banded, they run ~10x faster). Returns
+    Nodes are renumbered by the reverse Cuthill-McKee order ``perm`` first (block products
+    on a kNN graph in data order are bound by cache misses; banded, they run ~10x faster);
+    ``L_sym`` is built renumbered in one C++ pass (``_core.permuted_lsym``). Returns
     (eigenvalues (kk,), eigenvectors (n, kk), residuals (kk,), iterations, matvecs,
     converged).
     """
     with single_threaded_blas():
-        return _lsym_smallest_amg_run(W, d, Z, kk, tol, max_iter, seed, nt)
+        return _lsym_smallest_amg_run(W, d, Z, perm, kk, tol, max_iter, seed, nt)
 
 
-def _lsym_smallest_amg_run(W, d, Z, kk, tol, max_iter, seed, nt):
+def _lsym_smallest_amg_run(W, d, Z, perm, kk, tol, max_iter, seed, nt):
     n = W.shape[0]
-    perm = csgraph.reverse_cuthill_mckee(W, symmetric_mode=True)
-    Wp = sp.csr_matrix(W[perm][:, perm])
     dp, Zp = d[perm], Z[perm]
-    s = np.where(dp > 0, 1.0 / np.sqrt(np.where(dp > 0, dp, 1.0)), 0.0)
-    Np = Wp.astype(np.float64, copy=True)
-    Np.data *= np.repeat(s, np.diff(Np.indptr)) * s[Np.indices]
-    L = sp.csr_matrix(sp.diags((dp > 0).astype(np.float64)) - Np)
-    L.sort_indices()
+    ip, ix, val = _core.permuted_lsym(W.indptr, W.indices, W.data, d, perm, nt)
+    L = sp.csr_matrix((val, ix, ip), shape=(n, n))  # L_sym renumbered, sorted columns
     b = np.where(dp > 0, np.sqrt(dp), 1.0)
     levels = _amg_hierarchy(L, b)
     ncomp = Z.shape[1]
@@ -676,7 +711,9 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
                                            seed=_seed(random_state), max_iter=max_iter)
     n = W.shape[0]
     d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
-    Z, ncomp = _null_space(W, d)
+    # RCM order (for the LOBPCG path) and components in one C++ sweep
+    perm, labels, ncomp = _core.rcm_components(W.indptr, W.indices)
+    Z = _null_space(labels, ncomp, d)
     info = {"components": ncomp, "n_matvec": 0, "n_iter": 0}
     if ncomp >= k:
         return np.zeros(k), Z[:, :k], d, True, info
@@ -687,7 +724,7 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
     tol = _check_tol(tol, np.float64)
     if method == "lobpcg-amg" or (method == "auto" and n >= _AMG_MIN_N):
         w, V, res, n_iter, n_mv, conv = _lsym_smallest_amg(
-            W, d, Z, kk, tol, _AMG_MAX_ITER, _seed(random_state), check_n_jobs(n_jobs))
+            W, d, Z, perm, kk, tol, _AMG_MAX_ITER, _seed(random_state), check_n_jobs(n_jobs))
         if conv:
             info.update(n_matvec=int(n_mv), n_iter=int(n_iter), residuals=res,
                         method="lobpcg-amg")
