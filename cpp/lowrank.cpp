@@ -174,6 +174,26 @@ void pack_cols(const T* X, int64_t I, int64_t R, int64_t k0, int64_t kc, T* b, i
   }
 }
 
+/// Column block `t` of the mode-n unfolding X_(n) (L slabs of I x R) for the tasks of
+/// `gram_own` and `gram_apply`: with wide slabs (`in_place`, `nbr` blocks of `width` per
+/// slab) a column range of one slab read in place (row stride R); else `width` consecutive
+/// columns packed into `buf` (I x width, row stride width). Sets `ld` and the column count `kc`.
+template <typename T>
+const T* column_block(const T* X, int64_t L, int64_t I, int64_t R, int64_t t, int64_t width,
+                      bool in_place, int64_t nbr, T* buf, int64_t& ld, int64_t& kc) {
+  if (in_place) {
+    const int64_t l = t / nbr, r0 = (t % nbr) * width;
+    kc = std::min(width, R - r0);
+    ld = R;
+    return X + l * I * R + r0;
+  }
+  const int64_t k0 = t * width;
+  kc = std::min(width, L * R - k0);
+  pack_cols(X, I, R, k0, kc, buf, width);
+  ld = width;
+  return buf;
+}
+
 /// Inverse of `pack_cols` for a J-row output Y (the (L, J, R) view): Y_(n)[:, k0 + c] =
 /// b[:, c]. O(J kc) copies.
 template <typename T>
@@ -348,20 +368,8 @@ void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) 
     std::vector<T> zero(static_cast<size_t>(width), T(0));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
-      const T* blk;
       int64_t ld, kc;
-      if (in_place) {
-        const int64_t l = t / nbr, r0 = (t % nbr) * width;
-        kc = std::min(width, R - r0);
-        blk = X + l * I * R + r0;
-        ld = R;
-      } else {
-        const int64_t k0 = t * width;
-        kc = std::min(width, K - k0);
-        pack_cols(X, I, R, k0, kc, buf.data(), width);
-        blk = buf.data();
-        ld = width;
-      }
+      const T* blk = column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, kc);
 #if GEOML_SIMD_X86
       if (avx2) {
         ts_avx2::gram_cols<T>(blk, I, ld, kc, zero.data(), z);
@@ -450,20 +458,8 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
     std::vector<T> buf(in_place ? 0 : static_cast<size_t>(I * width));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
-      const T* x;
       int64_t ld, rc;
-      if (in_place) {
-        const int64_t l = t / nbr, r0 = (t % nbr) * width;
-        rc = std::min(width, R - r0);
-        x = X + l * I * R + r0;
-        ld = R;
-      } else {
-        const int64_t k0 = t * width;
-        rc = std::min(width, L * R - k0);
-        pack_cols(X, I, R, k0, rc, buf.data(), width);
-        x = buf.data();
-        ld = width;
-      }
+      const T* x = column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, rc);
 #if GEOML_SIMD_X86
       if (avx2)
         ts_avx2::ttm_cols<T>(x, I, ld, At.data(), J, Jp, 0, rc, P.data(), width);
