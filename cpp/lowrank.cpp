@@ -348,8 +348,8 @@ constexpr int64_t kOwnGramMaxI = 512;
 
 /// Gram matrix in geoml's SIMD loops over OpenMP tasks of one cache-sized block of columns
 /// of the unfolding each (dynamic schedule, one double accumulator per thread): each block
-/// (wide slabs read in place, narrow ones, R < 64 and R = 1 included, gathered first) is
-/// packed transposed into panels (`gram_pack`), then multiplied by register tiles
+/// (wide slabs read in place, narrow ones, R < 64, gathered first; for R = 1, rows of X) is
+/// packed into panels (`gram_pack`, `gram_pack_t`), then multiplied by register tiles
 /// (`gram_panels`).
 template <typename T>
 void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) {
@@ -368,20 +368,28 @@ void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) 
 #pragma omp parallel num_threads(nt)
   {
     double* z = acc.data() + static_cast<size_t>(thread_id()) * I * I;
-    std::vector<T> buf(in_place ? 0 : static_cast<size_t>(I * width));
+    std::vector<T> buf(in_place || R == 1 ? 0 : static_cast<size_t>(I * width));
     std::vector<T> panels(panel_size);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
-      int64_t ld, kc;
-      const T* blk = column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, kc);
+      int64_t ld = I, kc = std::min(width, K - t * width);
+      // R = 1: the unfolding's columns are rows of X (L x I), packed without a transpose
+      const T* blk = R == 1 ? X + t * width * I
+                            : column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, kc);
 #if GEOML_SIMD_X86
       if (avx2) {
-        ts_avx2::gram_pack<T>(blk, I, ld, kc, panels.data());
+        if (R == 1)
+          ts_avx2::gram_pack_t<T>(blk, I, I, kc, panels.data());
+        else
+          ts_avx2::gram_pack<T>(blk, I, ld, kc, panels.data());
         ts_avx2::gram_panels<T>(panels.data(), I, kc, z);
         continue;
       }
 #endif
-      ts_generic::gram_pack<T>(blk, I, ld, kc, panels.data());
+      if (R == 1)
+        ts_generic::gram_pack_t<T>(blk, I, I, kc, panels.data());
+      else
+        ts_generic::gram_pack<T>(blk, I, ld, kc, panels.data());
       ts_generic::gram_panels<T>(panels.data(), I, kc, z);
     }
   }
@@ -430,6 +438,37 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
     for (int64_t b = a + 1; b < I; ++b) G[a * I + b] = G[b * I + a];
 }
 
+namespace {
+/// `gram_apply`'s step for mode-n fibres contiguous (R = 1) on rows [k0, k0 + kc) of X
+/// (L x I, given as M = X + k0 I): Z += M^T (M U) without transposing M. `rows_times` gives
+/// M U (kc x Jq, double, from Uq = U padded to Jq columns), rounded to T into Ya (kc x Jp,
+/// zeros beyond J); `ttm_cols` gives Yb = (M^T Ya)^T (J x I), added to Z (I x Jq).
+/// O(kc I J) flops.
+template <typename T>
+void rows_apply(const T* M, int64_t kc, int64_t I, int64_t J, int64_t Jp,
+                const T* Uq, int64_t Jq, std::vector<double>& rows, std::vector<T>& Ya,
+                std::vector<T>& Yb, double* Z, bool avx2) {
+  std::fill(rows.begin(), rows.begin() + kc * Jq, 0.0);
+#if GEOML_SIMD_X86
+  if (avx2)
+    ts_avx2::rows_times<T>(M, kc, I, I, Uq, Jq, Jq, rows.data(), Jq);
+  else
+#endif
+    ts_generic::rows_times<T>(M, kc, I, I, Uq, Jq, Jq, rows.data(), Jq);
+  for (int64_t c = 0; c < kc; ++c)
+    for (int64_t j = 0; j < J; ++j) Ya[c * Jp + j] = static_cast<T>(rows[c * Jq + j]);
+#if GEOML_SIMD_X86
+  if (avx2)
+    ts_avx2::ttm_cols<T>(M, kc, I, Ya.data(), J, Jp, 0, I, Yb.data(), I);
+  else
+#endif
+    ts_generic::ttm_cols<T>(M, kc, I, Ya.data(), J, Jp, 0, I, Yb.data(), I);
+  (void)avx2;
+  for (int64_t i = 0; i < I; ++i)
+    for (int64_t j = 0; j < J; ++j) Z[i * Jq + j] += double(Yb[j * I + i]);
+}
+}  // namespace
+
 template <typename T>
 void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U, int64_t J,
                 double* Z, int n_threads) {
@@ -455,15 +494,26 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
   std::vector<T> At(static_cast<size_t>(I * Jp), T(0));  // U padded to Jp columns
   for (int64_t i = 0; i < I; ++i)
     for (int64_t j = 0; j < J; ++j) At[i * Jp + j] = U[i * J + j];
+  std::vector<T> Uq(static_cast<size_t>(R == 1 ? I * Jq : 0), T(0));  // U padded to Jq
+  for (int64_t i = 0; i < I && R == 1; ++i)
+    for (int64_t j = 0; j < J; ++j) Uq[i * Jq + j] = U[i * J + j];
   std::vector<double> acc(static_cast<size_t>(nt) * I * Jq, 0.0);
 #pragma omp parallel num_threads(nt)
   {
     double* z = acc.data() + static_cast<size_t>(thread_id()) * I * Jq;
     std::vector<T> P(static_cast<size_t>(width * Jp), T(0));  // rows >= J stay zero
     std::vector<T> Pt(static_cast<size_t>(width * Jq), T(0));
-    std::vector<T> buf(in_place ? 0 : static_cast<size_t>(I * width));
+    std::vector<T> buf(in_place || R == 1 ? 0 : static_cast<size_t>(I * width));
+    std::vector<double> rows(static_cast<size_t>(R == 1 ? width * Jq : 0));
+    std::vector<T> Ya(static_cast<size_t>(R == 1 ? width * Jp : 0), T(0));
+    std::vector<T> Yb(static_cast<size_t>(R == 1 ? J * I : 0));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
+      if (R == 1) {
+        rows_apply(X + t * width * I, std::min(width, L - t * width), I, J, Jp,
+                   Uq.data(), Jq, rows, Ya, Yb, z, avx2);
+        continue;
+      }
       int64_t ld, rc;
       const T* x = column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, rc);
 #if GEOML_SIMD_X86

@@ -103,7 +103,8 @@ def test_kernels_match_numpy(shape, dtype, J):
         S = getattr(geoml._core, "mode_sketch_" + lowrank._sfx(dtype))(X, n, W, 0)
         Sref = np.moveaxis(X64, n, -1).reshape(-1, In).T @ W.astype(np.float64)
         np.testing.assert_allclose(S, Sref, atol=tol * np.abs(Sref).max())
-        # Gram matrix times a few columns (SIMD tiles of 1, 2 and 2 + 1 vectors, row tails)
+        # Gram matrix times a few columns (SIMD tiles of 1, 2 and 3 vectors, row tails; R == 1
+        # without packing)
         for c in (1, 5, 9, 21) if X.size < 10**6 else ():
             U = rng.standard_normal((In, c)).astype(dtype)
             Zref = Gref @ U.astype(np.float64)
