@@ -479,10 +479,10 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
   const bool avx2 = use_avx2();
   const int64_t width = block_width(I);
   // Tasks of `width` columns of the unfolding: of one slab, read in place, for wide slabs
-  // (R >= kColsMinR); else packed first (R = 1 transposed; a slab of a few columns would
-  // leave the SIMD tiles idle). Per block, P = block^T U (`ttm_cols`, Jp x width) is
-  // transposed into Pt (width x Jq, Jq a multiple of the widest SIMD vector, zeros beyond J)
-  // for Z += block Pt (`rows_times`).
+  // (R >= kColsMinR); for R = 1, `width` rows of X (`rows_apply`); else packed first (a slab
+  // of a few columns would leave the SIMD tiles idle). Per block, P = block^T U (`ttm_cols`,
+  // Jp x width) is transposed into Pt (width x Jq, Jq a multiple of the widest SIMD vector,
+  // zeros beyond J) for Z += block Pt (`rows_times`).
   const bool in_place = R >= kColsMinR;
   const int64_t nbr = in_place ? (R + width - 1) / width : 1;
   const int64_t tasks = in_place ? L * nbr : (L * R + width - 1) / width;
