@@ -86,6 +86,27 @@ py::array_t<double> gram_apply_py(carray<T> X, int n, carray<T> U, int n_jobs) {
 }
 
 template <typename T>
+py::tuple gram_apply_pair_py(carray<T> X, carray<T> U1, carray<T> U2, int n_jobs) {
+  if (X.ndim() < 2) throw std::invalid_argument("X must have at least 2 dimensions");
+  auto dims = dims_of(X);
+  const int64_t I1 = dims[dims.size() - 2], I2 = dims.back();
+  if (U1.ndim() != 2 || U1.shape(0) != I1 || U2.ndim() != 2 || U2.shape(0) != I2)
+    throw std::invalid_argument("U1 and U2 must be 2-D with as many rows as the last two modes");
+  const int64_t J1 = U1.shape(1), J2 = U2.shape(1);
+  py::array_t<double> Z1({I1, J1}), Z2({I2, J2});
+  double* p1 = Z1.mutable_data();
+  double* p2 = Z2.mutable_data();
+  const T* px = X.data();
+  const T* pu1 = U1.data();
+  const T* pu2 = U2.data();
+  {
+    py::gil_scoped_release release;
+    gram_apply_pair<T>(px, dims, pu1, J1, pu2, J2, p1, p2, n_jobs);
+  }
+  return py::make_tuple(Z1, Z2);
+}
+
+template <typename T>
 py::array_t<T> sketch_py(carray<T> X, int n, carray<T> W, int n_jobs) {
   check_mode(X, n);
   auto dims = dims_of(X);
@@ -186,6 +207,10 @@ void bind_lowrank(py::module_& m) {
   m.def("mode_gram_f64", &gram_py<double>, "mode_gram(X, n, n_jobs) -> X_(n) X_(n)^T");
   m.def("gram_apply_f32", &gram_apply_py<float>, "gram_apply(X, n, U, n_jobs) -> X_(n) X_(n)^T U");
   m.def("gram_apply_f64", &gram_apply_py<double>, "gram_apply(X, n, U, n_jobs) -> X_(n) X_(n)^T U");
+  m.def("gram_apply_pair_f32", &gram_apply_pair_py<float>,
+        "gram_apply_pair(X, U1, U2, n_jobs) -> (Gram of mode N-2 times U1, of mode N-1 times U2)");
+  m.def("gram_apply_pair_f64", &gram_apply_pair_py<double>,
+        "gram_apply_pair(X, U1, U2, n_jobs) -> (Gram of mode N-2 times U1, of mode N-1 times U2)");
   m.def("mode_sketch_f32", &sketch_py<float>, "mode_sketch(X, n, W, n_jobs) -> X_(n) W");
   m.def("mode_sketch_f64", &sketch_py<double>, "mode_sketch(X, n, W, n_jobs) -> X_(n) W");
   m.def("ts_gram_f32", &ts_gram_py<float>, "ts_gram(Y, n_jobs) -> Y^T Y (float64)");

@@ -540,6 +540,68 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
 }
 
 template <typename T>
+void gram_apply_pair(const T* X, const std::vector<int64_t>& dims, const T* U1, int64_t J1,
+                     const T* U2, int64_t J2, double* Z1, double* Z2, int n_threads) {
+  const int N = static_cast<int>(dims.size());
+  if (N < 2) throw std::invalid_argument("gram_apply_pair needs at least 2 modes");
+  const int64_t I1 = dims[N - 2], I2 = dims[N - 1], L = mode_view(dims, N - 2).L;
+  std::fill(Z1, Z1 + I1 * J1, 0.0);
+  std::fill(Z2, Z2 + I2 * J2, 0.0);
+  if (L * I1 * I2 == 0 || J1 == 0 || J2 == 0) return;
+  constexpr int64_t Wmax = 32 / sizeof(T);
+  const int64_t Jp1 = (J1 + 3) / 4 * 4, Jq1 = (Jp1 + Wmax - 1) / Wmax * Wmax;
+  const int64_t Jp2 = (J2 + 3) / 4 * 4, Jq2 = (Jp2 + Wmax - 1) / Wmax * Wmax;
+  std::vector<T> At1(static_cast<size_t>(I1 * Jp1), T(0)), Uq2(static_cast<size_t>(I2 * Jq2), T(0));
+  for (int64_t i = 0; i < I1; ++i)
+    for (int64_t j = 0; j < J1; ++j) At1[i * Jp1 + j] = U1[i * J1 + j];
+  for (int64_t i = 0; i < I2; ++i)
+    for (int64_t j = 0; j < J2; ++j) Uq2[i * Jq2 + j] = U2[i * J2 + j];
+  const int nt = L * I1 * I2 * (J1 + J2) >= kParallelMin * 16
+                     ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), L))
+                     : 1;
+  const bool avx2 = use_avx2();
+  std::vector<double> acc1(static_cast<size_t>(nt) * I1 * Jq1, 0.0);
+  std::vector<double> acc2(static_cast<size_t>(nt) * I2 * Jq2, 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    const size_t tid = static_cast<size_t>(thread_id());
+    double* z1 = acc1.data() + tid * I1 * Jq1;
+    double* z2 = acc2.data() + tid * I2 * Jq2;
+    std::vector<T> P(static_cast<size_t>(Jp1 * I2)), Pt(static_cast<size_t>(I2 * Jq1), T(0));
+    std::vector<double> rows(static_cast<size_t>(I1 * Jq2));
+    std::vector<T> Ya(static_cast<size_t>(I1 * Jp2), T(0)), Yb(static_cast<size_t>(J2 * I2));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t l = 0; l < L; ++l) {
+      const T* S = X + l * I1 * I2;
+      // mode N-2: P = U1^T S (J1 x I2), Z1 += S P^T
+#if GEOML_SIMD_X86
+      if (avx2)
+        ts_avx2::ttm_cols<T>(S, I1, I2, At1.data(), J1, Jp1, 0, I2, P.data(), I2);
+      else
+#endif
+        ts_generic::ttm_cols<T>(S, I1, I2, At1.data(), J1, Jp1, 0, I2, P.data(), I2);
+      for (int64_t r = 0; r < I2; ++r)
+        for (int64_t j = 0; j < J1; ++j) Pt[r * Jq1 + j] = P[j * I2 + r];
+#if GEOML_SIMD_X86
+      if (avx2)
+        ts_avx2::rows_times<T>(S, I1, I2, I2, Pt.data(), Jq1, Jq1, z1, Jq1);
+      else
+#endif
+        ts_generic::rows_times<T>(S, I1, I2, I2, Pt.data(), Jq1, Jq1, z1, Jq1);
+      // mode N-1: Z2 += S^T (S U2)
+      rows_apply(S, I1, I2, J2, Jp2, Uq2.data(), Jq2, rows, Ya, Yb, z2, avx2);
+    }
+  }
+  (void)avx2;
+  for (int t = 0; t < nt; ++t) {
+    for (int64_t i = 0; i < I1; ++i)
+      for (int64_t j = 0; j < J1; ++j) Z1[i * J1 + j] += acc1[(static_cast<size_t>(t) * I1 + i) * Jq1 + j];
+    for (int64_t i = 0; i < I2; ++i)
+      for (int64_t j = 0; j < J2; ++j) Z2[i * J2 + j] += acc2[(static_cast<size_t>(t) * I2 + i) * Jq2 + j];
+  }
+}
+
+template <typename T>
 void mode_sketch(const T* X, const std::vector<int64_t>& dims, int n, const T* W, int64_t s,
                  T* Y, int n_threads) {
   require_blas();
@@ -702,6 +764,8 @@ void ts_matmul(const T* Y, int64_t m, int64_t l, const T* M, int64_t c, T* out, 
   template void mode_gram<T>(const T*, const std::vector<int64_t>&, int, T*, int);          \
   template void gram_apply<T>(const T*, const std::vector<int64_t>&, int, const T*, int64_t, \
                               double*, int);                                                \
+  template void gram_apply_pair<T>(const T*, const std::vector<int64_t>&, const T*, int64_t, \
+                                   const T*, int64_t, double*, double*, int);              \
   template void mode_sketch<T>(const T*, const std::vector<int64_t>&, int, const T*,        \
                                int64_t, T*, int);                                           \
   template double sum_squares<T>(const T*, int64_t, int);                                   \

@@ -57,14 +57,22 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
 
 /// Z = X_(n) X_(n)^T U (I x J, row-major, double) for U (I x J, row-major, J small), i.e. the
 /// mode-n Gram matrix applied to U without forming it, reading X once: per cache-sized block
-/// of columns of the unfolding (of one slab, in place, when R >= 64; else packed, R = 1
-/// transposed), P = block^T U and then Z += block P (P transposed, broadcast tiles without
-/// horizontal sums), in geoml's SIMD
-/// loops over OpenMP tasks (dynamic schedule), one double accumulator per thread. No BLAS.
+/// of columns of the unfolding (of one slab, in place, when R >= 64; rows of X when R = 1; else
+/// packed), P = block^T U and then Z += block P (P transposed, broadcast tiles without
+/// horizontal sums), in geoml's SIMD loops over OpenMP tasks (dynamic schedule), one double accumulator per thread. No BLAS.
 /// Cost 4 J * numel(X) flops, O(threads * I * J) extra memory. Z is caller-owned.
 template <typename T>
 void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U, int64_t J,
                 double* Z, int n_threads);
+
+/// `gram_apply` for the last two modes at once, reading X once: Z1 = X_(N-2) X_(N-2)^T U1
+/// (I1 x J1) and Z2 = X_(N-1) X_(N-1)^T U2 (I2 x J2). Per slab S (I1 x I2, the tensor seen as
+/// (L, I1, I2)), Z1 += S (S^T U1) and Z2 += S^T (S U2), the slab read from cache after its
+/// first product (the caller keeps slabs cache-sized). OpenMP over slabs. Same cost as the
+/// two calls of `gram_apply`; Z1, Z2 caller-owned, double.
+template <typename T>
+void gram_apply_pair(const T* X, const std::vector<int64_t>& dims, const T* U1, int64_t J1,
+                     const T* U2, int64_t J2, double* Z1, double* Z2, int n_threads);
 
 /// Mode-n sketch Y = X_(n) W (I x s) where W has numel(X)/I rows, indexed by the other modes
 /// in C order (row l*R + r for the (L, I, R) view), and s columns, row-major.

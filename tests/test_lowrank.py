@@ -110,6 +110,14 @@ def test_kernels_match_numpy(shape, dtype, J):
             Zref = Gref @ U.astype(np.float64)
             np.testing.assert_allclose(lowrank._gram_apply(X, n, U, 0), Zref,
                                        atol=tol * np.abs(Zref).max())
+    if X.size < 10**6:  # both trailing modes at once (slabs of the last two modes)
+        N = len(shape)
+        U1 = rng.standard_normal((shape[-2], 9)).astype(dtype)
+        U2 = rng.standard_normal((shape[-1], J)).astype(dtype)
+        Z1, Z2 = lowrank._gram_apply_pair(X, U1, U2, 0)
+        for Z, n, U in ((Z1, N - 2, U1), (Z2, N - 1, U2)):
+            Zref = unfold(X64, n) @ (unfold(X64, n).T @ U.astype(np.float64))
+            np.testing.assert_allclose(Z, Zref, atol=tol * np.abs(Zref).max())
     assert lowrank._sumsq(X, 0) == pytest.approx(float(np.sum(X64 ** 2)), rel=1e-6)
 
 
@@ -184,17 +192,31 @@ def spy_certified(monkeypatch):
     return calls
 
 
+def spy_pair(monkeypatch):
+    """Counts the calls of ``_gram_apply_pair`` (both trailing modes refined in one pass)."""
+    calls, orig = [], lowrank._gram_apply_pair
+    monkeypatch.setattr(lowrank, "_gram_apply_pair", lambda *a: (calls.append(1), orig(*a))[1])
+    return calls
+
+
 @pytest.mark.parametrize("shape,ranks", [((30, 25, 20), (3, 3, 3)), ((40, 30), (3, 3)),
-                                         ((10, 12, 9, 20), (2, 3, 2, 2)), ((7, 26, 64), (1, 2, 2))])
+                                         ((10, 12, 9, 20), (2, 3, 2, 2)), ((7, 26, 64), (1, 2, 2)),
+                                         ((9, 30, 64), (2, 3, 3)), ((12, 10, 30, 64), (2, 2, 3, 3))])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_hosvd_certified_refinement_equals_exact_gram(rng, monkeypatch, shape, ranks, dtype):
     # the refinement is forced on every mode after the first (cost model bypassed); with a gap
-    # it must be accepted and give the exact-Gram HOSVD's factors
+    # it must be accepted and give the exact-Gram HOSVD's factors; the two trailing modes are
+    # refined in one pass when their slabs are wide (>= 64) and processed last
     monkeypatch.setattr(lowrank, "_apply_cost", lambda shape, m, r: 0.0)
-    calls = spy_certified(monkeypatch)
+    calls, pair = spy_certified(monkeypatch), spy_pair(monkeypatch)
     T = low_rank_tensor(rng, shape, ranks, noise=0.01).astype(dtype)
+    order = lowrank._mode_order(shape, dict(enumerate(ranks)), list(range(len(shape))))
     tt = geoml.tucker(T, ranks, method="hosvd")
     assert calls and all(calls) and len(calls) == len(shape) - 1
+    N = len(shape)
+    assert len(pair) == (N > 2 and shape[-1] >= 64 and set(order[-2:]) == {N - 2, N - 1})
+    if shape in ((9, 30, 64), (12, 10, 30, 64)):
+        assert pair == [1]
     tol = 1e-8 if dtype == np.float64 else 1e-4
     for n, U in enumerate(tt.factors):
         V = exact_hosvd_factor(T, n, ranks[n])
@@ -243,18 +265,21 @@ def test_eig_top_certified_or_lapack(rng, monkeypatch, dim, r):
     assert lapack == [1, 1]
 
 
-@pytest.mark.parametrize("shape,ranks", [((30, 25, 20), (3, 3, 3)), ((9, 8, 7), (9, 8, 7))])
+@pytest.mark.parametrize("shape,ranks", [((30, 25, 20), (3, 3, 3)), ((9, 8, 7), (9, 8, 7)),
+                                         ((9, 30, 64), (2, 3, 3))])
 def test_hosvd_no_gap_falls_back_to_exact_gram(rng, monkeypatch, shape, ranks):
     # pure noise (no gap after r) or an exactly rank-deficient full-rank request cannot be
     # certified: every refinement must fall back to the Gram matrix, with the same factors
+    # (also after the products of both trailing modes in one pass, for the last shape)
     monkeypatch.setattr(lowrank, "_apply_cost", lambda shape, m, r: 0.0)
-    calls = spy_certified(monkeypatch)
+    calls, pair = spy_certified(monkeypatch), spy_pair(monkeypatch)
     if ranks == shape:  # full rank of a tensor whose mode-1 and -2 ranks are only 2
         T = low_rank_tensor(rng, shape, (9, 2, 2))
     else:
         T = rng.standard_normal(shape)
     tt = geoml.tucker(T, ranks, method="hosvd")
     assert calls and not any(calls)
+    assert len(pair) == (shape[-1] >= 64)
     if ranks != shape:
         for n, U in enumerate(tt.factors):
             assert sin_angle(U, exact_hosvd_factor(T, n, ranks[n])) < 1e-8

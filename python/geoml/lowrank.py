@@ -95,6 +95,13 @@ def _gram_apply(X: np.ndarray, n: int, U: np.ndarray, nj: int) -> np.ndarray:
     return getattr(_core, "gram_apply_" + _sfx(X.dtype))(X, n, U, nj)
 
 
+def _gram_apply_pair(X: np.ndarray, U1: np.ndarray, U2: np.ndarray, nj: int):
+    """``_gram_apply`` for the last two modes (U1 for mode N-2, U2 for N-1), one read of X."""
+    U1 = np.ascontiguousarray(U1, dtype=X.dtype)
+    U2 = np.ascontiguousarray(U2, dtype=X.dtype)
+    return getattr(_core, "gram_apply_pair_" + _sfx(X.dtype))(X, U1, U2, nj)
+
+
 def _sumsq(X: np.ndarray, nj: int) -> float:
     return getattr(_core, "sum_squares_" + _sfx(X.dtype))(np.ascontiguousarray(X), nj)
 
@@ -136,7 +143,7 @@ def _eig_desc(G: np.ndarray, r: int | None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _certified_subspace(apply, Q: np.ndarray, trace: float, max_steps: int,
-                        tol: float) -> np.ndarray | None:
+                        tol: float, GQ: np.ndarray | None = None) -> np.ndarray | None:
     """Leading ``r = Q.shape[1]`` eigenvectors of a symmetric PSD ``G`` from a close start.
 
     ``apply(Q)`` returns ``G @ Q`` (float64); ``trace`` is ``trace(G)``. Subspace iteration with
@@ -151,11 +158,12 @@ def _certified_subspace(apply, Q: np.ndarray, trace: float, max_steps: int,
     ``Z C``, no extra product). Returns U when ``s <= tol``, an orthonormal basis of ``G U``
     (QR, columns in Ritz order) when ``t <= tol``, and None when neither holds after
     ``max_steps`` further steps (the caller then forms G and runs LAPACK). The bounds hold up
-    to the rounding of the products.
+    to the rounding of the products. ``GQ``, when given, is ``G @ Q`` for the start ``Q``
+    (computed by the caller together with another product).
     """
     Q = np.asarray(Q, dtype=np.float64)
     for step in range(max_steps + 1):
-        Z = apply(Q)
+        Z = GQ if step == 0 and GQ is not None else apply(Q)
         H = Q.T @ Z
         theta, C = np.linalg.eigh(0.5 * (H + H.T))
         theta, C = theta[::-1], C[:, ::-1]
@@ -708,7 +716,10 @@ def _hosvd(T, ranks, eps, modes, nj, normT2):
     says they cost under a third of the Gram matrix, accepted only when
     :func:`_certified_subspace` certifies it to ``_HOSVD_TOL``; otherwise (flat spectrum,
     no gap) T's Gram matrix is formed after all. The refinement is skipped where the time
-    model says one product costs over half as much as the Gram matrix. The leading
+    model says one product costs over half as much as the Gram matrix. When the last two
+    modes are refined last and their slabs are wide (>= 64) and cache-sized, their first
+    products come from one pass over T (``_gram_apply_pair``; the start of the last mode is
+    then the ST-HOSVD factor from the other's unrefined start). The leading
     eigenvectors of the explicit Gram matrices (the first mode's, the starts, the fallbacks)
     come from :func:`_eig_top`, certified to the same tolerance.
     """
@@ -720,16 +731,31 @@ def _hosvd(T, ranks, eps, modes, nj, normT2):
             factors[n] = np.ascontiguousarray(V[:, :_select_rank(lam, budget)], dtype=T.dtype)
         return _contract_all(T, factors, True, nj), factors, None
     tol = _HOSVD_TOL[T.dtype]
-    Y, factors = T, {}
-    for n in _mode_order(T.shape, ranks, modes):
+    order = _mode_order(T.shape, ranks, modes)
+    # steps such that the products, plus the Gram matrix if they fail, cost < 1.5 Gram
+    steps = {n: int(_gram_cost(T.shape, n) // max(_apply_cost(T.shape, n, ranks[n]), 1.0)) - 1
+             for n in order}
+    N = T.ndim
+    # the last two modes refined last, both with wide, cache-sized slabs: one pass for both
+    pair = (len(order) > 2 and set(order[-2:]) == {N - 2, N - 1}
+            and min(steps[N - 2], steps[N - 1]) >= 1 and T.shape[-1] >= 64
+            and T.shape[-2] * T.shape[-1] * T.itemsize <= 1 << 19)
+    Y, factors, starts, GQ = T, {}, {}, {}
+    for n in order:
         r = ranks[n]
         V = None
-        # steps such that the products, plus the Gram matrix if they fail, cost < 1.5 Gram
-        steps = int(_gram_cost(T.shape, n) // max(_apply_cost(T.shape, n, r), 1.0)) - 1
-        if Y is not T and steps >= 1:
-            start = _eig_top(_gram(Y, n, nj), r, tol)
+        if Y is not T and steps[n] >= 1:
+            start = starts.pop(n, None)
+            if start is None:
+                start = _eig_top(_gram(Y, n, nj), r, tol)
+                if pair and n == order[-2]:  # ST-HOSVD start of the other, then both products
+                    m = order[-1]
+                    starts[m] = _eig_top(_gram(_ttm(Y, n, start, True, nj), m, nj), ranks[m],
+                                         tol)
+                    pq = {N - 2: start, N - 1: starts[m]}
+                    GQ = dict(zip((N - 2, N - 1), _gram_apply_pair(T, pq[N - 2], pq[N - 1], nj)))
             V = _certified_subspace(lambda Q: _gram_apply(T, n, Q, nj), start, normT2,
-                                    min(steps, 2) - 1, tol)
+                                    min(steps[n], 2) - 1, tol, GQ.pop(n, None))
         if V is None:
             V = _eig_top(_gram(T, n, nj), r, tol)
         factors[n] = np.ascontiguousarray(V, dtype=T.dtype)
