@@ -342,8 +342,8 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
 namespace {
 // Mode sizes up to which geoml's Gram kernel runs instead of SYRK: on one core it is about
 // 20 % faster than OpenBLAS's SYRK (200^3 float64 tensor: 0.050 vs 0.065 s, about 85 % of
-// DGEMM's flop rate), has no thread synchronisation inside BLAS and uses the second core (SciPy's threaded SYRK gained 1.3x on 2 idle cores, and lost
-// several times on busy ones). Beyond, each column block is too narrow for its tiles.
+// DGEMM's flop rate), has no thread synchronisation inside BLAS and uses the second core
+// (SciPy's threaded SYRK gained 1.3x on 2 idle cores, and lost several times on busy ones). Beyond, each column block is too narrow for its tiles.
 constexpr int64_t kOwnGramMaxI = 512;
 
 /// Gram matrix in geoml's SIMD loops over OpenMP tasks of one cache-sized block of columns
@@ -467,6 +467,30 @@ void rows_apply(const T* M, int64_t kc, int64_t I, int64_t J, int64_t Jp,
   for (int64_t i = 0; i < I; ++i)
     for (int64_t j = 0; j < J; ++j) Z[i * Jq + j] += double(Yb[j * I + i]);
 }
+
+/// `gram_apply`'s step on a block x of rc columns of the unfolding (I rows, row stride ld):
+/// Z += x (x^T U). `ttm_cols` gives P = U^T x (Jp x rc, row stride ldp >= rc; At = U padded
+/// to Jp columns), transposed into Pt (rc x Jq, zeros beyond J) for `rows_times`.
+/// O(I rc J) flops.
+template <typename T>
+void cols_apply(const T* x, int64_t I, int64_t ld, int64_t rc, const T* At, int64_t J,
+                int64_t Jp, int64_t Jq, T* P, int64_t ldp, T* Pt, double* Z, bool avx2) {
+#if GEOML_SIMD_X86
+  if (avx2)
+    ts_avx2::ttm_cols<T>(x, I, ld, At, J, Jp, 0, rc, P, ldp);
+  else
+#endif
+    ts_generic::ttm_cols<T>(x, I, ld, At, J, Jp, 0, rc, P, ldp);
+  for (int64_t c = 0; c < rc; ++c)
+    for (int64_t j = 0; j < J; ++j) Pt[c * Jq + j] = P[j * ldp + c];
+#if GEOML_SIMD_X86
+  if (avx2)
+    ts_avx2::rows_times<T>(x, I, ld, rc, Pt, Jq, Jq, Z, Jq);
+  else
+#endif
+    ts_generic::rows_times<T>(x, I, ld, rc, Pt, Jq, Jq, Z, Jq);
+  (void)avx2;
+}
 }  // namespace
 
 template <typename T>
@@ -516,24 +540,9 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
       }
       int64_t ld, rc;
       const T* x = column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, rc);
-#if GEOML_SIMD_X86
-      if (avx2)
-        ts_avx2::ttm_cols<T>(x, I, ld, At.data(), J, Jp, 0, rc, P.data(), width);
-      else
-#endif
-        ts_generic::ttm_cols<T>(x, I, ld, At.data(), J, Jp, 0, rc, P.data(), width);
-      for (int64_t c = 0; c < rc; ++c)
-        for (int64_t j = 0; j < J; ++j) Pt[c * Jq + j] = P[j * width + c];
-#if GEOML_SIMD_X86
-      if (avx2) {
-        ts_avx2::rows_times<T>(x, I, ld, rc, Pt.data(), Jq, Jq, z, Jq);
-        continue;
-      }
-#endif
-      ts_generic::rows_times<T>(x, I, ld, rc, Pt.data(), Jq, Jq, z, Jq);
+      cols_apply(x, I, ld, rc, At.data(), J, Jp, Jq, P.data(), width, Pt.data(), z, avx2);
     }
   }
-  (void)avx2;
   for (int t = 0; t < nt; ++t)
     for (int64_t i = 0; i < I; ++i)
       for (int64_t j = 0; j < J; ++j) Z[i * J + j] += acc[(static_cast<size_t>(t) * I + i) * Jq + j];
@@ -573,31 +582,17 @@ void gram_apply_pair(const T* X, const std::vector<int64_t>& dims, const T* U1, 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t l = 0; l < L; ++l) {
       const T* S = X + l * I1 * I2;
-      // mode N-2: P = U1^T S (J1 x I2), Z1 += S P^T
-#if GEOML_SIMD_X86
-      if (avx2)
-        ts_avx2::ttm_cols<T>(S, I1, I2, At1.data(), J1, Jp1, 0, I2, P.data(), I2);
-      else
-#endif
-        ts_generic::ttm_cols<T>(S, I1, I2, At1.data(), J1, Jp1, 0, I2, P.data(), I2);
-      for (int64_t r = 0; r < I2; ++r)
-        for (int64_t j = 0; j < J1; ++j) Pt[r * Jq1 + j] = P[j * I2 + r];
-#if GEOML_SIMD_X86
-      if (avx2)
-        ts_avx2::rows_times<T>(S, I1, I2, I2, Pt.data(), Jq1, Jq1, z1, Jq1);
-      else
-#endif
-        ts_generic::rows_times<T>(S, I1, I2, I2, Pt.data(), Jq1, Jq1, z1, Jq1);
-      // mode N-1: Z2 += S^T (S U2)
+      cols_apply(S, I1, I2, I2, At1.data(), J1, Jp1, Jq1, P.data(), I2, Pt.data(), z1, avx2);
       rows_apply(S, I1, I2, J2, Jp2, Uq2.data(), Jq2, rows, Ya, Yb, z2, avx2);
     }
   }
-  (void)avx2;
   for (int t = 0; t < nt; ++t) {
+    const double* a1 = acc1.data() + static_cast<size_t>(t) * I1 * Jq1;
+    const double* a2 = acc2.data() + static_cast<size_t>(t) * I2 * Jq2;
     for (int64_t i = 0; i < I1; ++i)
-      for (int64_t j = 0; j < J1; ++j) Z1[i * J1 + j] += acc1[(static_cast<size_t>(t) * I1 + i) * Jq1 + j];
+      for (int64_t j = 0; j < J1; ++j) Z1[i * J1 + j] += a1[i * Jq1 + j];
     for (int64_t i = 0; i < I2; ++i)
-      for (int64_t j = 0; j < J2; ++j) Z2[i * J2 + j] += acc2[(static_cast<size_t>(t) * I2 + i) * Jq2 + j];
+      for (int64_t j = 0; j < J2; ++j) Z2[i * J2 + j] += a2[i * Jq2 + j];
   }
 }
 

@@ -59,7 +59,8 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
 /// mode-n Gram matrix applied to U without forming it, reading X once: per cache-sized block
 /// of columns of the unfolding (of one slab, in place, when R >= 64; rows of X when R = 1; else
 /// packed), P = block^T U and then Z += block P (P transposed, broadcast tiles without
-/// horizontal sums), in geoml's SIMD loops over OpenMP tasks (dynamic schedule), one double accumulator per thread. No BLAS.
+/// horizontal sums), in geoml's SIMD loops over OpenMP tasks (dynamic schedule), one double
+/// accumulator per thread. No BLAS.
 /// Cost 4 J * numel(X) flops, O(threads * I * J) extra memory. Z is caller-owned.
 template <typename T>
 void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U, int64_t J,

@@ -201,7 +201,8 @@ def spy_pair(monkeypatch):
 
 @pytest.mark.parametrize("shape,ranks", [((30, 25, 20), (3, 3, 3)), ((40, 30), (3, 3)),
                                          ((10, 12, 9, 20), (2, 3, 2, 2)), ((7, 26, 64), (1, 2, 2)),
-                                         ((9, 30, 64), (2, 3, 3)), ((12, 10, 30, 64), (2, 2, 3, 3))])
+                                         ((9, 30, 64), (2, 3, 3)),
+                                         ((12, 10, 30, 64), (2, 2, 3, 3))])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_hosvd_certified_refinement_equals_exact_gram(rng, monkeypatch, shape, ranks, dtype):
     # the refinement is forced on every mode after the first (cost model bypassed); with a gap
