@@ -533,12 +533,17 @@ def _amg_cycle(levels: list):
     return cyc
 
 
-def _orthonormalise(U: np.ndarray) -> np.ndarray:
-    """Orthonormal basis of range(U) by the eigendecomposition of U^T U (SVQB), twice."""
+def _orthonormalise(U: np.ndarray, nt: int) -> np.ndarray:
+    """Orthonormal basis of range(U) by the eigendecomposition of U^T U (SVQB), twice; the
+    Gram matrix and the product run in C++ (``_core.block_gram`` / ``block_lincomb``), in
+    place while no column is dropped."""
     for _ in range(2):
-        s, Q = np.linalg.eigh(U.T @ U)
+        s, Q = np.linalg.eigh(_sym(_core.block_gram([U], [U], nt)))
         keep = s > 1e-12 * max(float(s.max()), 1e-300)
-        U = U @ (Q[:, keep] / np.sqrt(s[keep]))
+        M = Q[:, keep] / np.sqrt(s[keep])
+        out = U if M.shape[1] == U.shape[1] else np.empty((U.shape[0], M.shape[1]))
+        _core.block_lincomb([U], M, out, 0.0, None, nt)
+        U = out
     return U
 
 
@@ -552,35 +557,35 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
     up their convergence); a wanted column stops getting new directions (soft locking)
     once ``||A x - theta x|| <= tol``. The Rayleigh-Ritz step on ``[X, W, P]`` uses the
     Gram matrix of the basis (eigendecomposition, dropping dependent directions), so a
-    nearly dependent ``P`` block never breaks it. The Gram blocks are products of the
-    separate n-row blocks (``P``'s active columns read in place, their unit-norm scaling
-    applied to the small matrices) and the new blocks are written into preallocated ones:
-    assembling ``[W, P]`` in one array, as before (strided column copies and gathers into
-    fresh memory), cost ~100 ms per iteration on the benchmark graph (n = 200,000), more
-    than the Gram products themselves; the dense algebra of one iteration went from 205-240
-    to 182-197 ms CPU (same blocks, one thread, minima of 7 runs, twice). Returns
-    (theta (m,), X (n, m), residual norms (m,), iterations, converged, matvec columns).
+    nearly dependent ``P`` block never breaks it. The n-row blocks are never copied or
+    rescaled: the Gram matrices ``[X W P]^T [W P]`` and ``[X W P]^T [AW AP]`` come from one
+    pass over the separate blocks (``_core.block_gram``; ``P``'s active columns read in
+    place), the unit-norm scaling of the ``W`` and ``P`` columns is applied to the small
+    matrices, and the new blocks are linear combinations written into preallocated ones
+    (``_core.block_lincomb``), both C++/OpenMP over rows. Done with NumPy on a single-threaded
+    BLAS (12 separate Gram products and 6 block products, with W normalised in memory) the
+    dense algebra of one iteration took ~2x as long on the benchmark graph (n = 200,000;
+    see the module notes). Returns (theta (m,), X (n, m), residual norms (m,), iterations,
+    converged, matvec columns).
     """
     X = np.array(X, dtype=np.float64)
     n = X.shape[0]
-    tmp = np.empty(n * X.shape[1])
 
-    def block(buf, cols):  # C-contiguous (n, cols) block at the start of a flat buffer
-        return buf[:n * cols].reshape(n, cols)
-
-    def project_out(B, U):  # U -= B (B^T U) for B with orthonormal columns
-        if B is not None and B.shape[1]:
-            U -= np.matmul(B, B.T @ U, out=block(tmp, U.shape[1]))
+    def project_out(Bs, U):  # U -= B (B^T U) for B = [B_1 ...] with orthonormal columns
+        Bs = [B for B in Bs if B is not None and B.shape[1]]
+        if Bs:
+            _core.block_lincomb(Bs, -_core.block_gram(Bs, [U], nt), U, 1.0, None, nt)
         return U
 
-    X = _orthonormalise(project_out(Z, X))
+    X = _orthonormalise(project_out([Z], X), nt)
     m = X.shape[1]
     if m < kw:  # the start space lost rank: not usable (the caller falls back)
         return None, X, None, 0, False, 0
     AX = _spmm(A, X, nt)
     n_mv = m
-    lam, C = np.linalg.eigh(_sym(X.T @ AX))
-    X, AX = X @ C, AX @ C
+    lam, C = np.linalg.eigh(_sym(_core.block_gram([X], [AX], nt)))
+    _core.block_lincomb([X], C, X, 0.0, None, nt)
+    _core.block_lincomb([AX], C, AX, 0.0, None, nt)
     spare = [np.empty((n, m)) for _ in range(4)]  # the next X, AX, P, AP go here
     P = AP = None
     R, awbuf = np.empty((n, m)), np.empty(n * m)
@@ -594,27 +599,25 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
             return lam, X, res, it, act.size == 0, n_mv
         it += 1
         a = act.size
-        lo, hi = int(act[0]), int(act[-1]) + 1
-        cols = slice(lo, hi) if hi - lo == a else act  # a range of columns: views, no gather
-        W = project_out(X, project_out(Z, T(np.ascontiguousarray(R[:, cols]))))
-        W /= np.maximum(np.sqrt(np.einsum("ij,ij->j", W, W)), 1e-300)
-        AW = _spmm(A, W, nt, out=block(awbuf, a))
+        # the active columns as runs of consecutive ones: column blocks read in place
+        runs = [slice(int(r[0]), int(r[-1]) + 1)
+                for r in np.split(act, np.flatnonzero(np.diff(act) != 1) + 1)]
+        cols = runs[0] if len(runs) == 1 else act
+        W = project_out([Z, X], T(np.ascontiguousarray(R[:, cols])))
+        AW = _spmm(A, W, nt, out=awbuf[:n * a].reshape(n, a))
         n_mv += a
-        # Rayleigh-Ritz on the basis [X, W, P] (X^T X = I, X^T A X = diag(lam))
-        XAW, XW = X.T @ AW, X.T @ W
-        WAW, WW = _sym(W.T @ AW), _sym(W.T @ W)
+        # Rayleigh-Ritz on the basis [X, W, P] with unit columns in W and P (X^T X = I,
+        # X^T A X = diag(lam)): G = [X W P]^T [W P | AW AP] on the unscaled blocks
+        B, AB = [W], [AW]
         if P is not None:
-            Pa, APa = P[:, cols], AP[:, cols]
-            PP = Pa.T @ Pa
-            sc = 1.0 / np.sqrt(np.maximum(np.diag(PP), 1e-300))  # unit columns of P
-            XAP, XP = (X.T @ APa) * sc, (X.T @ Pa) * sc
-            WAP, WP = (W.T @ APa) * sc, (W.T @ Pa) * sc
-            PAP, PP = _sym(Pa.T @ APa) * np.outer(sc, sc), _sym(PP) * np.outer(sc, sc)
-            GA = np.block([[np.diag(lam), XAW, XAP], [XAW.T, WAW, WAP], [XAP.T, WAP.T, PAP]])
-            GB = np.block([[np.eye(m), XW, XP], [XW.T, WW, WP], [XP.T, WP.T, PP]])
-        else:
-            GA = np.block([[np.diag(lam), XAW], [XAW.T, WAW]])
-            GB = np.block([[np.eye(m), XW], [XW.T, WW]])
+            B, AB = B + [P[:, r] for r in runs], AB + [AP[:, r] for r in runs]
+        G = _core.block_gram([X, *B], [*B, *AB], nt)
+        q = G.shape[1] // 2
+        GB, GA = G[:, :q], G[:, q:]
+        sc = 1.0 / np.sqrt(np.maximum(np.diag(GB[m:]), 1e-300))
+        ss = np.outer(sc, sc)
+        GA = np.block([[np.diag(lam), GA[:m] * sc], [(GA[:m] * sc).T, _sym(GA[m:] * ss)]])
+        GB = np.block([[np.eye(m), GB[:m] * sc], [(GB[:m] * sc).T, _sym(GB[m:] * ss)]])
         s, Q = np.linalg.eigh(GB)
         keep = s > 1e-12 * s.max()
         M = Q[:, keep] / np.sqrt(s[keep])
@@ -622,16 +625,11 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
         C = M @ V[:, :m]
         lam = theta[:m]
         Xn, AXn, Pn, APn = spare
-        np.matmul(W, C[m:m + a], out=Pn)
-        np.matmul(AW, C[m:m + a], out=APn)
-        if P is not None:
-            Cp = C[m + a:] * sc[:, None]
-            Pn += np.matmul(Pa, Cp, out=block(tmp, m))
-            APn += np.matmul(APa, Cp, out=block(tmp, m))
-        np.matmul(X, C[:m], out=Xn)
-        np.matmul(AX, C[:m], out=AXn)
-        Xn += Pn
-        AXn += APn
+        Cb = C[m:] * sc[:, None]  # coefficients of the unscaled [W P] columns
+        _core.block_lincomb(B, Cb, Pn, 0.0, None, nt)
+        _core.block_lincomb([X], C[:m], Xn, 0.0, Pn, nt)
+        _core.block_lincomb(AB, Cb, APn, 0.0, None, nt)
+        _core.block_lincomb([AX], C[:m], AXn, 0.0, APn, nt)
         old = [X, AX, P, AP]
         X, AX, P, AP = Xn, AXn, Pn, APn
         spare = [np.empty((n, m)) if b is None else b for b in old]
