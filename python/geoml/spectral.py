@@ -551,7 +551,8 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
             nt: int):
     """LOBPCG (Knyazev 2001) for the smallest eigenpairs of the symmetric CSR matrix A.
 
-    ``X`` (n, m) spans the start space, ``T(R)`` applies the preconditioner to a block,
+    ``X`` (n, m) spans the start space (overwritten when it is a C-contiguous float64
+    array: callers pass fresh blocks), ``T(R)`` applies the preconditioner to a block,
     ``Z`` (n, c) orthonormal or None is deflated (the iteration stays orthogonal to it).
     The first ``kw`` columns are wanted (the other ``m - kw`` are guard vectors that speed
     up their convergence); a wanted column stops getting new directions (soft locking)
@@ -568,7 +569,7 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
     see the module notes). Returns (theta (m,), X (n, m), residual norms (m,), iterations,
     converged, matvec columns).
     """
-    X = np.array(X, dtype=np.float64)
+    X = np.ascontiguousarray(X, dtype=np.float64)
     n = X.shape[0]
 
     def project_out(Bs, U):  # U -= B (B^T U) for B = [B_1 ...] with orthonormal columns
@@ -586,7 +587,6 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
     lam, C = np.linalg.eigh(_sym(_core.block_gram([X], [AX], nt)))
     _core.block_lincomb([X], C, X, 0.0, None, nt)
     _core.block_lincomb([AX], C, AX, 0.0, None, nt)
-    spare = [np.empty((n, m)) for _ in range(4)]  # the next X, AX, P, AP go here
     P = AP = None
     R, awbuf = np.empty((n, m)), np.empty(n * m)
     it = 0
@@ -624,15 +624,16 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
         theta, V = np.linalg.eigh(_sym(M.T @ GA @ M))
         C = M @ V[:, :m]
         lam = theta[:m]
-        Xn, AXn, Pn, APn = spare
+        # new blocks in place (P's active columns are views of P: row r of every input is
+        # read before row r of the output is written): P = [W P] Cb, X = X Cx + P, and the
+        # same for AP, AX (four n x m blocks in all; fresh ones cost page faults)
+        if P is None:
+            P, AP = np.empty((n, m)), np.empty((n, m))
         Cb = C[m:] * sc[:, None]  # coefficients of the unscaled [W P] columns
-        _core.block_lincomb(B, Cb, Pn, 0.0, None, nt)
-        _core.block_lincomb([X], C[:m], Xn, 0.0, Pn, nt)
-        _core.block_lincomb(AB, Cb, APn, 0.0, None, nt)
-        _core.block_lincomb([AX], C[:m], AXn, 0.0, APn, nt)
-        old = [X, AX, P, AP]
-        X, AX, P, AP = Xn, AXn, Pn, APn
-        spare = [np.empty((n, m)) if b is None else b for b in old]
+        _core.block_lincomb(B, Cb, P, 0.0, None, nt)
+        _core.block_lincomb([X], C[:m], X, 0.0, P, nt)
+        _core.block_lincomb(AB, Cb, AP, 0.0, None, nt)
+        _core.block_lincomb([AX], C[:m], AX, 0.0, AP, nt)
 
 
 def _sym(G: np.ndarray) -> np.ndarray:
