@@ -85,14 +85,16 @@ void block_gram(int64_t n, const std::vector<RowBlock>& U, const std::vector<Row
   const int nt = threads_for(n_threads, n * pu * pv);
   const GramFn fn = gram_kernel();
   std::vector<double> part(static_cast<std::size_t>(nt) * pu4 * pv8, 0.0);
+  // chunks handed out dynamically (a thread that loses its core on a shared machine does
+  // not hold the others up), each added to its thread's partial Gram
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel num_threads(nt)
   {
-    const int64_t t = thread_id();
-    const int64_t r0 = n * t / nt, r1 = n * (t + 1) / nt;
     std::vector<double> upk(kChunk * pu4, 0.0), vpk(kChunk * pv8, 0.0);
-    double* gt = part.data() + t * pu4 * pv8;
-    for (int64_t r = r0; r < r1; r += kChunk) {
-      const int64_t rows = std::min(kChunk, r1 - r);
+    double* gt = part.data() + thread_id() * pu4 * pv8;
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t c = 0; c < nchunks; ++c) {
+      const int64_t r = c * kChunk, rows = std::min(kChunk, n - r);
       pack(U, r, rows, upk.data(), pu4);
       pack(V, r, rows, vpk.data(), pv8);
       fn(rows, upk.data(), pu4, vpk.data(), pv8, gt);
@@ -121,7 +123,7 @@ void block_lincomb(int64_t n, const std::vector<RowBlock>& B, const double* C, i
     std::vector<double> brow(2 * std::max<int64_t>(p, 1)), out(2 * q4);
     const double* bp[2] = {brow.data(), brow.data() + std::max<int64_t>(p, 1)};
     double* op[2] = {out.data(), out.data() + q4};
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 512)
     for (int64_t i = 0; i < pairs; ++i) {
       const int64_t r0 = 2 * i;
       const int rows = static_cast<int>(std::min<int64_t>(2, n - r0));

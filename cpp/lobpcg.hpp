@@ -18,7 +18,7 @@ struct RowBlock {
 /// column counts), written (not accumulated) into memory owned by the caller. The blocks are
 /// read once, in chunks of rows packed into per-thread buffers; the Gram of a chunk runs as
 /// 4 x 8 register tiles (AVX2+FMA when the CPU has it, chosen at run time). OpenMP over
-/// row ranges with per-thread partial Grams summed at the end (threads capped so that each
+/// row chunks (dynamic) with per-thread partial Grams summed at the end (threads capped so that each
 /// gets ~2e5 flops). O(n pu pv) flops, O(threads pu pv) extra memory.
 void block_gram(int64_t n, const std::vector<RowBlock>& U, const std::vector<RowBlock>& V,
                 double* G, int n_threads);
@@ -26,7 +26,8 @@ void block_gram(int64_t n, const std::vector<RowBlock>& U, const std::vector<Row
 /// Y = beta Y + [B_1 ... B_a] C + D over n rows: C is p x q row-major (p the total column
 /// count of the blocks), Y is n x q with row stride ldy, D (may be null) a block of n x q.
 /// With beta == 0, Y is not read. Row r of Y is written after row r of every input is read,
-/// so Y may be one of the B (in place, same layout). OpenMP over rows; O(n p q).
+/// so Y may be one of the B (in place, same layout). OpenMP over pairs of rows (dynamic);
+/// O(n p q).
 void block_lincomb(int64_t n, const std::vector<RowBlock>& B, const double* C, int64_t q,
                    double beta, const RowBlock* D, double* Y, int64_t ldy, int n_threads);
 
