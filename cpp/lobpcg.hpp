@@ -18,8 +18,8 @@ struct RowBlock {
 /// column counts), written (not accumulated) into memory owned by the caller. The blocks are
 /// read once, in chunks of rows packed into per-thread buffers; the Gram of a chunk runs as
 /// 4 x 8 register tiles (AVX2+FMA when the CPU has it, chosen at run time). OpenMP over
-/// row chunks (dynamic) with per-thread partial Grams summed at the end (threads capped so that each
-/// gets ~2e5 flops). O(n pu pv) flops, O(threads pu pv) extra memory.
+/// row chunks (dynamic) with per-thread partial Grams summed at the end (threads capped so
+/// that each gets ~2e5 flops). O(n pu pv) flops, O(threads pu pv) extra memory.
 void block_gram(int64_t n, const std::vector<RowBlock>& U, const std::vector<RowBlock>& V,
                 double* G, int n_threads);
 

@@ -62,23 +62,33 @@ aggregation AMG (Vanek, Mandel & Brezina 1996) built from the graph:
   is deflated exactly and LOBPCG runs with ``k + max(4, k / 4)`` vectors (the extra ones are
   guards and do not need to converge) and soft locking of converged pairs, until every
   wanted residual ``||L u - lambda u||`` is at most ``tol``;
-* block products and aggregation are C++/OpenMP; the small dense algebra (Gram matrices,
-  Rayleigh-Ritz) is NumPy/LAPACK, with BLAS held to one thread during the solve (through
-  threadpoolctl when it is installed): OpenBLAS threads spinning next to the OpenMP ones
-  made the solve 2-5x slower on a 2-core machine.
+* block products and aggregation are C++/OpenMP, and so is the dense algebra on the n-row
+  blocks (``_core.block_gram``: the Gram matrices ``[X W P]^T [W P | AW AP]`` of the
+  Rayleigh-Ritz step in one pass over the blocks; ``_core.block_lincomb``: projections and
+  block updates, in place); only the small Rayleigh-Ritz eigenproblems are NumPy/LAPACK,
+  with BLAS held to one thread during the solve (through threadpoolctl when it is
+  installed): OpenBLAS threads spinning next to the OpenMP ones made the solve 2-5x slower
+  on a 2-core machine. The block kernels do not call BLAS: 4 x 8 tiles in AVX2 registers
+  reach 13-17 GFLOP/s per core on these 20-60 column blocks, where the 12 separate NumPy
+  products on one BLAS thread took ~2x as long and could not use the second core without
+  the spinning pools above.
 
 If LOBPCG has not converged after ``_AMG_MAX_ITER`` iterations, the Lanczos path takes over.
 Measured on the benchmark swiss roll (n = 200,000, 10-NN, 16 pairs, residual <= 1e-6, shared
-2-core machine): 6 fine-level iterations, 224 block-vector products, 2.4-2.7 s CPU single-
-threaded (was 2.9-3.8 s before the C++ ordering / Laplacian and the allocation-free LOBPCG
-iteration, same runs), where the filtered Lanczos above takes 6393 products and ~40 s, and
-SciPy's shift-invert ``eigsh`` ~10-30 s depending on the load (see
-``bench/results/eigsh.txt``). Of the 2.5 s, the dense LOBPCG algebra (NumPy/BLAS on one
-thread) is ~1.4 s, the hierarchy ~0.35 s, the V-cycles ~0.3 s and the sparse products
-~0.2 s. First calls in a process used to pay for page faults: on the dev VM a fault on a
-4 KiB page costs ~5 us (80 MB first touched: ~100 ms, ~20 ms with NumPy's huge pages), so
-the C++ side allocates its large arrays on transparent huge pages as NumPy does
-(``HugePageAllocator`` in ``multigrid.hpp``).
+2-core machine): 6 fine-level iterations, 222 block-vector products, 2.1-2.4 s wall on 2
+threads when the machine was quiet enough (3.2-3.8 s with the dense algebra in NumPy, same
+runs; single-threaded 3.0-3.7 s CPU against 5.1-5.3 s), where the filtered Lanczos above
+takes 6393 products and ~40 s, and SciPy's shift-invert ``eigsh`` ~10-30 s depending on
+the load (see ``bench/bench_eigsh.py``). Of the 2.2 s, the hierarchy is ~0.45 s, the block
+combinations ~0.4 s, the Gram matrices ~0.3 s, the V-cycles ~0.3 s, the sparse products
+~0.17 s and the rest (residuals, small eigenproblems, ordering, Laplacian) ~0.5 s. First
+calls in a process pay for page faults: on the dev VM a fault on a 4 KiB page costs ~5 us
+(80 MB first touched: ~100 ms, ~20 ms with NumPy's huge pages), so the C++ side allocates
+its large arrays on transparent huge pages as NumPy does (``HugePageAllocator`` in
+``multigrid.hpp``) and LOBPCG updates its blocks in place. When the other core is busy,
+every OpenMP product waits for the thread that lost its core; the products hand out
+chunks of rows dynamically so that the running thread takes over the work, but runs on a
+loaded machine still vary by 2-3x.
 """
 from __future__ import annotations
 
