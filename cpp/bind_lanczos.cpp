@@ -365,6 +365,28 @@ void block_lincomb_py(py::sequence B, carray<double> C, py::array Y, double beta
   block_lincomb(n, bb, C.data(), q, beta, D.is_none() ? nullptr : &db, y, yb.ld, n_jobs);
 }
 
+/// block_residual(X, AX, lam, R, n_jobs) -> norms: R = AX - X diag(lam) in place, and the
+/// column norms of R.
+py::array_t<double> block_residual_py(py::array X, py::array AX, carray<double> lam, py::array R,
+                                      int n_jobs) {
+  if (!py::isinstance<py::array_t<double>>(X) || X.ndim() != 2)
+    throw py::type_error("block_residual: X must be a 2-D float64 array");
+  const int64_t n = X.shape(0), m = X.shape(1);
+  const RowBlock xb = row_block(X, n, "block_residual"), ab = row_block(AX, n, "block_residual");
+  if (!R.writeable()) throw py::type_error("block_residual: R must be writeable");
+  const RowBlock rb = row_block(R, n, "block_residual");
+  if (ab.cols != m || rb.cols != m || lam.ndim() != 1 || lam.shape(0) != m)
+    throw std::invalid_argument("block_residual: X, AX, R must be (n, m) and lam (m,)");
+  py::array_t<double> norms(m);
+  double* r = static_cast<double*>(R.mutable_data());
+  double* out = norms.mutable_data();
+  {
+    py::gil_scoped_release release;
+    block_residual(n, m, xb.ptr, xb.ld, ab.ptr, ab.ld, lam.data(), r, rb.ld, out, n_jobs);
+  }
+  return norms;
+}
+
 void bind_lanczos(py::module_& m) {
   const char* doc =
       "eigsh(A, indptr, indices, index64, callback, n, v0, deflate, k, which, tol, max_iter, "
@@ -392,6 +414,10 @@ void bind_lanczos(py::module_& m) {
         py::arg("beta") = 0.0, py::arg("D") = py::none(), py::arg("n_jobs") = 0,
         "block_lincomb(B, C, Y, beta, D, n_jobs): Y = beta Y + [B_1 ... B_a] C + D in place "
         "(Y may be one of the B)");
+  m.def("block_residual", &block_residual_py, py::arg("X"), py::arg("AX"), py::arg("lam"),
+        py::arg("R"), py::arg("n_jobs") = 0,
+        "block_residual(X, AX, lam, R, n_jobs) -> norms: R = AX - X diag(lam) in place and "
+        "the column norms of R");
   m.def("csr_spmm", &csr_spmm_py,
         "csr_spmm(indptr, indices, data, X, alpha, B, beta, Y, n_jobs): Y = alpha A X + beta B "
         "in place");

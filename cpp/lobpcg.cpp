@@ -1,6 +1,7 @@
 #include "lobpcg.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -57,10 +58,11 @@ int64_t total_cols(const std::vector<RowBlock>& B) {
   return p;
 }
 
-/// Threads for a pass of `work` flops: ~2e5 flops per thread at least.
+/// Threads for a pass of `work` flops: ~2e6 flops (~0.1 ms) per thread at least; below that
+/// a parallel region costs more than it saves (much more when the other core is busy).
 int threads_for(int n_threads, int64_t work) {
   return static_cast<int>(
-      std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, work / 200000)));
+      std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, work / 2000000)));
 }
 
 /// Copies rows [r0, r0 + rows) of the blocks side by side into pk (row length ld; the
@@ -148,6 +150,36 @@ void block_lincomb(int64_t n, const std::vector<RowBlock>& B, const double* C, i
         for (int64_t c = 0; c < q; ++c) y[c] = o[c];
       }
     }
+  }
+}
+
+void block_residual(int64_t n, int64_t m, const double* X, int64_t ld_x, const double* AX,
+                    int64_t ld_ax, const double* lam, double* R, int64_t ld_r, double* norms,
+                    int n_threads) {
+  const int nt = threads_for(n_threads, 3 * n * m);
+  std::vector<double> part(static_cast<std::size_t>(nt) * m, 0.0);
+  const int64_t chunk = 1024, nchunks = (n + chunk - 1) / chunk;
+#pragma omp parallel num_threads(nt)
+  {
+    double* sq = part.data() + thread_id() * m;
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t c = 0; c < nchunks; ++c) {
+      for (int64_t r = c * chunk; r < std::min(n, (c + 1) * chunk); ++r) {
+        const double *x = X + r * ld_x, *ax = AX + r * ld_ax;
+        double* rr = R + r * ld_r;
+#pragma omp simd
+        for (int64_t j = 0; j < m; ++j) {
+          const double v = ax[j] - x[j] * lam[j];
+          rr[j] = v;
+          sq[j] += v * v;
+        }
+      }
+    }
+  }
+  for (int64_t j = 0; j < m; ++j) {
+    double s = 0;
+    for (int t = 0; t < nt; ++t) s += part[t * m + j];
+    norms[j] = std::sqrt(s);
   }
 }
 

@@ -19,7 +19,7 @@ struct RowBlock {
 /// read once, in chunks of rows packed into per-thread buffers; the Gram of a chunk runs as
 /// 4 x 8 register tiles (AVX2+FMA when the CPU has it, chosen at run time). OpenMP over
 /// row chunks (dynamic) with per-thread partial Grams summed at the end (threads capped so
-/// that each gets ~2e5 flops). O(n pu pv) flops, O(threads pu pv) extra memory.
+/// that each gets ~2e6 flops). O(n pu pv) flops, O(threads pu pv) extra memory.
 void block_gram(int64_t n, const std::vector<RowBlock>& U, const std::vector<RowBlock>& V,
                 double* G, int n_threads);
 
@@ -30,5 +30,12 @@ void block_gram(int64_t n, const std::vector<RowBlock>& U, const std::vector<Row
 /// O(n p q).
 void block_lincomb(int64_t n, const std::vector<RowBlock>& B, const double* C, int64_t q,
                    double beta, const RowBlock* D, double* Y, int64_t ldy, int n_threads);
+
+/// R = AX - X diag(lam) for n x m blocks (rows at stride ld_x, ld_ax, ld_r) and the column
+/// norms of R into norms (m values, owned by the caller), in one pass. OpenMP over row
+/// chunks (dynamic) with per-thread partial sums of squares; O(n m).
+void block_residual(int64_t n, int64_t m, const double* X, int64_t ld_x, const double* AX,
+                    int64_t ld_ax, const double* lam, double* R, int64_t ld_r, double* norms,
+                    int n_threads);
 
 }  // namespace geoml

@@ -309,6 +309,21 @@ def test_block_lincomb_vs_numpy(rng, n):
     assert np.isnan(Y[:, :2]).all() and np.isnan(Y[:, 6:]).all()  # beta = 0: Y not read
 
 
+@pytest.mark.parametrize("n", [0, 1, 5, 1023, 1025, 3000])
+def test_block_residual_vs_numpy(rng, n):
+    for m in (1, 7, 19):
+        X, AX = rng.normal(size=(n, m)), rng.normal(size=(n, m))
+        lam = rng.normal(size=m)
+        R = np.full((n, m), np.nan)
+        norms = geoml._core.block_residual(X, AX, lam, R, 2)
+        ref = AX - X * lam
+        np.testing.assert_allclose(R, ref, rtol=1e-14, atol=1e-14)
+        np.testing.assert_allclose(norms, np.linalg.norm(ref, axis=0), rtol=1e-12, atol=1e-300)
+    P = rng.normal(size=(n, 10))  # column views of wider blocks
+    norms = geoml._core.block_residual(P[:, :4], P[:, 4:8], np.arange(4.0), P[:, 6:10], 1)
+    np.testing.assert_allclose(norms, np.linalg.norm(P[:, 6:10], axis=0), rtol=1e-12)
+
+
 def test_block_kernels_bad_input(rng):
     X = rng.normal(size=(10, 3))
     with pytest.raises(ValueError, match="rows"):
@@ -328,6 +343,12 @@ def test_block_kernels_bad_input(rng):
     Y.flags.writeable = False
     with pytest.raises(TypeError, match="writeable"):
         geoml._core.block_lincomb([X], np.ones((3, 3)), Y, 0.0, None, 1)
+    with pytest.raises(TypeError, match="writeable"):
+        geoml._core.block_residual(X, X, np.ones(3), Y, 1)
+    with pytest.raises(ValueError, match="lam"):
+        geoml._core.block_residual(X, X, np.ones(2), np.empty((10, 3)), 1)
+    with pytest.raises(ValueError, match="rows"):
+        geoml._core.block_residual(X, X[:4], np.ones(3), np.empty((10, 3)), 1)
 
 
 def _bandwidth(M):

@@ -601,9 +601,7 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
     R, awbuf = np.empty((n, m)), np.empty(n * m)
     it = 0
     while True:
-        np.multiply(X, lam, out=R)
-        np.subtract(AX, R, out=R)
-        res = np.sqrt(np.einsum("ij,ij->j", R, R))
+        res = _core.block_residual(X, AX, lam, R, nt)  # R = AX - X diag(lam), norms
         act = np.flatnonzero(res[:kw] > tol)
         if act.size == 0 or it == max_iter:
             return lam, X, res, it, act.size == 0, n_mv
