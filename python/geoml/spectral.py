@@ -75,13 +75,14 @@ aggregation AMG (Vanek, Mandel & Brezina 1996) built from the graph:
 
 If LOBPCG has not converged after ``_AMG_MAX_ITER`` iterations, the Lanczos path takes over.
 Measured on the benchmark swiss roll (n = 200,000, 10-NN, 16 pairs, residual <= 1e-6, shared
-2-core machine): 6 fine-level iterations, 222 block-vector products, 2.1-2.4 s wall on 2
-threads when the machine was quiet enough (3.2-3.8 s with the dense algebra in NumPy, same
-runs; single-threaded 3.0-3.7 s CPU against 5.1-5.3 s), where the filtered Lanczos above
-takes 6393 products and ~40 s, and SciPy's shift-invert ``eigsh`` ~10-30 s depending on
-the load (see ``bench/bench_eigsh.py``). Of the 2.2 s, the hierarchy is ~0.45 s, the block
-combinations ~0.4 s, the Gram matrices ~0.3 s, the V-cycles ~0.3 s, the sparse products
-~0.17 s and the rest (residuals, small eigenproblems, ordering, Laplacian) ~0.5 s. First
+2-core machine): 6 fine-level iterations, 222 block-vector products, 1.6-2.3 s wall on 2
+threads (3.2-3.8 s with the dense algebra in NumPy, same conditions; single-threaded
+3.0-3.6 s CPU against 5.1-5.3 s), where the filtered Lanczos above takes 6393 products and
+~40 s, and SciPy's shift-invert ``eigsh`` ~12-30 s depending on the load (see
+``bench/bench_eigsh.py``). Of ~1.9 s, the hierarchy is ~0.37 s, the block combinations
+~0.33 s, the V-cycles ~0.3 s, the Gram matrices ~0.25 s, the sparse block products
+~0.17 s, the residuals ~0.05 s and the rest (ordering, Laplacian, copies into the
+float32 hierarchy, small eigenproblems) ~0.35 s. First
 calls in a process pay for page faults: on the dev VM a fault on a 4 KiB page costs ~5 us
 (80 MB first touched: ~100 ms, ~20 ms with NumPy's huge pages), so the C++ side allocates
 its large arrays on transparent huge pages as NumPy does (``HugePageAllocator`` in
