@@ -226,8 +226,9 @@ def main(argv=None):
                     help="extra geoml Lanczos rows with these filter degrees (0: no filter), "
                          "e.g. 0,16")
     ap.add_argument("--anchors", default="scipy-LA,scipy-SI,lobpcg,sklearn")
-    ap.add_argument("--timeout", type=float, default=120,
-                    help="seconds per anchor run before it is reported as a timeout")
+    ap.add_argument("--timeout", type=float, default=60,
+                    help="seconds per anchor run before it is reported as a timeout (60: "
+                         "> 25x geoml's time on either graph; keeps the full run near 5 min)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     if args.device == "cuda":

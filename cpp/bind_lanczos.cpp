@@ -1,5 +1,6 @@
 // Bindings for the Lanczos eigensolver, sparse/dense products and k-means.
 #include <climits>
+#include <string>
 #include <algorithm>
 #include <type_traits>
 
@@ -7,6 +8,7 @@
 #include "common.hpp"
 #include "kmeans.hpp"
 #include "lanczos.hpp"
+#include "lobpcg.hpp"
 #include "multigrid.hpp"
 
 namespace geoml {
@@ -288,6 +290,103 @@ CsrF32 csr_f32(carray<int64_t> indptr, carray<int64_t> indices, carray<float> da
   return M;
 }
 
+/// A RowBlock viewing a 2-D float64 array with unit column stride and `rows` rows (any row
+/// stride, e.g. a slice of columns); anything else is a TypeError / ValueError.
+RowBlock row_block(py::handle obj, int64_t rows, const char* who) {
+  if (!py::isinstance<py::array_t<double>>(obj))
+    throw py::type_error(std::string(who) + ": blocks must be float64 NumPy arrays");
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().is(py::dtype::of<double>()) || a.ndim() != 2)
+    throw py::type_error(std::string(who) + ": blocks must be 2-D float64 arrays");
+  if (a.shape(0) != rows)
+    throw std::invalid_argument(std::string(who) + ": every block must have " +
+                                std::to_string(rows) + " rows; got " +
+                                std::to_string(a.shape(0)));
+  const int64_t cols = a.shape(1);
+  const int64_t s0 = a.strides(0), s1 = a.strides(1);
+  if (rows == 0 || cols == 0) return RowBlock{static_cast<const double*>(a.data()), cols, cols};
+  if ((cols > 1 && s1 != static_cast<int64_t>(sizeof(double))) || s0 < 0 ||
+      s0 % static_cast<int64_t>(sizeof(double)) != 0 ||
+      (rows > 1 && s0 < cols * static_cast<int64_t>(sizeof(double))))
+    throw std::invalid_argument(std::string(who) +
+                                ": blocks need contiguous rows (unit column stride)");
+  return RowBlock{static_cast<const double*>(a.data()), s0 / static_cast<int64_t>(sizeof(double)),
+                  cols};
+}
+
+std::vector<RowBlock> row_blocks(py::sequence seq, int64_t rows, const char* who) {
+  std::vector<RowBlock> out;
+  for (py::handle h : seq) out.push_back(row_block(h, rows, who));
+  return out;
+}
+
+/// block_gram(U, V, n_jobs) -> [U_1 ... U_a]^T [V_1 ... V_b] (lists of (n, *) blocks).
+py::array_t<double> block_gram_py(py::sequence U, py::sequence V, int n_jobs) {
+  if (py::len(U) == 0 || py::len(V) == 0)
+    throw std::invalid_argument("block_gram: U and V need one block at least");
+  py::object first = U[0];
+  if (!py::isinstance<py::array>(first) || py::reinterpret_borrow<py::array>(first).ndim() != 2)
+    throw py::type_error("block_gram: blocks must be 2-D float64 arrays");
+  const int64_t n = py::reinterpret_borrow<py::array>(first).shape(0);
+  const std::vector<RowBlock> ub = row_blocks(U, n, "block_gram"),
+                              vb = row_blocks(V, n, "block_gram");
+  int64_t pu = 0, pv = 0;
+  for (const RowBlock& b : ub) pu += b.cols;
+  for (const RowBlock& b : vb) pv += b.cols;
+  py::array_t<double> G({pu, pv});
+  double* g = G.mutable_data();
+  std::fill(g, g + pu * pv, 0.0);
+  {
+    py::gil_scoped_release release;
+    block_gram(n, ub, vb, g, n_jobs);
+  }
+  return G;
+}
+
+/// block_lincomb(B, C, Y, beta, D, n_jobs): Y = beta Y + [B_1 ... B_a] C + D in place.
+void block_lincomb_py(py::sequence B, carray<double> C, py::array Y, double beta, py::object D,
+                      int n_jobs) {
+  if (!Y.dtype().is(py::dtype::of<double>()) || Y.ndim() != 2 || !Y.writeable())
+    throw py::type_error("block_lincomb: Y must be a writeable 2-D float64 array");
+  const int64_t n = Y.shape(0), q = Y.shape(1);
+  RowBlock yb = row_block(Y, n, "block_lincomb");
+  const std::vector<RowBlock> bb = row_blocks(B, n, "block_lincomb");
+  int64_t p = 0;
+  for (const RowBlock& b : bb) p += b.cols;
+  if (C.ndim() != 2 || C.shape(0) != p || C.shape(1) != q)
+    throw std::invalid_argument("block_lincomb: C must be (total columns of B, columns of Y)");
+  RowBlock db{nullptr, 0, 0};
+  if (!D.is_none()) {
+    db = row_block(D, n, "block_lincomb");
+    if (db.cols != q) throw std::invalid_argument("block_lincomb: D must be shaped like Y");
+  }
+  double* y = static_cast<double*>(Y.mutable_data());
+  py::gil_scoped_release release;
+  block_lincomb(n, bb, C.data(), q, beta, D.is_none() ? nullptr : &db, y, yb.ld, n_jobs);
+}
+
+/// block_residual(X, AX, lam, R, n_jobs) -> norms: R = AX - X diag(lam) in place, and the
+/// column norms of R.
+py::array_t<double> block_residual_py(py::array X, py::array AX, carray<double> lam, py::array R,
+                                      int n_jobs) {
+  if (!py::isinstance<py::array_t<double>>(X) || X.ndim() != 2)
+    throw py::type_error("block_residual: X must be a 2-D float64 array");
+  const int64_t n = X.shape(0), m = X.shape(1);
+  const RowBlock xb = row_block(X, n, "block_residual"), ab = row_block(AX, n, "block_residual");
+  if (!R.writeable()) throw py::type_error("block_residual: R must be writeable");
+  const RowBlock rb = row_block(R, n, "block_residual");
+  if (ab.cols != m || rb.cols != m || lam.ndim() != 1 || lam.shape(0) != m)
+    throw std::invalid_argument("block_residual: X, AX, R must be (n, m) and lam (m,)");
+  py::array_t<double> norms(m);
+  double* r = static_cast<double*>(R.mutable_data());
+  double* out = norms.mutable_data();
+  {
+    py::gil_scoped_release release;
+    block_residual(n, m, xb.ptr, xb.ld, ab.ptr, ab.ld, lam.data(), r, rb.ld, out, n_jobs);
+  }
+  return norms;
+}
+
 void bind_lanczos(py::module_& m) {
   const char* doc =
       "eigsh(A, indptr, indices, index64, callback, n, v0, deflate, k, which, tol, max_iter, "
@@ -308,6 +407,17 @@ void bind_lanczos(py::module_& m) {
         "rcm_components(indptr, indices) -> (perm, labels, n_components)");
   m.def("permuted_lsym", &permuted_lsym_py,
         "permuted_lsym(indptr, indices, data, d, perm, n_jobs) -> (indptr, indices, data)");
+  m.def("block_gram", &block_gram_py, py::arg("U"), py::arg("V"), py::arg("n_jobs") = 0,
+        "block_gram(U, V, n_jobs) -> G: [U_1 ... U_a]^T [V_1 ... V_b] for lists of float64 "
+        "(n, *) blocks with contiguous rows");
+  m.def("block_lincomb", &block_lincomb_py, py::arg("B"), py::arg("C"), py::arg("Y"),
+        py::arg("beta") = 0.0, py::arg("D") = py::none(), py::arg("n_jobs") = 0,
+        "block_lincomb(B, C, Y, beta, D, n_jobs): Y = beta Y + [B_1 ... B_a] C + D in place "
+        "(Y may be one of the B)");
+  m.def("block_residual", &block_residual_py, py::arg("X"), py::arg("AX"), py::arg("lam"),
+        py::arg("R"), py::arg("n_jobs") = 0,
+        "block_residual(X, AX, lam, R, n_jobs) -> norms: R = AX - X diag(lam) in place and "
+        "the column norms of R");
   m.def("csr_spmm", &csr_spmm_py,
         "csr_spmm(indptr, indices, data, X, alpha, B, beta, Y, n_jobs): Y = alpha A X + beta B "
         "in place");

@@ -267,6 +267,90 @@ def test_amg_kernels_vs_scipy(rng):
     np.testing.assert_allclose(Y, W @ X, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 63, 64, 65, 1001])
+def test_block_gram_vs_numpy(rng, n):
+    """[U_1 ... U_a]^T [V_1 ... V_b] against NumPy float64, odd widths, strided views."""
+    for cu, cv in [((1,), (1,)), ((3, 5), (8,)), ((19, 19, 7), (19, 4, 19, 4))]:
+        U = [rng.normal(size=(n, c)) for c in cu]
+        V = [rng.normal(size=(n, c)) for c in cv]
+        ref = np.hstack(U).T @ np.hstack(V)
+        for nt in (1, 2):
+            G = geoml._core.block_gram(U, V, nt)
+            assert G.shape == ref.shape
+            np.testing.assert_allclose(G, ref, rtol=1e-12, atol=1e-12 * max(n, 1))
+    P = rng.normal(size=(n, 12))
+    views = [P[:, 1:4], P[:, 7:8], P[:, 9:]]  # column runs of one block, read in place
+    np.testing.assert_allclose(geoml._core.block_gram(views, [P], 2),
+                               np.hstack(views).T @ P, rtol=1e-12, atol=1e-12 * max(n, 1))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 64, 1001])
+def test_block_lincomb_vs_numpy(rng, n):
+    """Y = beta Y + [B_1 ... B_a] C + D against NumPy, in place and on column views."""
+    for cb, q in [((1,), 1), ((3, 5), 7), ((19, 19, 7), 19), ((40,), 21)]:
+        B = [rng.normal(size=(n, c)) for c in cb]
+        C = rng.normal(size=(sum(cb), q))
+        Y0, D = rng.normal(size=(n, q)), rng.normal(size=(n, q))
+        for beta, add in [(0.0, None), (1.0, None), (-0.5, D)]:
+            Y = Y0.copy()
+            geoml._core.block_lincomb(B, C, Y, beta, add, 2)
+            ref = beta * Y0 + np.hstack(B) @ C + (0 if add is None else D)
+            np.testing.assert_allclose(Y, ref, rtol=1e-12, atol=1e-12)
+    X = rng.normal(size=(n, 9))
+    C = rng.normal(size=(9, 9))
+    ref = X @ C
+    geoml._core.block_lincomb([X], C, X, 0.0, None, 1)  # in place
+    np.testing.assert_allclose(X, ref, rtol=1e-12, atol=1e-12)
+    P = rng.normal(size=(n, 12))
+    Y = np.full((n, 12), np.nan)
+    geoml._core.block_lincomb([P[:, :3], P[:, 5:9]], C[:7, :4], Y[:, 2:6], 0.0, None, 2)
+    np.testing.assert_allclose(Y[:, 2:6], np.hstack([P[:, :3], P[:, 5:9]]) @ C[:7, :4],
+                               rtol=1e-12, atol=1e-12)
+    assert np.isnan(Y[:, :2]).all() and np.isnan(Y[:, 6:]).all()  # beta = 0: Y not read
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 1023, 1025, 3000])
+def test_block_residual_vs_numpy(rng, n):
+    for m in (1, 7, 19):
+        X, AX = rng.normal(size=(n, m)), rng.normal(size=(n, m))
+        lam = rng.normal(size=m)
+        R = np.full((n, m), np.nan)
+        norms = geoml._core.block_residual(X, AX, lam, R, 2)
+        ref = AX - X * lam
+        np.testing.assert_allclose(R, ref, rtol=1e-14, atol=1e-14)
+        np.testing.assert_allclose(norms, np.linalg.norm(ref, axis=0), rtol=1e-12, atol=1e-300)
+    P = rng.normal(size=(n, 10))  # column views of wider blocks
+    norms = geoml._core.block_residual(P[:, :4], P[:, 4:8], np.arange(4.0), P[:, 6:10], 1)
+    np.testing.assert_allclose(norms, np.linalg.norm(P[:, 6:10], axis=0), rtol=1e-12)
+
+
+def test_block_kernels_bad_input(rng):
+    X = rng.normal(size=(10, 3))
+    with pytest.raises(ValueError, match="rows"):
+        geoml._core.block_gram([X], [X[:5]], 1)
+    with pytest.raises(TypeError, match="float64"):
+        geoml._core.block_gram([X.astype(np.float32)], [X], 1)
+    with pytest.raises(ValueError, match="contiguous rows"):
+        geoml._core.block_gram([X], [np.asfortranarray(X)], 1)
+    with pytest.raises(ValueError, match="one block"):
+        geoml._core.block_gram([], [X], 1)
+    with pytest.raises(ValueError, match="C must be"):
+        geoml._core.block_lincomb([X], np.ones((2, 3)), np.empty((10, 3)), 0.0, None, 1)
+    with pytest.raises(ValueError, match="D must be"):
+        geoml._core.block_lincomb([X], np.ones((3, 3)), np.empty((10, 3)), 0.0,
+                                  np.ones((10, 2)), 1)
+    Y = np.empty((10, 3))
+    Y.flags.writeable = False
+    with pytest.raises(TypeError, match="writeable"):
+        geoml._core.block_lincomb([X], np.ones((3, 3)), Y, 0.0, None, 1)
+    with pytest.raises(TypeError, match="writeable"):
+        geoml._core.block_residual(X, X, np.ones(3), Y, 1)
+    with pytest.raises(ValueError, match="lam"):
+        geoml._core.block_residual(X, X, np.ones(2), np.empty((10, 3)), 1)
+    with pytest.raises(ValueError, match="rows"):
+        geoml._core.block_residual(X, X[:4], np.ones(3), np.empty((10, 3)), 1)
+
+
 def _bandwidth(M):
     C = M.tocoo()
     return int(np.abs(C.row - C.col).max())

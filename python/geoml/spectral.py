@@ -62,23 +62,34 @@ aggregation AMG (Vanek, Mandel & Brezina 1996) built from the graph:
   is deflated exactly and LOBPCG runs with ``k + max(4, k / 4)`` vectors (the extra ones are
   guards and do not need to converge) and soft locking of converged pairs, until every
   wanted residual ``||L u - lambda u||`` is at most ``tol``;
-* block products and aggregation are C++/OpenMP; the small dense algebra (Gram matrices,
-  Rayleigh-Ritz) is NumPy/LAPACK, with BLAS held to one thread during the solve (through
-  threadpoolctl when it is installed): OpenBLAS threads spinning next to the OpenMP ones
-  made the solve 2-5x slower on a 2-core machine.
+* block products and aggregation are C++/OpenMP, and so is the dense algebra on the n-row
+  blocks (``_core.block_gram``: the Gram matrices ``[X W P]^T [W P | AW AP]`` of the
+  Rayleigh-Ritz step in one pass over the blocks; ``_core.block_lincomb``: projections and
+  block updates, in place); only the small Rayleigh-Ritz eigenproblems are NumPy/LAPACK,
+  with BLAS held to one thread during the solve (through threadpoolctl when it is
+  installed): OpenBLAS threads spinning next to the OpenMP ones made the solve 2-5x slower
+  on a 2-core machine. The block kernels do not call BLAS: 4 x 8 tiles in AVX2 registers
+  reach 13-17 GFLOP/s per core on these 20-60 column blocks, where the 12 separate NumPy
+  products on one BLAS thread took ~2x as long and could not use the second core without
+  the spinning pools above.
 
 If LOBPCG has not converged after ``_AMG_MAX_ITER`` iterations, the Lanczos path takes over.
 Measured on the benchmark swiss roll (n = 200,000, 10-NN, 16 pairs, residual <= 1e-6, shared
-2-core machine): 6 fine-level iterations, 224 block-vector products, 2.4-2.7 s CPU single-
-threaded (was 2.9-3.8 s before the C++ ordering / Laplacian and the allocation-free LOBPCG
-iteration, same runs), where the filtered Lanczos above takes 6393 products and ~40 s, and
-SciPy's shift-invert ``eigsh`` ~10-30 s depending on the load (see
-``bench/results/eigsh.txt``). Of the 2.5 s, the dense LOBPCG algebra (NumPy/BLAS on one
-thread) is ~1.4 s, the hierarchy ~0.35 s, the V-cycles ~0.3 s and the sparse products
-~0.2 s. First calls in a process used to pay for page faults: on the dev VM a fault on a
-4 KiB page costs ~5 us (80 MB first touched: ~100 ms, ~20 ms with NumPy's huge pages), so
-the C++ side allocates its large arrays on transparent huge pages as NumPy does
-(``HugePageAllocator`` in ``multigrid.hpp``).
+2-core machine): 6 fine-level iterations, 222 block-vector products, 1.6-2.3 s wall on 2
+threads (3.2-3.8 s with the dense algebra in NumPy, same conditions; single-threaded
+3.0-3.6 s CPU against 5.1-5.3 s), where the filtered Lanczos above takes 6393 products and
+~40 s, and SciPy's shift-invert ``eigsh`` ~12-30 s depending on the load (see
+``bench/bench_eigsh.py``). Of ~1.9 s, the hierarchy is ~0.37 s, the block combinations
+~0.33 s, the V-cycles ~0.3 s, the Gram matrices ~0.25 s, the sparse block products
+~0.17 s, the residuals ~0.05 s and the rest (ordering, Laplacian, copies into the
+float32 hierarchy, small eigenproblems) ~0.35 s. First
+calls in a process pay for page faults: on the dev VM a fault on a 4 KiB page costs ~5 us
+(80 MB first touched: ~100 ms, ~20 ms with NumPy's huge pages), so the C++ side allocates
+its large arrays on transparent huge pages as NumPy does (``HugePageAllocator`` in
+``multigrid.hpp``) and LOBPCG updates its blocks in place. When the other core is busy,
+every OpenMP product waits for the thread that lost its core; the products hand out
+chunks of rows dynamically so that the running thread takes over the work, but runs on a
+loaded machine still vary by 2-3x.
 """
 from __future__ import annotations
 
@@ -462,7 +473,7 @@ class _Level:
     __slots__ = ("A", "jac", "P", "R", "pinv", "w", "V")
 
 
-def _amg_hierarchy(A: sp.csr_matrix, b: np.ndarray) -> list:
+def _amg_hierarchy(A: sp.csr_matrix, b: np.ndarray, nt: int = 0) -> list:
     """Smoothed-aggregation hierarchy of the symmetric positive semi-definite CSR ``A``.
 
     ``b`` spans the near-null space (``D^1/2 1`` for ``L_sym``). Aggregates come from the
@@ -480,7 +491,7 @@ def _amg_hierarchy(A: sp.csr_matrix, b: np.ndarray) -> list:
         n = A.shape[0]
         dg = A.diagonal()
         dinv = np.where(dg > 0, 1.0 / np.where(dg > 0, dg, 1.0), 1.0)
-        rho = _spectral_radius(A, dinv)
+        rho = _spectral_radius(A, dinv, nt=nt)
         lev.jac = (4.0 / (3.0 * max(rho, 1e-300))) * dinv
         levels.append(lev)
         if n <= _AMG_MAX_COARSE:
@@ -507,14 +518,19 @@ def _amg_hierarchy(A: sp.csr_matrix, b: np.ndarray) -> list:
     return levels
 
 
-def _spectral_radius(A: sp.csr_matrix, dinv: np.ndarray, steps: int = 15) -> float:
+def _spectral_radius(A: sp.csr_matrix, dinv: np.ndarray, steps: int = 15, nt: int = 0) -> float:
     """rho(D^-1 A) by a few power iterations, raised 5% (a lower bound before; tight enough
-    for Jacobi weights), capped by the Gershgorin bound."""
-    bound = float((abs(A) @ np.ones(A.shape[0]) * dinv).max()) if A.nnz else 1.0
-    x = np.random.default_rng(0).standard_normal(A.shape[0])
+    for Jacobi weights), capped by the Gershgorin bound. Products by the OpenMP CSR SpMV of
+    the Lanczos solver (``nt`` threads; ~1.7x SciPy's on the benchmark graph)."""
+    mv = _core.csr_matvec_f64_i64 if A.indptr.dtype == np.int64 else _core.csr_matvec_f64_i32
+    n = A.shape[0]
+    nt = nt if A.nnz + n >= 200000 else 1  # small levels: a parallel region costs more
+    bound = (float((mv(A.indptr, A.indices, np.abs(A.data), np.ones(n), nt) * dinv).max())
+             if A.nnz else 1.0)
+    x = np.random.default_rng(0).standard_normal(n)
     rho = 0.0
     for _ in range(steps):
-        y = dinv * (A @ x)
+        y = dinv * mv(A.indptr, A.indices, A.data, x, nt)
         rho = float(np.linalg.norm(y) / max(np.linalg.norm(x), 1e-300))
         x = y / max(float(np.linalg.norm(y)), 1e-300)
     return max(min(1.05 * rho, bound), 1e-300)
@@ -533,12 +549,17 @@ def _amg_cycle(levels: list):
     return cyc
 
 
-def _orthonormalise(U: np.ndarray) -> np.ndarray:
-    """Orthonormal basis of range(U) by the eigendecomposition of U^T U (SVQB), twice."""
+def _orthonormalise(U: np.ndarray, nt: int) -> np.ndarray:
+    """Orthonormal basis of range(U) by the eigendecomposition of U^T U (SVQB), twice; the
+    Gram matrix and the product run in C++ (``_core.block_gram`` / ``block_lincomb``), in
+    place while no column is dropped."""
     for _ in range(2):
-        s, Q = np.linalg.eigh(U.T @ U)
+        s, Q = np.linalg.eigh(_sym(_core.block_gram([U], [U], nt)))
         keep = s > 1e-12 * max(float(s.max()), 1e-300)
-        U = U @ (Q[:, keep] / np.sqrt(s[keep]))
+        M = Q[:, keep] / np.sqrt(s[keep])
+        out = U if M.shape[1] == U.shape[1] else np.empty((U.shape[0], M.shape[1]))
+        _core.block_lincomb([U], M, out, 0.0, None, nt)
+        U = out
     return U
 
 
@@ -546,95 +567,87 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
             nt: int):
     """LOBPCG (Knyazev 2001) for the smallest eigenpairs of the symmetric CSR matrix A.
 
-    ``X`` (n, m) spans the start space, ``T(R)`` applies the preconditioner to a block,
+    ``X`` (n, m) spans the start space (overwritten when it is a C-contiguous float64
+    array: callers pass fresh blocks), ``T(R)`` applies the preconditioner to a block,
     ``Z`` (n, c) orthonormal or None is deflated (the iteration stays orthogonal to it).
     The first ``kw`` columns are wanted (the other ``m - kw`` are guard vectors that speed
     up their convergence); a wanted column stops getting new directions (soft locking)
     once ``||A x - theta x|| <= tol``. The Rayleigh-Ritz step on ``[X, W, P]`` uses the
     Gram matrix of the basis (eigendecomposition, dropping dependent directions), so a
-    nearly dependent ``P`` block never breaks it. The Gram blocks are products of the
-    separate n-row blocks (``P``'s active columns read in place, their unit-norm scaling
-    applied to the small matrices) and the new blocks are written into preallocated ones:
-    assembling ``[W, P]`` in one array, as before (strided column copies and gathers into
-    fresh memory), cost ~100 ms per iteration on the benchmark graph (n = 200,000), more
-    than the Gram products themselves; the dense algebra of one iteration went from 205-240
-    to 182-197 ms CPU (same blocks, one thread, minima of 7 runs, twice). Returns
-    (theta (m,), X (n, m), residual norms (m,), iterations, converged, matvec columns).
+    nearly dependent ``P`` block never breaks it. The n-row blocks are never copied or
+    rescaled: the Gram matrices ``[X W P]^T [W P]`` and ``[X W P]^T [AW AP]`` come from one
+    pass over the separate blocks (``_core.block_gram``; ``P``'s active columns read in
+    place), the unit-norm scaling of the ``W`` and ``P`` columns is applied to the small
+    matrices, and the new blocks are linear combinations written into preallocated ones
+    (``_core.block_lincomb``), both C++/OpenMP over rows. Done with NumPy on a single-threaded
+    BLAS (12 separate Gram products and 6 block products, with W normalised in memory) the
+    dense algebra of one iteration took ~2x as long on the benchmark graph (n = 200,000;
+    see the module notes). Returns (theta (m,), X (n, m), residual norms (m,), iterations,
+    converged, matvec columns).
     """
-    X = np.array(X, dtype=np.float64)
+    X = np.ascontiguousarray(X, dtype=np.float64)
     n = X.shape[0]
-    tmp = np.empty(n * X.shape[1])
 
-    def block(buf, cols):  # C-contiguous (n, cols) block at the start of a flat buffer
-        return buf[:n * cols].reshape(n, cols)
-
-    def project_out(B, U):  # U -= B (B^T U) for B with orthonormal columns
-        if B is not None and B.shape[1]:
-            U -= np.matmul(B, B.T @ U, out=block(tmp, U.shape[1]))
+    def project_out(Bs, U):  # U -= B (B^T U) for B = [B_1 ...] with orthonormal columns
+        Bs = [B for B in Bs if B is not None and B.shape[1]]
+        if Bs:
+            _core.block_lincomb(Bs, -_core.block_gram(Bs, [U], nt), U, 1.0, None, nt)
         return U
 
-    X = _orthonormalise(project_out(Z, X))
+    X = _orthonormalise(project_out([Z], X), nt)
     m = X.shape[1]
     if m < kw:  # the start space lost rank: not usable (the caller falls back)
         return None, X, None, 0, False, 0
     AX = _spmm(A, X, nt)
     n_mv = m
-    lam, C = np.linalg.eigh(_sym(X.T @ AX))
-    X, AX = X @ C, AX @ C
-    spare = [np.empty((n, m)) for _ in range(4)]  # the next X, AX, P, AP go here
+    lam, C = np.linalg.eigh(_sym(_core.block_gram([X], [AX], nt)))
+    _core.block_lincomb([X], C, X, 0.0, None, nt)
+    _core.block_lincomb([AX], C, AX, 0.0, None, nt)
     P = AP = None
     R, awbuf = np.empty((n, m)), np.empty(n * m)
     it = 0
     while True:
-        np.multiply(X, lam, out=R)
-        np.subtract(AX, R, out=R)
-        res = np.sqrt(np.einsum("ij,ij->j", R, R))
+        res = _core.block_residual(X, AX, lam, R, nt)  # R = AX - X diag(lam), norms
         act = np.flatnonzero(res[:kw] > tol)
         if act.size == 0 or it == max_iter:
             return lam, X, res, it, act.size == 0, n_mv
         it += 1
         a = act.size
-        lo, hi = int(act[0]), int(act[-1]) + 1
-        cols = slice(lo, hi) if hi - lo == a else act  # a range of columns: views, no gather
-        W = project_out(X, project_out(Z, T(np.ascontiguousarray(R[:, cols]))))
-        W /= np.maximum(np.sqrt(np.einsum("ij,ij->j", W, W)), 1e-300)
-        AW = _spmm(A, W, nt, out=block(awbuf, a))
+        # the active columns as runs of consecutive ones: column blocks read in place
+        runs = [slice(int(r[0]), int(r[-1]) + 1)
+                for r in np.split(act, np.flatnonzero(np.diff(act) != 1) + 1)]
+        cols = runs[0] if len(runs) == 1 else act
+        W = project_out([Z, X], T(np.ascontiguousarray(R[:, cols])))
+        AW = _spmm(A, W, nt, out=awbuf[:n * a].reshape(n, a))
         n_mv += a
-        # Rayleigh-Ritz on the basis [X, W, P] (X^T X = I, X^T A X = diag(lam))
-        XAW, XW = X.T @ AW, X.T @ W
-        WAW, WW = _sym(W.T @ AW), _sym(W.T @ W)
+        # Rayleigh-Ritz on the basis [X, W, P] with unit columns in W and P (X^T X = I,
+        # X^T A X = diag(lam)): G = [X W P]^T [W P | AW AP] on the unscaled blocks
+        B, AB = [W], [AW]
         if P is not None:
-            Pa, APa = P[:, cols], AP[:, cols]
-            PP = Pa.T @ Pa
-            sc = 1.0 / np.sqrt(np.maximum(np.diag(PP), 1e-300))  # unit columns of P
-            XAP, XP = (X.T @ APa) * sc, (X.T @ Pa) * sc
-            WAP, WP = (W.T @ APa) * sc, (W.T @ Pa) * sc
-            PAP, PP = _sym(Pa.T @ APa) * np.outer(sc, sc), _sym(PP) * np.outer(sc, sc)
-            GA = np.block([[np.diag(lam), XAW, XAP], [XAW.T, WAW, WAP], [XAP.T, WAP.T, PAP]])
-            GB = np.block([[np.eye(m), XW, XP], [XW.T, WW, WP], [XP.T, WP.T, PP]])
-        else:
-            GA = np.block([[np.diag(lam), XAW], [XAW.T, WAW]])
-            GB = np.block([[np.eye(m), XW], [XW.T, WW]])
+            B, AB = B + [P[:, r] for r in runs], AB + [AP[:, r] for r in runs]
+        G = _core.block_gram([X, *B], [*B, *AB], nt)
+        q = G.shape[1] // 2
+        GB, GA = G[:, :q], G[:, q:]
+        sc = 1.0 / np.sqrt(np.maximum(np.diag(GB[m:]), 1e-300))
+        ss = np.outer(sc, sc)
+        GA = np.block([[np.diag(lam), GA[:m] * sc], [(GA[:m] * sc).T, _sym(GA[m:] * ss)]])
+        GB = np.block([[np.eye(m), GB[:m] * sc], [(GB[:m] * sc).T, _sym(GB[m:] * ss)]])
         s, Q = np.linalg.eigh(GB)
         keep = s > 1e-12 * s.max()
         M = Q[:, keep] / np.sqrt(s[keep])
         theta, V = np.linalg.eigh(_sym(M.T @ GA @ M))
         C = M @ V[:, :m]
         lam = theta[:m]
-        Xn, AXn, Pn, APn = spare
-        np.matmul(W, C[m:m + a], out=Pn)
-        np.matmul(AW, C[m:m + a], out=APn)
-        if P is not None:
-            Cp = C[m + a:] * sc[:, None]
-            Pn += np.matmul(Pa, Cp, out=block(tmp, m))
-            APn += np.matmul(APa, Cp, out=block(tmp, m))
-        np.matmul(X, C[:m], out=Xn)
-        np.matmul(AX, C[:m], out=AXn)
-        Xn += Pn
-        AXn += APn
-        old = [X, AX, P, AP]
-        X, AX, P, AP = Xn, AXn, Pn, APn
-        spare = [np.empty((n, m)) if b is None else b for b in old]
+        # new blocks in place (P's active columns are views of P: row r of every input is
+        # read before row r of the output is written): P = [W P] Cb, X = X Cx + P, and the
+        # same for AP, AX (four n x m blocks in all; fresh ones cost page faults)
+        if P is None:
+            P, AP = np.empty((n, m)), np.empty((n, m))
+        Cb = C[m:] * sc[:, None]  # coefficients of the unscaled [W P] columns
+        _core.block_lincomb(B, Cb, P, 0.0, None, nt)
+        _core.block_lincomb([X], C[:m], X, 0.0, P, nt)
+        _core.block_lincomb(AB, Cb, AP, 0.0, None, nt)
+        _core.block_lincomb([AX], C[:m], AX, 0.0, AP, nt)
 
 
 def _sym(G: np.ndarray) -> np.ndarray:
@@ -661,7 +674,7 @@ def _lsym_smallest_amg_run(W, d, Z, perm, kk, tol, max_iter, seed, nt):
     ip, ix, val = _core.permuted_lsym(W.indptr, W.indices, W.data, d, perm, nt)
     L = sp.csr_matrix((val, ix, ip), shape=(n, n))  # L_sym renumbered, sorted columns
     b = np.where(dp > 0, np.sqrt(dp), 1.0)
-    levels = _amg_hierarchy(L, b)
+    levels = _amg_hierarchy(L, b, nt)
     ncomp = Z.shape[1]
     m = min(kk + max(_AMG_GUARD, kk // 4), n - ncomp)
     X = levels[-1].V[:, :m + ncomp]  # all of them if the coarsest level is that small

@@ -1,0 +1,186 @@
+#include "lobpcg.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "common.hpp"
+#include "simd.hpp"
+
+namespace geoml {
+
+namespace {
+#if GEOML_SIMD_X86
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace avx2 {
+constexpr int VBYTES = 32;
+#include "lobpcg_kernel.inc"
+}  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif  // GEOML_SIMD_X86
+
+namespace generic {
+constexpr int VBYTES = 32;
+#include "lobpcg_kernel.inc"
+}  // namespace generic
+
+using GramFn = void (*)(int64_t, const double*, int64_t, const double*, int64_t, double*);
+using CombFn = void (*)(int, const double* const*, int64_t, const double*, int64_t,
+                        double* const*);
+
+GramFn gram_kernel() {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return &avx2::gram_chunk;
+#endif
+  return &generic::gram_chunk;
+}
+
+CombFn comb_kernel() {
+#if GEOML_SIMD_X86
+  if (simd_isa() != SimdIsa::Generic) return &avx2::comb_rows;
+#endif
+  return &generic::comb_rows;
+}
+
+int64_t total_cols(const std::vector<RowBlock>& B) {
+  int64_t p = 0;
+  for (const RowBlock& b : B) p += b.cols;
+  return p;
+}
+
+/// Threads for a pass of `work` flops: ~2e6 flops (~0.1 ms) per thread at least; below that
+/// a parallel region costs more than it saves (much more when the other core is busy).
+int threads_for(int n_threads, int64_t work) {
+  return static_cast<int>(
+      std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, work / 2000000)));
+}
+
+/// Copies rows [r0, r0 + rows) of the blocks side by side into pk (row length ld; the
+/// padding columns beyond the blocks are left as they are).
+void pack(const std::vector<RowBlock>& B, int64_t r0, int64_t rows, double* pk, int64_t ld) {
+  int64_t off = 0;
+  for (const RowBlock& b : B) {
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(pk + r * ld + off, b.ptr + (r0 + r) * b.ld, b.cols * sizeof(double));
+    off += b.cols;
+  }
+}
+
+constexpr int64_t kChunk = 64;  // rows per packed chunk (both blocks stay in L2)
+}  // namespace
+
+void block_gram(int64_t n, const std::vector<RowBlock>& U, const std::vector<RowBlock>& V,
+                double* G, int n_threads) {
+  const int64_t pu = total_cols(U), pv = total_cols(V);
+  if (pu == 0 || pv == 0) return;
+  const int64_t pu4 = (pu + 3) / 4 * 4, pv8 = (pv + 7) / 8 * 8;
+  const int nt = threads_for(n_threads, n * pu * pv);
+  const GramFn fn = gram_kernel();
+  std::vector<double> part(static_cast<std::size_t>(nt) * pu4 * pv8, 0.0);
+  // chunks handed out dynamically (a thread that loses its core on a shared machine does
+  // not hold the others up), each added to its thread's partial Gram
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<double> upk(kChunk * pu4, 0.0), vpk(kChunk * pv8, 0.0);
+    double* gt = part.data() + thread_id() * pu4 * pv8;
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t c = 0; c < nchunks; ++c) {
+      const int64_t r = c * kChunk, rows = std::min(kChunk, n - r);
+      pack(U, r, rows, upk.data(), pu4);
+      pack(V, r, rows, vpk.data(), pv8);
+      fn(rows, upk.data(), pu4, vpk.data(), pv8, gt);
+    }
+  }
+  for (int64_t i = 0; i < pu; ++i)
+    for (int64_t j = 0; j < pv; ++j) {
+      double s = 0;
+      for (int t = 0; t < nt; ++t) s += part[(t * pu4 + i) * pv8 + j];
+      G[i * pv + j] = s;
+    }
+}
+
+void block_lincomb(int64_t n, const std::vector<RowBlock>& B, const double* C, int64_t q,
+                   double beta, const RowBlock* D, double* Y, int64_t ldy, int n_threads) {
+  const int64_t p = total_cols(B);
+  if (q == 0) return;
+  const int64_t q4 = (q + 3) / 4 * 4;
+  std::vector<double> cpk(std::max<int64_t>(p, 1) * q4, 0.0);  // C with rows padded to q4
+  for (int64_t k = 0; k < p; ++k) std::memcpy(&cpk[k * q4], C + k * q, q * sizeof(double));
+  const int nt = threads_for(n_threads, n * (p + 1) * q);
+  const CombFn fn = comb_kernel();
+  const int64_t pairs = (n + 1) / 2;  // rows go by pairs (see comb_rows)
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<double> brow(2 * std::max<int64_t>(p, 1)), out(2 * q4);
+    const double* bp[2] = {brow.data(), brow.data() + std::max<int64_t>(p, 1)};
+    double* op[2] = {out.data(), out.data() + q4};
+#pragma omp for schedule(dynamic, 512)
+    for (int64_t i = 0; i < pairs; ++i) {
+      const int64_t r0 = 2 * i;
+      const int rows = static_cast<int>(std::min<int64_t>(2, n - r0));
+      for (int j = 0; j < rows; ++j) {
+        double* b = brow.data() + j * std::max<int64_t>(p, 1);
+        for (const RowBlock& blk : B) {
+          const double* src = blk.ptr + (r0 + j) * blk.ld;
+          for (int64_t c = 0; c < blk.cols; ++c) b[c] = src[c];
+          b += blk.cols;
+        }
+      }
+      fn(rows, bp, p, cpk.data(), q4, op);
+      for (int j = 0; j < rows; ++j) {
+        double* o = op[j];
+        double* y = Y + (r0 + j) * ldy;
+        if (beta != 0.0)
+          for (int64_t c = 0; c < q; ++c) o[c] += beta * y[c];
+        if (D != nullptr) {
+          const double* d = D->ptr + (r0 + j) * D->ld;
+          for (int64_t c = 0; c < q; ++c) o[c] += d[c];
+        }
+        for (int64_t c = 0; c < q; ++c) y[c] = o[c];
+      }
+    }
+  }
+}
+
+void block_residual(int64_t n, int64_t m, const double* X, int64_t ld_x, const double* AX,
+                    int64_t ld_ax, const double* lam, double* R, int64_t ld_r, double* norms,
+                    int n_threads) {
+  const int nt = threads_for(n_threads, 3 * n * m);
+  std::vector<double> part(static_cast<std::size_t>(nt) * m, 0.0);
+  const int64_t chunk = 1024, nchunks = (n + chunk - 1) / chunk;
+#pragma omp parallel num_threads(nt)
+  {
+    double* sq = part.data() + thread_id() * m;
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t c = 0; c < nchunks; ++c) {
+      for (int64_t r = c * chunk; r < std::min(n, (c + 1) * chunk); ++r) {
+        const double *x = X + r * ld_x, *ax = AX + r * ld_ax;
+        double* rr = R + r * ld_r;
+#pragma omp simd
+        for (int64_t j = 0; j < m; ++j) {
+          const double v = ax[j] - x[j] * lam[j];
+          rr[j] = v;
+          sq[j] += v * v;
+        }
+      }
+    }
+  }
+  for (int64_t j = 0; j < m; ++j) {
+    double s = 0;
+    for (int t = 0; t < nt; ++t) s += part[t * m + j];
+    norms[j] = std::sqrt(s);
+  }
+}
+
+}  // namespace geoml
