@@ -346,15 +346,20 @@ namespace {
 // (SciPy's threaded SYRK gained 1.3x on 2 idle cores, and lost several times on busy ones). Beyond, each column block is too narrow for its tiles.
 constexpr int64_t kOwnGramMaxI = 512;
 
+// Mode sizes up to which `gram_own` takes dot products along the columns (`gram_cols`):
+// with one or two panels, the panel tiles waste most of their lanes (I = 20: 1.6x slower).
+constexpr int64_t kDotGramMaxI = 24;
+
 /// Gram matrix in geoml's SIMD loops over OpenMP tasks of one cache-sized block of columns
-/// of the unfolding each (dynamic schedule, one double accumulator per thread): each block
+/// of the unfolding each (dynamic schedule, one double accumulator per thread). Each block
 /// (wide slabs read in place, narrow ones, R < 64, gathered first; for R = 1, rows of X) is
 /// packed into panels (`gram_pack`, `gram_pack_t`), then multiplied by register tiles
-/// (`gram_panels`).
+/// (`gram_panels`); up to kDotGramMaxI rows, blocks (R = 1 transposed) go to `gram_cols`.
 template <typename T>
 void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) {
   const int64_t width = block_width(I);
   const bool in_place = R >= kColsMinR;
+  const bool dots = I <= kDotGramMaxI;
   const int64_t nbr = (R + width - 1) / width;  // blocks per slab (in place)
   const int64_t K = L * R;
   const int64_t tasks = in_place ? L * nbr : (K + width - 1) / width;
@@ -362,35 +367,40 @@ void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) 
                      ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), tasks))
                      : 1;
   const bool avx2 = use_avx2();
-  // panels of either ISA: at most I + 2 * (3 * 32 / sizeof(T)) rows of `width` entries
-  const size_t panel_size = static_cast<size_t>((I + 6 * 32 / sizeof(T)) * width);
+  // panels of either ISA: at most I + NBmax rows of `width` entries, NBmax = 3 * 32 / sizeof(T)
+  const int64_t nb_max = 3 * 32 / static_cast<int64_t>(sizeof(T));
+  const size_t panel_size = static_cast<size_t>(dots ? 0 : (I + nb_max) * width);
+  const bool rows = R == 1 && !dots;  // the unfolding's columns are rows of X, packed as such
   std::vector<double> acc(static_cast<size_t>(nt) * I * I, 0.0);
 #pragma omp parallel num_threads(nt)
   {
     double* z = acc.data() + static_cast<size_t>(thread_id()) * I * I;
-    std::vector<T> buf(in_place || R == 1 ? 0 : static_cast<size_t>(I * width));
-    std::vector<T> panels(panel_size);
+    std::vector<T> buf(in_place || rows ? 0 : static_cast<size_t>(I * width));
+    std::vector<T> panels(panel_size), zero(static_cast<size_t>(nb_max * width), T(0));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
       int64_t ld = I, kc = std::min(width, K - t * width);
-      // R = 1: the unfolding's columns are rows of X (L x I), packed without a transpose
-      const T* blk = R == 1 ? X + t * width * I
-                            : column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, kc);
+      const T* blk = rows ? X + t * width * I
+                          : column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, kc);
 #if GEOML_SIMD_X86
       if (avx2) {
-        if (R == 1)
+        if (dots)
+          ts_avx2::gram_cols<T>(blk, I, ld, kc, zero.data(), z);
+        else if (rows)
           ts_avx2::gram_pack_t<T>(blk, I, I, kc, panels.data());
         else
           ts_avx2::gram_pack<T>(blk, I, ld, kc, panels.data());
-        ts_avx2::gram_panels<T>(panels.data(), I, kc, z);
+        if (!dots) ts_avx2::gram_panels<T>(panels.data(), I, kc, zero.data(), z);
         continue;
       }
 #endif
-      if (R == 1)
+      if (dots)
+        ts_generic::gram_cols<T>(blk, I, ld, kc, zero.data(), z);
+      else if (rows)
         ts_generic::gram_pack_t<T>(blk, I, I, kc, panels.data());
       else
         ts_generic::gram_pack<T>(blk, I, ld, kc, panels.data());
-      ts_generic::gram_panels<T>(panels.data(), I, kc, z);
+      if (!dots) ts_generic::gram_panels<T>(panels.data(), I, kc, zero.data(), z);
     }
   }
   (void)avx2;
