@@ -700,7 +700,8 @@ def _check_ranks(ranks, shape, modes: list[int]) -> tuple[dict[int, int] | None,
 
 
 # Certified accuracy (||sin Theta||_F to the exact leading subspace) at which HOSVD accepts a
-# factor from a Gram-free refinement; float32 data (and its exact-Gram HOSVD) is no finer.
+# factor from a Gram-free refinement, and of the eigenvectors of the explicit Gram matrices in
+# (ST-)HOSVD (`_eig_top`); float32 data (and its exact-Gram HOSVD) is no finer.
 _HOSVD_TOL = {np.dtype(np.float64): 1e-8, np.dtype(np.float32): 1e-5}
 
 
@@ -752,8 +753,8 @@ def _hosvd(T, ranks, eps, modes, nj, normT2):
                     m = order[-1]
                     starts[m] = _eig_top(_gram(_ttm(Y, n, start, True, nj), m, nj), ranks[m],
                                          tol)
-                    pq = {N - 2: start, N - 1: starts[m]}
-                    GQ = dict(zip((N - 2, N - 1), _gram_apply_pair(T, pq[N - 2], pq[N - 1], nj)))
+                    U1, U2 = (start, starts[m]) if n == N - 2 else (starts[m], start)
+                    GQ = dict(zip((N - 2, N - 1), _gram_apply_pair(T, U1, U2, nj)))
             V = _certified_subspace(lambda Q: _gram_apply(T, n, Q, nj), start, normT2,
                                     min(steps[n], 2) - 1, tol, GQ.pop(n, None))
         if V is None:
