@@ -384,23 +384,11 @@ void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) 
                           : column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, kc);
 #if GEOML_SIMD_X86
       if (avx2) {
-        if (dots)
-          ts_avx2::gram_cols<T>(blk, I, ld, kc, zero.data(), z);
-        else if (rows)
-          ts_avx2::gram_pack_t<T>(blk, I, I, kc, panels.data());
-        else
-          ts_avx2::gram_pack<T>(blk, I, ld, kc, panels.data());
-        if (!dots) ts_avx2::gram_panels<T>(panels.data(), I, kc, zero.data(), z);
+        ts_avx2::gram_block<T>(blk, I, ld, kc, dots, rows, panels.data(), zero.data(), z);
         continue;
       }
 #endif
-      if (dots)
-        ts_generic::gram_cols<T>(blk, I, ld, kc, zero.data(), z);
-      else if (rows)
-        ts_generic::gram_pack_t<T>(blk, I, I, kc, panels.data());
-      else
-        ts_generic::gram_pack<T>(blk, I, ld, kc, panels.data());
-      if (!dots) ts_generic::gram_panels<T>(panels.data(), I, kc, zero.data(), z);
+      ts_generic::gram_block<T>(blk, I, ld, kc, dots, rows, panels.data(), zero.data(), z);
     }
   }
   (void)avx2;
@@ -448,60 +436,6 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
     for (int64_t b = a + 1; b < I; ++b) G[a * I + b] = G[b * I + a];
 }
 
-namespace {
-/// `gram_apply`'s step for mode-n fibres contiguous (R = 1) on rows [k0, k0 + kc) of X
-/// (L x I, given as M = X + k0 I): Z += M^T (M U) without transposing M. `rows_times` gives
-/// M U (kc x Jq, double, from Uq = U padded to Jq columns), rounded to T into Ya (kc x Jp,
-/// zeros beyond J); `ttm_cols` gives Yb = (M^T Ya)^T (J x I), added to Z (I x Jq).
-/// O(kc I J) flops.
-template <typename T>
-void rows_apply(const T* M, int64_t kc, int64_t I, int64_t J, int64_t Jp,
-                const T* Uq, int64_t Jq, std::vector<double>& rows, std::vector<T>& Ya,
-                std::vector<T>& Yb, double* Z, bool avx2) {
-  std::fill(rows.begin(), rows.begin() + kc * Jq, 0.0);
-#if GEOML_SIMD_X86
-  if (avx2)
-    ts_avx2::rows_times<T>(M, kc, I, I, Uq, Jq, Jq, rows.data(), Jq);
-  else
-#endif
-    ts_generic::rows_times<T>(M, kc, I, I, Uq, Jq, Jq, rows.data(), Jq);
-  for (int64_t c = 0; c < kc; ++c)
-    for (int64_t j = 0; j < J; ++j) Ya[c * Jp + j] = static_cast<T>(rows[c * Jq + j]);
-#if GEOML_SIMD_X86
-  if (avx2)
-    ts_avx2::ttm_cols<T>(M, kc, I, Ya.data(), J, Jp, 0, I, Yb.data(), I);
-  else
-#endif
-    ts_generic::ttm_cols<T>(M, kc, I, Ya.data(), J, Jp, 0, I, Yb.data(), I);
-  (void)avx2;
-  for (int64_t i = 0; i < I; ++i)
-    for (int64_t j = 0; j < J; ++j) Z[i * Jq + j] += double(Yb[j * I + i]);
-}
-
-/// `gram_apply`'s step on a block x of rc columns of the unfolding (I rows, row stride ld):
-/// Z += x (x^T U). `ttm_cols` gives P = U^T x (Jp x rc, row stride ldp >= rc; At = U padded
-/// to Jp columns), transposed into Pt (rc x Jq, zeros beyond J) for `rows_times`.
-/// O(I rc J) flops.
-template <typename T>
-void cols_apply(const T* x, int64_t I, int64_t ld, int64_t rc, const T* At, int64_t J,
-                int64_t Jp, int64_t Jq, T* P, int64_t ldp, T* Pt, double* Z, bool avx2) {
-#if GEOML_SIMD_X86
-  if (avx2)
-    ts_avx2::ttm_cols<T>(x, I, ld, At, J, Jp, 0, rc, P, ldp);
-  else
-#endif
-    ts_generic::ttm_cols<T>(x, I, ld, At, J, Jp, 0, rc, P, ldp);
-  for (int64_t c = 0; c < rc; ++c)
-    for (int64_t j = 0; j < J; ++j) Pt[c * Jq + j] = P[j * ldp + c];
-#if GEOML_SIMD_X86
-  if (avx2)
-    ts_avx2::rows_times<T>(x, I, ld, rc, Pt, Jq, Jq, Z, Jq);
-  else
-#endif
-    ts_generic::rows_times<T>(x, I, ld, rc, Pt, Jq, Jq, Z, Jq);
-  (void)avx2;
-}
-}  // namespace
 
 template <typename T>
 void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U, int64_t J,
@@ -544,13 +478,28 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
       if (R == 1) {
-        rows_apply(X + t * width * I, std::min(width, L - t * width), I, J, Jp,
-                   Uq.data(), Jq, rows, Ya, Yb, z, avx2);
+        const T* M = X + t * width * I;
+        const int64_t kc = std::min(width, L - t * width);
+#if GEOML_SIMD_X86
+        if (avx2)
+          ts_avx2::rows_apply<T>(M, kc, I, J, Jp, Uq.data(), Jq, rows.data(), Ya.data(),
+                                 Yb.data(), z);
+        else
+#endif
+          ts_generic::rows_apply<T>(M, kc, I, J, Jp, Uq.data(), Jq, rows.data(), Ya.data(),
+                                    Yb.data(), z);
         continue;
       }
       int64_t ld, rc;
       const T* x = column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, rc);
-      cols_apply(x, I, ld, rc, At.data(), J, Jp, Jq, P.data(), width, Pt.data(), z, avx2);
+#if GEOML_SIMD_X86
+      if (avx2)
+        ts_avx2::cols_apply<T>(x, I, ld, rc, At.data(), J, Jp, Jq, P.data(), width, Pt.data(),
+                               z);
+      else
+#endif
+        ts_generic::cols_apply<T>(x, I, ld, rc, At.data(), J, Jp, Jq, P.data(), width,
+                                  Pt.data(), z);
     }
   }
   for (int t = 0; t < nt; ++t)
@@ -592,8 +541,19 @@ void gram_apply_pair(const T* X, const std::vector<int64_t>& dims, const T* U1, 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t l = 0; l < L; ++l) {
       const T* S = X + l * I1 * I2;
-      cols_apply(S, I1, I2, I2, At1.data(), J1, Jp1, Jq1, P.data(), I2, Pt.data(), z1, avx2);
-      rows_apply(S, I1, I2, J2, Jp2, Uq2.data(), Jq2, rows, Ya, Yb, z2, avx2);
+#if GEOML_SIMD_X86
+      if (avx2) {
+        ts_avx2::cols_apply<T>(S, I1, I2, I2, At1.data(), J1, Jp1, Jq1, P.data(), I2,
+                               Pt.data(), z1);
+        ts_avx2::rows_apply<T>(S, I1, I2, J2, Jp2, Uq2.data(), Jq2, rows.data(), Ya.data(),
+                               Yb.data(), z2);
+        continue;
+      }
+#endif
+      ts_generic::cols_apply<T>(S, I1, I2, I2, At1.data(), J1, Jp1, Jq1, P.data(), I2,
+                                Pt.data(), z1);
+      ts_generic::rows_apply<T>(S, I1, I2, J2, Jp2, Uq2.data(), Jq2, rows.data(), Ya.data(),
+                                Yb.data(), z2);
     }
   }
   for (int t = 0; t < nt; ++t) {
