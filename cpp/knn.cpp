@@ -78,33 +78,18 @@ inline void heap_push(T* s, int64_t* id, int64_t& cnt, int64_t k, T score, int64
 
 // ---------------------------------------------------------------- per-ISA kernels
 #if GEOML_SIMD_X86
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")
-#endif
+GEOML_TARGET_AVX512_BEGIN
 namespace avx512 {
 constexpr int VBYTES = 64;
 #include "knn_kernel.inc"
 }  // namespace avx512
-#if defined(__clang__)
-#pragma clang attribute pop
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+GEOML_TARGET_END
+GEOML_TARGET_AVX2_BEGIN
 namespace avx2 {
 constexpr int VBYTES = 32;
 #include "knn_kernel.inc"
 }  // namespace avx2
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+GEOML_TARGET_END
 #endif  // GEOML_SIMD_X86
 
 namespace generic {

@@ -16,21 +16,12 @@ namespace geoml {
 // ---------------------------------------------------------------- per-ISA V-cycle kernels
 namespace {
 #if GEOML_SIMD_X86
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+GEOML_TARGET_AVX2_BEGIN
 namespace avx2 {
 constexpr int VBYTES = 32;
 #include "multigrid_kernel.inc"
 }  // namespace avx2
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+GEOML_TARGET_END
 #endif  // GEOML_SIMD_X86
 
 namespace generic {

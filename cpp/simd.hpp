@@ -8,6 +8,26 @@
 #define GEOML_SIMD_X86 0
 #endif
 
+// Regions of a source file compiled for one x86 ISA (the per-ISA copies of a kernel .inc):
+// GEOML_TARGET_AVX2_BEGIN / GEOML_TARGET_AVX512_BEGIN ... GEOML_TARGET_END, GCC and Clang.
+// The rest of the file keeps the baseline flags (no -march=native).
+#if GEOML_SIMD_X86
+#if defined(__clang__)
+#define GEOML_TARGET_AVX2_BEGIN \
+  _Pragma("clang attribute push(__attribute__((target(\"avx2,fma\"))), apply_to = function)")
+// (_Pragma takes one string literal: no line splitting inside it)
+#define GEOML_TARGET_AVX512_BEGIN \
+  _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512dq,avx512vl,avx512bw,avx2,fma\"))), apply_to = function)")
+#define GEOML_TARGET_END _Pragma("clang attribute pop")
+#else
+#define GEOML_TARGET_AVX2_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")")
+#define GEOML_TARGET_AVX512_BEGIN \
+  _Pragma("GCC push_options")     \
+  _Pragma("GCC target(\"avx512f,avx512dq,avx512vl,avx512bw,avx2,fma\")")
+#define GEOML_TARGET_END _Pragma("GCC pop_options")
+#endif
+#endif
+
 namespace geoml {
 
 enum class SimdIsa : int { Generic = 0, AVX2 = 1, AVX512 = 2 };
