@@ -385,6 +385,20 @@ def test_randomized_is_reproducible(rng):
     np.testing.assert_array_equal(a.core, b.core)
 
 
+def test_gram_apply_pair_bad_shapes():
+    # the kernel's own checks (the Python layer only calls it with matching factors)
+    X = np.zeros((3, 4, 5))
+    f = geoml._core.gram_apply_pair_f64
+    with pytest.raises(ValueError, match="last two modes"):
+        f(X, np.zeros((5, 2)), np.zeros((5, 2)), 0)  # U1 needs 4 rows
+    with pytest.raises(ValueError, match="last two modes"):
+        f(X, np.zeros((4, 2)), np.zeros(5), 0)
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        f(np.zeros(5), np.zeros((5, 2)), np.zeros((5, 2)), 0)
+    Z1, Z2 = f(X, np.zeros((4, 0)), np.ones((5, 1)), 0)  # no columns: empty and zero products
+    assert Z1.shape == (4, 0) and Z2.shape == (5, 1) and not Z2.any()
+
+
 def test_tucker_bad_input(rng):
     T = rng.standard_normal((5, 4, 3))
     with pytest.raises(ValueError, match="cannot exceed"):
