@@ -58,10 +58,10 @@ def _residuals(L, lam, U):
 
 def _run_geoml(W, L, degree, threads, seed=0):
     """degree None: geoml's default path; else Lanczos with that Chebyshev degree."""
-    from geoml import spectral
+    from geoml.spectral import _lsym
 
     kw = {} if degree is None else dict(method="lanczos", cheb_degree=degree)
-    lam, U, _, conv, info = spectral._lsym_smallest(W, K, tol=TOL, random_state=seed,
+    lam, U, _, conv, info = _lsym._lsym_smallest(W, K, tol=TOL, random_state=seed,
                                                     n_jobs=threads, **kw)
     return lam, U, info
 
@@ -152,7 +152,7 @@ def _cuda_residual(N, w, U, cp):
 
 def _run_cuda(kind, n, repeats, cp, csp):
     import geoml
-    from geoml import _spectral_gpu
+    from geoml.spectral import _gpu_lanczos as _spectral_gpu
     from geoml.demo import swiss_roll
     from cupyx.scipy.sparse.linalg import eigsh
 
@@ -234,6 +234,7 @@ def main(argv=None):
     if args.device == "cuda":
         return main_cuda(args)
     from geoml import spectral
+    from geoml.spectral import _laplacian
 
     sizes = [int(s) for s in (args.sizes or ("20000,10000" if args.quick else
                                              "200000,100000")).split(",")]
@@ -245,7 +246,7 @@ def main(argv=None):
     for kind, n in zip(args.graphs.split(","), sizes):
         W, knn, tg = _graph(kind, n)
         L = spectral.laplacian(W)
-        N, d = spectral._normalized_adjacency(W)
+        N, d = _laplacian._normalized_adjacency(W)
         dd = np.sqrt(d)
         _DATA.update(W=W, L=L, N=N, dd=dd)
         label = f"{kind} n={n} {knn}-NN"

@@ -1,6 +1,5 @@
 """Ricci curvature against GraphRicciCurvature (method "OTD"), closed forms, and edge cases."""
 import logging
-import math
 
 import numpy as np
 import pytest

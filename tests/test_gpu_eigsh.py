@@ -1,4 +1,4 @@
-"""The GPU Lanczos solver (python/geoml/_spectral_gpu.py) and the CSR SpMV kernel.
+"""The GPU Lanczos solver (python/geoml/spectral/_gpu_lanczos.py) and the CSR SpMV kernel.
 
 The solver is written against an array module: tests without the ``gpu`` marker run it with
 NumPy on the host (same code path as on the device, minus CuPy), ``gpu`` tests run it with CuPy
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from geoml._spectral_gpu import lanczos
+from geoml.spectral._gpu_lanczos import lanczos
 
 
 def laplacian_like(n, seed, dtype=np.float64):
@@ -113,7 +113,7 @@ def test_gpu_spmv_kernel(dtype, index64):
 @pytest.mark.parametrize("which", ["LA", "SA", "LM"])
 def test_gpu_eigsh_sparse_float64(which):
     cp, csp = cupy_modules()
-    from geoml._spectral_gpu import eigsh
+    from geoml.spectral._gpu_lanczos import eigsh
 
     A = laplacian_like(2000, 5)
     ref = np.linalg.eigvalsh(A.toarray())
@@ -131,7 +131,7 @@ def test_gpu_eigsh_sparse_float64(which):
 @pytest.mark.gpu
 def test_gpu_eigsh_dense_and_float32():
     cp, csp = cupy_modules()
-    from geoml._spectral_gpu import eigsh
+    from geoml.spectral._gpu_lanczos import eigsh
 
     A = laplacian_like(500, 9)
     ref = np.linalg.eigvalsh(A.toarray())
@@ -145,7 +145,7 @@ def test_gpu_eigsh_dense_and_float32():
 @pytest.mark.gpu
 def test_gpu_eigsh_bad_input():
     cp, csp = cupy_modules()
-    from geoml._spectral_gpu import eigsh
+    from geoml.spectral._gpu_lanczos import eigsh
 
     with pytest.raises(ValueError, match="symmetric"):
         eigsh(cp.asarray(np.triu(np.ones((5, 5)))), 1)

@@ -1,7 +1,7 @@
 """Spectral estimators on the GPU: ``LaplacianEigenmap``, ``DiffusionMap`` and
 ``SpectralClustering`` on CuPy input or ``device="cuda"`` (marker ``gpu``), against the CPU path.
 
-Tests without the marker run the device Laplacian solver (``_spectral_gpu.lsym_smallest``) with
+Tests without the marker run the device Laplacian solver (``spectral._gpu_lanczos.lsym_smallest``) with
 NumPy on the host against ``numpy.linalg.eigh``, and check the device argument everywhere.
 """
 import numpy as np
@@ -12,7 +12,7 @@ from scipy.sparse import csgraph
 
 import geoml
 from geoml import _gpu
-from geoml._spectral_gpu import lsym_smallest
+from geoml.spectral._gpu_lanczos import lsym_smallest
 
 ESTIMATORS = [geoml.LaplacianEigenmap, geoml.DiffusionMap, geoml.SpectralClustering]
 

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import aslinearoperator
 
 import geoml
-from geoml import lowrank
+from geoml.lowrank import _cost_model, _kernels, _subspace, _svd, _tucker
 
 METHODS = ["hooi", "hosvd", "st_hosvd", "randomized"]
 
@@ -91,16 +91,16 @@ def test_kernels_match_numpy(shape, dtype, J):
         A = rng.standard_normal((J, In)).astype(dtype)
         ref = mode_dot(X64, A.astype(np.float64), n)
         scale = np.abs(ref).max()
-        np.testing.assert_allclose(lowrank._ttm(X, n, A, False, 0), ref, atol=tol * scale)
-        np.testing.assert_allclose(lowrank._ttm(X, n, A.T.copy(), True, 0), ref, atol=tol * scale)
+        np.testing.assert_allclose(_kernels._ttm(X, n, A, False, 0), ref, atol=tol * scale)
+        np.testing.assert_allclose(_kernels._ttm(X, n, A.T.copy(), True, 0), ref, atol=tol * scale)
         if J != 3:
             continue  # the Gram matrix and the sketch do not depend on J
-        G = lowrank._gram(X, n, 0)
+        G = _kernels._gram(X, n, 0)
         Gref = unfold(X64, n) @ unfold(X64, n).T
         np.testing.assert_allclose(G, Gref, atol=tol * np.abs(Gref).max())
         assert np.array_equal(G, G.T)
         W = rng.standard_normal((X.size // In, 4)).astype(dtype)
-        S = getattr(geoml._core, "mode_sketch_" + lowrank._sfx(dtype))(X, n, W, 0)
+        S = getattr(geoml._core, "mode_sketch_" + _kernels._sfx(dtype))(X, n, W, 0)
         Sref = np.moveaxis(X64, n, -1).reshape(-1, In).T @ W.astype(np.float64)
         np.testing.assert_allclose(S, Sref, atol=tol * np.abs(Sref).max())
         # Gram matrix times a few columns (SIMD tiles of 1, 2 and 3 vectors, row tails; R == 1
@@ -108,17 +108,17 @@ def test_kernels_match_numpy(shape, dtype, J):
         for c in (1, 5, 9, 21) if X.size < 10**6 else ():
             U = rng.standard_normal((In, c)).astype(dtype)
             Zref = Gref @ U.astype(np.float64)
-            np.testing.assert_allclose(lowrank._gram_apply(X, n, U, 0), Zref,
+            np.testing.assert_allclose(_kernels._gram_apply(X, n, U, 0), Zref,
                                        atol=tol * np.abs(Zref).max())
     if X.size < 10**6:  # both trailing modes at once (slabs of the last two modes)
         N = len(shape)
         U1 = rng.standard_normal((shape[-2], 9)).astype(dtype)
         U2 = rng.standard_normal((shape[-1], J)).astype(dtype)
-        Z1, Z2 = lowrank._gram_apply_pair(X, U1, U2, 0)
+        Z1, Z2 = _kernels._gram_apply_pair(X, U1, U2, 0)
         for Z, n, U in ((Z1, N - 2, U1), (Z2, N - 1, U2)):
             Zref = unfold(X64, n) @ (unfold(X64, n).T @ U.astype(np.float64))
             np.testing.assert_allclose(Z, Zref, atol=tol * np.abs(Zref).max())
-    assert lowrank._sumsq(X, 0) == pytest.approx(float(np.sum(X64 ** 2)), rel=1e-6)
+    assert _kernels._sumsq(X, 0) == pytest.approx(float(np.sum(X64 ** 2)), rel=1e-6)
 
 
 # ---------------------------------------------------------------- tucker
@@ -167,7 +167,7 @@ def test_hosvd_and_st_hosvd_factors_are_singular_vectors(rng, shape, ranks):
 def exact_hosvd_factor(T, n, r):
     """Leading r eigenvectors of T's mode-n Gram matrix (LAPACK, float64), geoml's signs."""
     A = unfold(np.asarray(T, dtype=np.float64), n)
-    return lowrank._eig_desc(A @ A.T, r)[1][:, :r]
+    return _subspace._eig_desc(A @ A.T, r)[1][:, :r]
 
 
 def sin_angle(U, V):
@@ -180,7 +180,7 @@ def spy_certified(monkeypatch):
     """Records whether each certified refinement of HOSVD (products with T's Gram matrix, called
     from ``_hosvd``; not the explicit small Gram matrices of ``_eig_top``) was accepted (True)
     or fell back (False)."""
-    calls, orig = [], lowrank._certified_subspace
+    calls, orig = [], _subspace._certified_subspace
 
     def spy(*args, **kwargs):
         out = orig(*args, **kwargs)
@@ -188,14 +188,14 @@ def spy_certified(monkeypatch):
             calls.append(out is not None)
         return out
 
-    monkeypatch.setattr(lowrank, "_certified_subspace", spy)
+    monkeypatch.setattr(_tucker, "_certified_subspace", spy)
     return calls
 
 
 def spy_pair(monkeypatch):
     """Counts the calls of ``_gram_apply_pair`` (both trailing modes refined in one pass)."""
-    calls, orig = [], lowrank._gram_apply_pair
-    monkeypatch.setattr(lowrank, "_gram_apply_pair", lambda *a: (calls.append(1), orig(*a))[1])
+    calls, orig = [], _kernels._gram_apply_pair
+    monkeypatch.setattr(_tucker, "_gram_apply_pair", lambda *a: (calls.append(1), orig(*a))[1])
     return calls
 
 
@@ -208,10 +208,10 @@ def test_hosvd_certified_refinement_equals_exact_gram(rng, monkeypatch, shape, r
     # the refinement is forced on every mode after the first (cost model bypassed); with a gap
     # it must be accepted and give the exact-Gram HOSVD's factors; the two trailing modes are
     # refined in one pass when their slabs are wide (>= 64) and processed last
-    monkeypatch.setattr(lowrank, "_apply_cost", lambda shape, m, r: 0.0)
+    monkeypatch.setattr(_tucker, "_apply_cost", lambda shape, m, r: 0.0)
     calls, pair = spy_certified(monkeypatch), spy_pair(monkeypatch)
     T = low_rank_tensor(rng, shape, ranks, noise=0.01).astype(dtype)
-    order = lowrank._mode_order(shape, dict(enumerate(ranks)), list(range(len(shape))))
+    order = _cost_model._mode_order(shape, dict(enumerate(ranks)), list(range(len(shape))))
     tt = geoml.tucker(T, ranks, method="hosvd")
     assert calls and all(calls) and len(calls) == len(shape) - 1
     N = len(shape)
@@ -245,24 +245,24 @@ def test_eig_top_certified_or_lapack(rng, monkeypatch, dim, r):
     # explicit Gram matrices: subspace iteration when the gap certifies it, else LAPACK; the
     # same leading eigenvectors (and signs) as LAPACK either way
     lapack = []
-    orig = lowrank._eig_desc
-    monkeypatch.setattr(lowrank, "_eig_desc", lambda G, k: (lapack.append(1), orig(G, k))[1])
+    orig = _subspace._eig_desc
+    monkeypatch.setattr(_subspace, "_eig_desc", lambda G, k: (lapack.append(1), orig(G, k))[1])
     Q = np.linalg.qr(rng.standard_normal((dim, dim)))[0]
     lam = np.concatenate([np.geomspace(10, 1, r), 1e-4 * rng.random(dim - r)])
     G = (Q * lam) @ Q.T
-    V = lowrank._eig_top(G, r, 1e-8)
+    V = _subspace._eig_top(G, r, 1e-8)
     ref = orig(G, r)[1][:, :r]
     assert sin_angle(V, ref) < 1e-8
     np.testing.assert_allclose(V, ref, atol=1e-5)  # same vectors, same signs
     assert lapack == []
     # flat spectrum (no gap after r): LAPACK
     G = (Q * np.linspace(1.0, 0.9, dim)) @ Q.T
-    V = lowrank._eig_top(G, r, 1e-8)
+    V = _subspace._eig_top(G, r, 1e-8)
     assert lapack == [1]
     np.testing.assert_allclose(V, orig(G, r)[1][:, :r])
     # small matrices go straight to LAPACK
     Gs = G[:40, :40]
-    lowrank._eig_top(Gs, 3, 1e-8)
+    _subspace._eig_top(Gs, 3, 1e-8)
     assert lapack == [1, 1]
 
 
@@ -272,7 +272,7 @@ def test_hosvd_no_gap_falls_back_to_exact_gram(rng, monkeypatch, shape, ranks):
     # pure noise (no gap after r) or an exactly rank-deficient full-rank request cannot be
     # certified: every refinement must fall back to the Gram matrix, with the same factors
     # (also after the products of both trailing modes in one pass, for the last shape)
-    monkeypatch.setattr(lowrank, "_apply_cost", lambda shape, m, r: 0.0)
+    monkeypatch.setattr(_tucker, "_apply_cost", lambda shape, m, r: 0.0)
     calls, pair = spy_certified(monkeypatch), spy_pair(monkeypatch)
     if ranks == shape:  # full rank of a tensor whose mode-1 and -2 ranks are only 2
         T = low_rank_tensor(rng, shape, (9, 2, 2))
@@ -438,7 +438,7 @@ def test_rel_error_in_blocks(rng, monkeypatch):
     T = low_rank_tensor(rng, (9, 5, 4), (2, 2, 2), noise=0.1).astype(np.float32)
     tt = geoml.tucker(T, 2)
     whole = tt.rel_error(T)
-    monkeypatch.setattr(lowrank, "_BLOCK_ENTRIES", 40)  # two mode-0 slices per block
+    monkeypatch.setattr(_tucker, "_BLOCK_ENTRIES", 40)  # two mode-0 slices per block
     assert tt.rel_error(T) == pytest.approx(whole, rel=1e-12)
     assert whole == pytest.approx(rel_err(T.astype(np.float64), tt.core, tt.factors), rel=1e-5)
 
@@ -570,7 +570,7 @@ def test_randomized_svd_sparse_paths_agree(rng, monkeypatch):
     ref = geoml.randomized_svd(A.toarray(), 8, n_iter=3, random_state=0)
     a = geoml.randomized_svd(A, 8, n_iter=3, random_state=0)
     b = geoml.randomized_svd(A64, 8, n_iter=3, random_state=0)
-    monkeypatch.setattr(lowrank, "_SCATTER_BYTES", -1)  # force the explicit-transpose path
+    monkeypatch.setattr(_svd, "_SCATTER_BYTES", -1)  # force the explicit-transpose path
     c = geoml.randomized_svd(A, 8, n_iter=3, random_state=0, n_jobs=2)
     for res in (a, b, c):
         np.testing.assert_allclose(res.s, ref.s, rtol=1e-10)
@@ -628,8 +628,8 @@ def test_randomized_sketch_path(dtype):
     # prefers the exact step for the other, smaller modes)
     rng = np.random.default_rng(7)
     shape, ranks = (400, 60, 50), (2, 3, 2)
-    assert lowrank._rand_step(shape, 0, 2, 5, 1)[0]
-    assert not lowrank._rand_step(shape, 1, 3, 5, 1)[0]
+    assert _cost_model._rand_step(shape, 0, 2, 5, 1)[0]
+    assert not _cost_model._rand_step(shape, 1, 3, 5, 1)[0]
     T = low_rank_tensor(rng, shape, ranks, noise=0.01).astype(dtype)
     tt = geoml.tucker(T, ranks, method="randomized", random_state=0)
     st = geoml.tucker(T, ranks, method="st_hosvd")
@@ -648,26 +648,26 @@ def test_warm_eigensolver_matches_lapack(rng):
     lam = np.concatenate([[9.0, 7.0, 5.0, 3.0], rng.uniform(0, 1e-3, I - r)])
     G = (V * lam) @ V.T
     U0 = np.linalg.qr(V[:, :r] + 1e-3 * rng.standard_normal((I, r)))[0]
-    U = lowrank._eig_warm(G, U0)
+    U = _subspace._eig_warm(G, U0)
     assert U is not None
-    ref = lowrank._eig_desc(G, r)[1]
+    ref = _subspace._eig_desc(G, r)[1]
     np.testing.assert_allclose(U, ref, atol=1e-9)  # same vectors, same sign convention
     # a flat spectrum cannot be certified: None, and HOOI falls back to LAPACK
-    assert lowrank._eig_warm(np.eye(I) + 1e-3 * np.diag(np.arange(I)), U0) is None
+    assert _subspace._eig_warm(np.eye(I) + 1e-3 * np.diag(np.arange(I)), U0) is None
     # a start orthogonal to the leading subspace does not converge in the allotted steps
-    assert lowrank._eig_warm(G, V[:, r:2 * r]) is None
+    assert _subspace._eig_warm(G, V[:, r:2 * r]) is None
     # a tiny tail: U's own bound misses the tolerance, but one free power step (G U) meets it
     lam_t = np.concatenate([lam[:r], np.full(I - r, 1e-9)])
     Gt = (V * lam_t) @ V.T
     U0 = np.linalg.qr(V[:, :r] + 1e-5 * rng.standard_normal((I, r)))[0]
     calls = []
-    U = lowrank._certified_subspace(lambda Q: (calls.append(1), Gt @ Q)[1], U0,
+    U = _subspace._certified_subspace(lambda Q: (calls.append(1), Gt @ Q)[1], U0,
                                     float(np.trace(Gt)), 0, 1e-10)
     assert U is not None and len(calls) == 1
     assert sin_angle(U, V[:, :r]) < 1e-10
-    np.testing.assert_allclose(U, lowrank._eig_desc(Gt, r)[1], atol=1e-9)
+    np.testing.assert_allclose(U, _subspace._eig_desc(Gt, r)[1], atol=1e-9)
     # with the same start, the first-order bound alone (no free step: huge tail) fails
-    assert lowrank._certified_subspace(lambda Q: G @ Q, U0, float(np.trace(G)), 0, 1e-10) is None
+    assert _subspace._certified_subspace(lambda Q: G @ Q, U0, float(np.trace(G)), 0, 1e-10) is None
 
 
 @pytest.mark.parametrize("isa", [i for i in ("avx2", "generic")
@@ -684,16 +684,16 @@ def test_simd_kernels_every_isa(isa, dtype):
         for n, J in [(0, 5), (1, 6), (1, 1)]:
             A = rng.standard_normal((J, X.shape[n])).astype(dtype)
             ref = mode_dot(X64, A.astype(np.float64), n)
-            np.testing.assert_allclose(lowrank._ttm(X, n, A, False, 0), ref,
+            np.testing.assert_allclose(_kernels._ttm(X, n, A, False, 0), ref,
                                        atol=tol * np.abs(ref).max())
         for n in range(3):  # Gram matrix (times columns): slab blocks (n < 2), rows (n = 2)
             U = rng.standard_normal((X.shape[n], 6)).astype(dtype)
             G = unfold(X64, n) @ unfold(X64, n).T
-            np.testing.assert_allclose(lowrank._gram_apply(X, n, U, 0), G @ U.astype(np.float64),
+            np.testing.assert_allclose(_kernels._gram_apply(X, n, U, 0), G @ U.astype(np.float64),
                                        atol=tol * np.abs(G @ U).max())
-            np.testing.assert_allclose(lowrank._gram(X, n, 0), G, atol=tol * np.abs(G).max())
+            np.testing.assert_allclose(_kernels._gram(X, n, 0), G, atol=tol * np.abs(G).max())
         x = rng.standard_normal(40_003).astype(dtype)
-        assert lowrank._sumsq(x, 0) == pytest.approx(float(np.sum(x.astype(np.float64) ** 2)),
+        assert _kernels._sumsq(x, 0) == pytest.approx(float(np.sum(x.astype(np.float64) ** 2)),
                                                     rel=1e-12)
     finally:
         geoml._core.set_simd_isa("auto")

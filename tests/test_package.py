@@ -2,6 +2,7 @@
 import doctest
 import importlib
 import os
+import pkgutil
 import subprocess
 import sys
 
@@ -47,9 +48,21 @@ PUBLIC_MODULES = ["geoml.neighbors", "geoml._config", "geoml.spectral", "geoml.o
                   "geoml.lowrank"]
 
 
+def _with_submodules(name):
+    """The module, and for a package (spectral, lowrank) every module inside it."""
+    mod = importlib.import_module(name)
+    mods = [mod]
+    for info in pkgutil.iter_modules(getattr(mod, "__path__", [])):
+        if "gpu" not in info.name:  # device modules import CuPy
+            mods.append(importlib.import_module(f"{name}.{info.name}"))
+    return mods
+
+
 @pytest.mark.parametrize("name", PUBLIC_MODULES)
 def test_doctests(name):
-    mod = importlib.import_module(name)
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0, f"{name} has no doctest examples"
-    assert result.failed == 0
+    attempted = failed = 0
+    for mod in _with_submodules(name):
+        result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        attempted, failed = attempted + result.attempted, failed + result.failed
+    assert attempted > 0, f"{name} has no doctest examples"
+    assert failed == 0

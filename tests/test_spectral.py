@@ -9,6 +9,7 @@ from scipy.sparse.linalg import eigsh as scipy_eigsh
 
 import geoml
 from geoml import spectral
+from geoml.spectral import _amg, _laplacian, _lsym
 from geoml.demo import swiss_roll
 
 
@@ -124,15 +125,15 @@ def test_eigsh_disconnected_laplacian_zero_multiplicity(rng, components):
     np.testing.assert_allclose(res.eigenvalues, w_all[:k], atol=1e-9)
     assert np.sum(np.abs(res.eigenvalues) < 1e-9) == components
     # the Laplacian path puts the null space in exactly
-    lam, U, _, conv, info = spectral._lsym_smallest(W, k, random_state=0)
+    lam, U, _, conv, info = _lsym._lsym_smallest(W, k, random_state=0)
     assert info["components"] == components and conv
     np.testing.assert_allclose(lam, w_all[:k], atol=1e-9)
 
 
 def test_eigsh_chebyshev_filter_path_matches_plain(rng):
     W, _ = _knn_affinity(rng, n=500, k=6)
-    lam0, U0, *_ = spectral._lsym_smallest(W, 10, cheb_degree=0, random_state=0)
-    lam1, U1, *_ = spectral._lsym_smallest(W, 10, cheb_degree=12, random_state=0)
+    lam0, U0, *_ = _lsym._lsym_smallest(W, 10, cheb_degree=0, random_state=0)
+    lam1, U1, *_ = _lsym._lsym_smallest(W, 10, cheb_degree=12, random_state=0)
     w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
     np.testing.assert_allclose(lam0, w_all[:10], atol=1e-9)
     np.testing.assert_allclose(lam1, w_all[:10], atol=1e-9)
@@ -153,10 +154,10 @@ def _isolate(W, nodes):
 @pytest.mark.parametrize("n,d,knn,k", [(1000, 3, 8, 10), (1200, 2, 6, 16), (800, 5, 10, 6)])
 def test_lsym_lobpcg_amg_matches_dense(rng, monkeypatch, n, d, knn, k):
     # a small coarsest level, so that the graph gets several levels
-    monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 60)
+    monkeypatch.setattr(_amg, "_AMG_MAX_COARSE", 60)
     W, _ = _knn_affinity(rng, n=n, d=d, k=knn)
     w_all, V_all = np.linalg.eigh(geoml.laplacian(W).toarray())
-    lam, U, _, conv, info = spectral._lsym_smallest(W, k, method="lobpcg-amg", random_state=0)
+    lam, U, _, conv, info = _lsym._lsym_smallest(W, k, method="lobpcg-amg", random_state=0)
     assert conv and info["method"] == "lobpcg-amg" and info["n_iter"] > 0
     np.testing.assert_allclose(lam, w_all[:k], rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(U.T @ U, np.eye(k), atol=1e-10)
@@ -169,23 +170,23 @@ def test_lsym_lobpcg_amg_matches_dense(rng, monkeypatch, n, d, knn, k):
 
 def test_lsym_lobpcg_amg_weighted_graph(rng, monkeypatch):
     # kernel weights spanning three decades: aggregation follows the strongest edges
-    monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 80)
+    monkeypatch.setattr(_amg, "_AMG_MAX_COARSE", 80)
     W, _ = _knn_affinity(rng, n=900, d=3, k=8)
     W = sp.triu(W, 1).tocsr()
     W.data = 10.0 ** rng.uniform(-3, 0, W.nnz)
     W = sp.csr_matrix(W + W.T)
     w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
-    lam, U, _, conv, info = spectral._lsym_smallest(W, 8, method="lobpcg-amg", random_state=2)
+    lam, U, _, conv, info = _lsym._lsym_smallest(W, 8, method="lobpcg-amg", random_state=2)
     assert conv and info["method"] == "lobpcg-amg"
     np.testing.assert_allclose(lam, w_all[:8], rtol=1e-8, atol=1e-12)
 
 
 def test_lsym_lobpcg_amg_hierarchy_levels(rng, monkeypatch):
-    monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 60)
+    monkeypatch.setattr(_amg, "_AMG_MAX_COARSE", 60)
     W, _ = _knn_affinity(rng, n=1500, d=2, k=6)
     L = geoml.laplacian(W)
     b = np.sqrt(np.asarray(W.sum(axis=1)).ravel())
-    levels = spectral._amg_hierarchy(L, b)
+    levels = _amg._amg_hierarchy(L, b)
     sizes = [lev.A.shape[0] for lev in levels]
     assert len(levels) >= 3 and sizes == sorted(sizes, reverse=True) and sizes[-1] <= 60
     for lev in levels[:-1]:
@@ -202,14 +203,14 @@ def test_lsym_lobpcg_amg_hierarchy_levels(rng, monkeypatch):
 
 @pytest.mark.parametrize("components", [2, 3])
 def test_lsym_lobpcg_amg_disconnected_and_isolated(rng, monkeypatch, components):
-    monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 50)
+    monkeypatch.setattr(_amg, "_AMG_MAX_COARSE", 50)
     W, _ = _knn_affinity(rng, n=600, components=components)
     W = _isolate(W, [5, 17])
     ncomp = csgraph.connected_components(W)[0]
     assert ncomp == components + 2
     k = ncomp + 5
     w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
-    lam, U, _, conv, info = spectral._lsym_smallest(W, k, method="lobpcg-amg", random_state=1)
+    lam, U, _, conv, info = _lsym._lsym_smallest(W, k, method="lobpcg-amg", random_state=1)
     assert conv and info["components"] == ncomp and info["method"] == "lobpcg-amg"
     assert np.sum(lam < 1e-12) == ncomp
     np.testing.assert_allclose(lam, w_all[:k], rtol=1e-8, atol=1e-12)
@@ -222,7 +223,7 @@ def test_lsym_lobpcg_amg_k_near_n(rng):
     W, _ = _knn_affinity(rng, n=120, k=6)
     w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
     k = 118
-    lam, U, _, conv, info = spectral._lsym_smallest(W, k, method="lobpcg-amg", random_state=0)
+    lam, U, _, conv, info = _lsym._lsym_smallest(W, k, method="lobpcg-amg", random_state=0)
     assert conv and info["method"] == "lobpcg-amg"
     np.testing.assert_allclose(lam, w_all[:k], rtol=1e-8, atol=1e-12)
 
@@ -230,20 +231,20 @@ def test_lsym_lobpcg_amg_k_near_n(rng):
 def test_lsym_method_auto_and_fallback(rng, monkeypatch):
     W, _ = _knn_affinity(rng, n=800, k=8)
     w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
-    monkeypatch.setattr(spectral, "_AMG_MIN_N", 10 ** 9)
-    assert spectral._lsym_smallest(W, 5, random_state=0)[4]["method"] == "lanczos"
-    monkeypatch.setattr(spectral, "_AMG_MIN_N", 500)
-    monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 100)
-    lam, *_, info = spectral._lsym_smallest(W, 5, random_state=0)
+    monkeypatch.setattr(_lsym, "_AMG_MIN_N", 10 ** 9)
+    assert _lsym._lsym_smallest(W, 5, random_state=0)[4]["method"] == "lanczos"
+    monkeypatch.setattr(_lsym, "_AMG_MIN_N", 500)
+    monkeypatch.setattr(_amg, "_AMG_MAX_COARSE", 100)
+    lam, *_, info = _lsym._lsym_smallest(W, 5, random_state=0)
     assert info["method"] == "lobpcg-amg"
     np.testing.assert_allclose(lam, w_all[:5], rtol=1e-8, atol=1e-12)
     # LOBPCG stopped after one iteration: Lanczos takes over, same answer
-    monkeypatch.setattr(spectral, "_AMG_MAX_ITER", 1)
-    lam, *_, info = spectral._lsym_smallest(W, 5, random_state=0)
+    monkeypatch.setattr(_lsym, "_AMG_MAX_ITER", 1)
+    lam, *_, info = _lsym._lsym_smallest(W, 5, random_state=0)
     assert info["method"] == "lanczos"
     np.testing.assert_allclose(lam, w_all[:5], rtol=1e-8, atol=1e-12)
     with pytest.raises(ValueError, match="method"):
-        spectral._lsym_smallest(W, 5, method="amg")
+        _lsym._lsym_smallest(W, 5, method="amg")
 
 
 def test_amg_kernels_vs_scipy(rng):
@@ -398,7 +399,7 @@ def test_permuted_lsym_vs_laplacian(rng):
         assert abs(L - ref).max() < 1e-15
         assert L[np.flatnonzero(perm == n - 1)[0]].nnz == 0  # the isolated node: empty row
     np.testing.assert_allclose(
-        spectral._null_space(geoml._core.rcm_components(W.indptr, W.indices)[1], 3, d).T
+        _laplacian._null_space(geoml._core.rcm_components(W.indptr, W.indices)[1], 3, d).T
         @ (spectral.laplacian(W) @ np.eye(n)), 0, atol=1e-12)
 
 
@@ -667,13 +668,13 @@ def _vcycle_ref(levels, i, B):
 
 @pytest.mark.parametrize("m", [1, 5, 8, 19, 37])
 def test_amg_cycle_matches_float64_reference(rng, monkeypatch, m):
-    monkeypatch.setattr(spectral, "_AMG_MAX_COARSE", 60)
+    monkeypatch.setattr(_amg, "_AMG_MAX_COARSE", 60)
     W, _ = _knn_affinity(rng, n=1500, d=2, k=6)
     L = geoml.laplacian(W)
     b = np.sqrt(np.asarray(W.sum(axis=1)).ravel())
-    levels = spectral._amg_hierarchy(L, b)
+    levels = _amg._amg_hierarchy(L, b)
     assert len(levels) >= 3
-    cyc = spectral._amg_cycle(levels)
+    cyc = _amg._amg_cycle(levels)
     assert cyc.n_levels == len(levels)
     for start in (0, 1, len(levels) - 1):
         B = rng.normal(size=(levels[start].A.shape[0], m))

@@ -8,12 +8,25 @@ from __future__ import annotations
 
 from . import _core, ot
 from ._config import show_config
-from .curvature import (FormanRicci, OllivierRicci, RicciCommunities, RicciFlow, forman_ricci,
-                        ollivier_ricci, ricci_communities)
+from .curvature import (
+                        FormanRicci,
+                        OllivierRicci,
+                        RicciCommunities,
+                        RicciFlow,
+                        forman_ricci,
+                        ollivier_ricci,
+                        ricci_communities,
+)
 from .lowrank import SVDResult, Tucker, TuckerTensor, randomized_svd, tucker
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
-from .spectral import (DiffusionMap, EigshResult, LaplacianEigenmap, SpectralClustering, eigsh,
-                       laplacian)
+from .spectral import (
+                        DiffusionMap,
+                        EigshResult,
+                        LaplacianEigenmap,
+                        SpectralClustering,
+                        eigsh,
+                        laplacian,
+)
 
 __version__: str = _core.__version__
 

@@ -14,10 +14,15 @@ def is_gpu_array(x) -> bool:
     return hasattr(x, "__cuda_array_interface__")
 
 
+def is_device_object(x) -> bool:
+    """True for CuPy arrays and ``cupyx.scipy.sparse`` matrices; never imports CuPy."""
+    return is_gpu_array(x) or type(x).__module__.startswith("cupyx.")
+
+
 def reject_gpu(x, name: str, what: str) -> None:
     """Raise ``TypeError`` for device arrays (and ``cupyx.scipy.sparse`` matrices) on a
     CPU-only entry point."""
-    if is_gpu_array(x) or type(x).__module__.startswith("cupyx."):
+    if is_device_object(x):
         raise TypeError(
             f"{name} is a GPU (CuPy) array, but {what} has no GPU implementation yet; "
             f"pass a NumPy array (e.g. {name}.get())"

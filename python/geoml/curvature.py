@@ -1,5 +1,5 @@
 """Discrete Ricci curvature of graphs: Ollivier-Ricci, Forman-Ricci, Ricci flow and
-Ricci-flow communities (CPU kernels in ``cpp/curvature.cpp``, OT by ``cpp/ot.cpp``).
+Ricci-flow communities (CPU kernels in ``cpp/curvature/``, OT by ``cpp/ot/``).
 
 Graphs are accepted as a networkx ``Graph``, a SciPy sparse symmetric weight matrix, or an edge
 list; results are per-edge arrays aligned with ``edges_`` (pairs ``i < j`` of node positions),

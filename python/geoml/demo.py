@@ -55,7 +55,9 @@ def run_demo(n: int = 20000, k: int = 10, seed: int = 0, plot: str | None = None
           f"|corr| of a coordinate with the roll parameter {corr:.3f}")
     if plot:
         try:
-            from matplotlib.figure import Figure  # no pyplot: leaves the user's backend alone
+            from matplotlib.figure import (
+                Figure,  # no pyplot: leaves the user's backend alone
+            )
         except ImportError:
             print(f"[LaplacianEigenmap] matplotlib is not installed: no plot written to {plot}")
         else:

@@ -1,4 +1,4 @@
-"""Exact k-nearest neighbours and kNN graphs (CPU kernels in ``cpp/knn.cpp``, ``cpp/graph.cpp``;
+"""Exact k-nearest neighbours and kNN graphs (CPU kernels in ``cpp/neighbors/``;
 GPU kernels in ``cuda/knn.cu`` for CuPy input or ``device="cuda"``, see ``_neighbors_gpu.py``)."""
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core, _gpu
-from ._validation import as_float_array, check_int, check_n_jobs, is_gpu_array
+from ._validation import (
+    as_float_array,
+    check_int,
+    check_n_jobs,
+    is_device_object,
+    is_gpu_array,
+)
 
 __all__ = ["KNNGraph", "KNNResult", "knn", "knn_graph"]
 
@@ -43,7 +49,7 @@ def _xp(a):
 
 def _move(obj, to_gpu: bool):
     """``obj`` (array or CSR matrix) on the device (``to_gpu``) or the host; no copy if there."""
-    on_gpu = is_gpu_array(obj) or type(obj).__module__.startswith("cupyx.")
+    on_gpu = is_device_object(obj)
     if on_gpu == to_gpu:
         return obj
     if not to_gpu:

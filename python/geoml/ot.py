@@ -1,6 +1,6 @@
 """Optimal transport: exact network simplex, log-domain Sinkhorn, batched small problems.
 
-CPU kernels in ``cpp/ot.cpp`` (float64 throughout). Histograms are non-negative 1-D arrays,
+CPU kernels in ``cpp/ot/`` (float64 throughout). Histograms are non-negative 1-D arrays,
 costs dense ``(m, n)`` matrices; ``a=None`` / ``b=None`` mean uniform weights ``1/m``, ``1/n``.
 """
 from __future__ import annotations

@@ -20,11 +20,10 @@ py::array_t<T> to_numpy(std::vector<T>&& v) {
   return py::array_t<T>({static_cast<py::ssize_t>(heap->size())}, heap->data(), owner);
 }
 
-// One registration function per family; bind_module.cpp calls them all.
+// One registration function per family; module.cpp calls them all.
 void bind_info(py::module_& m);
-void bind_knn(py::module_& m);
-void bind_graph(py::module_& m);
-void bind_lanczos(py::module_& m);
+void bind_neighbors(py::module_& m);
+void bind_spectral(py::module_& m);
 void bind_lowrank(py::module_& m);
 void bind_curvature(py::module_& m);
 void bind_ot(py::module_& m);

@@ -5,8 +5,8 @@
 #include <cstring>
 #include <vector>
 
-#include "common.hpp"
-#include "simd.hpp"
+#include "common/common.hpp"
+#include "common/simd.hpp"
 
 namespace geoml {
 

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "common.hpp"
+#include "common/common.hpp"
 
 namespace geoml {
 

@@ -4,9 +4,8 @@
 PYBIND11_MODULE(_core, m) {
   m.doc() = "geoml's compiled CPU kernels (private: use the geoml package)";
   geoml::bind_info(m);
-  geoml::bind_knn(m);
-  geoml::bind_graph(m);
-  geoml::bind_lanczos(m);
+  geoml::bind_neighbors(m);
+  geoml::bind_spectral(m);
   geoml::bind_lowrank(m);
   geoml::bind_curvature(m);
   geoml::bind_ot(m);

@@ -12,8 +12,8 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "common.hpp"
-#include "simd.hpp"
+#include "common/common.hpp"
+#include "common/simd.hpp"
 
 namespace geoml {
 

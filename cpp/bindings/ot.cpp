@@ -1,7 +1,7 @@
 // Bindings for optimal transport (exact network simplex, Sinkhorn, batched drivers).
 #include "bindings.hpp"
-#include "common.hpp"
-#include "ot.hpp"
+#include "common/common.hpp"
+#include "ot/ot.hpp"
 
 namespace geoml {
 

@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "common.hpp"
-#include "simd.hpp"
+#include "common/common.hpp"
+#include "common/simd.hpp"
 
 namespace geoml {
 namespace detail {

@@ -1,6 +1,7 @@
-// Bindings for exact kNN search.
+// Bindings of the neighbors family: exact kNN search and sparse graph assembly from neighbour lists.
 #include "bindings.hpp"
-#include "knn.hpp"
+#include "neighbors/graph.hpp"
+#include "neighbors/knn.hpp"
 
 namespace geoml {
 
@@ -32,7 +33,34 @@ py::tuple knn_py(carray<T> X, py::object Y, int64_t k, int metric, bool exclude_
   return py::make_tuple(idx, dist);
 }
 
-void bind_knn(py::module_& m) {
+
+
+template <typename T, typename I>
+py::tuple csr_py(carray<int64_t> idx, carray<T> w, int mode, int n_jobs) {
+  if (idx.ndim() != 2 || w.ndim() != 2 || idx.shape(0) != w.shape(0) ||
+      idx.shape(1) != w.shape(1))
+    throw std::invalid_argument("indices and weights must be 2-D arrays of the same shape");
+  const int64_t n = idx.shape(0), k = idx.shape(1);
+  Csr<T, I> g;
+  {
+    py::gil_scoped_release release;
+    g = neighbors_to_csr<T, I>(n, k, idx.data(), w.data(), static_cast<Symmetrize>(mode),
+                               n_jobs);
+  }
+  return py::make_tuple(to_numpy(std::move(g.data)), to_numpy(std::move(g.indices)),
+                        to_numpy(std::move(g.indptr)));
+}
+
+static void bind_graph(py::module_& m) {
+  const char* doc = "neighbors_to_csr(indices, weights, mode, n_jobs) -> (data, indices, indptr)";
+  m.def("neighbors_to_csr_f32_i32", &csr_py<float, int32_t>, doc);
+  m.def("neighbors_to_csr_f64_i32", &csr_py<double, int32_t>, doc);
+  m.def("neighbors_to_csr_f32_i64", &csr_py<float, int64_t>, doc);
+  m.def("neighbors_to_csr_f64_i64", &csr_py<double, int64_t>, doc);
+}
+
+void bind_neighbors(py::module_& m) {
+  bind_graph(m);
   m.def("knn_f32", &knn_py<float>, py::arg("X"), py::arg("Y"), py::arg("k"),
         py::arg("metric"), py::arg("exclude_self"), py::arg("n_jobs"),
         py::arg("verbose") = false);

@@ -6,7 +6,7 @@
 #include <random>
 #include <stdexcept>
 
-#include "common.hpp"
+#include "common/common.hpp"
 
 namespace geoml {
 

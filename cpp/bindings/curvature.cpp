@@ -1,6 +1,6 @@
 // Bindings for Ollivier-Ricci and Forman-Ricci curvature.
 #include "bindings.hpp"
-#include "curvature.hpp"
+#include "curvature/curvature.hpp"
 
 namespace geoml {
 namespace {

@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "common.hpp"
-#include "ot.hpp"
+#include "common/common.hpp"
+#include "ot/ot.hpp"
 
 namespace geoml {
 namespace {

@@ -5,11 +5,11 @@
 #include <type_traits>
 
 #include "bindings.hpp"
-#include "common.hpp"
-#include "kmeans.hpp"
-#include "lanczos.hpp"
-#include "lobpcg.hpp"
-#include "multigrid.hpp"
+#include "common/common.hpp"
+#include "spectral/kmeans.hpp"
+#include "spectral/lanczos.hpp"
+#include "spectral/lobpcg.hpp"
+#include "spectral/multigrid.hpp"
 
 namespace geoml {
 
@@ -387,7 +387,7 @@ py::array_t<double> block_residual_py(py::array X, py::array AX, carray<double> 
   return norms;
 }
 
-void bind_lanczos(py::module_& m) {
+void bind_spectral(py::module_& m) {
   const char* doc =
       "eigsh(A, indptr, indices, index64, callback, n, v0, deflate, k, which, tol, max_iter, "
       "ncv, anorm, cheb_degree, cheb_lower, cheb_upper, cheb_cut, verify, seed, n_jobs, scale) -> "

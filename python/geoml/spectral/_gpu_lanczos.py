@@ -20,8 +20,8 @@ import warnings
 
 import numpy as np
 
-from . import _gpu
-from ._validation import check_int, is_gpu_array
+from .. import _gpu
+from .._validation import check_int, is_gpu_array
 
 __all__ = ["affinity_csr", "eigsh", "lanczos", "lsym_smallest"]
 
@@ -251,7 +251,7 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         n = A.shape[0]
         matvec = _csr_matvec(A, cp, mod)
     elif is_gpu_array(A):
-        from ._neighbors_gpu import as_device_float_array
+        from .._neighbors_gpu import as_device_float_array
 
         A = as_device_float_array(A, "A", cp)
         if A.shape[0] != A.shape[1]:
@@ -348,7 +348,7 @@ def lsym_smallest(W, k: int, *, tol: float, seed: int, max_iter: int = 1000, xp=
     import scipy.sparse as sp
     from scipy.sparse import csgraph
 
-    from .spectral import _scale_both
+    from ._laplacian import _scale_both
 
     if xp is None:
         xp, mod = _gpu.require_cuda("the spectral estimators")

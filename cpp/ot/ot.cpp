@@ -8,8 +8,8 @@
 #include <limits>
 #include <stdexcept>
 
-#include "common.hpp"
-#include "simd.hpp"
+#include "common/common.hpp"
+#include "common/simd.hpp"
 #if GEOML_SIMD_X86
 #include <immintrin.h>
 #endif

@@ -1,7 +1,7 @@
 // Build and run-time information (geoml.show_config).
 #include "bindings.hpp"
-#include "common.hpp"
-#include "simd.hpp"
+#include "common/common.hpp"
+#include "common/simd.hpp"
 
 namespace geoml {
 

@@ -1,4 +1,4 @@
-// Dense block kernels for the LOBPCG eigensolver (python/geoml/spectral.py): Gram matrices
+// Dense block kernels for the LOBPCG eigensolver (python/geoml/spectral/_amg.py): Gram matrices
 // and linear combinations of tall, skinny row-major blocks, one OpenMP pass over the rows.
 #pragma once
 #include <cstdint>

@@ -2,7 +2,7 @@
 #include <string>
 
 #include "bindings.hpp"
-#include "lowrank.hpp"
+#include "lowrank/lowrank.hpp"
 
 namespace geoml {
 

@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "common.hpp"
+#include "common/common.hpp"
 
 namespace geoml {
 

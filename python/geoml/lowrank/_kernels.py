@@ -1,0 +1,64 @@
+"""BLAS hand-off and thin wrappers of the low-rank C++ kernels (TTM, Gram, sketches)."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _core
+
+
+def _install_blas() -> None:
+    from scipy.linalg import cython_blas
+
+    capi = cython_blas.__pyx_capi__
+    _core.lowrank_set_blas(capi["dgemm"], capi["sgemm"], capi["dsyrk"], capi["ssyrk"])
+
+
+_install_blas()
+
+
+
+# ---------------------------------------------------------------- small helpers
+
+def _sfx(dtype) -> str:
+    return "f32" if dtype == np.float32 else "f64"
+
+
+def _ttm(X: np.ndarray, n: int, M: np.ndarray, transposed: bool, nj: int) -> np.ndarray:
+    """``X x_n M`` (M is J x I_n) or, if ``transposed``, ``X x_n M^T`` (M is I_n x J)."""
+    M = np.ascontiguousarray(M, dtype=X.dtype)
+    return getattr(_core, "ttm_" + _sfx(X.dtype))(X, n, M, transposed, nj)
+
+
+def _gram(X: np.ndarray, n: int, nj: int) -> np.ndarray:
+    return getattr(_core, "mode_gram_" + _sfx(X.dtype))(X, n, nj)
+
+
+def _gram_apply(X: np.ndarray, n: int, U: np.ndarray, nj: int) -> np.ndarray:
+    """``X_(n) X_(n)^T U`` in float64 without forming the Gram matrix (one read of X)."""
+    U = np.ascontiguousarray(U, dtype=X.dtype)
+    return getattr(_core, "gram_apply_" + _sfx(X.dtype))(X, n, U, nj)
+
+
+def _gram_apply_pair(X: np.ndarray, U1: np.ndarray, U2: np.ndarray, nj: int):
+    """``_gram_apply`` for the last two modes (U1 for mode N-2, U2 for N-1), one read of X."""
+    U1 = np.ascontiguousarray(U1, dtype=X.dtype)
+    U2 = np.ascontiguousarray(U2, dtype=X.dtype)
+    return getattr(_core, "gram_apply_pair_" + _sfx(X.dtype))(X, U1, U2, nj)
+
+
+def _sumsq(X: np.ndarray, nj: int) -> float:
+    return getattr(_core, "sum_squares_" + _sfx(X.dtype))(np.ascontiguousarray(X), nj)
+
+
+def _rng(random_state) -> np.random.Generator:
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**31 - 1))
+    if random_state is None or (isinstance(random_state, numbers.Integral)
+                                and not isinstance(random_state, bool)):
+        return np.random.default_rng(random_state)
+    raise TypeError(f"random_state must be None, an int or a numpy Generator; got {random_state!r}")

@@ -1,0 +1,354 @@
+"""Spectral estimators: Laplacian eigenmaps, diffusion maps and spectral clustering."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import _core, _gpu
+from .._validation import (
+    check_int,
+    check_n_jobs,
+    is_device_object,
+)
+from ..neighbors import _move, _on_device, _xp, knn_graph
+from ._eigsh import _seed
+from ._laplacian import _affinity_csr, _scale_both
+from ._lsym import _lsym_smallest, _sign_flip
+
+_AFFINITIES = ("knn", "adaptive", "precomputed")
+
+
+
+
+def _compute_side(device, X, who: str):
+    """``(gpu_in, where)``: whether ``X`` is on the device, and where the fit runs."""
+    if device not in _gpu.DEVICES:
+        raise ValueError(f"device={device!r}; choose 'auto', 'cpu' or 'cuda'")
+    gpu_in = is_device_object(X)
+    where = ("cuda" if gpu_in else "cpu") if device == "auto" else device
+    if where == "cuda":
+        _gpu.require_cuda(who)
+    return gpu_in, where
+
+
+def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: str):
+    """Validated float64 CSR affinity on the compute side ``where`` (SciPy or cupyx)."""
+    if affinity not in _AFFINITIES:
+        raise ValueError(f"affinity={affinity!r}; choose 'knn', 'adaptive' or 'precomputed'")
+    if affinity == "precomputed":
+        if not (sp.issparse(X) or type(X).__module__.startswith("cupyx.")):
+            raise TypeError(f"affinity='precomputed' needs a sparse (n, n) affinity matrix; "
+                            f"got {type(X).__name__}")
+        X = _move(X, where == "cuda")
+        if where == "cuda":
+            from . import _gpu_lanczos as _spectral_gpu
+
+            return _spectral_gpu.affinity_csr(X, "X")
+        return _affinity_csr(X, "X")
+    X = _on_device(X, where, "X")
+    n = X.shape[0]
+    if n < 3:
+        raise ValueError(f"X has {n} samples; at least 3 are needed")
+    k = check_int(n_neighbors, "n_neighbors", low=1, high=n - 1,
+                  hint=f" (X has {n} samples)")
+    if affinity == "adaptive":
+        G = knn_graph(X, k, kernel="adaptive", n_jobs=n_jobs)
+    elif kernel is None:
+        G = knn_graph(X, k, mode="connectivity", n_jobs=n_jobs)
+    else:
+        G = knn_graph(X, k, kernel=kernel, n_jobs=n_jobs)
+    return G.astype(np.float64) if where == "cuda" else sp.csr_matrix(G, dtype=np.float64)
+
+
+class LaplacianEigenmap:
+    """Laplacian eigenmap (Belkin & Niyogi 2003) with the normalised Laplacian.
+
+    Builds an affinity graph, finds the ``n_components (+1)`` smallest eigenpairs of
+    ``L_sym = I - D^-1/2 W D^-1/2`` (below 10,000 nodes as the largest of
+    ``D^-1/2 W D^-1/2`` by Lanczos, from 10,000 on by LOBPCG with an algebraic-multigrid
+    preconditioner; see the module notes) and returns ``D^-1/2 u`` for each eigenvector
+    ``u``, i.e. the eigenvectors of the random-walk Laplacian, each with its
+    largest-magnitude entry made positive. This is what
+    ``sklearn.manifold.spectral_embedding`` computes on the same graph (up to sign).
+
+    Parameters
+    ----------
+    n_components : int, default 2
+    n_neighbors : int, default 15
+        Neighbours per point of the kNN graph (ignored for ``"precomputed"``).
+    affinity : {"knn", "adaptive", "precomputed"}
+        ``"knn"``: union-symmetrised kNN graph, 0/1 weights (or ``kernel`` weights);
+        ``"adaptive"``: self-tuning Gaussian kernel on the kNN graph
+        (``knn_graph(kernel="adaptive")``); ``"precomputed"``: ``X`` is a sparse symmetric
+        affinity matrix.
+    kernel : {None, "gaussian", "adaptive", "alpha_decay"}
+        Edge weights for ``affinity="knn"`` (see :func:`geoml.knn_graph`); None: 0/1.
+    drop_first : bool, default True
+        Drop the trivial eigenvector (constant on a connected graph).
+    tol : float, optional
+        Eigensolver tolerance (relative residual, default 1e-10).
+    random_state : int, Generator or None
+    n_jobs : int, optional
+    device : {"auto", "cpu", "cuda"}
+        ``"auto"``: run on the GPU for CuPy ``X`` (or a ``cupyx.scipy.sparse`` affinity),
+        else on the CPU; ``"cuda"`` sends NumPy/SciPy input to the GPU (kNN graph, then
+        Lanczos with the basis on the device, see :func:`geoml.eigsh`), ``"cpu"`` brings
+        device input to the host. Fitted attributes have the family of ``X`` (CuPy/cupyx for
+        device input). The GPU solver has no Chebyshev filter (plain Lanczos on ``N``).
+
+    Attributes
+    ----------
+    embedding_ : ndarray of shape (n_samples, n_components)
+    eigenvalues_ : ndarray of shape (n_components,)
+        Eigenvalues of ``L_sym`` for the embedding's columns, ascending.
+    affinity_matrix_ : scipy.sparse.csr_matrix
+    n_components_found_ : int
+        Connected components of the graph.
+
+    Notes
+    -----
+    A disconnected graph gets a ``UserWarning`` (its first eigenvectors are component
+    indicators; a precomputed graph with more components than ``n_components`` embeds
+    poorly).
+
+    Examples
+    --------
+    >>> import numpy as np, geoml
+    >>> t = np.linspace(0, 3, 200)
+    >>> X = np.column_stack([np.cos(t), np.sin(t)])
+    >>> emb = geoml.LaplacianEigenmap(n_components=1, n_neighbors=5, random_state=0)
+    >>> Y = emb.fit_transform(X)
+    >>> Y.shape
+    (200, 1)
+    >>> bool(abs(np.corrcoef(Y[:, 0], t)[0, 1]) > 0.95)
+    True
+    """
+
+    def __init__(self, n_components: int = 2, n_neighbors: int = 15, *, affinity: str = "knn",
+                 kernel: str | None = None, drop_first: bool = True, tol: float | None = None,
+                 random_state=None, n_jobs: int | None = None, device: str = "auto"):
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.affinity = affinity
+        self.kernel = kernel
+        self.drop_first = drop_first
+        self.tol = tol
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.device = device
+
+    def _embed(self, W, n_components, drop_first, warn):
+        n = W.shape[0]
+        k = n_components + int(bool(drop_first))
+        check_int(n_components, "n_components", low=1, high=n - 1 - int(bool(drop_first)),
+                  hint=f" (the graph has {n} nodes)")
+        lam, U, d, _, info = _lsym_smallest(W, k, tol=self.tol, random_state=self.random_state,
+                                            n_jobs=self.n_jobs)
+        if warn and info["components"] > 1:
+            warnings.warn(f"the affinity graph has {info['components']} connected components; "
+                          "the embedding separates them rather than describing each one",
+                          UserWarning, stacklevel=3)
+        xp = _xp(U)
+        s = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
+        Y = _sign_flip(U * s[:, None])
+        if drop_first:
+            Y, lam = Y[:, 1:], lam[1:]
+        return Y, lam, info
+
+    def fit(self, X, y=None) -> "LaplacianEigenmap":
+        """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
+        gpu_in, where = _compute_side(self.device, X, "LaplacianEigenmap")
+        W = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where)
+        Y, lam, info = self._embed(W, self.n_components, self.drop_first, True)
+        self.affinity_matrix_ = _move(W, gpu_in)
+        self.embedding_, self.eigenvalues_ = _move(Y, gpu_in), _move(lam, gpu_in)
+        self.n_components_found_ = info["components"]
+        return self
+
+    def fit_transform(self, X, y=None) -> np.ndarray:
+        """Fit and return ``embedding_`` of shape (n_samples, n_components)."""
+        return self.fit(X).embedding_
+
+
+class DiffusionMap:
+    """Diffusion map (Coifman & Lafon 2006).
+
+    With kernel ``K`` (the kNN affinity), ``q = K 1``, the alpha-normalised kernel
+    ``K_a = Q^-alpha K Q^-alpha``, ``d = K_a 1`` and the Markov matrix ``P = D^-1 K_a``, the
+    embedding is ``psi_i * lambda_i^t`` for the right eigenvectors ``psi_i`` of ``P`` with the
+    ``n_components`` largest eigenvalues after the trivial ``lambda_0 = 1``. The eigenpairs
+    come from the symmetric ``S = D^-1/2 K_a D^-1/2`` (``psi = D^-1/2 u``, scaled so that
+    ``psi_0 = 1``, i.e. ``sum_j d_j psi_i(j)^2 = sum_j d_j``), by the Laplacian solver.
+    ``alpha = 0`` is the classical normalised graph Laplacian, ``0.5`` Fokker-Planck,
+    ``1`` Laplace-Beltrami (density-independent).
+
+    Parameters
+    ----------
+    n_components : int, default 2
+    n_neighbors : int, default 15
+    alpha : float in [0, 1], default 1.0
+    t : int or float >= 0, default 1
+        Diffusion time.
+    affinity : {"adaptive", "knn", "precomputed"}, default "adaptive"
+        As in :class:`LaplacianEigenmap`; the default is the self-tuning Gaussian kernel.
+    kernel : str, optional
+        Edge weights for ``affinity="knn"`` (default "gaussian").
+    tol, random_state, n_jobs, device
+        As in :class:`LaplacianEigenmap`.
+
+    Attributes
+    ----------
+    embedding_ : ndarray of shape (n_samples, n_components)
+    eigenvalues_ : ndarray of shape (n_components,)
+        Eigenvalues of ``P``, descending.
+    affinity_matrix_ : scipy.sparse.csr_matrix
+
+    Examples
+    --------
+    >>> import numpy as np, geoml
+    >>> t = np.linspace(0, 3, 200)
+    >>> X = np.column_stack([np.cos(t), np.sin(t)])
+    >>> dm = geoml.DiffusionMap(n_components=2, n_neighbors=10, random_state=0).fit(X)
+    >>> dm.embedding_.shape, bool(dm.eigenvalues_[0] < 1)
+    ((200, 2), True)
+    """
+
+    def __init__(self, n_components: int = 2, n_neighbors: int = 15, *, alpha: float = 1.0,
+                 t: float = 1, affinity: str = "adaptive", kernel: str | None = "gaussian",
+                 tol: float | None = None, random_state=None, n_jobs: int | None = None,
+                 device: str = "auto"):
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.alpha = alpha
+        self.t = t
+        self.affinity = affinity
+        self.kernel = kernel
+        self.tol = tol
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.device = device
+
+    def fit(self, X, y=None) -> "DiffusionMap":
+        """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
+        alpha = float(self.alpha)
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"alpha={self.alpha} must lie in [0, 1]")
+        t = float(self.t)
+        if not np.isfinite(t) or t < 0:
+            raise ValueError(f"t={self.t} must be a non-negative number")
+        gpu_in, where = _compute_side(self.device, X, "DiffusionMap")
+        K = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where)
+        n = K.shape[0]
+        check_int(self.n_components, "n_components", low=1, high=n - 2,
+                  hint=f" (the graph has {n} nodes)")
+        xp = _xp(K.data)
+        q = xp.asarray(K.sum(axis=1)).ravel()
+        qa = xp.where(q > 0, xp.where(q > 0, q, 1.0) ** -alpha, 0.0)
+        Ka = _scale_both(K, qa)
+        lam, U, d, _, _ = _lsym_smallest(Ka, self.n_components + 1, tol=self.tol,
+                                         random_state=self.random_state, n_jobs=self.n_jobs)
+        mu = 1.0 - lam[1:]  # eigenvalues of P after the trivial 1, descending
+        s = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
+        psi = _sign_flip(U * s[:, None]) * xp.sqrt(d.sum())
+        scale = xp.asarray(np.sign(mu) * np.abs(mu) ** t)
+        self.affinity_matrix_ = _move(K, gpu_in)
+        self.eigenvalues_ = _move(mu, gpu_in)
+        self.embedding_ = _move(psi[:, 1:] * scale, gpu_in)
+        return self
+
+    def fit_transform(self, X, y=None) -> np.ndarray:
+        """Fit and return ``embedding_`` of shape (n_samples, n_components)."""
+        return self.fit(X).embedding_
+
+
+class SpectralClustering:
+    """Spectral clustering (Ng, Jordan & Weiss 2001; Shi & Malik 2000).
+
+    Embeds the points with the ``n_clusters`` smallest eigenvectors of the normalised Laplacian
+    of a kNN affinity graph (``D^-1/2 u``, as :class:`LaplacianEigenmap` with
+    ``drop_first=False``, like scikit-learn), then runs k-means in C++ (k-means++ seeding,
+    ``n_init`` restarts, the lowest inertia wins).
+
+    Parameters
+    ----------
+    n_clusters : int
+    n_neighbors : int, default 15
+    affinity : {"knn", "adaptive", "precomputed"}, default "knn"
+    kernel : str, optional
+        Edge weights for ``affinity="knn"`` (None: 0/1).
+    n_init : int, default 10
+        k-means restarts.
+    max_iter : int, default 300
+        Lloyd iterations per restart.
+    tol : float, optional
+        Eigensolver tolerance.
+    random_state : int, Generator or None
+    n_jobs : int, optional
+    device : {"auto", "cpu", "cuda"}
+        As in :class:`LaplacianEigenmap`; on the GPU the graph and the eigenvectors are
+        computed on the device and k-means runs on the host (``n x n_clusters`` values copied).
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,), int64
+    embedding_ : ndarray of shape (n_samples, n_clusters)
+    eigenvalues_ : ndarray of shape (n_clusters,)
+    affinity_matrix_ : scipy.sparse.csr_matrix
+    inertia_ : float
+        k-means inertia in the embedding.
+
+    Examples
+    --------
+    >>> import numpy as np, geoml
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(0, 0.3, (50, 2)), rng.normal(5, 0.3, (50, 2))])
+    >>> lab = geoml.SpectralClustering(2, n_neighbors=5, random_state=0).fit(X).labels_
+    >>> bool(len(set(lab[:50])) == 1 and len(set(lab[50:])) == 1 and lab[0] != lab[50])
+    True
+    """
+
+    def __init__(self, n_clusters: int = 8, n_neighbors: int = 15, *, affinity: str = "knn",
+                 kernel: str | None = None, n_init: int = 10, max_iter: int = 300,
+                 tol: float | None = None, random_state=None, n_jobs: int | None = None,
+                 device: str = "auto"):
+        self.n_clusters = n_clusters
+        self.n_neighbors = n_neighbors
+        self.affinity = affinity
+        self.kernel = kernel
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.device = device
+
+    def fit(self, X, y=None) -> "SpectralClustering":
+        """Cluster ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
+        gpu_in, where = _compute_side(self.device, X, "SpectralClustering")
+        W = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where)
+        n = W.shape[0]
+        k = check_int(self.n_clusters, "n_clusters", low=2, high=n - 1,
+                      hint=f" (the graph has {n} nodes)")
+        n_init = check_int(self.n_init, "n_init", low=1)
+        max_iter = check_int(self.max_iter, "max_iter", low=1)
+        rng = np.random.default_rng(_seed(self.random_state))
+        emb = LaplacianEigenmap(k, affinity="precomputed", drop_first=False, tol=self.tol,
+                                random_state=rng, n_jobs=self.n_jobs)
+        Y, lam, _ = emb._embed(W, k, False, False)
+        Y = np.ascontiguousarray(_move(Y, False), dtype=np.float64)  # k-means runs on the host
+        ktol = 1e-4 * float(np.mean(np.var(Y, axis=0)))
+        labels, centers, inertia, _ = _core.kmeans(Y, k, n_init, max_iter, ktol,
+                                                   _seed(rng), check_n_jobs(self.n_jobs))
+        self.affinity_matrix_ = _move(W, gpu_in)
+        self.embedding_ = _move(Y, gpu_in)
+        self.eigenvalues_ = _move(lam, gpu_in)
+        self.labels_ = _move(labels, gpu_in)
+        self.inertia_ = float(inertia)
+        return self
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        """Fit and return ``labels_``."""
+        return self.fit(X).labels_
