@@ -79,7 +79,7 @@ class BaseEstimator:
             out[key] = value
         return out
 
-    def set_params(self, **params) -> "BaseEstimator":
+    def set_params(self, **params) -> BaseEstimator:
         """Set parameters (``name=value``, or ``"<parameter>__<its parameter>"=value`` for a
         nested estimator) and return ``self``. An unknown name is a ``ValueError``; values are
         checked by ``fit``."""
@@ -156,7 +156,7 @@ class BaseEstimator:
     def __sklearn_tags__(self):
         """scikit-learn's ``Tags`` for this estimator (imports scikit-learn: only scikit-learn
         calls this)."""
-        from sklearn.utils import TargetTags, Tags, TransformerTags
+        from sklearn.utils import Tags, TargetTags, TransformerTags
 
         tags = Tags(estimator_type=self._estimator_type_tag,
                     target_tags=TargetTags(required=False),

@@ -3,8 +3,9 @@ Ricci-flow communities (CPU kernels in ``cpp/curvature/``, OT by ``cpp/ot/``).
 
 Graphs are accepted as a networkx ``Graph``, a SciPy sparse symmetric weight matrix, a dense
 square weight matrix (zeros: no edge; an array with 2 or 3 columns is always read as an edge list,
-so pass a 2- or 3-node adjacency as a sparse matrix), or an edge list; results are per-edge arrays aligned with ``edges_`` (pairs ``i < j`` of node positions),
-plus helpers that write GraphRicciCurvature's attribute names back onto a networkx graph.
+so pass a 2- or 3-node adjacency as a sparse matrix), or an edge list; results are per-edge
+arrays aligned with ``edges_`` (pairs ``i < j`` of node positions), plus helpers that write
+GraphRicciCurvature's attribute names back onto a networkx graph.
 """
 from __future__ import annotations
 

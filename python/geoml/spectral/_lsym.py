@@ -9,13 +9,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
+from .._device import xp as _xp
 from .._validation import (
     check_n_jobs,
     is_device_object,
     random_seed,
     single_threaded_blas,
 )
-from .._device import xp as _xp
 from ._amg import (
     _AMG_COARSE_ITER,
     _AMG_CYCLES,
@@ -139,7 +139,8 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
         scale = np.where(cnt > 0, 1.0 / np.sqrt(np.where(cnt > 0, cnt, 1.0)), 0.0)
     w, V, res, n_iter, n_mv, conv, anorm, cut = _core.eigsh_f64(
         N.data, ip, ix, index64, None, n, None, np.ascontiguousarray(Z), kk, 0, tol, max_iter, 0,
-        1.0, deg, -1.0, 1.0, cheb_cut, False, random_seed(random_state), check_n_jobs(n_jobs), scale)
+        1.0, deg, -1.0, 1.0, cheb_cut, False, random_seed(random_state), check_n_jobs(n_jobs),
+        scale)
     info.update(n_matvec=int(n_mv), n_iter=int(n_iter), residuals=res, cheb_cut=float(cut))
     V = V.reshape(n, kk)
     lam = np.concatenate([np.zeros(ncomp), 1.0 - w[::-1]])
