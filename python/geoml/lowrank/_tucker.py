@@ -582,6 +582,9 @@ class Tucker(BaseEstimator):
         self._dtype = X.dtype
         return self
 
+    def _geoml_tags(self) -> dict:
+        return {"transformer_tags.preserves_dtype": ["float64", "float32"]}
+
     def _check_fitted(self):
         if not hasattr(self, "factors_"):
             raise _TuckerNotFittedError("this Tucker estimator is not fitted yet; call fit first")
