@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/common.hpp"
+#include "common/sparse.hpp"
 
 namespace geoml {
 
@@ -59,13 +60,7 @@ void jacobi_eig(int n, std::vector<double>& a, std::vector<double>& w, std::vect
 template <typename T, typename I>
 void csr_matvec(int64_t n, const I* indptr, const I* indices, const T* data, const T* x, T* y,
                 int n_threads) {
-  const int nt = resolve_threads(n_threads);
-#pragma omp parallel for schedule(static, 512) num_threads(nt)
-  for (int64_t i = 0; i < n; ++i) {
-    double s = 0;
-    for (I p = indptr[i]; p < indptr[i + 1]; ++p) s += double(data[p]) * double(x[indices[p]]);
-    y[i] = T(s);
-  }
+  csr_mm<double>(CsrRef<T, I>{n, indptr, indices, data}, x, 1, y, resolve_threads(n_threads));
 }
 
 template <typename T>
