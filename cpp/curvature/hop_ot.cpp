@@ -570,7 +570,6 @@ double small_hop_ot(int m, int n, const double* a, const double* b, const uint8_
   return w;
 }
 
-
 }  // namespace
 
 double hop_w1(int mm, int nn, Scratch& s) {

@@ -208,6 +208,5 @@ void merge_duplicate_rows_cols(int& m, int& n, std::vector<double>& a, std::vect
   }
 }
 
-
 }  // namespace curvature_detail
 }  // namespace geoml

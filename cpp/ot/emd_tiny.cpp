@@ -31,7 +31,6 @@ namespace {
 // in float32 first (AVX2), the candidate re-priced in float64; the exact float64 Dantzig
 // scan runs when that candidate does not enter, and certifies optimality.
 
-
 constexpr int kTinyRoot = 2 * kTinyDim;
 constexpr int kTinyNodes = kTinyRoot + 1;
 
@@ -298,7 +297,6 @@ double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWor
   if (status) *status = st;
   return cost;
 }
-
 
 }  // namespace ot_detail
 }  // namespace geoml
