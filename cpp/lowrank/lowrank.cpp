@@ -19,8 +19,10 @@
 namespace geoml {
 
 // ---------------------------------------------------------------- per-ISA tall-skinny kernels
+namespace {  // (internal linkage: each family's copies stay its own)
 #define GEOML_KERNEL_INC "lowrank/lowrank_kernel.inc"
 #include "common/simd_instantiate.inc"
+}  // namespace
 
 namespace {
 
