@@ -45,4 +45,35 @@ std::string simd_isa_name(SimdIsa isa);
 /// name or one this CPU cannot run.
 void set_simd_isa(const std::string& name);
 
+/// The copy of a kernel for `isa` among the three a kernel file instantiates (see
+/// GEOML_SIMD_PICK and common/simd_instantiate.inc).
+template <class F>
+inline F simd_pick(SimdIsa isa, F avx512, F avx2, F generic) {
+  switch (isa) {
+    case SimdIsa::AVX512: return avx512;
+    case SimdIsa::AVX2: return avx2;
+    default: return generic;
+  }
+}
+
 }  // namespace geoml
+
+// ---------------------------------------------------------------- the one dispatch mechanism
+//
+// A kernel family keeps its ISA-specific code in a `<name>_kernel.inc` file and compiles it
+// once per ISA into the namespaces generic, avx2 and avx512 (see common/simd_instantiate.inc;
+// a family without an AVX-512 copy gets `namespace avx512 = avx2`, and on non-x86 builds both
+// alias generic). Call sites pick the copy for the ISA chosen at run time (simd_isa(), which
+// GEOML_SIMD and set_simd_isa force), read once per call of the public entry point:
+//
+//   const SimdIsa isa = simd_isa();
+//   GEOML_SIMD_CALL(isa, kernel<T>, args...)   // an expression: calls <ns>::kernel<T>(args...)
+//   GEOML_SIMD_PICK(isa, kernel<T>)            // a function pointer: &<ns>::kernel<T>
+//
+// Both switch on `isa` alone; `fn` is resolved in the namespaces visible at the call site.
+// docs/design/simd.md has the recipe for a new kernel.
+#define GEOML_SIMD_CALL(isa, fn, ...)                                                   \
+  (((isa) == ::geoml::SimdIsa::AVX512) ? avx512::fn(__VA_ARGS__)                      \
+   : ((isa) == ::geoml::SimdIsa::AVX2) ? avx2::fn(__VA_ARGS__)                        \
+                                       : generic::fn(__VA_ARGS__))
+#define GEOML_SIMD_PICK(isa, fn) ::geoml::simd_pick((isa), &avx512::fn, &avx2::fn, &generic::fn)

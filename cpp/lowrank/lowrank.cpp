@@ -13,24 +13,16 @@
 #include <stdexcept>
 
 #include "common/common.hpp"
+#include "common/sparse.hpp"
 #include "common/simd.hpp"
 
 namespace geoml {
 
 // ---------------------------------------------------------------- per-ISA tall-skinny kernels
-#if GEOML_SIMD_X86
-GEOML_TARGET_AVX2_BEGIN
-namespace ts_avx2 {
-constexpr int VBYTES = 32;
-#include "lowrank_kernel.inc"
-}  // namespace ts_avx2
-GEOML_TARGET_END
-#endif  // GEOML_SIMD_X86
-
-namespace ts_generic {
-constexpr int VBYTES = 16;
-#include "lowrank_kernel.inc"
-}  // namespace ts_generic
+namespace {  // (internal linkage: each family's copies stay its own)
+#define GEOML_KERNEL_INC "lowrank/lowrank_kernel.inc"
+#include "common/simd_instantiate.inc"
+}  // namespace
 
 namespace {
 
@@ -127,13 +119,6 @@ void scatter(const T* B, int64_t J, int64_t R, int64_t l0, int64_t lc, T* Y, int
       std::memcpy(Y + ((l0 + c) * J + j) * R, B + j * K + c * R, sizeof(T) * R);
 }
 
-bool use_avx2() {
-#if GEOML_SIMD_X86
-  return simd_isa() != SimdIsa::Generic;
-#else
-  return false;
-#endif
-}
 
 int64_t gather_slabs(int64_t L, int64_t width, int64_t R) {
   return std::max<int64_t>(1, std::min(L, kGatherElems / std::max<int64_t>(width * R, 1)));
@@ -244,19 +229,13 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
       for (int64_t j = 0; j < J; ++j)
         At[i * Jp + j] = a_transposed ? A[i * J + j] : A[j * I + i];
     const int64_t nb = (R + kColBlock - 1) / kColBlock, tasks = L * nb;
-    const bool avx2 = use_avx2();
+    const SimdIsa isa = simd_isa();
     const T* at = At.data();
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (L * I * R >= kParallelMin)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t l = t / nb, r0 = (t % nb) * kColBlock, r1 = std::min(R, r0 + kColBlock);
-#if GEOML_SIMD_X86
-      if (avx2)
-        ts_avx2::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R, R);
-      else
-#endif
-        ts_generic::ttm_cols<T>(X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R, R);
+      GEOML_SIMD_CALL(isa, ttm_cols<T>, X + l * I * R, I, R, at, J, Jp, r0, r1, Y + l * J * R, R);
     }
-    (void)avx2;
     return;
   }
   if (J <= kColsMaxJ && R == 1) {
@@ -279,7 +258,7 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
     const int ntp = L * I * R >= kParallelMin
                         ? static_cast<int>(std::min<int64_t>(nt, tasks))
                         : 1;
-    const bool avx2 = use_avx2();
+    const SimdIsa isa = simd_isa();
     const T* at = At.data();
 #pragma omp parallel num_threads(ntp)
     {
@@ -288,16 +267,11 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
       for (int64_t t = 0; t < tasks; ++t) {
         const int64_t k0 = t * width, kc = std::min(width, K - k0);
         pack_cols(X, I, R, k0, kc, bin.data(), width);
-#if GEOML_SIMD_X86
-        if (avx2)
-          ts_avx2::ttm_cols<T>(bin.data(), I, width, at, J, Jp, 0, kc, bout.data(), width);
-        else
-#endif
-          ts_generic::ttm_cols<T>(bin.data(), I, width, at, J, Jp, 0, kc, bout.data(), width);
+        GEOML_SIMD_CALL(isa, ttm_cols<T>, bin.data(), I, width, at, J, Jp, 0, kc, bout.data(),
+                        width);
         unpack_cols(bout.data(), width, J, R, k0, kc, Y);
       }
     }
-    (void)avx2;
     return;
   }
   // A^T (I x J) as a column-major operand: the row-major J x I array A read column-major
@@ -357,7 +331,7 @@ void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) 
   const int nt = I * I * K >= kParallelMin * 16
                      ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), tasks))
                      : 1;
-  const bool avx2 = use_avx2();
+  const SimdIsa isa = simd_isa();
   // panels of either ISA: at most I + NBmax rows of `width` entries, NBmax = 3 * 32 / sizeof(T)
   const int64_t nb_max = 3 * 32 / static_cast<int64_t>(sizeof(T));
   const size_t panel_size = static_cast<size_t>(dots ? 0 : (I + nb_max) * width);
@@ -373,16 +347,10 @@ void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) 
       int64_t ld = I, kc = std::min(width, K - t * width);
       const T* blk = rows ? X + t * width * I
                           : column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, kc);
-#if GEOML_SIMD_X86
-      if (avx2) {
-        ts_avx2::gram_block<T>(blk, I, ld, kc, dots, rows, panels.data(), zero.data(), z);
-        continue;
-      }
-#endif
-      ts_generic::gram_block<T>(blk, I, ld, kc, dots, rows, panels.data(), zero.data(), z);
+      GEOML_SIMD_CALL(isa, gram_block<T>, blk, I, ld, kc, dots, rows, panels.data(), zero.data(),
+                      z);
     }
   }
-  (void)avx2;
   for (int64_t a = 0; a < I; ++a)
     for (int64_t b = a; b < I; ++b) {
       double v = 0.0;
@@ -435,7 +403,7 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
   std::fill(Z, Z + I * J, 0.0);
   if (I == 0 || J == 0 || L * R == 0) return;
   const int64_t Jp = (J + 3) / 4 * 4;
-  const bool avx2 = use_avx2();
+  const SimdIsa isa = simd_isa();
   const int64_t width = block_width(I);
   // Tasks of `width` columns of the unfolding: of one slab, read in place, for wide slabs
   // (R >= kColsMinR); for R = 1, `width` rows of X (`rows_apply`); else packed first (a slab
@@ -471,26 +439,14 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
       if (R == 1) {
         const T* M = X + t * width * I;
         const int64_t kc = std::min(width, L - t * width);
-#if GEOML_SIMD_X86
-        if (avx2)
-          ts_avx2::rows_apply<T>(M, kc, I, J, Jp, Uq.data(), Jq, rows.data(), Ya.data(),
-                                 Yb.data(), z);
-        else
-#endif
-          ts_generic::rows_apply<T>(M, kc, I, J, Jp, Uq.data(), Jq, rows.data(), Ya.data(),
-                                    Yb.data(), z);
+        GEOML_SIMD_CALL(isa, rows_apply<T>, M, kc, I, J, Jp, Uq.data(), Jq, rows.data(),
+                        Ya.data(), Yb.data(), z);
         continue;
       }
       int64_t ld, rc;
       const T* x = column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, rc);
-#if GEOML_SIMD_X86
-      if (avx2)
-        ts_avx2::cols_apply<T>(x, I, ld, rc, At.data(), J, Jp, Jq, P.data(), width, Pt.data(),
-                               z);
-      else
-#endif
-        ts_generic::cols_apply<T>(x, I, ld, rc, At.data(), J, Jp, Jq, P.data(), width,
-                                  Pt.data(), z);
+      GEOML_SIMD_CALL(isa, cols_apply<T>, x, I, ld, rc, At.data(), J, Jp, Jq, P.data(), width,
+                      Pt.data(), z);
     }
   }
   for (int t = 0; t < nt; ++t)
@@ -518,7 +474,7 @@ void gram_apply_pair(const T* X, const std::vector<int64_t>& dims, const T* U1, 
   const int nt = L * I1 * I2 * (J1 + J2) >= kParallelMin * 16
                      ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), L))
                      : 1;
-  const bool avx2 = use_avx2();
+  const SimdIsa isa = simd_isa();
   std::vector<double> acc1(static_cast<size_t>(nt) * I1 * Jq1, 0.0);
   std::vector<double> acc2(static_cast<size_t>(nt) * I2 * Jq2, 0.0);
 #pragma omp parallel num_threads(nt)
@@ -532,19 +488,10 @@ void gram_apply_pair(const T* X, const std::vector<int64_t>& dims, const T* U1, 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t l = 0; l < L; ++l) {
       const T* S = X + l * I1 * I2;
-#if GEOML_SIMD_X86
-      if (avx2) {
-        ts_avx2::cols_apply<T>(S, I1, I2, I2, At1.data(), J1, Jp1, Jq1, P.data(), I2,
-                               Pt.data(), z1);
-        ts_avx2::rows_apply<T>(S, I1, I2, J2, Jp2, Uq2.data(), Jq2, rows.data(), Ya.data(),
-                               Yb.data(), z2);
-        continue;
-      }
-#endif
-      ts_generic::cols_apply<T>(S, I1, I2, I2, At1.data(), J1, Jp1, Jq1, P.data(), I2,
-                                Pt.data(), z1);
-      ts_generic::rows_apply<T>(S, I1, I2, J2, Jp2, Uq2.data(), Jq2, rows.data(), Ya.data(),
-                                Yb.data(), z2);
+      GEOML_SIMD_CALL(isa, cols_apply<T>, S, I1, I2, I2, At1.data(), J1, Jp1, Jq1, P.data(), I2,
+                      Pt.data(), z1);
+      GEOML_SIMD_CALL(isa, rows_apply<T>, S, I1, I2, J2, Jp2, Uq2.data(), Jq2, rows.data(),
+                      Ya.data(), Yb.data(), z2);
     }
   }
   for (int t = 0; t < nt; ++t) {
@@ -591,19 +538,13 @@ double sum_squares(const T* x, int64_t n, int n_threads) {
   constexpr int64_t kChunk = int64_t(1) << 14;  // entries per task
   const int64_t nc = (n + kChunk - 1) / kChunk;
   const int nt = n >= kParallelMin ? resolve_threads(n_threads) : 1;
-  const bool avx2 = use_avx2();
+  const SimdIsa isa = simd_isa();
   double acc = 0.0;
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : acc)
   for (int64_t c = 0; c < nc; ++c) {
     const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
-#if GEOML_SIMD_X86
-    if (avx2)
-      acc += ts_avx2::sumsq_range<T>(x, i0, i1);
-    else
-#endif
-      acc += ts_generic::sumsq_range<T>(x, i0, i1);
+    acc += GEOML_SIMD_CALL(isa, sumsq_range<T>, x, i0, i1);
   }
-  (void)avx2;
   return acc;
 }
 
@@ -611,16 +552,7 @@ template <typename T, typename I>
 void csr_matmat(const T* data, const I* indices, const I* indptr, int64_t m, const T* X,
                 int64_t s, T* Y, int n_threads) {
   const int nt = indptr[m] * s >= kSparseParallelMin ? resolve_threads(n_threads) : 1;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 256)
-  for (int64_t i = 0; i < m; ++i) {
-    T* y = Y + i * s;
-    std::fill(y, y + s, T(0));
-    for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
-      const T a = data[p];
-      const T* x = X + static_cast<int64_t>(indices[p]) * s;
-      for (int64_t c = 0; c < s; ++c) y[c] += a * x[c];
-    }
-  }
+  csr_mm<T>(CsrRef<T, I>{m, indptr, indices, data}, X, s, Y, nt);
 }
 
 template <typename T, typename I>
@@ -667,7 +599,7 @@ void ts_gram(const T* Y, int64_t m, int64_t l, double* G, int n_threads) {
   const int nt = m * l * l >= kParallelMin * 16
                      ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), nb))
                      : 1;
-  const bool avx2 = use_avx2();
+  const SimdIsa isa = simd_isa();
   std::fill(G, G + l * l, 0.0);
 #pragma omp parallel num_threads(nt)
   {
@@ -676,18 +608,12 @@ void ts_gram(const T* Y, int64_t m, int64_t l, double* G, int n_threads) {
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t i0 = b * kTsBlock, i1 = std::min(m, i0 + kTsBlock);
-#if GEOML_SIMD_X86
-      if (avx2)
-        ts_avx2::ts_gram_rows<T>(Y, i0, i1, l, part.data());
-      else
-#endif
-        ts_generic::ts_gram_rows<T>(Y, i0, i1, l, part.data());
+      GEOML_SIMD_CALL(isa, ts_gram_rows<T>, Y, i0, i1, l, part.data());
       for (int64_t e = 0; e < l * l; ++e) acc[e] += part[e];
     }
 #pragma omp critical
     for (int64_t e = 0; e < l * l; ++e) G[e] += acc[e];
   }
-  (void)avx2;
 }
 
 template <typename T>
@@ -696,7 +622,7 @@ void ts_matmul(const T* Y, int64_t m, int64_t l, const T* M, int64_t c, T* out, 
   const int nt = m * l * c >= kParallelMin * 16
                      ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), nb))
                      : 1;
-  const bool avx2 = use_avx2();
+  const SimdIsa isa = simd_isa();
   const int64_t cp = (c + 15) / 16 * 16;  // M padded to whole tiles of 2 vectors
   std::vector<T> Mp(static_cast<size_t>(l * cp), T(0));
   for (int64_t a = 0; a < l; ++a) std::copy(M + a * c, M + (a + 1) * c, Mp.data() + a * cp);
@@ -704,14 +630,8 @@ void ts_matmul(const T* Y, int64_t m, int64_t l, const T* M, int64_t c, T* out, 
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t i0 = b * kTsBlock, i1 = std::min(m, i0 + kTsBlock);
-#if GEOML_SIMD_X86
-    if (avx2)
-      ts_avx2::ts_matmul_rows<T>(Y, i0, i1, l, pm, c, cp, out);
-    else
-#endif
-      ts_generic::ts_matmul_rows<T>(Y, i0, i1, l, pm, c, cp, out);
+    GEOML_SIMD_CALL(isa, ts_matmul_rows<T>, Y, i0, i1, l, pm, c, cp, out);
   }
-  (void)avx2;
 }
 
 #define GEOML_LOWRANK_DENSE(T)                                                              \

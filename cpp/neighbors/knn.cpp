@@ -77,38 +77,16 @@ inline void heap_push(T* s, int64_t* id, int64_t& cnt, int64_t k, T score, int64
 }
 
 // ---------------------------------------------------------------- per-ISA kernels
-#if GEOML_SIMD_X86
-GEOML_TARGET_AVX512_BEGIN
-namespace avx512 {
-constexpr int VBYTES = 64;
-#include "knn_kernel.inc"
-}  // namespace avx512
-GEOML_TARGET_END
-GEOML_TARGET_AVX2_BEGIN
-namespace avx2 {
-constexpr int VBYTES = 32;
-#include "knn_kernel.inc"
-}  // namespace avx2
-GEOML_TARGET_END
-#endif  // GEOML_SIMD_X86
-
-namespace generic {
-constexpr int VBYTES = 16;
-#include "knn_kernel.inc"
-}  // namespace generic
+#define GEOML_KERNEL_INC "neighbors/knn_kernel.inc"
+#define GEOML_KERNEL_AVX512 1
+#include "common/simd_instantiate.inc"
 
 template <typename T>
 using ProcessFn = void (*)(const KnnCtx<T>&, int64_t, int64_t, int64_t, int64_t, bool, bool);
 
 template <typename T>
 ProcessFn<T> kernel_for(SimdIsa isa) {
-  switch (isa) {
-#if GEOML_SIMD_X86
-    case SimdIsa::AVX512: return &avx512::process<T>;
-    case SimdIsa::AVX2: return &avx2::process<T>;
-#endif
-    default: return &generic::process<T>;
-  }
+  return GEOML_SIMD_PICK(isa, process<T>);
 }
 
 /// 64-byte aligned, uninitialised buffer.

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/common.hpp"
+#include "common/sparse.hpp"
 
 namespace geoml {
 
@@ -59,13 +60,7 @@ void jacobi_eig(int n, std::vector<double>& a, std::vector<double>& w, std::vect
 template <typename T, typename I>
 void csr_matvec(int64_t n, const I* indptr, const I* indices, const T* data, const T* x, T* y,
                 int n_threads) {
-  const int nt = resolve_threads(n_threads);
-#pragma omp parallel for schedule(static, 512) num_threads(nt)
-  for (int64_t i = 0; i < n; ++i) {
-    double s = 0;
-    for (I p = indptr[i]; p < indptr[i + 1]; ++p) s += double(data[p]) * double(x[indices[p]]);
-    y[i] = T(s);
-  }
+  csr_mm<double>(CsrRef<T, I>{n, indptr, indices, data}, x, 1, y, resolve_threads(n_threads));
 }
 
 template <typename T>
@@ -177,52 +172,99 @@ inline double want_key(Which which, double theta) {
   }
 }
 
-}  // namespace
 
+/// The state of one lanczos() call: the basis V (n x (m + 1), row-major), the projected
+/// matrix Tm, the filter, the locked and kept Ritz pairs. run() does restart cycles of
+/// expand (Lanczos steps up to m), rayleigh_ritz, then either the first explicit restart
+/// with the filter placed (prelim_restart) or a thick restart (restart, lock, recut,
+/// check_done); finish() computes the final Rayleigh quotients and residuals.
 template <typename T>
-LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* deflate,
-                         int64_t nd, const LanczosOptions& opt, const ChebStep<T>& step) {
-  const int nt = resolve_threads(opt.n_threads);
-  const int64_t k = opt.k;
-  if (n < 1 || k < 1 || nd < 0 || nd + k > n)
-    throw std::invalid_argument("lanczos: need 1 <= k and k + n_deflate <= n (n=" +
-                                std::to_string(n) + ", k=" + std::to_string(k) + ")");
-  const bool filt = opt.cheb_degree > 0;
-  if (filt && opt.which != Which::LA)
-    throw std::invalid_argument("lanczos: the Chebyshev filter needs which=LA");
-  int64_t m = opt.ncv > 0 ? nd + opt.ncv : nd + std::max<int64_t>(2 * k + 1, 20);
-  m = std::min(std::max(m, nd + k + 2), n);
-  const int64_t ld = m + 1;
-  const double eps = std::numeric_limits<T>::epsilon();
-  const double tol = opt.tol;
+struct LanczosSolver {
+  const int64_t n;
+  const MatVec<T>& A;
+  const LanczosOptions& opt;
+  const ChebStep<T>& step;
+  const int nt;
+  const int64_t k, nd;
+  const bool filt;
+  const double eps, tol;
+  const Which wsel;  // the end wanted of the iteration operator
+  int64_t m = 0, ld = 0;
 
-  std::vector<T> V(static_cast<size_t>(n) * ld, T(0));
-  std::vector<double> Tm(static_cast<size_t>(ld) * ld, 0.0);
-  auto TT = [&](int64_t i, int64_t j) -> double& { return Tm[i * ld + j]; };
-  std::vector<T> x(n), w(n), xprev(n), ya, yb, yc, tmp;
+  std::vector<T> V;
+  std::vector<double> Tm;
+  std::vector<T> x, w, xprev, ya, yb, yc, tmp;
   std::vector<double> h, h2;
-  std::mt19937_64 gen(opt.seed);
+  std::mt19937_64 gen;
   std::normal_distribution<double> gauss;
   int64_t n_matvec = 0;
-
-  auto col_get = [&](int64_t c, T* out) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t i = 0; i < n; ++i) out[i] = V[i * ld + c];
-  };
-  auto col_set = [&](int64_t c, const T* in, double scale) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t i = 0; i < n; ++i) V[i * ld + c] = T(double(in[i]) * scale);
-  };
-  auto applyA = [&](const T* in, T* out) {
-    A(in, out);
-    ++n_matvec;
-  };
 
   // Chebyshev filter p(t) = T_d(l(t)) / T_d(l(upper)), l(t) = (t - c) / e, damping
   // [cheb_lower, cut]; evaluated with the scaled three-term recurrence (no overflow).
   bool use_filter = false;
   double fc = 0, fe = 1, flu = 1, cut = 0;
-  auto op = [&](const T* in, T* out) {
+  int recuts = 0;
+
+  int64_t nl = 0, p = 0, kint = 0, iter = 0;
+  double anorm = 0;
+  bool fixed_norm = false;
+  std::vector<double> lockA, lockMu;  // per locked column: A value, op value
+  std::vector<double> keptA;          // A value per kept active column
+  bool verifying = false, prelim = false, done = false;
+
+  // the current cycle: active block [a0, mcur), its Ritz pairs (theta, Y) by `order`
+  int64_t a0 = 0, mcur = 0, ma = 0;
+  double beta_m = 0, scale = 1;
+  std::vector<double> Ta, theta, Y;
+  std::vector<int64_t> order;
+
+  LanczosSolver(int64_t n_, const MatVec<T>& A_, const LanczosOptions& opt_,
+                const ChebStep<T>& step_, int64_t nd_)
+      : n(n_), A(A_), opt(opt_), step(step_), nt(resolve_threads(opt_.n_threads)), k(opt_.k),
+        nd(nd_), filt(opt_.cheb_degree > 0), eps(std::numeric_limits<T>::epsilon()),
+        tol(opt_.tol), wsel(opt_.cheb_degree > 0 ? Which::LA : opt_.which) {
+    if (n < 1 || k < 1 || nd < 0 || nd + k > n)
+      throw std::invalid_argument("lanczos: need 1 <= k and k + n_deflate <= n (n=" +
+                                  std::to_string(n) + ", k=" + std::to_string(k) + ")");
+    if (filt && opt.which != Which::LA)
+      throw std::invalid_argument("lanczos: the Chebyshev filter needs which=LA");
+    m = opt.ncv > 0 ? nd + opt.ncv : nd + std::max<int64_t>(2 * k + 1, 20);
+    m = std::min(std::max(m, nd + k + 2), n);
+    ld = m + 1;
+    V.assign(static_cast<size_t>(n) * ld, T(0));
+    Tm.assign(static_cast<size_t>(ld) * ld, 0.0);
+    x.resize(n);
+    w.resize(n);
+    xprev.resize(n);
+    gen.seed(opt.seed);
+    kint = k;
+    anorm = opt.anorm > 0 ? opt.anorm : 0;
+    fixed_norm = opt.anorm > 0;
+    prelim = filt;
+  }
+
+  double& TT(int64_t i, int64_t j) { return Tm[i * ld + j]; }
+
+  void col_get(int64_t c, T* out) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; ++i) out[i] = V[i * ld + c];
+  }
+  void col_set(int64_t c, const T* in, double s) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; ++i) V[i * ld + c] = T(double(in[i]) * s);
+  }
+  void applyA(const T* in, T* out) {
+    A(in, out);
+    ++n_matvec;
+  }
+  /// Clears the projected matrix from row/column b on.
+  void clear_tail(int64_t b) {
+    for (int64_t i = b; i < ld; ++i)
+      for (int64_t j = b; j < ld; ++j) TT(i, j) = 0;
+  }
+
+  /// out = p(A) in (or A in without the filter).
+  void op(const T* in, T* out) {
     if (!use_filter) {
       applyA(in, out);
       return;
@@ -253,14 +295,14 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
       rprev = r;
     }
     std::copy(yb.begin(), yb.end(), out);
-  };
+  }
 
-  auto set_filter = [&](double c) {
+  void set_filter(double c) {
     const double lo = opt.cheb_lower, up = opt.cheb_upper;
     fc = (c + lo) / 2, fe = (c - lo) / 2, flu = (up - fc) / fe;
-  };
-  // The t > cut with p(t) = mu (p is increasing there); cut itself if mu is too small.
-  auto filter_inverse = [&](double mu) {
+  }
+  /// The t > cut with p(t) = mu (p is increasing there); cut itself if mu is too small.
+  double filter_inverse(double mu) const {
     const double g = opt.cheb_degree * std::acosh(flu);
     const double logT = g + std::log1p(std::exp(-2 * g)) - std::log(2.0);  // log T_d(flu)
     if (!(mu > 0)) return cut;
@@ -268,11 +310,10 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
     if (logy <= 0) return cut;
     const double ay = logy > 20 ? logy + std::log(2.0) : std::acosh(std::exp(logy));
     return fc + fe * std::cosh(ay / opt.cheb_degree);
-  };
-  int recuts = 0;
+  }
 
-  // A random unit vector orthogonal to columns [0, jj); false if none can be found.
-  auto random_orth = [&](int64_t jj, T* out) -> bool {
+  /// A random unit vector orthogonal to columns [0, jj); false if none can be found.
+  bool random_orth(int64_t jj, T* out) {
     for (int attempt = 0; attempt < 3; ++attempt) {
       for (int64_t i = 0; i < n; ++i) out[i] = T(gauss(gen));
       const double n0 = std::sqrt(dot(n, out, out, nt));
@@ -284,12 +325,12 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
       }
     }
     return false;
-  };
+  }
 
-  // Deflation space and the start vector.
-  for (int64_t c = 0; c < nd; ++c)
-    for (int64_t i = 0; i < n; ++i) V[i * ld + c] = deflate[i * nd + c];
-  {
+  /// Deflation space and the start vector.
+  void start(const T* v0, const T* deflate) {
+    for (int64_t c = 0; c < nd; ++c)
+      for (int64_t i = 0; i < n; ++i) V[i * ld + c] = deflate[i * nd + c];
     bool ok = false;
     if (v0) {
       std::copy(v0, v0 + n, x.begin());
@@ -308,18 +349,11 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
     }
   }
 
-  int64_t nl = 0, p = 0, kint = k, iter = 0;
-  double anorm = opt.anorm > 0 ? opt.anorm : 0;
-  const bool fixed_norm = opt.anorm > 0;
-  std::vector<double> lockA, lockMu;  // per locked column: A value, op value
-  std::vector<double> keptA;  // A value per kept active column
-  bool verifying = false, prelim = filt, done = false;
-  std::vector<double> Ta, theta, Y;
-
-  for (iter = 0; iter < opt.max_iter && !done; ++iter) {
-    const int64_t a0 = nd + nl;
-    int64_t mcur = m;
-    double beta_m = 0;
+  /// Lanczos steps from column a0 + p to m (fewer when the basis spans the whole space:
+  /// mcur < m); beta_m couples the last column to the next.
+  void expand() {
+    mcur = m;
+    beta_m = 0;
     col_get(a0 + p, x.data());
     for (int64_t j = a0 + p; j < m; ++j) {
       op(x.data(), w.data());
@@ -371,103 +405,110 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
       }
     }
     if (mcur < m) beta_m = 0;
+  }
 
-    // Rayleigh-Ritz on the active block [a0, mcur).
-    const int64_t ma = mcur - a0;
+  /// Rayleigh-Ritz on the active block [a0, mcur): theta, Y, and `order` (most wanted
+  /// first); updates anorm and the convergence scale.
+  void rayleigh_ritz() {
+    ma = mcur - a0;
     Ta.assign(static_cast<size_t>(ma) * ma, 0.0);
     for (int64_t i = 0; i < ma; ++i)
       for (int64_t j = 0; j < ma; ++j) Ta[i * ma + j] = TT(a0 + i, a0 + j);
     jacobi_eig(static_cast<int>(ma), Ta, theta, Y);
-    std::vector<int64_t> order(ma);
+    order.resize(ma);
     std::iota(order.begin(), order.end(), 0);
-    const Which wsel = filt ? Which::LA : opt.which;
     std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
       return want_key(wsel, theta[a]) < want_key(wsel, theta[b]);
     });
-    auto est = [&](int64_t i) { return std::fabs(beta_m * Y[(ma - 1) * ma + i]); };
     if (!fixed_norm && !use_filter)
       for (int64_t i = 0; i < ma; ++i) anorm = std::max(anorm, std::fabs(theta[i]));
-    const double scale = use_filter ? 1.0 : std::max(anorm, std::numeric_limits<double>::min());
+    scale = use_filter ? 1.0 : std::max(anorm, std::numeric_limits<double>::min());
+  }
 
-    if (verifying) {
-      // Did a fresh start find something more wanted than the worst locked pair?
-      double worst = -std::numeric_limits<double>::infinity();
-      for (int64_t t = 0; t < nl; ++t) worst = std::max(worst, want_key(wsel, lockMu[t]));
-      verifying = false;
-      if (want_key(wsel, theta[order[0]]) < worst - tol * scale && kint + 2 < m - nd) {
-        ++kint;  // yes: one more pair to converge, then verify again
-      } else {
-        done = true;
-        break;
-      }
+  /// Lanczos residual estimate of Ritz pair i.
+  double est(int64_t i) const { return std::fabs(beta_m * Y[(ma - 1) * ma + i]); }
+
+  /// After a verification cycle: did the fresh start find something more wanted than the
+  /// worst locked pair? Then one more pair is to converge (false); else stop (true).
+  bool verified() {
+    double worst = -std::numeric_limits<double>::infinity();
+    for (int64_t t = 0; t < nl; ++t) worst = std::max(worst, want_key(wsel, lockMu[t]));
+    verifying = false;
+    if (want_key(wsel, theta[order[0]]) < worst - tol * scale && kint + 2 < m - nd) {
+      ++kint;  // yes: one more pair to converge, then verify again
+      return false;
     }
+    return true;
+  }
 
-    const int64_t needed = kint - nl;
-    if (prelim && iter + 1 >= kPrelimCycles) {
-      // Place the filter's damped interval [cheb_lower, cut] below the Ritz value after the
-      // first unwanted one: a lower bound on that eigenvalue (Cauchy interlacing), so every
-      // wanted eigenvalue lies above the cut. (Problems that converge within the unfiltered
-      // cycles never get here.)
-      const int64_t qk = std::min(ma - 1, needed + 1);
-      cut = opt.cheb_cut > opt.cheb_lower ? opt.cheb_cut : theta[order[qk]];
-      const double lo = opt.cheb_lower, up = opt.cheb_upper;
-      if (cut > lo && cut < up) {
-        set_filter(cut);
-        use_filter = true;
-      }
-      prelim = false;
-      // Explicit restart from the sum of the wanted Ritz vectors.
-      std::vector<double> y(ma, 0.0);
-      for (int64_t c = 0; c < needed; ++c)
-        for (int64_t l = 0; l < ma; ++l) y[l] += Y[l * ma + order[c]];
+  /// Places the filter's damped interval [cheb_lower, cut] below the Ritz value after the
+  /// first unwanted one: a lower bound on that eigenvalue (Cauchy interlacing), so every
+  /// wanted eigenvalue lies above the cut. (Problems that converge within the unfiltered
+  /// cycles never get here.) Then restarts explicitly from the sum of the wanted Ritz
+  /// vectors.
+  void prelim_restart(int64_t needed) {
+    const int64_t qk = std::min(ma - 1, needed + 1);
+    cut = opt.cheb_cut > opt.cheb_lower ? opt.cheb_cut : theta[order[qk]];
+    const double lo = opt.cheb_lower, up = opt.cheb_upper;
+    if (cut > lo && cut < up) {
+      set_filter(cut);
+      use_filter = true;
+    }
+    prelim = false;
+    std::vector<double> y(ma, 0.0);
+    for (int64_t c = 0; c < needed; ++c)
+      for (int64_t l = 0; l < ma; ++l) y[l] += Y[l * ma + order[c]];
 #pragma omp parallel for schedule(static) num_threads(nt)
-      for (int64_t i = 0; i < n; ++i) {
-        double s = 0;
-        for (int64_t l = 0; l < ma; ++l) s += double(V[i * ld + a0 + l]) * y[l];
-        x[i] = T(s);
-      }
-      const double nx = cgs_pass(n, V.data(), ld, a0, x.data(), h, nt);
-      if (nx > 0) col_set(a0, x.data(), 1.0 / nx);
-      else if (random_orth(a0, x.data())) col_set(a0, x.data(), 1.0);
-      for (int64_t i = a0; i < ld; ++i)
-        for (int64_t j = a0; j < ld; ++j) TT(i, j) = 0;
-      p = 0;
-      continue;
+    for (int64_t i = 0; i < n; ++i) {
+      double s = 0;
+      for (int64_t l = 0; l < ma; ++l) s += double(V[i * ld + a0 + l]) * y[l];
+      x[i] = T(s);
     }
+    const double nx = cgs_pass(n, V.data(), ld, a0, x.data(), h, nt);
+    if (nx > 0) col_set(a0, x.data(), 1.0 / nx);
+    else if (random_orth(a0, x.data())) col_set(a0, x.data(), 1.0);
+    clear_tail(a0);
+    p = 0;
+  }
 
-    // Thick restart: keep q Ritz vectors (the wanted first), then v_m.
-    // (keeping a third of the unwanted part: measured on kNN-graph Laplacians, fewer
-    // products than keeping half, as ARPACK-like schemes do)
+  /// Thick restart: the active block becomes its q most wanted Ritz vectors (then v_m);
+  /// returns q. (Keeping a third of the unwanted part: measured on kNN-graph Laplacians,
+  /// fewer products than keeping half, as ARPACK-like schemes do.)
+  int64_t restart(int64_t needed) {
     const int64_t q = std::max<int64_t>(
         needed, std::min(ma - 1, needed + std::max<int64_t>(1, (ma - needed) / 3)));
-    {
-      const int64_t qq = std::min(q, ma);
-      std::vector<double> Ys(static_cast<size_t>(qq) * ma);  // selected Ritz vectors, by row
-      for (int64_t c = 0; c < qq; ++c)
-        for (int64_t l = 0; l < ma; ++l) Ys[c * ma + l] = Y[l * ma + order[c]];
-      const double* ys = Ys.data();
+    const int64_t qq = std::min(q, ma);
+    std::vector<double> Ys(static_cast<size_t>(qq) * ma);  // selected Ritz vectors, by row
+    for (int64_t c = 0; c < qq; ++c)
+      for (int64_t l = 0; l < ma; ++l) Ys[c * ma + l] = Y[l * ma + order[c]];
+    const double* ys = Ys.data();
 #pragma omp parallel num_threads(nt)
-      {
-        std::vector<double> row(qq + 1), vin(ma);
+    {
+      std::vector<double> row(qq + 1), vin(ma);
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < n; ++i) {
-          T* r = V.data() + i * ld + a0;
-          for (int64_t l = 0; l < ma; ++l) vin[l] = r[l];
-          const double* vi = vin.data();
-          for (int64_t c = 0; c < qq; ++c) {
-            const double* yc = ys + c * ma;
-            double s = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        T* r = V.data() + i * ld + a0;
+        for (int64_t l = 0; l < ma; ++l) vin[l] = r[l];
+        const double* vi = vin.data();
+        for (int64_t c = 0; c < qq; ++c) {
+          const double* ycol = ys + c * ma;
+          double s = 0;
 #pragma omp simd reduction(+ : s)
-            for (int64_t l = 0; l < ma; ++l) s += vi[l] * yc[l];
-            row[c] = s;
-          }
-          const T vm = V[i * ld + m];
-          for (int64_t c = 0; c < qq; ++c) r[c] = T(row[c]);
-          if (qq < ma) r[qq] = (mcur == m) ? vm : T(0);
+          for (int64_t l = 0; l < ma; ++l) s += vi[l] * ycol[l];
+          row[c] = s;
         }
+        const T vm = V[i * ld + m];
+        for (int64_t c = 0; c < qq; ++c) r[c] = T(row[c]);
+        if (qq < ma) r[qq] = (mcur == m) ? vm : T(0);
       }
     }
-    // Convergence of the wanted ones, from the Lanczos estimate or (filtered) computed.
+    return q;
+  }
+
+  /// Convergence of the wanted Ritz pairs among the q kept, from the Lanczos estimate or
+  /// (filtered) computed; converged ones are locked (moved first, stable), the rest kept
+  /// active; rebuilds the projected matrix of the kept block.
+  void lock(int64_t needed, int64_t q) {
     std::vector<double> thA(needed), res(needed);
     std::vector<char> conv(needed, 0);
     for (int64_t c = 0; c < needed; ++c) {
@@ -509,8 +550,7 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
         }
       }
     }
-    for (int64_t i = a0; i < ld; ++i)
-      for (int64_t j = a0; j < ld; ++j) TT(i, j) = 0;
+    clear_tail(a0);
     for (int64_t c = 0; c < q; ++c) {
       const int64_t oc = order[perm[c]];
       TT(a0 + c, a0 + c) = theta[oc];
@@ -529,34 +569,39 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
       keptA[c] = pc < needed ? thA[pc]
                  : use_filter ? -std::numeric_limits<double>::infinity() : theta[order[pc]];
     }
-    if (use_filter && nl < kint && q < ma && mcur == m && recuts < 30) {
-      // Move the filter's cut up to the A-eigenvalue estimate of the first Ritz value not
-      // kept (a lower bound on the eigenvalue of that index, so never above a wanted one)
-      // when that at least halves the distance to the top, and restart the active part
-      // explicitly from the sum of its kept Ritz vectors (locked pairs stay valid).
-      const double lam = filter_inverse(theta[order[std::min(q, needed + 1)]]);
-      const double up = opt.cheb_upper;
-      if (lam > cut && up - lam < 0.25 * (up - cut)) {
-        cut = lam;
-        set_filter(cut);
-        ++recuts;
-        const int64_t b0 = nd + nl;
+  }
+
+  /// Moves the filter's cut up to the A-eigenvalue estimate of the first Ritz value not
+  /// kept (a lower bound on the eigenvalue of that index, so never above a wanted one)
+  /// when that at least halves the distance to the top, and restarts the active part
+  /// explicitly from the sum of its kept Ritz vectors (locked pairs stay valid).
+  void recut(int64_t needed, int64_t q) {
+    if (!(use_filter && nl < kint && q < ma && mcur == m && recuts < 30)) return;
+    const double lam = filter_inverse(theta[order[std::min(q, needed + 1)]]);
+    const double up = opt.cheb_upper;
+    if (!(lam > cut && up - lam < 0.25 * (up - cut))) return;
+    cut = lam;
+    set_filter(cut);
+    ++recuts;
+    const int64_t b0 = nd + nl;
 #pragma omp parallel for schedule(static) num_threads(nt)
-        for (int64_t i = 0; i < n; ++i) {
-          double s = 0;
-          for (int64_t c = 0; c < p; ++c) s += double(V[i * ld + b0 + c]);
-          x[i] = T(s);
-        }
-        cgs_pass(n, V.data(), ld, b0, x.data(), h, nt);
-        const double nx = cgs_pass(n, V.data(), ld, b0, x.data(), h, nt);
-        if (nx > 0) col_set(b0, x.data(), 1.0 / nx);
-        else if (random_orth(b0, x.data())) col_set(b0, x.data(), 1.0);
-        for (int64_t i = b0; i < ld; ++i)
-          for (int64_t j = b0; j < ld; ++j) TT(i, j) = 0;
-        p = 0;
-        keptA.clear();
-      }
+    for (int64_t i = 0; i < n; ++i) {
+      double s = 0;
+      for (int64_t c = 0; c < p; ++c) s += double(V[i * ld + b0 + c]);
+      x[i] = T(s);
     }
+    cgs_pass(n, V.data(), ld, b0, x.data(), h, nt);
+    const double nx = cgs_pass(n, V.data(), ld, b0, x.data(), h, nt);
+    if (nx > 0) col_set(b0, x.data(), 1.0 / nx);
+    else if (random_orth(b0, x.data())) col_set(b0, x.data(), 1.0);
+    clear_tail(b0);
+    p = 0;
+    keptA.clear();
+  }
+
+  /// Sets `done` when nothing more is to gain, or starts a verification cycle once every
+  /// wanted pair is locked.
+  void check_done() {
     if (mcur < m && nl < kint) {
       // Whole space spanned but (numerically) not converged: nothing more to gain.
       done = true;
@@ -568,8 +613,7 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
           done = true;
         } else {
           col_set(nd + nl, x.data(), 1.0);
-          for (int64_t i = nd + nl; i < ld; ++i)
-            for (int64_t j = nd + nl; j < ld; ++j) TT(i, j) = 0;
+          clear_tail(nd + nl);
         }
       } else {
         done = true;
@@ -577,68 +621,102 @@ LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* de
     }
   }
 
-  // Candidates: locked pairs, then kept active Ritz vectors (when max_iter ran out).
-  std::vector<int64_t> cand_col;
-  std::vector<double> cand_val;
-  for (int64_t t = 0; t < nl; ++t) {
-    cand_col.push_back(nd + t);
-    cand_val.push_back(lockA[t]);
-  }
-  if (!verifying)
-    for (int64_t c = 0; c < p && c < static_cast<int64_t>(keptA.size()); ++c) {
-      cand_col.push_back(nd + nl + c);
-      cand_val.push_back(keptA[c]);
+  /// Candidates (locked pairs, then kept active Ritz vectors when max_iter ran out), the k
+  /// most wanted with final Rayleigh quotients and computed residuals, ascending.
+  LanczosResult<T> finish() {
+    std::vector<int64_t> cand_col;
+    std::vector<double> cand_val;
+    for (int64_t t = 0; t < nl; ++t) {
+      cand_col.push_back(nd + t);
+      cand_val.push_back(lockA[t]);
     }
-  std::vector<int64_t> idx(cand_col.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) {
-    return want_key(opt.which, cand_val[a]) < want_key(opt.which, cand_val[b]);
-  });
-  if (static_cast<int64_t>(idx.size()) < k)
-    throw std::runtime_error("lanczos: fewer Ritz vectors than requested (internal error)");
-  idx.resize(k);
+    if (!verifying)
+      for (int64_t c = 0; c < p && c < static_cast<int64_t>(keptA.size()); ++c) {
+        cand_col.push_back(nd + nl + c);
+        cand_val.push_back(keptA[c]);
+      }
+    std::vector<int64_t> idx(cand_col.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) {
+      return want_key(opt.which, cand_val[a]) < want_key(opt.which, cand_val[b]);
+    });
+    if (static_cast<int64_t>(idx.size()) < k)
+      throw std::runtime_error("lanczos: fewer Ritz vectors than requested (internal error)");
+    idx.resize(k);
 
-  // Final Rayleigh quotients and computed residuals.
-  LanczosResult<T> out;
-  std::vector<double> vals(k), resid(k);
-  std::vector<T> vecs(static_cast<size_t>(n) * k);
-  for (int64_t c = 0; c < k; ++c) {
-    col_get(cand_col[idx[c]], x.data());
-    const double nx = std::sqrt(dot(n, x.data(), x.data(), nt));
-    if (nx > 0)
-      for (int64_t i = 0; i < n; ++i) x[i] = T(double(x[i]) / nx);
-    applyA(x.data(), w.data());
-    const double th = dot(n, x.data(), w.data(), nt);
-    double r2 = 0;
+    LanczosResult<T> out;
+    std::vector<double> vals(k), resid(k);
+    std::vector<T> vecs(static_cast<size_t>(n) * k);
+    for (int64_t c = 0; c < k; ++c) {
+      col_get(cand_col[idx[c]], x.data());
+      const double nx = std::sqrt(dot(n, x.data(), x.data(), nt));
+      if (nx > 0)
+        for (int64_t i = 0; i < n; ++i) x[i] = T(double(x[i]) / nx);
+      applyA(x.data(), w.data());
+      const double th = dot(n, x.data(), w.data(), nt);
+      double r2 = 0;
 #pragma omp parallel for reduction(+ : r2) schedule(static) num_threads(nt)
-    for (int64_t i = 0; i < n; ++i) {
-      const double d = double(w[i]) - th * double(x[i]);
-      r2 += d * d;
+      for (int64_t i = 0; i < n; ++i) {
+        const double d = double(w[i]) - th * double(x[i]);
+        r2 += d * d;
+      }
+      vals[c] = th;
+      resid[c] = std::sqrt(r2);
+      if (!fixed_norm) anorm = std::max(anorm, std::fabs(th));
+      for (int64_t i = 0; i < n; ++i) vecs[i * k + c] = x[i];
     }
-    vals[c] = th;
-    resid[c] = std::sqrt(r2);
-    if (!fixed_norm) anorm = std::max(anorm, std::fabs(th));
-    for (int64_t i = 0; i < n; ++i) vecs[i * k + c] = x[i];
+    std::vector<int64_t> asc(k);
+    std::iota(asc.begin(), asc.end(), 0);
+    std::stable_sort(asc.begin(), asc.end(),
+                     [&](int64_t a, int64_t b) { return vals[a] < vals[b]; });
+    out.eigenvalues.resize(k);
+    out.residuals.resize(k);
+    out.eigenvectors.resize(static_cast<size_t>(n) * k);
+    bool ok = true;
+    for (int64_t c = 0; c < k; ++c) {
+      out.eigenvalues[c] = vals[asc[c]];
+      out.residuals[c] = resid[asc[c]];
+      ok = ok && resid[asc[c]] <= tol * anorm;
+      for (int64_t i = 0; i < n; ++i) out.eigenvectors[i * k + c] = vecs[i * k + asc[c]];
+    }
+    out.converged = ok;
+    out.n_iter = iter;
+    out.n_matvec = n_matvec;
+    out.anorm = anorm;
+    out.cheb_cut = use_filter ? cut : 0;
+    return out;
   }
-  std::vector<int64_t> asc(k);
-  std::iota(asc.begin(), asc.end(), 0);
-  std::stable_sort(asc.begin(), asc.end(), [&](int64_t a, int64_t b) { return vals[a] < vals[b]; });
-  out.eigenvalues.resize(k);
-  out.residuals.resize(k);
-  out.eigenvectors.resize(static_cast<size_t>(n) * k);
-  bool ok = true;
-  for (int64_t c = 0; c < k; ++c) {
-    out.eigenvalues[c] = vals[asc[c]];
-    out.residuals[c] = resid[asc[c]];
-    ok = ok && resid[asc[c]] <= tol * anorm;
-    for (int64_t i = 0; i < n; ++i) out.eigenvectors[i * k + c] = vecs[i * k + asc[c]];
+
+  LanczosResult<T> run(const T* v0, const T* deflate) {
+    start(v0, deflate);
+    for (iter = 0; iter < opt.max_iter && !done; ++iter) {
+      a0 = nd + nl;
+      expand();
+      rayleigh_ritz();
+      if (verifying && verified()) {
+        done = true;
+        break;
+      }
+      const int64_t needed = kint - nl;
+      if (prelim && iter + 1 >= kPrelimCycles) {
+        prelim_restart(needed);
+        continue;
+      }
+      const int64_t q = restart(needed);
+      lock(needed, q);
+      recut(needed, q);
+      check_done();
+    }
+    return finish();
   }
-  out.converged = ok;
-  out.n_iter = iter;
-  out.n_matvec = n_matvec;
-  out.anorm = anorm;
-  out.cheb_cut = use_filter ? cut : 0;
-  return out;
+};
+
+}  // namespace
+
+template <typename T>
+LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* deflate,
+                         int64_t nd, const LanczosOptions& opt, const ChebStep<T>& step) {
+  return LanczosSolver<T>(n, A, opt, step, nd).run(v0, deflate);
 }
 
 template LanczosResult<float> lanczos<float>(int64_t, const MatVec<float>&, const float*,

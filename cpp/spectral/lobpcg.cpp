@@ -11,37 +11,17 @@
 namespace geoml {
 
 namespace {
-#if GEOML_SIMD_X86
-GEOML_TARGET_AVX2_BEGIN
-namespace avx2 {
-constexpr int VBYTES = 32;
-#include "lobpcg_kernel.inc"
-}  // namespace avx2
-GEOML_TARGET_END
-#endif  // GEOML_SIMD_X86
-
-namespace generic {
-constexpr int VBYTES = 32;
-#include "lobpcg_kernel.inc"
-}  // namespace generic
+#define GEOML_KERNEL_INC "spectral/lobpcg_kernel.inc"
+#define GEOML_KERNEL_GENERIC_VBYTES 32
+#include "common/simd_instantiate.inc"
 
 using GramFn = void (*)(int64_t, const double*, int64_t, const double*, int64_t, double*);
 using CombFn = void (*)(int, const double* const*, int64_t, const double*, int64_t,
                         double* const*);
 
-GramFn gram_kernel() {
-#if GEOML_SIMD_X86
-  if (simd_isa() != SimdIsa::Generic) return &avx2::gram_chunk;
-#endif
-  return &generic::gram_chunk;
-}
+GramFn gram_kernel() { return GEOML_SIMD_PICK(simd_isa(), gram_chunk); }
 
-CombFn comb_kernel() {
-#if GEOML_SIMD_X86
-  if (simd_isa() != SimdIsa::Generic) return &avx2::comb_rows;
-#endif
-  return &generic::comb_rows;
-}
+CombFn comb_kernel() { return GEOML_SIMD_PICK(simd_isa(), comb_rows); }
 
 int64_t total_cols(const std::vector<RowBlock>& B) {
   int64_t p = 0;

@@ -9,36 +9,22 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/sparse.hpp"
 #include "common/simd.hpp"
 
 namespace geoml {
 
 // ---------------------------------------------------------------- per-ISA V-cycle kernels
 namespace {
-#if GEOML_SIMD_X86
-GEOML_TARGET_AVX2_BEGIN
-namespace avx2 {
-constexpr int VBYTES = 32;
-#include "multigrid_kernel.inc"
-}  // namespace avx2
-GEOML_TARGET_END
-#endif  // GEOML_SIMD_X86
-
-namespace generic {
-constexpr int VBYTES = 32;
-#include "multigrid_kernel.inc"
-}  // namespace generic
+#define GEOML_KERNEL_INC "spectral/multigrid_kernel.inc"
+#define GEOML_KERNEL_GENERIC_VBYTES 32
+#include "common/simd_instantiate.inc"
 
 enum SpmmMode : int { kSet = 0, kAdd = 1, kResidual = 2, kJacobi = 3 };
 using RowsFn = void (*)(int, int64_t, int64_t, const int32_t*, const int32_t*, const float*,
                         int64_t, const float*, const float*, const float*, float*);
 
-RowsFn rows_kernel() {
-#if GEOML_SIMD_X86
-  if (simd_isa() != SimdIsa::Generic) return &avx2::spmm_rows;
-#endif
-  return &generic::spmm_rows;
-}
+RowsFn rows_kernel() { return GEOML_SIMD_PICK(simd_isa(), spmm_rows); }
 
 /// One fused product (see SpmmMode) of CSR M with the row-major block X of row length w;
 /// threads capped so that each gets ~1e5 flops at least. Rows go in ~16 contiguous chunks
@@ -364,31 +350,8 @@ template <typename I>
 void csr_spmm(int64_t rows, const I* indptr, const I* indices, const double* data, int64_t m,
               const double* X, double alpha, const double* B, double beta, double* Y,
               int n_threads) {
-  const int nt = resolve_threads(n_threads);
-#pragma omp parallel num_threads(nt)
-  {
-    std::vector<double> acc(m);
-#pragma omp for schedule(dynamic, 512)
-    for (int64_t i = 0; i < rows; ++i) {
-      double* a = acc.data();
-      for (int64_t c = 0; c < m; ++c) a[c] = 0;
-      for (I p = indptr[i]; p < indptr[i + 1]; ++p) {
-        const double v = data[p];
-        const double* x = X + static_cast<int64_t>(indices[p]) * m;
-#pragma omp simd
-        for (int64_t c = 0; c < m; ++c) a[c] += v * x[c];
-      }
-      double* y = Y + i * m;
-      if (B == nullptr) {
-#pragma omp simd
-        for (int64_t c = 0; c < m; ++c) y[c] = alpha * a[c];
-      } else {
-        const double* b = B + i * m;
-#pragma omp simd
-        for (int64_t c = 0; c < m; ++c) y[c] = alpha * a[c] + beta * b[c];
-      }
-    }
-  }
+  csr_mm<double>(CsrRef<double, I>{rows, indptr, indices, data}, X, m, Y,
+                 resolve_threads(n_threads), alpha, B, beta);
 }
 
 template int64_t aggregate_graph<int32_t>(int64_t, const int32_t*, const int32_t*,

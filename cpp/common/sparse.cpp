@@ -1,0 +1,78 @@
+// CSR x dense products (see sparse.hpp).
+#include "common/sparse.hpp"
+
+#include <type_traits>
+#include <vector>
+
+namespace geoml {
+
+template <typename Acc, typename T, typename I>
+void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, double alpha,
+            const T* B, double beta) {
+  const int nt = n_threads > 0 ? n_threads : 1;
+  const int64_t n = A.rows;
+  const I* indptr = A.indptr;
+  const I* indices = A.indices;
+  const T* data = A.data;
+  if (s == 1 && alpha == 1.0 && B == nullptr) {  // matrix-vector: one dot product per row
+#pragma omp parallel for schedule(static, 512) num_threads(nt)
+    for (int64_t i = 0; i < n; ++i) {
+      Acc acc = 0;
+      for (I p = indptr[i]; p < indptr[i + 1]; ++p) acc += Acc(data[p]) * Acc(X[indices[p]]);
+      Y[i] = T(acc);
+    }
+    return;
+  }
+  if constexpr (std::is_same_v<Acc, T>) {
+    if (alpha == 1.0 && B == nullptr) {  // Y = A X, rows accumulated in place
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 256)
+      for (int64_t i = 0; i < n; ++i) {
+        T* y = Y + i * s;
+        for (int64_t c = 0; c < s; ++c) y[c] = T(0);
+        for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
+          const T a = data[p];
+          const T* x = X + static_cast<int64_t>(indices[p]) * s;
+          for (int64_t c = 0; c < s; ++c) y[c] += a * x[c];
+        }
+      }
+      return;
+    }
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<Acc> acc(s);
+#pragma omp for schedule(dynamic, 512)
+    for (int64_t i = 0; i < n; ++i) {
+      Acc* a = acc.data();
+      for (int64_t c = 0; c < s; ++c) a[c] = 0;
+      for (I p = indptr[i]; p < indptr[i + 1]; ++p) {
+        const Acc v = data[p];
+        const T* x = X + static_cast<int64_t>(indices[p]) * s;
+#pragma omp simd
+        for (int64_t c = 0; c < s; ++c) a[c] += v * Acc(x[c]);
+      }
+      T* y = Y + i * s;
+      if (B == nullptr) {
+#pragma omp simd
+        for (int64_t c = 0; c < s; ++c) y[c] = T(alpha * a[c]);
+      } else {
+        const T* b = B + i * s;
+#pragma omp simd
+        for (int64_t c = 0; c < s; ++c) y[c] = T(alpha * a[c] + beta * b[c]);
+      }
+    }
+  }
+}
+
+#define GEOML_CSR_MM(Acc, T, I)                                                            \
+  template void csr_mm<Acc, T, I>(const CsrRef<T, I>&, const T*, int64_t, T*, int, double, \
+                                  const T*, double);
+GEOML_CSR_MM(float, float, int32_t)
+GEOML_CSR_MM(float, float, int64_t)
+GEOML_CSR_MM(double, float, int32_t)
+GEOML_CSR_MM(double, float, int64_t)
+GEOML_CSR_MM(double, double, int32_t)
+GEOML_CSR_MM(double, double, int64_t)
+#undef GEOML_CSR_MM
+
+}  // namespace geoml

@@ -1,0 +1,32 @@
+// Sparse (CSR) times dense products shared by the kernel families: the Lanczos matvec
+// (csr_matvec), the randomized range finder (csr_matmat) and the multigrid setup products
+// (csr_spmm) are thin wrappers of csr_mm, which keeps each one's loop as a specialisation.
+#pragma once
+#include <cstdint>
+
+namespace geoml {
+
+/// A CSR matrix with `rows` rows: row i holds data[p], column indices[p], for p in
+/// [indptr[i], indptr[i + 1]). Views the caller's arrays.
+template <typename T, typename I>
+struct CsrRef {
+  int64_t rows;
+  const I* indptr;
+  const I* indices;
+  const T* data;
+};
+
+/// Y = alpha A X + beta B for a CSR matrix A (rows x cols) and row-major dense blocks X
+/// (cols x s), B and Y (rows x s); B may be null (then Y = alpha A X) or equal to Y (in
+/// place). Each row is accumulated in `Acc` (double, or T itself), then rounded to T; no extra
+/// memory beyond one row of Acc per thread. OpenMP over rows with exactly `n_threads`
+/// threads (the caller caps them). Three loops, chosen by the arguments:
+///   - s == 1, alpha == 1, no B: one dot product per row (static chunks of 512 rows);
+///   - alpha == 1, no B, Acc == T: rows accumulated in Y directly (dynamic chunks of 256);
+///   - otherwise: rows accumulated in a thread-local buffer, then scaled (dynamic, 512).
+/// O(nnz s) flops.
+template <typename Acc, typename T, typename I>
+void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads,
+            double alpha = 1.0, const T* B = nullptr, double beta = 0.0);
+
+}  // namespace geoml

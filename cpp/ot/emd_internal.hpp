@@ -1,0 +1,24 @@
+// Private to cpp/ot/emd*.cpp: what the network simplex (emd.cpp) and its fixed-size variant
+// for tiny problems (emd_tiny.cpp) share.
+#pragma once
+#include <cstdint>
+
+#include "ot/ot.hpp"
+
+namespace geoml {
+namespace ot_detail {
+
+constexpr double kRcRel = 1e-13;  // relative reduced-cost tolerance for entering arcs
+
+/// Problems with at most this many rows and columns (after dropping zero-mass bins) go to
+/// emd_tiny.
+constexpr int kTinyDim = 32;
+
+/// emd_solve for mm, nn <= kTinyDim (ws.rows/cols/mm/nn already set): solves on a
+/// TinySolver, then stores the final tree in ws (pred as compressed arc ids) for
+/// emd_plan_*/emd_duals. Returns the cost; *status as emd_solve, or EMD_NONFINITE.
+double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
+                int64_t max_iter, double mass, int* status);
+
+}  // namespace ot_detail
+}  // namespace geoml

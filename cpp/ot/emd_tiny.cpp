@@ -1,0 +1,302 @@
+// The network simplex on problems of at most 32 rows and 32 columns (see emd_solve in
+// ot.hpp): fixed-size arrays on the stack, subtree bit sets, float32 AVX2 pre-pricing.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include "common/simd.hpp"
+#include "ot/emd_internal.hpp"
+#include "ot/ot.hpp"
+#if GEOML_SIMD_X86
+#include <immintrin.h>
+#endif
+
+namespace geoml {
+namespace ot_detail {
+namespace {
+
+// ---------------------------------------------------------------- tiny dense problems
+//
+// Problems with at most kTinyDim rows and columns (after dropping zero-mass bins; e.g. the
+// many 16x16 problems of emd_batched or Ollivier-Ricci curvature) run the same network
+// simplex (artificial-root start, the same strongly feasible pivot) on fixed-size arrays
+// inside one stack object: no allocation, no indirection through the workspace, all in L1.
+// Node ids: sources 0..mm-1, sinks kTinyDim + j, root 2 kTinyDim, so the sink potentials
+// h = pot + kTinyDim are contiguous, 32-byte aligned and zero up to the root. The tree is
+// kept as parent pointers plus one 64-bit subtree set per node (no thread, no depth).
+// The cost is copied into buffers with rows padded to a multiple of the SIMD width (padding
+// +inf), so pricing is a vertical min over whole rows, one horizontal reduction per scan:
+// in float32 first (AVX2), the candidate re-priced in float64; the exact float64 Dantzig
+// scan runs when that candidate does not enter, and certifies optimality.
+
+constexpr int kTinyRoot = 2 * kTinyDim;
+constexpr int kTinyNodes = kTinyRoot + 1;
+
+/// Dantzig scan of a tiny problem: the arc (i, j) minimising (Cp_ij + h_j) - p_i over the
+/// mm rows of Cp (stride W), returned in *io, *jo when that minimum is negative; returns the
+/// minimum (0 when none is negative). O(mm W).
+using TinyScan = double (*)(int mm, int W, const double* Cp, const double* p, const double* h,
+                            int* io, int* jo);
+
+/// Float32 pre-pricing of a tiny problem (AVX2 only): the arc minimising
+/// (Cf_ij + hf_j) - pf_i in float over the mm rows of Cf (stride Wf = 8 NV), in *io, *jo
+/// when that minimum is negative; returns it. Twice the lanes of the float64 scan and two
+/// interleaved row chains; the caller re-prices the chosen arc in float64 and falls back to
+/// the exact scan when it is not entering there (and to certify optimality).
+using TinyScan32 = float (*)(int mm, const float* Cf, const float* CfT, const float* pf,
+                             const float* hf, int* io, int* jo);
+
+#define GEOML_KERNEL_INC "ot/emd_tiny_kernel.inc"
+#include "common/simd_instantiate.inc"
+
+/// The network simplex of `Solver` on a tiny problem, every array in the object (about
+/// 20 KB, meant for the stack; nothing is initialised beyond what `init` writes). With at
+/// most 64 non-root nodes the tree needs no thread or depth: each node keeps the bit set of
+/// its subtree (D, root excluded), so the join of a cycle is the first node above s whose
+/// set holds t, the subtree that moves is one word, and its potentials are shifted by
+/// walking its bits. A pivot costs O(cycle + moved subtree) with no pointer chasing through
+/// the subtree.
+struct TinySolver {
+  int mm = 0, nn = 0, W = 0;
+  int parent[kTinyNodes], pred[kTinyNodes];
+  unsigned char up[kTinyNodes];
+  uint64_t D[kTinyNodes];  // subtree of each node as a bit set (the root's: all ones)
+  double flow[kTinyNodes];
+  alignas(32) double pot[kTinyNodes];
+  alignas(32) double Cp[kTinyDim * kTinyDim];
+  // float32 copies for the pre-pricing: cost (stride Wf = nn rounded up to 8), transposed
+  // (rows padded to 8), potentials
+  int Wf = 0;
+  alignas(32) float Cf[kTinyDim * kTinyDim];
+  alignas(32) float CfT[kTinyDim * kTinyDim];
+  alignas(32) float potf[kTinyNodes];
+  int cs[kTinyNodes], ct[kTinyNodes];  // the cycle's sides (s and t up to the join)
+
+  /// Copies the kept rows/columns of C (m x n) into Cp and builds the artificial-root
+  /// tree; returns false when some kept cost is NaN or infinite. O(mm W).
+  bool init(int n, const double* a, const double* b, const double* C, const int* rows,
+            const int* cols, bool all_cols) {
+    W = (nn + 3) & ~3;
+    Wf = (nn + 7) & ~7;
+    double cmax = 0.0;
+    bool finite = true;
+    for (int i = 0; i < mm; ++i) {
+      const double* Ci = C + static_cast<int64_t>(rows[i]) * n;
+      double* Di = Cp + i * W;
+      for (int j = 0; j < nn; ++j) {  // one pass: copy, transpose, finiteness and max |c|
+        const double c = all_cols ? Ci[j] : Ci[cols[j]];
+        Di[j] = c;
+        Cf[i * Wf + j] = static_cast<float>(c);
+        CfT[j * kTinyDim + i] = static_cast<float>(c);
+        finite &= std::fabs(c) <= std::numeric_limits<double>::max();
+        cmax = std::max(cmax, std::fabs(c));
+      }
+      for (int j = nn; j < W; ++j) Di[j] = std::numeric_limits<double>::infinity();
+      for (int j = nn; j < Wf; ++j) Cf[i * Wf + j] = std::numeric_limits<float>::infinity();
+    }
+    if (!finite) return false;
+    for (int j = 0; j < nn; ++j)
+      for (int i = mm; i < ((mm + 7) & ~7); ++i)
+        CfT[j * kTinyDim + i] = std::numeric_limits<float>::infinity();
+    const double art = (cmax + 1.0) * static_cast<double>(mm + nn + 1);
+    for (int u = mm; u < kTinyRoot; ++u) pot[u] = 0.0;  // padding stays 0
+    for (int i = 0; i < mm; ++i) {
+      parent[i] = kTinyRoot;
+      pred[i] = -1 - i;
+      up[i] = 1;
+      D[i] = uint64_t(1) << i;
+      flow[i] = a[rows[i]];
+      pot[i] = art;
+    }
+    for (int j = 0; j < nn; ++j) {
+      const int u = kTinyDim + j;
+      parent[u] = kTinyRoot;
+      pred[u] = -1 - u;
+      up[u] = 0;
+      D[u] = uint64_t(1) << u;
+      flow[u] = b[cols[j]];
+      pot[u] = -art;
+    }
+    parent[kTinyRoot] = -1;
+    D[kTinyRoot] = ~uint64_t(0);
+    pot[kTinyRoot] = 0.0;
+    for (int u = 0; u < kTinyNodes; ++u) potf[u] = static_cast<float>(pot[u]);
+    return true;
+  }
+
+  /// One pivot on entering arc (i, j) with reduced cost rc < 0: the pivot of
+  /// Solver::pivot (same leaving arc, same new tree).
+  void pivot(int ei, int ej, double rc) {
+    const int s = ei, t = kTinyDim + ej;
+    const uint64_t bs = uint64_t(1) << s, bt = uint64_t(1) << t;
+    // leaving arc: the last blocking arc met when walking the cycle join -> s -> t -> join,
+    // i.e. the first minimum on the s side unless the t side's last minimum is <= it;
+    // found while walking up to the join
+    double ds = std::numeric_limits<double>::infinity(), dt = ds;
+    int os = -1, ot = -1, ns = 0, nt = 0;
+    for (int x = s; !(D[x] & bt); x = parent[x]) {
+      const bool c = up[x] && flow[x] < ds;
+      ds = c ? flow[x] : ds;
+      os = c ? ns : os;
+      cs[ns++] = x;
+    }
+    for (int x = t; !(D[x] & bs); x = parent[x]) {
+      const bool c = !up[x] && flow[x] <= dt;
+      dt = c ? flow[x] : dt;
+      ot = c ? nt : ot;
+      ct[nt++] = x;
+    }
+    const int side = (ot >= 0 && dt <= ds) ? 2 : 1;
+    const double delta = side == 2 ? dt : ds;
+    if (side == 1 && os < 0) throw std::runtime_error("emd: unbounded cycle (internal error)");
+    if (delta > 0.0) {
+      for (int q = 0; q < ns; ++q) flow[cs[q]] += up[cs[q]] ? -delta : delta;
+      for (int q = 0; q < nt; ++q) flow[ct[q]] += up[ct[q]] ? delta : -delta;
+    }
+    // path u_in = path[0] -> ... -> path[k] = u_out: a prefix of one side; the rest of that
+    // side loses the moved subtree M, the whole other side (from v_in up) gains it
+    const int* path = side == 1 ? cs : ct;
+    const int* other = side == 1 ? ct : cs;
+    const int k = side == 1 ? os : ot;
+    const int n_path = side == 1 ? ns : nt, n_other = side == 1 ? nt : ns;
+    const int u_in = path[0], u_out = path[k];
+    const int v_in = side == 1 ? t : s;
+    const double sigma = side == 1 ? rc : -rc;
+    const uint64_t M = D[u_out];
+    for (int q = k + 1; q < n_path; ++q) D[path[q]] &= ~M;
+    for (int q = 0; q < n_other; ++q) D[other[q]] |= M;
+    // re-root M at u_in: reverse the path's arcs; the subtree of path[q] becomes its old one
+    // minus path[q-1]'s, plus path[q+1]'s new one
+    uint64_t below = 0;
+    for (int q = k; q >= 1; --q) {
+      const int x = path[q], y = path[q - 1];
+      below |= D[x] & ~D[y];
+      D[x] = below;
+      parent[x] = y;
+      pred[x] = pred[y];
+      up[x] = !up[y];
+      flow[x] = flow[y];
+    }
+    D[u_in] = M;
+    parent[u_in] = v_in;
+    pred[u_in] = ei * W + ej;
+    up[u_in] = side == 1 ? 1 : 0;
+    flow[u_in] = delta;
+    for (uint64_t r = M; r; r &= r - 1) {
+      const int x = __builtin_ctzll(r);
+      pot[x] += sigma;
+      potf[x] = static_cast<float>(pot[x]);
+    }
+  }
+};
+
+}  // namespace
+
+double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
+                int64_t max_iter, double mass, int* status) {
+  TinySolver S;
+  const int mm = ws.mm, nn = ws.nn;
+  S.mm = mm;
+  S.nn = nn;
+  if (!S.init(n, a, b, C, ws.rows.data(), ws.cols.data(), nn == n)) {
+    ws.parent.clear();
+    if (status) *status = EMD_NONFINITE;
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  const int W = S.W;
+  const SimdIsa isa = simd_isa();
+  const TinyScan scan = GEOML_SIMD_CALL(isa, tiny_scan_for, W);
+  const TinyScan32 scan32 = GEOML_SIMD_CALL(isa, tiny_scan32_for, S.Wf);
+  const double* p = S.pot;
+  const double* h = S.pot + kTinyDim;
+  // float64 reduced cost of arc (i, j) if it may enter (below the relative tolerance), else 0
+  auto entering = [&](int i, int j) {
+    const double rc = (S.Cp[i * W + j] + h[j]) - p[i];
+    const double scale = std::fabs(S.Cp[i * W + j]) + std::fabs(p[i]) + std::fabs(h[j]);
+    return rc < -kRcRel * scale ? rc : 0.0;
+  };
+  int st = EMD_OPTIMAL;
+  int64_t piv = 0;
+  for (;; ++piv) {
+    if (max_iter > 0 && piv >= max_iter) {
+      st = EMD_MAX_ITER;
+      break;
+    }
+    int i = 0, j = 0;
+    double rc = 0.0;
+    if (scan32 && scan32(mm, S.Cf, S.CfT, S.potf, S.potf + kTinyDim, &i, &j) < 0.0f)
+      rc = entering(i, j);
+    if (rc == 0.0) {  // exact Dantzig scan: no float candidate, or it does not enter
+      if (!(scan(mm, W, S.Cp, p, h, &i, &j) < 0.0)) break;
+      rc = entering(i, j);
+      if (rc == 0.0) break;
+    }
+    S.pivot(i, j, rc);
+  }
+  ws.n_pivots = piv;
+  // live nodes in emd_solve's numbering (sinks at mm + j, root mm + nn)
+  int nodes[2 * kTinyDim];
+  for (int i = 0; i < mm; ++i) nodes[i] = i;
+  for (int j = 0; j < nn; ++j) nodes[mm + j] = kTinyDim + j;
+  // cost over real tree arcs; residual flow on artificial arcs means unequal masses
+  double cost = 0.0, art_flow = 0.0;
+  for (int u = 0; u < mm + nn; ++u) {
+    const int x = nodes[u];
+    if (S.pred[x] >= 0)
+      cost += S.flow[x] * S.Cp[S.pred[x]];
+    else
+      art_flow += S.flow[x];
+  }
+  if (st == EMD_OPTIMAL && art_flow > 1e-9 * mass) st = EMD_INFEASIBLE;
+  // exact potentials from the tree, parents first (as emd_solve): children of the root keep
+  // theirs, less that of the first one; every other node is its parent's across its arc
+  uint64_t done = 0;
+  double shift = 0.0;
+  bool first = true;
+  int stack[kTinyNodes];
+  for (int u = 0; u < mm + nn; ++u) {
+    int depth = 0;
+    for (int x = nodes[u]; x != kTinyRoot && !((done >> x) & 1); x = S.parent[x])
+      stack[depth++] = x;
+    while (depth > 0) {
+      const int x = stack[--depth], q = S.parent[x];
+      if (q == kTinyRoot) {
+        if (first) shift = S.pot[x];
+        first = false;
+        S.pot[x] -= shift;
+      } else {
+        const double c = S.Cp[S.pred[x]];
+        S.pot[x] = S.up[x] ? S.pot[q] + c : S.pot[q] - c;
+      }
+      done |= uint64_t(1) << x;
+    }
+  }
+  // the tree in emd_solve's numbering
+  const int N = mm + nn + 1;
+  ws.parent.resize(N);
+  ws.pred.resize(N);
+  ws.flow.resize(N);
+  ws.pot.resize(N);
+  ws.up.resize(N);
+  for (int u = 0; u < mm + nn; ++u) {
+    const int x = nodes[u], e = S.pred[x], q = S.parent[x];
+    ws.parent[u] = q == kTinyRoot ? mm + nn : q < kTinyDim ? q : mm + q - kTinyDim;
+    ws.pred[u] = e >= 0 ? (e / W) * nn + e % W : -1 - u;
+    ws.flow[u] = S.flow[x];
+    ws.pot[u] = S.pot[x];
+    ws.up[u] = S.up[x];
+  }
+  ws.parent[N - 1] = -1;
+  ws.pred[N - 1] = 0;
+  ws.flow[N - 1] = 0.0;
+  ws.pot[N - 1] = 0.0;
+  ws.up[N - 1] = 0;
+  ws.C = nullptr;
+  if (status) *status = st;
+  return cost;
+}
+
+}  // namespace ot_detail
+}  // namespace geoml

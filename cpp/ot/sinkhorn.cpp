@@ -1,0 +1,573 @@
+// Log-domain stabilised Sinkhorn on dense costs: DenseSinkhorn, sinkhorn_dense and the
+// batched driver (see ot.hpp). The per-ISA row kernels are in sinkhorn_kernel.inc.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "common/common.hpp"
+#include "common/simd.hpp"
+#include "ot/ot.hpp"
+#include "ot/sinkhorn_internal.hpp"
+#if GEOML_SIMD_X86
+#include <immintrin.h>
+#endif
+
+namespace geoml {
+
+namespace {
+
+using ot_detail::exp_neg;
+using ot_detail::lse_max;
+using ot_detail::lse_sum;
+
+constexpr double kAbsorb = 50.0;           // scalings leave [e^-50, e^50]: absorb them
+const double kHi = std::exp(kAbsorb), kLo = std::exp(-kAbsorb);
+// the plain rate is measured from iteration kSorMin on, once three consecutive error ratios
+// agree within kSorStable (relative) and are at most kSorEarlyMax (slow rates settle late),
+// and at the latest over iterations kSorFrom..kSorTo
+constexpr int kSorMin = 4, kSorFrom = 10, kSorTo = 20;
+constexpr double kSorStable = 0.005, kSorEarlyMax = 0.8;
+constexpr double kTiny = 1e-280;
+constexpr int kSweepBlock = 16;  // rows per dynamically scheduled block of the sweep
+// kernels with at least this many entries may be stored in float32 (smaller ones are not
+// memory-bound)
+constexpr int64_t kF32MinSize = int64_t(1) << 16;
+
+// Float32 kernel row: Ki[j] = exp(z_j), z_j = (fi + gc_j - C_ij) ie, computed in float64 and
+// rounded. Returns false (row content then unspecified) when some z_j leaves
+// [kZ32Lo, kZ32Hi], where exp(z) would not be a normal float.
+constexpr double kZ32Lo = -87.0, kZ32Hi = 88.0;
+
+#define GEOML_KERNEL_INC "ot/sinkhorn_kernel.inc"
+#include "common/simd_instantiate.inc"
+
+// The row kernels for the ISA simd_isa() chooses (see sinkhorn_kernel.inc).
+void kernel_row(int n, double fi, const double* gc, const double* Ci, double ie, double* Ki) {
+  const SimdIsa isa = simd_isa();
+  GEOML_SIMD_CALL(isa, kernel_row, n, fi, gc, Ci, ie, Ki);
+}
+bool kernel_row32(int n, double fi, const double* gc, const double* Ci, double ie, float* Ki) {
+  const SimdIsa isa = simd_isa();
+  return GEOML_SIMD_CALL(isa, kernel_row32, n, fi, gc, Ci, ie, Ki);
+}
+template <class T>
+double row_dot(int n, const T* k, const double* v) {
+  const SimdIsa isa = simd_isa();
+  return GEOML_SIMD_CALL(isa, row_dot<T>, n, k, v);
+}
+template <class T>
+void row_axpy(int n, double u, const T* k, double* acc) {
+  const SimdIsa isa = simd_isa();
+  GEOML_SIMD_CALL(isa, row_axpy<T>, n, u, k, acc);
+}
+
+// Over-relaxation x^w for x > 0: a binomial series when x is near 1 (exact at x = 1, so the
+// fixed point is untouched), pow otherwise.
+struct Relax {
+  double w = 1.0, c[9] = {};
+  void set(double omega) {
+    w = omega;
+    double ck = 1.0;
+    for (int k = 1; k <= 8; ++k) c[k] = (ck *= (omega - (k - 1)) / k);
+  }
+  double operator()(double x) const {
+    const double d = x - 1.0;
+    if (!(std::fabs(d) <= 0.125)) return std::pow(x, w);
+    double s = c[8];
+    for (int k = 7; k >= 1; --k) s = s * d + c[k];
+    return 1.0 + s * d;
+  }
+};
+
+// One sweep of the kernel rows [i0, i1) of a stabilised Sinkhorn iteration: Kv_i = K_i . v,
+// the row update of u (balanced: a_i / Kv_i; unbalanced: wr_i (a_i / Kv_i)^lam; relaxed by
+// omega), and acc += u_i K_i, so that one pass over K yields K^T u for the column update.
+// Rows whose Kv leaves (kTiny, 1e280) keep their u and set *bad. Balanced: adds the row
+// error |u_i Kv_i - a_i| of the updated plan to *err; unbalanced: max |log(u_new / u)| to *du.
+// Also tracks the range of the new u in *umin / *umax.
+struct SweepOut {
+  double err = 0.0, du = 0.0, umin = std::numeric_limits<double>::infinity(), umax = 0.0;
+  bool bad = false;
+};
+
+// One sweep over rows [i0, i1) of a float64 or float32 kernel.
+template <class T>
+void sweep_rows(int i0, int i1, int n, const T* K, const double* v, const double* a,
+                const double* wr, double lam, bool balanced, const Relax& rx, double* u,
+                double* acc, SweepOut& o) {
+  for (int i = i0; i < i1; ++i) {
+    if (!(a[i] > 0)) {
+      u[i] = 0.0;
+      continue;
+    }
+    const T* Ki = K + static_cast<int64_t>(i) * n;
+    const double s = row_dot(n, Ki, v);
+    if (!(s > kTiny && s < 1e280)) {
+      o.bad = true;
+      continue;
+    }
+    const double r = a[i] / s;
+    double un = lam == 1.0 ? r : wr[i] * std::pow(r, lam);
+    if (rx.w != 1.0) un = u[i] * rx(un / u[i]);
+    if (balanced)
+      o.err += std::fabs(un * s - a[i]);
+    else
+      o.du = std::max(o.du, std::fabs(std::log(un / u[i])));
+    u[i] = un;
+    o.umin = std::min(o.umin, un);
+    o.umax = std::max(o.umax, un);
+    row_axpy(n, un, Ki, acc);
+  }
+}
+
+// Dense stabilised Sinkhorn on one problem (see sinkhorn_dense in ot.hpp).
+struct DenseSinkhorn {
+  int m, n, nt;
+  const double *a, *b, *C;
+  double* f;
+  double* g;
+  double* K;  // kernel, then plan
+  SinkhornWork& w;
+  double eps = 1.0, lam = 1.0;
+  bool balanced = true, use_sor = true;
+  // The kernel is stored in float32 (in the first half of K's memory: half the traffic of
+  // each pass) when the problem is large enough to be memory-bound and every exponent of
+  // the kernel keeps exp() a normal float; set by build_kernel. try32: not yet refused at
+  // this eps.
+  bool f32 = false, try32 = false;
+  float* K32() const { return reinterpret_cast<float*>(K); }
+  // threads only pay off on large kernels (a parallel region costs microseconds, far more
+  // on a loaded machine)
+  bool par() const { return nt > 1 && static_cast<int64_t>(m) * n >= (int64_t(1) << 20); }
+
+  DenseSinkhorn(int m_, int n_, const double* a_, const double* b_, const double* C_, double* f_,
+                double* g_, double* K_, SinkhornWork& w_, int nt_)
+      : m(m_), n(n_), nt(nt_), a(a_), b(b_), C(C_), f(f_), g(g_), K(K_), w(w_) {}
+
+  void set_eps(double e, double rho) {
+    eps = e;
+    try32 = static_cast<int64_t>(m) * n >= kF32MinSize;
+    lam = balanced ? 1.0 : rho / (rho + e);
+    // reference measure a b^T for the unbalanced problem (POT's reg_type="kl")
+    for (int i = 0; i < m; ++i) w.ra[i] = (!balanced && a[i] > 0) ? e * std::log(a[i]) : 0.0;
+    for (int j = 0; j < n; ++j) w.rb[j] = (!balanced && b[j] > 0) ? e * std::log(b[j]) : 0.0;
+  }
+
+  // f += eps log u, g += eps log v (positive scalings only), u = v = 1 there.
+  void absorb() {
+    for (int i = 0; i < m; ++i)
+      if (w.u[i] > 0) {
+        f[i] += eps * std::log(w.u[i]);
+        w.u[i] = 1.0;
+      }
+    for (int j = 0; j < n; ++j)
+      if (w.v[j] > 0) {
+        g[j] += eps * std::log(w.v[j]);
+        w.v[j] = 1.0;
+      }
+  }
+
+  void build_kernel() {
+    const double ie = 1.0 / eps;
+    double* fr = w.tmp.data();  // f + ra
+    for (int i = 0; i < m; ++i) fr[i] = f[i] + w.ra[i];
+    double* gc = w.gc.data();  // g + rb
+    for (int j = 0; j < n; ++j) gc[j] = g[j] + w.rb[j];
+    f32 = false;
+    if (try32) {
+      // float32 rows; a row whose exponents leave the normal float range refuses float32
+      // for this eps (the other rows then skip their work) and the kernel is rebuilt below
+      std::atomic<bool> ok{true};
+      float* K32p = K32();
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
+      for (int i = 0; i < m; ++i)
+        if (ok.load(std::memory_order_relaxed) &&
+            !kernel_row32(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
+                          K32p + static_cast<int64_t>(i) * n))
+          ok.store(false, std::memory_order_relaxed);
+      f32 = try32 = ok.load();
+    }
+    if (!f32) {
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
+      for (int i = 0; i < m; ++i)
+        kernel_row(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
+                   K + static_cast<int64_t>(i) * n);
+    }
+    // u-update factors exp((lam - 1) f / eps) (unbalanced only)
+    for (int i = 0; i < m; ++i) w.wr[i] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * f[i] * ie);
+    for (int j = 0; j < n; ++j) w.wc[j] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * g[j] * ie);
+  }
+
+  // Exact log-domain update of all row potentials (u = v = 1 assumed): used when a row of
+  // the kernel underflows. f_i = lam (eps log a_i - ra_i - eps LSE_j((g_j + rb_j - C_ij)/eps)).
+  void exact_rows() {
+    const double ie = 1.0 / eps;
+    double* gc = w.gc.data();
+    for (int j = 0; j < n; ++j) gc[j] = g[j] + w.rb[j];
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
+    for (int i = 0; i < m; ++i) {
+      if (!(a[i] > 0)) continue;
+      const double* Ci = C + static_cast<int64_t>(i) * n;
+      const double mx = lse_max(n, gc, Ci);
+      const double s = lse_sum(n, gc, Ci, mx, ie, nullptr);
+      f[i] = lam * (eps * std::log(a[i]) - w.ra[i] - mx - eps * std::log(s));
+    }
+  }
+  void exact_cols() {
+    const double ie = 1.0 / eps;
+    std::vector<double>& mx = w.tmp;
+    std::vector<double>& s = w.gc;
+    for (int j = 0; j < n; ++j) {
+      mx[j] = -std::numeric_limits<double>::infinity();
+      s[j] = 0.0;
+    }
+    for (int i = 0; i < m; ++i) {
+      const double* Ci = C + static_cast<int64_t>(i) * n;
+      const double fi = f[i] + w.ra[i];
+      for (int j = 0; j < n; ++j) mx[j] = std::max(mx[j], fi - Ci[j]);
+    }
+    for (int i = 0; i < m; ++i) {
+      const double* Ci = C + static_cast<int64_t>(i) * n;
+      const double fi = f[i] + w.ra[i];
+      for (int j = 0; j < n; ++j) s[j] += exp_neg((fi - Ci[j] - mx[j]) * ie);
+    }
+    for (int j = 0; j < n; ++j)
+      if (b[j] > 0) g[j] = lam * (eps * std::log(b[j]) - w.rb[j] - mx[j] - eps * std::log(s[j]));
+  }
+
+  // out = K^T u
+  void matvec_t(const double* u, double* out) {
+    if (f32)
+      matvec_t_impl(K32(), u, out);
+    else
+      matvec_t_impl(K, u, out);
+  }
+  template <class KT>
+  void matvec_t_impl(const KT* K, const double* u, double* out) {
+    if (!par()) {
+      std::fill(out, out + n, 0.0);
+      for (int i = 0; i < m; ++i) {
+        const KT* Ki = K + static_cast<int64_t>(i) * n;
+        const double ui = u[i];
+        if (ui == 0.0) continue;
+        for (int j = 0; j < n; ++j) out[j] += Ki[j] * ui;
+      }
+      return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+      const int T = thread_count(), t = thread_id();
+      const int j0 = static_cast<int>(static_cast<int64_t>(n) * t / T);
+      const int j1 = static_cast<int>(static_cast<int64_t>(n) * (t + 1) / T);
+      std::fill(out + j0, out + j1, 0.0);
+      for (int i = 0; i < m; ++i) {
+        const KT* Ki = K + static_cast<int64_t>(i) * n;
+        const double ui = u[i];
+        if (ui == 0.0) continue;
+        for (int j = j0; j < j1; ++j) out[j] += Ki[j] * ui;
+      }
+    }
+  }
+
+  // Row half of an iteration fused with K^T u (one pass over K): Ktu receives K^T u_new.
+  SweepOut sweep(const Relax& rx) {
+    double* Ktu = w.Ktu.data();
+    if (!par()) {
+      SweepOut o;
+      std::fill(Ktu, Ktu + n, 0.0);
+      if (f32)
+        sweep_rows(0, m, n, K32(), w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(),
+                   Ktu, o);
+      else
+        sweep_rows(0, m, n, K, w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(), Ktu,
+                   o);
+      return o;
+    }
+    SweepOut o;
+    w.part.resize(static_cast<size_t>(nt) * n);
+#pragma omp parallel num_threads(nt)
+    {
+      const int T = thread_count(), t = thread_id();
+      double* acc = w.part.data() + static_cast<int64_t>(t) * n;
+      std::fill(acc, acc + n, 0.0);
+      SweepOut mine;
+      // dynamic blocks of rows: a thread that the OS pauses delays only its current block
+#pragma omp for schedule(dynamic, kSweepBlock) nowait
+      for (int i0 = 0; i0 < m; i0 += kSweepBlock)
+        if (f32)
+          sweep_rows(i0, std::min(m, i0 + kSweepBlock), n, K32(), w.v.data(), a, w.wr.data(),
+                     lam, balanced, rx, w.u.data(), acc, mine);
+        else
+          sweep_rows(i0, std::min(m, i0 + kSweepBlock), n, K, w.v.data(), a, w.wr.data(), lam,
+                     balanced, rx, w.u.data(), acc, mine);
+#pragma omp critical
+      {
+        o.err += mine.err;
+        o.du = std::max(o.du, mine.du);
+        o.umin = std::min(o.umin, mine.umin);
+        o.umax = std::max(o.umax, mine.umax);
+        o.bad = o.bad || mine.bad;
+      }
+#pragma omp barrier
+#pragma omp for schedule(dynamic, 256)
+      for (int j = 0; j < n; ++j) {
+        double s = 0.0;
+        for (int q = 0; q < T; ++q) s += w.part[static_cast<int64_t>(q) * n + j];
+        Ktu[j] = s;
+      }
+    }
+    return o;
+  }
+
+  // Runs iterations at the current eps until err <= tol or the budget is spent.
+  // Returns the last err; adds to *iters. On return the plan is diag(u) K diag(v).
+  //
+  // Each iteration is one pass over K (rows updated, K^T u accumulated) and a column update.
+  // Balanced: err is the L1 marginal error of the plan after the row update (rows exact
+  // unless relaxed, so mostly the column error). Unbalanced: eps * the largest change of
+  // log u and log v.
+  //
+  // Balanced problems use over-relaxation (SOR) once the plain rate is known: Sinkhorn is a
+  // two-block Gauss-Seidel in the dual, so with the asymptotic error contraction r measured
+  // once the error ratio has settled (three consecutive ratios within kSorStable and below
+  // kSorEarlyMax, from iteration kSorMin; else over iterations kSorFrom..kSorTo) in a
+  // stage, omega = 2 / (1 + sqrt(1 - r)) (Young's
+  // formula; see Thibault et al. 2017, Lehmann et al. 2021): u <- u^(1-omega)
+  // (a / K v)^omega. If the error grows tenfold above its best, relaxation is switched off
+  // for the stage.
+  double run(double tol, int64_t budget, int64_t* iters) {
+    double err = std::numeric_limits<double>::infinity();
+    double err10 = 0.0, best = std::numeric_limits<double>::infinity();
+    double prev = 0.0, q1 = 0.0, q2 = 0.0;  // last error and the two ratios before
+    Relax rx;
+    bool sor_done = !balanced || !use_sor;
+    double* u = w.u.data();
+    double* v = w.v.data();
+    double* Ktu = w.Ktu.data();
+    for (int64_t it = 0; it < budget; ++it) {
+      SweepOut o = sweep(rx);
+      if (o.bad) {  // a row underflowed: exact log-domain rows, fresh kernel, K^T u
+        absorb();
+        exact_rows();
+        build_kernel();
+        matvec_t(u, Ktu);
+        o.err = 0.0;
+        o.du = std::numeric_limits<double>::infinity();
+        o.umin = o.umax = 1.0;
+      }
+      bool bad = false;
+      for (int j = 0; j < n; ++j)
+        if (b[j] > 0 && !(Ktu[j] > kTiny && Ktu[j] < 1e280)) bad = true;
+      if (bad) {
+        absorb();
+        exact_cols();
+        build_kernel();
+        matvec_t(u, Ktu);
+      }
+      ++*iters;
+      double vmin = std::numeric_limits<double>::infinity(), vmax = 0.0;
+      if (balanced) {
+        // marginal error of diag(u) K diag(v) before the column update
+        err = o.err;
+        for (int j = 0; j < n; ++j) err += std::fabs(v[j] * Ktu[j] - b[j]);
+        if (err <= tol) return err;
+        if (!sor_done) {
+          const double q = it > 0 ? err / prev : 0.0;
+          double r = -1.0;
+          if (it >= kSorMin && q <= kSorEarlyMax &&
+              std::max({q, q1, q2}) <= (1.0 + kSorStable) * std::min({q, q1, q2}))
+            r = std::cbrt(q * q1 * q2);
+          if (it == kSorFrom) err10 = err;
+          if (it == kSorTo) r = std::pow(err / err10, 1.0 / (kSorTo - kSorFrom));
+          if (r >= 0.0) {
+            if (r < 1.0 && r > 0.0) rx.set(std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - r))));
+            sor_done = true;
+          }
+          q2 = q1;
+          q1 = q;
+          prev = err;
+        }
+        if (rx.w > 1.0 && err > 10.0 * best) rx.set(1.0);
+        best = std::min(best, err);
+      }
+      double dv = 0.0;
+      for (int j = 0; j < n; ++j) {
+        if (!(b[j] > 0)) {
+          v[j] = 0.0;
+          continue;
+        }
+        const double r = b[j] / Ktu[j];
+        double vn = lam == 1.0 ? r : w.wc[j] * std::pow(r, lam);
+        if (rx.w != 1.0) vn = v[j] * rx(vn / v[j]);
+        if (!balanced) dv = std::max(dv, std::fabs(std::log(vn / v[j])));
+        v[j] = vn;
+        vmin = std::min(vmin, vn);
+        vmax = std::max(vmax, vn);
+      }
+      if (!balanced) {
+        err = eps * std::max(o.du, dv);
+        if (err <= tol) return err;
+      }
+      if (o.umin < kLo || o.umax > kHi || vmin < kLo || vmax > kHi) {
+        absorb();
+        build_kernel();
+      }
+    }
+    return err;
+  }
+
+  // P = diag(u) K diag(v) in place; returns <P, C> and writes the L1 marginal error.
+  // A float32 kernel is widened in place, in phases of rows [lo, hi) with lo = ceil(hi / 2)
+  // from hi = m down: the float64 plan rows of a phase cover float32 rows [2 lo, 2 hi), all
+  // read in earlier phases, and each row is copied out before it is overwritten; rows of a
+  // phase run in parallel (static schedule: the sums do not depend on timing).
+  double finish(double* merr) {
+    const int T = par() ? nt : 1;
+    w.part.assign(static_cast<size_t>(T) * n, 0.0);  // per-thread column sums
+    if (f32) w.row32.resize(static_cast<size_t>(T) * n);
+    std::vector<double> tcost(T, 0.0), terr(T, 0.0);
+    const double* v = w.v.data();
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+      const int t = thread_id();
+      double* cs = w.part.data() + static_cast<int64_t>(t) * n;
+      float* buf = f32 ? w.row32.data() + static_cast<int64_t>(t) * n : nullptr;
+      double cost = 0.0, rerr = 0.0;
+      for (int hi = m; hi > 0;) {
+        const int lo = !f32 ? 0 : (hi == 1 ? 0 : (hi + 1) / 2);
+#pragma omp for schedule(static)
+        for (int i = lo; i < hi; ++i) {
+          double* Pi = K + static_cast<int64_t>(i) * n;
+          const double* Ci = C + static_cast<int64_t>(i) * n;
+          double rs, c;
+          if (f32) {
+            std::memcpy(buf, K32() + static_cast<int64_t>(i) * n, sizeof(float) * n);
+            plan_row(n, buf, w.u[i], v, Ci, Pi, cs, &rs, &c);
+          } else {
+            plan_row(n, Pi, w.u[i], v, Ci, Pi, cs, &rs, &c);
+          }
+          cost += c;
+          rerr += std::fabs(rs - a[i]);
+        }
+        hi = lo;
+      }
+      tcost[t] = cost;
+      terr[t] = rerr;
+    }
+    f32 = false;
+    double cost = 0.0, rerr = 0.0, cerr = 0.0;
+    for (int t = 0; t < T; ++t) {
+      cost += tcost[t];
+      rerr += terr[t];
+    }
+    for (int j = 0; j < n; ++j) {
+      double c = 0.0;
+      for (int t = 0; t < T; ++t) c += w.part[static_cast<int64_t>(t) * n + j];
+      cerr += std::fabs(c - b[j]);
+    }
+    *merr = rerr + cerr;
+    return cost;
+  }
+  template <class T>
+  static void plan_row(int n, const T* Ki, double ui, const double* v, const double* Ci,
+                       double* Pi, double* cs, double* rs_out, double* c_out) {
+    const SimdIsa isa = simd_isa();
+    GEOML_SIMD_CALL(isa, plan_row<T>, n, Ki, ui, v, Ci, Pi, cs, rs_out, c_out);
+  }
+};
+
+}  // namespace
+
+namespace ot_detail {
+
+double lse_max(int n, const double* h, const double* c) {
+  const SimdIsa isa = simd_isa();
+  return GEOML_SIMD_CALL(isa, lse_max, n, h, c);
+}
+
+double lse_sum(int n, const double* h, const double* c, double mx, double ie, double* wsum) {
+  const SimdIsa isa = simd_isa();
+  return GEOML_SIMD_CALL(isa, lse_sum, n, h, c, mx, ie, wsum);
+}
+
+}  // namespace ot_detail
+
+SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, const double* C,
+                            const SinkhornParams& p, double* f, double* g, double* P,
+                            SinkhornWork& w) {
+  SinkhornInfo info;
+  if (m <= 0 || n <= 0) return info;
+  w.u.assign(m, 1.0);
+  w.v.assign(n, 1.0);
+  w.Ktu.resize(n);
+  w.ra.resize(m);
+  w.rb.resize(n);
+  w.wr.resize(m);
+  w.wc.resize(n);
+  w.tmp.resize(std::max(m, n));
+  w.gc.resize(n);
+  for (int i = 0; i < m; ++i)
+    if (!(a[i] > 0)) w.u[i] = 0.0;
+  for (int j = 0; j < n; ++j)
+    if (!(b[j] > 0)) w.v[j] = 0.0;
+  DenseSinkhorn S(m, n, a, b, C, f, g, P, w, std::max(1, p.n_threads));
+  S.balanced = !(p.rho > 0);
+  double mass = 0.0;
+  for (int i = 0; i < m; ++i) mass += a[i];
+  int64_t iters = 0;
+  double err = 0.0;
+  // annealing schedule eps_start, eps_start q, ... (while > eps), then eps
+  double e = p.eps_start > p.eps ? p.eps_start : p.eps;
+  for (;;) {
+    const bool last = !(e > p.eps);
+    if (last) e = p.eps;
+    S.absorb();
+    S.set_eps(e, p.rho);
+    S.build_kernel();
+    const double tol = last ? p.tol : std::max(p.tol, p.stage_tol * (S.balanced ? mass : e));
+    const int64_t budget = p.max_iter - iters;
+    if (budget <= 0) break;
+    err = S.run(tol, budget, &iters);
+    if (last) break;
+    e *= p.eps_factor;
+  }
+  info.n_iter = iters;
+  info.err = err;
+  info.converged = err <= p.tol;
+  info.cost = S.finish(&info.marginal_error);
+  S.absorb();
+  return info;
+}
+
+void sinkhorn_batched(int64_t B, const double* a, const int64_t* a_off, const double* b,
+                      const int64_t* b_off, const double* C, const int64_t* c_off,
+                      const SinkhornParams& p, int n_jobs, double* cost, double* err,
+                      int64_t* n_iter, unsigned char* converged, double* plans) {
+  const int nt = resolve_threads(n_jobs);
+  SinkhornParams q = p;
+  q.n_threads = 1;
+#pragma omp parallel num_threads(nt)
+  {
+    SinkhornWork w;
+    std::vector<double> f, g, P;
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t k = 0; k < B; ++k) {
+      const int m = static_cast<int>(a_off[k + 1] - a_off[k]);
+      const int n = static_cast<int>(b_off[k + 1] - b_off[k]);
+      f.assign(m, 0.0);
+      g.assign(n, 0.0);
+      double* Pk = plans ? plans + c_off[k] : (P.resize(static_cast<size_t>(m) * n), P.data());
+      const SinkhornInfo info = sinkhorn_dense(m, n, a + a_off[k], b + b_off[k], C + c_off[k],
+                                               q, f.data(), g.data(), Pk, w);
+      cost[k] = info.cost;
+      err[k] = info.err;
+      n_iter[k] = info.n_iter;
+      converged[k] = info.converged;
+    }
+  }
+}
+
+}  // namespace geoml

@@ -1,0 +1,49 @@
+// Private to cpp/ot/sinkhorn*.cpp: the scalar exponential and the log-sum-exp row kernels
+// shared by the dense (sinkhorn.cpp) and point-cloud (sinkhorn_points.cpp) solvers.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace geoml {
+namespace ot_detail {
+
+// exp(x) for x <= 0 (clamped below at -708, where it is ~0): Cody-Waite reduction
+// x = k ln2 + r, |r| <= ln2/2, degree-12 Taylor polynomial, 2^k by exponent bits.
+// Relative error ~2e-16. Branch-free, so loops over it vectorise.
+inline double exp_neg(double x) {
+  x = std::max(x, -708.0);
+  const double magic = 6755399441055744.0;  // 1.5 * 2^52: round to nearest integer
+  const double t = x * 1.4426950408889634 + magic;
+  const double k = t - magic;
+  const double r = (x - k * 0.6931471805599453) - k * 2.3190468138462996e-17;
+  double q = 1.0 / 479001600.0;
+  q = q * r + 1.0 / 39916800.0;
+  q = q * r + 1.0 / 3628800.0;
+  q = q * r + 1.0 / 362880.0;
+  q = q * r + 1.0 / 40320.0;
+  q = q * r + 1.0 / 5040.0;
+  q = q * r + 1.0 / 720.0;
+  q = q * r + 1.0 / 120.0;
+  q = q * r + 1.0 / 24.0;
+  q = q * r + 1.0 / 6.0;
+  q = q * r + 0.5;
+  q = q * r + 1.0;
+  q = q * r + 1.0;
+  int64_t tb, mb;
+  std::memcpy(&tb, &t, 8);
+  std::memcpy(&mb, &magic, 8);
+  const int64_t bits = (tb - mb + 1023) << 52;
+  double scale;
+  std::memcpy(&scale, &bits, 8);
+  return q * scale;
+}
+
+/// max_j (h_j - c_j) over j < n (the AVX2 copy when simd_isa() allows it).
+double lse_max(int n, const double* h, const double* c);
+
+/// sum_j exp((h_j - c_j - mx) ie), and in *wsum (optional) sum_j of that times c_j.
+double lse_sum(int n, const double* h, const double* c, double mx, double ie, double* wsum);
+
+}  // namespace ot_detail
+}  // namespace geoml

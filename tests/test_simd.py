@@ -1,0 +1,368 @@
+"""Every SIMD kernel family under every ISA this CPU runs, compared with the generic path.
+
+geoml compiles its vector kernels once per instruction set (generic, AVX2, AVX-512; see
+docs/design/simd.md) and picks one at run time; ``_core.set_simd_isa`` and the
+``GEOML_SIMD`` environment variable force a choice. Each test computes a result with the
+generic kernels (the reference) and again with every other ISA the CPU supports, and checks
+that they agree (to rounding: the vector kernels reassociate sums and fuse multiply-adds).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import geoml
+import geoml.ot as got
+from geoml import _core
+from geoml.lowrank import _kernels, _svd
+from geoml.spectral import _amg, _lsym
+
+_LEVEL = {"generic": 0, "avx2": 1, "avx512": 2}
+_BEST = _core.simd_isa()  # what detection (or GEOML_SIMD) chose, before any test forces one
+ISAS = [isa for isa in ("generic", "avx2", "avx512") if _LEVEL[isa] <= _LEVEL[_BEST]]
+VECTOR_ISAS = [isa for isa in ISAS if isa != "generic"] or ["generic"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_isa():
+    """Whatever a test forces, the next one starts from automatic detection."""
+    yield
+    _core.set_simd_isa("auto")
+
+
+def run_with(isa, fn):
+    """fn() with the kernels of `isa`; automatic detection restored afterwards."""
+    _core.set_simd_isa(isa)
+    try:
+        assert _core.simd_isa() == isa
+        return fn()
+    finally:
+        _core.set_simd_isa("auto")
+
+
+def both(isa, fn):
+    """(generic result, result under `isa`)."""
+    return run_with("generic", fn), run_with(isa, fn)
+
+
+@pytest.fixture(params=VECTOR_ISAS)
+def isa(request):
+    return request.param
+
+
+def test_isa_list_matches_cpu():
+    # set_simd_isa accepts every ISA up to the detected one and refuses the ones above it
+    for name in ("generic", "avx2", "avx512"):
+        if name in ISAS:
+            run_with(name, lambda: None)
+        else:
+            with pytest.raises(ValueError, match="cannot run"):
+                _core.set_simd_isa(name)
+    with pytest.raises(ValueError, match="unknown SIMD ISA"):
+        _core.set_simd_isa("sse9")
+    assert _core.simd_isa() == _BEST
+
+
+@pytest.mark.parametrize("name", ISAS + ["auto", "bogus"])
+def test_geoml_simd_env_forces_isa(name):
+    # GEOML_SIMD is read once, at the first kernel dispatch of the process; an unknown name
+    # or one the CPU cannot run falls back to detection
+    env = dict(os.environ, GEOML_SIMD=name)
+    code = "import geoml._core as c; print(c.simd_isa())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    env.pop("GEOML_SIMD")
+    detected = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    assert out == (name if name in ISAS else detected)
+
+
+def test_geoml_simd_env_changes_results_path():
+    # a kernel run in a subprocess forced to generic gives the generic result of this process
+    rng = np.random.default_rng(0)
+    a, b = rng.random(20) + 0.1, rng.random(30) + 0.1
+    a, b = a / a.sum(), b / b.sum()
+    C = rng.random((20, 30))
+    ref = run_with("generic", lambda: got.sinkhorn(a, b, C, 0.05).cost)
+    code = ("import numpy as np, geoml.ot as got; rng = np.random.default_rng(0); "
+            "a, b = rng.random(20) + 0.1, rng.random(30) + 0.1; a, b = a / a.sum(), b / b.sum(); "
+            "C = rng.random((20, 30)); import geoml._core as c; assert c.simd_isa() == 'generic'; "
+            "print(repr(got.sinkhorn(a, b, C, 0.05).cost))")
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, GEOML_SIMD="generic"),
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert float(out) == ref
+
+
+# ---------------------------------------------------------------- neighbors
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "inner_product"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("query", [False, True])
+def test_knn(isa, metric, dtype, query):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((257, 19)).astype(dtype)
+    Y = rng.standard_normal((61, 19)).astype(dtype) if query else None
+    k = 7
+    ref, got_ = both(isa, lambda: geoml.knn(X, k, Y=Y, metric=metric, n_jobs=2))
+    rtol = 1e-4 if dtype == np.float32 else 1e-12
+    scale = float(np.abs(ref.distances).max())
+    np.testing.assert_allclose(got_.distances, ref.distances, rtol=rtol, atol=rtol * scale)
+    # neighbour sets agree except where the reference itself has a near-tie at the k-th place
+    Q = X if Y is None else Y
+    for i in range(Q.shape[0]):
+        a, b = set(ref.indices[i]), set(got_.indices[i])
+        if a != b:
+            kth = ref.distances[i, -1]
+            assert np.all(np.abs(got_.distances[i] - ref.distances[i])
+                          <= 10 * rtol * max(abs(kth), scale))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_knn_graph(isa, dtype):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((300, 8)).astype(dtype)
+    ref, got_ = both(isa, lambda: geoml.knn_graph(X, 6, mode="distance", symmetrize="union"))
+    assert (ref != 0).nnz == (got_ != 0).nnz
+    assert np.array_equal(ref.indptr, got_.indptr) and np.array_equal(ref.indices, got_.indices)
+    rtol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got_.data, ref.data, rtol=rtol)
+
+
+# ---------------------------------------------------------------- lowrank
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lowrank_kernels(isa, dtype):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((5, 9, 140)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+
+    def kernels():
+        out = []
+        for n, J in [(0, 3), (1, 6), (2, 4), (2, 1)]:
+            A = rng_a[(n, J)]
+            out.append(_kernels._ttm(X, n, A, False, 0))
+            out.append(_kernels._ttm(X, n, np.ascontiguousarray(A.T), True, 0))
+        for n in range(3):
+            out.append(_kernels._gram(X, n, 0))
+            out.append(_kernels._gram_apply(X, n, U[n], 0))
+        out.extend(_kernels._gram_apply_pair(X, U[1], U[2], 0))
+        out.append(np.array([_kernels._sumsq(X, 0)]))
+        tall = np.ascontiguousarray(rng_t.astype(dtype))
+        out.append(_svd._tall_gram(tall, 0))
+        out.append(_svd._tall_matmul(tall, M_t, 0))
+        return out
+
+    rng_a = {(n, J): rng.standard_normal((J, X.shape[n])).astype(dtype)
+             for n, J in [(0, 3), (1, 6), (2, 4), (2, 1)]}
+    U = [rng.standard_normal((X.shape[n], 5)).astype(dtype) for n in range(3)]
+    rng_t = rng.standard_normal((70_001, 6))
+    M_t = rng.standard_normal((6, 3)).astype(dtype)
+    ref, got_ = both(isa, kernels)
+    assert len(ref) == len(got_)
+    for r, g in zip(ref, got_):
+        np.testing.assert_allclose(g, r, rtol=tol, atol=tol * float(np.abs(r).max()))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lowrank_sketch_and_svd(isa, dtype):
+    # the randomized Tucker (mode sketches) and SVD drivers give the same factorisation
+    rng = np.random.default_rng(4)
+    core = rng.standard_normal((3, 4, 2))
+    facs = [np.linalg.qr(rng.standard_normal((s, r)))[0] for s, r in [(30, 3), (25, 4), (40, 2)]]
+    T = np.einsum("abc,ia,jb,kc->ijk", core, *facs)
+    T = (T + 1e-3 * rng.standard_normal(T.shape)).astype(dtype)
+    A = (rng.standard_normal((400, 5)) @ rng.standard_normal((5, 300))).astype(dtype)
+    tol = 2e-3 if dtype == np.float32 else 1e-8
+
+    def run():
+        t = geoml.tucker(T, (3, 4, 2), method="randomized", random_state=0)
+        s = geoml.randomized_svd(A, 5, random_state=0)
+        return t.to_tensor(), s.s
+
+    (t_ref, s_ref), (t_got, s_got) = both(isa, run)
+    np.testing.assert_allclose(t_got, t_ref, atol=tol * float(np.abs(T).max()))
+    np.testing.assert_allclose(s_got, s_ref, rtol=tol)
+
+
+# ---------------------------------------------------------------- spectral: LOBPCG, multigrid
+
+def test_lobpcg_block_kernels(isa):
+    rng = np.random.default_rng(5)
+    n = 1031  # not a multiple of any chunk or vector width
+    X, Y, W = (rng.standard_normal((n, c)) for c in (5, 3, 4))
+    C = rng.standard_normal((5 + 4, 6))
+    lam = rng.standard_normal(5)
+
+    def run():
+        G = _core.block_gram([X, W], [Y, X], 0)
+        out = np.zeros((n, 6))
+        _core.block_lincomb([X, W], C, out, 0.0, None, 0)
+        acc = np.ones((n, 6))
+        _core.block_lincomb([X, W], C, acc, 2.0, acc.copy(), 0)
+        R = np.empty((n, 5))
+        norms = _core.block_residual(X, Y @ rng_m, lam, R, 0)
+        return G, out, acc, R, np.asarray(norms)
+
+    rng_m = rng.standard_normal((3, 5))
+    ref, got_ = both(isa, run)
+    np.testing.assert_allclose(ref[0], np.hstack([X, W]).T @ np.hstack([Y, X]), rtol=1e-10,
+                               atol=1e-10)
+    for r, g in zip(ref, got_):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12 * float(np.abs(r).max()))
+
+
+def _grid_laplacian(side):
+    """L_sym of a side x side grid graph with random weights, and its adjacency."""
+    rng = np.random.default_rng(6)
+    n = side * side
+    idx = np.arange(n).reshape(side, side)
+    rows = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
+    cols = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
+    w = rng.random(rows.size) + 0.5
+    W = sp.csr_matrix((np.r_[w, w], (np.r_[rows, cols], np.r_[cols, rows])), shape=(n, n))
+    W.sort_indices()
+    d = np.asarray(W.sum(axis=1)).ravel()
+    Dm = sp.diags(1 / np.sqrt(d))
+    L = sp.csr_matrix(sp.identity(n) - Dm @ W @ Dm)
+    L.sort_indices()
+    return L, W, np.sqrt(d)
+
+
+def test_multigrid_and_csr_products(isa):
+    L, _, b = _grid_laplacian(40)
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((L.shape[0], 6))
+    T = rng.standard_normal((L.shape[0], 3))
+
+    def run():
+        Y = _amg._spmm(L, X, 0)
+        Z = _amg._spmm(L, X, 0, alpha=0.5, B=Y, beta=-2.0)
+        v = _amg._spmm(L, X[:, :1], 0)
+        levels = _amg._amg_hierarchy(L, b, 0)
+        cyc = _amg._amg_cycle(levels)
+        P = cyc.apply(0, np.ascontiguousarray(X), cycles=2, n_jobs=0)
+        Q = _amg._orthonormalise(X.copy(), 0)  # a basis of range(X): compare projections
+        return Y, Z, v, np.asarray(P), Q @ (Q.T @ T), len(levels)
+
+    ref, got_ = both(isa, run)
+    assert ref[5] == got_[5] >= 2  # a real hierarchy: the V-cycle kernels ran
+    np.testing.assert_allclose(ref[0], L @ X, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ref[1], 0.5 * (L @ X) - 2.0 * (L @ X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ref[2], L @ X[:, :1], rtol=1e-12, atol=1e-12)
+    for r, g, tol in zip(ref[:5], got_[:5], (1e-13, 1e-13, 1e-13, 1e-4, 1e-10)):
+        np.testing.assert_allclose(g, r, rtol=tol, atol=tol * float(np.abs(r).max()))
+
+
+def test_lobpcg_amg_eigensolver(isa):
+    # the whole multilevel LOBPCG + AMG path (block kernels, float32 V-cycles, CSR products)
+    _, W, _ = _grid_laplacian(40)
+
+    def run():
+        lam, V, _, conv, _ = _lsym._lsym_smallest(W, 5, method="lobpcg-amg", random_state=0,
+                                                  tol=1e-8)
+        assert conv
+        return lam, V
+
+    (l_ref, V_ref), (l_got, V_got) = both(isa, run)
+    np.testing.assert_allclose(l_got, l_ref, rtol=1e-6, atol=1e-9)
+    L = sp.identity(W.shape[0]) - sp.diags(1 / np.sqrt(np.asarray(W.sum(1)).ravel())) @ W @ \
+        sp.diags(1 / np.sqrt(np.asarray(W.sum(1)).ravel()))
+    for V, lam in ((V_ref, l_ref), (V_got, l_got)):
+        np.testing.assert_allclose(L @ V, V * lam, atol=1e-6)
+
+
+def test_lanczos_eigsh(isa):
+    _, W, _ = _grid_laplacian(20)
+    ref, got_ = both(isa, lambda: geoml.eigsh(W, 4, random_state=0).eigenvalues)
+    np.testing.assert_allclose(got_, ref, rtol=1e-10)
+
+
+# ---------------------------------------------------------------- optimal transport
+
+def _hist(rng, n):
+    h = rng.random(n) + 0.05
+    return h / h.sum()
+
+
+@pytest.mark.parametrize("m, n", [(7, 5), (16, 12), (32, 29), (40, 20), (120, 90)])
+def test_emd(isa, m, n):
+    # <= 32 x 32: the fixed-size solver (float32 pre-pricing with AVX2); m n <= 1024: the
+    # Dantzig scan; larger: block search
+    rng = np.random.default_rng(8)
+    a, b, C = _hist(rng, m), _hist(rng, n), rng.random((m, n))
+    ref, got_ = both(isa, lambda: got.emd(a, b, C))
+    assert got_.cost == pytest.approx(ref.cost, rel=1e-12, abs=1e-15)
+    np.testing.assert_allclose(got_.plan, ref.plan, atol=1e-12)
+
+
+def test_emd_batched_tiny_ties(isa):
+    rng = np.random.default_rng(9)
+    B, m, n = 40, 16, 12
+    A = np.vstack([_hist(rng, m) for _ in range(B)])
+    Bm = np.vstack([_hist(rng, n) for _ in range(B)])
+    C = np.round(4 * rng.random((B, m, n)))  # many ties
+    ref, got_ = both(isa, lambda: got.emd_batched(A, Bm, C).cost)
+    np.testing.assert_allclose(got_, ref, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("m, n", [(9, 13), (300, 260)])  # 300 x 260: float32 kernel rows
+def test_sinkhorn_dense(isa, m, n):
+    rng = np.random.default_rng(10)
+    a, b, C = _hist(rng, m), _hist(rng, n), rng.random((m, n))
+    ref, got_ = both(isa, lambda: got.sinkhorn(a, b, C, 0.02, tol=1e-10))
+    assert ref.converged and got_.converged
+    assert got_.cost == pytest.approx(ref.cost, rel=1e-8)
+    np.testing.assert_allclose(got_.plan, ref.plan, atol=1e-8 * float(ref.plan.max()))
+    ref_u, got_u = both(isa, lambda: got.sinkhorn_unbalanced(a, b, C, 0.05, 1.0).cost)
+    assert got_u == pytest.approx(ref_u, rel=1e-8)
+
+
+def test_sinkhorn_batched(isa):
+    rng = np.random.default_rng(11)
+    B, m, n = 12, 10, 14
+    A = np.vstack([_hist(rng, m) for _ in range(B)])
+    Bm = np.vstack([_hist(rng, n) for _ in range(B)])
+    C = rng.random((B, m, n))
+    ref, got_ = both(isa, lambda: got.sinkhorn_batched(A, Bm, C, 0.05, return_plans=True))
+    np.testing.assert_allclose(got_.cost, ref.cost, rtol=1e-8)
+    np.testing.assert_allclose(got_.plans, ref.plans, atol=1e-9)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_sinkhorn_points(isa, p):
+    # point-cloud costs computed on the fly, log-sum-exp rows
+    rng = np.random.default_rng(12)
+    x, y = rng.standard_normal((61, 3)), rng.standard_normal((47, 3)) + 0.5
+    ref, got_ = both(isa, lambda: got.sinkhorn_points(x, y, 0.1, p=p, tol=1e-9))
+    assert got_.cost == pytest.approx(ref.cost, rel=1e-8)
+    np.testing.assert_allclose(got_.f, ref.f, atol=1e-8)
+    np.testing.assert_allclose(got_.g, ref.g, atol=1e-8)
+
+
+def test_value_range(isa):
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal(1003)
+    ref, got_ = both(isa, lambda: tuple(_core.value_range(x, 0)))
+    assert ref == got_ == (x.min(), x.max(), True)
+    x[500] = np.inf
+    assert run_with(isa, lambda: tuple(_core.value_range(x, 0)))[2] is False
+
+
+# ---------------------------------------------------------------- curvature
+
+@pytest.mark.parametrize("method", ["exact", "sinkhorn"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_ollivier_ricci(isa, method, weighted):
+    nx = pytest.importorskip("networkx")
+    G = nx.karate_club_graph()
+    rng = np.random.default_rng(14)
+    for u, v in G.edges:
+        G[u][v]["weight"] = float(rng.integers(1, 4)) if weighted else 1.0
+    ref, got_ = both(isa, lambda: geoml.OllivierRicci(method=method).fit(G).curvature_)
+    np.testing.assert_allclose(got_, ref, rtol=1e-9, atol=1e-9)
