@@ -380,3 +380,17 @@ def test_unweighted_fast_path_scale_and_graphriccicurvature():
         orc = geoml.OllivierRicci(**kw).fit(K)
         np.testing.assert_allclose(orc.curvature_, edge_values(grc_curvature(K, **kw), orc),
                                    atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("cls", [geoml.OllivierRicci, geoml.FormanRicci, geoml.RicciFlow,
+                                 geoml.RicciCommunities])
+def test_estimators_refuse_a_graph_without_nodes(cls):
+    for G in (np.zeros((0, 2)), np.zeros((0, 3)), sp.csr_matrix((0, 0))):
+        with pytest.raises(ValueError, match="no nodes"):
+            cls().fit(G)
+    # an edgeless graph with nodes is fine: no edge, so no curvature (and singleton communities)
+    est = cls().fit(sp.csr_matrix((4, 4)))
+    if isinstance(est, geoml.RicciCommunities):
+        assert sorted(est.labels_.tolist()) == [0, 1, 2, 3]
+    else:
+        assert len(est.edges_) == 0

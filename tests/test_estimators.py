@@ -51,21 +51,10 @@ _DTYPE = {
     "check_dtype_object": "object arrays are a TypeError in geoml (real dtypes only), "
                           "scikit-learn converts numeric object arrays",
 }
-_ONE_CLUSTER = ("these checks set n_clusters=1; SpectralClustering refuses a one-cluster "
-                "partition (ValueError, tested in test_spectral.py)")
-
 
 def _expected_failed_checks(est) -> dict:
     """scikit-learn's documented ``expected_failed_checks``: one reason per check."""
     out = dict(_DTYPE)
-    if isinstance(est, geoml.SpectralClustering):
-        out.update(dict.fromkeys(["check_dont_overwrite_parameters",
-                                  "check_methods_subset_invariance", "check_fit2d_1feature",
-                                  "check_fit2d_predict1d"], _ONE_CLUSTER))
-    if isinstance(est, (geoml.OllivierRicci, geoml.FormanRicci, geoml.RicciFlow,
-                        geoml.RicciCommunities)):
-        out["check_estimators_empty_data_messages"] = (
-            "an empty (0, 2) or (0, 3) array is an empty edge list, a valid graph with no edge")
     return out
 
 

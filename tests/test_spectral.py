@@ -634,7 +634,9 @@ def test_estimators_bad_input(rng):
     with pytest.raises(ValueError, match="t="):
         geoml.DiffusionMap(t=-1).fit(X)
     with pytest.raises(ValueError, match="n_clusters"):
-        geoml.SpectralClustering(1).fit(X)
+        geoml.SpectralClustering(0).fit(X)
+    with pytest.raises(ValueError, match="n_clusters"):
+        geoml.SpectralClustering(len(X)).fit(X)
     with pytest.raises(ValueError, match="n_init"):
         geoml.SpectralClustering(2, n_neighbors=5, n_init=0).fit(X)
 
@@ -689,3 +691,17 @@ def test_amg_cycle_matches_float64_reference(rng, monkeypatch, m):
         cyc.apply(0, np.ones((7, 2)), 1, 0)
     with pytest.raises(ValueError, match="cycles"):
         cyc.apply(0, np.ones((levels[0].A.shape[0], 2)), 0, 0)
+
+
+def test_spectral_clustering_one_cluster():
+    # scikit-learn's SpectralClustering accepts n_clusters=1 (its estimator checks use it):
+    # every point in cluster 0; the embedding is the trivial eigenvector (eigenvalue 0), which
+    # in the embedding's D^-1/2 scaling is constant.
+    X, _ = swiss_roll(300, noise=0.0)
+    sc = geoml.SpectralClustering(1, n_neighbors=8, random_state=0).fit(X)
+    assert sc.labels_.shape == (300,) and not sc.labels_.any()
+    assert sc.embedding_.shape == (300, 1)
+    np.testing.assert_allclose(sc.eigenvalues_, [0.0], atol=1e-8)
+    e = sc.embedding_[:, 0]
+    np.testing.assert_allclose(e, np.full(300, e[0]), rtol=1e-10)
+    assert abs(e[0]) > 0

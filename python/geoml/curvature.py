@@ -127,8 +127,10 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
                              f"got shape {arr.shape}")
         if arr.shape[1] not in (2, 3):  # not an edge list: a dense adjacency, kept as sparse
             if arr.shape[0] != arr.shape[1]:
+                zero = (f"; it has 0 feature(s) (shape={arr.shape}) while a minimum of 2 is "
+                        "required." if arr.shape[1] == 0 else "")
                 raise ValueError("G as an array must be an (m, 2) or (m, 3) edge list or a "
-                                 f"square (n, n) adjacency; got shape {arr.shape}")
+                                 f"square (n, n) adjacency; got shape {arr.shape}{zero}")
             arr = arr.astype(np.float64)
             if not np.isfinite(arr).all():
                 raise ValueError("the adjacency G contains NaN or infinity")
@@ -185,6 +187,16 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
         e, w = np.ascontiguousarray(e[order]), np.ascontiguousarray(w[order], dtype=np.float64)
     _check_weights(w)
     return _Graph(n, e.reshape(-1, 2), w.astype(np.float64), nodes)
+
+
+def _fit_graph(G, weight: str) -> _Graph:
+    """``_as_graph`` for an estimator's ``fit``: a graph with no node at all is refused there
+    (the functions return empty results for it)."""
+    g = _as_graph(G, weight)
+    if g.n == 0:
+        raise ValueError("G has no nodes (an empty edge list or a 0 x 0 adjacency): there is "
+                         "nothing to fit")
+    return g
 
 
 def _check_weights(w: np.ndarray):
@@ -375,7 +387,7 @@ class OllivierRicci(_OrcParams):
         symmetric matrix of shape (n, n), or edge list of shape (m, 2) / (m, 3); see the module
         notes)."""
         self._check_params()
-        self._graph = _as_graph(G, self.weight)
+        self._graph = _fit_graph(G, self.weight)
         self.edges_, self.weights_ = self._graph.edges, self._graph.weights
         self.curvature_, self.distances_, self.converged_ = self._curvature(self._graph)
         self.node_curvature_ = _node_average(self._graph.n, self.edges_, self.curvature_)
@@ -445,7 +457,7 @@ class FormanRicci(_GraphEstimator):
         """Compute the curvature of every edge of ``G`` (same inputs as OllivierRicci)."""
         if self.method not in ("augmented", "1d"):
             raise ValueError(f"method={self.method!r}; choose 'augmented' or '1d'")
-        self._graph = g = _as_graph(G, self.weight)
+        self._graph = g = _fit_graph(G, self.weight)
         if (g.weights == 0).any():
             raise ValueError("Forman curvature divides by edge weights: a weight is 0")
         indptr, indices, w = g.csr()
@@ -542,7 +554,7 @@ class RicciFlow(_OrcParams):
             raise ValueError(f"step={self.step} must be > 0")
         if self.surgery is not None and (len(self.surgery) != 2 or not callable(self.surgery[0])):
             raise ValueError("surgery must be a (callable, every) pair")
-        self._graph = g = _as_graph(G, self.weight)
+        self._graph = g = _fit_graph(G, self.weight)
         m = len(g.edges)
         w = g.weights.copy()
         t0 = time.perf_counter()

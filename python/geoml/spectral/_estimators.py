@@ -281,7 +281,9 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_clusters : int
+    n_clusters : int, default 8
+        Number of clusters, 1 <= n_clusters < n_samples (1 puts every point in cluster 0, as
+        scikit-learn does).
     n_neighbors : int, default 15
     affinity : {"knn", "adaptive", "precomputed"}, default "knn"
     kernel : str, optional
@@ -339,7 +341,7 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
         W, n_features = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel,
                                         self.n_jobs, where)
         n = W.shape[0]
-        k = check_int(self.n_clusters, "n_clusters", low=2, high=n - 1,
+        k = check_int(self.n_clusters, "n_clusters", low=1, high=n - 1,
                       hint=f" (the graph has {n} nodes)")
         n_init = check_int(self.n_init, "n_init", low=1)
         max_iter = check_int(self.max_iter, "max_iter", low=1)
