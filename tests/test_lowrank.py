@@ -100,7 +100,7 @@ def test_kernels_match_numpy(shape, dtype, J):
         np.testing.assert_allclose(G, Gref, atol=tol * np.abs(Gref).max())
         assert np.array_equal(G, G.T)
         W = rng.standard_normal((X.size // In, 4)).astype(dtype)
-        S = getattr(geoml._core, "mode_sketch_" + _kernels._sfx(dtype))(X, n, W, 0)
+        S = geoml._core.mode_sketch(X, n, W, n_jobs=0)
         Sref = np.moveaxis(X64, n, -1).reshape(-1, In).T @ W.astype(np.float64)
         np.testing.assert_allclose(S, Sref, atol=tol * np.abs(Sref).max())
         # Gram matrix times a few columns (SIMD tiles of 1, 2 and 3 vectors, row tails; R == 1

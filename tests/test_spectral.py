@@ -681,13 +681,13 @@ def test_amg_cycle_matches_float64_reference(rng, monkeypatch, m):
     for start in (0, 1, len(levels) - 1):
         B = rng.normal(size=(levels[start].A.shape[0], m))
         ref = _vcycle_ref(levels, start, B)
-        X = cyc.apply(start, B, 1, 0)
+        X = cyc.apply(start, B, cycles=1, n_jobs=0)
         np.testing.assert_allclose(X, ref, rtol=0, atol=1e-4 * np.abs(ref).max())
         # two cycles: X1 + cycle(B - A X1)
         ref2 = ref + _vcycle_ref(levels, start, B - levels[start].A @ ref)
-        X2 = cyc.apply(start, B, 2, 1)
+        X2 = cyc.apply(start, B, cycles=2, n_jobs=1)
         np.testing.assert_allclose(X2, ref2, rtol=0, atol=1e-4 * np.abs(ref2).max())
     with pytest.raises(ValueError, match="B must be"):
-        cyc.apply(0, np.ones((7, 2)), 1, 0)
+        cyc.apply(0, np.ones((7, 2)), cycles=1, n_jobs=0)
     with pytest.raises(ValueError, match="cycles"):
-        cyc.apply(0, np.ones((levels[0].A.shape[0], 2)), 0, 0)
+        cyc.apply(0, np.ones((levels[0].A.shape[0], 2)), cycles=0, n_jobs=0)
