@@ -18,6 +18,7 @@ from .._validation import (
     is_device_object,
 )
 
+
 @dataclass
 class EigshResult:
     """Eigenpairs from :func:`eigsh`. Unpacks as ``w, V = result``.
@@ -229,7 +230,7 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
             raise ValueError(f"v0 has {v0.shape[0]} entries; A has {n} rows")
     options = _core.LanczosOptions(k=k, which=_core.Which[which], tol=tol, max_iter=max_iter,
                                    ncv=ncv, seed=_seed(random_state))
-    solve = dict(options=options, v0=v0, n_jobs=check_n_jobs(n_jobs))
+    solve = {"options": options, "v0": v0, "n_jobs": check_n_jobs(n_jobs)}
     if callback is not None:
         out = _core.eigsh_callback(callback, n=n, dtype=np.dtype(dtype), **solve)
     elif indptr is not None:

@@ -134,7 +134,8 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
     options = _core.LanczosOptions(k=kk, which=_core.Which.LA, tol=tol, max_iter=max_iter,
                                    anorm=1.0, cheb_degree=deg, cheb_cut=cheb_cut, verify=False,
                                    seed=_seed(random_state))
-    solve = dict(options=options, deflate=np.ascontiguousarray(Z), n_jobs=check_n_jobs(n_jobs))
+    solve = {"options": options, "deflate": np.ascontiguousarray(Z),
+             "n_jobs": check_n_jobs(n_jobs)}
     if W.nnz and np.all(W.data == W.data[0]):
         # unweighted graph: N = S P S with the pattern P and s = 1 / sqrt(row counts)
         cnt = np.diff(N.indptr).astype(np.float64)
