@@ -57,8 +57,9 @@ def _public(obj):
 
 def _check_stub_matches(mod, stub: str):
     top, members = _stub_names(stub)
-    assert _public(mod) == top, (f"{stub} is out of date (run tools/gen_stubs.py): only in the "
-                                 f"module {_public(mod) - top}, only in the stub {top - _public(mod)}")
+    names = _public(mod)
+    assert names == top, (f"{stub} is out of date (run tools/gen_stubs.py): only in the module "
+                          f"{names - top}, only in the stub {top - names}")
     for cls_name, names in members.items():
         cls = getattr(mod, cls_name)
         assert _public(cls) == names, f"{stub}: members of {cls_name} differ"

@@ -395,7 +395,8 @@ def test_gram_apply_pair_bad_shapes():
         f(X, np.zeros((4, 2)), np.zeros(5), n_jobs=0)
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         f(np.zeros(5), np.zeros((5, 2)), np.zeros((5, 2)), n_jobs=0)
-    Z1, Z2 = f(X, np.zeros((4, 0)), np.ones((5, 1)), n_jobs=0)  # no columns: empty and zero products
+    # no columns: empty and zero products
+    Z1, Z2 = f(X, np.zeros((4, 0)), np.ones((5, 1)), n_jobs=0)
     assert Z1.shape == (4, 0) and Z2.shape == (5, 1) and not Z2.any()
 
 

@@ -139,7 +139,8 @@ py::tuple eigsh_callback_t(py::function matvec, int64_t n, LanczosOptions opt, p
     py::array_t<T> xa(n);
     std::copy(x, x + n, xa.mutable_data());
     carray<T> r = matvec(xa).template cast<carray<T>>();
-    if (r.size() != n) throw std::invalid_argument("the matvec returned a vector of the wrong size");
+    if (r.size() != n)
+      throw std::invalid_argument("the matvec returned a vector of the wrong size");
     std::copy(r.data(), r.data() + n, y);
   };
   return run_lanczos<T>(n, mv, ChebStep<T>(), v0, deflate, opt);
