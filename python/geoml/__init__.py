@@ -7,6 +7,7 @@ geoml never imports CuPy nor touches a GPU.
 from __future__ import annotations
 
 from . import _core, ot
+from ._base import NotFittedError
 from ._config import show_config
 from .curvature import (
                         FormanRicci,
@@ -33,6 +34,7 @@ __version__: str = _core.__version__
 __all__ = [
     "__version__",
     "show_config",
+    "NotFittedError",
     # neighbours and graphs
     "KNNGraph",
     "KNNResult",

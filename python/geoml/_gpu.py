@@ -1,4 +1,6 @@
-"""Lazy access to the optional CUDA module. Nothing here runs at ``import geoml``."""
+"""Lazy access to the optional CUDA module. Nothing here runs at ``import geoml``.
+
+Where a call runs and moving data there: ``_device.py``."""
 from __future__ import annotations
 
 import functools
@@ -30,29 +32,6 @@ def device_count() -> int:
 def available() -> bool:
     """True when ``geoml._cuda`` is built and a GPU is visible."""
     return device_count() > 0
-
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def resolve_device(device, *arrays) -> str:
-    """``"cpu"`` or ``"cuda"``: where a call runs.
-
-    ``"auto"`` follows the input (CuPy / ``__cuda_array_interface__`` arrays run on the GPU),
-    ``"cpu"`` and ``"cuda"`` force a device; the result type always follows the input type.
-    Mixing host and device arrays in one call is a ``TypeError``.
-    """
-    if device not in DEVICES:
-        raise ValueError(f"device={device!r}; choose 'auto', 'cpu' or 'cuda'")
-    from ._validation import is_gpu_array
-
-    kinds = {is_gpu_array(a) for a in arrays if a is not None}
-    if len(kinds) > 1:
-        raise TypeError("the array arguments mix GPU (CuPy) and host (NumPy) arrays; pass all "
-                        "of them on the same side (cupy.asarray(...) or .get())")
-    if device == "auto":
-        return "cuda" if True in kinds else "cpu"
-    return device
 
 
 def require_cuda(what: str):

@@ -6,7 +6,8 @@ import numbers
 
 import numpy as np
 
-__all__ = ["as_float_array", "check_int", "check_n_jobs", "is_gpu_array", "reject_gpu"]
+__all__ = ["as_float_array", "check_int", "check_n_jobs", "check_random_state", "check_tol",
+           "is_gpu_array", "random_seed", "reject_gpu"]
 
 
 def is_gpu_array(x) -> bool:
@@ -54,6 +55,9 @@ def as_float_array(X, name: str = "X", *, ndim: int = 2, dtype=None, allow_empty
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D array; got shape {arr.shape}")
     if not allow_empty and arr.size == 0:
+        if ndim == 2 and arr.shape[0] and not arr.shape[1]:  # scikit-learn's words for it
+            raise ValueError(f"{name} is empty: 0 feature(s) (shape={arr.shape}) while a "
+                             "minimum of 1 is required.")
         raise ValueError(f"{name} is empty (shape {arr.shape}); at least one element is needed")
     if finite and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinity")
@@ -80,6 +84,55 @@ def check_n_jobs(n_jobs) -> int:
     if n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs={n_jobs}: use None, -1 (all cores) or a positive count")
     return n_jobs
+
+
+def check_random_state(random_state) -> np.random.Generator:
+    """The ``numpy.random.Generator`` of a ``random_state`` parameter, for every CPU and GPU path.
+
+    None: fresh OS entropy; an int ``s >= 0``: ``default_rng(s)``; a ``Generator``: itself
+    (draws advance it); a legacy ``RandomState``: ``default_rng`` of one ``randint(2**31 - 1)``
+    draw from it. Anything else (bool included) is a ``TypeError``.
+    """
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**31 - 1))
+    if random_state is None or (isinstance(random_state, numbers.Integral)
+                                and not isinstance(random_state, bool)):
+        return np.random.default_rng(random_state)
+    raise TypeError("random_state must be None, an int, a numpy.random.Generator or a "
+                    f"numpy.random.RandomState; got {random_state!r}")
+
+
+def random_seed(random_state) -> int:
+    """A 63-bit seed for the C++ and CUDA generators, drawn from
+    :func:`check_random_state` ``(random_state)``: the same ``random_state`` gives the same seed
+    on every path (CPU or GPU), and a ``Generator`` advances by one draw."""
+    return int(check_random_state(random_state).integers(2**63))
+
+
+def check_tol(tol, name: str = "tol", *, default: float | None = None, dtype=None,
+              allow_zero: bool = False) -> float:
+    """A tolerance as a float: finite and ``> 0`` (``>= 0`` with ``allow_zero``), else
+    ``ValueError`` (``TypeError`` for a non-number).
+
+    ``default`` replaces None when given. With ``dtype``, the value is raised to
+    ``10 * eps(dtype)`` (a smaller tolerance cannot be met in that precision).
+    """
+    if tol is None and default is not None:
+        tol = default
+    try:
+        value = float(tol)
+    except TypeError:
+        raise TypeError(f"{name} must be a number; got {tol!r}") from None
+    except ValueError:
+        raise ValueError(f"{name} must be a number; got {tol!r}") from None
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be a {kind} number; got {value!r}")
+    if dtype is not None:
+        value = max(value, 10 * float(np.finfo(dtype).eps))
+    return value
 
 
 def single_threaded_blas():

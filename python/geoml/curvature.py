@@ -1,9 +1,11 @@
 """Discrete Ricci curvature of graphs: Ollivier-Ricci, Forman-Ricci, Ricci flow and
 Ricci-flow communities (CPU kernels in ``cpp/curvature/``, OT by ``cpp/ot/``).
 
-Graphs are accepted as a networkx ``Graph``, a SciPy sparse symmetric weight matrix, or an edge
-list; results are per-edge arrays aligned with ``edges_`` (pairs ``i < j`` of node positions),
-plus helpers that write GraphRicciCurvature's attribute names back onto a networkx graph.
+Graphs are accepted as a networkx ``Graph``, a SciPy sparse symmetric weight matrix, a dense
+square weight matrix (zeros: no edge; an array with 2 or 3 columns is always read as an edge list,
+so pass a 2- or 3-node adjacency as a sparse matrix), or an edge list; results are per-edge
+arrays aligned with ``edges_`` (pairs ``i < j`` of node positions), plus helpers that write
+GraphRicciCurvature's attribute names back onto a networkx graph.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from . import _core
+from ._base import BaseEstimator
 from ._validation import check_int, check_n_jobs, reject_gpu
 
 __all__ = ["FormanRicci", "OllivierRicci", "RicciCommunities", "RicciFlow", "forman_ricci",
@@ -111,7 +114,29 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
         up = rows < cols
         return _Graph(n, np.column_stack([rows[up], cols[up]]), w[up], nodes,
                       _csr=(indptr, cols, w))
-    elif sp.issparse(G):
+    if not sp.issparse(G) and not hasattr(G, "edges"):
+        arr = np.asarray(G)
+        if arr.dtype.kind not in "fiub":
+            raise TypeError("G must be a networkx Graph, a SciPy sparse symmetric matrix, a "
+                            "square (n, n) adjacency array, or an edge list of shape (m, 2) or "
+                            f"(m, 3) (u, v[, weight]); got {type(G).__name__} of dtype "
+                            f"{arr.dtype}")
+        if arr.ndim != 2:
+            raise ValueError(f"G as an array must be 2-D (an edge list or a square adjacency); "
+                             f"got shape {arr.shape}")
+        if arr.shape[1] not in (2, 3):  # not an edge list: a dense adjacency, kept as sparse
+            if arr.shape[0] != arr.shape[1]:
+                raise ValueError("G as an array must be an (m, 2) or (m, 3) edge list or a "
+                                 f"square (n, n) adjacency; got shape {arr.shape}")
+            arr = arr.astype(np.float64)
+            if not np.isfinite(arr).all():
+                raise ValueError("the adjacency G contains NaN or infinity")
+            scale = np.abs(arr).max() if arr.size else 0.0
+            if arr.size and np.abs(arr - arr.T).max() > 1e-8 * scale:
+                raise ValueError("the adjacency G is not symmetric; pass (G + G.T) / 2 or "
+                                 "np.maximum(G, G.T) to symmetrise it")
+            G = sp.csr_matrix((arr + arr.T) / 2)  # zeros are no edge; rounding-level asymmetry
+    if sp.issparse(G):
         if G.ndim != 2 or G.shape[0] != G.shape[1]:
             raise ValueError(f"a sparse adjacency must be square; got shape {G.shape}")
         A = sp.coo_matrix(G)
@@ -134,11 +159,12 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
         w = np.asarray(upper[su.row, su.col]).ravel() if len(su.row) else np.zeros(0)
     else:
         arr = np.asarray(G)
-        if arr.ndim != 2 or arr.shape[1] not in (2, 3) or arr.dtype.kind not in "fiu":
-            raise TypeError("G must be a networkx Graph, a SciPy sparse symmetric matrix, or an "
-                            "edge list of shape (m, 2) or (m, 3) (u, v[, weight]); got "
-                            f"{type(G).__name__}")
-        if arr.shape[0] and (not np.isfinite(arr[:, :2]).all() or (arr[:, :2] < 0).any()
+        if arr.dtype.kind not in "fiu":
+            raise TypeError("an edge list must hold numbers (u, v[, weight]); got dtype "
+                            f"{arr.dtype}")
+        if not np.isfinite(arr[:, :2]).all():
+            raise ValueError("edge list node ids contain NaN or infinity")
+        if arr.shape[0] and ((arr[:, :2] < 0).any()
                              or (arr[:, :2] != np.round(arr[:, :2])).any()):
             raise ValueError("edge list node ids must be non-negative integers")
         ij = arr[:, :2].astype(np.int64)
@@ -164,7 +190,8 @@ def _check_weights(w: np.ndarray):
     if not np.isfinite(w).all():
         raise ValueError("edge weights contain NaN or infinity")
     if (w < 0).any():
-        raise ValueError("edge weights must be non-negative (they are lengths)")
+        raise ValueError("Negative values in data: edge weights must be non-negative (they "
+                         "are lengths)")
 
 
 def _node_average(n: int, edges: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -193,7 +220,23 @@ def _write_networkx(G, graph: _Graph, edge_values, node_values, name: str):
     return H
 
 
-class _OrcParams:
+class _GraphEstimator(BaseEstimator):
+    """A curvature estimator: ``fit(G)`` takes a graph. For scikit-learn its input is pairwise
+    (a square adjacency, sparse or dense) with non-negative entries."""
+
+    def _geoml_tags(self) -> dict:
+        return {"input_tags.pairwise": True, "input_tags.sparse": True,
+                "input_tags.positive_only": True}
+
+    def _set_n_features(self, G) -> None:
+        """``n_features_in_``: columns of an array or sparse input (none for networkx)."""
+        if hasattr(G, "is_directed"):
+            return
+        shape = G.shape if hasattr(G, "shape") else np.shape(G)
+        self.n_features_in_ = int(shape[1])
+
+
+class _OrcParams(_GraphEstimator):
     """Shared Ollivier-Ricci hyper-parameters and the kernel call."""
 
     def _check_params(self):
@@ -295,6 +338,8 @@ class OllivierRicci(_OrcParams):
         False where the OT solver hit ``max_iter`` (a warning is raised too).
     nodes_ : list
         Node labels by position (networkx input) or ``range(n)``.
+    n_features_in_ : int
+        Columns of an array or sparse ``G`` (absent for a networkx graph).
 
     Notes
     -----
@@ -328,8 +373,9 @@ class OllivierRicci(_OrcParams):
         self.n_jobs = n_jobs
 
     def fit(self, G, y=None) -> "OllivierRicci":
-        """Compute the curvature of every edge of ``G`` (networkx Graph, sparse symmetric
-        matrix of shape (n, n), or edge list of shape (m, 2) / (m, 3))."""
+        """Compute the curvature of every edge of ``G`` (networkx Graph, sparse or dense
+        symmetric matrix of shape (n, n), or edge list of shape (m, 2) / (m, 3); see the module
+        notes)."""
         self._check_params()
         self._graph = _as_graph(G, self.weight)
         self.edges_, self.weights_ = self._graph.edges, self._graph.weights
@@ -337,6 +383,7 @@ class OllivierRicci(_OrcParams):
         self.node_curvature_ = _node_average(self._graph.n, self.edges_, self.curvature_)
         self.nodes_ = self._graph.nodes if self._graph.nodes is not None else list(
             range(self._graph.n))
+        self._set_n_features(G)
         return self
 
     def to_networkx(self, G=None):
@@ -360,7 +407,7 @@ def ollivier_ricci(G, alpha: float = 0.5, method: str = "exact", **kwargs) -> np
     return OllivierRicci(alpha=alpha, method=method, **kwargs).fit(G).curvature_
 
 
-class FormanRicci:
+class FormanRicci(_GraphEstimator):
     """Forman-Ricci curvature of every edge (Forman 2003; Sreejith et al. 2016), with
     GraphRicciCurvature's formulas and unit node weights.
 
@@ -377,7 +424,7 @@ class FormanRicci:
 
     Attributes
     ----------
-    edges_, weights_, curvature_, node_curvature_, nodes_
+    edges_, weights_, curvature_, node_curvature_, nodes_, n_features_in_
         As in :class:`OllivierRicci`.
 
     Examples
@@ -411,6 +458,7 @@ class FormanRicci:
                                              n_jobs=check_n_jobs(self.n_jobs))
         self.node_curvature_ = _node_average(g.n, g.edges, self.curvature_)
         self.nodes_ = g.nodes if g.nodes is not None else list(range(g.n))
+        self._set_n_features(G)
         return self
 
     def to_networkx(self, G=None):
@@ -529,6 +577,7 @@ class RicciFlow(_OrcParams):
         self.curvature_history_ = np.array(history).reshape(len(history), m)
         self.n_iter_ = it if n_iter else 0
         self.nodes_ = g.nodes if g.nodes is not None else list(range(g.n))
+        self._set_n_features(G)
         return self
 
     def to_networkx(self, G=None):
@@ -556,7 +605,7 @@ def _modularity(n: int, edges: np.ndarray, w: np.ndarray, labels: np.ndarray) ->
     return float(inside / two_m - ((tot / two_m) ** 2).sum())
 
 
-class RicciCommunities:
+class RicciCommunities(_GraphEstimator):
     """Community detection by Ricci flow (Ni et al. 2019): flow the edge lengths, then cut
     the edges longer than a cutoff; the communities are the connected components. Cutoffs are
     swept from the longest flowed edge down in steps of ``cutoff_step`` and the cut with the
@@ -623,6 +672,7 @@ class RicciCommunities:
         self.modularity_, self.cutoff_, self.labels_ = best
         self.labels_ = np.asarray(self.labels_, dtype=np.int64)
         self.flow_ = flow
+        self._set_n_features(G)
         return self
 
 

@@ -7,12 +7,16 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from . import _core, _gpu
+from . import _core
+from ._base import BaseEstimator, GraphMixin, NotFittedError
+from ._device import move as _move
+from ._device import on_device as _on_device
+from ._device import resolve_device
+from ._device import xp as _xp
 from ._validation import (
     as_float_array,
     check_int,
     check_n_jobs,
-    is_device_object,
     is_gpu_array,
 )
 
@@ -48,45 +52,6 @@ def _symmetrize_mode(symmetrize: str | None) -> _core.Symmetrize:
     return _core.Symmetrize[symmetrize]
 
 
-def _xp(a):
-    """The array module of ``a``: CuPy for device arrays (imported only then), else NumPy."""
-    if is_gpu_array(a):
-        import cupy
-
-        return cupy
-    return np
-
-
-def _move(obj, to_gpu: bool):
-    """``obj`` (array or CSR matrix) on the device (``to_gpu``) or the host; no copy if there."""
-    on_gpu = is_device_object(obj)
-    if on_gpu == to_gpu:
-        return obj
-    if not to_gpu:
-        return obj.get()
-    if sp.issparse(obj):
-        import cupyx.scipy.sparse as csp
-
-        return csp.csr_matrix(obj)
-    import cupy
-
-    return cupy.asarray(obj)
-
-
-def _on_device(X, where: str, name: str, *, allow_empty: bool = False):
-    """Validated float array of ``X`` on the compute side ``where`` ("cpu" or "cuda")."""
-    if where == "cuda":
-        cp, _ = _gpu.require_cuda("geoml")
-        from ._neighbors_gpu import as_device_float_array
-
-        return as_device_float_array(X, name, cp, allow_empty=allow_empty)
-    if is_gpu_array(X):
-        import cupy
-
-        X = cupy.asarray(X).get()
-    return as_float_array(X, name, allow_empty=allow_empty)
-
-
 def _knn_checks(n: int, k, has_y: bool, metric: str, exclude_self):
     """Validated (metric, exclude_self, k) for a search among n points."""
     metric = _check_metric(metric)
@@ -97,7 +62,7 @@ def _knn_checks(n: int, k, has_y: bool, metric: str, exclude_self):
     kmax = n - 1 if exclude_self else n
     k = check_int(k, "k", low=1, high=kmax,
                   hint=f" (X has {n} points{', and a point is not its own neighbour' if exclude_self else ''})"
-                  if kmax >= 1 else f" (X has {n} point: no neighbour other than itself)")
+                  if kmax >= 1 else f" (X has {n} sample: no neighbour other than itself)")
     return metric, bool(exclude_self), k
 
 
@@ -115,18 +80,7 @@ def _knn_elsewhere(X, k, Y, metric, exclude_self, n_jobs, where: str) -> KNNResu
     gpu_in = is_gpu_array(X)
     Xw = _on_device(X, where, "X")
     Yw = None if Y is None else _on_device(Y, where, "Y", allow_empty=True)
-    if where == "cpu":
-        res = knn(Xw, k, Y=Yw, metric=metric, exclude_self=exclude_self, n_jobs=n_jobs,
-                  device="cpu")
-    else:
-        from ._neighbors_gpu import knn_device
-
-        check_n_jobs(n_jobs)
-        metric, exclude_self, k = _knn_checks(Xw.shape[0], k, Y is not None, metric,
-                                              exclude_self)
-        if Yw is not None:
-            Xw, Yw = _same_features_and_dtype(Xw, Yw)
-        res = knn_device(Xw, Yw, k, metric, exclude_self)
+    res = _knn_checked(Xw, k, Yw, metric, exclude_self, n_jobs)
     return KNNResult(_move(res[0], gpu_in), _move(res[1], gpu_in))
 
 
@@ -193,7 +147,7 @@ def knn(X, k: int, *, Y=None, metric: str = "euclidean", exclude_self: bool | No
     >>> dist[0]
     array([1., 2.])
     """
-    where = _gpu.resolve_device(device, X, Y)
+    where = resolve_device(device, X, Y)
     if where == "cuda" or is_gpu_array(X):
         return _knn_elsewhere(X, k, Y, metric, exclude_self, n_jobs, where)
     X = as_float_array(X, "X")
@@ -202,6 +156,25 @@ def knn(X, k: int, *, Y=None, metric: str = "euclidean", exclude_self: bool | No
         raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
     if Y is not None:
         Y = as_float_array(Y, "Y", allow_empty=True)
+    return _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose)
+
+
+def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNResult:
+    """:func:`knn` of arrays already validated (``as_float_array`` or its device twin) and on
+    the side that computes: NumPy on the CPU, CuPy on the GPU. No second NaN scan of X or Y;
+    the parameters are checked here, with :func:`knn`'s messages."""
+    if is_gpu_array(X):
+        from ._neighbors_gpu import knn_device
+
+        check_n_jobs(n_jobs)
+        metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
+        if Y is not None:
+            X, Y = _same_features_and_dtype(X, Y)
+        return KNNResult(*knn_device(X, Y, k, metric, exclude_self))
+    _check_metric(metric)
+    if exclude_self and Y is not None:
+        raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
+    if Y is not None:
         X, Y = _same_features_and_dtype(X, Y)
     metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
     idx, dist = _core.knn(X, Y, k=k, metric=metric, exclude_self=exclude_self,
@@ -329,18 +302,28 @@ def knn_graph(X, k: int, *, metric: str = "euclidean", mode: str = "distance",
            [0., 0., 1., 0.]])
     """
     _check_graph_options(mode, symmetrize, kernel)
-    where = _gpu.resolve_device(device, X)
+    where = resolve_device(device, X)
     gpu_in = is_gpu_array(X)
-    if where == "cuda" or gpu_in:
-        X = _on_device(X, where, "X")
-    res = knn(X, k, metric=metric, n_jobs=n_jobs, verbose=verbose)
-    g = _graph_from_neighbors(res, mode, symmetrize, kernel, sigma, k_sigma, decay,
-                              check_n_jobs(n_jobs))
+    X = _on_device(X, where, "X")  # validated once, on the side that computes
+    g = _knn_graph_checked(X, k, metric=metric, mode=mode, symmetrize=symmetrize, kernel=kernel,
+                           sigma=sigma, k_sigma=k_sigma, decay=decay, n_jobs=n_jobs,
+                           verbose=verbose)
     return _move(g, gpu_in)
 
 
-class KNNGraph:
-    """Exact kNN graph as a scikit-learn-style estimator.
+def _knn_graph_checked(X, k, *, metric="euclidean", mode="distance", symmetrize="union",
+                       kernel=None, sigma=None, k_sigma=None, decay=None, n_jobs=None,
+                       verbose=False):
+    """:func:`knn_graph` of an array already validated and on the side that computes (see
+    :func:`_knn_checked`); the graph stays on that side."""
+    _check_graph_options(mode, symmetrize, kernel)
+    res = _knn_checked(X, k, None, metric, None, n_jobs, verbose)
+    return _graph_from_neighbors(res, mode, symmetrize, kernel, sigma, k_sigma, decay,
+                                 check_n_jobs(n_jobs))
+
+
+class KNNGraph(GraphMixin, BaseEstimator):
+    """Exact kNN graph as a scikit-learn estimator (``fit_transform`` returns ``graph_``).
 
     Parameters
     ----------
@@ -391,11 +374,11 @@ class KNNGraph:
     def fit(self, X, y=None) -> "KNNGraph":
         """Compute the neighbours and graph of ``X`` (array-like of shape (n_samples, n_features))."""
         _check_graph_options(self.mode, self.symmetrize, self.kernel)
-        where = _gpu.resolve_device(self.device, X)
+        where = resolve_device(self.device, X)
         gpu_in = is_gpu_array(X)
-        X = _on_device(X, where, "X")  # validated, on the side that computes
-        res = knn(X, self.n_neighbors, metric=self.metric, n_jobs=self.n_jobs,
-                  verbose=self.verbose)
+        X = _on_device(X, where, "X")  # validated once, on the side that computes
+        res = _knn_checked(X, self.n_neighbors, None, self.metric, None, self.n_jobs,
+                           self.verbose)
         graph = _graph_from_neighbors(res, self.mode, self.symmetrize, self.kernel, self.sigma,
                                       self.k_sigma, self.decay, check_n_jobs(self.n_jobs))
         self._fit_X, self._fit_gpu_in = X, gpu_in
@@ -404,9 +387,8 @@ class KNNGraph:
         self.n_features_in_ = X.shape[1]
         return self
 
-    def fit_transform(self, X, y=None) -> sp.csr_matrix:
-        """Fit and return ``graph_``."""
-        return self.fit(X).graph_
+    def _geoml_tags(self) -> dict:
+        return {"transformer_tags.preserves_dtype": ["float64", "float32"]}
 
     def kneighbors(self, Y=None, n_neighbors: int | None = None) -> KNNResult:
         """Neighbours among the fitted points.
@@ -422,15 +404,16 @@ class KNNGraph:
             Default: the fitted ``n_neighbors``.
         """
         if not hasattr(self, "_fit_X"):
-            raise AttributeError("this KNNGraph is not fitted yet; call fit(X) first")
+            raise NotFittedError("this KNNGraph is not fitted yet; call fit(X) first")
         k = self.n_neighbors if n_neighbors is None else n_neighbors
         if Y is None:
             if k == self.n_neighbors:
                 return KNNResult(self.indices_, self.distances_)
-            res, to_gpu = knn(self._fit_X, k, metric=self.metric, n_jobs=self.n_jobs), self._fit_gpu_in
+            res = _knn_checked(self._fit_X, k, None, self.metric, None, self.n_jobs)
+            to_gpu = self._fit_gpu_in
         else:
             where = "cuda" if is_gpu_array(self._fit_X) else "cpu"
             to_gpu = is_gpu_array(Y)
-            Y = _on_device(Y, where, "Y", allow_empty=True)
-            res = knn(self._fit_X, k, Y=Y, metric=self.metric, n_jobs=self.n_jobs)
+            Y = _on_device(Y, where, "Y", allow_empty=True)  # the fitted X was checked by fit
+            res = _knn_checked(self._fit_X, k, Y, self.metric, None, self.n_jobs)
         return KNNResult(_move(res[0], to_gpu), _move(res[1], to_gpu))

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from ._validation import as_float_array, check_int, check_n_jobs, reject_gpu
+from ._validation import as_float_array, check_int, check_n_jobs, check_tol, reject_gpu
 
 __all__ = ["BatchedOTResult", "BatchedSinkhornResult", "EMDResult", "MASS_RTOL",
            "PointsSinkhornResult", "SinkhornResult", "emd", "emd_batched", "sinkhorn",
@@ -385,10 +385,7 @@ def _check_eps(eps, name="eps") -> float:
 
 
 def _check_tol(tol) -> float:
-    tol = float(tol)
-    if not np.isfinite(tol) or tol <= 0:
-        raise ValueError(f"tol must be a positive number; got {tol!r}")
-    return tol
+    return check_tol(tol)
 
 
 STAGE_TOL = 1e-2

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import _core
@@ -47,14 +45,3 @@ def _gram_apply_pair(X: np.ndarray, U1: np.ndarray, U2: np.ndarray, nj: int):
 
 def _sumsq(X: np.ndarray, nj: int) -> float:
     return _core.sum_squares(X, n_jobs=nj)
-
-
-def _rng(random_state) -> np.random.Generator:
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(2**31 - 1))
-    if random_state is None or (isinstance(random_state, numbers.Integral)
-                                and not isinstance(random_state, bool)):
-        return np.random.default_rng(random_state)
-    raise TypeError(f"random_state must be None, an int or a numpy Generator; got {random_state!r}")

@@ -14,9 +14,10 @@ from .._validation import (
     as_float_array,
     check_int,
     check_n_jobs,
+    check_random_state,
     reject_gpu,
 )
-from ._kernels import _rng, _sumsq
+from ._kernels import _sumsq
 
 # A^T X for sparse A scatters into one private (n_cols x l) buffer per extra thread while these
 # stay below this many bytes; beyond, A^T is formed once in CSR and multiplied row-parallel.
@@ -226,7 +227,7 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
         max_iter = 7 if k < 0.1 * min(m, n) else 4
     else:
         max_iter = check_int(n_iter, "n_iter", low=0)
-    rng = _rng(random_state)
+    rng = check_random_state(random_state)
     ell = min(k + p, m, n)
 
     Omega = rng.standard_normal((n, ell), dtype=np.float64).astype(dtype, copy=False)

@@ -8,10 +8,12 @@ import warnings
 import numpy as np
 
 from .. import _core
+from .._base import BaseEstimator, NotFittedError
 from .._validation import (
     as_float_array,
     check_int,
     check_n_jobs,
+    check_random_state,
     reject_gpu,
     single_threaded_blas,
 )
@@ -24,7 +26,7 @@ from ._cost_model import (
     _sketch_cols,
     _ttm_cost,
 )
-from ._kernels import _gram, _gram_apply, _gram_apply_pair, _rng, _sumsq, _ttm
+from ._kernels import _gram, _gram_apply, _gram_apply_pair, _sumsq, _ttm
 from ._subspace import _certified_subspace, _eig_desc, _eig_top, _eig_warm, _select_rank
 from ._svd import _householder, _orth
 
@@ -115,9 +117,12 @@ def _check_tensor(T, name="T", nj: int = 0) -> tuple[np.ndarray, float]:
     NaN/inf are detected through the squared norm (one pass that is needed anyway).
     """
     reject_gpu(T, name, "tucker")
+    if hasattr(T, "toarray") and not isinstance(T, np.ndarray):
+        raise TypeError(f"{name} is a sparse matrix; a dense array is expected here")
     arr = T if isinstance(T, np.ndarray) else np.asarray(T)
     if arr.ndim < 2:
-        raise ValueError(f"{name} must have at least 2 dimensions; got shape {arr.shape}")
+        raise ValueError(f"{name} must have at least 2 dimensions; got shape {arr.shape}. "
+                         f"Reshape your data, e.g. {name}.reshape(1, -1) for one sample")
     arr = as_float_array(arr, name, ndim=arr.ndim, finite=False)
     norm2 = _sumsq(arr, nj)
     if not np.isfinite(norm2):
@@ -363,7 +368,7 @@ def _decompose_run(T, normT2, ranks, modes, *, method, init, max_iter, tol, n_ov
         raise ValueError(f"tol must be a non-negative number; got {tol}")
     n_oversamples = check_int(n_oversamples, "n_oversamples", low=0)
     n_power_iter = check_int(n_power_iter, "n_power_iter", low=0)
-    rng = _rng(random_state)
+    rng = check_random_state(random_state)
 
     start = method if method != "hooi" else ("st_hosvd" if init is None else init)
     if isinstance(start, str):
@@ -492,7 +497,12 @@ def tucker(T, ranks, *, method: str = "hooi", init=None, max_iter: int = 100,
     return TuckerTensor(core, [factors[n] for n in modes], converged=converged, n_iter=sweeps)
 
 
-class Tucker:
+class _TuckerNotFittedError(NotFittedError, RuntimeError):
+    """:class:`geoml.NotFittedError` that is also the ``RuntimeError`` ``Tucker`` raised before
+    it had one."""
+
+
+class Tucker(BaseEstimator):
     """Tucker compression of samples (scikit-learn-style estimator).
 
     The first axis of the data indexes samples and is not compressed; each sample is an
@@ -519,6 +529,8 @@ class Tucker:
         Relative reconstruction error on the training data.
     converged_ : bool
     n_iter_ : int
+    n_features_in_ : int
+        Values per sample, ``I_1 * ... * I_{N-1}`` (``n_features`` for 2-D data).
 
     Examples
     --------
@@ -533,6 +545,8 @@ class Tucker:
     >>> bool(np.allclose(est.inverse_transform(Z), X[:5]))
     True
     """
+
+    _transformer = True
 
     def __init__(self, ranks, *, method: str = "hooi", init=None, max_iter: int = 100,
                  tol: float | None = None, n_oversamples: int = 5, n_power_iter: int = 1,
@@ -562,21 +576,29 @@ class Tucker:
         self.rel_error_ = float(np.sqrt(err2 / normX2)) if normX2 > 0 else 0.0
         self.converged_ = converged
         self.n_iter_ = sweeps
+        self.n_features_in_ = int(np.prod(X.shape[1:]))
         self._sample_shape = X.shape[1:]
         self._dtype = X.dtype
         return self
 
+    def _geoml_tags(self) -> dict:
+        return {"transformer_tags.preserves_dtype": ["float64", "float32"]}
+
     def _check_fitted(self):
         if not hasattr(self, "factors_"):
-            raise RuntimeError("this Tucker estimator is not fitted yet; call fit first")
+            raise _TuckerNotFittedError("this Tucker estimator is not fitted yet; call fit first")
 
     def transform(self, X) -> np.ndarray:
         """Project samples: (n_samples, I_1, ...) -> cores (n_samples, r_1, ..., r_{N-1})."""
         self._check_fitted()
         X = _check_tensor(X, "X")[0]
         if X.shape[1:] != self._sample_shape:
+            extra = ""
+            if X.ndim == 2 and len(self._sample_shape) == 1:  # scikit-learn's words for it
+                extra = (f" (X has {X.shape[1]} features, but Tucker is expecting "
+                         f"{self._sample_shape[0]} features as input)")
             raise ValueError(f"X has sample shape {X.shape[1:]}; the estimator was fitted on "
-                             f"{self._sample_shape}")
+                             f"{self._sample_shape}{extra}")
         nj = check_n_jobs(self.n_jobs)
         return _contract_all(X, dict(enumerate(self.factors_, start=1)), True, nj)
 

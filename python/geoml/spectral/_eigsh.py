@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -15,9 +14,10 @@ from .._validation import (
     as_float_array,
     check_int,
     check_n_jobs,
+    check_tol,
     is_device_object,
+    random_seed,
 )
-
 
 @dataclass
 class EigshResult:
@@ -54,25 +54,14 @@ class EigshResult:
         yield self.eigenvectors
 
 
-def _seed(random_state) -> int:
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(2 ** 63))
-    if random_state is None or isinstance(random_state, numbers.Integral):
-        return int(np.random.default_rng(random_state).integers(2 ** 63))
-    raise TypeError(f"random_state must be None, an int or a numpy Generator; got {random_state!r}")
-
-
 def _default_tol(dtype) -> float:
     return 1e-10 if dtype == np.float64 else 1e-5
 
 
 def _check_tol(tol, dtype) -> float:
-    if tol is None:
-        return _default_tol(dtype)
-    tol = float(tol)
-    if not np.isfinite(tol) or tol < 0:
-        raise ValueError(f"tol must be a non-negative number; got {tol}")
-    return max(tol, 10 * float(np.finfo(dtype).eps))
+    """The solver tolerance: None -> 1e-10 (float64) / 1e-5 (float32); >= 0, raised to
+    ``10 eps``."""
+    return check_tol(tol, default=_default_tol(dtype), dtype=dtype, allow_zero=True)
 
 
 def _symmetry_error(A) -> float:
@@ -144,7 +133,7 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         ``n * ncv`` values.
     v0 : array-like of shape (n,), optional
         Start vector (default: Gaussian from ``random_state``).
-    random_state : int, numpy.random.Generator or None
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
         Seeds the start vector and the vectors drawn after an invariant subspace is found.
     n_jobs : int, optional
         Threads (None: OpenMP default; -1: all cores).
@@ -229,7 +218,7 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         if v0.shape[0] != n:
             raise ValueError(f"v0 has {v0.shape[0]} entries; A has {n} rows")
     options = _core.LanczosOptions(k=k, which=_core.Which[which], tol=tol, max_iter=max_iter,
-                                   ncv=ncv, seed=_seed(random_state))
+                                   ncv=ncv, seed=random_seed(random_state))
     solve = {"options": options, "v0": v0, "n_jobs": check_n_jobs(n_jobs)}
     if callback is not None:
         out = _core.eigsh_callback(callback, n=n, dtype=np.dtype(dtype), **solve)

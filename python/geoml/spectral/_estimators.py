@@ -7,35 +7,27 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from .. import _core, _gpu
+from .. import _core
+from .._base import BaseEstimator, ClusterMixin, EmbeddingMixin
+from .._device import compute_side as _compute_side
+from .._device import move as _move
+from .._device import on_device as _on_device
+from .._device import xp as _xp
 from .._validation import (
     check_int,
     check_n_jobs,
-    is_device_object,
+    random_seed,
 )
-from ..neighbors import _move, _on_device, _xp, knn_graph
-from ._eigsh import _seed
+from ..neighbors import _knn_graph_checked
 from ._laplacian import _affinity_csr, _scale_both
 from ._lsym import _lsym_smallest, _sign_flip
 
 _AFFINITIES = ("knn", "adaptive", "precomputed")
 
 
-
-
-def _compute_side(device, X, who: str):
-    """``(gpu_in, where)``: whether ``X`` is on the device, and where the fit runs."""
-    if device not in _gpu.DEVICES:
-        raise ValueError(f"device={device!r}; choose 'auto', 'cpu' or 'cuda'")
-    gpu_in = is_device_object(X)
-    where = ("cuda" if gpu_in else "cpu") if device == "auto" else device
-    if where == "cuda":
-        _gpu.require_cuda(who)
-    return gpu_in, where
-
-
 def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: str):
-    """Validated float64 CSR affinity on the compute side ``where`` (SciPy or cupyx)."""
+    """Validated float64 CSR affinity on the compute side ``where`` (SciPy or cupyx), and the
+    number of features of ``X`` (``n_features_in_``: ``n`` for a precomputed affinity)."""
     if affinity not in _AFFINITIES:
         raise ValueError(f"affinity={affinity!r}; choose 'knn', 'adaptive' or 'precomputed'")
     if affinity == "precomputed":
@@ -46,24 +38,34 @@ def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: s
         if where == "cuda":
             from . import _gpu_lanczos as _spectral_gpu
 
-            return _spectral_gpu.affinity_csr(X, "X")
-        return _affinity_csr(X, "X")
-    X = _on_device(X, where, "X")
+            return _spectral_gpu.affinity_csr(X, "X"), X.shape[1]
+        return _affinity_csr(X, "X"), X.shape[1]
+    X = _on_device(X, where, "X")  # validated once: the kNN graph below does not scan X again
     n = X.shape[0]
     if n < 3:
         raise ValueError(f"X has {n} samples; at least 3 are needed")
     k = check_int(n_neighbors, "n_neighbors", low=1, high=n - 1,
                   hint=f" (X has {n} samples)")
     if affinity == "adaptive":
-        G = knn_graph(X, k, kernel="adaptive", n_jobs=n_jobs)
+        G = _knn_graph_checked(X, k, kernel="adaptive", n_jobs=n_jobs)
     elif kernel is None:
-        G = knn_graph(X, k, mode="connectivity", n_jobs=n_jobs)
+        G = _knn_graph_checked(X, k, mode="connectivity", n_jobs=n_jobs)
     else:
-        G = knn_graph(X, k, kernel=kernel, n_jobs=n_jobs)
-    return G.astype(np.float64) if where == "cuda" else sp.csr_matrix(G, dtype=np.float64)
+        G = _knn_graph_checked(X, k, kernel=kernel, n_jobs=n_jobs)
+    G = G.astype(np.float64) if where == "cuda" else sp.csr_matrix(G, dtype=np.float64)
+    return G, X.shape[1]
 
 
-class LaplacianEigenmap:
+def _spectral_tags(est) -> dict:
+    """scikit-learn tags of the spectral estimators: with ``affinity="precomputed"`` the input
+    is a sparse (n, n) affinity matrix, else dense points."""
+    if est.affinity == "precomputed":
+        return {"input_tags.pairwise": True, "input_tags.sparse": True,
+                "input_tags.two_d_array": False}
+    return {}
+
+
+class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
     """Laplacian eigenmap (Belkin & Niyogi 2003) with the normalised Laplacian.
 
     Builds an affinity graph, finds the ``n_components (+1)`` smallest eigenpairs of
@@ -107,6 +109,8 @@ class LaplacianEigenmap:
     affinity_matrix_ : scipy.sparse.csr_matrix
     n_components_found_ : int
         Connected components of the graph.
+    n_features_in_ : int
+        Columns of ``X`` (``n_samples`` for a precomputed affinity).
 
     Notes
     -----
@@ -161,19 +165,20 @@ class LaplacianEigenmap:
     def fit(self, X, y=None) -> "LaplacianEigenmap":
         """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
         gpu_in, where = _compute_side(self.device, X, "LaplacianEigenmap")
-        W = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where)
+        W, n_features = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel,
+                                        self.n_jobs, where)
         Y, lam, info = self._embed(W, self.n_components, self.drop_first, True)
         self.affinity_matrix_ = _move(W, gpu_in)
         self.embedding_, self.eigenvalues_ = _move(Y, gpu_in), _move(lam, gpu_in)
         self.n_components_found_ = info["components"]
+        self.n_features_in_ = n_features
         return self
 
-    def fit_transform(self, X, y=None) -> np.ndarray:
-        """Fit and return ``embedding_`` of shape (n_samples, n_components)."""
-        return self.fit(X).embedding_
+    def _geoml_tags(self) -> dict:
+        return _spectral_tags(self)
 
 
-class DiffusionMap:
+class DiffusionMap(EmbeddingMixin, BaseEstimator):
     """Diffusion map (Coifman & Lafon 2006).
 
     With kernel ``K`` (the kNN affinity), ``q = K 1``, the alpha-normalised kernel
@@ -205,6 +210,7 @@ class DiffusionMap:
     eigenvalues_ : ndarray of shape (n_components,)
         Eigenvalues of ``P``, descending.
     affinity_matrix_ : scipy.sparse.csr_matrix
+    n_features_in_ : int
 
     Examples
     --------
@@ -240,7 +246,8 @@ class DiffusionMap:
         if not np.isfinite(t) or t < 0:
             raise ValueError(f"t={self.t} must be a non-negative number")
         gpu_in, where = _compute_side(self.device, X, "DiffusionMap")
-        K = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where)
+        K, n_features = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel,
+                                        self.n_jobs, where)
         n = K.shape[0]
         check_int(self.n_components, "n_components", low=1, high=n - 2,
                   hint=f" (the graph has {n} nodes)")
@@ -257,14 +264,14 @@ class DiffusionMap:
         self.affinity_matrix_ = _move(K, gpu_in)
         self.eigenvalues_ = _move(mu, gpu_in)
         self.embedding_ = _move(psi[:, 1:] * scale, gpu_in)
+        self.n_features_in_ = n_features
         return self
 
-    def fit_transform(self, X, y=None) -> np.ndarray:
-        """Fit and return ``embedding_`` of shape (n_samples, n_components)."""
-        return self.fit(X).embedding_
+    def _geoml_tags(self) -> dict:
+        return _spectral_tags(self)
 
 
-class SpectralClustering:
+class SpectralClustering(ClusterMixin, BaseEstimator):
     """Spectral clustering (Ng, Jordan & Weiss 2001; Shi & Malik 2000).
 
     Embeds the points with the ``n_clusters`` smallest eigenvectors of the normalised Laplacian
@@ -299,6 +306,7 @@ class SpectralClustering:
     affinity_matrix_ : scipy.sparse.csr_matrix
     inertia_ : float
         k-means inertia in the embedding.
+    n_features_in_ : int
 
     Examples
     --------
@@ -328,28 +336,29 @@ class SpectralClustering:
     def fit(self, X, y=None) -> "SpectralClustering":
         """Cluster ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
         gpu_in, where = _compute_side(self.device, X, "SpectralClustering")
-        W = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where)
+        W, n_features = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel,
+                                        self.n_jobs, where)
         n = W.shape[0]
         k = check_int(self.n_clusters, "n_clusters", low=2, high=n - 1,
                       hint=f" (the graph has {n} nodes)")
         n_init = check_int(self.n_init, "n_init", low=1)
         max_iter = check_int(self.max_iter, "max_iter", low=1)
-        rng = np.random.default_rng(_seed(self.random_state))
+        rng = np.random.default_rng(random_seed(self.random_state))
         emb = LaplacianEigenmap(k, affinity="precomputed", drop_first=False, tol=self.tol,
                                 random_state=rng, n_jobs=self.n_jobs)
         Y, lam, _ = emb._embed(W, k, False, False)
         Y = np.ascontiguousarray(_move(Y, False), dtype=np.float64)  # k-means runs on the host
         ktol = 1e-4 * float(np.mean(np.var(Y, axis=0)))
         labels, centers, inertia, _ = _core.kmeans(Y, k=k, n_init=n_init, max_iter=max_iter,
-                                                   tol=ktol, seed=_seed(rng),
+                                                   tol=ktol, seed=random_seed(rng),
                                                    n_jobs=check_n_jobs(self.n_jobs))
         self.affinity_matrix_ = _move(W, gpu_in)
         self.embedding_ = _move(Y, gpu_in)
         self.eigenvalues_ = _move(lam, gpu_in)
         self.labels_ = _move(labels, gpu_in)
         self.inertia_ = float(inertia)
+        self.n_features_in_ = n_features
         return self
 
-    def fit_predict(self, X, y=None) -> np.ndarray:
-        """Fit and return ``labels_``."""
-        return self.fit(X).labels_
+    def _geoml_tags(self) -> dict:
+        return _spectral_tags(self)

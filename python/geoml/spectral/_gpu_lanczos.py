@@ -15,13 +15,12 @@ same code runs on the host, which is how the CPU test suite checks the algorithm
 """
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
 
 from .. import _core, _gpu
-from .._validation import check_int, is_gpu_array
+from .._validation import check_int, check_tol, is_gpu_array, random_seed
 
 __all__ = ["affinity_csr", "eigsh", "lanczos", "lsym_smallest"]
 
@@ -201,16 +200,6 @@ def _csr_matvec(A, cp, mod):
     return matvec
 
 
-def _seed(random_state) -> int:
-    if random_state is None:
-        return int(np.random.default_rng().integers(2 ** 63))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(2 ** 63))
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return int(random_state)
-    raise TypeError(f"random_state must be None, an int or a numpy Generator; got {random_state!r}")
-
-
 def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
           max_iter: int | None = None, ncv: int | None = None, v0=None, random_state=None):
     """``geoml.eigsh`` for a CuPy dense array or a ``cupyx.scipy.sparse`` matrix.
@@ -268,13 +257,7 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         raise ValueError(f"A is {n} x {n}; eigsh needs n >= 2 (use numpy.linalg.eigh)")
     k = check_int(k, "k", low=1, high=n - 1,
                   hint=f" (A is {n} x {n}; for all eigenpairs use cupy.linalg.eigh)")
-    eps = float(np.finfo(dtype).eps)
-    if tol is None:
-        tol = 1e-10 if dtype == np.float64 else 1e-5
-    tol = float(tol)
-    if not np.isfinite(tol) or tol <= 0:
-        raise ValueError(f"tol must be a positive number; got {tol}")
-    tol = max(tol, 10 * eps)
+    tol = check_tol(tol, default=1e-10 if dtype == np.float64 else 1e-5, dtype=dtype)
     max_iter = 1000 if max_iter is None else check_int(max_iter, "max_iter", low=1)
     if ncv is not None:
         ncv = check_int(ncv, "ncv", low=k + 2, high=n)
@@ -285,7 +268,7 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         if not bool(cp.isfinite(v0).all()):
             raise ValueError("v0 contains NaN or infinity")
     out = lanczos(matvec, n, k, which=which, tol=tol, max_iter=max_iter, ncv=ncv, v0=v0,
-                  seed=_seed(random_state), xp=cp, dtype=dtype)
+                  seed=random_seed(random_state), xp=cp, dtype=dtype)
     if not out[4]:
         warnings.warn(f"eigsh did not converge in {out[2]} restart cycles: raise max_iter or "
                       "ncv, or loosen tol", RuntimeWarning, stacklevel=2)

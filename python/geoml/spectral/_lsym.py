@@ -9,12 +9,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
+from .._device import xp as _xp
 from .._validation import (
     check_n_jobs,
     is_device_object,
+    random_seed,
     single_threaded_blas,
 )
-from ..neighbors import _xp
 from ._amg import (
     _AMG_COARSE_ITER,
     _AMG_CYCLES,
@@ -26,7 +27,7 @@ from ._amg import (
     _lobpcg,
     _spmm,
 )
-from ._eigsh import _check_tol, _seed
+from ._eigsh import _check_tol
 from ._laplacian import _normalized_adjacency, _null_space
 
 # Degree of the Chebyshev filter used for the smallest eigenpairs of normalised Laplacians
@@ -53,7 +54,7 @@ def _lsym_smallest_amg(W: sp.csr_matrix, d: np.ndarray, Z: np.ndarray, perm: np.
 def _lsym_smallest_amg_run(W, d, Z, perm, kk, tol, max_iter, seed, nt):
     n = W.shape[0]
     dp, Zp = d[perm], Z[perm]
-    ip, ix, val = _core.permuted_lsym(W.indptr, W.indices, W.data, d, perm, n_jobs=nt)
+    ip, ix, val = _core.permuted_lsym(W.indptr, W.indices, W.data, d, perm, nt)
     L = sp.csr_matrix((val, ix, ip), shape=(n, n))  # L_sym renumbered, sorted columns
     b = np.where(dp > 0, np.sqrt(dp), 1.0)
     levels = _amg_hierarchy(L, b, nt)
@@ -103,7 +104,7 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
         from . import _gpu_lanczos as _spectral_gpu
 
         return _spectral_gpu.lsym_smallest(W, k, tol=_check_tol(tol, np.float64),
-                                           seed=_seed(random_state), max_iter=max_iter)
+                                           seed=random_seed(random_state), max_iter=max_iter)
     n = W.shape[0]
     d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
     # RCM order (for the LOBPCG path) and components in one C++ sweep
@@ -119,7 +120,7 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
     tol = _check_tol(tol, np.float64)
     if method == "lobpcg-amg" or (method == "auto" and n >= _AMG_MIN_N):
         w, V, res, n_iter, n_mv, conv = _lsym_smallest_amg(
-            W, d, Z, perm, kk, tol, _AMG_MAX_ITER, _seed(random_state), check_n_jobs(n_jobs))
+            W, d, Z, perm, kk, tol, _AMG_MAX_ITER, random_seed(random_state), check_n_jobs(n_jobs))
         if conv:
             info.update(n_matvec=int(n_mv), n_iter=int(n_iter), residuals=res,
                         method="lobpcg-amg")
@@ -133,7 +134,7 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
                                                     N.indices.astype(np.int32))
     options = _core.LanczosOptions(k=kk, which=_core.Which.LA, tol=tol, max_iter=max_iter,
                                    anorm=1.0, cheb_degree=deg, cheb_cut=cheb_cut, verify=False,
-                                   seed=_seed(random_state))
+                                   seed=random_seed(random_state))
     solve = {"options": options, "deflate": np.ascontiguousarray(Z),
              "n_jobs": check_n_jobs(n_jobs)}
     if W.nnz and np.all(W.data == W.data[0]):

@@ -1,0 +1,423 @@
+"""The scikit-learn contract of every public estimator (``geoml._base``), the shared
+``random_state`` / ``tol`` helpers, seeded determinism across thread counts, and input
+validation done once.
+
+geoml does not import scikit-learn; these tests check the contract against scikit-learn itself.
+"""
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import geoml
+from geoml import _validation
+from geoml._base import NotFittedError
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn.base import clone  # noqa: E402
+from sklearn.metrics import adjusted_rand_score  # noqa: E402
+from sklearn.model_selection import GridSearchCV, KFold  # noqa: E402
+from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import (  # noqa: E402
+    check_clustering,
+    parametrize_with_checks,
+)
+from sklearn.utils.validation import check_is_fitted  # noqa: E402
+
+# One instance per public estimator, sized for the small data sets of scikit-learn's checks
+# (10 to 60 samples): fewer neighbours than samples, few flow iterations.
+ESTIMATORS = [
+    geoml.KNNGraph(n_neighbors=3),
+    geoml.LaplacianEigenmap(n_neighbors=5),
+    geoml.DiffusionMap(n_neighbors=5),
+    geoml.SpectralClustering(n_clusters=3, n_neighbors=5),
+    geoml.OllivierRicci(),
+    geoml.FormanRicci(),
+    geoml.RicciFlow(n_iter=1),
+    geoml.RicciCommunities(n_iter=1),
+    geoml.Tucker(1),
+]
+
+# geoml's dtype policy: a non-real dtype (complex, object, strings) is a TypeError ("X must hold
+# real numbers", tested in test_neighbors.py::test_bad_input); scikit-learn's checks expect a
+# ValueError for complex data and expect numeric object arrays to be converted.
+_DTYPE = {
+    "check_complex_data": "complex input is a TypeError in geoml (a dtype error), scikit-learn "
+                          "expects ValueError",
+    "check_dtype_object": "object arrays are a TypeError in geoml (real dtypes only), "
+                          "scikit-learn converts numeric object arrays",
+}
+_ONE_CLUSTER = ("these checks set n_clusters=1; SpectralClustering refuses a one-cluster "
+                "partition (ValueError, tested in test_spectral.py)")
+
+
+def _expected_failed_checks(est) -> dict:
+    """scikit-learn's documented ``expected_failed_checks``: one reason per check."""
+    out = dict(_DTYPE)
+    if isinstance(est, geoml.SpectralClustering):
+        out.update(dict.fromkeys(["check_dont_overwrite_parameters",
+                                  "check_methods_subset_invariance", "check_fit2d_1feature",
+                                  "check_fit2d_predict1d"], _ONE_CLUSTER))
+    if isinstance(est, (geoml.OllivierRicci, geoml.FormanRicci, geoml.RicciFlow,
+                        geoml.RicciCommunities)):
+        out["check_estimators_empty_data_messages"] = (
+            "an empty (0, 2) or (0, 3) array is an empty edge list, a valid graph with no edge")
+    return out
+
+
+with warnings.catch_warnings():  # geoml's estimators are not sklearn.base.BaseEstimator on purpose
+    warnings.filterwarnings("ignore", "Estimator .* does not inherit from `sklearn.base",
+                            UserWarning)
+    _with_checks = parametrize_with_checks(ESTIMATORS,
+                                           expected_failed_checks=_expected_failed_checks)
+
+
+@_with_checks
+def test_sklearn_check_estimator(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "does not inherit BaseEstimator", graphs
+        warnings.simplefilter("ignore", RuntimeWarning)  # disconnected / not converged on noise
+        check(estimator)
+
+
+def test_clusterer_checks():
+    """scikit-learn runs its clustering checks only on subclasses of its ClusterMixin; run
+    them on SpectralClustering explicitly."""
+    est = geoml.SpectralClustering(n_neighbors=10)
+    assert sklearn.base.is_clusterer(est)
+    check_clustering("SpectralClustering", est)
+    check_clustering("SpectralClustering", est, readonly_memmap=True)
+
+
+def test_import_geoml_does_not_import_sklearn():
+    code = "import sys, geoml; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False"]
+
+
+# ----------------------------------------------------------------------------- parameters
+
+def test_get_params_set_params_and_repr():
+    est = geoml.LaplacianEigenmap(n_components=3, random_state=0)
+    params = est.get_params()
+    assert params["n_components"] == 3 and params["random_state"] == 0
+    assert sorted(params) == sorted(["n_components", "n_neighbors", "affinity", "kernel",
+                                     "drop_first", "tol", "random_state", "n_jobs", "device"])
+    assert repr(est) == "LaplacianEigenmap(n_components=3, random_state=0)"
+    assert repr(geoml.KNNGraph()) == "KNNGraph()"
+    assert est.set_params(n_neighbors=7, tol=1e-6) is est
+    assert est.n_neighbors == 7 and est.tol == 1e-6
+    with pytest.raises(ValueError, match=r"Invalid parameter 'n_neigbors'.*Valid parameters"):
+        est.set_params(n_neigbors=7)
+    long = geoml.RicciFlow(n_iter=3, step=0.5, delta=1e-3, alpha=0.25, method="sinkhorn",
+                           eps=0.5, tol=1e-4, nbr_topk=10, max_iter=100, n_jobs=1)
+    text = repr(long)
+    assert text.startswith("RicciFlow(n_iter=3,") and "\n" in text
+    assert all(len(line) <= 88 for line in text.splitlines())
+    assert eval(text, {"RicciFlow": geoml.RicciFlow}).get_params() == long.get_params()
+
+
+def test_nested_params_and_clone():
+    pipe = make_pipeline(StandardScaler(), geoml.SpectralClustering(2, n_neighbors=5))
+    pipe.set_params(spectralclustering__n_clusters=3)
+    assert pipe.get_params()["spectralclustering__n_clusters"] == 3
+    est = geoml.RicciCommunities(flow_params={"alpha": 0.3})
+    twin = clone(est)
+    assert twin is not est and twin.get_params() == est.get_params()
+    assert twin.flow_params == est.flow_params and twin.flow_params is not est.flow_params
+    fitted = geoml.KNNGraph(n_neighbors=2).fit(np.eye(4))
+    assert not hasattr(clone(fitted), "graph_")
+
+
+def test_not_fitted_error():
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
+    assert geoml.NotFittedError is NotFittedError
+    for est in ESTIMATORS:
+        with pytest.raises(sklearn.exceptions.NotFittedError):
+            check_is_fitted(est)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        geoml.KNNGraph().kneighbors()
+    with pytest.raises(RuntimeError, match="not fitted"):  # Tucker's error before the base
+        geoml.Tucker(1).transform(np.ones((2, 2)))
+    with pytest.raises(NotFittedError):
+        geoml.Tucker(1).transform(np.ones((2, 2)))
+    est = geoml.FormanRicci().fit(np.array([[0, 1], [1, 2]]))
+    check_is_fitted(est)
+    assert est.n_features_in_ == 2
+
+
+# ----------------------------------------------------------------------------- pipelines
+
+def _blobs(n=90, seed=0, gap=6.0):
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 0.0], [gap, 0.0], [0.0, gap]])
+    y = np.repeat(np.arange(3), n // 3)
+    return centers[y] + rng.normal(scale=0.5, size=(n, 2)), y
+
+
+def test_pipeline_scaler_then_embedding_and_graph():
+    X, _ = _blobs(gap=2.0)  # overlapping blobs: a connected kNN graph
+    X = X * [1.0, 100.0]  # scaling matters for the kNN graph
+    pipe = Pipeline([("scale", StandardScaler()),
+                     ("embed", geoml.LaplacianEigenmap(n_neighbors=8, random_state=0))])
+    Y = pipe.fit_transform(X)
+    ref = geoml.LaplacianEigenmap(n_neighbors=8, random_state=0).fit_transform(
+        StandardScaler().fit_transform(X))
+    np.testing.assert_allclose(Y, ref)
+    G = make_pipeline(StandardScaler(), geoml.KNNGraph(n_neighbors=4)).fit_transform(X)
+    assert sp.issparse(G) and G.shape == (90, 90)
+    ref_graph = geoml.knn_graph(StandardScaler().fit_transform(X), 4)
+    assert (ref_graph != G).nnz == 0
+    labels = make_pipeline(StandardScaler(), geoml.SpectralClustering(
+        3, n_neighbors=8, random_state=0)).fit_predict(X)
+    assert labels.shape == (90,)
+
+
+def test_grid_search_spectral_clustering():
+    X, y = _blobs()
+
+    def ari(est, X_, y_):
+        """Adjusted Rand index of the clustering of the held-out fold (transductive)."""
+        return adjusted_rand_score(y_, clone(est).fit_predict(X_))
+
+    search = GridSearchCV(geoml.SpectralClustering(n_neighbors=8, random_state=0),
+                          {"n_clusters": [2, 3, 4]}, scoring=ari,
+                          cv=KFold(3, shuffle=True, random_state=0))
+    search.fit(X, y)
+    assert search.best_params_ == {"n_clusters": 3}
+    assert search.best_score_ > 0.9
+    assert search.best_estimator_.labels_.shape == (90,)
+
+
+# ----------------------------------------------------------------------------- random_state
+
+def test_check_random_state():
+    g = np.random.default_rng(3)
+    assert _validation.check_random_state(g) is g
+    a = _validation.check_random_state(5).standard_normal(4)
+    np.testing.assert_array_equal(a, np.random.default_rng(5).standard_normal(4))
+    b = _validation.check_random_state(np.random.RandomState(1)).standard_normal(4)
+    c = _validation.check_random_state(np.random.RandomState(1)).standard_normal(4)
+    np.testing.assert_array_equal(b, c)
+    assert isinstance(_validation.check_random_state(None), np.random.Generator)
+    assert isinstance(_validation.check_random_state(np.int64(2)), np.random.Generator)
+    for bad in (True, 1.5, "0", [1]):
+        with pytest.raises(TypeError, match="random_state must be None, an int"):
+            _validation.check_random_state(bad)
+    # one seed, one stream: the C++ seed is the first draw of the same Generator
+    assert _validation.random_seed(7) == int(np.random.default_rng(7).integers(2**63))
+    g1, g2 = np.random.default_rng(9), np.random.default_rng(9)
+    assert _validation.random_seed(g1) == int(g2.integers(2**63))
+
+
+def test_cpu_and_gpu_paths_share_the_seed():
+    """The GPU eigensolver module derives its seed with the shared helper, as the CPU path."""
+    from geoml.spectral import _eigsh, _gpu_lanczos, _lsym
+
+    for mod in (_eigsh, _gpu_lanczos, _lsym):
+        assert mod.random_seed is _validation.random_seed
+        assert not hasattr(mod, "_seed")
+    # the GPU algorithm run on the host (xp=numpy): one seed, one result
+    A = sp.random(60, 60, density=0.2, random_state=1, format="csr")
+    W = (A + A.T).tocsr()
+    lam1, V1, *_ = _gpu_lanczos.lsym_smallest(W, 3, tol=1e-10, seed=_validation.random_seed(0),
+                                             xp=np)
+    lam2, V2, *_ = _gpu_lanczos.lsym_smallest(W, 3, tol=1e-10, seed=_validation.random_seed(0),
+                                             xp=np)
+    np.testing.assert_array_equal(V1, V2)
+    np.testing.assert_array_equal(lam1, lam2)
+
+
+def test_check_tol():
+    # the spectral CPU solver: None -> default, 0 allowed, raised to 10 eps
+    from geoml.ot import _check_tol as ot_tol
+    from geoml.spectral._eigsh import _check_tol as spectral_tol
+
+    assert spectral_tol(None, np.float64) == 1e-10
+    assert spectral_tol(None, np.float32) == 1e-5
+    assert spectral_tol(0, np.float64) == 10 * np.finfo(np.float64).eps
+    with pytest.raises(ValueError, match="non-negative"):
+        spectral_tol(-1e-3, np.float64)
+    with pytest.raises(ValueError, match="non-negative"):
+        spectral_tol(np.nan, np.float64)
+    # optimal transport: > 0, no clamp
+    assert ot_tol(1e-20) == 1e-20
+    for bad in (0, -1.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="positive"):
+            ot_tol(bad)
+    with pytest.raises(TypeError, match="tol must be a number"):
+        ot_tol(None)
+    # the shared helper's GPU-eigsh settings: > 0, default, clamp
+    assert _validation.check_tol(None, default=1e-5, dtype=np.float32) == 1e-5
+    assert _validation.check_tol(1e-30, dtype=np.float32) == 10 * float(
+        np.finfo(np.float32).eps)
+    with pytest.raises(ValueError, match="positive"):
+        _validation.check_tol(0.0, default=1e-10, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- determinism
+
+def _assert_same(a, b):
+    if sp.issparse(a):
+        assert (a != b).nnz == 0
+    else:
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+
+
+def _fit_attrs(est, X, names):
+    est.fit(X)
+    return [getattr(est, n) for n in names]
+
+
+@pytest.mark.parametrize("make, names", [
+    (lambda nj: geoml.LaplacianEigenmap(3, n_neighbors=8, random_state=4, n_jobs=nj),
+     ["embedding_", "eigenvalues_", "affinity_matrix_"]),
+    (lambda nj: geoml.DiffusionMap(3, n_neighbors=8, random_state=4, n_jobs=nj),
+     ["embedding_", "eigenvalues_"]),
+    (lambda nj: geoml.SpectralClustering(3, n_neighbors=8, random_state=4, n_jobs=nj),
+     ["labels_", "embedding_", "inertia_"]),
+])
+def test_same_seed_same_result_for_one_and_two_threads(make, names):
+    X, _ = _blobs(150, seed=2, gap=2.5)
+    one = _fit_attrs(make(1), X, names)
+    two = _fit_attrs(make(2), X, names)
+    again = _fit_attrs(make(2), X, names)
+    for a, b, c in zip(one, two, again):
+        _assert_same(a, b)
+        _assert_same(b, c)
+
+
+def test_labels_identical_across_thread_counts():
+    X, _ = _blobs(150, seed=5)
+    a = geoml.SpectralClustering(3, n_neighbors=8, random_state=1, n_jobs=1).fit_predict(X)
+    b = geoml.SpectralClustering(3, n_neighbors=8, random_state=1, n_jobs=2).fit_predict(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_solvers_same_seed_same_result_for_one_and_two_threads():
+    rng = np.random.default_rng(0)
+    A = sp.random(300, 300, density=0.03, random_state=2, format="csr")
+    A = (A + A.T).tocsr()
+    for which in ("LA", "SA"):
+        r1 = geoml.eigsh(A, 4, which=which, random_state=3, n_jobs=1)
+        r2 = geoml.eigsh(A, 4, which=which, random_state=3, n_jobs=2)
+        np.testing.assert_allclose(r1.eigenvalues, r2.eigenvalues, rtol=1e-10)
+        np.testing.assert_allclose(np.abs(r1.eigenvectors.T @ r2.eigenvectors), np.eye(4),
+                                   atol=1e-6)
+        assert r1.n_iter == r2.n_iter
+    M = rng.normal(size=(120, 40)) @ rng.normal(size=(40, 80))
+    s1 = geoml.randomized_svd(M, 5, random_state=3, n_jobs=1)
+    s2 = geoml.randomized_svd(M, 5, random_state=3, n_jobs=2)
+    for a, b in zip(s1, s2):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+    G, U1, U2, U3 = (rng.normal(size=(3, 4, 5)), rng.normal(size=(20, 3)),
+                     rng.normal(size=(18, 4)), rng.normal(size=(16, 5)))
+    T = np.einsum("abc,ia,jb,kc->ijk", G, U1, U2, U3) + 1e-3 * rng.normal(size=(20, 18, 16))
+    for method in ("hooi", "randomized"):
+        t1 = geoml.tucker(T, (3, 4, 5), method=method, random_state=3, n_jobs=1)
+        t2 = geoml.tucker(T, (3, 4, 5), method=method, random_state=3, n_jobs=2)
+        np.testing.assert_allclose(t1.core, t2.core, rtol=1e-9, atol=1e-10)
+    e1 = geoml.Tucker((3, 4), random_state=3, n_jobs=1).fit(T)
+    e2 = geoml.Tucker((3, 4), random_state=3, n_jobs=2).fit(T)
+    for U1, U2 in zip(e1.factors_, e2.factors_):
+        np.testing.assert_allclose(U1, U2, rtol=1e-9, atol=1e-10)
+
+
+def test_amg_eigensolver_same_seed_same_result_for_one_and_two_threads():
+    """The LOBPCG + AMG path (large graphs) seeds its padding vectors from random_state."""
+    from geoml.spectral._lsym import _lsym_smallest
+
+    X, _ = _blobs(600, seed=3)
+    W = sp.csr_matrix(geoml.knn_graph(X, 10, mode="connectivity"), dtype=np.float64)
+    out = [_lsym_smallest(W, 4, random_state=5, n_jobs=nj, method="lobpcg-amg")
+           for nj in (1, 2)]
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(np.abs(out[0][1].T @ out[1][1]), np.eye(4), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- validate once
+
+@pytest.fixture
+def nan_scans(monkeypatch):
+    """Counts the NaN/inf scans of the data (``as_float_array`` calls with finite=True)."""
+    import geoml._device
+    import geoml.neighbors
+
+    calls = []
+    real = _validation.as_float_array
+
+    def counting(X, name="X", **kw):
+        if kw.get("finite", True):
+            calls.append(name)
+        return real(X, name, **kw)
+
+    for mod in (geoml._device, geoml.neighbors):
+        monkeypatch.setattr(mod, "as_float_array", counting)
+    return calls
+
+
+def test_knn_graph_estimator_validates_x_once(nan_scans):
+    X, _ = _blobs(60)
+    est = geoml.KNNGraph(n_neighbors=4).fit(X)
+    assert nan_scans == ["X"]
+    nan_scans.clear()
+    est.kneighbors(X[:5], n_neighbors=2)
+    assert nan_scans == ["Y"]  # the fitted X is not scanned again
+    nan_scans.clear()
+    est.kneighbors(n_neighbors=2)
+    assert nan_scans == []
+    nan_scans.clear()
+    geoml.knn_graph(X, 4)
+    assert nan_scans == ["X"]
+
+
+@pytest.mark.parametrize("est", [geoml.LaplacianEigenmap(n_neighbors=5, random_state=0),
+                                 geoml.DiffusionMap(n_neighbors=5, random_state=0),
+                                 geoml.SpectralClustering(3, n_neighbors=5, random_state=0)])
+def test_spectral_estimators_validate_x_once(est, nan_scans):
+    X, _ = _blobs(60, gap=2.0)
+    est.fit(X)
+    assert nan_scans == ["X"]
+
+
+def test_validate_once_keeps_messages():
+    X = np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.KNNGraph(n_neighbors=1).fit(X)
+    est = geoml.KNNGraph(n_neighbors=1).fit(np.eye(3))
+    with pytest.raises(ValueError, match="NaN"):
+        est.kneighbors(X)
+    with pytest.raises(ValueError, match="Y has 3 features but X has 2"):
+        geoml.KNNGraph(n_neighbors=1).fit(np.eye(3, 2)).kneighbors(np.eye(3))
+    with pytest.raises(ValueError, match=r"k=5 is out of range \[1, 2\]"):
+        geoml.KNNGraph(n_neighbors=5).fit(np.eye(3))
+    with pytest.raises(ValueError, match="metric"):
+        geoml.KNNGraph(n_neighbors=1, metric="l1").fit(np.eye(3))
+
+
+def test_curvature_dense_adjacency_matches_sparse():
+    import networkx as nx
+
+    G = nx.karate_club_graph()
+    A = nx.to_scipy_sparse_array(G, weight=None, format="csr")
+    dense = A.toarray()
+    a = geoml.OllivierRicci().fit(A)
+    b = geoml.OllivierRicci().fit(dense)
+    np.testing.assert_array_equal(a.edges_, b.edges_)
+    np.testing.assert_allclose(a.curvature_, b.curvature_)
+    assert b.n_features_in_ == 34
+    np.testing.assert_allclose(geoml.FormanRicci().fit(dense).curvature_,
+                               geoml.FormanRicci().fit(A).curvature_)
+    with pytest.raises(ValueError, match="square"):
+        geoml.OllivierRicci().fit(np.ones((5, 4)))
+    with pytest.raises(ValueError, match="not symmetric"):
+        geoml.OllivierRicci().fit(np.triu(dense))
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.OllivierRicci().fit(np.full((4, 4), np.nan))
+    with pytest.raises(ValueError, match="2-D"):
+        geoml.OllivierRicci().fit(np.ones(4))
