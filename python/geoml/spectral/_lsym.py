@@ -54,7 +54,7 @@ def _lsym_smallest_amg(W: sp.csr_matrix, d: np.ndarray, Z: np.ndarray, perm: np.
 def _lsym_smallest_amg_run(W, d, Z, perm, kk, tol, max_iter, seed, nt):
     n = W.shape[0]
     dp, Zp = d[perm], Z[perm]
-    ip, ix, val = _core.permuted_lsym(W.indptr, W.indices, W.data, d, perm, nt)
+    ip, ix, val = _core.permuted_lsym(W.indptr, W.indices, W.data, d, perm, n_jobs=nt)
     L = sp.csr_matrix((val, ix, ip), shape=(n, n))  # L_sym renumbered, sorted columns
     b = np.where(dp > 0, np.sqrt(dp), 1.0)
     levels = _amg_hierarchy(L, b, nt)
