@@ -452,14 +452,14 @@ void bind_spectral(py::module_& m) {
   def_overloads(m, "eigsh_dense", Floats{}, GEOML_PICK(eigsh_dense_py), py::arg("A").noconvert(),
                 py::kw_only(), py::arg("options"), py::arg("v0") = py::none(),
                 py::arg("deflate") = py::none(), py::arg("n_jobs") = 0,
-                "Lanczos on a dense symmetric matrix -> (w, V flat, res, n_iter, n_matvec, "
-                "converged, anorm, cheb_cut).");
+                "Lanczos on a dense symmetric matrix -> (w, V, res, n_iter, n_mv, conv, anorm, "
+                "cut).");
   def_overloads2(m, "eigsh_csr", Floats{}, Indices{}, GEOML_PICK2(eigsh_csr_py),
                  py::arg("data").noconvert(), py::arg("indptr").noconvert(), py::arg("indices"),
                  py::kw_only(), py::arg("options"), py::arg("v0") = py::none(),
                  py::arg("deflate") = py::none(), py::arg("n_jobs") = 0,
-                 "Lanczos on a symmetric CSR matrix -> (w, V flat, res, n_iter, n_matvec, "
-                 "converged, anorm, cheb_cut).");
+                 "Lanczos on a symmetric CSR matrix -> (w, V, res, n_iter, n_mv, conv, anorm, "
+                 "cut).");
   def_overloads(m, "eigsh_scaled_pattern", Indices{}, GEOML_PICK(eigsh_scaled_pattern_py),
                 py::arg("indptr").noconvert(), py::arg("indices"), py::arg("scale"),
                 py::kw_only(), py::arg("options"), py::arg("v0") = py::none(),
@@ -501,8 +501,7 @@ void bind_spectral(py::module_& m) {
         py::arg("R"), py::kw_only(), py::arg("n_jobs") = 0,
         "R = AX - X diag(lam) in place -> the column norms of R.");
   py::class_<AmgCycle>(m, "AmgCycle",
-                       "float32 smoothed-aggregation V-cycles (multigrid.hpp); levels are added "
-                       "finest first as SciPy CSR arrays")
+                       "float32 smoothed-aggregation V-cycles; levels added finest first (CSR).")
       .def(py::init<>(), "An empty hierarchy.")
       .def("add_level", &amg_add_level, py::arg("a_ptr"), py::arg("a_idx"), py::arg("a_val"),
            py::arg("jac"), py::arg("p_ptr"), py::arg("p_idx"), py::arg("p_val"), py::arg("r_ptr"),

@@ -205,7 +205,7 @@ class LanczosOptions:
 
 class AmgCycle:
     """
-    float32 smoothed-aggregation V-cycles (multigrid.hpp); levels are added finest first as SciPy CSR arrays
+    float32 smoothed-aggregation V-cycles; levels added finest first (CSR).
     """
     def __init__(self) -> None:
         """
@@ -643,7 +643,7 @@ def eigsh_csr(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Lanczos on a symmetric CSR matrix -> (w, V flat, res, n_iter, n_matvec, converged, anorm, cheb_cut).
+    Lanczos on a symmetric CSR matrix -> (w, V, res, n_iter, n_mv, conv, anorm, cut).
     """
 
 @typing.overload
@@ -658,7 +658,7 @@ def eigsh_csr(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Lanczos on a symmetric CSR matrix -> (w, V flat, res, n_iter, n_matvec, converged, anorm, cheb_cut).
+    Lanczos on a symmetric CSR matrix -> (w, V, res, n_iter, n_mv, conv, anorm, cut).
     """
 
 @typing.overload
@@ -673,7 +673,7 @@ def eigsh_csr(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Lanczos on a symmetric CSR matrix -> (w, V flat, res, n_iter, n_matvec, converged, anorm, cheb_cut).
+    Lanczos on a symmetric CSR matrix -> (w, V, res, n_iter, n_mv, conv, anorm, cut).
     """
 
 @typing.overload
@@ -688,7 +688,7 @@ def eigsh_csr(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Lanczos on a symmetric CSR matrix -> (w, V flat, res, n_iter, n_matvec, converged, anorm, cheb_cut).
+    Lanczos on a symmetric CSR matrix -> (w, V, res, n_iter, n_mv, conv, anorm, cut).
     """
 
 @typing.overload
@@ -701,7 +701,7 @@ def eigsh_dense(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Lanczos on a dense symmetric matrix -> (w, V flat, res, n_iter, n_matvec, converged, anorm, cheb_cut).
+    Lanczos on a dense symmetric matrix -> (w, V, res, n_iter, n_mv, conv, anorm, cut).
     """
 
 @typing.overload
@@ -714,7 +714,7 @@ def eigsh_dense(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Lanczos on a dense symmetric matrix -> (w, V flat, res, n_iter, n_matvec, converged, anorm, cheb_cut).
+    Lanczos on a dense symmetric matrix -> (w, V, res, n_iter, n_mv, conv, anorm, cut).
     """
 
 @typing.overload
