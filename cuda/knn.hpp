@@ -2,14 +2,19 @@
 #pragma once
 #include <cstdint>
 
+#include "common/enums.hpp"
+
 namespace geoml::cuda {
 
 /// Largest k the GPU search accepts (the finishing sort keeps k (distance, index) pairs of one
 /// query in shared memory).
 constexpr int64_t kKnnMaxK = 2048;
 
-/// Metric codes, as geoml::Metric on the CPU.
-enum class Metric : int { Euclidean = 0, SqEuclidean = 1, Cosine = 2, InnerProduct = 3 };
+/// The CPU kernels' metric (cpp/common/enums.hpp), bound once as geoml._core.Metric.
+using geoml::Metric;
+
+/// What knn_prep does to the rows (its `kind` argument); bound as geoml._cuda.KnnPrep.
+enum class KnnPrep : int { Centre = 0, Normalise = 1 };
 
 /// Number of data splits S the search of m queries among n points will use on `device` (each
 /// split scans a contiguous range of data tiles for every query, so small query sets still

@@ -101,10 +101,10 @@ def test_gpu_spmv_kernel(dtype, index64):
     d = {k: cp.asarray(v) for k, v in
          {"indptr": A.indptr, "indices": A.indices, "data": A.data, "x": x}.items()}
     y = cp.empty(1000, dtype=dtype)
-    fn = getattr(mod, f"csr_spmv_{'f64' if dtype == np.float64 else 'f32'}_{'i64' if index64 else 'i32'}")
     p = _gpu.device_pointer
-    fn(1000, p(d["indptr"]), p(d["indices"]), p(d["data"]), p(d["x"]), p(y), 0,
-       cp.cuda.get_current_stream().ptr)
+    mod.csr_spmv(1000, p(d["indptr"]), p(d["indices"]), p(d["data"]), p(d["x"]), p(y), 0,
+                 cp.cuda.get_current_stream().ptr, dtype=np.dtype(dtype),
+                 index_dtype=A.indptr.dtype)
     np.testing.assert_allclose(y.get(), A @ x, rtol=1e-5 if dtype == np.float32 else 1e-12,
                                atol=1e-6)
 

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import geoml
 from geoml import _gpu
 from geoml._neighbors_gpu import csr_arrays
-from geoml.neighbors import _SYMMETRIZE, _to_csr
+from geoml.neighbors import _symmetrize_mode, _to_csr
 
 METRICS = ["euclidean", "sqeuclidean", "cosine", "inner_product"]
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
@@ -119,7 +119,7 @@ def test_graph_assembly_logic_matches_cpu(rng, symmetrize, dtype):
     w = rng.uniform(0, 1, size=(n, k)).astype(dtype)
     w[5, 2] = 0  # explicit zero kept
     ref = _to_csr(idx, w, symmetrize, 1)
-    data, indices, indptr = csr_arrays(idx, w, _SYMMETRIZE[symmetrize], np)
+    data, indices, indptr = csr_arrays(idx, w, _symmetrize_mode(symmetrize), np)
     assert data.dtype == dtype and indices.dtype == ref.indices.dtype
     np.testing.assert_array_equal(indptr, ref.indptr)
     np.testing.assert_array_equal(indices, ref.indices)

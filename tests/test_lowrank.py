@@ -100,7 +100,7 @@ def test_kernels_match_numpy(shape, dtype, J):
         np.testing.assert_allclose(G, Gref, atol=tol * np.abs(Gref).max())
         assert np.array_equal(G, G.T)
         W = rng.standard_normal((X.size // In, 4)).astype(dtype)
-        S = getattr(geoml._core, "mode_sketch_" + _kernels._sfx(dtype))(X, n, W, 0)
+        S = geoml._core.mode_sketch(X, n, W, n_jobs=0)
         Sref = np.moveaxis(X64, n, -1).reshape(-1, In).T @ W.astype(np.float64)
         np.testing.assert_allclose(S, Sref, atol=tol * np.abs(Sref).max())
         # Gram matrix times a few columns (SIMD tiles of 1, 2 and 3 vectors, row tails; R == 1
@@ -388,14 +388,15 @@ def test_randomized_is_reproducible(rng):
 def test_gram_apply_pair_bad_shapes():
     # the kernel's own checks (the Python layer only calls it with matching factors)
     X = np.zeros((3, 4, 5))
-    f = geoml._core.gram_apply_pair_f64
+    f = geoml._core.gram_apply_pair
     with pytest.raises(ValueError, match="last two modes"):
-        f(X, np.zeros((5, 2)), np.zeros((5, 2)), 0)  # U1 needs 4 rows
+        f(X, np.zeros((5, 2)), np.zeros((5, 2)), n_jobs=0)  # U1 needs 4 rows
     with pytest.raises(ValueError, match="last two modes"):
-        f(X, np.zeros((4, 2)), np.zeros(5), 0)
+        f(X, np.zeros((4, 2)), np.zeros(5), n_jobs=0)
     with pytest.raises(ValueError, match="at least 2 dimensions"):
-        f(np.zeros(5), np.zeros((5, 2)), np.zeros((5, 2)), 0)
-    Z1, Z2 = f(X, np.zeros((4, 0)), np.ones((5, 1)), 0)  # no columns: empty and zero products
+        f(np.zeros(5), np.zeros((5, 2)), np.zeros((5, 2)), n_jobs=0)
+    # no columns: empty and zero products
+    Z1, Z2 = f(X, np.zeros((4, 0)), np.ones((5, 1)), n_jobs=0)
     assert Z1.shape == (4, 0) and Z2.shape == (5, 1) and not Z2.any()
 
 
@@ -581,11 +582,11 @@ def test_sparse_products_against_scipy(rng):
     A = sp.random(700, 90, density=0.03, random_state=rng, format="csr")
     X, Y = rng.standard_normal((90, 5)), rng.standard_normal((700, 5))
     for nj in [1, 2, 3]:
-        f = geoml._core.csr_matmat_f64_i32
-        np.testing.assert_allclose(f(A.data, A.indices, A.indptr, 90, X, False, nj), A @ X,
+        f = geoml._core.csr_matmat
+        np.testing.assert_allclose(f(A.data, A.indices, A.indptr, X, n_cols=90, n_jobs=nj), A @ X,
                                    atol=1e-12)
-        np.testing.assert_allclose(f(A.data, A.indices, A.indptr, 90, Y, True, nj), A.T @ Y,
-                                   atol=1e-12)
+        np.testing.assert_allclose(f(A.data, A.indices, A.indptr, Y, n_cols=90, transpose=True,
+                                     n_jobs=nj), A.T @ Y, atol=1e-12)
 
 
 def test_randomized_svd_reproducible_and_float32(rng):

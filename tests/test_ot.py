@@ -542,10 +542,10 @@ def test_value_range_matches_numpy(rng, n):
     from geoml import _core
 
     x = rng.normal(size=n) * 10 - 3
-    lo, hi, finite = _core.value_range(x, 0)
+    lo, hi, finite = _core.value_range(x, n_jobs=0)
     assert (lo, hi, finite) == (x.min(), x.max(), True)
     x[n // 2] = np.nan
-    assert not _core.value_range(x, 0)[2]
+    assert not _core.value_range(x, n_jobs=0)[2]
 
 
 def test_value_range_rejects_nonfinite():

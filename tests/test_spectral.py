@@ -259,12 +259,12 @@ def test_amg_kernels_vs_scipy(rng):
     X = rng.normal(size=(700, 5))
     B = rng.normal(size=(700, 5))
     Y = np.empty((700, 5))
-    geoml._core.csr_spmm(W.indptr, W.indices, W.data, X, 2.0, B, -0.5, Y, 0)
+    geoml._core.csr_spmm(W.indptr, W.indices, W.data, X, Y, alpha=2.0, B=B, beta=-0.5)
     np.testing.assert_allclose(Y, 2.0 * (W @ X) - 0.5 * B, rtol=1e-12, atol=1e-12)
-    geoml._core.csr_spmm(W.indptr, W.indices, W.data, X, 1.0, Y, 1.0, Y, 0)  # in place
+    geoml._core.csr_spmm(W.indptr, W.indices, W.data, X, Y, B=Y, beta=1.0)  # in place
     np.testing.assert_allclose(Y, 3.0 * (W @ X) - 0.5 * B, rtol=1e-12, atol=1e-12)
-    geoml._core.csr_spmm(W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data, X,
-                         1.0, None, 0.0, Y, 1)
+    geoml._core.csr_spmm(W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data, X, Y,
+                         alpha=1.0, B=None, beta=0.0, n_jobs=1)
     np.testing.assert_allclose(Y, W @ X, rtol=1e-12, atol=1e-12)
 
 
@@ -276,12 +276,12 @@ def test_block_gram_vs_numpy(rng, n):
         V = [rng.normal(size=(n, c)) for c in cv]
         ref = np.hstack(U).T @ np.hstack(V)
         for nt in (1, 2):
-            G = geoml._core.block_gram(U, V, nt)
+            G = geoml._core.block_gram(U, V, n_jobs=nt)
             assert G.shape == ref.shape
             np.testing.assert_allclose(G, ref, rtol=1e-12, atol=1e-12 * max(n, 1))
     P = rng.normal(size=(n, 12))
     views = [P[:, 1:4], P[:, 7:8], P[:, 9:]]  # column runs of one block, read in place
-    np.testing.assert_allclose(geoml._core.block_gram(views, [P], 2),
+    np.testing.assert_allclose(geoml._core.block_gram(views, [P], n_jobs=2),
                                np.hstack(views).T @ P, rtol=1e-12, atol=1e-12 * max(n, 1))
 
 
@@ -294,17 +294,17 @@ def test_block_lincomb_vs_numpy(rng, n):
         Y0, D = rng.normal(size=(n, q)), rng.normal(size=(n, q))
         for beta, add in [(0.0, None), (1.0, None), (-0.5, D)]:
             Y = Y0.copy()
-            geoml._core.block_lincomb(B, C, Y, beta, add, 2)
+            geoml._core.block_lincomb(B, C, Y, beta=beta, D=add, n_jobs=2)
             ref = beta * Y0 + np.hstack(B) @ C + (0 if add is None else D)
             np.testing.assert_allclose(Y, ref, rtol=1e-12, atol=1e-12)
     X = rng.normal(size=(n, 9))
     C = rng.normal(size=(9, 9))
     ref = X @ C
-    geoml._core.block_lincomb([X], C, X, 0.0, None, 1)  # in place
+    geoml._core.block_lincomb([X], C, X, beta=0.0, D=None, n_jobs=1)  # in place
     np.testing.assert_allclose(X, ref, rtol=1e-12, atol=1e-12)
     P = rng.normal(size=(n, 12))
     Y = np.full((n, 12), np.nan)
-    geoml._core.block_lincomb([P[:, :3], P[:, 5:9]], C[:7, :4], Y[:, 2:6], 0.0, None, 2)
+    geoml._core.block_lincomb([P[:, :3], P[:, 5:9]], C[:7, :4], Y[:, 2:6], n_jobs=2)
     np.testing.assert_allclose(Y[:, 2:6], np.hstack([P[:, :3], P[:, 5:9]]) @ C[:7, :4],
                                rtol=1e-12, atol=1e-12)
     assert np.isnan(Y[:, :2]).all() and np.isnan(Y[:, 6:]).all()  # beta = 0: Y not read
@@ -316,40 +316,41 @@ def test_block_residual_vs_numpy(rng, n):
         X, AX = rng.normal(size=(n, m)), rng.normal(size=(n, m))
         lam = rng.normal(size=m)
         R = np.full((n, m), np.nan)
-        norms = geoml._core.block_residual(X, AX, lam, R, 2)
+        norms = geoml._core.block_residual(X, AX, lam, R, n_jobs=2)
         ref = AX - X * lam
         np.testing.assert_allclose(R, ref, rtol=1e-14, atol=1e-14)
         np.testing.assert_allclose(norms, np.linalg.norm(ref, axis=0), rtol=1e-12, atol=1e-300)
     P = rng.normal(size=(n, 10))  # column views of wider blocks
-    norms = geoml._core.block_residual(P[:, :4], P[:, 4:8], np.arange(4.0), P[:, 6:10], 1)
+    norms = geoml._core.block_residual(P[:, :4], P[:, 4:8], np.arange(4.0), P[:, 6:10],
+                                       n_jobs=1)
     np.testing.assert_allclose(norms, np.linalg.norm(P[:, 6:10], axis=0), rtol=1e-12)
 
 
 def test_block_kernels_bad_input(rng):
     X = rng.normal(size=(10, 3))
     with pytest.raises(ValueError, match="rows"):
-        geoml._core.block_gram([X], [X[:5]], 1)
+        geoml._core.block_gram([X], [X[:5]], n_jobs=1)
     with pytest.raises(TypeError, match="float64"):
-        geoml._core.block_gram([X.astype(np.float32)], [X], 1)
+        geoml._core.block_gram([X.astype(np.float32)], [X], n_jobs=1)
     with pytest.raises(ValueError, match="contiguous rows"):
-        geoml._core.block_gram([X], [np.asfortranarray(X)], 1)
+        geoml._core.block_gram([X], [np.asfortranarray(X)], n_jobs=1)
     with pytest.raises(ValueError, match="one block"):
-        geoml._core.block_gram([], [X], 1)
+        geoml._core.block_gram([], [X], n_jobs=1)
     with pytest.raises(ValueError, match="C must be"):
-        geoml._core.block_lincomb([X], np.ones((2, 3)), np.empty((10, 3)), 0.0, None, 1)
+        geoml._core.block_lincomb([X], np.ones((2, 3)), np.empty((10, 3)), n_jobs=1)
     with pytest.raises(ValueError, match="D must be"):
-        geoml._core.block_lincomb([X], np.ones((3, 3)), np.empty((10, 3)), 0.0,
-                                  np.ones((10, 2)), 1)
+        geoml._core.block_lincomb([X], np.ones((3, 3)), np.empty((10, 3)), D=np.ones((10, 2)),
+                                  n_jobs=1)
     Y = np.empty((10, 3))
     Y.flags.writeable = False
     with pytest.raises(TypeError, match="writeable"):
-        geoml._core.block_lincomb([X], np.ones((3, 3)), Y, 0.0, None, 1)
+        geoml._core.block_lincomb([X], np.ones((3, 3)), Y, n_jobs=1)
     with pytest.raises(TypeError, match="writeable"):
-        geoml._core.block_residual(X, X, np.ones(3), Y, 1)
+        geoml._core.block_residual(X, X, np.ones(3), Y, n_jobs=1)
     with pytest.raises(ValueError, match="lam"):
-        geoml._core.block_residual(X, X, np.ones(2), np.empty((10, 3)), 1)
+        geoml._core.block_residual(X, X, np.ones(2), np.empty((10, 3)), n_jobs=1)
     with pytest.raises(ValueError, match="rows"):
-        geoml._core.block_residual(X, X[:4], np.ones(3), np.empty((10, 3)), 1)
+        geoml._core.block_residual(X, X[:4], np.ones(3), np.empty((10, 3)), n_jobs=1)
 
 
 def _bandwidth(M):
@@ -390,7 +391,7 @@ def test_permuted_lsym_vs_laplacian(rng):
     # the second one has self-loops (folded into the diagonal)
     for A in (W, sp.csr_matrix(W + sp.diags(np.r_[rng.uniform(0, 1, n - 1), 0.0]))):
         dd = np.asarray(A.sum(axis=1)).ravel()
-        ip, ix, val = geoml._core.permuted_lsym(A.indptr, A.indices, A.data, dd, perm, 2)
+        ip, ix, val = geoml._core.permuted_lsym(A.indptr, A.indices, A.data, dd, perm, n_jobs=2)
         L = sp.csr_matrix((val, ix, ip), shape=(n, n))
         assert L.has_sorted_indices
         s = np.where(dd > 0, 1 / np.sqrt(np.where(dd > 0, dd, 1)), 0.0)
@@ -610,7 +611,8 @@ def test_kmeans_core_matches_sklearn_inertia(rng):
     from sklearn.cluster import KMeans
 
     X = np.vstack([rng.normal(size=(100, 3)) + 6 * c for c in range(4)])
-    lab, centers, inertia, _ = geoml._core.kmeans(X, 4, 5, 300, 1e-8, 0, 0)
+    lab, centers, inertia, _ = geoml._core.kmeans(X, k=4, n_init=5, max_iter=300, tol=1e-8,
+                                                  seed=0, n_jobs=0)
     ref = KMeans(4, n_init=5, random_state=0).fit(X)
     np.testing.assert_allclose(inertia, ref.inertia_, rtol=1e-6)
     np.testing.assert_allclose(inertia, ((X - centers.reshape(4, 3)[lab]) ** 2).sum(),
@@ -681,16 +683,16 @@ def test_amg_cycle_matches_float64_reference(rng, monkeypatch, m):
     for start in (0, 1, len(levels) - 1):
         B = rng.normal(size=(levels[start].A.shape[0], m))
         ref = _vcycle_ref(levels, start, B)
-        X = cyc.apply(start, B, 1, 0)
+        X = cyc.apply(start, B, cycles=1, n_jobs=0)
         np.testing.assert_allclose(X, ref, rtol=0, atol=1e-4 * np.abs(ref).max())
         # two cycles: X1 + cycle(B - A X1)
         ref2 = ref + _vcycle_ref(levels, start, B - levels[start].A @ ref)
-        X2 = cyc.apply(start, B, 2, 1)
+        X2 = cyc.apply(start, B, cycles=2, n_jobs=1)
         np.testing.assert_allclose(X2, ref2, rtol=0, atol=1e-4 * np.abs(ref2).max())
     with pytest.raises(ValueError, match="B must be"):
-        cyc.apply(0, np.ones((7, 2)), 1, 0)
+        cyc.apply(0, np.ones((7, 2)), cycles=1, n_jobs=0)
     with pytest.raises(ValueError, match="cycles"):
-        cyc.apply(0, np.ones((levels[0].A.shape[0], 2)), 0, 0)
+        cyc.apply(0, np.ones((levels[0].A.shape[0], 2)), cycles=0, n_jobs=0)
 
 
 def test_spectral_clustering_one_cluster():

@@ -13,56 +13,86 @@ CsrGraph as_graph(const carray<int64_t>& indptr, const carray<int64_t>& indices,
   return {n, indptr.data(), indices.data(), weights.data()};
 }
 
+OrcOptions make_orc_options(double alpha, double base, double exp_power, int64_t nbr_topk,
+                            OrcMethod method, double eps, double tol, int64_t max_iter) {
+  OrcOptions o;
+  o.alpha = alpha;
+  o.base = base;
+  o.exp_power = exp_power;
+  o.nbr_topk = nbr_topk;
+  o.method = method;
+  o.eps = eps;
+  o.tol = tol;
+  o.max_iter = max_iter;
+  return o;
+}
+
+py::tuple ollivier_ricci_py(carray<int64_t> indptr, carray<int64_t> indices,
+                            carray<double> weights, carray<int64_t> eu, carray<int64_t> ev,
+                            OrcOptions o, int n_jobs) {
+  const CsrGraph g = as_graph(indptr, indices, weights);
+  const int64_t ne = eu.shape(0);
+  if (ev.shape(0) != ne) throw std::invalid_argument("eu and ev differ in length");
+  o.n_threads = n_jobs;
+  py::array_t<double> kappa(ne), dist(ne);
+  py::array_t<int> status(ne);
+  double* pk = kappa.mutable_data();
+  double* pd = dist.mutable_data();
+  int* ps = status.mutable_data();
+  {
+    py::gil_scoped_release release;
+    ollivier_ricci(g, ne, eu.data(), ev.data(), o, pk, pd, ps);
+  }
+  return py::make_tuple(kappa, dist, status);
+}
+
+py::array_t<double> forman_ricci_py(carray<int64_t> indptr, carray<int64_t> indices,
+                                    carray<double> weights, carray<int64_t> eu,
+                                    carray<int64_t> ev, bool augmented, int n_jobs) {
+  const CsrGraph g = as_graph(indptr, indices, weights);
+  const int64_t ne = eu.shape(0);
+  if (ev.shape(0) != ne) throw std::invalid_argument("eu and ev differ in length");
+  py::array_t<double> out(ne);
+  double* po = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    forman_ricci(g, ne, eu.data(), ev.data(), augmented, n_jobs, po);
+  }
+  return out;
+}
+
 }  // namespace
 
 void bind_curvature(py::module_& m) {
-  m.def(
-      "ollivier_ricci",
-      [](carray<int64_t> indptr, carray<int64_t> indices, carray<double> weights,
-         carray<int64_t> eu, carray<int64_t> ev, double alpha, double base, double exp_power,
-         int64_t nbr_topk, int method, double eps, double tol, int64_t max_iter, int n_jobs) {
-        const CsrGraph g = as_graph(indptr, indices, weights);
-        const int64_t ne = eu.shape(0);
-        if (ev.shape(0) != ne) throw std::invalid_argument("eu and ev differ in length");
-        OrcOptions o;
-        o.alpha = alpha;
-        o.base = base;
-        o.exp_power = exp_power;
-        o.nbr_topk = nbr_topk;
-        o.method = static_cast<OrcMethod>(method);
-        o.eps = eps;
-        o.tol = tol;
-        o.max_iter = max_iter;
-        o.n_threads = n_jobs;
-        py::array_t<double> kappa(ne), dist(ne);
-        py::array_t<int> status(ne);
-        double* pk = kappa.mutable_data();
-        double* pd = dist.mutable_data();
-        int* ps = status.mutable_data();
-        {
-          py::gil_scoped_release release;
-          ollivier_ricci(g, ne, eu.data(), ev.data(), o, pk, pd, ps);
-        }
-        return py::make_tuple(kappa, dist, status);
-      },
-      "ollivier_ricci(indptr, indices, weights, eu, ev, alpha, base, exp_power, nbr_topk, "
-      "method, eps, tol, max_iter, n_jobs) -> (kappa, dist, status)");
-  m.def(
-      "forman_ricci",
-      [](carray<int64_t> indptr, carray<int64_t> indices, carray<double> weights,
-         carray<int64_t> eu, carray<int64_t> ev, bool augmented, int n_jobs) {
-        const CsrGraph g = as_graph(indptr, indices, weights);
-        const int64_t ne = eu.shape(0);
-        if (ev.shape(0) != ne) throw std::invalid_argument("eu and ev differ in length");
-        py::array_t<double> out(ne);
-        double* po = out.mutable_data();
-        {
-          py::gil_scoped_release release;
-          forman_ricci(g, ne, eu.data(), ev.data(), augmented, n_jobs, po);
-        }
-        return out;
-      },
-      "forman_ricci(indptr, indices, weights, eu, ev, augmented, n_jobs) -> curvature");
+  py::native_enum<OrcMethod>(m, "OrcMethod", "enum.Enum",
+                             "Optimal-transport solver of Ollivier-Ricci curvature.")
+      .value("exact", OrcMethod::Exact)
+      .value("sinkhorn", OrcMethod::Sinkhorn)
+      .value("lower_bound", OrcMethod::LowerBound)
+      .finalize();
+  const OrcOptions d;
+  py::class_<OrcOptions>(m, "OrcOptions", "Ollivier-Ricci hyper-parameters (curvature.hpp).")
+      .def(py::init(&make_orc_options), py::kw_only(), py::arg("alpha") = d.alpha,
+           py::arg("base") = d.base, py::arg("exp_power") = d.exp_power,
+           py::arg("nbr_topk") = d.nbr_topk, py::arg("method") = d.method, py::arg("eps") = d.eps,
+           py::arg("tol") = d.tol, py::arg("max_iter") = d.max_iter,
+           "Options from keywords (the defaults are the C++ ones).")
+      .def_readwrite("alpha", &OrcOptions::alpha, "Mass kept on the node itself.")
+      .def_readwrite("base", &OrcOptions::base, "Neighbour weight base^(-w^exp_power).")
+      .def_readwrite("exp_power", &OrcOptions::exp_power, "Exponent of the edge weight.")
+      .def_readwrite("nbr_topk", &OrcOptions::nbr_topk, "Heaviest neighbours kept (0: all).")
+      .def_readwrite("method", &OrcOptions::method, "Optimal-transport solver.")
+      .def_readwrite("eps", &OrcOptions::eps, "Entropic regularisation (Sinkhorn).")
+      .def_readwrite("tol", &OrcOptions::tol, "Sinkhorn L1 marginal error to stop at.")
+      .def_readwrite("max_iter", &OrcOptions::max_iter,
+                     "Sinkhorn iterations (0: 10000) / simplex pivots (0: no limit).");
+  m.def("ollivier_ricci", &ollivier_ricci_py, py::arg("indptr"), py::arg("indices"),
+        py::arg("weights"), py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("options"),
+        py::arg("n_jobs") = 0,
+        "Ollivier-Ricci curvature of the edges (eu, ev) of a CSR graph -> (kappa, dist, status).");
+  m.def("forman_ricci", &forman_ricci_py, py::arg("indptr"), py::arg("indices"),
+        py::arg("weights"), py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("augmented"),
+        py::arg("n_jobs") = 0, "Forman-Ricci curvature of the edges (eu, ev) of a CSR graph.");
 }
 
 }  // namespace geoml

@@ -1,9 +1,16 @@
 // Build and run-time information (geoml.show_config).
+#include <string>
+
 #include "bindings.hpp"
 #include "common/common.hpp"
 #include "common/simd.hpp"
 
 namespace geoml {
+namespace {
+
+std::string simd_isa_py() { return simd_isa_name(simd_isa()); }
+
+}  // namespace
 
 void bind_info(py::module_& m) {
   m.attr("__version__") = GEOML_VERSION;
@@ -14,8 +21,7 @@ void bind_info(py::module_& m) {
   m.attr("openmp") = false;
 #endif
   m.def("max_threads", &max_threads, "OpenMP threads a kernel uses by default.");
-  m.def("simd_isa", [] { return simd_isa_name(simd_isa()); },
-        "SIMD instruction set the kernels dispatch to on this CPU.");
+  m.def("simd_isa", &simd_isa_py, "SIMD instruction set the kernels dispatch to on this CPU.");
   m.def("set_simd_isa", &set_simd_isa, py::arg("name"),
         "Force 'avx512', 'avx2' or 'generic' kernels ('auto' restores detection).");
 }

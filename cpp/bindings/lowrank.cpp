@@ -30,7 +30,8 @@ int check_mode(const py::array& X, int n) {
 }
 
 template <typename T>
-py::array_t<T> ttm_py(carray<T> X, int n, carray<T> A, bool transposed, int n_jobs) {
+py::array_t<T> ttm_py(exact<T> X_in, int n, carray<T> A, bool transposed, int n_jobs) {
+  const carray<T> X = contiguous(X_in);
   check_mode(X, n);
   if (A.ndim() != 2) throw std::invalid_argument("the matrix must be 2-D");
   auto dims = dims_of(X);
@@ -52,7 +53,8 @@ py::array_t<T> ttm_py(carray<T> X, int n, carray<T> A, bool transposed, int n_jo
 }
 
 template <typename T>
-py::array_t<T> gram_py(carray<T> X, int n, int n_jobs) {
+py::array_t<T> gram_py(exact<T> X_in, int n, int n_jobs) {
+  const carray<T> X = contiguous(X_in);
   check_mode(X, n);
   auto dims = dims_of(X);
   const int64_t I = dims[n];
@@ -67,7 +69,8 @@ py::array_t<T> gram_py(carray<T> X, int n, int n_jobs) {
 }
 
 template <typename T>
-py::array_t<double> gram_apply_py(carray<T> X, int n, carray<T> U, int n_jobs) {
+py::array_t<double> gram_apply_py(exact<T> X_in, int n, carray<T> U, int n_jobs) {
+  const carray<T> X = contiguous(X_in);
   check_mode(X, n);
   auto dims = dims_of(X);
   const int64_t I = dims[n];
@@ -86,7 +89,8 @@ py::array_t<double> gram_apply_py(carray<T> X, int n, carray<T> U, int n_jobs) {
 }
 
 template <typename T>
-py::tuple gram_apply_pair_py(carray<T> X, carray<T> U1, carray<T> U2, int n_jobs) {
+py::tuple gram_apply_pair_py(exact<T> X_in, carray<T> U1, carray<T> U2, int n_jobs) {
+  const carray<T> X = contiguous(X_in);
   if (X.ndim() < 2) throw std::invalid_argument("X must have at least 2 dimensions");
   auto dims = dims_of(X);
   const int64_t I1 = dims[dims.size() - 2], I2 = dims.back();
@@ -107,7 +111,8 @@ py::tuple gram_apply_pair_py(carray<T> X, carray<T> U1, carray<T> U2, int n_jobs
 }
 
 template <typename T>
-py::array_t<T> sketch_py(carray<T> X, int n, carray<T> W, int n_jobs) {
+py::array_t<T> sketch_py(exact<T> X_in, int n, carray<T> W, int n_jobs) {
+  const carray<T> X = contiguous(X_in);
   check_mode(X, n);
   auto dims = dims_of(X);
   const int64_t I = dims[n];
@@ -126,7 +131,8 @@ py::array_t<T> sketch_py(carray<T> X, int n, carray<T> W, int n_jobs) {
 }
 
 template <typename T>
-double sumsq_py(carray<T> X, int n_jobs) {
+double sumsq_py(exact<T> X_in, int n_jobs) {
+  const carray<T> X = contiguous(X_in);
   const T* px = X.data();
   const int64_t n = X.size();
   py::gil_scoped_release release;
@@ -134,7 +140,8 @@ double sumsq_py(carray<T> X, int n_jobs) {
 }
 
 template <typename T>
-py::array_t<double> ts_gram_py(carray<T> Y, int n_jobs) {
+py::array_t<double> ts_gram_py(exact<T> Y_in, int n_jobs) {
+  const carray<T> Y = contiguous(Y_in);
   if (Y.ndim() != 2) throw std::invalid_argument("Y must be 2-D");
   const int64_t m = Y.shape(0), l = Y.shape(1);
   py::array_t<double> G({l, l});
@@ -148,7 +155,8 @@ py::array_t<double> ts_gram_py(carray<T> Y, int n_jobs) {
 }
 
 template <typename T>
-py::array_t<T> ts_matmul_py(carray<T> Y, carray<T> M, int n_jobs) {
+py::array_t<T> ts_matmul_py(exact<T> Y_in, carray<T> M, int n_jobs) {
+  const carray<T> Y = contiguous(Y_in);
   if (Y.ndim() != 2 || M.ndim() != 2 || M.shape(0) != Y.shape(1))
     throw std::invalid_argument("ts_matmul: shapes do not match");
   const int64_t m = Y.shape(0), l = Y.shape(1), c = M.shape(1);
@@ -164,8 +172,10 @@ py::array_t<T> ts_matmul_py(carray<T> Y, carray<T> M, int n_jobs) {
 }
 
 template <typename T, typename I>
-py::array_t<T> csr_mm_py(carray<T> data, carray<I> indices, carray<I> indptr, int64_t n_cols,
-                         carray<T> X, bool transpose, int n_jobs) {
+py::array_t<T> csr_mm_py(exact<T> data_in, carray<I> indices, exact<I> indptr_in, carray<T> X,
+                         int64_t n_cols, bool transpose, int n_jobs) {
+  const carray<T> data = contiguous(data_in);
+  const carray<I> indptr = contiguous(indptr_in);
   const int64_t m = indptr.size() - 1;
   if (m < 0 || X.ndim() != 2 || data.size() != indices.size())
     throw std::invalid_argument("malformed CSR matrix or dense operand");
@@ -188,42 +198,47 @@ py::array_t<T> csr_mm_py(carray<T> data, carray<I> indices, carray<I> indptr, in
   return Y;
 }
 
+void set_blas_py(py::handle dgemm, py::handle sgemm, py::handle dsyrk, py::handle ssyrk) {
+  set_blas(reinterpret_cast<dgemm_fn>(capsule_pointer(dgemm, "dgemm")),
+           reinterpret_cast<sgemm_fn>(capsule_pointer(sgemm, "sgemm")),
+           reinterpret_cast<dsyrk_fn>(capsule_pointer(dsyrk, "dsyrk")),
+           reinterpret_cast<ssyrk_fn>(capsule_pointer(ssyrk, "ssyrk")));
+}
+
 }  // namespace
 
 void bind_lowrank(py::module_& m) {
-  m.def(
-      "lowrank_set_blas",
-      [](py::handle dgemm, py::handle sgemm, py::handle dsyrk, py::handle ssyrk) {
-        set_blas(reinterpret_cast<dgemm_fn>(capsule_pointer(dgemm, "dgemm")),
-                 reinterpret_cast<sgemm_fn>(capsule_pointer(sgemm, "sgemm")),
-                 reinterpret_cast<dsyrk_fn>(capsule_pointer(dsyrk, "dsyrk")),
-                 reinterpret_cast<ssyrk_fn>(capsule_pointer(ssyrk, "ssyrk")));
-      },
-      "Install BLAS routines from scipy.linalg.cython_blas.__pyx_capi__ capsules");
-  m.def("lowrank_blas_ready", &blas_ready);
-  m.def("ttm_f32", &ttm_py<float>, "ttm(X, n, A, transposed, n_jobs) -> X x_n A (or A^T)");
-  m.def("ttm_f64", &ttm_py<double>, "ttm(X, n, A, transposed, n_jobs) -> X x_n A (or A^T)");
-  m.def("mode_gram_f32", &gram_py<float>, "mode_gram(X, n, n_jobs) -> X_(n) X_(n)^T");
-  m.def("mode_gram_f64", &gram_py<double>, "mode_gram(X, n, n_jobs) -> X_(n) X_(n)^T");
-  m.def("gram_apply_f32", &gram_apply_py<float>, "gram_apply(X, n, U, n_jobs) -> X_(n) X_(n)^T U");
-  m.def("gram_apply_f64", &gram_apply_py<double>, "gram_apply(X, n, U, n_jobs) -> X_(n) X_(n)^T U");
-  m.def("gram_apply_pair_f32", &gram_apply_pair_py<float>,
-        "gram_apply_pair(X, U1, U2, n_jobs) -> (Gram of mode N-2 times U1, of mode N-1 times U2)");
-  m.def("gram_apply_pair_f64", &gram_apply_pair_py<double>,
-        "gram_apply_pair(X, U1, U2, n_jobs) -> (Gram of mode N-2 times U1, of mode N-1 times U2)");
-  m.def("mode_sketch_f32", &sketch_py<float>, "mode_sketch(X, n, W, n_jobs) -> X_(n) W");
-  m.def("mode_sketch_f64", &sketch_py<double>, "mode_sketch(X, n, W, n_jobs) -> X_(n) W");
-  m.def("ts_gram_f32", &ts_gram_py<float>, "ts_gram(Y, n_jobs) -> Y^T Y (float64)");
-  m.def("ts_gram_f64", &ts_gram_py<double>, "ts_gram(Y, n_jobs) -> Y^T Y (float64)");
-  m.def("ts_matmul_f32", &ts_matmul_py<float>, "ts_matmul(Y, M, n_jobs) -> Y M");
-  m.def("ts_matmul_f64", &ts_matmul_py<double>, "ts_matmul(Y, M, n_jobs) -> Y M");
-  m.def("sum_squares_f32", &sumsq_py<float>);
-  m.def("sum_squares_f64", &sumsq_py<double>);
-  const char* doc = "csr_matmat(data, indices, indptr, n_cols, X, transpose, n_jobs) -> A X or A^T X";
-  m.def("csr_matmat_f32_i32", &csr_mm_py<float, int32_t>, doc);
-  m.def("csr_matmat_f64_i32", &csr_mm_py<double, int32_t>, doc);
-  m.def("csr_matmat_f32_i64", &csr_mm_py<float, int64_t>, doc);
-  m.def("csr_matmat_f64_i64", &csr_mm_py<double, int64_t>, doc);
+  m.def("lowrank_set_blas", &set_blas_py, py::arg("dgemm"), py::arg("sgemm"), py::arg("dsyrk"),
+        py::arg("ssyrk"),
+        "Install BLAS routines from scipy.linalg.cython_blas.__pyx_capi__ capsules.");
+  m.def("lowrank_blas_ready", &blas_ready, "Whether lowrank_set_blas has installed BLAS.");
+  def_overloads(m, "ttm", Floats{}, GEOML_PICK(ttm_py), py::arg("X").noconvert(), py::arg("n"),
+                py::arg("A"), py::kw_only(), py::arg("transposed") = false, py::arg("n_jobs") = 0,
+                "Mode-n product X x_n A (A^T if transposed).");
+  def_overloads(m, "mode_gram", Floats{}, GEOML_PICK(gram_py), py::arg("X").noconvert(),
+                py::arg("n"), py::kw_only(), py::arg("n_jobs") = 0,
+                "Gram matrix X_(n) X_(n)^T of the mode-n unfolding.");
+  def_overloads(m, "gram_apply", Floats{}, GEOML_PICK(gram_apply_py), py::arg("X").noconvert(),
+                py::arg("n"), py::arg("U"), py::kw_only(), py::arg("n_jobs") = 0,
+                "X_(n) X_(n)^T U in float64 without forming the Gram matrix.");
+  def_overloads(m, "gram_apply_pair", Floats{}, GEOML_PICK(gram_apply_pair_py),
+                py::arg("X").noconvert(), py::arg("U1"), py::arg("U2"), py::kw_only(),
+                py::arg("n_jobs") = 0,
+                "(Gram of mode N-2 times U1, Gram of mode N-1 times U2), one read of X.");
+  def_overloads(m, "mode_sketch", Floats{}, GEOML_PICK(sketch_py), py::arg("X").noconvert(),
+                py::arg("n"), py::arg("W"), py::kw_only(), py::arg("n_jobs") = 0,
+                "Sketch X_(n) W of the mode-n unfolding.");
+  def_overloads(m, "ts_gram", Floats{}, GEOML_PICK(ts_gram_py), py::arg("Y").noconvert(),
+                py::kw_only(), py::arg("n_jobs") = 0, "Y^T Y (float64) of a tall matrix.");
+  def_overloads(m, "ts_matmul", Floats{}, GEOML_PICK(ts_matmul_py), py::arg("Y").noconvert(),
+                py::arg("M"), py::kw_only(), py::arg("n_jobs") = 0,
+                "Y M for a tall Y and a small M, in Y's dtype.");
+  def_overloads(m, "sum_squares", Floats{}, GEOML_PICK(sumsq_py), py::arg("X").noconvert(),
+                py::kw_only(), py::arg("n_jobs") = 0, "Sum of squares of X (float64).");
+  def_overloads2(m, "csr_matmat", Floats{}, Indices{}, GEOML_PICK2(csr_mm_py),
+      py::arg("data").noconvert(), py::arg("indices"), py::arg("indptr").noconvert(),
+      py::arg("X"), py::kw_only(), py::arg("n_cols"), py::arg("transpose") = false,
+      py::arg("n_jobs") = 0, "A X (A^T X if transpose) for a CSR matrix A with n_cols columns.");
 }
 
 }  // namespace geoml

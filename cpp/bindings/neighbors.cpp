@@ -1,13 +1,15 @@
-// Bindings of the neighbors family: exact kNN search and sparse graph assembly from neighbour lists.
+// Bindings of the neighbors family: exact kNN search, graph assembly from neighbour lists.
 #include "bindings.hpp"
 #include "neighbors/graph.hpp"
 #include "neighbors/knn.hpp"
 
 namespace geoml {
+namespace {
 
 template <typename T>
-py::tuple knn_py(carray<T> X, py::object Y, int64_t k, int metric, bool exclude_self,
+py::tuple knn_py(exact<T> X_in, py::object Y, int64_t k, Metric metric, bool exclude_self,
                  int n_jobs, bool verbose) {
+  const carray<T> X = contiguous(X_in);
   if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D");
   const int64_t n = X.shape(0), d = X.shape(1);
   carray<T> Yarr;
@@ -27,46 +29,61 @@ py::tuple knn_py(carray<T> X, py::object Y, int64_t k, int metric, bool exclude_
   const T* px = X.data();
   {
     py::gil_scoped_release release;
-    knn_search<T>(px, n, Q, m, d, k, static_cast<Metric>(metric), exclude_self, n_jobs, pi,
-                  pd, verbose);
+    knn_search<T>(px, n, Q, m, d, k, metric, exclude_self, n_jobs, pi, pd, verbose);
   }
   return py::make_tuple(idx, dist);
 }
 
-
-
 template <typename T, typename I>
-py::tuple csr_py(carray<int64_t> idx, carray<T> w, int mode, int n_jobs) {
-  if (idx.ndim() != 2 || w.ndim() != 2 || idx.shape(0) != w.shape(0) ||
-      idx.shape(1) != w.shape(1))
-    throw std::invalid_argument("indices and weights must be 2-D arrays of the same shape");
+py::tuple csr_py(const carray<int64_t>& idx, const carray<T>& w, Symmetrize mode, int n_jobs) {
   const int64_t n = idx.shape(0), k = idx.shape(1);
   Csr<T, I> g;
   {
     py::gil_scoped_release release;
-    g = neighbors_to_csr<T, I>(n, k, idx.data(), w.data(), static_cast<Symmetrize>(mode),
-                               n_jobs);
+    g = neighbors_to_csr<T, I>(n, k, idx.data(), w.data(), mode, n_jobs);
   }
   return py::make_tuple(to_numpy(std::move(g.data)), to_numpy(std::move(g.indices)),
                         to_numpy(std::move(g.indptr)));
 }
 
-static void bind_graph(py::module_& m) {
-  const char* doc = "neighbors_to_csr(indices, weights, mode, n_jobs) -> (data, indices, indptr)";
-  m.def("neighbors_to_csr_f32_i32", &csr_py<float, int32_t>, doc);
-  m.def("neighbors_to_csr_f64_i32", &csr_py<double, int32_t>, doc);
-  m.def("neighbors_to_csr_f32_i64", &csr_py<float, int64_t>, doc);
-  m.def("neighbors_to_csr_f64_i64", &csr_py<double, int64_t>, doc);
+/// neighbors_to_csr with the index dtype chosen by `index64` (int64 when the graph needs it).
+template <typename T>
+py::tuple neighbors_to_csr_py(carray<int64_t> idx, exact<T> w_in, Symmetrize mode, bool index64,
+                              int n_jobs) {
+  const carray<T> w = contiguous(w_in);
+  if (idx.ndim() != 2 || w.ndim() != 2 || idx.shape(0) != w.shape(0) ||
+      idx.shape(1) != w.shape(1))
+    throw std::invalid_argument("indices and weights must be 2-D arrays of the same shape");
+  return index64 ? csr_py<T, int64_t>(idx, w, mode, n_jobs)
+                 : csr_py<T, int32_t>(idx, w, mode, n_jobs);
 }
 
+}  // namespace
+
 void bind_neighbors(py::module_& m) {
-  bind_graph(m);
-  m.def("knn_f32", &knn_py<float>, py::arg("X"), py::arg("Y"), py::arg("k"),
-        py::arg("metric"), py::arg("exclude_self"), py::arg("n_jobs"),
-        py::arg("verbose") = false);
-  m.def("knn_f64", &knn_py<double>, py::arg("X"), py::arg("Y"), py::arg("k"),
-        py::arg("metric"), py::arg("exclude_self"), py::arg("n_jobs"),
-        py::arg("verbose") = false);
+  py::native_enum<Metric>(m, "Metric", "enum.Enum",
+                          "kNN distance (members named as geoml's metric strings).")
+      .value("euclidean", Metric::Euclidean)
+      .value("sqeuclidean", Metric::SqEuclidean)
+      .value("cosine", Metric::Cosine)
+      .value("inner_product", Metric::InnerProduct)
+      .finalize();
+  py::native_enum<Symmetrize>(m, "Symmetrize", "enum.Enum",
+                              "How a kNN graph is combined with its transpose.")
+      .value("none", Symmetrize::None)
+      .value("union", Symmetrize::Union)
+      .value("mutual", Symmetrize::Mutual)
+      .value("mean", Symmetrize::Mean)
+      .finalize();
+  def_overloads(m, "knn", Floats{}, GEOML_PICK(knn_py), py::arg("X").noconvert(),
+                py::arg("Y") = py::none(), py::kw_only(), py::arg("k"), py::arg("metric"),
+                py::arg("exclude_self"), py::arg("n_jobs") = 0, py::arg("verbose") = false,
+                "Exact k nearest neighbours of the rows of Y (None: of X, among X) -> (indices, "
+                "distances).");
+  def_overloads(m, "neighbors_to_csr", Floats{}, GEOML_PICK(neighbors_to_csr_py),
+                py::arg("indices"), py::arg("weights").noconvert(), py::kw_only(),
+                py::arg("mode"), py::arg("index64") = false, py::arg("n_jobs") = 0,
+                "Sparse kNN graph from (n, k) neighbour lists -> CSR (data, indices, indptr).");
 }
 
 }  // namespace geoml

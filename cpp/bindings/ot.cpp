@@ -70,7 +70,7 @@ py::tuple emd_batched_py(carray<double> a, carray<int64_t> a_off, carray<double>
 }
 
 SinkhornParams make_params(double eps, double rho, int64_t max_iter, double tol,
-                           double eps_start, double eps_factor, double stage_tol, int n_jobs) {
+                           double eps_start, double eps_factor, double stage_tol) {
   SinkhornParams p;
   p.eps = eps;
   p.rho = rho;
@@ -79,18 +79,15 @@ SinkhornParams make_params(double eps, double rho, int64_t max_iter, double tol,
   p.eps_start = eps_start;
   p.eps_factor = eps_factor;
   p.stage_tol = stage_tol;
-  p.n_threads = resolve_threads(n_jobs);
   return p;
 }
 
 py::tuple sinkhorn_py(carray<double> a, carray<double> b, carray<double> C, carray<double> f0,
-                      carray<double> g0, double eps, double rho, int64_t max_iter, double tol,
-                      double eps_start, double eps_factor, double stage_tol, int n_jobs) {
+                      carray<double> g0, SinkhornParams p, int n_jobs) {
   const int m = static_cast<int>(a.shape(0)), n = static_cast<int>(b.shape(0));
   if (C.ndim() != 2 || C.shape(0) != m || C.shape(1) != n)
     throw std::invalid_argument("C must have shape (len(a), len(b))");
-  SinkhornParams p = make_params(eps, rho, max_iter, tol, eps_start, eps_factor, stage_tol,
-                                 n_jobs);
+  p.n_threads = resolve_threads(n_jobs);
   py::array_t<double> f(m), g(n), P({m, n});
   std::copy(f0.data(), f0.data() + m, f.mutable_data());
   std::copy(g0.data(), g0.data() + n, g.mutable_data());
@@ -108,15 +105,12 @@ py::tuple sinkhorn_py(carray<double> a, carray<double> b, carray<double> C, carr
 }
 
 py::tuple sinkhorn_points_py(carray<double> x, carray<double> y, carray<double> a,
-                             carray<double> b, int power, double eps, double rho,
-                             int64_t max_iter, double tol, double eps_start, double eps_factor,
-                             double stage_tol, int n_jobs) {
+                             carray<double> b, int power, SinkhornParams p, int n_jobs) {
   const int m = static_cast<int>(x.shape(0)), n = static_cast<int>(y.shape(0));
   const int d = static_cast<int>(x.shape(1));
   if (y.shape(1) != d || a.shape(0) != m || b.shape(0) != n)
     throw std::invalid_argument("sinkhorn_points: inconsistent shapes");
-  SinkhornParams p = make_params(eps, rho, max_iter, tol, eps_start, eps_factor, stage_tol,
-                                 n_jobs);
+  p.n_threads = resolve_threads(n_jobs);
   py::array_t<double> f(m), g(n);
   double* pf = f.mutable_data();
   double* pg = g.mutable_data();
@@ -134,13 +128,11 @@ py::tuple sinkhorn_points_py(carray<double> x, carray<double> y, carray<double> 
 
 py::tuple sinkhorn_batched_py(carray<double> a, carray<int64_t> a_off, carray<double> b,
                               carray<int64_t> b_off, carray<double> C, carray<int64_t> c_off,
-                              double eps, double rho, int64_t max_iter, double tol,
-                              double eps_start, double eps_factor, double stage_tol,
-                              bool want_plans, int n_jobs) {
+                              SinkhornParams p, bool want_plans, int n_jobs) {
   const int64_t B = c_off.shape(0);
   if (a_off.shape(0) != B + 1 || b_off.shape(0) != B + 1)
     throw std::invalid_argument("offsets must have B + 1 entries");
-  SinkhornParams p = make_params(eps, rho, max_iter, tol, eps_start, eps_factor, stage_tol, 1);
+  p.n_threads = 1;  // one thread per problem: n_jobs runs problems in parallel
   py::array_t<double> cost(B), err(B);
   py::array_t<int64_t> iters(B);
   py::array_t<bool> conv(B);
@@ -171,23 +163,45 @@ py::tuple value_range_py(carray<double> x, int n_jobs) {
 }  // namespace
 
 void bind_ot(py::module_& m) {
-  m.def("value_range", &value_range_py, py::arg("x"), py::arg("n_jobs"));
-  m.def("emd", &emd_py, py::arg("a"), py::arg("b"), py::arg("C"), py::arg("max_iter"),
-        py::arg("sparse"));
+  const SinkhornParams d;
+  py::class_<SinkhornParams>(m, "SinkhornParams", "Sinkhorn solver parameters (ot.hpp).")
+      .def(py::init(&make_params), py::kw_only(), py::arg("eps") = d.eps, py::arg("rho") = d.rho,
+           py::arg("max_iter") = d.max_iter, py::arg("tol") = d.tol,
+           py::arg("eps_start") = d.eps_start, py::arg("eps_factor") = d.eps_factor,
+           py::arg("stage_tol") = d.stage_tol,
+           "Parameters from keywords (the defaults are the C++ ones).")
+      .def_readwrite("eps", &SinkhornParams::eps, "Final entropic regularisation (> 0).")
+      .def_readwrite("rho", &SinkhornParams::rho, "Marginal KL relaxation; < 0: balanced.")
+      .def_readwrite("max_iter", &SinkhornParams::max_iter, "Scaling iterations, all stages.")
+      .def_readwrite("tol", &SinkhornParams::tol,
+                     "Balanced: L1 marginal error; unbalanced: max potential change.")
+      .def_readwrite("eps_start", &SinkhornParams::eps_start,
+                     "First eps of the annealing schedule (<= eps: no annealing).")
+      .def_readwrite("eps_factor", &SinkhornParams::eps_factor,
+                     "eps ratio between consecutive stages, in (0, 1).")
+      .def_readwrite("stage_tol", &SinkhornParams::stage_tol,
+                     "Relative tolerance that ends an intermediate stage.");
+  m.def("value_range", &value_range_py, py::arg("x"), py::kw_only(), py::arg("n_jobs") = 0,
+        "(min, max, all finite) of a float64 array.");
+  m.def("emd", &emd_py, py::arg("a"), py::arg("b"), py::arg("C"), py::kw_only(),
+        py::arg("max_iter"), py::arg("sparse") = false,
+        "Exact OT by the network simplex -> (cost, status, n_pivots, plan, f, g).");
   m.def("emd_batched", &emd_batched_py, py::arg("a"), py::arg("a_off"), py::arg("b"),
-        py::arg("b_off"), py::arg("C"), py::arg("c_off"), py::arg("max_iter"),
-        py::arg("want_plans"), py::arg("n_jobs"));
+        py::arg("b_off"), py::arg("C"), py::arg("c_off"), py::kw_only(), py::arg("max_iter"),
+        py::arg("want_plans") = false, py::arg("n_jobs") = 0,
+        "Exact OT of B packed problems -> (cost, status, plans or None).");
   m.def("sinkhorn", &sinkhorn_py, py::arg("a"), py::arg("b"), py::arg("C"), py::arg("f0"),
-        py::arg("g0"), py::arg("eps"), py::arg("rho"), py::arg("max_iter"), py::arg("tol"),
-        py::arg("eps_start"), py::arg("eps_factor"), py::arg("stage_tol"), py::arg("n_jobs"));
+        py::arg("g0"), py::kw_only(), py::arg("params"), py::arg("n_jobs") = 0,
+        "Entropic OT with a dense cost -> (P, f, g, n_iter, err, converged, cost, "
+        "marginal_error).");
   m.def("sinkhorn_points", &sinkhorn_points_py, py::arg("x"), py::arg("y"), py::arg("a"),
-        py::arg("b"), py::arg("power"), py::arg("eps"), py::arg("rho"), py::arg("max_iter"),
-        py::arg("tol"), py::arg("eps_start"), py::arg("eps_factor"), py::arg("stage_tol"),
-        py::arg("n_jobs"));
+        py::arg("b"), py::kw_only(), py::arg("power"), py::arg("params"), py::arg("n_jobs") = 0,
+        "Entropic OT between point clouds, cost |x - y|^power -> (cost, f, g, n_iter, err, "
+        "converged).");
   m.def("sinkhorn_batched", &sinkhorn_batched_py, py::arg("a"), py::arg("a_off"), py::arg("b"),
-        py::arg("b_off"), py::arg("C"), py::arg("c_off"), py::arg("eps"), py::arg("rho"),
-        py::arg("max_iter"), py::arg("tol"), py::arg("eps_start"), py::arg("eps_factor"),
-        py::arg("stage_tol"), py::arg("want_plans"), py::arg("n_jobs"));
+        py::arg("b_off"), py::arg("C"), py::arg("c_off"), py::kw_only(), py::arg("params"),
+        py::arg("want_plans") = false, py::arg("n_jobs") = 0,
+        "Entropic OT of B packed problems -> (cost, err, n_iter, converged, plans or None).");
 }
 
 }  // namespace geoml

@@ -13,43 +13,43 @@
 
 namespace geoml {
 
-/// Runs lanczos() on a CSR matrix (indptr given), a dense matrix (A 2-D), or a Python
-/// callable y = f(x) (callback given; called with the GIL held). Returns
-/// (eigenvalues, eigenvectors (flat n*k), residuals, n_iter, n_matvec, converged, anorm, cut).
+namespace {
+
+/// Small problems run on fewer threads: a parallel region per vector operation costs more than
+/// it saves below ~1e5 flops (and much more on an oversubscribed machine). `work`: flops of one
+/// Lanczos step.
+int capped_threads(int n_jobs, int64_t work) {
+  const int64_t cap = std::max<int64_t>(1, work / 200000);
+  return static_cast<int>(std::min<int64_t>(resolve_threads(n_jobs), cap));
+}
+
+LanczosOptions make_lanczos_options(int64_t k, Which which, double tol, int64_t max_iter,
+                                    int64_t ncv, double anorm, int cheb_degree, double cheb_lower,
+                                    double cheb_upper, double cheb_cut, bool verify,
+                                    uint64_t seed) {
+  LanczosOptions o;
+  o.k = k;
+  o.which = which;
+  o.tol = tol;
+  o.max_iter = max_iter;
+  o.ncv = ncv;
+  o.anorm = anorm;
+  o.cheb_degree = cheb_degree;
+  o.cheb_lower = cheb_lower;
+  o.cheb_upper = cheb_upper;
+  o.cheb_cut = cheb_cut;
+  o.verify = verify;
+  o.seed = seed;
+  return o;
+}
+
+/// The part every eigsh_* entry shares: v0 / deflate checks, the solve without the GIL, and
+/// the result tuple (eigenvalues, eigenvectors (flat n*k), residuals, n_iter, n_matvec,
+/// converged, anorm, cheb_cut). `opt.n_threads` is already set.
 template <typename T>
-py::tuple eigsh_py(py::object A, py::object indptr, py::object indices, bool index64,
-                   py::object callback, int64_t n, py::object v0, py::object deflate,
-                   int64_t k, int which, double tol, int64_t max_iter, int64_t ncv,
-                   double anorm, int cheb_degree, double cheb_lower, double cheb_upper,
-                   double cheb_cut, bool verify, uint64_t seed, int n_jobs,
-                   py::object scale) {
-  // Small problems run on fewer threads: a parallel region per vector operation costs more
-  // than it saves below ~1e5 flops (and much more on an oversubscribed machine).
-  {
-    int64_t work = 20 * n;
-    if (!callback.is_none()) work = 20 * n;
-    else if (!indptr.is_none()) work += py::len(indices);
-    else work = n * n;
-    const int64_t cap = std::max<int64_t>(1, work / 200000);
-    n_jobs = static_cast<int>(std::min<int64_t>(resolve_threads(n_jobs), cap));
-  }
-  LanczosOptions opt;
-  opt.k = k;
-  opt.which = static_cast<Which>(which);
-  opt.tol = tol;
-  opt.max_iter = max_iter;
-  opt.ncv = ncv;
-  opt.anorm = anorm;
-  opt.cheb_degree = cheb_degree;
-  opt.cheb_lower = cheb_lower;
-  opt.cheb_upper = cheb_upper;
-  opt.cheb_cut = cheb_cut;
-  opt.verify = verify;
-  opt.seed = seed;
-  opt.n_threads = n_jobs;
-  carray<T> v0a, defa, data;
-  carray<int32_t> ip32, ix32;
-  carray<int64_t> ip64, ix64;
+py::tuple run_lanczos(int64_t n, const MatVec<T>& mv, const ChebStep<T>& step,
+                      const py::object& v0, const py::object& deflate, const LanczosOptions& opt) {
+  carray<T> v0a, defa;
   const T* pv0 = nullptr;
   const T* pdef = nullptr;
   int64_t nd = 0;
@@ -65,65 +65,6 @@ py::tuple eigsh_py(py::object A, py::object indptr, py::object indices, bool ind
     nd = defa.shape(1);
     pdef = defa.data();
   }
-  MatVec<T> mv;
-  ChebStep<T> step;
-  carray<double> sarr;
-  std::vector<double> zbuf;
-  if (!scale.is_none()) {
-    // Unweighted graph: N = S P S from the pattern (indptr, indices) and s.
-    sarr = scale.cast<carray<double>>();
-    if (sarr.size() != n) throw std::invalid_argument("scale must have n entries");
-    const double* ps = sarr.data();
-    auto bind_pattern = [&](auto* pp, auto* pi) {
-      using I = std::remove_const_t<std::remove_pointer_t<decltype(pp)>>;
-      mv = [=, &zbuf](const T* x, T* y) {
-        scaled_pattern_matvec<T, I>(n, pp, pi, ps, x, y, zbuf, n_jobs);
-      };
-      step = [=, &zbuf](const T* yb, const T* ya, T* yc, double s1, double c, double s2) {
-        scaled_pattern_cheb_step<T, I>(n, pp, pi, ps, yb, ya, yc, s1, c, s2, zbuf, n_jobs);
-      };
-    };
-    if (index64) {
-      ip64 = indptr.cast<carray<int64_t>>();
-      ix64 = indices.cast<carray<int64_t>>();
-      bind_pattern(ip64.data(), ix64.data());
-    } else {
-      ip32 = indptr.cast<carray<int32_t>>();
-      ix32 = indices.cast<carray<int32_t>>();
-      bind_pattern(ip32.data(), ix32.data());
-    }
-  } else if (!callback.is_none()) {
-    mv = [&callback, n](const T* x, T* y) {
-      py::gil_scoped_acquire gil;
-      py::array_t<T> xa(n);
-      std::copy(x, x + n, xa.mutable_data());
-      carray<T> r = callback(xa).template cast<carray<T>>();
-      if (r.size() != n)
-        throw std::invalid_argument("the matvec returned a vector of the wrong size");
-      std::copy(r.data(), r.data() + n, y);
-    };
-  } else if (!indptr.is_none()) {
-    data = A.cast<carray<T>>();
-    if (index64) {
-      ip64 = indptr.cast<carray<int64_t>>();
-      ix64 = indices.cast<carray<int64_t>>();
-      const int64_t *pp = ip64.data(), *pi = ix64.data();
-      const T* pd = data.data();
-      mv = [=](const T* x, T* y) { csr_matvec<T, int64_t>(n, pp, pi, pd, x, y, n_jobs); };
-    } else {
-      ip32 = indptr.cast<carray<int32_t>>();
-      ix32 = indices.cast<carray<int32_t>>();
-      const int32_t *pp = ip32.data(), *pi = ix32.data();
-      const T* pd = data.data();
-      mv = [=](const T* x, T* y) { csr_matvec<T, int32_t>(n, pp, pi, pd, x, y, n_jobs); };
-    }
-  } else {
-    data = A.cast<carray<T>>();
-    if (data.ndim() != 2 || data.shape(0) != n || data.shape(1) != n)
-      throw std::invalid_argument("dense A must be n x n");
-    const T* pd = data.data();
-    mv = [=](const T* x, T* y) { dense_matvec<T>(n, pd, x, y, n_jobs); };
-  }
   LanczosResult<T> res;
   {
     py::gil_scoped_release release;
@@ -134,9 +75,91 @@ py::tuple eigsh_py(py::object A, py::object indptr, py::object indices, bool ind
                         res.converged, res.anorm, res.cheb_cut);
 }
 
+/// lanczos() on a dense n x n matrix A.
+template <typename T>
+py::tuple eigsh_dense_py(exact<T> A_in, LanczosOptions opt, py::object v0, py::object deflate,
+                         int n_jobs) {
+  const carray<T> A = contiguous(A_in);
+  if (A.ndim() != 2 || A.shape(0) != A.shape(1))
+    throw std::invalid_argument("dense A must be n x n");
+  const int64_t n = A.shape(0);
+  const int nt = opt.n_threads = capped_threads(n_jobs, n * n);
+  const T* pd = A.data();
+  MatVec<T> mv = [=](const T* x, T* y) { dense_matvec<T>(n, pd, x, y, nt); };
+  return run_lanczos<T>(n, mv, ChebStep<T>(), v0, deflate, opt);
+}
+
+/// lanczos() on a CSR matrix (data, indptr, indices); n = len(indptr) - 1.
 template <typename T, typename I>
-py::array_t<T> csr_matvec_py(carray<I> indptr, carray<I> indices, carray<T> data, carray<T> x,
-                             int n_jobs) {
+py::tuple eigsh_csr_py(exact<T> data_in, exact<I> indptr_in, carray<I> indices,
+                       LanczosOptions opt, py::object v0, py::object deflate, int n_jobs) {
+  const carray<T> data = contiguous(data_in);
+  const carray<I> indptr = contiguous(indptr_in);
+  const int64_t n = indptr.size() - 1;
+  if (n < 0 || data.size() != indices.size())
+    throw std::invalid_argument("malformed CSR arrays");
+  const int nt = opt.n_threads = capped_threads(n_jobs, 20 * n + indices.size());
+  const I *pp = indptr.data(), *pi = indices.data();
+  const T* pd = data.data();
+  MatVec<T> mv = [=](const T* x, T* y) { csr_matvec<T, I>(n, pp, pi, pd, x, y, nt); };
+  return run_lanczos<T>(n, mv, ChebStep<T>(), v0, deflate, opt);
+}
+
+/// lanczos() (float64) on N = S P S for an unweighted graph: the CSR pattern P (indptr,
+/// indices) and s = diag(S) (`scale`, n values).
+template <typename I>
+py::tuple eigsh_scaled_pattern_py(exact<I> indptr_in, carray<I> indices, carray<double> scale,
+                                  LanczosOptions opt, py::object v0, py::object deflate,
+                                  int n_jobs) {
+  const carray<I> indptr = contiguous(indptr_in);
+  const int64_t n = indptr.size() - 1;
+  if (n < 0 || scale.size() != n) throw std::invalid_argument("scale must have n entries");
+  const int nt = opt.n_threads = capped_threads(n_jobs, 20 * n + indices.size());
+  const I *pp = indptr.data(), *pi = indices.data();
+  const double* ps = scale.data();
+  std::vector<double> zbuf;
+  MatVec<double> mv = [=, &zbuf](const double* x, double* y) {
+    scaled_pattern_matvec<double, I>(n, pp, pi, ps, x, y, zbuf, nt);
+  };
+  ChebStep<double> step = [=, &zbuf](const double* yb, const double* ya, double* yc, double s1,
+                                     double c, double s2) {
+    scaled_pattern_cheb_step<double, I>(n, pp, pi, ps, yb, ya, yc, s1, c, s2, zbuf, nt);
+  };
+  return run_lanczos<double>(n, mv, step, v0, deflate, opt);
+}
+
+/// lanczos() on a Python callable y = matvec(x) (length-n arrays of `dtype`, float32 or
+/// float64; called with the GIL held).
+template <typename T>
+py::tuple eigsh_callback_t(py::function matvec, int64_t n, LanczosOptions opt, py::object v0,
+                           py::object deflate, int n_jobs) {
+  opt.n_threads = capped_threads(n_jobs, 20 * n);
+  MatVec<T> mv = [&matvec, n](const T* x, T* y) {
+    py::gil_scoped_acquire gil;
+    py::array_t<T> xa(n);
+    std::copy(x, x + n, xa.mutable_data());
+    carray<T> r = matvec(xa).template cast<carray<T>>();
+    if (r.size() != n)
+      throw std::invalid_argument("the matvec returned a vector of the wrong size");
+    std::copy(r.data(), r.data() + n, y);
+  };
+  return run_lanczos<T>(n, mv, ChebStep<T>(), v0, deflate, opt);
+}
+
+py::tuple eigsh_callback_py(py::function matvec, int64_t n, py::dtype dtype, LanczosOptions opt,
+                            py::object v0, py::object deflate, int n_jobs) {
+  if (dtype.is(py::dtype::of<double>()))
+    return eigsh_callback_t<double>(matvec, n, opt, v0, deflate, n_jobs);
+  if (dtype.is(py::dtype::of<float>()))
+    return eigsh_callback_t<float>(matvec, n, opt, v0, deflate, n_jobs);
+  throw py::type_error("eigsh_callback: dtype must be float32 or float64");
+}
+
+template <typename T, typename I>
+py::array_t<T> csr_matvec_py(exact<I> indptr_in, carray<I> indices, exact<T> data_in,
+                             carray<T> x, int n_jobs) {
+  const carray<I> indptr = contiguous(indptr_in);
+  const carray<T> data = contiguous(data_in);
   const int64_t n = indptr.size() - 1;
   py::array_t<T> y(n);
   T* py_ = y.mutable_data();
@@ -164,7 +187,9 @@ py::tuple kmeans_py(carray<double> X, int64_t k, int n_init, int max_iter, doubl
 }
 
 /// Greedy aggregation (multigrid.hpp) of a CSR graph; returns (labels int32 (n,), n_agg).
-py::tuple aggregate_py(py::array indptr, py::array indices, py::object data) {
+template <typename I>
+py::tuple aggregate_py(exact<I> indptr_in, carray<I> indices, py::object data) {
+  const carray<I> indptr = contiguous(indptr_in);
   const int64_t n = indptr.size() - 1;
   std::vector<int32_t> labels(n);
   carray<double> d;
@@ -174,89 +199,71 @@ py::tuple aggregate_py(py::array indptr, py::array indices, py::object data) {
     pd = d.data();
   }
   int64_t nagg;
-  if (indptr.dtype().is(py::dtype::of<int64_t>())) {
-    carray<int64_t> ip = indptr.cast<carray<int64_t>>(), ix = indices.cast<carray<int64_t>>();
+  {
     py::gil_scoped_release release;
-    nagg = aggregate_graph<int64_t>(n, ip.data(), ix.data(), pd, labels.data());
-  } else {
-    carray<int32_t> ip = indptr.cast<carray<int32_t>>(), ix = indices.cast<carray<int32_t>>();
-    py::gil_scoped_release release;
-    nagg = aggregate_graph<int32_t>(n, ip.data(), ix.data(), pd, labels.data());
+    nagg = aggregate_graph<I>(n, indptr.data(), indices.data(), pd, labels.data());
   }
   return py::make_tuple(to_numpy(std::move(labels)), nagg);
 }
 
 /// RCM order and connected components (multigrid.hpp) of a symmetric CSR pattern; returns
 /// (perm int64 (n,), labels int32 (n,), n_components).
-py::tuple rcm_components_py(py::array indptr, py::array indices) {
+template <typename I>
+py::tuple rcm_components_py(exact<I> indptr_in, carray<I> indices) {
+  const carray<I> indptr = contiguous(indptr_in);
   const int64_t n = indptr.size() - 1;
   std::vector<int64_t> perm(n);
   std::vector<int32_t> labels(n);
   int64_t ncomp;
-  if (indptr.dtype().is(py::dtype::of<int64_t>())) {
-    carray<int64_t> ip = indptr.cast<carray<int64_t>>(), ix = indices.cast<carray<int64_t>>();
+  {
     py::gil_scoped_release release;
-    ncomp = rcm_components<int64_t>(n, ip.data(), ix.data(), perm.data(), labels.data());
-  } else {
-    carray<int32_t> ip = indptr.cast<carray<int32_t>>(), ix = indices.cast<carray<int32_t>>();
-    py::gil_scoped_release release;
-    ncomp = rcm_components<int32_t>(n, ip.data(), ix.data(), perm.data(), labels.data());
+    ncomp = rcm_components<I>(n, indptr.data(), indices.data(), perm.data(), labels.data());
   }
   return py::make_tuple(to_numpy(std::move(perm)), to_numpy(std::move(labels)), ncomp);
 }
 
-/// to_numpy for the family's big_vector (multigrid.hpp).
-template <typename T>
-py::array_t<T> big_to_numpy(big_vector<T>&& v) {
-  auto* heap = new big_vector<T>(std::move(v));
-  py::capsule owner(heap, [](void* p) { delete static_cast<big_vector<T>*>(p); });
-  return py::array_t<T>({static_cast<py::ssize_t>(heap->size())}, heap->data(), owner);
-}
-
 /// L_sym of a symmetric CSR affinity renumbered by perm (multigrid.hpp); returns the CSR
 /// arrays (indptr int64, indices int64, data float64).
-py::tuple permuted_lsym_py(py::array indptr, py::array indices, carray<double> data,
+template <typename I>
+py::tuple permuted_lsym_py(exact<I> indptr_in, carray<I> indices, carray<double> data,
                            carray<double> d, carray<int64_t> perm, int n_jobs) {
+  const carray<I> indptr = contiguous(indptr_in);
   const int64_t n = indptr.size() - 1;
-  if (d.size() != n || perm.size() != n || data.size() != py::len(indices))
+  if (d.size() != n || perm.size() != n || data.size() != indices.size())
     throw std::invalid_argument("permuted_lsym: inconsistent array sizes");
   big_vector<int64_t> ptr(n + 1), idx;
   big_vector<double> val;
   const double *pd = data.data(), *pdeg = d.data();
   const int64_t* pp = perm.data();
-  if (indptr.dtype().is(py::dtype::of<int64_t>())) {
-    carray<int64_t> ip = indptr.cast<carray<int64_t>>(), ix = indices.cast<carray<int64_t>>();
+  {
     py::gil_scoped_release release;
-    permuted_lsym<int64_t>(n, ip.data(), ix.data(), pd, pdeg, pp, ptr.data(), idx, val, n_jobs);
-  } else {
-    carray<int32_t> ip = indptr.cast<carray<int32_t>>(), ix = indices.cast<carray<int32_t>>();
-    py::gil_scoped_release release;
-    permuted_lsym<int32_t>(n, ip.data(), ix.data(), pd, pdeg, pp, ptr.data(), idx, val, n_jobs);
+    permuted_lsym<I>(n, indptr.data(), indices.data(), pd, pdeg, pp, ptr.data(), idx, val,
+                     n_jobs);
   }
-  return py::make_tuple(big_to_numpy(std::move(ptr)), big_to_numpy(std::move(idx)),
-                        big_to_numpy(std::move(val)));
+  return py::make_tuple(to_numpy(std::move(ptr)), to_numpy(std::move(idx)),
+                        to_numpy(std::move(val)));
 }
 
 /// Y = alpha * A X + beta * B (B None: 0; B may be Y) for CSR A (rows = len(indptr) - 1)
 /// and C-contiguous float64 blocks X (cols, m), B and Y (rows, m); Y is written in place.
-void csr_spmm_py(py::array indptr, py::array indices, carray<double> data, carray<double> X,
-                 double alpha, py::object B, double beta, py::array_t<double> Y, int n_jobs) {
+template <typename I>
+void csr_spmm_py(exact<I> indptr_in, carray<I> indices, carray<double> data, carray<double> X,
+                 py::array_t<double> Y, double alpha, py::object B, double beta, int n_jobs) {
+  const carray<I> indptr = contiguous(indptr_in);
   const int64_t rows = indptr.size() - 1;
   if (X.ndim() != 2 || Y.ndim() != 2 || Y.shape(0) != rows || Y.shape(1) != X.shape(1))
     throw std::invalid_argument("csr_spmm: X must be (cols, m) and Y (rows, m)");
   if (!(Y.flags() & py::array::c_style) || !Y.writeable())
     throw std::invalid_argument("csr_spmm: Y must be a writeable C-contiguous float64 array");
   const int64_t m = X.shape(1);
-  // Small products run on fewer threads (as in eigsh_py): ~1e5 flops per thread at least.
-  n_jobs = static_cast<int>(std::min<int64_t>(
-      resolve_threads(n_jobs), std::max<int64_t>(1, (py::len(indices) + rows) * m / 200000)));
+  // Small products run on fewer threads (as in eigsh): ~1e5 flops per thread at least.
+  n_jobs = capped_threads(n_jobs, (indices.size() + rows) * m);
   double* py_ = Y.mutable_data();
   const double *pd = data.data(), *px = X.data();
   carray<double> barr;
   const double* pb = nullptr;
   if (!B.is_none()) {
-    py::array_t<double> braw = B.cast<py::array_t<double>>();
-    if (braw.ptr() == Y.ptr()) {
+    if (B.ptr() == Y.ptr()) {
       pb = py_;
     } else {
       barr = B.cast<carray<double>>();
@@ -265,15 +272,8 @@ void csr_spmm_py(py::array indptr, py::array indices, carray<double> data, carra
       pb = barr.data();
     }
   }
-  if (indptr.dtype().is(py::dtype::of<int64_t>())) {
-    carray<int64_t> ip = indptr.cast<carray<int64_t>>(), ix = indices.cast<carray<int64_t>>();
-    py::gil_scoped_release release;
-    csr_spmm<int64_t>(rows, ip.data(), ix.data(), pd, m, px, alpha, pb, beta, py_, n_jobs);
-  } else {
-    carray<int32_t> ip = indptr.cast<carray<int32_t>>(), ix = indices.cast<carray<int32_t>>();
-    py::gil_scoped_release release;
-    csr_spmm<int32_t>(rows, ip.data(), ix.data(), pd, m, px, alpha, pb, beta, py_, n_jobs);
-  }
+  py::gil_scoped_release release;
+  csr_spmm<I>(rows, indptr.data(), indices.data(), pd, m, px, alpha, pb, beta, py_, n_jobs);
 }
 
 /// Copies a SciPy CSR matrix (indptr, indices, data; rows = len(indptr) - 1) into a CsrF32.
@@ -387,76 +387,133 @@ py::array_t<double> block_residual_py(py::array X, py::array AX, carray<double> 
   return norms;
 }
 
+void amg_add_level(AmgCycle& self, carray<int64_t> a_ptr, carray<int64_t> a_idx,
+                   carray<float> a_val, carray<float> jac, carray<int64_t> p_ptr,
+                   carray<int64_t> p_idx, carray<float> p_val, carray<int64_t> r_ptr,
+                   carray<int64_t> r_idx, carray<float> r_val) {
+  self.add_level(csr_f32(a_ptr, a_idx, a_val),
+                 std::vector<float>(jac.data(), jac.data() + jac.size()),
+                 csr_f32(p_ptr, p_idx, p_val), csr_f32(r_ptr, r_idx, r_val));
+}
+
+void amg_set_coarse(AmgCycle& self, carray<int64_t> a_ptr, carray<int64_t> a_idx,
+                    carray<float> a_val, carray<int64_t> p_ptr, carray<int64_t> p_idx,
+                    carray<float> p_val) {
+  self.set_coarse(csr_f32(a_ptr, a_idx, a_val), csr_f32(p_ptr, p_idx, p_val));
+}
+
+py::array_t<double> amg_apply(AmgCycle& self, int64_t level, carray<double> B, int cycles,
+                              int n_jobs) {
+  if (B.ndim() != 2 || B.shape(0) != self.rows(level))
+    throw std::invalid_argument("AmgCycle.apply: B must be (rows of the level, m)");
+  const int64_t rows = B.shape(0), m = B.shape(1);
+  py::array_t<double> X({rows, m});
+  double* px = X.mutable_data();
+  const double* pb = B.data();
+  {
+    py::gil_scoped_release release;
+    self.apply(level, m, pb, px, cycles, n_jobs);
+  }
+  return X;
+}
+
+}  // namespace
+
 void bind_spectral(py::module_& m) {
-  const char* doc =
-      "eigsh(A, indptr, indices, index64, callback, n, v0, deflate, k, which, tol, max_iter, "
-      "ncv, anorm, cheb_degree, cheb_lower, cheb_upper, cheb_cut, verify, seed, n_jobs, scale) -> "
-      "(w, V, res, "
-      "n_iter, n_matvec, converged, anorm, cheb_cut)";
-  m.def("eigsh_f32", &eigsh_py<float>, doc);
-  m.def("eigsh_f64", &eigsh_py<double>, doc);
-  m.def("csr_matvec_f32_i32", &csr_matvec_py<float, int32_t>);
-  m.def("csr_matvec_f64_i32", &csr_matvec_py<double, int32_t>);
-  m.def("csr_matvec_f32_i64", &csr_matvec_py<float, int64_t>);
-  m.def("csr_matvec_f64_i64", &csr_matvec_py<double, int64_t>);
-  m.def("kmeans", &kmeans_py, "kmeans(X, k, n_init, max_iter, tol, seed, n_jobs) -> "
-                              "(labels, centers, inertia, n_iter)");
-  m.def("aggregate_graph", &aggregate_py,
-        "aggregate_graph(indptr, indices, data) -> (labels, n_agg)");
-  m.def("rcm_components", &rcm_components_py,
-        "rcm_components(indptr, indices) -> (perm, labels, n_components)");
-  m.def("permuted_lsym", &permuted_lsym_py,
-        "permuted_lsym(indptr, indices, data, d, perm, n_jobs) -> (indptr, indices, data)");
-  m.def("block_gram", &block_gram_py, py::arg("U"), py::arg("V"), py::arg("n_jobs") = 0,
-        "block_gram(U, V, n_jobs) -> G: [U_1 ... U_a]^T [V_1 ... V_b] for lists of float64 "
-        "(n, *) blocks with contiguous rows");
+  py::native_enum<Which>(m, "Which", "enum.Enum", "Which end of the spectrum eigsh computes.")
+      .value("LA", Which::LA, "largest algebraic")
+      .value("SA", Which::SA, "smallest algebraic")
+      .value("LM", Which::LM, "largest magnitude")
+      .finalize();
+  const LanczosOptions d;
+  py::class_<LanczosOptions>(m, "LanczosOptions", "Lanczos eigensolver options (lanczos.hpp).")
+      .def(py::init(&make_lanczos_options), py::kw_only(), py::arg("k") = d.k,
+           py::arg("which") = d.which, py::arg("tol") = d.tol, py::arg("max_iter") = d.max_iter,
+           py::arg("ncv") = d.ncv, py::arg("anorm") = d.anorm,
+           py::arg("cheb_degree") = d.cheb_degree, py::arg("cheb_lower") = d.cheb_lower,
+           py::arg("cheb_upper") = d.cheb_upper, py::arg("cheb_cut") = d.cheb_cut,
+           py::arg("verify") = d.verify, py::arg("seed") = d.seed,
+           "Options from keywords (the defaults are the C++ ones).")
+      .def_readwrite("k", &LanczosOptions::k, "Eigenpairs wanted.")
+      .def_readwrite("which", &LanczosOptions::which, "Which end of the spectrum.")
+      .def_readwrite("tol", &LanczosOptions::tol, "Converged: ||A x - theta x|| <= tol ||A||.")
+      .def_readwrite("max_iter", &LanczosOptions::max_iter, "Restart cycles at most.")
+      .def_readwrite("ncv", &LanczosOptions::ncv, "Basis size (0: max(2k + 1, 20), at most n).")
+      .def_readwrite("anorm", &LanczosOptions::anorm, "||A||_2 if known (> 0), else estimated.")
+      .def_readwrite("cheb_degree", &LanczosOptions::cheb_degree,
+                     "> 0: Lanczos on a Chebyshev filter p(A) of this degree (which = LA).")
+      .def_readwrite("cheb_lower", &LanczosOptions::cheb_lower, "Lower end of A's spectrum.")
+      .def_readwrite("cheb_upper", &LanczosOptions::cheb_upper, "Upper end of A's spectrum.")
+      .def_readwrite("cheb_cut", &LanczosOptions::cheb_cut,
+                     "Damped interval [cheb_lower, cheb_cut]; <= cheb_lower: from Ritz values.")
+      .def_readwrite("verify", &LanczosOptions::verify,
+                     "One more cycle from a fresh vector to catch missed multiplicities.")
+      .def_readwrite("seed", &LanczosOptions::seed, "Seed of the random start vectors.");
+  def_overloads(m, "eigsh_dense", Floats{}, GEOML_PICK(eigsh_dense_py), py::arg("A").noconvert(),
+                py::kw_only(), py::arg("options"), py::arg("v0") = py::none(),
+                py::arg("deflate") = py::none(), py::arg("n_jobs") = 0,
+                "Lanczos on a dense symmetric matrix -> (w, V, res, n_iter, n_mv, conv, anorm, "
+                "cut).");
+  def_overloads2(m, "eigsh_csr", Floats{}, Indices{}, GEOML_PICK2(eigsh_csr_py),
+                 py::arg("data").noconvert(), py::arg("indptr").noconvert(), py::arg("indices"),
+                 py::kw_only(), py::arg("options"), py::arg("v0") = py::none(),
+                 py::arg("deflate") = py::none(), py::arg("n_jobs") = 0,
+                 "Lanczos on a symmetric CSR matrix -> (w, V, res, n_iter, n_mv, conv, anorm, "
+                 "cut).");
+  def_overloads(m, "eigsh_scaled_pattern", Indices{}, GEOML_PICK(eigsh_scaled_pattern_py),
+                py::arg("indptr").noconvert(), py::arg("indices"), py::arg("scale"),
+                py::kw_only(), py::arg("options"), py::arg("v0") = py::none(),
+                py::arg("deflate") = py::none(), py::arg("n_jobs") = 0,
+                "float64 Lanczos on diag(scale) P diag(scale), P a CSR pattern -> as eigsh_csr.");
+  m.def("eigsh_callback", &eigsh_callback_py, py::arg("matvec"), py::kw_only(), py::arg("n"),
+        py::arg("dtype"), py::arg("options"), py::arg("v0") = py::none(),
+        py::arg("deflate") = py::none(), py::arg("n_jobs") = 0,
+        "Lanczos on a Python matvec(x) of float32/float64 vectors -> as eigsh_csr.");
+  def_overloads2(m, "csr_matvec", Floats{}, Indices{}, GEOML_PICK2(csr_matvec_py),
+                 py::arg("indptr").noconvert(), py::arg("indices"), py::arg("data").noconvert(),
+                 py::arg("x"), py::kw_only(), py::arg("n_jobs") = 0,
+                 "y = A x for a CSR matrix A (the Lanczos solver's SpMV).");
+  m.def("kmeans", &kmeans_py, py::arg("X"), py::kw_only(), py::arg("k"), py::arg("n_init"),
+        py::arg("max_iter"), py::arg("tol"), py::arg("seed"), py::arg("n_jobs") = 0,
+        "k-means++ / Lloyd on float64 rows -> (labels, centers, inertia, n_iter).");
+  def_overloads(m, "aggregate_graph", Indices{}, GEOML_PICK(aggregate_py),
+                py::arg("indptr").noconvert(), py::arg("indices"), py::arg("data") = py::none(),
+                "Greedy aggregation of a CSR graph -> (labels, n_agg).");
+  def_overloads(m, "rcm_components", Indices{}, GEOML_PICK(rcm_components_py),
+                py::arg("indptr").noconvert(), py::arg("indices"),
+                "RCM order and connected components of a CSR pattern -> (perm, labels, n).");
+  def_overloads(m, "permuted_lsym", Indices{}, GEOML_PICK(permuted_lsym_py),
+                py::arg("indptr").noconvert(), py::arg("indices"), py::arg("data"), py::arg("d"),
+                py::arg("perm"), py::kw_only(), py::arg("n_jobs") = 0,
+                "L_sym of a CSR affinity renumbered by perm -> (indptr, indices, data).");
+  def_overloads(m, "csr_spmm", Indices{}, GEOML_PICK(csr_spmm_py), py::arg("indptr").noconvert(),
+                py::arg("indices"), py::arg("data"), py::arg("X"), py::arg("Y").noconvert(),
+                py::kw_only(), py::arg("alpha") = 1.0, py::arg("B") = py::none(),
+                py::arg("beta") = 0.0, py::arg("n_jobs") = 0,
+                "Y = alpha A X + beta B in place, A CSR (B may be Y).");
+  m.def("block_gram", &block_gram_py, py::arg("U"), py::arg("V"), py::kw_only(),
+        py::arg("n_jobs") = 0,
+        "[U_1 ... U_a]^T [V_1 ... V_b] for lists of float64 (n, *) blocks with contiguous rows.");
   m.def("block_lincomb", &block_lincomb_py, py::arg("B"), py::arg("C"), py::arg("Y"),
-        py::arg("beta") = 0.0, py::arg("D") = py::none(), py::arg("n_jobs") = 0,
-        "block_lincomb(B, C, Y, beta, D, n_jobs): Y = beta Y + [B_1 ... B_a] C + D in place "
-        "(Y may be one of the B)");
+        py::kw_only(), py::arg("beta") = 0.0, py::arg("D") = py::none(), py::arg("n_jobs") = 0,
+        "Y = beta Y + [B_1 ... B_a] C + D in place (Y may be one of the B).");
   m.def("block_residual", &block_residual_py, py::arg("X"), py::arg("AX"), py::arg("lam"),
-        py::arg("R"), py::arg("n_jobs") = 0,
-        "block_residual(X, AX, lam, R, n_jobs) -> norms: R = AX - X diag(lam) in place and "
-        "the column norms of R");
-  m.def("csr_spmm", &csr_spmm_py,
-        "csr_spmm(indptr, indices, data, X, alpha, B, beta, Y, n_jobs): Y = alpha A X + beta B "
-        "in place");
+        py::arg("R"), py::kw_only(), py::arg("n_jobs") = 0,
+        "R = AX - X diag(lam) in place -> the column norms of R.");
   py::class_<AmgCycle>(m, "AmgCycle",
-                       "float32 smoothed-aggregation V-cycles (multigrid.hpp); levels are added "
-                       "finest first as SciPy CSR arrays")
-      .def(py::init<>())
-      .def("add_level",
-           [](AmgCycle& self, carray<int64_t> a_ptr, carray<int64_t> a_idx, carray<float> a_val,
-              carray<float> jac, carray<int64_t> p_ptr, carray<int64_t> p_idx,
-              carray<float> p_val, carray<int64_t> r_ptr, carray<int64_t> r_idx,
-              carray<float> r_val) {
-             self.add_level(csr_f32(a_ptr, a_idx, a_val),
-                            std::vector<float>(jac.data(), jac.data() + jac.size()),
-                            csr_f32(p_ptr, p_idx, p_val), csr_f32(r_ptr, r_idx, r_val));
-           })
-      .def("set_coarse",
-           [](AmgCycle& self, carray<int64_t> a_ptr, carray<int64_t> a_idx, carray<float> a_val,
-              carray<int64_t> p_ptr, carray<int64_t> p_idx, carray<float> p_val) {
-             self.set_coarse(csr_f32(a_ptr, a_idx, a_val), csr_f32(p_ptr, p_idx, p_val));
-           })
-      .def_property_readonly("n_levels", &AmgCycle::n_levels)
-      .def("apply",
-           [](AmgCycle& self, int64_t level, carray<double> B, int cycles, int n_jobs) {
-             if (B.ndim() != 2 || B.shape(0) != self.rows(level))
-               throw std::invalid_argument("AmgCycle.apply: B must be (rows of the level, m)");
-             const int64_t rows = B.shape(0), m = B.shape(1);
-             py::array_t<double> X({rows, m});
-             double* px = X.mutable_data();
-             const double* pb = B.data();
-             {
-               py::gil_scoped_release release;
-               self.apply(level, m, pb, px, cycles, n_jobs);
-             }
-             return X;
-           },
-           py::arg("level"), py::arg("B"), py::arg("cycles"), py::arg("n_jobs"),
-           "apply(level, B, cycles, n_jobs) -> X: cycles V-cycles for A_level X = B from X = 0 "
-           "(float64 (rows, m) blocks in and out)");
+                       "float32 smoothed-aggregation V-cycles; levels added finest first (CSR).")
+      .def(py::init<>(), "An empty hierarchy.")
+      .def("add_level", &amg_add_level, py::arg("a_ptr"), py::arg("a_idx"), py::arg("a_val"),
+           py::arg("jac"), py::arg("p_ptr"), py::arg("p_idx"), py::arg("p_val"), py::arg("r_ptr"),
+           py::arg("r_idx"), py::arg("r_val"),
+           "Append a level: operator A, Jacobi weights, prolongation P, restriction R.")
+      .def("set_coarse", &amg_set_coarse, py::arg("a_ptr"), py::arg("a_idx"), py::arg("a_val"),
+           py::arg("p_ptr"), py::arg("p_idx"), py::arg("p_val"),
+           "Set the coarsest operator A and its pseudo-inverse P.")
+      .def_property_readonly("n_levels", &AmgCycle::n_levels, "Levels added so far.")
+      .def("apply", &amg_apply, py::arg("level"), py::arg("B"), py::kw_only(),
+           py::arg("cycles"), py::arg("n_jobs") = 0,
+           "cycles V-cycles for A_level X = B from X = 0 (float64 (rows, m) blocks).");
 }
 
 }  // namespace geoml

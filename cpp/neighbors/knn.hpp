@@ -2,9 +2,9 @@
 #pragma once
 #include <cstdint>
 
-namespace geoml {
+#include "common/enums.hpp"
 
-enum class Metric : int { Euclidean = 0, SqEuclidean = 1, Cosine = 2, InnerProduct = 3 };
+namespace geoml {
 
 /// Exact k nearest neighbours of the m rows of `Q` among the n rows of `X` (both row-major,
 /// d columns). If `Q == nullptr` the queries are the rows of X themselves ("self query"):

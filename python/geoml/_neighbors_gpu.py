@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _gpu
+from . import _core, _gpu
 from ._validation import as_float_array, is_gpu_array
 
 __all__ = ["as_device_float_array", "csr_arrays", "knn_device", "to_csr_device"]
@@ -48,7 +48,7 @@ def as_device_float_array(X, name: str, cp, *, allow_empty: bool = False):
     return arr
 
 
-def knn_device(X, Y, k: int, metric_code: int, exclude_self: bool):
+def knn_device(X, Y, k: int, metric: _core.Metric, exclude_self: bool):
     """Exact kNN of validated, same-dtype, C-contiguous CuPy arrays; ``(indices, distances)``.
 
     Euclidean metrics score ``||y||^2 - 2 x.y`` on data centred at the mean of X (as the CPU
@@ -63,9 +63,7 @@ def knn_device(X, Y, k: int, metric_code: int, exclude_self: bool):
     ptr = _gpu.device_pointer
     dt = X.dtype
     is64 = dt == np.float64
-    suffix = "f64" if is64 else "f32"
-    prep = getattr(mod, f"knn_prep_{suffix}")
-    search = getattr(mod, f"knn_search_{suffix}")
+    centre, normalise = mod.KnnPrep.centre, mod.KnnPrep.normalise
     dev = X.device.id
     with cp.cuda.Device(dev):
         stream = cp.cuda.get_current_stream().ptr
@@ -77,19 +75,23 @@ def knn_device(X, Y, k: int, metric_code: int, exclude_self: bool):
         if m == 0:
             return idx, dist
         Xs, Qs, xbias = X, Q, None
-        if metric_code in (0, 1):  # centre at the mean of X; bias = ||x - mean||^2
+        if metric in (_core.Metric.euclidean, _core.Metric.sqeuclidean):
+            # centre at the mean of X; bias = ||x - mean||^2
             mean = X.mean(axis=0, dtype=cp.float64)
             Xs, xbias = cp.empty_like(X), cp.empty(n, dtype=dt)
-            prep(0, ptr(X, dt), ptr(Xs, dt), ptr(xbias, dt), ptr(mean, "float64"), n, d, dev, stream)
+            mod.knn_prep(centre, ptr(X, dt), ptr(Xs, dt), ptr(xbias, dt), ptr(mean, "float64"), n,
+                         d, dev, stream, dtype=dt)
             if Y is not None:
                 Qs = cp.empty_like(Y)
-                prep(0, ptr(Y, dt), ptr(Qs, dt), 0, ptr(mean, "float64"), m, d, dev, stream)
-        elif metric_code == 2:  # unit rows
+                mod.knn_prep(centre, ptr(Y, dt), ptr(Qs, dt), 0, ptr(mean, "float64"), m, d, dev,
+                             stream, dtype=dt)
+        elif metric == _core.Metric.cosine:  # unit rows
             Xs = cp.empty_like(X)
-            prep(1, ptr(X, dt), ptr(Xs, dt), 0, 0, n, d, dev, stream)
+            mod.knn_prep(normalise, ptr(X, dt), ptr(Xs, dt), 0, 0, n, d, dev, stream, dtype=dt)
             if Y is not None:
                 Qs = cp.empty_like(Y)
-                prep(1, ptr(Y, dt), ptr(Qs, dt), 0, 0, m, d, dev, stream)
+                mod.knn_prep(normalise, ptr(Y, dt), ptr(Qs, dt), 0, 0, m, d, dev, stream,
+                             dtype=dt)
         if Y is None:
             Qs = Xs
         splits = mod.knn_plan(m, n, k, bool(is64), dev)
@@ -99,21 +101,21 @@ def knn_device(X, Y, k: int, metric_code: int, exclude_self: bool):
             ws_s = cp.empty(splits * m * k, dtype=dt)
             ws_i = cp.empty(splits * m * k, dtype=cp.int64)
             fin = cp.empty(m, dtype=cp.int32)
-        search(ptr(Qs, dt), ptr(Q, dt), m, ptr(Xs, dt), ptr(X, dt), n, d,
-               0 if xbias is None else ptr(xbias, dt), metric_code, k, bool(exclude_self),
-               splits, 0 if ws_s is None else ptr(ws_s, dt),
-               0 if ws_i is None else ptr(ws_i, "int64"), ptr(counts, "int32"),
-               0 if fin is None else ptr(fin, "int32"), ptr(dist, dt), ptr(idx, "int64"),
-               dev, stream)
+        mod.knn_search(ptr(Qs, dt), ptr(Q, dt), m, ptr(Xs, dt), ptr(X, dt), n, d,
+                       0 if xbias is None else ptr(xbias, dt), metric, k, bool(exclude_self),
+                       splits, 0 if ws_s is None else ptr(ws_s, dt),
+                       0 if ws_i is None else ptr(ws_i, "int64"), ptr(counts, "int32"),
+                       0 if fin is None else ptr(fin, "int32"), ptr(dist, dt), ptr(idx, "int64"),
+                       dev, stream, dtype=dt)
     return idx, dist
 
 
-def csr_arrays(idx, w, symmetrize_code: int, xp):
+def csr_arrays(idx, w, mode: _core.Symmetrize, xp):
     """``(data, indices, indptr)`` of the kNN graph with the CPU path's semantics.
 
     ``W[i, idx[i, t]] = w[i, t]`` (negative indices and self-loops dropped), combined with its
-    transpose: 0 None, 1 union ``max(W, W^T)``, 2 mutual ``min`` on edges present both ways,
-    3 mean ``(W + W^T) / 2`` with a missing entry counted as 0. Explicit zeros (edges between
+    transpose as ``mode`` says: none, union ``max(W, W^T)``, mutual ``min`` on edges present both
+    ways, mean ``(W + W^T) / 2`` with a missing entry counted as 0. Explicit zeros (edges between
     identical points) are kept; column indices are sorted. Sorts and scans of the array module
     ``xp`` (CuPy on the device; NumPy gives the same arrays on the host, which the CPU test suite
     uses to check this logic): O(n k log(n k)) work. int32 indices unless the graph needs int64.
@@ -124,7 +126,7 @@ def csr_arrays(idx, w, symmetrize_code: int, xp):
     vals = w.ravel()
     keep = (cols >= 0) & (cols != rows)
     rows, cols, vals = rows[keep], cols[keep], vals[keep]
-    if symmetrize_code == 0:
+    if mode == _core.Symmetrize.none:
         order = xp.argsort(rows * n + cols)
         r, c, v = rows[order], cols[order], vals[order]
     else:
@@ -141,9 +143,9 @@ def csr_arrays(idx, w, symmetrize_code: int, xp):
         pair[:-1] = rc[:-1] == rc[1:]
         zero = v.dtype.type(0)
         other = xp.where(pair, xp.roll(v, -1), zero)
-        if symmetrize_code == 1:
+        if mode == _core.Symmetrize.union:
             val, kept = xp.where(pair, xp.maximum(v, other), v), first
-        elif symmetrize_code == 2:
+        elif mode == _core.Symmetrize.mutual:
             val, kept = xp.minimum(v, other), first & pair
         else:
             val, kept = (v + other) / v.dtype.type(2), first
@@ -155,11 +157,11 @@ def csr_arrays(idx, w, symmetrize_code: int, xp):
     return v, c.astype(index_dtype), indptr
 
 
-def to_csr_device(idx, w, symmetrize_code: int):
+def to_csr_device(idx, w, mode: _core.Symmetrize):
     """``cupyx.scipy.sparse.csr_matrix`` of the kNN graph of device neighbour lists (see
     :func:`csr_arrays`)."""
     cp, _ = _gpu.require_cuda("knn_graph")
     import cupyx.scipy.sparse as csp
 
     n = idx.shape[0]
-    return csp.csr_matrix(csr_arrays(idx, w, symmetrize_code, cp), shape=(n, n))
+    return csp.csr_matrix(csr_arrays(idx, w, mode, cp), shape=(n, n))

@@ -28,7 +28,6 @@ from ._validation import check_int, check_n_jobs, reject_gpu
 __all__ = ["FormanRicci", "OllivierRicci", "RicciCommunities", "RicciFlow", "forman_ricci",
            "ollivier_ricci", "ricci_communities"]
 
-_ORC_METHODS = {"exact": 0, "sinkhorn": 1, "lower_bound": 2}
 
 
 @dataclass
@@ -253,8 +252,9 @@ class _OrcParams(_GraphEstimator):
     """Shared Ollivier-Ricci hyper-parameters and the kernel call."""
 
     def _check_params(self):
-        if self.method not in _ORC_METHODS:
-            raise ValueError(f"method={self.method!r}; choose one of {sorted(_ORC_METHODS)}")
+        methods = _core.OrcMethod.__members__
+        if not isinstance(self.method, str) or self.method not in methods:
+            raise ValueError(f"method={self.method!r}; choose one of {sorted(methods)}")
         if not 0.0 <= float(self.alpha) <= 1.0:
             raise ValueError(f"alpha={self.alpha} must be in [0, 1]")
         if not float(self.base) > 0 or not math.isfinite(float(self.base)):
@@ -273,11 +273,13 @@ class _OrcParams(_GraphEstimator):
     def _curvature(self, graph: _Graph, weights: np.ndarray | None = None):
         """Kernel call on ``graph`` with its own weights (None) or with ``weights`` (m,)."""
         indptr, indices, w = graph.csr(weights)
+        options = _core.OrcOptions(
+            alpha=float(self.alpha), base=float(self.base), exp_power=float(self.exp_power),
+            nbr_topk=int(self.nbr_topk or 0), method=_core.OrcMethod[self.method],
+            eps=float(self.eps), tol=float(self.tol), max_iter=int(self.max_iter or 0))
         kappa, dist, status = _core.ollivier_ricci(
             indptr, indices, w, graph.edges[:, 0].copy(), graph.edges[:, 1].copy(),
-            float(self.alpha), float(self.base), float(self.exp_power),
-            int(self.nbr_topk or 0), _ORC_METHODS[self.method], float(self.eps),
-            float(self.tol), int(self.max_iter or 0), check_n_jobs(self.n_jobs))
+            options=options, n_jobs=check_n_jobs(self.n_jobs))
         bad = int((status != 0).sum())
         if bad:
             warnings.warn(f"the optimal-transport solver did not converge on {bad} of "
@@ -463,8 +465,9 @@ class FormanRicci(_GraphEstimator):
         indptr, indices, w = g.csr()
         self.edges_, self.weights_ = g.edges, g.weights
         self.curvature_ = _core.forman_ricci(indptr, indices, w, g.edges[:, 0].copy(),
-                                             g.edges[:, 1].copy(), self.method == "augmented",
-                                             check_n_jobs(self.n_jobs))
+                                             g.edges[:, 1].copy(),
+                                             augmented=self.method == "augmented",
+                                             n_jobs=check_n_jobs(self.n_jobs))
         self.node_curvature_ = _node_average(g.n, g.edges, self.curvature_)
         self.nodes_ = g.nodes if g.nodes is not None else list(range(g.n))
         self._set_n_features(G)

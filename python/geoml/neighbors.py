@@ -22,8 +22,6 @@ from ._validation import (
 
 __all__ = ["KNNGraph", "KNNResult", "knn", "knn_graph"]
 
-_METRICS = {"euclidean": 0, "sqeuclidean": 1, "cosine": 2, "inner_product": 3}
-_SYMMETRIZE = {None: 0, "union": 1, "mutual": 2, "mean": 3}
 _KERNELS = (None, "gaussian", "adaptive", "alpha_decay")
 
 
@@ -36,15 +34,27 @@ class KNNResult(NamedTuple):
     """Array of shape (n_queries, k) in the input's float dtype."""
 
 
-def _check_metric(metric: str) -> int:
-    if metric not in _METRICS:
-        raise ValueError(f"metric={metric!r} is not supported; choose one of {sorted(_METRICS)}")
-    return _METRICS[metric]
+def _check_metric(metric: str) -> _core.Metric:
+    """The bound enum member named by the user's ``metric`` string."""
+    names = _core.Metric.__members__
+    if not isinstance(metric, str) or metric not in names:
+        raise ValueError(f"metric={metric!r} is not supported; choose one of {sorted(names)}")
+    return _core.Metric[metric]
+
+
+def _symmetrize_mode(symmetrize: str | None) -> _core.Symmetrize:
+    """The bound enum member of the user's ``symmetrize`` ('union', 'mutual', 'mean' or None)."""
+    if symmetrize is None:
+        return _core.Symmetrize.none
+    if (not isinstance(symmetrize, str) or symmetrize == "none"
+            or symmetrize not in _core.Symmetrize.__members__):
+        raise ValueError(f"symmetrize={symmetrize!r}; choose 'union', 'mutual', 'mean' or None")
+    return _core.Symmetrize[symmetrize]
 
 
 def _knn_checks(n: int, k, has_y: bool, metric: str, exclude_self):
-    """Validated (metric code, exclude_self, k) for a search among n points."""
-    metric_code = _check_metric(metric)
+    """Validated (metric, exclude_self, k) for a search among n points."""
+    metric = _check_metric(metric)
     if exclude_self is None:
         exclude_self = not has_y
     elif exclude_self and has_y:
@@ -53,7 +63,7 @@ def _knn_checks(n: int, k, has_y: bool, metric: str, exclude_self):
     k = check_int(k, "k", low=1, high=kmax,
                   hint=f" (X has {n} points{', and a point is not its own neighbour' if exclude_self else ''})"
                   if kmax >= 1 else f" (X has {n} sample: no neighbour other than itself)")
-    return metric_code, bool(exclude_self), k
+    return metric, bool(exclude_self), k
 
 
 def _same_features_and_dtype(X, Y):
@@ -157,19 +167,18 @@ def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNRes
         from ._neighbors_gpu import knn_device
 
         check_n_jobs(n_jobs)
-        metric_code, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric,
-                                                   exclude_self)
+        metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
         if Y is not None:
             X, Y = _same_features_and_dtype(X, Y)
-        return KNNResult(*knn_device(X, Y, k, metric_code, exclude_self))
+        return KNNResult(*knn_device(X, Y, k, metric, exclude_self))
     _check_metric(metric)
     if exclude_self and Y is not None:
         raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
     if Y is not None:
         X, Y = _same_features_and_dtype(X, Y)
-    metric_code, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
-    fn = _core.knn_f32 if X.dtype == np.float32 else _core.knn_f64
-    idx, dist = fn(X, Y, k, metric_code, bool(exclude_self), check_n_jobs(n_jobs), bool(verbose))
+    metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
+    idx, dist = _core.knn(X, Y, k=k, metric=metric, exclude_self=exclude_self,
+                          n_jobs=check_n_jobs(n_jobs), verbose=bool(verbose))
     return KNNResult(idx, dist)
 
 
@@ -201,9 +210,8 @@ def _affinities(dist: np.ndarray, idx: np.ndarray, kernel, sigma, k_sigma, decay
 def _to_csr(idx: np.ndarray, w: np.ndarray, symmetrize, n_jobs: int) -> sp.csr_matrix:
     n, k = idx.shape
     big = n * k * 2 >= 2 ** 31 - 1
-    name = f"neighbors_to_csr_{'f32' if w.dtype == np.float32 else 'f64'}_{'i64' if big else 'i32'}"
-    data, indices, indptr = getattr(_core, name)(idx, np.ascontiguousarray(w),
-                                                 _SYMMETRIZE[symmetrize], n_jobs)
+    data, indices, indptr = _core.neighbors_to_csr(idx, w, mode=_symmetrize_mode(symmetrize),
+                                                   index64=big, n_jobs=n_jobs)
     g = sp.csr_matrix((data, indices, indptr), shape=(n, n))
     g.has_sorted_indices = True
     return g
@@ -212,8 +220,7 @@ def _to_csr(idx: np.ndarray, w: np.ndarray, symmetrize, n_jobs: int) -> sp.csr_m
 def _check_graph_options(mode, symmetrize, kernel) -> None:
     if mode not in ("distance", "connectivity"):
         raise ValueError(f"mode={mode!r}; choose 'distance' or 'connectivity'")
-    if symmetrize not in _SYMMETRIZE:
-        raise ValueError(f"symmetrize={symmetrize!r}; choose 'union', 'mutual', 'mean' or None")
+    _symmetrize_mode(symmetrize)
     if kernel not in _KERNELS:
         raise ValueError(f"kernel={kernel!r}; choose None, 'gaussian', 'adaptive' or 'alpha_decay'")
     if kernel is not None and mode != "distance":
@@ -232,7 +239,7 @@ def _graph_from_neighbors(result: KNNResult, mode, symmetrize, kernel, sigma, k_
     if is_gpu_array(idx):
         from ._neighbors_gpu import to_csr_device
 
-        return to_csr_device(idx, w, _SYMMETRIZE[symmetrize])
+        return to_csr_device(idx, w, _symmetrize_mode(symmetrize))
     return _to_csr(idx, w, symmetrize, n_jobs)
 
 

@@ -78,7 +78,7 @@ def _finite_cost(C, ndim: int, scan: bool = True) -> tuple[np.ndarray, float | N
     C = as_float_array(C, "C", ndim=ndim, dtype=np.float64, finite=False)
     if not scan:
         return C, None
-    lo, hi, finite = _core.value_range(C.reshape(-1), 0)
+    lo, hi, finite = _core.value_range(C.reshape(-1), n_jobs=0)
     if not finite:
         raise ValueError("C contains NaN or infinity")
     return C, (hi - lo if C.size else 0.0)
@@ -164,7 +164,8 @@ def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDRes
     m, n = C.shape
     a = _histogram(a, m, "a")
     b = _balance(a, _histogram(b, n, "b"))
-    cost, status, n_piv, plan, f, g = _core.emd(a, b, C, _max_iter(max_iter), bool(sparse))
+    cost, status, n_piv, plan, f, g = _core.emd(a, b, C, max_iter=_max_iter(max_iter),
+                                                sparse=bool(sparse))
     if status == 2:  # residual mass on artificial arcs: cannot happen after _balance
         raise RuntimeError("emd: masses could not be balanced (internal error)")
     converged = status == 0
@@ -305,8 +306,9 @@ def emd_batched(a, b, C, *, a_mask=None, b_mask=None, a_offsets=None, b_offsets=
     fa, a_off, fb, b_off, fC, c_off, plan_shape, _ = _batched_layout(
         a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=True, scan_cost=False)
     cost, status, plans = _core.emd_batched(fa, a_off, fb, b_off, fC, c_off,
-                                            _max_iter(max_iter), bool(return_plans),
-                                            check_n_jobs(n_jobs))
+                                            max_iter=_max_iter(max_iter),
+                                            want_plans=bool(return_plans),
+                                            n_jobs=check_n_jobs(n_jobs))
     bad = status == _EMD_NONFINITE
     if bad.any():
         raise ValueError(f"C contains NaN or infinity (problem {int(np.flatnonzero(bad)[0])}, "
@@ -444,8 +446,10 @@ def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs
                               warm_start is not None, rho < 0 and tol >= LOOSE_TOL)
     mass = float(a.sum())
     abs_tol = tol * mass if rho < 0 else tol
-    P, f, g, n_iter, err, conv, cost, merr = _core.sinkhorn(
-        a, b, C, f0, g0, eps, rho, max_iter, abs_tol, start, factor, STAGE_TOL, check_n_jobs(n_jobs))
+    params = _core.SinkhornParams(eps=eps, rho=rho, max_iter=max_iter, tol=abs_tol,
+                                  eps_start=start, eps_factor=factor, stage_tol=STAGE_TOL)
+    P, f, g, n_iter, err, conv, cost, merr = _core.sinkhorn(a, b, C, f0, g0, params=params,
+                                                          n_jobs=check_n_jobs(n_jobs))
     if not conv:
         warnings.warn(f"{what} did not reach tol={tol:g} in max_iter={max_iter} iterations "
                       f"(last error {err / (mass if rho < 0 else 1):.3g}); raise max_iter or "
@@ -659,9 +663,10 @@ def sinkhorn_points(x, y, eps: float, *, a=None, b=None, p: int = 2, rho: float 
     start, factor = _schedule(eps_schedule, eps, diam ** p, False, rho < 0 and tol >= LOOSE_TOL)
     mass = float(a.sum())
     abs_tol = tol * mass if rho < 0 else tol
-    cost, f, g, n_iter, err, conv = _core.sinkhorn_points(
-        x, y, a, b, int(p), eps, rho, max_iter, abs_tol, start, factor, STAGE_TOL,
-        check_n_jobs(n_jobs))
+    params = _core.SinkhornParams(eps=eps, rho=rho, max_iter=max_iter, tol=abs_tol,
+                                  eps_start=start, eps_factor=factor, stage_tol=STAGE_TOL)
+    cost, f, g, n_iter, err, conv = _core.sinkhorn_points(x, y, a, b, power=int(p), params=params,
+                                                          n_jobs=check_n_jobs(n_jobs))
     if not conv:
         warnings.warn(f"sinkhorn_points did not reach tol={tol:g} in max_iter={max_iter} "
                       f"iterations (last error {err / (mass if rho < 0 else 1):.3g})",
@@ -719,9 +724,11 @@ def sinkhorn_batched(a, b, C, eps: float, *, rho: float | None = None, a_mask=No
     # the C++ tolerance is absolute: problems are scaled to unit mass there by tol * mass
     masses = np.add.reduceat(fa, a_off[:-1])
     scale = float(masses.min()) if balanced else 1.0
+    params = _core.SinkhornParams(eps=eps, rho=rho, max_iter=max_iter, tol=tol * scale,
+                                  eps_start=start, eps_factor=factor, stage_tol=STAGE_TOL)
     cost, err, n_iter, conv, plans = _core.sinkhorn_batched(
-        fa, a_off, fb, b_off, fC, c_off, eps, rho, max_iter, tol * scale, start, factor, STAGE_TOL,
-        bool(return_plans), check_n_jobs(n_jobs))
+        fa, a_off, fb, b_off, fC, c_off, params=params, want_plans=bool(return_plans),
+        n_jobs=check_n_jobs(n_jobs))
     if not conv.all():
         warnings.warn(f"sinkhorn_batched: {int((~conv).sum())} problem(s) did not reach "
                       f"tol={tol:g} in max_iter={max_iter} iterations", RuntimeWarning,

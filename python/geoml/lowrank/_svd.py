@@ -17,7 +17,7 @@ from .._validation import (
     check_random_state,
     reject_gpu,
 )
-from ._kernels import _sfx, _sumsq
+from ._kernels import _sumsq
 
 # A^T X for sparse A scatters into one private (n_cols x l) buffer per extra thread while these
 # stay below this many bytes; beyond, A^T is formed once in CSR and multiplied row-parallel.
@@ -44,7 +44,7 @@ def _tall_gram(Y: np.ndarray, nj: int) -> np.ndarray:
     """``Y^T Y`` in float64; geoml's OpenMP kernel for tall ``Y`` (see ``ts_gram``)."""
     if Y.shape[0] * Y.shape[1] < 2**16:
         return np.asarray(Y.T @ Y, dtype=np.float64)
-    return getattr(_core, "ts_gram_" + _sfx(Y.dtype))(np.ascontiguousarray(Y), nj)
+    return _core.ts_gram(Y, n_jobs=nj)
 
 
 def _tall_matmul(Y: np.ndarray, M: np.ndarray, nj: int) -> np.ndarray:
@@ -52,7 +52,7 @@ def _tall_matmul(Y: np.ndarray, M: np.ndarray, nj: int) -> np.ndarray:
     M = np.ascontiguousarray(M, dtype=Y.dtype)
     if Y.shape[0] * Y.shape[1] < 2**16:
         return Y @ M
-    return getattr(_core, "ts_matmul_" + _sfx(Y.dtype))(np.ascontiguousarray(Y), M, nj)
+    return _core.ts_matmul(Y, M, n_jobs=nj)
 
 
 def _orth(Y: np.ndarray, nj: int = 0, *, passes: int = 2):
@@ -122,24 +122,25 @@ def _as_operator(A, n_jobs: int):
         data = np.ascontiguousarray(C.data)
         ind = np.ascontiguousarray(C.indices, dtype=itype)
         ptr = np.ascontiguousarray(C.indptr, dtype=itype)
-        fn = getattr(_core, f"csr_matmat_{_sfx(dtype)}_{'i64' if itype == np.int64 else 'i32'}")
         state = {}
 
         def matmat(X):
-            return fn(data, ind, ptr, n, np.ascontiguousarray(X, dtype=dtype), False, n_jobs)
+            X = np.ascontiguousarray(X, dtype=dtype)
+            return _core.csr_matmat(data, ind, ptr, X, n_cols=n, n_jobs=n_jobs)
 
         def rmatmat(X):
             X = np.ascontiguousarray(X, dtype=dtype)
             threads = _core.max_threads() if n_jobs in (0, -1) else n_jobs
             if n * X.shape[1] * dtype.itemsize * max(threads - 1, 0) <= _SCATTER_BYTES:
-                return fn(data, ind, ptr, n, X, True, n_jobs)  # private buffers are small
+                # private buffers are small
+                return _core.csr_matmat(data, ind, ptr, X, n_cols=n, transpose=True, n_jobs=n_jobs)
             if "T" not in state:  # else transpose once and run row-parallel
                 T = C.T.tocsr()
                 state["T"] = (np.ascontiguousarray(T.data),
                               np.ascontiguousarray(T.indices, dtype=itype),
                               np.ascontiguousarray(T.indptr, dtype=itype))
             d, i, p = state["T"]
-            return fn(d, i, p, m, X, False, n_jobs)
+            return _core.csr_matmat(d, i, p, X, n_cols=m, n_jobs=n_jobs)
 
         return (m, n), dtype, matmat, rmatmat, _sumsq(data, n_jobs)
     reject_gpu(A, "A", "randomized_svd")

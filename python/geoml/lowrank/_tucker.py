@@ -26,7 +26,7 @@ from ._cost_model import (
     _sketch_cols,
     _ttm_cost,
 )
-from ._kernels import _gram, _gram_apply, _gram_apply_pair, _sfx, _sumsq, _ttm
+from ._kernels import _gram, _gram_apply, _gram_apply_pair, _sumsq, _ttm
 from ._subspace import _certified_subspace, _eig_desc, _eig_top, _eig_warm, _select_rank
 from ._svd import _householder, _orth
 
@@ -249,7 +249,6 @@ def _randomized(T, ranks, modes, nj, rng, n_oversamples, n_power_iter):
     (small I_n compared with r_n + n_oversamples) takes the exact ST-HOSVD step instead.
     """
     Y, factors = T, {}
-    sketch = getattr(_core, "mode_sketch_" + _sfx(T.dtype))
     p, q = n_oversamples, n_power_iter
 
     def step_cost(shape, m, r):
@@ -267,11 +266,11 @@ def _randomized(T, ranks, modes, nj, rng, n_oversamples, n_power_iter):
             continue
         s = _sketch_cols(In, r, rest, p)
         W = rng.standard_normal((rest, s), dtype=np.float32)  # float32 draws are faster
-        Q = _orth(sketch(Y, n, W.astype(T.dtype, copy=False), nj), nj)[0]
+        Q = _orth(_core.mode_sketch(Y, n, W.astype(T.dtype, copy=False), n_jobs=nj), nj)[0]
         for _ in range(q):
             B = _ttm(Y, n, Q, True, nj)  # Y x_n Q^T; its mode-n unfolding is Q^T Y_(n)
             Bt = np.ascontiguousarray(np.moveaxis(B, n, -1).reshape(rest, s))
-            Q = _orth(sketch(Y, n, Bt, nj), nj)[0]  # Y_(n) Y_(n)^T Q
+            Q = _orth(_core.mode_sketch(Y, n, Bt, n_jobs=nj), nj)[0]  # Y_(n) Y_(n)^T Q
         B = _ttm(Y, n, Q, True, nj)
         _, V = _eig_desc(_gram(B, n, nj), r)
         U = Q @ V[:, :r]

@@ -20,8 +20,8 @@ def _spmm(A: sp.csr_matrix, X: np.ndarray, nt: int, alpha: float = 1.0, B=None,
     """alpha A X + beta B (B None: 0; out may be B) by the OpenMP CSR block product in C++."""
     if out is None:
         out = np.empty((A.shape[0], X.shape[1]))
-    _core.csr_spmm(A.indptr, A.indices, A.data, np.ascontiguousarray(X), alpha, B, beta, out,
-                   nt)
+    _core.csr_spmm(A.indptr, A.indices, A.data, np.ascontiguousarray(X), out, alpha=alpha, B=B,
+                   beta=beta, n_jobs=nt)
     return out
 
 
@@ -80,15 +80,15 @@ def _spectral_radius(A: sp.csr_matrix, dinv: np.ndarray, steps: int = 15, nt: in
     """rho(D^-1 A) by a few power iterations, raised 5% (a lower bound before; tight enough
     for Jacobi weights), capped by the Gershgorin bound. Products by the OpenMP CSR SpMV of
     the Lanczos solver (``nt`` threads; ~1.7x SciPy's on the benchmark graph)."""
-    mv = _core.csr_matvec_f64_i64 if A.indptr.dtype == np.int64 else _core.csr_matvec_f64_i32
+    mv = _core.csr_matvec
     n = A.shape[0]
     nt = nt if A.nnz + n >= 200000 else 1  # small levels: a parallel region costs more
-    bound = (float((mv(A.indptr, A.indices, np.abs(A.data), np.ones(n), nt) * dinv).max())
+    bound = (float((mv(A.indptr, A.indices, np.abs(A.data), np.ones(n), n_jobs=nt) * dinv).max())
              if A.nnz else 1.0)
     x = np.random.default_rng(0).standard_normal(n)
     rho = 0.0
     for _ in range(steps):
-        y = dinv * mv(A.indptr, A.indices, A.data, x, nt)
+        y = dinv * mv(A.indptr, A.indices, A.data, x, n_jobs=nt)
         rho = float(np.linalg.norm(y) / max(np.linalg.norm(x), 1e-300))
         x = y / max(float(np.linalg.norm(y)), 1e-300)
     return max(min(1.05 * rho, bound), 1e-300)
@@ -112,11 +112,11 @@ def _orthonormalise(U: np.ndarray, nt: int) -> np.ndarray:
     Gram matrix and the product run in C++ (``_core.block_gram`` / ``block_lincomb``), in
     place while no column is dropped."""
     for _ in range(2):
-        s, Q = np.linalg.eigh(_sym(_core.block_gram([U], [U], nt)))
+        s, Q = np.linalg.eigh(_sym(_core.block_gram([U], [U], n_jobs=nt)))
         keep = s > 1e-12 * max(float(s.max()), 1e-300)
         M = Q[:, keep] / np.sqrt(s[keep])
         out = U if M.shape[1] == U.shape[1] else np.empty((U.shape[0], M.shape[1]))
-        _core.block_lincomb([U], M, out, 0.0, None, nt)
+        _core.block_lincomb([U], M, out, n_jobs=nt)
         U = out
     return U
 
@@ -149,7 +149,8 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
     def project_out(Bs, U):  # U -= B (B^T U) for B = [B_1 ...] with orthonormal columns
         Bs = [B for B in Bs if B is not None and B.shape[1]]
         if Bs:
-            _core.block_lincomb(Bs, -_core.block_gram(Bs, [U], nt), U, 1.0, None, nt)
+            G = _core.block_gram(Bs, [U], n_jobs=nt)
+            _core.block_lincomb(Bs, -G, U, beta=1.0, n_jobs=nt)
         return U
 
     X = _orthonormalise(project_out([Z], X), nt)
@@ -158,14 +159,14 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
         return None, X, None, 0, False, 0
     AX = _spmm(A, X, nt)
     n_mv = m
-    lam, C = np.linalg.eigh(_sym(_core.block_gram([X], [AX], nt)))
-    _core.block_lincomb([X], C, X, 0.0, None, nt)
-    _core.block_lincomb([AX], C, AX, 0.0, None, nt)
+    lam, C = np.linalg.eigh(_sym(_core.block_gram([X], [AX], n_jobs=nt)))
+    _core.block_lincomb([X], C, X, n_jobs=nt)
+    _core.block_lincomb([AX], C, AX, n_jobs=nt)
     P = AP = None
     R, awbuf = np.empty((n, m)), np.empty(n * m)
     it = 0
     while True:
-        res = _core.block_residual(X, AX, lam, R, nt)  # R = AX - X diag(lam), norms
+        res = _core.block_residual(X, AX, lam, R, n_jobs=nt)  # R = AX - X diag(lam), norms
         act = np.flatnonzero(res[:kw] > tol)
         if act.size == 0 or it == max_iter:
             return lam, X, res, it, act.size == 0, n_mv
@@ -183,7 +184,7 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
         B, AB = [W], [AW]
         if P is not None:
             B, AB = B + [P[:, r] for r in runs], AB + [AP[:, r] for r in runs]
-        G = _core.block_gram([X, *B], [*B, *AB], nt)
+        G = _core.block_gram([X, *B], [*B, *AB], n_jobs=nt)
         q = G.shape[1] // 2
         GB, GA = G[:, :q], G[:, q:]
         sc = 1.0 / np.sqrt(np.maximum(np.diag(GB[m:]), 1e-300))
@@ -202,10 +203,10 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
         if P is None:
             P, AP = np.empty((n, m)), np.empty((n, m))
         Cb = C[m:] * sc[:, None]  # coefficients of the unscaled [W P] columns
-        _core.block_lincomb(B, Cb, P, 0.0, None, nt)
-        _core.block_lincomb([X], C[:m], X, 0.0, P, nt)
-        _core.block_lincomb(AB, Cb, AP, 0.0, None, nt)
-        _core.block_lincomb([AX], C[:m], AX, 0.0, AP, nt)
+        _core.block_lincomb(B, Cb, P, n_jobs=nt)
+        _core.block_lincomb([X], C[:m], X, D=P, n_jobs=nt)
+        _core.block_lincomb(AB, Cb, AP, n_jobs=nt)
+        _core.block_lincomb([AX], C[:m], AX, D=AP, n_jobs=nt)
 
 def _sym(G: np.ndarray) -> np.ndarray:
     return (G + G.T) * 0.5

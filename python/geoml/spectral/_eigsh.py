@@ -19,9 +19,6 @@ from .._validation import (
     random_seed,
 )
 
-_WHICH = {"LA": 0, "SA": 1, "LM": 2}
-
-
 @dataclass
 class EigshResult:
     """Eigenpairs from :func:`eigsh`. Unpacks as ``w, V = result``.
@@ -169,10 +166,9 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
 
         return EigshResult(*_spectral_gpu.eigsh(A, k, which=which, tol=tol, max_iter=max_iter,
                                                 ncv=ncv, v0=v0, random_state=random_state))
-    if which not in _WHICH:
+    if not isinstance(which, str) or which not in _core.Which.__members__:
         raise ValueError(f"which={which!r}; choose 'LA', 'SA' or 'LM'")
     callback = indptr = indices = None
-    index64 = False
     if isinstance(A, LinearOperator):
         if len(A.shape) != 2 or A.shape[0] != A.shape[1]:
             raise ValueError(f"A must be square; got shape {A.shape}")
@@ -199,8 +195,7 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
             raise ValueError("A is not symmetric (max |A - A.T| > 1e-8 max |A|); eigsh needs a "
                              "symmetric matrix: pass (A + A.T) / 2")
         data, indptr, indices = A.data, A.indptr, A.indices
-        index64 = indptr.dtype == np.int64
-        if not index64:
+        if indptr.dtype != np.int64:
             indptr, indices = indptr.astype(np.int32), indices.astype(np.int32)
     else:
         data = as_float_array(A, "A")
@@ -222,10 +217,16 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         v0 = as_float_array(v0, "v0", ndim=1, dtype=dtype)
         if v0.shape[0] != n:
             raise ValueError(f"v0 has {v0.shape[0]} entries; A has {n} rows")
-    fn = _core.eigsh_f32 if dtype == np.float32 else _core.eigsh_f64
-    w, V, res, n_iter, n_mv, conv, anorm, _ = fn(
-        data, indptr, indices, index64, callback, n, v0, None, k, _WHICH[which], tol, max_iter,
-        ncv, 0.0, 0, -1.0, 1.0, -2.0, True, random_seed(random_state), check_n_jobs(n_jobs), None)
+    options = _core.LanczosOptions(k=k, which=_core.Which[which], tol=tol, max_iter=max_iter,
+                                   ncv=ncv, seed=random_seed(random_state))
+    solve = {"options": options, "v0": v0, "n_jobs": check_n_jobs(n_jobs)}
+    if callback is not None:
+        out = _core.eigsh_callback(callback, n=n, dtype=np.dtype(dtype), **solve)
+    elif indptr is not None:
+        out = _core.eigsh_csr(data, indptr, indices, **solve)
+    else:
+        out = _core.eigsh_dense(data, **solve)
+    w, V, res, n_iter, n_mv, conv, anorm, _ = out
     out = EigshResult(w, V.reshape(n, k), int(n_iter), res, bool(conv), int(n_mv), float(anorm))
     if not out.converged:
         warnings.warn(f"eigsh did not converge in {n_iter} restart cycles: largest residual "

@@ -351,8 +351,9 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
         Y, lam, _ = emb._embed(W, k, False, False)
         Y = np.ascontiguousarray(_move(Y, False), dtype=np.float64)  # k-means runs on the host
         ktol = 1e-4 * float(np.mean(np.var(Y, axis=0)))
-        labels, centers, inertia, _ = _core.kmeans(Y, k, n_init, max_iter, ktol,
-                                                   random_seed(rng), check_n_jobs(self.n_jobs))
+        labels, centers, inertia, _ = _core.kmeans(Y, k=k, n_init=n_init, max_iter=max_iter,
+                                                   tol=ktol, seed=random_seed(rng),
+                                                   n_jobs=check_n_jobs(self.n_jobs))
         self.affinity_matrix_ = _move(W, gpu_in)
         self.embedding_ = _move(Y, gpu_in)
         self.eigenvalues_ = _move(lam, gpu_in)

@@ -19,13 +19,10 @@ import warnings
 
 import numpy as np
 
-from .. import _gpu
+from .. import _core, _gpu
 from .._validation import check_int, check_tol, is_gpu_array, random_seed
 
 __all__ = ["affinity_csr", "eigsh", "lanczos", "lsym_smallest"]
-
-_WHICH = ("LA", "SA", "LM")
-
 
 def _want_key(which: str, theta: np.ndarray) -> np.ndarray:
     """Sort key of Ritz values: smaller = more wanted."""
@@ -56,7 +53,7 @@ def lanczos(matvec, n: int, k: int, *, which: str = "LA", tol: float = 1e-10,
     ``dtype`` with orthonormal columns, residual norms ``||A x - theta x||`` computed with
     ``matvec`` (``xp`` array).
     """
-    if which not in _WHICH:
+    if not isinstance(which, str) or which not in _core.Which.__members__:
         raise ValueError(f"which={which!r}; choose 'LA', 'SA' or 'LM'")
     if not 1 <= k < n:
         raise ValueError(f"k={k} must be in [1, {n - 1}]")
@@ -188,8 +185,6 @@ def _csr_matvec(A, cp, mod):
     indices, indptr = cp.ascontiguousarray(indices), cp.ascontiguousarray(indptr)
     if indptr.dtype not in (np.int32, np.int64):
         indices, indptr = indices.astype(np.int64), indptr.astype(np.int64)
-    itag = "i64" if indptr.dtype == np.int64 else "i32"
-    spmv = getattr(mod, f"csr_spmv_{'f64' if dtype == np.float64 else 'f32'}_{itag}")
     ptr = _gpu.device_pointer
     idt = str(indptr.dtype)
     dev = cp.cuda.Device().id
@@ -197,8 +192,9 @@ def _csr_matvec(A, cp, mod):
     def matvec(x):
         x = cp.ascontiguousarray(x)
         y = cp.empty(n, dtype=dtype)
-        spmv(n, ptr(indptr, idt), ptr(indices, idt), ptr(data, str(data.dtype)),
-             ptr(x, str(x.dtype)), ptr(y, str(y.dtype)), dev, cp.cuda.get_current_stream().ptr)
+        mod.csr_spmv(n, ptr(indptr, idt), ptr(indices, idt), ptr(data, str(data.dtype)),
+                     ptr(x, str(x.dtype)), ptr(y, str(y.dtype)), dev,
+                     cp.cuda.get_current_stream().ptr, dtype=data.dtype, index_dtype=indptr.dtype)
         return y
 
     return matvec
@@ -221,7 +217,7 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
     cp, mod = _gpu.require_cuda("eigsh")
     import cupyx.scipy.sparse as csp
 
-    if which not in _WHICH:
+    if not isinstance(which, str) or which not in _core.Which.__members__:
         raise ValueError(f"which={which!r}; choose 'LA', 'SA' or 'LM'")
     if csp.issparse(A):
         A = A.tocsr()

@@ -54,7 +54,7 @@ def _lsym_smallest_amg(W: sp.csr_matrix, d: np.ndarray, Z: np.ndarray, perm: np.
 def _lsym_smallest_amg_run(W, d, Z, perm, kk, tol, max_iter, seed, nt):
     n = W.shape[0]
     dp, Zp = d[perm], Z[perm]
-    ip, ix, val = _core.permuted_lsym(W.indptr, W.indices, W.data, d, perm, nt)
+    ip, ix, val = _core.permuted_lsym(W.indptr, W.indices, W.data, d, perm, n_jobs=nt)
     L = sp.csr_matrix((val, ix, ip), shape=(n, n))  # L_sym renumbered, sorted columns
     b = np.where(dp > 0, np.sqrt(dp), 1.0)
     levels = _amg_hierarchy(L, b, nt)
@@ -132,15 +132,19 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
     index64 = N.indptr.dtype == np.int64
     ip, ix = (N.indptr, N.indices) if index64 else (N.indptr.astype(np.int32),
                                                     N.indices.astype(np.int32))
-    scale = None
+    options = _core.LanczosOptions(k=kk, which=_core.Which.LA, tol=tol, max_iter=max_iter,
+                                   anorm=1.0, cheb_degree=deg, cheb_cut=cheb_cut, verify=False,
+                                   seed=random_seed(random_state))
+    solve = {"options": options, "deflate": np.ascontiguousarray(Z),
+             "n_jobs": check_n_jobs(n_jobs)}
     if W.nnz and np.all(W.data == W.data[0]):
         # unweighted graph: N = S P S with the pattern P and s = 1 / sqrt(row counts)
         cnt = np.diff(N.indptr).astype(np.float64)
         scale = np.where(cnt > 0, 1.0 / np.sqrt(np.where(cnt > 0, cnt, 1.0)), 0.0)
-    w, V, res, n_iter, n_mv, conv, anorm, cut = _core.eigsh_f64(
-        N.data, ip, ix, index64, None, n, None, np.ascontiguousarray(Z), kk, 0, tol, max_iter, 0,
-        1.0, deg, -1.0, 1.0, cheb_cut, False, random_seed(random_state), check_n_jobs(n_jobs),
-        scale)
+        out = _core.eigsh_scaled_pattern(ip, ix, scale, **solve)
+    else:
+        out = _core.eigsh_csr(N.data, ip, ix, **solve)
+    w, V, res, n_iter, n_mv, conv, anorm, cut = out
     info.update(n_matvec=int(n_mv), n_iter=int(n_iter), residuals=res, cheb_cut=float(cut))
     V = V.reshape(n, kk)
     lam = np.concatenate([np.zeros(ncomp), 1.0 - w[::-1]])
