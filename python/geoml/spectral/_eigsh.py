@@ -23,7 +23,9 @@ _WHICH = {"LA": 0, "SA": 1, "LM": 2}
 
 @dataclass
 class EigshResult:
-    """Eigenpairs from :func:`eigsh`. Unpacks as ``w, V = result``.
+    """Eigenpairs from :func:`eigsh`. Behaves like SciPy's ``(w, V)`` tuple: ``w, V = result``,
+    ``result[0]``, ``result[1]``, ``result[-1]``, ``len(result) == 2``; the other fields are
+    attributes only.
 
     Attributes
     ----------
@@ -54,6 +56,12 @@ class EigshResult:
     def __iter__(self):
         yield self.eigenvalues
         yield self.eigenvectors
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index):
+        return (self.eigenvalues, self.eigenvectors)[index]
 
 
 def _seed(random_state) -> int:
