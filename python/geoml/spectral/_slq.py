@@ -31,7 +31,7 @@ _MAX_STEPS = 300      # adaptive cap on the Lanczos steps per probe
 _STEP_FRACTION = 0.01  # a probe's quadrature is converged when it moves < 0.01 rtol |value|
 _FIRST_BATCH = 16     # probes in the first block
 _MIN_BATCH = 8        # smallest later block
-_MAX_BATCH = 64       # widest block (memory: 4 n x block float64 arrays)
+_BLOCK_ELEMS = 2 ** 24  # widest block: n * block <= this (4 such float64 arrays, 512 MiB)
 _MAX_PROBES = 512     # adaptive cap on the number of probes
 _DENSITY_WEIGHT = 5.0  # density: stop when unconverged Ritz weights are <= 5 rtol (mean)
 _REL = {False: (1e-8, 1e-13), True: (1e-5, 1e-6)}  # Ritz value "zero" for PSD / PD (f64, f32)
@@ -408,10 +408,15 @@ def _check_common(rtol, n_probes, n_steps, probes, n):
     return rtol, n_probes, n_steps
 
 
-def _next_batch(m_done, cap, se, target):
+def _max_batch(n: int) -> int:
+    """Widest probe block for n rows: 16 to 512 columns, at most 2^24 values per array."""
+    return int(min(max(_BLOCK_ELEMS // max(n, 1), _FIRST_BATCH), _MAX_PROBES))
+
+
+def _next_batch(m_done, cap, se, target, n):
     """Probes to add so that the standard error reaches ``target`` (se ~ 1/sqrt(m))."""
     need = math.ceil(m_done * (se / target) ** 2 * 1.1) - m_done if target > 0 else cap
-    return int(min(max(need, _MIN_BATCH), _MAX_BATCH, cap - m_done))
+    return int(min(max(need, _MIN_BATCH), _max_batch(n), cap - m_done))
 
 
 # ----------------------------------------------------------------------------- public
@@ -431,7 +436,7 @@ def trace_function(A, f, *, p: float | None = None, rtol: float = 1e-2,
     ``0.01 rtol |value|`` over the last 5 steps) and probes are added in blocks until the
     standard error of the mean is at most ``rtol |value| / 3`` (so the error is below
     ``rtol |value|`` with probability about 99 %). Cost:
-    ``O(n_probes * n_steps * nnz(A))``, memory ``4 n min(n_probes, 64)`` floats.
+    ``O(n_probes * n_steps * nnz(A))``, memory ``4 n min(n_probes, max(16, 2^24 / n))`` floats.
 
     Parameters
     ----------
@@ -514,7 +519,7 @@ def trace_function(A, f, *, p: float | None = None, rtol: float = 1e-2,
         ref = max(abs(float(Q.mean())), 1e-300)
         return bool(np.all(np.abs(Q - prev) <= _STEP_FRACTION * rtol * ref))
 
-    batch = min(cap, _MAX_BATCH if n_probes is not None else _FIRST_BATCH)
+    batch = min(cap, _max_batch(n) if n_probes is not None else _FIRST_BATCH)
     with blas:
         while True:
             state.clear()
@@ -537,13 +542,13 @@ def trace_function(A, f, *, p: float | None = None, rtol: float = 1e-2,
             if n_probes is not None:
                 if m >= n_probes:
                     break
-                batch = min(_MAX_BATCH, n_probes - m)
+                batch = min(_max_batch(n), n_probes - m)
                 continue
             if se <= target:
                 break
             if m >= cap:
                 break
-            batch = _next_batch(m, cap, se, target)
+            batch = _next_batch(m, cap, se, target, n)
     converged = bool(lanczos_ok and (n_probes is not None or m == 1 or se <= target))
     if not converged:
         why = (f"the Lanczos quadrature did not settle in {max_steps} steps"
@@ -656,7 +661,7 @@ def spectral_density(A, *, bins=100, sigma: float | None = None, rtol: float = 1
 
     all_rules: list = []
     steps_used, lanczos_ok = 0, True
-    batch = min(cap, _MAX_BATCH if n_probes is not None else _FIRST_BATCH)
+    batch = min(cap, _max_batch(n) if n_probes is not None else _FIRST_BATCH)
     with blas:
         while True:
             blk, ok = _run_block(matmat, _probes(rng, probes, n, batch), n_steps, max_steps,
@@ -676,11 +681,11 @@ def spectral_density(A, *, bins=100, sigma: float | None = None, rtol: float = 1
             if n_probes is not None:
                 if m >= n_probes:
                     break
-                batch = min(_MAX_BATCH, n_probes - m)
+                batch = min(_max_batch(n), n_probes - m)
                 continue
             if se <= rtol / 2 or m >= cap:
                 break
-            batch = _next_batch(m, cap, se, rtol / 2)
+            batch = _next_batch(m, cap, se, rtol / 2, n)
     converged = bool(lanczos_ok and (n_probes is not None or m == 1 or se <= rtol / 2))
     if not converged:
         warnings.warn(f"spectral_density did not reach rtol={rtol:g} ("
