@@ -30,6 +30,15 @@ synchronised; ratio = time / geoml's time (> 1: geoml faster); results go to
 bench/results/eigsh_cuda_<gpu>.json.
 
   python bench/bench_eigsh.py --device cuda
+
+--slq (issue 23, stochastic Lanczos quadrature) times geoml.trace_function and
+geoml.spectral_density instead, at default settings (rtol = 1e-2): on the symmetric normalised
+Laplacian of an n = 10,000 swiss-roll 10-NN graph against the full numpy.linalg.eigvalsh
+spectrum (relative error, KS distance of the density, ratio = eigvalsh time / SLQ time), then
+tr log(L + I) of the combinatorial Laplacian of a 1,000,000-node swiss-roll 10-NN graph (graph
+build time reported separately); --slq-sizes changes both n.
+
+  python bench/bench_eigsh.py --slq [--slq-sizes 10000,1000000] [--threads 2]
 """
 from __future__ import annotations
 
@@ -205,6 +214,63 @@ def main_cuda(args):
                args.out)
 
 
+def main_slq(args):
+    """tr f(A) and the spectral density by SLQ against dense eigvalsh, and a large graph."""
+    import geoml
+
+    n_dense, n_big = (int(s) for s in args.slq_sizes.split(","))
+    print(machine())
+    rows = []
+    W, knn, tg = _graph("swissroll", n_dense)
+    Ls = geoml.laplacian(W, kind="symmetric")
+    t0 = time.perf_counter()
+    lam = np.linalg.eigvalsh(Ls.toarray())
+    t_eig = time.perf_counter() - t0
+    print(f"swissroll n={n_dense} {knn}-NN: numpy eigvalsh {t_eig:.1f} s", flush=True)
+    tr = float(lam.sum())
+    xl = np.maximum(lam / tr, 0.0)
+    cases = [("tr log(I + L_sym)", Ls, np.log1p, np.log1p(lam).sum()),
+             ("tr exp(-L_sym)", Ls, lambda x: np.exp(-x), np.exp(-lam).sum()),
+             ("tr sqrt(L_sym)", Ls, "sqrt", np.sqrt(np.maximum(lam, 0)).sum()),
+             ("tr xlogx(L_sym / tr)", Ls / tr, "xlogx",
+              float((xl * np.log(np.where(xl > 0, xl, 1.0))).sum()))]
+    for name, A, f, exact in cases:
+        t0 = time.perf_counter()
+        est = geoml.trace_function(A, f, random_state=0, n_jobs=args.threads)
+        t = time.perf_counter() - t0
+        rows.append(dict(case=f"n={n_dense} {name}", time_s=t, eigvalsh_s=t_eig,
+                         ratio=t_eig / t, rel_err=abs(est.value - exact) / abs(exact),
+                         stderr_rel=est.stderr / abs(exact), probes=est.n_probes,
+                         steps=est.n_steps, converged=est.converged))
+        print(rows[-1], flush=True)
+    t0 = time.perf_counter()
+    sd = geoml.spectral_density(Ls, random_state=0, n_jobs=args.threads)
+    t = time.perf_counter() - t0
+    pts = np.concatenate([lam, sd.nodes])
+    ks = max(np.abs(np.searchsorted(lam, pts, "right") / n_dense - sd.cdf(pts)).max(),
+             np.abs(np.searchsorted(lam, pts, "left") / n_dense - sd.cdf(pts - 1e-12)).max())
+    rows.append(dict(case=f"n={n_dense} density of L_sym", time_s=t, eigvalsh_s=t_eig,
+                     ratio=t_eig / t, ks=float(ks), probes=sd.n_probes, steps=sd.n_steps,
+                     converged=sd.converged))
+    print(rows[-1], flush=True)
+    del W, Ls, lam
+    W, knn, tg = _graph("swissroll", n_big)
+    A = (geoml.laplacian(W, kind="combinatorial") + sp.eye(n_big, format="csr")).tocsr()
+    print(f"swissroll n={n_big} {knn}-NN: nnz={W.nnz}, graph built in {tg:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    est = geoml.trace_function(A, "log", random_state=0, n_jobs=args.threads)
+    t = time.perf_counter() - t0
+    rows.append(dict(case=f"n={n_big} tr log(L + I)", time_s=t, graph_s=tg, value=est.value,
+                     stderr_rel=est.stderr / abs(est.value), probes=est.n_probes,
+                     steps=est.n_steps, converged=est.converged,
+                     goal_60s="met" if t < 60 else "MISSED"))
+    print(rows[-1], flush=True)
+    print()
+    print_table(rows, ["case", "time_s", "eigvalsh_s", "ratio", "rel_err", "stderr_rel", "ks",
+                       "graph_s", "probes", "steps", "converged", "goal_60s"])
+    write_json("slq", {"threads": args.threads, "rows": rows}, args.out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
@@ -230,7 +296,13 @@ def main(argv=None):
                     help="seconds per anchor run before it is reported as a timeout (60: "
                          "> 25x geoml's time on either graph; keeps the full run near 5 min)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--slq", action="store_true",
+                    help="stochastic Lanczos quadrature instead (see above)")
+    ap.add_argument("--slq-sizes", default="10000,1000000",
+                    help="--slq: n of the eigvalsh comparison and of the large graph")
     args = ap.parse_args(argv)
+    if args.slq:
+        return main_slq(args)
     if args.device == "cuda":
         return main_cuda(args)
     from geoml import spectral

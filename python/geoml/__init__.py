@@ -25,8 +25,12 @@ from .spectral import (
                         EigshResult,
                         LaplacianEigenmap,
                         SpectralClustering,
+                        SpectralDensity,
+                        TraceEstimate,
                         eigsh,
                         laplacian,
+                        spectral_density,
+                        trace_function,
 )
 
 __version__: str = _core.__version__
@@ -45,8 +49,12 @@ __all__ = [
     "EigshResult",
     "LaplacianEigenmap",
     "SpectralClustering",
+    "SpectralDensity",
+    "TraceEstimate",
     "eigsh",
     "laplacian",
+    "spectral_density",
+    "trace_function",
     # optimal transport: the geoml.ot module (sinkhorn, emd, batched solvers, ...)
     "ot",
     # curvature

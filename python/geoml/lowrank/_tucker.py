@@ -38,7 +38,8 @@ _BLOCK_ENTRIES = 2**23
 class TuckerTensor:
     """A tensor in Tucker form ``core x_0 U_0 x_1 U_1 ... x_{N-1} U_{N-1}``.
 
-    Unpacks as ``core, factors = tt`` (like TensorLy's ``TuckerTensor``).
+    Unpacks as ``core, factors = tt`` and indexes as ``tt[0]``, ``tt[1]``, ``len(tt) == 2``
+    (like TensorLy's ``TuckerTensor``).
 
     Attributes
     ----------
@@ -61,6 +62,12 @@ class TuckerTensor:
 
     def __iter__(self):
         return iter((self.core, self.factors))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index):
+        return (self.core, self.factors)[index]
 
     def __repr__(self) -> str:
         return (f"TuckerTensor(shape={self.shape}, rank={self.rank}, "

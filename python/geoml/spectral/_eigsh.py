@@ -21,7 +21,9 @@ from .._validation import (
 
 @dataclass
 class EigshResult:
-    """Eigenpairs from :func:`eigsh`. Unpacks as ``w, V = result``.
+    """Eigenpairs from :func:`eigsh`. Behaves like SciPy's ``(w, V)`` tuple: ``w, V = result``,
+    ``result[0]``, ``result[1]``, ``result[-1]``, ``len(result) == 2``; the other fields are
+    attributes only.
 
     Attributes
     ----------
@@ -52,6 +54,12 @@ class EigshResult:
     def __iter__(self):
         yield self.eigenvalues
         yield self.eigenvectors
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index):
+        return (self.eigenvalues, self.eigenvectors)[index]
 
 
 def _default_tol(dtype) -> float:
