@@ -200,13 +200,13 @@ def test_lobpcg_block_kernels(isa):
     lam = rng.standard_normal(5)
 
     def run():
-        G = _core.block_gram([X, W], [Y, X], 0)
+        G = _core.block_gram([X, W], [Y, X], n_jobs=0)
         out = np.zeros((n, 6))
-        _core.block_lincomb([X, W], C, out, 0.0, None, 0)
+        _core.block_lincomb([X, W], C, out, beta=0.0, D=None, n_jobs=0)
         acc = np.ones((n, 6))
-        _core.block_lincomb([X, W], C, acc, 2.0, acc.copy(), 0)
+        _core.block_lincomb([X, W], C, acc, beta=2.0, D=acc.copy(), n_jobs=0)
         R = np.empty((n, 5))
-        norms = _core.block_residual(X, Y @ rng_m, lam, R, 0)
+        norms = _core.block_residual(X, Y @ rng_m, lam, R, n_jobs=0)
         return G, out, acc, R, np.asarray(norms)
 
     rng_m = rng.standard_normal((3, 5))
@@ -348,10 +348,10 @@ def test_sinkhorn_points(isa, p):
 def test_value_range(isa):
     rng = np.random.default_rng(13)
     x = rng.standard_normal(1003)
-    ref, got_ = both(isa, lambda: tuple(_core.value_range(x, 0)))
+    ref, got_ = both(isa, lambda: tuple(_core.value_range(x, n_jobs=0)))
     assert ref == got_ == (x.min(), x.max(), True)
     x[500] = np.inf
-    assert run_with(isa, lambda: tuple(_core.value_range(x, 0)))[2] is False
+    assert run_with(isa, lambda: tuple(_core.value_range(x, n_jobs=0)))[2] is False
 
 
 # ---------------------------------------------------------------- curvature

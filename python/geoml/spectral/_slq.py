@@ -20,8 +20,8 @@ from scipy.linalg import eigh_tridiagonal
 from scipy.sparse.linalg import LinearOperator
 
 from .. import _core
-from .._validation import as_float_array, check_int, check_n_jobs, reject_gpu
-from ._eigsh import _as_csr, _seed, _symmetry_error
+from .._validation import as_float_array, check_int, check_n_jobs, check_random_state, reject_gpu
+from ._eigsh import _as_csr, _symmetry_error
 
 __all__ = ["SpectralDensity", "TraceEstimate", "spectral_density", "trace_function"]
 
@@ -156,7 +156,7 @@ def _csr_block_product(A: sp.csr_matrix, X: np.ndarray, out: np.ndarray, nt: int
     """out = A @ X for float64 CSR ``A`` and C-contiguous (n, m) ``X`` by geoml's OpenMP CSR
     block product (one pass over ``A`` for all ``m`` columns; rows split over threads, so the
     result does not depend on the thread count). The only call into ``geoml._core`` here."""
-    _core.csr_spmm(A.indptr, A.indices, A.data, X, 1.0, None, 0.0, out, nt)
+    _core.csr_spmm(A.indptr, A.indices, A.data, X, out, n_jobs=nt)
 
 
 def _operator(A, n_jobs):
@@ -222,7 +222,7 @@ def _operator(A, n_jobs):
 
 def _rng(random_state) -> np.random.Generator:
     """The probe generator (the one place random_state is interpreted here)."""
-    return np.random.default_rng(_seed(random_state))
+    return check_random_state(random_state)
 
 
 def _probes(rng: np.random.Generator, kind: str, n: int, m: int) -> np.ndarray:
