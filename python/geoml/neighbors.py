@@ -216,12 +216,15 @@ def _affinities(dist: np.ndarray, idx: np.ndarray, kernel, sigma, k_sigma, decay
                         (k if k_sigma is None else k_sigma), "k_sigma", low=1, high=k,
                         hint=" (it picks one of the k computed neighbours)")
     s = xp.maximum(dist[:, k_sigma - 1], tiny)  # sigma_i: distance to the k_sigma-th neighbour
+    # an exponent that overflows to inf gives the exact limit exp(-inf) = 0: no warning
     if kernel == "adaptive":
-        return xp.exp(-(dist ** 2) / (s[:, None] * s[idx]))
+        with np.errstate(over="ignore"):  # sigma_i sigma_j >= tiny: 0 / 0 cannot occur
+            return xp.exp(-(dist ** 2) / xp.maximum(s[:, None] * s[idx], tiny))
     decay = 40.0 if decay is None else float(decay)
     if not np.isfinite(decay) or decay <= 0:
         raise ValueError(f"decay must be a positive number; got {decay}")
-    return xp.exp(-((dist / s[:, None]) ** decay))
+    with np.errstate(over="ignore"):
+        return xp.exp(-((dist / s[:, None]) ** decay))
 
 
 def _to_csr(idx: np.ndarray, w: np.ndarray, symmetrize, n_jobs: int) -> sp.csr_matrix:
