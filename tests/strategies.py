@@ -29,7 +29,9 @@ SPECIAL = (0.0, -0.0, 1.0, -1.0, 1e300, -1e300, 1e-300, -1e-300, 5e-324, 1e10, n
            -np.inf)
 # values kinds: "nice" finite moderate floats, "grid" small integers (many duplicates),
 # "zeros", "wild" (special values mixed in)
-VALUE_KINDS = ("nice", "nice", "grid", "zeros", "wild")
+VALUE_KINDS = ("nice", "nice", "nice", "nice", "grid", "grid", "zeros", "wild", "wild")
+# drawn dtypes: the usual float64/float32 most often, then everything else
+ANY_DTYPES = (np.float64,) * 6 + (np.float32,) * 3 + FLOAT_DTYPES + ODD_DTYPES
 
 # Integer-like parameters at and beyond their bounds, plus the wrong types.
 BAD_INTS = (0, -1, -(2 ** 31), 2 ** 31, 2 ** 63, 1.5, float("nan"), True, None, "3",
@@ -43,9 +45,9 @@ ALLOWED_WARNING = re.compile(r"did not converge|did not reach|max_iter|connected
 
 def shapes_2d(max_side: int = 8):
     """(rows, cols): ordinary sizes plus 1 x 1, empty, very thin and very wide."""
-    ordinary = st.tuples(st.integers(1, max_side), st.integers(1, max_side))
+    ordinary = st.tuples(st.integers(2, max_side), st.integers(1, max_side))
     edge = st.sampled_from([(1, 1), (0, 3), (3, 0), (0, 0), (40, 1), (2, 120), (1, 60), (60, 2)])
-    return st.one_of(ordinary, ordinary, edge)
+    return st.one_of(ordinary, ordinary, ordinary, edge)
 
 
 @st.composite
@@ -98,7 +100,7 @@ def cast(arr: np.ndarray, dtype) -> np.ndarray:
 
 
 @st.composite
-def arrays(draw, shape, *, dtypes=FLOAT_DTYPES + ODD_DTYPES, kind=None, layouts=LAYOUTS):
+def arrays(draw, shape, *, dtypes=ANY_DTYPES, kind=None, layouts=LAYOUTS):
     """An array of ``shape`` (a tuple or a strategy) in a drawn dtype, value kind and layout."""
     if not isinstance(shape, tuple):
         shape = draw(shape)
@@ -114,8 +116,12 @@ def nice_arrays(shape, dtypes=(np.float32, np.float64)):
 
 
 def to_sparse(fmt, M):
-    """``fmt(M)`` (SciPy sparse constructor): SciPy builds sparse matrices in native byte order."""
-    return fmt(M.astype(M.dtype.newbyteorder("=")))
+    """``fmt(M)`` (SciPy sparse constructor): SciPy builds sparse matrices in native byte order,
+    and CSR/CSC without float16 (COO keeps it)."""
+    M = M.astype(M.dtype.newbyteorder("="))
+    if M.dtype == np.float16 and fmt is not sp.coo_matrix:
+        M = M.astype(np.float32)
+    return fmt(M)
 
 
 def is_valid_float(arr) -> bool:

@@ -53,11 +53,14 @@ def _watchdog():
     faulthandler.cancel_dump_traceback_later()
 
 
-N_JOBS = st.sampled_from([None, None, 1, 2, -1, 0, -2, 10 ** 6, 2 ** 40, 1.5, "2"])
-SMALL_INT = st.one_of(st.integers(-2, 12), st.sampled_from(BAD_INTS))
-POS_FLOAT = st.one_of(st.floats(1e-3, 10), st.sampled_from(
+# Parameters: valid values most of the time (so that results get checked), bad ones often.
+N_JOBS = st.sampled_from([None] * 6 + [1, 2, -1, 0, -2, 10 ** 6, 2 ** 40, 1.5, "2"])
+SMALL_INT = st.one_of(st.integers(1, 6), st.integers(1, 6), st.integers(-2, 12),
+                      st.sampled_from(BAD_INTS))
+POS_FLOAT = st.one_of(st.floats(1e-3, 10), st.floats(1e-3, 10), st.sampled_from(
     [0.0, -1.0, 1e-300, 1e300, math.inf, math.nan, None, "x"]))
-SEEDS = st.one_of(st.none(), st.integers(0, 2 ** 32), st.sampled_from([-1, 1.5, "seed"]))
+SEEDS = st.one_of(st.none(), st.integers(0, 2 ** 32), st.integers(0, 9),
+                  st.sampled_from([-1, 1.5, "seed"]))
 
 
 def f64(x):
@@ -86,8 +89,8 @@ def brute(X, Y, metric):
     return -(Y @ X.T)
 
 
-METRIC = st.sampled_from(["euclidean", "sqeuclidean", "cosine", "inner_product", "manhattan",
-                          None])
+METRIC = st.sampled_from(["euclidean"] * 3 + ["sqeuclidean", "cosine", "inner_product",
+                                              "manhattan", None])
 
 
 def check_knn(X, Y, k, metric, exclude_self, out):
@@ -498,11 +501,11 @@ def test_emd_batched(prob, return_plans, max_iter, n_jobs):
         assert abs(out.cost[k] - ref) <= 1e-9 * (1 + np.abs(Ck).max(initial=0)) * ak.sum()
 
 
-EPS = st.one_of(st.floats(1e-2, 10), st.sampled_from([0.0, -1.0, 1e-300, 1e300, math.nan,
-                                                       math.inf, "x", None]))
-TOL = st.one_of(st.sampled_from([1e-9, 1e-6, 1e-3]),
+EPS = st.one_of(st.floats(1e-2, 10), st.floats(1e-2, 10), st.sampled_from(
+    [0.0, -1.0, 1e-300, 1e300, math.nan, math.inf, "x", None]))
+TOL = st.one_of(st.sampled_from([1e-9, 1e-6, 1e-3]), st.sampled_from([1e-9, 1e-6, 1e-3]),
                 st.sampled_from([0.0, -1.0, 1e300, math.nan, math.inf, "x"]))
-SCHEDULE = st.sampled_from(["auto", "none", 0.5, 0.0, 1.0, -0.5, math.nan, "fast"])
+SCHEDULE = st.sampled_from(["auto"] * 4 + ["none", 0.5, 0.0, 1.0, -0.5, math.nan, "fast"])
 
 
 @given(prob=ot_problem(), eps=EPS, tol=TOL, max_iter=SMALL_INT | st.just(10000),
@@ -597,7 +600,8 @@ def graphs(draw, max_n=8):
     w = (np.ones(len(edges)) if kind == "unit" else
          np.abs(draw(float_values((len(edges),), "nice"))) / 10 if kind == "nice" else
          draw(float_values((len(edges),), "wild")))
-    form = draw(st.sampled_from(["edges", "sparse", "networkx", "array", "bad"]))
+    form = draw(st.sampled_from(["edges"] * 3 + ["sparse"] * 2 + ["networkx"] * 2 + ["array",
+                                                                               "bad"]))
     if form == "edges":
         G = np.column_stack([edges, w]) if kind != "unit" else edges
         if draw(st.booleans()):
@@ -640,12 +644,14 @@ def orc_reference(n, edges, w, alpha, base, exp_power):
 
 
 ORC_PARAMS = dict(
-    alpha=st.one_of(st.floats(0, 1), st.sampled_from([-0.1, 1.5, math.nan])),
-    method=st.sampled_from(["exact", "exact", "sinkhorn", "lower_bound", "fast"]),
-    eps=EPS, tol=TOL, exp_power=st.one_of(st.sampled_from([2, 1, 0]), st.sampled_from(
-        [math.inf, math.nan, -1.0])),
-    base=st.one_of(st.just(math.e), st.sampled_from([2.0, 0.0, -1.0, math.inf, math.nan])),
-    nbr_topk=st.one_of(st.none(), SMALL_INT), max_iter=st.one_of(st.none(), SMALL_INT),
+    alpha=st.one_of(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1),
+                    st.sampled_from([-0.1, 1.5, math.nan])),
+    method=st.sampled_from(["exact"] * 4 + ["sinkhorn", "sinkhorn", "lower_bound", "fast"]),
+    eps=EPS, tol=TOL,
+    exp_power=st.sampled_from([2, 2, 2, 2, 1, 0, math.inf, math.nan, -1.0]),
+    base=st.sampled_from([math.e] * 4 + [2.0, 0.0, -1.0, math.inf, math.nan]),
+    nbr_topk=st.one_of(st.none(), st.none(), SMALL_INT),
+    max_iter=st.one_of(st.none(), st.none(), SMALL_INT),
     n_jobs=N_JOBS)
 
 
@@ -857,3 +863,141 @@ def test_strategies_cover_the_edges():
         attempt(lambda: np.float64(1e308) * 10)
     with pytest.raises(AssertionError):
         assert_finite(np.array([1.0, np.nan]))
+
+
+# ---------------------------------------------------------------------------- valid input only
+# The tests above spend most examples on malformed input; these draw only valid input (any
+# float dtype and layout, duplicates and ties included) so that every example is checked
+# against its reference.
+
+def points(min_n=4, max_n=20):
+    return st.tuples(st.integers(min_n, max_n), st.integers(1, 4)).flatmap(nice_arrays)
+
+
+@given(X=points(6, 20), data=st.data())
+def test_spectral_estimators_valid(X, data):
+    n = X.shape[0]
+    k = data.draw(st.integers(2, min(8, n - 1)), "n_neighbors")
+    c = data.draw(st.integers(1, min(3, n - 3)), "n_components")
+    seed = data.draw(st.integers(0, 100), "seed")
+    le = attempt(geoml.LaplacianEigenmap(c, k, random_state=seed).fit, X)
+    assert not rejected(le), le
+    ref = lsym_eigenvalues(le.affinity_matrix_)
+    assert_finite(le.embedding_, "embedding_")
+    np.testing.assert_allclose(le.eigenvalues_, ref[1:c + 1], atol=1e-5)
+    dm = attempt(geoml.DiffusionMap(c, k, random_state=seed).fit, X)
+    assert not rejected(dm), dm
+    assert_finite(dm.embedding_, "embedding_")
+    assert (np.abs(dm.eigenvalues_) <= 1 + 1e-6).all()
+    sc = attempt(geoml.SpectralClustering(c + 1, k, random_state=seed).fit, X)
+    assert not rejected(sc), sc
+    np.testing.assert_allclose(sc.eigenvalues_, lsym_eigenvalues(sc.affinity_matrix_)[:c + 1],
+                               atol=1e-5)
+    assert set(np.unique(sc.labels_)) <= set(range(c + 1))
+
+
+@given(n=st.integers(2, 9), data=st.data())
+def test_eigsh_valid(n, data):
+    M = data.draw(nice_arrays((n, n)), "M")
+    A = (f64(M) + f64(M).T) / 2
+    if M.dtype == np.float32:
+        A = A.astype(np.float32)
+    k = data.draw(st.integers(1, n - 1), "k")
+    which = data.draw(st.sampled_from(["LA", "SA", "LM"]), "which")
+    out = attempt(geoml.eigsh, A, k, which=which, random_state=0)
+    assert not rejected(out), out
+    assert_finite(out, "EigshResult")
+    if out.converged:
+        ref = np.linalg.eigh(f64(A))[0]
+        anorm = max(np.abs(ref).max(), 1e-300)
+        eps = 1e-3 if out.eigenvalues.dtype == np.float32 else 1e-6
+        want = {"LA": ref[-k:], "SA": ref[:k]}.get(which)
+        got = np.sort(out.eigenvalues)
+        if want is None:
+            got, want = np.sort(np.abs(got)), np.sort(np.abs(ref))[-k:]
+        np.testing.assert_allclose(got, want, atol=eps * anorm)
+
+
+@st.composite
+def valid_ot(draw, max_side=5):
+    m, n = draw(st.integers(1, max_side)), draw(st.integers(1, max_side))
+    C = draw(nice_arrays((m, n)))
+    a = draw(st.lists(st.floats(0.01, 1), min_size=m, max_size=m).map(np.array))
+    b = draw(st.lists(st.floats(0.01, 1), min_size=n, max_size=n).map(np.array))
+    return a / a.sum(), b / b.sum(), C
+
+
+@given(probs=st.lists(valid_ot(4), min_size=1, max_size=4),
+       eps=st.floats(0.05, 5), n_jobs=st.sampled_from([None, 1, 2]))
+def test_batched_valid(probs, eps, n_jobs):
+    """Ragged batches of valid problems against the single-problem solvers."""
+    a = np.concatenate([p[0] for p in probs])
+    b = np.concatenate([p[1] for p in probs])
+    C = np.concatenate([f64(p[2]).ravel() for p in probs])
+    a_off = np.cumsum([0] + [len(p[0]) for p in probs])
+    b_off = np.cumsum([0] + [len(p[1]) for p in probs])
+    out = attempt(ot.emd_batched, a, b, C, a_offsets=a_off, b_offsets=b_off, n_jobs=n_jobs)
+    assert not rejected(out), out
+    sk = attempt(ot.sinkhorn_batched, a, b, C, eps, a_offsets=a_off, b_offsets=b_off,
+                 n_jobs=n_jobs)
+    assert not rejected(sk), sk
+    for k, (ak, bk, Ck) in enumerate(probs):
+        Ck = f64(Ck)
+        scale = 1 + np.abs(Ck).max()
+        assert abs(out.cost[k] - emd_reference(ak, bk, Ck)) <= 1e-9 * scale
+        ref = ot.sinkhorn(ak, bk, Ck, eps, tol=1e-12, max_iter=100000)
+        if sk.converged[k] and ref.converged:
+            assert abs(sk.cost[k] - ref.cost) <= 1e-6 * scale
+
+
+@given(m=st.integers(1, 6), n=st.integers(1, 6), d=st.integers(1, 3), eps=st.floats(0.05, 5),
+       p=st.sampled_from([1, 2]), data=st.data())
+def test_sinkhorn_points_valid(m, n, d, eps, p, data):
+    x, y = data.draw(nice_arrays((m, d)), "x"), data.draw(nice_arrays((n, d)), "y")
+    x, y = f64(x) / 10, f64(y) / 10  # costs of order 1..100: eps / cost not absurdly small
+    out = attempt(ot.sinkhorn_points, x, y, eps, p=p, tol=1e-9, max_iter=100000)
+    assert not rejected(out), out
+    assert_finite(out, "PointsSinkhornResult")
+    C = np.sqrt(((x[:, None] - y[None]) ** 2).sum(-1)) ** p
+    ref = attempt(ot.sinkhorn, None, None, C, eps, tol=1e-9, max_iter=100000)
+    if out.converged and ref.converged:
+        assert abs(out.cost - ref.cost) <= 1e-5 * (1 + abs(ref.cost))
+
+
+@given(shape=st.lists(st.integers(1, 5), min_size=2, max_size=3).map(tuple),
+       method=st.sampled_from(["hooi", "hosvd", "st_hosvd", "randomized"]), data=st.data())
+def test_tucker_valid(shape, method, data):
+    T = data.draw(nice_arrays(shape), "T")
+    ranks = tuple(data.draw(st.integers(1, s), f"rank {i}") for i, s in enumerate(shape))
+    out = attempt(geoml.tucker, T, ranks, method=method, random_state=0)
+    assert not rejected(out), out
+    assert out.rank == ranks and out.shape == shape
+    Tf = f64(T)
+    nrm = np.linalg.norm(Tf)
+    err = np.linalg.norm(Tf - f64(out.to_tensor()))
+    assert abs(out.rel_error(T) - (err / nrm if nrm > 0 else err)) <= 1e-3 * (1 + err)
+    if ranks == shape:
+        assert err <= (1e-3 if out.core.dtype == np.float32 else 1e-8) * (1 + nrm)
+    est = attempt(geoml.Tucker(ranks[1:], method=method, random_state=0).fit, T)
+    assert not rejected(est), est
+    Z = est.transform(T)
+    assert Z.shape == shape[:1] + ranks[1:]
+    assert_finite(est.inverse_transform(Z), "inverse_transform")
+
+
+@given(n=st.integers(2, 8), data=st.data())
+def test_ollivier_ricci_valid(n, data):
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    edges = np.array(sorted(data.draw(st.lists(st.sampled_from(pairs), unique=True, min_size=1,
+                                               max_size=14), "edges")), dtype=np.int64)
+    unit = data.draw(st.booleans(), "unit weights")
+    w = np.ones(len(edges)) if unit else np.array(
+        data.draw(st.lists(st.floats(0.1, 3), min_size=len(edges), max_size=len(edges)), "w"))
+    alpha = data.draw(st.floats(0, 1), "alpha")
+    G = np.column_stack([edges, w])
+    est = attempt(geoml.OllivierRicci(alpha).fit, G)
+    assert not rejected(est), est
+    ref = orc_reference(int(edges.max()) + 1, edges, w, alpha, math.e, 2.0)
+    np.testing.assert_allclose(est.curvature_, ref, atol=1e-7)
+    frc = attempt(geoml.FormanRicci("1d").fit, G)
+    assert not rejected(frc) and np.isfinite(frc.curvature_).all()

@@ -1857,8 +1857,10 @@ SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, cons
   }
   info.n_iter = iters;
   info.err = err;
-  info.converged = ran_last && err <= p.tol;
   info.cost = S.finish(&info.marginal_error);
+  // balanced: the returned plan itself must meet tol (the in-loop error can miss a column
+  // rebuilt in the log domain, e.g. a mass of 1e-304)
+  info.converged = ran_last && err <= p.tol && (!S.balanced || info.marginal_error <= p.tol);
   S.absorb();
   return info;
 }

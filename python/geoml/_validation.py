@@ -45,9 +45,9 @@ def as_float_array(X, name: str = "X", *, ndim: int = 2, dtype=None, allow_empty
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
     if dtype is None:
-        if arr.dtype == np.float32 or arr.dtype == np.float64:
-            dtype = arr.dtype
-        elif arr.dtype == np.float16:
+        if arr.dtype.type in (np.float32, np.float64):  # either byte order: native out
+            dtype = arr.dtype.type
+        elif arr.dtype.type == np.float16:
             dtype = np.float32
         else:
             dtype = np.float64
