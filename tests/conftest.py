@@ -13,7 +13,7 @@ else:
     # (a smoke run) or "fuzz" (a long local search). deadline=None: the first call of a kernel
     # may spin up OpenMP threads, and a loaded machine must not make a test flaky.
     _health = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
-    settings.register_profile("ci", max_examples=30, deadline=None,
+    settings.register_profile("ci", max_examples=50, deadline=None,
                               suppress_health_check=_health, print_blob=True)
     settings.register_profile("quick", max_examples=8, deadline=None,
                               suppress_health_check=_health, print_blob=True)

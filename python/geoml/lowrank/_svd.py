@@ -216,6 +216,10 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
     (m, n), dtype, matmat, rmatmat, norm2 = _as_operator(A, nj)
     if m == 0 or n == 0:
         raise ValueError(f"A is empty (shape {(m, n)})")
+    if norm2 is not None and not norm2 <= 1e-8 * float(np.finfo(dtype).max):
+        # the sketch's Gram matrices hold ~ l ||A||_F^2 and would overflow
+        raise ValueError(f"the squared norm of A ({norm2:.3g}) is too close to the {dtype} "
+                         "range; rescale A")
     k = check_int(k, "k", low=1, high=min(m, n), hint=f" (A has shape {(m, n)})")
     p = check_int(n_oversamples, "n_oversamples", low=0)
     auto = isinstance(n_iter, str)

@@ -232,10 +232,22 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         v0 = as_float_array(v0, "v0", ndim=1, dtype=dtype)
         if v0.shape[0] != n:
             raise ValueError(f"v0 has {v0.shape[0]} entries; A has {n} rows")
+    # Entries so small (or large) that their squares leave the normal range (e.g. 1e-305)
+    # lose their digits in the Lanczos dot products: scale A by a power of two (exact), and the
+    # eigenvalues back. Ordinary matrices are not touched.
+    scale = 1.0
+    if data is not None and data.size:
+        amax = float(np.abs(data).max())
+        lim = np.finfo(dtype).maxexp // 2 - 12
+        if amax > 0 and not 2.0 ** -lim <= amax <= 2.0 ** lim:
+            scale = 2.0 ** -np.frexp(amax)[1]
+            data = data * dtype(scale)
     fn = _core.eigsh_f32 if dtype == np.float32 else _core.eigsh_f64
     w, V, res, n_iter, n_mv, conv, anorm, _ = fn(
         data, indptr, indices, index64, callback, n, v0, None, k, _WHICH[which], tol, max_iter,
         ncv, 0.0, 0, -1.0, 1.0, -2.0, True, _seed(random_state), check_n_jobs(n_jobs), None)
+    if scale != 1.0:
+        w, res, anorm = w / dtype(scale), res / dtype(scale), anorm / scale
     out = EigshResult(w, V.reshape(n, k), int(n_iter), res, bool(conv), int(n_mv), float(anorm))
     if not out.converged:
         warnings.warn(f"eigsh did not converge in {n_iter} restart cycles: largest residual "
