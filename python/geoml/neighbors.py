@@ -91,6 +91,15 @@ def _knn_checks(n: int, k, has_y: bool, metric: str, exclude_self):
     return metric_code, bool(exclude_self), k
 
 
+def _check_magnitude(X, Y) -> None:
+    """Scores are ||x||^2 + ||y||^2 - 2 x.y (or x.y): each must stay finite in X's dtype."""
+    bound = float(np.sqrt(np.finfo(X.dtype).max / (4 * max(X.shape[1], 1))))
+    for A, name in ((X, "X"), (Y, "Y")):
+        if A is not None and A.size and not float(np.abs(A).max()) <= bound:
+            raise ValueError(f"{name} has entries beyond {bound:.3g} in absolute value: squared "
+                             f"distances would overflow {X.dtype}; rescale the data")
+
+
 def _same_features_and_dtype(X, Y):
     if Y.ndim != 2 or Y.shape[1] != X.shape[1]:
         raise ValueError(f"Y has {Y.shape[1]} features but X has {X.shape[1]}")
@@ -194,6 +203,7 @@ def knn(X, k: int, *, Y=None, metric: str = "euclidean", exclude_self: bool | No
         Y = as_float_array(Y, "Y", allow_empty=True)
         X, Y = _same_features_and_dtype(X, Y)
     metric_code, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
+    _check_magnitude(X, Y)
     fn = _core.knn_f32 if X.dtype == np.float32 else _core.knn_f64
     idx, dist = fn(X, Y, k, metric_code, bool(exclude_self), check_n_jobs(n_jobs), bool(verbose))
     return KNNResult(idx, dist)
