@@ -148,8 +148,8 @@ def test_knn_graph(X, k, metric, mode, symmetrize, kernel, sigma, k_sigma, decay
         assert abs(out - out.T).max() <= 1e-6 * (1 + abs(out).max())
     if kernel is not None:
         assert (out.data >= 0).all() and (out.data <= 1 + 1e-6).all()
-    elif mode == "connectivity":
-        assert (out.data == 1).all()
+    elif mode == "connectivity":  # "mean": an edge present one way only counts 1/2
+        assert np.isin(out.data, [0.5, 1] if symmetrize == "mean" else [1]).all()
     if symmetrize is None:
         assert (np.diff(out.indptr) == k).all()
         if kernel is None and mode == "distance":

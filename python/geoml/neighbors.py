@@ -221,7 +221,8 @@ def _affinities(dist: np.ndarray, idx: np.ndarray, kernel, sigma, k_sigma, decay
         if not np.isfinite(sigma) or sigma <= 0:
             raise ValueError(f"sigma must be a positive number; got {sigma} (all neighbours at "
                              "distance 0? pass sigma explicitly)")
-        return xp.exp(-(dist / sigma) ** 2 / 2)
+        with np.errstate(over="ignore"):  # exp(-inf) = 0: the exact limit
+            return xp.exp(-(dist / sigma) ** 2 / 2)
     k_sigma = check_int(min(7, k) if k_sigma is None and kernel == "adaptive" else
                         (k if k_sigma is None else k_sigma), "k_sigma", low=1, high=k,
                         hint=" (it picks one of the k computed neighbours)")
