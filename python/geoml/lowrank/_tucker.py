@@ -97,8 +97,12 @@ class TuckerTensor:
     def to_tensor(self, n_jobs: int | None = None) -> np.ndarray:
         """The full tensor, shape ``shape``, same dtype as the core. O(prod(I) * max(r))."""
         nj = check_n_jobs(n_jobs)
-        return _contract_all(np.ascontiguousarray(self.core), dict(enumerate(self.factors)),
-                             False, nj)
+        out = _contract_all(np.ascontiguousarray(self.core), dict(enumerate(self.factors)),
+                            False, nj)
+        if not np.isfinite(out).all():  # only for factors far from orthonormal
+            raise ValueError(f"the full tensor overflows {out.dtype}: are the factors "
+                             "orthonormal?")
+        return out
 
     def rel_error(self, T, n_jobs: int | None = None) -> float:
         """``||T - to_tensor()||_F / ||T||_F`` computed explicitly (0 if ``T`` is all zeros).
