@@ -16,8 +16,8 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 from hypothesis import event
-from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)

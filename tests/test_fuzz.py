@@ -20,12 +20,12 @@ import pytest
 import scipy.sparse as sp
 
 pytest.importorskip("hypothesis")
-from hypothesis import given, note  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from scipy.optimize import linear_sum_assignment, linprog  # noqa: E402
-from scipy.sparse.csgraph import laplacian as csgraph_laplacian  # noqa: E402
-from scipy.sparse.csgraph import shortest_path  # noqa: E402
-from strategies import (  # noqa: E402
+from hypothesis import given, note
+from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment, linprog
+from scipy.sparse.csgraph import laplacian as csgraph_laplacian
+from scipy.sparse.csgraph import shortest_path
+from strategies import (
     BAD_INTS,
     arrays,
     assert_finite,
@@ -39,8 +39,8 @@ from strategies import (  # noqa: E402
     with_layout,
 )
 
-import geoml  # noqa: E402
-from geoml import ot  # noqa: E402
+import geoml
+from geoml import ot
 
 HANG_S = float(os.environ.get("GEOML_FUZZ_HANG_S", "600"))
 
