@@ -10,7 +10,10 @@ moderate floats (with duplicates: small integer grids) with NaN, inf, huge (1e30
 from __future__ import annotations
 
 import contextlib
+import faulthandler
+import os
 import re
+import sys
 import warnings
 
 import numpy as np
@@ -140,16 +143,26 @@ class Rejected:
         return f"Rejected({self.exc!r})"
 
 
+# A call that runs longer than this is a hang: every thread's stack is dumped to HANG_FILE
+# (test_fuzz points it at the stderr pytest does not capture) and the process exits.
+HANG_S = float(os.environ.get("GEOML_FUZZ_HANG_S", "120"))
+HANG_FILE = sys.stderr
+
+
 def attempt(fn, *args, **kwargs):
     """Call ``fn``: its result, or :class:`Rejected` for ``ValueError`` / ``TypeError`` (with a
-    message). Any other exception, or a warning other than geoml's documented ones, fails."""
+    message). Any other exception, a warning other than geoml's documented ones, or a call
+    running longer than ``HANG_S`` seconds fails."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        faulthandler.dump_traceback_later(HANG_S, exit=True, file=HANG_FILE)
         try:
             out = fn(*args, **kwargs)
         except (ValueError, TypeError) as exc:
             assert str(exc), f"{type(exc).__name__} without a message"
             out = Rejected(exc)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
     bad = [w for w in caught if not (issubclass(w.category, (RuntimeWarning, UserWarning))
                                      and ALLOWED_WARNING.search(str(w.message)))]
     assert not bad, "unexpected warnings: " + "; ".join(

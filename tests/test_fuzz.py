@@ -11,15 +11,15 @@ traceback), returns NaN silently, warns from NumPy or raises another exception t
 Profiles (tests/conftest.py): HYPOTHESIS_PROFILE=ci (default, 30 examples a test), quick,
 fuzz (1000 examples a test, for a long local search).
 """
-import faulthandler
 import math
-import os
+import sys
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 pytest.importorskip("hypothesis")
+import strategies
 from hypothesis import given, note
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment, linprog
@@ -42,15 +42,18 @@ from strategies import (
 import geoml
 from geoml import ot
 
-HANG_S = float(os.environ.get("GEOML_FUZZ_HANG_S", "600"))
 
+@pytest.fixture(autouse=True, scope="module")
+def _hang_report(request):
+    """Hang reports (strategies.attempt's watchdog) go to the stderr that pytest does not
+    capture (the descriptor its faulthandler plugin keeps), so that they are seen."""
+    try:
+        from _pytest.faulthandler import fault_handler_stderr_fd_key
 
-@pytest.fixture(autouse=True)
-def _watchdog():
-    """A hang is a failure: dump every thread's traceback and end the run after HANG_S s."""
-    faulthandler.dump_traceback_later(HANG_S, exit=True)
+        strategies.HANG_FILE = request.config.stash[fault_handler_stderr_fd_key]
+    except (ImportError, KeyError):
+        strategies.HANG_FILE = sys.__stderr__
     yield
-    faulthandler.cancel_dump_traceback_later()
 
 
 # Parameters: valid values most of the time (so that results get checked), bad ones often.
