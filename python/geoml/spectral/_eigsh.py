@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from dataclasses import dataclass
@@ -235,19 +236,20 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
     # Entries so small (or large) that their squares leave the normal range (e.g. 1e-305)
     # lose their digits in the Lanczos dot products: scale A by a power of two (exact), and the
     # eigenvalues back. Ordinary matrices are not touched.
-    scale = 1.0
+    shift = 0  # A is multiplied by 2**shift (ldexp: exact, and 2**shift itself may overflow)
     if data is not None and data.size:
         amax = float(np.abs(data).max())
         lim = np.finfo(dtype).maxexp // 2 - 12
         if amax > 0 and not 2.0 ** -lim <= amax <= 2.0 ** lim:
-            scale = 2.0 ** -np.frexp(amax)[1]
-            data = data * dtype(scale)
+            shift = -int(np.frexp(amax)[1])
+            data = np.ldexp(data, shift).astype(dtype, copy=False)
     fn = _core.eigsh_f32 if dtype == np.float32 else _core.eigsh_f64
     w, V, res, n_iter, n_mv, conv, anorm, _ = fn(
         data, indptr, indices, index64, callback, n, v0, None, k, _WHICH[which], tol, max_iter,
         ncv, 0.0, 0, -1.0, 1.0, -2.0, True, _seed(random_state), check_n_jobs(n_jobs), None)
-    if scale != 1.0:
-        w, res, anorm = w / dtype(scale), res / dtype(scale), anorm / scale
+    if shift:
+        w, res = np.ldexp(w, -shift).astype(dtype), np.ldexp(res, -shift).astype(res.dtype)
+        anorm = math.ldexp(anorm, -shift)
     out = EigshResult(w, V.reshape(n, k), int(n_iter), res, bool(conv), int(n_mv), float(anorm))
     if not out.converged:
         warnings.warn(f"eigsh did not converge in {n_iter} restart cycles: largest residual "
