@@ -153,6 +153,9 @@ def _as_operator(A, n_jobs: int):
     return A.shape, A.dtype, matmat, rmatmat, _sumsq(A, n_jobs)
 
 
+_MAX_POWER_ITER = 1000  # an explicit n_iter = 2**31 would run (hang) for hours
+
+
 def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_state=None,
                    n_jobs: int | None = None) -> SVDResult:
     """Truncated SVD by randomized subspace iteration (Halko, Martinsson & Tropp 2011).
@@ -228,7 +231,8 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
             raise ValueError(f"n_iter={n_iter!r}; use 'auto' or a non-negative integer")
         max_iter = 7 if k < 0.1 * min(m, n) else 4
     else:
-        max_iter = check_int(n_iter, "n_iter", low=0)
+        max_iter = check_int(n_iter, "n_iter", low=0, high=_MAX_POWER_ITER,
+                             hint=" (power iterations beyond a few dozen gain nothing)")
     rng = _rng(random_state)
     ell = min(k + p, m, n)
 

@@ -27,7 +27,7 @@ from ._cost_model import (
 )
 from ._kernels import _gram, _gram_apply, _gram_apply_pair, _rng, _sfx, _sumsq, _ttm
 from ._subspace import _certified_subspace, _eig_desc, _eig_top, _eig_warm, _select_rank
-from ._svd import _householder, _orth
+from ._svd import _MAX_POWER_ITER, _householder, _orth
 
 _METHODS = ("hooi", "hosvd", "st_hosvd", "randomized")
 # Entries per block of TuckerTensor.rel_error.
@@ -385,7 +385,8 @@ def _decompose_run(T, normT2, ranks, modes, *, method, init, max_iter, tol, n_ov
     if not tol >= 0:
         raise ValueError(f"tol must be a non-negative number; got {tol}")
     n_oversamples = check_int(n_oversamples, "n_oversamples", low=0)
-    n_power_iter = check_int(n_power_iter, "n_power_iter", low=0)
+    n_power_iter = check_int(n_power_iter, "n_power_iter", low=0, high=_MAX_POWER_ITER,
+                             hint=" (power iterations beyond a few dozen gain nothing)")
     rng = _rng(random_state)
 
     start = method if method != "hooi" else ("st_hosvd" if init is None else init)
