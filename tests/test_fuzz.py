@@ -60,6 +60,10 @@ def _hang_report(request):
 N_JOBS = st.sampled_from([None] * 6 + [1, 2, -1, 0, -2, 10 ** 6, 2 ** 40, 1.5, "2"])
 SMALL_INT = st.one_of(st.integers(1, 6), st.integers(1, 6), st.integers(-2, 12),
                       st.sampled_from(BAD_INTS))
+# Iteration budgets: bad values, but no huge ones (max_iter=2**31 with eps=1e-300 is a valid
+# request for two billion iterations, not a hang)
+BUDGET = st.one_of(st.integers(1, 6), st.integers(1, 6),
+                   st.sampled_from([0, -1, 1.5, True, "3", np.int64(2)]))
 POS_FLOAT = st.one_of(st.floats(1e-3, 10), st.floats(1e-3, 10), st.sampled_from(
     [0.0, -1.0, 1e-300, 1e300, math.inf, math.nan, None, "x"]))
 SEEDS = st.one_of(st.none(), st.integers(0, 2 ** 32), st.integers(0, 9),
@@ -202,7 +206,7 @@ def dense(A):
 
 @given(A=symmetric_matrices(), k=SMALL_INT, which=st.sampled_from(["LA", "SA", "LM", "BE"]),
        tol=st.one_of(st.none(), st.sampled_from([0.0, 1e-300, 1e-3, -1.0, math.nan, math.inf])),
-       max_iter=st.one_of(st.none(), SMALL_INT), ncv=st.one_of(st.none(), SMALL_INT),
+       max_iter=st.one_of(st.none(), BUDGET), ncv=st.one_of(st.none(), SMALL_INT),
        v0_kind=st.sampled_from([None, None, "random", "zeros", "nan", "short"]),
        random_state=SEEDS, n_jobs=N_JOBS)
 def test_eigsh(A, k, which, tol, max_iter, ncv, v0_kind, random_state, n_jobs):
@@ -338,7 +342,7 @@ def test_diffusion_map(data, n_components, alpha, t, kernel, n_neighbors, tol, r
     assert (np.diff(est.eigenvalues_) <= 1e-6).all(), "eigenvalues_ not descending"
 
 
-@given(data=st.data(), n_clusters=SMALL_INT, n_init=SMALL_INT, max_iter=SMALL_INT,
+@given(data=st.data(), n_clusters=SMALL_INT, n_init=BUDGET, max_iter=BUDGET,
        kernel=st.sampled_from([None, "gaussian"]), **SPECTRAL_PARAMS)
 def test_spectral_clustering(data, n_clusters, n_init, max_iter, kernel, n_neighbors, tol,
                              random_state, n_jobs):
@@ -403,7 +407,7 @@ def emd_reference(a, b, C):
     return res.fun * s + lo * a.sum()
 
 
-@given(prob=ot_problem(), max_iter=st.one_of(st.none(), SMALL_INT), sparse=st.booleans())
+@given(prob=ot_problem(), max_iter=st.one_of(st.none(), BUDGET), sparse=st.booleans())
 def test_emd(prob, max_iter, sparse):
     a, b, C = prob
     out = attempt(ot.emd, a, b, C, max_iter=max_iter, sparse=sparse)
@@ -488,7 +492,7 @@ def restrict(a, b, C):
 
 
 @given(prob=batched_problem(), return_plans=st.booleans(),
-       max_iter=st.one_of(st.none(), SMALL_INT), n_jobs=N_JOBS)
+       max_iter=st.one_of(st.none(), BUDGET), n_jobs=N_JOBS)
 def test_emd_batched(prob, return_plans, max_iter, n_jobs):
     a, b, C, kw = prob
     out = attempt(ot.emd_batched, a, b, C, return_plans=return_plans, max_iter=max_iter,
@@ -513,7 +517,7 @@ TOL = st.one_of(st.sampled_from([1e-9, 1e-6, 1e-3]), st.sampled_from([1e-9, 1e-6
 SCHEDULE = st.sampled_from(["auto"] * 4 + ["none", 0.5, 0.0, 1.0, -0.5, math.nan, "fast"])
 
 
-@given(prob=ot_problem(), eps=EPS, tol=TOL, max_iter=SMALL_INT | st.just(10000),
+@given(prob=ot_problem(), eps=EPS, tol=TOL, max_iter=BUDGET | st.just(10000),
        schedule=SCHEDULE, warm=st.sampled_from([None, "zeros", "bad", "nan"]), n_jobs=N_JOBS)
 def test_sinkhorn(prob, eps, tol, max_iter, schedule, warm, n_jobs):
     a, b, C = prob
@@ -536,7 +540,7 @@ def test_sinkhorn(prob, eps, tol, max_iter, schedule, warm, n_jobs):
             err + 1e-7)
 
 
-@given(prob=ot_problem(), eps=EPS, rho=EPS, tol=TOL, max_iter=SMALL_INT | st.just(10000),
+@given(prob=ot_problem(), eps=EPS, rho=EPS, tol=TOL, max_iter=BUDGET | st.just(10000),
        n_jobs=N_JOBS)
 def test_sinkhorn_unbalanced(prob, eps, rho, tol, max_iter, n_jobs):
     a, b, C = prob
@@ -553,7 +557,7 @@ def test_sinkhorn_unbalanced(prob, eps, rho, tol, max_iter, n_jobs):
            lambda s: st.tuples(arrays((s[0], s[2])), arrays((s[1], s[2] if s[0] % 3 else 2))))
        .flatmap(lambda xy: st.tuples(st.just(xy), histograms(len(xy[0])), histograms(len(xy[1])))),
        eps=EPS, p=st.sampled_from([1, 2, 2, 3, 0, True, 2.0]),
-       rho=st.one_of(st.none(), st.none(), EPS), tol=TOL, max_iter=SMALL_INT | st.just(1000),
+       rho=st.one_of(st.none(), st.none(), EPS), tol=TOL, max_iter=BUDGET | st.just(1000),
        schedule=SCHEDULE, n_jobs=N_JOBS)
 def test_sinkhorn_points(xy, eps, p, rho, tol, max_iter, schedule, n_jobs):
     (x, y), a, b = xy
@@ -571,7 +575,7 @@ def test_sinkhorn_points(xy, eps, p, rho, tol, max_iter, schedule, n_jobs):
 
 
 @given(prob=batched_problem(), eps=EPS, rho=st.one_of(st.none(), st.none(), EPS), tol=TOL,
-       max_iter=SMALL_INT | st.just(10000), schedule=SCHEDULE, return_plans=st.booleans(),
+       max_iter=BUDGET | st.just(10000), schedule=SCHEDULE, return_plans=st.booleans(),
        n_jobs=N_JOBS)
 def test_sinkhorn_batched(prob, eps, rho, tol, max_iter, schedule, return_plans, n_jobs):
     a, b, C, kw = prob
@@ -656,7 +660,7 @@ ORC_PARAMS = dict(
     exp_power=st.sampled_from([2, 2, 2, 2, 1, 0, math.inf, math.nan, -1.0]),
     base=st.sampled_from([math.e] * 4 + [2.0, 0.0, -1.0, math.inf, math.nan]),
     nbr_topk=st.one_of(st.none(), st.none(), SMALL_INT),
-    max_iter=st.one_of(st.none(), st.none(), SMALL_INT),
+    max_iter=st.one_of(st.none(), st.none(), BUDGET),
     n_jobs=N_JOBS)
 
 
@@ -745,7 +749,8 @@ def test_ricci_communities(graph, n_iter, cutoff_step, flow_params):
            lambda M: to_sparse(sp.csr_matrix, M) if M.dtype.kind in "fiub" and M.dtype != np.float16
            else M)),
        k=SMALL_INT, n_oversamples=SMALL_INT,
-       n_iter=st.one_of(st.just("auto"), SMALL_INT, st.just("many")), random_state=SEEDS,
+       n_iter=st.one_of(st.just("auto"), SMALL_INT, st.just("many"), st.just(2 ** 31)),
+       random_state=SEEDS,
        n_jobs=N_JOBS)
 def test_randomized_svd(A, k, n_oversamples, n_iter, random_state, n_jobs):
     out = attempt(geoml.randomized_svd, A, k, n_oversamples=n_oversamples, n_iter=n_iter,
@@ -780,7 +785,7 @@ METHOD = st.sampled_from(["hooi", "hosvd", "st_hosvd", "randomized", "parafac"])
 
 @given(T=arrays(tensor_shapes()), ranks=RANKS, method=METHOD,
        init=st.sampled_from([None, None, "hosvd", "st_hosvd", "randomized", "bogus", "list"]),
-       max_iter=SMALL_INT | st.just(100),
+       max_iter=BUDGET | st.just(100),
        tol=st.one_of(st.none(), st.sampled_from([0.0, 1e-3, -1.0, math.nan])),
        random_state=SEEDS, n_jobs=N_JOBS)
 def test_tucker(T, ranks, method, init, max_iter, tol, random_state, n_jobs):
