@@ -1,7 +1,25 @@
-"""Shared test configuration: the `gpu` marker and the GPU-presence guarantee."""
+"""Shared test configuration: the `gpu` marker, the GPU-presence guarantee and the hypothesis
+profiles of the fuzz tests."""
 import os
 
 import pytest
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the fuzz tests skip themselves without hypothesis
+    pass
+else:
+    # HYPOTHESIS_PROFILE picks one: "ci" (default; sized for a 2-core CI runner), "quick"
+    # (a smoke run) or "fuzz" (a long local search). deadline=None: the first call of a kernel
+    # may spin up OpenMP threads, and a loaded machine must not make a test flaky.
+    _health = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    settings.register_profile("ci", max_examples=50, deadline=None,
+                              suppress_health_check=_health, print_blob=True)
+    settings.register_profile("quick", max_examples=8, deadline=None,
+                              suppress_health_check=_health, print_blob=True)
+    settings.register_profile("fuzz", max_examples=1000, deadline=None,
+                              suppress_health_check=_health, print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _gpu_ready() -> bool:

@@ -131,8 +131,10 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
   int64_t iters = 0;
   double err = std::numeric_limits<double>::infinity();
   double eps = p.eps, lam = 1.0;
+  bool ran_last = false;  // the budget may run out in an intermediate stage: not converged
   for (size_t s = 0; s < sched.size() && iters < p.max_iter; ++s) {
     eps = sched[s];
+    ran_last = s + 1 == sched.size();
     lam = balanced ? 1.0 : p.rho / (p.rho + eps);
     for (int i = 0; i < m; ++i) ra[i] = (!balanced && a[i] > 0) ? eps * std::log(a[i]) : 0.0;
     for (int j = 0; j < n; ++j) rb[j] = (!balanced && b[j] > 0) ? eps * std::log(b[j]) : 0.0;
@@ -155,7 +157,7 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
   }
   info.n_iter = iters;
   info.err = err;
-  info.converged = err <= p.tol;
+  info.converged = ran_last && err <= p.tol;
   // transport cost <P, C> with P_ij = exp((f_i + ra_i + g_j + rb_j - c_ij) / eps)
   double total = 0.0;
   for (int j = 0; j < n; ++j) h[j] = g[j] + rb[j];

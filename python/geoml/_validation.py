@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import os
 
 import numpy as np
 
@@ -45,9 +46,9 @@ def as_float_array(X, name: str = "X", *, ndim: int = 2, dtype=None, allow_empty
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
     if dtype is None:
-        if arr.dtype == np.float32 or arr.dtype == np.float64:
-            dtype = arr.dtype
-        elif arr.dtype == np.float16:
+        if arr.dtype.type in (np.float32, np.float64):  # either byte order: native out
+            dtype = arr.dtype.type
+        elif arr.dtype.type == np.float16:
             dtype = np.float32
         else:
             dtype = np.float64
@@ -76,14 +77,21 @@ def check_int(value, name: str, *, low: int | None = None, high: int | None = No
     return value
 
 
+# More threads than this are never started: a count far above the cores only costs thread
+# start-up and per-thread scratch (n_jobs=10**6 crashed the OpenMP runtime), and a count past
+# the C int range could not be passed at all. Oversubscription up to it stays possible.
+_MAX_THREADS = max(64, os.cpu_count() or 1)
+
+
 def check_n_jobs(n_jobs) -> int:
-    """``None`` -> 0 (OpenMP default: OMP_NUM_THREADS, else all cores), -1 -> all cores."""
+    """``None`` -> 0 (OpenMP default: OMP_NUM_THREADS, else all cores), -1 -> all cores;
+    counts above ``max(64, os.cpu_count())`` are capped to it."""
     if n_jobs is None:
         return 0
     n_jobs = check_int(n_jobs, "n_jobs")
     if n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs={n_jobs}: use None, -1 (all cores) or a positive count")
-    return n_jobs
+    return min(n_jobs, _MAX_THREADS)
 
 
 def check_random_state(random_state) -> np.random.Generator:

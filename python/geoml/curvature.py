@@ -468,6 +468,9 @@ class FormanRicci(_GraphEstimator):
                                              g.edges[:, 1].copy(),
                                              augmented=self.method == "augmented",
                                              n_jobs=check_n_jobs(self.n_jobs))
+        if not np.isfinite(self.curvature_).all():  # w * (t w + 2 / w - ...) out of range
+            raise ValueError("Forman curvature overflows float64 for these edge weights (they "
+                             f"span [{g.weights.min():g}, {g.weights.max():g}]); rescale them")
         self.node_curvature_ = _node_average(g.n, g.edges, self.curvature_)
         self.nodes_ = g.nodes if g.nodes is not None else list(range(g.n))
         self._set_n_features(G)
@@ -605,6 +608,9 @@ class RicciFlow(_OrcParams):
         return H
 
 
+_MAX_CUTS = 1e6  # RicciCommunities: more cutoffs than this would not end in useful time
+
+
 def _modularity(n: int, edges: np.ndarray, w: np.ndarray, labels: np.ndarray) -> float:
     """Newman modularity of `labels` on the weighted undirected graph (edges, w)."""
     two_m = 2.0 * w.sum()
@@ -661,8 +667,9 @@ class RicciCommunities(_GraphEstimator):
 
     def fit(self, G, y=None) -> "RicciCommunities":
         """Flow ``G`` and choose the communities (same inputs as OllivierRicci)."""
-        if not float(self.cutoff_step) > 0:
-            raise ValueError(f"cutoff_step={self.cutoff_step} must be > 0")
+        step = float(self.cutoff_step)
+        if not (step > 0 and math.isfinite(step)):
+            raise ValueError(f"cutoff_step={self.cutoff_step} must be a positive number")
         params = dict(self.flow_params or {})
         params.setdefault("n_jobs", self.n_jobs)
         params.setdefault("verbose", self.verbose)
@@ -671,7 +678,12 @@ class RicciCommunities(_GraphEstimator):
         w = flow.weights_
         best = (-np.inf, None, None)
         if len(w):
-            for cut in np.arange(w.max(), w.min() - self.cutoff_step, -self.cutoff_step):
+            n_cuts = (w.max() - w.min()) / step
+            if n_cuts > _MAX_CUTS:
+                raise ValueError(f"cutoff_step={step:g} sweeps {n_cuts:.3g} cutoffs over the "
+                                 f"flowed lengths [{w.min():g}, {w.max():g}] (at most "
+                                 f"{_MAX_CUTS:g}); raise cutoff_step")
+            for cut in np.arange(w.max(), w.min() - step, -step):
                 keep = w <= cut
                 A = sp.coo_matrix((np.ones(int(keep.sum())), (g.edges[keep, 0], g.edges[keep, 1])),
                                   shape=(g.n, g.n))

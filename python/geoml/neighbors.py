@@ -66,6 +66,15 @@ def _knn_checks(n: int, k, has_y: bool, metric: str, exclude_self):
     return metric, bool(exclude_self), k
 
 
+def _check_magnitude(X, Y) -> None:
+    """Scores are ||x||^2 + ||y||^2 - 2 x.y (or x.y): each must stay finite in X's dtype."""
+    bound = float(np.sqrt(np.finfo(X.dtype).max / (4 * max(X.shape[1], 1))))
+    for A, name in ((X, "X"), (Y, "Y")):
+        if A is not None and A.size and not float(np.abs(A).max()) <= bound:
+            raise ValueError(f"{name} has entries beyond {bound:.3g} in absolute value: squared "
+                             f"distances would overflow {X.dtype}; rescale the data")
+
+
 def _same_features_and_dtype(X, Y):
     if Y.ndim != 2 or Y.shape[1] != X.shape[1]:
         raise ValueError(f"Y has {Y.shape[1]} features but X has {X.shape[1]}")
@@ -177,6 +186,7 @@ def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNRes
     if Y is not None:
         X, Y = _same_features_and_dtype(X, Y)
     metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
+    _check_magnitude(X, Y)
     idx, dist = _core.knn(X, Y, k=k, metric=metric, exclude_self=exclude_self,
                           n_jobs=check_n_jobs(n_jobs), verbose=bool(verbose))
     return KNNResult(idx, dist)
@@ -194,17 +204,21 @@ def _affinities(dist: np.ndarray, idx: np.ndarray, kernel, sigma, k_sigma, decay
         if not np.isfinite(sigma) or sigma <= 0:
             raise ValueError(f"sigma must be a positive number; got {sigma} (all neighbours at "
                              "distance 0? pass sigma explicitly)")
-        return xp.exp(-(dist / sigma) ** 2 / 2)
+        with np.errstate(over="ignore"):  # exp(-inf) = 0: the exact limit
+            return xp.exp(-(dist / sigma) ** 2 / 2)
     k_sigma = check_int(min(7, k) if k_sigma is None and kernel == "adaptive" else
                         (k if k_sigma is None else k_sigma), "k_sigma", low=1, high=k,
                         hint=" (it picks one of the k computed neighbours)")
     s = xp.maximum(dist[:, k_sigma - 1], tiny)  # sigma_i: distance to the k_sigma-th neighbour
+    # an exponent that overflows to inf gives the exact limit exp(-inf) = 0: no warning
     if kernel == "adaptive":
-        return xp.exp(-(dist ** 2) / (s[:, None] * s[idx]))
+        with np.errstate(over="ignore"):  # sigma_i sigma_j >= tiny: 0 / 0 cannot occur
+            return xp.exp(-(dist ** 2) / xp.maximum(s[:, None] * s[idx], tiny))
     decay = 40.0 if decay is None else float(decay)
     if not np.isfinite(decay) or decay <= 0:
         raise ValueError(f"decay must be a positive number; got {decay}")
-    return xp.exp(-((dist / s[:, None]) ** decay))
+    with np.errstate(over="ignore"):
+        return xp.exp(-((dist / s[:, None]) ** decay))
 
 
 def _to_csr(idx: np.ndarray, w: np.ndarray, symmetrize, n_jobs: int) -> sp.csr_matrix:

@@ -431,6 +431,13 @@ def _warm(warm_start, m: int, n: int):
     return f0, g0
 
 
+def _check_representable(cost, what: str) -> None:
+    """An unbalanced plan's mass grows like exp(-min C / (2 rho)): past float64 it is inf/NaN."""
+    if not np.isfinite(cost).all():
+        raise ValueError(f"{what}: the solution overflows float64 (plan mass exp(-C / (2 rho)) "
+                         "for costs far below 0); shift C to be >= 0 or raise rho and eps")
+
+
 def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs, what):
     C, crange = _cost_matrix(C)
     m, n = C.shape
@@ -450,6 +457,7 @@ def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs
                                   eps_start=start, eps_factor=factor, stage_tol=STAGE_TOL)
     P, f, g, n_iter, err, conv, cost, merr = _core.sinkhorn(a, b, C, f0, g0, params=params,
                                                           n_jobs=check_n_jobs(n_jobs))
+    _check_representable(cost, what)
     if not conv:
         warnings.warn(f"{what} did not reach tol={tol:g} in max_iter={max_iter} iterations "
                       f"(last error {err / (mass if rho < 0 else 1):.3g}); raise max_iter or "
@@ -671,6 +679,7 @@ def sinkhorn_points(x, y, eps: float, *, a=None, b=None, p: int = 2, rho: float 
         warnings.warn(f"sinkhorn_points did not reach tol={tol:g} in max_iter={max_iter} "
                       f"iterations (last error {err / (mass if rho < 0 else 1):.3g})",
                       RuntimeWarning, stacklevel=2)
+    _check_representable(cost, "sinkhorn_points")
     return PointsSinkhornResult(float(cost), f, g, int(n_iter), float(err), bool(conv))
 
 
@@ -735,4 +744,5 @@ def sinkhorn_batched(a, b, C, eps: float, *, rho: float | None = None, a_mask=No
                       stacklevel=2)
     if plans is not None:
         plans = plans.reshape(plan_shape)
+    _check_representable(cost, "sinkhorn_batched")
     return BatchedSinkhornResult(cost, conv, n_iter, err, plans)

@@ -155,6 +155,9 @@ def _as_operator(A, n_jobs: int):
     return A.shape, A.dtype, matmat, rmatmat, _sumsq(A, n_jobs)
 
 
+_MAX_POWER_ITER = 1000  # an explicit n_iter = 2**31 would run (hang) for hours
+
+
 def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_state=None,
                    n_jobs: int | None = None) -> SVDResult:
     """Truncated SVD by randomized subspace iteration (Halko, Martinsson & Tropp 2011).
@@ -218,6 +221,10 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
     (m, n), dtype, matmat, rmatmat, norm2 = _as_operator(A, nj)
     if m == 0 or n == 0:
         raise ValueError(f"A is empty (shape {(m, n)})")
+    if norm2 is not None and not norm2 <= 1e-8 * float(np.finfo(dtype).max):
+        # the sketch's Gram matrices hold ~ l ||A||_F^2 and would overflow
+        raise ValueError(f"the squared norm of A ({norm2:.3g}) is too close to the {dtype} "
+                         "range; rescale A")
     k = check_int(k, "k", low=1, high=min(m, n), hint=f" (A has shape {(m, n)})")
     p = check_int(n_oversamples, "n_oversamples", low=0)
     auto = isinstance(n_iter, str)
@@ -226,7 +233,8 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
             raise ValueError(f"n_iter={n_iter!r}; use 'auto' or a non-negative integer")
         max_iter = 7 if k < 0.1 * min(m, n) else 4
     else:
-        max_iter = check_int(n_iter, "n_iter", low=0)
+        max_iter = check_int(n_iter, "n_iter", low=0, high=_MAX_POWER_ITER,
+                             hint=" (power iterations beyond a few dozen gain nothing)")
     rng = check_random_state(random_state)
     ell = min(k + p, m, n)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 
@@ -28,7 +29,7 @@ from ._cost_model import (
 )
 from ._kernels import _gram, _gram_apply, _gram_apply_pair, _sumsq, _ttm
 from ._subspace import _certified_subspace, _eig_desc, _eig_top, _eig_warm, _select_rank
-from ._svd import _householder, _orth
+from ._svd import _MAX_POWER_ITER, _householder, _orth
 
 _METHODS = ("hooi", "hosvd", "st_hosvd", "randomized")
 # Entries per block of TuckerTensor.rel_error.
@@ -55,8 +56,21 @@ class TuckerTensor:
 
     def __init__(self, core: np.ndarray, factors: list[np.ndarray], *, converged: bool = True,
                  n_iter: int = 0):
+        core, factors = np.asarray(core), [np.asarray(U) for U in factors]
+        for name, a in [("core", core)] + [(f"factors[{n}]", U) for n, U in enumerate(factors)]:
+            if a.dtype.kind not in "fiub":
+                raise TypeError(f"{name} must hold real numbers; got dtype {a.dtype}")
+            if not np.isfinite(a).all():
+                raise ValueError(f"{name} contains NaN or infinity")
+        if core.ndim < 1 or len(factors) != core.ndim or any(
+                U.ndim != 2 or U.shape[1] != r for U, r in zip(factors, core.shape)):
+            raise ValueError(f"a core of shape {core.shape} needs {core.ndim} >= 1 factor matrices "
+                             "of shapes (I_n, r_n) with r_n = core.shape[n]; got shapes "
+                             f"{[U.shape for U in factors]}")
+        if core.dtype not in (np.float32, np.float64):  # to_tensor computes in the core's dtype
+            core = core.astype(np.float32 if core.dtype == np.float16 else np.float64)
         self.core = core
-        self.factors = list(factors)
+        self.factors = factors
         self.converged = bool(converged)
         self.n_iter = int(n_iter)
 
@@ -92,8 +106,12 @@ class TuckerTensor:
     def to_tensor(self, n_jobs: int | None = None) -> np.ndarray:
         """The full tensor, shape ``shape``, same dtype as the core. O(prod(I) * max(r))."""
         nj = check_n_jobs(n_jobs)
-        return _contract_all(np.ascontiguousarray(self.core), dict(enumerate(self.factors)),
-                             False, nj)
+        out = _contract_all(np.ascontiguousarray(self.core), dict(enumerate(self.factors)),
+                            False, nj)
+        if not np.isfinite(out).all():  # only for factors far from orthonormal
+            raise ValueError(f"the full tensor overflows {out.dtype}: are the factors "
+                             "orthonormal?")
+        return out
 
     def rel_error(self, T, n_jobs: int | None = None) -> float:
         """``||T - to_tensor()||_F / ||T||_F`` computed explicitly (0 if ``T`` is all zeros).
@@ -103,18 +121,22 @@ class TuckerTensor:
         """
         nj = check_n_jobs(n_jobs)
         T = np.asarray(T)
+        if T.dtype.kind not in "fiub":
+            raise TypeError(f"T must hold real numbers; got dtype {T.dtype}")
         if T.shape != self.shape:
             raise ValueError(f"T has shape {T.shape}, the Tucker tensor {self.shape}")
         core = np.ascontiguousarray(self.core, dtype=np.float64)
         rest = {n: np.asarray(U, dtype=np.float64) for n, U in enumerate(self.factors) if n > 0}
         U0 = np.asarray(self.factors[0], dtype=np.float64)
-        step = max(1, _BLOCK_ENTRIES // max(T[0].size, 1))
+        step = max(1, _BLOCK_ENTRIES // max(math.prod(T.shape[1:]), 1))
         nt = nd = 0.0
         for i0 in range(0, T.shape[0], step):
             blk = _contract_all(_ttm(core, 0, U0[i0:i0 + step], False, nj), rest, False, nj)
             t = np.ascontiguousarray(T[i0:i0 + step], dtype=np.float64)
             nt += _sumsq(t, nj)
             nd += _sumsq(np.subtract(t, blk), nj)
+        if not (np.isfinite(nt) and np.isfinite(nd)):
+            raise ValueError("T contains NaN or infinity, or its norm overflows float64")
         return float(np.sqrt(nd / nt)) if nt > 0 else float(np.sqrt(nd))
 
 
@@ -374,7 +396,8 @@ def _decompose_run(T, normT2, ranks, modes, *, method, init, max_iter, tol, n_ov
     if not tol >= 0:
         raise ValueError(f"tol must be a non-negative number; got {tol}")
     n_oversamples = check_int(n_oversamples, "n_oversamples", low=0)
-    n_power_iter = check_int(n_power_iter, "n_power_iter", low=0)
+    n_power_iter = check_int(n_power_iter, "n_power_iter", low=0, high=_MAX_POWER_ITER,
+                             hint=" (power iterations beyond a few dozen gain nothing)")
     rng = check_random_state(random_state)
 
     start = method if method != "hooi" else ("st_hosvd" if init is None else init)

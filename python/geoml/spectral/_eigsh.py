@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -225,6 +226,16 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         v0 = as_float_array(v0, "v0", ndim=1, dtype=dtype)
         if v0.shape[0] != n:
             raise ValueError(f"v0 has {v0.shape[0]} entries; A has {n} rows")
+    # Entries so small (or large) that their squares leave the normal range (e.g. 1e-305)
+    # lose their digits in the Lanczos dot products: scale A by a power of two (exact), and the
+    # eigenvalues back. Ordinary matrices are not touched.
+    shift = 0  # A is multiplied by 2**shift (ldexp: exact, and 2**shift itself may overflow)
+    if data is not None and data.size:
+        amax = float(np.abs(data).max())
+        lim = np.finfo(dtype).maxexp // 2 - 12
+        if amax > 0 and not 2.0 ** -lim <= amax <= 2.0 ** lim:
+            shift = -int(np.frexp(amax)[1])
+            data = np.ldexp(data, shift).astype(dtype, copy=False)
     options = _core.LanczosOptions(k=k, which=_core.Which[which], tol=tol, max_iter=max_iter,
                                    ncv=ncv, seed=random_seed(random_state))
     solve = {"options": options, "v0": v0, "n_jobs": check_n_jobs(n_jobs)}
@@ -235,6 +246,9 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
     else:
         out = _core.eigsh_dense(data, **solve)
     w, V, res, n_iter, n_mv, conv, anorm, _ = out
+    if shift:
+        w, res = np.ldexp(w, -shift).astype(dtype), np.ldexp(res, -shift).astype(res.dtype)
+        anorm = math.ldexp(anorm, -shift)
     out = EigshResult(w, V.reshape(n, k), int(n_iter), res, bool(conv), int(n_mv), float(anorm))
     if not out.converged:
         warnings.warn(f"eigsh did not converge in {n_iter} restart cycles: largest residual "

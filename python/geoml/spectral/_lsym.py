@@ -106,6 +106,9 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
         return _spectral_gpu.lsym_smallest(W, k, tol=_check_tol(tol, np.float64),
                                            seed=random_seed(random_state), max_iter=max_iter)
     n = W.shape[0]
+    if W.nnz and not W.data.all():  # a zero-weight edge (e.g. an underflowed kernel) is no edge:
+        W = W.copy()                # the components must agree with the degrees
+        W.eliminate_zeros()
     d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
     # RCM order (for the LOBPCG path) and components in one C++ sweep
     perm, labels, ncomp = _core.rcm_components(W.indptr, W.indices)
