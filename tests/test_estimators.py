@@ -42,19 +42,10 @@ ESTIMATORS = [
     geoml.Tucker(1),
 ]
 
-# geoml's dtype policy: a non-real dtype (complex, object, strings) is a TypeError ("X must hold
-# real numbers", tested in test_neighbors.py::test_bad_input); scikit-learn's checks expect a
-# ValueError for complex data and expect numeric object arrays to be converted.
-_DTYPE = {
-    "check_complex_data": "complex input is a TypeError in geoml (a dtype error), scikit-learn "
-                          "expects ValueError",
-    "check_dtype_object": "object arrays are a TypeError in geoml (real dtypes only), "
-                          "scikit-learn converts numeric object arrays",
-}
 
 def _expected_failed_checks(est) -> dict:
     """scikit-learn's documented ``expected_failed_checks``: one reason per check."""
-    out = dict(_DTYPE)
+    out = {}
     return out
 
 

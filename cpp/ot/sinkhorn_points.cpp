@@ -126,7 +126,11 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
     for (int k = 0; k < d; ++k) yt[static_cast<size_t>(k) * n + j] = y[static_cast<size_t>(j) * d + k];
   std::vector<double> sched;
   if (p.eps_start > p.eps)
-    for (double e = p.eps_start; e > p.eps; e *= p.eps_factor) sched.push_back(e);
+    // finite start, at most 4096 stages: never an endless schedule (the Python layer refuses
+    // an infinite cost range before it gets here)
+    for (double e = p.eps_start; e > p.eps && std::isfinite(e) && sched.size() < 4096;
+         e *= p.eps_factor)
+      sched.push_back(e);
   sched.push_back(p.eps);
   int64_t iters = 0;
   double err = std::numeric_limits<double>::infinity();

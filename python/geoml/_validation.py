@@ -31,20 +31,51 @@ def reject_gpu(x, name: str, what: str) -> None:
         )
 
 
+class DTypeError(TypeError, ValueError):
+    """Input of a dtype geoml does not compute with (complex numbers, strings, ...).
+
+    A ``TypeError`` (geoml's convention for a wrong dtype) that is also a ``ValueError``
+    (scikit-learn's for complex data), so ``except`` clauses written for either catch it, as
+    ``sklearn.exceptions.NotFittedError`` is both a ``ValueError`` and an ``AttributeError``.
+    """
+
+
+def as_real(arr, name: str, message: str | None = None):
+    """``arr`` (an ndarray or a SciPy sparse matrix) if its dtype is real (float, int, bool).
+
+    An object ndarray of real numbers becomes float64, as scikit-learn and NumPy convert it;
+    one holding anything else (a string, a dict, a complex number) is a ``TypeError`` that quotes
+    NumPy's reason. Complex and other dtypes are a :class:`DTypeError` (``message``, default
+    "<name> must hold real numbers; got dtype ...").
+    """
+    kind = arr.dtype.kind
+    if kind in "fiub":
+        return arr
+    if kind == "O" and isinstance(arr, np.ndarray):
+        try:
+            return arr.astype(np.float64)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name} has dtype object and holds something that is not a real "
+                            f"number: {e}") from None
+    what = message or f"{name} must hold real numbers; got dtype {arr.dtype}"
+    if kind == "c":
+        what += " (Complex data not supported)"
+    raise DTypeError(what)
+
+
 def as_float_array(X, name: str = "X", *, ndim: int = 2, dtype=None, allow_empty: bool = False,
                    finite: bool = True) -> np.ndarray:
     """Return ``X`` as a C-contiguous float32 or float64 NumPy array, copying only if needed.
 
     float32/float64 are kept; float16 becomes float32; integers and booleans become float64
     (they may not be exact in float32). ``dtype`` forces one of float32/float64.
-    Raises ``TypeError`` for non-numeric input and ``ValueError`` for the wrong number of
+    Object arrays of numbers become float64. Raises ``TypeError`` for non-numeric input
+    (:class:`DTypeError`, also a ``ValueError``, for complex numbers) and ``ValueError`` for the wrong number of
     dimensions, empty input or NaN/inf.
     """
     if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
         raise TypeError(f"{name} is a sparse matrix; a dense array is expected here")
-    arr = np.asarray(X)
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
+    arr = as_real(np.asarray(X), name)
     if dtype is None:
         if arr.dtype.type in (np.float32, np.float64):  # either byte order: native out
             dtype = arr.dtype.type

@@ -23,7 +23,7 @@ from scipy.sparse.csgraph import connected_components
 
 from . import _core
 from ._base import BaseEstimator
-from ._validation import check_int, check_n_jobs, reject_gpu
+from ._validation import as_real, check_int, check_n_jobs, reject_gpu
 
 __all__ = ["FormanRicci", "OllivierRicci", "RicciCommunities", "RicciFlow", "forman_ricci",
            "ollivier_ricci", "ricci_communities"]
@@ -115,12 +115,11 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
         return _Graph(n, np.column_stack([rows[up], cols[up]]), w[up], nodes,
                       _csr=(indptr, cols, w))
     if not sp.issparse(G) and not hasattr(G, "edges"):
-        arr = np.asarray(G)
-        if arr.dtype.kind not in "fiub":
-            raise TypeError("G must be a networkx Graph, a SciPy sparse symmetric matrix, a "
-                            "square (n, n) adjacency array, or an edge list of shape (m, 2) or "
-                            f"(m, 3) (u, v[, weight]); got {type(G).__name__} of dtype "
-                            f"{arr.dtype}")
+        arr = as_real(np.asarray(G), "G",
+                      "G must be a networkx Graph, a SciPy sparse symmetric matrix, a square (n, "
+                      "n) adjacency array, or an edge list of shape (m, 2) or (m, 3) (u, v[, "
+                      f"weight]); got {type(G).__name__} of dtype {np.asarray(G).dtype}")
+        G = arr
         if arr.ndim != 2:
             raise ValueError(f"G as an array must be 2-D (an edge list or a square adjacency); "
                              f"got shape {arr.shape}")
@@ -142,8 +141,7 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
         if G.ndim != 2 or G.shape[0] != G.shape[1]:
             raise ValueError(f"a sparse adjacency must be square; got shape {G.shape}")
         A = sp.coo_matrix(G)
-        if A.dtype.kind not in "fiub":
-            raise TypeError(f"sparse adjacency must hold real weights; got {A.dtype}")
+        as_real(A, "G", f"sparse adjacency must hold real weights; got {A.dtype}")
         n = A.shape[0]
         keep = A.row != A.col
         r, c, v = A.row[keep].astype(np.int64), A.col[keep].astype(np.int64), A.data[keep]

@@ -71,6 +71,19 @@ def _histogram(w, n: int, name: str) -> np.ndarray:
     return w
 
 
+def _as_offsets(x, name: str) -> np.ndarray:
+    """Ragged-layout offsets as int64: integers, or floats with integral values in range."""
+    arr = np.asarray(x)
+    if arr.dtype.kind == "f":
+        if not (np.isfinite(arr).all() and (arr == np.round(arr)).all()
+                and (np.abs(arr) < 2.0**62).all()):
+            raise ValueError(f"{name} must hold integer offsets; got {arr.dtype} values that are "
+                             "not integers in range")
+    elif arr.dtype.kind not in "iub":
+        raise TypeError(f"{name} must hold integer offsets; got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
 def _finite_cost(C, ndim: int, scan: bool = True) -> tuple[np.ndarray, float | None]:
     """C as C-contiguous float64 with ``ndim`` dimensions, NaN/inf rejected, and its range
     ``max(C) - min(C)`` (one C++ pass does both); ``scan=False`` skips that pass (range
@@ -215,8 +228,7 @@ def _batched_layout(a, b, C, a_mask, b_mask, a_offsets, b_offsets, *, balance: b
         a = as_float_array(a, "a", ndim=1, dtype=np.float64)
         b = as_float_array(b, "b", ndim=1, dtype=np.float64)
         C, crange = _finite_cost(C, 1, scan_cost)
-        a_off = np.ascontiguousarray(a_offsets, dtype=np.int64)
-        b_off = np.ascontiguousarray(b_offsets, dtype=np.int64)
+        a_off, b_off = _as_offsets(a_offsets, "a_offsets"), _as_offsets(b_offsets, "b_offsets")
         if a_off.ndim != 1 or a_off.shape != b_off.shape or a_off.shape[0] < 2:
             raise ValueError("a_offsets and b_offsets must be 1-D of the same length B + 1 >= 2")
         if a_off[0] != 0 or b_off[0] != 0 or a_off[-1] != a.shape[0] or b_off[-1] != b.shape[0]:
@@ -399,6 +411,9 @@ reaches the tolerance in a few iterations, cheaper than one kernel per stage).""
 def _schedule(eps_schedule, eps: float, cost_range, warm: bool,
               loose: bool = False) -> tuple[float, float]:
     """(eps_start, factor) for the C++ annealing loop; eps_start <= eps means none."""
+    if not np.isfinite(cost_range):
+        raise ValueError("the cost range overflows float64 (costs too large for this p); "
+                         "rescale the points or the cost")
     if isinstance(eps_schedule, str):
         if eps_schedule == "none":
             return 0.0, 0.5

@@ -12,6 +12,7 @@ from scipy.sparse.linalg import LinearOperator
 from .. import _core
 from .._validation import (
     as_float_array,
+    as_real,
     check_int,
     check_n_jobs,
     check_random_state,
@@ -107,9 +108,7 @@ def _as_operator(A, n_jobs: int):
     if sp.issparse(A):
         if A.ndim != 2:
             raise ValueError(f"A must be 2-D; got shape {A.shape}")
-        kind = A.dtype.kind
-        if kind not in "fiub":
-            raise TypeError(f"A must hold real numbers; got dtype {A.dtype}")
+        as_real(A, "A")
         dtype = A.dtype if A.dtype in (np.float32, np.float64) else np.dtype(np.float64)
         C = sp.csr_matrix(A, dtype=dtype)  # copies only if needed
         if not C.has_canonical_format:

@@ -12,6 +12,7 @@ from .. import _core
 from .._base import BaseEstimator, NotFittedError
 from .._validation import (
     as_float_array,
+    as_real,
     check_int,
     check_n_jobs,
     check_random_state,
@@ -56,10 +57,9 @@ class TuckerTensor:
 
     def __init__(self, core: np.ndarray, factors: list[np.ndarray], *, converged: bool = True,
                  n_iter: int = 0):
-        core, factors = np.asarray(core), [np.asarray(U) for U in factors]
+        core = as_real(np.asarray(core), "core")
+        factors = [as_real(np.asarray(U), f"factors[{n}]") for n, U in enumerate(factors)]
         for name, a in [("core", core)] + [(f"factors[{n}]", U) for n, U in enumerate(factors)]:
-            if a.dtype.kind not in "fiub":
-                raise TypeError(f"{name} must hold real numbers; got dtype {a.dtype}")
             if not np.isfinite(a).all():
                 raise ValueError(f"{name} contains NaN or infinity")
         if core.ndim < 1 or len(factors) != core.ndim or any(
@@ -120,9 +120,7 @@ class TuckerTensor:
         stays O(block) beyond ``T`` itself.
         """
         nj = check_n_jobs(n_jobs)
-        T = np.asarray(T)
-        if T.dtype.kind not in "fiub":
-            raise TypeError(f"T must hold real numbers; got dtype {T.dtype}")
+        T = as_real(np.asarray(T), "T")
         if T.shape != self.shape:
             raise ValueError(f"T has shape {T.shape}, the Tucker tensor {self.shape}")
         core = np.ascontiguousarray(self.core, dtype=np.float64)

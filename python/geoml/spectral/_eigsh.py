@@ -13,12 +13,14 @@ from scipy.sparse.linalg import LinearOperator
 from .. import _core
 from .._validation import (
     as_float_array,
+    as_real,
     check_int,
     check_n_jobs,
     check_tol,
     is_device_object,
     random_seed,
 )
+
 
 @dataclass
 class EigshResult:
@@ -89,8 +91,7 @@ def _as_csr(A, name: str, dtype=None) -> sp.csr_matrix:
     """Square CSR copy-if-needed with float32/float64 data, duplicates summed; checks NaN/inf."""
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"{name} must be square; got shape {A.shape}")
-    if A.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must hold real numbers; got dtype {A.dtype}")
+    A = as_real(A, name)
     if dtype is None:
         dtype = np.float32 if A.dtype == np.float32 else np.float64
     A = sp.csr_matrix(A, dtype=dtype)

@@ -6,6 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import (
+    as_real,
     reject_gpu,
 )
 from ._eigsh import _as_csr, _symmetry_error
@@ -17,9 +18,7 @@ def _affinity_csr(W, name: str = "W") -> sp.csr_matrix:
     """Validated symmetric, non-negative CSR affinity without diagonal entries."""
     reject_gpu(W, name, "laplacian")
     if not sp.issparse(W):
-        W = np.asarray(W)
-        if W.dtype.kind not in "fiub":
-            raise TypeError(f"{name} must hold real numbers; got dtype {W.dtype}")
+        W = as_real(np.asarray(W), name)
         if W.ndim != 2:
             raise ValueError(f"{name} must be a 2-D square matrix; got shape {W.shape}")
     W = _as_csr(W, name)
