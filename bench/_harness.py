@@ -3,6 +3,7 @@
 Every bench script times geoml and the anchor tools on the same data in one process run and
 reports ratios: absolute times on shared machines are noise, ratios measured side by side are not.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,6 +67,7 @@ def machine() -> dict:
 
 def print_table(rows: list[dict], columns: list[str]) -> None:
     """Print rows (dicts) as an aligned text table with the given columns."""
+
     def fmt(v):
         if isinstance(v, float):
             return f"{v:.3g}" if (abs(v) < 1e-3 or abs(v) >= 1e4) and v != 0 else f"{v:.4g}"

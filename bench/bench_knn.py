@@ -1,4 +1,4 @@
-"""Exact kNN graph (k = 15) of clustered float32 data: geoml vs faiss-cpu, scikit-learn, pynndescent.
+"""Exact kNN graph (k = 15) of clustered float32 data: geoml vs faiss-cpu, sklearn, pynndescent.
 
 Each size times every tool on the same data in this one process (warm-up, repeats, median) and
 prints time, the ratio to faiss IndexFlatL2, and accuracy (max |distance - exact| for exact tools,
@@ -16,15 +16,16 @@ on the first ``--peer-queries`` queries (against all n points) and scaled by n /
     python bench/bench_knn.py --device cuda
     python bench/bench_knn.py --device cuda --sizes 200000x128 --repeats 1 --quick
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 
 import numpy as np
+from _harness import clustered, machine, print_table, timeit, write_json
 
 import geoml
-from _harness import clustered, machine, print_table, timeit, write_json
 
 
 def recall(idx, ref):
@@ -44,7 +45,7 @@ def run_size(n, d, k, repeats, tools):
     # exact float64 check of geoml on a sample of rows
     sample = np.random.default_rng(1).choice(n, size=min(n, 200), replace=False)
     Xd = X.astype(np.float64)
-    sq = (Xd ** 2).sum(1)  # float64 expanded form, in (200, n) memory
+    sq = (Xd**2).sum(1)  # float64 expanded form, in (200, n) memory
     D = np.sqrt(np.maximum(sq[sample, None] + sq[None, :] - 2 * Xd[sample] @ Xd.T, 0))
     D[np.arange(len(sample)), sample] = np.inf
     exact = np.sort(D, axis=1)[:, :k]
@@ -62,9 +63,14 @@ def run_size(n, d, k, repeats, tools):
             return Iq[:, 1:], np.sqrt(np.maximum(Dq[:, 1:], 0))
 
         t, (fi, fd) = timeit(faiss_run, repeats=repeats)
-        rows.append({"tool": "faiss IndexFlatL2", "time_s": t,
-                     "max_dist_err": float(np.abs(fd[sample] - exact).max()),
-                     "recall": recall(fi, ref_idx)})
+        rows.append(
+            {
+                "tool": "faiss IndexFlatL2",
+                "time_s": t,
+                "max_dist_err": float(np.abs(fd[sample] - exact).max()),
+                "recall": recall(fi, ref_idx),
+            }
+        )
     if "sklearn" in tools:
         from sklearn.neighbors import NearestNeighbors
 
@@ -73,22 +79,39 @@ def run_size(n, d, k, repeats, tools):
             return nn.kneighbors(return_distance=True)
 
         t, (sd, si) = timeit(sk_run, repeats=1 if n > 100_000 else repeats, warmup=0)
-        rows.append({"tool": "sklearn NearestNeighbors (brute)", "time_s": t,
-                     "max_dist_err": float(np.abs(sd[sample] - exact).max()),
-                     "recall": recall(si, ref_idx)})
+        rows.append(
+            {
+                "tool": "sklearn NearestNeighbors (brute)",
+                "time_s": t,
+                "max_dist_err": float(np.abs(sd[sample] - exact).max()),
+                "recall": recall(si, ref_idx),
+            }
+        )
     if "pynndescent" in tools:
         import pynndescent
 
         t0 = time.perf_counter()
         pi, _ = pynndescent.NNDescent(X, n_neighbors=k + 1, random_state=0).neighbor_graph
         t_first = time.perf_counter() - t0
-        rows.append({"tool": "pynndescent first call (JIT)", "time_s": t_first,
-                     "recall": recall(pi[:, 1:], ref_idx)})
-        t, (pi, _) = timeit(lambda: pynndescent.NNDescent(X, n_neighbors=k + 1,
-                                                          random_state=0).neighbor_graph,
-                            repeats=repeats, warmup=0)
-        rows.append({"tool": "pynndescent warm (approx.)", "time_s": t,
-                     "recall": recall(pi[:, 1:], ref_idx)})
+        rows.append(
+            {
+                "tool": "pynndescent first call (JIT)",
+                "time_s": t_first,
+                "recall": recall(pi[:, 1:], ref_idx),
+            }
+        )
+        t, (pi, _) = timeit(
+            lambda: pynndescent.NNDescent(X, n_neighbors=k + 1, random_state=0).neighbor_graph,
+            repeats=repeats,
+            warmup=0,
+        )
+        rows.append(
+            {
+                "tool": "pynndescent warm (approx.)",
+                "time_s": t,
+                "recall": recall(pi[:, 1:], ref_idx),
+            }
+        )
     base = next((r["time_s"] for r in rows if r["tool"].startswith("faiss")), None)
     for r in rows:
         r["n"], r["d"], r["k"] = n, d, k
@@ -104,8 +127,10 @@ def gpu_name(cp) -> str:
 def matmul_rate(cp, sync, d):
     """Best measured float32 matmul rate (flop/s): square 8192^3 and the kNN shape (inner d)."""
     rates = {}
-    for name, (a, b, c) in {"square_8192": (8192, 8192, 8192),
-                            f"knn_shape_inner{d}": (16384, d, 16384)}.items():
+    for name, (a, b, c) in {
+        "square_8192": (8192, 8192, 8192),
+        f"knn_shape_inner{d}": (16384, d, 16384),
+    }.items():
         A = cp.random.standard_normal((a, b), dtype=cp.float32)
         B = cp.random.standard_normal((b, c), dtype=cp.float32)
         t, _ = timeit(lambda: A @ B, repeats=5, sync=sync)
@@ -121,14 +146,16 @@ def cupy_knn(cp, X, k, rows):
     sq = (X * X).sum(1)
     out_i, out_d = [], []
     for q0 in range(0, rows, tile):
-        Q = X[q0:q0 + tile]
+        Q = X[q0 : q0 + tile]
         D = sq[None, :] - 2.0 * (Q @ X.T)
         D[cp.arange(Q.shape[0]), cp.arange(q0, q0 + Q.shape[0])] = cp.inf  # exclude self
         part = cp.argpartition(D, k, axis=1)[:, :k]
         dp = cp.take_along_axis(D, part, axis=1)
         order = cp.argsort(dp, axis=1)
         idx = cp.take_along_axis(part, order, axis=1)
-        dist = cp.sqrt(cp.maximum(cp.take_along_axis(dp, order, axis=1) + sq[q0:q0 + tile, None], 0))
+        dist = cp.sqrt(
+            cp.maximum(cp.take_along_axis(dp, order, axis=1) + sq[q0 : q0 + tile, None], 0)
+        )
         out_i.append(idx)
         out_d.append(dist)
     return cp.concatenate(out_i), cp.concatenate(out_d)
@@ -140,9 +167,12 @@ def torch_knn(torch, Xt, k, rows):
     tile = max(1, min(rows, (1 << 29) // n))
     out_i, out_d = [], []
     for q0 in range(0, rows, tile):
-        Q = Xt[q0:q0 + tile]
+        Q = Xt[q0 : q0 + tile]
         D = torch.cdist(Q, Xt)
-        D[torch.arange(Q.shape[0], device=Q.device), torch.arange(q0, q0 + Q.shape[0], device=Q.device)] = float("inf")
+        D[
+            torch.arange(Q.shape[0], device=Q.device),
+            torch.arange(q0, q0 + Q.shape[0], device=Q.device),
+        ] = float("inf")
         dist, idx = torch.topk(D, k, dim=1, largest=False, sorted=True)
         out_i.append(idx)
         out_d.append(dist)
@@ -181,9 +211,15 @@ def run_size_cuda(n, d, k, repeats, tools, peer_queries):
     if "cupy" in tools:
         t, (ci, cd) = timeit(lambda: cupy_knn(cp, X, k, m), repeats=repeats, sync=sync)
         ci, cd = ci.get(), cd.get()
-        rows.append({"tool": "CuPy matmul + argpartition", "time_s": t * scale, "measured_on": m,
-                     "max_dist_err": float(np.abs(cd[sample] - exact).max()),
-                     "recall": recall(ci, gi[:m])})
+        rows.append(
+            {
+                "tool": "CuPy matmul + argpartition",
+                "time_s": t * scale,
+                "measured_on": m,
+                "max_dist_err": float(np.abs(cd[sample] - exact).max()),
+                "recall": recall(ci, gi[:m]),
+            }
+        )
         cp.get_default_memory_pool().free_all_blocks()
     if "torch" in tools:
         try:
@@ -195,9 +231,15 @@ def run_size_cuda(n, d, k, repeats, tools, peer_queries):
             tsync = torch.cuda.synchronize
             t, (ti, td) = timeit(lambda: torch_knn(torch, Xt, k, m), repeats=repeats, sync=tsync)
             ti, td = ti.cpu().numpy(), td.cpu().numpy()
-            rows.append({"tool": "PyTorch cdist + topk", "time_s": t * scale, "measured_on": m,
-                         "max_dist_err": float(np.abs(td[sample] - exact).max()),
-                         "recall": recall(ti, gi[:m])})
+            rows.append(
+                {
+                    "tool": "PyTorch cdist + topk",
+                    "time_s": t * scale,
+                    "measured_on": m,
+                    "max_dist_err": float(np.abs(td[sample] - exact).max()),
+                    "recall": recall(ti, gi[:m]),
+                }
+            )
             del Xt
             torch.cuda.empty_cache()
     base = rows[0]["time_s"]
@@ -210,8 +252,9 @@ def run_size_cuda(n, d, k, repeats, tools, peer_queries):
 
 def main_cuda(args):
     if not geoml._gpu.available():
-        raise SystemExit("--device cuda needs a visible GPU, CuPy and geoml._cuda "
-                         "(built with GEOML_CUDA=ON)")
+        raise SystemExit(
+            "--device cuda needs a visible GPU, CuPy and geoml._cuda (built with GEOML_CUDA=ON)"
+        )
     import cupy as cp
 
     tools = set(args.tools.split(",")) if args.tools else set()
@@ -224,32 +267,50 @@ def main_cuda(args):
         n, d = (int(v) for v in size.lower().split("x"))
         rows, floor = run_size_cuda(n, d, args.k, args.repeats, tools, args.peer_queries)
         floors[size] = floor
-        print(f"\nn={n} d={d} k={args.k} float32 clustered exact, {name}, median of "
-              f"{args.repeats}; float32 matmul {max(floor['matmul_rate_flops'].values()) / 1e12:.1f}"
-              f" TFLOP/s -> GEMM floor {floor['gemm_floor_s']:.3g} s; peers timed on "
-              f"{min(n, args.peer_queries)} queries and scaled to n")
-        print_table(rows, ["tool", "time_s", "ratio_to_geoml", "gemm_floor_fraction",
-                           "max_dist_err", "recall"])
+        print(
+            f"\nn={n} d={d} k={args.k} float32 clustered exact, {name}, median of "
+            f"{args.repeats}; float32 matmul {max(floor['matmul_rate_flops'].values()) / 1e12:.1f}"
+            f" TFLOP/s -> GEMM floor {floor['gemm_floor_s']:.3g} s; peers timed on "
+            f"{min(n, args.peer_queries)} queries and scaled to n"
+        )
+        print_table(
+            rows,
+            ["tool", "time_s", "ratio_to_geoml", "gemm_floor_fraction", "max_dist_err", "recall"],
+        )
         all_rows += rows
     safe = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
-    write_json(f"knn_cuda_{safe}", {"rows": all_rows, "floors": floors, "gpu": name,
-                                    "args": vars(args)}, args.out)
+    write_json(
+        f"knn_cuda_{safe}",
+        {"rows": all_rows, "floors": floors, "gpu": name, "args": vars(args)},
+        args.out,
+    )
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default=None,
-                    help="comma list of NxD (default cpu: 50000x64,200000x128; cuda: 1000000x128)")
+    ap.add_argument(
+        "--sizes",
+        default=None,
+        help="comma list of NxD (default cpu: 50000x64,200000x128; cuda: 1000000x128)",
+    )
     ap.add_argument("--k", type=int, default=15)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--tools", default=None,
-                    help="default cpu: faiss,sklearn,pynndescent; cuda: cupy,torch")
+    ap.add_argument(
+        "--tools", default=None, help="default cpu: faiss,sklearn,pynndescent; cuda: cupy,torch"
+    )
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--peer-queries", type=int, default=16384,
-                    help="cuda: queries the CuPy/PyTorch peers are timed on (scaled to n)")
+    ap.add_argument(
+        "--peer-queries",
+        type=int,
+        default=16384,
+        help="cuda: queries the CuPy/PyTorch peers are timed on (scaled to n)",
+    )
     ap.add_argument("--quick", action="store_true", help="cuda: n=200,000 by default")
-    ap.add_argument("--out", default=None,
-                    help="JSON path (default bench/results/knn_cpu.json or knn_cuda_<gpu>.json)")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="JSON path (default bench/results/knn_cpu.json or knn_cuda_<gpu>.json)",
+    )
     args = ap.parse_args()
     if args.device == "cuda":
         if args.tools is None:

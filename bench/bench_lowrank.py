@@ -21,6 +21,7 @@ the environment (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS; both recorded in the JSO
 shared, loaded machine, threaded BLAS timings are erratic; ``OPENBLAS_NUM_THREADS=1
 OMP_NUM_THREADS=1`` gives a stable per-core comparison.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,9 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
+from _harness import machine, print_table, timeit, write_json
 
 import geoml
-from _harness import machine, print_table, timeit, write_json
 
 CASES = ("tucker3", "tucker4", "svd_dense", "svd_sparse")
 
@@ -66,10 +67,20 @@ def bench_tucker(name, shape, ranks, dtype, repeats, rows, tl_svd_init=True):
     tl_rows = []
     for init in (["svd"] if tl_svd_init else []) + ["random"]:
         reps, warm = (1, 0) if (init == "svd" or big) else (repeats, 1)
-        t, res = timeit(lambda: tl_tucker(T, rank=list(ranks), init=init, random_state=0),
-                        repeats=reps, warmup=warm)
-        tl_rows.append({"case": name, "tool": "tensorly", "method": f"tucker init={init}",
-                        "time_s": t, "rel_error": err_of(*res)})
+        t, res = timeit(
+            lambda: tl_tucker(T, rank=list(ranks), init=init, random_state=0),
+            repeats=reps,
+            warmup=warm,
+        )
+        tl_rows.append(
+            {
+                "case": name,
+                "tool": "tensorly",
+                "method": f"tucker init={init}",
+                "time_s": t,
+                "rel_error": err_of(*res),
+            }
+        )
         print(tl_rows[-1])
     t_fast = min(r["time_s"] for r in tl_rows)
     e_ref = min(r["rel_error"] for r in tl_rows)
@@ -78,15 +89,27 @@ def bench_tucker(name, shape, ranks, dtype, repeats, rows, tl_svd_init=True):
         r["err_vs_tl"] = r["rel_error"] / e_ref - 1
         rows.append(r)
     for method in ("hooi", "hosvd", "st_hosvd", "randomized"):
-        t, tt = timeit(lambda: geoml.tucker(T, ranks, method=method, random_state=0),
-                       repeats=1 if big else repeats, warmup=0 if big else 1)
+        t, tt = timeit(
+            lambda: geoml.tucker(T, ranks, method=method, random_state=0),
+            repeats=1 if big else repeats,
+            warmup=0 if big else 1,
+        )
         err = tt.rel_error(T)
         sp_ = t_fast / t
-        rows.append({"case": name, "tool": "geoml", "method": method, "time_s": t,
-                     "rel_error": err, "speedup": sp_, "err_vs_tl": err / e_ref - 1,
-                     "goal": "met" if sp_ >= 3 and err <= e_ref * (1 + 1e-4) else "MISSED"})
+        rows.append(
+            {
+                "case": name,
+                "tool": "geoml",
+                "method": method,
+                "time_s": t,
+                "rel_error": err,
+                "speedup": sp_,
+                "err_vs_tl": err / e_ref - 1,
+                "goal": "met" if sp_ >= 3 and err <= e_ref * (1 + 1e-4) else "MISSED",
+            }
+        )
         print(rows[-1])
-    del T
+    T = None  # free the tensor before the next case
 
 
 def svd_error(A, normA2, U, s, Vt):
@@ -105,28 +128,59 @@ def bench_svd(name, A, k, repeats, rows):
     t_sk, res_sk = timeit(lambda: sk_rsvd(A, k, random_state=0), repeats=repeats)
     print(f"sklearn {t_sk:.3f} s")
     e_sk = svd_error(A, normA2, *res_sk)
-    rows.append({"case": name, "tool": "sklearn", "method": "randomized_svd", "time_s": t_sk,
-                 "rel_error": e_sk, "speedup": 1.0, "err_vs_tl": 0.0})
+    rows.append(
+        {
+            "case": name,
+            "tool": "sklearn",
+            "method": "randomized_svd",
+            "time_s": t_sk,
+            "rel_error": e_sk,
+            "speedup": 1.0,
+            "err_vs_tl": 0.0,
+        }
+    )
     t, res = timeit(lambda: geoml.randomized_svd(A, k, random_state=0), repeats=repeats)
     e = svd_error(A, normA2, *res)
-    rows.append({"case": name, "tool": "geoml", "method": "randomized_svd", "time_s": t,
-                 "rel_error": e, "speedup": t_sk / t, "err_vs_tl": e / e_sk - 1,
-                 "goal": "met" if t_sk / t >= 1.5 and e <= e_sk * (1 + 1e-4) else "MISSED"})
+    rows.append(
+        {
+            "case": name,
+            "tool": "geoml",
+            "method": "randomized_svd",
+            "time_s": t,
+            "rel_error": e,
+            "speedup": t_sk / t,
+            "err_vs_tl": e / e_sk - 1,
+            "goal": "met" if t_sk / t >= 1.5 and e <= e_sk * (1 + 1e-4) else "MISSED",
+        }
+    )
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default=",".join(CASES),
-                    help=f"comma-separated problems to run, from {CASES}")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--sizes", default=",".join(CASES), help=f"comma-separated problems to run, from {CASES}"
+    )
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--quick", action="store_true",
-                    help="small versions of every problem (a smoke test; not for the README)")
-    ap.add_argument("--dtype4", default="float32", choices=["float32", "float64"],
-                    help="dtype of the 4-way tensor")
-    ap.add_argument("--tl-svd-init", default="tucker3", choices=["all", "tucker3", "none"],
-                    help="where to also time TensorLy's slow init='svd' (default: 3-way only; "
-                         "on the 4-way tensor it takes many minutes)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="small versions of every problem (a smoke test; not for the README)",
+    )
+    ap.add_argument(
+        "--dtype4",
+        default="float32",
+        choices=["float32", "float64"],
+        help="dtype of the 4-way tensor",
+    )
+    ap.add_argument(
+        "--tl-svd-init",
+        default="tucker3",
+        choices=["all", "tucker3", "none"],
+        help="where to also time TensorLy's slow init='svd' (default: 3-way only; "
+        "on the 4-way tensor it takes many minutes)",
+    )
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/lowrank.json)")
     args = ap.parse_args()
     cases = [c.strip() for c in args.sizes.split(",") if c.strip()]
@@ -134,18 +188,34 @@ def main():
         if c not in CASES:
             ap.error(f"unknown problem {c!r}; choose from {CASES}")
     info = machine()
-    print(info, {v: os.environ.get(v, "(unset)") for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")})
+    print(
+        info, {v: os.environ.get(v, "(unset)") for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    )
     rows: list[dict] = []
     q = args.quick
     t0 = time.perf_counter()
     if "tucker3" in cases:
         n = 60 if q else 200
-        bench_tucker("tucker3", (n, n, n), (10, 10, 10), np.float64, args.repeats, rows,
-                     args.tl_svd_init in ("all", "tucker3"))
+        bench_tucker(
+            "tucker3",
+            (n, n, n),
+            (10, 10, 10),
+            np.float64,
+            args.repeats,
+            rows,
+            args.tl_svd_init in ("all", "tucker3"),
+        )
     if "tucker4" in cases:
         shape = (80, 60, 40, 20) if q else (400, 300, 200, 20)
-        bench_tucker("tucker4", shape, (20, 15, 10, 5), np.dtype(args.dtype4).type,
-                     args.repeats, rows, args.tl_svd_init == "all")
+        bench_tucker(
+            "tucker4",
+            shape,
+            (20, 15, 10, 5),
+            np.dtype(args.dtype4).type,
+            args.repeats,
+            rows,
+            args.tl_svd_init == "all",
+        )
     if "svd_dense" in cases:
         m, n, r = (4000, 400, 50) if q else (20000, 2000, 50)
         rng = np.random.default_rng(1)
@@ -156,19 +226,25 @@ def main():
     if "svd_sparse" in cases:
         m, n, nnz = (10**5, 10**3, 10**6) if q else (10**6, 10**4, 10**7)
         rng = np.random.default_rng(2)  # uniform positions (duplicates summed) and values
-        A = sp.csr_matrix((rng.random(nnz), (rng.integers(0, m, nnz), rng.integers(0, n, nnz))),
-                          shape=(m, n))
+        A = sp.csr_matrix(
+            (rng.random(nnz), (rng.integers(0, m, nnz), rng.integers(0, n, nnz))), shape=(m, n)
+        )
         bench_svd("svd_sparse", A, 20, args.repeats, rows)
         del A
     print()
     cols = ["case", "tool", "method", "time_s", "speedup", "rel_error", "err_vs_tl", "goal"]
-    print("speedup: vs TensorLy's faster init (tucker) or scikit-learn (svd); err_vs_tl: "
-          "rel_error / reference rel_error - 1 (reference: better TensorLy init, or sklearn)")
+    print(
+        "speedup: vs TensorLy's faster init (tucker) or scikit-learn (svd); err_vs_tl: "
+        "rel_error / reference rel_error - 1 (reference: better TensorLy init, or sklearn)"
+    )
     print_table(rows, cols)
     print(f"total bench time {time.perf_counter() - t0:.0f} s")
     env = {v: os.environ.get(v, "(unset)") for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
-    write_json("lowrank" if not q else "lowrank_quick",
-               {"args": vars(args), "env": env, "rows": rows}, args.out)
+    write_json(
+        "lowrank" if not q else "lowrank_quick",
+        {"args": vars(args), "env": env, "rows": rows},
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ Sections (issue 4), each with the issue's goal and a met/MISSED column:
 Usage: python bench/bench_ot.py [--quick] [--repeats R] [--sizes 2000,5000] [--sections 1,2,3,4]
                                 [--pot-limit S] [--points-iters K]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,12 +27,17 @@ import multiprocessing as mp
 import time
 
 import numpy as np
-
-import geoml
 from _harness import machine, print_table, timeit, write_json
 
-POT_METHODS = ["sinkhorn", "sinkhorn_log", "greenkhorn", "sinkhorn_stabilized",
-               "sinkhorn_epsilon_scaling"]
+import geoml
+
+POT_METHODS = [
+    "sinkhorn",
+    "sinkhorn_log",
+    "greenkhorn",
+    "sinkhorn_stabilized",
+    "sinkhorn_epsilon_scaling",
+]
 
 
 def goal(speedup, target):
@@ -50,6 +56,7 @@ def _pot_child(conn, method, a, b, C, eps):
     import warnings
 
     import ot
+
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
     P = ot.sinkhorn(a, b, C, eps, method=method)
@@ -73,6 +80,7 @@ def pot_timed(method, a, b, C, eps, limit):
 
 def uniform_problem(n, d=2, seed=0):
     import ot
+
     rng = np.random.default_rng(seed)
     x, y = rng.random((n, d)), rng.random((n, d))
     C = ot.dist(x, y)
@@ -84,33 +92,62 @@ def uniform_problem(n, d=2, seed=0):
 def section_sinkhorn(args, rows_out):
     n = args.sinkhorn_n
     a, b, C = uniform_problem(n)
-    print(f"\n== 1. Sinkhorn, n={n}, uniform weights, sq-Euclidean cost (max 1); POT limit "
-          f"{args.pot_limit:.0f} s per run")
+    print(
+        f"\n== 1. Sinkhorn, n={n}, uniform weights, sq-Euclidean cost (max 1); POT limit "
+        f"{args.pot_limit:.0f} s per run"
+    )
     rows = []
     for eps in args.eps:
         pot_rows = []
         for method in POT_METHODS:
             out = pot_timed(method, a, b, C, eps, args.pot_limit)
             if out is None:
-                pot_rows.append(dict(eps=eps, solver=f"POT {method}", time_s=None,
-                                     marg_err=None, cost=None, note=f">{args.pot_limit:.0f}s"))
+                pot_rows.append(
+                    dict(
+                        eps=eps,
+                        solver=f"POT {method}",
+                        time_s=None,
+                        marg_err=None,
+                        cost=None,
+                        note=f">{args.pot_limit:.0f}s",
+                    )
+                )
             else:
                 t, err, cost, finite = out
-                pot_rows.append(dict(eps=eps, solver=f"POT {method}", time_s=t, marg_err=err,
-                                     cost=cost, note="" if finite else "NaN in plan"))
+                pot_rows.append(
+                    dict(
+                        eps=eps,
+                        solver=f"POT {method}",
+                        time_s=t,
+                        marg_err=err,
+                        cost=cost,
+                        note="" if finite else "NaN in plan",
+                    )
+                )
         cache = {}
 
         def geoml_at(tol):
             key = float(f"{tol:.2g}")
             if key not in cache:
-                t, res = timeit(lambda: geoml.ot.sinkhorn(a, b, C, eps, tol=key, max_iter=100000),
-                                repeats=args.repeats, warmup=0)
+                t, res = timeit(
+                    lambda: geoml.ot.sinkhorn(a, b, C, eps, tol=key, max_iter=100000),
+                    repeats=args.repeats,
+                    warmup=0,
+                )
                 cache[key] = (t, res)
             return cache[key]
 
         t9, r9 = geoml_at(1e-9)
-        rows.append(dict(eps=eps, solver="geoml sinkhorn tol=1e-9", time_s=t9,
-                         marg_err=r9.marginal_error, cost=r9.cost, n_iter=r9.n_iter))
+        rows.append(
+            dict(
+                eps=eps,
+                solver="geoml sinkhorn tol=1e-9",
+                time_s=t9,
+                marg_err=r9.marginal_error,
+                cost=r9.cost,
+                n_iter=r9.n_iter,
+            )
+        )
         for pr in pot_rows:
             if pr["marg_err"] is not None and np.isfinite(pr["marg_err"]):
                 target = max(pr["marg_err"], 1e-9)
@@ -127,37 +164,78 @@ def section_sinkhorn(args, rows_out):
             r["goal_5x"] = goal(r.get("speedup"), 5.0)
         if ok:
             worst = min(ok)
-            print(f"eps={eps:g}: worst-case speedup over POT methods at equal marginal error: "
-                  f"{worst:.1f}x (goal >= 5x: {goal(worst, 5.0)})")
-    print_table(rows, ["eps", "solver", "time_s", "marg_err", "cost", "n_iter",
-                       "geoml_time_same_err", "geoml_err", "speedup", "goal_5x", "note"])
+            print(
+                f"eps={eps:g}: worst-case speedup over POT methods at equal marginal error: "
+                f"{worst:.1f}x (goal >= 5x: {goal(worst, 5.0)})"
+            )
+    print_table(
+        rows,
+        [
+            "eps",
+            "solver",
+            "time_s",
+            "marg_err",
+            "cost",
+            "n_iter",
+            "geoml_time_same_err",
+            "geoml_err",
+            "speedup",
+            "goal_5x",
+            "note",
+        ],
+    )
     rows_out["sinkhorn"] = rows
 
 
 def section_emd(args, rows_out):
     import ot
+
     print("\n== 2. exact EMD (network simplex) vs ot.emd")
     rows = []
     for n in args.sizes:
         a, b, C = uniform_problem(n, seed=1)
         tg, rg = timeit(lambda: geoml.ot.emd(a, b, C), repeats=args.repeats, warmup=0)
-        tp, P = timeit(lambda: ot.emd(a, b, C, numItermax=10 ** 8), repeats=args.repeats,
-                       warmup=0)
+        tp, P = timeit(lambda: ot.emd(a, b, C, numItermax=10**8), repeats=args.repeats, warmup=0)
         cp = float((P * C).sum())
-        rows.append(dict(n=n, geoml_s=tg, pot_s=tp, speedup=tp / tg,
-                         goal_1x=goal(tp / tg, 1.0), geoml_cost=rg.cost, pot_cost=cp,
-                         rel_diff=abs(rg.cost - cp) / cp, pivots=rg.n_iter))
-    print_table(rows, ["n", "geoml_s", "pot_s", "speedup", "goal_1x", "geoml_cost", "pot_cost",
-                       "rel_diff", "pivots"])
+        rows.append(
+            dict(
+                n=n,
+                geoml_s=tg,
+                pot_s=tp,
+                speedup=tp / tg,
+                goal_1x=goal(tp / tg, 1.0),
+                geoml_cost=rg.cost,
+                pot_cost=cp,
+                rel_diff=abs(rg.cost - cp) / cp,
+                pivots=rg.n_iter,
+            )
+        )
+    print_table(
+        rows,
+        [
+            "n",
+            "geoml_s",
+            "pot_s",
+            "speedup",
+            "goal_1x",
+            "geoml_cost",
+            "pot_cost",
+            "rel_diff",
+            "pivots",
+        ],
+    )
     rows_out["emd"] = rows
 
 
 def section_batched(args, rows_out):
     import ot
+
     B, k = args.batch, 16
-    print(f"\n== 3. {B} problems of size {k}x{k} (random weights, sq-Euclidean cost of "
-          f"2-D points scaled to max 1); POT loop timed on {args.pot_subset} (exact) and "
-          f"{args.pot_sinkhorn_subset} (Sinkhorn) problems and scaled")
+    print(
+        f"\n== 3. {B} problems of size {k}x{k} (random weights, sq-Euclidean cost of "
+        f"2-D points scaled to max 1); POT loop timed on {args.pot_subset} (exact) and "
+        f"{args.pot_sinkhorn_subset} (Sinkhorn) problems and scaled"
+    )
     rng = np.random.default_rng(2)
     x, y = rng.random((B, k, 2)), rng.random((B, k, 2))
     C = ((x[:, :, None, :] - y[:, None, :, :]) ** 2).sum(-1)
@@ -168,17 +246,27 @@ def section_batched(args, rows_out):
     S = min(args.pot_subset, B)
     rows = []
     tg, rg = timeit(lambda: geoml.ot.emd_batched(A, Bw, C), repeats=args.repeats, warmup=1)
-    tp, cp = timeit(lambda: np.array([ot.emd2(A[i], Bw[i], C[i]) for i in range(S)]),
-                    repeats=1, warmup=0)
+    tp, cp = timeit(
+        lambda: np.array([ot.emd2(A[i], Bw[i], C[i]) for i in range(S)]), repeats=1, warmup=0
+    )
     tp_full = tp * B / S
     piv = [geoml.ot.emd(A[i], Bw[i], C[i]).n_iter for i in range(min(S, 2000))]
-    rows.append(dict(kind="exact", geoml_s=tg, pot_loop_s=tp_full, speedup=tp_full / tg,
-                     goal_50x=goal(tp_full / tg, 50.0),
-                     max_rel_cost_diff=float(np.max(np.abs(rg.cost[:S] - cp) / cp)),
-                     per_problem_us=1e6 * tg / B, pivots_or_iters=float(np.mean(piv))))
+    rows.append(
+        dict(
+            kind="exact",
+            geoml_s=tg,
+            pot_loop_s=tp_full,
+            speedup=tp_full / tg,
+            goal_50x=goal(tp_full / tg, 50.0),
+            max_rel_cost_diff=float(np.max(np.abs(rg.cost[:S] - cp) / cp)),
+            per_problem_us=1e6 * tg / B,
+            pivots_or_iters=float(np.mean(piv)),
+        )
+    )
     eps = 1e-2
-    tg, rg = timeit(lambda: geoml.ot.sinkhorn_batched(A, Bw, C, eps), repeats=args.repeats,
-                    warmup=1)
+    tg, rg = timeit(
+        lambda: geoml.ot.sinkhorn_batched(A, Bw, C, eps), repeats=args.repeats, warmup=1
+    )
 
     S = min(args.pot_sinkhorn_subset, B)
 
@@ -186,65 +274,128 @@ def section_batched(args, rows_out):
         return np.array([float(ot.sinkhorn2(A[i], Bw[i], C[i], eps)) for i in range(S)])
 
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tp, cp = timeit(pot_loop, repeats=1, warmup=0)
     tp_full = tp * B / S
-    rows.append(dict(kind=f"sinkhorn eps={eps:g}", geoml_s=tg, pot_loop_s=tp_full,
-                     speedup=tp_full / tg, goal_50x=goal(tp_full / tg, 50.0),
-                     max_rel_cost_diff=float(np.max(np.abs(rg.cost[:S] - cp) / cp)),
-                     per_problem_us=1e6 * tg / B, pivots_or_iters=float(rg.n_iter.mean())))
-    print_table(rows, ["kind", "geoml_s", "pot_loop_s", "speedup", "goal_50x",
-                       "max_rel_cost_diff", "per_problem_us", "pivots_or_iters"])
+    rows.append(
+        dict(
+            kind=f"sinkhorn eps={eps:g}",
+            geoml_s=tg,
+            pot_loop_s=tp_full,
+            speedup=tp_full / tg,
+            goal_50x=goal(tp_full / tg, 50.0),
+            max_rel_cost_diff=float(np.max(np.abs(rg.cost[:S] - cp) / cp)),
+            per_problem_us=1e6 * tg / B,
+            pivots_or_iters=float(rg.n_iter.mean()),
+        )
+    )
+    print_table(
+        rows,
+        [
+            "kind",
+            "geoml_s",
+            "pot_loop_s",
+            "speedup",
+            "goal_50x",
+            "max_rel_cost_diff",
+            "per_problem_us",
+            "pivots_or_iters",
+        ],
+    )
     rows_out["batched"] = rows
 
 
 def section_points(args, rows_out):
     import ot
-    print("\n== 4. sinkhorn_points (cost on the fly, O(n) memory), 3-D uniform clouds, "
-          f"p=2, eps={args.points_eps:g}, tol={args.points_tol:g} (no annealing)")
+
+    print(
+        "\n== 4. sinkhorn_points (cost on the fly, O(n) memory), 3-D uniform clouds, "
+        f"p=2, eps={args.points_eps:g}, tol={args.points_tol:g} (no annealing)"
+    )
     rows = []
     rng = np.random.default_rng(3)
     for n in [args.points_anchor_n, args.points_n]:
         x, y = rng.random((n, 3)), rng.random((n, 3)) + [0.2, 0.0, 0.0]
         iters = 200 if n == args.points_anchor_n else args.points_iters
         import warnings
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the large run may stop on its iteration cap
             t0 = time.perf_counter()
-            r = geoml.ot.sinkhorn_points(x, y, args.points_eps, tol=args.points_tol,
-                                         max_iter=iters, eps_schedule="none")
+            r = geoml.ot.sinkhorn_points(
+                x, y, args.points_eps, tol=args.points_tol, max_iter=iters, eps_schedule="none"
+            )
             tg = time.perf_counter() - t0
-        row = dict(n=n, geoml_s=tg, s_per_iter=tg / r.n_iter, geoml_cost=r.cost,
-                   marg_err=r.marginal_error, n_iter=r.n_iter, converged=r.converged)
+        row = dict(
+            n=n,
+            geoml_s=tg,
+            s_per_iter=tg / r.n_iter,
+            geoml_cost=r.cost,
+            marg_err=r.marginal_error,
+            n_iter=r.n_iter,
+            converged=r.converged,
+        )
         if n == args.points_anchor_n:
             import warnings
+
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 t0 = time.perf_counter()
-                cp = float(ot.bregman.empirical_sinkhorn2(
-                    x, y, args.points_eps, isLazy=True, batchSize=1000,
-                    stopThr=args.points_tol, numIterMax=200))
+                cp = float(
+                    ot.bregman.empirical_sinkhorn2(
+                        x,
+                        y,
+                        args.points_eps,
+                        isLazy=True,
+                        batchSize=1000,
+                        stopThr=args.points_tol,
+                        numIterMax=200,
+                    )
+                )
                 tp = time.perf_counter() - t0
             row.update(pot_lazy_s=tp, pot_cost=cp, speedup=tp / tg)
         rows.append(row)
-    print_table(rows, ["n", "geoml_s", "s_per_iter", "geoml_cost", "marg_err", "n_iter",
-                       "converged", "pot_lazy_s", "pot_cost", "speedup"])
+    print_table(
+        rows,
+        [
+            "n",
+            "geoml_s",
+            "s_per_iter",
+            "geoml_cost",
+            "marg_err",
+            "n_iter",
+            "converged",
+            "pot_lazy_s",
+            "pot_cost",
+            "speedup",
+        ],
+    )
     rows_out["points"] = rows
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes, short limits")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", default="2000,5000", help="EMD sizes")
     ap.add_argument("--sections", default="1,2,3,4")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--pot-limit", type=float, default=25.0,
-                    help="seconds allowed to each POT Sinkhorn run of section 1")
-    ap.add_argument("--points-iters", type=int, default=1,
-                    help="iterations of the n=100,000 point-cloud run (section 4)")
+    ap.add_argument(
+        "--pot-limit",
+        type=float,
+        default=25.0,
+        help="seconds allowed to each POT Sinkhorn run of section 1",
+    )
+    ap.add_argument(
+        "--points-iters",
+        type=int,
+        default=1,
+        help="iterations of the n=100,000 point-cloud run (section 4)",
+    )
     args = ap.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.sinkhorn_n = 2000
@@ -268,8 +419,9 @@ def main():
         section_batched(args, out)
     if 4 in sections:
         section_points(args, out)
-    write_json("ot" + ("_quick" if args.quick else ""), {"args": vars(args), "results": out},
-               args.out)
+    write_json(
+        "ot" + ("_quick" if args.quick else ""), {"args": vars(args), "results": out}, args.out
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ difference|, and writes JSON.
     python bench/bench_ricci.py            # everything
     python bench/bench_ricci.py --quick    # smaller graphs, no 200k graph
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,9 +19,9 @@ import os
 import time
 
 import numpy as np
+from _harness import clustered, machine, print_table, timeit, write_json
 
 import geoml
-from _harness import clustered, machine, print_table, timeit, write_json
 
 
 def knn_graph(n, seed=0):
@@ -42,10 +43,18 @@ def compare(name, graph_sparse, G_nx, repeats, with_grc, proc):
     m = len(orc.edges_)
     row = {"graph": name, "tool": "geoml exact", "edges": m, "time_s": t, "edges_per_s": m / t}
     rows.append(row)
-    t_lb, _ = timeit(lambda: geoml.OllivierRicci(method="lower_bound").fit(graph_sparse),
-                     repeats=repeats)
-    rows.append({"graph": name, "tool": "geoml lower_bound", "edges": m, "time_s": t_lb,
-                 "edges_per_s": m / t_lb})
+    t_lb, _ = timeit(
+        lambda: geoml.OllivierRicci(method="lower_bound").fit(graph_sparse), repeats=repeats
+    )
+    rows.append(
+        {
+            "graph": name,
+            "tool": "geoml lower_bound",
+            "edges": m,
+            "time_s": t_lb,
+            "edges_per_s": m / t_lb,
+        }
+    )
     if with_grc:
         t0 = time.perf_counter()
         H = grc_curvature(G_nx, proc)
@@ -55,9 +64,18 @@ def compare(name, graph_sparse, G_nx, repeats, with_grc, proc):
         row["max_kappa_diff"] = diff
         row["speedup_vs_grc"] = t_grc / t
         row["goal"] = ">= 100x, diff <= 1e-6: " + (
-            "met" if t_grc / t >= 100 and diff <= 1e-6 else "MISSED")
-        rows.append({"graph": name, "tool": "GraphRicciCurvature OTD", "edges": m,
-                     "time_s": t_grc, "edges_per_s": m / t_grc, "speedup_vs_grc": 1.0})
+            "met" if t_grc / t >= 100 and diff <= 1e-6 else "MISSED"
+        )
+        rows.append(
+            {
+                "graph": name,
+                "tool": "GraphRicciCurvature OTD",
+                "edges": m,
+                "time_s": t_grc,
+                "edges_per_s": m / t_grc,
+                "speedup_vs_grc": 1.0,
+            }
+        )
     return rows
 
 
@@ -75,27 +93,65 @@ def main():
     n_small = 2000 if args.quick else 10_000
     rows = []
     A = knn_graph(n_small)
-    rows += compare(f"10-NN graph, n={n_small}", A, nx.from_scipy_sparse_array(A),
-                    args.repeats, not args.no_grc, proc)
+    rows += compare(
+        f"10-NN graph, n={n_small}",
+        A,
+        nx.from_scipy_sparse_array(A),
+        args.repeats,
+        not args.no_grc,
+        proc,
+    )
     B = nx.barabasi_albert_graph(1000 if args.quick else 5000, 4, seed=0)
-    rows += compare("BA(5000, 4)" if not args.quick else "BA(1000, 4)", B, B, args.repeats,
-                    not args.no_grc, proc)
+    rows += compare(
+        "BA(5000, 4)" if not args.quick else "BA(1000, 4)",
+        B,
+        B,
+        args.repeats,
+        not args.no_grc,
+        proc,
+    )
     if not args.quick:
         big = knn_graph(200_000)
         t, orc = timeit(lambda: geoml.OllivierRicci().fit(big), repeats=1, warmup=0)
         m = len(orc.edges_)
-        rows.append({"graph": "10-NN graph, n=200000", "tool": "geoml exact", "edges": m,
-                     "time_s": t, "edges_per_s": m / t,
-                     "goal": "< 60 s: " + ("met" if t < 60 else "MISSED")})
+        rows.append(
+            {
+                "graph": "10-NN graph, n=200000",
+                "tool": "geoml exact",
+                "edges": m,
+                "time_s": t,
+                "edges_per_s": m / t,
+                "goal": "< 60 s: " + ("met" if t < 60 else "MISSED"),
+            }
+        )
     t, flow = timeit(lambda: geoml.RicciFlow(n_iter=10, delta=0).fit(A), repeats=1, warmup=0)
-    rows.append({"graph": f"10-NN graph, n={n_small}", "tool": "geoml RicciFlow, 10 iterations",
-                 "edges": len(flow.edges_), "time_s": t,
-                 "edges_per_s": 11 * len(flow.edges_) / t,
-                 "goal": ("< 30 s: " + ("met" if t < 30 else "MISSED")) if not args.quick else ""})
-    print("\nOllivier-Ricci curvature (alpha=0.5, exp_power=2), "
-          f"median of {args.repeats} for geoml, one run for GraphRicciCurvature")
-    print_table(rows, ["graph", "tool", "edges", "time_s", "edges_per_s", "speedup_vs_grc",
-                       "max_kappa_diff", "goal"])
+    rows.append(
+        {
+            "graph": f"10-NN graph, n={n_small}",
+            "tool": "geoml RicciFlow, 10 iterations",
+            "edges": len(flow.edges_),
+            "time_s": t,
+            "edges_per_s": 11 * len(flow.edges_) / t,
+            "goal": ("< 30 s: " + ("met" if t < 30 else "MISSED")) if not args.quick else "",
+        }
+    )
+    print(
+        "\nOllivier-Ricci curvature (alpha=0.5, exp_power=2), "
+        f"median of {args.repeats} for geoml, one run for GraphRicciCurvature"
+    )
+    print_table(
+        rows,
+        [
+            "graph",
+            "tool",
+            "edges",
+            "time_s",
+            "edges_per_s",
+            "speedup_vs_grc",
+            "max_kappa_diff",
+            "goal",
+        ],
+    )
     write_json("ricci_cpu", {"rows": rows, "args": vars(args)}, args.out)
 
 

@@ -37,8 +37,9 @@ template <typename... Ts, typename F>
 void with_dtype(const py::dtype& dt, const char* what, F&& f) {
   bool done = false;
   ((!done && dt.is(py::dtype::of<Ts>()) ? (f(tag<Ts>{}), done = true) : false), ...);
-  if (!done) throw py::type_error(std::string(what) + ": unsupported dtype " +
-                                  py::str(static_cast<py::handle>(dt)).cast<std::string>());
+  if (!done)
+    throw py::type_error(std::string(what) + ": unsupported dtype " +
+                         py::str(static_cast<py::handle>(dt)).cast<std::string>());
 }
 
 /// The launches are asynchronous on `stream`; see knn.hpp.
@@ -113,16 +114,16 @@ PYBIND11_MODULE(_cuda, m) {
   m.attr("knn_max_k") = kKnnMaxK;
   m.def("knn_plan", &knn_plan, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("is_double"),
         py::arg("device"), "Data splits for a search (workspace: S*m*k when S > 1).");
-  m.def("knn_prep", &knn_prep_py, py::arg("kind"), py::arg("inp"), py::arg("out"),
-        py::arg("bias"), py::arg("mean"), py::arg("rows"), py::arg("d"), py::arg("device"),
-        py::arg("stream"), py::kw_only(), py::arg("dtype"),
+  m.def("knn_prep", &knn_prep_py, py::arg("kind"), py::arg("inp"), py::arg("out"), py::arg("bias"),
+        py::arg("mean"), py::arg("rows"), py::arg("d"), py::arg("device"), py::arg("stream"),
+        py::kw_only(), py::arg("dtype"),
         "Centre or normalise rows x d device rows for scoring (asynchronous on stream).");
-  m.def("knn_search", &knn_search_py, py::arg("qs"), py::arg("qorig"), py::arg("m"),
-        py::arg("xs"), py::arg("xorig"), py::arg("n"), py::arg("d"), py::arg("xbias"),
-        py::arg("metric"), py::arg("k"), py::arg("exclude_self"), py::arg("splits"),
-        py::arg("ws_scores"), py::arg("ws_index"), py::arg("counts"), py::arg("final_counts"),
-        py::arg("dist"), py::arg("index"), py::arg("device"), py::arg("stream"), py::kw_only(),
-        py::arg("dtype"), "Exact kNN of device rows (asynchronous on stream).");
+  m.def("knn_search", &knn_search_py, py::arg("qs"), py::arg("qorig"), py::arg("m"), py::arg("xs"),
+        py::arg("xorig"), py::arg("n"), py::arg("d"), py::arg("xbias"), py::arg("metric"),
+        py::arg("k"), py::arg("exclude_self"), py::arg("splits"), py::arg("ws_scores"),
+        py::arg("ws_index"), py::arg("counts"), py::arg("final_counts"), py::arg("dist"),
+        py::arg("index"), py::arg("device"), py::arg("stream"), py::kw_only(), py::arg("dtype"),
+        "Exact kNN of device rows (asynchronous on stream).");
   m.def("csr_spmv", &csr_spmv_py, py::arg("n"), py::arg("indptr"), py::arg("indices"),
         py::arg("data"), py::arg("x"), py::arg("y"), py::arg("device"), py::arg("stream"),
         py::kw_only(), py::arg("dtype"), py::arg("index_dtype"),

@@ -48,7 +48,9 @@ struct DeviceGuard {
   DeviceGuard& operator=(const DeviceGuard&) = delete;
 };
 
-inline cudaStream_t as_stream(uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
+inline cudaStream_t as_stream(uintptr_t s) {
+  return reinterpret_cast<cudaStream_t>(s);
+}
 
 inline unsigned grid_1d(int64_t items, int64_t per_block) {
   const int64_t blocks = (items + per_block - 1) / per_block;
@@ -79,7 +81,8 @@ __global__ void prep_kernel(int kind, const T* __restrict__ in, T* __restrict__ 
     s = warp_sum(s);
     if (bias != nullptr && lane == 0) bias[row] = static_cast<T>(s);
   } else {
-    for (int64_t t = lane; t < d; t += 32) s += static_cast<double>(x[t]) * static_cast<double>(x[t]);
+    for (int64_t t = lane; t < d; t += 32)
+      s += static_cast<double>(x[t]) * static_cast<double>(x[t]);
     s = warp_sum(s);
     const double inv = s > 0 ? 1.0 / sqrt(s) : 0.0;
     for (int64_t t = lane; t < d; t += 32) y[t] = static_cast<T>(static_cast<double>(x[t]) * inv);
@@ -168,8 +171,8 @@ struct Tile {
                     ((BM + PAD) * sizeof(T)) % 16 == 0 && ((BN + PAD) * sizeof(T)) % 16 == 0,
                 "vector shared-memory loads need 16-byte aligned runs");
   // shared memory layout (bytes): T arrays first, then int counts, then uint8 columns
-  static constexpr size_t n_t = size_t(BK) * (BM + PAD) + size_t(BK) * (BN + PAD) +
-                                size_t(BM) * BN + BN + BM;
+  static constexpr size_t n_t =
+      size_t(BK) * (BM + PAD) + size_t(BK) * (BN + PAD) + size_t(BM) * BN + BN + BM;
   static constexpr size_t smem = n_t * sizeof(T) + sizeof(int) * BM + size_t(BM) * BN;
 };
 
@@ -181,19 +184,20 @@ using TileF64 = Tile<double, 64, 64, 8, 4, 4>;
 /// tiles of split s and keeps, per query, the k smallest (score, index) pairs in the heap at
 /// hs/hi + (s*m + q)*k, its fill count in hn[s*m + q].
 template <typename C, typename T>
-__global__ void __launch_bounds__(C::NT, C::MIN_BLOCKS) select_kernel(
-    const T* __restrict__ Q, int64_t m, const T* __restrict__ X, int64_t n, int64_t d,
-    const T* __restrict__ xbias, T alpha, int64_t k, bool exclude_self, int64_t tiles_per_split,
-    T* __restrict__ hs, int64_t* __restrict__ hi, int* __restrict__ hn) {
+__global__ void __launch_bounds__(C::NT, C::MIN_BLOCKS)
+    select_kernel(const T* __restrict__ Q, int64_t m, const T* __restrict__ X, int64_t n, int64_t d,
+                  const T* __restrict__ xbias, T alpha, int64_t k, bool exclude_self,
+                  int64_t tiles_per_split, T* __restrict__ hs, int64_t* __restrict__ hi,
+                  int* __restrict__ hn) {
   constexpr int BM = C::BM, BN = C::BN, BK = C::BK, TM = C::TM, TN = C::TN;
   constexpr int CT = C::CT, NT = C::NT, LDA = BM + C::PAD, LDB = BN + C::PAD;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* As = reinterpret_cast<T*>(smem_raw);  // [BK][LDA]: query tile, transposed
-  T* Bs = As + BK * LDA;                    // [BK][LDB]: data tile, transposed
-  T* bufS = Bs + BK * LDB;                  // [BM][BN]: candidate scores of each query row
-  T* xb = bufS + BM * BN;                   // [BN]: bias of the tile's points
-  T* thr = xb + BN;                         // [BM]: admission threshold of each row
-  int* cnt = reinterpret_cast<int*>(thr + BM);                       // [BM] candidates
+  T* As = reinterpret_cast<T*>(smem_raw);       // [BK][LDA]: query tile, transposed
+  T* Bs = As + BK * LDA;                        // [BK][LDB]: data tile, transposed
+  T* bufS = Bs + BK * LDB;                      // [BM][BN]: candidate scores of each query row
+  T* xb = bufS + BM * BN;                       // [BN]: bias of the tile's points
+  T* thr = xb + BN;                             // [BM]: admission threshold of each row
+  int* cnt = reinterpret_cast<int*>(thr + BM);  // [BM] candidates
   unsigned char* bufC = reinterpret_cast<unsigned char*>(cnt + BM);  // [BM][BN] columns
 
   const int tid = threadIdx.x;
@@ -293,7 +297,8 @@ __global__ void __launch_bounds__(C::NT, C::MIN_BLOCKS) select_kernel(
 template <typename T>
 __global__ void merge_kernel(const T* __restrict__ ws, const int64_t* __restrict__ wi,
                              const int* __restrict__ wn, int64_t m, int64_t k, int splits,
-                             T* __restrict__ hs, int64_t* __restrict__ hi, int* __restrict__ out_cnt) {
+                             T* __restrict__ hs, int64_t* __restrict__ hi,
+                             int* __restrict__ out_cnt) {
   const int64_t q = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (q >= m) return;
   int cnt = 0;
@@ -327,7 +332,8 @@ __global__ void finish_kernel(const T* __restrict__ Qorig, const T* __restrict__
 
   double qq = 0;
   if (met == Metric::Cosine) {
-    for (int64_t t = lane; t < d; t += 32) qq += static_cast<double>(qr[t]) * static_cast<double>(qr[t]);
+    for (int64_t t = lane; t < d; t += 32)
+      qq += static_cast<double>(qr[t]) * static_cast<double>(qr[t]);
     qq = warp_sum(qq);
   }
   const double qn = sqrt(qq);
@@ -353,14 +359,20 @@ __global__ void finish_kernel(const T* __restrict__ Qorig, const T* __restrict__
     if (lane == 0) {
       double v;
       switch (met) {
-        case Metric::Euclidean: v = sqrt(acc); break;
-        case Metric::SqEuclidean: v = acc; break;
+        case Metric::Euclidean:
+          v = sqrt(acc);
+          break;
+        case Metric::SqEuclidean:
+          v = acc;
+          break;
         case Metric::Cosine: {
           const double xn = sqrt(xx);
           v = (qn == 0 || xn == 0) ? 1.0 : fmin(2.0, fmax(0.0, 1.0 - acc / (qn * xn)));
           break;
         }
-        default: v = -acc; break;
+        default:
+          v = -acc;
+          break;
       }
       key[e] = v;
       val[e] = j;
@@ -411,16 +423,25 @@ Config choose_config(bool is_double, int device) {
 
 void tile_shape(Config c, int& bm, int& bn) {
   switch (c) {
-    case Config::F32Big: bm = TileF32Big::BM; bn = TileF32Big::BN; return;
-    case Config::F32: bm = TileF32::BM; bn = TileF32::BN; return;
-    case Config::F64: bm = TileF64::BM; bn = TileF64::BN; return;
+    case Config::F32Big:
+      bm = TileF32Big::BM;
+      bn = TileF32Big::BN;
+      return;
+    case Config::F32:
+      bm = TileF32::BM;
+      bn = TileF32::BN;
+      return;
+    case Config::F64:
+      bm = TileF64::BM;
+      bn = TileF64::BN;
+      return;
   }
 }
 
 template <typename C, typename T>
-void launch_select(const T* Q, int64_t m, const T* X, int64_t n, int64_t d, const T* xbias,
-                   T alpha, int64_t k, bool exclude_self, int64_t tps, int splits, T* hs,
-                   int64_t* hi, int* hn, cudaStream_t stream) {
+void launch_select(const T* Q, int64_t m, const T* X, int64_t n, int64_t d, const T* xbias, T alpha,
+                   int64_t k, bool exclude_self, int64_t tps, int splits, T* hs, int64_t* hi,
+                   int* hn, cudaStream_t stream) {
   if (C::smem > 48 * 1024)
     GEOML_CUDA_CHECK(cudaFuncSetAttribute(select_kernel<C, T>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -447,7 +468,8 @@ int knn_plan(int64_t m, int64_t n, int64_t k, bool is_double, int device) {
   s = std::min<int64_t>(s, 64);
   s = std::min<int64_t>(s, std::max<int64_t>(1, ntiles / 4));  // at least 4 tiles per split
   const int64_t per_split = m * k * static_cast<int64_t>((is_double ? 8 : 4) + 8);
-  s = std::min<int64_t>(s, std::max<int64_t>(1, (int64_t(1) << 30) / std::max<int64_t>(per_split, 1)));
+  s = std::min<int64_t>(s,
+                        std::max<int64_t>(1, (int64_t(1) << 30) / std::max<int64_t>(per_split, 1)));
   return static_cast<int>(std::max<int64_t>(s, 1));
 }
 
@@ -459,8 +481,8 @@ void knn_prep(int kind, const T* in, T* out, T* bias, const double* mean, int64_
   if (kind == 0 && mean == nullptr) throw std::invalid_argument("knn_prep: centring needs a mean");
   DeviceGuard guard(device);
   constexpr int threads = 256;  // 8 rows per block
-  prep_kernel<T><<<grid_1d(rows, threads / 32), threads, 0, as_stream(stream)>>>(kind, in, out, bias,
-                                                                                mean, rows, d);
+  prep_kernel<T><<<grid_1d(rows, threads / 32), threads, 0, as_stream(stream)>>>(
+      kind, in, out, bias, mean, rows, d);
   GEOML_CUDA_CHECK_LAUNCH();
 }
 
@@ -493,8 +515,8 @@ void knn_search(const T* Qs, const T* Qorig, int64_t m, const T* Xs, const T* Xo
 
   if constexpr (sizeof(T) == 4) {
     if (cfg == Config::F32Big)
-      launch_select<TileF32Big>(Qs, m, Xs, n, d, xbias, alpha, k, exclude_self, tps, s_eff, hs,
-                                hi, counts, st);
+      launch_select<TileF32Big>(Qs, m, Xs, n, d, xbias, alpha, k, exclude_self, tps, s_eff, hs, hi,
+                                counts, st);
     else
       launch_select<TileF32>(Qs, m, Xs, n, d, xbias, alpha, k, exclude_self, tps, s_eff, hs, hi,
                              counts, st);
@@ -515,7 +537,8 @@ void knn_search(const T* Qs, const T* Qorig, int64_t m, const T* Xs, const T* Xo
   int P = 1;
   while (P < k) P <<= 1;
   const size_t per_warp = static_cast<size_t>(P) * (sizeof(double) + sizeof(long long));
-  const int warps = static_cast<int>(std::max<size_t>(1, std::min<size_t>(8, (32 * 1024) / per_warp)));
+  const int warps =
+      static_cast<int>(std::max<size_t>(1, std::min<size_t>(8, (32 * 1024) / per_warp)));
   finish_kernel<T><<<grid_1d(m, warps), 32 * warps, per_warp * warps, st>>>(
       Qorig, Xorig, m, d, k, P, static_cast<int>(metric), fin, dist, index);
   GEOML_CUDA_CHECK_LAUNCH();
@@ -526,8 +549,8 @@ template void knn_prep<float>(int, const float*, float*, float*, const double*, 
 template void knn_prep<double>(int, const double*, double*, double*, const double*, int64_t,
                                int64_t, int, uintptr_t);
 template void knn_search<float>(const float*, const float*, int64_t, const float*, const float*,
-                                int64_t, int64_t, const float*, Metric, int64_t, bool, int,
-                                float*, int64_t*, int*, int*, float*, int64_t*, int, uintptr_t);
+                                int64_t, int64_t, const float*, Metric, int64_t, bool, int, float*,
+                                int64_t*, int*, int*, float*, int64_t*, int, uintptr_t);
 template void knn_search<double>(const double*, const double*, int64_t, const double*,
                                  const double*, int64_t, int64_t, const double*, Metric, int64_t,
                                  bool, int, double*, int64_t*, int*, int*, double*, int64_t*, int,

@@ -37,8 +37,9 @@ void csr_spmv(int64_t n, const I* indptr, const I* indices, const T* data, const
   constexpr int threads = 256;  // 8 rows per block
   const int64_t blocks = (n + threads / 32 - 1) / (threads / 32);
   if (blocks > INT_MAX) throw std::invalid_argument("csr_spmv: too many rows for one grid");
-  csr_spmv_kernel<T, I><<<static_cast<unsigned>(blocks), threads, 0,
-                          reinterpret_cast<cudaStream_t>(stream)>>>(n, indptr, indices, data, x, y);
+  csr_spmv_kernel<T, I>
+      <<<static_cast<unsigned>(blocks), threads, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
+          n, indptr, indices, data, x, y);
   const cudaError_t launch = cudaGetLastError();
   if (prev != device) cudaSetDevice(prev);
   GEOML_CUDA_CHECK(launch);

@@ -1,5 +1,6 @@
 """Shared test configuration: the `gpu` marker, the GPU-presence guarantee and the hypothesis
 profiles of the fuzz tests."""
+
 import os
 
 import pytest
@@ -15,14 +16,27 @@ else:
     _health = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
     # ci and quick replay the same examples on every run (derandomize: a red CI is reproducible
     # and never a lucky draw); the fuzz profile explores, with hypothesis's example database.
-    settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True,
-                              database=None,
-                              suppress_health_check=_health, print_blob=True)
-    settings.register_profile("quick", max_examples=8, deadline=None, derandomize=True,
-                              database=None,
-                              suppress_health_check=_health, print_blob=True)
-    settings.register_profile("fuzz", max_examples=1000, deadline=None,
-                              suppress_health_check=_health, print_blob=True)
+    settings.register_profile(
+        "ci",
+        max_examples=50,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=_health,
+        print_blob=True,
+    )
+    settings.register_profile(
+        "quick",
+        max_examples=8,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=_health,
+        print_blob=True,
+    )
+    settings.register_profile(
+        "fuzz", max_examples=1000, deadline=None, suppress_health_check=_health, print_blob=True
+    )
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

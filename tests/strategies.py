@@ -7,6 +7,7 @@ layouts C order with Fortran order, strided and reversed views and read-only arr
 moderate floats (with duplicates: small integer grids) with NaN, inf, huge (1e300) and tiny
 (1e-300, subnormal) numbers and all zeros.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,11 +26,35 @@ from hypothesis.extra import numpy as hnp
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 # accepted (converted to float64) or refused (object, complex) with a TypeError
-ODD_DTYPES = (np.int8, np.int32, np.int64, np.uint8, np.bool_, np.object_, np.complex64,
-              np.complex128, np.dtype(">f8"), np.dtype(">f4"), np.dtype(">i4"))
+ODD_DTYPES = (
+    np.int8,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.bool_,
+    np.object_,
+    np.complex64,
+    np.complex128,
+    np.dtype(">f8"),
+    np.dtype(">f4"),
+    np.dtype(">i4"),
+)
 LAYOUTS = ("C", "F", "strided", "reversed", "readonly")
-SPECIAL = (0.0, -0.0, 1.0, -1.0, 1e300, -1e300, 1e-300, -1e-300, 5e-324, 1e10, np.nan, np.inf,
-           -np.inf)
+SPECIAL = (
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    1e300,
+    -1e300,
+    1e-300,
+    -1e-300,
+    5e-324,
+    1e10,
+    np.nan,
+    np.inf,
+    -np.inf,
+)
 # values kinds: "nice" finite moderate floats, "grid" small integers (many duplicates),
 # "zeros", "wild" (special values mixed in)
 VALUE_KINDS = ("nice", "nice", "nice", "nice", "grid", "grid", "zeros", "wild", "wild")
@@ -37,13 +62,14 @@ VALUE_KINDS = ("nice", "nice", "nice", "nice", "grid", "grid", "zeros", "wild", 
 ANY_DTYPES = (np.float64,) * 6 + (np.float32,) * 3 + FLOAT_DTYPES + ODD_DTYPES
 
 # Integer-like parameters at and beyond their bounds, plus the wrong types.
-BAD_INTS = (0, -1, -(2 ** 31), 2 ** 31, 2 ** 63, 1.5, float("nan"), True, None, "3",
-            np.int64(2))
+BAD_INTS = (0, -1, -(2**31), 2**31, 2**63, 1.5, float("nan"), True, None, "3", np.int64(2))
 
 # Warnings a geoml call may legitimately issue (documented non-convergence, disconnected
 # graphs); any other warning (NumPy overflow / invalid value, ...) fails the test.
-ALLOWED_WARNING = re.compile(r"did not converge|did not reach|max_iter|connected components|"
-                             r"stopped after|hit max_iter")
+ALLOWED_WARNING = re.compile(
+    r"did not converge|did not reach|max_iter|connected components|"
+    r"stopped after|hit max_iter"
+)
 
 
 def shapes_2d(max_side: int = 8):
@@ -62,10 +88,16 @@ def float_values(draw, shape, kind=None):
     if kind == "grid":
         return draw(hnp.arrays(np.float64, shape, elements=st.integers(-2, 2).map(float)))
     if kind == "nice":
-        return draw(hnp.arrays(np.float64, shape,
-                               elements=st.floats(-100, 100, allow_subnormal=False)))
-    return draw(hnp.arrays(np.float64, shape, elements=st.one_of(
-        st.floats(-100, 100), st.sampled_from(SPECIAL), st.floats())))
+        return draw(
+            hnp.arrays(np.float64, shape, elements=st.floats(-100, 100, allow_subnormal=False))
+        )
+    return draw(
+        hnp.arrays(
+            np.float64,
+            shape,
+            elements=st.one_of(st.floats(-100, 100), st.sampled_from(SPECIAL), st.floats()),
+        )
+    )
 
 
 def with_layout(arr: np.ndarray, layout: str) -> np.ndarray:
@@ -115,7 +147,8 @@ def arrays(draw, shape, *, dtypes=ANY_DTYPES, kind=None, layouts=LAYOUTS):
 def nice_arrays(shape, dtypes=(np.float32, np.float64)):
     """Valid input: finite moderate floats (duplicates included) in any layout."""
     return st.sampled_from(("nice", "nice", "grid")).flatmap(
-        lambda kind: arrays(shape, dtypes=dtypes, kind=kind))
+        lambda kind: arrays(shape, dtypes=dtypes, kind=kind)
+    )
 
 
 def to_sparse(fmt, M):
@@ -163,14 +196,23 @@ def attempt(fn, *args, **kwargs):
             out = Rejected(exc)
         finally:
             faulthandler.cancel_dump_traceback_later()
-    bad = [w for w in caught if not (issubclass(w.category, (RuntimeWarning, UserWarning))
-                                     and ALLOWED_WARNING.search(str(w.message)))]
+    bad = [
+        w
+        for w in caught
+        if not (
+            issubclass(w.category, (RuntimeWarning, UserWarning))
+            and ALLOWED_WARNING.search(str(w.message))
+        )
+    ]
     assert not bad, "unexpected warnings: " + "; ".join(
-        f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in bad)
+        f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in bad
+    )
     # --hypothesis-show-statistics shows how often each entry point accepted its input
     with contextlib.suppress(InvalidArgument):  # outside a hypothesis test: no statistics
-        event(f"{getattr(fn, '__qualname__', fn)}: "
-              f"{type(out.exc).__name__ if isinstance(out, Rejected) else 'accepted'}")
+        event(
+            f"{getattr(fn, '__qualname__', fn)}: "
+            f"{type(out.exc).__name__ if isinstance(out, Rejected) else 'accepted'}"
+        )
     return out
 
 

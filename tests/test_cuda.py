@@ -1,4 +1,5 @@
 """The optional CUDA module: a device is visible when required, and the self-test kernel runs."""
+
 import os
 
 import numpy as np
@@ -19,7 +20,9 @@ def test_cuda_module_reports_without_gpu():
     if mod is None:
         pytest.skip("geoml._cuda not built (no CUDA compiler at build time)")
     assert mod.device_count() >= 0
-    assert "90" in mod.archs or os.environ.get("CUDAARCHS") or "CMAKE_CUDA_ARCHITECTURES" in os.environ
+    assert (
+        "90" in mod.archs or os.environ.get("CUDAARCHS") or "CMAKE_CUDA_ARCHITECTURES" in os.environ
+    )
 
 
 @pytest.mark.gpu

@@ -1,4 +1,5 @@
 """Ricci curvature against GraphRicciCurvature (method "OTD"), closed forms, and edge cases."""
+
 import logging
 
 import numpy as np
@@ -54,8 +55,9 @@ def test_matches_graphriccicurvature_otd(name, alpha):
     out = orc.to_networkx(G)
     for v in G.nodes():
         if G.degree(v):
-            assert out.nodes[v]["ricciCurvature"] == pytest.approx(H.nodes[v]["ricciCurvature"],
-                                                                   abs=1e-6)
+            assert out.nodes[v]["ricciCurvature"] == pytest.approx(
+                H.nodes[v]["ricciCurvature"], abs=1e-6
+            )
     for u, v in G.edges():
         assert out[u][v]["ricciCurvature"] == pytest.approx(H[u][v]["ricciCurvature"], abs=1e-6)
 
@@ -85,8 +87,11 @@ def test_cycle_closed_form(n, alpha):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_tree_closed_form(seed):
     # non-lazy curvature of a tree edge: -2 (1 - 1/d_x - 1/d_y)_+ (Jost & Liu 2014, sharp on trees)
-    T = nx.random_labeled_tree(40, seed=seed) if hasattr(nx, "random_labeled_tree") else \
-        nx.random_tree(40, seed=seed)
+    T = (
+        nx.random_labeled_tree(40, seed=seed)
+        if hasattr(nx, "random_labeled_tree")
+        else nx.random_tree(40, seed=seed)
+    )
     orc = geoml.OllivierRicci(alpha=0.0).fit(T)
     deg = np.array([T.degree(v) for v in orc.nodes_], dtype=float)
     dx, dy = deg[orc.edges_[:, 0]], deg[orc.edges_[:, 1]]
@@ -97,8 +102,11 @@ def test_tree_closed_form(seed):
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
 def test_lower_bound_is_a_lower_bound(alpha):
-    for G in (nx.Graph(list(nx.karate_club_graph().edges())),  # drop karate's weights
-              nx.barabasi_albert_graph(150, 3, seed=2), nx.random_regular_graph(5, 30, seed=1)):
+    for G in (
+        nx.Graph(list(nx.karate_club_graph().edges())),  # drop karate's weights
+        nx.barabasi_albert_graph(150, 3, seed=2),
+        nx.random_regular_graph(5, 30, seed=1),
+    ):
         exact = geoml.OllivierRicci(alpha=alpha).fit(G).curvature_
         lb = geoml.OllivierRicci(alpha=alpha, method="lower_bound").fit(G).curvature_
         assert np.all(lb <= exact + 1e-12)
@@ -133,8 +141,9 @@ def test_input_forms_agree_and_edge_cases():
     np.testing.assert_allclose(geoml.OllivierRicci().fit(A).curvature_, ref.curvature_)
     edges = np.array(list(G.edges()))
     np.testing.assert_allclose(geoml.ollivier_ricci(edges), ref.curvature_)
-    np.testing.assert_allclose(geoml.ollivier_ricci(np.column_stack([edges, np.ones(len(edges))])),
-                               ref.curvature_)
+    np.testing.assert_allclose(
+        geoml.ollivier_ricci(np.column_stack([edges, np.ones(len(edges))])), ref.curvature_
+    )
     # self-loops are dropped
     H = G.copy()
     H.add_edge(3, 3)
@@ -176,8 +185,11 @@ def test_disconnected_isolated_and_zero_weight():
     G.add_node("isolated")
     orc = geoml.OllivierRicci().fit(G)
     H = grc_curvature(nx.Graph(G.subgraph(range(34))))
-    np.testing.assert_allclose(orc.curvature_[:78], edge_values(H, geoml.OllivierRicci().fit(
-        nx.karate_club_graph())), atol=1e-6)
+    np.testing.assert_allclose(
+        orc.curvature_[:78],
+        edge_values(H, geoml.OllivierRicci().fit(nx.karate_club_graph())),
+        atol=1e-6,
+    )
     np.testing.assert_allclose(orc.curvature_[78:], 0, atol=1e-12)
     assert orc.node_curvature_[-1] == 0 and len(orc.node_curvature_) == 42
     assert "ricciCurvature" not in orc.to_networkx(G).nodes["isolated"]
@@ -218,23 +230,29 @@ def test_bad_input():
 def test_non_convergence_warns():
     with pytest.warns(RuntimeWarning, match="did not converge"):
         orc = geoml.OllivierRicci(method="sinkhorn", eps=1e-3, max_iter=2).fit(
-            nx.karate_club_graph())
+            nx.karate_club_graph()
+        )
     assert not orc.converged_.all()
 
 
 @pytest.mark.parametrize("method", ["augmented", "1d"])
 def test_forman_matches_graphriccicurvature(method):
-    for G in (nx.karate_club_graph(), weighted(nx.barabasi_albert_graph(60, 3, seed=0), 1),
-              nx.les_miserables_graph()):
+    for G in (
+        nx.karate_club_graph(),
+        weighted(nx.barabasi_albert_graph(60, 3, seed=0), 1),
+        nx.les_miserables_graph(),
+    ):
         f = frc_mod.FormanRicci(G, method=method)
         f.compute_ricci_curvature()
         est = geoml.FormanRicci(method=method).fit(G)
-        np.testing.assert_allclose(est.curvature_, edge_values(f.G, est, "formanCurvature"),
-                                   atol=1e-9)
+        np.testing.assert_allclose(
+            est.curvature_, edge_values(f.G, est, "formanCurvature"), atol=1e-9
+        )
         out = est.to_networkx(G)
         for v in G.nodes():
             assert out.nodes[v]["formanCurvature"] == pytest.approx(
-                f.G.nodes[v]["formanCurvature"], abs=1e-9)
+                f.G.nodes[v]["formanCurvature"], abs=1e-9
+            )
     with pytest.raises(ValueError, match="method"):
         geoml.FormanRicci(method="balanced").fit(nx.path_graph(3))
 
@@ -248,8 +266,9 @@ def test_ricci_flow_matches_graphriccicurvature():
     flow = geoml.RicciFlow(n_iter=4, delta=0).fit(G)
     np.testing.assert_allclose(flow.weights_, edge_values(o.G, flow, "weight"), atol=1e-6)
     np.testing.assert_allclose(flow.curvature_, edge_values(o.G, flow), atol=1e-6)
-    np.testing.assert_allclose(flow.original_curvature_, edge_values(o.G, flow, "original_RC"),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        flow.original_curvature_, edge_values(o.G, flow, "original_RC"), atol=1e-6
+    )
     assert flow.curvature_history_.shape == (5, 78) and flow.n_iter_ == 4
     H = flow.to_networkx(G)
     assert H[0][1]["weight"] == pytest.approx(o.G[0][1]["weight"], abs=1e-6)
@@ -277,8 +296,9 @@ def test_ricci_flow_keeps_every_component_and_stops_on_delta(capsys):
 
 def test_communities_at_least_as_good_as_graphriccicurvature():
     ari = pytest.importorskip("sklearn.metrics").adjusted_rand_score
-    G = nx.stochastic_block_model([30, 30, 30], [[0.35, 0.02, 0.02], [0.02, 0.35, 0.02],
-                                                 [0.02, 0.02, 0.35]], seed=3)
+    G = nx.stochastic_block_model(
+        [30, 30, 30], [[0.35, 0.02, 0.02], [0.02, 0.35, 0.02], [0.02, 0.02, 0.35]], seed=3
+    )
     truth = np.repeat([0, 1, 2], 30)
     o = grc_mod.OllivierRicci(G, method="OTD", proc=1, verbose="ERROR")
     o.compute_ricci_flow(iterations=20)
@@ -299,6 +319,7 @@ def test_communities_at_least_as_good_as_graphriccicurvature():
 
 
 # ---- unweighted graphs: the hop-count fast path (integer primal-dual OT, hub bitmasks) ----
+
 
 def _hub_graph(seed):
     """36 hubs of degree > 32 (more than the 32 that get bitmasks), joined to each other
@@ -326,11 +347,13 @@ def _reference_orc(G, alpha, topk=None):
     all neighbours have the same weight, so topk is left out here)."""
     ot = pytest.importorskip("ot")
     from scipy.sparse.csgraph import shortest_path
+
     nodes = list(G.nodes())
     pos = {v: k for k, v in enumerate(nodes)}
     A = nx.to_scipy_sparse_array(G, nodelist=nodes, weight=None, format="csr")
-    A = sp.csr_matrix((A.data.astype(float), A.indices.astype(np.int32),
-                       A.indptr.astype(np.int32)), shape=A.shape)
+    A = sp.csr_matrix(
+        (A.data.astype(float), A.indices.astype(np.int32), A.indptr.astype(np.int32)), shape=A.shape
+    )
     D = shortest_path(A, unweighted=True)
     out = {}
     for u, v in G.edges():
@@ -343,23 +366,31 @@ def _reference_orc(G, alpha, topk=None):
     return out
 
 
-@pytest.mark.parametrize("name", ["hubs", "ba_big_hubs", "er", "star_pair", "grid",
-                                  "powerlaw_cluster", "dense_er"])
+@pytest.mark.parametrize(
+    "name", ["hubs", "ba_big_hubs", "er", "star_pair", "grid", "powerlaw_cluster", "dense_er"]
+)
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 0.9])
 def test_unweighted_fast_path_matches_exact_reference(name, alpha):
     seed = int(alpha * 10)
-    G = {"hubs": lambda: _hub_graph(seed),
-         "ba_big_hubs": lambda: nx.barabasi_albert_graph(600, 2, seed=seed),
-         "er": lambda: nx.gnp_random_graph(150, 0.06, seed=seed),
-         # OT problems of every size around the solvers' thresholds (small_hop_ot up to
-         # 64 x 64 / 256 entries, HopOt above, greedy with two bins on a side)
-         "powerlaw_cluster": lambda: nx.powerlaw_cluster_graph(400, 3, 0.5, seed=seed),
-         "dense_er": lambda: nx.gnp_random_graph(70, 0.45, seed=seed),
-         # two hubs of degree 60 sharing 20 leaves, plus a ring through the rest
-         "star_pair": lambda: nx.compose_all([nx.star_graph(60), nx.relabel_nodes(
-             nx.star_graph(60), lambda v: 100 + v if v > 20 or v == 0 else v),
-             nx.cycle_graph(range(21, 61)), nx.Graph([(0, 100)])]),
-         "grid": lambda: nx.grid_2d_graph(9, 7)}[name]()
+    G = {
+        "hubs": lambda: _hub_graph(seed),
+        "ba_big_hubs": lambda: nx.barabasi_albert_graph(600, 2, seed=seed),
+        "er": lambda: nx.gnp_random_graph(150, 0.06, seed=seed),
+        # OT problems of every size around the solvers' thresholds (small_hop_ot up to
+        # 64 x 64 / 256 entries, HopOt above, greedy with two bins on a side)
+        "powerlaw_cluster": lambda: nx.powerlaw_cluster_graph(400, 3, 0.5, seed=seed),
+        "dense_er": lambda: nx.gnp_random_graph(70, 0.45, seed=seed),
+        # two hubs of degree 60 sharing 20 leaves, plus a ring through the rest
+        "star_pair": lambda: nx.compose_all(
+            [
+                nx.star_graph(60),
+                nx.relabel_nodes(nx.star_graph(60), lambda v: 100 + v if v > 20 or v == 0 else v),
+                nx.cycle_graph(range(21, 61)),
+                nx.Graph([(0, 100)]),
+            ]
+        ),
+        "grid": lambda: nx.grid_2d_graph(9, 7),
+    }[name]()
     orc = geoml.OllivierRicci(alpha=alpha).fit(G)
     ref = _reference_orc(G, alpha)
     want = np.array([ref[(i, j)] for i, j in orc.edges_])
@@ -378,12 +409,14 @@ def test_unweighted_fast_path_scale_and_graphriccicurvature():
     K = nx.barabasi_albert_graph(300, 2, seed=5)
     for kw in ({"alpha": 0.5}, {"alpha": 0.2, "nbr_topk": 40}):
         orc = geoml.OllivierRicci(**kw).fit(K)
-        np.testing.assert_allclose(orc.curvature_, edge_values(grc_curvature(K, **kw), orc),
-                                   atol=1e-6, rtol=0)
+        np.testing.assert_allclose(
+            orc.curvature_, edge_values(grc_curvature(K, **kw), orc), atol=1e-6, rtol=0
+        )
 
 
-@pytest.mark.parametrize("cls", [geoml.OllivierRicci, geoml.FormanRicci, geoml.RicciFlow,
-                                 geoml.RicciCommunities])
+@pytest.mark.parametrize(
+    "cls", [geoml.OllivierRicci, geoml.FormanRicci, geoml.RicciFlow, geoml.RicciCommunities]
+)
 def test_estimators_refuse_a_graph_without_nodes(cls):
     for G in (np.zeros((0, 2)), np.zeros((0, 3)), sp.csr_matrix((0, 0))):
         with pytest.raises(ValueError, match="no nodes"):

@@ -4,6 +4,7 @@ validation done once.
 
 geoml does not import scikit-learn; these tests check the contract against scikit-learn itself.
 """
+
 import subprocess
 import sys
 import warnings
@@ -50,10 +51,12 @@ def _expected_failed_checks(est) -> dict:
 
 
 with warnings.catch_warnings():  # geoml's estimators are not sklearn.base.BaseEstimator on purpose
-    warnings.filterwarnings("ignore", "Estimator .* does not inherit from `sklearn.base",
-                            UserWarning)
-    _with_checks = parametrize_with_checks(ESTIMATORS,
-                                           expected_failed_checks=_expected_failed_checks)
+    warnings.filterwarnings(
+        "ignore", "Estimator .* does not inherit from `sklearn.base", UserWarning
+    )
+    _with_checks = parametrize_with_checks(
+        ESTIMATORS, expected_failed_checks=_expected_failed_checks
+    )
 
 
 @_with_checks
@@ -75,27 +78,50 @@ def test_clusterer_checks():
 
 def test_import_geoml_does_not_import_sklearn():
     code = "import sys, geoml; print('sklearn' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["False"]
 
 
 # ----------------------------------------------------------------------------- parameters
 
+
 def test_get_params_set_params_and_repr():
     est = geoml.LaplacianEigenmap(n_components=3, random_state=0)
     params = est.get_params()
     assert params["n_components"] == 3 and params["random_state"] == 0
-    assert sorted(params) == sorted(["n_components", "n_neighbors", "affinity", "kernel",
-                                     "drop_first", "tol", "random_state", "n_jobs", "device"])
+    assert sorted(params) == sorted(
+        [
+            "n_components",
+            "n_neighbors",
+            "affinity",
+            "kernel",
+            "drop_first",
+            "tol",
+            "random_state",
+            "n_jobs",
+            "device",
+        ]
+    )
     assert repr(est) == "LaplacianEigenmap(n_components=3, random_state=0)"
     assert repr(geoml.KNNGraph()) == "KNNGraph()"
     assert est.set_params(n_neighbors=7, tol=1e-6) is est
     assert est.n_neighbors == 7 and est.tol == 1e-6
     with pytest.raises(ValueError, match=r"Invalid parameter 'n_neigbors'.*Valid parameters"):
         est.set_params(n_neigbors=7)
-    long = geoml.RicciFlow(n_iter=3, step=0.5, delta=1e-3, alpha=0.25, method="sinkhorn",
-                           eps=0.5, tol=1e-4, nbr_topk=10, max_iter=100, n_jobs=1)
+    long = geoml.RicciFlow(
+        n_iter=3,
+        step=0.5,
+        delta=1e-3,
+        alpha=0.25,
+        method="sinkhorn",
+        eps=0.5,
+        tol=1e-4,
+        nbr_topk=10,
+        max_iter=100,
+        n_jobs=1,
+    )
     text = repr(long)
     assert text.startswith("RicciFlow(n_iter=3,") and "\n" in text
     assert all(len(line) <= 88 for line in text.splitlines())
@@ -133,6 +159,7 @@ def test_not_fitted_error():
 
 # ----------------------------------------------------------------------------- pipelines
 
+
 def _blobs(n=90, seed=0, gap=6.0):
     rng = np.random.default_rng(seed)
     centers = np.array([[0.0, 0.0], [gap, 0.0], [0.0, gap]])
@@ -143,18 +170,24 @@ def _blobs(n=90, seed=0, gap=6.0):
 def test_pipeline_scaler_then_embedding_and_graph():
     X, _ = _blobs(gap=2.0)  # overlapping blobs: a connected kNN graph
     X = X * [1.0, 100.0]  # scaling matters for the kNN graph
-    pipe = Pipeline([("scale", StandardScaler()),
-                     ("embed", geoml.LaplacianEigenmap(n_neighbors=8, random_state=0))])
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("embed", geoml.LaplacianEigenmap(n_neighbors=8, random_state=0)),
+        ]
+    )
     Y = pipe.fit_transform(X)
     ref = geoml.LaplacianEigenmap(n_neighbors=8, random_state=0).fit_transform(
-        StandardScaler().fit_transform(X))
+        StandardScaler().fit_transform(X)
+    )
     np.testing.assert_allclose(Y, ref)
     G = make_pipeline(StandardScaler(), geoml.KNNGraph(n_neighbors=4)).fit_transform(X)
     assert sp.issparse(G) and G.shape == (90, 90)
     ref_graph = geoml.knn_graph(StandardScaler().fit_transform(X), 4)
     assert (ref_graph != G).nnz == 0
-    labels = make_pipeline(StandardScaler(), geoml.SpectralClustering(
-        3, n_neighbors=8, random_state=0)).fit_predict(X)
+    labels = make_pipeline(
+        StandardScaler(), geoml.SpectralClustering(3, n_neighbors=8, random_state=0)
+    ).fit_predict(X)
     assert labels.shape == (90,)
 
 
@@ -165,9 +198,12 @@ def test_grid_search_spectral_clustering():
         """Adjusted Rand index of the clustering of the held-out fold (transductive)."""
         return adjusted_rand_score(y_, clone(est).fit_predict(X_))
 
-    search = GridSearchCV(geoml.SpectralClustering(n_neighbors=8, random_state=0),
-                          {"n_clusters": [2, 3, 4]}, scoring=ari,
-                          cv=KFold(3, shuffle=True, random_state=0))
+    search = GridSearchCV(
+        geoml.SpectralClustering(n_neighbors=8, random_state=0),
+        {"n_clusters": [2, 3, 4]},
+        scoring=ari,
+        cv=KFold(3, shuffle=True, random_state=0),
+    )
     search.fit(X, y)
     assert search.best_params_ == {"n_clusters": 3}
     assert search.best_score_ > 0.9
@@ -175,6 +211,7 @@ def test_grid_search_spectral_clustering():
 
 
 # ----------------------------------------------------------------------------- random_state
+
 
 def test_check_random_state():
     g = np.random.default_rng(3)
@@ -205,10 +242,12 @@ def test_cpu_and_gpu_paths_share_the_seed():
     # the GPU algorithm run on the host (xp=numpy): one seed, one result
     A = sp.random(60, 60, density=0.2, random_state=1, format="csr")
     W = (A + A.T).tocsr()
-    lam1, V1, *_ = _gpu_lanczos.lsym_smallest(W, 3, tol=1e-10, seed=_validation.random_seed(0),
-                                             xp=np)
-    lam2, V2, *_ = _gpu_lanczos.lsym_smallest(W, 3, tol=1e-10, seed=_validation.random_seed(0),
-                                             xp=np)
+    lam1, V1, *_ = _gpu_lanczos.lsym_smallest(
+        W, 3, tol=1e-10, seed=_validation.random_seed(0), xp=np
+    )
+    lam2, V2, *_ = _gpu_lanczos.lsym_smallest(
+        W, 3, tol=1e-10, seed=_validation.random_seed(0), xp=np
+    )
     np.testing.assert_array_equal(V1, V2)
     np.testing.assert_array_equal(lam1, lam2)
 
@@ -234,13 +273,13 @@ def test_check_tol():
         ot_tol(None)
     # the shared helper's GPU-eigsh settings: > 0, default, clamp
     assert _validation.check_tol(None, default=1e-5, dtype=np.float32) == 1e-5
-    assert _validation.check_tol(1e-30, dtype=np.float32) == 10 * float(
-        np.finfo(np.float32).eps)
+    assert _validation.check_tol(1e-30, dtype=np.float32) == 10 * float(np.finfo(np.float32).eps)
     with pytest.raises(ValueError, match="positive"):
         _validation.check_tol(0.0, default=1e-10, dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- determinism
+
 
 def _assert_same(a, b):
     if sp.issparse(a):
@@ -254,14 +293,23 @@ def _fit_attrs(est, X, names):
     return [getattr(est, n) for n in names]
 
 
-@pytest.mark.parametrize("make, names", [
-    (lambda nj: geoml.LaplacianEigenmap(3, n_neighbors=8, random_state=4, n_jobs=nj),
-     ["embedding_", "eigenvalues_", "affinity_matrix_"]),
-    (lambda nj: geoml.DiffusionMap(3, n_neighbors=8, random_state=4, n_jobs=nj),
-     ["embedding_", "eigenvalues_"]),
-    (lambda nj: geoml.SpectralClustering(3, n_neighbors=8, random_state=4, n_jobs=nj),
-     ["labels_", "embedding_", "inertia_"]),
-])
+@pytest.mark.parametrize(
+    "make, names",
+    [
+        (
+            lambda nj: geoml.LaplacianEigenmap(3, n_neighbors=8, random_state=4, n_jobs=nj),
+            ["embedding_", "eigenvalues_", "affinity_matrix_"],
+        ),
+        (
+            lambda nj: geoml.DiffusionMap(3, n_neighbors=8, random_state=4, n_jobs=nj),
+            ["embedding_", "eigenvalues_"],
+        ),
+        (
+            lambda nj: geoml.SpectralClustering(3, n_neighbors=8, random_state=4, n_jobs=nj),
+            ["labels_", "embedding_", "inertia_"],
+        ),
+    ],
+)
 def test_same_seed_same_result_for_one_and_two_threads(make, names):
     X, _ = _blobs(150, seed=2, gap=2.5)
     one = _fit_attrs(make(1), X, names)
@@ -287,16 +335,21 @@ def test_solvers_same_seed_same_result_for_one_and_two_threads():
         r1 = geoml.eigsh(A, 4, which=which, random_state=3, n_jobs=1)
         r2 = geoml.eigsh(A, 4, which=which, random_state=3, n_jobs=2)
         np.testing.assert_allclose(r1.eigenvalues, r2.eigenvalues, rtol=1e-10)
-        np.testing.assert_allclose(np.abs(r1.eigenvectors.T @ r2.eigenvectors), np.eye(4),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            np.abs(r1.eigenvectors.T @ r2.eigenvectors), np.eye(4), atol=1e-6
+        )
         assert r1.n_iter == r2.n_iter
     M = rng.normal(size=(120, 40)) @ rng.normal(size=(40, 80))
     s1 = geoml.randomized_svd(M, 5, random_state=3, n_jobs=1)
     s2 = geoml.randomized_svd(M, 5, random_state=3, n_jobs=2)
     for a, b in zip(s1, s2):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
-    G, U1, U2, U3 = (rng.normal(size=(3, 4, 5)), rng.normal(size=(20, 3)),
-                     rng.normal(size=(18, 4)), rng.normal(size=(16, 5)))
+    G, U1, U2, U3 = (
+        rng.normal(size=(3, 4, 5)),
+        rng.normal(size=(20, 3)),
+        rng.normal(size=(18, 4)),
+        rng.normal(size=(16, 5)),
+    )
     T = np.einsum("abc,ia,jb,kc->ijk", G, U1, U2, U3) + 1e-3 * rng.normal(size=(20, 18, 16))
     for method in ("hooi", "randomized"):
         t1 = geoml.tucker(T, (3, 4, 5), method=method, random_state=3, n_jobs=1)
@@ -314,13 +367,13 @@ def test_amg_eigensolver_same_seed_same_result_for_one_and_two_threads():
 
     X, _ = _blobs(600, seed=3)
     W = sp.csr_matrix(geoml.knn_graph(X, 10, mode="connectivity"), dtype=np.float64)
-    out = [_lsym_smallest(W, 4, random_state=5, n_jobs=nj, method="lobpcg-amg")
-           for nj in (1, 2)]
+    out = [_lsym_smallest(W, 4, random_state=5, n_jobs=nj, method="lobpcg-amg") for nj in (1, 2)]
     np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(np.abs(out[0][1].T @ out[1][1]), np.eye(4), atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- validate once
+
 
 @pytest.fixture
 def nan_scans(monkeypatch):
@@ -356,9 +409,14 @@ def test_knn_graph_estimator_validates_x_once(nan_scans):
     assert nan_scans == ["X"]
 
 
-@pytest.mark.parametrize("est", [geoml.LaplacianEigenmap(n_neighbors=5, random_state=0),
-                                 geoml.DiffusionMap(n_neighbors=5, random_state=0),
-                                 geoml.SpectralClustering(3, n_neighbors=5, random_state=0)])
+@pytest.mark.parametrize(
+    "est",
+    [
+        geoml.LaplacianEigenmap(n_neighbors=5, random_state=0),
+        geoml.DiffusionMap(n_neighbors=5, random_state=0),
+        geoml.SpectralClustering(3, n_neighbors=5, random_state=0),
+    ],
+)
 def test_spectral_estimators_validate_x_once(est, nan_scans):
     X, _ = _blobs(60, gap=2.0)
     est.fit(X)
@@ -391,8 +449,9 @@ def test_curvature_dense_adjacency_matches_sparse():
     np.testing.assert_array_equal(a.edges_, b.edges_)
     np.testing.assert_allclose(a.curvature_, b.curvature_)
     assert b.n_features_in_ == 34
-    np.testing.assert_allclose(geoml.FormanRicci().fit(dense).curvature_,
-                               geoml.FormanRicci().fit(A).curvature_)
+    np.testing.assert_allclose(
+        geoml.FormanRicci().fit(dense).curvature_, geoml.FormanRicci().fit(A).curvature_
+    )
     with pytest.raises(ValueError, match="square"):
         geoml.OllivierRicci().fit(np.ones((5, 4)))
     with pytest.raises(ValueError, match="not symmetric"):

@@ -11,6 +11,7 @@ traceback), returns NaN silently, warns from NumPy or raises another exception t
 Profiles (tests/conftest.py): HYPOTHESIS_PROFILE=ci (default, 30 examples a test), quick,
 fuzz (1000 examples a test, for a long local search).
 """
+
 import math
 import sys
 import warnings
@@ -58,17 +59,23 @@ def _hang_report(request):
 
 
 # Parameters: valid values most of the time (so that results get checked), bad ones often.
-N_JOBS = st.sampled_from([None] * 6 + [1, 2, -1, 0, -2, 10 ** 6, 2 ** 40, 1.5, "2"])
-SMALL_INT = st.one_of(st.integers(1, 6), st.integers(1, 6), st.integers(-2, 12),
-                      st.sampled_from(BAD_INTS))
+N_JOBS = st.sampled_from([None] * 6 + [1, 2, -1, 0, -2, 10**6, 2**40, 1.5, "2"])
+SMALL_INT = st.one_of(
+    st.integers(1, 6), st.integers(1, 6), st.integers(-2, 12), st.sampled_from(BAD_INTS)
+)
 # Iteration budgets: bad values, but no huge ones (max_iter=2**31 with eps=1e-300 is a valid
 # request for two billion iterations, not a hang)
-BUDGET = st.one_of(st.integers(1, 6), st.integers(1, 6),
-                   st.sampled_from([0, -1, 1.5, True, "3", np.int64(2)]))
-POS_FLOAT = st.one_of(st.floats(1e-3, 10), st.floats(1e-3, 10), st.sampled_from(
-    [0.0, -1.0, 1e-300, 1e300, math.inf, math.nan, None, "x"]))
-SEEDS = st.one_of(st.none(), st.integers(0, 2 ** 32), st.integers(0, 9),
-                  st.sampled_from([-1, 1.5, "seed"]))
+BUDGET = st.one_of(
+    st.integers(1, 6), st.integers(1, 6), st.sampled_from([0, -1, 1.5, True, "3", np.int64(2)])
+)
+POS_FLOAT = st.one_of(
+    st.floats(1e-3, 10),
+    st.floats(1e-3, 10),
+    st.sampled_from([0.0, -1.0, 1e-300, 1e300, math.inf, math.nan, None, "x"]),
+)
+SEEDS = st.one_of(
+    st.none(), st.integers(0, 2**32), st.integers(0, 9), st.sampled_from([-1, 1.5, "seed"])
+)
 
 
 def f64(x):
@@ -82,6 +89,7 @@ def tol_for(*arrs):
 
 
 # ---------------------------------------------------------------------------- neighbours
+
 
 def brute(X, Y, metric):
     """Full float64 distance matrix (n_queries, n_data) (as tests/test_neighbors.py)."""
@@ -97,8 +105,9 @@ def brute(X, Y, metric):
     return -(Y @ X.T)
 
 
-METRIC = st.sampled_from(["euclidean"] * 3 + ["sqeuclidean", "cosine", "inner_product",
-                                              "manhattan", None])
+METRIC = st.sampled_from(
+    ["euclidean"] * 3 + ["sqeuclidean", "cosine", "inner_product", "manhattan", None]
+)
 
 
 def check_knn(X, Y, k, metric, exclude_self, out):
@@ -121,8 +130,14 @@ def check_knn(X, Y, k, metric, exclude_self, out):
     assert (np.diff(dist, axis=1) >= -rtol * scale).all(), "neighbours not sorted"
 
 
-@given(X=arrays(shapes_2d()), k=SMALL_INT, metric=METRIC,
-       exclude_self=st.sampled_from([None, True, False]), n_jobs=N_JOBS, data=st.data())
+@given(
+    X=arrays(shapes_2d()),
+    k=SMALL_INT,
+    metric=METRIC,
+    exclude_self=st.sampled_from([None, True, False]),
+    n_jobs=N_JOBS,
+    data=st.data(),
+)
 def test_knn(X, k, metric, exclude_self, n_jobs, data):
     Y = None
     if data.draw(st.booleans(), "with Y"):
@@ -136,15 +151,32 @@ def test_knn(X, k, metric, exclude_self, n_jobs, data):
     check_knn(X, Y, k, metric, excl, out)
 
 
-@given(X=arrays(shapes_2d(10)), k=SMALL_INT, metric=METRIC,
-       mode=st.sampled_from(["distance", "connectivity", "bogus"]),
-       symmetrize=st.sampled_from(["union", "mutual", "mean", None, "max"]),
-       kernel=st.sampled_from([None, None, "gaussian", "adaptive", "alpha_decay", "rbf"]),
-       sigma=st.one_of(st.none(), POS_FLOAT), k_sigma=st.one_of(st.none(), SMALL_INT),
-       decay=st.one_of(st.none(), POS_FLOAT), n_jobs=N_JOBS)
+@given(
+    X=arrays(shapes_2d(10)),
+    k=SMALL_INT,
+    metric=METRIC,
+    mode=st.sampled_from(["distance", "connectivity", "bogus"]),
+    symmetrize=st.sampled_from(["union", "mutual", "mean", None, "max"]),
+    kernel=st.sampled_from([None, None, "gaussian", "adaptive", "alpha_decay", "rbf"]),
+    sigma=st.one_of(st.none(), POS_FLOAT),
+    k_sigma=st.one_of(st.none(), SMALL_INT),
+    decay=st.one_of(st.none(), POS_FLOAT),
+    n_jobs=N_JOBS,
+)
 def test_knn_graph(X, k, metric, mode, symmetrize, kernel, sigma, k_sigma, decay, n_jobs):
-    out = attempt(geoml.knn_graph, X, k, metric=metric, mode=mode, symmetrize=symmetrize,
-                  kernel=kernel, sigma=sigma, k_sigma=k_sigma, decay=decay, n_jobs=n_jobs)
+    out = attempt(
+        geoml.knn_graph,
+        X,
+        k,
+        metric=metric,
+        mode=mode,
+        symmetrize=symmetrize,
+        kernel=kernel,
+        sigma=sigma,
+        k_sigma=k_sigma,
+        decay=decay,
+        n_jobs=n_jobs,
+    )
     note(f"result {out!r}")
     if rejected(out):
         return
@@ -166,8 +198,13 @@ def test_knn_graph(X, k, metric, mode, symmetrize, kernel, sigma, k_sigma, decay
             np.testing.assert_array_equal(G[np.arange(n)[:, None], idx], dist)
 
 
-@given(X=arrays(shapes_2d(10)), n_neighbors=SMALL_INT, q=st.one_of(st.none(), SMALL_INT),
-       kernel=st.sampled_from([None, "gaussian", "adaptive"]), data=st.data())
+@given(
+    X=arrays(shapes_2d(10)),
+    n_neighbors=SMALL_INT,
+    q=st.one_of(st.none(), SMALL_INT),
+    kernel=st.sampled_from([None, "gaussian", "adaptive"]),
+    data=st.data(),
+)
 def test_knn_graph_estimator(X, n_neighbors, q, kernel, data):
     est = geoml.KNNGraph(n_neighbors, kernel=kernel)
     out = attempt(est.fit, X)
@@ -188,6 +225,7 @@ def test_knn_graph_estimator(X, n_neighbors, q, kernel, data):
 
 # ---------------------------------------------------------------------------- spectral
 
+
 @st.composite
 def symmetric_matrices(draw, max_n=9):
     """Square (mostly symmetric) matrices: dense in any dtype/layout, or sparse."""
@@ -205,17 +243,38 @@ def dense(A):
     return f64(A.toarray() if sp.issparse(A) else A)
 
 
-@given(A=symmetric_matrices(), k=SMALL_INT, which=st.sampled_from(["LA", "SA", "LM", "BE"]),
-       tol=st.one_of(st.none(), st.sampled_from([0.0, 1e-300, 1e-3, -1.0, math.nan, math.inf])),
-       max_iter=st.one_of(st.none(), BUDGET), ncv=st.one_of(st.none(), SMALL_INT),
-       v0_kind=st.sampled_from([None, None, "random", "zeros", "nan", "short"]),
-       random_state=SEEDS, n_jobs=N_JOBS)
+@given(
+    A=symmetric_matrices(),
+    k=SMALL_INT,
+    which=st.sampled_from(["LA", "SA", "LM", "BE"]),
+    tol=st.one_of(st.none(), st.sampled_from([0.0, 1e-300, 1e-3, -1.0, math.nan, math.inf])),
+    max_iter=st.one_of(st.none(), BUDGET),
+    ncv=st.one_of(st.none(), SMALL_INT),
+    v0_kind=st.sampled_from([None, None, "random", "zeros", "nan", "short"]),
+    random_state=SEEDS,
+    n_jobs=N_JOBS,
+)
 def test_eigsh(A, k, which, tol, max_iter, ncv, v0_kind, random_state, n_jobs):
     n = A.shape[0]
-    v0 = {None: None, "random": np.random.default_rng(0).normal(size=n), "zeros": np.zeros(n),
-          "nan": np.full(n, np.nan), "short": np.ones(n + 1)}[v0_kind]
-    out = attempt(geoml.eigsh, A, k, which=which, tol=tol, max_iter=max_iter, ncv=ncv, v0=v0,
-                  random_state=random_state, n_jobs=n_jobs)
+    v0 = {
+        None: None,
+        "random": np.random.default_rng(0).normal(size=n),
+        "zeros": np.zeros(n),
+        "nan": np.full(n, np.nan),
+        "short": np.ones(n + 1),
+    }[v0_kind]
+    out = attempt(
+        geoml.eigsh,
+        A,
+        k,
+        which=which,
+        tol=tol,
+        max_iter=max_iter,
+        ncv=ncv,
+        v0=v0,
+        random_state=random_state,
+        n_jobs=n_jobs,
+    )
     note(f"result {out!r}")
     if rejected(out):
         return
@@ -233,8 +292,7 @@ def test_eigsh(A, k, which, tol, max_iter, ncv, v0_kind, random_state, n_jobs):
     eps = 1e-3 if single else 1e-6
     want = {"LA": ref[-k:], "SA": ref[:k]}.get(which)
     if want is None:  # LM: compare magnitudes
-        np.testing.assert_allclose(np.sort(np.abs(w)), np.sort(np.abs(ref))[-k:],
-                                   atol=eps * anorm)
+        np.testing.assert_allclose(np.sort(np.abs(w)), np.sort(np.abs(ref))[-k:], atol=eps * anorm)
     else:
         np.testing.assert_allclose(np.sort(w), want, atol=eps * anorm)
     np.testing.assert_allclose(V.T.astype(np.float64) @ V, np.eye(k), atol=eps * 10)
@@ -257,9 +315,11 @@ def affinities(draw, max_n=8):
     return M
 
 
-@given(W=affinities(), kind=st.sampled_from(["symmetric", "combinatorial", "random_walk",
-                                              "normalized"]),
-       return_diag=st.booleans())
+@given(
+    W=affinities(),
+    kind=st.sampled_from(["symmetric", "combinatorial", "random_walk", "normalized"]),
+    return_diag=st.booleans(),
+)
 def test_laplacian(W, kind, return_diag):
     out = attempt(geoml.laplacian, W, kind=kind, return_diag=return_diag)
     note(f"result {out!r}")
@@ -283,16 +343,20 @@ def test_laplacian(W, kind, return_diag):
 
 
 SPECTRAL_PARAMS = dict(
-    n_neighbors=SMALL_INT, tol=st.one_of(st.none(), st.sampled_from([0.0, 1e-3, -1.0, math.nan])),
-    random_state=SEEDS, n_jobs=N_JOBS)
+    n_neighbors=SMALL_INT,
+    tol=st.one_of(st.none(), st.sampled_from([0.0, 1e-3, -1.0, math.nan])),
+    random_state=SEEDS,
+    n_jobs=N_JOBS,
+)
 
 
 def spectral_input(draw):
     """X (points) or, with affinity="precomputed", a sparse affinity."""
     if draw(st.integers(0, 3)) == 0:
         return draw(affinities(12)), "precomputed"
-    X = draw(arrays(st.tuples(st.sampled_from([0, 1, 2, 3]) | st.integers(4, 25),
-                              st.integers(0, 4))))
+    X = draw(
+        arrays(st.tuples(st.sampled_from([0, 1, 2, 3]) | st.integers(4, 25), st.integers(0, 4)))
+    )
     return X, draw(st.sampled_from(["knn", "adaptive", "bogus"]))
 
 
@@ -301,14 +365,27 @@ def lsym_eigenvalues(W):
     return np.linalg.eigvalsh(csgraph_laplacian(dense(W), normed=True))
 
 
-@given(data=st.data(), n_components=SMALL_INT, drop_first=st.booleans(),
-       kernel=st.sampled_from([None, "gaussian", "adaptive"]), **SPECTRAL_PARAMS)
-def test_laplacian_eigenmap(data, n_components, drop_first, kernel, n_neighbors, tol,
-                            random_state, n_jobs):
+@given(
+    data=st.data(),
+    n_components=SMALL_INT,
+    drop_first=st.booleans(),
+    kernel=st.sampled_from([None, "gaussian", "adaptive"]),
+    **SPECTRAL_PARAMS,
+)
+def test_laplacian_eigenmap(
+    data, n_components, drop_first, kernel, n_neighbors, tol, random_state, n_jobs
+):
     X, affinity = spectral_input(data.draw)
-    est = geoml.LaplacianEigenmap(n_components, n_neighbors, affinity=affinity, kernel=kernel,
-                                  drop_first=drop_first, tol=tol, random_state=random_state,
-                                  n_jobs=n_jobs)
+    est = geoml.LaplacianEigenmap(
+        n_components,
+        n_neighbors,
+        affinity=affinity,
+        kernel=kernel,
+        drop_first=drop_first,
+        tol=tol,
+        random_state=random_state,
+        n_jobs=n_jobs,
+    )
     out = attempt(est.fit, X)
     note(f"result {out!r}")
     if rejected(out):
@@ -318,19 +395,33 @@ def test_laplacian_eigenmap(data, n_components, drop_first, kernel, n_neighbors,
     assert_finite(est.embedding_, "embedding_")
     assert_finite(est.eigenvalues_, "eigenvalues_")
     ref = lsym_eigenvalues(est.affinity_matrix_)
-    want = ref[int(drop_first):int(drop_first) + n_components]
+    want = ref[int(drop_first) : int(drop_first) + n_components]
     np.testing.assert_allclose(est.eigenvalues_, want, atol=1e-5)
 
 
-@given(data=st.data(), n_components=SMALL_INT,
-       alpha=st.one_of(st.floats(0, 1), st.sampled_from([-0.5, 2.0, math.nan])),
-       t=st.one_of(st.floats(0, 5), st.sampled_from([-1.0, math.inf, math.nan])),
-       kernel=st.sampled_from([None, "gaussian", "adaptive"]), **SPECTRAL_PARAMS)
-def test_diffusion_map(data, n_components, alpha, t, kernel, n_neighbors, tol, random_state,
-                       n_jobs):
+@given(
+    data=st.data(),
+    n_components=SMALL_INT,
+    alpha=st.one_of(st.floats(0, 1), st.sampled_from([-0.5, 2.0, math.nan])),
+    t=st.one_of(st.floats(0, 5), st.sampled_from([-1.0, math.inf, math.nan])),
+    kernel=st.sampled_from([None, "gaussian", "adaptive"]),
+    **SPECTRAL_PARAMS,
+)
+def test_diffusion_map(
+    data, n_components, alpha, t, kernel, n_neighbors, tol, random_state, n_jobs
+):
     X, affinity = spectral_input(data.draw)
-    est = geoml.DiffusionMap(n_components, n_neighbors, alpha=alpha, t=t, affinity=affinity,
-                             kernel=kernel, tol=tol, random_state=random_state, n_jobs=n_jobs)
+    est = geoml.DiffusionMap(
+        n_components,
+        n_neighbors,
+        alpha=alpha,
+        t=t,
+        affinity=affinity,
+        kernel=kernel,
+        tol=tol,
+        random_state=random_state,
+        n_jobs=n_jobs,
+    )
     out = attempt(est.fit, X)
     note(f"result {out!r}")
     if rejected(out):
@@ -343,14 +434,29 @@ def test_diffusion_map(data, n_components, alpha, t, kernel, n_neighbors, tol, r
     assert (np.diff(est.eigenvalues_) <= 1e-6).all(), "eigenvalues_ not descending"
 
 
-@given(data=st.data(), n_clusters=SMALL_INT, n_init=BUDGET, max_iter=BUDGET,
-       kernel=st.sampled_from([None, "gaussian"]), **SPECTRAL_PARAMS)
-def test_spectral_clustering(data, n_clusters, n_init, max_iter, kernel, n_neighbors, tol,
-                             random_state, n_jobs):
+@given(
+    data=st.data(),
+    n_clusters=SMALL_INT,
+    n_init=BUDGET,
+    max_iter=BUDGET,
+    kernel=st.sampled_from([None, "gaussian"]),
+    **SPECTRAL_PARAMS,
+)
+def test_spectral_clustering(
+    data, n_clusters, n_init, max_iter, kernel, n_neighbors, tol, random_state, n_jobs
+):
     X, affinity = spectral_input(data.draw)
-    est = geoml.SpectralClustering(n_clusters, n_neighbors, affinity=affinity, kernel=kernel,
-                                   n_init=n_init, max_iter=max_iter, tol=tol,
-                                   random_state=random_state, n_jobs=n_jobs)
+    est = geoml.SpectralClustering(
+        n_clusters,
+        n_neighbors,
+        affinity=affinity,
+        kernel=kernel,
+        n_init=n_init,
+        max_iter=max_iter,
+        tol=tol,
+        random_state=random_state,
+        n_jobs=n_jobs,
+    )
     out = attempt(est.fit, X)
     note(f"result {out!r}")
     if rejected(out):
@@ -365,6 +471,7 @@ def test_spectral_clustering(data, n_clusters, n_init, max_iter, kernel, n_neigh
 
 
 # ---------------------------------------------------------------------------- optimal transport
+
 
 @st.composite
 def histograms(draw, n):
@@ -384,8 +491,10 @@ def histograms(draw, n):
 
 @st.composite
 def ot_problem(draw, max_side=6):
-    m, n = draw(st.sampled_from([(1, 1), (0, 2), (2, 0)]) | st.tuples(
-        st.integers(1, max_side), st.integers(1, max_side)))
+    m, n = draw(
+        st.sampled_from([(1, 1), (0, 2), (2, 0)])
+        | st.tuples(st.integers(1, max_side), st.integers(1, max_side))
+    )
     C = draw(arrays((m, n)))
     return draw(histograms(m)), draw(histograms(n)), C
 
@@ -402,8 +511,13 @@ def emd_reference(a, b, C):
     A_eq = np.vstack([np.kron(np.eye(m), np.ones(n)), np.kron(np.ones(m), np.eye(n))])
     lo = C.min()  # HiGHS takes costs above ~1e15 for infinite: solve the shifted, scaled problem
     s = max((C - lo).max(), 1.0)
-    res = linprog(((C - lo) / s).ravel(), A_eq=A_eq, b_eq=np.concatenate([a, b]),
-                  bounds=(0, None), method="highs")
+    res = linprog(
+        ((C - lo) / s).ravel(),
+        A_eq=A_eq,
+        b_eq=np.concatenate([a, b]),
+        bounds=(0, None),
+        method="highs",
+    )
     assert res.status == 0, res.message
     return res.fun * s + lo * a.sum()
 
@@ -475,9 +589,9 @@ def split_problems(a, b, C, kw):
         ao, bo = np.asarray(kw["a_offsets"], np.int64), np.asarray(kw["b_offsets"], np.int64)
         out, c0 = [], 0
         for k in range(len(ao) - 1):
-            ak, bk = f64(a)[ao[k]:ao[k + 1]], f64(b)[bo[k]:bo[k + 1]]
+            ak, bk = f64(a)[ao[k] : ao[k + 1]], f64(b)[bo[k] : bo[k + 1]]
             size = len(ak) * len(bk)
-            out.append((ak, bk, f64(C)[c0:c0 + size].reshape(len(ak), len(bk))))
+            out.append((ak, bk, f64(C)[c0 : c0 + size].reshape(len(ak), len(bk))))
             c0 += size
         return out
     a = f64(a)
@@ -492,12 +606,17 @@ def restrict(a, b, C):
     return a[i], b[j], C[np.ix_(i, j)]
 
 
-@given(prob=batched_problem(), return_plans=st.booleans(),
-       max_iter=st.one_of(st.none(), BUDGET), n_jobs=N_JOBS)
+@given(
+    prob=batched_problem(),
+    return_plans=st.booleans(),
+    max_iter=st.one_of(st.none(), BUDGET),
+    n_jobs=N_JOBS,
+)
 def test_emd_batched(prob, return_plans, max_iter, n_jobs):
     a, b, C, kw = prob
-    out = attempt(ot.emd_batched, a, b, C, return_plans=return_plans, max_iter=max_iter,
-                  n_jobs=n_jobs, **kw)
+    out = attempt(
+        ot.emd_batched, a, b, C, return_plans=return_plans, max_iter=max_iter, n_jobs=n_jobs, **kw
+    )
     note(f"result {out!r}")
     if rejected(out):
         return
@@ -511,22 +630,49 @@ def test_emd_batched(prob, return_plans, max_iter, n_jobs):
         assert abs(out.cost[k] - ref) <= 1e-9 * (1 + np.abs(Ck).max(initial=0)) * ak.sum()
 
 
-EPS = st.one_of(st.floats(1e-2, 10), st.floats(1e-2, 10), st.sampled_from(
-    [0.0, -1.0, 1e-300, 1e300, math.nan, math.inf, "x", None]))
-TOL = st.one_of(st.sampled_from([1e-9, 1e-6, 1e-3]), st.sampled_from([1e-9, 1e-6, 1e-3]),
-                st.sampled_from([0.0, -1.0, 1e300, math.nan, math.inf, "x"]))
+EPS = st.one_of(
+    st.floats(1e-2, 10),
+    st.floats(1e-2, 10),
+    st.sampled_from([0.0, -1.0, 1e-300, 1e300, math.nan, math.inf, "x", None]),
+)
+TOL = st.one_of(
+    st.sampled_from([1e-9, 1e-6, 1e-3]),
+    st.sampled_from([1e-9, 1e-6, 1e-3]),
+    st.sampled_from([0.0, -1.0, 1e300, math.nan, math.inf, "x"]),
+)
 SCHEDULE = st.sampled_from(["auto"] * 4 + ["none", 0.5, 0.0, 1.0, -0.5, math.nan, "fast"])
 
 
-@given(prob=ot_problem(), eps=EPS, tol=TOL, max_iter=BUDGET | st.just(10000),
-       schedule=SCHEDULE, warm=st.sampled_from([None, "zeros", "bad", "nan"]), n_jobs=N_JOBS)
+@given(
+    prob=ot_problem(),
+    eps=EPS,
+    tol=TOL,
+    max_iter=BUDGET | st.just(10000),
+    schedule=SCHEDULE,
+    warm=st.sampled_from([None, "zeros", "bad", "nan"]),
+    n_jobs=N_JOBS,
+)
 def test_sinkhorn(prob, eps, tol, max_iter, schedule, warm, n_jobs):
     a, b, C = prob
     m, n = np.shape(C)
-    warm_start = {None: None, "zeros": (np.zeros(m), np.zeros(n)), "bad": (np.zeros(m + 1),),
-                  "nan": (np.full(m, np.nan), np.zeros(n))}[warm]
-    out = attempt(ot.sinkhorn, a, b, C, eps, max_iter=max_iter, tol=tol, warm_start=warm_start,
-                  eps_schedule=schedule, n_jobs=n_jobs)
+    warm_start = {
+        None: None,
+        "zeros": (np.zeros(m), np.zeros(n)),
+        "bad": (np.zeros(m + 1),),
+        "nan": (np.full(m, np.nan), np.zeros(n)),
+    }[warm]
+    out = attempt(
+        ot.sinkhorn,
+        a,
+        b,
+        C,
+        eps,
+        max_iter=max_iter,
+        tol=tol,
+        warm_start=warm_start,
+        eps_schedule=schedule,
+        n_jobs=n_jobs,
+    )
     note(f"result {out!r}")
     if rejected(out):
         return
@@ -534,19 +680,22 @@ def test_sinkhorn(prob, eps, tol, max_iter, schedule, warm, n_jobs):
     assert (out.plan >= 0).all()
     if out.converged:
         af, bf = uniform_like(a, m), uniform_like(b, n)
-        err = np.abs(out.plan.sum(1) - af).sum() + np.abs(out.plan.sum(0) - bf * af.sum()
-                                                          / bf.sum()).sum()
+        err = (
+            np.abs(out.plan.sum(1) - af).sum()
+            + np.abs(out.plan.sum(0) - bf * af.sum() / bf.sum()).sum()
+        )
         assert err <= max(tol, 1e-12) * af.sum() * 1.01 + 1e-12
-        assert out.cost >= emd_reference(af, bf, f64(C)) - (1 + np.abs(f64(C)).max()) * (
-            err + 1e-7)
+        assert out.cost >= emd_reference(af, bf, f64(C)) - (1 + np.abs(f64(C)).max()) * (err + 1e-7)
 
 
-@given(prob=ot_problem(), eps=EPS, rho=EPS, tol=TOL, max_iter=BUDGET | st.just(10000),
-       n_jobs=N_JOBS)
+@given(
+    prob=ot_problem(), eps=EPS, rho=EPS, tol=TOL, max_iter=BUDGET | st.just(10000), n_jobs=N_JOBS
+)
 def test_sinkhorn_unbalanced(prob, eps, rho, tol, max_iter, n_jobs):
     a, b, C = prob
-    out = attempt(ot.sinkhorn_unbalanced, a, b, C, eps, rho, max_iter=max_iter, tol=tol,
-                  n_jobs=n_jobs)
+    out = attempt(
+        ot.sinkhorn_unbalanced, a, b, C, eps, rho, max_iter=max_iter, tol=tol, n_jobs=n_jobs
+    )
     note(f"result {out!r}")
     if rejected(out):
         return
@@ -554,16 +703,34 @@ def test_sinkhorn_unbalanced(prob, eps, rho, tol, max_iter, n_jobs):
     assert (out.plan >= 0).all()
 
 
-@given(xy=st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 3)).flatmap(
-           lambda s: st.tuples(arrays((s[0], s[2])), arrays((s[1], s[2] if s[0] % 3 else 2))))
-       .flatmap(lambda xy: st.tuples(st.just(xy), histograms(len(xy[0])), histograms(len(xy[1])))),
-       eps=EPS, p=st.sampled_from([1, 2, 2, 3, 0, True, 2.0]),
-       rho=st.one_of(st.none(), st.none(), EPS), tol=TOL, max_iter=BUDGET | st.just(1000),
-       schedule=SCHEDULE, n_jobs=N_JOBS)
+@given(
+    xy=st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 3))
+    .flatmap(lambda s: st.tuples(arrays((s[0], s[2])), arrays((s[1], s[2] if s[0] % 3 else 2))))
+    .flatmap(lambda xy: st.tuples(st.just(xy), histograms(len(xy[0])), histograms(len(xy[1])))),
+    eps=EPS,
+    p=st.sampled_from([1, 2, 2, 3, 0, True, 2.0]),
+    rho=st.one_of(st.none(), st.none(), EPS),
+    tol=TOL,
+    max_iter=BUDGET | st.just(1000),
+    schedule=SCHEDULE,
+    n_jobs=N_JOBS,
+)
 def test_sinkhorn_points(xy, eps, p, rho, tol, max_iter, schedule, n_jobs):
     (x, y), a, b = xy
-    out = attempt(ot.sinkhorn_points, x, y, eps, a=a, b=b, p=p, rho=rho, tol=tol,
-                  max_iter=max_iter, eps_schedule=schedule, n_jobs=n_jobs)
+    out = attempt(
+        ot.sinkhorn_points,
+        x,
+        y,
+        eps,
+        a=a,
+        b=b,
+        p=p,
+        rho=rho,
+        tol=tol,
+        max_iter=max_iter,
+        eps_schedule=schedule,
+        n_jobs=n_jobs,
+    )
     note(f"result {out!r}")
     if rejected(out):
         return
@@ -575,13 +742,32 @@ def test_sinkhorn_points(xy, eps, p, rho, tol, max_iter, schedule, n_jobs):
         assert abs(out.cost - ref.cost) <= 1e-5 * (1 + abs(ref.cost))
 
 
-@given(prob=batched_problem(), eps=EPS, rho=st.one_of(st.none(), st.none(), EPS), tol=TOL,
-       max_iter=BUDGET | st.just(10000), schedule=SCHEDULE, return_plans=st.booleans(),
-       n_jobs=N_JOBS)
+@given(
+    prob=batched_problem(),
+    eps=EPS,
+    rho=st.one_of(st.none(), st.none(), EPS),
+    tol=TOL,
+    max_iter=BUDGET | st.just(10000),
+    schedule=SCHEDULE,
+    return_plans=st.booleans(),
+    n_jobs=N_JOBS,
+)
 def test_sinkhorn_batched(prob, eps, rho, tol, max_iter, schedule, return_plans, n_jobs):
     a, b, C, kw = prob
-    out = attempt(ot.sinkhorn_batched, a, b, C, eps, rho=rho, tol=tol, max_iter=max_iter,
-                  eps_schedule=schedule, return_plans=return_plans, n_jobs=n_jobs, **kw)
+    out = attempt(
+        ot.sinkhorn_batched,
+        a,
+        b,
+        C,
+        eps,
+        rho=rho,
+        tol=tol,
+        max_iter=max_iter,
+        eps_schedule=schedule,
+        return_plans=return_plans,
+        n_jobs=n_jobs,
+        **kw,
+    )
     note(f"result {out!r}")
     if rejected(out):
         return
@@ -592,12 +778,14 @@ def test_sinkhorn_batched(prob, eps, rho, tol, max_iter, schedule, return_plans,
         for k, (ak, bk, Ck) in enumerate(split_problems(a, b, C, kw)):
             if out.converged[k]:
                 ak, bk, Ck = restrict(ak, bk, Ck)
-                ref = ot.sinkhorn(ak, bk, Ck, eps, tol=1e-12, max_iter=100000,
-                                  eps_schedule="none").cost
+                ref = ot.sinkhorn(
+                    ak, bk, Ck, eps, tol=1e-12, max_iter=100000, eps_schedule="none"
+                ).cost
                 assert abs(out.cost[k] - ref) <= 1e-6 * (1 + abs(ref))
 
 
 # ---------------------------------------------------------------------------- curvature
+
 
 @st.composite
 def graphs(draw, max_n=8):
@@ -607,17 +795,30 @@ def graphs(draw, max_n=8):
     edges = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=14)) if pairs else []
     edges = np.array(sorted(edges), dtype=np.int64).reshape(-1, 2)
     kind = draw(st.sampled_from(["unit", "unit", "nice", "wild"]))
-    w = (np.ones(len(edges)) if kind == "unit" else
-         np.abs(draw(float_values((len(edges),), "nice"))) / 10 if kind == "nice" else
-         draw(float_values((len(edges),), "wild")))
-    form = draw(st.sampled_from(["edges"] * 3 + ["sparse"] * 2 + ["networkx"] * 2 + ["array",
-                                                                               "bad"]))
+    w = (
+        np.ones(len(edges))
+        if kind == "unit"
+        else np.abs(draw(float_values((len(edges),), "nice"))) / 10
+        if kind == "nice"
+        else draw(float_values((len(edges),), "wild"))
+    )
+    form = draw(
+        st.sampled_from(["edges"] * 3 + ["sparse"] * 2 + ["networkx"] * 2 + ["array", "bad"])
+    )
     if form == "edges":
         G = np.column_stack([edges, w]) if kind != "unit" else edges
         if draw(st.booleans()):
             with np.errstate(all="ignore"):
-                G = draw(st.sampled_from([lambda g: g.astype(np.int8), lambda g: g.astype(object),
-                                          lambda g: g[:, ::-1], np.asfortranarray]))(G)
+                G = draw(
+                    st.sampled_from(
+                        [
+                            lambda g: g.astype(np.int8),
+                            lambda g: g.astype(object),
+                            lambda g: g[:, ::-1],
+                            np.asfortranarray,
+                        ]
+                    )
+                )(G)
     elif form == "sparse":
         A = sp.coo_matrix((w, (edges[:, 0], edges[:, 1])), shape=(n, n))
         G = draw(st.sampled_from([sp.csr_matrix, sp.csc_matrix, sp.coo_matrix]))(A + A.T)
@@ -638,11 +839,11 @@ def orc_reference(n, edges, w, alpha, base, exp_power):
     A = sp.coo_matrix((w, (edges[:, 0], edges[:, 1])), shape=(n, n)).tocsr()
     A = A + A.T
     D = shortest_path(A, directed=False)
-    nbrs = [A.indices[A.indptr[i]:A.indptr[i + 1]] for i in range(n)]
+    nbrs = [A.indices[A.indptr[i] : A.indptr[i + 1]] for i in range(n)]
 
     def measure(x):
         wx = np.asarray(A[x, nbrs[x]].todense()).ravel()
-        p = base ** -(wx ** exp_power)
+        p = base ** -(wx**exp_power)
         p = p / p.sum() if p.sum() >= 1e-7 else np.full(len(wx), 1.0 / len(wx))
         return np.concatenate([[x], nbrs[x]]), np.concatenate([[alpha], (1 - alpha) * p])
 
@@ -654,23 +855,36 @@ def orc_reference(n, edges, w, alpha, base, exp_power):
 
 
 ORC_PARAMS = dict(
-    alpha=st.one_of(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1),
-                    st.sampled_from([-0.1, 1.5, math.nan])),
+    alpha=st.one_of(
+        st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.sampled_from([-0.1, 1.5, math.nan])
+    ),
     method=st.sampled_from(["exact"] * 4 + ["sinkhorn", "sinkhorn", "lower_bound", "fast"]),
-    eps=EPS, tol=TOL,
+    eps=EPS,
+    tol=TOL,
     exp_power=st.sampled_from([2, 2, 2, 2, 1, 0, math.inf, math.nan, -1.0]),
     base=st.sampled_from([math.e] * 4 + [2.0, 0.0, -1.0, math.inf, math.nan]),
     nbr_topk=st.one_of(st.none(), st.none(), SMALL_INT),
     max_iter=st.one_of(st.none(), st.none(), BUDGET),
-    n_jobs=N_JOBS)
+    n_jobs=N_JOBS,
+)
 
 
 @given(graph=graphs(), **ORC_PARAMS)
-def test_ollivier_ricci(graph, alpha, method, eps, tol, exp_power, base, nbr_topk, max_iter,
-                        n_jobs):
+def test_ollivier_ricci(
+    graph, alpha, method, eps, tol, exp_power, base, nbr_topk, max_iter, n_jobs
+):
     G, n, edges, w = graph
-    est = geoml.OllivierRicci(alpha, method, eps=eps, tol=tol, exp_power=exp_power, base=base,
-                              nbr_topk=nbr_topk, max_iter=max_iter, n_jobs=n_jobs)
+    est = geoml.OllivierRicci(
+        alpha,
+        method,
+        eps=eps,
+        tol=tol,
+        exp_power=exp_power,
+        base=base,
+        nbr_topk=nbr_topk,
+        max_iter=max_iter,
+        n_jobs=n_jobs,
+    )
     out = attempt(est.fit, G)
     note(f"result {out!r}")
     if rejected(out):
@@ -679,13 +893,31 @@ def test_ollivier_ricci(graph, alpha, method, eps, tol, exp_power, base, nbr_top
     assert_finite(est.curvature_, "curvature_")
     assert_finite(est.node_curvature_, "node_curvature_")
     assert_finite(est.distances_, "distances_")
-    if method == "exact" and est.converged_.all() and nbr_topk is None and len(edges) \
-            and (est.weights_ > 0).all() and np.array_equal(est.edges_, edges):
+    if (
+        method == "exact"
+        and est.converged_.all()
+        and nbr_topk is None
+        and len(edges)
+        and (est.weights_ > 0).all()
+        and np.array_equal(est.edges_, edges)
+    ):
         ref = orc_reference(n, edges, est.weights_, float(alpha), float(base), float(exp_power))
         np.testing.assert_allclose(est.curvature_, ref, atol=1e-7)
-    assert_finite(attempt(geoml.ollivier_ricci, G, alpha, method, eps=eps, tol=tol,
-                          exp_power=exp_power, base=base, nbr_topk=nbr_topk, max_iter=max_iter,
-                          n_jobs=n_jobs))
+    assert_finite(
+        attempt(
+            geoml.ollivier_ricci,
+            G,
+            alpha,
+            method,
+            eps=eps,
+            tol=tol,
+            exp_power=exp_power,
+            base=base,
+            nbr_topk=nbr_topk,
+            max_iter=max_iter,
+            n_jobs=n_jobs,
+        )
+    )
 
 
 @given(graph=graphs(), method=st.sampled_from(["augmented", "1d", "2d"]), n_jobs=N_JOBS)
@@ -704,20 +936,43 @@ def test_forman_ricci(graph, method, n_jobs):
         for (i, j), x in zip(E.tolist(), W):
             nb.setdefault(i, {})[j] = x
             nb.setdefault(j, {})[i] = x
-        ref = [x * (2 / x - sum(1 / np.sqrt(x * v) for u, v in nb[i].items() if u != j)
-                    - sum(1 / np.sqrt(x * v) for u, v in nb[j].items() if u != i))
-               for (i, j), x in zip(E.tolist(), W)]
+        ref = [
+            x
+            * (
+                2 / x
+                - sum(1 / np.sqrt(x * v) for u, v in nb[i].items() if u != j)
+                - sum(1 / np.sqrt(x * v) for u, v in nb[j].items() if u != i)
+            )
+            for (i, j), x in zip(E.tolist(), W)
+        ]
         np.testing.assert_allclose(est.curvature_, ref, rtol=1e-9, atol=1e-9)
 
 
-@given(graph=graphs(6), n_iter=SMALL_INT, step=POS_FLOAT,
-       delta=st.sampled_from([1e-4, 0.0, -1.0, math.nan]), **ORC_PARAMS)
-def test_ricci_flow(graph, n_iter, step, delta, alpha, method, eps, tol, exp_power, base,
-                    nbr_topk, max_iter, n_jobs):
+@given(
+    graph=graphs(6),
+    n_iter=SMALL_INT,
+    step=POS_FLOAT,
+    delta=st.sampled_from([1e-4, 0.0, -1.0, math.nan]),
+    **ORC_PARAMS,
+)
+def test_ricci_flow(
+    graph, n_iter, step, delta, alpha, method, eps, tol, exp_power, base, nbr_topk, max_iter, n_jobs
+):
     G, n, edges, w = graph
-    est = geoml.RicciFlow(min(n_iter, 3) if isinstance(n_iter, int) else n_iter, step, delta,
-                          alpha=alpha, method=method, eps=eps, tol=tol, exp_power=exp_power,
-                          base=base, nbr_topk=nbr_topk, max_iter=max_iter, n_jobs=n_jobs)
+    est = geoml.RicciFlow(
+        min(n_iter, 3) if isinstance(n_iter, int) else n_iter,
+        step,
+        delta,
+        alpha=alpha,
+        method=method,
+        eps=eps,
+        tol=tol,
+        exp_power=exp_power,
+        base=base,
+        nbr_topk=nbr_topk,
+        max_iter=max_iter,
+        n_jobs=n_jobs,
+    )
     out = attempt(est.fit, G)
     note(f"result {out!r}")
     if rejected(out):
@@ -727,10 +982,12 @@ def test_ricci_flow(graph, n_iter, step, delta, alpha, method, eps, tol, exp_pow
     assert (est.weights_ >= 0).all()
 
 
-@given(graph=graphs(6), n_iter=st.integers(0, 2) | st.sampled_from([-1, 1.5]),
-       cutoff_step=st.one_of(st.just(0.025), POS_FLOAT),
-       flow_params=st.sampled_from([None, {"method": "sinkhorn"}, {"step": -1.0},
-                                    {"bogus": 1}]))
+@given(
+    graph=graphs(6),
+    n_iter=st.integers(0, 2) | st.sampled_from([-1, 1.5]),
+    cutoff_step=st.one_of(st.just(0.025), POS_FLOAT),
+    flow_params=st.sampled_from([None, {"method": "sinkhorn"}, {"step": -1.0}, {"bogus": 1}]),
+)
 def test_ricci_communities(graph, n_iter, cutoff_step, flow_params):
     G, n, edges, w = graph
     est = geoml.RicciCommunities(n_iter, cutoff_step=cutoff_step, flow_params=flow_params)
@@ -740,22 +997,43 @@ def test_ricci_communities(graph, n_iter, cutoff_step, flow_params):
         return
     assert est.labels_.shape == (len(est.flow_.nodes_),)
     assert math.isfinite(est.modularity_) and math.isfinite(est.cutoff_)
-    assert_finite(attempt(geoml.ricci_communities, G, n_iter, cutoff_step=cutoff_step,
-                          flow_params=flow_params))
+    assert_finite(
+        attempt(
+            geoml.ricci_communities, G, n_iter, cutoff_step=cutoff_step, flow_params=flow_params
+        )
+    )
 
 
 # ---------------------------------------------------------------------------- low rank
 
-@given(A=st.one_of(arrays(shapes_2d(10)), arrays(shapes_2d(10)).map(
-           lambda M: to_sparse(sp.csr_matrix, M) if M.dtype.kind in "fiub" and M.dtype != np.float16
-           else M)),
-       k=SMALL_INT, n_oversamples=SMALL_INT,
-       n_iter=st.one_of(st.just("auto"), SMALL_INT, st.just("many"), st.just(2 ** 31)),
-       random_state=SEEDS,
-       n_jobs=N_JOBS)
+
+@given(
+    A=st.one_of(
+        arrays(shapes_2d(10)),
+        arrays(shapes_2d(10)).map(
+            lambda M: (
+                to_sparse(sp.csr_matrix, M)
+                if M.dtype.kind in "fiub" and M.dtype != np.float16
+                else M
+            )
+        ),
+    ),
+    k=SMALL_INT,
+    n_oversamples=SMALL_INT,
+    n_iter=st.one_of(st.just("auto"), SMALL_INT, st.just("many"), st.just(2**31)),
+    random_state=SEEDS,
+    n_jobs=N_JOBS,
+)
 def test_randomized_svd(A, k, n_oversamples, n_iter, random_state, n_jobs):
-    out = attempt(geoml.randomized_svd, A, k, n_oversamples=n_oversamples, n_iter=n_iter,
-                  random_state=random_state, n_jobs=n_jobs)
+    out = attempt(
+        geoml.randomized_svd,
+        A,
+        k,
+        n_oversamples=n_oversamples,
+        n_iter=n_iter,
+        random_state=random_state,
+        n_jobs=n_jobs,
+    )
     note(f"result {out!r}")
     if rejected(out):
         return
@@ -779,21 +1057,38 @@ def tensor_shapes():
     return st.lists(st.integers(0, 4) | st.integers(1, 4), min_size=0, max_size=4).map(tuple)
 
 
-RANKS = st.one_of(st.integers(-1, 4), st.lists(st.integers(0, 4), max_size=4).map(tuple),
-                  st.sampled_from([0.5, 1e-6, 0.0, 1.0, 1.5, math.nan, "2", None, True]))
+RANKS = st.one_of(
+    st.integers(-1, 4),
+    st.lists(st.integers(0, 4), max_size=4).map(tuple),
+    st.sampled_from([0.5, 1e-6, 0.0, 1.0, 1.5, math.nan, "2", None, True]),
+)
 METHOD = st.sampled_from(["hooi", "hosvd", "st_hosvd", "randomized", "parafac"])
 
 
-@given(T=arrays(tensor_shapes()), ranks=RANKS, method=METHOD,
-       init=st.sampled_from([None, None, "hosvd", "st_hosvd", "randomized", "bogus", "list"]),
-       max_iter=BUDGET | st.just(100),
-       tol=st.one_of(st.none(), st.sampled_from([0.0, 1e-3, -1.0, math.nan])),
-       random_state=SEEDS, n_jobs=N_JOBS)
+@given(
+    T=arrays(tensor_shapes()),
+    ranks=RANKS,
+    method=METHOD,
+    init=st.sampled_from([None, None, "hosvd", "st_hosvd", "randomized", "bogus", "list"]),
+    max_iter=BUDGET | st.just(100),
+    tol=st.one_of(st.none(), st.sampled_from([0.0, 1e-3, -1.0, math.nan])),
+    random_state=SEEDS,
+    n_jobs=N_JOBS,
+)
 def test_tucker(T, ranks, method, init, max_iter, tol, random_state, n_jobs):
     if init == "list":
         init = [np.eye(s, 1) for s in T.shape]
-    out = attempt(geoml.tucker, T, ranks, method=method, init=init, max_iter=max_iter, tol=tol,
-                  random_state=random_state, n_jobs=n_jobs)
+    out = attempt(
+        geoml.tucker,
+        T,
+        ranks,
+        method=method,
+        init=init,
+        max_iter=max_iter,
+        tol=tol,
+        random_state=random_state,
+        n_jobs=n_jobs,
+    )
     note(f"result {out!r}")
     if rejected(out):
         return
@@ -881,6 +1176,7 @@ def test_strategies_cover_the_edges():
 # float dtype and layout, duplicates and ties included) so that every example is checked
 # against its reference.
 
+
 def points(min_n=4, max_n=20):
     return st.tuples(st.integers(min_n, max_n), st.integers(1, 4)).flatmap(nice_arrays)
 
@@ -895,15 +1191,16 @@ def test_spectral_estimators_valid(X, data):
     assert not rejected(le), le
     ref = lsym_eigenvalues(le.affinity_matrix_)
     assert_finite(le.embedding_, "embedding_")
-    np.testing.assert_allclose(le.eigenvalues_, ref[1:c + 1], atol=1e-5)
+    np.testing.assert_allclose(le.eigenvalues_, ref[1 : c + 1], atol=1e-5)
     dm = attempt(geoml.DiffusionMap(c, k, random_state=seed).fit, X)
     assert not rejected(dm), dm
     assert_finite(dm.embedding_, "embedding_")
     assert (np.abs(dm.eigenvalues_) <= 1 + 1e-6).all()
     sc = attempt(geoml.SpectralClustering(c + 1, k, random_state=seed).fit, X)
     assert not rejected(sc), sc
-    np.testing.assert_allclose(sc.eigenvalues_, lsym_eigenvalues(sc.affinity_matrix_)[:c + 1],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        sc.eigenvalues_, lsym_eigenvalues(sc.affinity_matrix_)[: c + 1], atol=1e-5
+    )
     assert set(np.unique(sc.labels_)) <= set(range(c + 1))
 
 
@@ -942,8 +1239,11 @@ def valid_ot(draw, max_side=5):
     return a / a.sum(), b / b.sum(), C
 
 
-@given(probs=st.lists(valid_ot(4), min_size=1, max_size=4),
-       eps=st.floats(0.05, 5), n_jobs=st.sampled_from([None, 1, 2]))
+@given(
+    probs=st.lists(valid_ot(4), min_size=1, max_size=4),
+    eps=st.floats(0.05, 5),
+    n_jobs=st.sampled_from([None, 1, 2]),
+)
 def test_batched_valid(probs, eps, n_jobs):
     """Ragged batches of valid problems against the single-problem solvers."""
     a = np.concatenate([p[0] for p in probs])
@@ -953,8 +1253,7 @@ def test_batched_valid(probs, eps, n_jobs):
     b_off = np.cumsum([0] + [len(p[1]) for p in probs])
     out = attempt(ot.emd_batched, a, b, C, a_offsets=a_off, b_offsets=b_off, n_jobs=n_jobs)
     assert not rejected(out), out
-    sk = attempt(ot.sinkhorn_batched, a, b, C, eps, a_offsets=a_off, b_offsets=b_off,
-                 n_jobs=n_jobs)
+    sk = attempt(ot.sinkhorn_batched, a, b, C, eps, a_offsets=a_off, b_offsets=b_off, n_jobs=n_jobs)
     assert not rejected(sk), sk
     for k, (ak, bk, Ck) in enumerate(probs):
         Ck = f64(Ck)
@@ -967,8 +1266,14 @@ def test_batched_valid(probs, eps, n_jobs):
             assert abs(sk.cost[k] - ref.cost) <= 1e-6 * scale
 
 
-@given(m=st.integers(1, 6), n=st.integers(1, 6), d=st.integers(1, 3), eps=st.floats(0.05, 5),
-       p=st.sampled_from([1, 2]), data=st.data())
+@given(
+    m=st.integers(1, 6),
+    n=st.integers(1, 6),
+    d=st.integers(1, 3),
+    eps=st.floats(0.05, 5),
+    p=st.sampled_from([1, 2]),
+    data=st.data(),
+)
 def test_sinkhorn_points_valid(m, n, d, eps, p, data):
     x, y = data.draw(nice_arrays((m, d)), "x"), data.draw(nice_arrays((n, d)), "y")
     x, y = f64(x) / 10, f64(y) / 10  # costs of order 1..100: eps / cost not absurdly small
@@ -981,8 +1286,11 @@ def test_sinkhorn_points_valid(m, n, d, eps, p, data):
         assert abs(out.cost - ref.cost) <= 1e-5 * (1 + abs(ref.cost))
 
 
-@given(shape=st.lists(st.integers(1, 5), min_size=2, max_size=3).map(tuple),
-       method=st.sampled_from(["hooi", "hosvd", "st_hosvd", "randomized"]), data=st.data())
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=2, max_size=3).map(tuple),
+    method=st.sampled_from(["hooi", "hosvd", "st_hosvd", "randomized"]),
+    data=st.data(),
+)
 def test_tucker_valid(shape, method, data):
     T = data.draw(nice_arrays(shape), "T")
     ranks = tuple(data.draw(st.integers(1, s), f"rank {i}") for i, s in enumerate(shape))
@@ -1005,11 +1313,22 @@ def test_tucker_valid(shape, method, data):
 @given(n=st.integers(2, 8), data=st.data())
 def test_ollivier_ricci_valid(n, data):
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    edges = np.array(sorted(data.draw(st.lists(st.sampled_from(pairs), unique=True, min_size=1,
-                                               max_size=14), "edges")), dtype=np.int64)
+    edges = np.array(
+        sorted(
+            data.draw(
+                st.lists(st.sampled_from(pairs), unique=True, min_size=1, max_size=14), "edges"
+            )
+        ),
+        dtype=np.int64,
+    )
     unit = data.draw(st.booleans(), "unit weights")
-    w = np.ones(len(edges)) if unit else np.array(
-        data.draw(st.lists(st.floats(0.1, 3), min_size=len(edges), max_size=len(edges)), "w"))
+    w = (
+        np.ones(len(edges))
+        if unit
+        else np.array(
+            data.draw(st.lists(st.floats(0.1, 3), min_size=len(edges), max_size=len(edges)), "w")
+        )
+    )
     alpha = data.draw(st.floats(0, 1), "alpha")
     G = np.column_stack([edges, w])
     est = attempt(geoml.OllivierRicci(alpha).fit, G)

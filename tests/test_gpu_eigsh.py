@@ -4,6 +4,7 @@ The solver is written against an array module: tests without the ``gpu`` marker 
 NumPy on the host (same code path as on the device, minus CuPy), ``gpu`` tests run it with CuPy
 and the geoml._cuda SpMV kernel and compare with float64 references.
 """
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -31,8 +32,9 @@ def test_host_lanczos_matches_eigh(rng, which, k):
     ref = np.linalg.eigvalsh(A.toarray())
     key = {"LA": -ref, "SA": ref, "LM": -np.abs(ref)}[which]
     want = np.sort(ref[np.argsort(key, kind="stable")[:k]])
-    w, V, n_iter, res, conv, n_mv, anorm = lanczos(lambda x: A @ x, n, k, which=which,
-                                                   tol=1e-10, seed=1, xp=np)
+    w, V, n_iter, res, conv, n_mv, anorm = lanczos(
+        lambda x: A @ x, n, k, which=which, tol=1e-10, seed=1, xp=np
+    )
     assert conv and n_iter >= 1 and n_mv > 0
     np.testing.assert_allclose(w, want, rtol=1e-8, atol=1e-9)
     assert V.shape == (n, k)
@@ -47,8 +49,9 @@ def test_host_lanczos_float32_and_restarts():
     n = 400
     A = laplacian_like(n, 7, np.float32)
     ref = np.linalg.eigvalsh(A.toarray().astype(np.float64))
-    w, V, n_iter, res, conv, _, _ = lanczos(lambda x: A @ x, n, 4, which="LA", tol=1e-5,
-                                            ncv=10, seed=3, xp=np, dtype=np.float32)
+    w, V, n_iter, res, conv, _, _ = lanczos(
+        lambda x: A @ x, n, 4, which="LA", tol=1e-5, ncv=10, seed=3, xp=np, dtype=np.float32
+    )
     assert conv and n_iter > 1  # ncv=10 forces thick restarts
     assert V.dtype == np.float32
     np.testing.assert_allclose(w, ref[-4:], rtol=1e-4, atol=1e-5)
@@ -56,8 +59,7 @@ def test_host_lanczos_float32_and_restarts():
 
 def test_host_lanczos_invariant_subspace_and_small_n():
     A = sp.diags(np.array([1.0, 1.0, 2.0, 3.0, 3.0, 3.0]), format="csr")  # repeated eigenvalues
-    w, V, _, res, conv, _, _ = lanczos(lambda x: A @ x, 6, 2, which="SA", tol=1e-12, seed=0,
-                                       xp=np)
+    w, V, _, res, conv, _, _ = lanczos(lambda x: A @ x, 6, 2, which="SA", tol=1e-12, seed=0, xp=np)
     assert conv
     np.testing.assert_allclose(w, [1.0, 1.0], atol=1e-10)
     np.testing.assert_allclose(V.T @ V, np.eye(2), atol=1e-10)
@@ -65,8 +67,7 @@ def test_host_lanczos_invariant_subspace_and_small_n():
 
 def test_host_lanczos_not_converged_flag():
     A = laplacian_like(500, 2)
-    out = lanczos(lambda x: A @ x, 500, 6, which="SA", tol=1e-14, max_iter=1, ncv=8, seed=0,
-                  xp=np)
+    out = lanczos(lambda x: A @ x, 500, 6, which="SA", tol=1e-14, max_iter=1, ncv=8, seed=0, xp=np)
     assert out[4] is False and out[2] == 1
 
 
@@ -98,15 +99,27 @@ def test_gpu_spmv_kernel(dtype, index64):
     A.indices = A.indices.astype(np.int64 if index64 else np.int32)
     A.indptr = A.indptr.astype(np.int64 if index64 else np.int32)
     x = np.random.default_rng(0).normal(size=1000).astype(dtype)
-    d = {k: cp.asarray(v) for k, v in
-         {"indptr": A.indptr, "indices": A.indices, "data": A.data, "x": x}.items()}
+    d = {
+        k: cp.asarray(v)
+        for k, v in {"indptr": A.indptr, "indices": A.indices, "data": A.data, "x": x}.items()
+    }
     y = cp.empty(1000, dtype=dtype)
     p = _gpu.device_pointer
-    mod.csr_spmv(1000, p(d["indptr"]), p(d["indices"]), p(d["data"]), p(d["x"]), p(y), 0,
-                 cp.cuda.get_current_stream().ptr, dtype=np.dtype(dtype),
-                 index_dtype=A.indptr.dtype)
-    np.testing.assert_allclose(y.get(), A @ x, rtol=1e-5 if dtype == np.float32 else 1e-12,
-                               atol=1e-6)
+    mod.csr_spmv(
+        1000,
+        p(d["indptr"]),
+        p(d["indices"]),
+        p(d["data"]),
+        p(d["x"]),
+        p(y),
+        0,
+        cp.cuda.get_current_stream().ptr,
+        dtype=np.dtype(dtype),
+        index_dtype=A.indptr.dtype,
+    )
+    np.testing.assert_allclose(
+        y.get(), A @ x, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6
+    )
 
 
 @pytest.mark.gpu
@@ -119,8 +132,7 @@ def test_gpu_eigsh_sparse_float64(which):
     ref = np.linalg.eigvalsh(A.toarray())
     key = {"LA": -ref, "SA": ref, "LM": -np.abs(ref)}[which]
     want = np.sort(ref[np.argsort(key, kind="stable")[:6]])
-    w, V, n_iter, res, conv, n_mv, anorm = eigsh(csp.csr_matrix(A), 6, which=which,
-                                                 random_state=0)
+    w, V, n_iter, res, conv, n_mv, anorm = eigsh(csp.csr_matrix(A), 6, which=which, random_state=0)
     assert conv and isinstance(V, cp.ndarray)
     np.testing.assert_allclose(w.get(), want, rtol=1e-6, atol=1e-9)
     Vh = V.get()
@@ -156,8 +168,9 @@ def test_gpu_eigsh_bad_input():
     with pytest.raises(TypeError, match="CuPy"):
         eigsh(np.eye(4), 1)
     with pytest.warns(RuntimeWarning, match="did not converge"):
-        out = eigsh(csp.csr_matrix(laplacian_like(800, 1)), 6, which="SA", tol=1e-14,
-                    max_iter=1, ncv=8)
+        out = eigsh(
+            csp.csr_matrix(laplacian_like(800, 1)), 6, which="SA", tol=1e-14, max_iter=1, ncv=8
+        )
     assert out[4] is False
 
 

@@ -3,6 +3,7 @@
 Tests without the marker check the device dispatch and the graph-assembly logic on the host, so
 they run everywhere; ``gpu`` tests need CuPy, geoml._cuda and a visible device.
 """
+
 import subprocess
 import sys
 
@@ -26,7 +27,7 @@ def reference(X, Y, k, metric, exclude_self):
     if metric in ("euclidean", "sqeuclidean"):
         mu = Xd.mean(axis=0)  # centred expansion: float64-exact enough, no (m, n, d) tensor
         Xc, Yc = Xd - mu, Yd - mu
-        D = np.maximum((Yc ** 2).sum(1)[:, None] + (Xc ** 2).sum(1)[None] - 2 * Yc @ Xc.T, 0)
+        D = np.maximum((Yc**2).sum(1)[:, None] + (Xc**2).sum(1)[None] - 2 * Yc @ Xc.T, 0)
         if metric == "euclidean":
             D = np.sqrt(D)
     elif metric == "cosine":
@@ -51,8 +52,9 @@ def check_result(idx, dist, X, Y, k, metric, exclude_self, rtol):
     scale = np.abs(exact).max() if exact.size else 1.0
     np.testing.assert_allclose(dist, exact, rtol=rtol, atol=rtol * 1e-2 * scale)
     # and they belong to the reported indices
-    np.testing.assert_allclose(np.take_along_axis(D, idx, axis=1), dist, rtol=rtol,
-                               atol=rtol * 1e-2 * scale)
+    np.testing.assert_allclose(
+        np.take_along_axis(D, idx, axis=1), dist, rtol=rtol, atol=rtol * 1e-2 * scale
+    )
     for row in idx:
         assert len(set(row.tolist())) == k
     if exclude_self:
@@ -77,8 +79,12 @@ def test_device_argument_validated():
 
 def test_mixing_host_and_device_arrays_is_a_typeerror():
     class FakeDevice:
-        __cuda_array_interface__ = {"shape": (3, 2), "typestr": "<f4", "data": (0, False),
-                                    "version": 3}
+        __cuda_array_interface__ = {
+            "shape": (3, 2),
+            "typestr": "<f4",
+            "data": (0, False),
+            "version": 3,
+        }
 
     with pytest.raises(TypeError, match="mix"):
         geoml.knn(np.zeros((3, 2)), 1, Y=FakeDevice())
@@ -87,9 +93,13 @@ def test_mixing_host_and_device_arrays_is_a_typeerror():
 def test_device_pointer_reads_the_interface():
     class Fake:
         def __init__(self, shape, typestr, strides):
-            self.__cuda_array_interface__ = {"shape": shape, "typestr": typestr,
-                                             "data": (4096, False), "strides": strides,
-                                             "version": 3}
+            self.__cuda_array_interface__ = {
+                "shape": shape,
+                "typestr": typestr,
+                "data": (4096, False),
+                "strides": strides,
+                "version": 3,
+            }
 
     assert _gpu.device_pointer(Fake((3, 2), "<f4", None), "float32") == 4096
     assert _gpu.device_pointer(Fake((3, 2), "<f8", (16, 8)), "float64") == 4096
@@ -114,7 +124,7 @@ def test_graph_assembly_logic_matches_cpu(rng, symmetrize, dtype):
     """The device CSR assembly (run here with NumPy as the array module) equals the C++ one."""
     n, k = 60, 5
     idx = np.stack([rng.choice(n, size=k, replace=False) for _ in range(n)]).astype(np.int64)
-    idx[3, 1] = 3   # a self-loop: dropped
+    idx[3, 1] = 3  # a self-loop: dropped
     idx[4, 0] = -1  # a missing neighbour: skipped
     w = rng.uniform(0, 1, size=(n, k)).astype(dtype)
     w[5, 2] = 0  # explicit zero kept
@@ -148,7 +158,7 @@ SHAPES = [  # (n, m or None for self, d, k): n never a multiple of a tile (64 / 
     (1000, None, 1000, 10),
     (2500, None, 17, 15),
     (1500, None, 8, 1024),
-    (20000, 9, 32, 15),   # few queries: the data is split across blocks and merged
+    (20000, 9, 32, 15),  # few queries: the data is split across blocks and merged
     (777, 130, 2, 7),
 ]
 

@@ -1,9 +1,11 @@
 """Spectral estimators on the GPU: ``LaplacianEigenmap``, ``DiffusionMap`` and
 ``SpectralClustering`` on CuPy input or ``device="cuda"`` (marker ``gpu``), against the CPU path.
 
-Tests without the marker run the device Laplacian solver (``spectral._gpu_lanczos.lsym_smallest``) with
+Tests without the marker run the device Laplacian solver
+(``spectral._gpu_lanczos.lsym_smallest``) with
 NumPy on the host against ``numpy.linalg.eigh``, and check the device argument everywhere.
 """
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -102,6 +104,7 @@ def test_laplacian_rejects_device_sparse_clearly():
 
 # ----------------------------------------------------------------------------- on the device
 
+
 def cupy_modules():
     import cupy as cp
     import cupyx.scipy.sparse as csp
@@ -121,8 +124,9 @@ def test_gpu_laplacian_eigenmap_matches_cpu(affinity):
     cp, csp = cupy_modules()
     X = swiss(1500, 0)
     cpu = geoml.LaplacianEigenmap(4, n_neighbors=10, affinity=affinity, random_state=0).fit(X)
-    gpu = geoml.LaplacianEigenmap(4, n_neighbors=10, affinity=affinity,
-                                  random_state=0).fit(cp.asarray(X))
+    gpu = geoml.LaplacianEigenmap(4, n_neighbors=10, affinity=affinity, random_state=0).fit(
+        cp.asarray(X)
+    )
     assert isinstance(gpu.embedding_, cp.ndarray) and isinstance(gpu.eigenvalues_, cp.ndarray)
     assert csp.issparse(gpu.affinity_matrix_)
     assert abs(gpu.affinity_matrix_.get() - cpu.affinity_matrix_).max() < 1e-5
@@ -138,8 +142,9 @@ def test_gpu_device_argument_moves_and_keeps_types():
     on_dev = geoml.LaplacianEigenmap(3, n_neighbors=8, random_state=0, device="cuda").fit(X)
     assert isinstance(on_dev.embedding_, np.ndarray) and sp.issparse(on_dev.affinity_matrix_)
     np.testing.assert_allclose(on_dev.eigenvalues_, cpu.eigenvalues_, rtol=1e-6, atol=1e-9)
-    back = geoml.LaplacianEigenmap(3, n_neighbors=8, random_state=0,
-                                   device="cpu").fit(cp.asarray(X))
+    back = geoml.LaplacianEigenmap(3, n_neighbors=8, random_state=0, device="cpu").fit(
+        cp.asarray(X)
+    )
     assert isinstance(back.embedding_, cp.ndarray)
     np.testing.assert_allclose(back.embedding_.get(), cpu.embedding_)
 
@@ -150,8 +155,9 @@ def test_gpu_precomputed_disconnected_with_isolated_nodes():
     W = random_graph(300, 5, blocks=3, isolated=2)
     ref = np.linalg.eigvalsh(dense_lsym(W))
     with pytest.warns(UserWarning, match="connected components"):
-        emb = geoml.LaplacianEigenmap(7, affinity="precomputed", drop_first=False,
-                                      random_state=0).fit(csp.csr_matrix(W))
+        emb = geoml.LaplacianEigenmap(
+            7, affinity="precomputed", drop_first=False, random_state=0
+        ).fit(csp.csr_matrix(W))
     lam = emb.eigenvalues_.get()
     np.testing.assert_array_equal(lam[:5], np.zeros(5))
     np.testing.assert_allclose(lam, ref[:7], atol=1e-8)
@@ -169,8 +175,7 @@ def test_gpu_diffusion_map_matches_cpu(alpha):
     cp, _ = cupy_modules()
     X = swiss(1200, 2)
     cpu = geoml.DiffusionMap(3, n_neighbors=12, alpha=alpha, t=2, random_state=0).fit(X)
-    gpu = geoml.DiffusionMap(3, n_neighbors=12, alpha=alpha, t=2,
-                             random_state=0).fit(cp.asarray(X))
+    gpu = geoml.DiffusionMap(3, n_neighbors=12, alpha=alpha, t=2, random_state=0).fit(cp.asarray(X))
     np.testing.assert_allclose(gpu.eigenvalues_.get(), cpu.eigenvalues_, rtol=1e-6)
     assert max_principal_angle(gpu.embedding_.get(), cpu.embedding_) < 1e-4
     # same scaling: columns agree up to sign
@@ -191,6 +196,5 @@ def test_gpu_spectral_clustering_blobs_and_circles():
     assert isinstance(lab, cp.ndarray)
     assert adjusted_rand_score(y, lab.get()) == 1.0
     Xc, yc = make_circles(600, factor=0.4, noise=0.03, random_state=0)
-    lab = geoml.SpectralClustering(2, n_neighbors=10, random_state=0,
-                                   device="cuda").fit(Xc).labels_
+    lab = geoml.SpectralClustering(2, n_neighbors=10, random_state=0, device="cuda").fit(Xc).labels_
     assert adjusted_rand_score(yc, lab) == 1.0

@@ -1,4 +1,5 @@
 """Tests of geoml.lowrank against NumPy float64 references, TensorLy and scikit-learn."""
+
 import sys
 
 import numpy as np
@@ -13,6 +14,7 @@ METHODS = ["hooi", "hosvd", "st_hosvd", "randomized"]
 
 
 # ---------------------------------------------------------------- references
+
 
 def unfold(T, n):
     """Mode-n unfolding (I_n x prod(others)), NumPy reference."""
@@ -51,7 +53,7 @@ def low_rank_tensor(rng, shape, ranks, noise=0.0):
 def numpy_st_hosvd(T, ranks):
     Y, factors = T, [None] * T.ndim
     for n in range(T.ndim):
-        U = np.linalg.svd(unfold(Y, n), full_matrices=False)[0][:, :ranks[n]]
+        U = np.linalg.svd(unfold(Y, n), full_matrices=False)[0][:, : ranks[n]]
         factors[n] = U
         Y = mode_dot(Y, U.T, n)
     return Y, factors
@@ -66,9 +68,23 @@ SHAPES = [((12, 9, 7), (3, 4, 2)), ((8, 6, 5, 4), (2, 3, 2, 2)), ((15, 6), (3, 3
 
 # ---------------------------------------------------------------- C++ kernels
 
-@pytest.mark.parametrize("shape", [(3, 5, 7), (4, 6, 70, 2), (1, 9, 100), (50, 4, 3, 5),
-                                   (7, 130), (20, 3, 70), (2, 5, 1100), (20, 100, 420),
-                                   (2, 520, 70), (3, 530, 20), (600, 200, 40)])
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (3, 5, 7),
+        (4, 6, 70, 2),
+        (1, 9, 100),
+        (50, 4, 3, 5),
+        (7, 130),
+        (20, 3, 70),
+        (2, 5, 1100),
+        (20, 100, 420),
+        (2, 520, 70),
+        (3, 530, 20),
+        (600, 200, 40),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("J", [3, 17, 33])
 def test_kernels_match_numpy(shape, dtype, J):
@@ -86,7 +102,7 @@ def test_kernels_match_numpy(shape, dtype, J):
     # the last shape's mode 1 needs two gathered blocks; its other modes add nothing new
     if J != 3 and X.size > 10**6:
         return  # gathered blocks: same path as J = 3
-    for n in ([1] if X.size > 10**6 else range(len(shape))):
+    for n in [1] if X.size > 10**6 else range(len(shape)):
         In = shape[n]
         A = rng.standard_normal((J, In)).astype(dtype)
         ref = mode_dot(X64, A.astype(np.float64), n)
@@ -108,8 +124,9 @@ def test_kernels_match_numpy(shape, dtype, J):
         for c in (1, 5, 9, 21) if X.size < 10**6 else ():
             U = rng.standard_normal((In, c)).astype(dtype)
             Zref = Gref @ U.astype(np.float64)
-            np.testing.assert_allclose(_kernels._gram_apply(X, n, U, 0), Zref,
-                                       atol=tol * np.abs(Zref).max())
+            np.testing.assert_allclose(
+                _kernels._gram_apply(X, n, U, 0), Zref, atol=tol * np.abs(Zref).max()
+            )
     if X.size < 10**6:  # both trailing modes at once (slabs of the last two modes)
         N = len(shape)
         U1 = rng.standard_normal((shape[-2], 9)).astype(dtype)
@@ -118,10 +135,11 @@ def test_kernels_match_numpy(shape, dtype, J):
         for Z, n, U in ((Z1, N - 2, U1), (Z2, N - 1, U2)):
             Zref = unfold(X64, n) @ (unfold(X64, n).T @ U.astype(np.float64))
             np.testing.assert_allclose(Z, Zref, atol=tol * np.abs(Zref).max())
-    assert _kernels._sumsq(X, 0) == pytest.approx(float(np.sum(X64 ** 2)), rel=1e-6)
+    assert _kernels._sumsq(X, 0) == pytest.approx(float(np.sum(X64**2)), rel=1e-6)
 
 
 # ---------------------------------------------------------------- tucker
+
 
 @pytest.mark.parametrize("shape,ranks", SHAPES)
 @pytest.mark.parametrize("method", METHODS)
@@ -155,7 +173,7 @@ def test_hosvd_and_st_hosvd_factors_are_singular_vectors(rng, shape, ranks):
     T = low_rank_tensor(rng, shape, ranks, noise=0.2)
     hosvd = geoml.tucker(T, ranks, method="hosvd")
     for n, U in enumerate(hosvd.factors):
-        V = np.linalg.svd(unfold(T, n), full_matrices=False)[0][:, :ranks[n]]
+        V = np.linalg.svd(unfold(T, n), full_matrices=False)[0][:, : ranks[n]]
         np.testing.assert_allclose(projector(U), projector(V), atol=1e-8)
     st = geoml.tucker(T, ranks, method="st_hosvd")
     ref_core, ref_factors = numpy_st_hosvd(T, ranks)
@@ -199,10 +217,17 @@ def spy_pair(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("shape,ranks", [((30, 25, 20), (3, 3, 3)), ((40, 30), (3, 3)),
-                                         ((10, 12, 9, 20), (2, 3, 2, 2)), ((7, 26, 64), (1, 2, 2)),
-                                         ((9, 30, 64), (2, 3, 3)),
-                                         ((12, 10, 30, 64), (2, 2, 3, 3))])
+@pytest.mark.parametrize(
+    "shape,ranks",
+    [
+        ((30, 25, 20), (3, 3, 3)),
+        ((40, 30), (3, 3)),
+        ((10, 12, 9, 20), (2, 3, 2, 2)),
+        ((7, 26, 64), (1, 2, 2)),
+        ((9, 30, 64), (2, 3, 3)),
+        ((12, 10, 30, 64), (2, 2, 3, 3)),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_hosvd_certified_refinement_equals_exact_gram(rng, monkeypatch, shape, ranks, dtype):
     # the refinement is forced on every mode after the first (cost model bypassed); with a gap
@@ -266,8 +291,9 @@ def test_eig_top_certified_or_lapack(rng, monkeypatch, dim, r):
     assert lapack == [1, 1]
 
 
-@pytest.mark.parametrize("shape,ranks", [((30, 25, 20), (3, 3, 3)), ((9, 8, 7), (9, 8, 7)),
-                                         ((9, 30, 64), (2, 3, 3))])
+@pytest.mark.parametrize(
+    "shape,ranks", [((30, 25, 20), (3, 3, 3)), ((9, 8, 7), (9, 8, 7)), ((9, 30, 64), (2, 3, 3))]
+)
 def test_hosvd_no_gap_falls_back_to_exact_gram(rng, monkeypatch, shape, ranks):
     # pure noise (no gap after r) or an exactly rank-deficient full-rank request cannot be
     # certified: every refinement must fall back to the Gram matrix, with the same factors
@@ -288,8 +314,10 @@ def test_hosvd_no_gap_falls_back_to_exact_gram(rng, monkeypatch, shape, ranks):
         assert tt.rel_error(T) < 1e-12
 
 
-@pytest.mark.parametrize("shape,ranks", SHAPES + [((10, 9, 8), (10, 9, 8)), ((7, 6, 5), (1, 1, 1)),
-                                                  ((9, 4, 6, 3), (1, 1, 1, 1))])
+@pytest.mark.parametrize(
+    "shape,ranks",
+    SHAPES + [((10, 9, 8), (10, 9, 8)), ((7, 6, 5), (1, 1, 1)), ((9, 4, 6, 3), (1, 1, 1, 1))],
+)
 def test_hooi_against_tensorly(rng, shape, ranks):
     tl_tucker = pytest.importorskip("tensorly.decomposition").tucker
     T = low_rank_tensor(rng, shape, ranks, noise=0.1)
@@ -307,8 +335,9 @@ def test_tensorly_random_init_error_reached(rng):
     core_tl, factors_tl = tl_tucker(T, rank=[4, 3, 5], init="random", random_state=0)
     e_tl = rel_err(T, core_tl, factors_tl)
     for method in METHODS:
-        assert geoml.tucker(T, (4, 3, 5), method=method, random_state=1).rel_error(T) <= \
-            e_tl * (1 + 1e-4)
+        assert geoml.tucker(T, (4, 3, 5), method=method, random_state=1).rel_error(T) <= e_tl * (
+            1 + 1e-4
+        )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -321,8 +350,9 @@ def test_exact_recovery(rng, method, dtype, tol):
         assert tt.to_tensor().dtype == dtype
         assert tt.rel_error(T) < tol
         for U in tt.factors:
-            np.testing.assert_allclose(U.T.astype(np.float64) @ U, np.eye(U.shape[1]),
-                                       atol=10 * tol)
+            np.testing.assert_allclose(
+                U.T.astype(np.float64) @ U, np.eye(U.shape[1]), atol=10 * tol
+            )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -335,7 +365,8 @@ def test_full_rank_and_rank_one(rng, method):
     assert one.rank == (1, 1, 1)
     # rank 1: the error equals sqrt(1 - (sigma / ||T||)^2) with sigma = |core|
     assert one.rel_error(T) == pytest.approx(
-        np.sqrt(1 - (one.core.item() / np.linalg.norm(T)) ** 2), rel=1e-8)
+        np.sqrt(1 - (one.core.item() / np.linalg.norm(T)) ** 2), rel=1e-8
+    )
     if method == "hooi":
         tl_tucker = pytest.importorskip("tensorly.decomposition").tucker
         c, f = tl_tucker(T, rank=[1, 1, 1], init="svd", tol=1e-12, n_iter_max=1000)
@@ -369,8 +400,9 @@ def test_hooi_init_options_and_nonconvergence(rng):
     T = low_rank_tensor(rng, (10, 9, 8), (3, 3, 3), noise=0.3)
     ref = geoml.tucker(T, 3).rel_error(T)
     for init in ["hosvd", "st_hosvd", "randomized"]:
-        assert geoml.tucker(T, 3, init=init, random_state=0).rel_error(T) == \
-            pytest.approx(ref, rel=1e-4)
+        assert geoml.tucker(T, 3, init=init, random_state=0).rel_error(T) == pytest.approx(
+            ref, rel=1e-4
+        )
     init = [rng.standard_normal((n, 3)) for n in T.shape]
     assert geoml.tucker(T, 3, init=init, max_iter=500).rel_error(T) <= ref * (1 + 1e-2)
     with pytest.warns(RuntimeWarning, match="did not converge"):
@@ -451,14 +483,19 @@ def test_zero_tensor():
 
 # ---------------------------------------------------------------- Tucker estimator
 
+
 def test_tucker_estimator_against_partial_tucker(rng):
     partial_tucker = pytest.importorskip("tensorly.decomposition").partial_tucker
-    A, B = np.linalg.qr(rng.standard_normal((9, 3)))[0], np.linalg.qr(rng.standard_normal((7, 2)))[0]
+    A, B = (
+        np.linalg.qr(rng.standard_normal((9, 3)))[0],
+        np.linalg.qr(rng.standard_normal((7, 2)))[0],
+    )
     X = np.einsum("ia,sab,jb->sij", A, rng.standard_normal((40, 3, 2)), B)
     X += 0.05 * rng.standard_normal(X.shape)
     est = geoml.Tucker((3, 2)).fit(X)
-    (core_tl, factors_tl), _ = partial_tucker(X, [3, 2], modes=[1, 2], init="svd", tol=1e-10,
-                                              n_iter_max=500)
+    (core_tl, factors_tl), _ = partial_tucker(
+        X, [3, 2], modes=[1, 2], init="svd", tol=1e-10, n_iter_max=500
+    )
     for U, V in zip(est.factors_, factors_tl):
         np.testing.assert_allclose(projector(U), projector(V), atol=1e-6)
     Z = est.transform(X)
@@ -477,7 +514,9 @@ def test_tucker_estimator_against_partial_tucker(rng):
 
 
 def test_tucker_estimator_2d_is_uncentred_pca(rng):
-    X = rng.standard_normal((50, 3)) @ rng.standard_normal((3, 8)) + 0.01 * rng.standard_normal((50, 8))
+    X = rng.standard_normal((50, 3)) @ rng.standard_normal((3, 8)) + 0.01 * rng.standard_normal(
+        (50, 8)
+    )
     est = geoml.Tucker(3, method="st_hosvd").fit(X)
     V = np.linalg.svd(X, full_matrices=False)[2][:3].T
     np.testing.assert_allclose(projector(est.factors_[0]), projector(V), atol=1e-8)
@@ -498,6 +537,7 @@ def test_tucker_estimator_errors(rng):
 
 
 # ---------------------------------------------------------------- randomized_svd
+
 
 def low_rank_matrix(rng, m, n, r, noise=0.0):
     U = np.linalg.qr(rng.standard_normal((m, r)))[0]
@@ -566,8 +606,9 @@ def test_randomized_svd_sparse(rng, fmt, dtype):
 
 def test_randomized_svd_sparse_paths_agree(rng, monkeypatch):
     A = sp.random(300, 120, density=0.05, random_state=rng, format="csr")
-    A64 = sp.csr_matrix((A.data, A.indices.astype(np.int64), A.indptr.astype(np.int64)),
-                        shape=A.shape)
+    A64 = sp.csr_matrix(
+        (A.data, A.indices.astype(np.int64), A.indptr.astype(np.int64)), shape=A.shape
+    )
     ref = geoml.randomized_svd(A.toarray(), 8, n_iter=3, random_state=0)
     a = geoml.randomized_svd(A, 8, n_iter=3, random_state=0)
     b = geoml.randomized_svd(A64, 8, n_iter=3, random_state=0)
@@ -583,10 +624,14 @@ def test_sparse_products_against_scipy(rng):
     X, Y = rng.standard_normal((90, 5)), rng.standard_normal((700, 5))
     for nj in [1, 2, 3]:
         f = geoml._core.csr_matmat
-        np.testing.assert_allclose(f(A.data, A.indices, A.indptr, X, n_cols=90, n_jobs=nj), A @ X,
-                                   atol=1e-12)
-        np.testing.assert_allclose(f(A.data, A.indices, A.indptr, Y, n_cols=90, transpose=True,
-                                     n_jobs=nj), A.T @ Y, atol=1e-12)
+        np.testing.assert_allclose(
+            f(A.data, A.indices, A.indptr, X, n_cols=90, n_jobs=nj), A @ X, atol=1e-12
+        )
+        np.testing.assert_allclose(
+            f(A.data, A.indices, A.indptr, Y, n_cols=90, transpose=True, n_jobs=nj),
+            A.T @ Y,
+            atol=1e-12,
+        )
 
 
 def test_randomized_svd_reproducible_and_float32(rng):
@@ -638,8 +683,9 @@ def test_randomized_sketch_path(dtype):
     for U in tt.factors:
         np.testing.assert_allclose(U.T.astype(np.float64) @ U, np.eye(U.shape[1]), atol=1e-5)
     exact = low_rank_tensor(rng, shape, ranks).astype(dtype)
-    assert geoml.tucker(exact, ranks, method="randomized", n_power_iter=0,
-                        random_state=1).rel_error(exact) < (1e-10 if dtype == np.float64 else 1e-5)
+    assert geoml.tucker(
+        exact, ranks, method="randomized", n_power_iter=0, random_state=1
+    ).rel_error(exact) < (1e-10 if dtype == np.float64 else 1e-5)
 
 
 def test_warm_eigensolver_matches_lapack(rng):
@@ -656,14 +702,15 @@ def test_warm_eigensolver_matches_lapack(rng):
     # a flat spectrum cannot be certified: None, and HOOI falls back to LAPACK
     assert _subspace._eig_warm(np.eye(I) + 1e-3 * np.diag(np.arange(I)), U0) is None
     # a start orthogonal to the leading subspace does not converge in the allotted steps
-    assert _subspace._eig_warm(G, V[:, r:2 * r]) is None
+    assert _subspace._eig_warm(G, V[:, r : 2 * r]) is None
     # a tiny tail: U's own bound misses the tolerance, but one free power step (G U) meets it
     lam_t = np.concatenate([lam[:r], np.full(I - r, 1e-9)])
     Gt = (V * lam_t) @ V.T
     U0 = np.linalg.qr(V[:, :r] + 1e-5 * rng.standard_normal((I, r)))[0]
     calls = []
-    U = _subspace._certified_subspace(lambda Q: (calls.append(1), Gt @ Q)[1], U0,
-                                    float(np.trace(Gt)), 0, 1e-10)
+    U = _subspace._certified_subspace(
+        lambda Q: (calls.append(1), Gt @ Q)[1], U0, float(np.trace(Gt)), 0, 1e-10
+    )
     assert U is not None and len(calls) == 1
     assert sin_angle(U, V[:, :r]) < 1e-10
     np.testing.assert_allclose(U, _subspace._eig_desc(Gt, r)[1], atol=1e-9)
@@ -671,8 +718,9 @@ def test_warm_eigensolver_matches_lapack(rng):
     assert _subspace._certified_subspace(lambda Q: G @ Q, U0, float(np.trace(G)), 0, 1e-10) is None
 
 
-@pytest.mark.parametrize("isa", [i for i in ("avx2", "generic")
-                                 if i == "generic" or geoml._core.simd_isa() != "generic"])
+@pytest.mark.parametrize(
+    "isa", [i for i in ("avx2", "generic") if i == "generic" or geoml._core.simd_isa() != "generic"]
+)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_simd_kernels_every_isa(isa, dtype):
     # geoml's own SIMD loops (product to few rows, sum of squares) on each compiled ISA
@@ -685,16 +733,21 @@ def test_simd_kernels_every_isa(isa, dtype):
         for n, J in [(0, 5), (1, 6), (1, 1)]:
             A = rng.standard_normal((J, X.shape[n])).astype(dtype)
             ref = mode_dot(X64, A.astype(np.float64), n)
-            np.testing.assert_allclose(_kernels._ttm(X, n, A, False, 0), ref,
-                                       atol=tol * np.abs(ref).max())
+            np.testing.assert_allclose(
+                _kernels._ttm(X, n, A, False, 0), ref, atol=tol * np.abs(ref).max()
+            )
         for n in range(3):  # Gram matrix (times columns): slab blocks (n < 2), rows (n = 2)
             U = rng.standard_normal((X.shape[n], 6)).astype(dtype)
             G = unfold(X64, n) @ unfold(X64, n).T
-            np.testing.assert_allclose(_kernels._gram_apply(X, n, U, 0), G @ U.astype(np.float64),
-                                       atol=tol * np.abs(G @ U).max())
+            np.testing.assert_allclose(
+                _kernels._gram_apply(X, n, U, 0),
+                G @ U.astype(np.float64),
+                atol=tol * np.abs(G @ U).max(),
+            )
             np.testing.assert_allclose(_kernels._gram(X, n, 0), G, atol=tol * np.abs(G).max())
         x = rng.standard_normal(40_003).astype(dtype)
-        assert _kernels._sumsq(x, 0) == pytest.approx(float(np.sum(x.astype(np.float64) ** 2)),
-                                                    rel=1e-12)
+        assert _kernels._sumsq(x, 0) == pytest.approx(
+            float(np.sum(x.astype(np.float64) ** 2)), rel=1e-12
+        )
     finally:
         geoml._core.set_simd_isa("auto")

@@ -1,4 +1,5 @@
 """geoml.knn / knn_graph / KNNGraph against NumPy float64 brute force and scikit-learn."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -8,9 +9,12 @@ from geoml import _core
 
 sklearn_neighbors = pytest.importorskip("sklearn.neighbors")
 
-ISAS = [isa for isa in ("avx512", "avx2", "generic")
-        if isa == "generic" or {"avx512": 2, "avx2": 1}[isa] <= {"avx512": 2, "avx2": 1,
-                                                                "generic": 0}[_core.simd_isa()]]
+ISAS = [
+    isa
+    for isa in ("avx512", "avx2", "generic")
+    if isa == "generic"
+    or {"avx512": 2, "avx2": 1}[isa] <= {"avx512": 2, "avx2": 1, "generic": 0}[_core.simd_isa()]
+]
 
 
 @pytest.fixture(params=ISAS)
@@ -33,7 +37,9 @@ def brute(X, Y, metric):
         with np.errstate(invalid="ignore", divide="ignore"):
             C = 1 - (Y @ X.T) / np.outer(ny, nx)
         C[~np.isfinite(C)] = 1.0
-        C[np.outer(ny == 0, nx == 0) | np.outer(ny == 0, nx >= 0) | np.outer(ny >= 0, nx == 0)] = 1.0
+        C[np.outer(ny == 0, nx == 0) | np.outer(ny == 0, nx >= 0) | np.outer(ny >= 0, nx == 0)] = (
+            1.0
+        )
         return np.clip(C, 0, 2)
     return -(Y @ X.T)
 
@@ -64,8 +70,9 @@ def check_result(X, Y, k, metric, idx, dist, exclude_self):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "inner_product"])
-@pytest.mark.parametrize("n,d,k", [(2, 1, 1), (13, 3, 5), (300, 7, 12), (1000, 64, 15),
-                                   (257, 300, 40), (97, 2, 96)])
+@pytest.mark.parametrize(
+    "n,d,k", [(2, 1, 1), (13, 3, 5), (300, 7, 12), (1000, 64, 15), (257, 300, 40), (97, 2, 96)]
+)
 def test_knn_self_matches_bruteforce(rng, isa, dtype, metric, n, d, k):
     X = rng.normal(size=(n, d)).astype(dtype)
     idx, dist = geoml.knn(X, k, metric=metric)
@@ -153,14 +160,17 @@ def test_n_jobs_and_threads_agree(rng):
     np.testing.assert_allclose(a.distances, c.distances, atol=1e-5)
 
 
-@pytest.mark.parametrize("bad, err, msg", [
-    (np.zeros((0, 3)), ValueError, "empty"),
-    (np.zeros(5), ValueError, "2-D"),
-    (np.array([[0.0, np.nan], [1.0, 2.0]]), ValueError, "NaN"),
-    (np.array([[0.0, np.inf], [1.0, 2.0]]), ValueError, "NaN or infinity"),
-    (np.array([["a", "b"], ["c", "d"]]), TypeError, "real numbers"),
-    (np.ones((3, 2), dtype=complex), TypeError, "real numbers"),
-])
+@pytest.mark.parametrize(
+    "bad, err, msg",
+    [
+        (np.zeros((0, 3)), ValueError, "empty"),
+        (np.zeros(5), ValueError, "2-D"),
+        (np.array([[0.0, np.nan], [1.0, 2.0]]), ValueError, "NaN"),
+        (np.array([[0.0, np.inf], [1.0, 2.0]]), ValueError, "NaN or infinity"),
+        (np.array([["a", "b"], ["c", "d"]]), TypeError, "real numbers"),
+        (np.ones((3, 2), dtype=complex), TypeError, "real numbers"),
+    ],
+)
 def test_bad_input(bad, err, msg):
     with pytest.raises(err, match=msg):
         geoml.knn(bad, 1)
@@ -196,8 +206,12 @@ def test_device_array_without_gpu_raises_runtimeerror():
         pytest.skip("a GPU is visible: tests/test_gpu_knn.py covers device input")
 
     class FakeCupy:
-        __cuda_array_interface__ = {"shape": (3, 2), "typestr": "<f4", "data": (0, False),
-                                    "version": 3}
+        __cuda_array_interface__ = {
+            "shape": (3, 2),
+            "typestr": "<f4",
+            "data": (0, False),
+            "version": 3,
+        }
 
     with pytest.raises(RuntimeError, match="GPU"):
         geoml.knn(FakeCupy(), 1)
@@ -230,7 +244,7 @@ def test_knn_graph_matches_sklearn(rng, mode, symmetrize):
     assert isinstance(G, sp.csr_matrix) and G.shape == (300, 300)
     assert G.has_sorted_indices
     for i in range(300):  # indices sorted within every row, for real
-        assert np.all(np.diff(G.indices[G.indptr[i]:G.indptr[i + 1]]) > 0)
+        assert np.all(np.diff(G.indices[G.indptr[i] : G.indptr[i + 1]]) > 0)
     assert G.diagonal().max() == 0 and not np.any(G.tocoo().row == G.tocoo().col)
     np.testing.assert_allclose(G.toarray(), sym_reference(ref, symmetrize), atol=1e-12)
     if symmetrize is not None:
@@ -247,18 +261,18 @@ def test_knn_graph_kernels(rng):
         return sp.csr_matrix((vals.ravel(), (rows, idx.ravel())), shape=(200, 200))
 
     G = geoml.knn_graph(X, k, kernel="gaussian", sigma=0.5, symmetrize=None)
-    np.testing.assert_allclose(G.toarray(), directed(np.exp(-dist ** 2 / 0.5)).toarray())
+    np.testing.assert_allclose(G.toarray(), directed(np.exp(-(dist**2) / 0.5)).toarray())
     s = dist[:, 6]
     G = geoml.knn_graph(X, k, kernel="adaptive", symmetrize="union")
-    W = directed(np.exp(-dist ** 2 / (s[:, None] * s[idx])))
+    W = directed(np.exp(-(dist**2) / (s[:, None] * s[idx])))
     np.testing.assert_allclose(G.toarray(), sym_reference(W, "union"), atol=1e-12)
     s = dist[:, -1]
     G = geoml.knn_graph(X, k, kernel="alpha_decay", decay=10, symmetrize="mean")
-    W = directed(np.exp(-(dist / s[:, None]) ** 10))
+    W = directed(np.exp(-((dist / s[:, None]) ** 10)))
     np.testing.assert_allclose(G.toarray(), sym_reference(W, "mean"), atol=1e-12)
     G = geoml.knn_graph(X, k, kernel="gaussian")  # default sigma: median k-th distance
     sig = np.median(dist[:, -1])
-    W = directed(np.exp(-dist ** 2 / (2 * sig ** 2)))
+    W = directed(np.exp(-(dist**2) / (2 * sig**2)))
     np.testing.assert_allclose(G.toarray(), sym_reference(W, "union"), atol=1e-12)
 
 
@@ -309,12 +323,15 @@ def test_verbose_progress_goes_to_stderr():
     import subprocess
     import sys
 
-    code = ("import numpy as np, geoml; X = np.random.default_rng(0).normal(size=(3000, 8)); "
-            "geoml.knn(X, 5, verbose=True); geoml.knn(X, 5, Y=X[:500], verbose=True); "
-            "geoml.knn(X, 5)")
+    code = (
+        "import numpy as np, geoml; X = np.random.default_rng(0).normal(size=(3000, 8)); "
+        "geoml.knn(X, 5, verbose=True); geoml.knn(X, 5, Y=X[:500], verbose=True); "
+        "geoml.knn(X, 5)"
+    )
     env = {**__import__("os").environ, "GEOML_PROGRESS_SECONDS": "0"}
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
     lines = res.stderr.splitlines()
     assert any(line.startswith("[geoml] knn:") and "%" in line for line in lines)
     assert sum("done in" in line for line in lines) == 2  # only the verbose calls report

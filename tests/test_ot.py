@@ -1,4 +1,5 @@
 """geoml.ot against POT: exact OT (network simplex), Sinkhorn, batched solvers."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -32,12 +33,13 @@ def _check_emd(res, a, b, C, ref_cost):
     assert abs((P * C).sum() - res.cost) <= 1e-12 * max(abs(res.cost), 1)
     slack = C - res.f[:, None] - res.g[None, :]
     scale = np.abs(C).max() + 1
-    assert slack.min() >= -1e-10 * scale                      # dual feasibility
+    assert slack.min() >= -1e-10 * scale  # dual feasibility
     assert np.abs(slack[P > 0]).max(initial=0) <= 1e-10 * scale  # complementary slackness
     assert abs(a @ res.f + b @ res.g - res.cost) <= 1e-10 * scale  # strong duality
 
 
 # ------------------------------------------------------------------------------ emd
+
 
 @pytest.mark.parametrize("m,n", SHAPES)
 def test_emd_matches_pot(rng, m, n):
@@ -87,15 +89,18 @@ def test_emd_max_iter_warns(rng):
     assert res.plan.sum() < 1.0
 
 
-@pytest.mark.parametrize("bad,match", [
-    (dict(a=[-0.5, 1.5]), "negative"),
-    (dict(a=[np.nan, 1.0]), "NaN"),
-    (dict(a=[1.0]), "entries"),
-    (dict(C=np.ones((2, 3))), "entries"),
-    (dict(C=np.array([[0.0, np.inf], [1.0, 0.0]])), "NaN or infinity"),
-    (dict(a=[0.0, 0.0]), "zero total mass"),
-    (dict(C=np.ones(4)), "2-D"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (dict(a=[-0.5, 1.5]), "negative"),
+        (dict(a=[np.nan, 1.0]), "NaN"),
+        (dict(a=[1.0]), "entries"),
+        (dict(C=np.ones((2, 3))), "entries"),
+        (dict(C=np.array([[0.0, np.inf], [1.0, 0.0]])), "NaN or infinity"),
+        (dict(a=[0.0, 0.0]), "zero total mass"),
+        (dict(C=np.ones(4)), "2-D"),
+    ],
+)
 def test_emd_bad_input(bad, match):
     args = dict(a=[0.5, 0.5], b=[0.5, 0.5], C=np.eye(2))
     args.update(bad)
@@ -112,6 +117,7 @@ def test_emd_bad_types():
 
 # ------------------------------------------------------------------------------ emd_batched
 
+
 def _random_batch(rng, B, m, n):
     ms = rng.integers(1, m + 1, size=B)
     ns = rng.integers(1, n + 1, size=B)
@@ -126,17 +132,17 @@ def test_emd_batched_padded_and_ragged(rng):
     A, Bm, Cp = np.zeros((B, 9)), np.zeros((B, 12)), np.zeros((B, 9, 12))
     amask, bmask = np.zeros((B, 9), bool), np.zeros((B, 12), bool)
     for k, (a, b, C) in enumerate(probs):
-        A[k, :len(a)], Bm[k, :len(b)], Cp[k, :len(a), :len(b)] = a, b, C
-        amask[k, :len(a)], bmask[k, :len(b)] = True, True
+        A[k, : len(a)], Bm[k, : len(b)], Cp[k, : len(a), : len(b)] = a, b, C
+        amask[k, : len(a)], bmask[k, : len(b)] = True, True
     # zero weights as masks
     res = got.emd_batched(A, Bm, Cp, return_plans=True, n_jobs=2)
     np.testing.assert_allclose(res.cost, ref, rtol=1e-9, atol=1e-15)
     assert res.converged.all() and res.plans.shape == (B, 9, 12)
-    for k, (a, b, C) in enumerate(probs):
-        P = res.plans[k, :len(a), :len(b)]
+    for k, (a, b, _C) in enumerate(probs):
+        P = res.plans[k, : len(a), : len(b)]
         np.testing.assert_allclose(P.sum(1), a, atol=1e-12)
         np.testing.assert_allclose(P.sum(0), b, atol=1e-12)
-        assert not res.plans[k, len(a):].any() and not res.plans[k, :, len(b):].any()
+        assert not res.plans[k, len(a) :].any() and not res.plans[k, :, len(b) :].any()
     # explicit masks over garbage padding
     A2 = np.where(amask, A, 7.0)
     res2 = got.emd_batched(A2, Bm, Cp, a_mask=amask, b_mask=bmask)
@@ -144,13 +150,17 @@ def test_emd_batched_padded_and_ragged(rng):
     # ragged layout
     a_off = np.concatenate([[0], np.cumsum([len(p[0]) for p in probs])])
     b_off = np.concatenate([[0], np.cumsum([len(p[1]) for p in probs])])
-    res3 = got.emd_batched(np.concatenate([p[0] for p in probs]),
-                           np.concatenate([p[1] for p in probs]),
-                           np.concatenate([p[2].ravel() for p in probs]),
-                           a_offsets=a_off, b_offsets=b_off, return_plans=True)
+    res3 = got.emd_batched(
+        np.concatenate([p[0] for p in probs]),
+        np.concatenate([p[1] for p in probs]),
+        np.concatenate([p[2].ravel() for p in probs]),
+        a_offsets=a_off,
+        b_offsets=b_off,
+        return_plans=True,
+    )
     np.testing.assert_allclose(res3.cost, ref, rtol=1e-9, atol=1e-15)
     k = B - 1
-    P = res3.plans[-probs[k][2].size:].reshape(probs[k][2].shape)
+    P = res3.plans[-probs[k][2].size :].reshape(probs[k][2].shape)
     np.testing.assert_allclose(P.sum(1), probs[k][0], atol=1e-12)
 
 
@@ -170,12 +180,16 @@ def test_emd_batched_degenerate_and_mixed_sizes(rng, kind):
         probs = [_problem(rng, m, n) for m, n in sizes]
         a_off = np.cumsum([0] + [m for m, _ in sizes])
         b_off = np.cumsum([0] + [n for _, n in sizes])
-        res = got.emd_batched(np.concatenate([p[0] for p in probs]),
-                              np.concatenate([p[1] for p in probs]),
-                              np.concatenate([p[2].ravel() for p in probs]),
-                              a_offsets=a_off, b_offsets=b_off, return_plans=True)
+        res = got.emd_batched(
+            np.concatenate([p[0] for p in probs]),
+            np.concatenate([p[1] for p in probs]),
+            np.concatenate([p[2].ravel() for p in probs]),
+            a_offsets=a_off,
+            b_offsets=b_off,
+            return_plans=True,
+        )
         c_off = np.cumsum([0] + [m * n for m, n in sizes])
-        plans = [res.plans[c_off[i]:c_off[i + 1]].reshape(sizes[i]) for i in range(len(sizes))]
+        plans = [res.plans[c_off[i] : c_off[i + 1]].reshape(sizes[i]) for i in range(len(sizes))]
     assert res.converged.all()
     for (a, b, C), P, c in zip(probs, plans, res.cost):
         ref = pot.emd2(a, b, C)
@@ -271,8 +285,9 @@ def test_emd_batched_bad_input():
     with pytest.raises(ValueError, match="both"):
         got.emd_batched(A.ravel(), A.ravel(), C.ravel(), a_offsets=[0, 3, 6])
     with pytest.raises(ValueError, match="sum"):
-        got.emd_batched(A.ravel(), A.ravel(), C.ravel()[:-1], a_offsets=[0, 3, 6],
-                        b_offsets=[0, 3, 6])
+        got.emd_batched(
+            A.ravel(), A.ravel(), C.ravel()[:-1], a_offsets=[0, 3, 6], b_offsets=[0, 3, 6]
+        )
     with pytest.raises(ValueError, match=">= 0"):
         got.emd_batched(-A, -A, C)
     with pytest.raises(ValueError, match="bool"):
@@ -283,8 +298,9 @@ def test_emd_batched_bad_input():
         with pytest.raises(ValueError, match="NaN or infinity"):
             got.emd_batched(A, A, Cb)
         with pytest.raises(ValueError, match="NaN or infinity"):
-            got.sinkhorn_batched(A.ravel(), A.ravel(), Cb.ravel(), 0.1, a_offsets=[0, 3, 6],
-                                 b_offsets=[0, 3, 6])
+            got.sinkhorn_batched(
+                A.ravel(), A.ravel(), Cb.ravel(), 0.1, a_offsets=[0, 3, 6], b_offsets=[0, 3, 6]
+            )
     # huge finite costs whose sum overflows are accepted (the fast finiteness test falls back)
     Ch = np.full((2, 3, 3), 1e308)
     assert got._finite_cost(Ch, 3) is not None
@@ -298,6 +314,7 @@ def test_public_namespace():
 
 # ------------------------------------------------------------------------------ sinkhorn
 
+
 @pytest.mark.parametrize("m,n", [(1, 1), (1, 6), (5, 1), (7, 9), (40, 30), (120, 90)])
 @pytest.mark.parametrize("eps", [1e-1, 1e-2])
 def test_sinkhorn_matches_pot(rng, m, n, eps):
@@ -310,8 +327,9 @@ def test_sinkhorn_matches_pot(rng, m, n, eps):
     P = res.plan
     assert res.marginal_error <= 1e-10 * 1.01
     assert np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum() <= 1.01e-10
-    np.testing.assert_allclose(P, np.exp((res.f[:, None] + res.g[None, :] - C) / eps),
-                               rtol=1e-10, atol=1e-300)
+    np.testing.assert_allclose(
+        P, np.exp((res.f[:, None] + res.g[None, :] - C) / eps), rtol=1e-10, atol=1e-300
+    )
     Pref = pot.sinkhorn(a, b, C, eps, stopThr=1e-12, numItermax=200000)
     np.testing.assert_allclose(P, Pref, atol=1e-7)
 
@@ -332,8 +350,9 @@ def test_sinkhorn_warm_start_and_degenerate(rng):
     res = got.sinkhorn(a, b, C, 0.05)
     assert res.converged and not res.plan[a == 0].any() and not res.plan[:, b == 0].any()
     keep_a, keep_b = a > 0, b > 0  # POT's sinkhorn needs positive weights
-    ref = pot.sinkhorn2(a[keep_a], b[keep_b], C[np.ix_(keep_a, keep_b)], 0.05, stopThr=1e-12,
-                        numItermax=100000)
+    ref = pot.sinkhorn2(
+        a[keep_a], b[keep_b], C[np.ix_(keep_a, keep_b)], 0.05, stopThr=1e-12, numItermax=100000
+    )
     assert res.cost == pytest.approx(float(ref), rel=1e-6)
     warm = got.sinkhorn(a, b, C, 0.05, warm_start=(res.f, res.g))
     assert warm.n_iter <= 2 and warm.cost == pytest.approx(res.cost, rel=1e-8)
@@ -386,20 +405,23 @@ def test_sinkhorn_max_iter_warns(rng):
     assert not res.converged and res.n_iter == 5
 
 
-@pytest.mark.parametrize("kw,exc,match", [
-    (dict(eps=0.0), ValueError, "eps"),
-    (dict(eps=-1.0), ValueError, "eps"),
-    (dict(eps=np.nan), ValueError, "eps"),
-    (dict(eps="x"), TypeError, "eps"),
-    (dict(a=[-0.5, 1.5]), ValueError, "negative"),
-    (dict(C=np.array([[np.nan, 0.0], [0.0, 0.0]])), ValueError, "NaN"),
-    (dict(b=[0.5, 0.5, 0.0]), ValueError, "entries"),
-    (dict(b=[0.5, 0.7]), ValueError, "same total mass"),
-    (dict(tol=0.0), ValueError, "tol"),
-    (dict(eps_schedule="fast"), ValueError, "eps_schedule"),
-    (dict(eps_schedule=1.5), ValueError, "eps_schedule"),
-    (dict(warm_start=(np.zeros(3), np.zeros(2))), ValueError, "warm_start"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,match",
+    [
+        (dict(eps=0.0), ValueError, "eps"),
+        (dict(eps=-1.0), ValueError, "eps"),
+        (dict(eps=np.nan), ValueError, "eps"),
+        (dict(eps="x"), TypeError, "eps"),
+        (dict(a=[-0.5, 1.5]), ValueError, "negative"),
+        (dict(C=np.array([[np.nan, 0.0], [0.0, 0.0]])), ValueError, "NaN"),
+        (dict(b=[0.5, 0.5, 0.0]), ValueError, "entries"),
+        (dict(b=[0.5, 0.7]), ValueError, "same total mass"),
+        (dict(tol=0.0), ValueError, "tol"),
+        (dict(eps_schedule="fast"), ValueError, "eps_schedule"),
+        (dict(eps_schedule=1.5), ValueError, "eps_schedule"),
+        (dict(warm_start=(np.zeros(3), np.zeros(2))), ValueError, "warm_start"),
+    ],
+)
 def test_sinkhorn_bad_input(kw, exc, match):
     args = dict(a=[0.5, 0.5], b=[0.5, 0.5], C=np.eye(2), eps=0.1)
     args.update(kw)
@@ -410,6 +432,7 @@ def test_sinkhorn_bad_input(kw, exc, match):
 
 # ------------------------------------------------------------------------------ unbalanced
 
+
 @pytest.mark.parametrize("m,n", [(1, 4), (8, 6), (50, 70)])
 @pytest.mark.parametrize("eps,rho", [(0.1, 1.0), (0.05, 0.3), (0.02, 2.0)])
 def test_sinkhorn_unbalanced_matches_pot(rng, m, n, eps, rho):
@@ -417,14 +440,15 @@ def test_sinkhorn_unbalanced_matches_pot(rng, m, n, eps, rho):
     a, b = 2.0 * a, 0.7 * b  # different masses
     C /= max(C.max(), 1e-12)
     res = got.sinkhorn_unbalanced(a, b, C, eps, rho, tol=1e-13, max_iter=200000)
-    Pref = pot.unbalanced.sinkhorn_unbalanced(a, b, C, eps, rho, stopThr=1e-15,
-                                              numItermax=200000)
+    Pref = pot.unbalanced.sinkhorn_unbalanced(a, b, C, eps, rho, stopThr=1e-15, numItermax=200000)
     assert res.converged
     np.testing.assert_allclose(res.plan, Pref, rtol=1e-6, atol=1e-12)
     assert res.cost == pytest.approx(float((Pref * C).sum()), rel=1e-6)
     np.testing.assert_allclose(
-        res.plan, a[:, None] * b[None, :] * np.exp((res.f[:, None] + res.g[None, :] - C) / eps),
-        rtol=1e-9)
+        res.plan,
+        a[:, None] * b[None, :] * np.exp((res.f[:, None] + res.g[None, :] - C) / eps),
+        rtol=1e-9,
+    )
 
 
 def test_sinkhorn_unbalanced_bad_input():
@@ -435,6 +459,7 @@ def test_sinkhorn_unbalanced_bad_input():
 
 
 # ------------------------------------------------------------------------------ points
+
 
 @pytest.mark.parametrize("p", [1, 2])
 def test_sinkhorn_points_matches_dense(rng, p):
@@ -456,8 +481,9 @@ def test_sinkhorn_points_unbalanced_and_bad_input(rng):
     x, y = rng.normal(size=(20, 2)), rng.normal(size=(30, 2))
     a, b = np.full(20, 0.1), np.full(30, 0.02)
     res = got.sinkhorn_points(x, y, 0.1, a=a, b=b, rho=1.0, tol=1e-12)
-    Pref = pot.unbalanced.sinkhorn_unbalanced(a, b, pot.dist(x, y), 0.1, 1.0, stopThr=1e-15,
-                                              numItermax=100000)
+    Pref = pot.unbalanced.sinkhorn_unbalanced(
+        a, b, pot.dist(x, y), 0.1, 1.0, stopThr=1e-15, numItermax=100000
+    )
     assert res.converged
     assert res.cost == pytest.approx(float((Pref * pot.dist(x, y)).sum()), rel=1e-6)
     with pytest.raises(ValueError, match="dimension"):
@@ -472,34 +498,53 @@ def test_sinkhorn_points_unbalanced_and_bad_input(rng):
 
 # ------------------------------------------------------------------------------ batched
 
+
 @pytest.mark.parametrize("rho", [None, 0.5])
 def test_sinkhorn_batched_matches_single(rng, rho):
     probs = _random_batch(rng, 30, 8, 10)
     B = len(probs)
     A, Bm, Cp = np.zeros((B, 8)), np.zeros((B, 10)), np.zeros((B, 8, 10))
     for k, (a, b, C) in enumerate(probs):
-        A[k, :len(a)], Bm[k, :len(b)], Cp[k, :len(a), :len(b)] = a, b, C
+        A[k, : len(a)], Bm[k, : len(b)], Cp[k, : len(a), : len(b)] = a, b, C
     eps = 0.05
     if rho is None:
-        ref = np.array([float(pot.sinkhorn2(a, b, C, eps, stopThr=1e-13, numItermax=100000))
-                        for a, b, C in probs])
+        ref = np.array(
+            [
+                float(pot.sinkhorn2(a, b, C, eps, stopThr=1e-13, numItermax=100000))
+                for a, b, C in probs
+            ]
+        )
     else:
-        ref = np.array([(pot.unbalanced.sinkhorn_unbalanced(a, b, C, eps, rho, stopThr=1e-15,
-                                                           numItermax=100000) * C).sum()
-                        for a, b, C in probs])
+        ref = np.array(
+            [
+                (
+                    pot.unbalanced.sinkhorn_unbalanced(
+                        a, b, C, eps, rho, stopThr=1e-15, numItermax=100000
+                    )
+                    * C
+                ).sum()
+                for a, b, C in probs
+            ]
+        )
     res = got.sinkhorn_batched(A, Bm, Cp, eps, rho=rho, tol=1e-11, return_plans=True, n_jobs=2)
     assert res.converged.all()
     np.testing.assert_allclose(res.cost, ref, rtol=1e-6, atol=1e-12)
     a_off = np.concatenate([[0], np.cumsum([len(p[0]) for p in probs])])
     b_off = np.concatenate([[0], np.cumsum([len(p[1]) for p in probs])])
-    res2 = got.sinkhorn_batched(np.concatenate([p[0] for p in probs]),
-                                np.concatenate([p[1] for p in probs]),
-                                np.concatenate([p[2].ravel() for p in probs]), eps, rho=rho,
-                                a_offsets=a_off, b_offsets=b_off, tol=1e-11)
+    res2 = got.sinkhorn_batched(
+        np.concatenate([p[0] for p in probs]),
+        np.concatenate([p[1] for p in probs]),
+        np.concatenate([p[2].ravel() for p in probs]),
+        eps,
+        rho=rho,
+        a_offsets=a_off,
+        b_offsets=b_off,
+        tol=1e-11,
+    )
     np.testing.assert_allclose(res2.cost, ref, rtol=1e-6, atol=1e-12)
     if rho is None:
-        for k, (a, b, C) in enumerate(probs):
-            P = res.plans[k, :len(a), :len(b)]
+        for k, (a, b, _C) in enumerate(probs):
+            P = res.plans[k, : len(a), : len(b)]
             assert np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum() <= 1e-10
 
 

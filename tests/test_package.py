@@ -1,4 +1,5 @@
 """Packaging: version, configuration report, CLI, no GPU import at `import geoml`, doctests."""
+
 import doctest
 import importlib
 import os
@@ -27,25 +28,40 @@ def test_show_config(capsys):
 
 def test_cli_info_and_demo():
     env = dict(os.environ, OMP_NUM_THREADS="2")
-    out = subprocess.run([sys.executable, "-m", "geoml", "info"], capture_output=True,
-                         text=True, check=True, env=env).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "geoml", "info"], capture_output=True, text=True, check=True, env=env
+    ).stdout
     assert "compiler" in out and "OMP_NUM_THREADS  2" in out
-    out = subprocess.run([sys.executable, "-m", "geoml", "demo", "--n", "3000"],
-                         capture_output=True, text=True, check=True, env=env).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "geoml", "demo", "--n", "3000"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
     assert "knn_graph" in out and "connected component" in out
     assert "[OllivierRicci]" in out and "adjusted Rand index" in out
 
 
 def test_import_does_not_load_cupy_or_cuda():
-    code = ("import sys, geoml, numpy as np; geoml.knn_graph(np.random.rand(50, 3), 3); "
-            "print('cupy' in sys.modules, 'geoml._cuda' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+    code = (
+        "import sys, geoml, numpy as np; geoml.knn_graph(np.random.rand(50, 3), 3); "
+        "print('cupy' in sys.modules, 'geoml._cuda' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["False", "False"]
 
 
-PUBLIC_MODULES = ["geoml.neighbors", "geoml._config", "geoml.spectral", "geoml.ot", "geoml.curvature",
-                  "geoml.lowrank"]
+PUBLIC_MODULES = [
+    "geoml.neighbors",
+    "geoml._config",
+    "geoml.spectral",
+    "geoml.ot",
+    "geoml.curvature",
+    "geoml.lowrank",
+]
 
 
 def _with_submodules(name):

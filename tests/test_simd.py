@@ -75,11 +75,13 @@ def test_geoml_simd_env_forces_isa(name):
     # or one the CPU cannot run falls back to detection
     env = dict(os.environ, GEOML_SIMD=name)
     code = "import geoml._core as c; print(c.simd_isa())"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
     env.pop("GEOML_SIMD")
-    detected = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                              text=True, check=True).stdout.strip()
+    detected = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == (name if name in ISAS else detected)
 
 
@@ -90,16 +92,24 @@ def test_geoml_simd_env_changes_results_path():
     a, b = a / a.sum(), b / b.sum()
     C = rng.random((20, 30))
     ref = run_with("generic", lambda: got.sinkhorn(a, b, C, 0.05).cost)
-    code = ("import numpy as np, geoml.ot as got; rng = np.random.default_rng(0); "
-            "a, b = rng.random(20) + 0.1, rng.random(30) + 0.1; a, b = a / a.sum(), b / b.sum(); "
-            "C = rng.random((20, 30)); import geoml._core as c; assert c.simd_isa() == 'generic'; "
-            "print(repr(got.sinkhorn(a, b, C, 0.05).cost))")
-    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, GEOML_SIMD="generic"),
-                         capture_output=True, text=True, check=True).stdout.strip()
+    code = (
+        "import numpy as np, geoml.ot as got; rng = np.random.default_rng(0); "
+        "a, b = rng.random(20) + 0.1, rng.random(30) + 0.1; a, b = a / a.sum(), b / b.sum(); "
+        "C = rng.random((20, 30)); import geoml._core as c; assert c.simd_isa() == 'generic'; "
+        "print(repr(got.sinkhorn(a, b, C, 0.05).cost))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(os.environ, GEOML_SIMD="generic"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert float(out) == ref
 
 
 # ---------------------------------------------------------------- neighbors
+
 
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "inner_product"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -119,8 +129,9 @@ def test_knn(isa, metric, dtype, query):
         a, b = set(ref.indices[i]), set(got_.indices[i])
         if a != b:
             kth = ref.distances[i, -1]
-            assert np.all(np.abs(got_.distances[i] - ref.distances[i])
-                          <= 10 * rtol * max(abs(kth), scale))
+            assert np.all(
+                np.abs(got_.distances[i] - ref.distances[i]) <= 10 * rtol * max(abs(kth), scale)
+            )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -135,6 +146,7 @@ def test_knn_graph(isa, dtype):
 
 
 # ---------------------------------------------------------------- lowrank
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lowrank_kernels(isa, dtype):
@@ -158,8 +170,10 @@ def test_lowrank_kernels(isa, dtype):
         out.append(_svd._tall_matmul(tall, M_t, 0))
         return out
 
-    rng_a = {(n, J): rng.standard_normal((J, X.shape[n])).astype(dtype)
-             for n, J in [(0, 3), (1, 6), (2, 4), (2, 1)]}
+    rng_a = {
+        (n, J): rng.standard_normal((J, X.shape[n])).astype(dtype)
+        for n, J in [(0, 3), (1, 6), (2, 4), (2, 1)]
+    }
     U = [rng.standard_normal((X.shape[n], 5)).astype(dtype) for n in range(3)]
     rng_t = rng.standard_normal((70_001, 6))
     M_t = rng.standard_normal((6, 3)).astype(dtype)
@@ -192,6 +206,7 @@ def test_lowrank_sketch_and_svd(isa, dtype):
 
 # ---------------------------------------------------------------- spectral: LOBPCG, multigrid
 
+
 def test_lobpcg_block_kernels(isa):
     rng = np.random.default_rng(5)
     n = 1031  # not a multiple of any chunk or vector width
@@ -211,8 +226,9 @@ def test_lobpcg_block_kernels(isa):
 
     rng_m = rng.standard_normal((3, 5))
     ref, got_ = both(isa, run)
-    np.testing.assert_allclose(ref[0], np.hstack([X, W]).T @ np.hstack([Y, X]), rtol=1e-10,
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        ref[0], np.hstack([X, W]).T @ np.hstack([Y, X]), rtol=1e-10, atol=1e-10
+    )
     for r, g in zip(ref, got_):
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12 * float(np.abs(r).max()))
 
@@ -264,15 +280,17 @@ def test_lobpcg_amg_eigensolver(isa):
     _, W, _ = _grid_laplacian(40)
 
     def run():
-        lam, V, _, conv, _ = _lsym._lsym_smallest(W, 5, method="lobpcg-amg", random_state=0,
-                                                  tol=1e-8)
+        lam, V, _, conv, _ = _lsym._lsym_smallest(
+            W, 5, method="lobpcg-amg", random_state=0, tol=1e-8
+        )
         assert conv
         return lam, V
 
     (l_ref, V_ref), (l_got, V_got) = both(isa, run)
     np.testing.assert_allclose(l_got, l_ref, rtol=1e-6, atol=1e-9)
-    L = sp.identity(W.shape[0]) - sp.diags(1 / np.sqrt(np.asarray(W.sum(1)).ravel())) @ W @ \
-        sp.diags(1 / np.sqrt(np.asarray(W.sum(1)).ravel()))
+    L = sp.identity(W.shape[0]) - sp.diags(
+        1 / np.sqrt(np.asarray(W.sum(1)).ravel())
+    ) @ W @ sp.diags(1 / np.sqrt(np.asarray(W.sum(1)).ravel()))
     for V, lam in ((V_ref, l_ref), (V_got, l_got)):
         np.testing.assert_allclose(L @ V, V * lam, atol=1e-6)
 
@@ -284,6 +302,7 @@ def test_lanczos_eigsh(isa):
 
 
 # ---------------------------------------------------------------- optimal transport
+
 
 def _hist(rng, n):
     h = rng.random(n) + 0.05
@@ -355,6 +374,7 @@ def test_value_range(isa):
 
 
 # ---------------------------------------------------------------- curvature
+
 
 @pytest.mark.parametrize("method", ["exact", "sinkhorn"])
 @pytest.mark.parametrize("weighted", [False, True])

@@ -1,5 +1,6 @@
 """Stochastic Lanczos quadrature (trace_function, spectral_density) and the tuple protocol of
 result types that stand in for SciPy/TensorLy tuples."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -16,7 +17,10 @@ def _xlogx(x):
 
 
 _EXACT = {
-    "log": np.log, "exp": np.exp, "xlogx": _xlogx, "sqrt": lambda x: np.sqrt(np.maximum(x, 0)),
+    "log": np.log,
+    "exp": np.exp,
+    "xlogx": _xlogx,
+    "sqrt": lambda x: np.sqrt(np.maximum(x, 0)),
     "inv": lambda x: 1.0 / x,
 }
 
@@ -25,7 +29,7 @@ def _exact(lam, f, p=None):
     if callable(f):
         return float(f(lam).sum())
     if f == "power":
-        return float((lam ** p).sum())
+        return float((lam**p).sum())
     return float(_EXACT[f](lam).sum())
 
 
@@ -52,12 +56,24 @@ def mats():
 
 # ----------------------------------------------------------------------------- accuracy
 
-@pytest.mark.parametrize("name,f,p", [
-    ("L+I", "log", None), ("L+I", "xlogx", None), ("L+I", "power", 2), ("L+I", "power", 0.5),
-    ("L+I", "inv", None), ("L+I", lambda x: np.exp(-0.5 * x), None),
-    ("spd", "log", None), ("spd", "exp", None), ("spd", "xlogx", None), ("spd", "power", 3),
-    ("S", "exp", None), ("S", "power", 2),
-])
+
+@pytest.mark.parametrize(
+    "name,f,p",
+    [
+        ("L+I", "log", None),
+        ("L+I", "xlogx", None),
+        ("L+I", "power", 2),
+        ("L+I", "power", 0.5),
+        ("L+I", "inv", None),
+        ("L+I", lambda x: np.exp(-0.5 * x), None),
+        ("spd", "log", None),
+        ("spd", "exp", None),
+        ("spd", "xlogx", None),
+        ("spd", "power", 3),
+        ("S", "exp", None),
+        ("S", "power", 2),
+    ],
+)
 def test_trace_function_matches_eigvalsh(mats, name, f, p):
     A, lam = mats[name]
     exact = _exact(lam, f, p)
@@ -78,8 +94,9 @@ def test_von_neumann_entropy(mats):
     assert abs(-est.value - exact) <= 1e-2 * exact
 
 
-@pytest.mark.parametrize("name,f,probes", [("L+I", "log", "rademacher"),
-                                           ("L+I", "log", "gaussian")])
+@pytest.mark.parametrize(
+    "name,f,probes", [("L+I", "log", "rademacher"), ("L+I", "log", "gaussian")]
+)
 def test_stderr_is_calibrated(mats, name, f, probes):
     """The reported standard error covers the exact value: at least 16 of 20 seeds within
     2.5 standard errors (a t-interval with 15 degrees of freedom: 97.5 %)."""
@@ -101,6 +118,7 @@ def test_gaussian_probes(mats):
 
 
 # ----------------------------------------------------------------------------- closed forms
+
 
 def test_identity_is_exact():
     n = 1000
@@ -165,6 +183,7 @@ def test_domain_errors(mats):
 
 
 # ----------------------------------------------------------------------------- behaviour
+
 
 def test_deterministic_over_threads_and_inputs(mats):
     L, _ = mats["L+I"]
@@ -250,8 +269,7 @@ def test_bad_input():
     nan = LinearOperator((6, 6), matvec=lambda x: np.full(6, np.nan), dtype=np.float64)
     with pytest.raises(ValueError, match="NaN"):
         geoml.trace_function(nan, "log")
-    for kw in ({"bins": 0}, {"bins": [1.0]}, {"bins": [2.0, 1.0]}, {"sigma": -1.0},
-               {"sigma": 0.0}):
+    for kw in ({"bins": 0}, {"bins": [1.0]}, {"bins": [2.0, 1.0]}, {"sigma": -1.0}, {"sigma": 0.0}):
         with pytest.raises(ValueError):
             geoml.spectral_density(A, **kw)
     with pytest.raises(TypeError):
@@ -259,6 +277,7 @@ def test_bad_input():
 
 
 # ----------------------------------------------------------------------------- density
+
 
 def _ks(sd, lam):
     n = lam.size
@@ -288,11 +307,13 @@ def test_spectral_density_ks(mats):
 
 def test_spectral_density_atoms_and_edges():
     d = np.repeat([-1.0, 0.5, 2.0], [100, 300, 600])
-    sd = geoml.spectral_density(sp.diags(d, format="csr"), bins=[-2.0, 0.0, 1.0, 3.0],
-                                random_state=0)
+    sd = geoml.spectral_density(
+        sp.diags(d, format="csr"), bins=[-2.0, 0.0, 1.0, 3.0], random_state=0
+    )
     np.testing.assert_allclose(sd.density * np.diff(sd.edges), [0.1, 0.3, 0.6], atol=1e-12)
-    np.testing.assert_allclose(sd.cdf([-1.5, -0.99, 0.49, 0.51, 2.01]), [0, 0.1, 0.1, 0.4, 1.0],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        sd.cdf([-1.5, -0.99, 0.49, 0.51, 2.01]), [0, 0.1, 0.1, 0.4, 1.0], atol=1e-12
+    )
     one = geoml.spectral_density(np.eye(30), bins=3, random_state=0)
     assert one.edges[0] < 1.0 < one.edges[-1] and one.density.sum() > 0
 
@@ -306,6 +327,7 @@ def test_spectral_density_deterministic(mats):
 
 
 # ----------------------------------------------------------------------------- tuple results
+
 
 def test_eigsh_result_is_a_pair():
     A = sp.diags(np.arange(1.0, 41.0), format="csr")

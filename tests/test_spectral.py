@@ -1,4 +1,5 @@
 """Tests for geoml.eigsh, geoml.laplacian and the spectral estimators (issue 3)."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -9,8 +10,8 @@ from scipy.sparse.linalg import eigsh as scipy_eigsh
 
 import geoml
 from geoml import spectral
-from geoml.spectral import _amg, _laplacian, _lsym
 from geoml.demo import swiss_roll
+from geoml.spectral import _amg, _laplacian, _lsym
 
 
 def _sym(rng, n):
@@ -33,6 +34,7 @@ def _reference(w_all, which, k):
 
 
 # ----------------------------------------------------------------------------- eigsh
+
 
 @pytest.mark.parametrize("which", ["LA", "SA", "LM"])
 @pytest.mark.parametrize("n,k", [(40, 1), (150, 6), (400, 12)])
@@ -109,8 +111,7 @@ def test_eigsh_repeated_eigenvalues(rng):
     A = (Q * vals) @ Q.T
     A = (A + A.T) / 2
     res = geoml.eigsh(A, 6, which="LA", random_state=rng)
-    np.testing.assert_allclose(res.eigenvalues, [3 * (n - 6) / (n - 5), 3, 5, 5, 5, 5],
-                               rtol=1e-8)
+    np.testing.assert_allclose(res.eigenvalues, [3 * (n - 6) / (n - 5), 3, 5, 5, 5, 5], rtol=1e-8)
     assert np.max(subspace_angles(res.eigenvectors[:, 2:], Q[:, :4])) < 1e-6
 
 
@@ -141,6 +142,7 @@ def test_eigsh_chebyshev_filter_path_matches_plain(rng):
 
 
 # ----------------------------------------------------------------------------- LOBPCG + AMG
+
 
 def _isolate(W, nodes):
     """W with every edge of `nodes` removed (they become isolated nodes)."""
@@ -231,7 +233,7 @@ def test_lsym_lobpcg_amg_k_near_n(rng):
 def test_lsym_method_auto_and_fallback(rng, monkeypatch):
     W, _ = _knn_affinity(rng, n=800, k=8)
     w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
-    monkeypatch.setattr(_lsym, "_AMG_MIN_N", 10 ** 9)
+    monkeypatch.setattr(_lsym, "_AMG_MIN_N", 10**9)
     assert _lsym._lsym_smallest(W, 5, random_state=0)[4]["method"] == "lanczos"
     monkeypatch.setattr(_lsym, "_AMG_MIN_N", 500)
     monkeypatch.setattr(_amg, "_AMG_MAX_COARSE", 100)
@@ -263,8 +265,17 @@ def test_amg_kernels_vs_scipy(rng):
     np.testing.assert_allclose(Y, 2.0 * (W @ X) - 0.5 * B, rtol=1e-12, atol=1e-12)
     geoml._core.csr_spmm(W.indptr, W.indices, W.data, X, Y, B=Y, beta=1.0)  # in place
     np.testing.assert_allclose(Y, 3.0 * (W @ X) - 0.5 * B, rtol=1e-12, atol=1e-12)
-    geoml._core.csr_spmm(W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data, X, Y,
-                         alpha=1.0, B=None, beta=0.0, n_jobs=1)
+    geoml._core.csr_spmm(
+        W.indptr.astype(np.int64),
+        W.indices.astype(np.int64),
+        W.data,
+        X,
+        Y,
+        alpha=1.0,
+        B=None,
+        beta=0.0,
+        n_jobs=1,
+    )
     np.testing.assert_allclose(Y, W @ X, rtol=1e-12, atol=1e-12)
 
 
@@ -281,8 +292,12 @@ def test_block_gram_vs_numpy(rng, n):
             np.testing.assert_allclose(G, ref, rtol=1e-12, atol=1e-12 * max(n, 1))
     P = rng.normal(size=(n, 12))
     views = [P[:, 1:4], P[:, 7:8], P[:, 9:]]  # column runs of one block, read in place
-    np.testing.assert_allclose(geoml._core.block_gram(views, [P], n_jobs=2),
-                               np.hstack(views).T @ P, rtol=1e-12, atol=1e-12 * max(n, 1))
+    np.testing.assert_allclose(
+        geoml._core.block_gram(views, [P], n_jobs=2),
+        np.hstack(views).T @ P,
+        rtol=1e-12,
+        atol=1e-12 * max(n, 1),
+    )
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 64, 1001])
@@ -305,8 +320,9 @@ def test_block_lincomb_vs_numpy(rng, n):
     P = rng.normal(size=(n, 12))
     Y = np.full((n, 12), np.nan)
     geoml._core.block_lincomb([P[:, :3], P[:, 5:9]], C[:7, :4], Y[:, 2:6], n_jobs=2)
-    np.testing.assert_allclose(Y[:, 2:6], np.hstack([P[:, :3], P[:, 5:9]]) @ C[:7, :4],
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        Y[:, 2:6], np.hstack([P[:, :3], P[:, 5:9]]) @ C[:7, :4], rtol=1e-12, atol=1e-12
+    )
     assert np.isnan(Y[:, :2]).all() and np.isnan(Y[:, 6:]).all()  # beta = 0: Y not read
 
 
@@ -321,8 +337,7 @@ def test_block_residual_vs_numpy(rng, n):
         np.testing.assert_allclose(R, ref, rtol=1e-14, atol=1e-14)
         np.testing.assert_allclose(norms, np.linalg.norm(ref, axis=0), rtol=1e-12, atol=1e-300)
     P = rng.normal(size=(n, 10))  # column views of wider blocks
-    norms = geoml._core.block_residual(P[:, :4], P[:, 4:8], np.arange(4.0), P[:, 6:10],
-                                       n_jobs=1)
+    norms = geoml._core.block_residual(P[:, :4], P[:, 4:8], np.arange(4.0), P[:, 6:10], n_jobs=1)
     np.testing.assert_allclose(norms, np.linalg.norm(P[:, 6:10], axis=0), rtol=1e-12)
 
 
@@ -339,8 +354,9 @@ def test_block_kernels_bad_input(rng):
     with pytest.raises(ValueError, match="C must be"):
         geoml._core.block_lincomb([X], np.ones((2, 3)), np.empty((10, 3)), n_jobs=1)
     with pytest.raises(ValueError, match="D must be"):
-        geoml._core.block_lincomb([X], np.ones((3, 3)), np.empty((10, 3)), D=np.ones((10, 2)),
-                                  n_jobs=1)
+        geoml._core.block_lincomb(
+            [X], np.ones((3, 3)), np.empty((10, 3)), D=np.ones((10, 2)), n_jobs=1
+        )
     Y = np.empty((10, 3))
     Y.flags.writeable = False
     with pytest.raises(TypeError, match="writeable"):
@@ -362,8 +378,11 @@ def _bandwidth(M):
 def test_rcm_components_vs_scipy(rng, index64):
     W, _ = _knn_affinity(rng, n=600, k=6, components=3)
     W = sp.block_diag([W, sp.csr_matrix((2, 2))], format="csr")  # + 2 isolated nodes
-    ip, ix = (W.indptr.astype(np.int64), W.indices.astype(np.int64)) if index64 else \
-        (W.indptr, W.indices)
+    ip, ix = (
+        (W.indptr.astype(np.int64), W.indices.astype(np.int64))
+        if index64
+        else (W.indptr, W.indices)
+    )
     perm, labels, ncomp = geoml._core.rcm_components(ip, ix)
     ref_n, ref_labels = csgraph.connected_components(W, directed=False)
     assert ncomp == ref_n == 5
@@ -401,7 +420,10 @@ def test_permuted_lsym_vs_laplacian(rng):
         assert L[np.flatnonzero(perm == n - 1)[0]].nnz == 0  # the isolated node: empty row
     np.testing.assert_allclose(
         _laplacian._null_space(geoml._core.rcm_components(W.indptr, W.indices)[1], 3, d).T
-        @ (spectral.laplacian(W) @ np.eye(n)), 0, atol=1e-12)
+        @ (spectral.laplacian(W) @ np.eye(n)),
+        0,
+        atol=1e-12,
+    )
 
 
 def test_eigsh_result_object_and_reproducible(rng):
@@ -464,6 +486,7 @@ def test_eigsh_bad_input():
 
 # ----------------------------------------------------------------------------- laplacian
 
+
 @pytest.mark.parametrize("kind,normed", [("symmetric", True), ("combinatorial", False)])
 def test_laplacian_vs_scipy(rng, kind, normed):
     n = 60
@@ -518,6 +541,7 @@ def test_laplacian_bad_input():
 
 # ----------------------------------------------------------------------------- estimators
 
+
 def _match_up_to_sign(A, B, atol):
     for j in range(A.shape[1]):
         a, b = A[:, j], B[:, j]
@@ -532,8 +556,7 @@ def test_laplacian_eigenmap_matches_sklearn(rng):
     emb = geoml.LaplacianEigenmap(n_components=3, n_neighbors=10, random_state=0)
     Y = emb.fit_transform(X)
     W = emb.affinity_matrix_
-    ref = spectral_embedding(W, n_components=3, drop_first=True, random_state=0,
-                             eigen_tol=1e-12)
+    ref = spectral_embedding(W, n_components=3, drop_first=True, random_state=0, eigen_tol=1e-12)
     assert Y.shape == (800, 3)
     _match_up_to_sign(Y, ref, atol=1e-5)
     w_all = np.linalg.eigvalsh(geoml.laplacian(W).toarray())
@@ -571,7 +594,7 @@ def test_diffusion_map_vs_dense(rng, alpha, t):
     Y = dm.fit_transform(X)
     K = dm.affinity_matrix_.toarray()
     q = K.sum(1)
-    Ka = K / np.outer(q ** alpha, q ** alpha)
+    Ka = K / np.outer(q**alpha, q**alpha)
     d = Ka.sum(1)
     S = Ka / np.sqrt(np.outer(d, d))
     mu, U = np.linalg.eigh(S)
@@ -590,8 +613,9 @@ def test_spectral_clustering_blobs():
     from sklearn.metrics import adjusted_rand_score
 
     for seed in range(3):
-        X, y = make_blobs(n_samples=600, centers=5, cluster_std=0.6, random_state=seed,
-                          center_box=(-20, 20))
+        X, y = make_blobs(
+            n_samples=600, centers=5, cluster_std=0.6, random_state=seed, center_box=(-20, 20)
+        )
         sc = geoml.SpectralClustering(5, n_neighbors=10, random_state=seed).fit(X)
         assert adjusted_rand_score(y, sc.labels_) == 1.0
         assert sc.labels_.dtype == np.int64 and sc.embedding_.shape == (600, 5)
@@ -611,12 +635,12 @@ def test_kmeans_core_matches_sklearn_inertia(rng):
     from sklearn.cluster import KMeans
 
     X = np.vstack([rng.normal(size=(100, 3)) + 6 * c for c in range(4)])
-    lab, centers, inertia, _ = geoml._core.kmeans(X, k=4, n_init=5, max_iter=300, tol=1e-8,
-                                                  seed=0, n_jobs=0)
+    lab, centers, inertia, _ = geoml._core.kmeans(
+        X, k=4, n_init=5, max_iter=300, tol=1e-8, seed=0, n_jobs=0
+    )
     ref = KMeans(4, n_init=5, random_state=0).fit(X)
     np.testing.assert_allclose(inertia, ref.inertia_, rtol=1e-6)
-    np.testing.assert_allclose(inertia, ((X - centers.reshape(4, 3)[lab]) ** 2).sum(),
-                               rtol=1e-10)
+    np.testing.assert_allclose(inertia, ((X - centers.reshape(4, 3)[lab]) ** 2).sum(), rtol=1e-10)
 
 
 def test_estimators_bad_input(rng):

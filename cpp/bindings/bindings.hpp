@@ -52,7 +52,7 @@ template <typename T>
 struct tag {
   using type = T;
 };
-using Floats = dtypes<double, float>;       // float64 first: the overload tried first
+using Floats = dtypes<double, float>;      // float64 first: the overload tried first
 using Indices = dtypes<int64_t, int32_t>;  // int64 first
 
 /// The picker def_overloads wants for a function template fn<T> (GEOML_PICK2: fn<T, I>).
@@ -71,11 +71,9 @@ void def_overloads(py::module_& m, const char* name, dtypes<Ts...>, Pick pick,
 
 /// def_overloads over the pairs (T, I) of two lists (float dtype x index dtype).
 template <typename... Ts, typename... Is, typename Pick, typename... Extra>
-void def_overloads2(py::module_& m, const char* name, dtypes<Ts...>, dtypes<Is...> index,
-                    Pick pick, const Extra&... extra) {
-  (def_overloads(
-       m, name, index, [&](auto i) { return pick(tag<Ts>{}, i); }, extra...),
-   ...);
+void def_overloads2(py::module_& m, const char* name, dtypes<Ts...>, dtypes<Is...> index, Pick pick,
+                    const Extra&... extra) {
+  (def_overloads(m, name, index, [&](auto i) { return pick(tag<Ts>{}, i); }, extra...), ...);
 }
 
 // One registration function per family; module.cpp calls them all.

@@ -1,6 +1,6 @@
 // Bindings for Ollivier-Ricci and Forman-Ricci curvature.
-#include "bindings.hpp"
 #include "curvature/curvature.hpp"
+#include "bindings.hpp"
 
 namespace geoml {
 namespace {
@@ -27,9 +27,8 @@ OrcOptions make_orc_options(double alpha, double base, double exp_power, int64_t
   return o;
 }
 
-py::tuple ollivier_ricci_py(carray<int64_t> indptr, carray<int64_t> indices,
-                            carray<double> weights, carray<int64_t> eu, carray<int64_t> ev,
-                            OrcOptions o, int n_jobs) {
+py::tuple ollivier_ricci_py(carray<int64_t> indptr, carray<int64_t> indices, carray<double> weights,
+                            carray<int64_t> eu, carray<int64_t> ev, OrcOptions o, int n_jobs) {
   const CsrGraph g = as_graph(indptr, indices, weights);
   const int64_t ne = eu.shape(0);
   if (ev.shape(0) != ne) throw std::invalid_argument("eu and ev differ in length");
@@ -47,8 +46,8 @@ py::tuple ollivier_ricci_py(carray<int64_t> indptr, carray<int64_t> indices,
 }
 
 py::array_t<double> forman_ricci_py(carray<int64_t> indptr, carray<int64_t> indices,
-                                    carray<double> weights, carray<int64_t> eu,
-                                    carray<int64_t> ev, bool augmented, int n_jobs) {
+                                    carray<double> weights, carray<int64_t> eu, carray<int64_t> ev,
+                                    bool augmented, int n_jobs) {
   const CsrGraph g = as_graph(indptr, indices, weights);
   const int64_t ne = eu.shape(0);
   if (ev.shape(0) != ne) throw std::invalid_argument("eu and ev differ in length");
@@ -90,9 +89,9 @@ void bind_curvature(py::module_& m) {
         py::arg("weights"), py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("options"),
         py::arg("n_jobs") = 0,
         "Ollivier-Ricci curvature of the edges (eu, ev) of a CSR graph -> (kappa, dist, status).");
-  m.def("forman_ricci", &forman_ricci_py, py::arg("indptr"), py::arg("indices"),
-        py::arg("weights"), py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("augmented"),
-        py::arg("n_jobs") = 0, "Forman-Ricci curvature of the edges (eu, ev) of a CSR graph.");
+  m.def("forman_ricci", &forman_ricci_py, py::arg("indptr"), py::arg("indices"), py::arg("weights"),
+        py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("augmented"), py::arg("n_jobs") = 0,
+        "Forman-Ricci curvature of the edges (eu, ev) of a CSR graph.");
 }
 
 }  // namespace geoml

@@ -8,7 +8,9 @@
 namespace geoml {
 namespace {
 
-std::string simd_isa_py() { return simd_isa_name(simd_isa()); }
+std::string simd_isa_py() {
+  return simd_isa_name(simd_isa());
+}
 
 }  // namespace
 

@@ -236,9 +236,10 @@ void bind_lowrank(py::module_& m) {
   def_overloads(m, "sum_squares", Floats{}, GEOML_PICK(sumsq_py), py::arg("X").noconvert(),
                 py::kw_only(), py::arg("n_jobs") = 0, "Sum of squares of X (float64).");
   def_overloads2(m, "csr_matmat", Floats{}, Indices{}, GEOML_PICK2(csr_mm_py),
-      py::arg("data").noconvert(), py::arg("indices"), py::arg("indptr").noconvert(),
-      py::arg("X"), py::kw_only(), py::arg("n_cols"), py::arg("transpose") = false,
-      py::arg("n_jobs") = 0, "A X (A^T X if transpose) for a CSR matrix A with n_cols columns.");
+                 py::arg("data").noconvert(), py::arg("indices"), py::arg("indptr").noconvert(),
+                 py::arg("X"), py::kw_only(), py::arg("n_cols"), py::arg("transpose") = false,
+                 py::arg("n_jobs") = 0,
+                 "A X (A^T X if transpose) for a CSR matrix A with n_cols columns.");
 }
 
 }  // namespace geoml

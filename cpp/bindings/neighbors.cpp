@@ -51,8 +51,7 @@ template <typename T>
 py::tuple neighbors_to_csr_py(carray<int64_t> idx, exact<T> w_in, Symmetrize mode, bool index64,
                               int n_jobs) {
   const carray<T> w = contiguous(w_in);
-  if (idx.ndim() != 2 || w.ndim() != 2 || idx.shape(0) != w.shape(0) ||
-      idx.shape(1) != w.shape(1))
+  if (idx.ndim() != 2 || w.ndim() != 2 || idx.shape(0) != w.shape(0) || idx.shape(1) != w.shape(1))
     throw std::invalid_argument("indices and weights must be 2-D arrays of the same shape");
   return index64 ? csr_py<T, int64_t>(idx, w, mode, n_jobs)
                  : csr_py<T, int32_t>(idx, w, mode, n_jobs);
@@ -81,8 +80,8 @@ void bind_neighbors(py::module_& m) {
                 "Exact k nearest neighbours of the rows of Y (None: of X, among X) -> (indices, "
                 "distances).");
   def_overloads(m, "neighbors_to_csr", Floats{}, GEOML_PICK(neighbors_to_csr_py),
-                py::arg("indices"), py::arg("weights").noconvert(), py::kw_only(),
-                py::arg("mode"), py::arg("index64") = false, py::arg("n_jobs") = 0,
+                py::arg("indices"), py::arg("weights").noconvert(), py::kw_only(), py::arg("mode"),
+                py::arg("index64") = false, py::arg("n_jobs") = 0,
                 "Sparse kNN graph from (n, k) neighbour lists -> CSR (data, indices, indptr).");
 }
 

@@ -1,7 +1,7 @@
 // Bindings for optimal transport (exact network simplex, Sinkhorn, batched drivers).
+#include "ot/ot.hpp"
 #include "bindings.hpp"
 #include "common/common.hpp"
-#include "ot/ot.hpp"
 
 namespace geoml {
 
@@ -35,8 +35,8 @@ py::tuple emd_py(carray<double> a, carray<double> b, carray<double> C, int64_t m
     std::vector<int64_t> ri, ci;
     std::vector<double> val;
     emd_plan_sparse(ws, ri, ci, val);
-    plan = py::make_tuple(to_numpy(std::move(ri)), to_numpy(std::move(ci)),
-                          to_numpy(std::move(val)));
+    plan =
+        py::make_tuple(to_numpy(std::move(ri)), to_numpy(std::move(ci)), to_numpy(std::move(val)));
   } else {
     py::array_t<double> P({m, n});
     double* pp = P.mutable_data();
@@ -63,14 +63,14 @@ py::tuple emd_batched_py(carray<double> a, carray<int64_t> a_off, carray<double>
   int* ps = status.mutable_data();
   {
     py::gil_scoped_release release;
-    emd_batched(B, a.data(), a_off.data(), b.data(), b_off.data(), C.data(), c_off.data(),
-                max_iter, n_jobs, pc, ps, pp);
+    emd_batched(B, a.data(), a_off.data(), b.data(), b_off.data(), C.data(), c_off.data(), max_iter,
+                n_jobs, pc, ps, pp);
   }
   return py::make_tuple(cost, status, plans);
 }
 
-SinkhornParams make_params(double eps, double rho, int64_t max_iter, double tol,
-                           double eps_start, double eps_factor, double stage_tol) {
+SinkhornParams make_params(double eps, double rho, int64_t max_iter, double tol, double eps_start,
+                           double eps_factor, double stage_tol) {
   SinkhornParams p;
   p.eps = eps;
   p.rho = rho;
@@ -104,8 +104,8 @@ py::tuple sinkhorn_py(carray<double> a, carray<double> b, carray<double> C, carr
                         info.marginal_error);
 }
 
-py::tuple sinkhorn_points_py(carray<double> x, carray<double> y, carray<double> a,
-                             carray<double> b, int power, SinkhornParams p, int n_jobs) {
+py::tuple sinkhorn_points_py(carray<double> x, carray<double> y, carray<double> a, carray<double> b,
+                             int power, SinkhornParams p, int n_jobs) {
   const int m = static_cast<int>(x.shape(0)), n = static_cast<int>(y.shape(0));
   const int d = static_cast<int>(x.shape(1));
   if (y.shape(1) != d || a.shape(0) != m || b.shape(0) != n)
@@ -120,8 +120,8 @@ py::tuple sinkhorn_points_py(carray<double> x, carray<double> y, carray<double> 
   SinkhornInfo info;
   {
     py::gil_scoped_release release;
-    info = sinkhorn_points(m, n, d, x.data(), y.data(), a.data(), b.data(), power, p, pf, pg,
-                           &cost);
+    info =
+        sinkhorn_points(m, n, d, x.data(), y.data(), a.data(), b.data(), power, p, pf, pg, &cost);
   }
   return py::make_tuple(cost, f, g, info.n_iter, info.err, info.converged);
 }
@@ -144,8 +144,8 @@ py::tuple sinkhorn_batched_py(carray<double> a, carray<int64_t> a_off, carray<do
   auto* pv = reinterpret_cast<unsigned char*>(conv.mutable_data());
   {
     py::gil_scoped_release release;
-    sinkhorn_batched(B, a.data(), a_off.data(), b.data(), b_off.data(), C.data(), c_off.data(),
-                     p, n_jobs, pc, pe, pi, pv, pp);
+    sinkhorn_batched(B, a.data(), a_off.data(), b.data(), b_off.data(), C.data(), c_off.data(), p,
+                     n_jobs, pc, pe, pi, pv, pp);
   }
   return py::make_tuple(cost, err, iters, conv, plans);
 }

@@ -1,7 +1,7 @@
 // Bindings for the Lanczos eigensolver, sparse/dense products and k-means.
+#include <algorithm>
 #include <climits>
 #include <string>
-#include <algorithm>
 #include <type_traits>
 
 #include "bindings.hpp"
@@ -47,8 +47,8 @@ LanczosOptions make_lanczos_options(int64_t k, Which which, double tol, int64_t 
 /// the result tuple (eigenvalues, eigenvectors (flat n*k), residuals, n_iter, n_matvec,
 /// converged, anorm, cheb_cut). `opt.n_threads` is already set.
 template <typename T>
-py::tuple run_lanczos(int64_t n, const MatVec<T>& mv, const ChebStep<T>& step,
-                      const py::object& v0, const py::object& deflate, const LanczosOptions& opt) {
+py::tuple run_lanczos(int64_t n, const MatVec<T>& mv, const ChebStep<T>& step, const py::object& v0,
+                      const py::object& deflate, const LanczosOptions& opt) {
   carray<T> v0a, defa;
   const T* pv0 = nullptr;
   const T* pdef = nullptr;
@@ -71,8 +71,8 @@ py::tuple run_lanczos(int64_t n, const MatVec<T>& mv, const ChebStep<T>& step,
     res = lanczos<T>(n, mv, pv0, pdef, nd, opt, step);
   }
   return py::make_tuple(to_numpy(std::move(res.eigenvalues)), to_numpy(std::move(res.eigenvectors)),
-                        to_numpy(std::move(res.residuals)), res.n_iter, res.n_matvec,
-                        res.converged, res.anorm, res.cheb_cut);
+                        to_numpy(std::move(res.residuals)), res.n_iter, res.n_matvec, res.converged,
+                        res.anorm, res.cheb_cut);
 }
 
 /// lanczos() on a dense n x n matrix A.
@@ -91,13 +91,12 @@ py::tuple eigsh_dense_py(exact<T> A_in, LanczosOptions opt, py::object v0, py::o
 
 /// lanczos() on a CSR matrix (data, indptr, indices); n = len(indptr) - 1.
 template <typename T, typename I>
-py::tuple eigsh_csr_py(exact<T> data_in, exact<I> indptr_in, carray<I> indices,
-                       LanczosOptions opt, py::object v0, py::object deflate, int n_jobs) {
+py::tuple eigsh_csr_py(exact<T> data_in, exact<I> indptr_in, carray<I> indices, LanczosOptions opt,
+                       py::object v0, py::object deflate, int n_jobs) {
   const carray<T> data = contiguous(data_in);
   const carray<I> indptr = contiguous(indptr_in);
   const int64_t n = indptr.size() - 1;
-  if (n < 0 || data.size() != indices.size())
-    throw std::invalid_argument("malformed CSR arrays");
+  if (n < 0 || data.size() != indices.size()) throw std::invalid_argument("malformed CSR arrays");
   const int nt = opt.n_threads = capped_threads(n_jobs, 20 * n + indices.size());
   const I *pp = indptr.data(), *pi = indices.data();
   const T* pd = data.data();
@@ -156,8 +155,8 @@ py::tuple eigsh_callback_py(py::function matvec, int64_t n, py::dtype dtype, Lan
 }
 
 template <typename T, typename I>
-py::array_t<T> csr_matvec_py(exact<I> indptr_in, carray<I> indices, exact<T> data_in,
-                             carray<T> x, int n_jobs) {
+py::array_t<T> csr_matvec_py(exact<I> indptr_in, carray<I> indices, exact<T> data_in, carray<T> x,
+                             int n_jobs) {
   const carray<I> indptr = contiguous(indptr_in);
   const carray<T> data = contiguous(data_in);
   const int64_t n = indptr.size() - 1;
@@ -182,8 +181,8 @@ py::tuple kmeans_py(carray<double> X, int64_t k, int n_init, int max_iter, doubl
     py::gil_scoped_release release;
     r = kmeans(px, n, d, k, n_init, max_iter, tol, seed, n_jobs);
   }
-  return py::make_tuple(to_numpy(std::move(r.labels)), to_numpy(std::move(r.centers)),
-                        r.inertia, r.n_iter);
+  return py::make_tuple(to_numpy(std::move(r.labels)), to_numpy(std::move(r.centers)), r.inertia,
+                        r.n_iter);
 }
 
 /// Greedy aggregation (multigrid.hpp) of a CSR graph; returns (labels int32 (n,), n_agg).
@@ -237,8 +236,7 @@ py::tuple permuted_lsym_py(exact<I> indptr_in, carray<I> indices, carray<double>
   const int64_t* pp = perm.data();
   {
     py::gil_scoped_release release;
-    permuted_lsym<I>(n, indptr.data(), indices.data(), pd, pdeg, pp, ptr.data(), idx, val,
-                     n_jobs);
+    permuted_lsym<I>(n, indptr.data(), indices.data(), pd, pdeg, pp, ptr.data(), idx, val, n_jobs);
   }
   return py::make_tuple(to_numpy(std::move(ptr)), to_numpy(std::move(idx)),
                         to_numpy(std::move(val)));
@@ -300,8 +298,7 @@ RowBlock row_block(py::handle obj, int64_t rows, const char* who) {
     throw py::type_error(std::string(who) + ": blocks must be 2-D float64 arrays");
   if (a.shape(0) != rows)
     throw std::invalid_argument(std::string(who) + ": every block must have " +
-                                std::to_string(rows) + " rows; got " +
-                                std::to_string(a.shape(0)));
+                                std::to_string(rows) + " rows; got " + std::to_string(a.shape(0)));
   const int64_t cols = a.shape(1);
   const int64_t s0 = a.strides(0), s1 = a.strides(1);
   if (rows == 0 || cols == 0) return RowBlock{static_cast<const double*>(a.data()), cols, cols};
@@ -461,9 +458,9 @@ void bind_spectral(py::module_& m) {
                  "Lanczos on a symmetric CSR matrix -> (w, V, res, n_iter, n_mv, conv, anorm, "
                  "cut).");
   def_overloads(m, "eigsh_scaled_pattern", Indices{}, GEOML_PICK(eigsh_scaled_pattern_py),
-                py::arg("indptr").noconvert(), py::arg("indices"), py::arg("scale"),
-                py::kw_only(), py::arg("options"), py::arg("v0") = py::none(),
-                py::arg("deflate") = py::none(), py::arg("n_jobs") = 0,
+                py::arg("indptr").noconvert(), py::arg("indices"), py::arg("scale"), py::kw_only(),
+                py::arg("options"), py::arg("v0") = py::none(), py::arg("deflate") = py::none(),
+                py::arg("n_jobs") = 0,
                 "float64 Lanczos on diag(scale) P diag(scale), P a CSR pattern -> as eigsh_csr.");
   m.def("eigsh_callback", &eigsh_callback_py, py::arg("matvec"), py::kw_only(), py::arg("n"),
         py::arg("dtype"), py::arg("options"), py::arg("v0") = py::none(),
@@ -494,8 +491,8 @@ void bind_spectral(py::module_& m) {
   m.def("block_gram", &block_gram_py, py::arg("U"), py::arg("V"), py::kw_only(),
         py::arg("n_jobs") = 0,
         "[U_1 ... U_a]^T [V_1 ... V_b] for lists of float64 (n, *) blocks with contiguous rows.");
-  m.def("block_lincomb", &block_lincomb_py, py::arg("B"), py::arg("C"), py::arg("Y"),
-        py::kw_only(), py::arg("beta") = 0.0, py::arg("D") = py::none(), py::arg("n_jobs") = 0,
+  m.def("block_lincomb", &block_lincomb_py, py::arg("B"), py::arg("C"), py::arg("Y"), py::kw_only(),
+        py::arg("beta") = 0.0, py::arg("D") = py::none(), py::arg("n_jobs") = 0,
         "Y = beta Y + [B_1 ... B_a] C + D in place (Y may be one of the B).");
   m.def("block_residual", &block_residual_py, py::arg("X"), py::arg("AX"), py::arg("lam"),
         py::arg("R"), py::kw_only(), py::arg("n_jobs") = 0,
@@ -511,8 +508,8 @@ void bind_spectral(py::module_& m) {
            py::arg("p_ptr"), py::arg("p_idx"), py::arg("p_val"),
            "Set the coarsest operator A and its pseudo-inverse P.")
       .def_property_readonly("n_levels", &AmgCycle::n_levels, "Levels added so far.")
-      .def("apply", &amg_apply, py::arg("level"), py::arg("B"), py::kw_only(),
-           py::arg("cycles"), py::arg("n_jobs") = 0,
+      .def("apply", &amg_apply, py::arg("level"), py::arg("B"), py::kw_only(), py::arg("cycles"),
+           py::arg("n_jobs") = 0,
            "cycles V-cycles for A_level X = B from X = 0 (float64 (rows, m) blocks).");
 }
 

@@ -27,7 +27,9 @@ inline int resolve_threads(int n_jobs) {
 #endif
 }
 
-inline int max_threads() { return resolve_threads(0); }
+inline int max_threads() {
+  return resolve_threads(0);
+}
 
 /// Thread id inside a parallel region (0 without OpenMP).
 inline int thread_id() {
@@ -72,8 +74,8 @@ class Progress {
     last_ = now;
     const double el = std::chrono::duration<double>(now - start_).count();
     const double frac = total > 0 ? double(done) / double(total) : 1.0;
-    std::fprintf(stderr, "[geoml] %s: %5.1f%%, %.0f s elapsed, ~%.0f s left\n", what_,
-                 100.0 * frac, el, frac > 0 ? el * (1.0 - frac) / frac : 0.0);
+    std::fprintf(stderr, "[geoml] %s: %5.1f%%, %.0f s elapsed, ~%.0f s left\n", what_, 100.0 * frac,
+                 el, frac > 0 ? el * (1.0 - frac) / frac : 0.0);
     std::fflush(stderr);
   }
   void done() {

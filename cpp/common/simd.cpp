@@ -49,17 +49,23 @@ SimdIsa simd_isa() {
 
 int simd_bytes(SimdIsa isa) {
   switch (isa) {
-    case SimdIsa::AVX512: return 64;
-    case SimdIsa::AVX2: return 32;
-    default: return 16;
+    case SimdIsa::AVX512:
+      return 64;
+    case SimdIsa::AVX2:
+      return 32;
+    default:
+      return 16;
   }
 }
 
 std::string simd_isa_name(SimdIsa isa) {
   switch (isa) {
-    case SimdIsa::AVX512: return "avx512";
-    case SimdIsa::AVX2: return "avx2";
-    default: return "generic";
+    case SimdIsa::AVX512:
+      return "avx512";
+    case SimdIsa::AVX2:
+      return "avx2";
+    default:
+      return "generic";
   }
 }
 

@@ -17,13 +17,13 @@
   _Pragma("clang attribute push(__attribute__((target(\"avx2,fma\"))), apply_to = function)")
 // (_Pragma takes one string literal: no line splitting inside it)
 #define GEOML_TARGET_AVX512_BEGIN \
-  _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512dq,avx512vl,avx512bw,avx2,fma\"))), apply_to = function)")
+  _Pragma(                        \
+      "clang attribute push(__attribute__((target(\"avx512f,avx512dq,avx512vl,avx512bw,avx2,fma\"))), apply_to = function)")
 #define GEOML_TARGET_END _Pragma("clang attribute pop")
 #else
 #define GEOML_TARGET_AVX2_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")")
 #define GEOML_TARGET_AVX512_BEGIN \
-  _Pragma("GCC push_options")     \
-  _Pragma("GCC target(\"avx512f,avx512dq,avx512vl,avx512bw,avx2,fma\")")
+  _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512dq,avx512vl,avx512bw,avx2,fma\")")
 #define GEOML_TARGET_END _Pragma("GCC pop_options")
 #endif
 #endif
@@ -50,9 +50,12 @@ void set_simd_isa(const std::string& name);
 template <class F>
 inline F simd_pick(SimdIsa isa, F avx512, F avx2, F generic) {
   switch (isa) {
-    case SimdIsa::AVX512: return avx512;
-    case SimdIsa::AVX2: return avx2;
-    default: return generic;
+    case SimdIsa::AVX512:
+      return avx512;
+    case SimdIsa::AVX2:
+      return avx2;
+    default:
+      return generic;
   }
 }
 
@@ -72,8 +75,8 @@ inline F simd_pick(SimdIsa isa, F avx512, F avx2, F generic) {
 //
 // Both switch on `isa` alone; `fn` is resolved in the namespaces visible at the call site.
 // docs/design/simd.md has the recipe for a new kernel.
-#define GEOML_SIMD_CALL(isa, fn, ...)                                                   \
-  (((isa) == ::geoml::SimdIsa::AVX512) ? avx512::fn(__VA_ARGS__)                      \
-   : ((isa) == ::geoml::SimdIsa::AVX2) ? avx2::fn(__VA_ARGS__)                        \
+#define GEOML_SIMD_CALL(isa, fn, ...)                            \
+  (((isa) == ::geoml::SimdIsa::AVX512) ? avx512::fn(__VA_ARGS__) \
+   : ((isa) == ::geoml::SimdIsa::AVX2) ? avx2::fn(__VA_ARGS__)   \
                                        : generic::fn(__VA_ARGS__))
 #define GEOML_SIMD_PICK(isa, fn) ::geoml::simd_pick((isa), &avx512::fn, &avx2::fn, &generic::fn)

@@ -26,7 +26,7 @@ struct CsrRef {
 ///   - otherwise: rows accumulated in a thread-local buffer, then scaled (dynamic, 512).
 /// O(nnz s) flops.
 template <typename Acc, typename T, typename I>
-void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads,
-            double alpha = 1.0, const T* B = nullptr, double beta = 0.0);
+void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, double alpha = 1.0,
+            const T* B = nullptr, double beta = 0.0);
 
 }  // namespace geoml

@@ -89,9 +89,15 @@ int64_t common_neighbours(const CsrGraph& g, int64_t x, int64_t y) {
   const int64_t *q = g.indices + g.indptr[y], *qe = g.indices + g.indptr[y + 1];
   int64_t c = 0;
   while (p < pe && q < qe) {
-    if (*p < *q) ++p;
-    else if (*q < *p) ++q;
-    else { ++c; ++p; ++q; }
+    if (*p < *q)
+      ++p;
+    else if (*q < *p)
+      ++q;
+    else {
+      ++c;
+      ++p;
+      ++q;
+    }
   }
   return c;
 }
@@ -112,8 +118,8 @@ void orc_lower_bound(const CsrGraph& g, int64_t m, const int64_t* eu, const int6
     const double dy = double(g.indptr[y + 1] - g.indptr[y]);
     dist[e] = unit;
     status[e] = 0;
-    kappa[e] = unit < kTiny ? 0.0
-                            : (1 - o.alpha) * jost_liu(dx, dy, double(common_neighbours(g, x, y)));
+    kappa[e] =
+        unit < kTiny ? 0.0 : (1 - o.alpha) * jost_liu(dx, dy, double(common_neighbours(g, x, y)));
   }
 }
 
@@ -235,9 +241,12 @@ void dist_block(const OrcContext& c, int64_t x, Scratch& s, RowCache<Row>& cache
     double* Di = s.D.data() + i * nT;
     for (int64_t t = 0; t < nT; ++t) {
       const int64_t v = s.targets[t];
-      if (s.dist_gen[v] == dgen) Di[t] = s.dist[v];
-      else if (c.equal) Di[t] = 3 * c.unit;
-      else throw std::runtime_error("ollivier_ricci: target outside the 3-hop ball");
+      if (s.dist_gen[v] == dgen)
+        Di[t] = s.dist[v];
+      else if (c.equal)
+        Di[t] = 3 * c.unit;
+      else
+        throw std::runtime_error("ollivier_ricci: target outside the 3-hop ball");
     }
   }
 }
@@ -271,8 +280,10 @@ bool edge_w1(const OrcContext& c, int64_t x, int64_t y, uint32_t rgen, Scratch& 
   }
   s.ai.clear();
   s.bj.clear();
-  for (int64_t i = 0; i < mx; ++i) if (s.a[i] > 0) s.ai.push_back(int(i));
-  for (int64_t j = 0; j < my; ++j) if (s.b[j] > 0) s.bj.push_back(int(j));
+  for (int64_t i = 0; i < mx; ++i)
+    if (s.a[i] > 0) s.ai.push_back(int(i));
+  for (int64_t j = 0; j < my; ++j)
+    if (s.b[j] > 0) s.bj.push_back(int(j));
   int mm = int(s.ai.size());
   const int nn = int(s.bj.size());
   double sa = 0, sb = 0;
@@ -283,15 +294,14 @@ bool edge_w1(const OrcContext& c, int64_t x, int64_t y, uint32_t rgen, Scratch& 
   if (c.hop) {
     s.perm.resize(nn);
     for (int j = 0; j < nn; ++j) s.perm[j] = static_cast<int>(s.col[sy[s.bj[j]]]);
-    mm = gather_merge_rows(mx, mm, nn, s.Dh.data(), s.ai.data(), s.perm.data(), s.a.data(),
-                           s.C8, s.mw);
+    mm = gather_merge_rows(mx, mm, nn, s.Dh.data(), s.ai.data(), s.perm.data(), s.a.data(), s.C8,
+                           s.mw);
     *w = c.unit * hop_w1(mm, nn, s);
     return true;
   }
   s.C.resize(static_cast<size_t>(mm * nn));
   for (int i = 0; i < mm; ++i)
-    for (int j = 0; j < nn; ++j)
-      s.C[i * nn + j] = s.D[s.ai[i] * nT + s.col[sy[s.bj[j]]]];
+    for (int j = 0; j < nn; ++j) s.C[i * nn + j] = s.D[s.ai[i] * nT + s.col[sy[s.bj[j]]]];
   double wv;
   if (o.method == OrcMethod::Exact) {
     int es = 0;
@@ -431,8 +441,8 @@ void forman_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64_t
         ++q;
       }
     }
-    out[e] = augmented ? we * (double(tri) * we + 2.0 / we - std::fabs(rest))
-                       : we * (2.0 / we - rest);
+    out[e] =
+        augmented ? we * (double(tri) * we + 2.0 / we - std::fabs(rest)) : we * (2.0 / we - rest);
   }
 }
 

@@ -17,14 +17,14 @@ struct CsrGraph {
 enum class OrcMethod : int { Exact = 0, Sinkhorn = 1, LowerBound = 2 };
 
 struct OrcOptions {
-  double alpha = 0.5;      // mass kept on the node itself
+  double alpha = 0.5;  // mass kept on the node itself
   double base = 2.718281828459045;
   double exp_power = 2.0;  // neighbour v of x gets weight base^(-w(x, v)^exp_power)
   int64_t nbr_topk = 0;    // keep only the nbr_topk heaviest neighbours (0: all)
   OrcMethod method = OrcMethod::Exact;
-  double eps = 0.1;        // entropic regularisation (Sinkhorn), absolute cost units
-  double tol = 1e-6;       // Sinkhorn: L1 marginal error to stop at
-  int64_t max_iter = 0;    // Sinkhorn iterations (0: 10000) / simplex pivots (0: no limit)
+  double eps = 0.1;      // entropic regularisation (Sinkhorn), absolute cost units
+  double tol = 1e-6;     // Sinkhorn: L1 marginal error to stop at
+  int64_t max_iter = 0;  // Sinkhorn iterations (0: 10000) / simplex pivots (0: no limit)
   int n_threads = 0;
 };
 

@@ -28,9 +28,8 @@ double two_bin_ot(int m, int n, const double* a, const double* b, const Cost* C,
   double cap = rows ? a[0] : b[0];
   order.resize(k);
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int p, int q) {
-    return cost(0, p) - cost(1, p) < cost(0, q) - cost(1, q);
-  });
+  std::sort(order.begin(), order.end(),
+            [&](int p, int q) { return cost(0, p) - cost(1, p) < cost(0, q) - cost(1, q); });
   double w = 0;
   for (const int j : order) {
     const double x = std::min(cap, mass[j]);
@@ -81,14 +80,14 @@ struct HopOtWork {
 
 /// Per-thread scratch, sized for n nodes; `stamp` arrays avoid clearing between uses.
 struct Scratch {
-  std::vector<int64_t> col;        // node -> column in the target block
+  std::vector<int64_t> col;  // node -> column in the target block
   std::vector<uint32_t> col_gen;
-  std::vector<int32_t> tcol;       // hop path: node -> column in the target block, -1 if none
-  std::vector<double> dist;        // Dijkstra distances
+  std::vector<int32_t> tcol;  // hop path: node -> column in the target block, -1 if none
+  std::vector<double> dist;   // Dijkstra distances
   std::vector<uint32_t> dist_gen;
-  std::vector<uint8_t> hop;        // 2-hop marks
+  std::vector<uint8_t> hop;  // 2-hop marks
   std::vector<uint32_t> hop_gen;
-  std::vector<int32_t> rpos;       // node -> position in the current supp m_x
+  std::vector<int32_t> rpos;  // node -> position in the current supp m_x
   std::vector<uint32_t> rpos_gen;
   uint32_t cgen = 0, dgen = 0, hgen = 0, rgen = 0;
   std::vector<int64_t> targets, ball;
@@ -98,13 +97,20 @@ struct Scratch {
   std::vector<int> ai, bj, perm;
   std::vector<double> C2;
   EmdWorkspace ws;
-  std::vector<uint8_t> Dh, C8;  // hop counts (unweighted graphs); Dh target-major
-  std::vector<uint32_t> hq;           // hub masks of the sources (see the hop block)
-  std::vector<int32_t> hub_rows;      // the sources that are hubs
+  std::vector<uint8_t> Dh, C8;    // hop counts (unweighted graphs); Dh target-major
+  std::vector<uint32_t> hq;       // hub masks of the sources (see the hop block)
+  std::vector<int32_t> hub_rows;  // the sources that are hubs
   MergeWork mw;
   HopOtWork hw;
   explicit Scratch(int64_t n)
-      : col(n), col_gen(n, 0), tcol(n, -1), dist(n), dist_gen(n, 0), hop(n), hop_gen(n, 0), rpos(n),
+      : col(n),
+        col_gen(n, 0),
+        tcol(n, -1),
+        dist(n),
+        dist_gen(n, 0),
+        hop(n),
+        hop_gen(n, 0),
+        rpos(n),
         rpos_gen(n, 0) {}
 };
 

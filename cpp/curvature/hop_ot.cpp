@@ -69,7 +69,8 @@ struct Unpack4 {
   uint32_t v[256];
   Unpack4() {
     for (int b = 0; b < 256; ++b) {
-      const uint8_t e[4] = {uint8_t(b & 3), uint8_t(b >> 2 & 3), uint8_t(b >> 4 & 3), uint8_t(b >> 6)};
+      const uint8_t e[4] = {uint8_t(b & 3), uint8_t(b >> 2 & 3), uint8_t(b >> 4 & 3),
+                            uint8_t(b >> 6)};
       std::memcpy(&v[b], e, 4);
     }
   }
@@ -267,8 +268,10 @@ class HopOt {
       }
     }
     if (D < 0) return -1;
-    for (int i = 0; i < m_; ++i) w_.pr[i] = static_cast<int16_t>(w_.pr[i] + std::min<int>(dr[i], D));
-    for (int j = 0; j < n_; ++j) w_.pc[j] = static_cast<int16_t>(w_.pc[j] + std::min<int>(dc[j], D));
+    for (int i = 0; i < m_; ++i)
+      w_.pr[i] = static_cast<int16_t>(w_.pr[i] + std::min<int>(dr[i], D));
+    for (int j = 0; j < n_; ++j)
+      w_.pc[j] = static_cast<int16_t>(w_.pc[j] + std::min<int>(dc[j], D));
     return D;
   }
 
@@ -509,7 +512,7 @@ double small_hop_ot(int m, int n, const double* a, const double* b, const uint8_
         uint64_t c, p;
         std::memcpy(&c, ci + 8 * k, 8);  // past the row: the next row or C's slack
         std::memcpy(&p, pc + 8 * k, 8);
-        const uint64_t z = (c + t) ^ p;  // bytes <= 7, no carries: 0 where equal
+        const uint64_t z = (c + t) ^ p;                     // bytes <= 7, no carries: 0 where equal
         const uint64_t ne = (z + (kHigh - kOnes)) & kHigh;  // high bit where z != 0
         row |= ((((ne ^ kHigh) >> 7) * 0x0102040810204080ULL) >> 56) << (8 * k);
       }

@@ -176,7 +176,8 @@ void merge_duplicate_rows_cols(int& m, int& n, std::vector<double>& a, std::vect
   if (n > 1) {  // columns: compare column vectors through the transpose
     tmp.resize(static_cast<size_t>(m) * n);
     for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j) tmp[static_cast<size_t>(j) * m + i] = C[static_cast<size_t>(i) * n + j];
+      for (int j = 0; j < n; ++j)
+        tmp[static_cast<size_t>(j) * m + i] = C[static_cast<size_t>(i) * n + j];
     perm.resize(n);
     std::iota(perm.begin(), perm.end(), 0);
     const double* t = tmp.data();
@@ -201,7 +202,8 @@ void merge_duplicate_rows_cols(int& m, int& n, std::vector<double>& a, std::vect
     const int k = static_cast<int>(keep.size());
     if (k < n) {
       for (int i = 0; i < m; ++i)
-        for (int j = 0; j < k; ++j) C[static_cast<size_t>(i) * k + j] = t[static_cast<size_t>(keep[j]) * m + i];
+        for (int j = 0; j < k; ++j)
+          C[static_cast<size_t>(i) * k + j] = t[static_cast<size_t>(keep[j]) * m + i];
       std::copy(bm.begin(), bm.end(), b.begin());
       n = k;
     }

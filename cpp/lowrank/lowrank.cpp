@@ -13,8 +13,8 @@
 #include <stdexcept>
 
 #include "common/common.hpp"
-#include "common/sparse.hpp"
 #include "common/simd.hpp"
+#include "common/sparse.hpp"
 
 namespace geoml {
 
@@ -68,25 +68,25 @@ void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, double alpha, const
   int im = to_int(m), in = to_int(n), ik = to_int(k);
   int ilda = to_int(std::max<int64_t>(lda, 1)), ildb = to_int(std::max<int64_t>(ldb, 1)),
       ildc = to_int(std::max<int64_t>(ldc, 1));
-  g_dgemm(&ta, &tb, &im, &in, &ik, &alpha, const_cast<double*>(A), &ilda,
-          const_cast<double*>(B), &ildb, &beta, C, &ildc);
+  g_dgemm(&ta, &tb, &im, &in, &ik, &alpha, const_cast<double*>(A), &ilda, const_cast<double*>(B),
+          &ildb, &beta, C, &ildc);
 }
 void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   int im = to_int(m), in = to_int(n), ik = to_int(k);
   int ilda = to_int(std::max<int64_t>(lda, 1)), ildb = to_int(std::max<int64_t>(ldb, 1)),
       ildc = to_int(std::max<int64_t>(ldc, 1));
-  g_sgemm(&ta, &tb, &im, &in, &ik, &alpha, const_cast<float*>(A), &ilda,
-          const_cast<float*>(B), &ildb, &beta, C, &ildc);
+  g_sgemm(&ta, &tb, &im, &in, &ik, &alpha, const_cast<float*>(A), &ilda, const_cast<float*>(B),
+          &ildb, &beta, C, &ildc);
 }
-void syrk(char uplo, char trans, int64_t n, int64_t k, double alpha, const double* A,
-          int64_t lda, double beta, double* C, int64_t ldc) {
+void syrk(char uplo, char trans, int64_t n, int64_t k, double alpha, const double* A, int64_t lda,
+          double beta, double* C, int64_t ldc) {
   int in = to_int(n), ik = to_int(k);
   int ilda = to_int(std::max<int64_t>(lda, 1)), ildc = to_int(std::max<int64_t>(ldc, 1));
   g_dsyrk(&uplo, &trans, &in, &ik, &alpha, const_cast<double*>(A), &ilda, &beta, C, &ildc);
 }
-void syrk(char uplo, char trans, int64_t n, int64_t k, float alpha, const float* A,
-          int64_t lda, float beta, float* C, int64_t ldc) {
+void syrk(char uplo, char trans, int64_t n, int64_t k, float alpha, const float* A, int64_t lda,
+          float beta, float* C, int64_t ldc) {
   int in = to_int(n), ik = to_int(k);
   int ilda = to_int(std::max<int64_t>(lda, 1)), ildc = to_int(std::max<int64_t>(ldc, 1));
   g_ssyrk(&uplo, &trans, &in, &ik, &alpha, const_cast<float*>(A), &ilda, &beta, C, &ildc);
@@ -118,7 +118,6 @@ void scatter(const T* B, int64_t J, int64_t R, int64_t l0, int64_t lc, T* Y, int
     for (int64_t j = 0; j < J; ++j)
       std::memcpy(Y + ((l0 + c) * J + j) * R, B + j * K + c * R, sizeof(T) * R);
 }
-
 
 int64_t gather_slabs(int64_t L, int64_t width, int64_t R) {
   return std::max<int64_t>(1, std::min(L, kGatherElems / std::max<int64_t>(width * R, 1)));
@@ -198,7 +197,9 @@ void set_blas(dgemm_fn dgemm, sgemm_fn sgemm, dsyrk_fn dsyrk, ssyrk_fn ssyrk) {
   g_ssyrk = ssyrk;
 }
 
-bool blas_ready() { return g_dgemm && g_sgemm && g_dsyrk && g_ssyrk; }
+bool blas_ready() {
+  return g_dgemm && g_sgemm && g_dsyrk && g_ssyrk;
+}
 
 ModeView mode_view(const std::vector<int64_t>& dims, int n) {
   if (n < 0 || n >= static_cast<int>(dims.size()))
@@ -226,8 +227,7 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
     const int64_t Jp = (J + 3) / 4 * 4;
     std::vector<T> At(static_cast<size_t>(I * Jp), T(0));
     for (int64_t i = 0; i < I; ++i)
-      for (int64_t j = 0; j < J; ++j)
-        At[i * Jp + j] = a_transposed ? A[i * J + j] : A[j * I + i];
+      for (int64_t j = 0; j < J; ++j) At[i * Jp + j] = a_transposed ? A[i * J + j] : A[j * I + i];
     const int64_t nb = (R + kColBlock - 1) / kColBlock, tasks = L * nb;
     const SimdIsa isa = simd_isa();
     const T* at = At.data();
@@ -252,12 +252,9 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
     const int64_t Jp = (J + 3) / 4 * 4;
     std::vector<T> At(static_cast<size_t>(I * Jp), T(0));
     for (int64_t i = 0; i < I; ++i)
-      for (int64_t j = 0; j < J; ++j)
-        At[i * Jp + j] = a_transposed ? A[i * J + j] : A[j * I + i];
+      for (int64_t j = 0; j < J; ++j) At[i * Jp + j] = a_transposed ? A[i * J + j] : A[j * I + i];
     const int64_t width = block_width(I), K = L * R, tasks = (K + width - 1) / width;
-    const int ntp = L * I * R >= kParallelMin
-                        ? static_cast<int>(std::min<int64_t>(nt, tasks))
-                        : 1;
+    const int ntp = L * I * R >= kParallelMin ? static_cast<int>(std::min<int64_t>(nt, tasks)) : 1;
     const SimdIsa isa = simd_isa();
     const T* at = At.data();
 #pragma omp parallel num_threads(ntp)
@@ -308,7 +305,8 @@ namespace {
 // Mode sizes up to which geoml's Gram kernel runs instead of SYRK: on one core it is about
 // 20 % faster than OpenBLAS's SYRK (200^3 float64 tensor: 0.050 vs 0.065 s, about 85 % of
 // DGEMM's flop rate), has no thread synchronisation inside BLAS and uses the second core
-// (SciPy's threaded SYRK gained 1.3x on 2 idle cores, and lost several times on busy ones). Beyond, each column block is too narrow for its tiles.
+// (SciPy's threaded SYRK gained 1.3x on 2 idle cores, and lost several times on busy ones). Beyond,
+// each column block is too narrow for its tiles.
 constexpr int64_t kOwnGramMaxI = 512;
 
 // Mode sizes up to which `gram_own` takes dot products along the columns (`gram_cols`):
@@ -395,7 +393,6 @@ void mode_gram(const T* X, const std::vector<int64_t>& dims, int n, T* G, int n_
     for (int64_t b = a + 1; b < I; ++b) G[a * I + b] = G[b * I + a];
 }
 
-
 template <typename T>
 void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U, int64_t J,
                 double* Z, int n_threads) {
@@ -439,8 +436,8 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
       if (R == 1) {
         const T* M = X + t * width * I;
         const int64_t kc = std::min(width, L - t * width);
-        GEOML_SIMD_CALL(isa, rows_apply<T>, M, kc, I, J, Jp, Uq.data(), Jq, rows.data(),
-                        Ya.data(), Yb.data(), z);
+        GEOML_SIMD_CALL(isa, rows_apply<T>, M, kc, I, J, Jp, Uq.data(), Jq, rows.data(), Ya.data(),
+                        Yb.data(), z);
         continue;
       }
       int64_t ld, rc;
@@ -451,7 +448,8 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
   }
   for (int t = 0; t < nt; ++t)
     for (int64_t i = 0; i < I; ++i)
-      for (int64_t j = 0; j < J; ++j) Z[i * J + j] += acc[(static_cast<size_t>(t) * I + i) * Jq + j];
+      for (int64_t j = 0; j < J; ++j)
+        Z[i * J + j] += acc[(static_cast<size_t>(t) * I + i) * Jq + j];
 }
 
 template <typename T>
@@ -505,8 +503,8 @@ void gram_apply_pair(const T* X, const std::vector<int64_t>& dims, const T* U1, 
 }
 
 template <typename T>
-void mode_sketch(const T* X, const std::vector<int64_t>& dims, int n, const T* W, int64_t s,
-                 T* Y, int n_threads) {
+void mode_sketch(const T* X, const std::vector<int64_t>& dims, int n, const T* W, int64_t s, T* Y,
+                 int n_threads) {
   require_blas();
   const auto [L, I, R] = mode_view(dims, n);
   const int nt = resolve_threads(n_threads);
@@ -549,8 +547,8 @@ double sum_squares(const T* x, int64_t n, int n_threads) {
 }
 
 template <typename T, typename I>
-void csr_matmat(const T* data, const I* indices, const I* indptr, int64_t m, const T* X,
-                int64_t s, T* Y, int n_threads) {
+void csr_matmat(const T* data, const I* indices, const I* indptr, int64_t m, const T* X, int64_t s,
+                T* Y, int n_threads) {
   const int nt = indptr[m] * s >= kSparseParallelMin ? resolve_threads(n_threads) : 1;
   csr_mm<T>(CsrRef<T, I>{m, indptr, indices, data}, X, s, Y, nt);
 }
@@ -558,10 +556,10 @@ void csr_matmat(const T* data, const I* indices, const I* indptr, int64_t m, con
 template <typename T, typename I>
 void csr_t_matmat(const T* data, const I* indices, const I* indptr, int64_t m, int64_t n,
                   const T* X, int64_t s, T* Y, int n_threads) {
-  const int nt = indptr[m] * s >= kSparseParallelMin
-                     ? static_cast<int>(std::max<int64_t>(
-                           1, std::min<int64_t>(resolve_threads(n_threads), m)))
-                     : 1;
+  const int nt =
+      indptr[m] * s >= kSparseParallelMin
+          ? static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(resolve_threads(n_threads), m)))
+          : 1;
   const int64_t size = n * s;
   std::vector<T> extra(static_cast<size_t>((nt - 1) * size));  // zero-initialised
 #pragma omp parallel num_threads(nt)
@@ -634,26 +632,26 @@ void ts_matmul(const T* Y, int64_t m, int64_t l, const T* M, int64_t c, T* out, 
   }
 }
 
-#define GEOML_LOWRANK_DENSE(T)                                                              \
-  template void ttm<T>(const T*, const std::vector<int64_t>&, int, const T*, int64_t, bool, \
-                       T*, int);                                                            \
-  template void mode_gram<T>(const T*, const std::vector<int64_t>&, int, T*, int);          \
-  template void gram_apply<T>(const T*, const std::vector<int64_t>&, int, const T*, int64_t, \
-                              double*, int);                                                \
-  template void gram_apply_pair<T>(const T*, const std::vector<int64_t>&, const T*, int64_t, \
-                                   const T*, int64_t, double*, double*, int);              \
-  template void mode_sketch<T>(const T*, const std::vector<int64_t>&, int, const T*,        \
-                               int64_t, T*, int);                                           \
-  template double sum_squares<T>(const T*, int64_t, int);                                   \
-  template void ts_gram<T>(const T*, int64_t, int64_t, double*, int);                        \
+#define GEOML_LOWRANK_DENSE(T)                                                                    \
+  template void ttm<T>(const T*, const std::vector<int64_t>&, int, const T*, int64_t, bool, T*,   \
+                       int);                                                                      \
+  template void mode_gram<T>(const T*, const std::vector<int64_t>&, int, T*, int);                \
+  template void gram_apply<T>(const T*, const std::vector<int64_t>&, int, const T*, int64_t,      \
+                              double*, int);                                                      \
+  template void gram_apply_pair<T>(const T*, const std::vector<int64_t>&, const T*, int64_t,      \
+                                   const T*, int64_t, double*, double*, int);                     \
+  template void mode_sketch<T>(const T*, const std::vector<int64_t>&, int, const T*, int64_t, T*, \
+                               int);                                                              \
+  template double sum_squares<T>(const T*, int64_t, int);                                         \
+  template void ts_gram<T>(const T*, int64_t, int64_t, double*, int);                             \
   template void ts_matmul<T>(const T*, int64_t, int64_t, const T*, int64_t, T*, int);
 GEOML_LOWRANK_DENSE(float)
 GEOML_LOWRANK_DENSE(double)
 
-#define GEOML_LOWRANK_SPARSE(T, I)                                                          \
-  template void csr_matmat<T, I>(const T*, const I*, const I*, int64_t, const T*, int64_t,  \
-                                 T*, int);                                                  \
-  template void csr_t_matmat<T, I>(const T*, const I*, const I*, int64_t, int64_t, const T*, \
+#define GEOML_LOWRANK_SPARSE(T, I)                                                             \
+  template void csr_matmat<T, I>(const T*, const I*, const I*, int64_t, const T*, int64_t, T*, \
+                                 int);                                                         \
+  template void csr_t_matmat<T, I>(const T*, const I*, const I*, int64_t, int64_t, const T*,   \
                                    int64_t, T*, int);
 GEOML_LOWRANK_SPARSE(float, int32_t)
 GEOML_LOWRANK_SPARSE(double, int32_t)

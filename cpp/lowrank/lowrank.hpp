@@ -11,8 +11,7 @@ using dgemm_fn = void (*)(char*, char*, int*, int*, int*, double*, double*, int*
                           double*, double*, int*);
 using sgemm_fn = void (*)(char*, char*, int*, int*, int*, float*, float*, int*, float*, int*,
                           float*, float*, int*);
-using dsyrk_fn = void (*)(char*, char*, int*, int*, double*, double*, int*, double*, double*,
-                          int*);
+using dsyrk_fn = void (*)(char*, char*, int*, int*, double*, double*, int*, double*, double*, int*);
 using ssyrk_fn = void (*)(char*, char*, int*, int*, float*, float*, int*, float*, float*, int*);
 
 /// Installs the BLAS routines used by the tensor kernels. The pointers come from SciPy's
@@ -79,8 +78,8 @@ void gram_apply_pair(const T* X, const std::vector<int64_t>& dims, const T* U1, 
 /// in C order (row l*R + r for the (L, I, R) view), and s columns, row-major.
 /// Cost 2 s * numel(X) flops. Y is caller-owned, I*s entries.
 template <typename T>
-void mode_sketch(const T* X, const std::vector<int64_t>& dims, int n, const T* W, int64_t s,
-                 T* Y, int n_threads);
+void mode_sketch(const T* X, const std::vector<int64_t>& dims, int n, const T* W, int64_t s, T* Y,
+                 int n_threads);
 
 /// Sum of squares of n entries, accumulated in double (16 lanes, AVX2 when available), OpenMP
 /// over chunks. O(n), memory-bound.
@@ -105,8 +104,8 @@ void ts_matmul(const T* Y, int64_t m, int64_t l, const T* M, int64_t c, T* out, 
 /// s columns; Y (m x s, row-major) is caller-owned. Rows are split across OpenMP threads.
 /// O(nnz * s) flops, no extra memory.
 template <typename T, typename I>
-void csr_matmat(const T* data, const I* indices, const I* indptr, int64_t m, const T* X,
-                int64_t s, T* Y, int n_threads);
+void csr_matmat(const T* data, const I* indices, const I* indptr, int64_t m, const T* X, int64_t s,
+                T* Y, int n_threads);
 
 /// Y = A^T X for a CSR matrix A (m x n) and dense row-major X (m x s); Y (n x s) is
 /// caller-owned. Each thread scatters its rows into a private n x s buffer, then the buffers

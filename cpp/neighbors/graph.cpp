@@ -9,8 +9,8 @@
 namespace geoml {
 
 template <typename T, typename I>
-Csr<T, I> neighbors_to_csr(int64_t n, int64_t k, const int64_t* idx, const T* w,
-                           Symmetrize mode, int n_threads) {
+Csr<T, I> neighbors_to_csr(int64_t n, int64_t k, const int64_t* idx, const T* w, Symmetrize mode,
+                           int n_threads) {
   const int nt = resolve_threads(n_threads);
   for (int64_t e = 0; e < n * k; ++e)
     if (idx[e] >= n)
@@ -64,13 +64,18 @@ Csr<T, I> neighbors_to_csr(int64_t n, int64_t k, const int64_t* idx, const T* w,
       bool keep = true;
       T v = a;
       switch (mode) {
-        case Symmetrize::None: break;
-        case Symmetrize::Union: v = pair ? std::max(a, c) : a; break;
+        case Symmetrize::None:
+          break;
+        case Symmetrize::Union:
+          v = pair ? std::max(a, c) : a;
+          break;
         case Symmetrize::Mutual:
           keep = pair;
           v = std::min(a, c);
           break;
-        case Symmetrize::Mean: v = (a + c) / T(2); break;
+        case Symmetrize::Mean:
+          v = (a + c) / T(2);
+          break;
       }
       if (keep) b[out++] = {p->col, v, 0};
       p += pair ? 2 : 1;

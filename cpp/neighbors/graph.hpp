@@ -22,7 +22,7 @@ struct Csr {
 /// Cost O(n k log k), parallel over rows; memory O(n k). Throws std::invalid_argument for
 /// an index >= n.
 template <typename T, typename I>
-Csr<T, I> neighbors_to_csr(int64_t n, int64_t k, const int64_t* idx, const T* w,
-                           Symmetrize mode, int n_threads);
+Csr<T, I> neighbors_to_csr(int64_t n, int64_t k, const int64_t* idx, const T* w, Symmetrize mode,
+                           int n_threads);
 
 }  // namespace geoml

@@ -22,17 +22,17 @@ namespace detail {
 /// heap is full, -inf for padding slots so they are never offered anything).
 template <typename T>
 struct KnnCtx {
-  const T* Q;        // query rows, row-major, leading dimension d
+  const T* Q;  // query rows, row-major, leading dimension d
   int64_t d;
-  const T* qbias;    // bias of each query when it acts as a data point (self query only)
-  const T* panels;   // packed data: panel p at panels + p*d*NR, laid out [t][NR]
-  const T* dbias;    // bias of each data point (||y||^2 or 0), +inf on padding
-  T alpha;           // -2 for Euclidean scores, -1 for inner products
+  const T* qbias;   // bias of each query when it acts as a data point (self query only)
+  const T* panels;  // packed data: panel p at panels + p*d*NR, laid out [t][NR]
+  const T* dbias;   // bias of each data point (||y||^2 or 0), +inf on padding
+  T alpha;          // -2 for Euclidean scores, -1 for inner products
   int64_t k;
-  T* hs;             // heap scores  (queries x k)
-  int64_t* hi;       // heap indices (queries x k)
-  int64_t* hn;       // heap fill counts
-  T* thr;            // admission thresholds
+  T* hs;        // heap scores  (queries x k)
+  int64_t* hi;  // heap indices (queries x k)
+  int64_t* hn;  // heap fill counts
+  T* thr;       // admission thresholds
   bool exclude_self;
 };
 
@@ -169,9 +169,8 @@ inline double exact_distance(const T* q, const T* x, int64_t d, Metric metric, d
 }  // namespace detail
 
 template <typename T>
-void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64_t k,
-                Metric metric, bool exclude_self, int n_threads, int64_t* indices,
-                T* distances, bool verbose) {
+void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64_t k, Metric metric,
+                bool exclude_self, int n_threads, int64_t* indices, T* distances, bool verbose) {
   using namespace detail;
   const bool self = (Qin == nullptr);
   if (self) m = n;
@@ -239,8 +238,8 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
     hn[i] = 0;
   }
   Progress progress("knn");
-  KnnCtx<T> ctx{Qs, d, dbias.get(), panels.get(), dbias.get(), T(euclid ? -2 : -1), k,
-                hs.get(), hi.get(), hn.get(), thr.get(), exclude_self};
+  KnnCtx<T> ctx{Qs, d,        dbias.get(), panels.get(), dbias.get(), T(euclid ? -2 : -1),
+                k,  hs.get(), hi.get(),    hn.get(),     thr.get(),   exclude_self};
 
   if (self) {
     // Blocks of BS points; diagonal blocks first, then every pair of blocks once, in
@@ -253,8 +252,8 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
     {
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < B; ++b)
-        process(ctx, b * BS, std::min(n, (b + 1) * BS), b * ppb,
-                std::min(npanel, (b + 1) * ppb), false, true);
+        process(ctx, b * BS, std::min(n, (b + 1) * BS), b * ppb, std::min(npanel, (b + 1) * ppb),
+                false, true);
       for (int64_t r = 0; r + 1 < Bp; ++r) {
         if (verbose && thread_id() == 0) progress.report(r + 1, Bp - 1);
 #pragma omp for schedule(dynamic, 1)
@@ -269,8 +268,8 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
           }
           if (a >= B || b >= B) continue;
           if (a > b) std::swap(a, b);
-          process(ctx, a * BS, std::min(n, (a + 1) * BS), b * ppb,
-                  std::min(npanel, (b + 1) * ppb), true, false);
+          process(ctx, a * BS, std::min(n, (a + 1) * BS), b * ppb, std::min(npanel, (b + 1) * ppb),
+                  true, false);
         }
       }
     }
@@ -283,8 +282,7 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
     for (int64_t b = 0; b < nblk; ++b) {
       if (verbose && thread_id() == 0) progress.report(b + 1, nblk);
       for (int64_t p = 0; p < npanel; p += PC)
-        process(ctx, b * QB, std::min(m, (b + 1) * QB), p, std::min(npanel, p + PC), false,
-                false);
+        process(ctx, b * QB, std::min(m, (b + 1) * QB), p, std::min(npanel, p + PC), false, false);
     }
   }
   if (verbose) progress.done();
@@ -328,7 +326,7 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
 
 template void knn_search<float>(const float*, int64_t, const float*, int64_t, int64_t, int64_t,
                                 Metric, bool, int, int64_t*, float*, bool);
-template void knn_search<double>(const double*, int64_t, const double*, int64_t, int64_t,
-                                 int64_t, Metric, bool, int, int64_t*, double*, bool);
+template void knn_search<double>(const double*, int64_t, const double*, int64_t, int64_t, int64_t,
+                                 Metric, bool, int, int64_t*, double*, bool);
 
 }  // namespace geoml

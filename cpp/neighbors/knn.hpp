@@ -26,8 +26,8 @@ namespace geoml {
 /// Requires 1 <= k <= n (k <= n - 1 with exclude_self); throws std::invalid_argument otherwise.
 /// `verbose` prints the progress to stderr about every 2 seconds.
 template <typename T>
-void knn_search(const T* X, int64_t n, const T* Q, int64_t m, int64_t d, int64_t k,
-                Metric metric, bool exclude_self, int n_threads, int64_t* indices,
-                T* distances, bool verbose = false);
+void knn_search(const T* X, int64_t n, const T* Q, int64_t m, int64_t d, int64_t k, Metric metric,
+                bool exclude_self, int n_threads, int64_t* indices, T* distances,
+                bool verbose = false);
 
 }  // namespace geoml

@@ -310,8 +310,8 @@ struct Solver {
 
 }  // namespace
 
-double emd_solve(int m, int n, const double* a, const double* b, const double* C,
-                 EmdWorkspace& ws, int64_t max_iter, int* status) {
+double emd_solve(int m, int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
+                 int64_t max_iter, int* status) {
   if (m < 0 || n < 0) throw std::invalid_argument("emd: negative size");
   if (static_cast<int64_t>(m) * n >= (int64_t(1) << 31) - 1)
     throw std::invalid_argument("emd: m * n must be below 2^31");

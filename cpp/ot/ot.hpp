@@ -2,8 +2,8 @@
 // unbalanced, on-the-fly point-cloud costs) and batched drivers over many small problems.
 //
 // All kernels work in float64 (the dense Sinkhorn kernel may be stored in float32, with
-// float64 products and sums, see sinkhorn_dense). Histograms are non-negative; costs are dense row-major
-// (m, n) matrices. Nothing here allocates per call in the hot path except the workspaces,
+// float64 products and sums, see sinkhorn_dense). Histograms are non-negative; costs are dense
+// row-major (m, n) matrices. Nothing here allocates per call in the hot path except the workspaces,
 // which are reusable (one per thread).
 #pragma once
 #include <cstdint>
@@ -27,32 +27,31 @@ enum EmdStatus : int {
 struct EmdWorkspace {
   // problem after dropping zero-mass rows/columns: mm x nn, cost copied into `cost`
   int m = 0, n = 0, mm = 0, nn = 0;
-  std::vector<int> rows, cols;        // kept row/column indices (size mm, nn)
-  std::vector<double> cost;           // mm*nn compressed cost (only when something was dropped)
-  const double* C = nullptr;          // the cost actually used (cost.data() or the caller's)
-  const double* C_full = nullptr;     // the caller's cost (m x n)
-  std::vector<double> ab;             // compressed supplies then demands
+  std::vector<int> rows, cols;     // kept row/column indices (size mm, nn)
+  std::vector<double> cost;        // mm*nn compressed cost (only when something was dropped)
+  const double* C = nullptr;       // the cost actually used (cost.data() or the caller's)
+  const double* C_full = nullptr;  // the caller's cost (m x n)
+  std::vector<double> ab;          // compressed supplies then demands
   // spanning tree over mm + nn + 1 nodes (the last is the artificial root)
   std::vector<int> parent, pred, thread, rev_thread, depth;
-  std::vector<unsigned char> up;      // 1: the tree arc of u points u -> parent[u]
-  std::vector<double> pot, flow;      // node potentials; flow on the tree arc of each node
-  std::vector<unsigned char> in_tree; // mm*nn flags for real arcs
-  std::vector<int> path, lasts;       // scratch for the tree update
-  std::vector<int> saved;             // scratch for the tree update
+  std::vector<unsigned char> up;       // 1: the tree arc of u points u -> parent[u]
+  std::vector<double> pot, flow;       // node potentials; flow on the tree arc of each node
+  std::vector<unsigned char> in_tree;  // mm*nn flags for real arcs
+  std::vector<int> path, lasts;        // scratch for the tree update
+  std::vector<int> saved;              // scratch for the tree update
   int64_t n_pivots = 0;
 };
 
 /// Exact optimal transport between histograms `a` (m) and `b` (n) with dense row-major cost
 /// `C` (m x n): minimises <P, C> over P >= 0 with P 1 = a, P^T 1 = b, by a primal network
 /// simplex (spanning tree stored as parent/thread/depth arrays, artificial-root start;
-/// block-search pivoting, or Dantzig's rule, an AVX2 scan of all arcs, when m n <= 1024). Rows with a_i = 0 and columns with b_j = 0 are dropped first.
-/// When at most 32 rows and 32 columns remain, a fixed-size variant runs instead (stack
-/// arrays, subtree bit sets instead of thread/depth, float32 AVX2 pre-pricing re-checked in
-/// float64): same optimum, no allocation.
-/// Masses are expected to be equal (the caller checks the tolerance); a residual mismatch
-/// stays on artificial arcs and is reported as EMD_INFEASIBLE when larger than
-/// 1e-9 * total mass. Only costs between kept rows and columns are read; a NaN or infinite
-/// one gives EMD_NONFINITE and a NaN cost.
+/// block-search pivoting, or Dantzig's rule, an AVX2 scan of all arcs, when m n <= 1024). Rows with
+/// a_i = 0 and columns with b_j = 0 are dropped first. When at most 32 rows and 32 columns remain,
+/// a fixed-size variant runs instead (stack arrays, subtree bit sets instead of thread/depth,
+/// float32 AVX2 pre-pricing re-checked in float64): same optimum, no allocation. Masses are
+/// expected to be equal (the caller checks the tolerance); a residual mismatch stays on artificial
+/// arcs and is reported as EMD_INFEASIBLE when larger than 1e-9 * total mass. Only costs between
+/// kept rows and columns are read; a NaN or infinite one gives EMD_NONFINITE and a NaN cost.
 ///
 /// Complexity: each pivot costs O(sqrt(m n)) to O(m n) for the search plus O(subtree) for
 /// the tree update; typically O(m + n) .. O((m + n) log) pivots. Memory O(m n) bytes for arc
@@ -60,8 +59,8 @@ struct EmdWorkspace {
 /// `max_iter` <= 0 means no limit. Returns the optimal cost <P, C>; `*status` (if non-null)
 /// receives an EmdStatus. The caller owns all arrays; `C` must outlive later `emd_plan_*` /
 /// `emd_duals` calls on the same workspace. Thread-safe with one workspace per thread.
-double emd_solve(int m, int n, const double* a, const double* b, const double* C,
-                 EmdWorkspace& ws, int64_t max_iter, int* status);
+double emd_solve(int m, int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
+                 int64_t max_iter, int* status);
 
 /// Same as `emd_solve`: the entry point meant for many small problems (e.g. one per graph
 /// edge in Ollivier-Ricci curvature). Reuse `ws` across calls to avoid allocations.
@@ -120,8 +119,8 @@ struct SinkhornParams {
 
 /// What a Sinkhorn solve reports.
 struct SinkhornInfo {
-  int64_t n_iter = 0;    ///< scaling iterations (all stages)
-  double err = 0.0;      ///< final stopping quantity (see SinkhornParams::tol)
+  int64_t n_iter = 0;  ///< scaling iterations (all stages)
+  double err = 0.0;    ///< final stopping quantity (see SinkhornParams::tol)
   bool converged = false;
   double cost = 0.0;            ///< <P, C> of the returned plan (sinkhorn_dense)
   double marginal_error = 0.0;  ///< |P 1 - a|_1 + |P^T 1 - b|_1 of it (sinkhorn_dense)
@@ -148,8 +147,9 @@ struct SinkhornWork {
 /// exit, with P_ij = exp((f_i + g_j - C_ij) / eps) in the balanced case. `P` (m x n) receives
 /// the plan; it is also the kernel's storage during the solve: in float32 (first half of P)
 /// when m n >= 2^16 and every exponent of a kernel build lies in [-87, 88] (normal floats),
-/// else float64; iterations then stream half the bytes. The plan is widened in place. Zero-mass bins get zero rows /
-/// columns. O(m n) per iteration, O(m n) exps per stage; memory: P plus O(m + n) in `w`.
+/// else float64; iterations then stream half the bytes. The plan is widened in place. Zero-mass
+/// bins get zero rows / columns. O(m n) per iteration, O(m n) exps per stage; memory: P plus O(m +
+/// n) in `w`.
 SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, const double* C,
                             const SinkhornParams& p, double* f, double* g, double* P,
                             SinkhornWork& w);
@@ -167,8 +167,8 @@ void sinkhorn_batched(int64_t B, const double* a, const int64_t* a_off, const do
 /// (p = 1 or 2; p = 2 is the squared distance) computed on the fly: log-domain Sinkhorn with
 /// annealing, memory O(m + n). In/out f (m), g (n) as in `sinkhorn_dense`. On exit `cost`
 /// holds <P, C>. O(m n d) per iteration; parallel over rows (p.n_threads).
-SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double* y,
-                             const double* a, const double* b, int power,
-                             const SinkhornParams& p, double* f, double* g, double* cost);
+SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double* y, const double* a,
+                             const double* b, int power, const SinkhornParams& p, double* f,
+                             double* g, double* cost);
 
 }  // namespace geoml

@@ -23,7 +23,7 @@ using ot_detail::exp_neg;
 using ot_detail::lse_max;
 using ot_detail::lse_sum;
 
-constexpr double kAbsorb = 50.0;           // scalings leave [e^-50, e^50]: absorb them
+constexpr double kAbsorb = 50.0;  // scalings leave [e^-50, e^50]: absorb them
 const double kHi = std::exp(kAbsorb), kLo = std::exp(-kAbsorb);
 // the plain rate is measured from iteration kSorMin on, once three consecutive error ratios
 // agree within kSorStable (relative) and are at most kSorEarlyMax (slow rates settle late),
@@ -279,11 +279,10 @@ struct DenseSinkhorn {
       SweepOut o;
       std::fill(Ktu, Ktu + n, 0.0);
       if (f32)
-        sweep_rows(0, m, n, K32(), w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(),
-                   Ktu, o);
-      else
-        sweep_rows(0, m, n, K, w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(), Ktu,
+        sweep_rows(0, m, n, K32(), w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(), Ktu,
                    o);
+      else
+        sweep_rows(0, m, n, K, w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(), Ktu, o);
       return o;
     }
     SweepOut o;
@@ -298,8 +297,8 @@ struct DenseSinkhorn {
 #pragma omp for schedule(dynamic, kSweepBlock) nowait
       for (int i0 = 0; i0 < m; i0 += kSweepBlock)
         if (f32)
-          sweep_rows(i0, std::min(m, i0 + kSweepBlock), n, K32(), w.v.data(), a, w.wr.data(),
-                     lam, balanced, rx, w.u.data(), acc, mine);
+          sweep_rows(i0, std::min(m, i0 + kSweepBlock), n, K32(), w.v.data(), a, w.wr.data(), lam,
+                     balanced, rx, w.u.data(), acc, mine);
         else
           sweep_rows(i0, std::min(m, i0 + kSweepBlock), n, K, w.v.data(), a, w.wr.data(), lam,
                      balanced, rx, w.u.data(), acc, mine);
@@ -472,8 +471,8 @@ struct DenseSinkhorn {
     return cost;
   }
   template <class T>
-  static void plan_row(int n, const T* Ki, double ui, const double* v, const double* Ci,
-                       double* Pi, double* cs, double* rs_out, double* c_out) {
+  static void plan_row(int n, const T* Ki, double ui, const double* v, const double* Ci, double* Pi,
+                       double* cs, double* rs_out, double* c_out) {
     const SimdIsa isa = simd_isa();
     GEOML_SIMD_CALL(isa, plan_row<T>, n, Ki, ui, v, Ci, Pi, cs, rs_out, c_out);
   }
@@ -564,8 +563,8 @@ void sinkhorn_batched(int64_t B, const double* a, const int64_t* a_off, const do
       f.assign(m, 0.0);
       g.assign(n, 0.0);
       double* Pk = plans ? plans + c_off[k] : (P.resize(static_cast<size_t>(m) * n), P.data());
-      const SinkhornInfo info = sinkhorn_dense(m, n, a + a_off[k], b + b_off[k], C + c_off[k],
-                                               q, f.data(), g.data(), Pk, w);
+      const SinkhornInfo info = sinkhorn_dense(m, n, a + a_off[k], b + b_off[k], C + c_off[k], q,
+                                               f.data(), g.data(), Pk, w);
       cost[k] = info.cost;
       err[k] = info.err;
       n_iter[k] = info.n_iter;

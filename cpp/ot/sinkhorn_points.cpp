@@ -78,8 +78,8 @@ double points_lse(int n, int d, const double* x, const double* Yt, const double*
 // against Y (n x d) with column offsets h (n). Balanced: returns sum_i |row mass - w_i| of
 // the current plan (before the update). Unbalanced: returns max |f_new - f_old|.
 double points_half(int m, int n, int d, const double* X, const double* Yt, const double* w,
-                   const double* h, const double* r, double* f, int power, double eps,
-                   double lam, bool balanced, int nt) {
+                   const double* h, const double* r, double* f, int power, double eps, double lam,
+                   bool balanced, int nt) {
   double err = 0.0;
 #pragma omp parallel num_threads(nt) reduction(+ : err) if (nt > 1)
   {
@@ -88,8 +88,8 @@ double points_half(int m, int n, int d, const double* X, const double* Yt, const
 #pragma omp for schedule(dynamic, 8)
     for (int i = 0; i < m; ++i) {
       if (!(w[i] > 0)) continue;
-      const double lse = points_lse(n, d, X + static_cast<int64_t>(i) * d, Yt, h, power, eps,
-                                    buf.data(), nullptr);
+      const double lse =
+          points_lse(n, d, X + static_cast<int64_t>(i) * d, Yt, h, power, eps, buf.data(), nullptr);
       const double fn = lam * (eps * std::log(w[i]) - r[i] - lse);
       if (balanced) {
         // current row mass: exp((f_i + r_i + lse) / eps) = w_i exp((f_i - fn) / eps)
@@ -110,9 +110,9 @@ double points_half(int m, int n, int d, const double* X, const double* Yt, const
 
 }  // namespace
 
-SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double* y,
-                             const double* a, const double* b, int power,
-                             const SinkhornParams& p, double* f, double* g, double* cost) {
+SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double* y, const double* a,
+                             const double* b, int power, const SinkhornParams& p, double* f,
+                             double* g, double* cost) {
   SinkhornInfo info;
   const int nt = std::max(1, p.n_threads);
   const bool balanced = !(p.rho > 0);
@@ -121,9 +121,11 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
   std::vector<double> ra(m, 0.0), rb(n, 0.0), h(std::max(m, n));
   std::vector<double> xt(static_cast<size_t>(m) * d), yt(static_cast<size_t>(n) * d);
   for (int i = 0; i < m; ++i)
-    for (int k = 0; k < d; ++k) xt[static_cast<size_t>(k) * m + i] = x[static_cast<size_t>(i) * d + k];
+    for (int k = 0; k < d; ++k)
+      xt[static_cast<size_t>(k) * m + i] = x[static_cast<size_t>(i) * d + k];
   for (int j = 0; j < n; ++j)
-    for (int k = 0; k < d; ++k) yt[static_cast<size_t>(k) * n + j] = y[static_cast<size_t>(j) * d + k];
+    for (int k = 0; k < d; ++k)
+      yt[static_cast<size_t>(k) * n + j] = y[static_cast<size_t>(j) * d + k];
   std::vector<double> sched;
   if (p.eps_start > p.eps)
     // finite start, at most 4096 stages: never an endless schedule (the Python layer refuses
@@ -146,11 +148,11 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
     const double tol = last ? p.tol : std::max(p.tol, p.stage_tol * (balanced ? mass : eps));
     for (; iters < p.max_iter; ++iters) {
       for (int i = 0; i < m; ++i) h[i] = f[i] + ra[i];
-      double eg = points_half(n, m, d, y, xt.data(), b, h.data(), rb.data(), g, power, eps,
-                              lam, balanced, nt);
+      double eg = points_half(n, m, d, y, xt.data(), b, h.data(), rb.data(), g, power, eps, lam,
+                              balanced, nt);
       for (int j = 0; j < n; ++j) h[j] = g[j] + rb[j];
-      double ef = points_half(m, n, d, x, yt.data(), a, h.data(), ra.data(), f, power, eps,
-                              lam, balanced, nt);
+      double ef = points_half(m, n, d, x, yt.data(), a, h.data(), ra.data(), f, power, eps, lam,
+                              balanced, nt);
       // balanced: after the g-step columns are exact, so ef is the plan's marginal error
       err = balanced ? ef : std::max(ef, eg);
       if (err <= tol) {

@@ -21,8 +21,8 @@ inline double sqdist(const double* a, const double* b, int64_t d) {
   return s;
 }
 
-void kmeanspp(const double* X, int64_t n, int64_t d, int64_t k, std::mt19937_64& gen,
-              double* C, int nt) {
+void kmeanspp(const double* X, int64_t n, int64_t d, int64_t k, std::mt19937_64& gen, double* C,
+              int nt) {
   std::uniform_real_distribution<double> unif(0.0, 1.0);
   std::vector<double> d2(n);
   int64_t first = std::min<int64_t>(n - 1, static_cast<int64_t>(unif(gen) * n));
@@ -55,8 +55,8 @@ void kmeanspp(const double* X, int64_t n, int64_t d, int64_t k, std::mt19937_64&
 
 }  // namespace
 
-KMeansResult kmeans(const double* X, int64_t n, int64_t d, int64_t k, int n_init,
-                    int max_iter, double tol, uint64_t seed, int n_threads) {
+KMeansResult kmeans(const double* X, int64_t n, int64_t d, int64_t k, int n_init, int max_iter,
+                    double tol, uint64_t seed, int n_threads) {
   if (k < 1 || k > n) throw std::invalid_argument("kmeans: need 1 <= n_clusters <= n_samples");
   const int nt = resolve_threads(n_threads);
   std::mt19937_64 gen(seed);

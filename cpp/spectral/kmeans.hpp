@@ -18,7 +18,7 @@ struct KMeansResult {
 /// the smallest inertia wins. An emptied cluster takes the point farthest from its centre.
 /// Cost O(n_init max_iter n k d), parallel over points; memory O(n + k d). Result owns its
 /// memory. Throws std::invalid_argument for k < 1 or k > n.
-KMeansResult kmeans(const double* X, int64_t n, int64_t d, int64_t k, int n_init,
-                    int max_iter, double tol, uint64_t seed, int n_threads);
+KMeansResult kmeans(const double* X, int64_t n, int64_t d, int64_t k, int n_init, int max_iter,
+                    double tol, uint64_t seed, int n_threads);
 
 }  // namespace geoml

@@ -166,12 +166,14 @@ double cgs_pass(int64_t n, const T* V, int64_t ld, int64_t jj, T* w, std::vector
 // Sort key: smaller = more wanted.
 inline double want_key(Which which, double theta) {
   switch (which) {
-    case Which::LA: return -theta;
-    case Which::SA: return theta;
-    default: return -std::fabs(theta);
+    case Which::LA:
+      return -theta;
+    case Which::SA:
+      return theta;
+    default:
+      return -std::fabs(theta);
   }
 }
-
 
 /// The state of one lanczos() call: the basis V (n x (m + 1), row-major), the projected
 /// matrix Tm, the filter, the locked and kept Ritz pairs. run() does restart cycles of
@@ -220,9 +222,17 @@ struct LanczosSolver {
 
   LanczosSolver(int64_t n_, const MatVec<T>& A_, const LanczosOptions& opt_,
                 const ChebStep<T>& step_, int64_t nd_)
-      : n(n_), A(A_), opt(opt_), step(step_), nt(resolve_threads(opt_.n_threads)), k(opt_.k),
-        nd(nd_), filt(opt_.cheb_degree > 0), eps(std::numeric_limits<T>::epsilon()),
-        tol(opt_.tol), wsel(opt_.cheb_degree > 0 ? Which::LA : opt_.which) {
+      : n(n_),
+        A(A_),
+        opt(opt_),
+        step(step_),
+        nt(resolve_threads(opt_.n_threads)),
+        k(opt_.k),
+        nd(nd_),
+        filt(opt_.cheb_degree > 0),
+        eps(std::numeric_limits<T>::epsilon()),
+        tol(opt_.tol),
+        wsel(opt_.cheb_degree > 0 ? Which::LA : opt_.which) {
     if (n < 1 || k < 1 || nd < 0 || nd + k > n)
       throw std::invalid_argument("lanczos: need 1 <= k and k + n_deflate <= n (n=" +
                                   std::to_string(n) + ", k=" + std::to_string(k) + ")");
@@ -390,8 +400,10 @@ struct LanczosSolver {
         }
         nrm = 1;
       }
-      if (j + 1 < m) TT(j + 1, j) = TT(j, j + 1) = beta;
-      else beta_m = beta;
+      if (j + 1 < m)
+        TT(j + 1, j) = TT(j, j + 1) = beta;
+      else
+        beta_m = beta;
       std::swap(xprev, x);
       {
         const double sc = 1.0 / nrm;
@@ -465,8 +477,10 @@ struct LanczosSolver {
       x[i] = T(s);
     }
     const double nx = cgs_pass(n, V.data(), ld, a0, x.data(), h, nt);
-    if (nx > 0) col_set(a0, x.data(), 1.0 / nx);
-    else if (random_orth(a0, x.data())) col_set(a0, x.data(), 1.0);
+    if (nx > 0)
+      col_set(a0, x.data(), 1.0 / nx);
+    else if (random_orth(a0, x.data()))
+      col_set(a0, x.data(), 1.0);
     clear_tail(a0);
     p = 0;
   }
@@ -566,8 +580,9 @@ struct LanczosSolver {
     keptA.assign(p, 0.0);
     for (int64_t c = 0; c < p; ++c) {
       const int64_t pc = perm[nconv + c];
-      keptA[c] = pc < needed ? thA[pc]
-                 : use_filter ? -std::numeric_limits<double>::infinity() : theta[order[pc]];
+      keptA[c] = pc < needed  ? thA[pc]
+                 : use_filter ? -std::numeric_limits<double>::infinity()
+                              : theta[order[pc]];
     }
   }
 
@@ -592,8 +607,10 @@ struct LanczosSolver {
     }
     cgs_pass(n, V.data(), ld, b0, x.data(), h, nt);
     const double nx = cgs_pass(n, V.data(), ld, b0, x.data(), h, nt);
-    if (nx > 0) col_set(b0, x.data(), 1.0 / nx);
-    else if (random_orth(b0, x.data())) col_set(b0, x.data(), 1.0);
+    if (nx > 0)
+      col_set(b0, x.data(), 1.0 / nx);
+    else if (random_orth(b0, x.data()))
+      col_set(b0, x.data(), 1.0);
     clear_tail(b0);
     p = 0;
     keptA.clear();
@@ -714,8 +731,8 @@ struct LanczosSolver {
 }  // namespace
 
 template <typename T>
-LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* deflate,
-                         int64_t nd, const LanczosOptions& opt, const ChebStep<T>& step) {
+LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* deflate, int64_t nd,
+                         const LanczosOptions& opt, const ChebStep<T>& step) {
   return LanczosSolver<T>(n, A, opt, step, nd).run(v0, deflate);
 }
 
@@ -727,17 +744,17 @@ template LanczosResult<double> lanczos<double>(int64_t, const MatVec<double>&, c
                                                const ChebStep<double>&);
 template void csr_matvec<float, int32_t>(int64_t, const int32_t*, const int32_t*, const float*,
                                          const float*, float*, int);
-template void csr_matvec<double, int32_t>(int64_t, const int32_t*, const int32_t*,
-                                          const double*, const double*, double*, int);
+template void csr_matvec<double, int32_t>(int64_t, const int32_t*, const int32_t*, const double*,
+                                          const double*, double*, int);
 template void csr_matvec<float, int64_t>(int64_t, const int64_t*, const int64_t*, const float*,
                                          const float*, float*, int);
-template void csr_matvec<double, int64_t>(int64_t, const int64_t*, const int64_t*,
-                                          const double*, const double*, double*, int);
-#define GEOML_PATTERN(T, I)                                                                \
+template void csr_matvec<double, int64_t>(int64_t, const int64_t*, const int64_t*, const double*,
+                                          const double*, double*, int);
+#define GEOML_PATTERN(T, I)                                                                       \
   template void scaled_pattern_matvec<T, I>(int64_t, const I*, const I*, const double*, const T*, \
-                                            T*, std::vector<double>&, int);                     \
-  template void scaled_pattern_cheb_step<T, I>(int64_t, const I*, const I*, const double*,     \
-                                               const T*, const T*, T*, double, double, double, \
+                                            T*, std::vector<double>&, int);                       \
+  template void scaled_pattern_cheb_step<T, I>(int64_t, const I*, const I*, const double*,        \
+                                               const T*, const T*, T*, double, double, double,    \
                                                std::vector<double>&, int);
 GEOML_PATTERN(float, int32_t)
 GEOML_PATTERN(float, int64_t)

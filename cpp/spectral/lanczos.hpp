@@ -47,8 +47,8 @@ struct LanczosResult {
   int64_t n_iter = 0;               ///< restart cycles run
   int64_t n_matvec = 0;             ///< products with A
   bool converged = false;
-  double anorm = 0;                 ///< the ||A|| used in the test
-  double cheb_cut = 0;              ///< filter interval [cheb_lower, cheb_cut] (0 if unused)
+  double anorm = 0;     ///< the ||A|| used in the test
+  double cheb_cut = 0;  ///< filter interval [cheb_lower, cheb_cut] (0 if unused)
 };
 
 /// Thick-restart Lanczos (Wu & Simon 2000) with full reorthogonalisation (classical
@@ -63,9 +63,8 @@ struct LanczosResult {
 /// products plus O(n ncv^2) for the orthogonalisation; memory O(n ncv). The result owns its
 /// memory. Throws std::invalid_argument for inconsistent sizes.
 template <typename T>
-LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* deflate,
-                         int64_t nd, const LanczosOptions& opt,
-                         const ChebStep<T>& step = ChebStep<T>());
+LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* deflate, int64_t nd,
+                         const LanczosOptions& opt, const ChebStep<T>& step = ChebStep<T>());
 
 /// Products with N = S P S for a 0/1 sparsity pattern P (CSR indptr/indices, no values)
 /// and a diagonal S = diag(s): the normalised adjacency of an unweighted graph, reading 4

@@ -16,12 +16,15 @@ namespace {
 #include "common/simd_instantiate.inc"
 
 using GramFn = void (*)(int64_t, const double*, int64_t, const double*, int64_t, double*);
-using CombFn = void (*)(int, const double* const*, int64_t, const double*, int64_t,
-                        double* const*);
+using CombFn = void (*)(int, const double* const*, int64_t, const double*, int64_t, double* const*);
 
-GramFn gram_kernel() { return GEOML_SIMD_PICK(simd_isa(), gram_chunk); }
+GramFn gram_kernel() {
+  return GEOML_SIMD_PICK(simd_isa(), gram_chunk);
+}
 
-CombFn comb_kernel() { return GEOML_SIMD_PICK(simd_isa(), comb_rows); }
+CombFn comb_kernel() {
+  return GEOML_SIMD_PICK(simd_isa(), comb_rows);
+}
 
 int64_t total_cols(const std::vector<RowBlock>& B) {
   int64_t p = 0;

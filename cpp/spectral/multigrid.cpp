@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "common/common.hpp"
-#include "common/sparse.hpp"
 #include "common/simd.hpp"
+#include "common/sparse.hpp"
 
 namespace geoml {
 
@@ -24,20 +24,22 @@ enum SpmmMode : int { kSet = 0, kAdd = 1, kResidual = 2, kJacobi = 3 };
 using RowsFn = void (*)(int, int64_t, int64_t, const int32_t*, const int32_t*, const float*,
                         int64_t, const float*, const float*, const float*, float*);
 
-RowsFn rows_kernel() { return GEOML_SIMD_PICK(simd_isa(), spmm_rows); }
+RowsFn rows_kernel() {
+  return GEOML_SIMD_PICK(simd_isa(), spmm_rows);
+}
 
 /// One fused product (see SpmmMode) of CSR M with the row-major block X of row length w;
 /// threads capped so that each gets ~1e5 flops at least. Rows go in ~16 contiguous chunks
 /// per thread, handed out dynamically: on a shared machine a thread that loses its core
 /// no longer holds the others at the end of every product (with one static range per
 /// thread, the V-cycles took 3-5x longer whenever the other core was busy).
-void product(const CsrF32& M, int mode, int64_t w, const float* X, const float* B,
-             const float* jac, float* Y, int n_threads) {
+void product(const CsrF32& M, int mode, int64_t w, const float* X, const float* B, const float* jac,
+             float* Y, int n_threads) {
   const RowsFn fn = rows_kernel();
   const int64_t rows = M.rows;
   const int64_t work = (static_cast<int64_t>(M.data.size()) + rows) * w;
-  const int nt = static_cast<int>(std::min<int64_t>(resolve_threads(n_threads),
-                                                    std::max<int64_t>(1, work / 200000)));
+  const int nt = static_cast<int>(
+      std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, work / 200000)));
   const int32_t *ip = M.indptr.data(), *ix = M.indices.data();
   const float* a = M.data.data();
   if (nt == 1) {
@@ -58,8 +60,7 @@ void check_csr(const CsrF32& M, int64_t cols, const char* what) {
     throw std::invalid_argument(std::string("AmgCycle: inconsistent CSR arrays for ") + what);
   for (int32_t j : M.indices)
     if (j < 0 || j >= cols)
-      throw std::invalid_argument(std::string("AmgCycle: column index out of range in ") +
-                                  what);
+      throw std::invalid_argument(std::string("AmgCycle: column index out of range in ") + what);
 }
 }  // namespace
 
@@ -133,8 +134,7 @@ void AmgCycle::vcycle(std::size_t i, int64_t w, bool zero, int nt) {
 void AmgCycle::apply(int64_t level, int64_t m, const double* B, double* X, int cycles,
                      int n_threads) {
   if (!complete_) throw std::invalid_argument("AmgCycle: the coarsest level is not set");
-  if (level < 0 || level >= n_levels())
-    throw std::invalid_argument("AmgCycle: level out of range");
+  if (level < 0 || level >= n_levels()) throw std::invalid_argument("AmgCycle: level out of range");
   if (m < 1 || cycles < 1) throw std::invalid_argument("AmgCycle: m and cycles must be >= 1");
   const int64_t w = (m + 7) / 8 * 8;
   for (std::size_t i = level; i < lv_.size(); ++i) {
@@ -261,8 +261,7 @@ int64_t rcm_components(int64_t n, const I* indptr, const I* indices, int64_t* pe
 template <typename I>
 void permuted_lsym(int64_t n, const I* indptr, const I* indices, const double* data,
                    const double* d, const int64_t* perm, int64_t* out_indptr,
-                   big_vector<int64_t>& out_indices, big_vector<double>& out_data,
-                   int n_threads) {
+                   big_vector<int64_t>& out_indices, big_vector<double>& out_data, int n_threads) {
   const int nt = resolve_threads(n_threads);
   struct Node {
     int64_t pos;  // new index
@@ -354,20 +353,20 @@ void csr_spmm(int64_t rows, const I* indptr, const I* indices, const double* dat
                  resolve_threads(n_threads), alpha, B, beta);
 }
 
-template int64_t aggregate_graph<int32_t>(int64_t, const int32_t*, const int32_t*,
-                                          const double*, int32_t*);
-template int64_t aggregate_graph<int64_t>(int64_t, const int64_t*, const int64_t*,
-                                          const double*, int32_t*);
+template int64_t aggregate_graph<int32_t>(int64_t, const int32_t*, const int32_t*, const double*,
+                                          int32_t*);
+template int64_t aggregate_graph<int64_t>(int64_t, const int64_t*, const int64_t*, const double*,
+                                          int32_t*);
 template int64_t rcm_components<int32_t>(int64_t, const int32_t*, const int32_t*, int64_t*,
                                          int32_t*);
 template int64_t rcm_components<int64_t>(int64_t, const int64_t*, const int64_t*, int64_t*,
                                          int32_t*);
 template void permuted_lsym<int32_t>(int64_t, const int32_t*, const int32_t*, const double*,
-                                     const double*, const int64_t*, int64_t*,
-                                     big_vector<int64_t>&, big_vector<double>&, int);
+                                     const double*, const int64_t*, int64_t*, big_vector<int64_t>&,
+                                     big_vector<double>&, int);
 template void permuted_lsym<int64_t>(int64_t, const int64_t*, const int64_t*, const double*,
-                                     const double*, const int64_t*, int64_t*,
-                                     big_vector<int64_t>&, big_vector<double>&, int);
+                                     const double*, const int64_t*, int64_t*, big_vector<int64_t>&,
+                                     big_vector<double>&, int);
 template void csr_spmm<int32_t>(int64_t, const int32_t*, const int32_t*, const double*, int64_t,
                                 const double*, double, const double*, double, double*, int);
 template void csr_spmm<int64_t>(int64_t, const int64_t*, const int64_t*, const double*, int64_t,

@@ -44,8 +44,7 @@ int64_t rcm_components(int64_t n, const I* indptr, const I* indices, int64_t* pe
 template <typename I>
 void permuted_lsym(int64_t n, const I* indptr, const I* indices, const double* data,
                    const double* d, const int64_t* perm, int64_t* out_indptr,
-                   big_vector<int64_t>& out_indices, big_vector<double>& out_data,
-                   int n_threads);
+                   big_vector<int64_t>& out_indices, big_vector<double>& out_data, int n_threads);
 
 /// Y = alpha * A X + beta * B for a CSR matrix A (rows x cols) and row-major dense blocks
 /// X (cols x m), B and Y (rows x m); B may be null (then Y = alpha A X) or equal to Y (in

@@ -4,71 +4,72 @@ kNN graphs, graph Laplacians and spectral embeddings, optimal transport, Ricci c
 low-rank decompositions, with C++/OpenMP kernels on the CPU and optional CUDA kernels. Importing
 geoml never imports CuPy nor touches a GPU.
 """
+
 from __future__ import annotations
 
 from . import _core, ot
 from ._base import NotFittedError
 from ._config import show_config
 from .curvature import (
-                        FormanRicci,
-                        OllivierRicci,
-                        RicciCommunities,
-                        RicciFlow,
-                        forman_ricci,
-                        ollivier_ricci,
-                        ricci_communities,
+    FormanRicci,
+    OllivierRicci,
+    RicciCommunities,
+    RicciFlow,
+    forman_ricci,
+    ollivier_ricci,
+    ricci_communities,
 )
 from .lowrank import SVDResult, Tucker, TuckerTensor, randomized_svd, tucker
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
 from .spectral import (
-                        DiffusionMap,
-                        EigshResult,
-                        LaplacianEigenmap,
-                        SpectralClustering,
-                        SpectralDensity,
-                        TraceEstimate,
-                        eigsh,
-                        laplacian,
-                        spectral_density,
-                        trace_function,
+    DiffusionMap,
+    EigshResult,
+    LaplacianEigenmap,
+    SpectralClustering,
+    SpectralDensity,
+    TraceEstimate,
+    eigsh,
+    laplacian,
+    spectral_density,
+    trace_function,
 )
 
 __version__: str = _core.__version__
 
 __all__ = [
-    "__version__",
-    "show_config",
-    "NotFittedError",
-    # neighbours and graphs
-    "KNNGraph",
-    "KNNResult",
-    "knn",
-    "knn_graph",
     # spectral
     "DiffusionMap",
     "EigshResult",
-    "LaplacianEigenmap",
-    "SpectralClustering",
-    "SpectralDensity",
-    "TraceEstimate",
-    "eigsh",
-    "laplacian",
-    "spectral_density",
-    "trace_function",
-    # optimal transport: the geoml.ot module (sinkhorn, emd, batched solvers, ...)
-    "ot",
     # curvature
     "FormanRicci",
+    # neighbours and graphs
+    "KNNGraph",
+    "KNNResult",
+    "LaplacianEigenmap",
+    "NotFittedError",
     "OllivierRicci",
     "RicciCommunities",
     "RicciFlow",
-    "forman_ricci",
-    "ollivier_ricci",
-    "ricci_communities",
     # low rank
     "SVDResult",
+    "SpectralClustering",
+    "SpectralDensity",
+    "TraceEstimate",
     "Tucker",
     "TuckerTensor",
+    "__version__",
+    "eigsh",
+    "forman_ricci",
+    "knn",
+    "knn_graph",
+    "laplacian",
+    "ollivier_ricci",
+    # optimal transport: the geoml.ot module (sinkhorn, emd, batched solvers, ...)
+    "ot",
     "randomized_svd",
+    "ricci_communities",
+    "show_config",
+    "spectral_density",
+    "trace_function",
     "tucker",
 ]

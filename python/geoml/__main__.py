@@ -1,4 +1,5 @@
 """Command line: ``geoml info`` and ``geoml demo`` (also ``python -m geoml ...``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,9 @@ def main(argv=None) -> int:
     demo.add_argument("--n", type=int, default=20000, help="number of points (default 20000)")
     demo.add_argument("--k", type=int, default=10, help="neighbours per point (default 10)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--plot", default=None,
-                      help="write a PNG of the Laplacian eigenmap here (needs matplotlib)")
+    demo.add_argument(
+        "--plot", default=None, help="write a PNG of the Laplacian eigenmap here (needs matplotlib)"
+    )
     args = parser.parse_args(argv)
     if args.command == "info":
         from . import show_config

@@ -57,8 +57,10 @@ class BaseEstimator:
             if p.name == "self" or p.kind == p.VAR_KEYWORD:
                 continue
             if p.kind == p.VAR_POSITIONAL:
-                raise RuntimeError(f"{cls.__name__}.__init__ takes *{p.name}; estimators list "
-                                   "every parameter in their signature")
+                raise RuntimeError(
+                    f"{cls.__name__}.__init__ takes *{p.name}; estimators list "
+                    "every parameter in their signature"
+                )
             names.append(p.name)
         return sorted(names)
 
@@ -90,8 +92,10 @@ class BaseEstimator:
         for key, value in params.items():
             key, delim, sub_key = key.partition("__")
             if key not in valid:
-                raise ValueError(f"Invalid parameter {key!r} for estimator {self}. Valid "
-                                 f"parameters are: {self._get_param_names()!r}.")
+                raise ValueError(
+                    f"Invalid parameter {key!r} for estimator {self}. Valid "
+                    f"parameters are: {self._get_param_names()!r}."
+                )
             if delim:
                 nested[key][sub_key] = value
             else:
@@ -141,8 +145,9 @@ class BaseEstimator:
     def _check_is_fitted(self, what: str = "") -> None:
         """``NotFittedError`` (an ``AttributeError`` and ``ValueError``) before ``fit``."""
         if not self.__sklearn_is_fitted__():
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) "
-                                 f"first{what}")
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(X) first{what}"
+            )
 
     # scikit-learn tags -------------------------------------------------------------------
     _estimator_type_tag: str | None = None  # "clusterer" for clusterers
@@ -158,10 +163,13 @@ class BaseEstimator:
         calls this)."""
         from sklearn.utils import Tags, TargetTags, TransformerTags
 
-        tags = Tags(estimator_type=self._estimator_type_tag,
-                    target_tags=TargetTags(required=False),
-                    transformer_tags=TransformerTags() if self._transformer else None,
-                    regressor_tags=None, classifier_tags=None)
+        tags = Tags(
+            estimator_type=self._estimator_type_tag,
+            target_tags=TargetTags(required=False),
+            transformer_tags=TransformerTags() if self._transformer else None,
+            regressor_tags=None,
+            classifier_tags=None,
+        )
         for key, value in self._geoml_tags().items():
             obj = tags
             *path, last = key.split(".")

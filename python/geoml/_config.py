@@ -1,4 +1,5 @@
 """``geoml.show_config()``: what was built and what this machine offers."""
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ def config() -> dict:
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "(unset)"),
         "simd": _core.simd_isa(),
         "blas": "none: kNN distances come from geoml's own SIMD micro-kernel "
-                f"({_core.simd_isa()}), no BLAS call",
+        f"({_core.simd_isa()}), no BLAS call",
     }
     mod = _gpu.cuda_module()
     info["cuda_module"] = mod is not None

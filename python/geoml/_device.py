@@ -34,8 +34,10 @@ def resolve_device(device, *arrays) -> str:
     _check_device(device)
     kinds = {is_gpu_array(a) for a in arrays if a is not None}
     if len(kinds) > 1:
-        raise TypeError("the array arguments mix GPU (CuPy) and host (NumPy) arrays; pass all "
-                        "of them on the same side (cupy.asarray(...) or .get())")
+        raise TypeError(
+            "the array arguments mix GPU (CuPy) and host (NumPy) arrays; pass all "
+            "of them on the same side (cupy.asarray(...) or .get())"
+        )
     if device == "auto":
         return "cuda" if True in kinds else "cpu"
     return device

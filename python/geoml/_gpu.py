@@ -1,6 +1,7 @@
 """Lazy access to the optional CUDA module. Nothing here runs at ``import geoml``.
 
 Where a call runs and moving data there: ``_device.py``."""
+
 from __future__ import annotations
 
 import functools
@@ -8,7 +9,7 @@ import importlib
 import warnings
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cuda_module():
     """``geoml._cuda`` if it was built and loads, else ``None`` (warns if built but broken)."""
     try:
@@ -16,13 +17,14 @@ def cuda_module():
     except ModuleNotFoundError:
         return None
     except ImportError as exc:  # built, but a shared library is missing
-        warnings.warn(f"geoml._cuda is built but cannot be loaded: {exc}", RuntimeWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"geoml._cuda is built but cannot be loaded: {exc}", RuntimeWarning, stacklevel=2
+        )
         return None
     return _cuda
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def device_count() -> int:
     """Number of CUDA devices geoml can use (0 without ``geoml._cuda`` or a driver)."""
     mod = cuda_module()
@@ -35,16 +37,21 @@ def available() -> bool:
 
 
 def require_cuda(what: str):
-    """``(cupy, geoml._cuda)`` for a GPU call of ``what``; ``RuntimeError`` saying what is missing."""
+    """``(cupy, geoml._cuda)`` for a GPU call of ``what``; ``RuntimeError`` saying what is
+    missing."""
     try:
         import cupy
     except ImportError as exc:
-        raise RuntimeError(f"{what} on the GPU needs CuPy: install the CuPy wheel matching your "
-                           "CUDA (e.g. pip install cupy-cuda13x), or use device='cpu'") from exc
+        raise RuntimeError(
+            f"{what} on the GPU needs CuPy: install the CuPy wheel matching your "
+            "CUDA (e.g. pip install cupy-cuda13x), or use device='cpu'"
+        ) from exc
     mod = cuda_module()
     if mod is None:
-        raise RuntimeError(f"{what} on the GPU needs geoml._cuda, which this geoml build lacks: "
-                           "reinstall with a CUDA compiler (GEOML_CUDA=ON), or use device='cpu'")
+        raise RuntimeError(
+            f"{what} on the GPU needs geoml._cuda, which this geoml build lacks: "
+            "reinstall with a CUDA compiler (GEOML_CUDA=ON), or use device='cpu'"
+        )
     if mod.device_count() == 0:
         raise RuntimeError(f"{what} on the GPU: no CUDA device is visible; use device='cpu'")
     return cupy, mod

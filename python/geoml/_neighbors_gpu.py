@@ -8,6 +8,7 @@ input was sent to the GPU with ``device="cuda"``. Buffers are CuPy arrays (CuPy'
 stream-ordered reuse), so an out-of-memory error is CuPy's ``OutOfMemoryError`` (a
 ``MemoryError``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,8 +59,10 @@ def knn_device(X, Y, k: int, metric: _core.Metric, exclude_self: bool):
     cp, mod = _gpu.require_cuda("knn")
     kmax = int(mod.knn_max_k)
     if k > kmax:
-        raise ValueError(f"k={k} exceeds the GPU search's limit of {kmax} neighbours; use "
-                         "device='cpu' for larger k")
+        raise ValueError(
+            f"k={k} exceeds the GPU search's limit of {kmax} neighbours; use "
+            "device='cpu' for larger k"
+        )
     ptr = _gpu.device_pointer
     dt = X.dtype
     is64 = dt == np.float64
@@ -79,19 +82,38 @@ def knn_device(X, Y, k: int, metric: _core.Metric, exclude_self: bool):
             # centre at the mean of X; bias = ||x - mean||^2
             mean = X.mean(axis=0, dtype=cp.float64)
             Xs, xbias = cp.empty_like(X), cp.empty(n, dtype=dt)
-            mod.knn_prep(centre, ptr(X, dt), ptr(Xs, dt), ptr(xbias, dt), ptr(mean, "float64"), n,
-                         d, dev, stream, dtype=dt)
+            mod.knn_prep(
+                centre,
+                ptr(X, dt),
+                ptr(Xs, dt),
+                ptr(xbias, dt),
+                ptr(mean, "float64"),
+                n,
+                d,
+                dev,
+                stream,
+                dtype=dt,
+            )
             if Y is not None:
                 Qs = cp.empty_like(Y)
-                mod.knn_prep(centre, ptr(Y, dt), ptr(Qs, dt), 0, ptr(mean, "float64"), m, d, dev,
-                             stream, dtype=dt)
+                mod.knn_prep(
+                    centre,
+                    ptr(Y, dt),
+                    ptr(Qs, dt),
+                    0,
+                    ptr(mean, "float64"),
+                    m,
+                    d,
+                    dev,
+                    stream,
+                    dtype=dt,
+                )
         elif metric == _core.Metric.cosine:  # unit rows
             Xs = cp.empty_like(X)
             mod.knn_prep(normalise, ptr(X, dt), ptr(Xs, dt), 0, 0, n, d, dev, stream, dtype=dt)
             if Y is not None:
                 Qs = cp.empty_like(Y)
-                mod.knn_prep(normalise, ptr(Y, dt), ptr(Qs, dt), 0, 0, m, d, dev, stream,
-                             dtype=dt)
+                mod.knn_prep(normalise, ptr(Y, dt), ptr(Qs, dt), 0, 0, m, d, dev, stream, dtype=dt)
         if Y is None:
             Qs = Xs
         splits = mod.knn_plan(m, n, k, bool(is64), dev)
@@ -101,12 +123,29 @@ def knn_device(X, Y, k: int, metric: _core.Metric, exclude_self: bool):
             ws_s = cp.empty(splits * m * k, dtype=dt)
             ws_i = cp.empty(splits * m * k, dtype=cp.int64)
             fin = cp.empty(m, dtype=cp.int32)
-        mod.knn_search(ptr(Qs, dt), ptr(Q, dt), m, ptr(Xs, dt), ptr(X, dt), n, d,
-                       0 if xbias is None else ptr(xbias, dt), metric, k, bool(exclude_self),
-                       splits, 0 if ws_s is None else ptr(ws_s, dt),
-                       0 if ws_i is None else ptr(ws_i, "int64"), ptr(counts, "int32"),
-                       0 if fin is None else ptr(fin, "int32"), ptr(dist, dt), ptr(idx, "int64"),
-                       dev, stream, dtype=dt)
+        mod.knn_search(
+            ptr(Qs, dt),
+            ptr(Q, dt),
+            m,
+            ptr(Xs, dt),
+            ptr(X, dt),
+            n,
+            d,
+            0 if xbias is None else ptr(xbias, dt),
+            metric,
+            k,
+            bool(exclude_self),
+            splits,
+            0 if ws_s is None else ptr(ws_s, dt),
+            0 if ws_i is None else ptr(ws_i, "int64"),
+            ptr(counts, "int32"),
+            0 if fin is None else ptr(fin, "int32"),
+            ptr(dist, dt),
+            ptr(idx, "int64"),
+            dev,
+            stream,
+            dtype=dt,
+        )
     return idx, dist
 
 
@@ -150,7 +189,7 @@ def csr_arrays(idx, w, mode: _core.Symmetrize, xp):
         else:
             val, kept = (v + other) / v.dtype.type(2), first
         r, c, v = r[kept], c[kept], val[kept].astype(w.dtype, copy=False)
-    index_dtype = xp.int64 if n * k * 2 >= 2 ** 31 - 1 else xp.int32
+    index_dtype = xp.int64 if n * k * 2 >= 2**31 - 1 else xp.int32
     indptr = xp.zeros(n + 1, dtype=index_dtype)
     if r.size:
         indptr[1:] = xp.cumsum(xp.bincount(r, minlength=n))

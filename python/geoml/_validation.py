@@ -1,4 +1,5 @@
 """Input checks shared by every public entry point (run once, at the boundary)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -7,8 +8,16 @@ import os
 
 import numpy as np
 
-__all__ = ["as_float_array", "check_int", "check_n_jobs", "check_random_state", "check_tol",
-           "is_gpu_array", "random_seed", "reject_gpu"]
+__all__ = [
+    "as_float_array",
+    "check_int",
+    "check_n_jobs",
+    "check_random_state",
+    "check_tol",
+    "is_gpu_array",
+    "random_seed",
+    "reject_gpu",
+]
 
 
 def is_gpu_array(x) -> bool:
@@ -55,22 +64,25 @@ def as_real(arr, name: str, message: str | None = None):
         try:
             return arr.astype(np.float64)
         except (TypeError, ValueError) as e:
-            raise TypeError(f"{name} has dtype object and holds something that is not a real "
-                            f"number: {e}") from None
+            raise TypeError(
+                f"{name} has dtype object and holds something that is not a real number: {e}"
+            ) from None
     what = message or f"{name} must hold real numbers; got dtype {arr.dtype}"
     if kind == "c":
         what += " (Complex data not supported)"
     raise DTypeError(what)
 
 
-def as_float_array(X, name: str = "X", *, ndim: int = 2, dtype=None, allow_empty: bool = False,
-                   finite: bool = True) -> np.ndarray:
+def as_float_array(
+    X, name: str = "X", *, ndim: int = 2, dtype=None, allow_empty: bool = False, finite: bool = True
+) -> np.ndarray:
     """Return ``X`` as a C-contiguous float32 or float64 NumPy array, copying only if needed.
 
     float32/float64 are kept; float16 becomes float32; integers and booleans become float64
     (they may not be exact in float32). ``dtype`` forces one of float32/float64.
     Object arrays of numbers become float64. Raises ``TypeError`` for non-numeric input
-    (:class:`DTypeError`, also a ``ValueError``, for complex numbers) and ``ValueError`` for the wrong number of
+    (:class:`DTypeError`, also a ``ValueError``, for complex numbers) and ``ValueError`` for
+    the wrong number of
     dimensions, empty input or NaN/inf.
     """
     if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
@@ -88,16 +100,19 @@ def as_float_array(X, name: str = "X", *, ndim: int = 2, dtype=None, allow_empty
         raise ValueError(f"{name} must be a {ndim}-D array; got shape {arr.shape}")
     if not allow_empty and arr.size == 0:
         if ndim == 2 and arr.shape[0] and not arr.shape[1]:  # scikit-learn's words for it
-            raise ValueError(f"{name} is empty: 0 feature(s) (shape={arr.shape}) while a "
-                             "minimum of 1 is required.")
+            raise ValueError(
+                f"{name} is empty: 0 feature(s) (shape={arr.shape}) while a "
+                "minimum of 1 is required."
+            )
         raise ValueError(f"{name} is empty (shape {arr.shape}); at least one element is needed")
     if finite and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
 
 
-def check_int(value, name: str, *, low: int | None = None, high: int | None = None,
-              hint: str = "") -> int:
+def check_int(
+    value, name: str, *, low: int | None = None, high: int | None = None, hint: str = ""
+) -> int:
     """Validate an integer parameter within [low, high]; ``ValueError``/``TypeError`` if not."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer; got {value!r}")
@@ -136,11 +151,14 @@ def check_random_state(random_state) -> np.random.Generator:
         return random_state
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(2**31 - 1))
-    if random_state is None or (isinstance(random_state, numbers.Integral)
-                                and not isinstance(random_state, bool)):
+    if random_state is None or (
+        isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+    ):
         return np.random.default_rng(random_state)
-    raise TypeError("random_state must be None, an int, a numpy.random.Generator or a "
-                    f"numpy.random.RandomState; got {random_state!r}")
+    raise TypeError(
+        "random_state must be None, an int, a numpy.random.Generator or a "
+        f"numpy.random.RandomState; got {random_state!r}"
+    )
 
 
 def random_seed(random_state) -> int:
@@ -150,8 +168,9 @@ def random_seed(random_state) -> int:
     return int(check_random_state(random_state).integers(2**63))
 
 
-def check_tol(tol, name: str = "tol", *, default: float | None = None, dtype=None,
-              allow_zero: bool = False) -> float:
+def check_tol(
+    tol, name: str = "tol", *, default: float | None = None, dtype=None, allow_zero: bool = False
+) -> float:
     """A tolerance as a float: finite and ``> 0`` (``>= 0`` with ``allow_zero``), else
     ``ValueError`` (``TypeError`` for a non-number).
 

@@ -7,6 +7,7 @@ so pass a 2- or 3-node adjacency as a sparse matrix), or an edge list; results a
 arrays aligned with ``edges_`` (pairs ``i < j`` of node positions), plus helpers that write
 GraphRicciCurvature's attribute names back onto a networkx graph.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -25,9 +26,15 @@ from . import _core
 from ._base import BaseEstimator
 from ._validation import as_real, check_int, check_n_jobs, reject_gpu
 
-__all__ = ["FormanRicci", "OllivierRicci", "RicciCommunities", "RicciFlow", "forman_ricci",
-           "ollivier_ricci", "ricci_communities"]
-
+__all__ = [
+    "FormanRicci",
+    "OllivierRicci",
+    "RicciCommunities",
+    "RicciFlow",
+    "forman_ricci",
+    "ollivier_ricci",
+    "ricci_communities",
+]
 
 
 @dataclass
@@ -54,8 +61,11 @@ class _Graph:
             indptr = np.zeros(self.n + 1, dtype=np.int64)
             np.cumsum(np.bincount(rows, minlength=self.n), out=indptr[1:])
             self._eid = order % max(m, 1)
-            self._csr = (indptr, np.ascontiguousarray(cols[order]),
-                         np.ascontiguousarray(self.weights[self._eid], dtype=np.float64))
+            self._csr = (
+                indptr,
+                np.ascontiguousarray(cols[order]),
+                np.ascontiguousarray(self.weights[self._eid], dtype=np.float64),
+            )
         if weights is None:
             return self._csr
         indptr, cols, _ = self._csr
@@ -75,8 +85,10 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
     nodes = None
     if hasattr(G, "is_directed") and hasattr(G, "edges"):  # networkx
         if G.is_directed():
-            raise ValueError("G is directed; Ricci curvature here is defined for undirected "
-                             "graphs: pass G.to_undirected()")
+            raise ValueError(
+                "G is directed; Ricci curvature here is defined for undirected "
+                "graphs: pass G.to_undirected()"
+            )
         if G.is_multigraph():
             raise ValueError("G is a multigraph; collapse parallel edges first (nx.Graph(G))")
         # read the adjacency dicts directly (both directions; keep i < j): several times faster
@@ -94,10 +106,14 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
             cols = np.fromiter(map(pos.__getitem__, nbr), dtype=np.int64, count=int(deg.sum()))
         datas = map(operator.methodcaller("values"), adj.values())
         if any(map(any, datas)):  # some edge has attributes; C-level loops, no frame per edge
-            datas = itertools.chain.from_iterable(map(operator.methodcaller("values"),
-                                                      adj.values()))
-            w = np.fromiter(map(operator.methodcaller("get", weight, 1.0), datas),
-                            dtype=np.float64, count=len(cols))
+            datas = itertools.chain.from_iterable(
+                map(operator.methodcaller("values"), adj.values())
+            )
+            w = np.fromiter(
+                map(operator.methodcaller("get", weight, 1.0), datas),
+                dtype=np.float64,
+                count=len(cols),
+            )
         else:  # no edge attributes at all (e.g. generated graphs): hop counts
             w = np.ones(len(cols))
         # the CSR comes straight from the adjacency: sort each row, then the entries with
@@ -112,30 +128,43 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
         up = rows < cols
-        return _Graph(n, np.column_stack([rows[up], cols[up]]), w[up], nodes,
-                      _csr=(indptr, cols, w))
+        return _Graph(
+            n, np.column_stack([rows[up], cols[up]]), w[up], nodes, _csr=(indptr, cols, w)
+        )
     if not sp.issparse(G) and not hasattr(G, "edges"):
-        arr = as_real(np.asarray(G), "G",
-                      "G must be a networkx Graph, a SciPy sparse symmetric matrix, a square (n, "
-                      "n) adjacency array, or an edge list of shape (m, 2) or (m, 3) (u, v[, "
-                      f"weight]); got {type(G).__name__} of dtype {np.asarray(G).dtype}")
+        arr = as_real(
+            np.asarray(G),
+            "G",
+            "G must be a networkx Graph, a SciPy sparse symmetric matrix, a square (n, "
+            "n) adjacency array, or an edge list of shape (m, 2) or (m, 3) (u, v[, "
+            f"weight]); got {type(G).__name__} of dtype {np.asarray(G).dtype}",
+        )
         G = arr
         if arr.ndim != 2:
-            raise ValueError(f"G as an array must be 2-D (an edge list or a square adjacency); "
-                             f"got shape {arr.shape}")
+            raise ValueError(
+                f"G as an array must be 2-D (an edge list or a square adjacency); "
+                f"got shape {arr.shape}"
+            )
         if arr.shape[1] not in (2, 3):  # not an edge list: a dense adjacency, kept as sparse
             if arr.shape[0] != arr.shape[1]:
-                zero = (f"; it has 0 feature(s) (shape={arr.shape}) while a minimum of 2 is "
-                        "required." if arr.shape[1] == 0 else "")
-                raise ValueError("G as an array must be an (m, 2) or (m, 3) edge list or a "
-                                 f"square (n, n) adjacency; got shape {arr.shape}{zero}")
+                zero = (
+                    f"; it has 0 feature(s) (shape={arr.shape}) while a minimum of 2 is required."
+                    if arr.shape[1] == 0
+                    else ""
+                )
+                raise ValueError(
+                    "G as an array must be an (m, 2) or (m, 3) edge list or a "
+                    f"square (n, n) adjacency; got shape {arr.shape}{zero}"
+                )
             arr = arr.astype(np.float64)
             if not np.isfinite(arr).all():
                 raise ValueError("the adjacency G contains NaN or infinity")
             scale = np.abs(arr).max() if arr.size else 0.0
             if arr.size and np.abs(arr - arr.T).max() > 1e-8 * scale:
-                raise ValueError("the adjacency G is not symmetric; pass (G + G.T) / 2 or "
-                                 "np.maximum(G, G.T) to symmetrise it")
+                raise ValueError(
+                    "the adjacency G is not symmetric; pass (G + G.T) / 2 or "
+                    "np.maximum(G, G.T) to symmetrise it"
+                )
             G = sp.csr_matrix((arr + arr.T) / 2)  # zeros are no edge; rounding-level asymmetry
     if sp.issparse(G):
         if G.ndim != 2 or G.shape[0] != G.shape[1]:
@@ -152,20 +181,22 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
         su = sp.coo_matrix((np.ones((r < c).sum()), (r[r < c], c[r < c])), shape=(n, n)).tocsr()
         sl = sp.coo_matrix((np.ones((r > c).sum()), (c[r > c], r[r > c])), shape=(n, n)).tocsr()
         if (su != sl).nnz or (upper != lower).nnz:
-            raise ValueError("the sparse adjacency is not symmetric; pass (A + A.T) / 2 or "
-                             "A.maximum(A.T) to symmetrise it")
+            raise ValueError(
+                "the sparse adjacency is not symmetric; pass (A + A.T) / 2 or "
+                "A.maximum(A.T) to symmetrise it"
+            )
         su = su.tocoo()
         e = np.column_stack([su.row, su.col]).astype(np.int64)
         w = np.asarray(upper[su.row, su.col]).ravel() if len(su.row) else np.zeros(0)
     else:
         arr = np.asarray(G)
         if arr.dtype.kind not in "fiu":
-            raise TypeError("an edge list must hold numbers (u, v[, weight]); got dtype "
-                            f"{arr.dtype}")
+            raise TypeError(
+                f"an edge list must hold numbers (u, v[, weight]); got dtype {arr.dtype}"
+            )
         if not np.isfinite(arr[:, :2]).all():
             raise ValueError("edge list node ids contain NaN or infinity")
-        if arr.shape[0] and ((arr[:, :2] < 0).any()
-                             or (arr[:, :2] != np.round(arr[:, :2])).any()):
+        if arr.shape[0] and ((arr[:, :2] < 0).any() or (arr[:, :2] != np.round(arr[:, :2])).any()):
             raise ValueError("edge list node ids must be non-negative integers")
         ij = arr[:, :2].astype(np.int64)
         w = arr[:, 2].astype(np.float64) if arr.shape[1] == 3 else np.ones(len(arr))
@@ -174,9 +205,8 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
         n = int(ij.max()) + 1 if len(ij) else 0
         key = ij[:, 0] * max(n, 1) + ij[:, 1]
         uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
-        if len(uniq) < len(key):
-            if not np.array_equal(w, w[first][inv]):
-                raise ValueError("the edge list repeats an edge with different weights")
+        if len(uniq) < len(key) and not np.array_equal(w, w[first][inv]):
+            raise ValueError("the edge list repeats an edge with different weights")
         e, w = ij[first], w[first]
     if len(e):
         e = np.sort(e, axis=1)
@@ -191,8 +221,9 @@ def _fit_graph(G, weight: str) -> _Graph:
     (the functions return empty results for it)."""
     g = _as_graph(G, weight)
     if g.n == 0:
-        raise ValueError("G has no nodes (an empty edge list or a 0 x 0 adjacency): there is "
-                         "nothing to fit")
+        raise ValueError(
+            "G has no nodes (an empty edge list or a 0 x 0 adjacency): there is nothing to fit"
+        )
     return g
 
 
@@ -200,8 +231,9 @@ def _check_weights(w: np.ndarray):
     if not np.isfinite(w).all():
         raise ValueError("edge weights contain NaN or infinity")
     if (w < 0).any():
-        raise ValueError("Negative values in data: edge weights must be non-negative (they "
-                         "are lengths)")
+        raise ValueError(
+            "Negative values in data: edge weights must be non-negative (they are lengths)"
+        )
 
 
 def _node_average(n: int, edges: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -219,8 +251,9 @@ def _write_networkx(G, graph: _Graph, edge_values, node_values, name: str):
     labels = graph.nodes if graph.nodes is not None else list(range(graph.n))
     if G is None:
         H.add_nodes_from(labels)
-        H.add_weighted_edges_from((labels[i], labels[j], w)
-                                  for (i, j), w in zip(graph.edges.tolist(), graph.weights))
+        H.add_weighted_edges_from(
+            (labels[i], labels[j], w) for (i, j), w in zip(graph.edges.tolist(), graph.weights)
+        )
     for (i, j), v in zip(graph.edges.tolist(), edge_values.tolist()):
         H[labels[i]][labels[j]][name] = v
     deg = np.bincount(graph.edges.ravel(), minlength=graph.n)
@@ -235,8 +268,11 @@ class _GraphEstimator(BaseEstimator):
     (a square adjacency, sparse or dense) with non-negative entries."""
 
     def _geoml_tags(self) -> dict:
-        return {"input_tags.pairwise": True, "input_tags.sparse": True,
-                "input_tags.positive_only": True}
+        return {
+            "input_tags.pairwise": True,
+            "input_tags.sparse": True,
+            "input_tags.positive_only": True,
+        }
 
     def _set_n_features(self, G) -> None:
         """``n_features_in_``: columns of an array or sparse input (none for networkx)."""
@@ -272,17 +308,32 @@ class _OrcParams(_GraphEstimator):
         """Kernel call on ``graph`` with its own weights (None) or with ``weights`` (m,)."""
         indptr, indices, w = graph.csr(weights)
         options = _core.OrcOptions(
-            alpha=float(self.alpha), base=float(self.base), exp_power=float(self.exp_power),
-            nbr_topk=int(self.nbr_topk or 0), method=_core.OrcMethod[self.method],
-            eps=float(self.eps), tol=float(self.tol), max_iter=int(self.max_iter or 0))
+            alpha=float(self.alpha),
+            base=float(self.base),
+            exp_power=float(self.exp_power),
+            nbr_topk=int(self.nbr_topk or 0),
+            method=_core.OrcMethod[self.method],
+            eps=float(self.eps),
+            tol=float(self.tol),
+            max_iter=int(self.max_iter or 0),
+        )
         kappa, dist, status = _core.ollivier_ricci(
-            indptr, indices, w, graph.edges[:, 0].copy(), graph.edges[:, 1].copy(),
-            options=options, n_jobs=check_n_jobs(self.n_jobs))
+            indptr,
+            indices,
+            w,
+            graph.edges[:, 0].copy(),
+            graph.edges[:, 1].copy(),
+            options=options,
+            n_jobs=check_n_jobs(self.n_jobs),
+        )
         bad = int((status != 0).sum())
         if bad:
-            warnings.warn(f"the optimal-transport solver did not converge on {bad} of "
-                          f"{len(status)} edges (see converged_); raise max_iter",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"the optimal-transport solver did not converge on {bad} of "
+                f"{len(status)} edges (see converged_); raise max_iter",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return kappa, dist, status == 0
 
 
@@ -367,10 +418,20 @@ class OllivierRicci(_OrcParams):
     ((78,), 0.111111)
     """
 
-    def __init__(self, alpha: float = 0.5, method: str = "exact", *, eps: float = 0.1,
-                 tol: float = 1e-6, exp_power: float = 2, base: float = math.e, weight: str = "weight",
-                 nbr_topk: int | None = None, max_iter: int | None = None,
-                 n_jobs: int | None = None):
+    def __init__(
+        self,
+        alpha: float = 0.5,
+        method: str = "exact",
+        *,
+        eps: float = 0.1,
+        tol: float = 1e-6,
+        exp_power: float = 2,
+        base: float = math.e,
+        weight: str = "weight",
+        nbr_topk: int | None = None,
+        max_iter: int | None = None,
+        n_jobs: int | None = None,
+    ):
         self.alpha = alpha
         self.method = method
         self.eps = eps
@@ -382,7 +443,7 @@ class OllivierRicci(_OrcParams):
         self.max_iter = max_iter
         self.n_jobs = n_jobs
 
-    def fit(self, G, y=None) -> "OllivierRicci":
+    def fit(self, G, y=None) -> OllivierRicci:
         """Compute the curvature of every edge of ``G`` (networkx Graph, sparse or dense
         symmetric matrix of shape (n, n), or edge list of shape (m, 2) / (m, 3); see the module
         notes)."""
@@ -391,16 +452,18 @@ class OllivierRicci(_OrcParams):
         self.edges_, self.weights_ = self._graph.edges, self._graph.weights
         self.curvature_, self.distances_, self.converged_ = self._curvature(self._graph)
         self.node_curvature_ = _node_average(self._graph.n, self.edges_, self.curvature_)
-        self.nodes_ = self._graph.nodes if self._graph.nodes is not None else list(
-            range(self._graph.n))
+        self.nodes_ = (
+            self._graph.nodes if self._graph.nodes is not None else list(range(self._graph.n))
+        )
         self._set_n_features(G)
         return self
 
     def to_networkx(self, G=None):
         """A networkx graph (a copy of ``G`` if given) with GraphRicciCurvature's
         ``"ricciCurvature"`` attribute on every edge and every non-isolated node."""
-        return _write_networkx(G, self._graph, self.curvature_, self.node_curvature_,
-                               "ricciCurvature")
+        return _write_networkx(
+            G, self._graph, self.curvature_, self.node_curvature_, "ricciCurvature"
+        )
 
 
 def ollivier_ricci(G, alpha: float = 0.5, method: str = "exact", **kwargs) -> np.ndarray:
@@ -447,13 +510,14 @@ class FormanRicci(_GraphEstimator):
     -7.0
     """
 
-    def __init__(self, method: str = "augmented", *, weight: str = "weight",
-                 n_jobs: int | None = None):
+    def __init__(
+        self, method: str = "augmented", *, weight: str = "weight", n_jobs: int | None = None
+    ):
         self.method = method
         self.weight = weight
         self.n_jobs = n_jobs
 
-    def fit(self, G, y=None) -> "FormanRicci":
+    def fit(self, G, y=None) -> FormanRicci:
         """Compute the curvature of every edge of ``G`` (same inputs as OllivierRicci)."""
         if self.method not in ("augmented", "1d"):
             raise ValueError(f"method={self.method!r}; choose 'augmented' or '1d'")
@@ -462,13 +526,20 @@ class FormanRicci(_GraphEstimator):
             raise ValueError("Forman curvature divides by edge weights: a weight is 0")
         indptr, indices, w = g.csr()
         self.edges_, self.weights_ = g.edges, g.weights
-        self.curvature_ = _core.forman_ricci(indptr, indices, w, g.edges[:, 0].copy(),
-                                             g.edges[:, 1].copy(),
-                                             augmented=self.method == "augmented",
-                                             n_jobs=check_n_jobs(self.n_jobs))
+        self.curvature_ = _core.forman_ricci(
+            indptr,
+            indices,
+            w,
+            g.edges[:, 0].copy(),
+            g.edges[:, 1].copy(),
+            augmented=self.method == "augmented",
+            n_jobs=check_n_jobs(self.n_jobs),
+        )
         if not np.isfinite(self.curvature_).all():  # w * (t w + 2 / w - ...) out of range
-            raise ValueError("Forman curvature overflows float64 for these edge weights (they "
-                             f"span [{g.weights.min():g}, {g.weights.max():g}]); rescale them")
+            raise ValueError(
+                "Forman curvature overflows float64 for these edge weights (they "
+                f"span [{g.weights.min():g}, {g.weights.max():g}]); rescale them"
+            )
         self.node_curvature_ = _node_average(g.n, g.edges, self.curvature_)
         self.nodes_ = g.nodes if g.nodes is not None else list(range(g.n))
         self._set_n_features(G)
@@ -476,8 +547,9 @@ class FormanRicci(_GraphEstimator):
 
     def to_networkx(self, G=None):
         """networkx graph with GraphRicciCurvature's ``"formanCurvature"`` attributes."""
-        return _write_networkx(G, self._graph, self.curvature_, self.node_curvature_,
-                               "formanCurvature")
+        return _write_networkx(
+            G, self._graph, self.curvature_, self.node_curvature_, "formanCurvature"
+        )
 
 
 def forman_ricci(G, method: str = "augmented", **kwargs) -> np.ndarray:
@@ -526,11 +598,25 @@ class RicciFlow(_OrcParams):
     ((4, 78), 78.0)
     """
 
-    def __init__(self, n_iter: int = 20, step: float = 1.0, delta: float = 1e-4, surgery=None,
-                 *, alpha: float = 0.5, method: str = "exact", eps: float = 0.1,
-                 tol: float = 1e-6, exp_power: float = 2, base: float = math.e, weight: str = "weight",
-                 nbr_topk: int | None = None, max_iter: int | None = None,
-                 n_jobs: int | None = None, verbose: bool = False):
+    def __init__(
+        self,
+        n_iter: int = 20,
+        step: float = 1.0,
+        delta: float = 1e-4,
+        surgery=None,
+        *,
+        alpha: float = 0.5,
+        method: str = "exact",
+        eps: float = 0.1,
+        tol: float = 1e-6,
+        exp_power: float = 2,
+        base: float = math.e,
+        weight: str = "weight",
+        nbr_topk: int | None = None,
+        max_iter: int | None = None,
+        n_jobs: int | None = None,
+        verbose: bool = False,
+    ):
         self.n_iter = n_iter
         self.step = step
         self.delta = delta
@@ -547,12 +633,11 @@ class RicciFlow(_OrcParams):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def fit(self, G, y=None) -> "RicciFlow":
+    def fit(self, G, y=None) -> RicciFlow:
         """Run the flow on ``G`` (same inputs as OllivierRicci)."""
         self._check_params()
         if self.method == "lower_bound":
-            raise ValueError("the flow makes the graph weighted: use method='exact' or "
-                             "'sinkhorn'")
+            raise ValueError("the flow makes the graph weighted: use method='exact' or 'sinkhorn'")
         n_iter = check_int(self.n_iter, "n_iter", low=0)
         if not float(self.step) > 0:
             raise ValueError(f"step={self.step} must be > 0")
@@ -575,8 +660,11 @@ class RicciFlow(_OrcParams):
             history.append(kappa)
             spread = float(kappa.max() - kappa.min()) if m else 0.0
             if self.verbose:
-                print(f"[RicciFlow] iteration {it}/{n_iter}: curvature spread {spread:.3g}, "
-                      f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+                print(
+                    f"[RicciFlow] iteration {it}/{n_iter}: curvature spread {spread:.3g}, "
+                    f"{time.perf_counter() - t0:.1f} s",
+                    file=sys.stderr,
+                )
             if spread < self.delta:
                 self.converged_ = True
                 break
@@ -596,11 +684,16 @@ class RicciFlow(_OrcParams):
     def to_networkx(self, G=None):
         """networkx graph with the flowed lengths in ``weight`` plus ``"ricciCurvature"`` and
         ``"original_RC"`` edge attributes, as GraphRicciCurvature's flow writes them."""
-        H = _write_networkx(G, self._graph, self.curvature_,
-                            _node_average(self._graph.n, self.edges_, self.curvature_),
-                            "ricciCurvature")
-        for (i, j), w, k0 in zip(self.edges_.tolist(), self.weights_.tolist(),
-                                 self.original_curvature_.tolist()):
+        H = _write_networkx(
+            G,
+            self._graph,
+            self.curvature_,
+            _node_average(self._graph.n, self.edges_, self.curvature_),
+            "ricciCurvature",
+        )
+        for (i, j), w, k0 in zip(
+            self.edges_.tolist(), self.weights_.tolist(), self.original_curvature_.tolist()
+        ):
             H[self.nodes_[i]][self.nodes_[j]][self.weight] = w
             H[self.nodes_[i]][self.nodes_[j]]["original_RC"] = k0
         return H
@@ -654,16 +747,22 @@ class RicciCommunities(_GraphEstimator):
     (True, True)
     """
 
-    def __init__(self, n_iter: int = 20, *, cutoff_step: float = 0.025,
-                 flow_params: dict | None = None, n_jobs: int | None = None,
-                 verbose: bool = False):
+    def __init__(
+        self,
+        n_iter: int = 20,
+        *,
+        cutoff_step: float = 0.025,
+        flow_params: dict | None = None,
+        n_jobs: int | None = None,
+        verbose: bool = False,
+    ):
         self.n_iter = n_iter
         self.cutoff_step = cutoff_step
         self.flow_params = flow_params
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def fit(self, G, y=None) -> "RicciCommunities":
+    def fit(self, G, y=None) -> RicciCommunities:
         """Flow ``G`` and choose the communities (same inputs as OllivierRicci)."""
         step = float(self.cutoff_step)
         if not (step > 0 and math.isfinite(step)):
@@ -678,13 +777,17 @@ class RicciCommunities(_GraphEstimator):
         if len(w):
             n_cuts = (w.max() - w.min()) / step
             if n_cuts > _MAX_CUTS:
-                raise ValueError(f"cutoff_step={step:g} sweeps {n_cuts:.3g} cutoffs over the "
-                                 f"flowed lengths [{w.min():g}, {w.max():g}] (at most "
-                                 f"{_MAX_CUTS:g}); raise cutoff_step")
+                raise ValueError(
+                    f"cutoff_step={step:g} sweeps {n_cuts:.3g} cutoffs over the "
+                    f"flowed lengths [{w.min():g}, {w.max():g}] (at most "
+                    f"{_MAX_CUTS:g}); raise cutoff_step"
+                )
             for cut in np.arange(w.max(), w.min() - step, -step):
                 keep = w <= cut
-                A = sp.coo_matrix((np.ones(int(keep.sum())), (g.edges[keep, 0], g.edges[keep, 1])),
-                                  shape=(g.n, g.n))
+                A = sp.coo_matrix(
+                    (np.ones(int(keep.sum())), (g.edges[keep, 0], g.edges[keep, 1])),
+                    shape=(g.n, g.n),
+                )
                 _, labels = connected_components(A, directed=False)
                 q = _modularity(g.n, g.edges, g.weights, labels)
                 if q > best[0] + 1e-12:

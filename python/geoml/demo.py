@@ -1,4 +1,5 @@
 """``geoml demo``: geoml's kernels on a generated noisy swiss roll, with timings."""
+
 from __future__ import annotations
 
 import time
@@ -25,8 +26,10 @@ def run_demo(n: int = 20000, k: int = 10, seed: int = 0, plot: str | None = None
     """
     import geoml
 
-    print(f"geoml {geoml.__version__} demo: noisy swiss roll, n={n}, k={k}, "
-          f"{geoml._core.max_threads()} threads, SIMD {geoml._core.simd_isa()}")
+    print(
+        f"geoml {geoml.__version__} demo: noisy swiss roll, n={n}, k={k}, "
+        f"{geoml._core.max_threads()} threads, SIMD {geoml._core.simd_isa()}"
+    )
     X, roll_t = swiss_roll(n, seed=seed)
     stats = {}
 
@@ -35,12 +38,19 @@ def run_demo(n: int = 20000, k: int = 10, seed: int = 0, plot: str | None = None
     stats["knn_graph_s"] = time.perf_counter() - t0
     deg = np.diff(G.indptr)
     ncomp, _ = csgraph.connected_components(G, directed=False)
-    stats.update(nnz=int(G.nnz), components=int(ncomp), degree_min=int(deg.min()),
-                 degree_mean=float(deg.mean()), degree_max=int(deg.max()),
-                 edge_length_median=float(np.median(G.data)))
-    print(f"[knn_graph] {stats['knn_graph_s']:.3f} s: {n} nodes, {G.nnz} stored entries "
-          f"(union-symmetrised), degree min/mean/max {deg.min()}/{deg.mean():.1f}/{deg.max()}, "
-          f"{ncomp} connected component(s), median edge length {np.median(G.data):.3f}")
+    stats.update(
+        nnz=int(G.nnz),
+        components=int(ncomp),
+        degree_min=int(deg.min()),
+        degree_mean=float(deg.mean()),
+        degree_max=int(deg.max()),
+        edge_length_median=float(np.median(G.data)),
+    )
+    print(
+        f"[knn_graph] {stats['knn_graph_s']:.3f} s: {n} nodes, {G.nnz} stored entries "
+        f"(union-symmetrised), degree min/mean/max {deg.min()}/{deg.mean():.1f}/{deg.max()}, "
+        f"{ncomp} connected component(s), median edge length {np.median(G.data):.3f}"
+    )
 
     t0 = time.perf_counter()
     emb = geoml.LaplacianEigenmap(n_components=2, n_neighbors=k, random_state=seed)
@@ -50,9 +60,11 @@ def run_demo(n: int = 20000, k: int = 10, seed: int = 0, plot: str | None = None
     stats["eigenmap_s"] = time.perf_counter() - t0
     corr = max(abs(float(np.corrcoef(Y[:, j], roll_t)[0, 1])) for j in range(2))
     stats.update(eigenmap_eigenvalues=emb.eigenvalues_.tolist(), eigenmap_roll_corr=corr)
-    print(f"[LaplacianEigenmap] {stats['eigenmap_s']:.3f} s: 2-D embedding of the {k}-NN graph, "
-          f"L_sym eigenvalues {emb.eigenvalues_[0]:.3g}, {emb.eigenvalues_[1]:.3g}; "
-          f"|corr| of a coordinate with the roll parameter {corr:.3f}")
+    print(
+        f"[LaplacianEigenmap] {stats['eigenmap_s']:.3f} s: 2-D embedding of the {k}-NN graph, "
+        f"L_sym eigenvalues {emb.eigenvalues_[0]:.3g}, {emb.eigenvalues_[1]:.3g}; "
+        f"|corr| of a coordinate with the roll parameter {corr:.3f}"
+    )
     if plot:
         try:
             from matplotlib.figure import (
@@ -76,12 +88,18 @@ def run_demo(n: int = 20000, k: int = 10, seed: int = 0, plot: str | None = None
     stats["ollivier_ricci_s"] = time.perf_counter() - t0
     kappa = orc.curvature_
     frc = geoml.FormanRicci().fit(A)
-    stats.update(orc_mean=float(kappa.mean()), orc_min=float(kappa.min()),
-                 orc_max=float(kappa.max()), forman_mean=float(frc.curvature_.mean()))
-    print(f"[OllivierRicci] {stats['ollivier_ricci_s']:.3f} s: {len(kappa)} edges "
-          f"({len(kappa) / stats['ollivier_ricci_s']:.0f} edges/s), curvature mean "
-          f"{kappa.mean():.3f}, min {kappa.min():.3f}, max {kappa.max():.3f}; Forman-Ricci "
-          f"(augmented) mean {frc.curvature_.mean():.2f}")
+    stats.update(
+        orc_mean=float(kappa.mean()),
+        orc_min=float(kappa.min()),
+        orc_max=float(kappa.max()),
+        forman_mean=float(frc.curvature_.mean()),
+    )
+    print(
+        f"[OllivierRicci] {stats['ollivier_ricci_s']:.3f} s: {len(kappa)} edges "
+        f"({len(kappa) / stats['ollivier_ricci_s']:.0f} edges/s), curvature mean "
+        f"{kappa.mean():.3f}, min {kappa.min():.3f}, max {kappa.max():.3f}; Forman-Ricci "
+        f"(augmented) mean {frc.curvature_.mean():.2f}"
+    )
 
     # Ricci-flow communities on a planted partition (stochastic block model) graph
     rng = np.random.default_rng(seed)
@@ -93,11 +111,16 @@ def run_demo(n: int = 20000, k: int = 10, seed: int = 0, plot: str | None = None
     rc = geoml.RicciCommunities(n_iter=10).fit(edges)
     stats["ricci_communities_s"] = time.perf_counter() - t0
     agree = _adjusted_rand(blocks, rc.labels_)
-    stats.update(communities=int(len(set(rc.labels_.tolist()))),
-                 communities_modularity=rc.modularity_, communities_ari=agree)
-    print(f"[RicciCommunities] {stats['ricci_communities_s']:.3f} s: 10 Ricci-flow iterations "
-          f"on a 3-block planted partition ({len(edges)} edges): {stats['communities']} "
-          f"communities, modularity {rc.modularity_:.3f}, adjusted Rand index {agree:.3f}")
+    stats.update(
+        communities=len(set(rc.labels_.tolist())),
+        communities_modularity=rc.modularity_,
+        communities_ari=agree,
+    )
+    print(
+        f"[RicciCommunities] {stats['ricci_communities_s']:.3f} s: 10 Ricci-flow iterations "
+        f"on a 3-block planted partition ({len(edges)} edges): {stats['communities']} "
+        f"communities, modularity {rc.modularity_:.3f}, adjusted Rand index {agree:.3f}"
+    )
     return stats
 
 

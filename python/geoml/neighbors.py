@@ -1,5 +1,6 @@
 """Exact k-nearest neighbours and kNN graphs (CPU kernels in ``cpp/neighbors/``;
 GPU kernels in ``cuda/knn.cu`` for CuPy input or ``device="cuda"``, see ``_neighbors_gpu.py``)."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -46,8 +47,11 @@ def _symmetrize_mode(symmetrize: str | None) -> _core.Symmetrize:
     """The bound enum member of the user's ``symmetrize`` ('union', 'mutual', 'mean' or None)."""
     if symmetrize is None:
         return _core.Symmetrize.none
-    if (not isinstance(symmetrize, str) or symmetrize == "none"
-            or symmetrize not in _core.Symmetrize.__members__):
+    if (
+        not isinstance(symmetrize, str)
+        or symmetrize == "none"
+        or symmetrize not in _core.Symmetrize.__members__
+    ):
         raise ValueError(f"symmetrize={symmetrize!r}; choose 'union', 'mutual', 'mean' or None")
     return _core.Symmetrize[symmetrize]
 
@@ -60,9 +64,13 @@ def _knn_checks(n: int, k, has_y: bool, metric: str, exclude_self):
     elif exclude_self and has_y:
         raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
     kmax = n - 1 if exclude_self else n
-    k = check_int(k, "k", low=1, high=kmax,
-                  hint=f" (X has {n} points{', and a point is not its own neighbour' if exclude_self else ''})"
-                  if kmax >= 1 else f" (X has {n} sample: no neighbour other than itself)")
+    own = ", and a point is not its own neighbour" if exclude_self else ""
+    hint = (
+        f" (X has {n} points{own})"
+        if kmax >= 1
+        else f" (X has {n} sample: no neighbour other than itself)"
+    )
+    k = check_int(k, "k", low=1, high=kmax, hint=hint)
     return metric, bool(exclude_self), k
 
 
@@ -71,8 +79,10 @@ def _check_magnitude(X, Y) -> None:
     bound = float(np.sqrt(np.finfo(X.dtype).max / (4 * max(X.shape[1], 1))))
     for A, name in ((X, "X"), (Y, "Y")):
         if A is not None and A.size and not float(np.abs(A).max()) <= bound:
-            raise ValueError(f"{name} has entries beyond {bound:.3g} in absolute value: squared "
-                             f"distances would overflow {X.dtype}; rescale the data")
+            raise ValueError(
+                f"{name} has entries beyond {bound:.3g} in absolute value: squared "
+                f"distances would overflow {X.dtype}; rescale the data"
+            )
 
 
 def _same_features_and_dtype(X, Y):
@@ -93,8 +103,17 @@ def _knn_elsewhere(X, k, Y, metric, exclude_self, n_jobs, where: str) -> KNNResu
     return KNNResult(_move(res[0], gpu_in), _move(res[1], gpu_in))
 
 
-def knn(X, k: int, *, Y=None, metric: str = "euclidean", exclude_self: bool | None = None,
-        n_jobs: int | None = None, device: str = "auto", verbose: bool = False) -> KNNResult:
+def knn(
+    X,
+    k: int,
+    *,
+    Y=None,
+    metric: str = "euclidean",
+    exclude_self: bool | None = None,
+    n_jobs: int | None = None,
+    device: str = "auto",
+    verbose: bool = False,
+) -> KNNResult:
     """Exact k nearest neighbours.
 
     For every query (row of ``Y``, or of ``X`` when ``Y`` is None) find the ``k`` rows of ``X``
@@ -187,8 +206,15 @@ def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNRes
         X, Y = _same_features_and_dtype(X, Y)
     metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
     _check_magnitude(X, Y)
-    idx, dist = _core.knn(X, Y, k=k, metric=metric, exclude_self=exclude_self,
-                          n_jobs=check_n_jobs(n_jobs), verbose=bool(verbose))
+    idx, dist = _core.knn(
+        X,
+        Y,
+        k=k,
+        metric=metric,
+        exclude_self=exclude_self,
+        n_jobs=check_n_jobs(n_jobs),
+        verbose=bool(verbose),
+    )
     return KNNResult(idx, dist)
 
 
@@ -202,18 +228,26 @@ def _affinities(dist: np.ndarray, idx: np.ndarray, kernel, sigma, k_sigma, decay
             sigma = float(xp.median(dist[:, -1]))
         sigma = float(sigma)
         if not np.isfinite(sigma) or sigma <= 0:
-            raise ValueError(f"sigma must be a positive number; got {sigma} (all neighbours at "
-                             "distance 0? pass sigma explicitly)")
+            raise ValueError(
+                f"sigma must be a positive number; got {sigma} (all neighbours at "
+                "distance 0? pass sigma explicitly)"
+            )
         with np.errstate(over="ignore"):  # exp(-inf) = 0: the exact limit
-            return xp.exp(-(dist / sigma) ** 2 / 2)
-    k_sigma = check_int(min(7, k) if k_sigma is None and kernel == "adaptive" else
-                        (k if k_sigma is None else k_sigma), "k_sigma", low=1, high=k,
-                        hint=" (it picks one of the k computed neighbours)")
+            return xp.exp(-((dist / sigma) ** 2) / 2)
+    k_sigma = check_int(
+        min(7, k)
+        if k_sigma is None and kernel == "adaptive"
+        else (k if k_sigma is None else k_sigma),
+        "k_sigma",
+        low=1,
+        high=k,
+        hint=" (it picks one of the k computed neighbours)",
+    )
     s = xp.maximum(dist[:, k_sigma - 1], tiny)  # sigma_i: distance to the k_sigma-th neighbour
     # an exponent that overflows to inf gives the exact limit exp(-inf) = 0: no warning
     if kernel == "adaptive":
         with np.errstate(over="ignore"):  # sigma_i sigma_j >= tiny: 0 / 0 cannot occur
-            return xp.exp(-(dist ** 2) / xp.maximum(s[:, None] * s[idx], tiny))
+            return xp.exp(-(dist**2) / xp.maximum(s[:, None] * s[idx], tiny))
     decay = 40.0 if decay is None else float(decay)
     if not np.isfinite(decay) or decay <= 0:
         raise ValueError(f"decay must be a positive number; got {decay}")
@@ -223,9 +257,10 @@ def _affinities(dist: np.ndarray, idx: np.ndarray, kernel, sigma, k_sigma, decay
 
 def _to_csr(idx: np.ndarray, w: np.ndarray, symmetrize, n_jobs: int) -> sp.csr_matrix:
     n, k = idx.shape
-    big = n * k * 2 >= 2 ** 31 - 1
-    data, indices, indptr = _core.neighbors_to_csr(idx, w, mode=_symmetrize_mode(symmetrize),
-                                                   index64=big, n_jobs=n_jobs)
+    big = n * k * 2 >= 2**31 - 1
+    data, indices, indptr = _core.neighbors_to_csr(
+        idx, w, mode=_symmetrize_mode(symmetrize), index64=big, n_jobs=n_jobs
+    )
     g = sp.csr_matrix((data, indices, indptr), shape=(n, n))
     g.has_sorted_indices = True
     return g
@@ -241,8 +276,9 @@ def _check_graph_options(mode, symmetrize, kernel) -> None:
         raise ValueError("a kernel turns distances into affinities: use mode='distance' with it")
 
 
-def _graph_from_neighbors(result: KNNResult, mode, symmetrize, kernel, sigma, k_sigma, decay,
-                          n_jobs: int) -> sp.csr_matrix:
+def _graph_from_neighbors(
+    result: KNNResult, mode, symmetrize, kernel, sigma, k_sigma, decay, n_jobs: int
+) -> sp.csr_matrix:
     idx, dist = result
     if kernel is not None:
         w = _affinities(dist, idx, kernel, sigma, k_sigma, decay).astype(dist.dtype, copy=False)
@@ -257,11 +293,21 @@ def _graph_from_neighbors(result: KNNResult, mode, symmetrize, kernel, sigma, k_
     return _to_csr(idx, w, symmetrize, n_jobs)
 
 
-def knn_graph(X, k: int, *, metric: str = "euclidean", mode: str = "distance",
-              symmetrize: str | None = "union", kernel: str | None = None,
-              sigma: float | None = None, k_sigma: int | None = None,
-              decay: float | None = None, n_jobs: int | None = None,
-              device: str = "auto", verbose: bool = False) -> sp.csr_matrix:
+def knn_graph(
+    X,
+    k: int,
+    *,
+    metric: str = "euclidean",
+    mode: str = "distance",
+    symmetrize: str | None = "union",
+    kernel: str | None = None,
+    sigma: float | None = None,
+    k_sigma: int | None = None,
+    decay: float | None = None,
+    n_jobs: int | None = None,
+    device: str = "auto",
+    verbose: bool = False,
+) -> sp.csr_matrix:
     """Sparse k-nearest-neighbour graph of the rows of ``X``.
 
     Builds the directed graph ``W[i, j] = w(i, j)`` for the ``k`` exact neighbours ``j`` of each
@@ -319,21 +365,43 @@ def knn_graph(X, k: int, *, metric: str = "euclidean", mode: str = "distance",
     where = resolve_device(device, X)
     gpu_in = is_gpu_array(X)
     X = _on_device(X, where, "X")  # validated once, on the side that computes
-    g = _knn_graph_checked(X, k, metric=metric, mode=mode, symmetrize=symmetrize, kernel=kernel,
-                           sigma=sigma, k_sigma=k_sigma, decay=decay, n_jobs=n_jobs,
-                           verbose=verbose)
+    g = _knn_graph_checked(
+        X,
+        k,
+        metric=metric,
+        mode=mode,
+        symmetrize=symmetrize,
+        kernel=kernel,
+        sigma=sigma,
+        k_sigma=k_sigma,
+        decay=decay,
+        n_jobs=n_jobs,
+        verbose=verbose,
+    )
     return _move(g, gpu_in)
 
 
-def _knn_graph_checked(X, k, *, metric="euclidean", mode="distance", symmetrize="union",
-                       kernel=None, sigma=None, k_sigma=None, decay=None, n_jobs=None,
-                       verbose=False):
+def _knn_graph_checked(
+    X,
+    k,
+    *,
+    metric="euclidean",
+    mode="distance",
+    symmetrize="union",
+    kernel=None,
+    sigma=None,
+    k_sigma=None,
+    decay=None,
+    n_jobs=None,
+    verbose=False,
+):
     """:func:`knn_graph` of an array already validated and on the side that computes (see
     :func:`_knn_checked`); the graph stays on that side."""
     _check_graph_options(mode, symmetrize, kernel)
     res = _knn_checked(X, k, None, metric, None, n_jobs, verbose)
-    return _graph_from_neighbors(res, mode, symmetrize, kernel, sigma, k_sigma, decay,
-                                 check_n_jobs(n_jobs))
+    return _graph_from_neighbors(
+        res, mode, symmetrize, kernel, sigma, k_sigma, decay, check_n_jobs(n_jobs)
+    )
 
 
 class KNNGraph(GraphMixin, BaseEstimator):
@@ -368,11 +436,21 @@ class KNNGraph(GraphMixin, BaseEstimator):
     ([0, 1], [0.0, 0.0])
     """
 
-    def __init__(self, n_neighbors: int = 15, *, metric: str = "euclidean",
-                 mode: str = "distance", symmetrize: str | None = "union",
-                 kernel: str | None = None, sigma: float | None = None,
-                 k_sigma: int | None = None, decay: float | None = None,
-                 n_jobs: int | None = None, device: str = "auto", verbose: bool = False):
+    def __init__(
+        self,
+        n_neighbors: int = 15,
+        *,
+        metric: str = "euclidean",
+        mode: str = "distance",
+        symmetrize: str | None = "union",
+        kernel: str | None = None,
+        sigma: float | None = None,
+        k_sigma: int | None = None,
+        decay: float | None = None,
+        n_jobs: int | None = None,
+        device: str = "auto",
+        verbose: bool = False,
+    ):
         self.n_neighbors = n_neighbors
         self.metric = metric
         self.mode = mode
@@ -385,16 +463,23 @@ class KNNGraph(GraphMixin, BaseEstimator):
         self.device = device
         self.verbose = verbose
 
-    def fit(self, X, y=None) -> "KNNGraph":
-        """Compute the neighbours and graph of ``X`` (array-like of shape (n_samples, n_features))."""
+    def fit(self, X, y=None) -> KNNGraph:
+        """Neighbours and graph of ``X``, array-like of shape (n_samples, n_features)."""
         _check_graph_options(self.mode, self.symmetrize, self.kernel)
         where = resolve_device(self.device, X)
         gpu_in = is_gpu_array(X)
         X = _on_device(X, where, "X")  # validated once, on the side that computes
-        res = _knn_checked(X, self.n_neighbors, None, self.metric, None, self.n_jobs,
-                           self.verbose)
-        graph = _graph_from_neighbors(res, self.mode, self.symmetrize, self.kernel, self.sigma,
-                                      self.k_sigma, self.decay, check_n_jobs(self.n_jobs))
+        res = _knn_checked(X, self.n_neighbors, None, self.metric, None, self.n_jobs, self.verbose)
+        graph = _graph_from_neighbors(
+            res,
+            self.mode,
+            self.symmetrize,
+            self.kernel,
+            self.sigma,
+            self.k_sigma,
+            self.decay,
+            check_n_jobs(self.n_jobs),
+        )
         self._fit_X, self._fit_gpu_in = X, gpu_in
         self.indices_, self.distances_ = _move(res[0], gpu_in), _move(res[1], gpu_in)
         self.graph_ = _move(graph, gpu_in)

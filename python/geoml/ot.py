@@ -3,6 +3,7 @@
 CPU kernels in ``cpp/ot/`` (float64 throughout). Histograms are non-negative 1-D arrays,
 costs dense ``(m, n)`` matrices; ``a=None`` / ``b=None`` mean uniform weights ``1/m``, ``1/n``.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -14,9 +15,20 @@ import scipy.sparse as sp
 from . import _core
 from ._validation import as_float_array, check_int, check_n_jobs, check_tol, reject_gpu
 
-__all__ = ["BatchedOTResult", "BatchedSinkhornResult", "EMDResult", "MASS_RTOL",
-           "PointsSinkhornResult", "SinkhornResult", "emd", "emd_batched", "sinkhorn",
-           "sinkhorn_batched", "sinkhorn_points", "sinkhorn_unbalanced"]
+__all__ = [
+    "MASS_RTOL",
+    "BatchedOTResult",
+    "BatchedSinkhornResult",
+    "EMDResult",
+    "PointsSinkhornResult",
+    "SinkhornResult",
+    "emd",
+    "emd_batched",
+    "sinkhorn",
+    "sinkhorn_batched",
+    "sinkhorn_points",
+    "sinkhorn_unbalanced",
+]
 
 MASS_RTOL = 1e-6
 """Relative tolerance on ``|sum(a) - sum(b)| / max(sum(a), sum(b))`` for balanced problems.
@@ -57,6 +69,7 @@ class BatchedOTResult(NamedTuple):
 
 # ---------------------------------------------------------------------------- validation
 
+
 def _histogram(w, n: int, name: str) -> np.ndarray:
     if w is None:
         return np.full(n, 1.0 / n)
@@ -75,10 +88,15 @@ def _as_offsets(x, name: str) -> np.ndarray:
     """Ragged-layout offsets as int64: integers, or floats with integral values in range."""
     arr = np.asarray(x)
     if arr.dtype.kind == "f":
-        if not (np.isfinite(arr).all() and (arr == np.round(arr)).all()
-                and (np.abs(arr) < 2.0**62).all()):
-            raise ValueError(f"{name} must hold integer offsets; got {arr.dtype} values that are "
-                             "not integers in range")
+        if not (
+            np.isfinite(arr).all()
+            and (arr == np.round(arr)).all()
+            and (np.abs(arr) < 2.0**62).all()
+        ):
+            raise ValueError(
+                f"{name} must hold integer offsets; got {arr.dtype} values that are "
+                "not integers in range"
+            )
     elif arr.dtype.kind not in "iub":
         raise TypeError(f"{name} must hold integer offsets; got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.int64)
@@ -106,9 +124,11 @@ def _balance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Check equal masses within MASS_RTOL; return b rescaled to the mass of a."""
     sa, sb = float(a.sum()), float(b.sum())
     if abs(sa - sb) > MASS_RTOL * max(sa, sb):
-        raise ValueError(f"a and b must have the same total mass (relative tolerance "
-                         f"{MASS_RTOL:g}); got sum(a)={sa!r}, sum(b)={sb!r}. Normalise them, "
-                         "or use sinkhorn_unbalanced")
+        raise ValueError(
+            f"a and b must have the same total mass (relative tolerance "
+            f"{MASS_RTOL:g}); got sum(a)={sa!r}, sum(b)={sb!r}. Normalise them, "
+            "or use sinkhorn_unbalanced"
+        )
     return b if sa == sb else b * (sa / sb)
 
 
@@ -120,6 +140,7 @@ def _max_iter(max_iter, default: int = 0) -> int:
 
 # ---------------------------------------------------------------------------- exact OT
 
+
 def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDResult:
     """Exact optimal transport (earth mover's distance) by a network simplex.
 
@@ -127,8 +148,8 @@ def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDRes
     primal network simplex written for geoml: block-search pivoting (blocks of ``sqrt(m n)``
     arcs; for small problems, ``m n <= 1024``, Dantzig's most-negative reduced cost over all
     arcs, a vectorised scan), the spanning tree stored as parent/thread/depth arrays, an
-    artificial-root start and the strongly-feasible leaving-arc rule (no cycling). Zero-mass bins are dropped before
-    solving. Time is typically a few seconds for m = n = 5000; memory is
+    artificial-root start and the strongly-feasible leaving-arc rule (no cycling). Zero-mass bins
+    are dropped before solving. Time is typically a few seconds for m = n = 5000; memory is
     O(m n) bytes plus O(m + n) (and one float64 copy of C when bins are dropped).
 
     Parameters
@@ -177,22 +198,28 @@ def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDRes
     m, n = C.shape
     a = _histogram(a, m, "a")
     b = _balance(a, _histogram(b, n, "b"))
-    cost, status, n_piv, plan, f, g = _core.emd(a, b, C, max_iter=_max_iter(max_iter),
-                                                sparse=bool(sparse))
+    cost, status, n_piv, plan, f, g = _core.emd(
+        a, b, C, max_iter=_max_iter(max_iter), sparse=bool(sparse)
+    )
     if status == 2:  # residual mass on artificial arcs: cannot happen after _balance
         raise RuntimeError("emd: masses could not be balanced (internal error)")
     converged = status == 0
     if not converged:
-        warnings.warn(f"emd stopped after max_iter={max_iter} pivots before optimality; the "
-                      "plan is partial and not optimal", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"emd stopped after max_iter={max_iter} pivots before optimality; the "
+            "plan is partial and not optimal",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     if sparse:
         ri, ci, val = plan
         plan = sp.csr_matrix((val, (ri, ci)), shape=(m, n))
     return EMDResult(plan, float(cost), f, g, int(n_piv), converged)
 
 
-def _batched_layout(a, b, C, a_mask, b_mask, a_offsets, b_offsets, *, balance: bool,
-                    scan_cost: bool = True):
+def _batched_layout(
+    a, b, C, a_mask, b_mask, a_offsets, b_offsets, *, balance: bool, scan_cost: bool = True
+):
     """Validate batched input; return flat a, a_off, b, b_off, C, c_off, the plan shape and
     the range of all costs. With ``scan_cost=False`` C is not read here (range None): the
     caller's kernel must reject NaN/inf itself (emd_batched does, per problem, while it
@@ -207,8 +234,10 @@ def _batched_layout(a, b, C, a_mask, b_mask, a_offsets, b_offsets, *, balance: b
         a = as_float_array(a, "a", ndim=2, dtype=np.float64)
         b = as_float_array(b, "b", ndim=2, dtype=np.float64)
         if a.shape != (B, m) or b.shape != (B, n):
-            raise ValueError(f"padded layout needs a (B, m), b (B, n), C (B, m, n); got "
-                             f"a {a.shape}, b {b.shape}, C {C.shape}")
+            raise ValueError(
+                f"padded layout needs a (B, m), b (B, n), C (B, m, n); got "
+                f"a {a.shape}, b {b.shape}, C {C.shape}"
+            )
         for mask, w, name in ((a_mask, a, "a_mask"), (b_mask, b, "b_mask")):
             if mask is not None:
                 mask = np.asarray(mask)
@@ -239,8 +268,10 @@ def _batched_layout(a, b, C, a_mask, b_mask, a_offsets, b_offsets, *, balance: b
         sizes = ms * ns
         c_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         if C.shape[0] != int(sizes.sum()):
-            raise ValueError(f"ragged C must hold sum(m_k * n_k) = {int(sizes.sum())} values "
-                             f"(each problem's (m_k, n_k) block row-major); got {C.shape[0]}")
+            raise ValueError(
+                f"ragged C must hold sum(m_k * n_k) = {int(sizes.sum())} values "
+                f"(each problem's (m_k, n_k) block row-major); got {C.shape[0]}"
+            )
         plan_shape = C.shape
     if (a < 0).any() or (b < 0).any():
         raise ValueError("a and b must be >= 0 (masses)")
@@ -255,19 +286,38 @@ def _batched_layout(a, b, C, a_mask, b_mask, a_offsets, b_offsets, *, balance: b
         bad = np.abs(sa - sb) > MASS_RTOL * np.maximum(sa, sb)
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"problem {k}: a and b must have the same total mass (relative "
-                             f"tolerance {MASS_RTOL:g}); got {sa[k]!r} and {sb[k]!r}")
+            raise ValueError(
+                f"problem {k}: a and b must have the same total mass (relative "
+                f"tolerance {MASS_RTOL:g}); got {sa[k]!r} and {sb[k]!r}"
+            )
         scale = sa / sb
         if (scale != 1).any():
-            b = b * (np.repeat(scale, np.diff(b_off)) if a_offsets is not None
-                     else scale[:, None])
-    return (np.ascontiguousarray(a.ravel()), a_off, np.ascontiguousarray(b.ravel()), b_off,
-            np.ascontiguousarray(C.ravel()), c_off, plan_shape, crange)
+            b = b * (np.repeat(scale, np.diff(b_off)) if a_offsets is not None else scale[:, None])
+    return (
+        np.ascontiguousarray(a.ravel()),
+        a_off,
+        np.ascontiguousarray(b.ravel()),
+        b_off,
+        np.ascontiguousarray(C.ravel()),
+        c_off,
+        plan_shape,
+        crange,
+    )
 
 
-def emd_batched(a, b, C, *, a_mask=None, b_mask=None, a_offsets=None, b_offsets=None,
-                return_plans: bool = False, max_iter: int | None = None,
-                n_jobs: int | None = None) -> BatchedOTResult:
+def emd_batched(
+    a,
+    b,
+    C,
+    *,
+    a_mask=None,
+    b_mask=None,
+    a_offsets=None,
+    b_offsets=None,
+    return_plans: bool = False,
+    max_iter: int | None = None,
+    n_jobs: int | None = None,
+) -> BatchedOTResult:
     """Many independent exact OT problems in one call, parallel over problems (OpenMP).
 
     Each problem is solved by the network simplex of :func:`emd` with a per-thread reusable
@@ -316,25 +366,40 @@ def emd_batched(a, b, C, *, a_mask=None, b_mask=None, a_offsets=None, b_offsets=
     # C is not scanned for NaN/inf here: the kernel checks each cost block as it copies it
     # (status 3), saving a pass over the largest input
     fa, a_off, fb, b_off, fC, c_off, plan_shape, _ = _batched_layout(
-        a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=True, scan_cost=False)
-    cost, status, plans = _core.emd_batched(fa, a_off, fb, b_off, fC, c_off,
-                                            max_iter=_max_iter(max_iter),
-                                            want_plans=bool(return_plans),
-                                            n_jobs=check_n_jobs(n_jobs))
+        a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=True, scan_cost=False
+    )
+    cost, status, plans = _core.emd_batched(
+        fa,
+        a_off,
+        fb,
+        b_off,
+        fC,
+        c_off,
+        max_iter=_max_iter(max_iter),
+        want_plans=bool(return_plans),
+        n_jobs=check_n_jobs(n_jobs),
+    )
     bad = status == _EMD_NONFINITE
     if bad.any():
-        raise ValueError(f"C contains NaN or infinity (problem {int(np.flatnonzero(bad)[0])}, "
-                         "between bins of positive mass)")
+        raise ValueError(
+            f"C contains NaN or infinity (problem {int(np.flatnonzero(bad)[0])}, "
+            "between bins of positive mass)"
+        )
     converged = status == 0
     if not converged.all():
-        warnings.warn(f"emd_batched: {int((~converged).sum())} problem(s) hit max_iter="
-                      f"{max_iter} before optimality", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"emd_batched: {int((~converged).sum())} problem(s) hit max_iter="
+            f"{max_iter} before optimality",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     if plans is not None:
         plans = plans.reshape(plan_shape)
     return BatchedOTResult(cost, converged, plans)
 
 
 # ---------------------------------------------------------------------------- Sinkhorn
+
 
 class SinkhornResult(NamedTuple):
     """Entropic OT solution (see :func:`sinkhorn`, :func:`sinkhorn_unbalanced`)."""
@@ -408,18 +473,22 @@ LOOSE_TOL = 1e-2
 reaches the tolerance in a few iterations, cheaper than one kernel per stage)."""
 
 
-def _schedule(eps_schedule, eps: float, cost_range, warm: bool,
-              loose: bool = False) -> tuple[float, float]:
+def _schedule(
+    eps_schedule, eps: float, cost_range, warm: bool, loose: bool = False
+) -> tuple[float, float]:
     """(eps_start, factor) for the C++ annealing loop; eps_start <= eps means none."""
     if not np.isfinite(cost_range):
-        raise ValueError("the cost range overflows float64 (costs too large for this p); "
-                         "rescale the points or the cost")
+        raise ValueError(
+            "the cost range overflows float64 (costs too large for this p); "
+            "rescale the points or the cost"
+        )
     if isinstance(eps_schedule, str):
         if eps_schedule == "none":
             return 0.0, 0.5
         if eps_schedule != "auto":
-            raise ValueError(f"eps_schedule={eps_schedule!r}; use 'auto', 'none' or a factor "
-                             "in (0, 1)")
+            raise ValueError(
+                f"eps_schedule={eps_schedule!r}; use 'auto', 'none' or a factor in (0, 1)"
+            )
         if warm or loose:
             return 0.0, 0.5
         if not eps < cost_range / 1000:
@@ -427,8 +496,10 @@ def _schedule(eps_schedule, eps: float, cost_range, warm: bool,
         return cost_range / 2, 0.125
     factor = float(eps_schedule)
     if not 0 < factor < 1:
-        raise ValueError(f"eps_schedule as a number is the eps ratio between stages and must "
-                         f"be in (0, 1); got {factor}")
+        raise ValueError(
+            f"eps_schedule as a number is the eps ratio between stages and must "
+            f"be in (0, 1); got {factor}"
+        )
     return (cost_range / 2 if cost_range / 2 > eps else 0.0), factor
 
 
@@ -449,8 +520,10 @@ def _warm(warm_start, m: int, n: int):
 def _check_representable(cost, what: str) -> None:
     """An unbalanced plan's mass grows like exp(-min C / (2 rho)): past float64 it is inf/NaN."""
     if not np.isfinite(cost).all():
-        raise ValueError(f"{what}: the solution overflows float64 (plan mass exp(-C / (2 rho)) "
-                         "for costs far below 0); shift C to be >= 0 or raise rho and eps")
+        raise ValueError(
+            f"{what}: the solution overflows float64 (plan mass exp(-C / (2 rho)) "
+            "for costs far below 0); shift C to be >= 0 or raise rho and eps"
+        )
 
 
 def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs, what):
@@ -464,24 +537,47 @@ def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs
     tol = _check_tol(tol)
     max_iter = _max_iter(max_iter)
     f0, g0 = _warm(warm_start, m, n)
-    start, factor = _schedule(eps_schedule, eps, crange,
-                              warm_start is not None, rho < 0 and tol >= LOOSE_TOL)
+    start, factor = _schedule(
+        eps_schedule, eps, crange, warm_start is not None, rho < 0 and tol >= LOOSE_TOL
+    )
     mass = float(a.sum())
     abs_tol = tol * mass if rho < 0 else tol
-    params = _core.SinkhornParams(eps=eps, rho=rho, max_iter=max_iter, tol=abs_tol,
-                                  eps_start=start, eps_factor=factor, stage_tol=STAGE_TOL)
-    P, f, g, n_iter, err, conv, cost, merr = _core.sinkhorn(a, b, C, f0, g0, params=params,
-                                                          n_jobs=check_n_jobs(n_jobs))
+    params = _core.SinkhornParams(
+        eps=eps,
+        rho=rho,
+        max_iter=max_iter,
+        tol=abs_tol,
+        eps_start=start,
+        eps_factor=factor,
+        stage_tol=STAGE_TOL,
+    )
+    P, f, g, n_iter, err, conv, cost, merr = _core.sinkhorn(
+        a, b, C, f0, g0, params=params, n_jobs=check_n_jobs(n_jobs)
+    )
     _check_representable(cost, what)
     if not conv:
-        warnings.warn(f"{what} did not reach tol={tol:g} in max_iter={max_iter} iterations "
-                      f"(last error {err / (mass if rho < 0 else 1):.3g}); raise max_iter or "
-                      "eps", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"{what} did not reach tol={tol:g} in max_iter={max_iter} iterations "
+            f"(last error {err / (mass if rho < 0 else 1):.3g}); raise max_iter or "
+            "eps",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return SinkhornResult(P, float(cost), f, g, int(n_iter), float(merr), bool(conv))
 
 
-def sinkhorn(a, b, C, eps: float, *, max_iter: int = 10000, tol: float = 1e-9,
-             warm_start=None, eps_schedule="auto", n_jobs: int | None = None) -> SinkhornResult:
+def sinkhorn(
+    a,
+    b,
+    C,
+    eps: float,
+    *,
+    max_iter: int = 10000,
+    tol: float = 1e-9,
+    warm_start=None,
+    eps_schedule="auto",
+    n_jobs: int | None = None,
+) -> SinkhornResult:
     """Entropic optimal transport by a stabilised (log-domain) Sinkhorn with eps annealing.
 
     Solves ``min <P, C> + eps * KL(P | 1)`` over ``P >= 0`` with ``P 1 = a``, ``P^T 1 = b``.
@@ -549,13 +645,24 @@ def sinkhorn(a, b, C, eps: float, *, max_iter: int = 10000, tol: float = 1e-9,
     >>> res.converged
     True
     """
-    return _sinkhorn(a, b, C, eps, -1.0, max_iter, tol, warm_start, eps_schedule, n_jobs,
-                     "sinkhorn")
+    return _sinkhorn(
+        a, b, C, eps, -1.0, max_iter, tol, warm_start, eps_schedule, n_jobs, "sinkhorn"
+    )
 
 
-def sinkhorn_unbalanced(a, b, C, eps: float, rho: float, *, max_iter: int = 10000,
-                        tol: float = 1e-9, warm_start=None, eps_schedule="none",
-                        n_jobs: int | None = None) -> SinkhornResult:
+def sinkhorn_unbalanced(
+    a,
+    b,
+    C,
+    eps: float,
+    rho: float,
+    *,
+    max_iter: int = 10000,
+    tol: float = 1e-9,
+    warm_start=None,
+    eps_schedule="none",
+    n_jobs: int | None = None,
+) -> SinkhornResult:
     """Unbalanced entropic OT with KL-relaxed marginals (Chizat et al. 2018).
 
     Solves ``min <P, C> + eps KL(P | a b^T) + rho KL(P 1 | a) + rho KL(P^T 1 | b)`` (POT's
@@ -600,13 +707,25 @@ def sinkhorn_unbalanced(a, b, C, eps: float, rho: float, *, max_iter: int = 1000
     (array([1.424, 0.703]), True)
     """
     rho = _check_eps(rho, "rho")
-    return _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs,
-                     "sinkhorn_unbalanced")
+    return _sinkhorn(
+        a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs, "sinkhorn_unbalanced"
+    )
 
 
-def sinkhorn_points(x, y, eps: float, *, a=None, b=None, p: int = 2, rho: float | None = None,
-                    max_iter: int = 1000, tol: float = 1e-6, eps_schedule="auto",
-                    n_jobs: int | None = None) -> PointsSinkhornResult:
+def sinkhorn_points(
+    x,
+    y,
+    eps: float,
+    *,
+    a=None,
+    b=None,
+    p: int = 2,
+    rho: float | None = None,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
+    eps_schedule="auto",
+    n_jobs: int | None = None,
+) -> PointsSinkhornResult:
     """Entropic OT between point clouds with the cost computed on the fly (memory O(m + n)).
 
     Cost ``C_ij = |x_i - y_j|^p`` (``p=2``: squared Euclidean, ``p=1``: Euclidean) is never
@@ -664,11 +783,9 @@ def sinkhorn_points(x, y, eps: float, *, a=None, b=None, p: int = 2, rho: float 
     x = as_float_array(x, "x", ndim=2, dtype=np.float64)
     y = as_float_array(y, "y", ndim=2, dtype=np.float64)
     if x.shape[1] != y.shape[1]:
-        raise ValueError(f"x and y must have the same dimension; got {x.shape[1]} and "
-                         f"{y.shape[1]}")
+        raise ValueError(f"x and y must have the same dimension; got {x.shape[1]} and {y.shape[1]}")
     if p not in (1, 2) or isinstance(p, bool):
-        raise ValueError(f"p={p!r}: only p=1 (Euclidean) and p=2 (squared Euclidean) are "
-                         "supported")
+        raise ValueError(f"p={p!r}: only p=1 (Euclidean) and p=2 (squared Euclidean) are supported")
     m, n = x.shape[0], y.shape[0]
     a = _histogram(a, m, "a")
     b = _histogram(b, n, "b")
@@ -683,25 +800,49 @@ def sinkhorn_points(x, y, eps: float, *, a=None, b=None, p: int = 2, rho: float 
     lo = np.minimum(x.min(0), y.min(0))
     hi = np.maximum(x.max(0), y.max(0))
     diam = float(np.linalg.norm(hi - lo))
-    start, factor = _schedule(eps_schedule, eps, diam ** p, False, rho < 0 and tol >= LOOSE_TOL)
+    start, factor = _schedule(eps_schedule, eps, diam**p, False, rho < 0 and tol >= LOOSE_TOL)
     mass = float(a.sum())
     abs_tol = tol * mass if rho < 0 else tol
-    params = _core.SinkhornParams(eps=eps, rho=rho, max_iter=max_iter, tol=abs_tol,
-                                  eps_start=start, eps_factor=factor, stage_tol=STAGE_TOL)
-    cost, f, g, n_iter, err, conv = _core.sinkhorn_points(x, y, a, b, power=int(p), params=params,
-                                                          n_jobs=check_n_jobs(n_jobs))
+    params = _core.SinkhornParams(
+        eps=eps,
+        rho=rho,
+        max_iter=max_iter,
+        tol=abs_tol,
+        eps_start=start,
+        eps_factor=factor,
+        stage_tol=STAGE_TOL,
+    )
+    cost, f, g, n_iter, err, conv = _core.sinkhorn_points(
+        x, y, a, b, power=int(p), params=params, n_jobs=check_n_jobs(n_jobs)
+    )
     if not conv:
-        warnings.warn(f"sinkhorn_points did not reach tol={tol:g} in max_iter={max_iter} "
-                      f"iterations (last error {err / (mass if rho < 0 else 1):.3g})",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"sinkhorn_points did not reach tol={tol:g} in max_iter={max_iter} "
+            f"iterations (last error {err / (mass if rho < 0 else 1):.3g})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     _check_representable(cost, "sinkhorn_points")
     return PointsSinkhornResult(float(cost), f, g, int(n_iter), float(err), bool(conv))
 
 
-def sinkhorn_batched(a, b, C, eps: float, *, rho: float | None = None, a_mask=None,
-                     b_mask=None, a_offsets=None, b_offsets=None, return_plans: bool = False,
-                     max_iter: int = 10000, tol: float = 1e-9, eps_schedule="auto",
-                     n_jobs: int | None = None) -> BatchedSinkhornResult:
+def sinkhorn_batched(
+    a,
+    b,
+    C,
+    eps: float,
+    *,
+    rho: float | None = None,
+    a_mask=None,
+    b_mask=None,
+    a_offsets=None,
+    b_offsets=None,
+    return_plans: bool = False,
+    max_iter: int = 10000,
+    tol: float = 1e-9,
+    eps_schedule="auto",
+    n_jobs: int | None = None,
+) -> BatchedSinkhornResult:
     """Many independent small entropic OT problems in one call, parallel over problems.
 
     Each problem is solved by the stabilised Sinkhorn of :func:`sinkhorn` (or
@@ -738,25 +879,43 @@ def sinkhorn_batched(a, b, C, eps: float, *, rho: float | None = None, a_mask=No
     """
     balanced = rho is None
     fa, a_off, fb, b_off, fC, c_off, plan_shape, crange = _batched_layout(
-        a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=balanced)
+        a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=balanced
+    )
     rho = -1.0 if balanced else _check_eps(rho, "rho")
     eps = _check_eps(eps)
     tol = _check_tol(tol)
     max_iter = _max_iter(max_iter)
-    start, factor = _schedule(eps_schedule, eps, crange, False,
-                              balanced and tol >= LOOSE_TOL)
+    start, factor = _schedule(eps_schedule, eps, crange, False, balanced and tol >= LOOSE_TOL)
     # the C++ tolerance is absolute: problems are scaled to unit mass there by tol * mass
     masses = np.add.reduceat(fa, a_off[:-1])
     scale = float(masses.min()) if balanced else 1.0
-    params = _core.SinkhornParams(eps=eps, rho=rho, max_iter=max_iter, tol=tol * scale,
-                                  eps_start=start, eps_factor=factor, stage_tol=STAGE_TOL)
+    params = _core.SinkhornParams(
+        eps=eps,
+        rho=rho,
+        max_iter=max_iter,
+        tol=tol * scale,
+        eps_start=start,
+        eps_factor=factor,
+        stage_tol=STAGE_TOL,
+    )
     cost, err, n_iter, conv, plans = _core.sinkhorn_batched(
-        fa, a_off, fb, b_off, fC, c_off, params=params, want_plans=bool(return_plans),
-        n_jobs=check_n_jobs(n_jobs))
+        fa,
+        a_off,
+        fb,
+        b_off,
+        fC,
+        c_off,
+        params=params,
+        want_plans=bool(return_plans),
+        n_jobs=check_n_jobs(n_jobs),
+    )
     if not conv.all():
-        warnings.warn(f"sinkhorn_batched: {int((~conv).sum())} problem(s) did not reach "
-                      f"tol={tol:g} in max_iter={max_iter} iterations", RuntimeWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"sinkhorn_batched: {int((~conv).sum())} problem(s) did not reach "
+            f"tol={tol:g} in max_iter={max_iter} iterations",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     if plans is not None:
         plans = plans.reshape(plan_shape)
     _check_representable(cost, "sinkhorn_batched")

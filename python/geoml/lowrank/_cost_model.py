@@ -13,7 +13,7 @@ from ._kernels import _ttm
 def _layout(shape, m: int) -> tuple[float, float, float]:
     """(L, R, numel) of ``shape`` seen around mode m as an (L, I_m, R) array."""
     L = float(math.prod(shape[:m]))
-    R = float(math.prod(shape[m + 1:]))
+    R = float(math.prod(shape[m + 1 :]))
     return L, R, L * shape[m] * R
 
 
@@ -55,17 +55,20 @@ def _sketch_cost(shape, m: int, s: int) -> float:
     return size * (4.0 * s + 24.0 + (64.0 if _gathers(L, R) else 0.0))
 
 
-def _contract_all(X: np.ndarray, mats: dict[int, np.ndarray], transposed: bool,
-                  nj: int) -> np.ndarray:
+def _contract_all(
+    X: np.ndarray, mats: dict[int, np.ndarray], transposed: bool, nj: int
+) -> np.ndarray:
     """Apply ``X x_m M_m^T`` (transposed) or ``X x_m M_m`` for all m in ``mats``.
 
     The order of the products is the cheapest by the model of :func:`_ttm_cost` (all orders
     for up to 6 modes; beyond, greedily by the largest shrink or smallest growth).
     """
+
     def new_size(m):
         return mats[m].shape[1] if transposed else mats[m].shape[0]
 
     if len(mats) <= 6:
+
         def cost(order):
             shape, total = list(X.shape), 0.0
             for m in order:
@@ -103,13 +106,15 @@ def _rand_step(shape, m: int, r: int, p: int, q: int) -> tuple[bool, float]:
         return False, exact
     small = list(shape)
     small[m] = s
-    sketch = ((q + 1) * (_sketch_cost(shape, m, s) + _ttm_cost(shape, m, s))
-              + _st_step_cost(tuple(small), m, r) + 60.0 * rest * s)
+    sketch = (
+        (q + 1) * (_sketch_cost(shape, m, s) + _ttm_cost(shape, m, s))
+        + _st_step_cost(tuple(small), m, r)
+        + 60.0 * rest * s
+    )
     return (True, sketch) if sketch < exact else (False, exact)
 
 
-def _mode_order(shape, ranks: dict[int, int] | None, modes: list[int], step_cost=None
-                ) -> list[int]:
+def _mode_order(shape, ranks: dict[int, int] | None, modes: list[int], step_cost=None) -> list[int]:
     """Order in which (ST-)HOSVD processes ``modes``: the cheapest by a time model.
 
     ``step_cost(shape, m, r)`` is the modelled time of processing mode m of a tensor of

@@ -17,8 +17,8 @@ def _install_blas() -> None:
 _install_blas()
 
 
-
 # ---------------------------------------------------------------- small helpers
+
 
 def _ttm(X: np.ndarray, n: int, M: np.ndarray, transposed: bool, nj: int) -> np.ndarray:
     """``X x_n M`` (M is J x I_n) or, if ``transposed``, ``X x_n M^T`` (M is I_n x J)."""

@@ -28,13 +28,19 @@ def _eig_desc(G: np.ndarray, r: int | None) -> tuple[np.ndarray, np.ndarray]:
     if r is None or r >= dim:
         w, V = sla.eigh(G, overwrite_a=True, check_finite=False)
     else:
-        w, V = sla.eigh(G, subset_by_index=[dim - r, dim - 1], overwrite_a=True,
-                        check_finite=False, driver="evr")
+        w, V = sla.eigh(
+            G,
+            subset_by_index=[dim - r, dim - 1],
+            overwrite_a=True,
+            check_finite=False,
+            driver="evr",
+        )
     return w[::-1], _fix_signs(V[:, ::-1])
 
 
-def _certified_subspace(apply, Q: np.ndarray, trace: float, max_steps: int,
-                        tol: float, GQ: np.ndarray | None = None) -> np.ndarray | None:
+def _certified_subspace(
+    apply, Q: np.ndarray, trace: float, max_steps: int, tol: float, GQ: np.ndarray | None = None
+) -> np.ndarray | None:
     """Leading ``r = Q.shape[1]`` eigenvectors of a symmetric PSD ``G`` from a close start.
 
     ``apply(Q)`` returns ``G @ Q`` (float64); ``trace`` is ``trace(G)``. Subspace iteration with

@@ -72,7 +72,7 @@ def _orth(Y: np.ndarray, nj: int = 0, *, passes: int = 2):
     eps = np.finfo(Y.dtype).eps
     limit = 100 * np.sqrt(eps)
     Q, Rtot = Y, None
-    for p in range(2):
+    for _ in range(2):
         G = _tall_gram(Q, nj)
         try:
             R = sla.cholesky(G, lower=False, check_finite=False)
@@ -135,9 +135,11 @@ def _as_operator(A, n_jobs: int):
                 return _core.csr_matmat(data, ind, ptr, X, n_cols=n, transpose=True, n_jobs=n_jobs)
             if "T" not in state:  # else transpose once and run row-parallel
                 T = C.T.tocsr()
-                state["T"] = (np.ascontiguousarray(T.data),
-                              np.ascontiguousarray(T.indices, dtype=itype),
-                              np.ascontiguousarray(T.indptr, dtype=itype))
+                state["T"] = (
+                    np.ascontiguousarray(T.data),
+                    np.ascontiguousarray(T.indices, dtype=itype),
+                    np.ascontiguousarray(T.indptr, dtype=itype),
+                )
             d, i, p = state["T"]
             return _core.csr_matmat(d, i, p, X, n_cols=m, n_jobs=n_jobs)
 
@@ -157,8 +159,15 @@ def _as_operator(A, n_jobs: int):
 _MAX_POWER_ITER = 1000  # an explicit n_iter = 2**31 would run (hang) for hours
 
 
-def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_state=None,
-                   n_jobs: int | None = None) -> SVDResult:
+def randomized_svd(
+    A,
+    k: int,
+    *,
+    n_oversamples: int = 10,
+    n_iter="auto",
+    random_state=None,
+    n_jobs: int | None = None,
+) -> SVDResult:
     """Truncated SVD by randomized subspace iteration (Halko, Martinsson & Tropp 2011).
 
     Draws a Gaussian test matrix ``Omega`` (n_cols x l, ``l = k + n_oversamples``), forms an
@@ -222,8 +231,9 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
         raise ValueError(f"A is empty (shape {(m, n)})")
     if norm2 is not None and not norm2 <= 1e-8 * float(np.finfo(dtype).max):
         # the sketch's Gram matrices hold ~ l ||A||_F^2 and would overflow
-        raise ValueError(f"the squared norm of A ({norm2:.3g}) is too close to the {dtype} "
-                         "range; rescale A")
+        raise ValueError(
+            f"the squared norm of A ({norm2:.3g}) is too close to the {dtype} range; rescale A"
+        )
     k = check_int(k, "k", low=1, high=min(m, n), hint=f" (A has shape {(m, n)})")
     p = check_int(n_oversamples, "n_oversamples", low=0)
     auto = isinstance(n_iter, str)
@@ -232,8 +242,13 @@ def randomized_svd(A, k: int, *, n_oversamples: int = 10, n_iter="auto", random_
             raise ValueError(f"n_iter={n_iter!r}; use 'auto' or a non-negative integer")
         max_iter = 7 if k < 0.1 * min(m, n) else 4
     else:
-        max_iter = check_int(n_iter, "n_iter", low=0, high=_MAX_POWER_ITER,
-                             hint=" (power iterations beyond a few dozen gain nothing)")
+        max_iter = check_int(
+            n_iter,
+            "n_iter",
+            low=0,
+            high=_MAX_POWER_ITER,
+            hint=" (power iterations beyond a few dozen gain nothing)",
+        )
     rng = check_random_state(random_state)
     ell = min(k + p, m, n)
 

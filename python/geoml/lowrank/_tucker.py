@@ -53,20 +53,31 @@ class TuckerTensor:
         HOOI sweeps done (0 for the one-pass methods).
     """
 
-    __slots__ = ("core", "factors", "converged", "n_iter")
+    __slots__ = ("converged", "core", "factors", "n_iter")
 
-    def __init__(self, core: np.ndarray, factors: list[np.ndarray], *, converged: bool = True,
-                 n_iter: int = 0):
+    def __init__(
+        self,
+        core: np.ndarray,
+        factors: list[np.ndarray],
+        *,
+        converged: bool = True,
+        n_iter: int = 0,
+    ):
         core = as_real(np.asarray(core), "core")
         factors = [as_real(np.asarray(U), f"factors[{n}]") for n, U in enumerate(factors)]
         for name, a in [("core", core)] + [(f"factors[{n}]", U) for n, U in enumerate(factors)]:
             if not np.isfinite(a).all():
                 raise ValueError(f"{name} contains NaN or infinity")
-        if core.ndim < 1 or len(factors) != core.ndim or any(
-                U.ndim != 2 or U.shape[1] != r for U, r in zip(factors, core.shape)):
-            raise ValueError(f"a core of shape {core.shape} needs {core.ndim} >= 1 factor matrices "
-                             "of shapes (I_n, r_n) with r_n = core.shape[n]; got shapes "
-                             f"{[U.shape for U in factors]}")
+        if (
+            core.ndim < 1
+            or len(factors) != core.ndim
+            or any(U.ndim != 2 or U.shape[1] != r for U, r in zip(factors, core.shape))
+        ):
+            raise ValueError(
+                f"a core of shape {core.shape} needs {core.ndim} >= 1 factor matrices "
+                "of shapes (I_n, r_n) with r_n = core.shape[n]; got shapes "
+                f"{[U.shape for U in factors]}"
+            )
         if core.dtype not in (np.float32, np.float64):  # to_tensor computes in the core's dtype
             core = core.astype(np.float32 if core.dtype == np.float16 else np.float64)
         self.core = core
@@ -84,8 +95,10 @@ class TuckerTensor:
         return (self.core, self.factors)[index]
 
     def __repr__(self) -> str:
-        return (f"TuckerTensor(shape={self.shape}, rank={self.rank}, "
-                f"compression_ratio={self.compression_ratio:.4g})")
+        return (
+            f"TuckerTensor(shape={self.shape}, rank={self.rank}, "
+            f"compression_ratio={self.compression_ratio:.4g})"
+        )
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -106,11 +119,11 @@ class TuckerTensor:
     def to_tensor(self, n_jobs: int | None = None) -> np.ndarray:
         """The full tensor, shape ``shape``, same dtype as the core. O(prod(I) * max(r))."""
         nj = check_n_jobs(n_jobs)
-        out = _contract_all(np.ascontiguousarray(self.core), dict(enumerate(self.factors)),
-                            False, nj)
+        out = _contract_all(
+            np.ascontiguousarray(self.core), dict(enumerate(self.factors)), False, nj
+        )
         if not np.isfinite(out).all():  # only for factors far from orthonormal
-            raise ValueError(f"the full tensor overflows {out.dtype}: are the factors "
-                             "orthonormal?")
+            raise ValueError(f"the full tensor overflows {out.dtype}: are the factors orthonormal?")
         return out
 
     def rel_error(self, T, n_jobs: int | None = None) -> float:
@@ -129,8 +142,8 @@ class TuckerTensor:
         step = max(1, _BLOCK_ENTRIES // max(math.prod(T.shape[1:]), 1))
         nt = nd = 0.0
         for i0 in range(0, T.shape[0], step):
-            blk = _contract_all(_ttm(core, 0, U0[i0:i0 + step], False, nj), rest, False, nj)
-            t = np.ascontiguousarray(T[i0:i0 + step], dtype=np.float64)
+            blk = _contract_all(_ttm(core, 0, U0[i0 : i0 + step], False, nj), rest, False, nj)
+            t = np.ascontiguousarray(T[i0 : i0 + step], dtype=np.float64)
             nt += _sumsq(t, nj)
             nd += _sumsq(np.subtract(t, blk), nj)
         if not (np.isfinite(nt) and np.isfinite(nd)):
@@ -148,8 +161,10 @@ def _check_tensor(T, name="T", nj: int = 0) -> tuple[np.ndarray, float]:
         raise TypeError(f"{name} is a sparse matrix; a dense array is expected here")
     arr = T if isinstance(T, np.ndarray) else np.asarray(T)
     if arr.ndim < 2:
-        raise ValueError(f"{name} must have at least 2 dimensions; got shape {arr.shape}. "
-                         f"Reshape your data, e.g. {name}.reshape(1, -1) for one sample")
+        raise ValueError(
+            f"{name} must have at least 2 dimensions; got shape {arr.shape}. "
+            f"Reshape your data, e.g. {name}.reshape(1, -1) for one sample"
+        )
     arr = as_float_array(arr, name, ndim=arr.ndim, finite=False)
     norm2 = _sumsq(arr, nj)
     if not np.isfinite(norm2):
@@ -164,26 +179,37 @@ def _check_ranks(ranks, shape, modes: list[int]) -> tuple[dict[int, int] | None,
     if isinstance(ranks, numbers.Real) and not isinstance(ranks, (numbers.Integral, bool)):
         eps = float(ranks)
         if not (0.0 < eps < 1.0):
-            raise ValueError(f"ranks={ranks!r}: a float is a target relative error and must "
-                             "lie in (0, 1); pass integers for fixed ranks")
+            raise ValueError(
+                f"ranks={ranks!r}: a float is a target relative error and must "
+                "lie in (0, 1); pass integers for fixed ranks"
+            )
         return None, eps
     if isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
         ranks = [ranks] * len(modes)
     if isinstance(ranks, (str, bytes)):
-        raise TypeError(f"ranks must be an int, a sequence of ints or a float in (0, 1); "
-                        f"got {ranks!r}")
+        raise TypeError(
+            f"ranks must be an int, a sequence of ints or a float in (0, 1); got {ranks!r}"
+        )
     try:
         ranks = list(ranks)
     except TypeError:
-        raise TypeError(f"ranks must be an int, a sequence of ints or a float in (0, 1); "
-                        f"got {ranks!r}") from None
+        raise TypeError(
+            f"ranks must be an int, a sequence of ints or a float in (0, 1); got {ranks!r}"
+        ) from None
     if len(ranks) != len(modes):
-        raise ValueError(f"ranks has {len(ranks)} entries but {len(modes)} modes are decomposed "
-                         f"(tensor shape {tuple(shape)})")
+        raise ValueError(
+            f"ranks has {len(ranks)} entries but {len(modes)} modes are decomposed "
+            f"(tensor shape {tuple(shape)})"
+        )
     out = {}
     for m, r in zip(modes, ranks):
-        out[m] = check_int(r, f"rank of mode {m}", low=1, high=shape[m],
-                           hint=f" (mode {m} has size {shape[m]}; a rank cannot exceed it)")
+        out[m] = check_int(
+            r,
+            f"rank of mode {m}",
+            low=1,
+            high=shape[m],
+            hint=f" (mode {m} has size {shape[m]}; a rank cannot exceed it)",
+        )
     return out, None
 
 
@@ -217,18 +243,24 @@ def _hosvd(T, ranks, eps, modes, nj, normT2):
         factors = {}
         for n in modes:
             lam, V = _eig_desc(_gram(T, n, nj), None)
-            factors[n] = np.ascontiguousarray(V[:, :_select_rank(lam, budget)], dtype=T.dtype)
+            factors[n] = np.ascontiguousarray(V[:, : _select_rank(lam, budget)], dtype=T.dtype)
         return _contract_all(T, factors, True, nj), factors, None
     tol = _HOSVD_TOL[T.dtype]
     order = _mode_order(T.shape, ranks, modes)
     # steps such that the products, plus the Gram matrix if they fail, cost < 1.5 Gram
-    steps = {n: int(_gram_cost(T.shape, n) // max(_apply_cost(T.shape, n, ranks[n]), 1.0)) - 1
-             for n in order}
+    steps = {
+        n: int(_gram_cost(T.shape, n) // max(_apply_cost(T.shape, n, ranks[n]), 1.0)) - 1
+        for n in order
+    }
     N = T.ndim
     # the last two modes refined last, both with wide, cache-sized slabs: one pass for both
-    pair = (len(order) > 2 and set(order[-2:]) == {N - 2, N - 1}
-            and min(steps[N - 2], steps[N - 1]) >= 1 and T.shape[-1] >= 64
-            and T.shape[-2] * T.shape[-1] * T.itemsize <= 1 << 19)
+    pair = (
+        len(order) > 2
+        and set(order[-2:]) == {N - 2, N - 1}
+        and min(steps[N - 2], steps[N - 1]) >= 1
+        and T.shape[-1] >= 64
+        and T.shape[-2] * T.shape[-1] * T.itemsize <= 1 << 19
+    )
     Y, factors, starts, GQ = T, {}, {}, {}
     for n in order:
         r = ranks[n]
@@ -239,12 +271,17 @@ def _hosvd(T, ranks, eps, modes, nj, normT2):
                 start = _eig_top(_gram(Y, n, nj), r, tol)
                 if pair and n == order[-2]:  # ST-HOSVD start of the other, then both products
                     m = order[-1]
-                    starts[m] = _eig_top(_gram(_ttm(Y, n, start, True, nj), m, nj), ranks[m],
-                                         tol)
+                    starts[m] = _eig_top(_gram(_ttm(Y, n, start, True, nj), m, nj), ranks[m], tol)
                     U1, U2 = (start, starts[m]) if n == N - 2 else (starts[m], start)
                     GQ = dict(zip((N - 2, N - 1), _gram_apply_pair(T, U1, U2, nj)))
-            V = _certified_subspace(lambda Q: _gram_apply(T, n, Q, nj), start, normT2,
-                                    min(steps[n], 2) - 1, tol, GQ.pop(n, None))
+            V = _certified_subspace(
+                lambda Q: _gram_apply(T, n, Q, nj),
+                start,
+                normT2,
+                min(steps[n], 2) - 1,
+                tol,
+                GQ.pop(n, None),
+            )
         if V is None:
             V = _eig_top(_gram(T, n, nj), r, tol)
         factors[n] = np.ascontiguousarray(V, dtype=T.dtype)
@@ -262,7 +299,7 @@ def _st_hosvd(T, ranks, eps, modes, nj, normT2):
             V = _eig_top(G, ranks[n], _HOSVD_TOL[T.dtype])
         else:
             lam, V = _eig_desc(G, None)
-            V = V[:, :_select_rank(lam, budget)]
+            V = V[:, : _select_rank(lam, budget)]
         factors[n] = np.ascontiguousarray(V, dtype=T.dtype)
         Y = _ttm(Y, n, factors[n], True, nj)
     return Y, factors, (order, inter)
@@ -287,8 +324,9 @@ def _randomized(T, ranks, modes, nj, rng, n_oversamples, n_power_iter):
         In, r = Y.shape[n], ranks[n]
         rest = Y.size // In
         if not _rand_step(Y.shape, n, r, p, q)[0]:
-            factors[n] = np.ascontiguousarray(_eig_top(_gram(Y, n, nj), r, _HOSVD_TOL[T.dtype]),
-                                              dtype=T.dtype)
+            factors[n] = np.ascontiguousarray(
+                _eig_top(_gram(Y, n, nj), r, _HOSVD_TOL[T.dtype]), dtype=T.dtype
+            )
             Y = _ttm(Y, n, factors[n], True, nj)
             continue
         s = _sketch_cols(In, r, rest, p)
@@ -336,7 +374,7 @@ def _hooi(T, factors, core, plan, modes, nj, normT2, max_iter, tol):
         V = _eig_warm(G, factors[n])  # the previous factor is a close start
         if V is None:
             V = _eig_desc(G, ranks[n])[1]
-        factors[n] = np.ascontiguousarray(V[:, :ranks[n]], dtype=T.dtype)
+        factors[n] = np.ascontiguousarray(V[:, : ranks[n]], dtype=T.dtype)
 
     err_prev = None if core is None else rel_err(core)
     converged = False
@@ -345,7 +383,7 @@ def _hooi(T, factors, core, plan, modes, nj, normT2, max_iter, tol):
         if it == 1 and plan is not None:
             order, inter = plan
             for j in range(len(order) - 1, -1, -1):
-                Y = _contract_all(inter[j], {m: factors[m] for m in order[j + 1:]}, True, nj)
+                Y = _contract_all(inter[j], {m: factors[m] for m in order[j + 1 :]}, True, nj)
                 update(Y, order[j])
             last = order[0]
         else:
@@ -379,14 +417,29 @@ def _decompose(T, normT2, ranks, modes, **kw):
         return _decompose_run(T, normT2, ranks, modes, **kw)
 
 
-def _decompose_run(T, normT2, ranks, modes, *, method, init, max_iter, tol, n_oversamples,
-                   n_power_iter, random_state, nj):
+def _decompose_run(
+    T,
+    normT2,
+    ranks,
+    modes,
+    *,
+    method,
+    init,
+    max_iter,
+    tol,
+    n_oversamples,
+    n_power_iter,
+    random_state,
+    nj,
+):
     if method not in _METHODS:
         raise ValueError(f"method={method!r}; choose one of {list(_METHODS)}")
     rk, eps = _check_ranks(ranks, T.shape, modes)
     if eps is not None and method == "randomized":
-        raise ValueError("a target relative error (float ranks) is supported by 'st_hosvd', "
-                         "'hosvd' and 'hooi'; give integer ranks to method='randomized'")
+        raise ValueError(
+            "a target relative error (float ranks) is supported by 'st_hosvd', "
+            "'hosvd' and 'hooi'; give integer ranks to method='randomized'"
+        )
     if init is not None and method != "hooi":
         raise ValueError(f"init only applies to method='hooi' (got method={method!r})")
     max_iter = check_int(max_iter, "max_iter", low=1)
@@ -394,15 +447,22 @@ def _decompose_run(T, normT2, ranks, modes, *, method, init, max_iter, tol, n_ov
     if not tol >= 0:
         raise ValueError(f"tol must be a non-negative number; got {tol}")
     n_oversamples = check_int(n_oversamples, "n_oversamples", low=0)
-    n_power_iter = check_int(n_power_iter, "n_power_iter", low=0, high=_MAX_POWER_ITER,
-                             hint=" (power iterations beyond a few dozen gain nothing)")
+    n_power_iter = check_int(
+        n_power_iter,
+        "n_power_iter",
+        low=0,
+        high=_MAX_POWER_ITER,
+        hint=" (power iterations beyond a few dozen gain nothing)",
+    )
     rng = check_random_state(random_state)
 
     start = method if method != "hooi" else ("st_hosvd" if init is None else init)
     if isinstance(start, str):
         if start not in ("hosvd", "st_hosvd", "randomized"):
-            raise ValueError(f"init={init!r}; choose 'st_hosvd', 'hosvd', 'randomized' or a "
-                             "list of factor matrices")
+            raise ValueError(
+                f"init={init!r}; choose 'st_hosvd', 'hosvd', 'randomized' or a "
+                "list of factor matrices"
+            )
         if start == "randomized" and eps is not None:
             raise ValueError("init='randomized' needs integer ranks")
         if start == "hosvd":
@@ -410,8 +470,7 @@ def _decompose_run(T, normT2, ranks, modes, *, method, init, max_iter, tol, n_ov
         elif start == "st_hosvd":
             core, factors, plan = _st_hosvd(T, rk, eps, modes, nj, normT2)
         else:
-            core, factors, plan = _randomized(T, rk, modes, nj, rng, n_oversamples,
-                                              n_power_iter)
+            core, factors, plan = _randomized(T, rk, modes, nj, rng, n_oversamples, n_power_iter)
     else:
         if eps is not None:
             raise ValueError("explicit init factors need integer ranks")
@@ -427,17 +486,32 @@ def _decompose_run(T, normT2, ranks, modes, *, method, init, max_iter, tol, n_ov
         core, plan = None, None
     converged, sweeps = True, 0
     if method == "hooi":
-        core, factors, converged, sweeps = _hooi(T, factors, core, plan, modes, nj, normT2,
-                                                 max_iter, tol)
+        core, factors, converged, sweeps = _hooi(
+            T, factors, core, plan, modes, nj, normT2, max_iter, tol
+        )
         if not converged:
-            warnings.warn(f"HOOI did not converge in max_iter={max_iter} sweeps (tol={tol:g}); "
-                          "raise max_iter or tol", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"HOOI did not converge in max_iter={max_iter} sweeps (tol={tol:g}); "
+                "raise max_iter or tol",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     return core, factors, converged, sweeps
 
 
-def tucker(T, ranks, *, method: str = "hooi", init=None, max_iter: int = 100,
-           tol: float | None = None, n_oversamples: int = 5, n_power_iter: int = 1,
-           random_state=None, n_jobs: int | None = None) -> TuckerTensor:
+def tucker(
+    T,
+    ranks,
+    *,
+    method: str = "hooi",
+    init=None,
+    max_iter: int = 100,
+    tol: float | None = None,
+    n_oversamples: int = 5,
+    n_power_iter: int = 1,
+    random_state=None,
+    n_jobs: int | None = None,
+) -> TuckerTensor:
     """Tucker decomposition ``T ~= core x_0 U_0 x_1 U_1 ... x_{N-1} U_{N-1}``.
 
     Parameters
@@ -519,9 +593,19 @@ def tucker(T, ranks, *, method: str = "hooi", init=None, max_iter: int = 100,
     T, normT2 = _check_tensor(T, "T", nj)
     modes = list(range(T.ndim))
     core, factors, converged, sweeps = _decompose(
-        T, normT2, ranks, modes, method=method, init=init, max_iter=max_iter, tol=tol,
-        n_oversamples=n_oversamples, n_power_iter=n_power_iter, random_state=random_state,
-        nj=nj)
+        T,
+        normT2,
+        ranks,
+        modes,
+        method=method,
+        init=init,
+        max_iter=max_iter,
+        tol=tol,
+        n_oversamples=n_oversamples,
+        n_power_iter=n_power_iter,
+        random_state=random_state,
+        nj=nj,
+    )
     return TuckerTensor(core, [factors[n] for n in modes], converged=converged, n_iter=sweeps)
 
 
@@ -576,9 +660,19 @@ class Tucker(BaseEstimator):
 
     _transformer = True
 
-    def __init__(self, ranks, *, method: str = "hooi", init=None, max_iter: int = 100,
-                 tol: float | None = None, n_oversamples: int = 5, n_power_iter: int = 1,
-                 random_state=None, n_jobs: int | None = None):
+    def __init__(
+        self,
+        ranks,
+        *,
+        method: str = "hooi",
+        init=None,
+        max_iter: int = 100,
+        tol: float | None = None,
+        n_oversamples: int = 5,
+        n_power_iter: int = 1,
+        random_state=None,
+        n_jobs: int | None = None,
+    ):
         self.ranks = ranks
         self.method = method
         self.init = init
@@ -589,15 +683,25 @@ class Tucker(BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def fit(self, X, y=None) -> "Tucker":
+    def fit(self, X, y=None) -> Tucker:
         """Fit factors to ``X`` of shape (n_samples, I_1, ..., I_{N-1})."""
         nj = check_n_jobs(self.n_jobs)
         X, normX2 = _check_tensor(X, "X", nj)
         modes = list(range(1, X.ndim))
         core, factors, converged, sweeps = _decompose(
-            X, normX2, self.ranks, modes, method=self.method, init=self.init, max_iter=self.max_iter,
-            tol=self.tol, n_oversamples=self.n_oversamples, n_power_iter=self.n_power_iter,
-            random_state=self.random_state, nj=nj)
+            X,
+            normX2,
+            self.ranks,
+            modes,
+            method=self.method,
+            init=self.init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_oversamples=self.n_oversamples,
+            n_power_iter=self.n_power_iter,
+            random_state=self.random_state,
+            nj=nj,
+        )
         self.factors_ = [factors[n] for n in modes]
         self.ranks_ = tuple(U.shape[1] for U in self.factors_)
         err2 = max(normX2 - _sumsq(core, nj), 0.0)
@@ -623,10 +727,14 @@ class Tucker(BaseEstimator):
         if X.shape[1:] != self._sample_shape:
             extra = ""
             if X.ndim == 2 and len(self._sample_shape) == 1:  # scikit-learn's words for it
-                extra = (f" (X has {X.shape[1]} features, but Tucker is expecting "
-                         f"{self._sample_shape[0]} features as input)")
-            raise ValueError(f"X has sample shape {X.shape[1:]}; the estimator was fitted on "
-                             f"{self._sample_shape}{extra}")
+                extra = (
+                    f" (X has {X.shape[1]} features, but Tucker is expecting "
+                    f"{self._sample_shape[0]} features as input)"
+                )
+            raise ValueError(
+                f"X has sample shape {X.shape[1:]}; the estimator was fitted on "
+                f"{self._sample_shape}{extra}"
+            )
         nj = check_n_jobs(self.n_jobs)
         return _contract_all(X, dict(enumerate(self.factors_, start=1)), True, nj)
 

@@ -11,6 +11,15 @@ from ._estimators import DiffusionMap, LaplacianEigenmap, SpectralClustering
 from ._laplacian import laplacian
 from ._slq import SpectralDensity, TraceEstimate, spectral_density, trace_function
 
-__all__ = ["DiffusionMap", "EigshResult", "LaplacianEigenmap", "SpectralClustering",
-           "SpectralDensity", "TraceEstimate", "eigsh", "laplacian", "spectral_density",
-           "trace_function"]
+__all__ = [
+    "DiffusionMap",
+    "EigshResult",
+    "LaplacianEigenmap",
+    "SpectralClustering",
+    "SpectralDensity",
+    "TraceEstimate",
+    "eigsh",
+    "laplacian",
+    "spectral_density",
+    "trace_function",
+]

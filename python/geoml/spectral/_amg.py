@@ -7,28 +7,44 @@ import scipy.sparse as sp
 
 from .. import _core
 
-_AMG_MIN_N = 10000      # graphs with at least this many nodes use LOBPCG + AMG ("auto")
-_AMG_MAX_COARSE = 800   # coarsest level solved densely
-_AMG_CYCLES = 2         # V-cycles per application of the preconditioner
-_AMG_GUARD = 4          # guard vectors in the block (at least; kk // 4 for many pairs)
-_AMG_COARSE_ITER = 5    # LOBPCG iterations on each intermediate level
-_AMG_MAX_ITER = 200     # LOBPCG iterations on the finest level before falling back to Lanczos
+_AMG_MIN_N = 10000  # graphs with at least this many nodes use LOBPCG + AMG ("auto")
+_AMG_MAX_COARSE = 800  # coarsest level solved densely
+_AMG_CYCLES = 2  # V-cycles per application of the preconditioner
+_AMG_GUARD = 4  # guard vectors in the block (at least; kk // 4 for many pairs)
+_AMG_COARSE_ITER = 5  # LOBPCG iterations on each intermediate level
+_AMG_MAX_ITER = 200  # LOBPCG iterations on the finest level before falling back to Lanczos
 
 
-def _spmm(A: sp.csr_matrix, X: np.ndarray, nt: int, alpha: float = 1.0, B=None,
-          beta: float = 0.0, out=None) -> np.ndarray:
+def _spmm(
+    A: sp.csr_matrix,
+    X: np.ndarray,
+    nt: int,
+    alpha: float = 1.0,
+    B=None,
+    beta: float = 0.0,
+    out=None,
+) -> np.ndarray:
     """alpha A X + beta B (B None: 0; out may be B) by the OpenMP CSR block product in C++."""
     if out is None:
         out = np.empty((A.shape[0], X.shape[1]))
-    _core.csr_spmm(A.indptr, A.indices, A.data, np.ascontiguousarray(X), out, alpha=alpha, B=B,
-                   beta=beta, n_jobs=nt)
+    _core.csr_spmm(
+        A.indptr,
+        A.indices,
+        A.data,
+        np.ascontiguousarray(X),
+        out,
+        alpha=alpha,
+        B=B,
+        beta=beta,
+        n_jobs=nt,
+    )
     return out
 
 
 class _Level:
     """One level of the AMG hierarchy: operator A, Jacobi weights, transfer operators."""
 
-    __slots__ = ("A", "jac", "P", "R", "pinv", "w", "V")
+    __slots__ = ("A", "P", "R", "V", "jac", "pinv", "w")
 
 
 def _amg_hierarchy(A: sp.csr_matrix, b: np.ndarray, nt: int = 0) -> list:
@@ -83,8 +99,11 @@ def _spectral_radius(A: sp.csr_matrix, dinv: np.ndarray, steps: int = 15, nt: in
     mv = _core.csr_matvec
     n = A.shape[0]
     nt = nt if A.nnz + n >= 200000 else 1  # small levels: a parallel region costs more
-    bound = (float((mv(A.indptr, A.indices, np.abs(A.data), np.ones(n), n_jobs=nt) * dinv).max())
-             if A.nnz else 1.0)
+    bound = (
+        float((mv(A.indptr, A.indices, np.abs(A.data), np.ones(n), n_jobs=nt) * dinv).max())
+        if A.nnz
+        else 1.0
+    )
     x = np.random.default_rng(0).standard_normal(n)
     rho = 0.0
     for _ in range(steps):
@@ -98,12 +117,21 @@ def _amg_cycle(levels: list):
     """The C++ V-cycle (``_core.AmgCycle``, float32) over the hierarchy ``levels``."""
     cyc = _core.AmgCycle()
     for lev in levels[:-1]:
-        cyc.add_level(lev.A.indptr, lev.A.indices, lev.A.data, lev.jac, lev.P.indptr,
-                      lev.P.indices, lev.P.data, lev.R.indptr, lev.R.indices, lev.R.data)
+        cyc.add_level(
+            lev.A.indptr,
+            lev.A.indices,
+            lev.A.data,
+            lev.jac,
+            lev.P.indptr,
+            lev.P.indices,
+            lev.P.data,
+            lev.R.indptr,
+            lev.R.indices,
+            lev.R.data,
+        )
     last = levels[-1]
     pinv = sp.csr_matrix(last.pinv)
-    cyc.set_coarse(last.A.indptr, last.A.indices, last.A.data, pinv.indptr, pinv.indices,
-                   pinv.data)
+    cyc.set_coarse(last.A.indptr, last.A.indices, last.A.data, pinv.indptr, pinv.indices, pinv.data)
     return cyc
 
 
@@ -121,8 +149,7 @@ def _orthonormalise(U: np.ndarray, nt: int) -> np.ndarray:
     return U
 
 
-def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter: int,
-            nt: int):
+def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter: int, nt: int):
     """LOBPCG (Knyazev 2001) for the smallest eigenpairs of the symmetric CSR matrix A.
 
     ``X`` (n, m) spans the start space (overwritten when it is a C-contiguous float64
@@ -173,11 +200,13 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
         it += 1
         a = act.size
         # the active columns as runs of consecutive ones: column blocks read in place
-        runs = [slice(int(r[0]), int(r[-1]) + 1)
-                for r in np.split(act, np.flatnonzero(np.diff(act) != 1) + 1)]
+        runs = [
+            slice(int(r[0]), int(r[-1]) + 1)
+            for r in np.split(act, np.flatnonzero(np.diff(act) != 1) + 1)
+        ]
         cols = runs[0] if len(runs) == 1 else act
         W = project_out([Z, X], T(np.ascontiguousarray(R[:, cols])))
-        AW = _spmm(A, W, nt, out=awbuf[:n * a].reshape(n, a))
+        AW = _spmm(A, W, nt, out=awbuf[: n * a].reshape(n, a))
         n_mv += a
         # Rayleigh-Ritz on the basis [X, W, P] with unit columns in W and P (X^T X = I,
         # X^T A X = diag(lam)): G = [X W P]^T [W P | AW AP] on the unscaled blocks
@@ -207,6 +236,7 @@ def _lobpcg(A: sp.csr_matrix, X: np.ndarray, T, Z, kw: int, tol: float, max_iter
         _core.block_lincomb([X], C[:m], X, D=P, n_jobs=nt)
         _core.block_lincomb(AB, Cb, AP, n_jobs=nt)
         _core.block_lincomb([AX], C[:m], AX, D=AP, n_jobs=nt)
+
 
 def _sym(G: np.ndarray) -> np.ndarray:
     return (G + G.T) * 0.5

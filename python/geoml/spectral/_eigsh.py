@@ -101,9 +101,18 @@ def _as_csr(A, name: str, dtype=None) -> sp.csr_matrix:
     return A
 
 
-def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
-          max_iter: int | None = None, ncv: int | None = None, v0=None, random_state=None,
-          n_jobs: int | None = None) -> EigshResult:
+def eigsh(
+    A,
+    k: int = 6,
+    *,
+    which: str = "LA",
+    tol: float | None = None,
+    max_iter: int | None = None,
+    ncv: int | None = None,
+    v0=None,
+    random_state=None,
+    n_jobs: int | None = None,
+) -> EigshResult:
     """A few extreme eigenpairs of a real symmetric matrix by thick-restart Lanczos.
 
     Thick-restart Lanczos (Wu & Simon 2000) with full reorthogonalisation (classical
@@ -174,8 +183,18 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
             _gpu_lanczos as _spectral_gpu,  # CuPy arrays / cupyx sparse: Lanczos on the device
         )
 
-        return EigshResult(*_spectral_gpu.eigsh(A, k, which=which, tol=tol, max_iter=max_iter,
-                                                ncv=ncv, v0=v0, random_state=random_state))
+        return EigshResult(
+            *_spectral_gpu.eigsh(
+                A,
+                k,
+                which=which,
+                tol=tol,
+                max_iter=max_iter,
+                ncv=ncv,
+                v0=v0,
+                random_state=random_state,
+            )
+        )
     if not isinstance(which, str) or which not in _core.Which.__members__:
         raise ValueError(f"which={which!r}; choose 'LA', 'SA' or 'LM'")
     callback = indptr = indices = None
@@ -202,8 +221,10 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         n = A.shape[0]
         dtype = A.dtype.type
         if _symmetry_error(A) > 1e-8:
-            raise ValueError("A is not symmetric (max |A - A.T| > 1e-8 max |A|); eigsh needs a "
-                             "symmetric matrix: pass (A + A.T) / 2")
+            raise ValueError(
+                "A is not symmetric (max |A - A.T| > 1e-8 max |A|); eigsh needs a "
+                "symmetric matrix: pass (A + A.T) / 2"
+            )
         data, indptr, indices = A.data, A.indptr, A.indices
         if indptr.dtype != np.int64:
             indptr, indices = indptr.astype(np.int32), indices.astype(np.int32)
@@ -214,12 +235,19 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         n = data.shape[0]
         dtype = data.dtype.type
         if _symmetry_error(data) > 1e-8:
-            raise ValueError("A is not symmetric (max |A - A.T| > 1e-8 max |A|); eigsh needs a "
-                             "symmetric matrix: pass (A + A.T) / 2")
+            raise ValueError(
+                "A is not symmetric (max |A - A.T| > 1e-8 max |A|); eigsh needs a "
+                "symmetric matrix: pass (A + A.T) / 2"
+            )
     if n < 2:
         raise ValueError(f"A is {n} x {n}; eigsh needs n >= 2 (use numpy.linalg.eigh)")
-    k = check_int(k, "k", low=1, high=n - 1,
-                  hint=f" (A is {n} x {n}; for all eigenpairs use numpy.linalg.eigh)")
+    k = check_int(
+        k,
+        "k",
+        low=1,
+        high=n - 1,
+        hint=f" (A is {n} x {n}; for all eigenpairs use numpy.linalg.eigh)",
+    )
     tol = _check_tol(tol, dtype)
     max_iter = 1000 if max_iter is None else check_int(max_iter, "max_iter", low=1)
     ncv = 0 if ncv is None else check_int(ncv, "ncv", low=k + 2, high=n)
@@ -234,11 +262,17 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
     if data is not None and data.size:
         amax = float(np.abs(data).max())
         lim = np.finfo(dtype).maxexp // 2 - 12
-        if amax > 0 and not 2.0 ** -lim <= amax <= 2.0 ** lim:
+        if amax > 0 and not 2.0**-lim <= amax <= 2.0**lim:
             shift = -int(np.frexp(amax)[1])
             data = np.ldexp(data, shift).astype(dtype, copy=False)
-    options = _core.LanczosOptions(k=k, which=_core.Which[which], tol=tol, max_iter=max_iter,
-                                   ncv=ncv, seed=random_seed(random_state))
+    options = _core.LanczosOptions(
+        k=k,
+        which=_core.Which[which],
+        tol=tol,
+        max_iter=max_iter,
+        ncv=ncv,
+        seed=random_seed(random_state),
+    )
     solve = {"options": options, "v0": v0, "n_jobs": check_n_jobs(n_jobs)}
     if callback is not None:
         out = _core.eigsh_callback(callback, n=n, dtype=np.dtype(dtype), **solve)
@@ -252,9 +286,13 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
         anorm = math.ldexp(anorm, -shift)
     out = EigshResult(w, V.reshape(n, k), int(n_iter), res, bool(conv), int(n_mv), float(anorm))
     if not out.converged:
-        warnings.warn(f"eigsh did not converge in {n_iter} restart cycles: largest residual "
-                      f"{res.max():.3g} > tol * ||A|| = {tol * anorm:.3g}; raise max_iter or "
-                      "ncv, or loosen tol", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"eigsh did not converge in {n_iter} restart cycles: largest residual "
+            f"{res.max():.3g} > tol * ||A|| = {tol * anorm:.3g}; raise max_iter or "
+            "ncv, or loosen tol",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return out
 
 

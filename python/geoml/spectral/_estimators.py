@@ -32,8 +32,10 @@ def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: s
         raise ValueError(f"affinity={affinity!r}; choose 'knn', 'adaptive' or 'precomputed'")
     if affinity == "precomputed":
         if not (sp.issparse(X) or type(X).__module__.startswith("cupyx.")):
-            raise TypeError(f"affinity='precomputed' needs a sparse (n, n) affinity matrix; "
-                            f"got {type(X).__name__}")
+            raise TypeError(
+                f"affinity='precomputed' needs a sparse (n, n) affinity matrix; "
+                f"got {type(X).__name__}"
+            )
         X = _move(X, where == "cuda")
         if where == "cuda":
             from . import _gpu_lanczos as _spectral_gpu
@@ -44,8 +46,7 @@ def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: s
     n = X.shape[0]
     if n < 3:
         raise ValueError(f"X has {n} samples; at least 3 are needed")
-    k = check_int(n_neighbors, "n_neighbors", low=1, high=n - 1,
-                  hint=f" (X has {n} samples)")
+    k = check_int(n_neighbors, "n_neighbors", low=1, high=n - 1, hint=f" (X has {n} samples)")
     if affinity == "adaptive":
         G = _knn_graph_checked(X, k, kernel="adaptive", n_jobs=n_jobs)
     elif kernel is None:
@@ -60,8 +61,11 @@ def _spectral_tags(est) -> dict:
     """scikit-learn tags of the spectral estimators: with ``affinity="precomputed"`` the input
     is a sparse (n, n) affinity matrix, else dense points."""
     if est.affinity == "precomputed":
-        return {"input_tags.pairwise": True, "input_tags.sparse": True,
-                "input_tags.two_d_array": False}
+        return {
+            "input_tags.pairwise": True,
+            "input_tags.sparse": True,
+            "input_tags.two_d_array": False,
+        }
     return {}
 
 
@@ -131,9 +135,19 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, n_components: int = 2, n_neighbors: int = 15, *, affinity: str = "knn",
-                 kernel: str | None = None, drop_first: bool = True, tol: float | None = None,
-                 random_state=None, n_jobs: int | None = None, device: str = "auto"):
+    def __init__(
+        self,
+        n_components: int = 2,
+        n_neighbors: int = 15,
+        *,
+        affinity: str = "knn",
+        kernel: str | None = None,
+        drop_first: bool = True,
+        tol: float | None = None,
+        random_state=None,
+        n_jobs: int | None = None,
+        device: str = "auto",
+    ):
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.affinity = affinity
@@ -147,14 +161,23 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
     def _embed(self, W, n_components, drop_first, warn):
         n = W.shape[0]
         k = n_components + int(bool(drop_first))
-        check_int(n_components, "n_components", low=1, high=n - 1 - int(bool(drop_first)),
-                  hint=f" (the graph has {n} nodes)")
-        lam, U, d, _, info = _lsym_smallest(W, k, tol=self.tol, random_state=self.random_state,
-                                            n_jobs=self.n_jobs)
+        check_int(
+            n_components,
+            "n_components",
+            low=1,
+            high=n - 1 - int(bool(drop_first)),
+            hint=f" (the graph has {n} nodes)",
+        )
+        lam, U, d, _, info = _lsym_smallest(
+            W, k, tol=self.tol, random_state=self.random_state, n_jobs=self.n_jobs
+        )
         if warn and info["components"] > 1:
-            warnings.warn(f"the affinity graph has {info['components']} connected components; "
-                          "the embedding separates them rather than describing each one",
-                          UserWarning, stacklevel=3)
+            warnings.warn(
+                f"the affinity graph has {info['components']} connected components; "
+                "the embedding separates them rather than describing each one",
+                UserWarning,
+                stacklevel=3,
+            )
         xp = _xp(U)
         s = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
         Y = _sign_flip(U * s[:, None])
@@ -162,11 +185,12 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
             Y, lam = Y[:, 1:], lam[1:]
         return Y, lam, info
 
-    def fit(self, X, y=None) -> "LaplacianEigenmap":
+    def fit(self, X, y=None) -> LaplacianEigenmap:
         """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
         gpu_in, where = _compute_side(self.device, X, "LaplacianEigenmap")
-        W, n_features = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel,
-                                        self.n_jobs, where)
+        W, n_features = _build_affinity(
+            X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where
+        )
         Y, lam, info = self._embed(W, self.n_components, self.drop_first, True)
         self.affinity_matrix_ = _move(W, gpu_in)
         self.embedding_, self.eigenvalues_ = _move(Y, gpu_in), _move(lam, gpu_in)
@@ -222,10 +246,20 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
     ((200, 2), True)
     """
 
-    def __init__(self, n_components: int = 2, n_neighbors: int = 15, *, alpha: float = 1.0,
-                 t: float = 1, affinity: str = "adaptive", kernel: str | None = "gaussian",
-                 tol: float | None = None, random_state=None, n_jobs: int | None = None,
-                 device: str = "auto"):
+    def __init__(
+        self,
+        n_components: int = 2,
+        n_neighbors: int = 15,
+        *,
+        alpha: float = 1.0,
+        t: float = 1,
+        affinity: str = "adaptive",
+        kernel: str | None = "gaussian",
+        tol: float | None = None,
+        random_state=None,
+        n_jobs: int | None = None,
+        device: str = "auto",
+    ):
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.alpha = alpha
@@ -237,7 +271,7 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.device = device
 
-    def fit(self, X, y=None) -> "DiffusionMap":
+    def fit(self, X, y=None) -> DiffusionMap:
         """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
         alpha = float(self.alpha)
         if not 0 <= alpha <= 1:
@@ -246,17 +280,24 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
         if not np.isfinite(t) or t < 0:
             raise ValueError(f"t={self.t} must be a non-negative number")
         gpu_in, where = _compute_side(self.device, X, "DiffusionMap")
-        K, n_features = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel,
-                                        self.n_jobs, where)
+        K, n_features = _build_affinity(
+            X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where
+        )
         n = K.shape[0]
-        check_int(self.n_components, "n_components", low=1, high=n - 2,
-                  hint=f" (the graph has {n} nodes)")
+        check_int(
+            self.n_components, "n_components", low=1, high=n - 2, hint=f" (the graph has {n} nodes)"
+        )
         xp = _xp(K.data)
         q = xp.asarray(K.sum(axis=1)).ravel()
         qa = xp.where(q > 0, xp.where(q > 0, q, 1.0) ** -alpha, 0.0)
         Ka = _scale_both(K, qa)
-        lam, U, d, _, _ = _lsym_smallest(Ka, self.n_components + 1, tol=self.tol,
-                                         random_state=self.random_state, n_jobs=self.n_jobs)
+        lam, U, d, _, _ = _lsym_smallest(
+            Ka,
+            self.n_components + 1,
+            tol=self.tol,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        )
         mu = 1.0 - lam[1:]  # eigenvalues of P after the trivial 1, descending
         s = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
         psi = _sign_flip(U * s[:, None]) * xp.sqrt(d.sum())
@@ -320,10 +361,20 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, n_clusters: int = 8, n_neighbors: int = 15, *, affinity: str = "knn",
-                 kernel: str | None = None, n_init: int = 10, max_iter: int = 300,
-                 tol: float | None = None, random_state=None, n_jobs: int | None = None,
-                 device: str = "auto"):
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        n_neighbors: int = 15,
+        *,
+        affinity: str = "knn",
+        kernel: str | None = None,
+        n_init: int = 10,
+        max_iter: int = 300,
+        tol: float | None = None,
+        random_state=None,
+        n_jobs: int | None = None,
+        device: str = "auto",
+    ):
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.affinity = affinity
@@ -335,25 +386,39 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.device = device
 
-    def fit(self, X, y=None) -> "SpectralClustering":
+    def fit(self, X, y=None) -> SpectralClustering:
         """Cluster ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
         gpu_in, where = _compute_side(self.device, X, "SpectralClustering")
-        W, n_features = _build_affinity(X, self.affinity, self.n_neighbors, self.kernel,
-                                        self.n_jobs, where)
+        W, n_features = _build_affinity(
+            X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where
+        )
         n = W.shape[0]
-        k = check_int(self.n_clusters, "n_clusters", low=1, high=n - 1,
-                      hint=f" (the graph has {n} nodes)")
+        k = check_int(
+            self.n_clusters, "n_clusters", low=1, high=n - 1, hint=f" (the graph has {n} nodes)"
+        )
         n_init = check_int(self.n_init, "n_init", low=1)
         max_iter = check_int(self.max_iter, "max_iter", low=1)
         rng = np.random.default_rng(random_seed(self.random_state))
-        emb = LaplacianEigenmap(k, affinity="precomputed", drop_first=False, tol=self.tol,
-                                random_state=rng, n_jobs=self.n_jobs)
+        emb = LaplacianEigenmap(
+            k,
+            affinity="precomputed",
+            drop_first=False,
+            tol=self.tol,
+            random_state=rng,
+            n_jobs=self.n_jobs,
+        )
         Y, lam, _ = emb._embed(W, k, False, False)
         Y = np.ascontiguousarray(_move(Y, False), dtype=np.float64)  # k-means runs on the host
         ktol = 1e-4 * float(np.mean(np.var(Y, axis=0)))
-        labels, centers, inertia, _ = _core.kmeans(Y, k=k, n_init=n_init, max_iter=max_iter,
-                                                   tol=ktol, seed=random_seed(rng),
-                                                   n_jobs=check_n_jobs(self.n_jobs))
+        labels, centers, inertia, _ = _core.kmeans(
+            Y,
+            k=k,
+            n_init=n_init,
+            max_iter=max_iter,
+            tol=ktol,
+            seed=random_seed(rng),
+            n_jobs=check_n_jobs(self.n_jobs),
+        )
         self.affinity_matrix_ = _move(W, gpu_in)
         self.embedding_ = _move(Y, gpu_in)
         self.eigenvalues_ = _move(lam, gpu_in)

@@ -13,6 +13,7 @@ orthogonalisation is two cuBLAS GEMVs per pass (``V[:j] @ w``, ``V[:j].T @ h``);
 projected matrix (``ncv x ncv``) and a few scalars per step come to the host. With NumPy the
 same code runs on the host, which is how the CPU test suite checks the algorithm.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -24,6 +25,7 @@ from .._validation import check_int, check_tol, is_gpu_array, random_seed
 
 __all__ = ["affinity_csr", "eigsh", "lanczos", "lsym_smallest"]
 
+
 def _want_key(which: str, theta: np.ndarray) -> np.ndarray:
     """Sort key of Ritz values: smaller = more wanted."""
     if which == "LA":
@@ -33,9 +35,20 @@ def _want_key(which: str, theta: np.ndarray) -> np.ndarray:
     return -np.abs(theta)
 
 
-def lanczos(matvec, n: int, k: int, *, which: str = "LA", tol: float = 1e-10,
-            max_iter: int = 1000, ncv: int | None = None, v0=None, seed: int = 0, xp=np,
-            dtype=np.float64):
+def lanczos(
+    matvec,
+    n: int,
+    k: int,
+    *,
+    which: str = "LA",
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+    ncv: int | None = None,
+    v0=None,
+    seed: int = 0,
+    xp=np,
+    dtype=np.float64,
+):
     """Thick-restart Lanczos (Wu & Simon 2000) for ``k`` extreme eigenpairs of a symmetric
     operator, with full reorthogonalisation (classical Gram-Schmidt, repeated when it cancels:
     DGKS) — the algorithm of the CPU solver without its locking, Chebyshev filter and final
@@ -168,8 +181,15 @@ def lanczos(matvec, n: int, k: int, *, which: str = "LA", tol: float = 1e-10,
         r = matvec(X[i]) - dtype(w_out[i]) * X[i]
         n_matvec += 1
         res[i] = norm(r)
-    return (xp.asarray(w_out), xp.ascontiguousarray(X.T), it, xp.asarray(res), converged,
-            n_matvec, anorm)
+    return (
+        xp.asarray(w_out),
+        xp.ascontiguousarray(X.T),
+        it,
+        xp.asarray(res),
+        converged,
+        n_matvec,
+        anorm,
+    )
 
 
 def _csr_matvec(A, cp, mod):
@@ -192,16 +212,34 @@ def _csr_matvec(A, cp, mod):
     def matvec(x):
         x = cp.ascontiguousarray(x)
         y = cp.empty(n, dtype=dtype)
-        mod.csr_spmv(n, ptr(indptr, idt), ptr(indices, idt), ptr(data, str(data.dtype)),
-                     ptr(x, str(x.dtype)), ptr(y, str(y.dtype)), dev,
-                     cp.cuda.get_current_stream().ptr, dtype=data.dtype, index_dtype=indptr.dtype)
+        mod.csr_spmv(
+            n,
+            ptr(indptr, idt),
+            ptr(indices, idt),
+            ptr(data, str(data.dtype)),
+            ptr(x, str(x.dtype)),
+            ptr(y, str(y.dtype)),
+            dev,
+            cp.cuda.get_current_stream().ptr,
+            dtype=data.dtype,
+            index_dtype=indptr.dtype,
+        )
         return y
 
     return matvec
 
 
-def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
-          max_iter: int | None = None, ncv: int | None = None, v0=None, random_state=None):
+def eigsh(
+    A,
+    k: int = 6,
+    *,
+    which: str = "LA",
+    tol: float | None = None,
+    max_iter: int | None = None,
+    ncv: int | None = None,
+    v0=None,
+    random_state=None,
+):
     """``geoml.eigsh`` for a CuPy dense array or a ``cupyx.scipy.sparse`` matrix.
 
     Same parameters and convergence test as the CPU solver (``tol`` default ``1e-10`` for
@@ -251,12 +289,19 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
     else:
         raise TypeError("the GPU eigsh takes a CuPy array or a cupyx.scipy.sparse matrix")
     if asym > 1e-8 * scale:
-        raise ValueError("A is not symmetric (max |A - A.T| > 1e-8 max |A|); eigsh needs a "
-                         "symmetric matrix: pass (A + A.T) / 2")
+        raise ValueError(
+            "A is not symmetric (max |A - A.T| > 1e-8 max |A|); eigsh needs a "
+            "symmetric matrix: pass (A + A.T) / 2"
+        )
     if n < 2:
         raise ValueError(f"A is {n} x {n}; eigsh needs n >= 2 (use numpy.linalg.eigh)")
-    k = check_int(k, "k", low=1, high=n - 1,
-                  hint=f" (A is {n} x {n}; for all eigenpairs use cupy.linalg.eigh)")
+    k = check_int(
+        k,
+        "k",
+        low=1,
+        high=n - 1,
+        hint=f" (A is {n} x {n}; for all eigenpairs use cupy.linalg.eigh)",
+    )
     tol = check_tol(tol, default=1e-10 if dtype == np.float64 else 1e-5, dtype=dtype)
     max_iter = 1000 if max_iter is None else check_int(max_iter, "max_iter", low=1)
     if ncv is not None:
@@ -267,11 +312,26 @@ def eigsh(A, k: int = 6, *, which: str = "LA", tol: float | None = None,
             raise ValueError(f"v0 has {v0.shape[0]} entries; A has {n} rows")
         if not bool(cp.isfinite(v0).all()):
             raise ValueError("v0 contains NaN or infinity")
-    out = lanczos(matvec, n, k, which=which, tol=tol, max_iter=max_iter, ncv=ncv, v0=v0,
-                  seed=random_seed(random_state), xp=cp, dtype=dtype)
+    out = lanczos(
+        matvec,
+        n,
+        k,
+        which=which,
+        tol=tol,
+        max_iter=max_iter,
+        ncv=ncv,
+        v0=v0,
+        seed=random_seed(random_state),
+        xp=cp,
+        dtype=dtype,
+    )
     if not out[4]:
-        warnings.warn(f"eigsh did not converge in {out[2]} restart cycles: raise max_iter or "
-                      "ncv, or loosen tol", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"eigsh did not converge in {out[2]} restart cycles: raise max_iter or "
+            "ncv, or loosen tol",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return out
 
 
@@ -298,8 +358,10 @@ def affinity_csr(W, name: str = "X"):
         if float(W.data.min()) < 0:
             raise ValueError(f"{name} has negative entries; affinities must be >= 0")
         if float(abs(W - W.T).max()) > 1e-8 * float(abs(W).max()):
-            raise ValueError(f"{name} is not symmetric; symmetrise it first, e.g. "
-                             f"{name}.maximum({name}.T) or ({name} + {name}.T) / 2")
+            raise ValueError(
+                f"{name} is not symmetric; symmetrise it first, e.g. "
+                f"{name}.maximum({name}.T) or ({name} + {name}.T) / 2"
+            )
         diag = W.diagonal()
         if bool(diag.any()):
             W = (W - csp.diags(diag)).tocsr()
@@ -339,6 +401,7 @@ def lsym_smallest(W, k: int, *, tol: float, seed: int, max_iter: int = 1000, xp=
 
         def host(a):
             return np.asarray(a)
+
     n = W.shape[0]
     d = xp.asarray(W.sum(axis=1), dtype=np.float64).ravel()
     pos = d > 0
@@ -358,8 +421,9 @@ def lsym_smallest(W, k: int, *, tol: float, seed: int, max_iter: int = 1000, xp=
         return np.zeros(k), Z, d, True, info
     kk = k - ncomp
     if kk > n - ncomp - 1:
-        raise ValueError(f"{k} eigenpairs requested but the graph has only {n} nodes "
-                         f"(and {ncomp} components)")
+        raise ValueError(
+            f"{k} eigenpairs requested but the graph has only {n} nodes (and {ncomp} components)"
+        )
 
     def project(x):
         return x - z * xp.bincount(lab, weights=z * x, minlength=ncomp)[lab]
@@ -372,12 +436,16 @@ def lsym_smallest(W, k: int, *, tol: float, seed: int, max_iter: int = 1000, xp=
 
     rng = np.random.default_rng(seed)
     v0 = project(xp.asarray(rng.standard_normal(n)))
-    w, V, n_iter, res, conv, n_mv, _ = lanczos(matvec, n, kk, which="LA", tol=tol,
-                                               max_iter=max_iter, v0=v0, seed=seed, xp=xp)
+    w, V, n_iter, res, conv, n_mv, _ = lanczos(
+        matvec, n, kk, which="LA", tol=tol, max_iter=max_iter, v0=v0, seed=seed, xp=xp
+    )
     info.update(n_matvec=int(n_mv), n_iter=int(n_iter), residuals=host(res))
     lam = np.concatenate([np.zeros(ncomp), 2.0 - host(w)[::-1]])
     if not conv:
-        warnings.warn(f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
-                      f"(largest residual {float(res.max()):.3g}, tol {tol:.3g})",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
+            f"(largest residual {float(res.max()):.3g}, tol {tol:.3g})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return lam, xp.hstack([Z, V[:, ::-1]]), d, bool(conv), info

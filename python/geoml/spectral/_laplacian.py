@@ -27,8 +27,10 @@ def _affinity_csr(W, name: str = "W") -> sp.csr_matrix:
     if W.nnz and W.data.min() < 0:
         raise ValueError(f"{name} has negative entries; affinities must be >= 0")
     if _symmetry_error(W) > 1e-8:
-        raise ValueError(f"{name} is not symmetric; symmetrise it first, e.g. "
-                         f"{name}.maximum({name}.T) or ({name} + {name}.T) / 2")
+        raise ValueError(
+            f"{name} is not symmetric; symmetrise it first, e.g. "
+            f"{name}.maximum({name}.T) or ({name} + {name}.T) / 2"
+        )
     if W.diagonal().any():
         W = sp.csr_matrix(W - sp.diags(W.diagonal()))
     W.eliminate_zeros()

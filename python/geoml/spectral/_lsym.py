@@ -35,10 +35,17 @@ from ._laplacian import _normalized_adjacency, _null_space
 _CHEB_DEGREE = 16
 
 
-
-
-def _lsym_smallest_amg(W: sp.csr_matrix, d: np.ndarray, Z: np.ndarray, perm: np.ndarray,
-                       kk: int, tol: float, max_iter: int, seed: int, nt: int):
+def _lsym_smallest_amg(
+    W: sp.csr_matrix,
+    d: np.ndarray,
+    Z: np.ndarray,
+    perm: np.ndarray,
+    kk: int,
+    tol: float,
+    max_iter: int,
+    seed: int,
+    nt: int,
+):
     """The kk smallest non-null eigenpairs of L_sym by multilevel LOBPCG + AMG.
 
     Nodes are renumbered by the reverse Cuthill-McKee order ``perm`` first (block products
@@ -60,7 +67,7 @@ def _lsym_smallest_amg_run(W, d, Z, perm, kk, tol, max_iter, seed, nt):
     levels = _amg_hierarchy(L, b, nt)
     ncomp = Z.shape[1]
     m = min(kk + max(_AMG_GUARD, kk // 4), n - ncomp)
-    X = levels[-1].V[:, :m + ncomp]  # all of them if the coarsest level is that small
+    X = levels[-1].V[:, : m + ncomp]  # all of them if the coarsest level is that small
     cyc = _amg_cycle(levels)
     rng = np.random.default_rng(seed)
     n_mv = 0
@@ -70,8 +77,9 @@ def _lsym_smallest_amg_run(W, d, Z, perm, kk, tol, max_iter, seed, nt):
             X = np.hstack([X, rng.standard_normal((X.shape[0], m + ncomp - X.shape[1]))])
         T = functools.partial(cyc.apply, i, cycles=_AMG_CYCLES, n_jobs=nt)
         if i > 0:
-            _, X, _, _, _, mv = _lobpcg(levels[i].A, X, T, None, X.shape[1], 0.0,
-                                        _AMG_COARSE_ITER, nt)
+            _, X, _, _, _, mv = _lobpcg(
+                levels[i].A, X, T, None, X.shape[1], 0.0, _AMG_COARSE_ITER, nt
+            )
         else:
             lam, X, res, n_iter, conv, mv = _lobpcg(L, X, T, Zp, kk, tol, max_iter, nt)
         n_mv += mv
@@ -86,9 +94,18 @@ def _lsym_smallest_amg_run(W, d, Z, perm, kk, tol, max_iter, seed, nt):
     return lam[:kk], V, res[:kk], n_iter, n_mv, True
 
 
-def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_jobs=None,
-                   cheb_degree: int | None = None, cheb_cut: float = -2.0,
-                   max_iter: int = 1000, method: str = "auto"):
+def _lsym_smallest(
+    W: sp.csr_matrix,
+    k: int,
+    *,
+    tol=None,
+    random_state=None,
+    n_jobs=None,
+    cheb_degree: int | None = None,
+    cheb_cut: float = -2.0,
+    max_iter: int = 1000,
+    method: str = "auto",
+):
     """k smallest eigenpairs of L_sym = I - N, null space put in exactly.
 
     ``method``: ``"lanczos"`` (largest of N by filtered thick-restart Lanczos),
@@ -103,11 +120,12 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
     if is_device_object(W):
         from . import _gpu_lanczos as _spectral_gpu
 
-        return _spectral_gpu.lsym_smallest(W, k, tol=_check_tol(tol, np.float64),
-                                           seed=random_seed(random_state), max_iter=max_iter)
+        return _spectral_gpu.lsym_smallest(
+            W, k, tol=_check_tol(tol, np.float64), seed=random_seed(random_state), max_iter=max_iter
+        )
     n = W.shape[0]
     if W.nnz and not W.data.all():  # a zero-weight edge (e.g. an underflowed kernel) is no edge:
-        W = W.copy()                # the components must agree with the degrees
+        W = W.copy()  # the components must agree with the degrees
         W.eliminate_zeros()
     d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
     # RCM order (for the LOBPCG path) and components in one C++ sweep
@@ -118,28 +136,39 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
         return np.zeros(k), Z[:, :k], d, True, info
     kk = k - ncomp
     if kk > n - ncomp - 1:
-        raise ValueError(f"{k} eigenpairs requested but the graph has only {n} nodes "
-                         f"(and {ncomp} components)")
+        raise ValueError(
+            f"{k} eigenpairs requested but the graph has only {n} nodes (and {ncomp} components)"
+        )
     tol = _check_tol(tol, np.float64)
     if method == "lobpcg-amg" or (method == "auto" and n >= _AMG_MIN_N):
         w, V, res, n_iter, n_mv, conv = _lsym_smallest_amg(
-            W, d, Z, perm, kk, tol, _AMG_MAX_ITER, random_seed(random_state), check_n_jobs(n_jobs))
+            W, d, Z, perm, kk, tol, _AMG_MAX_ITER, random_seed(random_state), check_n_jobs(n_jobs)
+        )
         if conv:
-            info.update(n_matvec=int(n_mv), n_iter=int(n_iter), residuals=res,
-                        method="lobpcg-amg")
+            info.update(n_matvec=int(n_mv), n_iter=int(n_iter), residuals=res, method="lobpcg-amg")
             return np.concatenate([np.zeros(ncomp), w]), np.hstack([Z, V]), d, True, info
     info["method"] = "lanczos"
     N, _ = _normalized_adjacency(W)
     deg = _CHEB_DEGREE if cheb_degree is None else int(cheb_degree)
     N.sort_indices()
     index64 = N.indptr.dtype == np.int64
-    ip, ix = (N.indptr, N.indices) if index64 else (N.indptr.astype(np.int32),
-                                                    N.indices.astype(np.int32))
-    options = _core.LanczosOptions(k=kk, which=_core.Which.LA, tol=tol, max_iter=max_iter,
-                                   anorm=1.0, cheb_degree=deg, cheb_cut=cheb_cut, verify=False,
-                                   seed=random_seed(random_state))
-    solve = {"options": options, "deflate": np.ascontiguousarray(Z),
-             "n_jobs": check_n_jobs(n_jobs)}
+    ip, ix = (
+        (N.indptr, N.indices)
+        if index64
+        else (N.indptr.astype(np.int32), N.indices.astype(np.int32))
+    )
+    options = _core.LanczosOptions(
+        k=kk,
+        which=_core.Which.LA,
+        tol=tol,
+        max_iter=max_iter,
+        anorm=1.0,
+        cheb_degree=deg,
+        cheb_cut=cheb_cut,
+        verify=False,
+        seed=random_seed(random_state),
+    )
+    solve = {"options": options, "deflate": np.ascontiguousarray(Z), "n_jobs": check_n_jobs(n_jobs)}
     if W.nnz and np.all(W.data == W.data[0]):
         # unweighted graph: N = S P S with the pattern P and s = 1 / sqrt(row counts)
         cnt = np.diff(N.indptr).astype(np.float64)
@@ -153,9 +182,12 @@ def _lsym_smallest(W: sp.csr_matrix, k: int, *, tol=None, random_state=None, n_j
     lam = np.concatenate([np.zeros(ncomp), 1.0 - w[::-1]])
     vecs = np.hstack([Z, V[:, ::-1]])
     if not conv:
-        warnings.warn(f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
-                      f"(largest residual {res.max():.3g}, tol {tol:.3g})", RuntimeWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
+            f"(largest residual {res.max():.3g}, tol {tol:.3g})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return lam, vecs, d, bool(conv), info
 
 

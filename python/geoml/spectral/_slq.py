@@ -25,20 +25,21 @@ from ._eigsh import _as_csr, _symmetry_error
 
 __all__ = ["SpectralDensity", "TraceEstimate", "spectral_density", "trace_function"]
 
-_CHECK_EVERY = 5      # Lanczos steps between two convergence checks of the quadratures
-_MIN_STEPS = 10       # adaptive runs do at least this many steps (unless the Krylov space ends)
-_MAX_STEPS = 300      # adaptive cap on the Lanczos steps per probe
+_CHECK_EVERY = 5  # Lanczos steps between two convergence checks of the quadratures
+_MIN_STEPS = 10  # adaptive runs do at least this many steps (unless the Krylov space ends)
+_MAX_STEPS = 300  # adaptive cap on the Lanczos steps per probe
 _STEP_FRACTION = 0.01  # a probe's quadrature is converged when it moves < 0.01 rtol |value|
-_FIRST_BATCH = 16     # probes in the first block
-_MIN_BATCH = 8        # smallest later block
-_BLOCK_ELEMS = 2 ** 24  # widest block: n * block <= this (4 such float64 arrays, 512 MiB)
-_MAX_PROBES = 512     # adaptive cap on the number of probes
+_FIRST_BATCH = 16  # probes in the first block
+_MIN_BATCH = 8  # smallest later block
+_BLOCK_ELEMS = 2**24  # widest block: n * block <= this (4 such float64 arrays, 512 MiB)
+_MAX_PROBES = 512  # adaptive cap on the number of probes
 _DENSITY_WEIGHT = 5.0  # density: stop when unconverged Ritz weights are <= 5 rtol (mean)
 _REL = {False: (1e-8, 1e-13), True: (1e-5, 1e-6)}  # Ritz value "zero" for PSD / PD (f64, f32)
-_BREAKDOWN = 1e-10    # beta_j <= this * ||T|| ends a probe's Krylov space (invariant subspace)
+_BREAKDOWN = 1e-10  # beta_j <= this * ||T|| ends a probe's Krylov space (invariant subspace)
 
 
 # ----------------------------------------------------------------------------- results
+
 
 class TraceEstimate(NamedTuple):
     """Estimate of ``tr f(A)`` from :func:`trace_function`.
@@ -128,8 +129,8 @@ def _measure_cdf(nodes, weights, cells, x):
     flat = x.reshape(-1)
     spread = np.zeros(flat.size)
     for s in range(0, sa.size, 2048):
-        t = (flat[:, None] - sa[None, s:s + 2048]) / (sb - sa)[None, s:s + 2048]
-        spread += np.clip(t, 0.0, 1.0) @ sw[s:s + 2048]
+        t = (flat[:, None] - sa[None, s : s + 2048]) / (sb - sa)[None, s : s + 2048]
+        spread += np.clip(t, 0.0, 1.0) @ sw[s : s + 2048]
     return out + spread.reshape(x.shape)
 
 
@@ -151,6 +152,7 @@ def _cells(rules):
 
 
 # ----------------------------------------------------------------------------- operators
+
 
 def _csr_block_product(A: sp.csr_matrix, X: np.ndarray, out: np.ndarray, nt: int) -> None:
     """out = A @ X for float64 CSR ``A`` and C-contiguous (n, m) ``X`` by geoml's OpenMP CSR
@@ -186,8 +188,9 @@ def _operator(A, n_jobs):
         A = _as_csr(A, "A", dtype=np.float64)
         n = A.shape[0]
         if _symmetry_error(A) > 1e-8:
-            raise ValueError("A is not symmetric (max |A - A.T| > 1e-8 max |A|); pass "
-                             "(A + A.T) / 2")
+            raise ValueError(
+                "A is not symmetric (max |A - A.T| > 1e-8 max |A|); pass (A + A.T) / 2"
+            )
         if A.indptr.dtype != A.indices.dtype:
             A.indices = A.indices.astype(A.indptr.dtype)
 
@@ -200,21 +203,26 @@ def _operator(A, n_jobs):
         n = A.shape[0]
         rel = _REL[bool(A.dtype == np.float32)]
         if _symmetry_error(A) > 1e-8:
-            raise ValueError("A is not symmetric (max |A - A.T| > 1e-8 max |A|); pass "
-                             "(A + A.T) / 2")
+            raise ValueError(
+                "A is not symmetric (max |A - A.T| > 1e-8 max |A|); pass (A + A.T) / 2"
+            )
         if nt > 0:
             try:
                 from threadpoolctl import threadpool_limits
+
                 blas = threadpool_limits(nt, user_api="blas")
             except ImportError:
                 pass
 
         if A.dtype == np.float64:
+
             def matmat(X, out):
                 np.matmul(A, X, out=out)
         else:  # float32 products, float64 recurrences
+
             def matmat(X, out):
                 out[...] = A @ X.astype(np.float32)
+
     if n < 1:
         raise ValueError("A is empty (0 x 0)")
     return n, matmat, rel, blas
@@ -235,6 +243,7 @@ def _probes(rng: np.random.Generator, kind: str, n: int, m: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- Lanczos
+
 
 class _Block:
     """The three-term recurrences of ``m`` probes run together (no reorthogonalisation:
@@ -292,7 +301,7 @@ class _Block:
         out = []
         for i in range(self.alpha.shape[1]):
             k = min(self.k, self.length[i])
-            d, e = self.alpha[:k, i], self.beta[:k - 1, i]
+            d, e = self.alpha[:k, i], self.beta[: k - 1, i]
             if k == 1:
                 theta, U = d.copy(), np.ones((1, 1))
             else:
@@ -314,8 +323,13 @@ def _run_block(matmat, Z, n_steps, max_steps, stop) -> tuple[_Block, bool]:
     blk = _Block(matmat, Z, n_steps if n_steps is not None else max_steps)
     while not blk.done:
         blk.step()
-        if n_steps is None and blk.k >= _MIN_STEPS and blk.k % _CHECK_EVERY == 0 \
-                and not blk.done and stop(blk):
+        if (
+            n_steps is None
+            and blk.k >= _MIN_STEPS
+            and blk.k % _CHECK_EVERY == 0
+            and not blk.done
+            and stop(blk)
+        ):
             return blk, True
     if n_steps is None:
         converged = not blk.active.any() or stop(blk)
@@ -338,8 +352,12 @@ def _check_f(f, p):
     if f not in _NAMED:
         raise ValueError(f"f={f!r} is not supported; use one of {_NAMED} or a callable")
     if f == "power":
-        if p is None or isinstance(p, bool) or not isinstance(p, numbers.Real) \
-                or not math.isfinite(float(p)):
+        if (
+            p is None
+            or isinstance(p, bool)
+            or not isinstance(p, numbers.Real)
+            or not math.isfinite(float(p))
+        ):
             raise ValueError(f"f='power' needs a finite real exponent p; got p={p!r}")
         return f
     if p is not None:
@@ -356,12 +374,15 @@ def _evaluate(f, p, theta: np.ndarray, tol: float) -> np.ndarray:
         with np.errstate(all="ignore"):
             y = np.asarray(f(theta.copy()), dtype=np.float64)
         if y.shape != theta.shape:
-            raise ValueError(f"f returned shape {y.shape} for eigenvalues of shape "
-                             f"{theta.shape}; it must act elementwise")
+            raise ValueError(
+                f"f returned shape {y.shape} for eigenvalues of shape "
+                f"{theta.shape}; it must act elementwise"
+            )
         if not np.isfinite(y).all():
             bad = theta[~np.isfinite(y)]
-            raise ValueError(f"f is not finite at the Ritz value {bad[0]:.6g} (inside the "
-                             "spectrum of A)")
+            raise ValueError(
+                f"f is not finite at the Ritz value {bad[0]:.6g} (inside the spectrum of A)"
+            )
         return y
     lo = float(theta.min())
     need_pos = f in ("log", "inv") or (f == "power" and p < 0)
@@ -369,13 +390,17 @@ def _evaluate(f, p, theta: np.ndarray, tol: float) -> np.ndarray:
     what = f if f != "power" else f"power (p={p})"
     tol_psd, tol_pd = tol
     if need_pos and lo <= tol_pd:
-        raise ValueError(f"f={what!r} needs a positive definite A, but A has an eigenvalue "
-                         f"<= {lo:.6g} (a Ritz value; Lanczos Ritz values lie inside the "
-                         "spectrum); shift it, e.g. A + c I")
+        raise ValueError(
+            f"f={what!r} needs a positive definite A, but A has an eigenvalue "
+            f"<= {lo:.6g} (a Ritz value; Lanczos Ritz values lie inside the "
+            "spectrum); shift it, e.g. A + c I"
+        )
     if need_nonneg and lo < -tol_psd:
-        raise ValueError(f"f={what!r} needs a positive semi-definite A, but A has an eigenvalue "
-                         f"<= {lo:.6g} (a Ritz value; Lanczos Ritz values lie inside the "
-                         "spectrum)")
+        raise ValueError(
+            f"f={what!r} needs a positive semi-definite A, but A has an eigenvalue "
+            f"<= {lo:.6g} (a Ritz value; Lanczos Ritz values lie inside the "
+            "spectrum)"
+        )
     if need_nonneg:
         theta = np.maximum(theta, 0.0)
     if f == "log":
@@ -421,10 +446,20 @@ def _next_batch(m_done, cap, se, target, n):
 
 # ----------------------------------------------------------------------------- public
 
-def trace_function(A, f, *, p: float | None = None, rtol: float = 1e-2,
-                   n_probes: int | None = None, n_steps: int | None = None,
-                   probes: str = "rademacher", random_state=None, n_jobs: int | None = None,
-                   verbose: bool = False) -> TraceEstimate:
+
+def trace_function(
+    A,
+    f,
+    *,
+    p: float | None = None,
+    rtol: float = 1e-2,
+    n_probes: int | None = None,
+    n_steps: int | None = None,
+    probes: str = "rademacher",
+    random_state=None,
+    n_jobs: int | None = None,
+    verbose: bool = False,
+) -> TraceEstimate:
     """Estimate ``tr f(A)`` of a symmetric matrix by stochastic Lanczos quadrature.
 
     ``tr f(A) = E[z^T f(A) z]`` for random probes ``z`` with ``E[z z^T] = I``, and
@@ -537,8 +572,10 @@ def trace_function(A, f, *, p: float | None = None, rtol: float = 1e-2,
             se = float(s.std(ddof=1) / math.sqrt(m)) if m > 1 else math.nan
             target = rtol * abs(value) / 3
             if verbose:
-                print(f"trace_function: {m} probes, value {value:.8g} +- {se:.3g} "
-                      f"(target {target:.3g}), Ritz values in [{lo:.4g}, {hi:.4g}]")
+                print(
+                    f"trace_function: {m} probes, value {value:.8g} +- {se:.3g} "
+                    f"(target {target:.3g}), Ritz values in [{lo:.4g}, {hi:.4g}]"
+                )
             if n_probes is not None:
                 if m >= n_probes:
                     break
@@ -551,12 +588,18 @@ def trace_function(A, f, *, p: float | None = None, rtol: float = 1e-2,
             batch = _next_batch(m, cap, se, target, n)
     converged = bool(lanczos_ok and (n_probes is not None or m == 1 or se <= target))
     if not converged:
-        why = (f"the Lanczos quadrature did not settle in {max_steps} steps"
-               if not lanczos_ok else
-               f"the standard error {se:.3g} is above rtol |value| / 3 = {target:.3g} after "
-               f"{m} probes")
-        warnings.warn(f"trace_function did not reach rtol={rtol:g}: {why}; the estimate is "
-                      "returned with converged=False", RuntimeWarning, stacklevel=2)
+        why = (
+            f"the Lanczos quadrature did not settle in {max_steps} steps"
+            if not lanczos_ok
+            else f"the standard error {se:.3g} is above rtol |value| / 3 = {target:.3g} after "
+            f"{m} probes"
+        )
+        warnings.warn(
+            f"trace_function did not reach rtol={rtol:g}: {why}; the estimate is "
+            "returned with converged=False",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return TraceEstimate(value, se, m, steps_used, converged, s, (lo, hi))
 
 
@@ -566,8 +609,9 @@ def _check_edges(bins, sigma):
             raise TypeError(f"sigma must be a positive number or None; got {sigma!r}")
         sigma = float(sigma)
         if not (math.isfinite(sigma) and sigma > 0):
-            raise ValueError(f"sigma={sigma} must be a positive finite number (or None for a "
-                             "histogram)")
+            raise ValueError(
+                f"sigma={sigma} must be a positive finite number (or None for a histogram)"
+            )
     if isinstance(bins, numbers.Integral) and not isinstance(bins, bool):
         return check_int(bins, "bins", low=1), None, sigma
     if isinstance(bins, (str, bool)) or bins is None:
@@ -586,10 +630,19 @@ def _cdf_rows(rules, grid):
     return out
 
 
-def spectral_density(A, *, bins=100, sigma: float | None = None, rtol: float = 1e-2,
-                     n_probes: int | None = None, n_steps: int | None = None,
-                     probes: str = "rademacher", random_state=None, n_jobs: int | None = None,
-                     verbose: bool = False) -> SpectralDensity:
+def spectral_density(
+    A,
+    *,
+    bins=100,
+    sigma: float | None = None,
+    rtol: float = 1e-2,
+    n_probes: int | None = None,
+    n_steps: int | None = None,
+    probes: str = "rademacher",
+    random_state=None,
+    n_jobs: int | None = None,
+    verbose: bool = False,
+) -> SpectralDensity:
     """Spectral density (density of states) of a symmetric matrix by stochastic Lanczos
     quadrature.
 
@@ -664,8 +717,7 @@ def spectral_density(A, *, bins=100, sigma: float | None = None, rtol: float = 1
     batch = min(cap, _max_batch(n) if n_probes is not None else _FIRST_BATCH)
     with blas:
         while True:
-            blk, ok = _run_block(matmat, _probes(rng, probes, n, batch), n_steps, max_steps,
-                                 stop)
+            blk, ok = _run_block(matmat, _probes(rng, probes, n, batch), n_steps, max_steps, stop)
             lanczos_ok &= ok
             steps_used = max(steps_used, blk.k)
             all_rules.extend(blk.quadrature(residuals=True))
@@ -676,8 +728,10 @@ def spectral_density(A, *, bins=100, sigma: float | None = None, rtol: float = 1
             C = _cdf_rows(all_rules, grid)
             se = float(C.std(axis=0, ddof=1).max() / math.sqrt(m)) if m > 1 else math.nan
             if verbose:
-                print(f"spectral_density: {m} probes, CDF standard error {se:.3g} (target "
-                      f"{rtol / 2:.3g}), Ritz values in [{theta.min():.4g}, {theta.max():.4g}]")
+                print(
+                    f"spectral_density: {m} probes, CDF standard error {se:.3g} (target "
+                    f"{rtol / 2:.3g}), Ritz values in [{theta.min():.4g}, {theta.max():.4g}]"
+                )
             if n_probes is not None:
                 if m >= n_probes:
                     break
@@ -688,10 +742,13 @@ def spectral_density(A, *, bins=100, sigma: float | None = None, rtol: float = 1
             batch = _next_batch(m, cap, se, rtol / 2, n)
     converged = bool(lanczos_ok and (n_probes is not None or m == 1 or se <= rtol / 2))
     if not converged:
-        warnings.warn(f"spectral_density did not reach rtol={rtol:g} ("
-                      + ("Lanczos steps" if not lanczos_ok else f"{m} probes")
-                      + " cap hit); the estimate is returned with converged=False",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"spectral_density did not reach rtol={rtol:g} ("
+            + ("Lanczos steps" if not lanczos_ok else f"{m} probes")
+            + " cap hit); the estimate is returned with converged=False",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     nodes, weights, cells = _cells(all_rules)
     if edges is None:
         lo, hi = float(nodes.min()), float(nodes.max())
@@ -711,7 +768,16 @@ def spectral_density(A, *, bins=100, sigma: float | None = None, rtol: float = 1
 
         mass = np.zeros(nbins)
         for s in range(0, nodes.size, 4096):
-            t, w = nodes[s:s + 4096, None], weights[s:s + 4096, None]
+            t, w = nodes[s : s + 4096, None], weights[s : s + 4096, None]
             mass += (w * np.diff(ndtr((edges[None, :] - t) / sigma), axis=1)).sum(axis=0)
-    return SpectralDensity(edges, 0.5 * (edges[1:] + edges[:-1]), mass / width, nodes, weights,
-                           cells, m, steps_used, converged)
+    return SpectralDensity(
+        edges,
+        0.5 * (edges[1:] + edges[:-1]),
+        mass / width,
+        nodes,
+        weights,
+        cells,
+        m,
+        steps_used,
+        converged,
+    )
