@@ -75,6 +75,20 @@ def _check_tol(tol, dtype) -> float:
     return check_tol(tol, default=_default_tol(dtype), dtype=dtype, allow_zero=True)
 
 
+def _check_solver_args(n, k, tol, max_iter, ncv, dtype, xp_name: str, allow_zero_tol=True):
+    """The scalar arguments of the CPU and GPU ``eigsh``: ``(k, tol, max_iter, ncv or None)``
+    for an n x n matrix (``xp_name``: "numpy" or "cupy", named in the hint for small n)."""
+    if n < 2:
+        raise ValueError(f"A is {n} x {n}; eigsh needs n >= 2 (use numpy.linalg.eigh)")
+    hint = f" (A is {n} x {n}; for all eigenpairs use {xp_name}.linalg.eigh)"
+    k = check_int(k, "k", low=1, high=n - 1, hint=hint)
+    tol = check_tol(tol, default=_default_tol(dtype), dtype=dtype, allow_zero=allow_zero_tol)
+    max_iter = 1000 if max_iter is None else check_int(max_iter, "max_iter", low=1)
+    if ncv is not None:
+        ncv = check_int(ncv, "ncv", low=k + 2, high=n)
+    return k, tol, max_iter, ncv
+
+
 def _symmetry_error(A) -> float:
     """max |A - A^T| / max |A| (0 for a zero matrix)."""
     if sp.issparse(A):
@@ -239,18 +253,8 @@ def eigsh(
                 "A is not symmetric (max |A - A.T| > 1e-8 max |A|); eigsh needs a "
                 "symmetric matrix: pass (A + A.T) / 2"
             )
-    if n < 2:
-        raise ValueError(f"A is {n} x {n}; eigsh needs n >= 2 (use numpy.linalg.eigh)")
-    k = check_int(
-        k,
-        "k",
-        low=1,
-        high=n - 1,
-        hint=f" (A is {n} x {n}; for all eigenpairs use numpy.linalg.eigh)",
-    )
-    tol = _check_tol(tol, dtype)
-    max_iter = 1000 if max_iter is None else check_int(max_iter, "max_iter", low=1)
-    ncv = 0 if ncv is None else check_int(ncv, "ncv", low=k + 2, high=n)
+    k, tol, max_iter, ncv = _check_solver_args(n, k, tol, max_iter, ncv, dtype, "numpy")
+    ncv = 0 if ncv is None else ncv
     if v0 is not None:
         v0 = as_float_array(v0, "v0", ndim=1, dtype=dtype)
         if v0.shape[0] != n:

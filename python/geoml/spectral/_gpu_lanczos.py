@@ -21,7 +21,8 @@ import warnings
 import numpy as np
 
 from .. import _core, _gpu
-from .._validation import check_int, check_tol, is_gpu_array, random_seed
+from .._validation import is_gpu_array, random_seed
+from ._eigsh import _check_solver_args
 
 __all__ = ["affinity_csr", "eigsh", "lanczos", "lsym_smallest"]
 
@@ -293,19 +294,9 @@ def eigsh(
             "A is not symmetric (max |A - A.T| > 1e-8 max |A|); eigsh needs a "
             "symmetric matrix: pass (A + A.T) / 2"
         )
-    if n < 2:
-        raise ValueError(f"A is {n} x {n}; eigsh needs n >= 2 (use numpy.linalg.eigh)")
-    k = check_int(
-        k,
-        "k",
-        low=1,
-        high=n - 1,
-        hint=f" (A is {n} x {n}; for all eigenpairs use cupy.linalg.eigh)",
+    k, tol, max_iter, ncv = _check_solver_args(
+        n, k, tol, max_iter, ncv, dtype, "cupy", allow_zero_tol=False
     )
-    tol = check_tol(tol, default=1e-10 if dtype == np.float64 else 1e-5, dtype=dtype)
-    max_iter = 1000 if max_iter is None else check_int(max_iter, "max_iter", low=1)
-    if ncv is not None:
-        ncv = check_int(ncv, "ncv", low=k + 2, high=n)
     if v0 is not None:
         v0 = cp.asarray(v0, dtype=dtype).reshape(-1)
         if v0.shape[0] != n:
