@@ -187,7 +187,7 @@ def test_enums_are_bound_types_not_ints():
     # Python maps user strings to members by name
     assert _core.Metric["inner_product"] is _core.Metric.inner_product
     assert sorted(_core.Which.__members__) == ["LA", "LM", "SA"]
-    assert sorted(_core.OrcMethod.__members__) == ["exact", "lower_bound", "sinkhorn"]
+    assert sorted(_core.OrcMethod.__members__) == ["atd", "exact", "lower_bound", "sinkhorn"]
     assert sorted(_core.Symmetrize.__members__) == ["mean", "mutual", "none", "union"]
 
 

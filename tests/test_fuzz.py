@@ -1004,6 +1004,104 @@ def test_ricci_communities(graph, n_iter, cutoff_step, flow_params):
     )
 
 
+@st.composite
+def digraphs(draw, max_n=7):
+    """(networkx DiGraph, n, arcs (sorted), weights); arcs may be reciprocal, self-loops."""
+    nx = pytest.importorskip("networkx")
+    n = draw(st.integers(0, max_n))
+    pairs = [(i, j) for i in range(n) for j in range(n)]
+    arcs = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=16)) if pairs else []
+    kind = draw(st.sampled_from(["unit", "nice", "wild"]))
+    w = (
+        np.ones(len(arcs))
+        if kind == "unit"
+        else np.abs(draw(float_values((len(arcs),), "nice"))) / 10
+        if kind == "nice"
+        else draw(float_values((len(arcs),), "wild"))
+    )
+    G = nx.DiGraph()
+    G.add_nodes_from(range(n))
+    G.add_weighted_edges_from((int(i), int(j), float(x)) for (i, j), x in zip(arcs, w))
+    return G, n
+
+
+def orc_directed_reference(G, alpha, base, exp_power):
+    """GraphRicciCurvature's directed Ollivier-Ricci curvature by LP (weights > 0): in-
+    neighbours of the source, out-neighbours of the target, directed shortest paths."""
+    n = G.number_of_nodes()
+    arcs = sorted((u, v) for u, v in G.edges() if u != v)
+    W = {(u, v): G[u][v]["weight"] for u, v in arcs}
+    A = sp.coo_matrix(
+        ([W[a] for a in arcs], ([a[0] for a in arcs], [a[1] for a in arcs])), shape=(n, n)
+    ).tocsr()
+    D = shortest_path(A, directed=True)
+
+    def measure(x, into):
+        nb = sorted({u for u, v in arcs if v == x} if into else {v for u, v in arcs if u == x})
+        if not nb:
+            return np.array([x]), np.array([1.0])
+        p = np.array([base ** -(W[(u, x) if into else (x, u)] ** exp_power) for u in nb])
+        p = p / p.sum() if p.sum() > 1e-7 else np.full(len(nb), 1.0 / len(nb))
+        return np.array([x, *nb]), np.concatenate([[alpha], (1 - alpha) * p])
+
+    out = []
+    for x, y in arcs:
+        (sx, mx), (sy, my) = measure(x, True), measure(y, False)
+        out.append(1 - emd_reference(mx, my, D[np.ix_(sx, sy)]) / D[x, y])
+    return np.array(out)
+
+
+@given(
+    graph=digraphs(),
+    alpha=ORC_PARAMS["alpha"],
+    method=st.sampled_from(["exact"] * 3 + ["sinkhorn", "atd", "lower_bound"]),
+    exp_power=ORC_PARAMS["exp_power"],
+    base=ORC_PARAMS["base"],
+    n_jobs=N_JOBS,
+)
+def test_ollivier_ricci_directed(graph, alpha, method, exp_power, base, n_jobs):
+    G, n = graph
+    est = geoml.OllivierRicci(alpha, method, exp_power=exp_power, base=base, n_jobs=n_jobs)
+    out = attempt(est.fit, G)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert est.curvature_.shape == (len(est.edges_),)
+    assert_finite(est.curvature_, "curvature_")
+    assert_finite(est.node_curvature_, "node_curvature_")
+    if method == "exact" and len(est.edges_) and (est.weights_ > 0).all():
+        ref = orc_directed_reference(G, float(alpha), float(base), float(exp_power))
+        np.testing.assert_allclose(est.curvature_, ref, atol=1e-7)
+
+
+@given(
+    graph=st.one_of(digraphs(), graphs(6).map(lambda g: g[0])),
+    alpha=ORC_PARAMS["alpha"],
+    method=st.sampled_from(["OTD", "ATD", "Sinkhorn", "OTDSinkhornMix", "exact"]),
+    iterations=st.integers(0, 2),
+    edge_subset=st.booleans(),
+)
+def test_compat_ollivier_ricci(graph, alpha, method, iterations, edge_subset):
+    from geoml.curvature.compat import OllivierRicci
+
+    G = graph[0] if isinstance(graph, tuple) else graph
+    orc = attempt(OllivierRicci, G, alpha=alpha, method=method, proc=1)
+    note(f"result {orc!r}")
+    if rejected(orc):
+        return
+    edges = list(orc.G.edges())[::2] if edge_subset else None
+    out = attempt(orc.compute_ricci_curvature_edges, edges)
+    if rejected(out):
+        return
+    assert_finite(np.array(list(out.values()), dtype=float), "curvature")
+    out = attempt(orc.compute_ricci_flow, iterations)
+    if rejected(out):
+        return
+    for _, _, d in out.edges(data=True):
+        assert math.isfinite(d["ricciCurvature"]) and d["weight"] >= 0
+    attempt(orc.ricci_community)
+
+
 # ---------------------------------------------------------------------------- low rank
 
 

@@ -45,6 +45,28 @@ py::tuple ollivier_ricci_py(carray<int64_t> indptr, carray<int64_t> indices, car
   return py::make_tuple(kappa, dist, status);
 }
 
+py::tuple ollivier_ricci_directed_py(carray<int64_t> indptr, carray<int64_t> indices,
+                                     carray<double> weights, carray<int64_t> in_indptr,
+                                     carray<int64_t> in_indices, carray<double> in_weights,
+                                     carray<int64_t> eu, carray<int64_t> ev, OrcOptions o,
+                                     int n_jobs) {
+  const CsrGraph g = as_graph(indptr, indices, weights);
+  const CsrGraph gin = as_graph(in_indptr, in_indices, in_weights);
+  const int64_t ne = eu.shape(0);
+  if (ev.shape(0) != ne) throw std::invalid_argument("eu and ev differ in length");
+  o.n_threads = n_jobs;
+  py::array_t<double> kappa(ne), dist(ne);
+  py::array_t<int> status(ne);
+  double* pk = kappa.mutable_data();
+  double* pd = dist.mutable_data();
+  int* ps = status.mutable_data();
+  {
+    py::gil_scoped_release release;
+    ollivier_ricci_directed(g, gin, ne, eu.data(), ev.data(), o, pk, pd, ps);
+  }
+  return py::make_tuple(kappa, dist, status);
+}
+
 py::array_t<double> forman_ricci_py(carray<int64_t> indptr, carray<int64_t> indices,
                                     carray<double> weights, carray<int64_t> eu, carray<int64_t> ev,
                                     bool augmented, int n_jobs) {
@@ -68,6 +90,7 @@ void bind_curvature(py::module_& m) {
       .value("exact", OrcMethod::Exact)
       .value("sinkhorn", OrcMethod::Sinkhorn)
       .value("lower_bound", OrcMethod::LowerBound)
+      .value("atd", OrcMethod::ATD)
       .finalize();
   const OrcOptions d;
   py::class_<OrcOptions>(m, "OrcOptions", "Ollivier-Ricci hyper-parameters (curvature.hpp).")
@@ -89,6 +112,12 @@ void bind_curvature(py::module_& m) {
         py::arg("weights"), py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("options"),
         py::arg("n_jobs") = 0,
         "Ollivier-Ricci curvature of the edges (eu, ev) of a CSR graph -> (kappa, dist, status).");
+  m.def("ollivier_ricci_directed", &ollivier_ricci_directed_py, py::arg("indptr"),
+        py::arg("indices"), py::arg("weights"), py::arg("in_indptr"), py::arg("in_indices"),
+        py::arg("in_weights"), py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("options"),
+        py::arg("n_jobs") = 0,
+        "Ollivier-Ricci curvature of the arcs (eu, ev) of a directed CSR graph and its transpose "
+        "-> (kappa, dist, status).");
   m.def("forman_ricci", &forman_ricci_py, py::arg("indptr"), py::arg("indices"), py::arg("weights"),
         py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("augmented"), py::arg("n_jobs") = 0,
         "Forman-Ricci curvature of the edges (eu, ev) of a CSR graph.");

@@ -144,7 +144,8 @@ struct EdgeGroups {
 struct OrcContext {
   const CsrGraph& g;
   const OrcOptions& o;
-  const Measures& M;
+  const Measures& M;   // target measures (out-neighbours of y)
+  const Measures& Ms;  // source measures (in-neighbours of x when directed; else M)
   const EdgeGroups& E;
   const int64_t* ev;
   double unit;
@@ -181,14 +182,14 @@ template <class FillHopRow>
 void hop_block(const OrcContext& c, int64_t x, Scratch& s, RowCache<HopRow>& hcache,
                FillHopRow&& fill_hop_row) {
   const HubMasks& hubs = c.hubs;
-  const int64_t mx = c.M.ptr[x + 1] - c.M.ptr[x];
+  const int64_t mx = c.Ms.ptr[x + 1] - c.Ms.ptr[x];
   const int64_t nT = static_cast<int64_t>(s.targets.size());
   s.Dh.resize(static_cast<size_t>(mx * nT));
   s.hq.resize(static_cast<size_t>(mx));
   s.hub_rows.clear();
   uint32_t any_q = 0, any_hub = 0;
   for (int64_t i = 0; i < mx; ++i) {
-    const int64_t u = c.M.supp[c.M.ptr[x] + i];
+    const int64_t u = c.Ms.supp[c.Ms.ptr[x] + i];
     s.hq[i] = hubs.bit[u] ? hubs.bit[u] : hubs.near1[u];
     any_q |= s.hq[i];
     any_hub |= hubs.bit[u];
@@ -209,7 +210,7 @@ void hop_block(const OrcContext& c, int64_t x, Scratch& s, RowCache<HopRow>& hca
   }
   const uint32_t cgen = s.cgen;
   for (int64_t i = 0; i < mx; ++i) {  // hub rows: d(u, u) = 0; others: scatter u's row
-    const int64_t u = c.M.supp[c.M.ptr[x] + i];
+    const int64_t u = c.Ms.supp[c.Ms.ptr[x] + i];
     if (hubs.bit[u]) {
       if (s.col_gen[u] == cgen) s.Dh[s.col[u] * mx + i] = 0;
       continue;
@@ -227,11 +228,11 @@ void hop_block(const OrcContext& c, int64_t x, Scratch& s, RowCache<HopRow>& hca
 template <class FillRow>
 void dist_block(const OrcContext& c, int64_t x, Scratch& s, RowCache<Row>& cache,
                 FillRow&& fill_row) {
-  const int64_t mx = c.M.ptr[x + 1] - c.M.ptr[x];
+  const int64_t mx = c.Ms.ptr[x + 1] - c.Ms.ptr[x];
   const int64_t nT = static_cast<int64_t>(s.targets.size());
   s.D.resize(static_cast<size_t>(mx * nT));
   for (int64_t i = 0; i < mx; ++i) {
-    const int64_t u = c.M.supp[c.M.ptr[x] + i];
+    const int64_t u = c.Ms.supp[c.Ms.ptr[x] + i];
     const Row& row = cache.get(u, fill_row);
     const uint32_t dgen = ++s.dgen;
     for (const auto& [v, dv] : row) {
@@ -258,9 +259,9 @@ bool edge_w1(const OrcContext& c, int64_t x, int64_t y, uint32_t rgen, Scratch& 
              int* st) {
   const Measures& M = c.M;
   const OrcOptions& o = c.o;
-  const int64_t mx = M.ptr[x + 1] - M.ptr[x];
+  const int64_t mx = c.Ms.ptr[x + 1] - c.Ms.ptr[x];
   const int64_t nT = static_cast<int64_t>(s.targets.size());
-  const double* ax = M.mass.data() + M.ptr[x];
+  const double* ax = c.Ms.mass.data() + c.Ms.ptr[x];
   *st = 0;
   // Exact W1 depends only on m_x - m_y: cancel the mass both measures put on the same
   // node (x, y, common neighbours), which shrinks the problem. (Not for Sinkhorn, whose
@@ -268,6 +269,19 @@ bool edge_w1(const OrcContext& c, int64_t x, int64_t y, uint32_t rgen, Scratch& 
   const int64_t my = M.ptr[y + 1] - M.ptr[y];
   const int64_t* sy = M.supp.data() + M.ptr[y];
   const double* by = M.mass.data() + M.ptr[y];
+  if (o.method == OrcMethod::ATD) {
+    // GraphRicciCurvature's average transportation distance: alpha d(x, y) plus (1 - alpha)
+    // times the mean of d(u, v) over the neighbours u of x and v of y (all of them, uniform
+    // weights: the supports here are built with every neighbour). A node without neighbours
+    // (directed graphs) stands for itself.
+    const int64_t nu = std::max<int64_t>(mx - 1, 1), nv = std::max<int64_t>(my - 1, 1);
+    const int64_t u0 = mx > 1 ? 0 : mx - 1, v0 = my > 1 ? 0 : my - 1;
+    double sum = 0;
+    for (int64_t i = u0; i < u0 + nu; ++i)
+      for (int64_t j = v0; j < v0 + nv; ++j) sum += s.D[i * nT + s.col[sy[j]]];
+    *w = o.alpha * s.D[(mx - 1) * nT + s.col[y]] + (1.0 - o.alpha) * sum / double(nu * nv);
+    return true;
+  }
   s.a.assign(ax, ax + mx);
   s.b.assign(by, by + my);
   for (int64_t j = 0; j < my && o.method == OrcMethod::Exact; ++j) {  // the shorter side
@@ -339,13 +353,21 @@ bool edge_w1(const OrcContext& c, int64_t x, int64_t y, uint32_t rgen, Scratch& 
 
 }  // namespace
 
-void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64_t* ev,
-                    const OrcOptions& o, double* kappa, double* dist, int* status) {
+namespace {
+
+/// The Ollivier-Ricci driver: `g` gives the distances and the target measures (neighbours of
+/// y); `gin` (directed graphs: the transpose of g) the source measures, or nullptr (undirected:
+/// the neighbours of x in g).
+void orc_run(const CsrGraph& g, const CsrGraph* gin, int64_t m, const int64_t* eu,
+             const int64_t* ev, const OrcOptions& o_in, double* kappa, double* dist, int* status) {
+  OrcOptions o = o_in;
+  if (o.method == OrcMethod::ATD) o.nbr_topk = 0;  // ATD averages over every neighbour
   const int64_t nnz = g.indptr[g.n];
   double unit = nnz ? g.weights[0] : 1.0;
   bool equal = true;
   for (int64_t e = 0; e < nnz && equal; ++e) equal = g.weights[e] == unit;
   if (o.method == OrcMethod::LowerBound) {
+    if (gin) throw std::invalid_argument("method='lower_bound' is for undirected graphs only");
     if (!equal)
       throw std::invalid_argument(
           "method='lower_bound' (Jost-Liu) needs an unweighted graph (all weights equal)");
@@ -354,14 +376,17 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
   }
 
   const Measures M = build_measures(g, o);
+  const Measures Min = gin ? build_measures(*gin, o) : Measures();
+  const Measures& Ms = gin ? Min : M;
   const EdgeGroups E(g, m, eu, ev);
   const int nt = resolve_threads(o.n_threads);
   const std::vector<int64_t> visit = bfs_order(g);
   // Unweighted graphs (all weights equal) with exact OT: costs are hop counts in {0..3}, kept as
   // bytes, and each OT problem goes to the integer primal-dual solver (HopOt).
-  const bool hop = o.method == OrcMethod::Exact && equal && g.n < (int64_t(1) << 30);
+  const bool hop = o.method == OrcMethod::Exact && equal && !gin && g.n < (int64_t(1) << 30);
   const HubMasks hubs(g, hop, nt);
-  const OrcContext c{g, o, M, E, ev, unit, equal, hop, hubs, o.max_iter > 0 ? o.max_iter : 10000};
+  const OrcContext c{
+      g, o, M, Ms, E, ev, unit, equal, hop, hubs, o.max_iter > 0 ? o.max_iter : 10000};
   const size_t cache_rows = static_cast<size_t>(std::min<int64_t>(g.n, 16384));
 #pragma omp parallel num_threads(nt)
   {
@@ -383,12 +408,12 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
         hop_block(c, x, s, hcache, fill_hop_row);
       else
         dist_block(c, x, s, cache, fill_row);
-      const int64_t mx = M.ptr[x + 1] - M.ptr[x];
+      const int64_t mx = Ms.ptr[x + 1] - Ms.ptr[x];
       const int64_t nT = static_cast<int64_t>(s.targets.size());
       const uint32_t rgen = ++s.rgen;  // positions in supp m_x, for the cancellation
       for (int64_t i = 0; i < mx; ++i) {
-        s.rpos_gen[M.supp[M.ptr[x] + i]] = rgen;
-        s.rpos[M.supp[M.ptr[x] + i]] = static_cast<int32_t>(i);
+        s.rpos_gen[Ms.supp[Ms.ptr[x] + i]] = rgen;
+        s.rpos[Ms.supp[Ms.ptr[x] + i]] = static_cast<int32_t>(i);
       }
       for (int64_t q = E.start[x]; q < E.start[x + 1]; ++q) {
         const int64_t e = E.order[q], y = ev[e];
@@ -405,6 +430,21 @@ void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64
       }
     }
   }
+}
+
+}  // namespace
+
+void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64_t* ev,
+                    const OrcOptions& o, double* kappa, double* dist, int* status) {
+  orc_run(g, nullptr, m, eu, ev, o, kappa, dist, status);
+}
+
+void ollivier_ricci_directed(const CsrGraph& out, const CsrGraph& in, int64_t m, const int64_t* eu,
+                             const int64_t* ev, const OrcOptions& o, double* kappa, double* dist,
+                             int* status) {
+  if (in.n != out.n || in.indptr[in.n] != out.indptr[out.n])
+    throw std::invalid_argument("ollivier_ricci_directed: the two CSR graphs differ in size");
+  orc_run(out, &in, m, eu, ev, o, kappa, dist, status);
 }
 
 void forman_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64_t* ev,

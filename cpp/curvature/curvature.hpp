@@ -14,7 +14,7 @@ struct CsrGraph {
   const double* weights;   // indptr[n]
 };
 
-enum class OrcMethod : int { Exact = 0, Sinkhorn = 1, LowerBound = 2 };
+enum class OrcMethod : int { Exact = 0, Sinkhorn = 1, LowerBound = 2, ATD = 3 };
 
 struct OrcOptions {
   double alpha = 0.5;  // mass kept on the node itself
@@ -40,8 +40,10 @@ struct OrcOptions {
 /// needed target is settled) fills a |supp m_x| x |targets| block, and each edge's cost
 /// matrix is cut from it. Never an n x n matrix: memory O(n + nnz) plus per-thread O(n) and
 /// O(deg x deg^2) scratch. OT per edge by the exact network simplex (emd_small), a stabilised
-/// Sinkhorn (<P, C> of the entropic plan), or, for unweighted graphs, the Jost-Liu
-/// triangle bound (times 1 - alpha). Exact OT on an unweighted graph (all weights equal)
+/// Sinkhorn (<P, C> of the entropic plan), GraphRicciCurvature's average transportation
+/// distance (ATD: alpha d(x, y) + (1 - alpha) mean of d(u, v) over all neighbours u of x, v of
+/// y; nbr_topk ignored), or, for unweighted graphs, the Jost-Liu triangle bound (times
+/// 1 - alpha). Exact OT on an unweighted graph (all weights equal)
 /// takes a faster, equally exact path: costs are hop counts 0..3 kept as bytes, distances
 /// to and through the 32 largest hubs come from bitmasks (rows never expand a hub), equal
 /// cost rows and columns are merged, and each problem goes to an integer-cost primal-dual
@@ -52,6 +54,18 @@ struct OrcOptions {
 /// Throws std::invalid_argument for the lower bound on a graph with unequal weights.
 void ollivier_ricci(const CsrGraph& g, int64_t m, const int64_t* eu, const int64_t* ev,
                     const OrcOptions& opt, double* kappa, double* dist, int* status);
+
+/// Ollivier-Ricci curvature of the m arcs (eu[e] -> ev[e]) of a directed graph, with
+/// GraphRicciCurvature's semantics: m_x spreads 1 - alpha over the in-neighbours u of x (in
+/// proportion to base^(-w(u, x)^exp_power)), m_y over the out-neighbours v of y, a node with no
+/// such neighbour keeps all its mass, and costs are directed shortest-path lengths d(u, v)
+/// (every one is reached within 3 arcs: u -> x -> y -> v). `out` is the graph (row x: the arcs
+/// x -> v), `in` its transpose (row x: the arcs u -> x with their weights); both sorted, no
+/// self-loops. kappa = 1 - W1 / d(x, y), 0 when d(x, y) < 1e-7. Same methods (but
+/// lower_bound), cost and memory as ollivier_ricci; no hop-count fast path.
+void ollivier_ricci_directed(const CsrGraph& out, const CsrGraph& in, int64_t m, const int64_t* eu,
+                             const int64_t* ev, const OrcOptions& opt, double* kappa, double* dist,
+                             int* status);
 
 /// Forman-Ricci curvature of the m edges (GraphRicciCurvature's formulas with unit node
 /// weights): "1d" F = w_e (2 / w_e - sum_{v ~ x, v != y} 1/sqrt(w_e w_xv) - sum_{v ~ y, v != x}

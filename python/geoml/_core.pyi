@@ -45,6 +45,7 @@ __all__: list[str] = [
     "mode_sketch",
     "neighbors_to_csr",
     "ollivier_ricci",
+    "ollivier_ricci_directed",
     "openmp",
     "permuted_lsym",
     "rcm_components",
@@ -261,6 +262,7 @@ class OrcMethod(enum.Enum):
     Optimal-transport solver of Ollivier-Ricci curvature.
     """
 
+    atd: typing.ClassVar[OrcMethod]
     exact: typing.ClassVar[OrcMethod]
     lower_bound: typing.ClassVar[OrcMethod]
     sinkhorn: typing.ClassVar[OrcMethod]
@@ -982,6 +984,23 @@ def ollivier_ricci(
 ) -> tuple:
     """
     Ollivier-Ricci curvature of the edges (eu, ev) of a CSR graph -> (kappa, dist, status).
+    """
+
+def ollivier_ricci_directed(
+    indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    weights: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    in_indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    in_indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    in_weights: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    eu: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    ev: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    *,
+    options: OrcOptions,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Ollivier-Ricci curvature of the arcs (eu, ev) of a directed CSR graph and its transpose -> (kappa, dist, status).
     """
 
 @typing.overload

@@ -22,9 +22,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from . import _core
-from ._base import BaseEstimator
-from ._validation import as_real, check_int, check_n_jobs, reject_gpu
+from .. import _core
+from .._base import BaseEstimator
+from .._validation import as_real, check_int, check_n_jobs, reject_gpu
 
 __all__ = [
     "FormanRicci",
@@ -39,7 +39,8 @@ __all__ = [
 
 @dataclass
 class _Graph:
-    """Undirected simple graph: n nodes, edges (m, 2) with i < j, weights (m,), node labels."""
+    """Simple graph: n nodes, edges (m, 2) with i < j (undirected) or arcs i -> j sorted
+    (``directed``), weights (m,), node labels."""
 
     n: int
     edges: np.ndarray
@@ -48,6 +49,28 @@ class _Graph:
     # (indptr, indices, self.weights in CSR order) and CSR entry -> edge id, built when needed
     _csr: tuple | None = field(default=None, repr=False)
     _eid: np.ndarray | None = field(default=None, repr=False)
+    directed: bool = False
+
+    def dicsr(self, weights=None):
+        """Directed graph: (indptr, indices, weights) of the out-CSR (the sorted arcs) followed
+        by the same of the in-CSR (row v: the arcs u -> v), int64/float64."""
+        w = np.ascontiguousarray(self.weights if weights is None else weights, dtype=np.float64)
+        if self._csr is None:
+            e, n = self.edges, self.n
+            indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(e[:, 0], minlength=n), out=indptr[1:])
+            perm = np.lexsort((e[:, 0], e[:, 1]))
+            in_indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(e[:, 1], minlength=n), out=in_indptr[1:])
+            self._eid = perm
+            self._csr = (
+                indptr,
+                np.ascontiguousarray(e[:, 1]),
+                in_indptr,
+                np.ascontiguousarray(e[perm, 0]),
+            )
+        indptr, indices, in_indptr, in_indices = self._csr
+        return indptr, indices, w, in_indptr, in_indices, np.ascontiguousarray(w[self._eid])
 
     def csr(self, weights=None):
         """(indptr, indices, weights) of the symmetric CSR, neighbours sorted (int64/float64).
@@ -79,18 +102,22 @@ class _Graph:
         return indptr, cols, np.ascontiguousarray(weights[self._eid], dtype=np.float64)
 
 
-def _as_graph(G, weight: str = "weight") -> _Graph:
-    """Normalise the accepted graph inputs; self-loops are dropped (documented)."""
+def _as_graph(G, weight: str = "weight", directed_ok: bool = False) -> _Graph:
+    """Normalise the accepted graph inputs; self-loops are dropped (documented). A networkx
+    DiGraph is read as a directed graph when ``directed_ok``, else refused."""
     reject_gpu(G, "G", "Ricci curvature")
     nodes = None
     if hasattr(G, "is_directed") and hasattr(G, "edges"):  # networkx
-        if G.is_directed():
-            raise ValueError(
-                "G is directed; Ricci curvature here is defined for undirected "
-                "graphs: pass G.to_undirected()"
-            )
         if G.is_multigraph():
-            raise ValueError("G is a multigraph; collapse parallel edges first (nx.Graph(G))")
+            kind = "nx.DiGraph(G)" if G.is_directed() else "nx.Graph(G)"
+            raise ValueError(f"G is a multigraph; collapse parallel edges first ({kind})")
+        if G.is_directed():
+            if not directed_ok:
+                raise ValueError(
+                    "G is directed; this Ricci computation is defined for undirected "
+                    "graphs: pass G.to_undirected()"
+                )
+            return _as_digraph(G, weight)
         # read the adjacency dicts directly (both directions; keep i < j): several times faster
         # than G.edges(data=True); networkx's plain dict-of-dicts when there is one (the
         # AdjacencyView wrapper costs a Python call per item)
@@ -216,10 +243,38 @@ def _as_graph(G, weight: str = "weight") -> _Graph:
     return _Graph(n, e.reshape(-1, 2), w.astype(np.float64), nodes)
 
 
-def _fit_graph(G, weight: str) -> _Graph:
+def _as_digraph(G, weight: str) -> _Graph:
+    """A networkx DiGraph as sorted arcs (i -> j by node position); self-loops dropped."""
+    adj = G._succ if isinstance(getattr(G, "_succ", None), dict) else G.succ
+    nodes = list(adj)
+    n = len(nodes)
+    deg = np.fromiter(map(len, adj.values()), dtype=np.int64, count=n)
+    pos = {v: k for k, v in enumerate(nodes)}
+    nbr = itertools.chain.from_iterable(adj.values())
+    cols = np.fromiter(map(pos.__getitem__, nbr), dtype=np.int64, count=int(deg.sum()))
+    datas = itertools.chain.from_iterable(map(operator.methodcaller("values"), adj.values()))
+    w = np.fromiter(
+        map(operator.methodcaller("get", weight, 1.0), datas), dtype=np.float64, count=len(cols)
+    )
+    rows = np.repeat(np.arange(n, dtype=np.int64), deg)
+    order = np.argsort(rows * max(n, 1) + cols, kind="stable")
+    rows, cols, w = rows[order], cols[order], w[order]
+    keep = rows != cols  # self-loops dropped
+    rows, cols, w = rows[keep], cols[keep], w[keep]
+    _check_weights(w)
+    return _Graph(
+        n,
+        np.column_stack([rows, cols]).reshape(-1, 2),
+        np.ascontiguousarray(w),
+        nodes,
+        directed=True,
+    )
+
+
+def _fit_graph(G, weight: str, directed_ok: bool = False) -> _Graph:
     """``_as_graph`` for an estimator's ``fit``: a graph with no node at all is refused there
     (the functions return empty results for it)."""
-    g = _as_graph(G, weight)
+    g = _as_graph(G, weight, directed_ok)
     if g.n == 0:
         raise ValueError(
             "G has no nodes (an empty edge list or a 0 x 0 adjacency): there is nothing to fit"
@@ -247,7 +302,7 @@ def _write_networkx(G, graph: _Graph, edge_values, node_values, name: str):
     """Copy of G (or a new nx.Graph) with `name` on edges and on non-isolated nodes."""
     import networkx as nx
 
-    H = G.copy() if G is not None else nx.Graph()
+    H = G.copy() if G is not None else (nx.DiGraph() if graph.directed else nx.Graph())
     labels = graph.nodes if graph.nodes is not None else list(range(graph.n))
     if G is None:
         H.add_nodes_from(labels)
@@ -304,9 +359,9 @@ class _OrcParams(_GraphEstimator):
         if self.max_iter is not None:
             check_int(self.max_iter, "max_iter", low=1)
 
-    def _curvature(self, graph: _Graph, weights: np.ndarray | None = None):
-        """Kernel call on ``graph`` with its own weights (None) or with ``weights`` (m,)."""
-        indptr, indices, w = graph.csr(weights)
+    def _curvature(self, graph: _Graph, weights: np.ndarray | None = None, edges=None):
+        """Kernel call on ``graph`` with its own weights (None) or with ``weights`` (m,), on
+        its edges or on ``edges`` (k, 2), a subset of them (positions)."""
         options = _core.OrcOptions(
             alpha=float(self.alpha),
             base=float(self.base),
@@ -317,15 +372,27 @@ class _OrcParams(_GraphEstimator):
             tol=float(self.tol),
             max_iter=int(self.max_iter or 0),
         )
-        kappa, dist, status = _core.ollivier_ricci(
-            indptr,
-            indices,
-            w,
-            graph.edges[:, 0].copy(),
-            graph.edges[:, 1].copy(),
-            options=options,
-            n_jobs=check_n_jobs(self.n_jobs),
-        )
+        if edges is None:
+            edges = graph.edges
+        if graph.directed:
+            kappa, dist, status = _core.ollivier_ricci_directed(
+                *graph.dicsr(weights),
+                edges[:, 0].copy(),
+                edges[:, 1].copy(),
+                options=options,
+                n_jobs=check_n_jobs(self.n_jobs),
+            )
+        else:
+            indptr, indices, w = graph.csr(weights)
+            kappa, dist, status = _core.ollivier_ricci(
+                indptr,
+                indices,
+                w,
+                edges[:, 0].copy(),
+                edges[:, 1].copy(),
+                options=options,
+                n_jobs=check_n_jobs(self.n_jobs),
+            )
         bad = int((status != 0).sum())
         if bad:
             warnings.warn(
@@ -359,12 +426,16 @@ class OllivierRicci(_OrcParams):
     ----------
     alpha : float, default 0.5
         Mass kept at the node (laziness), in [0, 1].
-    method : {"exact", "sinkhorn", "lower_bound"}
+    method : {"exact", "sinkhorn", "atd", "lower_bound"}
         ``"exact"``: network simplex (exact W1). ``"sinkhorn"``: ``<P, C>`` of the entropic
         plan with regularisation ``eps`` (GraphRicciCurvature's "Sinkhorn" uses 0.1), by
         geoml's stabilised Sinkhorn (``geoml.ot``) with eps annealed from the cost scale.
         Entropic OT converges slowly when eps is small against the costs and some masses
-        are tiny (weighted graphs): watch ``converged_``.
+        are tiny (weighted graphs): watch ``converged_``. ``"atd"``: GraphRicciCurvature's
+        average transportation distance ``alpha d(x, y) + (1 - alpha) mean d(u, v)`` over all
+        neighbours ``u`` of ``x`` and ``v`` of ``y`` (uniform, ``nbr_topk`` and the weights
+        ``base ** -(w ** exp_power)`` do not enter; a node without neighbours, possible in a
+        directed graph, stands for itself where GraphRicciCurvature divides by zero).
         ``"lower_bound"``: Jost & Liu's (2014) triangle bound on the non-lazy curvature times
         ``1 - alpha`` (a lower bound of the lazy curvature by concavity in alpha, Bourne et al.
         2018); unweighted graphs only, O(deg) per edge.
@@ -387,7 +458,7 @@ class OllivierRicci(_OrcParams):
     Attributes
     ----------
     edges_ : ndarray of shape (m, 2)
-        Edge endpoints as node positions, ``i < j``, sorted.
+        Edge endpoints as node positions, ``i < j``, sorted (directed: arcs ``i -> j``).
     weights_ : ndarray of shape (m,)
         Edge lengths used.
     curvature_ : ndarray of shape (m,)
@@ -404,9 +475,17 @@ class OllivierRicci(_OrcParams):
 
     Notes
     -----
-    Self-loops are dropped; directed graphs are refused (convert them first); edges of weight 0
+    Self-loops are dropped; multigraphs are refused (collapse them first); edges of weight 0
     have curvature 0 (GraphRicciCurvature's convention); isolated nodes and several connected
     components need no special handling.
+
+    A networkx ``DiGraph`` is read as a directed graph with GraphRicciCurvature's semantics:
+    for the arc ``x -> y``, ``m_x`` spreads ``1 - alpha`` over the in-neighbours ``u`` of ``x``
+    (weights ``base ** -(w(u, x) ** exp_power)``), ``m_y`` over the out-neighbours of ``y``, a
+    node with no such neighbour keeps all its mass, and ``d`` is the directed shortest-path
+    length. ``edges_`` are then the arcs ``(i, j)`` (sorted; both ``(i, j)`` and ``(j, i)``
+    when both exist) and ``node_curvature_`` the mean over the arcs into and out of each node.
+    ``method="lower_bound"`` is for undirected graphs only.
 
     Examples
     --------
@@ -448,7 +527,7 @@ class OllivierRicci(_OrcParams):
         symmetric matrix of shape (n, n), or edge list of shape (m, 2) / (m, 3); see the module
         notes)."""
         self._check_params()
-        self._graph = _fit_graph(G, self.weight)
+        self._graph = _fit_graph(G, self.weight, directed_ok=True)
         self.edges_, self.weights_ = self._graph.edges, self._graph.weights
         self.curvature_, self.distances_, self.converged_ = self._curvature(self._graph)
         self.node_curvature_ = _node_average(self._graph.n, self.edges_, self.curvature_)
