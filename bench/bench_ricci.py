@@ -4,11 +4,15 @@ One process run: (1) the symmetrised 10-NN graph of 10,000 clustered 3-D points 
 and (2) a Barabasi-Albert graph BA(5000, 4) (~20k edges), both with geoml and with
 GraphRicciCurvature (method "OTD", proc = number of cores); (3) geoml alone on the 10-NN graph
 of 200,000 points (~1.2M edges; GraphRicciCurvature's all-pairs matrix would need 320 GB);
-(4) 10 Ricci-flow iterations on graph (1). Prints time, edges/s, speed-up and max |kappa
-difference|, and writes JSON.
+(4) 10 Ricci-flow iterations on graph (1); (5) a weighted graph: the union 10-NN graph of
+`--n-weighted` clustered 16-D points with distance weights (10,000: ~72k edges), geoml and
+GraphRicciCurvature; (6) a directed graph: each of `--n-directed` clustered 16-D points to its
+10 nearest neighbours, distance weights (GraphRicciCurvature's DiGraph semantics), both tools;
+(7) geoml alone on a weighted 10-NN graph of `--n-weighted-big` 16-D points (140,000: ~1M
+edges). Prints time, edges/s, speed-up and max |kappa difference|, and writes JSON.
 
     python bench/bench_ricci.py            # everything
-    python bench/bench_ricci.py --quick    # smaller graphs, no 200k graph
+    python bench/bench_ricci.py --quick    # smaller graphs, no 200k / 1M-edge graphs
 """
 
 from __future__ import annotations
@@ -79,12 +83,73 @@ def compare(name, graph_sparse, G_nx, repeats, with_grc, proc):
     return rows
 
 
+def weighted_knn_graph(n, d=16, seed=0, symmetrize="union"):
+    """10-NN graph of clustered d-D points with distance weights (float64)."""
+    A = geoml.knn_graph(
+        clustered(n, d, seed=seed).astype(np.float64), 10, mode="distance", symmetrize=symmetrize
+    )
+    return A.astype(np.float64)
+
+
+def directed_nx(A):
+    """networkx DiGraph of the arcs of a (non-symmetric) sparse matrix, weights = values."""
+    import networkx as nx
+
+    C = A.tocoo()
+    G = nx.DiGraph()
+    G.add_nodes_from(range(A.shape[0]))
+    G.add_weighted_edges_from(zip(C.row.tolist(), C.col.tolist(), C.data.tolist()))
+    return G
+
+
+def compare_nx(name, G, repeats, with_grc, proc):
+    """geoml exact and GraphRicciCurvature OTD on the same networkx graph (weighted/directed)."""
+    rows = []
+    t, orc = timeit(lambda: geoml.OllivierRicci().fit(G), repeats=repeats)
+    m = len(orc.edges_)
+    row = {"graph": name, "tool": "geoml exact", "edges": m, "time_s": t, "edges_per_s": m / t}
+    rows.append(row)
+    if with_grc:
+        t0 = time.perf_counter()
+        H = grc_curvature(G, proc)
+        t_grc = time.perf_counter() - t0
+        ref = np.array([H[orc.nodes_[i]][orc.nodes_[j]]["ricciCurvature"] for i, j in orc.edges_])
+        diff = float(np.abs(ref - orc.curvature_).max())
+        row["max_kappa_diff"] = diff
+        row["speedup_vs_grc"] = t_grc / t
+        row["goal"] = ">= 100x, diff <= 1e-6: " + (
+            "met" if t_grc / t >= 100 and diff <= 1e-6 else "MISSED"
+        )
+        rows.append(
+            {
+                "graph": name,
+                "tool": "GraphRicciCurvature OTD",
+                "edges": m,
+                "time_s": t_grc,
+                "edges_per_s": m / t_grc,
+                "speedup_vs_grc": 1.0,
+            }
+        )
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small graphs, skip the 200k graph")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-grc", action="store_true", help="skip GraphRicciCurvature")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--n-weighted", type=int, default=None, help="weighted case (10000)")
+    ap.add_argument("--n-directed", type=int, default=None, help="directed case (10000)")
+    ap.add_argument(
+        "--n-weighted-big", type=int, default=None, help="geoml-only weighted case (140000)"
+    )
+    ap.add_argument(
+        "--only",
+        choices=["all", "weighted", "directed"],
+        default="all",
+        help="run only the weighted or the directed cases",
+    )
     args = ap.parse_args()
     import networkx as nx
 
@@ -92,6 +157,57 @@ def main():
     print(machine())
     n_small = 2000 if args.quick else 10_000
     rows = []
+    n_w = args.n_weighted or (1000 if args.quick else 10_000)
+    n_d = args.n_directed or (1000 if args.quick else 10_000)
+    if args.only in ("all", "weighted"):
+        W = weighted_knn_graph(n_w)
+        rows += compare_nx(
+            f"weighted 10-NN graph, 16-D, n={n_w}",
+            nx.from_scipy_sparse_array(W),
+            args.repeats,
+            not args.no_grc,
+            proc,
+        )
+        n_big = args.n_weighted_big or (0 if args.quick else 140_000)
+        if n_big:
+            Wb = weighted_knn_graph(n_big)
+            t, orc = timeit(lambda: geoml.OllivierRicci().fit(Wb), repeats=1, warmup=0)
+            m = len(orc.edges_)
+            rows.append(
+                {
+                    "graph": f"weighted 10-NN graph, 16-D, n={n_big}",
+                    "tool": "geoml exact",
+                    "edges": m,
+                    "time_s": t,
+                    "edges_per_s": m / t,
+                    "goal": "< 60 s: " + ("met" if t < 60 else "MISSED"),
+                }
+            )
+    if args.only in ("all", "directed"):
+        D = weighted_knn_graph(n_d, symmetrize=None)
+        rows += compare_nx(
+            f"directed weighted 10-NN graph, 16-D, n={n_d}",
+            directed_nx(D),
+            args.repeats,
+            not args.no_grc,
+            proc,
+        )
+    if args.only != "all":
+        print_table(
+            rows,
+            [
+                "graph",
+                "tool",
+                "edges",
+                "time_s",
+                "edges_per_s",
+                "speedup_vs_grc",
+                "max_kappa_diff",
+                "goal",
+            ],
+        )
+        write_json("ricci_cpu", {"rows": rows, "args": vars(args)}, args.out)
+        return
     A = knn_graph(n_small)
     rows += compare(
         f"10-NN graph, n={n_small}",
