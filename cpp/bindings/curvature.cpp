@@ -116,8 +116,8 @@ void bind_curvature(py::module_& m) {
         py::arg("indices"), py::arg("weights"), py::arg("in_indptr"), py::arg("in_indices"),
         py::arg("in_weights"), py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("options"),
         py::arg("n_jobs") = 0,
-        "Ollivier-Ricci curvature of the arcs (eu, ev) of a directed CSR graph and its transpose "
-        "-> (kappa, dist, status).");
+        "Ollivier-Ricci curvature of the arcs (eu, ev) of a directed CSR graph -> (kappa, dist, "
+        "status).");
   m.def("forman_ricci", &forman_ricci_py, py::arg("indptr"), py::arg("indices"), py::arg("weights"),
         py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("augmented"), py::arg("n_jobs") = 0,
         "Forman-Ricci curvature of the edges (eu, ev) of a CSR graph.");

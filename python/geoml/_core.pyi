@@ -1000,7 +1000,7 @@ def ollivier_ricci_directed(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Ollivier-Ricci curvature of the arcs (eu, ev) of a directed CSR graph and its transpose -> (kappa, dist, status).
+    Ollivier-Ricci curvature of the arcs (eu, ev) of a directed CSR graph -> (kappa, dist, status).
     """
 
 @typing.overload
