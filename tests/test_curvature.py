@@ -516,9 +516,11 @@ def test_directed_edge_cases():
     np.testing.assert_allclose(orc.curvature_, edge_values(o.G, orc), atol=1e-6)
     k = dict(zip(map(tuple, orc.edges_.tolist()), orc.curvature_))
     assert k[(1, 2)] == 0
-    one = geoml.OllivierRicci(n_jobs=1).fit(random_digraph(40, 0.1, 3, True)).curvature_
-    two = geoml.OllivierRicci(n_jobs=2).fit(random_digraph(40, 0.1, 3, True)).curvature_
-    np.testing.assert_array_equal(one, two)
+    D = random_digraph(40, 0.1, 3, True)
+    for method in ("exact", "sinkhorn", "atd"):
+        one = geoml.OllivierRicci(method=method, n_jobs=1).fit(D).curvature_
+        two = geoml.OllivierRicci(method=method, n_jobs=2).fit(D).curvature_
+        np.testing.assert_array_equal(one, two)
 
 
 # ---- the rest of GraphRicciCurvature's surface, and the drop-in class ----
