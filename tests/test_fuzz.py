@@ -24,6 +24,7 @@ pytest.importorskip("hypothesis")
 import strategies
 from hypothesis import given, note
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from scipy.optimize import linear_sum_assignment, linprog
 from scipy.sparse.csgraph import laplacian as csgraph_laplacian
 from scipy.sparse.csgraph import shortest_path
@@ -1337,3 +1338,100 @@ def test_ollivier_ricci_valid(n, data):
     np.testing.assert_allclose(est.curvature_, ref, atol=1e-7)
     frc = attempt(geoml.FormanRicci("1d").fit, G)
     assert not rejected(frc) and np.isfinite(frc.curvature_).all()
+
+
+# ---------------------------------------------------------------------------- assignment
+
+
+@st.composite
+def assignment_costs(draw, max_side=6):
+    m, n = draw(
+        st.sampled_from([(1, 1), (0, 2), (2, 0), (0, 0)])
+        | st.tuples(st.integers(1, max_side), st.integers(1, max_side))
+    )
+    C = draw(arrays((m, n)))
+    if draw(st.booleans()) and C.size and C.dtype.kind == "f":  # forbidden pairs
+        C = np.array(C)
+        C[draw(hnp.arrays(bool, C.shape))] = np.inf
+    return C
+
+
+def brute_assignment(C, maximize):
+    """Best objective over every assignment of a tiny problem (inf when none is allowed)."""
+    import itertools
+
+    C = -C if maximize else C
+    if C.shape[0] > C.shape[1]:
+        C = C.T
+    m, n = C.shape
+    best = np.inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        for cols in itertools.permutations(range(n), m):
+            best = min(best, C[np.arange(m), list(cols)].sum())
+    return -best if maximize else best
+
+
+def check_assignment(C, out, maximize):
+    r, c = out
+    Cf = f64(C)
+    m, n = Cf.shape
+    k = min(m, n)
+    assert r.shape == c.shape == (k,) and r.dtype == c.dtype == np.int64
+    assert len(set(r.tolist())) == k == len(set(c.tolist()))
+    assert (np.diff(r) > 0).all()
+    with np.errstate(invalid="ignore", over="ignore"):
+        got_cost = Cf[r, c].sum()
+    ref = brute_assignment(Cf, maximize)
+    if np.isfinite(ref):
+        scale = 1 + np.abs(Cf[np.isfinite(Cf)]).max(initial=0.0) * max(k, 1)
+        assert abs(got_cost - ref) <= 1e-12 * scale
+    return got_cost
+
+
+def assignment_input_ok(C, maximize):
+    """Whether geoml must accept C: real values, no NaN, no infinity of the wrong sign, and an
+    assignment that avoids the forbidden entries."""
+    arr = np.asarray(C)
+    if arr.dtype.kind not in "fiub":
+        return None  # complex / object: refused or converted, either is fine
+    Cf = f64(arr)
+    if np.isnan(Cf).any() or ((Cf == np.inf) if maximize else (Cf == -np.inf)).any():
+        return False
+    allowed = np.isfinite(Cf)
+    if 0 in Cf.shape:
+        return True
+    return bool(np.isfinite(brute_assignment(np.where(allowed, 0.0, np.inf), False)))
+
+
+@given(C=assignment_costs(), maximize=st.booleans())
+def test_linear_assignment(C, maximize):
+    out = attempt(ot.linear_assignment, C, maximize=maximize)
+    note(f"result {out!r}")
+    ok = assignment_input_ok(C, maximize)
+    if ok is None:
+        return
+    assert rejected(out) != ok, "accepted bad input or refused a feasible problem"
+    if ok:
+        check_assignment(C, out, maximize)
+        if np.isfinite(f64(C)).all() and np.abs(f64(C)).max(initial=0) < 1e100:
+            r, c = linear_sum_assignment(f64(C), maximize=maximize)
+            ref = f64(C)[r, c].sum()
+            scale = 1 + np.abs(f64(C)).max(initial=0.0) * len(r)
+            assert abs(f64(C)[out].sum() - ref) <= 1e-12 * scale
+
+
+@given(
+    Cs=st.lists(assignment_costs(), min_size=0, max_size=4),
+    maximize=st.booleans(),
+    n_jobs=N_JOBS,
+)
+def test_linear_assignment_batched(Cs, maximize, n_jobs):
+    out = attempt(ot.linear_assignment_batched, Cs, maximize=maximize, n_jobs=n_jobs)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert out.cost.shape == (len(Cs),)
+    for k, C in enumerate(Cs):
+        got_cost = check_assignment(C, (out.row_ind[k], out.col_ind[k]), maximize)
+        if np.isfinite(got_cost):
+            assert out.cost[k] == pytest.approx(got_cost, rel=1e-12, abs=1e-300)

@@ -172,3 +172,44 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
                              double* g, double* cost);
 
 }  // namespace geoml
+
+namespace geoml {
+
+// ====================================================================== linear assignment
+
+/// Reusable memory for `linear_assignment` (one per thread): after the first call of a given
+/// size no allocation happens.
+struct AssignmentWork {
+  std::vector<int> x, y, collist, free_rows, matches;
+  std::vector<int64_t> pred, freem;
+  std::vector<double> v, d, t2;
+  std::vector<double> t;  // transposed cost when there are more rows than columns
+};
+
+/// Status codes of `linear_assignment`.
+enum AssignmentStatus : int {
+  ASSIGN_OPTIMAL = 0,     ///< an optimal assignment was found
+  ASSIGN_INFEASIBLE = 1,  ///< the +inf (forbidden) entries leave no complete assignment
+};
+
+/// Minimum-cost assignment of the dense row-major cost `C` (m x n): min(m, n) pairs
+/// (row_ind[k], col_ind[k]), rows distinct and increasing, columns distinct, minimising the
+/// sum of C over the pairs (SciPy's linear_sum_assignment convention). `+inf` entries are
+/// forbidden pairs; NaN and -inf must be rejected by the caller. Jonker-Volgenant: column
+/// reduction with reduction transfer (square problems), two augmenting-row-reduction passes,
+/// then shortest augmenting paths (Dijkstra on reduced costs) for the rows still free; more
+/// rows than columns are solved on the transpose (copied into `w.t`). Writes `*cost` (the sum
+/// over the pairs, in row order) and returns an AssignmentStatus (row_ind/col_ind undefined
+/// when infeasible). O(n^3) worst case, typically far less; memory O(m + n) (+ m n when m > n).
+int linear_assignment(int m, int n, const double* C, int64_t* row_ind, int64_t* col_ind,
+                      double* cost, AssignmentWork& w);
+
+/// Many independent assignment problems, parallel over problems (OpenMP, one workspace per
+/// thread, dynamic schedule). Problem k has shape ms[k] x ns[k], its row-major cost at
+/// C + c_off[k], and writes min(ms[k], ns[k]) pairs at row_ind + k_off[k], col_ind + k_off[k].
+/// Writes cost[k] and status[k]. Caller owns every array.
+void linear_assignment_batched(int64_t B, const double* C, const int64_t* c_off, const int64_t* ms,
+                               const int64_t* ns, const int64_t* k_off, int n_jobs,
+                               int64_t* row_ind, int64_t* col_ind, double* cost, int* status);
+
+}  // namespace geoml

@@ -1,8 +1,5 @@
-"""Optimal transport: exact network simplex, log-domain Sinkhorn, batched small problems.
-
-CPU kernels in ``cpp/ot/`` (float64 throughout). Histograms are non-negative 1-D arrays,
-costs dense ``(m, n)`` matrices; ``a=None`` / ``b=None`` mean uniform weights ``1/m``, ``1/n``.
-"""
+"""Exact network simplex, log-domain Sinkhorn and their batched drivers (re-exported by
+:mod:`geoml.ot`)."""
 
 from __future__ import annotations
 
@@ -12,8 +9,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from . import _core
-from ._validation import as_float_array, check_int, check_n_jobs, check_tol, reject_gpu
+from .. import _core
+from .._validation import as_float_array, check_int, check_n_jobs, check_tol, reject_gpu
 
 __all__ = [
     "MASS_RTOL",
