@@ -96,7 +96,9 @@ def test_emd_max_iter_warns(rng):
         (dict(a=[np.nan, 1.0]), "NaN"),
         (dict(a=[1.0]), "entries"),
         (dict(C=np.ones((2, 3))), "entries"),
-        (dict(C=np.array([[0.0, np.inf], [1.0, 0.0]])), "NaN or infinity"),
+        (dict(C=np.array([[0.0, -np.inf], [1.0, 0.0]])), "NaN or -inf"),
+        (dict(C=np.array([[0.0, np.nan], [1.0, 0.0]])), "NaN or -inf"),
+        (dict(C=np.array([[0.0, np.inf], [np.inf, 0.0]]), b=[0.9, 0.1]), "infeasible"),
         (dict(a=[0.0, 0.0]), "zero total mass"),
         (dict(C=np.ones(4)), "2-D"),
     ],
@@ -295,9 +297,12 @@ def test_emd_batched_bad_input():
     for bad in (np.nan, np.inf, -np.inf):
         Cb = C.copy()
         Cb[1, 2, 0] = bad
-        with pytest.raises(ValueError, match="NaN or infinity"):
-            got.emd_batched(A, A, Cb)
-        with pytest.raises(ValueError, match="NaN or infinity"):
+        if bad == np.inf:  # a forbidden pair: emd_batched solves around it
+            assert got.emd_batched(A, A, Cb, return_plans=True).plans[1, 2, 0] == 0.0
+        else:
+            with pytest.raises(ValueError, match="NaN or -inf"):
+                got.emd_batched(A, A, Cb)
+        with pytest.raises(ValueError, match="NaN or infinity"):  # (batched Sinkhorn: not yet)
             got.sinkhorn_batched(
                 A.ravel(), A.ravel(), Cb.ravel(), 0.1, a_offsets=[0, 3, 6], b_offsets=[0, 3, 6]
             )
@@ -595,12 +600,14 @@ def test_value_range_matches_numpy(rng, n):
 
 def test_value_range_rejects_nonfinite():
     C = np.ones((300, 300))
-    C[123, 45] = np.inf
-    with pytest.raises(ValueError, match="NaN or infinity"):
+    C[123, 45] = -np.inf
+    with pytest.raises(ValueError, match="NaN or -inf"):
         got.sinkhorn(None, None, C, 0.1)
     C[123, 45] = np.nan
-    with pytest.raises(ValueError, match="NaN or infinity"):
+    with pytest.raises(ValueError, match="NaN or -inf"):
         got.emd(None, None, C)
+    C[123, 45] = np.inf  # a forbidden pair
+    assert got.sinkhorn(None, None, C, 0.1).plan[123, 45] == 0.0
 
 
 # ---------------------------------------------------------------------------- assignment
@@ -779,3 +786,120 @@ def test_linear_assignment_batched():
         got.linear_assignment_batched([np.full((2, 2), np.nan)])
     with pytest.raises(ValueError, match="3-D"):
         got.linear_assignment_batched(np.zeros((3, 3)))
+
+
+# ---------------------------------------------------------------------------- forbidden pairs
+
+
+def _forbidden_problem(rng, m, n, frac=0.4):
+    """A feasible problem with a fraction of +inf costs (a band around the diagonal kept)."""
+    a, b, C = _problem(rng, m, n)
+    mask = rng.random((m, n)) < frac
+    ii, jj = np.meshgrid(np.arange(m) / m, np.arange(n) / n, indexing="ij")
+    mask &= np.abs(ii - jj) > 0.25
+    C[mask] = np.inf
+    return a, b, C
+
+
+def _lp_cost(a, b, C):
+    """Exact OT cost by HiGHS with the +inf pairs' flow fixed at 0 (None: infeasible)."""
+    from scipy.optimize import linprog
+
+    m, n = C.shape
+    allowed = np.isfinite(C)
+    A_eq = np.vstack([np.kron(np.eye(m), np.ones(n)), np.kron(np.ones(m), np.eye(n))])
+    res = linprog(
+        np.where(allowed, C, 0.0).ravel(),
+        A_eq=A_eq,
+        b_eq=np.concatenate([a, b]),
+        bounds=[(0, None) if ok else (0, 0) for ok in allowed.ravel()],
+        method="highs",
+    )
+    return res.fun if res.status == 0 else None
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (20, 20), (40, 33)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_emd_forbidden_pairs(shape, seed):
+    rng = np.random.default_rng(seed)
+    a, b, C = _forbidden_problem(rng, *shape)
+    ref = _lp_cost(a, b, C)
+    res = got.emd(a, b, C)
+    assert res.converged and (res.plan[~np.isfinite(C)] == 0).all()
+    assert res.cost == pytest.approx(ref, rel=1e-9)
+    # POT refuses +inf; with a large finite cost instead its optimum is the same
+    big = np.where(np.isfinite(C), C, 1e3)
+    assert res.cost == pytest.approx(float((pot.emd(a, b, big) * big).sum()), rel=1e-9)
+    slack = C - res.f[:, None] - res.g[None, :]
+    assert slack.min() >= -1e-10 and np.isfinite(res.f).all() and np.isfinite(res.g).all()
+    assert abs(a @ res.f + b @ res.g - res.cost) <= 1e-10
+    # zero-mass bins, sparse plan, batched (padded and ragged)
+    a0 = a.copy()
+    a0[0] = 0.0
+    a0 /= a0.sum()
+    assert got.emd(a0, b, C, sparse=True).cost == pytest.approx(_lp_cost(a0, b, C), rel=1e-9)
+    out = got.emd_batched(np.stack([a, a]), np.stack([b, b]), np.stack([C, C]))
+    np.testing.assert_allclose(out.cost, [ref, ref], rtol=1e-9)
+
+
+def test_emd_forbidden_infeasible_and_bad_input():
+    C = np.array([[1.0, np.inf], [np.inf, np.inf]])  # row 1 has only forbidden pairs
+    with pytest.raises(ValueError, match="infeasible"):
+        got.emd([0.5, 0.5], [0.5, 0.5], C)
+    # Hall violation: two rows of mass 0.4 each can only use column 0 (mass 0.5)
+    C = np.array([[0.0, np.inf, np.inf], [1.0, np.inf, np.inf], [2.0, 1.0, 0.0]])
+    with pytest.raises(ValueError, match="infeasible"):
+        got.emd([0.4, 0.4, 0.2], [0.5, 0.25, 0.25], C)
+    # the same masses fit when row 1 may also use columns 1 and 2
+    C[1, 1:] = 3.0
+    assert got.emd([0.4, 0.4, 0.2], [0.5, 0.25, 0.25], C).converged
+    with pytest.raises(ValueError, match="NaN or -inf"):
+        got.emd(None, None, np.array([[0.0, -np.inf], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match="NaN or -inf"):
+        got.emd(None, None, np.array([[0.0, np.nan], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"problem 1\): infeasible"):
+        got.emd_batched(
+            np.full((2, 2), 0.5),
+            np.full((2, 2), 0.5),
+            np.stack([np.eye(2), np.full((2, 2), np.inf)]),
+        )
+    # zero-mass bins may be forbidden everywhere
+    res = got.emd([1.0, 0.0], [1.0, 0.0], np.array([[0.0, np.inf], [np.inf, np.inf]]))
+    assert res.cost == 0.0 and np.isfinite(res.f).all() and np.isfinite(res.g).all()
+
+
+@pytest.mark.parametrize("shape", [(6, 9), (30, 30), (300, 260)])  # 300 x 260: float32 kernel
+@pytest.mark.parametrize("eps", [0.05, 0.01])
+def test_sinkhorn_forbidden_pairs_vs_pot(shape, eps):
+    rng = np.random.default_rng(3)
+    a, b, C = _forbidden_problem(rng, *shape)
+    C /= np.max(C[np.isfinite(C)])
+    res = got.sinkhorn(a, b, C, eps, tol=1e-10)
+    assert res.converged and (res.plan[~np.isfinite(C)] == 0).all()
+    P = pot.sinkhorn(a, b, C, eps, method="sinkhorn_log", stopThr=1e-13, numItermax=200000)
+    ref = float((P * np.where(np.isfinite(C), C, 0.0)).sum())
+    assert res.cost == pytest.approx(ref, rel=1e-7)
+    np.testing.assert_allclose(res.plan, P, atol=1e-8 * P.max())
+    for n_jobs in (1, 2):
+        again = got.sinkhorn(a, b, C, eps, tol=1e-10, n_jobs=n_jobs)
+        assert again.cost == pytest.approx(res.cost, rel=1e-12)
+    # the unbalanced solver takes them too (no mass on forbidden pairs)
+    un = got.sinkhorn_unbalanced(a, b, C, eps, 1.0)
+    assert np.isfinite(un.cost) and (un.plan[~np.isfinite(C)] == 0).all()
+
+
+def test_sinkhorn_forbidden_infeasible():
+    C = np.array([[0.0, 1.0], [np.inf, np.inf]])
+    with pytest.raises(ValueError, match="row 1 has positive mass but only forbidden"):
+        got.sinkhorn([0.5, 0.5], [0.5, 0.5], C, 0.1)
+    with pytest.raises(ValueError, match="column 1 has positive mass"):
+        got.sinkhorn([0.5, 0.5], [0.5, 0.5], C.T.copy(), 0.1)
+    # a Hall violation: the iterations cannot converge; the exact check then says why
+    C = np.array([[0.0, np.inf, np.inf], [1.0, np.inf, np.inf], [2.0, 1.0, 0.0]])
+    with pytest.raises(ValueError, match="infeasible"):
+        got.sinkhorn([0.4, 0.4, 0.2], [0.5, 0.25, 0.25], C, 0.1, max_iter=200)
+    with pytest.raises(ValueError, match="NaN or -inf"):
+        got.sinkhorn(None, None, np.array([[0.0, -np.inf], [1.0, 0.0]]), 0.1)
+    # zero-mass rows may be forbidden everywhere
+    res = got.sinkhorn([1.0, 0.0], [0.5, 0.5], np.array([[0.0, 1.0], [np.inf, np.inf]]), 0.1)
+    assert res.converged and res.plan[1].sum() == 0.0

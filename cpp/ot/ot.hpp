@@ -17,8 +17,9 @@ namespace geoml {
 enum EmdStatus : int {
   EMD_OPTIMAL = 0,     ///< an optimal basic solution was found
   EMD_MAX_ITER = 1,    ///< the pivot limit was reached: the plan is feasible, maybe not optimal
-  EMD_INFEASIBLE = 2,  ///< total masses differ by more than the artificial arcs absorbed
-  EMD_NONFINITE = 3,   ///< a cost between positive-mass bins is NaN or infinite (cost NaN)
+  EMD_INFEASIBLE = 2,  ///< mass left on artificial arcs: unequal masses, or the forbidden
+                       ///< (+inf) arcs leave no feasible plan
+  EMD_NONFINITE = 3,   ///< a cost between positive-mass bins is NaN or -inf (cost NaN)
 };
 
 /// Reusable memory for the network simplex (`emd_solve`, `emd_small`). Keep one per thread
@@ -51,7 +52,9 @@ struct EmdWorkspace {
 /// float32 AVX2 pre-pricing re-checked in float64): same optimum, no allocation. Masses are
 /// expected to be equal (the caller checks the tolerance); a residual mismatch stays on artificial
 /// arcs and is reported as EMD_INFEASIBLE when larger than 1e-9 * total mass. Only costs between
-/// kept rows and columns are read; a NaN or infinite one gives EMD_NONFINITE and a NaN cost.
+/// kept rows and columns are read; a NaN or -inf one gives EMD_NONFINITE and a NaN cost. A +inf
+/// cost is a forbidden arc (never enters the tree); when the others cannot carry the masses,
+/// EMD_INFEASIBLE.
 ///
 /// Complexity: each pivot costs O(sqrt(m n)) to O(m n) for the search plus O(subtree) for
 /// the tree update; typically O(m + n) .. O((m + n) log) pivots. Memory O(m n) bytes for arc
