@@ -24,6 +24,7 @@ pytest.importorskip("hypothesis")
 import strategies
 from hypothesis import given, note
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from scipy.optimize import linear_sum_assignment, linprog
 from scipy.sparse.csgraph import laplacian as csgraph_laplacian
 from scipy.sparse.csgraph import shortest_path
@@ -505,19 +506,24 @@ def uniform_like(w, n):
 
 
 def emd_reference(a, b, C):
-    """Optimal cost by linear programming (HiGHS), b rescaled to the mass of a."""
+    """Optimal cost by linear programming (HiGHS), b rescaled to the mass of a; +inf costs are
+    forbidden pairs (flow fixed at 0). None when that leaves no feasible plan."""
     m, n = C.shape
     b = b * (a.sum() / b.sum())
     A_eq = np.vstack([np.kron(np.eye(m), np.ones(n)), np.kron(np.ones(m), np.eye(n))])
-    lo = C.min()  # HiGHS takes costs above ~1e15 for infinite: solve the shifted, scaled problem
-    s = max((C - lo).max(), 1.0)
+    allowed = np.isfinite(C)
+    Cz = np.where(allowed, C, 0.0)
+    lo = Cz.min()  # HiGHS takes costs above ~1e15 for infinite: solve the shifted, scaled problem
+    s = max((Cz - lo).max(), 1.0)
     res = linprog(
-        ((C - lo) / s).ravel(),
+        ((Cz - lo) / s).ravel(),
         A_eq=A_eq,
         b_eq=np.concatenate([a, b]),
-        bounds=(0, None),
+        bounds=[(0, None) if ok else (0, 0) for ok in allowed.ravel()],
         method="highs",
     )
+    if res.status == 2 and not allowed.all():
+        return None
     assert res.status == 0, res.message
     return res.fun * s + lo * a.sum()
 
@@ -539,10 +545,12 @@ def test_emd(prob, max_iter, sparse):
     Cf = f64(C)
     m, n = Cf.shape
     af, bf = uniform_like(a, m), uniform_like(b, n)
-    scale = (1 + np.abs(Cf).max()) * af.sum()
+    scale = (1 + np.abs(Cf[np.isfinite(Cf)]).max(initial=0.0)) * af.sum()
     np.testing.assert_allclose(P.sum(1), af, atol=1e-9 * af.sum())
     np.testing.assert_allclose(P.sum(0), bf * af.sum() / bf.sum(), atol=1e-9 * af.sum())
+    assert not (P > 0)[~np.isfinite(Cf)].any(), "mass on a forbidden (+inf) pair"
     ref = emd_reference(af, bf, Cf)
+    assert ref is not None, "an infeasible problem (forbidden pairs) was accepted"
     assert abs(out.cost - ref) <= 1e-7 * scale
     assert abs(af @ out.f + (bf * af.sum() / bf.sum()) @ out.g - out.cost) <= 1e-7 * scale
     if a is None and b is None and m == n:  # uniform square: an assignment problem
@@ -627,7 +635,8 @@ def test_emd_batched(prob, return_plans, max_iter, n_jobs):
             continue
         ak, bk, Ck = restrict(ak, bk, Ck)
         ref = ot.emd(ak, bk, Ck).cost
-        assert abs(out.cost[k] - ref) <= 1e-9 * (1 + np.abs(Ck).max(initial=0)) * ak.sum()
+        finite = np.abs(Ck[np.isfinite(Ck)]).max(initial=0)
+        assert abs(out.cost[k] - ref) <= 1e-9 * (1 + finite) * ak.sum()
 
 
 EPS = st.one_of(
@@ -685,7 +694,11 @@ def test_sinkhorn(prob, eps, tol, max_iter, schedule, warm, n_jobs):
             + np.abs(out.plan.sum(0) - bf * af.sum() / bf.sum()).sum()
         )
         assert err <= max(tol, 1e-12) * af.sum() * 1.01 + 1e-12
-        assert out.cost >= emd_reference(af, bf, f64(C)) - (1 + np.abs(f64(C)).max()) * (err + 1e-7)
+        assert not (out.plan > 0)[~np.isfinite(f64(C))].any(), "mass on a forbidden pair"
+        ref = emd_reference(af, bf, f64(C))
+        Cfin = np.abs(f64(C)[np.isfinite(f64(C))]).max(initial=0.0)
+        if ref is not None:  # (a loose tol can "converge" on an infeasible pattern)
+            assert out.cost >= ref - (1 + Cfin) * (err + 1e-7)
 
 
 @given(
@@ -1435,3 +1448,100 @@ def test_ollivier_ricci_valid(n, data):
     np.testing.assert_allclose(est.curvature_, ref, atol=1e-7)
     frc = attempt(geoml.FormanRicci("1d").fit, G)
     assert not rejected(frc) and np.isfinite(frc.curvature_).all()
+
+
+# ---------------------------------------------------------------------------- assignment
+
+
+@st.composite
+def assignment_costs(draw, max_side=6):
+    m, n = draw(
+        st.sampled_from([(1, 1), (0, 2), (2, 0), (0, 0)])
+        | st.tuples(st.integers(1, max_side), st.integers(1, max_side))
+    )
+    C = draw(arrays((m, n)))
+    if draw(st.booleans()) and C.size and C.dtype.kind == "f":  # forbidden pairs
+        C = np.array(C)
+        C[draw(hnp.arrays(bool, C.shape))] = np.inf
+    return C
+
+
+def brute_assignment(C, maximize):
+    """Best objective over every assignment of a tiny problem (inf when none is allowed)."""
+    import itertools
+
+    C = -C if maximize else C
+    if C.shape[0] > C.shape[1]:
+        C = C.T
+    m, n = C.shape
+    best = np.inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        for cols in itertools.permutations(range(n), m):
+            best = min(best, C[np.arange(m), list(cols)].sum())
+    return -best if maximize else best
+
+
+def check_assignment(C, out, maximize):
+    r, c = out
+    Cf = f64(C)
+    m, n = Cf.shape
+    k = min(m, n)
+    assert r.shape == c.shape == (k,) and r.dtype == c.dtype == np.int64
+    assert len(set(r.tolist())) == k == len(set(c.tolist()))
+    assert (np.diff(r) > 0).all()
+    with np.errstate(invalid="ignore", over="ignore"):
+        got_cost = Cf[r, c].sum()
+    ref = brute_assignment(Cf, maximize)
+    if np.isfinite(ref):
+        scale = 1 + np.abs(Cf[np.isfinite(Cf)]).max(initial=0.0) * max(k, 1)
+        assert abs(got_cost - ref) <= 1e-12 * scale
+    return got_cost
+
+
+def assignment_input_ok(C, maximize):
+    """Whether geoml must accept C: real values, no NaN, no infinity of the wrong sign, and an
+    assignment that avoids the forbidden entries."""
+    arr = np.asarray(C)
+    if arr.dtype.kind not in "fiub":
+        return None  # complex / object: refused or converted, either is fine
+    Cf = f64(arr)
+    if np.isnan(Cf).any() or ((Cf == np.inf) if maximize else (Cf == -np.inf)).any():
+        return False
+    allowed = np.isfinite(Cf)
+    if 0 in Cf.shape:
+        return True
+    return bool(np.isfinite(brute_assignment(np.where(allowed, 0.0, np.inf), False)))
+
+
+@given(C=assignment_costs(), maximize=st.booleans())
+def test_linear_assignment(C, maximize):
+    out = attempt(ot.linear_assignment, C, maximize=maximize)
+    note(f"result {out!r}")
+    ok = assignment_input_ok(C, maximize)
+    if ok is None:
+        return
+    assert rejected(out) != ok, "accepted bad input or refused a feasible problem"
+    if ok:
+        check_assignment(C, out, maximize)
+        if np.isfinite(f64(C)).all() and np.abs(f64(C)).max(initial=0) < 1e100:
+            r, c = linear_sum_assignment(f64(C), maximize=maximize)
+            ref = f64(C)[r, c].sum()
+            scale = 1 + np.abs(f64(C)).max(initial=0.0) * len(r)
+            assert abs(f64(C)[out].sum() - ref) <= 1e-12 * scale
+
+
+@given(
+    Cs=st.lists(assignment_costs(), min_size=0, max_size=4),
+    maximize=st.booleans(),
+    n_jobs=N_JOBS,
+)
+def test_linear_assignment_batched(Cs, maximize, n_jobs):
+    out = attempt(ot.linear_assignment_batched, Cs, maximize=maximize, n_jobs=n_jobs)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert out.cost.shape == (len(Cs),)
+    for k, C in enumerate(Cs):
+        got_cost = check_assignment(C, (out.row_ind[k], out.col_ind[k]), maximize)
+        if np.isfinite(got_cost):
+            assert out.cost[k] == pytest.approx(got_cost, rel=1e-12, abs=1e-300)

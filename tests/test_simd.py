@@ -373,6 +373,22 @@ def test_value_range(isa):
     assert run_with(isa, lambda: tuple(_core.value_range(x, n_jobs=0)))[2] is False
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (7, 7), (33, 33), (130, 130), (45, 101), (101, 45)])
+def test_linear_assignment(isa, shape):
+    # Jonker-Volgenant row scans (two smallest reduced costs, column minima, the fused
+    # Dijkstra relaxation): every ISA returns the same pairs, ties and forbidden pairs included
+    rng = np.random.default_rng(14)
+    for C in (rng.random(shape), np.round(3 * rng.random(shape))):
+        C[rng.random(shape) < 0.2] = np.inf
+        C[:, 0] = 1.0  # keep it feasible
+        C[0, :] = 1.0
+        ref, got_ = both(isa, lambda C=C: got.linear_assignment(C))
+        assert np.array_equal(ref.row_ind, got_.row_ind)
+        assert np.array_equal(ref.col_ind, got_.col_ind)
+        res = both(isa, lambda C=C: got.linear_assignment_batched([C, C.T], n_jobs=2).cost)
+        np.testing.assert_array_equal(res[0], res[1])
+
+
 # ---------------------------------------------------------------- curvature
 
 

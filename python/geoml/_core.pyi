@@ -38,6 +38,8 @@ __all__: list[str] = [
     "gram_apply_pair",
     "kmeans",
     "knn",
+    "linear_assignment",
+    "linear_assignment_batched",
     "lowrank_blas_ready",
     "lowrank_set_blas",
     "max_threads",
@@ -881,6 +883,24 @@ def knn(
 ) -> tuple:
     """
     Exact k nearest neighbours of the rows of Y (None: of X, among X) -> (indices, distances).
+    """
+
+def linear_assignment(C: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
+    """
+    Minimum-cost assignment (+inf forbidden) -> (row_ind, col_ind, cost, status).
+    """
+
+def linear_assignment_batched(
+    C: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    c_off: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    ms: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    ns: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    k_off: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    *,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Minimum-cost assignments of B packed problems -> (row_ind, col_ind, cost, status).
     """
 
 def lowrank_blas_ready() -> bool:
