@@ -408,7 +408,7 @@ def intrinsic_dimension(
         k = check_int(
             k,
             "k",
-            low=2 if method != "lpca" else 2,
+            low=2,
             high=n - 1,
             hint=f" (neighbours; X has n_samples={n})",
         )
