@@ -3,10 +3,12 @@ von Neumann entropy and effective rank (against dense NumPy and closed forms), d
 spectral entropy and mutual information (against dse-dsmi), magnitude."""
 
 import math
+import random
 import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import geoml
 from geoml import measures as M
@@ -445,3 +447,267 @@ def test_id_bad_input(cloud):
         M.intrinsic_dimension(X, "mle", k=5, neighbors=nb.distances)
     with pytest.raises(ValueError, match="n_jobs"):
         M.intrinsic_dimension(X, n_jobs=0)
+
+
+# ----------------------------------------------------------------------------- entropies
+
+
+def _vn_dense(A):
+    lam = np.linalg.eigvalsh(A)
+    p = np.maximum(lam, 0) / np.trace(A)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def _cycle(n):
+    i = np.arange(n)
+    W = sp.coo_matrix((np.ones(n), (i, (i + 1) % n)), shape=(n, n))
+    return (W + W.T).tocsr()
+
+
+@pytest.fixture(scope="module")
+def knn_laplacian():
+    X = np.random.default_rng(0).normal(size=(600, 3))
+    W = geoml.knn_graph(X, 10)
+    W = ((W + W.T) / 2).tocsr()
+    L = (sp.diags(np.asarray(W.sum(axis=1)).ravel()) - W).tocsr()
+    return W, L
+
+
+def test_von_neumann_exact(knn_laplacian):
+    rng = np.random.default_rng(1)
+    B = rng.normal(size=(300, 40))
+    A = B @ B.T  # PSD, rank 40
+    assert M.von_neumann_entropy(A).value == pytest.approx(_vn_dense(A), rel=1e-10)
+    assert M.von_neumann_entropy(A, base=2).value == pytest.approx(
+        _vn_dense(A) / np.log(2), rel=1e-10
+    )
+    W, L = knn_laplacian
+    r = M.von_neumann_entropy(W, graph=True, method="exact")
+    assert r.value == pytest.approx(_vn_dense(L.toarray()), rel=1e-10)
+    assert (r.stderr, r.method, r.converged) == (0.0, "exact", True)
+    assert M.von_neumann_entropy(L, method="exact").value == pytest.approx(r.value, rel=1e-12)
+    assert M.von_neumann_entropy(L.toarray().astype(np.float32)).value == pytest.approx(
+        r.value, rel=1e-5
+    )
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 257])
+def test_von_neumann_closed_forms(n):
+    K = np.ones((n, n)) - np.eye(n)  # complete graph: Laplacian spectrum {0, n (n - 1 times)}
+    assert M.von_neumann_entropy(K, graph=True).value == pytest.approx(np.log(n - 1), abs=1e-12)
+    if n >= 3:  # cycle: 2 - 2 cos(2 pi j / n)
+        lam = 2 - 2 * np.cos(2 * np.pi * np.arange(n) / n)
+        p = lam[lam > 1e-12] / (2 * n)
+        want = -(p * np.log(p)).sum()
+        assert M.von_neumann_entropy(_cycle(n), graph=True).value == pytest.approx(want, rel=1e-10)
+    # maximally mixed state: log n
+    assert M.von_neumann_entropy(np.eye(n) / n).value == pytest.approx(np.log(n), rel=1e-12)
+
+
+def test_von_neumann_slq(knn_laplacian):
+    W, L = knn_laplacian
+    exact = _vn_dense(L.toarray())
+    r = M.von_neumann_entropy(W, graph=True, method="slq", rtol=1e-2, random_state=0)
+    assert r.method == "slq" and r.converged and r.stderr > 0
+    assert abs(r.value - exact) <= 1e-2 * exact
+    n = 600
+    lam = 2 - 2 * np.cos(2 * np.pi * np.arange(n) / n)
+    p = lam[lam > 1e-12] / (2 * n)
+    cyc = M.von_neumann_entropy(_cycle(n), graph=True, method="slq", random_state=1)
+    assert abs(cyc.value + (p * np.log(p)).sum()) <= 1e-2 * cyc.value
+
+
+def test_von_neumann_error_bar_covers(knn_laplacian):
+    W, L = knn_laplacian
+    exact = _vn_dense(L.toarray())
+    cover = 0
+    for seed in range(30):
+        r = M.von_neumann_entropy(W, graph=True, method="slq", n_probes=24, random_state=seed)
+        cover += abs(r.value - exact) <= 3 * r.stderr
+    assert cover >= 27
+
+
+def test_von_neumann_deterministic(knn_laplacian):
+    W, _ = knn_laplacian
+    a = M.von_neumann_entropy(W, graph=True, method="slq", random_state=3, n_jobs=1)
+    b = M.von_neumann_entropy(W, graph=True, method="slq", random_state=3, n_jobs=2)
+    assert a == b
+
+
+def test_von_neumann_bad_input():
+    with pytest.raises(ValueError, match="square"):
+        M.von_neumann_entropy(np.ones((3, 4)))
+    with pytest.raises(ValueError, match="symmetric"):
+        M.von_neumann_entropy(np.array([[1.0, 2.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        M.von_neumann_entropy(np.diag([1.0, -0.5, 2.0]))
+    with pytest.raises(ValueError, match="non-negative"):
+        M.von_neumann_entropy(-np.ones((3, 3)), graph=True)
+    with pytest.raises(ValueError, match="positive trace"):
+        M.von_neumann_entropy(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="method="):
+        M.von_neumann_entropy(np.eye(3), method="lanczos")
+    with pytest.raises(ValueError, match="NaN"):
+        M.von_neumann_entropy(np.full((2, 2), np.nan))
+    with pytest.raises(ValueError, match="base"):
+        M.von_neumann_entropy(np.eye(3), base=1)
+    with pytest.raises(ValueError, match="rtol"):
+        M.von_neumann_entropy(np.eye(3), rtol=0)
+    with pytest.raises(TypeError, match="graph"):
+        M.von_neumann_entropy(np.eye(3), graph=1)
+
+
+def test_effective_rank():
+    rng = np.random.default_rng(0)
+    for shape in ((400, 50), (50, 400), (120, 100)):
+        Z = rng.normal(size=shape) * np.exp(-np.arange(shape[1]) / 10)
+        s = np.linalg.svd(Z, compute_uv=False)
+        p = s / s.sum()
+        want = np.exp(-(p * np.log(p)).sum())
+        assert M.effective_rank(Z).value == pytest.approx(want, rel=1e-10)
+        q = p + 1e-7  # RankMe's epsilon
+        assert M.effective_rank(Z, eps=1e-7).value == pytest.approx(
+            np.exp(-(q * np.log(q)).sum()), rel=1e-10
+        )
+        assert M.effective_rank(Z.astype(np.float32)).value == pytest.approx(want, rel=1e-4)
+    assert M.effective_rank(np.eye(7)).value == pytest.approx(7, rel=1e-12)
+    assert M.effective_rank(np.outer(rng.normal(size=30), rng.normal(size=9))).value == (
+        pytest.approx(1, rel=1e-6)
+    )
+    with pytest.raises(ValueError, match="all zero"):
+        M.effective_rank(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="eps"):
+        M.effective_rank(np.eye(3), eps=-1)
+    with pytest.raises(ValueError, match="2-D"):
+        M.effective_rank(np.ones(3))
+
+
+# ----------------------------------------------------------------------------- DSE / DSMI
+
+
+def _dse_formula(X, sigma=10.0, t=1):
+    """dse-dsmi 1.1's definition, written from its source with dense NumPy."""
+    D2 = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+    G = np.exp(-D2 / (2 * sigma**2)) / (sigma * np.sqrt(2 * np.pi))
+    d = 1 / np.sqrt(G.sum(axis=1))
+    K = np.diag(d) @ G @ np.diag(d)
+    ev = np.abs(np.linalg.eigvalsh(K)) ** t
+    p = ev / ev.sum() + np.finfo(float).eps
+    return float(-np.sum(p * np.log2(p)))
+
+
+@pytest.mark.parametrize("sigma,t", [(10.0, 1), (1.0, 1), (3.0, 2), (5.0, 1.5)])
+def test_dse_formula(sigma, t):
+    X = np.random.default_rng(2).uniform(size=(300, 12))
+    r = M.diffusion_spectral_entropy(X, sigma=sigma, t=t, method="exact")
+    assert r.value == pytest.approx(_dse_formula(X, sigma, t), rel=1e-10)
+    assert (r.method, r.stderr) == ("exact", 0.0)
+
+
+def test_dse_against_reference():
+    dse_dsmi = pytest.importorskip("dse_dsmi")
+    X = np.random.RandomState(0).uniform(0, 1, (1000, 256))  # the package's self-test input
+    ref = dse_dsmi.diffusion_spectral_entropy(X)
+    assert M.diffusion_spectral_entropy(X, method="exact").value == pytest.approx(ref, rel=1e-10)
+    X2 = X[:300, :20]
+    for sigma, t in ((1.0, 1), (2.0, 3)):
+        ref = dse_dsmi.diffusion_spectral_entropy(X2, gaussian_kernel_sigma=sigma, t=t)
+        r = M.diffusion_spectral_entropy(X2, sigma=sigma, t=t, method="exact")
+        assert r.value == pytest.approx(ref, rel=1e-10)
+
+
+def test_dse_closed_form():
+    """Points far apart against sigma: K = I, every eigenvalue 1, DSE = log2 N."""
+    X = 100.0 * np.arange(50, dtype=float)[:, None]
+    assert M.diffusion_spectral_entropy(X, sigma=1.0).value == pytest.approx(np.log2(50), rel=1e-12)
+    # two far clusters of coincident points: K has eigenvalue 1 twice, the rest 0
+    X = np.repeat([[0.0], [1000.0]], 20, axis=0)
+    assert M.diffusion_spectral_entropy(X, sigma=1.0).value == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def dse_data():
+    rng = np.random.default_rng(4)
+    c = rng.normal(size=(6, 16)) * 3
+    X = c[rng.integers(0, 6, 500)] + rng.normal(size=(500, 16))
+    return X, M.diffusion_spectral_entropy(X, sigma=2.0, method="exact").value
+
+
+def test_dse_slq(dse_data):
+    X, exact = dse_data
+    r = M.diffusion_spectral_entropy(X, sigma=2.0, method="slq", random_state=0)
+    assert r.method == "slq" and r.converged
+    assert abs(r.value - exact) <= 1e-2 * exact
+    r2 = M.diffusion_spectral_entropy(X, sigma=2.0, t=2, method="slq", random_state=0)
+    e2 = M.diffusion_spectral_entropy(X, sigma=2.0, t=2, method="exact").value
+    assert abs(r2.value - e2) <= 1e-2 * e2
+
+
+def test_dse_slq_tiled(dse_data, monkeypatch):
+    """The matrix-free path (kernel rows recomputed per product) equals the dense one."""
+    from geoml.measures import _dse
+
+    X, _ = dse_data
+    a = M.diffusion_spectral_entropy(X, sigma=2.0, method="slq", random_state=5, n_probes=16)
+    monkeypatch.setattr(_dse, "_DENSE_BYTES", 0)
+    monkeypatch.setattr(_dse, "_TILE_ELEMS", 150 * 500)
+    b = M.diffusion_spectral_entropy(X, sigma=2.0, method="slq", random_state=5, n_probes=16)
+    assert b.value == pytest.approx(a.value, rel=1e-9)
+
+
+def test_dse_error_bar_covers(dse_data):
+    X, exact = dse_data
+    cover = 0
+    for seed in range(20):
+        r = M.diffusion_spectral_entropy(X, sigma=2.0, method="slq", n_probes=16, random_state=seed)
+        cover += abs(r.value - exact) <= 3 * r.stderr
+    assert cover >= 18
+
+
+def test_dsmi_formula():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 150)
+    X = rng.normal(size=(150, 5)) + 2.0 * y[:, None]
+    r = M.diffusion_spectral_mutual_information(X, y, sigma=3.0, n_repetitions=3, random_state=7)
+    want = 0.0
+    for c in np.unique(y):
+        cnt = int((y == c).sum())
+        rnd = random.Random(7)
+        reps = [_dse_formula(X[np.array(rnd.sample(range(150), k=cnt))], 3.0) for _ in range(3)]
+        want += cnt / 150 * (np.mean(reps) - _dse_formula(X[y == c], 3.0))
+    assert r.value == pytest.approx(want, rel=1e-10)
+    np.testing.assert_array_equal(r.labels, y)
+
+
+def test_dsmi_against_reference():
+    dse_dsmi = pytest.importorskip("dse_dsmi")
+    datasets = pytest.importorskip("sklearn.datasets")
+    X, y = datasets.load_digits(return_X_y=True)
+    ref, _ = dse_dsmi.diffusion_spectral_mutual_information(X, y)
+    r = M.diffusion_spectral_mutual_information(X, y, method="exact")
+    assert r.value == pytest.approx(ref, rel=1e-10, abs=1e-12)
+    # a continuous scalar: equal-width bins
+    z = np.random.default_rng(0).uniform(-1, 1, (X.shape[0], 1))[:500]
+    ref, bins = dse_dsmi.diffusion_spectral_mutual_information(X[:500], z)
+    r = M.diffusion_spectral_mutual_information(X[:500], z)
+    np.testing.assert_array_equal(r.labels, np.asarray(bins).ravel())
+    assert r.value == pytest.approx(ref, rel=1e-10, abs=1e-12)
+
+
+def test_dse_bad_input():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ValueError, match="sigma"):
+        M.diffusion_spectral_entropy(X, sigma=0)
+    with pytest.raises(ValueError, match="t="):
+        M.diffusion_spectral_entropy(X, t=-1)
+    with pytest.raises(TypeError, match="sigma"):
+        M.diffusion_spectral_entropy(X, sigma="a")
+    with pytest.raises(ValueError, match="method="):
+        M.diffusion_spectral_entropy(X, method="cheb")
+    with pytest.raises(ValueError, match="NaN"):
+        M.diffusion_spectral_entropy(np.full((3, 2), np.nan))
+    with pytest.raises(ValueError, match="samples"):
+        M.diffusion_spectral_mutual_information(X, np.zeros(5, dtype=int))
+    with pytest.raises(ValueError, match="n_repetitions"):
+        M.diffusion_spectral_mutual_information(X, np.zeros(20, dtype=int), n_repetitions=0)

@@ -137,8 +137,9 @@ def von_neumann_entropy(
     ----------
     A : ndarray or sparse matrix of shape (n, n)
         Symmetric (checked to 1e-8 relative), positive semi-definite (an eigenvalue below
-        ``-1e-10 max |l|`` raises ``ValueError`` in exact mode, a negative Ritz value in SLQ
-        mode), non-zero trace. With ``graph=True``: non-negative weights.
+        ``-1e-10 max |l|``, ``-1.2e-5 max |l|`` for float32 input, raises ``ValueError`` in
+        exact mode, a negative Ritz value in SLQ mode), non-zero trace. With
+        ``graph=True``: non-negative weights.
     graph : bool
         Treat ``A`` as a weighted adjacency matrix and use its Laplacian.
     method : {"auto", "exact", "slq"}
@@ -176,6 +177,7 @@ def von_neumann_entropy(
     if graph:
         A = _laplacian(A)
     n = A.shape[0]
+    psd_tol = _PSD_TOL if A.dtype == np.float64 else 100 * float(np.finfo(np.float32).eps)
     tr = float(A.diagonal().sum())
     if not tr > 0:
         raise ValueError(f"tr(A) = {tr:.6g}; a density operator needs a positive trace")
@@ -184,7 +186,7 @@ def von_neumann_entropy(
     if method == "exact":
         dense = A.toarray() if sp.issparse(A) else np.asarray(A, dtype=np.float64)
         ev = np.linalg.eigvalsh(dense)
-        if ev.min() < -_PSD_TOL * np.abs(ev).max():
+        if ev.min() < -psd_tol * np.abs(ev).max():
             raise ValueError(
                 f"A has the eigenvalue {ev.min():.6g}: it is not positive semi-definite"
             )
@@ -231,7 +233,7 @@ def effective_rank(Z, *, eps: float = 0.0) -> SpectralMeasure:
     --------
     >>> import numpy as np, geoml
     >>> Z = np.diag([1.0, 1.0, 1.0, 0.0])
-    >>> float(geoml.effective_rank(Z).value)
+    >>> round(geoml.effective_rank(Z).value, 12)
     3.0
     """
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
