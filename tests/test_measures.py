@@ -711,3 +711,89 @@ def test_dse_bad_input():
         M.diffusion_spectral_mutual_information(X, np.zeros(5, dtype=int))
     with pytest.raises(ValueError, match="n_repetitions"):
         M.diffusion_spectral_mutual_information(X, np.zeros(20, dtype=int), n_repetitions=0)
+
+
+# ----------------------------------------------------------------------------- magnitude
+
+
+def _dense_weights(X, t):
+    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    return np.linalg.solve(np.exp(-t * D), np.ones(len(X)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_magnitude_against_solve(seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(150 + 50 * seed, 3 + seed))
+    ts = [0.3, 1.0, 4.0]
+    W = M.weighting_vector(X, ts)
+    for j, t in enumerate(ts):
+        ref = _dense_weights(X, t)
+        np.testing.assert_allclose(W[:, j], ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
+        assert M.magnitude(X, t) == pytest.approx(ref.sum(), rel=1e-8)
+    np.testing.assert_allclose(M.magnitude(X, ts), W.sum(axis=0), rtol=1e-12)
+    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    assert M.magnitude(D, 1.0, metric="precomputed") == pytest.approx(
+        M.magnitude(X, 1.0), rel=1e-10
+    )
+    assert M.magnitude(X.astype(np.float32), 1.0) == pytest.approx(M.magnitude(X, 1.0), rel=1e-4)
+
+
+@pytest.mark.parametrize("t", [0.01, 0.7, 5.0])
+def test_magnitude_closed_forms(t):
+    X = np.array([[0.0, 0.0], [3.0, 4.0]])
+    assert M.magnitude(X, t) == pytest.approx(2 / (1 + np.exp(-5 * t)), rel=1e-12)
+    n, step = 40, 0.25
+    line = step * np.arange(n, dtype=float)[:, None]
+    assert M.magnitude(line, t) == pytest.approx(1 + (n - 1) * np.tanh(t * step / 2), rel=1e-9)
+    q = np.exp(-t * step)
+    w = M.weighting_vector(line, t)
+    assert w[0] == pytest.approx(1 / (1 + q), rel=1e-9)
+    np.testing.assert_allclose(w[1:-1], (1 - q) / (1 + q), rtol=1e-7)
+    assert M.magnitude(np.zeros((1, 3)), t) == pytest.approx(1.0)
+
+
+def test_magnitude_dimension():
+    line = np.linspace(0, 1, 300)[:, None]
+    ts = np.array([30.0, 60.0, 120.0])
+    prof = M.magnitude_dimension(line, ts)
+    h = np.log(2)
+    want = np.log(M.magnitude(line, ts * np.exp(h))) - np.log(M.magnitude(line, ts / np.exp(h)))
+    np.testing.assert_allclose(prof, want / (2 * h), rtol=1e-12)
+    assert np.all(np.abs(prof - 1) < 0.1)
+    sq = np.random.default_rng(0).uniform(size=(600, 2))
+    # a finite sample of the unit square: the profile rises towards 2, then falls to 0
+    prof = M.magnitude_dimension(sq, [10.0, 20.0, 160.0], h=0.1)
+    assert 1.45 < prof[:2].max() <= 2.05 and prof[2] < 0.5
+
+
+def test_magnitude_against_magnipy():
+    pytest.importorskip("torch")
+    compute = pytest.importorskip("magnipy.magnitude.compute")
+    X = np.random.default_rng(3).normal(size=(200, 4))
+    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    ts = np.array([0.1, 0.5, 1.0, 3.0])
+    ref = compute.compute_magnitude_from_distances(D, ts, method="cholesky")
+    np.testing.assert_allclose(M.magnitude(X, ts), ref, rtol=1e-8)
+
+
+def test_magnitude_bad_input():
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(ValueError, match="positive finite"):
+        M.magnitude(X, 0.0)
+    with pytest.raises(ValueError, match="positive finite"):
+        M.magnitude(X, [1.0, np.nan])
+    with pytest.raises(TypeError, match="positive number"):
+        M.magnitude(X, True)
+    with pytest.raises(ValueError, match="metric="):
+        M.magnitude(X, 1.0, metric="cosine")
+    with pytest.raises(ValueError, match="square"):
+        M.magnitude(X, 1.0, metric="precomputed")
+    with pytest.raises(ValueError, match="zero diagonal"):
+        M.magnitude(np.ones((3, 3)), 1.0, metric="precomputed")
+    with pytest.raises(ValueError, match="not positive definite"):
+        M.magnitude(np.vstack([X, X[:1]]), 1.0)  # a duplicate point
+    with pytest.raises(ValueError, match="NaN"):
+        M.magnitude(np.full((3, 2), np.nan), 1.0)
+    with pytest.raises(ValueError, match="increasing"):
+        M.magnitude_dimension(X, [2.0, 1.0])

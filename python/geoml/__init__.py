@@ -25,6 +25,7 @@ from .measures import (
     diffusion_spectral_mutual_information,
     effective_rank,
     intrinsic_dimension,
+    magnitude,
     von_neumann_entropy,
 )
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
@@ -75,6 +76,7 @@ __all__ = [
     "knn",
     "knn_graph",
     "laplacian",
+    "magnitude",
     "measures",
     "ollivier_ricci",
     # optimal transport: the geoml.ot module (sinkhorn, emd, batched solvers, ...)

@@ -10,6 +10,7 @@ from ._dse import (
 )
 from ._entropy import SpectralMeasure, effective_rank, von_neumann_entropy
 from ._intrinsic import IntrinsicDimension, intrinsic_dimension
+from ._magnitude import magnitude, magnitude_dimension, weighting_vector
 
 __all__ = [
     "DiffusionMutualInformation",
@@ -19,5 +20,8 @@ __all__ = [
     "diffusion_spectral_mutual_information",
     "effective_rank",
     "intrinsic_dimension",
+    "magnitude",
+    "magnitude_dimension",
     "von_neumann_entropy",
+    "weighting_vector",
 ]

@@ -120,12 +120,18 @@ def _mle(dist, unbiased, comb):
     good = pw[ok]
     if good.size == 0:
         raise ValueError("every point has a zero neighbour distance; the MLE is undefined")
+    inv = float(np.mean(1.0 / good))
     if comb == "mle":
-        value = 1.0 / np.mean(1.0 / good)  # MacKay & Ghahramani: average the inverses
+        value = 1.0 / inv if inv > 0 else math.inf  # MacKay & Ghahramani: mean of inverses
     elif comb == "mean":
         value = float(np.mean(good))
     else:
         value = float(np.median(good))
+    if not math.isfinite(value):
+        raise ValueError(
+            "the MLE is infinite: the k neighbour distances of (too many) points are all "
+            "equal (log-ratios 0); use a larger k"
+        )
     return float(value), math.nan, pw, int(good.size)
 
 
@@ -143,6 +149,11 @@ def _twonn_global(mu_all, discard_fraction, fit):
         raise ValueError("fewer than 2 ratios left to estimate the dimension")
     mu = np.sort(mu_f)[:n_keep]
     log_mu = np.log(mu)
+    if not log_mu[-1] > 0:
+        raise ValueError(
+            "every kept ratio r2 / r1 is 1 (tied neighbour distances, e.g. a regular grid): "
+            "TwoNN is undefined; lower discard_fraction or use method='gride' with n1 > 1"
+        )
     if fit == "mle":
         d = (n_keep - 1) / (np.sum(log_mu) + (N - n_keep) * log_mu[-1])
         se = d / math.sqrt(n_keep - 2) if n_keep > 2 else math.nan
