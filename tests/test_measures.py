@@ -709,6 +709,10 @@ def test_dse_bad_input():
         M.diffusion_spectral_entropy(np.full((3, 2), np.nan))
     with pytest.raises(ValueError, match="samples"):
         M.diffusion_spectral_mutual_information(X, np.zeros(5, dtype=int))
+    with pytest.raises(ValueError, match="overflow"):
+        M.diffusion_spectral_entropy(np.array([[1e160], [0.0]]), sigma=1.0)
+    with pytest.raises(ValueError, match="overflow"):
+        M.diffusion_spectral_entropy(np.array([[1.0], [0.0]]), sigma=1e-300)
     with pytest.raises(ValueError, match="n_repetitions"):
         M.diffusion_spectral_mutual_information(X, np.zeros(20, dtype=int), n_repetitions=0)
 
@@ -795,5 +799,9 @@ def test_magnitude_bad_input():
         M.magnitude(np.vstack([X, X[:1]]), 1.0)  # a duplicate point
     with pytest.raises(ValueError, match="NaN"):
         M.magnitude(np.full((3, 2), np.nan), 1.0)
+    with pytest.raises(ValueError, match="overflow"):
+        M.magnitude(np.array([[1e200], [-1e200]]), 1e-300)
+    # t d beyond float64: the similarity is exp(-inf) = 0 and the magnitude n
+    assert M.magnitude(np.array([[1e150], [-1e150]]), 1e300) == 2.0
     with pytest.raises(ValueError, match="increasing"):
         M.magnitude_dimension(X, [2.0, 1.0])

@@ -53,27 +53,38 @@ def _check_sigma_t(sigma, t):
     return float(sigma), float(t)
 
 
-def _sq_norms(X):
-    return np.einsum("ij,ij->i", X, X)
+def _scaled(X, sigma):
+    """``X / sigma`` (the kernel is ``exp(-||x - y||^2 / (2 sigma^2))`` up to a constant
+    factor, which cancels in ``K``) and its squared row norms; ``ValueError`` when they
+    overflow."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        Xs = X / sigma
+        sq = np.einsum("ij,ij->i", Xs, Xs)
+    if not (np.isfinite(Xs).all() and np.isfinite(sq).all() and sq.max() <= 1e300):
+        raise ValueError(
+            "X / sigma is too large: its squared distances overflow float64 (rescale X or "
+            "raise sigma)"
+        )
+    return Xs, sq
 
 
-def _gaussian_tile(X, sq, rows, sigma):
-    """Rows ``rows`` of G = exp(-D^2 / (2 sigma^2)) / (sigma sqrt(2 pi)) (float64)."""
-    D2 = sq[rows, None] + sq[None, :] - 2.0 * (X[rows] @ X.T)
+def _gaussian_tile(Xs, sq, rows):
+    """Rows ``rows`` of ``G = exp(-||x - y||^2 / 2)`` on the scaled points (float64); the
+    reference's factor ``1 / (sigma sqrt(2 pi))`` is left out (it cancels in ``K``)."""
+    D2 = sq[rows, None] + sq[None, :] - 2.0 * (Xs[rows] @ Xs.T)
     np.maximum(D2, 0.0, out=D2)
     idx = np.arange(D2.shape[0])
     D2[idx, np.arange(rows.start, rows.stop)] = 0.0
-    D2 *= -1.0 / (2.0 * sigma * sigma)
+    D2 *= -0.5
     np.exp(D2, out=D2)
-    D2 *= 1.0 / (sigma * math.sqrt(2.0 * math.pi))
     return D2
 
 
 def _kernel(X, sigma):
     """The reference's anisotropic kernel K = D^-1/2 G D^-1/2 (dense, float64) and the
-    degrees D = G 1."""
-    sq = _sq_norms(X)
-    G = _gaussian_tile(X, sq, slice(0, X.shape[0]), sigma)
+    degrees D = G 1 (of the unscaled G / (sigma sqrt(2 pi)), up to that factor)."""
+    Xs, sq = _scaled(X, sigma)
+    G = _gaussian_tile(Xs, sq, slice(0, X.shape[0]))
     deg = G.sum(axis=1)
     dinv = 1.0 / np.sqrt(deg)
     G *= dinv[:, None]
@@ -92,7 +103,7 @@ def _dse_exact(X, sigma, t):
 def _dse_slq(X, sigma, t, rtol, n_probes, random_state):
     """SLQ estimate of the same entropy, the known top pair (1, D^1/2 1) deflated."""
     N = X.shape[0]
-    sq = _sq_norms(X)
+    Xs, sq = _scaled(X, sigma)
     step = max(1, _TILE_ELEMS // N)
     tiles = [slice(s, min(s + step, N)) for s in range(0, N, step)]
     dense = 8 * N * N <= _DENSE_BYTES
@@ -102,7 +113,7 @@ def _dse_slq(X, sigma, t, rtol, n_probes, random_state):
         K = None
         deg = np.empty(N)
         for r in tiles:
-            deg[r] = _gaussian_tile(X, sq, r, sigma).sum(axis=1)
+            deg[r] = _gaussian_tile(Xs, sq, r).sum(axis=1)
     dinv = 1.0 / np.sqrt(deg)
     v = np.sqrt(deg)  # K D^1/2 1 = D^-1/2 G 1 = D^1/2 1: the top eigenvector, eigenvalue 1
     v /= np.linalg.norm(v)
@@ -113,7 +124,7 @@ def _dse_slq(X, sigma, t, rtol, n_probes, random_state):
         else:
             Bs = B * dinv[:, None]
             for r in tiles:
-                out[r] = _gaussian_tile(X, sq, r, sigma) @ Bs
+                out[r] = _gaussian_tile(Xs, sq, r) @ Bs
             out *= dinv[:, None]
         out -= np.outer(v, v @ B)
 
@@ -122,7 +133,7 @@ def _dse_slq(X, sigma, t, rtol, n_probes, random_state):
 
     if t == 1.0:
         # K is positive semi-definite: sum |l| = tr K = G_ii sum 1 / D_ii (top pair included)
-        S_exact = float((1.0 / (sigma * math.sqrt(2.0 * math.pi))) * (dinv**2).sum())
+        S_exact = float((dinv**2).sum())
     else:
         S_exact = None
     H, se, m, _, ok = slq_entropy(

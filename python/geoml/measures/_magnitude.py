@@ -43,7 +43,11 @@ def _distances(X, metric):
         return X
     from scipy.spatial.distance import cdist
 
-    return cdist(X, X)
+    with np.errstate(over="ignore", invalid="ignore"):
+        D = cdist(X, X)
+    if not np.isfinite(D).all():
+        raise ValueError("X is too large: its distances overflow float64 (rescale X)")
+    return D
 
 
 def _weights(D, ts):
@@ -54,7 +58,8 @@ def _weights(D, ts):
     W = np.empty((n, ts.size))
     ones = np.ones(n)
     for j, t in enumerate(ts):
-        Z = np.exp(-t * D)
+        with np.errstate(over="ignore"):
+            Z = np.exp(-t * D)  # t d beyond float64: exp(-inf) = 0, the true value
         try:
             c = cho_factor(Z, lower=True, overwrite_a=True, check_finite=False)
         except LinAlgError:
