@@ -1545,3 +1545,78 @@ def test_linear_assignment_batched(Cs, maximize, n_jobs):
         got_cost = check_assignment(C, (out.row_ind[k], out.col_ind[k]), maximize)
         if np.isfinite(got_cost):
             assert out.cost[k] == pytest.approx(got_cost, rel=1e-12, abs=1e-300)
+
+
+# ---------------------------------------------------------------------------- measures
+
+
+@given(
+    X=arrays(shapes_2d(12)),
+    method=st.sampled_from(["mle", "twonn", "gride", "lpca", "foo"]),
+    k=st.one_of(st.none(), SMALL_INT),
+    local=st.sampled_from([False, True, 1]),
+    n_jobs=N_JOBS,
+)
+def test_intrinsic_dimension(X, method, k, local, n_jobs):
+    out = attempt(geoml.intrinsic_dimension, X, method, k=k, local=local, n_jobs=n_jobs)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert np.isfinite(out.dimension), out
+    assert not out.dimension < 0
+    if local:
+        assert out.pointwise.shape == (np.asarray(X).shape[0],)
+        assert not (out.pointwise < 0).any()
+    else:
+        assert out.pointwise is None
+
+
+@given(
+    A=arrays(st.sampled_from([(1, 1), (2, 2), (3, 3), (5, 5), (2, 3), (0, 0)])),
+    graph=st.booleans(),
+    method=st.sampled_from(["exact", "slq", "auto", "x"]),
+    seed=SEEDS,
+)
+def test_von_neumann_entropy(A, graph, method, seed):
+    if is_valid_float(A) and A.ndim == 2 and A.shape[0] == A.shape[1]:
+        A = np.asarray(A, dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            A = A @ A.T if not graph else np.abs(A + A.T)  # inf/NaN from overflow: refused
+    out = attempt(geoml.von_neumann_entropy, A, graph=graph, method=method, random_state=seed)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    n = np.asarray(A).shape[0]
+    assert_finite(out.value)
+    if out.method == "exact":
+        assert -1e-12 <= out.value <= math.log(n) + 1e-9
+
+
+@given(
+    X=arrays(shapes_2d()),
+    sigma=POS_FLOAT,
+    t=st.sampled_from([1, 2, 0.5, 0, -1, "1"]),
+    method=st.sampled_from(["exact", "auto", "slq", "x"]),
+)
+def test_diffusion_spectral_entropy(X, sigma, t, method):
+    out = attempt(
+        geoml.diffusion_spectral_entropy, X, sigma=sigma, t=t, method=method, random_state=0
+    )
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    n = np.asarray(X).shape[0]
+    assert_finite(out.value)
+    if out.method == "exact":
+        assert -1e-9 <= out.value <= math.log2(n) + 1e-9
+
+
+@given(X=arrays(shapes_2d()), t=POS_FLOAT, metric=st.sampled_from(["euclidean", "cosine"]))
+def test_magnitude(X, t, metric):
+    out = attempt(geoml.magnitude, X, t, metric=metric)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert_finite(out)
+    n = np.asarray(X).shape[0]
+    assert out > 0 and out <= n * (1 + 1e-6)

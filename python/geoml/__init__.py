@@ -7,7 +7,7 @@ geoml never imports CuPy nor touches a GPU.
 
 from __future__ import annotations
 
-from . import _core, ot
+from . import _core, measures, ot
 from ._base import NotFittedError
 from ._config import show_config
 from .curvature import (
@@ -20,6 +20,14 @@ from .curvature import (
     ricci_communities,
 )
 from .lowrank import SVDResult, Tucker, TuckerTensor, randomized_svd, tucker
+from .measures import (
+    diffusion_spectral_entropy,
+    diffusion_spectral_mutual_information,
+    effective_rank,
+    intrinsic_dimension,
+    magnitude,
+    von_neumann_entropy,
+)
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
 from .spectral import (
     DiffusionMap,
@@ -58,11 +66,18 @@ __all__ = [
     "Tucker",
     "TuckerTensor",
     "__version__",
+    # measures of data geometry: the geoml.measures module (result types there)
+    "diffusion_spectral_entropy",
+    "diffusion_spectral_mutual_information",
+    "effective_rank",
     "eigsh",
     "forman_ricci",
+    "intrinsic_dimension",
     "knn",
     "knn_graph",
     "laplacian",
+    "magnitude",
+    "measures",
     "ollivier_ricci",
     # optimal transport: the geoml.ot module (sinkhorn, emd, batched solvers, ...)
     "ot",
@@ -72,4 +87,5 @@ __all__ = [
     "spectral_density",
     "trace_function",
     "tucker",
+    "von_neumann_entropy",
 ]
