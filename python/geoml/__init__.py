@@ -7,7 +7,7 @@ geoml never imports CuPy nor touches a GPU.
 
 from __future__ import annotations
 
-from . import _core, ot
+from . import _core, ot, spd
 from ._base import NotFittedError
 from ._config import show_config
 from .curvature import (
@@ -21,6 +21,7 @@ from .curvature import (
 )
 from .lowrank import SVDResult, Tucker, TuckerTensor, randomized_svd, tucker
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
+from .spd import MDM, TangentSpace
 from .spectral import (
     DiffusionMap,
     EigshResult,
@@ -46,6 +47,7 @@ __all__ = [
     "KNNGraph",
     "KNNResult",
     "LaplacianEigenmap",
+    "MDM",
     "NotFittedError",
     "OllivierRicci",
     "RicciCommunities",
@@ -54,6 +56,7 @@ __all__ = [
     "SVDResult",
     "SpectralClustering",
     "SpectralDensity",
+    "TangentSpace",
     "TraceEstimate",
     "Tucker",
     "TuckerTensor",
@@ -69,6 +72,7 @@ __all__ = [
     "randomized_svd",
     "ricci_communities",
     "show_config",
+    "spd",
     "spectral_density",
     "trace_function",
     "tucker",
