@@ -18,6 +18,16 @@ namespace {
 #define GEOML_KERNEL_AVX512 1
 #include "common/simd_instantiate.inc"
 
+// Threads for `tasks` matrices of size n: one below ~64 matrices' worth of 16 x 16 work (a
+// parallel region costs more than it saves there, much more on a loaded machine), else
+// resolve_threads(n_jobs) capped at the task count. Results never depend on it.
+int threads_for(int64_t tasks, int n, int n_jobs) {
+  const double work = double(tasks) * double(n) * double(n) * double(n);
+  if (work < 64.0 * 16 * 16 * 16) return 1;
+  const int64_t t = resolve_threads(n_jobs);
+  return int(t < tasks ? t : tasks);
+}
+
 // Per-thread scratch for one matrix.
 struct Work {
   explicit Work(int n) : X(size_t(n) * n), U(size_t(n) * n), T1(size_t(n) * n), d(n), e(n), f(n) {}
@@ -41,6 +51,12 @@ int8_t load(const T* A, int n, double sym_tol, double* X) {
     for (int j = i + 1; j < n; ++j) asym = std::max(asym, std::fabs(X[i * n + j] - X[j * n + i]));
   if (asym > sym_tol * amax) return SpdNotSymmetric;
   return SpdOk;
+}
+
+bool all_finite(int n, const double* X) {
+  bool ok = true;
+  for (int i = 0; i < n * n; ++i) ok &= std::isfinite(X[i]);
+  return ok;
 }
 
 // X <- M X M (M symmetric, double), through T1.
@@ -126,7 +142,10 @@ int8_t funm_one(SimdIsa isa, const T* A, int n, const double* M, SpdFunc f, doub
                 double sym_tol, Work& w) {
   int8_t st = load(A, n, sym_tol, w.X.data());
   if (st != SpdOk) return st;
-  if (M) congruence(isa, n, M, w.X.data(), w.T1.data());
+  if (M) {
+    congruence(isa, n, M, w.X.data(), w.T1.data());
+    if (!all_finite(n, w.X.data())) return SpdOverflow;
+  }
   if (!eig(isa, n, w, true)) return SpdNotConverged;
   if (needs_pd(f) && !positive<T>(n, w.d.data())) return SpdNotPositive;
   if (!apply(f, power, n, w)) return SpdOverflow;
@@ -148,7 +167,7 @@ void spd_eigh(const T* A, int64_t B, int n, double sym_tol, bool vectors, T* w, 
               int8_t* status, int n_jobs) {
   const SimdIsa isa = simd_isa();
   const int64_t nn = int64_t(n) * n;
-#pragma omp parallel num_threads(resolve_threads(n_jobs))
+#pragma omp parallel num_threads(threads_for(B, n, n_jobs))
   {
     Work ws(n);
 #pragma omp for schedule(static)
@@ -180,7 +199,7 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
   const int64_t nn = int64_t(n) * n;
   std::vector<double> Mshared;
   if (M && m_stride == 0) Mshared = to_double(M, nn);
-#pragma omp parallel num_threads(resolve_threads(n_jobs))
+#pragma omp parallel num_threads(threads_for(B, n, n_jobs))
   {
     Work ws(n);
     std::vector<double> Mb(M && m_stride ? nn : 0);
@@ -209,7 +228,7 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
   const int64_t nn = int64_t(n) * n;
   const std::vector<double> Md = to_double(M, K * nn);
   const int64_t tasks = outer ? B * K : B;
-#pragma omp parallel num_threads(resolve_threads(n_jobs))
+#pragma omp parallel num_threads(threads_for(tasks, n, n_jobs))
   {
     Work ws(n);
 #pragma omp for schedule(static)
@@ -219,7 +238,9 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
       int8_t st = load(A + b * nn, n, sym_tol, ws.X.data());
       if (st == SpdOk) {
         congruence(isa, n, Md.data() + k * nn, ws.X.data(), ws.T1.data());
-        if (!eig(isa, n, ws, false))
+        if (!all_finite(n, ws.X.data()))
+          st = SpdOverflow;
+        else if (!eig(isa, n, ws, false))
           st = SpdNotConverged;
         else if (!positive<T>(n, ws.d.data()))
           st = SpdNotPositive;
@@ -241,7 +262,7 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
   std::vector<double> partial(chunks * nn, 0.0);
   std::vector<double> Md;
   if (M) Md = to_double(M, nn);
-#pragma omp parallel num_threads(resolve_threads(n_jobs))
+#pragma omp parallel num_threads(threads_for(B, n, n_jobs))
   {
     Work ws(n);
 #pragma omp for schedule(static)

@@ -23,7 +23,7 @@ enum SpdStatus : int8_t {
   SpdNotSymmetric = 2,  // max |a_ij - a_ji| > sym_tol * max |a_ij|
   SpdNotPositive = 3,   // not (numerically) positive definite, for functions that need it
   SpdNotConverged = 4,  // the QL iteration needed more than 60 steps for an eigenvalue
-  SpdOverflow = 5,      // f(eigenvalue) is not finite (expm of a large matrix)
+  SpdOverflow = 5,      // an intermediate M A M or a value f(eigenvalue) is not finite
 };
 
 /// Eigenvalues w (B x n, ascending) and, with `vectors`, eigenvectors V (B x n x n, columns as

@@ -38,6 +38,7 @@ from .spectral import (
 __version__: str = _core.__version__
 
 __all__ = [
+    "MDM",
     # spectral
     "DiffusionMap",
     "EigshResult",
@@ -47,7 +48,6 @@ __all__ = [
     "KNNGraph",
     "KNNResult",
     "LaplacianEigenmap",
-    "MDM",
     "NotFittedError",
     "OllivierRicci",
     "RicciCommunities",

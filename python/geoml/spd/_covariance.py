@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_float_array, check_int
+from ._linalg import check_finite
 
 ESTIMATORS = ("scm", "lwf", "oas")
 
@@ -20,6 +21,7 @@ def _check_x(X):
     return arr
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def covariances(X, estimator: str = "scm") -> np.ndarray:
     r"""Covariance matrices of multichannel time series, batched over leading axes.
 
@@ -68,6 +70,7 @@ def covariances(X, estimator: str = "scm") -> np.ndarray:
     n, T = Xc.shape[-2], Xc.shape[-1]
     S = (Xc @ Xc.swapaxes(-1, -2)) / T
     S = 0.5 * (S + S.swapaxes(-1, -2))
+    check_finite(S, "covariances")
     if estimator == "scm" or n == 1:
         return S.astype(dt)
     tr = np.trace(S, axis1=-2, axis2=-1)
@@ -80,18 +83,16 @@ def covariances(X, estimator: str = "scm") -> np.ndarray:
         beta = (beta_ / T - delta_) / (n * T)
         delta = (delta_ - 2.0 * mu * tr + n * mu**2) / n
         beta = np.minimum(beta, delta)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            shrink = np.where(beta == 0, 0.0, beta / delta)
+        shrink = np.where(beta == 0, 0.0, beta / delta)
     else:  # oas, scikit-learn >= 1.3
         alpha = np.mean(S**2, axis=(-2, -1))
         num = alpha + mu**2
         den = (T + 1.0) * (alpha - mu**2 / n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            shrink = np.where(den == 0, 1.0, np.minimum(num / den, 1.0))
+        shrink = np.where(den == 0, 1.0, np.minimum(num / den, 1.0))
     out = (1.0 - shrink)[..., None, None] * S
     idx = np.arange(n)
     out[..., idx, idx] += (shrink * mu)[..., None]
-    return out.astype(dt)
+    return check_finite(out, "covariances").astype(dt)
 
 
 def augmented_covariances(X, order: int = 2, lag: int = 1, estimator: str = "scm") -> np.ndarray:

@@ -32,7 +32,8 @@ def _pair(A, B, name_a="A", name_b="B"):
     if A3.shape[-1] != B3.shape[-1]:
         raise ValueError(f"{name_a} and {name_b} hold matrices of different sizes")
     dt = np.result_type(A3.dtype, B3.dtype)
-    A3, B3 = A3.astype(dt, copy=False), B3.astype(dt, copy=False)
+    A3 = _linalg.upcast(A3.astype(dt, copy=False), name_a, ba)
+    B3 = _linalg.upcast(B3.astype(dt, copy=False), name_b, bb)
     try:
         out = np.broadcast_shapes(ba, bb)
     except ValueError:
@@ -48,7 +49,7 @@ def _pair(A, B, name_a="A", name_b="B"):
         B3 = np.ascontiguousarray(np.broadcast_to(B3.reshape(bb + (n, n)), out + (n, n))).reshape(
             (-1, n, n)
         )
-    return A3, B3, out
+    return A3, B3, out, dt
 
 
 def _check_spd(A, name, batch, n_jobs):
@@ -56,6 +57,7 @@ def _check_spd(A, name, batch, n_jobs):
     _fun(A, "sqrt", n_jobs=n_jobs, name=name, batch=batch)
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = False, n_jobs=None):
     r"""Distance between SPD matrices, batched: ``A`` and ``B`` broadcast over leading axes.
 
@@ -107,7 +109,7 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
     >>> A, B = np.diag([1.0, np.e]), np.eye(2)
     >>> float(distance(A, B))
     1.0
-    >>> float(distance(np.diag([4.0, 9.0]), np.eye(2), "wasserstein") ** 2)
+    >>> round(float(distance(np.diag([4.0, 9.0]), np.eye(2), "wasserstein") ** 2), 12)
     5.0
     """
     metric = check_metric(metric)
@@ -115,8 +117,7 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
     if metric == "euclid" and p == 0:
         metric = "logeuclid"
     nj = _linalg.jobs(n_jobs)
-    A3, B3, out = _pair(A, B)
-    dt = A3.dtype
+    A3, B3, out, dt = _pair(A, B)
     if p != 1.0 and metric != "logeuclid":
         A3 = _fun(A3, "power", p, nj, "A")
         B3 = _fun(B3, "power", p, nj, "B")
@@ -145,10 +146,12 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
     if p != 1.0 and metric != "logeuclid":
         d2 = d2 / (p * p)
     d2 = d2.reshape(out)
+    _linalg.check_finite(d2, "distance")
     d = d2 if squared else np.sqrt(d2)
     return np.asarray(d, dtype=dt)
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def pairwise_distance(
     X, Y=None, metric: str = "riemann", *, p: float = 1.0, squared: bool = False, n_jobs=None
 ):
@@ -205,9 +208,9 @@ def pairwise_distance(
             raise ValueError(f"Y must have shape (n_y, n, n); got {np.shape(Y)}")
         if Y3.shape[-1] != X3.shape[-1]:
             raise ValueError("X and Y hold matrices of different sizes")
-        dt = np.result_type(X3.dtype, Y3.dtype)
-        X3, Y3 = X3.astype(dt, copy=False), Y3.astype(dt, copy=False)
-    dt = X3.dtype
+    dt = X3.dtype if same else np.result_type(X3.dtype, Y3.dtype)
+    X3 = _linalg.upcast(X3.astype(dt, copy=False), "X")
+    Y3 = X3 if same else _linalg.upcast(Y3.astype(dt, copy=False), "Y")
     nx_, ny_ = X3.shape[0], Y3.shape[0]
     if p != 1.0 and metric != "logeuclid":
         X3 = _fun(X3, "power", p, nj, "X")
@@ -248,5 +251,6 @@ def pairwise_distance(
     if same:
         d2 = np.triu(d2, 1)
         d2 = d2 + d2.T
+    _linalg.check_finite(d2, "pairwise_distance")
     d = d2 if squared else np.sqrt(d2)
     return d.astype(dt)

@@ -32,7 +32,7 @@ def _check_spd_input(X, est, *, fitted: bool):
     else:
         raise ValueError(
             "X must be SPD matrices of shape (n_samples, n, n) or a 2-D array "
-            f"(n_samples, n_features); got shape {arr.shape}"
+            f"(n_samples, n_features); got shape {arr.shape}. Reshape your data"
         )
     if fitted and (n_in != est.n_features_in_ or arr.ndim != est._ndim):
         raise ValueError(
@@ -49,6 +49,25 @@ def _check_spd_input(X, est, *, fitted: bool):
         out[:, idx, idx] = d
         return out, n_in, 2
     return arr, n_in, 3
+
+
+def _check_fitted(est):
+    """geoml's NotFittedError before fit; when scikit-learn is installed, one that is also
+    ``sklearn.exceptions.NotFittedError`` (its classifier checks catch that class)."""
+    if est.__sklearn_is_fitted__():
+        return
+    try:
+        from sklearn.exceptions import NotFittedError as SkNotFitted
+    except ImportError:  # pragma: no cover
+        est._check_is_fitted()
+        return
+    from .._base import NotFittedError
+
+    class _NotFitted(NotFittedError, SkNotFitted):
+        pass
+
+    _NotFitted.__name__ = _NotFitted.__qualname__ = "NotFittedError"
+    raise _NotFitted(f"this {type(est).__name__} is not fitted yet; call fit(X, y) first")
 
 
 def _column_warning():
@@ -95,12 +114,14 @@ def _check_weights(sample_weight, n):
         raise ValueError(f"sample_weight must have shape ({n},); got {w.shape}")
     if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError("sample_weight must be finite and non-negative")
+    if not w.sum() > 0:
+        raise ValueError("the sample weights are all zero")
     return w
 
 
 def _mean(X, metric, weights, n_jobs):
     if weights is not None and not weights.sum() > 0:
-        raise ValueError("sample_weight of a class sums to 0")
+        raise ValueError("the sample weights of a class are all zero")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         if metric == "riemann":
@@ -148,6 +169,7 @@ class MDM(BaseEstimator):
     """
 
     _estimator_type_tag = "classifier"
+    _transformer = True  # transform: the distances to the class means
 
     def __init__(self, metric: str = "riemann", n_jobs=None):
         self.metric = metric
@@ -205,7 +227,7 @@ class MDM(BaseEstimator):
         -------
         ndarray, shape (n_samples, n_classes)
         """
-        self._check_is_fitted()
+        _check_fitted(self)
         X3, _, _ = _check_spd_input(X, self, fitted=True)
         metric = check_metric(self.metric, _EST_METRICS)
         check_n_jobs(self.n_jobs)
@@ -230,7 +252,7 @@ class MDM(BaseEstimator):
         -------
         ndarray, shape (n_samples,)
         """
-        self._check_is_fitted()
+        _check_fitted(self)
         return self.classes_[np.argmin(self.transform(X), axis=1)]
 
     def predict_proba(self, X):
@@ -334,7 +356,7 @@ class TangentSpace(BaseEstimator):
         -------
         ndarray, shape (n_samples, n (n + 1) / 2)
         """
-        self._check_is_fitted()
+        _check_fitted(self)
         X3, _, _ = _check_spd_input(X, self, fitted=True)
         check_n_jobs(self.n_jobs)
         n_jobs = self.n_jobs
@@ -358,5 +380,5 @@ class TangentSpace(BaseEstimator):
         -------
         ndarray, shape (n_samples, n, n)
         """
-        self._check_is_fitted()
+        _check_fitted(self)
         return untangent_space(X, self.reference_, self._map_metric(), n_jobs=self.n_jobs)

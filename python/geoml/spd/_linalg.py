@@ -35,7 +35,7 @@ _MESSAGES = {
         "required; regularize it, e.g. add a small multiple of the identity"
     ),
     4: "could not be diagonalised (the QL iteration did not converge)",
-    5: "gives a matrix function that overflows",
+    5: "overflows (a matrix function or product of it is not finite in float64)",
 }
 
 _FUNCS = ("sqrt", "invsqrt", "log", "exp", "power")
@@ -87,7 +87,7 @@ def _check_np(A, sym_tol):
     status = np.zeros(A.shape[0], dtype=np.int8)
     finite = np.isfinite(A).all(axis=(1, 2))
     status[~finite] = 1
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         amax = np.abs(A).max(axis=(1, 2))
         asym = np.abs(A - A.swapaxes(1, 2)).max(axis=(1, 2))
     status[finite & (asym > sym_tol * amax)] = 2
@@ -125,7 +125,11 @@ def _funm_np(A, M, func, power, sym_tol):
     Ad[status != 0] = np.eye(A.shape[-1])
     if M is not None and M.shape[0]:
         Md = M.astype(np.float64)
-        Ad = Md @ Ad @ Md
+        with np.errstate(all="ignore"):
+            Ad = Md @ Ad @ Md
+        over = (status == 0) & ~np.isfinite(Ad).all(axis=(1, 2))
+        status[over] = 5
+        Ad[over] = np.eye(A.shape[-1])
     w, V = np.linalg.eigh(_sym_part(Ad))
     if func != "exp":
         bad = (status == 0) & ~_pd_ok(w, np.finfo(dt).eps)
@@ -165,12 +169,16 @@ def eigvalsh_pairs(A, M, *, outer: bool = False, n_jobs: int = 0):
     Ad = A.astype(np.float64)
     Ad[status != 0] = np.eye(n)
     Md = Mk.astype(np.float64)
-    if outer:
-        C = Md[None, :] @ Ad[:, None] @ Md[None, :]
-        status = np.repeat(status, Mk.shape[0])
-        C = C.reshape((-1, n, n))
-    else:
-        C = Md @ Ad @ Md
+    with np.errstate(all="ignore"):
+        if outer:
+            C = Md[None, :] @ Ad[:, None] @ Md[None, :]
+            status = np.repeat(status, Mk.shape[0])
+            C = C.reshape((-1, n, n))
+        else:
+            C = Md @ Ad @ Md
+    over = (status == 0) & ~np.isfinite(C).all(axis=(1, 2))
+    status[over] = 5
+    C[over] = np.eye(n)
     w = np.linalg.eigvalsh(_sym_part(C))
     status[(status == 0) & ~_pd_ok(w, np.finfo(A.dtype).eps)] = 3
     w[status != 0] = np.nan
@@ -216,5 +224,26 @@ def eigh_batch(A, *, vectors: bool = True, n_jobs: int = 0):
     return w, V, status
 
 
+def check_finite(out, what: str):
+    """``ValueError`` when a result overflowed (input near the float64 range)."""
+    if not np.isfinite(out).all():
+        raise ValueError(f"{what} overflows: the result is not finite in float64 (input too large)")
+    return out
+
+
 def jobs(n_jobs) -> int:
     return check_n_jobs(n_jobs)
+
+
+def upcast(A, name: str = "X", batch=None, *, pd: bool = True, n_jobs: int = 0):
+    """float64 copy of a float32 batch for the composite operations (distances, means, maps),
+    after checking it in float32 (finite, symmetric within float32's tolerance, and with
+    ``pd`` numerically positive definite in float32); float64 input is returned as is."""
+    if A.dtype == np.float64:
+        return A
+    w, _, status = eigh_batch(A, vectors=False, n_jobs=n_jobs)
+    if pd:
+        status[(status == 0) & ~_pd_ok(w, np.finfo(A.dtype).eps)] = 3
+    raise_status(status, name, batch)
+    A = A.astype(np.float64)
+    return 0.5 * (A + A.swapaxes(-1, -2))

@@ -35,7 +35,7 @@ def _sets(X, weights):
     if m == 0:
         raise ValueError("X holds no matrices: at least one is needed for a mean")
     sets = batch[:-1]
-    X4 = X3.reshape((-1, m, n, n))
+    X4 = _linalg.upcast(X3, "X").reshape((-1, m, n, n))
     if weights is None:
         w = np.full(m, 1.0 / m)
     else:
@@ -51,7 +51,7 @@ def _sets(X, weights):
         if not total > 0:
             raise ValueError("weights must not all be zero")
         w = w / total
-    return X4, w, sets
+    return X4, w, sets, X3.dtype
 
 
 def _single(M, func, power=1.0, n_jobs=0, name="mean"):
@@ -68,7 +68,7 @@ def _wsum(X, w, M, func, n_jobs, name="X"):
 
 def _finish(means, iters, conv, sets, dt, what):
     n = means[0].shape[-1]
-    mean = np.stack(means).reshape(sets + (n, n)).astype(dt)
+    mean = _linalg.check_finite(np.stack(means), what).reshape(sets + (n, n)).astype(dt)
     if not all(conv):
         warnings.warn(
             f"{what}: convergence not reached for {conv.count(False)} of {len(conv)} set(s); "
@@ -92,6 +92,7 @@ def _check_init(init, n, dt):
     return I3[0].astype(np.float64)
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def mean_riemann(X, weights=None, *, tol: float = 1e-8, max_iter: int = 50, init=None, n_jobs=None):
     r"""Affine-invariant (Karcher) mean of SPD matrices, weighted, batched over sets.
 
@@ -138,8 +139,8 @@ def mean_riemann(X, weights=None, *, tol: float = 1e-8, max_iter: int = 50, init
     tol = check_tol(tol)
     max_iter = check_int(max_iter, "max_iter", low=1)
     nj = _linalg.jobs(n_jobs)
-    X4, w, sets = _sets(X, weights)
-    dt, n = X4.dtype, X4.shape[-1]
+    X4, w, sets, dt = _sets(X, weights)
+    n = X4.shape[-1]
     init = _check_init(init, n, dt)
     tol = max(tol, 10 * n * float(np.finfo(dt).eps))
     means, iters, conv = [], [], []
@@ -148,10 +149,10 @@ def mean_riemann(X, weights=None, *, tol: float = 1e-8, max_iter: int = 50, init
         nu, tau = 1.0, np.finfo(np.float64).max
         ok, it = False, 0
         for it in range(1, max_iter + 1):  # noqa: B007 (it: the count after the loop)
-            M12 = _single(M.astype(dt), "sqrt", n_jobs=nj)
-            Mm12 = _single(M.astype(dt), "invsqrt", n_jobs=nj)
-            J = _wsum(Xs, w, Mm12.astype(dt), "log", nj)
-            E = _single((nu * J).astype(dt), "exp", n_jobs=nj)
+            M12 = _single(M, "sqrt", n_jobs=nj)
+            Mm12 = _single(M, "invsqrt", n_jobs=nj)
+            J = _wsum(Xs, w, Mm12, "log", nj)
+            E = _single(nu * J, "exp", n_jobs=nj)
             M = M12 @ E @ M12
             M = 0.5 * (M + M.T)
             crit = float(np.linalg.norm(J))
@@ -169,6 +170,7 @@ def mean_riemann(X, weights=None, *, tol: float = 1e-8, max_iter: int = 50, init
     return _finish(means, iters, conv, sets, dt, "mean_riemann")
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def mean_logeuclid(X, weights=None, *, n_jobs=None) -> np.ndarray:
     r"""Log-Euclidean mean :math:`\exp(\sum_i w_i \log X_i)` of SPD matrices, batched over sets.
 
@@ -200,15 +202,16 @@ def mean_logeuclid(X, weights=None, *, n_jobs=None) -> np.ndarray:
            [0., 2.]])
     """
     nj = _linalg.jobs(n_jobs)
-    X4, w, sets = _sets(X, weights)
-    dt, n = X4.dtype, X4.shape[-1]
+    X4, w, sets, dt = _sets(X, weights)
+    n = X4.shape[-1]
     out = []
     for Xs in X4:
         L = _wsum(Xs, w, None, "log", nj)
-        out.append(_single(L.astype(dt), "exp", n_jobs=nj))
+        out.append(_single(L, "exp", n_jobs=nj))
     return np.stack(out).reshape(sets + (n, n)).astype(dt)
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def mean_wasserstein(
     X, weights=None, *, tol: float = 1e-7, max_iter: int = 1000, init=None, n_jobs=None
 ):
@@ -259,8 +262,8 @@ def mean_wasserstein(
     tol = check_tol(tol)
     max_iter = check_int(max_iter, "max_iter", low=1)
     nj = _linalg.jobs(n_jobs)
-    X4, w, sets = _sets(X, weights)
-    dt, n = X4.dtype, X4.shape[-1]
+    X4, w, sets, dt = _sets(X, weights)
+    n = X4.shape[-1]
     init = _check_init(init, n, dt)
     means, iters, conv = [], [], []
     for Xs in X4:
@@ -268,8 +271,8 @@ def mean_wasserstein(
         floor = 10 * n * float(np.finfo(dt).eps) * np.linalg.norm(C)
         ok, it = False, 0
         for it in range(1, max_iter + 1):  # noqa: B007 (it: the count after the loop)
-            C12 = _single(C.astype(dt), "sqrt", n_jobs=nj)
-            Cnew = _wsum(Xs, w, C12.astype(dt), "sqrt", nj)
+            C12 = _single(C, "sqrt", n_jobs=nj)
+            Cnew = _wsum(Xs, w, C12, "sqrt", nj)
             if np.linalg.norm(C - Cnew) <= max(tol, floor):
                 ok = True
                 break
@@ -280,6 +283,7 @@ def mean_wasserstein(
     return _finish(means, iters, conv, sets, dt, "mean_wasserstein")
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def mean(X, weights=None, *, metric: str = "riemann", n_jobs=None, **kwargs) -> np.ndarray:
     """The mean of SPD matrices under ``metric`` (the array only; see :func:`mean_riemann`,
     :func:`mean_logeuclid`, :func:`mean_wasserstein` for the options and flags).
@@ -315,12 +319,10 @@ def mean(X, weights=None, *, metric: str = "riemann", n_jobs=None, **kwargs) -> 
         raise TypeError(f"unexpected arguments for metric={metric!r}: {sorted(kwargs)}")
     if metric == "logeuclid":
         return mean_logeuclid(X, weights, n_jobs=n_jobs)
-    X4, w, sets = _sets(X, weights)
+    X4, w, sets, dt = _sets(X, weights)
     nj = _linalg.jobs(n_jobs)
     for Xs in X4:  # SPD check
         _, status = _linalg.funm(Xs, func="sqrt", n_jobs=nj)
         _linalg.raise_status(status, "X")
     n = X4.shape[-1]
-    return (
-        np.einsum("i,sijk->sjk", w, X4.astype(np.float64)).reshape(sets + (n, n)).astype(X4.dtype)
-    )
+    return np.einsum("i,sijk->sjk", w, X4).reshape(sets + (n, n)).astype(dt)
