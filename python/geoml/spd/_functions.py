@@ -76,7 +76,7 @@ _SHAPES = """
     X : array_like, shape (..., n, n)
         {what} matrices, float32 or float64 (other real dtypes become float64). Only the
         upper triangle is read; a matrix that is not symmetric within about ``sqrt(eps)``
-        relative to its largest entry, holds NaN or infinity{pd} is refused.
+        relative to its largest entry or holds NaN or infinity{pd} is refused.
     n_jobs : int, optional
         Threads (None: the OpenMP default, -1: all cores).
 
@@ -91,8 +91,8 @@ _SHAPES = """
         For input that is not {what_lower}."""
 
 _PD = (
-    ", or is not numerically positive definite (smallest eigenvalue not above "
-    "``n * eps * largest``: singular input is refused; add a small ridge to regularize)"
+    ",\n        or is not numerically positive definite (smallest eigenvalue not above\n"
+    "        ``n * eps * largest``: singular input is refused; add a small ridge to regularize)"
 )
 
 
