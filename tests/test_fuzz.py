@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.linalg as sp_linalg
 import scipy.sparse as sp
 
 pytest.importorskip("hypothesis")
@@ -1620,3 +1621,85 @@ def test_magnitude(X, t, metric):
     assert_finite(out)
     n = np.asarray(X).shape[0]
     assert out > 0 and out <= n * (1 + 1e-6)
+# ----------------------------------------------------------------------------- geoml.spd
+SPD_SHAPES = st.sampled_from(
+    [(1, 1), (2, 2), (3, 3), (0, 2, 2), (2, 3, 3), (1, 4, 4), (3,), (2, 3), (2, 2, 3)]
+)
+
+
+def _spd_from(M):
+    """A valid SPD batch from any finite square batch: M M^T + I."""
+    Mf = f64(M)
+    return Mf @ Mf.swapaxes(-1, -2) + np.eye(Mf.shape[-1])
+
+
+@given(X=arrays(SPD_SHAPES), sym=st.booleans(), data=st.data())
+def test_spd_matrix_functions(X, sym, data):
+    if sym and X.ndim >= 2 and X.shape[-1] == X.shape[-2] and X.dtype.kind in "fiub":
+        X = (X + X.swapaxes(-1, -2)) / 2
+    name = data.draw(st.sampled_from(["sqrtm", "invsqrtm", "logm", "expm", "eigh"]))
+    out = attempt(getattr(geoml.spd, name), X)
+    note(f"{name} -> {out!r}")
+    assert_finite(out, name)
+    if not rejected(out) and name != "eigh":
+        assert out.shape == X.shape
+    p = data.draw(st.sampled_from([0.5, -1.0, 2.0, float("nan"), float("inf"), "2", None]))
+    assert_finite(attempt(geoml.spd.powm, X, p), "powm")
+
+
+@given(n=st.integers(1, 5), b=st.integers(1, 3), data=st.data())
+def test_spd_valid(n, b, data):
+    M = data.draw(nice_arrays((b, n, n)), "M")
+    A = _spd_from(M)
+    if M.dtype == np.float32:
+        A = A.astype(np.float32)
+    tol = 1e-3 if A.dtype == np.float32 else 1e-9
+    for name, ref in (
+        ("sqrtm", lambda a: np.real(sp_linalg.sqrtm(a))),
+        ("logm", lambda a: np.real(sp_linalg.logm(a))),
+    ):
+        out = attempt(getattr(geoml.spd, name), A)
+        assert not rejected(out), out
+        for i in range(b):
+            want = ref(f64(A[i]))
+            assert np.abs(out[i] - want).max() <= tol * max(1.0, np.abs(want).max())
+    for metric in ("riemann", "logeuclid", "wasserstein", "euclid"):
+        # d(A, A) is the square root of rounding noise: bound the squared distance
+        d = attempt(geoml.spd.distance, A, A[0], metric, squared=True)
+        assert not rejected(d), d
+        assert_finite(d, "distance")
+        assert d.shape == (b,) and abs(float(d[0])) <= 100 * tol * max(1.0, np.abs(f64(A)).max())
+    res = attempt(geoml.spd.mean_riemann, A)
+    assert not rejected(res), res
+    assert_finite(res.mean, "mean_riemann")
+    L = attempt(geoml.spd.log_map, A, A[0])
+    assert not rejected(L) and np.abs(f64(L[0])).max() <= 10 * tol
+
+
+@given(X=arrays(SPD_SHAPES), Y=arrays(SPD_SHAPES), data=st.data())
+def test_spd_distances_and_means(X, Y, data):
+    metric = data.draw(st.sampled_from(["riemann", "logeuclid", "wasserstein", "euclid", "bogus"]))
+    assert_finite(attempt(geoml.spd.distance, X, Y, metric), "distance")
+    assert_finite(attempt(geoml.spd.pairwise_distance, X, Y, metric), "pairwise_distance")
+    for fn in (geoml.spd.mean_riemann, geoml.spd.mean_wasserstein):
+        out = attempt(fn, X, max_iter=3)
+        if not rejected(out):
+            assert_finite(out.mean, fn.__name__)
+    assert_finite(attempt(geoml.spd.mean_logeuclid, X), "mean_logeuclid")
+    assert_finite(attempt(geoml.spd.log_map, X, Y), "log_map")
+    assert_finite(attempt(geoml.spd.exp_map, X, Y), "exp_map")
+    assert_finite(
+        attempt(geoml.spd.covariances, X, data.draw(st.sampled_from(["scm", "lwf", "oas"]))),
+        "covariances",
+    )
+    assert_finite(attempt(geoml.spd.augmented_covariances, X, order=2, lag=1), "augmented")
+
+
+@given(X=arrays(SPD_SHAPES), data=st.data())
+def test_spd_estimators(X, data):
+    y = np.arange(X.shape[0]) % 2 if X.ndim >= 1 else None
+    est = data.draw(st.sampled_from([geoml.MDM(), geoml.TangentSpace()]))
+    out = attempt(est.fit, X, y)
+    if rejected(out):
+        return
+    assert_finite(attempt(est.transform, X), "transform")

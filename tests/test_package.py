@@ -62,6 +62,7 @@ PUBLIC_MODULES = [
     "geoml.curvature",
     "geoml.lowrank",
     "geoml.measures",
+    "geoml.spd",
 ]
 
 

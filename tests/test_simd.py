@@ -402,3 +402,29 @@ def test_ollivier_ricci(isa, method, weighted):
         G[u][v]["weight"] = float(rng.integers(1, 4)) if weighted else 1.0
     ref, got_ = both(isa, lambda: geoml.OllivierRicci(method=method).fit(G).curvature_)
     np.testing.assert_allclose(got_, ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_spd_eigensolver_and_functions(isa, dtype):
+    rng = np.random.default_rng(11)
+    n = 13
+    M = rng.standard_normal((40, n, 2 * n))
+    A = (M @ M.swapaxes(1, 2) / (2 * n) + 0.1 * np.eye(n)).astype(dtype)
+    B = A[:5]
+
+    def run():
+        w, V = geoml.spd.eigh(A)
+        return (
+            w,
+            np.abs(V),
+            geoml.spd.sqrtm(A),
+            geoml.spd.logm(A),
+            geoml.spd.distance(A, A[0]),
+            geoml.spd.pairwise_distance(B, metric="wasserstein"),
+            geoml.spd.mean_riemann(A).mean,
+        )
+
+    ref, got = both(isa, run)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for r, g in zip(ref, got):
+        np.testing.assert_allclose(g, r, rtol=tol, atol=tol * np.abs(r).max())

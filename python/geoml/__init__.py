@@ -7,7 +7,7 @@ geoml never imports CuPy nor touches a GPU.
 
 from __future__ import annotations
 
-from . import _core, measures, ot
+from . import _core, measures, ot, spd
 from ._base import NotFittedError
 from ._config import show_config
 from .curvature import (
@@ -29,6 +29,7 @@ from .measures import (
     von_neumann_entropy,
 )
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
+from .spd import MDM, TangentSpace
 from .spectral import (
     DiffusionMap,
     EigshResult,
@@ -45,28 +46,25 @@ from .spectral import (
 __version__: str = _core.__version__
 
 __all__ = [
-    # spectral
     "DiffusionMap",
     "EigshResult",
-    # curvature
     "FormanRicci",
-    # neighbours and graphs
     "KNNGraph",
     "KNNResult",
     "LaplacianEigenmap",
+    "MDM",
     "NotFittedError",
     "OllivierRicci",
     "RicciCommunities",
     "RicciFlow",
-    # low rank
     "SVDResult",
     "SpectralClustering",
     "SpectralDensity",
+    "TangentSpace",
     "TraceEstimate",
     "Tucker",
     "TuckerTensor",
     "__version__",
-    # measures of data geometry: the geoml.measures module (result types there)
     "diffusion_spectral_entropy",
     "diffusion_spectral_mutual_information",
     "effective_rank",
@@ -79,11 +77,11 @@ __all__ = [
     "magnitude",
     "measures",
     "ollivier_ricci",
-    # optimal transport: the geoml.ot module (sinkhorn, emd, batched solvers, ...)
     "ot",
     "randomized_svd",
     "ricci_communities",
     "show_config",
+    "spd",
     "spectral_density",
     "trace_function",
     "tucker",
