@@ -46,13 +46,13 @@ from .spectral import (
 __version__: str = _core.__version__
 
 __all__ = [
+    "MDM",
     "DiffusionMap",
     "EigshResult",
     "FormanRicci",
     "KNNGraph",
     "KNNResult",
     "LaplacianEigenmap",
-    "MDM",
     "NotFittedError",
     "OllivierRicci",
     "RicciCommunities",
