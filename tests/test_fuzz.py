@@ -1621,6 +1621,8 @@ def test_magnitude(X, t, metric):
     assert_finite(out)
     n = np.asarray(X).shape[0]
     assert out > 0 and out <= n * (1 + 1e-6)
+
+
 # ----------------------------------------------------------------------------- geoml.spd
 SPD_SHAPES = st.sampled_from(
     [(1, 1), (2, 2), (3, 3), (0, 2, 2), (2, 3, 3), (1, 4, 4), (3,), (2, 3), (2, 2, 3)]
