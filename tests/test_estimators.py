@@ -41,6 +41,7 @@ ESTIMATORS = [
     geoml.RicciFlow(n_iter=1),
     geoml.RicciCommunities(n_iter=1),
     geoml.Tucker(1),
+    geoml.MDS(max_iter=3000),
 ]
 
 
@@ -307,6 +308,10 @@ def _fit_attrs(est, X, names):
         (
             lambda nj: geoml.SpectralClustering(3, n_neighbors=8, random_state=4, n_jobs=nj),
             ["labels_", "embedding_", "inertia_"],
+        ),
+        (
+            lambda nj: geoml.MDS(2, random_state=4, n_jobs=nj, landmarks=60),
+            ["embedding_", "stress_", "landmarks_"],
         ),
     ],
 )

@@ -61,6 +61,7 @@ PUBLIC_MODULES = [
     "geoml.ot",
     "geoml.curvature",
     "geoml.lowrank",
+    "geoml.diffusion",
 ]
 
 

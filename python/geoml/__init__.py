@@ -19,6 +19,7 @@ from .curvature import (
     ollivier_ricci,
     ricci_communities,
 )
+from .diffusion import MDS, heat_kernel
 from .lowrank import SVDResult, Tucker, TuckerTensor, randomized_svd, tucker
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
 from .spectral import (
@@ -37,6 +38,7 @@ from .spectral import (
 __version__: str = _core.__version__
 
 __all__ = [
+    "MDS",
     # spectral
     "DiffusionMap",
     "EigshResult",
@@ -60,6 +62,7 @@ __all__ = [
     "__version__",
     "eigsh",
     "forman_ricci",
+    "heat_kernel",
     "knn",
     "knn_graph",
     "laplacian",

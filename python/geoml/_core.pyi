@@ -36,6 +36,7 @@ __all__: list[str] = [
     "forman_ricci",
     "gram_apply",
     "gram_apply_pair",
+    "heat_chebyshev",
     "kmeans",
     "knn",
     "lowrank_blas_ready",
@@ -53,6 +54,7 @@ __all__: list[str] = [
     "sinkhorn",
     "sinkhorn_batched",
     "sinkhorn_points",
+    "smacof",
     "sum_squares",
     "ts_gram",
     "ts_matmul",
@@ -837,6 +839,62 @@ def gram_apply_pair(
     (Gram of mode N-2 times U1, Gram of mode N-1 times U2), one read of X.
     """
 
+@typing.overload
+def heat_chebyshev(
+    data: numpy.typing.NDArray[numpy.float64],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Chebyshev series sum_k coef[j, k] T_k(S) X for each row j of coef (S in CSR).
+    """
+
+@typing.overload
+def heat_chebyshev(
+    data: numpy.typing.NDArray[numpy.float64],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Chebyshev series sum_k coef[j, k] T_k(S) X for each row j of coef (S in CSR).
+    """
+
+@typing.overload
+def heat_chebyshev(
+    data: numpy.typing.NDArray[numpy.float32],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    X: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Chebyshev series sum_k coef[j, k] T_k(S) X for each row j of coef (S in CSR).
+    """
+
+@typing.overload
+def heat_chebyshev(
+    data: numpy.typing.NDArray[numpy.float32],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    X: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Chebyshev series sum_k coef[j, k] T_k(S) X for each row j of coef (S in CSR).
+    """
+
 def kmeans(
     X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
     *,
@@ -1082,6 +1140,34 @@ def sinkhorn_points(
 ) -> tuple:
     """
     Entropic OT between point clouds, cost |x - y|^power -> (cost, f, g, n_iter, err, converged).
+    """
+
+@typing.overload
+def smacof(
+    D: numpy.typing.NDArray[numpy.float64],
+    X0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    max_iter: typing.SupportsInt | typing.SupportsIndex = 300,
+    eps: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
+    verbose: bool = False,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Metric SMACOF from X0 on dissimilarities D: (X, stress, n_iter, converged).
+    """
+
+@typing.overload
+def smacof(
+    D: numpy.typing.NDArray[numpy.float32],
+    X0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    max_iter: typing.SupportsInt | typing.SupportsIndex = 300,
+    eps: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
+    verbose: bool = False,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Metric SMACOF from X0 on dissimilarities D: (X, stress, n_iter, converged).
     """
 
 @typing.overload
