@@ -106,6 +106,21 @@ def test_heat_kernel_times_and_threads():
     assert geoml.heat_kernel(W, X, np.float64(2.0)).shape == (400, 5)
 
 
+def test_heat_kernel_renumbered_graph():
+    # from _RCM_MIN_N nodes on the graph is renumbered (RCM) inside; the result is in the
+    # caller's order, and the continued series (large t) agrees too
+    from geoml.diffusion._heat import _RCM_MIN_N
+
+    n = _RCM_MIN_N + 100
+    W = knn_affinity(n, 8, k=6)
+    L = geoml.laplacian(W).tocsc()
+    X = np.random.default_rng(3).standard_normal((n, 2))
+    Y = geoml.heat_kernel(W, X, [0.7, 300.0], n_jobs=2)
+    assert relerr(Y[0], expm_multiply(-0.7 * L, X)) <= 1e-8
+    assert relerr(Y[1], expm_multiply(-300.0 * L, X)) <= 1e-8
+    np.testing.assert_array_equal(geoml.heat_kernel(W, X, [0.7, 300.0], n_jobs=1), Y)
+
+
 def test_heat_kernel_float32():
     W = knn_affinity(200, 4)
     L = geoml.laplacian(W).tocsc()

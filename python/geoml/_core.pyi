@@ -846,11 +846,16 @@ def heat_chebyshev(
     indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
     X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
     coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Y: numpy.typing.NDArray[numpy.float64],
+    buf0: numpy.typing.NDArray[numpy.float64],
+    buf1: numpy.typing.NDArray[numpy.float64],
     *,
+    k_begin: typing.SupportsInt | typing.SupportsIndex,
+    k_end: typing.SupportsInt | typing.SupportsIndex,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
-) -> numpy.typing.NDArray[numpy.float64]:
+) -> None:
     """
-    Chebyshev series sum_k coef[j, k] T_k(S) X for each row j of coef (S in CSR).
+    Terms k_begin..k_end of sum_k coef[j, k] T_k(S) X into Y (state in buf0/1).
     """
 
 @typing.overload
@@ -860,11 +865,16 @@ def heat_chebyshev(
     indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
     X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
     coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Y: numpy.typing.NDArray[numpy.float64],
+    buf0: numpy.typing.NDArray[numpy.float64],
+    buf1: numpy.typing.NDArray[numpy.float64],
     *,
+    k_begin: typing.SupportsInt | typing.SupportsIndex,
+    k_end: typing.SupportsInt | typing.SupportsIndex,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
-) -> numpy.typing.NDArray[numpy.float64]:
+) -> None:
     """
-    Chebyshev series sum_k coef[j, k] T_k(S) X for each row j of coef (S in CSR).
+    Terms k_begin..k_end of sum_k coef[j, k] T_k(S) X into Y (state in buf0/1).
     """
 
 @typing.overload
@@ -874,11 +884,16 @@ def heat_chebyshev(
     indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
     X: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
     coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Y: numpy.typing.NDArray[numpy.float32],
+    buf0: numpy.typing.NDArray[numpy.float32],
+    buf1: numpy.typing.NDArray[numpy.float32],
     *,
+    k_begin: typing.SupportsInt | typing.SupportsIndex,
+    k_end: typing.SupportsInt | typing.SupportsIndex,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
-) -> numpy.typing.NDArray[numpy.float32]:
+) -> None:
     """
-    Chebyshev series sum_k coef[j, k] T_k(S) X for each row j of coef (S in CSR).
+    Terms k_begin..k_end of sum_k coef[j, k] T_k(S) X into Y (state in buf0/1).
     """
 
 @typing.overload
@@ -888,11 +903,16 @@ def heat_chebyshev(
     indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
     X: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
     coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Y: numpy.typing.NDArray[numpy.float32],
+    buf0: numpy.typing.NDArray[numpy.float32],
+    buf1: numpy.typing.NDArray[numpy.float32],
     *,
+    k_begin: typing.SupportsInt | typing.SupportsIndex,
+    k_end: typing.SupportsInt | typing.SupportsIndex,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
-) -> numpy.typing.NDArray[numpy.float32]:
+) -> None:
     """
-    Chebyshev series sum_k coef[j, k] T_k(S) X for each row j of coef (S in CSR).
+    Terms k_begin..k_end of sum_k coef[j, k] T_k(S) X into Y (state in buf0/1).
     """
 
 def kmeans(

@@ -16,6 +16,9 @@ from ..spectral._laplacian import laplacian as _laplacian_matrix
 # Chebyshev orders above this are refused (t * lmax / 2 of ~10^7 and more): use a smaller t
 # or fewer edges; the order grows like sqrt(t * lmax) for large t.
 _MAX_ORDER = 200_000
+# From this many nodes the graph is renumbered in reverse Cuthill-McKee order first (the rows of
+# the (n, m) block that the product gathers then stay in cache; see docs/design/diffusion.md).
+_RCM_MIN_N = 2048
 
 
 def _check_times(t) -> tuple[np.ndarray, bool]:
@@ -97,7 +100,7 @@ def heat_kernel(
     Accuracy: each column of the result is within ``tol`` of the exact one relative to its
     own 2-norm (plus rounding). The order is chosen for ``tol * ||X[:, j]||`` first; when
     the result is less than half of ``X`` (large ``t``: only the slow modes survive) the
-    expansion is rerun once with the order for ``tol * ||Y[:, j]||``. For
+    series is continued (no work repeated) to the order for ``tol * ||Y[:, j]||``. For
     ``laplacian="random_walk"`` (not symmetric) the bound carries the factor
     ``sqrt(max d / min d)``.
 
@@ -180,21 +183,35 @@ def heat_kernel(
     if lmax == 0.0:  # no edges: L = 0
         Y = np.broadcast_to(X2, (times.size, *X2.shape)).copy()
         return Y.reshape(out_shape)
+    perm = None
+    if n >= _RCM_MIN_N:  # banded order: the block rows gathered by the product stay in cache
+        perm = _core.rcm_components(L.indptr, L.indices)[0]
+        L = L[perm][:, perm]
+        X2 = np.ascontiguousarray(X2[perm])
     S = _spectral_map(L, lmax, dtype)
     a = times * (lmax / 2.0)
     xnorm = np.linalg.norm(X2.astype(np.float64, copy=False), axis=0)
     live = xnorm > 0
-    # first pass: truncation <= tol / 2 * ||X||, enough while ||Y|| >= ||X|| / 2
+    # first: truncation <= tol / 2 * ||X||, enough while ||Y|| >= ||X|| / 2
     coef, K, _ = _chebyshev_coefficients(a, 0.5 * tol, factor)
-    Y = _core.heat_chebyshev(S.data, S.indices, S.indptr, X2, coef, n_jobs=nt)
+    Y = np.empty((times.size, *X2.shape), dtype=dtype)
+    buf0, buf1 = np.empty_like(X2), np.empty_like(X2)
+    args = (S.data, S.indices, S.indptr, X2)
+    _core.heat_chebyshev(*args, coef, Y, buf0, buf1, k_begin=0, k_end=K, n_jobs=nt)
     if live.any():
         ynorm = np.linalg.norm(Y.astype(np.float64, copy=False), axis=1)  # (n_t, m)
         ratio = float((ynorm[:, live] / xnorm[live]).min())
-        # rerun when the result decayed: truncation <= tol / 2 * ||Y|| (never below what the
-        # dtype can resolve)
-        target = max(0.5 * tol * ratio, float(np.finfo(dtype).tiny) ** 0.5)
         if ratio < 0.5:
+            # the result decayed (large t): continue the series to truncation
+            # <= tol / 2 * ||Y|| (never below what the dtype can resolve)
+            target = max(0.5 * tol * ratio, float(np.finfo(dtype).tiny) ** 0.5)
             coef2, K2, _ = _chebyshev_coefficients(a, target, factor)
             if K2 > K:
-                Y = _core.heat_chebyshev(S.data, S.indices, S.indptr, X2, coef2, n_jobs=nt)
+                _core.heat_chebyshev(
+                    *args, coef2, Y, buf0, buf1, k_begin=K + 1, k_end=K2, n_jobs=nt
+                )
+    if perm is not None:
+        Yp = Y
+        Y = np.empty_like(Yp)
+        Y[:, perm] = Yp
     return Y.reshape(out_shape)
