@@ -375,3 +375,170 @@ def test_mds_bad_input():
         geoml.MDS(metric="yes").fit(X)
     with pytest.warns(RuntimeWarning, match="max_iter"):
         geoml.MDS(max_iter=1, init="random", random_state=0).fit(X)
+
+
+# ----------------------------------------------------------------------------- HeatGeo
+
+
+def swiss_roll(n, seed=0):
+    """(points (n, 3), unrolled coordinates (n, 2): arc length along the spiral, height)."""
+    rng = np.random.default_rng(seed)
+    t = 1.5 * np.pi * (1 + 2 * rng.random(n))
+    h = 21 * rng.random(n)
+    arc = 0.5 * (t * np.sqrt(1 + t**2) + np.arcsinh(t))
+    return np.column_stack([t * np.cos(t), h, t * np.sin(t)]), np.column_stack([arc, h])
+
+
+def dense_heat_geodesics(W, t, rho=0.0):
+    """HeatGeo's formula from a dense eigendecomposition (independent of geoml's kernels)."""
+    W = np.asarray(W.todense() if sp.issparse(W) else W, dtype=np.float64)
+    np.fill_diagonal(W, 0)
+    d = W.sum(1)
+    s = np.where(d > 0, 1 / np.sqrt(np.where(d > 0, d, 1)), 0)
+    L = np.diag((d > 0).astype(float)) - s[:, None] * W * s[None, :]
+    w, V = np.linalg.eigh(L)
+    H = np.maximum((V * np.exp(-t * w)) @ V.T, 0)
+    S = -4 * t * np.log(H + 1e-16)
+    h = np.diag(H)
+    S += rho * 4 * t * np.log(0.5 * (h[:, None] + h[None, :]) + 1e-16)
+    D = np.sqrt(np.maximum(S, 0))
+    np.fill_diagonal(D, 0)
+    return D
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("t", [1.0, 10.0])
+def test_heat_geodesics_vs_dense_formula(rho, t):
+    from geoml.diffusion import alpha_decay_graph, heat_geodesic_distances
+
+    X, _ = swiss_roll(250, seed=int(t))
+    W = alpha_decay_graph(X, 10)
+    D = heat_geodesic_distances(W, t, harnack_regularization=rho)
+    ref = dense_heat_geodesics(W, t, rho)
+    assert D.shape == (250, 250)
+    np.testing.assert_array_equal(D, D.T)
+    np.testing.assert_array_equal(np.diag(D), 0)
+    assert np.linalg.norm(D - ref) <= 1e-6 * np.linalg.norm(ref)
+    # entrywise where the heat is well above the rounding of either computation (1e-16
+    # absolute: near 1e-12, log H of both carries ~1e-4 relative rounding noise)
+    ok = ref < np.sqrt(-4 * t * np.log(1e-10))
+    np.testing.assert_allclose(D[ok], ref[ok], rtol=1e-6, atol=0)
+
+
+def test_heat_geodesics_landmarks_are_columns():
+    from geoml.diffusion import alpha_decay_graph, heat_geodesic_distances
+
+    X, _ = swiss_roll(300, seed=4)
+    W = alpha_decay_graph(X, 8)
+    full = heat_geodesic_distances(W, 5.0)
+    lm = np.array([3, 50, 51, 299])
+    part = heat_geodesic_distances(W, 5.0, landmarks=lm)
+    assert part.shape == (300, 4)
+    np.testing.assert_allclose(part, full[:, lm], rtol=1e-9, atol=1e-9)
+
+
+def test_heat_geodesics_vs_heatgeo():
+    """heatgeo's HeatGeo distance on its own graph (knn=10, decay=40, tau=10, Chebyshev
+    order 32, normalised Laplacian) to 1e-6 relative; skipped without heatgeo."""
+    import sys
+    import types
+
+    pytest.importorskip("graphtools")
+    pytest.importorskip("pygsp")
+    try:
+        import s_gd2  # noqa: F401  (heatgeo imports it at module level; unused here)
+    except ImportError:
+        sys.modules["s_gd2"] = types.ModuleType("s_gd2")
+    he = pytest.importorskip("heatgeo.embedding")
+    from geoml.diffusion import heat_geodesic_distances
+
+    X, _ = swiss_roll(400, seed=1)
+    ref = he.HeatGeo(knn=10)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="PCA"):
+        ref.fit(X)
+    ref.metric_computation(X)
+    W = ref.graph.W
+    D = heat_geodesic_distances(W, 10.0)
+    off = ~np.eye(400, dtype=bool)  # heatgeo's diagonal is sqrt(-4 t log H_ii), unused there
+    R = ref.dist
+    assert np.linalg.norm((D - R)[off]) <= 1e-6 * np.linalg.norm(R[off])
+    np.testing.assert_allclose(D[off], R[off], rtol=1e-6)
+    # geoml's alpha-decay graph is graphtools' up to affinities at the 1e-4 threshold
+    from geoml.diffusion import alpha_decay_graph
+
+    G = alpha_decay_graph(X, 10)
+    assert abs(G - W).max() <= 2e-4
+    assert abs(G.nnz - W.nnz) <= 0.01 * W.nnz
+
+
+def test_heatgeo_estimator():
+    X, U = swiss_roll(400, seed=2)
+    a = geoml.HeatGeo(n_neighbors=10, random_state=0, n_jobs=1).fit(X)
+    assert a.embedding_.shape == (400, 2) and a.distances_.shape == (400, 400)
+    W = a.affinity_matrix_
+    b = geoml.HeatGeo(affinity="precomputed", random_state=0, n_jobs=2).fit(W)
+    np.testing.assert_allclose(b.embedding_, a.embedding_, atol=1e-8)
+    np.testing.assert_allclose(a.distances_, dense_heat_geodesics(W, 10.0), rtol=1e-6)
+    # the embedding keeps the geometry of the unrolled roll
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr
+
+    rho = spearmanr(pdist(a.embedding_), pdist(U))[0]
+    raw = spearmanr(pdist(X), pdist(U))[0]  # 0.36: the roll's 3-D distances
+    assert rho > raw + 0.3  # measured 0.717 (Isomap, 10 neighbours: 0.635)
+    # landmarks: an (n, L) block only, points placed by triangulation
+    c = geoml.HeatGeo(n_landmarks=120, random_state=0).fit(X)
+    assert c.distances_.shape == (400, 120) and c.landmarks_.shape == (120,)
+    np.testing.assert_allclose(c.distances_, a.distances_[:, c.landmarks_], rtol=1e-9, atol=1e-9)
+    rho_c = spearmanr(pdist(c.embedding_), pdist(U))[0]
+    assert rho_c > raw + 0.2  # measured 0.629 with 120 landmarks
+    d = geoml.HeatGeo(mds="classical", random_state=0).fit(X)
+    assert d.embedding_.shape == (400, 2)
+
+
+def test_heatgeo_disconnected_graph_warns_and_caps():
+    from geoml.diffusion import alpha_decay_graph, heat_geodesic_distances
+
+    X1, _ = swiss_roll(60, seed=1)
+    X2, _ = swiss_roll(40, seed=2)
+    W = sp.block_diag([alpha_decay_graph(X1, 6), alpha_decay_graph(X2, 6)]).tocsr()
+    with pytest.warns(RuntimeWarning, match="2 connected components"):
+        D = heat_geodesic_distances(W, 3.0)
+    cap = np.sqrt(-4 * 3.0 * np.log(1e-16))
+    np.testing.assert_allclose(D[:60, 60:], cap, rtol=1e-12)
+    assert D[:60, :60].max() < cap
+    with pytest.warns(RuntimeWarning, match="connected components"):
+        geoml.HeatGeo(affinity="precomputed", random_state=0).fit(W)
+
+
+def test_heatgeo_bad_input():
+    from geoml.diffusion import alpha_decay_graph, heat_geodesic_distances
+
+    X, _ = swiss_roll(50)
+    W = alpha_decay_graph(X, 5)
+    with pytest.raises(ValueError, match="t must be > 0"):
+        heat_geodesic_distances(W, 0.0)
+    with pytest.raises(ValueError, match="NaN"):
+        heat_geodesic_distances(W, np.nan)
+    with pytest.raises(ValueError, match="single number"):
+        heat_geodesic_distances(W, [1.0, 2.0])
+    with pytest.raises(ValueError, match="harnack"):
+        heat_geodesic_distances(W, 1.0, harnack_regularization=1.5)
+    with pytest.raises(ValueError, match="harnack"):
+        heat_geodesic_distances(W, 1.0, harnack_regularization=0.5, landmarks=np.arange(5))
+    with pytest.raises(ValueError, match="landmarks"):
+        heat_geodesic_distances(W, 1.0, landmarks=np.array([0, 50]))
+    with pytest.raises(ValueError, match="n_neighbors"):
+        geoml.HeatGeo(n_neighbors=50).fit(X)
+    with pytest.raises(ValueError, match="decay"):
+        alpha_decay_graph(X, 5, decay=-1)
+    with pytest.raises(ValueError, match="mds="):
+        geoml.HeatGeo(mds="sgd").fit(X)
+    with pytest.raises(ValueError, match="affinity="):
+        geoml.HeatGeo(affinity="knn").fit(X)
+    with pytest.raises(ValueError, match="t must be > 0"):
+        geoml.HeatGeo(t=-1).fit(X)
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.HeatGeo().fit(np.full((20, 3), np.nan))
+    with pytest.raises(ValueError, match="n_landmarks"):
+        geoml.HeatGeo(n_landmarks=2).fit(X)

@@ -42,6 +42,7 @@ ESTIMATORS = [
     geoml.RicciCommunities(n_iter=1),
     geoml.Tucker(1),
     geoml.MDS(max_iter=3000),
+    geoml.HeatGeo(n_neighbors=5, max_iter=3000),
 ]
 
 
@@ -312,6 +313,10 @@ def _fit_attrs(est, X, names):
         (
             lambda nj: geoml.MDS(2, random_state=4, n_jobs=nj, landmarks=60),
             ["embedding_", "stress_", "landmarks_"],
+        ),
+        (
+            lambda nj: geoml.HeatGeo(2, 8, random_state=4, n_jobs=nj, n_landmarks=50),
+            ["embedding_", "distances_", "landmarks_"],
         ),
     ],
 )

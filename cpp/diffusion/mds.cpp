@@ -3,60 +3,41 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <utility>
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/simd.hpp"
 
 namespace geoml {
 
 namespace {
 
-/// One pass: for every row i, the stress terms sum_{j > i} (d_ij - D_ij)^2 and the squared
-/// distances sum_{j > i} d_ij^2 of X (into rs[i], rd[i]) and, when Y is not null, the Guttman
-/// transform row Y_i = (1/n) sum_j r_ij (x_i - x_j), r_ij = D_ij / d_ij.
+#define GEOML_KERNEL_INC "diffusion/mds_kernel.inc"
+#define GEOML_KERNEL_AVX512 1
+#include "common/simd_instantiate.inc"
+
+/// One pass: per row, the stress terms and (when Y is not null) the Guttman transform row, by
+/// the ISA's copy of smacof_row (mds_kernel.inc). XT is X transposed (p x n).
 template <typename T>
-void guttman_pass(const T* D, int64_t n, int64_t p, const double* X, double* Y, double* rs,
-                  double* rd, int nt) {
+void guttman_pass(const T* D, int64_t n, int64_t p, const double* X, const double* XT, double* Y,
+                  double* rs, double* rd, int nt) {
+  const SimdIsa isa = simd_isa();
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<double> acc(static_cast<size_t>(p));
+    std::vector<double> dist(static_cast<size_t>(n)), ratio(static_cast<size_t>(n));
 #pragma omp for schedule(dynamic, 16)
-    for (int64_t i = 0; i < n; ++i) {
-      const double* xi = X + i * p;
-      const T* Di = D + i * n;
-      double s = 0, q = 0, rsum = 0;
-      for (int64_t c = 0; c < p; ++c) acc[c] = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        const double* xj = X + j * p;
-        double d2 = 0;
-        for (int64_t c = 0; c < p; ++c) {
-          const double e = xi[c] - xj[c];
-          d2 += e * e;
-        }
-        const double d = std::sqrt(d2);
-        const double delta = double(Di[j]);
-        if (j > i) {
-          const double e = d - delta;
-          s += e * e;
-          q += d2;
-        }
-        if (Y != nullptr && d > 0 && j != i) {
-          const double r = delta / d;
-          rsum += r;
-          for (int64_t c = 0; c < p; ++c) acc[c] += r * xj[c];
-        }
-      }
-      rs[i] = s;
-      rd[i] = q;
-      if (Y != nullptr) {
-        double* yi = Y + i * p;
-        const double inv = 1.0 / double(n);
-        for (int64_t c = 0; c < p; ++c) yi[c] = inv * (rsum * xi[c] - acc[c]);
-      }
-    }
+    for (int64_t i = 0; i < n; ++i)
+      GEOML_SIMD_CALL(isa, smacof_row<T>, D + i * n, i, n, p, X + i * p, XT, dist.data(),
+                      ratio.data(), Y != nullptr ? Y + i * p : nullptr, rs + i, rd + i);
   }
+}
+
+void transpose(const double* X, int64_t n, int64_t p, double* XT) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < p; ++c) XT[c * n + i] = X[i * p + c];
 }
 
 double ordered_sum(const std::vector<double>& v) {
@@ -76,7 +57,7 @@ SmacofResult smacof(const T* D, int64_t n, int64_t p, double* X, int64_t max_ite
   const int nt = static_cast<int>(
       std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, n * n * p / 100000)));
   std::vector<double> rs(static_cast<size_t>(n)), rd(static_cast<size_t>(n));
-  std::vector<double> buf(static_cast<size_t>(n * p));
+  std::vector<double> buf(static_cast<size_t>(n * p)), xt(static_cast<size_t>(n * p));
   double* cur = X;  // X_k
   double* next = buf.data();
   SmacofResult res;
@@ -84,7 +65,9 @@ SmacofResult smacof(const T* D, int64_t n, int64_t p, double* X, int64_t max_ite
   double old_stress = 0;
   for (int64_t k = 0; k <= max_iter; ++k) {
     // stress of X_k (and, below max_iter, X_{k+1} = transform of X_k)
-    guttman_pass<T>(D, n, p, cur, k < max_iter ? next : nullptr, rs.data(), rd.data(), nt);
+    transpose(cur, n, p, xt.data());
+    guttman_pass<T>(D, n, p, cur, xt.data(), k < max_iter ? next : nullptr, rs.data(), rd.data(),
+                    nt);
     const double stress = ordered_sum(rs);
     const double ssd = ordered_sum(rd);
     res.stress = stress;

@@ -19,7 +19,7 @@ from .curvature import (
     ollivier_ricci,
     ricci_communities,
 )
-from .diffusion import MDS, heat_kernel
+from .diffusion import MDS, HeatGeo, heat_geodesic_distances, heat_kernel
 from .lowrank import SVDResult, Tucker, TuckerTensor, randomized_svd, tucker
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
 from .spectral import (
@@ -44,6 +44,7 @@ __all__ = [
     "EigshResult",
     # curvature
     "FormanRicci",
+    "HeatGeo",
     # neighbours and graphs
     "KNNGraph",
     "KNNResult",
@@ -62,6 +63,7 @@ __all__ = [
     "__version__",
     "eigsh",
     "forman_ricci",
+    "heat_geodesic_distances",
     "heat_kernel",
     "knn",
     "knn_graph",

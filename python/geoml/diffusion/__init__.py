@@ -7,6 +7,15 @@ CPU kernels in ``cpp/diffusion/``; the design and timing notes are in
 from __future__ import annotations
 
 from ._heat import heat_kernel
+from ._heatgeo import HeatGeo, alpha_decay_graph, heat_geodesic_distances
 from ._mds import MDS, classical_mds, smacof
 
-__all__ = ["MDS", "classical_mds", "heat_kernel", "smacof"]
+__all__ = [
+    "MDS",
+    "HeatGeo",
+    "alpha_decay_graph",
+    "classical_mds",
+    "heat_geodesic_distances",
+    "heat_kernel",
+    "smacof",
+]

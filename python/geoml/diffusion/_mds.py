@@ -180,6 +180,34 @@ def smacof(D, init, *, max_iter: int = 300, eps: float = 1e-6, n_jobs=None, verb
     return Y, float(stress), int(n_iter), bool(conv)
 
 
+def _place(sq_block, n: int, lm, D_ll, Y_l, block: int = 16384, refine: int = 30) -> np.ndarray:
+    """Landmark-MDS placement of n points: triangulation (de Silva & Tenenbaum 2004),
+    ``y_a = mean + pinv(Y_l - mean) (-1/2) (delta_a^2 - mean_l D_ll^2)``, with
+    ``sq_block(s, e)`` the squared dissimilarities (e - s, L) of points s..e-1 to the
+    landmarks, then ``refine`` Guttman steps of each point's own stress to the fixed landmarks,
+    ``sum_l (||y_a - y_l|| - delta_al)^2`` (exact for Euclidean data, where triangulation
+    already is; for other dissimilarities triangulation alone can fold the embedding). The
+    landmarks keep their coordinates ``Y_l``."""
+    mean = Y_l.mean(axis=0)
+    P = np.linalg.pinv(Y_l - mean)  # (k, L)
+    d2_mean = (D_ll.astype(np.float64) ** 2).mean(axis=0)  # (L,)
+    out = np.empty((n, Y_l.shape[1]))
+    L = Y_l.shape[0]
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        d2 = np.asarray(sq_block(s, e), dtype=np.float64)
+        y = -0.5 * (d2 - d2_mean) @ P.T + mean
+        delta = np.sqrt(d2)
+        for _ in range(refine):
+            diff = y[:, None, :] - Y_l[None, :, :]  # (b, L, k)
+            dist = np.sqrt((diff * diff).sum(-1))
+            ratio = np.divide(delta, dist, out=np.zeros_like(dist), where=dist > 0)
+            y = (Y_l[None, :, :] + ratio[:, :, None] * diff).sum(1) / L
+        out[s:e] = y
+    out[lm] = Y_l
+    return out
+
+
 class MDS(EmbeddingMixin, BaseEstimator):
     """Multidimensional scaling: classical start, metric SMACOF refinement, landmarks.
 
@@ -317,13 +345,28 @@ class MDS(EmbeddingMixin, BaseEstimator):
             if not pre:
                 np.fill_diagonal(D, 0.0)
                 D = 0.5 * (D + D.T)
+        Y, stress, n_iter, conv = self._embed(D, k, max_iter, eps, rng, seed, nt)
+        if lm is not None:
+            self._say(f"placing {n} points from {lm.size} landmarks")
+            Y = self._triangulate(X, pre, lm, D, Y)
+        self.embedding_ = np.ascontiguousarray(Y, dtype=np.float64)
+        self.stress_ = float(stress)
+        self.n_iter_ = int(n_iter)
+        self.converged_ = bool(conv)
+        self.landmarks_ = lm
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _embed(self, D, k, max_iter, eps, rng, seed, nt):
+        """Start (classical / random / given) and SMACOF on the dissimilarities D; sets
+        ``eigenvalues_``. Returns (Y, stress, n_iter, converged)."""
         nm = D.shape[0]
         self.eigenvalues_ = None
         init = self.init
         if isinstance(init, str):
             if init == "classical":
                 self._say(f"classical MDS of {nm} points")
-                Y0, self.eigenvalues_ = classical_mds(D, k, random_state=seed, n_jobs=nt)
+                Y0, self.eigenvalues_ = classical_mds(D, k, random_state=seed, n_jobs=self.n_jobs)
             elif init == "random":
                 Y0 = rng.uniform(size=(nm, k))
             else:
@@ -346,40 +389,25 @@ class MDS(EmbeddingMixin, BaseEstimator):
                 warnings.warn(
                     f"SMACOF did not meet eps={eps:g} in max_iter={max_iter} transforms",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
         else:
             Y, n_iter, conv = Y0, 0, True
             d = np.sqrt(_sq_dists(Y, Y))
             stress = float(((np.triu(d - D, 1)) ** 2).sum())
-        if lm is not None:
-            self._say(f"placing {n} points from {lm.size} landmarks")
-            Y = self._triangulate(X, pre, lm, D, Y)
-        self.embedding_ = np.ascontiguousarray(Y, dtype=np.float64)
-        self.stress_ = float(stress)
-        self.n_iter_ = int(n_iter)
-        self.converged_ = bool(conv)
-        self.landmarks_ = lm
-        self.n_features_in_ = X.shape[1]
-        return self
+        return Y, stress, n_iter, conv
 
     @staticmethod
     def _triangulate(X, pre, lm, D_ll, Y_l, block: int = 65536):
         """Landmark-MDS placement of every point from its distances to the landmarks."""
-        mean = Y_l.mean(axis=0)
-        P = np.linalg.pinv(Y_l - mean)  # (k, L)
-        d2_mean = (D_ll.astype(np.float64) ** 2).mean(axis=0)  # (L,)
         n = X.shape[0]
-        out = np.empty((n, Y_l.shape[1]))
-        for s in range(0, n, block):
-            e = min(n, s + block)
+
+        def sq(s, e):
             if pre:
-                d2 = X[s:e][:, lm].astype(np.float64) ** 2
-            else:
-                d2 = _sq_dists(X[s:e], X[lm])
-            out[s:e] = -0.5 * (d2 - d2_mean) @ P.T + mean
-        out[lm] = Y_l
-        return out
+                return X[s:e][:, lm].astype(np.float64) ** 2
+            return _sq_dists(X[s:e], X[lm])
+
+        return _place(sq, n, lm, D_ll, Y_l, block)
 
     def _geoml_tags(self) -> dict:
         return {"input_tags.pairwise": self.dissimilarity == "precomputed"}
