@@ -66,7 +66,8 @@ def _chebyshev_coefficients(a: np.ndarray, target: float, factor: float):
 def _spectral_map(L: sp.csr_matrix, lmax: float, dtype) -> sp.csr_matrix:
     """S = (2 / lmax) L - I in CSR with sorted indices and one index dtype."""
     n = L.shape[0]
-    S = sp.csr_matrix((2.0 / lmax) * L - sp.identity(n, format="csr"), dtype=dtype)
+    L = L.astype(dtype, copy=False)  # scaled in the working precision, not in W's
+    S = sp.csr_matrix((2.0 / lmax) * L - sp.identity(n, format="csr", dtype=dtype), dtype=dtype)
     S.sum_duplicates()
     S.sort_indices()
     idx = np.int64 if S.nnz > np.iinfo(np.int32).max // 2 else np.int32
@@ -171,6 +172,8 @@ def heat_kernel(
     if X2.shape[0] != n:
         raise ValueError(f"X has {X2.shape[0]} rows but W is {n} x {n}")
     L, d = _laplacian_matrix(Wc, kind=laplacian, return_diag=True)
+    if not (np.isfinite(d).all() and np.isfinite(L.data).all()):
+        raise ValueError("W's degrees overflow (entries too large): rescale W")
     factor = 1.0
     if laplacian == "combinatorial":
         lmax = 2.0 * float(d.max())  # Gershgorin

@@ -23,6 +23,9 @@ from .._validation import (
 # Below this many points classical MDS uses a dense eigendecomposition (LAPACK) instead of
 # Lanczos: the Lanczos basis would be as large as the matrix.
 _DENSE_EIG_MAX = 200
+# Larger coordinates or dissimilarities are refused: their squares (distances, stress)
+# overflow float64.
+_MAX_ABS = 1e150
 
 
 def _sq_dists(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -46,6 +49,8 @@ def _check_dissimilarities(D, name: str = "D") -> np.ndarray:
     if (D < 0).any():
         raise ValueError(f"{name} has negative entries; dissimilarities must be >= 0")
     scale = float(np.abs(D).max()) if D.size else 0.0
+    if scale > _MAX_ABS:
+        raise ValueError(f"{name} has entries above {_MAX_ABS:g}: rescale it (squares overflow)")
     if np.abs(D - D.T).max() > 1e-8 * max(scale, 1e-300):
         raise ValueError(f"{name} is not symmetric; pass (D + D.T) / 2")
     if np.diagonal(D).any():
@@ -303,6 +308,8 @@ class MDS(EmbeddingMixin, BaseEstimator):
         reject_gpu(X, "X", "MDS")
         pre = self.dissimilarity == "precomputed"
         X = _check_dissimilarities(X, "X") if pre else as_float_array(X, "X")
+        if not pre and X.size and float(np.abs(X).max()) > _MAX_ABS:
+            raise ValueError(f"X has entries above {_MAX_ABS:g}: rescale it (squares overflow)")
         n = X.shape[0]
         if n < 2:
             raise ValueError(f"MDS needs at least 2 samples; got n_samples = {n}")
