@@ -106,12 +106,13 @@ def test_heat_kernel_times_and_threads():
     assert geoml.heat_kernel(W, X, np.float64(2.0)).shape == (400, 5)
 
 
-def test_heat_kernel_renumbered_graph():
-    # from _RCM_MIN_N nodes on the graph is renumbered (RCM) inside; the result is in the
-    # caller's order, and the continued series (large t) agrees too
-    from geoml.diffusion._heat import _RCM_MIN_N
+def test_heat_kernel_renumbered_graph(monkeypatch):
+    # from _RCM_MIN_N nodes (and large blocks) on the graph is renumbered (RCM) inside; the
+    # result is in the caller's order, and the continued series (large t) agrees too
+    from geoml.diffusion import _heat
 
-    n = _RCM_MIN_N + 100
+    monkeypatch.setattr(_heat, "_RCM_MIN_BLOCK", 0)
+    n = _heat._RCM_MIN_N + 100
     W = knn_affinity(n, 8, k=6)
     L = geoml.laplacian(W).tocsc()
     X = np.random.default_rng(3).standard_normal((n, 2))

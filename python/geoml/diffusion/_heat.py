@@ -10,7 +10,7 @@ from scipy.special import ive
 
 from .. import _core
 from .._validation import as_float_array, check_n_jobs, check_tol, reject_gpu
-from ..spectral._laplacian import _KINDS, _affinity_csr
+from ..spectral._laplacian import _KINDS
 from ..spectral._laplacian import laplacian as _laplacian_matrix
 
 # Chebyshev orders above this are refused (t * lmax / 2 of ~10^7 and more): use a smaller t
@@ -19,6 +19,7 @@ _MAX_ORDER = 200_000
 # From this many nodes the graph is renumbered in reverse Cuthill-McKee order first (the rows of
 # the (n, m) block that the product gathers then stay in cache; see docs/design/diffusion.md).
 _RCM_MIN_N = 2048
+_RCM_MIN_BLOCK = 1 << 19  # (n * m entries: smaller blocks stay in cache in any order)
 
 
 def _check_times(t) -> tuple[np.ndarray, bool]:
@@ -167,11 +168,10 @@ def heat_kernel(
     dtype = X2.dtype.type
     tol = check_tol(tol, dtype=dtype)
     nt = check_n_jobs(n_jobs)
-    Wc = _affinity_csr(W)
-    n = Wc.shape[0]
+    L, d = _laplacian_matrix(W, kind=laplacian, return_diag=True)  # validates W
+    n = L.shape[0]
     if X2.shape[0] != n:
         raise ValueError(f"X has {X2.shape[0]} rows but W is {n} x {n}")
-    L, d = _laplacian_matrix(Wc, kind=laplacian, return_diag=True)
     if not (np.isfinite(d).all() and np.isfinite(L.data).all()):
         raise ValueError("W's degrees overflow (entries too large): rescale W")
     factor = 1.0
@@ -187,7 +187,8 @@ def heat_kernel(
         Y = np.broadcast_to(X2, (times.size, *X2.shape)).copy()
         return Y.reshape(out_shape)
     perm = None
-    if n >= _RCM_MIN_N:  # banded order: the block rows gathered by the product stay in cache
+    if n >= _RCM_MIN_N and n * X2.shape[1] >= _RCM_MIN_BLOCK:
+        # banded order: the block rows gathered by the product stay in cache
         perm = _core.rcm_components(L.indptr, L.indices)[0]
         L = L[perm][:, perm]
         X2 = np.ascontiguousarray(X2[perm])
