@@ -70,6 +70,26 @@ py::tuple smacof_py(exact<T> D_in, carray<double> X0, int64_t max_iter, double e
   return py::make_tuple(X, r.stress, r.n_iter, r.converged);
 }
 
+template <typename T>
+py::array_t<double> smacof_place_py(exact<T> D_in, carray<double> Z, carray<double> Y0,
+                                    int64_t n_iter, int n_jobs) {
+  const carray<T> D = contiguous(D_in);
+  if (D.ndim() != 2 || Z.ndim() != 2 || Y0.ndim() != 2 || D.shape(1) != Z.shape(0) ||
+      Y0.shape(0) != D.shape(0) || Y0.shape(1) != Z.shape(1) || Z.shape(0) < 1 || Z.shape(1) < 1)
+    throw std::invalid_argument("smacof_place: need D (n, L), Z (L, p) and Y0 (n, p)");
+  const int64_t n = D.shape(0), L = D.shape(1), p = Z.shape(1);
+  py::array_t<double> Y({n, p});
+  std::copy(Y0.data(), Y0.data() + n * p, Y.mutable_data());
+  double* py_ = Y.mutable_data();
+  const T* pd = D.data();
+  const double* pz = Z.data();
+  {
+    py::gil_scoped_release release;
+    smacof_place<T>(pd, n, L, p, pz, py_, n_iter, n_jobs);
+  }
+  return Y;
+}
+
 }  // namespace
 
 void bind_diffusion(py::module_& m) {
@@ -83,6 +103,10 @@ void bind_diffusion(py::module_& m) {
                 py::arg("X0"), py::kw_only(), py::arg("max_iter") = 300, py::arg("eps") = 1e-6,
                 py::arg("verbose") = false, py::arg("n_jobs") = 0,
                 "Metric SMACOF from X0 on dissimilarities D: (X, stress, n_iter, converged).");
+  def_overloads(m, "smacof_place", Floats{}, GEOML_PICK(smacof_place_py), py::arg("D").noconvert(),
+                py::arg("Z"), py::arg("Y0"), py::kw_only(), py::arg("n_iter") = 30,
+                py::arg("n_jobs") = 0,
+                "Guttman steps placing points (dissimilarities D to landmarks Z) from Y0.");
 }
 
 }  // namespace geoml

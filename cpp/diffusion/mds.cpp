@@ -88,6 +88,67 @@ SmacofResult smacof(const T* D, int64_t n, int64_t p, double* X, int64_t max_ite
   return res;
 }
 
+template <typename T>
+void smacof_place(const T* D, int64_t n, int64_t L, int64_t p, const double* Z, double* Y,
+                  int64_t n_iter, int n_threads) {
+  if (n < 0 || L < 1 || p < 1 || n_iter < 0)
+    throw std::invalid_argument("smacof_place: need L >= 1, p >= 1 and n_iter >= 0");
+  const int nt = static_cast<int>(std::min<int64_t>(
+      resolve_threads(n_threads), std::max<int64_t>(1, n * L * p * n_iter / 100000)));
+  std::vector<double> zt(static_cast<size_t>(L * p)), colsum(static_cast<size_t>(p), 0.0);
+  transpose(Z, L, p, zt.data());
+  for (int64_t c = 0; c < p; ++c)
+    for (int64_t l = 0; l < L; ++l) colsum[c] += zt[c * L + l];
+  const double invL = 1.0 / double(L);
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<double> dist(static_cast<size_t>(L)), ynew(static_cast<size_t>(p));
+    double* d = dist.data();
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t i = 0; i < n; ++i) {
+      double* y = Y + i * p;
+      const T* Di = D + i * L;
+      for (int64_t it = 0; it < n_iter; ++it) {
+        for (int64_t l = 0; l < L; ++l) d[l] = 0;
+        for (int64_t c = 0; c < p; ++c) {
+          const double* col = zt.data() + c * L;
+          const double yc = y[c];
+#pragma omp simd
+          for (int64_t l = 0; l < L; ++l) {
+            const double e = yc - col[l];
+            d[l] += e * e;
+          }
+        }
+        double rsum = 0;
+#pragma omp simd reduction(+ : rsum)
+        for (int64_t l = 0; l < L; ++l) {
+          const double dl = std::sqrt(d[l]);
+          const double v = dl > 0 ? double(Di[l]) / (dl > 0 ? dl : 1.0) : 0.0;
+          d[l] = v;  // now the ratio r_l
+          rsum += v;
+        }
+        double move = 0, norm = 0;
+        for (int64_t c = 0; c < p; ++c) {
+          const double* col = zt.data() + c * L;
+          double acc = 0;
+#pragma omp simd reduction(+ : acc)
+          for (int64_t l = 0; l < L; ++l) acc += d[l] * col[l];
+          ynew[c] = invL * (colsum[c] + y[c] * rsum - acc);
+          move += (ynew[c] - y[c]) * (ynew[c] - y[c]);
+          norm += ynew[c] * ynew[c];
+        }
+        for (int64_t c = 0; c < p; ++c) y[c] = ynew[c];
+        if (move <= 1e-18 * norm + 1e-300) break;
+      }
+    }
+  }
+}
+
+template void smacof_place<float>(const float*, int64_t, int64_t, int64_t, const double*, double*,
+                                  int64_t, int);
+template void smacof_place<double>(const double*, int64_t, int64_t, int64_t, const double*, double*,
+                                   int64_t, int);
+
 template SmacofResult smacof<float>(const float*, int64_t, int64_t, double*, int64_t, double, int,
                                     bool);
 template SmacofResult smacof<double>(const double*, int64_t, int64_t, double*, int64_t, double, int,

@@ -28,4 +28,14 @@ template <typename T>
 SmacofResult smacof(const T* D, int64_t n, int64_t p, double* X, int64_t max_iter, double eps,
                     int n_threads, bool verbose = false);
 
+/// Places n points against L fixed landmarks: for each point i, `n_iter` Guttman steps of its
+/// own stress sum_l (||y_i - z_l|| - D_il)^2 (y_i <- (1/L) sum_l [z_l + D_il (y_i - z_l) /
+/// ||y_i - z_l||]), each of which never increases it, stopping early when a step moves y_i by
+/// less than 1e-9 of its norm (+ 1e-300). D is (n x L, row-major) the dissimilarities to the
+/// landmarks, Z (L x p) their coordinates, Y (n x p) the start, overwritten. O(n L p n_iter)
+/// flops, OpenMP over points (independent: the result does not depend on the thread count).
+template <typename T>
+void smacof_place(const T* D, int64_t n, int64_t L, int64_t p, const double* Z, double* Y,
+                  int64_t n_iter, int n_threads);
+
 }  // namespace geoml

@@ -55,6 +55,7 @@ __all__: list[str] = [
     "sinkhorn_batched",
     "sinkhorn_points",
     "smacof",
+    "smacof_place",
     "sum_squares",
     "ts_gram",
     "ts_matmul",
@@ -1188,6 +1189,32 @@ def smacof(
 ) -> tuple:
     """
     Metric SMACOF from X0 on dissimilarities D: (X, stress, n_iter, converged).
+    """
+
+@typing.overload
+def smacof_place(
+    D: numpy.typing.NDArray[numpy.float64],
+    Z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    n_iter: typing.SupportsInt | typing.SupportsIndex = 30,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Guttman steps placing points (dissimilarities D to landmarks Z) from Y0.
+    """
+
+@typing.overload
+def smacof_place(
+    D: numpy.typing.NDArray[numpy.float32],
+    Z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    n_iter: typing.SupportsInt | typing.SupportsIndex = 30,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Guttman steps placing points (dissimilarities D to landmarks Z) from Y0.
     """
 
 @typing.overload

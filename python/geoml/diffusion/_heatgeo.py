@@ -353,7 +353,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
                 D_ll, k, self.max_iter, 1e-6, mrng, random_seed(mrng), nt
             )
             self._say(f"placing {n} points from {lm.size} landmarks")
-            Y = _place(lambda s, e: D[s:e] ** 2, n, lm, D_ll, Y_l)
+            Y = _place(lambda s, e: D[s:e] ** 2, n, lm, D_ll, Y_l, n_jobs=nt)
         self.embedding_ = np.ascontiguousarray(Y)
         self.distances_ = D
         self.affinity_matrix_ = W

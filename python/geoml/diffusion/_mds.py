@@ -185,7 +185,9 @@ def smacof(D, init, *, max_iter: int = 300, eps: float = 1e-6, n_jobs=None, verb
     return Y, float(stress), int(n_iter), bool(conv)
 
 
-def _place(sq_block, n: int, lm, D_ll, Y_l, block: int = 16384, refine: int = 30) -> np.ndarray:
+def _place(
+    sq_block, n: int, lm, D_ll, Y_l, block: int = 16384, refine: int = 30, n_jobs: int = 0
+) -> np.ndarray:
     """Landmark-MDS placement of n points: triangulation (de Silva & Tenenbaum 2004),
     ``y_a = mean + pinv(Y_l - mean) (-1/2) (delta_a^2 - mean_l D_ll^2)``, with
     ``sq_block(s, e)`` the squared dissimilarities (e - s, L) of points s..e-1 to the
@@ -197,17 +199,13 @@ def _place(sq_block, n: int, lm, D_ll, Y_l, block: int = 16384, refine: int = 30
     P = np.linalg.pinv(Y_l - mean)  # (k, L)
     d2_mean = (D_ll.astype(np.float64) ** 2).mean(axis=0)  # (L,)
     out = np.empty((n, Y_l.shape[1]))
-    L = Y_l.shape[0]
+    Y_l = np.ascontiguousarray(Y_l, dtype=np.float64)
     for s in range(0, n, block):
         e = min(n, s + block)
         d2 = np.asarray(sq_block(s, e), dtype=np.float64)
         y = -0.5 * (d2 - d2_mean) @ P.T + mean
-        delta = np.sqrt(d2)
-        for _ in range(refine):
-            diff = y[:, None, :] - Y_l[None, :, :]  # (b, L, k)
-            dist = np.sqrt((diff * diff).sum(-1))
-            ratio = np.divide(delta, dist, out=np.zeros_like(dist), where=dist > 0)
-            y = (Y_l[None, :, :] + ratio[:, :, None] * diff).sum(1) / L
+        if refine:
+            y = _core.smacof_place(np.sqrt(d2), Y_l, y, n_iter=refine, n_jobs=n_jobs)
         out[s:e] = y
     out[lm] = Y_l
     return out
@@ -355,7 +353,7 @@ class MDS(EmbeddingMixin, BaseEstimator):
         Y, stress, n_iter, conv = self._embed(D, k, max_iter, eps, rng, seed, nt)
         if lm is not None:
             self._say(f"placing {n} points from {lm.size} landmarks")
-            Y = self._triangulate(X, pre, lm, D, Y)
+            Y = self._triangulate(X, pre, lm, D, Y, nt)
         self.embedding_ = np.ascontiguousarray(Y, dtype=np.float64)
         self.stress_ = float(stress)
         self.n_iter_ = int(n_iter)
@@ -405,7 +403,7 @@ class MDS(EmbeddingMixin, BaseEstimator):
         return Y, stress, n_iter, conv
 
     @staticmethod
-    def _triangulate(X, pre, lm, D_ll, Y_l, block: int = 65536):
+    def _triangulate(X, pre, lm, D_ll, Y_l, nt, block: int = 16384):
         """Landmark-MDS placement of every point from its distances to the landmarks."""
         n = X.shape[0]
 
@@ -414,7 +412,7 @@ class MDS(EmbeddingMixin, BaseEstimator):
                 return X[s:e][:, lm].astype(np.float64) ** 2
             return _sq_dists(X[s:e], X[lm])
 
-        return _place(sq, n, lm, D_ll, Y_l, block)
+        return _place(sq, n, lm, D_ll, Y_l, block, n_jobs=nt)
 
     def _geoml_tags(self) -> dict:
         return {"input_tags.pairwise": self.dissimilarity == "precomputed"}
