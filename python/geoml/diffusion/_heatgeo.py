@@ -134,7 +134,8 @@ def heat_geodesic_distances(
         Heat-kernel accuracy (see :func:`heat_kernel`). The logarithm turns absolute errors
         in small heat values into large distance errors, hence the tight default: with it
         ``H`` is exact to ~1e-16 absolute and the distances match heatgeo's (whose order-32
-        expansion is also converged at ``t = 10``) to ~1e-9 relative.
+        expansion is also converged at ``t = 10``) to ~1e-9 relative where the heat is above
+        ~1e-12; pairs at the 1e-16 floor carry rounding noise in any computation.
     n_jobs : int, optional
 
     Returns
