@@ -43,6 +43,8 @@ ESTIMATORS = [
     geoml.Tucker(1),
     geoml.MDM(),
     geoml.TangentSpace(),
+    geoml.MDS(max_iter=3000),
+    geoml.HeatGeo(n_neighbors=5, max_iter=3000),
 ]
 
 
@@ -309,6 +311,14 @@ def _fit_attrs(est, X, names):
         (
             lambda nj: geoml.SpectralClustering(3, n_neighbors=8, random_state=4, n_jobs=nj),
             ["labels_", "embedding_", "inertia_"],
+        ),
+        (
+            lambda nj: geoml.MDS(2, random_state=4, n_jobs=nj, landmarks=60),
+            ["embedding_", "stress_", "landmarks_"],
+        ),
+        (
+            lambda nj: geoml.HeatGeo(2, 8, random_state=4, n_jobs=nj, n_landmarks=50),
+            ["embedding_", "distances_", "landmarks_"],
         ),
     ],
 )

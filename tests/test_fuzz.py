@@ -1705,3 +1705,72 @@ def test_spd_estimators(X, data):
     if rejected(out):
         return
     assert_finite(attempt(est.transform, X), "transform")
+
+
+# ----------------------------------------------------------------------------- diffusion
+
+TIMES = st.one_of(
+    st.floats(1e-3, 30),
+    st.floats(1e-3, 30),
+    st.lists(st.floats(1e-3, 30), min_size=1, max_size=3),
+    st.sampled_from([0.0, -1.0, math.nan, math.inf, [], [1.0, -1.0], "1", True, None]),
+)
+
+
+@given(
+    W=affinities(),
+    kind=st.sampled_from(["symmetric", "combinatorial", "random_walk", "normalized"]),
+    t=TIMES,
+    m=st.sampled_from([None, 1, 3]),
+    n_jobs=N_JOBS,
+)
+def test_heat_kernel(W, kind, t, m, n_jobs):
+    from scipy.linalg import expm
+
+    n = W.shape[0] if getattr(W, "ndim", 0) == 2 else 0
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal(n) if m is None else rng.standard_normal((n, m))
+    out = attempt(geoml.heat_kernel, W, X, t, laplacian=kind, n_jobs=n_jobs)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert_finite(out)
+    L = geoml.laplacian(W, kind=kind).toarray().astype(np.float64)
+    times = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    Y = np.asarray(out, dtype=np.float64).reshape(times.size, n, -1)
+    for j, tj in enumerate(times):
+        ref = expm(-tj * L) @ X.reshape(n, -1)
+        err = np.linalg.norm(Y[j] - ref, axis=0)
+        # tol 1e-8 per column relative to its norm (random_walk: times sqrt(dmax / dmin)) plus
+        # rounding of the order-K recurrence in the affinity dtype
+        tol = 1e-8 if L.dtype == np.float64 and W.dtype != np.float32 else 1e-5
+        assert (err <= 1e-5 * np.linalg.norm(ref, axis=0) + tol * np.linalg.norm(X)).all()
+
+
+@given(
+    X=arrays(shapes_2d(12)),
+    k=SMALL_INT,
+    init=st.sampled_from(["classical", "classical", "random", "pca"]),
+    metric=st.sampled_from([True, True, False, "yes"]),
+    landmarks=st.sampled_from([None, None, 4, 7, [0, 1, 2], 1.5]),
+    max_iter=BUDGET,
+    random_state=SEEDS,
+    n_jobs=N_JOBS,
+)
+def test_mds(X, k, init, metric, landmarks, max_iter, random_state, n_jobs):
+    est = geoml.MDS(
+        k,
+        metric=metric,
+        init=init,
+        landmarks=landmarks,
+        max_iter=max_iter,
+        random_state=random_state,
+        n_jobs=n_jobs,
+    )
+    out = attempt(est.fit, X)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert_finite(est.embedding_, "embedding_")
+    assert est.embedding_.shape == (X.shape[0], k)
+    assert np.isfinite(est.stress_) and est.stress_ >= 0

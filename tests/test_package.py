@@ -63,6 +63,7 @@ PUBLIC_MODULES = [
     "geoml.lowrank",
     "geoml.measures",
     "geoml.spd",
+    "geoml.diffusion",
 ]
 
 

@@ -428,3 +428,17 @@ def test_spd_eigensolver_and_functions(isa, dtype):
     tol = 1e-4 if dtype == np.float32 else 1e-10
     for r, g in zip(ref, got):
         np.testing.assert_allclose(g, r, rtol=tol, atol=tol * np.abs(r).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_smacof(isa, dtype):
+    from geoml.diffusion import smacof
+
+    rng = np.random.default_rng(0)
+    P = rng.standard_normal((150, 4))
+    D = np.sqrt(((P[:, None] - P[None]) ** 2).sum(-1)).astype(dtype)
+    Y0 = rng.standard_normal((150, 3))
+    ref, got = both(isa, lambda: smacof(D, Y0, max_iter=40, eps=0.0, n_jobs=2))
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-9, atol=1e-9)
+    assert got[1] == pytest.approx(ref[1], rel=1e-9)
+    assert got[2] == ref[2] == 40

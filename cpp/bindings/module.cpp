@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   geoml::bind_curvature(m);
   geoml::bind_ot(m);
   geoml::bind_spd(m);
+  geoml::bind_diffusion(m);
 }

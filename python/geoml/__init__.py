@@ -19,6 +19,7 @@ from .curvature import (
     ollivier_ricci,
     ricci_communities,
 )
+from .diffusion import MDS, HeatGeo, heat_geodesic_distances, heat_kernel
 from .lowrank import SVDResult, Tucker, TuckerTensor, randomized_svd, tucker
 from .measures import (
     diffusion_spectral_entropy,
@@ -47,9 +48,11 @@ __version__: str = _core.__version__
 
 __all__ = [
     "MDM",
+    "MDS",
     "DiffusionMap",
     "EigshResult",
     "FormanRicci",
+    "HeatGeo",
     "KNNGraph",
     "KNNResult",
     "LaplacianEigenmap",
@@ -70,6 +73,8 @@ __all__ = [
     "effective_rank",
     "eigsh",
     "forman_ricci",
+    "heat_geodesic_distances",
+    "heat_kernel",
     "intrinsic_dimension",
     "knn",
     "knn_graph",

@@ -37,6 +37,7 @@ __all__: list[str] = [
     "forman_ricci",
     "gram_apply",
     "gram_apply_pair",
+    "heat_chebyshev",
     "kmeans",
     "knn",
     "linear_assignment",
@@ -57,6 +58,8 @@ __all__: list[str] = [
     "sinkhorn",
     "sinkhorn_batched",
     "sinkhorn_points",
+    "smacof",
+    "smacof_place",
     "spd_eigh",
     "spd_eigvalsh_pairs",
     "spd_funm",
@@ -859,6 +862,82 @@ def gram_apply_pair(
     (Gram of mode N-2 times U1, Gram of mode N-1 times U2), one read of X.
     """
 
+@typing.overload
+def heat_chebyshev(
+    data: numpy.typing.NDArray[numpy.float64],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Y: numpy.typing.NDArray[numpy.float64],
+    buf0: numpy.typing.NDArray[numpy.float64],
+    buf1: numpy.typing.NDArray[numpy.float64],
+    *,
+    k_begin: typing.SupportsInt | typing.SupportsIndex,
+    k_end: typing.SupportsInt | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> None:
+    """
+    Terms k_begin..k_end of sum_k coef[j, k] T_k(S) X into Y (state in buf0/1).
+    """
+
+@typing.overload
+def heat_chebyshev(
+    data: numpy.typing.NDArray[numpy.float64],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Y: numpy.typing.NDArray[numpy.float64],
+    buf0: numpy.typing.NDArray[numpy.float64],
+    buf1: numpy.typing.NDArray[numpy.float64],
+    *,
+    k_begin: typing.SupportsInt | typing.SupportsIndex,
+    k_end: typing.SupportsInt | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> None:
+    """
+    Terms k_begin..k_end of sum_k coef[j, k] T_k(S) X into Y (state in buf0/1).
+    """
+
+@typing.overload
+def heat_chebyshev(
+    data: numpy.typing.NDArray[numpy.float32],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    X: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Y: numpy.typing.NDArray[numpy.float32],
+    buf0: numpy.typing.NDArray[numpy.float32],
+    buf1: numpy.typing.NDArray[numpy.float32],
+    *,
+    k_begin: typing.SupportsInt | typing.SupportsIndex,
+    k_end: typing.SupportsInt | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> None:
+    """
+    Terms k_begin..k_end of sum_k coef[j, k] T_k(S) X into Y (state in buf0/1).
+    """
+
+@typing.overload
+def heat_chebyshev(
+    data: numpy.typing.NDArray[numpy.float32],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    X: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Y: numpy.typing.NDArray[numpy.float32],
+    buf0: numpy.typing.NDArray[numpy.float32],
+    buf1: numpy.typing.NDArray[numpy.float32],
+    *,
+    k_begin: typing.SupportsInt | typing.SupportsIndex,
+    k_end: typing.SupportsInt | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> None:
+    """
+    Terms k_begin..k_end of sum_k coef[j, k] T_k(S) X into Y (state in buf0/1).
+    """
+
 def kmeans(
     X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
     *,
@@ -1139,6 +1218,60 @@ def sinkhorn_points(
 ) -> tuple:
     """
     Entropic OT between point clouds, cost |x - y|^power -> (cost, f, g, n_iter, err, converged).
+    """
+
+@typing.overload
+def smacof(
+    D: numpy.typing.NDArray[numpy.float64],
+    X0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    max_iter: typing.SupportsInt | typing.SupportsIndex = 300,
+    eps: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
+    verbose: bool = False,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Metric SMACOF from X0 on dissimilarities D: (X, stress, n_iter, converged).
+    """
+
+@typing.overload
+def smacof(
+    D: numpy.typing.NDArray[numpy.float32],
+    X0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    max_iter: typing.SupportsInt | typing.SupportsIndex = 300,
+    eps: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
+    verbose: bool = False,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Metric SMACOF from X0 on dissimilarities D: (X, stress, n_iter, converged).
+    """
+
+@typing.overload
+def smacof_place(
+    D: numpy.typing.NDArray[numpy.float64],
+    Z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    n_iter: typing.SupportsInt | typing.SupportsIndex = 30,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Guttman steps placing points (dissimilarities D to landmarks Z) from Y0.
+    """
+
+@typing.overload
+def smacof_place(
+    D: numpy.typing.NDArray[numpy.float32],
+    Z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Y0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    n_iter: typing.SupportsInt | typing.SupportsIndex = 30,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Guttman steps placing points (dissimilarities D to landmarks Z) from Y0.
     """
 
 @typing.overload

@@ -1,0 +1,259 @@
+"""Diffusion geometry: geoml vs SciPy expm_multiply, scikit-learn MDS and heatgeo.
+
+One process run, each section geoml and its anchor on the same data:
+(1) heat_kernel vs ``scipy.sparse.linalg.expm_multiply``: exp(-t L_sym) B on the 10-NN
+    Gaussian graph of n clustered 3-D points with m columns, for several t (issue goal:
+    >= 10x at n = 100,000, m = 100, within tol = 1e-8);
+(2) metric SMACOF vs ``sklearn.manifold.smacof`` from the same classical start (goal: stress
+    never above, >= 10x at n = 5,000);
+(3) HeatGeo vs ``heatgeo`` (knn=10, decay=40, tau=10, Harnack 0) on
+    ``make_swiss_roll(n, random_state=0)``: time, distance agreement on heatgeo's graph, and
+    the Spearman correlation of embedded vs ground-truth geodesic distances (arc length along
+    the roll, height); skipped without heatgeo;
+(4) HeatGeo with landmarks at large n (geoml alone).
+
+    python bench/bench_diffusion.py                 # the issue's sizes (long: see README)
+    python bench/bench_diffusion.py --quick         # small sizes, a smoke run
+    python bench/bench_diffusion.py --sections heat,mds
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from _harness import clustered, machine, print_table, timeit, write_json
+
+import geoml
+
+
+def relerr(Y, R):
+    Y = Y.reshape(R.shape[0], -1)
+    R = R.reshape(R.shape[0], -1)
+    return float((np.linalg.norm(Y - R, axis=0) / np.linalg.norm(R, axis=0)).max())
+
+
+def bench_heat(n, m, times, repeats, n_jobs):
+    from scipy.sparse.linalg import expm_multiply
+
+    X = clustered(n, 3, seed=0, dtype="float64")
+    W = geoml.knn_graph(X, 10, kernel="gaussian")
+    L = geoml.laplacian(W).tocsr()
+    B = np.random.default_rng(1).standard_normal((n, m))
+    rows = []
+    for t in times:
+        tg, Y = timeit(lambda: geoml.heat_kernel(W, B, t, tol=1e-8, n_jobs=n_jobs), repeats=repeats)
+        t0 = time.perf_counter()
+        R = expm_multiply(-t * L, B)
+        ts = time.perf_counter() - t0
+        ratio = ts / tg
+        rows.append(
+            {
+                "n": n,
+                "m": m,
+                "t": t,
+                "geoml_s": tg,
+                "expm_multiply_s": ts,
+                "speedup": ratio,
+                "rel_err": relerr(Y, R),
+            }
+        )
+    # all times from one run
+    tg, _ = timeit(lambda: geoml.heat_kernel(W, B, times, n_jobs=n_jobs), repeats=repeats)
+    rows.append({"n": n, "m": m, "t": "all at once", "geoml_s": tg})
+    return rows
+
+
+def bench_mds(n, repeats, n_jobs, max_iter):
+    from sklearn.manifold import smacof
+
+    from geoml.diffusion import classical_mds
+    from geoml.diffusion import smacof as g_smacof
+
+    rng = np.random.default_rng(0)
+    P = rng.standard_normal((n, 5))
+    D = np.sqrt(np.maximum(((P[:, None, :] - P[None, :, :]) ** 2).sum(-1), 0))
+    D *= rng.uniform(0.9, 1.1, D.shape)  # not exactly Euclidean
+    D = 0.5 * (D + D.T)
+    np.fill_diagonal(D, 0)
+    Y0, _ = classical_mds(D, 2, random_state=0)
+    tg, (Y, stress, n_iter, _) = timeit(
+        lambda: g_smacof(D, Y0, max_iter=max_iter, n_jobs=n_jobs), repeats=repeats
+    )
+    t0 = time.perf_counter()
+    _, s_ref, it_ref = smacof(
+        D, init=Y0.copy(), n_init=1, max_iter=max_iter, eps=1e-6, return_n_iter=True
+    )
+    ts = time.perf_counter() - t0
+    return [
+        {
+            "n": n,
+            "geoml_s": tg,
+            "sklearn_s": ts,
+            "speedup": ts / tg,
+            "geoml_stress": stress,
+            "sklearn_stress": float(s_ref),
+            "geoml_iter": n_iter,
+            "sklearn_iter": int(it_ref),
+            "goal": ">= 10x, stress <= sklearn: "
+            + ("met" if ts / tg >= 10 and stress <= s_ref * (1 + 1e-9) else "MISSED"),
+        }
+    ]
+
+
+def swiss(n):
+    from sklearn.datasets import make_swiss_roll
+
+    X, t = make_swiss_roll(n, random_state=0)
+    arc = 0.5 * (t * np.sqrt(1 + t**2) + np.arcsinh(t))
+    return X, np.column_stack([arc, X[:, 1]])
+
+
+def spearman_to_truth(Y, U, n_pairs=2_000_000, seed=0):
+    """Spearman of embedded vs true distances over all pairs (sampled pairs for large n)."""
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr
+
+    n = Y.shape[0]
+    if n * (n - 1) // 2 <= n_pairs:
+        return float(spearmanr(pdist(Y), pdist(U))[0])
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, n, (2, n_pairs))
+    keep = i != j
+    i, j = i[keep], j[keep]
+    return float(
+        spearmanr(np.linalg.norm(Y[i] - Y[j], axis=1), np.linalg.norm(U[i] - U[j], axis=1))[0]
+    )
+
+
+def bench_heatgeo(n, n_jobs):
+    rows = []
+    X, U = swiss(n)
+    t0 = time.perf_counter()
+    ours = geoml.HeatGeo(n_neighbors=10, random_state=0, n_jobs=n_jobs).fit(X)
+    tg = time.perf_counter() - t0
+    row = {
+        "n": n,
+        "tool": "geoml HeatGeo (SMACOF)",
+        "time_s": tg,
+        "spearman": spearman_to_truth(ours.embedding_, U),
+    }
+    rows.append(row)
+    t0 = time.perf_counter()
+    cl = geoml.HeatGeo(n_neighbors=10, random_state=0, n_jobs=n_jobs, mds="classical").fit(X)
+    rows.append(
+        {
+            "n": n,
+            "tool": "geoml HeatGeo (classical MDS)",
+            "time_s": time.perf_counter() - t0,
+            "spearman": spearman_to_truth(cl.embedding_, U),
+        }
+    )
+    try:
+        import heatgeo.embedding as he
+    except ImportError as e:
+        print(f"heatgeo not installed ({e}); skipping the reference")
+        return rows
+    ref = he.HeatGeo(knn=10)
+    t0 = time.perf_counter()
+    with np.errstate(all="ignore"):
+        Yr = ref.fit_transform(X)
+    tr = time.perf_counter() - t0
+    D = geoml.heat_geodesic_distances(ref.graph.W, 10.0, n_jobs=n_jobs)
+    off = ~np.eye(n, dtype=bool)
+    err = float(np.linalg.norm((D - ref.dist)[off]) / np.linalg.norm(ref.dist[off]))
+    rho_r = spearman_to_truth(Yr, U)
+    row["speedup_vs_heatgeo"] = tr / tg
+    row["dist_rel_err_same_graph"] = err
+    row["goal"] = "dist <= 1e-6, spearman >= heatgeo's: " + (
+        "met" if err <= 1e-6 and row["spearman"] >= rho_r else "MISSED"
+    )
+    rows.append({"n": n, "tool": "heatgeo (s_gd2 MDS)", "time_s": tr, "spearman": rho_r})
+    return rows
+
+
+def bench_landmarks(n, n_landmarks, n_jobs):
+    X, U = swiss(n)
+    t0 = time.perf_counter()
+    m = geoml.HeatGeo(n_neighbors=10, n_landmarks=n_landmarks, random_state=0, n_jobs=n_jobs)
+    m.fit(X)
+    t = time.perf_counter() - t0
+    return [
+        {
+            "n": n,
+            "tool": f"geoml HeatGeo, {n_landmarks} landmarks",
+            "time_s": t,
+            "spearman": spearman_to_truth(m.embedding_, U),
+            "goal": "< 60 s: " + ("met" if t < 60 else "MISSED") if n >= 100_000 else "",
+        }
+    ]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes")
+    ap.add_argument("--sections", default="heat,mds,heatgeo,landmarks")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--n-jobs", type=int, default=None)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    sections = set(args.sections.split(","))
+    q = args.quick
+    print(machine())
+    out = {"args": vars(args)}
+    if "heat" in sections:
+        rows = bench_heat(
+            5_000 if q else 100_000,
+            20 if q else 100,
+            [0.1, 1.0, 10.0, 100.0],
+            args.repeats,
+            args.n_jobs,
+        )
+        print("\nheat_kernel vs scipy expm_multiply (L_sym of a 10-NN Gaussian graph, tol 1e-8)")
+        print_table(rows, ["n", "m", "t", "geoml_s", "expm_multiply_s", "speedup", "rel_err"])
+        out["heat"] = rows
+    if "mds" in sections:
+        rows = bench_mds(800 if q else 5_000, args.repeats, args.n_jobs, 300)
+        print("\nmetric SMACOF vs sklearn.manifold.smacof (same classical start, 300 iterations)")
+        print_table(
+            rows,
+            [
+                "n",
+                "geoml_s",
+                "sklearn_s",
+                "speedup",
+                "geoml_stress",
+                "sklearn_stress",
+                "geoml_iter",
+                "sklearn_iter",
+                "goal",
+            ],
+        )
+        out["mds"] = rows
+    if "heatgeo" in sections:
+        rows = bench_heatgeo(500 if q else 2_000, args.n_jobs)
+        print("\nHeatGeo vs heatgeo on make_swiss_roll (Spearman vs the unrolled roll)")
+        print_table(
+            rows,
+            [
+                "n",
+                "tool",
+                "time_s",
+                "spearman",
+                "speedup_vs_heatgeo",
+                "dist_rel_err_same_graph",
+                "goal",
+            ],
+        )
+        out["heatgeo"] = rows
+    if "landmarks" in sections:
+        rows = bench_landmarks(20_000 if q else 100_000, 500 if q else 2_000, args.n_jobs)
+        print("\nHeatGeo with landmarks (geoml alone)")
+        print_table(rows, ["n", "tool", "time_s", "spearman", "goal"])
+        out["landmarks"] = rows
+    write_json("diffusion", out, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+// SMACOF metric MDS (see mds.hpp).
+#include "diffusion/mds.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "common/common.hpp"
+#include "common/simd.hpp"
+
+namespace geoml {
+
+namespace {
+
+#define GEOML_KERNEL_INC "diffusion/mds_kernel.inc"
+#define GEOML_KERNEL_AVX512 1
+#include "common/simd_instantiate.inc"
+
+/// One pass: per row, the stress terms and (when Y is not null) the Guttman transform row, by
+/// the ISA's copy of smacof_row (mds_kernel.inc). XT is X transposed (p x n).
+template <typename T>
+void guttman_pass(const T* D, int64_t n, int64_t p, const double* X, const double* XT, double* Y,
+                  double* rs, double* rd, int nt) {
+  const SimdIsa isa = simd_isa();
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<double> dist(static_cast<size_t>(n)), ratio(static_cast<size_t>(n));
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t i = 0; i < n; ++i)
+      GEOML_SIMD_CALL(isa, smacof_row<T>, D + i * n, i, n, p, X + i * p, XT, dist.data(),
+                      ratio.data(), Y != nullptr ? Y + i * p : nullptr, rs + i, rd + i);
+  }
+}
+
+void transpose(const double* X, int64_t n, int64_t p, double* XT) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < p; ++c) XT[c * n + i] = X[i * p + c];
+}
+
+double ordered_sum(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return s;
+}
+
+}  // namespace
+
+template <typename T>
+SmacofResult smacof(const T* D, int64_t n, int64_t p, double* X, int64_t max_iter, double eps,
+                    int n_threads, bool verbose) {
+  if (n < 1 || p < 1 || max_iter < 0)
+    throw std::invalid_argument("smacof: need n >= 1, p >= 1 and max_iter >= 0");
+  // small problems on fewer threads: ~1e5 flops per thread and transform at least
+  const int nt = static_cast<int>(
+      std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, n * n * p / 100000)));
+  std::vector<double> rs(static_cast<size_t>(n)), rd(static_cast<size_t>(n));
+  std::vector<double> buf(static_cast<size_t>(n * p)), xt(static_cast<size_t>(n * p));
+  double* cur = X;  // X_k
+  double* next = buf.data();
+  SmacofResult res;
+  Progress progress("smacof");
+  double old_stress = 0;
+  for (int64_t k = 0; k <= max_iter; ++k) {
+    // stress of X_k (and, below max_iter, X_{k+1} = transform of X_k)
+    transpose(cur, n, p, xt.data());
+    guttman_pass<T>(D, n, p, cur, xt.data(), k < max_iter ? next : nullptr, rs.data(), rd.data(),
+                    nt);
+    const double stress = ordered_sum(rs);
+    const double ssd = ordered_sum(rd);
+    res.stress = stress;
+    res.n_iter = k;
+    if (verbose) progress.report(k, max_iter);
+    // as scikit-learn: the stress of the start is not compared (k >= 2)
+    if (k >= 2 && (old_stress - stress) < eps * ssd) {
+      res.converged = true;
+      break;
+    }
+    if (k == max_iter) break;
+    old_stress = stress;
+    std::swap(cur, next);
+  }
+  if (verbose) progress.done();
+  if (cur != X)
+    for (int64_t i = 0; i < n * p; ++i) X[i] = cur[i];
+  return res;
+}
+
+template <typename T>
+void smacof_place(const T* D, int64_t n, int64_t L, int64_t p, const double* Z, double* Y,
+                  int64_t n_iter, int n_threads) {
+  if (n < 0 || L < 1 || p < 1 || n_iter < 0)
+    throw std::invalid_argument("smacof_place: need L >= 1, p >= 1 and n_iter >= 0");
+  const int nt = static_cast<int>(std::min<int64_t>(
+      resolve_threads(n_threads), std::max<int64_t>(1, n * L * p * n_iter / 100000)));
+  std::vector<double> zt(static_cast<size_t>(L * p)), colsum(static_cast<size_t>(p), 0.0);
+  transpose(Z, L, p, zt.data());
+  for (int64_t c = 0; c < p; ++c)
+    for (int64_t l = 0; l < L; ++l) colsum[c] += zt[c * L + l];
+  const double invL = 1.0 / double(L);
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<double> dist(static_cast<size_t>(L)), ynew(static_cast<size_t>(p));
+    double* d = dist.data();
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t i = 0; i < n; ++i) {
+      double* y = Y + i * p;
+      const T* Di = D + i * L;
+      for (int64_t it = 0; it < n_iter; ++it) {
+        for (int64_t l = 0; l < L; ++l) d[l] = 0;
+        for (int64_t c = 0; c < p; ++c) {
+          const double* col = zt.data() + c * L;
+          const double yc = y[c];
+#pragma omp simd
+          for (int64_t l = 0; l < L; ++l) {
+            const double e = yc - col[l];
+            d[l] += e * e;
+          }
+        }
+        double rsum = 0;
+#pragma omp simd reduction(+ : rsum)
+        for (int64_t l = 0; l < L; ++l) {
+          const double dl = std::sqrt(d[l]);
+          const double v = dl > 0 ? double(Di[l]) / (dl > 0 ? dl : 1.0) : 0.0;
+          d[l] = v;  // now the ratio r_l
+          rsum += v;
+        }
+        double move = 0, norm = 0;
+        for (int64_t c = 0; c < p; ++c) {
+          const double* col = zt.data() + c * L;
+          double acc = 0;
+#pragma omp simd reduction(+ : acc)
+          for (int64_t l = 0; l < L; ++l) acc += d[l] * col[l];
+          ynew[c] = invL * (colsum[c] + y[c] * rsum - acc);
+          move += (ynew[c] - y[c]) * (ynew[c] - y[c]);
+          norm += ynew[c] * ynew[c];
+        }
+        for (int64_t c = 0; c < p; ++c) y[c] = ynew[c];
+        if (move <= 1e-18 * norm + 1e-300) break;
+      }
+    }
+  }
+}
+
+template void smacof_place<float>(const float*, int64_t, int64_t, int64_t, const double*, double*,
+                                  int64_t, int);
+template void smacof_place<double>(const double*, int64_t, int64_t, int64_t, const double*, double*,
+                                   int64_t, int);
+
+template SmacofResult smacof<float>(const float*, int64_t, int64_t, double*, int64_t, double, int,
+                                    bool);
+template SmacofResult smacof<double>(const double*, int64_t, int64_t, double*, int64_t, double, int,
+                                     bool);
+
+}  // namespace geoml

@@ -1,0 +1,221 @@
+"""Heat-kernel actions exp(-t L) X by Chebyshev expansion (C++ kernel ``_core.heat_chebyshev``)."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import ive
+
+from .. import _core
+from .._validation import as_float_array, check_n_jobs, check_tol, reject_gpu
+from ..spectral._laplacian import _KINDS
+from ..spectral._laplacian import laplacian as _laplacian_matrix
+
+# Chebyshev orders above this are refused (t * lmax / 2 of ~10^7 and more): use a smaller t
+# or fewer edges; the order grows like sqrt(t * lmax) for large t.
+_MAX_ORDER = 200_000
+# From this many nodes the graph is renumbered in reverse Cuthill-McKee order first (the rows of
+# the (n, m) block that the product gathers then stay in cache; see docs/design/diffusion.md).
+_RCM_MIN_N = 2048
+_RCM_MIN_BLOCK = 1 << 19  # (n * m entries: smaller blocks stay in cache in any order)
+
+
+def _check_times(t) -> tuple[np.ndarray, bool]:
+    """(times as a float64 array (n_t,), whether t was a scalar); ValueError/TypeError if not
+    finite and > 0."""
+    scalar = isinstance(t, numbers.Real) or (isinstance(t, np.ndarray) and t.ndim == 0)
+    if isinstance(t, (bool, str, bytes)):
+        raise TypeError(f"t must be a positive number or a sequence of them; got {t!r}")
+    try:
+        times = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise TypeError(f"t must be a positive number or a sequence of them; got {t!r}") from None
+    if times.ndim != 1 or times.size == 0:
+        raise ValueError(f"t must be a number or a non-empty 1-D sequence; got shape {times.shape}")
+    if not np.isfinite(times).all():
+        raise ValueError("t contains NaN or infinity")
+    if (times <= 0).any():
+        raise ValueError(f"t must be > 0; got {times[times <= 0][0]!r}")
+    return times, scalar
+
+
+def _chebyshev_coefficients(a: np.ndarray, target: float, factor: float):
+    """Coefficients (n_t, K + 1) of exp(-a (x + 1)) = sum_k c_k T_k(x) on [-1, 1] for each
+    a_j, truncated at the smallest K with factor * sum_{k > K} |c_k| <= target for every j
+    (c_0 = ive(0, a), c_k = 2 (-1)^k ive(k, a), ive the scaled Bessel function
+    I_k(a) e^{-a}). Returns (coef, K, bound: the largest truncation bound)."""
+    amax = float(a.max())
+    kmax = int(amax + 60.0 * np.sqrt(amax) + 80)
+    if kmax > _MAX_ORDER:
+        raise ValueError(
+            f"t * lmax / 2 = {amax:.3g} needs a Chebyshev order above {_MAX_ORDER}; use a smaller t"
+        )
+    k = np.arange(kmax + 1)
+    C = ive(k[None, :], a[:, None])  # (n_t, kmax + 1)
+    C[:, 1:] *= 2.0
+    # tail[j, K] = sum_{k > K} |c_jk|
+    tail = np.cumsum(C[:, ::-1], axis=1)[:, ::-1]
+    tail = np.concatenate([tail[:, 1:], np.zeros((a.size, 1))], axis=1)
+    ok = (factor * tail <= target).all(axis=0)
+    K = int(np.argmax(ok)) if ok.any() else kmax
+    C[:, 1::2] *= -1.0
+    return np.ascontiguousarray(C[:, : K + 1]), K, float(factor * tail[:, K].max())
+
+
+def _spectral_map(L: sp.csr_matrix, lmax: float, dtype) -> sp.csr_matrix:
+    """S = (2 / lmax) L - I in CSR with sorted indices and one index dtype."""
+    n = L.shape[0]
+    L = L.astype(dtype, copy=False)  # scaled in the working precision, not in W's
+    S = sp.csr_matrix((2.0 / lmax) * L - sp.identity(n, format="csr", dtype=dtype), dtype=dtype)
+    S.sum_duplicates()
+    S.sort_indices()
+    idx = np.int64 if S.nnz > np.iinfo(np.int32).max // 2 else np.int32
+    S.indptr = S.indptr.astype(idx, copy=False)
+    S.indices = S.indices.astype(idx, copy=False)
+    return S
+
+
+def heat_kernel(
+    W,
+    X,
+    t,
+    *,
+    laplacian: str = "symmetric",
+    method: str = "auto",
+    tol: float = 1e-8,
+    n_jobs: int | None = None,
+):
+    """Heat-kernel action ``exp(-t L) X`` on a graph, for one or several diffusion times.
+
+    ``L`` is the graph Laplacian of the affinity matrix ``W`` (any kind
+    :func:`geoml.laplacian` builds). The exponential is expanded in Chebyshev polynomials
+    of ``L`` mapped to [-1, 1] by its spectral bound ``lmax`` (2 for the normalised
+    Laplacians, ``2 max_i d_i`` for the combinatorial one), with coefficients from the
+    scaled Bessel functions; the order is the smallest whose truncation bound meets ``tol``
+    (it grows like ``sqrt(t lmax log(1/tol))`` for large ``t``). All columns of ``X`` go
+    through one sparse-times-dense product per order (C++/OpenMP), and all times share the
+    same products. O(K nnz(W) m) work for order K, two (n, m) blocks of memory besides the
+    output.
+
+    Accuracy: each column of the result is within ``tol`` of the exact one relative to its
+    own 2-norm (plus rounding). The order is chosen for ``tol * ||X[:, j]||`` first; when
+    the result is less than half of ``X`` (large ``t``: only the slow modes survive) the
+    series is continued (no work repeated) to the order for ``tol * ||Y[:, j]||``. For
+    ``laplacian="random_walk"`` (not symmetric) the bound carries the factor
+    ``sqrt(max d / min d)``.
+
+    Parameters
+    ----------
+    W : sparse matrix or array-like of shape (n, n)
+        Symmetric non-negative affinities (diagonal ignored), as for :func:`geoml.laplacian`.
+    X : array-like of shape (n,) or (n, m)
+        Initial heat (float32 is kept: the products run in float32 with float64 row sums;
+        anything else runs in float64).
+    t : float or sequence of float
+        Diffusion time(s), each finite and > 0.
+    laplacian : {"symmetric", "combinatorial", "random_walk"}
+    method : {"auto", "chebyshev"}
+        ``"auto"`` is the Chebyshev expansion (the only method so far).
+    tol : float
+        Relative accuracy (2-norm, per column); at least ``10 eps`` of the dtype.
+    n_jobs : int or None
+        OpenMP threads (None: OMP_NUM_THREADS, else all cores; -1: all cores). The result
+        does not depend on it.
+
+    Returns
+    -------
+    Y : ndarray of shape X.shape, or (len(t), *X.shape) when ``t`` is a sequence
+        ``exp(-t L) X`` (``Y[j] = exp(-t[j] L) X``), in X's dtype (float32 or float64).
+
+    Raises
+    ------
+    ValueError
+        ``t <= 0``, NaN/inf in ``t``, ``X`` or ``W``, shapes that do not match, an unknown
+        ``laplacian`` or ``method``.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, geoml
+    >>> W = sp.diags([np.ones(4), np.ones(4)], [-1, 1], shape=(5, 5))  # path graph
+    >>> x = np.array([1.0, 0, 0, 0, 0])
+    >>> y = geoml.heat_kernel(W, x, 2.0, laplacian="combinatorial")
+    >>> from scipy.linalg import expm
+    >>> L = geoml.laplacian(W, kind="combinatorial").toarray()
+    >>> ref = expm(-2.0 * L) @ x
+    >>> bool(np.linalg.norm(y - ref) <= 1e-8 * np.linalg.norm(ref))
+    True
+    >>> geoml.heat_kernel(W, x, [0.5, 1.0]).shape
+    (2, 5)
+    """
+    if laplacian not in _KINDS:
+        raise ValueError(
+            f"laplacian={laplacian!r}; choose 'symmetric', 'combinatorial' or 'random_walk'"
+        )
+    if method not in ("auto", "chebyshev"):
+        raise ValueError(f"method={method!r}; choose 'auto' or 'chebyshev'")
+    reject_gpu(W, "W", "heat_kernel")
+    reject_gpu(X, "X", "heat_kernel")
+    times, scalar_t = _check_times(t)
+    Xa = np.asarray(X) if not sp.issparse(X) else X
+    if sp.issparse(Xa):
+        raise TypeError("X is a sparse matrix; pass a dense array (X.toarray())")
+    if Xa.ndim not in (1, 2):
+        raise ValueError(f"X must be 1-D (n,) or 2-D (n, m); got shape {Xa.shape}")
+    vector = Xa.ndim == 1
+    X2 = as_float_array(Xa.reshape(-1, 1) if vector else Xa, "X")
+    dtype = X2.dtype.type
+    tol = check_tol(tol, dtype=dtype)
+    nt = check_n_jobs(n_jobs)
+    L, d = _laplacian_matrix(W, kind=laplacian, return_diag=True)  # validates W
+    n = L.shape[0]
+    if X2.shape[0] != n:
+        raise ValueError(f"X has {X2.shape[0]} rows but W is {n} x {n}")
+    if not (np.isfinite(d).all() and np.isfinite(L.data).all()):
+        raise ValueError("W's degrees overflow (entries too large): rescale W")
+    factor = 1.0
+    if laplacian == "combinatorial":
+        lmax = 2.0 * float(d.max())  # Gershgorin
+    else:
+        lmax = 2.0 if (d > 0).any() else 0.0
+        if laplacian == "random_walk" and (d > 0).any():
+            dp = d[d > 0]
+            factor = float(np.sqrt(dp.max() / dp.min()))
+    out_shape = ((times.size,) if not scalar_t else ()) + ((n,) if vector else X2.shape)
+    if lmax == 0.0:  # no edges: L = 0
+        Y = np.broadcast_to(X2, (times.size, *X2.shape)).copy()
+        return Y.reshape(out_shape)
+    perm = None
+    if n >= _RCM_MIN_N and n * X2.shape[1] >= _RCM_MIN_BLOCK:
+        # banded order: the block rows gathered by the product stay in cache
+        perm = _core.rcm_components(L.indptr, L.indices)[0]
+        L = L[perm][:, perm]
+        X2 = np.ascontiguousarray(X2[perm])
+    S = _spectral_map(L, lmax, dtype)
+    a = times * (lmax / 2.0)
+    xnorm = np.linalg.norm(X2.astype(np.float64, copy=False), axis=0)
+    live = xnorm > 0
+    # first: truncation <= tol / 2 * ||X||, enough while ||Y|| >= ||X|| / 2
+    coef, K, _ = _chebyshev_coefficients(a, 0.5 * tol, factor)
+    Y = np.empty((times.size, *X2.shape), dtype=dtype)
+    buf0, buf1 = np.empty_like(X2), np.empty_like(X2)
+    args = (S.data, S.indices, S.indptr, X2)
+    _core.heat_chebyshev(*args, coef, Y, buf0, buf1, k_begin=0, k_end=K, n_jobs=nt)
+    if live.any():
+        ynorm = np.linalg.norm(Y.astype(np.float64, copy=False), axis=1)  # (n_t, m)
+        ratio = float((ynorm[:, live] / xnorm[live]).min())
+        if ratio < 0.5:
+            # the result decayed (large t): continue the series to truncation
+            # <= tol / 2 * ||Y|| (never below what the dtype can resolve)
+            target = max(0.5 * tol * ratio, float(np.finfo(dtype).tiny) ** 0.5)
+            coef2, K2, _ = _chebyshev_coefficients(a, target, factor)
+            if K2 > K:
+                _core.heat_chebyshev(
+                    *args, coef2, Y, buf0, buf1, k_begin=K + 1, k_end=K2, n_jobs=nt
+                )
+    if perm is not None:
+        Yp = Y
+        Y = np.empty_like(Yp)
+        Y[:, perm] = Yp
+    return Y.reshape(out_shape)

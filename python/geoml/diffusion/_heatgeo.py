@@ -1,0 +1,367 @@
+"""Heat-geodesic distances and embeddings (HeatGeo, Huguet et al. 2023)."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import _core
+from .._base import BaseEstimator, EmbeddingMixin
+from .._validation import (
+    as_float_array,
+    check_int,
+    check_n_jobs,
+    check_random_state,
+    check_tol,
+    random_seed,
+    reject_gpu,
+)
+from ..spectral._laplacian import _affinity_csr
+from ._heat import _check_times, heat_kernel
+from ._mds import MDS, _place
+
+# HeatGeo's floor inside the logarithm (heatgeo: np.log(H + 1e-16)): distances saturate at
+# sqrt(-4 t log 1e-16) where the heat kernel is below it (far or disconnected pairs).
+_LOG_FLOOR = 1e-16
+# graphtools' kernel threshold: alpha-decay affinities below it are dropped
+_KERNEL_THRESH = 1e-4
+
+
+def alpha_decay_graph(X, n_neighbors: int = 10, decay: float = 40.0, *, n_jobs=None):
+    """PHATE / graphtools alpha-decay affinity graph (the graph HeatGeo and PHATE build).
+
+    ``K_ij = exp(-(d_ij / sigma_i)^decay)`` with ``sigma_i`` the distance from ``i`` to its
+    ``n_neighbors``-th neighbour (``graphtools``' ``knn``, which counts the point itself as
+    well: ``knn + 1`` with self), kept where ``K_ij >= 1e-4`` (the neighbour search widens until
+    every row's kernel has dropped below that, as graphtools does), then ``W = (K + K^T) / 2``
+    without self-loops. Built on :func:`geoml.knn_graph` (exact neighbours; graphtools' PCA
+    to 40 dimensions is not applied).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    n_neighbors : int
+        ``1 <= n_neighbors < n_samples``.
+    decay : float
+        Kernel decay (alpha), > 0.
+    n_jobs : int, optional
+
+    Returns
+    -------
+    W : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
+        Symmetric, zero diagonal, in X's float dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from geoml.diffusion import alpha_decay_graph
+    >>> X = np.random.default_rng(0).standard_normal((100, 3))
+    >>> W = alpha_decay_graph(X, 5)
+    >>> W.shape, bool(abs(W - W.T).max() == 0), bool(W.diagonal().max() == 0)
+    ((100, 100), True, True)
+    """
+    from ..neighbors import knn_graph
+
+    X = as_float_array(X, "X")
+    n = X.shape[0]
+    k = check_int(n_neighbors, "n_neighbors", low=1, high=n - 1, hint=f" ({n} samples)")
+    decay = float(decay)
+    if not np.isfinite(decay) or decay <= 0:
+        raise ValueError(f"decay must be a positive number; got {decay}")
+    ks = min(n - 1, 3 * k)
+    while True:
+        K = knn_graph(
+            X, ks, symmetrize=None, kernel="alpha_decay", k_sigma=k, decay=decay, n_jobs=n_jobs
+        )
+        last = K.data.reshape(n, ks).min(axis=1)  # the farthest neighbour's affinity
+        if ks == n - 1 or (last < _KERNEL_THRESH).all():
+            break
+        ks = min(n - 1, 2 * ks)
+    K.data[K.data < _KERNEL_THRESH] = 0
+    K.eliminate_zeros()
+    W = ((K + K.T) * 0.5).tocsr()
+    W.sort_indices()
+    return W
+
+
+def _components(W: sp.csr_matrix) -> int:
+    ip = W.indptr
+    ix = W.indices.astype(ip.dtype, copy=False)
+    return int(_core.rcm_components(ip, ix)[2])
+
+
+def heat_geodesic_distances(
+    W,
+    t: float = 10.0,
+    *,
+    harnack_regularization: float = 0.0,
+    landmarks=None,
+    tol: float = 1e-14,
+    n_jobs=None,
+):
+    """Heat-geodesic distances on a graph (Varadhan's formula, as in HeatGeo).
+
+    ``d_ij = sqrt(max(0, -4 t log(H_ij + 1e-16) + rho 4 t log((H_ii + H_jj) / 2 + 1e-16)))``
+    with ``H = exp(-t L)`` the heat kernel of the symmetric normalised Laplacian of ``W``
+    (:func:`heat_kernel`, Chebyshev, ``tol``; negative round-off entries set to 0) and ``rho``
+    the Harnack regularisation (heatgeo's ``harnack_regul``; 0 by default, as there). This is
+    heatgeo's ``HeatGeo`` distance with its defaults (``scale_factor=1``, no
+    ``log_normalize``, one time), except that the diagonal is 0 (heatgeo leaves
+    ``sqrt(4 t (rho - 1) log H_ii)`` there, which its MDS ignores) and ``H`` is symmetrised.
+    The heat kernel is applied to the identity columns of the wanted points only: with
+    ``landmarks`` the cost is one Chebyshev run on ``len(landmarks)`` columns and the result
+    is ``(n, len(landmarks))``; nothing ``n x n`` is formed.
+
+    Pairs in different connected components have ``H_ij = 0``: their distance is the cap
+    ``sqrt(-4 t log 1e-16) = sqrt(147.4 t)`` (the same cap as far pairs whose heat is below
+    1e-16), and a ``RuntimeWarning`` says how many components there are.
+
+    Parameters
+    ----------
+    W : sparse matrix or array-like of shape (n, n)
+        Symmetric non-negative affinities (e.g. :func:`alpha_decay_graph`).
+    t : float
+        Diffusion time, > 0.
+    harnack_regularization : float
+        ``rho`` above, in [0, 1]; must be 0 with ``landmarks`` (the diagonal ``H_ii`` of every
+        point would be needed).
+    landmarks : array of int, optional
+        Column points (default: all).
+    tol : float
+        Heat-kernel accuracy (see :func:`heat_kernel`). The logarithm turns absolute errors
+        in small heat values into large distance errors, hence the tight default: with it
+        ``H`` is exact to ~1e-16 absolute and the distances match heatgeo's (whose order-32
+        expansion is also converged at ``t = 10``) to ~1e-9 relative where the heat is above
+        ~1e-12; pairs at the 1e-16 floor carry rounding noise in any computation.
+    n_jobs : int, optional
+
+    Returns
+    -------
+    D : ndarray of shape (n, n) or (n, len(landmarks))
+        float64; symmetric with a zero diagonal without landmarks.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from geoml.diffusion import heat_geodesic_distances
+    >>> W = sp.diags([np.ones(9), np.ones(9)], [-1, 1], shape=(10, 10))  # path graph
+    >>> D = heat_geodesic_distances(W, t=2.0)
+    >>> bool(np.all(np.diff(D[0]) > 0))  # farther along the path, farther away
+    True
+    """
+    reject_gpu(W, "W", "heat_geodesic_distances")
+    W = _affinity_csr(W)
+    n = W.shape[0]
+    times, scalar = _check_times(t)
+    if not scalar:
+        raise ValueError("t must be a single number here")
+    t = float(times[0])
+    rho = float(harnack_regularization)
+    if not np.isfinite(rho) or not 0 <= rho <= 1:
+        raise ValueError(f"harnack_regularization={harnack_regularization!r} must lie in [0, 1]")
+    if landmarks is None:
+        cols = None
+        E = np.eye(n)
+    else:
+        cols = np.asarray(landmarks)
+        if cols.ndim != 1 or cols.dtype.kind not in "iu" or cols.size == 0:
+            raise TypeError("landmarks must be a non-empty 1-D array of indices")
+        if cols.min() < 0 or cols.max() >= n:
+            raise ValueError(f"landmarks must lie in [0, {n})")
+        if rho != 0:
+            raise ValueError("harnack_regularization must be 0 with landmarks")
+        E = np.zeros((n, cols.size))
+        E[cols, np.arange(cols.size)] = 1.0
+    ncomp = _components(W)
+    if ncomp > 1:
+        warnings.warn(
+            f"the graph has {ncomp} connected components: heat-geodesic distances between them "
+            f"are the cap sqrt(-4 t log 1e-16) = {np.sqrt(-4 * t * np.log(_LOG_FLOOR)):.4g}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    H = heat_kernel(W.astype(np.float64), E, t, laplacian="symmetric", tol=tol, n_jobs=n_jobs)
+    np.maximum(H, 0.0, out=H)
+    if cols is None:
+        H = 0.5 * (H + H.T)
+    S = np.log(H + _LOG_FLOOR)
+    S *= -4.0 * t
+    if rho != 0:
+        h = np.diagonal(H).copy()
+        S += rho * 4.0 * t * np.log(0.5 * (h[:, None] + h[None, :]) + _LOG_FLOOR)
+    np.maximum(S, 0.0, out=S)
+    D = np.sqrt(S, out=S)
+    if cols is None:
+        np.fill_diagonal(D, 0.0)
+    else:
+        D[cols, np.arange(cols.size)] = 0.0
+    return D
+
+
+class HeatGeo(EmbeddingMixin, BaseEstimator):
+    """HeatGeo embedding (Huguet et al., "A Heat Diffusion Perspective on Geodesic Preserving
+    Dimensionality Reduction", NeurIPS 2023).
+
+    Alpha-decay kNN graph (:func:`alpha_decay_graph`, heatgeo's default graph) ->
+    heat-geodesic distances (:func:`heat_geodesic_distances`: heat kernel of the normalised
+    Laplacian by Chebyshev, Varadhan's formula with the Harnack term) -> metric MDS
+    (:class:`MDS`: classical start, SMACOF). heatgeo's defaults: ``knn`` (no default there;
+    10 here), ``decay=40``, ``tau=10``, ``harnack_regul=0``; its MDS solver is s_gd2's SGD
+    (not a dependency here), geoml's is SMACOF from the classical embedding.
+
+    With ``n_landmarks`` only the heat kernel columns of the landmarks are computed (an
+    ``n x n_landmarks`` block), the landmarks are embedded by MDS and every point is placed
+    by landmark-MDS triangulation from its heat-geodesic distances to them: O(n L) memory.
+
+    Parameters
+    ----------
+    n_components : int, default 2
+    n_neighbors : int, default 10
+        heatgeo's ``knn``.
+    decay : float, default 40
+    t : float, default 10
+        Diffusion time (heatgeo's ``tau``).
+    harnack_regularization : float in [0, 1], default 0
+        heatgeo's ``harnack_regul`` (must be 0 with landmarks).
+    n_landmarks : int, optional
+        Landmarks drawn uniformly from ``random_state``; None: all points (an ``n x n``
+        distance matrix).
+    mds : {"smacof", "classical"}, default "smacof"
+    affinity : {"alpha_decay", "precomputed"}, default "alpha_decay"
+        "precomputed": ``X`` is the (n, n) symmetric affinity matrix (sparse or dense).
+    tol : float, default 1e-14
+        Heat-kernel accuracy (see :func:`heat_geodesic_distances`).
+    max_iter : int, default 300
+        SMACOF transforms.
+    random_state, n_jobs : optional
+    verbose : int, default 0
+        Stage messages on stderr.
+
+    Attributes
+    ----------
+    embedding_ : ndarray of shape (n_samples, n_components)
+    distances_ : ndarray of shape (n_samples, n_samples) or (n_samples, n_landmarks)
+    affinity_matrix_ : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
+    landmarks_ : ndarray of int or None
+    stress_ : float
+        Raw MDS stress (of the landmarks with ``n_landmarks``).
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np, geoml
+    >>> t = np.linspace(0, 4, 300)
+    >>> X = np.column_stack([t, np.sin(t)])
+    >>> emb = geoml.HeatGeo(n_neighbors=10, random_state=0).fit_transform(X)
+    >>> emb.shape
+    (300, 2)
+    """
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        n_neighbors: int = 10,
+        *,
+        decay: float = 40.0,
+        t: float = 10.0,
+        harnack_regularization: float = 0.0,
+        n_landmarks: int | None = None,
+        mds: str = "smacof",
+        affinity: str = "alpha_decay",
+        tol: float = 1e-14,
+        max_iter: int = 300,
+        random_state=None,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+    ):
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.decay = decay
+        self.t = t
+        self.harnack_regularization = harnack_regularization
+        self.n_landmarks = n_landmarks
+        self.mds = mds
+        self.affinity = affinity
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _say(self, msg: str) -> None:
+        if self.verbose:
+            print(f"[geoml] HeatGeo: {msg}", file=sys.stderr, flush=True)
+
+    def fit(self, X, y=None) -> HeatGeo:
+        """Fit on ``X`` of shape (n_samples, n_features), or the (n, n) affinity matrix with
+        ``affinity="precomputed"``."""
+        if self.affinity not in ("alpha_decay", "precomputed"):
+            raise ValueError(f"affinity={self.affinity!r}; choose 'alpha_decay' or 'precomputed'")
+        if self.mds not in ("smacof", "classical"):
+            raise ValueError(f"mds={self.mds!r}; choose 'smacof' or 'classical'")
+        reject_gpu(X, "X", "HeatGeo")
+        nt = check_n_jobs(self.n_jobs)
+        check_tol(self.tol)
+        rng = check_random_state(self.random_state)
+        if self.affinity == "precomputed":
+            W = _affinity_csr(X, "X")
+            n_features = W.shape[1]
+        else:
+            X = as_float_array(X, "X")
+            if X.shape[0] < 2:
+                raise ValueError(f"HeatGeo needs at least 2 samples; got n_samples = {X.shape[0]}")
+            self._say(f"alpha-decay graph of {X.shape[0]} points")
+            W = alpha_decay_graph(X, self.n_neighbors, self.decay, n_jobs=self.n_jobs)
+            n_features = X.shape[1]
+        n = W.shape[0]
+        if n < 2:
+            raise ValueError(f"HeatGeo needs at least 2 samples; got n_samples = {n}")
+        k = check_int(self.n_components, "n_components", low=1, high=n - 1, hint=f" ({n} samples)")
+        if self.n_landmarks is None:
+            lm = None
+        else:
+            m = check_int(self.n_landmarks, "n_landmarks", low=k + 1, hint=" (> n_components)")
+            lm = np.sort(rng.choice(n, size=min(m, n), replace=False))
+        self._say("heat-geodesic distances")
+        D = heat_geodesic_distances(
+            W,
+            self.t,
+            harnack_regularization=self.harnack_regularization,
+            landmarks=lm,
+            tol=self.tol,
+            n_jobs=self.n_jobs,
+        )
+        mds = MDS(
+            k,
+            metric=self.mds == "smacof",
+            max_iter=self.max_iter,
+            dissimilarity="precomputed",
+            random_state=random_seed(rng),
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
+        )
+        if lm is None:
+            mds.fit(D)
+            Y, stress = mds.embedding_, mds.stress_
+        else:
+            D_ll = 0.5 * (D[lm] + D[lm].T)
+            np.fill_diagonal(D_ll, 0.0)
+            mrng = check_random_state(mds.random_state)
+            Y_l, stress, _, _ = mds._embed(
+                D_ll, k, self.max_iter, 1e-6, mrng, random_seed(mrng), nt
+            )
+            self._say(f"placing {n} points from {lm.size} landmarks")
+            Y = _place(lambda s, e: D[s:e] ** 2, n, lm, D_ll, Y_l, n_jobs=nt)
+        self.embedding_ = np.ascontiguousarray(Y)
+        self.distances_ = D
+        self.affinity_matrix_ = W
+        self.landmarks_ = lm
+        self.stress_ = float(stress)
+        self.n_features_in_ = n_features
+        return self
+
+    def _geoml_tags(self) -> dict:
+        return {"input_tags.pairwise": self.affinity == "precomputed"}

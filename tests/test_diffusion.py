@@ -1,0 +1,555 @@
+"""geoml.diffusion: heat-kernel actions (vs SciPy expm / expm_multiply and closed forms)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.linalg import expm
+from scipy.sparse.linalg import expm_multiply
+
+import geoml
+
+
+def knn_affinity(n, seed, k=8, dim=3):
+    X = np.random.default_rng(seed).standard_normal((n, dim))
+    return geoml.knn_graph(X, k, kernel="gaussian")
+
+
+def relerr(Y, ref):
+    """Largest per-column relative 2-norm error."""
+    Y = np.asarray(Y, dtype=np.float64).reshape(ref.shape[0], -1)
+    ref = ref.reshape(ref.shape[0], -1)
+    return float((np.linalg.norm(Y - ref, axis=0) / np.linalg.norm(ref, axis=0)).max())
+
+
+# ----------------------------------------------------------------------------- heat_kernel
+
+
+@pytest.mark.parametrize("kind", ["symmetric", "combinatorial", "random_walk"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_heat_kernel_vs_expm_multiply(kind, seed):
+    W = knn_affinity(300, seed)
+    L = geoml.laplacian(W, kind=kind).tocsc()
+    X = np.random.default_rng(seed + 10).standard_normal((300, 3))
+    times = [0.01, 0.3, 1.0, 10.0, 100.0, 1000.0]
+    if kind == "combinatorial":  # lmax ~ 16 here: t = 100 is t lmax / 2 = 800 (and SciPy is slow)
+        times = times[:-1]
+    Y = geoml.heat_kernel(W, X, times, laplacian=kind, tol=1e-8)
+    assert Y.shape == (len(times), 300, 3) and Y.dtype == np.float64
+    for j, t in enumerate(times):
+        ref = expm_multiply(-t * L, X)
+        assert relerr(Y[j], ref) <= 1e-8, (t, relerr(Y[j], ref))
+
+
+@pytest.mark.parametrize("kind", ["symmetric", "combinatorial", "random_walk"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_heat_kernel_vs_dense_expm(kind, seed):
+    rng = np.random.default_rng(seed)
+    n = 25
+    A = rng.random((n, n)) * (rng.random((n, n)) < 0.3)
+    W = np.triu(A, 1) + np.triu(A, 1).T
+    L = geoml.laplacian(W, kind=kind).toarray()
+    x = rng.standard_normal(n)
+    for t in (0.05, 2.0, 50.0):
+        ref = expm(-t * L) @ x
+        y = geoml.heat_kernel(W, x, t, laplacian=kind, tol=1e-10)
+        assert y.shape == (n,)
+        assert relerr(y, ref) <= 1e-10
+    # the whole heat kernel (X = I) at once
+    H = geoml.heat_kernel(sp.csr_matrix(W), np.eye(n), 1.5, laplacian=kind, tol=1e-10)
+    np.testing.assert_allclose(H, expm(-1.5 * L), rtol=0, atol=1e-10)
+
+
+def test_heat_kernel_closed_forms():
+    n = 40
+    # path graph: combinatorial eigenpairs 2 - 2 cos(pi k / n), cos(pi k (j + 1/2) / n)
+    W = sp.diags([np.ones(n - 1), np.ones(n - 1)], [-1, 1], shape=(n, n))
+    k = np.arange(n)
+    j = np.arange(n)
+    lam = 2 - 2 * np.cos(np.pi * k / n)
+    U = np.cos(np.pi * np.outer(j + 0.5, k) / n)
+    U /= np.linalg.norm(U, axis=0)
+    X = np.random.default_rng(0).standard_normal((n, 2))
+    for t in (0.1, 3.0, 300.0):
+        ref = U @ (np.exp(-t * lam)[:, None] * (U.T @ X))
+        assert relerr(geoml.heat_kernel(W, X, t, laplacian="combinatorial"), ref) <= 1e-8
+    # cycle graph: eigenvalues 2 - 2 cos(2 pi k / n), Fourier modes (real circulant)
+    C = sp.lil_matrix((n, n))
+    for i in range(n):
+        C[i, (i + 1) % n] = C[(i + 1) % n, i] = 1.0
+    x = np.zeros(n)
+    x[0] = 1.0
+    for t in (0.2, 5.0, 500.0):
+        # heat kernel from node 0: (1/n) sum_k exp(-t lam_k) cos(2 pi k j / n)
+        lam_c = 2 - 2 * np.cos(2 * np.pi * k / n)
+        ref = (np.exp(-t * lam_c)[None, :] * np.cos(2 * np.pi * np.outer(j, k) / n)).sum(1) / n
+        for kind in ("combinatorial", "symmetric", "random_walk"):  # 2-regular: L_sym = L / 2
+            tt = t if kind == "combinatorial" else 2 * t
+            y = geoml.heat_kernel(C.tocsr(), x, tt, laplacian=kind)
+            assert relerr(y, ref) <= 1e-8
+
+
+def test_heat_kernel_times_and_threads():
+    W = knn_affinity(400, 3)
+    X = np.random.default_rng(1).standard_normal((400, 5))
+    times = [0.5, 2.0, 20.0]
+    Y = geoml.heat_kernel(W, X, times, n_jobs=2)
+    for j, t in enumerate(times):
+        assert relerr(Y[j], geoml.heat_kernel(W, X, t)) <= 2e-8
+    Y1 = geoml.heat_kernel(W, X, times, n_jobs=1)
+    np.testing.assert_array_equal(Y1, Y)  # rows are split over threads: same bits
+    # a tuple and an ndarray of times give the same as the list; a 0-d array is a scalar
+    np.testing.assert_array_equal(geoml.heat_kernel(W, X, np.array(times), n_jobs=1), Y1)
+    assert geoml.heat_kernel(W, X, np.float64(2.0)).shape == (400, 5)
+
+
+def test_heat_kernel_renumbered_graph(monkeypatch):
+    # from _RCM_MIN_N nodes (and large blocks) on the graph is renumbered (RCM) inside; the
+    # result is in the caller's order, and the continued series (large t) agrees too
+    from geoml.diffusion import _heat
+
+    monkeypatch.setattr(_heat, "_RCM_MIN_BLOCK", 0)
+    n = _heat._RCM_MIN_N + 100
+    W = knn_affinity(n, 8, k=6)
+    L = geoml.laplacian(W).tocsc()
+    X = np.random.default_rng(3).standard_normal((n, 2))
+    Y = geoml.heat_kernel(W, X, [0.7, 300.0], n_jobs=2)
+    assert relerr(Y[0], expm_multiply(-0.7 * L, X)) <= 1e-8
+    assert relerr(Y[1], expm_multiply(-300.0 * L, X)) <= 1e-8
+    np.testing.assert_array_equal(geoml.heat_kernel(W, X, [0.7, 300.0], n_jobs=1), Y)
+
+
+def test_heat_kernel_float32():
+    W = knn_affinity(200, 4)
+    L = geoml.laplacian(W).tocsc()
+    X = np.random.default_rng(2).standard_normal((200, 3))
+    Y = geoml.heat_kernel(W.astype(np.float32), X.astype(np.float32), 4.0, tol=1e-5)
+    assert Y.dtype == np.float32
+    assert relerr(Y, expm_multiply(-4.0 * L, X)) <= 1e-5
+    # float32 X on a float64 graph also stays float32
+    assert geoml.heat_kernel(W, X.astype(np.float32), 1.0).dtype == np.float32
+
+
+def test_heat_kernel_disconnected_and_isolated():
+    # two components and an isolated node: heat stays in its component, mass conserved
+    # (combinatorial / random walk) and the isolated node is untouched
+    A = sp.block_diag([knn_affinity(30, 5), knn_affinity(20, 6), sp.csr_matrix((1, 1))]).tocsr()
+    n = A.shape[0]
+    x = np.zeros(n)
+    x[0] = 1.0
+    x[-1] = 2.0
+    y = geoml.heat_kernel(A, x, 1e4, laplacian="combinatorial")
+    np.testing.assert_allclose(y[:30], np.full(30, 1 / 30), rtol=1e-7)
+    np.testing.assert_allclose(y[30:50], 0.0, atol=1e-12)
+    assert y[-1] == pytest.approx(2.0, rel=1e-8)  # tol relative to the column's norm
+    for kind in ("symmetric", "random_walk"):
+        L = geoml.laplacian(A, kind=kind).toarray()
+        X = np.random.default_rng(0).standard_normal((n, 2))
+        assert relerr(geoml.heat_kernel(A, X, 3.0, laplacian=kind), expm(-3.0 * L) @ X) <= 1e-8
+    # a graph with no edges: exp(-t 0) = I
+    X = np.arange(6.0).reshape(3, 2)
+    np.testing.assert_array_equal(geoml.heat_kernel(sp.csr_matrix((3, 3)), X, [1.0, 2.0])[1], X)
+
+
+def test_heat_kernel_zero_columns_and_large_t():
+    W = knn_affinity(150, 7)
+    X = np.zeros((150, 2))
+    X[:, 1] = np.random.default_rng(0).standard_normal(150)
+    L = geoml.laplacian(W).tocsc()
+    Y = geoml.heat_kernel(W, X, 1000.0)
+    np.testing.assert_array_equal(Y[:, 0], 0.0)
+    assert relerr(Y[:, 1:], expm_multiply(-1000.0 * L, X[:, 1:])) <= 1e-8
+
+
+@pytest.mark.parametrize(
+    "t, message",
+    [
+        (0.0, "t must be > 0"),
+        (-1.0, "t must be > 0"),
+        ([1.0, -2.0], "t must be > 0"),
+        (np.nan, "NaN or infinity"),
+        ([1.0, np.inf], "NaN or infinity"),
+        ([], "non-empty"),
+        ([[1.0]], "1-D"),
+    ],
+)
+def test_heat_kernel_bad_times(t, message):
+    W = knn_affinity(20, 0, k=4)
+    with pytest.raises(ValueError, match=message):
+        geoml.heat_kernel(W, np.ones(20), t)
+
+
+def test_heat_kernel_bad_input():
+    W = knn_affinity(20, 0, k=4)
+    x = np.ones(20)
+    with pytest.raises(TypeError, match="t must be"):
+        geoml.heat_kernel(W, x, True)
+    with pytest.raises(TypeError, match="t must be"):
+        geoml.heat_kernel(W, x, "1")
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.heat_kernel(W, np.full(20, np.nan), 1.0)
+    with pytest.raises(ValueError, match="rows"):
+        geoml.heat_kernel(W, np.ones(19), 1.0)
+    with pytest.raises(ValueError, match="1-D"):
+        geoml.heat_kernel(W, np.ones((20, 2, 2)), 1.0)
+    with pytest.raises(ValueError, match="laplacian="):
+        geoml.heat_kernel(W, x, 1.0, laplacian="normalized")
+    with pytest.raises(ValueError, match="method="):
+        geoml.heat_kernel(W, x, 1.0, method="pade")
+    with pytest.raises(ValueError, match="tol"):
+        geoml.heat_kernel(W, x, 1.0, tol=0)
+    with pytest.raises(ValueError, match="symmetric"):
+        geoml.heat_kernel(sp.triu(W).tocsr(), x, 1.0)
+    with pytest.raises(ValueError, match="negative"):
+        geoml.heat_kernel(-W, x, 1.0)
+    with pytest.raises(TypeError, match="sparse"):
+        geoml.heat_kernel(W, sp.csr_matrix(np.ones((20, 1))), 1.0)
+    with pytest.raises(ValueError, match="smaller t"):
+        geoml.heat_kernel(W, x, 1e9, laplacian="combinatorial")
+
+
+# ----------------------------------------------------------------------------- MDS
+
+
+def euclid(P):
+    return np.sqrt(((P[:, None, :] - P[None, :, :]) ** 2).sum(-1))
+
+
+def raw_stress(Y, D):
+    return float((np.triu(euclid(Y) - D, 1) ** 2).sum())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_classical_mds_recovers_euclidean(seed):
+    from geoml.diffusion import classical_mds
+
+    rng = np.random.default_rng(seed)
+    for n in (30, 300):  # dense LAPACK and Lanczos paths
+        P = rng.standard_normal((n, 3)) * [3.0, 2.0, 1.0]
+        D = euclid(P)
+        Y, w = classical_mds(D, 3, random_state=0)
+        np.testing.assert_allclose(euclid(Y), D, atol=1e-8 * D.max())
+        # eigenvalues: those of the centred Gram matrix, descending
+        Pc = P - P.mean(0)
+        np.testing.assert_allclose(w, np.linalg.eigvalsh(Pc.T @ Pc)[::-1], rtol=1e-8)
+
+
+def test_classical_mds_vs_sklearn():
+    manifold = pytest.importorskip("sklearn.manifold")
+    if not hasattr(manifold, "ClassicalMDS"):
+        pytest.skip("scikit-learn without ClassicalMDS")
+    from geoml.diffusion import classical_mds
+
+    rng = np.random.default_rng(3)
+    D = euclid(rng.standard_normal((80, 6)))  # not exactly 2-D: truncated spectrum
+    Y, _ = classical_mds(D, 2, random_state=0)
+    ref = manifold.ClassicalMDS(n_components=2, metric="precomputed").fit_transform(D)
+    np.testing.assert_allclose(np.abs(Y), np.abs(ref), atol=1e-8 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_smacof_vs_sklearn_same_start(seed):
+    manifold = pytest.importorskip("sklearn.manifold")
+    from geoml.diffusion import smacof
+
+    rng = np.random.default_rng(seed)
+    n = 120
+    # non-Euclidean dissimilarities (a noisy 5-D configuration seen in 2-D)
+    D = euclid(rng.standard_normal((n, 5))) * rng.uniform(0.8, 1.2, (n, n))
+    D = 0.5 * (D + D.T)
+    np.fill_diagonal(D, 0.0)
+    Y0 = rng.uniform(size=(n, 2))
+    Y, stress, n_iter, conv = smacof(D, Y0, max_iter=300, eps=1e-6)
+    Yr, sr, nr = manifold.smacof(
+        D,
+        metric=True,
+        n_components=2,
+        init=Y0.copy(),
+        n_init=1,
+        max_iter=300,
+        eps=1e-6,
+        return_n_iter=True,
+    )
+    assert stress == pytest.approx(raw_stress(Y, D), rel=1e-10)
+    assert stress <= sr * (1 + 1e-9)  # never above scikit-learn's from the same start
+    # same iterates: same number of transforms and the same configuration
+    assert n_iter == nr
+    np.testing.assert_allclose(Y, Yr, atol=1e-7 * np.abs(Yr).max())
+    # float32 dissimilarities: same result to float32 rounding; threads do not matter
+    Y32, s32, _, _ = smacof(D.astype(np.float32), Y0, max_iter=300, eps=1e-6, n_jobs=2)
+    assert s32 == pytest.approx(stress, rel=1e-4)
+    Y1 = smacof(D, Y0, max_iter=50, n_jobs=1)[0]
+    np.testing.assert_array_equal(Y1, smacof(D, Y0, max_iter=50, n_jobs=2)[0])
+
+
+def test_smacof_monotone_and_max_iter():
+    from geoml.diffusion import smacof
+
+    rng = np.random.default_rng(5)
+    D = euclid(rng.standard_normal((60, 4)))
+    Y0 = rng.standard_normal((60, 2))
+    stresses = [smacof(D, Y0, max_iter=it, eps=0)[1] for it in range(12)]
+    assert all(b <= a * (1 + 1e-12) for a, b in itertools.pairwise(stresses))
+    Y, s, n_iter, conv = smacof(D, Y0, max_iter=3, eps=0)
+    assert n_iter == 3 and not conv
+    Y, s, n_iter, conv = smacof(D, Y0, max_iter=0)
+    np.testing.assert_array_equal(Y, Y0)
+    assert s == pytest.approx(raw_stress(Y0, D))
+
+
+def test_mds_estimator():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((150, 4))
+    D = euclid(X)
+    a = geoml.MDS(n_components=2, random_state=0, n_jobs=1).fit(X)
+    b = geoml.MDS(n_components=2, random_state=0, n_jobs=2, dissimilarity="precomputed").fit(D)
+    np.testing.assert_allclose(a.embedding_, b.embedding_, atol=1e-8)
+    assert a.embedding_.shape == (150, 2) and a.converged_ and a.n_iter_ > 0
+    assert a.stress_ == pytest.approx(raw_stress(a.embedding_, D), rel=1e-8)
+    # the classical start never has less stress than its SMACOF refinement
+    c = geoml.MDS(n_components=2, metric=False).fit(X)
+    assert c.n_iter_ == 0 and a.stress_ <= c.stress_
+    # random start: uniform [0, 1) from random_state, as scikit-learn
+    r1 = geoml.MDS(init="random", random_state=3, max_iter=3000).fit(X)
+    r2 = geoml.MDS(init="random", random_state=3, max_iter=3000).fit(X)
+    np.testing.assert_array_equal(r1.embedding_, r2.embedding_)
+    # a given start
+    Y0 = rng.standard_normal((150, 2))
+    e = geoml.MDS(init=Y0).fit(X)
+    assert e.stress_ <= raw_stress(Y0, D)
+    # float32 input works and gives the same embedding to float32 accuracy
+    f = geoml.MDS(random_state=0).fit(X.astype(np.float32))
+    assert f.stress_ == pytest.approx(a.stress_, rel=1e-3)
+
+
+def test_mds_landmarks():
+    rng = np.random.default_rng(1)
+    P = rng.standard_normal((1000, 2)) * [4.0, 1.0]
+    X = np.hstack([P, np.zeros((1000, 3))])  # exactly 2-D data in 5-D
+    m = geoml.MDS(n_components=2, landmarks=60, random_state=0, n_jobs=1).fit(X)
+    assert m.landmarks_.shape == (60,)
+    Y = m.embedding_
+    idx = rng.choice(1000, 200, replace=False)
+    # Euclidean data: landmark MDS is exact up to the SMACOF tolerance
+    np.testing.assert_allclose(euclid(Y[idx]), euclid(P[idx]), atol=1e-3 * 10)
+    # explicit landmark indices and precomputed input give the same as features
+    lm = np.arange(0, 1000, 25)
+    a = geoml.MDS(landmarks=lm, random_state=0).fit(X)
+    b = geoml.MDS(landmarks=lm, random_state=0, dissimilarity="precomputed").fit(euclid(X))
+    np.testing.assert_allclose(a.embedding_, b.embedding_, atol=1e-6)
+
+
+def test_mds_bad_input():
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    with pytest.raises(ValueError, match="n_components"):
+        geoml.MDS(n_components=20).fit(X)
+    with pytest.raises(ValueError, match="init="):
+        geoml.MDS(init="pca").fit(X)
+    with pytest.raises(ValueError, match="init must have shape"):
+        geoml.MDS(init=np.zeros((3, 2))).fit(X)
+    with pytest.raises(ValueError, match="dissimilarity="):
+        geoml.MDS(dissimilarity="cosine").fit(X)
+    with pytest.raises(ValueError, match="square"):
+        geoml.MDS(dissimilarity="precomputed").fit(X)
+    D = euclid(X)
+    D[0, 1] += 1.0
+    with pytest.raises(ValueError, match="symmetric"):
+        geoml.MDS(dissimilarity="precomputed").fit(D)
+    with pytest.raises(ValueError, match="negative"):
+        geoml.MDS(dissimilarity="precomputed").fit(-euclid(X))
+    with pytest.raises(ValueError, match="diagonal"):
+        geoml.MDS(dissimilarity="precomputed").fit(euclid(X) + 1.0)
+    with pytest.raises(TypeError, match="sparse"):
+        geoml.MDS(dissimilarity="precomputed").fit(sp.csr_matrix(euclid(X)))
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.MDS().fit(np.full((5, 2), np.nan))
+    with pytest.raises(ValueError, match="landmarks"):
+        geoml.MDS(landmarks=[0, 0, 1]).fit(X)
+    with pytest.raises(ValueError, match="landmarks"):
+        geoml.MDS(landmarks=2).fit(X)
+    with pytest.raises(TypeError, match="landmarks"):
+        geoml.MDS(landmarks=[0.5, 1.0, 2.0]).fit(X)
+    with pytest.raises(TypeError, match="metric"):
+        geoml.MDS(metric="yes").fit(X)
+    with pytest.warns(RuntimeWarning, match="max_iter"):
+        geoml.MDS(max_iter=1, init="random", random_state=0).fit(X)
+
+
+# ----------------------------------------------------------------------------- HeatGeo
+
+
+def swiss_roll(n, seed=0):
+    """(points (n, 3), unrolled coordinates (n, 2): arc length along the spiral, height)."""
+    rng = np.random.default_rng(seed)
+    t = 1.5 * np.pi * (1 + 2 * rng.random(n))
+    h = 21 * rng.random(n)
+    arc = 0.5 * (t * np.sqrt(1 + t**2) + np.arcsinh(t))
+    return np.column_stack([t * np.cos(t), h, t * np.sin(t)]), np.column_stack([arc, h])
+
+
+def dense_heat_geodesics(W, t, rho=0.0, eig=None):
+    """HeatGeo's formula from a dense eigendecomposition (independent of geoml's kernels);
+    ``eig``: the (w, V) of L_sym if already known."""
+    if eig is None:
+        W = np.asarray(W.todense() if sp.issparse(W) else W, dtype=np.float64)
+        np.fill_diagonal(W, 0)
+        d = W.sum(1)
+        s = np.where(d > 0, 1 / np.sqrt(np.where(d > 0, d, 1)), 0)
+        L = np.diag((d > 0).astype(float)) - s[:, None] * W * s[None, :]
+        eig = np.linalg.eigh(L)
+    w, V = eig
+    H = np.maximum((V * np.exp(-t * w)) @ V.T, 0)
+    S = -4 * t * np.log(H + 1e-16)
+    h = np.diag(H)
+    S += rho * 4 * t * np.log(0.5 * (h[:, None] + h[None, :]) + 1e-16)
+    D = np.sqrt(np.maximum(S, 0))
+    np.fill_diagonal(D, 0)
+    return D
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_heat_geodesics_vs_dense_formula(seed):
+    from geoml.diffusion import alpha_decay_graph, heat_geodesic_distances
+
+    X, _ = swiss_roll(200, seed=seed)
+    W = alpha_decay_graph(X, 10)
+    Wd = W.toarray()
+    d = Wd.sum(1)
+    L = np.eye(200) - Wd / np.sqrt(np.outer(d, d))
+    eig = np.linalg.eigh(L)
+    for t in (1.0, 10.0):
+        for rho in (0.0, 0.5, 1.0):
+            D = heat_geodesic_distances(W, t, harnack_regularization=rho, n_jobs=1)
+            ref = dense_heat_geodesics(W, t, rho, eig=eig)
+            assert D.shape == (200, 200)
+            np.testing.assert_array_equal(D, D.T)
+            np.testing.assert_array_equal(np.diag(D), 0)
+            assert np.linalg.norm(D - ref) <= 1e-6 * np.linalg.norm(ref)
+            # entrywise where the heat is well above the rounding of either computation
+            # (1e-16 absolute: near 1e-12, log H of both carries ~1e-4 relative noise)
+            ok = ref < np.sqrt(-4 * t * np.log(1e-10))
+            np.testing.assert_allclose(D[ok], ref[ok], rtol=1e-6, atol=0)
+
+
+def test_heat_geodesics_landmarks_are_columns():
+    from geoml.diffusion import alpha_decay_graph, heat_geodesic_distances
+
+    X, _ = swiss_roll(300, seed=4)
+    W = alpha_decay_graph(X, 8)
+    full = heat_geodesic_distances(W, 5.0)
+    lm = np.array([3, 50, 51, 299])
+    part = heat_geodesic_distances(W, 5.0, landmarks=lm)
+    assert part.shape == (300, 4)
+    np.testing.assert_allclose(part, full[:, lm], rtol=1e-9, atol=1e-9)
+
+
+def test_heat_geodesics_vs_heatgeo():
+    """heatgeo's HeatGeo distance on its own graph (knn=10, decay=40, tau=10, Chebyshev
+    order 32, normalised Laplacian) to 1e-6 relative; skipped without heatgeo."""
+    import sys
+    import types
+
+    pytest.importorskip("graphtools")
+    pytest.importorskip("pygsp")
+    try:
+        import s_gd2  # noqa: F401  (heatgeo imports it at module level; unused here)
+    except ImportError:
+        sys.modules["s_gd2"] = types.ModuleType("s_gd2")
+    he = pytest.importorskip("heatgeo.embedding")
+    from geoml.diffusion import heat_geodesic_distances
+
+    X, _ = swiss_roll(400, seed=1)
+    ref = he.HeatGeo(knn=10)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="PCA"):
+        ref.fit(X)
+    ref.metric_computation(X)
+    W = ref.graph.W
+    D = heat_geodesic_distances(W, 10.0)
+    off = ~np.eye(400, dtype=bool)  # heatgeo's diagonal is sqrt(-4 t log H_ii), unused there
+    R = ref.dist
+    assert np.linalg.norm((D - R)[off]) <= 1e-6 * np.linalg.norm(R[off])
+    np.testing.assert_allclose(D[off], R[off], rtol=1e-6)
+    # geoml's alpha-decay graph is graphtools' up to affinities at the 1e-4 threshold
+    from geoml.diffusion import alpha_decay_graph
+
+    G = alpha_decay_graph(X, 10)
+    assert abs(G - W).max() <= 2e-4
+    assert abs(G.nnz - W.nnz) <= 0.01 * W.nnz
+
+
+def test_heatgeo_estimator():
+    X, U = swiss_roll(400, seed=2)
+    a = geoml.HeatGeo(n_neighbors=10, random_state=0, n_jobs=1).fit(X)
+    assert a.embedding_.shape == (400, 2) and a.distances_.shape == (400, 400)
+    W = a.affinity_matrix_
+    b = geoml.HeatGeo(affinity="precomputed", random_state=0, n_jobs=2).fit(W)
+    np.testing.assert_allclose(b.embedding_, a.embedding_, atol=1e-8)
+    from geoml.diffusion import heat_geodesic_distances
+
+    np.testing.assert_array_equal(a.distances_, heat_geodesic_distances(W, 10.0))
+    # the embedding keeps the geometry of the unrolled roll
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr
+
+    rho = spearmanr(pdist(a.embedding_), pdist(U))[0]
+    raw = spearmanr(pdist(X), pdist(U))[0]  # 0.36: the roll's 3-D distances
+    assert rho > raw + 0.3  # measured 0.717 (Isomap, 10 neighbours: 0.635)
+    # landmarks: an (n, L) block only, points placed by triangulation
+    c = geoml.HeatGeo(n_landmarks=120, random_state=0, n_jobs=1).fit(X)
+    assert c.distances_.shape == (400, 120) and c.landmarks_.shape == (120,)
+    np.testing.assert_allclose(c.distances_, a.distances_[:, c.landmarks_], rtol=1e-9, atol=1e-9)
+    rho_c = spearmanr(pdist(c.embedding_), pdist(U))[0]
+    assert rho_c > raw + 0.2  # measured 0.629 with 120 landmarks
+    d = geoml.HeatGeo(mds="classical", random_state=0, n_jobs=1).fit(X)
+    assert d.embedding_.shape == (400, 2) and d.stress_ >= a.stress_
+
+
+def test_heatgeo_disconnected_graph_warns_and_caps():
+    from geoml.diffusion import alpha_decay_graph, heat_geodesic_distances
+
+    X1, _ = swiss_roll(60, seed=1)
+    X2, _ = swiss_roll(40, seed=2)
+    W = sp.block_diag([alpha_decay_graph(X1, 6), alpha_decay_graph(X2, 6)]).tocsr()
+    with pytest.warns(RuntimeWarning, match="2 connected components"):
+        D = heat_geodesic_distances(W, 3.0)
+    cap = np.sqrt(-4 * 3.0 * np.log(1e-16))
+    np.testing.assert_allclose(D[:60, 60:], cap, rtol=1e-12)
+    assert D[:60, :60].max() < cap
+    with pytest.warns(RuntimeWarning, match="connected components"):
+        geoml.HeatGeo(affinity="precomputed", random_state=0).fit(W)
+
+
+def test_heatgeo_bad_input():
+    from geoml.diffusion import alpha_decay_graph, heat_geodesic_distances
+
+    X, _ = swiss_roll(50)
+    W = alpha_decay_graph(X, 5)
+    with pytest.raises(ValueError, match="t must be > 0"):
+        heat_geodesic_distances(W, 0.0)
+    with pytest.raises(ValueError, match="NaN"):
+        heat_geodesic_distances(W, np.nan)
+    with pytest.raises(ValueError, match="single number"):
+        heat_geodesic_distances(W, [1.0, 2.0])
+    with pytest.raises(ValueError, match="harnack"):
+        heat_geodesic_distances(W, 1.0, harnack_regularization=1.5)
+    with pytest.raises(ValueError, match="harnack"):
+        heat_geodesic_distances(W, 1.0, harnack_regularization=0.5, landmarks=np.arange(5))
+    with pytest.raises(ValueError, match="landmarks"):
+        heat_geodesic_distances(W, 1.0, landmarks=np.array([0, 50]))
+    with pytest.raises(ValueError, match="n_neighbors"):
+        geoml.HeatGeo(n_neighbors=50).fit(X)
+    with pytest.raises(ValueError, match="decay"):
+        alpha_decay_graph(X, 5, decay=-1)
+    with pytest.raises(ValueError, match="mds="):
+        geoml.HeatGeo(mds="sgd").fit(X)
+    with pytest.raises(ValueError, match="affinity="):
+        geoml.HeatGeo(affinity="knn").fit(X)
+    with pytest.raises(ValueError, match="t must be > 0"):
+        geoml.HeatGeo(t=-1).fit(X)
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.HeatGeo().fit(np.full((20, 3), np.nan))
+    with pytest.raises(ValueError, match="n_landmarks"):
+        geoml.HeatGeo(n_landmarks=2).fit(X)
