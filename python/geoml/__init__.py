@@ -30,7 +30,9 @@ from .spectral import (
     TraceEstimate,
     eigsh,
     laplacian,
+    laplacian_eigsh,
     spectral_density,
+    spectral_embedding,
     trace_function,
 )
 
@@ -63,6 +65,7 @@ __all__ = [
     "knn",
     "knn_graph",
     "laplacian",
+    "laplacian_eigsh",
     "ollivier_ricci",
     # optimal transport: the geoml.ot module (sinkhorn, emd, batched solvers, ...)
     "ot",
@@ -70,6 +73,7 @@ __all__ = [
     "ricci_communities",
     "show_config",
     "spectral_density",
+    "spectral_embedding",
     "trace_function",
     "tucker",
 ]

@@ -36,6 +36,7 @@ __all__: list[str] = [
     "forman_ricci",
     "gram_apply",
     "gram_apply_pair",
+    "idle_cores",
     "kmeans",
     "knn",
     "lowrank_blas_ready",
@@ -835,6 +836,11 @@ def gram_apply_pair(
 ) -> tuple:
     """
     (Gram of mode N-2 times U1, Gram of mode N-1 times U2), one read of X.
+    """
+
+def idle_cores() -> int:
+    """
+    Cores not busy with other processes now (caps the default thread count).
     """
 
 def kmeans(
