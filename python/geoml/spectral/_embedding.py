@@ -13,6 +13,7 @@ from .._validation import (
     as_real,
     check_int,
     check_n_jobs,
+    check_tol,
     random_seed,
     reject_gpu,
     single_threaded_blas,
@@ -36,7 +37,7 @@ def _dense_smallest(W: sp.csr_matrix, k: int, kind: str, Z: np.ndarray):
     V = V[:, c:k]
     V -= Z @ (Z.T @ V)  # numerically orthogonal already; make it exact
     V, _ = np.linalg.qr(V)
-    return np.concatenate([np.zeros(c), w[c:k]]), np.hstack([Z, V])[:, :k]
+    return np.concatenate([np.zeros(c), w[c:k]])[:k], np.hstack([Z, V])[:, :k]
 
 
 def _lcomb_smallest(W, k, *, tol, random_state, n_jobs, method, max_iter):
@@ -336,10 +337,8 @@ def _laplacian_route(A, k, *, tol, max_iter, random_state, n_jobs):
         random_state=random_state,
         n_jobs=n_jobs,
     )
-    dtype = A.dtype
-    out.eigenvalues = out.eigenvalues.astype(dtype)
-    out.eigenvectors = out.eigenvectors.astype(dtype)
-    out.residual_norms = out.residual_norms.astype(dtype)
+    # as the general path: float64 eigenvalues and residuals, eigenvectors in A's dtype
+    out.eigenvectors = out.eigenvectors.astype(A.dtype, copy=False)
     return out
 
 
@@ -361,17 +360,27 @@ def _adjacency_csr(adjacency) -> sp.csr_matrix:
         raise ValueError(f"adjacency is {A.shape[0]} x {A.shape[0]}; at least 2 nodes are needed")
     if A.nnz and A.data.min() < 0:
         raise ValueError("adjacency has negative entries; affinities must be >= 0")
+    A.eliminate_zeros()  # an explicit zero is no edge
+    A.sort_indices()
     if A.nnz:
-        diff = abs(A - A.T)
-        if diff.nnz and diff.max() > 1e-10:  # scikit-learn's check_symmetric(tol=1e-10)
-            warnings.warn(
-                "Array is not symmetric, and will be converted to symmetric by average with "
-                "its transpose.",
-                UserWarning,
-                stacklevel=3,
-            )
-            A = sp.csr_matrix((A + A.T) * 0.5)
-    return _affinity_csr(A, "adjacency")
+        T = A.T.tocsr()  # sorted indices
+        same = np.array_equal(A.indptr, T.indptr) and np.array_equal(A.indices, T.indices)
+        if not same or np.abs(A.data - T.data).max() > 1e-10:
+            diff = abs(A - T)
+            if diff.nnz and diff.max() > 1e-10:  # scikit-learn's check_symmetric(tol=1e-10)
+                warnings.warn(
+                    "Array is not symmetric, and will be converted to symmetric by average "
+                    "with its transpose.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                A = sp.csr_matrix((A + T) * 0.5)
+    diag = A.diagonal()
+    if diag.any():  # self-loops are ignored, as in scipy.sparse.csgraph.laplacian
+        A = sp.csr_matrix(A - sp.diags(diag))
+        A.eliminate_zeros()
+    A.sort_indices()
+    return A
 
 
 def spectral_embedding(
@@ -413,8 +422,10 @@ def spectral_embedding(
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState
         Seeds the iterative solver (the result does not depend on it beyond ``tol``).
     tol : float, optional
-        Residual tolerance of the eigensolver (default ``1e-10``, see
-        :func:`laplacian_eigsh`).
+        Residual tolerance of the eigensolver (default ``1e-9``, see
+        :func:`laplacian_eigsh`): on the benchmark swiss roll (n = 100,000) the embedding is
+        then within a principal angle of 5e-8 of scikit-learn's ARPACK one (1e-10: 5e-9,
+        two more LOBPCG iterations).
     n_jobs : int, optional
         Threads (None: OpenMP default; -1: all cores).
 
@@ -445,9 +456,8 @@ def spectral_embedding(
         high=n - 1 - int(drop_first),
         hint=f" (the graph has {n} nodes{', and drop_first adds one' if drop_first else ''})",
     ) + int(drop_first)
-    tol = _check_tol(tol, np.float64)
+    tol = check_tol(tol, default=1e-9, dtype=np.float64, allow_zero=True)
     check_n_jobs(n_jobs)
-    W.sort_indices()
     _check_degrees(W, "adjacency")
     d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
     if _core.rcm_components(W.indptr, W.indices)[2] > 1:
