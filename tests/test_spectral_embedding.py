@@ -360,3 +360,25 @@ def test_spectral_embedding_bad_input():
         geoml.spectral_embedding(A, 2, drop_first=1)
     with pytest.raises(ValueError, match="at least 2 nodes"):
         geoml.spectral_embedding(np.ones((1, 1)), 1)
+
+
+# ----------------------------------------------------------------------------- load-aware threads
+def test_idle_cores_caps_default_threads():
+    import os
+    import subprocess
+    import sys
+
+    n = geoml._core.idle_cores()
+    assert 1 <= n <= (os.cpu_count() or 1)
+    assert 1 <= geoml._core.max_threads() <= (os.cpu_count() or 1)  # capped by idle cores
+    code = "import geoml; print(geoml._core.idle_cores(), geoml._core.max_threads())"
+    env = {**os.environ, "GEOML_LOAD_AWARE": "0", "OMP_NUM_THREADS": "3"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    idle, threads = map(int, out.stdout.split())
+    if geoml._core.openmp:
+        if hasattr(os, "sched_getaffinity"):
+            assert idle == len(os.sched_getaffinity(0))  # all the cores when turned off
+        assert threads == 3  # OMP_NUM_THREADS honoured as before, no cap when turned off
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split()[1] == "1"

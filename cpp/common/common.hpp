@@ -22,6 +22,9 @@ namespace geoml {
 /// at every barrier, so the default thread count never exceeds the idle cores.
 int idle_cores();
 
+/// `want` capped by idle_cores(); `want` itself with GEOML_LOAD_AWARE=0 or off Linux.
+int load_capped(int want);
+
 /// Number of OpenMP threads to use for a call. `n_jobs` follows scikit-learn:
 /// <= 0 or None (passed as 0) means "the OpenMP default" (OMP_NUM_THREADS, else all
 /// cores); -1 means all cores; a positive value is used as is. The two defaults are capped
@@ -30,9 +33,7 @@ inline int resolve_threads(int n_jobs) {
 #ifdef _OPENMP
   if (n_jobs > 0) return n_jobs;
   const int want = n_jobs == -1 ? omp_get_num_procs() : omp_get_max_threads();
-  if (want <= 1) return 1;
-  const int idle = idle_cores();
-  return want < idle ? want : idle;
+  return want <= 1 ? 1 : load_capped(want);
 #else
   (void)n_jobs;
   return 1;

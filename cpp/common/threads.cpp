@@ -103,4 +103,14 @@ int idle_cores() {
 #endif
 }
 
+int load_capped(int want) {
+#if defined(__linux__)
+  if (!load_aware()) return want;
+  const int idle = idle_cores();
+  return want < idle ? want : idle;
+#else
+  return want;
+#endif
+}
+
 }  // namespace geoml
