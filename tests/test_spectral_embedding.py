@@ -73,7 +73,7 @@ def dense_laplacian(W, kind):
 @pytest.mark.parametrize("method", ["auto", "lobpcg-amg", "lanczos"])
 @pytest.mark.parametrize(
     ("sizes", "seed", "weighted"),
-    [((300,), 0, False), ((400,), 1, True), ((150, 120, 90), 2, False), ((200, 60), 3, True)],
+    [((300,), 0, True), ((150, 120, 90), 2, False), ((200, 60), 3, True)],
 )
 def test_laplacian_eigsh_matches_eigh(kind, method, sizes, seed, weighted):
     W = components_graph(sizes, seed, weighted=weighted)
