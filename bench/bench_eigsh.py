@@ -39,6 +39,30 @@ tr log(L + I) of the combinatorial Laplacian of a 1,000,000-node swiss-roll 10-N
 build time reported separately); --slq-sizes changes both n.
 
   python bench/bench_eigsh.py --slq [--slq-sizes 10000,1000000] [--threads 2]
+
+--embedding (issue 23) times geoml.spectral_embedding against
+sklearn.manifold.spectral_embedding with each of its solvers (arpack, lobpcg, amg through
+pyamg when installed) on the same adjacency: 0.5 (A + A^T) of the 0/1 kNN graph (as
+sklearn's SpectralEmbedding builds it) of a swiss roll (10-NN) and of clustered 64-D points
+(15-NN), n = 100,000 each, n_components = 8, norm_laplacian and drop_first as defaulted.
+Accuracy: the largest principal angle between each embedding and sklearn's arpack one at
+eigen_tol = 0 (the reference); ratio = anchor time / geoml time; the goal line compares
+geoml with the fastest anchor (goal: >= 5x). Anchors run in child processes (--timeout).
+
+  python bench/bench_eigsh.py --embedding [--embedding-sizes 100000,100000] [--timeout 300]
+
+--under-load (issue 23) times each solver family on an idle machine and then with competing
+CPU-bound processes running (--load-procs busy Python loops, each bounded by --load-seconds
+and killed at exit): geoml (default threads) beside a single-threaded anchor on the same
+problem: eigsh (16 LA of the normalised adjacency of an --load-n swiss-roll 10-NN graph,
+ARPACK), the estimators' LOBPCG/AMG path (spectral_embedding of the same graph, SciPy
+shift-invert ARPACK on L_sym), Sinkhorn (2,000 x 2,000, eps = 0.01, geoml.ot.sinkhorn vs
+POT sinkhorn), randomized SVD (8,000 x 2,000, k = 20, vs sklearn's randomized_svd); BLAS
+held to one thread. It reports each side's slowdown (loaded / idle time) next to each other.
+GEOML_LOAD_AWARE=0 in the environment turns geoml's load-aware thread count off (the
+behaviour before; see docs/design/eigensolver.md, "Under load").
+
+  python bench/bench_eigsh.py --under-load [--load-n 50000] [--load-procs 1] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -404,9 +428,33 @@ def main(argv=None):
         default="10000,1000000",
         help="--slq: n of the eigvalsh comparison and of the large graph",
     )
+    ap.add_argument(
+        "--embedding",
+        action="store_true",
+        help="geoml.spectral_embedding against sklearn's solvers instead (see above)",
+    )
+    ap.add_argument(
+        "--embedding-sizes",
+        default="100000,100000",
+        help="--embedding: n of the swiss roll and of the clustered graph",
+    )
+    ap.add_argument(
+        "--under-load",
+        action="store_true",
+        help="slowdown of geoml and single-threaded anchors with competing processes (see above)",
+    )
+    ap.add_argument("--load-n", type=int, default=50000, help="--under-load: graph size")
+    ap.add_argument("--load-procs", type=int, default=1, help="--under-load: competing processes")
+    ap.add_argument(
+        "--load-seconds", type=float, default=900, help="--under-load: competitors' time bound"
+    )
     args = ap.parse_args(argv)
     if args.slq:
         return main_slq(args)
+    if args.embedding:
+        return main_embedding(args)
+    if args.under_load:
+        return main_under_load(args)
     if args.device == "cuda":
         return main_cuda(args)
     from geoml import spectral
@@ -518,6 +566,320 @@ def main(argv=None):
     write_json(
         "eigsh",
         {"k": K, "tol": TOL, "threads": args.threads, "rows": rows, "goals": goals},
+        args.out,
+    )
+
+
+# ----------------------------------------------------------------------------- --embedding
+EMB_COMPONENTS = 8
+
+
+def _sym_knn(kind, n, seed=0):
+    """0.5 (A + A^T) of the directed 0/1 kNN graph (sklearn's SpectralEmbedding affinity)."""
+    import geoml
+    from geoml.demo import swiss_roll
+
+    if kind == "swissroll":
+        X, k = swiss_roll(n, seed=seed, dtype=np.float64)[0], 10
+    else:
+        X, k = clustered(n, 64, seed=seed, dtype="float64"), 15
+    t0 = time.perf_counter()
+    idx = geoml.knn(X, k, exclude_self=True).indices
+    A = sp.csr_matrix((np.ones(n * k), idx.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
+    A = sp.csr_matrix(0.5 * (A + A.T))
+    return A, k, time.perf_counter() - t0
+
+
+def _emb_child(name, repeats, warmup, conn):
+    try:
+        from sklearn.manifold import spectral_embedding
+        from threadpoolctl import threadpool_limits
+
+        A = _DATA["A"]
+        with threadpool_limits(1):  # sklearn's solvers are single-threaded apart from BLAS
+            t, Y = timeit(
+                lambda: spectral_embedding(
+                    A, n_components=EMB_COMPONENTS, eigen_solver=name, random_state=0
+                ),
+                repeats=repeats,
+                warmup=warmup,
+            )
+        conn.send(("ok", t, Y))
+    except Exception:  # report, never hang the parent
+        conn.send(("error", traceback.format_exc().splitlines()[-1]))
+
+
+def _emb_anchor(name, repeats, timeout, warmup=0):
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_emb_child, args=(name, repeats, warmup, child))
+    proc.start()
+    if parent.poll(timeout):
+        msg = parent.recv()
+        proc.join()
+    else:
+        proc.kill()
+        proc.join()
+        msg = ("timeout",)
+    return msg
+
+
+def _angle(Y, R):
+    from scipy.linalg import subspace_angles
+
+    return float(np.max(subspace_angles(Y, R)))
+
+
+def main_embedding(args):
+    """geoml.spectral_embedding against sklearn's spectral_embedding (arpack, lobpcg, amg)."""
+    from scipy.sparse.csgraph import connected_components
+
+    import geoml
+
+    sizes = [int(s) for s in args.embedding_sizes.split(",")]
+    graphs = [g for g in args.graphs.split(",") if g in ("swissroll", "clustered")]
+    solvers = ["arpack", "lobpcg"]
+    try:
+        import pyamg  # noqa: F401
+
+        solvers.append("amg")
+    except ImportError:
+        print("pyamg is not installed: no sklearn amg row (pip install pyamg)")
+    print(machine())
+    rows, goals = [], []
+    for kind, n in zip(graphs, sizes):
+        A, knn, tg = _sym_knn(kind, n)
+        _DATA["A"] = A
+        label = f"{kind} n={n} {knn}-NN"
+        print(f"\n{label}: nnz={A.nnz}, graph built in {tg:.1f} s", flush=True)
+        t_geo, Y = timeit(
+            lambda: geoml.spectral_embedding(
+                A, EMB_COMPONENTS, random_state=0, n_jobs=args.threads
+            ),
+            repeats=args.repeats,
+            warmup=args.warmup,
+        )
+        out = {"geoml": ("ok", t_geo, Y)}
+        for name in solvers:
+            out[name] = _emb_anchor(name, args.repeats, args.timeout, args.warmup)
+            print(name, out[name][:2], flush=True)
+        ref = out["arpack"][2] if out["arpack"][0] == "ok" else None
+        ncomp, labels = connected_components(A)
+        if ncomp > 1 and ref is not None:
+            # the null space is degenerate (one dimension per component): each solver's basis
+            # of it is arbitrary, so the angle is taken after adding the component
+            # indicators to both embeddings (what is compared: the rest of the span)
+            ind = (labels[:, None] == np.arange(ncomp)).astype(np.float64)
+            ref = np.hstack([ind, ref])
+            print(f"{ncomp} components: angles with the component indicators added")
+        block = []
+        for name, msg in out.items():
+            row = dict(graph=label, solver=name if name == "geoml" else f"sklearn-{name}")
+            if msg[0] == "ok":
+                row.update(
+                    time_s=msg[1],
+                    ratio_vs_geoml=msg[1] / t_geo,
+                    angle_vs_arpack=None
+                    if ref is None
+                    else _angle(msg[2] if ncomp == 1 else np.hstack([ind, msg[2]]), ref),
+                    status="ok",
+                )
+            else:
+                row.update(
+                    status=msg[0] if msg[0] == "timeout" else f"error: {msg[1]}",
+                    time_s=args.timeout if msg[0] == "timeout" else None,
+                )
+            block.append(row)
+            print(row, flush=True)
+        rows += block
+        done = [r for r in block[1:] if r["status"] == "ok"]
+        if done:
+            best = min(done, key=lambda r: r["time_s"])
+            speedup = best["time_s"] / t_geo
+            goals.append(
+                dict(
+                    graph=label,
+                    fastest_anchor=best["solver"],
+                    anchor_s=best["time_s"],
+                    geoml_s=t_geo,
+                    speedup=speedup,
+                    geoml_angle=block[0]["angle_vs_arpack"],
+                    goal_5x="met" if speedup >= 5 else "MISSED",
+                )
+            )
+    print()
+    print_table(rows, ["graph", "solver", "time_s", "ratio_vs_geoml", "angle_vs_arpack", "status"])
+    print()
+    print_table(
+        goals,
+        ["graph", "fastest_anchor", "anchor_s", "geoml_s", "speedup", "geoml_angle", "goal_5x"],
+    )
+    write_json(
+        "spectral_embedding",
+        {"n_components": EMB_COMPONENTS, "threads": args.threads, "rows": rows, "goals": goals},
+        args.out,
+    )
+
+
+# ----------------------------------------------------------------------------- --under-load
+_BUSY = "import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
+
+
+class _Competitors:
+    """``procs`` busy Python loops, each ending by itself after ``seconds``; killed on exit."""
+
+    def __init__(self, procs: int, seconds: float):
+        self.procs, self.seconds, self.running = procs, seconds, []
+
+    def __enter__(self):
+        import atexit
+        import subprocess
+
+        for _ in range(self.procs):
+            code = _BUSY.format(seconds=self.seconds)
+            self.running.append(subprocess.Popen([sys.executable, "-c", code]))
+        atexit.register(self.stop)
+        time.sleep(0.5)  # let them reach their loops
+        return self
+
+    def stop(self):
+        for p in self.running:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.running = []
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _load_cases(n):
+    """name -> (geoml callable, anchor callable, anchor name) on shared data."""
+    import geoml
+    from geoml.spectral import _laplacian
+
+    W, _, _ = _graph("swissroll", n)
+    N, d = _laplacian._normalized_adjacency(W)
+    Ls = sp.csc_matrix(geoml.laplacian(W))
+    rng = np.random.default_rng(0)
+    v0 = rng.normal(size=n)
+
+    def eig_geoml():
+        return geoml.eigsh(N, K, which="LA", tol=TOL, random_state=0)
+
+    def eig_arpack():
+        from scipy.sparse.linalg import eigsh
+
+        return eigsh(N, K, which="LA", tol=TOL, v0=v0)
+
+    def emb_geoml():
+        return geoml.spectral_embedding(W, K, tol=TOL, random_state=0)
+
+    def emb_si():
+        from scipy.sparse.linalg import eigsh
+
+        return eigsh(Ls, K + 1, sigma=-1e-5, which="LM", tol=TOL, v0=v0)
+
+    m = 2000
+    x, y = rng.normal(size=(m, 2)), rng.normal(size=(m, 2)) + 1
+    C = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    C /= C.max()
+    a = np.full(m, 1.0 / m)
+    eps = 0.01
+
+    def sk_geoml():
+        return geoml.ot.sinkhorn(a, a, C, eps, tol=1e-9)
+
+    def sk_pot():
+        import ot
+
+        return ot.sinkhorn(a, a, C, eps, stopThr=1e-9, numItermax=10000)
+
+    X = rng.normal(size=(8000, 60)) @ rng.normal(size=(60, 2000)) + 0.01 * rng.normal(
+        size=(8000, 2000)
+    )
+
+    def svd_geoml():
+        return geoml.randomized_svd(X, 20, random_state=0)
+
+    def svd_sklearn():
+        from sklearn.utils.extmath import randomized_svd
+
+        return randomized_svd(X, 20, random_state=0)
+
+    return {
+        "eigsh": (eig_geoml, eig_arpack, "scipy ARPACK"),
+        "lobpcg-amg": (emb_geoml, emb_si, "scipy shift-invert ARPACK"),
+        "sinkhorn": (sk_geoml, sk_pot, "POT sinkhorn"),
+        "randomized_svd": (svd_geoml, svd_sklearn, "sklearn randomized_svd"),
+    }
+
+
+def main_under_load(args):
+    """Slowdown under competing CPU load: geoml (default threads) and a single-threaded anchor."""
+    import os
+
+    from threadpoolctl import threadpool_limits
+
+    import geoml
+
+    info = machine()
+    info["GEOML_LOAD_AWARE"] = os.environ.get("GEOML_LOAD_AWARE", "(unset: on)")
+    print(info)
+    cases = _load_cases(args.load_n)
+    rows = []
+    with threadpool_limits(1, user_api="blas"):  # not "openmp": that is geoml's pool
+        for name, (geo, anchor, anchor_name) in cases.items():
+            t = {}
+            for loaded in (False, True):
+                ctx = _Competitors(args.load_procs, args.load_seconds) if loaded else None
+                if ctx:
+                    ctx.__enter__()
+                try:
+                    threads = geoml._core.max_threads()
+                    t["geoml", loaded], _ = timeit(geo, repeats=args.repeats, warmup=1)
+                    t["anchor", loaded], _ = timeit(anchor, repeats=args.repeats, warmup=1)
+                finally:
+                    if ctx:
+                        ctx.stop()
+                print(name, "loaded" if loaded else "idle", f"geoml threads {threads}", flush=True)
+            row = dict(
+                solver=name,
+                anchor=anchor_name,
+                geoml_idle_s=t["geoml", False],
+                geoml_loaded_s=t["geoml", True],
+                geoml_slowdown=t["geoml", True] / t["geoml", False],
+                anchor_idle_s=t["anchor", False],
+                anchor_loaded_s=t["anchor", True],
+                anchor_slowdown=t["anchor", True] / t["anchor", False],
+            )
+            row["loaded_speedup"] = row["anchor_loaded_s"] / row["geoml_loaded_s"]
+            print(row, flush=True)
+            rows.append(row)
+    print()
+    print_table(
+        rows,
+        [
+            "solver",
+            "anchor",
+            "geoml_idle_s",
+            "geoml_loaded_s",
+            "geoml_slowdown",
+            "anchor_idle_s",
+            "anchor_loaded_s",
+            "anchor_slowdown",
+            "loaded_speedup",
+        ],
+    )
+    write_json(
+        "eigsh_under_load",
+        {
+            "load_procs": args.load_procs,
+            "load_n": args.load_n,
+            "repeats": args.repeats,
+            "load_aware": info["GEOML_LOAD_AWARE"],
+            "rows": rows,
+        },
         args.out,
     )
 

@@ -27,8 +27,8 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.optimize import linear_sum_assignment, linprog
+from scipy.sparse.csgraph import connected_components, shortest_path
 from scipy.sparse.csgraph import laplacian as csgraph_laplacian
-from scipy.sparse.csgraph import shortest_path
 from strategies import (
     BAD_INTS,
     arrays,
@@ -434,6 +434,76 @@ def test_diffusion_map(
     assert_finite(est.eigenvalues_, "eigenvalues_")
     assert (np.abs(est.eigenvalues_) <= 1 + 1e-6).all()
     assert (np.diff(est.eigenvalues_) <= 1e-6).all(), "eigenvalues_ not descending"
+
+
+@given(
+    W=affinities(12),
+    k=SMALL_INT,
+    kind=st.sampled_from(["symmetric", "combinatorial", "random_walk", "normalized"]),
+    method=st.sampled_from(["auto", "auto", "lobpcg-amg", "lanczos", "arpack"]),
+    tol=st.one_of(st.none(), st.sampled_from([0.0, 1e-3, -1.0, math.nan])),
+    random_state=SEEDS,
+    n_jobs=N_JOBS,
+)
+def test_laplacian_eigsh(W, k, kind, method, tol, random_state, n_jobs):
+    out = attempt(
+        geoml.laplacian_eigsh,
+        W,
+        k,
+        kind=kind,
+        method=method,
+        tol=tol,
+        random_state=random_state,
+        n_jobs=n_jobs,
+    )
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    w, V = out
+    n = W.shape[0]
+    assert w.shape == (k,) and V.shape == (n, k)
+    assert_finite(w, "eigenvalues")
+    assert_finite(V, "eigenvectors")
+    Wd = dense(W)
+    np.fill_diagonal(Wd, 0)
+    deg = Wd.sum(1)
+    if kind == "combinatorial":
+        ref = np.linalg.eigvalsh(np.diag(deg) - Wd)
+        scale = max(deg.max(), 1e-300)
+    else:
+        ref = lsym_eigenvalues(W)
+        scale = 1.0
+    ncomp = connected_components(sp.csr_matrix(Wd != 0))[0]
+    assert np.sum(w == 0) == min(k, ncomp)
+    np.testing.assert_allclose(w / scale, ref[:k] / scale, atol=1e-6)
+
+
+@given(
+    W=affinities(12),
+    n_components=SMALL_INT,
+    norm_laplacian=st.sampled_from([True, False, "yes"]),
+    drop_first=st.booleans(),
+    random_state=SEEDS,
+    n_jobs=N_JOBS,
+)
+def test_spectral_embedding(W, n_components, norm_laplacian, drop_first, random_state, n_jobs):
+    out = attempt(
+        geoml.spectral_embedding,
+        W,
+        n_components,
+        norm_laplacian=norm_laplacian,
+        drop_first=drop_first,
+        random_state=random_state,
+        n_jobs=n_jobs,
+    )
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert out.shape == (W.shape[0], n_components)
+    assert_finite(out, "embedding")
+    # every column's largest-magnitude entry is positive (scikit-learn's sign convention)
+    idx = np.abs(out).argmax(axis=0)
+    assert (out[idx, np.arange(n_components)] >= 0).all()
 
 
 @given(

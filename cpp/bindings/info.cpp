@@ -23,6 +23,8 @@ void bind_info(py::module_& m) {
   m.attr("openmp") = false;
 #endif
   m.def("max_threads", &max_threads, "OpenMP threads a kernel uses by default.");
+  m.def("idle_cores", &idle_cores,
+        "Cores not busy with other processes now (caps the default thread count).");
   m.def("simd_isa", &simd_isa_py, "SIMD instruction set the kernels dispatch to on this CPU.");
   m.def("set_simd_isa", &set_simd_isa, py::arg("name"),
         "Force 'avx512', 'avx2' or 'generic' kernels ('auto' restores detection).");

@@ -13,14 +13,27 @@
 
 namespace geoml {
 
+/// Cores not busy with other processes right now, in [1, cores available to the process]:
+/// the cores minus the tasks running on the machine that are not this process's (Linux:
+/// the running count of /proc/loadavg minus this process's running threads, read from
+/// /proc/self/task; refreshed at most every 50 ms, ~50 us a refresh). Elsewhere, or with
+/// GEOML_LOAD_AWARE=0 in the environment, all the cores. See docs/design/eigensolver.md
+/// ("Under load"): a kernel whose OpenMP thread loses its core to another process stalls
+/// at every barrier, so the default thread count never exceeds the idle cores.
+int idle_cores();
+
+/// `want` capped by idle_cores(); `want` itself with GEOML_LOAD_AWARE=0 or off Linux.
+int load_capped(int want);
+
 /// Number of OpenMP threads to use for a call. `n_jobs` follows scikit-learn:
 /// <= 0 or None (passed as 0) means "the OpenMP default" (OMP_NUM_THREADS, else all
-/// cores); -1 means all cores; a positive value is used as is.
+/// cores); -1 means all cores; a positive value is used as is. The two defaults are capped
+/// by idle_cores() (a busy machine gets fewer threads; results do not depend on the count).
 inline int resolve_threads(int n_jobs) {
 #ifdef _OPENMP
   if (n_jobs > 0) return n_jobs;
-  if (n_jobs == -1) return omp_get_num_procs();
-  return omp_get_max_threads();
+  const int want = n_jobs == -1 ? omp_get_num_procs() : omp_get_max_threads();
+  return want <= 1 ? 1 : load_capped(want);
 #else
   (void)n_jobs;
   return 1;

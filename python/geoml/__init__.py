@@ -40,7 +40,9 @@ from .spectral import (
     TraceEstimate,
     eigsh,
     laplacian,
+    laplacian_eigsh,
     spectral_density,
+    spectral_embedding,
     trace_function,
 )
 
@@ -79,6 +81,7 @@ __all__ = [
     "knn",
     "knn_graph",
     "laplacian",
+    "laplacian_eigsh",
     "magnitude",
     "measures",
     "ollivier_ricci",
@@ -88,6 +91,7 @@ __all__ = [
     "show_config",
     "spd",
     "spectral_density",
+    "spectral_embedding",
     "trace_function",
     "tucker",
     "von_neumann_entropy",

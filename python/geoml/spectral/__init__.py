@@ -7,6 +7,7 @@ and timing notes are in ``docs/design/eigensolver.md``.
 from __future__ import annotations
 
 from ._eigsh import EigshResult, eigsh
+from ._embedding import laplacian_eigsh, spectral_embedding
 from ._estimators import DiffusionMap, LaplacianEigenmap, SpectralClustering
 from ._laplacian import laplacian
 from ._slq import SpectralDensity, TraceEstimate, spectral_density, trace_function
@@ -20,6 +21,8 @@ __all__ = [
     "TraceEstimate",
     "eigsh",
     "laplacian",
+    "laplacian_eigsh",
     "spectral_density",
+    "spectral_embedding",
     "trace_function",
 ]

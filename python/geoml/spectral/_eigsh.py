@@ -154,7 +154,11 @@ def eigsh(
     k : int
         Number of eigenpairs, ``1 <= k < n``.
     which : {"LA", "SA", "LM"}
-        Largest algebraic, smallest algebraic, or largest magnitude eigenvalues.
+        Largest algebraic, smallest algebraic, or largest magnitude eigenvalues. ``"SA"``
+        on a sparse graph Laplacian (combinatorial ``D - W``, or the normalised
+        ``I - D^-1/2 W D^-1/2`` of an unweighted graph, recognised from its entries) with
+        no ``v0`` or ``ncv`` takes :func:`geoml.laplacian_eigsh`'s route: null space
+        exact (one zero eigenvalue per connected component), LOBPCG + AMG.
     tol : float, optional
         Relative residual tolerance. Default ``1e-10`` (float64) or ``1e-5`` (float32); values
         below ``10 * eps`` of the dtype are raised to it.
@@ -254,6 +258,15 @@ def eigsh(
                 "symmetric matrix: pass (A + A.T) / 2"
             )
     k, tol, max_iter, ncv = _check_solver_args(n, k, tol, max_iter, ncv, dtype, "numpy")
+    if which == "SA" and indptr is not None and v0 is None and ncv is None:
+        # a graph Laplacian takes the Laplacian route (null space exact, LOBPCG + AMG)
+        from ._embedding import _laplacian_route
+
+        routed = _laplacian_route(
+            A, k, tol=tol, max_iter=max_iter, random_state=random_state, n_jobs=n_jobs
+        )
+        if routed is not None:
+            return routed
     ncv = 0 if ncv is None else ncv
     if v0 is not None:
         v0 = as_float_array(v0, "v0", ndim=1, dtype=dtype)

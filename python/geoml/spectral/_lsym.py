@@ -60,10 +60,21 @@ def _lsym_smallest_amg(
 
 def _lsym_smallest_amg_run(W, d, Z, perm, kk, tol, max_iter, seed, nt):
     n = W.shape[0]
-    dp, Zp = d[perm], Z[perm]
+    dp = d[perm]
     ip, ix, val = _core.permuted_lsym(W.indptr, W.indices, W.data, d, perm, n_jobs=nt)
     L = sp.csr_matrix((val, ix, ip), shape=(n, n))  # L_sym renumbered, sorted columns
     b = np.where(dp > 0, np.sqrt(dp), 1.0)
+    return _amg_lobpcg_run(L, b, Z, perm, kk, tol, max_iter, seed, nt)
+
+
+def _amg_lobpcg_run(L, b, Z, perm, kk, tol, max_iter, seed, nt):
+    """The kk smallest eigenpairs of the renumbered Laplacian ``L`` (CSR, sorted) orthogonal
+    to its null space ``Z`` (in the original order) by multilevel LOBPCG + AMG built with the
+    near-null vector ``b`` (renumbered); the eigenvectors come back in the original order.
+    Shared by the symmetric normalised (``b = D^1/2 1``) and combinatorial (``b = 1``)
+    Laplacians."""
+    n = L.shape[0]
+    Zp = Z[perm]
     levels = _amg_hierarchy(L, b, nt)
     ncomp = Z.shape[1]
     m = min(kk + max(_AMG_GUARD, kk // 4), n - ncomp)

@@ -1,0 +1,384 @@
+"""geoml.laplacian_eigsh, the Laplacian route of geoml.eigsh(which="SA") and
+geoml.spectral_embedding (against scikit-learn's spectral_embedding with ARPACK)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.linalg import subspace_angles
+from scipy.sparse.csgraph import laplacian as csgraph_laplacian
+
+import geoml
+from geoml.spectral import _embedding
+
+
+def swiss_roll(n, seed, noise=0.05):
+    rng = np.random.default_rng(seed)
+    t = 1.5 * np.pi * (1 + 2 * rng.random(n))
+    h = 10 * rng.random(n)
+    X = np.column_stack([t * np.cos(t), h, t * np.sin(t)])
+    return X + noise * rng.standard_normal(X.shape)
+
+
+def knn_adjacency(X, k, weighted=False):
+    """Union-symmetrised kNN graph (0/1, or Gaussian weights), as sklearn's SpectralEmbedding
+    builds it."""
+    from scipy.spatial import cKDTree
+
+    n = X.shape[0]
+    dist, idx = cKDTree(X).query(X, k + 1)
+    rows = np.repeat(np.arange(n), k)
+    if weighted:
+        s = np.median(dist[:, 1:])
+        vals = np.exp(-((dist[:, 1:].ravel() / s) ** 2))
+    else:
+        vals = np.ones(n * k)
+    A = sp.csr_matrix((vals, (rows, idx[:, 1:].ravel())), shape=(n, n))
+    return sp.csr_matrix(A.maximum(A.T))
+
+
+def components_graph(sizes, seed, k=8, weighted=False):
+    blocks = [knn_adjacency(swiss_roll(m, seed + i), k, weighted) for i, m in enumerate(sizes)]
+    return sp.csr_matrix(sp.block_diag(blocks))
+
+
+def max_angle(U, V):
+    return float(np.max(subspace_angles(U, V)))
+
+
+def sk_embedding(A, **kw):
+    manifold = pytest.importorskip("sklearn.manifold")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return manifold.spectral_embedding(A, eigen_solver="arpack", eigen_tol=0.0, **kw)
+
+
+# ----------------------------------------------------------------------------- laplacian_eigsh
+def dense_laplacian(W, kind):
+    Wd = W.toarray()
+    np.fill_diagonal(Wd, 0)
+    d = Wd.sum(1)
+    if kind == "combinatorial":
+        return np.diag(d) - Wd, d
+    if kind == "symmetric":
+        return csgraph_laplacian(Wd, normed=True), d
+    inv = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
+    return np.diag((d > 0).astype(float)) - inv[:, None] * Wd, d
+
+
+@pytest.mark.parametrize("kind", ["symmetric", "combinatorial", "random_walk"])
+@pytest.mark.parametrize("method", ["auto", "lobpcg-amg", "lanczos"])
+@pytest.mark.parametrize(
+    ("sizes", "seed", "weighted"),
+    [((300,), 0, True), ((150, 120, 90), 2, False), ((200, 60), 3, True)],
+)
+def test_laplacian_eigsh_matches_eigh(kind, method, sizes, seed, weighted):
+    W = components_graph(sizes, seed, weighted=weighted)
+    c = len(sizes)
+    k = c + 4
+    L, d = dense_laplacian(W, kind)
+    if kind == "random_walk":  # L_rw = D^-1 L_comb: the generalised problem L_comb v = w D v
+        from scipy.linalg import eigh
+
+        ref_w, ref_V = eigh(np.diag(d) - W.toarray(), np.diag(d))
+    else:
+        ref_w, ref_V = np.linalg.eigh(L)
+    out = geoml.laplacian_eigsh(W, k, kind=kind, method=method, random_state=seed)
+    w, V = out
+    scale = d.max() if kind == "combinatorial" else 1.0
+    assert out.converged
+    assert V.shape == (W.shape[0], k) and w.shape == (k,)
+    np.testing.assert_array_equal(w[:c], 0.0)  # exactly c zeros, one per component
+    assert w[c] > 1e-6 * scale
+    np.testing.assert_allclose(w, ref_w[:k], atol=1e-9 * scale)
+    # residuals, computed here with the dense Laplacian
+    R = L @ V - V * w
+    np.testing.assert_allclose(np.linalg.norm(R, axis=0), out.residual_norms, atol=1e-12 * scale)
+    assert np.linalg.norm(R, axis=0).max() <= 1e-9 * scale
+    # the null space: every component's indicator is in span(V[:, :c])
+    labels = np.repeat(np.arange(c), sizes)
+    ind = (labels[:, None] == np.arange(c)).astype(float)
+    if kind == "symmetric":
+        ind *= np.sqrt(d)[:, None]
+    assert max_angle(V[:, :c], ind) < 1e-10
+    # the whole subspace (eigenvalues well separated from the (k+1)-th)
+    assert max_angle(V, ref_V[:, :k]) < 1e-6
+    if kind == "random_walk":
+        np.testing.assert_allclose(V.T @ (d[:, None] * V), np.eye(k), atol=1e-10)
+    else:
+        np.testing.assert_allclose(V.T @ V, np.eye(k), atol=1e-10)
+
+
+def test_laplacian_eigsh_isolated_nodes_and_many_components():
+    W = components_graph((80, 70), 4).tolil()
+    W = sp.block_diag([W, sp.csr_matrix((3, 3)), W]).tocsr()  # 4 + 3 isolated = 7 components
+    for kind in ("symmetric", "combinatorial", "random_walk"):
+        for method in ("auto", "lobpcg-amg", "lanczos"):
+            w, V = geoml.laplacian_eigsh(W, 9, kind=kind, method=method, random_state=0)
+            np.testing.assert_array_equal(w[:7], 0.0)
+            L, d = dense_laplacian(W, kind)
+            assert np.abs(L @ V - V * w).max() < 1e-9 * (d.max() if kind == "combinatorial" else 1)
+    w, V = geoml.laplacian_eigsh(W, 5, kind="symmetric", random_state=0)  # k < c
+    np.testing.assert_array_equal(w, 0.0)
+
+
+def test_laplacian_eigsh_bad_input():
+    W = components_graph((50,), 0)
+    with pytest.raises(ValueError, match="kind='normalized'"):
+        geoml.laplacian_eigsh(W, 3, kind="normalized")
+    with pytest.raises(ValueError, match="method='arpack'"):
+        geoml.laplacian_eigsh(W, 3, method="arpack")
+    with pytest.raises(ValueError, match="k=50"):
+        geoml.laplacian_eigsh(W, 50)
+    with pytest.raises(TypeError, match="k"):
+        geoml.laplacian_eigsh(W, 2.5)
+    with pytest.raises(ValueError, match="negative entries"):
+        geoml.laplacian_eigsh(-W, 3)
+    with pytest.raises(ValueError, match="not symmetric"):
+        geoml.laplacian_eigsh(sp.triu(W, format="csr"), 3)
+    with pytest.raises(ValueError, match="n >= 2"):
+        geoml.laplacian_eigsh(sp.csr_matrix((1, 1)), 1)
+
+
+@pytest.mark.parametrize("method", ["lobpcg-amg", "lanczos"])
+def test_laplacian_eigsh_deterministic_across_threads(method):
+    W = components_graph((500, 200), 5, weighted=True)
+    outs = [
+        geoml.laplacian_eigsh(W, 6, kind="combinatorial", method=method, random_state=3, n_jobs=nt)
+        for nt in (1, 2)
+    ]
+    np.testing.assert_array_equal(outs[0].eigenvalues, outs[1].eigenvalues)
+    np.testing.assert_array_equal(outs[0].eigenvectors, outs[1].eigenvectors)
+
+
+# ----------------------------------------------------------------------------- eigsh route
+def _spy(monkeypatch):
+    calls = []
+    real = _embedding.laplacian_eigsh
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("kind"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_embedding, "laplacian_eigsh", spy)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("kind", "weighted", "dtype"),
+    [
+        ("combinatorial", True, np.float64),
+        ("combinatorial", False, np.float64),
+        ("symmetric", False, np.float64),
+        ("combinatorial", True, np.float32),
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_eigsh_laplacian_route_equals_general_path(monkeypatch, kind, weighted, dtype, seed):
+    W = knn_adjacency(swiss_roll(600, seed), 8, weighted)
+    L = geoml.laplacian(W, kind=kind).astype(dtype)
+    calls = _spy(monkeypatch)
+    k = 6
+    routed = geoml.eigsh(L, k, which="SA", random_state=seed)
+    assert calls == [kind]
+    general = geoml.eigsh(L, k, which="SA", ncv=30, random_state=seed)  # ncv: general path
+    assert calls == [kind]
+    assert routed.converged and general.converged
+    assert routed.eigenvalues.dtype == general.eigenvalues.dtype == np.float64
+    assert routed.eigenvectors.dtype == general.eigenvectors.dtype == dtype
+    assert routed.residual_norms.dtype == general.residual_norms.dtype
+    anorm = general.anorm
+    tol = 1e-4 if dtype == np.float32 else 1e-8
+    np.testing.assert_allclose(routed.eigenvalues, general.eigenvalues, atol=tol * anorm)
+    assert max_angle(routed.eigenvectors.astype(float), general.eigenvectors.astype(float)) < (
+        1e-3 if dtype == np.float32 else 1e-6
+    )
+    Ld = L.toarray().astype(float)
+    R = Ld @ routed.eigenvectors - routed.eigenvectors * routed.eigenvalues
+    assert np.linalg.norm(R, axis=0).max() <= (1e-4 if dtype == np.float32 else 1e-9) * anorm
+
+
+@pytest.mark.parametrize("kind", ["combinatorial", "symmetric"])
+def test_eigsh_laplacian_route_disconnected(monkeypatch, kind):
+    W = components_graph((200, 150, 100, 50), 7)
+    L = geoml.laplacian(W, kind=kind)
+    calls = _spy(monkeypatch)
+    w, V = geoml.eigsh(L, 6, which="SA", random_state=0)
+    assert calls == [kind]
+    np.testing.assert_array_equal(w[:4], 0.0)  # all four zeros
+    ref = np.linalg.eigvalsh(L.toarray())
+    np.testing.assert_allclose(w, ref[:6], atol=1e-9)
+
+
+def test_eigsh_laplacian_route_not_taken(monkeypatch):
+    W = knn_adjacency(swiss_roll(300, 0), 8, weighted=True)
+    calls = _spy(monkeypatch)
+    Lsym_weighted = geoml.laplacian(W, kind="symmetric")  # weighted: degrees unknown
+    shifted = geoml.laplacian(W, kind="combinatorial") + sp.identity(300)  # row sums 1
+    signed = sp.csr_matrix(abs(geoml.laplacian(W, kind="combinatorial")))  # positive off-diag
+    for A in (Lsym_weighted, shifted, signed):
+        geoml.eigsh(A, 4, which="SA", random_state=0)
+        geoml.eigsh(A, 4, which="LA", random_state=0)
+    geoml.eigsh(geoml.laplacian(W, kind="combinatorial"), 4, which="LA", random_state=0)
+    assert calls == []
+    for A in (Lsym_weighted, shifted, signed):
+        assert _embedding._laplacian_structure(sp.csr_matrix(A)) is None
+
+
+# ----------------------------------------------------------------------------- spectral_embedding
+@pytest.mark.parametrize("norm_laplacian", [True, False])
+@pytest.mark.parametrize("drop_first", [True, False])
+@pytest.mark.parametrize(
+    ("n", "knn", "weighted", "n_components", "seed"),
+    [(300, 8, False, 4, 0), (500, 10, True, 6, 1), (800, 6, False, 3, 2), (900, 10, True, 8, 3)],
+)
+def test_spectral_embedding_matches_sklearn(
+    norm_laplacian, drop_first, n, knn, weighted, n_components, seed
+):
+    A = knn_adjacency(swiss_roll(n, seed), knn, weighted)
+    kw = dict(n_components=n_components, norm_laplacian=norm_laplacian, drop_first=drop_first)
+    ref = sk_embedding(A, random_state=seed, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Y = geoml.spectral_embedding(A, random_state=seed, **kw)
+    assert Y.shape == ref.shape == (n, n_components)
+    assert max_angle(Y, ref) <= 1e-6
+    # simple eigenvalues: the same columns, signs included
+    scale = np.abs(ref).max(axis=0)
+    assert np.abs(Y - ref).max(axis=0).max() / scale.min() <= 1e-5
+
+
+def test_spectral_embedding_dense_and_sparse_input():
+    A = knn_adjacency(swiss_roll(250, 4), 8, weighted=True)
+    ref = sk_embedding(A.toarray(), n_components=3, random_state=0)
+    for inp in (A, A.toarray(), A.tocoo(), A.tocsc(), A.astype(np.float32).toarray()):
+        Y = geoml.spectral_embedding(inp, n_components=3, random_state=0)
+        assert max_angle(Y, ref) <= (1e-5 if inp.dtype == np.float32 else 1e-6)
+
+
+@pytest.mark.parametrize("norm_laplacian", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_spectral_embedding_disconnected(norm_laplacian, seed):
+    """c = 3 components. drop_first=False: the whole span of the first 6 columns (the 3 null
+    vectors and the next 3) agrees with scikit-learn's. drop_first=True: scikit-learn drops one
+    null vector of ARPACK's choosing, so what is compared is the span of the columns together
+    with the component indicators (the null space is known)."""
+    sizes = (300, 200, 150)
+    A = components_graph(sizes, 10 * seed, weighted=seed == 1)
+    labels = np.repeat(np.arange(3), sizes)
+    ind = (labels[:, None] == np.arange(3)).astype(float)
+    if not norm_laplacian:
+        ind /= np.sqrt(ind.sum(0))
+    for drop_first in (False, True):
+        kw = dict(n_components=6, norm_laplacian=norm_laplacian, drop_first=drop_first)
+        ref = sk_embedding(A, random_state=seed, **kw)
+        with pytest.warns(UserWarning, match="Graph is not fully connected"):
+            Y = geoml.spectral_embedding(A, random_state=seed, **kw)
+        if drop_first:
+            assert max_angle(np.hstack([ind, Y]), np.hstack([ind, ref])) <= 1e-6
+            assert max_angle(Y[:, :2], ind) <= 1e-10  # geoml's two null columns: exact
+        else:
+            assert max_angle(Y, ref) <= 1e-6
+            assert max_angle(Y[:, :3], ind) <= 1e-10
+            # the first 3 columns are component indicators (D^-1/2 D^1/2 1_C / ||D^1/2 1_C||,
+            # or 1_C / sqrt|C|), positive by the sign convention
+            for j in range(3):
+                on = Y[:, j] != 0
+                assert on.sum() in sizes and np.ptp(Y[on, j]) <= 1e-12 * Y[on, j].max()
+
+
+def test_spectral_embedding_isolated_node():
+    """scikit-learn sets the normalised Laplacian's diagonal to 1: an isolated node is an
+    eigenpair (1, e_i), ranked among the others by its eigenvalue."""
+    path = sp.diags([np.ones(5), np.ones(5)], [-1, 1], format="csr")  # 6 nodes
+    A = sp.block_diag([path, sp.csr_matrix((1, 1))], format="csr")
+    for norm in (True, False):
+        ref = sk_embedding(A, n_components=5, norm_laplacian=norm, drop_first=False, random_state=0)
+        with pytest.warns(UserWarning, match="not fully connected"):
+            Y = geoml.spectral_embedding(A, 5, norm_laplacian=norm, drop_first=False)
+        assert max_angle(Y, ref) <= 1e-6
+    A = knn_adjacency(swiss_roll(300, 1), 8)
+    A = sp.block_diag([A, sp.csr_matrix((2, 2))], format="csr")
+    ref = sk_embedding(A, n_components=4, random_state=0)
+    with pytest.warns(UserWarning, match="not fully connected"):
+        Y = geoml.spectral_embedding(A, 4, random_state=0)
+    assert max_angle(Y, ref) <= 1e-6
+
+
+def test_spectral_embedding_self_loops_and_asymmetry():
+    A = knn_adjacency(swiss_roll(300, 2), 8, weighted=True)
+    loops = sp.csr_matrix(A + sp.diags(np.linspace(0.5, 2, 300)))  # ignored, as in sklearn
+    np.testing.assert_allclose(
+        geoml.spectral_embedding(loops, 3, random_state=0),
+        geoml.spectral_embedding(A, 3, random_state=0),
+        atol=1e-9,
+    )
+    B = sp.triu(A, format="csr") * 2  # (B + B.T) / 2 == A
+    with pytest.warns(UserWarning, match="Array is not symmetric"):
+        Y = geoml.spectral_embedding(B, 3, random_state=0)
+    np.testing.assert_allclose(Y, geoml.spectral_embedding(A, 3, random_state=0), atol=1e-9)
+
+
+def test_spectral_embedding_deterministic_across_threads():
+    A = knn_adjacency(swiss_roll(12000, 0), 8)  # the LOBPCG + AMG path (>= 10,000 nodes)
+    Ys = [geoml.spectral_embedding(A, 4, random_state=5, n_jobs=nt) for nt in (1, 2)]
+    np.testing.assert_array_equal(Ys[0], Ys[1])
+    A = knn_adjacency(swiss_roll(2000, 1), 8)  # Lanczos
+    Ys = [geoml.spectral_embedding(A, 4, random_state=5, n_jobs=nt) for nt in (1, 2)]
+    np.testing.assert_array_equal(Ys[0], Ys[1])
+
+
+def test_spectral_embedding_bad_input():
+    A = knn_adjacency(swiss_roll(100, 0), 6)
+    with pytest.raises(ValueError, match="n_components=0"):
+        geoml.spectral_embedding(A, 0)
+    with pytest.raises(ValueError, match="n_components=99"):
+        geoml.spectral_embedding(A, 99)  # + drop_first = 100 = n
+    geoml.spectral_embedding(A, 99, drop_first=False, random_state=0)  # k = n - 1: fine
+    with pytest.raises(TypeError, match="n_components"):
+        geoml.spectral_embedding(A, 2.0)
+    with pytest.raises(ValueError, match="negative entries"):
+        geoml.spectral_embedding(-A, 2)
+    B = A.toarray()
+    B[0, 1] = B[1, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        geoml.spectral_embedding(B, 2)
+    with pytest.raises(ValueError, match="square"):
+        geoml.spectral_embedding(np.ones((4, 5)), 2)
+    with pytest.raises(ValueError, match="2-D"):
+        geoml.spectral_embedding(np.ones(5), 2)
+    with pytest.raises(TypeError, match="adjacency must be"):
+        geoml.spectral_embedding("graph", 2)
+    with pytest.raises(TypeError, match="real"):
+        geoml.spectral_embedding(A.toarray() * 1j, 2)
+    with pytest.raises(TypeError, match="norm_laplacian must be a bool"):
+        geoml.spectral_embedding(A, 2, norm_laplacian="yes")
+    with pytest.raises(TypeError, match="drop_first must be a bool"):
+        geoml.spectral_embedding(A, 2, drop_first=1)
+    with pytest.raises(ValueError, match="at least 2 nodes"):
+        geoml.spectral_embedding(np.ones((1, 1)), 1)
+
+
+# ----------------------------------------------------------------------------- load-aware threads
+def test_idle_cores_caps_default_threads():
+    import os
+    import subprocess
+    import sys
+
+    n = geoml._core.idle_cores()
+    assert 1 <= n <= (os.cpu_count() or 1)
+    assert 1 <= geoml._core.max_threads() <= (os.cpu_count() or 1)  # capped by idle cores
+    code = "import geoml; print(geoml._core.idle_cores(), geoml._core.max_threads())"
+    env = {**os.environ, "GEOML_LOAD_AWARE": "0", "OMP_NUM_THREADS": "3"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    idle, threads = map(int, out.stdout.split())
+    if geoml._core.openmp:
+        if hasattr(os, "sched_getaffinity"):
+            assert idle == len(os.sched_getaffinity(0))  # all the cores when turned off
+        assert threads == 3  # OMP_NUM_THREADS honoured as before, no cap when turned off
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split()[1] == "1"
