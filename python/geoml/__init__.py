@@ -20,7 +20,15 @@ from .curvature import (
     ricci_communities,
 )
 from .lowrank import SVDResult, Tucker, TuckerTensor, randomized_svd, tucker
-from .neighbors import KNNGraph, KNNResult, knn, knn_graph
+from .neighbors import (
+    ApproxKNNResult,
+    KNNGraph,
+    KNNResult,
+    KNNTransformer,
+    RecallEstimate,
+    knn,
+    knn_graph,
+)
 from .spectral import (
     DiffusionMap,
     EigshResult,
@@ -37,6 +45,7 @@ from .spectral import (
 __version__: str = _core.__version__
 
 __all__ = [
+    "ApproxKNNResult",
     # spectral
     "DiffusionMap",
     "EigshResult",
@@ -45,9 +54,11 @@ __all__ = [
     # neighbours and graphs
     "KNNGraph",
     "KNNResult",
+    "KNNTransformer",
     "LaplacianEigenmap",
     "NotFittedError",
     "OllivierRicci",
+    "RecallEstimate",
     "RicciCommunities",
     "RicciFlow",
     # low rank
