@@ -41,6 +41,9 @@ ESTIMATORS = [
     geoml.RicciFlow(n_iter=1),
     geoml.RicciCommunities(n_iter=1),
     geoml.Tucker(1),
+    geoml.KNNTransformer(n_neighbors=3),
+    geoml.KNNTransformer(n_neighbors=3, mode="connectivity", method="nndescent", random_state=0),
+    geoml.KNNGraph(n_neighbors=3, method="nndescent", random_state=0),
 ]
 
 
@@ -307,6 +310,10 @@ def _fit_attrs(est, X, names):
         (
             lambda nj: geoml.SpectralClustering(3, n_neighbors=8, random_state=4, n_jobs=nj),
             ["labels_", "embedding_", "inertia_"],
+        ),
+        (
+            lambda nj: geoml.KNNGraph(6, method="nndescent", random_state=4, n_jobs=nj),
+            ["indices_", "distances_", "graph_"],
         ),
     ],
 )

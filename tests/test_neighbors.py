@@ -553,3 +553,101 @@ def test_knn_graph_and_estimator_with_nndescent():
     assert est.recall_ == res.recall_
     assert geoml.KNNGraph(8).fit(X).recall_ is None
     assert abs(est.graph_ - geoml.knn_graph(X, 8, method="nndescent", random_state=0)).max() == 0
+
+
+# ------------------------------------------------------------------ KNNTransformer
+
+
+def _swiss_roll(n=200):
+    from sklearn.datasets import make_swiss_roll
+
+    return make_swiss_roll(n, random_state=0)[0]
+
+
+def _pipelines(tr_kw, est):
+    from sklearn.base import clone
+    from sklearn.neighbors import KNeighborsTransformer
+    from sklearn.pipeline import make_pipeline
+
+    from threadpoolctl import threadpool_limits  # comes with scikit-learn
+
+    X = _swiss_roll()
+    with threadpool_limits(1):  # TSNE's OpenMP gradient: 0.5 s on one thread, ~20 s contended
+        ours = make_pipeline(geoml.KNNTransformer(**tr_kw), clone(est)).fit_transform(X)
+        ref = make_pipeline(KNeighborsTransformer(**tr_kw), clone(est)).fit_transform(X)
+    return ours, ref
+
+
+def test_transformer_graph_matches_sklearn(rng):
+    from sklearn.neighbors import KNeighborsTransformer
+
+    X = rng.normal(size=(120, 4))
+    Z = rng.normal(size=(7, 4))
+    for mode in ("distance", "connectivity"):
+        ours = geoml.KNNTransformer(6, mode=mode).fit(X)
+        ref = KNeighborsTransformer(n_neighbors=6, mode=mode).fit(X)
+        for A, B in (
+            (ours.fit_transform(X), ref.fit_transform(X)),
+            (ours.transform(Z), ref.transform(Z)),
+        ):
+            assert sp.issparse(A) and A.format == "csr" and A.shape == B.shape
+            assert A.nnz == B.nnz == B.shape[0] * (6 + (mode == "distance"))
+            np.testing.assert_array_equal(A.indices, B.indices)  # rows in distance order
+            np.testing.assert_allclose(A.data, B.data, rtol=1e-12, atol=1e-12)
+    G = geoml.KNNTransformer(6).fit_transform(X)
+    np.testing.assert_array_equal(G.indices[::7], np.arange(120))  # itself first, explicit 0
+    assert np.all(G.data[::7] == 0)
+
+
+def test_transformer_isomap_tsne_spectral_embedding_match_sklearn():
+    from sklearn.manifold import TSNE, Isomap, SpectralEmbedding
+
+    a, b = _pipelines(
+        dict(n_neighbors=10), Isomap(n_neighbors=10, metric="precomputed", eigen_solver="dense")
+    )
+    np.testing.assert_allclose(np.abs(a), np.abs(b), rtol=1e-9, atol=1e-9)
+    tsne = TSNE(metric="precomputed", perplexity=5, init="random", random_state=0, max_iter=250)
+    a, b = _pipelines(dict(n_neighbors=16), tsne)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    se = SpectralEmbedding(affinity="precomputed_nearest_neighbors", n_neighbors=10, random_state=0)
+    a, b = _pipelines(dict(n_neighbors=10, mode="connectivity"), se)
+    np.testing.assert_allclose(np.abs(a), np.abs(b), rtol=1e-7, atol=1e-9)
+
+
+def test_transformer_approximate_graph():
+    X = np.random.default_rng(11).normal(size=(3000, 5)).astype(np.float32)
+    tr = geoml.KNNTransformer(8, method="nndescent", random_state=0)
+    G = tr.fit_transform(X)
+    res = geoml.knn(X, 8, method="nndescent", random_state=0)
+    assert tr.recall_ == res.recall_ and tr.recall_.reached
+    rows = G.indices.reshape(3000, 9)
+    np.testing.assert_array_equal(rows[:, 0], np.arange(3000))
+    np.testing.assert_array_equal(rows[:, 1:], res.indices)
+    np.testing.assert_array_equal(G.data.reshape(3000, 9)[:, 1:], res.distances)
+    assert G.dtype == np.float32 and np.all(G.data.reshape(3000, 9)[:, 0] == 0)
+    C = geoml.KNNTransformer(1, mode="connectivity", method="nndescent").fit_transform(X)
+    np.testing.assert_array_equal(C.indices, np.arange(3000))  # only the point itself
+    # exact method: recall 1 and the exact graph
+    E = geoml.KNNTransformer(8, method="exact")
+    assert abs(E.fit_transform(X) - geoml.KNNTransformer(8).fit(X).transform(X)).max() == 0
+    assert E.recall_.method == "exact"
+
+
+def test_transformer_bad_input():
+    X = np.random.default_rng(12).normal(size=(10, 3))
+    with pytest.raises(ValueError, match="n_neighbors=9 needs 10 fitted samples"):
+        geoml.KNNTransformer(9).fit(X[:9]).transform(X)
+    with pytest.raises(ValueError, match="mode='dist'"):
+        geoml.KNNTransformer(mode="dist").fit(X)
+    with pytest.raises(ValueError, match="metric"):
+        geoml.KNNTransformer(metric="l1").fit(X)
+    with pytest.raises(ValueError, match="method="):
+        geoml.KNNTransformer(method="hnsw").fit_transform(X)
+    with pytest.raises(ValueError, match="expecting 3 features"):
+        geoml.KNNTransformer(2).fit(X).transform(X[:, :2])
+    with pytest.raises(ValueError, match="Reshape your data"):
+        geoml.KNNTransformer(2).fit(X).transform(X[0])
+    with pytest.raises(geoml.NotFittedError):
+        geoml.KNNTransformer(2).transform(X)
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.KNNTransformer(2).fit(np.full((4, 2), np.nan))

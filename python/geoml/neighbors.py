@@ -838,8 +838,14 @@ class KNNTransformer(BaseEstimator):
         samples of ``X[i]`` (exact search), sorted by distance."""
         if not hasattr(self, "_fit_X"):
             raise NotFittedError("this KNNTransformer is not fitted yet; call fit(X) first")
+        Y = np.asarray(X) if not hasattr(X, "ndim") else X
+        if Y.ndim == 1:
+            raise ValueError(
+                f"X must be a 2-D array; got shape {Y.shape}. Reshape your data, e.g. "
+                "X.reshape(1, -1) for one sample"
+            )
         Y = as_float_array(X, "X")
-        if Y.ndim != 2 or Y.shape[1] != self.n_features_in_:
+        if Y.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {Y.shape[1]} features, but KNNTransformer is expecting "
                 f"{self.n_features_in_} features as input"
