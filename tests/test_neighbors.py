@@ -1,5 +1,7 @@
 """geoml.knn / knn_graph / KNNGraph against NumPy float64 brute force and scikit-learn."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -517,8 +519,6 @@ def test_nndescent_bad_input():
         geoml.knn(X, 3, method="nndescent", target_recall="high")
     with pytest.raises(ValueError, match="needs Y=None"):
         geoml.knn(X, 3, Y=X, method="nndescent")
-    with pytest.raises(ValueError, match="needs Y=None"):
-        geoml.knn(X, 3, exclude_self=False, method="nndescent")
     with pytest.raises(ValueError, match=r"k=50 is out of range \[1, 49\]"):
         geoml.knn(X, 50, method="nndescent")
     with pytest.raises(ValueError, match="NaN"):
@@ -568,7 +568,6 @@ def _pipelines(tr_kw, est):
     from sklearn.base import clone
     from sklearn.neighbors import KNeighborsTransformer
     from sklearn.pipeline import make_pipeline
-
     from threadpoolctl import threadpool_limits  # comes with scikit-learn
 
     X = _swiss_roll()
@@ -651,3 +650,67 @@ def test_transformer_bad_input():
         geoml.KNNTransformer(2).transform(X)
     with pytest.raises(ValueError, match="NaN"):
         geoml.KNNTransformer(2).fit(np.full((4, 2), np.nan))
+
+
+def test_nndescent_with_self_first_for_umap():
+    X = np.random.default_rng(13).normal(size=(2000, 5))
+    res = geoml.knn(X, 10, exclude_self=False, method="nndescent", random_state=0)
+    ref = geoml.knn(X, 9, method="nndescent", random_state=0)
+    np.testing.assert_array_equal(res.indices[:, 0], np.arange(2000))
+    assert np.all(res.distances[:, 0] == 0)
+    np.testing.assert_array_equal(res.indices[:, 1:], ref.indices)
+    np.testing.assert_array_equal(res.distances[:, 1:], ref.distances)
+    assert res.recall_ == ref.recall_
+    one = geoml.knn(X, 1, exclude_self=False, method="nndescent")
+    np.testing.assert_array_equal(one.indices[:, 0], np.arange(2000))
+    ip = geoml.knn(X, 3, exclude_self=False, metric="inner_product", method="nndescent")
+    np.testing.assert_allclose(ip.distances[:, 0], -(X**2).sum(1), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ UMAP and scanpy
+# umap-learn and scanpy are optional (not in the test extra: with numba, pandas, anndata and
+# matplotlib they take minutes to install); their first calls compile numba code, hence slow.
+
+
+@pytest.mark.slow
+def test_umap_precomputed_knn_from_geoml():
+    umap = pytest.importorskip("umap")
+    from sklearn.manifold import trustworthiness
+
+    rng = np.random.default_rng(14)
+    C = rng.normal(scale=5, size=(10, 32))
+    X = (C[rng.integers(10, size=2000)] + rng.normal(size=(2000, 32))).astype(np.float32)
+    knn = geoml.knn(X, 15, exclude_self=False, method="nndescent", random_state=0)
+    assert knn.recall_.reached
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no NNDescent index: UMAP.transform unavailable
+        reducer = umap.UMAP(n_neighbors=15, precomputed_knn=knn, random_state=0, n_epochs=100)
+        ours = reducer.fit_transform(X)
+        # the graph UMAP used is geoml's
+        np.testing.assert_array_equal(reducer._knn_indices, knn.indices)
+        own = umap.UMAP(n_neighbors=15, random_state=0, n_epochs=100).fit_transform(X)
+    t_ours = trustworthiness(X, ours, n_neighbors=10)
+    t_own = trustworthiness(X, own, n_neighbors=10)
+    assert t_ours >= t_own - 0.01, (t_ours, t_own)
+
+
+@pytest.mark.slow
+def test_scanpy_neighbors_with_geoml_transformer():
+    sc = pytest.importorskip("scanpy")
+
+    adata = sc.datasets.pbmc68k_reduced()  # shipped with scanpy: no download
+    ours, exact = adata.copy(), adata.copy()
+    kw = dict(n_neighbors=15, use_rep="X_pca")
+    sc.pp.neighbors(ours, **kw, transformer=geoml.KNNTransformer(15, method="exact"))
+    sc.pp.neighbors(exact, **kw, transformer="sklearn")  # scanpy's exact path
+    C, Ce = ours.obsp["connectivities"], exact.obsp["connectivities"]
+    assert C.nnz == Ce.nnz and abs(C - Ce).max() < 1e-5
+    # scanpy's exact path keeps 14 neighbours per row and no diagonal: the same values there
+    D, E = ours.obsp["distances"].toarray(), exact.obsp["distances"].toarray()
+    np.testing.assert_allclose(D[E > 0], E[E > 0], rtol=1e-5)
+    approx = adata.copy()
+    tr = geoml.KNNTransformer(15, method="nndescent", random_state=0)
+    sc.pp.neighbors(approx, **kw, transformer=tr)
+    assert tr.recall_.reached
+    same = (approx.obsp["connectivities"] > 0) != (exact.obsp["connectivities"] > 0)
+    assert same.nnz <= 0.02 * exact.obsp["connectivities"].nnz

@@ -141,20 +141,48 @@ def _knn_approx(X, k, metric, target, random_state, n_jobs, verbose) -> ApproxKN
     return _with_recall(KNNResult(idx, dist), rec)
 
 
+def _self_distance(X, metric) -> np.ndarray:
+    """Distance of each row of X to itself under ``metric`` (0, or 1 for a zero vector under
+    cosine, or ``-||x||^2`` for inner products)."""
+    if metric == "inner_product":
+        return -np.einsum("ij,ij->i", X, X)
+    if metric == "cosine":
+        return (~X.any(axis=1)).astype(X.dtype)
+    return np.zeros(X.shape[0], dtype=X.dtype)
+
+
+def _prepend_self(X, res, metric) -> tuple[np.ndarray, np.ndarray]:
+    """(n, k) lists -> (n, k + 1) lists that start with the point itself."""
+    n = X.shape[0]
+    idx = np.concatenate([np.arange(n, dtype=np.int64)[:, None], res[0]], axis=1)
+    dist = np.concatenate([_self_distance(X, metric)[:, None], res[1]], axis=1)
+    return idx, dist
+
+
 def _knn_method(X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, random_state):
     """The search ``method`` asks for, on validated X (host or device)."""
     if method == "exact":
         return _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose)
-    approx_ok = Y is None and exclude_self in (None, True) and not is_gpu_array(X)
+    approx_ok = Y is None and not is_gpu_array(X)
     if method == "nndescent" and not approx_ok:
         raise ValueError(
             "method='nndescent' builds the kNN graph of the rows of X on the CPU: it needs "
-            "Y=None, exclude_self=None or True and host (NumPy) data; use method='exact'"
+            "Y=None and host (NumPy) data; use method='exact'"
         )
     if method == "auto" and (not approx_ok or _auto_is_exact(X.shape[0], X.shape[1])):
         res = _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose)
         n = res[0].shape[0]
         return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
+    if exclude_self is False:  # the point itself first, then its k - 1 approximate neighbours
+        _, _, k = _knn_checks(X.shape[0], k, False, metric, False)
+        if k == 1:
+            n = X.shape[0]
+            res = KNNResult(
+                *_prepend_self(X, (np.empty((n, 0), np.int64), np.empty((n, 0))), metric)
+            )
+            return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
+        res = _knn_approx(X, k - 1, metric, target, random_state, n_jobs, verbose)
+        return _with_recall(KNNResult(*_prepend_self(X, res, metric)), res.recall_)
     return _knn_approx(X, k, metric, target, random_state, n_jobs, verbose)
 
 
@@ -267,7 +295,10 @@ def knn(
     exclude_self : bool, optional
         Drop point ``i`` from its own neighbour list. Default: True when ``Y`` is None, else
         False (and it may only be True when ``Y`` is None). Other points identical to ``i``
-        stay, at distance 0.
+        stay, at distance 0. With an approximate ``method`` and False, each list starts with
+        the point itself, then its ``k - 1`` approximate neighbours: the layout UMAP's
+        ``precomputed_knn`` takes, ``umap.UMAP(n_neighbors=15, precomputed_knn=geoml.knn(X,
+        15, exclude_self=False, method="auto"))``.
     n_jobs : int, optional
         Threads. None: OpenMP's default (``OMP_NUM_THREADS``, else all cores); -1: all cores.
         Ignored on the GPU.
@@ -869,18 +900,19 @@ class KNNTransformer(BaseEstimator):
             self.recall_ = RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0)
             return out
         self.fit(X)
-        k = self._k()
-        idx = np.empty((n, k), dtype=np.int64)
-        dist = np.zeros((n, k), dtype=X.dtype)
-        idx[:, 0] = np.arange(n)
-        if self.metric == "inner_product":
-            dist[:, 0] = -np.einsum("ij,ij->i", X, X)
-        elif self.metric == "cosine":
-            dist[:, 0] = ~X.any(axis=1)  # a zero vector is at distance 1 from everything
-        rec = None
-        if k > 1:
-            res = _knn_approx(X, k - 1, self.metric, target, self.random_state, self.n_jobs, False)
-            idx[:, 1:], dist[:, 1:] = res
-            rec = res.recall_
+        res = _knn_method(
+            X,
+            self._k(),
+            None,
+            self.metric,
+            False,
+            self.n_jobs,
+            False,
+            "nndescent",
+            target,
+            self.random_state,
+        )
+        idx, dist = res
+        rec = res.recall_
         self.recall_ = rec
         return self._graph(idx, dist)
