@@ -663,8 +663,12 @@ def test_nndescent_with_self_first_for_umap():
     assert res.recall_ == ref.recall_
     one = geoml.knn(X, 1, exclude_self=False, method="nndescent")
     np.testing.assert_array_equal(one.indices[:, 0], np.arange(2000))
-    ip = geoml.knn(X, 3, exclude_self=False, metric="inner_product", method="nndescent")
-    np.testing.assert_allclose(ip.distances[:, 0], -(X**2).sum(1), rtol=1e-12)
+    with pytest.raises(ValueError, match="need not be its own nearest neighbour"):
+        geoml.knn(X, 3, exclude_self=False, metric="inner_product", method="nndescent")
+    with pytest.raises(ValueError, match="need not be its own nearest neighbour"):
+        geoml.KNNTransformer(3, metric="inner_product", method="nndescent").fit_transform(X)
+    cos = geoml.knn(X, 3, exclude_self=False, metric="cosine", method="nndescent")
+    assert np.all(cos.distances[:, 0] == 0) and np.all(np.diff(cos.distances, axis=1) >= 0)
 
 
 # ------------------------------------------------------------------ UMAP and scanpy

@@ -175,6 +175,12 @@ def _knn_method(X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, 
         return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
     if exclude_self is False:  # the point itself first, then its k - 1 approximate neighbours
         _, _, k = _knn_checks(X.shape[0], k, False, metric, False)
+        if metric == "inner_product":
+            raise ValueError(
+                "exclude_self=False with an approximate method puts each point first, but "
+                "under metric='inner_product' a point need not be its own nearest "
+                "neighbour; use method='exact'"
+            )
         if k == 1:
             n = X.shape[0]
             res = KNNResult(
