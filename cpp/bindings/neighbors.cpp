@@ -142,11 +142,11 @@ void bind_neighbors(py::module_& m) {
       .def_readwrite("n_check", &NNDescentOptions::n_check,
                      "Points whose neighbours are checked exactly.")
       .def_readwrite("seed", &NNDescentOptions::seed, "Seed of every random choice.");
-  def_overloads(m, "nndescent", Floats{}, GEOML_PICK(nndescent_py), py::arg("X").noconvert(),
-                py::kw_only(), py::arg("k"), py::arg("metric"), py::arg("options"),
-                py::arg("n_jobs") = 0, py::arg("verbose") = false,
-                "Approximate kNN graph of the rows of X (forest + NN-descent) -> (indices, "
-                "distances (flat n * k), n_iter, n_checked, hits, last_changes).");
+  def_overloads(
+      m, "nndescent", Floats{}, GEOML_PICK(nndescent_py), py::arg("X").noconvert(), py::kw_only(),
+      py::arg("k"), py::arg("metric"), py::arg("options"), py::arg("n_jobs") = 0,
+      py::arg("verbose") = false,
+      "NN-descent kNN graph of X -> (indices, distances, n_iter, n_checked, hits, changes).");
   def_overloads(m, "neighbors_to_csr", Floats{}, GEOML_PICK(neighbors_to_csr_py),
                 py::arg("indices"), py::arg("weights").noconvert(), py::kw_only(), py::arg("mode"),
                 py::arg("index64") = false, py::arg("n_jobs") = 0,

@@ -252,7 +252,9 @@ std::vector<double> sample_truth(const T* X, int64_t n, int64_t d, int64_t k, Me
   for (int64_t s = 0; s < m; ++s)
     std::memcpy(&Q[s * d], X + sample[s] * d, static_cast<size_t>(d) * sizeof(T));
   std::vector<std::vector<std::pair<T, int64_t>>> best(static_cast<size_t>(m));
-  const int64_t chunk = std::max<int64_t>(kk, std::min<int64_t>(n, 65536));
+  // Chunks of 8192 rows: the exact kernel's copies of a chunk (centred rows, packed panels)
+  // stay small next to the graph.
+  const int64_t chunk = std::max<int64_t>(kk, std::min<int64_t>(n, 8192));
   std::vector<int64_t> ci(static_cast<size_t>(m * kk));
   std::vector<T> cd(static_cast<size_t>(m * kk));
   for (int64_t c0 = 0; c0 < n; c0 += chunk) {
@@ -305,8 +307,9 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   const int64_t leaf_size =
       std::max<int64_t>(k + 1, opt.leaf_size > 0 ? opt.leaf_size : std::max<int64_t>(512, 4 * k));
   const int64_t n_trees = opt.n_trees > 0 ? opt.n_trees : 4;
-  const int64_t c =
-      opt.max_candidates > 0 ? opt.max_candidates : std::min<int64_t>(60, std::max<int64_t>(20, k));
+  const int64_t c = opt.max_candidates > 0
+                        ? opt.max_candidates
+                        : std::min<int64_t>(60, std::max<int64_t>(k, std::min<int64_t>(20, 2 * k)));
   const double eps = std::numeric_limits<T>::epsilon();
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&]() {

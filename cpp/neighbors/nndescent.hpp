@@ -9,11 +9,11 @@ namespace geoml {
 
 /// Options of nndescent_graph (bound as geoml._core.NNDescentOptions).
 struct NNDescentOptions {
-  int64_t n_trees = 0;          ///< random-projection trees of the start (0: automatic)
-  int64_t leaf_size = 0;        ///< largest leaf, searched exactly (0: automatic)
+  int64_t n_trees = 0;          ///< random-projection trees of the start (0: 4)
+  int64_t leaf_size = 0;        ///< largest leaf, searched exactly (0: max(512, 4 k))
   int64_t max_iter = 20;        ///< NN-descent iterations at most
   int64_t max_extra_trees = 8;  ///< trees added when the iterations stall below the target
-  int64_t max_candidates = 0;   ///< candidates per point and iteration (0: automatic)
+  int64_t max_candidates = 0;   ///< candidates per point and iteration (0: see nndescent.cpp)
   double delta = 0.001;         ///< stop when fewer than delta * n * k entries changed
   double target_recall = 0.99;  ///< stop when the sampled recall reaches it
   int64_t n_check = 500;        ///< points whose neighbours are checked exactly (<= n)
@@ -57,8 +57,8 @@ struct NNDescentInfo {
 /// Memory beyond X: the working graph, n k (5 + sizeof(T)) bytes (int32 index, score, flag),
 /// with, during the iterations, the candidate lists (2 n c 4 bytes, c = max_candidates) and,
 /// at the end, the outputs (n k (8 + sizeof(T)), allocated once the candidates are freed);
-/// n 8 for one tree, O(threads leaf_size d + 65536 d) scratch. The peak is the larger of the
-/// two phases.
+/// n 8 for one tree (n 12 more for cosine norms), O(threads leaf_size d + 8192 d) scratch.
+/// The peak is the larger of the two phases; docs/design/neighbors.md has the formula.
 /// Requires n < 2^31 and 1 <= k <= n - 1. Throws std::invalid_argument otherwise.
 template <typename T>
 void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,

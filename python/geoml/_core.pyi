@@ -1067,7 +1067,7 @@ def nndescent(
     verbose: bool = False,
 ) -> tuple:
     """
-    Approximate kNN graph of the rows of X (forest + NN-descent) -> (indices, distances (flat n * k), n_iter, n_checked, hits, last_changes).
+    NN-descent kNN graph of X -> (indices, distances, n_iter, n_checked, hits, changes).
     """
 
 @typing.overload
@@ -1081,7 +1081,7 @@ def nndescent(
     verbose: bool = False,
 ) -> tuple:
     """
-    Approximate kNN graph of the rows of X (forest + NN-descent) -> (indices, distances (flat n * k), n_iter, n_checked, hits, last_changes).
+    NN-descent kNN graph of X -> (indices, distances, n_iter, n_checked, hits, changes).
     """
 
 def ollivier_ricci(

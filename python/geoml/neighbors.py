@@ -235,7 +235,8 @@ def _check_magnitude(X, Y) -> None:
     """Scores are ||x||^2 + ||y||^2 - 2 x.y (or x.y): each must stay finite in X's dtype."""
     bound = float(np.sqrt(np.finfo(X.dtype).max / (4 * max(X.shape[1], 1))))
     for A, name in ((X, "X"), (Y, "Y")):
-        if A is not None and A.size and not float(np.abs(A).max()) <= bound:
+        # max(|A|) as max(max A, -min A): no temporary the size of the data
+        if A is not None and A.size and not max(float(A.max()), -float(A.min())) <= bound:
             raise ValueError(
                 f"{name} has entries beyond {bound:.3g} in absolute value: squared "
                 f"distances would overflow {X.dtype}; rescale the data"
