@@ -319,6 +319,16 @@ def manifold(n, d, *, latent=8, seed=0):
     return (np.tanh(Z @ A) + 0.01 * rng.normal(size=(n, d))).astype(np.float32)
 
 
+def _peak_rss_bytes() -> int:
+    """This process's peak RSS (VmHWM): getrusage's ru_maxrss keeps the parent's high-water
+    mark across fork + exec, VmHWM belongs to the new address space."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -400,7 +410,7 @@ def _worker(tool, path, k, params):
             )
     else:
         raise SystemExit(f"unknown tool {tool}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak_rss_bytes()
     out["peak_rss_mb"] = peak / 2**20
     out["extra_rss_mb"] = (peak - base) / 2**20
     out["points"] = []

@@ -432,8 +432,8 @@ def test_nndescent_metrics_and_dtypes(dtype, metric):
 
 def test_nndescent_same_graph_for_any_thread_count():
     rng = np.random.default_rng(5)
-    # more points than one join block (16,384): the block-by-block updates are exercised
-    X = rng.normal(size=(17000, 4)).astype(np.float32)
+    # more points than two join blocks (4,096): the block-by-block updates are exercised
+    X = rng.normal(size=(9000, 4)).astype(np.float32)
     a = geoml.knn(X, 6, method="nndescent", random_state=7, n_jobs=1)
     b = geoml.knn(X, 6, method="nndescent", random_state=7, n_jobs=2)
     np.testing.assert_array_equal(a.indices, b.indices)

@@ -428,7 +428,7 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   info->last_changes = 0;
   if (rec < opt.target_recall && opt.max_iter > 0) {
     Candidates newc(n, c), oldc(n, c);
-    const int64_t BLOCK = 16384;
+    const int64_t BLOCK = 4096;  // bounds the update buffers: at most BLOCK c^2 entries
     struct Update {
       int32_t a, b;
       T s;

@@ -40,8 +40,8 @@ struct NNDescentInfo {
 /// 2. NN-descent (Dong, Moses & Li 2011, as in pynndescent): each iteration samples up to
 ///    `max_candidates` new and old forward and reverse neighbours of every point (by hashed
 ///    priorities) and scores every pair of candidates of a point ("local join"). Points are
-///    joined in fixed blocks: a block's updates are generated against the graph as it stood
-///    before the block, then applied in parallel by target rows; heaps are ordered by
+///    joined in fixed blocks (4,096 points): a block's updates are generated against the graph as
+///    it stood before the block, then applied in parallel by target rows; heaps are ordered by
 ///    (score, index), so the result of applying a set of updates does not depend on their
 ///    order, and the graph is the same for any thread count.
 /// 3. Accuracy: `n_check` points drawn from the seed are searched exactly (X streamed in
