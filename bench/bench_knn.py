@@ -15,12 +15,34 @@ on the first ``--peer-queries`` queries (against all n points) and scaled by n /
 
     python bench/bench_knn.py --device cuda
     python bench/bench_knn.py --device cuda --sizes 200000x128 --repeats 1 --quick
+
+Approximate section (``--approx``): the kNN graph (k = 15, each point's neighbours among the
+others) of float32 data, "clustered" (Gaussian blobs, full intrinsic dimension) and "manifold"
+(an 8-dimensional latent space mapped nonlinearly into d dimensions): geoml
+``knn(method="nndescent")`` at several ``target_recall`` values, pynndescent (numba JIT timed
+separately, on a small first call), hnswlib (build + query of every point, per ``ef``),
+faiss HNSW (per ``efSearch``) and IVF (per ``nprobe``), and geoml's exact search. Every
+configuration runs in its own subprocess (peak RSS from ``getrusage``, and the growth over the
+loaded data); recall is tie-aware, on 1,000 points searched exactly. Prints, per tool, the
+fastest configuration with recall >= ``--min-recall`` and its ratio to geoml; writes the JSON
+and (with matplotlib) the recall-time plot to ``bench/results``.
+
+    python bench/bench_knn.py --approx --sizes 1000000x128 --datasets clustered,manifold  # issue
+    python bench/bench_knn.py --approx --sizes 200000x128 --exact                         # vs exact
+    python bench/bench_knn.py --approx --sizes 50000x128 --exact                          # quick
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from _harness import clustered, machine, print_table, timeit, write_json
@@ -286,6 +308,285 @@ def main_cuda(args):
     )
 
 
+# ------------------------------------------------------------------ approximate section
+
+
+def manifold(n, d, *, latent=8, seed=0):
+    """n points of an 8-dimensional latent Gaussian mapped by tanh(Z A) into d dimensions."""
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(n, latent))
+    A = rng.normal(size=(latent, d)) / np.sqrt(latent)
+    return (np.tanh(Z @ A) + 0.01 * rng.normal(size=(n, d))).astype(np.float32)
+
+
+def _peak_rss_bytes() -> int:
+    """This process's peak RSS (VmHWM): getrusage's ru_maxrss keeps the parent's high-water
+    mark across fork + exec, VmHWM belongs to the new address space."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _worker(tool, path, k, params):
+    """One configuration in this (fresh) process -> dict with neighbours saved beside path."""
+    X = np.load(path)
+    base = _rss_bytes()
+    n, d = X.shape
+    nt = geoml._core.max_threads()
+    out = {"tool": tool, **params}
+    points = []  # (label, seconds, indices) for every configuration this run times
+    if tool == "geoml-nndescent":
+        t = time.perf_counter()
+        res = geoml.knn(X, k, method="nndescent", target_recall=params["target"], random_state=0)
+        points.append((f"target {params['target']}", time.perf_counter() - t, res.indices))
+        out["estimate"] = res.recall_.estimate
+        out["n_iter"] = res.recall_.n_iter
+    elif tool == "geoml-exact":
+        t = time.perf_counter()
+        res = geoml.knn(X, k)
+        points.append(("exact", time.perf_counter() - t, res.indices))
+    elif tool == "pynndescent":
+        import pynndescent
+
+        t = time.perf_counter()
+        pynndescent.NNDescent(X[:2000], n_neighbors=k + 1, random_state=0, n_jobs=nt)
+        out["jit_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        idx, _ = pynndescent.NNDescent(
+            X, n_neighbors=k + 1, random_state=0, n_jobs=nt
+        ).neighbor_graph
+        points.append(("default", time.perf_counter() - t, idx[:, 1:]))
+    elif tool == "hnswlib":
+        import hnswlib
+
+        t = time.perf_counter()
+        index = hnswlib.Index(space="l2", dim=d)
+        index.init_index(max_elements=n, ef_construction=params["efc"], M=params["M"])
+        index.set_num_threads(nt)
+        index.add_items(X)
+        build = time.perf_counter() - t
+        out["build_s"] = build
+        for ef in params["ef"]:
+            index.set_ef(ef)
+            t = time.perf_counter()
+            idx, _ = index.knn_query(X, k=k + 1)
+            points.append((f"ef {ef}", build + time.perf_counter() - t, idx[:, 1:]))
+    elif tool in ("faiss-hnsw", "faiss-ivf"):
+        import faiss
+
+        faiss.omp_set_num_threads(nt)
+        t = time.perf_counter()
+        if tool == "faiss-hnsw":
+            index = faiss.IndexHNSWFlat(d, params["M"])
+            index.hnsw.efConstruction = params["efc"]
+            index.add(X)
+        else:
+            nlist = params["nlist"]
+            index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist)
+            index.train(X[np.random.default_rng(0).choice(n, min(n, 64 * nlist), replace=False)])
+            index.add(X)
+        build = time.perf_counter() - t
+        out["build_s"] = build
+        for v in params["search"]:
+            if tool == "faiss-hnsw":
+                index.hnsw.efSearch = v
+            else:
+                index.nprobe = v
+            t = time.perf_counter()
+            _, idx = index.search(X, k + 1)
+            points.append(
+                (
+                    f"{'ef' if tool == 'faiss-hnsw' else 'nprobe'} {v}",
+                    build + time.perf_counter() - t,
+                    idx[:, 1:],
+                )
+            )
+    else:
+        raise SystemExit(f"unknown tool {tool}")
+    peak = _peak_rss_bytes()
+    out["peak_rss_mb"] = peak / 2**20
+    out["extra_rss_mb"] = (peak - base) / 2**20
+    out["points"] = []
+    for j, (label, sec, idx) in enumerate(points):
+        f = f"{path}.{tool}.{j}.npy"
+        np.save(f, np.asarray(idx, dtype=np.int64))
+        out["points"].append({"config": label, "time_s": sec, "indices": f})
+    return out
+
+
+def _drop_self(idx, rows):
+    """(m, k+1) lists of the rows themselves -> (m, k) without the row (or the last entry)."""
+    out = np.empty((idx.shape[0], idx.shape[1] - 1), dtype=idx.dtype)
+    for r, (row, i) in enumerate(zip(idx, rows)):
+        keep = row[row != i]
+        out[r] = keep[: out.shape[1]]
+    return out
+
+
+def _recall(X, sample, kth, idx):
+    """Tie-aware recall of the sampled rows' lists: a neighbour counts when it is no farther
+    than the true k-th neighbour."""
+    Xs = X[sample].astype(np.float64)
+    rows = idx[sample]
+    ok = rows >= 0
+    D = np.sqrt(((X[np.where(ok, rows, 0)].astype(np.float64) - Xs[:, None, :]) ** 2).sum(-1))
+    return float(((kth[:, None] * (1 + 1e-5) + 1e-6 >= D) & ok).mean())
+
+
+def main_approx(args):
+    sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",")]
+    k = args.k
+    tools = args.tools.split(",")
+    results, rows = [], []
+    tmp = Path(tempfile.mkdtemp(prefix="geoml_knn_approx_"))
+    print(machine())
+    for n, d in sizes:
+        for ds in args.datasets.split(","):
+            X = clustered(n, d, seed=0) if ds == "clustered" else manifold(n, d, seed=0)
+            path = str(tmp / f"{ds}_{n}x{d}.npy")
+            np.save(path, X)
+            sample = np.random.default_rng(1).choice(n, size=min(n, 1000), replace=False)
+            ref = geoml.knn(X, k + 1, Y=X[sample])
+            truth = _drop_self(ref.indices, sample)
+            Xs64 = X[sample].astype(np.float64)
+            kth = np.sqrt(((X[truth[:, -1]].astype(np.float64) - Xs64) ** 2).sum(-1))
+            configs = []
+            if args.exact:
+                configs.append(("geoml-exact", {}))
+            for tool in tools:
+                if tool == "geoml":
+                    configs += [("geoml-nndescent", {"target": t}) for t in args.targets]
+                elif tool == "pynndescent":
+                    configs.append(("pynndescent", {}))
+                elif tool == "hnswlib":
+                    configs.append(
+                        ("hnswlib", {"M": 16, "efc": 100, "ef": [16, 24, 32, 48, 64, 96, 128]})
+                    )
+                elif tool == "faiss-hnsw":
+                    configs.append(
+                        ("faiss-hnsw", {"M": 16, "efc": 100, "search": [16, 24, 32, 48, 64, 96]})
+                    )
+                elif tool == "faiss-ivf":
+                    nlist = int(4 * np.sqrt(n))
+                    configs.append(("faiss-ivf", {"nlist": nlist, "search": [4, 8, 16, 32, 64]}))
+            for tool, params in configs:
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--approx-worker",
+                    tool,
+                    "--data",
+                    path,
+                    "--k",
+                    str(k),
+                    "--params",
+                    json.dumps(params),
+                ]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    print(f"{tool} failed: {proc.stderr[-2000:]}")
+                    continue
+                res = json.loads(proc.stdout.strip().splitlines()[-1])
+                for pt in res.pop("points"):
+                    idx = np.load(pt["indices"])
+                    os.remove(pt["indices"])
+                    row = {
+                        "dataset": ds,
+                        "n": n,
+                        "d": d,
+                        **res,
+                        "config": pt["config"],
+                        "time_s": pt["time_s"],
+                        "recall": _recall(X, sample, kth, idx),
+                    }
+                    row.pop("target", None)
+                    row.pop("ef", None), row.pop("search", None)
+                    if tool.startswith("geoml"):
+                        row["mem_bound_mb"] = (2.5 * n * k * 12) / 2**20
+                    rows.append(row)
+                    print(
+                        {
+                            key: (round(v, 4) if isinstance(v, float) else v)
+                            for key, v in row.items()
+                        },
+                        flush=True,
+                    )
+            os.remove(path)
+            # the fastest configuration of each tool that reaches the recall goal
+            here = [r for r in rows if r["dataset"] == ds and r["n"] == n and r["d"] == d]
+            best = {}
+            for r in here:
+                if r["recall"] >= args.min_recall and (
+                    r["tool"] not in best or r["time_s"] < best[r["tool"]]["time_s"]
+                ):
+                    best[r["tool"]] = r
+            ours = best.get("geoml-nndescent")
+            table = []
+            for _tool, r in sorted(best.items(), key=lambda kv: kv[1]["time_s"]):
+                table.append(
+                    {**r, "ratio_to_geoml": r["time_s"] / ours["time_s"] if ours else None}
+                )
+            print(
+                f"\n{ds} n={n} d={d} k={k}: fastest configuration with recall >= {args.min_recall}"
+            )
+            print_table(
+                table,
+                [
+                    "tool",
+                    "config",
+                    "time_s",
+                    "ratio_to_geoml",
+                    "recall",
+                    "peak_rss_mb",
+                    "extra_rss_mb",
+                    "jit_s",
+                ],
+            )
+            results += table
+    payload = {"rows": rows, "best": results, "args": vars(args)}
+    name = args.out or None
+    write_json("knn_approx", payload, name)
+    try:
+        _plot(rows, args.plot or str(Path(__file__).parent / "results" / "knn_approx.png"))
+    except ImportError:
+        print("matplotlib not installed: no plot")
+
+
+def _plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = sorted({(r["dataset"], r["n"], r["d"]) for r in rows})
+    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4.5), squeeze=False)
+    for ax, (ds, n, d) in zip(axes[0], groups):
+        for tool in sorted({r["tool"] for r in rows}):
+            pts = sorted(
+                (r["recall"], r["time_s"])
+                for r in rows
+                if r["tool"] == tool and (r["dataset"], r["n"], r["d"]) == (ds, n, d)
+            )
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=tool)
+        ax.set_xlabel("recall@15")
+        ax.set_ylabel("time (s), build + all queries")
+        ax.set_yscale("log")
+        ax.set_title(f"{ds}, n={n:,}, d={d}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -311,7 +612,30 @@ def main():
         default=None,
         help="JSON path (default bench/results/knn_cpu.json or knn_cuda_<gpu>.json)",
     )
+    ap.add_argument("--approx", action="store_true", help="approximate kNN section")
+    ap.add_argument("--datasets", default="clustered,manifold", help="approx: data sets")
+    ap.add_argument("--exact", action="store_true", help="approx: also time geoml's exact search")
+    ap.add_argument(
+        "--targets",
+        default="0.9,0.95,0.98,0.99",
+        help="approx: geoml target_recall values (the recall-time curve)",
+    )
+    ap.add_argument("--min-recall", type=float, default=0.98, help="approx: recall goal")
+    ap.add_argument("--plot", default=None, help="approx: plot path (default bench/results)")
+    ap.add_argument("--approx-worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--data", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.approx_worker:
+        print(json.dumps(_worker(args.approx_worker, args.data, args.k, json.loads(args.params))))
+        return None
+    if args.approx:
+        args.targets = [float(t) for t in args.targets.split(",")]
+        if args.sizes is None:
+            args.sizes = "1000000x128"
+        if args.tools is None:
+            args.tools = "geoml,pynndescent,hnswlib,faiss-hnsw,faiss-ivf"
+        return main_approx(args)
     if args.device == "cuda":
         if args.tools is None:
             args.tools = "cupy,torch"

@@ -154,6 +154,66 @@ def test_knn(X, k, metric, exclude_self, n_jobs, data):
 
 
 @given(
+    X=arrays(shapes_2d()),
+    k=SMALL_INT,
+    metric=METRIC,
+    exclude_self=st.sampled_from([None, True, False]),
+    method=st.sampled_from(["nndescent", "nndescent", "auto", "exact", "hnsw", None]),
+    target=st.one_of(st.floats(0.5, 1.0), st.sampled_from([0.0, 1.5, math.nan, "x", True])),
+    seed=SEEDS,
+    n_jobs=N_JOBS,
+)
+def test_knn_approximate(X, k, metric, exclude_self, method, target, seed, n_jobs):
+    out = attempt(
+        geoml.knn,
+        X,
+        k,
+        metric=metric,
+        exclude_self=exclude_self,
+        method=method,
+        target_recall=target,
+        random_state=seed,
+        n_jobs=n_jobs,
+    )
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    # a few points: one exactly searched leaf, every point checked -> the exact lists
+    check_knn(X, None, k, metric, exclude_self is not False, out)
+    if method != "exact":
+        r = out.recall_
+        assert 0 <= r.low <= r.estimate <= r.high <= 1 and r.n_checked == X.shape[0]
+        assert r.reached == (r.estimate >= r.target)
+
+
+@given(
+    X=arrays(shapes_2d()),
+    n_neighbors=SMALL_INT,
+    mode=st.sampled_from(["distance", "connectivity", "bogus"]),
+    metric=METRIC,
+    method=st.sampled_from(["nndescent", "auto", "exact", "hnsw"]),
+    seed=SEEDS,
+)
+def test_knn_transformer(X, n_neighbors, mode, metric, method, seed):
+    est = geoml.KNNTransformer(
+        n_neighbors, mode=mode, metric=metric, method=method, random_state=seed
+    )
+    out = attempt(est.fit_transform, X)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    k = n_neighbors + (mode == "distance")
+    n = X.shape[0]
+    assert sp.issparse(out) and out.shape == (n, n) and out.nnz == n * k
+    assert (out.indptr == np.arange(0, n * k + 1, k)).all()
+    if mode == "connectivity":
+        assert (out.data == 1).all()
+    else:
+        idx = out.indices.reshape(n, k).astype(np.int64)  # SciPy may store int32
+        check_knn(X, X, k, metric, False, (idx, out.data.reshape(n, k)))
+
+
+@given(
     X=arrays(shapes_2d(10)),
     k=SMALL_INT,
     metric=METRIC,

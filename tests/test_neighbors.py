@@ -1,5 +1,7 @@
 """geoml.knn / knn_graph / KNNGraph against NumPy float64 brute force and scikit-learn."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -335,3 +337,384 @@ def test_verbose_progress_goes_to_stderr():
     lines = res.stderr.splitlines()
     assert any(line.startswith("[geoml] knn:") and "%" in line for line in lines)
     assert sum("done in" in line for line in lines) == 2  # only the verbose calls report
+
+
+# ------------------------------------------------------------------ approximate search
+
+
+def _brute_cdist(X, metric):
+    """Float64 distance matrix from SciPy (memory n^2, not n^2 d)."""
+    from scipy.spatial.distance import cdist
+
+    X = X.astype(np.float64)
+    if metric == "inner_product":
+        return -(X @ X.T)
+    if metric == "cosine":
+        D = cdist(X, X, "cosine")
+        zero = ~X.any(axis=1)
+        D[zero, :] = 1.0
+        D[:, zero] = 1.0
+        return np.clip(D, 0, 2)
+    return cdist(X, X, metric)
+
+
+def _true_recall(X, idx, k, metric="euclidean"):
+    """Tie-aware recall of (n, k) lists against float64 brute force: a neighbour counts when
+    its distance is at most the true k-th distance (itself excluded)."""
+    D = _brute_cdist(X, metric)
+    np.fill_diagonal(D, np.inf)
+    kth = np.sort(D, axis=1)[:, k - 1 : k]
+    got = np.take_along_axis(D, idx, axis=1)
+    scale = max(1.0, float(np.abs(kth).max()))
+    return float((got <= kth + 1e-5 * scale).mean()), got
+
+
+def _approx_data(kind, rng):
+    if kind == "clustered":
+        C = rng.normal(scale=4, size=(20, 16))
+        return C[rng.integers(20, size=2000)] + rng.normal(size=(2000, 16))
+    if kind == "uniform":
+        return rng.uniform(size=(2000, 8))
+    if kind == "low_dim":  # a 3-d manifold in 50-d
+        Z = rng.normal(size=(2000, 3))
+        return np.tanh(Z @ rng.normal(size=(3, 50)))
+    if kind == "duplicates":  # every point three times
+        return np.repeat(rng.normal(size=(600, 5)), 3, axis=0)
+    if kind == "d2":
+        return rng.normal(size=(1500, 2))
+    if kind == "d1000":
+        return rng.normal(size=(600, 1000)) + 3 * rng.normal(size=(600, 1))
+    raise AssertionError(kind)
+
+
+def _check_approx(X, res, k, metric="euclidean"):
+    """Lists well formed, distances exact for the reported indices; returns the true recall."""
+    idx, dist = res
+    n = X.shape[0]
+    assert idx.shape == (n, k) and idx.dtype == np.int64 and dist.dtype == X.dtype
+    assert not np.any(idx == np.arange(n)[:, None])
+    assert all(len(set(row)) == k for row in idx.tolist())
+    rec, got = _true_recall(X, idx, k, metric)
+    scale = float(np.abs(got).max())
+    np.testing.assert_allclose(dist, got, rtol=0, atol=tol_for(X.dtype, scale))
+    assert np.all(np.diff(dist.astype(np.float64), axis=1) >= 0)
+    return rec
+
+
+@pytest.mark.parametrize("kind", ["clustered", "uniform", "low_dim", "duplicates", "d2", "d1000"])
+def test_nndescent_recall_on_data_shapes(kind):
+    rng = np.random.default_rng(3)
+    X = _approx_data(kind, rng).astype(np.float32)
+    k = 10
+    res = geoml.knn(X, k, method="nndescent", random_state=0)
+    rec = _check_approx(X, res, k)
+    r = res.recall_
+    assert r.method == "nndescent" and r.target == 0.99 and r.n_checked == 500
+    assert r.reached and r.estimate >= 0.99
+    assert rec >= 0.98, rec
+    assert r.low <= rec + 0.01 and rec - 0.01 <= r.high
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "inner_product"])
+def test_nndescent_metrics_and_dtypes(dtype, metric):
+    rng = np.random.default_rng(4)
+    X = (
+        rng.normal(size=(1500, 12))
+        + rng.normal(scale=3, size=(15, 12))[rng.integers(15, size=1500)]
+    )
+    X = X.astype(dtype)
+    res = geoml.knn(X, 8, metric=metric, method="nndescent", random_state=1)
+    rec = _check_approx(X, res, 8, metric)
+    assert res.recall_.reached
+    assert rec >= 0.97, (metric, rec)
+
+
+def test_nndescent_same_graph_for_any_thread_count():
+    rng = np.random.default_rng(5)
+    # more points than two join blocks (4,096): the block-by-block updates are exercised
+    X = rng.normal(size=(9000, 4)).astype(np.float32)
+    a = geoml.knn(X, 6, method="nndescent", random_state=7, n_jobs=1)
+    b = geoml.knn(X, 6, method="nndescent", random_state=7, n_jobs=2)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.distances, b.distances)
+    assert a.recall_ == b.recall_
+    Y = rng.normal(size=(3000, 30))
+    for metric in ("cosine", "inner_product"):
+        p = geoml.knn(Y, 12, metric=metric, method="nndescent", random_state=3, n_jobs=1)
+        q = geoml.knn(Y, 12, metric=metric, method="nndescent", random_state=3, n_jobs=2)
+        np.testing.assert_array_equal(p.indices, q.indices)
+        np.testing.assert_array_equal(p.distances, q.distances)
+    c = geoml.knn(Y, 12, metric="inner_product", method="nndescent", random_state=4)
+    assert not np.array_equal(p.indices, c.indices)  # the seed matters
+
+
+def test_recall_interval_covers_true_recall():
+    """Stopped early (target 0.8: the forest alone), the 95 % interval from 500 of 2,500
+    points holds the true recall on most seeds, and the estimate is unbiased."""
+    covered, errors, truths = 0, [], []
+    for seed in range(12):
+        X = np.random.default_rng(100 + seed).uniform(size=(2500, 16)).astype(np.float32)
+        res = geoml.knn(X, 10, method="nndescent", target_recall=0.8, random_state=seed)
+        rec, _ = _true_recall(X, res.indices, 10)
+        r = res.recall_
+        assert 0 <= r.low <= r.estimate <= r.high <= 1 and r.n_checked == 500
+        covered += r.low <= rec <= r.high
+        errors.append(r.estimate - rec)
+        truths.append(rec)
+    assert covered >= 11, (covered, errors)  # 95 % nominal (conservative)
+    assert abs(np.mean(errors)) < 0.005, errors
+    assert max(truths) < 0.995  # the intervals are not trivially at 1
+
+
+def test_recall_exact_when_every_point_is_checked():
+    X = np.random.default_rng(6).normal(size=(300, 6))
+    res = geoml.knn(X, 5, method="nndescent", random_state=0)
+    rec, _ = _true_recall(X, res.indices, 5)
+    r = res.recall_
+    assert r.n_checked == 300 and r.low == r.estimate == r.high
+    assert r.estimate == pytest.approx(rec, abs=1e-12)
+
+
+def test_nndescent_warns_when_target_not_reached(monkeypatch):
+    from geoml import neighbors
+
+    real = neighbors._core.NNDescentOptions
+
+    def crippled(**kw):  # one tiny tree, no iterations: the target cannot be reached
+        return real(**kw, n_trees=1, leaf_size=12, max_iter=0)
+
+    monkeypatch.setattr(neighbors._core, "NNDescentOptions", crippled)
+    X = np.random.default_rng(7).normal(size=(2000, 20))
+    with pytest.warns(RuntimeWarning, match=r"measured recall 0\.\d+ .* below target_recall=0.99"):
+        res = geoml.knn(X, 10, method="nndescent", random_state=0)
+    assert not res.recall_.reached and res.recall_.estimate < 0.99
+    rec, _ = _true_recall(X, res.indices, 10)
+    assert res.recall_.low <= rec <= res.recall_.high
+
+
+def test_auto_method(monkeypatch):
+    from geoml import neighbors
+
+    X = np.random.default_rng(8).normal(size=(400, 5))
+    res = geoml.knn(X, 5, method="auto")
+    assert res.recall_.method == "exact" and res.recall_.estimate == 1.0
+    np.testing.assert_array_equal(res.indices, geoml.knn(X, 5).indices)
+    assert geoml.knn(X, 5, Y=X[:3], method="auto").recall_.method == "exact"
+    monkeypatch.setattr(neighbors, "_AUTO_MIN_N", 100)
+    res = geoml.knn(X, 5, method="auto", random_state=0)
+    assert res.recall_.method == "nndescent"
+    # a plain exact call keeps its plain result type
+    assert type(geoml.knn(X, 5)) is geoml.KNNResult
+
+
+def test_nndescent_bad_input():
+    X = np.random.default_rng(9).normal(size=(50, 3))
+    with pytest.raises(ValueError, match="method='fast'; choose 'exact', 'nndescent' or 'auto'"):
+        geoml.knn(X, 3, method="fast")
+    for bad in (0, 1.5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=r"target_recall must be in \(0, 1\]"):
+            geoml.knn(X, 3, method="nndescent", target_recall=bad)
+    with pytest.raises(TypeError, match="target_recall must be a number"):
+        geoml.knn(X, 3, method="nndescent", target_recall="high")
+    with pytest.raises(ValueError, match="needs Y=None"):
+        geoml.knn(X, 3, Y=X, method="nndescent")
+    with pytest.raises(ValueError, match=r"k=50 is out of range \[1, 49\]"):
+        geoml.knn(X, 50, method="nndescent")
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.knn(np.array([[0.0, np.nan], [1, 2], [3, 4]]), 1, method="nndescent")
+    with pytest.raises(ValueError, match="metric"):
+        geoml.knn(X, 3, metric="manhattan", method="nndescent")
+    with pytest.raises(TypeError, match="random_state"):
+        geoml.knn(X, 3, method="nndescent", random_state="seed")
+    with pytest.raises(ValueError, match="no neighbour other than itself"):
+        geoml.knn(X[:1], 1, method="nndescent")
+    with pytest.raises(ValueError, match="method="):
+        geoml.knn_graph(X, 3, method="fast")
+    with pytest.raises(ValueError, match="method="):
+        geoml.KNNGraph(3, method="fast").fit(X)
+
+
+def test_knn_graph_and_estimator_with_nndescent():
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(2500, 6)).astype(np.float32)
+    G = geoml.knn_graph(X, 8, method="nndescent", random_state=0, symmetrize=None)
+    res = geoml.knn(X, 8, method="nndescent", random_state=0)
+    assert G.recall_ == res.recall_
+    ref = sp.csr_matrix(
+        (res.distances.ravel(), res.indices.ravel(), np.arange(0, X.shape[0] * 8 + 1, 8)),
+        shape=(2500, 2500),
+    )
+    assert abs(G - ref).max() == 0
+    est = geoml.KNNGraph(8, method="nndescent", random_state=0, n_jobs=1).fit(X)
+    est2 = geoml.KNNGraph(8, method="nndescent", random_state=0, n_jobs=2).fit(X)
+    np.testing.assert_array_equal(est.indices_, res.indices)
+    np.testing.assert_array_equal(est2.indices_, res.indices)
+    assert est.recall_ == res.recall_
+    assert geoml.KNNGraph(8).fit(X).recall_ is None
+    assert abs(est.graph_ - geoml.knn_graph(X, 8, method="nndescent", random_state=0)).max() == 0
+
+
+# ------------------------------------------------------------------ KNNTransformer
+
+
+def _swiss_roll(n=200):
+    from sklearn.datasets import make_swiss_roll
+
+    return make_swiss_roll(n, random_state=0)[0]
+
+
+def _pipelines(tr_kw, est):
+    from sklearn.base import clone
+    from sklearn.neighbors import KNeighborsTransformer
+    from sklearn.pipeline import make_pipeline
+    from threadpoolctl import threadpool_limits  # comes with scikit-learn
+
+    X = _swiss_roll()
+    with threadpool_limits(1):  # TSNE's OpenMP gradient: 0.5 s on one thread, ~20 s contended
+        ours = make_pipeline(geoml.KNNTransformer(**tr_kw), clone(est)).fit_transform(X)
+        ref = make_pipeline(KNeighborsTransformer(**tr_kw), clone(est)).fit_transform(X)
+    return ours, ref
+
+
+def test_transformer_graph_matches_sklearn(rng):
+    from sklearn.neighbors import KNeighborsTransformer
+
+    X = rng.normal(size=(120, 4))
+    Z = rng.normal(size=(7, 4))
+    for mode in ("distance", "connectivity"):
+        ours = geoml.KNNTransformer(6, mode=mode).fit(X)
+        ref = KNeighborsTransformer(n_neighbors=6, mode=mode).fit(X)
+        for A, B in (
+            (ours.fit_transform(X), ref.fit_transform(X)),
+            (ours.transform(Z), ref.transform(Z)),
+        ):
+            assert sp.issparse(A) and A.format == "csr" and A.shape == B.shape
+            assert A.nnz == B.nnz == B.shape[0] * (6 + (mode == "distance"))
+            np.testing.assert_array_equal(A.indices, B.indices)  # rows in distance order
+            np.testing.assert_allclose(A.data, B.data, rtol=1e-12, atol=1e-12)
+    G = geoml.KNNTransformer(6).fit_transform(X)
+    np.testing.assert_array_equal(G.indices[::7], np.arange(120))  # itself first, explicit 0
+    assert np.all(G.data[::7] == 0)
+
+
+def test_transformer_isomap_tsne_spectral_embedding_match_sklearn():
+    from sklearn.manifold import TSNE, Isomap, SpectralEmbedding
+
+    a, b = _pipelines(
+        dict(n_neighbors=10), Isomap(n_neighbors=10, metric="precomputed", eigen_solver="dense")
+    )
+    np.testing.assert_allclose(np.abs(a), np.abs(b), rtol=1e-9, atol=1e-9)
+    tsne = TSNE(metric="precomputed", perplexity=5, init="random", random_state=0, max_iter=250)
+    a, b = _pipelines(dict(n_neighbors=16), tsne)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    se = SpectralEmbedding(affinity="precomputed_nearest_neighbors", n_neighbors=10, random_state=0)
+    a, b = _pipelines(dict(n_neighbors=10, mode="connectivity"), se)
+    np.testing.assert_allclose(np.abs(a), np.abs(b), rtol=1e-7, atol=1e-9)
+
+
+def test_transformer_approximate_graph():
+    X = np.random.default_rng(11).normal(size=(3000, 5)).astype(np.float32)
+    tr = geoml.KNNTransformer(8, method="nndescent", random_state=0)
+    G = tr.fit_transform(X)
+    res = geoml.knn(X, 8, method="nndescent", random_state=0)
+    assert tr.recall_ == res.recall_ and tr.recall_.reached
+    rows = G.indices.reshape(3000, 9)
+    np.testing.assert_array_equal(rows[:, 0], np.arange(3000))
+    np.testing.assert_array_equal(rows[:, 1:], res.indices)
+    np.testing.assert_array_equal(G.data.reshape(3000, 9)[:, 1:], res.distances)
+    assert G.dtype == np.float32 and np.all(G.data.reshape(3000, 9)[:, 0] == 0)
+    C = geoml.KNNTransformer(1, mode="connectivity", method="nndescent").fit_transform(X)
+    np.testing.assert_array_equal(C.indices, np.arange(3000))  # only the point itself
+    # exact method: recall 1 and the exact graph
+    E = geoml.KNNTransformer(8, method="exact")
+    assert abs(E.fit_transform(X) - geoml.KNNTransformer(8).fit(X).transform(X)).max() == 0
+    assert E.recall_.method == "exact"
+
+
+def test_transformer_bad_input():
+    X = np.random.default_rng(12).normal(size=(10, 3))
+    with pytest.raises(ValueError, match="n_neighbors=9 needs 10 fitted samples"):
+        geoml.KNNTransformer(9).fit(X[:9]).transform(X)
+    with pytest.raises(ValueError, match="mode='dist'"):
+        geoml.KNNTransformer(mode="dist").fit(X)
+    with pytest.raises(ValueError, match="metric"):
+        geoml.KNNTransformer(metric="l1").fit(X)
+    with pytest.raises(ValueError, match="method="):
+        geoml.KNNTransformer(method="hnsw").fit_transform(X)
+    with pytest.raises(ValueError, match="expecting 3 features"):
+        geoml.KNNTransformer(2).fit(X).transform(X[:, :2])
+    with pytest.raises(ValueError, match="Reshape your data"):
+        geoml.KNNTransformer(2).fit(X).transform(X[0])
+    with pytest.raises(geoml.NotFittedError):
+        geoml.KNNTransformer(2).transform(X)
+    with pytest.raises(ValueError, match="NaN"):
+        geoml.KNNTransformer(2).fit(np.full((4, 2), np.nan))
+
+
+def test_nndescent_with_self_first_for_umap():
+    X = np.random.default_rng(13).normal(size=(2000, 5))
+    res = geoml.knn(X, 10, exclude_self=False, method="nndescent", random_state=0)
+    ref = geoml.knn(X, 9, method="nndescent", random_state=0)
+    np.testing.assert_array_equal(res.indices[:, 0], np.arange(2000))
+    assert np.all(res.distances[:, 0] == 0)
+    np.testing.assert_array_equal(res.indices[:, 1:], ref.indices)
+    np.testing.assert_array_equal(res.distances[:, 1:], ref.distances)
+    assert res.recall_ == ref.recall_
+    one = geoml.knn(X, 1, exclude_self=False, method="nndescent")
+    np.testing.assert_array_equal(one.indices[:, 0], np.arange(2000))
+    with pytest.raises(ValueError, match="need not be its own nearest neighbour"):
+        geoml.knn(X, 3, exclude_self=False, metric="inner_product", method="nndescent")
+    with pytest.raises(ValueError, match="need not be its own nearest neighbour"):
+        geoml.KNNTransformer(3, metric="inner_product", method="nndescent").fit_transform(X)
+    cos = geoml.knn(X, 3, exclude_self=False, metric="cosine", method="nndescent")
+    assert np.all(cos.distances[:, 0] == 0) and np.all(np.diff(cos.distances, axis=1) >= 0)
+
+
+# ------------------------------------------------------------------ UMAP and scanpy
+# umap-learn and scanpy are optional (not in the test extra: with numba, pandas, anndata and
+# matplotlib they take minutes to install); their first calls compile numba code, hence slow.
+
+
+@pytest.mark.slow
+def test_umap_precomputed_knn_from_geoml():
+    umap = pytest.importorskip("umap")
+    from sklearn.manifold import trustworthiness
+
+    rng = np.random.default_rng(14)
+    C = rng.normal(scale=5, size=(10, 32))
+    X = (C[rng.integers(10, size=2000)] + rng.normal(size=(2000, 32))).astype(np.float32)
+    knn = geoml.knn(X, 15, exclude_self=False, method="nndescent", random_state=0)
+    assert knn.recall_.reached
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no NNDescent index: UMAP.transform unavailable
+        reducer = umap.UMAP(n_neighbors=15, precomputed_knn=knn, random_state=0, n_epochs=100)
+        ours = reducer.fit_transform(X)
+        # the graph UMAP used is geoml's
+        np.testing.assert_array_equal(reducer._knn_indices, knn.indices)
+        own = umap.UMAP(n_neighbors=15, random_state=0, n_epochs=100).fit_transform(X)
+    t_ours = trustworthiness(X, ours, n_neighbors=10)
+    t_own = trustworthiness(X, own, n_neighbors=10)
+    assert t_ours >= t_own - 0.01, (t_ours, t_own)
+
+
+@pytest.mark.slow
+def test_scanpy_neighbors_with_geoml_transformer():
+    sc = pytest.importorskip("scanpy")
+
+    adata = sc.datasets.pbmc68k_reduced()  # shipped with scanpy: no download
+    ours, exact = adata.copy(), adata.copy()
+    kw = dict(n_neighbors=15, use_rep="X_pca")
+    sc.pp.neighbors(ours, **kw, transformer=geoml.KNNTransformer(15, method="exact"))
+    sc.pp.neighbors(exact, **kw, transformer="sklearn")  # scanpy's exact path
+    C, Ce = ours.obsp["connectivities"], exact.obsp["connectivities"]
+    assert C.nnz == Ce.nnz and abs(C - Ce).max() < 1e-5
+    # scanpy's exact path keeps 14 neighbours per row and no diagonal: the same values there
+    D, E = ours.obsp["distances"].toarray(), exact.obsp["distances"].toarray()
+    np.testing.assert_allclose(D[E > 0], E[E > 0], rtol=1e-5)
+    approx = adata.copy()
+    tr = geoml.KNNTransformer(15, method="nndescent", random_state=0)
+    sc.pp.neighbors(approx, **kw, transformer=tr)
+    assert tr.recall_.reached
+    same = (approx.obsp["connectivities"] > 0) != (exact.obsp["connectivities"] > 0)
+    assert same.nnz <= 0.02 * exact.obsp["connectivities"].nnz

@@ -145,6 +145,34 @@ def test_knn_graph(isa, dtype):
     np.testing.assert_allclose(got_.data, ref.data, rtol=rtol)
 
 
+@pytest.mark.parametrize(
+    "metric, dtype",
+    [
+        ("euclidean", np.float32),
+        ("sqeuclidean", np.float64),
+        ("cosine", np.float32),
+        ("inner_product", np.float64),
+    ],
+)
+def test_nndescent(isa, metric, dtype):
+    """The approximate graph's pair scores (nndescent_kernel.inc) under every ISA: the same
+    accuracy as generic code, and exact distances for the pairs found."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((1200, 37)).astype(dtype)
+    ref, got_ = both(
+        isa, lambda: geoml.knn(X, 7, metric=metric, method="nndescent", random_state=0)
+    )
+    assert got_.recall_.reached and ref.recall_.reached
+    assert abs(got_.recall_.estimate - ref.recall_.estimate) < 0.01
+    same = (ref.indices == got_.indices).all(axis=1)
+    assert same.mean() > 0.9
+    rtol = 1e-4 if dtype == np.float32 else 1e-12
+    scale = float(np.abs(ref.distances).max())
+    np.testing.assert_allclose(
+        got_.distances[same], ref.distances[same], rtol=rtol, atol=rtol * scale
+    )
+
+
 # ---------------------------------------------------------------- lowrank
 
 

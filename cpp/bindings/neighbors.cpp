@@ -2,6 +2,7 @@
 #include "bindings.hpp"
 #include "neighbors/graph.hpp"
 #include "neighbors/knn.hpp"
+#include "neighbors/nndescent.hpp"
 
 namespace geoml {
 namespace {
@@ -57,6 +58,43 @@ py::tuple neighbors_to_csr_py(carray<int64_t> idx, exact<T> w_in, Symmetrize mod
                  : csr_py<T, int32_t>(idx, w, mode, n_jobs);
 }
 
+NNDescentOptions make_nndescent_options(int64_t n_trees, int64_t leaf_size, int64_t max_iter,
+                                        int64_t max_extra_trees, int64_t max_candidates,
+                                        double delta, double target_recall, int64_t n_check,
+                                        uint64_t seed) {
+  NNDescentOptions o;
+  o.max_extra_trees = max_extra_trees;
+  o.n_trees = n_trees;
+  o.leaf_size = leaf_size;
+  o.max_iter = max_iter;
+  o.max_candidates = max_candidates;
+  o.delta = delta;
+  o.target_recall = target_recall;
+  o.n_check = n_check;
+  o.seed = seed;
+  return o;
+}
+
+/// nndescent_graph of the rows of X -> (indices, distances (flat n * k), n_iter, n_checked,
+/// hits, last_changes).
+template <typename T>
+py::tuple nndescent_py(exact<T> X_in, int64_t k, Metric metric, const NNDescentOptions& options,
+                       int n_jobs, bool verbose) {
+  const carray<T> X = contiguous(X_in);
+  if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D");
+  const int64_t n = X.shape(0), d = X.shape(1);
+  const T* px = X.data();
+  NNDescentInfo info;
+  std::vector<int64_t> idx;
+  std::vector<T> dist;
+  {
+    py::gil_scoped_release release;
+    nndescent_graph<T>(px, n, d, k, metric, options, n_jobs, idx, dist, &info, verbose);
+  }
+  return py::make_tuple(to_numpy(std::move(idx)), to_numpy(std::move(dist)), info.n_iter,
+                        info.n_checked, info.hits, info.last_changes);
+}
+
 }  // namespace
 
 void bind_neighbors(py::module_& m) {
@@ -79,6 +117,36 @@ void bind_neighbors(py::module_& m) {
                 py::arg("exclude_self"), py::arg("n_jobs") = 0, py::arg("verbose") = false,
                 "Exact k nearest neighbours of the rows of Y (None: of X, among X) -> (indices, "
                 "distances).");
+  const NNDescentOptions nd;
+  py::class_<NNDescentOptions>(m, "NNDescentOptions",
+                               "Approximate kNN graph options (nndescent.hpp).")
+      .def(py::init(&make_nndescent_options), py::kw_only(), py::arg("n_trees") = nd.n_trees,
+           py::arg("leaf_size") = nd.leaf_size, py::arg("max_iter") = nd.max_iter,
+           py::arg("max_extra_trees") = nd.max_extra_trees,
+           py::arg("max_candidates") = nd.max_candidates, py::arg("delta") = nd.delta,
+           py::arg("target_recall") = nd.target_recall, py::arg("n_check") = nd.n_check,
+           py::arg("seed") = nd.seed, "Options from keywords (the defaults are the C++ ones).")
+      .def_readwrite("n_trees", &NNDescentOptions::n_trees,
+                     "Random-projection trees of the start (0: automatic).")
+      .def_readwrite("leaf_size", &NNDescentOptions::leaf_size,
+                     "Largest leaf, searched exactly (0: automatic).")
+      .def_readwrite("max_iter", &NNDescentOptions::max_iter, "NN-descent iterations at most.")
+      .def_readwrite("max_extra_trees", &NNDescentOptions::max_extra_trees,
+                     "Trees added when the iterations stall below the target.")
+      .def_readwrite("max_candidates", &NNDescentOptions::max_candidates,
+                     "Candidates per point and iteration (0: automatic).")
+      .def_readwrite("delta", &NNDescentOptions::delta,
+                     "Stop when fewer than delta * n * k entries changed.")
+      .def_readwrite("target_recall", &NNDescentOptions::target_recall,
+                     "Stop when the sampled recall reaches it.")
+      .def_readwrite("n_check", &NNDescentOptions::n_check,
+                     "Points whose neighbours are checked exactly.")
+      .def_readwrite("seed", &NNDescentOptions::seed, "Seed of every random choice.");
+  def_overloads(
+      m, "nndescent", Floats{}, GEOML_PICK(nndescent_py), py::arg("X").noconvert(), py::kw_only(),
+      py::arg("k"), py::arg("metric"), py::arg("options"), py::arg("n_jobs") = 0,
+      py::arg("verbose") = false,
+      "NN-descent kNN graph of X -> (indices, distances, n_iter, n_checked, hits, changes).");
   def_overloads(m, "neighbors_to_csr", Floats{}, GEOML_PICK(neighbors_to_csr_py),
                 py::arg("indices"), py::arg("weights").noconvert(), py::kw_only(), py::arg("mode"),
                 py::arg("index64") = false, py::arg("n_jobs") = 0,

@@ -29,7 +29,15 @@ from .measures import (
     magnitude,
     von_neumann_entropy,
 )
-from .neighbors import KNNGraph, KNNResult, knn, knn_graph
+from .neighbors import (
+    ApproxKNNResult,
+    KNNGraph,
+    KNNResult,
+    KNNTransformer,
+    RecallEstimate,
+    knn,
+    knn_graph,
+)
 from .spd import MDM, TangentSpace
 from .spectral import (
     DiffusionMap,
@@ -51,15 +59,18 @@ __version__: str = _core.__version__
 __all__ = [
     "MDM",
     "MDS",
+    "ApproxKNNResult",
     "DiffusionMap",
     "EigshResult",
     "FormanRicci",
     "HeatGeo",
     "KNNGraph",
     "KNNResult",
+    "KNNTransformer",
     "LaplacianEigenmap",
     "NotFittedError",
     "OllivierRicci",
+    "RecallEstimate",
     "RicciCommunities",
     "RicciFlow",
     "SVDResult",

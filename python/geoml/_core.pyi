@@ -14,6 +14,7 @@ __all__: list[str] = [
     "AmgCycle",
     "LanczosOptions",
     "Metric",
+    "NNDescentOptions",
     "OrcMethod",
     "OrcOptions",
     "SinkhornParams",
@@ -48,6 +49,7 @@ __all__: list[str] = [
     "mode_gram",
     "mode_sketch",
     "neighbors_to_csr",
+    "nndescent",
     "ollivier_ricci",
     "ollivier_ricci_directed",
     "openmp",
@@ -94,6 +96,90 @@ class Symmetrize(enum.Enum):
     union: typing.ClassVar[Symmetrize]
     @classmethod
     def __new__(cls, value): ...
+
+class NNDescentOptions:
+    """
+    Approximate kNN graph options (nndescent.hpp).
+    """
+    def __init__(
+        self,
+        *,
+        n_trees: typing.SupportsInt | typing.SupportsIndex = 0,
+        leaf_size: typing.SupportsInt | typing.SupportsIndex = 0,
+        max_iter: typing.SupportsInt | typing.SupportsIndex = 20,
+        max_extra_trees: typing.SupportsInt | typing.SupportsIndex = 8,
+        max_candidates: typing.SupportsInt | typing.SupportsIndex = 0,
+        delta: typing.SupportsFloat | typing.SupportsIndex = 0.001,
+        target_recall: typing.SupportsFloat | typing.SupportsIndex = 0.99,
+        n_check: typing.SupportsInt | typing.SupportsIndex = 500,
+        seed: typing.SupportsInt | typing.SupportsIndex = 0,
+    ) -> None:
+        """
+        Options from keywords (the defaults are the C++ ones).
+        """
+    @property
+    def delta(self) -> float:
+        """
+        Stop when fewer than delta * n * k entries changed.
+        """
+    @delta.setter
+    def delta(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def leaf_size(self) -> int:
+        """
+        Largest leaf, searched exactly (0: automatic).
+        """
+    @leaf_size.setter
+    def leaf_size(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def max_candidates(self) -> int:
+        """
+        Candidates per point and iteration (0: automatic).
+        """
+    @max_candidates.setter
+    def max_candidates(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def max_extra_trees(self) -> int:
+        """
+        Trees added when the iterations stall below the target.
+        """
+    @max_extra_trees.setter
+    def max_extra_trees(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def max_iter(self) -> int:
+        """
+        NN-descent iterations at most.
+        """
+    @max_iter.setter
+    def max_iter(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def n_check(self) -> int:
+        """
+        Points whose neighbours are checked exactly.
+        """
+    @n_check.setter
+    def n_check(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def n_trees(self) -> int:
+        """
+        Random-projection trees of the start (0: automatic).
+        """
+    @n_trees.setter
+    def n_trees(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def seed(self) -> int:
+        """
+        Seed of every random choice.
+        """
+    @seed.setter
+    def seed(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def target_recall(self) -> float:
+        """
+        Stop when the sampled recall reaches it.
+        """
+    @target_recall.setter
+    def target_recall(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
 
 class Which(enum.Enum):
     """
@@ -1087,6 +1173,34 @@ def neighbors_to_csr(
 ) -> tuple:
     """
     Sparse kNN graph from (n, k) neighbour lists -> CSR (data, indices, indptr).
+    """
+
+@typing.overload
+def nndescent(
+    X: numpy.typing.NDArray[numpy.float64],
+    *,
+    k: typing.SupportsInt | typing.SupportsIndex,
+    metric: Metric,
+    options: NNDescentOptions,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    verbose: bool = False,
+) -> tuple:
+    """
+    NN-descent kNN graph of X -> (indices, distances, n_iter, n_checked, hits, changes).
+    """
+
+@typing.overload
+def nndescent(
+    X: numpy.typing.NDArray[numpy.float32],
+    *,
+    k: typing.SupportsInt | typing.SupportsIndex,
+    metric: Metric,
+    options: NNDescentOptions,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    verbose: bool = False,
+) -> tuple:
+    """
+    NN-descent kNN graph of X -> (indices, distances, n_iter, n_checked, hits, changes).
     """
 
 def ollivier_ricci(

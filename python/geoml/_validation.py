@@ -105,9 +105,19 @@ def as_float_array(
                 "minimum of 1 is required."
             )
         raise ValueError(f"{name} is empty (shape {arr.shape}); at least one element is needed")
-    if finite and not np.isfinite(arr).all():
+    if finite and not _all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
+
+
+def _all_finite(arr) -> bool:
+    """``np.isfinite(arr).all()`` in blocks of about 4M entries: the boolean temporary stays
+    small (a kNN graph's memory bound counts everything beyond the data)."""
+    flat = arr.reshape(-1) if arr.flags.c_contiguous or arr.flags.f_contiguous else None
+    if flat is None or flat.size <= 1 << 22:
+        return bool(np.isfinite(arr).all())
+    step = 1 << 22
+    return all(np.isfinite(flat[i : i + step]).all() for i in range(0, flat.size, step))
 
 
 def check_int(

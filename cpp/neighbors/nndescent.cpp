@@ -1,0 +1,559 @@
+// Approximate kNN graph: random-projection forest start, NN-descent iterations, sampled recall.
+#include "nndescent.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/common.hpp"
+#include "common/simd.hpp"
+#include "neighbors/exact_distance.hpp"
+#include "neighbors/knn.hpp"
+
+namespace geoml {
+namespace nnd {
+
+#define GEOML_KERNEL_INC "neighbors/nndescent_kernel.inc"
+#define GEOML_KERNEL_AVX512 1
+#include "common/simd_instantiate.inc"
+
+/// splitmix64 finaliser: the counter-based generator behind every random choice (the same
+/// draws whatever the thread count or schedule).
+inline uint64_t mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+inline uint64_t hash3(uint64_t a, uint64_t b, uint64_t c) {
+  return mix(mix(mix(a) ^ b) ^ c);
+}
+
+template <typename T>
+using PairFn = T (*)(const T*, const T*, int64_t);
+
+/// The score NN-descent ranks by: squared distance, 1 - cos, or -x.y. Symmetric: computed
+/// with the smaller index first, so a pair has one score whoever asks.
+template <typename T>
+struct Scorer {
+  const T* X;
+  int64_t d;
+  Metric metric;
+  const T* inv;  // 1 / ||x|| (0 for a zero row), cosine only
+  PairFn<T> sq, dot;
+  T operator()(int64_t a, int64_t b) const {
+    if (a > b) std::swap(a, b);
+    const T* x = X + a * d;
+    const T* y = X + b * d;
+    switch (metric) {
+      case Metric::Euclidean:
+      case Metric::SqEuclidean:
+        return sq(x, y, d);
+      case Metric::Cosine:
+        return T(1) - (dot(x, y, d) * inv[a]) * inv[b];
+      case Metric::InnerProduct:
+        return -dot(x, y, d);
+    }
+    return T(0);
+  }
+};
+
+inline bool pair_less(double sa, int64_t ia, double sb, int64_t ib) {
+  return sa < sb || (sa == sb && ia < ib);
+}
+
+/// The working graph: per point a max-heap of k (score, index) entries ordered by (score,
+/// index), empty slots (+inf, -1) at the top; flags 0 old, 1 new, 2 added this iteration.
+template <typename T>
+struct Graph {
+  int64_t n, k;
+  std::vector<int32_t> idx;
+  std::vector<T> score;
+  std::vector<uint8_t> flag;
+  Graph(int64_t n_, int64_t k_)
+      : n(n_),
+        k(k_),
+        idx(static_cast<size_t>(n_ * k_), -1),
+        score(static_cast<size_t>(n_ * k_), std::numeric_limits<T>::infinity()),
+        flag(static_cast<size_t>(n_ * k_), 0) {}
+  bool beats_root(int64_t i, T s, int32_t j) const {
+    return pair_less(s, j, score[i * k], idx[i * k]);
+  }
+  /// Offers (s, j) to row i: kept when it beats the row's worst entry and j is not there.
+  /// The row's final content is the k smallest distinct entries offered, in any order.
+  bool push(int64_t i, T s, int32_t j, uint8_t f) {
+    int32_t* I = idx.data() + i * k;
+    T* S = score.data() + i * k;
+    uint8_t* F = flag.data() + i * k;
+    if (!pair_less(s, j, S[0], I[0])) return false;
+    for (int64_t t = 0; t < k; ++t)
+      if (I[t] == j) return false;
+    int64_t c = 0;
+    for (;;) {
+      const int64_t l = 2 * c + 1;
+      if (l >= k) break;
+      int64_t b = l;
+      if (l + 1 < k && pair_less(S[l], I[l], S[l + 1], I[l + 1])) b = l + 1;
+      if (!pair_less(s, j, S[b], I[b])) break;
+      S[c] = S[b];
+      I[c] = I[b];
+      F[c] = F[b];
+      c = b;
+    }
+    S[c] = s;
+    I[c] = j;
+    F[c] = f;
+    return true;
+  }
+};
+
+/// Candidate lists: per point at most c indices, the c of smallest hashed priority among
+/// those offered (a max-heap on priority), empty slots -1.
+struct Candidates {
+  int64_t c;
+  std::vector<int32_t> idx;
+  uint64_t salt = 0;
+  Candidates(int64_t n, int64_t c_) : c(c_), idx(static_cast<size_t>(n * c_), -1) {}
+  uint64_t prio(int64_t v, int32_t u) const {
+    if (u < 0) return ~uint64_t(0);
+    const uint64_t a = uint64_t(std::min<int64_t>(v, u)), b = uint64_t(std::max<int64_t>(v, u));
+    return hash3(salt, a, b);
+  }
+  void reset() { std::fill(idx.begin(), idx.end(), -1); }
+  void push(int64_t v, int32_t u) {
+    int32_t* I = idx.data() + v * c;
+    const uint64_t p = prio(v, u);
+    const uint64_t root = prio(v, I[0]);
+    if (!(p < root || (p == root && I[0] >= 0 && u < I[0]))) return;
+    for (int64_t t = 0; t < c; ++t)
+      if (I[t] == u) return;
+    int64_t q = 0;
+    for (;;) {
+      const int64_t l = 2 * q + 1;
+      if (l >= c) break;
+      int64_t b = l;
+      if (l + 1 < c) {
+        const uint64_t pl = prio(v, I[l]), pr = prio(v, I[l + 1]);
+        if (pl < pr || (pl == pr && I[l] < I[l + 1])) b = l + 1;
+      }
+      const uint64_t pb = prio(v, I[b]);
+      if (!(p < pb || (p == pb && u < I[b]))) break;
+      I[q] = I[b];
+      q = b;
+    }
+    I[q] = u;
+  }
+};
+
+/// One random-projection tree over all points: `perm` ends as the points in leaf order,
+/// `leaves` as [begin, end) ranges of at most leaf_size points.
+template <typename T>
+void build_tree(const T* X, int64_t n, int64_t d, Metric metric, int64_t leaf_size, uint64_t seed,
+                const T* inv, PairFn<T> dot, int nt, std::vector<int32_t>& perm,
+                std::vector<int32_t>& scratch, std::vector<std::pair<int64_t, int64_t>>& leaves) {
+  for (int64_t i = 0; i < n; ++i) perm[i] = int32_t(i);
+  struct Node {
+    int64_t lo, hi;
+    uint64_t id;
+  };
+  const bool cosine = metric == Metric::Cosine;
+  // Splits node `nd` in place; returns the position of the first right point.
+  auto split = [&](const Node& nd, std::vector<T>& w) -> int64_t {
+    const int64_t lo = nd.lo, size = nd.hi - nd.lo;
+    const uint64_t h = hash3(seed, nd.id, 0x5EED);
+    const int64_t a = lo + int64_t(mix(h) % uint64_t(size));
+    int64_t b = lo + int64_t(mix(h + 1) % uint64_t(size - 1));
+    if (b >= a) ++b;
+    const int64_t ia = perm[a], ib = perm[b];
+    const T* xa = X + ia * d;
+    const T* xb = X + ib * d;
+    double off = 0;
+    for (int64_t t = 0; t < d; ++t) {
+      if (cosine) {
+        w[t] = xa[t] * inv[ia] - xb[t] * inv[ib];
+      } else {
+        w[t] = xa[t] - xb[t];
+        off += 0.5 * (double(xa[t]) * xa[t] - double(xb[t]) * xb[t]);
+      }
+    }
+    int64_t nl = 0, nr = 0;
+    int32_t* R = scratch.data() + lo;
+    for (int64_t p = lo; p < nd.hi; ++p) {
+      const int32_t i = perm[p];
+      const double m = double(dot(w.data(), X + int64_t(i) * d, d)) - off;
+      const bool right = m > 0 || (m == 0 && (hash3(seed, nd.id, uint64_t(i)) & 1));
+      if (right)
+        R[nr++] = i;
+      else
+        perm[lo + nl++] = i;
+    }
+    std::memcpy(perm.data() + lo + nl, R, static_cast<size_t>(nr) * sizeof(int32_t));
+    if (nl == 0 || nr == 0) return lo + size / 2;  // no separating plane: halve
+    return lo + nl;
+  };
+  std::vector<Node> frontier{{0, n, 1}}, big;
+  leaves.clear();
+  std::vector<T> w0(static_cast<size_t>(d));
+  // Breadth-first on one thread until there are enough nodes to share out.
+  while (!frontier.empty() && int64_t(frontier.size()) < 8 * int64_t(nt)) {
+    std::vector<Node> next;
+    for (const Node& nd : frontier) {
+      if (nd.hi - nd.lo <= leaf_size) {
+        leaves.push_back({nd.lo, nd.hi});
+        continue;
+      }
+      const int64_t mid = split(nd, w0);
+      next.push_back({nd.lo, mid, 2 * nd.id});
+      next.push_back({mid, nd.hi, 2 * nd.id + 1});
+    }
+    frontier.swap(next);
+  }
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> found(frontier.size());
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<T> w(static_cast<size_t>(d));
+    std::vector<Node> stack;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t f = 0; f < int64_t(frontier.size()); ++f) {
+      stack.assign(1, frontier[f]);
+      while (!stack.empty()) {
+        const Node nd = stack.back();
+        stack.pop_back();
+        if (nd.hi - nd.lo <= leaf_size) {
+          found[f].push_back({nd.lo, nd.hi});
+          continue;
+        }
+        const int64_t mid = split(nd, w);
+        stack.push_back({nd.lo, mid, 2 * nd.id});
+        stack.push_back({mid, nd.hi, 2 * nd.id + 1});
+      }
+    }
+  }
+  for (auto& v : found) leaves.insert(leaves.end(), v.begin(), v.end());
+  std::sort(leaves.begin(), leaves.end());
+}
+
+/// Exact (k+1) neighbours of the sampled points, X streamed in chunks (no copy of X):
+/// returns each sampled point's true k-th neighbour distance (itself excluded).
+template <typename T>
+std::vector<double> sample_truth(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
+                                 const std::vector<int64_t>& sample, int nt) {
+  const int64_t m = int64_t(sample.size());
+  const int64_t kk = std::min(k + 1, n);
+  std::vector<T> Q(static_cast<size_t>(m * d));
+  for (int64_t s = 0; s < m; ++s)
+    std::memcpy(&Q[s * d], X + sample[s] * d, static_cast<size_t>(d) * sizeof(T));
+  std::vector<std::vector<std::pair<T, int64_t>>> best(static_cast<size_t>(m));
+  // Chunks of 8192 rows: the exact kernel's copies of a chunk (centred rows, packed panels)
+  // stay small next to the graph.
+  const int64_t chunk = std::max<int64_t>(kk, std::min<int64_t>(n, 8192));
+  std::vector<int64_t> ci(static_cast<size_t>(m * kk));
+  std::vector<T> cd(static_cast<size_t>(m * kk));
+  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+    const int64_t c1 = std::min(n, c0 + chunk), kc = std::min(kk, c1 - c0);
+    knn_search<T>(X + c0 * d, c1 - c0, Q.data(), m, d, kc, metric, false, nt, ci.data(), cd.data());
+    for (int64_t s = 0; s < m; ++s) {
+      auto& b = best[s];
+      for (int64_t t = 0; t < kc; ++t) b.push_back({cd[s * kc + t], ci[s * kc + t] + c0});
+      std::sort(b.begin(), b.end());
+      if (int64_t(b.size()) > kk) b.resize(static_cast<size_t>(kk));
+    }
+  }
+  std::vector<double> kth(static_cast<size_t>(m));
+  for (int64_t s = 0; s < m; ++s) {
+    auto& b = best[s];
+    auto it =
+        std::find_if(b.begin(), b.end(), [&](const auto& e) { return e.second == sample[s]; });
+    if (it != b.end())
+      b.erase(it);
+    else
+      b.pop_back();
+    kth[s] = double(b[static_cast<size_t>(k - 1)].first);
+  }
+  return kth;
+}
+
+}  // namespace nnd
+
+template <typename T>
+void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
+                     const NNDescentOptions& opt, int n_threads, std::vector<int64_t>& indices,
+                     std::vector<T>& distances, NNDescentInfo* info, bool verbose) {
+  using namespace nnd;
+  if (n < 2 || d < 1) throw std::invalid_argument("nndescent: need at least 2 points");
+  if (n >= (int64_t(1) << 31) - 1)
+    throw std::invalid_argument("nndescent: at most 2^31 - 2 points");
+  if (k < 1 || k > n - 1)
+    throw std::invalid_argument("nndescent: k=" + std::to_string(k) + " must be in [1, " +
+                                std::to_string(n - 1) + "]");
+  if (opt.n_trees < 0 || opt.leaf_size < 0 || opt.max_iter < 0 || opt.max_candidates < 0 ||
+      opt.max_extra_trees < 0 || opt.n_check < 0 || !(opt.delta >= 0))
+    throw std::invalid_argument("nndescent: negative option");
+  const int nt = resolve_threads(n_threads);
+  const SimdIsa isa = simd_isa();
+  const PairFn<T> sq = GEOML_SIMD_PICK(isa, pair_sqdist<T>);
+  const PairFn<T> dot = GEOML_SIMD_PICK(isa, pair_dot<T>);
+  const uint64_t seed = opt.seed;
+  // Defaults tuned at n = 50,000, d = 128, k = 15 (docs/design/neighbors.md): exact leaves
+  // are cheap per pair (the exact kernel), so a few large-leaf trees give a good start.
+  const int64_t leaf_size =
+      std::max<int64_t>(k + 1, opt.leaf_size > 0 ? opt.leaf_size : std::max<int64_t>(512, 4 * k));
+  const int64_t n_trees = opt.n_trees > 0 ? opt.n_trees : 4;
+  const int64_t c = opt.max_candidates > 0
+                        ? opt.max_candidates
+                        : std::min<int64_t>(60, std::max<int64_t>(k, std::min<int64_t>(20, 2 * k)));
+  const double eps = std::numeric_limits<T>::epsilon();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&]() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+
+  std::vector<T> inv;         // 1 / ||x_i|| for the scores (cosine)
+  std::vector<double> norms;  // ||x_i|| for the exact distances (cosine)
+  if (metric == Metric::Cosine) {
+    inv.resize(static_cast<size_t>(n));
+    norms.resize(static_cast<size_t>(n));
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; ++i) {
+      double s = 0;
+      for (int64_t t = 0; t < d; ++t) s += double(X[i * d + t]) * X[i * d + t];
+      norms[i] = std::sqrt(s);
+      inv[i] = s > 0 ? T(1.0 / norms[i]) : T(0);
+    }
+  }
+  const Scorer<T> score{X, d, metric, inv.data(), sq, dot};
+
+  // The checked sample (Floyd's algorithm on the hashed stream) and its exact k-th distances.
+  const int64_t m = std::min(opt.n_check, n);
+  std::vector<int64_t> sample;
+  {
+    std::set<int64_t> chosen;
+    if (m == n) {
+      for (int64_t i = 0; i < n; ++i) chosen.insert(i);
+    } else {
+      for (int64_t j = n - m, r = 0; j < n; ++j, ++r) {
+        const int64_t t = int64_t(hash3(seed, 0xC4EC, uint64_t(r)) % uint64_t(j + 1));
+        if (!chosen.insert(t).second) chosen.insert(j);
+      }
+    }
+    sample.assign(chosen.begin(), chosen.end());
+  }
+  std::vector<double> kth;
+  if (m > 0) kth = sample_truth(X, n, d, k, metric, sample, nt);
+  if (verbose)
+    std::fprintf(stderr, "[geoml] nndescent: %lld points checked exactly, %.1f s\n", (long long)m,
+                 elapsed());
+
+  Graph<T> G(n, k);
+  auto measure = [&]() -> double {
+    int64_t hits = 0;
+#pragma omp parallel for schedule(static) reduction(+ : hits) num_threads(nt)
+    for (int64_t s = 0; s < m; ++s) {
+      const int64_t i = sample[s];
+      const double tol = 8 * eps * std::abs(kth[s]);
+      for (int64_t t = 0; t < k; ++t) {
+        const int64_t j = G.idx[i * k + t];
+        if (j < 0) continue;
+        const double dist =
+            detail::exact_distance(X + i * d, X + j * d, d, metric, norms.empty() ? 0.0 : norms[i],
+                                   norms.empty() ? 0.0 : norms[j]);
+        if (dist <= kth[s] + tol) ++hits;
+      }
+    }
+    info->hits = hits;
+    info->n_checked = m;
+    info->recall = m > 0 ? double(hits) / (double(m) * double(k)) : 1.0;
+    return info->recall;
+  };
+
+  // 1. Random-projection forest; every leaf searched exactly.
+  std::vector<int32_t> perm(static_cast<size_t>(n)), scratch(static_cast<size_t>(n));
+  std::vector<std::pair<int64_t, int64_t>> leaves;
+  auto add_tree = [&](int64_t tr) {
+    build_tree(X, n, d, metric, leaf_size, hash3(seed, 0x7EE, uint64_t(tr)), inv.data(), dot, nt,
+               perm, scratch, leaves);
+#pragma omp parallel num_threads(nt)
+    {
+      std::vector<T> buf(static_cast<size_t>(leaf_size * d)),
+          ld(static_cast<size_t>(leaf_size * k));
+      std::vector<int64_t> li(static_cast<size_t>(leaf_size * k));
+#pragma omp for schedule(dynamic, 4)
+      for (int64_t l = 0; l < int64_t(leaves.size()); ++l) {
+        const int64_t lo = leaves[l].first, L = leaves[l].second - lo;
+        if (L < 2) continue;
+        const int64_t kk = std::min(k, L - 1);
+        for (int64_t p = 0; p < L; ++p)
+          std::memcpy(&buf[p * d], X + int64_t(perm[lo + p]) * d,
+                      static_cast<size_t>(d) * sizeof(T));
+        knn_search<T>(buf.data(), L, nullptr, 0, d, kk, metric, true, 1, li.data(), ld.data());
+        for (int64_t p = 0; p < L; ++p) {
+          const int64_t i = perm[lo + p];
+          for (int64_t t = 0; t < kk; ++t) {
+            const int32_t j = perm[lo + li[p * kk + t]];
+            const T s = score(i, j);
+            if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
+          }
+        }
+      }
+    }
+    if (verbose)
+      std::fprintf(stderr, "[geoml] nndescent: tree %lld (%lld leaves), %.1f s\n", (long long)tr,
+                   (long long)leaves.size(), elapsed());
+  };
+  for (int64_t tr = 0; tr < n_trees; ++tr) add_tree(tr);
+  // Rows the forest left short (tiny leaves): hashed random points.
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t r = 0; G.idx[i * k] < 0; ++r) {
+      int64_t j = r < 64 * k ? int64_t(hash3(seed, uint64_t(i), uint64_t(r)) % uint64_t(n))
+                             : (r - 64 * k) % n;
+      if (j == i) continue;
+      G.push(i, score(i, j), int32_t(j), 1);
+    }
+  }
+  double rec = measure();
+  if (verbose)
+    std::fprintf(stderr, "[geoml] nndescent: forest, recall %.4f, %.1f s\n", rec, elapsed());
+
+  // 2. NN-descent.
+  info->n_iter = 0;
+  info->last_changes = 0;
+  if (rec < opt.target_recall && opt.max_iter > 0) {
+    Candidates newc(n, c), oldc(n, c);
+    const int64_t BLOCK = 4096;  // bounds the update buffers: at most BLOCK c^2 entries
+    struct Update {
+      int32_t a, b;
+      T s;
+    };
+    std::vector<std::vector<Update>> buffers(static_cast<size_t>(nt));
+    int64_t extra_trees = 0;
+    for (int64_t it = 1; it <= opt.max_iter; ++it) {
+      newc.reset();
+      oldc.reset();
+      newc.salt = hash3(seed, uint64_t(it), 1);
+      oldc.salt = hash3(seed, uint64_t(it), 2);
+      // Candidates: forward and reverse neighbours, each thread filling its own rows.
+#pragma omp parallel num_threads(nt)
+      {
+        const int tid = thread_id(), T_ = thread_count();
+        const int64_t lo = n * tid / T_, hi = n * (tid + 1) / T_;
+        for (int64_t v = 0; v < n; ++v)
+          for (int64_t t = 0; t < k; ++t) {
+            const int32_t u = G.idx[v * k + t];
+            if (u < 0) continue;
+            Candidates& C = G.flag[v * k + t] ? newc : oldc;
+            if (v >= lo && v < hi) C.push(v, u);
+            if (u >= lo && u < hi) C.push(u, int32_t(v));
+          }
+      }
+      // Sampled new entries become old.
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t v = 0; v < n; ++v)
+        for (int64_t t = 0; t < k; ++t) {
+          if (!G.flag[v * k + t]) continue;
+          const int32_t u = G.idx[v * k + t];
+          for (int64_t q = 0; q < c; ++q)
+            if (newc.idx[v * c + q] == u) {
+              G.flag[v * k + t] = 0;
+              break;
+            }
+        }
+      // Local joins, block by block.
+      for (int64_t b0 = 0; b0 < n; b0 += BLOCK) {
+        const int64_t b1 = std::min(n, b0 + BLOCK);
+#pragma omp parallel num_threads(nt)
+        {
+          std::vector<Update>& out = buffers[static_cast<size_t>(thread_id())];
+          out.clear();
+          auto consider = [&](int32_t a, int32_t b) {
+            const T s = score(a, b);
+            if (G.beats_root(a, s, b) || G.beats_root(b, s, a)) out.push_back({a, b, s});
+          };
+#pragma omp for schedule(dynamic, 64)
+          for (int64_t v = b0; v < b1; ++v) {
+            const int32_t* N = &newc.idx[v * c];
+            const int32_t* O = &oldc.idx[v * c];
+            for (int64_t p = 0; p < c; ++p) {
+              const int32_t a = N[p];
+              if (a < 0) continue;
+              for (int64_t q = p + 1; q < c; ++q)
+                if (N[q] >= 0 && N[q] != a) consider(a, N[q]);
+              for (int64_t q = 0; q < c; ++q)
+                if (O[q] >= 0 && O[q] != a) consider(a, O[q]);
+            }
+          }
+          // (implicit barrier) apply: each thread owns a range of rows.
+          const int tid = thread_id(), T_ = thread_count();
+          const int64_t lo = n * tid / T_, hi = n * (tid + 1) / T_;
+          for (int w = 0; w < T_; ++w)
+            for (const Update& u : buffers[static_cast<size_t>(w)]) {
+              if (u.a >= lo && u.a < hi) G.push(u.a, u.s, u.b, 2);
+              if (u.b >= lo && u.b < hi) G.push(u.b, u.s, u.a, 2);
+            }
+        }
+      }
+      int64_t changes = 0;
+#pragma omp parallel for schedule(static) reduction(+ : changes) num_threads(nt)
+      for (int64_t e = 0; e < n * k; ++e)
+        if (G.flag[e] == 2) {
+          G.flag[e] = 1;
+          ++changes;
+        }
+      info->n_iter = it;
+      info->last_changes = changes;
+      rec = measure();
+      if (verbose)
+        std::fprintf(stderr,
+                     "[geoml] nndescent: iteration %lld, %lld changes, recall %.4f, %.1f s\n",
+                     (long long)it, (long long)changes, rec, elapsed());
+      if (rec >= opt.target_recall) break;
+      if (double(changes) <= opt.delta * double(n) * double(k)) {
+        // Converged below the target: one more tree brings new candidates, then iterate on.
+        if (extra_trees >= opt.max_extra_trees) break;
+        add_tree(n_trees + extra_trees++);
+        rec = measure();
+        if (rec >= opt.target_recall) break;
+      }
+    }
+  }
+
+  // 3. Exact distances of the winners, rows sorted by (distance, index).
+  indices.resize(static_cast<size_t>(n * k));
+  distances.resize(static_cast<size_t>(n * k));
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<std::pair<double, int64_t>> row(static_cast<size_t>(k));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t t = 0; t < k; ++t) {
+        const int64_t j = G.idx[i * k + t];
+        row[t] = {
+            detail::exact_distance(X + i * d, X + j * d, d, metric, norms.empty() ? 0.0 : norms[i],
+                                   norms.empty() ? 0.0 : norms[j]),
+            j};
+      }
+      std::sort(row.begin(), row.end());
+      for (int64_t t = 0; t < k; ++t) {
+        indices[i * k + t] = row[t].second;
+        distances[i * k + t] = T(row[t].first);
+      }
+    }
+  }
+}
+
+template void nndescent_graph<float>(const float*, int64_t, int64_t, int64_t, Metric,
+                                     const NNDescentOptions&, int, std::vector<int64_t>&,
+                                     std::vector<float>&, NNDescentInfo*, bool);
+template void nndescent_graph<double>(const double*, int64_t, int64_t, int64_t, Metric,
+                                      const NNDescentOptions&, int, std::vector<int64_t>&,
+                                      std::vector<double>&, NNDescentInfo*, bool);
+
+}  // namespace geoml

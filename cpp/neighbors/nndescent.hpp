@@ -1,0 +1,68 @@
+// Approximate k-nearest-neighbour graph: random-projection forest + NN-descent (CPU).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "common/enums.hpp"
+
+namespace geoml {
+
+/// Options of nndescent_graph (bound as geoml._core.NNDescentOptions).
+struct NNDescentOptions {
+  int64_t n_trees = 0;          ///< random-projection trees of the start (0: 4)
+  int64_t leaf_size = 0;        ///< largest leaf, searched exactly (0: max(512, 4 k))
+  int64_t max_iter = 20;        ///< NN-descent iterations at most
+  int64_t max_extra_trees = 8;  ///< trees added when the iterations stall below the target
+  int64_t max_candidates = 0;   ///< candidates per point and iteration (0: see nndescent.cpp)
+  double delta = 0.001;         ///< stop when fewer than delta * n * k entries changed
+  double target_recall = 0.99;  ///< stop when the sampled recall reaches it
+  int64_t n_check = 500;        ///< points whose neighbours are checked exactly (<= n)
+  uint64_t seed = 0;
+};
+
+/// What nndescent_graph did: the sampled recall after each phase (forest, then each
+/// iteration) and the sample itself.
+struct NNDescentInfo {
+  int64_t n_iter = 0;        ///< NN-descent iterations run
+  int64_t n_checked = 0;     ///< points checked exactly
+  int64_t hits = 0;          ///< true neighbours found in the checked points' lists
+  double recall = 0;         ///< hits / (n_checked k)
+  int64_t last_changes = 0;  ///< entries changed by the last iteration
+};
+
+/// Approximate k nearest neighbours of every row of X (n x d, row-major) among the others
+/// (a point is never its own neighbour; exact duplicates are neighbours at distance 0).
+///
+/// 1. Start: `n_trees` random-projection trees (split by the hyperplane half-way between two
+///    random points, cosine on unit rows) with leaves of at most `leaf_size` points; each
+///    leaf is searched exactly by knn_search (the exact kernel: SIMD, all metrics), the
+///    leaf results merged into bounded per-point heaps.
+/// 2. NN-descent (Dong, Moses & Li 2011, as in pynndescent): each iteration samples up to
+///    `max_candidates` new and old forward and reverse neighbours of every point (by hashed
+///    priorities) and scores every pair of candidates of a point ("local join"). Points are
+///    joined in fixed blocks (4,096 points): a block's updates are generated against the graph as
+///    it stood before the block, then applied in parallel by target rows; heaps are ordered by
+///    (score, index), so the result of applying a set of updates does not depend on their
+///    order, and the graph is the same for any thread count.
+/// 3. Accuracy: `n_check` points drawn from the seed are searched exactly (X streamed in
+///    chunks); after the start and after each iteration their recall is measured (a
+///    neighbour counts when its exact distance is at most the true k-th distance, so ties and
+///    duplicates are not penalised); the iterations stop once it reaches `target_recall` or
+///    after `max_iter`. When an iteration changes fewer than `delta * n * k` entries below
+///    the target, one more tree's leaves are merged in (at most `max_extra_trees`) and the
+///    iterations go on; they stop when the trees are spent.
+/// Distances are then recomputed exactly (double accumulation) and rows sorted by (distance,
+/// index), as in knn_search.
+///
+/// Memory beyond X: the working graph, n k (5 + sizeof(T)) bytes (int32 index, score, flag),
+/// with, during the iterations, the candidate lists (2 n c 4 bytes, c = max_candidates) and,
+/// at the end, the outputs (n k (8 + sizeof(T)), allocated once the candidates are freed);
+/// n 8 for one tree (n 12 more for cosine norms), O(threads leaf_size d + 8192 d) scratch.
+/// The peak is the larger of the two phases; docs/design/neighbors.md has the formula.
+/// Requires n < 2^31 and 1 <= k <= n - 1. Throws std::invalid_argument otherwise.
+template <typename T>
+void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
+                     const NNDescentOptions& opt, int n_threads, std::vector<int64_t>& indices,
+                     std::vector<T>& distances, NNDescentInfo* info, bool verbose = false);
+
+}  // namespace geoml
