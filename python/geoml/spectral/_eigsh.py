@@ -20,6 +20,7 @@ from .._validation import (
     is_device_object,
     random_seed,
 )
+from . import _eigsh_block
 
 
 @dataclass
@@ -53,6 +54,11 @@ class EigshResult:
     converged: bool
     n_matvec: int = 0
     anorm: float = 0.0
+    check_passed: bool | None = None
+    n_added: int = 0
+    check_block: int = 0
+    check_steps: int = 0
+    miss_gap: float = math.inf
 
     def __iter__(self):
         yield self.eigenvalues
@@ -115,6 +121,67 @@ def _as_csr(A, name: str, dtype=None) -> sp.csr_matrix:
     return A
 
 
+def _block_product(op, data, indptr, indices, n, dtype, nt):
+    """matmat(X) -> A X (float64) for a float64 (n, b) block: one pass over a CSR matrix for
+    all b columns (geoml's row-parallel CSR block product, thread-count independent), a GEMM
+    for a dense matrix, ``op.matmat`` for a LinearOperator."""
+    if op is not None:
+
+        def matmat(X):
+            Y = np.asarray(op.matmat(X.astype(dtype)))
+            if Y.shape != X.shape:
+                raise ValueError(f"A.matmat returned shape {Y.shape}; expected {X.shape}")
+            if not np.isfinite(Y).all():
+                raise ValueError("A.matmat returned NaN or infinity")
+            return np.asarray(Y, dtype=np.float64)
+
+    elif indptr is not None:
+
+        def matmat(X):
+            Xc = np.ascontiguousarray(X, dtype=dtype)
+            Y = _core.csr_matmat(data, indices, indptr, Xc, n_cols=n, n_jobs=nt)
+            return np.asarray(Y, dtype=np.float64)
+
+    else:
+
+        def matmat(X):
+            return np.asarray(data @ X.astype(dtype), dtype=np.float64)
+
+    return matmat
+
+
+def _run_check(matmat, n, w, V, res, k, which, tol, anorm, dtype, seed, block, steps):
+    """The deflated block check after the Lanczos solve; recomputes the pairs it changed."""
+    rng = np.random.default_rng([seed, 0x6569])
+    w2, V2, report = _eigsh_block.deflated_check(
+        matmat,
+        n,
+        w,
+        V,
+        res,
+        k,
+        which=which,
+        tol=tol,
+        anorm=anorm,
+        rng=rng,
+        block=block,
+        steps=steps,
+    )
+    if V2.shape[1] < k:  # the missing pairs could not be converged: keep Lanczos' pairs
+        report.passed = False
+        return w, V, res, report, anorm
+    if report.n_added == 0:
+        return w, V, res, report, anorm
+    AV = matmat(V2)
+    w2 = (V2 * AV).sum(axis=0)
+    R = AV - V2 * w2
+    res2 = np.sqrt((R * R).sum(axis=0))
+    asc = np.argsort(w2, kind="stable")
+    anorm = max(anorm, float(np.abs(w2).max()))
+    V2 = np.ascontiguousarray(V2[:, asc], dtype=V.dtype)
+    return w2[asc].astype(w.dtype), V2, res2[asc].astype(res.dtype), report, anorm
+
+
 def eigsh(
     A,
     k: int = 6,
@@ -126,6 +193,9 @@ def eigsh(
     v0=None,
     random_state=None,
     n_jobs: int | None = None,
+    check: bool = True,
+    check_block: int | None = None,
+    check_steps: int | None = None,
 ) -> EigshResult:
     """A few extreme eigenpairs of a real symmetric matrix by thick-restart Lanczos.
 
@@ -269,13 +339,19 @@ def eigsh(
         if amax > 0 and not 2.0**-lim <= amax <= 2.0**lim:
             shift = -int(np.frexp(amax)[1])
             data = np.ldexp(data, shift).astype(dtype, copy=False)
+    if not isinstance(check, (bool, np.bool_)):
+        raise TypeError(f"check must be True or False; got {check!r}")
+    check_block = 4 if check_block is None else check_int(check_block, "check_block", low=1)
+    check_steps = 20 if check_steps is None else check_int(check_steps, "check_steps", low=1)
+    seed = random_seed(random_state)
     options = _core.LanczosOptions(
         k=k,
         which=_core.Which[which],
         tol=tol,
         max_iter=max_iter,
         ncv=ncv,
-        seed=random_seed(random_state),
+        seed=seed,
+        verify=not check,
     )
     solve = {"options": options, "v0": v0, "n_jobs": check_n_jobs(n_jobs)}
     if callback is not None:
@@ -285,11 +361,40 @@ def eigsh(
     else:
         out = _core.eigsh_dense(data, **solve)
     w, V, res, n_iter, n_mv, conv, anorm, _ = out
+    V = V.reshape(n, k)
+    report = None
+    if check and (conv or n_iter < max_iter):
+        matmat = _block_product(
+            A if callback is not None else None,
+            data,
+            indptr,
+            indices,
+            n,
+            dtype,
+            check_n_jobs(n_jobs),
+        )
+        w, V, res, report, anorm = _run_check(
+            matmat, n, w, V, res, k, which, tol, anorm, dtype, seed, check_block, check_steps
+        )
+        n_mv += report.n_matvec
+        conv = report.passed and bool((res <= tol * anorm).all())
     if shift:
         w, res = np.ldexp(w, -shift).astype(dtype), np.ldexp(res, -shift).astype(res.dtype)
         anorm = math.ldexp(anorm, -shift)
-    out = EigshResult(w, V.reshape(n, k), int(n_iter), res, bool(conv), int(n_mv), float(anorm))
-    if not out.converged:
+    out = EigshResult(w, V, int(n_iter), res, bool(conv), int(n_mv), float(anorm))
+    if report is not None:
+        out.check_passed = report.passed
+        out.n_added = report.n_added
+        out.check_block, out.check_steps = report.block, report.steps
+        out.miss_gap = math.ldexp(report.miss_gap, -shift) if shift else report.miss_gap
+    if report is not None and not report.passed:
+        warnings.warn(
+            "eigsh: the deflated block check could not confirm that no eigenvalue was missed "
+            "(missed eigenpairs did not converge); converged=False",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    elif not out.converged:
         warnings.warn(
             f"eigsh did not converge in {n_iter} restart cycles: largest residual "
             f"{res.max():.3g} > tol * ||A|| = {tol * anorm:.3g}; raise max_iter or "
