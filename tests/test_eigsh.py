@@ -208,3 +208,19 @@ def test_linear_operator_matvec_only():
     r = geoml.eigsh(op, 4, random_state=0)
     ref = np.sort(np.linalg.eigvalsh(A))[::-1][:4]
     _check_pairs(A, r, ref, 1e-9, 3e-9)
+
+
+@pytest.mark.parametrize("gap", [1e-2, 1e-3, 1e-4])
+def test_missed_copy_next_to_close_eigenvalue(gap):
+    """Eigenvalue 1 four times, then 1 - gap: Lanczos often returns [1 - gap, 1, 1, 1]; the
+    check finds the fourth 1 for every seed."""
+    n = 150
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        vals = rng.uniform(-1, 1 - 2 * gap, n)
+        vals[:4] = 1.0
+        vals[4] = 1 - gap
+        A = sp.csr_matrix(_planted(n, vals, seed))
+        r = geoml.eigsh(A, 4, random_state=seed)
+        assert r.converged and r.check_passed
+        np.testing.assert_allclose(r.eigenvalues, np.ones(4), atol=1e-9)

@@ -122,7 +122,9 @@ namespace {
 // whole iteration) is the same for any number of threads.
 constexpr int64_t kRedChunk = 2048;
 
-inline int64_t n_chunks(int64_t n) { return (n + kRedChunk - 1) / kRedChunk; }
+inline int64_t n_chunks(int64_t n) {
+  return (n + kRedChunk - 1) / kRedChunk;
+}
 
 /// sum over rows i of f(i) -> R values (f writes its terms into acc[0..R)), thread-count
 /// independent.

@@ -145,13 +145,15 @@ def deflated_check(
     rng: np.random.Generator,
     block: int,
     steps: int,
+    budget: int = 0,
     max_rounds: int = 64,
     max_cycles: int = 200,
 ):
     """Checks (and completes) the k pairs ``(w, V)`` with residuals ``res``: returns
     (w, V, report); pairs with ``res > tol * anorm`` are dropped and found again.
 
-    ``matmat(X)`` returns A X (float64) for an (n, b) float64 block."""
+    ``matmat(X)`` returns A X (float64) for an (n, b) float64 block. ``budget``: products
+    a passing check may spend on restarts (the first cycle is always run)."""
     report = CheckReport(block=block, steps=steps)
     scale = max(anorm, np.finfo(np.float64).tiny)
     # pairs that did not converge are dropped (and found again below)
@@ -179,6 +181,22 @@ def deflated_check(
             break
         theta, Y = _ritz(Q, AQ, which)
         cand = int((want_key(which, theta) < kth - margin).sum())
+        # Nothing yet: restart (thick: from the b most wanted Ritz vectors, so the most
+        # wanted Ritz value never gets worse) until the most wanted Ritz pair of the deflated
+        # space converges, or the check has used as many products as the solve before it.
+        spent = nmv
+        while cand == 0 and need <= 0 and spent < budget and Q.shape[1] > b:
+            u = Q @ Y[:, 0]
+            r = AQ @ Y[:, 0] - theta[0] * u
+            if np.sqrt(r @ r) <= 100 * tol * scale:
+                break
+            Q, AQ, nmv = _krylov(matmat, Q @ Y[:, :b], space, st)
+            report.n_matvec += nmv
+            spent += nmv
+            if Q is None:
+                break
+            theta, Y = _ritz(Q, AQ, which)
+            cand = int((want_key(which, theta) < kth - margin).sum())
         if need > 0:
             cand = min(max(need, 1), theta.shape[0])
         if cand == 0:
@@ -202,7 +220,7 @@ def deflated_check(
             U = Q @ Y[:, :m]
             R = AQ @ Y[:, :m] - U * theta[:m]
             res = np.sqrt((R * R).sum(axis=0))
-            conv = res <= 0.5 * tol * scale
+            conv = res <= tol * scale
             # lock the converged leading pairs (in order, so the space stays consistent)
             nconv = int(np.argmin(conv)) if not conv.all() else m
             if nconv:
