@@ -195,8 +195,14 @@ def deflated_check(
             spent += nmv
             if Q is None:
                 break
+            prev = want_key(which, theta[:1])[0]
             theta, Y = _ritz(Q, AQ, which)
             cand = int((want_key(which, theta) < kth - margin).sum())
+            # stagnation: the best Ritz value moved by less than 5% of its distance to the
+            # k-th pair (an eigenvalue above the k-th would keep pulling it up)
+            best = want_key(which, theta[:1])[0]
+            if cand == 0 and prev - best < 0.05 * (best - kth):
+                break
         if need > 0:
             cand = min(max(need, 1), theta.shape[0])
         if cand == 0:
