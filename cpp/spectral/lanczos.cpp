@@ -117,11 +117,37 @@ void scaled_pattern_cheb_step(int64_t n, const I* indptr, const I* indices, cons
 
 namespace {
 
+// Reductions over the n rows go by fixed chunks of kRedChunk rows: each chunk's partial sum
+// is stored in its slot and the slots are added in chunk order, so every sum (and so the
+// whole iteration) is the same for any number of threads.
+constexpr int64_t kRedChunk = 2048;
+
+inline int64_t n_chunks(int64_t n) {
+  return (n + kRedChunk - 1) / kRedChunk;
+}
+
+/// sum over rows i of f(i) -> R values (f writes its terms into acc[0..R)), thread-count
+/// independent.
+template <int R, typename F>
+void det_sum(int64_t n, int nt, F f, double* out) {
+  const int64_t nc = n_chunks(n);
+  std::vector<double> part(static_cast<size_t>(nc) * R, 0.0);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t c = 0; c < nc; ++c) {
+    double acc[R] = {};
+    const int64_t e = std::min(n, (c + 1) * kRedChunk);
+    for (int64_t i = c * kRedChunk; i < e; ++i) f(i, acc);
+    for (int r = 0; r < R; ++r) part[static_cast<size_t>(c) * R + r] = acc[r];
+  }
+  for (int r = 0; r < R; ++r) out[r] = 0;
+  for (int64_t c = 0; c < nc; ++c)
+    for (int r = 0; r < R; ++r) out[r] += part[static_cast<size_t>(c) * R + r];
+}
+
 template <typename T>
 double dot(int64_t n, const T* x, const T* y, int nt) {
   double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static) num_threads(nt)
-  for (int64_t i = 0; i < n; ++i) s += double(x[i]) * double(y[i]);
+  det_sum<1>(n, nt, [&](int64_t i, double* a) { a[0] += double(x[i]) * double(y[i]); }, &s);
   return s;
 }
 
@@ -132,34 +158,37 @@ double cgs_pass(int64_t n, const T* V, int64_t ld, int64_t jj, T* w, std::vector
                 int nt) {
   h.assign(jj, 0.0);
   if (jj > 0) {
-    // Per-thread partial sums added in thread order: reproducible for a fixed thread count.
-    std::vector<double> part(static_cast<size_t>(nt) * jj, 0.0);
-#pragma omp parallel num_threads(nt)
-    {
-      double* hp = part.data() + static_cast<size_t>(thread_id()) * jj;
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
+    // Per-chunk partial sums added in chunk order: the same for any thread count.
+    const int64_t nc = n_chunks(n);
+    std::vector<double> part(static_cast<size_t>(nc) * jj, 0.0);
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t c = 0; c < nc; ++c) {
+      double* hp = part.data() + static_cast<size_t>(c) * jj;
+      const int64_t e = std::min(n, (c + 1) * kRedChunk);
+      for (int64_t i = c * kRedChunk; i < e; ++i) {
         const double wi = w[i];
         const T* r = V + i * ld;
 #pragma omp simd
         for (int64_t l = 0; l < jj; ++l) hp[l] += double(r[l]) * wi;
       }
     }
-    for (int t = 0; t < nt; ++t)  // slots of threads the runtime did not start stay zero
-      for (int64_t l = 0; l < jj; ++l) h[l] += part[static_cast<size_t>(t) * jj + l];
+    for (int64_t c = 0; c < nc; ++c)
+      for (int64_t l = 0; l < jj; ++l) h[l] += part[static_cast<size_t>(c) * jj + l];
   }
   const double* hh = h.data();
   double nrm2 = 0;
-#pragma omp parallel for reduction(+ : nrm2) schedule(static) num_threads(nt)
-  for (int64_t i = 0; i < n; ++i) {
-    const T* r = V + i * ld;
-    double s = 0;
+  det_sum<1>(
+      n, nt,
+      [&](int64_t i, double* a) {
+        const T* r = V + i * ld;
+        double s = 0;
 #pragma omp simd reduction(+ : s)
-    for (int64_t l = 0; l < jj; ++l) s += double(r[l]) * hh[l];
-    const double v = double(w[i]) - s;
-    w[i] = T(v);
-    nrm2 += v * v;
-  }
+        for (int64_t l = 0; l < jj; ++l) s += double(r[l]) * hh[l];
+        const double v = double(w[i]) - s;
+        w[i] = T(v);
+        a[0] += v * v;
+      },
+      &nrm2);
   return std::sqrt(nrm2);
 }
 
@@ -367,23 +396,29 @@ struct LanczosSolver {
     col_get(a0 + p, x.data());
     for (int64_t j = a0 + p; j < m; ++j) {
       op(x.data(), w.data());
-      double nop2 = 0, alpha = 0;
-#pragma omp parallel for reduction(+ : nop2, alpha) schedule(static) num_threads(nt)
-      for (int64_t i = 0; i < n; ++i) {
-        const double wi = w[i];
-        nop2 += wi * wi;
-        alpha += wi * double(x[i]);
-      }
+      double sums[2];
+      det_sum<2>(
+          n, nt,
+          [&](int64_t i, double* a) {
+            const double wi = w[i];
+            a[0] += wi * wi;
+            a[1] += wi * double(x[i]);
+          },
+          sums);
+      const double nop2 = sums[0];
+      double alpha = sums[1];
       const double nop = std::sqrt(nop2);
       const bool has_prev = j > a0 + p;
       const double bprev = has_prev ? TT(j, j - 1) : 0.0;
       double nref2 = 0;
-#pragma omp parallel for reduction(+ : nref2) schedule(static) num_threads(nt)
-      for (int64_t i = 0; i < n; ++i) {
-        const double v = double(w[i]) - alpha * double(x[i]) - bprev * double(xprev[i]);
-        w[i] = T(v);
-        nref2 += v * v;
-      }
+      det_sum<1>(
+          n, nt,
+          [&](int64_t i, double* a) {
+            const double v = double(w[i]) - alpha * double(x[i]) - bprev * double(xprev[i]);
+            w[i] = T(v);
+            a[0] += v * v;
+          },
+          &nref2);
       double nrm = cgs_pass(n, V.data(), ld, j + 1, w.data(), h, nt);
       alpha += h[j];
       if (nrm < 0.7071 * std::sqrt(nref2)) {
@@ -672,11 +707,13 @@ struct LanczosSolver {
       applyA(x.data(), w.data());
       const double th = dot(n, x.data(), w.data(), nt);
       double r2 = 0;
-#pragma omp parallel for reduction(+ : r2) schedule(static) num_threads(nt)
-      for (int64_t i = 0; i < n; ++i) {
-        const double d = double(w[i]) - th * double(x[i]);
-        r2 += d * d;
-      }
+      det_sum<1>(
+          n, nt,
+          [&](int64_t i, double* a) {
+            const double d = double(w[i]) - th * double(x[i]);
+            a[0] += d * d;
+          },
+          &r2);
       vals[c] = th;
       resid[c] = std::sqrt(r2);
       if (!fixed_norm) anorm = std::max(anorm, std::fabs(th));

@@ -1,0 +1,254 @@
+"""The deflated block check of :func:`geoml.eigsh` (multiplicity safety).
+
+A single-vector Krylov method sees one vector of a repeated eigenvalue per start vector, so
+after the Lanczos pairs converge :func:`eigsh` runs block Krylov cycles from a random block
+orthogonal to every pair found; Ritz values of that deflated space that are more wanted than
+the k-th returned eigenvalue are eigenvalues that were missed: they are converged by
+restarted block Krylov iterations in the same deflated space, merged with the others, and the
+check starts again from a fresh random block (twice as wide when it found as many as its
+width). The guarantee and its failure probability are stated in ``docs/design/eigensolver.md``
+and in the docstring of :func:`eigsh`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Failure probability at which ``miss_gap`` is stated (Kuczynski-Wozniakowski bound).
+_MISS_PROB = 1e-6
+
+
+def want_key(which: str, theta: np.ndarray) -> np.ndarray:
+    """Sort key: smaller = more wanted."""
+    theta = np.asarray(theta, dtype=np.float64)
+    if which == "LA":
+        return -theta
+    if which == "SA":
+        return theta
+    return -np.abs(theta)
+
+
+@dataclass
+class CheckReport:
+    """What the deflated block check did (see :class:`EigshResult`)."""
+
+    passed: bool = False
+    n_added: int = 0
+    block: int = 0
+    steps: int = 0
+    rounds: int = 0
+    n_matvec: int = 0
+    miss_gap: float = math.inf
+
+
+def kw_miss_gap(anorm: float, n_free: int, block: int, steps: int, margin: float) -> float:
+    """The gap ``delta`` such that a final check of ``block`` Gaussian columns and ``steps``
+    block Krylov steps in an ``n_free``-dimensional space misses an eigenvalue more wanted
+    than the k-th returned one by ``delta`` or more with probability at most ``_MISS_PROB``.
+
+    Kuczynski & Wozniakowski (1992), Thm 4.2(a): for a PSD matrix ``B`` and a random start,
+    the largest Ritz value ``theta`` of the Krylov space of dimension ``q`` satisfies
+    ``P(theta <= (1 - eps) lambda_max(B)) <= 1.648 sqrt(N) exp(-sqrt(eps) (2q - 1))``. The block
+    space contains the Krylov space of each of its ``block`` independent columns, so the
+    probability is at most that bound to the power ``block``; it is applied to
+    ``B = A - lambda_min`` (LA), ``lambda_max - A`` (SA) or both (LM, union bound), whose
+    spectra lie in ``[0, 2 ||A||]``.
+    """
+    if steps < 1 or block < 1 or n_free < 1:
+        return math.inf
+    logp = math.log(_MISS_PROB / 2.0)  # /2: union bound over both ends (LM)
+    s = (-logp / block + math.log(1.648 * math.sqrt(n_free))) / (2 * steps - 1)
+    eps = min(1.0, s * s)
+    return margin + 2.0 * anorm * eps
+
+
+class _Space:
+    """Orthonormal columns (float64) that the check stays orthogonal to."""
+
+    def __init__(self, D: np.ndarray):
+        self.D = np.ascontiguousarray(D, dtype=np.float64)
+
+    def project(self, X: np.ndarray) -> np.ndarray:
+        if self.D.shape[1]:
+            for _ in range(2):
+                X -= self.D @ (self.D.T @ X)
+        return X
+
+    def add(self, U: np.ndarray) -> None:
+        U = self.project(np.array(U, dtype=np.float64))
+        Q, _ = _orthonormal(U, 1e-8)
+        self.D = np.ascontiguousarray(np.hstack([self.D, Q]))
+
+
+def _orthonormal(X: np.ndarray, rel: float, ref: float | None = None):
+    """An orthonormal basis of the columns of X (SVD; directions with singular value below
+    ``rel * ref`` dropped; ``ref`` defaults to the largest column norm of X)."""
+    if X.shape[1] == 0:
+        return X, 0
+    if ref is None:
+        ref = float(np.sqrt((X * X).sum(axis=0)).max()) if X.size else 0.0
+    if not ref > 0:
+        return X[:, :0], 0
+    U, s, _ = np.linalg.svd(X, full_matrices=False)
+    keep = s > rel * ref
+    return np.ascontiguousarray(U[:, keep]), int(keep.sum())
+
+
+def _krylov(matmat, X, space: _Space, steps: int):
+    """Block Krylov basis Q (orthonormal, orthogonal to the space) of ``steps`` blocks from X
+    and A Q; returns (Q, AQ, products)."""
+    X, _ = _orthonormal(space.project(X), 1e-8)
+    Qs, AQs, nmv = [], [], 0
+    for j in range(steps):
+        if X.shape[1] == 0:
+            break
+        Qs.append(X)
+        AX = matmat(X)
+        nmv += X.shape[1]
+        AQs.append(AX)
+        if j == steps - 1:
+            break
+        W = AX.copy()
+        nrm = float(np.sqrt((W * W).sum(axis=0)).max())
+        Q = np.hstack(Qs)
+        for _ in range(2):  # classical Gram-Schmidt, twice
+            W = space.project(W)
+            W -= Q @ (Q.T @ W)
+        X, _ = _orthonormal(W, 1e-10, nrm if nrm > 0 else None)
+    if not Qs:
+        return None, None, nmv
+    return np.hstack(Qs), np.hstack(AQs), nmv
+
+
+def _ritz(Q, AQ, which):
+    H = Q.T @ AQ
+    H = (H + H.T) / 2
+    theta, Y = np.linalg.eigh(H)
+    order = np.argsort(want_key(which, theta), kind="stable")
+    return theta[order], Y[:, order]
+
+
+def deflated_check(
+    matmat,
+    n: int,
+    w: np.ndarray,
+    V: np.ndarray,
+    res: np.ndarray,
+    k: int,
+    *,
+    which: str,
+    tol: float,
+    anorm: float,
+    rng: np.random.Generator,
+    block: int,
+    steps: int,
+    budget: int = 0,
+    max_rounds: int = 64,
+    max_cycles: int = 200,
+):
+    """Checks (and completes) the k pairs ``(w, V)`` with residuals ``res``: returns
+    (w, V, report); pairs with ``res > tol * anorm`` are dropped and found again.
+
+    ``matmat(X)`` returns A X (float64) for an (n, b) float64 block. ``budget``: products
+    a passing check may spend on restarts (the first cycle is always run)."""
+    report = CheckReport(block=block, steps=steps)
+    scale = max(anorm, np.finfo(np.float64).tiny)
+    # pairs that did not converge are dropped (and found again below)
+    ok = np.asarray(res) <= tol * scale
+    W_all = np.asarray(w, dtype=np.float64)[ok].copy()
+    V_all = np.array(np.asarray(V)[:, ok], dtype=np.float64)
+    space = _Space(V_all)
+    margin = 10.0 * tol * scale
+    for _ in range(max_rounds):
+        need = k - W_all.shape[0]  # > 0: fewer than k converged pairs yet
+        keys = np.sort(want_key(which, W_all))
+        kth = keys[k - 1] if need <= 0 else np.inf  # key of the k-th most wanted found
+        n_free = n - space.D.shape[1]
+        if n_free <= 0:
+            report.passed = True
+            break
+        b = min(block, n_free)
+        st = max(1, min(steps, n_free // b))
+        report.rounds += 1
+        X = rng.standard_normal((n, b))
+        Q, AQ, nmv = _krylov(matmat, X, space, st)
+        report.n_matvec += nmv
+        if Q is None:
+            report.passed = True
+            break
+        theta, Y = _ritz(Q, AQ, which)
+        cand = int((want_key(which, theta) < kth - margin).sum())
+        # Nothing yet: restart (thick: from the b most wanted Ritz vectors, so the most
+        # wanted Ritz value never gets worse) until the most wanted Ritz pair of the deflated
+        # space converges, or the check has used as many products as the solve before it.
+        spent = nmv
+        while cand == 0 and need <= 0 and spent < budget and Q.shape[1] > b:
+            u = Q @ Y[:, 0]
+            r = AQ @ Y[:, 0] - theta[0] * u
+            if np.sqrt(r @ r) <= 100 * tol * scale:
+                break
+            Q, AQ, nmv = _krylov(matmat, Q @ Y[:, :b], space, st)
+            report.n_matvec += nmv
+            spent += nmv
+            if Q is None:
+                break
+            prev = want_key(which, theta[:1])[0]
+            theta, Y = _ritz(Q, AQ, which)
+            cand = int((want_key(which, theta) < kth - margin).sum())
+            # stagnation: the best Ritz value moved by less than 5% of its distance to the
+            # k-th pair (an eigenvalue above the k-th would keep pulling it up)
+            best = want_key(which, theta[:1])[0]
+            if cand == 0 and prev - best < 0.05 * (best - kth):
+                break
+        if need > 0:
+            cand = min(max(need, 1), theta.shape[0])
+        if cand == 0:
+            report.passed = True
+            report.block, report.steps = b, st
+            report.miss_gap = kw_miss_gap(anorm, n_free, b, st, margin)
+            break
+        # Missed eigenvalues: converge the `cand` most wanted Ritz pairs of the deflated
+        # space by restarted block Krylov (block = cand + guards), then lock them.
+        nb = min(max(b, cand + 2), n_free)
+        st2 = max(2, min(steps, n_free // nb))
+        Xc = Q @ Y[:, :nb]
+        found_vals, found_vecs = [], []
+        for _cycle in range(max_cycles):
+            Q, AQ, nmv = _krylov(matmat, Xc, space, st2)
+            report.n_matvec += nmv
+            if Q is None:
+                break
+            theta, Y = _ritz(Q, AQ, which)
+            m = min(cand, theta.shape[0])
+            U = Q @ Y[:, :m]
+            R = AQ @ Y[:, :m] - U * theta[:m]
+            res = np.sqrt((R * R).sum(axis=0))
+            conv = res <= tol * scale
+            # lock the converged leading pairs (in order, so the space stays consistent)
+            nconv = int(np.argmin(conv)) if not conv.all() else m
+            if nconv:
+                found_vals.append(theta[:nconv])
+                found_vecs.append(U[:, :nconv])
+                space.add(U[:, :nconv])
+                cand -= nconv
+            if cand <= 0:
+                break
+            Xc = Q @ Y[:, nconv : nconv + max(nb - nconv, cand + 2)]
+        if found_vals:
+            vals = np.concatenate(found_vals)
+            vecs = np.hstack(found_vecs)
+            W_all = np.concatenate([W_all, vals])
+            V_all = np.hstack([V_all, vecs])
+            report.n_added += vals.shape[0]
+        else:
+            break  # could not converge the missed pairs: report not passed
+        if vals.shape[0] >= b - 1:
+            block = 2 * block  # a cluster at least as wide as the block: widen it
+            report.block = block
+    # the k most wanted of everything found
+    sel = np.argsort(want_key(which, W_all), kind="stable")[:k]
+    Vk = V_all[:, sel]
+    return W_all[sel], Vk, report

@@ -1,0 +1,226 @@
+"""geoml.eigsh: multiplicity safety (the deflated block check), LA/SA/LM, dtypes, input kinds,
+determinism across thread counts. Small sizes: the whole file runs in seconds."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator, aslinearoperator
+
+import geoml
+
+
+def _component_graph(c, seed, size=(8, 14)):
+    """Normalised adjacency D^-1/2 W D^-1/2 of c connected random graphs (a ring plus
+    random chords each): eigenvalue 1 exactly c times."""
+    rng = np.random.default_rng(1000 + seed)
+    blocks = []
+    for _ in range(c):
+        m = int(rng.integers(size[0], size[1] + 1))
+        i = np.arange(m)
+        rows = [i, rng.integers(0, m, 2 * m)]
+        cols = [(i + 1) % m, rng.integers(0, m, 2 * m)]
+        W = sp.coo_matrix((np.ones(3 * m), (np.concatenate(rows), np.concatenate(cols))), (m, m))
+        W = ((W + W.T) > 0).astype(float)
+        W.setdiag(0)
+        W.eliminate_zeros()
+        blocks.append(W)
+    # shuffle the nodes so components are not contiguous
+    W = sp.block_diag(blocks, format="csr")
+    p = rng.permutation(W.shape[0])
+    W = W[p][:, p]
+    d = np.asarray(W.sum(axis=1)).ravel()
+    s = sp.diags(1 / np.sqrt(d))
+    return (s @ W @ s).tocsr()
+
+
+def _planted(n, vals, seed, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = (Q * vals) @ Q.T
+    return ((A + A.T) / 2).astype(dtype)
+
+
+def _check_pairs(A, res, ref_vals, tol_val, tol_res):
+    A = A.toarray() if sp.issparse(A) else np.asarray(A)
+    w, V = res
+    np.testing.assert_allclose(np.sort(w), np.sort(ref_vals), atol=tol_val, rtol=0)
+    R = A.astype(np.float64) @ V.astype(np.float64) - V.astype(np.float64) * w
+    assert np.linalg.norm(R, axis=0).max() <= tol_res
+    G = V.astype(np.float64).T @ V.astype(np.float64)
+    np.testing.assert_allclose(G, np.eye(len(w)), atol=100 * tol_res + 1e-6)
+
+
+@pytest.mark.parametrize("c", range(2, 21))
+def test_components_all_found_every_seed(c):
+    """c components: eigenvalue 1 of S (0 of I - S) c times; all c found for seeds 0..19."""
+    for seed in range(20):
+        S = _component_graph(c, seed)
+        n = S.shape[0]
+        r = geoml.eigsh(S, c, which="LA", random_state=seed)
+        assert r.converged and r.check_passed
+        np.testing.assert_allclose(r.eigenvalues, np.ones(c), atol=1e-8)
+        if seed % 4 == 0:  # SA on the Laplacian, and k beyond the cluster
+            L = (sp.identity(n) - S).tocsr()
+            r = geoml.eigsh(L, c, which="SA", random_state=seed)
+            assert r.converged
+            np.testing.assert_allclose(r.eigenvalues, np.zeros(c), atol=1e-8)
+            ref = np.linalg.eigvalsh(S.toarray())[::-1][: c + 2]
+            r = geoml.eigsh(S, c + 2, which="LA", random_state=seed)
+            np.testing.assert_allclose(r.eigenvalues[::-1], ref, atol=1e-8)
+
+
+def test_issue_three_rolls():
+    """The issue's case: three kNN swiss rolls, eigenvalue 1 three times, k=5."""
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import make_swiss_roll
+    from sklearn.neighbors import kneighbors_graph
+
+    blocks = []
+    for i, m in enumerate((400, 300, 300)):
+        X, _ = make_swiss_roll(m, random_state=i)
+        W = kneighbors_graph(X, 8, include_self=False)
+        blocks.append(((W + W.T) > 0).astype(float))
+    W = sp.block_diag(blocks, format="csr")
+    d = np.asarray(W.sum(axis=1)).ravel()
+    S = (sp.diags(1 / np.sqrt(d)) @ W @ sp.diags(1 / np.sqrt(d))).tocsr()
+    ref = np.linalg.eigvalsh(S.toarray())
+    L = (sp.identity(S.shape[0]) - S).tocsr()
+    for seed in range(3):
+        for tol in (None, 1e-10):
+            r = geoml.eigsh(S, 5, which="LA", tol=tol, random_state=seed)
+            assert r.converged
+            np.testing.assert_allclose(r.eigenvalues, ref[-5:], atol=1e-8)
+        r = geoml.eigsh(L, 5, which="SA", random_state=seed)
+        np.testing.assert_allclose(r.eigenvalues, np.sort(1 - ref)[:5], atol=1e-8)
+
+
+@pytest.mark.parametrize("mult", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("which", ["LA", "SA", "LM"])
+def test_planted_multiplicity(mult, which):
+    n = 90
+    rng = np.random.default_rng(mult)
+    vals = rng.uniform(-1, 1, n)
+    top = {"LA": 3.0, "SA": -3.0, "LM": -3.0}[which]
+    vals[:mult] = top
+    if which == "LM":
+        vals[mult] = 2.5  # next by magnitude, other sign
+    A = _planted(n, vals, seed=mult)
+    k = mult + 2
+    ref = np.linalg.eigvalsh(A)
+    key = {"LA": -ref, "SA": ref, "LM": -np.abs(ref)}[which]
+    want = ref[np.argsort(key, kind="stable")[:k]]
+    kinds = [A, sp.csr_matrix(A), aslinearoperator(A)]
+    for seed in range(3):
+        for X in kinds:
+            r = geoml.eigsh(X, k, which=which, random_state=seed)
+            assert r.converged
+            _check_pairs(A, r, want, 1e-9, 1e-9 * 3)
+
+
+@pytest.mark.parametrize("mult", [2, 4, 8])
+def test_planted_multiplicity_float32(mult):
+    n = 80
+    rng = np.random.default_rng(10 + mult)
+    vals = rng.uniform(-1, 1, n)
+    vals[:mult] = 2.0
+    A = _planted(n, vals, seed=mult, dtype=np.float32)
+    k = mult + 1
+    ref = np.sort(np.linalg.eigvalsh(A.astype(np.float64)))[::-1][:k]
+    for X in (A, sp.csr_matrix(A), aslinearoperator(A)):
+        for seed in range(3):
+            r = geoml.eigsh(X, k, which="LA", random_state=seed)
+            assert r.eigenvectors.dtype == np.float32
+            assert r.converged
+            _check_pairs(A, r, ref, 1e-4, 1e-4)
+
+
+def test_close_cluster():
+    """Eigenvalues 1, 1 + 1e-10, ..., 1 + 5e-10 (six within 5e-10) next to a gap."""
+    n = 100
+    rng = np.random.default_rng(3)
+    vals = rng.uniform(-1, 0.9, n)
+    vals[:6] = 1 + 1e-10 * np.arange(6)
+    A = _planted(n, vals, seed=3)
+    ref = np.sort(np.linalg.eigvalsh(A))[::-1][:8]
+    for seed in range(5):
+        for X in (A, sp.csr_matrix(A)):
+            r = geoml.eigsh(X, 8, which="LA", random_state=seed)
+            assert r.converged
+            _check_pairs(A, r, ref, 1e-9, 3e-9)
+
+
+def test_matches_arpack_sparse():
+    from scipy.sparse.linalg import eigsh as arpack
+
+    rng = np.random.default_rng(0)
+    n = 600
+    A = sp.random(n, n, density=0.02, random_state=rng, format="csr")
+    A = ((A + A.T) / 2).tocsr()
+    for which in ("LA", "SA", "LM"):
+        r = geoml.eigsh(A, 6, which=which, tol=1e-10, random_state=1)
+        w_ref = arpack(A, 6, which=which, tol=1e-12)[0]
+        np.testing.assert_allclose(np.sort(r.eigenvalues), np.sort(w_ref), atol=1e-9)
+        assert r.converged and r.check_passed
+        assert r.miss_gap > 0
+
+
+def test_deterministic_across_threads():
+    rng = np.random.default_rng(5)
+    n = 7000  # several reduction chunks
+    A = sp.random(n, n, density=6 / n, random_state=rng, format="csr")
+    A = ((A + A.T) / 2).tocsr()
+    for which in ("LA", "LM"):
+        r1 = geoml.eigsh(A, 4, which=which, tol=1e-8, random_state=3, n_jobs=1)
+        r2 = geoml.eigsh(A, 4, which=which, tol=1e-8, random_state=3, n_jobs=2)
+        np.testing.assert_array_equal(r1.eigenvalues, r2.eigenvalues)
+        np.testing.assert_array_equal(r1.eigenvectors, r2.eigenvectors)
+    S = _component_graph(6, 0, size=(800, 1200))
+    r1 = geoml.eigsh(S, 6, random_state=7, n_jobs=1)
+    r2 = geoml.eigsh(S, 6, random_state=7, n_jobs=2)
+    assert r1.n_added == r2.n_added
+    np.testing.assert_array_equal(r1.eigenvectors, r2.eigenvectors)
+
+
+def test_check_off_and_fields():
+    S = _component_graph(4, 1)
+    r = geoml.eigsh(S, 4, check=False, random_state=0)
+    assert r.check_passed is None and r.n_added == 0
+    r = geoml.eigsh(S, 4, random_state=0)
+    assert r.check_passed is True and r.check_block >= 1 and r.check_steps >= 1
+    w, V = r
+    assert r[0] is r.eigenvalues and len(r) == 2
+
+
+def test_bad_check_arguments():
+    A = sp.identity(10, format="csr")
+    with pytest.raises(ValueError, match="check_block"):
+        geoml.eigsh(A, 2, check_block=0)
+    with pytest.raises(ValueError, match="check_steps"):
+        geoml.eigsh(A, 2, check_steps=0)
+    with pytest.raises(TypeError, match="check"):
+        geoml.eigsh(A, 2, check="yes")
+
+
+def test_linear_operator_matvec_only():
+    """A LinearOperator without matmat works (matmat falls back to matvec per column)."""
+    A = _planted(60, np.r_[np.full(3, 2.0), np.linspace(-1, 1, 57)], seed=2)
+    op = LinearOperator(A.shape, matvec=lambda x: A @ x, dtype=np.float64)
+    r = geoml.eigsh(op, 4, random_state=0)
+    ref = np.sort(np.linalg.eigvalsh(A))[::-1][:4]
+    _check_pairs(A, r, ref, 1e-9, 3e-9)
+
+
+@pytest.mark.parametrize("gap", [1e-2, 1e-3, 1e-4])
+def test_missed_copy_next_to_close_eigenvalue(gap):
+    """Eigenvalue 1 four times, then 1 - gap: Lanczos often returns [1 - gap, 1, 1, 1]; the
+    check finds the fourth 1 for every seed."""
+    n = 100
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        vals = rng.uniform(-1, 1 - 2 * gap, n)
+        vals[:4] = 1.0
+        vals[4] = 1 - gap
+        A = sp.csr_matrix(_planted(n, vals, seed))
+        r = geoml.eigsh(A, 4, random_state=seed)
+        assert r.converged and r.check_passed
+        np.testing.assert_allclose(r.eigenvalues, np.ones(4), atol=1e-9)
