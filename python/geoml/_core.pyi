@@ -39,6 +39,7 @@ __all__: list[str] = [
     "gram_apply",
     "gram_apply_pair",
     "heat_chebyshev",
+    "idle_cores",
     "kmeans",
     "knn",
     "linear_assignment",
@@ -1022,6 +1023,11 @@ def heat_chebyshev(
 ) -> None:
     """
     Terms k_begin..k_end of sum_k coef[j, k] T_k(S) X into Y (state in buf0/1).
+    """
+
+def idle_cores() -> int:
+    """
+    Cores not busy with other processes now (caps the default thread count).
     """
 
 def kmeans(
