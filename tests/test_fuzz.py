@@ -1190,6 +1190,9 @@ def orc_directed_reference(G, alpha, base, exp_power):
 
     out = []
     for x, y in arcs:
+        if D[x, y] < 1e-7:  # GraphRicciCurvature: curvature 0 below its EPSILON distance
+            out.append(0.0)
+            continue
         (sx, mx), (sy, my) = measure(x, True), measure(y, False)
         out.append(1 - emd_reference(mx, my, D[np.ix_(sx, sy)]) / D[x, y])
     return np.array(out)

@@ -751,3 +751,17 @@ def test_simd_kernels_every_isa(isa, dtype):
         )
     finally:
         geoml._core.set_simd_isa("auto")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ts_gram_same_bits_for_any_thread_count(rng, dtype):
+    """Y^T Y sums its row blocks in groups fixed by the shape, not by the thread count."""
+    from geoml import _core
+
+    Y = rng.normal(size=(3 * 4096 + 17, 12)).astype(dtype)  # m l^2 >= 2^20: the threaded path
+    G1 = _core.ts_gram(Y, n_jobs=1)
+    G2 = _core.ts_gram(Y, n_jobs=2)
+    np.testing.assert_array_equal(G1, G2)
+    ref = Y.astype(np.float64).T @ Y.astype(np.float64)
+    tol = 1e-5 if dtype == np.float32 else 1e-12  # float32 rows are summed in float32 per block
+    np.testing.assert_allclose(G1, ref, rtol=tol, atol=tol * np.abs(ref).max())

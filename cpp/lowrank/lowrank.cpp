@@ -598,20 +598,27 @@ void ts_gram(const T* Y, int64_t m, int64_t l, double* G, int n_threads) {
                      ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), nb))
                      : 1;
   const SimdIsa isa = simd_isa();
-  std::fill(G, G + l * l, 0.0);
+  // Blocks are summed in a fixed number of groups (set by m and l, not by the thread count),
+  // each in block order, and the groups in group order: the same bits for any n_jobs.
+  const int64_t ng = std::max<int64_t>(
+      1, std::min<int64_t>({nb, 32, (int64_t(1) << 22) / std::max<int64_t>(1, l * l)}));
+  std::vector<double> sums(static_cast<size_t>(ng * l * l), 0.0);
 #pragma omp parallel num_threads(nt)
   {
     std::vector<T> part(static_cast<size_t>(l * l));
-    std::vector<double> acc(static_cast<size_t>(l * l), 0.0);
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < nb; ++b) {
-      const int64_t i0 = b * kTsBlock, i1 = std::min(m, i0 + kTsBlock);
-      GEOML_SIMD_CALL(isa, ts_gram_rows<T>, Y, i0, i1, l, part.data());
-      for (int64_t e = 0; e < l * l; ++e) acc[e] += part[e];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t g = 0; g < ng; ++g) {
+      double* acc = sums.data() + g * l * l;
+      for (int64_t b = nb * g / ng; b < nb * (g + 1) / ng; ++b) {
+        const int64_t i0 = b * kTsBlock, i1 = std::min(m, i0 + kTsBlock);
+        GEOML_SIMD_CALL(isa, ts_gram_rows<T>, Y, i0, i1, l, part.data());
+        for (int64_t e = 0; e < l * l; ++e) acc[e] += part[e];
+      }
     }
-#pragma omp critical
-    for (int64_t e = 0; e < l * l; ++e) G[e] += acc[e];
   }
+  std::fill(G, G + l * l, 0.0);
+  for (int64_t g = 0; g < ng; ++g)
+    for (int64_t e = 0; e < l * l; ++e) G[e] += sums[g * l * l + e];
 }
 
 template <typename T>
