@@ -6,7 +6,7 @@ Sections, each timed three ways on the same data in one run:
   "cluster"  : geoml.dask on a distributed.LocalCluster of 2 worker processes x 1 thread.
 Reported: median time, overhead = cluster / single - 1 (issue's target: <= 25 %), the bytes
 the model of docs/design/scale-out.md predicts to move between processes, and the workers'
-peak resident memory (psutil, sampled by the scheduler).
+resident memory (the largest worker's, as last sampled by the scheduler, after the section).
   1. exact kNN graph of clustered data, n x d (issue: 2,000,000 x 64, k=15);
   2. batched small OT: B problems of size s x s, exact and Sinkhorn (issue: 10^6 problems).
 
@@ -38,7 +38,7 @@ def knn_bytes(n: int, d: int, k: int, chunk: int, itemsize: int) -> float:
     return P * (P - 1) * chunk * d * itemsize + P * P * chunk * k * 16
 
 
-def _peak_memory(client) -> float:
+def _worker_memory(client) -> float:
     info = client.scheduler_info()["workers"]
     return max(w["metrics"]["memory"] for w in info.values()) / 2**20
 
@@ -86,7 +86,7 @@ def main():
                     "cluster_s": t3,
                     "overhead": t3 / t1 - 1,
                     "model_MiB": knn_bytes(args.n, args.d, args.k, args.chunk, 4) / 2**20,
-                    "peak_worker_MiB": _peak_memory(client),
+                    "worker_rss_MiB": _worker_memory(client),
                     "identical": same,
                 }
             )
@@ -120,7 +120,7 @@ def main():
                         "cluster_s": t3,
                         "overhead": t3 / t1 - 1,
                         "model_MiB": args.B * 8 * 4 / 2**20,  # results back to the client
-                        "peak_worker_MiB": _peak_memory(client),
+                        "worker_rss_MiB": _worker_memory(client),
                         "identical": bool(
                             np.array_equal(r1.cost, r2.cost) and np.array_equal(r1.cost, r3.cost)
                         ),
@@ -130,7 +130,7 @@ def main():
         client.close()
         cluster.close()
     cols = ["section", "single_s", "threads_s", "cluster_s", "overhead", "model_MiB"]
-    print_table(rows, cols + ["peak_worker_MiB", "identical"])
+    print_table(rows, cols + ["worker_rss_MiB", "identical"])
     write_json("dask", {"args": vars(args), "rows": rows}, args.out)
 
 

@@ -312,3 +312,27 @@ def test_ollivier_ricci_distributed(client):
     for G in _graphs():
         ref = geoml.ollivier_ricci(G)
         np.testing.assert_array_equal(gdask.ollivier_ricci(G, edge_chunk=50), ref)
+
+
+def test_knn_random_chunkings_hypothesis():
+    hyp = pytest.importorskip("hypothesis")
+    st = hyp.strategies
+
+    @hyp.settings(max_examples=60, deadline=None, derandomize=True)
+    @hyp.given(
+        n=st.integers(2, 40),
+        d=st.integers(1, 5),
+        data=st.data(),
+        metric=st.sampled_from(METRICS),
+        dtype=st.sampled_from([np.float32, np.float64]),
+        seed=st.integers(0, 2**16),
+    )
+    def check(n, d, data, metric, dtype, seed):
+        k = data.draw(st.integers(1, n - 1), label="k")
+        cuts = data.draw(st.sets(st.integers(1, n - 1), max_size=6), label="cuts")
+        edges = [0, *sorted(cuts), n]
+        chunks = tuple(np.diff(edges).tolist())
+        with dask.config.set(scheduler="sync"):
+            _check_knn(_data(n, d, dtype, seed), chunks, k, metric)
+
+    check()
