@@ -72,7 +72,7 @@ def _check_knn(X, chunks, k, metric):
 def test_knn_threaded_equals_geoml(chunks, k, metric, dtype):
     with dask.config.set(scheduler="threads"):
         for seed in (0, 1):
-            _check_knn(_data(57, 6, dtype, seed), chunks, k, metric)
+            _check_knn(_data(57, 6 + 11 * seed, dtype, seed), chunks, k, metric)  # d=6, 17
 
 
 def _brute(X, k, metric):
@@ -336,3 +336,23 @@ def test_knn_random_chunkings_hypothesis():
             _check_knn(_data(n, d, dtype, seed), chunks, k, metric)
 
     check()
+
+
+def test_worker_killed_mid_run(client):
+    # One worker process is killed (SIGKILL) while the kNN graph is being computed: Dask
+    # reruns its tasks elsewhere (the nanny starts a new process) and the result is unchanged.
+    import os
+    import signal
+
+    X = _data(600, 9, np.float64, 21)
+    ref = geoml.knn(X, 7)
+    futs = client.compute(list(gdask.knn(da.from_array(X, chunks=50), 7)))
+    nanny = next(iter(client.cluster.workers.values()))
+    victim = nanny.worker_address
+    assert not all(f.done() for f in futs)  # killed mid-run, not after
+    os.kill(nanny.process.pid, signal.SIGKILL)
+    idx, dist = client.gather(futs)
+    np.testing.assert_array_equal(idx, ref.indices)
+    np.testing.assert_array_equal(dist, ref.distances)
+    client.wait_for_workers(2, timeout=60)
+    assert victim not in client.scheduler_info()["workers"]  # that process is gone

@@ -101,21 +101,32 @@ def _as_dask_rows(X, name: str = "X"):
 # ---------------------------------------------------------------------------- kNN
 
 
+def _seqsum(terms) -> np.ndarray:
+    """Sum over the last axis in index order, one float64 add at a time, like the C++ loop
+    (NumPy's pairwise ``sum`` rounds differently)."""
+    s = np.zeros(terms.shape[:-1])
+    for t in range(terms.shape[-1]):
+        s += terms[..., t]
+    return s
+
+
 def _exact64(Q: np.ndarray, D: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
-    """Distances of the (m, c) candidates idx (rows of D) to the rows of Q in float64,
-    with the formulas of geoml's finishing step (knn.cpp, exact_distance)."""
+    """Distances of the (m, c) candidates idx (rows of D) to the rows of Q in float64, with
+    the formulas and summation order of geoml's finishing step (knn.cpp, exact_distance)."""
     q = Q.astype(np.float64)[:, None, :]
     x = D.astype(np.float64)[idx]
     if metric in ("euclidean", "sqeuclidean"):
-        s = ((q - x) ** 2).sum(axis=2)
+        diff = q - x
+        s = _seqsum(diff * diff)
         return np.sqrt(s) if metric == "euclidean" else s
-    dot = (q * x).sum(axis=2)
+    dot = _seqsum(q * x)
     if metric == "inner_product":
         return -dot
-    qn = np.sqrt((Q.astype(np.float64) ** 2).sum(axis=1))[:, None]
-    xn = np.sqrt((D.astype(np.float64) ** 2).sum(axis=1))[idx]
+    Q64, D64 = Q.astype(np.float64), D.astype(np.float64)
+    qn = np.sqrt(_seqsum(Q64 * Q64))[:, None]
+    xn = np.sqrt(_seqsum(D64 * D64))[idx]
     with np.errstate(divide="ignore", invalid="ignore"):
-        dist = np.clip(1.0 - dot / (qn * xn), 0.0, 2.0)
+        dist = np.minimum(2.0, np.maximum(0.0, 1.0 - dot / (qn * xn)))
     return np.where((qn == 0) | (xn == 0), 1.0, dist)
 
 
