@@ -356,3 +356,13 @@ def test_worker_killed_mid_run(client):
     np.testing.assert_array_equal(dist, ref.distances)
     client.wait_for_workers(2, timeout=60)
     assert victim not in client.scheduler_info()["workers"]  # that process is gone
+
+
+def test_knn_wide_rows_recomputed_in_blocks():
+    # 2**21 / (k d) = 174 < 300 query rows per chunk: the float64 re-computation runs in blocks
+    X = _data(600, 300, np.float64, 22)
+    ref = geoml.knn(X, 40)
+    with dask.config.set(scheduler="threads"):
+        idx, dist = dask.compute(*gdask.knn(da.from_array(X, chunks=300), 40))
+    np.testing.assert_array_equal(idx, ref.indices)
+    np.testing.assert_array_equal(dist, ref.distances)

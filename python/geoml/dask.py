@@ -149,7 +149,11 @@ def _knn_block(Q, D, q0: int, d0: int, k: int, metric: str, n_jobs):
         n_jobs=_task_threads(n_jobs),
         verbose=False,
     )
-    return idx + d0, _exact64(Q, D, idx, metric)
+    step = max(1, (1 << 21) // (c * Q.shape[1]))  # float64 temporaries of at most ~16 MiB
+    dist = np.concatenate(
+        [_exact64(Q[i : i + step], D, idx[i : i + step], metric) for i in range(0, m, step)]
+    )
+    return idx + d0, dist
 
 
 def _merge(k: int, *parts):
