@@ -177,6 +177,13 @@ def test_knn_bad_input():
         gdask.knn(X, 2, split_every=1)
     with pytest.raises(ValueError, match="symmetrize"):
         gdask.knn_graph(X, 2, symmetrize="bogus")
+    bad = _data(10, 2, np.float64, 0)
+    bad[7, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        dask.compute(*gdask.knn(da.from_array(bad, chunks=4), 2), scheduler="sync")
+    bad[7, 1] = 1e300
+    with pytest.raises(ValueError, match="overflow"):
+        dask.compute(*gdask.knn(da.from_array(bad, chunks=4), 2), scheduler="sync")
     unknown = da.from_array(np.zeros((10, 2)), chunks=4)
     unknown = unknown[unknown[:, 0] == 0]
     with pytest.raises(ValueError, match="unknown chunk sizes"):

@@ -28,6 +28,7 @@ from ._validation import check_int
 from .neighbors import (
     KNNResult,
     _check_graph_options,
+    _check_magnitude,
     _check_metric,
     _graph_from_neighbors,
 )
@@ -136,6 +137,10 @@ def _knn_block(Q, D, q0: int, d0: int, k: int, metric: str, n_jobs):
     block is diagonal (q0 == d0)."""
     m, n = Q.shape[0], D.shape[0]
     diag = q0 == d0
+    for A, a0 in ((Q, q0), (D, d0)):  # O(c d) against the task's O(c^2 d)
+        if not np.isfinite(A).all():
+            raise ValueError(f"X contains NaN or infinity (rows {a0} to {a0 + len(A) - 1})")
+        _check_magnitude(A, None)
     c = min(k, n - 1 if diag else n)
     if c < 1:
         return np.empty((m, 0), np.int64), np.empty((m, 0), np.float64)
@@ -187,8 +192,8 @@ def knn(X, k: int, *, metric: str = "euclidean", n_jobs: int | None = None, spli
     ----------
     X : dask.array.Array of shape (n_samples, n_features)
         Data, chunked by rows (column chunks are merged). float32/float64 are used as they are,
-        float16 becomes float32, integers and booleans float64. NaN/inf are not scanned for
-        (it would read the data twice): they give undefined neighbours.
+        float16 becomes float32, integers and booleans float64. NaN/inf raise ``ValueError``
+        when computed (each task checks its two chunks), as do entries whose squares overflow.
     k : int
         Neighbours per point, ``1 <= k <= n_samples - 1``. Chunks may hold fewer than k rows.
     metric : {"euclidean", "sqeuclidean", "cosine", "inner_product"}
