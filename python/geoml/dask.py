@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from ._validation import check_int
+from ._validation import check_int, check_n_jobs
 from .neighbors import (
     KNNResult,
     _check_graph_options,
@@ -76,7 +76,7 @@ def _task_threads(n_jobs) -> int:
             import os
 
             return max(1, os.cpu_count() or 1)
-    return int(n_jobs)
+    return check_n_jobs(n_jobs)
 
 
 def _as_dask_rows(X, name: str = "X"):
@@ -299,9 +299,9 @@ def knn_graph(
     idx, dist = knn(X, k, metric=metric, n_jobs=n_jobs, split_every=split_every)
     dask, _ = _import_dask()
     idx, dist = dask.compute(idx, dist)
-    jobs = 1 if n_jobs is None else n_jobs
+    # the CSR build runs on the client, with the client's threads (OpenMP default for None)
     return _graph_from_neighbors(
-        KNNResult(idx, dist), mode, symmetrize, kernel, sigma, k_sigma, decay, jobs
+        KNNResult(idx, dist), mode, symmetrize, kernel, sigma, k_sigma, decay, check_n_jobs(n_jobs)
     )
 
 
