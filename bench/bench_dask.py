@@ -77,7 +77,9 @@ def main():
             Xc = client.persist(Xd)  # data on the workers, as if read there (e.g. from Zarr)
             with client.as_current():
                 t3, G3 = timeit(lambda: gdask.knn_graph(Xc, args.k), repeats=args.repeats)
-            same = (G1 != G2).nnz == 0 and (G1 != G3).nnz == 0
+            # rows whose graph row differs (float32 near-ties at the k-th neighbour, where the
+            # single-machine score selection may keep a slightly farther point)
+            diff = int(max(np.unique((G1 != G).nonzero()[0]).size for G in (G2, G3)))
             rows.append(
                 {
                     "section": f"knn_graph {args.n}x{args.d} k={args.k} chunk={args.chunk}",
@@ -87,7 +89,7 @@ def main():
                     "overhead": t3 / t1 - 1,
                     "model_MiB": knn_bytes(args.n, args.d, args.k, args.chunk, 4) / 2**20,
                     "worker_rss_MiB": _worker_memory(client),
-                    "identical": same,
+                    "rows_differing": diff,
                 }
             )
         if 2 in sections:
@@ -121,16 +123,14 @@ def main():
                         "overhead": t3 / t1 - 1,
                         "model_MiB": args.B * 8 * 4 / 2**20,  # results back to the client
                         "worker_rss_MiB": _worker_memory(client),
-                        "identical": bool(
-                            np.array_equal(r1.cost, r2.cost) and np.array_equal(r1.cost, r3.cost)
-                        ),
+                        "rows_differing": int(max((r1.cost != r.cost).sum() for r in (r2, r3))),
                     }
                 )
     finally:
         client.close()
         cluster.close()
     cols = ["section", "single_s", "threads_s", "cluster_s", "overhead", "model_MiB"]
-    print_table(rows, cols + ["worker_rss_MiB", "identical"])
+    print_table(rows, cols + ["worker_rss_MiB", "rows_differing"])
     write_json("dask", {"args": vars(args), "rows": rows}, args.out)
 
 
