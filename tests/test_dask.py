@@ -34,7 +34,7 @@ def client():
         n_workers=2,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: never a clash on 8787,
         silence_logs=40,
     )
     c = distributed.Client(cluster)
