@@ -16,8 +16,15 @@ Sections (issue 4), each with the issue's goal and a met/MISSED column:
      --points-anchor-n points, and the time of one iteration at n=100,000 (memory O(n);
      a converged run there takes several minutes on 2 cores: --points-iters raises it).
 
-Usage: python bench/bench_ot.py [--quick] [--repeats R] [--sizes 2000,5000] [--sections 1,2,3,4]
-                                [--pot-limit S] [--points-iters K]
+  5. linear assignment (issue 18): geoml.ot.linear_assignment against SciPy's
+     linear_sum_assignment at n=2000 (dense uniform [0, 1) costs; also integer costs in
+     0..99, many ties, and a 2000 x 4000 rectangle), and linear_assignment_batched on 100
+     problems of 512 x 512 against a Python loop of SciPy. Goals: >= 3x SciPy at n=2000
+     (uniform), >= 5x the loop. Costs must be identical (rel_diff ~ 1e-16).
+
+Usage: python bench/bench_ot.py [--quick] [--repeats R] [--sizes 2000,5000]
+                                [--sections 1,2,3,4,5] [--pot-limit S] [--points-iters K]
+                                [--assign-n 2000] [--assign-batch 100] [--assign-batch-n 512]
 """
 
 from __future__ import annotations
@@ -375,6 +382,59 @@ def section_points(args, rows_out):
     rows_out["points"] = rows
 
 
+def section_assignment(args, rows_out):
+    from scipy.optimize import linear_sum_assignment
+
+    print("\n== 5. linear assignment vs scipy.optimize.linear_sum_assignment")
+    rng = np.random.default_rng(7)
+    n = args.assign_n
+    rows = []
+    problems = [
+        ("uniform", rng.random((n, n)), 3.0),
+        ("int 0..99", rng.integers(0, 100, (n, n)).astype(float), None),
+        ("uniform rect", rng.random((n, 2 * n)), None),
+    ]
+    for name, C, target in problems:
+        tg, (rg, cg) = timeit(lambda C=C: geoml.ot.linear_assignment(C), repeats=args.repeats)
+        ts, (rs, cs) = timeit(lambda C=C: linear_sum_assignment(C), repeats=args.repeats)
+        costg, costs = C[rg, cg].sum(), C[rs, cs].sum()
+        rows.append(
+            dict(
+                problem=f"{name} {C.shape[0]}x{C.shape[1]}",
+                geoml_s=tg,
+                scipy_s=ts,
+                speedup=ts / tg,
+                goal=goal(ts / tg, target) if target else "",
+                rel_diff=abs(costg - costs) / max(abs(costs), 1.0),
+                same_pairs=bool(np.array_equal(cg, cs)),
+            )
+        )
+    B, nb = args.assign_batch, args.assign_batch_n
+    Cs = rng.random((B, nb, nb))
+    tg, res = timeit(lambda: geoml.ot.linear_assignment_batched(Cs), repeats=args.repeats)
+    t1, res1 = timeit(
+        lambda: geoml.ot.linear_assignment_batched(Cs, n_jobs=1), repeats=args.repeats
+    )
+    ts, ref = timeit(lambda: [linear_sum_assignment(C) for C in Cs], repeats=args.repeats)
+    ref_cost = np.array([C[r, c].sum() for C, (r, c) in zip(Cs, ref)])
+    for label, t, r in (("all threads", tg, res), ("n_jobs=1", t1, res1)):
+        rows.append(
+            dict(
+                problem=f"batched {B} x {nb}x{nb} ({label})",
+                geoml_s=t,
+                scipy_s=ts,
+                speedup=ts / t,
+                goal=goal(ts / t, 5.0) if label == "all threads" else "",
+                rel_diff=float(np.max(np.abs(r.cost - ref_cost) / ref_cost)),
+                same_pairs=bool(all(np.array_equal(r.col_ind[k], ref[k][1]) for k in range(B))),
+            )
+        )
+    print_table(
+        rows, ["problem", "geoml_s", "scipy_s", "speedup", "goal", "rel_diff", "same_pairs"]
+    )
+    rows_out["assignment"] = rows
+
+
 def main():
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -382,7 +442,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes, short limits")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", default="2000,5000", help="EMD sizes")
-    ap.add_argument("--sections", default="1,2,3,4")
+    ap.add_argument("--sections", default="1,2,3,4,5")
     ap.add_argument("--out", default=None)
     ap.add_argument(
         "--pot-limit",
@@ -396,6 +456,9 @@ def main():
         default=1,
         help="iterations of the n=100,000 point-cloud run (section 4)",
     )
+    ap.add_argument("--assign-n", type=int, default=2000, help="section 5 problem size")
+    ap.add_argument("--assign-batch", type=int, default=100, help="section 5 batch count")
+    ap.add_argument("--assign-batch-n", type=int, default=512, help="section 5 batch size")
     args = ap.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.sinkhorn_n = 2000
@@ -408,6 +471,7 @@ def main():
         args.sizes = [min(s, 1000) for s in args.sizes]
         args.batch, args.pot_subset, args.pot_sinkhorn_subset = 20_000, 2_000, 500
         args.points_n, args.points_anchor_n = 10_000, 1_000
+        args.assign_n, args.assign_batch, args.assign_batch_n = 500, 20, 256
     sections = {int(s) for s in args.sections.split(",")}
     print(machine())
     out = {}
@@ -419,6 +483,8 @@ def main():
         section_batched(args, out)
     if 4 in sections:
         section_points(args, out)
+    if 5 in sections:
+        section_assignment(args, out)
     write_json(
         "ot" + ("_quick" if args.quick else ""), {"args": vars(args), "results": out}, args.out
     )

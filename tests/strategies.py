@@ -68,7 +68,7 @@ BAD_INTS = (0, -1, -(2**31), 2**31, 2**63, 1.5, float("nan"), True, None, "3", n
 # graphs); any other warning (NumPy overflow / invalid value, ...) fails the test.
 ALLOWED_WARNING = re.compile(
     r"did not converge|did not reach|max_iter|connected components|"
-    r"stopped after|hit max_iter"
+    r"stopped after|hit max_iter|point\(s\) dropped"
 )
 
 

@@ -41,6 +41,8 @@ ESTIMATORS = [
     geoml.RicciFlow(n_iter=1),
     geoml.RicciCommunities(n_iter=1),
     geoml.Tucker(1),
+    geoml.MDM(),
+    geoml.TangentSpace(),
 ]
 
 
@@ -460,3 +462,19 @@ def test_curvature_dense_adjacency_matches_sparse():
         geoml.OllivierRicci().fit(np.full((4, 4), np.nan))
     with pytest.raises(ValueError, match="2-D"):
         geoml.OllivierRicci().fit(np.ones(4))
+
+
+def test_spd_estimators_identical_for_one_and_two_threads():
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((40, 5, 20))
+    X = geoml.spd.covariances(A, "lwf")
+    y = np.repeat([0, 1], 20)
+    X[y == 1] *= 1.5
+    for metric in ("riemann", "logeuclid", "wasserstein"):
+        m1 = geoml.MDM(metric=metric, n_jobs=1).fit(X, y)
+        m2 = geoml.MDM(metric=metric, n_jobs=2).fit(X, y)
+        assert np.array_equal(m1.covmeans_, m2.covmeans_)
+        assert np.array_equal(m1.transform(X), m2.transform(X))
+        t1 = geoml.TangentSpace(metric=metric, n_jobs=1).fit_transform(X)
+        t2 = geoml.TangentSpace(metric=metric, n_jobs=2).fit_transform(X)
+        assert np.array_equal(t1, t2)

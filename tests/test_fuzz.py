@@ -18,12 +18,14 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.linalg as sp_linalg
 import scipy.sparse as sp
 
 pytest.importorskip("hypothesis")
 import strategies
 from hypothesis import given, note
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from scipy.optimize import linear_sum_assignment, linprog
 from scipy.sparse.csgraph import laplacian as csgraph_laplacian
 from scipy.sparse.csgraph import shortest_path
@@ -505,19 +507,24 @@ def uniform_like(w, n):
 
 
 def emd_reference(a, b, C):
-    """Optimal cost by linear programming (HiGHS), b rescaled to the mass of a."""
+    """Optimal cost by linear programming (HiGHS), b rescaled to the mass of a; +inf costs are
+    forbidden pairs (flow fixed at 0). None when that leaves no feasible plan."""
     m, n = C.shape
     b = b * (a.sum() / b.sum())
     A_eq = np.vstack([np.kron(np.eye(m), np.ones(n)), np.kron(np.ones(m), np.eye(n))])
-    lo = C.min()  # HiGHS takes costs above ~1e15 for infinite: solve the shifted, scaled problem
-    s = max((C - lo).max(), 1.0)
+    allowed = np.isfinite(C)
+    Cz = np.where(allowed, C, 0.0)
+    lo = Cz.min()  # HiGHS takes costs above ~1e15 for infinite: solve the shifted, scaled problem
+    s = max((Cz - lo).max(), 1.0)
     res = linprog(
-        ((C - lo) / s).ravel(),
+        ((Cz - lo) / s).ravel(),
         A_eq=A_eq,
         b_eq=np.concatenate([a, b]),
-        bounds=(0, None),
+        bounds=[(0, None) if ok else (0, 0) for ok in allowed.ravel()],
         method="highs",
     )
+    if res.status == 2 and not allowed.all():
+        return None
     assert res.status == 0, res.message
     return res.fun * s + lo * a.sum()
 
@@ -539,10 +546,12 @@ def test_emd(prob, max_iter, sparse):
     Cf = f64(C)
     m, n = Cf.shape
     af, bf = uniform_like(a, m), uniform_like(b, n)
-    scale = (1 + np.abs(Cf).max()) * af.sum()
+    scale = (1 + np.abs(Cf[np.isfinite(Cf)]).max(initial=0.0)) * af.sum()
     np.testing.assert_allclose(P.sum(1), af, atol=1e-9 * af.sum())
     np.testing.assert_allclose(P.sum(0), bf * af.sum() / bf.sum(), atol=1e-9 * af.sum())
+    assert not (P > 0)[~np.isfinite(Cf)].any(), "mass on a forbidden (+inf) pair"
     ref = emd_reference(af, bf, Cf)
+    assert ref is not None, "an infeasible problem (forbidden pairs) was accepted"
     assert abs(out.cost - ref) <= 1e-7 * scale
     assert abs(af @ out.f + (bf * af.sum() / bf.sum()) @ out.g - out.cost) <= 1e-7 * scale
     if a is None and b is None and m == n:  # uniform square: an assignment problem
@@ -627,7 +636,8 @@ def test_emd_batched(prob, return_plans, max_iter, n_jobs):
             continue
         ak, bk, Ck = restrict(ak, bk, Ck)
         ref = ot.emd(ak, bk, Ck).cost
-        assert abs(out.cost[k] - ref) <= 1e-9 * (1 + np.abs(Ck).max(initial=0)) * ak.sum()
+        finite = np.abs(Ck[np.isfinite(Ck)]).max(initial=0)
+        assert abs(out.cost[k] - ref) <= 1e-9 * (1 + finite) * ak.sum()
 
 
 EPS = st.one_of(
@@ -685,7 +695,11 @@ def test_sinkhorn(prob, eps, tol, max_iter, schedule, warm, n_jobs):
             + np.abs(out.plan.sum(0) - bf * af.sum() / bf.sum()).sum()
         )
         assert err <= max(tol, 1e-12) * af.sum() * 1.01 + 1e-12
-        assert out.cost >= emd_reference(af, bf, f64(C)) - (1 + np.abs(f64(C)).max()) * (err + 1e-7)
+        assert not (out.plan > 0)[~np.isfinite(f64(C))].any(), "mass on a forbidden pair"
+        ref = emd_reference(af, bf, f64(C))
+        Cfin = np.abs(f64(C)[np.isfinite(f64(C))]).max(initial=0.0)
+        if ref is not None:  # (a loose tol can "converge" on an infeasible pattern)
+            assert out.cost >= ref - (1 + Cfin) * (err + 1e-7)
 
 
 @given(
@@ -1435,3 +1449,259 @@ def test_ollivier_ricci_valid(n, data):
     np.testing.assert_allclose(est.curvature_, ref, atol=1e-7)
     frc = attempt(geoml.FormanRicci("1d").fit, G)
     assert not rejected(frc) and np.isfinite(frc.curvature_).all()
+
+
+# ---------------------------------------------------------------------------- assignment
+
+
+@st.composite
+def assignment_costs(draw, max_side=6):
+    m, n = draw(
+        st.sampled_from([(1, 1), (0, 2), (2, 0), (0, 0)])
+        | st.tuples(st.integers(1, max_side), st.integers(1, max_side))
+    )
+    C = draw(arrays((m, n)))
+    if draw(st.booleans()) and C.size and C.dtype.kind == "f":  # forbidden pairs
+        C = np.array(C)
+        C[draw(hnp.arrays(bool, C.shape))] = np.inf
+    return C
+
+
+def brute_assignment(C, maximize):
+    """Best objective over every assignment of a tiny problem (inf when none is allowed)."""
+    import itertools
+
+    C = -C if maximize else C
+    if C.shape[0] > C.shape[1]:
+        C = C.T
+    m, n = C.shape
+    best = np.inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        for cols in itertools.permutations(range(n), m):
+            best = min(best, C[np.arange(m), list(cols)].sum())
+    return -best if maximize else best
+
+
+def check_assignment(C, out, maximize):
+    r, c = out
+    Cf = f64(C)
+    m, n = Cf.shape
+    k = min(m, n)
+    assert r.shape == c.shape == (k,) and r.dtype == c.dtype == np.int64
+    assert len(set(r.tolist())) == k == len(set(c.tolist()))
+    assert (np.diff(r) > 0).all()
+    with np.errstate(invalid="ignore", over="ignore"):
+        got_cost = Cf[r, c].sum()
+    ref = brute_assignment(Cf, maximize)
+    if np.isfinite(ref):
+        scale = 1 + np.abs(Cf[np.isfinite(Cf)]).max(initial=0.0) * max(k, 1)
+        assert abs(got_cost - ref) <= 1e-12 * scale
+    return got_cost
+
+
+def assignment_input_ok(C, maximize):
+    """Whether geoml must accept C: real values, no NaN, no infinity of the wrong sign, and an
+    assignment that avoids the forbidden entries."""
+    arr = np.asarray(C)
+    if arr.dtype.kind not in "fiub":
+        return None  # complex / object: refused or converted, either is fine
+    Cf = f64(arr)
+    if np.isnan(Cf).any() or ((Cf == np.inf) if maximize else (Cf == -np.inf)).any():
+        return False
+    allowed = np.isfinite(Cf)
+    if 0 in Cf.shape:
+        return True
+    return bool(np.isfinite(brute_assignment(np.where(allowed, 0.0, np.inf), False)))
+
+
+@given(C=assignment_costs(), maximize=st.booleans())
+def test_linear_assignment(C, maximize):
+    out = attempt(ot.linear_assignment, C, maximize=maximize)
+    note(f"result {out!r}")
+    ok = assignment_input_ok(C, maximize)
+    if ok is None:
+        return
+    assert rejected(out) != ok, "accepted bad input or refused a feasible problem"
+    if ok:
+        check_assignment(C, out, maximize)
+        if np.isfinite(f64(C)).all() and np.abs(f64(C)).max(initial=0) < 1e100:
+            r, c = linear_sum_assignment(f64(C), maximize=maximize)
+            ref = f64(C)[r, c].sum()
+            scale = 1 + np.abs(f64(C)).max(initial=0.0) * len(r)
+            assert abs(f64(C)[out].sum() - ref) <= 1e-12 * scale
+
+
+@given(
+    Cs=st.lists(assignment_costs(), min_size=0, max_size=4),
+    maximize=st.booleans(),
+    n_jobs=N_JOBS,
+)
+def test_linear_assignment_batched(Cs, maximize, n_jobs):
+    out = attempt(ot.linear_assignment_batched, Cs, maximize=maximize, n_jobs=n_jobs)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert out.cost.shape == (len(Cs),)
+    for k, C in enumerate(Cs):
+        got_cost = check_assignment(C, (out.row_ind[k], out.col_ind[k]), maximize)
+        if np.isfinite(got_cost):
+            assert out.cost[k] == pytest.approx(got_cost, rel=1e-12, abs=1e-300)
+
+
+# ---------------------------------------------------------------------------- measures
+
+
+@given(
+    X=arrays(shapes_2d(12)),
+    method=st.sampled_from(["mle", "twonn", "gride", "lpca", "foo"]),
+    k=st.one_of(st.none(), SMALL_INT),
+    local=st.sampled_from([False, True, 1]),
+    n_jobs=N_JOBS,
+)
+def test_intrinsic_dimension(X, method, k, local, n_jobs):
+    out = attempt(geoml.intrinsic_dimension, X, method, k=k, local=local, n_jobs=n_jobs)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert np.isfinite(out.dimension), out
+    assert not out.dimension < 0
+    if local:
+        assert out.pointwise.shape == (np.asarray(X).shape[0],)
+        assert not (out.pointwise < 0).any()
+    else:
+        assert out.pointwise is None
+
+
+@given(
+    A=arrays(st.sampled_from([(1, 1), (2, 2), (3, 3), (5, 5), (2, 3), (0, 0)])),
+    graph=st.booleans(),
+    method=st.sampled_from(["exact", "slq", "auto", "x"]),
+    seed=SEEDS,
+)
+def test_von_neumann_entropy(A, graph, method, seed):
+    if is_valid_float(A) and A.ndim == 2 and A.shape[0] == A.shape[1]:
+        A = np.asarray(A, dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            A = A @ A.T if not graph else np.abs(A + A.T)  # inf/NaN from overflow: refused
+    out = attempt(geoml.von_neumann_entropy, A, graph=graph, method=method, random_state=seed)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    n = np.asarray(A).shape[0]
+    assert_finite(out.value)
+    if out.method == "exact":
+        assert -1e-12 <= out.value <= math.log(n) + 1e-9
+
+
+@given(
+    X=arrays(shapes_2d()),
+    sigma=POS_FLOAT,
+    t=st.sampled_from([1, 2, 0.5, 0, -1, "1"]),
+    method=st.sampled_from(["exact", "auto", "slq", "x"]),
+)
+def test_diffusion_spectral_entropy(X, sigma, t, method):
+    out = attempt(
+        geoml.diffusion_spectral_entropy, X, sigma=sigma, t=t, method=method, random_state=0
+    )
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    n = np.asarray(X).shape[0]
+    assert_finite(out.value)
+    if out.method == "exact":
+        assert -1e-9 <= out.value <= math.log2(n) + 1e-9
+
+
+@given(X=arrays(shapes_2d()), t=POS_FLOAT, metric=st.sampled_from(["euclidean", "cosine"]))
+def test_magnitude(X, t, metric):
+    out = attempt(geoml.magnitude, X, t, metric=metric)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert_finite(out)
+    n = np.asarray(X).shape[0]
+    assert out > 0 and out <= n * (1 + 1e-6)
+
+
+# ----------------------------------------------------------------------------- geoml.spd
+SPD_SHAPES = st.sampled_from(
+    [(1, 1), (2, 2), (3, 3), (0, 2, 2), (2, 3, 3), (1, 4, 4), (3,), (2, 3), (2, 2, 3)]
+)
+
+
+def _spd_from(M):
+    """A valid SPD batch from any finite square batch: M M^T + I."""
+    Mf = f64(M)
+    return Mf @ Mf.swapaxes(-1, -2) + np.eye(Mf.shape[-1])
+
+
+@given(X=arrays(SPD_SHAPES), sym=st.booleans(), data=st.data())
+def test_spd_matrix_functions(X, sym, data):
+    if sym and X.ndim >= 2 and X.shape[-1] == X.shape[-2] and X.dtype.kind in "fiub":
+        X = (X + X.swapaxes(-1, -2)) / 2
+    name = data.draw(st.sampled_from(["sqrtm", "invsqrtm", "logm", "expm", "eigh"]))
+    out = attempt(getattr(geoml.spd, name), X)
+    note(f"{name} -> {out!r}")
+    assert_finite(out, name)
+    if not rejected(out) and name != "eigh":
+        assert out.shape == X.shape
+    p = data.draw(st.sampled_from([0.5, -1.0, 2.0, float("nan"), float("inf"), "2", None]))
+    assert_finite(attempt(geoml.spd.powm, X, p), "powm")
+
+
+@given(n=st.integers(1, 5), b=st.integers(1, 3), data=st.data())
+def test_spd_valid(n, b, data):
+    M = data.draw(nice_arrays((b, n, n)), "M")
+    A = _spd_from(M)
+    if M.dtype == np.float32:
+        A = A.astype(np.float32)
+    tol = 1e-3 if A.dtype == np.float32 else 1e-9
+    for name, ref in (
+        ("sqrtm", lambda a: np.real(sp_linalg.sqrtm(a))),
+        ("logm", lambda a: np.real(sp_linalg.logm(a))),
+    ):
+        out = attempt(getattr(geoml.spd, name), A)
+        assert not rejected(out), out
+        for i in range(b):
+            want = ref(f64(A[i]))
+            assert np.abs(out[i] - want).max() <= tol * max(1.0, np.abs(want).max())
+    for metric in ("riemann", "logeuclid", "wasserstein", "euclid"):
+        # d(A, A) is the square root of rounding noise: bound the squared distance
+        d = attempt(geoml.spd.distance, A, A[0], metric, squared=True)
+        assert not rejected(d), d
+        assert_finite(d, "distance")
+        assert d.shape == (b,) and abs(float(d[0])) <= 100 * tol * max(1.0, np.abs(f64(A)).max())
+    res = attempt(geoml.spd.mean_riemann, A)
+    assert not rejected(res), res
+    assert_finite(res.mean, "mean_riemann")
+    L = attempt(geoml.spd.log_map, A, A[0])
+    assert not rejected(L) and np.abs(f64(L[0])).max() <= 10 * tol
+
+
+@given(X=arrays(SPD_SHAPES), Y=arrays(SPD_SHAPES), data=st.data())
+def test_spd_distances_and_means(X, Y, data):
+    metric = data.draw(st.sampled_from(["riemann", "logeuclid", "wasserstein", "euclid", "bogus"]))
+    assert_finite(attempt(geoml.spd.distance, X, Y, metric), "distance")
+    assert_finite(attempt(geoml.spd.pairwise_distance, X, Y, metric), "pairwise_distance")
+    for fn in (geoml.spd.mean_riemann, geoml.spd.mean_wasserstein):
+        out = attempt(fn, X, max_iter=3)
+        if not rejected(out):
+            assert_finite(out.mean, fn.__name__)
+    assert_finite(attempt(geoml.spd.mean_logeuclid, X), "mean_logeuclid")
+    assert_finite(attempt(geoml.spd.log_map, X, Y), "log_map")
+    assert_finite(attempt(geoml.spd.exp_map, X, Y), "exp_map")
+    assert_finite(
+        attempt(geoml.spd.covariances, X, data.draw(st.sampled_from(["scm", "lwf", "oas"]))),
+        "covariances",
+    )
+    assert_finite(attempt(geoml.spd.augmented_covariances, X, order=2, lag=1), "augmented")
+
+
+@given(X=arrays(SPD_SHAPES), data=st.data())
+def test_spd_estimators(X, data):
+    y = np.arange(X.shape[0]) % 2 if X.ndim >= 1 else None
+    est = data.draw(st.sampled_from([geoml.MDM(), geoml.TangentSpace()]))
+    out = attempt(est.fit, X, y)
+    if rejected(out):
+        return
+    assert_finite(attempt(est.transform, X), "transform")

@@ -96,7 +96,9 @@ def test_emd_max_iter_warns(rng):
         (dict(a=[np.nan, 1.0]), "NaN"),
         (dict(a=[1.0]), "entries"),
         (dict(C=np.ones((2, 3))), "entries"),
-        (dict(C=np.array([[0.0, np.inf], [1.0, 0.0]])), "NaN or infinity"),
+        (dict(C=np.array([[0.0, -np.inf], [1.0, 0.0]])), "NaN or -inf"),
+        (dict(C=np.array([[0.0, np.nan], [1.0, 0.0]])), "NaN or -inf"),
+        (dict(C=np.array([[0.0, np.inf], [np.inf, 0.0]]), b=[0.9, 0.1]), "infeasible"),
         (dict(a=[0.0, 0.0]), "zero total mass"),
         (dict(C=np.ones(4)), "2-D"),
     ],
@@ -295,9 +297,12 @@ def test_emd_batched_bad_input():
     for bad in (np.nan, np.inf, -np.inf):
         Cb = C.copy()
         Cb[1, 2, 0] = bad
-        with pytest.raises(ValueError, match="NaN or infinity"):
-            got.emd_batched(A, A, Cb)
-        with pytest.raises(ValueError, match="NaN or infinity"):
+        if bad == np.inf:  # a forbidden pair: emd_batched solves around it
+            assert got.emd_batched(A, A, Cb, return_plans=True).plans[1, 2, 0] == 0.0
+        else:
+            with pytest.raises(ValueError, match="NaN or -inf"):
+                got.emd_batched(A, A, Cb)
+        with pytest.raises(ValueError, match="NaN or infinity"):  # (batched Sinkhorn: not yet)
             got.sinkhorn_batched(
                 A.ravel(), A.ravel(), Cb.ravel(), 0.1, a_offsets=[0, 3, 6], b_offsets=[0, 3, 6]
             )
@@ -595,9 +600,306 @@ def test_value_range_matches_numpy(rng, n):
 
 def test_value_range_rejects_nonfinite():
     C = np.ones((300, 300))
-    C[123, 45] = np.inf
-    with pytest.raises(ValueError, match="NaN or infinity"):
+    C[123, 45] = -np.inf
+    with pytest.raises(ValueError, match="NaN or -inf"):
         got.sinkhorn(None, None, C, 0.1)
     C[123, 45] = np.nan
-    with pytest.raises(ValueError, match="NaN or infinity"):
+    with pytest.raises(ValueError, match="NaN or -inf"):
         got.emd(None, None, C)
+    C[123, 45] = np.inf  # a forbidden pair
+    assert got.sinkhorn(None, None, C, 0.1).plan[123, 45] == 0.0
+
+
+# ---------------------------------------------------------------------------- assignment
+
+lsa = pytest.importorskip("scipy.optimize").linear_sum_assignment
+
+
+def _brute_force(C):
+    """Optimal cost of a tiny problem by enumerating every assignment (inf: forbidden)."""
+    import itertools
+
+    m, n = C.shape
+    if m > n:
+        return _brute_force(C.T)
+    best = np.inf
+    for cols in itertools.permutations(range(n), m):
+        best = min(best, C[np.arange(m), list(cols)].sum())
+    return best
+
+
+def _check_assignment(C, res, maximize=False):
+    r, c = res
+    m, n = C.shape
+    k = min(m, n)
+    assert r.dtype == np.int64 and c.dtype == np.int64 and r.shape == c.shape == (k,)
+    assert (np.diff(r) > 0).all() and len(set(c.tolist())) == k
+    assert r.min(initial=0) >= 0 and r.max(initial=0) < max(m, 1)
+    assert c.min(initial=0) >= 0 and c.max(initial=0) < max(n, 1)
+    ref_r, ref_c = lsa(C, maximize=maximize)
+    ref = C[ref_r, ref_c].sum()
+    got_cost = C[r, c].sum()
+    assert np.isfinite(got_cost)
+    scale = np.abs(C[np.isfinite(C)]).max(initial=1.0) * max(k, 1)
+    assert abs(got_cost - ref) <= 1e-12 * scale
+    return ref_r, ref_c
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 1), (1, 5), (5, 1), (3, 3), (4, 7), (7, 4), (30, 30), (50, 80), (80, 50), (200, 200)],
+)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_linear_assignment_vs_scipy(shape, seed):
+    rng = np.random.default_rng(seed)
+    C = rng.random(shape)
+    res = got.linear_assignment(C)
+    ref_r, ref_c = _check_assignment(C, res)
+    # continuous random costs: the optimum is unique, so the pairs are SciPy's
+    assert np.array_equal(res.row_ind, ref_r) and np.array_equal(res.col_ind, ref_c)
+    res = got.linear_assignment(C, maximize=True)
+    ref_r, ref_c = _check_assignment(C, res, maximize=True)
+    assert np.array_equal(res.col_ind, ref_c)
+
+
+@pytest.mark.parametrize("shape", [(150, 150), (90, 160), (160, 90)])
+@pytest.mark.parametrize("levels", [2, 5, 50])
+def test_linear_assignment_many_ties_vs_scipy(shape, levels):
+    rng = np.random.default_rng(levels)
+    C = rng.integers(0, levels, size=shape).astype(float)
+    for maximize in (False, True):
+        res = got.linear_assignment(C, maximize=maximize)
+        _check_assignment(C, res, maximize=maximize)
+        r, c = lsa(C, maximize=maximize)
+        assert C[res].sum() == C[r, c].sum()  # integers: exact
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_linear_assignment_brute_force_and_ties(seed):
+    rng = np.random.default_rng(seed)
+    for shape in [(2, 2), (3, 3), (4, 4), (5, 5), (3, 5), (5, 3), (6, 6)]:
+        for kind in ("int", "ties", "rows", "neg"):
+            if kind == "int":
+                C = rng.integers(0, 4, size=shape).astype(float)  # many ties
+            elif kind == "ties":
+                C = np.ones(shape)
+            elif kind == "rows":
+                C = np.tile(rng.integers(0, 3, size=shape[1]), (shape[0], 1)).astype(float)
+            else:
+                C = rng.normal(size=shape) * 1e3
+            res = got.linear_assignment(C)
+            _check_assignment(C, res)
+            assert C[res].sum() == pytest.approx(_brute_force(C), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_linear_assignment_forbidden_pairs(seed):
+    rng = np.random.default_rng(seed)
+    for shape in [(4, 4), (5, 5), (3, 6), (6, 3), (60, 60), (40, 70)]:
+        C = rng.random(shape)
+        C[rng.random(shape) < 0.5] = np.inf
+        feasible = np.isfinite(lsa_or_none(C))
+        if feasible:
+            res = got.linear_assignment(C)
+            _check_assignment(C, res)
+            if max(shape) <= 6:
+                assert C[res].sum() == pytest.approx(_brute_force(C), rel=1e-12)
+            # maximize: forbidden pairs are -inf
+            res = got.linear_assignment(-C, maximize=True)
+            assert (-C)[res].sum() == pytest.approx(-C[lsa(C)].sum(), rel=1e-12)
+        else:
+            with pytest.raises(ValueError, match="infeasible"):
+                got.linear_assignment(C)
+
+
+def lsa_or_none(C):
+    """SciPy's optimal cost, inf when it says the problem is infeasible."""
+    try:
+        r, c = lsa(C)
+    except ValueError:
+        return np.inf
+    return C[r, c].sum()
+
+
+def test_linear_assignment_degenerate_and_bad_input():
+    # empty, like SciPy
+    for shape in [(0, 0), (0, 3), (3, 0)]:
+        r, c = got.linear_assignment(np.zeros(shape))
+        assert r.shape == c.shape == (0,)
+    # one row / one column
+    C = np.array([[3.0, 1.0, 2.0]])
+    assert got.linear_assignment(C).col_ind.tolist() == [1]
+    assert got.linear_assignment(C.T).row_ind.tolist() == [1]
+    # integer and float32 input
+    Ci = np.array([[4, 1, 3], [2, 0, 5], [3, 2, 2]])
+    assert got.linear_assignment(Ci).col_ind.tolist() == [1, 0, 2]
+    assert got.linear_assignment(Ci.astype(np.float32)).col_ind.tolist() == [1, 0, 2]
+    # infeasible: a row, a column, or a Hall violation
+    with pytest.raises(ValueError, match="cost matrix is infeasible"):
+        got.linear_assignment([[np.inf, np.inf], [1.0, 2.0]])
+    with pytest.raises(ValueError, match="cost matrix is infeasible"):
+        got.linear_assignment([[np.inf, 1.0], [np.inf, 2.0]])
+    with pytest.raises(ValueError, match="cost matrix is infeasible"):
+        got.linear_assignment([[1.0, np.inf, np.inf], [2.0, np.inf, np.inf], [1.0, 1.0, 1.0]])
+    with pytest.raises(ValueError, match="cost matrix is infeasible"):
+        got.linear_assignment([[np.inf, np.inf, 1.0], [np.inf, np.inf, 2.0]])
+    with pytest.raises(ValueError, match="contains NaN"):
+        got.linear_assignment([[np.nan, 1.0], [1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"contains -inf"):
+        got.linear_assignment([[-np.inf, 1.0], [1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"contains \+inf"):
+        got.linear_assignment([[np.inf, 1.0], [1.0, 2.0]], maximize=True)
+    with pytest.raises(ValueError, match="2-D"):
+        got.linear_assignment(np.zeros(3))
+    with pytest.raises(TypeError):
+        got.linear_assignment(np.array([["a", "b"]]))
+
+
+def test_linear_assignment_batched():
+    rng = np.random.default_rng(5)
+    Cs = rng.random((7, 12, 9))
+    Cs[2, 3, :] = np.inf  # a row that cannot be used: fine with more rows than columns
+    res1 = got.linear_assignment_batched(Cs, n_jobs=1)
+    res2 = got.linear_assignment_batched(Cs, n_jobs=2)
+    assert res1.row_ind.shape == res1.col_ind.shape == (7, 9)
+    for k in range(7):
+        r, c = got.linear_assignment(Cs[k])
+        assert np.array_equal(res1.row_ind[k], r) and np.array_equal(res1.col_ind[k], c)
+        assert res1.cost[k] == Cs[k][r, c].sum()
+        _check_assignment(Cs[k], (r, c))
+    for x, y in zip(res1, res2):
+        assert np.array_equal(x, y)
+    # a list of different sizes, maximize
+    mats = [rng.random(s) for s in [(1, 1), (5, 3), (3, 5), (20, 20), (2, 8)]]
+    res = got.linear_assignment_batched(mats, maximize=True, n_jobs=2)
+    assert len(res.row_ind) == len(res.col_ind) == 5
+    for k, M in enumerate(mats):
+        r, c = lsa(M, maximize=True)
+        assert np.array_equal(res.row_ind[k], r) and np.array_equal(res.col_ind[k], c)
+        assert res.cost[k] == pytest.approx(M[r, c].sum(), rel=1e-14)
+    assert got.linear_assignment_batched([]).cost.shape == (0,)
+    assert got.linear_assignment_batched(np.zeros((0, 3, 3))).row_ind.shape == (0, 3)
+    bad = [rng.random((3, 3)), np.full((2, 2), np.inf)]
+    with pytest.raises(ValueError, match=r"infeasible \(problem 1\)"):
+        got.linear_assignment_batched(bad)
+    with pytest.raises(ValueError, match=r"Cs\[0\] contains NaN"):
+        got.linear_assignment_batched([np.full((2, 2), np.nan)])
+    with pytest.raises(ValueError, match="3-D"):
+        got.linear_assignment_batched(np.zeros((3, 3)))
+
+
+# ---------------------------------------------------------------------------- forbidden pairs
+
+
+def _forbidden_problem(rng, m, n, frac=0.4):
+    """A feasible problem with a fraction of +inf costs (a band around the diagonal kept)."""
+    a, b, C = _problem(rng, m, n)
+    mask = rng.random((m, n)) < frac
+    ii, jj = np.meshgrid(np.arange(m) / m, np.arange(n) / n, indexing="ij")
+    mask &= np.abs(ii - jj) > 0.25
+    C[mask] = np.inf
+    return a, b, C
+
+
+def _lp_cost(a, b, C):
+    """Exact OT cost by HiGHS with the +inf pairs' flow fixed at 0 (None: infeasible)."""
+    from scipy.optimize import linprog
+
+    m, n = C.shape
+    allowed = np.isfinite(C)
+    A_eq = np.vstack([np.kron(np.eye(m), np.ones(n)), np.kron(np.ones(m), np.eye(n))])
+    res = linprog(
+        np.where(allowed, C, 0.0).ravel(),
+        A_eq=A_eq,
+        b_eq=np.concatenate([a, b]),
+        bounds=[(0, None) if ok else (0, 0) for ok in allowed.ravel()],
+        method="highs",
+    )
+    return res.fun if res.status == 0 else None
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (20, 20), (40, 33)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_emd_forbidden_pairs(shape, seed):
+    rng = np.random.default_rng(seed)
+    a, b, C = _forbidden_problem(rng, *shape)
+    ref = _lp_cost(a, b, C)
+    res = got.emd(a, b, C)
+    assert res.converged and (res.plan[~np.isfinite(C)] == 0).all()
+    assert res.cost == pytest.approx(ref, rel=1e-9)
+    # POT refuses +inf; with a large finite cost instead its optimum is the same
+    big = np.where(np.isfinite(C), C, 1e3)
+    assert res.cost == pytest.approx(float((pot.emd(a, b, big) * big).sum()), rel=1e-9)
+    slack = C - res.f[:, None] - res.g[None, :]
+    assert slack.min() >= -1e-10 and np.isfinite(res.f).all() and np.isfinite(res.g).all()
+    assert abs(a @ res.f + b @ res.g - res.cost) <= 1e-10
+    # zero-mass bins, sparse plan, batched (padded and ragged)
+    a0 = a.copy()
+    a0[0] = 0.0
+    a0 /= a0.sum()
+    assert got.emd(a0, b, C, sparse=True).cost == pytest.approx(_lp_cost(a0, b, C), rel=1e-9)
+    out = got.emd_batched(np.stack([a, a]), np.stack([b, b]), np.stack([C, C]))
+    np.testing.assert_allclose(out.cost, [ref, ref], rtol=1e-9)
+
+
+def test_emd_forbidden_infeasible_and_bad_input():
+    C = np.array([[1.0, np.inf], [np.inf, np.inf]])  # row 1 has only forbidden pairs
+    with pytest.raises(ValueError, match="infeasible"):
+        got.emd([0.5, 0.5], [0.5, 0.5], C)
+    # Hall violation: two rows of mass 0.4 each can only use column 0 (mass 0.5)
+    C = np.array([[0.0, np.inf, np.inf], [1.0, np.inf, np.inf], [2.0, 1.0, 0.0]])
+    with pytest.raises(ValueError, match="infeasible"):
+        got.emd([0.4, 0.4, 0.2], [0.5, 0.25, 0.25], C)
+    # the same masses fit when row 1 may also use columns 1 and 2
+    C[1, 1:] = 3.0
+    assert got.emd([0.4, 0.4, 0.2], [0.5, 0.25, 0.25], C).converged
+    with pytest.raises(ValueError, match="NaN or -inf"):
+        got.emd(None, None, np.array([[0.0, -np.inf], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match="NaN or -inf"):
+        got.emd(None, None, np.array([[0.0, np.nan], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"problem 1\): infeasible"):
+        got.emd_batched(
+            np.full((2, 2), 0.5),
+            np.full((2, 2), 0.5),
+            np.stack([np.eye(2), np.full((2, 2), np.inf)]),
+        )
+    # zero-mass bins may be forbidden everywhere
+    res = got.emd([1.0, 0.0], [1.0, 0.0], np.array([[0.0, np.inf], [np.inf, np.inf]]))
+    assert res.cost == 0.0 and np.isfinite(res.f).all() and np.isfinite(res.g).all()
+
+
+@pytest.mark.parametrize("shape", [(6, 9), (30, 30), (300, 260)])  # 300 x 260: float32 kernel
+@pytest.mark.parametrize("eps", [0.05, 0.01])
+def test_sinkhorn_forbidden_pairs_vs_pot(shape, eps):
+    rng = np.random.default_rng(3)
+    a, b, C = _forbidden_problem(rng, *shape)
+    C /= np.max(C[np.isfinite(C)])
+    res = got.sinkhorn(a, b, C, eps, tol=1e-10)
+    assert res.converged and (res.plan[~np.isfinite(C)] == 0).all()
+    P = pot.sinkhorn(a, b, C, eps, method="sinkhorn_log", stopThr=1e-13, numItermax=200000)
+    ref = float((P * np.where(np.isfinite(C), C, 0.0)).sum())
+    assert res.cost == pytest.approx(ref, rel=1e-7)
+    np.testing.assert_allclose(res.plan, P, atol=1e-8 * P.max())
+    for n_jobs in (1, 2):
+        again = got.sinkhorn(a, b, C, eps, tol=1e-10, n_jobs=n_jobs)
+        assert again.cost == pytest.approx(res.cost, rel=1e-12)
+    # the unbalanced solver takes them too (no mass on forbidden pairs)
+    un = got.sinkhorn_unbalanced(a, b, C, eps, 1.0)
+    assert np.isfinite(un.cost) and (un.plan[~np.isfinite(C)] == 0).all()
+
+
+def test_sinkhorn_forbidden_infeasible():
+    C = np.array([[0.0, 1.0], [np.inf, np.inf]])
+    with pytest.raises(ValueError, match="row 1 has positive mass but only forbidden"):
+        got.sinkhorn([0.5, 0.5], [0.5, 0.5], C, 0.1)
+    with pytest.raises(ValueError, match="column 1 has positive mass"):
+        got.sinkhorn([0.5, 0.5], [0.5, 0.5], C.T.copy(), 0.1)
+    # a Hall violation: the iterations cannot converge; the exact check then says why
+    C = np.array([[0.0, np.inf, np.inf], [1.0, np.inf, np.inf], [2.0, 1.0, 0.0]])
+    with pytest.raises(ValueError, match="infeasible"):
+        got.sinkhorn([0.4, 0.4, 0.2], [0.5, 0.25, 0.25], C, 0.1, max_iter=200)
+    with pytest.raises(ValueError, match="NaN or -inf"):
+        got.sinkhorn(None, None, np.array([[0.0, -np.inf], [1.0, 0.0]]), 0.1)
+    # zero-mass rows may be forbidden everywhere
+    res = got.sinkhorn([1.0, 0.0], [0.5, 0.5], np.array([[0.0, 1.0], [np.inf, np.inf]]), 0.1)
+    assert res.converged and res.plan[1].sum() == 0.0

@@ -61,6 +61,8 @@ PUBLIC_MODULES = [
     "geoml.ot",
     "geoml.curvature",
     "geoml.lowrank",
+    "geoml.measures",
+    "geoml.spd",
 ]
 
 

@@ -373,6 +373,22 @@ def test_value_range(isa):
     assert run_with(isa, lambda: tuple(_core.value_range(x, n_jobs=0)))[2] is False
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (7, 7), (33, 33), (130, 130), (45, 101), (101, 45)])
+def test_linear_assignment(isa, shape):
+    # Jonker-Volgenant row scans (two smallest reduced costs, column minima, the fused
+    # Dijkstra relaxation): every ISA returns the same pairs, ties and forbidden pairs included
+    rng = np.random.default_rng(14)
+    for C in (rng.random(shape), np.round(3 * rng.random(shape))):
+        C[rng.random(shape) < 0.2] = np.inf
+        C[:, 0] = 1.0  # keep it feasible
+        C[0, :] = 1.0
+        ref, got_ = both(isa, lambda C=C: got.linear_assignment(C))
+        assert np.array_equal(ref.row_ind, got_.row_ind)
+        assert np.array_equal(ref.col_ind, got_.col_ind)
+        res = both(isa, lambda C=C: got.linear_assignment_batched([C, C.T], n_jobs=2).cost)
+        np.testing.assert_array_equal(res[0], res[1])
+
+
 # ---------------------------------------------------------------- curvature
 
 
@@ -386,3 +402,29 @@ def test_ollivier_ricci(isa, method, weighted):
         G[u][v]["weight"] = float(rng.integers(1, 4)) if weighted else 1.0
     ref, got_ = both(isa, lambda: geoml.OllivierRicci(method=method).fit(G).curvature_)
     np.testing.assert_allclose(got_, ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_spd_eigensolver_and_functions(isa, dtype):
+    rng = np.random.default_rng(11)
+    n = 13
+    M = rng.standard_normal((40, n, 2 * n))
+    A = (M @ M.swapaxes(1, 2) / (2 * n) + 0.1 * np.eye(n)).astype(dtype)
+    B = A[:5]
+
+    def run():
+        w, V = geoml.spd.eigh(A)
+        return (
+            w,
+            np.abs(V),
+            geoml.spd.sqrtm(A),
+            geoml.spd.logm(A),
+            geoml.spd.distance(A, A[0]),
+            geoml.spd.pairwise_distance(B, metric="wasserstein"),
+            geoml.spd.mean_riemann(A).mean,
+        )
+
+    ref, got = both(isa, run)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for r, g in zip(ref, got):
+        np.testing.assert_allclose(g, r, rtol=tol, atol=tol * np.abs(r).max())

@@ -83,5 +83,6 @@ void bind_spectral(py::module_& m);
 void bind_lowrank(py::module_& m);
 void bind_curvature(py::module_& m);
 void bind_ot(py::module_& m);
+void bind_spd(py::module_& m);
 
 }  // namespace geoml

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
   geoml::bind_lowrank(m);
   geoml::bind_curvature(m);
   geoml::bind_ot(m);
+  geoml::bind_spd(m);
 }

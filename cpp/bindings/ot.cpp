@@ -160,6 +160,44 @@ py::tuple value_range_py(carray<double> x, int n_jobs) {
   return py::make_tuple(lo, hi, finite);
 }
 
+py::tuple linear_assignment_py(carray<double> C) {
+  if (C.ndim() != 2) throw std::invalid_argument("C must be 2-D");
+  const int m = static_cast<int>(C.shape(0)), n = static_cast<int>(C.shape(1));
+  const int k = std::min(m, n);
+  py::array_t<int64_t> ri(k), ci(k);
+  int64_t* pr = ri.mutable_data();
+  int64_t* pc = ci.mutable_data();
+  double cost = 0.0;
+  int status;
+  {
+    py::gil_scoped_release release;
+    AssignmentWork w;
+    status = linear_assignment(m, n, C.data(), pr, pc, &cost, w);
+  }
+  return py::make_tuple(ri, ci, cost, status);
+}
+
+py::tuple linear_assignment_batched_py(carray<double> C, carray<int64_t> c_off, carray<int64_t> ms,
+                                       carray<int64_t> ns, carray<int64_t> k_off, int n_jobs) {
+  const int64_t B = c_off.shape(0);
+  if (ms.shape(0) != B || ns.shape(0) != B || k_off.shape(0) != B + 1)
+    throw std::invalid_argument("c_off, ms, ns need B entries and k_off B + 1");
+  const int64_t K = k_off.data()[B];
+  py::array_t<int64_t> ri(K), ci(K);
+  py::array_t<double> cost(B);
+  py::array_t<int> status(B);
+  int64_t* pr = ri.mutable_data();
+  int64_t* pc = ci.mutable_data();
+  double* pcost = cost.mutable_data();
+  int* ps = status.mutable_data();
+  {
+    py::gil_scoped_release release;
+    linear_assignment_batched(B, C.data(), c_off.data(), ms.data(), ns.data(), k_off.data(), n_jobs,
+                              pr, pc, pcost, ps);
+  }
+  return py::make_tuple(ri, ci, cost, status);
+}
+
 }  // namespace
 
 void bind_ot(py::module_& m) {
@@ -202,6 +240,11 @@ void bind_ot(py::module_& m) {
         py::arg("b_off"), py::arg("C"), py::arg("c_off"), py::kw_only(), py::arg("params"),
         py::arg("want_plans") = false, py::arg("n_jobs") = 0,
         "Entropic OT of B packed problems -> (cost, err, n_iter, converged, plans or None).");
+  m.def("linear_assignment", &linear_assignment_py, py::arg("C"),
+        "Minimum-cost assignment (+inf forbidden) -> (row_ind, col_ind, cost, status).");
+  m.def("linear_assignment_batched", &linear_assignment_batched_py, py::arg("C"), py::arg("c_off"),
+        py::arg("ms"), py::arg("ns"), py::arg("k_off"), py::kw_only(), py::arg("n_jobs") = 0,
+        "Minimum-cost assignments of B packed problems -> (row_ind, col_ind, cost, status).");
 }
 
 }  // namespace geoml

@@ -140,20 +140,23 @@ struct Solver {
     return best_arc;
   }
 
-  // Artificial-root start; false (nothing else done) when some cost is NaN or infinite.
+  // Artificial-root start; false (nothing else done) when some cost is NaN or -inf. A +inf
+  // cost is a forbidden arc: its reduced cost is +inf, so it never enters the tree, and the
+  // artificial cost only has to exceed the paths of finite arcs.
   bool init(const double* a, const double* b, const double* cost) {
     C = cost;
     narcs = static_cast<int64_t>(mm) * nn;
     N = mm + nn + 1;
     R = N - 1;
     double cmax = 0.0;
-    bool finite = true;
+    bool valid = true;
+    const double inf = std::numeric_limits<double>::infinity();
     for (int64_t k = 0; k < narcs; ++k) {
-      const double c = std::fabs(C[k]);
-      finite &= c <= std::numeric_limits<double>::max();
-      cmax = std::max(cmax, c);
+      const double c = C[k];
+      valid &= c > -inf;  // false for NaN and -inf
+      cmax = std::max(cmax, c < inf ? std::fabs(c) : 0.0);
     }
-    if (!finite) return false;
+    if (!valid) return false;
     art = (cmax + 1.0) * static_cast<double>(N);
     w.parent.resize(N);
     w.pred.resize(N);
@@ -467,14 +470,14 @@ void emd_duals(const EmdWorkspace& ws, double* f, double* g) {
       const int r = ws.rows[i];
       v = std::min(v, C[static_cast<int64_t>(r) * n + j] - f[r]);
     }
-    g[j] = v;
+    g[j] = v < inf ? v : 0.0;  // only forbidden (+inf) arcs: any finite value is feasible
   }
   for (int i = 0; i < m; ++i) {
     if (keep_r[i]) continue;
     const double* Ci = C + static_cast<int64_t>(i) * n;
     double v = inf;
     for (int j = 0; j < n; ++j) v = std::min(v, Ci[j] - g[j]);
-    f[i] = v;
+    f[i] = v < inf ? v : 0.0;
   }
 }
 

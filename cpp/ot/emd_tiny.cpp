@@ -90,8 +90,8 @@ struct TinySolver {
         Di[j] = c;
         Cf[i * Wf + j] = static_cast<float>(c);
         CfT[j * kTinyDim + i] = static_cast<float>(c);
-        finite &= std::fabs(c) <= std::numeric_limits<double>::max();
-        cmax = std::max(cmax, std::fabs(c));
+        finite &= c > -std::numeric_limits<double>::infinity();  // NaN, -inf; +inf: forbidden
+        cmax = std::max(cmax, c < std::numeric_limits<double>::infinity() ? std::fabs(c) : 0.0);
       }
       for (int j = nn; j < W; ++j) Di[j] = std::numeric_limits<double>::infinity();
       for (int j = nn; j < Wf; ++j) Cf[i * Wf + j] = std::numeric_limits<float>::infinity();

@@ -17,8 +17,9 @@ namespace geoml {
 enum EmdStatus : int {
   EMD_OPTIMAL = 0,     ///< an optimal basic solution was found
   EMD_MAX_ITER = 1,    ///< the pivot limit was reached: the plan is feasible, maybe not optimal
-  EMD_INFEASIBLE = 2,  ///< total masses differ by more than the artificial arcs absorbed
-  EMD_NONFINITE = 3,   ///< a cost between positive-mass bins is NaN or infinite (cost NaN)
+  EMD_INFEASIBLE = 2,  ///< mass left on artificial arcs: unequal masses, or the forbidden
+                       ///< (+inf) arcs leave no feasible plan
+  EMD_NONFINITE = 3,   ///< a cost between positive-mass bins is NaN or -inf (cost NaN)
 };
 
 /// Reusable memory for the network simplex (`emd_solve`, `emd_small`). Keep one per thread
@@ -51,7 +52,9 @@ struct EmdWorkspace {
 /// float32 AVX2 pre-pricing re-checked in float64): same optimum, no allocation. Masses are
 /// expected to be equal (the caller checks the tolerance); a residual mismatch stays on artificial
 /// arcs and is reported as EMD_INFEASIBLE when larger than 1e-9 * total mass. Only costs between
-/// kept rows and columns are read; a NaN or infinite one gives EMD_NONFINITE and a NaN cost.
+/// kept rows and columns are read; a NaN or -inf one gives EMD_NONFINITE and a NaN cost. A +inf
+/// cost is a forbidden arc (never enters the tree); when the others cannot carry the masses,
+/// EMD_INFEASIBLE.
 ///
 /// Complexity: each pivot costs O(sqrt(m n)) to O(m n) for the search plus O(subtree) for
 /// the tree update; typically O(m + n) .. O((m + n) log) pivots. Memory O(m n) bytes for arc
@@ -170,5 +173,46 @@ void sinkhorn_batched(int64_t B, const double* a, const int64_t* a_off, const do
 SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double* y, const double* a,
                              const double* b, int power, const SinkhornParams& p, double* f,
                              double* g, double* cost);
+
+}  // namespace geoml
+
+namespace geoml {
+
+// ====================================================================== linear assignment
+
+/// Reusable memory for `linear_assignment` (one per thread): after the first call of a given
+/// size no allocation happens.
+struct AssignmentWork {
+  std::vector<int> x, y, collist, free_rows, matches;
+  std::vector<int64_t> pred, freem;
+  std::vector<double> v, d, t2;
+  std::vector<double> t;  // transposed cost when there are more rows than columns
+};
+
+/// Status codes of `linear_assignment`.
+enum AssignmentStatus : int {
+  ASSIGN_OPTIMAL = 0,     ///< an optimal assignment was found
+  ASSIGN_INFEASIBLE = 1,  ///< the +inf (forbidden) entries leave no complete assignment
+};
+
+/// Minimum-cost assignment of the dense row-major cost `C` (m x n): min(m, n) pairs
+/// (row_ind[k], col_ind[k]), rows distinct and increasing, columns distinct, minimising the
+/// sum of C over the pairs (SciPy's linear_sum_assignment convention). `+inf` entries are
+/// forbidden pairs; NaN and -inf must be rejected by the caller. Jonker-Volgenant: column
+/// reduction with reduction transfer (square problems), two augmenting-row-reduction passes,
+/// then shortest augmenting paths (Dijkstra on reduced costs) for the rows still free; more
+/// rows than columns are solved on the transpose (copied into `w.t`). Writes `*cost` (the sum
+/// over the pairs, in row order) and returns an AssignmentStatus (row_ind/col_ind undefined
+/// when infeasible). O(n^3) worst case, typically far less; memory O(m + n) (+ m n when m > n).
+int linear_assignment(int m, int n, const double* C, int64_t* row_ind, int64_t* col_ind,
+                      double* cost, AssignmentWork& w);
+
+/// Many independent assignment problems, parallel over problems (OpenMP, one workspace per
+/// thread, dynamic schedule). Problem k has shape ms[k] x ns[k], its row-major cost at
+/// C + c_off[k], and writes min(ms[k], ns[k]) pairs at row_ind + k_off[k], col_ind + k_off[k].
+/// Writes cost[k] and status[k]. Caller owns every array.
+void linear_assignment_batched(int64_t B, const double* C, const int64_t* c_off, const int64_t* ms,
+                               const int64_t* ns, const int64_t* k_off, int n_jobs,
+                               int64_t* row_ind, int64_t* col_ind, double* cost, int* status);
 
 }  // namespace geoml

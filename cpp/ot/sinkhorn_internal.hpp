@@ -12,6 +12,7 @@ namespace ot_detail {
 // x = k ln2 + r, |r| <= ln2/2, degree-12 Taylor polynomial, 2^k by exponent bits.
 // Relative error ~2e-16. Branch-free, so loops over it vectorise.
 inline double exp_neg(double x) {
+  if (x == -std::numeric_limits<double>::infinity()) return 0.0;  // a forbidden (+inf) pair
   x = std::max(x, -708.0);
   const double magic = 6755399441055744.0;  // 1.5 * 2^52: round to nearest integer
   const double t = x * 1.4426950408889634 + magic;

@@ -7,7 +7,7 @@ geoml never imports CuPy nor touches a GPU.
 
 from __future__ import annotations
 
-from . import _core, ot
+from . import _core, measures, ot, spd
 from ._base import NotFittedError
 from ._config import show_config
 from .curvature import (
@@ -20,7 +20,16 @@ from .curvature import (
     ricci_communities,
 )
 from .lowrank import SVDResult, Tucker, TuckerTensor, randomized_svd, tucker
+from .measures import (
+    diffusion_spectral_entropy,
+    diffusion_spectral_mutual_information,
+    effective_rank,
+    intrinsic_dimension,
+    magnitude,
+    von_neumann_entropy,
+)
 from .neighbors import KNNGraph, KNNResult, knn, knn_graph
+from .spd import MDM, TangentSpace
 from .spectral import (
     DiffusionMap,
     EigshResult,
@@ -37,12 +46,10 @@ from .spectral import (
 __version__: str = _core.__version__
 
 __all__ = [
-    # spectral
+    "MDM",
     "DiffusionMap",
     "EigshResult",
-    # curvature
     "FormanRicci",
-    # neighbours and graphs
     "KNNGraph",
     "KNNResult",
     "LaplacianEigenmap",
@@ -50,26 +57,33 @@ __all__ = [
     "OllivierRicci",
     "RicciCommunities",
     "RicciFlow",
-    # low rank
     "SVDResult",
     "SpectralClustering",
     "SpectralDensity",
+    "TangentSpace",
     "TraceEstimate",
     "Tucker",
     "TuckerTensor",
     "__version__",
+    "diffusion_spectral_entropy",
+    "diffusion_spectral_mutual_information",
+    "effective_rank",
     "eigsh",
     "forman_ricci",
+    "intrinsic_dimension",
     "knn",
     "knn_graph",
     "laplacian",
+    "magnitude",
+    "measures",
     "ollivier_ricci",
-    # optimal transport: the geoml.ot module (sinkhorn, emd, batched solvers, ...)
     "ot",
     "randomized_svd",
     "ricci_communities",
     "show_config",
+    "spd",
     "spectral_density",
     "trace_function",
     "tucker",
+    "von_neumann_entropy",
 ]

@@ -17,6 +17,7 @@ __all__: list[str] = [
     "OrcMethod",
     "OrcOptions",
     "SinkhornParams",
+    "SpdFunc",
     "Symmetrize",
     "Which",
     "aggregate_graph",
@@ -38,6 +39,8 @@ __all__: list[str] = [
     "gram_apply_pair",
     "kmeans",
     "knn",
+    "linear_assignment",
+    "linear_assignment_batched",
     "lowrank_blas_ready",
     "lowrank_set_blas",
     "max_threads",
@@ -54,6 +57,10 @@ __all__: list[str] = [
     "sinkhorn",
     "sinkhorn_batched",
     "sinkhorn_points",
+    "spd_eigh",
+    "spd_eigvalsh_pairs",
+    "spd_funm",
+    "spd_funm_wsum",
     "sum_squares",
     "ts_gram",
     "ts_matmul",
@@ -412,6 +419,19 @@ class SinkhornParams:
         """
     @tol.setter
     def tol(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+
+class SpdFunc(enum.Enum):
+    """
+    Scalar function applied to the eigenvalues of a symmetric matrix.
+    """
+
+    exp: typing.ClassVar[SpdFunc]
+    invsqrt: typing.ClassVar[SpdFunc]
+    log: typing.ClassVar[SpdFunc]
+    power: typing.ClassVar[SpdFunc]
+    sqrt: typing.ClassVar[SpdFunc]
+    @classmethod
+    def __new__(cls, value): ...
 
 @typing.overload
 def aggregate_graph(
@@ -883,6 +903,24 @@ def knn(
     Exact k nearest neighbours of the rows of Y (None: of X, among X) -> (indices, distances).
     """
 
+def linear_assignment(C: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
+    """
+    Minimum-cost assignment (+inf forbidden) -> (row_ind, col_ind, cost, status).
+    """
+
+def linear_assignment_batched(
+    C: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    c_off: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    ms: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    ns: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    k_off: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    *,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Minimum-cost assignments of B packed problems -> (row_ind, col_ind, cost, status).
+    """
+
 def lowrank_blas_ready() -> bool:
     """
     Whether lowrank_set_blas has installed BLAS.
@@ -1101,6 +1139,114 @@ def sinkhorn_points(
 ) -> tuple:
     """
     Entropic OT between point clouds, cost |x - y|^power -> (cost, f, g, n_iter, err, converged).
+    """
+
+@typing.overload
+def spd_eigh(
+    A: numpy.typing.NDArray[numpy.float64],
+    *,
+    vectors: bool = True,
+    sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Eigenvalues, eigenvectors and status codes of a (B, n, n) symmetric batch.
+    """
+
+@typing.overload
+def spd_eigh(
+    A: numpy.typing.NDArray[numpy.float32],
+    *,
+    vectors: bool = True,
+    sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Eigenvalues, eigenvectors and status codes of a (B, n, n) symmetric batch.
+    """
+
+@typing.overload
+def spd_eigvalsh_pairs(
+    A: numpy.typing.NDArray[numpy.float64],
+    M: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    outer: bool = False,
+    sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Eigenvalues of M_k A_b M_k for pairs (b, k), and status codes.
+    """
+
+@typing.overload
+def spd_eigvalsh_pairs(
+    A: numpy.typing.NDArray[numpy.float32],
+    M: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    *,
+    outer: bool = False,
+    sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Eigenvalues of M_k A_b M_k for pairs (b, k), and status codes.
+    """
+
+@typing.overload
+def spd_funm(
+    A: numpy.typing.NDArray[numpy.float64],
+    M: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    func: SpdFunc,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    f(M A M) per matrix of a (B, n, n) batch, and status codes.
+    """
+
+@typing.overload
+def spd_funm(
+    A: numpy.typing.NDArray[numpy.float32],
+    M: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    *,
+    func: SpdFunc,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    f(M A M) per matrix of a (B, n, n) batch, and status codes.
+    """
+
+@typing.overload
+def spd_funm_wsum(
+    A: numpy.typing.NDArray[numpy.float64],
+    M: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    weights: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    func: SpdFunc,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    sum_b weights[b] f(M A_b M) (float64) of a (B, n, n) batch, and status codes.
+    """
+
+@typing.overload
+def spd_funm_wsum(
+    A: numpy.typing.NDArray[numpy.float32],
+    M: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    weights: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    func: SpdFunc,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    sum_b weights[b] f(M A_b M) (float64) of a (B, n, n) batch, and status codes.
     """
 
 @typing.overload

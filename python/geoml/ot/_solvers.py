@@ -1,8 +1,5 @@
-"""Optimal transport: exact network simplex, log-domain Sinkhorn, batched small problems.
-
-CPU kernels in ``cpp/ot/`` (float64 throughout). Histograms are non-negative 1-D arrays,
-costs dense ``(m, n)`` matrices; ``a=None`` / ``b=None`` mean uniform weights ``1/m``, ``1/n``.
-"""
+"""Exact network simplex, log-domain Sinkhorn and their batched drivers (re-exported by
+:mod:`geoml.ot`)."""
 
 from __future__ import annotations
 
@@ -12,8 +9,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from . import _core
-from ._validation import as_float_array, check_int, check_n_jobs, check_tol, reject_gpu
+from .. import _core
+from .._validation import as_float_array, check_int, check_n_jobs, check_tol, reject_gpu
 
 __all__ = [
     "MASS_RTOL",
@@ -115,9 +112,53 @@ def _finite_cost(C, ndim: int, scan: bool = True) -> tuple[np.ndarray, float | N
     return C, (hi - lo if C.size else 0.0)
 
 
-def _cost_matrix(C) -> tuple[np.ndarray, float]:
+def _cost_matrix(C) -> tuple[np.ndarray, float, bool]:
+    """C as C-contiguous float64, NaN and -inf rejected; the range of its finite entries; and
+    whether it has +inf entries (forbidden pairs). One C++ pass, a second only with inf."""
     reject_gpu(C, "C", "geoml.ot")
-    return _finite_cost(C, 2)
+    C = as_float_array(C, "C", ndim=2, dtype=np.float64, finite=False)
+    lo, hi, finite = _core.value_range(C.reshape(-1), n_jobs=0)
+    if not finite and (np.isnan(C).any() or (-np.inf == C).any()):
+        raise ValueError("C contains NaN or -inf (+inf marks a forbidden pair)")
+    crange = hi - lo if np.isfinite(hi - lo) else 0.0  # only +inf entries: no finite range
+    return C, crange, not finite
+
+
+def _check_support(a, b, C, what: str) -> None:
+    """Every bin of positive mass needs an allowed (finite-cost) pair with a bin of positive
+    mass on the other side, else ValueError (the entropic solvers would divide by zero)."""
+    allowed = np.isfinite(C)
+    ka, kb = a > 0, b > 0
+    rows = allowed[np.ix_(ka, kb)].any(1)
+    cols = allowed[np.ix_(ka, kb)].any(0)
+    if not (rows.all() and cols.all()):
+        side, k = (
+            ("row", np.flatnonzero(ka)[~rows][0])
+            if not rows.all()
+            else (
+                "column",
+                np.flatnonzero(kb)[~cols][0],
+            )
+        )
+        raise ValueError(
+            f"{what}: infeasible problem, {side} {int(k)} has positive mass but only "
+            "forbidden (+inf) costs to the bins of positive mass"
+        )
+
+
+def _feasible(a, b, C) -> bool:
+    """Whether the forbidden (+inf) pairs of C leave a plan with marginals a, b: an exact
+    solve with costs 0 (allowed) / +inf (only run after an entropic solve failed)."""
+    C01 = np.where(np.isfinite(C), 0.0, np.inf)
+    status = _core.emd(a, b * (a.sum() / b.sum()), C01, max_iter=0, sparse=True)[1]
+    return status != 2
+
+
+def _infeasible(what: str) -> ValueError:
+    return ValueError(
+        f"{what}: infeasible problem, the forbidden (+inf) pairs of C leave no transport plan "
+        "with marginals a and b"
+    )
 
 
 def _balance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -161,7 +202,9 @@ def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDRes
         within the relative tolerance :data:`MASS_RTOL` (1e-6); within it ``b`` is rescaled
         to ``sum(a)``, beyond it ``ValueError``.
     C : array-like of shape (m, n)
-        Cost matrix (any finite real values).
+        Cost matrix: finite real values, or ``+inf`` for a forbidden pair (it never carries
+        mass; POT's ``ot.emd`` refuses it). When the allowed pairs cannot carry the masses,
+        ``ValueError`` ("infeasible problem"). NaN and ``-inf`` raise ``ValueError``.
     max_iter : int, optional
         Limit on simplex pivots. Default: none (the method always terminates). When it is
         reached a ``RuntimeWarning`` is issued, ``converged`` is False and the result is the
@@ -194,14 +237,16 @@ def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDRes
     array([[0.25, 0.25],
            [0.  , 0.5 ]])
     """
-    C, _ = _cost_matrix(C)
+    C, _, forbidden = _cost_matrix(C)
     m, n = C.shape
     a = _histogram(a, m, "a")
     b = _balance(a, _histogram(b, n, "b"))
     cost, status, n_piv, plan, f, g = _core.emd(
         a, b, C, max_iter=_max_iter(max_iter), sparse=bool(sparse)
     )
-    if status == 2:  # residual mass on artificial arcs: cannot happen after _balance
+    if status == 2:  # residual mass on artificial arcs: only forbidden pairs cause it
+        if forbidden:
+            raise _infeasible("emd")
         raise RuntimeError("emd: masses could not be balanced (internal error)")
     converged = status == 0
     if not converged:
@@ -323,8 +368,9 @@ def emd_batched(
     Each problem is solved by the network simplex of :func:`emd` with a per-thread reusable
     workspace (no allocation per problem once warm); problems with at most 32 rows and 32
     columns of positive mass run a fixed-size variant of it (stack arrays, AVX2 pricing).
-    Only the costs between bins of positive mass are read: NaN or infinity there raises
-    ``ValueError``, while padding entries are ignored whatever they hold.
+    Only the costs between bins of positive mass are read: NaN or ``-inf`` there raises
+    ``ValueError``, ``+inf`` is a forbidden pair as in :func:`emd` (an infeasible problem
+    raises ``ValueError`` naming it), and padding entries are ignored whatever they hold.
 
     Parameters
     ----------
@@ -382,9 +428,12 @@ def emd_batched(
     bad = status == _EMD_NONFINITE
     if bad.any():
         raise ValueError(
-            f"C contains NaN or infinity (problem {int(np.flatnonzero(bad)[0])}, "
-            "between bins of positive mass)"
+            f"C contains NaN or -inf (problem {int(np.flatnonzero(bad)[0])}, "
+            "between bins of positive mass; +inf marks a forbidden pair)"
         )
+    bad = status == 2
+    if bad.any():
+        raise _infeasible(f"emd_batched (problem {int(np.flatnonzero(bad)[0])})")
     converged = status == 0
     if not converged.all():
         warnings.warn(
@@ -527,12 +576,14 @@ def _check_representable(cost, what: str) -> None:
 
 
 def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs, what):
-    C, crange = _cost_matrix(C)
+    C, crange, forbidden = _cost_matrix(C)
     m, n = C.shape
     a = _histogram(a, m, "a")
     b = _histogram(b, n, "b")
     if rho < 0:
         b = _balance(a, b)
+    if forbidden:
+        _check_support(a, b, C, what)
     eps = _check_eps(eps)
     tol = _check_tol(tol)
     max_iter = _max_iter(max_iter)
@@ -555,6 +606,8 @@ def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs
         a, b, C, f0, g0, params=params, n_jobs=check_n_jobs(n_jobs)
     )
     _check_representable(cost, what)
+    if not conv and forbidden and rho < 0 and not _feasible(a, b, C):
+        raise _infeasible(what)
     if not conv:
         warnings.warn(
             f"{what} did not reach tol={tol:g} in max_iter={max_iter} iterations "
@@ -602,7 +655,11 @@ def sinkhorn(
         Histograms ``>= 0`` with equal totals (relative tolerance :data:`MASS_RTOL`; ``b`` is
         rescaled to ``sum(a)``). None: uniform.
     C : array-like of shape (m, n)
-        Cost matrix.
+        Cost matrix: finite values, or ``+inf`` for a forbidden pair (kernel entry exactly 0,
+        as in POT's ``sinkhorn_log``). A bin of positive mass with only forbidden pairs
+        raises ``ValueError`` at once; other infeasible patterns are detected when the
+        iterations fail to converge (an exact feasibility check then raises ``ValueError``).
+        NaN and ``-inf`` raise ``ValueError``.
     eps : float
         Entropic regularisation, > 0, in the units of ``C``.
     max_iter : int
@@ -675,7 +732,7 @@ def sinkhorn_unbalanced(
     a, b : array-like of shape (m,) / (n,), or None
         Non-negative measures (any totals). None: uniform with mass 1.
     C : array-like of shape (m, n)
-        Cost matrix.
+        Cost matrix (``+inf``: forbidden pair, as in :func:`sinkhorn`).
     eps : float
         Entropic regularisation, > 0.
     rho : float

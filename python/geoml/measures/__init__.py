@@ -1,0 +1,27 @@
+"""Measures of data geometry: intrinsic dimension, spectral entropies and effective rank,
+diffusion spectral entropy and mutual information, and metric-space magnitude."""
+
+from __future__ import annotations
+
+from ._dse import (
+    DiffusionMutualInformation,
+    diffusion_spectral_entropy,
+    diffusion_spectral_mutual_information,
+)
+from ._entropy import SpectralMeasure, effective_rank, von_neumann_entropy
+from ._intrinsic import IntrinsicDimension, intrinsic_dimension
+from ._magnitude import magnitude, magnitude_dimension, weighting_vector
+
+__all__ = [
+    "DiffusionMutualInformation",
+    "IntrinsicDimension",
+    "SpectralMeasure",
+    "diffusion_spectral_entropy",
+    "diffusion_spectral_mutual_information",
+    "effective_rank",
+    "intrinsic_dimension",
+    "magnitude",
+    "magnitude_dimension",
+    "von_neumann_entropy",
+    "weighting_vector",
+]

@@ -1,0 +1,470 @@
+"""Intrinsic-dimension estimators on one exact kNN pass: MLE, TwoNN, GRIDE and local PCA."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+
+from .._validation import as_float_array, check_int, check_n_jobs
+
+__all__ = ["IntrinsicDimension", "intrinsic_dimension"]
+
+_METHODS = ("mle", "twonn", "gride", "lpca")
+_RULES = ("FO", "ratio", "maxgap", "participation_ratio", "Kaiser", "broken_stick")
+_COMBS = ("mle", "mean", "median")
+_DEFAULT_K = 20  # scikit-dimension's MLE default (and geoml's default neighbourhood size)
+_CHUNK_ELEMS = 2**23  # local PCA: gathered neighbourhoods per chunk (k * d * points)
+
+
+class IntrinsicDimension(NamedTuple):
+    """Result of :func:`intrinsic_dimension`.
+
+    Attributes
+    ----------
+    dimension : float
+        The global estimate.
+    stderr : float
+        Its standard error where the estimator has one (TwoNN with ``fit="mle"``: ``d /
+        sqrt(n_used - 2)`` from the Pareto likelihood; GRIDE: the inverse square root of the
+        observed Fisher information); ``nan`` otherwise. It treats the ratios as independent,
+        which holds for the model, not exactly for ratios of neighbouring points.
+    pointwise : ndarray of shape (n_samples,) or None
+        Per-point estimates with ``local=True`` (``nan`` where a point has a zero neighbour
+        distance), else None.
+    n_used : int
+        Points (or ratios) that entered the global estimate, after the duplicate and
+        discard rules.
+    """
+
+    dimension: float
+    stderr: float
+    pointwise: np.ndarray | None
+    n_used: int
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _check_fraction(value, name, *, low_open=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number; got {value!r}")
+    value = float(value)
+    ok = (0.0 < value < 1.0) if low_open else (0.0 <= value < 1.0)
+    if not ok:
+        raise ValueError(f"{name}={value} must be in {'(0, 1)' if low_open else '[0, 1)'}")
+    return value
+
+
+def _neighbors(X, kmax, neighbors, n_jobs):
+    """(distances float64 (n, kmax), indices (n, kmax)) from one geoml.knn pass or the
+    precomputed pair, self excluded, each row sorted."""
+    n = X.shape[0]
+    if neighbors is None:
+        from ..neighbors import knn
+
+        idx, dist = knn(X, kmax, exclude_self=True, n_jobs=n_jobs)
+        return np.asarray(dist, dtype=np.float64), idx
+    if not isinstance(neighbors, tuple) or len(neighbors) != 2:
+        raise TypeError(
+            "neighbors must be a KNNResult or an (indices, distances) tuple as geoml.knn returns"
+        )
+    idx, dist = np.asarray(neighbors[0]), np.asarray(neighbors[1])
+    if idx.ndim != 2 or dist.shape != idx.shape or idx.shape[0] != n:
+        raise ValueError(
+            f"neighbors must hold (indices, distances) of shape (n_samples={n}, k); got "
+            f"{idx.shape} and {dist.shape}"
+        )
+    if idx.shape[1] < kmax:
+        raise ValueError(f"neighbors has {idx.shape[1]} columns; this estimate needs {kmax}")
+    if idx.dtype.kind not in "iu" or (idx.size and (idx.min() < 0 or idx.max() >= n)):
+        raise ValueError("neighbors indices must be integers in [0, n_samples)")
+    dist = as_float_array(dist, "neighbor distances", dtype=np.float64)
+    if (dist < 0).any() or (np.diff(dist, axis=1) < 0).any():
+        raise ValueError("neighbor distances must be non-negative and sorted along each row")
+    return dist[:, :kmax], idx[:, :kmax]
+
+
+def _warn_dropped(count, what):
+    if count:
+        warnings.warn(
+            f"intrinsic_dimension: {count} point(s) dropped: {what} (duplicate points)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+# ----------------------------------------------------------------------------- MLE
+
+
+def _mle_pointwise(dist, unbiased):
+    """Levina-Bickel per point: (k - 1) / sum_j log(R_k / R_j) over the k neighbour
+    distances (k - 2 with ``unbiased``), scikit-dimension's ``_maxLikPointwiseDimEst``."""
+    k = dist.shape[1]
+    kfac = k - 2 if unbiased else k - 1
+    ok = dist[:, 0] > 0
+    out = np.full(dist.shape[0], np.nan)
+    D = dist[ok]
+    s = np.log(D[:, -1:] / D).sum(axis=1)
+    with np.errstate(divide="ignore"):
+        out[ok] = kfac / s
+    return out, ok
+
+
+def _mle(dist, unbiased, comb):
+    pw, ok = _mle_pointwise(dist, unbiased)
+    _warn_dropped(int((~ok).sum()), "a zero distance among the k neighbours (MLE)")
+    good = pw[ok]
+    if good.size == 0:
+        raise ValueError("every point has a zero neighbour distance; the MLE is undefined")
+    inv = float(np.mean(1.0 / good))
+    if comb == "mle":
+        value = 1.0 / inv if inv > 0 else math.inf  # MacKay & Ghahramani: mean of inverses
+    elif comb == "mean":
+        value = float(np.mean(good))
+    else:
+        value = float(np.median(good))
+    if not math.isfinite(value):
+        raise ValueError(
+            "the MLE is infinite: the k neighbour distances of (too many) points are all "
+            "equal (log-ratios 0); use a larger k"
+        )
+    return float(value), math.nan, pw, int(good.size)
+
+
+# ----------------------------------------------------------------------------- TwoNN
+
+
+def _twonn_global(mu_all, discard_fraction, fit):
+    """scikit-dimension's TwoNN on the ratios r2 / r1 (non-finite ones dropped)."""
+    finite = np.isfinite(mu_all)
+    _warn_dropped(int((~finite).sum()), "zero distance to the nearest neighbour (TwoNN)")
+    mu_f = mu_all[finite]
+    N = mu_f.size
+    n_keep = int(N * (1 - discard_fraction))
+    if n_keep < 2:
+        raise ValueError("fewer than 2 ratios left to estimate the dimension")
+    mu = np.sort(mu_f)[:n_keep]
+    log_mu = np.log(mu)
+    if not log_mu[-1] > 0:
+        raise ValueError(
+            "every kept ratio r2 / r1 is 1 (tied neighbour distances, e.g. a regular grid): "
+            "TwoNN is undefined; lower discard_fraction or use method='gride' with n1 > 1"
+        )
+    if fit == "mle":
+        d = (n_keep - 1) / (np.sum(log_mu) + (N - n_keep) * log_mu[-1])
+        se = d / math.sqrt(n_keep - 2) if n_keep > 2 else math.nan
+    else:
+        if n_keep == N:
+            raise ValueError(
+                "fit='linear' needs discard_fraction > 0 (with 1 / n_samples or more): the "
+                "largest ratio has F_emp = 1 and -log(1 - F_emp) is infinite"
+            )
+        y = -np.log(1.0 - np.arange(1, n_keep + 1) / N)
+        d = float(np.dot(log_mu, y) / np.dot(log_mu, log_mu))  # least squares through 0
+        se = math.nan
+    return float(d), float(se), n_keep
+
+
+# ----------------------------------------------------------------------------- GRIDE
+
+
+def _gride_score(d, log_mu, n1, n2, N):
+    return (
+        (N - 1) / d
+        + (n2 - n1 - 1) * np.sum(log_mu / -np.expm1(-d * log_mu))
+        - (n2 - 1) * np.sum(log_mu)
+    )
+
+
+def _gride_global(log_mu_all, n1, n2):
+    from scipy.optimize import brentq
+
+    ok = np.isfinite(log_mu_all) & (log_mu_all > 0)
+    _warn_dropped(int((~ok).sum()), f"zero or tied distances to neighbours {n1} and {n2} (GRIDE)")
+    log_mu = log_mu_all[ok]
+    if log_mu.size < 2:
+        raise ValueError("fewer than 2 ratios left to estimate the dimension")
+    q95, q50 = np.percentile(np.exp(log_mu), [95, 50])
+    log_mu = log_mu[np.exp(log_mu) < 20 * (q95 - q50) + q50]
+    N = log_mu.size
+    if N < 2:
+        raise ValueError("fewer than 2 ratios left to estimate the dimension")
+    hi = 1.0
+    while _gride_score(hi, log_mu, n1, n2, N) > 0:
+        hi *= 2
+    d = brentq(_gride_score, 1e-8, hi, args=(log_mu, n1, n2, N), xtol=1e-12, rtol=1e-12)
+    info = N / d**2 + (n2 - n1 - 1) * np.sum((log_mu / (2 * np.sinh(d * log_mu / 2))) ** 2)
+    return float(d), float(1.0 / math.sqrt(info)), N
+
+
+def _gride_rows(L, n1, n2):
+    """GRIDE root for every row of ``L`` (m, r) of log-ratios (all > 0): bisection on the
+    decreasing score, vectorised over rows, to machine precision."""
+    m, r = L.shape
+    a = n2 - n1 - 1
+    s1 = (n2 - 1) * L.sum(axis=1)
+
+    def score(d):
+        with np.errstate(over="ignore"):
+            t = (L / -np.expm1(-d[:, None] * L)).sum(axis=1) if a else 0.0
+        return (r - 1) / d + a * t - s1
+
+    lo = np.full(m, 1e-8)
+    hi = np.ones(m)
+    for _ in range(60):  # bracket: score(hi) <= 0
+        pos = score(hi) > 0
+        if not pos.any():
+            break
+        hi[pos] *= 2
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        pos = score(mid) > 0
+        lo = np.where(pos, mid, lo)
+        hi = np.where(pos, hi, mid)
+        if np.all(hi - lo <= 1e-13 * hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+def _local_ratio_estimates(log_mu, idx, n1, n2):
+    """Per point: the ratio estimator (TwoNN MLE when (n1, n2) = (1, 2), else GRIDE) on the
+    log-ratios of the point and its neighbours (one kNN pass, reused)."""
+    n = log_mu.size
+    L = np.concatenate([log_mu[:, None], log_mu[idx]], axis=1)
+    ok = np.isfinite(L).all(axis=1) & (L > 0).all(axis=1)
+    out = np.full(n, np.nan)
+    if (n1, n2) == (1, 2):
+        r = L.shape[1]
+        out[ok] = (r - 1) / L[ok].sum(axis=1)
+    elif ok.any():
+        out[ok] = _gride_rows(L[ok], n1, n2)
+    return out
+
+
+# ----------------------------------------------------------------------------- local PCA
+
+
+def _pca_spectra(X, rows_idx):
+    """Covariance eigenvalues (ddof=1), descending, of each neighbourhood ``X[rows_idx[i]]``:
+    min(k, D) values per row, as scikit-learn's ``PCA().explained_variance_``."""
+    m, k = rows_idx.shape
+    D = X.shape[1]
+    p = min(k, D)
+    out = np.empty((m, p))
+    step = max(1, _CHUNK_ELEMS // max(1, k * D))
+    for s in range(0, m, step):
+        Y = X[rows_idx[s : s + step]].astype(np.float64)
+        Y -= Y.mean(axis=1, keepdims=True)
+        if k <= D:
+            G = Y @ Y.transpose(0, 2, 1)
+        else:
+            G = Y.transpose(0, 2, 1) @ Y
+        ev = np.linalg.eigvalsh(G / (k - 1))[:, ::-1]
+        out[s : s + step] = np.maximum(ev, 0.0)
+    return out
+
+
+def _global_spectrum(X):
+    n, D = X.shape
+    Y = X.astype(np.float64)
+    Y = Y - Y.mean(axis=0)
+    G = Y.T @ Y if n >= D else Y @ Y.T
+    ev = np.linalg.eigvalsh(G / (n - 1))[::-1]
+    return np.maximum(ev, 0.0)[None, :]
+
+
+def _pca_rule(ev, rule, alpha):
+    """scikit-dimension's lPCA rules on the rows of ``ev`` (descending eigenvalues)."""
+    m, p = ev.shape
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if rule == "FO":
+            return (ev > alpha * ev[:, :1]).sum(axis=1).astype(float)
+        if rule == "maxgap":
+            gaps = ev[:, :-1] / ev[:, 1:]
+            if p < 2:
+                return np.ones(m)
+            gaps = np.where(np.isnan(gaps), -np.inf, gaps)
+            return (np.argmax(gaps, axis=1) + 1).astype(float)
+        if rule == "ratio":
+            c = np.cumsum(ev, axis=1)
+            return ((c / c[:, -1:]) < alpha).sum(axis=1) + 1.0
+        if rule == "participation_ratio":
+            return ev.sum(axis=1) ** 2 / (ev**2).sum(axis=1)
+        if rule == "Kaiser":
+            return (ev > ev.mean(axis=1, keepdims=True)).sum(axis=1).astype(float)
+    # broken stick: first i with bs[i] > share[i] (0 when there is none)
+    bs = np.cumsum((1.0 / np.arange(1, p + 1))[::-1])[::-1] / p
+    share = ev / ev.sum(axis=1, keepdims=True)
+    above = bs[None, :] > share
+    return np.where(above.any(axis=1), np.argmax(above, axis=1), 0).astype(float)
+
+
+# ----------------------------------------------------------------------------- public
+
+
+def intrinsic_dimension(
+    X,
+    method: str = "mle",
+    *,
+    k: int | None = None,
+    local: bool = False,
+    neighbors=None,
+    comb: str = "mle",
+    unbiased: bool = False,
+    discard_fraction: float = 0.1,
+    fit: str = "linear",
+    n1: int = 1,
+    n2: int | None = None,
+    rule: str = "FO",
+    alpha: float = 0.05,
+    n_jobs: int | None = None,
+) -> IntrinsicDimension:
+    """Intrinsic dimension of a point cloud, globally and (``local=True``) per point.
+
+    Every estimator except global local-PCA reads one exact kNN pass (:func:`geoml.knn`,
+    self excluded); ``local=True`` reuses it for the per-point estimates. Conventions and
+    defaults are scikit-dimension 0.5's (``skdim.id.MLE``, ``TwoNN``, ``GRIDE``, ``lPCA``):
+    with the same neighbours and parameters the global estimates agree to rounding.
+
+    - ``"mle"``: Levina & Bickel per point, ``d_i = (k - 1) / sum_j log(R_k / R_j)`` over its
+      k neighbour distances (``k - 2`` with ``unbiased``), combined by MacKay & Ghahramani's
+      inverse average ``1 / mean(1 / d_i)`` (``comb="mle"``), or mean / median.
+    - ``"twonn"``: Facco et al. on ``mu = r2 / r1``: the ``1 - discard_fraction`` smallest
+      ratios, fitted by the line through the origin of ``-log(1 - F_emp)`` against
+      ``log mu`` (``fit="linear"``) or by the censored Pareto MLE (``fit="mle"``, with a
+      standard error).
+    - ``"gride"``: Denti et al.'s likelihood of ``mu = r_{n2} / r_{n1}`` (``n2 = 2 n1`` by
+      default), the root of its score, with ratios above ``q50 + 20 (q95 - q50)`` discarded
+      and ``(N - 1) log d`` in the likelihood (DADApy's conventions); standard error from the
+      observed Fisher information.
+    - ``"lpca"``: the eigenvalues of the covariance (``ddof=1``; ``min(n, D)`` of them) of the
+      whole cloud (global) or of each point's k neighbours (local, the point itself not
+      included, as scikit-dimension's ``asPointwise``), reduced by ``rule``: ``"FO"``
+      (eigenvalues above ``alpha`` times the largest), ``"ratio"`` (components needed for a
+      fraction ``alpha`` of the variance), ``"maxgap"``, ``"participation_ratio"``,
+      ``"Kaiser"``, ``"broken_stick"``.
+
+    Local TwoNN / GRIDE (a geoml convention; the references have no one-pass local form):
+    the same likelihood on the ratios of the point and its k neighbours, no discard.
+
+    Duplicates: a zero neighbour distance makes a log-ratio infinite. Such points are
+    dropped from the global estimate with a ``RuntimeWarning`` giving their count (TwoNN and
+    GRIDE as scikit-dimension; for MLE scikit-dimension keeps them and returns 0, geoml drops
+    them), and their local estimate is ``nan``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        float32 or float64 (distances are turned into estimates in float64); no NaN/inf.
+    method : {"mle", "twonn", "gride", "lpca"}
+    k : int, optional
+        Neighbours per point, ``k < n_samples``: MLE (default 20) and every local estimate
+        (default 20). Global TwoNN uses 2 and global GRIDE ``n2`` neighbours.
+    local : bool
+        Also return per-point estimates (``pointwise``).
+    neighbors : (indices, distances), optional
+        A precomputed :func:`geoml.knn` result of X (self excluded, rows sorted) with at least
+        as many columns as needed; used instead of a new search.
+    comb : {"mle", "mean", "median"}
+        MLE: how the per-point estimates are combined.
+    unbiased : bool
+        MLE: ``k - 2`` in place of ``k - 1``.
+    discard_fraction : float
+        TwoNN: fraction of the largest ratios left out, in [0, 1) (default 0.1).
+    fit : {"linear", "mle"}
+        TwoNN: regression (Facco et al.) or censored maximum likelihood.
+    n1, n2 : int
+        GRIDE neighbour orders, ``1 <= n1 < n2`` (``n2`` defaults to ``2 n1``).
+    rule : str
+        lPCA rule (see above).
+    alpha : float
+        lPCA ``"FO"`` and ``"ratio"`` threshold in (0, 1) (scikit-dimension's default 0.05).
+    n_jobs : int, optional
+        Threads of the kNN search.
+
+    Returns
+    -------
+    IntrinsicDimension
+        ``dimension``, ``stderr``, ``pointwise`` (n_samples,) or None, ``n_used``.
+
+    Examples
+    --------
+    >>> import numpy as np, geoml
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.zeros((2000, 5))
+    >>> X[:, :2] = rng.uniform(size=(2000, 2))
+    >>> est = geoml.intrinsic_dimension(X, "twonn", fit="mle")
+    >>> bool(abs(est.dimension - 2) < 0.2), bool(est.stderr < 0.1)
+    (True, True)
+    """
+    if method not in _METHODS:
+        raise ValueError(f"method={method!r}; choose one of {_METHODS}")
+    X = as_float_array(X, "X")
+    n = X.shape[0]
+    if n < 3:
+        raise ValueError(f"X has {n} sample(s); intrinsic_dimension needs at least 3")
+    if not isinstance(local, (bool, np.bool_)):
+        raise TypeError(f"local must be a bool; got {local!r}")
+    check_n_jobs(n_jobs)
+    need_k = method == "mle" or local
+    if k is None:
+        k = _DEFAULT_K if need_k else None
+        if k is not None and k >= n:
+            k = n - 1
+    if k is not None:
+        k = check_int(
+            k,
+            "k",
+            low=2,
+            high=n - 1,
+            hint=f" (neighbours; X has n_samples={n})",
+        )
+    pointwise = None
+
+    if method == "mle":
+        if comb not in _COMBS:
+            raise ValueError(f"comb={comb!r}; choose one of {_COMBS}")
+        if k < 3 and unbiased:
+            raise ValueError("unbiased=True needs k >= 3")
+        dist, _ = _neighbors(X, k, neighbors, n_jobs)
+        value, se, pw, used = _mle(dist, bool(unbiased), comb)
+        return IntrinsicDimension(value, se, pw if local else None, used)
+
+    if method in ("twonn", "gride"):
+        if method == "twonn":
+            discard_fraction = _check_fraction(discard_fraction, "discard_fraction")
+            if fit not in ("linear", "mle"):
+                raise ValueError(f"fit={fit!r}; choose 'linear' or 'mle'")
+            a, b = 1, 2
+        else:
+            a = check_int(n1, "n1", low=1)
+            b = 2 * a if n2 is None else check_int(n2, "n2", low=a + 1)
+            if b > n - 1:
+                raise ValueError(f"n2={b} needs at least n2 + 1 = {b + 1} samples; X has {n}")
+        kmax = max(b, k) if local else b
+        dist, idx = _neighbors(X, kmax, neighbors, n_jobs)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = dist[:, b - 1] / dist[:, a - 1]
+        if method == "twonn":
+            value, se, used = _twonn_global(ratio, discard_fraction, fit)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                value, se, used = _gride_global(np.log(ratio), a, b)
+        if local:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pointwise = _local_ratio_estimates(np.log(ratio), idx[:, :k], a, b)
+        return IntrinsicDimension(value, se, pointwise, used)
+
+    if rule not in _RULES:
+        raise ValueError(f"rule={rule!r}; choose one of {_RULES}")
+    alpha = _check_fraction(alpha, "alpha", low_open=True)
+    ev = _global_spectrum(X)
+    value = float(_pca_rule(ev, rule, alpha)[0])
+    if local:
+        _, idx = _neighbors(X, k, neighbors, n_jobs)
+        pointwise = _pca_rule(_pca_spectra(X, idx), rule, alpha)
+    return IntrinsicDimension(value, math.nan, pointwise, n)

@@ -1,0 +1,356 @@
+"""Tangent spaces of the SPD manifold: logarithmic and exponential maps, parallel transport,
+and pyRiemann's tangent-space vectorisation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _linalg
+from ._distance import check_metric
+
+MAP_METRICS = ("riemann", "wasserstein", "euclid")
+
+
+def _fun(A, func, n_jobs, name, M=None):
+    F, status = _linalg.funm(A, M, func=func, n_jobs=n_jobs)
+    _linalg.raise_status(status, name)
+    return F
+
+
+def _ref(X, C, name_x="X", check_x=True):
+    """(X3, C3, batch, dtype): C3 has one matrix or as many as X3; float32 input is checked
+    in float32 and computed in float64 (``_linalg.upcast``)."""
+    if check_x:
+        X3, bx = _linalg.as_batch(X, name_x)
+    else:
+        X3, bx = X
+    C3, bc = _linalg.as_batch(C, "Cref")
+    n = X3.shape[-1]
+    if C3.shape[-1] != n:
+        raise ValueError(f"{name_x} and Cref hold matrices of different sizes")
+    if bc != () and bc != bx:
+        raise ValueError(f"Cref must have shape ({n}, {n}) or {bx + (n, n)}; got {bc + (n, n)}")
+    dt = np.result_type(X3.dtype, C3.dtype)
+    X3 = _linalg.upcast(X3.astype(dt, copy=False), name_x, bx, pd=check_x)
+    C3 = _linalg.upcast(C3.astype(dt, copy=False), "Cref", bc)
+    return X3, C3, bx, dt
+
+
+def _symmetric(T, name):
+    """A batch of symmetric (tangent) matrices: finite and symmetric."""
+    T3, b = _linalg.as_batch(T, name)
+    if not np.isfinite(T3).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    tol = _linalg.SYM_TOL[T3.dtype]
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = np.abs(T3).max(axis=(1, 2))
+        asym = np.abs(T3 - T3.swapaxes(1, 2)).max(axis=(1, 2))
+    if (asym > tol * scale).any():
+        raise ValueError(f"{name} must hold symmetric matrices")
+    return T3, b
+
+
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
+def log_map(X, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=None):
+    r"""Logarithmic map of SPD matrices at a reference point, batched (pyRiemann's ``log_map``).
+
+    - ``"riemann"``: :math:`\log(C^{-1/2} X C^{-1/2})` (``whitened=True``, pyRiemann's
+      default) or the full map :math:`C^{1/2} \log(C^{-1/2} X C^{-1/2}) C^{1/2}`
+      (``whitened=False``, pyRiemann's ``C12=True``).
+    - ``"wasserstein"``: :math:`(C^{-1/2} (C^{1/2} X C^{1/2})^{1/2} C^{1/2})` plus its transpose,
+      minus :math:`2C`.
+    - ``"euclid"``: :math:`X - C`.
+
+    Parameters
+    ----------
+    X : array_like, shape (..., n, n)
+        SPD matrices.
+    Cref : array_like, shape (n, n) or (..., n, n)
+        SPD reference point(s): one for all, or one per matrix.
+    metric : {"riemann", "wasserstein", "euclid"}, default "riemann"
+    whitened : bool, default True
+        Affine-invariant map only: the whitened tangent vector (see above).
+    n_jobs : int, optional
+        Threads (None: the OpenMP default, -1: all cores).
+
+    Returns
+    -------
+    ndarray, shape (..., n, n)
+        Symmetric tangent vectors.
+
+    Raises
+    ------
+    ValueError
+        For matrices that are not SPD or shapes that do not match.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from geoml.spd import log_map
+    >>> np.round(log_map(np.diag([np.e, 1.0]), np.eye(2)), 12)
+    array([[1., 0.],
+           [0., 0.]])
+    """
+    metric = check_metric(metric, MAP_METRICS)
+    nj = _linalg.jobs(n_jobs)
+    X3, C3, b, dt = _ref(X, Cref)
+    n = X3.shape[-1]
+    if metric == "riemann":
+        Cm12 = _fun(C3, "invsqrt", nj, "Cref")
+        L = _fun(X3, "log", nj, "X", M=Cm12)
+        if not whitened:
+            C12 = _fun(C3, "sqrt", nj, "Cref")
+            L = C12 @ L @ C12
+    elif metric == "wasserstein":
+        C12 = _fun(C3, "sqrt", nj, "Cref")
+        Cm12 = _fun(C3, "invsqrt", nj, "Cref")
+        S = _fun(X3, "sqrt", nj, "X", M=C12)
+        tmp = Cm12 @ S @ C12
+        L = tmp + tmp.swapaxes(-1, -2) - 2 * C3
+    else:
+        _fun(X3, "sqrt", nj, "X")
+        _fun(C3, "sqrt", nj, "Cref")
+        L = X3 - C3
+    return _linalg.check_finite(L, "log_map").reshape(b + (n, n)).astype(dt)
+
+
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
+def exp_map(T, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=None):
+    r"""Exponential map of tangent vectors at a reference point, batched (pyRiemann's
+    ``exp_map``; the inverse of :func:`log_map`).
+
+    - ``"riemann"``: :math:`C^{1/2} \exp(T) C^{1/2}` for a whitened vector (``whitened=True``),
+      :math:`C^{1/2} \exp(C^{-1/2} T C^{-1/2}) C^{1/2}` otherwise (pyRiemann's ``Cm12=True``).
+    - ``"wasserstein"``: :math:`C + T + L_C(T)\, C\, L_C(T)` with :math:`L_C` the Lyapunov
+      operator (solution of :math:`L C + C L = T`), in the eigenbasis of ``C``.
+    - ``"euclid"``: :math:`T + C`.
+
+    Parameters
+    ----------
+    T : array_like, shape (..., n, n)
+        Symmetric tangent vectors.
+    Cref : array_like, shape (n, n) or (..., n, n)
+        SPD reference point(s).
+    metric : {"riemann", "wasserstein", "euclid"}, default "riemann"
+    whitened : bool, default True
+        Affine-invariant map only (see above).
+    n_jobs : int, optional
+        Threads (None: the OpenMP default, -1: all cores).
+
+    Returns
+    -------
+    ndarray, shape (..., n, n)
+        Points of the manifold.
+
+    Raises
+    ------
+    ValueError
+        For non-symmetric ``T``, a ``Cref`` that is not SPD, shapes that do not match.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from geoml.spd import exp_map
+    >>> np.allclose(exp_map(np.diag([1.0, 0.0]), np.eye(2)), np.diag([np.e, 1.0]))
+    True
+    """
+    metric = check_metric(metric, MAP_METRICS)
+    nj = _linalg.jobs(n_jobs)
+    T3, b = _symmetric(T, "T")
+    T3, C3, b, dt = _ref((T3, b), Cref, "T", check_x=False)
+    n = T3.shape[-1]
+    if metric == "riemann":
+        C12 = _fun(C3, "sqrt", nj, "Cref")
+        if not whitened:
+            Cm12 = _fun(C3, "invsqrt", nj, "Cref")
+            T3 = Cm12 @ T3 @ Cm12
+            T3 = 0.5 * (T3 + T3.swapaxes(-1, -2))
+        E = _fun(np.ascontiguousarray(T3), "exp", nj, "T")
+        out = C12 @ E @ C12
+    elif metric == "wasserstein":
+        _fun(C3, "sqrt", nj, "Cref")
+        d, V = np.linalg.eigh(C3.astype(np.float64))
+        Vt = V.swapaxes(-1, -2)
+        K = 1.0 / (d[..., :, None] + d[..., None, :])
+        Y = K * (Vt @ T3.astype(np.float64) @ V)
+        Y = Y @ (d[..., :, None] * Y)
+        out = C3 + T3 + V @ Y @ Vt
+    else:
+        _fun(C3, "sqrt", nj, "Cref")
+        out = T3 + C3
+    return _linalg.check_finite(out, "exp_map").reshape(b + (n, n)).astype(dt)
+
+
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
+def transport(T, A, B, *, n_jobs=None):
+    r"""Parallel transport of tangent vectors from ``A`` to ``B`` for the affine-invariant metric
+    (pyRiemann's ``transport_riemann``): :math:`E T E^T` with
+    :math:`E = A^{1/2} (A^{-1/2} B A^{-1/2})^{1/2} A^{-1/2} = (B A^{-1})^{1/2}`.
+
+    The tangent vectors are the full (not whitened) ones, as pyRiemann's. The Bures-Wasserstein
+    metric has no closed form for it in general and is not offered.
+
+    Parameters
+    ----------
+    T : array_like, shape (..., n, n)
+        Symmetric tangent vectors at ``A``.
+    A, B : array_like, shape (n, n)
+        SPD points.
+    n_jobs : int, optional
+        Threads.
+
+    Returns
+    -------
+    ndarray, shape (..., n, n)
+        Tangent vectors at ``B``.
+
+    Raises
+    ------
+    ValueError
+        For non-symmetric ``T``, ``A`` or ``B`` that are not SPD, shapes that do not match.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from geoml.spd import transport
+    >>> transport(np.eye(2), np.eye(2), 4 * np.eye(2))
+    array([[4., 0.],
+           [0., 4.]])
+    """
+    nj = _linalg.jobs(n_jobs)
+    T3, b = _symmetric(T, "T")
+    n = T3.shape[-1]
+    A3, ba = _linalg.as_batch(A, "A")
+    B3, bb = _linalg.as_batch(B, "B")
+    if ba != () or bb != () or A3.shape[-1] != n or B3.shape[-1] != n:
+        raise ValueError(f"A and B must have shape ({n}, {n})")
+    dt = np.result_type(T3.dtype, A3.dtype, B3.dtype)
+    A3 = _linalg.upcast(A3.astype(dt), "A", ())
+    B3 = _linalg.upcast(B3.astype(dt), "B", ())
+    A12 = _fun(A3, "sqrt", nj, "A")[0]
+    Am12 = _fun(A3, "invsqrt", nj, "A")[0]
+    S = _fun(B3, "sqrt", nj, "B", M=Am12)[0]
+    E = A12 @ S @ Am12
+    out = E @ T3.astype(np.float64) @ E.T
+    return _linalg.check_finite(out, "transport").astype(dt).reshape(b + (n, n))
+
+
+def upper(X) -> np.ndarray:
+    r"""pyRiemann's ``upper``: the upper triangle of symmetric matrices as vectors, the
+    off-diagonal entries weighted by :math:`\sqrt 2` (so the Euclidean norm of the vector is
+    the Frobenius norm of the matrix), row by row.
+
+    Parameters
+    ----------
+    X : array_like, shape (..., n, n)
+
+    Returns
+    -------
+    ndarray, shape (..., n (n + 1) / 2)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from geoml.spd import upper
+    >>> upper(np.array([[1.0, 2.0], [2.0, 3.0]]))
+    array([1.        , 2.82842712, 3.        ])
+    """
+    X = np.asarray(X)
+    if X.ndim < 2 or X.shape[-1] != X.shape[-2]:
+        raise ValueError(f"X must hold square matrices (..., n, n); got shape {X.shape}")
+    n = X.shape[-1]
+    i, j = np.triu_indices(n)
+    coef = np.where(i == j, 1.0, math.sqrt(2)).astype(
+        X.dtype if X.dtype.kind == "f" else np.float64
+    )
+    return X[..., i, j] * coef
+
+
+def unupper(T) -> np.ndarray:
+    """Inverse of :func:`upper`: symmetric matrices from weighted upper-triangle vectors.
+
+    Parameters
+    ----------
+    T : array_like, shape (..., n (n + 1) / 2)
+
+    Returns
+    -------
+    ndarray, shape (..., n, n)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from geoml.spd import unupper
+    >>> unupper(np.array([1.0, 2 ** 0.5, 3.0]))
+    array([[1., 1.],
+           [1., 3.]])
+    """
+    T = np.asarray(T)
+    if T.ndim < 1:
+        raise ValueError("T must have at least one dimension")
+    d = T.shape[-1]
+    n = round((math.sqrt(1 + 8 * d) - 1) / 2)
+    if n * (n + 1) // 2 != d or d == 0:
+        raise ValueError(f"T's last axis ({d}) is not n (n + 1) / 2 for an integer n >= 1")
+    i, j = np.triu_indices(n)
+    dt = T.dtype if T.dtype.kind == "f" else np.float64
+    coef = np.where(i == j, 1.0, 1.0 / math.sqrt(2)).astype(dt)
+    X = np.zeros(T.shape[:-1] + (n, n), dtype=dt)
+    X[..., i, j] = T * coef
+    X[..., j, i] = T * coef
+    return X
+
+
+def tangent_space(X, Cref, metric: str = "riemann", *, n_jobs=None) -> np.ndarray:
+    """pyRiemann's ``tangent_space``: ``upper(log_map(X, Cref, metric))``.
+
+    Parameters
+    ----------
+    X : array_like, shape (..., n, n)
+        SPD matrices.
+    Cref : array_like, shape (n, n)
+        SPD reference point.
+    metric : {"riemann", "wasserstein", "euclid"}, default "riemann"
+    n_jobs : int, optional
+
+    Returns
+    -------
+    ndarray, shape (..., n (n + 1) / 2)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from geoml.spd import tangent_space
+    >>> np.round(tangent_space(np.diag([np.e, 1.0]), np.eye(2)), 12)
+    array([1., 0., 0.])
+    """
+    return upper(log_map(X, Cref, metric, n_jobs=n_jobs))
+
+
+def untangent_space(T, Cref, metric: str = "riemann", *, n_jobs=None) -> np.ndarray:
+    """pyRiemann's ``untangent_space``: ``exp_map(unupper(T), Cref, metric)``.
+
+    Parameters
+    ----------
+    T : array_like, shape (..., n (n + 1) / 2)
+        Tangent vectors.
+    Cref : array_like, shape (n, n)
+        SPD reference point.
+    metric : {"riemann", "wasserstein", "euclid"}, default "riemann"
+    n_jobs : int, optional
+
+    Returns
+    -------
+    ndarray, shape (..., n, n)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from geoml.spd import tangent_space, untangent_space
+    >>> A = np.array([[2.0, 0.5], [0.5, 1.0]])
+    >>> np.allclose(untangent_space(tangent_space(A, np.eye(2)), np.eye(2)), A)
+    True
+    """
+    return exp_map(unupper(T), Cref, metric, n_jobs=n_jobs)

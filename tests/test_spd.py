@@ -1,0 +1,607 @@
+"""geoml.spd: the batched symmetric eigensolver and the SPD geometry built on it, against
+NumPy/LAPACK, SciPy per matrix, pyRiemann (0.12) and POT where installed, closed forms, and
+bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg as sla
+
+import geoml
+from geoml import spd
+
+
+# ----------------------------------------------------------------------------- data
+def rand_spd(rng, shape, n, cond=None, dtype=np.float64):
+    """SPD matrices of shape shape + (n, n); eigenvalues log-uniform over [1, cond] (default
+    a random well-conditioned spectrum)."""
+    B = int(np.prod(shape)) if shape else 1
+    Q, _ = np.linalg.qr(rng.standard_normal((B, n, n)))
+    if cond is None:
+        w = rng.uniform(0.5, 3.0, (B, n))
+    else:
+        w = np.exp(rng.uniform(0, np.log(cond), (B, n)))
+        w[:, 0], w[:, -1] = 1.0, cond
+    A = (Q * w[:, None, :]) @ Q.swapaxes(1, 2)
+    A = 0.5 * (A + A.swapaxes(1, 2))
+    return A.reshape(tuple(shape) + (n, n)).astype(dtype)
+
+
+def rand_sym(rng, B, n):
+    A = rng.standard_normal((B, n, n))
+    return 0.5 * (A + A.swapaxes(1, 2))
+
+
+def rel(a, b):
+    return np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(np.max(np.abs(b)), 1e-300)
+
+
+# ----------------------------------------------------------------------------- eigensolver
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 22, 33, 64, 70])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_eigh_random_symmetric(n, seed):
+    rng = np.random.default_rng(seed)
+    A = rand_sym(rng, 6, n) * 10.0 ** rng.uniform(-3, 3)
+    w, V = spd.eigh(A)
+    w_np = np.linalg.eigvalsh(A)
+    scale = np.abs(A).max(axis=(1, 2))[:, None]
+    assert np.all(np.abs(w - w_np) <= 50 * n * 2.2e-16 * scale)
+    assert np.all(np.diff(w, axis=1) >= 0)
+    R = (V * w[:, None, :]) @ V.swapaxes(1, 2)
+    assert np.abs(R - A).max() <= 50 * n * 2.2e-16 * scale.max()
+    eye = np.eye(n)
+    assert np.abs(V.swapaxes(1, 2) @ V - eye).max() <= 50 * n * 2.2e-16
+    # distinct eigenvalues: the vectors are numpy's up to sign
+    _, V_np = np.linalg.eigh(A)
+    gap = np.min(np.diff(w_np, axis=1), axis=1, initial=np.inf) / scale[:, 0]
+    for b in np.flatnonzero(gap > 1e-6):
+        C = np.abs(V[b].T @ V_np[b])
+        assert np.abs(C - eye).max() < 1e-8
+
+
+def test_eigh_ill_conditioned_repeated_diagonal():
+    rng = np.random.default_rng(3)
+    n = 12
+    # ill-conditioned SPD (cond 1e12)
+    A = rand_spd(rng, (5,), n, cond=1e12)
+    w, V = spd.eigh(A)
+    assert np.abs(w - np.linalg.eigvalsh(A)).max() <= 200 * n * 2.2e-16 * 1e12
+    assert np.abs((V * w[:, None, :]) @ V.swapaxes(1, 2) - A).max() <= 1e-12 * 1e12
+    # repeated eigenvalues: reconstruction and orthogonality (vectors are not unique)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.array([1.0] * 4 + [2.0] * 5 + [7.0] * 3)
+    A = (Q * lam) @ Q.T
+    A = 0.5 * (A + A.T)
+    w, V = spd.eigh(A)
+    assert np.allclose(w, np.sort(lam), atol=1e-13 * 7)
+    assert np.abs(V.T @ V - np.eye(n)).max() < 1e-13
+    assert np.abs(V @ np.diag(w) @ V.T - A).max() < 1e-13 * 7
+    # diagonal: exact
+    d = rng.uniform(-5, 5, n)
+    w, V = spd.eigh(np.diag(d))
+    assert np.array_equal(w, np.sort(d))
+    assert np.array_equal(np.abs(V), np.eye(n)[:, np.argsort(d)])
+    # zero matrix and identity
+    w, V = spd.eigh(np.zeros((3, 3)))
+    assert np.array_equal(w, np.zeros(3)) and np.array_equal(V, np.eye(3))
+    w, V = spd.eigh(np.eye(4))
+    assert np.array_equal(w, np.ones(4))
+
+
+def test_eigh_float32_and_batch_shape():
+    rng = np.random.default_rng(4)
+    A = rand_sym(rng, 6, 7).reshape(2, 3, 7, 7)
+    w, V = spd.eigh(A.astype(np.float32))
+    assert w.dtype == np.float32 and V.dtype == np.float32
+    assert w.shape == (2, 3, 7) and V.shape == (2, 3, 7, 7)
+    assert np.abs(w - np.linalg.eigvalsh(A)).max() < 1e-5 * np.abs(A).max()
+
+
+# ----------------------------------------------------------------------------- matrix functions
+def _ref_funcs():
+    return {
+        "sqrtm": lambda a: sla.sqrtm(a).real,
+        "invsqrtm": lambda a: np.linalg.inv(sla.sqrtm(a).real),
+        "logm": lambda a: sla.logm(a).real,
+        "expm": sla.expm,
+    }
+
+
+@pytest.mark.parametrize("name", ["sqrtm", "invsqrtm", "logm", "expm"])
+@pytest.mark.parametrize("n", [2, 5, 22, 66])
+def test_matrix_functions_vs_scipy(name, n):
+    rng = np.random.default_rng(n)
+    A = rand_spd(rng, (2, 2), n)
+    F = getattr(spd, name)(A)
+    ref = _ref_funcs()[name]
+    assert F.shape == A.shape and F.dtype == A.dtype
+    for idx in np.ndindex(2, 2):
+        assert rel(F[idx], ref(A[idx])) < 1e-10
+
+
+@pytest.mark.parametrize("p", [0.5, -0.5, 2.0, -1.0, 0.3])
+def test_powm_vs_scipy(p):
+    rng = np.random.default_rng(5)
+    A = rand_spd(rng, (4,), 6)
+    F = spd.powm(A, p)
+    for b in range(4):
+        assert rel(F[b], sla.fractional_matrix_power(A[b], p).real) < 1e-10
+    assert np.allclose(spd.powm(A, 0.0), np.eye(6))
+
+
+def test_matrix_functions_closed_forms():
+    d = np.array([0.5, 2.0, 3.0])
+    D = np.diag(d)
+    assert np.allclose(spd.sqrtm(D), np.diag(np.sqrt(d)), rtol=1e-15, atol=0)
+    assert np.allclose(spd.logm(D), np.diag(np.log(d)), rtol=1e-15, atol=1e-16)
+    assert np.allclose(spd.expm(np.diag(np.log(d))), D, rtol=1e-14, atol=0)
+    assert np.array_equal(spd.logm(np.eye(3)), np.zeros((3, 3)))
+    rng = np.random.default_rng(6)
+    A = rand_spd(rng, (5,), 8)
+    assert np.allclose(spd.expm(spd.logm(A)), A, rtol=0, atol=1e-12)
+    S = spd.sqrtm(A)
+    assert np.allclose(S @ S, A, atol=1e-12)
+    assert np.allclose(spd.invsqrtm(A) @ S, np.eye(8), atol=1e-12)
+    # expm of a symmetric (indefinite) matrix is fine
+    H = rand_sym(rng, 3, 5)
+    assert rel(spd.expm(H)[1], sla.expm(H[1])) < 1e-10
+
+
+def test_matrix_functions_float32():
+    rng = np.random.default_rng(7)
+    A = rand_spd(rng, (6,), 10)
+    F32 = spd.logm(A.astype(np.float32))
+    assert F32.dtype == np.float32
+    assert np.abs(F32 - spd.logm(A)).max() < 1e-5
+
+
+def test_ill_conditioned_and_singular():
+    rng = np.random.default_rng(8)
+    A = rand_spd(rng, (3,), 6, cond=1e10)
+    L = spd.logm(A)
+    for b in range(3):  # logm's error is relative to ||log A||, bounded by cond * eps
+        assert rel(L[b], sla.logm(A[b]).real) < 1e-10 * 1e3
+    # singular (rank-deficient covariance) refused with a clear message
+    X = rng.standard_normal((4, 2))
+    C = X @ X.T
+    with pytest.raises(ValueError, match=r"not positive definite.*regularize"):
+        spd.sqrtm(C)
+    with pytest.raises(ValueError, match="not positive definite"):
+        spd.logm(np.zeros((3, 3)))
+    # the regularised matrix is accepted
+    spd.logm(C + 1e-6 * np.eye(4))
+
+
+@pytest.mark.parametrize("fn", ["sqrtm", "invsqrtm", "logm", "powm"])
+def test_bad_input(fn):
+    f = getattr(spd, fn)
+    call = (lambda X: f(X, 0.5)) if fn == "powm" else f
+    good = np.stack([np.eye(3), 2 * np.eye(3)])
+    indef = np.diag([1.0, -1.0, 2.0])
+    with pytest.raises(ValueError, match=r"X\[1\] is not positive definite"):
+        call(np.stack([np.eye(3), indef]))
+    nonsym = np.eye(3)
+    nonsym[0, 1] = 0.5
+    with pytest.raises(ValueError, match=r"X\[0\] is not symmetric"):
+        call(np.stack([nonsym, np.eye(3)]))
+    bad = good.copy()
+    bad[1, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        call(bad)
+    bad[1, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        call(bad)
+    with pytest.raises(ValueError, match="square"):
+        call(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        call(np.ones(3))
+    with pytest.raises(TypeError, match="real numbers"):
+        call(good.astype(complex))
+    # LAPACK path (n > 64) refuses the same way
+    with pytest.raises(ValueError, match="not positive definite"):
+        call(-np.eye(70))
+    nonsym = np.eye(70)
+    nonsym[0, 1] = 0.5
+    with pytest.raises(ValueError, match="not symmetric"):
+        call(nonsym)
+
+
+def test_expm_overflow_and_powm_p():
+    with pytest.raises(ValueError, match="overflows"):
+        spd.expm(np.diag([1000.0, 1.0]))
+    with pytest.raises(ValueError, match="finite"):
+        spd.powm(np.eye(2), np.nan)
+    with pytest.raises(TypeError):
+        spd.powm(np.eye(2), "a")
+
+
+def test_empty_batch():
+    out = spd.sqrtm(np.zeros((0, 3, 3)))
+    assert out.shape == (0, 3, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_n_jobs_identical(dtype):
+    rng = np.random.default_rng(9)
+    A = rand_spd(rng, (101,), 9, dtype=dtype)
+    for name in ("sqrtm", "logm"):
+        a = getattr(spd, name)(A, n_jobs=1)
+        b = getattr(spd, name)(A, n_jobs=2)
+        assert np.array_equal(a, b)
+    m1 = spd.mean_riemann(A, n_jobs=1).mean
+    m2 = spd.mean_riemann(A, n_jobs=2).mean
+    assert np.array_equal(m1, m2)
+    d1 = spd.pairwise_distance(A[:20], A[20:30], n_jobs=1)
+    d2 = spd.pairwise_distance(A[:20], A[20:30], n_jobs=2)
+    assert np.array_equal(d1, d2)
+    w1 = spd.mean_wasserstein(A, n_jobs=1).mean
+    w2 = spd.mean_wasserstein(A, n_jobs=2).mean
+    assert np.array_equal(w1, w2)
+
+
+# ----------------------------------------------------------------------------- distances
+def _pyr():
+    return pytest.importorskip("pyriemann")
+
+
+def test_distance_vs_pyriemann():
+    _pyr()
+    from pyriemann.geometry.distance import distance as pd
+    from pyriemann.geometry.distance import distance_poweuclid
+
+    rng = np.random.default_rng(10)
+    A = rand_spd(rng, (7,), 6)
+    B = rand_spd(rng, (7,), 6)
+    for metric in ("riemann", "logeuclid", "wasserstein", "euclid"):
+        d = spd.distance(A, B, metric)
+        ref = np.array([pd(A[i], B[i], metric=metric) for i in range(7)])
+        assert np.allclose(d, ref, rtol=1e-8, atol=0), metric
+        d2 = spd.distance(A, B[0], metric, squared=True)  # shared reference
+        ref2 = np.array([pd(A[i], B[0], metric=metric, squared=True) for i in range(7)])
+        assert np.allclose(d2, ref2, rtol=1e-8, atol=0), metric
+    for p in (0.5, -1.0, 2.0, 0.0):
+        d = spd.distance(A, B, "euclid", p=p)
+        ref = np.array([distance_poweuclid(A[i], B[i], p) for i in range(7)])
+        assert np.allclose(d, ref, rtol=1e-8, atol=0), p
+
+
+def test_pairwise_distance_vs_pyriemann():
+    _pyr()
+    from pyriemann.geometry.distance import pairwise_distance as ppd
+
+    rng = np.random.default_rng(11)
+    X = rand_spd(rng, (6,), 5)
+    Y = rand_spd(rng, (4,), 5)
+    for metric in ("riemann", "logeuclid", "wasserstein", "euclid"):
+        D = spd.pairwise_distance(X, Y, metric)
+        assert D.shape == (6, 4)
+        assert np.allclose(D, ppd(X, Y, metric=metric), rtol=1e-8, atol=1e-12), metric
+        D = spd.pairwise_distance(X, metric=metric)
+        assert np.array_equal(D, D.T) and np.all(np.diag(D) == 0)
+        assert np.allclose(D, ppd(X, None, metric=metric), rtol=1e-8, atol=1e-12), metric
+        assert np.allclose(D[1, 2], spd.distance(X[1], X[2], metric), rtol=1e-10)
+
+
+def test_distance_vs_pot_and_closed_forms():
+    rng = np.random.default_rng(12)
+    A = rand_spd(rng, (5,), 4)
+    B = rand_spd(rng, (5,), 4)
+    ot = pytest.importorskip("ot")
+    from ot.gaussian import bures_wasserstein_distance
+
+    z = np.zeros((5, 4))
+    ref = bures_wasserstein_distance(z, z, A, B, paired=True)
+    assert np.allclose(spd.distance(A, B, "wasserstein"), ref, rtol=1e-8)
+    del ot
+    # diagonal (commuting) matrices: closed forms
+    a, b = rng.uniform(0.5, 3, 4), rng.uniform(0.5, 3, 4)
+    Da, Db = np.diag(a), np.diag(b)
+    lr = np.linalg.norm(np.log(a) - np.log(b))
+    assert np.isclose(spd.distance(Da, Db), lr, rtol=1e-13)
+    assert np.isclose(spd.distance(Da, Db, "logeuclid"), lr, rtol=1e-13)
+    bw = np.linalg.norm(np.sqrt(a) - np.sqrt(b))
+    assert np.isclose(spd.distance(Da, Db, "wasserstein"), bw, rtol=1e-10)
+    # power deformation: d(A^p, B^p) / |p|; for commuting matrices riemann is invariant
+    for p in (0.5, -2.0, 1.5):
+        assert np.isclose(spd.distance(Da, Db, p=p), lr, rtol=1e-12)
+        bwp = np.linalg.norm(a ** (p / 2) - b ** (p / 2)) / abs(p)
+        assert np.isclose(spd.distance(Da, Db, "wasserstein", p=p), bwp, rtol=1e-10)
+    for metric in ("riemann", "wasserstein"):
+        p = 0.7
+        ref = spd.distance(spd.powm(A, p), spd.powm(B, p), metric) / p
+        assert np.allclose(spd.distance(A, B, metric, p=p), ref, rtol=1e-12)
+        with pytest.raises(ValueError, match="nonzero"):
+            spd.distance(A, B, metric, p=0.0)
+    # identity and symmetry, affine invariance
+    assert np.allclose(spd.distance(A, A), 0, atol=1e-7)
+    assert np.allclose(spd.distance(A, B), spd.distance(B, A), rtol=1e-10)
+    G = rng.standard_normal((4, 4))
+    assert np.allclose(spd.distance(G @ A @ G.T, G @ B @ G.T), spd.distance(A, B), rtol=1e-8)
+
+
+def test_distance_errors_and_broadcast():
+    rng = np.random.default_rng(13)
+    A = rand_spd(rng, (2, 3), 4)
+    B = rand_spd(rng, (3,), 4)
+    d = spd.distance(A, B)
+    assert d.shape == (2, 3)
+    assert np.isclose(d[1, 2], spd.distance(A[1, 2], B[2]))
+    assert spd.distance(A[0, 0], B[0]).shape == ()
+    with pytest.raises(ValueError, match="do not broadcast"):
+        spd.distance(A, rand_spd(rng, (4,), 4))
+    with pytest.raises(ValueError, match="different sizes"):
+        spd.distance(A, np.eye(3))
+    with pytest.raises(ValueError, match="not one of"):
+        spd.distance(A, B, "bogus")
+    with pytest.raises(ValueError, match=r"B\[0\] is not positive definite"):
+        spd.distance(A[0, 0], -np.eye(4))
+    with pytest.raises(ValueError, match=r"A\[1\] is not positive definite"):
+        spd.distance(np.stack([np.eye(4), -np.eye(4)]), np.eye(4))
+    with pytest.raises(ValueError, match="not positive definite"):
+        spd.pairwise_distance(np.stack([np.eye(4), -np.eye(4)]), np.eye(4)[None])
+    with pytest.raises(ValueError, match=r"\(n_x, n, n\)"):
+        spd.pairwise_distance(A)
+
+
+# ----------------------------------------------------------------------------- means
+def test_means_vs_pyriemann():
+    _pyr()
+    from pyriemann.geometry.mean import mean_logeuclid, mean_riemann, mean_wasserstein
+
+    rng = np.random.default_rng(14)
+    X = rand_spd(rng, (15,), 5)
+    w = rng.uniform(0.1, 1, 15)
+    for weights in (None, w):
+        res = spd.mean_riemann(X, weights)
+        assert res.converged and 0 < res.n_iter <= 50
+        assert np.allclose(res.mean, mean_riemann(X, sample_weight=weights), rtol=0, atol=1e-8)
+        L = spd.mean_logeuclid(X, weights)
+        assert np.allclose(L, mean_logeuclid(X, sample_weight=weights), rtol=0, atol=1e-10)
+        res = spd.mean_wasserstein(X, weights, tol=1e-12)
+        ref = mean_wasserstein(X, tol=1e-12, maxiter=200, sample_weight=weights)
+        assert res.converged
+        assert np.allclose(res.mean, ref, rtol=0, atol=1e-8)
+
+
+def test_bw_barycenter_vs_pot():
+    pytest.importorskip("ot")
+    from ot.gaussian import bures_wasserstein_barycenter
+
+    rng = np.random.default_rng(15)
+    X = rand_spd(rng, (20,), 6)
+    w = rng.uniform(0.1, 1, 20)
+    w /= w.sum()
+    m = np.zeros((20, 6))
+    for weights in (None, w):
+        # POT's own iterates: same start (POT's mean(w X)), same rule, same tolerance
+        ww = np.full(20, 1 / 20) if weights is None else weights
+        init = np.mean(X * ww[:, None, None], axis=0)
+        _, ref = bures_wasserstein_barycenter(m, X, weights=weights)
+        res = spd.mean_wasserstein(X, weights, init=init)
+        assert res.converged
+        assert np.abs(res.mean - ref).max() < 1e-10
+        # converged fixed points agree from geoml's default start
+        _, ref = bures_wasserstein_barycenter(m, X, weights=weights, eps=1e-13)
+        res = spd.mean_wasserstein(X, weights, tol=1e-13)
+        assert np.abs(res.mean - ref).max() < 1e-10
+
+
+def test_means_closed_forms_and_flags():
+    rng = np.random.default_rng(16)
+    d = rng.uniform(0.5, 3, (6, 4))
+    X = np.stack([np.diag(r) for r in d])
+    gm = np.diag(np.exp(np.log(d).mean(0)))
+    assert np.allclose(spd.mean_riemann(X).mean, gm, rtol=1e-12)
+    assert np.allclose(spd.mean_logeuclid(X), gm, rtol=1e-12)
+    bw = np.diag(np.sqrt(d).mean(0) ** 2)
+    assert np.allclose(spd.mean_wasserstein(X, tol=1e-12).mean, bw, rtol=1e-10)
+    assert np.allclose(spd.mean(X, metric="euclid"), np.diag(d.mean(0)))
+    # identity set
+    I3 = np.stack([np.eye(3)] * 4)
+    assert np.allclose(spd.mean_riemann(I3).mean, np.eye(3))
+    # two matrices: the geodesic midpoint A #_{1/2} B
+    A, B = rand_spd(rng, (2,), 4)
+    A12, Am12 = spd.sqrtm(A), spd.invsqrtm(A)
+    mid = A12 @ spd.sqrtm(Am12 @ B @ Am12) @ A12
+    assert np.allclose(spd.mean_riemann(np.stack([A, B])).mean, mid, atol=1e-9)
+    # non-convergence is flagged and warned
+    Y = rand_spd(rng, (10,), 4)
+    with pytest.warns(spd.ConvergenceWarning, match="convergence not reached"):
+        res = spd.mean_riemann(Y, max_iter=1)
+    assert not res.converged and res.n_iter == 1
+    with pytest.warns(spd.ConvergenceWarning):
+        assert not spd.mean_wasserstein(Y, max_iter=2).converged
+    # batched over sets
+    Z = rand_spd(rng, (2, 3, 5), 3)
+    res = spd.mean_riemann(Z)
+    assert res.mean.shape == (2, 3, 3, 3) and res.converged.shape == (2, 3)
+    assert np.allclose(res.mean[1, 2], spd.mean_riemann(Z[1, 2]).mean, atol=1e-12)
+    assert spd.mean_logeuclid(Z).shape == (2, 3, 3, 3)
+    # errors
+    with pytest.raises(ValueError, match="weights must have shape"):
+        spd.mean_riemann(Y, np.ones(3))
+    with pytest.raises(ValueError, match="non-negative"):
+        spd.mean_riemann(Y, -np.ones(10))
+    with pytest.raises(ValueError, match="all be zero"):
+        spd.mean_riemann(Y, np.zeros(10))
+    with pytest.raises(ValueError, match="at least 3 dimensions"):
+        spd.mean_riemann(np.eye(3))
+    with pytest.raises(ValueError, match="not positive definite"):
+        spd.mean_riemann(np.stack([np.eye(3), -np.eye(3)]))
+    with pytest.raises(ValueError, match="not one of"):
+        spd.mean(Y, metric="bogus")
+
+
+# ----------------------------------------------------------------------------- tangent space
+def test_tangent_vs_pyriemann():
+    _pyr()
+    from pyriemann.geometry import tangentspace as pts
+
+    rng = np.random.default_rng(17)
+    X = rand_spd(rng, (6,), 5)
+    C = rand_spd(rng, (), 5)
+    for metric in ("riemann", "wasserstein", "euclid"):
+        L = spd.log_map(X, C, metric)
+        assert np.allclose(L, pts.log_map(X, C, metric=metric), atol=1e-10), metric
+        E = spd.exp_map(L, C, metric)
+        assert np.allclose(E, pts.exp_map(L, C, metric=metric), atol=1e-10), metric
+        assert np.allclose(E, X, atol=1e-9), metric
+        T = spd.tangent_space(X, C, metric)
+        assert np.allclose(T, pts.tangent_space(X, C, metric=metric), atol=1e-10), metric
+        assert np.allclose(spd.untangent_space(T, C, metric), X, atol=1e-9)
+    L = spd.log_map(X, C, whitened=False)
+    assert np.allclose(L, pts.log_map_riemann(X, C, C12=True), atol=1e-10)
+    assert np.allclose(
+        spd.exp_map(L, C, whitened=False), pts.exp_map_riemann(L, C, Cm12=True), atol=1e-10
+    )
+    A, B = rand_spd(rng, (2,), 5)
+    Tv = spd.log_map(X, A, whitened=False)
+    assert np.allclose(
+        spd.transport(Tv, A, B), pts.transport(Tv, A, B, metric="riemann"), atol=1e-10
+    )
+    assert np.allclose(spd.upper(L), pts.upper(L))
+    assert np.allclose(spd.unupper(spd.upper(L)), L)
+
+
+def test_tangent_closed_forms_and_errors():
+    rng = np.random.default_rng(18)
+    X = rand_spd(rng, (4,), 3)
+    # at the identity the affine-invariant log map is logm
+    assert np.allclose(spd.log_map(X, np.eye(3)), spd.logm(X), atol=1e-13)
+    # the norm of the whitened tangent vector is the Riemannian distance
+    C = rand_spd(rng, (), 3)
+    assert np.allclose(
+        np.linalg.norm(spd.tangent_space(X, C), axis=1), spd.distance(X, C), rtol=1e-10
+    )
+    # transport to the same point is the identity; per-matrix references
+    T = spd.log_map(X, C, whitened=False)
+    assert np.allclose(spd.transport(T, C, C), T, atol=1e-12)
+    Cs = rand_spd(rng, (4,), 3)
+    L = spd.log_map(X, Cs)
+    assert np.allclose(L[2], spd.log_map(X[2], Cs[2]), atol=1e-13)
+    with pytest.raises(ValueError, match="Cref must have shape"):
+        spd.log_map(X, Cs[:2])
+    with pytest.raises(ValueError, match="symmetric"):
+        spd.exp_map(np.triu(np.ones((3, 3))), C)
+    with pytest.raises(ValueError, match="not one of"):
+        spd.log_map(X, C, "logchol")
+    with pytest.raises(ValueError, match="n \\(n \\+ 1\\) / 2"):
+        spd.unupper(np.ones(4))
+
+
+# ----------------------------------------------------------------------------- covariances
+@pytest.mark.parametrize("estimator", ["scm", "lwf", "oas"])
+def test_covariances_vs_pyriemann_and_sklearn(estimator):
+    rng = np.random.default_rng(19)
+    X = rng.standard_normal((5, 4, 30)) * rng.uniform(0.5, 2, (1, 4, 1)) + 3.0
+    C = spd.covariances(X, estimator)
+    assert C.shape == (5, 4, 4)
+    sk = pytest.importorskip("sklearn.covariance")
+    for i in range(5):
+        if estimator == "scm":
+            ref = sk.empirical_covariance(X[i].T)
+        else:
+            ref = getattr(sk, "ledoit_wolf" if estimator == "lwf" else "oas")(X[i].T)[0]
+        assert np.allclose(C[i], ref, rtol=1e-12, atol=1e-14)
+    _pyr()
+    from pyriemann.geometry.covariance import covariances as pcov
+
+    assert np.allclose(C, pcov(X, estimator=estimator), rtol=1e-10, atol=1e-14)
+    # batched, float32, one channel
+    C2 = spd.covariances(X.reshape(5, 1, 4, 30).astype(np.float32), estimator)
+    assert C2.shape == (5, 1, 4, 4) and C2.dtype == np.float32
+    one = spd.covariances(X[:, :1], estimator)
+    assert np.allclose(one[:, 0, 0], X[:, 0].var(axis=1))
+
+
+def test_augmented_covariances():
+    rng = np.random.default_rng(20)
+    X = rng.standard_normal((3, 2, 40))
+    order, lag = 3, 2
+    # MOABB's AugmentedDataset embedding, transcribed
+    ref_emb = []
+    for i in range(3):
+        Xp = X[i][:, : -order * lag]
+        Xp = np.concatenate(
+            [Xp] + [X[i][:, p * lag : -(order - p) * lag] for p in range(1, order)], axis=0
+        )
+        ref_emb.append(Xp)
+    ref = spd.covariances(np.stack(ref_emb))
+    C = spd.augmented_covariances(X, order=order, lag=lag)
+    assert C.shape == (3, 6, 6)
+    assert np.allclose(C, ref, rtol=1e-14, atol=0)
+    with pytest.raises(ValueError, match="leaves"):
+        spd.augmented_covariances(X, order=10, lag=4)
+    with pytest.raises(ValueError, match="order"):
+        spd.augmented_covariances(X, order=0)
+    with pytest.raises(ValueError, match="not one of"):
+        spd.covariances(X, "cov")
+    with pytest.raises(ValueError, match="NaN"):
+        spd.covariances(np.full((1, 2, 5), np.nan))
+
+
+# ----------------------------------------------------------------------------- estimators
+@pytest.mark.parametrize("metric", ["riemann", "logeuclid", "wasserstein"])
+def test_mdm_vs_pyriemann(metric):
+    _pyr()
+    from pyriemann.classification import MDM as PMDM
+    from pyriemann.datasets import make_gaussian_blobs
+
+    X, y = make_gaussian_blobs(
+        n_matrices=30, n_dim=4, class_sep=1.0, class_disp=0.6, random_state=3
+    )
+    ours = spd.MDM(metric=metric).fit(X, y)
+    theirs = PMDM(metric=metric).fit(X, y)
+    tol = 1e-8 if metric != "wasserstein" else 1e-6
+    assert np.allclose(ours.covmeans_, theirs.covmeans_, atol=tol)
+    assert np.array_equal(ours.predict(X), theirs.predict(X))
+    assert np.allclose(ours.transform(X), theirs.transform(X), atol=tol)
+    assert np.allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=tol)
+    assert ours.score(X, y) > 0.6
+
+
+@pytest.mark.parametrize("metric", ["riemann", "logeuclid"])
+def test_tangentspace_vs_pyriemann(metric):
+    _pyr()
+    from pyriemann.datasets import make_matrices
+    from pyriemann.tangentspace import TangentSpace as PTS
+
+    X = make_matrices(20, 4, "spd", rs=np.random.RandomState(5))
+    ours = spd.TangentSpace(metric=metric).fit(X)
+    theirs = PTS(metric={"mean": metric, "map": "riemann"}).fit(X)
+    assert np.allclose(ours.reference_, theirs.reference_, atol=1e-8)
+    assert np.allclose(ours.transform(X), theirs.transform(X), atol=1e-8)
+    assert np.allclose(ours.inverse_transform(ours.transform(X)), X, atol=1e-8)
+    up = spd.TangentSpace(metric=metric, tsupdate=True).fit(X)
+    assert np.allclose(
+        up.transform(X[:5]),
+        PTS(metric={"mean": metric, "map": "riemann"}, tsupdate=True).fit(X).transform(X[:5]),
+        atol=1e-8,
+    )
+
+
+def test_estimators_2d_input_is_nearest_centroid():
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    m = spd.MDM().fit(X, y)
+    cent = np.stack([X[y == k].mean(0) for k in (0, 1)])
+    d = np.linalg.norm(X[:, None] - cent[None], axis=2)
+    assert np.allclose(m.transform(X), d, atol=1e-9)
+    assert np.array_equal(m.predict(X), np.argmin(d, axis=1))
+    with pytest.raises(ValueError, match="X has 2 features, but MDM is expecting 3"):
+        m.predict(X[:, :2])
+    with pytest.raises(ValueError, match="Unknown label type"):
+        spd.MDM().fit(X, rng.standard_normal(40))
+    with pytest.raises(ValueError, match="y to be passed"):
+        spd.MDM().fit(X, None)
+    with pytest.raises(geoml.NotFittedError):
+        spd.MDM().predict(X)
+    T = spd.TangentSpace().fit(X)
+    assert T.transform(X).shape == (40, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spd.MDM(n_jobs=2).fit(X, y)
