@@ -482,7 +482,7 @@ def sinkhorn_batched(
     >>> bool((res.cost == geoml.ot.sinkhorn_batched(a, b, C, 0.1).cost).all())
     True
     """
-    from .ot import _check_eps
+    from .ot._solvers import _check_eps
 
     kw = {
         "eps": _check_eps(eps),
