@@ -1,0 +1,376 @@
+"""geoml.dask against the single-machine functions: kNN on several chunkings, batched OT, on the
+threaded scheduler and on a real distributed.LocalCluster (2 worker processes x 1 thread)."""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import geoml
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
+gdask = pytest.importorskip("geoml.dask")
+
+METRICS = ["euclidean", "sqeuclidean", "cosine", "inner_product"]
+
+
+def test_import_geoml_does_not_import_dask():
+    # neither does geoml.dask itself: Dask is imported by its functions when called
+    code = (
+        "import sys, geoml, geoml.dask; "
+        "print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",  # any free port: never a clash on 8787,
+        silence_logs=40,
+    )
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def _data(n, d, dtype, seed, ties=False):
+    rng = np.random.default_rng(seed)
+    if ties:  # small integer grid: many exact ties in distance
+        return rng.integers(0, 3, size=(n, d)).astype(dtype)
+    return rng.normal(size=(n, d)).astype(dtype)
+
+
+CHUNKINGS = [
+    ((57,), 5),  # one chunk
+    ((20, 20, 17), 5),
+    ((3, 30, 1, 2, 21), 5),  # uneven, chunks smaller than k and of one row
+    ((10, 10, 10, 10, 10, 7), 12),  # every chunk smaller than k
+]
+
+
+def _check_knn(X, chunks, k, metric):
+    ref = geoml.knn(X, k, metric=metric)
+    idx, dist = gdask.knn(da.from_array(X, chunks=(chunks, -1)), k, metric=metric)
+    idx, dist = dask.compute(idx, dist)
+    assert idx.dtype == np.int64 and dist.dtype == X.dtype
+    np.testing.assert_array_equal(idx, ref.indices)
+    np.testing.assert_array_equal(dist, ref.distances)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("chunks,k", CHUNKINGS)
+def test_knn_threaded_equals_geoml(chunks, k, metric, dtype):
+    with dask.config.set(scheduler="threads"):
+        for seed in (0, 1):
+            _check_knn(_data(57, 6 + 11 * seed, dtype, seed), chunks, k, metric)  # d=6, 17
+
+
+def _brute(X, k, metric):
+    """(index, distance) by (distance, index) in float64, self excluded: exact on grid data."""
+    X = X.astype(np.float64)
+    if metric == "inner_product":
+        D = -(X @ X.T)
+    else:
+        D = ((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2)
+        D = np.sqrt(D) if metric == "euclidean" else D
+    np.fill_diagonal(D, np.inf)
+    J = np.broadcast_to(np.arange(len(X)), D.shape)
+    order = np.lexsort((J, D), axis=1)[:, :k]
+    return order, np.take_along_axis(D, order, 1)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "inner_product"])
+def test_knn_ties_broken_by_index(metric):
+    # Small integer grid: many duplicates and exactly equal distances. Both order their winners
+    # by (distance, index), but which of the points tied at the k-th distance are kept depends
+    # on the candidate scores' rounding (in geoml.knn as in each block). So: distances equal to
+    # geoml.knn's and to the brute force; indices equal to geoml.knn's before the k-th distance;
+    # every index a distinct non-self point at its reported distance.
+    X = _data(80, 3, np.float64, 3, ties=True)
+    with dask.config.set(scheduler="threads"):
+        for chunks, k in [((80,), 7), ((13, 40, 27), 7), ((5,) * 16, 9)]:
+            ref = geoml.knn(X, k, metric=metric)
+            bi, bd = _brute(X, k, metric)
+            idx, dist = dask.compute(
+                *gdask.knn(da.from_array(X, chunks=(chunks, -1)), k, metric=metric)
+            )
+            np.testing.assert_array_equal(dist, bd)
+            np.testing.assert_array_equal(dist, ref.distances)
+            rows = np.arange(len(X))[:, None]
+            assert (idx != rows).all()
+            assert all(len(set(r)) == k for r in idx.tolist())
+            full = _brute(X, len(X) - 1, metric)
+            at = np.empty_like(X[:, 0], shape=(len(X), len(X)))
+            np.put_along_axis(at, full[0], full[1], 1)
+            np.testing.assert_array_equal(np.take_along_axis(at, idx, 1), dist)
+            np.testing.assert_array_equal(idx[dist < dist[:, -1:]], bi[dist < dist[:, -1:]])
+            below = dist < dist[:, -1:]
+            assert below.sum() > len(X)  # the comparison below covers many entries
+            np.testing.assert_array_equal(idx[below], ref.indices[below])
+
+
+def test_knn_split_every_and_n_jobs():
+    X = _data(90, 5, np.float64, 4)
+    ref = geoml.knn(X, 6)
+    with dask.config.set(scheduler="threads"):
+        for split_every, n_jobs in [(2, None), (3, 2), (8, -1)]:
+            idx, dist = gdask.knn(
+                da.from_array(X, chunks=11), 6, split_every=split_every, n_jobs=n_jobs
+            )
+            np.testing.assert_array_equal(idx.compute(), ref.indices)
+            np.testing.assert_array_equal(dist.compute(), ref.distances)
+
+
+def test_knn_graph_threaded_equals_geoml():
+    X = _data(70, 4, np.float32, 5)
+    with dask.config.set(scheduler="threads"):
+        for kw in [{}, {"mode": "connectivity"}, {"symmetrize": None}, {"kernel": "gaussian"}]:
+            G = gdask.knn_graph(da.from_array(X, chunks=((30, 25, 15), -1)), 5, **kw)
+            R = geoml.knn_graph(X, 5, **kw)
+            np.testing.assert_array_equal(G.indptr, R.indptr)
+            np.testing.assert_array_equal(G.indices, R.indices)
+            np.testing.assert_array_equal(G.data, R.data)
+
+
+def test_knn_integer_and_column_chunked_input():
+    X = np.random.default_rng(6).integers(-1000, 1000, size=(40, 6))  # no ties
+    ref = geoml.knn(X, 4)
+    with dask.config.set(scheduler="threads"):
+        idx, dist = gdask.knn(da.from_array(X, chunks=(15, 4)), 4)
+        np.testing.assert_array_equal(idx.compute(), ref.indices)
+        np.testing.assert_array_equal(dist.compute(), ref.distances)
+
+
+def test_knn_bad_input():
+    X = da.from_array(_data(10, 2, np.float64, 0), chunks=4)
+    with pytest.raises(TypeError, match=r"dask\.array"):
+        gdask.knn(np.zeros((10, 2)), 2)
+    with pytest.raises(ValueError, match="2-D"):
+        gdask.knn(da.zeros(10, chunks=5), 2)
+    with pytest.raises(ValueError, match="empty"):
+        gdask.knn(da.zeros((0, 3), chunks=5), 2)
+    with pytest.raises(ValueError, match="k"):
+        gdask.knn(X, 10)
+    with pytest.raises(ValueError, match="k"):
+        gdask.knn(X, 0)
+    with pytest.raises(ValueError, match="1 sample"):
+        gdask.knn(da.zeros((1, 3), chunks=1), 1)
+    with pytest.raises(ValueError, match="metric"):
+        gdask.knn(X, 2, metric="manhattan")
+    with pytest.raises(TypeError, match="real numbers"):
+        gdask.knn(X.astype(complex), 2)
+    with pytest.raises(ValueError, match="n_jobs"):
+        gdask.knn(X, 2, n_jobs=0)
+    with pytest.raises(TypeError, match="n_jobs"):
+        gdask.knn(X, 2, n_jobs=1.5)
+    with pytest.raises(ValueError, match="split_every"):
+        gdask.knn(X, 2, split_every=1)
+    with pytest.raises(ValueError, match="symmetrize"):
+        gdask.knn_graph(X, 2, symmetrize="bogus")
+    bad = _data(10, 2, np.float64, 0)
+    bad[7, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        dask.compute(*gdask.knn(da.from_array(bad, chunks=4), 2), scheduler="sync")
+    bad[7, 1] = 1e300
+    with pytest.raises(ValueError, match="overflow"):
+        dask.compute(*gdask.knn(da.from_array(bad, chunks=4), 2), scheduler="sync")
+    unknown = da.from_array(np.zeros((10, 2)), chunks=4)
+    unknown = unknown[unknown[:, 0] == 0]
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        gdask.knn(unknown, 2)
+
+
+def _ot_data(B, m, n, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.dirichlet(np.ones(m), B)
+    b = rng.dirichlet(np.ones(n), B)
+    C = rng.random((B, m, n))
+    am = rng.random((B, m)) < 0.8
+    am[:, 0] = True
+    a = np.where(am, a, 0.0)
+    a /= a.sum(axis=1, keepdims=True)  # the mass of a is on its mask
+    return a, b, C, am
+
+
+@pytest.mark.parametrize("chunks", [23, 5, (1, 10, 12)])
+def test_emd_sinkhorn_batched_threaded(chunks):
+    a, b, C, am = _ot_data(23, 6, 5, 7)
+    with dask.config.set(scheduler="threads"):
+        for kw in [{}, {"a_mask": am, "return_plans": True}]:
+            res = gdask.emd_batched(da.from_array(a, chunks=(chunks, -1)), b, C, **kw)
+            ref = geoml.ot.emd_batched(a, b, C, **kw)
+            for x, y in zip(res, ref, strict=True):
+                np.testing.assert_array_equal(x, y)
+            res = gdask.sinkhorn_batched(
+                da.from_array(a, chunks=(chunks, -1)), da.from_array(b, chunks=7), C, 0.05, **kw
+            )
+            ref = geoml.ot.sinkhorn_batched(a, b, C, 0.05, **kw)
+            for x, y in zip(res, ref, strict=True):
+                np.testing.assert_array_equal(x, y)
+
+
+def test_batched_warns_once_on_the_client():
+    a, b, C, _ = _ot_data(12, 6, 6, 8)
+    with (
+        dask.config.set(scheduler="threads"),
+        pytest.warns(RuntimeWarning, match="did not reach") as rec,
+    ):
+        res = gdask.sinkhorn_batched(da.from_array(a, chunks=4), b, C, 1e-3, max_iter=2)
+    assert len(rec) == 1 and not res.converged.any()
+
+
+def test_batched_bad_input():
+    a, b, C, _ = _ot_data(6, 3, 4, 9)
+    A = da.from_array(a, chunks=2)
+    with pytest.raises(TypeError, match=r"dask\.array"):
+        gdask.emd_batched(a, b, C)
+    with pytest.raises(ValueError, match="2-D"):
+        gdask.emd_batched(da.from_array(C, chunks=2), b, C)
+    with pytest.raises(ValueError, match="problems"):
+        gdask.emd_batched(A, da.from_array(b[:5], chunks=2), C)
+    with pytest.raises(ValueError, match="C has shape"):
+        gdask.emd_batched(A, b, C[:, :2])
+    with pytest.raises(ValueError, match="eps"):
+        gdask.sinkhorn_batched(A, b, C, -1.0)
+
+
+def test_distributed_cluster_equals_geoml(client):
+    assert len(client.scheduler_info()["workers"]) == 2
+    X = _data(120, 8, np.float32, 11)
+    for metric in ("euclidean", "cosine"):
+        Xd = da.from_array(X, chunks=(17, -1))
+        idx, dist = client.compute(gdask.knn(Xd, 9, metric=metric), sync=True)
+        ref = geoml.knn(X, 9, metric=metric)
+        np.testing.assert_array_equal(idx, ref.indices)
+        np.testing.assert_array_equal(dist, ref.distances)
+    G = gdask.knn_graph(da.from_array(X, chunks=40), 5, n_jobs=-1)
+    R = geoml.knn_graph(X, 5)
+    assert (G != R).nnz == 0 and np.array_equal(G.data, R.data)
+    a, b, C, am = _ot_data(40, 5, 6, 12)
+    res = gdask.emd_batched(da.from_array(a, chunks=9), b, C, a_mask=am, return_plans=True)
+    ref = geoml.ot.emd_batched(a, b, C, a_mask=am, return_plans=True)
+    for x, y in zip(res, ref, strict=True):
+        np.testing.assert_array_equal(x, y)
+    res = gdask.sinkhorn_batched(da.from_array(a, chunks=13), b, C, 0.1)
+    ref = geoml.ot.sinkhorn_batched(a, b, C, 0.1)
+    for x, y in zip(res, ref, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_doctests():
+    import doctest
+
+    with dask.config.set(scheduler="threads"):
+        result = doctest.testmod(gdask, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 4 and result.failed == 0
+
+
+def _graphs():
+    nx = pytest.importorskip("networkx")
+    G1 = nx.karate_club_graph()
+    nx.set_edge_attributes(G1, 1.0, "weight")
+    rng = np.random.default_rng(13)
+    G2 = nx.gnm_random_graph(60, 200, seed=13)
+    for u, v in G2.edges:
+        G2[u][v]["weight"] = float(rng.uniform(0.5, 2.0))
+    G3 = nx.gnp_random_graph(40, 0.1, seed=14, directed=True)
+    return [G1, G2, G3]
+
+
+@pytest.mark.parametrize("method", ["exact", "sinkhorn"])
+def test_ollivier_ricci_threaded_equals_geoml(method):
+    with dask.config.set(scheduler="threads"):
+        for G in _graphs():
+            with warnings.catch_warnings(record=True) as w_ref:
+                warnings.simplefilter("always")
+                ref = geoml.ollivier_ricci(G, alpha=0.3, method=method)
+            for chunk in (1000, 17, 1):
+                with warnings.catch_warnings(record=True) as w_got:
+                    warnings.simplefilter("always")
+                    got = gdask.ollivier_ricci(G, alpha=0.3, method=method, edge_chunk=chunk)
+                np.testing.assert_array_equal(got, ref)
+                # the same non-convergence warning (sinkhorn), once, on the client
+                assert [str(w.message)[:40] for w in w_got] == [str(w.message)[:40] for w in w_ref]
+
+
+def test_ollivier_ricci_bad_input():
+    G = np.array([[0, 1], [1, 2]])
+    with pytest.raises(ValueError, match="alpha"):
+        gdask.ollivier_ricci(G, alpha=2.0)
+    with pytest.raises(ValueError, match="method"):
+        gdask.ollivier_ricci(G, method="bogus")
+    with pytest.raises(ValueError, match="edge_chunk"):
+        gdask.ollivier_ricci(G, edge_chunk=0)
+    with pytest.raises(ValueError, match="no nodes"):
+        gdask.ollivier_ricci(np.zeros((0, 2), dtype=int))
+
+
+def test_ollivier_ricci_distributed(client):
+    for G in _graphs():
+        ref = geoml.ollivier_ricci(G)
+        np.testing.assert_array_equal(gdask.ollivier_ricci(G, edge_chunk=50), ref)
+
+
+def test_knn_random_chunkings_hypothesis():
+    hyp = pytest.importorskip("hypothesis")
+    st = hyp.strategies
+
+    @hyp.settings(max_examples=60, deadline=None, derandomize=True)
+    @hyp.given(
+        n=st.integers(2, 40),
+        d=st.integers(1, 5),
+        data=st.data(),
+        metric=st.sampled_from(METRICS),
+        dtype=st.sampled_from([np.float32, np.float64]),
+        seed=st.integers(0, 2**16),
+    )
+    def check(n, d, data, metric, dtype, seed):
+        k = data.draw(st.integers(1, n - 1), label="k")
+        cuts = data.draw(st.sets(st.integers(1, n - 1), max_size=6), label="cuts")
+        edges = [0, *sorted(cuts), n]
+        chunks = tuple(np.diff(edges).tolist())
+        with dask.config.set(scheduler="sync"):
+            _check_knn(_data(n, d, dtype, seed), chunks, k, metric)
+
+    check()
+
+
+def test_worker_killed_mid_run(client):
+    # One worker process is killed (SIGKILL) while the kNN graph is being computed: Dask
+    # reruns its tasks elsewhere (the nanny starts a new process) and the result is unchanged.
+    import os
+    import signal
+
+    X = _data(600, 9, np.float64, 21)
+    ref = geoml.knn(X, 7)
+    futs = client.compute(list(gdask.knn(da.from_array(X, chunks=50), 7)))
+    nanny = next(iter(client.cluster.workers.values()))
+    victim = nanny.worker_address
+    assert not all(f.done() for f in futs)  # killed mid-run, not after
+    os.kill(nanny.process.pid, signal.SIGKILL)
+    idx, dist = client.gather(futs)
+    np.testing.assert_array_equal(idx, ref.indices)
+    np.testing.assert_array_equal(dist, ref.distances)
+    client.wait_for_workers(2, timeout=60)
+    assert victim not in client.scheduler_info()["workers"]  # that process is gone
+
+
+def test_knn_wide_rows_recomputed_in_blocks():
+    # 2**21 / (k d) = 174 < 300 query rows per chunk: the float64 re-computation runs in blocks
+    X = _data(600, 300, np.float64, 22)
+    ref = geoml.knn(X, 40)
+    with dask.config.set(scheduler="threads"):
+        idx, dist = dask.compute(*gdask.knn(da.from_array(X, chunks=300), 40))
+    np.testing.assert_array_equal(idx, ref.indices)
+    np.testing.assert_array_equal(dist, ref.distances)
