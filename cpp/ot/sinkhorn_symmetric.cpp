@@ -18,6 +18,12 @@ namespace {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 constexpr double kTinyProduct = 1e-280;  // (K v)_i below this: recomputed by log-sum-exp
 constexpr double kAbsorbLog = 30.0;      // |log d| above this: absorbed into the potentials
+constexpr int64_t kParallelMin = int64_t(1) << 16;  // kernel entries below which one thread runs
+
+// One thread for a small kernel (a parallel region per pass costs more than the pass).
+int threads_for(int64_t entries, int n_threads) {
+  return entries < kParallelMin ? 1 : std::max(1, n_threads);
+}
 
 // The damped fixed point log d <- (log d + log a - log K d) / 2. `mv(v, s)` writes s = K v,
 // `exact_log(i, l)` returns log (K exp(l))_i computed without underflow, `absorb(l, big, fb)`
@@ -95,6 +101,7 @@ void no_absorb(double*, double, bool) {}
 template <typename T>
 SymmetricInfo sinkhorn_symmetric_dense(int64_t n, const T* K, const double* a, double tol,
                                        int64_t max_iter, int n_threads, double* logd, T* P) {
+  n_threads = threads_for(n * n, n_threads);
   const int nn = static_cast<int>(n);
   auto mv = [&](const double* v, double* s) {
 #pragma omp parallel for num_threads(n_threads) schedule(static)
@@ -127,6 +134,7 @@ template SymmetricInfo sinkhorn_symmetric_dense<float>(int64_t, const float*, co
 SymmetricInfo sinkhorn_symmetric_csr(int64_t n, const int64_t* indptr, const int64_t* indices,
                                      const double* data, const double* a, double tol,
                                      int64_t max_iter, int n_threads, double* logd) {
+  n_threads = threads_for(indptr[n], n_threads);
   const CsrRef<double, int64_t> A{n, indptr, indices, data};
   auto mv = [&](const double* v, double* s) { csr_mm<double>(A, v, 1, s, n_threads); };
   auto exact = [&](int64_t i, const double* l) {
@@ -140,6 +148,7 @@ SymmetricInfo sinkhorn_symmetric_csr(int64_t n, const int64_t* indptr, const int
 SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, const double* a,
                                       double tol, int64_t max_iter, int n_threads, double* logd,
                                       double* P) {
+  n_threads = threads_for(n * n, n_threads);
   const int nn = static_cast<int>(n);
   const double ie = 1.0 / eps;
   // f_i = min_j C_ij / 2 makes every exponent f_i + f_j - C_ij <= 0 at the start (C symmetric)
