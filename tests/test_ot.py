@@ -1084,3 +1084,14 @@ def test_sinkhorn_symmetric_n_jobs_identical():
         P1 = r1.plan.toarray() if sp.issparse(r1.plan) else r1.plan
         P2 = r2.plan.toarray() if sp.issparse(r2.plan) else r2.plan
         assert np.array_equal(P1, P2)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_sinkhorn_symmetric_no_scaling_exists_warns(sparse):
+    # [[0, 1], [1, 0]] has P_12 = P_21: row sums (1/3, 2/3) are impossible; d diverges
+    K = np.array([[0.0, 1.0], [1.0, 0.0]])
+    with pytest.warns(RuntimeWarning, match="did not reach tol"):
+        res = got.sinkhorn_symmetric(sp.csr_matrix(K) if sparse else K, [1 / 3, 2 / 3])
+    P = res.plan.toarray() if sparse else res.plan
+    assert not res.converged and np.isfinite(P).all() and P[0, 0] == P[1, 1] == 0
+    assert abs(res.marginal_error - 1 / 3) < 1e-9

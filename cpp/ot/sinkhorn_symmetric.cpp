@@ -112,6 +112,11 @@ SymmetricInfo sinkhorn_symmetric_dense(int64_t n, const T* K, const double* a, d
   };
   SymmetricInfo info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb);
   if (P != nullptr && info.zero_row < 0) {
+    // d_i K_ij d_j; when some |log d| is large (a diverging, non-scalable K) as
+    // K_ij exp(log d_i + log d_j), which stays finite where the product of d's would not
+    double big = 0.0;
+    for (int64_t i = 0; i < n; ++i)
+      if (logd[i] > kNegInf) big = std::max(big, std::fabs(logd[i]));
     std::vector<double> d(n);
     for (int64_t i = 0; i < n; ++i) d[i] = std::exp(logd[i]);
 #pragma omp parallel for num_threads(n_threads) schedule(static)
@@ -119,8 +124,13 @@ SymmetricInfo sinkhorn_symmetric_dense(int64_t n, const T* K, const double* a, d
       const T* Ki = K + i * n;
       T* Pi = P + i * n;
       const double di = d[i];
+      if (big < 300.0) {
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j) Pi[j] = static_cast<T>(di * double(Ki[j]) * d[j]);
+        for (int64_t j = 0; j < n; ++j) Pi[j] = static_cast<T>(di * double(Ki[j]) * d[j]);
+      } else {
+        for (int64_t j = 0; j < n; ++j)
+          Pi[j] = Ki[j] == 0 ? T(0) : static_cast<T>(double(Ki[j]) * std::exp(logd[i] + logd[j]));
+      }
     }
   }
   return info;

@@ -185,9 +185,12 @@ def sinkhorn_symmetric(
         )
         P = None
         if return_plan and zero_row < 0:
-            d = np.exp(logd)
             rows = np.repeat(np.arange(n), np.diff(indptr))
-            vals = (d[rows] * data * d[indices]).astype(A.dtype, copy=False)
+            with np.errstate(over="ignore"):  # K_ij exp(log d_i + log d_j): finite, no 0 * inf
+                vals = data * np.exp(logd[rows] + logd[indices])
+            vals[data == 0] = 0.0
+            single = A.dtype in (np.float16, np.float32)  # as as_float_array: else float64
+            vals = vals.astype(np.float32 if single else np.float64)
             P = sp.csr_matrix((vals, A.indices.copy(), A.indptr.copy()), shape=(n, n))
     else:
         K = as_float_array(K_or_C, "K", finite=False)
