@@ -312,8 +312,8 @@ void bind_ot(py::module_& m) {
   def_overloads(m, "sinkhorn_symmetric", Floats{}, GEOML_PICK(sinkhorn_symmetric_py),
                 py::arg("K").noconvert(), py::arg("a"), py::kw_only(), py::arg("tol"),
                 py::arg("max_iter"), py::arg("want_plan") = true, py::arg("n_jobs") = 0,
-                "Symmetric scaling diag(d) K diag(d) -> (P or None, log d, n_iter, "
-                "marginal_error, converged, zero_row).");
+                "Symmetric scaling of K -> (P or None, log d, n_iter, marginal_error, "
+                "converged, zero_row).");
   m.def("sinkhorn_symmetric_csr", &sinkhorn_symmetric_csr_py, py::arg("indptr"), py::arg("indices"),
         py::arg("data"), py::arg("a"), py::kw_only(), py::arg("tol"), py::arg("max_iter"),
         py::arg("n_jobs") = 0,

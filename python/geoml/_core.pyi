@@ -1137,7 +1137,7 @@ def sinkhorn_symmetric(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Symmetric scaling diag(d) K diag(d) -> (P or None, log d, n_iter, marginal_error, converged, zero_row).
+    Symmetric scaling of K -> (P or None, log d, n_iter, marginal_error, converged, zero_row).
     """
 
 @typing.overload
@@ -1151,7 +1151,7 @@ def sinkhorn_symmetric(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Symmetric scaling diag(d) K diag(d) -> (P or None, log d, n_iter, marginal_error, converged, zero_row).
+    Symmetric scaling of K -> (P or None, log d, n_iter, marginal_error, converged, zero_row).
     """
 
 def sinkhorn_symmetric_cost(
