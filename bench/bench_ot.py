@@ -481,7 +481,9 @@ def _sym_row(label, n, eps, tg, res, pot, a, limit):
         n_iter=res.n_iter,
         geoml_err=marg_err(P.astype(np.float64), a, a),
     )
-    if pot is None:
+    if pot == "skipped":
+        row.update(pot_s="skipped", speedup=None, pot_err=None, plan_diff=None)
+    elif pot is None:
         row.update(pot_s=f">{limit:g}", speedup=f">{limit / tg:.1f}", pot_err=None, plan_diff=None)
     else:
         tp, Pp = pot
@@ -534,7 +536,7 @@ def section_symmetric(args, rows_out):
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         del K
-        pot = pot_sym_timed(ab, C32, eps, args.pot_limit) if args.sym_big_pot else None
+        pot = pot_sym_timed(ab, C32, eps, args.pot_limit) if args.sym_big_pot else "skipped"
         row = _sym_row("kernel float32", nb, eps, tg, res, pot, ab, args.pot_limit)
         row["peak_extra_nn32"] = peak / (4.0 * nb * nb)
         rows.append(row)

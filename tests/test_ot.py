@@ -1075,7 +1075,7 @@ def test_sinkhorn_symmetric_not_converged_warns():
 
 
 def test_sinkhorn_symmetric_n_jobs_identical():
-    C, a = _sym_problem(13, 300)
+    C, a = _sym_problem(13, 1100)  # threads from 2^20 kernel entries on
     K = np.exp(-C / 0.05)
     for X, kw in ((K, {}), (K.astype(np.float32), {}), (C, {"eps": 0.05}), (sp.csr_matrix(K), {})):
         r1 = got.sinkhorn_symmetric(X, a, n_jobs=1, **kw)

@@ -18,9 +18,10 @@ namespace {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 constexpr double kTinyProduct = 1e-280;  // (K v)_i below this: recomputed by log-sum-exp
 constexpr double kAbsorbLog = 30.0;      // |log d| above this: absorbed into the potentials
-constexpr int64_t kParallelMin = int64_t(1) << 16;  // kernel entries below which one thread runs
+constexpr int64_t kParallelMin = int64_t(1) << 20;  // kernel entries below which one thread runs
 
-// One thread for a small kernel (a parallel region per pass costs more than the pass).
+// One thread for a small kernel (a parallel region per pass costs more than the pass, far
+// more on a loaded machine; the dense Sinkhorn's threshold).
 int threads_for(int64_t entries, int n_threads) {
   return entries < kParallelMin ? 1 : std::max(1, n_threads);
 }
