@@ -21,10 +21,19 @@ Sections (issue 4), each with the issue's goal and a met/MISSED column:
      0..99, many ties, and a 2000 x 4000 rectangle), and linear_assignment_batched on 100
      problems of 512 x 512 against a Python loop of SciPy. Goals: >= 3x SciPy at n=2000
      (uniform), >= 5x the loop. Costs must be identical (rel_diff ~ 1e-16).
+  6. symmetric scaling (issue 18): geoml.ot.sinkhorn_symmetric(C, a, eps=eps) against POT's
+     ot.sinkhorn(a, a, C, eps) (stopThr=1e-9, numItermax=100000, in a child process with the
+     --pot-limit) on the section-1 points used on both sides (x = y, uniform a) at
+     eps in {1e-1, 1e-2}, n = --sym-n (default 2000); marginal errors measured the same way
+     (L1, rows + columns, on the returned plans), the largest plan difference relative to
+     max P. Goal: >= 5x POT. --sym-big-n 20000 adds the float32 kernel case: K = exp(-C / eps)
+     built in float32 by row blocks (no float64 n x n array), geoml on K (peak extra memory by
+     tracemalloc, in units of one n x n float32 array) against POT on the float32 cost.
 
 Usage: python bench/bench_ot.py [--quick] [--repeats R] [--sizes 2000,5000]
                                 [--sections 1,2,3,4,5] [--pot-limit S] [--points-iters K]
                                 [--assign-n 2000] [--assign-batch 100] [--assign-batch-n 512]
+                                [--sym-n 2000] [--sym-big-n 20000]
 """
 
 from __future__ import annotations
@@ -435,6 +444,122 @@ def section_assignment(args, rows_out):
     rows_out["assignment"] = rows
 
 
+def _pot_sym_child(conn, a, C, eps):
+    import warnings
+
+    import ot
+
+    warnings.simplefilter("ignore")
+    t0 = time.perf_counter()
+    P = ot.sinkhorn(a, a, C, eps, stopThr=1e-9, numItermax=100000)
+    t = time.perf_counter() - t0
+    conn.send((t, P))
+
+
+def pot_sym_timed(a, C, eps, limit):
+    """(seconds, plan) of ot.sinkhorn(a, a, C, eps) in a child process, None past ``limit``."""
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=_pot_sym_child, args=(child, a, C, eps))
+    p.start()
+    if parent.poll(limit):
+        out = parent.recv()
+        p.join()
+        return out
+    p.kill()
+    p.join()
+    return None
+
+
+def _sym_row(label, n, eps, tg, res, pot, a, limit):
+    P = res.plan
+    row = dict(
+        problem=label,
+        n=n,
+        eps=eps,
+        geoml_s=tg,
+        n_iter=res.n_iter,
+        geoml_err=marg_err(P.astype(np.float64), a, a),
+    )
+    if pot == "skipped":
+        row.update(pot_s="skipped", speedup=None, pot_err=None, plan_diff=None)
+    elif pot is None:
+        row.update(pot_s=f">{limit:g}", speedup=f">{limit / tg:.1f}", pot_err=None, plan_diff=None)
+    else:
+        tp, Pp = pot
+        row.update(
+            pot_s=tp,
+            speedup=tp / tg,
+            pot_err=marg_err(Pp.astype(np.float64), a, a),
+            plan_diff=float(np.abs(Pp - P).max() / max(float(np.abs(Pp).max()), 1e-300)),
+        )
+    row["goal"] = goal(row["speedup"], 5.0)
+    return row
+
+
+def section_symmetric(args, rows_out):
+    import tracemalloc
+
+    print("\n== 6. symmetric scaling: geoml.ot.sinkhorn_symmetric vs ot.sinkhorn(a, a, C, eps)")
+    rows = []
+    n = args.sym_n
+    rng = np.random.default_rng(0)
+    x = rng.random((n, 2))
+    C = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    C /= C.max()
+    a = np.full(n, 1.0 / n)
+    for eps in (1e-1, 1e-2):
+        tg, res = timeit(
+            lambda eps=eps: geoml.ot.sinkhorn_symmetric(C, a, eps=eps, tol=1e-9),
+            repeats=args.repeats,
+        )
+        pot = pot_sym_timed(a, C, eps, args.pot_limit)
+        rows.append(_sym_row("cost float64", n, eps, tg, res, pot, a, args.pot_limit))
+    if args.sym_big_n:
+        nb, eps = args.sym_big_n, 1e-1
+        xb = np.random.default_rng(1).random((nb, 2))
+        sq = (xb**2).sum(1)
+        K = np.empty((nb, nb), dtype=np.float32)
+        C32 = np.empty((nb, nb), dtype=np.float32)
+        for i0 in range(0, nb, 1000):  # float32 by row blocks: no float64 n x n array
+            blk = np.maximum(
+                sq[i0 : i0 + 1000, None] + sq[None, :] - 2 * xb[i0 : i0 + 1000] @ xb.T, 0
+            )
+            C32[i0 : i0 + 1000] = blk / 2.0  # max squared distance in the unit square
+            K[i0 : i0 + 1000] = np.exp(-C32[i0 : i0 + 1000].astype(np.float64) / eps)
+        C32 = np.minimum(C32, C32.T)  # exactly symmetric (rounding of the block products)
+        K = np.minimum(K, K.T)
+        ab = np.full(nb, 1.0 / nb)
+        tracemalloc.start()
+        # one cold run (no warm-up: a second plan would stay alive and count in the peak)
+        tg, res = timeit(lambda: geoml.ot.sinkhorn_symmetric(K, ab, tol=1e-9), repeats=1, warmup=0)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        del K
+        pot = pot_sym_timed(ab, C32, eps, args.pot_limit) if args.sym_big_pot else "skipped"
+        row = _sym_row("kernel float32", nb, eps, tg, res, pot, ab, args.pot_limit)
+        row["peak_extra_nn32"] = peak / (4.0 * nb * nb)
+        rows.append(row)
+    print_table(
+        rows,
+        [
+            "problem",
+            "n",
+            "eps",
+            "geoml_s",
+            "pot_s",
+            "speedup",
+            "goal",
+            "n_iter",
+            "geoml_err",
+            "pot_err",
+            "plan_diff",
+            "peak_extra_nn32",
+        ],
+    )
+    rows_out["symmetric"] = rows
+
+
 def main():
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -442,7 +567,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes, short limits")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", default="2000,5000", help="EMD sizes")
-    ap.add_argument("--sections", default="1,2,3,4,5")
+    ap.add_argument("--sections", default="1,2,3,4,5,6")
     ap.add_argument("--out", default=None)
     ap.add_argument(
         "--pot-limit",
@@ -459,6 +584,16 @@ def main():
     ap.add_argument("--assign-n", type=int, default=2000, help="section 5 problem size")
     ap.add_argument("--assign-batch", type=int, default=100, help="section 5 batch count")
     ap.add_argument("--assign-batch-n", type=int, default=512, help="section 5 batch size")
+    ap.add_argument("--sym-n", type=int, default=2000, help="section 6 problem size")
+    ap.add_argument(
+        "--sym-big-n", type=int, default=0, help="section 6 float32 kernel size (0: skip)"
+    )
+    ap.add_argument(
+        "--sym-big-pot",
+        type=int,
+        default=1,
+        help="section 6: also run POT at --sym-big-n (0: skip; it needs ~3 n x n float32)",
+    )
     args = ap.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.sinkhorn_n = 2000
@@ -472,6 +607,7 @@ def main():
         args.batch, args.pot_subset, args.pot_sinkhorn_subset = 20_000, 2_000, 500
         args.points_n, args.points_anchor_n = 10_000, 1_000
         args.assign_n, args.assign_batch, args.assign_batch_n = 500, 20, 256
+        args.sym_n = min(args.sym_n, 500)
     sections = {int(s) for s in args.sections.split(",")}
     print(machine())
     out = {}
@@ -485,6 +621,8 @@ def main():
         section_points(args, out)
     if 5 in sections:
         section_assignment(args, out)
+    if 6 in sections:
+        section_symmetric(args, out)
     write_json(
         "ot" + ("_quick" if args.quick else ""), {"args": vars(args), "results": out}, args.out
     )

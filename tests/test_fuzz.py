@@ -1907,3 +1907,38 @@ def test_mds(X, k, init, metric, landmarks, max_iter, random_state, n_jobs):
     assert_finite(est.embedding_, "embedding_")
     assert est.embedding_.shape == (X.shape[0], k)
     assert np.isfinite(est.stress_) and est.stress_ >= 0
+
+
+@given(
+    data=st.data(),
+    n=st.integers(0, 6),
+    square=st.integers(0, 8),
+    symmetric=st.integers(0, 4),
+    sparse=st.sampled_from([None, None, sp.csr_matrix, sp.coo_matrix]),
+    eps=st.one_of(st.none(), st.none(), EPS),
+    tol=TOL,
+    max_iter=BUDGET | st.just(10000),
+    n_jobs=N_JOBS,
+)
+def test_sinkhorn_symmetric(data, n, square, symmetric, sparse, eps, tol, max_iter, n_jobs):
+    shape = (n, n if square else n + 1)
+    M = data.draw(nice_arrays(shape) if data.draw(st.integers(0, 2)) else arrays(shape))
+    if symmetric and square and n:
+        with np.errstate(all="ignore"):
+            M = np.abs(M) + np.abs(M).T  # a valid kernel (or cost) most of the time
+    if sparse is not None and M.dtype.kind in "fiu":
+        M = to_sparse(sparse, M)
+    a = data.draw(histograms(n))
+    out = attempt(ot.sinkhorn_symmetric, M, a, eps=eps, tol=tol, max_iter=max_iter, n_jobs=n_jobs)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    P = out.plan.toarray() if sp.issparse(out.plan) else out.plan
+    assert_finite(P, "plan")
+    assert (P >= 0).all()
+    assert np.abs(f64(P) - f64(P).T).max() <= 1e-6 * max(f64(P).max(), 1e-300) * 10
+    if out.converged:
+        af = np.ones(n) if a is None else f64(a)
+        err = np.abs(f64(P).sum(1) - af).sum()
+        single = P.dtype == np.float32
+        assert err <= max(tol, 1e-12) * af.sum() * 1.01 + (1e-5 * af.sum() if single else 1e-12)

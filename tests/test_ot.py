@@ -903,3 +903,195 @@ def test_sinkhorn_forbidden_infeasible():
     # zero-mass rows may be forbidden everywhere
     res = got.sinkhorn([1.0, 0.0], [0.5, 0.5], np.array([[0.0, 1.0], [np.inf, np.inf]]), 0.1)
     assert res.converged and res.plan[1].sum() == 0.0
+
+
+# ---------------------------------------------------------------------------- symmetric scaling
+
+
+def _sym_problem(seed, n, d=3):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    C = pot.dist(x, x)
+    C /= max(C.max(), 1.0)
+    a = rng.uniform(0.5, 1.5, n)
+    return C, a / a.sum()
+
+
+@pytest.mark.parametrize("seed,n,eps", [(0, 1, 0.1), (1, 7, 0.5), (2, 60, 0.1), (3, 150, 0.02)])
+def test_sinkhorn_symmetric_cost_matches_pot(seed, n, eps):
+    C, a = _sym_problem(seed, n)
+    ref = pot.sinkhorn(a, a, C, eps, stopThr=1e-14, numItermax=100000)
+    ref_log = pot.bregman.sinkhorn_log(a, a, C, eps, stopThr=1e-14, numItermax=100000)
+    res = got.sinkhorn_symmetric(C, a, eps=eps, tol=1e-12)
+    assert res.converged and res.plan.dtype == np.float64
+    assert np.abs(res.plan - ref).max() <= 1e-8 * a.max()
+    assert np.abs(res.plan - ref_log).max() <= 1e-8 * a.max()
+    assert np.allclose(res.plan.sum(1), a, rtol=0, atol=1e-12)
+    assert np.array_equal(res.plan, res.plan.T) or np.abs(res.plan - res.plan.T).max() < 1e-16
+    assert res.marginal_error <= 1e-12
+    # P = exp(log d_i + log d_j - C / eps)
+    P = np.exp(res.log_scaling[:, None] + res.log_scaling[None, :] - C / eps)
+    assert np.allclose(P, res.plan, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed,n,eps", [(4, 40, 0.2), (5, 120, 0.05)])
+def test_sinkhorn_symmetric_kernel_matches_pot(seed, n, eps, dtype):
+    C, a = _sym_problem(seed, n)
+    K = np.exp(-C / eps).astype(dtype)
+    ref = pot.sinkhorn(a, a, C, eps, stopThr=1e-14, numItermax=100000)
+    res = got.sinkhorn_symmetric(K, a, tol=1e-12)
+    assert res.converged and res.plan.dtype == dtype
+    if dtype == np.float64:
+        assert np.abs(res.plan - ref).max() <= 1e-8 * a.max()
+    else:  # the scaling of the float32 kernel, exact in float64; the plan rounded to float32
+        ref32 = pot.sinkhorn(a, a, -eps * np.log(K.astype(np.float64)), eps, stopThr=1e-14)
+        assert np.abs(res.plan - ref32).max() <= 1e-6 * a.max()
+        P = res.scaling[:, None] * K.astype(np.float64) * res.scaling[None, :]
+        assert np.abs(P.sum(1) - a).sum() <= 1e-12
+    # the same plan from the cost form
+    resc = got.sinkhorn_symmetric(C, a, eps=eps, tol=1e-12)
+    if dtype == np.float64:
+        assert np.abs(res.plan - resc.plan).max() <= 1e-12 * a.max()
+
+
+def test_sinkhorn_symmetric_default_mass_is_doubly_stochastic():
+    C, _ = _sym_problem(6, 50)
+    res = got.sinkhorn_symmetric(np.exp(-C / 0.1))
+    assert res.converged
+    assert np.allclose(res.plan.sum(0), 1.0, atol=1e-9) and np.allclose(
+        res.plan.sum(1), 1, atol=1e-9
+    )
+
+
+def test_sinkhorn_symmetric_small_eps_log_stable():
+    C, a = _sym_problem(7, 80, d=2)
+    for eps in (1e-3, 1e-4):  # exp(-C / eps) underflows: the cost form absorbs the scaling
+        res = got.sinkhorn_symmetric(C, a, eps=eps, tol=1e-10, max_iter=20000)
+        assert res.converged and np.isfinite(res.plan).all()
+        assert np.abs(res.plan.sum(1) - a).sum() <= 1e-9
+        # Gibbs form with these marginals characterises the entropic plan (POT's log-domain
+        # Sinkhorn needs > 2e5 iterations here): rebuild it from log d in NumPy
+        L = res.log_scaling[:, None] + res.log_scaling[None, :] - C / eps
+        P = np.exp(L)
+        assert np.allclose(P, res.plan, rtol=1e-9, atol=1e-300)
+        assert np.abs(P.sum(1) - a).sum() <= 1e-9 and np.abs(P.sum(0) - a).sum() <= 1e-9
+
+
+def test_sinkhorn_symmetric_closed_form():
+    # a doubly-stochastic K: d = 1 from the first pass
+    rng = np.random.default_rng(8)
+    n = 30
+    perms = [np.eye(n)[rng.permutation(n)] for _ in range(3)]
+    K = sum(p + p.T for p in perms) / 6
+    res = got.sinkhorn_symmetric(K)
+    assert res.converged and res.n_iter == 0
+    assert np.array_equal(res.scaling, np.ones(n)) and np.array_equal(res.plan, K)
+    # a constant kernel c with masses a: d_i = a_i / sqrt(c sum(a))
+    a = rng.uniform(0.1, 1.0, n)
+    res = got.sinkhorn_symmetric(np.full((n, n), 3.0), a, tol=1e-13)
+    assert np.allclose(res.scaling, a / np.sqrt(3.0 * a.sum()), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sinkhorn_symmetric_sparse_matches_dense(dtype):
+    C, a = _sym_problem(9, 90)
+    K = np.exp(-C / 0.05)
+    K[K < 0.2] = 0.0
+    K = K.astype(dtype)
+    dense = got.sinkhorn_symmetric(K, a, tol=1e-12)
+    for fmt in (sp.csr_matrix, sp.csc_matrix, sp.coo_matrix):
+        res = got.sinkhorn_symmetric(fmt(K), a, tol=1e-12)
+        assert res.converged and sp.issparse(res.plan) and res.plan.dtype == dtype
+        assert np.allclose(res.scaling, dense.scaling, rtol=1e-9)
+        assert np.abs(res.plan.toarray() - dense.plan).max() <= 1e-6 * a.max()
+    assert got.sinkhorn_symmetric(sp.csr_matrix(K), a, return_plan=False).plan is None
+
+
+def test_sinkhorn_symmetric_zero_mass_and_zero_rows():
+    C, a = _sym_problem(10, 20)
+    K = np.exp(-C / 0.1)
+    a[[3, 7]] = 0.0
+    for X, kw in ((K, {}), (C, {"eps": 0.1}), (sp.csr_matrix(K), {})):
+        res = got.sinkhorn_symmetric(X, a, tol=1e-12, **kw)
+        P = res.plan.toarray() if sp.issparse(res.plan) else res.plan
+        assert res.converged and (res.scaling[[3, 7]] == 0).all()
+        assert not P[[3, 7]].any() and not P[:, [3, 7]].any()
+        assert np.allclose(P.sum(1), a, atol=1e-12)
+    # a zero kernel row with zero mass is fine, with positive mass an error
+    K[5] = K[:, 5] = 0.0
+    a[5] = 0.0
+    assert got.sinkhorn_symmetric(K, a).converged
+    a[5] = 0.1
+    with pytest.raises(ValueError, match="row 5 of the kernel is zero"):
+        got.sinkhorn_symmetric(K, a)
+    with pytest.raises(ValueError, match="row 5 of the kernel is zero"):
+        got.sinkhorn_symmetric(sp.csr_matrix(K), a)
+
+
+def test_sinkhorn_symmetric_bad_input():
+    C, a = _sym_problem(11, 10)
+    K = np.exp(-C)
+    with pytest.raises(ValueError, match="negative entries"):
+        got.sinkhorn_symmetric(K - 0.5)
+    with pytest.raises(ValueError, match="negative entries"):
+        got.sinkhorn_symmetric(sp.csr_matrix(K - 0.5))
+    for bad in (np.nan, np.inf):
+        K2 = K.copy()
+        K2[2, 3] = K2[3, 2] = bad
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            got.sinkhorn_symmetric(K2)
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            got.sinkhorn_symmetric(np.log(K2 + 1), eps=0.1)
+    K2 = K.copy()
+    K2[0, 1] += 0.1
+    with pytest.raises(ValueError, match="not symmetric"):
+        got.sinkhorn_symmetric(K2)
+    with pytest.raises(ValueError, match="not symmetric"):
+        got.sinkhorn_symmetric(sp.csr_matrix(K2))
+    with pytest.raises(ValueError, match="not symmetric"):
+        got.sinkhorn_symmetric(C + np.triu(C), eps=0.1)
+    with pytest.raises(ValueError, match="square"):
+        got.sinkhorn_symmetric(K[:, :5])
+    with pytest.raises(ValueError, match="2-D"):
+        got.sinkhorn_symmetric(K[0])
+    with pytest.raises(ValueError, match="a has 3 entries"):
+        got.sinkhorn_symmetric(K, a[:3])
+    with pytest.raises(ValueError, match="a has negative"):
+        got.sinkhorn_symmetric(K, -a)
+    with pytest.raises(ValueError, match="eps must be"):
+        got.sinkhorn_symmetric(C, eps=-1.0)
+    with pytest.raises(TypeError, match="dense"):
+        got.sinkhorn_symmetric(sp.csr_matrix(C), eps=0.1)
+    with pytest.raises(ValueError, match="tol"):
+        got.sinkhorn_symmetric(K, tol=0)
+
+
+def test_sinkhorn_symmetric_not_converged_warns():
+    C, a = _sym_problem(12, 50)
+    with pytest.warns(RuntimeWarning, match="did not reach tol"):
+        res = got.sinkhorn_symmetric(C, a, eps=0.01, max_iter=2, tol=1e-14)
+    assert not res.converged and res.n_iter == 2 and res.marginal_error > 0
+
+
+def test_sinkhorn_symmetric_n_jobs_identical():
+    C, a = _sym_problem(13, 1100)  # threads from 2^20 kernel entries on
+    K = np.exp(-C / 0.05)
+    for X, kw in ((K, {}), (K.astype(np.float32), {}), (C, {"eps": 0.05}), (sp.csr_matrix(K), {})):
+        r1 = got.sinkhorn_symmetric(X, a, n_jobs=1, **kw)
+        r2 = got.sinkhorn_symmetric(X, a, n_jobs=2, **kw)
+        assert r1.n_iter == r2.n_iter and np.array_equal(r1.log_scaling, r2.log_scaling)
+        P1 = r1.plan.toarray() if sp.issparse(r1.plan) else r1.plan
+        P2 = r2.plan.toarray() if sp.issparse(r2.plan) else r2.plan
+        assert np.array_equal(P1, P2)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_sinkhorn_symmetric_no_scaling_exists_warns(sparse):
+    # [[0, 1], [1, 0]] has P_12 = P_21: row sums (1/3, 2/3) are impossible; d diverges
+    K = np.array([[0.0, 1.0], [1.0, 0.0]])
+    with pytest.warns(RuntimeWarning, match="did not reach tol"):
+        res = got.sinkhorn_symmetric(sp.csr_matrix(K) if sparse else K, [1 / 3, 2 / 3])
+    P = res.plan.toarray() if sparse else res.plan
+    assert not res.converged and np.isfinite(P).all() and P[0, 0] == P[1, 1] == 0
+    assert abs(res.marginal_error - 1 / 3) < 1e-9

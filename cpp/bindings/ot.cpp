@@ -198,6 +198,70 @@ py::tuple linear_assignment_batched_py(carray<double> C, carray<int64_t> c_off, 
   return py::make_tuple(ri, ci, cost, status);
 }
 
+template <typename T>
+py::tuple sinkhorn_symmetric_py(exact<T> K_in, carray<double> a, double tol, int64_t max_iter,
+                                bool want_plan, int n_jobs) {
+  const carray<T> K = contiguous(K_in);
+  const int64_t n = a.shape(0);
+  if (K.ndim() != 2 || K.shape(0) != n || K.shape(1) != n)
+    throw std::invalid_argument("K must have shape (len(a), len(a))");
+  const int nt = resolve_threads(n_jobs);
+  py::array_t<double> logd(n);
+  double* pl = logd.mutable_data();
+  std::fill(pl, pl + n, 0.0);
+  py::object plan = py::none();
+  T* pp = nullptr;
+  if (want_plan) {
+    py::array_t<T> P({n, n});
+    pp = P.mutable_data();
+    plan = P;
+  }
+  const T* pk = K.data();
+  SymmetricInfo info;
+  {
+    py::gil_scoped_release release;
+    info = sinkhorn_symmetric_dense<T>(n, pk, a.data(), tol, max_iter, nt, pl, pp);
+  }
+  return py::make_tuple(plan, logd, info.n_iter, info.marginal_error, info.converged,
+                        info.zero_row);
+}
+
+py::tuple sinkhorn_symmetric_csr_py(carray<int64_t> indptr, carray<int64_t> indices,
+                                    carray<double> data, carray<double> a, double tol,
+                                    int64_t max_iter, int n_jobs) {
+  const int64_t n = a.shape(0);
+  if (indptr.shape(0) != n + 1 || indices.shape(0) != data.shape(0))
+    throw std::invalid_argument("malformed CSR matrix");
+  const int nt = resolve_threads(n_jobs);
+  py::array_t<double> logd(n);
+  double* pl = logd.mutable_data();
+  std::fill(pl, pl + n, 0.0);
+  SymmetricInfo info;
+  {
+    py::gil_scoped_release release;
+    info = sinkhorn_symmetric_csr(n, indptr.data(), indices.data(), data.data(), a.data(), tol,
+                                  max_iter, nt, pl);
+  }
+  return py::make_tuple(logd, info.n_iter, info.marginal_error, info.converged, info.zero_row);
+}
+
+py::tuple sinkhorn_symmetric_cost_py(carray<double> C, carray<double> a, double eps, double tol,
+                                     int64_t max_iter, int n_jobs) {
+  const int64_t n = a.shape(0);
+  if (C.ndim() != 2 || C.shape(0) != n || C.shape(1) != n)
+    throw std::invalid_argument("C must have shape (len(a), len(a))");
+  const int nt = resolve_threads(n_jobs);
+  py::array_t<double> logd(n), P({n, n});
+  double* pl = logd.mutable_data();
+  double* pp = P.mutable_data();
+  SymmetricInfo info;
+  {
+    py::gil_scoped_release release;
+    info = sinkhorn_symmetric_cost(n, C.data(), eps, a.data(), tol, max_iter, nt, pl, pp);
+  }
+  return py::make_tuple(P, logd, info.n_iter, info.marginal_error, info.converged, info.zero_row);
+}
+
 }  // namespace
 
 void bind_ot(py::module_& m) {
@@ -245,6 +309,20 @@ void bind_ot(py::module_& m) {
   m.def("linear_assignment_batched", &linear_assignment_batched_py, py::arg("C"), py::arg("c_off"),
         py::arg("ms"), py::arg("ns"), py::arg("k_off"), py::kw_only(), py::arg("n_jobs") = 0,
         "Minimum-cost assignments of B packed problems -> (row_ind, col_ind, cost, status).");
+  def_overloads(m, "sinkhorn_symmetric", Floats{}, GEOML_PICK(sinkhorn_symmetric_py),
+                py::arg("K").noconvert(), py::arg("a"), py::kw_only(), py::arg("tol"),
+                py::arg("max_iter"), py::arg("want_plan") = true, py::arg("n_jobs") = 0,
+                "Symmetric scaling of K -> (P or None, log d, n_iter, marginal_error, "
+                "converged, zero_row).");
+  m.def("sinkhorn_symmetric_csr", &sinkhorn_symmetric_csr_py, py::arg("indptr"), py::arg("indices"),
+        py::arg("data"), py::arg("a"), py::kw_only(), py::arg("tol"), py::arg("max_iter"),
+        py::arg("n_jobs") = 0,
+        "Symmetric scaling of a CSR kernel -> (log d, n_iter, marginal_error, converged, "
+        "zero_row).");
+  m.def("sinkhorn_symmetric_cost", &sinkhorn_symmetric_cost_py, py::arg("C"), py::arg("a"),
+        py::kw_only(), py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("n_jobs") = 0,
+        "Symmetric scaling of exp(-C / eps) -> (P, log d, n_iter, marginal_error, converged, "
+        "zero_row).");
 }
 
 }  // namespace geoml

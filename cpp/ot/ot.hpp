@@ -216,3 +216,47 @@ void linear_assignment_batched(int64_t B, const double* C, const int64_t* c_off,
                                int64_t* row_ind, int64_t* col_ind, double* cost, int* status);
 
 }  // namespace geoml
+
+namespace geoml {
+
+// ====================================================================== symmetric scaling
+
+/// What a symmetric (doubly-stochastic) scaling reports.
+struct SymmetricInfo {
+  int64_t n_iter = 0;           ///< fixed-point iterations (one pass over K each)
+  double marginal_error = 0.0;  ///< |P 1 - a|_1 of the returned scaling
+  bool converged = false;       ///< marginal_error <= tol * sum(a)
+  int zero_row = -1;            ///< a row with a_i > 0 whose kernel row is zero (then nothing ran)
+};
+
+/// Symmetric scaling of a dense non-negative symmetric kernel K (n x n, row-major, float32 or
+/// float64): finds d > 0 with d_i (K d)_i = a_i by the damped fixed point
+/// log d <- (log d + log a - log K d) / 2 (the geometric mean of d and a / K d), which converges
+/// for symmetric K with total support (rate at most 1/2 per pass for positive semi-definite K).
+/// The scaling is kept as log d (in/out `logd`: warm start on entry, zeros for none) and K d is
+/// formed from exp(log d - max log d), so d never overflows; a row whose product underflows is
+/// recomputed exactly by a log-sum-exp over log K_ij + log d_j. Rows with a_i = 0 get
+/// log d_i = -inf. Stops when |d (K d) - a|_1 <= tol sum(a) (measured in the same pass).
+/// Writes the plan P_ij = d_i K_ij d_j into `P` (n x n, T) when non-null. One pass over K per
+/// iteration, parallel over rows (static, so the result does not depend on the thread count);
+/// memory O(n) beyond K and P.
+template <typename T>
+SymmetricInfo sinkhorn_symmetric_dense(int64_t n, const T* K, const double* a, double tol,
+                                       int64_t max_iter, int n_threads, double* logd, T* P);
+
+/// Same on a CSR kernel (float64 values, int64 indices; rows = columns = n), through csr_mm.
+/// Writes no plan (the caller scales the values). O(nnz) per iteration.
+SymmetricInfo sinkhorn_symmetric_csr(int64_t n, const int64_t* indptr, const int64_t* indices,
+                                     const double* data, const double* a, double tol,
+                                     int64_t max_iter, int n_threads, double* logd);
+
+/// Same on the Gibbs kernel exp(-C / eps) of a symmetric cost C (n x n, float64): the kernel
+/// exp((f_i + f_j - C_ij) / eps) is stored in `P` (float64, n x n) and the scaling absorbed into
+/// f whenever |log d| exceeds 30 or a row underflows (then rebuilt: n^2 exps), so any eps > 0
+/// works. On exit P holds the plan and `logd` (n) the full log-scaling (f / eps + log d), with
+/// P_ij = exp(logd_i + logd_j - C_ij / eps).
+SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, const double* a,
+                                      double tol, int64_t max_iter, int n_threads, double* logd,
+                                      double* P);
+
+}  // namespace geoml

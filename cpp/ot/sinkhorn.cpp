@@ -492,6 +492,16 @@ double lse_sum(int n, const double* h, const double* c, double mx, double ie, do
   return GEOML_SIMD_CALL(isa, lse_sum, n, h, c, mx, ie, wsum);
 }
 
+double dot_row(int n, const double* k, const double* v) {
+  return row_dot<double>(n, k, v);
+}
+double dot_row(int n, const float* k, const double* v) {
+  return row_dot<float>(n, k, v);
+}
+void exp_row(int n, double fi, const double* gc, const double* Ci, double ie, double* Ki) {
+  kernel_row(n, fi, gc, Ci, ie, Ki);
+}
+
 }  // namespace ot_detail
 
 SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, const double* C,

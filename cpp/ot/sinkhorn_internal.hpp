@@ -46,5 +46,12 @@ double lse_max(int n, const double* h, const double* c);
 /// sum_j exp((h_j - c_j - mx) ie), and in *wsum (optional) sum_j of that times c_j.
 double lse_sum(int n, const double* h, const double* c, double mx, double ie, double* wsum);
 
+/// sum_j k_j v_j in float64 (float32 or float64 kernel row; the dense Sinkhorn sweep's kernel).
+double dot_row(int n, const double* k, const double* v);
+double dot_row(int n, const float* k, const double* v);
+
+/// Ki[j] = exp((fi + gc_j - C_ij) ie) for j < n (the dense Sinkhorn kernel build).
+void exp_row(int n, double fi, const double* gc, const double* Ci, double ie, double* Ki);
+
 }  // namespace ot_detail
 }  // namespace geoml

@@ -29,6 +29,7 @@ from ._solvers import (
     sinkhorn_points,
     sinkhorn_unbalanced,
 )
+from ._symmetric import SymmetricScalingResult, sinkhorn_symmetric
 
 __all__ = [
     "MASS_RTOL",
@@ -39,6 +40,7 @@ __all__ = [
     "LinearAssignmentResult",
     "PointsSinkhornResult",
     "SinkhornResult",
+    "SymmetricScalingResult",
     "emd",
     "emd_batched",
     "linear_assignment",
@@ -46,5 +48,6 @@ __all__ = [
     "sinkhorn",
     "sinkhorn_batched",
     "sinkhorn_points",
+    "sinkhorn_symmetric",
     "sinkhorn_unbalanced",
 ]

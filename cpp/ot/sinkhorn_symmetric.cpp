@@ -1,0 +1,216 @@
+// Symmetric (doubly-stochastic) scaling P = diag(d) K diag(d): the damped fixed point on a dense
+// kernel, a CSR kernel or the Gibbs kernel of a cost (see ot.hpp). The row products reuse the
+// dense Sinkhorn kernels (ot_detail::dot_row, exp_row, lse_*) and csr_mm.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "common/common.hpp"
+#include "common/sparse.hpp"
+#include "ot/ot.hpp"
+#include "ot/sinkhorn_internal.hpp"
+
+namespace geoml {
+
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+constexpr double kTinyProduct = 1e-280;  // (K v)_i below this: recomputed by log-sum-exp
+constexpr double kAbsorbLog = 30.0;      // |log d| above this: absorbed into the potentials
+constexpr int64_t kParallelMin = int64_t(1) << 20;  // kernel entries below which one thread runs
+
+// One thread for a small kernel (a parallel region per pass costs more than the pass, far
+// more on a loaded machine; the dense Sinkhorn's threshold).
+int threads_for(int64_t entries, int n_threads) {
+  return entries < kParallelMin ? 1 : std::max(1, n_threads);
+}
+
+// The damped fixed point log d <- (log d + log a - log K d) / 2. `mv(v, s)` writes s = K v,
+// `exact_log(i, l)` returns log (K exp(l))_i computed without underflow, `absorb(l, big, fb)`
+// may fold l into the kernel (big = max |l|, fb = a row needed exact_log).
+template <class MatVec, class ExactLog, class Absorb>
+SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max_iter, double* l,
+                             MatVec&& mv, ExactLog&& exact_log, Absorb&& absorb) {
+  SymmetricInfo info;
+  double asum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    asum += a[i];
+    if (a[i] == 0.0) l[i] = kNegInf;
+  }
+  std::vector<double> v(n), s(n), ln(n);
+  for (int64_t it = 0;; ++it) {
+    double M = kNegInf;
+    for (int64_t i = 0; i < n; ++i) M = std::max(M, l[i]);
+    info.n_iter = it;
+    if (M == kNegInf) {  // every mass is zero: the zero plan
+      info.converged = true;
+      return info;
+    }
+    for (int64_t i = 0; i < n; ++i) v[i] = l[i] == kNegInf ? 0.0 : std::exp(l[i] - M);
+    mv(v.data(), s.data());
+    double err = 0.0, big = 0.0;
+    bool fb = false;
+    for (int64_t i = 0; i < n; ++i) {
+      if (a[i] == 0.0) {
+        ln[i] = kNegInf;
+        continue;
+      }
+      double ls;
+      if (s[i] > kTinyProduct && s[i] < std::numeric_limits<double>::infinity()) {
+        ls = std::log(s[i]) + M;
+      } else {
+        ls = exact_log(i, l);
+        fb = true;
+      }
+      if (ls == kNegInf) {  // a zero kernel row with positive mass: no scaling exists
+        info.zero_row = static_cast<int>(i);
+        return info;
+      }
+      err += std::fabs(std::exp(l[i] + ls) - a[i]);
+      ln[i] = 0.5 * (l[i] + std::log(a[i]) - ls);
+      big = std::max(big, std::fabs(ln[i]));
+    }
+    info.marginal_error = err;
+    if (err <= tol * asum) {
+      info.converged = true;
+      return info;
+    }
+    if (it >= max_iter) return info;
+    std::copy(ln.begin(), ln.end(), l);
+    absorb(l, big, fb);
+  }
+}
+
+// log sum_j exp(lk_j + l_j) over the given entries, lk_j = log K_ij (entries K_ij > 0 only).
+template <class T, class Idx>
+double exact_log_row(int64_t len, const T* k, Idx idx, const double* l) {
+  double mx = kNegInf;
+  for (int64_t p = 0; p < len; ++p)
+    if (k[p] > 0 && l[idx(p)] > kNegInf) mx = std::max(mx, std::log(double(k[p])) + l[idx(p)]);
+  if (mx == kNegInf) return kNegInf;
+  double s = 0.0;
+  for (int64_t p = 0; p < len; ++p)
+    if (k[p] > 0 && l[idx(p)] > kNegInf) s += std::exp(std::log(double(k[p])) + l[idx(p)] - mx);
+  return mx + std::log(s);
+}
+
+void no_absorb(double*, double, bool) {}
+
+}  // namespace
+
+template <typename T>
+SymmetricInfo sinkhorn_symmetric_dense(int64_t n, const T* K, const double* a, double tol,
+                                       int64_t max_iter, int n_threads, double* logd, T* P) {
+  n_threads = threads_for(n * n, n_threads);
+  const int nn = static_cast<int>(n);
+  auto mv = [&](const double* v, double* s) {
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t i = 0; i < n; ++i) s[i] = ot_detail::dot_row(nn, K + i * n, v);
+  };
+  auto exact = [&](int64_t i, const double* l) {
+    return exact_log_row(n, K + i * n, [](int64_t p) { return p; }, l);
+  };
+  SymmetricInfo info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb);
+  if (P != nullptr && info.zero_row < 0) {
+    // d_i K_ij d_j; when some |log d| is large (a diverging, non-scalable K) as
+    // K_ij exp(log d_i + log d_j), which stays finite where the product of d's would not
+    double big = 0.0;
+    for (int64_t i = 0; i < n; ++i)
+      if (logd[i] > kNegInf) big = std::max(big, std::fabs(logd[i]));
+    std::vector<double> d(n);
+    for (int64_t i = 0; i < n; ++i) d[i] = std::exp(logd[i]);
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const T* Ki = K + i * n;
+      T* Pi = P + i * n;
+      const double di = d[i];
+      if (big < 300.0) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) Pi[j] = static_cast<T>(di * double(Ki[j]) * d[j]);
+      } else {
+        for (int64_t j = 0; j < n; ++j)
+          Pi[j] = Ki[j] == 0 ? T(0) : static_cast<T>(double(Ki[j]) * std::exp(logd[i] + logd[j]));
+      }
+    }
+  }
+  return info;
+}
+
+template SymmetricInfo sinkhorn_symmetric_dense<double>(int64_t, const double*, const double*,
+                                                        double, int64_t, int, double*, double*);
+template SymmetricInfo sinkhorn_symmetric_dense<float>(int64_t, const float*, const double*, double,
+                                                       int64_t, int, double*, float*);
+
+SymmetricInfo sinkhorn_symmetric_csr(int64_t n, const int64_t* indptr, const int64_t* indices,
+                                     const double* data, const double* a, double tol,
+                                     int64_t max_iter, int n_threads, double* logd) {
+  n_threads = threads_for(indptr[n], n_threads);
+  const CsrRef<double, int64_t> A{n, indptr, indices, data};
+  auto mv = [&](const double* v, double* s) { csr_mm<double>(A, v, 1, s, n_threads); };
+  auto exact = [&](int64_t i, const double* l) {
+    const int64_t p0 = indptr[i];
+    return exact_log_row(
+        indptr[i + 1] - p0, data + p0, [&](int64_t p) { return indices[p0 + p]; }, l);
+  };
+  return symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb);
+}
+
+SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, const double* a,
+                                      double tol, int64_t max_iter, int n_threads, double* logd,
+                                      double* P) {
+  n_threads = threads_for(n * n, n_threads);
+  const int nn = static_cast<int>(n);
+  const double ie = 1.0 / eps;
+  // f_i = min_j C_ij / 2 makes every exponent f_i + f_j - C_ij <= 0 at the start (C symmetric)
+  std::vector<double> f(n), h(n);
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const double* Ci = C + i * n;
+    double mn = Ci[0];
+    for (int64_t j = 1; j < n; ++j) mn = std::min(mn, Ci[j]);
+    f[i] = 0.5 * mn;
+  }
+  auto build = [&]() {
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t i = 0; i < n; ++i)
+      ot_detail::exp_row(nn, f[i], f.data(), C + i * n, ie, P + i * n);
+  };
+  build();
+  auto mv = [&](const double* v, double* s) {
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t i = 0; i < n; ++i) s[i] = ot_detail::dot_row(nn, P + i * n, v);
+  };
+  auto exact = [&](int64_t i, const double* l) {
+    for (int64_t j = 0; j < n; ++j) h[j] = l[j] == kNegInf ? kNegInf : f[j] + eps * l[j];
+    const double mx = ot_detail::lse_max(nn, h.data(), C + i * n);
+    if (mx == kNegInf) return kNegInf;
+    return (f[i] + mx) * ie +
+           std::log(ot_detail::lse_sum(nn, h.data(), C + i * n, mx, ie, nullptr));
+  };
+  auto absorb = [&](double* l, double big, bool fb) {
+    if (big <= kAbsorbLog && !fb) return;
+    for (int64_t i = 0; i < n; ++i) {
+      if (l[i] == kNegInf) continue;
+      f[i] += eps * l[i];
+      l[i] = 0.0;
+    }
+    build();
+  };
+  for (int64_t i = 0; i < n; ++i) logd[i] = 0.0;
+  SymmetricInfo info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, absorb);
+  if (info.zero_row >= 0) return info;
+  std::vector<double> d(n);
+  for (int64_t i = 0; i < n; ++i) d[i] = std::exp(logd[i]);
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    double* Pi = P + i * n;
+    const double di = d[i];
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) Pi[j] = di * Pi[j] * d[j];
+  }
+  for (int64_t i = 0; i < n; ++i) logd[i] = logd[i] == kNegInf ? kNegInf : f[i] * ie + logd[i];
+  return info;
+}
+
+}  // namespace geoml
