@@ -61,6 +61,9 @@ __all__: list[str] = [
     "sinkhorn",
     "sinkhorn_batched",
     "sinkhorn_points",
+    "sinkhorn_symmetric",
+    "sinkhorn_symmetric_cost",
+    "sinkhorn_symmetric_csr",
     "smacof",
     "smacof_place",
     "spd_eigh",
@@ -1338,6 +1341,61 @@ def sinkhorn_points(
 ) -> tuple:
     """
     Entropic OT between point clouds, cost |x - y|^power -> (cost, f, g, n_iter, err, converged).
+    """
+
+@typing.overload
+def sinkhorn_symmetric(
+    K: numpy.typing.NDArray[numpy.float64],
+    a: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    tol: typing.SupportsFloat | typing.SupportsIndex,
+    max_iter: typing.SupportsInt | typing.SupportsIndex,
+    want_plan: bool = True,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Symmetric scaling of K -> (P or None, log d, n_iter, marginal_error, converged, zero_row).
+    """
+
+@typing.overload
+def sinkhorn_symmetric(
+    K: numpy.typing.NDArray[numpy.float32],
+    a: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    tol: typing.SupportsFloat | typing.SupportsIndex,
+    max_iter: typing.SupportsInt | typing.SupportsIndex,
+    want_plan: bool = True,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Symmetric scaling of K -> (P or None, log d, n_iter, marginal_error, converged, zero_row).
+    """
+
+def sinkhorn_symmetric_cost(
+    C: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    a: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    eps: typing.SupportsFloat | typing.SupportsIndex,
+    tol: typing.SupportsFloat | typing.SupportsIndex,
+    max_iter: typing.SupportsInt | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Symmetric scaling of exp(-C / eps) -> (P, log d, n_iter, marginal_error, converged, zero_row).
+    """
+
+def sinkhorn_symmetric_csr(
+    indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    data: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    a: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    tol: typing.SupportsFloat | typing.SupportsIndex,
+    max_iter: typing.SupportsInt | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Symmetric scaling of a CSR kernel -> (log d, n_iter, marginal_error, converged, zero_row).
     """
 
 @typing.overload
