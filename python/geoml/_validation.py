@@ -73,6 +73,12 @@ def as_real(arr, name: str, message: str | None = None):
     raise DTypeError(what)
 
 
+def aligned(a: np.ndarray) -> np.ndarray:
+    """``a`` C-contiguous and aligned for its dtype: a copy only when it is not (the C++ kernels
+    load whole elements; a buffer deserialized at an odd offset is not aligned)."""
+    return np.require(a, requirements=("C", "A"))
+
+
 def as_float_array(
     X, name: str = "X", *, ndim: int = 2, dtype=None, allow_empty: bool = False, finite: bool = True
 ) -> np.ndarray:
@@ -95,7 +101,8 @@ def as_float_array(
             dtype = np.float32
         else:
             dtype = np.float64
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    # C order and aligned (a buffer unpickled at an odd offset, e.g. by Dask, is copied once)
+    arr = np.require(arr, dtype=dtype, requirements=("C", "A"))
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D array; got shape {arr.shape}")
     if not allow_empty and arr.size == 0:

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from ._validation import check_int, check_n_jobs
+from ._validation import aligned, check_int, check_n_jobs
 from .neighbors import (
     KNNResult,
     _check_graph_options,
@@ -144,10 +144,10 @@ def _knn_block(Q, D, q0: int, d0: int, k: int, metric: str, n_jobs):
     c = min(k, n - 1 if diag else n)
     if c < 1:
         return np.empty((m, 0), np.int64), np.empty((m, 0), np.float64)
-    D = np.ascontiguousarray(D)
+    D = aligned(D)
     idx, _ = _core.knn(
         D,
-        None if diag else np.ascontiguousarray(Q, dtype=D.dtype),
+        None if diag else aligned(Q.astype(D.dtype, copy=False)),
         k=c,
         metric=_core.Metric[metric],
         exclude_self=diag,
@@ -359,6 +359,7 @@ def _batched(solver, a, b, C, masks, solver_kwargs, n_jobs, name: str):
 def _ot_block(solver, has_am, has_bm, kwargs, n_jobs, a, b, C, *masks):
     from . import ot
 
+    a, b, C = aligned(a), aligned(b), aligned(C)  # unpickled blocks may sit at odd offsets
     masks = list(masks)
     am = masks.pop(0) if has_am else None
     bm = masks.pop(0) if has_bm else None
@@ -530,7 +531,8 @@ def _active_client(dask):
 
 def _orc_block(shared, lo: int, hi: int, options: dict, n_jobs):
     csr, directed, src, dst = shared
-    src, dst = src[lo:hi], dst[lo:hi]
+    csr = tuple(aligned(a) for a in csr)  # arrays unpickled on a worker may sit at odd offsets
+    src, dst = aligned(src[lo:hi]), aligned(dst[lo:hi])
     opts = dict(options)
     opts["method"] = _core.OrcMethod[opts["method"]]
     kernel = _core.ollivier_ricci_directed if directed else _core.ollivier_ricci
