@@ -1,6 +1,7 @@
 """geoml.dask against the single-machine functions: kNN on several chunkings, batched OT, on the
 threaded scheduler and on a real distributed.LocalCluster (2 worker processes x 1 thread)."""
 
+import os
 import subprocess
 import sys
 import warnings
@@ -30,6 +31,11 @@ def test_import_geoml_does_not_import_dask():
 
 @pytest.fixture(scope="module")
 def client():
+    if os.environ.get("GEOML_SANITIZED"):
+        # .ci/sanitize preloads ASan/UBSan into every process; the spawned worker processes of
+        # a LocalCluster die there (the plain CI step runs these tests; the threaded-scheduler
+        # tests below run under the sanitizers)
+        pytest.skip("LocalCluster worker processes are not run under the sanitizers")
     cluster = distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
