@@ -328,6 +328,51 @@ def test_ollivier_ricci_distributed(client):
         np.testing.assert_array_equal(gdask.ollivier_ricci(G, edge_chunk=50), ref)
 
 
+def _flow_surgery(edges, w, kappa):
+    return np.where(kappa < -0.2, w * 1.5, w)
+
+
+@pytest.mark.parametrize("method", ["exact", "sinkhorn"])
+def test_ricci_flow_threaded_equals_geoml(method):
+    G1, G2, _ = _graphs()
+    with dask.config.set(scheduler="threads"):
+        for G, surgery in ((G1, None), (G2, (_flow_surgery, 2))):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # sinkhorn's max_iter notes
+                ref = geoml.RicciFlow(n_iter=4, surgery=surgery, method=method).fit(G)
+                for chunk in (1000, 23):
+                    got = gdask.ricci_flow(
+                        G, n_iter=4, surgery=surgery, method=method, edge_chunk=chunk
+                    )
+                    assert isinstance(got, geoml.RicciFlow)
+                    np.testing.assert_array_equal(got.weights_, ref.weights_)
+                    np.testing.assert_array_equal(got.curvature_history_, ref.curvature_history_)
+                    assert got.n_iter_ == ref.n_iter_ and got.converged_ == ref.converged_
+    # the flow's networkx export works on the returned estimator
+    H = got.to_networkx(G2)
+    assert set(H.edges) == set(G2.edges)
+
+
+def test_ricci_flow_bad_input():
+    _, _, G3 = _graphs()
+    with dask.config.set(scheduler="threads"):
+        with pytest.raises(ValueError, match="edge_chunk"):
+            gdask.ricci_flow(np.array([[0, 1], [1, 2]]), edge_chunk=0)
+        with pytest.raises(ValueError, match="step"):
+            gdask.ricci_flow(np.array([[0, 1], [1, 2]]), step=0.0)
+        with pytest.raises(ValueError, match="directed"):
+            gdask.ricci_flow(G3)
+
+
+def test_ricci_flow_distributed(client):
+    G1, G2, _ = _graphs()
+    for G in (G1, G2):
+        ref = geoml.RicciFlow(n_iter=3).fit(G)
+        got = gdask.ricci_flow(G, n_iter=3, edge_chunk=40)
+        np.testing.assert_array_equal(got.weights_, ref.weights_)
+        np.testing.assert_array_equal(got.curvature_, ref.curvature_)
+
+
 def test_knn_random_chunkings_hypothesis():
     hyp = pytest.importorskip("hypothesis")
     st = hyp.strategies

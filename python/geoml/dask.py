@@ -1,6 +1,6 @@
 """geoml on Dask: exact kNN graphs over a row-chunked ``dask.array``, batched optimal transport
-over problem-chunked arrays and Ollivier-Ricci curvature with edges partitioned into tasks, on
-any ``distributed.Client`` or Dask's threaded scheduler.
+over problem-chunked arrays, and Ollivier-Ricci curvature and Ricci flow with edges partitioned
+into tasks, on any ``distributed.Client`` or Dask's threaded scheduler.
 
 Optional: needs the ``dask`` extra (``pip install geoml[dask]``). Neither ``import geoml`` nor
 ``import geoml.dask`` imports Dask (each function imports it when called). The tasks call
@@ -34,7 +34,7 @@ from .neighbors import (
 )
 from .ot import BatchedOTResult, BatchedSinkhornResult
 
-__all__ = ["emd_batched", "knn", "knn_graph", "ollivier_ricci", "sinkhorn_batched"]
+__all__ = ["emd_batched", "knn", "knn_graph", "ollivier_ricci", "ricci_flow", "sinkhorn_batched"]
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -529,14 +529,75 @@ def _active_client(dask):
     return client if getattr(get, "__self__", None) is client else None
 
 
-def _orc_block(shared, lo: int, hi: int, options: dict, n_jobs):
-    csr, directed, src, dst = shared
-    csr = tuple(aligned(a) for a in csr)  # arrays unpickled on a worker may sit at odd offsets
+def _orc_block(shared, lengths, lo: int, hi: int, options: dict, n_jobs):
+    arrays, directed, src, dst = shared
+    if lengths is not None:  # undirected: (indptr, indices) sent once, the lengths per call
+        arrays = (*arrays, lengths)
+    arrays = tuple(aligned(a) for a in arrays)  # unpickled arrays may sit at odd offsets
     src, dst = aligned(src[lo:hi]), aligned(dst[lo:hi])
     opts = dict(options)
     opts["method"] = _core.OrcMethod[opts["method"]]
     kernel = _core.ollivier_ricci_directed if directed else _core.ollivier_ricci
-    return kernel(*csr, src, dst, options=_core.OrcOptions(**opts), n_jobs=_task_threads(n_jobs))
+    return kernel(*arrays, src, dst, options=_core.OrcOptions(**opts), n_jobs=_task_threads(n_jobs))
+
+
+def _orc_options(est) -> dict:
+    return {
+        "alpha": float(est.alpha),
+        "base": float(est.base),
+        "exp_power": float(est.exp_power),
+        "nbr_topk": int(est.nbr_topk or 0),
+        "method": est.method,
+        "eps": float(est.eps),
+        "tol": float(est.tol),
+        "max_iter": int(est.max_iter or 0),
+    }
+
+
+class _OrcOnDask:
+    """The curvature kernel over edge chunks as Dask tasks. The graph's structure (CSR and
+    edge list) is sent to the workers once, at construction (``client.scatter(...,
+    broadcast=True)`` on a ``distributed.Client``, one shared object of the task graph on
+    the threaded scheduler); each call sends only the edge lengths (undirected graphs), so a
+    Ricci flow moves ``8 nnz`` bytes per worker per iteration."""
+
+    def __init__(self, dask, graph, options: dict, edge_chunk: int, n_jobs):
+        self.dask, self.options, self.n_jobs = dask, options, n_jobs
+        self.client = _active_client(dask)
+        self.directed = graph.directed
+        arrays = graph.dicsr() if graph.directed else graph.csr()[:2]
+        src = np.ascontiguousarray(graph.edges[:, 0])
+        dst = np.ascontiguousarray(graph.edges[:, 1])
+        self.m = m = len(src)
+        self.ranges = [(lo, min(lo + edge_chunk, m)) for lo in range(0, m, edge_chunk)]
+        self.shared = self._send((arrays, graph.directed, src, dst))
+
+    def _send(self, obj):
+        if self.client is not None:
+            return self.client.scatter([obj], broadcast=True)[0]  # one object, not several
+        return self.dask.delayed(obj, traverse=False)
+
+    def __call__(self, csr_lengths=None, stacklevel: int = 3):
+        """Curvatures of all edges (sorted edge order) and the solver status per edge."""
+        if self.m == 0:
+            return np.zeros(0), np.zeros(0, dtype=np.int32)
+        lengths = None if self.directed else self._send(csr_lengths)
+        task = self.dask.delayed(_orc_block, pure=True)
+        parts = [
+            task(self.shared, lengths, lo, hi, self.options, self.n_jobs) for lo, hi in self.ranges
+        ]
+        results = self.dask.compute(*parts)
+        kappa = np.concatenate([r[0] for r in results])
+        status = np.concatenate([r[2] for r in results])
+        bad = int((status != 0).sum())
+        if bad:
+            warnings.warn(
+                f"the optimal-transport solver did not converge on {bad} of "
+                f"{len(status)} edges; raise max_iter",
+                RuntimeWarning,
+                stacklevel=stacklevel,
+            )
+        return kappa, status
 
 
 def ollivier_ricci(
@@ -594,41 +655,76 @@ def ollivier_ricci(
     edge_chunk = check_int(edge_chunk, "edge_chunk", low=1)
     n_jobs = _check_task_jobs(n_jobs)
     graph = _fit_graph(G, est.weight, directed_ok=True)
-    csr = graph.dicsr() if graph.directed else graph.csr()
-    options = {
-        "alpha": float(est.alpha),
-        "base": float(est.base),
-        "exp_power": float(est.exp_power),
-        "nbr_topk": int(est.nbr_topk or 0),
-        "method": est.method,
-        "eps": float(est.eps),
-        "tol": float(est.tol),
-        "max_iter": int(est.max_iter or 0),
-    }
-    src = np.ascontiguousarray(graph.edges[:, 0])
-    dst = np.ascontiguousarray(graph.edges[:, 1])
-    m = len(src)
-    if m == 0:
+    if len(graph.edges) == 0:
         return np.zeros(0)
-    client = _active_client(dask)
-    shared = (csr, graph.directed, src, dst)  # sent once per worker, sliced in the tasks
-    if client is not None:
-        shared = client.scatter([shared], broadcast=True)[0]  # one object, not 4
-    else:
-        shared = dask.delayed(shared, traverse=False)
-    task = dask.delayed(_orc_block, pure=True)
-    parts = [
-        task(shared, lo, min(lo + edge_chunk, m), options, n_jobs) for lo in range(0, m, edge_chunk)
-    ]
-    results = dask.compute(*parts)
-    kappa = np.concatenate([r[0] for r in results])
-    status = np.concatenate([r[2] for r in results])
-    bad = int((status != 0).sum())
-    if bad:
-        warnings.warn(
-            f"the optimal-transport solver did not converge on {bad} of "
-            f"{len(status)} edges; raise max_iter",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return kappa
+    run = _OrcOnDask(dask, graph, _orc_options(est), edge_chunk, n_jobs)
+    return run(None if graph.directed else graph.csr()[2])[0]
+
+
+def ricci_flow(
+    G,
+    n_iter: int = 20,
+    step: float = 1.0,
+    delta: float = 1e-4,
+    surgery=None,
+    *,
+    edge_chunk: int = 100_000,
+    n_jobs: int | None = None,
+    **kwargs,
+):
+    """:class:`geoml.RicciFlow` with every curvature evaluation on Dask.
+
+    The flow's loop (length update, normalisation, surgery, stopping rule) runs on the
+    client, exactly as :class:`geoml.RicciFlow`; each iteration's curvature runs as
+    :func:`ollivier_ricci`'s tasks. The graph's structure goes to the workers once, and each
+    iteration sends only the new edge lengths (8 bytes per CSR entry per worker), so the
+    result equals ``geoml.RicciFlow(...).fit(G)`` bit for bit.
+
+    Parameters
+    ----------
+    G : networkx.Graph, sparse or dense (n, n) matrix, or (m, 2) / (m, 3) edges
+        An undirected graph, as for :class:`geoml.RicciFlow`.
+    n_iter, step, delta, surgery
+        As in :class:`geoml.RicciFlow`.
+    edge_chunk : int, default 100000
+        Edges per task.
+    n_jobs : int, optional
+        OpenMP threads per task (see the module docstring).
+    **kwargs
+        Other :class:`geoml.RicciFlow` parameters (``alpha``, ``method``, ``eps``, ``tol``,
+        ``exp_power``, ``base``, ``weight``, ``nbr_topk``, ``max_iter``, ``verbose``).
+
+    Returns
+    -------
+    geoml.RicciFlow
+        The fitted flow (``weights_``, ``curvature_``, ``curvature_history_``, ...).
+
+    Examples
+    --------
+    >>> import numpy as np, geoml, geoml.dask
+    >>> cycle = np.array([[i, (i + 1) % 6] for i in range(6)] + [[0, 3]])
+    >>> flow = geoml.dask.ricci_flow(cycle, n_iter=2, edge_chunk=3)
+    >>> bool((flow.weights_ == geoml.RicciFlow(n_iter=2).fit(cycle).weights_).all())
+    True
+    """
+    from .curvature import RicciFlow
+
+    dask, _ = _import_dask()
+    if "n_jobs" in kwargs:  # pragma: no cover - keyword-only above
+        raise TypeError("n_jobs is given once")
+    edge_chunk = check_int(edge_chunk, "edge_chunk", low=1)
+    n_jobs = _check_task_jobs(n_jobs)
+
+    class _DaskRicciFlow(RicciFlow):
+        _run = None
+
+        def _curvature(self, graph, weights=None, edges=None):
+            if self._run is None:
+                self._run = _OrcOnDask(dask, graph, _orc_options(self), edge_chunk, n_jobs)
+            kappa, status = self._run(graph.csr(weights)[2], stacklevel=4)
+            return kappa, None, status == 0
+
+    flow = _DaskRicciFlow(n_iter, step, delta, surgery, **kwargs).fit(G)
+    plain = RicciFlow(n_iter, step, delta, surgery, **kwargs)
+    plain.__dict__.update({k: v for k, v in flow.__dict__.items() if k != "_run"})
+    return plain
