@@ -713,3 +713,33 @@ def test_estimators_2d_input_is_nearest_centroid():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         spd.MDM(n_jobs=2).fit(X, y)
+
+
+def test_lane_groups_do_not_mix():
+    """The eigensolver runs 8 matrices per SIMD group: a matrix's result must not depend on its
+    neighbours in the group, on the batch size, on the thread count, or on a bad matrix (NaN,
+    asymmetric, zero) sharing its group."""
+    from geoml.spd import _linalg
+
+    rng = np.random.default_rng(23)
+    X = rand_spd(rng, (19,), 6, cond=1e4)
+    S = spd.sqrtm(X, n_jobs=1)
+    Y = rand_spd(rng, (601,), 8)  # enough work for two threads
+    assert np.array_equal(spd.logm(Y, n_jobs=1), spd.logm(Y, n_jobs=2))
+    assert np.array_equal(spd.logm(Y[300:309]), spd.logm(Y, n_jobs=2)[300:309])
+    for i in (0, 7, 8, 18):
+        assert np.array_equal(S[i], spd.sqrtm(X[i]))
+    assert np.array_equal(S[5:13], spd.sqrtm(X[5:13]))
+    assert np.array_equal(spd.distance(X, X[3]), spd.distance(X[::-1], X[3])[::-1])
+    bad = X.copy()
+    bad[1, 0, 0] = np.nan
+    bad[2, 0, 1] += 1.0  # not symmetric
+    bad[3] = 0.0
+    w, V, status = _linalg.eigh_batch(bad, vectors=True, n_jobs=1)
+    assert list(status[:4]) == [0, 1, 2, 0]
+    assert np.array_equal(w[3], np.zeros(6)) and np.array_equal(V[3], np.eye(6))
+    w0, V0, _ = _linalg.eigh_batch(X, vectors=True, n_jobs=1)
+    keep = [0] + list(range(4, 19))
+    assert np.array_equal(w[keep], w0[keep]) and np.array_equal(V[keep], V0[keep])
+    wr = np.linalg.eigvalsh(X)
+    assert np.allclose(w0, wr, rtol=1e-12, atol=1e-12 * np.abs(wr).max())
