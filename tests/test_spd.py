@@ -743,3 +743,14 @@ def test_lane_groups_do_not_mix():
     assert np.array_equal(w[keep], w0[keep]) and np.array_equal(V[keep], V0[keep])
     wr = np.linalg.eigvalsh(X)
     assert np.allclose(w0, wr, rtol=1e-12, atol=1e-12 * np.abs(wr).max())
+
+
+@pytest.mark.parametrize("n", [3, 70])  # the C++ kernel and the NumPy path (n > 64)
+def test_float32_overflow_is_an_error(n):
+    """exp(100) fits float64 but not float32: float32 expm of such a matrix is refused, never
+    returned as inf."""
+    X = np.full((n, n), 100.0 / n, dtype=np.float32)  # eigenvalue 100, entries >= e^100 / 70
+    with pytest.raises(ValueError, match="overflows"):
+        spd.expm(X)
+    assert np.isfinite(spd.expm(X.astype(np.float64))).all()
+    assert np.isfinite(spd.expm(X / 2)).all()  # exp(50) fits float32

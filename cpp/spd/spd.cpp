@@ -225,6 +225,15 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
   }
 }
 
+// True when every value is finite once cast to T (float32 output of a float64 computation).
+template <typename T>
+bool fits(const double* x, int64_t count) {
+  const double big = double(std::numeric_limits<T>::max());
+  bool ok = true;
+  for (int64_t i = 0; i < count; ++i) ok &= std::fabs(x[i]) <= big;
+  return ok;
+}
+
 template <typename T>
 std::vector<double> to_double(const T* M, int64_t count) {
   std::vector<double> out(count);
@@ -256,6 +265,7 @@ void spd_eigh(const T* A, int64_t B, int n, double sym_tol, bool vectors, T* w, 
         const int64_t b = b0 + q;
         int8_t st = g.st[q];
         if (st == SpdOk && !g.ok[q]) st = SpdNotConverged;
+        if (st == SpdOk && !fits<T>(g.ws[q].d.data(), n)) st = SpdOverflow;
         status[b] = st;
         T* wb = w + b * n;
         if (st != SpdOk) {
@@ -302,10 +312,11 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
       const int count = int(std::min<int64_t>(kLanes, B - b0));
       funm_group<T>(isa, b0, count, n, src, mat, f, power, sym_tol, true, g);
       for (int q = 0; q < count; ++q) {
-        const int8_t st = g.st[q];
-        status[b0 + q] = st;
+        int8_t st = g.st[q];
         T* ob = out + (b0 + q) * nn;
         const double* F = g.ws[q].T1.data();
+        if (st == SpdOk && !fits<T>(F, nn)) st = SpdOverflow;  // finite in double, not in T
+        status[b0 + q] = st;
         for (int64_t i = 0; i < nn; ++i)
           ob[i] = st == SpdOk ? T(F[i]) : std::numeric_limits<T>::quiet_NaN();
       }
@@ -332,7 +343,8 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
       const int count = int(std::min<int64_t>(kLanes, tasks - t0));
       funm_group<T>(isa, t0, count, n, src, mat, SpdFunc::Sqrt, 1.0, sym_tol, false, g);
       for (int q = 0; q < count; ++q) {
-        const int8_t st = g.st[q];
+        int8_t st = g.st[q];
+        if (st == SpdOk && !fits<T>(g.ws[q].d.data(), n)) st = SpdOverflow;
         status[t0 + q] = st;
         for (int i = 0; i < n; ++i)
           w[(t0 + q) * n + i] = st == SpdOk ? T(g.ws[q].d[i]) : std::numeric_limits<T>::quiet_NaN();
