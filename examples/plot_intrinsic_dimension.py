@@ -54,6 +54,10 @@ for name, (X, true_d) in datasets.items():
     print(f"{name:26s} true {true_d if true_d else '?':>2}   {shown}   ({dt * 1e3:.0f} ms)")
 
 # %%
+# MLE, TwoNN and GRIDE are nonlinear (nearest-neighbour) estimates; global ``"lpca"`` is a
+# linear one: a curved ``d``-sphere spans ``d + 1`` linear dimensions and the swiss roll 3,
+# so there it answers one more than the manifold's dimension.
+#
 # Local estimates
 # ---------------
 # ``local=True`` returns one estimate per point from the same kNN pass.
@@ -86,6 +90,7 @@ ax.set_xticklabels(names, rotation=20, ha="right", fontsize=8)
 ax.set_ylabel("estimated dimension (black: true)")
 ax.legend(fontsize=8)
 ax = fig.add_subplot(1, 2, 2, projection="3d")
+ax.view_init(elev=12, azim=-60)
 p = ax.scatter(*U.T, c=np.clip(local, 0, 4), s=3, cmap="viridis")
 ax.set_title("local MLE: a line, a plane and a ball")
 fig.colorbar(p, ax=ax, shrink=0.7, label="local dimension")

@@ -64,20 +64,29 @@ for eps in epsilons:
 plans = [("exact (emd)", exact.plan)] + [
     (f"sinkhorn eps={e:g}", entropic[e].plan) for e in epsilons
 ]
-fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
-for ax, (name, P) in zip(axes, plans):
+fig, axes = plt.subplots(
+    1, 6, figsize=(16, 3.2), gridspec_kw={"width_ratios": [1, 1, 1.3, 1.3, 1.3, 1.3]}
+)
+axes[0].imshow(src_img, cmap="Blues")
+axes[0].set_title("source: a 3", fontsize=10)
+axes[1].imshow(dst_img, cmap="Reds")
+axes[1].set_title("target: a 7", fontsize=10)
+for ax in axes[:2]:
+    ax.set_xticks([])
+    ax.set_yticks([])
+for ax, (name, P) in zip(axes[2:], plans):
     ax.imshow(P, cmap="magma_r", aspect="auto", interpolation="nearest")
     ax.set_title(f"{name}\ncost {np.sum(P * C):.4f}", fontsize=10)
     ax.set_xlabel("target pixel")
-axes[0].set_ylabel("source pixel")
+axes[2].set_ylabel("source pixel")
 fig.tight_layout()
 plt.show()
 
 # %%
 # Barycentric maps
 # ----------------
-# Arrows from each source pixel to the barycentre of where its ink goes, over the two digits
-# (source in blue, target in red).
+# Arrows from each source pixel (blue dots, sized by mass) to the barycentre of where its
+# ink goes, over the target digit (red).
 
 
 def barycentric(P):
@@ -87,23 +96,23 @@ def barycentric(P):
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
 for ax, (name, P) in zip(axes, plans):
     T = barycentric(P)
-    ax.imshow(src_img, cmap="Blues", extent=(-0.5, 7.5, -0.5, 7.5), alpha=0.6)
-    ax.imshow(dst_img, cmap="Reds", extent=(-0.5, 7.5, -0.5, 7.5), alpha=0.4)
+    ax.imshow(dst_img, cmap="Reds", extent=(-0.5, 7.5, -0.5, 7.5), alpha=0.6)
+    ax.scatter(xs[:, 0], xs[:, 1], s=600 * a, c="tab:blue", zorder=2)
     ax.quiver(
         xs[:, 0],
         xs[:, 1],
         T[:, 0] - xs[:, 0],
         T[:, 1] - xs[:, 1],
-        a,
         angles="xy",
         scale_units="xy",
         scale=1,
-        cmap="viridis",
-        width=0.012,
+        color="k",
+        width=0.008,
+        zorder=3,
     )
     ax.set_title(name, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
-fig.suptitle("barycentric map of a 3 onto a 7 (arrow colour: source mass)")
+fig.suptitle("barycentric map of a 3 (blue) onto a 7 (red)")
 fig.tight_layout()
 plt.show()

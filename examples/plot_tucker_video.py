@@ -26,13 +26,17 @@ for f in range(n_frames):
     blob1 = np.exp(-((xx - 10 - 60 * s) ** 2 + (yy - 20) ** 2) / 60.0)
     blob2 = 0.8 * np.exp(-((xx - 40) ** 2 + (yy - 10 - 40 * s) ** 2) / 90.0)
     frames.append(blob1 + blob2)
-video = np.asarray(frames) + background + 0.02 * rng.standard_normal((n_frames, h, w))
-print(f"video tensor {video.shape}, {video.size} values")
+clean = np.asarray(frames) + background
+video = clean + 0.02 * rng.standard_normal((n_frames, h, w))
+noise_floor = np.linalg.norm(video - clean) / np.linalg.norm(video)
+print(f"video tensor {video.shape}, {video.size} values; noise / video norm {noise_floor:.4f}")
 
 # %%
 # Error against rank
 # ------------------
-# ``tucker`` returns a :class:`geoml.TuckerTensor` (``core``, ``factors``, ``rel_error``).
+# ``tucker`` returns a :class:`geoml.TuckerTensor` (``core``, ``factors``, ``rel_error``,
+# ``to_tensor``). We also measure the error against the noise-free clip, which the
+# decomposition never sees.
 ranks = [2, 4, 8, 12, 16, 24]
 results = {"hosvd": [], "hooi": []}
 for method in results:
@@ -41,29 +45,36 @@ for method in results:
         tt = geoml.tucker(video, (r, r, r), method=method, tol=1e-6)
         dt = time.perf_counter() - t0
         size = tt.core.size + sum(U.size for U in tt.factors)
-        results[method].append((r, tt.rel_error(video), video.size / size, dt))
+        err_clean = np.linalg.norm(tt.to_tensor() - clean) / np.linalg.norm(clean)
+        results[method].append((r, tt.rel_error(video), err_clean, video.size / size, dt))
 for method, rows in results.items():
-    for r, err, ratio, dt in rows:
+    for r, err, err_clean, ratio, dt in rows:
         print(
-            f"{method:5s} rank {r:2d}: relative error {err:.4f}, "
+            f"{method:5s} rank {r:2d}: relative error {err:.4f} (to the clean clip "
+            f"{err_clean:.4f}), "
             f"compression {ratio:6.1f}x, {dt * 1e3:.1f} ms"
         )
 
 # %%
-# HOOI refines the HOSVD factors and does a little better at every rank; both reach the
-# floor set by the added noise (the error of the noise-free clip would keep falling) by
-# rank ~12, where the clip is stored 60 times smaller.
+# HOOI refines the HOSVD factors and does a little better at every rank. By rank ~12 (the
+# clip stored 60 times smaller) the error to the noisy clip reaches the noise level, and the
+# reconstruction is closer to the clean clip than the noisy input is: the truncation removes
+# noise. Higher ranks start fitting the noise again.
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
 for method, rows in results.items():
-    r, err, ratio, _ = map(np.array, zip(*rows))
-    ax1.semilogy(r, err, "o-", label=method)
-    ax2.loglog(ratio, err, "o-", label=method)
+    r, err, err_clean, ratio, _ = map(np.array, zip(*rows))
+    ax1.semilogy(r, err, "o-", label=f"{method}, to the input")
+    ax1.semilogy(r, err_clean, "s--", label=f"{method}, to the clean clip")
+    ax2.semilogy(ratio, err, "o-", label=method)
+for ax in (ax1, ax2):
+    ax.axhline(noise_floor, color="gray", ls=":", label="noise level")
+    ax.set_ylabel("relative error")
+    ax.legend(fontsize=8)
 ax1.set_xlabel("Tucker rank (per mode)")
-ax1.set_ylabel("relative error")
-ax1.legend()
+ax2.set_xscale("log")
+ax2.set_xticks([10, 30, 100, 300, 600], ["10", "30", "100", "300", "600"])
+ax2.minorticks_off()
 ax2.set_xlabel("compression ratio")
-ax2.set_ylabel("relative error")
-ax2.legend()
 fig.tight_layout()
 plt.show()
 
