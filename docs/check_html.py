@@ -1,5 +1,8 @@
 """Open the built documentation in a headless Chromium: no console error, screenshots.
 
+First, without a browser: every relative link of every built page points to a file that
+exists (run even when no browser is available).
+
 Serves ``docs/_build/html`` on a local port, visits a set of pages (home, API index, an
 API page, the gallery and one example, benchmarks, a design note, search), fails when a page
 logs a console error, raises an uncaught exception, or a request it makes fails; writes a
@@ -19,9 +22,11 @@ import argparse
 import functools
 import http.server
 import os
+import re
 import shutil
 import sys
 import threading
+import urllib.parse
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -52,6 +57,21 @@ def find_browser(explicit: str | None) -> str | None:
     return None
 
 
+def broken_links(root: Path) -> list[str]:
+    """Relative ``href``/``src`` targets of the built pages that do not exist."""
+    bad = []
+    for page in sorted(root.rglob("*.html")):
+        rel = page.relative_to(root).parts
+        if rel[0] in ("_static", "_sources", "_modules"):
+            continue
+        for link in re.findall(r'(?:href|src)="([^"#?]+)', page.read_text(errors="ignore")):
+            if re.match(r"^[a-z]+:", link) or link.startswith("//"):
+                continue
+            if not (page.parent / urllib.parse.unquote(link)).exists():
+                bad.append(f"{page.relative_to(root)}: broken link {link}")
+    return bad
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -73,16 +93,23 @@ def main(argv=None) -> int:
     parser.add_argument("--if-available", action="store_true")
     args = parser.parse_args(argv)
 
+    root = Path(args.html)
+    if not (root / "index.html").exists():
+        print(f"check_html: no built documentation in {root} (run docs/build.sh)")
+        return 1
+    links = broken_links(root)
+    for e in links:
+        print("ERROR", e)
+    n_pages = sum(1 for _ in root.rglob("*.html"))
+    print(f"check_html: {n_pages} pages, relative links checked, {len(links)} broken")
+    if links:
+        return 1
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         msg = "check_html: the playwright package is not installed (pip install playwright)"
         print(msg)
         return 0 if args.if_available else 1
-    root = Path(args.html)
-    if not (root / "index.html").exists():
-        print(f"check_html: no built documentation in {root} (run docs/build.sh)")
-        return 1
     shots = Path(args.shots)
     shots.mkdir(parents=True, exist_ok=True)
     server = serve(root)
