@@ -57,6 +57,9 @@ truth = np.repeat(np.arange(4), 40)
 orc_p = geoml.OllivierRicci(alpha=0.5).fit(planted)
 rc_p = geoml.RicciCommunities(n_iter=20).fit(planted)
 inside = truth[orc_p.edges_[:, 0]] == truth[orc_p.edges_[:, 1]]
+# the flow's edges come in the same order as the curvature's (sorted node pairs)
+assert np.array_equal(rc.flow_.edges_, orc.edges_)
+assert np.array_equal(rc_p.flow_.edges_, orc_p.edges_)
 print(
     f"planted partition: mean curvature inside groups {orc_p.curvature_[inside].mean():.3f}, "
     f"between groups {orc_p.curvature_[~inside].mean():.3f}"
