@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 NEIGHBORS = 30  # conditioning set of the Vecchia preconditioner
+_RIDGE = 1e-12  # added to the conditioning blocks (the preconditioner only; CG solves Z w = 1)
 _CHUNK_BYTES = 2**28  # block matrices built this many bytes at a time
 
 
@@ -127,6 +128,7 @@ class Vecchia:
             Zcc = np.exp(-t * Dcc)
             Zcc[pad[:, :, None] | pad[:, None, :]] = 0.0
             Zcc += pad[:, :, None] * eye
+            Zcc += _RIDGE * eye  # keeps the small solves regular (near-duplicate points)
             zci = np.exp(-t * np.sqrt(((C - xi[:, None, :]) ** 2).sum(-1)))
             zci[pad] = 0.0
             bb = np.linalg.solve(Zcc, zci[:, :, None])[:, :, 0]
