@@ -831,6 +831,30 @@ def test_magnitude_matvec_against_dense(n, d):
     np.testing.assert_allclose(
         out32, _core.magnitude_matvec(X.astype(np.float32).astype(float), ts, V), rtol=1e-14
     )
+    if n >= 500:
+        # pruning of far tile pairs (points in spatial order): every dropped term is below
+        # exp(-cutoff); beyond 708 only exact zeros go, bit for bit
+        from geoml.measures._magnitude_cg import spatial_order
+
+        Xs = np.ascontiguousarray(X[spatial_order(X)])
+        full = _core.magnitude_matvec(Xs, ts, V)
+        np.testing.assert_array_equal(_core.magnitude_matvec(Xs, ts, V, cutoff=710.0), full)
+        cut = _core.magnitude_matvec(Xs, ts, V, cutoff=8.0)
+        bound = np.exp(-8.0) * np.abs(V).sum(axis=1) + 1e-13 * np.abs(V).sum(axis=1)
+        assert (np.abs(cut - full).max(axis=1) <= bound).all()
+        with pytest.raises(ValueError, match="cutoff"):
+            _core.magnitude_matvec(Xs, ts, V, cutoff=0.0)
+    if n == 700:  # tiles are skipped where they can be: 2000 points along a segment
+        Y = np.sort(rng.uniform(0, 100, size=2000))[:, None]
+        W = rng.normal(size=(2, 2000))
+        t2 = np.array([0.1, 1.0])
+        full = _core.magnitude_matvec(Y, t2, W)
+        ref = np.stack([_dense_Z(Y, t) @ W[s] for s, t in enumerate(t2)])
+        np.testing.assert_allclose(full, ref, rtol=0, atol=1e-13 * np.abs(W).sum())
+        cut = _core.magnitude_matvec(Y, t2, W, cutoff=8.0)
+        diff = np.abs(cut - full).max(axis=1)
+        assert (diff <= (np.exp(-8.0) + 1e-13) * np.abs(W).sum(axis=1)).all()
+        assert diff[1] > 0
     # far apart: exp(-t d) underflows to exactly 0; the diagonal stays 1
     Y = np.array([[0.0], [1e5]])
     np.testing.assert_array_equal(

@@ -1,4 +1,5 @@
 // Bindings for the measures family: matrix-free magnitude products.
+#include <limits>
 #include <stdexcept>
 
 #include "bindings.hpp"
@@ -10,7 +11,7 @@ namespace {
 
 template <typename T>
 py::array_t<double> magnitude_matvec_py(exact<T> X_in, carray<double> ts, carray<double> V,
-                                        int n_jobs) {
+                                        double cutoff, int n_jobs) {
   const carray<T> X = contiguous(X_in);
   if (X.ndim() != 2 || X.shape(0) < 1 || X.shape(1) < 1)
     throw std::invalid_argument("magnitude_matvec: X must be a non-empty (n, d) array");
@@ -27,7 +28,7 @@ py::array_t<double> magnitude_matvec_py(exact<T> X_in, carray<double> ts, carray
   double* po = out.mutable_data();
   {
     py::gil_scoped_release release;
-    magnitude_matvec<T>(px, n, d, pt, m, pv, po, n_jobs);
+    magnitude_matvec<T>(px, n, d, pt, m, pv, po, cutoff, n_jobs);
   }
   return out;
 }
@@ -35,10 +36,11 @@ py::array_t<double> magnitude_matvec_py(exact<T> X_in, carray<double> ts, carray
 }  // namespace
 
 void bind_measures(py::module_& m) {
-  def_overloads(m, "magnitude_matvec", Floats{}, GEOML_PICK(magnitude_matvec_py),
-                py::arg("X").noconvert(), py::arg("ts"), py::arg("V"), py::kw_only(),
-                py::arg("n_jobs") = 0,
-                "Rows out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s], fused tiles (no n x n matrix).");
+  def_overloads(
+      m, "magnitude_matvec", Floats{}, GEOML_PICK(magnitude_matvec_py), py::arg("X").noconvert(),
+      py::arg("ts"), py::arg("V"), py::kw_only(),
+      py::arg("cutoff") = std::numeric_limits<double>::infinity(), py::arg("n_jobs") = 0,
+      "Rows out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; tiles beyond cutoff / ts[s] skipped.");
 }
 
 }  // namespace geoml

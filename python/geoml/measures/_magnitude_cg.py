@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 NEIGHBORS = 30  # conditioning set of the Vecchia preconditioner
+CUTOFF = 42.0  # products skip tile pairs whose terms are all below exp(-42) = 5.7e-19
 _RIDGE = 1e-12  # added to the conditioning blocks (the preconditioner only; CG solves Z w = 1)
 _CHUNK_BYTES = 2**28  # block matrices built this many bytes at a time
 
@@ -20,7 +21,27 @@ class CgInfo(NamedTuple):
     converged: np.ndarray  # (m,) bool
 
 
-def weights_cg(X, ts, *, rtol, max_iter, n_jobs, k=NEIGHBORS, seed=0):
+def spatial_order(X, leaf=16):
+    """A permutation putting nearby points next to each other: recursive bisection at the
+    median of the widest coordinate, down to groups of ``leaf``."""
+    n = X.shape[0]
+    order = np.arange(n)
+    stack = [(0, n)]
+    while stack:
+        a, b = stack.pop()
+        if b - a <= leaf:
+            continue
+        pts = X[order[a:b]]
+        axis = int(np.argmax(pts.max(axis=0) - pts.min(axis=0)))
+        half = (b - a) // 2
+        part = np.argpartition(pts[:, axis], half)
+        order[a:b] = order[a:b][part]
+        stack.append((a, a + half))
+        stack.append((a + half, b))
+    return order
+
+
+def weights_cg(X, ts, *, rtol, max_iter, n_jobs, k=NEIGHBORS, seed=0, cutoff=CUTOFF):
     """Weighting vectors (n, m) for the scales ``ts`` by preconditioned CG (one system per
     scale, all scales' products fused in one pass over the pairs), and a CgInfo."""
     from .. import _core
@@ -29,6 +50,8 @@ def weights_cg(X, ts, *, rtol, max_iter, n_jobs, k=NEIGHBORS, seed=0):
     m = ts.size
     if n == 1:
         return np.ones((1, m)), CgInfo(np.zeros(m, np.int64), np.zeros(m), np.ones(m, bool))
+    perm = spatial_order(X)  # nearby points in the same tiles: the products prune far tiles
+    X = np.ascontiguousarray(X[perm])
     order, nb = vecchia_pattern(X, min(k, n - 1), np.random.default_rng(seed))
     precs = [Vecchia(X, order, nb, float(t)) for t in ts]
 
@@ -39,7 +62,9 @@ def weights_cg(X, ts, *, rtol, max_iter, n_jobs, k=NEIGHBORS, seed=0):
         return out
 
     def matvec(V, act):
-        return _core.magnitude_matvec(X, np.ascontiguousarray(ts[act]), V, n_jobs=n_jobs)
+        return _core.magnitude_matvec(
+            X, np.ascontiguousarray(ts[act]), V, cutoff=cutoff, n_jobs=n_jobs
+        )
 
     bnorm = math.sqrt(n)
     W = np.zeros((m, n))
@@ -72,7 +97,9 @@ def weights_cg(X, ts, *, rtol, max_iter, n_jobs, k=NEIGHBORS, seed=0):
     true_r = np.ones((m, n)) - matvec(W, np.arange(m))
     res = np.linalg.norm(true_r, axis=1) / bnorm
     converged = res <= 10 * rtol
-    return W.T, CgInfo(n_iter, res, converged)
+    out = np.empty((n, m))
+    out[perm] = W.T
+    return out, CgInfo(n_iter, res, converged)
 
 
 def vecchia_pattern(X, k, rng):
