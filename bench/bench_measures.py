@@ -182,9 +182,7 @@ def bench_magnitude_cg(n, repeats, rows):
                 "speedup": t_r / t_g,
                 "rel_diff": _rel(float(w.sum()), float(w_ref.sum())),
                 "weights_rel_diff": float(np.abs(w - w_ref).max() / np.abs(w_ref).max()),
-                "anchor_residual": float(
-                    np.linalg.norm(1 - np.exp(-t * D) @ w_ref) / np.sqrt(n)
-                ),
+                "anchor_residual": float(np.linalg.norm(1 - np.exp(-t * D) @ w_ref) / np.sqrt(n)),
             }
             rows.append(row)
             print(row, flush=True)

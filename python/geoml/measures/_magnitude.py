@@ -158,9 +158,7 @@ def _solve(X, metric, ts, solver):
     from ._magnitude_cg import weights_cg
 
     _check_cg_points(X)
-    W, info = weights_cg(
-        X, ts, rtol=solver.rtol, max_iter=solver.max_iter, n_jobs=solver.n_jobs
-    )
+    W, info = weights_cg(X, ts, rtol=solver.rtol, max_iter=solver.max_iter, n_jobs=solver.n_jobs)
     ok = bool(info.converged.all())
     if not ok:
         bad = ~info.converged
