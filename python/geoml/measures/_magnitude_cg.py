@@ -151,12 +151,22 @@ class Vecchia:
             pad = idx < 0
             C = Xo[np.where(pad, 0, idx)]  # (c, k, d)
             xi = Xo[s:e]
-            Dcc = np.sqrt(((C[:, :, None, :] - C[:, None, :, :]) ** 2).sum(-1))
-            Zcc = np.exp(-t * Dcc)
+            Zcc = np.zeros((e - s, k, k))
+            dci = np.zeros((e - s, k))
+            for c in range(C.shape[2]):  # exact differences, one coordinate at a time
+                Cc = np.ascontiguousarray(C[:, :, c])
+                diff = Cc[:, :, None] - Cc[:, None, :]
+                diff *= diff
+                Zcc += diff
+                dc = Cc - xi[:, None, c]
+                dci += dc * dc
+            np.sqrt(Zcc, out=Zcc)
+            Zcc *= -t
+            np.exp(Zcc, out=Zcc)
             Zcc[pad[:, :, None] | pad[:, None, :]] = 0.0
             Zcc += pad[:, :, None] * eye
             Zcc += _RIDGE * eye  # keeps the small solves regular (near-duplicate points)
-            zci = np.exp(-t * np.sqrt(((C - xi[:, None, :]) ** 2).sum(-1)))
+            zci = np.exp(-t * np.sqrt(dci))
             zci[pad] = 0.0
             bb = np.linalg.solve(Zcc, zci[:, :, None])[:, :, 0]
             dvar[s:e] = 1.0 - np.einsum("ck,ck->c", zci, bb)
