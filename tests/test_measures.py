@@ -979,3 +979,33 @@ def test_magnitude_cg_bad_input():
         _core.magnitude_matvec(np.zeros((3, 2)), np.ones(2), np.ones((1, 3)))
     with pytest.raises(ValueError, match="positive"):
         _core.magnitude_matvec(np.zeros((3, 2)), np.array([-1.0]), np.ones((1, 3)))
+
+
+def test_vecchia_pattern_and_preconditioner():
+    from geoml.measures._magnitude_cg import Vecchia, vecchia_pattern
+
+    X = np.random.default_rng(11).uniform(size=(400, 2))
+    k = 8
+    order, nb = vecchia_pattern(X, k, np.random.default_rng(0))
+    np.testing.assert_array_equal(np.sort(order), np.arange(400))
+    Xo = X[order]
+    full = 0
+    for p in range(400):
+        got = nb[p][nb[p] >= 0]
+        assert (got < p).all() and len(set(got.tolist())) == got.size
+        d = np.linalg.norm(Xo[:p] - Xo[p], axis=1)
+        if got.size == min(p, k):  # the nearest earlier points (ties aside)
+            full += 1
+            want = np.sort(d)[got.size - 1] if p else 0.0
+            assert p == 0 or d[got].max() <= want + 1e-15
+    assert full >= 390
+    # the preconditioner is symmetric positive definite and P Z is well conditioned
+    t = 10.0
+    P = Vecchia(X, order, nb, t)
+    E = np.eye(400)
+    Pm = np.stack([P(E[i : i + 1])[0] for i in range(400)])
+    np.testing.assert_allclose(Pm, Pm.T, atol=1e-10 * np.abs(Pm).max())
+    assert np.linalg.eigvalsh(Pm).min() > 0
+    Z = _dense_Z(X, t)
+    ev = np.linalg.eigvals(Pm @ Z).real
+    assert np.linalg.cond(Z) > 1e3 and ev.max() / ev.min() < 4  # 1.9 here
