@@ -865,7 +865,7 @@ def test_magnitude_matvec_against_dense(n, d):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_magnitude_cg_against_solve(seed):
     rng = np.random.default_rng(seed)
-    n, d = [(400, 2), (600, 3), (300, 5)][seed]
+    n, d = [(300, 2), (350, 3), (250, 5)][seed]
     X = rng.uniform(size=(n, d))
     ts = np.array([3.0, 10.0, 40.0, 200.0])
     r = M.weighting_vector(X, ts, method="cg", return_info=True)
