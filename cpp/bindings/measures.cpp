@@ -40,7 +40,7 @@ void bind_measures(py::module_& m) {
       m, "magnitude_matvec", Floats{}, GEOML_PICK(magnitude_matvec_py), py::arg("X").noconvert(),
       py::arg("ts"), py::arg("V"), py::kw_only(),
       py::arg("cutoff") = std::numeric_limits<double>::infinity(), py::arg("n_jobs") = 0,
-      "Rows out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; tiles beyond cutoff / ts[s] skipped.");
+      "out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; far tiles skipped (cutoff).");
 }
 
 }  // namespace geoml

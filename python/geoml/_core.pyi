@@ -1118,7 +1118,7 @@ def magnitude_matvec(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> numpy.typing.NDArray[numpy.float64]:
     """
-    Rows out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; tiles beyond cutoff / ts[s] skipped.
+    out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; far tiles skipped (cutoff).
     """
 
 @typing.overload
@@ -1131,7 +1131,7 @@ def magnitude_matvec(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> numpy.typing.NDArray[numpy.float64]:
     """
-    Rows out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; tiles beyond cutoff / ts[s] skipped.
+    out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; far tiles skipped (cutoff).
     """
 
 def max_threads() -> int:
