@@ -12,8 +12,16 @@ Cases (each times geoml and its anchor on the same data in one run, median of re
 * ``dse``: diffusion spectral entropy of uniform(0, 1, (N, 256)) with sigma = 10, N = 10,000:
   dse-dsmi (dense ``eigvalsh``) vs geoml exact and SLQ; relative error of SLQ. Goal: SLQ
   within 1 % and >= 20x faster than the reference.
-* ``magnitude``: magnitude of n = 10,000 Gaussian points in R^8 at t = 1: geoml (Cholesky)
-  vs ``numpy.linalg.solve`` on the same similarity matrix.
+* ``dse_slq``: the SLQ mode against dse-dsmi alone at N = 10,000 (as ``dse`` without geoml's
+  exact run, which equals the reference): ratio, relative error, probes.
+* ``magnitude``: magnitude of n = 10,000 Gaussian points in R^8 at t = 1: geoml
+  (``method="auto"``: CG at this size) vs ``numpy.linalg.solve`` on the same similarity
+  matrix.
+* ``magnitude_cg``: matrix-free CG vs a dense ``numpy.linalg.solve`` at n = 10,000 (uniform
+  unit square at t = 30, 100, 300; Gaussian R^3 at t = 1): time ratio, CG iterations,
+  residuals, difference of magnitudes and weights. Goal: >= 10x faster, 1e-8 relative.
+* ``magnitude_large``: one CG solve at n = 200,000 (unit square, ``--t-large``, default
+  200): time, iterations, peak memory (goal: runs in 24 GiB).
 
 Usage: python bench/bench_measures.py [--quick] [--scale S] [--cases id,dse] [--repeats 3]
 [--out F] (--quick: sizes / 10; --scale: sizes x S). Anchors that are not installed are
@@ -31,7 +39,15 @@ from _harness import clustered, machine, print_table, timeit, write_json
 import geoml
 from geoml import measures
 
-CASES = ("id", "id_local", "dse", "magnitude")
+CASES = (
+    "id",
+    "id_local",
+    "dse",
+    "dse_slq",
+    "magnitude",
+    "magnitude_cg",
+    "magnitude_large",
+)
 
 
 def _rel(a, b):
@@ -136,12 +152,114 @@ def bench_magnitude(n, repeats, rows):
     print(row, flush=True)
 
 
+def bench_dse_slq(N, repeats, rows):
+    """SLQ against the dense reference alone (dse-dsmi's ``eigvalsh``, timed once; geoml's
+    exact mode equals it to 1e-15, so it is not run again): time ratio, relative error,
+    probes and the standard error."""
+    from dse_dsmi import diffusion_spectral_entropy as ref
+
+    X = np.random.default_rng(0).uniform(0, 1, (N, 256))
+    t_r, v = timeit(lambda: ref(X, max_N=None), repeats=1, warmup=0)
+    t_s, s = timeit(
+        lambda: measures.diffusion_spectral_entropy(X, method="slq", random_state=0),
+        repeats=repeats,
+        warmup=0,
+    )
+    row = {
+        "case": f"dse slq N={N} (vs dse-dsmi)",
+        "geoml_s": t_s,
+        "geoml": s.value,
+        "stderr": s.stderr,
+        "n_probes": s.n_probes,
+        "converged": s.converged,
+        "anchor": "dse-dsmi",
+        "anchor_s": t_r,
+        "anchor_value": v,
+        "speedup": t_r / t_s,
+        "rel_err": _rel(s.value, v),
+    }
+    rows.append(row)
+    print(row, flush=True)
+
+
+def _uniform_square(n, seed=0):
+    return np.random.default_rng(seed).uniform(size=(n, 2))
+
+
+def bench_magnitude_cg(n, repeats, rows):
+    """Matrix-free CG (Vecchia-preconditioned) against a dense ``numpy.linalg.solve`` on the
+    same similarity matrix, on uniform points in the unit square (t = 30, 100, 300: t times
+    the point spacing 0.3-3 at n = 10,000) and Gaussian points in R^3 (t = 1); iterations,
+    relative difference of the magnitudes and of the weights."""
+    from scipy.spatial.distance import cdist
+
+    for name, X, ts in (
+        ("uniform square", _uniform_square(n), (30.0, 100.0, 300.0)),
+        ("gaussian R^3", np.random.default_rng(1).normal(size=(n, 3)), (1.0,)),
+    ):
+        D = cdist(X, X)
+        for t in ts:
+
+            def dense(t=t):
+                return np.linalg.solve(np.exp(-t * cdist(X, X)), np.ones(n))
+
+            t_r, w_ref = timeit(dense, repeats=1, warmup=0)
+            t_g, r = timeit(
+                lambda t=t: measures.weighting_vector(X, t, method="cg", return_info=True),
+                repeats=repeats,
+            )
+            w = r.weights
+            row = {
+                "case": f"magnitude cg {name} n={n} t={t:g}",
+                "geoml_s": t_g,
+                "geoml": float(w.sum()),
+                "n_iter": int(r.n_iter[0]),
+                "residual": float(r.residual[0]),
+                "converged": r.converged,
+                "anchor": "np.solve",
+                "anchor_s": t_r,
+                "anchor_value": float(w_ref.sum()),
+                "speedup": t_r / t_g,
+                "rel_diff": _rel(float(w.sum()), float(w_ref.sum())),
+                "weights_rel_diff": float(np.abs(w - w_ref).max() / np.abs(w_ref).max()),
+                "anchor_residual": float(np.linalg.norm(1 - np.exp(-t * D) @ w_ref) / np.sqrt(n)),
+            }
+            rows.append(row)
+            print(row, flush=True)
+        del D
+
+
+def bench_magnitude_large(n, t, rows):
+    """One matrix-free CG solve at n points of the unit square (no n x n matrix): time,
+    iterations, residual and the peak resident memory of the process."""
+    import resource
+
+    X = _uniform_square(n, seed=2)
+    t0 = time.perf_counter()
+    r = measures.magnitude(X, t, method="cg", return_info=True)
+    el = time.perf_counter() - t0
+    row = {
+        "case": f"magnitude cg uniform square n={n} t={t:g}",
+        "geoml_s": el,
+        "geoml": r.value,
+        "n_iter": int(r.n_iter[0]),
+        "residual": float(r.residual[0]),
+        "converged": r.converged,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+    rows.append(row)
+    print(row, flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="sizes / 10 (a smoke run)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every size by this")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--t-large", type=float, default=200.0, help="scale of the magnitude_large case"
+    )
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/measures.json)")
     args = ap.parse_args()
     f = (10 if args.quick else 1) / args.scale
@@ -157,6 +275,12 @@ def main():
             bench_dse(int(10_000 / f), args.repeats, rows)
         elif case == "magnitude":
             bench_magnitude(int(10_000 / f), args.repeats, rows)
+        elif case == "dse_slq":
+            bench_dse_slq(int(10_000 / f), args.repeats, rows)
+        elif case == "magnitude_cg":
+            bench_magnitude_cg(int(10_000 / f), args.repeats, rows)
+        elif case == "magnitude_large":
+            bench_magnitude_large(int(200_000 / f), args.t_large, rows)
         else:
             raise SystemExit(f"unknown case {case!r}; choose from {CASES}")
     cols = [
@@ -170,6 +294,10 @@ def main():
         "rel_err",
         "stderr",
         "speedup_vs_exact",
+        "n_iter",
+        "residual",
+        "weights_rel_diff",
+        "peak_rss_gib",
     ]
     print_table(rows, cols)
     print(f"total {time.perf_counter() - t0:.1f} s")

@@ -1756,6 +1756,19 @@ def test_magnitude(X, t, metric):
     assert out > 0 and out <= n * (1 + 1e-6)
 
 
+@given(X=arrays(shapes_2d()), t=POS_FLOAT, max_iter=st.sampled_from([1, 50, 1000]))
+def test_magnitude_cg(X, t, max_iter):
+    out = attempt(geoml.magnitude, X, t, method="cg", max_iter=max_iter, return_info=True)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert out.method == "cg" and out.n_iter[0] <= max_iter
+    if out.converged:
+        assert_finite(out.value)
+        n = np.asarray(X).shape[0]
+        assert out.value > 0 and out.value <= n * (1 + 1e-6)
+
+
 # ----------------------------------------------------------------------------- geoml.spd
 SPD_SHAPES = st.sampled_from(
     [(1, 1), (2, 2), (3, 3), (0, 2, 2), (2, 3, 3), (1, 4, 4), (3,), (2, 3), (2, 2, 3)]

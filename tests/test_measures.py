@@ -805,3 +805,207 @@ def test_magnitude_bad_input():
     assert M.magnitude(np.array([[1e150], [-1e150]]), 1e300) == 2.0
     with pytest.raises(ValueError, match="increasing"):
         M.magnitude_dimension(X, [2.0, 1.0])
+
+
+# ------------------------------------------------------------- magnitude: matrix-free CG
+
+
+def _dense_Z(X, t):
+    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    return np.exp(-t * D)
+
+
+@pytest.mark.parametrize("n,d", [(1, 3), (2, 1), (37, 4), (500, 3), (700, 10)])
+def test_magnitude_matvec_against_dense(n, d):
+    from geoml import _core
+
+    rng = np.random.default_rng(n + d)
+    X = rng.normal(size=(n, d))
+    ts = np.array([1e-3, 0.4, 3.0, 1e3])
+    V = rng.normal(size=(ts.size, n))
+    out = _core.magnitude_matvec(X, ts, V, n_jobs=1)
+    for s, t in enumerate(ts):
+        ref = _dense_Z(X, t) @ V[s]
+        np.testing.assert_allclose(out[s], ref, rtol=0, atol=1e-13 * np.abs(V[s]).sum())
+    out32 = _core.magnitude_matvec(X.astype(np.float32), ts, V, n_jobs=1)
+    np.testing.assert_allclose(
+        out32, _core.magnitude_matvec(X.astype(np.float32).astype(float), ts, V), rtol=1e-14
+    )
+    if n >= 500:
+        # pruning of far tile pairs (points in spatial order): every dropped term is below
+        # exp(-cutoff); beyond 708 only exact zeros go, bit for bit
+        from geoml.measures._magnitude_cg import spatial_order
+
+        Xs = np.ascontiguousarray(X[spatial_order(X)])
+        full = _core.magnitude_matvec(Xs, ts, V)
+        np.testing.assert_array_equal(_core.magnitude_matvec(Xs, ts, V, cutoff=710.0), full)
+        cut = _core.magnitude_matvec(Xs, ts, V, cutoff=8.0)
+        bound = np.exp(-8.0) * np.abs(V).sum(axis=1) + 1e-13 * np.abs(V).sum(axis=1)
+        assert (np.abs(cut - full).max(axis=1) <= bound).all()
+        with pytest.raises(ValueError, match="cutoff"):
+            _core.magnitude_matvec(Xs, ts, V, cutoff=0.0)
+    if n == 700:  # tiles are skipped where they can be: 2000 points along a segment
+        Y = np.sort(rng.uniform(0, 100, size=2000))[:, None]
+        W = rng.normal(size=(2, 2000))
+        t2 = np.array([0.1, 1.0])
+        full = _core.magnitude_matvec(Y, t2, W)
+        ref = np.stack([_dense_Z(Y, t) @ W[s] for s, t in enumerate(t2)])
+        np.testing.assert_allclose(full, ref, rtol=0, atol=1e-13 * np.abs(W).sum())
+        cut = _core.magnitude_matvec(Y, t2, W, cutoff=8.0)
+        diff = np.abs(cut - full).max(axis=1)
+        assert (diff <= (np.exp(-8.0) + 1e-13) * np.abs(W).sum(axis=1)).all()
+        assert diff[1] > 0
+    # far apart: exp(-t d) underflows to exactly 0; the diagonal stays 1
+    Y = np.array([[0.0], [1e5]])
+    np.testing.assert_array_equal(
+        _core.magnitude_matvec(Y, np.array([1.0]), np.array([[2.0, 3.0]])), [[2.0, 3.0]]
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_magnitude_cg_against_solve(seed):
+    rng = np.random.default_rng(seed)
+    n, d = [(300, 2), (350, 3), (250, 5)][seed]
+    X = rng.uniform(size=(n, d))
+    ts = np.array([3.0, 10.0, 40.0, 200.0])
+    r = M.weighting_vector(X, ts, method="cg", return_info=True)
+    assert r.method == "cg" and r.converged and (r.residual <= 1e-9).all()
+    assert (r.n_iter >= 1).all() and (r.n_iter <= 60).all()
+    for j, t in enumerate(ts):
+        Z = _dense_Z(X, t)
+        ref = np.linalg.solve(Z, np.ones(n))
+        np.testing.assert_allclose(r.weights[:, j], ref, rtol=0, atol=1e-8 * np.abs(ref).max())
+        assert r.value[j] == pytest.approx(ref.sum(), rel=1e-8)
+        # the residual reported is the true one
+        assert r.residual[j] == pytest.approx(
+            np.linalg.norm(1 - Z @ r.weights[:, j]) / np.sqrt(n), rel=1e-3, abs=1e-15
+        )
+    np.testing.assert_allclose(
+        M.magnitude(X, ts, method="cg"),
+        M.magnitude(X, ts, method="cholesky"),
+        rtol=1e-8,
+    )
+
+
+def test_magnitude_cg_small_scales():
+    # small t: Z is ill-conditioned (cond ~ 1e9 here); the magnitude still agrees, since its
+    # error is bounded by ||w|| ||1 - Z w||
+    X = np.random.default_rng(5).uniform(size=(800, 2))
+    for t in (0.05, 1.0):
+        r = M.magnitude(X, t, method="cg", return_info=True)
+        assert r.converged and r.n_iter[0] <= 60
+        assert r.value == pytest.approx(M.magnitude(X, t, method="cholesky"), rel=1e-8)
+
+
+@pytest.mark.parametrize("t", [0.01, 0.7, 5.0])
+def test_magnitude_cg_closed_forms(t):
+    X = np.array([[0.0, 0.0], [3.0, 4.0]])
+    assert M.magnitude(X, t, method="cg") == pytest.approx(2 / (1 + np.exp(-5 * t)), rel=1e-10)
+    n, step = 300, 0.25
+    line = step * np.arange(n, dtype=float)[:, None]
+    assert M.magnitude(line, t, method="cg") == pytest.approx(
+        1 + (n - 1) * np.tanh(t * step / 2), rel=1e-9
+    )
+    q = np.exp(-t * step)
+    w = M.weighting_vector(line, t, method="cg")
+    assert w[0] == pytest.approx(1 / (1 + q), rel=1e-7)
+    np.testing.assert_allclose(w[1:-1], (1 - q) / (1 + q), rtol=1e-6)
+    assert M.magnitude(np.zeros((1, 3)), t, method="cg") == 1.0
+
+
+def test_magnitude_cg_threads_and_dtype():
+    X = np.random.default_rng(7).normal(size=(900, 3))
+    a = M.weighting_vector(X, [0.5, 2.0], method="cg", n_jobs=1)
+    b = M.weighting_vector(X, [0.5, 2.0], method="cg", n_jobs=2)
+    np.testing.assert_array_equal(a, b)
+    # float32 points are widened once: the same solve as on their float64 copy
+    c = M.weighting_vector(X.astype(np.float32), [0.5, 2.0], method="cg")
+    d = M.weighting_vector(X.astype(np.float32).astype(float), [0.5, 2.0], method="cg")
+    np.testing.assert_array_equal(c, d)
+
+
+def test_magnitude_cg_not_converged_warns():
+    X = np.random.default_rng(8).uniform(size=(500, 2))
+    with pytest.warns(RuntimeWarning, match="did not reach rtol"):
+        r = M.magnitude(X, [1.0, 100.0], method="cg", max_iter=2, return_info=True)
+    assert not r.converged and (r.n_iter == 2).all() and r.residual.max() > 1e-9
+    with pytest.warns(RuntimeWarning, match="did not reach rtol"):
+        M.magnitude_dimension(X, [1.0, 2.0], method="cg", max_iter=1)
+
+
+def test_magnitude_auto_and_profile(monkeypatch):
+    from geoml.measures import _magnitude
+
+    X = np.random.default_rng(9).uniform(size=(300, 2))
+    assert M.magnitude(X, 4.0, return_info=True).method == "cholesky"
+    monkeypatch.setattr(_magnitude, "_AUTO_CG", 100)
+    r = M.magnitude(X, 4.0, return_info=True)
+    assert r.method == "cg" and r.converged
+    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    assert M.magnitude(D, 4.0, metric="precomputed", return_info=True).method == "cholesky"
+    ts = [5.0, 10.0, 20.0]
+    np.testing.assert_allclose(
+        M.magnitude_dimension(X, ts, method="cg"),
+        M.magnitude_dimension(X, ts, method="cholesky"),
+        rtol=1e-7,
+    )
+
+
+def test_magnitude_cg_bad_input():
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(ValueError, match="method="):
+        M.magnitude(X, 1.0, method="lu")
+    with pytest.raises(ValueError, match="metric='euclidean'"):
+        M.magnitude(np.zeros((3, 3)), 1.0, metric="precomputed", method="cg")
+    with pytest.raises(ValueError, match="duplicate"):
+        M.magnitude(np.vstack([X, X[:1]]), 1.0, method="cg")
+    with pytest.raises(ValueError, match="overflow"):
+        M.magnitude(np.array([[1e200], [-1e200]]), 1.0, method="cg")
+    with pytest.raises(ValueError, match="rtol"):
+        M.magnitude(X, 1.0, method="cg", rtol=0.0)
+    with pytest.raises(ValueError, match="max_iter"):
+        M.magnitude(X, 1.0, method="cg", max_iter=0)
+    with pytest.raises(TypeError, match="return_info"):
+        M.magnitude(X, 1.0, return_info="yes")
+    with pytest.raises(ValueError, match="n_jobs"):
+        M.magnitude(X, 1.0, method="cg", n_jobs=0)
+    with pytest.raises(ValueError, match="NaN"):
+        M.magnitude(np.full((3, 2), np.nan), 1.0, method="cg")
+    from geoml import _core
+
+    with pytest.raises(TypeError):
+        _core.magnitude_matvec(np.zeros((3, 2), dtype=np.int64), np.ones(1), np.ones((1, 3)))
+    with pytest.raises(ValueError, match="len"):
+        _core.magnitude_matvec(np.zeros((3, 2)), np.ones(2), np.ones((1, 3)))
+    with pytest.raises(ValueError, match="positive"):
+        _core.magnitude_matvec(np.zeros((3, 2)), np.array([-1.0]), np.ones((1, 3)))
+
+
+def test_vecchia_pattern_and_preconditioner():
+    from geoml.measures._magnitude_cg import Vecchia, vecchia_pattern
+
+    X = np.random.default_rng(11).uniform(size=(400, 2))
+    k = 8
+    order, nb = vecchia_pattern(X, k, np.random.default_rng(0))
+    np.testing.assert_array_equal(np.sort(order), np.arange(400))
+    Xo = X[order]
+    full = 0
+    for p in range(400):
+        got = nb[p][nb[p] >= 0]
+        assert (got < p).all() and len(set(got.tolist())) == got.size
+        d = np.linalg.norm(Xo[:p] - Xo[p], axis=1)
+        if got.size == min(p, k):  # the nearest earlier points (ties aside)
+            full += 1
+            want = np.sort(d)[got.size - 1] if p else 0.0
+            assert p == 0 or d[got].max() <= want + 1e-15
+    assert full >= 390
+    # the preconditioner is symmetric positive definite and P Z is well conditioned
+    t = 10.0
+    P = Vecchia(X, order, nb, t)
+    E = np.eye(400)
+    Pm = np.stack([P(E[i : i + 1])[0] for i in range(400)])
+    np.testing.assert_allclose(Pm, Pm.T, atol=1e-10 * np.abs(Pm).max())
+    assert np.linalg.eigvalsh(Pm).min() > 0
+    Z = _dense_Z(X, t)
+    ev = np.linalg.eigvals(Pm @ Z).real
+    assert np.linalg.cond(Z) > 1e3 and ev.max() / ev.min() < 4  # 1.9 here

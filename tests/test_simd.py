@@ -470,3 +470,18 @@ def test_smacof(isa, dtype):
     np.testing.assert_allclose(got[0], ref[0], rtol=1e-9, atol=1e-9)
     assert got[1] == pytest.approx(ref[1], rel=1e-9)
     assert got[2] == ref[2] == 40
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_magnitude_matvec(isa, dtype):
+    # fused distance / exp / product tiles (n not a multiple of the 16-row block or the
+    # 512-column tile), and the CG solve built on them
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1037, 5)).astype(dtype)
+    ts = np.array([1e-3, 0.5, 4.0, 800.0])
+    V = rng.standard_normal((4, 1037))
+    ref, got = both(isa, lambda: _core.magnitude_matvec(X, ts, V, n_jobs=2))
+    np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-13 * np.abs(ref).max())
+    Y = rng.uniform(size=(600, 2))
+    ref, got = both(isa, lambda: geoml.magnitude(Y, [2.0, 30.0], method="cg"))
+    np.testing.assert_allclose(got, ref, rtol=1e-10)

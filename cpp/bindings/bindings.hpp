@@ -85,5 +85,6 @@ void bind_curvature(py::module_& m);
 void bind_ot(py::module_& m);
 void bind_spd(py::module_& m);
 void bind_diffusion(py::module_& m);
+void bind_measures(py::module_& m);
 
 }  // namespace geoml

@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   geoml::bind_ot(m);
   geoml::bind_spd(m);
   geoml::bind_diffusion(m);
+  geoml::bind_measures(m);
 }

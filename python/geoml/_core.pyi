@@ -46,6 +46,7 @@ __all__: list[str] = [
     "linear_assignment_batched",
     "lowrank_blas_ready",
     "lowrank_set_blas",
+    "magnitude_matvec",
     "max_threads",
     "mode_gram",
     "mode_sketch",
@@ -1105,6 +1106,32 @@ def lowrank_set_blas(
 ) -> None:
     """
     Install BLAS routines from scipy.linalg.cython_blas.__pyx_capi__ capsules.
+    """
+
+@typing.overload
+def magnitude_matvec(
+    X: numpy.typing.NDArray[numpy.float64],
+    ts: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    V: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    cutoff: typing.SupportsFloat | typing.SupportsIndex = ...,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; far tiles skipped (cutoff).
+    """
+
+@typing.overload
+def magnitude_matvec(
+    X: numpy.typing.NDArray[numpy.float32],
+    ts: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    V: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    cutoff: typing.SupportsFloat | typing.SupportsIndex = ...,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; far tiles skipped (cutoff).
     """
 
 def max_threads() -> int:

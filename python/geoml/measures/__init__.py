@@ -10,11 +10,12 @@ from ._dse import (
 )
 from ._entropy import SpectralMeasure, effective_rank, von_neumann_entropy
 from ._intrinsic import IntrinsicDimension, intrinsic_dimension
-from ._magnitude import magnitude, magnitude_dimension, weighting_vector
+from ._magnitude import MagnitudeResult, magnitude, magnitude_dimension, weighting_vector
 
 __all__ = [
     "DiffusionMutualInformation",
     "IntrinsicDimension",
+    "MagnitudeResult",
     "SpectralMeasure",
     "diffusion_spectral_entropy",
     "diffusion_spectral_mutual_information",

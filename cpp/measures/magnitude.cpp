@@ -1,0 +1,108 @@
+// Matrix-free magnitude products (see magnitude.hpp).
+#include "measures/magnitude.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "common/common.hpp"
+#include "common/simd.hpp"
+
+namespace geoml {
+
+namespace {
+
+#define GEOML_KERNEL_INC "measures/magnitude_kernel.inc"
+#define GEOML_KERNEL_AVX512 1
+#include "common/simd_instantiate.inc"
+
+constexpr int64_t kRows = 16;   // rows per block (one thread's unit of work)
+constexpr int64_t kCols = 512;  // columns per tile: the tile of XT and V stays in L1/L2
+
+/// Bounding boxes (lo, hi: d values each) of the consecutive groups of `size` points.
+std::vector<double> boxes(const double* XT, int64_t n, int64_t d, int64_t size) {
+  const int64_t nb = (n + size - 1) / size;
+  std::vector<double> out(static_cast<size_t>(nb * 2 * d));
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t a = b * size, e = std::min(n, a + size);
+    for (int64_t c = 0; c < d; ++c) {
+      const double* col = XT + c * n;
+      double lo = col[a], hi = col[a];
+      for (int64_t i = a + 1; i < e; ++i) {
+        lo = std::min(lo, col[i]);
+        hi = std::max(hi, col[i]);
+      }
+      out[(b * 2) * d + c] = lo;
+      out[(b * 2 + 1) * d + c] = hi;
+    }
+  }
+  return out;
+}
+
+/// Smallest distance between two boxes (lo, hi: d values each).
+double box_gap(const double* a, const double* b, int64_t d) {
+  double s = 0;
+  for (int64_t c = 0; c < d; ++c) {
+    const double g = std::max({0.0, b[c] - a[d + c], a[c] - b[d + c]});
+    s += g * g;
+  }
+  return std::sqrt(s);
+}
+
+}  // namespace
+
+template <typename T>
+void magnitude_matvec(const T* X, int64_t n, int64_t d, const double* ts, int64_t m,
+                      const double* V, double* out, double cutoff, int n_threads) {
+  if (n < 1 || d < 1 || m < 1)
+    throw std::invalid_argument("magnitude_matvec: need n >= 1, d >= 1 and m >= 1");
+  if (!(cutoff > 0))
+    throw std::invalid_argument("magnitude_matvec: cutoff must be positive (inf: no pruning)");
+  for (int64_t s = 0; s < m; ++s)
+    if (!(ts[s] > 0 && std::isfinite(ts[s])))
+      throw std::invalid_argument("magnitude_matvec: scales must be positive and finite");
+  std::vector<double> xt(static_cast<size_t>(n * d));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < d; ++c) xt[c * n + i] = static_cast<double>(X[i * d + c]);
+  const double* XT = xt.data();
+  const std::vector<double> rbox = boxes(XT, n, d, kRows), cbox = boxes(XT, n, d, kCols);
+  const SimdIsa isa = simd_isa();
+  const int64_t n_blocks = (n + kRows - 1) / kRows;
+  // ~1e6 pair evaluations per thread at least
+  const int nt = static_cast<int>(
+      std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, n * n / 1000000)));
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<double> dist(static_cast<size_t>(kCols)), acc(static_cast<size_t>(kRows * m));
+    std::vector<char> keep(static_cast<size_t>(m));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const int64_t i0 = b * kRows, i1 = std::min(n, i0 + kRows);
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t j0 = 0; j0 < n; j0 += kCols) {
+        // a tile pair whose every term is below exp(-cutoff) for a scale skips that scale
+        const double gap = box_gap(&rbox[b * 2 * d], &cbox[(j0 / kCols) * 2 * d], d);
+        bool any = false;
+        for (int64_t s = 0; s < m; ++s) {
+          keep[s] = static_cast<char>(!(ts[s] * gap > cutoff));
+          any = any || keep[s];
+        }
+        if (!any) continue;
+        GEOML_SIMD_CALL(isa, magnitude_tile, i0, i1, j0, std::min(n, j0 + kCols), n, d, XT, ts, m,
+                        V, keep.data(), dist.data(), acc.data());
+      }
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t s = 0; s < m; ++s) out[s * n + i] = acc[(i - i0) * m + s];
+    }
+  }
+}
+
+template void magnitude_matvec<double>(const double*, int64_t, int64_t, const double*, int64_t,
+                                       const double*, double*, double, int);
+template void magnitude_matvec<float>(const float*, int64_t, int64_t, const double*, int64_t,
+                                      const double*, double*, double, int);
+
+}  // namespace geoml

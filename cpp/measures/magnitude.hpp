@@ -1,0 +1,26 @@
+// Matrix-free products with the magnitude similarity matrices Z_t = exp(-t ||x_i - x_j||).
+#pragma once
+#include <cstdint>
+
+namespace geoml {
+
+/// out_s = Z_{t_s} v_s for each scale s of `ts` (m of them): Z_t[i, j] = exp(-t ||x_i - x_j||)
+/// (Euclidean), computed tile by tile inside the product (no n x n matrix). X is (n x d,
+/// row-major), V and out are (m x n, row-major: one row per scale). Distances and sums in
+/// float64 (float32 X is widened once); exp by a vectorised polynomial (<= 2 ulp; exp(x) for
+/// x < -708 is taken as 0, an absolute error below 3e-308). Pruning: rows go by blocks of 16
+/// and columns by tiles of 512 consecutive points; a (block, tile) pair whose bounding boxes
+/// are at least `cutoff / t_s` apart skips scale s (every term it drops is below
+/// exp(-cutoff), so the product changes by at most exp(-cutoff) ||v_s||_1; `cutoff` = inf
+/// never prunes; cutoff > 708 drops only exact zeros). Order the points spatially for the
+/// pruning to bite. Cost: up to n^2 (d + m) flops-ish (one distance per pair shared by all
+/// scales); memory: X transposed in float64 (n d doubles) and a few tiles per thread. OpenMP
+/// over row blocks with `n_threads` threads (0: default); each output entry is summed by one
+/// thread in a fixed order, so the result does not depend on the thread count. Throws
+/// std::invalid_argument for n < 1, d < 1, m < 1, a scale that is not positive and finite or
+/// cutoff <= 0.
+template <typename T>
+void magnitude_matvec(const T* X, int64_t n, int64_t d, const double* ts, int64_t m,
+                      const double* V, double* out, double cutoff, int n_threads);
+
+}  // namespace geoml
