@@ -114,7 +114,7 @@ struct Newton {
           for (int j = 0; j < n; ++j) {
             const double k = buf[j];
             if (!(k <= hi)) ok = 0;
-            Ki[j] = k < lo ? 0.0f : static_cast<float>(k);
+            Ki[j] = k < lo ? 0.0f : static_cast<float>(std::min(k, hi));  // (no overflowing cast)
           }
         }
       }
