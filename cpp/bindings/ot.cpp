@@ -327,8 +327,8 @@ void bind_ot(py::module_& m) {
   m.def("sinkhorn_newton", &sinkhorn_newton_py, py::arg("a"), py::arg("b"), py::arg("C"),
         py::kw_only(), py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("n_warmup"),
         py::arg("sparsity"), py::arg("n_jobs") = 0,
-        "Sinkhorn-Newton-Sparse with a dense cost -> (P, f, g, n_warmup, n_newton, n_cg, "
-        "n_passes, err, converged, cost, marginal_error, used_float32).");
+        "SNS, dense cost -> (P, f, g, n_warmup, n_newton, n_cg, n_passes, err, conv, "
+        "cost, merr, f32).");
   m.def("sinkhorn_points", &sinkhorn_points_py, py::arg("x"), py::arg("y"), py::arg("a"),
         py::arg("b"), py::kw_only(), py::arg("power"), py::arg("params"), py::arg("n_jobs") = 0,
         "Entropic OT between point clouds, cost |x - y|^power -> (cost, f, g, n_iter, err, "

@@ -1343,7 +1343,7 @@ def sinkhorn_newton(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Sinkhorn-Newton-Sparse with a dense cost -> (P, f, g, n_warmup, n_newton, n_cg, n_passes, err, converged, cost, marginal_error, used_float32).
+    SNS, dense cost -> (P, f, g, n_warmup, n_newton, n_cg, n_passes, err, conv, cost, merr, f32).
     """
 
 def sinkhorn_points(
