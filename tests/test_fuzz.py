@@ -833,6 +833,45 @@ def test_sinkhorn(prob, eps, tol, max_iter, schedule, warm, n_jobs):
 
 
 @given(
+    prob=ot_problem(),
+    eps=EPS,
+    tol=TOL,
+    max_iter=BUDGET | st.just(1000),
+    n_warmup=st.sampled_from([1, 3, 20, 0, -1, 2.5]),
+    sparsity=st.sampled_from([0.0, 1e-6, 0.5, 1.0, -1.0, math.nan, "x"]),
+    n_jobs=N_JOBS,
+)
+def test_sinkhorn_newton(prob, eps, tol, max_iter, n_warmup, sparsity, n_jobs):
+    a, b, C = prob
+    m, n = np.shape(C)
+    out = attempt(
+        ot.sinkhorn_newton,
+        a,
+        b,
+        C,
+        eps,
+        max_iter=max_iter,
+        tol=tol,
+        n_warmup=n_warmup,
+        sparsity=sparsity,
+        n_jobs=n_jobs,
+    )
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert_finite(out, "SinkhornNewtonResult")
+    assert (out.plan >= 0).all()
+    if out.converged:
+        af, bf = uniform_like(a, m), uniform_like(b, n)
+        err = (
+            np.abs(out.plan.sum(1) - af).sum()
+            + np.abs(out.plan.sum(0) - bf * af.sum() / bf.sum()).sum()
+        )
+        assert err <= max(tol, 1e-12) * af.sum() * 1.01 + 1e-12
+        assert not (out.plan > 0)[~np.isfinite(f64(C))].any(), "mass on a forbidden pair"
+
+
+@given(
     prob=ot_problem(), eps=EPS, rho=EPS, tol=TOL, max_iter=BUDGET | st.just(10000), n_jobs=N_JOBS
 )
 def test_sinkhorn_unbalanced(prob, eps, rho, tol, max_iter, n_jobs):

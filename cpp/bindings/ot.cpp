@@ -104,6 +104,34 @@ py::tuple sinkhorn_py(carray<double> a, carray<double> b, carray<double> C, carr
                         info.marginal_error);
 }
 
+py::tuple sinkhorn_newton_py(carray<double> a, carray<double> b, carray<double> C, double eps,
+                             double tol, int64_t max_iter, int64_t n_warmup, double sparsity,
+                             int n_jobs) {
+  const int m = static_cast<int>(a.shape(0)), n = static_cast<int>(b.shape(0));
+  if (C.ndim() != 2 || C.shape(0) != m || C.shape(1) != n)
+    throw std::invalid_argument("C must have shape (len(a), len(b))");
+  NewtonParams p;
+  p.eps = eps;
+  p.tol = tol;
+  p.max_iter = max_iter;
+  p.n_warmup = n_warmup;
+  p.sparsity = sparsity;
+  p.n_threads = resolve_threads(n_jobs);
+  py::array_t<double> f(m), g(n), P({m, n});
+  double* pf = f.mutable_data();
+  double* pg = g.mutable_data();
+  double* pp = P.mutable_data();
+  std::fill(pf, pf + m, 0.0);
+  std::fill(pg, pg + n, 0.0);
+  NewtonInfo info;
+  {
+    py::gil_scoped_release release;
+    info = sinkhorn_newton_dense(m, n, a.data(), b.data(), C.data(), p, pf, pg, pp);
+  }
+  return py::make_tuple(P, f, g, info.n_warmup, info.n_newton, info.n_cg, info.n_passes, info.err,
+                        info.converged, info.cost, info.marginal_error, info.used_float32);
+}
+
 py::tuple sinkhorn_points_py(carray<double> x, carray<double> y, carray<double> a, carray<double> b,
                              int power, SinkhornParams p, int n_jobs) {
   const int m = static_cast<int>(x.shape(0)), n = static_cast<int>(y.shape(0));
@@ -296,6 +324,11 @@ void bind_ot(py::module_& m) {
         py::arg("g0"), py::kw_only(), py::arg("params"), py::arg("n_jobs") = 0,
         "Entropic OT with a dense cost -> (P, f, g, n_iter, err, converged, cost, "
         "marginal_error).");
+  m.def("sinkhorn_newton", &sinkhorn_newton_py, py::arg("a"), py::arg("b"), py::arg("C"),
+        py::kw_only(), py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("n_warmup"),
+        py::arg("sparsity"), py::arg("n_jobs") = 0,
+        "SNS, dense cost -> (P, f, g, n_warmup, n_newton, n_cg, n_passes, err, conv, "
+        "cost, merr, f32).");
   m.def("sinkhorn_points", &sinkhorn_points_py, py::arg("x"), py::arg("y"), py::arg("a"),
         py::arg("b"), py::kw_only(), py::arg("power"), py::arg("params"), py::arg("n_jobs") = 0,
         "Entropic OT between point clouds, cost |x - y|^power -> (cost, f, g, n_iter, err, "

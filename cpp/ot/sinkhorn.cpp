@@ -138,6 +138,7 @@ struct DenseSinkhorn {
   // the kernel keeps exp() a normal float; set by build_kernel. try32: not yet refused at
   // this eps.
   bool f32 = false, try32 = false;
+  std::vector<SweepOut> gout;  // per row group of the sweep
   float* K32() const { return reinterpret_cast<float*>(K); }
   // threads only pay off on large kernels (a parallel region costs microseconds, far more
   // on a loaded machine)
@@ -272,10 +273,19 @@ struct DenseSinkhorn {
     }
   }
 
+  // Row groups of the sweep, fixed by the shape (not by the thread count): each group sums its
+  // rows' K^T u share into its own vector and the groups are added in order, so the result is
+  // the same for any number of threads. One group (a plain row loop) for small kernels.
+  int groups() const {
+    if (static_cast<int64_t>(m) * n < (int64_t(1) << 20)) return 1;
+    return std::max(1, std::min(32, m / kSweepBlock));
+  }
+
   // Row half of an iteration fused with K^T u (one pass over K): Ktu receives K^T u_new.
   SweepOut sweep(const Relax& rx) {
     double* Ktu = w.Ktu.data();
-    if (!par()) {
+    const int G = groups();
+    if (G == 1) {
       SweepOut o;
       std::fill(Ktu, Ktu + n, 0.0);
       if (f32)
@@ -285,38 +295,35 @@ struct DenseSinkhorn {
         sweep_rows(0, m, n, K, w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(), Ktu, o);
       return o;
     }
-    SweepOut o;
-    w.part.resize(static_cast<size_t>(nt) * n);
-#pragma omp parallel num_threads(nt)
-    {
-      const int T = thread_count(), t = thread_id();
-      double* acc = w.part.data() + static_cast<int64_t>(t) * n;
+    w.part.resize(static_cast<size_t>(G) * n);
+    gout.assign(G, SweepOut());
+    // dynamic over groups: a thread that the OS pauses delays only its current group
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, 1)
+    for (int q = 0; q < G; ++q) {
+      double* acc = w.part.data() + static_cast<int64_t>(q) * n;
       std::fill(acc, acc + n, 0.0);
-      SweepOut mine;
-      // dynamic blocks of rows: a thread that the OS pauses delays only its current block
-#pragma omp for schedule(dynamic, kSweepBlock) nowait
-      for (int i0 = 0; i0 < m; i0 += kSweepBlock)
-        if (f32)
-          sweep_rows(i0, std::min(m, i0 + kSweepBlock), n, K32(), w.v.data(), a, w.wr.data(), lam,
-                     balanced, rx, w.u.data(), acc, mine);
-        else
-          sweep_rows(i0, std::min(m, i0 + kSweepBlock), n, K, w.v.data(), a, w.wr.data(), lam,
-                     balanced, rx, w.u.data(), acc, mine);
-#pragma omp critical
-      {
-        o.err += mine.err;
-        o.du = std::max(o.du, mine.du);
-        o.umin = std::min(o.umin, mine.umin);
-        o.umax = std::max(o.umax, mine.umax);
-        o.bad = o.bad || mine.bad;
-      }
-#pragma omp barrier
-#pragma omp for schedule(dynamic, 256)
-      for (int j = 0; j < n; ++j) {
-        double s = 0.0;
-        for (int q = 0; q < T; ++q) s += w.part[static_cast<int64_t>(q) * n + j];
-        Ktu[j] = s;
-      }
+      const int i0 = static_cast<int>(static_cast<int64_t>(m) * q / G);
+      const int i1 = static_cast<int>(static_cast<int64_t>(m) * (q + 1) / G);
+      if (f32)
+        sweep_rows(i0, i1, n, K32(), w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(), acc,
+                   gout[q]);
+      else
+        sweep_rows(i0, i1, n, K, w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(), acc,
+                   gout[q]);
+    }
+    SweepOut o;
+    for (int q = 0; q < G; ++q) {
+      o.err += gout[q].err;
+      o.du = std::max(o.du, gout[q].du);
+      o.umin = std::min(o.umin, gout[q].umin);
+      o.umax = std::max(o.umax, gout[q].umax);
+      o.bad = o.bad || gout[q].bad;
+    }
+#pragma omp parallel for num_threads(nt) if (par()) schedule(static)
+    for (int j = 0; j < n; ++j) {
+      double s = 0.0;
+      for (int q = 0; q < G; ++q) s += w.part[static_cast<int64_t>(q) * n + j];
+      Ktu[j] = s;
     }
     return o;
   }
@@ -421,53 +428,51 @@ struct DenseSinkhorn {
   // P = diag(u) K diag(v) in place; returns <P, C> and writes the L1 marginal error.
   // A float32 kernel is widened in place, in phases of rows [lo, hi) with lo = ceil(hi / 2)
   // from hi = m down: the float64 plan rows of a phase cover float32 rows [2 lo, 2 hi), all
-  // read in earlier phases, and each row is copied out before it is overwritten; rows of a
-  // phase run in parallel (static schedule: the sums do not depend on timing).
+  // read in earlier phases, and each row is copied out before it is overwritten. Row sums and
+  // costs are kept per row and the column sums formed by column blocks afterwards (summed in
+  // row order), so nothing depends on the thread count.
   double finish(double* merr) {
     const int T = par() ? nt : 1;
-    w.part.assign(static_cast<size_t>(T) * n, 0.0);  // per-thread column sums
+    w.part.assign(static_cast<size_t>(T) * n, 0.0);  // plan_row's column sums (unused)
     if (f32) w.row32.resize(static_cast<size_t>(T) * n);
-    std::vector<double> tcost(T, 0.0), terr(T, 0.0);
+    std::vector<double> rcost(m, 0.0), rsum(m, 0.0), csum(n, 0.0);
     const double* v = w.v.data();
 #pragma omp parallel num_threads(T) if (T > 1)
     {
       const int t = thread_id();
       double* cs = w.part.data() + static_cast<int64_t>(t) * n;
       float* buf = f32 ? w.row32.data() + static_cast<int64_t>(t) * n : nullptr;
-      double cost = 0.0, rerr = 0.0;
       for (int hi = m; hi > 0;) {
         const int lo = !f32 ? 0 : (hi == 1 ? 0 : (hi + 1) / 2);
 #pragma omp for schedule(static)
         for (int i = lo; i < hi; ++i) {
           double* Pi = K + static_cast<int64_t>(i) * n;
           const double* Ci = C + static_cast<int64_t>(i) * n;
-          double rs, c;
           if (f32) {
             std::memcpy(buf, K32() + static_cast<int64_t>(i) * n, sizeof(float) * n);
-            plan_row(n, buf, w.u[i], v, Ci, Pi, cs, &rs, &c);
+            plan_row(n, buf, w.u[i], v, Ci, Pi, cs, &rsum[i], &rcost[i]);
           } else {
-            plan_row(n, Pi, w.u[i], v, Ci, Pi, cs, &rs, &c);
+            plan_row(n, Pi, w.u[i], v, Ci, Pi, cs, &rsum[i], &rcost[i]);
           }
-          cost += c;
-          rerr += std::fabs(rs - a[i]);
         }
         hi = lo;
       }
-      tcost[t] = cost;
-      terr[t] = rerr;
+#pragma omp barrier
+      const int j0 = static_cast<int>(static_cast<int64_t>(n) * t / T);
+      const int j1 = static_cast<int>(static_cast<int64_t>(n) * (t + 1) / T);
+      for (int i = 0; i < m; ++i) {
+        const double* Pi = K + static_cast<int64_t>(i) * n;
+        for (int j = j0; j < j1; ++j) csum[j] += Pi[j];
+      }
     }
     f32 = false;
-    double cost = 0.0, rerr = 0.0, cerr = 0.0;
-    for (int t = 0; t < T; ++t) {
-      cost += tcost[t];
-      rerr += terr[t];
+    double cost = 0.0, err = 0.0;
+    for (int i = 0; i < m; ++i) {
+      cost += rcost[i];
+      err += std::fabs(rsum[i] - a[i]);
     }
-    for (int j = 0; j < n; ++j) {
-      double c = 0.0;
-      for (int t = 0; t < T; ++t) c += w.part[static_cast<int64_t>(t) * n + j];
-      cerr += std::fabs(c - b[j]);
-    }
-    *merr = rerr + cerr;
+    for (int j = 0; j < n; ++j) err += std::fabs(csum[j] - b[j]);
+    *merr = err;
     return cost;
   }
   template <class T>
@@ -497,6 +502,12 @@ double dot_row(int n, const double* k, const double* v) {
 }
 double dot_row(int n, const float* k, const double* v) {
   return row_dot<float>(n, k, v);
+}
+void axpy_row(int n, double u, const double* k, double* acc) {
+  row_axpy<double>(n, u, k, acc);
+}
+void axpy_row(int n, double u, const float* k, double* acc) {
+  row_axpy<float>(n, u, k, acc);
 }
 void exp_row(int n, double fi, const double* gc, const double* Ci, double ie, double* Ki) {
   kernel_row(n, fi, gc, Ci, ie, Ki);

@@ -50,6 +50,10 @@ double lse_sum(int n, const double* h, const double* c, double mx, double ie, do
 double dot_row(int n, const double* k, const double* v);
 double dot_row(int n, const float* k, const double* v);
 
+/// acc_j += u k_j for j < n (float32 or float64 kernel row; the fused K^T u of a sweep).
+void axpy_row(int n, double u, const double* k, double* acc);
+void axpy_row(int n, double u, const float* k, double* acc);
+
 /// Ki[j] = exp((fi + gc_j - C_ij) ie) for j < n (the dense Sinkhorn kernel build).
 void exp_row(int n, double fi, const double* gc, const double* Ci, double ie, double* Ki);
 

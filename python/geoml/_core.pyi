@@ -61,6 +61,7 @@ __all__: list[str] = [
     "simd_isa",
     "sinkhorn",
     "sinkhorn_batched",
+    "sinkhorn_newton",
     "sinkhorn_points",
     "sinkhorn_symmetric",
     "sinkhorn_symmetric_cost",
@@ -1354,6 +1355,22 @@ def sinkhorn_batched(
 ) -> tuple:
     """
     Entropic OT of B packed problems -> (cost, err, n_iter, converged, plans or None).
+    """
+
+def sinkhorn_newton(
+    a: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    b: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    C: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    eps: typing.SupportsFloat | typing.SupportsIndex,
+    tol: typing.SupportsFloat | typing.SupportsIndex,
+    max_iter: typing.SupportsInt | typing.SupportsIndex,
+    n_warmup: typing.SupportsInt | typing.SupportsIndex,
+    sparsity: typing.SupportsFloat | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    SNS, dense cost -> (P, f, g, n_warmup, n_newton, n_cg, n_passes, err, conv, cost, merr, f32).
     """
 
 def sinkhorn_points(

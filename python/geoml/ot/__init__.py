@@ -13,6 +13,7 @@ from ._assignment import (
     linear_assignment,
     linear_assignment_batched,
 )
+from ._newton import SinkhornNewtonResult, sinkhorn_newton
 from ._solvers import (
     MASS_RTOL,
     BatchedOTResult,
@@ -39,6 +40,7 @@ __all__ = [
     "EMDResult",
     "LinearAssignmentResult",
     "PointsSinkhornResult",
+    "SinkhornNewtonResult",
     "SinkhornResult",
     "SymmetricScalingResult",
     "emd",
@@ -47,6 +49,7 @@ __all__ = [
     "linear_assignment_batched",
     "sinkhorn",
     "sinkhorn_batched",
+    "sinkhorn_newton",
     "sinkhorn_points",
     "sinkhorn_symmetric",
     "sinkhorn_unbalanced",
