@@ -32,7 +32,7 @@ def gen_dla(n_dim=100, n_branch=20, branch_length=100, rand_multiplier=2, seed=3
     rs = np.random.RandomState(seed)
     M = np.cumsum(-1 + rand_multiplier * rs.rand(branch_length, n_dim), 0)
     rows, cols = [], []
-    for i in range(n_branch - 1):
+    for _ in range(n_branch - 1):
         ind = rs.randint(branch_length)
         new = np.cumsum(-1 + rand_multiplier * rs.rand(branch_length, n_dim), 0)
         base = M.shape[0]

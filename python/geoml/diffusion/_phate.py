@@ -373,7 +373,9 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         if not -1 <= gamma <= 1:
             raise ValueError(f"gamma={gamma!r} must lie in [-1, 1]")
         if 0.99 < gamma < 1:
-            warnings.warn("0.99 < gamma < 1 is numerically unstable; using 0.99", RuntimeWarning)
+            warnings.warn(
+                "0.99 < gamma < 1 is numerically unstable; using 0.99", RuntimeWarning, stacklevel=3
+            )
             gamma = 0.99
         if isinstance(self.t, str):
             if self.t != "auto":
