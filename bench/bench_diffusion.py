@@ -233,6 +233,18 @@ def spearman_tree(Y, G, n_src=300, seed=0):
     return float(spearmanr(E[keep], T[keep])[0])
 
 
+def _same_blas_threads():
+    """phate's BLAS held to the threads geoml uses (its load-aware default): an oversubscribed
+    OpenBLAS pool on a loaded machine slowed phate tenfold."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(max(1, geoml._core.max_threads()), user_api="blas")
+
+
 def _phate_ref():
     try:
         import phate
@@ -242,7 +254,7 @@ def _phate_ref():
     import warnings
 
     Xw = np.random.default_rng(0).standard_normal((3000, 3))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _same_blas_threads():
         warnings.simplefilter("ignore")
         phate.PHATE(n_landmark=500, verbose=0, random_state=0).fit_transform(Xw)  # numba JIT
     return phate
@@ -283,7 +295,7 @@ def bench_phate(n, n_jobs, n_landmark=2000, datasets=("swiss roll", "tree")):
             continue
         ref = phate.PHATE(n_landmark=n_landmark, verbose=0, random_state=0, n_jobs=1)
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _same_blas_threads():
             warnings.simplefilter("ignore")
             Yr = ref.fit_transform(X)
         tr = time.perf_counter() - t0
@@ -348,7 +360,7 @@ def figure(path, n=2000, n_jobs=None):
     if phate is not None:
 
         def run_phate(X):
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _same_blas_threads():
                 warnings.simplefilter("ignore")
                 return phate.PHATE(verbose=0, random_state=0).fit_transform(X)
 

@@ -288,3 +288,55 @@ def test_bad_input(kw, X, exc, match):
         X = K
     with pytest.raises(exc, match=match):
         geoml.PHATE(**kw).fit(X)
+
+
+# ----------------------------------------------------------------------------- HeatGeo t="auto"
+
+
+def test_kneedle_matches_kneed():
+    from geoml.diffusion._heatgeo import _kneedle
+
+    x = np.linspace(0.05, 200, 10)
+    curves = [np.log1p(x), 1 - np.exp(-x / 30), np.sqrt(x), np.minimum(x, 50.0) + 0.01 * x]
+    expect = [None] * len(curves)
+    try:
+        import kneed
+    except ImportError:
+        kneed = None
+    for i, y in enumerate(curves):
+        k = _kneedle(x, y, 0.5)
+        assert k is None or k in x
+        if kneed is not None:
+            expect[i] = kneed.KneeLocator(x, y, S=0.5, curve="concave").knee
+            assert k == expect[i]
+    # a curve that bends once, hard, bends there
+    assert _kneedle(x, np.minimum(x, x[3])) == x[3]
+    assert _kneedle(x, x) is None  # a line has no knee
+    assert _kneedle(x, np.ones_like(x)) is None
+
+
+def test_heatgeo_auto_t():
+    from geoml.diffusion import heat_entropy_time, heat_kernel
+    from geoml.diffusion._heatgeo import _kneedle
+
+    X, _ = swiss_roll(300, seed=8)
+    a = geoml.HeatGeo(n_neighbors=10, t="auto", random_state=0).fit(X)
+    W = a.affinity_matrix_
+    # the entropy of the full heat kernel, from one dense run per time
+    times = np.linspace(0.05, 200, 10)
+    H = heat_kernel(W, np.eye(300), times, tol=1e-10)
+    H = np.maximum(H, 0)
+    ent = -(H * np.log(H + 1e-10)).sum(axis=(1, 2))
+    np.testing.assert_allclose(a.entropy_, ent, rtol=1e-8)
+    assert a.t_ == _kneedle(times, ent, 0.5) and a.t_ in times
+    b = geoml.HeatGeo(n_neighbors=10, t=a.t_, random_state=0).fit(X)
+    np.testing.assert_array_equal(a.distances_, b.distances_)
+    # landmarks: the entropy of their columns only, no n x n array
+    t_l, _, ent_l = heat_entropy_time(W, landmarks=np.arange(0, 300, 3))
+    assert ent_l.shape == (10,) and t_l in times
+    c = geoml.HeatGeo(n_neighbors=10, t="auto", n_landmarks=100, random_state=0).fit(X)
+    assert c.distances_.shape == (300, 100) and c.t_ in times
+    with pytest.raises(ValueError, match="auto"):
+        geoml.HeatGeo(t="soon").fit(X)
+    with pytest.raises(ValueError, match="n_t"):
+        heat_entropy_time(W, n_t=2)
