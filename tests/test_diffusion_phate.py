@@ -340,3 +340,30 @@ def test_heatgeo_auto_t():
         geoml.HeatGeo(t="soon").fit(X)
     with pytest.raises(ValueError, match="n_t"):
         heat_entropy_time(W, n_t=2)
+
+
+def test_heatgeo_auto_t_matches_heatgeo():
+    """heatgeo's tau="auto" on its own graph: the same knee, the same entropy there (heatgeo's
+    order-32 Chebyshev vs geoml's tol-driven order); skipped without heatgeo."""
+    import sys
+    import types
+
+    pytest.importorskip("graphtools")
+    pytest.importorskip("pygsp")
+    pytest.importorskip("kneed")
+    try:
+        import s_gd2  # noqa: F401  (heatgeo imports it at module level; unused here)
+    except ImportError:
+        sys.modules["s_gd2"] = types.ModuleType("s_gd2")
+    he = pytest.importorskip("heatgeo.embedding")
+    from geoml.diffusion import heat_entropy_time
+
+    X, _ = swiss_roll(400, seed=1)
+    ref = he.HeatGeo(knn=10, tau="auto")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.fit(X)
+        ref.metric_computation(X)
+    t, times, ent = heat_entropy_time(ref.graph.W)
+    assert t == pytest.approx(float(ref.opt_tau[0]), rel=1e-12)
+    np.testing.assert_allclose(ent[times == t], ref.entro_H, rtol=1e-6)

@@ -235,10 +235,10 @@ def _kmeanspp(S, k, rng):
     return C
 
 
-def _kmeans(F, k, rng, max_iter: int = 20, sample: int = 100):
+def _kmeans(F, k, rng, max_iter: int = 20, sample: int = 50):
     """Lloyd k-means on the spectral features (float32 GEMMs): ``k`` distinct random rows as
     the start, empty clusters re-seeded, stops when under 0.1 % of the labels change; fitted
-    on at most ``sample * k`` rows (all of them at phate's default sizes up to n = 200,000),
+    on at most ``sample * k`` rows (all of them at phate's default sizes up to n = 100,000),
     then every row assigned once. Returns the labels."""
     n = F.shape[0]
     S = F if n <= sample * k else F[np.sort(rng.choice(n, size=sample * k, replace=False))]
