@@ -479,7 +479,8 @@ def main():
         out["phate_big"] = rows
     if args.figure:
         figure(args.figure, n_jobs=args.n_jobs)
-    write_json("diffusion", out, args.out)
+    if len(out) > 1:  # some section ran (--sections none --figure PATH: the figure alone)
+        write_json("diffusion", out, args.out)
 
 
 if __name__ == "__main__":

@@ -272,9 +272,9 @@ def heat_entropy_time(
     round-off set to 0) over ``t = linspace(0.05, t_max, n_t)``, found by Kneedle
     (``S=0.5``, concave, increasing), as heatgeo's ``get_optimal_heat`` (its HeatGeo passes
     ``tau_max=200``, ``n_tau=10``). The columns of ``H`` are computed in blocks of 256 (all
-    times from one Chebyshev run per block), never ``n x n`` at once; with ``landmarks`` only
-    their columns are summed (scaled by ``n / len(landmarks)``; the knee does not depend on
-    the scale).
+    times from one Chebyshev run per block, at most 256 MiB at once), never ``n x n``; with
+    ``landmarks`` only the columns of (at most 256 of) them are summed (scaled by
+    ``n / columns``; the knee does not depend on the scale).
 
     Parameters
     ----------
@@ -311,10 +311,18 @@ def heat_entropy_time(
         raise ValueError(f"t_max must be a number > 0.05; got {t_max!r}")
     n_t = check_int(n_t, "n_t", low=3)
     times = np.linspace(0.05, t_max, n_t)
-    cols = np.arange(n) if landmarks is None else np.asarray(landmarks)
+    if landmarks is None:
+        cols = np.arange(n)
+    else:  # an estimate from (at most 256 of) the landmarks' columns
+        cols = np.asarray(landmarks)
+        if cols.ndim != 1 or cols.dtype.kind not in "iu" or cols.size == 0:
+            raise TypeError("landmarks must be a non-empty 1-D array of indices")
+        if cols.min() < 0 or cols.max() >= n:
+            raise ValueError(f"landmarks must lie in [0, {n})")
+        cols = cols[np.linspace(0, cols.size - 1, min(cols.size, 256)).astype(np.int64)]
     Wd = W.astype(np.float64)
     ent = np.zeros(n_t)
-    block = 256
+    block = int(max(1, min(256, 2**25 // (n * n_t))))  # (n_t, n, block) float64: <= 256 MiB
     for s in range(0, cols.size, block):
         c = cols[s : s + block]
         E = np.zeros((n, c.size))
