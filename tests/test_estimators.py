@@ -45,6 +45,7 @@ ESTIMATORS = [
     geoml.TangentSpace(),
     geoml.MDS(max_iter=3000),
     geoml.HeatGeo(n_neighbors=5, max_iter=3000),
+    geoml.PHATE(knn=3, max_iter=3000),
     geoml.KNNTransformer(n_neighbors=3),
     geoml.KNNTransformer(n_neighbors=3, mode="connectivity", method="nndescent", random_state=0),
     geoml.KNNGraph(n_neighbors=3, method="nndescent", random_state=0),
@@ -322,6 +323,10 @@ def _fit_attrs(est, X, names):
         (
             lambda nj: geoml.HeatGeo(2, 8, random_state=4, n_jobs=nj, n_landmarks=50),
             ["embedding_", "distances_", "landmarks_"],
+        ),
+        (
+            lambda nj: geoml.PHATE(2, knn=5, n_landmark=40, random_state=4, n_jobs=nj),
+            ["embedding_", "distances_", "clusters_", "t_"],
         ),
         (
             lambda nj: geoml.KNNGraph(6, method="nndescent", random_state=4, n_jobs=nj),

@@ -1962,6 +1962,34 @@ def test_mds(X, k, init, metric, landmarks, max_iter, random_state, n_jobs):
 
 
 @given(
+    X=arrays(shapes_2d(30)),
+    knn=SMALL_INT,
+    t=st.sampled_from(["auto", "auto", 1, 5, 0, -1, 2.5, "x", None]),
+    gamma=st.sampled_from([1, 1, 0, -1, 0.5, 2, math.nan, "log"]),
+    n_landmark=st.sampled_from([None, 2000, 2000, 5, 8, 0, 1.5]),
+    random_state=SEEDS,
+    n_jobs=N_JOBS,
+)
+def test_phate(X, knn, t, gamma, n_landmark, random_state, n_jobs):
+    est = geoml.PHATE(
+        2,
+        knn=knn,
+        t=t,
+        gamma=gamma,
+        n_landmark=n_landmark,
+        random_state=random_state,
+        n_jobs=n_jobs,
+    )
+    out = attempt(est.fit, X)
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert_finite(est.embedding_, "embedding_")
+    assert est.embedding_.shape == (X.shape[0], 2)
+    assert est.t_ >= 1
+
+
+@given(
     data=st.data(),
     n=st.integers(0, 6),
     square=st.integers(0, 8),

@@ -19,7 +19,7 @@ from .curvature import (
     ollivier_ricci,
     ricci_communities,
 )
-from .diffusion import MDS, HeatGeo, heat_geodesic_distances, heat_kernel
+from .diffusion import MDS, PHATE, HeatGeo, heat_geodesic_distances, heat_kernel
 from .lowrank import SVDResult, Tucker, TuckerTensor, randomized_svd, tucker
 from .measures import (
     diffusion_spectral_entropy,
@@ -59,6 +59,7 @@ __version__: str = _core.__version__
 __all__ = [
     "MDM",
     "MDS",
+    "PHATE",
     "ApproxKNNResult",
     "DiffusionMap",
     "EigshResult",

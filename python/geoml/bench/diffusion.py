@@ -10,7 +10,11 @@ One process run, each section geoml and its anchor on the same data:
     ``make_swiss_roll(n, random_state=0)``: time, distance agreement on heatgeo's graph, and
     the Spearman correlation of embedded vs ground-truth geodesic distances (arc length along
     the roll, height); skipped without heatgeo;
-(4) HeatGeo with landmarks at large n (geoml alone).
+(4) HeatGeo with landmarks at large n (geoml alone);
+(5) PHATE vs ``phate`` (defaults, 2,000 landmarks) on the swiss roll and phate's DLA tree at
+    n = 20,000: time and Spearman vs ground truth (goal: >= 10x, Spearman >= phate's);
+(6) PHATE alone at n = 1,000,000 (``--sections phate_big``; approximate kNN);
+``--figure PATH`` writes the swiss-roll / tree embedding figure (geoml next to phate).
 
     python bench/bench_diffusion.py                 # the issue's sizes (long: see README)
     python bench/bench_diffusion.py --quick         # small sizes, a smoke run
@@ -190,6 +194,212 @@ def bench_landmarks(n, n_landmarks, n_jobs):
     ]
 
 
+def gen_dla_tree(n_branch=20, branch_length=100, n_dim=100, seed=37, sigma=4.0):
+    """phate.tree.gen_dla reproduced draw for draw, with the tree graph of the noiseless
+    points (consecutive branch steps; each branch's first point to its attachment point) for
+    ground-truth geodesics."""
+    import scipy.sparse as sp
+
+    rs = np.random.RandomState(seed)
+    M = np.cumsum(-1 + 2 * rs.rand(branch_length, n_dim), 0)
+    rows, cols = [], []
+    for _ in range(n_branch - 1):
+        ind = rs.randint(branch_length)
+        new = np.cumsum(-1 + 2 * rs.rand(branch_length, n_dim), 0)
+        rows.append(M.shape[0])
+        cols.append(ind)
+        M = np.concatenate([M, new + M[ind, :]])
+    n = M.shape[0]
+    X = M + rs.normal(0, sigma, M.shape)
+    chain = np.arange(n - 1)
+    keep = (chain + 1) % branch_length != 0
+    r = np.concatenate([chain[keep], rows])
+    c = np.concatenate([chain[keep] + 1, cols])
+    G = sp.csr_matrix((np.linalg.norm(M[r] - M[c], axis=1), (r, c)), shape=(n, n))
+    return X, G
+
+
+def spearman_tree(Y, G, n_src=300, seed=0):
+    """Spearman of embedded vs tree-geodesic distances from ``n_src`` random sources."""
+    from scipy.sparse.csgraph import dijkstra
+    from scipy.stats import spearmanr
+
+    n = Y.shape[0]
+    src = np.random.default_rng(seed).choice(n, size=min(n_src, n), replace=False)
+    T = dijkstra(G, directed=False, indices=src)
+    E = np.linalg.norm(Y[src][:, None, :] - Y[None, :, :], axis=2)
+    keep = np.ones(T.shape, dtype=bool)
+    keep[np.arange(src.size), src] = False
+    return float(spearmanr(E[keep], T[keep])[0])
+
+
+def _same_blas_threads():
+    """phate's BLAS held to the threads geoml uses (its load-aware default): an oversubscribed
+    OpenBLAS pool on a loaded machine slowed phate tenfold."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(max(1, geoml._core.max_threads()), user_api="blas")
+
+
+def _phate_ref():
+    try:
+        import phate
+    except ImportError as e:
+        print(f"phate not installed ({e}); skipping the reference")
+        return None
+    import warnings
+
+    Xw = np.random.default_rng(0).standard_normal((3000, 3))
+    with warnings.catch_warnings(), _same_blas_threads():
+        warnings.simplefilter("ignore")
+        phate.PHATE(n_landmark=500, verbose=0, random_state=0).fit_transform(Xw)  # numba JIT
+    return phate
+
+
+def bench_phate(n, n_jobs, n_landmark=2000, datasets=("swiss roll", "tree")):
+    """geoml.PHATE vs phate.PHATE (defaults: knn=5, decay=40, t='auto', gamma=1, landmarks;
+    phate's MDS solver is SGD, geoml's SMACOF), time and Spearman vs ground truth."""
+    import warnings
+
+    phate = _phate_ref()
+    rows = []
+    for name in datasets:
+        if name == "swiss roll":
+            X, U = swiss(n)
+
+            def quality(Y, U=U):
+                return spearman_to_truth(Y, U)
+        else:
+            X, G = gen_dla_tree(n_branch=20, branch_length=max(1, n // 20))
+
+            def quality(Y, G=G):
+                return spearman_tree(Y, G)
+
+        t0 = time.perf_counter()
+        ours = geoml.PHATE(n_landmark=n_landmark, random_state=0, n_jobs=n_jobs).fit(X)
+        tg = time.perf_counter() - t0
+        row = {
+            "data": name,
+            "n": X.shape[0],
+            "tool": "geoml PHATE",
+            "time_s": tg,
+            "t": ours.t_,
+            "spearman": quality(ours.embedding_),
+        }
+        rows.append(row)
+        if phate is None:
+            continue
+        ref = phate.PHATE(n_landmark=n_landmark, verbose=0, random_state=0, n_jobs=1)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(), _same_blas_threads():
+            warnings.simplefilter("ignore")
+            Yr = ref.fit_transform(X)
+        tr = time.perf_counter() - t0
+        rho_r = quality(Yr)
+        row["speedup_vs_phate"] = tr / tg
+        row["goal"] = ">= 10x, spearman >= phate's: " + (
+            "met" if tr / tg >= 10 and row["spearman"] >= rho_r else "MISSED"
+        )
+        rows.append(
+            {
+                "data": name,
+                "n": X.shape[0],
+                "tool": "phate (SGD MDS)",
+                "time_s": tr,
+                "t": ref.optimal_t,
+                "spearman": rho_r,
+            }
+        )
+    return rows
+
+
+def bench_phate_big(n, n_jobs):
+    """geoml.PHATE alone at large n (approximate kNN, 2,000 landmarks)."""
+    X, U = swiss(n)
+    t0 = time.perf_counter()
+    est = geoml.PHATE(knn_method="auto", random_state=0, n_jobs=n_jobs, verbose=1).fit(X)
+    t = time.perf_counter() - t0
+    return [
+        {
+            "n": n,
+            "tool": "geoml PHATE (knn_method='auto', 2000 landmarks)",
+            "time_s": t,
+            "t": est.t_,
+            "spearman": spearman_to_truth(est.embedding_, U),
+        }
+    ]
+
+
+def figure(path, n=2000, n_jobs=None):
+    """Swiss roll and tree embeddings: geoml PHATE / HeatGeo next to phate (and heatgeo
+    where installed), coloured by the ground truth."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    Xs, Us = swiss(n)
+    Xt, Gt = gen_dla_tree(n_branch=20, branch_length=max(1, n // 20))
+    ct = np.repeat(np.arange(20), max(1, n // 20))
+    data = [("swiss roll", Xs, Us[:, 0], lambda Y: spearman_to_truth(Y, Us))]
+    data.append(("tree", Xt, ct, lambda Y: spearman_tree(Y, Gt)))
+    methods = [
+        ("geoml PHATE", lambda X: geoml.PHATE(random_state=0, n_jobs=n_jobs).fit_transform(X)),
+        (
+            "geoml HeatGeo",
+            lambda X: geoml.HeatGeo(n_neighbors=10, random_state=0, n_jobs=n_jobs).fit_transform(X),
+        ),
+    ]
+    phate = _phate_ref()
+    if phate is not None:
+
+        def run_phate(X):
+            with warnings.catch_warnings(), _same_blas_threads():
+                warnings.simplefilter("ignore")
+                return phate.PHATE(verbose=0, random_state=0).fit_transform(X)
+
+        methods.insert(1, ("phate", run_phate))
+    try:
+        import heatgeo.embedding as he
+
+        def run_heatgeo(X):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return he.HeatGeo(knn=10).fit_transform(X)
+
+        methods.append(("heatgeo", run_heatgeo))
+    except ImportError:
+        pass
+    fig, axes = plt.subplots(len(data), len(methods), figsize=(3.1 * len(methods), 6.0))
+    for r, (dname, X, c, q) in enumerate(data):
+        for k, (mname, run) in enumerate(methods):
+            Y = run(X)
+            ax = axes[r, k]
+            ax.scatter(Y[:, 0], Y[:, 1], c=c, s=1.5, cmap="viridis" if r == 0 else "tab20")
+            ax.set_title(f"{mname}, {dname}\nSpearman to ground truth {q(Y):.3f}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    _shrink_png(path)
+    print(f"figure written to {path}")
+
+
+def _shrink_png(path):
+    """256-colour palette PNG (Pillow comes with matplotlib): a third of the RGBA size."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        out = im.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE, colors=256)
+    out.save(path, optimize=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes")
@@ -197,6 +407,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--n-jobs", type=int, default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--phate-n", type=int, default=None, help="PHATE section size (20,000)")
+    ap.add_argument("--big-n", type=int, default=1_000_000, help="phate_big section size")
+    ap.add_argument("--figure", default=None, help="write the embedding figure (PNG) here")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     q = args.quick
@@ -252,7 +465,22 @@ def main():
         print("\nHeatGeo with landmarks (geoml alone)")
         print_table(rows, ["n", "tool", "time_s", "spearman", "goal"])
         out["landmarks"] = rows
-    write_json("diffusion", out, args.out)
+    if "phate" in sections:
+        rows = bench_phate(args.phate_n or (3_000 if q else 20_000), args.n_jobs)
+        print("\nPHATE vs phate (defaults; Spearman vs the unrolled roll / tree geodesics)")
+        print_table(
+            rows, ["data", "n", "tool", "time_s", "t", "spearman", "speedup_vs_phate", "goal"]
+        )
+        out["phate"] = rows
+    if "phate_big" in sections:
+        rows = bench_phate_big(50_000 if q else args.big_n, args.n_jobs)
+        print("\nPHATE at large n (geoml alone)")
+        print_table(rows, ["n", "tool", "time_s", "t", "spearman"])
+        out["phate_big"] = rows
+    if args.figure:
+        figure(args.figure, n_jobs=args.n_jobs)
+    if len(out) > 1:  # some section ran (--sections none --figure PATH: the figure alone)
+        write_json("diffusion", out, args.out)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,15 @@ _LOG_FLOOR = 1e-16
 _KERNEL_THRESH = 1e-4
 
 
-def alpha_decay_graph(X, n_neighbors: int = 10, decay: float = 40.0, *, n_jobs=None):
+def alpha_decay_graph(
+    X,
+    n_neighbors: int = 10,
+    decay: float = 40.0,
+    *,
+    method: str = "exact",
+    random_state=None,
+    n_jobs=None,
+):
     """PHATE / graphtools alpha-decay affinity graph (the graph HeatGeo and PHATE build).
 
     ``K_ij = exp(-(d_ij / sigma_i)^decay)`` with ``sigma_i`` the distance from ``i`` to its
@@ -47,6 +55,10 @@ def alpha_decay_graph(X, n_neighbors: int = 10, decay: float = 40.0, *, n_jobs=N
         ``1 <= n_neighbors < n_samples``.
     decay : float
         Kernel decay (alpha), > 0.
+    method : str, default "exact"
+        Neighbour search of :func:`geoml.knn_graph` ("exact", "auto", "nndescent", ...).
+    random_state : optional
+        Seed of an approximate search.
     n_jobs : int, optional
 
     Returns
@@ -74,9 +86,22 @@ def alpha_decay_graph(X, n_neighbors: int = 10, decay: float = 40.0, *, n_jobs=N
     ks = min(n - 1, 3 * k)
     while True:
         K = knn_graph(
-            X, ks, symmetrize=None, kernel="alpha_decay", k_sigma=k, decay=decay, n_jobs=n_jobs
+            X,
+            ks,
+            symmetrize=None,
+            kernel="alpha_decay",
+            k_sigma=k,
+            decay=decay,
+            n_jobs=n_jobs,
+            method=method,
+            random_state=random_state,
         )
-        last = K.data.reshape(n, ks).min(axis=1)  # the farthest neighbour's affinity
+        if K.nnz == n * ks:
+            last = K.data.reshape(n, ks).min(axis=1)  # the farthest neighbour's affinity
+        else:  # an approximate search may leave rows short
+            last = np.ones(n)
+            rows = np.flatnonzero(np.diff(K.indptr))
+            last[rows] = np.minimum.reduceat(K.data, K.indptr[rows])
         if ks == n - 1 or (last < _KERNEL_THRESH).all():
             break
         ks = min(n - 1, 2 * ks)
@@ -201,6 +226,114 @@ def heat_geodesic_distances(
     return D
 
 
+def _kneedle(x, y, S: float = 0.5):
+    """kneed's ``KneeLocator(x, y, S, curve="concave", direction="increasing").knee``
+    (offline Kneedle, no smoothing): the first local maximum of the normalised difference
+    curve ``y_n - x_n`` after which the curve drops below its threshold
+    ``max - S * mean(diff(x_n))`` (detection paused after a local minimum until the next
+    maximum). None if there is none."""
+    from scipy.signal import argrelextrema
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    xn = (x - x.min()) / (x.max() - x.min())
+    yn = (y - y.min()) / (y.max() - y.min())
+    yd = yn - xn
+    maxima = argrelextrema(yd, np.greater_equal)[0]
+    minima = argrelextrema(yd, np.less_equal)[0]
+    if not maxima.size:
+        return None
+    tmx = yd[maxima] - S * np.abs(np.diff(xn).mean())
+    mi = 0
+    active = True
+    threshold = 0.0
+    threshold_index = 0
+    for i in range(int(maxima[0]), x.size - 1):
+        if (maxima == i).any():
+            threshold = tmx[mi]
+            threshold_index = i
+            mi += 1
+            active = True
+        if (minima == i).any():
+            threshold = 0.0
+            active = False
+        if active and yd[i + 1] < threshold:
+            return float(x[threshold_index])
+    return None
+
+
+def heat_entropy_time(
+    W, *, t_max: float = 200.0, n_t: int = 10, landmarks=None, tol: float = 1e-8, n_jobs=None
+):
+    """heatgeo's automatic diffusion time (``tau="auto"``): the knee of the heat kernel's
+    entropy ``E(t) = -sum_ij H_ij log(H_ij + 1e-10)`` (``H = exp(-t L_sym)``, negative
+    round-off set to 0) over ``t = linspace(0.05, t_max, n_t)``, found by Kneedle
+    (``S=0.5``, concave, increasing), as heatgeo's ``get_optimal_heat`` (its HeatGeo passes
+    ``tau_max=200``, ``n_tau=10``). The columns of ``H`` are computed in blocks of 256 (all
+    times from one Chebyshev run per block, at most 256 MiB at once), never ``n x n``; with
+    ``landmarks`` only the columns of (at most 256 of) them are summed (scaled by
+    ``n / columns``; the knee does not depend on the scale).
+
+    Parameters
+    ----------
+    W : sparse matrix or array-like of shape (n, n)
+        Symmetric non-negative affinities.
+    t_max : float
+    n_t : int
+        Candidate times (>= 3).
+    landmarks : array of int, optional
+    tol : float
+        Heat-kernel accuracy.
+    n_jobs : int, optional
+
+    Returns
+    -------
+    t : float or None
+        The knee (None if the curve has none).
+    times : ndarray of shape (n_t,)
+    entropy : ndarray of shape (n_t,)
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from geoml.diffusion import heat_entropy_time
+    >>> W = sp.diags([np.ones(99), np.ones(99)], [-1, 1], shape=(100, 100))  # path graph
+    >>> t, times, h = heat_entropy_time(W, t_max=50.0)
+    >>> bool(t in times), h.shape
+    (True, (10,))
+    """
+    W = _affinity_csr(W)
+    n = W.shape[0]
+    t_max = float(t_max)
+    if not np.isfinite(t_max) or t_max <= 0.05:
+        raise ValueError(f"t_max must be a number > 0.05; got {t_max!r}")
+    n_t = check_int(n_t, "n_t", low=3)
+    times = np.linspace(0.05, t_max, n_t)
+    if landmarks is None:
+        cols = np.arange(n)
+    else:  # an estimate from (at most 256 of) the landmarks' columns
+        cols = np.asarray(landmarks)
+        if cols.ndim != 1 or cols.dtype.kind not in "iu" or cols.size == 0:
+            raise TypeError("landmarks must be a non-empty 1-D array of indices")
+        if cols.min() < 0 or cols.max() >= n:
+            raise ValueError(f"landmarks must lie in [0, {n})")
+        cols = cols[np.linspace(0, cols.size - 1, min(cols.size, 256)).astype(np.int64)]
+    Wd = W.astype(np.float64)
+    ent = np.zeros(n_t)
+    block = int(max(1, min(256, 2**25 // (n * n_t))))  # (n_t, n, block) float64: <= 256 MiB
+    for s in range(0, cols.size, block):
+        c = cols[s : s + block]
+        E = np.zeros((n, c.size))
+        E[c, np.arange(c.size)] = 1.0
+        H = heat_kernel(Wd, E, times, laplacian="symmetric", tol=tol, n_jobs=n_jobs)
+        np.maximum(H, 0.0, out=H)
+        ent -= (H * np.log(H + 1e-10)).sum(axis=(1, 2))
+    ent *= n / cols.size
+    return _kneedle(times, ent, 0.5), times, ent
+
+
 class HeatGeo(EmbeddingMixin, BaseEstimator):
     """HeatGeo embedding (Huguet et al., "A Heat Diffusion Perspective on Geodesic Preserving
     Dimensionality Reduction", NeurIPS 2023).
@@ -222,8 +355,10 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
     n_neighbors : int, default 10
         heatgeo's ``knn``.
     decay : float, default 40
-    t : float, default 10
-        Diffusion time (heatgeo's ``tau``).
+    t : float or "auto", default 10
+        Diffusion time (heatgeo's ``tau``); "auto": heatgeo's choice, the knee of the heat
+        kernel's entropy over ``linspace(0.05, 200, 10)`` (:func:`heat_entropy_time`; with
+        landmarks from their columns only).
     harnack_regularization : float in [0, 1], default 0
         heatgeo's ``harnack_regul`` (must be 0 with landmarks).
     n_landmarks : int, optional
@@ -246,6 +381,10 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
     distances_ : ndarray of shape (n_samples, n_samples) or (n_samples, n_landmarks)
     affinity_matrix_ : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
     landmarks_ : ndarray of int or None
+    t_ : float
+        The diffusion time used.
+    entropy_ : ndarray of shape (10,) or None
+        The entropy curve of ``t="auto"``.
     stress_ : float
         Raw MDS stress (of the landmarks with ``n_landmarks``).
     n_features_in_ : int
@@ -266,7 +405,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         n_neighbors: int = 10,
         *,
         decay: float = 40.0,
-        t: float = 10.0,
+        t=10.0,
         harnack_regularization: float = 0.0,
         n_landmarks: int | None = None,
         mds: str = "smacof",
@@ -325,10 +464,24 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         else:
             m = check_int(self.n_landmarks, "n_landmarks", low=k + 1, hint=" (> n_components)")
             lm = np.sort(rng.choice(n, size=min(m, n), replace=False))
+        t, self.entropy_ = self.t, None
+        if isinstance(t, str):
+            if t != "auto":
+                raise ValueError(f"t={t!r}; give a positive number or 'auto'")
+            self._say("automatic t: heat-kernel entropy over 10 times")
+            t, _, self.entropy_ = heat_entropy_time(W, landmarks=lm, n_jobs=self.n_jobs)
+            if t is None:
+                warnings.warn(
+                    "the heat-kernel entropy has no knee: using t = 10 (heatgeo's default)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                t = 10.0
+            self._say(f"t = {t:.4g}")
         self._say("heat-geodesic distances")
         D = heat_geodesic_distances(
             W,
-            self.t,
+            t,
             harnack_regularization=self.harnack_regularization,
             landmarks=lm,
             tol=self.tol,
@@ -359,6 +512,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         self.distances_ = D
         self.affinity_matrix_ = W
         self.landmarks_ = lm
+        self.t_ = float(t)
         self.stress_ = float(stress)
         self.n_features_in_ = n_features
         return self

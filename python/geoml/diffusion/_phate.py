@@ -1,0 +1,529 @@
+"""PHATE (Moon et al. 2019): potential of heat-diffused affinities, sparse and with landmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import _core
+from .._base import BaseEstimator, EmbeddingMixin
+from .._validation import (
+    as_float_array,
+    as_real,
+    check_int,
+    check_n_jobs,
+    check_random_state,
+    random_seed,
+    reject_gpu,
+)
+from ..spectral._eigsh import _symmetry_error
+from ._heatgeo import _components, alpha_decay_graph
+from ._mds import MDS, _sq_dists
+
+# phate: -log(P^t + 1e-7) for gamma = 1
+_POT_EPS = 1e-7
+
+
+def _blas_threads(nt: int):
+    """BLAS (NumPy/SciPy) held to the estimator's thread count (``n_jobs``; by default
+    geoml's load-aware count) while it runs, via threadpoolctl when installed: on a loaded
+    2-core machine OpenBLAS' own pool made a 3,000 x 110 QR 25x slower (5.1 s vs 0.2 s)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(nt if nt > 0 else max(1, _core.max_threads()), user_api="blas")
+
+
+def _phate_kernel(X, knn, decay, *, method="exact", random_state=None, n_jobs=None):
+    """graphtools' kNN alpha-decay kernel with its unit diagonal: ``W + I``."""
+    W = alpha_decay_graph(
+        X, knn, decay, method=method, random_state=random_state, n_jobs=n_jobs
+    ).astype(np.float64)
+    K = (W + sp.identity(W.shape[0], dtype=np.float64, format="csr")).tocsr()
+    K.sort_indices()
+    return K
+
+
+def _check_kernel(K, name: str = "X") -> sp.csr_matrix:
+    """A precomputed affinity (kernel) used as given, diagonal included."""
+    reject_gpu(K, name, "PHATE")
+    if not sp.issparse(K):
+        K = as_real(np.asarray(K), name)
+        if K.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D square affinity matrix; got shape {K.shape}")
+    else:
+        K = as_real(K, name)
+    if K.shape[0] != K.shape[1]:
+        raise ValueError(f"{name} must be a square affinity matrix; got shape {K.shape}")
+    K = sp.csr_matrix(K, dtype=np.float64)
+    K.sum_duplicates()
+    if not np.isfinite(K.data).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    if K.nnz and K.data.min() < 0:
+        raise ValueError(f"{name} has negative entries; affinities must be >= 0")
+    if _symmetry_error(K) > 1e-8:
+        raise ValueError(
+            f"{name} is not symmetric; symmetrise it first, e.g. ({name} + {name}.T) / 2"
+        )
+    K.eliminate_zeros()
+    K.sort_indices()
+    return K
+
+
+def von_neumann_entropy(P, t_max: int = 100) -> np.ndarray:
+    """phate's von Neumann entropy of the powers of a diffusion operator.
+
+    ``H(t) = -sum_i p_i log p_i`` with ``p = s^(t+1) / sum(s^(t+1)) + eps`` and ``s`` the
+    singular values of ``P`` (dense), for ``t = 0 .. t_max - 1`` (phate's
+    ``vne.compute_von_neumann_entropy``; entry ``t`` is the entropy of ``P^(t+1)``, which
+    phate labels ``t``).
+
+    Parameters
+    ----------
+    P : ndarray of shape (m, m)
+    t_max : int
+
+    Returns
+    -------
+    h : ndarray of shape (t_max,)
+    """
+    import scipy.linalg as sla
+
+    s = sla.svdvals(np.asarray(P, dtype=np.float64))
+    out = np.empty(t_max)
+    st = s.copy()
+    eps = np.finfo(float).eps
+    for i in range(t_max):
+        p = st / st.sum() + eps
+        out[i] = -np.sum(p * np.log(p))
+        st = st * s
+    return out
+
+
+def knee_point(y, x=None):
+    """phate's knee of a curve (``vne.find_knee_point``): the break point minimising the
+    summed absolute errors of two least-squares lines, left and right of it."""
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 1 or y.size < 3:
+        raise ValueError("knee_point needs a 1-D curve of at least 3 points")
+    x = np.arange(y.size, dtype=np.float64) if x is None else np.asarray(x, dtype=np.float64)
+    idx = np.argsort(x)
+    x, y = x[idx], y[idx]
+    n = np.arange(2, y.size + 1).astype(np.float32)
+
+    def fit(xx, yy):
+        sxy = np.cumsum(xx * yy)[1:]
+        sx = np.cumsum(xx)[1:]
+        sy = np.cumsum(yy)[1:]
+        sxx = np.cumsum(xx * xx)[1:]
+        det = n * sxx - sx * sx
+        return (n * sxy - sx * sy) / det, -(sx * sxy - sxx * sy) / det
+
+    mf, bf = fit(x, y)
+    mb, bb = fit(x[::-1], y[::-1])
+    mb, bb = mb[::-1], bb[::-1]
+    err = np.full(y.size, np.nan)
+    for b in range(1, y.size - 1):
+        ef = (mf[b - 1] * x[: b + 1] + bf[b - 1]) - y[: b + 1]
+        eb = (mb[b - 1] * x[b:] + bb[b - 1]) - y[b:]
+        err[b] = np.sum(np.abs(ef)) + np.sum(np.abs(eb))
+    loc = int(np.argmin(err[1:-1])) + 1
+    return x[loc]
+
+
+def _potential(Pt: np.ndarray, gamma: float) -> np.ndarray:
+    if gamma == 1:
+        return -np.log(Pt + _POT_EPS)
+    if gamma == -1:
+        return Pt
+    c = (1.0 - gamma) / 2.0
+    return np.power(np.maximum(Pt, 0.0), c) / c
+
+
+def _row_normalize(A: sp.csr_matrix) -> sp.csr_matrix:
+    s = np.asarray(A.sum(axis=1)).ravel()
+    s[s == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / s) @ A)
+
+
+def _orth(Y):
+    """Orthonormal basis of the columns of a tall Y: Cholesky QR (two GEMMs; a Householder QR
+    of 20,000 x 110 cost 15x more), Householder QR when Y^T Y is not numerically positive
+    definite."""
+    try:
+        L = np.linalg.cholesky(Y.T @ Y)
+        dg = np.abs(np.diagonal(L))
+        if dg.min() > 1e-6 * dg.max():
+            return Y @ np.linalg.inv(L).T
+    except np.linalg.LinAlgError:
+        pass
+    return np.linalg.qr(Y)[0]
+
+
+def _spmm(A: sp.csr_matrix, Y: np.ndarray, nt: int) -> np.ndarray:
+    """A @ Y through geoml's threaded CSR kernel (rows split over threads: the same bits for
+    any thread count)."""
+    return _core.csr_matmat(
+        A.data, A.indices, A.indptr, np.ascontiguousarray(Y), n_cols=A.shape[1], n_jobs=nt
+    )
+
+
+def _spectral_features(K, d, n_svd, rng, nt: int = 0):
+    """phate's landmark features: the diffusion operator ``P = D^-1 K`` applied to the top
+    ``n_svd`` singular vectors of ``A = D^-1/2 K D^-1/2`` (randomised subspace iteration, as
+    scikit-learn's ``randomized_svd`` with 10 oversamples; A is symmetric, so its singular
+    vectors are eigenvectors and one product per step suffices)."""
+    n = K.shape[0]
+    r = d**-0.5
+    A = sp.csr_matrix(sp.diags(r) @ K @ sp.diags(r))
+    q = min(n, n_svd + 10)
+    n_iter = 7 if n_svd < 0.1 * n else 4
+    Q = _orth(_spmm(A, rng.standard_normal((n, q)), nt))
+    for _ in range(2 * n_iter):  # randomized_svd's n_iter steps each apply A^T and A
+        Q = _orth(_spmm(A, Q, nt))
+    AQ = _spmm(A, Q, nt)
+    B = Q.T @ AQ
+    w, U = np.linalg.eigh(0.5 * (B + B.T))
+    top = np.argsort(-np.abs(w))[: min(n_svd, q)]
+    V = Q @ U[:, top]
+    F = _spmm(K, V, nt) / d[:, None]
+    return np.ascontiguousarray(F, dtype=np.float32)
+
+
+def _assign(F, C, block: int = 8192):
+    """Nearest centre of every row of F (float32 GEMM in row blocks)."""
+    cn = np.einsum("ij,ij->i", C, C)
+    lab = np.empty(F.shape[0], dtype=np.int64)
+    for s in range(0, F.shape[0], block):
+        G = F[s : s + block] @ C.T
+        G *= -2.0
+        G += cn
+        lab[s : s + block] = np.argmin(G, axis=1)
+    return lab
+
+
+def _kmeanspp(S, k, rng):
+    """Greedy k-means++ seeding (scikit-learn's: 2 + log k candidates per centre, the one
+    that lowers the potential most)."""
+    m = S.shape[0]
+    trials = 2 + int(np.log(k))
+    sn = np.einsum("ij,ij->i", S, S)
+    C = np.empty((k, S.shape[1]), dtype=S.dtype)
+    first = int(rng.integers(m))
+    C[0] = S[first]
+    closest = np.maximum(sn - 2.0 * (S @ S[first]) + sn[first], 0.0).astype(np.float64)
+    pot = closest.sum()
+    for c in range(1, k):
+        if pot <= 0:
+            cand = rng.integers(m, size=trials)
+        else:
+            cand = np.searchsorted(np.cumsum(closest), rng.random(trials) * pot)
+            cand = np.minimum(cand, m - 1)
+        D = np.maximum(sn[cand][:, None] - 2.0 * (S[cand] @ S.T) + sn[None, :], 0.0)
+        D = np.minimum(D, closest[None, :])
+        pots = D.sum(axis=1)
+        best = int(np.argmin(pots))
+        C[c] = S[cand[best]]
+        closest = D[best].astype(np.float64)
+        pot = pots[best]
+    return C
+
+
+def _kmeans(F, k, rng, max_iter: int = 20, sample: int = 50):
+    """Lloyd k-means on the spectral features (float32 GEMMs): ``k`` distinct random rows as
+    the start, empty clusters re-seeded, stops when under 0.1 % of the labels change; fitted
+    on at most ``sample * k`` rows (all of them at phate's default sizes up to n = 100,000),
+    then every row assigned once. Returns the labels."""
+    n = F.shape[0]
+    S = F if n <= sample * k else F[np.sort(rng.choice(n, size=sample * k, replace=False))]
+    m = S.shape[0]
+    C = _kmeanspp(S[rng.choice(m, size=min(m, 3 * k), replace=False)], k, rng)
+    lab = np.full(m, -1)
+    for _ in range(max_iter):
+        new = _assign(S, C)
+        changed = int(np.count_nonzero(new != lab))
+        lab = new
+        ind = sp.csr_matrix((np.ones(m, np.float32), (lab, np.arange(m))), shape=(k, m))
+        cnt = np.bincount(lab, minlength=k)
+        sums = np.asarray(ind @ S)
+        full = cnt > 0
+        C[full] = sums[full] / cnt[full, None]
+        empty = np.flatnonzero(~full)
+        if empty.size:
+            C[empty] = S[rng.choice(m, size=empty.size, replace=False)]
+        if changed <= 1e-3 * m and not empty.size:
+            break
+    return lab if S is F else _assign(F, C)
+
+
+class PHATE(EmbeddingMixin, BaseEstimator):
+    """PHATE embedding (Moon et al., "Visualizing structure and transitions in
+    high-dimensional biological data", Nature Biotechnology 2019), sparse, with landmarks.
+
+    phate's algorithm and defaults: the alpha-decay kNN kernel as graphtools builds it
+    (:func:`alpha_decay_graph` plus the unit diagonal: ``K = (K_a + K_a^T) / 2`` with
+    ``K_a(i, j) = exp(-(d_ij / sigma_i)^decay)``, ``sigma_i`` the distance to the
+    ``knn``-th neighbour, entries below 1e-4 dropped), the diffusion operator
+    ``P = D^-1 K``; with more than ``n_landmark`` points, landmarks as phate's (spectral
+    clusters: k-means on ``P V`` with ``V`` the top ``n_svd`` singular vectors of
+    ``D^-1/2 K D^-1/2``) and the landmark operator ``P_L = P_mn P_nm`` (points to clusters and
+    back, ``n_landmark x n_landmark``); ``t`` from the knee of the von Neumann entropy of the
+    operator's powers; the potential ``-log(P^t + 1e-7)`` (``gamma = 1``), ``P^t``
+    (``gamma = -1``) or ``(P^t)^c / c`` with ``c = (1 - gamma) / 2``; Euclidean distances
+    between the potential's rows; classical then metric MDS (:class:`MDS`, SMACOF; phate's
+    default solver is SGD); the landmark embedding extended to every point by the transitions
+    ``P_nm``. The graph stays sparse (O(n knn) memory) and nothing ``n x n`` is formed with
+    landmarks. k-means is Lloyd's from random distinct points (phate: scikit-learn's
+    ``MiniBatchKMeans``), so the landmarks differ from phate's; PCA of wide data (phate's
+    ``n_pca=100``) is not applied.
+
+    Parameters
+    ----------
+    n_components : int, default 2
+    knn : int, default 5
+        Neighbours of the kernel bandwidth (phate's ``knn``).
+    decay : float, default 40
+        Alpha-decay exponent.
+    t : int or "auto", default "auto"
+        Diffusion time (matrix power); "auto": phate's knee of the von Neumann entropy over
+        ``t = 0 .. t_max - 1``.
+    gamma : float in [-1, 1], default 1
+        Informational distance (1: log potential, phate's default).
+    n_landmark : int or None, default 2000
+        Landmarks (spectral clusters) when there are more points; None: none (``n x n``
+        dense potential).
+    n_svd : int, default 100
+        Spectral dimensions of the landmark clustering.
+    mds : {"metric", "classic"}, default "metric"
+    affinity : {"alpha_decay", "precomputed"}, default "alpha_decay"
+        "precomputed": ``X`` is the (n, n) symmetric kernel ``K``, used as given (diagonal
+        included, phate's ``knn_dist="precomputed_affinity"``; a graph from
+        :func:`alpha_decay_graph` has no self-loops: add the identity for phate's kernel).
+    knn_method : {"exact", "auto", "nndescent", ...}, default "exact"
+        Neighbour search of :func:`geoml.knn_graph` (approximate methods for large n).
+    t_max : int, default 100
+    max_iter : int, default 300
+        SMACOF transforms.
+    random_state, n_jobs : optional
+    verbose : int, default 0
+        Stage messages with timings on stderr.
+
+    Attributes
+    ----------
+    embedding_ : ndarray of shape (n_samples, n_components)
+    affinity_matrix_ : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
+        The kernel ``K``.
+    diff_op_ : sparse (n, n) ``P`` or ndarray (n_landmark, n_landmark) landmark operator
+    t_ : int
+    entropy_ : ndarray of shape (t_max,) or None
+        The von Neumann entropy curve (``t="auto"``).
+    potential_ : ndarray of shape (m, m)
+        Diffusion potential, ``m = n_samples`` or the number of landmarks.
+    distances_ : ndarray of shape (m, m)
+        Euclidean distances between the potential's rows (what MDS embeds).
+    clusters_ : ndarray of int of shape (n_samples,) or None
+        Landmark (cluster) of every point.
+    transitions_ : scipy.sparse.csr_matrix of shape (n_samples, m) or None
+    stress_ : float
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np, geoml
+    >>> t = np.linspace(0, 4, 300)
+    >>> X = np.column_stack([t, np.sin(t)])
+    >>> emb = geoml.PHATE(random_state=0).fit_transform(X)
+    >>> emb.shape
+    (300, 2)
+    """
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        knn: int = 5,
+        decay: float = 40.0,
+        t="auto",
+        gamma: float = 1.0,
+        n_landmark: int | None = 2000,
+        *,
+        n_svd: int = 100,
+        mds: str = "metric",
+        affinity: str = "alpha_decay",
+        knn_method: str = "exact",
+        t_max: int = 100,
+        max_iter: int = 300,
+        random_state=None,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+    ):
+        self.n_components = n_components
+        self.knn = knn
+        self.decay = decay
+        self.t = t
+        self.gamma = gamma
+        self.n_landmark = n_landmark
+        self.n_svd = n_svd
+        self.mds = mds
+        self.affinity = affinity
+        self.knn_method = knn_method
+        self.t_max = t_max
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _say(self, msg: str) -> None:
+        if self.verbose:
+            dt = time.perf_counter() - self._t0
+            print(f"[geoml] PHATE {dt:8.2f}s: {msg}", file=sys.stderr, flush=True)
+
+    def _check_params(self):
+        if self.affinity not in ("alpha_decay", "precomputed"):
+            raise ValueError(f"affinity={self.affinity!r}; choose 'alpha_decay' or 'precomputed'")
+        if self.mds not in ("metric", "classic"):
+            raise ValueError(f"mds={self.mds!r}; choose 'metric' or 'classic'")
+        gamma = self.gamma
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.integer, np.floating)):
+            raise TypeError(f"gamma must be a number in [-1, 1]; got {gamma!r}")
+        gamma = float(gamma)
+        if not -1 <= gamma <= 1:
+            raise ValueError(f"gamma={gamma!r} must lie in [-1, 1]")
+        if 0.99 < gamma < 1:
+            warnings.warn(
+                "0.99 < gamma < 1 is numerically unstable; using 0.99", RuntimeWarning, stacklevel=3
+            )
+            gamma = 0.99
+        if isinstance(self.t, str):
+            if self.t != "auto":
+                raise ValueError(f"t={self.t!r}; give a positive int or 'auto'")
+            t = None
+        else:
+            t = check_int(self.t, "t", low=1)
+        t_max = check_int(self.t_max, "t_max", low=3)
+        decay = self.decay
+        if isinstance(decay, bool) or not isinstance(decay, (int, float, np.integer, np.floating)):
+            raise TypeError(f"decay must be a positive number; got {decay!r}")
+        return gamma, t, t_max
+
+    def fit(self, X, y=None) -> PHATE:
+        """Fit on ``X`` of shape (n_samples, n_features), or the (n, n) kernel with
+        ``affinity="precomputed"``."""
+        self._t0 = time.perf_counter()
+        gamma, t, t_max = self._check_params()
+        nt = check_n_jobs(self.n_jobs)
+        with _blas_threads(nt):
+            return self._fit(X, gamma, t, t_max, nt)
+
+    def _fit(self, X, gamma, t, t_max, nt) -> PHATE:
+        rng = check_random_state(self.random_state)
+        reject_gpu(X, "X", "PHATE")
+        if self.affinity == "precomputed":
+            K = _check_kernel(X, "X")
+            n_features = K.shape[1]
+        else:
+            X = as_float_array(X, "X")
+            if X.shape[0] < 2:
+                raise ValueError(f"PHATE needs at least 2 samples; got n_samples = {X.shape[0]}")
+            self._say(f"alpha-decay kernel of {X.shape[0]} points, knn={self.knn}")
+            K = _phate_kernel(
+                X,
+                self.knn,
+                self.decay,
+                method=self.knn_method,
+                random_state=random_seed(rng),
+                n_jobs=self.n_jobs,
+            )
+            n_features = X.shape[1]
+        n = K.shape[0]
+        if n < 2:
+            raise ValueError(f"PHATE needs at least 2 samples; got n_samples = {n}")
+        k = check_int(self.n_components, "n_components", low=1, high=n - 1, hint=f" ({n} samples)")
+        d = np.asarray(K.sum(axis=1)).ravel()
+        if (d <= 0).any():
+            raise ValueError(
+                f"{int((d <= 0).sum())} rows of the kernel are zero: every point needs an "
+                "affinity (phate's kernel has a unit diagonal)"
+            )
+        ncomp = _components(K)
+        if ncomp > 1:
+            warnings.warn(
+                f"the graph has {ncomp} connected components: PHATE distances between them "
+                "are set by the 1e-7 floor of the potential, not by the data",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        P = sp.csr_matrix(sp.diags(1.0 / d) @ K)
+        if self.n_landmark is not None:
+            n_lm = check_int(self.n_landmark, "n_landmark", low=k + 1)
+        if self.n_landmark is None or n <= n_lm:
+            clusters = transitions = None
+            op = P.toarray()
+        else:
+            n_svd = check_int(self.n_svd, "n_svd", low=1)
+            self._say(f"spectral features ({n_svd} singular vectors)")
+            F = _spectral_features(K, d, n_svd, rng, nt)
+            self._say(f"k-means into {n_lm} landmarks")
+            lab = _kmeans(F, n_lm, rng)
+            del F
+            clusters = np.unique(lab, return_inverse=True)[1].astype(np.int64)
+            m = int(clusters.max()) + 1
+            C = sp.csr_matrix((np.ones(n), (clusters, np.arange(n))), shape=(m, n))
+            pmn = sp.csr_matrix(C @ K)  # (m, n): kernel summed over each cluster
+            transitions = _row_normalize(sp.csr_matrix(pmn.T))
+            op = np.asarray((_row_normalize(pmn) @ transitions).toarray())
+        m = op.shape[0]
+        entropy = None
+        if t is None:
+            self._say(f"von Neumann entropy of the {m} x {m} operator")
+            entropy = von_neumann_entropy(op, t_max)
+            t = int(knee_point(entropy, np.arange(t_max)))
+            self._say(f"t = {t}")
+        self._say("diffusion potential")
+        pot = _potential(np.linalg.matrix_power(op, t), gamma)
+        D = np.sqrt(np.maximum(_sq_dists(pot, pot), 0.0))
+        np.fill_diagonal(D, 0.0)
+        D = 0.5 * (D + D.T)
+        mds = MDS(
+            k,
+            metric=self.mds == "metric",
+            max_iter=self.max_iter,
+            dissimilarity="precomputed",
+            random_state=random_seed(rng),
+            n_jobs=self.n_jobs,
+            verbose=max(0, int(self.verbose) - 1),
+        )
+        self._say(f"{self.mds} MDS of {m} points")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            Y_m, stress, _, _ = mds._embed(
+                D,
+                k,
+                check_int(self.max_iter, "max_iter", low=0),
+                1e-6,
+                check_random_state(mds.random_state),
+                random_seed(mds.random_state),
+                nt,
+            )
+        Y = Y_m if transitions is None else np.asarray(transitions @ Y_m)
+        self._say("done")
+        self.embedding_ = np.ascontiguousarray(Y, dtype=np.float64)
+        self.affinity_matrix_ = K
+        self.diff_op_ = P if transitions is None else op
+        self.t_ = int(t)
+        self.entropy_ = entropy
+        self.potential_ = pot
+        self.distances_ = D
+        self.clusters_ = clusters
+        self.transitions_ = transitions
+        self.stress_ = float(stress)
+        self.n_features_in_ = n_features
+        return self
+
+    def _geoml_tags(self) -> dict:
+        return {"input_tags.pairwise": self.affinity == "precomputed"}
