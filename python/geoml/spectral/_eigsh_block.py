@@ -153,7 +153,7 @@ def deflated_check(
     (w, V, report); pairs with ``res > tol * anorm`` are dropped and found again.
 
     ``matmat(X)`` returns A X (float64) for an (n, b) float64 block. ``budget``: products
-    a passing check may spend on restarts after its first cycle (which is always run)."""
+    a passing check may spend on restarts (the first cycle is always run)."""
     report = CheckReport(block=block, steps=steps)
     scale = max(anorm, np.finfo(np.float64).tiny)
     # pairs that did not converge are dropped (and found again below)
@@ -183,14 +183,12 @@ def deflated_check(
         cand = int((want_key(which, theta) < kth - margin).sum())
         # Nothing yet: restart (thick: from the b most wanted Ritz vectors, so the most
         # wanted Ritz value never gets worse) until the most wanted Ritz pair of the deflated
-        # space has settled (residual at most a tenth of its distance to the k-th pair, or
-        # 100 tol ||A||), or the restarts have used `budget` products.
-        spent = 0
+        # space converges, or the check has used as many products as the solve before it.
+        spent = nmv
         while cand == 0 and need <= 0 and spent < budget and Q.shape[1] > b:
             u = Q @ Y[:, 0]
             r = AQ @ Y[:, 0] - theta[0] * u
-            dist = want_key(which, theta[:1])[0] - kth
-            if np.sqrt(r @ r) <= max(100 * tol * scale, 0.1 * dist):
+            if np.sqrt(r @ r) <= 100 * tol * scale:
                 break
             Q, AQ, nmv = _krylov(matmat, Q @ Y[:, :b], space, st)
             report.n_matvec += nmv
