@@ -448,7 +448,7 @@ def eigsh(
         route = _laplacian_route if which == "SA" else _adjacency_route
         routed = route(A, k, tol=tol, max_iter=max_iter, random_state=random_state, n_jobs=n_jobs)
         if routed is not None:
-            if check:
+            if check and routed.converged:  # as below: no check when the solver ran out
                 matmat = _block_product(None, data, indptr, indices, n, dtype, check_n_jobs(n_jobs))
                 _check_routed(
                     routed,
