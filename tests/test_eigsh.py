@@ -56,7 +56,11 @@ def test_components_all_found_every_seed(c):
     for seed in range(20):
         S = _component_graph(c, seed)
         n = S.shape[0]
-        r = geoml.eigsh(S, c, which="LA", random_state=seed)
+        r = geoml.eigsh(S, c, which="LA", random_state=seed)  # the Laplacian route
+        assert r.converged and r.check_passed
+        np.testing.assert_allclose(r.eigenvalues, np.ones(c), atol=1e-8)
+        # the general path (ncv given: no route): Lanczos, then the deflated check
+        r = geoml.eigsh(S, c, which="LA", random_state=seed, ncv=min(max(2 * c + 1, 32), n))
         assert r.converged and r.check_passed
         np.testing.assert_allclose(r.eigenvalues, np.ones(c), atol=1e-8)
         if seed % 4 == 0:  # SA on the Laplacian, and k beyond the cluster
@@ -224,3 +228,36 @@ def test_missed_copy_next_to_close_eigenvalue(gap):
         r = geoml.eigsh(A, 4, random_state=seed)
         assert r.converged and r.check_passed
         np.testing.assert_allclose(r.eigenvalues, np.ones(4), atol=1e-9)
+
+
+def test_normalized_adjacency_route():
+    """LA on the normalised adjacency of an unweighted graph takes the Laplacian route: same
+    eigenvalues and residuals as the general path and the dense reference, the check run."""
+    from geoml.spectral import _embedding
+
+    S = _component_graph(3, 4, size=(60, 90))
+    n = S.shape[0]
+    assert _embedding._adjacency_structure(S) is not None
+    ref = np.linalg.eigvalsh(S.toarray())[::-1][:6]
+    for seed in range(3):
+        r = geoml.eigsh(S, 6, which="LA", random_state=seed)
+        assert r.converged and r.check_passed and r.miss_gap > 0
+        _check_pairs(S, r, ref, 1e-9, 1e-9)
+        g = geoml.eigsh(S, 6, which="LA", random_state=seed, ncv=32)  # general path
+        np.testing.assert_allclose(r.eigenvalues, g.eigenvalues, atol=1e-9)
+    r32 = geoml.eigsh(S.astype(np.float32), 4, which="LA", random_state=0)
+    assert r32.eigenvectors.dtype == np.float32 and r32.converged
+    np.testing.assert_allclose(r32.eigenvalues, ref[:4][::-1], atol=1e-4)
+    r = geoml.eigsh(S, 4, which="LA", random_state=0, check=False)
+    assert r.check_passed is None and r.converged
+    # not a normalised unweighted adjacency: weighted, a diagonal, an isolated node, negative
+    W = S.copy()
+    W.data = W.data * np.linspace(0.5, 1.5, W.nnz)
+    W = ((W + W.T) / 2).tocsr()
+    assert _embedding._adjacency_structure(W) is None
+    assert _embedding._adjacency_structure((S + sp.identity(n)).tocsr()) is None
+    assert _embedding._adjacency_structure((-S).tocsr()) is None
+    iso = sp.block_diag([S, sp.csr_matrix((1, 1))], format="csr")
+    assert _embedding._adjacency_structure(iso) is None
+    r = geoml.eigsh(iso, 4, which="LA", random_state=0)  # general path: still right
+    np.testing.assert_allclose(r.eigenvalues, ref[:4][::-1], atol=1e-9)

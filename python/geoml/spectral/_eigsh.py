@@ -197,6 +197,44 @@ def _run_check(matmat, n, w, V, res, k, which, tol, anorm, dtype, seed, block, s
     return w2[asc].astype(w.dtype), V2, res2[asc].astype(res.dtype), report, anorm
 
 
+def _check_routed(out, matmat, n, k, which, tol, dtype, seed, block, steps):
+    """The deflated block check on a result of the Laplacian route; updates ``out`` in place
+    and warns as the general path does. After the dense solver (all eigenpairs) or multigrid
+    LOBPCG (a block method wider than k, null space put in exactly): the first cycle only;
+    after Lanczos (small graphs, or LOBPCG's fallback): restarts as on the general path."""
+    budget = 0 if out._solver in ("dense", "lobpcg-amg") else out.n_matvec
+    w, V, res, report, anorm = _run_check(
+        matmat,
+        n,
+        out.eigenvalues,
+        out.eigenvectors,
+        out.residual_norms,
+        k,
+        which,
+        tol,
+        out.anorm,
+        dtype,
+        seed,
+        block,
+        steps,
+        budget,
+    )
+    out.eigenvalues, out.eigenvectors, out.residual_norms = w, V, res
+    out.anorm = anorm
+    out.n_matvec += report.n_matvec
+    out.check_passed, out.n_added = report.passed, report.n_added
+    out.check_block, out.check_steps = report.block, report.steps
+    out.miss_gap = report.miss_gap
+    out.converged = bool(out.converged and report.passed and (res <= tol * anorm).all())
+    if not report.passed:
+        warnings.warn(
+            "eigsh: the deflated block check could not confirm that no eigenvalue was missed "
+            "(missed eigenpairs did not converge); converged=False",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def eigsh(
     A,
     k: int = 6,
@@ -252,16 +290,21 @@ def eigsh(
       one Krylov cycle: it restarts from its best Ritz vectors (which never lowers its
       most wanted Ritz value, so the bound still holds) until its most wanted Ritz pair
       has converged (residual ``<= 100 tol ||A||``) or it has spent as many products as
-      the Lanczos solve. Measured: missed eigenvalues down to ``1e-4 ||A||`` from the
-      k-th were found in every run of the tests (planted multiplicities up to 8, graphs
-      with 2..20 components for seeds 0..19, gaps 1e-2..1e-4).
+      the Lanczos solve. Measured: missed eigenvalues down to
+      ``1e-4 ||A||`` from the k-th were found in every run of the tests (planted
+      multiplicities up to 8, graphs with 2..20 components for seeds 0..19, gaps
+      1e-2..1e-4).
       Eigenvalues within ``delta`` of the k-th are interchangeable with it: the returned
       eigenvalues differ from the true k most wanted by at most ``delta`` each.
 
     The check costs ``b s`` products plus ``O(n (b s)^2)`` dense work per cycle, and at
     most about as many products as the solve. If a missed pair cannot be converged,
-    ``check_passed`` and ``converged`` are False, with a ``RuntimeWarning``. The GPU path
-    has no such check.
+    ``check_passed`` and ``converged`` are False, with a ``RuntimeWarning``. The Laplacian
+    route (see ``which``) runs the check too, after multigrid LOBPCG (graphs from 10,000
+    nodes on) its first cycle only: that solver is a block method (a block wider than
+    ``k``) with the eigenvalue at the end of the spectrum (one per connected component)
+    put in exactly; the bound above holds with the first cycle's ``b`` and ``s``. The GPU
+    path has no such check.
 
     Parameters
     ----------
@@ -280,7 +323,10 @@ def eigsh(
         on a sparse graph Laplacian (combinatorial ``D - W``, or the normalised
         ``I - D^-1/2 W D^-1/2`` of an unweighted graph, recognised from its entries) with
         no ``v0`` or ``ncv`` takes :func:`geoml.laplacian_eigsh`'s route: null space
-        exact (one zero eigenvalue per connected component), LOBPCG + AMG.
+        exact (one zero eigenvalue per connected component), LOBPCG + AMG. So does
+        ``"LA"`` on the normalised adjacency ``D^-1/2 W D^-1/2`` of an unweighted graph
+        without isolated nodes (eigenvalues ``1 - mu`` for the Laplacian's smallest
+        ``mu``; eigenvalue 1 once per component, exactly).
     tol : float, optional
         Relative residual tolerance. Default ``1e-10`` (float64) or ``1e-5`` (float32); values
         below ``10 * eps`` of the dtype are raised to it.
@@ -390,14 +436,33 @@ def eigsh(
                 "symmetric matrix: pass (A + A.T) / 2"
             )
     k, tol, max_iter, ncv = _check_solver_args(n, k, tol, max_iter, ncv, dtype, "numpy")
-    if which == "SA" and indptr is not None and v0 is None and ncv is None:
-        # a graph Laplacian takes the Laplacian route (null space exact, LOBPCG + AMG)
-        from ._embedding import _laplacian_route
+    if not isinstance(check, (bool, np.bool_)):
+        raise TypeError(f"check must be True or False; got {check!r}")
+    check_block = 4 if check_block is None else check_int(check_block, "check_block", low=1)
+    check_steps = 20 if check_steps is None else check_int(check_steps, "check_steps", low=1)
+    if which in ("SA", "LA") and indptr is not None and v0 is None and ncv is None:
+        # a graph Laplacian (SA) or normalised adjacency (LA) takes the Laplacian route
+        # (null space exact, LOBPCG + AMG), then the first cycle of the check
+        from ._embedding import _adjacency_route, _laplacian_route
 
-        routed = _laplacian_route(
-            A, k, tol=tol, max_iter=max_iter, random_state=random_state, n_jobs=n_jobs
-        )
+        route = _laplacian_route if which == "SA" else _adjacency_route
+        routed = route(A, k, tol=tol, max_iter=max_iter, random_state=random_state, n_jobs=n_jobs)
         if routed is not None:
+            if check and routed.converged:  # as below: no check when the solver ran out
+                matmat = _block_product(None, data, indptr, indices, n, dtype, check_n_jobs(n_jobs))
+                _check_routed(
+                    routed,
+                    matmat,
+                    n,
+                    k,
+                    which,
+                    tol,
+                    dtype,
+                    random_seed(random_state),
+                    check_block,
+                    check_steps,
+                )
+            del routed._solver
             return routed
     if ncv is None:  # 32 rather than the solver's 20: ~30% fewer products for k <= 15
         ncv = min(max(2 * k + 1, 32), n)
@@ -415,10 +480,6 @@ def eigsh(
         if amax > 0 and not 2.0**-lim <= amax <= 2.0**lim:
             shift = -int(np.frexp(amax)[1])
             data = np.ldexp(data, shift).astype(dtype, copy=False)
-    if not isinstance(check, (bool, np.bool_)):
-        raise TypeError(f"check must be True or False; got {check!r}")
-    check_block = 4 if check_block is None else check_int(check_block, "check_block", low=1)
-    check_steps = 20 if check_steps is None else check_int(check_steps, "check_steps", low=1)
     seed = random_seed(random_state)
     options = _core.LanczosOptions(
         k=k,

@@ -265,7 +265,9 @@ def laplacian_eigsh(
     V = np.ascontiguousarray(V)
     res = _residual_norms(W, d, kind, w, V, nt)
     anorm = float(d.max()) if kind == "combinatorial" else 1.0
-    return EigshResult(w, V, int(info["n_iter"]), res, bool(conv), int(info["n_matvec"]), anorm)
+    out = EigshResult(w, V, int(info["n_iter"]), res, bool(conv), int(info["n_matvec"]), anorm)
+    out._solver = info.get("method")  # for eigsh's check on the Laplacian route
+    return out
 
 
 def _check_degrees(W, name: str) -> float:
@@ -339,6 +341,59 @@ def _laplacian_route(A, k, *, tol, max_iter, random_state, n_jobs):
     )
     # as the general path: float64 eigenvalues and residuals, eigenvectors in A's dtype
     out.eigenvectors = out.eigenvectors.astype(A.dtype, copy=False)
+    return out
+
+
+def _adjacency_structure(A: sp.csr_matrix):
+    """The 0/1 pattern ``P`` when the symmetric CSR ``A`` is recognisably the normalised
+    adjacency ``D^-1/2 P D^-1/2`` of an unweighted graph without isolated nodes (zero
+    diagonal, every off-diagonal entry ``1 / sqrt(d_i d_j)`` to ``100 eps`` with ``d`` the
+    pattern's row counts, every row non-empty), else None. Then ``I - A`` is the normalised
+    Laplacian of ``P``: the largest eigenpairs of ``A`` are ``1 - mu`` for its smallest
+    ``mu``, with the same eigenvectors. Costs a few passes over the entries."""
+    n = A.shape[0]
+    if A.nnz == 0:
+        return None
+    eps = np.finfo(A.dtype).eps
+    rows = np.repeat(np.arange(n), np.diff(A.indptr))
+    off = A.indices != rows
+    if np.any(A.data[~off] != 0):
+        return None
+    odata = A.data[off].astype(np.float64)
+    if odata.size == 0 or odata.min() <= 0:
+        return None
+    orows, ocols = rows[off], A.indices[off]
+    cnt = np.bincount(orows, minlength=n).astype(np.float64)
+    if cnt.min() == 0:  # an isolated node: eigenvalue 0 of A, but its Laplacian row is 0
+        return None
+    expect = 1.0 / np.sqrt(cnt[orows] * cnt[ocols])
+    if not np.all(np.abs(odata - expect) <= 100 * eps * expect):
+        return None
+    return sp.csr_matrix((np.ones(odata.size), (orows, ocols)), shape=(n, n))
+
+
+def _adjacency_route(A, k, *, tol, max_iter, random_state, n_jobs):
+    """``eigsh(A, k, which="LA")`` through :func:`laplacian_eigsh` (``kind="symmetric"``)
+    when the symmetric CSR ``A`` is the normalised adjacency of an unweighted graph
+    (:func:`_adjacency_structure`); None otherwise. ``||A||_2 = 1`` (the Laplacian's
+    scale), and ``||A v - (1 - mu) v|| = ||L v - mu v||``: the route's residual test is the
+    general path's ``tol * ||A||``."""
+    P = _adjacency_structure(A)
+    if P is None or k >= P.shape[0]:
+        return None
+    out = laplacian_eigsh(
+        P,
+        k,
+        kind="symmetric",
+        tol=tol,
+        max_iter=max_iter,
+        random_state=random_state,
+        n_jobs=n_jobs,
+    )
+    rev = slice(None, None, -1)  # mu ascending -> 1 - mu ascending
+    out.eigenvalues = np.ascontiguousarray(1.0 - out.eigenvalues[rev])
+    out.eigenvectors = np.ascontiguousarray(out.eigenvectors[:, rev], dtype=A.dtype)
+    out.residual_norms = np.ascontiguousarray(out.residual_norms[rev])
     return out
 
 
