@@ -384,6 +384,7 @@ class OrcOptions:
         eps: typing.SupportsFloat | typing.SupportsIndex = 0.1,
         tol: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
         max_iter: typing.SupportsInt | typing.SupportsIndex = 0,
+        fast_weighted: bool = True,
     ) -> None:
         """
         Options from keywords (the defaults are the C++ ones).
@@ -416,6 +417,13 @@ class OrcOptions:
         """
     @exp_power.setter
     def exp_power(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def fast_weighted(self) -> bool:
+        """
+        Weighted graphs: rows shared by the threads, no merging of small problems (False: the general path; for testing).
+        """
+    @fast_weighted.setter
+    def fast_weighted(self, value: bool) -> None: ...
     @property
     def max_iter(self) -> int:
         """
