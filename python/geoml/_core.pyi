@@ -384,7 +384,7 @@ class OrcOptions:
         eps: typing.SupportsFloat | typing.SupportsIndex = 0.1,
         tol: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
         max_iter: typing.SupportsInt | typing.SupportsIndex = 0,
-        fast_weighted: bool = True,
+        fast_path: bool = True,
     ) -> None:
         """
         Options from keywords (the defaults are the C++ ones).
@@ -418,12 +418,12 @@ class OrcOptions:
     @exp_power.setter
     def exp_power(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
     @property
-    def fast_weighted(self) -> bool:
+    def fast_path(self) -> bool:
         """
-        Weighted graphs: rows shared by the threads, no merging of small problems (False: the general path; for testing).
+        Rows shared by the threads, no merging of small weighted problems (False: per-thread row caches, merging; for testing).
         """
-    @fast_weighted.setter
-    def fast_weighted(self, value: bool) -> None: ...
+    @fast_path.setter
+    def fast_path(self, value: bool) -> None: ...
     @property
     def max_iter(self) -> int:
         """
