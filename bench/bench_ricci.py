@@ -11,7 +11,7 @@ GraphRicciCurvature; (6) a directed graph: each of `--n-directed` clustered 16-D
 (7) geoml alone on a weighted 10-NN graph of `--n-weighted-big` 16-D points (140,000: ~1M
 edges). Prints time, edges/s, speed-up and max |kappa difference|, and writes JSON.
 `--only dims`: weighted 10-NN graphs of `--n-dims` points in each of `--dims` dimensions, both
-tools; `--only big`: geoml alone on the union 10-NN graph of `--n-big` 3-D points (1.7M:
+tools; `--only big`: geoml alone on the union 10-NN graph of `--n-big` 3-D points (1.75M:
 ~10M edges), time and peak memory.
 
     python bench/bench_ricci.py            # everything
@@ -238,7 +238,7 @@ def main():
     ap.add_argument("--dims", default="2,8,16,32,64", help="dimensions of --only dims")
     ap.add_argument("--n-dims", type=int, default=5000, help="points of --only dims")
     ap.add_argument(
-        "--n-big", type=int, default=1_700_000, help="points of --only big (>= 10M edges)"
+        "--n-big", type=int, default=1_750_000, help="points of --only big (>= 10M edges)"
     )
     ap.add_argument("--k-big", type=int, default=10, help="neighbours of --only big")
     args = ap.parse_args()
