@@ -14,7 +14,8 @@ CsrGraph as_graph(const carray<int64_t>& indptr, const carray<int64_t>& indices,
 }
 
 OrcOptions make_orc_options(double alpha, double base, double exp_power, int64_t nbr_topk,
-                            OrcMethod method, double eps, double tol, int64_t max_iter) {
+                            OrcMethod method, double eps, double tol, int64_t max_iter,
+                            bool fast_path) {
   OrcOptions o;
   o.alpha = alpha;
   o.base = base;
@@ -24,6 +25,7 @@ OrcOptions make_orc_options(double alpha, double base, double exp_power, int64_t
   o.eps = eps;
   o.tol = tol;
   o.max_iter = max_iter;
+  o.fast_path = fast_path;
   return o;
 }
 
@@ -98,6 +100,7 @@ void bind_curvature(py::module_& m) {
            py::arg("base") = d.base, py::arg("exp_power") = d.exp_power,
            py::arg("nbr_topk") = d.nbr_topk, py::arg("method") = d.method, py::arg("eps") = d.eps,
            py::arg("tol") = d.tol, py::arg("max_iter") = d.max_iter,
+           py::arg("fast_path") = d.fast_path,
            "Options from keywords (the defaults are the C++ ones).")
       .def_readwrite("alpha", &OrcOptions::alpha, "Mass kept on the node itself.")
       .def_readwrite("base", &OrcOptions::base, "Neighbour weight base^(-w^exp_power).")
@@ -107,7 +110,10 @@ void bind_curvature(py::module_& m) {
       .def_readwrite("eps", &OrcOptions::eps, "Entropic regularisation (Sinkhorn).")
       .def_readwrite("tol", &OrcOptions::tol, "Sinkhorn L1 marginal error to stop at.")
       .def_readwrite("max_iter", &OrcOptions::max_iter,
-                     "Sinkhorn iterations (0: 10000) / simplex pivots (0: no limit).");
+                     "Sinkhorn iterations (0: 10000) / simplex pivots (0: no limit).")
+      .def_readwrite("fast_path", &OrcOptions::fast_path,
+                     "Rows shared by the threads, no merging of small weighted problems (False: "
+                     "per-thread row caches, merging; for testing).");
   m.def("ollivier_ricci", &ollivier_ricci_py, py::arg("indptr"), py::arg("indices"),
         py::arg("weights"), py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("options"),
         py::arg("n_jobs") = 0,

@@ -22,9 +22,12 @@ struct OrcOptions {
   double exp_power = 2.0;  // neighbour v of x gets weight base^(-w(x, v)^exp_power)
   int64_t nbr_topk = 0;    // keep only the nbr_topk heaviest neighbours (0: all)
   OrcMethod method = OrcMethod::Exact;
-  double eps = 0.1;      // entropic regularisation (Sinkhorn), absolute cost units
-  double tol = 1e-6;     // Sinkhorn: L1 marginal error to stop at
-  int64_t max_iter = 0;  // Sinkhorn iterations (0: 10000) / simplex pivots (0: no limit)
+  double eps = 0.1;       // entropic regularisation (Sinkhorn), absolute cost units
+  double tol = 1e-6;      // Sinkhorn: L1 marginal error to stop at
+  int64_t max_iter = 0;   // Sinkhorn iterations (0: 10000) / simplex pivots (0: no limit)
+  bool fast_path = true;  // rows computed once and shared by the threads; weighted graphs'
+                          // problems of at most 32 x 32 not merged (false: per-thread row
+                          // caches, merging everywhere; for testing)
   int n_threads = 0;
 };
 
@@ -39,11 +42,16 @@ struct OrcOptions {
 /// supp m_x (2-hop marking when all weights are equal, otherwise Dijkstra stopped once every
 /// needed target is settled) fills a |supp m_x| x |targets| block, and each edge's cost
 /// matrix is cut from it. Never an n x n matrix: memory O(n + nnz) plus per-thread O(n) and
-/// O(deg x deg^2) scratch. OT per edge by the exact network simplex (emd_small), a stabilised
-/// Sinkhorn (<P, C> of the entropic plan), GraphRicciCurvature's average transportation
-/// distance (ATD: alpha d(x, y) + (1 - alpha) mean of d(u, v) over all neighbours u of x, v of
-/// y; nbr_topk ignored), or, for unweighted graphs, the Jost-Liu triangle bound (times
-/// 1 - alpha). Exact OT on an unweighted graph (all weights equal)
+/// O(deg x deg^2) scratch. With fast_path (the default), x is taken in windows of consecutive
+/// BFS positions (8192 with distances, 32768 with hop counts, fewer while the rows exceed 2^24
+/// entries): the rows of the window's sources are computed once, in parallel, into one
+/// table that the threads share, then its edges are solved in parallel; without it each
+/// thread keeps its own FIFO row cache (and computes most rows again). Weighted problems of
+/// at most 32 x 32 are then not searched for equal cost rows and columns. OT per edge by the
+/// exact network simplex (emd_small), a stabilised Sinkhorn (<P, C> of the entropic plan),
+/// GraphRicciCurvature's average transportation distance (ATD: alpha d(x, y) + (1 - alpha) mean of
+/// d(u, v) over all neighbours u of x, v of y; nbr_topk ignored), or, for unweighted graphs, the
+/// Jost-Liu triangle bound (times 1 - alpha). Exact OT on an unweighted graph (all weights equal)
 /// takes a faster, equally exact path: costs are hop counts 0..3 kept as bytes, distances
 /// to and through the 32 largest hubs come from bitmasks (rows never expand a hub), equal
 /// cost rows and columns are merged, and each problem goes to an integer-cost primal-dual

@@ -386,6 +386,7 @@ class OrcOptions:
         eps: typing.SupportsFloat | typing.SupportsIndex = 0.1,
         tol: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
         max_iter: typing.SupportsInt | typing.SupportsIndex = 0,
+        fast_path: bool = True,
     ) -> None:
         """
         Options from keywords (the defaults are the C++ ones).
@@ -418,6 +419,13 @@ class OrcOptions:
         """
     @exp_power.setter
     def exp_power(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def fast_path(self) -> bool:
+        """
+        Rows shared by the threads, no merging of small weighted problems (False: per-thread row caches, merging; for testing).
+        """
+    @fast_path.setter
+    def fast_path(self, value: bool) -> None: ...
     @property
     def max_iter(self) -> int:
         """

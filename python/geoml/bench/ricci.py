@@ -10,9 +10,14 @@ GraphRicciCurvature; (6) a directed graph: each of `--n-directed` clustered 16-D
 10 nearest neighbours, distance weights (GraphRicciCurvature's DiGraph semantics), both tools;
 (7) geoml alone on a weighted 10-NN graph of `--n-weighted-big` 16-D points (140,000: ~1M
 edges). Prints time, edges/s, speed-up and max |kappa difference|, and writes JSON.
+`--only dims`: weighted 10-NN graphs of `--n-dims` points in each of `--dims` dimensions, both
+tools; `--only big`: geoml alone on the union 10-NN graph of `--n-big` 3-D points (1.75M:
+~10M edges), time and peak memory.
 
     python bench/bench_ricci.py            # everything
     python bench/bench_ricci.py --quick    # smaller graphs, no 200k / 1M-edge graphs
+    python bench/bench_ricci.py --only dims --out bench/results/ricci_dims.json
+    python bench/bench_ricci.py --only big --out bench/results/ricci_big.json
 """
 
 from __future__ import annotations
@@ -133,6 +138,85 @@ def compare_nx(name, G, repeats, with_grc, proc):
     return rows
 
 
+def weighted_dims(dims, n, repeats, with_grc, proc):
+    """Weighted 10-NN graphs (union, distance weights) of n clustered points in each of `dims`
+    dimensions: geoml and GraphRicciCurvature OTD side by side."""
+    import networkx as nx
+
+    rows = []
+    for d in dims:
+        W = weighted_knn_graph(n, d=d)
+        rows += compare_nx(
+            f"weighted 10-NN graph, {d}-D, n={n}",
+            nx.from_scipy_sparse_array(W),
+            repeats,
+            with_grc,
+            proc,
+        )
+    return rows
+
+
+def _rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def big_unweighted(n, k=10, n_jobs=2):
+    """geoml alone on the union k-NN graph (unweighted) of n clustered 3-D points, built with
+    scipy's cKDTree (not timed): time and peak resident memory during the fit (VmRSS sampled
+    every 20 ms; the process's peak before the fit is reported too)."""
+    import resource
+    import threading
+
+    import scipy.sparse as sps
+    from scipy.spatial import cKDTree
+
+    X = clustered(n, 3, seed=0).astype(np.float64)
+    _, idx = cKDTree(X).query(X, k=k + 1, workers=-1)
+    r = np.repeat(np.arange(n, dtype=np.int64), k)
+    c = idx[:, 1:].ravel().astype(np.int64)
+    del X, idx
+    A = sps.coo_matrix((np.ones(len(r)), (r, c)), shape=(n, n)).tocsr()
+    A = (A + A.T).tocsr()
+    A.data[:] = 1.0
+    del r, c
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = _rss_mb()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], _rss_mb())
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    t0 = time.perf_counter()
+    orc = geoml.OllivierRicci(n_jobs=n_jobs).fit(A)
+    t = time.perf_counter() - t0
+    done.set()
+    th.join()
+    m = len(orc.edges_)
+    assert np.isfinite(orc.curvature_).all() and orc.converged_.all()
+    return [
+        {
+            "graph": f"{k}-NN graph (union), 3-D, n={n}",
+            "tool": f"geoml exact, n_jobs={n_jobs}",
+            "edges": m,
+            "time_s": t,
+            "edges_per_s": m / t,
+            "rss_before_fit_mb": round(base, 1),
+            "peak_rss_fit_mb": round(peak[0], 1),
+            "peak_rss_process_before_fit_mb": round(peak_before, 1),
+            "goal": ("< 60 s: " + ("met" if t < 60 else "MISSED"))
+            + ("" if m >= 10_000_000 else f" (only {m} edges < 10M)"),
+        }
+    ]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small graphs, skip the 200k graph")
@@ -146,10 +230,17 @@ def main():
     )
     ap.add_argument(
         "--only",
-        choices=["all", "weighted", "directed"],
+        choices=["all", "weighted", "directed", "dims", "big"],
         default="all",
-        help="run only the weighted or the directed cases",
+        help="run only the weighted or the directed cases, the weighted graphs of --dims "
+        "dimensions, or the big unweighted graph (--n-big; not part of 'all')",
     )
+    ap.add_argument("--dims", default="2,8,16,32,64", help="dimensions of --only dims")
+    ap.add_argument("--n-dims", type=int, default=5000, help="points of --only dims")
+    ap.add_argument(
+        "--n-big", type=int, default=1_750_000, help="points of --only big (>= 10M edges)"
+    )
+    ap.add_argument("--k-big", type=int, default=10, help="neighbours of --only big")
     args = ap.parse_args()
     import networkx as nx
 
@@ -192,6 +283,11 @@ def main():
             not args.no_grc,
             proc,
         )
+    if args.only == "dims":
+        dims = [int(v) for v in args.dims.split(",")]
+        rows += weighted_dims(dims, args.n_dims, args.repeats, not args.no_grc, proc)
+    if args.only == "big":
+        rows += big_unweighted(args.n_big, args.k_big)
     if args.only != "all":
         print_table(
             rows,
@@ -203,6 +299,7 @@ def main():
                 "edges_per_s",
                 "speedup_vs_grc",
                 "max_kappa_diff",
+                "peak_rss_fit_mb",
                 "goal",
             ],
         )
