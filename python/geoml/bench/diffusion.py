@@ -23,9 +23,10 @@ import argparse
 import time
 
 import numpy as np
-from _harness import clustered, machine, print_table, timeit, write_json
 
 import geoml
+
+from ._harness import clustered, machine, print_table, timeit, write_json
 
 
 def relerr(Y, R):
@@ -190,14 +191,14 @@ def bench_landmarks(n, n_landmarks, n_jobs):
     ]
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes")
     ap.add_argument("--sections", default="heat,mds,heatgeo,landmarks")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--n-jobs", type=int, default=None)
     ap.add_argument("--out", default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     sections = set(args.sections.split(","))
     q = args.quick
     print(machine())

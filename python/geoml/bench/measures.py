@@ -26,10 +26,11 @@ import argparse
 import time
 
 import numpy as np
-from _harness import clustered, machine, print_table, timeit, write_json
 
 import geoml
 from geoml import measures
+
+from ._harness import clustered, machine, print_table, timeit, write_json
 
 CASES = ("id", "id_local", "dse", "magnitude")
 
@@ -136,14 +137,14 @@ def bench_magnitude(n, repeats, rows):
     print(row, flush=True)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="sizes / 10 (a smoke run)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every size by this")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/measures.json)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     f = (10 if args.quick else 1) / args.scale
     rows: list[dict] = []
     print(machine())

@@ -43,9 +43,10 @@ import multiprocessing as mp
 import time
 
 import numpy as np
-from _harness import machine, print_table, timeit, write_json
 
 import geoml
+
+from ._harness import machine, print_table, timeit, write_json
 
 POT_METHODS = [
     "sinkhorn",
@@ -560,7 +561,7 @@ def section_symmetric(args, rows_out):
     rows_out["symmetric"] = rows
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -594,7 +595,7 @@ def main():
         default=1,
         help="section 6: also run POT at --sym-big-n (0: skip; it needs ~3 n x n float32)",
     )
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.sinkhorn_n = 2000
     args.eps = [1e-1, 1e-2, 1e-3]
@@ -623,8 +624,13 @@ def main():
         section_assignment(args, out)
     if 6 in sections:
         section_symmetric(args, out)
+    # The default JSON is named after the sections run (ot.json for all of them, ot_s2_5.json
+    # for --sections 2,5): a partial run must not overwrite the full results.
+    name = "ot"
+    if sections != {int(s) for s in ap.get_default("sections").split(",")}:
+        name += "_s" + "_".join(str(s) for s in sorted(sections))
     write_json(
-        "ot" + ("_quick" if args.quick else ""), {"args": vars(args), "results": out}, args.out
+        name + ("_quick" if args.quick else ""), {"args": vars(args), "results": out}, args.out
     )
 
 

@@ -23,9 +23,10 @@ import os
 import time
 
 import numpy as np
-from _harness import clustered, machine, print_table, timeit, write_json
 
 import geoml
+
+from ._harness import clustered, machine, print_table, timeit, write_json
 
 
 def knn_graph(n, seed=0):
@@ -133,7 +134,16 @@ def compare_nx(name, G, repeats, with_grc, proc):
     return rows
 
 
-def main():
+def _default_name(args):
+    """JSON name without --out: a partial or --quick run must not overwrite the full results."""
+    return (
+        "ricci_cpu"
+        + ("" if args.only == "all" else f"_{args.only}")
+        + ("_quick" if args.quick else "")
+    )
+
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small graphs, skip the 200k graph")
     ap.add_argument("--repeats", type=int, default=3)
@@ -150,7 +160,7 @@ def main():
         default="all",
         help="run only the weighted or the directed cases",
     )
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     import networkx as nx
 
     proc = os.cpu_count()
@@ -206,7 +216,7 @@ def main():
                 "goal",
             ],
         )
-        write_json("ricci_cpu", {"rows": rows, "args": vars(args)}, args.out)
+        write_json(_default_name(args), {"rows": rows, "args": vars(args)}, args.out)
         return
     A = knn_graph(n_small)
     rows += compare(
@@ -268,7 +278,7 @@ def main():
             "goal",
         ],
     )
-    write_json("ricci_cpu", {"rows": rows, "args": vars(args)}, args.out)
+    write_json(_default_name(args), {"rows": rows, "args": vars(args)}, args.out)
 
 
 if __name__ == "__main__":
