@@ -7,6 +7,11 @@ import sys
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own parser: the family's options pass through
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
     parser = argparse.ArgumentParser(prog="geoml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print version, compiler, threads, SIMD/BLAS and CUDA facts")
@@ -16,6 +21,9 @@ def main(argv=None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
         "--plot", default=None, help="write a PNG of the Laplacian eigenmap here (needs matplotlib)"
+    )
+    sub.add_parser(
+        "bench", help="side-by-side benchmarks: geoml bench <family> [--quick] (see geoml bench -h)"
     )
     args = parser.parse_args(argv)
     if args.command == "info":
