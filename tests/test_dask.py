@@ -236,6 +236,54 @@ def test_batched_warns_once_on_the_client():
     assert len(rec) == 1 and not res.converged.any()
 
 
+def _ragged_problems(seed, B=13):
+    rng = np.random.default_rng(seed)
+    ms, ns = rng.integers(1, 7, B), rng.integers(1, 6, B)
+    a = np.concatenate([rng.dirichlet(np.ones(m)) for m in ms])
+    b = np.concatenate([rng.dirichlet(np.ones(n)) for n in ns])
+    C = rng.random(int((ms * ns).sum()))
+    off = lambda s: np.concatenate([[0], np.cumsum(s)])  # noqa: E731
+    return a, b, C, off(ms), off(ns)
+
+
+@pytest.mark.parametrize("per_task", [None, 1, 4, 100])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_ragged_batched_threaded(per_task, lazy):
+    a, b, C, ao, bo = _ragged_problems(3)
+    ref_e = geoml.ot.emd_batched(a, b, C, a_offsets=ao, b_offsets=bo, return_plans=True)
+    ref_s = geoml.ot.sinkhorn_batched(a, b, C, 0.1, a_offsets=ao, b_offsets=bo)
+    if lazy:
+        a, b, C = (da.from_array(x, chunks=7) for x in (a, b, C))
+    kw = {"a_offsets": ao, "b_offsets": bo, "problems_per_task": per_task}
+    with dask.config.set(scheduler="threads"):
+        got = gdask.emd_batched(a, b, C, return_plans=True, **kw)
+        got_s = gdask.sinkhorn_batched(a, b, C, 0.1, **kw)
+    for field in ("cost", "converged", "plans"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(ref_e, field))
+    for field in ("cost", "converged", "n_iter", "error"):
+        np.testing.assert_array_equal(getattr(got_s, field), getattr(ref_s, field))
+
+
+def test_ragged_batched_bad_input():
+    a, b, C, ao, bo = _ragged_problems(4)
+    with dask.config.set(scheduler="threads"):
+        with pytest.raises(ValueError, match="both a_offsets and b_offsets"):
+            gdask.emd_batched(a, b, C, a_offsets=ao)
+        with pytest.raises(ValueError, match="must hold sum"):
+            gdask.emd_batched(a, b, C[:-1], a_offsets=ao, b_offsets=bo)
+        with pytest.raises(ValueError, match="start at 0"):
+            gdask.emd_batched(a, b, C, a_offsets=ao + 1, b_offsets=bo)
+        with pytest.raises(ValueError, match="problems_per_task"):
+            gdask.emd_batched(a, b, C, a_offsets=ao, b_offsets=bo, problems_per_task=0)
+        with pytest.raises(ValueError, match="padded layout"):
+            gdask.emd_batched(a, b, C, a_offsets=ao, b_offsets=bo, a_mask=np.ones(len(a), bool))
+        with pytest.raises(ValueError, match="ragged layout"):
+            A = da.from_array(np.full((4, 3), 1 / 3), chunks=2)
+            gdask.emd_batched(A, A, np.zeros((4, 3, 3)), problems_per_task=2)
+        with pytest.raises(ValueError, match="1-D"):
+            gdask.emd_batched(a[:, None], b, C, a_offsets=ao, b_offsets=bo)
+
+
 def test_batched_bad_input():
     a, b, C, _ = _ot_data(6, 3, 4, 9)
     A = da.from_array(a, chunks=2)
@@ -328,6 +376,51 @@ def test_ollivier_ricci_distributed(client):
         np.testing.assert_array_equal(gdask.ollivier_ricci(G, edge_chunk=50), ref)
 
 
+def _flow_surgery(edges, w, kappa):
+    return np.where(kappa < -0.2, w * 1.5, w)
+
+
+@pytest.mark.parametrize("method", ["exact", "sinkhorn"])
+def test_ricci_flow_threaded_equals_geoml(method):
+    G1, G2, _ = _graphs()
+    with dask.config.set(scheduler="threads"):
+        for G, surgery in ((G1, None), (G2, (_flow_surgery, 2))):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # sinkhorn's max_iter notes
+                ref = geoml.RicciFlow(n_iter=4, surgery=surgery, method=method).fit(G)
+                for chunk in (1000, 23):
+                    got = gdask.ricci_flow(
+                        G, n_iter=4, surgery=surgery, method=method, edge_chunk=chunk
+                    )
+                    assert isinstance(got, geoml.RicciFlow)
+                    np.testing.assert_array_equal(got.weights_, ref.weights_)
+                    np.testing.assert_array_equal(got.curvature_history_, ref.curvature_history_)
+                    assert got.n_iter_ == ref.n_iter_ and got.converged_ == ref.converged_
+    # the flow's networkx export works on the returned estimator
+    H = got.to_networkx(G2)
+    assert set(H.edges) == set(G2.edges)
+
+
+def test_ricci_flow_bad_input():
+    _, _, G3 = _graphs()
+    with dask.config.set(scheduler="threads"):
+        with pytest.raises(ValueError, match="edge_chunk"):
+            gdask.ricci_flow(np.array([[0, 1], [1, 2]]), edge_chunk=0)
+        with pytest.raises(ValueError, match="step"):
+            gdask.ricci_flow(np.array([[0, 1], [1, 2]]), step=0.0)
+        with pytest.raises(ValueError, match="directed"):
+            gdask.ricci_flow(G3)
+
+
+def test_ricci_flow_distributed(client):
+    G1, G2, _ = _graphs()
+    for G in (G1, G2):
+        ref = geoml.RicciFlow(n_iter=3).fit(G)
+        got = gdask.ricci_flow(G, n_iter=3, edge_chunk=40)
+        np.testing.assert_array_equal(got.weights_, ref.weights_)
+        np.testing.assert_array_equal(got.curvature_, ref.curvature_)
+
+
 def test_knn_random_chunkings_hypothesis():
     hyp = pytest.importorskip("hypothesis")
     st = hyp.strategies
@@ -380,3 +473,19 @@ def test_knn_wide_rows_recomputed_in_blocks():
         idx, dist = dask.compute(*gdask.knn(da.from_array(X, chunks=300), 40))
     np.testing.assert_array_equal(idx, ref.indices)
     np.testing.assert_array_equal(dist, ref.distances)
+
+
+def test_ragged_batched_distributed(client):
+    a, b, C, ao, bo = _ragged_problems(5, B=30)
+    ref = geoml.ot.emd_batched(a, b, C, a_offsets=ao, b_offsets=bo, return_plans=True)
+    got = gdask.emd_batched(
+        da.from_array(a, chunks=20),
+        b,
+        C,
+        a_offsets=ao,
+        b_offsets=bo,
+        return_plans=True,
+        problems_per_task=7,
+    )
+    np.testing.assert_array_equal(got.cost, ref.cost)
+    np.testing.assert_array_equal(got.plans, ref.plans)

@@ -492,6 +492,114 @@ def test_tangent_closed_forms_and_errors():
         spd.unupper(np.ones(4))
 
 
+def _sym_batch(rng, shape, n):
+    T = rng.standard_normal(shape + (n, n))
+    return T + T.swapaxes(-1, -2)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("metric", ["riemann", "logeuclid", "euclid"])
+def test_transport_vs_pyriemann(seed, metric):
+    _pyr()
+    from pyriemann.geometry import tangentspace as pts
+
+    rng = np.random.default_rng(seed)
+    n = 3 + seed
+    A, B = rand_spd(rng, (2,), n, cond=50.0)
+    T = _sym_batch(rng, (2, 3), n)
+    got = spd.transport(T, A, B, metric)
+    assert got.shape == (2, 3, n, n)
+    ref = pts.transport(T, A, B, metric=metric)
+    assert np.allclose(got, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+
+
+def _bw_inner(S, X, Y):
+    """The Bures-Wasserstein inner product at S: 1/2 tr(L_S(X) Y), L_S the Lyapunov map."""
+    return 0.5 * np.trace(sla.solve_continuous_lyapunov(S, X) @ Y)
+
+
+def _bw_transport_reference(X, A, B):
+    """Independent reference: integrate V' = -Gamma(gamma; gamma', V) along the
+    Bures-Wasserstein geodesic with the metric's Christoffel symbol (Han et al., "On
+    Riemannian optimization over positive definite matrices with the Bures-Wasserstein
+    geometry", NeurIPS 2021) by SciPy's DOP853."""
+    from scipy.integrate import solve_ivp
+
+    n = A.shape[0]
+    A12 = sla.sqrtm(A).real
+    Am12 = np.linalg.inv(A12)
+    D = Am12 @ sla.sqrtm(A12 @ B @ A12).real @ Am12 - np.eye(n)
+
+    def christoffel(S, U, V):
+        LU = sla.solve_continuous_lyapunov(S, U)
+        LV = sla.solve_continuous_lyapunov(S, V)
+        G = S @ LV @ LU + LV @ LU @ S - LU @ V - LV @ U
+        return 0.5 * (G + G.T)
+
+    def rhs(t, v):
+        M = np.eye(n) + t * D
+        S, dS = M @ A @ M, D @ A @ M + M @ A @ D
+        return -christoffel(S, dS, v.reshape(n, n)).ravel()
+
+    r = solve_ivp(rhs, (0.0, 1.0), X.ravel(), method="DOP853", rtol=1e-12, atol=1e-14)
+    return r.y[:, -1].reshape(n, n)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("commuting", [False, True])
+def test_transport_wasserstein_vs_christoffel_ode(seed, commuting):
+    rng = np.random.default_rng(100 + seed)
+    n = 3 + seed
+    if commuting:
+        Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        a, b = rng.uniform(0.3, 4.0, (2, n))
+        a[0] = a[1]  # a repeated eigenvalue of A that B splits
+        A, B = (Q * a) @ Q.T, (Q * b) @ Q.T
+    else:
+        A, B = rand_spd(rng, (2,), n, cond=20.0)
+    T = _sym_batch(rng, (3,), n)
+    got = spd.transport(T, A, B, "wasserstein")
+    for i in range(3):
+        ref = _bw_transport_reference(T[i], A, B)
+        assert np.allclose(got[i], ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max()), i
+    # an isometry of the metric, and the way back undoes it
+    for i in range(3):
+        for j in range(3):
+            assert np.isclose(
+                _bw_inner(B, got[i], got[j]), _bw_inner(A, T[i], T[j]), rtol=1e-8, atol=1e-10
+            )
+    assert np.allclose(spd.transport(got, B, A, "wasserstein"), T, atol=1e-8 * np.abs(T).max())
+
+
+def test_transport_closed_forms_and_errors():
+    rng = np.random.default_rng(7)
+    A = rand_spd(rng, (), 4)
+    T = _sym_batch(rng, (2,), 4)
+    for metric in ("riemann", "wasserstein", "logeuclid", "euclid"):
+        # transport to the same point is the identity
+        assert np.allclose(spd.transport(T, A, A, metric), T, atol=1e-10), metric
+    # diagonal points: T_ij sqrt((b_i + b_j) / (a_i + a_j)) exactly
+    a, b = rng.uniform(0.5, 2.0, (2, 4))
+    G = np.sqrt((b[:, None] + b[None, :]) / (a[:, None] + a[None, :]))
+    got = spd.transport(T, np.diag(a), np.diag(b), "wasserstein")
+    assert np.allclose(got, T * G, rtol=1e-12, atol=1e-14)
+    # float32 in, float32 out
+    got32 = spd.transport(
+        T.astype(np.float32), A.astype(np.float32), 2 * np.eye(4, dtype=np.float32), "wasserstein"
+    )
+    assert got32.dtype == np.float32
+    with pytest.raises(ValueError, match="not one of"):
+        spd.transport(T, A, A, "logchol")
+    with pytest.raises(TypeError, match="metric must be a string"):
+        spd.transport(T, A, A, 3)
+    with pytest.raises(ValueError, match="tol must be"):
+        spd.transport(T, A, A, "wasserstein", tol=0.0)
+    with pytest.raises(ValueError):
+        spd.transport(T, A, -np.eye(4), "wasserstein")
+    with pytest.raises(ValueError, match="symmetric"):
+        spd.transport(np.triu(np.ones((4, 4))), A, A, "wasserstein")
+
+
 # ----------------------------------------------------------------------------- covariances
 @pytest.mark.parametrize("estimator", ["scm", "lwf", "oas"])
 def test_covariances_vs_pyriemann_and_sklearn(estimator):
@@ -605,3 +713,44 @@ def test_estimators_2d_input_is_nearest_centroid():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         spd.MDM(n_jobs=2).fit(X, y)
+
+
+def test_lane_groups_do_not_mix():
+    """The eigensolver runs 8 matrices per SIMD group: a matrix's result must not depend on its
+    neighbours in the group, on the batch size, on the thread count, or on a bad matrix (NaN,
+    asymmetric, zero) sharing its group."""
+    from geoml.spd import _linalg
+
+    rng = np.random.default_rng(23)
+    X = rand_spd(rng, (19,), 6, cond=1e4)
+    S = spd.sqrtm(X, n_jobs=1)
+    Y = rand_spd(rng, (601,), 8)  # enough work for two threads
+    assert np.array_equal(spd.logm(Y, n_jobs=1), spd.logm(Y, n_jobs=2))
+    assert np.array_equal(spd.logm(Y[300:309]), spd.logm(Y, n_jobs=2)[300:309])
+    for i in (0, 7, 8, 18):
+        assert np.array_equal(S[i], spd.sqrtm(X[i]))
+    assert np.array_equal(S[5:13], spd.sqrtm(X[5:13]))
+    assert np.array_equal(spd.distance(X, X[3]), spd.distance(X[::-1], X[3])[::-1])
+    bad = X.copy()
+    bad[1, 0, 0] = np.nan
+    bad[2, 0, 1] += 1.0  # not symmetric
+    bad[3] = 0.0
+    w, V, status = _linalg.eigh_batch(bad, vectors=True, n_jobs=1)
+    assert list(status[:4]) == [0, 1, 2, 0]
+    assert np.array_equal(w[3], np.zeros(6)) and np.array_equal(V[3], np.eye(6))
+    w0, V0, _ = _linalg.eigh_batch(X, vectors=True, n_jobs=1)
+    keep = [0] + list(range(4, 19))
+    assert np.array_equal(w[keep], w0[keep]) and np.array_equal(V[keep], V0[keep])
+    wr = np.linalg.eigvalsh(X)
+    assert np.allclose(w0, wr, rtol=1e-12, atol=1e-12 * np.abs(wr).max())
+
+
+@pytest.mark.parametrize("n", [3, 70])  # the C++ kernel and the NumPy path (n > 64)
+def test_float32_overflow_is_an_error(n):
+    """exp(100) fits float64 but not float32: float32 expm of such a matrix is refused, never
+    returned as inf."""
+    X = np.full((n, n), 100.0 / n, dtype=np.float32)  # eigenvalue 100, entries >= e^100 / 70
+    with pytest.raises(ValueError, match="overflows"):
+        spd.expm(X)
+    assert np.isfinite(spd.expm(X.astype(np.float64))).all()
+    assert np.isfinite(spd.expm(X / 2)).all()  # exp(50) fits float32

@@ -65,37 +65,83 @@ void congruence(SimdIsa isa, int n, const double* M, double* X, double* T1) {
   GEOML_SIMD_CALL(isa, matmul, n, T1, M, X);
 }
 
-// Eigenvalues (w.d, ascending) and, with vectors, eigenvectors (rows of w.U) of the symmetric
-// matrix in w.X (destroyed: scaled). False if QL did not converge.
-bool eig(SimdIsa isa, int n, Work& w, bool vectors) {
-  double s = 0.0;
-  for (int i = 0; i < n * n; ++i) s = std::max(s, std::fabs(w.X[i]));
-  if (s == 0.0) {
-    std::fill(w.d.begin(), w.d.end(), 0.0);
-    if (vectors) {
-      std::fill(w.U.begin(), w.U.end(), 0.0);
-      for (int i = 0; i < n; ++i) w.U[size_t(i) * n + i] = 1.0;
+constexpr int kLanes = generic::LANES;
+
+// Structure-of-arrays scratch for kLanes matrices (eigh_kernel.inc's *_lanes).
+struct LaneWork {
+  explicit LaneWork(int n)
+      : U(size_t(n) * n * kLanes), d(size_t(n) * kLanes), e(size_t(n) * kLanes) {}
+  std::vector<double> U, d, e;
+};
+
+// Eigenvalues (ws[q].d, ascending) and, with vectors, eigenvectors (rows of ws[q].U) of the
+// symmetric matrices ws[q].X of the lanes q < count with live[q], in one lane-parallel pass
+// (tred2_lanes/tql2_lanes; a lane that is not live holds the identity). Each matrix is first
+// scaled by a power of two near its largest entry (exact): no overflow or underflow in the
+// rotations; only its upper triangle is read. ok[q] false when QL did not converge. Each
+// lane's arithmetic is independent of the others.
+void eig_lanes(SimdIsa isa, int n, Work* ws, const bool* live, int count, bool vectors,
+               LaneWork& lw, bool* ok) {
+  const size_t nl = size_t(n) * kLanes;
+  double scale[kLanes];
+  bool zero[kLanes];
+  for (int q = 0; q < kLanes; ++q) {
+    const bool use = q < count && live[q];
+    double s = 0.0;
+    if (use)
+      for (int i = 0; i < n * n; ++i) s = std::max(s, std::fabs(ws[q].X[i]));
+    zero[q] = !use || s == 0.0;
+    if (zero[q]) {
+      for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j) lw.U[i * nl + size_t(j) * kLanes + q] = i == j ? 1.0 : 0.0;
+      continue;
     }
-    return true;
+    int ex = 0;
+    std::frexp(s, &ex);
+    const double inv = std::ldexp(1.0, -ex);
+    scale[q] = std::ldexp(1.0, ex);
+    const double* X = ws[q].X.data();
+    for (int i = 0; i < n; ++i)
+      for (int j = i; j < n; ++j) {
+        const double v = X[size_t(i) * n + j] * inv;
+        lw.U[i * nl + size_t(j) * kLanes + q] = v;
+        lw.U[j * nl + size_t(i) * kLanes + q] = v;
+      }
   }
-  // Scaled by a power of two near the largest entry (exact): no overflow or underflow in the
-  // rotations. Only the upper triangle is read (symmetrised by construction).
-  int ex = 0;
-  std::frexp(s, &ex);
-  const double inv = std::ldexp(1.0, -ex);
-  s = std::ldexp(1.0, ex);
-  for (int i = 0; i < n; ++i)
-    for (int j = i; j < n; ++j) {
-      const double v = w.X[size_t(i) * n + j] * inv;
-      w.U[size_t(i) * n + j] = v;
-      w.U[size_t(j) * n + i] = v;
+  GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
+  const unsigned bad = GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(),
+                                       vectors ? lw.U.data() : nullptr);
+  for (int q = 0; q < count; ++q) {
+    if (!live[q]) continue;
+    Work& w = ws[q];
+    ok[q] = true;
+    if (zero[q]) {  // the zero matrix: eigenvalues 0, eigenvectors the identity
+      std::fill(w.d.begin(), w.d.end(), 0.0);
+      if (vectors) {
+        std::fill(w.U.begin(), w.U.end(), 0.0);
+        for (int i = 0; i < n; ++i) w.U[size_t(i) * n + i] = 1.0;
+      }
+      continue;
     }
-  GEOML_SIMD_CALL(isa, tred2, n, w.U.data(), w.d.data(), w.e.data(), vectors);
-  const bool ok =
-      GEOML_SIMD_CALL(isa, tql2, n, w.d.data(), w.e.data(), vectors ? w.U.data() : nullptr);
-  for (int i = 0; i < n; ++i) w.d[i] *= s;
-  return ok;
+    ok[q] = !((bad >> q) & 1u);
+    for (int i = 0; i < n; ++i) w.d[i] = lw.d[size_t(i) * kLanes + q] * scale[q];
+    if (vectors)
+      for (int j = 0; j < n; ++j)
+        for (int k = 0; k < n; ++k) w.U[size_t(j) * n + k] = lw.U[j * nl + size_t(k) * kLanes + q];
+  }
 }
+
+// Per-thread state of a lane group: one Work per lane plus the SoA scratch.
+struct Group {
+  explicit Group(int n) : lw(n) {
+    ws.reserve(kLanes);
+    for (int q = 0; q < kLanes; ++q) ws.emplace_back(n);
+  }
+  std::vector<Work> ws;
+  LaneWork lw;
+  bool live[kLanes], ok[kLanes];
+  int8_t st[kLanes];
+};
 
 template <typename T>
 bool positive(int n, const double* d) {
@@ -136,21 +182,56 @@ bool apply(SpdFunc f, double power, int n, Work& w) {
   return fin;
 }
 
-// f(M A M) of one matrix into w.T1 (double); the status.
+// Loads A and forms M A M into w.X (M null: A itself); the status.
 template <typename T>
-int8_t funm_one(SimdIsa isa, const T* A, int n, const double* M, SpdFunc f, double power,
-                double sym_tol, Work& w) {
+int8_t prepare(SimdIsa isa, const T* A, int n, const double* M, double sym_tol, Work& w) {
   int8_t st = load(A, n, sym_tol, w.X.data());
   if (st != SpdOk) return st;
   if (M) {
     congruence(isa, n, M, w.X.data(), w.T1.data());
     if (!all_finite(n, w.X.data())) return SpdOverflow;
   }
-  if (!eig(isa, n, w, true)) return SpdNotConverged;
+  return SpdOk;
+}
+
+// After eig: f of the eigenvalues and the reconstruction into w.T1; the status.
+template <typename T>
+int8_t finish(SimdIsa isa, int n, SpdFunc f, double power, Work& w) {
   if (needs_pd(f) && !positive<T>(n, w.d.data())) return SpdNotPositive;
   if (!apply(f, power, n, w)) return SpdOverflow;
   GEOML_SIMD_CALL(isa, reconstruct, n, w.U.data(), w.f.data(), w.T1.data());
   return SpdOk;
+}
+
+// f(M_b A_b M_b) into g.ws[q].T1 for the tasks b = b0 + q, q < count (A_b at src(b), M_b at
+// mat(b): null for none); without vectors only the eigenvalues (g.ws[q].d) and the
+// definiteness check. Statuses in g.st.
+template <typename T, typename SrcOf, typename MatOf>
+void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat, SpdFunc f,
+                double power, double sym_tol, bool vectors, Group& g) {
+  for (int q = 0; q < count; ++q) {
+    g.st[q] = prepare<T>(isa, src(b0 + q), n, mat(b0 + q), sym_tol, g.ws[q]);
+    g.live[q] = g.st[q] == SpdOk;
+  }
+  eig_lanes(isa, n, g.ws.data(), g.live, count, vectors, g.lw, g.ok);
+  for (int q = 0; q < count; ++q) {
+    if (!g.live[q]) continue;
+    if (!g.ok[q])
+      g.st[q] = SpdNotConverged;
+    else if (vectors)
+      g.st[q] = finish<T>(isa, n, f, power, g.ws[q]);
+    else if (!positive<T>(n, g.ws[q].d.data()))
+      g.st[q] = SpdNotPositive;
+  }
+}
+
+// True when every value is finite once cast to T (float32 output of a float64 computation).
+template <typename T>
+bool fits(const double* x, int64_t count) {
+  const double big = double(std::numeric_limits<T>::max());
+  bool ok = true;
+  for (int64_t i = 0; i < count; ++i) ok &= std::fabs(x[i]) <= big;
+  return ok;
 }
 
 template <typename T>
@@ -167,26 +248,39 @@ void spd_eigh(const T* A, int64_t B, int n, double sym_tol, bool vectors, T* w, 
               int8_t* status, int n_jobs) {
   const SimdIsa isa = simd_isa();
   const int64_t nn = int64_t(n) * n;
+  const int64_t groups = (B + kLanes - 1) / kLanes;
 #pragma omp parallel num_threads(threads_for(B, n, n_jobs))
   {
-    Work ws(n);
+    Group g(n);
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < B; ++b) {
-      int8_t st = load(A + b * nn, n, sym_tol, ws.X.data());
-      if (st == SpdOk && !eig(isa, n, ws, vectors)) st = SpdNotConverged;
-      status[b] = st;
-      T* wb = w + b * n;
-      if (st != SpdOk) {
-        for (int i = 0; i < n; ++i) wb[i] = std::numeric_limits<T>::quiet_NaN();
-        if (vectors)
-          for (int64_t i = 0; i < nn; ++i) V[b * nn + i] = std::numeric_limits<T>::quiet_NaN();
-        continue;
+    for (int64_t c = 0; c < groups; ++c) {
+      const int64_t b0 = c * kLanes;
+      const int count = int(std::min<int64_t>(kLanes, B - b0));
+      for (int q = 0; q < count; ++q) {
+        g.st[q] = load(A + (b0 + q) * nn, n, sym_tol, g.ws[q].X.data());
+        g.live[q] = g.st[q] == SpdOk;
       }
-      for (int i = 0; i < n; ++i) wb[i] = T(ws.d[i]);
-      if (vectors) {
-        T* vb = V + b * nn;
-        for (int j = 0; j < n; ++j)
-          for (int k = 0; k < n; ++k) vb[k * n + j] = T(ws.U[size_t(j) * n + k]);
+      eig_lanes(isa, n, g.ws.data(), g.live, count, vectors, g.lw, g.ok);
+      for (int q = 0; q < count; ++q) {
+        const int64_t b = b0 + q;
+        int8_t st = g.st[q];
+        if (st == SpdOk && !g.ok[q]) st = SpdNotConverged;
+        if (st == SpdOk && !fits<T>(g.ws[q].d.data(), n)) st = SpdOverflow;
+        status[b] = st;
+        T* wb = w + b * n;
+        if (st != SpdOk) {
+          for (int i = 0; i < n; ++i) wb[i] = std::numeric_limits<T>::quiet_NaN();
+          if (vectors)
+            for (int64_t i = 0; i < nn; ++i) V[b * nn + i] = std::numeric_limits<T>::quiet_NaN();
+          continue;
+        }
+        const Work& ws = g.ws[q];
+        for (int i = 0; i < n; ++i) wb[i] = T(ws.d[i]);
+        if (vectors) {
+          T* vb = V + b * nn;
+          for (int j = 0; j < n; ++j)
+            for (int k = 0; k < n; ++k) vb[k * n + j] = T(ws.U[size_t(j) * n + k]);
+        }
       }
     }
   }
@@ -199,24 +293,33 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
   const int64_t nn = int64_t(n) * n;
   std::vector<double> Mshared;
   if (M && m_stride == 0) Mshared = to_double(M, nn);
+  const int64_t groups = (B + kLanes - 1) / kLanes;
 #pragma omp parallel num_threads(threads_for(B, n, n_jobs))
   {
-    Work ws(n);
-    std::vector<double> Mb(M && m_stride ? nn : 0);
+    Group g(n);
+    std::vector<double> Mb(M && m_stride ? kLanes * nn : 0);  // one M per lane
+    auto src = [&](int64_t b) { return A + b * nn; };
+    auto mat = [&](int64_t b) -> const double* {
+      if (!M) return nullptr;
+      if (m_stride == 0) return Mshared.data();
+      double* m = Mb.data() + (b % kLanes) * nn;
+      for (int64_t i = 0; i < nn; ++i) m[i] = double(M[b * m_stride + i]);
+      return m;
+    };
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < B; ++b) {
-      const double* Md = nullptr;
-      if (M && m_stride == 0) {
-        Md = Mshared.data();
-      } else if (M) {
-        for (int64_t i = 0; i < nn; ++i) Mb[i] = double(M[b * m_stride + i]);
-        Md = Mb.data();
+    for (int64_t c = 0; c < groups; ++c) {
+      const int64_t b0 = c * kLanes;
+      const int count = int(std::min<int64_t>(kLanes, B - b0));
+      funm_group<T>(isa, b0, count, n, src, mat, f, power, sym_tol, true, g);
+      for (int q = 0; q < count; ++q) {
+        int8_t st = g.st[q];
+        T* ob = out + (b0 + q) * nn;
+        const double* F = g.ws[q].T1.data();
+        if (st == SpdOk && !fits<T>(F, nn)) st = SpdOverflow;  // finite in double, not in T
+        status[b0 + q] = st;
+        for (int64_t i = 0; i < nn; ++i)
+          ob[i] = st == SpdOk ? T(F[i]) : std::numeric_limits<T>::quiet_NaN();
       }
-      const int8_t st = funm_one(isa, A + b * nn, n, Md, f, power, sym_tol, ws);
-      status[b] = st;
-      T* ob = out + b * nn;
-      for (int64_t i = 0; i < nn; ++i)
-        ob[i] = st == SpdOk ? T(ws.T1[i]) : std::numeric_limits<T>::quiet_NaN();
     }
   }
 }
@@ -228,26 +331,24 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
   const int64_t nn = int64_t(n) * n;
   const std::vector<double> Md = to_double(M, K * nn);
   const int64_t tasks = outer ? B * K : B;
+  const int64_t groups = (tasks + kLanes - 1) / kLanes;
+  auto src = [&](int64_t t) { return A + (outer ? t / K : t) * nn; };
+  auto mat = [&](int64_t t) { return Md.data() + (outer ? t % K : (K == 1 ? 0 : t)) * nn; };
 #pragma omp parallel num_threads(threads_for(tasks, n, n_jobs))
   {
-    Work ws(n);
+    Group g(n);
 #pragma omp for schedule(static)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t b = outer ? t / K : t;
-      const int64_t k = outer ? t % K : (K == 1 ? 0 : t);
-      int8_t st = load(A + b * nn, n, sym_tol, ws.X.data());
-      if (st == SpdOk) {
-        congruence(isa, n, Md.data() + k * nn, ws.X.data(), ws.T1.data());
-        if (!all_finite(n, ws.X.data()))
-          st = SpdOverflow;
-        else if (!eig(isa, n, ws, false))
-          st = SpdNotConverged;
-        else if (!positive<T>(n, ws.d.data()))
-          st = SpdNotPositive;
+    for (int64_t c = 0; c < groups; ++c) {
+      const int64_t t0 = c * kLanes;
+      const int count = int(std::min<int64_t>(kLanes, tasks - t0));
+      funm_group<T>(isa, t0, count, n, src, mat, SpdFunc::Sqrt, 1.0, sym_tol, false, g);
+      for (int q = 0; q < count; ++q) {
+        int8_t st = g.st[q];
+        if (st == SpdOk && !fits<T>(g.ws[q].d.data(), n)) st = SpdOverflow;
+        status[t0 + q] = st;
+        for (int i = 0; i < n; ++i)
+          w[(t0 + q) * n + i] = st == SpdOk ? T(g.ws[q].d[i]) : std::numeric_limits<T>::quiet_NaN();
       }
-      status[t] = st;
-      for (int i = 0; i < n; ++i)
-        w[t * n + i] = st == SpdOk ? T(ws.d[i]) : std::numeric_limits<T>::quiet_NaN();
     }
   }
 }
@@ -257,25 +358,30 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
                    double power, double sym_tol, double* out, int8_t* status, int n_jobs) {
   const SimdIsa isa = simd_isa();
   const int64_t nn = int64_t(n) * n;
-  constexpr int64_t kChunk = 32;  // fixed: the sum's order does not depend on the threads
+  constexpr int64_t kChunk = 4 * kLanes;  // fixed: the sum's order does not depend on threads
   const int64_t chunks = (B + kChunk - 1) / kChunk;
   std::vector<double> partial(chunks * nn, 0.0);
   std::vector<double> Md;
   if (M) Md = to_double(M, nn);
+  auto src = [&](int64_t b) { return A + b * nn; };
+  auto mat = [&](int64_t) -> const double* { return M ? Md.data() : nullptr; };
 #pragma omp parallel num_threads(threads_for(B, n, n_jobs))
   {
-    Work ws(n);
+    Group g(n);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       double* acc = partial.data() + c * nn;
       const int64_t b1 = std::min(B, (c + 1) * kChunk);
-      for (int64_t b = c * kChunk; b < b1; ++b) {
-        const int8_t st =
-            funm_one(isa, A + b * nn, n, M ? Md.data() : nullptr, f, power, sym_tol, ws);
-        status[b] = st;
-        if (st != SpdOk) continue;
-        const double wb = wts[b];
-        for (int64_t i = 0; i < nn; ++i) acc[i] += wb * ws.T1[i];
+      for (int64_t b0 = c * kChunk; b0 < b1; b0 += kLanes) {
+        const int count = int(std::min<int64_t>(kLanes, b1 - b0));
+        funm_group<T>(isa, b0, count, n, src, mat, f, power, sym_tol, true, g);
+        for (int q = 0; q < count; ++q) {
+          status[b0 + q] = g.st[q];
+          if (g.st[q] != SpdOk) continue;
+          const double wb = wts[b0 + q];
+          const double* F = g.ws[q].T1.data();
+          for (int64_t i = 0; i < nn; ++i) acc[i] += wb * F[i];
+        }
       }
     }
   }

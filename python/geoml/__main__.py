@@ -20,7 +20,13 @@ def main(argv=None) -> int:
     demo.add_argument("--k", type=int, default=10, help="neighbours per point (default 10)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
-        "--plot", default=None, help="write a PNG of the Laplacian eigenmap here (needs matplotlib)"
+        "--plot",
+        nargs="?",
+        const="geoml_demo.png",
+        default=None,
+        metavar="PNG",
+        help="write a figure of the demo to PNG (default geoml_demo.png; needs matplotlib: "
+        "without it the demo runs and says so)",
     )
     sub.add_parser(
         "bench", help="side-by-side benchmarks: geoml bench <family> [--quick] (see geoml bench -h)"

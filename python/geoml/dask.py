@@ -1,6 +1,6 @@
 """geoml on Dask: exact kNN graphs over a row-chunked ``dask.array``, batched optimal transport
-over problem-chunked arrays and Ollivier-Ricci curvature with edges partitioned into tasks, on
-any ``distributed.Client`` or Dask's threaded scheduler.
+over problem-chunked arrays, and Ollivier-Ricci curvature and Ricci flow with edges partitioned
+into tasks, on any ``distributed.Client`` or Dask's threaded scheduler.
 
 Optional: needs the ``dask`` extra (``pip install geoml[dask]``). Neither ``import geoml`` nor
 ``import geoml.dask`` imports Dask (each function imports it when called). The tasks call
@@ -34,7 +34,7 @@ from .neighbors import (
 )
 from .ot import BatchedOTResult, BatchedSinkhornResult
 
-__all__ = ["emd_batched", "knn", "knn_graph", "ollivier_ricci", "sinkhorn_batched"]
+__all__ = ["emd_batched", "knn", "knn_graph", "ollivier_ricci", "ricci_flow", "sinkhorn_batched"]
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -325,8 +325,12 @@ def _as_dask_batch(x, name: str, ndim: int, B: int | None, chunks):
     return x.rechunk((chunks,) + (-1,) * (ndim - 1))
 
 
-def _batched(solver, a, b, C, masks, solver_kwargs, n_jobs, name: str):
+def _batched(solver, a, b, C, masks, solver_kwargs, n_jobs, offsets=None, per_task=None):
     dask, da = _import_dask()
+    if offsets is not None and (offsets[0] is not None or offsets[1] is not None):
+        return _ragged(dask, da, solver, a, b, C, masks, offsets, solver_kwargs, n_jobs, per_task)
+    if per_task is not None:
+        raise ValueError("problems_per_task is for the ragged layout (a_offsets/b_offsets)")
     if not isinstance(a, da.Array):
         raise TypeError(f"a must be a dask.array.Array of shape (B, m); got {type(a).__name__}")
     if a.ndim != 2:
@@ -356,6 +360,84 @@ def _batched(solver, a, b, C, masks, solver_kwargs, n_jobs, name: str):
     return results
 
 
+RAGGED_TASK_ENTRIES = 1 << 22  # default ragged grouping: about 32 MB of float64 costs per task
+
+
+def _ragged(dask, da, solver, a, b, C, masks, offsets, solver_kwargs, n_jobs, per_task):
+    """Ragged layout: problems grouped into tasks of ``per_task`` problems (default: groups
+    of about :data:`RAGGED_TASK_ENTRIES` cost entries); each task gets its slices of the 1-D
+    ``a``, ``b``, ``C`` (NumPy or Dask arrays) and rebased offsets."""
+    from .ot._solvers import _as_offsets
+
+    if masks[0][0] is not None or masks[1][0] is not None:
+        raise ValueError("a_mask/b_mask are for the padded layout, not with offsets")
+    if offsets[0] is None or offsets[1] is None:
+        raise ValueError("the ragged layout needs both a_offsets and b_offsets")
+    a_off, b_off = _as_offsets(offsets[0], "a_offsets"), _as_offsets(offsets[1], "b_offsets")
+    if a_off.ndim != 1 or a_off.shape != b_off.shape or a_off.shape[0] < 2:
+        raise ValueError("a_offsets and b_offsets must be 1-D of the same length B + 1 >= 2")
+    arrays = []
+    for x, name in ((a, "a"), (b, "b"), (C, "C")):
+        if not isinstance(x, da.Array):
+            x = np.asarray(x)
+        if x.ndim != 1:
+            raise ValueError(f"ragged {name} must be 1-D; got shape {x.shape}")
+        if np.isnan(x.shape[0]):
+            raise ValueError(f"{name} has unknown chunk sizes; call compute_chunk_sizes() first")
+        arrays.append(x)
+    a, b, C = arrays
+    if a_off[0] != 0 or b_off[0] != 0 or a_off[-1] != a.shape[0] or b_off[-1] != b.shape[0]:
+        raise ValueError("offsets must start at 0 and end at len(a) / len(b)")
+    ms, ns = np.diff(a_off), np.diff(b_off)
+    if (ms <= 0).any() or (ns <= 0).any():
+        raise ValueError("offsets must be strictly increasing (every problem non-empty)")
+    c_off = np.concatenate([[0], np.cumsum(ms * ns)])
+    if C.shape[0] != c_off[-1]:
+        raise ValueError(
+            f"ragged C must hold sum(m_k * n_k) = {int(c_off[-1])} values; got {C.shape[0]}"
+        )
+    nprob = len(ms)
+    if per_task is None:  # cut where the running cost size crosses a multiple of the target
+        cuts = np.searchsorted(
+            c_off, np.arange(RAGGED_TASK_ENTRIES, c_off[-1], RAGGED_TASK_ENTRIES)
+        )
+        bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, nprob), [nprob]]))
+    else:
+        per_task = check_int(per_task, "problems_per_task", low=1)
+        bounds = np.unique(np.concatenate([np.arange(0, nprob, per_task), [nprob]]))
+    n_jobs = _check_task_jobs(n_jobs)
+    task = dask.delayed(_ragged_block, pure=True)
+    parts = []
+    for k0, k1 in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        sl = [
+            x[o[k0] : o[k1]] for x, o in ((a, a_off), (b, b_off), (C, c_off))
+        ]  # lazy slices of Dask input; views of NumPy input
+        parts.append(
+            task(
+                solver,
+                solver_kwargs,
+                n_jobs,
+                *sl,
+                a_off[k0 : k1 + 1] - a_off[k0],
+                b_off[k0 : k1 + 1] - b_off[k0],
+            )
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # re-issued once by the caller
+        return dask.compute(*parts)
+
+
+def _ragged_block(solver, kwargs, n_jobs, a, b, C, a_off, b_off):
+    from . import ot
+
+    a, b, C = aligned(np.asarray(a)), aligned(np.asarray(b)), aligned(np.asarray(C))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return getattr(ot, solver)(
+            a, b, C, a_offsets=a_off, b_offsets=b_off, n_jobs=_task_threads(n_jobs), **kwargs
+        )
+
+
 def _ot_block(solver, has_am, has_bm, kwargs, n_jobs, a, b, C, *masks):
     from . import ot
 
@@ -382,28 +464,40 @@ def emd_batched(
     *,
     a_mask=None,
     b_mask=None,
+    a_offsets=None,
+    b_offsets=None,
     return_plans: bool = False,
     max_iter: int | None = None,
     n_jobs: int | None = None,
+    problems_per_task: int | None = None,
 ) -> BatchedOTResult:
     """:func:`geoml.ot.emd_batched` on Dask: problems chunked along the batch axis, one task per
     chunk, each running geoml's batched network simplex; results gathered on the client.
 
     Problems are independent, so the result equals ``geoml.ot.emd_batched`` on the computed
-    arrays, bit for bit. Padded layout only (ragged offsets do not chunk along problems).
+    arrays, bit for bit, in both layouts.
 
     Parameters
     ----------
-    a : dask.array.Array of shape (B, m)
-        Source histograms; its row chunks set the tasks.
-    b : array-like or dask.array.Array of shape (B, n)
-    C : array-like or dask.array.Array of shape (B, m, n)
-        Rechunked to ``a``'s problem chunks when needed.
+    a : dask.array.Array of shape (B, m), or 1-D (ragged)
+        Source histograms. Padded layout: its row chunks set the tasks. Ragged layout (with
+        ``a_offsets``/``b_offsets``, as :func:`geoml.ot.emd_batched`): ``a``, ``b`` and ``C``
+        are 1-D NumPy or Dask arrays, and the problems are grouped into tasks by
+        ``problems_per_task``.
+    b : array-like or dask.array.Array of shape (B, n), or 1-D (ragged)
+    C : array-like or dask.array.Array of shape (B, m, n), or 1-D (ragged)
+        Padded: rechunked to ``a``'s problem chunks when needed.
     a_mask, b_mask : array-like or dask.array.Array of shape (B, m) / (B, n), optional
+        Padded layout only.
+    a_offsets, b_offsets : array-like of int, shape (B + 1,), optional
+        Ragged layout: problem ``k`` uses ``a[a_offsets[k]:a_offsets[k+1]]`` and likewise
+        for ``b``; its (m_k, n_k) costs follow in ``C``, row-major.
     return_plans, max_iter
         As in :func:`geoml.ot.emd_batched`.
     n_jobs : int, optional
         OpenMP threads per task (see the module docstring).
+    problems_per_task : int, optional
+        Ragged layout: problems per task (default: groups of about 4M cost entries, 32 MB).
 
     Returns
     -------
@@ -423,7 +517,15 @@ def emd_batched(
     """
     kw = {"return_plans": bool(return_plans), "max_iter": max_iter}
     results = _batched(
-        "emd_batched", a, b, C, ((a_mask, "a_mask"), (b_mask, "b_mask")), kw, n_jobs, "emd"
+        "emd_batched",
+        a,
+        b,
+        C,
+        ((a_mask, "a_mask"), (b_mask, "b_mask")),
+        kw,
+        n_jobs,
+        (a_offsets, b_offsets),
+        problems_per_task,
     )
     out = BatchedOTResult(
         _concat(results, "cost"), _concat(results, "converged"), _concat(results, "plans")
@@ -447,11 +549,14 @@ def sinkhorn_batched(
     rho: float | None = None,
     a_mask=None,
     b_mask=None,
+    a_offsets=None,
+    b_offsets=None,
     return_plans: bool = False,
     max_iter: int = 10000,
     tol: float = 1e-9,
     eps_schedule="auto",
     n_jobs: int | None = None,
+    problems_per_task: int | None = None,
 ) -> BatchedSinkhornResult:
     """:func:`geoml.ot.sinkhorn_batched` on Dask: problems chunked along the batch axis, one task
     per chunk; results gathered on the client and equal to ``geoml.ot.sinkhorn_batched`` on the
@@ -464,7 +569,9 @@ def sinkhorn_batched(
     b : array-like or dask.array.Array of shape (B, n)
     C : array-like or dask.array.Array of shape (B, m, n)
     eps, rho, a_mask, b_mask, return_plans, max_iter, tol, eps_schedule
-        As in :func:`geoml.ot.sinkhorn_batched` (padded layout only).
+        As in :func:`geoml.ot.sinkhorn_batched`.
+    a_offsets, b_offsets, problems_per_task
+        The ragged layout, as in :func:`emd_batched`.
     n_jobs : int, optional
         OpenMP threads per task (see the module docstring).
 
@@ -494,7 +601,15 @@ def sinkhorn_batched(
         "eps_schedule": eps_schedule,
     }
     results = _batched(
-        "sinkhorn_batched", a, b, C, ((a_mask, "a_mask"), (b_mask, "b_mask")), kw, n_jobs, "sk"
+        "sinkhorn_batched",
+        a,
+        b,
+        C,
+        ((a_mask, "a_mask"), (b_mask, "b_mask")),
+        kw,
+        n_jobs,
+        (a_offsets, b_offsets),
+        problems_per_task,
     )
     out = BatchedSinkhornResult(
         _concat(results, "cost"),
@@ -529,14 +644,75 @@ def _active_client(dask):
     return client if getattr(get, "__self__", None) is client else None
 
 
-def _orc_block(shared, lo: int, hi: int, options: dict, n_jobs):
-    csr, directed, src, dst = shared
-    csr = tuple(aligned(a) for a in csr)  # arrays unpickled on a worker may sit at odd offsets
+def _orc_block(shared, lengths, lo: int, hi: int, options: dict, n_jobs):
+    arrays, directed, src, dst = shared
+    if lengths is not None:  # undirected: (indptr, indices) sent once, the lengths per call
+        arrays = (*arrays, lengths)
+    arrays = tuple(aligned(a) for a in arrays)  # unpickled arrays may sit at odd offsets
     src, dst = aligned(src[lo:hi]), aligned(dst[lo:hi])
     opts = dict(options)
     opts["method"] = _core.OrcMethod[opts["method"]]
     kernel = _core.ollivier_ricci_directed if directed else _core.ollivier_ricci
-    return kernel(*csr, src, dst, options=_core.OrcOptions(**opts), n_jobs=_task_threads(n_jobs))
+    return kernel(*arrays, src, dst, options=_core.OrcOptions(**opts), n_jobs=_task_threads(n_jobs))
+
+
+def _orc_options(est) -> dict:
+    return {
+        "alpha": float(est.alpha),
+        "base": float(est.base),
+        "exp_power": float(est.exp_power),
+        "nbr_topk": int(est.nbr_topk or 0),
+        "method": est.method,
+        "eps": float(est.eps),
+        "tol": float(est.tol),
+        "max_iter": int(est.max_iter or 0),
+    }
+
+
+class _OrcOnDask:
+    """The curvature kernel over edge chunks as Dask tasks. The graph's structure (CSR and
+    edge list) is sent to the workers once, at construction (``client.scatter(...,
+    broadcast=True)`` on a ``distributed.Client``, one shared object of the task graph on
+    the threaded scheduler); each call sends only the edge lengths (undirected graphs), so a
+    Ricci flow moves ``8 nnz`` bytes per worker per iteration."""
+
+    def __init__(self, dask, graph, options: dict, edge_chunk: int, n_jobs):
+        self.dask, self.options, self.n_jobs = dask, options, n_jobs
+        self.client = _active_client(dask)
+        self.directed = graph.directed
+        arrays = graph.dicsr() if graph.directed else graph.csr()[:2]
+        src = np.ascontiguousarray(graph.edges[:, 0])
+        dst = np.ascontiguousarray(graph.edges[:, 1])
+        self.m = m = len(src)
+        self.ranges = [(lo, min(lo + edge_chunk, m)) for lo in range(0, m, edge_chunk)]
+        self.shared = self._send((arrays, graph.directed, src, dst))
+
+    def _send(self, obj):
+        if self.client is not None:
+            return self.client.scatter([obj], broadcast=True)[0]  # one object, not several
+        return self.dask.delayed(obj, traverse=False)
+
+    def __call__(self, csr_lengths=None, stacklevel: int = 3):
+        """Curvatures of all edges (sorted edge order) and the solver status per edge."""
+        if self.m == 0:
+            return np.zeros(0), np.zeros(0, dtype=np.int32)
+        lengths = None if self.directed else self._send(csr_lengths)
+        task = self.dask.delayed(_orc_block, pure=True)
+        parts = [
+            task(self.shared, lengths, lo, hi, self.options, self.n_jobs) for lo, hi in self.ranges
+        ]
+        results = self.dask.compute(*parts)
+        kappa = np.concatenate([r[0] for r in results])
+        status = np.concatenate([r[2] for r in results])
+        bad = int((status != 0).sum())
+        if bad:
+            warnings.warn(
+                f"the optimal-transport solver did not converge on {bad} of "
+                f"{len(status)} edges; raise max_iter",
+                RuntimeWarning,
+                stacklevel=stacklevel,
+            )
+        return kappa, status
 
 
 def ollivier_ricci(
@@ -594,41 +770,76 @@ def ollivier_ricci(
     edge_chunk = check_int(edge_chunk, "edge_chunk", low=1)
     n_jobs = _check_task_jobs(n_jobs)
     graph = _fit_graph(G, est.weight, directed_ok=True)
-    csr = graph.dicsr() if graph.directed else graph.csr()
-    options = {
-        "alpha": float(est.alpha),
-        "base": float(est.base),
-        "exp_power": float(est.exp_power),
-        "nbr_topk": int(est.nbr_topk or 0),
-        "method": est.method,
-        "eps": float(est.eps),
-        "tol": float(est.tol),
-        "max_iter": int(est.max_iter or 0),
-    }
-    src = np.ascontiguousarray(graph.edges[:, 0])
-    dst = np.ascontiguousarray(graph.edges[:, 1])
-    m = len(src)
-    if m == 0:
+    if len(graph.edges) == 0:
         return np.zeros(0)
-    client = _active_client(dask)
-    shared = (csr, graph.directed, src, dst)  # sent once per worker, sliced in the tasks
-    if client is not None:
-        shared = client.scatter([shared], broadcast=True)[0]  # one object, not 4
-    else:
-        shared = dask.delayed(shared, traverse=False)
-    task = dask.delayed(_orc_block, pure=True)
-    parts = [
-        task(shared, lo, min(lo + edge_chunk, m), options, n_jobs) for lo in range(0, m, edge_chunk)
-    ]
-    results = dask.compute(*parts)
-    kappa = np.concatenate([r[0] for r in results])
-    status = np.concatenate([r[2] for r in results])
-    bad = int((status != 0).sum())
-    if bad:
-        warnings.warn(
-            f"the optimal-transport solver did not converge on {bad} of "
-            f"{len(status)} edges; raise max_iter",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return kappa
+    run = _OrcOnDask(dask, graph, _orc_options(est), edge_chunk, n_jobs)
+    return run(None if graph.directed else graph.csr()[2])[0]
+
+
+def ricci_flow(
+    G,
+    n_iter: int = 20,
+    step: float = 1.0,
+    delta: float = 1e-4,
+    surgery=None,
+    *,
+    edge_chunk: int = 100_000,
+    n_jobs: int | None = None,
+    **kwargs,
+):
+    """:class:`geoml.RicciFlow` with every curvature evaluation on Dask.
+
+    The flow's loop (length update, normalisation, surgery, stopping rule) runs on the
+    client, exactly as :class:`geoml.RicciFlow`; each iteration's curvature runs as
+    :func:`ollivier_ricci`'s tasks. The graph's structure goes to the workers once, and each
+    iteration sends only the new edge lengths (8 bytes per CSR entry per worker), so the
+    result equals ``geoml.RicciFlow(...).fit(G)`` bit for bit.
+
+    Parameters
+    ----------
+    G : networkx.Graph, sparse or dense (n, n) matrix, or (m, 2) / (m, 3) edges
+        An undirected graph, as for :class:`geoml.RicciFlow`.
+    n_iter, step, delta, surgery
+        As in :class:`geoml.RicciFlow`.
+    edge_chunk : int, default 100000
+        Edges per task.
+    n_jobs : int, optional
+        OpenMP threads per task (see the module docstring).
+    **kwargs
+        Other :class:`geoml.RicciFlow` parameters (``alpha``, ``method``, ``eps``, ``tol``,
+        ``exp_power``, ``base``, ``weight``, ``nbr_topk``, ``max_iter``, ``verbose``).
+
+    Returns
+    -------
+    geoml.RicciFlow
+        The fitted flow (``weights_``, ``curvature_``, ``curvature_history_``, ...).
+
+    Examples
+    --------
+    >>> import numpy as np, geoml, geoml.dask
+    >>> cycle = np.array([[i, (i + 1) % 6] for i in range(6)] + [[0, 3]])
+    >>> flow = geoml.dask.ricci_flow(cycle, n_iter=2, edge_chunk=3)
+    >>> bool((flow.weights_ == geoml.RicciFlow(n_iter=2).fit(cycle).weights_).all())
+    True
+    """
+    from .curvature import RicciFlow
+
+    dask, _ = _import_dask()
+    if "n_jobs" in kwargs:  # pragma: no cover - keyword-only above
+        raise TypeError("n_jobs is given once")
+    edge_chunk = check_int(edge_chunk, "edge_chunk", low=1)
+    n_jobs = _check_task_jobs(n_jobs)
+
+    class _DaskRicciFlow(RicciFlow):
+        _run = None
+
+        def _curvature(self, graph, weights=None, edges=None):
+            if self._run is None:
+                self._run = _OrcOnDask(dask, graph, _orc_options(self), edge_chunk, n_jobs)
+            kappa, status = self._run(graph.csr(weights)[2], stacklevel=4)
+            return kappa, None, status == 0
+
+    flow = _DaskRicciFlow(n_iter, step, delta, surgery, **kwargs).fit(G)
+    plain = RicciFlow(n_iter, step, delta, surgery, **kwargs)
+    plain.__dict__.update({k: v for k, v in flow.__dict__.items() if k != "_run"})
+    return plain

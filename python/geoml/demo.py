@@ -21,8 +21,9 @@ def swiss_roll(n: int, noise: float = 0.05, seed: int = 0, dtype=np.float32):
 def run_demo(n: int = 20000, k: int = 10, seed: int = 0, plot: str | None = None) -> dict:
     """Print what each geoml stage does on a swiss roll of ``n`` points; return the numbers.
 
-    ``plot``: path of a PNG scatter plot of the Laplacian eigenmap (written only when
-    matplotlib is installed).
+    ``plot``: path of a PNG figure (written only when matplotlib is installed; otherwise a
+    line says so and the demo runs on): the roll, its Laplacian eigenmap, the Ollivier-Ricci
+    curvature of its kNN graph and the Ricci-flow communities of the planted partition.
     """
     import geoml
 
@@ -65,23 +66,6 @@ def run_demo(n: int = 20000, k: int = 10, seed: int = 0, plot: str | None = None
         f"L_sym eigenvalues {emb.eigenvalues_[0]:.3g}, {emb.eigenvalues_[1]:.3g}; "
         f"|corr| of a coordinate with the roll parameter {corr:.3f}"
     )
-    if plot:
-        try:
-            from matplotlib.figure import (
-                Figure,  # no pyplot: leaves the user's backend alone
-            )
-        except ImportError:
-            print(f"[LaplacianEigenmap] matplotlib is not installed: no plot written to {plot}")
-        else:
-            fig = Figure(figsize=(5, 4))
-            ax = fig.subplots()
-            ax.scatter(Y[:, 0], Y[:, 1], c=roll_t, s=1, cmap="viridis")
-            ax.set_title(f"Laplacian eigenmap of a swiss roll (n={n}, {k}-NN)")
-            fig.tight_layout()
-            fig.savefig(plot, dpi=120)
-            stats["plot"] = str(plot)
-            print(f"[LaplacianEigenmap] scatter plot written to {plot}")
-
     A = geoml.knn_graph(X, k, mode="connectivity")
     t0 = time.perf_counter()
     orc = geoml.OllivierRicci(alpha=0.5).fit(A)
@@ -121,7 +105,62 @@ def run_demo(n: int = 20000, k: int = 10, seed: int = 0, plot: str | None = None
         f"on a 3-block planted partition ({len(edges)} edges): {stats['communities']} "
         f"communities, modularity {rc.modularity_:.3f}, adjusted Rand index {agree:.3f}"
     )
+    if plot and _plot(plot, X, roll_t, Y, A, orc, edges, blocks, rc.labels_, stats, n, k):
+        stats["plot"] = str(plot)
     return stats
+
+
+def _plot(path, X, roll_t, Y, A, orc, edges, blocks, labels, stats, n, k) -> bool:
+    """Four panels in one PNG; False (and a printed line) when matplotlib is missing."""
+    try:
+        from matplotlib.figure import Figure  # no pyplot: leaves the user's backend alone
+    except ImportError:
+        print(f"[plot] matplotlib is not installed: no figure written to {path}")
+        return False
+    rng = np.random.default_rng(0)
+    show = rng.permutation(len(X))[: min(len(X), 6000)]  # enough points to see the shapes
+    fig = Figure(figsize=(13, 3.4))
+    ax = fig.add_subplot(1, 4, 1, projection="3d")
+    ax.scatter(*X[show].T, c=roll_t[show], s=1, cmap="Spectral")
+    ax.view_init(10, -70)
+    ax.set_box_aspect(None, zoom=1.3)
+    ax.set_axis_off()
+    ax.set_title(f"noisy swiss roll, n={n}", fontsize=10)
+    ax = fig.add_subplot(1, 4, 2)
+    ax.scatter(Y[show, 0], Y[show, 1], c=roll_t[show], s=1, cmap="Spectral")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"Laplacian eigenmap ({k}-NN), {stats['eigenmap_s']:.2f} s", fontsize=10)
+    ax = fig.add_subplot(1, 4, 3)
+    ax.hist(orc.curvature_, bins=60, color="tab:blue")
+    ax.set_xlabel("Ollivier-Ricci curvature of the kNN edges")
+    ax.set_ylabel("edges")
+    ax.set_title(
+        f"Ollivier-Ricci: {len(orc.curvature_)} edges, {stats['ollivier_ricci_s']:.2f} s",
+        fontsize=10,
+    )
+    ax = fig.add_subplot(1, 4, 4)
+    order = np.lexsort((blocks, labels))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    same = labels[edges[:, 0]] == labels[edges[:, 1]]
+    for sel, color in ((same, "tab:green"), (~same, "tab:red")):
+        e = edges[sel]
+        ax.scatter(rank[e[:, 0]], rank[e[:, 1]], s=0.5, c=color)
+        ax.scatter(rank[e[:, 1]], rank[e[:, 0]], s=0.5, c=color)
+    ax.set_xlim(0, len(labels))
+    ax.set_ylim(len(labels), 0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("planted partition: adjacency by community", fontsize=9)
+    ax.set_title(
+        f"Ricci-flow communities: {stats['communities']}, ARI {stats['communities_ari']:.2f}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"[plot] figure written to {path}")
+    return True
 
 
 def _adjusted_rand(a, b) -> float:

@@ -664,7 +664,7 @@ class RicciFlow(_OrcParams):
     curvature_ : ndarray of shape (m,)
         Curvature under the final lengths.
     original_curvature_ : ndarray of shape (m,)
-    curvature_history_ : ndarray of shape (n_iter_ + 1, m)
+    curvature_history_ : ndarray of shape ``(n_iter_ + 1, m)``
     n_iter_ : int
     converged_ : bool
         True when the curvature spread fell below ``delta``.

@@ -126,7 +126,7 @@ def heat_kernel(
 
     Returns
     -------
-    Y : ndarray of shape X.shape, or (len(t), *X.shape) when ``t`` is a sequence
+    Y : ndarray of shape X.shape, or ``(len(t), *X.shape)`` when ``t`` is a sequence
         ``exp(-t L) X`` (``Y[j] = exp(-t[j] L) X``), in X's dtype (float32 or float64).
 
     Raises

@@ -38,7 +38,7 @@ _BLOCK_ENTRIES = 2**23
 
 
 class TuckerTensor:
-    """A tensor in Tucker form ``core x_0 U_0 x_1 U_1 ... x_{N-1} U_{N-1}``.
+    """A tensor in Tucker form ``core x_0 U_0 x_1 U_1 ...x_{N-1} U_{N-1}``.
 
     Unpacks as ``core, factors = tt`` and indexes as ``tt[0]``, ``tt[1]``, ``len(tt) == 2``
     (like TensorLy's ``TuckerTensor``).
@@ -512,7 +512,7 @@ def tucker(
     random_state=None,
     n_jobs: int | None = None,
 ) -> TuckerTensor:
-    """Tucker decomposition ``T ~= core x_0 U_0 x_1 U_1 ... x_{N-1} U_{N-1}``.
+    """Tucker decomposition ``T ~= core x_0 U_0 x_1 U_1 ...x_{N-1} U_{N-1}``.
 
     Parameters
     ----------

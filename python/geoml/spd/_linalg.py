@@ -35,7 +35,10 @@ _MESSAGES = {
         "required; regularize it, e.g. add a small multiple of the identity"
     ),
     4: "could not be diagonalised (the QL iteration did not converge)",
-    5: "overflows (a matrix function or product of it is not finite in float64)",
+    5: (
+        "overflows (a matrix function or product of it is not finite in float64, or does not "
+        "fit the output dtype)"
+    ),
 }
 
 _FUNCS = ("sqrt", "invsqrt", "log", "exp", "power")
@@ -137,6 +140,9 @@ def _funm_np(A, M, func, power, sym_tol):
     fw = _apply(func, w, power)
     status[(status == 0) & ~np.isfinite(fw).all(axis=1)] = 5
     out = (V * fw[:, None, :]) @ V.swapaxes(1, 2)
+    big = np.finfo(dt).max
+    with np.errstate(invalid="ignore"):
+        status[(status == 0) & ~(np.abs(out) <= big).all(axis=(1, 2))] = 5  # not in float32
     out[status != 0] = np.nan
     return out.astype(dt), status
 

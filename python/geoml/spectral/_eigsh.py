@@ -262,6 +262,7 @@ def eigsh(
     most about as many products as the solve. If a missed pair cannot be converged,
     ``check_passed`` and ``converged`` are False, with a ``RuntimeWarning``. The GPU path
     has no such check.
+
     Parameters
     ----------
     A : sparse matrix, ndarray or scipy.sparse.linalg.LinearOperator of shape (n, n)
