@@ -33,8 +33,9 @@ MODULES = {
     "geoml.spd": "SPD matrices",
     "geoml.dask": "Dask: beyond one machine",
 }
-# Public-looking modules that are not API: the command line and its demo.
-EXCLUDE = {"geoml.demo"}
+# Public-looking modules that are not API: the command line's demo and benchmarks (with their
+# submodules).
+EXCLUDE = {"geoml.demo", "geoml.bench"}
 
 
 def public_modules() -> list[str]:
@@ -45,7 +46,7 @@ def public_modules() -> list[str]:
     for info in pkgutil.walk_packages(geoml.__path__, "geoml."):
         if any(part.startswith("_") for part in info.name.split(".")):
             continue
-        if info.name in EXCLUDE:
+        if any(info.name == e or info.name.startswith(e + ".") for e in EXCLUDE):
             continue
         found.append(info.name)
     ordered = [m for m in MODULES if m in found]

@@ -27,8 +27,10 @@ def _public_modules():
     """geoml's public modules, found independently of docs/gen_api.py."""
     mods = ["geoml"]
     for info in pkgutil.walk_packages(geoml.__path__, "geoml."):
-        if not any(p.startswith("_") for p in info.name.split(".")) and info.name != "geoml.demo":
-            mods.append(info.name)
+        if any(p.startswith("_") for p in info.name.split(".")):
+            continue
+        if info.name != "geoml.demo" and info.name.split(".")[:2] != ["geoml", "bench"]:
+            mods.append(info.name)  # the command line's demo and benchmarks are not API
     return mods
 
 

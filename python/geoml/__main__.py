@@ -7,6 +7,11 @@ import sys
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own parser: the family's options pass through
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
     parser = argparse.ArgumentParser(prog="geoml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print version, compiler, threads, SIMD/BLAS and CUDA facts")
@@ -22,6 +27,9 @@ def main(argv=None) -> int:
         metavar="PNG",
         help="write a figure of the demo to PNG (default geoml_demo.png; needs matplotlib: "
         "without it the demo runs and says so)",
+    )
+    sub.add_parser(
+        "bench", help="side-by-side benchmarks: geoml bench <family> [--quick] (see geoml bench -h)"
     )
     args = parser.parse_args(argv)
     if args.command == "info":

@@ -14,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# Where write_json puts <name>.json when no --out is given: $GEOML_BENCH_RESULTS, else
+# ./geoml-bench-results; the repository's bench/bench_<family>.py scripts set bench/results.
+RESULTS = Path(os.environ.get("GEOML_BENCH_RESULTS") or "geoml-bench-results")
 
 
 def timeit(fn, *, repeats: int = 3, warmup: int = 1, sync=None):
@@ -82,7 +84,7 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
 
 
 def write_json(name: str, payload: dict, out: str | None = None) -> Path:
-    """Write ``payload`` (plus machine facts) to ``out`` or bench/results/<name>.json."""
+    """Write ``payload`` (plus machine facts) to ``out`` or RESULTS/<name>.json."""
     path = Path(out) if out else RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"machine": machine(), **payload}

@@ -26,10 +26,11 @@ import uuid
 import dask
 import dask.array as da
 import numpy as np
-from _harness import clustered, print_table, timeit, write_json
 
 import geoml
 import geoml.dask as gdask
+
+from ._harness import clustered, print_table, timeit, write_json
 
 
 def knn_bytes(n: int, d: int, k: int, chunk: int, itemsize: int) -> float:
@@ -50,7 +51,7 @@ def _worker_memory(client) -> float:
     return max(w["metrics"]["memory"] for w in info.values()) / 2**20
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -64,7 +65,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sections", default="1,2")
     ap.add_argument("--out", default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     sections = {int(s) for s in args.sections.split(",")}
 
     from distributed import Client, LocalCluster

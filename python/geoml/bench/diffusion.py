@@ -27,9 +27,10 @@ import argparse
 import time
 
 import numpy as np
-from _harness import clustered, machine, print_table, timeit, write_json
 
 import geoml
+
+from ._harness import clustered, machine, print_table, timeit, write_json
 
 
 def relerr(Y, R):
@@ -400,7 +401,7 @@ def _shrink_png(path):
     out.save(path, optimize=True)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes")
     ap.add_argument("--sections", default="heat,mds,heatgeo,landmarks")
@@ -410,7 +411,7 @@ def main():
     ap.add_argument("--phate-n", type=int, default=None, help="PHATE section size (20,000)")
     ap.add_argument("--big-n", type=int, default=1_000_000, help="phate_big section size")
     ap.add_argument("--figure", default=None, help="write the embedding figure (PNG) here")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     sections = set(args.sections.split(","))
     q = args.quick
     print(machine())

@@ -84,13 +84,11 @@ import multiprocessing as mp
 import sys
 import time
 import traceback
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import clustered, machine, print_table, timeit, write_json
+from ._harness import clustered, machine, print_table, timeit, write_json
 
 K = 16
 TOL = 1e-6

@@ -45,9 +45,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _harness import clustered, machine, print_table, timeit, write_json
 
 import geoml
+
+from . import _harness
+from ._harness import clustered, machine, print_table, timeit, write_json
 
 
 def recall(idx, ref):
@@ -479,7 +481,8 @@ def main_approx(args):
             for tool, params in configs:
                 cmd = [
                     sys.executable,
-                    __file__,
+                    "-m",
+                    "geoml.bench.knn",
                     "--approx-worker",
                     tool,
                     "--data",
@@ -554,7 +557,7 @@ def main_approx(args):
     name = args.out or None
     write_json("knn_approx", payload, name)
     try:
-        _plot(rows, args.plot or str(Path(__file__).parent / "results" / "knn_approx.png"))
+        _plot(rows, args.plot or str(_harness.RESULTS / "knn_approx.png"))
     except ImportError:
         print("matplotlib not installed: no plot")
 
@@ -587,7 +590,7 @@ def _plot(rows, path):
     print(f"wrote {path}")
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--sizes",
@@ -625,7 +628,7 @@ def main():
     ap.add_argument("--approx-worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--data", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--params", default="{}", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.approx_worker:
         print(json.dumps(_worker(args.approx_worker, args.data, args.k, json.loads(args.params))))
         return None

@@ -30,9 +30,10 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
-from _harness import machine, print_table, timeit, write_json
 
 import geoml
+
+from ._harness import machine, print_table, timeit, write_json
 
 CASES = ("tucker3", "tucker4", "svd_dense", "svd_sparse")
 
@@ -155,7 +156,7 @@ def bench_svd(name, A, k, repeats, rows):
     )
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -182,7 +183,7 @@ def main():
         "on the 4-way tensor it takes many minutes)",
     )
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/lowrank.json)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     cases = [c.strip() for c in args.sizes.split(",") if c.strip()]
     for c in cases:
         if c not in CASES:

@@ -34,10 +34,11 @@ import argparse
 import time
 
 import numpy as np
-from _harness import clustered, machine, print_table, timeit, write_json
 
 import geoml
 from geoml import measures
+
+from ._harness import clustered, machine, print_table, timeit, write_json
 
 CASES = (
     "id",
@@ -251,7 +252,7 @@ def bench_magnitude_large(n, t, rows):
     print(row, flush=True)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="sizes / 10 (a smoke run)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every size by this")
@@ -261,7 +262,7 @@ def main():
         "--t-large", type=float, default=200.0, help="scale of the magnitude_large case"
     )
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/measures.json)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     f = (10 if args.quick else 1) / args.scale
     rows: list[dict] = []
     print(machine())

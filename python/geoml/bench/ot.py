@@ -56,9 +56,10 @@ import multiprocessing as mp
 import time
 
 import numpy as np
-from _harness import machine, print_table, timeit, write_json
 
 import geoml
+
+from ._harness import machine, print_table, timeit, write_json
 
 POT_METHODS = [
     "sinkhorn",
@@ -717,7 +718,7 @@ def section_newton(args, rows_out):
     rows_out["newton"] = rows
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -759,7 +760,7 @@ def main():
         default=10_000,
         help="section 7: geoml.ot.sinkhorn's budget at eps < 1e-3",
     )
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     args.newton_eps = [float(e) for e in args.newton_eps.split(",")]
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.sinkhorn_n = 2000
@@ -792,8 +793,13 @@ def main():
         section_symmetric(args, out)
     if 7 in sections:
         section_newton(args, out)
+    # The default JSON is named after the sections run (ot.json for all of them, ot_s2_5.json
+    # for --sections 2,5): a partial run must not overwrite the full results.
+    name = "ot"
+    if sections != {int(s) for s in ap.get_default("sections").split(",")}:
+        name += "_s" + "_".join(str(s) for s in sorted(sections))
     write_json(
-        "ot" + ("_quick" if args.quick else ""), {"args": vars(args), "results": out}, args.out
+        name + ("_quick" if args.quick else ""), {"args": vars(args), "results": out}, args.out
     )
 
 

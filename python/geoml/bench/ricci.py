@@ -28,9 +28,10 @@ import os
 import time
 
 import numpy as np
-from _harness import clustered, machine, print_table, timeit, write_json
 
 import geoml
+
+from ._harness import clustered, machine, print_table, timeit, write_json
 
 
 def knn_graph(n, seed=0):
@@ -217,7 +218,16 @@ def big_unweighted(n, k=10, n_jobs=2):
     ]
 
 
-def main():
+def _default_name(args):
+    """JSON name without --out: a partial or --quick run must not overwrite the full results."""
+    return (
+        "ricci_cpu"
+        + ("" if args.only == "all" else f"_{args.only}")
+        + ("_quick" if args.quick else "")
+    )
+
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small graphs, skip the 200k graph")
     ap.add_argument("--repeats", type=int, default=3)
@@ -241,7 +251,7 @@ def main():
         "--n-big", type=int, default=1_750_000, help="points of --only big (>= 10M edges)"
     )
     ap.add_argument("--k-big", type=int, default=10, help="neighbours of --only big")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     import networkx as nx
 
     proc = os.cpu_count()
@@ -303,7 +313,7 @@ def main():
                 "goal",
             ],
         )
-        write_json("ricci_cpu", {"rows": rows, "args": vars(args)}, args.out)
+        write_json(_default_name(args), {"rows": rows, "args": vars(args)}, args.out)
         return
     A = knn_graph(n_small)
     rows += compare(
@@ -365,7 +375,7 @@ def main():
             "goal",
         ],
     )
-    write_json("ricci_cpu", {"rows": rows, "args": vars(args)}, args.out)
+    write_json(_default_name(args), {"rows": rows, "args": vars(args)}, args.out)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ import argparse
 import warnings
 
 import numpy as np
-from _harness import machine, print_table, timeit, write_json
 
 import geoml.spd as gs
+
+from ._harness import machine, print_table, timeit, write_json
 
 
 def goal(speedup, target):
@@ -108,7 +109,7 @@ def section_bw(args, rows):
     print_table(rows[-1:], list(rows[-1]))
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     ap.add_argument("--repeats", type=int, default=3)
@@ -117,7 +118,7 @@ def main():
     ap.add_argument("--bw-matrices", type=int, default=1000)
     ap.add_argument("--sections", default="1,2")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/spd.json)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.quick:
         args.n_matrices, args.bw_matrices, args.repeats = 2000, 100, 1
     info = machine()

@@ -1,0 +1,115 @@
+"""``geoml bench``: the shipped benchmark harness (tiny sizes; the timings are not checked)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from geoml.__main__ import main
+
+
+def _run(argv, capsys):
+    rc = main(argv)
+    return rc, capsys.readouterr().out
+
+
+def test_import_geoml_does_not_import_bench_or_anchors():
+    code = (
+        "import sys, geoml; a = sorted(m for m in sys.modules if m.startswith('geoml.bench')); "
+        "import geoml.bench; b = sorted(m for m in sys.modules if m.startswith('geoml.bench.')); "
+        "c = [m for m in ('ot', 'sklearn', 'networkx', 'skdim', 'pyriemann', 'dask', 'faiss') "
+        "if m in sys.modules]; print(a, b, c)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "[] [] []"
+
+
+def test_list_and_usage(capsys):
+    rc, out = _run(["bench", "list"], capsys)
+    assert rc == 0
+    for family in ("knn", "eigsh", "ot", "ricci", "lowrank", "measures", "spd", "diffusion"):
+        assert f"\n{family} " in "\n" + out
+    assert _run(["bench", "--help"], capsys)[0] == 0
+    assert _run(["bench"], capsys)[0] == 2
+    assert _run(["bench", "nosuchfamily"], capsys)[0] == 2
+
+
+def test_measures_quick_with_anchors_missing(capsys, monkeypatch, tmp_path):
+    # scikit-dimension and dse-dsmi hidden: a note names them, the geoml rows still run
+    monkeypatch.setitem(sys.modules, "skdim", None)
+    monkeypatch.setitem(sys.modules, "dse_dsmi", None)
+    argv = ["bench", "measures", "--quick", "--scale", "0.01", "--cases", "id,magnitude"]
+    rc, out = _run([*argv, "--repeats", "1", "--results-dir", str(tmp_path)], capsys)
+    assert rc == 0
+    assert "not installed" in out and "scikit-dimension" in out and "dse-dsmi" in out
+    assert "id mle n=100 d=64" in out  # the table
+    payload = json.loads((tmp_path / "measures.json").read_text())
+    assert {"cpu", "cores", "simd", "geoml"} <= set(payload["machine"])
+    cases = [r["case"] for r in payload["rows"]]
+    assert any(c.startswith("id mle") for c in cases)
+    assert any(c.startswith("magnitude") for c in cases)
+    assert not any(r.get("anchor") == "skdim" for r in payload["rows"])
+
+
+def test_partial_runs_do_not_overwrite_full_results(capsys, monkeypatch, tmp_path):
+    # ot: the default JSON is named after the sections run; ricci: after --only and --quick
+    argv = ["bench", "ot", "--sections", "5", "--assign-n", "40", "--assign-batch", "2"]
+    argv += ["--assign-batch-n", "8", "--repeats", "1", "--results-dir", str(tmp_path)]
+    rc, out = _run(argv, capsys)
+    assert rc == 0
+    assert (tmp_path / "ot_s5.json").exists() and not (tmp_path / "ot.json").exists()
+    monkeypatch.setitem(sys.modules, "GraphRicciCurvature", None)
+    argv = ["bench", "ricci", "--quick", "--no-grc", "--only", "weighted", "--n-weighted", "150"]
+    rc, out = _run([*argv, "--repeats", "1", "--results-dir", str(tmp_path)], capsys)
+    assert rc == 0
+    assert "GraphRicciCurvature" in out  # the note
+    rows = json.loads((tmp_path / "ricci_cpu_weighted_quick.json").read_text())["rows"]
+    assert [r["tool"] for r in rows] == ["geoml exact"]
+    assert not (tmp_path / "ricci_cpu.json").exists()
+
+
+def test_missing_required_anchor_is_reported(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pyriemann", None)
+    argv = ["bench", "spd", "--n-matrices", "4", "--dim", "3", "--bw-matrices", "4"]
+    rc = main([*argv, "--sections", "1", "--repeats", "1", "--results-dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert "pyriemann" in captured.out  # the note before the run
+    assert "needs pyriemann" in captured.err
+
+
+def _payload(times):
+    return {
+        "machine": {"cpu": "test", "cores": 2},
+        "results": {
+            "emd": [
+                {"n": n, "tool": "geoml", "time_s": t, "goal": "met" if t < 1 else "MISSED"}
+                for n, t in times.items()
+            ]
+        },
+    }
+
+
+def test_compare(capsys, tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_payload({100: 1.0, 200: 2.0, 300: 3.0})))
+    b.write_text(json.dumps(_payload({100: 2.0, 200: 1.0, 400: 3.0})))
+    rc, out = _run(["bench", "compare", str(a), str(b)], capsys)
+    assert rc == 0
+    lines = [ln.split() for ln in out.splitlines() if ln.startswith("results/emd")]
+    # rows pair by their labels and sizes (n=300 and n=400 have no partner); verdicts differ
+    assert [(ln[1], ln[-2], ln[-1]) for ln in lines] == [
+        ("n=100,", "2", "slower"),
+        ("n=200,", "0.5", "faster"),
+    ]
+    assert "2 numbers compared: 1 slower, 1 faster" in out
+
+
+def test_compare_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        main(["bench", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
