@@ -120,6 +120,19 @@ struct Scorer {
         return;
     }
   }
+  /// The score of (a, b) from copies x, y of their rows (the same bits as operator()).
+  T rows(int64_t a, int64_t b, const T* x, const T* y) const {
+    switch (metric) {
+      case Metric::Euclidean:
+      case Metric::SqEuclidean:
+        return sq(x, y, d);
+      case Metric::Cosine:
+        return T(1) - (dot(x, y, d) * inv[std::min(a, b)]) * inv[std::max(a, b)];
+      case Metric::InnerProduct:
+        return -dot(x, y, d);
+    }
+    return T(0);
+  }
   T operator()(int64_t a, int64_t b) const {
     if (a > b) std::swap(a, b);
     const T* x = X + a * d;
@@ -197,10 +210,12 @@ struct Graph {
 struct Candidates {
   int64_t c;
   std::vector<int32_t> idx;
-  std::vector<uint16_t> pri;  // the stored priority of each slot (0xFFFF empty)
+  std::vector<uint16_t> pri;  // priorities of the rows being filled (0xFFFF empty)
+  int64_t r0 = 0;             // first row of those
   uint64_t salt = 0;
-  Candidates(int64_t n, int64_t c_)
-      : c(c_), idx(static_cast<size_t>(n * c_), -1), pri(static_cast<size_t>(n * c_), 0xFFFF) {}
+  /// `rows`: how many rows are filled at a time (the priorities are kept for those only).
+  Candidates(int64_t n, int64_t c_, int64_t rows)
+      : c(c_), idx(static_cast<size_t>(n * c_), -1), pri(static_cast<size_t>(rows * c_), 0xFFFF) {}
   uint16_t prio(int64_t v, int32_t u) const {
     const uint64_t a = uint64_t(std::min<int64_t>(v, u)), b = uint64_t(std::max<int64_t>(v, u));
     return uint16_t(mix(salt ^ ((a << 32) | b)) >> 48);
@@ -209,13 +224,14 @@ struct Candidates {
   static bool less(uint16_t pa, int32_t ua, uint16_t pb, int32_t ub) {
     return pa < pb || (pa == pb && uint32_t(ua) < uint32_t(ub));
   }
-  void reset() {
-    std::fill(idx.begin(), idx.end(), -1);
+  void reset() { std::fill(idx.begin(), idx.end(), -1); }
+  void begin_rows(int64_t first) {
+    r0 = first;
     std::fill(pri.begin(), pri.end(), uint16_t(0xFFFF));
   }
   void push(int64_t v, int32_t u) {
     int32_t* I = idx.data() + v * c;
-    uint16_t* P = pri.data() + v * c;
+    uint16_t* P = pri.data() + (v - r0) * c;
     const uint16_t p = prio(v, u);
     if (!less(p, u, P[0], I[0])) return;
     for (int64_t t = 0; t < c; ++t)
@@ -495,8 +511,9 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
         for (int64_t p = 0; p < L; ++p) {
           const int64_t i = perm[lo + p];
           for (int64_t t = 0; t < kk; ++t) {
-            const int32_t j = perm[lo + li[p * kk + t]];
-            const T s = score(i, j);
+            const int64_t q = li[p * kk + t];
+            const int32_t j = perm[lo + q];
+            const T s = score.rows(i, j, &buf[p * d], &buf[q * d]);  // rows in cache
             if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
           }
         }
@@ -526,7 +543,8 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   info->n_iter = 0;
   info->last_changes = 0;
   if (rec < opt.target_recall && opt.max_iter > 0) {
-    Candidates newc(n, c), oldc(n, c);
+    const int64_t chunk_rows = (n + 7) / 8;
+    Candidates newc(n, c, chunk_rows), oldc(n, c, chunk_rows);
     const int64_t BLOCK = 4096;  // bounds the update buffers: at most BLOCK c^2 entries
     struct Update {
       int32_t a, b;
@@ -540,19 +558,25 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       oldc.reset();
       newc.salt = hash3(seed, uint64_t(it), 1);
       oldc.salt = hash3(seed, uint64_t(it), 2);
-      // Candidates: forward and reverse neighbours, each thread filling its own rows.
+      // Candidates: forward and reverse neighbours, an eighth of the rows at a time (so the
+      // priorities take n c / 2 bytes), each thread filling its own rows of it.
+      for (int64_t r0 = 0; r0 < n; r0 += chunk_rows) {
+        const int64_t r1 = std::min(n, r0 + chunk_rows);
+        newc.begin_rows(r0);
+        oldc.begin_rows(r0);
 #pragma omp parallel num_threads(nt)
-      {
-        const int tid = thread_id(), T_ = thread_count();
-        const int64_t lo = n * tid / T_, hi = n * (tid + 1) / T_;
-        for (int64_t v = 0; v < n; ++v)
-          for (int64_t t = 0; t < k; ++t) {
-            const int32_t u = G.idx[v * k + t];
-            if (u < 0) continue;
-            Candidates& C = G.flag[v * k + t] ? newc : oldc;
-            if (v >= lo && v < hi) C.push(v, u);
-            if (u >= lo && u < hi) C.push(u, int32_t(v));
-          }
+        {
+          const int tid = thread_id(), T_ = thread_count();
+          const int64_t lo = r0 + (r1 - r0) * tid / T_, hi = r0 + (r1 - r0) * (tid + 1) / T_;
+          for (int64_t v = 0; v < n; ++v)
+            for (int64_t t = 0; t < k; ++t) {
+              const int32_t u = G.idx[v * k + t];
+              if (u < 0) continue;
+              Candidates& C = G.flag[v * k + t] ? newc : oldc;
+              if (v >= lo && v < hi) C.push(v, u);
+              if (u >= lo && u < hi) C.push(u, int32_t(v));
+            }
+        }
       }
       // Sampled new entries become old.
 #pragma omp parallel for schedule(static) num_threads(nt)
