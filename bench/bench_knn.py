@@ -555,6 +555,8 @@ def main_approx(args):
                 ],
             )
             results += table
+            # written after every data set, so a long run cut short keeps what it measured
+            write_json("knn_approx", {"rows": rows, "best": results, "args": vars(args)}, args.out)
     payload = {"rows": rows, "best": results, "args": vars(args)}
     name = args.out or None
     write_json("knn_approx", payload, name)

@@ -39,9 +39,9 @@ struct NNDescentInfo {
 ///    leaf results merged into bounded per-point heaps.
 /// 2. NN-descent (Dong, Moses & Li 2011, as in pynndescent): each iteration samples up to
 ///    `max_candidates` new and old forward and reverse neighbours of every point (by hashed
-///    16-bit priorities, kept for an eighth of the rows at a time) and scores every pair of candidates
-///    of a point ("local join"), a candidate against the others four at a time (per-ISA 1x4
-///    kernels, bit-identical to the pair kernel). Points are joined in leaf order of the last
+///    16-bit priorities, kept for an eighth of the rows at a time) and scores every pair of
+///    candidates of a point ("local join"), a candidate against the others four at a time (per-ISA
+///    1x4 kernels, bit-identical to the pair kernel). Points are joined in leaf order of the last
 ///    tree (neighbouring rows stay in cache), in fixed blocks (4,096 points): a block's
 ///    updates are generated against the graph as it stood before the block (a pair already in
 ///    an endpoint's list is not offered to it), then applied in parallel by target rows;
@@ -58,12 +58,11 @@ struct NNDescentInfo {
 /// (distance, index), as in knn_search.
 ///
 /// Memory beyond X: the working graph, n k (5 + sizeof(T)) bytes (int32 index, score, flag),
-/// with, during the iterations, the candidate lists (2 n c 4 bytes, c = max_candidates, plus n c / 2 for
-/// their priorities) and,
-/// at the end, the outputs (n k (8 + sizeof(T)), allocated once the candidates are freed);
-/// n 8 for one tree (n 12 more for cosine norms), O(threads leaf_size d + 8192 d) scratch.
-/// The peak is the larger of the two phases; docs/design/neighbors.md has the formula.
-/// Requires n < 2^31 and 1 <= k <= n - 1. Throws std::invalid_argument otherwise.
+/// with, during the iterations, the candidate lists (2 n c 4 bytes, c = max_candidates, plus
+/// n c / 2 for their priorities) and, at the end, the outputs (n k (8 + sizeof(T)), allocated once
+/// the candidates are freed); n 8 for one tree (n 12 more for cosine norms), O(threads leaf_size d
+/// + 8192 d) scratch. The peak is the larger of the two phases; docs/design/neighbors.md has the
+/// formula. Requires n < 2^31 and 1 <= k <= n - 1. Throws std::invalid_argument otherwise.
 template <typename T>
 void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
                      const NNDescentOptions& opt, int n_threads, std::vector<int64_t>& indices,
