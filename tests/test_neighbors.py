@@ -525,7 +525,7 @@ def test_auto_method(monkeypatch):
     assert res.recall_.method == "exact" and res.recall_.estimate == 1.0
     np.testing.assert_array_equal(res.indices, geoml.knn(X, 5).indices)
     assert geoml.knn(X, 5, Y=X[:3], method="auto").recall_.method == "exact"
-    monkeypatch.setattr(neighbors, "_AUTO_MIN_N", 100)
+    monkeypatch.setattr(neighbors._knn, "_AUTO_MIN_N", 100)
     res = geoml.knn(X, 5, method="auto", random_state=0)
     assert res.recall_.method == "nndescent"
     # a plain exact call keeps its plain result type
