@@ -541,6 +541,8 @@ def main_approx(args):
             print(
                 f"\n{ds} n={n} d={d} k={k}: fastest configuration with recall >= {args.min_recall}"
             )
+            if not table:
+                print("(none reached it)")
             print_table(
                 table,
                 [
