@@ -576,6 +576,8 @@ def _plot(rows, path):
 
     rows = [r for r in rows if "recall" in r]  # timed-out configurations have no point
     groups = sorted({(r["dataset"], r["n"], r["d"]) for r in rows})
+    if not groups:
+        return
     fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4.5), squeeze=False)
     for ax, (ds, n, d) in zip(axes[0], groups):
         for tool in sorted({r["tool"] for r in rows}):
