@@ -413,7 +413,7 @@ def nan_scans(monkeypatch):
             calls.append(name)
         return real(X, name, **kw)
 
-    for mod in (geoml._device, geoml.neighbors):
+    for mod in (geoml._device, geoml.neighbors._knn, geoml.neighbors._transformer):
         monkeypatch.setattr(mod, "as_float_array", counting)
     return calls
 

@@ -449,6 +449,30 @@ def test_nndescent_same_graph_for_any_thread_count():
     assert not np.array_equal(p.indices, c.indices)  # the seed matters
 
 
+@pytest.mark.parametrize("d", [37, 150])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nndescent_thread_invariance_wide_rows(d, dtype):
+    """Rows wider than a SIMD register (the local join scores four pairs at a time and must
+    give the same bits as one pair at a time, main loop, remainder and tail), more than two
+    join blocks, the candidate lists filled an eighth of the rows at a time, duplicates."""
+    rng = np.random.default_rng(d)
+    X = np.tanh(rng.normal(size=(9000, 5)) @ rng.normal(size=(5, d)))  # 5-d manifold
+    X[4500:4520] = X[:20]  # exact duplicates: neighbours at distance 0
+    X = X.astype(dtype)
+    a = geoml.knn(X, 10, method="nndescent", random_state=2, n_jobs=1)
+    b = geoml.knn(X, 10, method="nndescent", random_state=2, n_jobs=2)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.distances, b.distances)
+    assert a.recall_ == b.recall_ and a.recall_.n_iter >= 1  # the joins ran
+    assert np.all(a.distances[4500:4520, 0] == 0) and np.all(a.distances[:20, 0] == 0)
+    # the returned distances are the exact ones of the returned pairs
+    rows = np.arange(0, 9000, 97)
+    ref = np.sqrt(
+        ((X[rows, None, :].astype(np.float64) - X[a.indices[rows]].astype(np.float64)) ** 2).sum(-1)
+    )
+    np.testing.assert_allclose(a.distances[rows], ref, rtol=1e-6 if dtype == np.float32 else 1e-12)
+
+
 def test_recall_interval_covers_true_recall():
     """Stopped early (target 0.8: the forest alone), the 95 % interval from 500 of 2,500
     points holds the true recall on most seeds, and the estimate is unbiased."""
@@ -501,7 +525,7 @@ def test_auto_method(monkeypatch):
     assert res.recall_.method == "exact" and res.recall_.estimate == 1.0
     np.testing.assert_array_equal(res.indices, geoml.knn(X, 5).indices)
     assert geoml.knn(X, 5, Y=X[:3], method="auto").recall_.method == "exact"
-    monkeypatch.setattr(neighbors, "_AUTO_MIN_N", 100)
+    monkeypatch.setattr(neighbors._knn, "_AUTO_MIN_N", 100)
     res = geoml.knn(X, 5, method="auto", random_state=0)
     assert res.recall_.method == "nndescent"
     # a plain exact call keeps its plain result type

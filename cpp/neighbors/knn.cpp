@@ -145,7 +145,8 @@ std::vector<T> centred_rows(const T* A, int64_t n, int64_t d, const std::vector<
 
 template <typename T>
 void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64_t k, Metric metric,
-                bool exclude_self, int n_threads, int64_t* indices, T* distances, bool verbose) {
+                bool exclude_self, int n_threads, int64_t* indices, T* distances, bool verbose,
+                bool exact_finish) {
   using namespace detail;
   const bool self = (Qin == nullptr);
   if (self) m = n;
@@ -262,6 +263,24 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
   }
   if (verbose) progress.done();
 
+  if (!exact_finish) {
+#pragma omp parallel num_threads(nt)
+    {
+      std::vector<std::pair<T, int64_t>> row(static_cast<size_t>(k));
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t cnt = hn[i];
+        for (int64_t s = 0; s < cnt; ++s) row[s] = {hs[i * k + s], hi[i * k + s]};
+        std::sort(row.begin(), row.begin() + cnt);
+        for (int64_t s = 0; s < k; ++s) {
+          indices[i * k + s] = s < cnt ? row[s].second : -1;
+          distances[i * k + s] = s < cnt ? row[s].first : inf;
+        }
+      }
+    }
+    return;
+  }
+
   // Finish: exact distances of the k winners, sorted by (distance, index).
   std::vector<double> xnorm, qnorm;
   if (metric == Metric::Cosine) {
@@ -300,8 +319,8 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
 }
 
 template void knn_search<float>(const float*, int64_t, const float*, int64_t, int64_t, int64_t,
-                                Metric, bool, int, int64_t*, float*, bool);
+                                Metric, bool, int, int64_t*, float*, bool, bool);
 template void knn_search<double>(const double*, int64_t, const double*, int64_t, int64_t, int64_t,
-                                 Metric, bool, int, int64_t*, double*, bool);
+                                 Metric, bool, int, int64_t*, double*, bool, bool);
 
 }  // namespace geoml

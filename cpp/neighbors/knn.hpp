@@ -24,10 +24,12 @@ namespace geoml {
 /// Cost O(m n d) flops (about half of that for a self query), memory O((n + m) d + m k):
 /// no m x n matrix. Outputs are caller-owned arrays of m * k entries.
 /// Requires 1 <= k <= n (k <= n - 1 with exclude_self); throws std::invalid_argument otherwise.
-/// `verbose` prints the progress to stderr about every 2 seconds.
+/// `verbose` prints the progress to stderr about every 2 seconds. With `exact_finish` false
+/// the finishing step is skipped: rows are sorted by (score, index) and `distances` holds the
+/// kernel's scores (ranking values, not distances); used where only the indices matter.
 template <typename T>
 void knn_search(const T* X, int64_t n, const T* Q, int64_t m, int64_t d, int64_t k, Metric metric,
                 bool exclude_self, int n_threads, int64_t* indices, T* distances,
-                bool verbose = false);
+                bool verbose = false, bool exact_finish = true);
 
 }  // namespace geoml

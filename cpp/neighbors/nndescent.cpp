@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <limits>
 #include <set>
 #include <stdexcept>
@@ -33,12 +34,59 @@ inline uint64_t mix(uint64_t x) {
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
   return x ^ (x >> 31);
 }
+/// Asks for the cache lines of a row of d values ahead of use.
+template <typename T>
+inline void prefetch_row(const T* x, int64_t d) {
+  const char* p = reinterpret_cast<const char*>(x);
+  const int64_t bytes = d * int64_t(sizeof(T));
+  for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
+}
+
+/// CPU time of the process (all threads), for the verbose trace.
+inline double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
 inline uint64_t hash3(uint64_t a, uint64_t b, uint64_t c) {
   return mix(mix(mix(a) ^ b) ^ c);
 }
 
 template <typename T>
 using PairFn = T (*)(const T*, const T*, int64_t);
+template <typename T>
+using Pair4Fn = void (*)(const T*, const T* const*, int64_t, T*);
+template <typename T>
+using PairF64Fn = double (*)(const T*, const T*, int64_t);
+
+/// Exact distance of a pair (double accumulation), as detail::exact_distance but vectorised
+/// (per-ISA kernels with a fixed summation order).
+template <typename T>
+struct ExactDist {
+  const T* X;
+  int64_t d;
+  Metric metric;
+  const double* norms;  // ||x_i|| (cosine only)
+  PairF64Fn<T> sq, dot;
+  double operator()(int64_t i, int64_t j) const {
+    const T* x = X + i * d;
+    const T* y = X + j * d;
+    switch (metric) {
+      case Metric::Euclidean:
+        return std::sqrt(sq(x, y, d));
+      case Metric::SqEuclidean:
+        return sq(x, y, d);
+      case Metric::Cosine: {
+        if (norms[i] == 0 || norms[j] == 0) return 1.0;
+        const double dist = 1.0 - dot(x, y, d) / (norms[i] * norms[j]);
+        return std::min(2.0, std::max(0.0, dist));
+      }
+      case Metric::InnerProduct:
+        return -dot(x, y, d);
+    }
+    return 0.0;
+  }
+};
 
 /// The score NN-descent ranks by: squared distance, 1 - cos, or -x.y. Symmetric: computed
 /// with the smaller index first, so a pair has one score whoever asks.
@@ -49,6 +97,42 @@ struct Scorer {
   Metric metric;
   const T* inv;  // 1 / ||x|| (0 for a zero row), cosine only
   PairFn<T> sq, dot;
+  Pair4Fn<T> sq4, dot4;
+  /// The scores of a with b[0..3], bit-identical to operator() on each pair.
+  void four(int64_t a, const int32_t* b, T* out) const {
+    const T* rows[4] = {X + int64_t(b[0]) * d, X + int64_t(b[1]) * d, X + int64_t(b[2]) * d,
+                        X + int64_t(b[3]) * d};
+    switch (metric) {
+      case Metric::Euclidean:
+      case Metric::SqEuclidean:
+        sq4(X + a * d, rows, d, out);
+        return;
+      case Metric::Cosine:
+        dot4(X + a * d, rows, d, out);
+        for (int j = 0; j < 4; ++j) {
+          const int64_t lo = std::min<int64_t>(a, b[j]), hi = std::max<int64_t>(a, b[j]);
+          out[j] = T(1) - (out[j] * inv[lo]) * inv[hi];
+        }
+        return;
+      case Metric::InnerProduct:
+        dot4(X + a * d, rows, d, out);
+        for (int j = 0; j < 4; ++j) out[j] = -out[j];
+        return;
+    }
+  }
+  /// The score of (a, b) from copies x, y of their rows (the same bits as operator()).
+  T rows(int64_t a, int64_t b, const T* x, const T* y) const {
+    switch (metric) {
+      case Metric::Euclidean:
+      case Metric::SqEuclidean:
+        return sq(x, y, d);
+      case Metric::Cosine:
+        return T(1) - (dot(x, y, d) * inv[std::min(a, b)]) * inv[std::max(a, b)];
+      case Metric::InnerProduct:
+        return -dot(x, y, d);
+    }
+    return T(0);
+  }
   T operator()(int64_t a, int64_t b) const {
     if (a > b) std::swap(a, b);
     const T* x = X + a * d;
@@ -84,6 +168,12 @@ struct Graph {
         idx(static_cast<size_t>(n_ * k_), -1),
         score(static_cast<size_t>(n_ * k_), std::numeric_limits<T>::infinity()),
         flag(static_cast<size_t>(n_ * k_), 0) {}
+  bool contains(int64_t i, int32_t j) const {
+    const int32_t* I = idx.data() + i * k;
+    bool f = false;
+    for (int64_t t = 0; t < k; ++t) f |= I[t] == j;
+    return f;
+  }
   bool beats_root(int64_t i, T s, int32_t j) const {
     return pair_less(s, j, score[i * k], idx[i * k]);
   }
@@ -120,19 +210,30 @@ struct Graph {
 struct Candidates {
   int64_t c;
   std::vector<int32_t> idx;
+  std::vector<uint16_t> pri;  // priorities of the rows being filled (0xFFFF empty)
+  int64_t r0 = 0;             // first row of those
   uint64_t salt = 0;
-  Candidates(int64_t n, int64_t c_) : c(c_), idx(static_cast<size_t>(n * c_), -1) {}
-  uint64_t prio(int64_t v, int32_t u) const {
-    if (u < 0) return ~uint64_t(0);
+  /// `rows`: how many rows are filled at a time (the priorities are kept for those only).
+  Candidates(int64_t n, int64_t c_, int64_t rows)
+      : c(c_), idx(static_cast<size_t>(n * c_), -1), pri(static_cast<size_t>(rows * c_), 0xFFFF) {}
+  uint16_t prio(int64_t v, int32_t u) const {
     const uint64_t a = uint64_t(std::min<int64_t>(v, u)), b = uint64_t(std::max<int64_t>(v, u));
-    return hash3(salt, a, b);
+    return uint16_t(mix(salt ^ ((a << 32) | b)) >> 48);
+  }
+  /// (priority, index) order; an empty slot (0xFFFF, -1 read as 2^32 - 1) is last.
+  static bool less(uint16_t pa, int32_t ua, uint16_t pb, int32_t ub) {
+    return pa < pb || (pa == pb && uint32_t(ua) < uint32_t(ub));
   }
   void reset() { std::fill(idx.begin(), idx.end(), -1); }
+  void begin_rows(int64_t first) {
+    r0 = first;
+    std::fill(pri.begin(), pri.end(), uint16_t(0xFFFF));
+  }
   void push(int64_t v, int32_t u) {
     int32_t* I = idx.data() + v * c;
-    const uint64_t p = prio(v, u);
-    const uint64_t root = prio(v, I[0]);
-    if (!(p < root || (p == root && I[0] >= 0 && u < I[0]))) return;
+    uint16_t* P = pri.data() + (v - r0) * c;
+    const uint16_t p = prio(v, u);
+    if (!less(p, u, P[0], I[0])) return;
     for (int64_t t = 0; t < c; ++t)
       if (I[t] == u) return;
     int64_t q = 0;
@@ -140,16 +241,14 @@ struct Candidates {
       const int64_t l = 2 * q + 1;
       if (l >= c) break;
       int64_t b = l;
-      if (l + 1 < c) {
-        const uint64_t pl = prio(v, I[l]), pr = prio(v, I[l + 1]);
-        if (pl < pr || (pl == pr && I[l] < I[l + 1])) b = l + 1;
-      }
-      const uint64_t pb = prio(v, I[b]);
-      if (!(p < pb || (p == pb && u < I[b]))) break;
+      if (l + 1 < c && less(P[l], I[l], P[l + 1], I[l + 1])) b = l + 1;
+      if (!less(p, u, P[b], I[b])) break;
       I[q] = I[b];
+      P[q] = P[b];
       q = b;
     }
     I[q] = u;
+    P[q] = p;
   }
 };
 
@@ -301,6 +400,8 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   const SimdIsa isa = simd_isa();
   const PairFn<T> sq = GEOML_SIMD_PICK(isa, pair_sqdist<T>);
   const PairFn<T> dot = GEOML_SIMD_PICK(isa, pair_dot<T>);
+  const PairF64Fn<T> sq64 = GEOML_SIMD_PICK(isa, pair_sqdist_f64<T>);
+  const PairF64Fn<T> dot64 = GEOML_SIMD_PICK(isa, pair_dot_f64<T>);
   const uint64_t seed = opt.seed;
   // Defaults tuned at n = 50,000, d = 128, k = 15 (docs/design/neighbors.md): exact leaves
   // are cheap per pair (the exact kernel), so a few large-leaf trees give a good start.
@@ -315,6 +416,8 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   auto elapsed = [&]() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
+  const double c0 = cpu_seconds();
+  auto cpu = [&]() { return cpu_seconds() - c0; };
 
   std::vector<T> inv;         // 1 / ||x_i|| for the scores (cosine)
   std::vector<double> norms;  // ||x_i|| for the exact distances (cosine)
@@ -329,7 +432,15 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       inv[i] = s > 0 ? T(1.0 / norms[i]) : T(0);
     }
   }
-  const Scorer<T> score{X, d, metric, inv.data(), sq, dot};
+  const Scorer<T> score{X,
+                        d,
+                        metric,
+                        inv.data(),
+                        sq,
+                        dot,
+                        GEOML_SIMD_PICK(isa, pair_sqdist4<T>),
+                        GEOML_SIMD_PICK(isa, pair_dot4<T>)};
+  const ExactDist<T> exact{X, d, metric, norms.data(), sq64, dot64};
 
   // The checked sample (Floyd's algorithm on the hashed stream) and its exact k-th distances.
   const int64_t m = std::min(opt.n_check, n);
@@ -349,8 +460,8 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   std::vector<double> kth;
   if (m > 0) kth = sample_truth(X, n, d, k, metric, sample, nt);
   if (verbose)
-    std::fprintf(stderr, "[geoml] nndescent: %lld points checked exactly, %.1f s\n", (long long)m,
-                 elapsed());
+    std::fprintf(stderr, "[geoml] nndescent: %lld points checked exactly, %.1f s (cpu %.1f s)\n",
+                 (long long)m, elapsed(), cpu());
 
   Graph<T> G(n, k);
   auto measure = [&]() -> double {
@@ -362,6 +473,8 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       for (int64_t t = 0; t < k; ++t) {
         const int64_t j = G.idx[i * k + t];
         if (j < 0) continue;
+        // The same function as the truth's finishing step (knn_search), so a true k-th
+        // neighbour's distance matches kth to the bit.
         const double dist =
             detail::exact_distance(X + i * d, X + j * d, d, metric, norms.empty() ? 0.0 : norms[i],
                                    norms.empty() ? 0.0 : norms[j]);
@@ -393,20 +506,22 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
         for (int64_t p = 0; p < L; ++p)
           std::memcpy(&buf[p * d], X + int64_t(perm[lo + p]) * d,
                       static_cast<size_t>(d) * sizeof(T));
-        knn_search<T>(buf.data(), L, nullptr, 0, d, kk, metric, true, 1, li.data(), ld.data());
+        knn_search<T>(buf.data(), L, nullptr, 0, d, kk, metric, true, 1, li.data(), ld.data(),
+                      false, false);
         for (int64_t p = 0; p < L; ++p) {
           const int64_t i = perm[lo + p];
           for (int64_t t = 0; t < kk; ++t) {
-            const int32_t j = perm[lo + li[p * kk + t]];
-            const T s = score(i, j);
+            const int64_t q = li[p * kk + t];
+            const int32_t j = perm[lo + q];
+            const T s = score.rows(i, j, &buf[p * d], &buf[q * d]);  // rows in cache
             if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
           }
         }
       }
     }
     if (verbose)
-      std::fprintf(stderr, "[geoml] nndescent: tree %lld (%lld leaves), %.1f s\n", (long long)tr,
-                   (long long)leaves.size(), elapsed());
+      std::fprintf(stderr, "[geoml] nndescent: tree %lld (%lld leaves), %.1f s (cpu %.1f s)\n",
+                   (long long)tr, (long long)leaves.size(), elapsed(), cpu());
   };
   for (int64_t tr = 0; tr < n_trees; ++tr) add_tree(tr);
   // Rows the forest left short (tiny leaves): hashed random points.
@@ -421,38 +536,47 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   }
   double rec = measure();
   if (verbose)
-    std::fprintf(stderr, "[geoml] nndescent: forest, recall %.4f, %.1f s\n", rec, elapsed());
+    std::fprintf(stderr, "[geoml] nndescent: forest, recall %.4f, %.1f s (cpu %.1f s)\n", rec,
+                 elapsed(), cpu());
 
   // 2. NN-descent.
   info->n_iter = 0;
   info->last_changes = 0;
   if (rec < opt.target_recall && opt.max_iter > 0) {
-    Candidates newc(n, c), oldc(n, c);
+    const int64_t chunk_rows = (n + 7) / 8;
+    Candidates newc(n, c, chunk_rows), oldc(n, c, chunk_rows);
     const int64_t BLOCK = 4096;  // bounds the update buffers: at most BLOCK c^2 entries
     struct Update {
       int32_t a, b;
       T s;
     };
     std::vector<std::vector<Update>> buffers(static_cast<size_t>(nt));
+    std::vector<std::vector<int32_t>> partners(static_cast<size_t>(nt));
     int64_t extra_trees = 0;
     for (int64_t it = 1; it <= opt.max_iter; ++it) {
       newc.reset();
       oldc.reset();
       newc.salt = hash3(seed, uint64_t(it), 1);
       oldc.salt = hash3(seed, uint64_t(it), 2);
-      // Candidates: forward and reverse neighbours, each thread filling its own rows.
+      // Candidates: forward and reverse neighbours, an eighth of the rows at a time (so the
+      // priorities take n c / 2 bytes), each thread filling its own rows of it.
+      for (int64_t r0 = 0; r0 < n; r0 += chunk_rows) {
+        const int64_t r1 = std::min(n, r0 + chunk_rows);
+        newc.begin_rows(r0);
+        oldc.begin_rows(r0);
 #pragma omp parallel num_threads(nt)
-      {
-        const int tid = thread_id(), T_ = thread_count();
-        const int64_t lo = n * tid / T_, hi = n * (tid + 1) / T_;
-        for (int64_t v = 0; v < n; ++v)
-          for (int64_t t = 0; t < k; ++t) {
-            const int32_t u = G.idx[v * k + t];
-            if (u < 0) continue;
-            Candidates& C = G.flag[v * k + t] ? newc : oldc;
-            if (v >= lo && v < hi) C.push(v, u);
-            if (u >= lo && u < hi) C.push(u, int32_t(v));
-          }
+        {
+          const int tid = thread_id(), T_ = thread_count();
+          const int64_t lo = r0 + (r1 - r0) * tid / T_, hi = r0 + (r1 - r0) * (tid + 1) / T_;
+          for (int64_t v = 0; v < n; ++v)
+            for (int64_t t = 0; t < k; ++t) {
+              const int32_t u = G.idx[v * k + t];
+              if (u < 0) continue;
+              Candidates& C = G.flag[v * k + t] ? newc : oldc;
+              if (v >= lo && v < hi) C.push(v, u);
+              if (u >= lo && u < hi) C.push(u, int32_t(v));
+            }
+        }
       }
       // Sampled new entries become old.
 #pragma omp parallel for schedule(static) num_threads(nt)
@@ -473,21 +597,36 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
         {
           std::vector<Update>& out = buffers[static_cast<size_t>(thread_id())];
           out.clear();
-          auto consider = [&](int32_t a, int32_t b) {
-            const T s = score(a, b);
-            if (G.beats_root(a, s, b) || G.beats_root(b, s, a)) out.push_back({a, b, s});
+          // A row's pairs are scored four at a time (a's loads shared, the same bits as one
+          // by one); an update is kept when it beats an endpoint's worst entry and is not in
+          // that list already (as the graph stood before the block).
+          std::vector<int32_t>& part = partners[static_cast<size_t>(thread_id())];
+          auto emit = [&](int32_t a, int32_t b, T s) {
+            if ((G.beats_root(a, s, b) && !G.contains(a, b)) ||
+                (G.beats_root(b, s, a) && !G.contains(b, a)))
+              out.push_back({a, b, s});
           };
 #pragma omp for schedule(dynamic, 64)
-          for (int64_t v = b0; v < b1; ++v) {
+          for (int64_t pos = b0; pos < b1; ++pos) {
+            const int64_t v = perm[pos];  // leaf order: neighbouring rows stay in cache
             const int32_t* N = &newc.idx[v * c];
             const int32_t* O = &oldc.idx[v * c];
             for (int64_t p = 0; p < c; ++p) {
               const int32_t a = N[p];
               if (a < 0) continue;
+              part.clear();
               for (int64_t q = p + 1; q < c; ++q)
-                if (N[q] >= 0 && N[q] != a) consider(a, N[q]);
+                if (N[q] >= 0 && N[q] != a) part.push_back(N[q]);
               for (int64_t q = 0; q < c; ++q)
-                if (O[q] >= 0 && O[q] != a) consider(a, O[q]);
+                if (O[q] >= 0 && O[q] != a) part.push_back(O[q]);
+              const int64_t np = int64_t(part.size());
+              T s4[4];
+              int64_t q = 0;
+              for (; q + 4 <= np; q += 4) {
+                score.four(a, &part[q], s4);
+                for (int j = 0; j < 4; ++j) emit(a, part[q + j], s4[j]);
+              }
+              for (; q < np; ++q) emit(a, part[q], score(a, part[q]));
             }
           }
           // (implicit barrier) apply: each thread owns a range of rows.
@@ -511,9 +650,10 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       info->last_changes = changes;
       rec = measure();
       if (verbose)
-        std::fprintf(stderr,
-                     "[geoml] nndescent: iteration %lld, %lld changes, recall %.4f, %.1f s\n",
-                     (long long)it, (long long)changes, rec, elapsed());
+        std::fprintf(
+            stderr,
+            "[geoml] nndescent: iteration %lld, %lld changes, recall %.4f, %.1f s (cpu %.1f s)\n",
+            (long long)it, (long long)changes, rec, elapsed(), cpu());
       if (rec >= opt.target_recall) break;
       if (double(changes) <= opt.delta * double(n) * double(k)) {
         // Converged below the target: one more tree brings new candidates, then iterate on.
@@ -532,13 +672,11 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   {
     std::vector<std::pair<double, int64_t>> row(static_cast<size_t>(k));
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t pos = 0; pos < n; ++pos) {
+      const int64_t i = perm[pos];  // leaf order, for the cache
       for (int64_t t = 0; t < k; ++t) {
         const int64_t j = G.idx[i * k + t];
-        row[t] = {
-            detail::exact_distance(X + i * d, X + j * d, d, metric, norms.empty() ? 0.0 : norms[i],
-                                   norms.empty() ? 0.0 : norms[j]),
-            j};
+        row[t] = {exact(i, j), j};
       }
       std::sort(row.begin(), row.end());
       for (int64_t t = 0; t < k; ++t) {

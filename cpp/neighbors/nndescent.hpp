@@ -39,11 +39,14 @@ struct NNDescentInfo {
 ///    leaf results merged into bounded per-point heaps.
 /// 2. NN-descent (Dong, Moses & Li 2011, as in pynndescent): each iteration samples up to
 ///    `max_candidates` new and old forward and reverse neighbours of every point (by hashed
-///    priorities) and scores every pair of candidates of a point ("local join"). Points are
-///    joined in fixed blocks (4,096 points): a block's updates are generated against the graph as
-///    it stood before the block, then applied in parallel by target rows; heaps are ordered by
-///    (score, index), so the result of applying a set of updates does not depend on their
-///    order, and the graph is the same for any thread count.
+///    16-bit priorities, kept for an eighth of the rows at a time) and scores every pair of
+///    candidates of a point ("local join"), a candidate against the others four at a time (per-ISA
+///    1x4 kernels, bit-identical to the pair kernel). Points are joined in leaf order of the last
+///    tree (neighbouring rows stay in cache), in fixed blocks (4,096 points): a block's
+///    updates are generated against the graph as it stood before the block (a pair already in
+///    an endpoint's list is not offered to it), then applied in parallel by target rows;
+///    heaps are ordered by (score, index), so the result of applying a set of updates does not
+///    depend on their order, and the graph is the same for any thread count.
 /// 3. Accuracy: `n_check` points drawn from the seed are searched exactly (X streamed in
 ///    chunks); after the start and after each iteration their recall is measured (a
 ///    neighbour counts when its exact distance is at most the true k-th distance, so ties and
@@ -51,15 +54,15 @@ struct NNDescentInfo {
 ///    after `max_iter`. When an iteration changes fewer than `delta * n * k` entries below
 ///    the target, one more tree's leaves are merged in (at most `max_extra_trees`) and the
 ///    iterations go on; they stop when the trees are spent.
-/// Distances are then recomputed exactly (double accumulation) and rows sorted by (distance,
-/// index), as in knn_search.
+/// Distances are then recomputed exactly (double accumulation, vectorised) and rows sorted by
+/// (distance, index), as in knn_search.
 ///
 /// Memory beyond X: the working graph, n k (5 + sizeof(T)) bytes (int32 index, score, flag),
-/// with, during the iterations, the candidate lists (2 n c 4 bytes, c = max_candidates) and,
-/// at the end, the outputs (n k (8 + sizeof(T)), allocated once the candidates are freed);
-/// n 8 for one tree (n 12 more for cosine norms), O(threads leaf_size d + 8192 d) scratch.
-/// The peak is the larger of the two phases; docs/design/neighbors.md has the formula.
-/// Requires n < 2^31 and 1 <= k <= n - 1. Throws std::invalid_argument otherwise.
+/// with, during the iterations, the candidate lists (2 n c 4 bytes, c = max_candidates, plus
+/// n c / 2 for their priorities) and, at the end, the outputs (n k (8 + sizeof(T)), allocated once
+/// the candidates are freed); n 8 for one tree (n 12 more for cosine norms), O(threads leaf_size d
+/// + 8192 d) scratch. The peak is the larger of the two phases; docs/design/neighbors.md has the
+/// formula. Requires n < 2^31 and 1 <= k <= n - 1. Throws std::invalid_argument otherwise.
 template <typename T>
 void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
                      const NNDescentOptions& opt, int n_threads, std::vector<int64_t>& indices,

@@ -468,9 +468,7 @@ def main_approx(args):
                 elif tool == "pynndescent":
                     configs.append(("pynndescent", {}))
                 elif tool == "hnswlib":
-                    configs.append(
-                        ("hnswlib", {"M": 16, "efc": 100, "ef": [16, 24, 32, 48, 64, 96, 128]})
-                    )
+                    configs.append(("hnswlib", {"M": 16, "efc": 100, "ef": args.hnsw_ef}))
                 elif tool == "faiss-hnsw":
                     configs.append(
                         ("faiss-hnsw", {"M": 16, "efc": 100, "search": [16, 24, 32, 48, 64, 96]})
@@ -492,7 +490,14 @@ def main_approx(args):
                     "--params",
                     json.dumps(params),
                 ]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
+                try:
+                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+                except subprocess.TimeoutExpired:
+                    print(f"{tool} {params}: over --timeout {args.timeout} s, skipped", flush=True)
+                    rows.append(
+                        {"dataset": ds, "n": n, "d": d, "tool": tool, "timed_out_s": args.timeout}
+                    )
+                    continue
                 if proc.returncode != 0:
                     print(f"{tool} failed: {proc.stderr[-2000:]}")
                     continue
@@ -526,7 +531,7 @@ def main_approx(args):
             here = [r for r in rows if r["dataset"] == ds and r["n"] == n and r["d"] == d]
             best = {}
             for r in here:
-                if r["recall"] >= args.min_recall and (
+                if r.get("recall", 0.0) >= args.min_recall and (
                     r["tool"] not in best or r["time_s"] < best[r["tool"]]["time_s"]
                 ):
                     best[r["tool"]] = r
@@ -539,6 +544,8 @@ def main_approx(args):
             print(
                 f"\n{ds} n={n} d={d} k={k}: fastest configuration with recall >= {args.min_recall}"
             )
+            if not table:
+                print("(none reached it)")
             print_table(
                 table,
                 [
@@ -553,6 +560,8 @@ def main_approx(args):
                 ],
             )
             results += table
+            # written after every data set, so a long run cut short keeps what it measured
+            write_json("knn_approx", {"rows": rows, "best": results, "args": vars(args)}, args.out)
     payload = {"rows": rows, "best": results, "args": vars(args)}
     name = args.out or None
     write_json("knn_approx", payload, name)
@@ -568,7 +577,10 @@ def _plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = [r for r in rows if "recall" in r]  # timed-out configurations have no point
     groups = sorted({(r["dataset"], r["n"], r["d"]) for r in rows})
+    if not groups:
+        return
     fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4.5), squeeze=False)
     for ax, (ds, n, d) in zip(axes[0], groups):
         for tool in sorted({r["tool"] for r in rows}):
@@ -624,6 +636,17 @@ def main(argv=None):
         help="approx: geoml target_recall values (the recall-time curve)",
     )
     ap.add_argument("--min-recall", type=float, default=0.98, help="approx: recall goal")
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="approx: seconds one configuration (one subprocess) may take before it is skipped",
+    )
+    ap.add_argument(
+        "--hnsw-ef",
+        default="16,24,32,48,64,96,128",
+        help="approx: hnswlib ef values queried after one build",
+    )
     ap.add_argument("--plot", default=None, help="approx: plot path (default bench/results)")
     ap.add_argument("--approx-worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--data", default=None, help=argparse.SUPPRESS)
@@ -634,6 +657,7 @@ def main(argv=None):
         return None
     if args.approx:
         args.targets = [float(t) for t in args.targets.split(",")]
+        args.hnsw_ef = [int(v) for v in args.hnsw_ef.split(",")]
         if args.sizes is None:
             args.sizes = "1000000x128"
         if args.tools is None:

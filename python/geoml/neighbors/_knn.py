@@ -1,0 +1,416 @@
+"""Exact and approximate k-nearest neighbours: :func:`knn`, its results and checks."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import _core
+from .._device import move as _move
+from .._device import on_device as _on_device
+from .._device import resolve_device
+from .._validation import (
+    as_float_array,
+    check_int,
+    check_n_jobs,
+    is_gpu_array,
+    random_seed,
+)
+
+_METHODS = ("exact", "nndescent", "auto")
+# "auto" searches exactly below this many points (an exact search there takes under ~2 s on
+# 2 cores at d = 128), and above it whenever n < _AUTO_EXACT_FLOPS / (d_eff n): see
+# docs/design/neighbors.md.
+_AUTO_MIN_N = 20_000
+_N_CHECK = 500  # points whose neighbours are checked exactly by the approximate search
+
+_KERNELS = (None, "gaussian", "adaptive", "alpha_decay")
+
+
+class KNNResult(NamedTuple):
+    """Neighbours of each query, nearest first. Unpacks as ``indices, distances = ...``."""
+
+    indices: np.ndarray
+    """int64 array of shape (n_queries, k): row numbers in the data."""
+    distances: np.ndarray
+    """Array of shape (n_queries, k) in the input's float dtype."""
+
+
+@dataclass(frozen=True)
+class RecallEstimate:
+    """Recall of an approximate neighbour search, measured on points checked exactly.
+
+    ``n_checked`` points (drawn from ``random_state``) are searched exactly; a neighbour in
+    their approximate list counts as found when its distance is at most the true k-th
+    neighbour distance (so ties and duplicates are not counted as misses). ``estimate`` is
+    the mean per-point recall; ``low``/``high`` a 95 % Wilson interval on ``n_checked`` trials
+    (conservative: each point's recall is a mean of ``k`` indicators, whose variance is at most
+    that of one Bernoulli trial with the same mean). When every point is checked the recall is
+    exact and the interval is a point.
+    """
+
+    estimate: float
+    """Mean recall of the checked points."""
+    low: float
+    """Lower end of the 95 % interval."""
+    high: float
+    """Upper end of the 95 % interval."""
+    n_checked: int
+    """Points checked exactly."""
+    target: float
+    """The requested ``target_recall``."""
+    reached: bool
+    """``estimate >= target``. When False a ``RuntimeWarning`` was issued."""
+    method: str
+    """The search that ran: ``"exact"`` or ``"nndescent"``."""
+    n_iter: int = 0
+    """NN-descent iterations after the random-projection-forest start."""
+
+
+def _wilson(p: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion ``p`` observed on ``n`` trials."""
+    if n <= 0:
+        return 0.0, 1.0
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(max(p * (1 - p), 0.0) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+class ApproxKNNResult(KNNResult):
+    """A :class:`KNNResult` (unpacks as ``indices, distances``) with the measured
+    ``recall_`` (:class:`RecallEstimate`) of the search that produced it."""
+
+    recall_: RecallEstimate
+
+
+def _with_recall(res: KNNResult, recall: RecallEstimate) -> ApproxKNNResult:
+    out = ApproxKNNResult(res.indices, res.distances)
+    out.recall_ = recall
+    return out
+
+
+def _check_method(method, target_recall) -> float:
+    if not isinstance(method, str) or method not in _METHODS:
+        raise ValueError(f"method={method!r}; choose 'exact', 'nndescent' or 'auto'")
+    if isinstance(target_recall, bool) or not isinstance(target_recall, (int, float, np.floating)):
+        raise TypeError(f"target_recall must be a number in (0, 1]; got {target_recall!r}")
+    target = float(target_recall)
+    if not (0.0 < target <= 1.0):
+        raise ValueError(f"target_recall must be in (0, 1]; got {target_recall!r}")
+    return target
+
+
+def _auto_is_exact(n: int, d: int) -> bool:
+    """``method="auto"``: exact below ``_AUTO_MIN_N`` points, approximate above."""
+    return n < _AUTO_MIN_N
+
+
+def _knn_approx(X, k, metric, target, random_state, n_jobs, verbose) -> ApproxKNNResult:
+    """NN-descent graph of validated host X (self query, a point not its own neighbour)."""
+    metric, _, k = _knn_checks(X.shape[0], k, False, metric, True)
+    _check_magnitude(X, None)
+    opts = _core.NNDescentOptions(
+        target_recall=target, n_check=_N_CHECK, seed=random_seed(random_state)
+    )
+    idx, dist, n_iter, n_checked, hits, _ = _core.nndescent(
+        X, k=k, metric=metric, options=opts, n_jobs=check_n_jobs(n_jobs), verbose=bool(verbose)
+    )
+    idx, dist = idx.reshape(X.shape[0], k), dist.reshape(X.shape[0], k)
+    est = hits / (n_checked * k) if n_checked else 1.0
+    low, high = (est, est) if n_checked >= X.shape[0] else _wilson(est, n_checked)
+    rec = RecallEstimate(est, low, high, int(n_checked), target, est >= target, "nndescent", n_iter)
+    if not rec.reached:
+        warnings.warn(
+            f"approximate kNN: measured recall {est:.4f} (95% interval [{low:.4f}, "
+            f"{high:.4f}] on {n_checked} points checked exactly) is below "
+            f"target_recall={target}; use method='exact' for an exact graph",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return _with_recall(KNNResult(idx, dist), rec)
+
+
+def _self_distance(X, metric) -> np.ndarray:
+    """Distance of each row of X to itself under ``metric`` (0, or 1 for a zero vector under
+    cosine, or ``-||x||^2`` for inner products)."""
+    if metric == "inner_product":
+        return -np.einsum("ij,ij->i", X, X)
+    if metric == "cosine":
+        return (~X.any(axis=1)).astype(X.dtype)
+    return np.zeros(X.shape[0], dtype=X.dtype)
+
+
+def _prepend_self(X, res, metric) -> tuple[np.ndarray, np.ndarray]:
+    """(n, k) lists -> (n, k + 1) lists that start with the point itself."""
+    n = X.shape[0]
+    idx = np.concatenate([np.arange(n, dtype=np.int64)[:, None], res[0]], axis=1)
+    dist = np.concatenate([_self_distance(X, metric)[:, None], res[1]], axis=1)
+    return idx, dist
+
+
+def _knn_method(X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, random_state):
+    """The search ``method`` asks for, on validated X (host or device)."""
+    if method == "exact":
+        return _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose)
+    approx_ok = Y is None and not is_gpu_array(X)
+    if method == "nndescent" and not approx_ok:
+        raise ValueError(
+            "method='nndescent' builds the kNN graph of the rows of X on the CPU: it needs "
+            "Y=None and host (NumPy) data; use method='exact'"
+        )
+    if method == "auto" and (not approx_ok or _auto_is_exact(X.shape[0], X.shape[1])):
+        res = _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose)
+        n = res[0].shape[0]
+        return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
+    if exclude_self is False:  # the point itself first, then its k - 1 approximate neighbours
+        _, _, k = _knn_checks(X.shape[0], k, False, metric, False)
+        if metric == "inner_product":
+            raise ValueError(
+                "exclude_self=False with an approximate method puts each point first, but "
+                "under metric='inner_product' a point need not be its own nearest "
+                "neighbour; use method='exact'"
+            )
+        if k == 1:
+            n = X.shape[0]
+            res = KNNResult(
+                *_prepend_self(X, (np.empty((n, 0), np.int64), np.empty((n, 0))), metric)
+            )
+            return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
+        res = _knn_approx(X, k - 1, metric, target, random_state, n_jobs, verbose)
+        return _with_recall(KNNResult(*_prepend_self(X, res, metric)), res.recall_)
+    return _knn_approx(X, k, metric, target, random_state, n_jobs, verbose)
+
+
+def _check_metric(metric: str) -> _core.Metric:
+    """The bound enum member named by the user's ``metric`` string."""
+    names = _core.Metric.__members__
+    if not isinstance(metric, str) or metric not in names:
+        raise ValueError(f"metric={metric!r} is not supported; choose one of {sorted(names)}")
+    return _core.Metric[metric]
+
+
+def _symmetrize_mode(symmetrize: str | None) -> _core.Symmetrize:
+    """The bound enum member of the user's ``symmetrize`` ('union', 'mutual', 'mean' or None)."""
+    if symmetrize is None:
+        return _core.Symmetrize.none
+    if (
+        not isinstance(symmetrize, str)
+        or symmetrize == "none"
+        or symmetrize not in _core.Symmetrize.__members__
+    ):
+        raise ValueError(f"symmetrize={symmetrize!r}; choose 'union', 'mutual', 'mean' or None")
+    return _core.Symmetrize[symmetrize]
+
+
+def _knn_checks(n: int, k, has_y: bool, metric: str, exclude_self):
+    """Validated (metric, exclude_self, k) for a search among n points."""
+    metric = _check_metric(metric)
+    if exclude_self is None:
+        exclude_self = not has_y
+    elif exclude_self and has_y:
+        raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
+    kmax = n - 1 if exclude_self else n
+    own = ", and a point is not its own neighbour" if exclude_self else ""
+    hint = (
+        f" (X has {n} points{own})"
+        if kmax >= 1
+        else f" (X has {n} sample: no neighbour other than itself)"
+    )
+    k = check_int(k, "k", low=1, high=kmax, hint=hint)
+    return metric, bool(exclude_self), k
+
+
+def _check_magnitude(X, Y) -> None:
+    """Scores are ||x||^2 + ||y||^2 - 2 x.y (or x.y): each must stay finite in X's dtype."""
+    bound = float(np.sqrt(np.finfo(X.dtype).max / (4 * max(X.shape[1], 1))))
+    for A, name in ((X, "X"), (Y, "Y")):
+        # max(|A|) as max(max A, -min A): no temporary the size of the data
+        if A is not None and A.size and not max(float(A.max()), -float(A.min())) <= bound:
+            raise ValueError(
+                f"{name} has entries beyond {bound:.3g} in absolute value: squared "
+                f"distances would overflow {X.dtype}; rescale the data"
+            )
+
+
+def _same_features_and_dtype(X, Y):
+    if Y.ndim != 2 or Y.shape[1] != X.shape[1]:
+        raise ValueError(f"Y has {Y.shape[1]} features but X has {X.shape[1]}")
+    if Y.dtype != X.dtype:
+        wide = np.promote_types(X.dtype, Y.dtype)
+        X, Y = X.astype(wide, copy=False), Y.astype(wide, copy=False)
+    return X, Y
+
+
+def _knn_elsewhere(X, k, Y, metric, exclude_self, n_jobs, where: str) -> KNNResult:
+    """kNN of device input, or of host input with device="cuda"; results follow X's type."""
+    gpu_in = is_gpu_array(X)
+    Xw = _on_device(X, where, "X")
+    Yw = None if Y is None else _on_device(Y, where, "Y", allow_empty=True)
+    res = _knn_checked(Xw, k, Yw, metric, exclude_self, n_jobs)
+    return KNNResult(_move(res[0], gpu_in), _move(res[1], gpu_in))
+
+
+def knn(
+    X,
+    k: int,
+    *,
+    Y=None,
+    metric: str = "euclidean",
+    exclude_self: bool | None = None,
+    n_jobs: int | None = None,
+    device: str = "auto",
+    verbose: bool = False,
+    method: str = "exact",
+    target_recall: float = 0.99,
+    random_state=None,
+) -> KNNResult:
+    """Exact or approximate k nearest neighbours.
+
+    For every query (row of ``Y``, or of ``X`` when ``Y`` is None) find the ``k`` rows of ``X``
+    with the smallest distance. Scores come from a tiled, SIMD micro-kernel
+    (``||x||^2 + ||y||^2 - 2 x.y``) fused with a per-row top-k selection, parallel with OpenMP,
+    in memory O((n + m) d + m k); the winners' distances are then recomputed exactly, so they are
+    never negative and exact duplicates are at distance 0. When ``Y`` is None each pair is scored
+    once (half the arithmetic).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Data points. float32 and float64 are used as they are; float16 becomes float32;
+        integer and boolean input becomes float64. NaN/inf raise ``ValueError``.
+    k : int
+        Number of neighbours, ``1 <= k <= n_samples`` (``k <= n_samples - 1`` when a point is
+        excluded from its own list).
+    Y : array-like of shape (n_queries, n_features), optional
+        Query points. Default: the rows of ``X``. If ``X`` and ``Y`` differ in dtype both are
+        converted to the wider one.
+    metric : {"euclidean", "sqeuclidean", "cosine", "inner_product"}
+        ``"euclidean"`` gives true distances, ``"sqeuclidean"`` their squares, ``"cosine"``
+        gives ``1 - cos(x, y)`` (a zero vector is at distance 1 from everything),
+        ``"inner_product"`` ranks by the largest ``x.y`` and reports ``-x.y``.
+    exclude_self : bool, optional
+        Drop point ``i`` from its own neighbour list. Default: True when ``Y`` is None, else
+        False (and it may only be True when ``Y`` is None). Other points identical to ``i``
+        stay, at distance 0. With an approximate ``method`` and False, each list starts with
+        the point itself, then its ``k - 1`` approximate neighbours: the layout UMAP's
+        ``precomputed_knn`` takes, ``umap.UMAP(n_neighbors=15, precomputed_knn=geoml.knn(X,
+        15, exclude_self=False, method="auto"))``.
+    n_jobs : int, optional
+        Threads. None: OpenMP's default (``OMP_NUM_THREADS``, else all cores); -1: all cores.
+        Ignored on the GPU.
+    device : {"auto", "cpu", "cuda"}
+        Where to compute. ``"auto"`` follows the input: CuPy arrays (or any
+        ``__cuda_array_interface__`` array) run on the GPU, on CuPy's current stream. ``"cuda"``
+        sends NumPy input to the GPU, ``"cpu"`` brings device input to the host. Results have
+        the type of ``X`` (NumPy or CuPy) wherever they were computed. The GPU search (tiled
+        score kernel fused with a per-query top-k, then the same exact re-computation and
+        sort) accepts ``k <= 2048``; X and Y must both be host or both be device arrays.
+    verbose : bool, default False
+        Print progress (percentage, elapsed and remaining time) to stderr every 2 seconds
+        (CPU search).
+    method : {"exact", "nndescent", "auto"}, default "exact"
+        ``"nndescent"``: approximate kNN graph of the rows of ``X`` (``Y`` None, CPU):
+        random-projection-forest start whose leaves are searched exactly, then NN-descent
+        iterations until the measured recall reaches ``target_recall``; the same graph for any
+        ``n_jobs``, no JIT compilation, memory within ``X`` plus ``2.5 n k 12`` bytes for
+        float32 (see ``docs/design/neighbors.md``). ``"auto"``: exact for fewer than 20,000
+        points or when ``Y`` is given, else ``"nndescent"``.
+    target_recall : float in (0, 1], default 0.99
+        Recall the approximate search iterates towards (measured on 500 points searched
+        exactly). If it is not reached, a ``RuntimeWarning`` is issued and
+        ``result.recall_.reached`` is False.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Seed of the approximate search (trees, candidate sampling, checked points). With a
+        fixed value the result is identical for every ``n_jobs``.
+
+    Returns
+    -------
+    KNNResult or ApproxKNNResult
+        ``indices`` (int64, shape (n_queries, k)) and ``distances`` (input float dtype, shape
+        (n_queries, k)), each row sorted by increasing distance, ties by index. With
+        ``method="nndescent"`` or ``"auto"``: an :class:`ApproxKNNResult`, which also carries
+        ``recall_`` (:class:`RecallEstimate`: estimate, 95 % interval, whether the target
+        was reached, the method that ran).
+
+    Examples
+    --------
+    >>> import numpy as np, geoml
+    >>> X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [5.0, 5.0]])
+    >>> idx, dist = geoml.knn(X, 2)
+    >>> idx
+    array([[1, 2],
+           [0, 2],
+           [0, 1],
+           [2, 1]])
+    >>> dist[0]
+    array([1., 2.])
+
+    Approximate search with its measured recall:
+
+    >>> Z = np.random.default_rng(0).normal(size=(3000, 8)).astype(np.float32)
+    >>> res = geoml.knn(Z, 10, method="nndescent", random_state=0)
+    >>> res.indices.shape, res.recall_.reached, res.recall_.estimate >= 0.99
+    ((3000, 10), True, True)
+    """
+    target = _check_method(method, target_recall)
+    if method != "exact":
+        if is_gpu_array(X) or resolve_device(device, X, Y) == "cuda":
+            if method == "nndescent":
+                raise ValueError("method='nndescent' runs on the CPU; use device='cpu'")
+        else:
+            X = as_float_array(X, "X")
+            _check_metric(metric)
+            if exclude_self and Y is not None:
+                raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
+            if Y is not None:
+                Y = as_float_array(Y, "Y", allow_empty=True)
+                X, Y = _same_features_and_dtype(X, Y)
+            return _knn_method(
+                X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, random_state
+            )
+    where = resolve_device(device, X, Y)
+    if where == "cuda" or is_gpu_array(X):
+        return _knn_elsewhere(X, k, Y, metric, exclude_self, n_jobs, where)
+    X = as_float_array(X, "X")
+    _check_metric(metric)
+    if exclude_self and Y is not None:
+        raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
+    if Y is not None:
+        Y = as_float_array(Y, "Y", allow_empty=True)
+    return _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose)
+
+
+def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNResult:
+    """:func:`knn` of arrays already validated (``as_float_array`` or its device twin) and on
+    the side that computes: NumPy on the CPU, CuPy on the GPU. No second NaN scan of X or Y;
+    the parameters are checked here, with :func:`knn`'s messages."""
+    if is_gpu_array(X):
+        from .._neighbors_gpu import knn_device
+
+        check_n_jobs(n_jobs)
+        metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
+        if Y is not None:
+            X, Y = _same_features_and_dtype(X, Y)
+        return KNNResult(*knn_device(X, Y, k, metric, exclude_self))
+    _check_metric(metric)
+    if exclude_self and Y is not None:
+        raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
+    if Y is not None:
+        X, Y = _same_features_and_dtype(X, Y)
+    metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
+    _check_magnitude(X, Y)
+    idx, dist = _core.knn(
+        X,
+        Y,
+        k=k,
+        metric=metric,
+        exclude_self=exclude_self,
+        n_jobs=check_n_jobs(n_jobs),
+        verbose=bool(verbose),
+    )
+    return KNNResult(idx, dist)

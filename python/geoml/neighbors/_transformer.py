@@ -1,0 +1,178 @@
+""":class:`KNNTransformer`, the scikit-learn ``KNeighborsTransformer`` contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._base import BaseEstimator, NotFittedError
+from .._validation import (
+    as_float_array,
+    check_int,
+    check_n_jobs,
+)
+from ._knn import (
+    RecallEstimate,
+    _auto_is_exact,
+    _check_method,
+    _check_metric,
+    _knn_checked,
+    _knn_method,
+    _same_features_and_dtype,
+)
+
+
+class KNNTransformer(BaseEstimator):
+    """Sparse kNN graph of the samples, with scikit-learn's ``KNeighborsTransformer`` contract.
+
+    A drop-in neighbours backend for estimators that take a precomputed sparse graph:
+    ``Isomap(metric="precomputed")``, ``TSNE(metric="precomputed")``,
+    ``SpectralEmbedding(affinity="precomputed_nearest_neighbors")``, ``DBSCAN``, UMAP
+    (``precomputed_knn``) and scanpy (``sc.pp.neighbors(adata, transformer=...)``).
+    ``transform(X)`` gives row ``i`` the ``n_neighbors`` nearest fitted samples of ``X[i]``
+    (one more in ``"distance"`` mode, as scikit-learn: a fitted sample is its own first
+    neighbour at an explicit distance 0); rows are sorted by distance.
+
+    Parameters
+    ----------
+    n_neighbors : int, default 5
+        Neighbours per sample (plus the sample itself in ``"distance"`` mode).
+    mode : {"distance", "connectivity"}, default "distance"
+        Stored values: distances, or ones.
+    metric : {"euclidean", "sqeuclidean", "cosine", "inner_product"}, default "euclidean"
+        As in :func:`knn`.
+    method : {"auto", "exact", "nndescent"}, default "auto"
+        Search of ``fit_transform(X)``, as in :func:`knn`: ``"nndescent"`` (or ``"auto"``
+        from 20,000 samples) builds the approximate graph of ``X`` and adds each sample as its
+        own neighbour; otherwise, and for ``transform`` of new data, the search is exact.
+    target_recall, random_state, n_jobs :
+        As in :func:`knn`.
+
+    Attributes
+    ----------
+    n_samples_fit_ : int
+    n_features_in_ : int
+    recall_ : RecallEstimate or None
+        Recall of the last ``fit_transform`` (exact searches: 1).
+
+    Examples
+    --------
+    >>> import numpy as np, geoml
+    >>> X = np.array([[0.0], [1.0], [3.0], [7.0]])
+    >>> G = geoml.KNNTransformer(n_neighbors=1).fit_transform(X)
+    >>> G.toarray()
+    array([[0., 1., 0., 0.],
+           [1., 0., 0., 0.],
+           [0., 2., 0., 0.],
+           [0., 0., 4., 0.]])
+    >>> G.nnz  # the explicit zeros of the diagonal count
+    8
+    """
+
+    _transformer = True
+
+    def __init__(
+        self,
+        n_neighbors: int = 5,
+        *,
+        mode: str = "distance",
+        metric: str = "euclidean",
+        method: str = "auto",
+        target_recall: float = 0.99,
+        random_state=None,
+        n_jobs: int | None = None,
+    ):
+        self.n_neighbors = n_neighbors
+        self.mode = mode
+        self.metric = metric
+        self.method = method
+        self.target_recall = target_recall
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _check_params(self) -> float:
+        if self.mode not in ("distance", "connectivity"):
+            raise ValueError(f"mode={self.mode!r}; choose 'distance' or 'connectivity'")
+        _check_metric(self.metric)
+        check_n_jobs(self.n_jobs)
+        check_int(self.n_neighbors, "n_neighbors", low=1)
+        return _check_method(self.method, self.target_recall)
+
+    def _k(self) -> int:
+        """Neighbours per row, scikit-learn's way: one more in distance mode."""
+        k = self.n_neighbors + (self.mode == "distance")
+        if k > self.n_samples_fit_:
+            raise ValueError(
+                f"n_neighbors={self.n_neighbors} needs {k} fitted samples in {self.mode!r} "
+                f"mode (the sample itself is its first neighbour); got n_samples_fit="
+                f"{self.n_samples_fit_}"
+            )
+        return k
+
+    def fit(self, X, y=None) -> KNNTransformer:
+        """Store the samples, array-like of shape (n_samples, n_features)."""
+        self._check_params()
+        X = as_float_array(X, "X")
+        self._fit_X = X
+        self.n_samples_fit_, self.n_features_in_ = X.shape
+        self.recall_ = None
+        return self
+
+    def _graph(self, idx: np.ndarray, dist: np.ndarray) -> sp.csr_matrix:
+        m, k = idx.shape
+        data = dist.ravel() if self.mode == "distance" else np.ones(m * k)
+        indptr = np.arange(0, m * k + 1, k, dtype=np.int64)
+        return sp.csr_matrix((data, idx.ravel(), indptr), shape=(m, self.n_samples_fit_))
+
+    def transform(self, X) -> sp.csr_matrix:
+        """Graph of shape (n_queries, n_samples_fit): row ``i`` holds the nearest fitted
+        samples of ``X[i]`` (exact search), sorted by distance."""
+        if not hasattr(self, "_fit_X"):
+            raise NotFittedError("this KNNTransformer is not fitted yet; call fit(X) first")
+        Y = np.asarray(X) if not hasattr(X, "ndim") else X
+        if Y.ndim == 1:
+            raise ValueError(
+                f"X must be a 2-D array; got shape {Y.shape}. Reshape your data, e.g. "
+                "X.reshape(1, -1) for one sample"
+            )
+        Y = as_float_array(X, "X")
+        if Y.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {Y.shape[1]} features, but KNNTransformer is expecting "
+                f"{self.n_features_in_} features as input"
+            )
+        k = self._k()
+        Xf, Y = _same_features_and_dtype(self._fit_X, Y)
+        idx, dist = _knn_checked(Xf, k, Y, self.metric, False, self.n_jobs)
+        return self._graph(idx, dist)
+
+    def fit_transform(self, X, y=None) -> sp.csr_matrix:
+        """``fit(X).transform(X)``; with an approximate ``method`` the graph of ``X`` comes from
+        NN-descent, each sample first in its own row at distance 0."""
+        target = self._check_params()
+        X = as_float_array(X, "X")
+        n = X.shape[0]
+        approx = self.method == "nndescent" or (
+            self.method == "auto" and not _auto_is_exact(n, X.shape[1])
+        )
+        if not approx:
+            out = self.fit(X).transform(X)
+            self.recall_ = RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0)
+            return out
+        self.fit(X)
+        res = _knn_method(
+            X,
+            self._k(),
+            None,
+            self.metric,
+            False,
+            self.n_jobs,
+            False,
+            "nndescent",
+            target,
+            self.random_state,
+        )
+        idx, dist = res
+        rec = res.recall_
+        self.recall_ = rec
+        return self._graph(idx, dist)
