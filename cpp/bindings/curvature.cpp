@@ -112,8 +112,8 @@ void bind_curvature(py::module_& m) {
       .def_readwrite("max_iter", &OrcOptions::max_iter,
                      "Sinkhorn iterations (0: 10000) / simplex pivots (0: no limit).")
       .def_readwrite("fast_path", &OrcOptions::fast_path,
-                     "Rows shared by the threads, no merging of small weighted problems (False: "
-                     "per-thread row caches, merging; for testing).");
+                     "Shared distance rows, no merging of small weighted problems.\n"
+                     "False: per-thread row caches and merging (the old path, for tests).");
   m.def("ollivier_ricci", &ollivier_ricci_py, py::arg("indptr"), py::arg("indices"),
         py::arg("weights"), py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("options"),
         py::arg("n_jobs") = 0,

@@ -422,7 +422,8 @@ class OrcOptions:
     @property
     def fast_path(self) -> bool:
         """
-        Rows shared by the threads, no merging of small weighted problems (False: per-thread row caches, merging; for testing).
+        Shared distance rows, no merging of small weighted problems.
+        False: per-thread row caches and merging (the old path, for tests).
         """
     @fast_path.setter
     def fast_path(self, value: bool) -> None: ...
