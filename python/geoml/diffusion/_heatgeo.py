@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import warnings
 
 import numpy as np
@@ -21,7 +20,7 @@ from .._validation import (
 )
 from ..spectral._laplacian import _affinity_csr
 from ._heat import _check_times, heat_kernel
-from ._mds import MDS, _place
+from ._mds import MDS, _place, say
 
 # HeatGeo's floor inside the logarithm (heatgeo: np.log(H + 1e-16)): distances saturate at
 # sqrt(-4 t log 1e-16) where the heat kernel is below it (far or disconnected pairs).
@@ -431,8 +430,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         self.verbose = verbose
 
     def _say(self, msg: str) -> None:
-        if self.verbose:
-            print(f"[geoml] HeatGeo: {msg}", file=sys.stderr, flush=True)
+        say(self.verbose, "HeatGeo", msg)
 
     def fit(self, X, y=None) -> HeatGeo:
         """Fit on ``X`` of shape (n_samples, n_features), or the (n, n) affinity matrix with

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -26,6 +27,15 @@ _DENSE_EIG_MAX = 200
 # Larger coordinates or dissimilarities are refused: their squares (distances, stress)
 # overflow float64.
 _MAX_ABS = 1e150
+
+
+def say(verbose, name: str, msg: str, t0: float | None = None) -> None:
+    """One progress line on stderr when ``verbose``: ``[geoml] name: msg``, with the seconds
+    since ``t0`` (``time.perf_counter()``) after the name when given (the diffusion
+    estimators' ``verbose`` output)."""
+    if verbose:
+        head = name if t0 is None else f"{name} {time.perf_counter() - t0:8.2f}s"
+        print(f"[geoml] {head}: {msg}", file=sys.stderr, flush=True)
 
 
 def _sq_dists(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -293,8 +303,7 @@ class MDS(EmbeddingMixin, BaseEstimator):
         self.verbose = verbose
 
     def _say(self, msg: str) -> None:
-        if self.verbose:
-            print(f"[geoml] MDS: {msg}", file=sys.stderr, flush=True)
+        say(self.verbose, "MDS", msg)
 
     def fit(self, X, y=None) -> MDS:
         """Fit on ``X`` of shape (n_samples, n_features), or (n, n) dissimilarities with

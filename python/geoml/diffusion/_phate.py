@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 import warnings
 
@@ -23,7 +22,7 @@ from .._validation import (
 )
 from ..spectral._eigsh import _symmetry_error
 from ._heatgeo import _components, alpha_decay_graph
-from ._mds import MDS, _sq_dists
+from ._mds import MDS, _sq_dists, say
 
 # phate: -log(P^t + 1e-7) for gamma = 1
 _POT_EPS = 1e-7
@@ -379,9 +378,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         self.verbose = verbose
 
     def _say(self, msg: str) -> None:
-        if self.verbose:
-            dt = time.perf_counter() - self._t0
-            print(f"[geoml] PHATE {dt:8.2f}s: {msg}", file=sys.stderr, flush=True)
+        say(self.verbose, "PHATE", msg, self._t0)
 
     def _check_params(self):
         if self.affinity not in ("alpha_decay", "precomputed"):
