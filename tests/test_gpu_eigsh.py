@@ -79,6 +79,62 @@ def test_host_lanczos_bad_arguments():
         lanczos(lambda x: A @ x, 5, 5, xp=np)
 
 
+def _planted(n, vals, seed):
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
+    A = (Q * vals) @ Q.T
+    return (A + A.T) / 2
+
+
+@pytest.mark.parametrize("mult", [2, 3, 5, 8])
+@pytest.mark.parametrize("which", ["LA", "SA", "LM"])
+def test_host_lanczos_deflated_check_finds_multiplicity(mult, which):
+    """The GPU eigsh's check (check_lanczos_result: the CPU solver's deflated block check,
+    array-module generic) run with NumPy: single-vector Lanczos returns one copy of an
+    eigenvalue planted ``mult`` times; the check adds the others, with true residuals."""
+    from geoml.spectral._gpu_lanczos import check_lanczos_result
+
+    n = 90
+    rng = np.random.default_rng(mult)
+    vals = rng.uniform(-1, 1, n)
+    vals[:mult] = {"LA": 3.0, "SA": -3.0, "LM": -3.0}[which]
+    if which == "LM":
+        vals[mult] = 2.5
+    A = _planted(n, vals, mult)
+    k = mult + 2
+    ref = np.linalg.eigvalsh(A)
+    key = {"LA": -ref, "SA": ref, "LM": -np.abs(ref)}[which]
+    want = np.sort(ref[np.argsort(key, kind="stable")[:k]])
+    tol = 1e-10
+    lanczos_found = []
+    for seed in range(3):
+        out = lanczos(lambda x: A @ x, n, k, which=which, tol=tol, seed=seed, xp=np)
+        n_found = int(np.sum(np.abs(np.abs(out[0]) - 3.0) < 1e-8))
+        lanczos_found.append(n_found)
+        (w, V, _, res, conv, n_mv, anorm), report = check_lanczos_result(
+            out, lambda X: A @ X, n, k, which, tol, seed, 4, 20, 1000
+        )
+        assert report.passed and conv
+        assert report.n_added >= mult - n_found  # what Lanczos missed was added
+        assert n_mv > out[5] and report.miss_gap < np.inf
+        np.testing.assert_allclose(w, want, atol=1e-9)
+        np.testing.assert_allclose(V.T @ V, np.eye(k), atol=1e-9)
+        R = A @ V - V * w
+        np.testing.assert_allclose(np.linalg.norm(R, axis=0), res, rtol=1e-6, atol=1e-12)
+        assert (res <= tol * anorm).all()
+    if mult == 8:  # the case the check is for: Lanczos alone missed copies
+        assert min(lanczos_found) < mult
+
+
+def test_host_lanczos_check_skipped_when_out_of_restarts():
+    from geoml.spectral._gpu_lanczos import check_lanczos_result
+
+    A = laplacian_like(500, 2)
+    out = lanczos(lambda x: A @ x, 500, 6, which="SA", tol=1e-14, max_iter=1, ncv=8, seed=0, xp=np)
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        out2, report = check_lanczos_result(out, lambda X: A @ X, 500, 6, "SA", 1e-14, 0, 4, 20, 1)
+    assert report is None and out2 is out and out2[4] is False
+
+
 # ------------------------------------------------------------------ device tests
 def cupy_modules():
     import cupy
@@ -184,3 +240,24 @@ def test_public_eigsh_dispatches_to_gpu_and_matches_cpu():
     gpu = geoml.eigsh(csp.csr_matrix(A), 5, which="LA", random_state=0)
     assert isinstance(gpu.eigenvalues, cp.ndarray) and gpu.converged
     np.testing.assert_allclose(gpu.eigenvalues.get(), cpu.eigenvalues, rtol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("sparse", [False, True])
+def test_gpu_eigsh_multiplicity_check(sparse):
+    """geoml.eigsh on the device runs the deflated block check: every copy of an eigenvalue
+    planted 5 times is returned (single-vector Lanczos alone sees one)."""
+    cp, csp = cupy_modules()
+    import geoml
+
+    n = 200
+    vals = np.random.default_rng(0).uniform(-1, 1, n)
+    vals[:5] = 3.0
+    A = _planted(n, vals, 1)
+    Ad = csp.csr_matrix(cp.asarray(A)) if sparse else cp.asarray(A)
+    for seed in range(3):
+        r = geoml.eigsh(Ad, 7, which="LA", tol=1e-10, random_state=seed)
+        assert r.converged and r.check_passed
+        assert isinstance(r.eigenvectors, cp.ndarray)
+        np.testing.assert_allclose(r.eigenvalues.get(), np.linalg.eigvalsh(A)[-7:], atol=1e-9)
+        assert int(np.sum(np.abs(r.eigenvalues.get() - 3.0) < 1e-8)) == 5

@@ -163,8 +163,20 @@ def _block_product(op, data, indptr, indices, n, dtype, nt):
     return matmat
 
 
+def _check_check_args(check, check_block, check_steps):
+    """Validated ``check``, ``check_block`` (default 4), ``check_steps`` (default 20)."""
+    if not isinstance(check, (bool, np.bool_)):
+        raise TypeError(f"check must be True or False; got {check!r}")
+    check_block = 4 if check_block is None else check_int(check_block, "check_block", low=1)
+    check_steps = 20 if check_steps is None else check_int(check_steps, "check_steps", low=1)
+    return bool(check), check_block, check_steps
+
+
 def _run_check(matmat, n, w, V, res, k, which, tol, anorm, dtype, seed, block, steps, budget):
-    """The deflated block check after the Lanczos solve; recomputes the pairs it changed."""
+    """The deflated block check after the Lanczos solve; recomputes the pairs it changed.
+
+    ``V`` and the blocks ``matmat`` takes and returns are NumPy or CuPy arrays (the GPU
+    ``eigsh`` runs this same code); ``w`` and ``res`` are NumPy."""
     rng = np.random.default_rng([seed, 0x6569])
     with single_threaded_blas():  # small dense products: an idle BLAS pool only spins
         w2, V2, report = _eigsh_block.deflated_check(
@@ -187,13 +199,15 @@ def _run_check(matmat, n, w, V, res, k, which, tol, anorm, dtype, seed, block, s
         return w, V, res, report, anorm
     if report.n_added == 0:
         return w, V, res, report, anorm
+    xp = _eigsh_block.array_module(V2)  # NumPy, or CuPy for the GPU eigsh
     AV = matmat(V2)
     w2 = (V2 * AV).sum(axis=0)
     R = AV - V2 * w2
-    res2 = np.sqrt((R * R).sum(axis=0))
+    res2 = _eigsh_block.to_host(xp.sqrt((R * R).sum(axis=0)))
+    w2 = _eigsh_block.to_host(w2)
     asc = np.argsort(w2, kind="stable")
     anorm = max(anorm, float(np.abs(w2).max()))
-    V2 = np.ascontiguousarray(V2[:, asc], dtype=V.dtype)
+    V2 = xp.ascontiguousarray(V2[:, xp.asarray(asc)]).astype(V.dtype, copy=False)
     return w2[asc].astype(w.dtype), V2, res2[asc].astype(res.dtype), report, anorm
 
 
@@ -379,18 +393,26 @@ def eigsh(
             _gpu_lanczos as _spectral_gpu,  # CuPy arrays / cupyx sparse: Lanczos on the device
         )
 
-        return EigshResult(
-            *_spectral_gpu.eigsh(
-                A,
-                k,
-                which=which,
-                tol=tol,
-                max_iter=max_iter,
-                ncv=ncv,
-                v0=v0,
-                random_state=random_state,
-            )
+        check, check_block, check_steps = _check_check_args(check, check_block, check_steps)
+        out, report = _spectral_gpu.eigsh(
+            A,
+            k,
+            which=which,
+            tol=tol,
+            max_iter=max_iter,
+            ncv=ncv,
+            v0=v0,
+            random_state=random_state,
+            check=check,
+            check_block=check_block,
+            check_steps=check_steps,
         )
+        out = EigshResult(*out)
+        if report is not None:
+            out.check_passed, out.n_added = report.passed, report.n_added
+            out.check_block, out.check_steps = report.block, report.steps
+            out.miss_gap = report.miss_gap
+        return out
     if not isinstance(which, str) or which not in _core.Which.__members__:
         raise ValueError(f"which={which!r}; choose 'LA', 'SA' or 'LM'")
     callback = indptr = indices = None
@@ -436,10 +458,7 @@ def eigsh(
                 "symmetric matrix: pass (A + A.T) / 2"
             )
     k, tol, max_iter, ncv = _check_solver_args(n, k, tol, max_iter, ncv, dtype, "numpy")
-    if not isinstance(check, (bool, np.bool_)):
-        raise TypeError(f"check must be True or False; got {check!r}")
-    check_block = 4 if check_block is None else check_int(check_block, "check_block", low=1)
-    check_steps = 20 if check_steps is None else check_int(check_steps, "check_steps", low=1)
+    check, check_block, check_steps = _check_check_args(check, check_block, check_steps)
     if which in ("SA", "LA") and indptr is not None and v0 is None and ncv is None:
         # a graph Laplacian (SA) or normalised adjacency (LA) takes the Laplacian route
         # (null space exact, LOBPCG + AMG), then the first cycle of the check

@@ -8,6 +8,11 @@ restarted block Krylov iterations in the same deflated space, merged with the ot
 check starts again from a fresh random block (twice as wide when it found as many as its
 width). The guarantee and its failure probability are stated in ``docs/design/eigensolver.md``
 and in the docstring of :func:`eigsh`.
+
+The code is written against an array module (NumPy or CuPy, read off the arrays it is given):
+the n-row blocks stay where they are (host or device) and only the small projected matrices
+and per-column norms come to the host, so the GPU ``eigsh`` runs the same check as the CPU one
+and the CPU tests exercise it.
 """
 
 from __future__ import annotations
@@ -65,11 +70,26 @@ def kw_miss_gap(anorm: float, n_free: int, block: int, steps: int, margin: float
     return margin + 2.0 * anorm * eps
 
 
+def array_module(a):
+    """NumPy, or CuPy for a CuPy array (imported only then)."""
+    if type(a).__module__.split(".")[0] == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def to_host(a) -> np.ndarray:
+    """A NumPy copy (or view) of a NumPy or CuPy array."""
+    return a.get() if array_module(a) is not np else np.asarray(a)
+
+
 class _Space:
     """Orthonormal columns (float64) that the check stays orthogonal to."""
 
-    def __init__(self, D: np.ndarray):
-        self.D = np.ascontiguousarray(D, dtype=np.float64)
+    def __init__(self, D):
+        self.xp = array_module(D)
+        self.D = self.xp.ascontiguousarray(D, dtype=np.float64)
 
     def project(self, X: np.ndarray) -> np.ndarray:
         if self.D.shape[1]:
@@ -77,10 +97,10 @@ class _Space:
                 X -= self.D @ (self.D.T @ X)
         return X
 
-    def add(self, U: np.ndarray) -> None:
-        U = self.project(np.array(U, dtype=np.float64))
+    def add(self, U) -> None:
+        U = self.project(self.xp.array(U, dtype=np.float64))
         Q, _ = _orthonormal(U, 1e-8)
-        self.D = np.ascontiguousarray(np.hstack([self.D, Q]))
+        self.D = self.xp.ascontiguousarray(self.xp.hstack([self.D, Q]))
 
 
 def _orthonormal(X: np.ndarray, rel: float, ref: float | None = None):
@@ -88,18 +108,20 @@ def _orthonormal(X: np.ndarray, rel: float, ref: float | None = None):
     ``rel * ref`` dropped; ``ref`` defaults to the largest column norm of X)."""
     if X.shape[1] == 0:
         return X, 0
+    xp = array_module(X)
     if ref is None:
-        ref = float(np.sqrt((X * X).sum(axis=0)).max()) if X.size else 0.0
+        ref = float(xp.sqrt((X * X).sum(axis=0)).max()) if X.size else 0.0
     if not ref > 0:
         return X[:, :0], 0
-    U, s, _ = np.linalg.svd(X, full_matrices=False)
-    keep = s > rel * ref
-    return np.ascontiguousarray(U[:, keep]), int(keep.sum())
+    U, s, _ = xp.linalg.svd(X, full_matrices=False)
+    nkeep = int((to_host(s) > rel * ref).sum())  # s descending: the leading nkeep columns
+    return xp.ascontiguousarray(U[:, :nkeep]), nkeep
 
 
 def _krylov(matmat, X, space: _Space, steps: int):
     """Block Krylov basis Q (orthonormal, orthogonal to the space) of ``steps`` blocks from X
     and A Q; returns (Q, AQ, products)."""
+    xp = array_module(X)
     X, _ = _orthonormal(space.project(X), 1e-8)
     Qs, AQs, nmv = [], [], 0
     for j in range(steps):
@@ -112,23 +134,24 @@ def _krylov(matmat, X, space: _Space, steps: int):
         if j == steps - 1:
             break
         W = AX.copy()
-        nrm = float(np.sqrt((W * W).sum(axis=0)).max())
-        Q = np.hstack(Qs)
+        nrm = float(xp.sqrt((W * W).sum(axis=0)).max())
+        Q = xp.hstack(Qs)
         for _ in range(2):  # classical Gram-Schmidt, twice
             W = space.project(W)
             W -= Q @ (Q.T @ W)
         X, _ = _orthonormal(W, 1e-10, nrm if nrm > 0 else None)
     if not Qs:
         return None, None, nmv
-    return np.hstack(Qs), np.hstack(AQs), nmv
+    return xp.hstack(Qs), xp.hstack(AQs), nmv
 
 
 def _ritz(Q, AQ, which):
-    H = Q.T @ AQ
+    """Ritz values (host, most wanted first) and vectors' coefficients (on Q's side)."""
+    H = to_host(Q.T @ AQ)  # small: solved on the host
     H = (H + H.T) / 2
     theta, Y = np.linalg.eigh(H)
     order = np.argsort(want_key(which, theta), kind="stable")
-    return theta[order], Y[:, order]
+    return theta[order], array_module(Q).asarray(np.ascontiguousarray(Y[:, order]))
 
 
 def deflated_check(
@@ -153,13 +176,16 @@ def deflated_check(
     (w, V, report); pairs with ``res > tol * anorm`` are dropped and found again.
 
     ``matmat(X)`` returns A X (float64) for an (n, b) float64 block. ``budget``: products
-    a passing check may spend on restarts (the first cycle is always run)."""
+    a passing check may spend on restarts (the first cycle is always run). ``V`` is a NumPy
+    or CuPy array (the blocks live where it does: ``matmat`` takes and returns that kind);
+    ``w`` and ``res`` may be either and the returned eigenvalues are NumPy."""
+    xp = array_module(V)
     report = CheckReport(block=block, steps=steps)
     scale = max(anorm, np.finfo(np.float64).tiny)
     # pairs that did not converge are dropped (and found again below)
-    ok = np.asarray(res) <= tol * scale
-    W_all = np.asarray(w, dtype=np.float64)[ok].copy()
-    V_all = np.array(np.asarray(V)[:, ok], dtype=np.float64)
+    ok = to_host(res) <= tol * scale
+    W_all = to_host(w).astype(np.float64)[ok].copy()
+    V_all = xp.array(V[:, xp.asarray(np.flatnonzero(ok))], dtype=np.float64)
     space = _Space(V_all)
     margin = 10.0 * tol * scale
     for _ in range(max_rounds):
@@ -173,7 +199,7 @@ def deflated_check(
         b = min(block, n_free)
         st = max(1, min(steps, n_free // b))
         report.rounds += 1
-        X = rng.standard_normal((n, b))
+        X = xp.asarray(rng.standard_normal((n, b)))  # drawn on the host: same on any device
         Q, AQ, nmv = _krylov(matmat, X, space, st)
         report.n_matvec += nmv
         if Q is None:
@@ -187,8 +213,8 @@ def deflated_check(
         spent = nmv
         while cand == 0 and need <= 0 and spent < budget and Q.shape[1] > b:
             u = Q @ Y[:, 0]
-            r = AQ @ Y[:, 0] - theta[0] * u
-            if np.sqrt(r @ r) <= 100 * tol * scale:
+            r = AQ @ Y[:, 0] - float(theta[0]) * u
+            if float(xp.sqrt(r @ r)) <= 100 * tol * scale:
                 break
             Q, AQ, nmv = _krylov(matmat, Q @ Y[:, :b], space, st)
             report.n_matvec += nmv
@@ -224,8 +250,8 @@ def deflated_check(
             theta, Y = _ritz(Q, AQ, which)
             m = min(cand, theta.shape[0])
             U = Q @ Y[:, :m]
-            R = AQ @ Y[:, :m] - U * theta[:m]
-            res = np.sqrt((R * R).sum(axis=0))
+            R = AQ @ Y[:, :m] - U * xp.asarray(theta[:m])
+            res = to_host(xp.sqrt((R * R).sum(axis=0)))
             conv = res <= tol * scale
             # lock the converged leading pairs (in order, so the space stays consistent)
             nconv = int(np.argmin(conv)) if not conv.all() else m
@@ -239,9 +265,9 @@ def deflated_check(
             Xc = Q @ Y[:, nconv : nconv + max(nb - nconv, cand + 2)]
         if found_vals:
             vals = np.concatenate(found_vals)
-            vecs = np.hstack(found_vecs)
+            vecs = xp.hstack(found_vecs)
             W_all = np.concatenate([W_all, vals])
-            V_all = np.hstack([V_all, vecs])
+            V_all = xp.hstack([V_all, vecs])
             report.n_added += vals.shape[0]
         else:
             break  # could not converge the missed pairs: report not passed
@@ -250,5 +276,5 @@ def deflated_check(
             report.block = block
     # the k most wanted of everything found
     sel = np.argsort(want_key(which, W_all), kind="stable")[:k]
-    Vk = V_all[:, sel]
+    Vk = V_all[:, xp.asarray(sel)]
     return W_all[sel], Vk, report

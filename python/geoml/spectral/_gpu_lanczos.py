@@ -240,6 +240,9 @@ def eigsh(
     ncv: int | None = None,
     v0=None,
     random_state=None,
+    check: bool = False,
+    check_block: int = 4,
+    check_steps: int = 20,
 ):
     """``geoml.eigsh`` for a CuPy dense array or a ``cupyx.scipy.sparse`` matrix.
 
@@ -252,6 +255,12 @@ def eigsh(
     Returns ``(eigenvalues, eigenvectors, n_iter, residual_norms, converged, n_matvec,
     anorm)`` — the fields of ``geoml.spectral.EigshResult`` in order, arrays as CuPy arrays —
     and warns (``RuntimeWarning``) when it did not converge.
+
+    ``check=True`` (what :func:`geoml.eigsh` passes by default) then runs the CPU solver's
+    deflated block check (``_eigsh_block.deflated_check``, the same array-module-generic
+    code, blocks on the device, block products ``A @ X``) and returns ``(fields, report)``
+    with the check's ``CheckReport`` (None when Lanczos ran out of restarts: no check, as on
+    the CPU); ``converged`` then also requires a passing check.
     """
     cp, mod = _gpu.require_cuda("eigsh")
     import cupyx.scipy.sparse as csp
@@ -303,6 +312,7 @@ def eigsh(
             raise ValueError(f"v0 has {v0.shape[0]} entries; A has {n} rows")
         if not bool(cp.isfinite(v0).all()):
             raise ValueError("v0 contains NaN or infinity")
+    seed = random_seed(random_state)
     out = lanczos(
         matvec,
         n,
@@ -312,18 +322,81 @@ def eigsh(
         max_iter=max_iter,
         ncv=ncv,
         v0=v0,
-        seed=random_seed(random_state),
+        seed=seed,
         xp=cp,
         dtype=dtype,
     )
-    if not out[4]:
+    if not check:
+        if not out[4]:
+            warnings.warn(
+                f"eigsh did not converge in {out[2]} restart cycles: raise max_iter or "
+                "ncv, or loosen tol",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return out
+
+    def matmat(X):  # float64 (n, b) device block -> A X in float64
+        return cp.asarray(A @ X.astype(dtype, copy=False), dtype=cp.float64)
+
+    out, report = check_lanczos_result(
+        out, matmat, n, k, which, tol, seed, check_block, check_steps, max_iter
+    )
+    return out, report
+
+
+def check_lanczos_result(out, matmat, n, k, which, tol, seed, block, steps, max_iter):
+    """The deflated block check on the fields ``out`` of :func:`lanczos` (any array module);
+    returns (fields, report), warning as the CPU ``eigsh`` does. Run on the host with NumPy
+    by the tests, on the device by :func:`eigsh`."""
+    from ._eigsh import _run_check
+    from ._eigsh_block import array_module, to_host
+
+    w, V, n_iter, res, conv, n_mv, anorm = out
+    xp = array_module(V)
+    if not (conv or n_iter < max_iter):  # ran out of restarts: no check (as on the CPU)
         warnings.warn(
-            f"eigsh did not converge in {out[2]} restart cycles: raise max_iter or "
+            f"eigsh did not converge in {n_iter} restart cycles: raise max_iter or "
             "ncv, or loosen tol",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return out
+        return out, None
+    w_h, res_h = to_host(w), to_host(res)
+    w_h, V, res_h, report, anorm = _run_check(
+        matmat,
+        n,
+        w_h,
+        V,
+        res_h,
+        k,
+        which,
+        tol,
+        float(anorm),
+        V.dtype,
+        seed,
+        block,
+        steps,
+        int(n_mv),
+    )
+    n_mv += report.n_matvec
+    conv = bool(report.passed and (res_h <= tol * anorm).all())
+    if not report.passed:
+        warnings.warn(
+            "eigsh: the deflated block check could not confirm that no eigenvalue was missed "
+            "(missed eigenpairs did not converge); converged=False",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    elif not conv:
+        warnings.warn(
+            f"eigsh did not converge in {n_iter} restart cycles: largest residual "
+            f"{res_h.max():.3g} > tol * ||A|| = {tol * anorm:.3g}; raise max_iter or "
+            "ncv, or loosen tol",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return (xp.asarray(w_h), V, n_iter, xp.asarray(res_h), conv, n_mv, anorm), report
 
 
 def affinity_csr(W, name: str = "X"):
