@@ -91,9 +91,9 @@ class _Space:
         self.xp = array_module(D)
         self.D = self.xp.ascontiguousarray(D, dtype=np.float64)
 
-    def project(self, X: np.ndarray) -> np.ndarray:
+    def project(self, X, passes: int = 2):
         if self.D.shape[1]:
-            for _ in range(2):
+            for _ in range(passes):
                 X -= self.D @ (self.D.T @ X)
         return X
 
@@ -103,9 +103,10 @@ class _Space:
         self.D = self.xp.ascontiguousarray(self.xp.hstack([self.D, Q]))
 
 
-def _orthonormal(X: np.ndarray, rel: float, ref: float | None = None):
-    """An orthonormal basis of the columns of X (SVD; directions with singular value below
-    ``rel * ref`` dropped; ``ref`` defaults to the largest column norm of X)."""
+def _orthonormal(X, rel: float, ref: float | None = None):
+    """An orthonormal basis of the columns of X (thin QR, then the SVD of the small R;
+    directions with singular value below ``rel * ref`` dropped; ``ref`` defaults to the
+    largest column norm of X)."""
     if X.shape[1] == 0:
         return X, 0
     xp = array_module(X)
@@ -113,36 +114,44 @@ def _orthonormal(X: np.ndarray, rel: float, ref: float | None = None):
         ref = float(xp.sqrt((X * X).sum(axis=0)).max()) if X.size else 0.0
     if not ref > 0:
         return X[:, :0], 0
-    U, s, _ = xp.linalg.svd(X, full_matrices=False)
-    nkeep = int((to_host(s) > rel * ref).sum())  # s descending: the leading nkeep columns
-    return xp.ascontiguousarray(U[:, :nkeep]), nkeep
+    Qx, R = xp.linalg.qr(X)
+    Ur, s, _ = np.linalg.svd(to_host(R))  # singular values of X, descending
+    nkeep = int((s > rel * ref).sum())
+    return xp.ascontiguousarray(Qx @ xp.asarray(Ur[:, :nkeep])), nkeep
 
 
 def _krylov(matmat, X, space: _Space, steps: int):
     """Block Krylov basis Q (orthonormal, orthogonal to the space) of ``steps`` blocks from X
-    and A Q; returns (Q, AQ, products)."""
+    and A Q; returns (Q, AQ, products). Q and AQ are column slices of preallocated
+    Fortran-ordered buffers (no re-concatenation per step: the BLAS calls read them as
+    they are)."""
     xp = array_module(X)
     X, _ = _orthonormal(space.project(X), 1e-8)
-    Qs, AQs, nmv = [], [], 0
+    n, cap = X.shape[0], X.shape[1] * steps  # block widths never grow
+    if cap == 0:
+        return None, None, 0
+    Qb = xp.empty((n, cap), order="F")
+    AQb = xp.empty((n, cap), order="F")
+    c, nmv = 0, 0
     for j in range(steps):
-        if X.shape[1] == 0:
+        w = X.shape[1]
+        if w == 0:
             break
-        Qs.append(X)
+        Qb[:, c : c + w] = X
         AX = matmat(X)
-        nmv += X.shape[1]
-        AQs.append(AX)
+        nmv += w
+        AQb[:, c : c + w] = AX
+        c += w
         if j == steps - 1:
             break
         W = AX.copy()
         nrm = float(xp.sqrt((W * W).sum(axis=0)).max())
-        Q = xp.hstack(Qs)
-        for _ in range(2):  # classical Gram-Schmidt, twice
-            W = space.project(W)
+        Q = Qb[:, :c]
+        for _ in range(2):  # classical Gram-Schmidt against the space and Q, twice
+            W = space.project(W, passes=1)
             W -= Q @ (Q.T @ W)
         X, _ = _orthonormal(W, 1e-10, nrm if nrm > 0 else None)
-    if not Qs:
-        return None, None, nmv
-    return xp.hstack(Qs), xp.hstack(AQs), nmv
+    return Qb[:, :c], AQb[:, :c], nmv
 
 
 def _ritz(Q, AQ, which):
