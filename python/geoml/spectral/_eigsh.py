@@ -48,8 +48,8 @@ class EigshResult:
         The estimate of ``||A||_2`` used in the convergence test.
     check_passed : bool or None
         The deflated block check (see :func:`eigsh`) ended with a check that found no
-        missed eigenvalue (None: not run, ``check=False``, the GPU path, or Lanczos ran out
-        of ``max_iter``). False also sets ``converged`` to False.
+        missed eigenvalue (None: not run, ``check=False``, or Lanczos ran out of
+        ``max_iter``). False also sets ``converged`` to False.
     n_added : int
         Eigenpairs the check found that Lanczos had missed (or had not converged).
     check_block, check_steps : int
@@ -318,7 +318,7 @@ def eigsh(
     nodes on) its first cycle only: that solver is a block method (a block wider than
     ``k``) with the eigenvalue at the end of the spectrum (one per connected component)
     put in exactly; the bound above holds with the first cycle's ``b`` and ``s``. The GPU
-    path has no such check.
+    path (CuPy input) runs the same check after its Lanczos solve, on the device.
 
     Parameters
     ----------
@@ -329,7 +329,8 @@ def eigsh(
         solver with the GIL held. float32 stays float32, everything else becomes float64.
         A CuPy array or ``cupyx.scipy.sparse`` matrix runs the same algorithm on the GPU (CSR
         SpMV kernel from ``geoml._cuda``, Lanczos vectors on the device, CuPy's current
-        stream; no locking or missed-eigenvalue check there) and returns CuPy arrays.
+        stream; no locking there, the same deflated block check after it) and returns CuPy
+        arrays.
     k : int
         Number of eigenpairs, ``1 <= k < n``.
     which : {"LA", "SA", "LM"}
@@ -359,7 +360,7 @@ def eigsh(
         every reduction is summed in fixed chunks of rows, in order.
     check : bool, default True
         Run the deflated block check above. False: Lanczos' own one-vector check only
-        (faster, not multiplicity-safe).
+        (none on the GPU path; faster, not multiplicity-safe).
     check_block : int, optional
         Initial width of the check's random block (default 4; doubled while the check keeps
         finding as many eigenvalues as its width).
