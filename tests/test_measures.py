@@ -389,6 +389,23 @@ def test_all_duplicates():
         M.intrinsic_dimension(X, "twonn")
 
 
+@pytest.mark.parametrize("D,k", [(6, 12), (40, 12), (12, 12)])
+def test_lpca_spectra_against_numpy(D, k):
+    """The batched eigensolver behind local PCA against numpy.linalg.eigvalsh of each
+    neighbourhood's covariance (float64 and float32 input)."""
+    from geoml.measures._intrinsic import _pca_spectra
+
+    rng = np.random.default_rng(D)
+    X = rng.normal(size=(300, D)) * np.linspace(3, 0.1, D)
+    idx = np.argsort(((X[:, None] - X[None]) ** 2).sum(-1), axis=1)[:, 1 : k + 1]
+    want = np.array([np.linalg.eigvalsh(np.cov(X[i].T))[::-1] for i in idx])
+    want = np.maximum(want[:, : min(k, D)], 0.0)
+    for dt in (np.float64, np.float32):
+        got = _pca_spectra(X.astype(dt), idx)
+        tol = 1e-12 if dt == np.float64 else 1e-5
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * want.max())
+
+
 def test_n_jobs_determinism(cloud):
     X, _ = cloud
     for method in ("mle", "twonn", "gride", "lpca"):

@@ -261,8 +261,9 @@ def _pca_spectra(X, rows_idx, n_jobs=None):
     p = min(k, D)
     out = np.empty((m, p))
     step = max(1, _CHUNK_ELEMS // max(1, k * D))
+    X64 = np.asarray(X, dtype=np.float64)  # once, not per gathered neighbourhood
     for s in range(0, m, step):
-        Y = X[rows_idx[s : s + step]].astype(np.float64)
+        Y = X64[rows_idx[s : s + step]]
         Y -= Y.mean(axis=1, keepdims=True)
         if k <= D:
             G = Y @ Y.transpose(0, 2, 1)
