@@ -743,6 +743,21 @@ def test_dse_top_block_quadrature():
     np.testing.assert_allclose(Q.T @ Q, np.eye(r), atol=1e-12)
 
 
+def test_slq_orth_fallback():
+    """Cholesky QR twice, and Householder QR for a rank-deficient or ill-conditioned block."""
+    from geoml.measures._slq_entropy import _orth
+
+    rng = np.random.default_rng(0)
+    for Y in (
+        rng.normal(size=(200, 12)),
+        rng.normal(size=(200, 12)) * np.logspace(0, -12, 12),  # cond 1e12
+        np.repeat(rng.normal(size=(200, 1)), 5, axis=1),  # rank 1
+    ):
+        Q, R = _orth(Y)
+        np.testing.assert_allclose(Q.T @ Q, np.eye(Y.shape[1]), atol=1e-10)
+        np.testing.assert_allclose(Q @ R, Y, atol=1e-10 * np.abs(Y).max())
+
+
 def test_dse_knn_kernel():
     rng = np.random.default_rng(7)
     X = rng.normal(size=(600, 6))

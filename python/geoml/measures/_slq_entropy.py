@@ -78,7 +78,10 @@ def _orth(Y):
             Q = scipy.linalg.solve_triangular(L, Q.T, lower=True).T
             R = L.T @ R
         if np.isfinite(Q).all():
-            return np.ascontiguousarray(Q), R
+            Q = np.ascontiguousarray(Q)
+            # CholeskyQR2 is only orthogonal to rounding for cond(Y) below ~1e8: check it
+            if np.abs(Q.T @ Q - np.eye(Q.shape[1])).max() <= 1e-10:
+                return Q, R
     except np.linalg.LinAlgError:
         pass
     return np.linalg.qr(Y)
