@@ -236,6 +236,8 @@ def slq_entropy(
         dS = 0.0 if S_exact is not None else es
         top_err = dS * abs(1.0 / S + T / S**2) + et / S
         top_ok = top_err <= rtol * abs(H) / 10
+        # the block rule's error indicator (pessimistic) joins the sampling error
+        se = math.hypot(se, top_err)
     converged = bool(lanczos_ok and top_ok and (n_probes is not None or se <= target))
     if not converged:
         warnings.warn(
