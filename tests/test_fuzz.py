@@ -1770,10 +1770,17 @@ def test_von_neumann_entropy(A, graph, method, seed):
     sigma=POS_FLOAT,
     t=st.sampled_from([1, 2, 0.5, 0, -1, "1"]),
     method=st.sampled_from(["exact", "auto", "slq", "x"]),
+    kernel=st.sampled_from(["dense", "knn", "sparse"]),
 )
-def test_diffusion_spectral_entropy(X, sigma, t, method):
+def test_diffusion_spectral_entropy(X, sigma, t, method, kernel):
     out = attempt(
-        geoml.diffusion_spectral_entropy, X, sigma=sigma, t=t, method=method, random_state=0
+        geoml.diffusion_spectral_entropy,
+        X,
+        sigma=sigma,
+        t=t,
+        method=method,
+        kernel=kernel,
+        random_state=0,
     )
     note(f"result {out!r}")
     if rejected(out):

@@ -389,6 +389,23 @@ def test_all_duplicates():
         M.intrinsic_dimension(X, "twonn")
 
 
+@pytest.mark.parametrize("D,k", [(6, 12), (40, 12), (12, 12)])
+def test_lpca_spectra_against_numpy(D, k):
+    """The batched eigensolver behind local PCA against numpy.linalg.eigvalsh of each
+    neighbourhood's covariance (float64 and float32 input)."""
+    from geoml.measures._intrinsic import _pca_spectra
+
+    rng = np.random.default_rng(D)
+    X = rng.normal(size=(300, D)) * np.linspace(3, 0.1, D)
+    idx = np.argsort(((X[:, None] - X[None]) ** 2).sum(-1), axis=1)[:, 1 : k + 1]
+    want = np.array([np.linalg.eigvalsh(np.cov(X[i].T))[::-1] for i in idx])
+    want = np.maximum(want[:, : min(k, D)], 0.0)
+    for dt in (np.float64, np.float32):
+        got = _pca_spectra(X.astype(dt), idx)
+        tol = 1e-12 if dt == np.float64 else 1e-5
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * want.max())
+
+
 def test_n_jobs_determinism(cloud):
     X, _ = cloud
     for method in ("mle", "twonn", "gride", "lpca"):
@@ -649,11 +666,27 @@ def test_dse_slq_tiled(dse_data, monkeypatch):
     from geoml.measures import _dse
 
     X, _ = dse_data
+    monkeypatch.setattr(_dse, "_KERNEL_F32", False)
     a = M.diffusion_spectral_entropy(X, sigma=2.0, method="slq", random_state=5, n_probes=16)
     monkeypatch.setattr(_dse, "_DENSE_BYTES", 0)
     monkeypatch.setattr(_dse, "_TILE_ELEMS", 150 * 500)
     b = M.diffusion_spectral_entropy(X, sigma=2.0, method="slq", random_state=5, n_probes=16)
     assert b.value == pytest.approx(a.value, rel=1e-9)
+
+
+def test_dse_kernel_float32(dse_data, monkeypatch):
+    """The float32 kernel storage of the SLQ mode against the float64 kernel."""
+    from geoml.measures import _dse
+
+    X, _ = dse_data
+    K32, d32 = _dse._kernel32(X, 2.0)
+    K64, d64 = _dse._kernel(X, 2.0)
+    np.testing.assert_allclose(d32, d64, rtol=1e-12)
+    assert np.abs(K32 - K64).max() <= 1e-6 * np.abs(K64).max()
+    a = M.diffusion_spectral_entropy(X, sigma=2.0, method="slq", random_state=5, n_probes=16)
+    monkeypatch.setattr(_dse, "_KERNEL_F32", False)
+    b = M.diffusion_spectral_entropy(X, sigma=2.0, method="slq", random_state=5, n_probes=16)
+    assert a.value == pytest.approx(b.value, rel=1e-5)
 
 
 def test_dse_error_bar_covers(dse_data):
@@ -663,6 +696,122 @@ def test_dse_error_bar_covers(dse_data):
         r = M.diffusion_spectral_entropy(X, sigma=2.0, method="slq", n_probes=16, random_state=seed)
         cover += abs(r.value - exact) <= 3 * r.stderr
     assert cover >= 18
+
+
+@pytest.fixture(scope="module")
+def dse_uniform():
+    """The reference's kind of input (uniform in a cube, sigma = 10): a unit top eigenvalue,
+    ~d dominant ones, then a flat bulk (plain Hutchinson needs hundreds of probes)."""
+    from geoml._validation import single_threaded_blas
+    from geoml.measures import _dse
+
+    X = np.random.default_rng(6).uniform(0, 1, (700, 64))
+    with single_threaded_blas():  # one small eigvalsh: threaded LAPACK only loses on 2 cores
+        ev = np.abs(np.linalg.eigvalsh(_dse._kernel(X, 10.0)[0]))
+    exact = {}
+    for t in (1, 2):
+        p = ev**t / (ev**t).sum() + np.finfo(float).eps
+        exact[t] = float(-np.sum(p * np.log2(p)))
+    return X, exact
+
+
+@pytest.mark.parametrize("t", [1, 2])
+def test_dse_slq_deflated(dse_uniform, t):
+    X, exact = dse_uniform
+    cover = 0
+    for seed in range(5):
+        r = M.diffusion_spectral_entropy(X, t=t, method="slq", random_state=seed)
+        assert r.converged and r.n_probes <= 64
+        assert abs(r.value - exact[t]) <= 1e-2 * exact[t]
+        cover += abs(r.value - exact[t]) <= 3 * r.stderr
+    assert cover >= 4
+    # float32 input is computed in float64
+    r32 = M.diffusion_spectral_entropy(X.astype(np.float32), t=t, method="slq", random_state=0)
+    assert abs(r32.value - exact[t]) <= 1e-2 * exact[t]
+
+
+def test_dse_top_block_quadrature():
+    """The deflated block's two-step block Gauss rule against f on the exact spectrum: with
+    Q spanning an exact invariant subspace the rule is exact."""
+    from geoml.measures._slq_entropy import _glogg, _top_block
+
+    rng = np.random.default_rng(0)
+    n, r = 300, 20
+    U, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    lam = np.concatenate([np.linspace(0.5, 0.1, r), np.zeros(n - r)])
+    A = (U * lam) @ U.T
+
+    def matmat(B, out):
+        np.matmul(A, B, out=out)
+
+    g = np.abs
+    Q, s1, t1, es, et = _top_block(matmat, n, r, rng, g, _glogg(g))
+    assert s1 == pytest.approx(lam.sum(), rel=1e-10)
+    assert t1 == pytest.approx((lam[:r] * np.log(lam[:r])).sum(), rel=1e-10)
+    np.testing.assert_allclose(Q.T @ Q, np.eye(r), atol=1e-12)
+
+
+def test_slq_orth_fallback():
+    """Cholesky QR twice, and Householder QR for a rank-deficient or ill-conditioned block."""
+    from geoml.measures._slq_entropy import _orth
+
+    rng = np.random.default_rng(0)
+    for Y in (
+        rng.normal(size=(200, 12)),
+        rng.normal(size=(200, 12)) * np.logspace(0, -12, 12),  # cond 1e12
+        np.repeat(rng.normal(size=(200, 1)), 5, axis=1),  # rank 1
+    ):
+        Q, R = _orth(Y)
+        np.testing.assert_allclose(Q.T @ Q, np.eye(Y.shape[1]), atol=1e-10)
+        np.testing.assert_allclose(Q @ R, Y, atol=1e-10 * np.abs(Y).max())
+
+
+def test_dse_knn_kernel():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(600, 6))
+    ex = M.diffusion_spectral_entropy(X, sigma=1.0, kernel="knn", n_neighbors=10, method="exact")
+    # the kernel written out: symmetrised kNN Gaussian weights, unit diagonal
+    D2 = ((X[:, None] - X[None]) ** 2).sum(-1)
+    nn = np.argsort(D2 + np.diag(np.full(600, np.inf)), axis=1)[:, :10]
+    mask = np.zeros((600, 600), bool)
+    mask[np.repeat(np.arange(600), 10), nn.ravel()] = True
+    mask |= mask.T
+    W = np.where(mask, np.exp(-D2 / 2), 0.0) + np.eye(600)
+    d = 1 / np.sqrt(W.sum(1))
+    ev = np.abs(np.linalg.eigvalsh(d[:, None] * W * d[None]))
+    p = ev / ev.sum() + np.finfo(float).eps
+    assert ex.value == pytest.approx(-(p * np.log2(p)).sum(), rel=1e-10)
+    assert ex.value != pytest.approx(M.diffusion_spectral_entropy(X, sigma=1.0).value, rel=1e-2)
+    cover = 0
+    for seed in range(5):
+        r = M.diffusion_spectral_entropy(
+            X, sigma=1.0, kernel="knn", n_neighbors=10, method="slq", random_state=seed
+        )
+        assert r.converged and abs(r.value - ex.value) <= 1e-2 * ex.value
+        cover += abs(r.value - ex.value) <= 3 * r.stderr
+    assert cover >= 4
+    a, b = (
+        M.diffusion_spectral_entropy(
+            X, sigma=1.0, kernel="knn", method="slq", random_state=3, n_jobs=nj
+        )
+        for nj in (1, 2)
+    )
+    assert a == b
+    with pytest.raises(ValueError, match="kernel="):
+        M.diffusion_spectral_entropy(X, kernel="sparse")
+    with pytest.raises(ValueError, match="n_neighbors"):
+        M.diffusion_spectral_entropy(X, kernel="knn", n_neighbors=0)
+    mi = M.diffusion_spectral_mutual_information(
+        X, (X[:, 0] > 0).astype(int), sigma=1.0, kernel="knn", n_repetitions=2
+    )
+    assert np.isfinite(mi.value)
+
+
+def test_dse_slq_deterministic(dse_uniform):
+    X, _ = dse_uniform
+    a = M.diffusion_spectral_entropy(X, method="slq", random_state=2, n_jobs=1)
+    b = M.diffusion_spectral_entropy(X, method="slq", random_state=2, n_jobs=2)
+    assert a == b
 
 
 def test_dsmi_formula():

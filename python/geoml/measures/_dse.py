@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import random
@@ -9,7 +10,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validation import as_float_array, check_int, check_n_jobs, random_seed, reject_gpu
+from .._validation import (
+    as_float_array,
+    check_int,
+    check_n_jobs,
+    check_random_state,
+    random_seed,
+    reject_gpu,
+    single_threaded_blas,
+)
 from ._entropy import SpectralMeasure, _check_method, _check_rtol
 from ._slq_entropy import slq_entropy
 
@@ -20,8 +29,14 @@ __all__ = [
 ]
 
 _AUTO_EXACT = 2000  # "auto": dense eigenvalues up to this many points
-_DENSE_BYTES = 2**30  # SLQ keeps the N x N kernel when it fits in this, else recomputes tiles
+_DENSE_BYTES = 2**30  # SLQ keeps the N x N float32 kernel when it fits, else recomputes tiles
 _TILE_ELEMS = 2**22  # rows per kernel tile: tile * N <= this
+_KNN_EXACT_BELOW = 20_000  # geoml.knn(method="auto") is exact below this
+_SMALL_N = 3000  # SLQ below this many points: BLAS held to one thread
+_KERNEL_F32 = True  # SLQ: the dense kernel stored (and multiplied) in float32
+_DEFLATE_EXTRA = 32  # SLQ deflates a block of rank min(n_features + 32, 512, N / 4)
+_DEFLATE_MAX = 512
+_BLOCK_ELEMS = 2**24
 
 
 class DiffusionMutualInformation(NamedTuple):
@@ -51,6 +66,12 @@ def _check_sigma_t(sigma, t):
         if not (math.isfinite(float(v)) and float(v) > 0):
             raise ValueError(f"{name}={v} must be a positive finite number")
     return float(sigma), float(t)
+
+
+def _check_kernel(kernel, n_neighbors):
+    if kernel not in ("dense", "knn"):
+        raise ValueError(f"kernel={kernel!r} is not supported; use 'dense' or 'knn'")
+    return kernel, check_int(n_neighbors, "n_neighbors", low=1)
 
 
 def _scaled(X, sigma):
@@ -92,34 +113,104 @@ def _kernel(X, sigma):
     return G, deg
 
 
+def _kernel32(X, sigma):
+    """The same K for the SLQ products, stored in float32: entries computed in float64 from
+    the centred points by row tiles of about ``_TILE_ELEMS`` values, each tile only for the
+    columns from its first row on (the other half mirrored: half the distance products and
+    exponentials), then rounded (relative error ``6e-8`` per entry, far below the SLQ
+    tolerance); the degrees are summed in float64."""
+    N = X.shape[0]
+    Xs, sq = _scaled(X - X.mean(axis=0), sigma)
+    K = np.empty((N, N), dtype=np.float32)
+    deg = np.zeros(N)
+    step = max(1, _TILE_ELEMS // N)
+    for s in range(0, N, step):
+        e = min(s + step, N)
+        D2 = Xs[s:e] @ Xs[s:].T  # becomes -||x - y||^2 / 2 in place, then its exp
+        D2 -= 0.5 * sq[s:e, None]
+        D2 -= 0.5 * sq[None, s:]
+        np.minimum(D2, 0.0, out=D2)
+        blk = D2[:, : e - s]
+        blk[...] = 0.5 * (blk + blk.T)
+        np.fill_diagonal(blk, 0.0)
+        np.exp(D2, out=D2)
+        deg[s:e] += D2.sum(axis=1)
+        deg[e:] += D2[:, e - s :].sum(axis=0)
+        K[s:e, s:] = D2
+        K[e:, s:e] = D2[:, e - s :].T
+    dinv = 1.0 / np.sqrt(deg)
+    for s in range(0, N, step):
+        r = slice(s, min(s + step, N))
+        K[r] *= (dinv[r, None] * dinv[None, :]).astype(np.float32)
+    return K, deg
+
+
 def _dse_exact(X, sigma, t):
     """dse-dsmi 1.1 ``diffusion_spectral_entropy`` (default options), term by term."""
     K, _ = _kernel(X, sigma)
-    ev = np.abs(np.linalg.eigvalsh(K)) ** t
-    p = ev / ev.sum() + np.finfo(float).eps
-    return float(-np.sum(p * np.log2(p)))
+    return _spectrum_entropy(K, t)
 
 
-def _dse_slq(X, sigma, t, rtol, n_probes, random_state):
-    """SLQ estimate of the same entropy, the known top pair (1, D^1/2 1) deflated."""
+def _knn_kernel(X, sigma, k, random_state, n_jobs):
+    """Sparse kNN version of the kernel: ``W_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))`` on the
+    edges of the symmetrised kNN graph (j among the k nearest of i, or i of j), ``W_ii = 1``,
+    0 elsewhere; ``K = D^-1/2 W D^-1/2``. Returns (K as float64 CSR, degrees)."""
+    import scipy.sparse as sp
+
+    from ..neighbors import knn
+
     N = X.shape[0]
-    Xs, sq = _scaled(X, sigma)
-    step = max(1, _TILE_ELEMS // N)
-    tiles = [slice(s, min(s + step, N)) for s in range(0, N, step)]
-    dense = 8 * N * N <= _DENSE_BYTES
-    if dense:
-        K, deg = _kernel(X, sigma)
+    k = min(k, N - 1)
+    # approximate search (N >= 20,000) on float32 points: half the memory traffic
+    Xk = X if N < _KNN_EXACT_BELOW else X.astype(np.float32)
+    res = knn(Xk, k, method="auto", random_state=random_state, n_jobs=n_jobs)
+    del Xk
+    w = np.exp(-0.5 * (res.distances.astype(np.float64) / sigma) ** 2)
+    rows = np.repeat(np.arange(N, dtype=np.int64), k)
+    W = sp.csr_matrix((w.ravel(), (rows, res.indices.ravel())), shape=(N, N))
+    W = (W.maximum(W.T) + sp.identity(N, format="csr")).tocsr()
+    deg = np.asarray(W.sum(axis=1)).ravel()
+    dinv = 1.0 / np.sqrt(deg)
+    K = (sp.diags(dinv) @ W @ sp.diags(dinv)).tocsr()
+    K.sort_indices()
+    if K.indices.dtype != K.indptr.dtype:
+        K.indices = K.indices.astype(K.indptr.dtype)
+    return K, deg
+
+
+def _dse_slq(X, sigma, t, rtol, n_probes, random_state, kernel, n_neighbors, n_jobs):
+    """SLQ estimate of the same entropy: the known top pair (1, D^1/2 1) deflated, then (dense
+    kernel) a block of the dominant eigen-directions taken out of the probes (``deflate``)."""
+    N = X.shape[0]
+    rng = check_random_state(random_state)
+    K = Ks = Xs = sq = tiles = None
+    dense = False
+    if kernel == "knn":
+        from ..spectral._slq import _csr_block_product
+
+        nt = check_n_jobs(n_jobs)
+        Ks, deg = _knn_kernel(X, sigma, n_neighbors, rng, n_jobs)
     else:
-        K = None
-        deg = np.empty(N)
-        for r in tiles:
-            deg[r] = _gaussian_tile(Xs, sq, r).sum(axis=1)
+        Xs, sq = _scaled(X, sigma)
+        step = max(1, _TILE_ELEMS // N)
+        tiles = [slice(s, min(s + step, N)) for s in range(0, N, step)]
+        dense = (4 if _KERNEL_F32 else 8) * N * N <= _DENSE_BYTES
+        if dense:
+            K, deg = _kernel32(X, sigma) if _KERNEL_F32 else _kernel(X, sigma)
+        else:
+            deg = np.empty(N)
+            for r in tiles:
+                deg[r] = _gaussian_tile(Xs, sq, r).sum(axis=1)
     dinv = 1.0 / np.sqrt(deg)
     v = np.sqrt(deg)  # K D^1/2 1 = D^-1/2 G 1 = D^1/2 1: the top eigenvector, eigenvalue 1
     v /= np.linalg.norm(v)
 
     def matmat(B, out):
-        if dense:
+        if Ks is not None:
+            _csr_block_product(Ks, np.ascontiguousarray(B), out, nt)
+        elif dense and K.dtype == np.float32:
+            out[...] = K @ B.astype(np.float32)
+        elif dense:
             np.matmul(K, B, out=out)
         else:
             Bs = B * dinv[:, None]
@@ -131,33 +222,56 @@ def _dse_slq(X, sigma, t, rtol, n_probes, random_state):
     def g(x):
         return np.abs(x) ** t
 
-    if t == 1.0:
+    if t == 1.0 and kernel == "dense":
         # K is positive semi-definite: sum |l| = tr K = G_ii sum 1 / D_ii (top pair included)
         S_exact = float((dinv**2).sum())
     else:
-        S_exact = None
-    H, se, m, _, ok = slq_entropy(
-        matmat,
-        N,
-        g,
-        S_exact=S_exact,
-        S_extra=1.0,
-        T_extra=0.0,
-        rtol=rtol,
-        n_probes=n_probes,
-        random_state=random_state,
-        what="diffusion_spectral_entropy",
-    )
+        S_exact = None  # t != 1, or the kNN kernel (not positive semi-definite)
+    # small problems: threaded BLAS only loses (100 ms -> 1 s on a busy 2-core machine)
+    blas = single_threaded_blas() if N < _SMALL_N else contextlib.nullcontext()
+    with blas:
+        H, se, m, _, ok = slq_entropy(
+            matmat,
+            N,
+            g,
+            deflate=_deflate_rank(N, X.shape[1]) if kernel == "dense" else 0,
+            S_exact=S_exact,
+            S_extra=1.0,
+            T_extra=0.0,
+            rtol=rtol,
+            n_probes=n_probes,
+            random_state=rng,
+            what="diffusion_spectral_entropy",
+        )
     return H / math.log(2.0), se / math.log(2.0), m, ok
 
 
-def _dse(X, sigma, t, method, rtol, n_probes, random_state):
+def _deflate_rank(N, d):
+    """Rank of the deflated block: the Gaussian kernel's dominant eigenvalues are the constant
+    and the ``d`` linear terms of its Taylor expansion (El Karoui 2010), then a bulk; at most
+    2^24 values per block."""
+    r = min(d + _DEFLATE_EXTRA, _DEFLATE_MAX, N // 4, _BLOCK_ELEMS // max(N, 1))
+    return r if r >= 8 else 0
+
+
+def _spectrum_entropy(K, t):
+    ev = np.abs(np.linalg.eigvalsh(K)) ** t
+    p = ev / ev.sum() + np.finfo(float).eps
+    return float(-np.sum(p * np.log2(p)))
+
+
+def _dse(
+    X, sigma, t, method, rtol, n_probes, random_state, kernel="dense", n_neighbors=15, n_jobs=None
+):
     N = X.shape[0]
     if method == "auto":
         method = "exact" if N <= _AUTO_EXACT else "slq"
     if method == "exact" or N < 3:
+        if kernel == "knn" and N >= 3:
+            K, _ = _knn_kernel(X, sigma, n_neighbors, check_random_state(random_state), n_jobs)
+            return SpectralMeasure(_spectrum_entropy(K.toarray(), t), 0.0, "exact", 0, True)
         return SpectralMeasure(_dse_exact(X, sigma, t), 0.0, "exact", 0, True)
-    H, se, m, ok = _dse_slq(X, sigma, t, rtol, n_probes, random_state)
+    H, se, m, ok = _dse_slq(X, sigma, t, rtol, n_probes, random_state, kernel, n_neighbors, n_jobs)
     return SpectralMeasure(H, se, "slq", m, ok)
 
 
@@ -169,6 +283,8 @@ def diffusion_spectral_entropy(
     method: str = "auto",
     rtol: float = 1e-2,
     n_probes: int | None = None,
+    kernel: str = "dense",
+    n_neighbors: int = 15,
     random_state=None,
     n_jobs: int | None = None,
 ) -> SpectralMeasure:
@@ -189,7 +305,18 @@ def diffusion_spectral_entropy(
     eigenpair ``(1, v = D^1/2 1 / ||D^1/2 1||)`` deflated (``tr K`` itself is exact for
     ``t = 1``); the kernel is kept dense when it fits in 1 GiB and recomputed by row tiles
     otherwise (no N x N matrix); the ``eps`` terms (at most ``6e-14 N`` bits) are left out.
-    The result carries a delta-method standard error. ``"auto"``: exact up to N = 2000.
+    The dominant eigen-directions (a block of rank ``min(n_features + 32, 512, N / 4)``
+    from one block product with a Gaussian block) are taken out of the probes and their
+    part of the traces computed by a block Gauss quadrature (Hutch++-style variance
+    reduction, see ``docs/design/measures.md``). The result carries a delta-method standard
+    error. ``"auto"``: exact up to N = 2000.
+
+    ``kernel="knn"`` is a different, sparse quantity for large N (not the reference's): the
+    Gaussian weights only on the edges of the symmetrised ``n_neighbors``-NN graph
+    (``geoml.knn(method="auto")``: approximate NN-descent above 20,000 points), 1 on the
+    diagonal, the same normalisation and entropy. It is not positive semi-definite, so
+    ``sum |l|^t`` is estimated too. For data where sigma is large against the neighbour
+    distances the dense kernel is nearly constant and the two entropies differ widely.
 
     Parameters
     ----------
@@ -204,10 +331,15 @@ def diffusion_spectral_entropy(
         SLQ target relative accuracy (default 1e-2).
     n_probes : int, optional
         SLQ: fixed number of probes (default adaptive, at most 512).
+    kernel : {"dense", "knn"}
+        The reference's dense Gaussian kernel (default), or its sparse kNN version.
+    n_neighbors : int
+        Neighbours per point of the ``"knn"`` kernel (default 15).
     random_state : int, Generator or None
-        SLQ probes.
+        SLQ probes (and the approximate kNN search).
     n_jobs : int, optional
-        Accepted for symmetry; the dense products run on NumPy's BLAS threads.
+        Threads of the kNN search and sparse products (``kernel="knn"``); the dense
+        products run on NumPy's BLAS threads.
 
     Returns
     -------
@@ -230,7 +362,8 @@ def diffusion_spectral_entropy(
     X = as_float_array(X, "X", dtype=np.float64)
     if n_probes is not None:
         n_probes = check_int(n_probes, "n_probes", low=2)
-    return _dse(X, sigma, t, method, rtol, n_probes, random_state)
+    kernel, n_neighbors = _check_kernel(kernel, n_neighbors)
+    return _dse(X, sigma, t, method, rtol, n_probes, random_state, kernel, n_neighbors, n_jobs)
 
 
 def _labels(y, n, discrete, n_clusters):
@@ -283,6 +416,8 @@ def diffusion_spectral_mutual_information(
     random_state=0,
     method: str = "auto",
     rtol: float = 1e-2,
+    kernel: str = "dense",
+    n_neighbors: int = 15,
     n_jobs: int | None = None,
 ) -> DiffusionMutualInformation:
     """Diffusion spectral mutual information ``DSMI(X; y)`` in bits (Liao et al. 2023).
@@ -312,10 +447,10 @@ def diffusion_spectral_mutual_information(
         Random subsets per class (default 5).
     random_state : int, Generator or None
         Seed of the random subsets (default 0, the reference's).
-    method, rtol :
+    method, rtol, kernel, n_neighbors :
         As in :func:`diffusion_spectral_entropy`, for every entropy computed.
     n_jobs : int, optional
-        Accepted for symmetry.
+        As in :func:`diffusion_spectral_entropy`.
 
     Returns
     -------
@@ -349,16 +484,18 @@ def diffusion_spectral_mutual_information(
         seed = random_state
     else:
         seed = random_seed(random_state)
+    kernel, n_neighbors = _check_kernel(kernel, n_neighbors)
+    opts = {"kernel": kernel, "n_neighbors": n_neighbors, "n_jobs": n_jobs}
     labels = _labels(y, n, discrete, n_clusters)
     classes, counts = np.unique(labels, return_counts=True)
     mi, var = 0.0, 0.0
     for c, cnt in zip(classes, counts):
-        cond = _dse(X[labels == c], sigma, t, method, rtol, None, seed)
+        cond = _dse(X[labels == c], sigma, t, method, rtol, None, seed, **opts)
         rnd = random.Random(seed) if seed is not None else random.Random()
         reps = []
         for _ in range(n_repetitions):
             inds = np.array(rnd.sample(range(n), k=int(cnt)))
-            reps.append(_dse(X[inds], sigma, t, method, rtol, None, seed))
+            reps.append(_dse(X[inds], sigma, t, method, rtol, None, seed, **opts))
         w = cnt / n
         mi += w * (np.mean([r.value for r in reps]) - cond.value)
         var += w**2 * (cond.stderr**2 + sum(r.stderr**2 for r in reps) / n_repetitions**2)

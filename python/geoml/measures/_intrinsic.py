@@ -248,23 +248,33 @@ def _local_ratio_estimates(log_mu, idx, n1, n2):
 # ----------------------------------------------------------------------------- local PCA
 
 
-def _pca_spectra(X, rows_idx):
+def _pca_spectra(X, rows_idx, n_jobs=None):
     """Covariance eigenvalues (ddof=1), descending, of each neighbourhood ``X[rows_idx[i]]``:
-    min(k, D) values per row, as scikit-learn's ``PCA().explained_variance_``."""
+    min(k, D) values per row, as scikit-learn's ``PCA().explained_variance_``. The small
+    symmetric eigenproblems go to geoml.spd's batched, threaded solver (Householder + QL);
+    any it reports unconverged are redone by LAPACK."""
+    from .. import _core
+
+    nt = check_n_jobs(n_jobs)
     m, k = rows_idx.shape
     D = X.shape[1]
     p = min(k, D)
     out = np.empty((m, p))
     step = max(1, _CHUNK_ELEMS // max(1, k * D))
+    X64 = np.asarray(X, dtype=np.float64)  # once, not per gathered neighbourhood
     for s in range(0, m, step):
-        Y = X[rows_idx[s : s + step]].astype(np.float64)
+        Y = X64[rows_idx[s : s + step]]
         Y -= Y.mean(axis=1, keepdims=True)
         if k <= D:
             G = Y @ Y.transpose(0, 2, 1)
         else:
             G = Y.transpose(0, 2, 1) @ Y
-        ev = np.linalg.eigvalsh(G / (k - 1))[:, ::-1]
-        out[s : s + step] = np.maximum(ev, 0.0)
+        G /= k - 1
+        ev, _, status = _core.spd_eigh(G, vectors=False, sym_tol=1e-8, n_jobs=nt)
+        bad = status != 0
+        if bad.any():
+            ev[bad] = np.linalg.eigvalsh(G[bad])
+        out[s : s + step] = np.maximum(ev[:, ::-1], 0.0)
     return out
 
 
@@ -466,5 +476,5 @@ def intrinsic_dimension(
     value = float(_pca_rule(ev, rule, alpha)[0])
     if local:
         _, idx = _neighbors(X, k, neighbors, n_jobs)
-        pointwise = _pca_rule(_pca_spectra(X, idx), rule, alpha)
+        pointwise = _pca_rule(_pca_spectra(X, idx, n_jobs), rule, alpha)
     return IntrinsicDimension(value, math.nan, pointwise, n)
