@@ -181,10 +181,8 @@ struct NewtonInfo {
 };
 
 /// Sinkhorn-Newton-Sparse (Tang, Shavlovsky, Rahmanian, Tardini, Thekumparampil, Xiao & Ying,
-/// ICLR 2024) for the balanced problem of `sinkhorn_dense`: potentials from the double
-/// c-transform of C (f_i = -min_j C_ij, g_j = -max_i (f_i - C_ij): one pass, no exponentials;
-/// every kernel entry in [0, 1], no empty row or column), n_warmup Sinkhorn sweeps on the kernel
-/// built there, then Newton steps on the dual
+/// ICLR 2024) for the balanced problem of `sinkhorn_dense`: n_warmup Sinkhorn iterations
+/// (`sinkhorn_dense`; if they reach tol, that is the result), then Newton steps on the dual
 /// phi(al, be) = a.al + b.be - sum_ij u_i K_ij v_j (u = e^al, v = e^be, K = exp((f + g - C) /
 /// eps)). The Hessian [diag r, P; P^T, diag c] (r, c: the plan's row / column sums) is
 /// sparsified by keeping P_ij >= sparsity * r_i (found in the same pass that forms r and c);

@@ -1,10 +1,10 @@
 // Sinkhorn-Newton-Sparse (Tang et al., ICLR 2024) on dense costs: sinkhorn_newton_dense (see
-// ot.hpp). Start from the double c-transform of C (one pass, no exponentials), a few Sinkhorn
-// sweeps on the kernel built there, then Newton steps on the dual with a Hessian sparsified to
-// the largest plan entries (selected in the pass that computes the plan's row and column sums,
-// stored as a float32 CSR), solved by Jacobi-preconditioned conjugate gradients on its Schur
-// complement (one fused pass over the CSR per product, inexact-Newton forcing terms that stop
-// at what the step needs to reach tol), and a backtracking line search.
+// ot.hpp). Sinkhorn warm-up (sinkhorn_dense), then Newton steps on the dual with a Hessian
+// sparsified to the largest plan entries (selected without branches in the pass that computes
+// the plan's row and column sums, stored as a float32 CSR), solved by Jacobi-preconditioned
+// conjugate gradients on its Schur complement (one fused pass over the CSR per product,
+// inexact-Newton forcing terms that stop at what the step to tol needs), and a backtracking
+// line search.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -100,81 +100,6 @@ struct Newton {
       be[j] = 0.0;
       v[j] = b[j] > 0 ? 1.0 : 0.0;
     }
-  }
-
-  // Start potentials by a double c-transform of C (one pass over C, no exponentials):
-  // f_i = -min_j C_ij, g_j = -max_i (f_i - C_ij), over the bins of positive mass. Every
-  // exponent f_i + g_j - C_ij is then <= 0 and every row and column of positive mass has one
-  // equal to 0, so the kernel built from them has entries in [0, 1] and no empty row or column
-  // at any eps (a float32 kernel always fits).
-  void ctransform() {
-    ++passes;
-    const double inf = std::numeric_limits<double>::infinity();
-    std::fill(part.begin(), part.end(), -inf);
-#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, 1)
-    for (int qg = 0; qg < G; ++qg) {
-      double* mx = part.data() + static_cast<int64_t>(qg) * n;
-      for (int i = g_lo(qg); i < g_lo(qg + 1); ++i) {
-        if (!(a[i] > 0)) {
-          f[i] = 0.0;
-          continue;
-        }
-        const double* Ci = C + static_cast<int64_t>(i) * n;
-        double lo = inf;
-        for (int j = 0; j < n; ++j)
-          if (b[j] > 0) lo = std::min(lo, Ci[j]);
-        if (!(lo < inf)) {  // only forbidden pairs (refused by the Python layer)
-          f[i] = 0.0;
-          continue;
-        }
-        f[i] = -lo;
-        const double fi = -lo;
-        for (int j = 0; j < n; ++j) mx[j] = std::max(mx[j], fi - Ci[j]);
-      }
-    }
-    for (int j = 0; j < n; ++j) {
-      double v = -inf;
-      for (int qg = 0; qg < G; ++qg) v = std::max(v, part[static_cast<int64_t>(qg) * n + j]);
-      g[j] = (b[j] > 0 && v > -inf) ? -v : 0.0;
-    }
-  }
-
-  // k alternating Sinkhorn iterations u = a / (K v), v = b / (K^T u) on the current kernel,
-  // one pass each (row update and K^T u fused, partial column sums in fixed row groups).
-  void sweeps(int64_t k) {
-    for (int64_t it = 0; it < k; ++it) {
-      ++passes;
-      const double* vp = v.data();
-#pragma omp parallel num_threads(nt) if (par())
-      {
-#pragma omp for schedule(dynamic, 1)
-        for (int qg = 0; qg < G; ++qg) {
-          double* acc = part.data() + static_cast<int64_t>(qg) * n;
-          std::fill(acc, acc + n, 0.0);
-          for (int i = g_lo(qg); i < g_lo(qg + 1); ++i) {
-            if (!(a[i] > 0)) {
-              u[i] = 0.0;
-              continue;
-            }
-            const int64_t o = static_cast<int64_t>(i) * n;
-            const double s = f32 ? dot_row(n, K32() + o, vp) : dot_row(n, K + o, vp);
-            u[i] = s > 0 ? a[i] / s : 0.0;
-            if (f32)
-              axpy_row(n, u[i], K32() + o, acc);
-            else
-              axpy_row(n, u[i], K + o, acc);
-          }
-        }
-#pragma omp for schedule(static)
-        for (int j = 0; j < n; ++j) {
-          double s = 0.0;
-          for (int qg = 0; qg < G; ++qg) s += part[static_cast<int64_t>(qg) * n + j];
-          v[j] = (b[j] > 0 && s > 0) ? b[j] / s : 0.0;
-        }
-      }
-    }
-    for (int i = 0; i < m; ++i) al[i] = u[i] > 0 ? std::log(u[i]) : 0.0;
-    for (int j = 0; j < n; ++j) be[j] = v[j] > 0 ? std::log(v[j]) : 0.0;
   }
 
   // K_ij = exp((f_i + g_j - C_ij) / eps), in float32 when want32 and no exponent exceeds kZHi
@@ -584,20 +509,31 @@ NewtonInfo sinkhorn_newton_dense(int m, int n, const double* a, const double* b,
   const int nt = std::max(1, p.n_threads);
   double mass = 0.0;
   for (int i = 0; i < m; ++i) mass += a[i];
-  // start: double c-transform of C, the kernel at those potentials (entries in [0, 1], none
-  // of the rows or columns of positive mass empty), then n_warmup Sinkhorn sweeps on it
+  // warm-up: plain (over-relaxed) Sinkhorn iterations at eps
+  SinkhornParams sp;
+  sp.eps = p.eps;
+  sp.tol = p.tol;
+  sp.max_iter = std::max<int64_t>(1, p.n_warmup);
+  sp.eps_start = 0.0;
+  sp.n_threads = nt;
+  {
+    SinkhornWork w;
+    const SinkhornInfo si = sinkhorn_dense(m, n, a, b, C, sp, f, g, P, w);
+    info.n_warmup = si.n_iter;
+    info.n_passes = si.n_iter + 2;  // kernel build, iterations, plan
+    if (si.converged) {
+      info.converged = true;
+      info.err = si.err;
+      info.cost = si.cost;
+      info.marginal_error = si.marginal_error;
+      return info;
+    }
+  }
   Newton N(m, n, a, b, C, p.eps, p.sparsity, f, g, P, nt);
-  N.ctransform();
   N.absorb();
   // float32 kernel for the bulk of the steps on large problems, float64 for the last ones
   const bool want32 = static_cast<int64_t>(m) * n >= (int64_t(1) << 16);
   N.build(want32);
-  N.sweeps(std::max<int64_t>(1, p.n_warmup));
-  info.n_warmup = std::max<int64_t>(1, p.n_warmup);
-  if (N.big() > kAbsorb) {
-    N.absorb();
-    N.build(want32);
-  }
   info.used_float32 = N.f32;
   int64_t steps = 0, cg = 0;
   double err = N.run(p.tol, mass, p.max_iter, &steps, &cg);
@@ -610,7 +546,7 @@ NewtonInfo sinkhorn_newton_dense(int m, int n, const double* a, const double* b,
   info.n_cg = cg;
   info.err = err;
   info.cost = N.finish(&info.marginal_error);
-  info.n_passes = N.passes;
+  info.n_passes += N.passes;
   info.converged = err <= p.tol && info.marginal_error <= p.tol;
   // potentials of the returned plan: P_ij = exp((f_i + g_j - C_ij) / eps)
   for (int i = 0; i < m; ++i)

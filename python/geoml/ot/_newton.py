@@ -66,9 +66,8 @@ def sinkhorn_newton(
     """Entropic optimal transport by Sinkhorn-Newton-Sparse (SNS).
 
     Solves the problem of :func:`sinkhorn` (``min <P, C> + eps KL(P | 1)``, ``P 1 = a``,
-    ``P^T 1 = b``) by the algorithm of Tang et al. (ICLR 2024): potentials from the double
-    c-transform of ``C`` (one pass, no exponentials), ``n_warmup`` Sinkhorn iterations on the
-    kernel built there, then Newton steps on the dual. The dual Hessian ``[diag r, P; P^T, diag c]``
+    ``P^T 1 = b``) by the algorithm of Tang et al. (ICLR 2024): ``n_warmup`` Sinkhorn
+    iterations, then Newton steps on the dual. The dual Hessian ``[diag r, P; P^T, diag c]``
     (``r``, ``c``: the plan's row and column sums) is sparsified by keeping the entries
     ``P_ij >= sparsity * r_i``; the Newton system is solved inexactly by preconditioned
     conjugate gradients on its Schur complement, and a backtracking line search sets the
