@@ -966,7 +966,7 @@ def sinkhorn_batched(
     )
     # problems with forbidden (+inf) pairs: each needs an allowed pair per bin of mass
     forbidden = np.zeros(len(c_off), dtype=bool)
-    if crange is not None and np.isposinf(fC).any():
+    if fC.size and not _core.value_range(fC, n_jobs=0)[2]:  # (one SIMD pass, no temporary)
         forbidden = np.logical_or.reduceat(np.isposinf(fC), c_off)
         for k in np.flatnonzero(forbidden):
             ak, bk, Ck = _batched_problem(fa, a_off, fb, b_off, fC, c_off, int(k))
