@@ -45,7 +45,8 @@ struct Newton {
   double* g;
   double* K;  // kernel storage (float32 in the first half when f32), then the plan
   bool f32 = false;
-  int G;  // fixed row groups (by shape): sums do not depend on the thread count
+  int G;   // fixed row groups (by shape): sums do not depend on the thread count
+  int Gc;  // fixed row groups of the CG products (min(G, 16))
   int64_t passes = 0;
   // scalings exp(al), exp(be) of the kernel built from f, g; row / column sums of the plan
   std::vector<double> al, be, u, v, r, c;
@@ -65,11 +66,14 @@ struct Newton {
   float* K32() const { return reinterpret_cast<float*>(K); }
   bool par() const { return nt > 1 && static_cast<int64_t>(m) * n >= (int64_t(1) << 18); }
   int g_lo(int q) const { return static_cast<int>(static_cast<int64_t>(m) * q / G); }
+  // the CG products' row groups: fewer (their partial column sums are added per product)
+  int c_lo(int q) const { return static_cast<int>(static_cast<int64_t>(m) * q / Gc); }
 
   Newton(int m_, int n_, const double* a_, const double* b_, const double* C_, double eps_,
          double sp_, double* f_, double* g_, double* K_, int nt_)
       : m(m_), n(n_), nt(nt_), a(a_), b(b_), C(C_), eps(eps_), sparsity(sp_), f(f_), g(g_), K(K_) {
     G = m >= 256 ? std::min(64, m / 32) : 1;
+    Gc = std::min(G, 16);
     for (auto* x : {&al, &u, &r, &al2, &u2, &r2}) x->assign(m, 0.0);
     for (auto* x : {&be, &v, &c, &be2, &v2, &c2}) x->assign(n, 0.0);
     part.assign(static_cast<size_t>(G) * n, 0.0);
@@ -263,7 +267,7 @@ struct Newton {
         ir[i] = 1.0 / r[i];
         ga[i] = a[i] - r[i];
       }
-    cgacc.resize(static_cast<size_t>(G) * n);
+    cgacc.resize(static_cast<size_t>(Gc) * n);
     // Ps = rv / sc: the Schur products use the row weights (1 / r_i) / sc^2
     std::vector<double> w2(m), irs(m);
     for (int i = 0; i < m; ++i) {
@@ -275,10 +279,10 @@ struct Newton {
 #pragma omp parallel num_threads(nt) if (par())
       {
 #pragma omp for schedule(dynamic, 1)
-        for (int qg = 0; qg < G; ++qg) {
+        for (int qg = 0; qg < Gc; ++qg) {
           double* acc = cgacc.data() + static_cast<int64_t>(qg) * n;
           std::fill(acc, acc + n, 0.0);
-          for (int i = g_lo(qg); i < g_lo(qg + 1); ++i) {
+          for (int i = c_lo(qg); i < c_lo(qg + 1); ++i) {
             const int64_t k0 = rp[i], k1 = rp[i + 1];
             if (sq) {
               for (int64_t k = k0; k < k1; ++k) {
@@ -296,7 +300,7 @@ struct Newton {
 #pragma omp for schedule(static)
         for (int j = 0; j < n; ++j) {
           double t = 0.0;
-          for (int qg = 0; qg < G; ++qg) t += cgacc[static_cast<int64_t>(qg) * n + j];
+          for (int qg = 0; qg < Gc; ++qg) t += cgacc[static_cast<int64_t>(qg) * n + j];
           out[j] = t;
         }
       }
@@ -313,15 +317,15 @@ struct Newton {
     std::vector<double> res(n), z(n), d(n), Sd(n), t(m);
     for (int i = 0; i < m; ++i) t[i] = ga[i] * irs[i];  // (rv t = Ps^T (ga / r))
 #pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, 1)
-    for (int qg = 0; qg < G; ++qg) {
+    for (int qg = 0; qg < Gc; ++qg) {
       double* acc = cgacc.data() + static_cast<int64_t>(qg) * n;
       std::fill(acc, acc + n, 0.0);
-      for (int i = g_lo(qg); i < g_lo(qg + 1); ++i)
+      for (int i = c_lo(qg); i < c_lo(qg + 1); ++i)
         for (int64_t k = rp[i]; k < rp[i + 1]; ++k) acc[ci[k]] += rv[k] * t[i];
     }
     for (int j = 0; j < n; ++j) {
       double s = 0.0;
-      for (int qg = 0; qg < G; ++qg) s += cgacc[static_cast<int64_t>(qg) * n + j];
+      for (int qg = 0; qg < Gc; ++qg) s += cgacc[static_cast<int64_t>(qg) * n + j];
       res[j] = b[j] > 0 ? (b[j] - c[j]) - s : 0.0;
     }
     schur(nullptr, w2.data(), true, Sd.data());
