@@ -934,9 +934,13 @@ def test_sinkhorn_points(xy, eps, p, rho, tol, max_iter, schedule, n_jobs):
     schedule=SCHEDULE,
     return_plans=st.booleans(),
     n_jobs=N_JOBS,
+    forbid=st.one_of(st.none(), st.integers(0, 2**31 - 1)),
 )
-def test_sinkhorn_batched(prob, eps, rho, tol, max_iter, schedule, return_plans, n_jobs):
+def test_sinkhorn_batched(prob, eps, rho, tol, max_iter, schedule, return_plans, n_jobs, forbid):
     a, b, C, kw = prob
+    if forbid is not None and isinstance(C, np.ndarray) and C.dtype.kind == "f" and C.size:
+        C = C.copy()  # forbidden (+inf) pairs, maybe leaving a problem infeasible
+        C[np.random.default_rng(forbid).random(C.shape) < 0.3] = np.inf
     out = attempt(
         ot.sinkhorn_batched,
         a,
@@ -957,6 +961,8 @@ def test_sinkhorn_batched(prob, eps, rho, tol, max_iter, schedule, return_plans,
     assert_finite(out.cost, "cost")
     assert_finite(out.error, "error")
     assert_finite(out.plans, "plans")
+    if out.plans is not None:
+        assert not (out.plans > 0)[np.isposinf(f64(C))].any(), "mass on a forbidden pair"
     if rho is None and tol == 1e-9 and isinstance(eps, float) and eps >= 0.05:
         for k, (ak, bk, Ck) in enumerate(split_problems(a, b, C, kw)):
             if out.converged[k]:

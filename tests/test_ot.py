@@ -302,10 +302,22 @@ def test_emd_batched_bad_input():
         else:
             with pytest.raises(ValueError, match="NaN or -inf"):
                 got.emd_batched(A, A, Cb)
-        with pytest.raises(ValueError, match="NaN or infinity"):  # (batched Sinkhorn: not yet)
-            got.sinkhorn_batched(
-                A.ravel(), A.ravel(), Cb.ravel(), 0.1, a_offsets=[0, 3, 6], b_offsets=[0, 3, 6]
+        if bad == np.inf:  # a forbidden pair: sinkhorn_batched too solves around it
+            res = got.sinkhorn_batched(
+                A.ravel(),
+                A.ravel(),
+                Cb.ravel(),
+                0.1,
+                a_offsets=[0, 3, 6],
+                b_offsets=[0, 3, 6],
+                return_plans=True,
             )
+            assert res.converged.all() and res.plans[9 + 2 * 3] == 0.0
+        else:
+            with pytest.raises(ValueError, match="NaN or -inf"):
+                got.sinkhorn_batched(
+                    A.ravel(), A.ravel(), Cb.ravel(), 0.1, a_offsets=[0, 3, 6], b_offsets=[0, 3, 6]
+                )
     # huge finite costs whose sum overflows are accepted (the fast finiteness test falls back)
     Ch = np.full((2, 3, 3), 1e308)
     assert got._finite_cost(Ch, 3) is not None
@@ -551,6 +563,102 @@ def test_sinkhorn_batched_matches_single(rng, rho):
         for k, (a, b, _C) in enumerate(probs):
             P = res.plans[k, : len(a), : len(b)]
             assert np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum() <= 1e-10
+
+
+def _north_west_support(a, b):
+    """Support of the north-west corner plan of (a, b): a feasible plan, so forbidding only
+    other pairs keeps the problem feasible."""
+    a, b = a.copy(), b.copy()
+    sup = np.zeros((len(a), len(b)), dtype=bool)
+    i = j = 0
+    while i < len(a) and j < len(b):
+        sup[i, j] = True
+        t = min(a[i], b[j])
+        a[i] -= t
+        b[j] -= t
+        if a[i] <= b[j]:
+            i += 1
+        else:
+            j += 1
+    return sup
+
+
+def _brute_entropic_cost(a, b, C, eps):
+    """Entropic OT cost <P, C> by dense float64 log-domain Sinkhorn in NumPy (an independent
+    reference; +inf costs are forbidden pairs: their kernel entries are exactly 0)."""
+    f, g = np.zeros(len(a)), np.zeros(len(b))
+    la, lb = np.log(a), np.log(b)
+    for _ in range(200000):
+        with np.errstate(divide="ignore"):
+            Z = (f[:, None] + g[None, :] - C) / eps
+        f = f + eps * (la - np.logaddexp.reduce(Z, axis=1))
+        Z = (f[:, None] + g[None, :] - C) / eps
+        g = g + eps * (lb - np.logaddexp.reduce(Z, axis=0))
+        P = np.exp((f[:, None] + g[None, :] - C) / eps)
+        if np.abs(P.sum(1) - a).sum() < 1e-13:
+            break
+    return float(np.where(P > 0, P * np.where(np.isfinite(C), C, 0.0), 0.0).sum()), P
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sinkhorn_batched_forbidden_pairs(seed):
+    rng = np.random.default_rng(seed)
+    B, m, n, eps = 6, 5, 4, 0.1
+    A = rng.random((B, m)) + 0.1
+    A /= A.sum(1, keepdims=True)
+    Bm = rng.random((B, n)) + 0.1
+    Bm /= Bm.sum(1, keepdims=True)
+    C = rng.random((B, m, n))
+    for k in range(B):  # forbid about a third of the pairs, never the north-west corner plan's
+        forbid = rng.random((m, n)) < 0.35
+        forbid[_north_west_support(A[k], Bm[k])] = False
+        C[k][forbid] = np.inf
+    res = got.sinkhorn_batched(A, Bm, C, eps, tol=1e-11, return_plans=True, n_jobs=1)
+    res2 = got.sinkhorn_batched(A, Bm, C, eps, tol=1e-11, return_plans=True, n_jobs=2)
+    assert res.converged.all()
+    np.testing.assert_array_equal(res.plans, res2.plans)
+    np.testing.assert_array_equal(res.cost, res2.cost)
+    for k in range(B):
+        P = res.plans[k]
+        assert (P[np.isinf(C[k])] == 0).all()
+        ref_cost, ref_P = _brute_entropic_cost(A[k], Bm[k], C[k], eps)
+        np.testing.assert_allclose(res.cost[k], ref_cost, rtol=1e-8)
+        np.testing.assert_allclose(P, ref_P, atol=1e-9)
+        pot_P = pot.sinkhorn(A[k], Bm[k], C[k], eps, method="sinkhorn_log", stopThr=1e-13)
+        np.testing.assert_allclose(P, pot_P, atol=1e-8)
+        single = got.sinkhorn(A[k], Bm[k], C[k], eps, tol=1e-11)
+        np.testing.assert_allclose(res.cost[k], single.cost, rtol=1e-9)
+    # ragged layout, unbalanced too
+    ao = np.arange(B + 1) * m
+    bo = np.arange(B + 1) * n
+    rag = got.sinkhorn_batched(
+        A.ravel(), Bm.ravel(), C.ravel(), eps, a_offsets=ao, b_offsets=bo, tol=1e-11
+    )
+    np.testing.assert_allclose(rag.cost, res.cost, rtol=1e-12)
+    unb = got.sinkhorn_batched(A, Bm, C, eps, rho=0.5, return_plans=True)
+    for k in range(B):
+        assert (unb.plans[k][np.isinf(C[k])] == 0).all()
+        ref = got.sinkhorn_unbalanced(A[k], Bm[k], C[k], eps, 0.5).cost
+        np.testing.assert_allclose(unb.cost[k], ref, rtol=1e-7)
+
+
+def test_sinkhorn_batched_forbidden_infeasible():
+    A = np.full((2, 2), 0.5)
+    C = np.zeros((2, 2, 2))
+    C[1, 0, :] = np.inf  # problem 1: row 0 has only forbidden pairs
+    with pytest.raises(ValueError, match=r"problem 1\).*infeasible.*row 0"):
+        got.sinkhorn_batched(A, A, C, 0.1)
+    C = np.zeros((2, 2, 2))
+    C[0] = [[0.0, np.inf], [np.inf, 0.0]]  # problem 0: feasible only for a == b
+    Bm = np.array([[0.9, 0.1], [0.5, 0.5]])
+    with pytest.raises(ValueError, match=r"problem 0\).*infeasible.*no transport plan"):
+        got.sinkhorn_batched(A, Bm, C, 0.1, max_iter=2000)
+    # zero-mass bins may have only forbidden pairs (never read)
+    a = np.array([[1.0, 0.0], [0.5, 0.5]])
+    C = np.zeros((2, 2, 2))
+    C[0, 1, :] = np.inf
+    res = got.sinkhorn_batched(a, a, C, 0.1, return_plans=True)
+    assert res.converged.all() and res.plans[0, 1].sum() == 0.0
 
 
 def test_sinkhorn_batched_bad_input():

@@ -187,19 +187,20 @@ struct NewtonInfo {
 /// eps)). The Hessian [diag r, P; P^T, diag c] (r, c: the plan's row / column sums) is
 /// sparsified by keeping P_ij >= sparsity * r_i (found in the same pass that forms r and c);
 /// the direction solves it by Jacobi-preconditioned CG on its Schur complement
-/// diag c - Ps^T diag(1/r) Ps to the relative residual min(0.1, sqrt(err / mass)) (inexact
-/// Newton); a backtracking Armijo line search (halving; where the objective's change is below
-/// its rounding, a smaller marginal error decides) sets the step. A full step near the solution
-/// (err <= 1e-4 mass) that contracts the error less than 2x lowers the threshold 100x (down to
-/// 1e-14: the dropped entries carried needed coupling); a failed line search retries at 1e-14. Each
-/// line-search trial is one pass over K that yields the objective, the gradient and the sparsified
-/// plan of the trial point, so an accepted full step costs one pass. Scalings beyond e^20 are
-/// absorbed into f, g (kernel rebuilt). The kernel is float32 (in the first half of P) when m n >=
-/// 2^16 and no exponent exceeds 88 (exponents below -87 stored as 0; in float64, entries below
-/// 1e-200); once tol is met there, the kernel is rebuilt in float64 and the steps continue to tol,
-/// so the returned plan is float64-exact. Sums run over row groups fixed by the shape: the result
-/// does not depend on the thread count. Zero-mass bins get zero rows / columns. Memory: P plus
-/// O(nnz + (m + n) * 64).
+/// diag c - Ps^T diag(1/r) Ps (Ps in float32 CSR scaled to a largest entry of 1; each product
+/// one fused pass over it) to the relative residual min(0.1, max(sqrt(err / mass),
+/// 0.1 tol / err)) (inexact Newton, no more accurate than the step to tol needs); a backtracking
+/// Armijo line search (halving; where the objective's change is below its rounding, a smaller
+/// marginal error decides) sets the step. A full step near the solution (err <= 1e-4 mass) that
+/// contracts the error less than 2x lowers the threshold 100x (down to 1e-14: the dropped entries
+/// carried needed coupling); a failed line search retries at 1e-14. Each line-search trial is one
+/// pass over K that yields the objective, the gradient and the sparsified plan of the trial point,
+/// so an accepted full step costs one pass. Scalings beyond e^20 are absorbed into f, g (kernel
+/// rebuilt). The kernel is float32 (in the first half of P) when m n >= 2^16 and no exponent
+/// exceeds 88 (exponents below -87 stored as 0; in float64, entries below 1e-200); once tol is met
+/// there, the kernel is rebuilt in float64 and the steps continue to tol, so the returned plan is
+/// float64-exact. Sums run over row groups fixed by the shape: the result does not depend on the
+/// thread count. Zero-mass bins get zero rows / columns. Memory: P plus O(nnz + (m + n) * 64).
 NewtonInfo sinkhorn_newton_dense(int m, int n, const double* a, const double* b, const double* C,
                                  const NewtonParams& p, double* f, double* g, double* P);
 

@@ -512,6 +512,9 @@ void axpy_row(int n, double u, const float* k, double* acc) {
 void exp_row(int n, double fi, const double* gc, const double* Ci, double ie, double* Ki) {
   kernel_row(n, fi, gc, Ci, ie, Ki);
 }
+void exp_row32(int n, double fi, const double* gc, const double* Ci, double ie, float* Ki) {
+  kernel_row32(n, fi, gc, Ci, ie, Ki);
+}
 
 }  // namespace ot_detail
 

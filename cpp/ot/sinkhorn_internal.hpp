@@ -57,5 +57,9 @@ void axpy_row(int n, double u, const float* k, double* acc);
 /// Ki[j] = exp((fi + gc_j - C_ij) ie) for j < n (the dense Sinkhorn kernel build).
 void exp_row(int n, double fi, const double* gc, const double* Ci, double ie, double* Ki);
 
+/// Ki[j] = float(exp((fi + gc_j - C_ij) ie)) for j < n, the exponential in float64 (the float32
+/// kernel build). Exponents above 88 give float(exp(88)); below -87, subnormals or 0.
+void exp_row32(int n, double fi, const double* gc, const double* Ci, double ie, float* Ki);
+
 }  // namespace ot_detail
 }  // namespace geoml

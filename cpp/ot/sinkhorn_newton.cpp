@@ -1,7 +1,10 @@
 // Sinkhorn-Newton-Sparse (Tang et al., ICLR 2024) on dense costs: sinkhorn_newton_dense (see
 // ot.hpp). Sinkhorn warm-up (sinkhorn_dense), then Newton steps on the dual with a Hessian
-// sparsified to the largest plan entries, solved by preconditioned conjugate gradients on its
-// Schur complement, and a backtracking line search.
+// sparsified to the largest plan entries (selected without branches in the pass that computes
+// the plan's row and column sums, stored as a float32 CSR), solved by Jacobi-preconditioned
+// conjugate gradients on its Schur complement (one fused pass over the CSR per product,
+// inexact-Newton forcing terms that stop at what the step to tol needs), and a backtracking
+// line search.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -20,6 +23,7 @@ namespace {
 using ot_detail::axpy_row;
 using ot_detail::dot_row;
 using ot_detail::exp_row;
+using ot_detail::exp_row32;
 
 // |log scaling| above which the scalings are absorbed into the potentials and the kernel
 // rebuilt. A float32 kernel stores exponents below kZLo as 0: such an entry stands for at most
@@ -41,7 +45,8 @@ struct Newton {
   double* g;
   double* K;  // kernel storage (float32 in the first half when f32), then the plan
   bool f32 = false;
-  int G;  // fixed row groups (by shape): sums do not depend on the thread count
+  int G;   // fixed row groups (by shape): sums do not depend on the thread count
+  int Gc;  // fixed row groups of the CG products (min(G, 16))
   int64_t passes = 0;
   // scalings exp(al), exp(be) of the kernel built from f, g; row / column sums of the plan
   std::vector<double> al, be, u, v, r, c;
@@ -52,18 +57,23 @@ struct Newton {
   std::vector<std::vector<double>> gval, gval2;
   std::vector<int64_t> cnt, cnt2;
   // CSR / CSC of the sparsified plan of the current point
-  std::vector<int64_t> rp, cp;
-  std::vector<int> ci, ri;
-  std::vector<double> rv, cv;
+  std::vector<int64_t> rp;
+  std::vector<int> ci;
+  std::vector<float> rv;  // values times sc, in float32 (the CG products are memory-bound)
+  double sc = 1.0;
+  std::vector<double> cgacc;  // Gc x n partial column sums of the CG products
 
   float* K32() const { return reinterpret_cast<float*>(K); }
   bool par() const { return nt > 1 && static_cast<int64_t>(m) * n >= (int64_t(1) << 18); }
   int g_lo(int q) const { return static_cast<int>(static_cast<int64_t>(m) * q / G); }
+  // the CG products' row groups: fewer (their partial column sums are added per product)
+  int c_lo(int q) const { return static_cast<int>(static_cast<int64_t>(m) * q / Gc); }
 
   Newton(int m_, int n_, const double* a_, const double* b_, const double* C_, double eps_,
          double sp_, double* f_, double* g_, double* K_, int nt_)
       : m(m_), n(n_), nt(nt_), a(a_), b(b_), C(C_), eps(eps_), sparsity(sp_), f(f_), g(g_), K(K_) {
     G = m >= 256 ? std::min(64, m / 32) : 1;
+    Gc = std::min(G, 16);
     for (auto* x : {&al, &u, &r, &al2, &u2, &r2}) x->assign(m, 0.0);
     for (auto* x : {&be, &v, &c, &be2, &v2, &c2}) x->assign(n, 0.0);
     part.assign(static_cast<size_t>(G) * n, 0.0);
@@ -73,6 +83,13 @@ struct Newton {
     gval2.resize(G);
     cnt.assign(m, 0);
     cnt2.assign(m, 0);
+  }
+
+  double big() const {
+    double x = 0.0;
+    for (int i = 0; i < m; ++i) x = std::max(x, std::fabs(al[i]));
+    for (int j = 0; j < n; ++j) x = std::max(x, std::fabs(be[j]));
+    return x;
   }
 
   // f += eps al, g += eps be on bins of positive mass; al = be = 0, u = v = 1 there.
@@ -98,25 +115,26 @@ struct Newton {
     for (int j = 0; j < n; ++j) gz[j] = b[j] > 0 ? g[j] : -std::numeric_limits<double>::infinity();
     f32 = false;
     if (want32) {
-      const double lo = std::exp(kZLo), hi = std::exp(kZHi);
+      // exponents above kZHi overflow the float kernel (fall back to float64); below kZLo
+      // (subnormal floats, slow in the passes) stored as 0
+      const float lo = static_cast<float>(std::exp(kZLo));
+      const float hi = static_cast<float>(std::exp(kZHi));
       int ok = 1;
-#pragma omp parallel num_threads(nt) if (par()) reduction(min : ok)
-      {
-        std::vector<double> buf(n);
-#pragma omp for schedule(static)
-        for (int i = 0; i < m; ++i) {
-          float* Ki = K32() + static_cast<int64_t>(i) * n;
-          if (!(a[i] > 0)) {
-            std::fill(Ki, Ki + n, 0.0f);
-            continue;
-          }
-          exp_row(n, f[i], gz.data(), C + static_cast<int64_t>(i) * n, ie, buf.data());
-          for (int j = 0; j < n; ++j) {
-            const double k = buf[j];
-            if (!(k <= hi)) ok = 0;
-            Ki[j] = k < lo ? 0.0f : static_cast<float>(std::min(k, hi));  // (no overflowing cast)
-          }
+#pragma omp parallel for num_threads(nt) if (par()) schedule(static) reduction(min : ok)
+      for (int i = 0; i < m; ++i) {
+        float* Ki = K32() + static_cast<int64_t>(i) * n;
+        if (!(a[i] > 0)) {
+          std::fill(Ki, Ki + n, 0.0f);
+          continue;
         }
+        exp_row32(n, f[i], gz.data(), C + static_cast<int64_t>(i) * n, ie, Ki);
+        int over = 0;
+        for (int j = 0; j < n; ++j) {
+          const float k = Ki[j];
+          over |= k >= hi ? 1 : 0;
+          Ki[j] = k < lo ? 0.0f : k;
+        }
+        if (over) ok = 0;
       }
       if (ok) return f32 = true;
     }
@@ -142,34 +160,42 @@ struct Newton {
                  std::vector<std::vector<int>>& gi, std::vector<std::vector<double>>& gv,
                  std::vector<int64_t>& ct) {
     const double* vp = vv.data();
-#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, 1)
-    for (int q = 0; q < G; ++q) {
-      double* acc = part.data() + static_cast<int64_t>(q) * n;
-      std::fill(acc, acc + n, 0.0);
-      gi[q].clear();
-      gv[q].clear();
-      for (int i = g_lo(q); i < g_lo(q + 1); ++i) {
-        const double ui = uu[i];
-        ct[i] = 0;
-        if (!(ui > 0)) {
-          rr[i] = 0.0;
-          continue;
-        }
-        const KT* Ki = Kp + static_cast<int64_t>(i) * n;
-        const double s = dot_row(n, Ki, vp);
-        rr[i] = ui * s;
-        axpy_row(n, ui, Ki, acc);
-        const double thr = sparsity * s;
-        int64_t k = 0;
-        for (int j = 0; j < n; ++j) {
-          const double kv = static_cast<double>(Ki[j]) * vp[j];
-          if (kv >= thr && kv > 0) {
-            gi[q].push_back(j);
-            gv[q].push_back(ui * kv);
-            ++k;
+#pragma omp parallel num_threads(nt) if (par())
+    {
+      std::vector<int> sidx(n);
+      std::vector<double> sval(n);
+#pragma omp for schedule(dynamic, 1)
+      for (int q = 0; q < G; ++q) {
+        double* acc = part.data() + static_cast<int64_t>(q) * n;
+        std::fill(acc, acc + n, 0.0);
+        gi[q].clear();
+        gv[q].clear();
+        for (int i = g_lo(q); i < g_lo(q + 1); ++i) {
+          const double ui = uu[i];
+          ct[i] = 0;
+          if (!(ui > 0)) {
+            rr[i] = 0.0;
+            continue;
           }
+          const KT* Ki = Kp + static_cast<int64_t>(i) * n;
+          const double s = dot_row(n, Ki, vp);
+          rr[i] = ui * s;
+          axpy_row(n, ui, Ki, acc);
+          // entries K_ij v_j >= sparsity * s (and > 0), compacted without branches
+          const double thr = std::max(sparsity * s, std::numeric_limits<double>::min());
+          int k = 0;
+          int* si = sidx.data();
+          double* sv = sval.data();
+          for (int j = 0; j < n; ++j) {
+            const double kv = static_cast<double>(Ki[j]) * vp[j];
+            si[k] = j;
+            sv[k] = ui * kv;
+            k += kv >= thr ? 1 : 0;
+          }
+          gi[q].insert(gi[q].end(), si, si + k);
+          gv[q].insert(gv[q].end(), sv, sv + k);
+          ct[i] = k;
         }
-        ct[i] = k;
       }
     }
 #pragma omp parallel for num_threads(nt) if (par()) schedule(static)
@@ -206,69 +232,105 @@ struct Newton {
     return e;
   }
 
-  // CSR (rows) and CSC (columns) of the sparsified plan of the current point.
+  // CSR of the sparsified plan of the current point.
   void assemble() {
     rp.assign(m + 1, 0);
     for (int i = 0; i < m; ++i) rp[i + 1] = rp[i] + cnt[i];
     const int64_t nnz = rp[m];
     ci.resize(nnz);
     rv.resize(nnz);
+    // values stored as float32 scaled to a largest value of 1 (no float overflow; entries
+    // below ~1e-38 of the largest become 0, i.e. are sparsified away)
+    double vmax = 0.0;
+    for (int q = 0; q < G; ++q)
+      for (double x : gval[q]) vmax = std::max(vmax, x);
+    sc = vmax > 0 ? 1.0 / vmax : 1.0;
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, 1)
     for (int q = 0; q < G; ++q) {
       const int64_t o = rp[g_lo(q)];
       std::copy(gidx[q].begin(), gidx[q].end(), ci.begin() + o);
-      std::copy(gval[q].begin(), gval[q].end(), rv.begin() + o);
+      const double scq = sc;
+      std::transform(gval[q].begin(), gval[q].end(), rv.begin() + o,
+                     [scq](double x) { return static_cast<float>(x * scq); });
     }
-    cp.assign(n + 1, 0);
-    for (int64_t k = 0; k < nnz; ++k) ++cp[ci[k] + 1];
-    for (int j = 0; j < n; ++j) cp[j + 1] += cp[j];
-    ri.resize(nnz);
-    cv.resize(nnz);
-    std::vector<int64_t> pos(cp.begin(), cp.end() - 1);
-    for (int i = 0; i < m; ++i)
-      for (int64_t k = rp[i]; k < rp[i + 1]; ++k) {
-        const int64_t p = pos[ci[k]]++;
-        ri[p] = i;
-        cv[p] = rv[k];
-      }
   }
 
   // Newton direction (p, q): [diag r, Ps; Ps^T, diag c] (p; q) = (a - r; b - c), by PCG on
   // the Schur complement S = diag c - Ps^T diag(1/r) Ps for q (Jacobi preconditioner), to the
-  // relative residual eta. Returns the CG iterations.
+  // relative residual eta. S x is one pass over the CSR of Ps: each row's (Ps x)_i / r_i, then
+  // its scatter into Ps^T, in G fixed row groups (partial sums added in group order, so the
+  // result does not depend on the thread count). Returns the CG iterations.
   int64_t direction(double eta, int64_t max_cg, std::vector<double>& p, std::vector<double>& q) {
-    std::vector<double> ir(m, 0.0), ga(m, 0.0), gb(n, 0.0), y(m), dS(n), Mi(n, 0.0);
+    std::vector<double> ir(m, 0.0), ga(m, 0.0), y(m), Mi(n, 0.0);
     for (int i = 0; i < m; ++i)
       if (a[i] > 0 && r[i] > 0) {
         ir[i] = 1.0 / r[i];
         ga[i] = a[i] - r[i];
       }
-    for (int j = 0; j < n; ++j)
-      if (b[j] > 0) gb[j] = b[j] - c[j];
+    cgacc.resize(static_cast<size_t>(Gc) * n);
+    // Ps = rv / sc: the Schur products use the row weights (1 / r_i) / sc^2
+    std::vector<double> w2(m), irs(m);
+    for (int i = 0; i < m; ++i) {
+      irs[i] = ir[i] / sc;
+      w2[i] = irs[i] / sc;
+    }
+    // out = Ps^T (w * (Ps x)) when sq is false; the diagonal sum_i Ps_ij^2 w_i when sq is true
+    auto schur = [&](const double* x, const double* w, bool sq, double* out) {
+#pragma omp parallel num_threads(nt) if (par())
+      {
+#pragma omp for schedule(dynamic, 1)
+        for (int qg = 0; qg < Gc; ++qg) {
+          double* acc = cgacc.data() + static_cast<int64_t>(qg) * n;
+          std::fill(acc, acc + n, 0.0);
+          for (int i = c_lo(qg); i < c_lo(qg + 1); ++i) {
+            const int64_t k0 = rp[i], k1 = rp[i + 1];
+            if (sq) {
+              for (int64_t k = k0; k < k1; ++k) {
+                const double rk = rv[k];
+                acc[ci[k]] += rk * rk * w[i];
+              }
+              continue;
+            }
+            double s = 0.0;
+            for (int64_t k = k0; k < k1; ++k) s += rv[k] * x[ci[k]];
+            s *= w[i];
+            for (int64_t k = k0; k < k1; ++k) acc[ci[k]] += rv[k] * s;
+          }
+        }
+#pragma omp for schedule(static)
+        for (int j = 0; j < n; ++j) {
+          double t = 0.0;
+          for (int qg = 0; qg < Gc; ++qg) t += cgacc[static_cast<int64_t>(qg) * n + j];
+          out[j] = t;
+        }
+      }
+    };
     auto rows = [&](const std::vector<double>& x, std::vector<double>& out) {  // ir * (Ps x)
 #pragma omp parallel for num_threads(nt) if (par()) schedule(static)
       for (int i = 0; i < m; ++i) {
         double s = 0.0;
         for (int64_t k = rp[i]; k < rp[i + 1]; ++k) s += rv[k] * x[ci[k]];
-        out[i] = ir[i] * s;
-      }
-    };
-    auto cols = [&](const std::vector<double>& x, std::vector<double>& out) {  // Ps^T x
-#pragma omp parallel for num_threads(nt) if (par()) schedule(static)
-      for (int j = 0; j < n; ++j) {
-        double s = 0.0;
-        for (int64_t k = cp[j]; k < cp[j + 1]; ++k) s += cv[k] * x[ri[k]];
-        out[j] = s;
+        out[i] = irs[i] * s;
       }
     };
     // rhs = gb - Ps^T (ga / r)
     std::vector<double> res(n), z(n), d(n), Sd(n), t(m);
-    for (int i = 0; i < m; ++i) t[i] = ga[i] * ir[i];
-    cols(t, res);
-    for (int j = 0; j < n; ++j) res[j] = b[j] > 0 ? gb[j] - res[j] : 0.0;
+    for (int i = 0; i < m; ++i) t[i] = ga[i] * irs[i];  // (rv t = Ps^T (ga / r))
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, 1)
+    for (int qg = 0; qg < Gc; ++qg) {
+      double* acc = cgacc.data() + static_cast<int64_t>(qg) * n;
+      std::fill(acc, acc + n, 0.0);
+      for (int i = c_lo(qg); i < c_lo(qg + 1); ++i)
+        for (int64_t k = rp[i]; k < rp[i + 1]; ++k) acc[ci[k]] += rv[k] * t[i];
+    }
     for (int j = 0; j < n; ++j) {
       double s = 0.0;
-      for (int64_t k = cp[j]; k < cp[j + 1]; ++k) s += cv[k] * cv[k] * ir[ri[k]];
-      const double dj = c[j] - s;
+      for (int qg = 0; qg < Gc; ++qg) s += cgacc[static_cast<int64_t>(qg) * n + j];
+      res[j] = b[j] > 0 ? (b[j] - c[j]) - s : 0.0;
+    }
+    schur(nullptr, w2.data(), true, Sd.data());
+    for (int j = 0; j < n; ++j) {
+      const double dj = c[j] - Sd[j];
       Mi[j] = (b[j] > 0 && dj > 0) ? 1.0 / dj : (b[j] > 0 && c[j] > 0 ? 1.0 / c[j] : 0.0);
     }
     q.assign(n, 0.0);
@@ -284,8 +346,7 @@ struct Newton {
         rz += res[j] * z[j];
       }
       while (it < max_cg) {
-        rows(d, y);
-        cols(y, Sd);
+        schur(d.data(), w2.data(), false, Sd.data());
         double dSd = 0.0;
         for (int j = 0; j < n; ++j) {
           Sd[j] = c[j] * d[j] - Sd[j];
@@ -328,7 +389,9 @@ struct Newton {
     while (err > tol && *steps < max_iter) {
       assemble();
       const double err_prev = err;
-      const double eta = std::min(0.1, std::sqrt(err / mass));
+      // forcing term: superlinear (sqrt of the relative error), but no more accurate than
+      // the step needs to reach tol (a tenth of tol / err)
+      const double eta = std::min(0.1, std::max(std::sqrt(err / mass), 0.1 * tol / err));
       *cg += direction(eta, std::max<int64_t>(1000, 4 * static_cast<int64_t>(n)), p, q);
       ++*steps;
       double slope = 0.0;
@@ -394,10 +457,7 @@ struct Newton {
       gidx.swap(gidx2);
       gval.swap(gval2);
       cnt.swap(cnt2);
-      double big = 0.0;
-      for (int i = 0; i < m; ++i) big = std::max(big, std::fabs(al[i]));
-      for (int j = 0; j < n; ++j) big = std::max(big, std::fabs(be[j]));
-      if (big > kAbsorb) {  // the plan is unchanged: only the kernel is rebuilt
+      if (big() > kAbsorb) {  // the plan is unchanged: only the kernel is rebuilt
         absorb();
         build(f32);
         F = phi(al, be, r);

@@ -99,16 +99,23 @@ def _as_offsets(x, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def _finite_cost(C, ndim: int, scan: bool = True) -> tuple[np.ndarray, float | None]:
+def _finite_cost(
+    C, ndim: int, scan: bool = True, allow_inf: bool = False
+) -> tuple[np.ndarray, float | None]:
     """C as C-contiguous float64 with ``ndim`` dimensions, NaN/inf rejected, and its range
     ``max(C) - min(C)`` (one C++ pass does both); ``scan=False`` skips that pass (range
-    None, NaN/inf left to the caller's kernel)."""
+    None, NaN/inf left to the caller's kernel). ``allow_inf``: ``+inf`` (a forbidden pair)
+    is accepted and the range is that of the finite entries."""
     C = as_float_array(C, "C", ndim=ndim, dtype=np.float64, finite=False)
     if not scan:
         return C, None
     lo, hi, finite = _core.value_range(C.reshape(-1), n_jobs=0)
     if not finite:
-        raise ValueError("C contains NaN or infinity")
+        if not allow_inf:
+            raise ValueError("C contains NaN or infinity")
+        if np.isnan(C).any() or (-np.inf == C).any():
+            raise ValueError("C contains NaN or -inf (+inf marks a forbidden pair)")
+        return C, (hi - lo if np.isfinite(hi - lo) else 0.0)
     return C, (hi - lo if C.size else 0.0)
 
 
@@ -262,8 +269,25 @@ def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDRes
     return EMDResult(plan, float(cost), f, g, int(n_piv), converged)
 
 
+def _batched_problem(fa, a_off, fb, b_off, fC, c_off, k: int):
+    """Problem k of a flat batched layout: a (m,), b (n,), C (m, n) (views)."""
+    ak, bk = fa[a_off[k] : a_off[k + 1]], fb[b_off[k] : b_off[k + 1]]
+    Ck = fC[c_off[k] : c_off[k] + ak.size * bk.size].reshape(ak.size, bk.size)
+    return ak, bk, Ck
+
+
 def _batched_layout(
-    a, b, C, a_mask, b_mask, a_offsets, b_offsets, *, balance: bool, scan_cost: bool = True
+    a,
+    b,
+    C,
+    a_mask,
+    b_mask,
+    a_offsets,
+    b_offsets,
+    *,
+    balance: bool,
+    scan_cost: bool = True,
+    allow_inf: bool = False,
 ):
     """Validate batched input; return flat a, a_off, b, b_off, C, c_off, the plan shape and
     the range of all costs. With ``scan_cost=False`` C is not read here (range None): the
@@ -274,7 +298,7 @@ def _batched_layout(
     if (a_offsets is None) != (b_offsets is None):
         raise ValueError("give both a_offsets and b_offsets (ragged layout) or neither (padded)")
     if a_offsets is None:
-        C, crange = _finite_cost(C, 3, scan_cost)
+        C, crange = _finite_cost(C, 3, scan_cost, allow_inf)
         B, m, n = C.shape
         a = as_float_array(a, "a", ndim=2, dtype=np.float64)
         b = as_float_array(b, "b", ndim=2, dtype=np.float64)
@@ -301,7 +325,7 @@ def _batched_layout(
             raise ValueError("masks apply to the padded layout only; the ragged layout has none")
         a = as_float_array(a, "a", ndim=1, dtype=np.float64)
         b = as_float_array(b, "b", ndim=1, dtype=np.float64)
-        C, crange = _finite_cost(C, 1, scan_cost)
+        C, crange = _finite_cost(C, 1, scan_cost, allow_inf)
         a_off, b_off = _as_offsets(a_offsets, "a_offsets"), _as_offsets(b_offsets, "b_offsets")
         if a_off.ndim != 1 or a_off.shape != b_off.shape or a_off.shape[0] < 2:
             raise ValueError("a_offsets and b_offsets must be 1-D of the same length B + 1 >= 2")
@@ -910,7 +934,9 @@ def sinkhorn_batched(
     Parameters
     ----------
     a, b, C, a_mask, b_mask, a_offsets, b_offsets, return_plans
-        As in :func:`emd_batched`.
+        As in :func:`emd_batched`; costs may also be ``+inf`` (a forbidden pair, as in
+        :func:`sinkhorn`). A problem whose forbidden pairs leave no plan with its marginals
+        raises ``ValueError``.
     eps : float
         Entropic regularisation, > 0 (the same for all problems).
     rho : float, optional
@@ -936,8 +962,15 @@ def sinkhorn_batched(
     """
     balanced = rho is None
     fa, a_off, fb, b_off, fC, c_off, plan_shape, crange = _batched_layout(
-        a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=balanced
+        a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=balanced, allow_inf=True
     )
+    # problems with forbidden (+inf) pairs: each needs an allowed pair per bin of mass
+    forbidden = np.zeros(len(c_off), dtype=bool)
+    if fC.size and not _core.value_range(fC, n_jobs=0)[2]:  # (one SIMD pass, no temporary)
+        forbidden = np.logical_or.reduceat(np.isposinf(fC), c_off)
+        for k in np.flatnonzero(forbidden):
+            ak, bk, Ck = _batched_problem(fa, a_off, fb, b_off, fC, c_off, int(k))
+            _check_support(ak, bk, Ck, f"sinkhorn_batched (problem {int(k)})")
     rho = -1.0 if balanced else _check_eps(rho, "rho")
     eps = _check_eps(eps)
     tol = _check_tol(tol)
@@ -966,6 +999,11 @@ def sinkhorn_batched(
         want_plans=bool(return_plans),
         n_jobs=check_n_jobs(n_jobs),
     )
+    if balanced:
+        for k in np.flatnonzero(forbidden & ~conv):
+            ak, bk, Ck = _batched_problem(fa, a_off, fb, b_off, fC, c_off, int(k))
+            if not _feasible(ak, bk, Ck):
+                raise _infeasible(f"sinkhorn_batched (problem {int(k)})")
     if not conv.all():
         warnings.warn(
             f"sinkhorn_batched: {int((~conv).sum())} problem(s) did not reach "
