@@ -161,8 +161,7 @@ void bind_neighbors(py::module_& m) {
   def_overloads(m, "knn_pair", Floats{}, GEOML_PICK(knn_pair_py), py::arg("A").noconvert(),
                 py::arg("B") = py::none(), py::kw_only(), py::arg("k"), py::arg("metric"),
                 py::arg("n_jobs") = 0,
-                "Exact kNN both ways between blocks A and B from one tile pass -> (idx_ab, "
-                "dist_ab, idx_ba, dist_ba).");
+                "Exact kNN of A among B and B among A, one tile pass -> (iab, dab, iba, dba).");
   const NNDescentOptions nd;
   py::class_<NNDescentOptions>(m, "NNDescentOptions",
                                "Approximate kNN graph options (nndescent.hpp).")

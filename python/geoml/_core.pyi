@@ -1099,7 +1099,7 @@ def knn_pair(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Exact kNN both ways between blocks A and B from one tile pass -> (idx_ab, dist_ab, idx_ba, dist_ba).
+    Exact kNN of A among B and B among A, one tile pass -> (iab, dab, iba, dba).
     """
 
 @typing.overload
@@ -1112,7 +1112,7 @@ def knn_pair(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Exact kNN both ways between blocks A and B from one tile pass -> (idx_ab, dist_ab, idx_ba, dist_ba).
+    Exact kNN of A among B and B among A, one tile pass -> (iab, dab, iba, dba).
     """
 
 def linear_assignment(C: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
