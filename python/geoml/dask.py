@@ -210,7 +210,7 @@ def knn(
     target_recall: float = 0.99,
     random_state=None,
     partition_size: int = 20_000,
-    overlap: int = 3,
+    overlap: int = 2,
 ):
     """Exact or approximate k nearest neighbours of the rows of a row-chunked ``dask.array``.
 
@@ -264,7 +264,7 @@ def knn(
         Approximate search: seed of the sample, centres, cells' searches and checked points.
     partition_size : int, default 20000
         Approximate search: mean points per cell (before the overlap).
-    overlap : int, default 3
+    overlap : int, default 2
         Approximate search: cells each point joins (its nearest centres); more raises the
         recall, at ``overlap`` times the shuffle and the cells' work.
 
@@ -616,7 +616,7 @@ def knn_graph(
     target_recall: float = 0.99,
     random_state=None,
     partition_size: int = 20_000,
-    overlap: int = 3,
+    overlap: int = 2,
 ) -> sp.csr_matrix:
     """Sparse kNN graph of the rows of a row-chunked ``dask.array``, gathered on the client.
 

@@ -5,9 +5,11 @@ Sections, each timed on the same data in one run:
   "threads"  : geoml.dask on the threaded scheduler, 2 threads (one process; sections 1-3);
   "cluster"  : geoml.dask on a distributed.LocalCluster of 2 worker processes x 1 thread.
 Reported: median time, overhead = cluster / single - 1 (issue's target: <= 25 %), the bytes
-moved between the worker processes (measured: the workers' transfer_outgoing_bytes_total,
-per call) against the cost model of docs/design/scale-out.md, and the peak resident memory
-of the largest worker (ru_maxrss; the workers are restarted before each section).
+moved between the worker processes per call ("moved": the sum of the workers'
+transfer_incoming_log, i.e. worker-to-worker fetches) against the cost model of
+docs/design/scale-out.md ("model"), the bytes the workers sent in all, results gathered by the
+client included ("sent_with_results": transfer_outgoing_bytes_total), and the peak resident
+memory of the largest worker (ru_maxrss; the workers are restarted before each section).
   1. "exact"  : exact kNN graph of clustered float32 data, --n-exact x --d;
   2. "approx" : approximate kNN graph (geoml.dask method="nndescent" against geoml.knn_graph
                 method="nndescent"), --n x --d, with the measured recall of both
@@ -79,10 +81,17 @@ def _fresh(X):
     return X.map_blocks(np.asarray, name="fresh-" + uuid.uuid4().hex, dtype=X.dtype)
 
 
-def _moved(client) -> int:
-    """Bytes the workers have sent to each other so far (all workers together)."""
-    out = client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total)
-    return int(sum(out.values()))
+def _moved(client) -> tuple[int, int]:
+    """(bytes the workers received from each other, bytes the workers sent in all, to each
+    other and to the client's gathers) so far, all workers together: the sum of the workers'
+    transfer_incoming_log (worker-to-worker fetches only) and transfer_outgoing_bytes_total."""
+
+    def counts(dask_worker):
+        incoming = sum(e["total"] for e in dask_worker.transfer_incoming_log)
+        return incoming, dask_worker.transfer_outgoing_bytes_total
+
+    out = client.run(counts)
+    return tuple(int(sum(v[i] for v in out.values())) for i in (0, 1))
 
 
 def _peak_rss(client) -> float:
@@ -96,7 +105,8 @@ def _on_cluster(client, fn, repeats):
     before = _moved(client)
     with client.as_current():
         t, out = timeit(fn, repeats=repeats)
-    return t, out, (_moved(client) - before) / (repeats + 1)
+    after = _moved(client)
+    return t, out, [(a - b) / (repeats + 1) for a, b in zip(after, before, strict=True)]
 
 
 def _row(section, t1, t2, t3, moved, model, client, **extra):
@@ -106,8 +116,9 @@ def _row(section, t1, t2, t3, moved, model, client, **extra):
         "threads_s": t2,
         "cluster_s": t3,
         "overhead": t3 / t1 - 1,
-        "moved_MiB": moved / 2**20,
+        "moved_MiB": moved[0] / 2**20,
         "model_MiB": model / 2**20,
+        "sent_with_results_MiB": moved[1] / 2**20,
         "worker_peak_MiB": _peak_rss(client),
         **extra,
     }
@@ -264,7 +275,7 @@ def main(argv=None):
     ap.add_argument("--chunk", type=int, default=None, help="rows per chunk (approx: n / 8)")
     ap.add_argument("--chunk-exact", type=int, default=None, help="exact: n / 4 by default")
     ap.add_argument("--partition-size", type=int, default=20_000)
-    ap.add_argument("--overlap", type=int, default=3)
+    ap.add_argument("--overlap", type=int, default=2)
     ap.add_argument("--B", type=int, default=20_000)
     ap.add_argument("--s", type=int, default=8)
     ap.add_argument("--ot-chunk", type=int, default=None, help="problems per task (B / 8)")
