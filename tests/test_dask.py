@@ -730,3 +730,33 @@ def test_approx_and_points_distributed(client):
     w = np.full((20, 5), 0.2)
     ref = geoml.ot.sinkhorn_batched(w, w, gdask.point_cloud_costs(x, y), 0.5)
     np.testing.assert_array_equal(got.cost, ref.cost)
+
+
+def test_sinkhorn_batch_wide_schedule_and_mass():
+    # eps far below the cost range: Sinkhorn anneals eps from the range of ALL costs, and its
+    # tolerance scales with the smallest mass of the batch; a chunk's own values would change
+    # its results, so every task gets the whole batch's (bit-equal for any chunking)
+    rng = np.random.default_rng(13)
+    B = 12
+    a = rng.dirichlet(np.ones(5), B) * np.linspace(1, 3, B)[:, None]
+    b = rng.dirichlet(np.ones(5), B) * np.linspace(1, 3, B)[:, None]
+    C = rng.random((B, 5, 5)) * np.linspace(1, 50, B)[:, None, None]
+    ref = geoml.ot.sinkhorn_batched(a, b, C, 0.01)
+    with dask.config.set(scheduler="threads"):
+        got = gdask.sinkhorn_batched(da.from_array(a, chunks=3), b, C, 0.01)
+        for u, v in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(u, v)
+        off = np.arange(B + 1) * 5
+        rag = (a.ravel(), b.ravel(), C.ravel(), 0.01)
+        ref_r = geoml.ot.sinkhorn_batched(*rag, a_offsets=off, b_offsets=off)
+        got = gdask.sinkhorn_batched(*rag, a_offsets=off, b_offsets=off, problems_per_task=5)
+        for u, v in zip(got, ref_r, strict=True):
+            np.testing.assert_array_equal(u, v)
+        x, y = _clouds(B, 5, 5, 2, 14)
+        x *= np.linspace(1, 8, B)[:, None, None]
+        Cp = gdask.point_cloud_costs(x, y)
+        assert 0.2 < np.ptp(Cp) / 1000  # annealed from the range of all costs
+        ref = geoml.ot.sinkhorn_batched(a, b, Cp, 0.2)
+        got = gdask.sinkhorn_batched_points(da.from_array(x, chunks=4), y, 0.2, a=a, b=b)
+        for u, v in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(u, v)

@@ -714,11 +714,12 @@ def _batched(solver, a, b, C, masks, solver_kwargs, n_jobs, offsets=None, per_ta
     am, bm = (None if m is None else _as_dask_batch(m, nm, 2, B, chunks) for m, nm in masks)
     arrays = [x for x in (a, b, C, am, bm) if x is not None]
     delayed = [x.to_delayed().ravel() for x in arrays]
+    has = (am is not None, bm is not None)
     task = dask.delayed(_ot_block, pure=True)
-    parts = [
-        task(solver, am is not None, bm is not None, solver_kwargs, n_jobs, *blocks)
-        for blocks in zip(*delayed, strict=True)
-    ]
+    if solver == "sinkhorn_batched":
+        stats = [task("stats", *has, solver_kwargs, n_jobs, *b) for b in zip(*delayed, strict=True)]
+        solver_kwargs = _with_globals(solver_kwargs, dask.compute(*stats))
+    parts = [task(solver, *has, solver_kwargs, n_jobs, *b) for b in zip(*delayed, strict=True)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # re-issued once below
         results = dask.compute(*parts)
@@ -772,49 +773,129 @@ def _ragged(dask, da, solver, a, b, C, masks, offsets, solver_kwargs, n_jobs, pe
         bounds = np.unique(np.concatenate([np.arange(0, nprob, per_task), [nprob]]))
     n_jobs = _check_task_jobs(n_jobs)
     task = dask.delayed(_ragged_block, pure=True)
-    parts = []
+    groups = []
     for k0, k1 in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         sl = [
             x[o[k0] : o[k1]] for x, o in ((a, a_off), (b, b_off), (C, c_off))
         ]  # lazy slices of Dask input; views of NumPy input
-        parts.append(
-            task(
-                solver,
-                solver_kwargs,
-                n_jobs,
-                *sl,
-                a_off[k0 : k1 + 1] - a_off[k0],
-                b_off[k0 : k1 + 1] - b_off[k0],
-            )
-        )
+        groups.append((*sl, a_off[k0 : k1 + 1] - a_off[k0], b_off[k0 : k1 + 1] - b_off[k0]))
+    if solver == "sinkhorn_batched":
+        stats = [task("stats", solver_kwargs, n_jobs, *g) for g in groups]
+        solver_kwargs = _with_globals(solver_kwargs, dask.compute(*stats))
+    parts = [task(solver, solver_kwargs, n_jobs, *g) for g in groups]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # re-issued once by the caller
         return dask.compute(*parts)
 
 
 def _ragged_block(solver, kwargs, n_jobs, a, b, C, a_off, b_off):
-    from . import ot
-
     a, b, C = aligned(np.asarray(a)), aligned(np.asarray(b)), aligned(np.asarray(C))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return getattr(ot, solver)(
-            a, b, C, a_offsets=a_off, b_offsets=b_off, n_jobs=_task_threads(n_jobs), **kwargs
-        )
+    return _solve(solver, kwargs, n_jobs, a, b, C, a_offsets=a_off, b_offsets=b_off)
 
 
 def _ot_block(solver, has_am, has_bm, kwargs, n_jobs, a, b, C, *masks):
-    from . import ot
-
     a, b, C = aligned(a), aligned(b), aligned(C)  # unpickled blocks may sit at odd offsets
     masks = list(masks)
     am = masks.pop(0) if has_am else None
     bm = masks.pop(0) if has_bm else None
+    return _solve(solver, kwargs, n_jobs, a, b, C, a_mask=am, b_mask=bm)
+
+
+def _solve(solver, kwargs, n_jobs, a, b, C, **layout):
+    """One task's problems: ``"emd_batched"``, ``"sinkhorn_batched"`` (with the batch-wide
+    cost range and mass of :func:`_with_globals`), or ``"stats"`` (the chunk's part of them)."""
+    from . import ot
+
+    if solver == "stats":
+        return _sinkhorn_stats(a, b, C, balanced=kwargs["rho"] is None, **layout)
+    if solver == "sinkhorn_batched":
+        return _sinkhorn_fixed(a, b, C, n_jobs=_task_threads(n_jobs), **kwargs, **layout)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return getattr(ot, solver)(
-            a, b, C, a_mask=am, b_mask=bm, n_jobs=_task_threads(n_jobs), **kwargs
-        )
+        return ot.emd_batched(a, b, C, n_jobs=_task_threads(n_jobs), **kwargs, **layout)
+
+
+def _sinkhorn_stats(a, b, C, *, balanced, a_mask=None, b_mask=None, a_offsets=None, b_offsets=None):
+    """(min C, max C, smallest problem mass of a) of one task's problems, computed as
+    :func:`geoml.ot.sinkhorn_batched` computes them for the whole batch."""
+    from .ot._solvers import _batched_layout
+
+    fa, a_off, _, _, fC, _, _, _ = _batched_layout(
+        a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=balanced, scan_cost=False
+    )
+    lo, hi, finite = _core.value_range(fC, n_jobs=1)
+    if not finite:
+        raise ValueError("C contains NaN or infinity")
+    return float(lo), float(hi), float(np.add.reduceat(fa, a_off[:-1]).min())
+
+
+def _with_globals(kwargs: dict, stats) -> dict:
+    """Sinkhorn's batch-wide inputs: its eps annealing starts from the range of all costs and
+    its tolerance scales with the smallest problem mass, so each task must get the whole
+    batch's values (a chunk's own would change its results)."""
+    lo = min(s[0] for s in stats)
+    hi = max(s[1] for s in stats)
+    return {**kwargs, "crange": hi - lo, "mass": min(s[2] for s in stats)}
+
+
+def _sinkhorn_fixed(
+    a,
+    b,
+    C,
+    *,
+    eps,
+    rho,
+    return_plans,
+    max_iter,
+    tol,
+    eps_schedule,
+    crange,
+    mass,
+    n_jobs,
+    a_mask=None,
+    b_mask=None,
+    a_offsets=None,
+    b_offsets=None,
+):
+    """:func:`geoml.ot.sinkhorn_batched` on part of a batch, with the whole batch's cost range
+    and smallest mass (same steps, no warning: the caller issues one)."""
+    from .ot import BatchedSinkhornResult
+    from .ot._solvers import (
+        LOOSE_TOL,
+        STAGE_TOL,
+        _batched_layout,
+        _check_eps,
+        _check_representable,
+        _check_tol,
+        _max_iter,
+        _schedule,
+    )
+
+    balanced = rho is None
+    fa, a_off, fb, b_off, fC, c_off, plan_shape, _ = _batched_layout(
+        a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=balanced, scan_cost=False
+    )
+    rho = -1.0 if balanced else _check_eps(rho, "rho")
+    eps = _check_eps(eps)
+    tol = _check_tol(tol)
+    max_iter = _max_iter(max_iter)
+    start, factor = _schedule(eps_schedule, eps, crange, False, balanced and tol >= LOOSE_TOL)
+    params = _core.SinkhornParams(
+        eps=eps,
+        rho=rho,
+        max_iter=max_iter,
+        tol=tol * (mass if balanced else 1.0),
+        eps_start=start,
+        eps_factor=factor,
+        stage_tol=STAGE_TOL,
+    )
+    cost, err, n_iter, conv, plans = _core.sinkhorn_batched(
+        fa, a_off, fb, b_off, fC, c_off, params=params, want_plans=bool(return_plans), n_jobs=n_jobs
+    )
+    if plans is not None:
+        plans = plans.reshape(plan_shape)
+    _check_representable(cost, "sinkhorn_batched")
+    return BatchedSinkhornResult(cost, conv, n_iter, err, plans)
 
 
 def _concat(results, field: str):
@@ -1034,8 +1115,6 @@ def _check_p(p) -> int:
 
 
 def _points_block(solver, kwargs, p, n_jobs, x, y, a, b):
-    from . import ot
-
     for v, name in ((x, "x"), (y, "y")):
         if not np.isfinite(v).all():
             raise ValueError(f"{name} contains NaN or infinity")
@@ -1044,11 +1123,7 @@ def _points_block(solver, kwargs, p, n_jobs, x, y, a, b):
         a = np.full(x.shape[:2], 1.0 / x.shape[1])
     if b is None:
         b = np.full(y.shape[:2], 1.0 / y.shape[1])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return getattr(ot, solver)(
-            aligned(a), aligned(b), C, n_jobs=_task_threads(n_jobs), **kwargs
-        )
+    return _solve(solver, kwargs, n_jobs, aligned(np.asarray(a)), aligned(np.asarray(b)), C)
 
 
 def _batched_points(solver, x, y, a, b, p, solver_kwargs, n_jobs):
@@ -1082,19 +1157,14 @@ def _batched_points(solver, x, y, a, b, p, solver_kwargs, n_jobs):
         ws.append(w)
     xs, ys = x.to_delayed().ravel(), y.to_delayed().ravel()
     task = dask.delayed(_points_block, pure=True)
-    parts = [
-        task(
-            solver,
-            solver_kwargs,
-            p,
-            n_jobs,
-            xs[i],
-            ys[i],
-            None if ws[0] is None else ws[0][i],
-            None if ws[1] is None else ws[1][i],
-        )
+    blocks = [
+        (xs[i], ys[i], None if ws[0] is None else ws[0][i], None if ws[1] is None else ws[1][i])
         for i in range(len(xs))
     ]
+    if solver == "sinkhorn_batched":
+        stats = [task("stats", solver_kwargs, p, n_jobs, *blk) for blk in blocks]
+        solver_kwargs = _with_globals(solver_kwargs, dask.compute(*stats))
+    parts = [task(solver, solver_kwargs, p, n_jobs, *blk) for blk in blocks]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # re-issued once by the caller
         return dask.compute(*parts)
