@@ -760,3 +760,24 @@ def test_sinkhorn_batch_wide_schedule_and_mass():
         got = gdask.sinkhorn_batched_points(da.from_array(x, chunks=4), y, 0.2, a=a, b=b)
         for u, v in zip(got, ref, strict=True):
             np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_knn_approx_metrics(metric):
+    X = _data(500, 6, np.float64, 15)
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # inner products: recall may be low
+        res = gdask.knn(
+            da.from_array(X, chunks=170),
+            5,
+            metric=metric,
+            method="nndescent",
+            partition_size=150,
+            random_state=0,
+        )
+        idx, dist = dask.compute(res.indices, res.distances)
+    assert (idx != np.arange(500)[:, None]).all() and (idx >= 0).all()
+    np.testing.assert_array_equal(dist, gdask._exact64(X, X, idx, metric))
+    assert res.recall_.estimate == pytest.approx(_recall(idx, X, 5, metric), abs=1e-12)
+    if metric != "inner_product":
+        assert res.recall_.reached

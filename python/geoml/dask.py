@@ -274,7 +274,7 @@ def knn(
         ``indices`` (int64) and ``distances`` (X's float dtype), dask arrays of shape
         (n_samples, k) chunked by rows like ``X``; ``.compute()`` or ``dask.compute`` them.
         With ``method="nndescent"`` or ``"auto"``: an :class:`geoml.neighbors.ApproxKNNResult`
-        whose ``recall_`` is the measured :class:`geoml.RecallEstimate`.
+        whose ``recall_`` is the measured :class:`geoml.neighbors.RecallEstimate`.
 
     Examples
     --------
