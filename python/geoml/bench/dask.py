@@ -9,7 +9,7 @@ moved between the worker processes per call ("moved": the sum of the workers'
 transfer_incoming_log, i.e. worker-to-worker fetches) against the cost model of
 docs/design/scale-out.md ("model"), the bytes the workers sent in all, results gathered by the
 client included ("sent_with_results": transfer_outgoing_bytes_total), and the peak resident
-memory of the largest worker (ru_maxrss; the workers are restarted before each section).
+memory of the largest worker (ru_maxrss; a fresh cluster for each section).
   1. "exact"  : exact kNN graph of clustered float32 data, --n-exact x --d;
   2. "approx" : approximate kNN graph (geoml.dask method="nndescent" against geoml.knn_graph
                 method="nndescent"), --n x --d, with the measured recall of both
@@ -21,7 +21,7 @@ memory of the largest worker (ru_maxrss; the workers are restarted before each s
 
 Default sizes are small (a smoke run of about a minute). The issue's sizes (one repeat):
   python bench/bench_dask.py --n 2000000 --B 1000000 --orc-n 1750000 --repeats 1 \
-      --sections approx,ot,orc --out bench/results/dask_full.json
+      --warmup 0 --sections approx,ot,orc --out bench/results/dask_full.json
 and the exact kNN section at a size that runs in minutes (exact 2,000,000 x 64 takes about
 30 min single-machine; it is what "approx" replaces):
   python bench/bench_dask.py --n-exact 200000 --repeats 1 --sections exact
@@ -69,6 +69,14 @@ def approx_bytes(n: int, d: int, k: int, overlap: int, itemsize: int, workers: i
     return f * overlap * n * (d * itemsize + 8) + f * overlap * n * k * (16 + itemsize)
 
 
+def ot_bytes(B: int, m: int, n: int, d: int, points: bool, workers: int = W) -> float:
+    """Model, batched OT: a task runs where its largest input chunk is (C, or the clouds x);
+    the other inputs' chunks (a, b; or y, a, b), persisted independently, are on another
+    worker with probability (W - 1) / W; results go to the client (not counted)."""
+    other = n * d + m + n if points else m + n
+    return (workers - 1) / workers * B * other * 8
+
+
 def orc_bytes(n: int, nnz: int, m: int, workers: int = W) -> float:
     """Model, ORC: the CSR structure (indptr int64, indices int32/64), the edge list (two
     int64 per edge) and the lengths (float64 per entry) sent from the client to every
@@ -100,13 +108,14 @@ def _peak_rss(client) -> float:
     return max(peak.values()) / 1024
 
 
-def _on_cluster(client, fn, repeats):
-    """(median s, last value, bytes moved between workers per call) of fn on the cluster."""
+def _on_cluster(client, fn, args):
+    """(median s, last value, bytes moved per call) of fn on the cluster."""
     before = _moved(client)
     with client.as_current():
-        t, out = timeit(fn, repeats=repeats)
+        t, out = timeit(fn, repeats=args.repeats, warmup=args.warmup)
     after = _moved(client)
-    return t, out, [(a - b) / (repeats + 1) for a, b in zip(after, before, strict=True)]
+    calls = args.repeats + args.warmup
+    return t, out, [(a - b) / calls for a, b in zip(after, before, strict=True)]
 
 
 def _row(section, t1, t2, t3, moved, model, client, **extra):
@@ -127,11 +136,15 @@ def _row(section, t1, t2, t3, moved, model, client, **extra):
 def section_exact(args, client):
     X = clustered(args.n_exact, args.d, seed=0)
     Xd = da.from_array(X, chunks=(args.chunk_exact, -1))
-    t1, G1 = timeit(lambda: geoml.knn_graph(X, args.k, n_jobs=2), repeats=args.repeats)
+    t1, G1 = timeit(
+        lambda: geoml.knn_graph(X, args.k, n_jobs=2), repeats=args.repeats, warmup=args.warmup
+    )
     with dask.config.set(scheduler="threads", num_workers=2):
-        t2, G2 = timeit(lambda: gdask.knn_graph(_fresh(Xd), args.k), repeats=args.repeats)
+        t2, G2 = timeit(
+            lambda: gdask.knn_graph(_fresh(Xd), args.k), repeats=args.repeats, warmup=args.warmup
+        )
     Xc = client.persist(Xd)  # data on the workers, as if read there (e.g. from Zarr)
-    t3, G3, moved = _on_cluster(client, lambda: gdask.knn_graph(_fresh(Xc), args.k), args.repeats)
+    t3, G3, moved = _on_cluster(client, lambda: gdask.knn_graph(_fresh(Xc), args.k), args)
     # rows whose graph row differs (float32 near-ties at the k-th neighbour)
     diff = int(max(np.unique((G1 != G).nonzero()[0]).size for G in (G2, G3)))
     model = knn_bytes(args.n_exact, args.d, args.k, args.chunk_exact, 4)
@@ -146,14 +159,20 @@ def section_approx(args, client):
     dkw = {**kw, "partition_size": args.partition_size, "overlap": args.overlap}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the recall is reported
-        t1, G1 = timeit(lambda: geoml.knn_graph(X, args.k, n_jobs=2, **kw), repeats=args.repeats)
+        t1, G1 = timeit(
+            lambda: geoml.knn_graph(X, args.k, n_jobs=2, **kw),
+            repeats=args.repeats,
+            warmup=args.warmup,
+        )
         with dask.config.set(scheduler="threads", num_workers=2):
             t2, G2 = timeit(
-                lambda: gdask.knn_graph(_fresh(Xd), args.k, **dkw), repeats=args.repeats
+                lambda: gdask.knn_graph(_fresh(Xd), args.k, **dkw),
+                repeats=args.repeats,
+                warmup=args.warmup,
             )
         Xc = client.persist(Xd)
         t3, G3, moved = _on_cluster(
-            client, lambda: gdask.knn_graph(_fresh(Xc), args.k, **dkw), args.repeats
+            client, lambda: gdask.knn_graph(_fresh(Xc), args.k, **dkw), args
         )
     same = bool((G2 != G3).nnz == 0)  # same random_state: same graph on either scheduler
     model = approx_bytes(args.n, args.d, args.k, args.overlap, 4)
@@ -211,10 +230,13 @@ def section_ot(args, client):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for name, single, dist in cases:
-            t1, r1 = timeit(single, repeats=args.repeats)
+            model = ot_bytes(B, s, s, 2, "points" in name)
+            t1, r1 = timeit(single, repeats=args.repeats, warmup=args.warmup)
             with dask.config.set(scheduler="threads", num_workers=2):
-                t2, r2 = timeit(lambda: dist(A, Bd, Cd, Xd, Yd), repeats=args.repeats)
-            t3, r3, moved = _on_cluster(client, lambda: dist(Ac, Bc, Cc, Xc, Yc), args.repeats)
+                t2, r2 = timeit(
+                    lambda: dist(A, Bd, Cd, Xd, Yd), repeats=args.repeats, warmup=args.warmup
+                )
+            t3, r3, moved = _on_cluster(client, lambda: dist(Ac, Bc, Cc, Xc, Yc), args)
             rows.append(
                 _row(
                     f"{name} B={B} {s}x{s}",
@@ -222,7 +244,7 @@ def section_ot(args, client):
                     t2,
                     t3,
                     moved,
-                    0.0,  # model: each task runs where its chunks are; results to the client
+                    model,
                     client,
                     differing=int(max((r1.cost != r.cost).sum() for r in (r2, r3))),
                 )
@@ -247,9 +269,13 @@ def orc_graph(n: int, k: int = 10):
 def section_orc(args, client):
     A = orc_graph(args.orc_n)
     m = A.nnz // 2
-    t1, k1 = timeit(lambda: geoml.OllivierRicci(n_jobs=2).fit(A).curvature_, repeats=args.repeats)
+    t1, k1 = timeit(
+        lambda: geoml.OllivierRicci(n_jobs=2).fit(A).curvature_,
+        repeats=args.repeats,
+        warmup=args.warmup,
+    )
     t3, k3, moved = _on_cluster(
-        client, lambda: gdask.ollivier_ricci(A, edge_chunk=args.edge_chunk), args.repeats
+        client, lambda: gdask.ollivier_ricci(A, edge_chunk=args.edge_chunk), args
     )
     return _row(
         f"ollivier_ricci {m} edges edge_chunk={args.edge_chunk}",
@@ -282,6 +308,7 @@ def main(argv=None):
     ap.add_argument("--orc-n", type=int, default=50_000)
     ap.add_argument("--edge-chunk", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="untimed calls before the repeats")
     ap.add_argument("--sections", default=",".join(SECTIONS))
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -295,22 +322,23 @@ def main(argv=None):
 
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=W, threads_per_worker=1, processes=True, dashboard_address=":0"
-    )
-    client = Client(cluster, set_as_default=False)
     rows = []
-    try:
-        for s in SECTIONS:
-            if s not in sections:
-                continue
-            client.restart()  # fresh workers: per-section peak memory, no data left over
+    for s in SECTIONS:
+        if s not in sections:
+            continue
+        # a fresh cluster per section: per-section peak memory, no data left over
+        cluster = LocalCluster(
+            n_workers=W, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
+        client = Client(cluster, set_as_default=False)
+        try:
             out = globals()[f"section_{s}"](args, client)
-            rows += out if isinstance(out, list) else [out]
-            print_table(rows[-1:] if not isinstance(out, list) else out, list(rows[-1]))
-    finally:
-        client.close()
-        cluster.close()
+        finally:
+            client.close()
+            cluster.close()
+        out = out if isinstance(out, list) else [out]
+        rows += out
+        print_table(out, list(out[0]))
     cols = ["section", "single_s", "threads_s", "cluster_s", "overhead", "moved_MiB"]
     print_table(rows, cols + ["model_MiB", "worker_peak_MiB"])
     default = "dask" if sections == list(SECTIONS) else "dask_" + "_".join(sections)
