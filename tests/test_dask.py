@@ -781,3 +781,21 @@ def test_knn_approx_metrics(metric):
     assert res.recall_.estimate == pytest.approx(_recall(idx, X, 5, metric), abs=1e-12)
     if metric != "inner_product":
         assert res.recall_.reached
+
+
+def test_knn_approx_short_rows_counted_as_found():
+    # every point checked (n <= 500) and many rows completed exactly: the estimate is the
+    # recall of the returned lists
+    X = _data(120, 3, np.float64, 16)
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = gdask.knn(
+            da.from_array(X, chunks=50),
+            9,
+            method="nndescent",
+            partition_size=4,
+            overlap=1,
+            random_state=2,
+        )
+        idx = res.indices.compute()
+    assert res.recall_.estimate == pytest.approx(_recall(idx, X, 9), abs=1e-12)

@@ -555,11 +555,13 @@ def _knn_approx(dask, da, X, k, metric, n_jobs, split_every, target, random_stat
     checked = np.sort(rng.choice(n, n_check, replace=False))
     rows = np.union1d(checked, short)
     ex_idx, ex_dist = _exact_rows(dask, X, blocks, starts, rows, k, metric, n_jobs, split_every)
-    # recall of the checked points, before their lists are replaced by the exact ones
+    # recall of the checked points' lists as returned (rows short of k candidates get their
+    # exact lists below: all found)
     at = np.searchsorted(rows, checked)
     approx_d = _gather_rows(dask, merged, starts, checked)
     kth = ex_dist[at, -1].astype(X.dtype)
-    hits = int(np.minimum((approx_d <= kth[:, None]).sum(axis=1), k).sum())
+    found = np.minimum((approx_d <= kth[:, None]).sum(axis=1), k)
+    hits = int(np.where(np.isin(checked, short), k, found).sum())
     est = hits / (n_check * k)
     low, high = (est, est) if n_check >= n else _wilson(est, n_check)
     # rows short of k candidates get their exact lists
