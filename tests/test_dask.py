@@ -465,8 +465,8 @@ def test_worker_killed_mid_run(client):
     assert victim not in client.scheduler_info()["workers"]  # that process is gone
 
 
-def test_knn_wide_rows_recomputed_in_blocks():
-    # 2**21 / (k d) = 174 < 300 query rows per chunk: the float64 re-computation runs in blocks
+def test_knn_wide_rows():
+    # wide rows and a large k: two 300-row chunks, one pair task and two diagonal tasks
     X = _data(600, 300, np.float64, 22)
     ref = geoml.knn(X, 40)
     with dask.config.set(scheduler="threads"):
@@ -489,3 +489,313 @@ def test_ragged_batched_distributed(client):
     )
     np.testing.assert_array_equal(got.cost, ref.cost)
     np.testing.assert_array_equal(got.plans, ref.plans)
+
+
+# ---------------------------------------------------------------- one tile, both directions
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", METRICS)
+def test_knn_pair_binding_both_directions(metric, dtype):
+    # _core.knn_pair(A, B) = (knn of A's rows among B, knn of B's rows among A) from one pass,
+    # float64 distances; against geoml.knn with Y (exact distances recomputed here in float64)
+    from geoml import _core
+
+    rng = np.random.default_rng(7)
+    for na, nb, k in [(37, 50, 6), (5, 90, 8), (300, 2, 4), (1, 1, 1), (130, 260, 20)]:
+        A = rng.normal(size=(na, 7)).astype(dtype)
+        B = rng.normal(size=(nb, 7)).astype(dtype)
+        outs = [_core.knn_pair(A, B, k=k, metric=_core.Metric[metric], n_jobs=j) for j in (1, 2)]
+        for x, y in zip(*outs, strict=True):  # any thread count, same result
+            np.testing.assert_array_equal(x, y)
+        iab, dab, iba, dba = outs[0]
+        assert iab.shape == (na, min(k, nb)) and iba.shape == (nb, min(k, na))
+        assert dab.dtype == np.float64 and dba.dtype == np.float64
+        for Q, D, idx, dist in ((A, B, iab, dab), (B, A, iba, dba)):
+            ref = geoml.knn(D, idx.shape[1], Y=Q, metric=metric)
+            np.testing.assert_array_equal(idx, ref.indices)
+            np.testing.assert_array_equal(dist.astype(dtype), ref.distances)
+            np.testing.assert_array_equal(dist, gdask._exact64(Q, D, idx, metric))
+    # B=None: the self query with float64 distances
+    X = rng.normal(size=(60, 5)).astype(dtype)
+    idx, dist, none1, none2 = _core.knn_pair(X, None, k=7, metric=_core.Metric[metric])
+    assert none1 is None and none2 is None
+    ref = geoml.knn(X, 7, metric=metric)
+    np.testing.assert_array_equal(idx, ref.indices)
+    np.testing.assert_array_equal(dist.astype(dtype), ref.distances)
+    with pytest.raises(ValueError, match="k=8 must be in"):
+        _core.knn_pair(X[:8], None, k=8, metric=_core.Metric[metric])
+    with pytest.raises(ValueError, match="columns"):
+        _core.knn_pair(X, X[:, :3], k=2, metric=_core.Metric[metric])
+    with pytest.raises(TypeError):
+        _core.knn_pair(X.astype(np.float16), None, k=2, metric=_core.Metric[metric])
+
+
+# ---------------------------------------------------------------- approximate kNN
+
+
+def _clustered(n, d, n_clusters, seed):
+    rng = np.random.default_rng(seed)
+    lab = rng.integers(0, n_clusters, size=n)
+    return (4 * rng.normal(size=(n_clusters, d))[lab] + rng.normal(size=(n, d))).astype(np.float32)
+
+
+def _recall(idx, X, k, metric="euclidean"):
+    """True recall of the lists idx: a neighbour counts when at most the k-th exact distance."""
+    ref = geoml.knn(X, k, metric=metric)
+    dist = gdask._exact64(X, X, idx, metric).astype(X.dtype)  # compared in X's precision
+    return float(np.minimum((dist <= ref.distances[:, -1:]).sum(1), k).mean() / k)
+
+
+def test_knn_approx_recall_and_chunking_independent():
+    X = _clustered(3000, 12, n_clusters=20, seed=3)
+    k = 10
+    with dask.config.set(scheduler="threads"):
+        outs = []
+        for chunks, n_jobs in [(1000, None), ((700, 1500, 3, 797), 2), (3000, -1)]:
+            res = gdask.knn(
+                da.from_array(X, chunks=(chunks, -1)),
+                k,
+                method="nndescent",
+                partition_size=600,
+                random_state=5,
+                n_jobs=n_jobs,
+            )
+            outs.append((dask.compute(res.indices, res.distances), res.recall_))
+    (idx, dist), rec = outs[0]
+    for (i2, d2), r2 in outs[1:]:  # same random_state: the same graph for any chunking
+        np.testing.assert_array_equal(i2, idx)
+        np.testing.assert_array_equal(d2, dist)
+        assert r2 == rec
+    assert idx.dtype == np.int64 and dist.dtype == np.float32 and idx.shape == (3000, k)
+    assert (idx != np.arange(3000)[:, None]).all() and (idx >= 0).all()
+    assert all(len(set(r)) == k for r in idx.tolist())  # distinct neighbours
+    np.testing.assert_array_equal(dist, gdask._exact64(X, X, idx, "euclidean").astype(np.float32))
+    assert (np.diff(dist, axis=1) >= 0).all()
+    true = _recall(idx, X, k)
+    assert rec.method == "nndescent" and rec.n_checked == 500 and rec.target == 0.99
+    assert rec.low <= rec.estimate <= rec.high and rec.reached == (rec.estimate >= 0.99)
+    assert rec.low - 0.02 <= true <= rec.high + 0.02
+    assert true > 0.95
+
+
+def test_knn_approx_every_point_checked_and_warns():
+    # n <= 500: every point is checked, the estimate is the true recall; overlap=1 with tiny
+    # cells on uniform data is below target: a warning, recall_.reached False
+    X = np.random.default_rng(8).random((400, 10))
+    with dask.config.set(scheduler="threads"):
+        with pytest.warns(RuntimeWarning, match="below target_recall"):
+            res = gdask.knn(
+                da.from_array(X, chunks=150),
+                8,
+                method="nndescent",
+                partition_size=40,
+                overlap=1,
+                random_state=0,
+            )
+        idx = res.indices.compute()
+    rec = res.recall_
+    assert not rec.reached and rec.n_checked == 400 and rec.low == rec.estimate == rec.high
+    assert rec.estimate == pytest.approx(_recall(idx, X, 8), abs=1e-12)
+
+
+def test_knn_approx_small_cells_completed_exactly():
+    # cells smaller than k + 1: the rows short of k candidates are searched exactly
+    X = _data(200, 4, np.float64, 9)
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = gdask.knn(
+            da.from_array(X, chunks=((7, 100, 93), -1)),
+            12,
+            method="nndescent",
+            partition_size=5,
+            overlap=1,
+            random_state=1,
+        )
+        idx, dist = dask.compute(res.indices, res.distances)
+    assert (idx >= 0).all() and np.isfinite(dist).all()
+    assert (idx != np.arange(200)[:, None]).all()
+    np.testing.assert_array_equal(dist, gdask._exact64(X, X, idx, "euclidean"))
+
+
+def test_knn_approx_auto_and_graph():
+    X = _data(300, 5, np.float32, 10)
+    with dask.config.set(scheduler="threads"):
+        res = gdask.knn(da.from_array(X, chunks=100), 6, method="auto")
+        assert res.recall_.method == "exact" and res.recall_.estimate == 1.0
+        np.testing.assert_array_equal(res.indices.compute(), geoml.knn(X, 6).indices)
+        G = gdask.knn_graph(
+            da.from_array(X, chunks=100), 6, method="nndescent", partition_size=100, random_state=2
+        )
+    assert G.shape == (300, 300) and G.recall_.n_checked == 300
+    R = geoml.knn_graph(X, 6)
+    assert (G != R).nnz <= 0.05 * R.nnz  # nearly the exact graph
+
+
+def test_knn_approx_bad_input():
+    X = da.from_array(_data(30, 2, np.float64, 0), chunks=10)
+    with pytest.raises(ValueError, match="method"):
+        gdask.knn(X, 2, method="hnsw")
+    with pytest.raises(ValueError, match="target_recall"):
+        gdask.knn(X, 2, method="nndescent", target_recall=1.5)
+    with pytest.raises(ValueError, match="partition_size"):
+        gdask.knn(X, 2, method="nndescent", partition_size=1)
+    with pytest.raises(ValueError, match="overlap"):
+        gdask.knn(X, 2, method="nndescent", overlap=0)
+    bad = _data(30, 2, np.float64, 0)
+    bad[3, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        gdask.knn(da.from_array(bad, chunks=10), 2, method="nndescent", partition_size=5)
+
+
+# ---------------------------------------------------------------- point-cloud pairs
+
+
+def _clouds(B, m, n, d, seed):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(B, m, d)), rng.normal(size=(B, n, d)) + 0.5
+
+
+def test_point_cloud_costs_reference():
+    x, y = _clouds(3, 4, 5, 3, 0)
+    C = gdask.point_cloud_costs(x, y)
+    ref = ((x[:, :, None, :] - y[:, None, :, :]) ** 2).sum(-1)
+    np.testing.assert_allclose(C, ref, rtol=1e-14)
+    np.testing.assert_allclose(gdask.point_cloud_costs(x, y, p=1), np.sqrt(ref), rtol=1e-14)
+    assert (gdask.point_cloud_costs(x, x)[:, range(4), range(4)] == 0).all()
+
+
+@pytest.mark.parametrize("chunks", [(17,), (5, 5, 7), (1,) * 17])
+@pytest.mark.parametrize("p", [1, 2])
+def test_batched_points_equal_precomputed_costs(chunks, p):
+    B, m, n = 17, 4, 6
+    x, y = _clouds(B, m, n, 3, 1)
+    rng = np.random.default_rng(2)
+    a, b = rng.dirichlet(np.ones(m), B), rng.dirichlet(np.ones(n), B)
+    C = gdask.point_cloud_costs(x, y, p)
+    X = da.from_array(x, chunks=(chunks, -1, -1))
+    with dask.config.set(scheduler="threads"):
+        got = gdask.emd_batched_points(X, y, a=a, b=b, p=p, return_plans=True)
+        ref = geoml.ot.emd_batched(a, b, C, return_plans=True)
+        for u, v in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(u, v)
+        got = gdask.sinkhorn_batched_points(
+            X, da.from_array(y, chunks=5), 0.5, a=da.from_array(a, chunks=3), p=p
+        )
+        ref = geoml.ot.sinkhorn_batched(a, np.full((B, n), 1 / n), C, 0.5)
+        for u, v in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(u, v)
+        got = gdask.emd_batched_points(X, y, p=p)  # uniform weights
+        ref = geoml.ot.emd_batched(np.full((B, m), 1 / m), np.full((B, n), 1 / n), C)
+        np.testing.assert_array_equal(got.cost, ref.cost)
+
+
+def test_batched_points_bad_input():
+    x, y = _clouds(6, 3, 4, 2, 3)
+    X = da.from_array(x, chunks=2)
+    with pytest.raises(TypeError, match=r"dask\.array"):
+        gdask.emd_batched_points(x, y)
+    with pytest.raises(ValueError, match="3-D"):
+        gdask.emd_batched_points(X[:, :, 0], y)
+    with pytest.raises(ValueError, match="expected \\(B, n, d\\)"):
+        gdask.emd_batched_points(X, y[:, :, :1])
+    with pytest.raises(ValueError, match="problems"):
+        gdask.emd_batched_points(X, y[:4])
+    with pytest.raises(ValueError, match="p=3"):
+        gdask.sinkhorn_batched_points(X, y, 0.1, p=3)
+    with pytest.raises(ValueError, match="a has shape"):
+        gdask.emd_batched_points(X, y, a=np.ones((6, 4)))
+    with pytest.raises(ValueError, match="eps"):
+        gdask.sinkhorn_batched_points(X, y, 0.0)
+    bad = x.copy()
+    bad[4, 1, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        gdask.emd_batched_points(da.from_array(bad, chunks=2), y)
+    with pytest.raises(ValueError, match="same total mass"):
+        gdask.emd_batched_points(X, y, a=np.ones((6, 3)))
+
+
+def test_approx_and_points_distributed(client):
+    X = _clustered(2000, 8, n_clusters=10, seed=4)
+    kw = {"method": "nndescent", "partition_size": 400, "random_state": 3}
+    res = gdask.knn(da.from_array(X, chunks=(300, -1)), 7, **kw)
+    idx, dist = client.compute([res.indices, res.distances], sync=True)
+    with dask.config.set(scheduler="threads"):
+        ref = gdask.knn(da.from_array(X, chunks=(2000, -1)), 7, **kw)
+        np.testing.assert_array_equal(idx, ref.indices.compute())
+        np.testing.assert_array_equal(dist, ref.distances.compute())
+    assert res.recall_ == ref.recall_
+    x, y = _clouds(20, 5, 5, 2, 5)
+    got = gdask.sinkhorn_batched_points(da.from_array(x, chunks=6), y, 0.5)
+    w = np.full((20, 5), 0.2)
+    ref = geoml.ot.sinkhorn_batched(w, w, gdask.point_cloud_costs(x, y), 0.5)
+    np.testing.assert_array_equal(got.cost, ref.cost)
+
+
+def test_sinkhorn_batch_wide_schedule_and_mass():
+    # eps far below the cost range: Sinkhorn anneals eps from the range of ALL costs, and its
+    # tolerance scales with the smallest mass of the batch; a chunk's own values would change
+    # its results, so every task gets the whole batch's (bit-equal for any chunking)
+    rng = np.random.default_rng(13)
+    B = 12
+    a = rng.dirichlet(np.ones(5), B) * np.linspace(1, 3, B)[:, None]
+    b = rng.dirichlet(np.ones(5), B) * np.linspace(1, 3, B)[:, None]
+    C = rng.random((B, 5, 5)) * np.linspace(1, 50, B)[:, None, None]
+    ref = geoml.ot.sinkhorn_batched(a, b, C, 0.01)
+    with dask.config.set(scheduler="threads"):
+        got = gdask.sinkhorn_batched(da.from_array(a, chunks=3), b, C, 0.01)
+        for u, v in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(u, v)
+        off = np.arange(B + 1) * 5
+        rag = (a.ravel(), b.ravel(), C.ravel(), 0.01)
+        ref_r = geoml.ot.sinkhorn_batched(*rag, a_offsets=off, b_offsets=off)
+        got = gdask.sinkhorn_batched(*rag, a_offsets=off, b_offsets=off, problems_per_task=5)
+        for u, v in zip(got, ref_r, strict=True):
+            np.testing.assert_array_equal(u, v)
+        x, y = _clouds(B, 5, 5, 2, 14)
+        x *= np.linspace(1, 8, B)[:, None, None]
+        Cp = gdask.point_cloud_costs(x, y)
+        assert np.ptp(Cp) / 1000 > 0.2  # annealed from the range of all costs
+        ref = geoml.ot.sinkhorn_batched(a, b, Cp, 0.2)
+        got = gdask.sinkhorn_batched_points(da.from_array(x, chunks=4), y, 0.2, a=a, b=b)
+        for u, v in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_knn_approx_metrics(metric):
+    X = _data(500, 6, np.float64, 15)
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # inner products: recall may be low
+        res = gdask.knn(
+            da.from_array(X, chunks=170),
+            5,
+            metric=metric,
+            method="nndescent",
+            partition_size=150,
+            random_state=0,
+        )
+        idx, dist = dask.compute(res.indices, res.distances)
+    assert (idx != np.arange(500)[:, None]).all() and (idx >= 0).all()
+    np.testing.assert_array_equal(dist, gdask._exact64(X, X, idx, metric))
+    assert res.recall_.estimate == pytest.approx(_recall(idx, X, 5, metric), abs=1e-12)
+    if metric != "inner_product":
+        assert res.recall_.reached
+
+
+def test_knn_approx_short_rows_counted_as_found():
+    # every point checked (n <= 500) and many rows completed exactly: the estimate is the
+    # recall of the returned lists
+    X = _data(120, 3, np.float64, 16)
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = gdask.knn(
+            da.from_array(X, chunks=50),
+            9,
+            method="nndescent",
+            partition_size=4,
+            overlap=1,
+            random_state=2,
+        )
+        idx = res.indices.compute()
+    assert res.recall_.estimate == pytest.approx(_recall(idx, X, 9), abs=1e-12)

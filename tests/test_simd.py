@@ -134,6 +134,26 @@ def test_knn(isa, metric, dtype, query):
             )
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "inner_product"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_knn_pair(isa, metric, dtype):
+    # both directions of one tile pass (the kernel's column side with separate heaps)
+    from geoml import _core
+
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((131, 23)).astype(dtype)
+    B = rng.standard_normal((77, 23)).astype(dtype)
+    ref, got_ = both(isa, lambda: _core.knn_pair(A, B, k=9, metric=_core.Metric[metric], n_jobs=2))
+    for r, g in zip(ref, got_, strict=True):
+        if r.dtype == np.int64 and dtype == np.float64:
+            np.testing.assert_array_equal(g, r)
+        elif r.dtype == np.int64:
+            assert (r == g).mean() > 0.99  # float32 near-ties at the k-th place may swap
+        else:
+            rtol = 1e-4 if dtype == np.float32 else 1e-12
+            np.testing.assert_allclose(g, r, rtol=rtol, atol=rtol * float(np.abs(r).max()))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_knn_graph(isa, dtype):
     rng = np.random.default_rng(2)

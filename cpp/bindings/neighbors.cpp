@@ -35,6 +35,47 @@ py::tuple knn_py(exact<T> X_in, py::object Y, int64_t k, Metric metric, bool exc
   return py::make_tuple(idx, dist);
 }
 
+/// Both directions of an exact kNN between blocks A and B from one tile pass (knn_pair_search)
+/// -> (idx_ab, dist_ab, idx_ba, dist_ba), float64 distances; B None: the self query of A
+/// (exclude_self) -> (idx, dist, None, None).
+template <typename T>
+py::tuple knn_pair_py(exact<T> A_in, py::object B_obj, int64_t k, Metric metric, int n_jobs) {
+  const carray<T> A = contiguous(A_in);
+  if (A.ndim() != 2) throw std::invalid_argument("A must be 2-D");
+  const int64_t na = A.shape(0), d = A.shape(1);
+  const T* pa = A.data();
+  if (B_obj.is_none()) {
+    if (k < 1 || k > na - 1)
+      throw std::invalid_argument("knn_pair: k=" + std::to_string(k) + " must be in [1, " +
+                                  std::to_string(na - 1) + "]");
+    py::array_t<int64_t> idx({na, k});
+    py::array_t<double> dist({na, k});
+    int64_t* pi = idx.mutable_data();
+    double* pd = dist.mutable_data();
+    {
+      py::gil_scoped_release release;
+      knn_pair_search<T>(pa, na, nullptr, 0, d, k, metric, n_jobs, pi, pd, nullptr, nullptr);
+    }
+    return py::make_tuple(idx, dist, py::none(), py::none());
+  }
+  const carray<T> B = B_obj.cast<carray<T>>();
+  if (B.ndim() != 2 || B.shape(1) != d)
+    throw std::invalid_argument("B must be 2-D with the same number of columns as A");
+  const int64_t nb = B.shape(0);
+  if (na < 1 || nb < 1 || k < 1) throw std::invalid_argument("knn_pair: empty block or k < 1");
+  const int64_t kab = std::min(k, nb), kba = std::min(k, na);
+  py::array_t<int64_t> iab({na, kab}), iba({nb, kba});
+  py::array_t<double> dab({na, kab}), dba({nb, kba});
+  int64_t *p1 = iab.mutable_data(), *p3 = iba.mutable_data();
+  double *p2 = dab.mutable_data(), *p4 = dba.mutable_data();
+  const T* pb = B.data();
+  {
+    py::gil_scoped_release release;
+    knn_pair_search<T>(pa, na, pb, nb, d, k, metric, n_jobs, p1, p2, p3, p4);
+  }
+  return py::make_tuple(iab, dab, iba, dba);
+}
+
 template <typename T, typename I>
 py::tuple csr_py(const carray<int64_t>& idx, const carray<T>& w, Symmetrize mode, int n_jobs) {
   const int64_t n = idx.shape(0), k = idx.shape(1);
@@ -117,6 +158,10 @@ void bind_neighbors(py::module_& m) {
                 py::arg("exclude_self"), py::arg("n_jobs") = 0, py::arg("verbose") = false,
                 "Exact k nearest neighbours of the rows of Y (None: of X, among X) -> (indices, "
                 "distances).");
+  def_overloads(m, "knn_pair", Floats{}, GEOML_PICK(knn_pair_py), py::arg("A").noconvert(),
+                py::arg("B") = py::none(), py::kw_only(), py::arg("k"), py::arg("metric"),
+                py::arg("n_jobs") = 0,
+                "Exact kNN of A among B and B among A, one tile pass -> (iab, dab, iba, dba).");
   const NNDescentOptions nd;
   py::class_<NNDescentOptions>(m, "NNDescentOptions",
                                "Approximate kNN graph options (nndescent.hpp).")

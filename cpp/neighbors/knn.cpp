@@ -35,6 +35,13 @@ struct KnnCtx {
   int64_t* hn;  // heap fill counts
   T* thr;       // admission thresholds
   bool exclude_self;
+  // Column side (col_side): heaps of the data points as queries of the row points, capacity
+  // ck, one per padded data slot (thresholds -inf on padding). The row heaps in a self query.
+  T* chs;
+  int64_t* chi;
+  int64_t* chn;
+  T* cthr;
+  int64_t ck;
 };
 
 template <typename T>
@@ -141,12 +148,71 @@ std::vector<T> centred_rows(const T* A, int64_t n, int64_t d, const std::vector<
   return out;
 }
 
+/// Euclidean norms of the rows of A, accumulated in double (cosine finishing step).
+template <typename T>
+std::vector<double> row_norms(const T* A, int64_t rows, int64_t d) {
+  std::vector<double> out(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) {
+    double s = 0;
+    for (int64_t t = 0; t < d; ++t) s += double(A[i * d + t]) * double(A[i * d + t]);
+    out[i] = std::sqrt(s);
+  }
+  return out;
+}
+
+/// The finishing step: exact distances (double) of each query's heap entries to the query,
+/// rows sorted by (distance, index), written as D; missing entries are (-1, +inf).
+template <typename T, typename D>
+void finish_rows(const T* Q, const T* X, int64_t m, int64_t d, int64_t k, Metric metric,
+                 const std::vector<double>& qnorm, const std::vector<double>& xnorm,
+                 const int64_t* hn, const int64_t* hi, int nt, int64_t* indices, D* distances) {
+  const D inf = std::numeric_limits<D>::infinity();
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<std::pair<double, int64_t>> row(static_cast<size_t>(k));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t cnt = hn[i];
+      for (int64_t s = 0; s < cnt; ++s) {
+        const int64_t j = hi[i * k + s];
+        const double qn = qnorm.empty() ? 0.0 : qnorm[i];
+        const double xn = xnorm.empty() ? 0.0 : xnorm[j];
+        row[s] = {exact_distance(Q + i * d, X + j * d, d, metric, qn, xn), j};
+      }
+      std::sort(row.begin(), row.begin() + cnt);
+      for (int64_t s = 0; s < k; ++s) {
+        indices[i * k + s] = s < cnt ? row[s].second : -1;
+        distances[i * k + s] = s < cnt ? D(row[s].first) : inf;
+      }
+    }
+  }
+}
+
 }  // namespace detail
+
+namespace {
+
+template <typename T, typename D>
+void knn_search_impl(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64_t k,
+                     Metric metric, bool exclude_self, int n_threads, int64_t* indices,
+                     D* distances, bool verbose, bool exact_finish);
+
+}  // namespace
 
 template <typename T>
 void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64_t k, Metric metric,
                 bool exclude_self, int n_threads, int64_t* indices, T* distances, bool verbose,
                 bool exact_finish) {
+  knn_search_impl<T, T>(X, n, Qin, m, d, k, metric, exclude_self, n_threads, indices, distances,
+                        verbose, exact_finish);
+}
+
+namespace {
+
+template <typename T, typename D>
+void knn_search_impl(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64_t k,
+                     Metric metric, bool exclude_self, int n_threads, int64_t* indices,
+                     D* distances, bool verbose, bool exact_finish) {
   using namespace detail;
   const bool self = (Qin == nullptr);
   if (self) m = n;
@@ -214,8 +280,23 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
     hn[i] = 0;
   }
   Progress progress("knn");
-  KnnCtx<T> ctx{Qs, d,        dbias.get(), panels.get(), dbias.get(), T(euclid ? -2 : -1),
-                k,  hs.get(), hi.get(),    hn.get(),     thr.get(),   exclude_self};
+  KnnCtx<T> ctx{Qs,
+                d,
+                dbias.get(),
+                panels.get(),
+                dbias.get(),
+                T(euclid ? -2 : -1),
+                k,
+                hs.get(),
+                hi.get(),
+                hn.get(),
+                thr.get(),
+                exclude_self,
+                hs.get(),
+                hi.get(),
+                hn.get(),
+                thr.get(),
+                k};
 
   if (self) {
     // Blocks of BS points; diagonal blocks first, then every pair of blocks once, in
@@ -274,7 +355,7 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
         std::sort(row.begin(), row.begin() + cnt);
         for (int64_t s = 0; s < k; ++s) {
           indices[i * k + s] = s < cnt ? row[s].second : -1;
-          distances[i * k + s] = s < cnt ? row[s].first : inf;
+          distances[i * k + s] = s < cnt ? D(row[s].first) : D(inf);
         }
       }
     }
@@ -284,43 +365,131 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
   // Finish: exact distances of the k winners, sorted by (distance, index).
   std::vector<double> xnorm, qnorm;
   if (metric == Metric::Cosine) {
-    auto norms = [&](const T* A, int64_t rows) {
-      std::vector<double> out(static_cast<size_t>(rows));
-      for (int64_t i = 0; i < rows; ++i) {
-        double s = 0;
-        for (int64_t t = 0; t < d; ++t) s += double(A[i * d + t]) * double(A[i * d + t]);
-        out[i] = std::sqrt(s);
-      }
-      return out;
-    };
-    xnorm = norms(X, n);
-    qnorm = self ? xnorm : norms(Qin, m);
+    xnorm = row_norms(X, n, d);
+    qnorm = self ? xnorm : row_norms(Qin, m, d);
   }
-  const T* Qorig = self ? X : Qin;
-#pragma omp parallel num_threads(nt)
-  {
-    std::vector<std::pair<double, int64_t>> row(static_cast<size_t>(k));
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t cnt = hn[i];
-      for (int64_t s = 0; s < cnt; ++s) {
-        const int64_t j = hi[i * k + s];
-        const double qn = qnorm.empty() ? 0.0 : qnorm[i];
-        const double xn = xnorm.empty() ? 0.0 : xnorm[j];
-        row[s] = {exact_distance(Qorig + i * d, X + j * d, d, metric, qn, xn), j};
-      }
-      std::sort(row.begin(), row.begin() + cnt);
-      for (int64_t s = 0; s < k; ++s) {
-        indices[i * k + s] = s < cnt ? row[s].second : -1;
-        distances[i * k + s] = s < cnt ? T(row[s].first) : inf;
+  finish_rows(self ? X : Qin, X, m, d, k, metric, qnorm, xnorm, hn.get(), hi.get(), nt, indices,
+              distances);
+}
+
+}  // namespace
+
+template <typename T>
+void knn_pair_search(const T* A, int64_t na, const T* B, int64_t nb, int64_t d, int64_t k,
+                     Metric metric, int n_threads, int64_t* idx_ab, double* dist_ab,
+                     int64_t* idx_ba, double* dist_ba) {
+  using namespace detail;
+  if (B == nullptr) {
+    knn_search_impl<T, double>(A, na, nullptr, na, d, k, metric, true, n_threads, idx_ab, dist_ab,
+                               false, true);
+    return;
+  }
+  if (na < 1 || nb < 1 || d < 1) throw std::invalid_argument("knn_pair: empty block");
+  if (k < 1) throw std::invalid_argument("knn_pair: k must be at least 1");
+  const int64_t kab = std::min(k, nb), kba = std::min(k, na);
+  const int nt = resolve_threads(n_threads);
+  const SimdIsa isa = simd_isa();
+  const int NR = 2 * simd_bytes(isa) / static_cast<int>(sizeof(T));
+  const ProcessFn<T> process = kernel_for<T>(isa);
+
+  // Scores as in knn_search, on both blocks centred at the mean of their union (Euclidean),
+  // on unit rows (cosine), or raw (inner product).
+  const bool euclid = metric == Metric::Euclidean || metric == Metric::SqEuclidean;
+  std::vector<T> An, Bn;
+  const T* As = A;
+  const T* Bs = B;
+  if (euclid) {
+    std::vector<double> mean = column_mean(A, na, d), mb = column_mean(B, nb, d);
+    for (int64_t t = 0; t < d; ++t)
+      mean[t] = (mean[t] * double(na) + mb[t] * double(nb)) / double(na + nb);
+    An = centred_rows(A, na, d, mean, nt);
+    Bn = centred_rows(B, nb, d, mean, nt);
+  } else if (metric == Metric::Cosine) {
+    An = normalized_rows(A, na, d, nt);
+    Bn = normalized_rows(B, nb, d, nt);
+  }
+  if (!An.empty()) {
+    As = An.data();
+    Bs = Bn.data();
+  }
+  const int64_t npanel = (nb + NR - 1) / NR;
+  const int64_t npad = npanel * NR;
+  const T inf = std::numeric_limits<T>::infinity();
+  Buffer<T> dbias(npad), qbias(na), panels(static_cast<size_t>(npanel * d * NR));
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t p = 0; p < npanel; ++p) {
+    T* P = panels.get() + p * d * NR;
+    for (int l = 0; l < NR; ++l) {
+      const int64_t j = p * NR + l;
+      if (j < nb) {
+        const T* x = Bs + j * d;
+        double s = 0;
+        for (int64_t t = 0; t < d; ++t) {
+          P[t * NR + l] = x[t];
+          s += double(x[t]) * double(x[t]);
+        }
+        dbias[j] = euclid ? T(s) : T(0);
+      } else {
+        for (int64_t t = 0; t < d; ++t) P[t * NR + l] = T(0);
+        dbias[j] = inf;
       }
     }
   }
+  for (int64_t i = 0; i < na; ++i) {
+    double s = 0;
+    if (euclid)
+      for (int64_t t = 0; t < d; ++t) s += double(As[i * d + t]) * double(As[i * d + t]);
+    qbias[i] = T(s);
+  }
+  Buffer<T> hs(static_cast<size_t>(na * kab)), thr(na);
+  Buffer<int64_t> hi(static_cast<size_t>(na * kab)), hn(na);
+  Buffer<T> chs(static_cast<size_t>(npad * kba)), cthr(npad);
+  Buffer<int64_t> chi(static_cast<size_t>(npad * kba)), chn(npad);
+  for (int64_t i = 0; i < na; ++i) {
+    thr[i] = inf;
+    hn[i] = 0;
+  }
+  for (int64_t j = 0; j < npad; ++j) {
+    cthr[j] = j < nb ? inf : -inf;
+    chn[j] = 0;
+  }
+  KnnCtx<T> ctx{As,        d,         qbias.get(), panels.get(), dbias.get(), T(euclid ? -2 : -1),
+                kab,       hs.get(),  hi.get(),    hn.get(),     thr.get(),   false,
+                chs.get(), chi.get(), chn.get(),   cthr.get(),   kba};
+
+  // Tiles of QB query rows x PB panels, in rounds whose tiles share no row block and no
+  // panel block (a Latin square: tile (q, (q + r) mod R) in round r), so that no two threads
+  // touch the same heap; the heaps' (score, index) order makes the result order-independent.
+  const int64_t QB = 240, PB = std::max<int64_t>(1, 256 / NR);
+  const int64_t nQ = (na + QB - 1) / QB, nP = (npanel + PB - 1) / PB;
+  const int64_t R = std::max(nQ, nP);
+#pragma omp parallel num_threads(nt)
+  for (int64_t r = 0; r < R; ++r) {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t q = 0; q < nQ; ++q) {
+      const int64_t p = (q + r) % R;
+      if (p >= nP) continue;
+      process(ctx, q * QB, std::min(na, (q + 1) * QB), p * PB, std::min(npanel, (p + 1) * PB), true,
+              false);
+    }
+  }
+
+  std::vector<double> an, bn;
+  if (metric == Metric::Cosine) {
+    an = row_norms(A, na, d);
+    bn = row_norms(B, nb, d);
+  }
+  finish_rows(A, B, na, d, kab, metric, an, bn, hn.get(), hi.get(), nt, idx_ab, dist_ab);
+  finish_rows(B, A, nb, d, kba, metric, bn, an, chn.get(), chi.get(), nt, idx_ba, dist_ba);
 }
 
 template void knn_search<float>(const float*, int64_t, const float*, int64_t, int64_t, int64_t,
                                 Metric, bool, int, int64_t*, float*, bool, bool);
 template void knn_search<double>(const double*, int64_t, const double*, int64_t, int64_t, int64_t,
                                  Metric, bool, int, int64_t*, double*, bool, bool);
+template void knn_pair_search<float>(const float*, int64_t, const float*, int64_t, int64_t, int64_t,
+                                     Metric, int, int64_t*, double*, int64_t*, double*);
+template void knn_pair_search<double>(const double*, int64_t, const double*, int64_t, int64_t,
+                                      int64_t, Metric, int, int64_t*, double*, int64_t*, double*);
 
 }  // namespace geoml

@@ -32,4 +32,22 @@ void knn_search(const T* X, int64_t n, const T* Q, int64_t m, int64_t d, int64_t
                 bool exclude_self, int n_threads, int64_t* indices, T* distances,
                 bool verbose = false, bool exact_finish = true);
 
+/// Both directions of an exact kNN between two blocks of points from one pass over their
+/// distance tile: the min(k, nb) nearest rows of B to each row of A (`idx_ab`, `dist_ab`, na x
+/// min(k, nb)) and the min(k, na) nearest rows of A to each row of B (`idx_ba`, `dist_ba`,
+/// nb x min(k, na)); indices are local row numbers of the other block. Each pair of points is
+/// scored once (the column side of the micro-kernel, as in knn_search's self query), so the
+/// cost is O(na nb d) flops for both lists, half of two knn_search calls. Euclidean scores are
+/// on both blocks centred at the mean of their union. The winners' distances are recomputed
+/// exactly in double (knn_search's finishing step) and returned in double, rows sorted by
+/// (distance, index), so lists from several blocks merge exactly as one search would order
+/// them. With `B == nullptr`: knn_search's self query of A (a point excluded from its own
+/// list, k <= na - 1) with double distances, into idx_ab / dist_ab only.
+/// Memory O((na + nb) (d + k)). Threads: tiles in rounds that share no heap (same result for
+/// any thread count). Throws std::invalid_argument on empty blocks or k < 1.
+template <typename T>
+void knn_pair_search(const T* A, int64_t na, const T* B, int64_t nb, int64_t d, int64_t k,
+                     Metric metric, int n_threads, int64_t* idx_ab, double* dist_ab,
+                     int64_t* idx_ba, double* dist_ba);
+
 }  // namespace geoml

@@ -42,6 +42,7 @@ __all__: list[str] = [
     "idle_cores",
     "kmeans",
     "knn",
+    "knn_pair",
     "linear_assignment",
     "linear_assignment_batched",
     "lowrank_blas_ready",
@@ -1086,6 +1087,32 @@ def knn(
 ) -> tuple:
     """
     Exact k nearest neighbours of the rows of Y (None: of X, among X) -> (indices, distances).
+    """
+
+@typing.overload
+def knn_pair(
+    A: numpy.typing.NDArray[numpy.float64],
+    B: typing.Any = None,
+    *,
+    k: typing.SupportsInt | typing.SupportsIndex,
+    metric: Metric,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Exact kNN of A among B and B among A, one tile pass -> (iab, dab, iba, dba).
+    """
+
+@typing.overload
+def knn_pair(
+    A: numpy.typing.NDArray[numpy.float32],
+    B: typing.Any = None,
+    *,
+    k: typing.SupportsInt | typing.SupportsIndex,
+    metric: Metric,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Exact kNN of A among B and B among A, one tile pass -> (iab, dab, iba, dba).
     """
 
 def linear_assignment(C: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple:
