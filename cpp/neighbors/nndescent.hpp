@@ -17,6 +17,10 @@ struct NNDescentOptions {
   double delta = 0.001;         ///< stop when fewer than delta * n * k entries changed
   double target_recall = 0.99;  ///< stop when the sampled recall reaches it
   int64_t n_check = 500;        ///< points whose neighbours are checked exactly (<= n)
+  bool clusters = true;         ///< start from overlapping k-means clusters (n >= 4 cluster_size,
+                                ///< not inner_product); else the forest
+  int64_t cluster_size = 0;     ///< points per cluster of that start (0: 8,192)
+  double overlap = 1.05;        ///< a point joins its 2nd cluster when d2 <= overlap * d1
   uint64_t seed = 0;
 };
 
