@@ -695,6 +695,108 @@ def test_nndescent_with_self_first_for_umap():
     assert np.all(cos.distances[:, 0] == 0) and np.all(np.diff(cos.distances, axis=1) >= 0)
 
 
+def _small_clusters(monkeypatch, size, **extra):
+    """method="nndescent" with clusters of `size` points (the default, 8,192, starts from
+    32,768 points: too many for a unit test)."""
+    from geoml import neighbors
+
+    real = neighbors._core.NNDescentOptions
+
+    def opts(**kw):
+        return real(**kw, cluster_size=size, **extra)
+
+    monkeypatch.setattr(neighbors._core, "NNDescentOptions", opts)
+
+
+@pytest.mark.parametrize("kind", ["clustered", "uniform", "low_dim", "duplicates", "d1000"])
+def test_clustered_start_recall_on_data_shapes(monkeypatch, capfd, kind):
+    """The overlapping k-means clusters searched exactly (then NN-descent if needed) reach
+    the target on every data shape; the start that ran is the clustered one."""
+    _small_clusters(monkeypatch, 150)
+    rng = np.random.default_rng(11)
+    X = _approx_data(kind, rng).astype(np.float32)
+    k = 10
+    res = geoml.knn(X, k, method="nndescent", random_state=0, verbose=True)
+    err = capfd.readouterr().err
+    assert "clusters searched" in err and "tree" not in err.split("start, recall")[0]
+    rec = _check_approx(X, res, k)
+    r = res.recall_
+    assert r.reached and r.estimate >= 0.99
+    assert rec >= 0.98, rec
+    assert r.low <= rec + 0.01 and rec - 0.01 <= r.high
+
+
+def test_clustered_start_finds_whole_blobs(monkeypatch):
+    """Blobs of full intrinsic dimension, each larger than a forest leaf and than a cluster:
+    where NN-descent from a forest start needs many iterations, the clusters (split again
+    until they hold at most 1.5 cluster_size points, a point in its two nearest when nearly
+    equidistant) give the graph at once."""
+    _small_clusters(monkeypatch, 300)
+    rng = np.random.default_rng(12)
+    C = rng.normal(scale=6, size=(6, 40))
+    X = (C[rng.integers(6, size=3000)] + rng.normal(size=(3000, 40))).astype(np.float32)
+    res = geoml.knn(X, 10, method="nndescent", target_recall=0.95, random_state=1)
+    rec = _check_approx(X, res, 10)
+    assert res.recall_.reached and rec >= 0.95, rec
+
+
+def test_clustered_start_all_identical_points(monkeypatch, capfd):
+    """No k-means split separates identical points: the list is cut into chunks instead (no
+    endless splitting), and every neighbour is at distance 0."""
+    _small_clusters(monkeypatch, 100)
+    X = np.ones((1500, 6))
+    X[-3:] += 1.0
+    res = geoml.knn(X, 5, method="nndescent", random_state=0, verbose=True)
+    assert "clusters searched" in capfd.readouterr().err
+    assert np.all(res.distances[:-3] == 0) and res.recall_.estimate == 1.0
+    assert all(len(set(row)) == 5 for row in res.indices.tolist())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+def test_clustered_start_same_graph_for_any_thread_count(monkeypatch, capfd, dtype, metric):
+    """k-means, the assignment and the per-cluster searches give the same graph for 1 and 2
+    threads (lists in index order, heaps independent of the order of offers); NN-descent
+    iterations run after the start."""
+    _small_clusters(monkeypatch, 300)
+    rng = np.random.default_rng(13)
+    X = np.tanh(rng.normal(size=(4000, 6)) @ rng.normal(size=(6, 40))).astype(dtype)
+    X[3000:3010] = X[:10]  # duplicates
+    a = geoml.knn(X, 10, metric=metric, method="nndescent", random_state=5, n_jobs=1)
+    b = geoml.knn(X, 10, metric=metric, method="nndescent", random_state=5, n_jobs=2, verbose=True)
+    assert "clusters searched" in capfd.readouterr().err
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.distances, b.distances)
+    assert a.recall_ == b.recall_ and a.recall_.reached and a.recall_.n_iter >= 1
+    c = geoml.knn(X, 10, metric=metric, method="nndescent", random_state=6)
+    assert not np.array_equal(a.indices, c.indices) or metric != "euclidean"
+
+
+def test_clustered_start_not_for_inner_products_or_small_n(monkeypatch, capfd):
+    """Inner products (k-means does not rank by them) and fewer than 4 clusters' worth of
+    points keep the forest start."""
+    X = np.random.default_rng(14).normal(size=(1500, 8))
+    geoml.knn(X, 5, method="nndescent", random_state=0, verbose=True)  # default size 8,192
+    err = capfd.readouterr().err
+    assert "tree 0" in err and "clusters" not in err
+    _small_clusters(monkeypatch, 100)
+    geoml.knn(X, 5, metric="inner_product", method="nndescent", random_state=0, verbose=True)
+    err = capfd.readouterr().err
+    assert "tree 0" in err and "clusters" not in err
+    geoml.knn(X, 5, method="nndescent", random_state=0, verbose=True, target_recall=0.5)
+    assert "clusters searched" in capfd.readouterr().err
+
+
+def test_clustered_start_bad_options():
+    from geoml import _core
+
+    X = np.random.default_rng(15).normal(size=(500, 4))
+    for kw in ({"cluster_size": -1}, {"overlap": 0.5}):
+        opts = _core.NNDescentOptions(**kw)
+        with pytest.raises(ValueError, match="nndescent: "):
+            _core.nndescent(X, k=3, metric=_core.Metric.euclidean, options=opts)
+
+
 # ------------------------------------------------------------------ UMAP and scanpy
 # umap-learn and scanpy are optional (not in the test extra: with numba, pandas, anndata and
 # matplotlib they take minutes to install); their first calls compile numba code, hence slow.

@@ -102,8 +102,12 @@ py::tuple neighbors_to_csr_py(carray<int64_t> idx, exact<T> w_in, Symmetrize mod
 NNDescentOptions make_nndescent_options(int64_t n_trees, int64_t leaf_size, int64_t max_iter,
                                         int64_t max_extra_trees, int64_t max_candidates,
                                         double delta, double target_recall, int64_t n_check,
-                                        uint64_t seed) {
+                                        uint64_t seed, bool clusters, int64_t cluster_size,
+                                        double overlap) {
   NNDescentOptions o;
+  o.clusters = clusters;
+  o.cluster_size = cluster_size;
+  o.overlap = overlap;
   o.max_extra_trees = max_extra_trees;
   o.n_trees = n_trees;
   o.leaf_size = leaf_size;
@@ -170,7 +174,9 @@ void bind_neighbors(py::module_& m) {
            py::arg("max_extra_trees") = nd.max_extra_trees,
            py::arg("max_candidates") = nd.max_candidates, py::arg("delta") = nd.delta,
            py::arg("target_recall") = nd.target_recall, py::arg("n_check") = nd.n_check,
-           py::arg("seed") = nd.seed, "Options from keywords (the defaults are the C++ ones).")
+           py::arg("seed") = nd.seed, py::arg("clusters") = nd.clusters,
+           py::arg("cluster_size") = nd.cluster_size, py::arg("overlap") = nd.overlap,
+           "Options from keywords (the defaults are the C++ ones).")
       .def_readwrite("n_trees", &NNDescentOptions::n_trees,
                      "Random-projection trees of the start (0: automatic).")
       .def_readwrite("leaf_size", &NNDescentOptions::leaf_size,
@@ -186,7 +192,13 @@ void bind_neighbors(py::module_& m) {
                      "Stop when the sampled recall reaches it.")
       .def_readwrite("n_check", &NNDescentOptions::n_check,
                      "Points whose neighbours are checked exactly.")
-      .def_readwrite("seed", &NNDescentOptions::seed, "Seed of every random choice.");
+      .def_readwrite("seed", &NNDescentOptions::seed, "Seed of every random choice.")
+      .def_readwrite("clusters", &NNDescentOptions::clusters,
+                     "Start from overlapping k-means clusters searched exactly.")
+      .def_readwrite("cluster_size", &NNDescentOptions::cluster_size,
+                     "Points per cluster of that start (0: automatic).")
+      .def_readwrite("overlap", &NNDescentOptions::overlap,
+                     "A point joins its second cluster when d2 <= overlap * d1.");
   def_overloads(
       m, "nndescent", Floats{}, GEOML_PICK(nndescent_py), py::arg("X").noconvert(), py::kw_only(),
       py::arg("k"), py::arg("metric"), py::arg("options"), py::arg("n_jobs") = 0,

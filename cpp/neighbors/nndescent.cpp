@@ -18,6 +18,7 @@
 #include "common/simd.hpp"
 #include "neighbors/exact_distance.hpp"
 #include "neighbors/knn.hpp"
+#include "spectral/kmeans.hpp"
 
 namespace geoml {
 namespace nnd {
@@ -396,6 +397,8 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   if (opt.n_trees < 0 || opt.leaf_size < 0 || opt.max_iter < 0 || opt.max_candidates < 0 ||
       opt.max_extra_trees < 0 || opt.n_check < 0 || !(opt.delta >= 0))
     throw std::invalid_argument("nndescent: negative option");
+  if (opt.cluster_size < 0) throw std::invalid_argument("nndescent: negative cluster_size");
+  if (!(opt.overlap >= 1.0)) throw std::invalid_argument("nndescent: overlap must be >= 1");
   const int nt = resolve_threads(n_threads);
   const SimdIsa isa = simd_isa();
   const PairFn<T> sq = GEOML_SIMD_PICK(isa, pair_sqdist<T>);
@@ -523,7 +526,141 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       std::fprintf(stderr, "[geoml] nndescent: tree %lld (%lld leaves), %.1f s (cpu %.1f s)\n",
                    (long long)tr, (long long)leaves.size(), elapsed(), cpu());
   };
-  for (int64_t tr = 0; tr < n_trees; ++tr) add_tree(tr);
+  // 1'. Or overlapping clusters searched exactly: k-means on a sample, each point in its
+  // nearest cluster and, when nearly as close (d2 <= overlap d1), in its second; every cluster
+  // searched by the exact kernel (all threads), its lists merged into the heaps.
+  // From 4 clusters' worth of points (below, the forest and one exact search cost alike).
+  const int64_t S = opt.cluster_size > 0 ? opt.cluster_size : 8192;
+  const bool use_clusters = opt.clusters && metric != Metric::InnerProduct && n >= 4 * S;
+  auto add_clusters = [&]() {
+    const int64_t Smax = S + S / 2;  // a list above this is split again
+    const Metric am = metric == Metric::Cosine ? Metric::Cosine : Metric::Euclidean;
+    // Splits the points `pts` (more than Smax) into about |pts| / S overlapping lists.
+    auto split = [&](const std::vector<int32_t>& pts, uint64_t node,
+                     std::vector<std::vector<int32_t>>& out) {
+      const int64_t L = int64_t(pts.size());
+      const int64_t C = std::min<int64_t>(128, std::max<int64_t>(2, (L + S / 2) / S));
+      // k-means (float64, one k-means++ restart) on a hashed sample; unit rows for cosine.
+      const int64_t ns = std::min<int64_t>(L, std::max<int64_t>(64 * C, 10000));
+      std::vector<int64_t> pick;
+      {
+        std::set<int64_t> chosen;
+        for (int64_t j = L - ns, r = 0; j < L; ++j, ++r) {
+          const int64_t t = int64_t(hash3(seed, node, uint64_t(r)) % uint64_t(j + 1));
+          if (!chosen.insert(t).second) chosen.insert(j);
+        }
+        pick.assign(chosen.begin(), chosen.end());
+      }
+      std::vector<double> Xs(static_cast<size_t>(ns * d));
+      for (int64_t s = 0; s < ns; ++s) {
+        const int64_t i = pts[pick[s]];
+        const double f = metric == Metric::Cosine ? double(inv[i]) : 1.0;
+        for (int64_t t = 0; t < d; ++t) Xs[s * d + t] = double(X[i * d + t]) * f;
+      }
+      const KMeansResult km = kmeans(Xs.data(), ns, d, C, 1, 15, 0.0, hash3(seed, node, 1), nt);
+      std::vector<T> cent(static_cast<size_t>(C * d));
+      for (int64_t e = 0; e < C * d; ++e) cent[e] = T(km.centers[e]);
+      Xs.clear();
+      Xs.shrink_to_fit();
+      // Two nearest centres of every point (the exact kernel, queries gathered in blocks).
+      std::vector<int32_t> first(static_cast<size_t>(L)), second(static_cast<size_t>(L), -1);
+      const int64_t QB = 16384;
+      std::vector<int64_t> ai(static_cast<size_t>(QB * 2));
+      std::vector<T> ad(static_cast<size_t>(QB * 2)), Q(static_cast<size_t>(QB * d));
+      for (int64_t q0 = 0; q0 < L; q0 += QB) {
+        const int64_t q1 = std::min(L, q0 + QB);
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t q = q0; q < q1; ++q)
+          std::memcpy(&Q[(q - q0) * d], X + int64_t(pts[q]) * d,
+                      static_cast<size_t>(d) * sizeof(T));
+        knn_search<T>(cent.data(), C, Q.data(), q1 - q0, d, 2, am, false, nt, ai.data(), ad.data());
+        for (int64_t q = q0; q < q1; ++q) {
+          const int64_t r = (q - q0) * 2;
+          first[q] = int32_t(ai[r]);
+          if (double(ad[r + 1]) <= opt.overlap * double(ad[r])) second[q] = int32_t(ai[r + 1]);
+        }
+      }
+      std::vector<std::vector<int32_t>> lists(static_cast<size_t>(C));
+      for (int64_t q = 0; q < L; ++q) {  // in order: deterministic lists
+        lists[first[q]].push_back(pts[q]);
+        if (second[q] >= 0) lists[second[q]].push_back(pts[q]);
+      }
+      for (auto& l : lists) {
+        if (l.empty()) continue;
+        if (int64_t(l.size()) * 10 >= L * 9) {
+          // No real split (duplicates, one dominant cluster): consecutive chunks of S.
+          for (int64_t a = 0; a < int64_t(l.size()); a += S)
+            out.emplace_back(l.begin() + a,
+                             l.begin() + std::min<int64_t>(int64_t(l.size()), a + S));
+        } else {
+          out.push_back(std::move(l));
+        }
+      }
+    };
+    // Depth-first: a list is split until it holds at most Smax points, then searched.
+    std::vector<std::vector<int32_t>> stack(1);
+    std::vector<uint64_t> ids{1};
+    stack[0].resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) stack[0][i] = int32_t(i);
+    std::vector<uint8_t> seen(static_cast<size_t>(n), 0);
+    int64_t placed = 0, n_lists = 0, memberships = 0, Lmax = 0;
+    std::vector<T> buf, ld;
+    std::vector<int64_t> li;
+    while (!stack.empty()) {
+      std::vector<int32_t> pts = std::move(stack.back());
+      const uint64_t id = ids.back();
+      stack.pop_back();
+      ids.pop_back();
+      const int64_t L = int64_t(pts.size());
+      if (L > Smax) {
+        std::vector<std::vector<int32_t>> parts;
+        split(pts, hash3(seed, 0xC1A5, id), parts);
+        // pushed in reverse, so the first part is searched first
+        for (int64_t p = int64_t(parts.size()) - 1; p >= 0; --p) {
+          stack.push_back(std::move(parts[p]));
+          ids.push_back(id * 1000003 + uint64_t(p) + 1);
+        }
+        continue;
+      }
+      // Join order of the iterations (and the finish): points as first met in a list.
+      for (const int32_t i : pts)
+        if (!seen[i]) seen[i] = 1, perm[placed++] = i;
+      ++n_lists;
+      memberships += L;
+      Lmax = std::max(Lmax, L);
+      if (L < 2) continue;
+      const int64_t kk = std::min(k, L - 1);
+      buf.resize(static_cast<size_t>(L * d));
+      ld.resize(static_cast<size_t>(L * kk));
+      li.resize(static_cast<size_t>(L * kk));
+      const int32_t* M = pts.data();
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t p = 0; p < L; ++p)
+        std::memcpy(&buf[p * d], X + int64_t(M[p]) * d, static_cast<size_t>(d) * sizeof(T));
+      knn_search<T>(buf.data(), L, nullptr, 0, d, kk, metric, true, nt, li.data(), ld.data(), false,
+                    false);
+      // A list's points are distinct: each row of the graph is touched by one thread.
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t p = 0; p < L; ++p) {
+        const int64_t i = M[p];
+        for (int64_t t = 0; t < kk; ++t) {
+          const int64_t q = li[p * kk + t];
+          const int32_t j = M[q];
+          const T s = score.rows(i, j, &buf[p * d], &buf[q * d]);
+          if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
+        }
+      }
+    }
+    if (verbose)
+      std::fprintf(stderr,
+                   "[geoml] nndescent: %lld clusters searched (%lld memberships, largest %lld), "
+                   "%.1f s (cpu %.1f s)\n",
+                   (long long)n_lists, (long long)memberships, (long long)Lmax, elapsed(), cpu());
+  };
+  if (use_clusters)
+    add_clusters();
+  else
+    for (int64_t tr = 0; tr < n_trees; ++tr) add_tree(tr);
   // Rows the forest left short (tiny leaves): hashed random points.
 #pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t i = 0; i < n; ++i) {
@@ -536,7 +673,7 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   }
   double rec = measure();
   if (verbose)
-    std::fprintf(stderr, "[geoml] nndescent: forest, recall %.4f, %.1f s (cpu %.1f s)\n", rec,
+    std::fprintf(stderr, "[geoml] nndescent: start, recall %.4f, %.1f s (cpu %.1f s)\n", rec,
                  elapsed(), cpu());
 
   // 2. NN-descent.

@@ -17,6 +17,10 @@ struct NNDescentOptions {
   double delta = 0.001;         ///< stop when fewer than delta * n * k entries changed
   double target_recall = 0.99;  ///< stop when the sampled recall reaches it
   int64_t n_check = 500;        ///< points whose neighbours are checked exactly (<= n)
+  bool clusters = true;         ///< start from overlapping k-means clusters (n >= 4 cluster_size,
+                                ///< not inner_product); else the forest
+  int64_t cluster_size = 0;     ///< points per cluster of that start (0: 8,192)
+  double overlap = 1.05;        ///< a point joins its 2nd cluster when d2 <= overlap * d1
   uint64_t seed = 0;
 };
 
@@ -37,6 +41,12 @@ struct NNDescentInfo {
 ///    random points, cosine on unit rows) with leaves of at most `leaf_size` points; each
 ///    leaf is searched exactly by knn_search (the exact kernel: SIMD, all metrics), the
 ///    leaf results merged into bounded per-point heaps.
+///    From 4 cluster_size points (not for inner products) the start is instead overlapping
+///    clusters searched exactly (as cuVS all_neighbors): k-means on a hashed sample (at most
+///    128 centres per split), each point in its nearest cluster and also in its second when
+///    d2 <= overlap d1, clusters above 1.5 cluster_size split again (cut into chunks when
+///    k-means cannot split them), each cluster searched by knn_search with all threads and
+///    merged into the heaps; docs/design/neighbors.md.
 /// 2. NN-descent (Dong, Moses & Li 2011, as in pynndescent): each iteration samples up to
 ///    `max_candidates` new and old forward and reverse neighbours of every point (by hashed
 ///    16-bit priorities, kept for an eighth of the rows at a time) and scores every pair of

@@ -120,10 +120,27 @@ class NNDescentOptions:
         target_recall: typing.SupportsFloat | typing.SupportsIndex = 0.99,
         n_check: typing.SupportsInt | typing.SupportsIndex = 500,
         seed: typing.SupportsInt | typing.SupportsIndex = 0,
+        clusters: bool = True,
+        cluster_size: typing.SupportsInt | typing.SupportsIndex = 0,
+        overlap: typing.SupportsFloat | typing.SupportsIndex = 1.05,
     ) -> None:
         """
         Options from keywords (the defaults are the C++ ones).
         """
+    @property
+    def cluster_size(self) -> int:
+        """
+        Points per cluster of that start (0: automatic).
+        """
+    @cluster_size.setter
+    def cluster_size(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def clusters(self) -> bool:
+        """
+        Start from overlapping k-means clusters searched exactly.
+        """
+    @clusters.setter
+    def clusters(self, value: bool) -> None: ...
     @property
     def delta(self) -> float:
         """
@@ -173,6 +190,13 @@ class NNDescentOptions:
         """
     @n_trees.setter
     def n_trees(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def overlap(self) -> float:
+        """
+        A point joins its second cluster when d2 <= overlap * d1.
+        """
+    @overlap.setter
+    def overlap(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
     @property
     def seed(self) -> int:
         """
