@@ -66,7 +66,7 @@ struct LaneWork {
         T(size_t(n) * n * kLanes),
         F(size_t(n) * n * kLanes),
         f(size_t(n) * kLanes) {}
-  std::vector<double> U, d, e;  // the matrices (then eigenvectors), diagonals, off-diagonals
+  std::vector<double> U, d, e;     // the matrices (then eigenvectors), diagonals, off-diagonals
   std::vector<double> M, T, F, f;  // congruence factors, scratch, f(matrices), f(eigenvalues)
 };
 
@@ -143,6 +143,7 @@ struct Group {
   LaneWork lw;
   bool live[kLanes], ok[kLanes];
   int8_t st[kLanes];
+  bool m_ready = false;  // lw.M holds the shared M (the same for every task) in every lane
 };
 
 template <typename T>
@@ -191,42 +192,75 @@ bool apply(SpdFunc f, double power, int n, Work& w) {
 // the eigenvalues (g.ws[q].d, ascending) and the definiteness check. Statuses in g.st.
 template <typename T, typename SrcOf, typename MatOf>
 void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat, bool with_m,
-                SpdFunc f, double power, double sym_tol, bool vectors, Group& g) {
+                bool shared_m, SpdFunc f, double power, double sym_tol, bool vectors, Group& g) {
   LaneWork& lw = g.lw;
   const size_t nn = size_t(n) * n;
   bool has_m = false;
-  for (int q = 0; q < kLanes; ++q) {
+  double* U = lw.U.data();
+  double* Ml = lw.M.data();
+  alignas(64) double amax[kLanes], asym[kLanes];
+  for (int q = 0; q < kLanes; ++q) {  // the input, as is, into lane q (one contiguous read)
     g.live[q] = false;
+    amax[q] = asym[q] = 0.0;
     if (q < count) {
-      g.st[q] = load(src(b0 + q), n, sym_tol, g.ws[q].X.data());
-      g.live[q] = g.st[q] == SpdOk;
+      const T* A = src(b0 + q);
+      double mx = 0.0;
+      bool finite = true;
+      for (size_t i = 0; i < nn; ++i) {
+        const double v = double(A[i]);
+        const double a = std::fabs(v);
+        finite &= a <= std::numeric_limits<double>::max();  // false for NaN and infinity
+        mx = a > mx ? a : mx;
+        U[i * kLanes + q] = v;
+      }
+      amax[q] = mx;
+      g.st[q] = finite ? SpdOk : SpdNotFinite;
+      g.live[q] = finite;
     }
-    const double* m = g.live[q] && with_m ? mat(b0 + q) : nullptr;
-    has_m |= m != nullptr;
-    double* U = lw.U.data();
-    double* Ml = lw.M.data();
-    if (g.live[q]) {
-      const double* X = g.ws[q].X.data();
-      for (int i = 0; i < n; ++i)
-        for (int j = i; j < n; ++j) {
-          const double v = X[size_t(i) * n + j];  // the upper triangle, mirrored
-          U[(size_t(i) * n + j) * kLanes + q] = v;
-          U[(size_t(j) * n + i) * kLanes + q] = v;
-        }
-    } else {
+    if (!g.live[q]) set_identity(n, U, q);
+  }
+  for (int i = 0; i < n; ++i)  // symmetry, all lanes at once: max |a_ij - a_ji|
+    for (int j = i + 1; j < n; ++j) {
+      const double* u = U + (size_t(i) * n + j) * kLanes;
+      const double* l = U + (size_t(j) * n + i) * kLanes;
+      for (int q = 0; q < kLanes; ++q) {
+        const double d = std::fabs(u[q] - l[q]);
+        asym[q] = d > asym[q] ? d : asym[q];
+      }
+    }
+  for (int q = 0; q < kLanes; ++q)
+    if (g.live[q] && asym[q] > sym_tol * amax[q]) {
+      g.st[q] = SpdNotSymmetric;
+      g.live[q] = false;
       set_identity(n, U, q);
     }
+  for (int i = 0; i < n; ++i)  // only the upper triangle is read: mirrored
+    for (int j = i + 1; j < n; ++j) {
+      const double* u = U + (size_t(i) * n + j) * kLanes;
+      double* l = U + (size_t(j) * n + i) * kLanes;
+      for (int q = 0; q < kLanes; ++q) l[q] = u[q];
+    }
+  for (int q = 0; q < kLanes; ++q) {
+    const double* m = g.live[q] && with_m ? mat(b0 + q) : nullptr;
+    has_m |= m != nullptr;
+    if (shared_m) continue;  // filled once below
     if (m)
       for (size_t i = 0; i < nn; ++i) Ml[i * kLanes + q] = m[i];
     else if (with_m)
       set_identity(n, Ml, q);
+  }
+  if (shared_m && has_m && !g.m_ready) {  // complete the shared M in every lane, once
+    const double* m = mat(b0);
+    for (int q = 0; q < kLanes; ++q)
+      for (size_t i = 0; i < nn; ++i) lw.M[i * kLanes + q] = m[i];
+    g.m_ready = true;
   }
   if (has_m) {
     GEOML_SIMD_CALL(isa, congruence_lanes, n, lw.M.data(), lw.U.data(), lw.T.data(), lw.F.data());
     std::swap(lw.U, lw.F);
   }
   // per lane: finite (after the congruence), largest entry, scaling by a power of two
-  alignas(64) double amax[kLanes], inv[kLanes], scale[kLanes];
+  alignas(64) double inv[kLanes], scale[kLanes];
   bool zero[kLanes];
   for (int q = 0; q < kLanes; ++q) amax[q] = 0.0;
   const double big = std::numeric_limits<double>::max();
@@ -290,8 +324,7 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
     for (int i = 0; i < n; ++i) fl[size_t(i) * kLanes + q] = w.f[i];
   }
   if (vectors)
-    GEOML_SIMD_CALL(isa, reconstruct_lanes, n, lw.U.data(), lw.f.data(), lw.T.data(),
-                    lw.F.data());
+    GEOML_SIMD_CALL(isa, reconstruct_lanes, n, lw.U.data(), lw.f.data(), lw.T.data(), lw.F.data());
 }
 
 // True when every value is finite once cast to T (float32 output of a float64 computation).
@@ -362,6 +395,7 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
   const int64_t nn = int64_t(n) * n;
   std::vector<double> Mshared;
   if (M && m_stride == 0) Mshared = to_double(M, nn);
+  const bool shared = M && m_stride == 0;
   const int64_t groups = (B + kLanes - 1) / kLanes;
 #pragma omp parallel num_threads(threads_for(B, n, n_jobs))
   {
@@ -379,7 +413,7 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
     for (int64_t c = 0; c < groups; ++c) {
       const int64_t b0 = c * kLanes;
       const int count = int(std::min<int64_t>(kLanes, B - b0));
-      funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, f, power, sym_tol, true, g);
+      funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true, g);
       for (int q = 0; q < count; ++q) {
         int8_t st = g.st[q];
         T* ob = out + (b0 + q) * nn;
@@ -417,7 +451,8 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
     for (int64_t c = 0; c < groups; ++c) {
       const int64_t t0 = c * kLanes;
       const int count = int(std::min<int64_t>(kLanes, tasks - t0));
-      funm_group<T>(isa, t0, count, n, src, mat, true, SpdFunc::Sqrt, 1.0, sym_tol, false, g);
+      funm_group<T>(isa, t0, count, n, src, mat, true, !outer && K == 1, SpdFunc::Sqrt, 1.0,
+                    sym_tol, false, g);
       for (int q = 0; q < count; ++q) {
         int8_t st = g.st[q];
         if (st == SpdOk && !fits<T>(g.ws[q].d.data(), n)) st = SpdOverflow;
@@ -439,6 +474,7 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
   std::vector<double> partial(chunks * nn, 0.0);
   std::vector<double> Md;
   if (M) Md = to_double(M, nn);
+  const bool shared = true;  // one M (or none) for every matrix
   auto src = [&](int64_t b) { return A + b * nn; };
   auto mat = [&](int64_t) -> const double* { return M ? Md.data() : nullptr; };
 #pragma omp parallel num_threads(threads_for(B, n, n_jobs))
@@ -450,7 +486,8 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
       const int64_t b1 = std::min(B, (c + 1) * kChunk);
       for (int64_t b0 = c * kChunk; b0 < b1; b0 += kLanes) {
         const int count = int(std::min<int64_t>(kLanes, b1 - b0));
-        funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, f, power, sym_tol, true, g);
+        funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true,
+                      g);
         for (int q = 0; q < count; ++q) {
           status[b0 + q] = g.st[q];
           if (g.st[q] != SpdOk) continue;
