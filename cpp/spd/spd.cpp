@@ -106,7 +106,7 @@ void eig_lanes(SimdIsa isa, int n, Work* ws, const bool* live, int count, bool v
   }
   GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
   const unsigned bad = GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(),
-                                       vectors ? lw.U.data() : nullptr);
+                                       vectors ? lw.U.data() : nullptr, true);
   for (int q = 0; q < count; ++q) {
     if (!live[q]) continue;
     Work& w = ws[q];
@@ -147,9 +147,16 @@ struct Group {
 };
 
 template <typename T>
-bool positive(int n, const double* d) {
+bool positive(int n, const double* d) {  // d in any order
   const double eps = std::numeric_limits<T>::epsilon();
-  return d[0] > 0.0 && d[0] > double(n) * eps * d[n - 1];
+  double lo = d[0], hi = d[0];
+  for (int i = 1; i < n; ++i) {
+    lo = d[i] < lo ? d[i] : lo;
+    hi = d[i] > hi ? d[i] : hi;
+  }
+  bool nan = false;
+  for (int i = 0; i < n; ++i) nan |= d[i] != d[i];
+  return !nan && lo > 0.0 && lo > double(n) * eps * hi;
 }
 
 bool needs_pd(SpdFunc f) {
@@ -189,7 +196,8 @@ bool apply(SpdFunc f, double power, int n, Work& w) {
 // none), all in the lanes of g.lw: load, congruence (congruence_lanes), scaling by a power of
 // two per lane, tred2/tql2, and with `vectors` f of the eigenvalues and the reconstruction
 // (reconstruct_lanes) into g.lw.F (entry i of lane q at F[i kLanes + q]); without vectors only
-// the eigenvalues (g.ws[q].d, ascending) and the definiteness check. Statuses in g.st.
+// the eigenvalues (g.ws[q].d, ascending) and the definiteness check (with vectors the
+// eigenvalues are left unsorted: the reconstruction does not need the order). Statuses in g.st.
 template <typename T, typename SrcOf, typename MatOf>
 void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat, bool with_m,
                 bool shared_m, SpdFunc f, double power, double sym_tol, bool vectors, Group& g) {
@@ -296,7 +304,7 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
     if (!g.live[q] || zero[q]) set_identity(n, lw.U.data(), q);
   GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
   const unsigned bad = GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(),
-                                       vectors ? lw.U.data() : nullptr);
+                                       vectors ? lw.U.data() : nullptr, !vectors);
   for (int q = 0; q < kLanes; ++q) {
     double* fl = lw.f.data();
     for (int i = 0; i < n; ++i) fl[size_t(i) * kLanes + q] = 0.0;  // no contribution
