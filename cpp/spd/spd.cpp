@@ -42,8 +42,9 @@ int8_t load(const T* A, int n, double sym_tol, double* X) {
   for (int i = 0; i < n * n; ++i) {
     const double v = double(A[i]);
     X[i] = v;
-    finite &= std::isfinite(v);
-    amax = std::max(amax, std::fabs(v));
+    const double a = std::fabs(v);
+    finite &= a <= std::numeric_limits<double>::max();  // false for NaN and infinity
+    amax = a > amax ? a : amax;
   }
   if (!finite) return SpdNotFinite;
   double asym = 0.0;
@@ -53,25 +54,20 @@ int8_t load(const T* A, int n, double sym_tol, double* X) {
   return SpdOk;
 }
 
-bool all_finite(int n, const double* X) {
-  bool ok = true;
-  for (int i = 0; i < n * n; ++i) ok &= std::isfinite(X[i]);
-  return ok;
-}
-
-// X <- M X M (M symmetric, double), through T1.
-void congruence(SimdIsa isa, int n, const double* M, double* X, double* T1) {
-  GEOML_SIMD_CALL(isa, matmul, n, M, X, T1);
-  GEOML_SIMD_CALL(isa, matmul, n, T1, M, X);
-}
-
 constexpr int kLanes = generic::LANES;
 
 // Structure-of-arrays scratch for kLanes matrices (eigh_kernel.inc's *_lanes).
 struct LaneWork {
   explicit LaneWork(int n)
-      : U(size_t(n) * n * kLanes), d(size_t(n) * kLanes), e(size_t(n) * kLanes) {}
-  std::vector<double> U, d, e;
+      : U(size_t(n) * n * kLanes),
+        d(size_t(n) * kLanes),
+        e(size_t(n) * kLanes),
+        M(size_t(n) * n * kLanes),
+        T(size_t(n) * n * kLanes),
+        F(size_t(n) * n * kLanes),
+        f(size_t(n) * kLanes) {}
+  std::vector<double> U, d, e;     // the matrices (then eigenvectors), diagonals, off-diagonals
+  std::vector<double> M, T, F, f;  // congruence factors, scratch, f(matrices), f(eigenvalues)
 };
 
 // Eigenvalues (ws[q].d, ascending) and, with vectors, eigenvectors (rows of ws[q].U) of the
@@ -110,7 +106,7 @@ void eig_lanes(SimdIsa isa, int n, Work* ws, const bool* live, int count, bool v
   }
   GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
   const unsigned bad = GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(),
-                                       vectors ? lw.U.data() : nullptr);
+                                       vectors ? lw.U.data() : nullptr, true);
   for (int q = 0; q < count; ++q) {
     if (!live[q]) continue;
     Work& w = ws[q];
@@ -131,6 +127,12 @@ void eig_lanes(SimdIsa isa, int n, Work* ws, const bool* live, int count, bool v
   }
 }
 
+// Lane q of the structure-of-arrays n x n matrices at U set to the identity.
+void set_identity(int n, double* U, int q) {
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) U[(size_t(i) * n + j) * kLanes + q] = i == j ? 1.0 : 0.0;
+}
+
 // Per-thread state of a lane group: one Work per lane plus the SoA scratch.
 struct Group {
   explicit Group(int n) : lw(n) {
@@ -141,12 +143,20 @@ struct Group {
   LaneWork lw;
   bool live[kLanes], ok[kLanes];
   int8_t st[kLanes];
+  bool m_ready = false;  // lw.M holds the shared M (the same for every task) in every lane
 };
 
 template <typename T>
-bool positive(int n, const double* d) {
+bool positive(int n, const double* d) {  // d in any order
   const double eps = std::numeric_limits<T>::epsilon();
-  return d[0] > 0.0 && d[0] > double(n) * eps * d[n - 1];
+  double lo = d[0], hi = d[0];
+  for (int i = 1; i < n; ++i) {
+    lo = d[i] < lo ? d[i] : lo;
+    hi = d[i] > hi ? d[i] : hi;
+  }
+  bool nan = false;
+  for (int i = 0; i < n; ++i) nan |= d[i] != d[i];
+  return !nan && lo > 0.0 && lo > double(n) * eps * hi;
 }
 
 bool needs_pd(SpdFunc f) {
@@ -182,47 +192,147 @@ bool apply(SpdFunc f, double power, int n, Work& w) {
   return fin;
 }
 
-// Loads A and forms M A M into w.X (M null: A itself); the status.
-template <typename T>
-int8_t prepare(SimdIsa isa, const T* A, int n, const double* M, double sym_tol, Work& w) {
-  int8_t st = load(A, n, sym_tol, w.X.data());
-  if (st != SpdOk) return st;
-  if (M) {
-    congruence(isa, n, M, w.X.data(), w.T1.data());
-    if (!all_finite(n, w.X.data())) return SpdOverflow;
-  }
-  return SpdOk;
-}
-
-// After eig: f of the eigenvalues and the reconstruction into w.T1; the status.
-template <typename T>
-int8_t finish(SimdIsa isa, int n, SpdFunc f, double power, Work& w) {
-  if (needs_pd(f) && !positive<T>(n, w.d.data())) return SpdNotPositive;
-  if (!apply(f, power, n, w)) return SpdOverflow;
-  GEOML_SIMD_CALL(isa, reconstruct, n, w.U.data(), w.f.data(), w.T1.data());
-  return SpdOk;
-}
-
-// f(M_b A_b M_b) into g.ws[q].T1 for the tasks b = b0 + q, q < count (A_b at src(b), M_b at
-// mat(b): null for none); without vectors only the eigenvalues (g.ws[q].d) and the
-// definiteness check. Statuses in g.st.
+// f(M_b A_b M_b) for the tasks b = b0 + q, q < count (A_b at src(b), M_b at mat(b): null for
+// none), all in the lanes of g.lw: load, congruence (congruence_lanes), scaling by a power of
+// two per lane, tred2/tql2, and with `vectors` f of the eigenvalues and the reconstruction
+// (reconstruct_lanes) into g.lw.F (entry i of lane q at F[i kLanes + q]); without vectors only
+// the eigenvalues (g.ws[q].d, ascending) and the definiteness check (with vectors the
+// eigenvalues are left unsorted: the reconstruction does not need the order). Statuses in g.st.
 template <typename T, typename SrcOf, typename MatOf>
-void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat, SpdFunc f,
-                double power, double sym_tol, bool vectors, Group& g) {
-  for (int q = 0; q < count; ++q) {
-    g.st[q] = prepare<T>(isa, src(b0 + q), n, mat(b0 + q), sym_tol, g.ws[q]);
-    g.live[q] = g.st[q] == SpdOk;
+void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat, bool with_m,
+                bool shared_m, SpdFunc f, double power, double sym_tol, bool vectors, Group& g) {
+  LaneWork& lw = g.lw;
+  const size_t nn = size_t(n) * n;
+  bool has_m = false;
+  double* U = lw.U.data();
+  double* Ml = lw.M.data();
+  alignas(64) double amax[kLanes], asym[kLanes];
+  for (int q = 0; q < kLanes; ++q) {  // the input, as is, into lane q (one contiguous read)
+    g.live[q] = false;
+    amax[q] = asym[q] = 0.0;
+    if (q < count) {
+      const T* A = src(b0 + q);
+      double mx = 0.0;
+      bool finite = true;
+      for (size_t i = 0; i < nn; ++i) {
+        const double v = double(A[i]);
+        const double a = std::fabs(v);
+        finite &= a <= std::numeric_limits<double>::max();  // false for NaN and infinity
+        mx = a > mx ? a : mx;
+        U[i * kLanes + q] = v;
+      }
+      amax[q] = mx;
+      g.st[q] = finite ? SpdOk : SpdNotFinite;
+      g.live[q] = finite;
+    }
+    if (!g.live[q]) set_identity(n, U, q);
   }
-  eig_lanes(isa, n, g.ws.data(), g.live, count, vectors, g.lw, g.ok);
-  for (int q = 0; q < count; ++q) {
+  for (int i = 0; i < n; ++i)  // symmetry, all lanes at once: max |a_ij - a_ji|
+    for (int j = i + 1; j < n; ++j) {
+      const double* u = U + (size_t(i) * n + j) * kLanes;
+      const double* l = U + (size_t(j) * n + i) * kLanes;
+      for (int q = 0; q < kLanes; ++q) {
+        const double d = std::fabs(u[q] - l[q]);
+        asym[q] = d > asym[q] ? d : asym[q];
+      }
+    }
+  for (int q = 0; q < kLanes; ++q)
+    if (g.live[q] && asym[q] > sym_tol * amax[q]) {
+      g.st[q] = SpdNotSymmetric;
+      g.live[q] = false;
+      set_identity(n, U, q);
+    }
+  for (int i = 0; i < n; ++i)  // only the upper triangle is read: mirrored
+    for (int j = i + 1; j < n; ++j) {
+      const double* u = U + (size_t(i) * n + j) * kLanes;
+      double* l = U + (size_t(j) * n + i) * kLanes;
+      for (int q = 0; q < kLanes; ++q) l[q] = u[q];
+    }
+  for (int q = 0; q < kLanes; ++q) {
+    const double* m = g.live[q] && with_m ? mat(b0 + q) : nullptr;
+    has_m |= m != nullptr;
+    if (shared_m) continue;  // filled once below
+    if (m)
+      for (size_t i = 0; i < nn; ++i) Ml[i * kLanes + q] = m[i];
+    else if (with_m)
+      set_identity(n, Ml, q);
+  }
+  if (shared_m && has_m && !g.m_ready) {  // complete the shared M in every lane, once
+    const double* m = mat(b0);
+    for (int q = 0; q < kLanes; ++q)
+      for (size_t i = 0; i < nn; ++i) lw.M[i * kLanes + q] = m[i];
+    g.m_ready = true;
+  }
+  if (has_m) {
+    GEOML_SIMD_CALL(isa, congruence_lanes, n, lw.M.data(), lw.U.data(), lw.T.data(), lw.F.data());
+    std::swap(lw.U, lw.F);
+  }
+  // per lane: finite (after the congruence), largest entry, scaling by a power of two
+  alignas(64) double inv[kLanes], scale[kLanes];
+  bool zero[kLanes];
+  for (int q = 0; q < kLanes; ++q) amax[q] = 0.0;
+  const double big = std::numeric_limits<double>::max();
+  for (size_t i = 0; i < nn; ++i) {
+    const double* u = lw.U.data() + i * kLanes;
+    for (int q = 0; q < kLanes; ++q) {
+      const double a = std::fabs(u[q]);
+      amax[q] = a > amax[q] || !(a <= big) ? a : amax[q];  // NaN / inf propagate
+    }
+  }
+  for (int q = 0; q < kLanes; ++q) {
+    inv[q] = 1.0;
+    scale[q] = 1.0;
+    zero[q] = false;
     if (!g.live[q]) continue;
-    if (!g.ok[q])
-      g.st[q] = SpdNotConverged;
-    else if (vectors)
-      g.st[q] = finish<T>(isa, n, f, power, g.ws[q]);
-    else if (!positive<T>(n, g.ws[q].d.data()))
-      g.st[q] = SpdNotPositive;
+    if (!(amax[q] <= big)) {  // M A M overflowed (the input itself was checked finite)
+      g.st[q] = SpdOverflow;
+      g.live[q] = false;
+      continue;
+    }
+    zero[q] = amax[q] == 0.0;
+    if (zero[q]) continue;
+    int ex = 0;
+    std::frexp(amax[q], &ex);
+    inv[q] = std::ldexp(1.0, -ex);
+    scale[q] = std::ldexp(1.0, ex);
   }
+  for (size_t i = 0; i < nn; ++i) {
+    double* u = lw.U.data() + i * kLanes;
+    for (int q = 0; q < kLanes; ++q) u[q] *= inv[q];
+  }
+  for (int q = 0; q < kLanes; ++q)  // lanes without a matrix (or a zero one) hold the identity
+    if (!g.live[q] || zero[q]) set_identity(n, lw.U.data(), q);
+  GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
+  const unsigned bad = GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(),
+                                       vectors ? lw.U.data() : nullptr, !vectors);
+  for (int q = 0; q < kLanes; ++q) {
+    double* fl = lw.f.data();
+    for (int i = 0; i < n; ++i) fl[size_t(i) * kLanes + q] = 0.0;  // no contribution
+    if (!g.live[q]) continue;
+    Work& w = g.ws[q];
+    if (zero[q]) {  // the zero matrix: eigenvalues 0, eigenvectors the identity
+      std::fill(w.d.begin(), w.d.end(), 0.0);
+      if (vectors) set_identity(n, lw.U.data(), q);
+    } else {
+      if ((bad >> q) & 1u) {
+        g.st[q] = SpdNotConverged;
+        continue;
+      }
+      for (int i = 0; i < n; ++i) w.d[i] = lw.d[size_t(i) * kLanes + q] * scale[q];
+    }
+    if (needs_pd(f) && !positive<T>(n, w.d.data())) {
+      g.st[q] = SpdNotPositive;
+      continue;
+    }
+    if (!vectors) continue;
+    if (!apply(f, power, n, w)) {
+      g.st[q] = SpdOverflow;
+      continue;
+    }
+    for (int i = 0; i < n; ++i) fl[size_t(i) * kLanes + q] = w.f[i];
+  }
+  if (vectors)
+    GEOML_SIMD_CALL(isa, reconstruct_lanes, n, lw.U.data(), lw.f.data(), lw.T.data(), lw.F.data());
 }
 
 // True when every value is finite once cast to T (float32 output of a float64 computation).
@@ -293,6 +403,7 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
   const int64_t nn = int64_t(n) * n;
   std::vector<double> Mshared;
   if (M && m_stride == 0) Mshared = to_double(M, nn);
+  const bool shared = M && m_stride == 0;
   const int64_t groups = (B + kLanes - 1) / kLanes;
 #pragma omp parallel num_threads(threads_for(B, n, n_jobs))
   {
@@ -310,15 +421,22 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
     for (int64_t c = 0; c < groups; ++c) {
       const int64_t b0 = c * kLanes;
       const int count = int(std::min<int64_t>(kLanes, B - b0));
-      funm_group<T>(isa, b0, count, n, src, mat, f, power, sym_tol, true, g);
+      funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true, g);
       for (int q = 0; q < count; ++q) {
         int8_t st = g.st[q];
         T* ob = out + (b0 + q) * nn;
-        const double* F = g.ws[q].T1.data();
-        if (st == SpdOk && !fits<T>(F, nn)) st = SpdOverflow;  // finite in double, not in T
+        const double* F = g.lw.F.data() + q;  // entry i at F[i kLanes]
+        if (st == SpdOk) {
+          const double big = double(std::numeric_limits<T>::max());
+          for (int64_t i = 0; i < nn; ++i) {
+            const double v = F[i * kLanes];
+            ob[i] = T(v);
+            if (!(std::fabs(v) <= big)) st = SpdOverflow;  // finite in double, not in T
+          }
+        }
         status[b0 + q] = st;
-        for (int64_t i = 0; i < nn; ++i)
-          ob[i] = st == SpdOk ? T(F[i]) : std::numeric_limits<T>::quiet_NaN();
+        if (st != SpdOk)
+          for (int64_t i = 0; i < nn; ++i) ob[i] = std::numeric_limits<T>::quiet_NaN();
       }
     }
   }
@@ -341,7 +459,8 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
     for (int64_t c = 0; c < groups; ++c) {
       const int64_t t0 = c * kLanes;
       const int count = int(std::min<int64_t>(kLanes, tasks - t0));
-      funm_group<T>(isa, t0, count, n, src, mat, SpdFunc::Sqrt, 1.0, sym_tol, false, g);
+      funm_group<T>(isa, t0, count, n, src, mat, true, !outer && K == 1, SpdFunc::Sqrt, 1.0,
+                    sym_tol, false, g);
       for (int q = 0; q < count; ++q) {
         int8_t st = g.st[q];
         if (st == SpdOk && !fits<T>(g.ws[q].d.data(), n)) st = SpdOverflow;
@@ -363,6 +482,7 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
   std::vector<double> partial(chunks * nn, 0.0);
   std::vector<double> Md;
   if (M) Md = to_double(M, nn);
+  const bool shared = true;  // one M (or none) for every matrix
   auto src = [&](int64_t b) { return A + b * nn; };
   auto mat = [&](int64_t) -> const double* { return M ? Md.data() : nullptr; };
 #pragma omp parallel num_threads(threads_for(B, n, n_jobs))
@@ -374,13 +494,14 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
       const int64_t b1 = std::min(B, (c + 1) * kChunk);
       for (int64_t b0 = c * kChunk; b0 < b1; b0 += kLanes) {
         const int count = int(std::min<int64_t>(kLanes, b1 - b0));
-        funm_group<T>(isa, b0, count, n, src, mat, f, power, sym_tol, true, g);
+        funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true,
+                      g);
         for (int q = 0; q < count; ++q) {
           status[b0 + q] = g.st[q];
           if (g.st[q] != SpdOk) continue;
           const double wb = wts[b0 + q];
-          const double* F = g.ws[q].T1.data();
-          for (int64_t i = 0; i < nn; ++i) acc[i] += wb * F[i];
+          const double* F = g.lw.F.data() + q;
+          for (int64_t i = 0; i < nn; ++i) acc[i] += wb * F[i * kLanes];
         }
       }
     }
