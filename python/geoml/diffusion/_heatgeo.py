@@ -169,6 +169,25 @@ def _alpha_decay_exact(X, k: int, ks: int, decay: float, n_jobs) -> sp.csr_matri
     return K
 
 
+def _input_graph(X, precomputed: bool, name: str, check_affinity, build, n_components):
+    """The graph set-up PHATE and HeatGeo share: ``X`` is the (n, n) affinity matrix
+    (``precomputed``: validated by ``check_affinity(X)``) or data points (``build(X)`` builds
+    the graph); at least 2 samples; ``n_components`` checked against them. Returns
+    (graph, n_features, n_components)."""
+    if precomputed:
+        W = check_affinity(X)
+    else:
+        X = as_float_array(X, "X")
+        if X.shape[0] < 2:
+            raise ValueError(f"{name} needs at least 2 samples; got n_samples = {X.shape[0]}")
+        W = build(X)
+    n = W.shape[0]
+    if n < 2:
+        raise ValueError(f"{name} needs at least 2 samples; got n_samples = {n}")
+    k = check_int(n_components, "n_components", low=1, high=n - 1, hint=f" ({n} samples)")
+    return W, (W.shape[1] if precomputed else X.shape[1]), k
+
+
 def _components(W: sp.csr_matrix) -> int:
     ip = W.indptr
     ix = W.indices.astype(ip.dtype, copy=False)
@@ -501,20 +520,20 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         nt = check_n_jobs(self.n_jobs)
         check_tol(self.tol)
         rng = check_random_state(self.random_state)
-        if self.affinity == "precomputed":
-            W = _affinity_csr(X, "X")
-            n_features = W.shape[1]
-        else:
-            X = as_float_array(X, "X")
-            if X.shape[0] < 2:
-                raise ValueError(f"HeatGeo needs at least 2 samples; got n_samples = {X.shape[0]}")
-            self._say(f"alpha-decay graph of {X.shape[0]} points")
-            W = alpha_decay_graph(X, self.n_neighbors, self.decay, n_jobs=self.n_jobs)
-            n_features = X.shape[1]
+
+        def build(Xf):
+            self._say(f"alpha-decay graph of {Xf.shape[0]} points")
+            return alpha_decay_graph(Xf, self.n_neighbors, self.decay, n_jobs=self.n_jobs)
+
+        W, n_features, k = _input_graph(
+            X,
+            self.affinity == "precomputed",
+            "HeatGeo",
+            lambda A: _affinity_csr(A, "X"),
+            build,
+            self.n_components,
+        )
         n = W.shape[0]
-        if n < 2:
-            raise ValueError(f"HeatGeo needs at least 2 samples; got n_samples = {n}")
-        k = check_int(self.n_components, "n_components", low=1, high=n - 1, hint=f" ({n} samples)")
         if self.n_landmarks is None:
             lm = None
         else:

@@ -12,7 +12,6 @@ import scipy.sparse as sp
 from .. import _core
 from .._base import BaseEstimator, EmbeddingMixin
 from .._validation import (
-    as_float_array,
     as_real,
     check_int,
     check_n_jobs,
@@ -21,7 +20,7 @@ from .._validation import (
     reject_gpu,
 )
 from ..spectral._eigsh import _symmetry_error
-from ._heatgeo import _components, alpha_decay_graph
+from ._heatgeo import _components, _input_graph, alpha_decay_graph
 from ._mds import MDS, _sq_dists, say
 
 # phate: -log(P^t + 1e-7) for gamma = 1
@@ -466,27 +465,27 @@ class PHATE(EmbeddingMixin, BaseEstimator):
     def _fit(self, X, gamma, t, t_max, nt) -> PHATE:
         rng = check_random_state(self.random_state)
         reject_gpu(X, "X", "PHATE")
-        if self.affinity == "precomputed":
-            K = _check_kernel(X, "X")
-            n_features = K.shape[1]
-        else:
-            X = as_float_array(X, "X")
-            if X.shape[0] < 2:
-                raise ValueError(f"PHATE needs at least 2 samples; got n_samples = {X.shape[0]}")
-            self._say(f"alpha-decay kernel of {X.shape[0]} points, knn={self.knn}")
-            K = _phate_kernel(
-                X,
+
+        def build(Xf):
+            self._say(f"alpha-decay kernel of {Xf.shape[0]} points, knn={self.knn}")
+            return _phate_kernel(
+                Xf,
                 self.knn,
                 self.decay,
                 method=self.knn_method,
                 random_state=random_seed(rng),
                 n_jobs=self.n_jobs,
             )
-            n_features = X.shape[1]
+
+        K, n_features, k = _input_graph(
+            X,
+            self.affinity == "precomputed",
+            "PHATE",
+            lambda A: _check_kernel(A, "X"),
+            build,
+            self.n_components,
+        )
         n = K.shape[0]
-        if n < 2:
-            raise ValueError(f"PHATE needs at least 2 samples; got n_samples = {n}")
-        k = check_int(self.n_components, "n_components", low=1, high=n - 1, hint=f" ({n} samples)")
         d = np.asarray(K.sum(axis=1)).ravel()
         if (d <= 0).any():
             raise ValueError(
