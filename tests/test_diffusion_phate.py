@@ -367,3 +367,73 @@ def test_heatgeo_auto_t_matches_heatgeo():
     t, times, ent = heat_entropy_time(ref.graph.W)
     assert t == pytest.approx(float(ref.opt_tau[0]), rel=1e-12)
     np.testing.assert_allclose(ent[times == t], ref.entro_H, rtol=1e-6)
+
+
+# ------------------------------------------------------------------- fast landmark-path pieces
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sparse_singular_values_and_entropy_match_dense_svd(seed):
+    """The landmark operator's entropy from the sparse P P^T equals phate's dense-SVD curve
+    (same knee), on a random sparse row-stochastic operator and on a PHATE landmark one."""
+    from geoml.diffusion._phate import _entropy_curve, _sparse_singular_values
+
+    rng = np.random.default_rng(seed)
+    A = sp.random(300, 300, density=0.03, random_state=seed) + sp.identity(300)
+    A = sp.csr_matrix(A + A.T)
+    P = sp.csr_matrix(sp.diags(1.0 / np.asarray(A.sum(1)).ravel()) @ A)
+    s = np.linalg.svd(P.toarray(), compute_uv=False)
+    np.testing.assert_allclose(_sparse_singular_values(P), s, atol=1e-7 * s[0])
+    X, _ = swiss_roll(1500, seed=seed)
+    est = geoml.PHATE(n_landmark=150, random_state=int(rng.integers(100))).fit(X)
+    op = est.diff_op_
+    h = von_neumann_entropy(op, 100)
+    h2 = _entropy_curve(_sparse_singular_values(sp.csr_matrix(op)), 100)
+    np.testing.assert_allclose(h2, h, rtol=1e-10)
+    np.testing.assert_allclose(est.entropy_, h, rtol=1e-10)
+    assert est.t_ == knee_point(h, np.arange(100))
+
+
+@pytest.mark.parametrize("t", [1, 2, 3, 7, 16, 50, 99])
+def test_matrix_power_matches_numpy(t):
+    from geoml.diffusion._phate import _matrix_power
+
+    A = sp.random(200, 200, density=0.05, random_state=t) + sp.identity(200)
+    A = sp.csr_matrix(A + A.T)
+    P = sp.csr_matrix(sp.diags(1.0 / np.asarray(A.sum(1)).ravel()) @ A)
+    R = np.linalg.matrix_power(P.toarray(), t)
+    Y1 = _matrix_power(P, t, 1)
+    assert np.abs(Y1 - R).max() <= 1e-13
+    np.testing.assert_array_equal(Y1, _matrix_power(P, t, 2))
+    with pytest.raises(ValueError, match="t must be"):
+        _matrix_power(P, 0, 1)
+
+
+@pytest.mark.parametrize("case", ["tree", "duplicates", "float32", "wide"])
+def test_alpha_decay_row_widening_matches_global(case):
+    """alpha_decay_graph widens only the rows that need more neighbours: the same graph as
+    widening the whole search (the approximate-search path) and graphtools' kernel."""
+    from geoml.diffusion import alpha_decay_graph
+    from geoml.neighbors import knn_graph
+
+    if case == "tree":
+        X, _ = gen_dla(n_branch=6, branch_length=100)
+    elif case == "duplicates":
+        X = np.repeat(np.random.default_rng(0).standard_normal((200, 5)), 2, axis=0)
+    elif case == "float32":
+        X = gen_dla(n_branch=4, branch_length=100)[0].astype(np.float32)
+    else:
+        X = np.random.default_rng(1).standard_normal((15, 40))
+    n, k = X.shape[0], 5
+    ks = min(n - 1, 3 * k)
+    while True:  # widen the whole search until every row has decayed below 1e-4
+        K = knn_graph(X, ks, symmetrize=None, kernel="alpha_decay", k_sigma=k, decay=40.0)
+        if ks == n - 1 or (K.data.reshape(n, ks).min(axis=1) < 1e-4).all():
+            break
+        ks = min(n - 1, 2 * ks)
+    K.data[K.data < 1e-4] = 0
+    K.eliminate_zeros()
+    ref = ((K + K.T) * 0.5).tocsr()
+    W = alpha_decay_graph(X, k, 40.0)
+    assert W.dtype == X.dtype and W.nnz == ref.nnz
+    assert abs(W - ref).max() == 0

@@ -479,6 +479,21 @@ def test_spd_eigensolver_and_functions(isa, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_smacof_place(isa, dtype):
+    from geoml import _core
+
+    rng = np.random.default_rng(1)
+    Z = rng.standard_normal((70, 2))
+    P = rng.standard_normal((300, 2))
+    D = np.sqrt(((P[:, None] - Z[None]) ** 2).sum(-1)) * (1 + 0.1 * rng.random((300, 70)))
+    D = np.ascontiguousarray(D, dtype=dtype)
+    Y0 = P + 0.1 * rng.standard_normal(P.shape)
+    ref, got = both(isa, lambda: _core.smacof_place(D, Z, Y0.copy(), n_iter=30, n_jobs=2))
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
+    assert not np.allclose(ref, Y0, atol=1e-3)  # the steps moved the points
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_smacof(isa, dtype):
     from geoml.diffusion import smacof
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <vector>
 
 #include "common/common.hpp"
 
@@ -32,6 +33,51 @@ void accumulate(const T* Tk, int64_t n, int64_t m, const double* coef, int n_t, 
   }
 }
 
+/// One Chebyshev order fused with its sums, row by row while the row is in cache:
+/// next = S cur (k == 1) or 2 S cur - prev (prev may equal next: row i of prev is read before
+/// row i of next is written), then Y_j += coef[j, k] next for every time j. The same roundings
+/// as csr_mm (double row accumulator) followed by accumulate(): a pass over the (n x m) block
+/// fewer per order.
+template <typename T, typename I>
+void cheb_order(const CsrRef<T, I>& S, const T* cur, const T* prev, T* next, int64_t m,
+                const double* coef, int n_t, int64_t stride, int64_t k, T* Y, int nt) {
+  const int64_t n = S.rows;
+  const int64_t size = n * m;
+  const I* indptr = S.indptr;
+  const I* indices = S.indices;
+  const T* data = S.data;
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<double> acc(static_cast<size_t>(m));
+#pragma omp for schedule(dynamic, 512)
+    for (int64_t i = 0; i < n; ++i) {
+      double* a = acc.data();
+      for (int64_t c = 0; c < m; ++c) a[c] = 0;
+      for (I p = indptr[i]; p < indptr[i + 1]; ++p) {
+        const double v = data[p];
+        const T* x = cur + static_cast<int64_t>(indices[p]) * m;
+#pragma omp simd
+        for (int64_t c = 0; c < m; ++c) a[c] += v * double(x[c]);
+      }
+      T* y = next + i * m;
+      if (prev != nullptr) {
+        const T* b = prev + i * m;
+#pragma omp simd
+        for (int64_t c = 0; c < m; ++c) y[c] = T(2.0 * a[c] + -1.0 * double(b[c]));
+      } else {
+#pragma omp simd
+        for (int64_t c = 0; c < m; ++c) y[c] = T(1.0 * a[c]);
+      }
+      for (int j = 0; j < n_t; ++j) {
+        const double cj = coef[j * stride + k];
+        T* yj = Y + j * size + i * m;
+#pragma omp simd
+        for (int64_t c = 0; c < m; ++c) yj[c] = T(double(yj[c]) + cj * double(y[c]));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 template <typename T, typename I>
@@ -56,14 +102,12 @@ void heat_chebyshev(const CsrRef<T, I>& S, const T* X, int64_t m, const double* 
     ++k;
   }
   if (k == 1 && k <= k_end) {
-    csr_mm<double, T, I>(S, buf0, m, buf1, nt);  // T_1 = S X
-    accumulate<T>(buf1, n, m, coef, n_t, stride, 1, Y, false, nt);
+    cheb_order<T, I>(S, buf0, nullptr, buf1, m, coef, n_t, stride, 1, Y, nt);  // T_1 = S X
     ++k;
   }
   for (; k <= k_end; ++k) {
     T* next = buf[k & 1];  // holds T_{k-2}, becomes T_k
-    csr_mm<double, T, I>(S, buf[(k - 1) & 1], m, next, nt, 2.0, next, -1.0);
-    accumulate<T>(next, n, m, coef, n_t, stride, k, Y, false, nt);
+    cheb_order<T, I>(S, buf[(k - 1) & 1], next, next, m, coef, n_t, stride, k, Y, nt);
   }
 }
 

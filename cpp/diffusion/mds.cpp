@@ -99,48 +99,14 @@ void smacof_place(const T* D, int64_t n, int64_t L, int64_t p, const double* Z, 
   transpose(Z, L, p, zt.data());
   for (int64_t c = 0; c < p; ++c)
     for (int64_t l = 0; l < L; ++l) colsum[c] += zt[c * L + l];
-  const double invL = 1.0 / double(L);
+  const SimdIsa isa = simd_isa();
 #pragma omp parallel num_threads(nt)
   {
     std::vector<double> dist(static_cast<size_t>(L)), ynew(static_cast<size_t>(p));
-    double* d = dist.data();
 #pragma omp for schedule(dynamic, 64)
-    for (int64_t i = 0; i < n; ++i) {
-      double* y = Y + i * p;
-      const T* Di = D + i * L;
-      for (int64_t it = 0; it < n_iter; ++it) {
-        for (int64_t l = 0; l < L; ++l) d[l] = 0;
-        for (int64_t c = 0; c < p; ++c) {
-          const double* col = zt.data() + c * L;
-          const double yc = y[c];
-#pragma omp simd
-          for (int64_t l = 0; l < L; ++l) {
-            const double e = yc - col[l];
-            d[l] += e * e;
-          }
-        }
-        double rsum = 0;
-#pragma omp simd reduction(+ : rsum)
-        for (int64_t l = 0; l < L; ++l) {
-          const double dl = std::sqrt(d[l]);
-          const double v = dl > 0 ? double(Di[l]) / (dl > 0 ? dl : 1.0) : 0.0;
-          d[l] = v;  // now the ratio r_l
-          rsum += v;
-        }
-        double move = 0, norm = 0;
-        for (int64_t c = 0; c < p; ++c) {
-          const double* col = zt.data() + c * L;
-          double acc = 0;
-#pragma omp simd reduction(+ : acc)
-          for (int64_t l = 0; l < L; ++l) acc += d[l] * col[l];
-          ynew[c] = invL * (colsum[c] + y[c] * rsum - acc);
-          move += (ynew[c] - y[c]) * (ynew[c] - y[c]);
-          norm += ynew[c] * ynew[c];
-        }
-        for (int64_t c = 0; c < p; ++c) y[c] = ynew[c];
-        if (move <= 1e-18 * norm + 1e-300) break;
-      }
-    }
+    for (int64_t i = 0; i < n; ++i)
+      GEOML_SIMD_CALL(isa, place_row<T>, D + i * L, L, p, zt.data(), colsum.data(), Y + i * p,
+                      n_iter, dist.data(), ynew.data());
   }
 }
 

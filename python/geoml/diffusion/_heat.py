@@ -41,6 +41,17 @@ def _check_times(t) -> tuple[np.ndarray, bool]:
     return times, scalar
 
 
+def _col_norms(A: np.ndarray) -> np.ndarray:
+    """2-norms of the columns of an (n, m) block, in float64 without an (n, m) temporary."""
+    if A.dtype == np.float64:
+        return np.sqrt(np.einsum("ij,ij->j", A, A))
+    s = np.zeros(A.shape[1])
+    for i in range(0, A.shape[0], 65536):
+        B = A[i : i + 65536].astype(np.float64)
+        s += np.einsum("ij,ij->j", B, B)
+    return np.sqrt(s)
+
+
 def _chebyshev_coefficients(a: np.ndarray, target: float, factor: float):
     """Coefficients (n_t, K + 1) of exp(-a (x + 1)) = sum_k c_k T_k(x) on [-1, 1] for each
     a_j, truncated at the smallest K with factor * sum_{k > K} |c_k| <= target for every j
@@ -194,7 +205,7 @@ def heat_kernel(
         X2 = np.ascontiguousarray(X2[perm])
     S = _spectral_map(L, lmax, dtype)
     a = times * (lmax / 2.0)
-    xnorm = np.linalg.norm(X2.astype(np.float64, copy=False), axis=0)
+    xnorm = _col_norms(X2)
     live = xnorm > 0
     # first: truncation <= tol / 2 * ||X||, enough while ||Y|| >= ||X|| / 2
     coef, K, _ = _chebyshev_coefficients(a, 0.5 * tol, factor)
@@ -203,7 +214,7 @@ def heat_kernel(
     args = (S.data, S.indices, S.indptr, X2)
     _core.heat_chebyshev(*args, coef, Y, buf0, buf1, k_begin=0, k_end=K, n_jobs=nt)
     if live.any():
-        ynorm = np.linalg.norm(Y.astype(np.float64, copy=False), axis=1)  # (n_t, m)
+        ynorm = np.stack([_col_norms(Yj) for Yj in Y])  # (n_t, m)
         ratio = float((ynorm[:, live] / xnorm[live]).min())
         if ratio < 0.5:
             # the result decayed (large t): continue the series to truncation
@@ -214,8 +225,8 @@ def heat_kernel(
                 _core.heat_chebyshev(
                     *args, coef2, Y, buf0, buf1, k_begin=K + 1, k_end=K2, n_jobs=nt
                 )
-    if perm is not None:
-        Yp = Y
-        Y = np.empty_like(Yp)
-        Y[:, perm] = Yp
+    if perm is not None:  # back to the caller's order: a gather by the inverse permutation
+        inv = np.empty_like(perm)
+        inv[perm] = np.arange(perm.size, dtype=perm.dtype)
+        Y = np.take(Y, inv, axis=1)
     return Y.reshape(out_shape)
