@@ -134,3 +134,151 @@ def test_estimator_on_a_weighted_cycle_with_a_pendant_edge():
     H.compute_ricci_curvature()
     ref = np.array([H.G[orc.nodes_[i]][orc.nodes_[j]]["ricciCurvature"] for i, j in orc.edges_])
     np.testing.assert_allclose(orc.curvature_, ref, atol=1e-6, rtol=0)
+
+
+def _reference_kappa(W, pairs, alpha=0.5, directed=False):
+    """Independent reference: all-pairs shortest paths (SciPy), the measures of the definition
+    and exact W1 by POT, pair by pair."""
+    ot = pytest.importorskip("ot")
+    from scipy.sparse.csgraph import shortest_path
+
+    W = W.tocsr()
+    dist = shortest_path(W, directed=directed)
+    WT = W.T.tocsr()
+
+    def measure(x, rowsrc):
+        r = rowsrc[x]
+        nb, w = r.indices, r.data
+        if len(nb) == 0:
+            return np.array([x]), np.array([1.0])
+        p = np.exp(-(w**2))
+        p = (1 - alpha) * (p / p.sum() if p.sum() > 1e-7 else np.full(len(nb), 1 / len(nb)))
+        return np.append(nb, x), np.append(p, alpha)
+
+    out = []
+    for x, y in pairs:
+        sx, ax = measure(x, WT if directed else W)
+        sy, by = measure(y, W)
+        w1 = ot.emd2(ax, by, dist[np.ix_(sx, sy)])
+        out.append(0.0 if dist[x, y] < 1e-7 else 1 - w1 / dist[x, y])
+    return np.array(out)
+
+
+def _core_pairs(W, pairs, n_jobs=1, fast=True, directed=False):
+    W = W.tocsr()
+    W.sort_indices()
+    e = np.asarray(pairs, dtype=np.int64)
+    o = _core.OrcOptions(alpha=0.5, fast_path=fast)
+    if directed:
+        WT = W.T.tocsr()
+        WT.sort_indices()
+        kappa, dist, status = _core.ollivier_ricci_directed(
+            W.indptr.astype(np.int64),
+            W.indices.astype(np.int64),
+            W.data.astype(np.float64),
+            WT.indptr.astype(np.int64),
+            WT.indices.astype(np.int64),
+            WT.data.astype(np.float64),
+            e[:, 0].copy(),
+            e[:, 1].copy(),
+            options=o,
+            n_jobs=n_jobs,
+        )
+    else:
+        kappa, dist, status = _core.ollivier_ricci(
+            W.indptr.astype(np.int64),
+            W.indices.astype(np.int64),
+            W.data.astype(np.float64),
+            e[:, 0].copy(),
+            e[:, 1].copy(),
+            options=o,
+            n_jobs=n_jobs,
+        )
+    assert (status == 0).all()
+    return kappa
+
+
+def _detour_graph(n, seed):
+    """A weighted graph whose shortest paths take many hops: a ring of short edges plus long
+    chords, so that neighbours' distances run far beyond 3 hops (the radius bound must not
+    cut them) and every node's row is bounded by a different radius."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    i = np.arange(n)
+    rows = [i, i]
+    cols = [(i + 1) % n, (i + rng.integers(3, n // 2, size=n)) % n]
+    vals = [rng.uniform(0.01, 0.1, size=n), rng.uniform(0.2, 3.0, size=n)]
+    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    lo, hi = np.minimum(r, c), np.maximum(r, c)
+    keep = lo != hi
+    U = sp.coo_matrix((v[keep], (lo[keep], hi[keep])), shape=(n, n)).tocsr()  # i < j
+    U.sum_duplicates()
+    U.data[rng.random(U.nnz) < 0.05] = 0.0  # a few zero-length edges (explicit zeros)
+    U = U.tocoo()
+    return sp.coo_matrix(
+        (
+            np.concatenate([U.data, U.data]),
+            (np.concatenate([U.row, U.col]), np.concatenate([U.col, U.row])),
+        ),
+        shape=(n, n),
+    ).tocsr()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_radius_bounded_rows_match_an_independent_reference(seed):
+    # rows are Dijkstra searches stopped past a per-node radius (w(u,x) + w(x,y) + longest
+    # edge at y): on graphs whose shortest paths take many hops and on a kNN graph, every edge,
+    # a subset of edges (other radii), 1 and 2 threads and the per-thread-cache path agree
+    # with SciPy's shortest paths + POT's exact W1
+    for A in (_detour_graph(60, seed), knn_distance_graph(80, 3, seed=seed)):
+        C = sp_triu_pairs(A)
+        ref = _reference_kappa(A, C)
+        k1 = _core_pairs(A, C, n_jobs=1)
+        k2 = _core_pairs(A, C, n_jobs=2)
+        k0 = _core_pairs(A, C, fast=False)
+        np.testing.assert_array_equal(k1, k2)
+        np.testing.assert_allclose(k1, ref, atol=1e-9, rtol=0)
+        np.testing.assert_allclose(k0, ref, atol=1e-9, rtol=0)
+        sub = C[::7]
+        np.testing.assert_allclose(_core_pairs(A, sub), k1[::7], atol=1e-12, rtol=0)
+
+
+def sp_triu_pairs(A):
+    import scipy.sparse as sp
+
+    U = sp.triu(A.tocsr(), 1).tocoo()
+    return np.column_stack([U.row, U.col]).astype(np.int64)
+
+
+def test_radius_bounded_rows_directed_match_an_independent_reference():
+    import scipy.sparse as sp
+
+    A = _detour_graph(50, 4)
+    rng = np.random.default_rng(4)
+    D = sp.triu(A, 1).tocsr() + sp.tril(A, -1).multiply(rng.random(A.shape) < 0.5).tocsr()
+    D = D.tocsr()
+    arcs = np.column_stack(D.nonzero()).astype(np.int64)
+    arcs = arcs[np.lexsort((arcs[:, 1], arcs[:, 0]))]
+    ref = _reference_kappa(D, arcs, directed=True)
+    k1 = _core_pairs(D, arcs, directed=True)
+    np.testing.assert_allclose(k1, ref, atol=1e-9, rtol=0)
+    np.testing.assert_array_equal(_core_pairs(D, arcs, n_jobs=2, directed=True), k1)
+
+
+def test_pairs_that_are_not_edges_fall_back_to_the_3_hop_ball():
+    # a pair (x, y) that is not an edge gives no radius bound: the rows of x's sources are
+    # then the full 3-hop balls (a wheel: every needed pair is within 2 hops through the hub)
+    import scipy.sparse as sp
+
+    n = 12
+    rng = np.random.default_rng(7)
+    rim = np.arange(1, n)
+    r = np.concatenate([rim, rim])
+    c = np.concatenate([np.zeros(n - 1, dtype=int), rim % (n - 1) + 1])
+    A = sp.coo_matrix((rng.uniform(0.5, 2.0, size=len(r)), (r, c)), shape=(n, n)).tocsr()
+    A = A.maximum(A.T).tocsr()
+    pairs = np.vstack([sp_triu_pairs(A), [[1, 5], [2, 8]]]).astype(np.int64)
+    ref = _reference_kappa(A, pairs)
+    np.testing.assert_allclose(_core_pairs(A, pairs), ref, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(_core_pairs(A, pairs, fast=False), ref, atol=1e-9, rtol=0)

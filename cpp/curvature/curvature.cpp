@@ -158,7 +158,47 @@ struct OrcContext {
   bool equal, hop;  // hop: unweighted graph, exact OT on hop counts (HopOt)
   const HubMasks& hubs;
   int64_t sk_iter;
+  const std::vector<double>& radius;  // weighted graphs: source_radii (else empty)
+  double radius_of(int64_t u) const {
+    return radius.empty() ? std::numeric_limits<double>::infinity() : radius[u];
+  }
 };
+
+/// For every node u, a bound on the distances its row must hold: the costs of the edges
+/// (x, y) read it for u in supp m_x (u = x or u -> x) and v in supp m_y (v = y or y -> v),
+/// and d(u, v) <= w(u, x) + w(x, y) + w(y, v). So radius(u) = max over such x of
+/// w(u, x) + max over the edges (x, y) of (w(x, y) + the longest arc out of y); +inf when some
+/// edge (x, y) is not an arc of g (no bound then: the row falls back to the 3-hop ball).
+/// `in` is the graph of the arcs u -> x by x (g itself when undirected). O(n + nnz + m log deg).
+std::vector<double> source_radii(const CsrGraph& g, const CsrGraph& in, const EdgeGroups& E,
+                                 const int64_t* ev) {
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> maxw(static_cast<size_t>(g.n), 0.0), radius(static_cast<size_t>(g.n), -inf);
+  for (int64_t y = 0; y < g.n; ++y)
+    for (int64_t e = g.indptr[y]; e < g.indptr[y + 1]; ++e)
+      maxw[y] = std::max(maxw[y], g.weights[e]);
+  for (int64_t x = 0; x < g.n; ++x) {
+    if (E.start[x] == E.start[x + 1]) continue;
+    double bx = 0.0;  // max over the edges (x, y) of w(x, y) + maxw[y]
+    for (int64_t q = E.start[x]; q < E.start[x + 1]; ++q) {
+      const int64_t y = ev[E.order[q]];
+      double wxy = 0.0;
+      if (y != x) {
+        const int64_t* b = g.indices + g.indptr[x];
+        const int64_t* e = g.indices + g.indptr[x + 1];
+        const int64_t* it = std::lower_bound(b, e, y);
+        wxy = it != e && *it == y ? g.weights[g.indptr[x] + (it - b)] : inf;
+      }
+      bx = std::max(bx, wxy + maxw[y]);
+    }
+    radius[x] = std::max(radius[x], bx);
+    for (int64_t e = in.indptr[x]; e < in.indptr[x + 1]; ++e) {
+      const int64_t u = in.indices[e];
+      radius[u] = std::max(radius[u], in.weights[e] + bx);
+    }
+  }
+  return radius;
+}
 
 /// s.targets := the union of the supports of every y with an edge (x, y), with their columns
 /// in s.col (and s.tcol on the hop path).
@@ -228,31 +268,34 @@ void hop_block(const OrcContext& c, int64_t x, Scratch& s, RowOf&& row_of) {
   for (const int64_t v : s.targets) s.tcol[v] = -1;
 }
 
-/// Distances, source-major (s.D[i nT + t] = d(supp m_x [i], targets[t])): scatter u's cached
-/// row, gather the targets.
+/// Distances, source-major (s.D[i nT + t] = d(supp m_x [i], targets[t])): one pass over u's
+/// cached row writes the entries of the targets (marked by collect_targets in s.col).
 template <class RowOf>
 void dist_block(const OrcContext& c, int64_t x, Scratch& s, RowOf&& row_of) {
   const int64_t mx = c.Ms.ptr[x + 1] - c.Ms.ptr[x];
   const int64_t nT = static_cast<int64_t>(s.targets.size());
-  s.D.resize(static_cast<size_t>(mx * nT));
+  s.D.resize(static_cast<size_t>(mx * nT + 1));  // + 1: where the other nodes are written
+  const uint32_t cgen = s.cgen;
+  const uint32_t* col_gen = s.col_gen.data();
+  const int64_t* col = s.col.data();
   for (int64_t i = 0; i < mx; ++i) {
     const int64_t u = c.Ms.supp[c.Ms.ptr[x] + i];
     const Row& row = row_of(u);
-    const uint32_t dgen = ++s.dgen;
-    for (const auto& [v, dv] : row) {
-      s.dist_gen[v] = dgen;
-      s.dist[v] = dv;
-    }
     double* Di = s.D.data() + i * nT;
-    for (int64_t t = 0; t < nT; ++t) {
-      const int64_t v = s.targets[t];
-      if (s.dist_gen[v] == dgen)
-        Di[t] = s.dist[v];
-      else if (c.equal)
-        Di[t] = 3 * c.unit;
-      else
-        throw std::runtime_error("ollivier_ricci: target outside the 3-hop ball");
+    double* trash = s.D.data() + mx * nT;
+    int64_t found = 0;
+    for (const auto& [v, dv] : row) {  // branch-free: a row holds a few targets among many
+      const bool hit = col_gen[v] == cgen;
+      *(hit ? Di + col[v] : trash) = dv;
+      found += hit;
     }
+    if (found == nT) continue;
+    if (!c.equal) throw std::runtime_error("ollivier_ricci: target outside the distance row");
+    // equal weights: the row holds the 2-hop ball, every other target is at 3 units
+    const uint32_t dgen = ++s.dgen;
+    for (const auto& [v, dv] : row) s.dist_gen[v] = dgen;
+    for (int64_t t = 0; t < nT; ++t)
+      if (s.dist_gen[s.targets[t]] != dgen) Di[t] = 3 * c.unit;
   }
 }
 
@@ -439,7 +482,7 @@ void orc_shared_rows(const OrcContext& c, const std::vector<int64_t>& visit, int
         if constexpr (hop)
           compute_hop_row(g, need[k], c.hubs.bit.data(), s, rows[need[k]]);
         else
-          compute_row(g, need[k], c.equal, c.unit, s, rows[need[k]]);
+          compute_row(g, need[k], c.equal, c.unit, c.radius_of(need[k]), s, rows[need[k]]);
       }
 #pragma omp for schedule(dynamic, 1)
       for (int64_t pos = p0; pos < p1; ++pos) {
@@ -510,8 +553,10 @@ void orc_run(const CsrGraph& g, const CsrGraph* gin, int64_t m, const int64_t* e
   // bytes, and each OT problem goes to the integer primal-dual solver (HopOt).
   const bool hop = o.method == OrcMethod::Exact && equal && !gin && g.n < (int64_t(1) << 30);
   const HubMasks hubs(g, hop, nt);
+  const std::vector<double> radius =
+      equal || hop ? std::vector<double>() : source_radii(g, gin ? *gin : g, E, ev);
   const OrcContext c{
-      g, o, M, Ms, E, ev, unit, equal, hop, hubs, o.max_iter > 0 ? o.max_iter : 10000};
+      g, o, M, Ms, E, ev, unit, equal, hop, hubs, o.max_iter > 0 ? o.max_iter : 10000, radius};
   if (o.fast_path) {
     if (hop)
       orc_shared_rows<HopRow>(c, visit, nt, kappa, dist, status);
@@ -527,7 +572,9 @@ void orc_run(const CsrGraph& g, const CsrGraph* gin, int64_t m, const int64_t* e
     RowCache<Row> cache(hop ? 0 : g.n, hop ? 1 : std::max<size_t>(cache_rows, 1), size_t(1) << 23);
     RowCache<HopRow> hcache(hop ? g.n : 0, hop ? std::max<size_t>(cache_rows, 1) : 1,
                             size_t(1) << 24);
-    auto fill_row = [&](int64_t u, Row& row) { compute_row(g, u, equal, unit, s, row); };
+    auto fill_row = [&](int64_t u, Row& row) {
+      compute_row(g, u, equal, unit, c.radius_of(u), s, row);
+    };
     auto fill_hop_row = [&](int64_t u, HopRow& row) {
       compute_hop_row(g, u, hubs.bit.data(), s, row);
     };

@@ -111,7 +111,9 @@ struct Scratch {
         hop(n),
         hop_gen(n, 0),
         rpos(n),
-        rpos_gen(n, 0) {}
+        rpos_gen(n, 0) {
+    ws.cost_only = true;  // only W1 is read
+  }
 };
 
 /// Cuts an edge's hop-cost matrix out of the target block and merges its equal rows: row i
@@ -133,10 +135,13 @@ double hop_w1(int mm, int nn, Scratch& s);
 
 using Row = std::vector<std::pair<int64_t, double>>;
 
-/// Distances from u to every node within 3 hops, unordered. Equal weights (`unit`): the
-/// nodes within 2 hops by marking (the rest of the 3-hop ball is at 3 units, implicitly).
-/// Otherwise: the 3-hop ball is marked by BFS, then Dijkstra runs until all of it is settled.
-void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, Scratch& s, Row& row);
+/// Distances from u, unordered. Equal weights (`unit`): the nodes within 2 hops by marking
+/// (the rest of the 3-hop ball is at 3 units, implicitly). Otherwise, with a finite `radius`
+/// (a bound on every distance from u that will be read): Dijkstra until the next node is
+/// farther than the radius, every settled node kept; with an infinite one: the 3-hop ball is
+/// marked by BFS, then Dijkstra runs until all of it is settled (only the ball is kept).
+void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double radius, Scratch& s,
+                 Row& row);
 
 /// Hop-count row of u, packed (v << 2 | hops): u, its neighbours and the neighbours of its
 /// non-hub neighbours (`hub` flags the hubs; see HubMasks), i.e. the 2-hop ball of u except

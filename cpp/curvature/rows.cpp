@@ -16,8 +16,42 @@
 namespace geoml {
 namespace curvature_detail {
 
-void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, Scratch& s, Row& row) {
+void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double radius, Scratch& s,
+                 Row& row) {
   row.clear();
+  if (!equal && radius < std::numeric_limits<double>::infinity()) {
+    // Dijkstra stopped past the radius (a bound on every distance that will be read, see
+    // source_radii): every needed node is settled by then, and all settled nodes are kept
+    // (cheaper than marking the 3-hop ball first). The settling order, hence every distance,
+    // is that of the unbounded search.
+    const double stop = radius + radius * 1e-9;  // rounding of the radius's own sums
+    const uint32_t dgen = ++s.dgen;
+    using Item = std::pair<double, int64_t>;
+    s.heap.clear();
+    s.dist[u] = 0;
+    s.dist_gen[u] = dgen;
+    s.heap.push_back({0.0, u});
+    while (!s.heap.empty()) {
+      std::pop_heap(s.heap.begin(), s.heap.end(), std::greater<Item>());
+      const auto [du, x] = s.heap.back();
+      s.heap.pop_back();
+      if (du > s.dist[x]) continue;
+      if (du > stop) break;
+      row.push_back({x, du});
+      for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
+        const int64_t y = g.indices[e];
+        const double nd = du + g.weights[e];
+        if (nd > stop) continue;  // never settled before the stop
+        if (s.dist_gen[y] != dgen || nd < s.dist[y]) {
+          s.dist_gen[y] = dgen;
+          s.dist[y] = nd;
+          s.heap.push_back({nd, y});
+          std::push_heap(s.heap.begin(), s.heap.end(), std::greater<Item>());
+        }
+      }
+    }
+    return;
+  }
   const uint32_t gen = ++s.hgen;
   auto mark = [&](int64_t v, uint8_t h) {
     if (s.hop_gen[v] == gen) return false;

@@ -250,6 +250,11 @@ double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWor
       art_flow += S.flow[x];
   }
   if (st == EMD_OPTIMAL && art_flow > 1e-9 * mass) st = EMD_INFEASIBLE;
+  if (ws.cost_only) {
+    ws.parent.clear();
+    if (status) *status = st;
+    return cost;
+  }
   // exact potentials from the tree, parents first (as emd_solve): children of the root keep
   // theirs, less that of the first one; every other node is its parent's across its arc
   uint64_t done = 0;

@@ -41,6 +41,9 @@ struct EmdWorkspace {
   std::vector<int> path, lasts;        // scratch for the tree update
   std::vector<int> saved;              // scratch for the tree update
   int64_t n_pivots = 0;
+  /// Set by callers that read only the returned cost: the tiny (<= 32 x 32) solver then
+  /// skips exporting its tree and potentials (emd_plan_* / emd_duals see no plan).
+  bool cost_only = false;
 };
 
 /// Exact optimal transport between histograms `a` (m) and `b` (n) with dense row-major cost

@@ -102,6 +102,26 @@ class _Graph:
         return indptr, cols, np.ascontiguousarray(weights[self._eid], dtype=np.float64)
 
 
+def _edge_weights(adj, weight: str, count: int) -> np.ndarray:
+    """``adj[u][v].get(weight, 1.0)`` for every (u, v) in adjacency order, as float64. Plain
+    dicts (networkx's default) go through ``dict.get`` itself (C-level calls, about twice as
+    fast as a method caller); other mappings through their own ``get``."""
+    if all(type(d) is dict for d in itertools.islice(adj.values(), 1)):
+        try:
+            datas = itertools.chain.from_iterable(map(dict.values, adj.values()))
+            return np.fromiter(
+                map(dict.get, datas, itertools.repeat(weight), itertools.repeat(1.0)),
+                dtype=np.float64,
+                count=count,
+            )
+        except TypeError:  # an attribute mapping that is not a dict
+            pass
+    datas = itertools.chain.from_iterable(map(operator.methodcaller("values"), adj.values()))
+    return np.fromiter(
+        map(operator.methodcaller("get", weight, 1.0), datas), dtype=np.float64, count=count
+    )
+
+
 def _as_graph(G, weight: str = "weight", directed_ok: bool = False) -> _Graph:
     """Normalise the accepted graph inputs; self-loops are dropped (documented). A networkx
     DiGraph is read as a directed graph when ``directed_ok``, else refused."""
@@ -133,20 +153,13 @@ def _as_graph(G, weight: str = "weight", directed_ok: bool = False) -> _Graph:
             cols = np.fromiter(map(pos.__getitem__, nbr), dtype=np.int64, count=int(deg.sum()))
         datas = map(operator.methodcaller("values"), adj.values())
         if any(map(any, datas)):  # some edge has attributes; C-level loops, no frame per edge
-            datas = itertools.chain.from_iterable(
-                map(operator.methodcaller("values"), adj.values())
-            )
-            w = np.fromiter(
-                map(operator.methodcaller("get", weight, 1.0), datas),
-                dtype=np.float64,
-                count=len(cols),
-            )
+            w = _edge_weights(adj, weight, len(cols))
         else:  # no edge attributes at all (e.g. generated graphs): hop counts
             w = np.ones(len(cols))
         # the CSR comes straight from the adjacency: sort each row, then the entries with
         # row < col are the edges, already in lexicographic order
         rows = np.repeat(np.arange(n, dtype=np.int64), deg)
-        order = np.argsort(rows * max(n, 1) + cols)
+        order = np.argsort(rows * max(n, 1) + cols, kind="stable")  # keys unique, ~sorted
         cols, w = cols[order], w[order]
         if (rows == cols).any():  # self-loops dropped
             keep = rows != cols
@@ -252,10 +265,7 @@ def _as_digraph(G, weight: str) -> _Graph:
     pos = {v: k for k, v in enumerate(nodes)}
     nbr = itertools.chain.from_iterable(adj.values())
     cols = np.fromiter(map(pos.__getitem__, nbr), dtype=np.int64, count=int(deg.sum()))
-    datas = itertools.chain.from_iterable(map(operator.methodcaller("values"), adj.values()))
-    w = np.fromiter(
-        map(operator.methodcaller("get", weight, 1.0), datas), dtype=np.float64, count=len(cols)
-    )
+    w = _edge_weights(adj, weight, len(cols))
     rows = np.repeat(np.arange(n, dtype=np.int64), deg)
     order = np.argsort(rows * max(n, 1) + cols, kind="stable")
     rows, cols, w = rows[order], cols[order], w[order]
