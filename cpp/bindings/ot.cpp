@@ -290,6 +290,20 @@ py::tuple sinkhorn_symmetric_cost_py(carray<double> C, carray<double> a, double 
   return py::make_tuple(P, logd, info.n_iter, info.marginal_error, info.converged, info.zero_row);
 }
 
+template <typename T>
+py::tuple symmetric_scan_py(exact<T> M_in, int n_jobs) {
+  const carray<T> M = contiguous(M_in);
+  if (M.ndim() != 2 || M.shape(0) != M.shape(1))
+    throw std::invalid_argument("M must be a square (n, n) matrix");
+  const int nt = resolve_threads(n_jobs);
+  SymmetricScan r;
+  {
+    py::gil_scoped_release release;
+    r = symmetric_scan<T>(M.shape(0), M.data(), nt);
+  }
+  return py::make_tuple(r.finite, r.min, r.absmax, r.asym);
+}
+
 }  // namespace
 
 void bind_ot(py::module_& m) {
@@ -352,6 +366,9 @@ void bind_ot(py::module_& m) {
         py::arg("n_jobs") = 0,
         "Symmetric scaling of a CSR kernel -> (log d, n_iter, marginal_error, converged, "
         "zero_row).");
+  def_overloads(m, "symmetric_scan", Floats{}, GEOML_PICK(symmetric_scan_py),
+                py::arg("M").noconvert(), py::kw_only(), py::arg("n_jobs") = 0,
+                "One pass over a square matrix -> (all finite, min, max |M|, max |M - M.T|).");
   m.def("sinkhorn_symmetric_cost", &sinkhorn_symmetric_cost_py, py::arg("C"), py::arg("a"),
         py::kw_only(), py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("n_jobs") = 0,
         "Symmetric scaling of exp(-C / eps) -> (P, log d, n_iter, marginal_error, converged, "

@@ -306,4 +306,17 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
                                       double tol, int64_t max_iter, int n_threads, double* logd,
                                       double* P);
 
+/// What symmetric_scan finds in a dense square matrix M (n x n, row-major).
+struct SymmetricScan {
+  bool finite = true;   ///< no NaN or infinity
+  double min = 0.0;     ///< min_ij M_ij (meaningful when finite)
+  double absmax = 0.0;  ///< max_ij |M_ij|
+  double asym = 0.0;    ///< max_ij |M_ij - M_ji|
+};
+
+/// One tiled pass over M (each entry read once, as M_ij or as M_ji) for the input checks of the
+/// symmetric scaling; parallel over tile rows, the result does not depend on the thread count.
+template <typename T>
+SymmetricScan symmetric_scan(int64_t n, const T* M, int n_threads);
+
 }  // namespace geoml

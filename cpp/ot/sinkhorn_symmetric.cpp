@@ -213,4 +213,47 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
   return info;
 }
 
+template <typename T>
+SymmetricScan symmetric_scan(int64_t n, const T* M, int n_threads) {
+  n_threads = threads_for(n * n, n_threads);
+  constexpr int64_t B = 64;  // two 64 x 64 float64 tiles: 64 KiB
+  const int64_t nb = (n + B - 1) / B;
+  double mn = std::numeric_limits<double>::infinity(), mx = 0.0, asym = 0.0;
+  bool finite = true;
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1) reduction(min : mn) \
+    reduction(max : mx, asym) reduction(&& : finite)
+  for (int64_t bi = 0; bi < nb; ++bi) {
+    const int64_t i0 = bi * B, i1 = std::min(n, i0 + B);
+    for (int64_t bj = bi; bj < nb; ++bj) {
+      const int64_t j0 = bj * B, j1 = std::min(n, j0 + B);
+      for (int64_t i = i0; i < i1; ++i) {
+        const T* Mi = M + i * n;
+        double lmn = mn, lmx = mx, las = asym;
+        bool lf = true;
+        const int64_t js = bj == bi ? i : j0;  // diagonal tile: the upper triangle only
+        for (int64_t j = js; j < j1; ++j) {
+          const double x = double(Mi[j]), y = double(M[j * n + i]);
+          lf = lf && std::isfinite(x) && std::isfinite(y);
+          lmn = std::min(lmn, std::min(x, y));
+          lmx = std::max(lmx, std::max(std::fabs(x), std::fabs(y)));
+          las = std::max(las, std::fabs(x - y));
+        }
+        mn = lmn;
+        mx = lmx;
+        asym = las;
+        finite = finite && lf;
+      }
+    }
+  }
+  SymmetricScan out;
+  out.finite = finite;
+  out.min = mn;
+  out.absmax = mx;
+  out.asym = asym;
+  return out;
+}
+
+template SymmetricScan symmetric_scan<double>(int64_t, const double*, int);
+template SymmetricScan symmetric_scan<float>(int64_t, const float*, int);
+
 }  // namespace geoml

@@ -17,8 +17,6 @@ __all__ = ["SymmetricScalingResult", "sinkhorn_symmetric"]
 SYMMETRY_RTOL = 1e-6
 """``K`` (or ``C``) is accepted as symmetric when ``max |K - K.T| <= SYMMETRY_RTOL * max |K|``."""
 
-_BLOCK = 512  # rows per block of the validation scans (bounded extra memory)
-
 
 class SymmetricScalingResult(NamedTuple):
     """A symmetric scaling ``P = diag(d) K diag(d)`` (see :func:`sinkhorn_symmetric`)."""
@@ -53,19 +51,13 @@ def _masses(a, n: int) -> np.ndarray:
     return a
 
 
-def _scan_dense(K, name: str, *, cost: bool) -> None:
-    """Finite, (non-negative unless a cost) and symmetric, by blocks of rows."""
-    n = K.shape[0]
-    kmax, asym = 0.0, 0.0
-    for i0 in range(0, n, _BLOCK):
-        blk = K[i0 : i0 + _BLOCK]
-        lo, hi = blk.min(), blk.max()
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            raise ValueError(f"{name} contains NaN or infinity")
-        if not cost and lo < 0:
-            raise ValueError(f"{name} has negative entries; a kernel must be >= 0")
-        kmax = max(kmax, abs(float(lo)), abs(float(hi)))
-        asym = max(asym, float(np.abs(blk - K[:, i0 : i0 + _BLOCK].T).max()))
+def _scan_dense(K, name: str, *, cost: bool, n_jobs: int = 0) -> None:
+    """Finite, (non-negative unless a cost) and symmetric: one tiled pass in C++."""
+    finite, lo, kmax, asym = _core.symmetric_scan(np.ascontiguousarray(K), n_jobs=n_jobs)
+    if not finite:
+        raise ValueError(f"{name} contains NaN or infinity")
+    if not cost and lo < 0:
+        raise ValueError(f"{name} has negative entries; a kernel must be >= 0")
     if asym > SYMMETRY_RTOL * kmax:
         raise ValueError(
             f"{name} is not symmetric (max |{name} - {name}.T| = {asym:.3g}, "
@@ -156,7 +148,7 @@ def sinkhorn_symmetric(
             raise TypeError("C must be dense when eps is given (a sparse cost has no meaning)")
         C = as_float_array(K_or_C, "C", dtype=np.float64, finite=False)
         n = _square(C.shape, "C")
-        _scan_dense(C, "C", cost=True)
+        _scan_dense(C, "C", cost=True, n_jobs=n_jobs)
         a = _masses(a, n)
         P, logd, n_iter, err, conv, zero_row = _core.sinkhorn_symmetric_cost(
             C, a, eps=eps, tol=tol, max_iter=max_iter, n_jobs=n_jobs
@@ -195,7 +187,7 @@ def sinkhorn_symmetric(
     else:
         K = as_float_array(K_or_C, "K", finite=False)
         n = _square(K.shape, "K")
-        _scan_dense(K, "K", cost=False)
+        _scan_dense(K, "K", cost=False, n_jobs=n_jobs)
         a = _masses(a, n)
         P, logd, n_iter, err, conv, zero_row = _core.sinkhorn_symmetric(
             K, a, tol=tol, max_iter=max_iter, want_plan=bool(return_plan), n_jobs=n_jobs
