@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "common/common.hpp"
@@ -17,6 +18,9 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 constexpr double kTinyProduct = 1e-280;  // (K v)_i below this: recomputed by log-sum-exp
+// the same for a float32 kernel, times n: the entries below FLT_MIN (subnormal or 0) then add
+// at most 1e-17 relative to a product
+constexpr double kTiny32PerRow = 1.2e-21;
 constexpr double kAbsorbLog = 30.0;      // |log d| above this: absorbed into the potentials
 constexpr int64_t kParallelMin = int64_t(1) << 20;  // kernel entries below which one thread runs
 
@@ -26,19 +30,62 @@ int threads_for(int64_t entries, int n_threads) {
   return entries < kParallelMin ? 1 : std::max(1, n_threads);
 }
 
-// The damped fixed point log d <- (log d + log a - log K d) / 2. `mv(v, s)` writes s = K v,
+constexpr int kAndersonMem = 6;         // Anderson acceleration: differences kept
+constexpr double kAndersonMaxStep = 8.0;  // extrapolations moving log d further: not taken
+
+// Solves the small SPD system A x = b (m x m, row-major, A overwritten) by Cholesky; false when
+// A is not numerically positive definite.
+bool small_spd_solve(int m, double* A, double* b) {
+  for (int j = 0; j < m; ++j) {
+    double d = A[j * m + j];
+    for (int k = 0; k < j; ++k) d -= A[j * m + k] * A[j * m + k];
+    if (!(d > 0.0)) return false;
+    d = std::sqrt(d);
+    A[j * m + j] = d;
+    for (int i = j + 1; i < m; ++i) {
+      double s = A[i * m + j];
+      for (int k = 0; k < j; ++k) s -= A[i * m + k] * A[j * m + k];
+      A[i * m + j] = s / d;
+    }
+  }
+  for (int i = 0; i < m; ++i) {
+    double s = b[i];
+    for (int k = 0; k < i; ++k) s -= A[i * m + k] * b[k];
+    b[i] = s / A[i * m + i];
+  }
+  for (int i = m - 1; i >= 0; --i) {
+    double s = b[i];
+    for (int k = i + 1; k < m; ++k) s -= A[k * m + i] * b[k];
+    b[i] = s / A[i * m + i];
+  }
+  return true;
+}
+
+// The damped fixed point G(l) = (l + log a - log K exp(l)) / 2 (the geometric mean of d and
+// a / K d), accelerated by Anderson mixing over the last kAndersonMem iterates (type II, in
+// log d, restarted when the marginal error grows or `absorb` changes the variables): for a
+// positive semi-definite K the linearised map has its spectrum in [0, 1/2], mostly near 1/2 for
+// a smooth kernel, which the mixing removes in a few steps. `mv(v, s)` writes s = K v,
 // `exact_log(i, l)` returns log (K exp(l))_i computed without underflow, `absorb(l, big, fb)`
-// may fold l into the kernel (big = max |l|, fb = a row needed exact_log).
+// may fold l into the kernel (big = max |l|, fb = a row needed exact_log) and returns true
+// when it did; products (K v)_i <= *tiny are recomputed by exact_log.
 template <class MatVec, class ExactLog, class Absorb>
 SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max_iter, double* l,
-                             MatVec&& mv, ExactLog&& exact_log, Absorb&& absorb) {
+                             MatVec&& mv, ExactLog&& exact_log, Absorb&& absorb,
+                             const double* tiny) {
   SymmetricInfo info;
   double asum = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     asum += a[i];
     if (a[i] == 0.0) l[i] = kNegInf;
   }
+  constexpr int m = kAndersonMem;
   std::vector<double> v(n), s(n), ln(n);
+  // Anderson history: columns of differences of residuals r = G(l) - l and of G(l)
+  std::vector<double> dR(size_t(n) * m), dG(size_t(n) * m), rprev(n), gprev(n), r(n);
+  int hist = 0, head = 0;  // columns stored, next column to overwrite
+  bool have_prev = false;
+  double err_prev = std::numeric_limits<double>::infinity();
   for (int64_t it = 0;; ++it) {
     double M = kNegInf;
     for (int64_t i = 0; i < n; ++i) M = std::max(M, l[i]);
@@ -49,7 +96,7 @@ SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max
     }
     for (int64_t i = 0; i < n; ++i) v[i] = l[i] == kNegInf ? 0.0 : std::exp(l[i] - M);
     mv(v.data(), s.data());
-    double err = 0.0, big = 0.0;
+    double err = 0.0;
     bool fb = false;
     for (int64_t i = 0; i < n; ++i) {
       if (a[i] == 0.0) {
@@ -57,7 +104,7 @@ SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max
         continue;
       }
       double ls;
-      if (s[i] > kTinyProduct && s[i] < std::numeric_limits<double>::infinity()) {
+      if (s[i] > *tiny && s[i] < std::numeric_limits<double>::infinity()) {
         ls = std::log(s[i]) + M;
       } else {
         ls = exact_log(i, l);
@@ -69,7 +116,6 @@ SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max
       }
       err += std::fabs(std::exp(l[i] + ls) - a[i]);
       ln[i] = 0.5 * (l[i] + std::log(a[i]) - ls);
-      big = std::max(big, std::fabs(ln[i]));
     }
     info.marginal_error = err;
     if (err <= tol * asum) {
@@ -77,8 +123,79 @@ SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max
       return info;
     }
     if (it >= max_iter) return info;
+    // residual on the active rows (a_i > 0; the others stay at -inf)
+    for (int64_t i = 0; i < n; ++i) r[i] = a[i] == 0.0 ? 0.0 : ln[i] - l[i];
+    if (!(err < err_prev)) {  // no progress: restart the mixing from this iterate
+      hist = 0;
+      head = 0;
+      have_prev = false;
+    }
+    err_prev = err;
+    if (have_prev) {
+      double* cR = dR.data() + size_t(head) * n;
+      double* cG = dG.data() + size_t(head) * n;
+      for (int64_t i = 0; i < n; ++i) {
+        cR[i] = r[i] - rprev[i];
+        cG[i] = a[i] == 0.0 ? 0.0 : ln[i] - gprev[i];
+      }
+      head = (head + 1) % m;
+      hist = std::min(hist + 1, m);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      rprev[i] = r[i];
+      gprev[i] = a[i] == 0.0 ? 0.0 : ln[i];
+    }
+    have_prev = true;
     std::copy(ln.begin(), ln.end(), l);
-    absorb(l, big, fb);
+    if (hist > 0) {
+      // gamma = argmin |r - dR gamma|: normal equations, lightly regularised
+      double A[m * m], b[m];
+      double tr = 0.0;
+      for (int p = 0; p < hist; ++p) {
+        const double* cp = dR.data() + size_t(p) * n;
+        for (int q = 0; q <= p; ++q) {
+          const double* cq = dR.data() + size_t(q) * n;
+          double g = 0.0;
+          for (int64_t i = 0; i < n; ++i) g += cp[i] * cq[i];
+          A[p * hist + q] = A[q * hist + p] = g;
+        }
+        double g = 0.0;
+        for (int64_t i = 0; i < n; ++i) g += cp[i] * r[i];
+        b[p] = g;
+        tr += A[p * hist + p];
+      }
+      for (int p = 0; p < hist; ++p) A[p * hist + p] += 1e-12 * tr + 1e-300;
+      if (small_spd_solve(hist, A, b)) {
+        double step = 0.0;
+        for (int64_t i = 0; i < n; ++i) {
+          if (a[i] == 0.0) continue;
+          double dx = 0.0;
+          for (int p = 0; p < hist; ++p) dx += dG[size_t(p) * n + i] * b[p];
+          step = std::max(step, std::fabs(dx));
+          ln[i] -= dx;  // ln now holds the mixed iterate
+        }
+        if (step <= kAndersonMaxStep && std::isfinite(step)) {
+          std::copy(ln.begin(), ln.end(), l);
+        } else {  // an outsized extrapolation: keep the plain step, restart
+          hist = 0;
+          head = 0;
+          have_prev = false;
+        }
+      } else {
+        hist = 0;
+        head = 0;
+        have_prev = false;
+      }
+    }
+    double big = 0.0;
+    for (int64_t i = 0; i < n; ++i)
+      if (a[i] != 0.0) big = std::max(big, std::fabs(l[i]));
+    if (absorb(l, big, fb)) {  // new variables: the history no longer applies
+      hist = 0;
+      head = 0;
+      have_prev = false;
+      err_prev = std::numeric_limits<double>::infinity();
+    }
   }
 }
 
@@ -95,7 +212,8 @@ double exact_log_row(int64_t len, const T* k, Idx idx, const double* l) {
   return mx + std::log(s);
 }
 
-void no_absorb(double*, double, bool) {}
+bool no_absorb(double*, double, bool) { return false; }
+constexpr double kTiny64 = kTinyProduct;
 
 }  // namespace
 
@@ -111,7 +229,7 @@ SymmetricInfo sinkhorn_symmetric_dense(int64_t n, const T* K, const double* a, d
   auto exact = [&](int64_t i, const double* l) {
     return exact_log_row(n, K + i * n, [](int64_t p) { return p; }, l);
   };
-  SymmetricInfo info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb);
+  SymmetricInfo info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb, &kTiny64);
   if (P != nullptr && info.zero_row < 0) {
     // d_i K_ij d_j; when some |log d| is large (a diverging, non-scalable K) as
     // K_ij exp(log d_i + log d_j), which stays finite where the product of d's would not
@@ -153,7 +271,7 @@ SymmetricInfo sinkhorn_symmetric_csr(int64_t n, const int64_t* indptr, const int
     return exact_log_row(
         indptr[i + 1] - p0, data + p0, [&](int64_t p) { return indices[p0 + p]; }, l);
   };
-  return symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb);
+  return symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb, &kTiny64);
 }
 
 SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, const double* a,
@@ -171,15 +289,27 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
     for (int64_t j = 1; j < n; ++j) mn = std::min(mn, Ci[j]);
     f[i] = 0.5 * mn;
   }
+  // The kernel lives in float32 (half the memory traffic per pass; products below n kTiny32PerRow are
+  // recomputed exactly) until the first absorption, then in float64 in P (any eps > 0).
+  std::unique_ptr<float[]> K32(new float[size_t(n) * size_t(n)]);
+  double tiny = std::max(kTinyProduct, double(n) * kTiny32PerRow);
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    ot_detail::exp_row32(nn, f[i], f.data(), C + i * n, ie, K32.get() + i * n);
   auto build = [&]() {
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (int64_t i = 0; i < n; ++i)
       ot_detail::exp_row(nn, f[i], f.data(), C + i * n, ie, P + i * n);
   };
-  build();
   auto mv = [&](const double* v, double* s) {
+    if (K32) {
+      const float* K = K32.get();
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t i = 0; i < n; ++i) s[i] = ot_detail::dot_row(nn, P + i * n, v);
+      for (int64_t i = 0; i < n; ++i) s[i] = ot_detail::dot_row(nn, K + i * n, v);
+    } else {
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+      for (int64_t i = 0; i < n; ++i) s[i] = ot_detail::dot_row(nn, P + i * n, v);
+    }
   };
   auto exact = [&](int64_t i, const double* l) {
     for (int64_t j = 0; j < n; ++j) h[j] = l[j] == kNegInf ? kNegInf : f[j] + eps * l[j];
@@ -189,16 +319,19 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
            std::log(ot_detail::lse_sum(nn, h.data(), C + i * n, mx, ie, nullptr));
   };
   auto absorb = [&](double* l, double big, bool fb) {
-    if (big <= kAbsorbLog && !fb) return;
+    if (big <= kAbsorbLog && !fb) return false;
     for (int64_t i = 0; i < n; ++i) {
       if (l[i] == kNegInf) continue;
       f[i] += eps * l[i];
       l[i] = 0.0;
     }
+    K32.reset();
+    tiny = kTinyProduct;
     build();
+    return true;
   };
   for (int64_t i = 0; i < n; ++i) logd[i] = 0.0;
-  SymmetricInfo info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, absorb);
+  SymmetricInfo info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, absorb, &tiny);
   if (info.zero_row >= 0) return info;
   std::vector<double> d(n);
   for (int64_t i = 0; i < n; ++i) d[i] = std::exp(logd[i]);
@@ -206,8 +339,14 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
   for (int64_t i = 0; i < n; ++i) {
     double* Pi = P + i * n;
     const double di = d[i];
+    if (K32) {
+      const float* Ki = K32.get() + i * n;
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) Pi[j] = di * Pi[j] * d[j];
+      for (int64_t j = 0; j < n; ++j) Pi[j] = di * double(Ki[j]) * d[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) Pi[j] = di * Pi[j] * d[j];
+    }
   }
   for (int64_t i = 0; i < n; ++i) logd[i] = logd[i] == kNegInf ? kNegInf : f[i] * ie + logd[i];
   return info;
