@@ -301,10 +301,15 @@ SymmetricInfo sinkhorn_symmetric_csr(int64_t n, const int64_t* indptr, const int
 /// exp((f_i + f_j - C_ij) / eps) is stored in `P` (float64, n x n) and the scaling absorbed into
 /// f whenever |log d| exceeds 30 or a row underflows (then rebuilt: n^2 exps), so any eps > 0
 /// works. On exit P holds the plan and `logd` (n) the full log-scaling (f / eps + log d), with
-/// P_ij = exp(logd_i + logd_j - C_ij / eps).
+/// P_ij = exp(logd_i + logd_j - C_ij / eps). `rowmin` (n, optional): min_j C_ij, known from a
+/// symmetric_scan (else one more pass over C); `c_symmetric`: C == C.T exactly (then half the
+/// kernel's exponentials, mirrored). From `f32_min_entries` kernel entries on, the iterations
+/// run on a float32 copy of the kernel first (half the memory traffic), then finish on the
+/// float64 one (the returned plan and its marginal error are float64's).
 SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, const double* a,
                                       double tol, int64_t max_iter, int n_threads, double* logd,
-                                      double* P);
+                                      double* P, const double* rowmin = nullptr,
+                                      bool c_symmetric = false, int64_t f32_min_entries = 1 << 20);
 
 /// What symmetric_scan finds in a dense square matrix M (n x n, row-major).
 struct SymmetricScan {
@@ -316,7 +321,8 @@ struct SymmetricScan {
 
 /// One tiled pass over M (each entry read once, as M_ij or as M_ji) for the input checks of the
 /// symmetric scaling; parallel over tile rows, the result does not depend on the thread count.
+/// Writes min_j M_ij into `rowmin` (n) when non-null.
 template <typename T>
-SymmetricScan symmetric_scan(int64_t n, const T* M, int n_threads);
+SymmetricScan symmetric_scan(int64_t n, const T* M, int n_threads, double* rowmin = nullptr);
 
 }  // namespace geoml

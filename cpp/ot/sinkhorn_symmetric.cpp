@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "common/common.hpp"
@@ -274,33 +275,75 @@ SymmetricInfo sinkhorn_symmetric_csr(int64_t n, const int64_t* indptr, const int
   return symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb, &kTiny64);
 }
 
+// K_ij = exp((f_i + f_j - C_ij) ie) into K (float32 or float64). With C == C.T exactly, the
+// exponentials of the upper tiles only, mirrored (half the exps; K symmetric by construction);
+// fixed tiles, so the result does not depend on the thread count.
+template <typename T>
+void build_gibbs(int64_t n, const double* f, const double* C, double ie, bool c_symmetric,
+                 int n_threads, T* K) {
+  auto row = [&](int len, int64_t i, int64_t j0) {
+    if constexpr (std::is_same_v<T, float>)
+      ot_detail::exp_row32(len, f[i], f + j0, C + i * n + j0, ie, K + i * n + j0);
+    else
+      ot_detail::exp_row(len, f[i], f + j0, C + i * n + j0, ie, K + i * n + j0);
+  };
+  if (!c_symmetric) {
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t i = 0; i < n; ++i) row(static_cast<int>(n), i, 0);
+    return;
+  }
+  constexpr int64_t B = 64;
+  const int64_t nb = (n + B - 1) / B;
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+  for (int64_t bi = 0; bi < nb; ++bi) {
+    const int64_t i0 = bi * B, i1 = std::min(n, i0 + B);
+    for (int64_t bj = bi; bj < nb; ++bj) {
+      const int64_t j0 = bj * B, j1 = std::min(n, j0 + B);
+      for (int64_t i = i0; i < i1; ++i) row(static_cast<int>(j1 - j0), i, j0);
+      if (bj == bi) {  // the diagonal tile: its lower triangle from its upper one
+        for (int64_t i = i0; i < i1; ++i)
+          for (int64_t j = i + 1; j < j1; ++j) K[j * n + i] = K[i * n + j];
+      } else {
+        for (int64_t j = j0; j < j1; ++j)
+          for (int64_t i = i0; i < i1; ++i) K[j * n + i] = K[i * n + j];
+      }
+    }
+  }
+}
+
 SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, const double* a,
                                       double tol, int64_t max_iter, int n_threads, double* logd,
-                                      double* P) {
+                                      double* P, const double* rowmin, bool c_symmetric,
+                                      int64_t f32_min_entries) {
   n_threads = threads_for(n * n, n_threads);
   const int nn = static_cast<int>(n);
   const double ie = 1.0 / eps;
   // f_i = min_j C_ij / 2 makes every exponent f_i + f_j - C_ij <= 0 at the start (C symmetric)
   std::vector<double> f(n), h(n);
+  if (rowmin != nullptr) {
+    for (int64_t i = 0; i < n; ++i) f[i] = 0.5 * rowmin[i];
+  } else {
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const double* Ci = C + i * n;
-    double mn = Ci[0];
-    for (int64_t j = 1; j < n; ++j) mn = std::min(mn, Ci[j]);
-    f[i] = 0.5 * mn;
+    for (int64_t i = 0; i < n; ++i) {
+      const double* Ci = C + i * n;
+      double mn = Ci[0];
+      for (int64_t j = 1; j < n; ++j) mn = std::min(mn, Ci[j]);
+      f[i] = 0.5 * mn;
+    }
   }
-  // The kernel lives in float32 (half the memory traffic per pass; products below n kTiny32PerRow are
-  // recomputed exactly) until the first absorption, then in float64 in P (any eps > 0).
-  std::unique_ptr<float[]> K32(new float[size_t(n) * size_t(n)]);
-  double tiny = std::max(kTinyProduct, double(n) * kTiny32PerRow);
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-  for (int64_t i = 0; i < n; ++i)
-    ot_detail::exp_row32(nn, f[i], f.data(), C + i * n, ie, K32.get() + i * n);
-  auto build = [&]() {
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t i = 0; i < n; ++i)
-      ot_detail::exp_row(nn, f[i], f.data(), C + i * n, ie, P + i * n);
-  };
+  // The kernel lives in float32 (half the memory traffic per pass; products below
+  // n kTiny32PerRow are recomputed exactly) until the first absorption or convergence, then in
+  // float64 in P (any eps > 0; the returned plan and its marginal error are float64's).
+  std::unique_ptr<float[]> K32;
+  double tiny = kTinyProduct;
+  auto build = [&]() { build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, P); };
+  if (n * n >= f32_min_entries) {
+    K32.reset(new float[size_t(n) * size_t(n)]);
+    tiny = std::max(kTinyProduct, double(n) * kTiny32PerRow);
+    build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, K32.get());
+  } else {
+    build();
+  }
   auto mv = [&](const double* v, double* s) {
     if (K32) {
       const float* K = K32.get();
@@ -333,17 +376,27 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
   for (int64_t i = 0; i < n; ++i) logd[i] = 0.0;
   SymmetricInfo info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, absorb, &tiny);
   if (info.zero_row >= 0) return info;
-  std::vector<double> d(n);
-  for (int64_t i = 0; i < n; ++i) d[i] = std::exp(logd[i]);
+  if (K32) {
+    // The float32 phase has converged (or run out of iterations): the scaling folded into f,
+    // the float64 kernel = the float64 plan built from it, and the same loop continues on it
+    // (the first pass measures the plan's marginal error in float64; the rounding of the
+    // float32 kernel leaves ~1e-9 relative, which a few more passes remove if tol asks).
+    absorb(logd, std::numeric_limits<double>::infinity(), true);
+    const int64_t n32 = info.n_iter;
+    info = symmetric_loop(n, a, tol, std::max<int64_t>(0, max_iter - n32), logd, mv, exact,
+                          absorb, &tiny);
+    info.n_iter += n32;
+    if (info.zero_row >= 0) return info;
+  }
+  bool identity = true;  // d = 1: P already holds the plan
+  for (int64_t i = 0; i < n; ++i) identity = identity && logd[i] == 0.0;
+  if (!identity) {
+    std::vector<double> d(n);
+    for (int64_t i = 0; i < n; ++i) d[i] = std::exp(logd[i]);
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    double* Pi = P + i * n;
-    const double di = d[i];
-    if (K32) {
-      const float* Ki = K32.get() + i * n;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) Pi[j] = di * double(Ki[j]) * d[j];
-    } else {
+    for (int64_t i = 0; i < n; ++i) {
+      double* Pi = P + i * n;
+      const double di = d[i];
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) Pi[j] = di * Pi[j] * d[j];
     }
@@ -353,36 +406,59 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
 }
 
 template <typename T>
-SymmetricScan symmetric_scan(int64_t n, const T* M, int n_threads) {
+SymmetricScan symmetric_scan(int64_t n, const T* M, int n_threads, double* rowmin) {
   n_threads = threads_for(n * n, n_threads);
   constexpr int64_t B = 64;  // two 64 x 64 float64 tiles: 64 KiB
   const int64_t nb = (n + B - 1) / B;
-  double mn = std::numeric_limits<double>::infinity(), mx = 0.0, asym = 0.0;
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  double mn = kInf, mx = 0.0, asym = 0.0;
   bool finite = true;
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1) reduction(min : mn) \
-    reduction(max : mx, asym) reduction(&& : finite)
-  for (int64_t bi = 0; bi < nb; ++bi) {
-    const int64_t i0 = bi * B, i1 = std::min(n, i0 + B);
-    for (int64_t bj = bi; bj < nb; ++bj) {
-      const int64_t j0 = bj * B, j1 = std::min(n, j0 + B);
-      for (int64_t i = i0; i < i1; ++i) {
-        const T* Mi = M + i * n;
-        double lmn = mn, lmx = mx, las = asym;
-        bool lf = true;
-        const int64_t js = bj == bi ? i : j0;  // diagonal tile: the upper triangle only
-        for (int64_t j = js; j < j1; ++j) {
-          const double x = double(Mi[j]), y = double(M[j * n + i]);
-          lf = lf && std::isfinite(x) && std::isfinite(y);
-          lmn = std::min(lmn, std::min(x, y));
-          lmx = std::max(lmx, std::max(std::fabs(x), std::fabs(y)));
-          las = std::max(las, std::fabs(x - y));
+  // per-thread row minima (a tile updates the rows of both of its blocks); min is exact, so
+  // the merged result does not depend on the thread count
+  std::vector<double> rmins(rowmin != nullptr ? size_t(n_threads) * size_t(n) : 0, kInf);
+#pragma omp parallel num_threads(n_threads) reduction(min : mn) reduction(max : mx, asym) \
+    reduction(&& : finite)
+  {
+#ifdef _OPENMP
+    const int tid = omp_get_thread_num();
+#else
+    const int tid = 0;
+#endif
+    double* rm = rowmin != nullptr ? rmins.data() + size_t(tid) * size_t(n) : nullptr;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t bi = 0; bi < nb; ++bi) {
+      const int64_t i0 = bi * B, i1 = std::min(n, i0 + B);
+      for (int64_t bj = bi; bj < nb; ++bj) {
+        const int64_t j0 = bj * B, j1 = std::min(n, j0 + B);
+        for (int64_t i = i0; i < i1; ++i) {
+          const T* Mi = M + i * n;
+          double lmn = mn, lmx = mx, las = asym, xmin = kInf;
+          bool lf = true;
+          const int64_t js = bj == bi ? i : j0;  // diagonal tile: the upper triangle only
+          for (int64_t j = js; j < j1; ++j) {
+            const double x = double(Mi[j]), y = double(M[j * n + i]);
+            lf = lf && std::isfinite(x) && std::isfinite(y);
+            xmin = std::min(xmin, x);
+            lmn = std::min(lmn, y);
+            lmx = std::max(lmx, std::max(std::fabs(x), std::fabs(y)));
+            las = std::max(las, std::fabs(x - y));
+            if (rm != nullptr) rm[j] = std::min(rm[j], y);
+          }
+          lmn = std::min(lmn, xmin);
+          if (rm != nullptr) rm[i] = std::min(rm[i], xmin);
+          mn = lmn;
+          mx = lmx;
+          asym = las;
+          finite = finite && lf;
         }
-        mn = lmn;
-        mx = lmx;
-        asym = las;
-        finite = finite && lf;
       }
     }
+  }
+  if (rowmin != nullptr) {
+    for (int64_t i = 0; i < n; ++i) rowmin[i] = kInf;
+    for (int t = 0; t < n_threads; ++t)
+      for (int64_t i = 0; i < n; ++i)
+        rowmin[i] = std::min(rowmin[i], rmins[size_t(t) * size_t(n) + size_t(i)]);
   }
   SymmetricScan out;
   out.finite = finite;
@@ -392,7 +468,7 @@ SymmetricScan symmetric_scan(int64_t n, const T* M, int n_threads) {
   return out;
 }
 
-template SymmetricScan symmetric_scan<double>(int64_t, const double*, int);
-template SymmetricScan symmetric_scan<float>(int64_t, const float*, int);
+template SymmetricScan symmetric_scan<double>(int64_t, const double*, int, double*);
+template SymmetricScan symmetric_scan<float>(int64_t, const float*, int, double*);
 
 }  // namespace geoml

@@ -18,6 +18,11 @@ SYMMETRY_RTOL = 1e-6
 """``K`` (or ``C``) is accepted as symmetric when ``max |K - K.T| <= SYMMETRY_RTOL * max |K|``."""
 
 
+KERNEL32_MIN_ENTRIES = 1 << 20
+"""With a cost of at least this many entries, the iterations start on a float32 copy of the Gibbs
+kernel (half the memory traffic per pass) and finish on the float64 one."""
+
+
 class SymmetricScalingResult(NamedTuple):
     """A symmetric scaling ``P = diag(d) K diag(d)`` (see :func:`sinkhorn_symmetric`)."""
 
@@ -51,9 +56,15 @@ def _masses(a, n: int) -> np.ndarray:
     return a
 
 
-def _scan_dense(K, name: str, *, cost: bool, n_jobs: int = 0) -> None:
-    """Finite, (non-negative unless a cost) and symmetric: one tiled pass in C++."""
-    finite, lo, kmax, asym = _core.symmetric_scan(np.ascontiguousarray(K), n_jobs=n_jobs)
+def _scan_dense(K, name: str, *, cost: bool, n_jobs: int = 0) -> tuple[np.ndarray | None, bool]:
+    """Finite, (non-negative unless a cost) and symmetric: one tiled pass in C++.
+
+    Returns the row minima for a cost (the kernel's stabilising shift; else None) and whether
+    the matrix is exactly symmetric.
+    """
+    finite, lo, kmax, asym, rowmin = _core.symmetric_scan(
+        np.ascontiguousarray(K), n_jobs=n_jobs, rowmin=cost
+    )
     if not finite:
         raise ValueError(f"{name} contains NaN or infinity")
     if not cost and lo < 0:
@@ -63,6 +74,7 @@ def _scan_dense(K, name: str, *, cost: bool, n_jobs: int = 0) -> None:
             f"{name} is not symmetric (max |{name} - {name}.T| = {asym:.3g}, "
             f"max |{name}| = {kmax:.3g})"
         )
+    return rowmin, asym == 0.0
 
 
 def _square(shape, name: str) -> int:
@@ -148,10 +160,18 @@ def sinkhorn_symmetric(
             raise TypeError("C must be dense when eps is given (a sparse cost has no meaning)")
         C = as_float_array(K_or_C, "C", dtype=np.float64, finite=False)
         n = _square(C.shape, "C")
-        _scan_dense(C, "C", cost=True, n_jobs=n_jobs)
+        rowmin, exact = _scan_dense(C, "C", cost=True, n_jobs=n_jobs)
         a = _masses(a, n)
         P, logd, n_iter, err, conv, zero_row = _core.sinkhorn_symmetric_cost(
-            C, a, eps=eps, tol=tol, max_iter=max_iter, n_jobs=n_jobs
+            C,
+            a,
+            eps=eps,
+            tol=tol,
+            max_iter=max_iter,
+            n_jobs=n_jobs,
+            rowmin=rowmin,
+            c_symmetric=exact,
+            f32_min_entries=KERNEL32_MIN_ENTRIES,
         )
         if not return_plan:
             P = None
