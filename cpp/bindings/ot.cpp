@@ -295,7 +295,7 @@ py::tuple sinkhorn_symmetric_cost_py(carray<double> C, carray<double> a, double 
   {
     py::gil_scoped_release release;
     info = sinkhorn_symmetric_cost(n, C.data(), eps, a.data(), tol, max_iter, nt, pl, pp, prm,
-                                  c_symmetric, f32_min_entries);
+                                   c_symmetric, f32_min_entries);
   }
   return py::make_tuple(P, logd, info.n_iter, info.marginal_error, info.converged, info.zero_row);
 }

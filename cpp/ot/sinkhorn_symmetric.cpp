@@ -22,7 +22,7 @@ constexpr double kTinyProduct = 1e-280;  // (K v)_i below this: recomputed by lo
 // the same for a float32 kernel, times n: the entries below FLT_MIN (subnormal or 0) then add
 // at most 1e-17 relative to a product
 constexpr double kTiny32PerRow = 1.2e-21;
-constexpr double kAbsorbLog = 30.0;      // |log d| above this: absorbed into the potentials
+constexpr double kAbsorbLog = 30.0;  // |log d| above this: absorbed into the potentials
 constexpr int64_t kParallelMin = int64_t(1) << 20;  // kernel entries below which one thread runs
 
 // One thread for a small kernel (a parallel region per pass costs more than the pass, far
@@ -31,7 +31,7 @@ int threads_for(int64_t entries, int n_threads) {
   return entries < kParallelMin ? 1 : std::max(1, n_threads);
 }
 
-constexpr int kAndersonMem = 6;         // Anderson acceleration: differences kept
+constexpr int kAndersonMem = 6;           // Anderson acceleration: differences kept
 constexpr double kAndersonMaxStep = 8.0;  // extrapolations moving log d further: not taken
 
 // Solves the small SPD system A x = b (m x m, row-major, A overwritten) by Cholesky; false when
@@ -213,7 +213,9 @@ double exact_log_row(int64_t len, const T* k, Idx idx, const double* l) {
   return mx + std::log(s);
 }
 
-bool no_absorb(double*, double, bool) { return false; }
+bool no_absorb(double*, double, bool) {
+  return false;
+}
 constexpr double kTiny64 = kTinyProduct;
 
 }  // namespace
@@ -383,8 +385,8 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
     // float32 kernel leaves ~1e-9 relative, which a few more passes remove if tol asks).
     absorb(logd, std::numeric_limits<double>::infinity(), true);
     const int64_t n32 = info.n_iter;
-    info = symmetric_loop(n, a, tol, std::max<int64_t>(0, max_iter - n32), logd, mv, exact,
-                          absorb, &tiny);
+    info = symmetric_loop(n, a, tol, std::max<int64_t>(0, max_iter - n32), logd, mv, exact, absorb,
+                          &tiny);
     info.n_iter += n32;
     if (info.zero_row >= 0) return info;
   }
