@@ -69,11 +69,12 @@ bool small_spd_solve(int m, double* A, double* b) {
 // a smooth kernel, which the mixing removes in a few steps. `mv(v, s)` writes s = K v,
 // `exact_log(i, l)` returns log (K exp(l))_i computed without underflow, `absorb(l, big, fb)`
 // may fold l into the kernel (big = max |l|, fb = a row needed exact_log) and returns true
-// when it did; products (K v)_i <= *tiny are recomputed by exact_log.
+// when it did; products (K v)_i <= *tiny are recomputed by exact_log. `s_first` (optional):
+// K v for the first iteration, when l starts at 0 on the rows with a_i > 0 (v = 1 there, else 0).
 template <class MatVec, class ExactLog, class Absorb>
 SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max_iter, double* l,
-                             MatVec&& mv, ExactLog&& exact_log, Absorb&& absorb,
-                             const double* tiny) {
+                             MatVec&& mv, ExactLog&& exact_log, Absorb&& absorb, const double* tiny,
+                             const double* s_first = nullptr) {
   SymmetricInfo info;
   double asum = 0.0;
   for (int64_t i = 0; i < n; ++i) {
@@ -95,8 +96,12 @@ SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max
       info.converged = true;
       return info;
     }
-    for (int64_t i = 0; i < n; ++i) v[i] = l[i] == kNegInf ? 0.0 : std::exp(l[i] - M);
-    mv(v.data(), s.data());
+    if (it == 0 && s_first != nullptr) {  // K v for the starting l = 0, formed by the caller
+      std::copy(s_first, s_first + n, s.begin());
+    } else {
+      for (int64_t i = 0; i < n; ++i) v[i] = l[i] == kNegInf ? 0.0 : std::exp(l[i] - M);
+      mv(v.data(), s.data());
+    }
     double err = 0.0;
     bool fb = false;
     for (int64_t i = 0; i < n; ++i) {
@@ -277,12 +282,13 @@ SymmetricInfo sinkhorn_symmetric_csr(int64_t n, const int64_t* indptr, const int
   return symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb, &kTiny64);
 }
 
-// K_ij = exp((f_i + f_j - C_ij) ie) into K (float32 or float64). With C == C.T exactly, the
-// exponentials of the upper tiles only, mirrored (half the exps; K symmetric by construction);
-// fixed tiles, so the result does not depend on the thread count.
+// K_ij = exp((f_i + f_j - C_ij) ie) into K (float32 or float64), and s = K v (n) in the same
+// pass. With C == C.T exactly, the exponentials of the upper tiles only, mirrored (half the
+// exps; K symmetric by construction), s summed from per-tile partial sums in a fixed order:
+// the result does not depend on the thread count.
 template <typename T>
 void build_gibbs(int64_t n, const double* f, const double* C, double ie, bool c_symmetric,
-                 int n_threads, T* K) {
+                 int n_threads, T* K, const double* v, double* s) {
   auto row = [&](int len, int64_t i, int64_t j0) {
     if constexpr (std::is_same_v<T, float>)
       ot_detail::exp_row32(len, f[i], f + j0, C + i * n + j0, ie, K + i * n + j0);
@@ -290,26 +296,44 @@ void build_gibbs(int64_t n, const double* f, const double* C, double ie, bool c_
       ot_detail::exp_row(len, f[i], f + j0, C + i * n + j0, ie, K + i * n + j0);
   };
   if (!c_symmetric) {
+    const int nn = static_cast<int>(n);
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t i = 0; i < n; ++i) row(static_cast<int>(n), i, 0);
+    for (int64_t i = 0; i < n; ++i) {
+      row(nn, i, 0);
+      s[i] = ot_detail::dot_row(nn, K + i * n, v);
+    }
     return;
   }
   constexpr int64_t B = 64;
   const int64_t nb = (n + B - 1) / B;
+  std::vector<double> R(size_t(nb) * size_t(n));  // R[b n + i] = sum_{j in block b} K_ij v_j
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
   for (int64_t bi = 0; bi < nb; ++bi) {
     const int64_t i0 = bi * B, i1 = std::min(n, i0 + B);
     for (int64_t bj = bi; bj < nb; ++bj) {
       const int64_t j0 = bj * B, j1 = std::min(n, j0 + B);
-      for (int64_t i = i0; i < i1; ++i) row(static_cast<int>(j1 - j0), i, j0);
+      const int len = static_cast<int>(j1 - j0);
+      for (int64_t i = i0; i < i1; ++i) {
+        row(len, i, j0);
+        R[size_t(bj) * n + i] = ot_detail::dot_row(len, K + i * n + j0, v + j0);
+      }
       if (bj == bi) {  // the diagonal tile: its lower triangle from its upper one
         for (int64_t i = i0; i < i1; ++i)
           for (int64_t j = i + 1; j < j1; ++j) K[j * n + i] = K[i * n + j];
       } else {
-        for (int64_t j = j0; j < j1; ++j)
-          for (int64_t i = i0; i < i1; ++i) K[j * n + i] = K[i * n + j];
+        for (int64_t j = j0; j < j1; ++j) {
+          T* Kj = K + j * n;
+          for (int64_t i = i0; i < i1; ++i) Kj[i] = K[i * n + j];
+          R[size_t(bi) * n + j] = ot_detail::dot_row(static_cast<int>(i1 - i0), Kj + i0, v + i0);
+        }
       }
     }
+  }
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    double t = 0.0;
+    for (int64_t b = 0; b < nb; ++b) t += R[size_t(b) * n + i];
+    s[i] = t;
   }
 }
 
@@ -338,11 +362,16 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
   // float64 in P (any eps > 0; the returned plan and its marginal error are float64's).
   std::unique_ptr<float[]> K32;
   double tiny = kTinyProduct;
-  auto build = [&]() { build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, P); };
+  // the kernels are built with their first product K v, v = 1 on the rows with a_i > 0
+  std::vector<double> mask(n), s0(n);
+  for (int64_t i = 0; i < n; ++i) mask[i] = a[i] == 0.0 ? 0.0 : 1.0;
+  auto build = [&]() {
+    build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, P, mask.data(), s0.data());
+  };
   if (n * n >= f32_min_entries) {
     K32.reset(new float[size_t(n) * size_t(n)]);
     tiny = std::max(kTinyProduct, double(n) * kTiny32PerRow);
-    build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, K32.get());
+    build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, K32.get(), mask.data(), s0.data());
   } else {
     build();
   }
@@ -376,7 +405,8 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
     return true;
   };
   for (int64_t i = 0; i < n; ++i) logd[i] = 0.0;
-  SymmetricInfo info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, absorb, &tiny);
+  SymmetricInfo info =
+      symmetric_loop(n, a, tol, max_iter, logd, mv, exact, absorb, &tiny, s0.data());
   if (info.zero_row >= 0) return info;
   if (K32) {
     // The float32 phase has converged (or run out of iterations): the scaling folded into f,
@@ -386,7 +416,7 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
     absorb(logd, std::numeric_limits<double>::infinity(), true);
     const int64_t n32 = info.n_iter;
     info = symmetric_loop(n, a, tol, std::max<int64_t>(0, max_iter - n32), logd, mv, exact, absorb,
-                          &tiny);
+                          &tiny, s0.data());
     info.n_iter += n32;
     if (info.zero_row >= 0) return info;
   }
