@@ -18,9 +18,11 @@ SYMMETRY_RTOL = 1e-6
 """``K`` (or ``C``) is accepted as symmetric when ``max |K - K.T| <= SYMMETRY_RTOL * max |K|``."""
 
 
-KERNEL32_MIN_ENTRIES = 1 << 20
+KERNEL32_MIN_ENTRIES = 1 << 62
 """With a cost of at least this many entries, the iterations start on a float32 copy of the Gibbs
-kernel (half the memory traffic per pass) and finish on the float64 one."""
+kernel (half the memory traffic per pass) and finish on the float64 one. Off by default: the
+second (float64) kernel build costs more than the cheaper passes save (measured at n = 1,000 to
+4,000 on 2 cores: 5-25 % slower); kept for machines where memory bandwidth is scarcer."""
 
 
 class SymmetricScalingResult(NamedTuple):
