@@ -1260,3 +1260,30 @@ def test_symmetric_scan_matches_numpy(dtype, n):
     assert not _core.symmetric_scan(M)[0]
     M[n - 1, 0] = np.inf
     assert not _core.symmetric_scan(M)[0]
+
+
+@pytest.mark.parametrize("case", ["zero_diag", "offset", "near_sym"])
+def test_sinkhorn_symmetric_fused_checks_match_separate(case):
+    # the cost path's input checks fused with the first kernel build (kept when C is exactly
+    # symmetric with zero row minima, else rebuilt): bitwise the separate-scan result
+    from geoml import _core
+
+    rng = np.random.default_rng(30)
+    x = rng.random((150, 2))
+    C = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)  # exactly symmetric, zero diagonal
+    if case == "offset":
+        C = C + 0.3 + np.add.outer(x[:, 0], x[:, 0])
+    elif case == "near_sym":
+        C = C + 1e-9 * rng.random(C.shape)
+    a = rng.uniform(0.5, 1.5, 150)
+    a /= a.sum()
+    res = got.sinkhorn_symmetric(C, a, eps=0.05, tol=1e-11)
+    _, _, _, asym, rowmin = _core.symmetric_scan(C, rowmin=True)
+    P, logd, n_iter, err, conv, zr, scan = _core.sinkhorn_symmetric_cost(
+        C, a, eps=0.05, tol=1e-11, max_iter=10000, rowmin=rowmin, c_symmetric=asym == 0.0
+    )
+    assert scan is None and conv and res.converged and res.n_iter == n_iter
+    assert np.array_equal(res.plan, P) and np.array_equal(res.log_scaling, logd)
+    L = logd[:, None] + logd[None, :] - C / 0.05
+    assert np.allclose(np.exp(L), P, rtol=1e-10, atol=0)
+    assert np.abs(P.sum(1) - a).sum() <= 1e-11

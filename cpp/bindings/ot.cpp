@@ -275,7 +275,8 @@ py::tuple sinkhorn_symmetric_csr_py(carray<int64_t> indptr, carray<int64_t> indi
 
 py::tuple sinkhorn_symmetric_cost_py(carray<double> C, carray<double> a, double eps, double tol,
                                      int64_t max_iter, int n_jobs, py::object rowmin,
-                                     bool c_symmetric, int64_t f32_min_entries) {
+                                     bool c_symmetric, int64_t f32_min_entries, bool check,
+                                     double sym_rtol) {
   const int64_t n = a.shape(0);
   if (C.ndim() != 2 || C.shape(0) != n || C.shape(1) != n)
     throw std::invalid_argument("C must have shape (len(a), len(a))");
@@ -291,13 +292,17 @@ py::tuple sinkhorn_symmetric_cost_py(carray<double> C, carray<double> a, double 
   py::array_t<double> logd(n), P({n, n});
   double* pl = logd.mutable_data();
   double* pp = P.mutable_data();
+  SymmetricScan scan;
   SymmetricInfo info;
   {
     py::gil_scoped_release release;
     info = sinkhorn_symmetric_cost(n, C.data(), eps, a.data(), tol, max_iter, nt, pl, pp, prm,
-                                   c_symmetric, f32_min_entries);
+                                   c_symmetric, f32_min_entries, check ? &scan : nullptr, sym_rtol);
   }
-  return py::make_tuple(P, logd, info.n_iter, info.marginal_error, info.converged, info.zero_row);
+  py::object sc = py::none();
+  if (check) sc = py::make_tuple(scan.finite, scan.min, scan.absmax, scan.asym);
+  return py::make_tuple(P, logd, info.n_iter, info.marginal_error, info.converged, info.zero_row,
+                        sc);
 }
 
 template <typename T>
@@ -392,9 +397,10 @@ void bind_ot(py::module_& m) {
   m.def("sinkhorn_symmetric_cost", &sinkhorn_symmetric_cost_py, py::arg("C"), py::arg("a"),
         py::kw_only(), py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("n_jobs") = 0,
         py::arg("rowmin") = py::none(), py::arg("c_symmetric") = false,
-        py::arg("f32_min_entries") = int64_t(1) << 20,
+        py::arg("f32_min_entries") = int64_t(1) << 20, py::arg("check") = false,
+        py::arg("sym_rtol") = 0.0,
         "Symmetric scaling of exp(-C / eps) -> (P, log d, n_iter, marginal_error, converged, "
-        "zero_row).");
+        "zero_row, (finite, min, max |C|, max |C - C.T|) with check else None).");
 }
 
 }  // namespace geoml

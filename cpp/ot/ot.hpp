@@ -297,6 +297,14 @@ SymmetricInfo sinkhorn_symmetric_csr(int64_t n, const int64_t* indptr, const int
                                      const double* data, const double* a, double tol,
                                      int64_t max_iter, int n_threads, double* logd);
 
+/// What symmetric_scan finds in a dense square matrix M (n x n, row-major).
+struct SymmetricScan {
+  bool finite = true;   ///< no NaN or infinity
+  double min = 0.0;     ///< min_ij M_ij (meaningful when finite)
+  double absmax = 0.0;  ///< max_ij |M_ij|
+  double asym = 0.0;    ///< max_ij |M_ij - M_ji|
+};
+
 /// Same on the Gibbs kernel exp(-C / eps) of a symmetric cost C (n x n, float64): the kernel
 /// exp((f_i + f_j - C_ij) / eps) is stored in `P` (float64, n x n) and the scaling absorbed into
 /// f whenever |log d| exceeds 30 or a row underflows (then rebuilt: n^2 exps), so any eps > 0
@@ -305,19 +313,14 @@ SymmetricInfo sinkhorn_symmetric_csr(int64_t n, const int64_t* indptr, const int
 /// symmetric_scan (else one more pass over C); `c_symmetric`: C == C.T exactly (then half the
 /// kernel's exponentials, mirrored). From `f32_min_entries` kernel entries on, the iterations
 /// run on a float32 copy of the kernel first (half the memory traffic), then finish on the
-/// float64 one (the returned plan and its marginal error are float64's).
+/// float64 one (the returned plan and its marginal error are float64's). With `scan`, the input
+/// checks of symmetric_scan (row minima included) run fused with the first kernel build, and
+/// nothing more when C is not finite or max |C - C.T| > sym_rtol max |C| (the caller raises).
 SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, const double* a,
                                       double tol, int64_t max_iter, int n_threads, double* logd,
                                       double* P, const double* rowmin = nullptr,
-                                      bool c_symmetric = false, int64_t f32_min_entries = 1 << 20);
-
-/// What symmetric_scan finds in a dense square matrix M (n x n, row-major).
-struct SymmetricScan {
-  bool finite = true;   ///< no NaN or infinity
-  double min = 0.0;     ///< min_ij M_ij (meaningful when finite)
-  double absmax = 0.0;  ///< max_ij |M_ij|
-  double asym = 0.0;    ///< max_ij |M_ij - M_ji|
-};
+                                      bool c_symmetric = false, int64_t f32_min_entries = 1 << 20,
+                                      SymmetricScan* scan = nullptr, double sym_rtol = 0.0);
 
 /// One tiled pass over M (each entry read once, as M_ij or as M_ji) for the input checks of the
 /// symmetric scaling; parallel over tile rows, the result does not depend on the thread count.

@@ -282,13 +282,69 @@ SymmetricInfo sinkhorn_symmetric_csr(int64_t n, const int64_t* indptr, const int
   return symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb, &kTiny64);
 }
 
+// Running input checks of a tile pair (M_ij and M_ji for i in [i0, i1), j in [j0, j1); the
+// upper triangle only on a diagonal tile); row minima into rm (n) when non-null.
+struct ScanAcc {
+  double mn = std::numeric_limits<double>::infinity(), mx = 0.0, asym = 0.0;
+  bool finite = true;
+};
+
+template <typename T>
+void scan_tile(int64_t n, const T* M, int64_t i0, int64_t i1, int64_t j0, int64_t j1, bool diag,
+               ScanAcc& acc, double* rm) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  for (int64_t i = i0; i < i1; ++i) {
+    const T* Mi = M + i * n;
+    double lmn = acc.mn, lmx = acc.mx, las = acc.asym, xmin = kInf;
+    bool lf = true;
+    for (int64_t j = diag ? i : j0; j < j1; ++j) {
+      const double x = double(Mi[j]), y = double(M[j * n + i]);
+      lf = lf && std::isfinite(x) && std::isfinite(y);
+      xmin = std::min(xmin, x);
+      lmn = std::min(lmn, y);
+      lmx = std::max(lmx, std::max(std::fabs(x), std::fabs(y)));
+      las = std::max(las, std::fabs(x - y));
+      if (rm != nullptr) rm[j] = std::min(rm[j], y);
+    }
+    acc.mn = std::min(lmn, xmin);
+    if (rm != nullptr) rm[i] = std::min(rm[i], xmin);
+    acc.mx = lmx;
+    acc.asym = las;
+    acc.finite = acc.finite && lf;
+  }
+}
+
+// Merges per-thread accumulators and row minima (exact operations: the result does not depend
+// on the thread count).
+SymmetricScan merge_scan(int64_t n, const std::vector<ScanAcc>& accs,
+                         const std::vector<double>& rmins, double* rowmin) {
+  SymmetricScan out;
+  out.min = std::numeric_limits<double>::infinity();
+  for (const ScanAcc& c : accs) {
+    out.finite = out.finite && c.finite;
+    out.min = std::min(out.min, c.mn);
+    out.absmax = std::max(out.absmax, c.mx);
+    out.asym = std::max(out.asym, c.asym);
+  }
+  if (rowmin != nullptr) {
+    const size_t T = accs.size();
+    for (int64_t i = 0; i < n; ++i) {
+      double m = std::numeric_limits<double>::infinity();
+      for (size_t t = 0; t < T; ++t) m = std::min(m, rmins[t * size_t(n) + size_t(i)]);
+      rowmin[i] = m;
+    }
+  }
+  return out;
+}
+
 // K_ij = exp((f_i + f_j - C_ij) ie) into K (float32 or float64), and s = K v (n) in the same
 // pass. With C == C.T exactly, the exponentials of the upper tiles only, mirrored (half the
 // exps; K symmetric by construction), s summed from per-tile partial sums in a fixed order:
 // the result does not depend on the thread count.
 template <typename T>
 void build_gibbs(int64_t n, const double* f, const double* C, double ie, bool c_symmetric,
-                 int n_threads, T* K, const double* v, double* s) {
+                 int n_threads, T* K, const double* v, double* s, ScanAcc* accs = nullptr,
+                 double* rmins = nullptr) {
   auto row = [&](int len, int64_t i, int64_t j0) {
     if constexpr (std::is_same_v<T, float>)
       ot_detail::exp_row32(len, f[i], f + j0, C + i * n + j0, ie, K + i * n + j0);
@@ -307,24 +363,30 @@ void build_gibbs(int64_t n, const double* f, const double* C, double ie, bool c_
   constexpr int64_t B = 64;
   const int64_t nb = (n + B - 1) / B;
   std::vector<double> R(size_t(nb) * size_t(n));  // R[b n + i] = sum_{j in block b} K_ij v_j
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
-  for (int64_t bi = 0; bi < nb; ++bi) {
-    const int64_t i0 = bi * B, i1 = std::min(n, i0 + B);
-    for (int64_t bj = bi; bj < nb; ++bj) {
-      const int64_t j0 = bj * B, j1 = std::min(n, j0 + B);
-      const int len = static_cast<int>(j1 - j0);
-      for (int64_t i = i0; i < i1; ++i) {
-        row(len, i, j0);
-        R[size_t(bj) * n + i] = ot_detail::dot_row(len, K + i * n + j0, v + j0);
-      }
-      if (bj == bi) {  // the diagonal tile: its lower triangle from its upper one
-        for (int64_t i = i0; i < i1; ++i)
-          for (int64_t j = i + 1; j < j1; ++j) K[j * n + i] = K[i * n + j];
-      } else {
-        for (int64_t j = j0; j < j1; ++j) {
-          T* Kj = K + j * n;
-          for (int64_t i = i0; i < i1; ++i) Kj[i] = K[i * n + j];
-          R[size_t(bi) * n + j] = ot_detail::dot_row(static_cast<int>(i1 - i0), Kj + i0, v + i0);
+#pragma omp parallel num_threads(n_threads)
+  {
+    const int tid = thread_id();
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t bi = 0; bi < nb; ++bi) {
+      const int64_t i0 = bi * B, i1 = std::min(n, i0 + B);
+      for (int64_t bj = bi; bj < nb; ++bj) {
+        const int64_t j0 = bj * B, j1 = std::min(n, j0 + B);
+        const int len = static_cast<int>(j1 - j0);
+        if (accs != nullptr)  // the input checks of this tile pair, while it is in cache
+          scan_tile(n, C, i0, i1, j0, j1, bj == bi, accs[tid], rmins + size_t(tid) * size_t(n));
+        for (int64_t i = i0; i < i1; ++i) {
+          row(len, i, j0);
+          R[size_t(bj) * n + i] = ot_detail::dot_row(len, K + i * n + j0, v + j0);
+        }
+        if (bj == bi) {  // the diagonal tile: its lower triangle from its upper one
+          for (int64_t i = i0; i < i1; ++i)
+            for (int64_t j = i + 1; j < j1; ++j) K[j * n + i] = K[i * n + j];
+        } else {
+          for (int64_t j = j0; j < j1; ++j) {
+            T* Kj = K + j * n;
+            for (int64_t i = i0; i < i1; ++i) Kj[i] = K[i * n + j];
+            R[size_t(bi) * n + j] = ot_detail::dot_row(static_cast<int>(i1 - i0), Kj + i0, v + i0);
+          }
         }
       }
     }
@@ -340,13 +402,36 @@ void build_gibbs(int64_t n, const double* f, const double* C, double ie, bool c_
 SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, const double* a,
                                       double tol, int64_t max_iter, int n_threads, double* logd,
                                       double* P, const double* rowmin, bool c_symmetric,
-                                      int64_t f32_min_entries) {
+                                      int64_t f32_min_entries, SymmetricScan* scan,
+                                      double sym_rtol) {
   n_threads = threads_for(n * n, n_threads);
   const int nn = static_cast<int>(n);
   const double ie = 1.0 / eps;
   // f_i = min_j C_ij / 2 makes every exponent f_i + f_j - C_ij <= 0 at the start (C symmetric)
   std::vector<double> f(n), h(n);
-  if (rowmin != nullptr) {
+  // the kernels are built with their first product K v, v = 1 on the rows with a_i > 0
+  std::vector<double> mask(n), s0(n);
+  for (int64_t i = 0; i < n; ++i) mask[i] = a[i] == 0.0 ? 0.0 : 1.0;
+  SymmetricInfo info;
+  if (scan != nullptr) {
+    // The input checks fused with a first (mirrored) build with f = 0, which stands whenever
+    // C is exactly symmetric with zero row minima (a cost with a zero diagonal); else rebuilt.
+    std::vector<ScanAcc> accs(n_threads);
+    std::vector<double> rmins(size_t(n_threads) * size_t(n),
+                              std::numeric_limits<double>::infinity());
+    build_gibbs(n, f.data(), C, ie, true, n_threads, P, mask.data(), s0.data(), accs.data(),
+                rmins.data());
+    *scan = merge_scan(n, accs, rmins, h.data());
+    if (!scan->finite || scan->asym > sym_rtol * scan->absmax) return info;  // caller raises
+    bool rebuild = scan->asym != 0.0;
+    c_symmetric = !rebuild;
+    for (int64_t i = 0; i < n; ++i) {
+      f[i] = 0.5 * h[i];
+      rebuild = rebuild || f[i] != 0.0;
+    }
+    if (rebuild) build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, P, mask.data(), s0.data());
+    f32_min_entries = std::numeric_limits<int64_t>::max();
+  } else if (rowmin != nullptr) {
     for (int64_t i = 0; i < n; ++i) f[i] = 0.5 * rowmin[i];
   } else {
 #pragma omp parallel for num_threads(n_threads) schedule(static)
@@ -362,9 +447,6 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
   // float64 in P (any eps > 0; the returned plan and its marginal error are float64's).
   std::unique_ptr<float[]> K32;
   double tiny = kTinyProduct;
-  // the kernels are built with their first product K v, v = 1 on the rows with a_i > 0
-  std::vector<double> mask(n), s0(n);
-  for (int64_t i = 0; i < n; ++i) mask[i] = a[i] == 0.0 ? 0.0 : 1.0;
   auto build = [&]() {
     build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, P, mask.data(), s0.data());
   };
@@ -372,7 +454,7 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
     K32.reset(new float[size_t(n) * size_t(n)]);
     tiny = std::max(kTinyProduct, double(n) * kTiny32PerRow);
     build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, K32.get(), mask.data(), s0.data());
-  } else {
+  } else if (scan == nullptr) {
     build();
   }
   auto mv = [&](const double* v, double* s) {
@@ -405,8 +487,7 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
     return true;
   };
   for (int64_t i = 0; i < n; ++i) logd[i] = 0.0;
-  SymmetricInfo info =
-      symmetric_loop(n, a, tol, max_iter, logd, mv, exact, absorb, &tiny, s0.data());
+  info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, absorb, &tiny, s0.data());
   if (info.zero_row >= 0) return info;
   if (K32) {
     // The float32 phase has converged (or run out of iterations): the scaling folded into f,
@@ -442,62 +523,22 @@ SymmetricScan symmetric_scan(int64_t n, const T* M, int n_threads, double* rowmi
   n_threads = threads_for(n * n, n_threads);
   constexpr int64_t B = 64;  // two 64 x 64 float64 tiles: 64 KiB
   const int64_t nb = (n + B - 1) / B;
-  constexpr double kInf = std::numeric_limits<double>::infinity();
-  double mn = kInf, mx = 0.0, asym = 0.0;
-  bool finite = true;
-  // per-thread row minima (a tile updates the rows of both of its blocks); min is exact, so
-  // the merged result does not depend on the thread count
-  std::vector<double> rmins(rowmin != nullptr ? size_t(n_threads) * size_t(n) : 0, kInf);
-#pragma omp parallel num_threads(n_threads) reduction(min : mn) reduction(max : mx, asym) \
-    reduction(&& : finite)
+  std::vector<ScanAcc> accs(n_threads);
+  // per-thread row minima (a tile updates the rows of both of its blocks)
+  std::vector<double> rmins(rowmin != nullptr ? size_t(n_threads) * size_t(n) : 0,
+                            std::numeric_limits<double>::infinity());
+#pragma omp parallel num_threads(n_threads)
   {
-#ifdef _OPENMP
-    const int tid = omp_get_thread_num();
-#else
-    const int tid = 0;
-#endif
+    const int tid = thread_id();
     double* rm = rowmin != nullptr ? rmins.data() + size_t(tid) * size_t(n) : nullptr;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bi = 0; bi < nb; ++bi) {
       const int64_t i0 = bi * B, i1 = std::min(n, i0 + B);
-      for (int64_t bj = bi; bj < nb; ++bj) {
-        const int64_t j0 = bj * B, j1 = std::min(n, j0 + B);
-        for (int64_t i = i0; i < i1; ++i) {
-          const T* Mi = M + i * n;
-          double lmn = mn, lmx = mx, las = asym, xmin = kInf;
-          bool lf = true;
-          const int64_t js = bj == bi ? i : j0;  // diagonal tile: the upper triangle only
-          for (int64_t j = js; j < j1; ++j) {
-            const double x = double(Mi[j]), y = double(M[j * n + i]);
-            lf = lf && std::isfinite(x) && std::isfinite(y);
-            xmin = std::min(xmin, x);
-            lmn = std::min(lmn, y);
-            lmx = std::max(lmx, std::max(std::fabs(x), std::fabs(y)));
-            las = std::max(las, std::fabs(x - y));
-            if (rm != nullptr) rm[j] = std::min(rm[j], y);
-          }
-          lmn = std::min(lmn, xmin);
-          if (rm != nullptr) rm[i] = std::min(rm[i], xmin);
-          mn = lmn;
-          mx = lmx;
-          asym = las;
-          finite = finite && lf;
-        }
-      }
+      for (int64_t bj = bi; bj < nb; ++bj)
+        scan_tile(n, M, i0, i1, bj * B, std::min(n, bj * B + B), bj == bi, accs[tid], rm);
     }
   }
-  if (rowmin != nullptr) {
-    for (int64_t i = 0; i < n; ++i) rowmin[i] = kInf;
-    for (int t = 0; t < n_threads; ++t)
-      for (int64_t i = 0; i < n; ++i)
-        rowmin[i] = std::min(rowmin[i], rmins[size_t(t) * size_t(n) + size_t(i)]);
-  }
-  SymmetricScan out;
-  out.finite = finite;
-  out.min = mn;
-  out.absmax = mx;
-  out.asym = asym;
-  return out;
+  return merge_scan(n, accs, rmins, rowmin);
 }
 
 template SymmetricScan symmetric_scan<double>(int64_t, const double*, int, double*);

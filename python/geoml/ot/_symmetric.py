@@ -67,6 +67,12 @@ def _scan_dense(K, name: str, *, cost: bool, n_jobs: int = 0) -> tuple[np.ndarra
     finite, lo, kmax, asym, rowmin = _core.symmetric_scan(
         np.ascontiguousarray(K), n_jobs=n_jobs, rowmin=cost
     )
+    _raise_scan((finite, lo, kmax, asym), name, cost=cost)
+    return rowmin, asym == 0.0
+
+
+def _raise_scan(scan, name: str, *, cost: bool) -> None:
+    finite, lo, kmax, asym = scan
     if not finite:
         raise ValueError(f"{name} contains NaN or infinity")
     if not cost and lo < 0:
@@ -76,7 +82,6 @@ def _scan_dense(K, name: str, *, cost: bool, n_jobs: int = 0) -> tuple[np.ndarra
             f"{name} is not symmetric (max |{name} - {name}.T| = {asym:.3g}, "
             f"max |{name}| = {kmax:.3g})"
         )
-    return rowmin, asym == 0.0
 
 
 def _square(shape, name: str) -> int:
@@ -162,9 +167,13 @@ def sinkhorn_symmetric(
             raise TypeError("C must be dense when eps is given (a sparse cost has no meaning)")
         C = as_float_array(K_or_C, "C", dtype=np.float64, finite=False)
         n = _square(C.shape, "C")
-        rowmin, exact = _scan_dense(C, "C", cost=True, n_jobs=n_jobs)
         a = _masses(a, n)
-        P, logd, n_iter, err, conv, zero_row = _core.sinkhorn_symmetric_cost(
+        fused = n * n < KERNEL32_MIN_ENTRIES
+        if fused:  # the input checks run in C++ fused with the first kernel build
+            rowmin, exact = None, False
+        else:
+            rowmin, exact = _scan_dense(C, "C", cost=True, n_jobs=n_jobs)
+        P, logd, n_iter, err, conv, zero_row, scan = _core.sinkhorn_symmetric_cost(
             C,
             a,
             eps=eps,
@@ -174,7 +183,11 @@ def sinkhorn_symmetric(
             rowmin=rowmin,
             c_symmetric=exact,
             f32_min_entries=KERNEL32_MIN_ENTRIES,
+            check=fused,
+            sym_rtol=SYMMETRY_RTOL,
         )
+        if fused:
+            _raise_scan(scan, "C", cost=True)
         if not return_plan:
             P = None
     elif sp.issparse(K_or_C):
