@@ -292,26 +292,39 @@ struct ScanAcc {
 template <typename T>
 void scan_tile(int64_t n, const T* M, int64_t i0, int64_t i1, int64_t j0, int64_t j1, bool diag,
                ScanAcc& acc, double* rm) {
-  constexpr double kInf = std::numeric_limits<double>::infinity();
+  constexpr int64_t kT = 64;  // the tile edge of the callers
+  double Tt[kT * kT];         // Tt[(i - i0) kT + (j - j0)] = M_ji: contiguous loops below
+  for (int64_t j = j0; j < j1; ++j) {
+    const T* Mj = M + j * n;
+    for (int64_t i = i0; i < i1; ++i) Tt[(i - i0) * kT + (j - j0)] = double(Mj[i]);
+  }
+  double mn = acc.mn, mx = acc.mx, as = acc.asym, nan = 0.0;
   for (int64_t i = i0; i < i1; ++i) {
     const T* Mi = M + i * n;
-    double lmn = acc.mn, lmx = acc.mx, las = acc.asym, xmin = kInf;
-    bool lf = true;
-    for (int64_t j = diag ? i : j0; j < j1; ++j) {
-      const double x = double(Mi[j]), y = double(M[j * n + i]);
-      lf = lf && std::isfinite(x) && std::isfinite(y);
+    const double* y = Tt + (i - i0) * kT - j0;
+    double xmin = std::numeric_limits<double>::infinity();
+    const int64_t js = diag ? i : j0;
+    // (x - x) is NaN exactly for a NaN or infinite x, so nan stays 0 while all are finite
+#pragma omp simd reduction(min : mn, xmin) reduction(max : mx, as) reduction(+ : nan)
+    for (int64_t j = js; j < j1; ++j) {
+      const double x = double(Mi[j]), yj = y[j];
+      nan += (x - x) + (yj - yj);
       xmin = std::min(xmin, x);
-      lmn = std::min(lmn, y);
-      lmx = std::max(lmx, std::max(std::fabs(x), std::fabs(y)));
-      las = std::max(las, std::fabs(x - y));
-      if (rm != nullptr) rm[j] = std::min(rm[j], y);
+      mn = std::min(mn, yj);
+      mx = std::max(mx, std::max(std::fabs(x), std::fabs(yj)));
+      as = std::max(as, std::fabs(x - yj));
     }
-    acc.mn = std::min(lmn, xmin);
-    if (rm != nullptr) rm[i] = std::min(rm[i], xmin);
-    acc.mx = lmx;
-    acc.asym = las;
-    acc.finite = acc.finite && lf;
+    if (rm != nullptr) {
+#pragma omp simd
+      for (int64_t j = js; j < j1; ++j) rm[j] = std::min(rm[j], y[j]);
+      rm[i] = std::min(rm[i], xmin);
+    }
+    mn = std::min(mn, xmin);
   }
+  acc.mn = mn;
+  acc.mx = mx;
+  acc.asym = as;
+  acc.finite = acc.finite && nan == 0.0;
 }
 
 // Merges per-thread accumulators and row minima (exact operations: the result does not depend
