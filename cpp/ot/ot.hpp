@@ -279,7 +279,8 @@ struct SymmetricInfo {
 /// Symmetric scaling of a dense non-negative symmetric kernel K (n x n, row-major, float32 or
 /// float64): finds d > 0 with d_i (K d)_i = a_i by the damped fixed point
 /// log d <- (log d + log a - log K d) / 2 (the geometric mean of d and a / K d), which converges
-/// for symmetric K with total support (rate at most 1/2 per pass for positive semi-definite K).
+/// for symmetric K with total support (rate at most 1/2 per pass for positive semi-definite K),
+/// accelerated by Anderson mixing over the last 6 iterates (restarted when the error grows).
 /// The scaling is kept as log d (in/out `logd`: warm start on entry, zeros for none) and K d is
 /// formed from exp(log d - max log d), so d never overflows; a row whose product underflows is
 /// recomputed exactly by a log-sum-exp over log K_ij + log d_j. Rows with a_i = 0 get

@@ -109,8 +109,9 @@ def sinkhorn_symmetric(
     sums ``a``: with ``a = 1`` a doubly-stochastic matrix (Sinkhorn-Knopp; the doubly-stochastic
     normalisation of an affinity, the membership of MLC). With ``eps`` the plan is the entropic OT
     plan of ``ot.sinkhorn(a, a, C, eps)``. The damped fixed point
-    ``log d <- (log d + log a - log K d) / 2`` is iterated in the log domain (scalings absorbed
-    into the kernel for a cost), one pass over the kernel per iteration, multi-threaded.
+    ``log d <- (log d + log a - log K d) / 2`` is iterated in the log domain with Anderson mixing
+    (scalings absorbed into the kernel for a cost), one pass over the kernel per iteration,
+    multi-threaded; a cost's input checks and its kernel build share one pass over ``C``.
 
     Parameters
     ----------
