@@ -1203,3 +1203,87 @@ def test_sinkhorn_symmetric_no_scaling_exists_warns(sparse):
     P = res.plan.toarray() if sparse else res.plan
     assert not res.converged and np.isfinite(P).all() and P[0, 0] == P[1, 1] == 0
     assert abs(res.marginal_error - 1 / 3) < 1e-9
+
+
+@pytest.mark.parametrize(
+    "seed,n,eps,exact_sym",
+    [(20, 90, 0.1, True), (21, 130, 0.02, True), (22, 70, 0.05, False), (23, 65, 1e-3, True)],
+)
+def test_sinkhorn_symmetric_float32_phase(monkeypatch, seed, n, eps, exact_sym):
+    # the float32-kernel phase (large costs) forced at small n: same plan as POT / a NumPy
+    # float64 Gibbs form, marginal error measured in float64 on the returned plan
+    import geoml.ot._symmetric as sym
+
+    C, a = _sym_problem(seed, n, d=2)
+    if not exact_sym:  # within the symmetry tolerance but not exactly symmetric
+        C = C + 1e-9 * np.random.default_rng(seed).random(C.shape)
+        assert not np.array_equal(C, C.T)
+    a[seed % n] = 0.0
+    a /= a.sum()
+    ref = got.sinkhorn_symmetric(C, a, eps=eps, tol=1e-11, max_iter=20000)
+    monkeypatch.setattr(sym, "KERNEL32_MIN_ENTRIES", 0)
+    for tol in (1e-9, 1e-11):
+        r1 = got.sinkhorn_symmetric(C, a, eps=eps, tol=tol, max_iter=20000, n_jobs=1)
+        r2 = got.sinkhorn_symmetric(C, a, eps=eps, tol=tol, max_iter=20000, n_jobs=2)
+        assert r1.converged and r1.n_iter == r2.n_iter
+        assert np.array_equal(r1.plan, r2.plan) and np.array_equal(r1.log_scaling, r2.log_scaling)
+        P = r1.plan
+        err = np.abs(P.sum(1) - a).sum()
+        assert err <= tol and abs(err - r1.marginal_error) <= 1e-3 * tol
+        assert not P[seed % n].any() and not P[:, seed % n].any()
+        L = r1.log_scaling[:, None] + r1.log_scaling[None, :] - C / eps
+        assert np.allclose(np.exp(L), P, rtol=1e-10, atol=1e-300)
+        assert np.abs(P - ref.plan).max() <= 1e-6 * a.max()  # both near the same fixed point
+    if eps >= 0.02:
+        m = a > 0  # POT on the rows with mass (the others are zero in P)
+        pref = pot.sinkhorn(a[m], a[m], C[m][:, m], eps, stopThr=1e-14, numItermax=100000)
+        assert np.abs(r1.plan[m][:, m] - pref).max() <= 1e-8 * a.max()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [1, 5, 64, 130])
+def test_symmetric_scan_matches_numpy(dtype, n):
+    from geoml import _core
+
+    rng = np.random.default_rng(n)
+    M = rng.normal(size=(n, n)).astype(dtype)
+    M = M + M.T
+    M[n // 2, n // 3] += dtype(0.25)  # one asymmetric pair
+    for nj in (1, 2):
+        finite, lo, kmax, asym, rowmin = _core.symmetric_scan(M, n_jobs=nj, rowmin=True)
+        M64 = M.astype(np.float64)
+        assert finite and lo == M64.min() and kmax == np.abs(M64).max()
+        assert asym == np.abs(M64 - M64.T).max()
+        assert np.array_equal(rowmin, M64.min(1))
+        assert _core.symmetric_scan(M, n_jobs=nj)[4] is None
+    M[n - 1, 0] = np.nan
+    assert not _core.symmetric_scan(M)[0]
+    M[n - 1, 0] = np.inf
+    assert not _core.symmetric_scan(M)[0]
+
+
+@pytest.mark.parametrize("case", ["zero_diag", "offset", "near_sym"])
+def test_sinkhorn_symmetric_fused_checks_match_separate(case):
+    # the cost path's input checks fused with the first kernel build (kept when C is exactly
+    # symmetric with zero row minima, else rebuilt): bitwise the separate-scan result
+    from geoml import _core
+
+    rng = np.random.default_rng(30)
+    x = rng.random((150, 2))
+    C = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)  # exactly symmetric, zero diagonal
+    if case == "offset":
+        C = C + 0.3 + np.add.outer(x[:, 0], x[:, 0])
+    elif case == "near_sym":
+        C = C + 1e-9 * rng.random(C.shape)
+    a = rng.uniform(0.5, 1.5, 150)
+    a /= a.sum()
+    res = got.sinkhorn_symmetric(C, a, eps=0.05, tol=1e-11)
+    _, _, _, asym, rowmin = _core.symmetric_scan(C, rowmin=True)
+    P, logd, n_iter, err, conv, zr, scan = _core.sinkhorn_symmetric_cost(
+        C, a, eps=0.05, tol=1e-11, max_iter=10000, rowmin=rowmin, c_symmetric=asym == 0.0
+    )
+    assert scan is None and conv and res.converged and res.n_iter == n_iter
+    assert np.array_equal(res.plan, P) and np.array_equal(res.log_scaling, logd)
+    L = logd[:, None] + logd[None, :] - C / 0.05
+    assert np.allclose(np.exp(L), P, rtol=1e-10, atol=0)
+    assert np.abs(P.sum(1) - a).sum() <= 1e-11

@@ -274,20 +274,57 @@ py::tuple sinkhorn_symmetric_csr_py(carray<int64_t> indptr, carray<int64_t> indi
 }
 
 py::tuple sinkhorn_symmetric_cost_py(carray<double> C, carray<double> a, double eps, double tol,
-                                     int64_t max_iter, int n_jobs) {
+                                     int64_t max_iter, int n_jobs, py::object rowmin,
+                                     bool c_symmetric, int64_t f32_min_entries, bool check,
+                                     double sym_rtol) {
   const int64_t n = a.shape(0);
   if (C.ndim() != 2 || C.shape(0) != n || C.shape(1) != n)
     throw std::invalid_argument("C must have shape (len(a), len(a))");
+  carray<double> rm;
+  const double* prm = nullptr;
+  if (!rowmin.is_none()) {
+    rm = rowmin.cast<carray<double>>();
+    if (rm.ndim() != 1 || rm.shape(0) != n)
+      throw std::invalid_argument("rowmin must have shape (len(a),)");
+    prm = rm.data();
+  }
   const int nt = resolve_threads(n_jobs);
   py::array_t<double> logd(n), P({n, n});
   double* pl = logd.mutable_data();
   double* pp = P.mutable_data();
+  SymmetricScan scan;
   SymmetricInfo info;
   {
     py::gil_scoped_release release;
-    info = sinkhorn_symmetric_cost(n, C.data(), eps, a.data(), tol, max_iter, nt, pl, pp);
+    info = sinkhorn_symmetric_cost(n, C.data(), eps, a.data(), tol, max_iter, nt, pl, pp, prm,
+                                   c_symmetric, f32_min_entries, check ? &scan : nullptr, sym_rtol);
   }
-  return py::make_tuple(P, logd, info.n_iter, info.marginal_error, info.converged, info.zero_row);
+  py::object sc = py::none();
+  if (check) sc = py::make_tuple(scan.finite, scan.min, scan.absmax, scan.asym);
+  return py::make_tuple(P, logd, info.n_iter, info.marginal_error, info.converged, info.zero_row,
+                        sc);
+}
+
+template <typename T>
+py::tuple symmetric_scan_py(exact<T> M_in, int n_jobs, bool rowmin) {
+  const carray<T> M = contiguous(M_in);
+  if (M.ndim() != 2 || M.shape(0) != M.shape(1))
+    throw std::invalid_argument("M must be a square (n, n) matrix");
+  const int nt = resolve_threads(n_jobs);
+  const int64_t n = M.shape(0);
+  py::object rm = py::none();
+  double* prm = nullptr;
+  if (rowmin) {
+    py::array_t<double> r(n);
+    prm = r.mutable_data();
+    rm = r;
+  }
+  SymmetricScan r;
+  {
+    py::gil_scoped_release release;
+    r = symmetric_scan<T>(n, M.data(), nt, prm);
+  }
+  return py::make_tuple(r.finite, r.min, r.absmax, r.asym, rm);
 }
 
 }  // namespace
@@ -352,10 +389,18 @@ void bind_ot(py::module_& m) {
         py::arg("n_jobs") = 0,
         "Symmetric scaling of a CSR kernel -> (log d, n_iter, marginal_error, converged, "
         "zero_row).");
+  def_overloads(m, "symmetric_scan", Floats{}, GEOML_PICK(symmetric_scan_py),
+                py::arg("M").noconvert(), py::kw_only(), py::arg("n_jobs") = 0,
+                py::arg("rowmin") = false,
+                "One pass over a square matrix -> (all finite, min, max |M|, max |M - M.T|, "
+                "row minima or None).");
   m.def("sinkhorn_symmetric_cost", &sinkhorn_symmetric_cost_py, py::arg("C"), py::arg("a"),
         py::kw_only(), py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("n_jobs") = 0,
+        py::arg("rowmin") = py::none(), py::arg("c_symmetric") = false,
+        py::arg("f32_min_entries") = int64_t(1) << 20, py::arg("check") = false,
+        py::arg("sym_rtol") = 0.0,
         "Symmetric scaling of exp(-C / eps) -> (P, log d, n_iter, marginal_error, converged, "
-        "zero_row).");
+        "zero_row, (finite, min, max |C|, max |C - C.T|) with check else None).");
 }
 
 }  // namespace geoml

@@ -282,7 +282,8 @@ struct SymmetricInfo {
 /// Symmetric scaling of a dense non-negative symmetric kernel K (n x n, row-major, float32 or
 /// float64): finds d > 0 with d_i (K d)_i = a_i by the damped fixed point
 /// log d <- (log d + log a - log K d) / 2 (the geometric mean of d and a / K d), which converges
-/// for symmetric K with total support (rate at most 1/2 per pass for positive semi-definite K).
+/// for symmetric K with total support (rate at most 1/2 per pass for positive semi-definite K),
+/// accelerated by Anderson mixing over the last 6 iterates (restarted when the error grows).
 /// The scaling is kept as log d (in/out `logd`: warm start on entry, zeros for none) and K d is
 /// formed from exp(log d - max log d), so d never overflows; a row whose product underflows is
 /// recomputed exactly by a log-sum-exp over log K_ij + log d_j. Rows with a_i = 0 get
@@ -300,13 +301,35 @@ SymmetricInfo sinkhorn_symmetric_csr(int64_t n, const int64_t* indptr, const int
                                      const double* data, const double* a, double tol,
                                      int64_t max_iter, int n_threads, double* logd);
 
+/// What symmetric_scan finds in a dense square matrix M (n x n, row-major).
+struct SymmetricScan {
+  bool finite = true;   ///< no NaN or infinity
+  double min = 0.0;     ///< min_ij M_ij (meaningful when finite)
+  double absmax = 0.0;  ///< max_ij |M_ij|
+  double asym = 0.0;    ///< max_ij |M_ij - M_ji|
+};
+
 /// Same on the Gibbs kernel exp(-C / eps) of a symmetric cost C (n x n, float64): the kernel
 /// exp((f_i + f_j - C_ij) / eps) is stored in `P` (float64, n x n) and the scaling absorbed into
 /// f whenever |log d| exceeds 30 or a row underflows (then rebuilt: n^2 exps), so any eps > 0
 /// works. On exit P holds the plan and `logd` (n) the full log-scaling (f / eps + log d), with
-/// P_ij = exp(logd_i + logd_j - C_ij / eps).
+/// P_ij = exp(logd_i + logd_j - C_ij / eps). `rowmin` (n, optional): min_j C_ij, known from a
+/// symmetric_scan (else one more pass over C); `c_symmetric`: C == C.T exactly (then half the
+/// kernel's exponentials, mirrored). From `f32_min_entries` kernel entries on, the iterations
+/// run on a float32 copy of the kernel first (half the memory traffic), then finish on the
+/// float64 one (the returned plan and its marginal error are float64's). With `scan`, the input
+/// checks of symmetric_scan (row minima included) run fused with the first kernel build, and
+/// nothing more when C is not finite or max |C - C.T| > sym_rtol max |C| (the caller raises).
 SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, const double* a,
                                       double tol, int64_t max_iter, int n_threads, double* logd,
-                                      double* P);
+                                      double* P, const double* rowmin = nullptr,
+                                      bool c_symmetric = false, int64_t f32_min_entries = 1 << 20,
+                                      SymmetricScan* scan = nullptr, double sym_rtol = 0.0);
+
+/// One tiled pass over M (each entry read once, as M_ij or as M_ji) for the input checks of the
+/// symmetric scaling; parallel over tile rows, the result does not depend on the thread count.
+/// Writes min_j M_ij into `rowmin` (n) when non-null.
+template <typename T>
+SymmetricScan symmetric_scan(int64_t n, const T* M, int n_threads, double* rowmin = nullptr);
 
 }  // namespace geoml

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "common/common.hpp"
@@ -17,7 +19,10 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 constexpr double kTinyProduct = 1e-280;  // (K v)_i below this: recomputed by log-sum-exp
-constexpr double kAbsorbLog = 30.0;      // |log d| above this: absorbed into the potentials
+// the same for a float32 kernel, times n: the entries below FLT_MIN (subnormal or 0) then add
+// at most 1e-17 relative to a product
+constexpr double kTiny32PerRow = 1.2e-21;
+constexpr double kAbsorbLog = 30.0;  // |log d| above this: absorbed into the potentials
 constexpr int64_t kParallelMin = int64_t(1) << 20;  // kernel entries below which one thread runs
 
 // One thread for a small kernel (a parallel region per pass costs more than the pass, far
@@ -26,19 +31,63 @@ int threads_for(int64_t entries, int n_threads) {
   return entries < kParallelMin ? 1 : std::max(1, n_threads);
 }
 
-// The damped fixed point log d <- (log d + log a - log K d) / 2. `mv(v, s)` writes s = K v,
+constexpr int kAndersonMem = 6;           // Anderson acceleration: differences kept
+constexpr double kAndersonMaxStep = 8.0;  // extrapolations moving log d further: not taken
+
+// Solves the small SPD system A x = b (m x m, row-major, A overwritten) by Cholesky; false when
+// A is not numerically positive definite.
+bool small_spd_solve(int m, double* A, double* b) {
+  for (int j = 0; j < m; ++j) {
+    double d = A[j * m + j];
+    for (int k = 0; k < j; ++k) d -= A[j * m + k] * A[j * m + k];
+    if (!(d > 0.0)) return false;
+    d = std::sqrt(d);
+    A[j * m + j] = d;
+    for (int i = j + 1; i < m; ++i) {
+      double s = A[i * m + j];
+      for (int k = 0; k < j; ++k) s -= A[i * m + k] * A[j * m + k];
+      A[i * m + j] = s / d;
+    }
+  }
+  for (int i = 0; i < m; ++i) {
+    double s = b[i];
+    for (int k = 0; k < i; ++k) s -= A[i * m + k] * b[k];
+    b[i] = s / A[i * m + i];
+  }
+  for (int i = m - 1; i >= 0; --i) {
+    double s = b[i];
+    for (int k = i + 1; k < m; ++k) s -= A[k * m + i] * b[k];
+    b[i] = s / A[i * m + i];
+  }
+  return true;
+}
+
+// The damped fixed point G(l) = (l + log a - log K exp(l)) / 2 (the geometric mean of d and
+// a / K d), accelerated by Anderson mixing over the last kAndersonMem iterates (type II, in
+// log d, restarted when the marginal error grows or `absorb` changes the variables): for a
+// positive semi-definite K the linearised map has its spectrum in [0, 1/2], mostly near 1/2 for
+// a smooth kernel, which the mixing removes in a few steps. `mv(v, s)` writes s = K v,
 // `exact_log(i, l)` returns log (K exp(l))_i computed without underflow, `absorb(l, big, fb)`
-// may fold l into the kernel (big = max |l|, fb = a row needed exact_log).
+// may fold l into the kernel (big = max |l|, fb = a row needed exact_log) and returns true
+// when it did; products (K v)_i <= *tiny are recomputed by exact_log. `s_first` (optional):
+// K v for the first iteration, when l starts at 0 on the rows with a_i > 0 (v = 1 there, else 0).
 template <class MatVec, class ExactLog, class Absorb>
 SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max_iter, double* l,
-                             MatVec&& mv, ExactLog&& exact_log, Absorb&& absorb) {
+                             MatVec&& mv, ExactLog&& exact_log, Absorb&& absorb, const double* tiny,
+                             const double* s_first = nullptr) {
   SymmetricInfo info;
   double asum = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     asum += a[i];
     if (a[i] == 0.0) l[i] = kNegInf;
   }
+  constexpr int m = kAndersonMem;
   std::vector<double> v(n), s(n), ln(n);
+  // Anderson history: columns of differences of residuals r = G(l) - l and of G(l)
+  std::vector<double> dR(size_t(n) * m), dG(size_t(n) * m), rprev(n), gprev(n), r(n);
+  int hist = 0, head = 0;  // columns stored, next column to overwrite
+  bool have_prev = false;
+  double err_prev = std::numeric_limits<double>::infinity();
   for (int64_t it = 0;; ++it) {
     double M = kNegInf;
     for (int64_t i = 0; i < n; ++i) M = std::max(M, l[i]);
@@ -47,9 +96,13 @@ SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max
       info.converged = true;
       return info;
     }
-    for (int64_t i = 0; i < n; ++i) v[i] = l[i] == kNegInf ? 0.0 : std::exp(l[i] - M);
-    mv(v.data(), s.data());
-    double err = 0.0, big = 0.0;
+    if (it == 0 && s_first != nullptr) {  // K v for the starting l = 0, formed by the caller
+      std::copy(s_first, s_first + n, s.begin());
+    } else {
+      for (int64_t i = 0; i < n; ++i) v[i] = l[i] == kNegInf ? 0.0 : std::exp(l[i] - M);
+      mv(v.data(), s.data());
+    }
+    double err = 0.0;
     bool fb = false;
     for (int64_t i = 0; i < n; ++i) {
       if (a[i] == 0.0) {
@@ -57,7 +110,7 @@ SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max
         continue;
       }
       double ls;
-      if (s[i] > kTinyProduct && s[i] < std::numeric_limits<double>::infinity()) {
+      if (s[i] > *tiny && s[i] < std::numeric_limits<double>::infinity()) {
         ls = std::log(s[i]) + M;
       } else {
         ls = exact_log(i, l);
@@ -69,7 +122,6 @@ SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max
       }
       err += std::fabs(std::exp(l[i] + ls) - a[i]);
       ln[i] = 0.5 * (l[i] + std::log(a[i]) - ls);
-      big = std::max(big, std::fabs(ln[i]));
     }
     info.marginal_error = err;
     if (err <= tol * asum) {
@@ -77,8 +129,79 @@ SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max
       return info;
     }
     if (it >= max_iter) return info;
+    // residual on the active rows (a_i > 0; the others stay at -inf)
+    for (int64_t i = 0; i < n; ++i) r[i] = a[i] == 0.0 ? 0.0 : ln[i] - l[i];
+    if (!(err < err_prev)) {  // no progress: restart the mixing from this iterate
+      hist = 0;
+      head = 0;
+      have_prev = false;
+    }
+    err_prev = err;
+    if (have_prev) {
+      double* cR = dR.data() + size_t(head) * n;
+      double* cG = dG.data() + size_t(head) * n;
+      for (int64_t i = 0; i < n; ++i) {
+        cR[i] = r[i] - rprev[i];
+        cG[i] = a[i] == 0.0 ? 0.0 : ln[i] - gprev[i];
+      }
+      head = (head + 1) % m;
+      hist = std::min(hist + 1, m);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      rprev[i] = r[i];
+      gprev[i] = a[i] == 0.0 ? 0.0 : ln[i];
+    }
+    have_prev = true;
     std::copy(ln.begin(), ln.end(), l);
-    absorb(l, big, fb);
+    if (hist > 0) {
+      // gamma = argmin |r - dR gamma|: normal equations, lightly regularised
+      double A[m * m], b[m];
+      double tr = 0.0;
+      for (int p = 0; p < hist; ++p) {
+        const double* cp = dR.data() + size_t(p) * n;
+        for (int q = 0; q <= p; ++q) {
+          const double* cq = dR.data() + size_t(q) * n;
+          double g = 0.0;
+          for (int64_t i = 0; i < n; ++i) g += cp[i] * cq[i];
+          A[p * hist + q] = A[q * hist + p] = g;
+        }
+        double g = 0.0;
+        for (int64_t i = 0; i < n; ++i) g += cp[i] * r[i];
+        b[p] = g;
+        tr += A[p * hist + p];
+      }
+      for (int p = 0; p < hist; ++p) A[p * hist + p] += 1e-12 * tr + 1e-300;
+      if (small_spd_solve(hist, A, b)) {
+        double step = 0.0;
+        for (int64_t i = 0; i < n; ++i) {
+          if (a[i] == 0.0) continue;
+          double dx = 0.0;
+          for (int p = 0; p < hist; ++p) dx += dG[size_t(p) * n + i] * b[p];
+          step = std::max(step, std::fabs(dx));
+          ln[i] -= dx;  // ln now holds the mixed iterate
+        }
+        if (step <= kAndersonMaxStep && std::isfinite(step)) {
+          std::copy(ln.begin(), ln.end(), l);
+        } else {  // an outsized extrapolation: keep the plain step, restart
+          hist = 0;
+          head = 0;
+          have_prev = false;
+        }
+      } else {
+        hist = 0;
+        head = 0;
+        have_prev = false;
+      }
+    }
+    double big = 0.0;
+    for (int64_t i = 0; i < n; ++i)
+      if (a[i] != 0.0) big = std::max(big, std::fabs(l[i]));
+    if (absorb(l, big, fb)) {  // new variables: the history no longer applies
+      hist = 0;
+      head = 0;
+      have_prev = false;
+      err_prev = std::numeric_limits<double>::infinity();
+    }
   }
 }
 
@@ -95,7 +218,10 @@ double exact_log_row(int64_t len, const T* k, Idx idx, const double* l) {
   return mx + std::log(s);
 }
 
-void no_absorb(double*, double, bool) {}
+bool no_absorb(double*, double, bool) {
+  return false;
+}
+constexpr double kTiny64 = kTinyProduct;
 
 }  // namespace
 
@@ -111,7 +237,7 @@ SymmetricInfo sinkhorn_symmetric_dense(int64_t n, const T* K, const double* a, d
   auto exact = [&](int64_t i, const double* l) {
     return exact_log_row(n, K + i * n, [](int64_t p) { return p; }, l);
   };
-  SymmetricInfo info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb);
+  SymmetricInfo info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb, &kTiny64);
   if (P != nullptr && info.zero_row < 0) {
     // d_i K_ij d_j; when some |log d| is large (a diverging, non-scalable K) as
     // K_ij exp(log d_i + log d_j), which stays finite where the product of d's would not
@@ -153,33 +279,206 @@ SymmetricInfo sinkhorn_symmetric_csr(int64_t n, const int64_t* indptr, const int
     return exact_log_row(
         indptr[i + 1] - p0, data + p0, [&](int64_t p) { return indices[p0 + p]; }, l);
   };
-  return symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb);
+  return symmetric_loop(n, a, tol, max_iter, logd, mv, exact, no_absorb, &kTiny64);
+}
+
+// Running input checks of a tile pair (M_ij and M_ji for i in [i0, i1), j in [j0, j1); the
+// upper triangle only on a diagonal tile); row minima into rm (n) when non-null.
+struct ScanAcc {
+  double mn = std::numeric_limits<double>::infinity(), mx = 0.0, asym = 0.0;
+  bool finite = true;
+};
+
+template <typename T>
+void scan_tile(int64_t n, const T* M, int64_t i0, int64_t i1, int64_t j0, int64_t j1, bool diag,
+               ScanAcc& acc, double* rm) {
+  constexpr int64_t kT = 64;  // the tile edge of the callers
+  double Tt[kT * kT];         // Tt[(i - i0) kT + (j - j0)] = M_ji: contiguous loops below
+  for (int64_t j = j0; j < j1; ++j) {
+    const T* Mj = M + j * n;
+    for (int64_t i = i0; i < i1; ++i) Tt[(i - i0) * kT + (j - j0)] = double(Mj[i]);
+  }
+  double mn = acc.mn, mx = acc.mx, as = acc.asym, nan = 0.0;
+  for (int64_t i = i0; i < i1; ++i) {
+    const T* Mi = M + i * n;
+    const double* y = Tt + (i - i0) * kT - j0;
+    double xmin = std::numeric_limits<double>::infinity();
+    const int64_t js = diag ? i : j0;
+    // (x - x) is NaN exactly for a NaN or infinite x, so nan stays 0 while all are finite
+#pragma omp simd reduction(min : mn, xmin) reduction(max : mx, as) reduction(+ : nan)
+    for (int64_t j = js; j < j1; ++j) {
+      const double x = double(Mi[j]), yj = y[j];
+      nan += (x - x) + (yj - yj);
+      xmin = std::min(xmin, x);
+      mn = std::min(mn, yj);
+      mx = std::max(mx, std::max(std::fabs(x), std::fabs(yj)));
+      as = std::max(as, std::fabs(x - yj));
+    }
+    if (rm != nullptr) {
+#pragma omp simd
+      for (int64_t j = js; j < j1; ++j) rm[j] = std::min(rm[j], y[j]);
+      rm[i] = std::min(rm[i], xmin);
+    }
+    mn = std::min(mn, xmin);
+  }
+  acc.mn = mn;
+  acc.mx = mx;
+  acc.asym = as;
+  acc.finite = acc.finite && nan == 0.0;
+}
+
+// Merges per-thread accumulators and row minima (exact operations: the result does not depend
+// on the thread count).
+SymmetricScan merge_scan(int64_t n, const std::vector<ScanAcc>& accs,
+                         const std::vector<double>& rmins, double* rowmin) {
+  SymmetricScan out;
+  out.min = std::numeric_limits<double>::infinity();
+  for (const ScanAcc& c : accs) {
+    out.finite = out.finite && c.finite;
+    out.min = std::min(out.min, c.mn);
+    out.absmax = std::max(out.absmax, c.mx);
+    out.asym = std::max(out.asym, c.asym);
+  }
+  if (rowmin != nullptr) {
+    const size_t T = accs.size();
+    for (int64_t i = 0; i < n; ++i) {
+      double m = std::numeric_limits<double>::infinity();
+      for (size_t t = 0; t < T; ++t) m = std::min(m, rmins[t * size_t(n) + size_t(i)]);
+      rowmin[i] = m;
+    }
+  }
+  return out;
+}
+
+// K_ij = exp((f_i + f_j - C_ij) ie) into K (float32 or float64), and s = K v (n) in the same
+// pass. With C == C.T exactly, the exponentials of the upper tiles only, mirrored (half the
+// exps; K symmetric by construction), s summed from per-tile partial sums in a fixed order:
+// the result does not depend on the thread count.
+template <typename T>
+void build_gibbs(int64_t n, const double* f, const double* C, double ie, bool c_symmetric,
+                 int n_threads, T* K, const double* v, double* s, ScanAcc* accs = nullptr,
+                 double* rmins = nullptr) {
+  auto row = [&](int len, int64_t i, int64_t j0) {
+    if constexpr (std::is_same_v<T, float>)
+      ot_detail::exp_row32(len, f[i], f + j0, C + i * n + j0, ie, K + i * n + j0);
+    else
+      ot_detail::exp_row(len, f[i], f + j0, C + i * n + j0, ie, K + i * n + j0);
+  };
+  if (!c_symmetric) {
+    const int nn = static_cast<int>(n);
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      row(nn, i, 0);
+      s[i] = ot_detail::dot_row(nn, K + i * n, v);
+    }
+    return;
+  }
+  constexpr int64_t B = 64;
+  const int64_t nb = (n + B - 1) / B;
+  std::vector<double> R(size_t(nb) * size_t(n));  // R[b n + i] = sum_{j in block b} K_ij v_j
+#pragma omp parallel num_threads(n_threads)
+  {
+    const int tid = thread_id();
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t bi = 0; bi < nb; ++bi) {
+      const int64_t i0 = bi * B, i1 = std::min(n, i0 + B);
+      for (int64_t bj = bi; bj < nb; ++bj) {
+        const int64_t j0 = bj * B, j1 = std::min(n, j0 + B);
+        const int len = static_cast<int>(j1 - j0);
+        if (accs != nullptr)  // the input checks of this tile pair, while it is in cache
+          scan_tile(n, C, i0, i1, j0, j1, bj == bi, accs[tid], rmins + size_t(tid) * size_t(n));
+        for (int64_t i = i0; i < i1; ++i) {
+          row(len, i, j0);
+          R[size_t(bj) * n + i] = ot_detail::dot_row(len, K + i * n + j0, v + j0);
+        }
+        if (bj == bi) {  // the diagonal tile: its lower triangle from its upper one
+          for (int64_t i = i0; i < i1; ++i)
+            for (int64_t j = i + 1; j < j1; ++j) K[j * n + i] = K[i * n + j];
+        } else {
+          for (int64_t j = j0; j < j1; ++j) {
+            T* Kj = K + j * n;
+            for (int64_t i = i0; i < i1; ++i) Kj[i] = K[i * n + j];
+            R[size_t(bi) * n + j] = ot_detail::dot_row(static_cast<int>(i1 - i0), Kj + i0, v + i0);
+          }
+        }
+      }
+    }
+  }
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    double t = 0.0;
+    for (int64_t b = 0; b < nb; ++b) t += R[size_t(b) * n + i];
+    s[i] = t;
+  }
 }
 
 SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, const double* a,
                                       double tol, int64_t max_iter, int n_threads, double* logd,
-                                      double* P) {
+                                      double* P, const double* rowmin, bool c_symmetric,
+                                      int64_t f32_min_entries, SymmetricScan* scan,
+                                      double sym_rtol) {
   n_threads = threads_for(n * n, n_threads);
   const int nn = static_cast<int>(n);
   const double ie = 1.0 / eps;
   // f_i = min_j C_ij / 2 makes every exponent f_i + f_j - C_ij <= 0 at the start (C symmetric)
   std::vector<double> f(n), h(n);
+  // the kernels are built with their first product K v, v = 1 on the rows with a_i > 0
+  std::vector<double> mask(n), s0(n);
+  for (int64_t i = 0; i < n; ++i) mask[i] = a[i] == 0.0 ? 0.0 : 1.0;
+  SymmetricInfo info;
+  if (scan != nullptr) {
+    // The input checks fused with a first (mirrored) build with f = 0, which stands whenever
+    // C is exactly symmetric with zero row minima (a cost with a zero diagonal); else rebuilt.
+    std::vector<ScanAcc> accs(n_threads);
+    std::vector<double> rmins(size_t(n_threads) * size_t(n),
+                              std::numeric_limits<double>::infinity());
+    build_gibbs(n, f.data(), C, ie, true, n_threads, P, mask.data(), s0.data(), accs.data(),
+                rmins.data());
+    *scan = merge_scan(n, accs, rmins, h.data());
+    if (!scan->finite || scan->asym > sym_rtol * scan->absmax) return info;  // caller raises
+    bool rebuild = scan->asym != 0.0;
+    c_symmetric = !rebuild;
+    for (int64_t i = 0; i < n; ++i) {
+      f[i] = 0.5 * h[i];
+      rebuild = rebuild || f[i] != 0.0;
+    }
+    if (rebuild) build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, P, mask.data(), s0.data());
+    f32_min_entries = std::numeric_limits<int64_t>::max();
+  } else if (rowmin != nullptr) {
+    for (int64_t i = 0; i < n; ++i) f[i] = 0.5 * rowmin[i];
+  } else {
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const double* Ci = C + i * n;
-    double mn = Ci[0];
-    for (int64_t j = 1; j < n; ++j) mn = std::min(mn, Ci[j]);
-    f[i] = 0.5 * mn;
+    for (int64_t i = 0; i < n; ++i) {
+      const double* Ci = C + i * n;
+      double mn = Ci[0];
+      for (int64_t j = 1; j < n; ++j) mn = std::min(mn, Ci[j]);
+      f[i] = 0.5 * mn;
+    }
   }
+  // The kernel lives in float32 (half the memory traffic per pass; products below
+  // n kTiny32PerRow are recomputed exactly) until the first absorption or convergence, then in
+  // float64 in P (any eps > 0; the returned plan and its marginal error are float64's).
+  std::unique_ptr<float[]> K32;
+  double tiny = kTinyProduct;
   auto build = [&]() {
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t i = 0; i < n; ++i)
-      ot_detail::exp_row(nn, f[i], f.data(), C + i * n, ie, P + i * n);
+    build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, P, mask.data(), s0.data());
   };
-  build();
+  if (n * n >= f32_min_entries) {
+    K32.reset(new float[size_t(n) * size_t(n)]);
+    tiny = std::max(kTinyProduct, double(n) * kTiny32PerRow);
+    build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, K32.get(), mask.data(), s0.data());
+  } else if (scan == nullptr) {
+    build();
+  }
   auto mv = [&](const double* v, double* s) {
+    if (K32) {
+      const float* K = K32.get();
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t i = 0; i < n; ++i) s[i] = ot_detail::dot_row(nn, P + i * n, v);
+      for (int64_t i = 0; i < n; ++i) s[i] = ot_detail::dot_row(nn, K + i * n, v);
+    } else {
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+      for (int64_t i = 0; i < n; ++i) s[i] = ot_detail::dot_row(nn, P + i * n, v);
+    }
   };
   auto exact = [&](int64_t i, const double* l) {
     for (int64_t j = 0; j < n; ++j) h[j] = l[j] == kNegInf ? kNegInf : f[j] + eps * l[j];
@@ -189,28 +488,73 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
            std::log(ot_detail::lse_sum(nn, h.data(), C + i * n, mx, ie, nullptr));
   };
   auto absorb = [&](double* l, double big, bool fb) {
-    if (big <= kAbsorbLog && !fb) return;
+    if (big <= kAbsorbLog && !fb) return false;
     for (int64_t i = 0; i < n; ++i) {
       if (l[i] == kNegInf) continue;
       f[i] += eps * l[i];
       l[i] = 0.0;
     }
+    K32.reset();
+    tiny = kTinyProduct;
     build();
+    return true;
   };
   for (int64_t i = 0; i < n; ++i) logd[i] = 0.0;
-  SymmetricInfo info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, absorb);
+  info = symmetric_loop(n, a, tol, max_iter, logd, mv, exact, absorb, &tiny, s0.data());
   if (info.zero_row >= 0) return info;
-  std::vector<double> d(n);
-  for (int64_t i = 0; i < n; ++i) d[i] = std::exp(logd[i]);
+  if (K32) {
+    // The float32 phase has converged (or run out of iterations): the scaling folded into f,
+    // the float64 kernel = the float64 plan built from it, and the same loop continues on it
+    // (the first pass measures the plan's marginal error in float64; the rounding of the
+    // float32 kernel leaves ~1e-9 relative, which a few more passes remove if tol asks).
+    absorb(logd, std::numeric_limits<double>::infinity(), true);
+    const int64_t n32 = info.n_iter;
+    info = symmetric_loop(n, a, tol, std::max<int64_t>(0, max_iter - n32), logd, mv, exact, absorb,
+                          &tiny, s0.data());
+    info.n_iter += n32;
+    if (info.zero_row >= 0) return info;
+  }
+  bool identity = true;  // d = 1: P already holds the plan
+  for (int64_t i = 0; i < n; ++i) identity = identity && logd[i] == 0.0;
+  if (!identity) {
+    std::vector<double> d(n);
+    for (int64_t i = 0; i < n; ++i) d[i] = std::exp(logd[i]);
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    double* Pi = P + i * n;
-    const double di = d[i];
+    for (int64_t i = 0; i < n; ++i) {
+      double* Pi = P + i * n;
+      const double di = d[i];
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) Pi[j] = di * Pi[j] * d[j];
+      for (int64_t j = 0; j < n; ++j) Pi[j] = di * Pi[j] * d[j];
+    }
   }
   for (int64_t i = 0; i < n; ++i) logd[i] = logd[i] == kNegInf ? kNegInf : f[i] * ie + logd[i];
   return info;
 }
+
+template <typename T>
+SymmetricScan symmetric_scan(int64_t n, const T* M, int n_threads, double* rowmin) {
+  n_threads = threads_for(n * n, n_threads);
+  constexpr int64_t B = 64;  // two 64 x 64 float64 tiles: 64 KiB
+  const int64_t nb = (n + B - 1) / B;
+  std::vector<ScanAcc> accs(n_threads);
+  // per-thread row minima (a tile updates the rows of both of its blocks)
+  std::vector<double> rmins(rowmin != nullptr ? size_t(n_threads) * size_t(n) : 0,
+                            std::numeric_limits<double>::infinity());
+#pragma omp parallel num_threads(n_threads)
+  {
+    const int tid = thread_id();
+    double* rm = rowmin != nullptr ? rmins.data() + size_t(tid) * size_t(n) : nullptr;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t bi = 0; bi < nb; ++bi) {
+      const int64_t i0 = bi * B, i1 = std::min(n, i0 + B);
+      for (int64_t bj = bi; bj < nb; ++bj)
+        scan_tile(n, M, i0, i1, bj * B, std::min(n, bj * B + B), bj == bi, accs[tid], rm);
+    }
+  }
+  return merge_scan(n, accs, rmins, rowmin);
+}
+
+template SymmetricScan symmetric_scan<double>(int64_t, const double*, int, double*);
+template SymmetricScan symmetric_scan<float>(int64_t, const float*, int, double*);
 
 }  // namespace geoml

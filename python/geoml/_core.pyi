@@ -74,6 +74,7 @@ __all__: list[str] = [
     "spd_funm",
     "spd_funm_wsum",
     "sum_squares",
+    "symmetric_scan",
     "ts_gram",
     "ts_matmul",
     "ttm",
@@ -1483,9 +1484,14 @@ def sinkhorn_symmetric_cost(
     tol: typing.SupportsFloat | typing.SupportsIndex,
     max_iter: typing.SupportsInt | typing.SupportsIndex,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    rowmin: typing.Any = None,
+    c_symmetric: bool = False,
+    f32_min_entries: typing.SupportsInt | typing.SupportsIndex = 1048576,
+    check: bool = False,
+    sym_rtol: typing.SupportsFloat | typing.SupportsIndex = 0.0,
 ) -> tuple:
     """
-    Symmetric scaling of exp(-C / eps) -> (P, log d, n_iter, marginal_error, converged, zero_row).
+    Symmetric scaling of exp(-C / eps) -> (P, log d, n_iter, marginal_error, converged, zero_row, (finite, min, max |C|, max |C - C.T|) with check else None).
     """
 
 def sinkhorn_symmetric_csr(
@@ -1678,6 +1684,28 @@ def sum_squares(
 ) -> float:
     """
     Sum of squares of X (float64).
+    """
+
+@typing.overload
+def symmetric_scan(
+    M: numpy.typing.NDArray[numpy.float64],
+    *,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    rowmin: bool = False,
+) -> tuple:
+    """
+    One pass over a square matrix -> (all finite, min, max |M|, max |M - M.T|, row minima or None).
+    """
+
+@typing.overload
+def symmetric_scan(
+    M: numpy.typing.NDArray[numpy.float32],
+    *,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    rowmin: bool = False,
+) -> tuple:
+    """
+    One pass over a square matrix -> (all finite, min, max |M|, max |M - M.T|, row minima or None).
     """
 
 @typing.overload
