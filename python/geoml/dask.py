@@ -905,6 +905,23 @@ def _concat(results, field: str):
     return None if vals[0] is None else np.concatenate(vals, axis=0)
 
 
+def _gather_ot(results, name: str, max_iter: int, tol: float | None = None):
+    """The tasks' batched results as one (EMD when ``tol`` is None, else Sinkhorn), with the
+    single-machine function's warning when a problem did not converge."""
+    if tol is None:
+        fields, why = ("cost", "converged", "plans"), f"hit max_iter={max_iter} before optimality"
+        out = BatchedOTResult(*(_concat(results, f) for f in fields))
+    else:
+        fields = ("cost", "converged", "n_iter", "error", "plans")
+        why = f"did not reach tol={tol:g} in max_iter={max_iter} iterations"
+        out = BatchedSinkhornResult(*(_concat(results, f) for f in fields))
+    if not out.converged.all():
+        warnings.warn(
+            f"{name}: {int((~out.converged).sum())} problem(s) {why}", RuntimeWarning, stacklevel=3
+        )
+    return out
+
+
 def emd_batched(
     a,
     b,
@@ -975,17 +992,7 @@ def emd_batched(
         (a_offsets, b_offsets),
         problems_per_task,
     )
-    out = BatchedOTResult(
-        _concat(results, "cost"), _concat(results, "converged"), _concat(results, "plans")
-    )
-    if not out.converged.all():
-        warnings.warn(
-            f"emd_batched: {int((~out.converged).sum())} problem(s) hit max_iter="
-            f"{max_iter} before optimality",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return out
+    return _gather_ot(results, "emd_batched", max_iter)
 
 
 def sinkhorn_batched(
@@ -1059,21 +1066,7 @@ def sinkhorn_batched(
         (a_offsets, b_offsets),
         problems_per_task,
     )
-    out = BatchedSinkhornResult(
-        _concat(results, "cost"),
-        _concat(results, "converged"),
-        _concat(results, "n_iter"),
-        _concat(results, "error"),
-        _concat(results, "plans"),
-    )
-    if not out.converged.all():
-        warnings.warn(
-            f"sinkhorn_batched: {int((~out.converged).sum())} problem(s) did not reach "
-            f"tol={tol:g} in max_iter={max_iter} iterations",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return out
+    return _gather_ot(results, "sinkhorn_batched", max_iter, tol)
 
 
 def point_cloud_costs(x, y, p: int = 2) -> np.ndarray:
@@ -1225,17 +1218,7 @@ def emd_batched_points(
     """
     kw = {"return_plans": bool(return_plans), "max_iter": max_iter}
     results = _batched_points("emd_batched", x, y, a, b, p, kw, n_jobs)
-    out = BatchedOTResult(
-        _concat(results, "cost"), _concat(results, "converged"), _concat(results, "plans")
-    )
-    if not out.converged.all():
-        warnings.warn(
-            f"emd_batched_points: {int((~out.converged).sum())} problem(s) hit max_iter="
-            f"{max_iter} before optimality",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return out
+    return _gather_ot(results, "emd_batched_points", max_iter)
 
 
 def sinkhorn_batched_points(
@@ -1294,21 +1277,7 @@ def sinkhorn_batched_points(
         "eps_schedule": eps_schedule,
     }
     results = _batched_points("sinkhorn_batched", x, y, a, b, p, kw, n_jobs)
-    out = BatchedSinkhornResult(
-        _concat(results, "cost"),
-        _concat(results, "converged"),
-        _concat(results, "n_iter"),
-        _concat(results, "error"),
-        _concat(results, "plans"),
-    )
-    if not out.converged.all():
-        warnings.warn(
-            f"sinkhorn_batched_points: {int((~out.converged).sum())} problem(s) did not reach "
-            f"tol={tol:g} in max_iter={max_iter} iterations",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return out
+    return _gather_ot(results, "sinkhorn_batched_points", max_iter, tol)
 
 
 # ---------------------------------------------------------------------------- Ollivier-Ricci
