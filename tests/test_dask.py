@@ -349,13 +349,31 @@ def test_ollivier_ricci_threaded_equals_geoml(method):
             with warnings.catch_warnings(record=True) as w_ref:
                 warnings.simplefilter("always")
                 ref = geoml.ollivier_ricci(G, alpha=0.3, method=method)
-            for chunk in (1000, 17, 1):
+            for chunk in (None, 1000, 17, 1):
                 with warnings.catch_warnings(record=True) as w_got:
                     warnings.simplefilter("always")
                     got = gdask.ollivier_ricci(G, alpha=0.3, method=method, edge_chunk=chunk)
                 np.testing.assert_array_equal(got, ref)
                 # the same non-convergence warning (sinkhorn), once, on the client
                 assert [str(w.message)[:40] for w in w_got] == [str(w.message)[:40] for w in w_ref]
+
+
+def test_ollivier_ricci_auto_chunks_in_graph_order():
+    """Default chunking: several tasks once the graph has enough edges, edges grouped by the
+    graph order of their source (not the sorted order), curvature in the sorted order."""
+    from geoml.curvature import _fit_graph
+    from geoml.dask import _OrcOnDask
+
+    X = np.random.default_rng(3).random((3000, 2))
+    A = geoml.knn_graph(X, 8)
+    A = ((A + A.T) > 0).astype(float)
+    graph = _fit_graph(A, "weight")
+    with dask.config.set(scheduler="threads", num_workers=2):
+        run = _OrcOnDask(dask, graph, {}, None, None)
+        # 13,896 edges, 2 threads: 8 tasks would hold fewer than the 10,000-edge minimum
+        assert len(run.ranges) == 2 and run.order is not None
+        assert not np.array_equal(run.order, np.arange(len(run.order)))
+        np.testing.assert_array_equal(gdask.ollivier_ricci(A), geoml.ollivier_ricci(A))
 
 
 def test_ollivier_ricci_bad_input():

@@ -278,7 +278,7 @@ def section_orc(args, client):
         client, lambda: gdask.ollivier_ricci(A, edge_chunk=args.edge_chunk), args
     )
     return _row(
-        f"ollivier_ricci {m} edges edge_chunk={args.edge_chunk}",
+        f"ollivier_ricci {m} edges edge_chunk={args.edge_chunk or 'auto'}",
         t1,
         float("nan"),
         t3,
@@ -306,7 +306,7 @@ def main(argv=None):
     ap.add_argument("--s", type=int, default=8)
     ap.add_argument("--ot-chunk", type=int, default=None, help="problems per task (B / 8)")
     ap.add_argument("--orc-n", type=int, default=50_000)
-    ap.add_argument("--edge-chunk", type=int, default=100_000)
+    ap.add_argument("--edge-chunk", type=int, default=None, help="edges per task (default: auto)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1, help="untimed calls before the repeats")
     ap.add_argument("--sections", default=",".join(SECTIONS))
