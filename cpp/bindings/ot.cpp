@@ -399,8 +399,8 @@ void bind_ot(py::module_& m) {
         py::arg("rowmin") = py::none(), py::arg("c_symmetric") = false,
         py::arg("f32_min_entries") = int64_t(1) << 20, py::arg("check") = false,
         py::arg("sym_rtol") = 0.0,
-        "Symmetric scaling of exp(-C / eps) -> (P, log d, n_iter, marginal_error, converged, "
-        "zero_row, (finite, min, max |C|, max |C - C.T|) with check else None).");
+        "Symmetric scaling of exp(-C / eps) -> (P, log d, n_iter, marginal_error, converged,\n"
+        "zero_row, scan): scan is (finite, min, max |C|, max |C - C.T|) with check, else None.");
 }
 
 }  // namespace geoml

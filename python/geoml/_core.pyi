@@ -1491,7 +1491,8 @@ def sinkhorn_symmetric_cost(
     sym_rtol: typing.SupportsFloat | typing.SupportsIndex = 0.0,
 ) -> tuple:
     """
-    Symmetric scaling of exp(-C / eps) -> (P, log d, n_iter, marginal_error, converged, zero_row, (finite, min, max |C|, max |C - C.T|) with check else None).
+    Symmetric scaling of exp(-C / eps) -> (P, log d, n_iter, marginal_error, converged,
+    zero_row, scan): scan is (finite, min, max |C|, max |C - C.T|) with check, else None.
     """
 
 def sinkhorn_symmetric_csr(
