@@ -282,3 +282,104 @@ def test_pairs_that_are_not_edges_fall_back_to_the_3_hop_ball():
     ref = _reference_kappa(A, pairs)
     np.testing.assert_allclose(_core_pairs(A, pairs), ref, atol=1e-9, rtol=0)
     np.testing.assert_allclose(_core_pairs(A, pairs, fast=False), ref, atol=1e-9, rtol=0)
+
+
+# ---------------------------------------------------------------- common-mass cancellation
+# The exact path solves W1(m_x - c, m_y - c) with c = min(m_x, m_y) pointwise instead of
+# W1(m_x, m_y): equal for a metric cost (see edge_w1 in cpp/curvature/curvature.cpp). These
+# tests check the identity itself with POT, and geoml against POT's emd on the uncancelled
+# problems on graphs where much of the mass is common.
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cancellation_identity_holds_for_a_metric_and_can_fail_without_one(seed):
+    ot = pytest.importorskip("ot")
+    from scipy.sparse.csgraph import shortest_path
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 12))
+    # shortest paths of a random graph with integer lengths (ties) and some zero lengths
+    L = rng.integers(0, 4, size=(n, n)).astype(float)
+    L = np.triu(L, 1)
+    L[np.triu(rng.random((n, n)) < 0.4, 1)] = 0.0  # no edge (dense input: 0 is no edge)
+    L = L + L.T
+    L[np.arange(n - 1), np.arange(1, n)] = L[np.arange(1, n), np.arange(n - 1)] = 1.0  # a path
+    D = shortest_path(L, directed=False)
+    mu, nu = rng.random(n), rng.random(n)
+    mu[rng.random(n) < 0.3] = 0.0
+    nu[rng.random(n) < 0.3] = 0.0
+    mu, nu = mu / mu.sum(), nu / nu.sum()
+    common = np.minimum(mu, nu)
+    full = ot.emd2(mu, nu, D)
+    a, b = mu - common, nu - common
+    ia, ib = a > 0, b > 0
+    assert not (ia & ib).any()  # the cancelled supports are disjoint
+    reduced = ot.emd2(a[ia], b[ib] * a.sum() / b.sum(), D[np.ix_(ia, ib)]) if ia.any() else 0.0
+    assert abs(full - reduced) <= 1e-12
+    # a cost that is not a metric (a truncated one breaks the triangle inequality): the
+    # identity is not a general fact about OT, and is only used on shortest-path costs
+    if seed == 0:
+        C = np.array([[0.0, 1.0, 3.0], [1.0, 0.0, 1.0], [3.0, 1.0, 0.0]])  # d(0,2) > 2
+        m1, m2 = np.array([0.5, 0.5, 0.0]), np.array([0.0, 0.5, 0.5])
+        assert ot.emd2(m1, m2, C) == pytest.approx(1.0)  # keeps the middle mass: 0.5 * 2
+        assert ot.emd2(np.array([1.0]), np.array([1.0]), C[:1, 2:]) == pytest.approx(3.0)
+
+
+def _overlap_graph(n, seed, zero_frac=0.1):
+    """A dense weighted graph with many triangles (common neighbours), integer lengths (ties
+    between costs) and some zero-length edges."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    A = np.triu(rng.integers(1, 4, size=(n, n)).astype(float) * (rng.random((n, n)) < 0.5), 1)
+    A[np.arange(n - 1), np.arange(1, n)] = 1.0 + (rng.random(n - 1) < 0.5)  # connected
+    Z = np.triu(rng.random((n, n)) < zero_frac, 1) & (A > 0)
+    U = sp.coo_matrix(A)
+    data = np.where(Z[U.row, U.col], 0.0, U.data)  # explicit zeros: zero-length edges
+    return sp.coo_matrix(
+        (np.r_[data, data], (np.r_[U.row, U.col], np.r_[U.col, U.row])), shape=(n, n)
+    ).tocsr()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 0.95])
+def test_cancelled_problems_match_pot_on_the_uncancelled_ones(seed, alpha):
+    A = _overlap_graph(14 + 3 * seed, seed)
+    C = sp_triu_pairs(A)
+    ref = _reference_kappa(A, C, alpha=alpha)
+    o = dict(alpha=alpha)
+    for n_jobs, fast in ((1, True), (2, True), (1, False)):
+        g, kappa, dist = core_curvature(A, n_jobs=n_jobs, fast=fast, **o)
+        e = g.edges
+        k = dict(zip(map(tuple, e.tolist()), kappa))
+        got = np.array([k[(int(x), int(y))] for x, y in C])
+        np.testing.assert_allclose(got, ref, atol=1e-12, rtol=0)
+
+
+def test_all_mass_in_common_and_one_point_supports():
+    import scipy.sparse as sp
+
+    # exp_power = 0: every neighbour gets the same weight whatever its length, so on a
+    # complete graph with alpha = 1 / n both measures are uniform over all n nodes: all the
+    # mass cancels, W1 = 0 and kappa = 1 exactly (on unequal lengths: the weighted path)
+    n = 6
+    rng = np.random.default_rng(3)
+    L = np.triu(rng.uniform(0.5, 2.0, size=(n, n)), 1)
+    A = sp.csr_matrix(L + L.T)
+    g, kappa, dist = core_curvature(A, alpha=1.0 / n, exp_power=0.0)
+    np.testing.assert_array_equal(kappa, np.ones(len(kappa)))
+    # a weighted path 0 - 1 - 2 with alpha = 0: m_0 and m_2 are point masses on node 1
+    # (one-point supports)
+    P = sp.csr_matrix(np.array([[0, 1.0, 0], [1.0, 0, 2.0], [0, 2.0, 0]]))
+    g, kappa, dist = core_curvature(P, alpha=0.0)
+    ref = _reference_kappa(P, g.edges, alpha=0.0)
+    np.testing.assert_allclose(kappa, ref, atol=1e-15, rtol=0)
+    # a single zero-length edge: kappa 0 by convention (d(x, y) < 1e-7)
+    Z = sp.csr_matrix(
+        (np.array([0.0, 1.0, 0.0, 1.0, 1.0, 1.0]), ([0, 0, 1, 1, 2, 2], [1, 2, 0, 2, 0, 1])),
+        shape=(3, 3),
+    )  # a triangle whose edge (0, 1) has length 0 (an explicit zero)
+    g, kappa, dist = core_curvature(Z, alpha=0.5)
+    e = g.edges.tolist()
+    assert kappa[e.index([0, 1])] == 0.0 and dist[e.index([0, 1])] == 0.0
+    np.testing.assert_allclose(kappa, _reference_kappa(Z, g.edges), atol=1e-12, rtol=0)

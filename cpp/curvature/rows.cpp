@@ -15,6 +15,46 @@
 
 namespace geoml {
 namespace curvature_detail {
+namespace {
+
+using Item = std::pair<double, int64_t>;  // (tentative distance, node)
+
+/// 4-ary min-heap on the distance alone (Dijkstra's settled distances do not depend on how
+/// ties are ordered: a node's distance is the minimum over its relaxations). Shallower than
+/// a binary heap, and one comparison of doubles instead of pairs.
+void heap_push(std::vector<Item>& h, const Item it) {
+  size_t i = h.size();
+  h.push_back(it);
+  while (i > 0) {
+    const size_t p = (i - 1) / 4;
+    if (!(it.first < h[p].first)) break;
+    h[i] = h[p];
+    i = p;
+  }
+  h[i] = it;
+}
+
+Item heap_pop(std::vector<Item>& h) {
+  const Item top = h[0], last = h.back();
+  h.pop_back();
+  const size_t n = h.size();
+  if (n == 0) return top;
+  size_t i = 0;
+  for (;;) {
+    const size_t c = 4 * i + 1;
+    if (c >= n) break;
+    size_t best = c;
+    const size_t e = std::min(c + 4, n);
+    for (size_t k = c + 1; k < e; ++k) best = h[k].first < h[best].first ? k : best;
+    if (!(h[best].first < last.first)) break;
+    h[i] = h[best];
+    i = best;
+  }
+  h[i] = last;
+  return top;
+}
+
+}  // namespace
 
 void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double radius, Scratch& s,
                  Row& row) {
@@ -26,15 +66,12 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double r
     // is that of the unbounded search.
     const double stop = radius + radius * 1e-9;  // rounding of the radius's own sums
     const uint32_t dgen = ++s.dgen;
-    using Item = std::pair<double, int64_t>;
     s.heap.clear();
     s.dist[u] = 0;
     s.dist_gen[u] = dgen;
     s.heap.push_back({0.0, u});
     while (!s.heap.empty()) {
-      std::pop_heap(s.heap.begin(), s.heap.end(), std::greater<Item>());
-      const auto [du, x] = s.heap.back();
-      s.heap.pop_back();
+      const auto [du, x] = heap_pop(s.heap);
       if (du > s.dist[x]) continue;
       if (du > stop) break;
       row.push_back({x, du});
@@ -45,8 +82,7 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double r
         if (s.dist_gen[y] != dgen || nd < s.dist[y]) {
           s.dist_gen[y] = dgen;
           s.dist[y] = nd;
-          s.heap.push_back({nd, y});
-          std::push_heap(s.heap.begin(), s.heap.end(), std::greater<Item>());
+          heap_push(s.heap, {nd, y});
         }
       }
     }
@@ -78,16 +114,13 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double r
   }
   // Dijkstra until every ball node is settled (recorded once: hop set to 255 when done)
   const uint32_t dgen = ++s.dgen;
-  using Item = std::pair<double, int64_t>;
   s.heap.clear();
   s.dist[u] = 0;
   s.dist_gen[u] = dgen;
   s.heap.push_back({0.0, u});
   size_t remaining = s.ball.size();
   while (!s.heap.empty() && remaining > 0) {
-    std::pop_heap(s.heap.begin(), s.heap.end(), std::greater<Item>());
-    const auto [du, x] = s.heap.back();
-    s.heap.pop_back();
+    const auto [du, x] = heap_pop(s.heap);
     if (du > s.dist[x]) continue;
     if (s.hop_gen[x] == gen && s.hop[x] != 255) {
       s.hop[x] = 255;
@@ -100,8 +133,7 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double r
       if (s.dist_gen[y] != dgen || nd < s.dist[y]) {
         s.dist_gen[y] = dgen;
         s.dist[y] = nd;
-        s.heap.push_back({nd, y});
-        std::push_heap(s.heap.begin(), s.heap.end(), std::greater<Item>());
+        heap_push(s.heap, {nd, y});
       }
     }
   }
