@@ -313,6 +313,20 @@ bool edge_w1(const OrcContext& c, int64_t x, int64_t y, uint32_t rgen, Scratch& 
   // Exact W1 depends only on m_x - m_y: cancel the mass both measures put on the same
   // node (x, y, common neighbours), which shrinks the problem. (Not for Sinkhorn, whose
   // entropic plan is not translation invariant.) Then drop empty bins.
+  // Why: let c = min(m_x, m_y) pointwise. (<=) A plan of the cancelled problem plus c kept in
+  // place (d(z, z) = 0) is a plan of the original of the same cost. (>=) Among the optimal
+  // plans (a compact set) take P with the largest diagonal sum. If at some node z mass q
+  // leaves z (to w) while mass p arrives at z (from u), sending t = min(p, q) from u to w
+  // directly and keeping t at z changes the cost by t (d(u, w) - d(u, z) - d(z, w)) <= 0
+  // (triangle inequality) and grows the diagonal by t: impossible. So no node both sends
+  // and receives, i.e. P(z, z) = c(z) at every z, and P minus its diagonal is a plan of
+  // the cancelled problem of the same cost. The costs here are shortest-path lengths of the
+  // graph (Dijkstra rows bounded by radii that cover every needed distance, or hop counts
+  // within the 3-hop ball), so d(z, z) = 0, d >= 0 and the triangle inequality hold, also
+  // for directed paths (the argument never uses symmetry) and zero-length edges; this is
+  // also what GraphRicciCurvature's costs are (exact pairwise shortest paths), so the
+  // uncancelled POT problems it solves have the same W1 (tests/test_curvature_weighted.py
+  // checks both the identity and the curvature against POT on the uncancelled problems).
   const int64_t my = M.ptr[y + 1] - M.ptr[y];
   const int64_t* sy = M.supp.data() + M.ptr[y];
   const double* by = M.mass.data() + M.ptr[y];
