@@ -81,6 +81,26 @@ def test_sampled_queries_cover_exact(gauss_knn, method, m):
     assert 0.55 <= np.mean(z <= 1) <= 0.85
 
 
+@pytest.mark.parametrize("method", ["mle", "gride"])
+def test_difference_estimator_rare_unseen_misses(gauss_knn, method):
+    """A search right everywhere up to rounding except a few rows, none of them checked
+    (the worst case for the sample variance, which is then ~0): the floor still covers."""
+    D = gauss_knn
+    n = D.shape[0]
+    kmax = 20 if method == "mle" else 2
+    exact = _exact(D[:, :kmax], method)
+    rng = np.random.default_rng(5)
+    Da = D[:, :kmax] * (1 + 1e-15 * rng.standard_normal((n, kmax)))
+    bad = rng.choice(n, 6, replace=False)
+    Da[bad] = D[bad, 3 : 3 + kmax]
+    S = np.sort(rng.choice(np.setdiff1d(np.arange(n), bad), 200, replace=False))
+    f = ap.mle_corrected if method == "mle" else ap.gride_corrected
+    args = (False, "mle") if method == "mle" else (1, 2)
+    v, se = f(Da, D[S, :kmax], S, *args)
+    assert abs(v - exact) > 1e-6 * exact  # the misses moved the estimate
+    assert abs(v - exact) <= 3 * se
+
+
 def test_difference_estimator_mean_comb(gauss_knn):
     D = gauss_knn
     exact = it._mle(D[:, :20], False, "mean")[0]

@@ -71,9 +71,12 @@ def _totals(full, samp_ex, samp_ap, n):
     # Few non-zero differences (a search that is right almost everywhere) make the sample
     # variance unreliable, down to 0 when the checked points hold none of the wrong ones.
     # Floor each variance at (c + 3) / m times the mean square of a non-zero difference
-    # (c of them; with fewer than 5, twice the variance of the contributions stands in):
-    # (c + 3) / m bounds the fraction of differing points (rule of three at c = 0).
-    nz = delta != 0
+    # (c of them, centred; with fewer than 5, twice the variance of the contributions stands
+    # in): (c + 3) / m bounds the fraction of differing points (rule of three at c = 0).
+    # Differences at rounding level (the approximate search and the exact one compute the
+    # same distance in different orders) count as zero.
+    scale = np.abs(samp_ex).mean(axis=0) + np.abs(full).mean(axis=0)
+    nz = np.abs(delta) > 1e-9 * scale
     c = nz.sum(axis=0)
     dc = np.where(nz, delta - delta.mean(axis=0), 0.0)
     ms = (dc**2).sum(axis=0) / np.maximum(c, 1)
