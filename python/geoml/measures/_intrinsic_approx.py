@@ -171,9 +171,13 @@ def gride_corrected(dist_ap, dist_ex, S, n1, n2, n=None):
     m = S.size
     scale = n / m
 
+    only = dist_ap is None
+
     def score(d):
-        full, _ = _gride_psi(d, L_ap, kept_ap, a, n2)
         ex, _ = _gride_psi(d, L_ex, kept_ex, a, n2)
+        if only:  # no approximate contributions (all 0): no work over the n points
+            return scale * ex.sum() - 1.0 / d
+        full, _ = _gride_psi(d, L_ap, kept_ap, a, n2)
         return full.sum() + scale * (ex - full[S]).sum() - 1.0 / d
 
     hi = 1.0
