@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import warnings
 from typing import NamedTuple
 
@@ -298,7 +299,14 @@ def _pca_spectra(X, rows_idx, n_jobs=None):
     out = np.empty((m, p))
     step = max(1, _CHUNK_ELEMS // max(1, k * D))
     X64 = np.asarray(X, dtype=np.float64)  # once, not per gathered neighbourhood
-    for s in range(0, m, step):
+    starts = range(0, m, step)
+    if nt == 0:  # OpenMP's default (OMP_NUM_THREADS, else the cores, capped under load)
+        workers = _core.max_threads()
+    else:
+        workers = (os.cpu_count() or 1) if nt == -1 else nt
+    workers = min(workers, len(starts))
+
+    def chunk(s):
         Y = X64[rows_idx[s : s + step]]
         Y -= Y.mean(axis=1, keepdims=True)
         if k <= D:
@@ -306,11 +314,23 @@ def _pca_spectra(X, rows_idx, n_jobs=None):
         else:
             G = Y.transpose(0, 2, 1) @ Y
         G /= k - 1
-        ev, _, status = _core.spd_eigh(G, vectors=False, sym_tol=1e-8, n_jobs=nt)
+        ev, _, status = _core.spd_eigh(
+            G, vectors=False, sym_tol=1e-8, n_jobs=1 if workers > 1 else nt
+        )
         bad = status != 0
         if bad.any():
             ev[bad] = np.linalg.eigvalsh(G[bad])
         out[s : s + step] = np.maximum(ev[:, ::-1], 0.0)
+
+    if workers <= 1:
+        for s in starts:
+            chunk(s)
+    else:  # chunks on nt threads (NumPy's gather, centring, batched products and the
+        # eigensolver release the GIL); each chunk's result does not depend on the count
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(chunk, starts))
     return out
 
 
