@@ -1751,6 +1751,30 @@ def test_intrinsic_dimension(X, method, k, local, n_jobs):
 
 
 @given(
+    X=arrays(shapes_2d(12)),
+    method=st.sampled_from(["mle", "gride", "twonn"]),
+    neighbors=st.sampled_from(["sample", "nndescent", "auto", "exact", "bogus"]),
+    n_check=st.one_of(st.none(), SMALL_INT),
+    seed=SEEDS,
+)
+def test_intrinsic_dimension_large_n_modes(X, method, neighbors, n_check, seed):
+    out = attempt(
+        geoml.intrinsic_dimension,
+        X,
+        method,
+        neighbors=neighbors,
+        n_check=n_check,
+        random_state=seed,
+    )
+    note(f"result {out!r}")
+    if rejected(out):
+        return
+    assert np.isfinite(out.dimension) and not out.dimension < 0, out
+    if neighbors != "exact":
+        assert np.isfinite(out.neighbors_stderr) and out.neighbors_stderr >= 0
+
+
+@given(
     A=arrays(st.sampled_from([(1, 1), (2, 2), (3, 3), (5, 5), (2, 3), (0, 0)])),
     graph=st.booleans(),
     method=st.sampled_from(["exact", "slq", "auto", "x"]),

@@ -406,6 +406,22 @@ def test_lpca_spectra_against_numpy(D, k):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * want.max())
 
 
+def test_lpca_spectra_chunks_on_threads(monkeypatch):
+    """Local PCA's chunks on 1, 2 and 3 threads (small chunks: many of them) give identical
+    spectra, equal to numpy.linalg.eigvalsh."""
+    from geoml.measures import _intrinsic
+
+    monkeypatch.setattr(_intrinsic, "_CHUNK_ELEMS", 7 * 10 * 5)  # 7 points per chunk
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 5)) * np.linspace(2, 0.2, 5)
+    idx = np.argsort(((X[:, None] - X[None]) ** 2).sum(-1), axis=1)[:, 1:11]
+    want = np.array([np.linalg.eigvalsh(np.cov(X[i].T))[::-1] for i in idx])
+    got = [_intrinsic._pca_spectra(X, idx, n_jobs=j) for j in (1, 2, 3, None)]
+    for g in got[1:]:
+        np.testing.assert_array_equal(g, got[0])
+    np.testing.assert_allclose(got[0], np.maximum(want, 0), rtol=1e-12, atol=1e-12 * want.max())
+
+
 def test_n_jobs_determinism(cloud):
     X, _ = cloud
     for method in ("mle", "twonn", "gride", "lpca"):

@@ -5,9 +5,12 @@ Cases (each times geoml and its anchor on the same data in one run, median of re
 * ``id``: intrinsic dimension of clustered data, n = 100,000, d = 64 (float64), k = 20:
   geoml MLE / TwoNN / GRIDE against scikit-dimension 0.5 ``MLE`` (its own scikit-learn
   neighbours, ``n_neighbors=20``), ``TwoNN`` and ``GRIDE``; ratio and relative difference.
-  Goal (issue 17): >= 10x faster. MLE and GRIDE also on approximate neighbours
-  (``geoml.knn(method="nndescent")`` passed as ``neighbors=``): time, recall and the relative
-  change of the estimate against exact neighbours.
+  Goal (issue 17): >= 10x faster. MLE and GRIDE also with ``neighbors="sample"`` (the
+  exact-neighbour estimate estimated from 5,000 points searched exactly, what
+  ``neighbors="auto"`` does from 50,000 points) and ``"nndescent"`` (approximate neighbours
+  corrected on 2,000 points searched exactly): time, recall, ``neighbors_stderr`` and the
+  actual difference to the exact value (``z_vs_exact`` in standard errors).
+  ``--id-methods mle,gride`` leaves out TwoNN (scikit-dimension's TwoNN is the slow one).
 * ``id_local``: per-point estimates at n = 200,000, d = 128 (float32), k = 20: the time of
   ``geoml.knn(X, 20)`` and the extra time of the per-point MLE / TwoNN / GRIDE / lPCA from
   that neighbour list; goal: MLE/TwoNN/GRIDE add <= 10 % to the kNN time.
@@ -30,8 +33,9 @@ Cases (each times geoml and its anchor on the same data in one run, median of re
   200): time, iterations, peak memory (goal: runs in 24 GiB).
 
 Usage: python bench/bench_measures.py [--quick] [--scale S] [--cases id,dse] [--repeats 3]
-[--out F] (--quick: sizes / 10; --scale: sizes x S). Anchors that are not installed are
-skipped (``bench`` extra: scikit-dimension, dse-dsmi).
+[--warmup 1] [--out F] (--quick: sizes / 10; --scale: sizes x S). Every anchor is timed as
+geoml is: ``--warmup`` untimed calls, then the median of ``--repeats``. Anchors that are not
+installed are skipped (``bench`` extra: scikit-dimension, dse-dsmi).
 """
 
 from __future__ import annotations
@@ -62,7 +66,10 @@ def _rel(a, b):
     return abs(a - b) / abs(b)
 
 
-def bench_id(n, d, repeats, rows):
+def bench_id(n, d, repeats, rows, warmup=1, methods=("mle", "twonn", "gride")):
+    """Global ID: geoml exact, geoml ``neighbors="nndescent"`` (the exact-neighbour estimate
+    estimated, with ``neighbors_stderr``) and scikit-dimension, every one timed the same way
+    (``warmup`` untimed calls, then the median of ``repeats``)."""
     X = clustered(n, d, seed=0, dtype="float64")  # skdim computes in float64
     try:
         import skdim
@@ -73,10 +80,15 @@ def bench_id(n, d, repeats, rows):
         ("twonn", {}, lambda: skdim.id.TwoNN().fit(X).dimension_),
         ("gride", {}, lambda: skdim.id.GRIDE().fit(X).dimension_),
     ):
-        t_g, r = timeit(lambda: measures.intrinsic_dimension(X, method, **kw), repeats=repeats)
+        if method not in methods:
+            continue
+        t_g, r = timeit(
+            lambda: measures.intrinsic_dimension(X, method, **kw), repeats=repeats, warmup=warmup
+        )
         row = {"case": f"id {method} n={n} d={d}", "geoml_s": t_g, "geoml": r.dimension}
+        t_r = None
         if skdim is not None:
-            t_r, v = timeit(ref, repeats=1, warmup=0)
+            t_r, v = timeit(ref, repeats=repeats, warmup=warmup)
             row.update(
                 anchor="skdim",
                 anchor_s=t_r,
@@ -86,49 +98,60 @@ def bench_id(n, d, repeats, rows):
             )
         rows.append(row)
         print(row, flush=True)
-        if method in ("mle", "gride"):  # kNN-bound: the same estimate on approximate neighbours
-            kk = kw.get("k", 10)
-
-            def approx(method=method, kw=kw, kk=kk):
-                nb = geoml.knn(X, kk, method="nndescent", random_state=0)
-                return measures.intrinsic_dimension(X, method, neighbors=nb, **kw), nb
-
-            t_a, (ra, nb) = timeit(approx, repeats=repeats)
+        if method not in ("mle", "gride"):
+            continue
+        for mode in ("sample", "nndescent"):  # kNN-bound: the large-n paths
+            t_a, ra = timeit(
+                lambda m=method, kw=kw, mode=mode: measures.intrinsic_dimension(
+                    X, m, neighbors=mode, random_state=0, **kw
+                ),
+                repeats=repeats,
+                warmup=warmup,
+            )
+            err = ra.dimension - r.dimension
             arow = {
-                "case": f"id {method} n={n} d={d}, nndescent neighbours",
+                "case": f"id {method} n={n} d={d}, neighbors={mode!r}",
                 "geoml_s": t_a,
                 "geoml": ra.dimension,
-                "rel_diff_vs_exact": _rel(ra.dimension, r.dimension),
-                "recall": nb.recall_.estimate,
+                "neighbors_stderr": ra.neighbors_stderr,
+                "rel_diff_vs_exact": abs(err) / abs(r.dimension),
+                "z_vs_exact": err / ra.neighbors_stderr if ra.neighbors_stderr > 0 else None,
+                "uncorrected_rel_diff": _rel(ra.uncorrected, r.dimension),
+                "recall": ra.recall_.estimate,
+                "n_checked": ra.n_checked,
             }
-            if skdim is not None:
+            if t_r is not None:
                 arow.update(anchor="skdim", anchor_s=t_r, speedup=t_r / t_a)
             rows.append(arow)
             print(arow, flush=True)
 
 
-def bench_id_local(n, d, repeats, rows):
+def bench_id_local(n, d, repeats, rows, warmup=1):
     X = clustered(n, d, seed=1)
-    t_knn, nb = timeit(lambda: geoml.knn(X, 20), repeats=repeats)
+    t_knn, nb = timeit(lambda: geoml.knn(X, 20), repeats=repeats, warmup=warmup)
     rows.append({"case": f"knn n={n} d={d} k=20", "geoml_s": t_knn})
     for method in ("mle", "twonn", "gride", "lpca"):
         t, _ = timeit(
             lambda m=method: measures.intrinsic_dimension(X, m, local=True, k=20, neighbors=nb),
             repeats=repeats,
+            warmup=warmup,
         )
         row = {"case": f"local {method} (from kNN)", "geoml_s": t, "overhead": t / t_knn}
         rows.append(row)
         print(row, flush=True)
 
 
-def bench_dse(N, repeats, rows):
+def bench_dse(N, repeats, rows, warmup=1):
     X = np.random.default_rng(0).uniform(0, 1, (N, 256))
     t_s, s = timeit(
         lambda: measures.diffusion_spectral_entropy(X, method="slq", random_state=0),
         repeats=repeats,
+        warmup=warmup,
     )
     t_e, e = timeit(
-        lambda: measures.diffusion_spectral_entropy(X, method="exact"), repeats=1, warmup=0
+        lambda: measures.diffusion_spectral_entropy(X, method="exact"),
+        repeats=repeats,
+        warmup=warmup,
     )
     rows.append({"case": f"dse exact N={N}", "geoml_s": t_e, "geoml": e.value})
     row = {
@@ -144,7 +167,7 @@ def bench_dse(N, repeats, rows):
     except ImportError:
         ref = None
     if ref is not None:
-        t_r, v = timeit(lambda: ref(X, max_N=None), repeats=1, warmup=0)
+        t_r, v = timeit(lambda: ref(X, max_N=None), repeats=repeats, warmup=warmup)
         row.update(
             anchor="dse-dsmi",
             anchor_s=t_r,
@@ -156,16 +179,16 @@ def bench_dse(N, repeats, rows):
     print(row, flush=True)
 
 
-def bench_magnitude(n, repeats, rows):
+def bench_magnitude(n, repeats, rows, warmup=1):
     X = np.random.default_rng(0).normal(size=(n, 8))
-    t_g, m = timeit(lambda: measures.magnitude(X, 1.0), repeats=repeats)
+    t_g, m = timeit(lambda: measures.magnitude(X, 1.0), repeats=repeats, warmup=warmup)
 
     def dense():
         from scipy.spatial.distance import cdist
 
         return np.linalg.solve(np.exp(-cdist(X, X)), np.ones(n)).sum()
 
-    t_r, v = timeit(dense, repeats=1, warmup=0)
+    t_r, v = timeit(dense, repeats=repeats, warmup=warmup)
     row = {
         "case": f"magnitude n={n} t=1",
         "geoml_s": t_g,
@@ -179,18 +202,18 @@ def bench_magnitude(n, repeats, rows):
     print(row, flush=True)
 
 
-def bench_dse_slq(N, repeats, rows):
-    """SLQ against the dense reference alone (dse-dsmi's ``eigvalsh``, timed once; geoml's
-    exact mode equals it to 1e-15, so it is not run again): time ratio, relative error,
-    probes and the standard error."""
+def bench_dse_slq(N, repeats, rows, warmup=1):
+    """SLQ against the dense reference alone (dse-dsmi's ``eigvalsh``; geoml's exact mode
+    equals it to 1e-15, so it is not run again), both timed the same way: time ratio,
+    relative error, probes and the standard error."""
     from dse_dsmi import diffusion_spectral_entropy as ref
 
     X = np.random.default_rng(0).uniform(0, 1, (N, 256))
-    t_r, v = timeit(lambda: ref(X, max_N=None), repeats=1, warmup=0)
+    t_r, v = timeit(lambda: ref(X, max_N=None), repeats=repeats, warmup=warmup)
     t_s, s = timeit(
         lambda: measures.diffusion_spectral_entropy(X, method="slq", random_state=0),
         repeats=repeats,
-        warmup=0,
+        warmup=warmup,
     )
     row = {
         "case": f"dse slq N={N} (vs dse-dsmi)",
@@ -238,7 +261,7 @@ def _uniform_square(n, seed=0):
     return np.random.default_rng(seed).uniform(size=(n, 2))
 
 
-def bench_magnitude_cg(n, repeats, rows):
+def bench_magnitude_cg(n, repeats, rows, warmup=1):
     """Matrix-free CG (Vecchia-preconditioned) against a dense ``numpy.linalg.solve`` on the
     same similarity matrix, on uniform points in the unit square (t = 30, 100, 300: t times
     the point spacing 0.3-3 at n = 10,000) and Gaussian points in R^3 (t = 1); iterations,
@@ -255,10 +278,11 @@ def bench_magnitude_cg(n, repeats, rows):
             def dense(t=t):
                 return np.linalg.solve(np.exp(-t * cdist(X, X)), np.ones(n))
 
-            t_r, w_ref = timeit(dense, repeats=1, warmup=0)
+            t_r, w_ref = timeit(dense, repeats=repeats, warmup=warmup)
             t_g, r = timeit(
                 lambda t=t: measures.weighting_vector(X, t, method="cg", return_info=True),
                 repeats=repeats,
+                warmup=warmup,
             )
             w = r.weights
             row = {
@@ -310,8 +334,12 @@ def main(argv=None):
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(
+        "--warmup", type=int, default=1, help="untimed calls before the repeats (every side)"
+    )
+    ap.add_argument(
         "--t-large", type=float, default=200.0, help="scale of the magnitude_large case"
     )
+    ap.add_argument("--id-methods", default="mle,twonn,gride", help="estimators of the id case")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/measures.json)")
     args = ap.parse_args(argv)
     f = (10 if args.quick else 1) / args.scale
@@ -320,19 +348,26 @@ def main(argv=None):
     t0 = time.perf_counter()
     for case in args.cases.split(","):
         if case == "id":
-            bench_id(int(100_000 / f), 64, args.repeats, rows)
+            bench_id(
+                int(100_000 / f),
+                64,
+                args.repeats,
+                rows,
+                args.warmup,
+                tuple(args.id_methods.split(",")),
+            )
         elif case == "id_local":
-            bench_id_local(int(200_000 / f), 128, args.repeats, rows)
+            bench_id_local(int(200_000 / f), 128, args.repeats, rows, args.warmup)
         elif case == "dse":
-            bench_dse(int(10_000 / f), args.repeats, rows)
+            bench_dse(int(10_000 / f), args.repeats, rows, args.warmup)
         elif case == "magnitude":
-            bench_magnitude(int(10_000 / f), args.repeats, rows)
+            bench_magnitude(int(10_000 / f), args.repeats, rows, args.warmup)
         elif case == "dse_slq":
-            bench_dse_slq(int(10_000 / f), args.repeats, rows)
+            bench_dse_slq(int(10_000 / f), args.repeats, rows, args.warmup)
         elif case == "dse_knn_large":
             bench_dse_knn_large(int(1_000_000 / f), rows)
         elif case == "magnitude_cg":
-            bench_magnitude_cg(int(10_000 / f), args.repeats, rows)
+            bench_magnitude_cg(int(10_000 / f), args.repeats, rows, args.warmup)
         elif case == "magnitude_large":
             bench_magnitude_large(int(200_000 / f), args.t_large, rows)
         else:
@@ -346,6 +381,8 @@ def main(argv=None):
         "overhead",
         "rel_diff",
         "rel_diff_vs_exact",
+        "neighbors_stderr",
+        "z_vs_exact",
         "recall",
         "rel_err",
         "stderr",

@@ -9,10 +9,11 @@ from ._dse import (
     diffusion_spectral_mutual_information,
 )
 from ._entropy import SpectralMeasure, effective_rank, von_neumann_entropy
-from ._intrinsic import IntrinsicDimension, intrinsic_dimension
+from ._intrinsic import ApproxIntrinsicDimension, IntrinsicDimension, intrinsic_dimension
 from ._magnitude import MagnitudeResult, magnitude, magnitude_dimension, weighting_vector
 
 __all__ = [
+    "ApproxIntrinsicDimension",
     "DiffusionMutualInformation",
     "IntrinsicDimension",
     "MagnitudeResult",

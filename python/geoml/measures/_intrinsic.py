@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import warnings
 from typing import NamedTuple
 
@@ -11,13 +12,17 @@ import numpy as np
 
 from .._validation import as_float_array, check_int, check_n_jobs
 
-__all__ = ["IntrinsicDimension", "intrinsic_dimension"]
+__all__ = ["ApproxIntrinsicDimension", "IntrinsicDimension", "intrinsic_dimension"]
 
 _METHODS = ("mle", "twonn", "gride", "lpca")
 _RULES = ("FO", "ratio", "maxgap", "participation_ratio", "Kaiser", "broken_stick")
 _COMBS = ("mle", "mean", "median")
 _DEFAULT_K = 20  # scikit-dimension's MLE default (and geoml's default neighbourhood size)
 _CHUNK_ELEMS = 2**23  # local PCA: gathered neighbourhoods per chunk (k * d * points)
+_NEIGHBOR_MODES = ("exact", "sample", "nndescent", "auto")
+# neighbors="auto": "sample" from this many points (MLE and GRIDE, global); below it the
+# exact search takes under ~2 s on 2 cores at d = 64.
+_AUTO_APPROX_N = 50_000
 
 
 class IntrinsicDimension(NamedTuple):
@@ -44,6 +49,38 @@ class IntrinsicDimension(NamedTuple):
     stderr: float
     pointwise: np.ndarray | None
     n_used: int
+
+
+class ApproxIntrinsicDimension(IntrinsicDimension):
+    """:class:`IntrinsicDimension` (same fields) of ``neighbors="nndescent"`` or ``"auto"``,
+    with the error of the approximate neighbour search.
+
+    ``dimension`` estimates the exact-neighbour value (what ``neighbors="exact"`` returns);
+    ``stderr`` keeps its meaning (the estimator's own statistical error), computed on the
+    neighbours at hand (the approximate lists, or for ``"sample"`` the checked points alone,
+    as is ``n_used``). Extra attributes:
+
+    * ``neighbors_stderr``: standard error of ``dimension`` against the exact-neighbour value
+      (0 when the exact search ran).
+    * ``uncorrected``: the plug-in estimate on the approximate neighbours (``"sample"``: on
+      the checked points alone).
+    * ``recall_``: the search's :class:`geoml.RecallEstimate`.
+    * ``n_checked``: points whose neighbours were searched exactly for the correction.
+    """
+
+    neighbors_stderr: float
+    uncorrected: float
+    recall_: object
+    n_checked: int
+
+
+def _approx_result(res, neighbors_stderr, uncorrected, recall, n_checked):
+    out = ApproxIntrinsicDimension(*res)
+    out.neighbors_stderr = float(neighbors_stderr)
+    out.uncorrected = float(uncorrected)
+    out.recall_ = recall
+    out.n_checked = int(n_checked)
+    return out
 
 
 # ----------------------------------------------------------------------------- checks
@@ -262,7 +299,14 @@ def _pca_spectra(X, rows_idx, n_jobs=None):
     out = np.empty((m, p))
     step = max(1, _CHUNK_ELEMS // max(1, k * D))
     X64 = np.asarray(X, dtype=np.float64)  # once, not per gathered neighbourhood
-    for s in range(0, m, step):
+    starts = range(0, m, step)
+    if nt == 0:  # OpenMP's default (OMP_NUM_THREADS, else the cores, capped under load)
+        workers = _core.max_threads()
+    else:
+        workers = (os.cpu_count() or 1) if nt == -1 else nt
+    workers = min(workers, len(starts))
+
+    def chunk(s):
         Y = X64[rows_idx[s : s + step]]
         Y -= Y.mean(axis=1, keepdims=True)
         if k <= D:
@@ -270,11 +314,23 @@ def _pca_spectra(X, rows_idx, n_jobs=None):
         else:
             G = Y.transpose(0, 2, 1) @ Y
         G /= k - 1
-        ev, _, status = _core.spd_eigh(G, vectors=False, sym_tol=1e-8, n_jobs=nt)
+        ev, _, status = _core.spd_eigh(
+            G, vectors=False, sym_tol=1e-8, n_jobs=1 if workers > 1 else nt
+        )
         bad = status != 0
         if bad.any():
             ev[bad] = np.linalg.eigvalsh(G[bad])
         out[s : s + step] = np.maximum(ev[:, ::-1], 0.0)
+
+    if workers <= 1:
+        for s in starts:
+            chunk(s)
+    else:  # chunks on nt threads (NumPy's gather, centring, batched products and the
+        # eigensolver release the GIL); each chunk's result does not depend on the count
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(chunk, starts))
     return out
 
 
@@ -313,6 +369,57 @@ def _pca_rule(ev, rule, alpha):
     return np.where(above.any(axis=1), np.argmax(above, axis=1), 0).astype(float)
 
 
+# ----------------------------------------------------------------------------- large n
+
+
+def _approx_estimate(X, method, mode, target_recall, n_check, random_state, *, k, comb,
+                     unbiased, n1, n2, n_jobs):  # fmt: skip
+    """Global MLE / GRIDE of the exact neighbours, estimated from ``n_check`` points searched
+    exactly: alone (``mode="sample"``) or as the correction of the estimate on NN-descent
+    neighbours (``"nndescent"``); see ``_intrinsic_approx``."""
+    from . import _intrinsic_approx as _ap
+
+    n = X.shape[0]
+    if method == "mle":
+        if k < 3 and unbiased:
+            raise ValueError("unbiased=True needs k >= 3")
+        kmax = k
+    else:
+        n1 = check_int(n1, "n1", low=1)
+        n2 = 2 * n1 if n2 is None else check_int(n2, "n2", low=n1 + 1)
+        if n2 > n - 1:
+            raise ValueError(f"n2={n2} needs at least n2 + 1 = {n2 + 1} samples; X has {n}")
+        kmax = n2
+    if mode == "sample":
+        from ..neighbors import RecallEstimate
+
+        S, dist_ex = _ap.sampled_rows(X, kmax, n_check, random_state, n_jobs)
+        m = S.size
+        rec = RecallEstimate(1.0, 1.0, 1.0, m, target_recall, True, "exact", 0)
+        if method == "mle":
+            value, nse = _ap.mle_corrected(None, dist_ex, S, bool(unbiased), comb, n=n)
+            plug, se, _, used = _mle(dist_ex, bool(unbiased), comb)
+        else:
+            value, nse = _ap.gride_corrected(None, dist_ex, S, n1, n2, n=n)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                L = np.log(dist_ex[:, n2 - 1] / dist_ex[:, n1 - 1])
+            plug, se, used = _gride_global(L, n1, n2)
+        res = IntrinsicDimension(value, se, None, used)
+        return _approx_result(res, nse, plug, rec, m)
+    dist_ap, recall, S, dist_ex = _ap.approx_neighbors(
+        X, kmax, target_recall, n_check, random_state, n_jobs
+    )
+    if method == "mle":
+        plug, se, _, used = _mle(dist_ap, bool(unbiased), comb)
+        value, nse = _ap.mle_corrected(dist_ap, dist_ex, S, bool(unbiased), comb)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plug, se, used = _gride_global(np.log(dist_ap[:, n2 - 1] / dist_ap[:, n1 - 1]), n1, n2)
+        value, nse = _ap.gride_corrected(dist_ap, dist_ex, S, n1, n2)
+    res = IntrinsicDimension(value, se, None, used)
+    return _approx_result(res, nse, plug, recall, S.size)
+
+
 # ----------------------------------------------------------------------------- public
 
 
@@ -331,6 +438,9 @@ def intrinsic_dimension(
     n2: int | None = None,
     rule: str = "FO",
     alpha: float = 0.05,
+    target_recall: float = 0.9,
+    n_check: int | None = None,
+    random_state=None,
     n_jobs: int | None = None,
 ) -> IntrinsicDimension:
     """Intrinsic dimension of a point cloud, globally and (``local=True``) per point.
@@ -376,9 +486,23 @@ def intrinsic_dimension(
         (default 20). Global TwoNN uses 2 and global GRIDE ``n2`` neighbours.
     local : bool
         Also return per-point estimates (``pointwise``).
-    neighbors : (indices, distances), optional
-        A precomputed :func:`geoml.knn` result of X (self excluded, rows sorted) with at least
-        as many columns as needed; used instead of a new search.
+    neighbors : {None, "exact", "sample", "nndescent", "auto"} or (indices, distances), optional
+        None or ``"exact"``: one exact search. A precomputed :func:`geoml.knn` result of X
+        (self excluded, rows sorted) with at least as many columns as needed is used instead
+        of a new search. The large-n modes (global MLE with ``comb`` ``"mle"``/``"mean"``, and
+        global GRIDE) estimate the exact-neighbour value with a standard error
+        ``neighbors_stderr`` (an :class:`ApproxIntrinsicDimension` is returned):
+        ``"sample"``: the exact neighbours (among all n points) of ``n_check`` random points
+        (default 5000; cost ``n_check n D`` instead of ``n^2 D / 2``), the totals of the
+        estimator extrapolated from them (a ratio / Z-estimator of a simple random sample,
+        delta-method standard error with the finite-population correction);
+        ``"nndescent"``: approximate neighbours of every point (:func:`geoml.knn` with
+        ``method="nndescent"``) corrected by the exact neighbours of ``n_check`` random points
+        (default 2000): the approximate total plus ``n`` times the mean exact-minus-approximate
+        contribution (a difference estimator; its variance is floored for a search that is
+        right almost everywhere, see ``docs/design/measures.md``); tighter than ``"sample"``
+        where the search is good. ``"auto"``: ``"sample"`` from 50,000 points for those
+        estimators, else exact (``neighbors_stderr = 0``).
     comb : {"mle", "mean", "median"}
         MLE: how the per-point estimates are combined.
     unbiased : bool
@@ -393,13 +517,22 @@ def intrinsic_dimension(
         lPCA rule (see above).
     alpha : float
         lPCA ``"FO"`` and ``"ratio"`` threshold in (0, 1) (scikit-dimension's default 0.05).
+    target_recall : float in (0, 1]
+        ``neighbors="nndescent"``/``"auto"``: recall the approximate search iterates towards
+        (default 0.9; a missed target only widens ``neighbors_stderr``).
+    n_check : int, optional
+        Points searched exactly: 5000 for ``"sample"``, 2000 for ``"nndescent"``.
+    random_state : None, int or Generator
+        Seed of the approximate search and of the checked points.
     n_jobs : int, optional
         Threads of the kNN search.
 
     Returns
     -------
-    IntrinsicDimension
-        ``dimension``, ``stderr``, ``pointwise`` (n_samples,) or None, ``n_used``.
+    IntrinsicDimension or ApproxIntrinsicDimension
+        ``dimension``, ``stderr``, ``pointwise`` (n_samples,) or None, ``n_used`` (and, for
+        ``neighbors="nndescent"``/``"auto"``, ``neighbors_stderr``, ``uncorrected``,
+        ``recall_``, ``n_checked``).
 
     Examples
     --------
@@ -410,9 +543,22 @@ def intrinsic_dimension(
     >>> est = geoml.intrinsic_dimension(X, "twonn", fit="mle")
     >>> bool(abs(est.dimension - 2) < 0.2), bool(est.stderr < 0.1)
     (True, True)
+
+    Approximate neighbours at large n, with the error against the exact estimate:
+
+    >>> Z = rng.normal(size=(4000, 6))
+    >>> est = geoml.intrinsic_dimension(Z, "mle", neighbors="nndescent", random_state=0)
+    >>> exact = geoml.intrinsic_dimension(Z, "mle")
+    >>> bool(abs(est.dimension - exact.dimension) <= 4 * est.neighbors_stderr + 1e-9)
+    True
     """
     if method not in _METHODS:
         raise ValueError(f"method={method!r}; choose one of {_METHODS}")
+    mode = None
+    if isinstance(neighbors, str):
+        if neighbors not in _NEIGHBOR_MODES:
+            raise ValueError(f"neighbors={neighbors!r}; choose one of {_NEIGHBOR_MODES}")
+        mode, neighbors = neighbors, None
     X = as_float_array(X, "X")
     n = X.shape[0]
     if n < 3:
@@ -434,6 +580,29 @@ def intrinsic_dimension(
             hint=f" (neighbours; X has n_samples={n})",
         )
     pointwise = None
+    if mode in ("sample", "nndescent", "auto"):
+        from . import _intrinsic_approx as _ap
+
+        target_recall, n_check = _ap.check_options(target_recall, n_check, mode)
+        supported = method in ("mle", "gride") and not local and comb != "median"
+        if mode != "auto" and not supported:
+            raise ValueError(
+                f"neighbors={mode!r} is for the global MLE (comb 'mle' or 'mean') and GRIDE "
+                f"estimates; got method={method!r}, local={local}, comb={comb!r}: use "
+                "neighbors='exact'"
+            )
+        kw = dict(k=k, comb=comb, unbiased=unbiased, n1=n1, n2=n2, n_jobs=n_jobs)
+        if mode == "auto" and (not supported or n < _AUTO_APPROX_N):
+            res = intrinsic_dimension(
+                X, method, local=local, discard_fraction=discard_fraction, fit=fit,
+                rule=rule, alpha=alpha, **kw,
+            )  # fmt: skip
+            from ..neighbors import RecallEstimate
+
+            rec = RecallEstimate(1.0, 1.0, 1.0, n, target_recall, True, "exact", 0)
+            return _approx_result(res, 0.0, res.dimension, rec, n)
+        mode = "sample" if mode == "auto" else mode
+        return _approx_estimate(X, method, mode, target_recall, n_check, random_state, **kw)
 
     if method == "mle":
         if comb not in _COMBS:
