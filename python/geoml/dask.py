@@ -169,20 +169,36 @@ def _knn_diag(Q, q0: int, k: int, metric: str, n_jobs):
     return idx + q0, dist
 
 
-def _knn_pair(Q, D, q0: int, d0: int, k: int, metric: str, n_jobs):
+def _kth(part, k: int):
+    """A chunk's pruning bounds from its own candidate list: each row's k-th distance within
+    its chunk (an upper bound of its final k-th distance), None when the chunk has no more
+    than k rows (no bound)."""
+    dist = part[1]
+    return np.ascontiguousarray(dist[:, k - 1]) if dist.shape[1] == k else None
+
+
+def _knn_pair(Q, D, q0: int, d0: int, k: int, metric: str, n_jobs, bq=None, bd=None):
     """Both directions between chunks Q (rows [q0, ...)) and D (rows [d0, ...)) from one pass
     over their distance tile: ((Q's candidates among D), (D's candidates among Q)), global
-    int64 indices and exact float64 distances, each list of min(k, other chunk's rows)."""
+    int64 indices and exact float64 distances, each list of min(k, other chunk's rows).
+    ``bq`` / ``bd``: the rows' k-th distances within their own chunks (:func:`_kth`); a
+    candidate beyond them (by more than the score's rounding) is not kept, its slot (-1, inf):
+    the merge never needs it, and the heaps then see about k insertions per row instead of
+    k (1 + ln(chunk / k))."""
     _check_block(Q, q0)
     _check_block(D, d0)
     iq, dq, id_, dd = _core.knn_pair(
         aligned(Q),
         aligned(D.astype(Q.dtype, copy=False)),
+        bq,
+        bd,
         k=k,
         metric=_core.Metric[metric],
         n_jobs=_task_threads(n_jobs),
     )
-    return (iq + d0, dq), (id_ + q0, dd)
+    iq = np.where(iq >= 0, iq + d0, -1)
+    id_ = np.where(id_ >= 0, id_ + q0, -1)
+    return (iq, dq), (id_, dd)
 
 
 def _merge(k: int, *parts):
@@ -195,7 +211,7 @@ def _merge(k: int, *parts):
 
 def _finish(part, k: int, dtype):
     idx, dist = part
-    if idx.shape[1] != k:  # pragma: no cover - guarded by the k check on the client
+    if idx.shape[1] != k or (idx < 0).any():  # pragma: no cover - guarded by the k check
         raise RuntimeError("geoml.dask.knn: fewer candidates than k")
     return np.ascontiguousarray(idx), dist.astype(dtype)
 
@@ -330,10 +346,14 @@ def knn(
     merge = dask.delayed(_merge, pure=True)
     finish = dask.delayed(_finish, pure=True, nout=2)
     # one task per unordered pair of chunks: its tile scored once, both chunks' lists updated
+    kth = dask.delayed(_kth, pure=True)
     parts = [[diag(blocks[i], starts[i], k, metric, n_jobs)] for i in range(P)]
+    bounds = [kth(parts[i][0], k) for i in range(P)]
     for i in range(P):
         for j in range(i + 1, P):
-            ij, ji = pair(blocks[i], blocks[j], starts[i], starts[j], k, metric, n_jobs)
+            ij, ji = pair(
+                blocks[i], blocks[j], starts[i], starts[j], k, metric, n_jobs, bounds[i], bounds[j]
+            )
             parts[i].append(ij)
             parts[j].append(ji)
     out_i, out_d = [], []
@@ -723,10 +743,7 @@ def _batched(solver, a, b, C, masks, solver_kwargs, n_jobs, offsets=None, per_ta
         stats = [task("stats", *has, solver_kwargs, n_jobs, *b) for b in zip(*delayed, strict=True)]
         solver_kwargs = _with_globals(solver_kwargs, dask.compute(*stats))
     parts = [task(solver, *has, solver_kwargs, n_jobs, *b) for b in zip(*delayed, strict=True)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # re-issued once below
-        results = dask.compute(*parts)
-    return results
+    return dask.compute(*parts)  # the tasks do not warn: the caller warns once
 
 
 RAGGED_TASK_ENTRIES = 1 << 22  # default ragged grouping: about 32 MB of float64 costs per task
@@ -786,9 +803,7 @@ def _ragged(dask, da, solver, a, b, C, masks, offsets, solver_kwargs, n_jobs, pe
         stats = [task("stats", solver_kwargs, n_jobs, *g) for g in groups]
         solver_kwargs = _with_globals(solver_kwargs, dask.compute(*stats))
     parts = [task(solver, solver_kwargs, n_jobs, *g) for g in groups]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # re-issued once by the caller
-        return dask.compute(*parts)
+    return dask.compute(*parts)  # the tasks do not warn: the caller warns once
 
 
 def _ragged_block(solver, kwargs, n_jobs, a, b, C, a_off, b_off):
@@ -807,15 +822,58 @@ def _ot_block(solver, has_am, has_bm, kwargs, n_jobs, a, b, C, *masks):
 def _solve(solver, kwargs, n_jobs, a, b, C, **layout):
     """One task's problems: ``"emd_batched"``, ``"sinkhorn_batched"`` (with the batch-wide
     cost range and mass of :func:`_with_globals`), or ``"stats"`` (the chunk's part of them)."""
-    from . import ot
-
     if solver == "stats":
         return _sinkhorn_stats(a, b, C, balanced=kwargs["rho"] is None, **layout)
     if solver == "sinkhorn_batched":
         return _sinkhorn_fixed(a, b, C, n_jobs=_task_threads(n_jobs), **kwargs, **layout)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return ot.emd_batched(a, b, C, n_jobs=_task_threads(n_jobs), **kwargs, **layout)
+    return _emd_fixed(a, b, C, n_jobs=_task_threads(n_jobs), **kwargs, **layout)
+
+
+def _emd_fixed(
+    a,
+    b,
+    C,
+    *,
+    return_plans,
+    max_iter,
+    n_jobs,
+    a_mask=None,
+    b_mask=None,
+    a_offsets=None,
+    b_offsets=None,
+):
+    """:func:`geoml.ot.emd_batched` on part of a batch without its warning: the converged flags
+    travel in the result and the client warns once (:func:`_gather_ot`). A task must not touch
+    the process-wide warning filters (``warnings.catch_warnings`` is not thread-safe: under
+    the threaded scheduler it would race with the other tasks and the caller's own threads)."""
+    from .ot._solvers import _EMD_NONFINITE, _batched_layout, _infeasible, _max_iter
+
+    fa, a_off, fb, b_off, fC, c_off, plan_shape, _ = _batched_layout(
+        a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=True, scan_cost=False
+    )
+    cost, status, plans = _core.emd_batched(
+        fa,
+        a_off,
+        fb,
+        b_off,
+        fC,
+        c_off,
+        max_iter=_max_iter(max_iter),
+        want_plans=bool(return_plans),
+        n_jobs=n_jobs,
+    )
+    bad = status == _EMD_NONFINITE
+    if bad.any():
+        raise ValueError(
+            f"C contains NaN or -inf (problem {int(np.flatnonzero(bad)[0])} of the task, "
+            "between bins of positive mass; +inf marks a forbidden pair)"
+        )
+    bad = status == 2
+    if bad.any():
+        raise _infeasible(f"emd_batched (problem {int(np.flatnonzero(bad)[0])} of the task)")
+    if plans is not None:
+        plans = plans.reshape(plan_shape)
+    return BatchedOTResult(cost, status == 0, plans)
 
 
 def _sinkhorn_stats(a, b, C, *, balanced, a_mask=None, b_mask=None, a_offsets=None, b_offsets=None):
@@ -1161,9 +1219,7 @@ def _batched_points(solver, x, y, a, b, p, solver_kwargs, n_jobs):
         stats = [task("stats", solver_kwargs, p, n_jobs, *blk) for blk in blocks]
         solver_kwargs = _with_globals(solver_kwargs, dask.compute(*stats))
     parts = [task(solver, solver_kwargs, p, n_jobs, *blk) for blk in blocks]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # re-issued once by the caller
-        return dask.compute(*parts)
+    return dask.compute(*parts)  # the tasks do not warn: the caller warns once
 
 
 def emd_batched_points(
