@@ -360,6 +360,59 @@ def test_batched_bad_input():
         gdask.sinkhorn_batched(A, b, C, -1.0)
 
 
+@pytest.mark.parametrize("W", [2, 3, 4, 5])
+def test_ring_plan_reads_each_chunk_once_per_worker_and_balances(W):
+    """The ring schedule: a pair runs on one of its chunks' homes; a worker reads only the
+    chunks of the next (W - 1) / 2 workers round the ring (half of one more for even W),
+    each once; with even chunk counts every worker gets the same pair work."""
+    for P in (W, 2 * W, 4 * W, 3 * W + 1, 1):
+        homes = [i * W // P for i in range(P)]
+        place = gdask._ring_plan(homes, W)
+        assert sorted(place) == [(i, j) for i in range(P) for j in range(i + 1, P)]
+        reads = {w: set() for w in range(W)}
+        for (i, j), w in place.items():
+            assert w in (homes[i], homes[j])
+            reads[w] |= {c for c in (i, j) if homes[c] != w}
+        fetched = sum(len(r) for r in reads.values())
+        g = P // W
+        if P % W == 0 and g > 0:
+            work = [sum(1 for w in place.values() if w == v) for v in range(W)]
+            if W % 2 or g % 2 == 0:  # (even W: the half-way pairs split in halves of g)
+                assert len(set(work)) == 1, work
+            else:
+                assert max(work) - min(work) <= g, work
+            if W % 2:
+                assert fetched == (W - 1) // 2 * P
+            else:  # W / 2 - 1 whole groups, plus ceil(g / 2) + g chunks per half-way pair
+                tie = (g + 1) // 2 + (g if g > 1 else 0)
+                assert fetched == (W // 2 - 1) * P + (W // 2) * tie
+            if W > 2 or g > 1:
+                assert fetched < (W - 1) * P  # less than every worker reading every chunk
+        sizes = [10] * P
+        mv = gdask._ring_moves(homes, place, sizes, 4, 8, 3)
+        assert mv["data"] == fetched * 10 * 4 * 8 and mv["candidates"] == fetched * 10 * 3 * 16
+
+
+def test_ring_schedule_on_the_cluster(client):
+    """schedule='ring' (the default 'auto' on a client) and 'dask' give geoml.knn's result;
+    the ring moves the data and candidate lists its plan predicts (Dask's work stealing may
+    move a task off its worker when the other is idle: at most one chunk more per task); the
+    ring needs a client; a bad schedule is refused."""
+    X = _data(900, 6, np.float64, 31)
+    ref = geoml.knn(X, 8)
+    Xd = client.persist(da.from_array(X, chunks=(150, -1)))
+    for schedule in ("auto", "ring", "dask"):
+        idx, dist = client.compute(gdask.knn(Xd, 8, schedule=schedule), sync=True)
+        np.testing.assert_array_equal(idx, ref.indices)
+        np.testing.assert_array_equal(dist, ref.distances)
+    G = gdask.knn_graph(da.from_array(X, chunks=(250, -1)), 8, schedule="ring")
+    assert (geoml.knn_graph(X, 8) != G).nnz == 0
+    with dask.config.set(scheduler="threads"), pytest.raises(ValueError, match="needs a"):
+        gdask.knn(Xd, 8, schedule="ring")
+    with pytest.raises(ValueError, match="schedule must be"):
+        gdask.knn(Xd, 8, schedule="broadcast")
+
+
 def test_distributed_cluster_equals_geoml(client):
     assert len(client.scheduler_info()["workers"]) == 2
     X = _data(120, 8, np.float32, 11)
