@@ -340,9 +340,9 @@ def knn(
     when b is less than half-way round the ring from a, else on b, so that a worker reads each
     chunk it needs once and only about half the workers read a given chunk; each worker merges
     the lists it made for a chunk before sending them home. With a client the tasks are
-    submitted at once (the result arrays hold futures, as after ``persist``); ``allow_other_
-    workers`` lets the scheduler move them if a worker dies. ``"dask"`` (and the threaded
-    scheduler) leaves placement to Dask, lazily.
+    submitted at once (the result arrays hold futures, as after ``persist``); the placement is
+    loose (``allow_other_workers``), so the scheduler moves tasks if a worker dies.
+    ``"dask"`` (and the threaded scheduler) leaves placement to Dask, lazily.
 
     Approximate (``method="nndescent"``, computed at once, results kept on the workers):
     the points are partitioned into ``ceil(n / partition_size)`` cells by k-means centres fitted
@@ -824,8 +824,9 @@ def knn_graph(
     ----------
     X : dask.array.Array of shape (n_samples, n_features)
         Data, chunked by rows.
-    k, metric, n_jobs, split_every, method, target_recall, random_state, partition_size, \
-overlap, schedule
+    k, metric, n_jobs, split_every, method, target_recall
+        As in :func:`geoml.dask.knn`.
+    random_state, partition_size, overlap, schedule
         As in :func:`geoml.dask.knn`.
     mode, symmetrize, kernel, sigma, k_sigma, decay
         As in :func:`geoml.knn_graph`.
