@@ -236,6 +236,67 @@ def test_batched_warns_once_on_the_client():
     assert len(rec) == 1 and not res.converged.any()
 
 
+def test_emd_tasks_leave_the_warning_filters_alone(monkeypatch):
+    """EMD tasks on the threaded scheduler: no task touches the process-wide warning filters
+    (``warnings.catch_warnings`` is not thread-safe), the flags come back in the result and
+    the client warns once, as geoml.ot.emd_batched does."""
+    import threading
+
+    calls = []
+    real = warnings.catch_warnings
+
+    def spy(*args, **kwargs):
+        calls.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    a, b, C, _ = _ot_data(40, 7, 7, 9)
+    with pytest.warns(RuntimeWarning, match="hit max_iter"):
+        ref = geoml.ot.emd_batched(a, b, C, max_iter=2)
+    for layout in ("padded", "ragged", "points"):
+        monkeypatch.setattr(warnings, "catch_warnings", spy)
+        filters = list(warnings.filters)
+        with (
+            dask.config.set(scheduler="threads", num_workers=4),
+            pytest.warns(RuntimeWarning, match="hit max_iter") as rec,
+        ):
+            if layout == "padded":
+                got = gdask.emd_batched(da.from_array(a, chunks=3), b, C, max_iter=2)
+            elif layout == "ragged":
+                off = np.arange(0, 7 * 41, 7)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    ref = geoml.ot.emd_batched(
+                        a.ravel(), b.ravel(), C.ravel(), a_offsets=off, b_offsets=off, max_iter=2
+                    )
+                got = gdask.emd_batched(
+                    a.ravel(),
+                    b.ravel(),
+                    C.ravel(),
+                    a_offsets=off,
+                    b_offsets=off,
+                    max_iter=2,
+                    problems_per_task=3,
+                )
+            else:
+                x = np.random.default_rng(1).normal(size=(40, 7, 2))
+                y = np.random.default_rng(2).normal(size=(40, 7, 2))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    ref = geoml.ot.emd_batched(a, b, gdask.point_cloud_costs(x, y), max_iter=2)
+                got = gdask.emd_batched_points(da.from_array(x, chunks=3), y, a=a, b=b, max_iter=2)
+        monkeypatch.setattr(warnings, "catch_warnings", real)
+        # pytest.warns itself enters catch_warnings on the main thread; no task did
+        assert all(calls), f"{layout}: a task entered warnings.catch_warnings"
+        calls.clear()
+        n_bad = int((~ref.converged).sum())
+        name = "emd_batched_points" if layout == "points" else "emd_batched"
+        assert n_bad > 0 and len(rec) == 1
+        assert str(rec[0].message) == f"{name}: {n_bad} problem(s) hit max_iter=2 before optimality"
+        np.testing.assert_array_equal(got.cost, ref.cost)
+        np.testing.assert_array_equal(got.converged, ref.converged)
+        assert warnings.filters == filters
+
+
 def _ragged_problems(seed, B=13):
     rng = np.random.default_rng(seed)
     ms, ns = rng.integers(1, 7, B), rng.integers(1, 6, B)
@@ -297,6 +358,59 @@ def test_batched_bad_input():
         gdask.emd_batched(A, b, C[:, :2])
     with pytest.raises(ValueError, match="eps"):
         gdask.sinkhorn_batched(A, b, C, -1.0)
+
+
+@pytest.mark.parametrize("W", [2, 3, 4, 5])
+def test_ring_plan_reads_each_chunk_once_per_worker_and_balances(W):
+    """The ring schedule: a pair runs on one of its chunks' homes; a worker reads only the
+    chunks of the next (W - 1) / 2 workers round the ring (half of one more for even W),
+    each once; with even chunk counts every worker gets the same pair work."""
+    for P in (W, 2 * W, 4 * W, 3 * W + 1, 1):
+        homes = [i * W // P for i in range(P)]
+        place = gdask._ring_plan(homes, W)
+        assert sorted(place) == [(i, j) for i in range(P) for j in range(i + 1, P)]
+        reads = {w: set() for w in range(W)}
+        for (i, j), w in place.items():
+            assert w in (homes[i], homes[j])
+            reads[w] |= {c for c in (i, j) if homes[c] != w}
+        fetched = sum(len(r) for r in reads.values())
+        g = P // W
+        if P % W == 0 and g > 0:
+            work = [sum(1 for w in place.values() if w == v) for v in range(W)]
+            if W % 2 or g % 2 == 0:  # (even W: the half-way pairs split in halves of g)
+                assert len(set(work)) == 1, work
+            else:
+                assert max(work) - min(work) <= g, work
+            if W % 2:
+                assert fetched == (W - 1) // 2 * P
+            else:  # W / 2 - 1 whole groups, plus ceil(g / 2) + g chunks per half-way pair
+                tie = (g + 1) // 2 + (g if g > 1 else 0)
+                assert fetched == (W // 2 - 1) * P + (W // 2) * tie
+            if W > 2 or g > 1:
+                assert fetched < (W - 1) * P  # less than every worker reading every chunk
+        sizes = [10] * P
+        mv = gdask._ring_moves(homes, place, sizes, 4, 8, 3)
+        assert mv["data"] == fetched * 10 * 4 * 8 and mv["candidates"] == fetched * 10 * 3 * 16
+
+
+def test_ring_schedule_on_the_cluster(client):
+    """schedule='ring' (the default 'auto' on a client) and 'dask' give geoml.knn's result;
+    the ring moves the data and candidate lists its plan predicts (Dask's work stealing may
+    move a task off its worker when the other is idle: at most one chunk more per task); the
+    ring needs a client; a bad schedule is refused."""
+    X = _data(900, 6, np.float64, 31)
+    ref = geoml.knn(X, 8)
+    Xd = client.persist(da.from_array(X, chunks=(150, -1)))
+    for schedule in ("auto", "ring", "dask"):
+        idx, dist = client.compute(gdask.knn(Xd, 8, schedule=schedule), sync=True)
+        np.testing.assert_array_equal(idx, ref.indices)
+        np.testing.assert_array_equal(dist, ref.distances)
+    G = gdask.knn_graph(da.from_array(X, chunks=(250, -1)), 8, schedule="ring")
+    assert (geoml.knn_graph(X, 8) != G).nnz == 0
+    with dask.config.set(scheduler="threads"), pytest.raises(ValueError, match="needs a"):
+        gdask.knn(Xd, 8, schedule="ring")
+    with pytest.raises(ValueError, match="schedule must be"):
+        gdask.knn(Xd, 8, schedule="broadcast")
 
 
 def test_distributed_cluster_equals_geoml(client):
@@ -547,6 +661,51 @@ def test_knn_pair_binding_both_directions(metric, dtype):
         _core.knn_pair(X, X[:, :3], k=2, metric=_core.Metric[metric])
     with pytest.raises(TypeError):
         _core.knn_pair(X.astype(np.float16), None, k=2, metric=_core.Metric[metric])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", METRICS)
+def test_knn_pair_bounds_prune_only_beyond_the_bound(metric, dtype):
+    """knn_pair(A, B, bound_a, bound_b): each row's list is the unpruned list without the
+    candidates beyond the row's bound (kept ones in the same order, (-1, inf) after them),
+    every candidate at a distance <= the bound kept; +inf bounds change nothing."""
+    from geoml import _core
+
+    rng = np.random.default_rng(11)
+    M = _core.Metric[metric]
+    for na, nb, k, shift in [(70, 90, 6, 0.0), (40, 25, 9, 50.0), (3, 80, 5, 0.0)]:
+        A = (rng.normal(size=(na, 6)) + shift).astype(dtype)
+        B = (rng.normal(size=(nb, 6)) + shift).astype(dtype)
+        iab, dab, iba, dba = _core.knn_pair(A, B, k=k, metric=M)
+        inf_a, inf_b = np.full(na, np.inf), np.full(nb, np.inf)
+        for x, y in zip(_core.knn_pair(A, B, inf_a, inf_b, k=k, metric=M), (iab, dab, iba, dba)):
+            np.testing.assert_array_equal(x, y)
+        # bounds: each row's 2nd-best distance (or a random one of its list)
+        col = rng.integers(0, 2, size=na) * (iab.shape[1] - 1) // 2
+        ba = dab[np.arange(na), col].copy()
+        bb = dba[:, min(1, iba.shape[1] - 1)].copy()
+        got = _core.knn_pair(A, B, ba, bb, k=k, metric=M)
+        for idx, dist, ref_i, ref_d, bound in (
+            (got[0], got[1], iab, dab, ba),
+            (got[2], got[3], iba, dba, bb),
+        ):
+            assert idx.shape == ref_i.shape
+            for r in range(len(idx)):
+                kept = idx[r] >= 0
+                q = int(kept.sum())
+                assert kept[:q].all() and np.isinf(dist[r, q:]).all()
+                # the kept entries: the unpruned list's, in order (a prefix of it)
+                np.testing.assert_array_equal(idx[r, :q], ref_i[r, :q])
+                np.testing.assert_array_equal(dist[r, :q], ref_d[r, :q])
+                # everything at or within the bound kept
+                assert q >= int((ref_d[r] <= bound[r]).sum())
+        assert (got[0] < 0).any() and (got[2] < 0).any()  # the bounds did prune
+    with pytest.raises(ValueError, match=f"bound_a must be 1-D with {len(A)} entries"):
+        _core.knn_pair(A, B, np.zeros(len(A) + 1), k=2, metric=M)
+    with pytest.raises(ValueError, match=f"bound_b must be 1-D with {len(B)} entries"):
+        _core.knn_pair(A, B, None, np.zeros((len(B), 1)), k=2, metric=M)
+    with pytest.raises(ValueError, match="two-block"):
+        _core.knn_pair(A, None, np.zeros(len(A)), k=1, metric=M)
 
 
 # ---------------------------------------------------------------- approximate kNN

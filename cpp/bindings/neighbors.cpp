@@ -35,16 +35,30 @@ py::tuple knn_py(exact<T> X_in, py::object Y, int64_t k, Metric metric, bool exc
   return py::make_tuple(idx, dist);
 }
 
+/// A knn_pair pruning bound: None, or a 1-D float64 array of `rows` entries.
+carray<double> pair_bound(const py::object& obj, int64_t rows, const char* name) {
+  if (obj.is_none()) return carray<double>();
+  carray<double> b = obj.cast<carray<double>>();
+  if (b.ndim() != 1 || b.shape(0) != rows)
+    throw std::invalid_argument(std::string("knn_pair: ") + name + " must be 1-D with " +
+                                std::to_string(rows) + " entries (one per row)");
+  return b;
+}
+
 /// Both directions of an exact kNN between blocks A and B from one tile pass (knn_pair_search)
 /// -> (idx_ab, dist_ab, idx_ba, dist_ba), float64 distances; B None: the self query of A
-/// (exclude_self) -> (idx, dist, None, None).
+/// (exclude_self) -> (idx, dist, None, None). bound_a / bound_b: optional per-row distance
+/// bounds (knn_pair_search's pruning; two-block query only).
 template <typename T>
-py::tuple knn_pair_py(exact<T> A_in, py::object B_obj, int64_t k, Metric metric, int n_jobs) {
+py::tuple knn_pair_py(exact<T> A_in, py::object B_obj, py::object bound_a, py::object bound_b,
+                      int64_t k, Metric metric, int n_jobs) {
   const carray<T> A = contiguous(A_in);
   if (A.ndim() != 2) throw std::invalid_argument("A must be 2-D");
   const int64_t na = A.shape(0), d = A.shape(1);
   const T* pa = A.data();
   if (B_obj.is_none()) {
+    if (!bound_a.is_none() || !bound_b.is_none())
+      throw std::invalid_argument("knn_pair: bounds are for the two-block query (B given)");
     if (k < 1 || k > na - 1)
       throw std::invalid_argument("knn_pair: k=" + std::to_string(k) + " must be in [1, " +
                                   std::to_string(na - 1) + "]");
@@ -69,9 +83,13 @@ py::tuple knn_pair_py(exact<T> A_in, py::object B_obj, int64_t k, Metric metric,
   int64_t *p1 = iab.mutable_data(), *p3 = iba.mutable_data();
   double *p2 = dab.mutable_data(), *p4 = dba.mutable_data();
   const T* pb = B.data();
+  const carray<double> ba = pair_bound(bound_a, na, "bound_a");
+  const carray<double> bb = pair_bound(bound_b, nb, "bound_b");
+  const double* pba = bound_a.is_none() ? nullptr : ba.data();
+  const double* pbb = bound_b.is_none() ? nullptr : bb.data();
   {
     py::gil_scoped_release release;
-    knn_pair_search<T>(pa, na, pb, nb, d, k, metric, n_jobs, p1, p2, p3, p4);
+    knn_pair_search<T>(pa, na, pb, nb, d, k, metric, n_jobs, p1, p2, p3, p4, pba, pbb);
   }
   return py::make_tuple(iab, dab, iba, dba);
 }
@@ -163,7 +181,8 @@ void bind_neighbors(py::module_& m) {
                 "Exact k nearest neighbours of the rows of Y (None: of X, among X) -> (indices, "
                 "distances).");
   def_overloads(m, "knn_pair", Floats{}, GEOML_PICK(knn_pair_py), py::arg("A").noconvert(),
-                py::arg("B") = py::none(), py::kw_only(), py::arg("k"), py::arg("metric"),
+                py::arg("B") = py::none(), py::arg("bound_a") = py::none(),
+                py::arg("bound_b") = py::none(), py::kw_only(), py::arg("k"), py::arg("metric"),
                 py::arg("n_jobs") = 0,
                 "Exact kNN of A among B and B among A, one tile pass -> (iab, dab, iba, dba).");
   const NNDescentOptions nd;

@@ -377,7 +377,8 @@ void knn_search_impl(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, 
 template <typename T>
 void knn_pair_search(const T* A, int64_t na, const T* B, int64_t nb, int64_t d, int64_t k,
                      Metric metric, int n_threads, int64_t* idx_ab, double* dist_ab,
-                     int64_t* idx_ba, double* dist_ba) {
+                     int64_t* idx_ba, double* dist_ba, const double* bound_a,
+                     const double* bound_b) {
   using namespace detail;
   if (B == nullptr) {
     knn_search_impl<T, double>(A, na, nullptr, na, d, k, metric, true, n_threads, idx_ab, dist_ab,
@@ -435,22 +436,53 @@ void knn_pair_search(const T* A, int64_t na, const T* B, int64_t nb, int64_t d, 
       }
     }
   }
+  // squared norms of the scaled rows (the pruning bounds' rounding allowance)
+  std::vector<double> a2(static_cast<size_t>(na)), b2(static_cast<size_t>(nb));
   for (int64_t i = 0; i < na; ++i) {
     double s = 0;
-    if (euclid)
-      for (int64_t t = 0; t < d; ++t) s += double(As[i * d + t]) * double(As[i * d + t]);
-    qbias[i] = T(s);
+    for (int64_t t = 0; t < d; ++t) s += double(As[i * d + t]) * double(As[i * d + t]);
+    a2[i] = s;
+    qbias[i] = T(euclid ? s : 0.0);
+  }
+  for (int64_t j = 0; j < nb; ++j) {
+    double s = 0;
+    for (int64_t t = 0; t < d; ++t) s += double(Bs[j * d + t]) * double(Bs[j * d + t]);
+    b2[j] = s;
   }
   Buffer<T> hs(static_cast<size_t>(na * kab)), thr(na);
   Buffer<int64_t> hi(static_cast<size_t>(na * kab)), hn(na);
   Buffer<T> chs(static_cast<size_t>(npad * kba)), cthr(npad);
   Buffer<int64_t> chi(static_cast<size_t>(npad * kba)), chn(npad);
+  // A distance bound D of a row x as a score threshold: the score of a candidate y is
+  // ||x - y||^2 - ||x||^2 (Euclidean, centred rows), dist - 1 (cosine, unit rows) or dist
+  // (inner product), plus (d + 8) eps (|x| + max |y|)^2, above the score's worst rounding.
+  const double eps = double(std::numeric_limits<T>::epsilon());
+  auto threshold = [&](const double* bound, int64_t i, const std::vector<double>& own,
+                       double other_max) -> T {
+    if (bound == nullptr || !(bound[i] < std::numeric_limits<double>::infinity())) return inf;
+    const double D = bound[i];
+    double s;
+    if (metric == Metric::Euclidean)
+      s = D * D - own[i];
+    else if (metric == Metric::SqEuclidean)
+      s = D - own[i];
+    else if (metric == Metric::Cosine)
+      s = D - 1.0;
+    else
+      s = D;
+    const double r = std::sqrt(own[i]) + other_max;
+    s += double(d + 8) * eps * r * r;
+    const T st = T(s);
+    return double(st) < s ? std::nextafter(st, inf) : st;
+  };
+  const double amax = std::sqrt(*std::max_element(a2.begin(), a2.end()));
+  const double bmax = std::sqrt(*std::max_element(b2.begin(), b2.end()));
   for (int64_t i = 0; i < na; ++i) {
-    thr[i] = inf;
+    thr[i] = threshold(bound_a, i, a2, bmax);
     hn[i] = 0;
   }
   for (int64_t j = 0; j < npad; ++j) {
-    cthr[j] = j < nb ? inf : -inf;
+    cthr[j] = j < nb ? threshold(bound_b, j, b2, amax) : -inf;
     chn[j] = 0;
   }
   KnnCtx<T> ctx{As,        d,         qbias.get(), panels.get(), dbias.get(), T(euclid ? -2 : -1),
@@ -488,8 +520,10 @@ template void knn_search<float>(const float*, int64_t, const float*, int64_t, in
 template void knn_search<double>(const double*, int64_t, const double*, int64_t, int64_t, int64_t,
                                  Metric, bool, int, int64_t*, double*, bool, bool);
 template void knn_pair_search<float>(const float*, int64_t, const float*, int64_t, int64_t, int64_t,
-                                     Metric, int, int64_t*, double*, int64_t*, double*);
+                                     Metric, int, int64_t*, double*, int64_t*, double*,
+                                     const double*, const double*);
 template void knn_pair_search<double>(const double*, int64_t, const double*, int64_t, int64_t,
-                                      int64_t, Metric, int, int64_t*, double*, int64_t*, double*);
+                                      int64_t, Metric, int, int64_t*, double*, int64_t*, double*,
+                                      const double*, const double*);
 
 }  // namespace geoml

@@ -45,9 +45,19 @@ void knn_search(const T* X, int64_t n, const T* Q, int64_t m, int64_t d, int64_t
 /// list, k <= na - 1) with double distances, into idx_ab / dist_ab only.
 /// Memory O((na + nb) (d + k)). Threads: tiles in rounds that share no heap (same result for
 /// any thread count). Throws std::invalid_argument on empty blocks or k < 1.
+///
+/// Optional pruning bounds (two-block query only; nullptr or +inf entries: none):
+/// `bound_a[i]` (`bound_b[j]`) is a distance, in the metric's units, that the row's final k-th
+/// neighbour is known not to exceed (e.g. its k-th distance within its own block). A candidate
+/// enters the row's heap only when its score beats the bound's score plus a worst-case bound on
+/// the score's rounding ((d + 8) eps (|x| + max |y|)^2 on the scaled rows), so every candidate
+/// at a distance <= the bound is still considered; a row may then get fewer entries than its
+/// list width, the rest (-1, +inf). Without it each block pair starts from empty heaps and pays
+/// about k (1 + ln(nb / k)) heap insertions per row and side; with it about k.
 template <typename T>
 void knn_pair_search(const T* A, int64_t na, const T* B, int64_t nb, int64_t d, int64_t k,
                      Metric metric, int n_threads, int64_t* idx_ab, double* dist_ab,
-                     int64_t* idx_ba, double* dist_ba);
+                     int64_t* idx_ba, double* dist_ba, const double* bound_a = nullptr,
+                     const double* bound_b = nullptr);
 
 }  // namespace geoml

@@ -1118,6 +1118,8 @@ def knn(
 def knn_pair(
     A: numpy.typing.NDArray[numpy.float64],
     B: typing.Any = None,
+    bound_a: typing.Any = None,
+    bound_b: typing.Any = None,
     *,
     k: typing.SupportsInt | typing.SupportsIndex,
     metric: Metric,
@@ -1131,6 +1133,8 @@ def knn_pair(
 def knn_pair(
     A: numpy.typing.NDArray[numpy.float32],
     B: typing.Any = None,
+    bound_a: typing.Any = None,
+    bound_b: typing.Any = None,
     *,
     k: typing.SupportsInt | typing.SupportsIndex,
     metric: Metric,

@@ -169,20 +169,36 @@ def _knn_diag(Q, q0: int, k: int, metric: str, n_jobs):
     return idx + q0, dist
 
 
-def _knn_pair(Q, D, q0: int, d0: int, k: int, metric: str, n_jobs):
+def _kth(part, k: int):
+    """A chunk's pruning bounds from its own candidate list: each row's k-th distance within
+    its chunk (an upper bound of its final k-th distance), None when the chunk has no more
+    than k rows (no bound)."""
+    dist = part[1]
+    return np.ascontiguousarray(dist[:, k - 1]) if dist.shape[1] == k else None
+
+
+def _knn_pair(Q, D, q0: int, d0: int, k: int, metric: str, n_jobs, bq=None, bd=None):
     """Both directions between chunks Q (rows [q0, ...)) and D (rows [d0, ...)) from one pass
     over their distance tile: ((Q's candidates among D), (D's candidates among Q)), global
-    int64 indices and exact float64 distances, each list of min(k, other chunk's rows)."""
+    int64 indices and exact float64 distances, each list of min(k, other chunk's rows).
+    ``bq`` / ``bd``: the rows' k-th distances within their own chunks (:func:`_kth`); a
+    candidate beyond them (by more than the score's rounding) is not kept, its slot (-1, inf):
+    the merge never needs it, and the heaps then see about k insertions per row instead of
+    k (1 + ln(chunk / k))."""
     _check_block(Q, q0)
     _check_block(D, d0)
     iq, dq, id_, dd = _core.knn_pair(
         aligned(Q),
         aligned(D.astype(Q.dtype, copy=False)),
+        bq,
+        bd,
         k=k,
         metric=_core.Metric[metric],
         n_jobs=_task_threads(n_jobs),
     )
-    return (iq + d0, dq), (id_ + q0, dd)
+    iq = np.where(iq >= 0, iq + d0, -1)
+    id_ = np.where(id_ >= 0, id_ + q0, -1)
+    return (iq, dq), (id_, dd)
 
 
 def _merge(k: int, *parts):
@@ -195,9 +211,95 @@ def _merge(k: int, *parts):
 
 def _finish(part, k: int, dtype):
     idx, dist = part
-    if idx.shape[1] != k:  # pragma: no cover - guarded by the k check on the client
+    if idx.shape[1] != k or (idx < 0).any():  # pragma: no cover - guarded by the k check
         raise RuntimeError("geoml.dask.knn: fewer candidates than k")
     return np.ascontiguousarray(idx), dist.astype(dtype)
+
+
+def _ring_client(dask, schedule: str):
+    """The ``distributed.Client`` the ring schedule runs on (the current scheduler), or None."""
+    if schedule not in ("auto", "ring", "dask"):
+        raise ValueError(f"schedule must be 'auto', 'ring' or 'dask'; got {schedule!r}")
+    client = None
+    if schedule != "dask":
+        try:
+            from distributed import Client
+        except ImportError:  # pragma: no cover - the extra installs distributed
+            Client = None
+        client = getattr(dask.base.get_scheduler(), "__self__", None)
+        if Client is None or not isinstance(client, Client):
+            client = None
+    if schedule == "ring" and client is None:
+        raise ValueError(
+            "schedule='ring' needs a distributed.Client as the current scheduler "
+            "(Client(...) or client.as_current()); use schedule='dask' otherwise"
+        )
+    return client
+
+
+def _ring_plan(homes, W: int) -> dict:
+    """Worker (position in 0..W-1) of each chunk pair task (i, j), i < j, given each chunk's
+    home worker ``homes[i]``. Pairs within a home run there; across homes a and b the pair runs
+    on a when b is less than half-way round the ring from a (b - a mod W < W / 2), on b when
+    more; exactly half-way (even W), the higher worker takes the pairs whose chunk from the
+    lower one is in the first half of that worker's chunks, the lower worker the rest. So a
+    worker reads its own chunks and those of the next (W - 1) / 2 workers round the ring (plus,
+    for even W, half of one more worker's or all of it), each once; every worker gets the same
+    share of pairs when the chunks are spread evenly. Data moved, chunks of equal size:
+    about (W - 1) / 2 n d s for odd W, (W / 2 - 1/4) n d s for even W (W = 2: 3/4 n d s),
+    against (W - 1) n d s when every worker reads every chunk."""
+    P = len(homes)
+    groups = [[i for i in range(P) if homes[i] == w] for w in range(W)]
+    rank = {i: r for g in groups for r, i in enumerate(g)}
+    place = {}
+    for i in range(P):
+        for j in range(i + 1, P):
+            a, b = homes[i], homes[j]
+            if a == b:
+                place[i, j] = a
+                continue
+            delta = (b - a) % W
+            if 2 * delta < W:
+                place[i, j] = a
+            elif 2 * delta > W:
+                place[i, j] = b
+            else:
+                lo, hi = min(a, b), max(a, b)
+                x = i if a == lo else j
+                place[i, j] = hi if 2 * rank[x] < len(groups[lo]) else lo
+    return place
+
+
+def _ring_moves(homes, place, sizes, d: int, itemsize: int, k: int) -> dict:
+    """Bytes the ring schedule moves between workers: each chunk to every other worker that
+    runs a pair task needing it, once ("data"), with its rows' bounds ("bounds", 8 bytes per
+    row); each chunk's candidate lists merged on every worker that made any, then sent home
+    once per other worker ("candidates", 16 bytes per row and neighbour)."""
+    need = {}
+    for (i, j), w in place.items():
+        for c in (i, j):
+            if homes[c] != w:
+                need.setdefault(c, set()).add(w)
+    data = sum(len(ws) * sizes[c] * d * itemsize for c, ws in need.items())
+    bounds = sum(len(ws) * sizes[c] * 8 for c, ws in need.items())
+    cand = sum(len(ws) * sizes[c] * k * 16 for c, ws in need.items())
+    return {"data": data, "bounds": bounds, "candidates": cand}
+
+
+def _ring_homes(client, blocks):
+    """(worker addresses in order, home position of each chunk): where a chunk already is
+    (persisted, or read on the workers), else chunk i on worker i W / P (then put there)."""
+    workers = sorted(client.scheduler_info()["workers"])
+    W, P = len(workers), len(blocks)
+    keys = [b.key for b in blocks]
+    who = client.who_has(keys)
+    pos = {w: p for p, w in enumerate(workers)}
+    homes, there = [], []
+    for i, key in enumerate(keys):
+        held = sorted(h for h in who.get(key, ()) if h in pos)
+        homes.append(pos[held[0]] if held else i * W // P)
+        there.append(bool(held))
+    return workers, homes, there
 
 
 def knn(
@@ -212,6 +314,7 @@ def knn(
     random_state=None,
     partition_size: int = 20_000,
     overlap: int = 2,
+    schedule: str = "auto",
 ):
     """Exact or approximate k nearest neighbours of the rows of a row-chunked ``dask.array``.
 
@@ -227,6 +330,19 @@ def knn(
     rounding of it) may be kept differently: exact ties give equal distances; a near-tie in
     float32 may give a neighbour that differs in its last digits (never farther than
     geoml.knn's by more than the score's rounding; see docs/design/scale-out.md).
+    Each pair task prunes with the two chunks' own k-th distances (from their diagonal tasks):
+    a candidate farther than a row's bound cannot be among its k nearest.
+
+    Placement (exact mode, ``schedule``): on a ``distributed.Client`` (the current scheduler),
+    ``"auto"`` and ``"ring"`` place the tasks by a ring schedule: each chunk has a home worker
+    (where it already is, else chunk i on worker i W / P, put there first), a chunk's diagonal
+    task and merges run at home, and the pair of chunks homed on workers a and b runs on a
+    when b is less than half-way round the ring from a, else on b, so that a worker reads each
+    chunk it needs once and only about half the workers read a given chunk; each worker merges
+    the lists it made for a chunk before sending them home. With a client the tasks are
+    submitted at once (the result arrays hold futures, as after ``persist``); the placement is
+    loose (``allow_other_workers``), so the scheduler moves tasks if a worker dies.
+    ``"dask"`` (and the threaded scheduler) leaves placement to Dask, lazily.
 
     Approximate (``method="nndescent"``, computed at once, results kept on the workers):
     the points are partitioned into ``ceil(n / partition_size)`` cells by k-means centres fitted
@@ -268,6 +384,10 @@ def knn(
     overlap : int, default 2
         Approximate search: cells each point joins (its nearest centres); more raises the
         recall, at ``overlap`` times the shuffle and the cells' work.
+    schedule : {"auto", "ring", "dask"}, default "auto"
+        Exact search: task placement (see above). ``"auto"``: the ring schedule when the
+        current scheduler is a ``distributed.Client``, else Dask's. ``"ring"`` without a
+        client raises ``ValueError``.
 
     Returns
     -------
@@ -322,6 +442,10 @@ def knn(
             overlap,
         )
 
+    client = _ring_client(dask, schedule)
+    if client is not None and len(client.scheduler_info()["workers"]) > 1:
+        out_i, out_d = _knn_ring(dask, da, client, X, k, metric, n_jobs, split_every)
+        return _exact_result(da, out_i, out_d, method, n, target)
     starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int).tolist()
     blocks = X.to_delayed().ravel()
     P = len(blocks)
@@ -330,10 +454,14 @@ def knn(
     merge = dask.delayed(_merge, pure=True)
     finish = dask.delayed(_finish, pure=True, nout=2)
     # one task per unordered pair of chunks: its tile scored once, both chunks' lists updated
+    kth = dask.delayed(_kth, pure=True)
     parts = [[diag(blocks[i], starts[i], k, metric, n_jobs)] for i in range(P)]
+    bounds = [kth(parts[i][0], k) for i in range(P)]
     for i in range(P):
         for j in range(i + 1, P):
-            ij, ji = pair(blocks[i], blocks[j], starts[i], starts[j], k, metric, n_jobs)
+            ij, ji = pair(
+                blocks[i], blocks[j], starts[i], starts[j], k, metric, n_jobs, bounds[i], bounds[j]
+            )
             parts[i].append(ij)
             parts[j].append(ji)
     out_i, out_d = [], []
@@ -347,10 +475,72 @@ def knn(
         rows = X.chunks[0][qi]
         out_i.append(da.from_delayed(i_, (rows, k), dtype=np.int64))
         out_d.append(da.from_delayed(d_, (rows, k), dtype=X.dtype))
+    return _exact_result(da, out_i, out_d, method, n, target)
+
+
+def _exact_result(da, out_i, out_d, method, n, target):
     res = KNNResult(da.concatenate(out_i, axis=0), da.concatenate(out_d, axis=0))
     if method == "auto":
         return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
     return res
+
+
+def _knn_ring(dask, da, client, X, k, metric, n_jobs, split_every):
+    """The exact search under the ring schedule (:func:`_ring_plan`), submitted at once."""
+    starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int).tolist()
+    blocks = list(X.to_delayed().ravel())
+    P = len(blocks)
+    workers, homes, there = _ring_homes(client, blocks)
+    for i in range(P):  # chunks not yet on the cluster are put on their homes first
+        if not there[i]:
+            blocks[i] = client.persist(
+                blocks[i], workers=[workers[homes[i]]], allow_other_workers=True
+            )
+    place = _ring_plan(homes, len(workers))
+    diag = dask.delayed(_knn_diag, pure=True)
+    kth = dask.delayed(_kth, pure=True)
+    pair = dask.delayed(_knn_pair, pure=True, nout=2)
+    merge = dask.delayed(_merge, pure=True)
+    finish = dask.delayed(_finish, pure=True, nout=2)
+
+    def on(w):
+        return dask.annotate(workers=[workers[w]], allow_other_workers=True)
+
+    # parts[q][w]: chunk q's candidate lists made on worker w
+    parts = [{} for _ in range(P)]
+    bounds = []
+    for i in range(P):
+        with on(homes[i]):
+            parts[i][homes[i]] = [diag(blocks[i], starts[i], k, metric, n_jobs)]
+            bounds.append(kth(parts[i][homes[i]][0], k))
+    for (i, j), w in place.items():
+        with on(w):
+            res = pair(
+                blocks[i], blocks[j], starts[i], starts[j], k, metric, n_jobs, bounds[i], bounds[j]
+            )
+            ij, ji = res[0], res[1]
+        parts[i].setdefault(w, []).append(ij)
+        parts[j].setdefault(w, []).append(ji)
+
+    def tree(lst):
+        while len(lst) > 1:
+            lst = [merge(k, *lst[a : a + split_every]) for a in range(0, len(lst), split_every)]
+        return lst[0]
+
+    outs = []
+    for q in range(P):
+        local = []
+        for w, lst in sorted(parts[q].items()):
+            with on(w):
+                local.append(tree(lst))  # merged where made: one list per worker goes home
+        with on(homes[q]):
+            i_, d_ = finish(tree(local), k, X.dtype)
+            outs.append((i_, d_))  # unpacked here: the getitems run at home too
+    out_i = [da.from_delayed(o[0], (X.chunks[0][q], k), dtype=np.int64) for q, o in enumerate(outs)]
+    out_d = [da.from_delayed(o[1], (X.chunks[0][q], k), dtype=X.dtype) for q, o in enumerate(outs)]
+    # submitted now, unoptimised: array optimisation would drop the placement annotations
+    out = client.persist(out_i + out_d, optimize_graph=False)
+    return out[:P], out[P:]
 
 
 # ---------------------------------------------------------------------------- approximate kNN
@@ -620,6 +810,7 @@ def knn_graph(
     random_state=None,
     partition_size: int = 20_000,
     overlap: int = 2,
+    schedule: str = "auto",
 ) -> sp.csr_matrix:
     """Sparse kNN graph of the rows of a row-chunked ``dask.array``, gathered on the client.
 
@@ -633,7 +824,9 @@ def knn_graph(
     ----------
     X : dask.array.Array of shape (n_samples, n_features)
         Data, chunked by rows.
-    k, metric, n_jobs, split_every
+    k, metric, n_jobs, split_every, method, target_recall
+        As in :func:`geoml.dask.knn`.
+    random_state, partition_size, overlap, schedule
         As in :func:`geoml.dask.knn`.
     mode, symmetrize, kernel, sigma, k_sigma, decay
         As in :func:`geoml.knn_graph`.
@@ -662,6 +855,7 @@ def knn_graph(
         random_state=random_state,
         partition_size=partition_size,
         overlap=overlap,
+        schedule=schedule,
     )
     dask, _ = _import_dask()
     idx, dist = dask.compute(res.indices, res.distances)
@@ -723,10 +917,7 @@ def _batched(solver, a, b, C, masks, solver_kwargs, n_jobs, offsets=None, per_ta
         stats = [task("stats", *has, solver_kwargs, n_jobs, *b) for b in zip(*delayed, strict=True)]
         solver_kwargs = _with_globals(solver_kwargs, dask.compute(*stats))
     parts = [task(solver, *has, solver_kwargs, n_jobs, *b) for b in zip(*delayed, strict=True)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # re-issued once below
-        results = dask.compute(*parts)
-    return results
+    return dask.compute(*parts)  # the tasks do not warn: the caller warns once
 
 
 RAGGED_TASK_ENTRIES = 1 << 22  # default ragged grouping: about 32 MB of float64 costs per task
@@ -786,9 +977,7 @@ def _ragged(dask, da, solver, a, b, C, masks, offsets, solver_kwargs, n_jobs, pe
         stats = [task("stats", solver_kwargs, n_jobs, *g) for g in groups]
         solver_kwargs = _with_globals(solver_kwargs, dask.compute(*stats))
     parts = [task(solver, solver_kwargs, n_jobs, *g) for g in groups]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # re-issued once by the caller
-        return dask.compute(*parts)
+    return dask.compute(*parts)  # the tasks do not warn: the caller warns once
 
 
 def _ragged_block(solver, kwargs, n_jobs, a, b, C, a_off, b_off):
@@ -807,15 +996,58 @@ def _ot_block(solver, has_am, has_bm, kwargs, n_jobs, a, b, C, *masks):
 def _solve(solver, kwargs, n_jobs, a, b, C, **layout):
     """One task's problems: ``"emd_batched"``, ``"sinkhorn_batched"`` (with the batch-wide
     cost range and mass of :func:`_with_globals`), or ``"stats"`` (the chunk's part of them)."""
-    from . import ot
-
     if solver == "stats":
         return _sinkhorn_stats(a, b, C, balanced=kwargs["rho"] is None, **layout)
     if solver == "sinkhorn_batched":
         return _sinkhorn_fixed(a, b, C, n_jobs=_task_threads(n_jobs), **kwargs, **layout)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return ot.emd_batched(a, b, C, n_jobs=_task_threads(n_jobs), **kwargs, **layout)
+    return _emd_fixed(a, b, C, n_jobs=_task_threads(n_jobs), **kwargs, **layout)
+
+
+def _emd_fixed(
+    a,
+    b,
+    C,
+    *,
+    return_plans,
+    max_iter,
+    n_jobs,
+    a_mask=None,
+    b_mask=None,
+    a_offsets=None,
+    b_offsets=None,
+):
+    """:func:`geoml.ot.emd_batched` on part of a batch without its warning: the converged flags
+    travel in the result and the client warns once (:func:`_gather_ot`). A task must not touch
+    the process-wide warning filters (``warnings.catch_warnings`` is not thread-safe: under
+    the threaded scheduler it would race with the other tasks and the caller's own threads)."""
+    from .ot._solvers import _EMD_NONFINITE, _batched_layout, _infeasible, _max_iter
+
+    fa, a_off, fb, b_off, fC, c_off, plan_shape, _ = _batched_layout(
+        a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=True, scan_cost=False
+    )
+    cost, status, plans = _core.emd_batched(
+        fa,
+        a_off,
+        fb,
+        b_off,
+        fC,
+        c_off,
+        max_iter=_max_iter(max_iter),
+        want_plans=bool(return_plans),
+        n_jobs=n_jobs,
+    )
+    bad = status == _EMD_NONFINITE
+    if bad.any():
+        raise ValueError(
+            f"C contains NaN or -inf (problem {int(np.flatnonzero(bad)[0])} of the task, "
+            "between bins of positive mass; +inf marks a forbidden pair)"
+        )
+    bad = status == 2
+    if bad.any():
+        raise _infeasible(f"emd_batched (problem {int(np.flatnonzero(bad)[0])} of the task)")
+    if plans is not None:
+        plans = plans.reshape(plan_shape)
+    return BatchedOTResult(cost, status == 0, plans)
 
 
 def _sinkhorn_stats(a, b, C, *, balanced, a_mask=None, b_mask=None, a_offsets=None, b_offsets=None):
@@ -1161,9 +1393,7 @@ def _batched_points(solver, x, y, a, b, p, solver_kwargs, n_jobs):
         stats = [task("stats", solver_kwargs, p, n_jobs, *blk) for blk in blocks]
         solver_kwargs = _with_globals(solver_kwargs, dask.compute(*stats))
     parts = [task(solver, solver_kwargs, p, n_jobs, *blk) for blk in blocks]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # re-issued once by the caller
-        return dask.compute(*parts)
+    return dask.compute(*parts)  # the tasks do not warn: the caller warns once
 
 
 def emd_batched_points(

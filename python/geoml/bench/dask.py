@@ -10,7 +10,9 @@ transfer_incoming_log, i.e. worker-to-worker fetches) against the cost model of
 docs/design/scale-out.md ("model"), the bytes the workers sent in all, results gathered by the
 client included ("sent_with_results": transfer_outgoing_bytes_total), and the peak resident
 memory of the largest worker (ru_maxrss; a fresh cluster for each section).
-  1. "exact"  : exact kNN graph of clustered float32 data, --n-exact x --d;
+  1. "exact"  : exact kNN graph of clustered float32 data, --n-exact x --d; on the cluster
+                with the ring schedule (model: gdask._ring_moves for where the chunks are)
+                and with Dask's own placement (schedule="dask"; model: knn_bytes);
   2. "approx" : approximate kNN graph (geoml.dask method="nndescent" against geoml.knn_graph
                 method="nndescent"), --n x --d, with the measured recall of both
                 (issue: 2,000,000 x 64, k=15);
@@ -52,7 +54,8 @@ W = 2  # worker processes
 
 
 def knn_bytes(n: int, d: int, k: int, chunk: int, itemsize: int, workers: int = W) -> float:
-    """Model, exact kNN (one task per unordered chunk pair, data spread evenly over the
+    """Model, exact kNN with Dask's placement (schedule="dask"; the ring schedule's model is
+    gdask._ring_moves) (one task per unordered chunk pair, data spread evenly over the
     workers): every chunk is copied once to every other worker that runs a task needing it
     (all of them once there are more pairs than workers), (W - 1) n d itemsize; each chunk
     receives P candidate lists (one per chunk, n k (8 + 8) bytes in all per list set), a
@@ -143,13 +146,48 @@ def section_exact(args, client):
         t2, G2 = timeit(
             lambda: gdask.knn_graph(_fresh(Xd), args.k), repeats=args.repeats, warmup=args.warmup
         )
+    from distributed import wait
+
     Xc = client.persist(Xd)  # data on the workers, as if read there (e.g. from Zarr)
-    t3, G3, moved = _on_cluster(client, lambda: gdask.knn_graph(_fresh(Xc), args.k), args)
+    with client.as_current():
+        wait(Xc)
+
+    def placed():  # the same chunks under new keys, each made where its chunk already is
+        Xf = client.persist(_fresh(Xc))
+        wait(Xf)
+        return Xf
+
+    # ring schedule (the default on a client) and Dask's own placement
+    t3, G3, moved = _on_cluster(
+        client, lambda: gdask.knn_graph(placed(), args.k, schedule="ring"), args
+    )
+    t4, G4, moved4 = _on_cluster(
+        client, lambda: gdask.knn_graph(placed(), args.k, schedule="dask"), args
+    )
     # rows whose graph row differs (float32 near-ties at the k-th neighbour)
-    diff = int(max(np.unique((G1 != G).nonzero()[0]).size for G in (G2, G3)))
-    model = knn_bytes(args.n_exact, args.d, args.k, args.chunk_exact, 4)
+    diff = int(max(np.unique((G1 != G).nonzero()[0]).size for G in (G2, G3, G4)))
+    # the ring plan's prediction for where the chunks are (gdask._ring_moves)
+    _, homes, _ = gdask._ring_homes(client, list(Xc.to_delayed().ravel()))
+    plan = gdask._ring_plan(homes, W)
+    parts = gdask._ring_moves(homes, plan, list(Xc.chunks[0]), args.d, 4, args.k)
+    model = sum(parts.values())
     name = f"exact knn_graph {args.n_exact}x{args.d} k={args.k} chunk={args.chunk_exact}"
-    return _row(name, t1, t2, t3, moved, model, client, rows_differing=diff)
+    return _row(
+        name,
+        t1,
+        t2,
+        t3,
+        moved,
+        model,
+        client,
+        rows_differing=diff,
+        model_parts_MiB={k: v / 2**20 for k, v in parts.items()},
+        dask_placement_s=t4,
+        dask_placement_overhead=t4 / t1 - 1,
+        dask_placement_moved_MiB=moved4[0] / 2**20,
+        dask_placement_model_MiB=knn_bytes(args.n_exact, args.d, args.k, args.chunk_exact, 4)
+        / 2**20,
+    )
 
 
 def section_approx(args, client):
