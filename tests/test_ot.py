@@ -600,6 +600,42 @@ def _brute_entropic_cost(a, b, C, eps):
     return float(np.where(P > 0, P * np.where(np.isfinite(C), C, 0.0), 0.0).sum()), P
 
 
+def _unbalanced_log_ref(a, b, C, eps, rho, iters=400):
+    """Log-domain unbalanced Sinkhorn (POT's reg_type="kl") in NumPy: the potentials."""
+    lam = rho / (rho + eps)
+    f, g = np.zeros(len(a)), np.zeros(len(b))
+    for _ in range(iters):
+        f = -lam * eps * np.logaddexp.reduce((g + eps * np.log(b) - C) / eps, axis=1)
+        g = (
+            -lam
+            * eps
+            * np.logaddexp.reduce((f[:, None] + eps * np.log(a)[:, None] - C) / eps, axis=0)
+        )
+    return f, g
+
+
+@pytest.mark.parametrize("eps, rho", [(1e-300, 1e-300), (1e-3, 1e-300), (1e-300, 1e-299)])
+def test_sinkhorn_unbalanced_underflowing_plan(eps, rho):
+    # Every kernel entry underflows (plan entries far below 1e-308): the rows and columns are
+    # updated in the log domain each iteration, and the stopping quantity (the potentials'
+    # change) must still become finite and reach tol; it stayed inf before (regression).
+    res = got.sinkhorn_batched(
+        [1.0], [1.0], [1.0], eps, rho=rho, a_offsets=[0, 1], b_offsets=[0, 1]
+    )
+    assert res.converged.all() and np.isfinite(res.error).all() and res.error[0] <= 1e-9
+    assert 0.0 <= res.cost[0] <= 1e-300
+    rng = np.random.default_rng(5)
+    a, b, C = rng.random(2) + 0.5, rng.random(3) + 0.5, rng.random((2, 3)) + 0.5
+    r = got.sinkhorn_unbalanced(a, b, C, eps, rho, tol=1e-13)
+    assert r.converged and np.isfinite(r.f).all() and np.isfinite(r.g).all()
+    f, g = _unbalanced_log_ref(a, b, C, eps, rho)
+    np.testing.assert_allclose(r.f, f, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(r.g, g, rtol=0, atol=1e-11)
+    rb = got.sinkhorn_batched(a[None], b[None], C[None], eps, rho=rho, tol=1e-13)
+    assert rb.converged.all() and rb.error[0] <= 1e-13
+    assert rb.cost[0] == pytest.approx(r.cost, rel=1e-9, abs=1e-300)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_sinkhorn_batched_forbidden_pairs(seed):
     rng = np.random.default_rng(seed)

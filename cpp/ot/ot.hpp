@@ -135,6 +135,7 @@ struct SinkhornInfo {
 /// Reusable scratch memory for `sinkhorn_dense` (one per thread).
 struct SinkhornWork {
   std::vector<double> u, v, Ktu, ra, rb, wr, wc, tmp, gc;
+  std::vector<double> gold;  // g before an exact column update
   std::vector<double> part;  // per-thread partial sums of K^T u
   std::vector<float> row32;  // one float32 kernel row (widening the plan)
 };

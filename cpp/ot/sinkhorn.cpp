@@ -355,13 +355,20 @@ struct DenseSinkhorn {
     double* Ktu = w.Ktu.data();
     for (int64_t it = 0; it < budget; ++it) {
       SweepOut o = sweep(rx);
+      // Potential changes of the exact log-domain updates below, in units of eps (the
+      // unbalanced stopping quantity: a row or column whose kernel underflows even after its
+      // exact update, e.g. a plan entry below 1e-308, keeps iterating in the log domain).
+      double dg = 0.0;
       if (o.bad) {  // a row underflowed: exact log-domain rows, fresh kernel, K^T u
         absorb();
+        std::copy(f, f + m, w.tmp.begin());
         exact_rows();
+        o.du = 0.0;
+        for (int i = 0; i < m; ++i)
+          if (a[i] > 0) o.du = std::max(o.du, std::fabs(f[i] - w.tmp[i]) / eps);
         build_kernel();
         matvec_t(u, Ktu);
         o.err = 0.0;
-        o.du = std::numeric_limits<double>::infinity();
         o.umin = o.umax = 1.0;
       }
       bool bad = false;
@@ -369,7 +376,10 @@ struct DenseSinkhorn {
         if (b[j] > 0 && !(Ktu[j] > kTiny && Ktu[j] < 1e280)) bad = true;
       if (bad) {
         absorb();
+        w.gold.assign(g, g + n);
         exact_cols();
+        for (int j = 0; j < n; ++j)
+          if (b[j] > 0) dg = std::max(dg, std::fabs(g[j] - w.gold[j]) / eps);
         build_kernel();
         matvec_t(u, Ktu);
       }
@@ -405,6 +415,12 @@ struct DenseSinkhorn {
           v[j] = 0.0;
           continue;
         }
+        if (bad && !(Ktu[j] > kTiny && Ktu[j] < 1e280)) {
+          // still out of range after the exact column update: g_j already holds it (v_j = 1)
+          vmin = std::min(vmin, v[j]);
+          vmax = std::max(vmax, v[j]);
+          continue;
+        }
         const double r = b[j] / Ktu[j];
         double vn = lam == 1.0 ? r : w.wc[j] * std::pow(r, lam);
         if (rx.w != 1.0) vn = v[j] * rx(vn / v[j]);
@@ -414,7 +430,7 @@ struct DenseSinkhorn {
         vmax = std::max(vmax, vn);
       }
       if (!balanced) {
-        err = eps * std::max(o.du, dv);
+        err = eps * std::max({o.du, dv, dg});
         if (err <= tol) return err;
       }
       if (o.umin < kLo || o.umax > kHi || vmin < kLo || vmax > kHi) {
