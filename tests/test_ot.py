@@ -730,6 +730,46 @@ def test_sinkhorn_float32_kernel_matches_pot(rng, eps):
     assert res1.cost == pytest.approx(res.cost, rel=1e-12)
 
 
+@pytest.mark.parametrize("warm", [False, True])
+def test_sinkhorn_float32_kernel_flushed_entries(rng, warm):
+    # m n >= 2^16 and exponents below -87 (C / eps up to 200): those kernel entries are float32
+    # subnormals or 0; the plan must still match float64 POT (log-domain), and the potentials
+    # describe it. warm: a start whose row scalings grow to ~e^48 (plan error bound: absorbed)
+    m, n = 300, 263
+    a, b, C = _problem(rng, m, n)
+    C /= C.max()
+    eps = 0.005
+    ws = (np.full(m, -48 * eps), np.zeros(n)) if warm else None
+    res = got.sinkhorn(a, b, C, eps, tol=1e-10, warm_start=ws)
+    ref = pot.bregman.sinkhorn_log(a, b, C, eps, stopThr=1e-14, numItermax=100000)
+    assert res.converged
+    assert res.cost == pytest.approx(float((ref * C).sum()), rel=1e-6)
+    np.testing.assert_allclose(res.plan, ref, rtol=1e-5, atol=1e-12)
+    P = res.plan
+    merr = np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum()
+    assert merr <= 1e-10 and res.marginal_error == pytest.approx(merr, rel=1e-6, abs=1e-15)
+    Pf = np.exp((res.f[:, None] + res.g[None, :] - C) / eps)
+    np.testing.assert_allclose(Pf, P, rtol=1e-5, atol=1e-14)
+
+
+def test_sinkhorn_threaded_flushed_kernel_identical():
+    # >= 2^20 entries, float32 kernel with flushed entries (eps 1e-2 of the cost range):
+    # threads change nothing, to the bit (fixed row groups for K^T u and the plan's column sums)
+    a, b, C = _problem(np.random.default_rng(3), 1100, 1000)
+    C /= C.max()
+    r1 = got.sinkhorn(a, b, C, 0.01, tol=1e-9, n_jobs=1)
+    r2 = got.sinkhorn(a, b, C, 0.01, tol=1e-9, n_jobs=2)
+    assert r1.converged and r2.converged
+    assert r1.n_iter == r2.n_iter and r1.cost == r2.cost
+    assert r1.marginal_error == r2.marginal_error
+    assert np.array_equal(r1.plan, r2.plan) and np.array_equal(r1.f, r2.f)
+    ref = pot.sinkhorn(a, b, C, 0.01, stopThr=1e-10)  # float64, no underflow at this eps
+    assert r1.cost == pytest.approx(float((ref * C).sum()), rel=1e-6)
+    P = r2.plan
+    merr = np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum()
+    assert r2.marginal_error == pytest.approx(merr, rel=1e-6, abs=1e-15)
+
+
 @pytest.mark.parametrize("n", [1, 3, 7, 1000, (1 << 18) + 5])
 def test_value_range_matches_numpy(rng, n):
     # SIMD tails (n not a multiple of 4) and the threaded path (n >= 2^18)

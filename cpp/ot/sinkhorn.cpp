@@ -37,11 +37,17 @@ constexpr int kSweepBlock = 16;  // rows per dynamically scheduled block of the 
 constexpr int64_t kF32MinSize = int64_t(1) << 16;
 
 // Float32 kernel row: Ki[j] = exp(z_j), z_j = (fi + gc_j - C_ij) ie, computed in float64 and
-// rounded. Returns false (row content then unspecified) when some z_j leaves
-// [kZ32Lo, kZ32Hi], where exp(z) would not be a normal float.
+// rounded (see kernel_row32 in sinkhorn_kernel.inc): exponents above kZ32Hi refuse float32;
+// below kZ32Lo the entries are float32 subnormals or 0 (absolute error < kFltMin).
 constexpr double kZ32Lo = -87.0, kZ32Hi = 88.0;
+constexpr double kFltMin = 1.1754943508222875e-38;  // 2^-126
+// With such entries, the scalings are absorbed as soon as max u * max v exceeds
+// kFlushShare * tol / (m n kFltMin): the plan's total error from them stays below
+// kFlushShare * tol.
+constexpr double kFlushShare = 1e-3;
 
 #define GEOML_KERNEL_INC "ot/sinkhorn_kernel.inc"
+#define GEOML_KERNEL_AVX512 1  // eight-lane kernel builds (exp-bound)
 #include "common/simd_instantiate.inc"
 
 // The row kernels for the ISA simd_isa() chooses (see sinkhorn_kernel.inc).
@@ -49,7 +55,7 @@ void kernel_row(int n, double fi, const double* gc, const double* Ci, double ie,
   const SimdIsa isa = simd_isa();
   GEOML_SIMD_CALL(isa, kernel_row, n, fi, gc, Ci, ie, Ki);
 }
-bool kernel_row32(int n, double fi, const double* gc, const double* Ci, double ie, float* Ki) {
+int kernel_row32(int n, double fi, const double* gc, const double* Ci, double ie, float* Ki) {
   const SimdIsa isa = simd_isa();
   return GEOML_SIMD_CALL(isa, kernel_row32, n, fi, gc, Ci, ie, Ki);
 }
@@ -137,7 +143,8 @@ struct DenseSinkhorn {
   // each pass) when the problem is large enough to be memory-bound and every exponent of
   // the kernel keeps exp() a normal float; set by build_kernel. try32: not yet refused at
   // this eps.
-  bool f32 = false, try32 = false;
+  // flushed: some entries of the float32 kernel are below e^kZ32Lo (see kFlushShare).
+  bool f32 = false, try32 = false, flushed = false;
   std::vector<SweepOut> gout;  // per row group of the sweep
   float* K32() const { return reinterpret_cast<float*>(K); }
   // threads only pay off on large kernels (a parallel region costs microseconds, far more
@@ -179,17 +186,20 @@ struct DenseSinkhorn {
     for (int j = 0; j < n; ++j) gc[j] = g[j] + w.rb[j];
     f32 = false;
     if (try32) {
-      // float32 rows; a row whose exponents leave the normal float range refuses float32
-      // for this eps (the other rows then skip their work) and the kernel is rebuilt below
-      std::atomic<bool> ok{true};
+      // float32 rows; a row with an exponent above the float range refuses float32 for this
+      // eps (the other rows then skip their work) and the kernel is rebuilt below
+      std::atomic<bool> ok{true}, low{false};
       float* K32p = K32();
 #pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
-      for (int i = 0; i < m; ++i)
-        if (ok.load(std::memory_order_relaxed) &&
-            !kernel_row32(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
-                          K32p + static_cast<int64_t>(i) * n))
-          ok.store(false, std::memory_order_relaxed);
+      for (int i = 0; i < m; ++i) {
+        if (!ok.load(std::memory_order_relaxed)) continue;
+        const int code = kernel_row32(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
+                                      K32p + static_cast<int64_t>(i) * n);
+        if (code == 2) ok.store(false, std::memory_order_relaxed);
+        if (code == 1) low.store(true, std::memory_order_relaxed);
+      }
       f32 = try32 = ok.load();
+      flushed = f32 && low.load();
     }
     if (!f32) {
 #pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
@@ -353,6 +363,7 @@ struct DenseSinkhorn {
     double* u = w.u.data();
     double* v = w.v.data();
     double* Ktu = w.Ktu.data();
+    const double flush_uv = kFlushShare * tol / (static_cast<double>(m) * n * kFltMin);
     for (int64_t it = 0; it < budget; ++it) {
       SweepOut o = sweep(rx);
       // Potential changes of the exact log-domain updates below, in units of eps (the
@@ -433,7 +444,8 @@ struct DenseSinkhorn {
         err = eps * std::max({o.du, dv, dg});
         if (err <= tol) return err;
       }
-      if (o.umin < kLo || o.umax > kHi || vmin < kLo || vmax > kHi) {
+      if (o.umin < kLo || o.umax > kHi || vmin < kLo || vmax > kHi ||
+          (flushed && o.umax * vmax > flush_uv)) {
         absorb();
         build_kernel();
       }
@@ -445,40 +457,45 @@ struct DenseSinkhorn {
   // A float32 kernel is widened in place, in phases of rows [lo, hi) with lo = ceil(hi / 2)
   // from hi = m down: the float64 plan rows of a phase cover float32 rows [2 lo, 2 hi), all
   // read in earlier phases, and each row is copied out before it is overwritten. Row sums and
-  // costs are kept per row and the column sums formed by column blocks afterwards (summed in
-  // row order), so nothing depends on the thread count.
+  // costs are kept per row; the column sums are accumulated per row group of the sweep (fixed
+  // by the shape: each group's rows in a fixed order) while the rows are written, and the
+  // groups added in order, so nothing depends on the thread count.
   double finish(double* merr) {
     const int T = par() ? nt : 1;
-    w.part.assign(static_cast<size_t>(T) * n, 0.0);  // plan_row's column sums (unused)
+    const int G = groups();
+    w.part.assign(static_cast<size_t>(G) * n, 0.0);  // column sums per row group
     if (f32) w.row32.resize(static_cast<size_t>(T) * n);
     std::vector<double> rcost(m, 0.0), rsum(m, 0.0), csum(n, 0.0);
     const double* v = w.v.data();
 #pragma omp parallel num_threads(T) if (T > 1)
     {
       const int t = thread_id();
-      double* cs = w.part.data() + static_cast<int64_t>(t) * n;
       float* buf = f32 ? w.row32.data() + static_cast<int64_t>(t) * n : nullptr;
       for (int hi = m; hi > 0;) {
         const int lo = !f32 ? 0 : (hi == 1 ? 0 : (hi + 1) / 2);
-#pragma omp for schedule(static)
-        for (int i = lo; i < hi; ++i) {
-          double* Pi = K + static_cast<int64_t>(i) * n;
-          const double* Ci = C + static_cast<int64_t>(i) * n;
-          if (f32) {
-            std::memcpy(buf, K32() + static_cast<int64_t>(i) * n, sizeof(float) * n);
-            plan_row(n, buf, w.u[i], v, Ci, Pi, cs, &rsum[i], &rcost[i]);
-          } else {
-            plan_row(n, Pi, w.u[i], v, Ci, Pi, cs, &rsum[i], &rcost[i]);
+#pragma omp for schedule(dynamic, 1)
+        for (int q = 0; q < G; ++q) {
+          double* cs = w.part.data() + static_cast<int64_t>(q) * n;
+          const int g0 = std::max(lo, static_cast<int>(static_cast<int64_t>(m) * q / G));
+          const int g1 = std::min(hi, static_cast<int>(static_cast<int64_t>(m) * (q + 1) / G));
+          for (int i = g0; i < g1; ++i) {
+            double* Pi = K + static_cast<int64_t>(i) * n;
+            const double* Ci = C + static_cast<int64_t>(i) * n;
+            if (f32) {
+              std::memcpy(buf, K32() + static_cast<int64_t>(i) * n, sizeof(float) * n);
+              plan_row(n, buf, w.u[i], v, Ci, Pi, cs, &rsum[i], &rcost[i]);
+            } else {
+              plan_row(n, Pi, w.u[i], v, Ci, Pi, cs, &rsum[i], &rcost[i]);
+            }
           }
         }
         hi = lo;
       }
-#pragma omp barrier
-      const int j0 = static_cast<int>(static_cast<int64_t>(n) * t / T);
-      const int j1 = static_cast<int>(static_cast<int64_t>(n) * (t + 1) / T);
-      for (int i = 0; i < m; ++i) {
-        const double* Pi = K + static_cast<int64_t>(i) * n;
-        for (int j = j0; j < j1; ++j) csum[j] += Pi[j];
+#pragma omp for schedule(static)
+      for (int j = 0; j < n; ++j) {
+        double s = 0.0;
+        for (int q = 0; q < G; ++q) s += w.part[static_cast<int64_t>(q) * n + j];
+        csum[j] = s;
       }
     }
     f32 = false;
