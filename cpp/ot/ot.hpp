@@ -135,9 +135,10 @@ struct SinkhornInfo {
 /// Reusable scratch memory for `sinkhorn_dense` (one per thread).
 struct SinkhornWork {
   std::vector<double> u, v, Ktu, ra, rb, wr, wc, tmp, gc;
-  std::vector<double> gold;  // g before an exact column update
-  std::vector<double> part;  // per-thread partial sums of K^T u
-  std::vector<float> row32;  // one float32 kernel row (widening the plan)
+  std::vector<double> gold;   // g before an exact column update
+  std::vector<double> usave;  // u before a fused build that may be refused
+  std::vector<double> part;   // per-thread partial sums of K^T u
+  std::vector<float> row32;   // one float32 kernel row (widening the plan)
 };
 
 /// Entropic OT between histograms a (m) and b (n) with dense cost C (m x n, row-major):

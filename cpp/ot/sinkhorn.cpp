@@ -145,6 +145,8 @@ struct DenseSinkhorn {
   // this eps.
   // flushed: some entries of the float32 kernel are below e^kZ32Lo (see kFlushShare).
   bool f32 = false, try32 = false, flushed = false;
+  bool pending = false;  // build_kernel ran the next sweep: its result is `pend`
+  SweepOut pend;
   std::vector<SweepOut> gout;  // per row group of the sweep
   float* K32() const { return reinterpret_cast<float*>(K); }
   // threads only pay off on large kernels (a parallel region costs microseconds, far more
@@ -178,38 +180,85 @@ struct DenseSinkhorn {
       }
   }
 
-  void build_kernel() {
+  // Builds the kernel at the current f, g and eps. With `rx` (an iteration follows), the row
+  // half of that iteration's sweep runs on each block of rows right after it is built, while
+  // it is in cache (one pass over the kernel less per build): the same operations in the same
+  // order as sweep(), so the same bits; run() then starts from `pend`.
+  void build_kernel(const Relax* rx = nullptr) {
     const double ie = 1.0 / eps;
     double* fr = w.tmp.data();  // f + ra
     for (int i = 0; i < m; ++i) fr[i] = f[i] + w.ra[i];
     double* gc = w.gc.data();  // g + rb
     for (int j = 0; j < n; ++j) gc[j] = g[j] + w.rb[j];
+    // u-update factors exp((lam - 1) f / eps) (unbalanced only)
+    for (int i = 0; i < m; ++i) w.wr[i] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * f[i] * ie);
+    for (int j = 0; j < n; ++j) w.wc[j] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * g[j] * ie);
+    pending = false;
     f32 = false;
     if (try32) {
       // float32 rows; a row with an exponent above the float range refuses float32 for this
       // eps (the other rows then skip their work) and the kernel is rebuilt below
-      std::atomic<bool> ok{true}, low{false};
+      if (rx) w.usave.assign(w.u.begin(), w.u.end());
+      std::atomic<bool> low{false};
       float* K32p = K32();
-#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
-      for (int i = 0; i < m; ++i) {
-        if (!ok.load(std::memory_order_relaxed)) continue;
-        const int code = kernel_row32(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
-                                      K32p + static_cast<int64_t>(i) * n);
-        if (code == 2) ok.store(false, std::memory_order_relaxed);
-        if (code == 1) low.store(true, std::memory_order_relaxed);
-      }
-      f32 = try32 = ok.load();
+      const bool ok = build_rows(
+          [&](int i) {
+            const int code = kernel_row32(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
+                                          K32p + static_cast<int64_t>(i) * n);
+            if (code == 1) low.store(true, std::memory_order_relaxed);
+            return code != 2;
+          },
+          rx, static_cast<const float*>(K32p));
+      f32 = try32 = ok;
       flushed = f32 && low.load();
+      if (!ok && rx) std::copy(w.usave.begin(), w.usave.end(), w.u.begin());
     }
     if (!f32) {
+      build_rows(
+          [&](int i) {
+            kernel_row(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
+                       K + static_cast<int64_t>(i) * n);
+            return true;
+          },
+          rx, static_cast<const double*>(K));
+    }
+  }
+
+  // Kernel rows by `row(i)` (false: refused; the other rows then skip their work), with the
+  // fused sweep of build_kernel when rx is given. Returns whether no row refused.
+  template <class T, class Row>
+  bool build_rows(Row&& row, const Relax* rx, const T* Kt) {
+    std::atomic<bool> ok{true};
+    if (rx == nullptr) {
 #pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
       for (int i = 0; i < m; ++i)
-        kernel_row(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
-                   K + static_cast<int64_t>(i) * n);
+        if (ok.load(std::memory_order_relaxed) && !row(i))
+          ok.store(false, std::memory_order_relaxed);
+      return ok.load();
     }
-    // u-update factors exp((lam - 1) f / eps) (unbalanced only)
-    for (int i = 0; i < m; ++i) w.wr[i] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * f[i] * ie);
-    for (int j = 0; j < n; ++j) w.wc[j] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * g[j] * ie);
+    const int G = groups();
+    if (G > 1) w.part.resize(static_cast<size_t>(G) * n);
+    gout.assign(G, SweepOut());
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, 1)
+    for (int q = 0; q < G; ++q) {
+      double* acc = G == 1 ? w.Ktu.data() : w.part.data() + static_cast<int64_t>(q) * n;
+      std::fill(acc, acc + n, 0.0);
+      const int i0 = static_cast<int>(static_cast<int64_t>(m) * q / G);
+      const int i1 = static_cast<int>(static_cast<int64_t>(m) * (q + 1) / G);
+      for (int r0 = i0; r0 < i1; r0 += kSweepBlock) {
+        const int r1 = std::min(i1, r0 + kSweepBlock);
+        for (int i = r0; i < r1; ++i)
+          if (ok.load(std::memory_order_relaxed) && !row(i))
+            ok.store(false, std::memory_order_relaxed);
+        if (!ok.load(std::memory_order_relaxed)) break;
+        sweep_rows(r0, r1, n, Kt, w.v.data(), a, w.wr.data(), lam, balanced, *rx, w.u.data(), acc,
+                   gout[q]);
+      }
+    }
+    if (!ok.load()) return false;
+    pend = reduce_groups(G);
+    pending = true;
+    return true;
   }
 
   // Exact log-domain update of all row potentials (u = v = 1 assumed): used when a row of
@@ -321,6 +370,13 @@ struct DenseSinkhorn {
         sweep_rows(i0, i1, n, K, w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(), acc,
                    gout[q]);
     }
+    return reduce_groups(G);
+  }
+
+  // The groups' sweep results added in group order; K^T u from their partial sums (G > 1;
+  // with one group the sweep wrote K^T u itself).
+  SweepOut reduce_groups(int G) {
+    if (G == 1) return gout[0];
     SweepOut o;
     for (int q = 0; q < G; ++q) {
       o.err += gout[q].err;
@@ -329,6 +385,7 @@ struct DenseSinkhorn {
       o.umax = std::max(o.umax, gout[q].umax);
       o.bad = o.bad || gout[q].bad;
     }
+    double* Ktu = w.Ktu.data();
 #pragma omp parallel for num_threads(nt) if (par()) schedule(static)
     for (int j = 0; j < n; ++j) {
       double s = 0.0;
@@ -365,7 +422,8 @@ struct DenseSinkhorn {
     double* Ktu = w.Ktu.data();
     const double flush_uv = kFlushShare * tol / (static_cast<double>(m) * n * kFltMin);
     for (int64_t it = 0; it < budget; ++it) {
-      SweepOut o = sweep(rx);
+      SweepOut o = pending ? pend : sweep(rx);  // pending: the sweep ran in build_kernel
+      pending = false;
       // Potential changes of the exact log-domain updates below, in units of eps (the
       // unbalanced stopping quantity: a row or column whose kernel underflows even after its
       // exact update, e.g. a plan entry below 1e-308, keeps iterating in the log domain).
@@ -447,7 +505,7 @@ struct DenseSinkhorn {
       if (o.umin < kLo || o.umax > kHi || vmin < kLo || vmax > kHi ||
           (flushed && o.umax * vmax > flush_uv)) {
         absorb();
-        build_kernel();
+        build_kernel(it + 1 < budget ? &rx : nullptr);
       }
     }
     return err;
@@ -583,9 +641,10 @@ SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, cons
     if (last) e = p.eps;
     S.absorb();
     S.set_eps(e, p.rho);
-    S.build_kernel();
-    const double tol = last ? p.tol : std::max(p.tol, p.stage_tol * (S.balanced ? mass : e));
     const int64_t budget = p.max_iter - iters;
+    const Relax rx0;  // run() starts unrelaxed
+    S.build_kernel(budget > 0 ? &rx0 : nullptr);
+    const double tol = last ? p.tol : std::max(p.tol, p.stage_tol * (S.balanced ? mass : e));
     if (budget <= 0) break;
     err = S.run(tol, budget, &iters);
     ran_last = last;
