@@ -752,6 +752,29 @@ def test_sinkhorn_float32_kernel_flushed_entries(rng, warm):
     np.testing.assert_allclose(Pf, P, rtol=1e-5, atol=1e-14)
 
 
+def test_sinkhorn_float32_kernel_flushed_zero_masses_and_one_row(rng):
+    # the flushed float32 kernel with zero-mass rows / columns (zero rows and columns in the
+    # plan), and a single row of 70,000 columns (the plan is b itself)
+    m, n = 300, 263
+    a, b, C = _problem(rng, m, n)
+    C /= C.max()
+    a[::7] = 0.0
+    b[::5] = 0.0
+    b *= a.sum() / b.sum()
+    res = got.sinkhorn(a, b, C, 0.005, tol=1e-10)
+    ka, kb = a > 0, b > 0
+    ref = pot.bregman.sinkhorn_log(a[ka], b[kb], C[np.ix_(ka, kb)], 0.005, stopThr=1e-14)
+    assert res.converged
+    assert not res.plan[~ka].any() and not res.plan[:, ~kb].any()
+    np.testing.assert_allclose(res.plan[np.ix_(ka, kb)], ref, rtol=1e-5, atol=1e-12)
+    b1 = rng.random(70_000) + 0.1
+    b1 /= b1.sum()
+    C1 = rng.random((1, 70_000))
+    r1 = got.sinkhorn([1.0], b1, C1, 1e-3, tol=1e-10)
+    assert r1.converged and r1.marginal_error <= 1e-10
+    np.testing.assert_allclose(r1.plan[0], b1, rtol=1e-9)
+
+
 def test_sinkhorn_threaded_flushed_kernel_identical():
     # >= 2^20 entries, float32 kernel with flushed entries (eps 1e-2 of the cost range):
     # threads change nothing, to the bit (fixed row groups for K^T u and the plan's column sums)
