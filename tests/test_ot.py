@@ -600,6 +600,42 @@ def _brute_entropic_cost(a, b, C, eps):
     return float(np.where(P > 0, P * np.where(np.isfinite(C), C, 0.0), 0.0).sum()), P
 
 
+def _unbalanced_log_ref(a, b, C, eps, rho, iters=400):
+    """Log-domain unbalanced Sinkhorn (POT's reg_type="kl") in NumPy: the potentials."""
+    lam = rho / (rho + eps)
+    f, g = np.zeros(len(a)), np.zeros(len(b))
+    for _ in range(iters):
+        f = -lam * eps * np.logaddexp.reduce((g + eps * np.log(b) - C) / eps, axis=1)
+        g = (
+            -lam
+            * eps
+            * np.logaddexp.reduce((f[:, None] + eps * np.log(a)[:, None] - C) / eps, axis=0)
+        )
+    return f, g
+
+
+@pytest.mark.parametrize("eps, rho", [(1e-300, 1e-300), (1e-3, 1e-300), (1e-300, 1e-299)])
+def test_sinkhorn_unbalanced_underflowing_plan(eps, rho):
+    # Every kernel entry underflows (plan entries far below 1e-308): the rows and columns are
+    # updated in the log domain each iteration, and the stopping quantity (the potentials'
+    # change) must still become finite and reach tol; it stayed inf before (regression).
+    res = got.sinkhorn_batched(
+        [1.0], [1.0], [1.0], eps, rho=rho, a_offsets=[0, 1], b_offsets=[0, 1]
+    )
+    assert res.converged.all() and np.isfinite(res.error).all() and res.error[0] <= 1e-9
+    assert 0.0 <= res.cost[0] <= 1e-300
+    rng = np.random.default_rng(5)
+    a, b, C = rng.random(2) + 0.5, rng.random(3) + 0.5, rng.random((2, 3)) + 0.5
+    r = got.sinkhorn_unbalanced(a, b, C, eps, rho, tol=1e-13)
+    assert r.converged and np.isfinite(r.f).all() and np.isfinite(r.g).all()
+    f, g = _unbalanced_log_ref(a, b, C, eps, rho)
+    np.testing.assert_allclose(r.f, f, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(r.g, g, rtol=0, atol=1e-11)
+    rb = got.sinkhorn_batched(a[None], b[None], C[None], eps, rho=rho, tol=1e-13)
+    assert rb.converged.all() and rb.error[0] <= 1e-13
+    assert rb.cost[0] == pytest.approx(r.cost, rel=1e-9, abs=1e-300)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_sinkhorn_batched_forbidden_pairs(seed):
     rng = np.random.default_rng(seed)
@@ -692,6 +728,69 @@ def test_sinkhorn_float32_kernel_matches_pot(rng, eps):
     # threaded and serial runs agree
     res1 = got.sinkhorn(a, b, C, eps, tol=1e-10, n_jobs=1)
     assert res1.cost == pytest.approx(res.cost, rel=1e-12)
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_sinkhorn_float32_kernel_flushed_entries(rng, warm):
+    # m n >= 2^16 and exponents below -87 (C / eps up to 200): those kernel entries are float32
+    # subnormals or 0; the plan must still match float64 POT (log-domain), and the potentials
+    # describe it. warm: a start whose row scalings grow to ~e^48 (plan error bound: absorbed)
+    m, n = 300, 263
+    a, b, C = _problem(rng, m, n)
+    C /= C.max()
+    eps = 0.005
+    ws = (np.full(m, -48 * eps), np.zeros(n)) if warm else None
+    res = got.sinkhorn(a, b, C, eps, tol=1e-10, warm_start=ws)
+    ref = pot.bregman.sinkhorn_log(a, b, C, eps, stopThr=1e-14, numItermax=100000)
+    assert res.converged
+    assert res.cost == pytest.approx(float((ref * C).sum()), rel=1e-6)
+    np.testing.assert_allclose(res.plan, ref, rtol=1e-5, atol=1e-12)
+    P = res.plan
+    merr = np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum()
+    assert merr <= 1e-10 and res.marginal_error == pytest.approx(merr, rel=1e-6, abs=1e-15)
+    Pf = np.exp((res.f[:, None] + res.g[None, :] - C) / eps)
+    np.testing.assert_allclose(Pf, P, rtol=1e-5, atol=1e-14)
+
+
+def test_sinkhorn_float32_kernel_flushed_zero_masses_and_one_row(rng):
+    # the flushed float32 kernel with zero-mass rows / columns (zero rows and columns in the
+    # plan), and a single row of 70,000 columns (the plan is b itself)
+    m, n = 300, 263
+    a, b, C = _problem(rng, m, n)
+    C /= C.max()
+    a[::7] = 0.0
+    b[::5] = 0.0
+    b *= a.sum() / b.sum()
+    res = got.sinkhorn(a, b, C, 0.005, tol=1e-10)
+    ka, kb = a > 0, b > 0
+    ref = pot.bregman.sinkhorn_log(a[ka], b[kb], C[np.ix_(ka, kb)], 0.005, stopThr=1e-14)
+    assert res.converged
+    assert not res.plan[~ka].any() and not res.plan[:, ~kb].any()
+    np.testing.assert_allclose(res.plan[np.ix_(ka, kb)], ref, rtol=1e-5, atol=1e-12)
+    b1 = rng.random(70_000) + 0.1
+    b1 /= b1.sum()
+    C1 = rng.random((1, 70_000))
+    r1 = got.sinkhorn([1.0], b1, C1, 1e-3, tol=1e-10)
+    assert r1.converged and r1.marginal_error <= 1e-10
+    np.testing.assert_allclose(r1.plan[0], b1, rtol=1e-9)
+
+
+def test_sinkhorn_threaded_flushed_kernel_identical():
+    # >= 2^20 entries, float32 kernel with flushed entries (eps 1e-2 of the cost range):
+    # threads change nothing, to the bit (fixed row groups for K^T u and the plan's column sums)
+    a, b, C = _problem(np.random.default_rng(3), 1100, 1000)
+    C /= C.max()
+    r1 = got.sinkhorn(a, b, C, 0.01, tol=1e-9, n_jobs=1)
+    r2 = got.sinkhorn(a, b, C, 0.01, tol=1e-9, n_jobs=2)
+    assert r1.converged and r2.converged
+    assert r1.n_iter == r2.n_iter and r1.cost == r2.cost
+    assert r1.marginal_error == r2.marginal_error
+    assert np.array_equal(r1.plan, r2.plan) and np.array_equal(r1.f, r2.f)
+    ref = pot.sinkhorn(a, b, C, 0.01, stopThr=1e-10)  # float64, no underflow at this eps
+    assert r1.cost == pytest.approx(float((ref * C).sum()), rel=1e-6)
+    P = r2.plan
+    merr = np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum()
+    assert r2.marginal_error == pytest.approx(merr, rel=1e-6, abs=1e-15)
 
 
 @pytest.mark.parametrize("n", [1, 3, 7, 1000, (1 << 18) + 5])

@@ -135,8 +135,10 @@ struct SinkhornInfo {
 /// Reusable scratch memory for `sinkhorn_dense` (one per thread).
 struct SinkhornWork {
   std::vector<double> u, v, Ktu, ra, rb, wr, wc, tmp, gc;
-  std::vector<double> part;  // per-thread partial sums of K^T u
-  std::vector<float> row32;  // one float32 kernel row (widening the plan)
+  std::vector<double> gold;   // g before an exact column update
+  std::vector<double> usave;  // u before a fused build that may be refused
+  std::vector<double> part;   // per-thread partial sums of K^T u
+  std::vector<float> row32;   // one float32 kernel row (widening the plan)
 };
 
 /// Entropic OT between histograms a (m) and b (n) with dense cost C (m x n, row-major):
@@ -152,8 +154,10 @@ struct SinkhornWork {
 /// In/out: f (m), g (n) hold a warm start on entry (zeros: none) and the dual potentials on
 /// exit, with P_ij = exp((f_i + g_j - C_ij) / eps) in the balanced case. `P` (m x n) receives
 /// the plan; it is also the kernel's storage during the solve: in float32 (first half of P)
-/// when m n >= 2^16 and every exponent of a kernel build lies in [-87, 88] (normal floats),
-/// else float64; iterations then stream half the bytes. The plan is widened in place. Zero-mass
+/// when m n >= 2^16 and no exponent of a kernel build exceeds 88, else float64; iterations
+/// then stream half the bytes. Exponents below -87 give float32 subnormals or 0 (absolute
+/// error < 2^-126); while there are such entries the scalings are absorbed once max u max v
+/// could make their share of the plan exceed 1e-3 tol. The plan is widened in place. Zero-mass
 /// bins get zero rows / columns. O(m n) per iteration, O(m n) exps per stage; memory: P plus O(m +
 /// n) in `w`.
 SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, const double* C,

@@ -37,11 +37,17 @@ constexpr int kSweepBlock = 16;  // rows per dynamically scheduled block of the 
 constexpr int64_t kF32MinSize = int64_t(1) << 16;
 
 // Float32 kernel row: Ki[j] = exp(z_j), z_j = (fi + gc_j - C_ij) ie, computed in float64 and
-// rounded. Returns false (row content then unspecified) when some z_j leaves
-// [kZ32Lo, kZ32Hi], where exp(z) would not be a normal float.
+// rounded (see kernel_row32 in sinkhorn_kernel.inc): exponents above kZ32Hi refuse float32;
+// below kZ32Lo the entries are float32 subnormals or 0 (absolute error < kFltMin).
 constexpr double kZ32Lo = -87.0, kZ32Hi = 88.0;
+constexpr double kFltMin = 1.1754943508222875e-38;  // 2^-126
+// With such entries, the scalings are absorbed as soon as max u * max v exceeds
+// kFlushShare * tol / (m n kFltMin): the plan's total error from them stays below
+// kFlushShare * tol.
+constexpr double kFlushShare = 1e-3;
 
 #define GEOML_KERNEL_INC "ot/sinkhorn_kernel.inc"
+#define GEOML_KERNEL_AVX512 1  // eight-lane kernel builds (exp-bound)
 #include "common/simd_instantiate.inc"
 
 // The row kernels for the ISA simd_isa() chooses (see sinkhorn_kernel.inc).
@@ -49,7 +55,7 @@ void kernel_row(int n, double fi, const double* gc, const double* Ci, double ie,
   const SimdIsa isa = simd_isa();
   GEOML_SIMD_CALL(isa, kernel_row, n, fi, gc, Ci, ie, Ki);
 }
-bool kernel_row32(int n, double fi, const double* gc, const double* Ci, double ie, float* Ki) {
+int kernel_row32(int n, double fi, const double* gc, const double* Ci, double ie, float* Ki) {
   const SimdIsa isa = simd_isa();
   return GEOML_SIMD_CALL(isa, kernel_row32, n, fi, gc, Ci, ie, Ki);
 }
@@ -137,7 +143,10 @@ struct DenseSinkhorn {
   // each pass) when the problem is large enough to be memory-bound and every exponent of
   // the kernel keeps exp() a normal float; set by build_kernel. try32: not yet refused at
   // this eps.
-  bool f32 = false, try32 = false;
+  // flushed: some entries of the float32 kernel are below e^kZ32Lo (see kFlushShare).
+  bool f32 = false, try32 = false, flushed = false;
+  bool pending = false;  // build_kernel ran the next sweep: its result is `pend`
+  SweepOut pend;
   std::vector<SweepOut> gout;  // per row group of the sweep
   float* K32() const { return reinterpret_cast<float*>(K); }
   // threads only pay off on large kernels (a parallel region costs microseconds, far more
@@ -171,35 +180,85 @@ struct DenseSinkhorn {
       }
   }
 
-  void build_kernel() {
+  // Builds the kernel at the current f, g and eps. With `rx` (an iteration follows), the row
+  // half of that iteration's sweep runs on each block of rows right after it is built, while
+  // it is in cache (one pass over the kernel less per build): the same operations in the same
+  // order as sweep(), so the same bits; run() then starts from `pend`.
+  void build_kernel(const Relax* rx = nullptr) {
     const double ie = 1.0 / eps;
     double* fr = w.tmp.data();  // f + ra
     for (int i = 0; i < m; ++i) fr[i] = f[i] + w.ra[i];
     double* gc = w.gc.data();  // g + rb
     for (int j = 0; j < n; ++j) gc[j] = g[j] + w.rb[j];
-    f32 = false;
-    if (try32) {
-      // float32 rows; a row whose exponents leave the normal float range refuses float32
-      // for this eps (the other rows then skip their work) and the kernel is rebuilt below
-      std::atomic<bool> ok{true};
-      float* K32p = K32();
-#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
-      for (int i = 0; i < m; ++i)
-        if (ok.load(std::memory_order_relaxed) &&
-            !kernel_row32(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
-                          K32p + static_cast<int64_t>(i) * n))
-          ok.store(false, std::memory_order_relaxed);
-      f32 = try32 = ok.load();
-    }
-    if (!f32) {
-#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
-      for (int i = 0; i < m; ++i)
-        kernel_row(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
-                   K + static_cast<int64_t>(i) * n);
-    }
     // u-update factors exp((lam - 1) f / eps) (unbalanced only)
     for (int i = 0; i < m; ++i) w.wr[i] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * f[i] * ie);
     for (int j = 0; j < n; ++j) w.wc[j] = lam == 1.0 ? 1.0 : std::exp((lam - 1.0) * g[j] * ie);
+    pending = false;
+    f32 = false;
+    if (try32) {
+      // float32 rows; a row with an exponent above the float range refuses float32 for this
+      // eps (the other rows then skip their work) and the kernel is rebuilt below
+      if (rx) w.usave.assign(w.u.begin(), w.u.end());
+      std::atomic<bool> low{false};
+      float* K32p = K32();
+      const bool ok = build_rows(
+          [&](int i) {
+            const int code = kernel_row32(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
+                                          K32p + static_cast<int64_t>(i) * n);
+            if (code == 1) low.store(true, std::memory_order_relaxed);
+            return code != 2;
+          },
+          rx, static_cast<const float*>(K32p));
+      f32 = try32 = ok;
+      flushed = f32 && low.load();
+      if (!ok && rx) std::copy(w.usave.begin(), w.usave.end(), w.u.begin());
+    }
+    if (!f32) {
+      build_rows(
+          [&](int i) {
+            kernel_row(n, fr[i], gc, C + static_cast<int64_t>(i) * n, ie,
+                       K + static_cast<int64_t>(i) * n);
+            return true;
+          },
+          rx, static_cast<const double*>(K));
+    }
+  }
+
+  // Kernel rows by `row(i)` (false: refused; the other rows then skip their work), with the
+  // fused sweep of build_kernel when rx is given. Returns whether no row refused.
+  template <class T, class Row>
+  bool build_rows(Row&& row, const Relax* rx, const T* Kt) {
+    std::atomic<bool> ok{true};
+    if (rx == nullptr) {
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, kSweepBlock)
+      for (int i = 0; i < m; ++i)
+        if (ok.load(std::memory_order_relaxed) && !row(i))
+          ok.store(false, std::memory_order_relaxed);
+      return ok.load();
+    }
+    const int G = groups();
+    if (G > 1) w.part.resize(static_cast<size_t>(G) * n);
+    gout.assign(G, SweepOut());
+#pragma omp parallel for num_threads(nt) if (par()) schedule(dynamic, 1)
+    for (int q = 0; q < G; ++q) {
+      double* acc = G == 1 ? w.Ktu.data() : w.part.data() + static_cast<int64_t>(q) * n;
+      std::fill(acc, acc + n, 0.0);
+      const int i0 = static_cast<int>(static_cast<int64_t>(m) * q / G);
+      const int i1 = static_cast<int>(static_cast<int64_t>(m) * (q + 1) / G);
+      for (int r0 = i0; r0 < i1; r0 += kSweepBlock) {
+        const int r1 = std::min(i1, r0 + kSweepBlock);
+        for (int i = r0; i < r1; ++i)
+          if (ok.load(std::memory_order_relaxed) && !row(i))
+            ok.store(false, std::memory_order_relaxed);
+        if (!ok.load(std::memory_order_relaxed)) break;
+        sweep_rows(r0, r1, n, Kt, w.v.data(), a, w.wr.data(), lam, balanced, *rx, w.u.data(), acc,
+                   gout[q]);
+      }
+    }
+    if (!ok.load()) return false;
+    pend = reduce_groups(G);
+    pending = true;
+    return true;
   }
 
   // Exact log-domain update of all row potentials (u = v = 1 assumed): used when a row of
@@ -311,6 +370,13 @@ struct DenseSinkhorn {
         sweep_rows(i0, i1, n, K, w.v.data(), a, w.wr.data(), lam, balanced, rx, w.u.data(), acc,
                    gout[q]);
     }
+    return reduce_groups(G);
+  }
+
+  // The groups' sweep results added in group order; K^T u from their partial sums (G > 1;
+  // with one group the sweep wrote K^T u itself).
+  SweepOut reduce_groups(int G) {
+    if (G == 1) return gout[0];
     SweepOut o;
     for (int q = 0; q < G; ++q) {
       o.err += gout[q].err;
@@ -319,6 +385,7 @@ struct DenseSinkhorn {
       o.umax = std::max(o.umax, gout[q].umax);
       o.bad = o.bad || gout[q].bad;
     }
+    double* Ktu = w.Ktu.data();
 #pragma omp parallel for num_threads(nt) if (par()) schedule(static)
     for (int j = 0; j < n; ++j) {
       double s = 0.0;
@@ -353,15 +420,24 @@ struct DenseSinkhorn {
     double* u = w.u.data();
     double* v = w.v.data();
     double* Ktu = w.Ktu.data();
+    const double flush_uv = kFlushShare * tol / (static_cast<double>(m) * n * kFltMin);
     for (int64_t it = 0; it < budget; ++it) {
-      SweepOut o = sweep(rx);
+      SweepOut o = pending ? pend : sweep(rx);  // pending: the sweep ran in build_kernel
+      pending = false;
+      // Potential changes of the exact log-domain updates below, in units of eps (the
+      // unbalanced stopping quantity: a row or column whose kernel underflows even after its
+      // exact update, e.g. a plan entry below 1e-308, keeps iterating in the log domain).
+      double dg = 0.0;
       if (o.bad) {  // a row underflowed: exact log-domain rows, fresh kernel, K^T u
         absorb();
+        std::copy(f, f + m, w.tmp.begin());
         exact_rows();
+        o.du = 0.0;
+        for (int i = 0; i < m; ++i)
+          if (a[i] > 0) o.du = std::max(o.du, std::fabs(f[i] - w.tmp[i]) / eps);
         build_kernel();
         matvec_t(u, Ktu);
         o.err = 0.0;
-        o.du = std::numeric_limits<double>::infinity();
         o.umin = o.umax = 1.0;
       }
       bool bad = false;
@@ -369,7 +445,10 @@ struct DenseSinkhorn {
         if (b[j] > 0 && !(Ktu[j] > kTiny && Ktu[j] < 1e280)) bad = true;
       if (bad) {
         absorb();
+        w.gold.assign(g, g + n);
         exact_cols();
+        for (int j = 0; j < n; ++j)
+          if (b[j] > 0) dg = std::max(dg, std::fabs(g[j] - w.gold[j]) / eps);
         build_kernel();
         matvec_t(u, Ktu);
       }
@@ -405,6 +484,12 @@ struct DenseSinkhorn {
           v[j] = 0.0;
           continue;
         }
+        if (bad && !(Ktu[j] > kTiny && Ktu[j] < 1e280)) {
+          // still out of range after the exact column update: g_j already holds it (v_j = 1)
+          vmin = std::min(vmin, v[j]);
+          vmax = std::max(vmax, v[j]);
+          continue;
+        }
         const double r = b[j] / Ktu[j];
         double vn = lam == 1.0 ? r : w.wc[j] * std::pow(r, lam);
         if (rx.w != 1.0) vn = v[j] * rx(vn / v[j]);
@@ -414,12 +499,13 @@ struct DenseSinkhorn {
         vmax = std::max(vmax, vn);
       }
       if (!balanced) {
-        err = eps * std::max(o.du, dv);
+        err = eps * std::max({o.du, dv, dg});
         if (err <= tol) return err;
       }
-      if (o.umin < kLo || o.umax > kHi || vmin < kLo || vmax > kHi) {
+      if (o.umin < kLo || o.umax > kHi || vmin < kLo || vmax > kHi ||
+          (flushed && o.umax * vmax > flush_uv)) {
         absorb();
-        build_kernel();
+        build_kernel(it + 1 < budget ? &rx : nullptr);
       }
     }
     return err;
@@ -429,40 +515,45 @@ struct DenseSinkhorn {
   // A float32 kernel is widened in place, in phases of rows [lo, hi) with lo = ceil(hi / 2)
   // from hi = m down: the float64 plan rows of a phase cover float32 rows [2 lo, 2 hi), all
   // read in earlier phases, and each row is copied out before it is overwritten. Row sums and
-  // costs are kept per row and the column sums formed by column blocks afterwards (summed in
-  // row order), so nothing depends on the thread count.
+  // costs are kept per row; the column sums are accumulated per row group of the sweep (fixed
+  // by the shape: each group's rows in a fixed order) while the rows are written, and the
+  // groups added in order, so nothing depends on the thread count.
   double finish(double* merr) {
     const int T = par() ? nt : 1;
-    w.part.assign(static_cast<size_t>(T) * n, 0.0);  // plan_row's column sums (unused)
+    const int G = groups();
+    w.part.assign(static_cast<size_t>(G) * n, 0.0);  // column sums per row group
     if (f32) w.row32.resize(static_cast<size_t>(T) * n);
     std::vector<double> rcost(m, 0.0), rsum(m, 0.0), csum(n, 0.0);
     const double* v = w.v.data();
 #pragma omp parallel num_threads(T) if (T > 1)
     {
       const int t = thread_id();
-      double* cs = w.part.data() + static_cast<int64_t>(t) * n;
       float* buf = f32 ? w.row32.data() + static_cast<int64_t>(t) * n : nullptr;
       for (int hi = m; hi > 0;) {
         const int lo = !f32 ? 0 : (hi == 1 ? 0 : (hi + 1) / 2);
-#pragma omp for schedule(static)
-        for (int i = lo; i < hi; ++i) {
-          double* Pi = K + static_cast<int64_t>(i) * n;
-          const double* Ci = C + static_cast<int64_t>(i) * n;
-          if (f32) {
-            std::memcpy(buf, K32() + static_cast<int64_t>(i) * n, sizeof(float) * n);
-            plan_row(n, buf, w.u[i], v, Ci, Pi, cs, &rsum[i], &rcost[i]);
-          } else {
-            plan_row(n, Pi, w.u[i], v, Ci, Pi, cs, &rsum[i], &rcost[i]);
+#pragma omp for schedule(dynamic, 1)
+        for (int q = 0; q < G; ++q) {
+          double* cs = w.part.data() + static_cast<int64_t>(q) * n;
+          const int g0 = std::max(lo, static_cast<int>(static_cast<int64_t>(m) * q / G));
+          const int g1 = std::min(hi, static_cast<int>(static_cast<int64_t>(m) * (q + 1) / G));
+          for (int i = g0; i < g1; ++i) {
+            double* Pi = K + static_cast<int64_t>(i) * n;
+            const double* Ci = C + static_cast<int64_t>(i) * n;
+            if (f32) {
+              std::memcpy(buf, K32() + static_cast<int64_t>(i) * n, sizeof(float) * n);
+              plan_row(n, buf, w.u[i], v, Ci, Pi, cs, &rsum[i], &rcost[i]);
+            } else {
+              plan_row(n, Pi, w.u[i], v, Ci, Pi, cs, &rsum[i], &rcost[i]);
+            }
           }
         }
         hi = lo;
       }
-#pragma omp barrier
-      const int j0 = static_cast<int>(static_cast<int64_t>(n) * t / T);
-      const int j1 = static_cast<int>(static_cast<int64_t>(n) * (t + 1) / T);
-      for (int i = 0; i < m; ++i) {
-        const double* Pi = K + static_cast<int64_t>(i) * n;
-        for (int j = j0; j < j1; ++j) csum[j] += Pi[j];
+#pragma omp for schedule(static)
+      for (int j = 0; j < n; ++j) {
+        double s = 0.0;
+        for (int q = 0; q < G; ++q) s += w.part[static_cast<int64_t>(q) * n + j];
+        csum[j] = s;
       }
     }
     f32 = false;
@@ -550,9 +641,10 @@ SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, cons
     if (last) e = p.eps;
     S.absorb();
     S.set_eps(e, p.rho);
-    S.build_kernel();
-    const double tol = last ? p.tol : std::max(p.tol, p.stage_tol * (S.balanced ? mass : e));
     const int64_t budget = p.max_iter - iters;
+    const Relax rx0;  // run() starts unrelaxed
+    S.build_kernel(budget > 0 ? &rx0 : nullptr);
+    const double tol = last ? p.tol : std::max(p.tol, p.stage_tol * (S.balanced ? mass : e));
     if (budget <= 0) break;
     err = S.run(tol, budget, &iters);
     ran_last = last;

@@ -665,12 +665,14 @@ def sinkhorn(
     over the kernel (each row's scaling is updated and its contribution to ``K^T u``
     accumulated at once), then the column update. The iteration is over-relaxed with Young's
     optimal factor estimated from the observed convergence rate; for very small ``eps`` it
-    is also annealed (see ``eps_schedule``). When ``m n >= 65536`` and every kernel exponent
-    ``(f_i + g_j - C_ij) / eps`` lies in [-87, 88] (e.g. cost range / eps < 87 at the start),
-    the kernel is stored in float32 inside the plan's memory, halving the memory traffic of
-    each iteration; products and sums stay float64, so the result is the exact Sinkhorn fixed
-    point of the rounded kernel: costs agree with a float64 solve to ~1e-7 relative and the
-    reported marginal error is that of the returned plan. O(m n) per iteration; memory: the
+    is also annealed (see ``eps_schedule``). When ``m n >= 65536`` and no kernel exponent
+    ``(f_i + g_j - C_ij) / eps`` exceeds 88, the kernel is stored in float32 inside the
+    plan's memory, halving the memory traffic of each iteration (entries below ``e^-87`` are
+    float32 subnormals or 0, an absolute error below 1.2e-38; the scalings are then absorbed
+    early enough that these errors stay below 1e-3 of ``tol`` in the plan); products and sums
+    stay float64, so the result is the exact Sinkhorn fixed point of the rounded kernel: costs
+    agree with a float64 solve to ~1e-7 relative and the reported marginal error is that of
+    the returned plan. O(m n) per iteration; memory: the
     plan (m, n) plus O(m + n).
 
     Parameters
