@@ -745,6 +745,59 @@ def test_lane_groups_do_not_mix():
     assert np.allclose(w0, wr, rtol=1e-12, atol=1e-12 * np.abs(wr).max())
 
 
+def mixed_group(rng, n=22):
+    """Matrices whose QL runs take very different paths, to share one SIMD group (16 lanes):
+    the identity, a diagonal with ties, repeated eigenvalues in a random basis, an
+    ill-conditioned matrix, block-diagonal ones (the tridiagonal splits: m < n - 1 for some l)
+    and EEG-like covariances."""
+    mats = [np.eye(n), np.diag(np.repeat([1.0, 2.0, 5.0], [n // 3, n // 3, n - 2 * (n // 3)]))]
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.repeat([1.0, 3.0], [n // 2, n - n // 2])
+    mats.append(0.5 * ((Q * lam) @ Q.T + ((Q * lam) @ Q.T).T))
+    mats.append(rand_spd(rng, (), n, cond=1e10))
+    blk = np.zeros((n, n))
+    h = n // 2
+    blk[:h, :h] = rand_spd(rng, (), h)
+    blk[h:, h:] = rand_spd(rng, (), n - h)
+    mats.append(blk)
+    mats.append(np.diag(rng.uniform(1, 2, n)))
+    X = rng.standard_normal((13, n, 4 * n))
+    C = X @ X.swapaxes(1, 2) / (4 * n) + 0.1 * np.eye(n)
+    mats.extend(0.5 * (C + C.swapaxes(1, 2)))
+    return np.stack(mats)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_per_lane_deflation_mixed_group(seed):
+    """The QL deflates each lane on its own (its own l, m and iteration count): every matrix
+    of a group mixing fast and slow QL runs gets exactly its solo result (any position, any
+    thread count) and agrees with SciPy per matrix."""
+    rng = np.random.default_rng(seed)
+    A = mixed_group(rng)
+    perm = rng.permutation(len(A))
+    w, V = spd.eigh(A, n_jobs=1)
+    S = spd.sqrtm(A, n_jobs=1)
+    L = spd.logm(A, n_jobs=2)
+    D = spd.distance(A, A[-1])
+    assert np.array_equal(spd.sqrtm(A[perm], n_jobs=2), S[perm])
+    assert np.array_equal(spd.distance(A[perm], A[-1]), D[perm])
+    for i in range(len(A)):
+        wi, Vi = spd.eigh(A[i])
+        assert np.array_equal(wi, w[i]) and np.array_equal(Vi, V[i])
+        assert np.array_equal(spd.sqrtm(A[i]), S[i])
+        assert np.array_equal(spd.logm(A[i]), L[i])
+        wr = sla.eigvalsh(A[i])
+        cond = wr[-1] / wr[0]
+        assert np.abs(w[i] - wr).max() <= 50 * 22 * 2.2e-16 * wr[-1]
+        assert np.abs(V[i].T @ V[i] - np.eye(22)).max() < 1e-13
+        tol = 1e-10 * max(1.0, cond * 1e-6)
+        assert rel(S[i], sla.sqrtm(A[i]).real) < tol
+        assert rel(L[i], sla.logm(A[i]).real) < tol
+        if i >= 6:  # well conditioned: the distance against SciPy's generalised eigenvalues
+            d = np.sqrt(np.sum(np.log(sla.eigvalsh(A[i], A[-1])) ** 2))
+            assert abs(D[i] - d) <= 1e-10 * max(d, 1.0)
+
+
 @pytest.mark.parametrize("n", [3, 70])  # the C++ kernel and the NumPy path (n > 64)
 def test_float32_overflow_is_an_error(n):
     """exp(100) fits float64 but not float32: float32 expm of such a matrix is refused, never

@@ -65,9 +65,12 @@ struct LaneWork {
         M(size_t(n) * n * kLanes),
         T(size_t(n) * n * kLanes),
         F(size_t(n) * n * kLanes),
-        f(size_t(n) * kLanes) {}
+        f(size_t(n) * kLanes),
+        gs(size_t(n) * kLanes),
+        hs(size_t(n) * kLanes) {}
   std::vector<double> U, d, e;     // the matrices (then eigenvectors), diagonals, off-diagonals
   std::vector<double> M, T, F, f;  // congruence factors, scratch, f(matrices), f(eigenvalues)
+  std::vector<double> gs, hs;      // the rotations of a QL sweep
 };
 
 // Eigenvalues (ws[q].d, ascending) and, with vectors, eigenvectors (rows of ws[q].U) of the
@@ -106,7 +109,8 @@ void eig_lanes(SimdIsa isa, int n, Work* ws, const bool* live, int count, bool v
   }
   GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
   const unsigned bad = GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(),
-                                       vectors ? lw.U.data() : nullptr, true);
+                                       vectors ? lw.U.data() : nullptr, lw.gs.data(),
+                                       lw.hs.data(), true);
   for (int q = 0; q < count; ++q) {
     if (!live[q]) continue;
     Work& w = ws[q];
@@ -304,7 +308,8 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
     if (!g.live[q] || zero[q]) set_identity(n, lw.U.data(), q);
   GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
   const unsigned bad = GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(),
-                                       vectors ? lw.U.data() : nullptr, !vectors);
+                                       vectors ? lw.U.data() : nullptr, lw.gs.data(),
+                                       lw.hs.data(), !vectors);
   for (int q = 0; q < kLanes; ++q) {
     double* fl = lw.f.data();
     for (int i = 0; i < n; ++i) fl[size_t(i) * kLanes + q] = 0.0;  // no contribution
