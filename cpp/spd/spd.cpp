@@ -108,9 +108,9 @@ void eig_lanes(SimdIsa isa, int n, Work* ws, const bool* live, int count, bool v
       }
   }
   GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
-  const unsigned bad = GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(),
-                                       vectors ? lw.U.data() : nullptr, lw.gs.data(),
-                                       lw.hs.data(), true);
+  const unsigned bad =
+      GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(), vectors ? lw.U.data() : nullptr,
+                      lw.gs.data(), lw.hs.data(), true);
   for (int q = 0; q < count; ++q) {
     if (!live[q]) continue;
     Work& w = ws[q];
@@ -307,9 +307,9 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
   for (int q = 0; q < kLanes; ++q)  // lanes without a matrix (or a zero one) hold the identity
     if (!g.live[q] || zero[q]) set_identity(n, lw.U.data(), q);
   GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
-  const unsigned bad = GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(),
-                                       vectors ? lw.U.data() : nullptr, lw.gs.data(),
-                                       lw.hs.data(), !vectors);
+  const unsigned bad =
+      GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(), vectors ? lw.U.data() : nullptr,
+                      lw.gs.data(), lw.hs.data(), !vectors);
   for (int q = 0; q < kLanes; ++q) {
     double* fl = lw.f.data();
     for (int i = 0; i < n; ++i) fl[size_t(i) * kLanes + q] = 0.0;  // no contribution
