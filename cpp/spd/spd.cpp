@@ -211,25 +211,37 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
   double* U = lw.U.data();
   double* Ml = lw.M.data();
   alignas(64) double amax[kLanes], asym[kLanes];
-  for (int q = 0; q < kLanes; ++q) {  // the input, as is, into lane q (one contiguous read)
-    g.live[q] = false;
+  const T* Aq[kLanes];
+  for (int q = 0; q < kLanes; ++q) {
     amax[q] = asym[q] = 0.0;
-    if (q < count) {
-      const T* A = src(b0 + q);
-      double mx = 0.0;
-      bool finite = true;
-      for (size_t i = 0; i < nn; ++i) {
-        const double v = double(A[i]);
-        const double a = std::fabs(v);
-        finite &= a <= std::numeric_limits<double>::max();  // false for NaN and infinity
-        mx = a > mx ? a : mx;
-        U[i * kLanes + q] = v;
-      }
-      amax[q] = mx;
-      g.st[q] = finite ? SpdOk : SpdNotFinite;
-      g.live[q] = finite;
+    Aq[q] = q < count ? src(b0 + q) : nullptr;
+    if (q >= count) set_identity(n, U, q);
+  }
+  // the inputs, as they are, into the lanes: eight entries of every matrix at a time, so the
+  // lines of U being written (8 x 128 bytes) stay in L1 (a whole matrix at a time went through
+  // the 62 KB of U once per lane, each store a miss)
+  for (size_t i0 = 0; i0 < nn; i0 += 8) {
+    const size_t i1 = std::min(nn, i0 + 8);
+    for (int q = 0; q < count; ++q) {
+      const T* A = Aq[q];
+      for (size_t i = i0; i < i1; ++i) U[i * kLanes + q] = double(A[i]);
     }
-    if (!g.live[q]) set_identity(n, U, q);
+  }
+  // largest |entry| per lane, all lanes at once (independent chains: one per lane, instead of
+  // one matrix's serial max chain); a NaN or infinity makes it non-finite for good
+  const double big = std::numeric_limits<double>::max();
+  for (size_t i = 0; i < nn; ++i) {
+    const double* u = U + i * kLanes;
+    for (int q = 0; q < kLanes; ++q) {
+      const double a = std::fabs(u[q]);
+      const double t = a > amax[q] ? a : amax[q];
+      amax[q] = a <= big ? t : a;
+    }
+  }
+  for (int q = 0; q < kLanes; ++q) {
+    g.live[q] = q < count && amax[q] <= big;
+    if (q < count) g.st[q] = g.live[q] ? SpdOk : SpdNotFinite;
+    if (q < count && !g.live[q]) set_identity(n, U, q);
   }
   for (int i = 0; i < n; ++i)  // symmetry, all lanes at once: max |a_ij - a_ji|
     for (int j = i + 1; j < n; ++j) {
@@ -275,7 +287,6 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
   alignas(64) double inv[kLanes], scale[kLanes];
   bool zero[kLanes];
   for (int q = 0; q < kLanes; ++q) amax[q] = 0.0;
-  const double big = std::numeric_limits<double>::max();
   for (size_t i = 0; i < nn; ++i) {
     const double* u = lw.U.data() + i * kLanes;
     for (int q = 0; q < kLanes; ++q) {
@@ -427,21 +438,34 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
       const int64_t b0 = c * kLanes;
       const int count = int(std::min<int64_t>(kLanes, B - b0));
       funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true, g);
-      for (int q = 0; q < count; ++q) {
-        int8_t st = g.st[q];
-        T* ob = out + (b0 + q) * nn;
-        const double* F = g.lw.F.data() + q;  // entry i at F[i kLanes]
-        if (st == SpdOk) {
-          const double big = double(std::numeric_limits<T>::max());
-          for (int64_t i = 0; i < nn; ++i) {
-            const double v = F[i * kLanes];
-            ob[i] = T(v);
-            if (!(std::fabs(v) <= big)) st = SpdOverflow;  // finite in double, not in T
-          }
+      // out of the lanes: the largest |entry| per lane for all lanes at once (a value that is
+      // not finite in T sticks), then eight entries of every matrix at a time (the lines of F
+      // being read stay in L1, as in the load)
+      const double* F = g.lw.F.data();  // entry i of lane q at F[i kLanes + q]
+      const double big = double(std::numeric_limits<T>::max());
+      alignas(64) double mx[kLanes];
+      for (int q = 0; q < kLanes; ++q) mx[q] = 0.0;
+      for (int64_t i = 0; i < nn; ++i)
+        for (int q = 0; q < kLanes; ++q) {
+          const double a = std::fabs(F[i * kLanes + q]);
+          const double t = a > mx[q] ? a : mx[q];
+          mx[q] = a <= big ? t : a;
         }
-        status[b0 + q] = st;
-        if (st != SpdOk)
-          for (int64_t i = 0; i < nn; ++i) ob[i] = std::numeric_limits<T>::quiet_NaN();
+      for (int q = 0; q < count; ++q)
+        if (g.st[q] == SpdOk && !(mx[q] <= big)) g.st[q] = SpdOverflow;  // not finite in T
+      for (int64_t i0 = 0; i0 < nn; i0 += 8) {
+        const int64_t i1 = std::min(nn, i0 + 8);
+        for (int q = 0; q < count; ++q) {
+          if (g.st[q] != SpdOk) continue;
+          T* ob = out + (b0 + q) * nn;
+          for (int64_t i = i0; i < i1; ++i) ob[i] = T(F[i * kLanes + q]);
+        }
+      }
+      for (int q = 0; q < count; ++q) {
+        status[b0 + q] = g.st[q];
+        if (g.st[q] != SpdOk)
+          for (int64_t i = 0; i < nn; ++i)
+            out[(b0 + q) * nn + i] = std::numeric_limits<T>::quiet_NaN();
       }
     }
   }
