@@ -497,7 +497,13 @@ def test_spd_per_lane_deflation(isa):
 
     def run():
         w, V = geoml.spd.eigh(A)
-        return (w, geoml.spd.sqrtm(A), geoml.spd.logm(A), geoml.spd.distance(A[5:], A[-1]))
+        return (
+            w,
+            geoml.spd.sqrtm(A),
+            geoml.spd.logm(A),
+            geoml.spd.distance(A[5:], A[-1]),  # the triangular congruence
+            geoml.spd.pairwise_distance(A[5:9], A[9:12]),
+        )
 
     ref, got = both(isa, run)
     for r, g in zip(ref, got):

@@ -745,6 +745,40 @@ def test_lane_groups_do_not_mix():
     assert np.allclose(w0, wr, rtol=1e-12, atol=1e-12 * np.abs(wr).max())
 
 
+@pytest.mark.parametrize("n", [5, 22, 70])  # 70: the NumPy path (n > 64)
+def test_distance_triangular_congruence(n):
+    """The affine-invariant distance to one reference (and pairwise) takes the eigenvalues of
+    L^-1 A L^-T (B = L L^T): the same as those of B^-1/2 A B^-1/2 and SciPy's generalised
+    eigenvalues, per matrix; an indefinite matrix gets no factor (the symmetric path)."""
+    from geoml.spd import _linalg
+
+    rng = np.random.default_rng(n)
+    A = rand_spd(rng, (20,), n, cond=1e3)
+    B = rand_spd(rng, (1,), n, cond=1e2)
+    Li = _linalg.inv_cholesky(B)
+    assert np.array_equal(Li, np.tril(Li))
+    assert np.abs(Li[0] @ B[0] @ Li[0].T - np.eye(n)).max() < 1e-12
+    w_lo, s_lo = _linalg.eigvalsh_pairs(A, Li, lower=True)
+    w_sym, s_sym = _linalg.eigvalsh_pairs(A, spd.invsqrtm(B))
+    assert not s_lo.any() and not s_sym.any()
+    for b in range(len(A)):
+        wr = sla.eigvalsh(A[b], B[0])
+        assert np.abs(w_lo[b] - wr).max() <= 1e-12 * wr.max()
+    assert np.abs(w_lo - w_sym).max() <= 1e-12 * np.abs(w_sym).max()
+    d = spd.distance(A, B[0])
+    ref = np.array([np.sqrt(np.sum(np.log(sla.eigvalsh(a, B[0])) ** 2)) for a in A])
+    assert rel(d, ref) < 1e-12
+    assert np.array_equal(spd.distance(A, B[0], n_jobs=1), spd.distance(A, B[0], n_jobs=2))
+    P = spd.pairwise_distance(A[:6], A[6:10])
+    refP = [[np.sqrt(np.sum(np.log(sla.eigvalsh(x, y)) ** 2)) for y in A[6:10]] for x in A[:6]]
+    assert rel(P, np.array(refP)) < 1e-10  # SciPy itself: ~2e-12 here (cond 1e3 both sides)
+    # float32 input: computed in float64 from the float32 values
+    d32 = spd.distance(A.astype(np.float32), B[0].astype(np.float32))
+    assert d32.dtype == np.float32 and rel(d32, ref) < 1e-4
+    bad = np.diag(np.r_[1.0, -1.0, np.ones(n - 2)])[None]
+    assert _linalg.inv_cholesky(bad) is None
+
+
 def mixed_group(rng, n=22):
     """Matrices whose QL runs take very different paths, to share one SIMD group (16 lanes):
     the identity, a diagonal with ties, repeated eigenvalues in a random basis, an

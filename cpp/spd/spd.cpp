@@ -204,7 +204,8 @@ bool apply(SpdFunc f, double power, int n, Work& w) {
 // eigenvalues are left unsorted: the reconstruction does not need the order). Statuses in g.st.
 template <typename T, typename SrcOf, typename MatOf>
 void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat, bool with_m,
-                bool shared_m, SpdFunc f, double power, double sym_tol, bool vectors, Group& g) {
+                bool shared_m, SpdFunc f, double power, double sym_tol, bool vectors, Group& g,
+                bool m_lower = false) {
   LaneWork& lw = g.lw;
   const size_t nn = size_t(n) * n;
   bool has_m = false;
@@ -280,7 +281,11 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
     g.m_ready = true;
   }
   if (has_m) {
-    GEOML_SIMD_CALL(isa, congruence_lanes, n, lw.M.data(), lw.U.data(), lw.T.data(), lw.F.data());
+    if (m_lower)  // M lower triangular: M A M^T
+      GEOML_SIMD_CALL(isa, congruence_lower_lanes, n, lw.M.data(), lw.U.data(), lw.T.data(),
+                      lw.F.data());
+    else
+      GEOML_SIMD_CALL(isa, congruence_lanes, n, lw.M.data(), lw.U.data(), lw.T.data(), lw.F.data());
     std::swap(lw.U, lw.F);
   }
   // per lane: finite (after the congruence), largest entry, scaling by a power of two
@@ -472,7 +477,7 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
 }
 
 template <typename T>
-void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, bool outer,
+void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, bool outer, bool lower,
                         double sym_tol, T* w, int8_t* status, int n_jobs) {
   const SimdIsa isa = simd_isa();
   const int64_t nn = int64_t(n) * n;
@@ -489,7 +494,7 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
       const int64_t t0 = c * kLanes;
       const int count = int(std::min<int64_t>(kLanes, tasks - t0));
       funm_group<T>(isa, t0, count, n, src, mat, true, !outer && K == 1, SpdFunc::Sqrt, 1.0,
-                    sym_tol, false, g);
+                    sym_tol, false, g, lower);
       for (int q = 0; q < count; ++q) {
         int8_t st = g.st[q];
         if (st == SpdOk && !fits<T>(g.ws[q].d.data(), n)) st = SpdOverflow;
@@ -544,8 +549,8 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
   template void spd_eigh<T>(const T*, int64_t, int, double, bool, T*, T*, int8_t*, int);           \
   template void spd_funm<T>(const T*, int64_t, int, const T*, int64_t, SpdFunc, double, double,    \
                             T*, int8_t*, int);                                                     \
-  template void spd_eigvalsh_pairs<T>(const T*, int64_t, int, const T*, int64_t, bool, double, T*, \
-                                      int8_t*, int);                                               \
+  template void spd_eigvalsh_pairs<T>(const T*, int64_t, int, const T*, int64_t, bool, bool,       \
+                                      double, T*, int8_t*, int);                                   \
   template void spd_funm_wsum<T>(const T*, int64_t, int, const T*, const double*, SpdFunc, double, \
                                  double, double*, int8_t*, int);
 GEOML_SPD_INSTANTIATE(float)

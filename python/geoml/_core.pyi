@@ -1593,11 +1593,12 @@ def spd_eigvalsh_pairs(
     M: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
     *,
     outer: bool = False,
+    lower: bool = False,
     sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Eigenvalues of M_k A_b M_k for pairs (b, k), and status codes.
+    Eigenvalues of M_k A_b M_k (lower: M_k A_b M_k^T) for pairs, and status codes.
     """
 
 @typing.overload
@@ -1606,11 +1607,12 @@ def spd_eigvalsh_pairs(
     M: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
     *,
     outer: bool = False,
+    lower: bool = False,
     sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Eigenvalues of M_k A_b M_k for pairs (b, k), and status codes.
+    Eigenvalues of M_k A_b M_k (lower: M_k A_b M_k^T) for pairs, and status codes.
     """
 
 @typing.overload
