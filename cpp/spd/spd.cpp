@@ -530,12 +530,18 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
         const int count = int(std::min<int64_t>(kLanes, b1 - b0));
         funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true,
                       g);
-        for (int q = 0; q < count; ++q) {
-          status[b0 + q] = g.st[q];
-          if (g.st[q] != SpdOk) continue;
-          const double wb = wts[b0 + q];
-          const double* F = g.lw.F.data() + q;
-          for (int64_t i = 0; i < nn; ++i) acc[i] += wb * F[i * kLanes];
+        for (int q = 0; q < count; ++q) status[b0 + q] = g.st[q];
+        // acc += w_q F_q, lane after lane for every entry (the same order of additions as one
+        // matrix at a time), eight entries at a time: eight independent sums, and the lines
+        // of F being read stay in L1
+        const double* F = g.lw.F.data();
+        for (int64_t i0 = 0; i0 < nn; i0 += 8) {
+          const int64_t i1 = std::min(nn, i0 + 8);
+          for (int q = 0; q < count; ++q) {
+            if (g.st[q] != SpdOk) continue;
+            const double wb = wts[b0 + q];
+            for (int64_t i = i0; i < i1; ++i) acc[i] += wb * F[i * kLanes + q];
+          }
         }
       }
     }
