@@ -769,6 +769,13 @@ def test_distance_triangular_congruence(n):
     ref = np.array([np.sqrt(np.sum(np.log(sla.eigvalsh(a, B[0])) ** 2)) for a in A])
     assert rel(d, ref) < 1e-12
     assert np.array_equal(spd.distance(A, B[0], n_jobs=1), spd.distance(A, B[0], n_jobs=2))
+    if n == 22:  # enough work for two threads (small batches run on one)
+        A2 = rand_spd(rng, (150,), n)
+        d1 = spd.distance(A2, B[0], n_jobs=1)
+        assert np.array_equal(d1, spd.distance(A2, B[0], n_jobs=2))
+        assert np.array_equal(d1[37:90], spd.distance(A2[37:90], B[0], n_jobs=2))
+        P1 = spd.pairwise_distance(A2[:30], A2[30:40], n_jobs=1)
+        assert np.array_equal(P1, spd.pairwise_distance(A2[:30], A2[30:40], n_jobs=2))
     P = spd.pairwise_distance(A[:6], A[6:10])
     refP = [[np.sqrt(np.sum(np.log(sla.eigvalsh(x, y)) ** 2)) for y in A[6:10]] for x in A[:6]]
     assert rel(P, np.array(refP)) < 1e-10  # SciPy itself: ~2e-12 here (cond 1e3 both sides)
