@@ -79,7 +79,7 @@ py::tuple eigvalsh_pairs_py(exact<T> A_in, carray<T> M, bool outer, bool lower, 
 
 template <typename T>
 py::tuple funm_wsum_py(exact<T> A_in, carray<T> M, carray<double> weights, SpdFunc func,
-                       double power, double sym_tol, int n_jobs) {
+                       double power, bool lower, double sym_tol, int n_jobs) {
   const carray<T> A = contiguous(A_in);
   const auto [B, n] = batch_shape(A, "A");
   const auto [K, nm] = batch_shape(M, "M");
@@ -96,7 +96,7 @@ py::tuple funm_wsum_py(exact<T> A_in, carray<T> M, carray<double> weights, SpdFu
   int8_t* ps = status.mutable_data();
   {
     py::gil_scoped_release release;
-    spd_funm_wsum<T>(pa, B, n, pm, pw, func, power, sym_tol, po, ps, n_jobs);
+    spd_funm_wsum<T>(pa, B, n, pm, pw, func, power, lower, sym_tol, po, ps, n_jobs);
   }
   return py::make_tuple(out, status);
 }
@@ -126,8 +126,9 @@ void bind_spd(py::module_& m) {
                 "Eigenvalues of M_k A_b M_k (lower: M_k A_b M_k^T) for pairs, and status codes.");
   def_overloads(m, "spd_funm_wsum", Floats{}, GEOML_PICK(funm_wsum_py), py::arg("A").noconvert(),
                 py::arg("M"), py::arg("weights"), py::kw_only(), py::arg("func"),
-                py::arg("power") = 1.0, py::arg("sym_tol") = 1e-8, py::arg("n_jobs") = 0,
-                "sum_b weights[b] f(M A_b M) (float64) of a (B, n, n) batch, and status codes.");
+                py::arg("power") = 1.0, py::arg("lower") = false, py::arg("sym_tol") = 1e-8,
+                py::arg("n_jobs") = 0,
+                "sum_b weights[b] f(M A_b M) (lower: M A_b M^T), float64, and status codes.");
 }
 
 }  // namespace geoml

@@ -508,7 +508,8 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
 
 template <typename T>
 void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, SpdFunc f,
-                   double power, double sym_tol, double* out, int8_t* status, int n_jobs) {
+                   double power, bool lower, double sym_tol, double* out, int8_t* status,
+                   int n_jobs) {
   const SimdIsa isa = simd_isa();
   const int64_t nn = int64_t(n) * n;
   constexpr int64_t kChunk = 4 * kLanes;  // fixed: the sum's order does not depend on threads
@@ -528,8 +529,8 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
       const int64_t b1 = std::min(B, (c + 1) * kChunk);
       for (int64_t b0 = c * kChunk; b0 < b1; b0 += kLanes) {
         const int count = int(std::min<int64_t>(kLanes, b1 - b0));
-        funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true,
-                      g);
+        funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true, g,
+                      lower && M != nullptr);
         for (int q = 0; q < count; ++q) status[b0 + q] = g.st[q];
         // acc += w_q F_q, lane after lane for every entry (the same order of additions as one
         // matrix at a time), eight entries at a time: eight independent sums, and the lines
@@ -558,7 +559,7 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
   template void spd_eigvalsh_pairs<T>(const T*, int64_t, int, const T*, int64_t, bool, bool,       \
                                       double, T*, int8_t*, int);                                   \
   template void spd_funm_wsum<T>(const T*, int64_t, int, const T*, const double*, SpdFunc, double, \
-                                 double, double*, int8_t*, int);
+                                 bool, double, double*, int8_t*, int);
 GEOML_SPD_INSTANTIATE(float)
 GEOML_SPD_INSTANTIATE(double)
 

@@ -49,9 +49,11 @@ template <typename T>
 void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, bool outer, bool lower,
                         double sym_tol, T* w, int8_t* status, int n_jobs);
 
-/// out (n x n, double) = sum_b wts[b] f(M A_b M) (M null: identity; M shared by all b).
+/// out (n x n, double) = sum_b wts[b] f(M A_b M) (M null: identity; M shared by all b), or
+/// with `lower` sum_b wts[b] f(M A_b M^T) for lower-triangular M (upper part not read).
 template <typename T>
 void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, SpdFunc f,
-                   double power, double sym_tol, double* out, int8_t* status, int n_jobs);
+                   double power, bool lower, double sym_tol, double* out, int8_t* status,
+                   int n_jobs);
 
 }  // namespace geoml

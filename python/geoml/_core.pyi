@@ -1651,11 +1651,12 @@ def spd_funm_wsum(
     *,
     func: SpdFunc,
     power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    lower: bool = False,
     sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    sum_b weights[b] f(M A_b M) (float64) of a (B, n, n) batch, and status codes.
+    sum_b weights[b] f(M A_b M) (lower: M A_b M^T), float64, and status codes.
     """
 
 @typing.overload
@@ -1666,11 +1667,12 @@ def spd_funm_wsum(
     *,
     func: SpdFunc,
     power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    lower: bool = False,
     sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    sum_b weights[b] f(M A_b M) (float64) of a (B, n, n) batch, and status codes.
+    sum_b weights[b] f(M A_b M) (lower: M A_b M^T), float64, and status codes.
     """
 
 @typing.overload

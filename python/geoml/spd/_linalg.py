@@ -197,6 +197,20 @@ def eigvalsh_pairs(A, M, *, outer: bool = False, lower: bool = False, n_jobs: in
     return w.astype(A.dtype), status
 
 
+def cholesky_pair(M):
+    """``(L, L^{-1})`` (float64, lower triangular) with ``M = L L^T`` for one SPD matrix, or
+    None where LAPACK refuses it (the caller keeps its symmetric square roots)."""
+    from scipy.linalg import lapack
+
+    L, info = lapack.dpotrf(np.asarray(M, dtype=np.float64), lower=1, clean=1)
+    if info != 0 or not np.isfinite(L).all():
+        return None
+    Li, info = lapack.dtrtri(L, lower=1)
+    if info != 0 or not np.isfinite(Li).all():
+        return None
+    return np.tril(L), np.tril(Li)
+
+
 def inv_cholesky(B):
     """``L^{-1}`` (float64, lower triangular) of the Cholesky factors ``B = L L^T`` of the
     (already checked) SPD matrices B (K, n, n), or None where a factorisation fails (a matrix
@@ -215,8 +229,11 @@ def inv_cholesky(B):
     return out
 
 
-def funm_wsum(A, weights, M=None, *, func: str, power: float = 1.0, n_jobs: int = 0):
-    """``(S, status)``: ``S = sum_b weights[b] f(M A[b] M)`` in float64; M None or (n, n)."""
+def funm_wsum(
+    A, weights, M=None, *, func: str, power: float = 1.0, lower: bool = False, n_jobs: int = 0
+):
+    """``(S, status)``: ``S = sum_b weights[b] f(M A[b] M)`` in float64; M None or (n, n);
+    ``lower`` (n <= SMALL_N only): M lower triangular, ``f(M A[b] M^T)``."""
     n = A.shape[-1]
     sym_tol = SYM_TOL[A.dtype]
     w = np.ascontiguousarray(weights, dtype=np.float64)
@@ -225,9 +242,20 @@ def funm_wsum(A, weights, M=None, *, func: str, power: float = 1.0, n_jobs: int 
         if M is None
         else np.ascontiguousarray(M, dtype=A.dtype).reshape((1, n, n))
     )
+    if lower:
+        if n > SMALL_N or M is None:
+            raise ValueError("lower=True needs M and n <= SMALL_N")
+        Mk = np.ascontiguousarray(np.tril(Mk))
     if n <= SMALL_N:
         return _core.spd_funm_wsum(
-            A, Mk, w, func=_core.SpdFunc[func], power=float(power), sym_tol=sym_tol, n_jobs=n_jobs
+            A,
+            Mk,
+            w,
+            func=_core.SpdFunc[func],
+            power=float(power),
+            lower=lower,
+            sym_tol=sym_tol,
+            n_jobs=n_jobs,
         )
     F, status = _funm_np(A, Mk, func, power, sym_tol)
     S = np.einsum("b,bij->ij", w, F.astype(np.float64)) if not status.any() else None
