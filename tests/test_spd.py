@@ -745,6 +745,132 @@ def test_lane_groups_do_not_mix():
     assert np.allclose(w0, wr, rtol=1e-12, atol=1e-12 * np.abs(wr).max())
 
 
+@pytest.mark.parametrize("n", [5, 22, 70])  # 70: the NumPy path (n > 64)
+def test_distance_triangular_congruence(n):
+    """The affine-invariant distance to one reference (and pairwise) takes the eigenvalues of
+    L^-1 A L^-T (B = L L^T): the same as those of B^-1/2 A B^-1/2 and SciPy's generalised
+    eigenvalues, per matrix; an indefinite matrix gets no factor (the symmetric path)."""
+    from geoml.spd import _linalg
+
+    rng = np.random.default_rng(n)
+    A = rand_spd(rng, (20,), n, cond=1e3)
+    B = rand_spd(rng, (1,), n, cond=1e2)
+    Li = _linalg.inv_cholesky(B)
+    assert np.array_equal(Li, np.tril(Li))
+    assert np.abs(Li[0] @ B[0] @ Li[0].T - np.eye(n)).max() < 1e-12
+    w_lo, s_lo = _linalg.eigvalsh_pairs(A, Li, lower=True)
+    w_sym, s_sym = _linalg.eigvalsh_pairs(A, spd.invsqrtm(B))
+    assert not s_lo.any() and not s_sym.any()
+    for b in range(len(A)):
+        wr = sla.eigvalsh(A[b], B[0])
+        assert np.abs(w_lo[b] - wr).max() <= 1e-12 * wr.max()
+    assert np.abs(w_lo - w_sym).max() <= 1e-12 * np.abs(w_sym).max()
+    d = spd.distance(A, B[0])
+    ref = np.array([np.sqrt(np.sum(np.log(sla.eigvalsh(a, B[0])) ** 2)) for a in A])
+    assert rel(d, ref) < 1e-12
+    assert np.array_equal(spd.distance(A, B[0], n_jobs=1), spd.distance(A, B[0], n_jobs=2))
+    if n == 22:  # enough work for two threads (small batches run on one)
+        A2 = rand_spd(rng, (150,), n)
+        d1 = spd.distance(A2, B[0], n_jobs=1)
+        assert np.array_equal(d1, spd.distance(A2, B[0], n_jobs=2))
+        assert np.array_equal(d1[37:90], spd.distance(A2[37:90], B[0], n_jobs=2))
+        P1 = spd.pairwise_distance(A2[:30], A2[30:40], n_jobs=1)
+        assert np.array_equal(P1, spd.pairwise_distance(A2[:30], A2[30:40], n_jobs=2))
+    P = spd.pairwise_distance(A[:6], A[6:10])
+    refP = [[np.sqrt(np.sum(np.log(sla.eigvalsh(x, y)) ** 2)) for y in A[6:10]] for x in A[:6]]
+    assert rel(P, np.array(refP)) < 1e-10  # SciPy itself: ~2e-12 here (cond 1e3 both sides)
+    # float32 input: computed in float64 from the float32 values
+    d32 = spd.distance(A.astype(np.float32), B[0].astype(np.float32))
+    assert d32.dtype == np.float32 and rel(d32, ref) < 1e-4
+    bad = np.diag(np.r_[1.0, -1.0, np.ones(n - 2)])[None]
+    assert _linalg.inv_cholesky(bad) is None
+
+
+def test_mean_riemann_cholesky_iterates():
+    """mean_riemann iterates with the iterate's Cholesky factor (M <- L exp(nu J') L^T, J' the
+    mean log of L^-1 X L^-T): the same iterates as pyRiemann's symmetric square roots, here
+    against a NumPy transcription of its loop (eigh per matrix), same iteration count; the
+    same bits for one and two threads."""
+
+    def fun(A, f):
+        w, V = np.linalg.eigh(A)
+        return (V * f(w)[..., None, :]) @ V.swapaxes(-1, -2)
+
+    rng = np.random.default_rng(31)
+    n = 22
+    X = rng.standard_normal((300, n, 4 * n))
+    C = X @ X.swapaxes(1, 2) / (4 * n) + 0.1 * np.eye(n)
+    C = 0.5 * (C + C.swapaxes(1, 2))
+    M = C.mean(axis=0)
+    nu, tau, it = 1.0, np.finfo(np.float64).max, 0
+    for it in range(1, 51):  # noqa: B007
+        M12, Mm12 = fun(M, np.sqrt), fun(M, lambda x: 1 / np.sqrt(x))
+        J = np.mean(fun(Mm12 @ C @ Mm12, np.log), axis=0)
+        M = M12 @ fun(nu * J, np.exp) @ M12
+        crit = np.linalg.norm(J)
+        h = nu * crit
+        nu, tau = (0.95 * nu, h) if h < tau else (0.5 * nu, tau)
+        if crit <= 1e-8 or nu <= 1e-8:
+            break
+    res = spd.mean_riemann(C, n_jobs=1)
+    assert res.converged and res.n_iter == it
+    assert rel(res.mean, M) < 1e-12
+    assert np.array_equal(res.mean, spd.mean_riemann(C, n_jobs=2).mean)
+
+
+def mixed_group(rng, n=22):
+    """Matrices whose QL runs take very different paths, to share one SIMD group (16 lanes):
+    the identity, a diagonal with ties, repeated eigenvalues in a random basis, an
+    ill-conditioned matrix, block-diagonal ones (the tridiagonal splits: m < n - 1 for some l)
+    and EEG-like covariances."""
+    mats = [np.eye(n), np.diag(np.repeat([1.0, 2.0, 5.0], [n // 3, n // 3, n - 2 * (n // 3)]))]
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.repeat([1.0, 3.0], [n // 2, n - n // 2])
+    mats.append(0.5 * ((Q * lam) @ Q.T + ((Q * lam) @ Q.T).T))
+    mats.append(rand_spd(rng, (), n, cond=1e10))
+    blk = np.zeros((n, n))
+    h = n // 2
+    blk[:h, :h] = rand_spd(rng, (), h)
+    blk[h:, h:] = rand_spd(rng, (), n - h)
+    mats.append(blk)
+    mats.append(np.diag(rng.uniform(1, 2, n)))
+    X = rng.standard_normal((13, n, 4 * n))
+    C = X @ X.swapaxes(1, 2) / (4 * n) + 0.1 * np.eye(n)
+    mats.extend(0.5 * (C + C.swapaxes(1, 2)))
+    return np.stack(mats)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_per_lane_deflation_mixed_group(seed):
+    """The QL deflates each lane on its own (its own l, m and iteration count): every matrix
+    of a group mixing fast and slow QL runs gets exactly its solo result (any position, any
+    thread count) and agrees with SciPy per matrix."""
+    rng = np.random.default_rng(seed)
+    A = mixed_group(rng)
+    perm = rng.permutation(len(A))
+    w, V = spd.eigh(A, n_jobs=1)
+    S = spd.sqrtm(A, n_jobs=1)
+    L = spd.logm(A, n_jobs=2)
+    D = spd.distance(A, A[-1])
+    assert np.array_equal(spd.sqrtm(A[perm], n_jobs=2), S[perm])
+    assert np.array_equal(spd.distance(A[perm], A[-1]), D[perm])
+    for i in range(len(A)):
+        wi, Vi = spd.eigh(A[i])
+        assert np.array_equal(wi, w[i]) and np.array_equal(Vi, V[i])
+        assert np.array_equal(spd.sqrtm(A[i]), S[i])
+        assert np.array_equal(spd.logm(A[i]), L[i])
+        wr = sla.eigvalsh(A[i])
+        cond = wr[-1] / wr[0]
+        assert np.abs(w[i] - wr).max() <= 50 * 22 * 2.2e-16 * wr[-1]
+        assert np.abs(V[i].T @ V[i] - np.eye(22)).max() < 1e-13
+        tol = 1e-10 * max(1.0, cond * 1e-6)
+        assert rel(S[i], sla.sqrtm(A[i]).real) < tol
+        assert rel(L[i], sla.logm(A[i]).real) < tol
+        if i >= 6:  # well conditioned: the distance against SciPy's generalised eigenvalues
+            d = np.sqrt(np.sum(np.log(sla.eigvalsh(A[i], A[-1])) ** 2))
+            assert abs(D[i] - d) <= 1e-10 * max(d, 1.0)
+
+
 @pytest.mark.parametrize("n", [3, 70])  # the C++ kernel and the NumPy path (n > 64)
 def test_float32_overflow_is_an_error(n):
     """exp(100) fits float64 but not float32: float32 expm of such a matrix is refused, never

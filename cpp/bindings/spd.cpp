@@ -56,7 +56,8 @@ py::tuple funm_py(exact<T> A_in, carray<T> M, SpdFunc func, double power, double
 }
 
 template <typename T>
-py::tuple eigvalsh_pairs_py(exact<T> A_in, carray<T> M, bool outer, double sym_tol, int n_jobs) {
+py::tuple eigvalsh_pairs_py(exact<T> A_in, carray<T> M, bool outer, bool lower, double sym_tol,
+                            int n_jobs) {
   const carray<T> A = contiguous(A_in);
   const auto [B, n] = batch_shape(A, "A");
   const auto [K, nm] = batch_shape(M, "M");
@@ -71,14 +72,14 @@ py::tuple eigvalsh_pairs_py(exact<T> A_in, carray<T> M, bool outer, double sym_t
   int8_t* ps = status.mutable_data();
   {
     py::gil_scoped_release release;
-    spd_eigvalsh_pairs<T>(pa, B, n, pm, K, outer, sym_tol, pw, ps, n_jobs);
+    spd_eigvalsh_pairs<T>(pa, B, n, pm, K, outer, lower, sym_tol, pw, ps, n_jobs);
   }
   return py::make_tuple(w, status);
 }
 
 template <typename T>
 py::tuple funm_wsum_py(exact<T> A_in, carray<T> M, carray<double> weights, SpdFunc func,
-                       double power, double sym_tol, int n_jobs) {
+                       double power, bool lower, double sym_tol, int n_jobs) {
   const carray<T> A = contiguous(A_in);
   const auto [B, n] = batch_shape(A, "A");
   const auto [K, nm] = batch_shape(M, "M");
@@ -95,7 +96,7 @@ py::tuple funm_wsum_py(exact<T> A_in, carray<T> M, carray<double> weights, SpdFu
   int8_t* ps = status.mutable_data();
   {
     py::gil_scoped_release release;
-    spd_funm_wsum<T>(pa, B, n, pm, pw, func, power, sym_tol, po, ps, n_jobs);
+    spd_funm_wsum<T>(pa, B, n, pm, pw, func, power, lower, sym_tol, po, ps, n_jobs);
   }
   return py::make_tuple(out, status);
 }
@@ -121,12 +122,13 @@ void bind_spd(py::module_& m) {
                 "f(M A M) per matrix of a (B, n, n) batch, and status codes.");
   def_overloads(m, "spd_eigvalsh_pairs", Floats{}, GEOML_PICK(eigvalsh_pairs_py),
                 py::arg("A").noconvert(), py::arg("M"), py::kw_only(), py::arg("outer") = false,
-                py::arg("sym_tol") = 1e-8, py::arg("n_jobs") = 0,
-                "Eigenvalues of M_k A_b M_k for pairs (b, k), and status codes.");
+                py::arg("lower") = false, py::arg("sym_tol") = 1e-8, py::arg("n_jobs") = 0,
+                "Eigenvalues of M_k A_b M_k (lower: M_k A_b M_k^T) for pairs, and status codes.");
   def_overloads(m, "spd_funm_wsum", Floats{}, GEOML_PICK(funm_wsum_py), py::arg("A").noconvert(),
                 py::arg("M"), py::arg("weights"), py::kw_only(), py::arg("func"),
-                py::arg("power") = 1.0, py::arg("sym_tol") = 1e-8, py::arg("n_jobs") = 0,
-                "sum_b weights[b] f(M A_b M) (float64) of a (B, n, n) batch, and status codes.");
+                py::arg("power") = 1.0, py::arg("lower") = false, py::arg("sym_tol") = 1e-8,
+                py::arg("n_jobs") = 0,
+                "sum_b weights[b] f(M A_b M) (lower: M A_b M^T), float64, and status codes.");
 }
 
 }  // namespace geoml

@@ -65,9 +65,12 @@ struct LaneWork {
         M(size_t(n) * n * kLanes),
         T(size_t(n) * n * kLanes),
         F(size_t(n) * n * kLanes),
-        f(size_t(n) * kLanes) {}
+        f(size_t(n) * kLanes),
+        gs(size_t(n) * kLanes),
+        hs(size_t(n) * kLanes) {}
   std::vector<double> U, d, e;     // the matrices (then eigenvectors), diagonals, off-diagonals
   std::vector<double> M, T, F, f;  // congruence factors, scratch, f(matrices), f(eigenvalues)
+  std::vector<double> gs, hs;      // the rotations of a QL sweep
 };
 
 // Eigenvalues (ws[q].d, ascending) and, with vectors, eigenvectors (rows of ws[q].U) of the
@@ -105,8 +108,9 @@ void eig_lanes(SimdIsa isa, int n, Work* ws, const bool* live, int count, bool v
       }
   }
   GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
-  const unsigned bad = GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(),
-                                       vectors ? lw.U.data() : nullptr, true);
+  const unsigned bad =
+      GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(), vectors ? lw.U.data() : nullptr,
+                      lw.gs.data(), lw.hs.data(), true);
   for (int q = 0; q < count; ++q) {
     if (!live[q]) continue;
     Work& w = ws[q];
@@ -200,32 +204,45 @@ bool apply(SpdFunc f, double power, int n, Work& w) {
 // eigenvalues are left unsorted: the reconstruction does not need the order). Statuses in g.st.
 template <typename T, typename SrcOf, typename MatOf>
 void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat, bool with_m,
-                bool shared_m, SpdFunc f, double power, double sym_tol, bool vectors, Group& g) {
+                bool shared_m, SpdFunc f, double power, double sym_tol, bool vectors, Group& g,
+                bool m_lower = false) {
   LaneWork& lw = g.lw;
   const size_t nn = size_t(n) * n;
   bool has_m = false;
   double* U = lw.U.data();
   double* Ml = lw.M.data();
   alignas(64) double amax[kLanes], asym[kLanes];
-  for (int q = 0; q < kLanes; ++q) {  // the input, as is, into lane q (one contiguous read)
-    g.live[q] = false;
+  const T* Aq[kLanes];
+  for (int q = 0; q < kLanes; ++q) {
     amax[q] = asym[q] = 0.0;
-    if (q < count) {
-      const T* A = src(b0 + q);
-      double mx = 0.0;
-      bool finite = true;
-      for (size_t i = 0; i < nn; ++i) {
-        const double v = double(A[i]);
-        const double a = std::fabs(v);
-        finite &= a <= std::numeric_limits<double>::max();  // false for NaN and infinity
-        mx = a > mx ? a : mx;
-        U[i * kLanes + q] = v;
-      }
-      amax[q] = mx;
-      g.st[q] = finite ? SpdOk : SpdNotFinite;
-      g.live[q] = finite;
+    Aq[q] = q < count ? src(b0 + q) : nullptr;
+    if (q >= count) set_identity(n, U, q);
+  }
+  // the inputs, as they are, into the lanes: eight entries of every matrix at a time, so the
+  // lines of U being written (8 x 128 bytes) stay in L1 (a whole matrix at a time went through
+  // the 62 KB of U once per lane, each store a miss)
+  for (size_t i0 = 0; i0 < nn; i0 += 8) {
+    const size_t i1 = std::min(nn, i0 + 8);
+    for (int q = 0; q < count; ++q) {
+      const T* A = Aq[q];
+      for (size_t i = i0; i < i1; ++i) U[i * kLanes + q] = double(A[i]);
     }
-    if (!g.live[q]) set_identity(n, U, q);
+  }
+  // largest |entry| per lane, all lanes at once (independent chains: one per lane, instead of
+  // one matrix's serial max chain); a NaN or infinity makes it non-finite for good
+  const double big = std::numeric_limits<double>::max();
+  for (size_t i = 0; i < nn; ++i) {
+    const double* u = U + i * kLanes;
+    for (int q = 0; q < kLanes; ++q) {
+      const double a = std::fabs(u[q]);
+      const double t = a > amax[q] ? a : amax[q];
+      amax[q] = a <= big ? t : a;
+    }
+  }
+  for (int q = 0; q < kLanes; ++q) {
+    g.live[q] = q < count && amax[q] <= big;
+    if (q < count) g.st[q] = g.live[q] ? SpdOk : SpdNotFinite;
+    if (q < count && !g.live[q]) set_identity(n, U, q);
   }
   for (int i = 0; i < n; ++i)  // symmetry, all lanes at once: max |a_ij - a_ji|
     for (int j = i + 1; j < n; ++j) {
@@ -264,14 +281,17 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
     g.m_ready = true;
   }
   if (has_m) {
-    GEOML_SIMD_CALL(isa, congruence_lanes, n, lw.M.data(), lw.U.data(), lw.T.data(), lw.F.data());
+    if (m_lower)  // M lower triangular: M A M^T
+      GEOML_SIMD_CALL(isa, congruence_lower_lanes, n, lw.M.data(), lw.U.data(), lw.T.data(),
+                      lw.F.data());
+    else
+      GEOML_SIMD_CALL(isa, congruence_lanes, n, lw.M.data(), lw.U.data(), lw.T.data(), lw.F.data());
     std::swap(lw.U, lw.F);
   }
   // per lane: finite (after the congruence), largest entry, scaling by a power of two
   alignas(64) double inv[kLanes], scale[kLanes];
   bool zero[kLanes];
   for (int q = 0; q < kLanes; ++q) amax[q] = 0.0;
-  const double big = std::numeric_limits<double>::max();
   for (size_t i = 0; i < nn; ++i) {
     const double* u = lw.U.data() + i * kLanes;
     for (int q = 0; q < kLanes; ++q) {
@@ -303,8 +323,9 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
   for (int q = 0; q < kLanes; ++q)  // lanes without a matrix (or a zero one) hold the identity
     if (!g.live[q] || zero[q]) set_identity(n, lw.U.data(), q);
   GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
-  const unsigned bad = GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(),
-                                       vectors ? lw.U.data() : nullptr, !vectors);
+  const unsigned bad =
+      GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(), vectors ? lw.U.data() : nullptr,
+                      lw.gs.data(), lw.hs.data(), !vectors);
   for (int q = 0; q < kLanes; ++q) {
     double* fl = lw.f.data();
     for (int i = 0; i < n; ++i) fl[size_t(i) * kLanes + q] = 0.0;  // no contribution
@@ -422,28 +443,41 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
       const int64_t b0 = c * kLanes;
       const int count = int(std::min<int64_t>(kLanes, B - b0));
       funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true, g);
-      for (int q = 0; q < count; ++q) {
-        int8_t st = g.st[q];
-        T* ob = out + (b0 + q) * nn;
-        const double* F = g.lw.F.data() + q;  // entry i at F[i kLanes]
-        if (st == SpdOk) {
-          const double big = double(std::numeric_limits<T>::max());
-          for (int64_t i = 0; i < nn; ++i) {
-            const double v = F[i * kLanes];
-            ob[i] = T(v);
-            if (!(std::fabs(v) <= big)) st = SpdOverflow;  // finite in double, not in T
-          }
+      // out of the lanes: the largest |entry| per lane for all lanes at once (a value that is
+      // not finite in T sticks), then eight entries of every matrix at a time (the lines of F
+      // being read stay in L1, as in the load)
+      const double* F = g.lw.F.data();  // entry i of lane q at F[i kLanes + q]
+      const double big = double(std::numeric_limits<T>::max());
+      alignas(64) double mx[kLanes];
+      for (int q = 0; q < kLanes; ++q) mx[q] = 0.0;
+      for (int64_t i = 0; i < nn; ++i)
+        for (int q = 0; q < kLanes; ++q) {
+          const double a = std::fabs(F[i * kLanes + q]);
+          const double t = a > mx[q] ? a : mx[q];
+          mx[q] = a <= big ? t : a;
         }
-        status[b0 + q] = st;
-        if (st != SpdOk)
-          for (int64_t i = 0; i < nn; ++i) ob[i] = std::numeric_limits<T>::quiet_NaN();
+      for (int q = 0; q < count; ++q)
+        if (g.st[q] == SpdOk && !(mx[q] <= big)) g.st[q] = SpdOverflow;  // not finite in T
+      for (int64_t i0 = 0; i0 < nn; i0 += 8) {
+        const int64_t i1 = std::min(nn, i0 + 8);
+        for (int q = 0; q < count; ++q) {
+          if (g.st[q] != SpdOk) continue;
+          T* ob = out + (b0 + q) * nn;
+          for (int64_t i = i0; i < i1; ++i) ob[i] = T(F[i * kLanes + q]);
+        }
+      }
+      for (int q = 0; q < count; ++q) {
+        status[b0 + q] = g.st[q];
+        if (g.st[q] != SpdOk)
+          for (int64_t i = 0; i < nn; ++i)
+            out[(b0 + q) * nn + i] = std::numeric_limits<T>::quiet_NaN();
       }
     }
   }
 }
 
 template <typename T>
-void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, bool outer,
+void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, bool outer, bool lower,
                         double sym_tol, T* w, int8_t* status, int n_jobs) {
   const SimdIsa isa = simd_isa();
   const int64_t nn = int64_t(n) * n;
@@ -460,7 +494,7 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
       const int64_t t0 = c * kLanes;
       const int count = int(std::min<int64_t>(kLanes, tasks - t0));
       funm_group<T>(isa, t0, count, n, src, mat, true, !outer && K == 1, SpdFunc::Sqrt, 1.0,
-                    sym_tol, false, g);
+                    sym_tol, false, g, lower);
       for (int q = 0; q < count; ++q) {
         int8_t st = g.st[q];
         if (st == SpdOk && !fits<T>(g.ws[q].d.data(), n)) st = SpdOverflow;
@@ -474,7 +508,8 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
 
 template <typename T>
 void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, SpdFunc f,
-                   double power, double sym_tol, double* out, int8_t* status, int n_jobs) {
+                   double power, bool lower, double sym_tol, double* out, int8_t* status,
+                   int n_jobs) {
   const SimdIsa isa = simd_isa();
   const int64_t nn = int64_t(n) * n;
   constexpr int64_t kChunk = 4 * kLanes;  // fixed: the sum's order does not depend on threads
@@ -494,14 +529,20 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
       const int64_t b1 = std::min(B, (c + 1) * kChunk);
       for (int64_t b0 = c * kChunk; b0 < b1; b0 += kLanes) {
         const int count = int(std::min<int64_t>(kLanes, b1 - b0));
-        funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true,
-                      g);
-        for (int q = 0; q < count; ++q) {
-          status[b0 + q] = g.st[q];
-          if (g.st[q] != SpdOk) continue;
-          const double wb = wts[b0 + q];
-          const double* F = g.lw.F.data() + q;
-          for (int64_t i = 0; i < nn; ++i) acc[i] += wb * F[i * kLanes];
+        funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true, g,
+                      lower && M != nullptr);
+        for (int q = 0; q < count; ++q) status[b0 + q] = g.st[q];
+        // acc += w_q F_q, lane after lane for every entry (the same order of additions as one
+        // matrix at a time), eight entries at a time: eight independent sums, and the lines
+        // of F being read stay in L1
+        const double* F = g.lw.F.data();
+        for (int64_t i0 = 0; i0 < nn; i0 += 8) {
+          const int64_t i1 = std::min(nn, i0 + 8);
+          for (int q = 0; q < count; ++q) {
+            if (g.st[q] != SpdOk) continue;
+            const double wb = wts[b0 + q];
+            for (int64_t i = i0; i < i1; ++i) acc[i] += wb * F[i * kLanes + q];
+          }
         }
       }
     }
@@ -515,10 +556,10 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
   template void spd_eigh<T>(const T*, int64_t, int, double, bool, T*, T*, int8_t*, int);           \
   template void spd_funm<T>(const T*, int64_t, int, const T*, int64_t, SpdFunc, double, double,    \
                             T*, int8_t*, int);                                                     \
-  template void spd_eigvalsh_pairs<T>(const T*, int64_t, int, const T*, int64_t, bool, double, T*, \
-                                      int8_t*, int);                                               \
+  template void spd_eigvalsh_pairs<T>(const T*, int64_t, int, const T*, int64_t, bool, bool,       \
+                                      double, T*, int8_t*, int);                                   \
   template void spd_funm_wsum<T>(const T*, int64_t, int, const T*, const double*, SpdFunc, double, \
-                                 double, double*, int8_t*, int);
+                                 bool, double, double*, int8_t*, int);
 GEOML_SPD_INSTANTIATE(float)
 GEOML_SPD_INSTANTIATE(double)
 

@@ -40,16 +40,20 @@ template <typename T>
 void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFunc f, double power,
               double sym_tol, T* out, int8_t* status, int n_jobs);
 
-/// Eigenvalues (ascending) of M_k A_b M_k for symmetric M, which must be positive definite:
-/// with `outer` every pair (b, k), w of shape (B, K, n); else pair b with k = b (K == B) or with
-/// the single M (K == 1), w of shape (B, n).
+/// Eigenvalues (ascending) of M_k A_b M_k for symmetric M, or of M_k A_b M_k^T for lower
+/// triangular M with `lower` (its upper part is not read; a Cholesky factor's inverse: the
+/// congruence costs less than half), which must be positive definite: with `outer` every pair
+/// (b, k), w of shape (B, K, n); else pair b with k = b (K == B) or with the single M (K == 1),
+/// w of shape (B, n).
 template <typename T>
-void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, bool outer,
+void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, bool outer, bool lower,
                         double sym_tol, T* w, int8_t* status, int n_jobs);
 
-/// out (n x n, double) = sum_b wts[b] f(M A_b M) (M null: identity; M shared by all b).
+/// out (n x n, double) = sum_b wts[b] f(M A_b M) (M null: identity; M shared by all b), or
+/// with `lower` sum_b wts[b] f(M A_b M^T) for lower-triangular M (upper part not read).
 template <typename T>
 void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, SpdFunc f,
-                   double power, double sym_tol, double* out, int8_t* status, int n_jobs);
+                   double power, bool lower, double sym_tol, double* out, int8_t* status,
+                   int n_jobs);
 
 }  // namespace geoml

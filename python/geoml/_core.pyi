@@ -1597,11 +1597,12 @@ def spd_eigvalsh_pairs(
     M: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
     *,
     outer: bool = False,
+    lower: bool = False,
     sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Eigenvalues of M_k A_b M_k for pairs (b, k), and status codes.
+    Eigenvalues of M_k A_b M_k (lower: M_k A_b M_k^T) for pairs, and status codes.
     """
 
 @typing.overload
@@ -1610,11 +1611,12 @@ def spd_eigvalsh_pairs(
     M: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
     *,
     outer: bool = False,
+    lower: bool = False,
     sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    Eigenvalues of M_k A_b M_k for pairs (b, k), and status codes.
+    Eigenvalues of M_k A_b M_k (lower: M_k A_b M_k^T) for pairs, and status codes.
     """
 
 @typing.overload
@@ -1653,11 +1655,12 @@ def spd_funm_wsum(
     *,
     func: SpdFunc,
     power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    lower: bool = False,
     sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    sum_b weights[b] f(M A_b M) (float64) of a (B, n, n) batch, and status codes.
+    sum_b weights[b] f(M A_b M) (lower: M A_b M^T), float64, and status codes.
     """
 
 @typing.overload
@@ -1668,11 +1671,12 @@ def spd_funm_wsum(
     *,
     func: SpdFunc,
     power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    lower: bool = False,
     sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> tuple:
     """
-    sum_b weights[b] f(M A_b M) (float64) of a (B, n, n) batch, and status codes.
+    sum_b weights[b] f(M A_b M) (lower: M A_b M^T), float64, and status codes.
     """
 
 @typing.overload

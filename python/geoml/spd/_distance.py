@@ -122,8 +122,13 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
         A3 = _fun(A3, "power", p, nj, "A")
         B3 = _fun(B3, "power", p, nj, "B")
     if metric == "riemann":
-        Bm = _fun(B3, "invsqrt", n_jobs=nj, name="B")
-        w, status = _linalg.eigvalsh_pairs(A3, Bm, n_jobs=nj)
+        Bm = _fun(B3, "invsqrt", n_jobs=nj, name="B")  # also the SPD check of B
+        # one reference: eigenvalues of L^-1 A L^-T (B = L L^T), a triangular congruence
+        Li = _linalg.inv_cholesky(B3) if len(B3) == 1 else None
+        if Li is not None:
+            w, status = _linalg.eigvalsh_pairs(A3, Li, lower=True, n_jobs=nj)
+        else:
+            w, status = _linalg.eigvalsh_pairs(A3, Bm, n_jobs=nj)
         _linalg.raise_status(status, "A")
         d2 = np.sum(np.log(w.astype(np.float64)) ** 2, axis=-1)
     elif metric == "logeuclid":
@@ -216,14 +221,18 @@ def pairwise_distance(
         X3 = _fun(X3, "power", p, nj, "X")
         Y3 = X3 if same else _fun(Y3, "power", p, nj, "Y")
     if metric in ("riemann", "wasserstein"):
+        lower = False
         if metric == "riemann":
             M = _fun(Y3, "invsqrt", n_jobs=nj, name="Y" if not same else "X")
+            Li = _linalg.inv_cholesky(Y3)  # L^-1 X L^-T: a triangular congruence
+            if Li is not None:
+                M, lower = Li, True
         else:
             M = _fun(Y3, "sqrt", n_jobs=nj, name="Y" if not same else "X")
         if nx_ * ny_ == 0:
             d2 = np.zeros((nx_, ny_))
         else:
-            w, status = _linalg.eigvalsh_pairs(X3, M, outer=True, n_jobs=nj)
+            w, status = _linalg.eigvalsh_pairs(X3, M, outer=True, lower=lower, n_jobs=nj)
             _linalg.raise_status(status.reshape(nx_, ny_).max(axis=1), "X")
             w = w.astype(np.float64).reshape(nx_, ny_, -1)
             if metric == "riemann":

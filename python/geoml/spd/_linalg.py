@@ -163,25 +163,31 @@ def funm(A, M=None, *, func: str, power: float = 1.0, n_jobs: int = 0):
     )
 
 
-def eigvalsh_pairs(A, M, *, outer: bool = False, n_jobs: int = 0):
-    """``(w, status)``: eigenvalues of ``M[k] A[b] M[k]`` (positive definite required), for
-    every pair (outer: shape (B*K, n)) or paired (shape (B, n)); M (K, n, n), K = 1 or B."""
+def eigvalsh_pairs(A, M, *, outer: bool = False, lower: bool = False, n_jobs: int = 0):
+    """``(w, status)``: eigenvalues of ``M[k] A[b] M[k]`` (``lower``: ``M[k] A[b] M[k]^T``
+    with M lower triangular) (positive definite required), for every pair (outer: shape
+    (B*K, n)) or paired (shape (B, n)); M (K, n, n), K = 1 or B."""
     n = A.shape[-1]
     sym_tol = SYM_TOL[A.dtype]
     Mk = np.ascontiguousarray(M, dtype=A.dtype).reshape((-1, n, n))
+    if lower:
+        Mk = np.ascontiguousarray(np.tril(Mk))
     if n <= SMALL_N:
-        return _core.spd_eigvalsh_pairs(A, Mk, outer=outer, sym_tol=sym_tol, n_jobs=n_jobs)
+        return _core.spd_eigvalsh_pairs(
+            A, Mk, outer=outer, lower=lower, sym_tol=sym_tol, n_jobs=n_jobs
+        )
     status = _check_np(A, sym_tol)
     Ad = A.astype(np.float64)
     Ad[status != 0] = np.eye(n)
     Md = Mk.astype(np.float64)
+    Mt = Md.swapaxes(-2, -1) if lower else Md
     with np.errstate(all="ignore"):
         if outer:
-            C = Md[None, :] @ Ad[:, None] @ Md[None, :]
+            C = Md[None, :] @ Ad[:, None] @ Mt[None, :]
             status = np.repeat(status, Mk.shape[0])
             C = C.reshape((-1, n, n))
         else:
-            C = Md @ Ad @ Md
+            C = Md @ Ad @ Mt
     over = (status == 0) & ~np.isfinite(C).all(axis=(1, 2))
     status[over] = 5
     C[over] = np.eye(n)
@@ -191,8 +197,43 @@ def eigvalsh_pairs(A, M, *, outer: bool = False, n_jobs: int = 0):
     return w.astype(A.dtype), status
 
 
-def funm_wsum(A, weights, M=None, *, func: str, power: float = 1.0, n_jobs: int = 0):
-    """``(S, status)``: ``S = sum_b weights[b] f(M A[b] M)`` in float64; M None or (n, n)."""
+def cholesky_pair(M):
+    """``(L, L^{-1})`` (float64, lower triangular) with ``M = L L^T`` for one SPD matrix, or
+    None where LAPACK refuses it (the caller keeps its symmetric square roots)."""
+    from scipy.linalg import lapack
+
+    L, info = lapack.dpotrf(np.asarray(M, dtype=np.float64), lower=1, clean=1)
+    if info != 0 or not np.isfinite(L).all():
+        return None
+    Li, info = lapack.dtrtri(L, lower=1)
+    if info != 0 or not np.isfinite(Li).all():
+        return None
+    return np.tril(L), np.tril(Li)
+
+
+def inv_cholesky(B):
+    """``L^{-1}`` (float64, lower triangular) of the Cholesky factors ``B = L L^T`` of the
+    (already checked) SPD matrices B (K, n, n), or None where a factorisation fails (a matrix
+    at the edge of definiteness: the caller keeps its symmetric ``B^{-1/2}``)."""
+    from scipy.linalg import lapack
+
+    out = np.empty(B.shape, dtype=np.float64)
+    for k, Bk in enumerate(B.astype(np.float64)):
+        L, info = lapack.dpotrf(Bk, lower=1, clean=1)
+        if info != 0:
+            return None
+        Li, info = lapack.dtrtri(L, lower=1)
+        if info != 0 or not np.isfinite(Li).all():
+            return None
+        out[k] = np.tril(Li)
+    return out
+
+
+def funm_wsum(
+    A, weights, M=None, *, func: str, power: float = 1.0, lower: bool = False, n_jobs: int = 0
+):
+    """``(S, status)``: ``S = sum_b weights[b] f(M A[b] M)`` in float64; M None or (n, n);
+    ``lower`` (n <= SMALL_N only): M lower triangular, ``f(M A[b] M^T)``."""
     n = A.shape[-1]
     sym_tol = SYM_TOL[A.dtype]
     w = np.ascontiguousarray(weights, dtype=np.float64)
@@ -201,9 +242,20 @@ def funm_wsum(A, weights, M=None, *, func: str, power: float = 1.0, n_jobs: int 
         if M is None
         else np.ascontiguousarray(M, dtype=A.dtype).reshape((1, n, n))
     )
+    if lower:
+        if n > SMALL_N or M is None:
+            raise ValueError("lower=True needs M and n <= SMALL_N")
+        Mk = np.ascontiguousarray(np.tril(Mk))
     if n <= SMALL_N:
         return _core.spd_funm_wsum(
-            A, Mk, w, func=_core.SpdFunc[func], power=float(power), sym_tol=sym_tol, n_jobs=n_jobs
+            A,
+            Mk,
+            w,
+            func=_core.SpdFunc[func],
+            power=float(power),
+            lower=lower,
+            sym_tol=sym_tol,
+            n_jobs=n_jobs,
         )
     F, status = _funm_np(A, Mk, func, power, sym_tol)
     S = np.einsum("b,bij->ij", w, F.astype(np.float64)) if not status.any() else None
