@@ -261,3 +261,70 @@ def test_normalized_adjacency_route():
     assert _embedding._adjacency_structure(iso) is None
     r = geoml.eigsh(iso, 4, which="LA", random_state=0)  # general path: still right
     np.testing.assert_allclose(r.eigenvalues, ref[:4][::-1], atol=1e-9)
+
+
+@pytest.fixture
+def filtered_path(monkeypatch):
+    """The filtered general path (Lanczos on a Chebyshev filter, then the filtered check) for
+    every size, so that small matrices exercise it."""
+    from geoml.spectral import _eigsh
+
+    monkeypatch.setattr(_eigsh, "_FILTER_MIN_N", 0)
+
+
+@pytest.mark.parametrize("gap", [1e-3, 1e-4])
+def test_filtered_path_missed_copy(filtered_path, gap):
+    """The fourth copy of 1 next to 1 - gap, found on the filtered path (LA, SA, LM)."""
+    n = 400
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        vals = rng.uniform(-1, 1 - 2 * gap, n)
+        vals[:4] = 1.0
+        vals[4] = 1 - gap
+        A = sp.csr_matrix(_planted(n, vals, seed))
+        for which in ("LA", "SA", "LM"):
+            B = -A if which == "SA" else A
+            r = geoml.eigsh(B, 4, which=which, random_state=seed)
+            assert r.converged and r.check_passed
+            np.testing.assert_allclose(np.abs(r.eigenvalues), np.ones(4), atol=1e-9)
+
+
+def test_filtered_path_components(filtered_path):
+    """c components: all c eigenvalues at 1 (LA on S, SA on I - S) on the filtered path."""
+    for c in (2, 5, 9):
+        for seed in range(2):
+            S = _component_graph(c, seed, size=(150, 250))
+            r = geoml.eigsh(S, c, which="LA", random_state=seed, ncv=max(2 * c + 4, 24))
+            assert r.converged and r.check_passed
+            np.testing.assert_allclose(r.eigenvalues, np.ones(c), atol=1e-8)
+            L = (sp.identity(S.shape[0]) - S).tocsr()
+            r = geoml.eigsh(L, c, which="SA", random_state=seed, ncv=max(2 * c + 4, 24))
+            assert r.converged
+            np.testing.assert_allclose(r.eigenvalues, np.zeros(c), atol=1e-8)
+
+
+def test_filtered_path_random_matches_arpack():
+    """A random sparse matrix above the size threshold (filter placed): ARPACK's eigenvalues,
+    residuals <= tol ||A||, same result for 1 and 2 threads, float32 too."""
+    from scipy.sparse.linalg import eigsh as arpack
+
+    from geoml.spectral import _eigsh
+
+    n = max(_eigsh._FILTER_MIN_N, 4000)
+    rng = np.random.default_rng(1)
+    A = sp.random(n, n, density=10 / n, random_state=rng, format="csr")
+    A = (A + A.T).tocsr()
+    anorm = abs(arpack(A, 1, which="LM", tol=1e-10)[0]).max()
+    for which, k in (("LA", 6), ("SA", 5), ("LM", 6)):
+        r = geoml.eigsh(A, k, which=which, tol=1e-9, random_state=0, n_jobs=1)
+        ref = np.sort(arpack(A, k, which=which, tol=1e-12)[0])
+        np.testing.assert_allclose(r.eigenvalues, ref, atol=1e-10 * anorm, rtol=0)
+        R = A @ r.eigenvectors - r.eigenvectors * r.eigenvalues
+        assert np.linalg.norm(R, axis=0).max() <= 1e-9 * anorm
+        assert r.converged and r.check_passed and r.miss_gap > 0
+        r2 = geoml.eigsh(A, k, which=which, tol=1e-9, random_state=0, n_jobs=2)
+        np.testing.assert_array_equal(r.eigenvectors, r2.eigenvectors)
+    r32 = geoml.eigsh(A.astype(np.float32), 4, which="LA", random_state=0)
+    assert r32.eigenvectors.dtype == np.float32 and r32.converged
+    ref = np.sort(arpack(A, 4, which="LA", tol=1e-12)[0])
+    np.testing.assert_allclose(r32.eigenvalues, ref, atol=1e-4 * anorm, rtol=0)

@@ -25,8 +25,8 @@ int capped_threads(int n_jobs, int64_t work) {
 
 LanczosOptions make_lanczos_options(int64_t k, Which which, double tol, int64_t max_iter,
                                     int64_t ncv, double anorm, int cheb_degree, double cheb_lower,
-                                    double cheb_upper, double cheb_cut, bool verify,
-                                    uint64_t seed) {
+                                    double cheb_upper, double cheb_cut, int cheb_prelim,
+                                    bool cheb_auto_lower, bool verify, uint64_t seed) {
   LanczosOptions o;
   o.k = k;
   o.which = which;
@@ -38,6 +38,8 @@ LanczosOptions make_lanczos_options(int64_t k, Which which, double tol, int64_t 
   o.cheb_lower = cheb_lower;
   o.cheb_upper = cheb_upper;
   o.cheb_cut = cheb_cut;
+  o.cheb_prelim = cheb_prelim;
+  o.cheb_auto_lower = cheb_auto_lower;
   o.verify = verify;
   o.seed = seed;
   return o;
@@ -101,7 +103,10 @@ py::tuple eigsh_csr_py(exact<T> data_in, exact<I> indptr_in, carray<I> indices, 
   const I *pp = indptr.data(), *pi = indices.data();
   const T* pd = data.data();
   MatVec<T> mv = [=](const T* x, T* y) { csr_matvec<T, I>(n, pp, pi, pd, x, y, nt); };
-  return run_lanczos<T>(n, mv, ChebStep<T>(), v0, deflate, opt);
+  ChebStep<T> step = [=](const T* yb, const T* ya, T* yc, double s1, double c, double s2) {
+    csr_cheb_step<T, I>(n, pp, pi, pd, yb, ya, yc, s1, c, s2, nt);
+  };
+  return run_lanczos<T>(n, mv, step, v0, deflate, opt);
 }
 
 /// lanczos() (float64) on N = S P S for an unweighted graph: the CSR pattern P (indptr,
@@ -429,6 +434,7 @@ void bind_spectral(py::module_& m) {
            py::arg("ncv") = d.ncv, py::arg("anorm") = d.anorm,
            py::arg("cheb_degree") = d.cheb_degree, py::arg("cheb_lower") = d.cheb_lower,
            py::arg("cheb_upper") = d.cheb_upper, py::arg("cheb_cut") = d.cheb_cut,
+           py::arg("cheb_prelim") = d.cheb_prelim, py::arg("cheb_auto_lower") = d.cheb_auto_lower,
            py::arg("verify") = d.verify, py::arg("seed") = d.seed,
            "Options from keywords (the defaults are the C++ ones).")
       .def_readwrite("k", &LanczosOptions::k, "Eigenpairs wanted.")
@@ -438,11 +444,15 @@ void bind_spectral(py::module_& m) {
       .def_readwrite("ncv", &LanczosOptions::ncv, "Basis size (0: max(2k + 1, 20), at most n).")
       .def_readwrite("anorm", &LanczosOptions::anorm, "||A||_2 if known (> 0), else estimated.")
       .def_readwrite("cheb_degree", &LanczosOptions::cheb_degree,
-                     "> 0: Lanczos on a Chebyshev filter p(A) of this degree (which = LA).")
+                     "> 0: Lanczos on a Chebyshev filter p(A) of this degree (LA, LM if even).")
       .def_readwrite("cheb_lower", &LanczosOptions::cheb_lower, "Lower end of A's spectrum.")
       .def_readwrite("cheb_upper", &LanczosOptions::cheb_upper, "Upper end of A's spectrum.")
       .def_readwrite("cheb_cut", &LanczosOptions::cheb_cut,
                      "Damped interval [cheb_lower, cheb_cut]; <= cheb_lower: from Ritz values.")
+      .def_readwrite("cheb_prelim", &LanczosOptions::cheb_prelim,
+                     "Unfiltered restart cycles before the filter is placed.")
+      .def_readwrite("cheb_auto_lower", &LanczosOptions::cheb_auto_lower,
+                     "Raise cheb_lower to the smallest unfiltered Ritz value less a margin.")
       .def_readwrite("verify", &LanczosOptions::verify,
                      "One more cycle from a fresh vector to catch missed multiplicities.")
       .def_readwrite("seed", &LanczosOptions::seed, "Seed of the random start vectors.");

@@ -13,10 +13,6 @@
 
 namespace geoml {
 
-// Unfiltered thick-restart cycles before the Chebyshev filter starts (they are ~d times
-// cheaper than filtered ones and place the first cut closer to its final value).
-constexpr int kPrelimCycles = 16;
-
 void jacobi_eig(int n, std::vector<double>& a, std::vector<double>& w, std::vector<double>& z) {
   z.assign(static_cast<size_t>(n) * n, 0.0);
   for (int i = 0; i < n; ++i) z[static_cast<size_t>(i) * n + i] = 1.0;
@@ -61,6 +57,18 @@ template <typename T, typename I>
 void csr_matvec(int64_t n, const I* indptr, const I* indices, const T* data, const T* x, T* y,
                 int n_threads) {
   csr_mm<double>(CsrRef<T, I>{n, indptr, indices, data}, x, 1, y, resolve_threads(n_threads));
+}
+
+template <typename T, typename I>
+void csr_cheb_step(int64_t n, const I* indptr, const I* indices, const T* data, const T* yb,
+                   const T* ya, T* yc, double s1, double c, double s2, int n_threads) {
+  const int nt = resolve_threads(n_threads);
+#pragma omp parallel for schedule(dynamic, 1024) num_threads(nt)
+  for (int64_t i = 0; i < n; ++i) {
+    double acc = 0;
+    for (I p = indptr[i]; p < indptr[i + 1]; ++p) acc += double(data[p]) * double(yb[indices[p]]);
+    yc[i] = T(s1 * (acc - c * double(yb[i])) - s2 * double(ya[i]));
+  }
 }
 
 template <typename T>
@@ -219,7 +227,7 @@ struct LanczosSolver {
   const int64_t k, nd;
   const bool filt;
   const double eps, tol;
-  const Which wsel;  // the end wanted of the iteration operator
+  Which wsel;  // the end wanted of the iteration operator (LA on p(A) once the filter is on)
   int64_t m = 0, ld = 0;
 
   std::vector<T> V;
@@ -234,6 +242,10 @@ struct LanczosSolver {
   // [cheb_lower, cut]; evaluated with the scaled three-term recurrence (no overflow).
   bool use_filter = false;
   double fc = 0, fe = 1, flu = 1, cut = 0;
+  double flo = -1, fup = 1;  // the filter's interval [flo, cut] (LM: [-cut, cut]) and top
+  double th_min = std::numeric_limits<double>::infinity();  // smallest unfiltered Ritz value
+  double th_max = -std::numeric_limits<double>::infinity();
+  double th_min_est = 0;  // its residual estimate
   int recuts = 0;
 
   int64_t nl = 0, p = 0, kint = 0, iter = 0;
@@ -261,12 +273,15 @@ struct LanczosSolver {
         filt(opt_.cheb_degree > 0),
         eps(std::numeric_limits<T>::epsilon()),
         tol(opt_.tol),
-        wsel(opt_.cheb_degree > 0 ? Which::LA : opt_.which) {
+        wsel(opt_.which) {
     if (n < 1 || k < 1 || nd < 0 || nd + k > n)
       throw std::invalid_argument("lanczos: need 1 <= k and k + n_deflate <= n (n=" +
                                   std::to_string(n) + ", k=" + std::to_string(k) + ")");
-    if (filt && opt.which != Which::LA)
-      throw std::invalid_argument("lanczos: the Chebyshev filter needs which=LA");
+    if (filt && !(opt.which == Which::LA || (opt.which == Which::LM && opt.cheb_degree % 2 == 0)))
+      throw std::invalid_argument(
+          "lanczos: the Chebyshev filter needs which=LA, or LM with an even degree");
+    flo = opt.cheb_lower;
+    fup = opt.cheb_upper;
     m = opt.ncv > 0 ? nd + opt.ncv : nd + std::max<int64_t>(2 * k + 1, 20);
     m = std::min(std::max(m, nd + k + 2), n);
     ld = m + 1;
@@ -337,8 +352,11 @@ struct LanczosSolver {
   }
 
   void set_filter(double c) {
-    const double lo = opt.cheb_lower, up = opt.cheb_upper;
-    fc = (c + lo) / 2, fe = (c - lo) / 2, flu = (up - fc) / fe;
+    if (opt.which == Which::LM) {  // even T_d(t / c): damps [-c, c], grows at both ends
+      fc = 0, fe = c, flu = fup / c;
+      return;
+    }
+    fc = (c + flo) / 2, fe = (c - flo) / 2, flu = (fup - fc) / fe;
   }
   /// The t > cut with p(t) = mu (p is increasing there); cut itself if mu is too small.
   double filter_inverse(double mu) const {
@@ -469,6 +487,11 @@ struct LanczosSolver {
     });
     if (!fixed_norm && !use_filter)
       for (int64_t i = 0; i < ma; ++i) anorm = std::max(anorm, std::fabs(theta[i]));
+    if (prelim)
+      for (int64_t i = 0; i < ma; ++i) {
+        if (theta[i] < th_min) th_min = theta[i], th_min_est = est(i);
+        th_max = std::max(th_max, theta[i]);
+      }
     scale = use_filter ? 1.0 : std::max(anorm, std::numeric_limits<double>::min());
   }
 
@@ -495,11 +518,21 @@ struct LanczosSolver {
   /// vectors.
   void prelim_restart(int64_t needed) {
     const int64_t qk = std::min(ma - 1, needed + 1);
+    const bool lm = opt.which == Which::LM;
+    if (opt.cheb_auto_lower && !lm && th_min < th_max) {
+      // the smallest Ritz value of the unfiltered cycles, less three residual estimates
+      // and 1% of the spread seen: not a proven bound, but an eigenvalue just below it is
+      // amplified far less than the wanted ones (|T_d| grows slowly next to -1), and the
+      // deflated check after the solve catches anything the filter made the solver miss
+      flo = std::max(opt.cheb_lower, th_min - 3 * th_min_est - 0.01 * (th_max - th_min));
+    }
     cut = opt.cheb_cut > opt.cheb_lower ? opt.cheb_cut : theta[order[qk]];
-    const double lo = opt.cheb_lower, up = opt.cheb_upper;
-    if (cut > lo && cut < up) {
+    if (lm) cut = std::fabs(cut);
+    const double lo = lm ? -fup : flo, up = fup;
+    if (cut > lo && cut < up && (!lm || cut > 0)) {
       set_filter(cut);
       use_filter = true;
+      wsel = Which::LA;  // the wanted eigenvalues are the largest of p(A)
     }
     prelim = false;
     std::vector<double> y(ma, 0.0);
@@ -560,16 +593,34 @@ struct LanczosSolver {
   void lock(int64_t needed, int64_t q) {
     std::vector<double> thA(needed), res(needed);
     std::vector<char> conv(needed, 0);
+    // ||p(A) u - theta_p u|| <= Lip(p) ||A u - rho u|| for any unit u (expand u in the
+    // eigenvectors), so a pair whose p-residual estimate exceeds Lip(p) times the locking
+    // tolerance cannot pass the A-residual test: its product is skipped. Lip(p) over the
+    // spectrum is p'(upper) (p oscillates with slope far below that on the damped part);
+    // a factor 4 covers the estimates' rounding and eigenvalues just outside the interval.
+    double skip_above = std::numeric_limits<double>::infinity();
+    if (use_filter) {
+      const double a = std::acosh(std::max(flu, 1.0 + 1e-12)), dd = opt.cheb_degree;
+      const double lip = dd * std::tanh(dd * a) / (fe * std::sinh(a));
+      skip_above = 4 * lip * tol * std::max(anorm, 1e-300);
+    }
     for (int64_t c = 0; c < needed; ++c) {
-      if (use_filter) {
+      if (use_filter && est(order[c]) > skip_above) {
+        // not converged; ranked last if returned after max_iter (as unwanted kept vectors)
+        thA[c] = opt.which == Which::LM ? 0.0 : -std::numeric_limits<double>::infinity();
+        res[c] = std::numeric_limits<double>::infinity();
+      } else if (use_filter) {
         col_get(a0 + c, x.data());
         applyA(x.data(), w.data());
         const double th = dot(n, x.data(), w.data(), nt);
         double r2 = 0;
-        for (int64_t i = 0; i < n; ++i) {
-          const double d = double(w[i]) - th * double(x[i]);
-          r2 += d * d;
-        }
+        det_sum<1>(
+            n, nt,
+            [&](int64_t i, double* acc) {
+              const double d = double(w[i]) - th * double(x[i]);
+              acc[0] += d * d;
+            },
+            &r2);
         thA[c] = th;
         res[c] = std::sqrt(r2);
         if (!fixed_norm) anorm = std::max(anorm, std::fabs(th));
@@ -615,9 +666,10 @@ struct LanczosSolver {
     keptA.assign(p, 0.0);
     for (int64_t c = 0; c < p; ++c) {
       const int64_t pc = perm[nconv + c];
-      keptA[c] = pc < needed  ? thA[pc]
-                 : use_filter ? -std::numeric_limits<double>::infinity()
-                              : theta[order[pc]];
+      keptA[c] = pc < needed ? thA[pc]
+                 : use_filter
+                     ? (opt.which == Which::LM ? 0.0 : -std::numeric_limits<double>::infinity())
+                     : theta[order[pc]];
     }
   }
 
@@ -628,7 +680,7 @@ struct LanczosSolver {
   void recut(int64_t needed, int64_t q) {
     if (!(use_filter && nl < kint && q < ma && mcur == m && recuts < 30)) return;
     const double lam = filter_inverse(theta[order[std::min(q, needed + 1)]]);
-    const double up = opt.cheb_upper;
+    const double up = fup;
     if (!(lam > cut && up - lam < 0.25 * (up - cut))) return;
     cut = lam;
     set_filter(cut);
@@ -752,7 +804,7 @@ struct LanczosSolver {
         break;
       }
       const int64_t needed = kint - nl;
-      if (prelim && iter + 1 >= kPrelimCycles) {
+      if (prelim && iter + 1 >= opt.cheb_prelim) {
         prelim_restart(needed);
         continue;
       }
@@ -787,6 +839,14 @@ template void csr_matvec<float, int64_t>(int64_t, const int64_t*, const int64_t*
                                          const float*, float*, int);
 template void csr_matvec<double, int64_t>(int64_t, const int64_t*, const int64_t*, const double*,
                                           const double*, double*, int);
+#define GEOML_CHEB(T, I)                                                                           \
+  template void csr_cheb_step<T, I>(int64_t, const I*, const I*, const T*, const T*, const T*, T*, \
+                                    double, double, double, int);
+GEOML_CHEB(float, int32_t)
+GEOML_CHEB(float, int64_t)
+GEOML_CHEB(double, int32_t)
+GEOML_CHEB(double, int64_t)
+#undef GEOML_CHEB
 #define GEOML_PATTERN(T, I)                                                                       \
   template void scaled_pattern_matvec<T, I>(int64_t, const I*, const I*, const double*, const T*, \
                                             T*, std::vector<double>&, int);                       \

@@ -21,20 +21,24 @@ using ChebStep =
 enum class Which : int { LA = 0, SA = 1, LM = 2 };
 
 struct LanczosOptions {
-  int64_t k = 1;            ///< eigenpairs wanted
-  Which which = Which::LA;  ///< which end of the spectrum
-  double tol = 1e-10;       ///< converged: ||A x - theta x|| <= tol * anorm
-  int64_t max_iter = 1000;  ///< restart cycles at most
-  int64_t ncv = 0;          ///< basis size (0: max(2k + 1, 20) plus deflation, at most n)
-  double anorm = 0;         ///< ||A||_2 if known (> 0), else estimated from Ritz values
-  int cheb_degree = 0;      ///< > 0: Lanczos on p(A), p a Chebyshev filter (which = LA only)
-  double cheb_lower = -1;   ///< lower end of A's spectrum (filter interval starts here)
-  double cheb_upper = 1;    ///< upper end of A's spectrum (p is scaled to p(upper) = 1)
-  double cheb_cut = -2;     ///< damped interval [cheb_lower, cheb_cut]; <= cheb_lower: from
-                            ///< the Ritz values of a first unfiltered cycle
-  bool verify = true;       ///< after convergence, one cycle from a fresh random vector to
-                            ///< catch eigenvalues missed through multiplicity (not with the
-                            ///< filter: its callers deflate known multiplicities instead)
+  int64_t k = 1;                 ///< eigenpairs wanted
+  Which which = Which::LA;       ///< which end of the spectrum
+  double tol = 1e-10;            ///< converged: ||A x - theta x|| <= tol * anorm
+  int64_t max_iter = 1000;       ///< restart cycles at most
+  int64_t ncv = 0;               ///< basis size (0: max(2k + 1, 20) plus deflation, at most n)
+  double anorm = 0;              ///< ||A||_2 if known (> 0), else estimated from Ritz values
+  int cheb_degree = 0;           ///< > 0: Lanczos on p(A), p a Chebyshev filter (which = LA, or
+                                 ///< LM with an even degree: p even, damping [-cut, cut])
+  double cheb_lower = -1;        ///< lower end of A's spectrum (filter interval starts here)
+  double cheb_upper = 1;         ///< upper end of A's spectrum (p is scaled to p(upper) = 1)
+  double cheb_cut = -2;          ///< damped interval [cheb_lower, cheb_cut]; <= cheb_lower: from
+                                 ///< the Ritz values of a first unfiltered cycle
+  int cheb_prelim = 16;          ///< unfiltered restart cycles before the filter is placed
+  bool cheb_auto_lower = false;  ///< raise cheb_lower to the smallest Ritz value of the
+                                 ///< unfiltered cycles minus a margin (LA; see lanczos.cpp)
+  bool verify = true;            ///< after convergence, one cycle from a fresh random vector to
+                                 ///< catch eigenvalues missed through multiplicity (not with the
+                                 ///< filter: its callers deflate known multiplicities instead)
   uint64_t seed = 0;
   int n_threads = 0;
 };
@@ -81,6 +85,12 @@ void scaled_pattern_cheb_step(int64_t n, const I* indptr, const I* indices, cons
 template <typename T, typename I>
 void csr_matvec(int64_t n, const I* indptr, const I* indices, const T* data, const T* x, T* y,
                 int n_threads);
+
+/// One fused Chebyshev step yc = s1 * (A yb - c yb) - s2 ya for a CSR matrix (one pass over
+/// A and the three vectors; rows in dynamic chunks, so the result is thread-count independent).
+template <typename T, typename I>
+void csr_cheb_step(int64_t n, const I* indptr, const I* indices, const T* data, const T* yb,
+                   const T* ya, T* yc, double s1, double c, double s2, int n_threads);
 
 /// y = A x for a dense row-major n x n matrix, parallel over rows; O(n^2).
 template <typename T>

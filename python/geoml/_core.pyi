@@ -241,6 +241,8 @@ class LanczosOptions:
         cheb_lower: typing.SupportsFloat | typing.SupportsIndex = -1.0,
         cheb_upper: typing.SupportsFloat | typing.SupportsIndex = 1.0,
         cheb_cut: typing.SupportsFloat | typing.SupportsIndex = -2.0,
+        cheb_prelim: typing.SupportsInt | typing.SupportsIndex = 16,
+        cheb_auto_lower: bool = False,
         verify: bool = True,
         seed: typing.SupportsInt | typing.SupportsIndex = 0,
     ) -> None:
@@ -255,6 +257,13 @@ class LanczosOptions:
     @anorm.setter
     def anorm(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
     @property
+    def cheb_auto_lower(self) -> bool:
+        """
+        Raise cheb_lower to the smallest unfiltered Ritz value less a margin.
+        """
+    @cheb_auto_lower.setter
+    def cheb_auto_lower(self, value: bool) -> None: ...
+    @property
     def cheb_cut(self) -> float:
         """
         Damped interval [cheb_lower, cheb_cut]; <= cheb_lower: from Ritz values.
@@ -264,7 +273,7 @@ class LanczosOptions:
     @property
     def cheb_degree(self) -> int:
         """
-        > 0: Lanczos on a Chebyshev filter p(A) of this degree (which = LA).
+        > 0: Lanczos on a Chebyshev filter p(A) of this degree (LA, LM if even).
         """
     @cheb_degree.setter
     def cheb_degree(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
@@ -275,6 +284,13 @@ class LanczosOptions:
         """
     @cheb_lower.setter
     def cheb_lower(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def cheb_prelim(self) -> int:
+        """
+        Unfiltered restart cycles before the filter is placed.
+        """
+    @cheb_prelim.setter
+    def cheb_prelim(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
     @property
     def cheb_upper(self) -> float:
         """

@@ -249,6 +249,129 @@ def _check_routed(out, matmat, n, k, which, tol, dtype, seed, block, steps):
         )
 
 
+# The filtered general path (issue 23): sparse matrices from this size on run Lanczos on a
+# Chebyshev filter p(A) and the filtered deflated check (see docs/design/eigensolver.md).
+_FILTER_MIN_N = 4000
+_FILTER_DEGREE = 8  # even: the check's P(A) + 1 is PSD for any spectrum
+_FILTER_PRELIM = 8  # unfiltered cycles before the filter is placed (16: k = 50 ~30% slower)
+_FILTER_CHECK_STEPS = 6  # block Krylov steps on P(A) per cycle of the filtered check
+
+
+def _gershgorin(data, indptr, indices, n):
+    """(lower, upper) bounds of the spectrum of a symmetric CSR matrix (Gershgorin discs)."""
+    M = sp.csr_matrix((np.abs(data), indices, indptr), shape=(n, n))
+    absrow = np.asarray(M.sum(axis=1), dtype=np.float64).ravel()
+    diag = sp.csr_matrix((data, indices, indptr), shape=(n, n)).diagonal().astype(np.float64)
+    off = absrow - np.abs(diag)
+    return float((diag - off).min()), float((diag + off).max())
+
+
+def _filtered_general(
+    data,
+    indptr,
+    indices,
+    n,
+    dtype,
+    k,
+    which,
+    tol,
+    max_iter,
+    ncv,
+    v0,
+    seed,
+    nt,
+    check,
+    check_block,
+    check_steps,
+):
+    """Lanczos on a Chebyshev filter of A (LA; SA as LA of -A; LM with an even filter) and the
+    filtered deflated check; returns (w, V, res, n_iter, n_mv, conv, anorm, report) in A's
+    terms, eigenvalues ascending."""
+    sign = -1.0 if which == "SA" else 1.0
+    d = -data if sign < 0 else data
+    lm = which == "LM"
+    lo, up = _gershgorin(d, indptr, indices, n)
+    top = max(abs(lo), abs(up))
+    if not top > 0:
+        return None
+    options = _core.LanczosOptions(
+        k=k,
+        which=_core.Which["LM" if lm else "LA"],
+        tol=tol,
+        max_iter=max_iter,
+        ncv=ncv,
+        seed=seed,
+        verify=False,
+        cheb_degree=_FILTER_DEGREE,
+        cheb_lower=-top if lm else lo,
+        cheb_upper=top if lm else up,
+        cheb_cut=-3.0 * top - 1.0,  # below the lower end: the cut comes from Ritz values
+        cheb_prelim=_FILTER_PRELIM,
+        cheb_auto_lower=not lm,
+    )
+    v0s = None if v0 is None else (v0 * dtype(sign)).astype(dtype)
+    w, V, res, n_iter, n_mv, conv, anorm, cut = _core.eigsh_csr(
+        d, indptr, indices, options=options, v0=v0s, n_jobs=nt
+    )
+    V = V.reshape(n, k)
+    report = None
+    if check and (conv or n_iter < max_iter):
+        matmat = _block_product(None, d, indptr, indices, n, dtype, nt)
+        wk = np.abs(w) if lm else w
+        lam_k = float(wk.min())
+        passed = False
+        # the check's damped interval starts at -||A|| (estimated from the Ritz values of the
+        # unfiltered cycles, both ends), or at Gershgorin's bound if that is tighter: an
+        # eigenvalue below it only sends the check to the full check (even degree)
+        lo_chk = -cut if lm else max(lo, -1.02 * anorm)
+        placed = 0 < cut < lam_k if lm else lo_chk < cut < lam_k
+        if placed and bool((res <= tol * anorm).all()):
+            flt = _eigsh_block.ChebFilter(lo_chk, cut, _FILTER_DEGREE)
+            rng = np.random.default_rng([seed, 0x6570])
+            with single_threaded_blas():
+                passed, report = _eigsh_block.filtered_check(
+                    matmat,
+                    n,
+                    w,
+                    V,
+                    k,
+                    flt=flt,
+                    lam_k=lam_k,
+                    tol=tol,
+                    anorm=anorm,
+                    rng=rng,
+                    block=check_block,
+                    steps=_FILTER_CHECK_STEPS,
+                    budget=int(n_mv) // 2,
+                )
+            n_mv += report.n_matvec
+        if not passed:  # something found (or no filter placed): the full check decides
+            spent = report.n_matvec if report is not None else 0
+            w, V, res, report, anorm = _run_check(
+                matmat,
+                n,
+                w,
+                V,
+                res,
+                k,
+                "LM" if lm else "LA",
+                tol,
+                anorm,
+                dtype,
+                seed,
+                check_block,
+                check_steps,
+                int(n_mv),
+            )
+            n_mv += report.n_matvec
+            report.n_matvec += spent
+        conv = report.passed and bool((res <= tol * anorm).all())
+    if sign < 0:
+        w, V, res = -w[::-1], np.ascontiguousarray(V[:, ::-1]), res[::-1].copy()
+        w = w.astype(dtype, copy=False)
+    return w, V, res, n_iter, n_mv, conv, anorm, report
+
+
 def eigsh(
     A,
     k: int = 6,
@@ -310,6 +433,23 @@ def eigsh(
       1e-2..1e-4).
       Eigenvalues within ``delta`` of the k-th are interchangeable with it: the returned
       eigenvalues differ from the true k most wanted by at most ``delta`` each.
+
+    **Filtered path (sparse matrices from 4,000 rows).** Lanczos then runs on a Chebyshev
+    filter ``p(A)`` of degree 8 (after 8 unfiltered restart cycles that place the damped
+    interval below the wanted eigenvalues: ``[lower, cut]`` for "LA" / "SA" (as "LA" of
+    ``-A``), ``[-cut, cut]`` for "LM"), pairs locked on computed residuals with ``A``, and the
+    check runs on the same filter: block Krylov on ``P(A)`` (``P`` the unscaled even
+    Chebyshev polynomial, ``P(A) + 1`` positive semi-definite whatever the spectrum) from
+    ``b`` Gaussian columns orthogonal to the pairs found, 6 block steps a cycle, restarted
+    from its best Ritz vectors. A Ritz value above ``tau = P(lambda_k + 10 tol ||A||)`` (an
+    eigenvalue more wanted than the k-th found, or one below the damped interval) sends the
+    problem to the full check above, which finds and converges it; otherwise the check
+    stops when its best pair of ``P(A)`` has settled below ``tau``, its A-residual is below
+    ``100 tol ||A||``, or it has spent half the solve's products. Guarantee: the same
+    Kuczynski-Wozniakowski bound, applied to ``P(A) + 1`` with the first cycle's ``b`` and
+    ``s``: a missed eigenvalue ``lambda`` with ``P(lambda) + 1 >= (tau + 1) / (1 - eps)``
+    survives with probability at most ``1e-6``, ``eps = ((ln(1e6) / b + ln(1.648 sqrt(n')))
+    / (2 s - 1))^2``; ``miss_gap`` is that ``lambda`` minus the k-th eigenvalue.
 
     The check costs ``b s`` products plus ``O(n (b s)^2)`` dense work per cycle, and at
     most about as many products as the solve. If a missed pair cannot be converged,
@@ -484,6 +624,7 @@ def eigsh(
                 )
             del routed._solver
             return routed
+    ncv_user = ncv
     if ncv is None:  # 32 rather than the solver's 20: ~30% fewer products for k <= 15
         ncv = min(max(2 * k + 1, 32), n)
     if v0 is not None:
@@ -501,6 +642,26 @@ def eigsh(
             shift = -int(np.frexp(amax)[1])
             data = np.ldexp(data, shift).astype(dtype, copy=False)
     seed = random_seed(random_state)
+    filtered = None
+    if indptr is not None and n >= _FILTER_MIN_N and 2 * k + 8 < n:
+        filtered = _filtered_general(
+            data,
+            indptr,
+            indices,
+            n,
+            dtype,
+            k,
+            which,
+            tol,
+            max_iter,
+            ncv_user if ncv_user is not None else min(max(2 * k + 4, 24), n),
+            v0,
+            seed,
+            check_n_jobs(n_jobs),
+            check,
+            check_block,
+            check_steps,
+        )
     options = _core.LanczosOptions(
         k=k,
         which=_core.Which[which],
@@ -511,16 +672,19 @@ def eigsh(
         verify=not check,
     )
     solve = {"options": options, "v0": v0, "n_jobs": check_n_jobs(n_jobs)}
-    if callback is not None:
+    if filtered is not None:
+        w, V, res, n_iter, n_mv, conv, anorm, report = filtered
+    elif callback is not None:
         out = _core.eigsh_callback(callback, n=n, dtype=np.dtype(dtype), **solve)
     elif indptr is not None:
         out = _core.eigsh_csr(data, indptr, indices, **solve)
     else:
         out = _core.eigsh_dense(data, **solve)
-    w, V, res, n_iter, n_mv, conv, anorm, _ = out
-    V = V.reshape(n, k)
-    report = None
-    if check and (conv or n_iter < max_iter):
+    if filtered is None:
+        w, V, res, n_iter, n_mv, conv, anorm, _ = out
+        V = V.reshape(n, k)
+        report = None
+    if filtered is None and check and (conv or n_iter < max_iter):
         matmat = _block_product(
             A if callback is not None else None,
             data,

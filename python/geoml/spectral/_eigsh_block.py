@@ -287,3 +287,147 @@ def deflated_check(
     sel = np.argsort(want_key(which, W_all), kind="stable")[:k]
     Vk = V_all[:, xp.asarray(sel)]
     return W_all[sel], Vk, report
+
+
+# ----------------------------------------------------------------- the filtered check
+# The filtered check stops restarting once the best Ritz pair of P(A) has a residual below
+# this fraction of its distance to the threshold (it has settled on an eigenvalue below it).
+_P_CONVERGED = 0.01
+
+
+class ChebFilter:
+    """``P(t) = T_d((t - c) / e)`` (unscaled Chebyshev polynomial of even degree ``d``) on
+    an interval ``[c - e, c + e]``: ``|P| <= 1`` there, ``P > 1`` outside it and ``P``
+    increasing in ``|t - c|``. Even ``d`` makes ``P(A) + 1`` positive semi-definite for any
+    symmetric ``A``, whatever its spectrum."""
+
+    def __init__(self, lower: float, cut: float, degree: int):
+        if degree < 2 or degree % 2:
+            raise ValueError("the check's filter needs an even degree >= 2")
+        self.c, self.e, self.d = (cut + lower) / 2.0, (cut - lower) / 2.0, int(degree)
+
+    def __call__(self, t: float) -> float:
+        x = abs(t - self.c) / self.e
+        if x <= 1:
+            return math.cos(self.d * math.acos(x))
+        return math.cosh(self.d * math.acosh(x))
+
+    def inverse(self, y: float) -> float:
+        """The ``t >= c + e`` with ``P(t) = y`` (``c + e`` for ``y <= 1``)."""
+        if not y > 1:
+            return self.c + self.e
+        return self.c + self.e * math.cosh(math.acosh(y) / self.d)
+
+    def apply(self, matmat, X):
+        """``P(A) X`` for an (n, b) block: ``d`` block products (three-term recurrence)."""
+        c, e = self.c, self.e
+        y0 = X
+        y1 = (matmat(X) - c * X) / e
+        for _ in range(1, self.d):
+            y2 = matmat(y1)
+            y2 -= c * y1
+            y2 *= 2.0 / e
+            y2 -= y0
+            y0, y1 = y1, y2
+        return y1
+
+
+def kw_filtered_gap(flt: ChebFilter, tau: float, n_free: int, block: int, steps: int) -> float:
+    """The smallest ``P`` value ``y`` such that a missed eigenvalue with ``P(lambda) >= y``
+    survives a check of ``block`` Gaussian columns and ``steps`` block Krylov steps on
+    ``B = P(A) + 1`` (positive semi-definite) with probability at most ``_MISS_PROB``
+    (Kuczynski & Wozniakowski 1992, Thm 4.2(a), per column, to the power ``block``): the
+    check fails only if its largest Ritz value of ``B`` is ``<= tau + 1``, i.e. ``(1 - eps)``
+    times ``lambda_max(B) = y + 1`` with ``eps = 1 - (tau + 1) / (y + 1)``."""
+    if steps < 1 or block < 1 or n_free < 1:
+        return math.inf
+    s = (-math.log(_MISS_PROB) / block + math.log(1.648 * math.sqrt(n_free))) / (2 * steps - 1)
+    eps = s * s
+    if eps >= 1:
+        return math.inf
+    return (tau + 1.0) / (1.0 - eps) - 1.0
+
+
+def filtered_check(
+    matmat,
+    n: int,
+    w: np.ndarray,
+    V: np.ndarray,
+    k: int,
+    *,
+    flt: ChebFilter,
+    lam_k: float,
+    tol: float,
+    anorm: float,
+    rng: np.random.Generator,
+    block: int,
+    steps: int,
+    budget: int,
+):
+    """Detection only: is there an eigenvalue ``lambda`` with ``P(lambda) > P(lam_k +
+    margin)`` (for the filter of the solve: more wanted than the k-th pair found, by the
+    margin ``10 tol ||A||``) in the orthogonal complement of the k pairs ``V`` found?
+
+    ``matmat`` is the product with ``A`` itself (for the LA problem: SA callers pass ``-A``;
+    "LM" callers a filter centred at 0, so ``P`` is increasing in ``|t|``). Block Krylov on
+    ``P(A)`` from a Gaussian block orthogonal to ``V``, Rayleigh-Ritz; restarted from its
+    ``block`` best Ritz vectors (the best Ritz value never decreases) until the best Ritz
+    vector has an A-residual ``<= 100 tol ||A||``, or the best Ritz value moves by less than
+    5% of its distance to the threshold in a restart, or ``budget`` products are spent.
+    Returns (passed, report): ``passed`` False means a Ritz value crossed the threshold
+    (missed eigenvalue(s): the caller runs :func:`deflated_check` to find them)."""
+    xp = array_module(V)
+    report = CheckReport(block=block, steps=steps)
+    scale = max(anorm, np.finfo(np.float64).tiny)
+    margin = 10.0 * tol * scale
+    tau = flt(abs(lam_k) + margin if flt.c == 0 else lam_k + margin)
+    space = _Space(V)
+    n_free = n - space.D.shape[1]
+    if n_free <= 0:
+        report.passed = True
+        report.miss_gap = 0.0
+        return True, report
+    b = min(block, n_free)
+    st = max(1, min(steps, n_free // b))
+    counter = [0]
+
+    def pmat(X):
+        counter[0] += flt.d * X.shape[1]
+        return flt.apply(matmat, X)
+
+    X = xp.asarray(rng.standard_normal((n, b)))
+    Q, PQ, _ = _krylov(pmat, X, space, st)
+    if Q is None:
+        report.passed = True
+        return True, report
+    theta, Y = _ritz(Q, PQ, "LA")
+    while True:
+        if theta[0] > tau:
+            report.n_matvec = counter[0]
+            return False, report
+        if counter[0] >= budget or Q.shape[1] <= b:
+            break
+        u = Q @ Y[:, 0]
+        rp = PQ @ Y[:, 0] - float(theta[0]) * u  # residual of the best pair of P(A)
+        if float(xp.sqrt(rp @ rp)) <= _P_CONVERGED * (tau - float(theta[0])):
+            break
+        Au = matmat(u[:, None])[:, 0]
+        counter[0] += 1
+        rq = float(u @ Au)
+        r = Au - rq * u
+        if float(xp.sqrt(r @ r)) <= 100 * tol * scale:
+            break
+        prev = float(theta[0])
+        Q, PQ, _ = _krylov(pmat, Q @ Y[:, :b], space, st)
+        if Q is None:
+            break
+        theta, Y = _ritz(Q, PQ, "LA")
+        if theta[0] <= tau and float(theta[0]) - prev < 0.05 * (tau - float(theta[0])):
+            break
+    report.n_matvec = counter[0]
+    report.passed = True
+    report.block, report.steps = b, st
+    y = kw_filtered_gap(flt, tau, n_free, b, st)
+    t = flt.inverse(y) if math.isfinite(y) else math.inf
+    report.miss_gap = max(t - (abs(lam_k) if flt.c == 0 else lam_k), margin)
+    return True, report
