@@ -532,12 +532,17 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   // From 4 clusters' worth of points (below, the forest and one exact search cost alike).
   const int64_t S = opt.cluster_size > 0 ? opt.cluster_size : 8192;
   const bool use_clusters = opt.clusters && metric != Metric::InnerProduct && n >= 4 * S;
-  auto add_clusters = [&]() {
+  auto add_clusters = [&](uint64_t pass) {
     const int64_t Smax = S + S / 2;  // a list above this is split again
+    const int64_t Wmax = 4 * S;      // ... unless the split is not local and it is at most this
     const Metric am = metric == Metric::Cosine ? Metric::Cosine : Metric::Euclidean;
     // Splits the points `pts` (more than Smax) into about |pts| / S overlapping lists.
+    // Returns false, leaving `out` empty, when the split is not local: more than half of the
+    // points are nearly as close to a second centre as to their own (no structure at this
+    // scale, as in a Gaussian blob of high intrinsic dimension, whose neighbours a split
+    // scatters over its parts) and the list is small enough (at most Wmax) to search whole.
     auto split = [&](const std::vector<int32_t>& pts, uint64_t node,
-                     std::vector<std::vector<int32_t>>& out) {
+                     std::vector<std::vector<int32_t>>& out) -> bool {
       const int64_t L = int64_t(pts.size());
       const int64_t C = std::min<int64_t>(128, std::max<int64_t>(2, (L + S / 2) / S));
       // k-means (float64, one k-means++ restart) on a hashed sample; unit rows for cosine.
@@ -580,6 +585,12 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
           if (double(ad[r + 1]) <= opt.overlap * double(ad[r])) second[q] = int32_t(ai[r + 1]);
         }
       }
+      int64_t dup = 0;
+      for (int64_t q = 0; q < L; ++q) dup += second[q] >= 0;
+      if (verbose)
+        std::fprintf(stderr, "[geoml] nndescent: split of %lld points into %lld, %.0f%% in two\n",
+                     (long long)L, (long long)C, 100.0 * double(dup) / double(L));
+      if (L <= Wmax && 2 * dup > L) return false;
       std::vector<std::vector<int32_t>> lists(static_cast<size_t>(C));
       for (int64_t q = 0; q < L; ++q) {  // in order: deterministic lists
         lists[first[q]].push_back(pts[q]);
@@ -596,6 +607,7 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
           out.push_back(std::move(l));
         }
       }
+      return true;
     };
     // Depth-first: a list is split until it holds at most Smax points, then searched.
     std::vector<std::vector<int32_t>> stack(1);
@@ -612,9 +624,8 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       stack.pop_back();
       ids.pop_back();
       const int64_t L = int64_t(pts.size());
-      if (L > Smax) {
-        std::vector<std::vector<int32_t>> parts;
-        split(pts, hash3(seed, 0xC1A5, id), parts);
+      std::vector<std::vector<int32_t>> parts;
+      if (L > Smax && split(pts, hash3(seed, 0xC1A5 + pass, id), parts)) {
         // pushed in reverse, so the first part is searched first
         for (int64_t p = int64_t(parts.size()) - 1; p >= 0; --p) {
           stack.push_back(std::move(parts[p]));
@@ -658,7 +669,7 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
                    (long long)n_lists, (long long)memberships, (long long)Lmax, elapsed(), cpu());
   };
   if (use_clusters)
-    add_clusters();
+    add_clusters(0);
   else
     for (int64_t tr = 0; tr < n_trees; ++tr) add_tree(tr);
   // Rows the forest left short (tiny leaves): hashed random points.
@@ -689,7 +700,7 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
     };
     std::vector<std::vector<Update>> buffers(static_cast<size_t>(nt));
     std::vector<std::vector<int32_t>> partners(static_cast<size_t>(nt));
-    int64_t extra_trees = 0;
+    int64_t extra_trees = 0, extra_passes = 0;
     for (int64_t it = 1; it <= opt.max_iter; ++it) {
       newc.reset();
       oldc.reset();
@@ -793,9 +804,20 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
             (long long)it, (long long)changes, rec, elapsed(), cpu());
       if (rec >= opt.target_recall) break;
       if (double(changes) <= opt.delta * double(n) * double(k)) {
-        // Converged below the target: one more tree brings new candidates, then iterate on.
-        if (extra_trees >= opt.max_extra_trees) break;
-        add_tree(n_trees + extra_trees++);
+        // Converged below the target: from a clustered start, one second partition (other
+        // k-means seeds: other cell boundaries), then trees.
+        if (use_clusters && extra_passes < 1) {
+          // the candidate lists (refilled by every iteration) are freed meanwhile: the
+          // pass's lists and labels take their place within the memory bound
+          newc = Candidates(0, c, 0);
+          oldc = Candidates(0, c, 0);
+          add_clusters(uint64_t(++extra_passes));
+          newc = Candidates(n, c, chunk_rows);
+          oldc = Candidates(n, c, chunk_rows);
+        } else {
+          if (extra_trees >= opt.max_extra_trees) break;
+          add_tree(n_trees + extra_trees++);
+        }
         rec = measure();
         if (rec >= opt.target_recall) break;
       }

@@ -45,8 +45,10 @@ struct NNDescentInfo {
 ///    clusters searched exactly (as cuVS all_neighbors): k-means on a hashed sample (at most
 ///    128 centres per split), each point in its nearest cluster and also in its second when
 ///    d2 <= overlap d1, clusters above 1.5 cluster_size split again (cut into chunks when
-///    k-means cannot split them), each cluster searched by knn_search with all threads and
-///    merged into the heaps; docs/design/neighbors.md.
+///    k-means cannot split them; searched whole, up to 4 cluster_size, when the split is not
+///    local: more than half of the points in two parts, as in a blob of high intrinsic
+///    dimension), each cluster searched by knn_search with all threads and merged into the
+///    heaps; docs/design/neighbors.md.
 /// 2. NN-descent (Dong, Moses & Li 2011, as in pynndescent): each iteration samples up to
 ///    `max_candidates` new and old forward and reverse neighbours of every point (by hashed
 ///    16-bit priorities, kept for an eighth of the rows at a time) and scores every pair of
@@ -62,8 +64,10 @@ struct NNDescentInfo {
 ///    neighbour counts when its exact distance is at most the true k-th distance, so ties and
 ///    duplicates are not penalised); the iterations stop once it reaches `target_recall` or
 ///    after `max_iter`. When an iteration changes fewer than `delta * n * k` entries below
-///    the target, one more tree's leaves are merged in (at most `max_extra_trees`) and the
-///    iterations go on; they stop when the trees are spent.
+///    the target, one more tree's leaves are merged in (at most `max_extra_trees`; from a
+///    clustered start, first one more clustered partition with other k-means seeds, the
+///    candidate lists freed meanwhile) and the iterations go on; they stop when the trees are
+///    spent.
 /// Distances are then recomputed exactly (double accumulation, vectorised) and rows sorted by
 /// (distance, index), as in knn_search.
 ///

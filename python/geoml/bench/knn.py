@@ -18,7 +18,8 @@ on the first ``--peer-queries`` queries (against all n points) and scaled by n /
 
 Approximate section (``--approx``): the kNN graph (k = 15, each point's neighbours among the
 others) of float32 data, "clustered" (Gaussian blobs, full intrinsic dimension) and "manifold"
-(an 8-dimensional latent space mapped nonlinearly into d dimensions): geoml
+(an 8-dimensional latent space mapped nonlinearly into d dimensions), optionally "blobs"
+(Gaussian blobs of 20,000 points: high intrinsic dimension, larger than a cell): geoml
 ``knn(method="nndescent")`` at several ``target_recall`` values, pynndescent (numba JIT timed
 separately, on a small first call), hnswlib (build + query of every point, per ``ef``),
 faiss HNSW (per ``efSearch``) and IVF (per ``nprobe``), and geoml's exact search. Every
@@ -30,6 +31,7 @@ and (with matplotlib) the recall-time plot to ``bench/results``.
     python bench/bench_knn.py --approx --sizes 1000000x128 --datasets clustered,manifold  # issue
     python bench/bench_knn.py --approx --sizes 200000x128 --exact                         # vs exact
     python bench/bench_knn.py --approx --sizes 50000x128 --exact                          # quick
+    python bench/bench_knn.py --approx --sizes 200000x64 --datasets blobs --tools geoml,pynndescent
 """
 
 from __future__ import annotations
@@ -321,6 +323,23 @@ def manifold(n, d, *, latent=8, seed=0):
     return (np.tanh(Z @ A) + 0.01 * rng.normal(size=(n, d))).astype(np.float32)
 
 
+def _dataset(name, n, d):
+    """The approximate section's data sets (float32, seed 0).
+
+    clustered: 100 Gaussian blobs (full intrinsic dimension d, 10,000 points each at 10^6);
+    manifold: an 8-dimensional latent space mapped by tanh into d dimensions, with noise;
+    blobs: Gaussian blobs of 20,000 points each (n / 20,000 blobs, at least one), the Dask
+    bench's shape: blobs of high intrinsic dimension larger than the clustered start's cells.
+    """
+    if name == "clustered":
+        return clustered(n, d, seed=0)
+    if name == "manifold":
+        return manifold(n, d, seed=0)
+    if name == "blobs":
+        return clustered(n, d, n_clusters=max(1, n // 20000), seed=0)
+    raise SystemExit(f"unknown data set {name!r}: choose clustered, manifold or blobs")
+
+
 def _peak_rss_bytes() -> int:
     """This process's peak RSS (VmHWM): getrusage's ru_maxrss keeps the parent's high-water
     mark across fork + exec, VmHWM belongs to the new address space."""
@@ -454,7 +473,7 @@ def main_approx(args):
     print(machine())
     for n, d in sizes:
         for ds in args.datasets.split(","):
-            X = clustered(n, d, seed=0) if ds == "clustered" else manifold(n, d, seed=0)
+            X = _dataset(ds, n, d)
             path = str(tmp / f"{ds}_{n}x{d}.npy")
             np.save(path, X)
             sample = np.random.default_rng(1).choice(n, size=min(n, 1000), replace=False)
@@ -631,7 +650,11 @@ def main(argv=None):
         help="JSON path (default bench/results/knn_cpu.json or knn_cuda_<gpu>.json)",
     )
     ap.add_argument("--approx", action="store_true", help="approximate kNN section")
-    ap.add_argument("--datasets", default="clustered,manifold", help="approx: data sets")
+    ap.add_argument(
+        "--datasets",
+        default="clustered,manifold",
+        help="approx: data sets (clustered, manifold, blobs: Gaussian blobs of 20,000 points)",
+    )
     ap.add_argument("--exact", action="store_true", help="approx: also time geoml's exact search")
     ap.add_argument(
         "--targets",
