@@ -310,8 +310,9 @@ def heat_geodesic_distances(
 
 
 # Landmark heat columns are computed in blocks of at most this many (n x block) float64
-# entries (128 MiB per block array; the Chebyshev run holds about six of them).
-_BLOCK_ENTRIES = 1 << 24
+# entries (512 MiB per block array; the Chebyshev run holds about six of them): 3 blocks at
+# n = 100,000 with 2,000 landmarks, so the per-call set-up (Laplacian, renumbering) stays small.
+_BLOCK_ENTRIES = 1 << 26
 
 
 # HeatGeo keeps its (n, n_landmarks) distances in float32 from this many entries on
@@ -324,8 +325,8 @@ def _landmark_distances(W, t: float, cols, tol: float, n_jobs, dtype) -> np.ndar
 
     Memory: the output ``n L`` entries of ``dtype`` (4 bytes each for float32) plus about six
     float64 ``(n, b)`` blocks of the Chebyshev run (the unit columns, the result, two
-    recurrence buffers, the reordered copies), ``b = max(8, 2^24 / n)`` columns: about
-    ``4 n L + 6 * 8 * 2^24`` bytes = 8 GB + 0.8 GB at n = 10^6, L = 2,000 (float32), where
+    recurrence buffers, the reordered copies), ``b = max(8, 2^26 / n)`` columns: about
+    ``4 n L + 6 * 8 * 2^26`` bytes = 8 GB + 3.2 GB at n = 10^6, L = 2,000 (float32), where
     one float64 run on all columns would hold ~6 * 16 GB."""
     n = W.shape[0]
     Wd = W.astype(np.float64)
@@ -502,7 +503,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
     embedding_ : ndarray of shape (n_samples, n_components)
     distances_ : ndarray of shape (n_samples, n_samples) or (n_samples, n_landmarks)
         float64; float32 with landmarks from ``n_samples * n_landmarks >= 2^27`` on (computed
-        in column blocks: about ``4 n L`` bytes plus 0.8 GB of Chebyshev buffers, 8.8 GB at
+        in column blocks: about ``4 n L`` bytes plus 3.2 GB of Chebyshev buffers, 11.2 GB at
         n = 10^6 and 2,000 landmarks, where float64 columns all at once held ~96 GB).
     affinity_matrix_ : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
     landmarks_ : ndarray of int or None

@@ -25,6 +25,8 @@ from ._mds import MDS, _sq_dists, say
 
 # phate: -log(P^t + 1e-7) for gamma = 1
 _POT_EPS = 1e-7
+# SMACOF's relative stress-decrease tolerance (scikit-learn's and phate's smacof default)
+_SMACOF_EPS = 1e-6
 # k-means++ seeding of the landmark clustering runs in a random projection to this many dims
 _SEED_DIM = 16
 
@@ -611,7 +613,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
                 D,
                 k,
                 check_int(self.max_iter, "max_iter", low=0),
-                1e-6,
+                _SMACOF_EPS,
                 check_random_state(mds.random_state),
                 random_seed(mds.random_state),
                 nt,
