@@ -577,3 +577,21 @@ def test_heatgeo_landmark_distances_blocked_and_float32(monkeypatch):
     np.testing.assert_allclose(b.distances_, a.distances_, rtol=1e-6, atol=1e-6)
     scale = np.abs(a.embedding_).max()
     assert np.abs(b.embedding_ - a.embedding_).max() <= 1e-3 * scale
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_heat_symmetric_map_and_permutation_match_laplacian(dtype):
+    """The direct L_sym - I of heat_kernel (isolated nodes and self-loops included) equals the
+    Chebyshev map of geoml.laplacian entry for entry, and the CSR renumbering equals
+    SciPy's A[perm][:, perm] with sorted indices."""
+    from geoml.diffusion._heat import _permute, _spectral_map, _symmetric_shifted
+
+    A = sp.random(300, 300, density=0.004, random_state=1, dtype=dtype)
+    W = sp.csr_matrix(A + A.T + sp.diags(np.r_[np.ones(10), np.zeros(290)]).astype(dtype))
+    S, d = _symmetric_shifted(W)
+    assert (d == 0).sum() > 10 and S.dtype == dtype and S.has_sorted_indices
+    R = _spectral_map(geoml.laplacian(W), 2.0, dtype)
+    assert S.nnz == R.nnz and abs(S - R).max() == 0
+    perm = np.random.default_rng(0).permutation(300)
+    P = _permute(S, perm)
+    assert P.has_sorted_indices and abs(P - S[perm][:, perm]).max() == 0
