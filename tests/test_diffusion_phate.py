@@ -487,3 +487,27 @@ def test_kmeans_assign_is_nearest_centre():
     for block in (1, 256, 1024, 5000):
         lab = _assign(F, C, block)
         np.testing.assert_array_equal(lab[clear], D.argmin(1)[clear])
+
+
+def test_spectral_features_rcm_order_matches_data_order():
+    """The landmark features computed in RCM order equal the same subspace iteration in the
+    data order (pairwise feature distances to float32 rounding)."""
+    from geoml.diffusion._phate import _orth, _phate_kernel, _spectral_features
+
+    X, _ = swiss_roll(1200, seed=3)
+    K = _phate_kernel(X, 5, 40)
+    d = np.asarray(K.sum(1)).ravel()
+    F = _spectral_features(K, d, 20, np.random.default_rng(7), 1)
+    # reference: the same steps in the data order
+    rng = np.random.default_rng(7)
+    r = d**-0.5
+    A = sp.csr_matrix(sp.diags(r) @ K @ sp.diags(r))
+    Q = _orth(A @ rng.standard_normal((1200, 30)))
+    for _ in range(7):
+        Q = _orth(A @ (A @ Q))
+    w, U = np.linalg.eigh(Q.T @ (A @ Q))
+    V = Q @ U[:, np.argsort(-np.abs(w))[:20]]
+    R = (K @ V) / d[:, None]
+    assert F.shape == (1200, 20) and F.dtype == np.float32
+    DF, DR = pdist(F.astype(np.float64)), pdist(R)
+    assert np.abs(DF - DR).max() <= 1e-5 * DR.max()

@@ -20,6 +20,7 @@ from .._validation import (
     reject_gpu,
 )
 from ..spectral._eigsh import _symmetry_error
+from ._heat import _permute
 from ._heatgeo import _components, _input_graph, alpha_decay_graph
 from ._mds import MDS, _sq_dists, say
 
@@ -253,7 +254,14 @@ def _spectral_features(K, d, n_svd, rng, nt: int = 0, n_iter=None):
     q = min(n, n_svd + 10)
     if n_iter is None:
         n_iter = 7 if n_svd < 0.1 * n else 4
-    Q = _orth(_spmm(A, rng.standard_normal((n, q)), nt))
+    Omega = rng.standard_normal((n, q))
+    # all in reverse Cuthill-McKee order (a similarity: the same subspace): the rows the
+    # products gather stay in cache (2.2x per product on the n = 20,000 roll in data order)
+    perm = _core.rcm_components(A.indptr, A.indices)[0]
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(n, dtype=perm.dtype)
+    A, K, d = _permute(A, perm), _permute(K, perm), d[perm]
+    Q = _orth(_spmm(A, Omega[perm], nt))
     for _ in range(n_iter):  # randomized_svd's steps apply A^T A = A^2, one orth each
         Q = _orth(_spmm(A, _spmm(A, Q, nt), nt))
     AQ = _spmm(A, Q, nt)
@@ -262,7 +270,7 @@ def _spectral_features(K, d, n_svd, rng, nt: int = 0, n_iter=None):
     top = np.argsort(-np.abs(w))[: min(n_svd, q)]
     V = Q @ U[:, top]
     F = _spmm(K, V, nt) / d[:, None]
-    return np.ascontiguousarray(F, dtype=np.float32)
+    return np.ascontiguousarray(F[inv], dtype=np.float32)
 
 
 def _assign(F, C, block: int = 1024):
