@@ -553,3 +553,45 @@ def test_heatgeo_bad_input():
         geoml.HeatGeo().fit(np.full((20, 3), np.nan))
     with pytest.raises(ValueError, match="n_landmarks"):
         geoml.HeatGeo(n_landmarks=2).fit(X)
+
+
+def test_heatgeo_landmark_distances_blocked_and_float32(monkeypatch):
+    """Landmark heat-geodesic columns in several column blocks equal the one-block result;
+    past the size threshold HeatGeo keeps them in float32 (single-precision agreement)."""
+    import geoml.diffusion._heatgeo as hg
+    from geoml.diffusion import alpha_decay_graph, heat_geodesic_distances
+
+    X, _ = swiss_roll(300, seed=5)
+    W = alpha_decay_graph(X, 8)
+    lm = np.r_[0, 7, 30, 31, 100, 250, 299, np.arange(110, 230, 10)]  # 19 landmarks
+    one = heat_geodesic_distances(W, 5.0, landmarks=lm)
+    monkeypatch.setattr(hg, "_BLOCK_ENTRIES", 1)  # blocks of 8 columns: 3 blocks
+    many = heat_geodesic_distances(W, 5.0, landmarks=lm)
+    np.testing.assert_allclose(many, one, rtol=1e-12, atol=1e-12)
+    a = geoml.HeatGeo(n_landmarks=40, t=5.0, random_state=0, n_jobs=1).fit(X)
+    assert a.distances_.dtype == np.float64
+    monkeypatch.setattr(hg, "_F32_ENTRIES", 1)
+    b = geoml.HeatGeo(n_landmarks=40, t=5.0, random_state=0, n_jobs=1).fit(X)
+    assert b.distances_.dtype == np.float32
+    np.testing.assert_array_equal(a.landmarks_, b.landmarks_)
+    np.testing.assert_allclose(b.distances_, a.distances_, rtol=1e-6, atol=1e-6)
+    scale = np.abs(a.embedding_).max()
+    assert np.abs(b.embedding_ - a.embedding_).max() <= 1e-3 * scale
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_heat_symmetric_map_and_permutation_match_laplacian(dtype):
+    """The direct L_sym - I of heat_kernel (isolated nodes and self-loops included) equals the
+    Chebyshev map of geoml.laplacian entry for entry, and the CSR renumbering equals
+    SciPy's A[perm][:, perm] with sorted indices."""
+    from geoml.diffusion._heat import _permute, _spectral_map, _symmetric_shifted
+
+    A = sp.random(300, 300, density=0.004, random_state=1, dtype=dtype)
+    W = sp.csr_matrix(A + A.T + sp.diags(np.r_[np.ones(10), np.zeros(290)]).astype(dtype))
+    S, d = _symmetric_shifted(W)
+    assert (d == 0).sum() > 10 and S.dtype == dtype and S.has_sorted_indices
+    R = _spectral_map(geoml.laplacian(W), 2.0, dtype)
+    assert S.nnz == R.nnz and abs(S - R).max() == 0
+    perm = np.random.default_rng(0).permutation(300)
+    P = _permute(S, perm)
+    assert P.has_sorted_indices and abs(P - S[perm][:, perm]).max() == 0

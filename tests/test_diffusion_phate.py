@@ -437,3 +437,77 @@ def test_alpha_decay_row_widening_matches_global(case):
     W = alpha_decay_graph(X, k, 40.0)
     assert W.dtype == X.dtype and W.nnz == ref.nnz
     assert abs(W - ref).max() == 0
+
+
+@pytest.mark.parametrize("t", [1, 2, 3, 7, 16, 50, 99])
+def test_sym_power_matches_numpy(t):
+    """Powers of a symmetric sparse matrix by SYRK squaring: float64 to rounding, float32 to
+    single precision (entries below 1e-18 flushed), the same for any thread count."""
+    from geoml.diffusion._phate import _sym_power
+
+    A = sp.random(200, 200, density=0.05, random_state=t) + sp.identity(200)
+    A = sp.csr_matrix(A + A.T)
+    r = np.asarray(A.sum(1)).ravel() ** -0.5
+    S = sp.csr_matrix(sp.diags(r) @ A @ sp.diags(r))  # spectrum in [-1, 1]
+    R = np.linalg.matrix_power(S.toarray(), t)
+    Y = _sym_power(S, t, 1)
+    assert Y.dtype == np.float64 and Y.flags.c_contiguous
+    assert np.abs(Y - R).max() <= 1e-13
+    np.testing.assert_array_equal(Y, Y.T)
+    np.testing.assert_array_equal(Y, _sym_power(S, t, 2))
+    Y32 = _sym_power(S, t, 1, np.float32)
+    assert Y32.dtype == np.float32
+    assert np.abs(Y32 - R).max() <= 1e-5 * np.abs(R).max()
+    with pytest.raises(ValueError, match="t must be"):
+        _sym_power(S, 0, 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_phate_potential_is_log_of_operator_power(seed):
+    """The potential equals -log(P^t + 1e-7) of the stored operator: to rounding without
+    landmarks (float64 SYRK powers of the symmetric conjugate), to single precision with
+    them (float32 powers)."""
+    X, _ = swiss_roll(500, seed=seed)
+    for n_lm, tol in ((None, 1e-10), (120, 1e-4)):
+        est = geoml.PHATE(n_landmark=n_lm, random_state=seed, t=20).fit(X)
+        P = est.diff_op_.toarray() if sp.issparse(est.diff_op_) else est.diff_op_
+        ref = -np.log(np.linalg.matrix_power(P, 20) + 1e-7)
+        assert np.abs(est.potential_ - ref).max() <= tol
+
+
+def test_kmeans_assign_is_nearest_centre():
+    from geoml.diffusion._phate import _assign
+
+    rng = np.random.default_rng(0)
+    F = rng.standard_normal((3001, 7)).astype(np.float32)
+    C = rng.standard_normal((50, 7)).astype(np.float32)
+    D = ((F.astype(np.float64)[:, None] - C[None].astype(np.float64)) ** 2).sum(-1)
+    srt = np.sort(D, axis=1)
+    clear = srt[:, 1] - srt[:, 0] > 1e-4  # rows whose nearest centre is not a float32 tie
+    for block in (1, 256, 1024, 5000):
+        lab = _assign(F, C, block)
+        np.testing.assert_array_equal(lab[clear], D.argmin(1)[clear])
+
+
+def test_spectral_features_rcm_order_matches_data_order():
+    """The landmark features computed in RCM order equal the same subspace iteration in the
+    data order (pairwise feature distances to float32 rounding)."""
+    from geoml.diffusion._phate import _orth, _phate_kernel, _spectral_features
+
+    X, _ = swiss_roll(1200, seed=3)
+    K = _phate_kernel(X, 5, 40)
+    d = np.asarray(K.sum(1)).ravel()
+    F = _spectral_features(K, d, 20, np.random.default_rng(7), 1)
+    # reference: the same steps in the data order
+    rng = np.random.default_rng(7)
+    r = d**-0.5
+    A = sp.csr_matrix(sp.diags(r) @ K @ sp.diags(r))
+    Q = _orth(A @ rng.standard_normal((1200, 30)))
+    for _ in range(7):
+        Q = _orth(A @ (A @ Q))
+    w, U = np.linalg.eigh(Q.T @ (A @ Q))
+    V = Q @ U[:, np.argsort(-np.abs(w))[:20]]
+    R = (K @ V) / d[:, None]
+    assert F.shape == (1200, 20) and F.dtype == np.float32
+    DF, DR = pdist(F.astype(np.float64)), pdist(R)
+    assert np.abs(DF - DR).max() <= 1e-5 * DR.max()

@@ -554,3 +554,22 @@ def test_magnitude_matvec(isa, dtype):
     Y = rng.uniform(size=(600, 2))
     ref, got = both(isa, lambda: geoml.magnitude(Y, [2.0, 30.0], method="cg"))
     np.testing.assert_allclose(got, ref, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_heat_chebyshev(isa, dtype):
+    """The Chebyshev heat-kernel row kernel (diffusion/heat_kernel.inc) per ISA vs generic,
+    several times from one run, a column count that is not a multiple of the vector width."""
+    import scipy.sparse as sp
+
+    import geoml
+
+    rng = np.random.default_rng(3)
+    A = sp.random(400, 400, density=0.02, random_state=3)
+    W = sp.csr_matrix(A + A.T)
+    X = rng.standard_normal((400, 13)).astype(dtype)
+    ref, got = both(isa, lambda: geoml.heat_kernel(W, X, [0.3, 2.0], tol=1e-5, n_jobs=2))
+    assert got.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
+    assert not np.allclose(ref[1], X, atol=1e-2)  # the heat moved

@@ -6,10 +6,15 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/simd.hpp"
 
 namespace geoml {
 
 namespace {
+
+#define GEOML_KERNEL_INC "diffusion/heat_kernel.inc"
+#define GEOML_KERNEL_AVX512 1
+#include "common/simd_instantiate.inc"
 
 /// Y_j (+)= coef[j, k] * Tk for every time j in one pass over the rows (first: Y_j = c Tk).
 template <typename T>
@@ -46,34 +51,18 @@ void cheb_order(const CsrRef<T, I>& S, const T* cur, const T* prev, T* next, int
   const I* indptr = S.indptr;
   const I* indices = S.indices;
   const T* data = S.data;
+  const SimdIsa isa = simd_isa();
+  std::vector<double> cj(static_cast<size_t>(n_t));
+  for (int j = 0; j < n_t; ++j) cj[static_cast<size_t>(j)] = coef[j * stride + k];
 #pragma omp parallel num_threads(nt)
   {
     std::vector<double> acc(static_cast<size_t>(m));
 #pragma omp for schedule(dynamic, 512)
     for (int64_t i = 0; i < n; ++i) {
-      double* a = acc.data();
-      for (int64_t c = 0; c < m; ++c) a[c] = 0;
-      for (I p = indptr[i]; p < indptr[i + 1]; ++p) {
-        const double v = data[p];
-        const T* x = cur + static_cast<int64_t>(indices[p]) * m;
-#pragma omp simd
-        for (int64_t c = 0; c < m; ++c) a[c] += v * double(x[c]);
-      }
-      T* y = next + i * m;
-      if (prev != nullptr) {
-        const T* b = prev + i * m;
-#pragma omp simd
-        for (int64_t c = 0; c < m; ++c) y[c] = T(2.0 * a[c] + -1.0 * double(b[c]));
-      } else {
-#pragma omp simd
-        for (int64_t c = 0; c < m; ++c) y[c] = T(1.0 * a[c]);
-      }
-      for (int j = 0; j < n_t; ++j) {
-        const double cj = coef[j * stride + k];
-        T* yj = Y + j * size + i * m;
-#pragma omp simd
-        for (int64_t c = 0; c < m; ++c) yj[c] = T(double(yj[c]) + cj * double(y[c]));
-      }
+      const int64_t b = static_cast<int64_t>(indptr[i]);
+      GEOML_SIMD_CALL(isa, cheb_row, indices + b, data + b, static_cast<int64_t>(indptr[i + 1]) - b,
+                      cur, prev != nullptr ? prev + i * m : nullptr, next + i * m, m, cj.data(),
+                      n_t, Y + i * m, size, acc.data());
     }
   }
 }

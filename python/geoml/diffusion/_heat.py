@@ -10,7 +10,7 @@ from scipy.special import ive
 
 from .. import _core
 from .._validation import as_float_array, check_n_jobs, check_tol, reject_gpu
-from ..spectral._laplacian import _KINDS
+from ..spectral._laplacian import _KINDS, _affinity_csr
 from ..spectral._laplacian import laplacian as _laplacian_matrix
 
 # Chebyshev orders above this are refused (t * lmax / 2 of ~10^7 and more): use a smaller t
@@ -73,6 +73,50 @@ def _chebyshev_coefficients(a: np.ndarray, target: float, factor: float):
     K = int(np.argmax(ok)) if ok.any() else kmax
     C[:, 1::2] *= -1.0
     return np.ascontiguousarray(C[:, : K + 1]), K, float(factor * tail[:, K].max())
+
+
+def _symmetric_shifted(W) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(L_sym - I, d) in W's dtype with sorted indices, in one pass over W's entries: the
+    off-diagonal ``-(s_i W_ij) s_j``, ``s = sqrt(1 / d)`` (the products of
+    :func:`geoml.laplacian`), and ``-1`` on the diagonal of isolated nodes (``L_ii = 0``
+    there); the Chebyshev map ``(2 / lmax) L - I`` with ``lmax = 2`` without the Laplacian's
+    sparse products and sums."""
+    Wc = _affinity_csr(W)  # validated, no diagonal
+    n = Wc.shape[0]
+    d = np.asarray(Wc.sum(axis=1), dtype=np.float64).ravel()
+    iso = d == 0
+    sc = np.sqrt(np.where(iso, 0.0, 1.0 / np.where(iso, 1.0, d)))
+    rows = np.repeat(np.arange(n), np.diff(Wc.indptr))
+    data = sc[rows] * Wc.data.astype(np.float64)
+    data *= sc[Wc.indices]
+    np.negative(data, out=data)
+    S = sp.csr_matrix((data.astype(Wc.dtype), Wc.indices, Wc.indptr), shape=(n, n))
+    if iso.any():
+        S = sp.csr_matrix(S - sp.diags(iso.astype(Wc.dtype), format="csr"), dtype=Wc.dtype)
+    S.sort_indices()
+    return S, d
+
+
+def _permute(A: sp.csr_matrix, perm: np.ndarray) -> sp.csr_matrix:
+    """``A[perm][:, perm]``: the rows gathered, the column indices renumbered and sorted
+    (no CSC round trip)."""
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(perm.size, dtype=perm.dtype)
+    B = sp.csr_matrix(A[perm])
+    B.indices = inv[B.indices].astype(B.indices.dtype, copy=False)
+    B.has_sorted_indices = False
+    B.sort_indices()
+    return B
+
+
+def _index_dtype(S: sp.csr_matrix) -> sp.csr_matrix:
+    """S with sorted indices and one index dtype (int32 while it fits)."""
+    S.sum_duplicates()
+    S.sort_indices()
+    idx = np.int64 if S.nnz > np.iinfo(np.int32).max // 2 else np.int32
+    S.indptr = S.indptr.astype(idx, copy=False)
+    S.indices = S.indices.astype(idx, copy=False)
+    return S
 
 
 def _spectral_map(L: sp.csr_matrix, lmax: float, dtype) -> sp.csr_matrix:
@@ -179,7 +223,10 @@ def heat_kernel(
     dtype = X2.dtype.type
     tol = check_tol(tol, dtype=dtype)
     nt = check_n_jobs(n_jobs)
-    L, d = _laplacian_matrix(W, kind=laplacian, return_diag=True)  # validates W
+    if laplacian == "symmetric":  # S = L_sym - I directly (the map below, lmax = 2)
+        L, d = _symmetric_shifted(W)  # validates W
+    else:
+        L, d = _laplacian_matrix(W, kind=laplacian, return_diag=True)  # validates W
     n = L.shape[0]
     if X2.shape[0] != n:
         raise ValueError(f"X has {X2.shape[0]} rows but W is {n} x {n}")
@@ -201,9 +248,12 @@ def heat_kernel(
     if n >= _RCM_MIN_N and n * X2.shape[1] >= _RCM_MIN_BLOCK:
         # banded order: the block rows gathered by the product stay in cache
         perm = _core.rcm_components(L.indptr, L.indices)[0]
-        L = L[perm][:, perm]
+        L = _permute(L, perm)
         X2 = np.ascontiguousarray(X2[perm])
-    S = _spectral_map(L, lmax, dtype)
+    if laplacian == "symmetric":
+        S = _index_dtype(sp.csr_matrix(L, dtype=dtype))
+    else:
+        S = _spectral_map(L, lmax, dtype)
     a = times * (lmax / 2.0)
     xnorm = _col_norms(X2)
     live = xnorm > 0

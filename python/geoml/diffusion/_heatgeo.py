@@ -194,6 +194,19 @@ def _components(W: sp.csr_matrix) -> int:
     return int(_core.rcm_components(ip, ix)[2])
 
 
+def _check_geodesic(t, harnack_regularization, landmarks: bool) -> tuple[float, float]:
+    """(t, rho) of heat_geodesic_distances, checked."""
+    times, scalar = _check_times(t)
+    if not scalar:
+        raise ValueError("t must be a single number here")
+    rho = float(harnack_regularization)
+    if not np.isfinite(rho) or not 0 <= rho <= 1:
+        raise ValueError(f"harnack_regularization={harnack_regularization!r} must lie in [0, 1]")
+    if landmarks and rho != 0:
+        raise ValueError("harnack_regularization must be 0 with landmarks")
+    return float(times[0]), rho
+
+
 def heat_geodesic_distances(
     W,
     t: float = 10.0,
@@ -256,13 +269,7 @@ def heat_geodesic_distances(
     reject_gpu(W, "W", "heat_geodesic_distances")
     W = _affinity_csr(W)
     n = W.shape[0]
-    times, scalar = _check_times(t)
-    if not scalar:
-        raise ValueError("t must be a single number here")
-    t = float(times[0])
-    rho = float(harnack_regularization)
-    if not np.isfinite(rho) or not 0 <= rho <= 1:
-        raise ValueError(f"harnack_regularization={harnack_regularization!r} must lie in [0, 1]")
+    t, rho = _check_geodesic(t, harnack_regularization, False)
     if landmarks is None:
         cols = None
         E = np.eye(n)
@@ -272,10 +279,8 @@ def heat_geodesic_distances(
             raise TypeError("landmarks must be a non-empty 1-D array of indices")
         if cols.min() < 0 or cols.max() >= n:
             raise ValueError(f"landmarks must lie in [0, {n})")
-        if rho != 0:
-            raise ValueError("harnack_regularization must be 0 with landmarks")
-        E = np.zeros((n, cols.size))
-        E[cols, np.arange(cols.size)] = 1.0
+        _check_geodesic(t, rho, True)
+        E = None
     ncomp = _components(W)
     if ncomp > 1:
         warnings.warn(
@@ -284,6 +289,8 @@ def heat_geodesic_distances(
             RuntimeWarning,
             stacklevel=2,
         )
+    if cols is not None:
+        return _landmark_distances(W, t, cols, tol, n_jobs, np.float64)
     H = heat_kernel(W.astype(np.float64), E, t, laplacian="symmetric", tol=tol, n_jobs=n_jobs)
     np.maximum(H, 0.0, out=H)
     if cols is None:
@@ -300,6 +307,46 @@ def heat_geodesic_distances(
     else:
         D[cols, np.arange(cols.size)] = 0.0
     return D
+
+
+# Landmark heat columns are computed in blocks of at most this many (n x block) float64
+# entries (512 MiB per block array; the Chebyshev run holds about six of them): 3 blocks at
+# n = 100,000 with 2,000 landmarks, so the per-call set-up (Laplacian, renumbering) stays small.
+_BLOCK_ENTRIES = 1 << 26
+
+
+# HeatGeo keeps its (n, n_landmarks) distances in float32 from this many entries on
+_F32_ENTRIES = 1 << 27
+
+
+def _landmark_distances(W, t: float, cols, tol: float, n_jobs, dtype) -> np.ndarray:
+    """Heat-geodesic distances (n, len(cols)) to the landmark columns, Varadhan's formula
+    without the Harnack term, computed in column blocks and written into a ``dtype`` output.
+
+    Memory: the output ``n L`` entries of ``dtype`` (4 bytes each for float32) plus about six
+    float64 ``(n, b)`` blocks of the Chebyshev run (the unit columns, the result, two
+    recurrence buffers, the reordered copies), ``b = max(8, 2^26 / n)`` columns: about
+    ``4 n L + 6 * 8 * 2^26`` bytes = 8 GB + 3.2 GB at n = 10^6, L = 2,000 (float32), where
+    one float64 run on all columns would hold ~6 * 16 GB."""
+    n = W.shape[0]
+    Wd = W.astype(np.float64)
+    out = np.empty((n, cols.size), dtype=dtype)
+    block = int(max(8, _BLOCK_ENTRIES // n))
+    for s in range(0, cols.size, block):
+        c = cols[s : s + block]
+        E = np.zeros((n, c.size))
+        E[c, np.arange(c.size)] = 1.0
+        H = heat_kernel(Wd, E, t, laplacian="symmetric", tol=tol, n_jobs=n_jobs)
+        del E
+        np.maximum(H, 0.0, out=H)
+        H += _LOG_FLOOR
+        S = np.log(H, out=H)
+        S *= -4.0 * t
+        np.maximum(S, 0.0, out=S)
+        S = np.sqrt(S, out=S)
+        S[c, np.arange(c.size)] = 0.0
+        out[:, s : s + c.size] = S
+    return out
 
 
 def _kneedle(x, y, S: float = 0.5):
@@ -455,6 +502,9 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
     ----------
     embedding_ : ndarray of shape (n_samples, n_components)
     distances_ : ndarray of shape (n_samples, n_samples) or (n_samples, n_landmarks)
+        float64; float32 with landmarks from ``n_samples * n_landmarks >= 2^27`` on (computed
+        in column blocks: about ``4 n L`` bytes plus 3.2 GB of Chebyshev buffers, 11.2 GB at
+        n = 10^6 and 2,000 landmarks, where float64 columns all at once held ~96 GB).
     affinity_matrix_ : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
     landmarks_ : ndarray of int or None
     t_ : float
@@ -554,14 +604,31 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
                 t = 10.0
             self._say(f"t = {t:.4g}")
         self._say("heat-geodesic distances")
-        D = heat_geodesic_distances(
-            W,
-            t,
-            harnack_regularization=self.harnack_regularization,
-            landmarks=lm,
-            tol=self.tol,
-            n_jobs=self.n_jobs,
-        )
+        if lm is None:
+            D = heat_geodesic_distances(
+                W,
+                t,
+                harnack_regularization=self.harnack_regularization,
+                landmarks=lm,
+                tol=self.tol,
+                n_jobs=self.n_jobs,
+            )
+        else:
+            t = _check_geodesic(t, self.harnack_regularization, True)[0]
+            ncomp = _components(W)
+            if ncomp > 1:
+                warnings.warn(
+                    f"the graph has {ncomp} connected components: heat-geodesic distances "
+                    "between them are the cap sqrt(-4 t log 1e-16) = "
+                    f"{np.sqrt(-4 * float(t) * np.log(_LOG_FLOOR)):.4g}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            # (n, L) distances in column blocks; float32 from 2^27 entries (1 GiB as float64)
+            big = n * lm.size >= _F32_ENTRIES
+            D = _landmark_distances(
+                W, t, lm, self.tol, self.n_jobs, np.float32 if big else np.float64
+            )
         mds = MDS(
             k,
             metric=self.mds == "smacof",
@@ -575,7 +642,8 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
             mds.fit(D)
             Y, stress = mds.embedding_, mds.stress_
         else:
-            D_ll = 0.5 * (D[lm] + D[lm].T)
+            D_ll = D[lm].astype(np.float64)
+            D_ll = 0.5 * (D_ll + D_ll.T)
             np.fill_diagonal(D_ll, 0.0)
             mrng = check_random_state(mds.random_state)
             Y_l, stress, _, _ = mds._embed(
