@@ -468,6 +468,88 @@ def test_sinkhorn_unbalanced_matches_pot(rng, m, n, eps, rho):
     )
 
 
+def _unbalanced_fixed_point(a, b, C, eps, rho, tol=1e-13):
+    """Float64 log-domain unbalanced Sinkhorn iterated until its contraction bound
+    rho^2 / (eps (2 rho + eps)) * (last change) is below tol: the potentials (f, g)."""
+    lam = rho / (rho + eps)
+    kappa = (rho / eps) * (rho / (2 * rho + eps))
+    la, lb = np.log(a), np.log(b)
+    f, g = np.zeros(len(a)), np.zeros(len(b))
+    for _ in range(400000):
+        fn = -lam * eps * np.logaddexp.reduce((g + eps * lb - C) / eps, axis=1)
+        gn = -lam * eps * np.logaddexp.reduce((fn[:, None] + eps * la[:, None] - C) / eps, axis=0)
+        d = max(np.abs(fn - f).max(), np.abs(gn - g).max())
+        f, g = fn, gn
+        if kappa * d <= tol:
+            return f, g
+    raise AssertionError("reference did not converge")
+
+
+@pytest.mark.parametrize(
+    "eps,rho", [(0.1, 1.0), (1e-2, 1.0), (1e-3, 1.0), (1e-2, 5.0), (1e-2, 0.1)]
+)
+def test_sinkhorn_unbalanced_certified_stop(eps, rho):
+    # The stopping rule is scaled by the contraction rate: at small eps / rho the potentials
+    # are within tol of the fixed point (before: the last change was <= tol, so up to
+    # tol rho / (2 eps) off, e.g. 5e-7 potentials and 5e-7 relative cost at eps=1e-3, rho=1).
+    rng = np.random.default_rng(7)
+    m, n = 10, 8
+    x, y = rng.random((m, 2)), rng.random((n, 2))
+    C = ((x[:, None] - y[None]) ** 2).sum(-1)
+    C /= C.max()
+    a, b = rng.random(m) + 0.1, 1.5 * (rng.random(n) + 0.1)
+    f, g = _unbalanced_fixed_point(a, b, C, eps, rho)
+    P = a[:, None] * b[None, :] * np.exp((f[:, None] + g[None, :] - C) / eps)
+    tol = 1e-9
+    res = got.sinkhorn_unbalanced(a, b, C, eps, rho, tol=tol, max_iter=100000)
+    assert res.converged
+    np.testing.assert_allclose(res.f, f, rtol=0, atol=1.01 * tol)
+    np.testing.assert_allclose(res.g, g, rtol=0, atol=1.01 * tol)
+    # plan entries move by at most exp(2 tol / eps) - 1 relative
+    np.testing.assert_allclose(res.plan, P, rtol=3 * tol / eps, atol=1e-300)
+    assert res.cost == pytest.approx(float((P * C).sum()), rel=3 * tol / eps)
+    bat = got.sinkhorn_batched(a[None], b[None], C[None], eps, rho=rho, tol=tol, max_iter=100000)
+    assert bat.converged.all() and bat.error[0] <= tol
+    assert bat.cost[0] == pytest.approx(float((P * C).sum()), rel=3 * tol / eps)
+    if eps >= 1e-2 and rho <= 1.0:
+        pot_P = pot.unbalanced.sinkhorn_unbalanced(
+            a, b, C, eps, rho, method="sinkhorn_stabilized", stopThr=1e-15, numItermax=200000
+        )
+        np.testing.assert_allclose(res.plan, pot_P, rtol=3 * tol / eps, atol=1e-300)
+
+
+def test_sinkhorn_unbalanced_points_certified_stop(rng):
+    x, y = rng.random((12, 2)), rng.random((9, 2))
+    a, b = np.full(12, 1 / 12), np.full(9, 2 / 9)
+    C = ((x[:, None] - y[None]) ** 2).sum(-1)
+    eps, rho, tol = 2e-3, 1.0, 1e-9
+    f, g = _unbalanced_fixed_point(a, b, C, eps, rho)
+    P = a[:, None] * b[None, :] * np.exp((f[:, None] + g[None, :] - C) / eps)
+    res = got.sinkhorn_points(x, y, eps, a=a, b=b, rho=rho, tol=tol, max_iter=100000)
+    assert res.converged and res.marginal_error <= tol
+    np.testing.assert_allclose(res.f, f, rtol=0, atol=1.01 * tol)
+    assert res.cost == pytest.approx(float((P * C).sum()), rel=3 * tol / eps)
+
+
+@pytest.mark.parametrize("eps", [1e-300, 1e-20])
+def test_sinkhorn_unbalanced_no_contraction_not_converged(eps):
+    # rho / (rho + eps) rounds to 1 (1e-300), or the contraction is far too slow to certify
+    # (1e-20): never converged=True on the starting point (before: converged after one
+    # iteration, e.g. cost ~1e-307 for the true ~0.6 below).
+    a, b, C = [1.0, 1.0], [2.0, 0.5], np.array([[0.0, 1.0], [1.0, 0.0]])
+    with pytest.warns(RuntimeWarning, match="rho / \\(rho \\+ eps\\)"):
+        res = got.sinkhorn_unbalanced(a, b, C, eps, 1.0, max_iter=50)
+    assert not res.converged
+    with pytest.warns(RuntimeWarning, match="did not reach"):
+        bat = got.sinkhorn_batched(np.array([a]), np.array([b]), C[None], eps, rho=1.0, max_iter=50)
+    assert not bat.converged.any()
+    rng = np.random.default_rng(3)
+    x, y = rng.random((5, 2)), rng.random((4, 2))
+    with pytest.warns(RuntimeWarning, match="did not reach"):
+        pts = got.sinkhorn_points(x, y, eps, rho=1.0, max_iter=50)
+    assert not pts.converged
+
+
 def test_sinkhorn_unbalanced_bad_input():
     with pytest.raises(ValueError, match="rho"):
         got.sinkhorn_unbalanced([1.0], [2.0], np.zeros((1, 1)), 0.1, 0.0)

@@ -573,3 +573,32 @@ def test_heat_chebyshev(isa, dtype):
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
     assert not np.allclose(ref[1], X, atol=1e-2)  # the heat moved
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [5, 64, 130])
+def test_symmetric_scan(isa, dtype, n):
+    # the input-check tiles of sinkhorn_symmetric (min, max, |M - M.T|, NaN, row minima): exact
+    # operations, so every ISA gives the generic bits
+    rng = np.random.default_rng(13)
+    M = rng.normal(size=(n, n)).astype(dtype)
+    M = M + M.T
+    M[n // 2, n // 3] += dtype(0.25)
+    ref, got_ = both(isa, lambda: _core.symmetric_scan(M, n_jobs=1, rowmin=True))
+    assert ref[:4] == got_[:4] and np.array_equal(ref[4], got_[4])
+    M[n - 1, n // 2] = np.nan
+    ref, got_ = both(isa, lambda: _core.symmetric_scan(M, n_jobs=1))
+    assert not ref[0] and not got_[0]
+
+
+def test_sinkhorn_symmetric(isa):
+    # fused checks and kernel build, plan rows scaled by the ISA's kernel
+    rng = np.random.default_rng(14)
+    x = rng.random((150, 2))
+    C = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    a = rng.uniform(0.5, 1.5, 150)
+    a /= a.sum()
+    ref, got_ = both(isa, lambda: got.sinkhorn_symmetric(C, a, eps=0.05, tol=1e-11))
+    assert ref.converged and got_.converged
+    np.testing.assert_allclose(got_.plan, ref.plan, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(got_.log_scaling, ref.log_scaling, rtol=0, atol=1e-9)

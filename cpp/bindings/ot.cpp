@@ -341,7 +341,7 @@ void bind_ot(py::module_& m) {
       .def_readwrite("rho", &SinkhornParams::rho, "Marginal KL relaxation; < 0: balanced.")
       .def_readwrite("max_iter", &SinkhornParams::max_iter, "Scaling iterations, all stages.")
       .def_readwrite("tol", &SinkhornParams::tol,
-                     "Balanced: L1 marginal error; unbalanced: max potential change.")
+                     "Balanced: L1 marginal error; unbalanced: certified potential error.")
       .def_readwrite("eps_start", &SinkhornParams::eps_start,
                      "First eps of the annealing schedule (<= eps: no annealing).")
       .def_readwrite("eps_factor", &SinkhornParams::eps_factor,

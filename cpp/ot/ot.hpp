@@ -116,7 +116,7 @@ struct SinkhornParams {
   double eps = 1e-2;         ///< final entropic regularisation (> 0)
   double rho = -1.0;         ///< marginal KL relaxation (Chizat et al.); < 0 means balanced
   int64_t max_iter = 10000;  ///< total scaling iterations over all eps stages
-  double tol = 1e-9;         ///< balanced: L1 marginal error; unbalanced: max potential change
+  double tol = 1e-9;         ///< balanced: L1 marginal error; unbalanced: potential error bound
   double eps_start = 0.0;    ///< first eps of the annealing schedule (<= eps: no annealing)
   double eps_factor = 0.5;   ///< eps ratio between consecutive stages, in (0, 1)
   double stage_tol = 1e-3;   ///< relative tolerance that ends an intermediate stage

@@ -22,6 +22,8 @@ namespace {
 using ot_detail::exp_neg;
 using ot_detail::lse_max;
 using ot_detail::lse_sum;
+using ot_detail::unbalanced_bound;
+using ot_detail::unbalanced_kappa;
 
 constexpr double kAbsorb = 50.0;  // scalings leave [e^-50, e^50]: absorb them
 const double kHi = std::exp(kAbsorb), kLo = std::exp(-kAbsorb);
@@ -138,6 +140,8 @@ struct DenseSinkhorn {
   double* K;  // kernel, then plan
   SinkhornWork& w;
   double eps = 1.0, lam = 1.0;
+  // unbalanced: bound factor of the potential error over the last change (see run())
+  double kappa = 1.0;
   bool balanced = true, use_sor = true;
   // The kernel is stored in float32 (in the first half of K's memory: half the traffic of
   // each pass) when the problem is large enough to be memory-bound and every exponent of
@@ -161,6 +165,7 @@ struct DenseSinkhorn {
     eps = e;
     try32 = static_cast<int64_t>(m) * n >= kF32MinSize;
     lam = balanced ? 1.0 : rho / (rho + e);
+    kappa = balanced ? 1.0 : unbalanced_kappa(e, rho);
     // reference measure a b^T for the unbalanced problem (POT's reg_type="kl")
     for (int i = 0; i < m; ++i) w.ra[i] = (!balanced && a[i] > 0) ? e * std::log(a[i]) : 0.0;
     for (int j = 0; j < n; ++j) w.rb[j] = (!balanced && b[j] > 0) ? e * std::log(b[j]) : 0.0;
@@ -421,6 +426,9 @@ struct DenseSinkhorn {
     double* v = w.v.data();
     double* Ktu = w.Ktu.data();
     const double flush_uv = kFlushShare * tol / (static_cast<double>(m) * n * kFltMin);
+    // lam rounds to 1: the iteration no longer contracts towards the unbalanced fixed point
+    // (it would stop at once on a meaningless point); report no convergence
+    if (!balanced && !(kappa < std::numeric_limits<double>::infinity())) return err;
     for (int64_t it = 0; it < budget; ++it) {
       SweepOut o = pending ? pend : sweep(rx);  // pending: the sweep ran in build_kernel
       pending = false;
@@ -499,7 +507,13 @@ struct DenseSinkhorn {
         vmax = std::max(vmax, vn);
       }
       if (!balanced) {
-        err = eps * std::max({o.du, dv, dg});
+        // certified potential error (see unbalanced_bound)
+        double pmax = 0.0;
+        for (int i = 0; i < m; ++i)
+          if (a[i] > 0) pmax = std::max(pmax, std::fabs(f[i]));
+        for (int j = 0; j < n; ++j)
+          if (b[j] > 0) pmax = std::max(pmax, std::fabs(g[j]));
+        err = unbalanced_bound(eps * std::max({o.du, dv, dg}), kappa, pmax + kAbsorb * eps);
         if (err <= tol) return err;
       }
       if (o.umin < kLo || o.umax > kHi || vmin < kLo || vmax > kHi ||

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 namespace geoml {
 namespace ot_detail {
@@ -38,6 +39,25 @@ inline double exp_neg(double x) {
   double scale;
   std::memcpy(&scale, &bits, 8);
   return q * scale;
+}
+
+// Unbalanced stopping rule. Each half step f = lam T(g) (T 1-Lipschitz in the sup norm,
+// lam = rho / (rho + eps)) contracts by lam, so a full iteration by lam^2 and the potentials'
+// distance to the fixed point is at most kappa times their last change, kappa = lam^2 /
+// (1 - lam^2) = (rho / eps) (rho / (2 rho + eps)) (written so that it does not round or
+// overflow early). Infinite when lam rounds to 1: the iteration then no longer contracts.
+inline double unbalanced_kappa(double eps, double rho) {
+  if (!(rho / (rho + eps) < 1.0)) return std::numeric_limits<double>::infinity();
+  return (rho / eps) * (rho / (2.0 * rho + eps));
+}
+
+// The certified bound kappa * max(change, rounding allowance): a change at or below the
+// resolution (2 ulp) of potentials of magnitude `scale` (a float64 fixed point that the
+// contraction may no longer pull, e.g. a change of exactly 0) certifies nothing below kappa
+// times that resolution.
+inline double unbalanced_bound(double change, double kappa, double scale) {
+  const double floor = 2.0 * std::numeric_limits<double>::epsilon() * scale;
+  return kappa * (std::max(change, floor) + std::numeric_limits<double>::min());
 }
 
 /// max_j (h_j - c_j) over j < n (the AVX2 copy when simd_isa() allows it).

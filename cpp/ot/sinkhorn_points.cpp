@@ -20,6 +20,8 @@ namespace {
 using ot_detail::exp_neg;
 using ot_detail::lse_max;
 using ot_detail::lse_sum;
+using ot_detail::unbalanced_bound;
+using ot_detail::unbalanced_kappa;
 
 // min, max and sum of x * 0 over a range (see points_kernel.inc)
 struct Range {
@@ -142,10 +144,16 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
     eps = sched[s];
     ran_last = s + 1 == sched.size();
     lam = balanced ? 1.0 : p.rho / (p.rho + eps);
+    const double kappa = balanced ? 1.0 : unbalanced_kappa(eps, p.rho);
     for (int i = 0; i < m; ++i) ra[i] = (!balanced && a[i] > 0) ? eps * std::log(a[i]) : 0.0;
     for (int j = 0; j < n; ++j) rb[j] = (!balanced && b[j] > 0) ? eps * std::log(b[j]) : 0.0;
     const bool last = s + 1 == sched.size();
     const double tol = last ? p.tol : std::max(p.tol, p.stage_tol * (balanced ? mass : eps));
+    // lam rounds to 1: no contraction towards the unbalanced fixed point (see sinkhorn.cpp)
+    if (!balanced && !(kappa < std::numeric_limits<double>::infinity())) {
+      err = std::numeric_limits<double>::infinity();
+      break;
+    }
     for (; iters < p.max_iter; ++iters) {
       for (int i = 0; i < m; ++i) h[i] = f[i] + ra[i];
       double eg = points_half(n, m, d, y, xt.data(), b, h.data(), rb.data(), g, power, eps, lam,
@@ -153,8 +161,18 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
       for (int j = 0; j < n; ++j) h[j] = g[j] + rb[j];
       double ef = points_half(m, n, d, x, yt.data(), a, h.data(), ra.data(), f, power, eps, lam,
                               balanced, nt);
-      // balanced: after the g-step columns are exact, so ef is the plan's marginal error
-      err = balanced ? ef : std::max(ef, eg);
+      // balanced: after the g-step columns are exact, so ef is the plan's marginal error;
+      // unbalanced: the certified potential error (see unbalanced_bound)
+      if (balanced) {
+        err = ef;
+      } else {
+        double pmax = 0.0;
+        for (int i = 0; i < m; ++i)
+          if (a[i] > 0) pmax = std::max(pmax, std::fabs(f[i]));
+        for (int j = 0; j < n; ++j)
+          if (b[j] > 0) pmax = std::max(pmax, std::fabs(g[j]));
+        err = unbalanced_bound(std::max(ef, eg), kappa, pmax);
+      }
       if (err <= tol) {
         ++iters;
         break;

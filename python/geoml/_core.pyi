@@ -561,7 +561,7 @@ class SinkhornParams:
     @property
     def tol(self) -> float:
         """
-        Balanced: L1 marginal error; unbalanced: max potential change.
+        Balanced: L1 marginal error; unbalanced: certified potential error.
         """
     @tol.setter
     def tol(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...

@@ -505,7 +505,8 @@ class PointsSinkhornResult(NamedTuple):
     """Potentials on y, shape (n,)."""
     n_iter: int
     marginal_error: float
-    """L1 marginal error of the implicit plan (balanced); last potential change otherwise."""
+    """L1 marginal error of the implicit plan (balanced); otherwise the certified bound on the
+    potentials' distance to the fixed point (see :func:`sinkhorn_unbalanced`)."""
     converged: bool
 
 
@@ -599,6 +600,22 @@ def _check_representable(cost, what: str) -> None:
         )
 
 
+def _unbalanced_hint(eps: float, rho: float) -> str:
+    """Why an unbalanced solve may not converge: its contraction rate rho / (rho + eps)."""
+    if rho < 0:
+        return ""
+    if not rho / (rho + eps) < 1.0:
+        return (
+            f"; at eps / rho = {eps / rho:.3g} the unbalanced contraction factor "
+            "rho / (rho + eps) rounds to 1, so the iteration cannot converge: raise eps"
+        )
+    return (
+        f"; the unbalanced iteration contracts by rho / (rho + eps) = {rho / (rho + eps):.6g} "
+        f"per half step (about {np.log(1e9) * (rho + eps) / (2 * eps):.3g} iterations "
+        "per 9 digits)"
+    )
+
+
 def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs, what):
     C, crange, forbidden = _cost_matrix(C)
     m, n = C.shape
@@ -636,7 +653,7 @@ def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs
         warnings.warn(
             f"{what} did not reach tol={tol:g} in max_iter={max_iter} iterations "
             f"(last error {err / (mass if rho < 0 else 1):.3g}); raise max_iter or "
-            "eps",
+            f"eps{_unbalanced_hint(eps, rho)}",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -766,8 +783,14 @@ def sinkhorn_unbalanced(
     max_iter, warm_start, eps_schedule, n_jobs
         As in :func:`sinkhorn` (annealing is off by default here).
     tol : float
-        Stop when the potentials change by at most ``tol`` (sup norm, units of ``C``) in an
-        iteration.
+        Stop when the potentials are certified within ``tol`` (sup norm, units of ``C``) of
+        the fixed point: each half step contracts by ``lam = rho / (rho + eps)``, so the
+        distance is at most ``lam^2 / (1 - lam^2) = rho^2 / (eps (2 rho + eps))`` times the
+        last iteration's change (never less than that factor times a rounding allowance of
+        2 ulp of the potentials). Small ``eps / rho`` thus needs about
+        ``(rho / eps) log(1 / tol) / 2`` iterations; where ``lam`` rounds to 1
+        (``eps / rho < ~1e-16``) the iteration cannot converge and is not run
+        (``converged=False``, ``RuntimeWarning``).
 
     Returns
     -------
@@ -833,8 +856,8 @@ def sinkhorn_points(
     max_iter : int
         Iteration budget (all stages).
     tol : float
-        Balanced: stop at L1 marginal error ``<= tol * sum(a)``; unbalanced: at a potential
-        change ``<= tol``.
+        Balanced: stop at L1 marginal error ``<= tol * sum(a)``; unbalanced: at a certified
+        potential error ``<= tol`` (see :func:`sinkhorn_unbalanced`).
     eps_schedule : "auto", "none" or float
         As in :func:`sinkhorn`, with the cost range estimated as the squared (p=2) or plain
         diameter of the bounding box of both clouds.
@@ -901,7 +924,8 @@ def sinkhorn_points(
     if not conv:
         warnings.warn(
             f"sinkhorn_points did not reach tol={tol:g} in max_iter={max_iter} "
-            f"iterations (last error {err / (mass if rho < 0 else 1):.3g})",
+            f"iterations (last error {err / (mass if rho < 0 else 1):.3g})"
+            f"{_unbalanced_hint(eps, rho)}",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -1009,7 +1033,7 @@ def sinkhorn_batched(
     if not conv.all():
         warnings.warn(
             f"sinkhorn_batched: {int((~conv).sum())} problem(s) did not reach "
-            f"tol={tol:g} in max_iter={max_iter} iterations",
+            f"tol={tol:g} in max_iter={max_iter} iterations{_unbalanced_hint(eps, rho)}",
             RuntimeWarning,
             stacklevel=2,
         )
