@@ -1020,34 +1020,21 @@ def _emd_fixed(
     travel in the result and the client warns once (:func:`_gather_ot`). A task must not touch
     the process-wide warning filters (``warnings.catch_warnings`` is not thread-safe: under
     the threaded scheduler it would race with the other tasks and the caller's own threads)."""
-    from .ot._solvers import _EMD_NONFINITE, _batched_layout, _infeasible, _max_iter
+    from .ot._solvers import _emd_batched_quiet
 
-    fa, a_off, fb, b_off, fC, c_off, plan_shape, _ = _batched_layout(
-        a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=True, scan_cost=False
+    return _emd_batched_quiet(
+        a,
+        b,
+        C,
+        a_mask,
+        b_mask,
+        a_offsets,
+        b_offsets,
+        return_plans,
+        max_iter,
+        n_jobs,
+        where=" of the task",
     )
-    cost, status, plans = _core.emd_batched(
-        fa,
-        a_off,
-        fb,
-        b_off,
-        fC,
-        c_off,
-        max_iter=_max_iter(max_iter),
-        want_plans=bool(return_plans),
-        n_jobs=n_jobs,
-    )
-    bad = status == _EMD_NONFINITE
-    if bad.any():
-        raise ValueError(
-            f"C contains NaN or -inf (problem {int(np.flatnonzero(bad)[0])} of the task, "
-            "between bins of positive mass; +inf marks a forbidden pair)"
-        )
-    bad = status == 2
-    if bad.any():
-        raise _infeasible(f"emd_batched (problem {int(np.flatnonzero(bad)[0])} of the task)")
-    if plans is not None:
-        plans = plans.reshape(plan_shape)
-    return BatchedOTResult(cost, status == 0, plans)
 
 
 def _sinkhorn_stats(a, b, C, *, balanced, a_mask=None, b_mask=None, a_offsets=None, b_offsets=None):

@@ -433,6 +433,25 @@ def emd_batched(
     >>> geoml.ot.emd_batched(a, b, C).cost
     array([0., 1.])
     """
+    res = _emd_batched_quiet(
+        a, b, C, a_mask, b_mask, a_offsets, b_offsets, return_plans, max_iter, n_jobs
+    )
+    if not res.converged.all():
+        warnings.warn(
+            f"emd_batched: {int((~res.converged).sum())} problem(s) hit max_iter="
+            f"{max_iter} before optimality",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return res
+
+
+def _emd_batched_quiet(
+    a, b, C, a_mask, b_mask, a_offsets, b_offsets, return_plans, max_iter, n_jobs, where=""
+) -> BatchedOTResult:
+    """:func:`emd_batched` without its max_iter warning (the caller warns: geoml.dask's tasks
+    return the flags and the client warns once, as warning filters are not thread-safe);
+    ``where`` qualifies the problem number in error messages."""
     # C is not scanned for NaN/inf here: the kernel checks each cost block as it copies it
     # (status 3), saving a pass over the largest input
     fa, a_off, fb, b_off, fC, c_off, plan_shape, _ = _batched_layout(
@@ -452,23 +471,15 @@ def emd_batched(
     bad = status == _EMD_NONFINITE
     if bad.any():
         raise ValueError(
-            f"C contains NaN or -inf (problem {int(np.flatnonzero(bad)[0])}, "
+            f"C contains NaN or -inf (problem {int(np.flatnonzero(bad)[0])}{where}, "
             "between bins of positive mass; +inf marks a forbidden pair)"
         )
     bad = status == 2
     if bad.any():
-        raise _infeasible(f"emd_batched (problem {int(np.flatnonzero(bad)[0])})")
-    converged = status == 0
-    if not converged.all():
-        warnings.warn(
-            f"emd_batched: {int((~converged).sum())} problem(s) hit max_iter="
-            f"{max_iter} before optimality",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        raise _infeasible(f"emd_batched (problem {int(np.flatnonzero(bad)[0])}{where})")
     if plans is not None:
         plans = plans.reshape(plan_shape)
-    return BatchedOTResult(cost, converged, plans)
+    return BatchedOTResult(cost, status == 0, plans)
 
 
 # ---------------------------------------------------------------------------- Sinkhorn
