@@ -1037,6 +1037,20 @@ def _emd_fixed(
     )
 
 
+def _sinkhorn_kwargs(eps, rho, return_plans, max_iter, tol, eps_schedule) -> dict:
+    """The task keyword arguments of the batched Sinkhorn entry points (eps checked once)."""
+    from .ot._solvers import _check_eps
+
+    return {
+        "eps": _check_eps(eps),
+        "rho": rho,
+        "return_plans": bool(return_plans),
+        "max_iter": max_iter,
+        "tol": tol,
+        "eps_schedule": eps_schedule,
+    }
+
+
 def _sinkhorn_stats(a, b, C, *, balanced, a_mask=None, b_mask=None, a_offsets=None, b_offsets=None):
     """(min C, max C, smallest problem mass of a) of one task's problems, computed as
     :func:`geoml.ot.sinkhorn_batched` computes them for the whole batch."""
@@ -1265,16 +1279,7 @@ def sinkhorn_batched(
     >>> bool((res.cost == geoml.ot.sinkhorn_batched(a, b, C, 0.1).cost).all())
     True
     """
-    from .ot._solvers import _check_eps
-
-    kw = {
-        "eps": _check_eps(eps),
-        "rho": rho,
-        "return_plans": bool(return_plans),
-        "max_iter": max_iter,
-        "tol": tol,
-        "eps_schedule": eps_schedule,
-    }
+    kw = _sinkhorn_kwargs(eps, rho, return_plans, max_iter, tol, eps_schedule)
     results = _batched(
         "sinkhorn_batched",
         a,
@@ -1484,16 +1489,7 @@ def sinkhorn_batched_points(
     >>> bool((res.cost == ref.cost).all())
     True
     """
-    from .ot._solvers import _check_eps
-
-    kw = {
-        "eps": _check_eps(eps),
-        "rho": rho,
-        "return_plans": bool(return_plans),
-        "max_iter": max_iter,
-        "tol": tol,
-        "eps_schedule": eps_schedule,
-    }
+    kw = _sinkhorn_kwargs(eps, rho, return_plans, max_iter, tol, eps_schedule)
     results = _batched_points("sinkhorn_batched", x, y, a, b, p, kw, n_jobs)
     return _gather_ot(results, "sinkhorn_batched_points", max_iter, tol)
 
