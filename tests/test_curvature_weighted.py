@@ -284,6 +284,44 @@ def test_pairs_that_are_not_edges_fall_back_to_the_3_hop_ball():
     np.testing.assert_allclose(_core_pairs(A, pairs, fast=False), ref, atol=1e-9, rtol=0)
 
 
+_FAR_PAIR_SCRIPT = """
+import numpy as np, scipy.sparse as sp
+from geoml import _core
+n = 8
+r = np.arange(n - 1)
+A = sp.coo_matrix((np.linspace(1, 2, n - 1), (r, r + 1)), shape=(n, n))
+A = (A + A.T).tocsr()
+A.sort_indices()
+for fast in (True, False):
+    for n_jobs in (1, 2):
+        o = _core.OrcOptions()
+        o.fast_path = fast
+        try:
+            _core.ollivier_ricci(A.indptr.astype(np.int64), A.indices.astype(np.int64), A.data,
+                                 np.array([0, 0], np.int64), np.array([1, 7], np.int64),
+                                 options=o, n_jobs=n_jobs)
+        except RuntimeError as e:
+            assert "outside the distance row" in str(e), e
+        else:
+            raise AssertionError("no error")
+print("raised")
+"""
+
+
+def test_error_inside_the_parallel_region_raises_instead_of_aborting():
+    # a pair 7 hops apart on a path is beyond the 3-hop ball its rows fall back to: the kernel
+    # throws inside its OpenMP region, which used to terminate the process (SIGABRT); it is
+    # now rethrown after the region as a RuntimeError. Run in a child process so that the old
+    # behaviour fails this test instead of killing the test run.
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _FAR_PAIR_SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "raised"
+
 # ---------------------------------------------------------------- common-mass cancellation
 # The exact path solves W1(m_x - c, m_y - c) with c = min(m_x, m_y) pointwise instead of
 # W1(m_x, m_y): equal for a metric cost (see edge_w1 in cpp/curvature/curvature.cpp). These

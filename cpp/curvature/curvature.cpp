@@ -4,6 +4,7 @@
 #include "curvature/curvature.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -41,41 +42,44 @@ Measures build_measures(const CsrGraph& g, const OrcOptions& o) {
   M.supp.resize(static_cast<size_t>(M.ptr[g.n]));
   M.mass.resize(static_cast<size_t>(M.ptr[g.n]));
   const int nt = resolve_threads(o.n_threads);
+  OmpErrors errors;
 #pragma omp parallel num_threads(nt)
   {
     std::vector<std::pair<double, int64_t>> wn;
     double last_w = std::numeric_limits<double>::quiet_NaN(), last_p = 0;  // pow() once per run
 #pragma omp for schedule(dynamic, 512)
-    for (int64_t x = 0; x < g.n; ++x) {
-      wn.clear();
-      for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
-        if (!(g.weights[e] == last_w)) {  // of equal weights (all of them when unweighted)
-          last_w = g.weights[e];
-          last_p = std::pow(o.base, -std::pow(last_w, o.exp_power));
+    for (int64_t x = 0; x < g.n; ++x)
+      errors.run([&] {
+        wn.clear();
+        for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
+          if (!(g.weights[e] == last_w)) {  // of equal weights (all of them when unweighted)
+            last_w = g.weights[e];
+            last_p = std::pow(o.base, -std::pow(last_w, o.exp_power));
+          }
+          wn.push_back({last_p, g.indices[e]});
         }
-        wn.push_back({last_p, g.indices[e]});
-      }
-      const int64_t keep = M.ptr[x + 1] - M.ptr[x] - 1;
-      if (keep < static_cast<int64_t>(wn.size())) {  // the heaviest (weight, node) pairs
-        std::nth_element(wn.begin(), wn.begin() + keep, wn.end(),
-                         [](const auto& p, const auto& q) { return p > q; });
-        wn.resize(static_cast<size_t>(keep));
-        std::sort(wn.begin(), wn.end(),
-                  [](const auto& p, const auto& q) { return p.second < q.second; });
-      }
-      double sum = 0;
-      for (const auto& p : wn) sum += p.first;
-      int64_t* s = M.supp.data() + M.ptr[x];
-      double* ms = M.mass.data() + M.ptr[x];
-      const double k = static_cast<double>(wn.size());
-      for (size_t i = 0; i < wn.size(); ++i) {
-        s[i] = wn[i].second;
-        ms[i] = sum > kTiny ? (1.0 - o.alpha) * wn[i].first / sum : (1.0 - o.alpha) / k;
-      }
-      s[wn.size()] = x;
-      ms[wn.size()] = wn.empty() ? 1.0 : o.alpha;
-    }
+        const int64_t keep = M.ptr[x + 1] - M.ptr[x] - 1;
+        if (keep < static_cast<int64_t>(wn.size())) {  // the heaviest (weight, node) pairs
+          std::nth_element(wn.begin(), wn.begin() + keep, wn.end(),
+                           [](const auto& p, const auto& q) { return p > q; });
+          wn.resize(static_cast<size_t>(keep));
+          std::sort(wn.begin(), wn.end(),
+                    [](const auto& p, const auto& q) { return p.second < q.second; });
+        }
+        double sum = 0;
+        for (const auto& p : wn) sum += p.first;
+        int64_t* s = M.supp.data() + M.ptr[x];
+        double* ms = M.mass.data() + M.ptr[x];
+        const double k = static_cast<double>(wn.size());
+        for (size_t i = 0; i < wn.size(); ++i) {
+          s[i] = wn[i].second;
+          ms[i] = sum > kTiny ? (1.0 - o.alpha) * wn[i].first / sum : (1.0 - o.alpha) / k;
+        }
+        s[wn.size()] = x;
+        ms[wn.size()] = wn.empty() ? 1.0 : o.alpha;
+      });
   }
+  errors.rethrow();
   return M;
 }
 
@@ -486,30 +490,36 @@ void orc_shared_rows(const OrcContext& c, const std::vector<int64_t>& visit, int
       }
     }
     const int64_t nneed = static_cast<int64_t>(need.size());
+    OmpErrors errors;  // a throw inside the region would terminate the process
 #pragma omp parallel num_threads(nt)
     {
       std::unique_ptr<Scratch>& sp = scratch[static_cast<size_t>(thread_id())];
-      if (!sp) sp = std::make_unique<Scratch>(g.n);
-      Scratch& s = *sp;
+      errors.run([&] {
+        if (!sp) sp = std::make_unique<Scratch>(g.n);
+      });
 #pragma omp for schedule(dynamic, 16)
-      for (int64_t k = 0; k < nneed; ++k) {
-        if constexpr (hop)
-          compute_hop_row(g, need[k], c.hubs.bit.data(), s, rows[need[k]]);
-        else
-          compute_row(g, need[k], c.equal, c.unit, c.radius_of(need[k]), s, rows[need[k]]);
-      }
+      for (int64_t k = 0; k < nneed; ++k)
+        errors.run([&] {
+          if constexpr (hop)
+            compute_hop_row(g, need[k], c.hubs.bit.data(), *sp, rows[need[k]]);
+          else
+            compute_row(g, need[k], c.equal, c.unit, c.radius_of(need[k]), *sp, rows[need[k]]);
+        });
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t pos = p0; pos < p1; ++pos) {
-        const int64_t x = visit[pos];
-        if (E.start[x] == E.start[x + 1]) continue;
-        collect_targets(c, x, s);
-        if constexpr (hop)
-          hop_block(c, x, s, [&](int64_t u) -> const HopRow& { return rows[u]; });
-        else
-          dist_block(c, x, s, [&](int64_t u) -> const Row& { return rows[u]; });
-        edges_of(c, x, s, kappa, dist, status);
-      }
+      for (int64_t pos = p0; pos < p1; ++pos)
+        errors.run([&] {
+          const int64_t x = visit[pos];
+          if (E.start[x] == E.start[x + 1]) return;
+          Scratch& s = *sp;
+          collect_targets(c, x, s);
+          if constexpr (hop)
+            hop_block(c, x, s, [&](int64_t u) -> const HopRow& { return rows[u]; });
+          else
+            dist_block(c, x, s, [&](int64_t u) -> const Row& { return rows[u]; });
+          edges_of(c, x, s, kappa, dist, status);
+        });
     }
+    errors.rethrow();
     keep.clear();  // drop the rows this window did not need
     size_t entries = 0;
     for (const int64_t u : live) {
@@ -579,8 +589,10 @@ void orc_run(const CsrGraph& g, const CsrGraph* gin, int64_t m, const int64_t* e
     return;
   }
   const size_t cache_rows = static_cast<size_t>(std::min<int64_t>(g.n, 16384));
+  OmpErrors errors;  // a throw inside the region would terminate the process
+  std::atomic<int64_t> next{0};
 #pragma omp parallel num_threads(nt)
-  {
+  errors.run([&] {
     Scratch s(g.n);
     // one of the two caches is used: hop rows (packed) or distance rows
     RowCache<Row> cache(hop ? 0 : g.n, hop ? 1 : std::max<size_t>(cache_rows, 1), size_t(1) << 23);
@@ -592,8 +604,9 @@ void orc_run(const CsrGraph& g, const CsrGraph* gin, int64_t m, const int64_t* e
     auto fill_hop_row = [&](int64_t u, HopRow& row) {
       compute_hop_row(g, u, hubs.bit.data(), s, row);
     };
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t pos = 0; pos < g.n; ++pos) {
+    // no worksharing construct here: a thread that failed above may leave early (every
+    // thread takes positions from the shared counter until none is left)
+    for (int64_t pos; (pos = next.fetch_add(1, std::memory_order_relaxed)) < g.n;) {
       const int64_t x = visit[pos];
       if (E.start[x] == E.start[x + 1]) continue;
       collect_targets(c, x, s);
@@ -603,7 +616,8 @@ void orc_run(const CsrGraph& g, const CsrGraph* gin, int64_t m, const int64_t* e
         dist_block(c, x, s, [&](int64_t u) -> const Row& { return cache.get(u, fill_row); });
       edges_of(c, x, s, kappa, dist, status);
     }
-  }
+  });
+  errors.rethrow();
 }
 
 }  // namespace
