@@ -244,6 +244,46 @@ def test_radius_bounded_rows_match_an_independent_reference(seed):
         np.testing.assert_allclose(_core_pairs(A, sub), k1[::7], atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hub_problems_of_33_to_64_bins_match_an_independent_reference(seed):
+    # hubs of degree 20 to 70 on a sparse ring with chords: their edges' OT problems (after
+    # the common-mass cancellation) have up to 32 bins (the tiny simplex), 33 to 64 on one or
+    # both sides (its wide variant, cost-only) and more (the general simplex); hub-hub edges
+    # too. Against SciPy's shortest paths + POT's exact W1, 1 and 2 threads, both paths.
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    n = 160
+    r = list(range(n)) + list(rng.integers(0, n, size=n // 2))
+    c = [(i + 1) % n for i in range(n)] + list(rng.integers(0, n, size=n // 2))
+    hubs = [0, 40, 80, 120, 20, 100]
+    for h, d in zip(hubs, [20, 34, 45, 58, 63, 70]):
+        nb = rng.choice(np.setdiff1d(np.arange(n), [h]), size=d, replace=False)
+        r += [h] * d
+        c += nb.tolist()
+    r += [0, 40, 80, 120]
+    c += [40, 80, 120, 20]
+    A = sp.coo_matrix((rng.uniform(0.3, 2.0, size=len(r)), (r, c)), shape=(n, n)).tocsr()
+    A.setdiag(0)
+    A.eliminate_zeros()
+    A = A.maximum(A.T).tocsr()
+    C = sp_triu_pairs(A)
+    deg = np.diff(A.indptr)
+    assert ((deg[C[:, 0]] > 33) & (deg[C[:, 0]] < 64)).any()
+    assert (np.minimum(deg[C[:, 0]], deg[C[:, 1]]) > 33).any()
+    ref = _reference_kappa(A, C)
+    k1 = _core_pairs(A, C, n_jobs=1)
+    np.testing.assert_allclose(k1, ref, atol=1e-9, rtol=0)
+    np.testing.assert_array_equal(_core_pairs(A, C, n_jobs=2), k1)
+    np.testing.assert_allclose(_core_pairs(A, C, fast=False), ref, atol=1e-9, rtol=0)
+    _core.set_simd_isa("generic")  # the scalar pricing of the wide solver too
+    try:
+        kg = _core_pairs(A, C)
+    finally:
+        _core.set_simd_isa("auto")
+    np.testing.assert_allclose(kg, ref, atol=1e-9, rtol=0)
+
+
 def sp_triu_pairs(A):
     import scipy.sparse as sp
 
@@ -321,6 +361,7 @@ def test_error_inside_the_parallel_region_raises_instead_of_aborting():
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "raised"
+
 
 # ---------------------------------------------------------------- common-mass cancellation
 # The exact path solves W1(m_x - c, m_y - c) with c = min(m_x, m_y) pointwise instead of

@@ -38,8 +38,10 @@ namespace geoml {
 namespace {
 
 using ot_detail::emd_tiny;
+using ot_detail::emd_tiny_wide;
 using ot_detail::kRcRel;
 using ot_detail::kTinyDim;
+using ot_detail::kTinyWide;
 
 // problems with at most this many arcs use Dantzig pricing (a full scan per pivot)
 constexpr int64_t kSmallArcs = 1024;
@@ -347,6 +349,8 @@ double emd_solve(int m, int n, const double* a, const double* b, const double* C
   const int mm = ws.mm, nn = ws.nn;
   if (mm <= kTinyDim && nn <= kTinyDim)
     return emd_tiny(n, a, b, C, ws, max_iter, std::max(sa, sb), status);
+  if (ws.cost_only && mm <= kTinyWide && nn <= kTinyWide)
+    return emd_tiny_wide(n, a, b, C, ws, max_iter, std::max(sa, sb), status);
   // compressed supplies/demands; cost view (copy only when something was dropped)
   ws.flow.resize(mm + nn + 1);
   std::vector<double>& ab = ws.ab;

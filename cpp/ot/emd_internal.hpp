@@ -20,5 +20,11 @@ constexpr int kTinyDim = 32;
 double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
                 int64_t max_iter, double mass, int* status);
 
+/// The same solver for at most kTinyWide rows and columns (two-word subtree sets, float64
+/// pricing only); emd_solve takes it for problems above kTinyDim when `ws.cost_only` is set.
+constexpr int kTinyWide = 64;
+double emd_tiny_wide(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
+                     int64_t max_iter, double mass, int* status);
+
 }  // namespace ot_detail
 }  // namespace geoml

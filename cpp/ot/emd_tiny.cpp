@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 #include "common/simd.hpp"
 #include "ot/emd_internal.hpp"
@@ -31,8 +32,18 @@ namespace {
 // in float32 first (AVX2), the candidate re-priced in float64; the exact float64 Dantzig
 // scan runs when that candidate does not enter, and certifies optimality.
 
-constexpr int kTinyRoot = 2 * kTinyDim;
-constexpr int kTinyNodes = kTinyRoot + 1;
+/// Subtree bit sets of a solver for at most Dim rows and Dim columns (2 Dim + 1 nodes).
+template <int Dim>
+using TinyMask = std::conditional_t<(Dim <= 32), uint64_t, unsigned __int128>;
+
+/// Index of the lowest set bit of x != 0.
+inline int tiny_ctz(uint64_t x) {
+  return __builtin_ctzll(x);
+}
+inline int tiny_ctz(unsigned __int128 x) {
+  const uint64_t lo = static_cast<uint64_t>(x);
+  return lo ? __builtin_ctzll(lo) : 64 + __builtin_ctzll(static_cast<uint64_t>(x >> 64));
+}
 
 /// Dantzig scan of a tiny problem: the arc (i, j) minimising (Cp_ij + h_j) - p_i over the
 /// mm rows of Cp (stride W), returned in *io, *jo when that minimum is negative; returns the
@@ -52,25 +63,34 @@ using TinyScan32 = float (*)(int mm, const float* Cf, const float* CfT, const fl
 #include "common/simd_instantiate.inc"
 
 /// The network simplex of `Solver` on a tiny problem, every array in the object (about
-/// 20 KB, meant for the stack; nothing is initialised beyond what `init` writes). With at
-/// most 64 non-root nodes the tree needs no thread or depth: each node keeps the bit set of
-/// its subtree (D, root excluded), so the join of a cycle is the first node above s whose
-/// set holds t, the subtree that moves is one word, and its potentials are shifted by
-/// walking its bits. A pivot costs O(cycle + moved subtree) with no pointer chasing through
-/// the subtree.
+/// 20 KB for Dim = kTinyDim, 70 KB for kTinyWide; meant for the stack; nothing is
+/// initialised beyond what `init` writes). With at most 2 Dim non-root nodes the tree needs
+/// no thread or depth: each node keeps the bit set of its subtree (D, root excluded; one or
+/// two words), so the join of a cycle is the first node above s whose set holds t, the
+/// subtree that moves is one set, and its potentials are shifted by walking its bits. A
+/// pivot costs O(cycle + moved subtree) with no pointer chasing through the subtree. The
+/// float32 pre-pricing is for Dim = kTinyDim only (`use32`); the wide solver prices in float64
+/// alone, its rows padded to a multiple of 16.
+template <int Dim>
 struct TinySolver {
+  using Mask = TinyMask<Dim>;
+  static constexpr int kTinyDim = Dim;  // shadows the namespace constant: this solver's size
+  static constexpr int kTinyRoot = 2 * Dim;
+  static constexpr int kTinyNodes = kTinyRoot + 1;
+  static constexpr bool use32 = Dim <= ot_detail::kTinyDim;
+  static constexpr int kDim32 = use32 ? Dim : 1;  // size of the float32 copies
   int mm = 0, nn = 0, W = 0;
   int parent[kTinyNodes], pred[kTinyNodes];
   unsigned char up[kTinyNodes];
-  uint64_t D[kTinyNodes];  // subtree of each node as a bit set (the root's: all ones)
+  Mask D[kTinyNodes];  // subtree of each node as a bit set (the root's: all ones)
   double flow[kTinyNodes];
   alignas(32) double pot[kTinyNodes];
   alignas(32) double Cp[kTinyDim * kTinyDim];
   // float32 copies for the pre-pricing: cost (stride Wf = nn rounded up to 8), transposed
   // (rows padded to 8), potentials
   int Wf = 0;
-  alignas(32) float Cf[kTinyDim * kTinyDim];
-  alignas(32) float CfT[kTinyDim * kTinyDim];
+  alignas(32) float Cf[kDim32 * kDim32];
+  alignas(32) float CfT[kDim32 * kDim32];
   alignas(32) float potf[kTinyNodes];
   int cs[kTinyNodes], ct[kTinyNodes];  // the cycle's sides (s and t up to the join)
 
@@ -78,7 +98,7 @@ struct TinySolver {
   /// tree; returns false when some kept cost is NaN or infinite. O(mm W).
   bool init(int n, const double* a, const double* b, const double* C, const int* rows,
             const int* cols, bool all_cols) {
-    W = (nn + 3) & ~3;
+    W = use32 ? (nn + 3) & ~3 : (nn + 15) & ~15;
     Wf = (nn + 7) & ~7;
     double cmax = 0.0;
     bool finite = true;
@@ -88,25 +108,29 @@ struct TinySolver {
       for (int j = 0; j < nn; ++j) {  // one pass: copy, transpose, finiteness and max |c|
         const double c = all_cols ? Ci[j] : Ci[cols[j]];
         Di[j] = c;
-        Cf[i * Wf + j] = static_cast<float>(c);
-        CfT[j * kTinyDim + i] = static_cast<float>(c);
+        if constexpr (use32) {
+          Cf[i * Wf + j] = static_cast<float>(c);
+          CfT[j * kTinyDim + i] = static_cast<float>(c);
+        }
         finite &= c > -std::numeric_limits<double>::infinity();  // NaN, -inf; +inf: forbidden
         cmax = std::max(cmax, c < std::numeric_limits<double>::infinity() ? std::fabs(c) : 0.0);
       }
       for (int j = nn; j < W; ++j) Di[j] = std::numeric_limits<double>::infinity();
-      for (int j = nn; j < Wf; ++j) Cf[i * Wf + j] = std::numeric_limits<float>::infinity();
+      if constexpr (use32)
+        for (int j = nn; j < Wf; ++j) Cf[i * Wf + j] = std::numeric_limits<float>::infinity();
     }
     if (!finite) return false;
-    for (int j = 0; j < nn; ++j)
-      for (int i = mm; i < ((mm + 7) & ~7); ++i)
-        CfT[j * kTinyDim + i] = std::numeric_limits<float>::infinity();
+    if constexpr (use32)
+      for (int j = 0; j < nn; ++j)
+        for (int i = mm; i < ((mm + 7) & ~7); ++i)
+          CfT[j * kTinyDim + i] = std::numeric_limits<float>::infinity();
     const double art = (cmax + 1.0) * static_cast<double>(mm + nn + 1);
     for (int u = mm; u < kTinyRoot; ++u) pot[u] = 0.0;  // padding stays 0
     for (int i = 0; i < mm; ++i) {
       parent[i] = kTinyRoot;
       pred[i] = -1 - i;
       up[i] = 1;
-      D[i] = uint64_t(1) << i;
+      D[i] = Mask(1) << i;
       flow[i] = a[rows[i]];
       pot[i] = art;
     }
@@ -115,14 +139,15 @@ struct TinySolver {
       parent[u] = kTinyRoot;
       pred[u] = -1 - u;
       up[u] = 0;
-      D[u] = uint64_t(1) << u;
+      D[u] = Mask(1) << u;
       flow[u] = b[cols[j]];
       pot[u] = -art;
     }
     parent[kTinyRoot] = -1;
-    D[kTinyRoot] = ~uint64_t(0);
+    D[kTinyRoot] = ~Mask(0);
     pot[kTinyRoot] = 0.0;
-    for (int u = 0; u < kTinyNodes; ++u) potf[u] = static_cast<float>(pot[u]);
+    if constexpr (use32)
+      for (int u = 0; u < kTinyNodes; ++u) potf[u] = static_cast<float>(pot[u]);
     return true;
   }
 
@@ -130,7 +155,7 @@ struct TinySolver {
   /// Solver::pivot (same leaving arc, same new tree).
   void pivot(int ei, int ej, double rc) {
     const int s = ei, t = kTinyDim + ej;
-    const uint64_t bs = uint64_t(1) << s, bt = uint64_t(1) << t;
+    const Mask bs = Mask(1) << s, bt = Mask(1) << t;
     // leaving arc: the last blocking arc met when walking the cycle join -> s -> t -> join,
     // i.e. the first minimum on the s side unless the t side's last minimum is <= it;
     // found while walking up to the join
@@ -164,12 +189,12 @@ struct TinySolver {
     const int u_in = path[0], u_out = path[k];
     const int v_in = side == 1 ? t : s;
     const double sigma = side == 1 ? rc : -rc;
-    const uint64_t M = D[u_out];
+    const Mask M = D[u_out];
     for (int q = k + 1; q < n_path; ++q) D[path[q]] &= ~M;
     for (int q = 0; q < n_other; ++q) D[other[q]] |= M;
     // re-root M at u_in: reverse the path's arcs; the subtree of path[q] becomes its old one
     // minus path[q-1]'s, plus path[q+1]'s new one
-    uint64_t below = 0;
+    Mask below = 0;
     for (int q = k; q >= 1; --q) {
       const int x = path[q], y = path[q - 1];
       below |= D[x] & ~D[y];
@@ -184,19 +209,21 @@ struct TinySolver {
     pred[u_in] = ei * W + ej;
     up[u_in] = side == 1 ? 1 : 0;
     flow[u_in] = delta;
-    for (uint64_t r = M; r; r &= r - 1) {
-      const int x = __builtin_ctzll(r);
+    for (Mask r = M; r; r &= r - 1) {
+      const int x = tiny_ctz(r);
       pot[x] += sigma;
-      potf[x] = static_cast<float>(pot[x]);
+      if constexpr (use32) potf[x] = static_cast<float>(pot[x]);
     }
   }
 };
 
-}  // namespace
-
-double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
-                int64_t max_iter, double mass, int* status) {
-  TinySolver S;
+template <int Dim>
+double emd_tiny_dim(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
+                    int64_t max_iter, double mass, int* status) {
+  using Solver = TinySolver<Dim>;
+  using Mask = typename Solver::Mask;
+  constexpr int kTinyDim = Dim, kTinyRoot = Solver::kTinyRoot, kTinyNodes = Solver::kTinyNodes;
+  Solver S;
   const int mm = ws.mm, nn = ws.nn;
   S.mm = mm;
   S.nn = nn;
@@ -207,8 +234,9 @@ double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWor
   }
   const int W = S.W;
   const SimdIsa isa = simd_isa();
-  const TinyScan scan = GEOML_SIMD_CALL(isa, tiny_scan_for, W);
-  const TinyScan32 scan32 = GEOML_SIMD_CALL(isa, tiny_scan32_for, S.Wf);
+  const TinyScan scan = Solver::use32 ? GEOML_SIMD_CALL(isa, tiny_scan_for, W)
+                                      : GEOML_SIMD_CALL(isa, tiny_scan_wide_for);
+  const TinyScan32 scan32 = Solver::use32 ? GEOML_SIMD_CALL(isa, tiny_scan32_for, S.Wf) : nullptr;
   const double* p = S.pot;
   const double* h = S.pot + kTinyDim;
   // float64 reduced cost of arc (i, j) if it may enter (below the relative tolerance), else 0
@@ -257,7 +285,7 @@ double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWor
   }
   // exact potentials from the tree, parents first (as emd_solve): children of the root keep
   // theirs, less that of the first one; every other node is its parent's across its arc
-  uint64_t done = 0;
+  Mask done = 0;
   double shift = 0.0;
   bool first = true;
   int stack[kTinyNodes];
@@ -275,7 +303,7 @@ double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWor
         const double c = S.Cp[S.pred[x]];
         S.pot[x] = S.up[x] ? S.pot[q] + c : S.pot[q] - c;
       }
-      done |= uint64_t(1) << x;
+      done |= Mask(1) << x;
     }
   }
   // the tree in emd_solve's numbering
@@ -301,6 +329,18 @@ double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWor
   ws.C = nullptr;
   if (status) *status = st;
   return cost;
+}
+
+}  // namespace
+
+double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
+                int64_t max_iter, double mass, int* status) {
+  return emd_tiny_dim<kTinyDim>(n, a, b, C, ws, max_iter, mass, status);
+}
+
+double emd_tiny_wide(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
+                     int64_t max_iter, double mass, int* status) {
+  return emd_tiny_dim<kTinyWide>(n, a, b, C, ws, max_iter, mass, status);
 }
 
 }  // namespace ot_detail
