@@ -633,6 +633,14 @@ double dot_row(int n, const double* k, const double* v) {
 double dot_row(int n, const float* k, const double* v) {
   return row_dot<float>(n, k, v);
 }
+void dot_rows4(int n, const double* k, int64_t ld, const double* v, double* s) {
+  const SimdIsa isa = simd_isa();
+  GEOML_SIMD_CALL(isa, row_dot4<double>, n, k, ld, v, s);
+}
+void dot_rows4(int n, const float* k, int64_t ld, const double* v, double* s) {
+  const SimdIsa isa = simd_isa();
+  GEOML_SIMD_CALL(isa, row_dot4<float>, n, k, ld, v, s);
+}
 void axpy_row(int n, double u, const double* k, double* acc) {
   row_axpy<double>(n, u, k, acc);
 }
