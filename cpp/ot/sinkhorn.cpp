@@ -575,7 +575,18 @@ struct DenseSinkhorn {
           double* cs = w.part.data() + static_cast<int64_t>(q) * n;
           const int g0 = std::max(lo, static_cast<int>(static_cast<int64_t>(m) * q / G));
           const int g1 = std::min(hi, static_cast<int>(static_cast<int64_t>(m) * (q + 1) / G));
-          for (int i = g0; i < g1; ++i) {
+          int i = g0;
+          // four rows at a time; float64 row i covers float32 rows 2i and 2i + 1 >= hi (read
+          // in earlier phases), so only row 0 overwrites its own float32 row (copied first)
+          for (; i + 4 <= g1 && (!f32 || i > 0); i += 4) {
+            const int64_t off = static_cast<int64_t>(i) * n;
+            if (f32)
+              plan_rows4(n, K32() + off, w.u.data() + i, v, C + off, K + off, cs, &rsum[i],
+                         &rcost[i]);
+            else
+              plan_rows4(n, K + off, w.u.data() + i, v, C + off, K + off, cs, &rsum[i], &rcost[i]);
+          }
+          for (; i < g1; ++i) {
             double* Pi = K + static_cast<int64_t>(i) * n;
             const double* Ci = C + static_cast<int64_t>(i) * n;
             if (f32) {
@@ -604,6 +615,12 @@ struct DenseSinkhorn {
     for (int j = 0; j < n; ++j) err += std::fabs(csum[j] - b[j]);
     *merr = err;
     return cost;
+  }
+  template <class T>
+  static void plan_rows4(int n, const T* K4, const double* u4, const double* v, const double* C4,
+                         double* P4, double* cs, double* rs_out, double* c_out) {
+    const SimdIsa isa = simd_isa();
+    GEOML_SIMD_CALL(isa, plan_row4<T>, n, K4, int64_t(n), u4, v, C4, P4, cs, rs_out, c_out);
   }
   template <class T>
   static void plan_row(int n, const T* Ki, double ui, const double* v, const double* Ci, double* Pi,
