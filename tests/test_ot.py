@@ -875,6 +875,52 @@ def test_sinkhorn_threaded_flushed_kernel_identical():
     assert r2.marginal_error == pytest.approx(merr, rel=1e-6, abs=1e-15)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("m, n", [(303, 263), (258, 271), (5, 20000)])
+def test_sinkhorn_four_row_sweep_zero_rows_and_tails(seed, m, n):
+    # the sweep runs four kernel rows at a time (shared loads of v, one update of K^T u per
+    # four rows): zero-mass rows inside and at the ends of the blocks, a last block of 1-3
+    # rows, row lengths with 8- and 4-lane and scalar tails; against POT's float64 log-domain
+    # Sinkhorn and the plan's own marginals
+    rng = np.random.default_rng(seed)
+    a, b, C = _problem(rng, m, n)
+    C /= C.max()
+    # the first and last rows, three of one block (or of the last one), random others
+    a[[0, min(5, m - 3), min(6, m - 2), min(7, m - 1), m - 1]] = 0.0
+    a[rng.random(m) < 0.1] = 0.0
+    a[1] = max(a[1], 1e-3)
+    a /= a.sum()
+    eps = 0.05
+    res = got.sinkhorn(a, b, C, eps, tol=1e-10)
+    ka = a > 0
+    ref = pot.bregman.sinkhorn_log(a[ka], b, C[ka], eps, stopThr=1e-14, numItermax=100000)
+    assert res.converged
+    assert not res.plan[~ka].any()
+    np.testing.assert_allclose(res.plan[ka], ref, rtol=1e-5, atol=1e-12)
+    assert res.cost == pytest.approx(float((ref * C[ka]).sum()), rel=1e-6)
+    P = res.plan
+    merr = np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum()
+    assert merr <= 1e-10 and res.marginal_error == pytest.approx(merr, rel=1e-6, abs=1e-15)
+
+
+def test_sinkhorn_four_row_sweep_threads_identical_zero_rows():
+    # >= 2^20 entries (row groups on threads, the fused build-and-sweep), zero-mass rows that
+    # break four-row blocks: 1 and 2 threads give the same bits
+    rng = np.random.default_rng(7)
+    a, b, C = _problem(rng, 1101, 1003)
+    C /= C.max()
+    a[[2, 3, 17, 64, 1100]] = 0.0
+    a /= a.sum()
+    r1 = got.sinkhorn(a, b, C, 0.1, tol=1e-10, n_jobs=1)
+    r2 = got.sinkhorn(a, b, C, 0.1, tol=1e-10, n_jobs=2)
+    assert r1.converged and r2.converged
+    assert r1.n_iter == r2.n_iter and r1.cost == r2.cost
+    assert np.array_equal(r1.plan, r2.plan) and np.array_equal(r1.g, r2.g)
+    ka = a > 0
+    ref = pot.sinkhorn(a[ka], b, C[ka], 0.1, stopThr=1e-14, numItermax=100000)
+    np.testing.assert_allclose(r1.plan[ka], ref, rtol=1e-5, atol=1e-12)
+
+
 @pytest.mark.parametrize("n", [1, 3, 7, 1000, (1 << 18) + 5])
 def test_value_range_matches_numpy(rng, n):
     # SIMD tails (n not a multiple of 4) and the threaded path (n >= 2^18)

@@ -380,7 +380,10 @@ def test_emd_batched_tiny_ties(isa):
 
 # 300 x 260 / 263: float32 kernel rows (eight-lane blocks, a four-lane and scalar tails); eps
 # 0.005: entries below e^-87 (float32 subnormals or 0)
-@pytest.mark.parametrize("m, n, eps", [(9, 13, 0.02), (300, 260, 0.02), (300, 263, 0.005)])
+# 303 rows: four-row sweep blocks and a last block of three rows
+@pytest.mark.parametrize(
+    "m, n, eps", [(9, 13, 0.02), (300, 260, 0.02), (300, 263, 0.005), (303, 263, 0.02)]
+)
 def test_sinkhorn_dense(isa, m, n, eps):
     rng = np.random.default_rng(10)
     a, b, C = _hist(rng, m), _hist(rng, n), rng.random((m, n))

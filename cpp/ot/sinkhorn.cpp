@@ -101,33 +101,58 @@ struct SweepOut {
   bool bad = false;
 };
 
-// One sweep over rows [i0, i1) of a float64 or float32 kernel.
+template <class T>
+void rows_dot4(int n, const T* k, const double* v, double* s) {
+  const SimdIsa isa = simd_isa();
+  GEOML_SIMD_CALL(isa, row_dot4<T>, n, k, int64_t(n), v, s);
+}
+template <class T>
+void rows_axpy4(int n, const double* u, const T* k, double* acc) {
+  const SimdIsa isa = simd_isa();
+  GEOML_SIMD_CALL(isa, row_axpy4<T>, n, u, k, int64_t(n), acc);
+}
+
+// One sweep over rows [i0, i1) of a float64 or float32 kernel, four rows at a time (the dots
+// share the loads of v, the updates of acc one load and store; the same bits as row by row).
 template <class T>
 void sweep_rows(int i0, int i1, int n, const T* K, const double* v, const double* a,
                 const double* wr, double lam, bool balanced, const Relax& rx, double* u,
                 double* acc, SweepOut& o) {
-  for (int i = i0; i < i1; ++i) {
-    if (!(a[i] > 0)) {
-      u[i] = 0.0;
-      continue;
+  for (int i4 = i0; i4 < i1; i4 += 4) {
+    const int nr = std::min(4, i1 - i4);
+    const T* Kb = K + static_cast<int64_t>(i4) * n;
+    double s4[4], un4[4] = {0.0, 0.0, 0.0, 0.0};
+    if (nr == 4) rows_dot4(n, Kb, v, s4);
+    for (int r = 0; r < nr; ++r) {
+      const int i = i4 + r;
+      if (!(a[i] > 0)) {
+        u[i] = 0.0;
+        continue;
+      }
+      const double s = nr == 4 ? s4[r] : row_dot(n, Kb + static_cast<int64_t>(r) * n, v);
+      if (!(s > kTiny && s < 1e280)) {
+        o.bad = true;
+        continue;
+      }
+      const double ra = a[i] / s;
+      double un = lam == 1.0 ? ra : wr[i] * std::pow(ra, lam);
+      if (rx.w != 1.0) un = u[i] * rx(un / u[i]);
+      if (balanced)
+        o.err += std::fabs(un * s - a[i]);
+      else
+        o.du = std::max(o.du, std::fabs(std::log(un / u[i])));
+      u[i] = un;
+      o.umin = std::min(o.umin, un);
+      o.umax = std::max(o.umax, un);
+      un4[r] = un;
     }
-    const T* Ki = K + static_cast<int64_t>(i) * n;
-    const double s = row_dot(n, Ki, v);
-    if (!(s > kTiny && s < 1e280)) {
-      o.bad = true;
-      continue;
+    // (a row without an update is skipped, not added with u = 0: its kernel may hold inf)
+    if (nr == 4 && un4[0] != 0.0 && un4[1] != 0.0 && un4[2] != 0.0 && un4[3] != 0.0) {
+      rows_axpy4(n, un4, Kb, acc);
+    } else {
+      for (int r = 0; r < nr; ++r)
+        if (un4[r] != 0.0) row_axpy(n, un4[r], Kb + static_cast<int64_t>(r) * n, acc);
     }
-    const double r = a[i] / s;
-    double un = lam == 1.0 ? r : wr[i] * std::pow(r, lam);
-    if (rx.w != 1.0) un = u[i] * rx(un / u[i]);
-    if (balanced)
-      o.err += std::fabs(un * s - a[i]);
-    else
-      o.du = std::max(o.du, std::fabs(std::log(un / u[i])));
-    u[i] = un;
-    o.umin = std::min(o.umin, un);
-    o.umax = std::max(o.umax, un);
-    row_axpy(n, un, Ki, acc);
   }
 }
 
@@ -550,7 +575,18 @@ struct DenseSinkhorn {
           double* cs = w.part.data() + static_cast<int64_t>(q) * n;
           const int g0 = std::max(lo, static_cast<int>(static_cast<int64_t>(m) * q / G));
           const int g1 = std::min(hi, static_cast<int>(static_cast<int64_t>(m) * (q + 1) / G));
-          for (int i = g0; i < g1; ++i) {
+          int i = g0;
+          // four rows at a time; float64 row i covers float32 rows 2i and 2i + 1 >= hi (read
+          // in earlier phases), so only row 0 overwrites its own float32 row (copied first)
+          for (; i + 4 <= g1 && (!f32 || i > 0); i += 4) {
+            const int64_t off = static_cast<int64_t>(i) * n;
+            if (f32)
+              plan_rows4(n, K32() + off, w.u.data() + i, v, C + off, K + off, cs, &rsum[i],
+                         &rcost[i]);
+            else
+              plan_rows4(n, K + off, w.u.data() + i, v, C + off, K + off, cs, &rsum[i], &rcost[i]);
+          }
+          for (; i < g1; ++i) {
             double* Pi = K + static_cast<int64_t>(i) * n;
             const double* Ci = C + static_cast<int64_t>(i) * n;
             if (f32) {
@@ -581,6 +617,12 @@ struct DenseSinkhorn {
     return cost;
   }
   template <class T>
+  static void plan_rows4(int n, const T* K4, const double* u4, const double* v, const double* C4,
+                         double* P4, double* cs, double* rs_out, double* c_out) {
+    const SimdIsa isa = simd_isa();
+    GEOML_SIMD_CALL(isa, plan_row4<T>, n, K4, int64_t(n), u4, v, C4, P4, cs, rs_out, c_out);
+  }
+  template <class T>
   static void plan_row(int n, const T* Ki, double ui, const double* v, const double* Ci, double* Pi,
                        double* cs, double* rs_out, double* c_out) {
     const SimdIsa isa = simd_isa();
@@ -607,6 +649,14 @@ double dot_row(int n, const double* k, const double* v) {
 }
 double dot_row(int n, const float* k, const double* v) {
   return row_dot<float>(n, k, v);
+}
+void dot_rows4(int n, const double* k, int64_t ld, const double* v, double* s) {
+  const SimdIsa isa = simd_isa();
+  GEOML_SIMD_CALL(isa, row_dot4<double>, n, k, ld, v, s);
+}
+void dot_rows4(int n, const float* k, int64_t ld, const double* v, double* s) {
+  const SimdIsa isa = simd_isa();
+  GEOML_SIMD_CALL(isa, row_dot4<float>, n, k, ld, v, s);
 }
 void axpy_row(int n, double u, const double* k, double* acc) {
   row_axpy<double>(n, u, k, acc);

@@ -70,6 +70,11 @@ double lse_sum(int n, const double* h, const double* c, double mx, double ie, do
 double dot_row(int n, const double* k, const double* v);
 double dot_row(int n, const float* k, const double* v);
 
+/// s[r] = k_r . v for the four rows k_r = k + r ld (r < 4), each with the bits of dot_row
+/// (the eight-lane copy shares each load of v between the rows).
+void dot_rows4(int n, const double* k, int64_t ld, const double* v, double* s);
+void dot_rows4(int n, const float* k, int64_t ld, const double* v, double* s);
+
 /// acc_j += u k_j for j < n (float32 or float64 kernel row; the fused K^T u of a sweep).
 void axpy_row(int n, double u, const double* k, double* acc);
 void axpy_row(int n, double u, const float* k, double* acc);
