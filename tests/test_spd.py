@@ -716,7 +716,7 @@ def test_estimators_2d_input_is_nearest_centroid():
 
 
 def test_lane_groups_do_not_mix():
-    """The eigensolver runs 8 matrices per SIMD group: a matrix's result must not depend on its
+    """The eigensolver runs 32 matrices per SIMD group: a matrix's result must not depend on its
     neighbours in the group, on the batch size, on the thread count, or on a bad matrix (NaN,
     asymmetric, zero) sharing its group."""
     from geoml.spd import _linalg
@@ -819,7 +819,7 @@ def test_mean_riemann_cholesky_iterates():
 
 
 def mixed_group(rng, n=22):
-    """Matrices whose QL runs take very different paths, to share one SIMD group (16 lanes):
+    """Matrices whose QL runs take very different paths, to share one SIMD group (32 lanes):
     the identity, a diagonal with ties, repeated eigenvalues in a random basis, an
     ill-conditioned matrix, block-diagonal ones (the tridiagonal splits: m < n - 1 for some l)
     and EEG-like covariances."""
@@ -880,3 +880,29 @@ def test_float32_overflow_is_an_error(n):
         spd.expm(X)
     assert np.isfinite(spd.expm(X.astype(np.float64))).all()
     assert np.isfinite(spd.expm(X / 2)).all()  # exp(50) fits float32
+
+
+def test_lane_group_boundaries():
+    """Batches spanning several lane groups (32 matrices each), a partial last group and the
+    mean's fixed 64-matrix chunks: every matrix gets exactly its solo result, agrees with SciPy,
+    and the mean is the same for one and two threads."""
+    rng = np.random.default_rng(31)
+    A = np.concatenate([mixed_group(rng), mixed_group(rng), mixed_group(rng), mixed_group(rng)])
+    A = A[rng.permutation(len(A))][:70]
+    S = spd.sqrtm(A, n_jobs=2)
+    w, V = spd.eigh(A, n_jobs=2)
+    D = spd.distance(A, A[5])
+    for i in (0, 15, 16, 31, 32, 33, 63, 64, 69):
+        assert np.array_equal(spd.sqrtm(A[i]), S[i])
+        wi, Vi = spd.eigh(A[i])
+        assert np.array_equal(wi, w[i]) and np.array_equal(Vi, V[i])
+        assert np.array_equal(spd.distance(A[i : i + 1], A[5]), D[i : i + 1])
+        wr = sla.eigvalsh(A[i])
+        assert np.abs(w[i] - wr).max() <= 50 * 22 * 2.2e-16 * wr[-1]
+    X = rng.standard_normal((70, 22, 88))
+    C = X @ X.swapaxes(1, 2) / 88 + 0.1 * np.eye(22)
+    C = 0.5 * (C + C.swapaxes(1, 2))
+    m1 = spd.mean_riemann(C, n_jobs=1)
+    assert m1.converged
+    assert np.array_equal(m1.mean, spd.mean_riemann(C, n_jobs=2).mean)
+    assert np.array_equal(spd.mean_logeuclid(C, n_jobs=1), spd.mean_logeuclid(C, n_jobs=2))

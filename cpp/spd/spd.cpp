@@ -512,7 +512,9 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
                    int n_jobs) {
   const SimdIsa isa = simd_isa();
   const int64_t nn = int64_t(n) * n;
-  constexpr int64_t kChunk = 4 * kLanes;  // fixed: the sum's order does not depend on threads
+  // fixed: the sum's order depends neither on the threads nor on kLanes
+  constexpr int64_t kChunk = 64;
+  static_assert(kChunk % kLanes == 0, "a chunk holds whole lane groups");
   const int64_t chunks = (B + kChunk - 1) / kChunk;
   std::vector<double> partial(chunks * nn, 0.0);
   std::vector<double> Md;
