@@ -389,6 +389,30 @@ def test_bw_barycenter_vs_pot():
         assert np.abs(res.mean - ref).max() < 1e-10
 
 
+@pytest.mark.parametrize("n, cond", [(6, None), (22, 1e3), (22, 1e5)])
+def test_bw_barycenter_triangular_congruence(n, cond):
+    """mean_wasserstein's step takes sum w (R X R^T)^1/2 with C = R^T R (R lower triangular)
+    and rotates it back by Q = R C^-1/2: the iterates of POT's fixed point, here a SciPy
+    transcription of its loop (symmetric square roots per matrix), the same iteration count,
+    also on ill-conditioned sets."""
+    rng = np.random.default_rng(int(n + (cond or 0)))
+    X = rand_spd(rng, (12,), n, cond=cond)
+    w = rng.uniform(0.1, 1, 12)
+    w /= w.sum()
+    C = np.einsum("i,ijk->jk", w, X)
+    tol = 1e-9 * np.linalg.norm(C)
+    for it in range(1, 3000):  # noqa: B007 (it: the count after the loop)
+        C12 = sla.sqrtm(C).real
+        Cn = sum(wi * sla.sqrtm(C12 @ Xi @ C12).real for wi, Xi in zip(w, X))
+        Cn = 0.5 * (Cn + Cn.T)
+        if np.linalg.norm(C - Cn) <= tol:
+            break
+        C = Cn
+    res = spd.mean_wasserstein(X, w, tol=tol)
+    assert res.converged and res.n_iter == it
+    assert rel(res.mean, C) < 1e-12 * max(1.0, (cond or 1.0) ** 0.5 * 1e-2)
+
+
 def test_means_closed_forms_and_flags():
     rng = np.random.default_rng(16)
     d = rng.uniform(0.5, 3, (6, 4))
