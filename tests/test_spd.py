@@ -930,3 +930,29 @@ def test_lane_group_boundaries():
     assert m1.converged
     assert np.array_equal(m1.mean, spd.mean_riemann(C, n_jobs=2).mean)
     assert np.array_equal(spd.mean_logeuclid(C, n_jobs=1), spd.mean_logeuclid(C, n_jobs=2))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 22, 33])
+def test_eigenvalues_only_sorted_like_eigh(n):
+    """The eigenvalue-only path sorts all lanes at once (odd-even transposition): ascending,
+    bit-identical to the eigenvalues of the path with vectors (the same tridiagonal and QL
+    chain, sorted by selection), ties and repeated eigenvalues included, and SciPy's per
+    matrix; the distance to a reference (eigenvalues of the congruence) as SciPy's."""
+    from geoml.spd import _linalg
+
+    rng = np.random.default_rng(40 + n)
+    mats = [np.eye(n), np.diag(np.repeat([2.0, 1.0], [n // 2, n - n // 2]))]
+    mats += list(rand_spd(rng, (40,), n, cond=1e6))
+    A = np.stack(mats)[rng.permutation(len(mats))]
+    w0, _, st0 = _linalg.eigh_batch(A, vectors=False, n_jobs=2)
+    w1, _, st1 = _linalg.eigh_batch(A, vectors=True, n_jobs=1)
+    assert not st0.any() and not st1.any()
+    assert np.array_equal(w0, w1)
+    assert np.all(np.diff(w0, axis=-1) >= 0)
+    for a, w in zip(A, w0):
+        wr = sla.eigvalsh(a)
+        assert np.abs(w - wr).max() <= 50 * n * 2.2e-16 * wr[-1]
+    X = rand_spd(rng, (40,), n)  # well conditioned: SciPy's generalised eigenvalues as reference
+    d = spd.distance(X, X[3])
+    ref = [np.sqrt(np.sum(np.log(sla.eigvalsh(x, X[3])) ** 2)) for x in X]
+    assert rel(d, np.array(ref)) < 1e-12
