@@ -389,6 +389,30 @@ def test_bw_barycenter_vs_pot():
         assert np.abs(res.mean - ref).max() < 1e-10
 
 
+@pytest.mark.parametrize("n, cond", [(6, None), (22, 1e3), (22, 1e5)])
+def test_bw_barycenter_triangular_congruence(n, cond):
+    """mean_wasserstein's step takes sum w (R X R^T)^1/2 with C = R^T R (R lower triangular)
+    and rotates it back by Q = R C^-1/2: the iterates of POT's fixed point, here a SciPy
+    transcription of its loop (symmetric square roots per matrix), the same iteration count,
+    also on ill-conditioned sets."""
+    rng = np.random.default_rng(int(n + (cond or 0)))
+    X = rand_spd(rng, (12,), n, cond=cond)
+    w = rng.uniform(0.1, 1, 12)
+    w /= w.sum()
+    C = np.einsum("i,ijk->jk", w, X)
+    tol = 1e-9 * np.linalg.norm(C)
+    for it in range(1, 3000):  # noqa: B007 (it: the count after the loop)
+        C12 = sla.sqrtm(C).real
+        Cn = sum(wi * sla.sqrtm(C12 @ Xi @ C12).real for wi, Xi in zip(w, X))
+        Cn = 0.5 * (Cn + Cn.T)
+        if np.linalg.norm(C - Cn) <= tol:
+            break
+        C = Cn
+    res = spd.mean_wasserstein(X, w, tol=tol)
+    assert res.converged and res.n_iter == it
+    assert rel(res.mean, C) < 1e-12 * max(1.0, (cond or 1.0) ** 0.5 * 1e-2)
+
+
 def test_means_closed_forms_and_flags():
     rng = np.random.default_rng(16)
     d = rng.uniform(0.5, 3, (6, 4))
@@ -716,7 +740,7 @@ def test_estimators_2d_input_is_nearest_centroid():
 
 
 def test_lane_groups_do_not_mix():
-    """The eigensolver runs 8 matrices per SIMD group: a matrix's result must not depend on its
+    """The eigensolver runs 32 matrices per SIMD group: a matrix's result must not depend on its
     neighbours in the group, on the batch size, on the thread count, or on a bad matrix (NaN,
     asymmetric, zero) sharing its group."""
     from geoml.spd import _linalg
@@ -819,7 +843,7 @@ def test_mean_riemann_cholesky_iterates():
 
 
 def mixed_group(rng, n=22):
-    """Matrices whose QL runs take very different paths, to share one SIMD group (16 lanes):
+    """Matrices whose QL runs take very different paths, to share one SIMD group (32 lanes):
     the identity, a diagonal with ties, repeated eigenvalues in a random basis, an
     ill-conditioned matrix, block-diagonal ones (the tridiagonal splits: m < n - 1 for some l)
     and EEG-like covariances."""
@@ -880,3 +904,55 @@ def test_float32_overflow_is_an_error(n):
         spd.expm(X)
     assert np.isfinite(spd.expm(X.astype(np.float64))).all()
     assert np.isfinite(spd.expm(X / 2)).all()  # exp(50) fits float32
+
+
+def test_lane_group_boundaries():
+    """Batches spanning several lane groups (32 matrices each), a partial last group and the
+    mean's fixed 64-matrix chunks: every matrix gets exactly its solo result, agrees with SciPy,
+    and the mean is the same for one and two threads."""
+    rng = np.random.default_rng(31)
+    A = np.concatenate([mixed_group(rng), mixed_group(rng), mixed_group(rng), mixed_group(rng)])
+    A = A[rng.permutation(len(A))][:70]
+    S = spd.sqrtm(A, n_jobs=2)
+    w, V = spd.eigh(A, n_jobs=2)
+    D = spd.distance(A, A[5])
+    for i in (0, 15, 16, 31, 32, 33, 63, 64, 69):
+        assert np.array_equal(spd.sqrtm(A[i]), S[i])
+        wi, Vi = spd.eigh(A[i])
+        assert np.array_equal(wi, w[i]) and np.array_equal(Vi, V[i])
+        assert np.array_equal(spd.distance(A[i : i + 1], A[5]), D[i : i + 1])
+        wr = sla.eigvalsh(A[i])
+        assert np.abs(w[i] - wr).max() <= 50 * 22 * 2.2e-16 * wr[-1]
+    X = rng.standard_normal((70, 22, 88))
+    C = X @ X.swapaxes(1, 2) / 88 + 0.1 * np.eye(22)
+    C = 0.5 * (C + C.swapaxes(1, 2))
+    m1 = spd.mean_riemann(C, n_jobs=1)
+    assert m1.converged
+    assert np.array_equal(m1.mean, spd.mean_riemann(C, n_jobs=2).mean)
+    assert np.array_equal(spd.mean_logeuclid(C, n_jobs=1), spd.mean_logeuclid(C, n_jobs=2))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 22, 33])
+def test_eigenvalues_only_sorted_like_eigh(n):
+    """The eigenvalue-only path sorts all lanes at once (odd-even transposition): ascending,
+    bit-identical to the eigenvalues of the path with vectors (the same tridiagonal and QL
+    chain, sorted by selection), ties and repeated eigenvalues included, and SciPy's per
+    matrix; the distance to a reference (eigenvalues of the congruence) as SciPy's."""
+    from geoml.spd import _linalg
+
+    rng = np.random.default_rng(40 + n)
+    mats = [np.eye(n), np.diag(np.repeat([2.0, 1.0], [n // 2, n - n // 2]))]
+    mats += list(rand_spd(rng, (40,), n, cond=1e6))
+    A = np.stack(mats)[rng.permutation(len(mats))]
+    w0, _, st0 = _linalg.eigh_batch(A, vectors=False, n_jobs=2)
+    w1, _, st1 = _linalg.eigh_batch(A, vectors=True, n_jobs=1)
+    assert not st0.any() and not st1.any()
+    assert np.array_equal(w0, w1)
+    assert np.all(np.diff(w0, axis=-1) >= 0)
+    for a, w in zip(A, w0):
+        wr = sla.eigvalsh(a)
+        assert np.abs(w - wr).max() <= 50 * n * 2.2e-16 * wr[-1]
+    X = rand_spd(rng, (40,), n)  # well conditioned: SciPy's generalised eigenvalues as reference
+    d = spd.distance(X, X[3])
+    ref = [np.sqrt(np.sum(np.log(sla.eigvalsh(x, X[3])) ** 2)) for x in X]
+    assert rel(d, np.array(ref)) < 1e-12

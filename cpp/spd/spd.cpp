@@ -221,10 +221,14 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
   // the inputs, as they are, into the lanes: eight entries of every matrix at a time, so the
   // lines of U being written (8 x 128 bytes) stay in L1 (a whole matrix at a time went through
   // the 62 KB of U once per lane, each store a miss)
+  // (the lanes' 32 input streams, 64 bytes of each at a time, are more than the hardware
+  // prefetchers follow: each stream is prefetched 512 bytes ahead; past a matrix's end that is
+  // the next matrix or nothing, a prefetch never faults)
   for (size_t i0 = 0; i0 < nn; i0 += 8) {
     const size_t i1 = std::min(nn, i0 + 8);
     for (int q = 0; q < count; ++q) {
       const T* A = Aq[q];
+      __builtin_prefetch(reinterpret_cast<const char*>(A + i0) + 512);
       for (size_t i = i0; i < i1; ++i) U[i * kLanes + q] = double(A[i]);
     }
   }
@@ -512,7 +516,9 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
                    int n_jobs) {
   const SimdIsa isa = simd_isa();
   const int64_t nn = int64_t(n) * n;
-  constexpr int64_t kChunk = 4 * kLanes;  // fixed: the sum's order does not depend on threads
+  // fixed: the sum's order depends neither on the threads nor on kLanes
+  constexpr int64_t kChunk = 64;
+  static_assert(kChunk % kLanes == 0, "a chunk holds whole lane groups");
   const int64_t chunks = (B + kChunk - 1) / kChunk;
   std::vector<double> partial(chunks * nn, 0.0);
   std::vector<double> Md;

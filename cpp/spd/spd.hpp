@@ -2,10 +2,10 @@
 // functions f(M A M^T), eigenvalues of congruent pairs and weighted sums of matrix functions.
 //
 // Every routine takes a batch of B row-major n x n matrices (T = float or double), computes in
-// double (Householder tridiagonalisation + implicit QL on 16 matrices at once, one per SIMD
-// lane, cpp/spd/eigh_kernel.inc, O(n^3) per matrix, ~130 n^2 doubles of scratch per thread) and
+// double (Householder tridiagonalisation + implicit QL on 32 matrices at once, one per SIMD
+// lane, cpp/spd/eigh_kernel.inc, O(n^3) per matrix, ~260 n^2 doubles of scratch per thread) and
 // writes one status code per matrix (SpdStatus); they never throw for bad matrix values, the
-// caller turns the codes into errors. OpenMP runs over groups of 16 matrices fixed by their
+// caller turns the codes into errors. OpenMP runs over groups of 32 matrices fixed by their
 // index; per-matrix results depend neither on the thread count nor on the other matrices of a
 // group, and the weighted sum adds fixed chunks of the batch in a fixed order (same bits for
 // any n_jobs).

@@ -130,10 +130,10 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
         else:
             w, status = _linalg.eigvalsh_pairs(A3, Bm, n_jobs=nj)
         _linalg.raise_status(status, "A")
-        d2 = np.sum(np.log(w.astype(np.float64)) ** 2, axis=-1)
+        d2 = np.sum(np.log(w.astype(np.float64, copy=False)) ** 2, axis=-1)
     elif metric == "logeuclid":
-        LA = _fun(A3, "log", n_jobs=nj, name="A").astype(np.float64)
-        LB = _fun(B3, "log", n_jobs=nj, name="B").astype(np.float64)
+        LA = _fun(A3, "log", n_jobs=nj, name="A").astype(np.float64, copy=False)
+        LB = _fun(B3, "log", n_jobs=nj, name="B").astype(np.float64, copy=False)
         d2 = np.sum((LA - LB) ** 2, axis=(-2, -1))
     elif metric == "wasserstein":
         B12 = _fun(B3, "sqrt", n_jobs=nj, name="B")
@@ -142,12 +142,15 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
         tr = np.trace(A3, axis1=-2, axis2=-1).astype(np.float64) + np.trace(
             B3, axis1=-2, axis2=-1
         ).astype(np.float64)
-        d2 = np.maximum(tr - 2.0 * np.sqrt(w.astype(np.float64)).sum(axis=-1), 0.0)
+        d2 = np.maximum(tr - 2.0 * np.sqrt(w.astype(np.float64, copy=False)).sum(axis=-1), 0.0)
     else:  # euclid
         if p == 1.0:
             _check_spd(A3, "A", None, nj)
             _check_spd(B3, "B", None, nj)
-        d2 = np.sum((A3.astype(np.float64) - B3.astype(np.float64)) ** 2, axis=(-2, -1))
+        d2 = np.sum(
+            (A3.astype(np.float64, copy=False) - B3.astype(np.float64, copy=False)) ** 2,
+            axis=(-2, -1),
+        )
     if p != 1.0 and metric != "logeuclid":
         d2 = d2 / (p * p)
     d2 = d2.reshape(out)
@@ -234,7 +237,7 @@ def pairwise_distance(
         else:
             w, status = _linalg.eigvalsh_pairs(X3, M, outer=True, lower=lower, n_jobs=nj)
             _linalg.raise_status(status.reshape(nx_, ny_).max(axis=1), "X")
-            w = w.astype(np.float64).reshape(nx_, ny_, -1)
+            w = w.astype(np.float64, copy=False).reshape(nx_, ny_, -1)
             if metric == "riemann":
                 d2 = np.sum(np.log(w) ** 2, axis=-1)
             else:

@@ -281,8 +281,18 @@ def mean_wasserstein(
         floor = 10 * n * float(np.finfo(dt).eps) * np.linalg.norm(C)
         ok, it = False, 0
         for it in range(1, max_iter + 1):  # noqa: B007 (it: the count after the loop)
-            C12 = _single(C, "sqrt", n_jobs=nj)
-            Cnew = _wsum(Xs, w, C12, "sqrt", nj)
+            # with C = R^T R, R lower triangular (the Cholesky factor of C reversed), R =
+            # Q C^1/2 for an orthogonal Q = R C^-1/2, so sum w (R X R^T)^1/2 = Q S Q^T with S
+            # POT's sum w (C^1/2 X C^1/2)^1/2: the same iterates, with a triangular congruence
+            fac = _linalg.cholesky_pair(C[::-1, ::-1]) if n <= _linalg.SMALL_N else None
+            if fac is not None:
+                R = np.ascontiguousarray(fac[0][::-1, ::-1].T)
+                Q = R @ _single(C, "invsqrt", n_jobs=nj)
+                Cnew = Q.T @ _wsum(Xs, w, R, "sqrt", nj, lower=True) @ Q
+                Cnew = 0.5 * (Cnew + Cnew.T)
+            else:
+                C12 = _single(C, "sqrt", n_jobs=nj)
+                Cnew = _wsum(Xs, w, C12, "sqrt", nj)
             if np.linalg.norm(C - Cnew) <= max(tol, floor):
                 ok = True
                 break
