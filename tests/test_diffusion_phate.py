@@ -547,3 +547,24 @@ def test_spectral_features_rcm_order_matches_data_order():
     assert F.shape == (1200, 20) and F.dtype == np.float32
     DF, DR = pdist(F.astype(np.float64)), pdist(R)
     assert np.abs(DF - DR).max() <= 1e-5 * DR.max()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_classical_start_matches_classical_mds(seed):
+    """PHATE's classical MDS start by block subspace iteration equals classical_mds (Lanczos)
+    on Euclidean row distances, and gives up (None: classical_mds runs) when the spectrum is
+    too flat to converge in its iterations."""
+    from scipy.spatial.distance import cdist
+
+    from geoml.diffusion import classical_mds
+    from geoml.diffusion._phate import _classical_start
+
+    rng = np.random.default_rng(seed)
+    P = rng.standard_normal((400, 30)) * np.geomspace(5.0, 0.05, 30)
+    D = cdist(P, P)
+    Y, w = classical_mds(D, 2, random_state=0)
+    Y2, w2 = _classical_start(D, 2, np.random.default_rng(seed))
+    np.testing.assert_allclose(w2, w, rtol=1e-12)
+    np.testing.assert_allclose(Y2, Y, atol=1e-8 * np.abs(Y).max())
+    flat = rng.standard_normal((400, 60))  # eigenvalues within a few per cent of each other
+    assert _classical_start(cdist(flat, flat), 2, rng, max_iter=5) is None
