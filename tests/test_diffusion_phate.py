@@ -439,6 +439,42 @@ def test_alpha_decay_row_widening_matches_global(case):
     assert abs(W - ref).max() == 0
 
 
+@pytest.mark.parametrize("case", ["tree", "duplicates", "roll"])
+def test_alpha_decay_search_paths_give_the_same_graph(case, monkeypatch):
+    """The widening by one search of all rows (taken when many rows widen) and by a query
+    search of the widened rows only give the same graph; data of at most 3 features through
+    SciPy's k-d tree give the brute-force search's graph."""
+    import geoml.diffusion._heatgeo as hg
+    from geoml.diffusion import alpha_decay_graph
+
+    if case == "tree":
+        X, _ = gen_dla(n_branch=8, branch_length=150)
+    elif case == "duplicates":
+        X = np.repeat(np.random.default_rng(2).standard_normal((600, 3)), 2, axis=0)
+    else:
+        X = swiss_roll(3000, seed=3)[0]
+    calls = []
+    orig = hg._knn_exact
+
+    def spy(*a):
+        calls.append(a[1])
+        return orig(*a)
+
+    monkeypatch.setattr(hg, "_knn_exact", spy)
+    monkeypatch.setattr(hg, "_WIDEN_ALL", 0.0)  # every widening by a full search
+    W_all = alpha_decay_graph(X, 5, 40.0)
+    if case == "tree":
+        assert len(calls) >= 2  # rows did widen, by the full search
+    monkeypatch.setattr(hg, "_WIDEN_ALL", 2.0)  # never: query searches of the bad rows
+    W_bad = alpha_decay_graph(X, 5, 40.0)
+    assert W_all.nnz == W_bad.nnz and abs(W_all - W_bad).max() == 0
+    monkeypatch.setattr(hg, "_KDTREE_DIMS", 0)  # brute force for every dimension
+    W_bf = alpha_decay_graph(X, 5, 40.0)
+    assert W_bf.nnz == W_bad.nnz
+    assert (W_bf.indices == W_bad.indices).all() and (W_bf.indptr == W_bad.indptr).all()
+    np.testing.assert_allclose(W_bad.data, W_bf.data, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("t", [1, 2, 3, 7, 16, 50, 99])
 def test_sym_power_matches_numpy(t):
     """Powers of a symmetric sparse matrix by SYRK squaring: float64 to rounding, float32 to
@@ -511,3 +547,24 @@ def test_spectral_features_rcm_order_matches_data_order():
     assert F.shape == (1200, 20) and F.dtype == np.float32
     DF, DR = pdist(F.astype(np.float64)), pdist(R)
     assert np.abs(DF - DR).max() <= 1e-5 * DR.max()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_classical_start_matches_classical_mds(seed):
+    """PHATE's classical MDS start by block subspace iteration equals classical_mds (Lanczos)
+    on Euclidean row distances, and gives up (None: classical_mds runs) when the spectrum is
+    too flat to converge in its iterations."""
+    from scipy.spatial.distance import cdist
+
+    from geoml.diffusion import classical_mds
+    from geoml.diffusion._phate import _classical_start
+
+    rng = np.random.default_rng(seed)
+    P = rng.standard_normal((400, 30)) * np.geomspace(5.0, 0.05, 30)
+    D = cdist(P, P)
+    Y, w = classical_mds(D, 2, random_state=0)
+    Y2, w2 = _classical_start(D, 2, np.random.default_rng(seed))
+    np.testing.assert_allclose(w2, w, rtol=1e-12)
+    np.testing.assert_allclose(Y2, Y, atol=1e-8 * np.abs(Y).max())
+    flat = rng.standard_normal((400, 60))  # eigenvalues within a few per cent of each other
+    assert _classical_start(cdist(flat, flat), 2, rng, max_iter=5) is None
