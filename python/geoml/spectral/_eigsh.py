@@ -496,8 +496,9 @@ def eigsh(
         Restart cycles at most (default 1000). When they run out the best pairs found are
         returned with ``converged=False`` and a ``RuntimeWarning``.
     ncv : int, optional
-        Lanczos basis size, ``k + 2 <= ncv <= n`` (default ``max(2 k + 1, 32)``). Memory is
-        ``n * ncv`` values.
+        Lanczos basis size, ``k + 2 <= ncv <= n`` (default ``max(2 k + 1, 32)``; on the
+        filtered path for sparse input from 4,000 rows ``max(k + max(k // 2, 14), 24)``).
+        Memory is ``n * ncv`` values.
     v0 : array-like of shape (n,), optional
         Start vector (default: Gaussian from ``random_state``).
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState
