@@ -328,3 +328,26 @@ def test_filtered_path_random_matches_arpack():
     assert r32.eigenvectors.dtype == np.float32 and r32.converged
     ref = np.sort(arpack(A, 4, which="LA", tol=1e-12)[0])
     np.testing.assert_allclose(r32.eigenvalues, ref, atol=1e-4 * anorm, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("itype", [np.int32, np.int64])
+def test_block_products_every_width(dtype, itype):
+    # the check's block products (csr_matmat, panels of 8 columns and a remainder): every
+    # width from 1 to 19 against SciPy, and each column identical to the one-column product
+    rng = np.random.default_rng(7)
+    A = sp.random(400, 300, density=0.04, random_state=rng, format="csr", dtype=dtype)
+    A.data -= dtype(0.5)
+    data, indices, indptr = A.data, A.indices.astype(itype), A.indptr.astype(itype)
+    atol = 1e-12 if dtype == np.float64 else 1e-5
+    for s in range(1, 20):
+        X = rng.standard_normal((300, s)).astype(dtype)
+        for nj in (1, 2):
+            Y = geoml._core.csr_matmat(data, indices, indptr, X, n_cols=300, n_jobs=nj)
+            assert Y.dtype == dtype and Y.shape == (400, s)
+            np.testing.assert_allclose(Y, A @ X, atol=atol)
+            for c in (0, s // 2, s - 1):
+                y1 = geoml._core.csr_matmat(
+                    data, indices, indptr, np.ascontiguousarray(X[:, c : c + 1]), n_cols=300
+                )
+                np.testing.assert_array_equal(Y[:, c], y1[:, 0])

@@ -6,6 +6,21 @@
 
 namespace geoml {
 
+namespace {
+/// y[c0 .. c0 + S) = sum over the row's entries p in [p0, p1) of data[p] X[indices[p], c0 ..].
+template <int S, typename T, typename I>
+inline void row_panel(I p0, I p1, const I* indices, const T* data, const T* X, int64_t s,
+                      int64_t c0, T* y) {
+  T acc[S] = {};
+  for (I p = p0; p < p1; ++p) {
+    const T a = data[p];
+    const T* x = X + static_cast<int64_t>(indices[p]) * s + c0;
+    for (int c = 0; c < S; ++c) acc[c] += a * x[c];
+  }
+  for (int c = 0; c < S; ++c) y[c0 + c] = acc[c];
+}
+}  // namespace
+
 template <typename Acc, typename T, typename I>
 void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, double alpha,
             const T* B, double beta) {
@@ -24,15 +39,41 @@ void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, d
     return;
   }
   if constexpr (std::is_same_v<Acc, T>) {
-    if (alpha == 1.0 && B == nullptr) {  // Y = A X, rows accumulated in place
+    if (alpha == 1.0 && B == nullptr) {  // Y = A X, rows accumulated in registers
+      // columns in panels of 8 (then the remainder), each accumulated in a local array the
+      // compiler keeps in registers: accumulating in Y itself went through a store and a
+      // reload per stored entry (Y may alias X), ~4x slower for 4-column blocks. Each
+      // column's sum runs over the row's entries in order, as before.
+      const int64_t s8 = s - s % 8;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 256)
       for (int64_t i = 0; i < n; ++i) {
         T* y = Y + i * s;
-        for (int64_t c = 0; c < s; ++c) y[c] = T(0);
-        for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
-          const T a = data[p];
-          const T* x = X + static_cast<int64_t>(indices[p]) * s;
-          for (int64_t c = 0; c < s; ++c) y[c] += a * x[c];
+        const I p0 = indptr[i], p1 = indptr[i + 1];
+        for (int64_t c0 = 0; c0 < s8; c0 += 8) row_panel<8>(p0, p1, indices, data, X, s, c0, y);
+        switch (s - s8) {
+          case 1:
+            row_panel<1>(p0, p1, indices, data, X, s, s8, y);
+            break;
+          case 2:
+            row_panel<2>(p0, p1, indices, data, X, s, s8, y);
+            break;
+          case 3:
+            row_panel<3>(p0, p1, indices, data, X, s, s8, y);
+            break;
+          case 4:
+            row_panel<4>(p0, p1, indices, data, X, s, s8, y);
+            break;
+          case 5:
+            row_panel<5>(p0, p1, indices, data, X, s, s8, y);
+            break;
+          case 6:
+            row_panel<6>(p0, p1, indices, data, X, s, s8, y);
+            break;
+          case 7:
+            row_panel<7>(p0, p1, indices, data, X, s, s8, y);
+            break;
+          default:
+            break;
         }
       }
       return;

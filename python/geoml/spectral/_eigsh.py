@@ -257,6 +257,13 @@ _FILTER_PRELIM = 8  # unfiltered cycles before the filter is placed (16: k = 50 
 _FILTER_CHECK_STEPS = 6  # block Krylov steps on P(A) per cycle of the filtered check
 
 
+def _filtered_ncv(k: int, n: int) -> int:
+    """Default basis size of the filtered path: ``k + max(k // 2, 14)`` (24 at k = 10; was
+    ``max(2 k + 4, 24)``: at k = 50 a basis of 74 instead of 104 took ~15% less time, the
+    Gram-Schmidt sweeps and restarts over the basis outweighing the extra products)."""
+    return min(max(k + max(k // 2, 14), 24), n)
+
+
 def _gershgorin(data, indptr, indices, n):
     """(lower, upper) bounds of the spectrum of a symmetric CSR matrix (Gershgorin discs)."""
     M = sp.csr_matrix((np.abs(data), indices, indptr), shape=(n, n))
@@ -489,8 +496,9 @@ def eigsh(
         Restart cycles at most (default 1000). When they run out the best pairs found are
         returned with ``converged=False`` and a ``RuntimeWarning``.
     ncv : int, optional
-        Lanczos basis size, ``k + 2 <= ncv <= n`` (default ``max(2 k + 1, 32)``). Memory is
-        ``n * ncv`` values.
+        Lanczos basis size, ``k + 2 <= ncv <= n`` (default ``max(2 k + 1, 32)``; on the
+        filtered path for sparse input from 4,000 rows ``max(k + max(k // 2, 14), 24)``).
+        Memory is ``n * ncv`` values.
     v0 : array-like of shape (n,), optional
         Start vector (default: Gaussian from ``random_state``).
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState
@@ -654,7 +662,7 @@ def eigsh(
             which,
             tol,
             max_iter,
-            ncv_user if ncv_user is not None else min(max(2 * k + 4, 24), n),
+            ncv_user if ncv_user is not None else _filtered_ncv(k, n),
             v0,
             seed,
             check_n_jobs(n_jobs),
