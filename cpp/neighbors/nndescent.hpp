@@ -80,7 +80,7 @@ struct NNDescentInfo {
 /// with, during the iterations, the candidate lists (2 n c 4 bytes, c = max_candidates, plus
 /// n c / 2 for their priorities) and, at the end, the outputs (n k (8 + sizeof(T)), allocated once
 /// the candidates are freed); n 8 for one tree (n 12 more for cosine norms), O(threads leaf_size d
-/// + 8192 d) scratch. The peak is the larger of the two phases; docs/design/neighbors.md has the
+/// + 65536 d) scratch. The peak is the larger of the two phases; docs/design/neighbors.md has the
 /// formula. Requires n < 2^31 and 1 <= k <= n - 1. Throws std::invalid_argument otherwise.
 template <typename T>
 void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
