@@ -855,7 +855,9 @@ def test_start_chosen_by_intrinsic_dimension(monkeypatch, capfd):
     a 4-dimensional manifold in 40-d starts from the forest (NN-descent mixes fast there),
     Gaussian blobs of full dimension 64 from the clusters; both reach the target against
     brute force, the forest case with the same graph for 1 and 2 threads."""
-    _small_clusters(monkeypatch, 300, cluster_min_dim=20)
+    default = _core.NNDescentOptions().cluster_min_dim
+    assert default == 10.0
+    _small_clusters(monkeypatch, 300, cluster_min_dim=default)
     rng = np.random.default_rng(17)
     low = np.tanh(rng.normal(size=(5000, 4)) @ rng.normal(size=(4, 40)) / 2).astype(np.float32)
     kw = {"method": "nndescent", "target_recall": 0.98, "random_state": 0}

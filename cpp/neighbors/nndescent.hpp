@@ -21,7 +21,7 @@ struct NNDescentOptions {
                                 ///< not inner_product); else the forest
   int64_t cluster_size = 0;     ///< points per cluster of that start (0: 8,192)
   double overlap = 1.05;        ///< a point joins its 2nd cluster when d2 <= overlap * d1
-  double cluster_min_dim = 20;  ///< clusters only when the sampled intrinsic dimension is at
+  double cluster_min_dim = 10;  ///< clusters only when the sampled intrinsic dimension is at
                                 ///< least this (0: whatever it is); below, the forest
   uint64_t seed = 0;
 };

@@ -124,7 +124,7 @@ class NNDescentOptions:
         clusters: bool = True,
         cluster_size: typing.SupportsInt | typing.SupportsIndex = 0,
         overlap: typing.SupportsFloat | typing.SupportsIndex = 1.05,
-        cluster_min_dim: typing.SupportsFloat | typing.SupportsIndex = 20.0,
+        cluster_min_dim: typing.SupportsFloat | typing.SupportsIndex = 10.0,
     ) -> None:
         """
         Options from keywords (the defaults are the C++ ones).
