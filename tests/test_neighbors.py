@@ -697,10 +697,12 @@ def test_nndescent_with_self_first_for_umap():
 
 def _small_clusters(monkeypatch, size, **extra):
     """method="nndescent" with clusters of `size` points (the default, 8,192, starts from
-    32,768 points: too many for a unit test)."""
+    32,768 points: too many for a unit test), whatever the data's intrinsic dimension
+    (cluster_min_dim 0, unless given: by default low-dimensional data start from the forest)."""
     from geoml import neighbors
 
     real = neighbors._core.NNDescentOptions
+    extra.setdefault("cluster_min_dim", 0)
 
     def opts(**kw):
         return real(**kw, cluster_size=size, **extra)
@@ -833,11 +835,74 @@ def test_clustered_start_not_for_inner_products_or_small_n(monkeypatch, capfd):
     assert "clusters searched" in capfd.readouterr().err
 
 
+def _mle_dimension(X, k):
+    """Levina-Bickel MLE of the intrinsic dimension, pooled as 1 / mean(1 / m_i) (MacKay and
+    Ghahramani), from float64 brute-force neighbours of every point."""
+    D = _brute_cdist(X.astype(np.float64), "euclidean")
+    np.fill_diagonal(D, np.inf)
+    T = np.sort(D, axis=1)[:, :k]
+    inv = np.log(T[:, -1:] / T[:, :-1]).sum(axis=1) / (k - 1)
+    return 1.0 / inv.mean()
+
+
+def _printed_dimension(err):
+    return float(err.split("intrinsic dimension ")[1].split(")")[0])
+
+
+def test_start_chosen_by_intrinsic_dimension(monkeypatch, capfd):
+    """From 4 cluster_size points the start depends on the intrinsic dimension measured on
+    the checked points' exact neighbours (printed; it agrees with a NumPy MLE on all points):
+    a 4-dimensional manifold in 40-d starts from the forest (NN-descent mixes fast there),
+    Gaussian blobs of full dimension 64 from the clusters; both reach the target against
+    brute force, the forest case with the same graph for 1 and 2 threads."""
+    default = _core.NNDescentOptions().cluster_min_dim
+    assert default == 10.0
+    _small_clusters(monkeypatch, 300, cluster_min_dim=default)
+    rng = np.random.default_rng(17)
+    low = np.tanh(rng.normal(size=(5000, 4)) @ rng.normal(size=(4, 40)) / 2).astype(np.float32)
+    kw = {"method": "nndescent", "target_recall": 0.98, "random_state": 0}
+    a = geoml.knn(low, 10, n_jobs=1, verbose=True, **kw)
+    err = capfd.readouterr().err
+    assert "tree 0" in err and "clusters searched" not in err, err
+    dim = _printed_dimension(err)
+    assert abs(dim - _mle_dimension(low, 10)) <= 0.1 * dim, dim
+    assert dim < 8
+    b = geoml.knn(low, 10, n_jobs=2, **kw)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.distances, b.distances)
+    assert a.recall_ == b.recall_ and a.recall_.reached
+    rec = _check_approx(low, a, 10)
+    assert rec >= 0.97 and a.recall_.low <= rec + 0.01 and rec - 0.01 <= a.recall_.high
+
+    C = rng.normal(scale=4, size=(4, 64))
+    high = (C[rng.integers(4, size=5000)] + rng.normal(size=(5000, 64))).astype(np.float32)
+    res = geoml.knn(high, 10, verbose=True, **kw)
+    err = capfd.readouterr().err
+    assert "clusters searched" in err and "tree" not in err.split("start, recall")[0], err
+    assert _printed_dimension(err) >= 20
+    rec = _check_approx(high, res, 10)
+    assert res.recall_.reached and rec >= 0.97, rec
+
+
+def test_intrinsic_dimension_same_for_every_euclidean_metric(monkeypatch, capfd):
+    """The estimate is taken on Euclidean lengths: squared distances give the same value, and
+    cosine on rows of unit length (chords = Euclidean distances) too."""
+    rng = np.random.default_rng(18)
+    X = np.tanh(rng.normal(size=(3000, 5)) @ rng.normal(size=(5, 30)))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    dims = []
+    for metric in ("euclidean", "sqeuclidean", "cosine"):
+        geoml.knn(X, 8, metric=metric, method="nndescent", random_state=0, verbose=True)
+        dims.append(_printed_dimension(capfd.readouterr().err))
+    assert dims[0] == dims[1] and abs(dims[2] - dims[0]) <= 0.05, dims
+    assert abs(dims[0] - _mle_dimension(X, 8)) <= 0.1 * dims[0], dims
+
+
 def test_clustered_start_bad_options():
     from geoml import _core
 
     X = np.random.default_rng(15).normal(size=(500, 4))
-    for kw in ({"cluster_size": -1}, {"overlap": 0.5}):
+    for kw in ({"cluster_size": -1}, {"overlap": 0.5}, {"cluster_min_dim": -1.0}):
         opts = _core.NNDescentOptions(**kw)
         with pytest.raises(ValueError, match="nndescent: "):
             _core.nndescent(X, k=3, metric=_core.Metric.euclidean, options=opts)

@@ -21,6 +21,8 @@ struct NNDescentOptions {
                                 ///< not inner_product); else the forest
   int64_t cluster_size = 0;     ///< points per cluster of that start (0: 8,192)
   double overlap = 1.05;        ///< a point joins its 2nd cluster when d2 <= overlap * d1
+  double cluster_min_dim = 10;  ///< clusters only when the sampled intrinsic dimension is at
+                                ///< least this (0: whatever it is); below, the forest
   uint64_t seed = 0;
 };
 
@@ -32,6 +34,7 @@ struct NNDescentInfo {
   int64_t hits = 0;          ///< true neighbours found in the checked points' lists
   double recall = 0;         ///< hits / (n_checked k)
   int64_t last_changes = 0;  ///< entries changed by the last iteration
+  double intrinsic_dim = 0;  ///< MLE on the checked points' exact neighbours (NaN: none)
 };
 
 /// Approximate k nearest neighbours of every row of X (n x d, row-major) among the others
@@ -41,7 +44,9 @@ struct NNDescentInfo {
 ///    random points, cosine on unit rows) with leaves of at most `leaf_size` points; each
 ///    leaf is searched exactly by knn_search (the exact kernel: SIMD, all metrics), the
 ///    leaf results merged into bounded per-point heaps.
-///    From 4 cluster_size points (not for inner products) the start is instead overlapping
+///    From 4 cluster_size points (not for inner products), when the intrinsic dimension
+///    measured on the checked sample (step 3's exact neighbours; Levina-Bickel MLE) is at least
+///    `cluster_min_dim` (or unknown), the start is instead overlapping
 ///    clusters searched exactly (as cuVS all_neighbors): k-means on a hashed sample (at most
 ///    128 centres per split), each point in its nearest cluster and also in its second when
 ///    d2 <= overlap d1, clusters above 1.5 cluster_size split again (cut into chunks when
@@ -75,7 +80,7 @@ struct NNDescentInfo {
 /// with, during the iterations, the candidate lists (2 n c 4 bytes, c = max_candidates, plus
 /// n c / 2 for their priorities) and, at the end, the outputs (n k (8 + sizeof(T)), allocated once
 /// the candidates are freed); n 8 for one tree (n 12 more for cosine norms), O(threads leaf_size d
-/// + 8192 d) scratch. The peak is the larger of the two phases; docs/design/neighbors.md has the
+/// + 65536 d) scratch. The peak is the larger of the two phases; docs/design/neighbors.md has the
 /// formula. Requires n < 2^31 and 1 <= k <= n - 1. Throws std::invalid_argument otherwise.
 template <typename T>
 void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,

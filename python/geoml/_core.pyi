@@ -124,10 +124,18 @@ class NNDescentOptions:
         clusters: bool = True,
         cluster_size: typing.SupportsInt | typing.SupportsIndex = 0,
         overlap: typing.SupportsFloat | typing.SupportsIndex = 1.05,
+        cluster_min_dim: typing.SupportsFloat | typing.SupportsIndex = 10.0,
     ) -> None:
         """
         Options from keywords (the defaults are the C++ ones).
         """
+    @property
+    def cluster_min_dim(self) -> float:
+        """
+        Clusters only from this sampled intrinsic dimension (0: always).
+        """
+    @cluster_min_dim.setter
+    def cluster_min_dim(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
     @property
     def cluster_size(self) -> int:
         """
