@@ -422,6 +422,29 @@ def test_lpca_spectra_chunks_on_threads(monkeypatch):
     np.testing.assert_allclose(got[0], np.maximum(want, 0), rtol=1e-12, atol=1e-12 * want.max())
 
 
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_lpca_fused_spectra_threads_and_numpy(dt):
+    """The fused C++ local-PCA pass (k <= D: gather, centre, k x k Gram, eigenvalues) on 1, 2
+    and 3 threads gives identical spectra, equal to numpy.linalg.eigvalsh of each
+    neighbourhood's float64 covariance (its top k values); int32 indices, a neighbourhood with
+    repeated rows (rank-deficient Gram) and points far from the origin (centring) included."""
+    from geoml.measures import _intrinsic
+
+    rng = np.random.default_rng(11)
+    X = (rng.normal(size=(700, 24)) * np.linspace(3, 0.01, 24) + 1e3).astype(dt)
+    idx = rng.integers(0, 700, size=(700, 9)).astype(np.int32)
+    idx[5] = 17  # one point repeated: covariance 0
+    idx[6, :4] = idx[6, 4]
+    X64 = X.astype(np.float64)
+    want = np.array([np.linalg.eigvalsh(np.cov(X64[i].T))[::-1][:9] for i in idx])
+    got = [_intrinsic._pca_spectra(X, idx, n_jobs=j) for j in (1, 2, 3, None)]
+    for g in got[1:]:
+        np.testing.assert_array_equal(g, got[0])
+    scale = np.abs(want).max(axis=1, keepdims=True)
+    np.testing.assert_allclose(got[0], np.maximum(want, 0), rtol=1e-10, atol=1e-11 * scale.max())
+    assert got[0][5].max() <= 1e-12 * scale.max()  # centring of equal rows: rounding only
+
+
 def test_n_jobs_determinism(cloud):
     X, _ = cloud
     for method in ("mle", "twonn", "gride", "lpca"):
