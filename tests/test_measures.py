@@ -846,6 +846,61 @@ def test_dse_knn_kernel():
     assert np.isfinite(mi.value)
 
 
+def test_dse_knn_entropy_step_rule():
+    """The kNN kernel's Lanczos stop on the entropy's own move (step_rule="entropy"): fewer
+    steps than the totals rule, within 1 % of the dense eigenvalues of the same kernel, and
+    its error bar (sampling + truncation indicator) covers them on most seeds."""
+    from geoml.measures import _dse
+    from geoml.measures._slq_entropy import slq_entropy
+    from geoml.spectral._slq import _csr_block_product
+
+    X = np.random.default_rng(4).normal(size=(2500, 8))
+    K, deg, _ = _dse._knn_kernel(X, 1.0, 15, np.random.default_rng(0), None)
+    ev = np.abs(np.linalg.eigvalsh(K.toarray()))
+    p = ev / ev.sum()
+    exact = -(p * np.log(p)).sum()
+    v = np.sqrt(deg) / np.linalg.norm(np.sqrt(deg))
+
+    def matmat(B, out):
+        _csr_block_product(K, np.ascontiguousarray(B), out, 1)
+        out -= np.outer(v, v @ B)
+
+    cover, fewer = 0, 0
+    for seed in range(12):
+        kw = dict(S_extra=1.0, T_extra=0.0, random_state=seed)
+        H, se, _, steps, ok = slq_entropy(matmat, 2500, np.abs, step_rule="entropy", **kw)
+        _, _, _, steps_tot, _ = slq_entropy(matmat, 2500, np.abs, **kw)
+        assert ok and abs(H - exact) <= 1e-2 * exact
+        cover += abs(H - exact) <= 3 * se
+        fewer += steps < steps_tot
+    assert cover >= 11 and fewer >= 10
+
+
+def test_dse_knn_reports_recall(monkeypatch):
+    """kernel="knn" returns the search's RecallEstimate in ``recall_``: exact below 20,000
+    points, and the approximate search's own (here a missed target) passed through."""
+    import geoml.neighbors as nbrs
+
+    X = np.random.default_rng(2).normal(size=(400, 5))
+    r = M.diffusion_spectral_entropy(X, sigma=1.0, kernel="knn", method="slq", random_state=0)
+    assert isinstance(r, M.KNNSpectralMeasure) and r.recall_.reached
+    assert r.recall_.estimate == 1.0
+    real = nbrs.knn
+    low = geoml.RecallEstimate(0.2, 0.15, 0.25, 500, 0.99, False, "nndescent", 8)
+
+    class Fake:
+        def __init__(self, res):
+            self.indices, self.distances, self.recall_ = res.indices, res.distances, low
+
+    def fake_knn(X, k, **kw):
+        return Fake(real(X, k))
+
+    monkeypatch.setattr(nbrs, "knn", fake_knn)
+    for method in ("slq", "exact"):
+        r2 = M.diffusion_spectral_entropy(X, sigma=1.0, kernel="knn", method=method)
+        assert r2.recall_ is low and not r2.recall_.reached
+
+
 def test_dse_slq_deterministic(dse_uniform):
     X, _ = dse_uniform
     a = M.diffusion_spectral_entropy(X, method="slq", random_state=2, n_jobs=1)

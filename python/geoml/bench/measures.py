@@ -238,7 +238,7 @@ def bench_dse_knn_large(N, rows):
 
     X = np.random.default_rng(0).uniform(0, 1, (N, 256))
     t0 = time.perf_counter()
-    K, _ = _dse._knn_kernel(X, 10.0, 15, np.random.default_rng(0), None)
+    K, _, _ = _dse._knn_kernel(X, 10.0, 15, np.random.default_rng(0), None)
     t_k = time.perf_counter() - t0
     del K
     t0 = time.perf_counter()
