@@ -422,6 +422,29 @@ def test_lpca_spectra_chunks_on_threads(monkeypatch):
     np.testing.assert_allclose(got[0], np.maximum(want, 0), rtol=1e-12, atol=1e-12 * want.max())
 
 
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_lpca_fused_spectra_threads_and_numpy(dt):
+    """The fused C++ local-PCA pass (k <= D: gather, centre, k x k Gram, eigenvalues) on 1, 2
+    and 3 threads gives identical spectra, equal to numpy.linalg.eigvalsh of each
+    neighbourhood's float64 covariance (its top k values); int32 indices, a neighbourhood with
+    repeated rows (rank-deficient Gram) and points far from the origin (centring) included."""
+    from geoml.measures import _intrinsic
+
+    rng = np.random.default_rng(11)
+    X = (rng.normal(size=(700, 24)) * np.linspace(3, 0.01, 24) + 1e3).astype(dt)
+    idx = rng.integers(0, 700, size=(700, 9)).astype(np.int32)
+    idx[5] = 17  # one point repeated: covariance 0
+    idx[6, :4] = idx[6, 4]
+    X64 = X.astype(np.float64)
+    want = np.array([np.linalg.eigvalsh(np.cov(X64[i].T))[::-1][:9] for i in idx])
+    got = [_intrinsic._pca_spectra(X, idx, n_jobs=j) for j in (1, 2, 3, None)]
+    for g in got[1:]:
+        np.testing.assert_array_equal(g, got[0])
+    scale = np.abs(want).max(axis=1, keepdims=True)
+    np.testing.assert_allclose(got[0], np.maximum(want, 0), rtol=1e-10, atol=1e-11 * scale.max())
+    assert got[0][5].max() <= 1e-12 * scale.max()  # centring of equal rows: rounding only
+
+
 def test_n_jobs_determinism(cloud):
     X, _ = cloud
     for method in ("mle", "twonn", "gride", "lpca"):
@@ -821,6 +844,61 @@ def test_dse_knn_kernel():
         X, (X[:, 0] > 0).astype(int), sigma=1.0, kernel="knn", n_repetitions=2
     )
     assert np.isfinite(mi.value)
+
+
+def test_dse_knn_entropy_step_rule():
+    """The kNN kernel's Lanczos stop on the entropy's own move (step_rule="entropy"): fewer
+    steps than the totals rule, within 1 % of the dense eigenvalues of the same kernel, and
+    its error bar (sampling + truncation indicator) covers them on most seeds."""
+    from geoml.measures import _dse
+    from geoml.measures._slq_entropy import slq_entropy
+    from geoml.spectral._slq import _csr_block_product
+
+    X = np.random.default_rng(4).normal(size=(2500, 8))
+    K, deg, _ = _dse._knn_kernel(X, 1.0, 15, np.random.default_rng(0), None)
+    ev = np.abs(np.linalg.eigvalsh(K.toarray()))
+    p = ev / ev.sum()
+    exact = -(p * np.log(p)).sum()
+    v = np.sqrt(deg) / np.linalg.norm(np.sqrt(deg))
+
+    def matmat(B, out):
+        _csr_block_product(K, np.ascontiguousarray(B), out, 1)
+        out -= np.outer(v, v @ B)
+
+    cover, fewer = 0, 0
+    for seed in range(12):
+        kw = dict(S_extra=1.0, T_extra=0.0, random_state=seed)
+        H, se, _, steps, ok = slq_entropy(matmat, 2500, np.abs, step_rule="entropy", **kw)
+        _, _, _, steps_tot, _ = slq_entropy(matmat, 2500, np.abs, **kw)
+        assert ok and abs(H - exact) <= 1e-2 * exact
+        cover += abs(H - exact) <= 3 * se
+        fewer += steps < steps_tot
+    assert cover >= 11 and fewer >= 10
+
+
+def test_dse_knn_reports_recall(monkeypatch):
+    """kernel="knn" returns the search's RecallEstimate in ``recall_``: exact below 20,000
+    points, and the approximate search's own (here a missed target) passed through."""
+    import geoml.neighbors as nbrs
+
+    X = np.random.default_rng(2).normal(size=(400, 5))
+    r = M.diffusion_spectral_entropy(X, sigma=1.0, kernel="knn", method="slq", random_state=0)
+    assert isinstance(r, M.KNNSpectralMeasure) and r.recall_.reached
+    assert r.recall_.estimate == 1.0
+    real = nbrs.knn
+    low = geoml.RecallEstimate(0.2, 0.15, 0.25, 500, 0.99, False, "nndescent", 8)
+
+    class Fake:
+        def __init__(self, res):
+            self.indices, self.distances, self.recall_ = res.indices, res.distances, low
+
+    def fake_knn(X, k, **kw):
+        return Fake(real(X, k))
+
+    monkeypatch.setattr(nbrs, "knn", fake_knn)
+    for method in ("slq", "exact"):
+        r2 = M.diffusion_spectral_entropy(X, sigma=1.0, kernel="knn", method=method)
+        assert r2.recall_ is low and not r2.recall_.reached
 
 
 def test_dse_slq_deterministic(dse_uniform):

@@ -560,6 +560,18 @@ def test_magnitude_matvec(isa, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_local_gram_eigvalsh(isa, dtype):
+    # the fused local-PCA pass (centred k x k Gram per gathered neighbourhood, then the
+    # batched eigensolver): k not a multiple of the 4-column step, D not of the vector width
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((900, 37)) * np.linspace(2, 0.1, 37) + 3).astype(dtype)
+    idx = rng.integers(0, 900, size=(900, 11))
+    ref, got = both(isa, lambda: _core.local_gram_eigvalsh(X, idx, n_jobs=2))
+    assert (ref[1] == 0).all() and (got[1] == 0).all()
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-12, atol=1e-12 * np.abs(ref[0]).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_heat_chebyshev(isa, dtype):
     """The Chebyshev heat-kernel row kernel (diffusion/heat_kernel.inc) per ISA vs generic,
     several times from one run, a column count that is not a multiple of the vector width."""

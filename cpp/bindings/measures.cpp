@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "bindings.hpp"
+#include "measures/local_pca.hpp"
 #include "measures/magnitude.hpp"
 
 namespace geoml {
@@ -33,6 +34,31 @@ py::array_t<double> magnitude_matvec_py(exact<T> X_in, carray<double> ts, carray
   return out;
 }
 
+template <typename T>
+py::tuple local_gram_eigvalsh_py(exact<T> X_in, carray<int64_t> idx, int n_jobs) {
+  const carray<T> X = contiguous(X_in);
+  if (X.ndim() != 2 || X.shape(0) < 1 || X.shape(1) < 1)
+    throw std::invalid_argument("local_gram_eigvalsh: X must be a non-empty (n, d) array");
+  if (idx.ndim() != 2 || idx.shape(1) < 2)
+    throw std::invalid_argument("local_gram_eigvalsh: idx must be (B, k) with k >= 2");
+  const int64_t n = X.shape(0), d = X.shape(1), B = idx.shape(0);
+  const int k = static_cast<int>(idx.shape(1));
+  const int64_t* pi = idx.data();
+  for (int64_t i = 0; i < B * k; ++i)
+    if (pi[i] < 0 || pi[i] >= n)
+      throw std::invalid_argument("local_gram_eigvalsh: idx must be in [0, n)");
+  py::array_t<double> w({B, int64_t(k)});
+  py::array_t<int8_t> status({B});
+  const T* px = X.data();
+  double* pw = w.mutable_data();
+  int8_t* ps = status.mutable_data();
+  {
+    py::gil_scoped_release release;
+    local_gram_eigvalsh<T>(px, d, pi, B, k, pw, ps, n_jobs);
+  }
+  return py::make_tuple(w, status);
+}
+
 }  // namespace
 
 void bind_measures(py::module_& m) {
@@ -41,6 +67,10 @@ void bind_measures(py::module_& m) {
       py::arg("ts"), py::arg("V"), py::kw_only(),
       py::arg("cutoff") = std::numeric_limits<double>::infinity(), py::arg("n_jobs") = 0,
       "out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; far tiles skipped (cutoff).");
+  def_overloads(
+      m, "local_gram_eigvalsh", Floats{}, GEOML_PICK(local_gram_eigvalsh_py),
+      py::arg("X").noconvert(), py::arg("idx"), py::kw_only(), py::arg("n_jobs") = 0,
+      "Eigenvalues (ascending) of the centred Gram / (k - 1) of each X[idx[b]]; status codes.");
 }
 
 }  // namespace geoml

@@ -45,6 +45,7 @@ __all__: list[str] = [
     "knn_pair",
     "linear_assignment",
     "linear_assignment_batched",
+    "local_gram_eigvalsh",
     "lowrank_blas_ready",
     "lowrank_set_blas",
     "magnitude_matvec",
@@ -1184,6 +1185,28 @@ def linear_assignment_batched(
 ) -> tuple:
     """
     Minimum-cost assignments of B packed problems -> (row_ind, col_ind, cost, status).
+    """
+
+@typing.overload
+def local_gram_eigvalsh(
+    X: numpy.typing.NDArray[numpy.float64],
+    idx: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    *,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Eigenvalues (ascending) of the centred Gram / (k - 1) of each X[idx[b]]; status codes.
+    """
+
+@typing.overload
+def local_gram_eigvalsh(
+    X: numpy.typing.NDArray[numpy.float32],
+    idx: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    *,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Eigenvalues (ascending) of the centred Gram / (k - 1) of each X[idx[b]]; status codes.
     """
 
 def lowrank_blas_ready() -> bool:

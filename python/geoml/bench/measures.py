@@ -20,9 +20,14 @@ Cases (each times geoml and its anchor on the same data in one run, median of re
 * ``dse_slq``: the SLQ mode against dse-dsmi alone at N = 10,000 (as ``dse`` without geoml's
   exact run, which equals the reference): ratio, relative error, probes.
 * ``dse_knn_large``: the sparse kNN kernel (``kernel="knn"``, 15 neighbours, approximate
-  NN-descent search) at N = 1,000,000, uniform(0, 1, (N, 256)), sigma = 10: time (goal:
-  under 5 minutes on 2 cores), probes, standard error. No anchor (the dense reference would
-  need an 8 TB matrix; the kNN kernel is a different quantity, see docs/design/measures.md).
+  NN-descent search) at N = 1,000,000 in 256-D, sigma = 10, on ``--dse-data`` (default
+  ``clustered``: 100 Gaussian clusters; ``uniform``: the reference's uniform(0, 1, (N, 256)),
+  where NN-descent stalls at low recall): time (goal: under 5 minutes on 2 cores), split into
+  the kNN kernel and SLQ, probes, standard error, the search's recall. No anchor (the dense
+  reference would need an 8 TB matrix; the kNN kernel is a different quantity, see
+  docs/design/measures.md).
+* ``dse_knn_exact``: the same kernel at N = 10,000 (exact kNN search): SLQ against the
+  dense eigenvalues of that kernel (``method="exact"``); goal: within 1 %.
 * ``magnitude``: magnitude of n = 10,000 Gaussian points in R^8 at t = 1: geoml
   (``method="auto"``: CG at this size) vs ``numpy.linalg.solve`` on the same similarity
   matrix.
@@ -56,6 +61,7 @@ CASES = (
     "dse",
     "dse_slq",
     "dse_knn_large",
+    "dse_knn_exact",
     "magnitude",
     "magnitude_cg",
     "magnitude_large",
@@ -232,25 +238,87 @@ def bench_dse_slq(N, repeats, rows, warmup=1):
     print(row, flush=True)
 
 
-def bench_dse_knn_large(N, rows):
-    """One run of the sparse kNN-kernel DSE (SLQ); time split into the kNN search and the rest."""
+def _dse_data(N, data):
+    """The DSE inputs: the reference's uniform(0, 1, (N, 256)) (a worst case for the kNN
+    search: no structure, NN-descent stalls at low recall), or 100 Gaussian clusters in
+    256-D (``_harness.clustered``, float64), a stand-in for representations with structure."""
+    if data == "uniform":
+        return np.random.default_rng(0).uniform(0, 1, (N, 256))
+    return clustered(N, 256, seed=0, dtype="float64")
+
+
+def _timed_knn_kernel():
+    """Wraps ``_dse._knn_kernel`` to record its time (the kNN search and the sparse kernel)
+    inside one DSE call; returns (restore, times)."""
     from geoml.measures import _dse
 
-    X = np.random.default_rng(0).uniform(0, 1, (N, 256))
-    t0 = time.perf_counter()
-    K, _ = _dse._knn_kernel(X, 10.0, 15, np.random.default_rng(0), None)
-    t_k = time.perf_counter() - t0
-    del K
-    t0 = time.perf_counter()
-    s = measures.diffusion_spectral_entropy(X, method="slq", kernel="knn", random_state=0)
-    t_s = time.perf_counter() - t0
+    real, times = _dse._knn_kernel, []
+
+    def timed(*a, **kw):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = real(*a, **kw)
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
+        return out
+
+    _dse._knn_kernel = timed
+
+    def restore():
+        _dse._knn_kernel = real
+
+    return restore, times
+
+
+def bench_dse_knn_large(N, rows, data="clustered"):
+    """One cold run of the sparse kNN-kernel DSE (SLQ) at N points of ``data``; the time split
+    into the kNN kernel (search + sparse matrix) and the SLQ part; the search's recall."""
+    X = _dse_data(N, data)
+    restore, times = _timed_knn_kernel()
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        s = measures.diffusion_spectral_entropy(X, method="slq", kernel="knn", random_state=0)
+        t_s, c_s = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        restore()
     row = {
-        "case": f"dse knn kernel slq N={N}",
+        "case": f"dse knn kernel slq N={N} {data}",
         "geoml_s": t_s,
-        "knn_kernel_s": t_k,
+        "knn_kernel_s": times[0][0],
+        "slq_s": t_s - times[0][0],
+        # CPU seconds of the process (all threads): on a loaded machine the wall time is
+        # mostly waiting for a core; CPU time is what the work costs
+        "cpu_s": c_s,
+        "knn_kernel_cpu_s": times[0][1],
         "geoml": s.value,
         "stderr": s.stderr,
         "n_probes": s.n_probes,
+        "converged": s.converged,
+        "recall": s.recall_.estimate,
+        "recall_reached": s.recall_.reached,
+    }
+    rows.append(row)
+    print(row, flush=True)
+
+
+def bench_dse_knn_exact(N, rows, data="clustered"):
+    """SLQ against the dense eigenvalues of the same sparse kNN kernel (``method="exact"``,
+    O(N^3)) at N = 10,000 (exact kNN search below 20,000 points): relative error (goal
+    1 %), standard error, both times (one cold call each)."""
+    X = _dse_data(N, data)
+    t0 = time.perf_counter()
+    s = measures.diffusion_spectral_entropy(X, method="slq", kernel="knn", random_state=0)
+    t_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    e = measures.diffusion_spectral_entropy(X, method="exact", kernel="knn")
+    t_e = time.perf_counter() - t0
+    row = {
+        "case": f"dse knn kernel slq vs exact N={N} {data}",
+        "geoml_s": t_s,
+        "geoml": s.value,
+        "stderr": s.stderr,
+        "exact_s": t_e,
+        "exact": e.value,
+        "rel_err": _rel(s.value, e.value),
+        "z": (s.value - e.value) / s.stderr,
         "converged": s.converged,
     }
     rows.append(row)
@@ -340,6 +408,12 @@ def main(argv=None):
         "--t-large", type=float, default=200.0, help="scale of the magnitude_large case"
     )
     ap.add_argument("--id-methods", default="mle,twonn,gride", help="estimators of the id case")
+    ap.add_argument(
+        "--dse-data",
+        default="clustered",
+        help="data of the dse_knn_* cases: clustered (100 Gaussian clusters in 256-D) and/or "
+        "uniform (the reference's uniform(0, 1, (N, 256)): a worst case for the kNN search)",
+    )
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/measures.json)")
     args = ap.parse_args(argv)
     f = (10 if args.quick else 1) / args.scale
@@ -365,7 +439,11 @@ def main(argv=None):
         elif case == "dse_slq":
             bench_dse_slq(int(10_000 / f), args.repeats, rows, args.warmup)
         elif case == "dse_knn_large":
-            bench_dse_knn_large(int(1_000_000 / f), rows)
+            for data in args.dse_data.split(","):
+                bench_dse_knn_large(int(1_000_000 / f), rows, data)
+        elif case == "dse_knn_exact":
+            for data in args.dse_data.split(","):
+                bench_dse_knn_exact(int(10_000 / f), rows, data)
         elif case == "magnitude_cg":
             bench_magnitude_cg(int(10_000 / f), args.repeats, rows, args.warmup)
         elif case == "magnitude_large":
@@ -390,6 +468,8 @@ def main(argv=None):
         "n_iter",
         "residual",
         "weights_rel_diff",
+        "knn_kernel_s",
+        "slq_s",
         "peak_rss_gib",
     ]
     print_table(rows, cols)

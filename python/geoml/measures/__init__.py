@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ._dse import (
     DiffusionMutualInformation,
+    KNNSpectralMeasure,
     diffusion_spectral_entropy,
     diffusion_spectral_mutual_information,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "ApproxIntrinsicDimension",
     "DiffusionMutualInformation",
     "IntrinsicDimension",
+    "KNNSpectralMeasure",
     "MagnitudeResult",
     "SpectralMeasure",
     "diffusion_spectral_entropy",

@@ -151,11 +151,22 @@ def slq_entropy(
     n_steps=None,
     random_state=None,
     what="entropy",
+    step_rule="totals",
 ):
     """(H in nats, stderr, probes, steps, converged) for ``p = g(l) / S`` over the spectrum of
     the operator plus extra known terms: ``S = S_extra + tr g(A)`` (or ``S_exact`` when the
     caller knows it) and ``T = T_extra + tr (g log g)(A)``. ``deflate=r > 0``: the top
-    block of rank ``r`` is taken out of the probes (see the module docstring)."""
+    block of rank ``r`` is taken out of the probes (see the module docstring).
+
+    Lanczos steps stop (``step_rule="totals"``) when the probe means of both quadratures
+    move by at most ``0.01 rtol`` of the totals S and T between two checks (5 steps apart);
+    ``"entropy"`` also stops when the entropy of the probe means moves by at most
+    ``0.01 rtol |H|``, and that last move (the truncation indicator) joins the returned
+    standard error in quadrature. For a kinked ``g`` such as ``|x|`` on an indefinite
+    spectrum the probe mean of H oscillates about its limit by a fraction of ``se`` for
+    hundreds of steps while the totals rule waits for 1e-4 relative moves of S and T (large
+    sums: tighter than H needs); on the kNN kernel at N = 10,000 it stops after 25-35 steps
+    instead of 130."""
     rng = check_random_state(random_state)
     h = _glogg(g)
     Q = None
@@ -192,12 +203,30 @@ def slq_entropy(
         ref_s = max(abs(S_extra + float(s.mean())), 1e-300)
         ref_t = max(abs(T_extra + float(t.mean())), 1e-300)
         tol = _STEP_FRACTION * rtol
-        return bool(
+        if (
             abs(float((s - prev[0]).mean())) <= tol * ref_s
             and abs(float((t - prev[1]).mean())) <= tol * ref_t
-        )
+        ):
+            return True
+        if step_rule != "entropy" or s.size < 2:
+            return False
+        h_cur, _ = _entropy_and_se(s, t)
+        h_prev, _ = _entropy_and_se(*prev)
+        move = abs(h_cur - h_prev)
+        if move <= tol * abs(h_cur):
+            state["move"] = move
+            return True
+        return False
 
-    lanczos_ok, steps = True, 0
+    def _entropy_and_se(sa, ta):
+        S = S_exact if S_exact is not None else S_extra + float(sa.mean())
+        T = T_extra + float(ta.mean())
+        if not S > 0:
+            return math.nan, 0.0
+        u = -ta / S if S_exact is not None else (1.0 / S + T / S**2) * sa - ta / S
+        return math.log(S) - T / S, float(u.std(ddof=1) / math.sqrt(sa.size))
+
+    lanczos_ok, steps, trunc = True, 0, 0.0
     batch = min(cap, _max_batch(n) if n_probes is not None else _FIRST)
     while True:
         state.clear()
@@ -208,6 +237,7 @@ def slq_entropy(
         s, t = quad(blk)
         lanczos_ok &= ok
         steps = max(steps, blk.k)
+        trunc = max(trunc, state.get("move", 0.0))
         del Z, blk
         s_samples.extend(s.tolist())
         t_samples.extend(t.tolist())
@@ -221,6 +251,7 @@ def slq_entropy(
         else:
             u = (1.0 / S + T / S**2) * sa - ta / S
         se = float(u.std(ddof=1) / math.sqrt(m)) if m > 1 else math.nan
+        se = math.hypot(se, trunc)  # the "entropy" rule's truncation indicator (0 otherwise)
         target = rtol * abs(H) / 3
         if n_probes is not None:
             if m >= n_probes:
