@@ -903,6 +903,43 @@ def test_knn_approx_one_task_below_four_lists():
     np.testing.assert_array_equal(np.sort(idx, axis=1), np.sort(ref.indices, axis=1))
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the recall is not the point here
+def test_knn_approx_worker_killed_mid_run(client):
+    # a worker process killed while the parts of the clustered start are being searched:
+    # Dask reruns the lost tasks (the persisted pieces included) and the graph is unchanged
+    import os
+    import signal
+    import threading
+    import time
+
+    X = _clustered(12000, 8, n_clusters=15, seed=23)
+    kw = {"method": "nndescent", "partition_size": 500, "random_state": 6}
+    with dask.config.set(scheduler="threads"):
+        ref = gdask.knn(da.from_array(X, chunks=(3000, -1)), 6, **kw)
+        ref_i = ref.indices.compute()
+    out = {}
+
+    def run():
+        with client.as_current():
+            res = gdask.knn(da.from_array(X, chunks=(1500, -1)), 6, **kw)
+            out["idx"] = client.compute(res.indices, sync=True)
+
+    th = threading.Thread(target=run)
+    th.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+        "_cell" in str(key) for keys in client.processing().values() for key in keys
+    ):
+        time.sleep(0.01)
+    nanny = next(iter(client.cluster.workers.values()))
+    alive = th.is_alive()
+    os.kill(nanny.process.pid, signal.SIGKILL)
+    th.join(120)
+    assert alive and not th.is_alive()  # killed mid-run, and the run completed
+    np.testing.assert_array_equal(out["idx"], ref_i)
+    client.wait_for_workers(2, timeout=60)
+
+
 def test_knn_approx_overlap_checked():
     X = da.from_array(_data(30, 2, np.float64, 0), chunks=10)
     with pytest.raises(ValueError, match="overlap"):

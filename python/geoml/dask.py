@@ -422,11 +422,12 @@ def knn(
 
     Approximate, with the measured recall:
 
-    >>> Z = np.random.default_rng(0).normal(size=(3000, 8)).astype(np.float32)
-    >>> res = geoml.dask.knn(da.from_array(Z, chunks=1000), 10, method="nndescent",
-    ...                      partition_size=500, random_state=0)
-    >>> res.indices.shape, res.recall_.reached
-    ((3000, 10), True)
+    >>> rng = np.random.default_rng(0)
+    >>> Z = 4 * rng.normal(size=(30, 8))[rng.integers(0, 30, 6000)] + rng.normal(size=(6000, 8))
+    >>> res = geoml.dask.knn(da.from_array(Z.astype(np.float32), chunks=2000), 10,
+    ...                      method="nndescent", partition_size=500, random_state=0)
+    >>> res.indices.shape, res.recall_.reached, res.partition_["start"]
+    ((6000, 10), True, 'clustered')
     """
     dask, da = _import_dask()
     X = _as_dask_rows(X)
