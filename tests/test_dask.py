@@ -871,6 +871,39 @@ def test_knn_approx_is_single_machine_start(metric, dtype):
     assert res.recall_.estimate == pytest.approx(_recall(idx, X, k, metric), abs=0.02)
 
 
+def test_knn_approx_dominant_list_cut():
+    # a list holding >= 90 % of the points (one dense clump) is cut into consecutive parts of
+    # partition_size, as geoml.knn cuts it; each part task gets only its own rows
+    rng = np.random.default_rng(24)
+    X = np.concatenate([1e-3 * rng.normal(size=(2900, 4)), 10 * rng.normal(size=(100, 4))])
+    X = X[rng.permutation(3000)]
+    k, size = 5, 200
+    ref_i, _ = _single_start(X, k, "euclidean", 8, size)
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        outs = []
+        for chunks in [(3000,), (700, 1, 1299, 1000)]:
+            res = gdask.knn(
+                da.from_array(X, chunks=(chunks, -1)),
+                k,
+                method="nndescent",
+                partition_size=size,
+                target_recall=0.01,
+                random_state=8,
+            )
+            outs.append(res.indices.compute())
+    assert res.partition_["lists"] >= 2700 // size
+    np.testing.assert_array_equal(outs[1], outs[0])
+    clump = np.abs(X).max(axis=1) < 1
+    got = outs[0]
+    np.testing.assert_array_equal(np.sort(got[clump], axis=1), np.sort(ref_i[clump], axis=1))
+    # far points in lists of fewer than k + 1: searched exactly here (geoml.knn fills them
+    # with random points), never worse
+    d_got = gdask._exact64(X, X, got, "euclidean")
+    d_ref = gdask._exact64(X, X, ref_i, "euclidean")
+    assert (np.sort(d_got, axis=1) <= np.sort(d_ref, axis=1) + 1e-12).all()
+
+
 def test_knn_approx_second_pass():
     # below the target after the start: a second partition is merged in; every row's list
     # is then at least as good, and still the same for any chunking

@@ -647,8 +647,10 @@ def _counts(groups: dict, C: int) -> np.ndarray:
     return out
 
 
-def _piece(groups: dict, part: int):
-    return groups.get(part)
+def _piece(groups: dict, part: int, lo: int = 0, hi: int | None = None):
+    """The rows of list ``part`` held by one chunk (its positions [lo, hi) there), or None."""
+    got = groups.get(part)
+    return got if got is None or (lo == 0 and hi is None) else (got[0][lo:hi], got[1][lo:hi])
 
 
 def _top_parts(counts: np.ndarray, n: int, size: int) -> list:
@@ -665,13 +667,13 @@ def _top_parts(counts: np.ndarray, n: int, size: int) -> list:
     return parts
 
 
-def _cell(k: int, metric: str, opts, pass_: int, cid: int, a: int, b: int, starts, n_jobs, *pieces):
+def _cell(k: int, metric: str, opts, pass_: int, cid: int, starts, n_jobs, *pieces):
     """One part of the top split searched as nndescent_graph's clustered start searches it
     (split further, each list searched exactly): {chunk: (global rows, global neighbour
     indices, float64 distances, scores)} of its rows, split by the rows' chunks."""
     pieces = [p for p in pieces if p is not None]
-    g = np.concatenate([p[0] for p in pieces])[a:b]
-    Xc = aligned(np.concatenate([p[1] for p in pieces])[a:b])
+    g = np.concatenate([p[0] for p in pieces])
+    Xc = aligned(np.concatenate([p[1] for p in pieces]))
     idx, dist, score = _core.nndescent_cell(
         Xc,
         k=k,
@@ -747,7 +749,22 @@ def _clustered_pass(dask, X, blocks, starts, k, metric, n_jobs, seed, size, over
         *[assign(B, starts[i], centres, metric, overlap) for i, B in enumerate(blocks)]
     )
     count = dask.delayed(_counts, pure=True)
-    counts = np.sum(dask.compute(*[count(g, C) for g in groups]), axis=0)
+    per_chunk = np.array(dask.compute(*[count(g, C) for g in groups]))  # (chunks, lists)
+    counts = per_chunk.sum(axis=0)
+    offsets = np.cumsum(per_chunk, axis=0) - per_chunk  # a chunk's first position in a list
+
+    def rows_of(c: int, a: int, b: int) -> list:
+        # the chunks' pieces of list c at its positions [a, b) (a part cut from a list that
+        # holds nearly all points takes only its own rows)
+        if a == 0 and b == counts[c]:
+            return [piece(g, c) for g in groups]
+        out = []
+        for i, g in enumerate(groups):
+            lo, hi = max(a, offsets[i, c]), min(b, offsets[i, c] + per_chunk[i, c])
+            if lo < hi:
+                out.append(piece(g, c, int(lo - offsets[i, c]), int(hi - offsets[i, c])))
+        return out
+
     opts = _approx_options(seed, size, overlap, 0.99)
     piece = dask.delayed(_piece, pure=True)
     cell = dask.delayed(_cell, pure=True)
@@ -758,11 +775,9 @@ def _clustered_pass(dask, X, blocks, starts, k, metric, n_jobs, seed, size, over
             opts,
             pass_,
             _core.nndescent_cluster_child(1, p),
-            a,
-            b,
             np.asarray(starts[:-1]),
             n_jobs,
-            *[piece(g, c) for g in groups],
+            *rows_of(c, a, b),
         )
         for p, (c, a, b) in enumerate(_top_parts(counts, n, size))
     ]
