@@ -973,6 +973,22 @@ def test_knn_approx_worker_killed_mid_run(client):
     client.wait_for_workers(2, timeout=60)
 
 
+def test_knn_chunk_without_rows(client):
+    # a chunk of 0 rows (e.g. after filtering) is no error, and changes nothing
+    X = _clustered(6000, 8, n_clusters=30, seed=25).astype(np.float64)
+    Xd = da.from_array(X, chunks=((2500, 0, 3500), -1))
+    kw = {"method": "nndescent", "partition_size": 500, "random_state": 0}
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = gdask.knn(da.from_array(X, chunks=(6000, -1)), 5, **kw).indices.compute()
+        np.testing.assert_array_equal(gdask.knn(Xd, 5, **kw).indices.compute(), ref)
+        exact = geoml.knn(X[:600], 5)
+        small = da.from_array(X[:600], chunks=((300, 0, 300), -1))
+        np.testing.assert_array_equal(gdask.knn(small, 5).indices.compute(), exact.indices)
+    got = client.compute(gdask.knn(small, 5).indices, sync=True)  # the ring schedule
+    np.testing.assert_array_equal(got, exact.indices)
+
+
 def test_knn_approx_overlap_checked():
     X = da.from_array(_data(30, 2, np.float64, 0), chunks=10)
     with pytest.raises(ValueError, match="overlap"):

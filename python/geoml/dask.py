@@ -187,6 +187,8 @@ def _knn_pair(Q, D, q0: int, d0: int, k: int, metric: str, n_jobs, bq=None, bd=N
     k (1 + ln(chunk / k))."""
     _check_block(Q, q0)
     _check_block(D, d0)
+    if len(Q) == 0 or len(D) == 0:  # a chunk without rows: no candidates either way
+        return _empty_part(len(Q)), _empty_part(len(D))
     iq, dq, id_, dd = _core.knn_pair(
         aligned(Q),
         aligned(D.astype(Q.dtype, copy=False)),
@@ -624,6 +626,8 @@ def _assign_cells(Q, q0: int, centres, metric: str, overlap: float):
     """The clustered start's top split of one chunk: {list: (global rows, their rows of X)}
     for each row's nearest centre and, when d2 <= overlap d1, its second (rows increasing)."""
     _check_block(Q, q0)
+    if len(Q) == 0:
+        return {}
     first, second = _core.nndescent_split_assign(
         centres, aligned(Q), metric=_core.Metric[metric], overlap=overlap, n_jobs=1
     )
@@ -700,6 +704,8 @@ def _merge_cells(k: int, q0: int, m: int, prev, *pieces):
     pieces = [p for p in pieces if p is not None]
     if prev is not None:
         pieces.append((np.arange(q0, q0 + m), prev[0], prev[1], prev[2]))
+    if not pieces:  # a chunk without rows
+        return np.empty((m, k), np.int64), np.empty((m, k)), np.empty((m, k)), np.empty(0, int)
     rows = np.concatenate([p[0] for p in pieces]) - q0
     I = np.concatenate([p[1] for p in pieces])
     D = np.concatenate([p[2] for p in pieces])
@@ -799,6 +805,8 @@ def _clustered_pass(dask, X, blocks, starts, k, metric, n_jobs, seed, size, over
 def _exact_rows_block(S, D, d0: int, k: int, metric: str, n_jobs):
     """Exact candidates of the query rows S among the chunk D (rows [d0, ...)), float64."""
     c = min(k, len(D))
+    if c == 0:  # a chunk without rows
+        return _empty_part(len(S))
     idx, _ = _core.knn(
         aligned(D),
         aligned(S.astype(D.dtype, copy=False)),
