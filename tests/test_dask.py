@@ -959,11 +959,14 @@ def test_knn_approx_worker_killed_mid_run(client):
 
     th = threading.Thread(target=run)
     th.start()
+
+    def started():  # the chunks' assignments are held on the workers, or a part is running
+        keys = [k for ks in client.processing().values() for k in ks] + list(client.who_has())
+        return any("_cell" in str(k) or "_assign_cells" in str(k) for k in keys)
+
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(
-        "_cell" in str(key) for keys in client.processing().values() for key in keys
-    ):
-        time.sleep(0.01)
+    while time.monotonic() < deadline and not started():
+        time.sleep(0.005)
     nanny = next(iter(client.cluster.workers.values()))
     alive = th.is_alive()
     os.kill(nanny.process.pid, signal.SIGKILL)
