@@ -825,6 +825,181 @@ def test_knn_approx_bad_input():
         gdask.knn(da.from_array(bad, chunks=10), 2, method="nndescent", partition_size=5)
 
 
+def _single_start(X, k, metric, random_state, size, overlap=1.05):
+    """geoml.knn's clustered start alone (no NN-descent iteration), with geoml.knn's seed."""
+    from geoml._validation import random_seed
+
+    opts = geoml._core.NNDescentOptions(
+        seed=random_seed(random_state), cluster_size=size, overlap=overlap, max_iter=0, n_check=0
+    )
+    idx, dist = geoml._core.nndescent(X, k=k, metric=geoml._core.Metric[metric], options=opts)[:2]
+    return idx.reshape(len(X), k), dist.reshape(len(X), k)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_knn_approx_is_single_machine_start(metric, dtype):
+    # the distributed clustered start: the same lists as geoml.knn's start with the same seed
+    # (top split on the client, parts split further in the tasks), for any chunking; the
+    # distances by geoml.knn's finishing formula
+    X = _clustered(6000, 8, n_clusters=12, seed=21).astype(dtype)
+    k, size = 9, 400
+    ref_i, ref_d = _single_start(X, k, metric, 4, size)
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        outs = []
+        for chunks in [(6000,), (1000,) * 6, (1, 2500, 77, 3422)]:
+            res = gdask.knn(
+                da.from_array(X, chunks=(chunks, -1)),
+                k,
+                metric=metric,
+                method="nndescent",
+                partition_size=size,
+                target_recall=0.5,  # one pass: the start alone
+                random_state=4,
+            )
+            outs.append(dask.compute(res.indices, res.distances))
+    assert res.partition_["start"] == "clustered" and res.partition_["passes"] == 1
+    assert res.partition_["lists"] >= 10 and res.partition_["memberships"] > 6000
+    idx, dist = outs[0]
+    for i2, d2 in outs[1:]:
+        np.testing.assert_array_equal(i2, idx)
+        np.testing.assert_array_equal(d2, dist)
+    np.testing.assert_array_equal(np.sort(idx, axis=1), np.sort(ref_i, axis=1))
+    np.testing.assert_array_equal(dist, gdask._exact64(X, X, idx, metric).astype(dtype))
+    np.testing.assert_allclose(dist, ref_d, rtol=1e-6 if dtype == np.float32 else 1e-12)
+    assert res.recall_.estimate == pytest.approx(_recall(idx, X, k, metric), abs=0.02)
+
+
+def test_knn_approx_dominant_list_cut():
+    # a list holding >= 90 % of the points (one dense clump) is cut into consecutive parts of
+    # partition_size, as geoml.knn cuts it; each part task gets only its own rows
+    rng = np.random.default_rng(24)
+    X = np.concatenate([1e-3 * rng.normal(size=(2900, 4)), 10 * rng.normal(size=(100, 4))])
+    X = X[rng.permutation(3000)]
+    k, size = 5, 200
+    ref_i, _ = _single_start(X, k, "euclidean", 8, size)
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        outs = []
+        for chunks in [(3000,), (700, 1, 1299, 1000)]:
+            res = gdask.knn(
+                da.from_array(X, chunks=(chunks, -1)),
+                k,
+                method="nndescent",
+                partition_size=size,
+                target_recall=0.01,
+                random_state=8,
+            )
+            outs.append(res.indices.compute())
+    assert res.partition_["lists"] >= 2700 // size
+    np.testing.assert_array_equal(outs[1], outs[0])
+    clump = np.abs(X).max(axis=1) < 1
+    got = outs[0]
+    np.testing.assert_array_equal(np.sort(got[clump], axis=1), np.sort(ref_i[clump], axis=1))
+    # far points in lists of fewer than k + 1: searched exactly here (geoml.knn fills them
+    # with random points), never worse
+    d_got = gdask._exact64(X, X, got, "euclidean")
+    d_ref = gdask._exact64(X, X, ref_i, "euclidean")
+    assert (np.sort(d_got, axis=1) <= np.sort(d_ref, axis=1) + 1e-12).all()
+
+
+def test_knn_approx_second_pass():
+    # below the target after the start: a second partition is merged in; every row's list
+    # is then at least as good, and still the same for any chunking
+    X = np.random.default_rng(5).random((3000, 6))
+    kw = {"method": "nndescent", "partition_size": 300, "overlap": 1.0, "random_state": 7}
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        one = gdask.knn(da.from_array(X, chunks=1000), 10, target_recall=0.01, **kw)
+        two = [gdask.knn(da.from_array(X, chunks=c), 10, **kw) for c in (1000, 777)]
+        d1 = one.distances.compute()
+        i2, d2 = dask.compute(two[0].indices, two[0].distances)
+    assert one.partition_["passes"] == 1 and two[0].partition_["passes"] == 2
+    assert two[0].partition_["lists"] > one.partition_["lists"]
+    np.testing.assert_array_equal(two[1].indices.compute(), i2)
+    assert (d2 <= d1 * (1 + 1e-12)).all()
+    assert two[0].recall_.estimate > one.recall_.estimate
+    assert two[0].recall_.estimate == pytest.approx(_recall(i2, X, 10), abs=0.05)
+
+
+def test_knn_approx_one_task_below_four_lists():
+    # at most 4 partition_size points (or inner products): geoml.knn's search in one task
+    X = _data(700, 5, np.float64, 22)
+    with dask.config.set(scheduler="threads"):
+        res = gdask.knn(
+            da.from_array(X, chunks=300), 6, method="nndescent", partition_size=200, random_state=1
+        )
+        idx = res.indices.compute()
+    ref = geoml.knn(X, 6, method="nndescent", random_state=1)
+    assert res.partition_["start"] == "one task"
+    np.testing.assert_array_equal(np.sort(idx, axis=1), np.sort(ref.indices, axis=1))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the recall is not the point here
+def test_knn_approx_worker_killed_mid_run(client):
+    # a worker process killed while the parts of the clustered start are being searched:
+    # Dask reruns the lost tasks (the persisted pieces included) and the graph is unchanged
+    import os
+    import signal
+    import threading
+    import time
+
+    X = _clustered(12000, 8, n_clusters=15, seed=23)
+    kw = {"method": "nndescent", "partition_size": 500, "random_state": 6}
+    with dask.config.set(scheduler="threads"):
+        ref = gdask.knn(da.from_array(X, chunks=(3000, -1)), 6, **kw)
+        ref_i = ref.indices.compute()
+    out = {}
+
+    def run():
+        with client.as_current():
+            res = gdask.knn(da.from_array(X, chunks=(1500, -1)), 6, **kw)
+            out["idx"] = client.compute(res.indices, sync=True)
+
+    th = threading.Thread(target=run)
+    th.start()
+
+    def started():  # the chunks' assignments are held on the workers, or a part is running
+        keys = [k for ks in client.processing().values() for k in ks] + list(client.who_has())
+        return any("_cell" in str(k) or "_assign_cells" in str(k) for k in keys)
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not started():
+        time.sleep(0.005)
+    nanny = next(iter(client.cluster.workers.values()))
+    alive = th.is_alive()
+    os.kill(nanny.process.pid, signal.SIGKILL)
+    th.join(120)
+    assert alive and not th.is_alive()  # killed mid-run, and the run completed
+    np.testing.assert_array_equal(out["idx"], ref_i)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_knn_chunk_without_rows(client):
+    # a chunk of 0 rows (e.g. after filtering) is no error, and changes nothing
+    X = _clustered(6000, 8, n_clusters=30, seed=25).astype(np.float64)
+    Xd = da.from_array(X, chunks=((2500, 0, 3500), -1))
+    kw = {"method": "nndescent", "partition_size": 500, "random_state": 0}
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = gdask.knn(da.from_array(X, chunks=(6000, -1)), 5, **kw).indices.compute()
+        np.testing.assert_array_equal(gdask.knn(Xd, 5, **kw).indices.compute(), ref)
+        exact = geoml.knn(X[:600], 5)
+        small = da.from_array(X[:600], chunks=((300, 0, 300), -1))
+        np.testing.assert_array_equal(gdask.knn(small, 5).indices.compute(), exact.indices)
+    got = client.compute(gdask.knn(small, 5).indices, sync=True)  # the ring schedule
+    np.testing.assert_array_equal(got, exact.indices)
+
+
+def test_knn_approx_overlap_checked():
+    X = da.from_array(_data(30, 2, np.float64, 0), chunks=10)
+    with pytest.raises(ValueError, match="overlap"):
+        gdask.knn(X, 2, method="nndescent", overlap=0.99)
+    with pytest.raises(TypeError, match="overlap"):
+        gdask.knn(X, 2, method="nndescent", overlap="1")
+
+
 # ---------------------------------------------------------------- point-cloud pairs
 
 

@@ -159,6 +159,67 @@ py::tuple nndescent_py(exact<T> X_in, int64_t k, Metric metric, const NNDescentO
                         info.n_checked, info.hits, info.last_changes);
 }
 
+/// Top-split centres of the clustered start from its sample rows -> (C, d) array in T.
+template <typename T>
+py::array_t<T> nndescent_split_centres_py(exact<T> rows_in, int64_t C, Metric metric, uint64_t seed,
+                                          uint64_t node, int n_jobs) {
+  const carray<T> rows = contiguous(rows_in);
+  if (rows.ndim() != 2) throw std::invalid_argument("rows must be 2-D");
+  const int64_t ns = rows.shape(0), d = rows.shape(1);
+  std::vector<T> cent;
+  {
+    py::gil_scoped_release release;
+    cent = nndescent_split_centres<T>(rows.data(), ns, d, C, metric, seed, node, n_jobs);
+  }
+  py::array_t<T> out({C, d});
+  std::copy(cent.begin(), cent.end(), out.mutable_data());
+  return out;
+}
+
+/// Nearest centre of each row of Q and the second (or -1) -> (first, second), int32.
+template <typename T>
+py::tuple nndescent_split_assign_py(exact<T> cent_in, exact<T> Q_in, Metric metric, double overlap,
+                                    int n_jobs) {
+  const carray<T> cent = contiguous(cent_in);
+  const carray<T> Q = contiguous(Q_in);
+  if (cent.ndim() != 2 || Q.ndim() != 2 || cent.shape(1) != Q.shape(1))
+    throw std::invalid_argument("centres and Q must be 2-D with the same number of columns");
+  const int64_t C = cent.shape(0), m = Q.shape(0), d = Q.shape(1);
+  py::array_t<int32_t> first(m), second(m);
+  int32_t* pf = first.mutable_data();
+  int32_t* ps = second.mutable_data();
+  const T* pc = cent.data();
+  const T* pq = Q.data();
+  {
+    py::gil_scoped_release release;
+    nndescent_split_assign<T>(pc, C, pq, m, d, metric, overlap, n_jobs, pf, ps);
+  }
+  return py::make_tuple(first, second);
+}
+
+/// Clustered start of one cell -> (local indices int64, float64 distances, scores in T),
+/// each (L, k).
+template <typename T>
+py::tuple nndescent_cell_py(exact<T> X_in, int64_t k, Metric metric,
+                            const NNDescentOptions& options, uint64_t pass, uint64_t id,
+                            int n_jobs) {
+  const carray<T> X = contiguous(X_in);
+  if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D");
+  const int64_t L = X.shape(0), d = X.shape(1);
+  py::array_t<int64_t> idx({L, k});
+  py::array_t<double> dist({L, k});
+  py::array_t<T> score({L, k});
+  int64_t* pi = idx.mutable_data();
+  double* pd = dist.mutable_data();
+  T* ps = score.mutable_data();
+  const T* px = X.data();
+  {
+    py::gil_scoped_release release;
+    nndescent_cell<T>(px, L, d, k, metric, options, pass, id, n_jobs, pi, pd, ps);
+  }
+  return py::make_tuple(idx, dist, score);
+}
+
 }  // namespace
 
 void bind_neighbors(py::module_& m) {
@@ -227,6 +288,34 @@ void bind_neighbors(py::module_& m) {
       py::arg("k"), py::arg("metric"), py::arg("options"), py::arg("n_jobs") = 0,
       py::arg("verbose") = false,
       "NN-descent kNN graph of X -> (indices, distances, n_iter, n_checked, hits, changes).");
+  m.def(
+      "nndescent_floyd",
+      [](int64_t L, int64_t m_, uint64_t seed, uint64_t salt) {
+        if (L < 0 || m_ < 0) throw std::invalid_argument("nndescent_floyd: negative size");
+        return to_numpy(nndescent_floyd(L, m_, seed, salt));
+      },
+      py::arg("L"), py::arg("m"), py::arg("seed"), py::arg("salt"),
+      "m distinct sorted positions of [0, L) drawn as the approximate search draws them.");
+  m.def("nndescent_cluster_node", &nndescent_cluster_node, py::arg("seed"), py::arg("pass_"),
+        py::arg("id"), "Seed of a list of the clustered start (pass, id).");
+  m.def("nndescent_cluster_child", &nndescent_cluster_child, py::arg("id"), py::arg("p"),
+        "Id of the p-th part of a list of the clustered start.");
+  m.def("nndescent_split_parts", &nndescent_split_parts, py::arg("L"), py::arg("S"),
+        "Centres of a split of L points of the clustered start (lists of about S).");
+  m.def("nndescent_split_sample", &nndescent_split_sample, py::arg("L"), py::arg("C"),
+        "k-means sample size of a split of L points into C parts.");
+  def_overloads(m, "nndescent_split_centres", Floats{}, GEOML_PICK(nndescent_split_centres_py),
+                py::arg("rows").noconvert(), py::kw_only(), py::arg("C"), py::arg("metric"),
+                py::arg("seed"), py::arg("node"), py::arg("n_jobs") = 0,
+                "k-means centres of a split of the clustered start from its sample rows.");
+  def_overloads(m, "nndescent_split_assign", Floats{}, GEOML_PICK(nndescent_split_assign_py),
+                py::arg("centres").noconvert(), py::arg("Q").noconvert(), py::kw_only(),
+                py::arg("metric"), py::arg("overlap"), py::arg("n_jobs") = 0,
+                "Nearest and (within overlap) second-nearest centre -> (first, second).");
+  def_overloads(m, "nndescent_cell", Floats{}, GEOML_PICK(nndescent_cell_py),
+                py::arg("X").noconvert(), py::kw_only(), py::arg("k"), py::arg("metric"),
+                py::arg("options"), py::arg("pass_"), py::arg("id"), py::arg("n_jobs") = 0,
+                "Clustered start of one cell -> (local indices, distances, scores).");
   def_overloads(m, "neighbors_to_csr", Floats{}, GEOML_PICK(neighbors_to_csr_py),
                 py::arg("indices"), py::arg("weights").noconvert(), py::kw_only(), py::arg("mode"),
                 py::arg("index64") = false, py::arg("n_jobs") = 0,

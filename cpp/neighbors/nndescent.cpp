@@ -2,6 +2,7 @@
 #include "nndescent.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -416,6 +418,219 @@ std::vector<double> sample_truth(const T* X, int64_t n, int64_t d, int64_t k, Me
 
 }  // namespace nnd
 
+namespace nnd {
+
+/// Node seed of a list of the clustered start (pass, list id) and the id of its p-th part.
+inline uint64_t cluster_node(uint64_t seed, uint64_t pass, uint64_t id) {
+  return hash3(seed, 0xC1A5 + pass, id);
+}
+inline uint64_t cluster_child(uint64_t id, int64_t p) {
+  return id * 1000003 + uint64_t(p) + 1;
+}
+
+/// Floyd's algorithm on the hashed stream hash3(seed, salt, r): m distinct positions of
+/// [0, L), sorted (all of them when m >= L).
+inline std::vector<int64_t> floyd_sample(int64_t L, int64_t m, uint64_t seed, uint64_t salt) {
+  std::set<int64_t> chosen;
+  if (m >= L) {
+    for (int64_t i = 0; i < L; ++i) chosen.insert(i);
+  } else {
+    for (int64_t j = L - m, r = 0; j < L; ++j, ++r) {
+      const int64_t t = int64_t(hash3(seed, salt, uint64_t(r)) % uint64_t(j + 1));
+      if (!chosen.insert(t).second) chosen.insert(j);
+    }
+  }
+  return std::vector<int64_t>(chosen.begin(), chosen.end());
+}
+
+/// Centres of a split of L points into parts of about S: at most 128, at least 2.
+inline int64_t split_parts(int64_t L, int64_t S) {
+  return std::min<int64_t>(128, std::max<int64_t>(2, (L + S / 2) / S));
+}
+/// Points of the k-means sample of a split into C parts.
+inline int64_t split_sample(int64_t L, int64_t C) {
+  return std::min<int64_t>(L, std::max<int64_t>(64 * C, 10000));
+}
+
+/// k-means centres (float64, one k-means++ restart, 15 Lloyd steps) of the sample rows
+/// (ns x d; unit rows for cosine, scaled by the float 1 / ||x|| as the scores are), in T.
+template <typename T>
+std::vector<T> split_centres(const T* rows, int64_t ns, int64_t d, int64_t C, Metric metric,
+                             uint64_t seed, uint64_t node, int nt) {
+  std::vector<double> Xs(static_cast<size_t>(ns * d));
+  for (int64_t s = 0; s < ns; ++s) {
+    const T* x = rows + s * d;
+    double f = 1.0;
+    if (metric == Metric::Cosine) {
+      double q = 0;
+      for (int64_t t = 0; t < d; ++t) q += double(x[t]) * x[t];
+      f = q > 0 ? double(T(1.0 / std::sqrt(q))) : 0.0;
+    }
+    for (int64_t t = 0; t < d; ++t) Xs[s * d + t] = double(x[t]) * f;
+  }
+  const KMeansResult km = kmeans(Xs.data(), ns, d, C, 1, 15, 0.0, hash3(seed, node, 1), nt);
+  std::vector<T> cent(static_cast<size_t>(C * d));
+  for (int64_t e = 0; e < C * d; ++e) cent[e] = T(km.centers[e]);
+  return cent;
+}
+
+/// Nearest centre of each of the m rows Q (first) and its second nearest when d2 <= overlap
+/// d1 (second, else -1), by the exact kernel (euclidean, or cosine).
+template <typename T>
+void split_assign(const T* cent, int64_t C, const T* Q, int64_t m, int64_t d, Metric metric,
+                  double overlap, int nt, int32_t* first, int32_t* second) {
+  const Metric am = metric == Metric::Cosine ? Metric::Cosine : Metric::Euclidean;
+  const int64_t QB = 16384;
+  std::vector<int64_t> ai(static_cast<size_t>(std::min(m, QB) * 2));
+  std::vector<T> ad(static_cast<size_t>(std::min(m, QB) * 2));
+  for (int64_t q0 = 0; q0 < m; q0 += QB) {
+    const int64_t q1 = std::min(m, q0 + QB);
+    knn_search<T>(cent, C, Q + q0 * d, q1 - q0, d, 2, am, false, nt, ai.data(), ad.data());
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t r = (q - q0) * 2;
+      first[q] = int32_t(ai[r]);
+      second[q] = double(ad[r + 1]) <= overlap * double(ad[r]) ? int32_t(ai[r + 1]) : -1;
+    }
+  }
+}
+
+/// Lists of one split -> its parts: empty lists dropped, a list holding at least 90 % of the
+/// L points (no real split: duplicates, one dominant cluster) cut into consecutive chunks of S.
+inline void split_parts_of(std::vector<std::vector<int32_t>>& lists, int64_t L, int64_t S,
+                           std::vector<std::vector<int32_t>>& out) {
+  for (auto& l : lists) {
+    if (l.empty()) continue;
+    if (int64_t(l.size()) * 10 >= L * 9) {
+      for (int64_t a = 0; a < int64_t(l.size()); a += S)
+        out.emplace_back(l.begin() + a, l.begin() + std::min<int64_t>(int64_t(l.size()), a + S));
+    } else {
+      out.push_back(std::move(l));
+    }
+  }
+}
+
+/// The clustered start of one list of points (all of X in nndescent_graph; one cell of the
+/// top split in geoml.dask): split depth-first until a list holds at most 1.5 S points, each
+/// list searched by the exact kernel and merged into the heaps G.
+template <typename T>
+struct ClusterStart {
+  const T* X;
+  int64_t d, k;
+  Metric metric;
+  const T* inv;
+  const Scorer<T>& score;
+  int64_t S;
+  double overlap;
+  uint64_t seed;
+  int nt;
+  bool verbose;
+
+  /// Splits the points `pts` (more than 1.5 S) into about |pts| / S overlapping lists.
+  /// Returns false, leaving `out` empty, when the split is not local: more than half of the
+  /// points are nearly as close to a second centre as to their own (no structure at this
+  /// scale, as in a Gaussian blob of high intrinsic dimension, whose neighbours a split
+  /// scatters over its parts) and the list is small enough (at most 4 S) to search whole.
+  bool split(const std::vector<int32_t>& pts, uint64_t node,
+             std::vector<std::vector<int32_t>>& out) const {
+    const int64_t L = int64_t(pts.size());
+    const int64_t C = split_parts(L, S);
+    const std::vector<int64_t> pick = floyd_sample(L, split_sample(L, C), seed, node);
+    const int64_t ns = int64_t(pick.size());
+    std::vector<T> rows(static_cast<size_t>(ns * d));
+    for (int64_t s = 0; s < ns; ++s)
+      std::memcpy(&rows[s * d], X + int64_t(pts[pick[s]]) * d, static_cast<size_t>(d) * sizeof(T));
+    const std::vector<T> cent = split_centres(rows.data(), ns, d, C, metric, seed, node, nt);
+    rows.clear();
+    rows.shrink_to_fit();
+    // Two nearest centres of every point (the exact kernel, queries gathered in blocks).
+    std::vector<int32_t> first(static_cast<size_t>(L)), second(static_cast<size_t>(L), -1);
+    const int64_t QB = 16384;
+    std::vector<T> Q(static_cast<size_t>(std::min(L, QB) * d));
+    for (int64_t q0 = 0; q0 < L; q0 += QB) {
+      const int64_t q1 = std::min(L, q0 + QB);
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t q = q0; q < q1; ++q)
+        std::memcpy(&Q[(q - q0) * d], X + int64_t(pts[q]) * d, static_cast<size_t>(d) * sizeof(T));
+      split_assign(cent.data(), C, Q.data(), q1 - q0, d, metric, overlap, nt, &first[q0],
+                   &second[q0]);
+    }
+    int64_t dup = 0;
+    for (int64_t q = 0; q < L; ++q) dup += second[q] >= 0;
+    if (verbose)
+      std::fprintf(stderr, "[geoml] nndescent: split of %lld points into %lld, %.0f%% in two\n",
+                   (long long)L, (long long)C, 100.0 * double(dup) / double(L));
+    if (L <= 4 * S && 2 * dup > L) return false;
+    std::vector<std::vector<int32_t>> lists(static_cast<size_t>(C));
+    for (int64_t q = 0; q < L; ++q) {  // in order: deterministic lists
+      lists[first[q]].push_back(pts[q]);
+      if (second[q] >= 0) lists[second[q]].push_back(pts[q]);
+    }
+    split_parts_of(lists, L, S, out);
+    return true;
+  }
+
+  /// Depth-first from the list `root` (node `root_id`): a list is split until it holds at
+  /// most 1.5 S points, then searched; `perm` gets the points as first met in a list (from
+  /// position `placed`, `seen` marking them). Returns {lists, memberships, largest list}.
+  std::array<int64_t, 3> run(std::vector<int32_t> root, uint64_t root_id, uint64_t pass,
+                             Graph<T>& G, int32_t* perm, uint8_t* seen, int64_t& placed) const {
+    const int64_t Smax = S + S / 2;  // a list above this is split again
+    std::vector<std::vector<int32_t>> stack(1);
+    std::vector<uint64_t> ids{root_id};
+    stack[0] = std::move(root);
+    int64_t n_lists = 0, memberships = 0, Lmax = 0;
+    std::vector<T> buf, ld;
+    std::vector<int64_t> li;
+    while (!stack.empty()) {
+      std::vector<int32_t> pts = std::move(stack.back());
+      const uint64_t id = ids.back();
+      stack.pop_back();
+      ids.pop_back();
+      const int64_t L = int64_t(pts.size());
+      std::vector<std::vector<int32_t>> parts;
+      if (L > Smax && split(pts, cluster_node(seed, pass, id), parts)) {
+        // pushed in reverse, so the first part is searched first
+        for (int64_t p = int64_t(parts.size()) - 1; p >= 0; --p) {
+          stack.push_back(std::move(parts[p]));
+          ids.push_back(cluster_child(id, p));
+        }
+        continue;
+      }
+      // Join order of the iterations (and the finish): points as first met in a list.
+      for (const int32_t i : pts)
+        if (!seen[i]) seen[i] = 1, perm[placed++] = i;
+      ++n_lists;
+      memberships += L;
+      Lmax = std::max(Lmax, L);
+      if (L < 2) continue;
+      const int64_t kk = std::min(k, L - 1);
+      buf.resize(static_cast<size_t>(L * d));
+      ld.resize(static_cast<size_t>(L * kk));
+      li.resize(static_cast<size_t>(L * kk));
+      const int32_t* M = pts.data();
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t p = 0; p < L; ++p)
+        std::memcpy(&buf[p * d], X + int64_t(M[p]) * d, static_cast<size_t>(d) * sizeof(T));
+      knn_search<T>(buf.data(), L, nullptr, 0, d, kk, metric, true, nt, li.data(), ld.data(), false,
+                    false);
+      // A list's points are distinct: each row of the graph is touched by one thread.
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t p = 0; p < L; ++p) {
+        const int64_t i = M[p];
+        for (int64_t t = 0; t < kk; ++t) {
+          const int64_t q = li[p * kk + t];
+          const int32_t j = M[q];
+          const T s = score.rows(i, j, &buf[p * d], &buf[q * d]);
+          if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
+        }
+      }
+    }
+    return {n_lists, memberships, Lmax};
+  }
+};
+
+}  // namespace nnd
+
 template <typename T>
 void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
                      const NNDescentOptions& opt, int n_threads, std::vector<int64_t>& indices,
@@ -577,151 +792,17 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   const bool use_clusters = opt.clusters && metric != Metric::InnerProduct && n >= 4 * S &&
                             !(opt.cluster_min_dim > 0 && id_mle < opt.cluster_min_dim);
   auto add_clusters = [&](uint64_t pass) {
-    const int64_t Smax = S + S / 2;  // a list above this is split again
-    const int64_t Wmax = 4 * S;      // ... unless the split is not local and it is at most this
-    const Metric am = metric == Metric::Cosine ? Metric::Cosine : Metric::Euclidean;
-    // Splits the points `pts` (more than Smax) into about |pts| / S overlapping lists.
-    // Returns false, leaving `out` empty, when the split is not local: more than half of the
-    // points are nearly as close to a second centre as to their own (no structure at this
-    // scale, as in a Gaussian blob of high intrinsic dimension, whose neighbours a split
-    // scatters over its parts) and the list is small enough (at most Wmax) to search whole.
-    double t_kmeans = 0;
-    auto split = [&](const std::vector<int32_t>& pts, uint64_t node,
-                     std::vector<std::vector<int32_t>>& out) -> bool {
-      const int64_t L = int64_t(pts.size());
-      const int64_t C = std::min<int64_t>(128, std::max<int64_t>(2, (L + S / 2) / S));
-      // k-means (float64, one k-means++ restart) on a hashed sample; unit rows for cosine.
-      const int64_t ns = std::min<int64_t>(L, std::max<int64_t>(64 * C, 10000));
-      std::vector<int64_t> pick;
-      {
-        std::set<int64_t> chosen;
-        for (int64_t j = L - ns, r = 0; j < L; ++j, ++r) {
-          const int64_t t = int64_t(hash3(seed, node, uint64_t(r)) % uint64_t(j + 1));
-          if (!chosen.insert(t).second) chosen.insert(j);
-        }
-        pick.assign(chosen.begin(), chosen.end());
-      }
-      std::vector<double> Xs(static_cast<size_t>(ns * d));
-      for (int64_t s = 0; s < ns; ++s) {
-        const int64_t i = pts[pick[s]];
-        const double f = metric == Metric::Cosine ? double(inv[i]) : 1.0;
-        for (int64_t t = 0; t < d; ++t) Xs[s * d + t] = double(X[i * d + t]) * f;
-      }
-      const double tk0 = cpu();
-      const KMeansResult km = kmeans(Xs.data(), ns, d, C, 1, 15, 0.0, hash3(seed, node, 1), nt);
-      t_kmeans += cpu() - tk0;
-      std::vector<T> cent(static_cast<size_t>(C * d));
-      for (int64_t e = 0; e < C * d; ++e) cent[e] = T(km.centers[e]);
-      Xs.clear();
-      Xs.shrink_to_fit();
-      // Two nearest centres of every point (the exact kernel, queries gathered in blocks).
-      std::vector<int32_t> first(static_cast<size_t>(L)), second(static_cast<size_t>(L), -1);
-      const int64_t QB = 16384;
-      std::vector<int64_t> ai(static_cast<size_t>(QB * 2));
-      std::vector<T> ad(static_cast<size_t>(QB * 2)), Q(static_cast<size_t>(QB * d));
-      for (int64_t q0 = 0; q0 < L; q0 += QB) {
-        const int64_t q1 = std::min(L, q0 + QB);
-#pragma omp parallel for schedule(static) num_threads(nt)
-        for (int64_t q = q0; q < q1; ++q)
-          std::memcpy(&Q[(q - q0) * d], X + int64_t(pts[q]) * d,
-                      static_cast<size_t>(d) * sizeof(T));
-        knn_search<T>(cent.data(), C, Q.data(), q1 - q0, d, 2, am, false, nt, ai.data(), ad.data());
-        for (int64_t q = q0; q < q1; ++q) {
-          const int64_t r = (q - q0) * 2;
-          first[q] = int32_t(ai[r]);
-          if (double(ad[r + 1]) <= opt.overlap * double(ad[r])) second[q] = int32_t(ai[r + 1]);
-        }
-      }
-      int64_t dup = 0;
-      for (int64_t q = 0; q < L; ++q) dup += second[q] >= 0;
-      if (verbose)
-        std::fprintf(stderr, "[geoml] nndescent: split of %lld points into %lld, %.0f%% in two\n",
-                     (long long)L, (long long)C, 100.0 * double(dup) / double(L));
-      if (L <= Wmax && 2 * dup > L) return false;
-      std::vector<std::vector<int32_t>> lists(static_cast<size_t>(C));
-      for (int64_t q = 0; q < L; ++q) {  // in order: deterministic lists
-        lists[first[q]].push_back(pts[q]);
-        if (second[q] >= 0) lists[second[q]].push_back(pts[q]);
-      }
-      for (auto& l : lists) {
-        if (l.empty()) continue;
-        if (int64_t(l.size()) * 10 >= L * 9) {
-          // No real split (duplicates, one dominant cluster): consecutive chunks of S.
-          for (int64_t a = 0; a < int64_t(l.size()); a += S)
-            out.emplace_back(l.begin() + a,
-                             l.begin() + std::min<int64_t>(int64_t(l.size()), a + S));
-        } else {
-          out.push_back(std::move(l));
-        }
-      }
-      return true;
-    };
-    // Depth-first: a list is split until it holds at most Smax points, then searched.
-    std::vector<std::vector<int32_t>> stack(1);
-    std::vector<uint64_t> ids{1};
-    stack[0].resize(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) stack[0][i] = int32_t(i);
     std::vector<uint8_t> seen(static_cast<size_t>(n), 0);
-    int64_t placed = 0, n_lists = 0, memberships = 0, Lmax = 0;
-    std::vector<T> buf, ld;
-    std::vector<int64_t> li;
-    double t_search = 0, t_merge = 0;
-    while (!stack.empty()) {
-      std::vector<int32_t> pts = std::move(stack.back());
-      const uint64_t id = ids.back();
-      stack.pop_back();
-      ids.pop_back();
-      const int64_t L = int64_t(pts.size());
-      std::vector<std::vector<int32_t>> parts;
-      if (L > Smax && split(pts, hash3(seed, 0xC1A5 + pass, id), parts)) {
-        // pushed in reverse, so the first part is searched first
-        for (int64_t p = int64_t(parts.size()) - 1; p >= 0; --p) {
-          stack.push_back(std::move(parts[p]));
-          ids.push_back(id * 1000003 + uint64_t(p) + 1);
-        }
-        continue;
-      }
-      // Join order of the iterations (and the finish): points as first met in a list.
-      for (const int32_t i : pts)
-        if (!seen[i]) seen[i] = 1, perm[placed++] = i;
-      ++n_lists;
-      memberships += L;
-      Lmax = std::max(Lmax, L);
-      if (L < 2) continue;
-      const int64_t kk = std::min(k, L - 1);
-      buf.resize(static_cast<size_t>(L * d));
-      ld.resize(static_cast<size_t>(L * kk));
-      li.resize(static_cast<size_t>(L * kk));
-      const int32_t* M = pts.data();
-#pragma omp parallel for schedule(static) num_threads(nt)
-      for (int64_t p = 0; p < L; ++p)
-        std::memcpy(&buf[p * d], X + int64_t(M[p]) * d, static_cast<size_t>(d) * sizeof(T));
-      const double ts0 = cpu();
-      knn_search<T>(buf.data(), L, nullptr, 0, d, kk, metric, true, nt, li.data(), ld.data(), false,
-                    false);
-      t_search += cpu() - ts0;
-      const double tm0 = cpu();
-      // A list's points are distinct: each row of the graph is touched by one thread.
-#pragma omp parallel for schedule(static) num_threads(nt)
-      for (int64_t p = 0; p < L; ++p) {
-        const int64_t i = M[p];
-        for (int64_t t = 0; t < kk; ++t) {
-          const int64_t q = li[p * kk + t];
-          const int32_t j = M[q];
-          const T s = score.rows(i, j, &buf[p * d], &buf[q * d]);
-          if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
-        }
-      }
-      t_merge += cpu() - tm0;
-    }
-    if (verbose)
-      std::fprintf(stderr, "[geoml] nndescent: cpu kmeans %.2f s, search %.2f s, merge %.2f s\n",
-                   t_kmeans, t_search, t_merge);
+    int64_t placed = 0;
+    std::vector<int32_t> all(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) all[i] = int32_t(i);
+    const ClusterStart<T> cs{X, d, k, metric, inv.data(), score, S, opt.overlap, seed, nt, verbose};
+    const auto st = cs.run(std::move(all), 1, pass, G, perm.data(), seen.data(), placed);
     if (verbose)
       std::fprintf(stderr,
                    "[geoml] nndescent: %lld clusters searched (%lld memberships, largest %lld), "
                    "%.1f s (cpu %.1f s)\n",
-                   (long long)n_lists, (long long)memberships, (long long)Lmax, elapsed(), cpu());
+                   (long long)st[0], (long long)st[1], (long long)st[2], elapsed(), cpu());
   };
   if (use_clusters)
     add_clusters(0);
@@ -907,5 +988,118 @@ template void nndescent_graph<float>(const float*, int64_t, int64_t, int64_t, Me
 template void nndescent_graph<double>(const double*, int64_t, int64_t, int64_t, Metric,
                                       const NNDescentOptions&, int, std::vector<int64_t>&,
                                       std::vector<double>&, NNDescentInfo*, bool);
+
+std::vector<int64_t> nndescent_floyd(int64_t L, int64_t m, uint64_t seed, uint64_t salt) {
+  return nnd::floyd_sample(L, m, seed, salt);
+}
+uint64_t nndescent_cluster_node(uint64_t seed, uint64_t pass, uint64_t id) {
+  return nnd::cluster_node(seed, pass, id);
+}
+uint64_t nndescent_cluster_child(uint64_t id, int64_t p) {
+  return nnd::cluster_child(id, p);
+}
+int64_t nndescent_split_parts(int64_t L, int64_t S) {
+  return nnd::split_parts(L, S);
+}
+int64_t nndescent_split_sample(int64_t L, int64_t C) {
+  return nnd::split_sample(L, C);
+}
+
+template <typename T>
+std::vector<T> nndescent_split_centres(const T* rows, int64_t ns, int64_t d, int64_t C,
+                                       Metric metric, uint64_t seed, uint64_t node, int n_threads) {
+  if (C < 1 || ns < C) throw std::invalid_argument("nndescent_split_centres: need ns >= C >= 1");
+  return nnd::split_centres(rows, ns, d, C, metric, seed, node, resolve_threads(n_threads));
+}
+
+template <typename T>
+void nndescent_split_assign(const T* centres, int64_t C, const T* Q, int64_t m, int64_t d,
+                            Metric metric, double overlap, int n_threads, int32_t* first,
+                            int32_t* second) {
+  if (C < 2) throw std::invalid_argument("nndescent_split_assign: need at least 2 centres");
+  if (!(overlap >= 1.0)) throw std::invalid_argument("nndescent: overlap must be >= 1");
+  nnd::split_assign(centres, C, Q, m, d, metric, overlap, resolve_threads(n_threads), first,
+                    second);
+}
+
+template <typename T>
+void nndescent_cell(const T* X, int64_t L, int64_t d, int64_t k, Metric metric,
+                    const NNDescentOptions& opt, uint64_t pass, uint64_t id, int n_threads,
+                    int64_t* indices, double* distances, T* scores) {
+  using namespace nnd;
+  if (L < 1 || d < 1 || k < 1) throw std::invalid_argument("nndescent_cell: empty cell or k < 1");
+  if (L >= (int64_t(1) << 31) - 1)
+    throw std::invalid_argument("nndescent_cell: at most 2^31 - 2 points");
+  if (metric == Metric::InnerProduct)
+    throw std::invalid_argument("nndescent_cell: the clustered start has no inner_product");
+  if (opt.cluster_size < 0) throw std::invalid_argument("nndescent: negative cluster_size");
+  if (!(opt.overlap >= 1.0)) throw std::invalid_argument("nndescent: overlap must be >= 1");
+  const int nt = resolve_threads(n_threads);
+  const SimdIsa isa = simd_isa();
+  std::vector<T> inv;
+  std::vector<double> norms;
+  if (metric == Metric::Cosine) {  // as nndescent_graph: the same bits per row
+    inv.resize(static_cast<size_t>(L));
+    norms.resize(static_cast<size_t>(L));
+    for (int64_t i = 0; i < L; ++i) {
+      double s = 0;
+      for (int64_t t = 0; t < d; ++t) s += double(X[i * d + t]) * X[i * d + t];
+      norms[i] = std::sqrt(s);
+      inv[i] = s > 0 ? T(1.0 / norms[i]) : T(0);
+    }
+  }
+  const Scorer<T> score{X,
+                        d,
+                        metric,
+                        inv.data(),
+                        GEOML_SIMD_PICK(isa, pair_sqdist<T>),
+                        GEOML_SIMD_PICK(isa, pair_dot<T>),
+                        GEOML_SIMD_PICK(isa, pair_sqdist4<T>),
+                        GEOML_SIMD_PICK(isa, pair_dot4<T>)};
+  const int64_t S = opt.cluster_size > 0 ? opt.cluster_size : 8192;
+  Graph<T> G(L, k);
+  std::vector<int32_t> perm(static_cast<size_t>(L)), all(static_cast<size_t>(L));
+  std::vector<uint8_t> seen(static_cast<size_t>(L), 0);
+  for (int64_t i = 0; i < L; ++i) all[i] = int32_t(i);
+  int64_t placed = 0;
+  const ClusterStart<T> cs{X, d, k, metric, inv.data(), score, S, opt.overlap, opt.seed, nt, false};
+  cs.run(std::move(all), id, pass, G, perm.data(), seen.data(), placed);
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<std::tuple<double, int64_t, T>> row;  // (distance, index, score)
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < L; ++i) {
+      row.clear();
+      for (int64_t t = 0; t < k; ++t) {
+        const int64_t j = G.idx[i * k + t];
+        if (j < 0) continue;
+        // knn_search's finishing formula (serial double sums): geoml.knn's distances
+        const double dist =
+            detail::exact_distance(X + i * d, X + j * d, d, metric, norms.empty() ? 0.0 : norms[i],
+                                   norms.empty() ? 0.0 : norms[j]);
+        row.emplace_back(dist, j, G.score[i * k + t]);
+      }
+      std::sort(row.begin(), row.end());
+      for (int64_t t = 0; t < k; ++t) {
+        const bool has = t < int64_t(row.size());
+        indices[i * k + t] = has ? std::get<1>(row[t]) : -1;
+        distances[i * k + t] = has ? std::get<0>(row[t]) : std::numeric_limits<double>::infinity();
+        scores[i * k + t] = has ? std::get<2>(row[t]) : std::numeric_limits<T>::infinity();
+      }
+    }
+  }
+}
+
+#define GEOML_NND_PIECES(T)                                                                       \
+  template std::vector<T> nndescent_split_centres<T>(const T*, int64_t, int64_t, int64_t, Metric, \
+                                                     uint64_t, uint64_t, int);                    \
+  template void nndescent_split_assign<T>(const T*, int64_t, const T*, int64_t, int64_t, Metric,  \
+                                          double, int, int32_t*, int32_t*);                       \
+  template void nndescent_cell<T>(const T*, int64_t, int64_t, int64_t, Metric,                    \
+                                  const NNDescentOptions&, uint64_t, uint64_t, int, int64_t*,     \
+                                  double*, T*);
+GEOML_NND_PIECES(float)
+GEOML_NND_PIECES(double)
+#undef GEOML_NND_PIECES
 
 }  // namespace geoml

@@ -87,4 +87,33 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
                      const NNDescentOptions& opt, int n_threads, std::vector<int64_t>& indices,
                      std::vector<T>& distances, NNDescentInfo* info, bool verbose = false);
 
+/// Pieces of the clustered start, for running it distributed (geoml.dask): the top split
+/// made by the caller (sample positions, centres, each point's one or two cells), each of its
+/// parts searched by nndescent_cell, which splits further exactly as nndescent_graph does, so
+/// that merging the cells' lists by (score, index) gives nndescent_graph's start.
+/// m distinct positions of [0, L) by Floyd's algorithm on the stream hash3(seed, salt, r).
+std::vector<int64_t> nndescent_floyd(int64_t L, int64_t m, uint64_t seed, uint64_t salt);
+/// Seed of list `id` of pass `pass` (the top list is id 1) and the id of its p-th part.
+uint64_t nndescent_cluster_node(uint64_t seed, uint64_t pass, uint64_t id);
+uint64_t nndescent_cluster_child(uint64_t id, int64_t p);
+/// Centres of a split of L points into lists of about S points, and its k-means sample size.
+int64_t nndescent_split_parts(int64_t L, int64_t S);
+int64_t nndescent_split_sample(int64_t L, int64_t C);
+/// k-means centres (C x d, in T) of a split from its sample rows (ns x d, in sample order).
+template <typename T>
+std::vector<T> nndescent_split_centres(const T* rows, int64_t ns, int64_t d, int64_t C,
+                                       Metric metric, uint64_t seed, uint64_t node, int n_threads);
+/// Nearest centre of each row of Q, and the second when d2 <= overlap d1 (else -1).
+template <typename T>
+void nndescent_split_assign(const T* centres, int64_t C, const T* Q, int64_t m, int64_t d,
+                            Metric metric, double overlap, int n_threads, int32_t* first,
+                            int32_t* second);
+/// The clustered start of one list X (L x d, rows in increasing global index) of node `id`,
+/// pass `pass` (opt: seed, cluster_size, overlap): (L x k) local indices, exact float64
+/// distances and scores, rows sorted by (distance, index); slots past a row's list (-1, inf).
+template <typename T>
+void nndescent_cell(const T* X, int64_t L, int64_t d, int64_t k, Metric metric,
+                    const NNDescentOptions& opt, uint64_t pass, uint64_t id, int n_threads,
+                    int64_t* indices, double* distances, T* scores);
+
 }  // namespace geoml

@@ -54,6 +54,14 @@ __all__: list[str] = [
     "mode_sketch",
     "neighbors_to_csr",
     "nndescent",
+    "nndescent_cell",
+    "nndescent_cluster_child",
+    "nndescent_cluster_node",
+    "nndescent_floyd",
+    "nndescent_split_assign",
+    "nndescent_split_centres",
+    "nndescent_split_parts",
+    "nndescent_split_sample",
     "ollivier_ricci",
     "ollivier_ricci_directed",
     "openmp",
@@ -1350,6 +1358,130 @@ def nndescent(
 ) -> tuple:
     """
     NN-descent kNN graph of X -> (indices, distances, n_iter, n_checked, hits, changes).
+    """
+
+@typing.overload
+def nndescent_cell(
+    X: numpy.typing.NDArray[numpy.float64],
+    *,
+    k: typing.SupportsInt | typing.SupportsIndex,
+    metric: Metric,
+    options: NNDescentOptions,
+    pass_: typing.SupportsInt | typing.SupportsIndex,
+    id: typing.SupportsInt | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Clustered start of one cell -> (local indices, distances, scores).
+    """
+
+@typing.overload
+def nndescent_cell(
+    X: numpy.typing.NDArray[numpy.float32],
+    *,
+    k: typing.SupportsInt | typing.SupportsIndex,
+    metric: Metric,
+    options: NNDescentOptions,
+    pass_: typing.SupportsInt | typing.SupportsIndex,
+    id: typing.SupportsInt | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Clustered start of one cell -> (local indices, distances, scores).
+    """
+
+def nndescent_cluster_child(
+    id: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsInt | typing.SupportsIndex
+) -> int:
+    """
+    Id of the p-th part of a list of the clustered start.
+    """
+
+def nndescent_cluster_node(
+    seed: typing.SupportsInt | typing.SupportsIndex,
+    pass_: typing.SupportsInt | typing.SupportsIndex,
+    id: typing.SupportsInt | typing.SupportsIndex,
+) -> int:
+    """
+    Seed of a list of the clustered start (pass, id).
+    """
+
+def nndescent_floyd(
+    L: typing.SupportsInt | typing.SupportsIndex,
+    m: typing.SupportsInt | typing.SupportsIndex,
+    seed: typing.SupportsInt | typing.SupportsIndex,
+    salt: typing.SupportsInt | typing.SupportsIndex,
+) -> numpy.typing.NDArray[numpy.int64]:
+    """
+    m distinct sorted positions of [0, L) drawn as the approximate search draws them.
+    """
+
+@typing.overload
+def nndescent_split_assign(
+    centres: numpy.typing.NDArray[numpy.float64],
+    Q: numpy.typing.NDArray[numpy.float64],
+    *,
+    metric: Metric,
+    overlap: typing.SupportsFloat | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Nearest and (within overlap) second-nearest centre -> (first, second).
+    """
+
+@typing.overload
+def nndescent_split_assign(
+    centres: numpy.typing.NDArray[numpy.float32],
+    Q: numpy.typing.NDArray[numpy.float32],
+    *,
+    metric: Metric,
+    overlap: typing.SupportsFloat | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Nearest and (within overlap) second-nearest centre -> (first, second).
+    """
+
+@typing.overload
+def nndescent_split_centres(
+    rows: numpy.typing.NDArray[numpy.float64],
+    *,
+    C: typing.SupportsInt | typing.SupportsIndex,
+    metric: Metric,
+    seed: typing.SupportsInt | typing.SupportsIndex,
+    node: typing.SupportsInt | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    k-means centres of a split of the clustered start from its sample rows.
+    """
+
+@typing.overload
+def nndescent_split_centres(
+    rows: numpy.typing.NDArray[numpy.float32],
+    *,
+    C: typing.SupportsInt | typing.SupportsIndex,
+    metric: Metric,
+    seed: typing.SupportsInt | typing.SupportsIndex,
+    node: typing.SupportsInt | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    k-means centres of a split of the clustered start from its sample rows.
+    """
+
+def nndescent_split_parts(
+    L: typing.SupportsInt | typing.SupportsIndex, S: typing.SupportsInt | typing.SupportsIndex
+) -> int:
+    """
+    Centres of a split of L points of the clustered start (lists of about S).
+    """
+
+def nndescent_split_sample(
+    L: typing.SupportsInt | typing.SupportsIndex, C: typing.SupportsInt | typing.SupportsIndex
+) -> int:
+    """
+    k-means sample size of a split of L points into C parts.
     """
 
 def ollivier_ricci(

@@ -187,6 +187,8 @@ def _knn_pair(Q, D, q0: int, d0: int, k: int, metric: str, n_jobs, bq=None, bd=N
     k (1 + ln(chunk / k))."""
     _check_block(Q, q0)
     _check_block(D, d0)
+    if len(Q) == 0 or len(D) == 0:  # a chunk without rows: no candidates either way
+        return _empty_part(len(Q)), _empty_part(len(D))
     iq, dq, id_, dd = _core.knn_pair(
         aligned(Q),
         aligned(D.astype(Q.dtype, copy=False)),
@@ -312,8 +314,8 @@ def knn(
     method: str = "exact",
     target_recall: float = 0.99,
     random_state=None,
-    partition_size: int = 20_000,
-    overlap: int = 2,
+    partition_size: int | None = None,
+    overlap: float = 1.05,
     schedule: str = "auto",
 ):
     """Exact or approximate k nearest neighbours of the rows of a row-chunked ``dask.array``.
@@ -345,17 +347,26 @@ def knn(
     ``"dask"`` (and the threaded scheduler) leaves placement to Dask, lazily.
 
     Approximate (``method="nndescent"``, computed at once, results kept on the workers):
-    the points are partitioned into ``ceil(n / partition_size)`` cells by k-means centres fitted
-    on a sample; each point joins the cells of its ``overlap`` nearest centres (a shuffle of
-    ``overlap n d`` numbers); each cell's kNN graph is computed in one task (exact below
-    20,000 points, else :func:`geoml.knn`'s NN-descent); each point keeps its k best distinct
-    neighbours over its cells. Points with fewer than k candidates (tiny cells) are searched
-    exactly. The recall is measured like :func:`geoml.knn`'s: 500 points drawn from
-    ``random_state`` are searched exactly (blockwise), ``result.recall_`` holds the estimate
-    and its 95 % interval, and a ``RuntimeWarning`` is issued below ``target_recall``. The
-    same ``random_state`` gives the same graph for any chunking of X, number of workers and
-    ``n_jobs`` (the sample, centres, cells and seeds depend on global row numbers only); rows
-    completed by the exact search may differ at near-ties only, as in the exact mode.
+    :func:`geoml.knn`'s clustered start, distributed. Its top split is made on the client
+    (k-means centres fitted on its hashed sample of the rows, gathered); each chunk's rows
+    join the list of their nearest centre and, when ``d2 <= overlap d1``, of their second (a
+    shuffle of about ``(1 + f) n d`` numbers, f the fraction in two lists); each part of the
+    split is one task that splits it further and searches its lists exactly as
+    :func:`geoml.knn` does (lists of at most 1.5 ``partition_size`` points, or up to 4 when a
+    split would not be local); each point keeps its k best distinct candidates by the search's
+    score over its lists. The lists are those of :func:`geoml.knn`'s start with the same
+    ``random_state`` (same cells, same kernel); the distances are recomputed with
+    :func:`geoml.knn`'s finishing formula (as in the exact mode). The recall is measured on
+    :func:`geoml.knn`'s 500 checked points (searched exactly, blockwise); below
+    ``target_recall`` a second partition (other k-means seeds) is merged in, where
+    :func:`geoml.knn` would first run NN-descent iterations; ``result.recall_`` holds the
+    estimate and its 95 % interval, and a ``RuntimeWarning`` is issued if it is still below.
+    With at most 4 ``partition_size`` points, or ``metric="inner_product"`` (which the
+    clustered start does not cover), :func:`geoml.knn`'s search runs in one task on all of X.
+    Points with fewer than k candidates are searched exactly. The same ``random_state`` gives
+    the same graph for any chunking of X, number of workers and ``n_jobs`` (the splits and
+    lists depend on global row numbers only); rows completed by the exact search may differ at
+    near-ties only, as in the exact mode.
 
     Parameters
     ----------
@@ -379,11 +390,13 @@ def knn(
         target of each cell's NN-descent).
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState
         Approximate search: seed of the sample, centres, cells' searches and checked points.
-    partition_size : int, default 20000
-        Approximate search: mean points per cell (before the overlap).
-    overlap : int, default 2
-        Approximate search: cells each point joins (its nearest centres); more raises the
-        recall, at ``overlap`` times the shuffle and the cells' work.
+    partition_size : int, optional
+        Approximate search: points per list of the clustered start (:func:`geoml.knn`'s
+        ``cluster_size``; default 8,192).
+    overlap : float, default 1.05
+        Approximate search: a point joins its second-nearest centre's list too when
+        ``d2 <= overlap d1`` (at least 1; as :func:`geoml.knn`). More raises the recall, at the
+        cost of more shuffle and more work.
     schedule : {"auto", "ring", "dask"}, default "auto"
         Exact search: task placement (see above). ``"auto"``: the ring schedule when the
         current scheduler is a ``distributed.Client``, else Dask's. ``"ring"`` without a
@@ -395,7 +408,10 @@ def knn(
         ``indices`` (int64) and ``distances`` (X's float dtype), dask arrays of shape
         (n_samples, k) chunked by rows like ``X``; ``.compute()`` or ``dask.compute`` them.
         With ``method="nndescent"`` or ``"auto"``: an :class:`geoml.neighbors.ApproxKNNResult`
-        whose ``recall_`` is the measured :class:`geoml.neighbors.RecallEstimate`.
+        whose ``recall_`` is the measured :class:`geoml.neighbors.RecallEstimate`; an
+        approximate search also sets ``partition_``: a dict with ``start`` ("clustered", or
+        "one task"), ``lists`` (parts of the top split searched, over all passes),
+        ``memberships`` (points sent to them, with repeats) and ``passes`` (1 or 2).
 
     Examples
     --------
@@ -408,11 +424,12 @@ def knn(
 
     Approximate, with the measured recall:
 
-    >>> Z = np.random.default_rng(0).normal(size=(3000, 8)).astype(np.float32)
-    >>> res = geoml.dask.knn(da.from_array(Z, chunks=1000), 10, method="nndescent",
-    ...                      partition_size=1000, random_state=0)
-    >>> res.indices.shape, res.recall_.reached
-    ((3000, 10), True)
+    >>> rng = np.random.default_rng(0)
+    >>> Z = 4 * rng.normal(size=(30, 8))[rng.integers(0, 30, 6000)] + rng.normal(size=(6000, 8))
+    >>> res = geoml.dask.knn(da.from_array(Z.astype(np.float32), chunks=2000), 10,
+    ...                      method="nndescent", partition_size=500, random_state=0)
+    >>> res.indices.shape, res.recall_.reached, res.partition_["start"]
+    ((6000, 10), True, 'clustered')
     """
     dask, da = _import_dask()
     X = _as_dask_rows(X)
@@ -425,8 +442,16 @@ def knn(
     split_every = check_int(split_every, "split_every", low=2)
     n_jobs = _check_task_jobs(n_jobs)
     target = _check_method(method, target_recall)
-    partition_size = check_int(partition_size, "partition_size", low=2)
-    overlap = check_int(overlap, "overlap", low=1)
+    partition_size = (
+        _CLUSTER_SIZE
+        if partition_size is None
+        else check_int(partition_size, "partition_size", low=2)
+    )
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, float, np.integer, np.floating)):
+        raise TypeError(f"overlap must be a number >= 1; got {overlap!r}")
+    overlap = float(overlap)
+    if not overlap >= 1.0:
+        raise ValueError(f"overlap must be a number >= 1; got {overlap!r}")
     if method == "nndescent" or (method == "auto" and n >= _AUTO_MIN_N):
         return _knn_approx(
             dask,
@@ -545,40 +570,72 @@ def _knn_ring(dask, da, client, X, k, metric, n_jobs, split_every):
 
 # ---------------------------------------------------------------------------- approximate kNN
 
-
-def _kmeans_centres(S: np.ndarray, n_parts: int, rng, metric: str) -> np.ndarray:
-    """``n_parts`` centres from the sample S (float64): Lloyd's iterations from a random
-    start, assignments by geoml's exact kernel (an empty cell keeps its centre)."""
-    C = S[np.sort(rng.choice(len(S), n_parts, replace=False))].copy()
-    for _ in range(8):
-        lab = _core.knn(
-            aligned(C), aligned(S), k=1, metric=_core.Metric[metric], exclude_self=False
-        )[0][:, 0]
-        sums = np.zeros_like(C)
-        np.add.at(sums, lab, S)
-        cnt = np.bincount(lab, minlength=n_parts)
-        full = cnt > 0
-        C[full] = sums[full] / cnt[full, None]
-        if metric == "cosine":
-            nrm = np.linalg.norm(C, axis=1, keepdims=True)
-            C = np.where(nrm > 0, C / np.where(nrm > 0, nrm, 1), C)
-    return C
+_CLUSTER_SIZE = 8192  # the clustered start's default list size (nndescent.hpp)
+_CHECK_SALT = 0xC4EC  # nndescent_graph's stream of checked points
 
 
-def _assign(Q, q0: int, centres, overlap: int, metric: str):
-    """The ``overlap`` nearest centres of each row of the chunk: {partition: (global rows,
-    chunk rows)}, rows in increasing order."""
-    _check_block(Q, q0)
-    lab = _core.knn(
-        aligned(centres.astype(Q.dtype)),
-        aligned(Q),
-        k=overlap,
+def _approx_options(seed: int, size: int, overlap: float, target: float) -> dict:
+    """Keywords of ``_core.NNDescentOptions`` (a plain dict: the tasks must pickle)."""
+    return {
+        "target_recall": target,
+        "n_check": _N_CHECK,
+        "seed": seed,
+        "cluster_size": size,
+        "overlap": overlap,
+    }
+
+
+def _exact64_self(X: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
+    """:func:`_exact64` of X's rows against their candidates, in blocks of rows (float64
+    temporaries of at most ~16 MiB); slots -1 give inf."""
+    k = max(idx.shape[1], 1)
+    step = max(1, (1 << 21) // (k * X.shape[1]))
+    out = [
+        _exact64(X[i : i + step], X, np.maximum(idx[i : i + step], 0), metric)
+        for i in range(0, len(X), step)
+    ]
+    dist = np.concatenate(out) if out else np.empty(idx.shape)
+    return np.where(idx >= 0, dist, np.inf)
+
+
+def _whole_graph(k: int, metric: str, opts, n_jobs, *blocks):
+    """:func:`geoml.knn`'s approximate search of all of X in one task (few points, or inner
+    products, which the clustered start does not cover): (indices, float64 distances by
+    geoml.knn's finishing formula), rows sorted by (distance, index)."""
+    X = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    _check_block(X, 0)
+    X = aligned(X)
+    idx = _core.nndescent(
+        X,
+        k=k,
         metric=_core.Metric[metric],
-        exclude_self=False,
-    )[0]
-    rows = np.repeat(np.arange(len(Q)), overlap)
-    lab = lab.ravel()
-    order = np.lexsort((rows, lab))  # by partition, then row
+        options=_core.NNDescentOptions(**opts),
+        n_jobs=_task_threads(n_jobs),
+    )[0].reshape(len(X), k)
+    dist = _exact64_self(X, idx, metric)
+    order = np.lexsort((idx, dist), axis=1)
+    return np.take_along_axis(idx, order, 1), np.take_along_axis(dist, order, 1)
+
+
+def _rows_of(whole, a: int, b: int):
+    idx, dist = whole
+    return idx[a:b], dist[a:b], None, np.flatnonzero(idx[a:b, -1] < 0) + a
+
+
+def _assign_cells(Q, q0: int, centres, metric: str, overlap: float):
+    """The clustered start's top split of one chunk: {list: (global rows, their rows of X)}
+    for each row's nearest centre and, when d2 <= overlap d1, its second (rows increasing)."""
+    _check_block(Q, q0)
+    if len(Q) == 0:
+        return {}
+    first, second = _core.nndescent_split_assign(
+        centres, aligned(Q), metric=_core.Metric[metric], overlap=overlap, n_jobs=1
+    )
+    rows = np.arange(len(Q))
+    two = second >= 0
+    lab = np.concatenate([first, second[two]])
+    rows = np.concatenate([rows, rows[two]])
+    order = np.lexsort((rows, lab))  # by list, then row
     lab, rows = lab[order], rows[order]
     cuts = np.flatnonzero(np.diff(lab)) + 1
     return {
@@ -587,77 +644,169 @@ def _assign(Q, q0: int, centres, overlap: int, metric: str):
     }
 
 
-def _piece(groups: dict, part: int):
-    return groups.get(part)
+def _counts(groups: dict, C: int) -> np.ndarray:
+    out = np.zeros(C, np.int64)
+    for c, (g, _) in groups.items():
+        out[c] = len(g)
+    return out
 
 
-def _local_graph(k: int, metric: str, seed: int, target: float, n_jobs, *pieces):
-    """kNN graph of one cell's points (exact below 20,000 points, else geoml's NN-descent
-    with the cell's seed), as (global row, global neighbour, distance) triples. No warning
-    here (the recall is measured globally; ``warnings.catch_warnings`` is not thread-safe)."""
+def _piece(groups: dict, part: int, lo: int = 0, hi: int | None = None):
+    """The rows of list ``part`` held by one chunk (its positions [lo, hi) there), or None."""
+    got = groups.get(part)
+    return got if got is None or (lo == 0 and hi is None) else (got[0][lo:hi], got[1][lo:hi])
+
+
+def _top_parts(counts: np.ndarray, n: int, size: int) -> list:
+    """The top split's parts as nndescent_graph forms them: (list, first, end) per part, in
+    order; empty lists dropped, a list of at least 90 % of the points cut in chunks of size."""
+    parts = []
+    for c, cnt in enumerate(counts.tolist()):
+        if cnt == 0:
+            continue
+        if cnt * 10 >= n * 9:
+            parts += [(c, a, min(cnt, a + size)) for a in range(0, cnt, size)]
+        else:
+            parts.append((c, 0, cnt))
+    return parts
+
+
+def _cell(k: int, metric: str, opts, pass_: int, cid: int, starts, n_jobs, *pieces):
+    """One part of the top split searched as nndescent_graph's clustered start searches it
+    (split further, each list searched exactly): {chunk: (global rows, global neighbour
+    indices, float64 distances, scores)} of its rows, split by the rows' chunks."""
     pieces = [p for p in pieces if p is not None]
-    if not pieces:
-        return None
     g = np.concatenate([p[0] for p in pieces])
-    Xp = aligned(np.concatenate([p[1] for p in pieces]))
-    c = min(k, len(g) - 1)
-    if c < 1:
-        return None
-    threads = _task_threads(n_jobs)
-    if len(g) < _AUTO_MIN_N:
-        idx, dist = _core.knn(
-            Xp, None, k=c, metric=_core.Metric[metric], exclude_self=True, n_jobs=threads
-        )
-    else:
-        opts = _core.NNDescentOptions(target_recall=target, n_check=_N_CHECK, seed=seed)
-        idx, dist = _core.nndescent(
-            Xp, k=c, metric=_core.Metric[metric], options=opts, n_jobs=threads
-        )[:2]
-    return np.repeat(g, c), g[idx.ravel()], dist.ravel()
-
-
-def _by_chunk(triples, starts):
-    """Split (row, neighbour, distance) triples by the row chunk of their row."""
-    if triples is None:
-        return {}
-    rows = triples[0]
-    chunk = np.searchsorted(starts, rows, side="right") - 1
-    order = np.argsort(chunk, kind="stable")
-    chunk = chunk[order]
+    Xc = aligned(np.concatenate([p[1] for p in pieces]))
+    idx, dist, score = _core.nndescent_cell(
+        Xc,
+        k=k,
+        metric=_core.Metric[metric],
+        options=_core.NNDescentOptions(**opts),
+        pass_=pass_,
+        id=cid,
+        n_jobs=_task_threads(n_jobs),
+    )
+    gi = np.where(idx >= 0, g[np.maximum(idx, 0)], -1)
+    chunk = np.searchsorted(starts, g, side="right") - 1  # g increasing: chunk too
     cuts = np.flatnonzero(np.diff(chunk)) + 1
     return {
-        int(chunk[a]): tuple(t[order[a:b]] for t in triples)
-        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(order)], strict=True)
+        int(chunk[s]): (g[s:e], gi[s:e], dist[s:e], score[s:e])
+        for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(g)], strict=True)
     }
 
 
-def _merge_triples(k: int, q0: int, m: int, dtype, *pieces):
-    """Each row's k best distinct candidates by (distance, index) from the partitions' lists;
-    rows short of k candidates are padded with (-1, inf) and listed."""
+def _merge_cells(k: int, q0: int, m: int, prev, *pieces):
+    """Each row's k best distinct candidates by (score, index) over its cells (the heaps of
+    nndescent_graph's start: the same set whatever the order of the cells), ordered by
+    (distance, index): (indices, float64 distances, scores, rows short of k candidates).
+    ``prev``: the lists of an earlier pass, merged in."""
     pieces = [p for p in pieces if p is not None]
+    if prev is not None:
+        pieces.append((np.arange(q0, q0 + m), prev[0], prev[1], prev[2]))
+    if not pieces:  # a chunk without rows
+        return np.empty((m, k), np.int64), np.empty((m, k)), np.empty((m, k)), np.empty(0, int)
+    rows = np.concatenate([p[0] for p in pieces]) - q0
+    I = np.concatenate([p[1] for p in pieces])
+    D = np.concatenate([p[2] for p in pieces])
+    S = np.concatenate([p[3] for p in pieces])
     idx = np.full((m, k), -1, np.int64)
-    dist = np.full((m, k), np.inf, dtype)
-    if pieces:
-        r = np.concatenate([p[0] for p in pieces]) - q0
-        j = np.concatenate([p[1] for p in pieces])
-        dd = np.concatenate([p[2] for p in pieces]).astype(dtype)
-        order = np.lexsort((j, dd, r))  # by row, distance, neighbour
-        r, j, dd = r[order], j[order], dd[order]
-        keep = np.ones(len(r), bool)  # a pair found in two partitions has one distance
+    dist = np.full((m, k), np.inf)
+    score = np.full((m, k), np.inf, S.dtype)
+    one = np.bincount(rows, minlength=m)[rows] == 1  # rows in one cell: its list as it is
+    idx[rows[one]], dist[rows[one]], score[rows[one]] = I[one], D[one], S[one]
+    if not one.all():
+        r = np.repeat(rows[~one], k)
+        j, dd, ss = I[~one].ravel(), D[~one].ravel(), S[~one].ravel()
+        ok = j >= 0
+        r, j, dd, ss = r[ok], j[ok], dd[ok], ss[ok]
+        order = np.lexsort((j, ss, r))  # by row, score, index: a pair's copies are adjacent
+        r, j, dd, ss = r[order], j[order], dd[order], ss[order]
+        keep = np.ones(len(r), bool)
         keep[1:] = (r[1:] != r[:-1]) | (j[1:] != j[:-1])
-        r, j, dd = r[keep], j[keep], dd[keep]
-        first = np.searchsorted(r, np.arange(m))
-        rank = np.arange(len(r)) - first[r]
-        ok = rank < k
-        idx[r[ok], rank[ok]] = j[ok]
-        dist[r[ok], rank[ok]] = dd[ok]
-    short = np.flatnonzero(idx[:, -1] < 0) + q0
-    return idx, dist, short
+        r, j, dd, ss = r[keep], j[keep], dd[keep], ss[keep]
+        keep = np.arange(len(r)) - np.searchsorted(r, r) < k  # the k best by (score, index)
+        r, j, dd, ss = r[keep], j[keep], dd[keep], ss[keep]
+        order = np.lexsort((j, dd, r))  # then by (distance, index)
+        r, j, dd, ss = r[order], j[order], dd[order], ss[order]
+        rank = np.arange(len(r)) - np.searchsorted(r, r)
+        idx[r, rank], dist[r, rank], score[r, rank] = j, dd, ss
+    return idx, dist, score, np.flatnonzero(idx[:, -1] < 0) + q0
+
+
+def _clustered_pass(dask, X, blocks, starts, k, metric, n_jobs, seed, size, overlap, pass_, prev):
+    """One pass of the clustered start over the chunks: the top split on the client (its
+    k-means sample gathered), every chunk's rows assigned to their lists, each part searched
+    in one task, each chunk's lists merged (with ``prev``, an earlier pass's). Persisted."""
+    n = X.shape[0]
+    geo = _core.Metric[metric]
+    node = _core.nndescent_cluster_node(seed, pass_, 1)
+    C = _core.nndescent_split_parts(n, size)
+    pick = _core.nndescent_floyd(n, _core.nndescent_split_sample(n, C), seed, node)
+    rows = X[pick].compute()
+    if not np.isfinite(rows).all():
+        raise ValueError("X contains NaN or infinity")
+    _check_magnitude(rows, None)
+    centres = _core.nndescent_split_centres(
+        aligned(rows), C=C, metric=geo, seed=seed, node=node, n_jobs=check_n_jobs(None)
+    )
+    assign = dask.delayed(_assign_cells, pure=True)
+    groups = dask.persist(
+        *[assign(B, starts[i], centres, metric, overlap) for i, B in enumerate(blocks)]
+    )
+    count = dask.delayed(_counts, pure=True)
+    per_chunk = np.array(dask.compute(*[count(g, C) for g in groups]))  # (chunks, lists)
+    counts = per_chunk.sum(axis=0)
+    offsets = np.cumsum(per_chunk, axis=0) - per_chunk  # a chunk's first position in a list
+
+    def rows_of(c: int, a: int, b: int) -> list:
+        # the chunks' pieces of list c at its positions [a, b) (a part cut from a list that
+        # holds nearly all points takes only its own rows)
+        if a == 0 and b == counts[c]:
+            return [piece(g, c) for g in groups]
+        out = []
+        for i, g in enumerate(groups):
+            lo, hi = max(a, offsets[i, c]), min(b, offsets[i, c] + per_chunk[i, c])
+            if lo < hi:
+                out.append(piece(g, c, int(lo - offsets[i, c]), int(hi - offsets[i, c])))
+        return out
+
+    opts = _approx_options(seed, size, overlap, 0.99)
+    piece = dask.delayed(_piece, pure=True)
+    cell = dask.delayed(_cell, pure=True)
+    cells = [
+        cell(
+            k,
+            metric,
+            opts,
+            pass_,
+            _core.nndescent_cluster_child(1, p),
+            np.asarray(starts[:-1]),
+            n_jobs,
+            *rows_of(c, a, b),
+        )
+        for p, (c, a, b) in enumerate(_top_parts(counts, n, size))
+    ]
+    merge = dask.delayed(_merge_cells, pure=True)
+    info = {"lists": len(cells), "memberships": int(counts.sum())}
+    merged = [
+        merge(
+            k,
+            starts[q],
+            X.chunks[0][q],
+            None if prev is None else prev[q],
+            *[piece(cl, q) for cl in cells],
+        )
+        for q in range(len(blocks))
+    ]
+    return list(dask.persist(*merged)), info
 
 
 def _exact_rows_block(S, D, d0: int, k: int, metric: str, n_jobs):
     """Exact candidates of the query rows S among the chunk D (rows [d0, ...)), float64."""
     c = min(k, len(D))
+    if c == 0:  # a chunk without rows
+        return _empty_part(len(S))
     idx, _ = _core.knn(
         aligned(D),
         aligned(S.astype(D.dtype, copy=False)),
@@ -692,75 +841,81 @@ def _exact_rows(
     return idx[keep].reshape(len(rows), k), dist[keep].reshape(len(rows), k)
 
 
-def _patch(part, rows, fix_idx, fix_dist, q0: int):
-    idx, dist, _ = part
+def _patch(part, rows, fix_idx, fix_dist, q0: int, dtype):
+    """A chunk's lists with the listed rows replaced by their exact lists, distances in X's
+    dtype."""
+    idx, dist = part[0], part[1]
     sel = (rows >= q0) & (rows < q0 + len(idx))
     if sel.any():
         idx, dist = idx.copy(), dist.copy()
         idx[rows[sel] - q0] = fix_idx[sel]
-        dist[rows[sel] - q0] = fix_dist[sel].astype(dist.dtype)
-    return idx, dist
+        dist[rows[sel] - q0] = fix_dist[sel]
+    return idx, dist.astype(dtype)
 
 
 def _knn_approx(dask, da, X, k, metric, n_jobs, split_every, target, random_state, size, overlap):
+    """geoml.knn's approximate search on the chunks: its clustered start distributed (the top
+    split on the client, each of its parts one task), a second pass when the measured recall
+    is below the target; few points (n <= 4 size) or inner products: geoml.knn's search in
+    one task. The recall is measured on geoml.knn's checked points, searched exactly."""
     n = X.shape[0]
-    rng = np.random.default_rng(np.random.SeedSequence(random_seed(random_state)))
-    n_parts = max(1, -(-n // size))
-    overlap = min(overlap, n_parts)
+    seed = random_seed(random_state)
     starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int).tolist()
     blocks = X.to_delayed().ravel()
-    geo = "cosine" if metric == "cosine" else "euclidean"  # the partition's geometry
-    if n_parts > 1:
-        sample = np.sort(rng.choice(n, min(n, max(64 * n_parts, 4096)), replace=False))
-        S = X[sample].compute().astype(np.float64)
-        if not np.isfinite(S).all():
-            raise ValueError("X contains NaN or infinity")
-        if geo == "cosine":
-            nrm = np.linalg.norm(S, axis=1, keepdims=True)
-            S = S / np.where(nrm > 0, nrm, 1)
-        centres = _kmeans_centres(S, n_parts, rng, geo)
-    else:
-        centres = np.zeros((1, X.shape[1]))
-    seeds = rng.integers(2**63, size=n_parts)
-    assign = dask.delayed(_assign, pure=True)
-    piece = dask.delayed(_piece, pure=True)
-    local = dask.delayed(_local_graph, pure=True)
-    by_chunk = dask.delayed(_by_chunk, pure=True)
-    groups = [assign(B, starts[i], centres, overlap, geo) for i, B in enumerate(blocks)]
-    graphs = [
-        by_chunk(
-            local(k, metric, int(seeds[p]), target, n_jobs, *[piece(g, p) for g in groups]),
-            np.asarray(starts[:-1]),
-        )
-        for p in range(n_parts)
-    ]
-    merge = dask.delayed(_merge_triples, pure=True)
-    merged = [
-        merge(k, starts[q], X.chunks[0][q], X.dtype, *[piece(gr, q) for gr in graphs])
-        for q in range(len(blocks))
-    ]
-    merged = dask.persist(*merged)
-    short = np.concatenate(dask.compute(*[dask.delayed(_item, pure=True)(m, 2) for m in merged]))
-
     n_check = min(n, _N_CHECK)
-    checked = np.sort(rng.choice(n, n_check, replace=False))
+    checked = _core.nndescent_floyd(n, n_check, seed, _CHECK_SALT)
+    clustered = metric != "inner_product" and n > 4 * size
+    if not clustered:
+        opts = _approx_options(seed, size, overlap, target)
+        whole = dask.delayed(_whole_graph, pure=True)(k, metric, opts, n_jobs, *blocks)
+        take = dask.delayed(_rows_of, pure=True)
+        merged = list(
+            dask.persist(*[take(whole, starts[q], starts[q + 1]) for q in range(len(blocks))])
+        )
+        info = {"start": "one task", "lists": 1, "memberships": n, "passes": 1}
+    else:
+        merged, info = _clustered_pass(
+            dask, X, blocks, starts, k, metric, n_jobs, seed, size, overlap, 0, None
+        )
+        info = {"start": "clustered", **info, "passes": 1}
+    item = dask.delayed(_item, pure=True)
+    short = np.concatenate(dask.compute(*[item(m, 3) for m in merged]))
     rows = np.union1d(checked, short)
     ex_idx, ex_dist = _exact_rows(dask, X, blocks, starts, rows, k, metric, n_jobs, split_every)
-    # recall of the checked points' lists as returned (rows short of k candidates get their
-    # exact lists below: all found)
     at = np.searchsorted(rows, checked)
-    approx_d = _gather_rows(dask, merged, starts, checked)
     kth = ex_dist[at, -1].astype(X.dtype)
-    found = np.minimum((approx_d <= kth[:, None]).sum(axis=1), k)
-    hits = int(np.where(np.isin(checked, short), k, found).sum())
-    est = hits / (n_check * k)
+
+    def measure(merged, short):
+        # recall of the checked points' lists as returned (compared in X's precision); rows
+        # short of k candidates get their exact lists: all found
+        approx_d = _gather_rows(dask, merged, starts, checked).astype(X.dtype)
+        found = np.minimum((approx_d <= kth[:, None]).sum(axis=1), k)
+        return int(np.where(np.isin(checked, short), k, found).sum()) / (n_check * k)
+
+    est = measure(merged, short)
+    if clustered and est < target:
+        # as geoml.knn when its iterations stall: a second partition (other k-means seeds,
+        # other cell boundaries) merged in
+        merged, more = _clustered_pass(
+            dask, X, blocks, starts, k, metric, n_jobs, seed, size, overlap, 1, merged
+        )
+        info = {
+            "start": "clustered",
+            "lists": info["lists"] + more["lists"],
+            "memberships": info["memberships"] + more["memberships"],
+            "passes": 2,
+        }
+        short = np.concatenate(dask.compute(*[item(m, 3) for m in merged]))
+        extra = np.setdiff1d(short, rows)
+        if extra.size:  # pragma: no cover - a second pass only adds candidates
+            raise RuntimeError("geoml.dask.knn: a row lost candidates in the second pass")
+        est = measure(merged, short)
     low, high = (est, est) if n_check >= n else _wilson(est, n_check)
-    # rows short of k candidates get their exact lists
     fix = np.isin(rows, short)
     patch = dask.delayed(_patch, pure=True, nout=2)
     out_i, out_d = [], []
     for q, m in enumerate(merged):
-        i_, d_ = patch(m, rows[fix], ex_idx[fix], ex_dist[fix], starts[q])
+        i_, d_ = patch(m, rows[fix], ex_idx[fix], ex_dist[fix], starts[q], X.dtype)
         out_i.append(da.from_delayed(i_, (X.chunks[0][q], k), dtype=np.int64))
         out_d.append(da.from_delayed(d_, (X.chunks[0][q], k), dtype=X.dtype))
     rec = RecallEstimate(est, low, high, int(n_check), target, est >= target, "nndescent", 0)
@@ -772,7 +927,9 @@ def _knn_approx(dask, da, X, k, metric, n_jobs, split_every, target, random_stat
             RuntimeWarning,
             stacklevel=3,
         )
-    return _with_recall(KNNResult(da.concatenate(out_i), da.concatenate(out_d)), rec)
+    out = _with_recall(KNNResult(da.concatenate(out_i), da.concatenate(out_d)), rec)
+    out.partition_ = info
+    return out
 
 
 def _item(t, i: int):
@@ -808,8 +965,8 @@ def knn_graph(
     method: str = "exact",
     target_recall: float = 0.99,
     random_state=None,
-    partition_size: int = 20_000,
-    overlap: int = 2,
+    partition_size: int | None = None,
+    overlap: float = 1.05,
     schedule: str = "auto",
 ) -> sp.csr_matrix:
     """Sparse kNN graph of the rows of a row-chunked ``dask.array``, gathered on the client.
@@ -865,6 +1022,8 @@ def knn_graph(
     )
     if hasattr(res, "recall_"):
         g.recall_ = res.recall_
+    if hasattr(res, "partition_"):
+        g.partition_ = res.partition_
     return g
 
 

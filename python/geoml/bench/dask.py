@@ -64,12 +64,16 @@ def knn_bytes(n: int, d: int, k: int, chunk: int, itemsize: int, workers: int = 
     return (workers - 1) * n * d * itemsize + (workers - 1) / workers * P * n * k * 16
 
 
-def approx_bytes(n: int, d: int, k: int, overlap: int, itemsize: int, workers: int = W) -> float:
-    """Model, approximate kNN: the shuffle sends every point to its ``overlap`` cells (rows
-    and int64 row numbers), the cells' lists go back to the rows' chunks ((8 + 8 + itemsize)
-    per candidate, k per point and cell), each a fraction (W - 1) / W across workers."""
+def approx_bytes(
+    n: int, d: int, k: int, memberships: int, itemsize: int, workers: int = W
+) -> float:
+    """Model, approximate kNN: the shuffle sends every point to its one or two lists of the
+    top split (``memberships`` in all: rows and int64 row numbers), the parts' lists go back
+    to the rows' chunks (an int64 row number, then per candidate an int64 index, a float64
+    distance and a score of itemsize), each a fraction (W - 1) / W across workers; the
+    k-means sample and the checked points' rows (a few MiB) are gathered by the client."""
     f = (workers - 1) / workers
-    return f * overlap * n * (d * itemsize + 8) + f * overlap * n * k * (16 + itemsize)
+    return f * memberships * (d * itemsize + 8) + f * memberships * (8 + k * (16 + itemsize))
 
 
 def ot_bytes(B: int, m: int, n: int, d: int, points: bool, workers: int = W) -> float:
@@ -213,10 +217,10 @@ def section_approx(args, client):
             client, lambda: gdask.knn_graph(_fresh(Xc), args.k, **dkw), args
         )
     same = bool((G2 != G3).nnz == 0)  # same random_state: same graph on either scheduler
-    model = approx_bytes(args.n, args.d, args.k, args.overlap, 4)
+    model = approx_bytes(args.n, args.d, args.k, G3.partition_["memberships"], 4)
     name = (
         f"approx knn_graph {args.n}x{args.d} k={args.k} chunk={args.chunk} "
-        f"cells={args.partition_size} overlap={args.overlap}"
+        f"lists={args.partition_size or 8192} overlap={args.overlap}"
     )
     return _row(
         name,
@@ -230,6 +234,8 @@ def section_approx(args, client):
         recall_dask=G3.recall_.estimate,
         recall_dask_interval=[G3.recall_.low, G3.recall_.high],
         same_graph_threads_cluster=same,
+        partition=G3.partition_,
+        rows_differing_from_single=int(np.unique((G1 != G3).nonzero()[0]).size),
     )
 
 
@@ -338,8 +344,10 @@ def main(argv=None):
     ap.add_argument("--k", type=int, default=15)
     ap.add_argument("--chunk", type=int, default=None, help="rows per chunk (approx: n / 8)")
     ap.add_argument("--chunk-exact", type=int, default=None, help="exact: n / 4 by default")
-    ap.add_argument("--partition-size", type=int, default=20_000)
-    ap.add_argument("--overlap", type=int, default=2)
+    ap.add_argument(
+        "--partition-size", type=int, default=None, help="approx: points per list (8192)"
+    )
+    ap.add_argument("--overlap", type=float, default=1.05, help="approx: d2 <= overlap d1")
     ap.add_argument("--B", type=int, default=20_000)
     ap.add_argument("--s", type=int, default=8)
     ap.add_argument("--ot-chunk", type=int, default=None, help="problems per task (B / 8)")
