@@ -629,6 +629,37 @@ struct ClusterStart {
   }
 };
 
+/// The rows' norms for cosine (empty vectors for other metrics): ||x_i|| in float64 for the
+/// exact distances and 1 / ||x_i|| (0 for a zero row) for the scores; the same bits for any
+/// thread count (one serial sum per row).
+template <typename T>
+void cosine_norms(const T* X, int64_t n, int64_t d, Metric metric, int nt, std::vector<T>& inv,
+                  std::vector<double>& norms) {
+  if (metric != Metric::Cosine) return;
+  inv.resize(static_cast<size_t>(n));
+  norms.resize(static_cast<size_t>(n));
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t i = 0; i < n; ++i) {
+    double s = 0;
+    for (int64_t t = 0; t < d; ++t) s += double(X[i * d + t]) * X[i * d + t];
+    norms[i] = std::sqrt(s);
+    inv[i] = s > 0 ? T(1.0 / norms[i]) : T(0);
+  }
+}
+
+/// The scorer with this ISA's pair kernels.
+template <typename T>
+Scorer<T> make_scorer(const T* X, int64_t d, Metric metric, const T* inv, SimdIsa isa) {
+  return Scorer<T>{X,
+                   d,
+                   metric,
+                   inv,
+                   GEOML_SIMD_PICK(isa, pair_sqdist<T>),
+                   GEOML_SIMD_PICK(isa, pair_dot<T>),
+                   GEOML_SIMD_PICK(isa, pair_sqdist4<T>),
+                   GEOML_SIMD_PICK(isa, pair_dot4<T>)};
+}
+
 }  // namespace nnd
 
 template <typename T>
@@ -651,7 +682,6 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
     throw std::invalid_argument("nndescent: cluster_min_dim must be >= 0");
   const int nt = resolve_threads(n_threads);
   const SimdIsa isa = simd_isa();
-  const PairFn<T> sq = GEOML_SIMD_PICK(isa, pair_sqdist<T>);
   const PairFn<T> dot = GEOML_SIMD_PICK(isa, pair_dot<T>);
   const PairF64Fn<T> sq64 = GEOML_SIMD_PICK(isa, pair_sqdist_f64<T>);
   const PairF64Fn<T> dot64 = GEOML_SIMD_PICK(isa, pair_dot_f64<T>);
@@ -674,25 +704,8 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
 
   std::vector<T> inv;         // 1 / ||x_i|| for the scores (cosine)
   std::vector<double> norms;  // ||x_i|| for the exact distances (cosine)
-  if (metric == Metric::Cosine) {
-    inv.resize(static_cast<size_t>(n));
-    norms.resize(static_cast<size_t>(n));
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t i = 0; i < n; ++i) {
-      double s = 0;
-      for (int64_t t = 0; t < d; ++t) s += double(X[i * d + t]) * X[i * d + t];
-      norms[i] = std::sqrt(s);
-      inv[i] = s > 0 ? T(1.0 / norms[i]) : T(0);
-    }
-  }
-  const Scorer<T> score{X,
-                        d,
-                        metric,
-                        inv.data(),
-                        sq,
-                        dot,
-                        GEOML_SIMD_PICK(isa, pair_sqdist4<T>),
-                        GEOML_SIMD_PICK(isa, pair_dot4<T>)};
+  cosine_norms(X, n, d, metric, nt, inv, norms);
+  const Scorer<T> score = make_scorer(X, d, metric, inv.data(), isa);
   const ExactDist<T> exact{X, d, metric, norms.data(), sq64, dot64};
 
   // The checked sample (Floyd's algorithm on the hashed stream) and its exact k-th distances.
@@ -1036,26 +1049,10 @@ void nndescent_cell(const T* X, int64_t L, int64_t d, int64_t k, Metric metric,
   if (!(opt.overlap >= 1.0)) throw std::invalid_argument("nndescent: overlap must be >= 1");
   const int nt = resolve_threads(n_threads);
   const SimdIsa isa = simd_isa();
-  std::vector<T> inv;
+  std::vector<T> inv;  // as nndescent_graph: the same bits per row
   std::vector<double> norms;
-  if (metric == Metric::Cosine) {  // as nndescent_graph: the same bits per row
-    inv.resize(static_cast<size_t>(L));
-    norms.resize(static_cast<size_t>(L));
-    for (int64_t i = 0; i < L; ++i) {
-      double s = 0;
-      for (int64_t t = 0; t < d; ++t) s += double(X[i * d + t]) * X[i * d + t];
-      norms[i] = std::sqrt(s);
-      inv[i] = s > 0 ? T(1.0 / norms[i]) : T(0);
-    }
-  }
-  const Scorer<T> score{X,
-                        d,
-                        metric,
-                        inv.data(),
-                        GEOML_SIMD_PICK(isa, pair_sqdist<T>),
-                        GEOML_SIMD_PICK(isa, pair_dot<T>),
-                        GEOML_SIMD_PICK(isa, pair_sqdist4<T>),
-                        GEOML_SIMD_PICK(isa, pair_dot4<T>)};
+  cosine_norms(X, L, d, metric, nt, inv, norms);
+  const Scorer<T> score = make_scorer(X, d, metric, inv.data(), isa);
   const int64_t S = opt.cluster_size > 0 ? opt.cluster_size : 8192;
   Graph<T> G(L, k);
   std::vector<int32_t> perm(static_cast<size_t>(L)), all(static_cast<size_t>(L));
