@@ -422,6 +422,21 @@ def test_lpca_spectra_chunks_on_threads(monkeypatch):
     np.testing.assert_allclose(got[0], np.maximum(want, 0), rtol=1e-12, atol=1e-12 * want.max())
 
 
+def test_lpca_fused_kernel_bad_input():
+    from geoml import _core
+
+    X = np.random.default_rng(0).normal(size=(10, 4))
+    idx = np.zeros((3, 3), dtype=np.int64)
+    with pytest.raises(ValueError, match=r"idx must be in \[0, n\)"):
+        _core.local_gram_eigvalsh(X, idx + 10, n_jobs=1)
+    with pytest.raises(ValueError, match="idx must be"):
+        _core.local_gram_eigvalsh(X, idx[:, :1], n_jobs=1)
+    with pytest.raises(ValueError, match="X must be a non-empty"):
+        _core.local_gram_eigvalsh(X[:0], idx, n_jobs=1)
+    with pytest.raises(TypeError):
+        _core.local_gram_eigvalsh(X.astype(np.int32), idx, n_jobs=1)
+
+
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
 def test_lpca_fused_spectra_threads_and_numpy(dt):
     """The fused C++ local-PCA pass (k <= D: gather, centre, k x k Gram, eigenvalues) on 1, 2
