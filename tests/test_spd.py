@@ -956,3 +956,31 @@ def test_eigenvalues_only_sorted_like_eigh(n):
     d = spd.distance(X, X[3])
     ref = [np.sqrt(np.sum(np.log(sla.eigvalsh(x, X[3])) ** 2)) for x in X]
     assert rel(d, np.array(ref)) < 1e-12
+
+
+def test_mean_iterate_functions_through_lapack():
+    """The means' one-matrix steps (``_mean._single``: the iterate's square roots, the
+    exponential of the step) run through LAPACK, not a 32-lane group: the lane kernel's and
+    SciPy's values, an exactly symmetric result, and the same checks and messages."""
+    from geoml.spd import _mean
+
+    rng = np.random.default_rng(41)
+    funcs = {"sqrt": spd.sqrtm, "invsqrt": spd.invsqrtm, "log": spd.logm, "exp": spd.expm}
+    for n, cond in ((1, None), (5, None), (22, 1e4)):
+        A = rand_spd(rng, (), n, cond=cond)
+        for func, lanes in funcs.items():
+            if func == "exp" and cond is not None:
+                continue  # exp(1e4) overflows
+            F = _mean._single(A, func)
+            assert F.dtype == np.float64 and np.array_equal(F, F.T)
+            assert rel(F, lanes(A)) < 1e-12
+        assert rel(_mean._single(A, "sqrt"), sla.sqrtm(A).real) < 1e-12
+        assert rel(_mean._single(A, "power", 0.3), sla.fractional_matrix_power(A, 0.3).real) < 1e-12
+    S = rand_sym(rng, 1, 6)[0]
+    assert rel(_mean._single(S, "exp"), sla.expm(S)) < 1e-12
+    with pytest.raises(ValueError, match="mean is not positive definite"):
+        _mean._single(S - 10 * np.eye(6), "sqrt")
+    with pytest.raises(ValueError, match="mean contains NaN"):
+        _mean._single(np.full((3, 3), np.nan), "log")
+    with pytest.raises(ValueError, match="mean overflows"):
+        _mean._single(1e3 * np.eye(3), "exp")

@@ -139,7 +139,8 @@ def _funm_np(A, M, func, power, sym_tol):
         status[bad] = 3
     fw = _apply(func, w, power)
     status[(status == 0) & ~np.isfinite(fw).all(axis=1)] = 5
-    out = (V * fw[:, None, :]) @ V.swapaxes(1, 2)
+    with np.errstate(all="ignore"):  # NaN / inf of refused matrices: flagged, not warned
+        out = (V * fw[:, None, :]) @ V.swapaxes(1, 2)
     big = np.finfo(dt).max
     with np.errstate(invalid="ignore"):
         status[(status == 0) & ~(np.abs(out) <= big).all(axis=(1, 2))] = 5  # not in float32

@@ -55,9 +55,16 @@ def _sets(X, weights):
 
 
 def _single(M, func, power=1.0, n_jobs=0, name="mean"):
-    F, status = _linalg.funm(M[None], func=func, power=power, n_jobs=n_jobs)
+    """``f(M)`` of one iterate (float64, exactly symmetric), with the kernels' checks. LAPACK
+    (``numpy.linalg.eigh``, ~0.1 ms on 22 x 22) rather than the lane solver, which pays a
+    whole group of 32 lanes for one matrix (~0.4 ms): once or twice per iteration of a mean,
+    6 % of a 1,000-matrix BW barycenter's time. ``n_jobs`` is not used (one matrix)."""
+    M = np.asarray(M)
+    sym_tol = _linalg.SYM_TOL[M.dtype]
+    F, status = _linalg._funm_np(M[None], None, func, power, sym_tol)
     _linalg.raise_status(status, name, ())
-    return F[0].astype(np.float64)
+    F = F[0].astype(np.float64)
+    return 0.5 * (F + F.T)
 
 
 def _wsum(X, w, M, func, n_jobs, name="X", lower=False):
