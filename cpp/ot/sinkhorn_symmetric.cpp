@@ -18,6 +18,8 @@ namespace geoml {
 
 namespace {
 
+using ot_detail::small_spd_solve;
+
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 constexpr double kTinyProduct = 1e-280;  // (K v)_i below this: recomputed by log-sum-exp
 // the same for a float32 kernel, times n: the entries below FLT_MIN (subnormal or 0) then add
@@ -34,34 +36,6 @@ int threads_for(int64_t entries, int n_threads) {
 
 constexpr int kAndersonMem = 6;           // Anderson acceleration: differences kept
 constexpr double kAndersonMaxStep = 8.0;  // extrapolations moving log d further: not taken
-
-// Solves the small SPD system A x = b (m x m, row-major, A overwritten) by Cholesky; false when
-// A is not numerically positive definite.
-bool small_spd_solve(int m, double* A, double* b) {
-  for (int j = 0; j < m; ++j) {
-    double d = A[j * m + j];
-    for (int k = 0; k < j; ++k) d -= A[j * m + k] * A[j * m + k];
-    if (!(d > 0.0)) return false;
-    d = std::sqrt(d);
-    A[j * m + j] = d;
-    for (int i = j + 1; i < m; ++i) {
-      double s = A[i * m + j];
-      for (int k = 0; k < j; ++k) s -= A[i * m + k] * A[j * m + k];
-      A[i * m + j] = s / d;
-    }
-  }
-  for (int i = 0; i < m; ++i) {
-    double s = b[i];
-    for (int k = 0; k < i; ++k) s -= A[i * m + k] * b[k];
-    b[i] = s / A[i * m + i];
-  }
-  for (int i = m - 1; i >= 0; --i) {
-    double s = b[i];
-    for (int k = i + 1; k < m; ++k) s -= A[k * m + i] * b[k];
-    b[i] = s / A[i * m + i];
-  }
-  return true;
-}
 
 // The damped fixed point G(l) = (l + log a - log K exp(l)) / 2 (the geometric mean of d and
 // a / K d), accelerated by Anderson mixing over the last kAndersonMem iterates (type II, in
