@@ -445,6 +445,18 @@ def test_sinkhorn_hard_small_eps_converges_like_sor():
         C /= C.max()
         res = got.sinkhorn(a, b, C, 1e-4, tol=1e-8, max_iter=50000)
         assert res.converged and res.n_iter <= cap
+    # a kernel that mixes (>= 2^14 entries) where the mixing stalls: restarted with SOR, whose
+    # 589 iterations grow by the ones spent
+    rng = np.random.default_rng(2)
+    x, y = rng.random((300, 5)), rng.random((300, 5))
+    C = pot.dist(x, y)
+    C /= C.max()
+    a, b = rng.random(300) + 0.1, np.full(300, 1 / 300)
+    a /= a.sum()
+    res = got.sinkhorn(a, b, C, 1e-3, n_jobs=1, max_iter=100000)
+    assert res.converged and res.marginal_error <= 1e-9 and res.n_iter <= 800
+    P = np.exp((res.f[:, None] + res.g[None, :] - C) / 1e-3)
+    np.testing.assert_allclose(res.plan, P, rtol=1e-6, atol=1e-20)  # float32 kernel
 
 
 def test_sinkhorn_scan_in_kernel_build(rng):

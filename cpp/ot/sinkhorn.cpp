@@ -466,19 +466,18 @@ struct DenseSinkhorn {
   // of the stored differences. The history restarts when the error does not decrease, when the
   // variables change (absorption, log-domain updates), and when an extrapolation would move
   // some log v_j by more than kAaMaxStep (the plain step is then taken). At eps = 0.1 of the
-  // cost range it needs 8 iterations where SOR needs 13; on slow, nearly degenerate problems
-  // (small eps, few bins) it stalls, and SOR started from its iterates converged far slower
-  // than from the stage's start, so a stage whose best error has not halved over the last
-  // kAaWindow iterations restarts from its first potentials with over-relaxation (SOR; the
-  // iterations spent count). Kernels below
-  // kAaMinSize entries use SOR from the start. SOR: Sinkhorn is a
-  // two-block Gauss-Seidel in the dual, so with the asymptotic error contraction r measured
-  // once the error ratio has settled (three consecutive ratios within kSorStable and below
-  // kSorEarlyMax, from kSorMin iterations on; else over iterations kSorFrom..kSorTo), omega = 2 /
-  // (1 + sqrt(1 - r)) (Young's formula; see Thibault et al. 2017, Lehmann et al. 2021): u <-
-  // u^(1-omega) (a / K v)^omega. If the error grows tenfold above its best, relaxation is switched
-  // off for the stage. The stopping error is measured the same way throughout: the plan's after the
-  // row update.
+  // cost range it needs 8 iterations where SOR needs 13. On slow, nearly degenerate problems
+  // (small eps, few bins) it stalls, and SOR run on from its iterates converged up to 5x slower
+  // than from the stage's start: a stage whose best error has not halved over the last
+  // kAaWindow iterations restarts from its first potentials with SOR (the iterations spent
+  // count). Kernels below kAaMinSize entries use SOR from the start.
+  //
+  // SOR: Sinkhorn is a two-block Gauss-Seidel in the dual, so with the asymptotic error
+  // contraction r measured once the error ratio has settled (three consecutive ratios within
+  // kSorStable and below kSorEarlyMax, from kSorMin iterations on; else over iterations
+  // kSorFrom..kSorTo), omega = 2 / (1 + sqrt(1 - r)) (Young's formula; see Thibault et al.
+  // 2017, Lehmann et al. 2021): u <- u^(1-omega) (a / K v)^omega. If the error grows tenfold
+  // above its best, relaxation is switched off for the stage.
   double run(double tol, int64_t budget, int64_t* iters) {
     double err = std::numeric_limits<double>::infinity();
     double err_prev = std::numeric_limits<double>::infinity();

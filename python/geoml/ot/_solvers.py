@@ -708,10 +708,10 @@ def sinkhorn(
     over the kernel (each row's scaling is updated and its contribution to ``K^T u``
     accumulated at once), then the column update. The column potentials are accelerated by
     Anderson mixing of the last 5 iterates (8 iterations instead of 13 at ``eps = 0.1`` of the
-    cost range); where the mixing stalls (error not 1 % better in 10 iterations) the stage
-    goes over to over-relaxation with Young's optimal factor estimated from the observed
-    convergence rate; for very small ``eps`` the iteration is also annealed (see
-    ``eps_schedule``). When ``m n >= 65536`` and no kernel exponent
+    cost range); where the mixing stalls (best error not halved in 20 iterations) the stage
+    restarts over-relaxed with Young's optimal factor estimated from the observed convergence
+    rate (as do kernels below 2^14 entries); for very small ``eps`` the iteration is also
+    annealed (see ``eps_schedule``). When ``m n >= 65536`` and no kernel exponent
     ``(f_i + g_j - C_ij) / eps`` exceeds 88, the kernel is stored in float32 inside the
     plan's memory, halving the memory traffic of each iteration (entries below ``e^-87`` are
     float32 subnormals or 0, an absolute error below 1.2e-38; the scalings are then absorbed
