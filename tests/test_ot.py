@@ -396,6 +396,101 @@ def test_sinkhorn_threaded_sweep_matches_serial(rng):
     assert r2.cost == pytest.approx(float((P * C).sum()), rel=1e-12)
 
 
+def test_sinkhorn_warm_start_huge_on_zero_mass_bins(rng):
+    # zero-mass rows / columns take no part in the solve whatever their warm potentials
+    # (huge ones used to overflow the kernel and raise a misleading overflow ValueError)
+    a, b, C = _problem(rng, 30, 20, zeros=True)
+    ref = got.sinkhorn(a, b, C, 0.05)
+    f0, g0 = ref.f.copy(), ref.g.copy()
+    f0[a == 0], g0[b == 0] = 1e6, 1e6
+    res = got.sinkhorn(a, b, C, 0.05, warm_start=(f0, g0))
+    assert res.converged and res.n_iter <= 2
+    assert not res.plan[a == 0].any() and not res.plan[:, b == 0].any()
+    assert res.cost == pytest.approx(ref.cost, rel=1e-8)
+    np.testing.assert_allclose(res.plan, ref.plan, atol=1e-10)
+    # a cold start from such potentials converges to the same plan
+    f0[a > 0], g0[b > 0] = 0.0, 0.0
+    res = got.sinkhorn(a, b, C, 0.05, warm_start=(f0, g0))
+    assert res.converged and res.cost == pytest.approx(ref.cost, rel=1e-8)
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.03])
+def test_sinkhorn_anderson_iterations_and_pot(eps):
+    # Anderson mixing: at eps = 0.1 of the cost range 8 iterations (13 with SOR alone); the
+    # same fixed point as POT's log-domain Sinkhorn
+    rng = np.random.default_rng(0)
+    n = 400
+    x, y = rng.random((n, 2)), rng.random((n, 2))
+    C = pot.dist(x, y)
+    C /= C.max()
+    a, b = np.full(n, 1.0 / n), rng.random(n) + 0.1
+    b /= b.sum()
+    res = got.sinkhorn(a, b, C, eps, tol=1e-10)
+    assert res.converged and res.marginal_error <= 1e-10
+    assert res.n_iter <= (10 if eps == 0.1 else 20)
+    Pref = pot.sinkhorn(a, b, C, eps, method="sinkhorn_log", stopThr=1e-13, numItermax=10000)
+    np.testing.assert_allclose(res.plan, Pref, atol=1e-11)
+    assert res.cost == pytest.approx(float((Pref * C).sum()), rel=1e-9)
+
+
+def test_sinkhorn_hard_small_eps_converges_like_sor():
+    # nearly degenerate problems where Anderson mixing stalls go over to SOR: the iteration
+    # counts stay those of SOR alone (which needed 1887 / 4617 here)
+    for seed, cap in ((1, 2500), (4, 6000)):
+        rng = np.random.default_rng(seed)
+        a, b = rng.random(60) + 0.05, rng.random(50) + 0.05
+        a, b = a / a.sum(), b / b.sum()
+        x, y = rng.normal(size=(60, 2)), rng.normal(size=(50, 2))
+        C = pot.dist(x, y)
+        C /= C.max()
+        res = got.sinkhorn(a, b, C, 1e-4, tol=1e-8, max_iter=50000)
+        assert res.converged and res.n_iter <= cap
+    # a kernel that mixes (>= 2^14 entries) where the mixing stalls: restarted with SOR, whose
+    # 589 iterations grow by the ones spent
+    rng = np.random.default_rng(2)
+    x, y = rng.random((300, 5)), rng.random((300, 5))
+    C = pot.dist(x, y)
+    C /= C.max()
+    a, b = rng.random(300) + 0.1, np.full(300, 1 / 300)
+    a /= a.sum()
+    res = got.sinkhorn(a, b, C, 1e-3, n_jobs=1, max_iter=100000)
+    assert res.converged and res.marginal_error <= 1e-9 and res.n_iter <= 800
+    P = np.exp((res.f[:, None] + res.g[None, :] - C) / 1e-3)
+    np.testing.assert_allclose(res.plan, P, rtol=1e-6, atol=1e-20)  # float32 kernel
+
+
+def test_sinkhorn_scan_in_kernel_build(rng):
+    # the check of C runs inside the first kernel build: its range and finiteness as
+    # value_range's, the same solve as with the schedule given up front
+    a, b, C = _problem(rng, 50, 40)
+    C /= C.max()
+    f0, g0 = np.zeros(50), np.zeros(40)
+    for eps, ratio in ((0.05, 1e-3), (5e-4, 1e-3), (0.05, 0.5)):
+        p = geoml._core.SinkhornParams(eps=eps, tol=1e-9, eps_factor=0.125, start_ratio=ratio)
+        out = geoml._core.sinkhorn(a, b, C, f0, g0, params=p, scan=True)
+        lo, hi, finite = geoml._core.value_range(C.reshape(-1))
+        assert out[-1] == (lo, hi, True)
+        start = (hi - lo) / 2 if eps < ratio * (hi - lo) else 0.0
+        p2 = geoml._core.SinkhornParams(eps=eps, tol=1e-9, eps_factor=0.125, eps_start=start)
+        ref = geoml._core.sinkhorn(a, b, C, f0, g0, params=p2)
+        assert ref[-1] is None and out[3] == ref[3] and out[6] == ref[6]
+        assert np.array_equal(out[0], ref[0]) and np.array_equal(out[1], ref[1])
+    # not finite: no solve (Python then takes the checks of _cost_matrix)
+    for bad in (np.nan, np.inf, -np.inf):
+        Cb = C.copy()
+        Cb[7, 3] = bad
+        out = geoml._core.sinkhorn(
+            a, b, Cb, f0, g0, params=geoml._core.SinkhornParams(eps=0.05), scan=True
+        )
+        assert out[-1][2] is False and out[3] == 0 and not out[5]
+    Cb = C.copy()
+    Cb[0, 0], Cb[1, 1] = 1e308, -1e308  # the range overflows
+    out = geoml._core.sinkhorn(
+        a, b, Cb, f0, g0, params=geoml._core.SinkhornParams(eps=0.05), scan=True
+    )
+    assert out[-1][2] is False
+
+
 def test_sinkhorn_auto_schedule_regimes(rng):
     a, b, C = _problem(rng, 50, 40)
     C /= C.max()

@@ -78,8 +78,9 @@ def test_small_eps_matches_sinkhorn_float32_path(seed):
     assert ref.converged
     assert res.cost == pytest.approx(ref.cost, rel=1e-9)
     np.testing.assert_allclose(res.plan, ref.plan, atol=1e-10)
-    # fewer passes over the kernel than Sinkhorn at the same tolerance
-    assert res.n_passes * 2 < got.sinkhorn(a, b, C, eps, tol=1e-9, max_iter=200000).n_iter
+    # fewer passes over the kernel than Sinkhorn at the same tolerance (half as many before
+    # Sinkhorn's Anderson mixing of session 19: 74 passes against 141 iterations, seed 0)
+    assert res.n_passes < got.sinkhorn(a, b, C, eps, tol=1e-9, max_iter=200000).n_iter
 
 
 def test_known_sinkhorn_stall_converges():

@@ -70,8 +70,9 @@ py::tuple emd_batched_py(carray<double> a, carray<int64_t> a_off, carray<double>
 }
 
 SinkhornParams make_params(double eps, double rho, int64_t max_iter, double tol, double eps_start,
-                           double eps_factor, double stage_tol) {
+                           double eps_factor, double stage_tol, double start_ratio) {
   SinkhornParams p;
+  p.start_ratio = start_ratio;
   p.eps = eps;
   p.rho = rho;
   p.max_iter = max_iter;
@@ -83,7 +84,7 @@ SinkhornParams make_params(double eps, double rho, int64_t max_iter, double tol,
 }
 
 py::tuple sinkhorn_py(carray<double> a, carray<double> b, carray<double> C, carray<double> f0,
-                      carray<double> g0, SinkhornParams p, int n_jobs) {
+                      carray<double> g0, SinkhornParams p, int n_jobs, bool scan) {
   const int m = static_cast<int>(a.shape(0)), n = static_cast<int>(b.shape(0));
   if (C.ndim() != 2 || C.shape(0) != m || C.shape(1) != n)
     throw std::invalid_argument("C must have shape (len(a), len(b))");
@@ -95,13 +96,17 @@ py::tuple sinkhorn_py(carray<double> a, carray<double> b, carray<double> C, carr
   double* pg = g.mutable_data();
   double* pp = P.mutable_data();
   SinkhornInfo info;
+  CostScan cs;
   {
     py::gil_scoped_release release;
     SinkhornWork w;
-    info = sinkhorn_dense(m, n, a.data(), b.data(), C.data(), p, pf, pg, pp, w);
+    info =
+        sinkhorn_dense(m, n, a.data(), b.data(), C.data(), p, pf, pg, pp, w, scan ? &cs : nullptr);
   }
+  py::object sc = py::none();
+  if (scan) sc = py::make_tuple(cs.lo, cs.hi, cs.finite);
   return py::make_tuple(P, f, g, info.n_iter, info.err, info.converged, info.cost,
-                        info.marginal_error);
+                        info.marginal_error, sc);
 }
 
 py::tuple sinkhorn_newton_py(carray<double> a, carray<double> b, carray<double> C, double eps,
@@ -335,7 +340,7 @@ void bind_ot(py::module_& m) {
       .def(py::init(&make_params), py::kw_only(), py::arg("eps") = d.eps, py::arg("rho") = d.rho,
            py::arg("max_iter") = d.max_iter, py::arg("tol") = d.tol,
            py::arg("eps_start") = d.eps_start, py::arg("eps_factor") = d.eps_factor,
-           py::arg("stage_tol") = d.stage_tol,
+           py::arg("stage_tol") = d.stage_tol, py::arg("start_ratio") = d.start_ratio,
            "Parameters from keywords (the defaults are the C++ ones).")
       .def_readwrite("eps", &SinkhornParams::eps, "Final entropic regularisation (> 0).")
       .def_readwrite("rho", &SinkhornParams::rho, "Marginal KL relaxation; < 0: balanced.")
@@ -344,6 +349,9 @@ void bind_ot(py::module_& m) {
                      "Balanced: L1 marginal error; unbalanced: certified potential error.")
       .def_readwrite("eps_start", &SinkhornParams::eps_start,
                      "First eps of the annealing schedule (<= eps: no annealing).")
+      .def_readwrite("start_ratio", &SinkhornParams::start_ratio,
+                     "With scan=True: anneal from (max C - min C) / 2 when eps < start_ratio "
+                     "(max C - min C).")
       .def_readwrite("eps_factor", &SinkhornParams::eps_factor,
                      "eps ratio between consecutive stages, in (0, 1).")
       .def_readwrite("stage_tol", &SinkhornParams::stage_tol,
@@ -359,8 +367,10 @@ void bind_ot(py::module_& m) {
         "Exact OT of B packed problems -> (cost, status, plans or None).");
   m.def("sinkhorn", &sinkhorn_py, py::arg("a"), py::arg("b"), py::arg("C"), py::arg("f0"),
         py::arg("g0"), py::kw_only(), py::arg("params"), py::arg("n_jobs") = 0,
-        "Entropic OT with a dense cost -> (P, f, g, n_iter, err, converged, cost, "
-        "marginal_error).");
+        py::arg("scan") = false,
+        "Entropic OT with a dense cost -> (P, f, g, n_iter, err, converged, cost,\n"
+        "marginal_error, scan): scan = (min C, max C, all finite and range finite) with\n"
+        "scan=True (C checked in the first kernel build; no solve unless finite), else None.");
   m.def("sinkhorn_newton", &sinkhorn_newton_py, py::arg("a"), py::arg("b"), py::arg("C"),
         py::kw_only(), py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("n_warmup"),
         py::arg("sparsity"), py::arg("n_jobs") = 0,

@@ -123,6 +123,16 @@ struct SinkhornParams {
   double eps_factor = 0.5;   ///< eps ratio between consecutive stages, in (0, 1)
   double stage_tol = 1e-3;   ///< relative tolerance that ends an intermediate stage
   int n_threads = 1;         ///< OpenMP threads inside one solve
+  /// With a CostScan (sinkhorn_dense): anneal from (max C - min C) / 2 when eps is below
+  /// start_ratio (max C - min C), decided after the scan (eps_start is then ignored)
+  double start_ratio = 0.0;
+};
+
+/// The input check of C that sinkhorn_dense can run inside its first kernel build (each row
+/// scanned while it is in cache, instead of a separate pass over C).
+struct CostScan {
+  double lo = 0.0, hi = 0.0;  ///< min and max of C (valid when finite)
+  bool finite = false;        ///< every entry finite (else, or if hi - lo overflows, no solve)
 };
 
 /// What a Sinkhorn solve reports.
@@ -151,7 +161,8 @@ struct SinkhornWork {
 /// underflow get an exact log-sum-exp update), so nothing overflows for any eps > 0. One
 /// iteration is one pass over K: each row's scaling is updated and its share of K^T u
 /// accumulated at once (threads: dynamic row blocks, per-thread partial sums), then the
-/// columns are updated; over-relaxed once the plain rate is measured. eps is annealed
+/// columns are updated; balanced problems are accelerated by Anderson mixing of log v, or
+/// over-relaxed (SOR, from the measured plain rate) once the mixing stalls. eps is annealed
 /// geometrically from eps_start. The returned info carries <P, C> and the L1 marginal error.
 /// In/out: f (m), g (n) hold a warm start on entry (zeros: none) and the dual potentials on
 /// exit, with P_ij = exp((f_i + g_j - C_ij) / eps) in the balanced case. `P` (m x n) receives
@@ -162,9 +173,11 @@ struct SinkhornWork {
 /// could make their share of the plan exceed 1e-3 tol. The plan is widened in place. Zero-mass
 /// bins get zero rows / columns. O(m n) per iteration, O(m n) exps per stage; memory: P plus O(m +
 /// n) in `w`.
+/// With `scan`: C is checked during the first kernel build; when some entry is not finite or
+/// the range overflows, it returns after that build (n_iter 0, not converged, P unspecified).
 SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, const double* C,
                             const SinkhornParams& p, double* f, double* g, double* P,
-                            SinkhornWork& w);
+                            SinkhornWork& w, CostScan* scan = nullptr);
 
 /// Parameters of `sinkhorn_newton_dense`.
 struct NewtonParams {

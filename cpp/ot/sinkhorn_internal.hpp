@@ -2,9 +2,11 @@
 // shared by the dense (sinkhorn.cpp) and point-cloud (sinkhorn_points.cpp) solvers.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 namespace geoml {
 namespace ot_detail {
@@ -59,6 +61,120 @@ inline double unbalanced_bound(double change, double kappa, double scale) {
   const double floor = 2.0 * std::numeric_limits<double>::epsilon() * scale;
   return kappa * (std::max(change, floor) + std::numeric_limits<double>::min());
 }
+
+// Solves the small SPD system A x = b (m x m, row-major, A overwritten) by Cholesky; false when
+// A is not numerically positive definite.
+inline bool small_spd_solve(int m, double* A, double* b) {
+  for (int j = 0; j < m; ++j) {
+    double d = A[j * m + j];
+    for (int k = 0; k < j; ++k) d -= A[j * m + k] * A[j * m + k];
+    if (!(d > 0.0)) return false;
+    d = std::sqrt(d);
+    A[j * m + j] = d;
+    for (int i = j + 1; i < m; ++i) {
+      double s = A[i * m + j];
+      for (int k = 0; k < j; ++k) s -= A[i * m + k] * A[j * m + k];
+      A[i * m + j] = s / d;
+    }
+  }
+  for (int i = 0; i < m; ++i) {
+    double s = b[i];
+    for (int k = 0; k < i; ++k) s -= A[i * m + k] * b[k];
+    b[i] = s / A[i * m + i];
+  }
+  for (int i = m - 1; i >= 0; --i) {
+    double s = b[i];
+    for (int k = i + 1; k < m; ++k) s -= A[k * m + i] * b[k];
+    b[i] = s / A[i * m + i];
+  }
+  return true;
+}
+
+// Type-II Anderson mixing of a fixed-point iteration x <- G(x) in R^n over the last `mem`
+// iterates: mix(x, gx) replaces gx = G(x) by gx - dG gamma, gamma = argmin |r - dR gamma|
+// (r = gx - x; dR, dG: differences of consecutive residuals and images; normal equations,
+// lightly regularised). Entries with x = gx = 0 on every call stay 0. Serial, fixed order:
+// the same bits for any thread count.
+struct AndersonMix {
+  static constexpr int kMaxMem = 8;
+  int n = 0, mem = 0, hist = 0, head = 0;
+  bool have_prev = false;
+  std::vector<double> dR, dG, rprev, gprev;
+  void reset(int n_, int mem_) {
+    n = n_;
+    mem = std::min(mem_, kMaxMem);
+    dR.assign(static_cast<size_t>(n) * mem, 0.0);
+    dG.assign(static_cast<size_t>(n) * mem, 0.0);
+    rprev.assign(n, 0.0);
+    gprev.assign(n, 0.0);
+    restart();
+  }
+  void restart() {
+    hist = head = 0;
+    have_prev = false;
+  }
+  // Records the step x -> gx and overwrites gx with the mixed iterate; false (gx kept) when
+  // there is no history yet, the system is singular, or the mixing would move some entry by
+  // more than max_step (then the history restarts).
+  bool mix(const double* x, double* gx, double max_step) {
+    if (have_prev) {
+      double* cR = dR.data() + static_cast<size_t>(head) * n;
+      double* cG = dG.data() + static_cast<size_t>(head) * n;
+      for (int j = 0; j < n; ++j) {
+        cR[j] = (gx[j] - x[j]) - rprev[j];
+        cG[j] = gx[j] - gprev[j];
+      }
+      head = (head + 1) % mem;
+      hist = std::min(hist + 1, mem);
+    }
+    for (int j = 0; j < n; ++j) {
+      rprev[j] = gx[j] - x[j];
+      gprev[j] = gx[j];
+    }
+    have_prev = true;
+    if (hist == 0) return false;
+    double A[kMaxMem * kMaxMem], c[kMaxMem];
+    double tr = 0.0;
+    for (int p = 0; p < hist; ++p) {
+      const double* cp = dR.data() + static_cast<size_t>(p) * n;
+      for (int q = 0; q <= p; ++q) {
+        const double* cq = dR.data() + static_cast<size_t>(q) * n;
+        double s = 0.0;
+        for (int j = 0; j < n; ++j) s += cp[j] * cq[j];
+        A[p * hist + q] = A[q * hist + p] = s;
+      }
+      double s = 0.0;
+      for (int j = 0; j < n; ++j) s += cp[j] * rprev[j];
+      c[p] = s;
+      tr += A[p * hist + p];
+    }
+    for (int p = 0; p < hist; ++p) A[p * hist + p] += 1e-12 * tr + 1e-300;
+    double step = 0.0;
+    if (small_spd_solve(hist, A, c)) {
+      for (int j = 0; j < n; ++j) {
+        double dx = 0.0;
+        for (int p = 0; p < hist; ++p) dx += dG[static_cast<size_t>(p) * n + j] * c[p];
+        step = std::max(step, std::fabs(dx));
+      }
+    }
+    if (!(step > 0.0 && step <= max_step)) {
+      restart();
+      return false;
+    }
+    for (int j = 0; j < n; ++j) {
+      double dx = 0.0;
+      for (int p = 0; p < hist; ++p) dx += dG[static_cast<size_t>(p) * n + j] * c[p];
+      gx[j] -= dx;
+    }
+    return true;
+  }
+};
+
+/// min, max and sum of x * 0 (NaN iff some value is not finite) over a range.
+struct Range {
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo, z = 0.0;
+};
+Range range_of(int64_t n, const double* x);
 
 /// max_j (h_j - c_j) over j < n (the AVX2 copy when simd_isa() allows it).
 double lse_max(int n, const double* h, const double* c);

@@ -23,18 +23,10 @@ using ot_detail::lse_sum;
 using ot_detail::unbalanced_bound;
 using ot_detail::unbalanced_kappa;
 
-// min, max and sum of x * 0 over a range (see points_kernel.inc)
-struct Range {
-  double lo = std::numeric_limits<double>::infinity(), hi = -lo, z = 0.0;
-};
+using ot_detail::Range;
 
 #define GEOML_KERNEL_INC "ot/points_kernel.inc"
 #include "common/simd_instantiate.inc"
-
-Range range_of(int64_t n, const double* x) {
-  const SimdIsa isa = simd_isa();
-  return GEOML_SIMD_CALL(isa, range_of, n, x);
-}
 
 void point_costs(int n, int d, const double* x, const double* Yt, int power, double* buf) {
   const SimdIsa isa = simd_isa();
@@ -43,13 +35,20 @@ void point_costs(int n, int d, const double* x, const double* Yt, int power, dou
 
 }  // namespace
 
+namespace ot_detail {
+Range range_of(int64_t n, const double* x) {
+  const SimdIsa isa = simd_isa();
+  return GEOML_SIMD_CALL(isa, range_of, n, x);
+}
+}  // namespace ot_detail
+
 bool value_range(int64_t n, const double* x, int n_jobs, double* lo, double* hi) {
   const int nt = n >= (int64_t(1) << 18) ? resolve_threads(n_jobs) : 1;
   Range all;
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int T = thread_count(), t = thread_id();
-    const Range r = range_of(n * (t + 1) / T - n * t / T, x + n * t / T);
+    const Range r = ot_detail::range_of(n * (t + 1) / T - n * t / T, x + n * t / T);
 #pragma omp critical
     {
       all.lo = std::min(all.lo, r.lo);

@@ -35,34 +35,6 @@ int threads_for(int64_t entries, int n_threads) {
 constexpr int kAndersonMem = 6;           // Anderson acceleration: differences kept
 constexpr double kAndersonMaxStep = 8.0;  // extrapolations moving log d further: not taken
 
-// Solves the small SPD system A x = b (m x m, row-major, A overwritten) by Cholesky; false when
-// A is not numerically positive definite.
-bool small_spd_solve(int m, double* A, double* b) {
-  for (int j = 0; j < m; ++j) {
-    double d = A[j * m + j];
-    for (int k = 0; k < j; ++k) d -= A[j * m + k] * A[j * m + k];
-    if (!(d > 0.0)) return false;
-    d = std::sqrt(d);
-    A[j * m + j] = d;
-    for (int i = j + 1; i < m; ++i) {
-      double s = A[i * m + j];
-      for (int k = 0; k < j; ++k) s -= A[i * m + k] * A[j * m + k];
-      A[i * m + j] = s / d;
-    }
-  }
-  for (int i = 0; i < m; ++i) {
-    double s = b[i];
-    for (int k = 0; k < i; ++k) s -= A[i * m + k] * b[k];
-    b[i] = s / A[i * m + i];
-  }
-  for (int i = m - 1; i >= 0; --i) {
-    double s = b[i];
-    for (int k = i + 1; k < m; ++k) s -= A[k * m + i] * b[k];
-    b[i] = s / A[i * m + i];
-  }
-  return true;
-}
-
 // The damped fixed point G(l) = (l + log a - log K exp(l)) / 2 (the geometric mean of d and
 // a / K d), accelerated by Anderson mixing over the last kAndersonMem iterates (type II, in
 // log d, restarted when the marginal error grows or `absorb` changes the variables): for a
@@ -82,12 +54,11 @@ SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max
     asum += a[i];
     if (a[i] == 0.0) l[i] = kNegInf;
   }
-  constexpr int m = kAndersonMem;
   std::vector<double> v(n), s(n), ln(n);
-  // Anderson history: columns of differences of residuals r = G(l) - l and of G(l)
-  std::vector<double> dR(size_t(n) * m), dG(size_t(n) * m), rprev(n), gprev(n), r(n);
-  int hist = 0, head = 0;  // columns stored, next column to overwrite
-  bool have_prev = false;
+  // Anderson mixing of l -> ln on the rows with a_i > 0 (x, gx: l and ln there, 0 elsewhere)
+  ot_detail::AndersonMix aa;
+  aa.reset(static_cast<int>(n), kAndersonMem);
+  std::vector<double> x(n), gx(n);
   double err_prev = std::numeric_limits<double>::infinity();
   for (int64_t it = 0;; ++it) {
     double M = kNegInf;
@@ -130,77 +101,20 @@ SymmetricInfo symmetric_loop(int64_t n, const double* a, double tol, int64_t max
       return info;
     }
     if (it >= max_iter) return info;
-    // residual on the active rows (a_i > 0; the others stay at -inf)
-    for (int64_t i = 0; i < n; ++i) r[i] = a[i] == 0.0 ? 0.0 : ln[i] - l[i];
-    if (!(err < err_prev)) {  // no progress: restart the mixing from this iterate
-      hist = 0;
-      head = 0;
-      have_prev = false;
-    }
+    if (!(err < err_prev)) aa.restart();  // no progress: restart the mixing from this iterate
     err_prev = err;
-    if (have_prev) {
-      double* cR = dR.data() + size_t(head) * n;
-      double* cG = dG.data() + size_t(head) * n;
-      for (int64_t i = 0; i < n; ++i) {
-        cR[i] = r[i] - rprev[i];
-        cG[i] = a[i] == 0.0 ? 0.0 : ln[i] - gprev[i];
-      }
-      head = (head + 1) % m;
-      hist = std::min(hist + 1, m);
-    }
     for (int64_t i = 0; i < n; ++i) {
-      rprev[i] = r[i];
-      gprev[i] = a[i] == 0.0 ? 0.0 : ln[i];
+      x[i] = a[i] == 0.0 ? 0.0 : l[i];
+      gx[i] = a[i] == 0.0 ? 0.0 : ln[i];
     }
-    have_prev = true;
-    std::copy(ln.begin(), ln.end(), l);
-    if (hist > 0) {
-      // gamma = argmin |r - dR gamma|: normal equations, lightly regularised
-      double A[m * m], b[m];
-      double tr = 0.0;
-      for (int p = 0; p < hist; ++p) {
-        const double* cp = dR.data() + size_t(p) * n;
-        for (int q = 0; q <= p; ++q) {
-          const double* cq = dR.data() + size_t(q) * n;
-          double g = 0.0;
-          for (int64_t i = 0; i < n; ++i) g += cp[i] * cq[i];
-          A[p * hist + q] = A[q * hist + p] = g;
-        }
-        double g = 0.0;
-        for (int64_t i = 0; i < n; ++i) g += cp[i] * r[i];
-        b[p] = g;
-        tr += A[p * hist + p];
-      }
-      for (int p = 0; p < hist; ++p) A[p * hist + p] += 1e-12 * tr + 1e-300;
-      if (small_spd_solve(hist, A, b)) {
-        double step = 0.0;
-        for (int64_t i = 0; i < n; ++i) {
-          if (a[i] == 0.0) continue;
-          double dx = 0.0;
-          for (int p = 0; p < hist; ++p) dx += dG[size_t(p) * n + i] * b[p];
-          step = std::max(step, std::fabs(dx));
-          ln[i] -= dx;  // ln now holds the mixed iterate
-        }
-        if (step <= kAndersonMaxStep && std::isfinite(step)) {
-          std::copy(ln.begin(), ln.end(), l);
-        } else {  // an outsized extrapolation: keep the plain step, restart
-          hist = 0;
-          head = 0;
-          have_prev = false;
-        }
-      } else {
-        hist = 0;
-        head = 0;
-        have_prev = false;
-      }
-    }
+    // the mixed iterate, or the plain one (no history yet, or an outsized extrapolation)
+    const bool mixed = aa.mix(x.data(), gx.data(), kAndersonMaxStep);
+    for (int64_t i = 0; i < n; ++i) l[i] = mixed && a[i] != 0.0 ? gx[i] : ln[i];
     double big = 0.0;
     for (int64_t i = 0; i < n; ++i)
       if (a[i] != 0.0) big = std::max(big, std::fabs(l[i]));
     if (absorb(l, big, fb)) {  // new variables: the history no longer applies
-      hist = 0;
-      head = 0;
-      have_prev = false;
+      aa.restart();
       err_prev = std::numeric_limits<double>::infinity();
     }
   }

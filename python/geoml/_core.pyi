@@ -529,6 +529,7 @@ class SinkhornParams:
         eps_start: typing.SupportsFloat | typing.SupportsIndex = 0.0,
         eps_factor: typing.SupportsFloat | typing.SupportsIndex = 0.5,
         stage_tol: typing.SupportsFloat | typing.SupportsIndex = 0.001,
+        start_ratio: typing.SupportsFloat | typing.SupportsIndex = 0.0,
     ) -> None:
         """
         Parameters from keywords (the defaults are the C++ ones).
@@ -575,6 +576,13 @@ class SinkhornParams:
         """
     @stage_tol.setter
     def stage_tol(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def start_ratio(self) -> float:
+        """
+        With scan=True: anneal from (max C - min C) / 2 when eps < start_ratio (max C - min C).
+        """
+    @start_ratio.setter
+    def start_ratio(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
     @property
     def tol(self) -> float:
         """
@@ -1580,9 +1588,12 @@ def sinkhorn(
     *,
     params: SinkhornParams,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    scan: bool = False,
 ) -> tuple:
     """
-    Entropic OT with a dense cost -> (P, f, g, n_iter, err, converged, cost, marginal_error).
+    Entropic OT with a dense cost -> (P, f, g, n_iter, err, converged, cost,
+    marginal_error, scan): scan = (min C, max C, all finite and range finite) with
+    scan=True (C checked in the first kernel build; no solve unless finite), else None.
     """
 
 def sinkhorn_batched(

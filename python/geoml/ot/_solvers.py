@@ -567,6 +567,13 @@ def _schedule(
             "the cost range overflows float64 (costs too large for this p); "
             "rescale the points or the cost"
         )
+    ratio, factor = _schedule_rule(eps_schedule, warm, loose)
+    return (cost_range / 2 if eps < ratio * cost_range else 0.0), factor
+
+
+def _schedule_rule(eps_schedule, warm: bool, loose: bool = False) -> tuple[float, float]:
+    """(ratio, factor): anneal from ``cost_range / 2`` by ``factor`` when
+    ``eps < ratio * cost_range`` (ratio 0: never)."""
     if isinstance(eps_schedule, str):
         if eps_schedule == "none":
             return 0.0, 0.5
@@ -574,18 +581,14 @@ def _schedule(
             raise ValueError(
                 f"eps_schedule={eps_schedule!r}; use 'auto', 'none' or a factor in (0, 1)"
             )
-        if warm or loose:
-            return 0.0, 0.5
-        if not eps < cost_range / 1000:
-            return 0.0, 0.5
-        return cost_range / 2, 0.125
+        return (0.0, 0.5) if warm or loose else (1e-3, 0.125)
     factor = float(eps_schedule)
     if not 0 < factor < 1:
         raise ValueError(
             f"eps_schedule as a number is the eps ratio between stages and must "
             f"be in (0, 1); got {factor}"
         )
-    return (cost_range / 2 if cost_range / 2 > eps else 0.0), factor
+    return 0.5, factor
 
 
 def _warm(warm_start, m: int, n: int):
@@ -628,21 +631,19 @@ def _unbalanced_hint(eps: float, rho: float) -> str:
 
 
 def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs, what):
-    C, crange, forbidden = _cost_matrix(C)
+    reject_gpu(C, "C", "geoml.ot")
+    C = as_float_array(C, "C", ndim=2, dtype=np.float64, finite=False)
     m, n = C.shape
     a = _histogram(a, m, "a")
     b = _histogram(b, n, "b")
     if rho < 0:
         b = _balance(a, b)
-    if forbidden:
-        _check_support(a, b, C, what)
     eps = _check_eps(eps)
     tol = _check_tol(tol)
     max_iter = _max_iter(max_iter)
     f0, g0 = _warm(warm_start, m, n)
-    start, factor = _schedule(
-        eps_schedule, eps, crange, warm_start is not None, rho < 0 and tol >= LOOSE_TOL
-    )
+    warm, loose = warm_start is not None, rho < 0 and tol >= LOOSE_TOL
+    ratio, factor = _schedule_rule(eps_schedule, warm, loose)
     mass = float(a.sum())
     abs_tol = tol * mass if rho < 0 else tol
     params = _core.SinkhornParams(
@@ -650,13 +651,27 @@ def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs
         rho=rho,
         max_iter=max_iter,
         tol=abs_tol,
-        eps_start=start,
         eps_factor=factor,
         stage_tol=STAGE_TOL,
+        start_ratio=ratio,
     )
-    P, f, g, n_iter, err, conv, cost, merr = _core.sinkhorn(
-        a, b, C, f0, g0, params=params, n_jobs=check_n_jobs(n_jobs)
+    n_jobs = check_n_jobs(n_jobs)
+    # C is checked inside the first kernel build (no separate pass over it); the annealing
+    # rule is applied there too. Not finite (+inf forbidden pairs, or bad input): the checks
+    # of _cost_matrix, then the solve with the schedule from its range.
+    P, f, g, n_iter, err, conv, cost, merr, scan = _core.sinkhorn(
+        a, b, C, f0, g0, params=params, n_jobs=n_jobs, scan=True
     )
+    forbidden = False
+    if not scan[2]:
+        C, crange, forbidden = _cost_matrix(C)
+        if forbidden:
+            _check_support(a, b, C, what)
+        params.eps_start = _schedule(eps_schedule, eps, crange, warm, loose)[0]
+        params.start_ratio = 0.0
+        P, f, g, n_iter, err, conv, cost, merr, _ = _core.sinkhorn(
+            a, b, C, f0, g0, params=params, n_jobs=n_jobs
+        )
     _check_representable(cost, what)
     if not conv and forbidden and rho < 0 and not _feasible(a, b, C):
         raise _infeasible(what)
@@ -691,9 +706,12 @@ def sinkhorn(
     exact log-sum-exp update. So no overflow, underflow-to-NaN or division by zero occurs for
     any ``eps > 0`` (checked down to 1e-4 of the cost range). One iteration is a single pass
     over the kernel (each row's scaling is updated and its contribution to ``K^T u``
-    accumulated at once), then the column update. The iteration is over-relaxed with Young's
-    optimal factor estimated from the observed convergence rate; for very small ``eps`` it
-    is also annealed (see ``eps_schedule``). When ``m n >= 65536`` and no kernel exponent
+    accumulated at once), then the column update. The column potentials are accelerated by
+    Anderson mixing of the last 5 iterates (8 iterations instead of 13 at ``eps = 0.1`` of the
+    cost range); where the mixing stalls (best error not halved in 20 iterations) the stage
+    restarts over-relaxed with Young's optimal factor estimated from the observed convergence
+    rate (as do kernels below 2^14 entries); for very small ``eps`` the iteration is also
+    annealed (see ``eps_schedule``). When ``m n >= 65536`` and no kernel exponent
     ``(f_i + g_j - C_ij) / eps`` exceeds 88, the kernel is stored in float32 inside the
     plan's memory, halving the memory traffic of each iteration (entries below ``e^-87`` are
     float32 subnormals or 0, an absolute error below 1.2e-38; the scalings are then absorbed
@@ -726,7 +744,7 @@ def sinkhorn(
     eps_schedule : "auto", "none" or float
         ``"auto"``: anneal from ``(max C - min C) / 2`` by factors of 8 when ``eps`` is below
         1/1000 of the cost range, there is no warm start and ``tol`` is below 1e-2 (above
-        that, the over-relaxed iteration converges as fast from a cold start); ``"none"``:
+        that, the accelerated iteration converges as fast from a cold start); ``"none"``:
         solve at ``eps`` only; a float in (0, 1): anneal with that ratio between stages.
     n_jobs : int, optional
         Threads. None: OpenMP default; -1: all cores.
@@ -743,7 +761,8 @@ def sinkhorn(
     Cuturi, "Sinkhorn distances", NeurIPS 2013; Schmitzer, "Stabilized sparse scaling
     algorithms for entropy regularized transport problems", SIAM J. Sci. Comput. 2019;
     Thibault, Chizat, Dossal & Papadakis, "Overrelaxed Sinkhorn-Knopp algorithm for regularized
-    optimal transport", 2017.
+    optimal transport", 2017; Walker & Ni, "Anderson acceleration for fixed-point
+    iterations", SIAM J. Numer. Anal. 2011.
 
     Examples
     --------
