@@ -70,9 +70,10 @@ py::tuple emd_batched_py(carray<double> a, carray<int64_t> a_off, carray<double>
 }
 
 SinkhornParams make_params(double eps, double rho, int64_t max_iter, double tol, double eps_start,
-                           double eps_factor, double stage_tol, double start_ratio) {
+                           double eps_factor, double stage_tol, double start_ratio, bool anderson) {
   SinkhornParams p;
   p.start_ratio = start_ratio;
+  p.anderson = anderson;
   p.eps = eps;
   p.rho = rho;
   p.max_iter = max_iter;
@@ -341,6 +342,7 @@ void bind_ot(py::module_& m) {
            py::arg("max_iter") = d.max_iter, py::arg("tol") = d.tol,
            py::arg("eps_start") = d.eps_start, py::arg("eps_factor") = d.eps_factor,
            py::arg("stage_tol") = d.stage_tol, py::arg("start_ratio") = d.start_ratio,
+           py::arg("anderson") = d.anderson,
            "Parameters from keywords (the defaults are the C++ ones).")
       .def_readwrite("eps", &SinkhornParams::eps, "Final entropic regularisation (> 0).")
       .def_readwrite("rho", &SinkhornParams::rho, "Marginal KL relaxation; < 0: balanced.")
@@ -352,6 +354,9 @@ void bind_ot(py::module_& m) {
       .def_readwrite("start_ratio", &SinkhornParams::start_ratio,
                      "With scan=True: anneal from (max C - min C) / 2 when eps < start_ratio "
                      "(max C - min C).")
+      .def_readwrite("anderson", &SinkhornParams::anderson,
+                     "Balanced dense solves: Anderson mixing of the column update (False: SOR "
+                     "from the start, as geoml <= 0.1).")
       .def_readwrite("eps_factor", &SinkhornParams::eps_factor,
                      "eps ratio between consecutive stages, in (0, 1).")
       .def_readwrite("stage_tol", &SinkhornParams::stage_tol,

@@ -126,6 +126,9 @@ struct SinkhornParams {
   /// With a CostScan (sinkhorn_dense): anneal from (max C - min C) / 2 when eps is below
   /// start_ratio (max C - min C), decided after the scan (eps_start is then ignored)
   double start_ratio = 0.0;
+  /// Balanced dense solves: Anderson mixing of the column update (else SOR from the start, the
+  /// iteration of geoml <= 0.1 kept for comparisons)
+  bool anderson = true;
 };
 
 /// The input check of C that sinkhorn_dense can run inside its first kernel build (each row

@@ -177,6 +177,7 @@ struct DenseSinkhorn {
   // unbalanced: bound factor of the potential error over the last change (see run())
   double kappa = 1.0;
   bool balanced = true;
+  bool anderson = true;  // SinkhornParams::anderson
   Relax rx;  // the over-relaxation of the sweeps (SOR; plain while Anderson mixing runs)
   // The kernel is stored in float32 (in the first half of K's memory: half the traffic of
   // each pass) when the problem is large enough to be memory-bound and every exponent of
@@ -485,7 +486,7 @@ struct DenseSinkhorn {
     double bests[kAaWindow];  // the best error of the last kAaWindow iterations (a ring)
     // Anderson (until it stalls) on kernels of at least kAaMinSize entries, else SOR (the
     // mixing costs O((m + n) kAaMem) per iteration: as much as a pass over a small kernel)
-    bool mixing = balanced && static_cast<int64_t>(m) * n >= kAaMinSize;
+    bool mixing = anderson && balanced && static_cast<int64_t>(m) * n >= kAaMinSize;
     std::vector<double> f0, g0;  // the stage's start, for the switch to SOR
     AndersonMix aa;
     if (mixing) {
@@ -783,6 +784,7 @@ SinkhornInfo sinkhorn_dense(int m, int n, const double* a, const double* b, cons
     if (!(b[j] > 0)) w.v[j] = 0.0;
   DenseSinkhorn S(m, n, a, b, C, f, g, P, w, std::max(1, p.n_threads));
   S.balanced = !(p.rho > 0);
+  S.anderson = p.anderson;
   double mass = 0.0;
   for (int i = 0; i < m; ++i) mass += a[i];
   int64_t iters = 0;

@@ -530,10 +530,18 @@ class SinkhornParams:
         eps_factor: typing.SupportsFloat | typing.SupportsIndex = 0.5,
         stage_tol: typing.SupportsFloat | typing.SupportsIndex = 0.001,
         start_ratio: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+        anderson: bool = True,
     ) -> None:
         """
         Parameters from keywords (the defaults are the C++ ones).
         """
+    @property
+    def anderson(self) -> bool:
+        """
+        Balanced dense solves: Anderson mixing of the column update (False: SOR from the start, as geoml <= 0.1).
+        """
+    @anderson.setter
+    def anderson(self, value: bool) -> None: ...
     @property
     def eps(self) -> float:
         """

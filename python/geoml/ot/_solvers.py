@@ -630,7 +630,11 @@ def _unbalanced_hint(eps: float, rho: float) -> str:
     )
 
 
-def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs, what):
+def _sinkhorn(
+    a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs, what, anderson=True
+):
+    # anderson=False: SOR from the start, the iteration of geoml <= 0.1 (bench/tests compare
+    # sinkhorn_newton with it)
     reject_gpu(C, "C", "geoml.ot")
     C = as_float_array(C, "C", ndim=2, dtype=np.float64, finite=False)
     m, n = C.shape
@@ -654,6 +658,7 @@ def _sinkhorn(a, b, C, eps, rho, max_iter, tol, warm_start, eps_schedule, n_jobs
         eps_factor=factor,
         stage_tol=STAGE_TOL,
         start_ratio=ratio,
+        anderson=anderson,
     )
     n_jobs = check_n_jobs(n_jobs)
     # C is checked inside the first kernel build (no separate pass over it); the annealing
