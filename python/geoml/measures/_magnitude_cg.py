@@ -25,6 +25,17 @@ class CgInfo(NamedTuple):
     converged: np.ndarray  # (m,) bool
 
 
+def _workers(n_jobs):
+    """Python-side threads for n_jobs (0: OpenMP's default, load-aware; -1: all cores)."""
+    import os
+
+    from .. import _core
+
+    if n_jobs == 0:
+        return max(1, _core.max_threads())
+    return (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
+
+
 def spatial_order(X, leaf=16):
     """A permutation putting nearby points next to each other: recursive bisection at the
     median of the widest coordinate, down to groups of ``leaf``."""
@@ -56,8 +67,9 @@ def weights_cg(X, ts, *, rtol, max_iter, n_jobs, k=NEIGHBORS, seed=0, cutoff=CUT
         return np.ones((1, m)), CgInfo(np.zeros(m, np.int64), np.zeros(m), np.ones(m, bool))
     perm = spatial_order(X)  # nearby points in the same tiles: the products prune far tiles
     X = np.ascontiguousarray(X[perm])
-    order, nb = vecchia_pattern(X, min(k, n - 1), np.random.default_rng(seed))
-    precs = [Vecchia(X, order, nb, float(t)) for t in ts]
+    workers = _workers(n_jobs)
+    order, nb = vecchia_pattern(X, min(k, n - 1), np.random.default_rng(seed), workers)
+    precs = [Vecchia(X, order, nb, float(t), workers) for t in ts]
     W = np.zeros((m, n))
     R = np.ones((m, n))
     n_iter = np.zeros(m, dtype=np.int64)
@@ -240,11 +252,11 @@ def _solve_matrix_free(X, ts, precs, W, R, rtol, max_iter, n_jobs, cutoff):
     return W, R, n_iter, np.linalg.norm(R, axis=1) / bnorm
 
 
-def vecchia_pattern(X, k, rng):
+def vecchia_pattern(X, k, rng, workers=1):
     """A random ordering of the points and, for each position p of it, up to k earlier
     positions near it (the k nearest among the positions before p's doubling chunk
     [a, 2a); all earlier positions in the first chunk), -1 padded: the sparsity of a Vecchia
-    (sparse inverse Cholesky) factor."""
+    (sparse inverse Cholesky) factor. ``workers``: threads of the kd-tree queries."""
     from scipy.spatial import cKDTree
 
     n = X.shape[0]
@@ -257,7 +269,7 @@ def vecchia_pattern(X, k, rng):
     while a < n:
         b = min(n, 2 * a)
         q = min(b, 3 * k)
-        _, idx = cKDTree(Xo[:b]).query(Xo[a:b], k=q)
+        _, idx = cKDTree(Xo[:b]).query(Xo[a:b], k=q, workers=workers)
         idx = idx.reshape(b - a, q)
         ok = idx < np.arange(a, b)[:, None]  # earlier positions only, nearest first
         rank = np.cumsum(ok, axis=1) - 1
@@ -273,17 +285,17 @@ class Vecchia:
     regressed on its conditioning set: ``b_p = Z_cc^-1 Z_cp``, ``d_p = 1 - Z_pc b_p``), in
     the random ordering of vecchia_pattern; symmetric positive definite by construction."""
 
-    def __init__(self, X, order, nb, t):
+    def __init__(self, X, order, nb, t, workers=1):
         import scipy.sparse as sp
 
         n, k = nb.shape
         Xo = X[order]
         self.order = order
-        rows, cols, vals = [], [], []
-        dvar = np.empty(n)
         step = max(1, _CHUNK_BYTES // (8 * k * k * max(X.shape[1], 2)))
+        step = min(step, -(-n // workers)) if n >= 2048 else step
         eye = np.eye(k)
-        for s in range(0, n, step):
+
+        def chunk(s):
             e = min(n, s + step)
             idx = nb[s:e]
             pad = idx < 0
@@ -307,15 +319,22 @@ class Vecchia:
             zci = np.exp(-t * np.sqrt(dci))
             zci[pad] = 0.0
             bb = np.linalg.solve(Zcc, zci[:, :, None])[:, :, 0]
-            dvar[s:e] = 1.0 - np.einsum("ck,ck->c", zci, bb)
+            dvar = 1.0 - np.einsum("ck,ck->c", zci, bb)
             r = np.broadcast_to(np.arange(s, e)[:, None], idx.shape)
-            rows.append(r[~pad])
-            cols.append(idx[~pad])
-            vals.append(bb[~pad])
+            return r[~pad], idx[~pad], bb[~pad], dvar
+
+        starts = range(0, n, step)
+        if workers > 1 and len(starts) > 1:  # NumPy's array passes and batched solves
+            # release the GIL; each chunk's result does not depend on the thread count
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(workers, len(starts))) as pool:
+                parts = list(pool.map(chunk, starts))
+        else:
+            parts = [chunk(s) for s in starts]
+        rows, cols, vals, dvar = (np.concatenate(x) for x in zip(*parts))
         self.dinv = 1.0 / np.maximum(dvar, 1e-14)
-        B = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-        )
+        B = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
         self.B = B
         self.BT = B.T.tocsr()
 
