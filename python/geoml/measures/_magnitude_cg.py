@@ -84,7 +84,7 @@ def weights_cg(X, ts, *, rtol, max_iter, n_jobs, k=NEIGHBORS, seed=0, cutoff=CUT
             free.append(j)
     if free:
         free = np.asarray(free)
-        Wf, Rf, itf, resf = _solve_matrix_free(
+        Wf, itf, resf = _solve_matrix_free(
             X,
             ts[free],
             [precs[j] for j in free],
@@ -209,8 +209,8 @@ def _solve_stored(X, t, prec, rtol, max_iter, n_jobs, cutoff):
 
 def _solve_matrix_free(X, ts, precs, W, R, rtol, max_iter, n_jobs, cutoff):
     """Matrix-free preconditioned CG from ``W`` (residuals ``R = 1 - Z W``), the products of
-    all scales fused; at most ``max_iter[j]`` iterations for scale j. Returns (W, R,
-    iterations, true relative residuals)."""
+    all scales fused; at most ``max_iter[j]`` iterations for scale j. Returns (W, iterations,
+    true relative residuals)."""
     n = X.shape[0]
     m = ts.size
 
@@ -249,7 +249,7 @@ def _solve_matrix_free(X, ts, precs, W, R, rtol, max_iter, n_jobs, cutoff):
         act = keep
     # the recurrence's residual drifts from the true one: check the true residual
     R = np.ones((m, n)) - _exact_product(X, ts, W, n_jobs, cutoff)
-    return W, R, n_iter, np.linalg.norm(R, axis=1) / bnorm
+    return W, n_iter, np.linalg.norm(R, axis=1) / bnorm
 
 
 def vecchia_pattern(X, k, rng, workers=1):
