@@ -1191,6 +1191,116 @@ def test_magnitude_cg_not_converged_warns():
         M.magnitude_dimension(X, [1.0, 2.0], method="cg", max_iter=1)
 
 
+@pytest.mark.parametrize("n,d", [(1, 2), (37, 4), (1100, 3)])
+def test_magnitude_matrix_and_f32_product(n, d):
+    # the stored float32 similarity (each entry exp in float64, rounded once; symmetric by
+    # construction) and its float64-accumulated product; n not a multiple of 16 or 512
+    from geoml import _core
+
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(n, d))
+    for t in (0.3, 5.0):
+        Z = _core.magnitude_matrix(X, t)
+        assert Z.dtype == np.float32 and Z.shape == (n, n)
+        ref = _dense_Z(X, t)
+        np.testing.assert_allclose(Z, ref, rtol=6e-8, atol=1e-300)
+        np.testing.assert_array_equal(Z, Z.T)
+        assert (np.diagonal(Z) == 1).all()
+        np.testing.assert_array_equal(_core.magnitude_matrix(X, t, n_jobs=1), Z)
+        v = rng.normal(size=n)
+        out = _core.matvec_f32(Z, v, n_jobs=1)
+        np.testing.assert_allclose(out, Z.astype(float) @ v, rtol=1e-12, atol=1e-12 * n)
+        np.testing.assert_array_equal(_core.matvec_f32(Z, v, n_jobs=2), out)
+    # far 16-point blocks are zeros, everything kept is the same value
+    from geoml.measures._magnitude_cg import spatial_order
+
+    Xs = np.ascontiguousarray(X[spatial_order(X)])
+    full = _core.magnitude_matrix(Xs, 20.0)
+    cut = _core.magnitude_matrix(Xs, 20.0, cutoff=8.0)
+    kept = cut != 0
+    np.testing.assert_array_equal(cut[kept], full[kept])
+    assert (full[~kept] <= np.exp(-8.0)).all()
+    with pytest.raises(ValueError, match="cutoff"):
+        _core.magnitude_matrix(Xs, 1.0, cutoff=0.0)
+    with pytest.raises(ValueError, match="scale"):
+        _core.magnitude_matrix(Xs, -1.0)
+    with pytest.raises(ValueError, match="square"):
+        _core.matvec_f32(np.ones((2, 3), np.float32), np.ones(3))
+
+
+def _stored_calls(monkeypatch):
+    from geoml.measures import _magnitude_cg
+
+    calls = []
+    real = _magnitude_cg._solve_stored
+
+    def spy(*args, **kw):
+        out = real(*args, **kw)
+        calls.append(out[3])  # the true residual it reached
+        return out
+
+    monkeypatch.setattr(_magnitude_cg, "_solve_stored", spy)
+    return calls
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_magnitude_stored_float32_against_solve(seed, monkeypatch):
+    # n >= 1024 at small and mid scales: Z_t stored in float32, inner CG on it, float64
+    # residuals; the answer still meets 1e-8 against a float64 dense solve
+    calls = _stored_calls(monkeypatch)
+    rng = np.random.default_rng(seed)
+    n, d = [(1300, 2), (1100, 3), (1050, 6)][seed]
+    X = rng.uniform(size=(n, d)) if seed != 1 else rng.normal(size=(n, d))
+    ts = np.array([0.05, 1.0, 10.0])
+    r = M.weighting_vector(X, ts, method="cg", return_info=True)
+    assert r.method == "cg" and r.converged and (r.residual <= 1e-10).all()
+    assert len(calls) == 3 and max(calls) <= 1e-10  # all three took the stored path
+    for j, t in enumerate(ts):
+        Z = _dense_Z(X, t)
+        ref = np.linalg.solve(Z, np.ones(n))
+        assert r.value[j] == pytest.approx(ref.sum(), rel=1e-8)
+        np.testing.assert_allclose(r.weights[:, j], ref, rtol=0, atol=1e-7 * np.abs(ref).max())
+        assert r.residual[j] == pytest.approx(
+            np.linalg.norm(1 - Z @ r.weights[:, j]) / np.sqrt(n), rel=1e-3, abs=1e-15
+        )
+    # the same for any thread count
+    a = M.weighting_vector(X, ts[1], method="cg", n_jobs=1)
+    np.testing.assert_array_equal(a, M.weighting_vector(X, ts[1], method="cg", n_jobs=2))
+    # a large scale leaves the stored path (the matrix-free product prunes most pairs), and
+    # so do too few points or too many for DENSE_BYTES
+    from geoml.measures._magnitude_cg import DENSE_BYTES, spatial_order, stored_pays
+
+    Y = np.random.default_rng(3).uniform(size=(8000, 2))
+    Y = Y[spatial_order(Y)]
+    assert stored_pays(Y, 1.0) and not stored_pays(Y, 2000.0)
+    assert not stored_pays(Y[:1000], 1.0)
+    monkeypatch.setattr("geoml.measures._magnitude_cg.DENSE_BYTES", 4 * 7999**2)
+    assert not stored_pays(Y, 1.0)
+    assert DENSE_BYTES >= 4 * 10_000**2
+
+
+def test_magnitude_stored_near_duplicates(monkeypatch):
+    # pairs 1e-7 apart: Z_t is nearly singular and its float32 copy too coarse for refinement
+    # (or even indefinite); the stall is detected and matrix-free CG finishes the solve
+    calls = _stored_calls(monkeypatch)
+    rng = np.random.default_rng(11)
+    X = rng.uniform(size=(1100, 2))
+    X[1::2] = X[0::2] + 1e-7 * rng.normal(size=(550, 2))
+    r = M.magnitude(X, 5.0, method="cg", return_info=True)
+    assert len(calls) == 1
+    Z = _dense_Z(X, 5.0)
+    ref = np.linalg.solve(Z, np.ones(X.shape[0])).sum()
+    assert r.converged and r.residual[0] <= 1e-9
+    assert r.value == pytest.approx(ref, rel=1e-8)
+    # a few near-duplicates among distinct points
+    Y = rng.uniform(size=(1200, 3))
+    Y[:20] = Y[20:40] + 1e-9
+    r = M.magnitude(Y, [0.5, 4.0], method="cg", return_info=True)
+    want = [np.linalg.solve(_dense_Z(Y, t), np.ones(1200)).sum() for t in (0.5, 4.0)]
+    assert r.converged
+    np.testing.assert_allclose(r.value, want, rtol=1e-8)
+
+
 def test_magnitude_auto_and_profile(monkeypatch):
     from geoml.measures import _magnitude
 

@@ -559,6 +559,17 @@ def test_magnitude_matvec(isa, dtype):
     np.testing.assert_allclose(got, ref, rtol=1e-10)
 
 
+def test_magnitude_matrix_f32(isa):
+    # the stored float32 similarity and its float64-accumulated product
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((1037, 3))
+    Z, got = both(isa, lambda: _core.magnitude_matrix(X, 0.7, n_jobs=2))
+    np.testing.assert_allclose(got, Z, rtol=2.5e-7)
+    v = rng.standard_normal(1037)
+    ref, got = both(isa, lambda: _core.matvec_f32(Z, v, n_jobs=2))
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_local_gram_eigvalsh(isa, dtype):
     # the fused local-PCA pass (centred k x k Gram per gathered neighbourhood, then the

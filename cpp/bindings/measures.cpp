@@ -35,6 +35,39 @@ py::array_t<double> magnitude_matvec_py(exact<T> X_in, carray<double> ts, carray
 }
 
 template <typename T>
+py::array_t<float> magnitude_matrix_py(exact<T> X_in, double t, double cutoff, int n_jobs) {
+  const carray<T> X = contiguous(X_in);
+  if (X.ndim() != 2 || X.shape(0) < 1 || X.shape(1) < 1)
+    throw std::invalid_argument("magnitude_matrix: X must be a non-empty (n, d) array");
+  const int64_t n = X.shape(0), d = X.shape(1);
+  py::array_t<float> out({n, n});
+  const T* px = X.data();
+  float* po = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    magnitude_matrix<T>(px, n, d, t, po, cutoff, n_jobs);
+  }
+  return out;
+}
+
+py::array_t<double> matvec_f32_py(carray<float> Z, carray<double> v, int n_jobs) {
+  if (Z.ndim() != 2 || Z.shape(0) < 1 || Z.shape(0) != Z.shape(1))
+    throw std::invalid_argument("matvec_f32: Z must be a non-empty square (n, n) array");
+  const int64_t n = Z.shape(0);
+  if (v.ndim() != 1 || v.shape(0) != n)
+    throw std::invalid_argument("matvec_f32: v must be a 1-D array of length n");
+  py::array_t<double> out({n});
+  const float* pz = Z.data();
+  const double* pv = v.data();
+  double* po = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    matvec_f32(pz, n, pv, po, n_jobs);
+  }
+  return out;
+}
+
+template <typename T>
 py::tuple local_gram_eigvalsh_py(exact<T> X_in, carray<int64_t> idx, int n_jobs) {
   const carray<T> X = contiguous(X_in);
   if (X.ndim() != 2 || X.shape(0) < 1 || X.shape(1) < 1)
@@ -67,6 +100,13 @@ void bind_measures(py::module_& m) {
       py::arg("ts"), py::arg("V"), py::kw_only(),
       py::arg("cutoff") = std::numeric_limits<double>::infinity(), py::arg("n_jobs") = 0,
       "out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; far tiles skipped (cutoff).");
+  def_overloads(
+      m, "magnitude_matrix", Floats{}, GEOML_PICK(magnitude_matrix_py), py::arg("X").noconvert(),
+      py::arg("t"), py::kw_only(), py::arg("cutoff") = std::numeric_limits<double>::infinity(),
+      py::arg("n_jobs") = 0,
+      "float32 (n, n) exp(-t ||x_i - x_j||), computed in float64; far blocks 0 (cutoff).");
+  m.def("matvec_f32", &matvec_f32_py, py::arg("Z"), py::arg("v"), py::kw_only(),
+        py::arg("n_jobs") = 0, "Z @ v for a float32 (n, n) Z, float64 v, summed in float64.");
   def_overloads(
       m, "local_gram_eigvalsh", Floats{}, GEOML_PICK(local_gram_eigvalsh_py),
       py::arg("X").noconvert(), py::arg("idx"), py::kw_only(), py::arg("n_jobs") = 0,

@@ -21,6 +21,9 @@ namespace {
 
 constexpr int64_t kRows = 16;   // rows per block (one thread's unit of work)
 constexpr int64_t kCols = 512;  // columns per tile: the tile of XT and V stays in L1/L2
+// rows per block of magnitude_matrix: its mirror image is written 64 floats (4 cache lines)
+// per row at a time
+constexpr int64_t kFill = 64;
 
 /// Bounding boxes (lo, hi: d values each) of the consecutive groups of `size` points.
 std::vector<double> boxes(const double* XT, int64_t n, int64_t d, int64_t size) {
@@ -99,6 +102,82 @@ void magnitude_matvec(const T* X, int64_t n, int64_t d, const double* ts, int64_
     }
   }
 }
+
+template <typename T>
+void magnitude_matrix(const T* X, int64_t n, int64_t d, double t, float* Z, double cutoff,
+                      int n_threads) {
+  if (n < 1 || d < 1) throw std::invalid_argument("magnitude_matrix: need n >= 1 and d >= 1");
+  if (!(cutoff > 0))
+    throw std::invalid_argument("magnitude_matrix: cutoff must be positive (inf: no pruning)");
+  if (!(t > 0 && std::isfinite(t)))
+    throw std::invalid_argument("magnitude_matrix: the scale must be positive and finite");
+  std::vector<double> xt(static_cast<size_t>(n * d));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < d; ++c) xt[c * n + i] = static_cast<double>(X[i * d + c]);
+  const double* XT = xt.data();
+  const std::vector<double> rbox = boxes(XT, n, d, kFill), cbox = boxes(XT, n, d, kFill);
+  const SimdIsa isa = simd_isa();
+  const int64_t n_blocks = (n + kFill - 1) / kFill;
+  const int nt = static_cast<int>(
+      std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, n * n / 2000000)));
+  // block row b fills the columns from its own first row on, and their mirror image: every
+  // entry is written by the thread of the block holding min(i, j) (no two threads share one)
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<double> dist(static_cast<size_t>(kCols));
+    std::vector<float> tile(static_cast<size_t>(kFill * kCols));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const int64_t i0 = b * kFill, i1 = std::min(n, i0 + kFill), R = i1 - i0;
+      for (int64_t j0 = i0; j0 < n; j0 += kCols) {
+        const int64_t j1 = std::min(n, j0 + kCols), J = j1 - j0;
+        // column blocks of kFill points inside the tile: far ones are zeros (below exp(-cutoff))
+        bool any_far = false;
+        for (int64_t c0 = j0; c0 < j1; c0 += kFill)
+          any_far =
+              any_far || t * box_gap(&rbox[b * 2 * d], &cbox[(c0 / kFill) * 2 * d], d) > cutoff;
+        if (!any_far) {
+          GEOML_SIMD_CALL(isa, magnitude_fill_tile, i0, i1, j0, j1, n, d, XT, t, dist.data(),
+                          tile.data(), kCols);
+        } else {
+          for (int64_t c0 = j0; c0 < j1; c0 += kFill) {
+            const int64_t c1 = std::min(j1, c0 + kFill);
+            if (t * box_gap(&rbox[b * 2 * d], &cbox[(c0 / kFill) * 2 * d], d) > cutoff) {
+              for (int64_t r = 0; r < R; ++r)
+                std::fill(&tile[r * kCols + (c0 - j0)], &tile[r * kCols + (c1 - j0)], 0.0f);
+            } else {
+              GEOML_SIMD_CALL(isa, magnitude_fill_tile, i0, i1, c0, c1, n, d, XT, t, dist.data(),
+                              &tile[c0 - j0], kCols);
+            }
+          }
+        }
+        for (int64_t r = 0; r < R; ++r)
+          std::memcpy(Z + (i0 + r) * n + j0, &tile[r * kCols], sizeof(float) * J);
+        for (int64_t j = 0; j < J; ++j) {
+          float* dst = Z + (j0 + j) * n + i0;
+          for (int64_t r = 0; r < R; ++r) dst[r] = tile[r * kCols + j];
+        }
+      }
+    }
+  }
+}
+
+void matvec_f32(const float* Z, int64_t n, const double* v, double* out, int n_threads) {
+  if (n < 1) throw std::invalid_argument("matvec_f32: need n >= 1");
+  const int64_t n_blocks = (n + kRows - 1) / kRows;
+  const SimdIsa isa = simd_isa();
+  const int nt = static_cast<int>(
+      std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, n * n / 1000000)));
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const int64_t i0 = b * kRows, i1 = std::min(n, i0 + kRows);
+    GEOML_SIMD_CALL(isa, f32_matvec_rows, Z, n, i0, i1, v, out + i0);
+  }
+}
+
+template void magnitude_matrix<double>(const double*, int64_t, int64_t, double, float*, double,
+                                       int);
+template void magnitude_matrix<float>(const float*, int64_t, int64_t, double, float*, double, int);
 
 template void magnitude_matvec<double>(const double*, int64_t, int64_t, const double*, int64_t,
                                        const double*, double*, double, int);

@@ -23,4 +23,19 @@ template <typename T>
 void magnitude_matvec(const T* X, int64_t n, int64_t d, const double* ts, int64_t m,
                       const double* V, double* out, double cutoff, int n_threads);
 
+/// Z[i, j] = float(exp(-t ||x_i - x_j||)), the n x n similarity matrix in float32 (row-major,
+/// n * n floats at Z), each entry computed in float64 (as magnitude_matvec) and rounded once.
+/// Symmetric by construction: each 64 x 512 tile on or above the diagonal is computed once and
+/// written to both halves. Entries of (64-point, 64-point) block pairs whose bounding boxes are
+/// at least cutoff / t apart are 0 (all below exp(-cutoff)). OpenMP over row blocks; the
+/// values do not depend on the thread count. Throws std::invalid_argument for n < 1, d < 1, a
+/// scale that is not positive and finite, or cutoff <= 0.
+template <typename T>
+void magnitude_matrix(const T* X, int64_t n, int64_t d, double t, float* Z, double cutoff,
+                      int n_threads);
+
+/// out = Z v for an n x n float32 Z (row-major) and float64 v: each entry summed in float64
+/// by one thread in a fixed order (the result does not depend on the thread count).
+void matvec_f32(const float* Z, int64_t n, const double* v, double* out, int n_threads);
+
 }  // namespace geoml

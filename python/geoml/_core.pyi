@@ -48,7 +48,9 @@ __all__: list[str] = [
     "local_gram_eigvalsh",
     "lowrank_blas_ready",
     "lowrank_set_blas",
+    "magnitude_matrix",
     "magnitude_matvec",
+    "matvec_f32",
     "max_threads",
     "mode_gram",
     "mode_sketch",
@@ -1246,6 +1248,30 @@ def lowrank_set_blas(
     """
 
 @typing.overload
+def magnitude_matrix(
+    X: numpy.typing.NDArray[numpy.float64],
+    t: typing.SupportsFloat | typing.SupportsIndex,
+    *,
+    cutoff: typing.SupportsFloat | typing.SupportsIndex = ...,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    float32 (n, n) exp(-t ||x_i - x_j||), computed in float64; far blocks 0 (cutoff).
+    """
+
+@typing.overload
+def magnitude_matrix(
+    X: numpy.typing.NDArray[numpy.float32],
+    t: typing.SupportsFloat | typing.SupportsIndex,
+    *,
+    cutoff: typing.SupportsFloat | typing.SupportsIndex = ...,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    float32 (n, n) exp(-t ||x_i - x_j||), computed in float64; far blocks 0 (cutoff).
+    """
+
+@typing.overload
 def magnitude_matvec(
     X: numpy.typing.NDArray[numpy.float64],
     ts: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
@@ -1269,6 +1295,16 @@ def magnitude_matvec(
 ) -> numpy.typing.NDArray[numpy.float64]:
     """
     out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; far tiles skipped (cutoff).
+    """
+
+def matvec_f32(
+    Z: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    v: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Z @ v for a float32 (n, n) Z, float64 v, summed in float64.
     """
 
 def max_threads() -> int:

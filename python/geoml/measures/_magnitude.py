@@ -27,7 +27,8 @@ class MagnitudeResult(NamedTuple):
     method : str
         ``"cholesky"`` or ``"cg"``.
     n_iter : ndarray of shape (len(t),)
-        Conjugate-gradient iterations per scale (0 for Cholesky).
+        Conjugate-gradient iterations per scale (0 for Cholesky; on a stored float32 ``Z``,
+        the inner iterations, not counting the 2-5 float64 residual products).
     residual : ndarray of shape (len(t),)
         CG: the relative residual ``||1 - Z w|| / ||1||`` per scale, recomputed from ``w``
         (0.0 for Cholesky, which does not compute it). The magnitude's error is at most
@@ -210,7 +211,8 @@ def weighting_vector(
     metric : {"euclidean", "precomputed"}
     method : {"auto", "cholesky", "cg"}
         ``"cholesky"``: dense ``Z`` and its Cholesky factor per scale (O(n^3) flops, n x n
-        memory; any metric). ``"cg"``: matrix-free conjugate gradients (Euclidean only).
+        memory; any metric). ``"cg"``: conjugate gradients (Euclidean only; no n x n
+        matrix, except a float32 one from 1024 to 16,384 points at small and mid scales).
         ``"auto"``: Cholesky up to 2000 points or for a precomputed metric, CG above.
     rtol : float
         CG: stop when ``||1 - Z w|| <= rtol ||1||`` (default 1e-10).
@@ -264,14 +266,18 @@ def magnitude(
     ``1 + (n - 1) tanh(t h / 2)``.
 
     ``method="cholesky"`` factors the dense ``Z`` per scale (O(n^3)). ``"cg"`` (Euclidean
-    points) never forms ``Z``: conjugate gradients whose products ``Z v`` are computed by
-    fused distance tiles in C++ (SIMD, OpenMP; every scale's product in one pass over the
-    pairs, O(n^2 (d + len(t))) per iteration, O(n (d + len(t))) memory), preconditioned
-    by a Vecchia approximation of ``Z^-1`` (each point regressed on its 30 nearest earlier
+    points): conjugate gradients whose products ``Z v`` are computed by fused distance
+    tiles in C++ (SIMD, OpenMP; every scale's product in one pass over the pairs,
+    O(n^2 (d + len(t))) per iteration, O(n (d + len(t))) memory), preconditioned by a
+    Vecchia approximation of ``Z^-1`` (each point regressed on its 30 nearest earlier
     points of a random ordering: a sparse inverse Cholesky factor, O(30 n) memory per
-    scale). The solve stops at ``||1 - Z w|| <= rtol ||1||``; the true residual is checked
-    at the end and a miss warns and sets ``converged=False``. The result does not depend
-    on the thread count.
+    scale). From 1024 to 16,384 points, at scales where few distance tiles could be
+    skipped, ``Z`` is stored in float32 (``4 n^2`` bytes, one scale at a time; 400 MB at
+    n = 10,000): CG on it, refined by float64 residuals from the fused products until the
+    residual meets rtol and the estimated error of the weights is below rtol of them. The
+    solve stops at ``||1 - Z w|| <= rtol ||1||``; the true residual is checked at the end
+    and a miss warns and sets ``converged=False``. The result does not depend on the thread
+    count.
 
     Parameters
     ----------
