@@ -1701,6 +1701,7 @@ def smacof(
     eps: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
     verbose: bool = False,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    relax: bool = False,
 ) -> tuple:
     """
     Metric SMACOF from X0 on dissimilarities D: (X, stress, n_iter, converged).
@@ -1715,6 +1716,7 @@ def smacof(
     eps: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
     verbose: bool = False,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    relax: bool = False,
 ) -> tuple:
     """
     Metric SMACOF from X0 on dissimilarities D: (X, stress, n_iter, converged).
