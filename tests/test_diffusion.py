@@ -332,6 +332,29 @@ def test_smacof_relaxed(seed):
         smacof(D, Y0, relax="yes")
 
 
+def test_smacof_threads_and_one_transform():
+    """n large enough for several threads (blocks of the upper-triangle pass): the same bits
+    for any thread count, and one transform equal to the dense Guttman formula."""
+    from geoml.diffusion import smacof
+
+    rng = np.random.default_rng(9)
+    n = 400
+    D = euclid(rng.standard_normal((n, 4))) * rng.uniform(0.9, 1.1, (n, n))
+    D = 0.5 * (D + D.T)
+    np.fill_diagonal(D, 0.0)
+    Y0 = rng.standard_normal((n, 3))
+    for relax in (False, True):
+        Y1 = smacof(D, Y0, max_iter=20, relax=relax, n_jobs=1)[0]
+        for nt in (2, 3):
+            np.testing.assert_array_equal(Y1, smacof(D, Y0, max_iter=20, relax=relax, n_jobs=nt)[0])
+    d = euclid(Y0)
+    R = np.divide(D, d, out=np.zeros_like(D), where=d > 0)
+    G = (R.sum(1)[:, None] * Y0 - R @ Y0) / n
+    Y, s, _, _ = smacof(D, Y0, max_iter=1, eps=0, n_jobs=2)
+    np.testing.assert_allclose(Y, G, rtol=1e-12, atol=1e-12 * np.abs(G).max())
+    assert s == pytest.approx(raw_stress(G, D), rel=1e-12)
+
+
 def test_mds_estimator():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((150, 4))

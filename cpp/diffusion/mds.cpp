@@ -20,20 +20,38 @@ namespace {
 #define GEOML_KERNEL_AVX512 1
 #include "common/simd_instantiate.inc"
 
-/// One pass: per row, the stress, squared-distance and product terms and (when Y is not null)
-/// the Guttman transform row, by the ISA's copy of smacof_row (mds_kernel.inc). XT is X
-/// transposed (p x n).
+/// One pass: per row, the stress, squared-distance and product terms over j > i and (when Y is
+/// not null) the Guttman transform Y = (1/n) B(X) X, by the ISA's copy of smacof_row
+/// (mds_kernel.inc) on the upper triangle: each ratio r_ij (a square root and a division) once
+/// for both rows. Rows go round-robin to nb <= 32 fixed blocks (balanced triangle work), each
+/// block with its own p x n accumulator of the lower-triangle halves, summed into Y in block
+/// order: the result does not depend on the thread count. XT is X transposed (p x n).
 template <typename T>
 void guttman_pass(const T* D, int64_t n, int64_t p, const double* X, const double* XT, double* Y,
-                  double* rs, double* rd, double* rw, int nt) {
+                  double* rs, double* rd, double* rw, std::vector<double>& acc, int nt) {
+  const int64_t nb = std::min<int64_t>(n, 32);
+  if (Y != nullptr) acc.assign(static_cast<size_t>(nb * p * n), 0.0);
   const SimdIsa isa = simd_isa();
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<double> dist(static_cast<size_t>(n)), ratio(static_cast<size_t>(n));
-#pragma omp for schedule(dynamic, 16)
-    for (int64_t i = 0; i < n; ++i)
-      GEOML_SIMD_CALL(isa, smacof_row<T>, D + i * n, i, n, p, X + i * p, XT, dist.data(),
-                      ratio.data(), Y != nullptr ? Y + i * p : nullptr, rs + i, rd + i, rw + i);
+    std::vector<double> dist(static_cast<size_t>(n));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < nb; ++b) {
+      double* A = Y != nullptr ? acc.data() + b * p * n : nullptr;
+      for (int64_t i = b; i < n; i += nb)
+        GEOML_SIMD_CALL(isa, smacof_row<T>, D + i * n, i, n, p, X + i * p, XT, dist.data(),
+                        Y != nullptr ? Y + i * p : nullptr, A, rs + i, rd + i, rw + i);
+    }
+    if (Y != nullptr) {
+      const double inv = 1.0 / double(n);
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t c = 0; c < p; ++c) {
+          double y = Y[i * p + c];
+          for (int64_t b = 0; b < nb; ++b) y += acc[(b * p + c) * n + i];
+          Y[i * p + c] = inv * y;
+        }
+    }
   }
 }
 
@@ -61,7 +79,7 @@ SmacofResult smacof(const T* D, int64_t n, int64_t p, double* X, int64_t max_ite
   const size_t np = static_cast<size_t>(n * p);
   std::vector<double> rs(static_cast<size_t>(n)), rd(static_cast<size_t>(n)),
       rw(static_cast<size_t>(n));
-  std::vector<double> buf(np), xt(np), prev(relax ? np : 0);
+  std::vector<double> buf(np), xt(np), prev(relax ? np : 0), acc;
   double* cur = X;  // X_k
   double* next = buf.data();
   SmacofResult res;
@@ -72,7 +90,7 @@ SmacofResult smacof(const T* D, int64_t n, int64_t p, double* X, int64_t max_ite
   auto pass = [&](bool transform) {
     transpose(cur, n, p, xt.data());
     guttman_pass<T>(D, n, p, cur, xt.data(), transform ? next : nullptr, rs.data(), rd.data(),
-                    rw.data(), nt);
+                    rw.data(), acc, nt);
     const double s = ordered_sum(rs), q = ordered_sum(rd), w = ordered_sum(rw);
     if (!relax || q <= 0) return std::make_pair(s, q);
     // stress(c X) = c^2 q - 2 c w + sum D^2 is least at c = w / q, where it is
