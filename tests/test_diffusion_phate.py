@@ -236,6 +236,21 @@ def test_float32_and_determinism():
     assert _rel(c.distances_, d.distances_) <= 1e-3
 
 
+def test_smacof_non_convergence_warns():
+    """PHATE's SMACOF stopping at max_iter before convergence is not hidden."""
+    X, _ = swiss_roll(300, seed=2)
+    with pytest.warns(RuntimeWarning, match="SMACOF did not meet"):
+        geoml.PHATE(n_landmark=None, t=10, max_iter=2, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        est = geoml.PHATE(n_landmark=None, t=10, random_state=0).fit(X)
+    # over-relaxed SMACOF: a stress minimum at least as low as the plain iterates'
+    from geoml.diffusion import smacof
+
+    Y0 = geoml.diffusion.classical_mds(est.distances_, 2, random_state=0)[0]
+    assert est.stress_ <= smacof(est.distances_, Y0)[1] * (1 + 1e-6)
+
+
 def test_verbose_and_disconnected(capsys):
     X, _ = swiss_roll(200, seed=7)
     Y = np.vstack([X, X + 1000.0])

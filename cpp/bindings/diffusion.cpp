@@ -50,7 +50,7 @@ void heat_chebyshev_py(exact<T> data_in, carray<I> indices, carray<I> indptr, ca
 
 template <typename T>
 py::tuple smacof_py(exact<T> D_in, carray<double> X0, int64_t max_iter, double eps, bool verbose,
-                    int n_jobs) {
+                    int n_jobs, bool relax) {
   const carray<T> D = contiguous(D_in);
   if (D.ndim() != 2 || D.shape(0) != D.shape(1) || D.shape(0) < 1)
     throw std::invalid_argument("smacof: D must be a non-empty square matrix");
@@ -65,7 +65,7 @@ py::tuple smacof_py(exact<T> D_in, carray<double> X0, int64_t max_iter, double e
   SmacofResult r;
   {
     py::gil_scoped_release release;
-    r = smacof<T>(pd, n, p, px, max_iter, eps, n_jobs, verbose);
+    r = smacof<T>(pd, n, p, px, max_iter, eps, n_jobs, verbose, relax);
   }
   return py::make_tuple(X, r.stress, r.n_iter, r.converged);
 }
@@ -101,7 +101,7 @@ void bind_diffusion(py::module_& m) {
                  "Terms k_begin..k_end of sum_k coef[j, k] T_k(S) X into Y (state in buf0/1).");
   def_overloads(m, "smacof", Floats{}, GEOML_PICK(smacof_py), py::arg("D").noconvert(),
                 py::arg("X0"), py::kw_only(), py::arg("max_iter") = 300, py::arg("eps") = 1e-6,
-                py::arg("verbose") = false, py::arg("n_jobs") = 0,
+                py::arg("verbose") = false, py::arg("n_jobs") = 0, py::arg("relax") = false,
                 "Metric SMACOF from X0 on dissimilarities D: (X, stress, n_iter, converged).");
   def_overloads(m, "smacof_place", Floats{}, GEOML_PICK(smacof_place_py), py::arg("D").noconvert(),
                 py::arg("Z"), py::arg("Y0"), py::kw_only(), py::arg("n_iter") = 30,

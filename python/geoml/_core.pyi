@@ -1756,6 +1756,7 @@ def smacof(
     eps: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
     verbose: bool = False,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    relax: bool = False,
 ) -> tuple:
     """
     Metric SMACOF from X0 on dissimilarities D: (X, stress, n_iter, converged).
@@ -1770,6 +1771,7 @@ def smacof(
     eps: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
     verbose: bool = False,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    relax: bool = False,
 ) -> tuple:
     """
     Metric SMACOF from X0 on dissimilarities D: (X, stress, n_iter, converged).

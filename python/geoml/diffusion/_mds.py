@@ -135,7 +135,9 @@ def classical_mds(D, n_components: int = 2, *, random_state=None, n_jobs=None):
     return np.ascontiguousarray(Y), np.asarray(w, dtype=np.float64)
 
 
-def smacof(D, init, *, max_iter: int = 300, eps: float = 1e-6, n_jobs=None, verbose=False):
+def smacof(
+    D, init, *, max_iter: int = 300, eps: float = 1e-6, relax=False, n_jobs=None, verbose=False
+):
     """Metric MDS by SMACOF (Guttman transforms) from a given start.
 
     Minimises the raw stress ``sum_{i<j} (||y_i - y_j|| - D_ij)^2`` by majorisation: every
@@ -155,6 +157,13 @@ def smacof(D, init, *, max_iter: int = 300, eps: float = 1e-6, n_jobs=None, verb
         Transforms at most.
     eps : float
         Relative stress decrease at which to stop.
+    relax : bool
+        Over-relaxed steps ``Y <- 2 G(Y) - c Y`` (de Leeuw & Heiser 1980; ``G`` the
+        transform, ``c = sum d D / sum d^2`` the stress-minimising scale of ``Y``, which ``G``
+        ignores), the stress and the stopping rule taken of ``c Y``, a step that raises the
+        stress replaced by the plain transform; ``c Y`` is returned. Fewer transforms (on
+        PHATE's n = 20,000 DLA tree 121 instead of 179, to a lower stress), but not
+        scikit-learn's iterates.
     n_jobs : int, optional
         Threads; the result does not depend on it.
     verbose : bool
@@ -189,8 +198,16 @@ def smacof(D, init, *, max_iter: int = 300, eps: float = 1e-6, n_jobs=None, verb
         raise ValueError(f"init has {X0.shape[0]} rows but D is {D.shape[0]} x {D.shape[0]}")
     max_iter = check_int(max_iter, "max_iter", low=0)
     eps = check_tol(eps, "eps", allow_zero=True)
+    if not isinstance(relax, (bool, np.bool_)):
+        raise TypeError(f"relax must be True or False; got {relax!r}")
     Y, stress, n_iter, conv = _core.smacof(
-        D, X0, max_iter=max_iter, eps=eps, verbose=bool(verbose), n_jobs=check_n_jobs(n_jobs)
+        D,
+        X0,
+        max_iter=max_iter,
+        eps=eps,
+        verbose=bool(verbose),
+        n_jobs=check_n_jobs(n_jobs),
+        relax=bool(relax),
     )
     return Y, float(stress), int(n_iter), bool(conv)
 
@@ -371,9 +388,10 @@ class MDS(EmbeddingMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _embed(self, D, k, max_iter, eps, rng, seed, nt):
-        """Start (classical / random / given) and SMACOF on the dissimilarities D; sets
-        ``eigenvalues_``. Returns (Y, stress, n_iter, converged)."""
+    def _embed(self, D, k, max_iter, eps, rng, seed, nt, relax=False, stacklevel=3):
+        """Start (classical / random / given) and SMACOF on the dissimilarities D (over-relaxed
+        with ``relax``, see :func:`smacof`); sets ``eigenvalues_``; warns when SMACOF did not
+        converge. Returns (Y, stress, n_iter, converged)."""
         nm = D.shape[0]
         self.eigenvalues_ = None
         init = self.init
@@ -398,12 +416,14 @@ class MDS(EmbeddingMixin, BaseEstimator):
                 eps=eps,
                 verbose=bool(self.verbose),
                 n_jobs=nt,
+                relax=relax,
             )
             if not conv and max_iter > 0:
                 warnings.warn(
-                    f"SMACOF did not meet eps={eps:g} in max_iter={max_iter} transforms",
+                    f"SMACOF did not meet eps={eps:g} in max_iter={max_iter} transforms: the "
+                    "embedding is not a stress minimum; raise max_iter",
                     RuntimeWarning,
-                    stacklevel=3,
+                    stacklevel=stacklevel,
                 )
         else:
             Y, n_iter, conv = Y0, 0, True
