@@ -284,6 +284,44 @@ def test_hub_problems_of_33_to_64_bins_match_an_independent_reference(seed):
     np.testing.assert_allclose(kg, ref, atol=1e-9, rtol=0)
 
 
+@pytest.mark.parametrize("seed", [2, 3])
+def test_tall_problems_both_orientations_match_an_independent_reference(seed):
+    # hubs of degree 33 to 64 whose neighbours have small degrees: an edge (hub, leaf) is an OT
+    # problem of 33-64 rows and at most 32 columns (the cost-only tall simplex with float32
+    # pricing), (leaf, hub) the same transposed (solved as its transpose). Against SciPy's
+    # shortest paths + POT's exact W1, with the float32 (AVX2) and the scalar pricing.
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    r = list(range(n)) + list(rng.integers(0, n, size=n // 3))
+    c = [(i + 1) % n for i in range(n)] + list(rng.integers(0, n, size=n // 3))
+    for h, d in zip([0, 75, 150, 225], [33, 40, 52, 63]):
+        nb = rng.choice(np.setdiff1d(np.arange(n), [0, 75, 150, 225]), size=d, replace=False)
+        r += [h] * d
+        c += nb.tolist()
+    A = sp.coo_matrix((rng.uniform(0.3, 2.0, size=len(r)), (r, c)), shape=(n, n)).tocsr()
+    A.setdiag(0)
+    A.eliminate_zeros()
+    A = A.maximum(A.T).tocsr()
+    C = sp_triu_pairs(A)
+    deg = np.diff(A.indptr)
+    lo, hi = np.minimum(deg[C[:, 0]], deg[C[:, 1]]), np.maximum(deg[C[:, 0]], deg[C[:, 1]])
+    assert ((hi >= 34) & (lo <= 20)).sum() >= 100
+    pairs = np.vstack([C, C[:, ::-1]])  # both orientations of every edge
+    ref = _reference_kappa(A, C)
+    ref = np.concatenate([ref, ref])
+    k1 = _core_pairs(A, pairs, n_jobs=1)
+    np.testing.assert_allclose(k1, ref, atol=1e-12, rtol=0)
+    np.testing.assert_array_equal(_core_pairs(A, pairs, n_jobs=2), k1)
+    _core.set_simd_isa("generic")
+    try:
+        kg = _core_pairs(A, pairs)
+    finally:
+        _core.set_simd_isa("auto")
+    np.testing.assert_allclose(kg, ref, atol=1e-12, rtol=0)
+
+
 def sp_triu_pairs(A):
     import scipy.sparse as sp
 
