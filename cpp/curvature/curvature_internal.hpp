@@ -122,6 +122,7 @@ struct Scratch {
   uint32_t cgen = 0, dgen = 0, hgen = 0, rgen = 0;
   std::vector<int64_t> targets, ball;
   std::vector<std::pair<double, int64_t>> heap;
+  std::vector<int32_t> hpos;  // Dijkstra: node -> slot in `heap` while it is in
   std::vector<double> D, C, a, b, f, g, P;
   SinkhornWork sw;
   std::vector<int> ai, bj, perm;
@@ -141,7 +142,8 @@ struct Scratch {
         hop(n),
         hop_gen(n, 0),
         rpos(n),
-        rpos_gen(n, 0) {
+        rpos_gen(n, 0),
+        hpos(n) {
     ws.cost_only = true;  // only W1 is read
   }
 };
