@@ -170,8 +170,10 @@ using Row = std::vector<std::pair<int64_t, double>>;
 /// Distances from u, unordered. Equal weights (`unit`): the nodes within 2 hops by marking
 /// (the rest of the 3-hop ball is at 3 units, implicitly). Otherwise, with a finite `radius`
 /// (a bound on every distance from u that will be read): Dijkstra until the next node is
-/// farther than the radius, every settled node kept; with an infinite one: the 3-hop ball is
-/// marked by BFS, then Dijkstra runs until all of it is settled (only the ball is kept).
+/// farther than the radius, every settled node kept (g must then list each node's arcs by
+/// increasing weight: a node's scan stops at the first arc past the radius); with an infinite one:
+/// the 3-hop ball is marked by BFS, then Dijkstra runs until all of it is settled (only the ball is
+/// kept).
 void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double radius, Scratch& s,
                  Row& row);
 

@@ -73,8 +73,9 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double r
   if (!equal && radius < std::numeric_limits<double>::infinity()) {
     // Dijkstra stopped past the radius (a bound on every distance that will be read, see
     // source_radii): every needed node is settled by then, and all settled nodes are kept
-    // (cheaper than marking the 3-hop ball first). The settling order, hence every distance,
-    // is that of the unbounded search.
+    // (cheaper than marking the 3-hop ball first). Each node's arcs are in increasing weight
+    // (weight_sorted), so its scan stops at the first arc that leads past the radius. Every
+    // distance is that of the unbounded search.
     const double stop = radius + radius * 1e-9;  // rounding of the radius's own sums
     const uint32_t dgen = ++s.dgen;
     s.heap.clear();
@@ -89,7 +90,7 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double r
       for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
         const int64_t y = g.indices[e];
         const double nd = du + g.weights[e];
-        if (nd > stop) continue;  // never settled before the stop
+        if (nd > stop) break;  // never settled before the stop, nor the later (longer) arcs
         if (s.dist_gen[y] != dgen) {
           s.dist_gen[y] = dgen;
           s.dist[y] = nd;
