@@ -214,21 +214,24 @@ CsrGraph weight_sorted(const CsrGraph& g, int nt, std::vector<int64_t>& idx,
   const int64_t nnz = g.indptr[g.n];
   idx.resize(static_cast<size_t>(nnz));
   w.resize(static_cast<size_t>(nnz));
+  OmpErrors errors;  // a throw inside the region would terminate the process
 #pragma omp parallel num_threads(nt)
   {
     std::vector<std::pair<double, int64_t>> arcs;
 #pragma omp for schedule(dynamic, 1024)
-    for (int64_t x = 0; x < g.n; ++x) {
-      arcs.clear();
-      for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
-        arcs.push_back({g.weights[e], g.indices[e]});
-      std::sort(arcs.begin(), arcs.end());
-      for (size_t k = 0; k < arcs.size(); ++k) {
-        w[g.indptr[x] + k] = arcs[k].first;
-        idx[g.indptr[x] + k] = arcs[k].second;
-      }
-    }
+    for (int64_t x = 0; x < g.n; ++x)
+      errors.run([&] {
+        arcs.clear();
+        for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
+          arcs.push_back({g.weights[e], g.indices[e]});
+        std::sort(arcs.begin(), arcs.end());
+        for (size_t k = 0; k < arcs.size(); ++k) {
+          w[g.indptr[x] + k] = arcs[k].first;
+          idx[g.indptr[x] + k] = arcs[k].second;
+        }
+      });
   }
+  errors.rethrow();
   return CsrGraph{g.n, g.indptr, idx.data(), w.data()};
 }
 

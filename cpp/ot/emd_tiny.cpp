@@ -224,7 +224,8 @@ struct TinySolver {
   }
 };
 
-/// `trans` (cost only): solves the transposed problem (same cost), ws.nn x ws.mm.
+/// `trans` (cost only, see emd_tiny_tall): solves the transposed problem (same cost),
+/// ws.nn x ws.mm.
 template <int Rows, int Cols>
 double emd_tiny_dim(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
                     int64_t max_iter, double mass, int* status, bool trans = false) {
@@ -286,8 +287,7 @@ double emd_tiny_dim(int n, const double* a, const double* b, const double* C, Em
       art_flow += S.flow[x];
   }
   if (st == EMD_OPTIMAL && art_flow > 1e-9 * mass) st = EMD_INFEASIBLE;
-  if (ws.cost_only || trans) {
-    if (trans && !ws.cost_only) throw std::logic_error("emd_tiny: transposed, not cost only");
+  if (ws.cost_only) {
     ws.parent.clear();
     if (status) *status = st;
     return cost;
@@ -354,6 +354,8 @@ double emd_tiny_wide(int n, const double* a, const double* b, const double* C, E
 
 double emd_tiny_tall(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
                      int64_t max_iter, double mass, int* status) {
+  // the transposed solve leaves no tree in emd_solve's numbering: cost only
+  if (!ws.cost_only) throw std::logic_error("emd_tiny_tall: for cost-only solves");
   return emd_tiny_dim<kTinyWide, kTinyDim>(n, a, b, C, ws, max_iter, mass, status,
                                            ws.nn > kTinyDim);
 }
