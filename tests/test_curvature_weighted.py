@@ -244,6 +244,35 @@ def test_radius_bounded_rows_match_an_independent_reference(seed):
         np.testing.assert_allclose(_core_pairs(A, sub), k1[::7], atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("seed", [5, 6])
+def test_weight_sorted_rows_with_tied_and_zero_lengths_match_an_independent_reference(seed):
+    # the radius-bounded rows scan each node's arcs by increasing length and stop at the first
+    # one past the radius: lengths from {0, 0.5, 1, 1.5} (many ties, zero-length edges) on a
+    # random graph, against SciPy's shortest paths + POT's exact W1; both paths, 1 and 2 threads
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    n = 120
+    r, c = rng.integers(0, n, size=5 * n), rng.integers(0, n, size=5 * n)
+    keep = r != c
+    lo, hi = np.minimum(r, c)[keep], np.maximum(r, c)[keep]
+    U = sp.coo_matrix((np.ones(len(lo)), (lo, hi)), shape=(n, n)).tocsr()
+    U.data[:] = rng.integers(0, 4, size=U.nnz) * 0.5  # explicit zeros stay edges
+    U = U.tocoo()
+    A = sp.coo_matrix(
+        (np.concatenate([U.data, U.data]), (np.r_[U.row, U.col], np.r_[U.col, U.row])),
+        shape=(n, n),
+    ).tocsr()
+    assert (A.data == 0).any()
+    C = np.column_stack([U.row, U.col]).astype(np.int64)
+    C = C[np.lexsort((C[:, 1], C[:, 0]))]
+    ref = _reference_kappa(A, C)
+    k1 = _core_pairs(A, C)
+    np.testing.assert_allclose(k1, ref, atol=1e-12, rtol=0)
+    np.testing.assert_array_equal(_core_pairs(A, C, n_jobs=2), k1)
+    np.testing.assert_allclose(_core_pairs(A, C, fast=False), ref, atol=1e-12, rtol=0)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_hub_problems_of_33_to_64_bins_match_an_independent_reference(seed):
     # hubs of degree 20 to 70 on a sparse ring with chords: their edges' OT problems (after
@@ -282,6 +311,44 @@ def test_hub_problems_of_33_to_64_bins_match_an_independent_reference(seed):
     finally:
         _core.set_simd_isa("auto")
     np.testing.assert_allclose(kg, ref, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_tall_problems_both_orientations_match_an_independent_reference(seed):
+    # hubs of degree 33 to 64 whose neighbours have small degrees: an edge (hub, leaf) is an OT
+    # problem of 33-64 rows and at most 32 columns (the cost-only tall simplex with float32
+    # pricing), (leaf, hub) the same transposed (solved as its transpose). Against SciPy's
+    # shortest paths + POT's exact W1, with the float32 (AVX2) and the scalar pricing.
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    r = list(range(n)) + list(rng.integers(0, n, size=n // 3))
+    c = [(i + 1) % n for i in range(n)] + list(rng.integers(0, n, size=n // 3))
+    for h, d in zip([0, 75, 150, 225], [33, 40, 52, 63]):
+        nb = rng.choice(np.setdiff1d(np.arange(n), [0, 75, 150, 225]), size=d, replace=False)
+        r += [h] * d
+        c += nb.tolist()
+    A = sp.coo_matrix((rng.uniform(0.3, 2.0, size=len(r)), (r, c)), shape=(n, n)).tocsr()
+    A.setdiag(0)
+    A.eliminate_zeros()
+    A = A.maximum(A.T).tocsr()
+    C = sp_triu_pairs(A)
+    deg = np.diff(A.indptr)
+    lo, hi = np.minimum(deg[C[:, 0]], deg[C[:, 1]]), np.maximum(deg[C[:, 0]], deg[C[:, 1]])
+    assert ((hi >= 34) & (lo <= 20)).sum() >= 100
+    pairs = np.vstack([C, C[:, ::-1]])  # both orientations of every edge
+    ref = _reference_kappa(A, C)
+    ref = np.concatenate([ref, ref])
+    k1 = _core_pairs(A, pairs, n_jobs=1)
+    np.testing.assert_allclose(k1, ref, atol=1e-12, rtol=0)
+    np.testing.assert_array_equal(_core_pairs(A, pairs, n_jobs=2), k1)
+    _core.set_simd_isa("generic")
+    try:
+        kg = _core_pairs(A, pairs)
+    finally:
+        _core.set_simd_isa("auto")
+    np.testing.assert_allclose(kg, ref, atol=1e-12, rtol=0)
 
 
 def sp_triu_pairs(A):

@@ -154,6 +154,8 @@ constexpr int kMergeAbove = 64;
 /// What every edge group of one ollivier_ricci call shares (read-only).
 struct OrcContext {
   const CsrGraph& g;
+  const CsrGraph& rg;  // the graph of the distance rows: g, or g with each node's arcs by
+                       // increasing weight when the rows are radius-bounded (weight_sorted)
   const OrcOptions& o;
   const Measures& M;   // target measures (out-neighbours of y)
   const Measures& Ms;  // source measures (in-neighbours of x when directed; else M)
@@ -203,6 +205,34 @@ std::vector<double> source_radii(const CsrGraph& g, const CsrGraph& in, const Ed
     }
   }
   return radius;
+}
+
+/// g with each node's arcs ordered by (weight, node), in `idx` and `w` (same indptr).
+/// O(nnz log deg), parallel over nodes.
+CsrGraph weight_sorted(const CsrGraph& g, int nt, std::vector<int64_t>& idx,
+                       std::vector<double>& w) {
+  const int64_t nnz = g.indptr[g.n];
+  idx.resize(static_cast<size_t>(nnz));
+  w.resize(static_cast<size_t>(nnz));
+  OmpErrors errors;  // a throw inside the region would terminate the process
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<std::pair<double, int64_t>> arcs;
+#pragma omp for schedule(dynamic, 1024)
+    for (int64_t x = 0; x < g.n; ++x)
+      errors.run([&] {
+        arcs.clear();
+        for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
+          arcs.push_back({g.weights[e], g.indices[e]});
+        std::sort(arcs.begin(), arcs.end());
+        for (size_t k = 0; k < arcs.size(); ++k) {
+          w[g.indptr[x] + k] = arcs[k].first;
+          idx[g.indptr[x] + k] = arcs[k].second;
+        }
+      });
+  }
+  errors.rethrow();
+  return CsrGraph{g.n, g.indptr, idx.data(), w.data()};
 }
 
 /// s.targets := the union of the supports of every y with an edge (x, y), with their columns
@@ -504,7 +534,7 @@ void orc_shared_rows(const OrcContext& c, const std::vector<int64_t>& visit, int
           if constexpr (hop)
             compute_hop_row(g, need[k], c.hubs.bit.data(), *sp, rows[need[k]]);
           else
-            compute_row(g, need[k], c.equal, c.unit, c.radius_of(need[k]), *sp, rows[need[k]]);
+            compute_row(c.rg, need[k], c.equal, c.unit, c.radius_of(need[k]), *sp, rows[need[k]]);
         });
 #pragma omp for schedule(dynamic, 1)
       for (int64_t pos = p0; pos < p1; ++pos)
@@ -580,8 +610,13 @@ void orc_run(const CsrGraph& g, const CsrGraph* gin, int64_t m, const int64_t* e
   const HubMasks hubs(g, hop, nt);
   const std::vector<double> radius =
       equal || hop ? std::vector<double>() : source_radii(g, gin ? *gin : g, E, ev);
+  // radius-bounded rows scan each node's arcs by increasing weight and stop at the first one
+  // past the radius (see compute_row)
+  std::vector<int64_t> sorted_idx;
+  std::vector<double> sorted_w;
+  const CsrGraph rg = radius.empty() ? g : weight_sorted(g, nt, sorted_idx, sorted_w);
   const OrcContext c{
-      g, o, M, Ms, E, ev, unit, equal, hop, hubs, o.max_iter > 0 ? o.max_iter : 10000, radius};
+      g, rg, o, M, Ms, E, ev, unit, equal, hop, hubs, o.max_iter > 0 ? o.max_iter : 10000, radius};
   if (o.fast_path) {
     if (hop)
       orc_shared_rows<HopRow>(c, visit, nt, kappa, dist, status);
@@ -600,7 +635,7 @@ void orc_run(const CsrGraph& g, const CsrGraph* gin, int64_t m, const int64_t* e
     RowCache<HopRow> hcache(hop ? g.n : 0, hop ? std::max<size_t>(cache_rows, 1) : 1,
                             size_t(1) << 24);
     auto fill_row = [&](int64_t u, Row& row) {
-      compute_row(g, u, equal, unit, c.radius_of(u), s, row);
+      compute_row(c.rg, u, equal, unit, c.radius_of(u), s, row);
     };
     auto fill_hop_row = [&](int64_t u, HopRow& row) {
       compute_hop_row(g, u, hubs.bit.data(), s, row);

@@ -19,40 +19,51 @@ namespace {
 
 using Item = std::pair<double, int64_t>;  // (tentative distance, node)
 
-/// 4-ary min-heap on the distance alone (Dijkstra's settled distances do not depend on how
-/// ties are ordered: a node's distance is the minimum over its relaxations). Shallower than
-/// a binary heap, and one comparison of doubles instead of pairs.
-void heap_push(std::vector<Item>& h, const Item it) {
-  size_t i = h.size();
-  h.push_back(it);
-  while (i > 0) {
-    const size_t p = (i - 1) / 4;
-    if (!(it.first < h[p].first)) break;
-    h[i] = h[p];
-    i = p;
+/// Indexed 4-ary min-heap on the distance alone, with decrease-key: each node enters once and
+/// leaves once (no stale duplicates to pop), `pos[v]` its slot while it is in. Dijkstra's
+/// settled distances do not depend on how ties are ordered (a node's distance is the minimum
+/// over its relaxations, every one of which is done before it can be the minimum).
+struct IndexedHeap {
+  std::vector<Item>& h;
+  int32_t* pos;
+  void place(size_t i, const Item& it) {
+    h[i] = it;
+    pos[it.second] = static_cast<int32_t>(i);
   }
-  h[i] = it;
-}
-
-Item heap_pop(std::vector<Item>& h) {
-  const Item top = h[0], last = h.back();
-  h.pop_back();
-  const size_t n = h.size();
-  if (n == 0) return top;
-  size_t i = 0;
-  for (;;) {
-    const size_t c = 4 * i + 1;
-    if (c >= n) break;
-    size_t best = c;
-    const size_t e = std::min(c + 4, n);
-    for (size_t k = c + 1; k < e; ++k) best = h[k].first < h[best].first ? k : best;
-    if (!(h[best].first < last.first)) break;
-    h[i] = h[best];
-    i = best;
+  void sift_up(size_t i, const Item it) {
+    while (i > 0) {
+      const size_t p = (i - 1) / 4;
+      if (!(it.first < h[p].first)) break;
+      place(i, h[p]);
+      i = p;
+    }
+    place(i, it);
   }
-  h[i] = last;
-  return top;
-}
+  void push(const Item it) {
+    h.push_back(it);
+    sift_up(h.size() - 1, it);
+  }
+  void decrease(int64_t v, double d) { sift_up(static_cast<size_t>(pos[v]), {d, v}); }
+  Item pop() {
+    const Item top = h[0], last = h.back();
+    h.pop_back();
+    const size_t n = h.size();
+    if (n == 0) return top;
+    size_t i = 0;
+    for (;;) {
+      const size_t c = 4 * i + 1;
+      if (c >= n) break;
+      size_t best = c;
+      const size_t e = std::min(c + 4, n);
+      for (size_t k = c + 1; k < e; ++k) best = h[k].first < h[best].first ? k : best;
+      if (!(h[best].first < last.first)) break;
+      place(i, h[best]);
+      i = best;
+    }
+    place(i, last);
+    return top;
+  }
+};
 
 }  // namespace
 
@@ -62,27 +73,31 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double r
   if (!equal && radius < std::numeric_limits<double>::infinity()) {
     // Dijkstra stopped past the radius (a bound on every distance that will be read, see
     // source_radii): every needed node is settled by then, and all settled nodes are kept
-    // (cheaper than marking the 3-hop ball first). The settling order, hence every distance,
-    // is that of the unbounded search.
+    // (cheaper than marking the 3-hop ball first). Each node's arcs are in increasing weight
+    // (weight_sorted), so its scan stops at the first arc that leads past the radius. Every
+    // distance is that of the unbounded search.
     const double stop = radius + radius * 1e-9;  // rounding of the radius's own sums
     const uint32_t dgen = ++s.dgen;
     s.heap.clear();
+    IndexedHeap H{s.heap, s.hpos.data()};
     s.dist[u] = 0;
     s.dist_gen[u] = dgen;
-    s.heap.push_back({0.0, u});
+    H.push({0.0, u});
     while (!s.heap.empty()) {
-      const auto [du, x] = heap_pop(s.heap);
-      if (du > s.dist[x]) continue;
+      const auto [du, x] = H.pop();
       if (du > stop) break;
       row.push_back({x, du});
       for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
         const int64_t y = g.indices[e];
         const double nd = du + g.weights[e];
-        if (nd > stop) continue;  // never settled before the stop
-        if (s.dist_gen[y] != dgen || nd < s.dist[y]) {
+        if (nd > stop) break;  // never settled before the stop, nor the later (longer) arcs
+        if (s.dist_gen[y] != dgen) {
           s.dist_gen[y] = dgen;
           s.dist[y] = nd;
-          heap_push(s.heap, {nd, y});
+          H.push({nd, y});
+        } else if (nd < s.dist[y]) {  // in the heap: a settled y has dist <= du <= nd
+          s.dist[y] = nd;
+          H.decrease(y, nd);
         }
       }
     }
@@ -115,13 +130,13 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double r
   // Dijkstra until every ball node is settled (recorded once: hop set to 255 when done)
   const uint32_t dgen = ++s.dgen;
   s.heap.clear();
+  IndexedHeap H{s.heap, s.hpos.data()};
   s.dist[u] = 0;
   s.dist_gen[u] = dgen;
-  s.heap.push_back({0.0, u});
+  H.push({0.0, u});
   size_t remaining = s.ball.size();
   while (!s.heap.empty() && remaining > 0) {
-    const auto [du, x] = heap_pop(s.heap);
-    if (du > s.dist[x]) continue;
+    const auto [du, x] = H.pop();
     if (s.hop_gen[x] == gen && s.hop[x] != 255) {
       s.hop[x] = 255;
       row.push_back({x, du});
@@ -130,10 +145,13 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double r
     for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
       const int64_t y = g.indices[e];
       const double nd = du + g.weights[e];
-      if (s.dist_gen[y] != dgen || nd < s.dist[y]) {
+      if (s.dist_gen[y] != dgen) {
         s.dist_gen[y] = dgen;
         s.dist[y] = nd;
-        heap_push(s.heap, {nd, y});
+        H.push({nd, y});
+      } else if (nd < s.dist[y]) {
+        s.dist[y] = nd;
+        H.decrease(y, nd);
       }
     }
   }

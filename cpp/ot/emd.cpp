@@ -38,6 +38,7 @@ namespace geoml {
 namespace {
 
 using ot_detail::emd_tiny;
+using ot_detail::emd_tiny_tall;
 using ot_detail::emd_tiny_wide;
 using ot_detail::kRcRel;
 using ot_detail::kTinyDim;
@@ -349,6 +350,8 @@ double emd_solve(int m, int n, const double* a, const double* b, const double* C
   const int mm = ws.mm, nn = ws.nn;
   if (mm <= kTinyDim && nn <= kTinyDim)
     return emd_tiny(n, a, b, C, ws, max_iter, std::max(sa, sb), status);
+  if (ws.cost_only && std::min(mm, nn) <= kTinyDim && std::max(mm, nn) <= kTinyWide)
+    return emd_tiny_tall(n, a, b, C, ws, max_iter, std::max(sa, sb), status);
   if (ws.cost_only && mm <= kTinyWide && nn <= kTinyWide)
     return emd_tiny_wide(n, a, b, C, ws, max_iter, std::max(sa, sb), status);
   // compressed supplies/demands; cost view (copy only when something was dropped)

@@ -26,5 +26,13 @@ constexpr int kTinyWide = 64;
 double emd_tiny_wide(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
                      int64_t max_iter, double mass, int* status);
 
+/// The cost-only solver for at most kTinyWide rows and kTinyDim columns, float32 pre-pricing
+/// as emd_tiny; a problem with more columns than kTinyDim (and at most kTinyDim rows) is solved
+/// transposed (same cost). emd_solve takes it, with `ws.cost_only`, for problems of 33 to 64
+/// bins on one side and at most 32 on the other (the edges of kNN hubs in Ollivier-Ricci
+/// curvature): the float64 pricing of emd_tiny_wide scans twice the bytes.
+double emd_tiny_tall(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
+                     int64_t max_iter, double mass, int* status);
+
 }  // namespace ot_detail
 }  // namespace geoml

@@ -1,5 +1,7 @@
-// The network simplex on problems of at most 32 rows and 32 columns (see emd_solve in
-// ot.hpp): fixed-size arrays on the stack, subtree bit sets, float32 AVX2 pre-pricing.
+// The network simplex on problems of at most 32 rows and 32 columns, 64 rows and 32 columns
+// (cost only; a problem with more columns than rows is solved transposed) or 64 and 64 (see
+// emd_solve in ot.hpp): fixed-size arrays on the stack, subtree bit sets, float32 AVX2
+// pre-pricing when there are at most 32 columns.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -24,17 +26,18 @@ namespace {
 // many 16x16 problems of emd_batched or Ollivier-Ricci curvature) run the same network
 // simplex (artificial-root start, the same strongly feasible pivot) on fixed-size arrays
 // inside one stack object: no allocation, no indirection through the workspace, all in L1.
-// Node ids: sources 0..mm-1, sinks kTinyDim + j, root 2 kTinyDim, so the sink potentials
-// h = pot + kTinyDim are contiguous, 32-byte aligned and zero up to the root. The tree is
+// Node ids: sources 0..mm-1, sinks Rows + j, root Rows + Cols, so the sink potentials
+// h = pot + Rows are contiguous, 32-byte aligned and zero up to the root. The tree is
 // kept as parent pointers plus one 64-bit subtree set per node (no thread, no depth).
 // The cost is copied into buffers with rows padded to a multiple of the SIMD width (padding
 // +inf), so pricing is a vertical min over whole rows, one horizontal reduction per scan:
 // in float32 first (AVX2), the candidate re-priced in float64; the exact float64 Dantzig
 // scan runs when that candidate does not enter, and certifies optimality.
 
-/// Subtree bit sets of a solver for at most Dim rows and Dim columns (2 Dim + 1 nodes).
-template <int Dim>
-using TinyMask = std::conditional_t<(Dim <= 32), uint64_t, unsigned __int128>;
+/// Subtree bit sets of a solver for at most Rows rows and Cols columns (Rows + Cols + 1 nodes,
+/// the root's bit never used).
+template <int Rows, int Cols>
+using TinyMask = std::conditional_t<(Rows + Cols <= 64), uint64_t, unsigned __int128>;
 
 /// Index of the lowest set bit of x != 0.
 inline int tiny_ctz(uint64_t x) {
@@ -52,61 +55,65 @@ using TinyScan = double (*)(int mm, int W, const double* Cp, const double* p, co
                             int* io, int* jo);
 
 /// Float32 pre-pricing of a tiny problem (AVX2 only): the arc minimising
-/// (Cf_ij + hf_j) - pf_i in float over the mm rows of Cf (stride Wf = 8 NV), in *io, *jo
-/// when that minimum is negative; returns it. Twice the lanes of the float64 scan and two
-/// interleaved row chains; the caller re-prices the chosen arc in float64 and falls back to
-/// the exact scan when it is not entering there (and to certify optimality).
-using TinyScan32 = float (*)(int mm, const float* Cf, const float* CfT, const float* pf,
+/// (Cf_ij + hf_j) - pf_i in float over the mm rows of Cf (stride Wf = 8 NV; CfT its transpose,
+/// rows of stride ts), in *io, *jo when that minimum is negative; returns it. Twice the lanes of
+/// the float64 scan and two interleaved row chains; the caller re-prices the chosen arc in float64
+/// and falls back to the exact scan when it is not entering there (and to certify optimality).
+using TinyScan32 = float (*)(int mm, const float* Cf, const float* CfT, int ts, const float* pf,
                              const float* hf, int* io, int* jo);
 
 #define GEOML_KERNEL_INC "ot/emd_tiny_kernel.inc"
 #include "common/simd_instantiate.inc"
 
 /// The network simplex of `Solver` on a tiny problem, every array in the object (about
-/// 20 KB for Dim = kTinyDim, 70 KB for kTinyWide; meant for the stack; nothing is
-/// initialised beyond what `init` writes). With at most 2 Dim non-root nodes the tree needs
-/// no thread or depth: each node keeps the bit set of its subtree (D, root excluded; one or
-/// two words), so the join of a cycle is the first node above s whose set holds t, the
-/// subtree that moves is one set, and its potentials are shifted by walking its bits. A
-/// pivot costs O(cycle + moved subtree) with no pointer chasing through the subtree. The
-/// float32 pre-pricing is for Dim = kTinyDim only (`use32`); the wide solver prices in float64
-/// alone, its rows padded to a multiple of 16.
-template <int Dim>
+/// 20 KB for 32 x 32, 70 KB for 64 x 64; meant for the stack; nothing is initialised beyond
+/// what `init` writes). Sinks are nodes Rows + j. With at most Rows + Cols non-root nodes
+/// the tree needs no thread or depth: each node keeps the bit set of its subtree (D, root
+/// excluded; one or two words), so the join of a cycle is the first node above s whose set holds t,
+/// the subtree that moves is one set, and its potentials are shifted by walking its bits. A pivot
+/// costs O(cycle + moved subtree) with no pointer chasing through the subtree. The float32
+/// pre-pricing is for Cols <= kTinyDim only (`use32`); the wide solver prices in float64 alone, its
+/// rows padded to a multiple of 16.
+template <int Rows, int Cols>
 struct TinySolver {
-  using Mask = TinyMask<Dim>;
-  static constexpr int kTinyDim = Dim;  // shadows the namespace constant: this solver's size
-  static constexpr int kTinyRoot = 2 * Dim;
+  using Mask = TinyMask<Rows, Cols>;
+  static constexpr int kTinyDim = Rows;  // shadows the namespace constant: the sinks' offset
+  static constexpr int kTinyRoot = Rows + Cols;
   static constexpr int kTinyNodes = kTinyRoot + 1;
-  static constexpr bool use32 = Dim <= ot_detail::kTinyDim;
-  static constexpr int kDim32 = use32 ? Dim : 1;  // size of the float32 copies
+  static constexpr bool use32 = Cols <= ot_detail::kTinyDim;
+  static constexpr int kDim32 = use32 ? Rows * Cols : 1;  // size of the float32 copies
   int mm = 0, nn = 0, W = 0;
   int parent[kTinyNodes], pred[kTinyNodes];
   unsigned char up[kTinyNodes];
   Mask D[kTinyNodes];  // subtree of each node as a bit set (the root's: all ones)
   double flow[kTinyNodes];
   alignas(32) double pot[kTinyNodes];
-  alignas(32) double Cp[kTinyDim * kTinyDim];
+  alignas(32) double Cp[Rows * Cols];
   // float32 copies for the pre-pricing: cost (stride Wf = nn rounded up to 8), transposed
   // (rows padded to 8), potentials
   int Wf = 0;
-  alignas(32) float Cf[kDim32 * kDim32];
-  alignas(32) float CfT[kDim32 * kDim32];
+  alignas(32) float Cf[kDim32];
+  alignas(32) float CfT[kDim32];
   alignas(32) float potf[kTinyNodes];
   int cs[kTinyNodes], ct[kTinyNodes];  // the cycle's sides (s and t up to the join)
 
-  /// Copies the kept rows/columns of C (m x n) into Cp and builds the artificial-root
-  /// tree; returns false when some kept cost is NaN or infinite. O(mm W).
+  /// Copies the kept rows/columns of C (m x n) into Cp (transposed when `trans`: the solver's
+  /// rows are then C's kept columns, with supplies from b, and its columns C's kept rows, with
+  /// demands from a) and builds the artificial-root tree; returns false when some kept cost is
+  /// NaN or infinite. O(mm W).
   bool init(int n, const double* a, const double* b, const double* C, const int* rows,
-            const int* cols, bool all_cols) {
+            const int* cols, bool all_cols, bool trans) {
     W = use32 ? (nn + 3) & ~3 : (nn + 15) & ~15;
     Wf = (nn + 7) & ~7;
     double cmax = 0.0;
     bool finite = true;
     for (int i = 0; i < mm; ++i) {
-      const double* Ci = C + static_cast<int64_t>(rows[i]) * n;
+      const double* Ci = C + (trans ? cols[i] : static_cast<int64_t>(rows[i]) * n);
       double* Di = Cp + i * W;
       for (int j = 0; j < nn; ++j) {  // one pass: copy, transpose, finiteness and max |c|
-        const double c = all_cols ? Ci[j] : Ci[cols[j]];
+        const double c = trans      ? Ci[static_cast<int64_t>(rows[j]) * n]
+                         : all_cols ? Ci[j]
+                                    : Ci[cols[j]];
         Di[j] = c;
         if constexpr (use32) {
           Cf[i * Wf + j] = static_cast<float>(c);
@@ -131,7 +138,7 @@ struct TinySolver {
       pred[i] = -1 - i;
       up[i] = 1;
       D[i] = Mask(1) << i;
-      flow[i] = a[rows[i]];
+      flow[i] = trans ? b[cols[i]] : a[rows[i]];
       pot[i] = art;
     }
     for (int j = 0; j < nn; ++j) {
@@ -140,7 +147,7 @@ struct TinySolver {
       pred[u] = -1 - u;
       up[u] = 0;
       D[u] = Mask(1) << u;
-      flow[u] = b[cols[j]];
+      flow[u] = trans ? a[rows[j]] : b[cols[j]];
       pot[u] = -art;
     }
     parent[kTinyRoot] = -1;
@@ -217,17 +224,19 @@ struct TinySolver {
   }
 };
 
-template <int Dim>
+/// `trans` (cost only, see emd_tiny_tall): solves the transposed problem (same cost),
+/// ws.nn x ws.mm.
+template <int Rows, int Cols>
 double emd_tiny_dim(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
-                    int64_t max_iter, double mass, int* status) {
-  using Solver = TinySolver<Dim>;
+                    int64_t max_iter, double mass, int* status, bool trans = false) {
+  using Solver = TinySolver<Rows, Cols>;
   using Mask = typename Solver::Mask;
-  constexpr int kTinyDim = Dim, kTinyRoot = Solver::kTinyRoot, kTinyNodes = Solver::kTinyNodes;
+  constexpr int kTinyDim = Rows, kTinyRoot = Solver::kTinyRoot, kTinyNodes = Solver::kTinyNodes;
   Solver S;
-  const int mm = ws.mm, nn = ws.nn;
+  const int mm = trans ? ws.nn : ws.mm, nn = trans ? ws.mm : ws.nn;
   S.mm = mm;
   S.nn = nn;
-  if (!S.init(n, a, b, C, ws.rows.data(), ws.cols.data(), nn == n)) {
+  if (!S.init(n, a, b, C, ws.rows.data(), ws.cols.data(), nn == n, trans)) {
     ws.parent.clear();
     if (status) *status = EMD_NONFINITE;
     return std::numeric_limits<double>::quiet_NaN();
@@ -254,7 +263,7 @@ double emd_tiny_dim(int n, const double* a, const double* b, const double* C, Em
     }
     int i = 0, j = 0;
     double rc = 0.0;
-    if (scan32 && scan32(mm, S.Cf, S.CfT, S.potf, S.potf + kTinyDim, &i, &j) < 0.0f)
+    if (scan32 && scan32(mm, S.Cf, S.CfT, kTinyDim, S.potf, S.potf + kTinyDim, &i, &j) < 0.0f)
       rc = entering(i, j);
     if (rc == 0.0) {  // exact Dantzig scan: no float candidate, or it does not enter
       if (!(scan(mm, W, S.Cp, p, h, &i, &j) < 0.0)) break;
@@ -265,7 +274,7 @@ double emd_tiny_dim(int n, const double* a, const double* b, const double* C, Em
   }
   ws.n_pivots = piv;
   // live nodes in emd_solve's numbering (sinks at mm + j, root mm + nn)
-  int nodes[2 * kTinyDim];
+  int nodes[kTinyRoot];
   for (int i = 0; i < mm; ++i) nodes[i] = i;
   for (int j = 0; j < nn; ++j) nodes[mm + j] = kTinyDim + j;
   // cost over real tree arcs; residual flow on artificial arcs means unequal masses
@@ -335,12 +344,20 @@ double emd_tiny_dim(int n, const double* a, const double* b, const double* C, Em
 
 double emd_tiny(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
                 int64_t max_iter, double mass, int* status) {
-  return emd_tiny_dim<kTinyDim>(n, a, b, C, ws, max_iter, mass, status);
+  return emd_tiny_dim<kTinyDim, kTinyDim>(n, a, b, C, ws, max_iter, mass, status);
 }
 
 double emd_tiny_wide(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
                      int64_t max_iter, double mass, int* status) {
-  return emd_tiny_dim<kTinyWide>(n, a, b, C, ws, max_iter, mass, status);
+  return emd_tiny_dim<kTinyWide, kTinyWide>(n, a, b, C, ws, max_iter, mass, status);
+}
+
+double emd_tiny_tall(int n, const double* a, const double* b, const double* C, EmdWorkspace& ws,
+                     int64_t max_iter, double mass, int* status) {
+  // the transposed solve leaves no tree in emd_solve's numbering: cost only
+  if (!ws.cost_only) throw std::logic_error("emd_tiny_tall: for cost-only solves");
+  return emd_tiny_dim<kTinyWide, kTinyDim>(n, a, b, C, ws, max_iter, mass, status,
+                                           ws.nn > kTinyDim);
 }
 
 }  // namespace ot_detail
