@@ -1208,9 +1208,9 @@ def test_magnitude_matrix_and_f32_product(n, d):
         assert (np.diagonal(Z) == 1).all()
         np.testing.assert_array_equal(_core.magnitude_matrix(X, t, n_jobs=1), Z)
         v = rng.normal(size=n)
-        out = _core.matvec_f32(Z, v, n_jobs=1)
+        out = _core.stored_matvec(Z, v, n_jobs=1)
         np.testing.assert_allclose(out, Z.astype(float) @ v, rtol=1e-12, atol=1e-12 * n)
-        np.testing.assert_array_equal(_core.matvec_f32(Z, v, n_jobs=2), out)
+        np.testing.assert_array_equal(_core.stored_matvec(Z, v, n_jobs=2), out)
     # far 16-point blocks are zeros, everything kept is the same value
     from geoml.measures._magnitude_cg import spatial_order
 
@@ -1225,7 +1225,7 @@ def test_magnitude_matrix_and_f32_product(n, d):
     with pytest.raises(ValueError, match="scale"):
         _core.magnitude_matrix(Xs, -1.0)
     with pytest.raises(ValueError, match="square"):
-        _core.matvec_f32(np.ones((2, 3), np.float32), np.ones(3))
+        _core.stored_matvec(np.ones((2, 3), np.float32), np.ones(3))
 
 
 def _stored_calls(monkeypatch):

@@ -50,19 +50,19 @@ py::array_t<float> magnitude_matrix_py(exact<T> X_in, double t, double cutoff, i
   return out;
 }
 
-py::array_t<double> matvec_f32_py(carray<float> Z, carray<double> v, int n_jobs) {
+py::array_t<double> stored_matvec_py(carray<float> Z, carray<double> v, int n_jobs) {
   if (Z.ndim() != 2 || Z.shape(0) < 1 || Z.shape(0) != Z.shape(1))
-    throw std::invalid_argument("matvec_f32: Z must be a non-empty square (n, n) array");
+    throw std::invalid_argument("stored_matvec: Z must be a non-empty square (n, n) array");
   const int64_t n = Z.shape(0);
   if (v.ndim() != 1 || v.shape(0) != n)
-    throw std::invalid_argument("matvec_f32: v must be a 1-D array of length n");
+    throw std::invalid_argument("stored_matvec: v must be a 1-D array of length n");
   py::array_t<double> out({n});
   const float* pz = Z.data();
   const double* pv = v.data();
   double* po = out.mutable_data();
   {
     py::gil_scoped_release release;
-    matvec_f32(pz, n, pv, po, n_jobs);
+    stored_matvec(pz, n, pv, po, n_jobs);
   }
   return out;
 }
@@ -105,7 +105,7 @@ void bind_measures(py::module_& m) {
       py::arg("t"), py::kw_only(), py::arg("cutoff") = std::numeric_limits<double>::infinity(),
       py::arg("n_jobs") = 0,
       "float32 (n, n) exp(-t ||x_i - x_j||), computed in float64; far blocks 0 (cutoff).");
-  m.def("matvec_f32", &matvec_f32_py, py::arg("Z"), py::arg("v"), py::kw_only(),
+  m.def("stored_matvec", &stored_matvec_py, py::arg("Z"), py::arg("v"), py::kw_only(),
         py::arg("n_jobs") = 0, "Z @ v for a float32 (n, n) Z, float64 v, summed in float64.");
   def_overloads(
       m, "local_gram_eigvalsh", Floats{}, GEOML_PICK(local_gram_eigvalsh_py),

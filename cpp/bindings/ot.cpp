@@ -355,8 +355,7 @@ void bind_ot(py::module_& m) {
                      "With scan=True: anneal from (max C - min C) / 2 when eps < start_ratio "
                      "(max C - min C).")
       .def_readwrite("anderson", &SinkhornParams::anderson,
-                     "Balanced dense solves: Anderson mixing of the column update (False: SOR "
-                     "from the start, as geoml <= 0.1).")
+                     "Anderson mixing of the column update (False: SOR, as geoml <= 0.1).")
       .def_readwrite("eps_factor", &SinkhornParams::eps_factor,
                      "eps ratio between consecutive stages, in (0, 1).")
       .def_readwrite("stage_tol", &SinkhornParams::stage_tol,

@@ -162,8 +162,8 @@ void magnitude_matrix(const T* X, int64_t n, int64_t d, double t, float* Z, doub
   }
 }
 
-void matvec_f32(const float* Z, int64_t n, const double* v, double* out, int n_threads) {
-  if (n < 1) throw std::invalid_argument("matvec_f32: need n >= 1");
+void stored_matvec(const float* Z, int64_t n, const double* v, double* out, int n_threads) {
+  if (n < 1) throw std::invalid_argument("stored_matvec: need n >= 1");
   const int64_t n_blocks = (n + kRows - 1) / kRows;
   const SimdIsa isa = simd_isa();
   const int nt = static_cast<int>(

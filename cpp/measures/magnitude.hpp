@@ -36,6 +36,6 @@ void magnitude_matrix(const T* X, int64_t n, int64_t d, double t, float* Z, doub
 
 /// out = Z v for an n x n float32 Z (row-major) and float64 v: each entry summed in float64
 /// by one thread in a fixed order (the result does not depend on the thread count).
-void matvec_f32(const float* Z, int64_t n, const double* v, double* out, int n_threads);
+void stored_matvec(const float* Z, int64_t n, const double* v, double* out, int n_threads);
 
 }  // namespace geoml

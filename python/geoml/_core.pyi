@@ -50,7 +50,6 @@ __all__: list[str] = [
     "lowrank_set_blas",
     "magnitude_matrix",
     "magnitude_matvec",
-    "matvec_f32",
     "max_threads",
     "mode_gram",
     "mode_sketch",
@@ -84,6 +83,7 @@ __all__: list[str] = [
     "spd_eigvalsh_pairs",
     "spd_funm",
     "spd_funm_wsum",
+    "stored_matvec",
     "sum_squares",
     "symmetric_scan",
     "ts_gram",
@@ -540,7 +540,7 @@ class SinkhornParams:
     @property
     def anderson(self) -> bool:
         """
-        Balanced dense solves: Anderson mixing of the column update (False: SOR from the start, as geoml <= 0.1).
+        Anderson mixing of the column update (False: SOR, as geoml <= 0.1).
         """
     @anderson.setter
     def anderson(self, value: bool) -> None: ...
@@ -1297,16 +1297,6 @@ def magnitude_matvec(
     out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; far tiles skipped (cutoff).
     """
 
-def matvec_f32(
-    Z: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
-    v: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
-    *,
-    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
-) -> numpy.typing.NDArray[numpy.float64]:
-    """
-    Z @ v for a float32 (n, n) Z, float64 v, summed in float64.
-    """
-
 def max_threads() -> int:
     """
     OpenMP threads a kernel uses by default.
@@ -1913,6 +1903,16 @@ def spd_funm_wsum(
 ) -> tuple:
     """
     sum_b weights[b] f(M A_b M) (lower: M A_b M^T), float64, and status codes.
+    """
+
+def stored_matvec(
+    Z: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    v: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Z @ v for a float32 (n, n) Z, float64 v, summed in float64.
     """
 
 @typing.overload

@@ -169,7 +169,7 @@ def _solve_stored(X, t, prec, rtol, max_iter, n_jobs, cutoff):
     Z = _core.magnitude_matrix(X, t, cutoff=cutoff, n_jobs=n_jobs)
 
     def inner(v):
-        return _core.matvec_f32(Z, v, n_jobs=n_jobs)
+        return _core.stored_matvec(Z, v, n_jobs=n_jobs)
 
     bnorm = math.sqrt(n)
     goal = rtol * bnorm
