@@ -449,6 +449,34 @@ def test_nndescent_same_graph_for_any_thread_count():
     assert not np.array_equal(p.indices, c.indices)  # the seed matters
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "inner_product"])
+def test_nndescent_small_leaves_pair_by_pair(dtype, metric):
+    """Leaves of at most 256 points are searched pair by pair (scores four at a time, bounded
+    offers): the forest alone (no iteration) gives the same lists for 1 and 2 threads, as many
+    distinct neighbours as asked, and more trees never lose recall on a low-dimensional set."""
+    rng = np.random.default_rng(11)
+    X = np.tanh(rng.normal(size=(3000, 4)) @ rng.normal(size=(4, 21))).astype(dtype)
+    X[1500:1510] = X[:10]  # duplicates
+
+    def start(n_trees, n_jobs):
+        opts = geoml._core.NNDescentOptions(
+            seed=5, leaf_size=60, n_trees=n_trees, max_iter=0, n_check=0, clusters=False
+        )
+        m = geoml._core.Metric[metric]
+        idx = geoml._core.nndescent(X, k=8, metric=m, options=opts, n_jobs=n_jobs)[0]
+        return idx.reshape(len(X), 8)
+
+    a, b = start(6, 1), start(6, 2)
+    np.testing.assert_array_equal(a, b)
+    assert all(len(set(row)) == 8 for row in a.tolist())
+    assert not np.any(a == np.arange(len(X))[:, None])
+    if metric != "inner_product":
+        r6 = _true_recall(X, a, 8, metric)[0]
+        r12 = _true_recall(X, start(12, 1), 8, metric)[0]
+        assert 0.5 < r6 <= r12, (r6, r12)
+
+
 @pytest.mark.parametrize("d", [37, 150])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_nndescent_thread_invariance_wide_rows(d, dtype):
@@ -459,11 +487,15 @@ def test_nndescent_thread_invariance_wide_rows(d, dtype):
     X = np.tanh(rng.normal(size=(9000, 5)) @ rng.normal(size=(5, d)))  # 5-d manifold
     X[4500:4520] = X[:20]  # exact duplicates: neighbours at distance 0
     X = X.astype(dtype)
-    a = geoml.knn(X, 10, method="nndescent", random_state=2, n_jobs=1)
-    b = geoml.knn(X, 10, method="nndescent", random_state=2, n_jobs=2)
+    # (low intrinsic dimension: the forest of small leaves searched pair by pair; its start
+    # already reaches 0.99 here, so a higher target makes the joins run)
+    kw = dict(method="nndescent", random_state=2, target_recall=0.999)
+    a = geoml.knn(X, 10, n_jobs=1, **kw)
+    b = geoml.knn(X, 10, n_jobs=2, **kw)
     np.testing.assert_array_equal(a.indices, b.indices)
     np.testing.assert_array_equal(a.distances, b.distances)
     assert a.recall_ == b.recall_ and a.recall_.n_iter >= 1  # the joins ran
+    assert a.recall_.reached
     assert np.all(a.distances[4500:4520, 0] == 0) and np.all(a.distances[:20, 0] == 0)
     # the returned distances are the exact ones of the returned pairs
     rows = np.arange(0, 9000, 97)

@@ -260,9 +260,11 @@ void bind_neighbors(py::module_& m) {
            py::arg("cluster_min_dim") = nd.cluster_min_dim,
            "Options from keywords (the defaults are the C++ ones).")
       .def_readwrite("n_trees", &NNDescentOptions::n_trees,
-                     "Random-projection trees of the start (0: automatic).")
+                     "Random-projection trees of the start (0: automatic, 4; 12 below "
+                     "cluster_min_dim).")
       .def_readwrite("leaf_size", &NNDescentOptions::leaf_size,
-                     "Largest leaf, searched exactly (0: automatic).")
+                     "Largest leaf, searched exactly (0: max(512, 4 k); max(64, 4 k) at low "
+                     "dimension).")
       .def_readwrite("max_iter", &NNDescentOptions::max_iter, "NN-descent iterations at most.")
       .def_readwrite("max_extra_trees", &NNDescentOptions::max_extra_trees,
                      "Trees added when the iterations stall below the target.")

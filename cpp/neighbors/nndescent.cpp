@@ -105,13 +105,17 @@ struct Scorer {
   void four(int64_t a, const int32_t* b, T* out) const {
     const T* rows[4] = {X + int64_t(b[0]) * d, X + int64_t(b[1]) * d, X + int64_t(b[2]) * d,
                         X + int64_t(b[3]) * d};
+    four_rows(a, X + a * d, b, rows, out);
+  }
+  /// four() from copies: x is a's row, rows[j] b[j]'s.
+  void four_rows(int64_t a, const T* x, const int32_t* b, const T* const* rows, T* out) const {
     switch (metric) {
       case Metric::Euclidean:
       case Metric::SqEuclidean:
-        sq4(X + a * d, rows, d, out);
+        sq4(x, rows, d, out);
         return;
       case Metric::Cosine:
-        dot4(X + a * d, rows, d, out);
+        dot4(x, rows, d, out);
         for (int j = 0; j < 4; ++j) {
           const int64_t lo = std::min<int64_t>(a, b[j]), hi = std::max<int64_t>(a, b[j]);
           out[j] = T(1) - (out[j] * inv[lo]) * inv[hi];
@@ -152,6 +156,10 @@ struct Scorer {
     return T(0);
   }
 };
+
+/// Leaves of at most this many points are searched pair by pair; larger ones by the exact
+/// kernel (whose per-call set-up and per-leaf heaps pay off on large leaves).
+constexpr int64_t kAllPairsLeaf = 256;
 
 inline bool pair_less(double sa, int64_t ia, double sb, int64_t ib) {
   return sa < sb || (sa == sb && ia < ib);
@@ -259,7 +267,7 @@ struct Candidates {
 /// `leaves` as [begin, end) ranges of at most leaf_size points.
 template <typename T>
 void build_tree(const T* X, int64_t n, int64_t d, Metric metric, int64_t leaf_size, uint64_t seed,
-                const T* inv, PairFn<T> dot, int nt, std::vector<int32_t>& perm,
+                const T* inv, PairFn<T> dot, Pair4Fn<T> dot4, int nt, std::vector<int32_t>& perm,
                 std::vector<int32_t>& scratch, std::vector<std::pair<int64_t, int64_t>>& leaves) {
   for (int64_t i = 0; i < n; ++i) perm[i] = int32_t(i);
   struct Node {
@@ -288,15 +296,28 @@ void build_tree(const T* X, int64_t n, int64_t d, Metric metric, int64_t leaf_si
     }
     int64_t nl = 0, nr = 0;
     int32_t* R = scratch.data() + lo;
-    for (int64_t p = lo; p < nd.hi; ++p) {
-      const int32_t i = perm[p];
-      const double m = double(dot(w.data(), X + int64_t(i) * d, d)) - off;
+    auto place = [&](int32_t i, T wx) {
+      const double m = double(wx) - off;
       const bool right = m > 0 || (m == 0 && (hash3(seed, nd.id, uint64_t(i)) & 1));
       if (right)
         R[nr++] = i;
       else
         perm[lo + nl++] = i;
+    };
+    // Four rows at a time (w's loads shared; the same bits as one dot each). perm[p..p+3] are
+    // read before any is overwritten: placed entries never pass the read position.
+    int64_t p = lo;
+    for (; p + 4 <= nd.hi; p += 4) {
+      const int32_t ids[4] = {perm[p], perm[p + 1], perm[p + 2], perm[p + 3]};
+      const T* rows[4] = {X + int64_t(ids[0]) * d, X + int64_t(ids[1]) * d, X + int64_t(ids[2]) * d,
+                          X + int64_t(ids[3]) * d};
+      if (p + 8 <= nd.hi)
+        for (int u = 4; u < 8; ++u) prefetch_row(X + int64_t(perm[p + u]) * d, d);
+      T wx[4];
+      dot4(w.data(), rows, d, wx);
+      for (int u = 0; u < 4; ++u) place(ids[u], wx[u]);
     }
+    for (; p < nd.hi; ++p) place(perm[p], dot(w.data(), X + int64_t(perm[p]) * d, d));
     std::memcpy(perm.data() + lo + nl, R, static_cast<size_t>(nr) * sizeof(int32_t));
     if (nl == 0 || nr == 0) return lo + size / 2;  // no separating plane: halve
     return lo + nl;
@@ -683,14 +704,12 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   const int nt = resolve_threads(n_threads);
   const SimdIsa isa = simd_isa();
   const PairFn<T> dot = GEOML_SIMD_PICK(isa, pair_dot<T>);
+  const Pair4Fn<T> dot4 = GEOML_SIMD_PICK(isa, pair_dot4<T>);
   const PairF64Fn<T> sq64 = GEOML_SIMD_PICK(isa, pair_sqdist_f64<T>);
   const PairF64Fn<T> dot64 = GEOML_SIMD_PICK(isa, pair_dot_f64<T>);
   const uint64_t seed = opt.seed;
-  // Defaults tuned at n = 50,000, d = 128, k = 15 (docs/design/neighbors.md): exact leaves
-  // are cheap per pair (the exact kernel), so a few large-leaf trees give a good start.
-  const int64_t leaf_size =
-      std::max<int64_t>(k + 1, opt.leaf_size > 0 ? opt.leaf_size : std::max<int64_t>(512, 4 * k));
-  const int64_t n_trees = opt.n_trees > 0 ? opt.n_trees : 4;
+  // Forest defaults (set once the intrinsic dimension is known, below).
+  int64_t leaf_size = 0, n_trees = 0;
   const int64_t c = opt.max_candidates > 0
                         ? opt.max_candidates
                         : std::min<int64_t>(60, std::max<int64_t>(k, std::min<int64_t>(20, 2 * k)));
@@ -762,37 +781,69 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   std::vector<int32_t> perm(static_cast<size_t>(n)), scratch(static_cast<size_t>(n));
   std::vector<std::pair<int64_t, int64_t>> leaves;
   auto add_tree = [&](int64_t tr) {
-    build_tree(X, n, d, metric, leaf_size, hash3(seed, 0x7EE, uint64_t(tr)), inv.data(), dot, nt,
-               perm, scratch, leaves);
+    build_tree(X, n, d, metric, leaf_size, hash3(seed, 0x7EE, uint64_t(tr)), inv.data(), dot, dot4,
+               nt, perm, scratch, leaves);
 #pragma omp parallel num_threads(nt)
     {
-      std::vector<T> buf(static_cast<size_t>(leaf_size * d)),
-          ld(static_cast<size_t>(leaf_size * k));
-      std::vector<int64_t> li(static_cast<size_t>(leaf_size * k));
+      std::vector<T> buf(static_cast<size_t>(leaf_size * d));
+      std::vector<T> ld;
+      std::vector<int64_t> li;
 #pragma omp for schedule(dynamic, 4)
       for (int64_t l = 0; l < int64_t(leaves.size()); ++l) {
         const int64_t lo = leaves[l].first, L = leaves[l].second - lo;
         if (L < 2) continue;
-        const int64_t kk = std::min(k, L - 1);
         for (int64_t p = 0; p < L; ++p)
           std::memcpy(&buf[p * d], X + int64_t(perm[lo + p]) * d,
                       static_cast<size_t>(d) * sizeof(T));
-        knn_search<T>(buf.data(), L, nullptr, 0, d, kk, metric, true, 1, li.data(), ld.data(),
-                      false, false);
-        for (int64_t p = 0; p < L; ++p) {
-          const int64_t i = perm[lo + p];
-          for (int64_t t = 0; t < kk; ++t) {
-            const int64_t q = li[p * kk + t];
-            const int32_t j = perm[lo + q];
-            const T s = score.rows(i, j, &buf[p * d], &buf[q * d]);  // rows in cache
-            if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
+        const int32_t* M = perm.data() + lo;
+        if (L > kAllPairsLeaf) {  // the exact kernel's kk nearest of each row, offered
+          const int64_t kk = std::min(k, L - 1);
+          ld.resize(static_cast<size_t>(L * kk));
+          li.resize(static_cast<size_t>(L * kk));
+          knn_search<T>(buf.data(), L, nullptr, 0, d, kk, metric, true, 1, li.data(), ld.data(),
+                        false, false);
+          for (int64_t p = 0; p < L; ++p) {
+            const int32_t i = M[p];
+            for (int64_t t = 0; t < kk; ++t) {
+              const int64_t q = li[p * kk + t];
+              const T s = score.rows(i, M[q], &buf[p * d], &buf[q * d]);  // rows in cache
+              if (G.beats_root(i, s, M[q])) G.push(i, s, M[q], 1);
+            }
           }
+          continue;
+        }
+        // Small leaf: every pair scored (four at a time, rows in cache) and offered to both
+        // endpoints, kept only when it beats the row's worst entry (most offers stop at that
+        // comparison once the first tree has filled the lists): no per-leaf heaps.
+        int32_t ids[4];
+        const T* rows[4];
+        T s4[4];
+        auto offer = [&](int32_t i, int32_t j, T s) {
+          if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
+          if (G.beats_root(j, s, i)) G.push(j, s, i, 1);
+        };
+        for (int64_t p = 0; p + 1 < L; ++p) {
+          const int32_t i = M[p];
+          const T* x = &buf[p * d];
+          int64_t q = p + 1;
+          for (; q + 4 <= L; q += 4) {
+            for (int u = 0; u < 4; ++u) ids[u] = M[q + u], rows[u] = &buf[(q + u) * d];
+            score.four_rows(i, x, ids, rows, s4);
+            for (int u = 0; u < 4; ++u) offer(i, ids[u], s4[u]);
+          }
+          for (; q < L; ++q) offer(i, M[q], score.rows(i, M[q], x, &buf[q * d]));
         }
       }
     }
-    if (verbose)
-      std::fprintf(stderr, "[geoml] nndescent: tree %lld (%lld leaves), %.1f s (cpu %.1f s)\n",
-                   (long long)tr, (long long)leaves.size(), elapsed(), cpu());
+    if (verbose) {
+      double pairs = 0;  // distance evaluations of the tree's leaves
+      for (const auto& lf : leaves)
+        pairs += 0.5 * double(lf.second - lf.first) * double(lf.second - lf.first - 1);
+      std::fprintf(stderr,
+                   "[geoml] nndescent: tree %lld (%lld leaves, %.0f pairs per point), %.1f s (cpu "
+                   "%.1f s)\n",
+                   (long long)tr, (long long)leaves.size(), pairs / double(n), elapsed(), cpu());
+    }
   };
   // 1'. Or overlapping clusters searched exactly: k-means on a sample, each point in its
   // nearest cluster and, when nearly as close (d2 <= overlap d1), in its second; every cluster
@@ -802,8 +853,17 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   // ... when the sample's intrinsic dimension is at least cluster_min_dim (or unknown): on
   // data of low intrinsic dimension NN-descent mixes fast, and the forest's small leaves are a
   // cheaper start than cells of cluster_size points, most of whose points lie near a boundary.
-  const bool use_clusters = opt.clusters && metric != Metric::InnerProduct && n >= 4 * S &&
-                            !(opt.cluster_min_dim > 0 && id_mle < opt.cluster_min_dim);
+  const bool low_dim = opt.cluster_min_dim > 0 && id_mle < opt.cluster_min_dim;
+  const bool use_clusters =
+      opt.clusters && metric != Metric::InnerProduct && n >= 4 * S && !low_dim;
+  // Forest defaults (docs/design/neighbors.md). Measured low intrinsic dimension: many trees
+  // of small leaves, searched pair by pair (at 200,000 x 128 on the bench's 8-D manifold, 12
+  // trees of 64-point leaves start at recall 0.86 against 0.76 for 4 of 512, for less work,
+  // and one NN-descent iteration instead of two reaches 0.98). Otherwise (tuned at 50,000 x
+  // 128): a few trees of large leaves, each searched by the exact kernel.
+  leaf_size = std::max<int64_t>(
+      k + 1, opt.leaf_size > 0 ? opt.leaf_size : std::max<int64_t>(low_dim ? 64 : 512, 4 * k));
+  n_trees = opt.n_trees > 0 ? opt.n_trees : low_dim ? 12 : 4;
   auto add_clusters = [&](uint64_t pass) {
     std::vector<uint8_t> seen(static_cast<size_t>(n), 0);
     int64_t placed = 0;
@@ -887,6 +947,19 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
               break;
             }
         }
+      // Distance evaluations of this iteration's joins (verbose only).
+      double pairs = 0;
+      if (verbose) {
+#pragma omp parallel for schedule(static) reduction(+ : pairs) num_threads(nt)
+        for (int64_t v = 0; v < n; ++v) {
+          double a = 0, b = 0;
+          for (int64_t q = 0; q < c; ++q) {
+            a += newc.idx[v * c + q] >= 0;
+            b += oldc.idx[v * c + q] >= 0;
+          }
+          pairs += 0.5 * a * (a - 1) + a * b;
+        }
+      }
       // Local joins, block by block.
       for (int64_t b0 = 0; b0 < n; b0 += BLOCK) {
         const int64_t b1 = std::min(n, b0 + BLOCK);
@@ -949,8 +1022,9 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       if (verbose)
         std::fprintf(
             stderr,
-            "[geoml] nndescent: iteration %lld, %lld changes, recall %.4f, %.1f s (cpu %.1f s)\n",
-            (long long)it, (long long)changes, rec, elapsed(), cpu());
+            "[geoml] nndescent: iteration %lld, %lld changes, %.0f pairs per point, recall %.4f, "
+            "%.1f s (cpu %.1f s)\n",
+            (long long)it, (long long)changes, pairs / double(n), rec, elapsed(), cpu());
       if (rec >= opt.target_recall) break;
       if (double(changes) <= opt.delta * double(n) * double(k)) {
         // Converged below the target: from a clustered start, one second partition (other

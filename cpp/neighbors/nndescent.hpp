@@ -9,8 +9,10 @@ namespace geoml {
 
 /// Options of nndescent_graph (bound as geoml._core.NNDescentOptions).
 struct NNDescentOptions {
-  int64_t n_trees = 0;          ///< random-projection trees of the start (0: 4)
-  int64_t leaf_size = 0;        ///< largest leaf, searched exactly (0: max(512, 4 k))
+  int64_t n_trees = 0;          ///< random-projection trees of the start (0: 4; 12 when the
+                                ///< intrinsic dimension is below cluster_min_dim)
+  int64_t leaf_size = 0;        ///< largest leaf, searched exactly (0: max(512, 4 k); max(64, 4 k)
+                                ///< when the intrinsic dimension is below cluster_min_dim)
   int64_t max_iter = 20;        ///< NN-descent iterations at most
   int64_t max_extra_trees = 8;  ///< trees added when the iterations stall below the target
   int64_t max_candidates = 0;   ///< candidates per point and iteration (0: see nndescent.cpp)
@@ -42,8 +44,12 @@ struct NNDescentInfo {
 ///
 /// 1. Start: `n_trees` random-projection trees (split by the hyperplane half-way between two
 ///    random points, cosine on unit rows) with leaves of at most `leaf_size` points; each
-///    leaf is searched exactly by knn_search (the exact kernel: SIMD, all metrics), the
-///    leaf results merged into bounded per-point heaps.
+///    leaf is searched exactly, the leaf results merged into bounded per-point heaps: leaves
+///    of more than 256 points by knn_search (the exact kernel: SIMD, all metrics), smaller
+///    ones pair by pair (the NN-descent scores, four at a time), each pair offered to both
+///    endpoints' heaps only when it beats their worst entry. When the intrinsic dimension
+///    (below) is under `cluster_min_dim`, the defaults are 12 trees of at most max(64, 4 k)
+///    points (else 4 of max(512, 4 k)).
 ///    From 4 cluster_size points (not for inner products), when the intrinsic dimension
 ///    measured on the checked sample (step 3's exact neighbours; Levina-Bickel MLE) is at least
 ///    `cluster_min_dim` (or unknown), the start is instead overlapping

@@ -171,7 +171,7 @@ class NNDescentOptions:
     @property
     def leaf_size(self) -> int:
         """
-        Largest leaf, searched exactly (0: automatic).
+        Largest leaf, searched exactly (0: max(512, 4 k); max(64, 4 k) at low dimension).
         """
     @leaf_size.setter
     def leaf_size(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
@@ -206,7 +206,7 @@ class NNDescentOptions:
     @property
     def n_trees(self) -> int:
         """
-        Random-projection trees of the start (0: automatic).
+        Random-projection trees of the start (0: automatic, 4; 12 below cluster_min_dim).
         """
     @n_trees.setter
     def n_trees(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
