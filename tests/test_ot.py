@@ -1542,6 +1542,28 @@ def test_sinkhorn_symmetric_upper_tiles_ragged(n, zero):
         assert not P[zero].any() and not P[:, zero].any()
 
 
+@pytest.mark.parametrize("isa", ["generic", "avx2"])
+def test_sinkhorn_symmetric_upper_tiles_isa(isa):
+    # the upper-tile products, input scan and plan on each ISA's kernels (n = 2 x 128 + 11):
+    # the same plan as the default ISA's to rounding
+    from geoml import _core
+
+    if isa != "generic" and _core.simd_isa() == "generic":
+        pytest.skip("no AVX2")
+    C, a = _sym_problem(50, 267, d=2)
+    C = np.minimum(C, C.T)
+    ref = got.sinkhorn_symmetric(C, a, eps=0.1, tol=1e-11)
+    _core.set_simd_isa(isa)
+    try:
+        res = got.sinkhorn_symmetric(C, a, eps=0.1, tol=1e-11)
+    finally:
+        _core.set_simd_isa("auto")
+    assert res.converged and np.array_equal(res.plan, res.plan.T)
+    assert np.abs(res.plan - ref.plan).max() <= 1e-12 * a.max()
+    L = res.log_scaling[:, None] + res.log_scaling[None, :] - C / 0.1
+    assert np.allclose(np.exp(L), res.plan, rtol=1e-10, atol=0)
+
+
 @pytest.mark.parametrize("sparse", [False, True])
 def test_sinkhorn_symmetric_no_scaling_exists_warns(sparse):
     # [[0, 1], [1, 0]] has P_12 = P_21: row sums (1/3, 2/3) are impossible; d diverges
