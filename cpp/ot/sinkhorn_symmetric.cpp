@@ -364,7 +364,7 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
   std::vector<double> R(size_t((n + kTile - 1) / kTile) * size_t(n));  // upper_mv's scratch
   SymmetricInfo info;
   if (scan != nullptr) {
-    // The input checks fused with a first (mirrored) build with f = 0, which stands whenever
+    // The input checks fused with a first (upper-tile) build with f = 0, which stands whenever
     // C is exactly symmetric with zero row minima (a cost with a zero diagonal); else rebuilt.
     std::vector<ScanAcc> accs(n_threads);
     std::vector<double> rmins(size_t(n_threads) * size_t(n),
