@@ -1516,11 +1516,18 @@ def test_sinkhorn_symmetric_n_jobs_identical():
         assert np.array_equal(P1, P2)
 
 
-@pytest.mark.parametrize("n,zero", [(131, None), (259, 0), (1031, 1030)])
-def test_sinkhorn_symmetric_upper_tiles_ragged(n, zero):
+@pytest.mark.parametrize(
+    "n,zero,f32", [(131, None, False), (259, 0, False), (259, 3, True), (1031, 1030, False)]
+)
+def test_sinkhorn_symmetric_upper_tiles_ragged(monkeypatch, n, zero, f32):
     # an exactly symmetric cost: the kernel stored and multiplied by its upper 128 x 128 tiles,
     # the plan mirrored from them; n neither a multiple of the tile nor of the 4-row groups
-    # (1031: threads from 2^20 entries on), a zero-mass row in the first / last tile
+    # (1031: threads from 2^20 entries on), a zero-mass row in the first / last tile; f32: the
+    # float32-kernel phase (upper tiles too) forced
+    import geoml.ot._symmetric as sym
+
+    if f32:
+        monkeypatch.setattr(sym, "KERNEL32_MIN_ENTRIES", 0)
     C, a = _sym_problem(40 + n, n, d=2)
     C = np.minimum(C, C.T)
     if zero is not None:
