@@ -1516,6 +1516,61 @@ def test_sinkhorn_symmetric_n_jobs_identical():
         assert np.array_equal(P1, P2)
 
 
+@pytest.mark.parametrize(
+    "n,zero,f32", [(131, None, False), (259, 0, False), (259, 3, True), (1031, 1030, False)]
+)
+def test_sinkhorn_symmetric_upper_tiles_ragged(monkeypatch, n, zero, f32):
+    # an exactly symmetric cost: the kernel stored and multiplied by its upper 128 x 128 tiles,
+    # the plan mirrored from them; n neither a multiple of the tile nor of the 4-row groups
+    # (1031: threads from 2^20 entries on), a zero-mass row in the first / last tile; f32: the
+    # float32-kernel phase (upper tiles too) forced
+    import geoml.ot._symmetric as sym
+
+    if f32:
+        monkeypatch.setattr(sym, "KERNEL32_MIN_ENTRIES", 0)
+    C, a = _sym_problem(40 + n, n, d=2)
+    C = np.minimum(C, C.T)
+    if zero is not None:
+        a[zero] = 0.0
+        a /= a.sum()
+    r1 = got.sinkhorn_symmetric(C, a, eps=0.1, tol=1e-11, n_jobs=1)
+    r2 = got.sinkhorn_symmetric(C, a, eps=0.1, tol=1e-11, n_jobs=2)
+    assert r1.converged and r1.n_iter == r2.n_iter
+    assert np.array_equal(r1.plan, r2.plan) and np.array_equal(r1.log_scaling, r2.log_scaling)
+    P = r1.plan
+    assert np.array_equal(P, P.T)
+    assert np.abs(P.sum(1) - a).sum() <= 1e-11
+    L = r1.log_scaling[:, None] + r1.log_scaling[None, :] - C / 0.1
+    assert np.allclose(np.exp(L), P, rtol=1e-10, atol=0)
+    m = a > 0
+    ref = pot.sinkhorn(a[m], a[m], C[m][:, m], 0.1, stopThr=1e-13, numItermax=100000)
+    assert np.abs(P[m][:, m] - ref).max() <= 1e-8 * a.max()
+    if zero is not None:
+        assert not P[zero].any() and not P[:, zero].any()
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2"])
+def test_sinkhorn_symmetric_upper_tiles_isa(isa):
+    # the upper-tile products, input scan and plan on each ISA's kernels (n = 2 x 128 + 11):
+    # the same plan as the default ISA's to rounding
+    from geoml import _core
+
+    if isa != "generic" and _core.simd_isa() == "generic":
+        pytest.skip("no AVX2")
+    C, a = _sym_problem(50, 267, d=2)
+    C = np.minimum(C, C.T)
+    ref = got.sinkhorn_symmetric(C, a, eps=0.1, tol=1e-11)
+    _core.set_simd_isa(isa)
+    try:
+        res = got.sinkhorn_symmetric(C, a, eps=0.1, tol=1e-11)
+    finally:
+        _core.set_simd_isa("auto")
+    assert res.converged and np.array_equal(res.plan, res.plan.T)
+    assert np.abs(res.plan - ref.plan).max() <= 1e-12 * a.max()
+    L = res.log_scaling[:, None] + res.log_scaling[None, :] - C / 0.1
+    assert np.allclose(np.exp(L), res.plan, rtol=1e-10, atol=0)
+
+
 @pytest.mark.parametrize("sparse", [False, True])
 def test_sinkhorn_symmetric_no_scaling_exists_warns(sparse):
     # [[0, 1], [1, 0]] has P_12 = P_21: row sums (1/3, 2/3) are impossible; d diverges

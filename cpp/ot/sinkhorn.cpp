@@ -749,6 +749,14 @@ void dot_rows4(int n, const float* k, int64_t ld, const double* v, double* s) {
   const SimdIsa isa = simd_isa();
   GEOML_SIMD_CALL(isa, row_dot4<float>, n, k, ld, v, s);
 }
+void axpy_rows4(int n, const double* u, const double* k, int64_t ld, double* acc) {
+  const SimdIsa isa = simd_isa();
+  GEOML_SIMD_CALL(isa, row_axpy4<double>, n, u, k, ld, acc);
+}
+void axpy_rows4(int n, const double* u, const float* k, int64_t ld, double* acc) {
+  const SimdIsa isa = simd_isa();
+  GEOML_SIMD_CALL(isa, row_axpy4<float>, n, u, k, ld, acc);
+}
 void axpy_row(int n, double u, const double* k, double* acc) {
   row_axpy<double>(n, u, k, acc);
 }

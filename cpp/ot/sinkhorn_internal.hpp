@@ -191,6 +191,11 @@ double dot_row(int n, const float* k, const double* v);
 void dot_rows4(int n, const double* k, int64_t ld, const double* v, double* s);
 void dot_rows4(int n, const float* k, int64_t ld, const double* v, double* s);
 
+/// acc_j += u[r] k_rj for r = 0..3 in that order, k_r = k + r ld (the bits of four axpy_row
+/// calls; every u[r] k_rj finite).
+void axpy_rows4(int n, const double* u, const double* k, int64_t ld, double* acc);
+void axpy_rows4(int n, const double* u, const float* k, int64_t ld, double* acc);
+
 /// acc_j += u k_j for j < n (float32 or float64 kernel row; the fused K^T u of a sweep).
 void axpy_row(int n, double u, const double* k, double* acc);
 void axpy_row(int n, double u, const float* k, double* acc);

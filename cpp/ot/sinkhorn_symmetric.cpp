@@ -151,6 +151,60 @@ void dense_mv(int64_t n, const T* K, const double* v, double* s, int n_threads) 
   for (int64_t i = 4 * n4; i < n; ++i) s[i] = ot_detail::dot_row(nn, K + i * n, v);
 }
 
+// A symmetric kernel stored by its upper kTile x kTile tiles (bi <= bj; the diagonal tiles
+// whole, the lower tiles never written): each stored entry read once per product, half the
+// memory traffic of dense_mv. R (nb n) holds the per-block partial sums R[b n + i] = sum_{j in
+// block b} K_ij v_j, each written by the one thread of its tile and summed in a fixed order:
+// any thread count gives the same s.
+constexpr int64_t kTile = 128;
+
+// The partial sums of the tile (i0.., j0..): its row sums into R[bj n + i] and, off the
+// diagonal, its column sums (the mirrored tile's row sums) into R[bi n + j].
+template <typename T>
+void upper_tile_mv(int64_t n, const T* K, const double* v, int64_t i0, int64_t i1, int64_t j0,
+                   int64_t j1, double* R) {
+  const int len = static_cast<int>(j1 - j0);
+  const bool diag = i0 == j0;
+  double* ri = R + (j0 / kTile) * n;
+  double* rj = R + (i0 / kTile) * n + j0;
+  if (!diag) std::fill(rj, rj + len, 0.0);
+  int64_t i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const T* k = K + i * n + j0;
+    ot_detail::dot_rows4(len, k, n, v + j0, ri + i);
+    if (!diag) ot_detail::axpy_rows4(len, v + i, k, n, rj);
+  }
+  for (; i < i1; ++i) {
+    const T* k = K + i * n + j0;
+    ri[i] = ot_detail::dot_row(len, k, v + j0);
+    if (!diag) ot_detail::axpy_row(len, v[i], k, rj);
+  }
+}
+
+// s_i = sum_b R[b n + i], b in order.
+void sum_blocks(int64_t n, const double* R, double* s, int n_threads) {
+  const int64_t nb = (n + kTile - 1) / kTile;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    double t = 0.0;
+    for (int64_t b = 0; b < nb; ++b) t += R[b * n + i];
+    s[i] = t;
+  }
+}
+
+// s = K v for a kernel stored by its upper tiles; R: nb n scratch.
+template <typename T>
+void upper_mv(int64_t n, const T* K, const double* v, double* s, int n_threads, double* R) {
+  const int64_t nb = (n + kTile - 1) / kTile;
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+  for (int64_t bi = 0; bi < nb; ++bi) {
+    const int64_t i0 = bi * kTile, i1 = std::min(n, i0 + kTile);
+    for (int64_t bj = bi; bj < nb; ++bj)
+      upper_tile_mv(n, K, v, i0, i1, bj * kTile, std::min(n, bj * kTile + kTile), R);
+  }
+  sum_blocks(n, R, s, n_threads);
+}
+
 template <typename T>
 SymmetricInfo sinkhorn_symmetric_dense(int64_t n, const T* K, const double* a, double tol,
                                        int64_t max_iter, int n_threads, double* logd, T* P) {
@@ -248,13 +302,12 @@ SymmetricScan merge_scan(int64_t n, const std::vector<ScanAcc>& accs,
 }
 
 // K_ij = exp((f_i + f_j - C_ij) ie) into K (float32 or float64), and s = K v (n) in the same
-// pass. With C == C.T exactly, the exponentials of the upper tiles only, mirrored (half the
-// exps; K symmetric by construction), s summed from per-tile partial sums in a fixed order:
-// the result does not depend on the thread count.
+// pass. With C == C.T exactly, the exponentials of the upper tiles only, stored by their upper
+// tiles (see upper_mv; R: its scratch) with half the exps; else every row.
 template <typename T>
 void build_gibbs(int64_t n, const double* f, const double* C, double ie, bool c_symmetric,
-                 int n_threads, T* K, const double* v, double* s, ScanAcc* accs = nullptr,
-                 double* rmins = nullptr) {
+                 int n_threads, T* K, const double* v, double* s, double* R,
+                 ScanAcc* accs = nullptr, double* rmins = nullptr) {
   auto row = [&](int len, int64_t i, int64_t j0) {
     if constexpr (std::is_same_v<T, float>)
       ot_detail::exp_row32(len, f[i], f + j0, C + i * n + j0, ie, K + i * n + j0);
@@ -271,44 +324,28 @@ void build_gibbs(int64_t n, const double* f, const double* C, double ie, bool c_
     return;
   }
   // 128 x 128 tiles: their row segments (1 KiB) are long enough for the hardware prefetchers
-  // (10 % faster than 64 x 64 at n = 2,000), and a tile pair of C and K stays in L2
-  constexpr int64_t B = 128;
-  const int64_t nb = (n + B - 1) / B;
-  std::vector<double> R(size_t(nb) * size_t(n));  // R[b n + i] = sum_{j in block b} K_ij v_j
+  // (10 % faster than 64 x 64 at n = 2,000), and a tile of C and K stays in L2
+  const int64_t nb = (n + kTile - 1) / kTile;
 #pragma omp parallel num_threads(n_threads)
   {
     const int tid = thread_id();
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bi = 0; bi < nb; ++bi) {
-      const int64_t i0 = bi * B, i1 = std::min(n, i0 + B);
+      const int64_t i0 = bi * kTile, i1 = std::min(n, i0 + kTile);
       for (int64_t bj = bi; bj < nb; ++bj) {
-        const int64_t j0 = bj * B, j1 = std::min(n, j0 + B);
+        const int64_t j0 = bj * kTile, j1 = std::min(n, j0 + kTile);
         const int len = static_cast<int>(j1 - j0);
         if (accs != nullptr)  // the input checks of this tile pair, while it is in cache
           scan_tile(n, C, i0, i1, j0, j1, bj == bi, accs[tid], rmins + size_t(tid) * size_t(n));
-        for (int64_t i = i0; i < i1; ++i) {
-          row(len, i, j0);
-          R[size_t(bj) * n + i] = ot_detail::dot_row(len, K + i * n + j0, v + j0);
-        }
-        if (bj == bi) {  // the diagonal tile: its lower triangle from its upper one
+        for (int64_t i = i0; i < i1; ++i) row(len, i, j0);
+        if (bj == bi)  // the diagonal tile: its lower triangle from its upper one
           for (int64_t i = i0; i < i1; ++i)
             for (int64_t j = i + 1; j < j1; ++j) K[j * n + i] = K[i * n + j];
-        } else {
-          for (int64_t j = j0; j < j1; ++j) {
-            T* Kj = K + j * n;
-            for (int64_t i = i0; i < i1; ++i) Kj[i] = K[i * n + j];
-            R[size_t(bi) * n + j] = ot_detail::dot_row(static_cast<int>(i1 - i0), Kj + i0, v + i0);
-          }
-        }
+        upper_tile_mv(n, K, v, i0, i1, j0, j1, R);
       }
     }
   }
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    double t = 0.0;
-    for (int64_t b = 0; b < nb; ++b) t += R[size_t(b) * n + i];
-    s[i] = t;
-  }
+  sum_blocks(n, R, s, n_threads);
 }
 
 SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, const double* a,
@@ -324,15 +361,16 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
   // the kernels are built with their first product K v, v = 1 on the rows with a_i > 0
   std::vector<double> mask(n), s0(n);
   for (int64_t i = 0; i < n; ++i) mask[i] = a[i] == 0.0 ? 0.0 : 1.0;
+  std::vector<double> R(size_t((n + kTile - 1) / kTile) * size_t(n));  // upper_mv's scratch
   SymmetricInfo info;
   if (scan != nullptr) {
-    // The input checks fused with a first (mirrored) build with f = 0, which stands whenever
+    // The input checks fused with a first (upper-tile) build with f = 0, which stands whenever
     // C is exactly symmetric with zero row minima (a cost with a zero diagonal); else rebuilt.
     std::vector<ScanAcc> accs(n_threads);
     std::vector<double> rmins(size_t(n_threads) * size_t(n),
                               std::numeric_limits<double>::infinity());
-    build_gibbs(n, f.data(), C, ie, true, n_threads, P, mask.data(), s0.data(), accs.data(),
-                rmins.data());
+    build_gibbs(n, f.data(), C, ie, true, n_threads, P, mask.data(), s0.data(), R.data(),
+                accs.data(), rmins.data());
     *scan = merge_scan(n, accs, rmins, h.data());
     if (!scan->finite || scan->asym > sym_rtol * scan->absmax) return info;  // caller raises
     bool rebuild = scan->asym != 0.0;
@@ -341,7 +379,8 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
       f[i] = 0.5 * h[i];
       rebuild = rebuild || f[i] != 0.0;
     }
-    if (rebuild) build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, P, mask.data(), s0.data());
+    if (rebuild)
+      build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, P, mask.data(), s0.data(), R.data());
     f32_min_entries = std::numeric_limits<int64_t>::max();
   } else if (rowmin != nullptr) {
     for (int64_t i = 0; i < n; ++i) f[i] = 0.5 * rowmin[i];
@@ -360,18 +399,23 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
   std::unique_ptr<float[]> K32;
   double tiny = kTinyProduct;
   auto build = [&]() {
-    build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, P, mask.data(), s0.data());
+    build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, P, mask.data(), s0.data(), R.data());
   };
   if (n * n >= f32_min_entries) {
     K32.reset(new float[size_t(n) * size_t(n)]);
     tiny = std::max(kTinyProduct, double(n) * kTiny32PerRow);
-    build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, K32.get(), mask.data(), s0.data());
+    build_gibbs(n, f.data(), C, ie, c_symmetric, n_threads, K32.get(), mask.data(), s0.data(),
+                R.data());
   } else if (scan == nullptr) {
     build();
   }
   auto mv = [&](const double* v, double* s) {
-    if (K32)
+    if (K32 && c_symmetric)
+      upper_mv(n, K32.get(), v, s, n_threads, R.data());
+    else if (K32)
       dense_mv(n, K32.get(), v, s, n_threads);
+    else if (c_symmetric)
+      upper_mv(n, P, v, s, n_threads, R.data());
     else
       dense_mv(n, P, v, s, n_threads);
   };
@@ -409,12 +453,28 @@ SymmetricInfo sinkhorn_symmetric_cost(int64_t n, const double* C, double eps, co
     info.n_iter += n32;
     if (info.zero_row >= 0) return info;
   }
-  bool identity = true;  // d = 1: P already holds the plan
+  bool identity = true;  // d = 1: P already holds the plan (or its upper tiles)
   for (int64_t i = 0; i < n; ++i) identity = identity && logd[i] == 0.0;
-  if (!identity) {
-    std::vector<double> d(n);
-    for (int64_t i = 0; i < n; ++i) d[i] = std::exp(logd[i]);
-    const SimdIsa isa = simd_isa();
+  std::vector<double> d(n);
+  for (int64_t i = 0; i < n; ++i) d[i] = std::exp(logd[i]);
+  const SimdIsa isa = simd_isa();
+  if (c_symmetric) {
+    // the plan's upper tiles in place, each mirrored into its lower tile while in cache (an
+    // exactly symmetric plan)
+    const int64_t nb = (n + kTile - 1) / kTile;
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+    for (int64_t bi = 0; bi < nb; ++bi) {
+      const int64_t i0 = bi * kTile, i1 = std::min(n, i0 + kTile);
+      for (int64_t bj = bi; bj < nb; ++bj) {
+        const int64_t j0 = bj * kTile, j1 = std::min(n, j0 + kTile);
+        if (!identity)
+          for (int64_t i = i0; i < i1; ++i)
+            GEOML_SIMD_CALL(isa, scale_row, j1 - j0, d[i], d.data() + j0, P + i * n + j0);
+        for (int64_t j = j0; j < j1; ++j)  // (a diagonal tile: its strict upper triangle)
+          for (int64_t i = i0; i < std::min(i1, j); ++i) P[j * n + i] = P[i * n + j];
+      }
+    }
+  } else if (!identity) {
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (int64_t i = 0; i < n; ++i) GEOML_SIMD_CALL(isa, scale_row, n, d[i], d.data(), P + i * n);
   }
