@@ -788,9 +788,10 @@ def _clustered_pass(
     in batches of about equal work (a few per worker thread), each chunk's lists merged (with
     ``prev``, an earlier pass's). Tasks: one per chunk (assignment, then merge), one per
     batch, one per (chunk, batch) cutting the chunk's rows for the batch and one per (batch,
-    chunk) cutting the batch's lists for the chunk. On a ``distributed.Client`` every task is
-    placed (loosely): a chunk's tasks where the chunk is, a batch's on the worker the plan
-    gives it (batches dealt out longest first to the least loaded worker). Persisted."""
+    chunk) cutting the batch's lists for the chunk. On a ``distributed.Client`` the
+    assignments run where Dask puts them (where the chunks are) and every later task is placed
+    (loosely): a chunk's where its assignment is, a batch's on the worker the plan gives it
+    (batches dealt out longest first to the least loaded worker per thread). Persisted."""
     n = X.shape[0]
     P = len(blocks)
     geo = _core.Metric[metric]
@@ -805,8 +806,8 @@ def _clustered_pass(
         aligned(rows), C=C, metric=geo, seed=seed, node=node, n_jobs=check_n_jobs(None)
     )
     if client is not None:
-        workers, homes, _ = _ring_homes(client, blocks)
         info = client.scheduler_info()["workers"]
+        workers = sorted(info)
         threads = [max(1, int(info[w].get("nthreads", 1))) for w in workers]
 
         def on(w):
@@ -817,7 +818,7 @@ def _clustered_pass(
     else:
         import contextlib
 
-        homes, threads = [0] * P, [int(dask.config.get("num_workers", None) or os.cpu_count())]
+        threads = [int(dask.config.get("num_workers", None) or os.cpu_count())]
 
         def on(w):
             return contextlib.nullcontext()
@@ -827,12 +828,18 @@ def _clustered_pass(
 
     assign = dask.delayed(_assign_cells, pure=True)
     count = dask.delayed(_counts, pure=True)
-    groups = []
-    for i, B in enumerate(blocks):
-        with on(homes[i]):
-            groups.append(assign(B, starts[i], centres, metric, overlap))
-    groups = persist(*groups)
+    # each chunk's assignment where Dask puts it (where the chunk is, or is read): its home
+    groups = persist(
+        *[assign(B, starts[i], centres, metric, overlap) for i, B in enumerate(blocks)]
+    )
     per_chunk = np.array(dask.compute(*[count(g, C) for g in groups]))  # (chunks, lists)
+    homes = [0] * P
+    if client is not None:
+        who = client.who_has([g.key for g in groups])
+        pos = {w: p for p, w in enumerate(workers)}
+        for i, g in enumerate(groups):
+            held = sorted(h for h in who.get(g.key, ()) if h in pos)
+            homes[i] = pos[held[0]] if held else i * len(workers) // P
     counts = per_chunk.sum(axis=0)
     offsets = np.cumsum(per_chunk, axis=0) - per_chunk  # a chunk's first position in a list
     parts = _top_parts(counts, n, size)
