@@ -1009,9 +1009,12 @@ def _knn_approx(dask, da, X, k, metric, n_jobs, split_every, target, random_stat
     rows = np.union1d(checked, short)
     if more.size:  # rows short of k candidates (lists of fewer than k + 1 points): exact
         m_idx, m_dist = _exact_rows(dask, X, blocks, starts, more, k, metric, n_jobs, split_every)
-        at = np.searchsorted(rows, checked), np.searchsorted(rows, more)
-        ex_idx = np.concatenate([ex_idx, m_idx])[np.argsort(np.concatenate(at), kind="stable")]
-        ex_dist = np.concatenate([ex_dist, m_dist])[np.argsort(np.concatenate(at), kind="stable")]
+        # both in the order of rows
+        order = np.argsort(np.searchsorted(rows, np.concatenate([checked, more])))
+        ex_idx, ex_dist = (
+            np.concatenate([ex_idx, m_idx])[order],
+            np.concatenate([ex_dist, m_dist])[order],
+        )
 
     def measure(merged, short):
         # recall of the checked points' lists as returned (compared in X's precision); rows
