@@ -1165,7 +1165,7 @@ def test_knn_approx_short_rows_counted_as_found():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_merge_cells_reference(seed):
     # each row's k best distinct candidates by (score, index) over its pieces, ordered by
-    # (distance, index), against a per-row Python reference; rows in one to four pieces
+    # (distance, index), against a per-row Python reference; rows in one to five pieces
     # (overlap, and a second pass merged in), lists padded with -1, ties in score and distance
     rng = np.random.default_rng(seed)
     m, k, q0 = 300, 6, 1000
@@ -1178,8 +1178,8 @@ def test_merge_cells_reference(seed):
         r = rows - q0
         d = np.where(idx >= 0, dist_of[r[:, None], np.maximum(idx, 0)], np.inf)
         sc = np.where(idx >= 0, score_of[r[:, None], np.maximum(idx, 0)], np.inf)
-        o = np.lexsort((np.where(idx >= 0, idx, 99), d), axis=1)  # as a cell: by (distance,
-        # index), empty slots last
+        # as a cell returns them: by (distance, index), empty slots last
+        o = np.lexsort((np.where(idx >= 0, idx, 99), d), axis=1)
         idx, d, sc = (np.take_along_axis(a, o, 1) for a in (idx, d, sc))
         return rows, idx.astype(np.int64), d, sc.astype(np.float32)
 
