@@ -785,7 +785,7 @@ def _clustered_pass(
 ):
     """One pass of the clustered start over the chunks: the top split on the client (its
     k-means sample gathered), every chunk's rows assigned to their lists, the parts searched
-    in batches of about equal work (a few per worker thread), each chunk's lists merged (with
+    in batches of about equal work (8 per worker thread), each chunk's lists merged (with
     ``prev``, an earlier pass's). Tasks: one per chunk (assignment, then merge), one per
     batch, one per (chunk, batch) cutting the chunk's rows for the batch and one per (batch,
     chunk) cutting the batch's lists for the chunk. On a ``distributed.Client`` the
@@ -845,7 +845,7 @@ def _clustered_pass(
     parts = _top_parts(counts, n, size)
     # work of a part: its lists' exact searches, lists of about `size` points
     weights = [(b - a) * min(b - a, size) for _, a, b in parts]
-    batches = _batches(weights, min(len(parts), 4 * sum(threads)))
+    batches = _batches(weights, min(len(parts), 8 * sum(threads)))
     # batches to workers, heaviest first onto the least loaded (per thread)
     load = [0.0] * len(threads)
     place = []
