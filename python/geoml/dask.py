@@ -294,7 +294,7 @@ def _ring_homes(client, blocks):
     workers = sorted(client.scheduler_info()["workers"])
     W, P = len(workers), len(blocks)
     keys = [b.key for b in blocks]
-    who = client.who_has(keys)
+    who = client.who_has(blocks)  # the futures behind them (a list of keys finds none)
     pos = {w: p for p, w in enumerate(workers)}
     homes, there = [], []
     for i, key in enumerate(keys):
@@ -835,7 +835,7 @@ def _clustered_pass(
     per_chunk = np.array(dask.compute(*[count(g, C) for g in groups]))  # (chunks, lists)
     homes = [0] * P
     if client is not None:
-        who = client.who_has([g.key for g in groups])
+        who = client.who_has(groups)  # the futures behind them (a list of keys finds none)
         pos = {w: p for p, w in enumerate(workers)}
         for i, g in enumerate(groups):
             held = sorted(h for h in who.get(g.key, ()) if h in pos)
