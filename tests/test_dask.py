@@ -1244,3 +1244,16 @@ def test_sample_dimension_reference():
     X = rng.random((4000, 5))
     d = np.sort(np.linalg.norm(X[:300, None] - X[None], axis=2), axis=1)[:, 1 : 10 + 1]
     assert 4 < gdask._sample_dimension(d, 10, "euclidean") < 6
+
+
+def test_ring_homes_finds_persisted_chunks(client):
+    # chunks already on the cluster are found where they are (client.who_has must be given
+    # the objects: given their keys it finds no futures and answers nothing)
+    X = client.persist(da.from_array(_data(400, 3, np.float64, 40), chunks=(100, -1)))
+    distributed.wait(X)
+    blocks = list(X.to_delayed().ravel())
+    workers, homes, there = gdask._ring_homes(client, blocks)
+    who = client.who_has(X)
+    assert all(there)
+    for b, h in zip(blocks, homes, strict=True):
+        assert workers[h] in who[b.key]

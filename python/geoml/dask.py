@@ -288,13 +288,20 @@ def _ring_moves(homes, place, sizes, d: int, itemsize: int, k: int) -> dict:
     return {"data": data, "bounds": bounds, "candidates": cand}
 
 
+def _who_has(client, keys) -> dict:
+    """{key: workers holding it} for task keys (``client.who_has`` takes futures: given keys,
+    or objects whose futures it cannot see, such as ``to_delayed`` blocks, it answers
+    nothing), asked of the scheduler directly."""
+    return dict(client.sync(client.scheduler.who_has, keys=list(keys)))
+
+
 def _ring_homes(client, blocks):
     """(worker addresses in order, home position of each chunk): where a chunk already is
     (persisted, or read on the workers), else chunk i on worker i W / P (then put there)."""
     workers = sorted(client.scheduler_info()["workers"])
     W, P = len(workers), len(blocks)
     keys = [b.key for b in blocks]
-    who = client.who_has(blocks)  # the futures behind them (a list of keys finds none)
+    who = _who_has(client, keys)
     pos = {w: p for p, w in enumerate(workers)}
     homes, there = [], []
     for i, key in enumerate(keys):
@@ -835,7 +842,7 @@ def _clustered_pass(
     per_chunk = np.array(dask.compute(*[count(g, C) for g in groups]))  # (chunks, lists)
     homes = [0] * P
     if client is not None:
-        who = client.who_has(groups)  # the futures behind them (a list of keys finds none)
+        who = _who_has(client, [g.key for g in groups])
         pos = {w: p for p, w in enumerate(workers)}
         for i, g in enumerate(groups):
             held = sorted(h for h in who.get(g.key, ()) if h in pos)
