@@ -29,6 +29,15 @@ def test_import_geoml_does_not_import_dask():
     assert out.stdout.strip() == "False"
 
 
+@pytest.fixture(autouse=True)
+def _clusters_at_any_dimension(monkeypatch):
+    """The approximate tests exercise the distributed clustered start on small, often
+    low-dimensional data, where geoml.knn (and geoml.dask.knn) would choose the forest: the
+    clusters from any intrinsic dimension, unless a test sets it back
+    (test_knn_approx_start_chosen_by_dimension)."""
+    monkeypatch.setattr(gdask, "_CLUSTER_MIN_DIM", 0.0)
+
+
 @pytest.fixture(scope="module")
 def client():
     if os.environ.get("GEOML_SANITIZED"):
@@ -1151,3 +1160,100 @@ def test_knn_approx_short_rows_counted_as_found():
         )
         idx = res.indices.compute()
     assert res.recall_.estimate == pytest.approx(_recall(idx, X, 9), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_merge_cells_reference(seed):
+    # each row's k best distinct candidates by (score, index) over its pieces, ordered by
+    # (distance, index), against a per-row Python reference; rows in one to five pieces
+    # (overlap, and a second pass merged in), lists padded with -1, ties in score and distance
+    rng = np.random.default_rng(seed)
+    m, k, q0 = 300, 6, 1000
+    score_of = rng.integers(0, 40, size=(m, 80)).astype(np.float32)  # ties on purpose
+    dist_of = score_of.astype(np.float64) + rng.integers(0, 3, size=(m, 80)) / 4
+
+    def piece(rows):
+        idx = np.stack([rng.choice(80, size=k, replace=False) for _ in rows])
+        idx[rng.random(idx.shape) < 0.1] = -1
+        r = rows - q0
+        d = np.where(idx >= 0, dist_of[r[:, None], np.maximum(idx, 0)], np.inf)
+        sc = np.where(idx >= 0, score_of[r[:, None], np.maximum(idx, 0)], np.inf)
+        # as a cell returns them: by (distance, index), empty slots last
+        o = np.lexsort((np.where(idx >= 0, idx, 99), d), axis=1)
+        idx, d, sc = (np.take_along_axis(a, o, 1) for a in (idx, d, sc))
+        return rows, idx.astype(np.int64), d, sc.astype(np.float32)
+
+    pieces = [
+        piece(np.sort(rng.choice(np.arange(q0, q0 + m), size=s, replace=False)))
+        for s in (300, 120, 60, 30, 5)
+    ]
+    idx, dist, score, short = gdask._merge_cells(k, q0, m, None, *pieces, None)
+    for r in range(m):
+        cand = {}
+        for rows, I, D, S in pieces:
+            at = np.flatnonzero(rows == r + q0)
+            for t in range(k) if at.size else ():
+                j = int(I[at[0], t])
+                if j >= 0:
+                    cand[j] = (float(S[at[0], t]), float(D[at[0], t]))
+        best = sorted(cand, key=lambda j: (cand[j][0], j))[:k]
+        best = sorted(best, key=lambda j: (cand[j][1], j))
+        want = best + [-1] * (k - len(best))
+        assert idx[r].tolist() == want
+        assert dist[r].tolist() == [cand[j][1] for j in best] + [np.inf] * (k - len(best))
+        assert score[r].tolist() == [cand[j][0] for j in best] + [np.inf] * (k - len(best))
+    np.testing.assert_array_equal(short, np.flatnonzero(idx[:, -1] < 0) + q0)
+
+
+def test_knn_approx_start_chosen_by_dimension(monkeypatch):
+    # as geoml.knn: the checked points' intrinsic dimension chooses the start; below
+    # cluster_min_dim (low-dimensional data) geoml.knn's forest and NN-descent run in one task
+    # (the same graph as geoml.knn), from it the clustered start is distributed
+    monkeypatch.setattr(gdask, "_CLUSTER_MIN_DIM", geoml._core.NNDescentOptions().cluster_min_dim)
+    rng = np.random.default_rng(30)
+    low = rng.random((5000, 3)) @ rng.normal(size=(3, 12))  # a 3-D subspace of R^12
+    high = _clustered(5000, 40, n_clusters=5, seed=31)
+    kw = {"method": "nndescent", "partition_size": 500, "random_state": 3}
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = gdask.knn(da.from_array(low, chunks=(1500, -1)), 8, **kw)
+        idx, dist = dask.compute(res.indices, res.distances)
+        res2 = gdask.knn(da.from_array(high, chunks=(1500, -1)), 8, **kw)
+    assert res.partition_["start"] == "one task" and res.partition_["intrinsic_dim"] < 4
+    ref = geoml.knn(low, 8, method="nndescent", random_state=3)
+    np.testing.assert_array_equal(np.sort(idx, axis=1), np.sort(ref.indices, axis=1))
+    np.testing.assert_array_equal(dist, gdask._exact64(low, low, idx, "euclidean"))
+    assert res2.partition_["start"] == "clustered" and res2.partition_["intrinsic_dim"] > 10
+
+
+def test_sample_dimension_reference():
+    # the Levina-Bickel estimate pooled as geoml.knn pools it (MacKay-Ghahramani), with a
+    # point of zero distances left out; lengths of squared and cosine distances
+    rng = np.random.default_rng(2)
+    k = 6
+    T = np.sort(rng.random((50, k)) + 0.01, axis=1)
+    T[3] = 0.0  # a duplicate: left out
+    inv = [np.mean(np.log(T[i, -1] / T[i, :-1])) for i in range(50) if i != 3]
+    want = 1 / np.mean(inv)
+    assert gdask._sample_dimension(T, k, "euclidean") == pytest.approx(want, rel=1e-12)
+    assert gdask._sample_dimension(T**2, k, "sqeuclidean") == pytest.approx(want, rel=1e-12)
+    assert gdask._sample_dimension(T**2 / 2, k, "cosine") == pytest.approx(want, rel=1e-12)
+    assert np.isnan(gdask._sample_dimension(T, 2, "euclidean"))
+    assert np.isnan(gdask._sample_dimension(T, k, "inner_product"))
+    # uniform points in a 5-D cube: about 5
+    X = rng.random((4000, 5))
+    d = np.sort(np.linalg.norm(X[:300, None] - X[None], axis=2), axis=1)[:, 1 : 10 + 1]
+    assert 4 < gdask._sample_dimension(d, 10, "euclidean") < 6
+
+
+def test_ring_homes_finds_persisted_chunks(client):
+    # chunks already on the cluster are found where they are (client.who_has must be given
+    # the objects: given their keys it finds no futures and answers nothing)
+    X = client.persist(da.from_array(_data(400, 3, np.float64, 40), chunks=(100, -1)))
+    distributed.wait(X)
+    blocks = list(X.to_delayed().ravel())
+    workers, homes, there = gdask._ring_homes(client, blocks)
+    who = client.who_has(X)
+    assert all(there)
+    for b, h in zip(blocks, homes, strict=True):
+        assert workers[h] in who[b.key]

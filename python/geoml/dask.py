@@ -288,13 +288,20 @@ def _ring_moves(homes, place, sizes, d: int, itemsize: int, k: int) -> dict:
     return {"data": data, "bounds": bounds, "candidates": cand}
 
 
+def _who_has(client, keys) -> dict:
+    """{key: workers holding it} for task keys (``client.who_has`` takes futures: given keys,
+    or objects whose futures it cannot see, such as ``to_delayed`` blocks, it answers
+    nothing), asked of the scheduler directly."""
+    return dict(client.sync(client.scheduler.who_has, keys=list(keys)))
+
+
 def _ring_homes(client, blocks):
     """(worker addresses in order, home position of each chunk): where a chunk already is
     (persisted, or read on the workers), else chunk i on worker i W / P (then put there)."""
     workers = sorted(client.scheduler_info()["workers"])
     W, P = len(workers), len(blocks)
     keys = [b.key for b in blocks]
-    who = client.who_has(keys)
+    who = _who_has(client, keys)
     pos = {w: p for p, w in enumerate(workers)}
     homes, there = [], []
     for i, key in enumerate(keys):
@@ -347,15 +354,21 @@ def knn(
     ``"dask"`` (and the threaded scheduler) leaves placement to Dask, lazily.
 
     Approximate (``method="nndescent"``, computed at once, results kept on the workers):
-    :func:`geoml.knn`'s clustered start, distributed. Its top split is made on the client
-    (k-means centres fitted on its hashed sample of the rows, gathered); each chunk's rows
-    join the list of their nearest centre and, when ``d2 <= overlap d1``, of their second (a
-    shuffle of about ``(1 + f) n d`` numbers, f the fraction in two lists); each part of the
-    split is one task that splits it further and searches its lists exactly as
-    :func:`geoml.knn` does (lists of at most 1.5 ``partition_size`` points, or up to 4 when a
-    split would not be local); each point keeps its k best distinct candidates by the search's
-    score over its lists. The lists are those of :func:`geoml.knn`'s start with the same
-    ``random_state`` (same cells, same kernel); the distances are recomputed with
+    :func:`geoml.knn`'s start, distributed. :func:`geoml.knn`'s 500 checked points are
+    searched exactly first; their intrinsic dimension chooses the start as in
+    :func:`geoml.knn`: below ``NNDescentOptions.cluster_min_dim`` (10), :func:`geoml.knn`'s
+    forest and NN-descent run whole in one task (the worker's threads), else its clustered
+    start, distributed. Its top split is made on the client (k-means centres fitted on its
+    hashed sample of the rows, gathered); each chunk's rows join the list of their nearest
+    centre and, when ``d2 <= overlap d1``, of their second (a shuffle of about ``(1 + f) n d``
+    numbers, f the fraction in two lists); the parts of the split go into a few batches per
+    worker thread of about equal work, each batch one task that splits each of its parts
+    further and searches its lists exactly as :func:`geoml.knn` does (lists of at most 1.5
+    ``partition_size`` points, or up to 4 when a split would not be local); each point keeps
+    its k best distinct candidates by the search's score over its lists. On a
+    ``distributed.Client`` the tasks are placed where their data is (loosely). The lists are
+    those of :func:`geoml.knn`'s start with the same ``random_state`` (same cells, same
+    kernel); the distances are recomputed with
     :func:`geoml.knn`'s finishing formula (as in the exact mode). The recall is measured on
     :func:`geoml.knn`'s 500 checked points (searched exactly, blockwise); below
     ``target_recall`` a second partition (other k-means seeds) is merged in, where
@@ -411,7 +424,8 @@ def knn(
         whose ``recall_`` is the measured :class:`geoml.neighbors.RecallEstimate`; an
         approximate search also sets ``partition_``: a dict with ``start`` ("clustered", or
         "one task"), ``lists`` (parts of the top split searched, over all passes),
-        ``memberships`` (points sent to them, with repeats) and ``passes`` (1 or 2).
+        ``memberships`` (points sent to them, with repeats), ``passes`` (1 or 2) and
+        ``intrinsic_dim`` (of the checked points, which chose the start; NaN if unknown).
 
     Examples
     --------
@@ -572,6 +586,9 @@ def _knn_ring(dask, da, client, X, k, metric, n_jobs, split_every):
 
 _CLUSTER_SIZE = 8192  # the clustered start's default list size (nndescent.hpp)
 _CHECK_SALT = 0xC4EC  # nndescent_graph's stream of checked points
+# nndescent_graph's choice of start: clusters from this intrinsic dimension of the checked
+# points (NNDescentOptions.cluster_min_dim), the forest below
+_CLUSTER_MIN_DIM = _core.NNDescentOptions().cluster_min_dim
 
 
 def _approx_options(seed: int, size: int, overlap: float, target: float) -> dict:
@@ -651,12 +668,6 @@ def _counts(groups: dict, C: int) -> np.ndarray:
     return out
 
 
-def _piece(groups: dict, part: int, lo: int = 0, hi: int | None = None):
-    """The rows of list ``part`` held by one chunk (its positions [lo, hi) there), or None."""
-    got = groups.get(part)
-    return got if got is None or (lo == 0 and hi is None) else (got[0][lo:hi], got[1][lo:hi])
-
-
 def _top_parts(counts: np.ndarray, n: int, size: int) -> list:
     """The top split's parts as nndescent_graph forms them: (list, first, end) per part, in
     order; empty lists dropped, a list of at least 90 % of the points cut in chunks of size."""
@@ -671,29 +682,61 @@ def _top_parts(counts: np.ndarray, n: int, size: int) -> list:
     return parts
 
 
-def _cell(k: int, metric: str, opts, pass_: int, cid: int, starts, n_jobs, *pieces):
-    """One part of the top split searched as nndescent_graph's clustered start searches it
-    (split further, each list searched exactly): {chunk: (global rows, global neighbour
-    indices, float64 distances, scores)} of its rows, split by the rows' chunks."""
-    pieces = [p for p in pieces if p is not None]
-    g = np.concatenate([p[0] for p in pieces])
-    Xc = aligned(np.concatenate([p[1] for p in pieces]))
-    idx, dist, score = _core.nndescent_cell(
-        Xc,
-        k=k,
-        metric=_core.Metric[metric],
-        options=_core.NNDescentOptions(**opts),
-        pass_=pass_,
-        id=cid,
-        n_jobs=_task_threads(n_jobs),
+def _batches(weights: list, B: int) -> list:
+    """Parts into at most B batches of about equal weight (longest first onto the lightest
+    batch); each batch's parts in increasing order. Deterministic."""
+    load, out = [0.0] * B, [[] for _ in range(B)]
+    for p in sorted(range(len(weights)), key=lambda p: (-weights[p], p)):
+        b = min(range(B), key=lambda b: (load[b], b))
+        out[b].append(p)
+        load[b] += weights[p]
+    return [sorted(o) for o in out if o]
+
+
+def _bundle(groups: dict, spec) -> list:
+    """One chunk's rows for one batch of parts: [(part, global rows, rows of X)] for ``spec``,
+    [(part, list, lo, hi)] with [lo, hi) the positions in the chunk's piece of the list."""
+    out = []
+    for p, c, lo, hi in spec:
+        got = groups.get(c)
+        if got is not None and lo < hi:
+            out.append((p, got[0][lo:hi], got[1][lo:hi]))
+    return out
+
+
+def _cell_batch(k: int, metric: str, opts, pass_: int, parts, starts, n_jobs, *bundles):
+    """Parts of the top split, each searched as nndescent_graph's clustered start searches it
+    (split further, each list searched exactly), one after the other: per chunk of X, the
+    (global rows, global neighbour indices, float64 distances, scores) of its rows over the
+    batch's parts (None where none). ``parts``: [(part, list id)]; ``bundles``: the chunks'
+    :func:`_bundle` for this batch, in chunk order (so each part's rows are increasing)."""
+    rows = {p: [] for p, _ in parts}
+    for bundle in bundles:
+        for p, g, x in bundle:
+            rows[p].append((g, x))
+    per_chunk = [[] for _ in starts]
+    for p, cid in parts:
+        g = np.concatenate([r[0] for r in rows[p]])
+        Xc = aligned(np.concatenate([r[1] for r in rows[p]]))
+        rows[p] = None  # the part's copy of its rows is the only one kept
+        idx, dist, score = _core.nndescent_cell(
+            Xc,
+            k=k,
+            metric=_core.Metric[metric],
+            options=_core.NNDescentOptions(**opts),
+            pass_=pass_,
+            id=cid,
+            n_jobs=_task_threads(n_jobs),
+        )
+        gi = np.where(idx >= 0, g[np.maximum(idx, 0)], -1)
+        chunk = np.searchsorted(starts, g, side="right") - 1  # g increasing: chunk too
+        cuts = np.flatnonzero(np.diff(chunk)) + 1
+        for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(g)], strict=True):
+            per_chunk[chunk[s]].append((g[s:e], gi[s:e], dist[s:e], score[s:e]))
+    return tuple(
+        tuple(np.concatenate([p[f] for p in lst]) for f in range(4)) if lst else None
+        for lst in per_chunk
     )
-    gi = np.where(idx >= 0, g[np.maximum(idx, 0)], -1)
-    chunk = np.searchsorted(starts, g, side="right") - 1  # g increasing: chunk too
-    cuts = np.flatnonzero(np.diff(chunk)) + 1
-    return {
-        int(chunk[s]): (g[s:e], gi[s:e], dist[s:e], score[s:e])
-        for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(g)], strict=True)
-    }
 
 
 def _merge_cells(k: int, q0: int, m: int, prev, *pieces):
@@ -716,29 +759,48 @@ def _merge_cells(k: int, q0: int, m: int, prev, *pieces):
     one = np.bincount(rows, minlength=m)[rows] == 1  # rows in one cell: its list as it is
     idx[rows[one]], dist[rows[one]], score[rows[one]] = I[one], D[one], S[one]
     if not one.all():
-        r = np.repeat(rows[~one], k)
-        j, dd, ss = I[~one].ravel(), D[~one].ravel(), S[~one].ravel()
-        ok = j >= 0
-        r, j, dd, ss = r[ok], j[ok], dd[ok], ss[ok]
-        order = np.lexsort((j, ss, r))  # by row, score, index: a pair's copies are adjacent
-        r, j, dd, ss = r[order], j[order], dd[order], ss[order]
-        keep = np.ones(len(r), bool)
-        keep[1:] = (r[1:] != r[:-1]) | (j[1:] != j[:-1])
-        r, j, dd, ss = r[keep], j[keep], dd[keep], ss[keep]
-        keep = np.arange(len(r)) - np.searchsorted(r, r) < k  # the k best by (score, index)
-        r, j, dd, ss = r[keep], j[keep], dd[keep], ss[keep]
-        order = np.lexsort((j, dd, r))  # then by (distance, index)
-        r, j, dd, ss = r[order], j[order], dd[order], ss[order]
-        rank = np.arange(len(r)) - np.searchsorted(r, r)
-        idx[r, rank], dist[r, rank], score[r, rank] = j, dd, ss
+        # rows in several cells: their lists side by side, one row of t k candidates each
+        big = np.iinfo(np.int64).max  # empty slots: sorted last
+        order = np.argsort(rows[~one], kind="stable")
+        r = rows[~one][order]
+        u, first, cnt = np.unique(r, return_index=True, return_counts=True)
+        grp = np.repeat(np.arange(len(u)), cnt)
+        slot = np.arange(len(r)) - first[grp]
+        t = int(cnt.max())
+        cj = np.full((len(u), t, k), big, np.int64)
+        cd = np.full((len(u), t, k), np.inf)
+        cs = np.full((len(u), t, k), np.inf, S.dtype)
+        cj[grp, slot], cd[grp, slot], cs[grp, slot] = I[~one][order], D[~one][order], S[~one][order]
+        cj, cd, cs = (a.reshape(len(u), t * k) for a in (cj, cd, cs))
+        cj[cj < 0] = big
+        o = np.lexsort((cj, cs), axis=1)  # by score, index: a pair's copies are adjacent
+        cj, cd, cs = (np.take_along_axis(a, o, 1) for a in (cj, cd, cs))
+        dup = np.zeros(cj.shape, bool)
+        dup[:, 1:] = (cj[:, 1:] == cj[:, :-1]) & (cj[:, 1:] != big)
+        o = np.argsort(dup, axis=1, kind="stable")[:, :k]  # the k best distinct
+        cj, cd, cs, dup = (np.take_along_axis(a, o, 1) for a in (cj, cd, cs, dup))
+        cj[dup], cd[dup], cs[dup] = big, np.inf, np.inf
+        o = np.lexsort((cj, cd), axis=1)  # then by (distance, index)
+        cj, cd, cs = (np.take_along_axis(a, o, 1) for a in (cj, cd, cs))
+        cj[cj == big] = -1
+        idx[u], dist[u], score[u] = cj, cd, cs
     return idx, dist, score, np.flatnonzero(idx[:, -1] < 0) + q0
 
 
-def _clustered_pass(dask, X, blocks, starts, k, metric, n_jobs, seed, size, overlap, pass_, prev):
+def _clustered_pass(
+    dask, client, X, blocks, starts, k, metric, n_jobs, seed, size, overlap, pass_, prev
+):
     """One pass of the clustered start over the chunks: the top split on the client (its
-    k-means sample gathered), every chunk's rows assigned to their lists, each part searched
-    in one task, each chunk's lists merged (with ``prev``, an earlier pass's). Persisted."""
+    k-means sample gathered), every chunk's rows assigned to their lists, the parts searched
+    in batches of about equal work (8 per worker thread), each chunk's lists merged (with
+    ``prev``, an earlier pass's). Tasks: one per chunk (assignment, then merge), one per
+    batch, one per (chunk, batch) cutting the chunk's rows for the batch and one per (batch,
+    chunk) cutting the batch's lists for the chunk. On a ``distributed.Client`` the
+    assignments run where Dask puts them (where the chunks are) and every later task is placed
+    (loosely): a chunk's where its assignment is, a batch's on the worker the plan gives it
+    (batches dealt out longest first to the least loaded worker per thread). Persisted."""
     n = X.shape[0]
+    P = len(blocks)
     geo = _core.Metric[metric]
     node = _core.nndescent_cluster_node(seed, pass_, 1)
     C = _core.nndescent_split_parts(n, size)
@@ -750,56 +812,92 @@ def _clustered_pass(dask, X, blocks, starts, k, metric, n_jobs, seed, size, over
     centres = _core.nndescent_split_centres(
         aligned(rows), C=C, metric=geo, seed=seed, node=node, n_jobs=check_n_jobs(None)
     )
+    if client is not None:
+        info = client.scheduler_info()["workers"]
+        workers = sorted(info)
+        threads = [max(1, int(info[w].get("nthreads", 1))) for w in workers]
+
+        def on(w):
+            return dask.annotate(workers=[workers[w]], allow_other_workers=True)
+
+        def persist(*objs):
+            return client.persist(list(objs), optimize_graph=False)
+    else:
+        import contextlib
+
+        threads = [int(dask.config.get("num_workers", None) or os.cpu_count())]
+
+        def on(w):
+            return contextlib.nullcontext()
+
+        def persist(*objs):
+            return list(dask.persist(*objs))
+
     assign = dask.delayed(_assign_cells, pure=True)
-    groups = dask.persist(
+    count = dask.delayed(_counts, pure=True)
+    # each chunk's assignment where Dask puts it (where the chunk is, or is read): its home
+    groups = persist(
         *[assign(B, starts[i], centres, metric, overlap) for i, B in enumerate(blocks)]
     )
-    count = dask.delayed(_counts, pure=True)
     per_chunk = np.array(dask.compute(*[count(g, C) for g in groups]))  # (chunks, lists)
+    homes = [0] * P
+    if client is not None:
+        who = _who_has(client, [g.key for g in groups])
+        pos = {w: p for p, w in enumerate(workers)}
+        for i, g in enumerate(groups):
+            held = sorted(h for h in who.get(g.key, ()) if h in pos)
+            homes[i] = pos[held[0]] if held else i * len(workers) // P
     counts = per_chunk.sum(axis=0)
     offsets = np.cumsum(per_chunk, axis=0) - per_chunk  # a chunk's first position in a list
-
-    def rows_of(c: int, a: int, b: int) -> list:
-        # the chunks' pieces of list c at its positions [a, b) (a part cut from a list that
-        # holds nearly all points takes only its own rows)
-        if a == 0 and b == counts[c]:
-            return [piece(g, c) for g in groups]
-        out = []
-        for i, g in enumerate(groups):
-            lo, hi = max(a, offsets[i, c]), min(b, offsets[i, c] + per_chunk[i, c])
-            if lo < hi:
-                out.append(piece(g, c, int(lo - offsets[i, c]), int(hi - offsets[i, c])))
-        return out
-
+    parts = _top_parts(counts, n, size)
+    # work of a part: its lists' exact searches, lists of about `size` points
+    weights = [(b - a) * min(b - a, size) for _, a, b in parts]
+    batches = _batches(weights, min(len(parts), 8 * sum(threads)))
+    # batches to workers, heaviest first onto the least loaded (per thread)
+    load = [0.0] * len(threads)
+    place = []
+    for bt in batches:
+        w = min(range(len(threads)), key=lambda w: (load[w] / threads[w], w))
+        place.append(w)
+        load[w] += sum(weights[p] for p in bt)
+    bundle = dask.delayed(_bundle, pure=True)
+    cell = dask.delayed(_cell_batch, pure=True)
+    item = dask.delayed(_item, pure=True)
     opts = _approx_options(seed, size, overlap, 0.99)
-    piece = dask.delayed(_piece, pure=True)
-    cell = dask.delayed(_cell, pure=True)
-    cells = [
-        cell(
-            k,
-            metric,
-            opts,
-            pass_,
-            _core.nndescent_cluster_child(1, p),
-            np.asarray(starts[:-1]),
-            n_jobs,
-            *rows_of(c, a, b),
-        )
-        for p, (c, a, b) in enumerate(_top_parts(counts, n, size))
-    ]
+    outs = []
+    for bt, w in zip(batches, place, strict=True):
+        pieces, has = [], []
+        for i, g in enumerate(groups):
+            spec = []
+            for p in bt:
+                c, a, b = parts[p]
+                lo, hi = max(a, offsets[i, c]), min(b, offsets[i, c] + per_chunk[i, c])
+                if lo < hi:
+                    spec.append((p, c, int(lo - offsets[i, c]), int(hi - offsets[i, c])))
+            if spec:
+                has.append(i)
+                with on(homes[i]):
+                    pieces.append(bundle(g, spec))
+        specs = [(p, _core.nndescent_cluster_child(1, p)) for p in bt]
+        with on(w):
+            out = cell(k, metric, opts, pass_, specs, np.asarray(starts[:-1]), n_jobs, *pieces)
+            # the batch's lists of chunk q's rows: where it has any (its bundle from chunk q)
+            outs.append({q: item(out, q) for q in has})
     merge = dask.delayed(_merge_cells, pure=True)
-    info = {"lists": len(cells), "memberships": int(counts.sum())}
-    merged = [
-        merge(
-            k,
-            starts[q],
-            X.chunks[0][q],
-            None if prev is None else prev[q],
-            *[piece(cl, q) for cl in cells],
-        )
-        for q in range(len(blocks))
-    ]
-    return list(dask.persist(*merged)), info
+    merged = []
+    for q in range(P):
+        with on(homes[q]):
+            merged.append(
+                merge(
+                    k,
+                    starts[q],
+                    X.chunks[0][q],
+                    None if prev is None else prev[q],
+                    *[o[q] for o in outs if q in o],
+                )
+            )
+    info = {"lists": len(parts), "memberships": int(counts.sum())}
+    return persist(*merged), info
 
 
 def _exact_rows_block(S, D, d0: int, k: int, metric: str, n_jobs):
@@ -853,37 +951,77 @@ def _patch(part, rows, fix_idx, fix_dist, q0: int, dtype):
     return idx, dist.astype(dtype)
 
 
+def _sample_dimension(dist: np.ndarray, k: int, metric: str) -> float:
+    """nndescent_graph's intrinsic dimension of the checked points (sample_truth in
+    nndescent.cpp): the Levina-Bickel estimate at the k-th neighbour, pooled as
+    1 / mean_i[(1 / (k - 1)) sum_{j<k} log(T_k / T_j)] over the points whose T_1 > 0 and
+    T_k > T_1, on Euclidean lengths T of the (sorted) distances in X's precision. NaN for
+    k < 3, inner products or no point left."""
+    if k < 3 or metric == "inner_product" or len(dist) == 0:
+        return float("nan")
+    T = np.asarray(dist, np.float64)
+    if metric == "sqeuclidean":
+        T = np.sqrt(np.maximum(0.0, T))
+    elif metric == "cosine":
+        T = np.sqrt(np.maximum(0.0, 2.0 * T))
+    t1, tk = T[:, 0], T[:, k - 1]
+    ok = (t1 > 0) & (tk > t1 * (1 + 1e-12)) & np.isfinite(tk)
+    if not ok.any():
+        return float("nan")
+    inv = _seqsum(np.log(tk[ok, None] / T[ok, : k - 1])) / (k - 1)
+    inv_sum = float(_seqsum(inv[None, :])[0])
+    return float(ok.sum()) / inv_sum if inv_sum > 0 else float("nan")
+
+
 def _knn_approx(dask, da, X, k, metric, n_jobs, split_every, target, random_state, size, overlap):
-    """geoml.knn's approximate search on the chunks: its clustered start distributed (the top
-    split on the client, each of its parts one task), a second pass when the measured recall
-    is below the target; few points (n <= 4 size) or inner products: geoml.knn's search in
-    one task. The recall is measured on geoml.knn's checked points, searched exactly."""
+    """geoml.knn's approximate search on the chunks. Its checked points are searched exactly
+    first; their intrinsic dimension chooses the start as geoml.knn does: at least
+    ``_CLUSTER_MIN_DIM`` (or unknown), its clustered start, distributed (the top split on the
+    client, the parts searched in batches), with a second pass when the measured recall is
+    below the target; below it, few points (n <= 4 size) or inner products, geoml.knn's
+    search in one task (its forest start and NN-descent, the worker's threads)."""
     n = X.shape[0]
     seed = random_seed(random_state)
     starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int).tolist()
     blocks = X.to_delayed().ravel()
     n_check = min(n, _N_CHECK)
     checked = _core.nndescent_floyd(n, n_check, seed, _CHECK_SALT)
-    clustered = metric != "inner_product" and n > 4 * size
+    ex_idx, ex_dist = _exact_rows(dask, X, blocks, starts, checked, k, metric, n_jobs, split_every)
+    kth = ex_dist[:, -1].astype(X.dtype)
+    dim = _sample_dimension(ex_dist.astype(X.dtype), k, metric)
+    clustered = (
+        metric != "inner_product"
+        and n > 4 * size
+        and not (_CLUSTER_MIN_DIM > 0 and dim < _CLUSTER_MIN_DIM)
+    )
     if not clustered:
         opts = _approx_options(seed, size, overlap, target)
-        whole = dask.delayed(_whole_graph, pure=True)(k, metric, opts, n_jobs, *blocks)
+        jobs = -1 if n_jobs is None else n_jobs  # the only task: the worker's threads
+        whole = dask.delayed(_whole_graph, pure=True)(k, metric, opts, jobs, *blocks)
         take = dask.delayed(_rows_of, pure=True)
         merged = list(
             dask.persist(*[take(whole, starts[q], starts[q + 1]) for q in range(len(blocks))])
         )
         info = {"start": "one task", "lists": 1, "memberships": n, "passes": 1}
     else:
+        client = _ring_client(dask, "auto")
         merged, info = _clustered_pass(
-            dask, X, blocks, starts, k, metric, n_jobs, seed, size, overlap, 0, None
+            dask, client, X, blocks, starts, k, metric, n_jobs, seed, size, overlap, 0, None
         )
         info = {"start": "clustered", **info, "passes": 1}
+    info["intrinsic_dim"] = dim
     item = dask.delayed(_item, pure=True)
     short = np.concatenate(dask.compute(*[item(m, 3) for m in merged]))
+    more = np.setdiff1d(short, checked)
     rows = np.union1d(checked, short)
-    ex_idx, ex_dist = _exact_rows(dask, X, blocks, starts, rows, k, metric, n_jobs, split_every)
-    at = np.searchsorted(rows, checked)
-    kth = ex_dist[at, -1].astype(X.dtype)
+    if more.size:  # rows short of k candidates (lists of fewer than k + 1 points): exact
+        m_idx, m_dist = _exact_rows(dask, X, blocks, starts, more, k, metric, n_jobs, split_every)
+        # both in the order of rows
+        order = np.argsort(np.searchsorted(rows, np.concatenate([checked, more])))
+        ex_idx, ex_dist = (
+            np.concatenate([ex_idx, m_idx])[order],
+            np.concatenate([ex_dist, m_dist])[order],
+        )
 
     def measure(merged, short):
         # recall of the checked points' lists as returned (compared in X's precision); rows
@@ -896,15 +1034,14 @@ def _knn_approx(dask, da, X, k, metric, n_jobs, split_every, target, random_stat
     if clustered and est < target:
         # as geoml.knn when its iterations stall: a second partition (other k-means seeds,
         # other cell boundaries) merged in
-        merged, more = _clustered_pass(
-            dask, X, blocks, starts, k, metric, n_jobs, seed, size, overlap, 1, merged
+        merged, second = _clustered_pass(
+            dask, client, X, blocks, starts, k, metric, n_jobs, seed, size, overlap, 1, merged
         )
-        info = {
-            "start": "clustered",
-            "lists": info["lists"] + more["lists"],
-            "memberships": info["memberships"] + more["memberships"],
-            "passes": 2,
-        }
+        info.update(
+            lists=info["lists"] + second["lists"],
+            memberships=info["memberships"] + second["memberships"],
+            passes=2,
+        )
         short = np.concatenate(dask.compute(*[item(m, 3) for m in merged]))
         extra = np.setdiff1d(short, rows)
         if extra.size:  # pragma: no cover - a second pass only adds candidates
@@ -1015,7 +1152,12 @@ def knn_graph(
         schedule=schedule,
     )
     dask, _ = _import_dask()
-    idx, dist = dask.compute(res.indices, res.distances)
+    # gathered chunk by chunk and joined on the client: computing the whole arrays would
+    # join them in a task on one worker first (the other workers' chunks moved there)
+    blocks = [a.to_delayed().ravel().tolist() for a in (res.indices, res.distances)]
+    got = dask.compute(*blocks[0], *blocks[1])
+    P = len(blocks[0])
+    idx, dist = np.concatenate(got[:P]), np.concatenate(got[P:])
     # the CSR build runs on the client, with the client's threads (OpenMP default for None)
     g = _graph_from_neighbors(
         KNNResult(idx, dist), mode, symmetrize, kernel, sigma, k_sigma, decay, check_n_jobs(n_jobs)
