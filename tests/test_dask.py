@@ -1224,6 +1224,14 @@ def test_knn_approx_start_chosen_by_dimension(monkeypatch):
     np.testing.assert_array_equal(np.sort(idx, axis=1), np.sort(ref.indices, axis=1))
     np.testing.assert_array_equal(dist, gdask._exact64(low, low, idx, "euclidean"))
     assert res2.partition_["start"] == "clustered" and res2.partition_["intrinsic_dim"] > 10
+    # low-dimensional data larger than one task should hold: the clustered start, distributed
+    monkeypatch.setattr(gdask, "_WHOLE_MAX_BYTES", low.nbytes - 1)
+    with dask.config.set(scheduler="threads"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res3 = gdask.knn(da.from_array(low, chunks=(1500, -1)), 8, **kw)
+        idx3 = res3.indices.compute()
+    assert res3.partition_["start"] == "clustered" and res3.partition_["intrinsic_dim"] < 4
+    assert _recall(idx3, low, 8) > 0.9
 
 
 def test_sample_dimension_reference():

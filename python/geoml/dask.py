@@ -354,32 +354,31 @@ def knn(
     ``"dask"`` (and the threaded scheduler) leaves placement to Dask, lazily.
 
     Approximate (``method="nndescent"``, computed at once, results kept on the workers):
-    :func:`geoml.knn`'s start, distributed. :func:`geoml.knn`'s 500 checked points are
-    searched exactly first; their intrinsic dimension chooses the start as in
-    :func:`geoml.knn`: below ``NNDescentOptions.cluster_min_dim`` (10), :func:`geoml.knn`'s
-    forest and NN-descent run whole in one task (the worker's threads), else its clustered
-    start, distributed. Its top split is made on the client (k-means centres fitted on its
-    hashed sample of the rows, gathered); each chunk's rows join the list of their nearest
-    centre and, when ``d2 <= overlap d1``, of their second (a shuffle of about ``(1 + f) n d``
-    numbers, f the fraction in two lists); the parts of the split go into a few batches per
-    worker thread of about equal work, each batch one task that splits each of its parts
+    :func:`geoml.knn`'s start, distributed. :func:`geoml.knn`'s 500 checked points are searched
+    exactly first; their intrinsic dimension chooses the start as in :func:`geoml.knn`: below
+    ``NNDescentOptions.cluster_min_dim`` (10), and for ``X`` of at most 1 GiB,
+    :func:`geoml.knn`'s forest and NN-descent run whole in one task (the worker's threads), else
+    its clustered start, distributed. Its top split is made on the client (k-means centres
+    fitted on its hashed sample of the rows, gathered); each chunk's rows join the list of their
+    nearest centre and, when ``d2 <= overlap d1``, of their second (a shuffle of about ``(1 + f)
+    n d`` numbers, f the fraction in two lists); the parts of the split go into a few batches
+    per worker thread of about equal work, each batch one task that splits each of its parts
     further and searches its lists exactly as :func:`geoml.knn` does (lists of at most 1.5
-    ``partition_size`` points, or up to 4 when a split would not be local); each point keeps
-    its k best distinct candidates by the search's score over its lists. On a
-    ``distributed.Client`` the tasks are placed where their data is (loosely). The lists are
-    those of :func:`geoml.knn`'s start with the same ``random_state`` (same cells, same
-    kernel); the distances are recomputed with
-    :func:`geoml.knn`'s finishing formula (as in the exact mode). The recall is measured on
-    :func:`geoml.knn`'s 500 checked points (searched exactly, blockwise); below
-    ``target_recall`` a second partition (other k-means seeds) is merged in, where
-    :func:`geoml.knn` would first run NN-descent iterations; ``result.recall_`` holds the
+    ``partition_size`` points, or up to 4 when a split would not be local); each point keeps its
+    k best distinct candidates by the search's score over its lists. On a ``distributed.Client``
+    the tasks are placed where their data is (loosely). The lists are those of
+    :func:`geoml.knn`'s start with the same ``random_state`` (same cells, same kernel); the
+    distances are recomputed with :func:`geoml.knn`'s finishing formula (as in the exact mode).
+    The recall is measured on :func:`geoml.knn`'s 500 checked points (searched exactly,
+    blockwise); below ``target_recall`` a second partition (other k-means seeds) is merged in,
+    where :func:`geoml.knn` would first run NN-descent iterations; ``result.recall_`` holds the
     estimate and its 95 % interval, and a ``RuntimeWarning`` is issued if it is still below.
-    With at most 4 ``partition_size`` points, or ``metric="inner_product"`` (which the
-    clustered start does not cover), :func:`geoml.knn`'s search runs in one task on all of X.
-    Points with fewer than k candidates are searched exactly. The same ``random_state`` gives
-    the same graph for any chunking of X, number of workers and ``n_jobs`` (the splits and
-    lists depend on global row numbers only); rows completed by the exact search may differ at
-    near-ties only, as in the exact mode.
+    With at most 4 ``partition_size`` points, or ``metric="inner_product"`` (which the clustered
+    start does not cover), :func:`geoml.knn`'s search runs in one task on all of X. Points with
+    fewer than k candidates are searched exactly. The same ``random_state`` gives the same graph
+    for any chunking of X, number of workers and ``n_jobs`` (the splits and lists depend on
+    global row numbers only); rows completed by the exact search may differ at near-ties only,
+    as in the exact mode.
 
     Parameters
     ----------
@@ -589,6 +588,9 @@ _CHECK_SALT = 0xC4EC  # nndescent_graph's stream of checked points
 # nndescent_graph's choice of start: clusters from this intrinsic dimension of the checked
 # points (NNDescentOptions.cluster_min_dim), the forest below
 _CLUSTER_MIN_DIM = _core.NNDescentOptions().cluster_min_dim
+# low-dimensional data goes to geoml.knn's search in one task only up to this size of X (bytes):
+# past it the clustered start stays distributed (data that one worker cannot hold, or should not)
+_WHOLE_MAX_BYTES = 1 << 30
 
 
 def _approx_options(seed: int, size: int, overlap: float, target: float) -> dict:
@@ -978,8 +980,9 @@ def _knn_approx(dask, da, X, k, metric, n_jobs, split_every, target, random_stat
     first; their intrinsic dimension chooses the start as geoml.knn does: at least
     ``_CLUSTER_MIN_DIM`` (or unknown), its clustered start, distributed (the top split on the
     client, the parts searched in batches), with a second pass when the measured recall is
-    below the target; below it, few points (n <= 4 size) or inner products, geoml.knn's
-    search in one task (its forest start and NN-descent, the worker's threads)."""
+    below the target; below it (X up to ``_WHOLE_MAX_BYTES``), few points (n <= 4 size) or
+    inner products, geoml.knn's search in one task (its forest start and NN-descent, the
+    worker's threads)."""
     n = X.shape[0]
     seed = random_seed(random_state)
     starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int).tolist()
@@ -992,7 +995,7 @@ def _knn_approx(dask, da, X, k, metric, n_jobs, split_every, target, random_stat
     clustered = (
         metric != "inner_product"
         and n > 4 * size
-        and not (_CLUSTER_MIN_DIM > 0 and dim < _CLUSTER_MIN_DIM)
+        and not (_CLUSTER_MIN_DIM > 0 and dim < _CLUSTER_MIN_DIM and X.nbytes <= _WHOLE_MAX_BYTES)
     )
     if not clustered:
         opts = _approx_options(seed, size, overlap, target)
