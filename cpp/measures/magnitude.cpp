@@ -25,6 +25,15 @@ constexpr int64_t kCols = 512;  // columns per tile: the tile of XT and V stays 
 // per row at a time
 constexpr int64_t kFill = 64;
 
+/// X (n, d) as float64 columns: XT[c * n + i] = X[i, c].
+template <typename T>
+std::vector<double> transposed(const T* X, int64_t n, int64_t d) {
+  std::vector<double> xt(static_cast<size_t>(n * d));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < d; ++c) xt[c * n + i] = static_cast<double>(X[i * d + c]);
+  return xt;
+}
+
 /// Bounding boxes (lo, hi: d values each) of the consecutive groups of `size` points.
 std::vector<double> boxes(const double* XT, int64_t n, int64_t d, int64_t size) {
   const int64_t nb = (n + size - 1) / size;
@@ -67,9 +76,7 @@ void magnitude_matvec(const T* X, int64_t n, int64_t d, const double* ts, int64_
   for (int64_t s = 0; s < m; ++s)
     if (!(ts[s] > 0 && std::isfinite(ts[s])))
       throw std::invalid_argument("magnitude_matvec: scales must be positive and finite");
-  std::vector<double> xt(static_cast<size_t>(n * d));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = 0; c < d; ++c) xt[c * n + i] = static_cast<double>(X[i * d + c]);
+  const std::vector<double> xt = transposed(X, n, d);
   const double* XT = xt.data();
   const std::vector<double> rbox = boxes(XT, n, d, kRows), cbox = boxes(XT, n, d, kCols);
   const SimdIsa isa = simd_isa();
@@ -111,9 +118,7 @@ void magnitude_matrix(const T* X, int64_t n, int64_t d, double t, float* Z, doub
     throw std::invalid_argument("magnitude_matrix: cutoff must be positive (inf: no pruning)");
   if (!(t > 0 && std::isfinite(t)))
     throw std::invalid_argument("magnitude_matrix: the scale must be positive and finite");
-  std::vector<double> xt(static_cast<size_t>(n * d));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = 0; c < d; ++c) xt[c * n + i] = static_cast<double>(X[i * d + c]);
+  const std::vector<double> xt = transposed(X, n, d);
   const double* XT = xt.data();
   const std::vector<double> rbox = boxes(XT, n, d, kFill), cbox = boxes(XT, n, d, kFill);
   const SimdIsa isa = simd_isa();
