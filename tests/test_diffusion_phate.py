@@ -540,6 +540,64 @@ def test_kmeans_assign_is_nearest_centre():
         np.testing.assert_array_equal(lab[clear], D.argmin(1)[clear])
 
 
+def _kmeanspp_reference(X, first, u):
+    """Greedy k-means++ in float64 NumPy from the same draws (as scikit-learn's)."""
+    X = X.astype(np.float64)
+    m = X.shape[0]
+    closest = ((X - X[first]) ** 2).sum(1)
+    idx = [first]
+    for uc in u:
+        pot = closest.sum()
+        if pot > 0:
+            cand = np.minimum(np.searchsorted(np.cumsum(closest), uc * pot), m - 1)
+        else:
+            cand = np.minimum((uc * m).astype(np.int64), m - 1)
+        D = np.minimum(((X[cand][:, None, :] - X[None]) ** 2).sum(-1), closest)
+        best = int(np.argmin(D.sum(1)))
+        idx.append(int(cand[best]))
+        closest = D[best]
+    return np.array(idx)
+
+
+@pytest.mark.parametrize("m, d, k", [(1000, 5, 40), (64, 3, 64), (130, 16, 7), (1, 2, 1)])
+def test_kmeanspp_matches_reference_and_threads(m, d, k):
+    """The C++ greedy k-means++ seeds equal a float64 NumPy reference given the same draws
+    (integer coordinates: every distance and sum exact in both), for any thread count and from
+    a thread pool (the same bits: fixed block sums)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from geoml import _core
+
+    rng = np.random.default_rng(m + d + k)
+    X = rng.integers(-50, 50, (m, d)).astype(np.float32)
+    first = int(rng.integers(m))
+    u = rng.random((k - 1, 2 + int(np.log(k))))
+    ref = _kmeanspp_reference(X, first, u)
+    got = _core.kmeanspp(X, first=first, u=u, n_jobs=1)
+    np.testing.assert_array_equal(got, ref)
+    for nt in (2, 3):
+        np.testing.assert_array_equal(_core.kmeanspp(X, first=first, u=u, n_jobs=nt), ref)
+    with ThreadPoolExecutor(3) as ex:
+        outs = list(ex.map(lambda nt: _core.kmeanspp(X, first=first, u=u, n_jobs=nt), [1, 2, 2]))
+    for o in outs:
+        np.testing.assert_array_equal(o, ref)
+
+
+def test_kmeanspp_duplicates_and_bad_input():
+    from geoml import _core
+
+    X = np.zeros((100, 4), np.float32)  # all distances 0: candidates drawn uniformly
+    u = np.random.default_rng(0).random((9, 4))
+    idx = _core.kmeanspp(X, first=3, u=u, n_jobs=1)
+    np.testing.assert_array_equal(idx, _kmeanspp_reference(X, 3, u))
+    with pytest.raises(ValueError, match="1 <= k <= m"):
+        _core.kmeanspp(X[:5], first=0, u=u, n_jobs=1)  # k = 10 > m = 5
+    with pytest.raises(ValueError, match="first < m"):
+        _core.kmeanspp(X, first=100, u=u, n_jobs=1)
+    with pytest.raises(ValueError, match="trials >= 1"):
+        _core.kmeanspp(X, first=0, u=np.empty((9, 0)), n_jobs=1)
+
+
 def test_spectral_features_rcm_order_matches_data_order():
     """The landmark features computed in RCM order equal the same subspace iteration in the
     data order (pairwise feature distances to float32 rounding)."""

@@ -1,4 +1,5 @@
-// Bindings for the diffusion family: Chebyshev heat-kernel actions and SMACOF metric MDS.
+// Bindings for the diffusion family: Chebyshev heat-kernel actions, SMACOF metric MDS and
+// PHATE's k-means++ landmark seeding.
 #include <algorithm>
 #include <stdexcept>
 #include <string>
@@ -6,6 +7,7 @@
 #include "bindings.hpp"
 #include "common/common.hpp"
 #include "diffusion/heat.hpp"
+#include "diffusion/kmeanspp.hpp"
 #include "diffusion/mds.hpp"
 
 namespace geoml {
@@ -90,6 +92,22 @@ py::array_t<double> smacof_place_py(exact<T> D_in, carray<double> Z, carray<doub
   return Y;
 }
 
+/// Greedy k-means++ seeds (kmeanspp.hpp) of float32 rows from `first` and the (k - 1, trials)
+/// uniforms u; returns k row indices (int64).
+py::array_t<int64_t> kmeanspp_py(carray<float> X, int64_t first, carray<double> u, int n_jobs) {
+  if (X.ndim() != 2 || u.ndim() != 2)
+    throw std::invalid_argument("kmeanspp: X must be (m, d) and u (k - 1, trials)");
+  const int64_t m = X.shape(0), d = X.shape(1), k = u.shape(0) + 1, trials = u.shape(1);
+  const float* px = X.data();
+  const double* pu = u.data();
+  std::vector<int64_t> idx;
+  {
+    py::gil_scoped_release release;
+    idx = kmeanspp_greedy(px, m, d, k, first, pu, trials, n_jobs);
+  }
+  return to_numpy(std::move(idx));
+}
+
 }  // namespace
 
 void bind_diffusion(py::module_& m) {
@@ -107,6 +125,8 @@ void bind_diffusion(py::module_& m) {
                 py::arg("Z"), py::arg("Y0"), py::kw_only(), py::arg("n_iter") = 30,
                 py::arg("n_jobs") = 0,
                 "Guttman steps placing points (dissimilarities D to landmarks Z) from Y0.");
+  m.def("kmeanspp", &kmeanspp_py, py::arg("X"), py::kw_only(), py::arg("first"), py::arg("u"),
+        py::arg("n_jobs") = 0, "Greedy k-means++ seeds of float32 rows -> row indices (k,).");
 }
 
 }  // namespace geoml

@@ -41,6 +41,7 @@ __all__: list[str] = [
     "heat_chebyshev",
     "idle_cores",
     "kmeans",
+    "kmeanspp",
     "knn",
     "knn_pair",
     "linear_assignment",
@@ -1133,6 +1134,17 @@ def kmeans(
 ) -> tuple:
     """
     k-means++ / Lloyd on float64 rows -> (labels, centers, inertia, n_iter).
+    """
+
+def kmeanspp(
+    X: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    *,
+    first: typing.SupportsInt | typing.SupportsIndex,
+    u: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.int64]:
+    """
+    Greedy k-means++ seeds of float32 rows -> row indices (k,).
     """
 
 @typing.overload

