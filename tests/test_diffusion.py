@@ -355,6 +355,42 @@ def test_smacof_threads_and_one_transform():
     assert s == pytest.approx(raw_stress(G, D), rel=1e-12)
 
 
+@pytest.mark.parametrize("n", [37, 64, 201])
+def test_smacof_isas_agree(n):
+    """The AVX-512 pass (1 / d_ij by rsqrt14 and Newton steps, masked tails) against the
+    generic copy (sqrt and division): one transform to the dense Guttman formula and 30
+    transforms to each other, with coincident points (d_ij = 0: ratio 0), float32 and
+    float64 dissimilarities, any thread count."""
+    from geoml import _core
+    from geoml.diffusion import smacof
+
+    rng = np.random.default_rng(n)
+    X = rng.standard_normal((n, 3))
+    X[5] = X[2]  # a zero distance in the start
+    D = euclid(rng.standard_normal((n, 4))) * rng.uniform(0.9, 1.1, (n, n))
+    D = 0.5 * (D + D.T)
+    np.fill_diagonal(D, 0.0)
+    d = euclid(X)
+    R = np.divide(D, d, out=np.zeros_like(D), where=d > 0)
+    G = (R.sum(1)[:, None] * X - R @ X) / n
+    out = {}
+    try:
+        for isa in ("generic", "auto"):
+            _core.set_simd_isa(isa)
+            for dt in (np.float64, np.float32):
+                Y, s, _, _ = smacof(D.astype(dt), X, max_iter=1, eps=0, n_jobs=1)
+                tol = 1e-6 if dt == np.float32 else 1e-12  # D rounded to float32
+                np.testing.assert_allclose(Y, G, rtol=tol, atol=tol * np.abs(G).max())
+            for nt in (1, 2):
+                out[isa, nt] = smacof(D, X, max_iter=30, eps=0, relax=True, n_jobs=nt)
+    finally:
+        _core.set_simd_isa("auto")
+    np.testing.assert_array_equal(out["auto", 1][0], out["auto", 2][0])
+    ref, got = out["generic", 1], out["auto", 1]
+    np.testing.assert_allclose(got[0], ref[0], rtol=0, atol=1e-10 * np.abs(ref[0]).max())
+    assert got[1] == pytest.approx(ref[1], rel=1e-10)
+
+
 def test_mds_estimator():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((150, 4))

@@ -6,11 +6,15 @@
 #include <cstdint>
 #include <stdexcept>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "common/common.hpp"
 #include "common/simd.hpp"
+#if GEOML_SIMD_X86
+#include <immintrin.h>
+#endif
 
 namespace geoml {
 
