@@ -573,8 +573,15 @@ def test_kmeanspp_matches_reference_and_threads(m, d, k):
     first = int(rng.integers(m))
     u = rng.random((k - 1, 2 + int(np.log(k))))
     ref = _kmeanspp_reference(X, first, u)
-    got = _core.kmeanspp(X, first=first, u=u, n_jobs=1)
-    np.testing.assert_array_equal(got, ref)
+    for isa in ("generic", "avx2", "auto"):  # every ISA copy (those the CPU has)
+        try:
+            _core.set_simd_isa(isa)
+            got = _core.kmeanspp(X, first=first, u=u, n_jobs=1)
+        except (RuntimeError, ValueError):
+            continue  # an ISA this CPU lacks
+        finally:
+            _core.set_simd_isa("auto")
+        np.testing.assert_array_equal(got, ref)
     for nt in (2, 3):
         np.testing.assert_array_equal(_core.kmeanspp(X, first=first, u=u, n_jobs=nt), ref)
     with ThreadPoolExecutor(3) as ex:
