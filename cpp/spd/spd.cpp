@@ -234,41 +234,23 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
   }
   // largest |entry| per lane, all lanes at once (independent chains: one per lane, instead of
   // one matrix's serial max chain); a NaN or infinity makes it non-finite for good
+  // (this pass and the symmetry check, mirror and scaling below: per-ISA lane loops of
+  // eigh_kernel.inc, at the vector width of the machine instead of the baseline's SSE2)
   const double big = std::numeric_limits<double>::max();
-  for (size_t i = 0; i < nn; ++i) {
-    const double* u = U + i * kLanes;
-    for (int q = 0; q < kLanes; ++q) {
-      const double a = std::fabs(u[q]);
-      const double t = a > amax[q] ? a : amax[q];
-      amax[q] = a <= big ? t : a;
-    }
-  }
+  GEOML_SIMD_CALL(isa, absmax_lanes, nn, U, big, amax);
   for (int q = 0; q < kLanes; ++q) {
     g.live[q] = q < count && amax[q] <= big;
     if (q < count) g.st[q] = g.live[q] ? SpdOk : SpdNotFinite;
     if (q < count && !g.live[q]) set_identity(n, U, q);
   }
-  for (int i = 0; i < n; ++i)  // symmetry, all lanes at once: max |a_ij - a_ji|
-    for (int j = i + 1; j < n; ++j) {
-      const double* u = U + (size_t(i) * n + j) * kLanes;
-      const double* l = U + (size_t(j) * n + i) * kLanes;
-      for (int q = 0; q < kLanes; ++q) {
-        const double d = std::fabs(u[q] - l[q]);
-        asym[q] = d > asym[q] ? d : asym[q];
-      }
-    }
+  GEOML_SIMD_CALL(isa, asym_lanes, n, U, asym);  // symmetry, all lanes: max |a_ij - a_ji|
   for (int q = 0; q < kLanes; ++q)
     if (g.live[q] && asym[q] > sym_tol * amax[q]) {
       g.st[q] = SpdNotSymmetric;
       g.live[q] = false;
       set_identity(n, U, q);
     }
-  for (int i = 0; i < n; ++i)  // only the upper triangle is read: mirrored
-    for (int j = i + 1; j < n; ++j) {
-      const double* u = U + (size_t(i) * n + j) * kLanes;
-      double* l = U + (size_t(j) * n + i) * kLanes;
-      for (int q = 0; q < kLanes; ++q) l[q] = u[q];
-    }
+  GEOML_SIMD_CALL(isa, mirror_lanes, n, U);  // only the upper triangle is read: mirrored
   for (int q = 0; q < kLanes; ++q) {
     const double* m = g.live[q] && with_m ? mat(b0 + q) : nullptr;
     has_m |= m != nullptr;
@@ -296,13 +278,7 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
   alignas(64) double inv[kLanes], scale[kLanes];
   bool zero[kLanes];
   for (int q = 0; q < kLanes; ++q) amax[q] = 0.0;
-  for (size_t i = 0; i < nn; ++i) {
-    const double* u = lw.U.data() + i * kLanes;
-    for (int q = 0; q < kLanes; ++q) {
-      const double a = std::fabs(u[q]);
-      amax[q] = a > amax[q] || !(a <= big) ? a : amax[q];  // NaN / inf propagate
-    }
-  }
+  GEOML_SIMD_CALL(isa, absmax_lanes, nn, lw.U.data(), big, amax);  // NaN / inf propagate
   for (int q = 0; q < kLanes; ++q) {
     inv[q] = 1.0;
     scale[q] = 1.0;
@@ -320,10 +296,7 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
     inv[q] = std::ldexp(1.0, -ex);
     scale[q] = std::ldexp(1.0, ex);
   }
-  for (size_t i = 0; i < nn; ++i) {
-    double* u = lw.U.data() + i * kLanes;
-    for (int q = 0; q < kLanes; ++q) u[q] *= inv[q];
-  }
+  GEOML_SIMD_CALL(isa, scale_lanes, nn, lw.U.data(), inv);
   for (int q = 0; q < kLanes; ++q)  // lanes without a matrix (or a zero one) hold the identity
     if (!g.live[q] || zero[q]) set_identity(n, lw.U.data(), q);
   GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
@@ -454,12 +427,7 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
       const double big = double(std::numeric_limits<T>::max());
       alignas(64) double mx[kLanes];
       for (int q = 0; q < kLanes; ++q) mx[q] = 0.0;
-      for (int64_t i = 0; i < nn; ++i)
-        for (int q = 0; q < kLanes; ++q) {
-          const double a = std::fabs(F[i * kLanes + q]);
-          const double t = a > mx[q] ? a : mx[q];
-          mx[q] = a <= big ? t : a;
-        }
+      GEOML_SIMD_CALL(isa, absmax_lanes, size_t(nn), F, big, mx);
       for (int q = 0; q < count; ++q)
         if (g.st[q] == SpdOk && !(mx[q] <= big)) g.st[q] = SpdOverflow;  // not finite in T
       for (int64_t i0 = 0; i0 < nn; i0 += 8) {
