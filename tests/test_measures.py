@@ -1377,3 +1377,52 @@ def test_vecchia_pattern_and_preconditioner():
     Z = _dense_Z(X, t)
     ev = np.linalg.eigvals(Pm @ Z).real
     assert np.linalg.cond(Z) > 1e3 and ev.max() / ev.min() < 4  # 1.9 here
+
+
+@pytest.mark.parametrize("d", [1, 2, 5])
+def test_vecchia_factor_against_solve(d):
+    # C++ regressions b_p = (Z_cc + ridge I)^-1 Z_cp, d_p = 1 - Z_pc b_p against NumPy, -1
+    # padding anywhere in a row, thread-count independent
+    from geoml import _core
+    from geoml.measures._magnitude_cg import vecchia_pattern
+
+    rng = np.random.default_rng(d)
+    n, k, t, ridge = 300, 7, 4.0, 1e-12
+    X = rng.normal(size=(n, d))
+    _, nb = vecchia_pattern(X, k, rng)
+    nb[5, [0, 3]] = -1  # holes inside a row
+    Bm, dvar = _core.vecchia_factor(X, nb, t, ridge=ridge, n_jobs=1)
+    for p in range(n):
+        c = nb[p][nb[p] >= 0]
+        Zcc = np.exp(-t * np.linalg.norm(X[c][:, None] - X[c][None], axis=2))
+        z = np.exp(-t * np.linalg.norm(X[c] - X[p], axis=1))
+        b = np.linalg.solve(Zcc + ridge * np.eye(c.size), z)
+        np.testing.assert_allclose(Bm[p][nb[p] >= 0], b, rtol=1e-9, atol=1e-12)
+        assert (Bm[p][nb[p] < 0] == 0).all()
+        assert dvar[p] == pytest.approx(1 - z @ b, rel=1e-9, abs=1e-14)
+    B2, d2 = _core.vecchia_factor(X, nb, t, ridge=ridge, n_jobs=2)
+    np.testing.assert_array_equal(B2, Bm)
+    np.testing.assert_array_equal(d2, dvar)
+
+
+def test_vecchia_factor_duplicates_and_bad_input():
+    from geoml import _core
+
+    # point 2 duplicates point 0: without a ridge, conditioning on {0, 1, 2} keeps 0 and 1
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.5, 0.5]])
+    nb = np.array([[-1, -1, -1], [0, -1, -1], [0, 1, -1], [0, 1, 2]])
+    Bm, dvar = _core.vecchia_factor(X, nb, 1.0)
+    assert Bm[3, 2] == 0 and np.isfinite(Bm).all()
+    Bk, dk = _core.vecchia_factor(X, np.array([[-1, -1], [0, -1], [0, 1], [0, 1]]), 1.0)
+    np.testing.assert_allclose(Bm[3, :2], Bk[3], rtol=1e-12)
+    assert dvar[3] == pytest.approx(dk[3], rel=1e-12)
+    assert dvar[2] == pytest.approx(0.0, abs=1e-14)  # a duplicate is predicted exactly
+    # with a ridge the duplicate stays (the ridge keeps Z_cc regular): finite, d_p > 0
+    Br, dr = _core.vecchia_factor(X, nb, 1.0, ridge=1e-12)
+    assert np.isfinite(Br).all() and (dr[1:] > 0).all()
+    with pytest.raises(ValueError, match="nb"):
+        _core.vecchia_factor(X, np.full((4, 2), 4), 1.0)
+    with pytest.raises(ValueError, match="scale"):
+        _core.vecchia_factor(X, nb, 0.0)
+    with pytest.raises(ValueError, match="ridge"):
+        _core.vecchia_factor(X, nb, 1.0, ridge=-1.0)

@@ -67,6 +67,27 @@ py::array_t<double> stored_matvec_py(carray<float> Z, carray<double> v, int n_jo
   return out;
 }
 
+py::tuple vecchia_factor_py(carray<double> X, carray<int64_t> nb, double t, double ridge,
+                            int n_jobs) {
+  if (X.ndim() != 2 || X.shape(0) < 1 || X.shape(1) < 1)
+    throw std::invalid_argument("vecchia_factor: X must be a non-empty (n, d) array");
+  const int64_t n = X.shape(0), d = X.shape(1);
+  if (nb.ndim() != 2 || nb.shape(0) != n || nb.shape(1) < 1)
+    throw std::invalid_argument("vecchia_factor: nb must be (n, k) with k >= 1");
+  const int64_t k = nb.shape(1);
+  py::array_t<double> B({n, k});
+  py::array_t<double> dvar({n});
+  const double* px = X.data();
+  const int64_t* pn = nb.data();
+  double* pb = B.mutable_data();
+  double* pd = dvar.mutable_data();
+  {
+    py::gil_scoped_release release;
+    vecchia_factor(px, n, d, pn, k, t, ridge, pb, pd, n_jobs);
+  }
+  return py::make_tuple(B, dvar);
+}
+
 template <typename T>
 py::tuple local_gram_eigvalsh_py(exact<T> X_in, carray<int64_t> idx, int n_jobs) {
   const carray<T> X = contiguous(X_in);
@@ -107,6 +128,9 @@ void bind_measures(py::module_& m) {
       "float32 (n, n) exp(-t ||x_i - x_j||), computed in float64; far blocks 0 (cutoff).");
   m.def("stored_matvec", &stored_matvec_py, py::arg("Z"), py::arg("v"), py::kw_only(),
         py::arg("n_jobs") = 0, "Z @ v for a float32 (n, n) Z, float64 v, summed in float64.");
+  m.def("vecchia_factor", &vecchia_factor_py, py::arg("X"), py::arg("nb"), py::arg("t"),
+        py::kw_only(), py::arg("ridge") = 0.0, py::arg("n_jobs") = 0,
+        "Vecchia factor of exp(-t ||x_i - x_j||): (B (n, k) regressions on nb, dvar (n,)).");
   def_overloads(
       m, "local_gram_eigvalsh", Floats{}, GEOML_PICK(local_gram_eigvalsh_py),
       py::arg("X").noconvert(), py::arg("idx"), py::kw_only(), py::arg("n_jobs") = 0,

@@ -180,6 +180,78 @@ void stored_matvec(const float* Z, int64_t n, const double* v, double* out, int 
   }
 }
 
+void vecchia_factor(const double* X, int64_t n, int64_t d, const int64_t* nb, int64_t k, double t,
+                    double ridge, double* B, double* dvar, int n_threads) {
+  if (n < 1 || d < 1 || k < 1)
+    throw std::invalid_argument("vecchia_factor: need n >= 1, d >= 1 and k >= 1");
+  if (!(t > 0 && std::isfinite(t)))
+    throw std::invalid_argument("vecchia_factor: the scale must be positive and finite");
+  if (!(ridge >= 0)) throw std::invalid_argument("vecchia_factor: ridge must be >= 0");
+  for (int64_t i = 0; i < n * k; ++i)
+    if (nb[i] < -1 || nb[i] >= n)
+      throw std::invalid_argument("vecchia_factor: nb entries must be in [-1, n)");
+  const int nt = static_cast<int>(
+      std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, n / 256)));
+#pragma omp parallel num_threads(nt)
+  {
+    // L: Cholesky factor of Z_cc + ridge I (lower, row-major k x k); z: Z_cp, then the
+    // forward-substituted y = L^-1 Z_cp and b = L^-T y; col: positions in nb of the kept set
+    std::vector<double> L(static_cast<size_t>(k * k)), z(static_cast<size_t>(k)),
+        y(static_cast<size_t>(k));
+    std::vector<int64_t> col(static_cast<size_t>(k));
+    auto kern = [&](const double* a, const double* b) {
+      double s = 0;
+      for (int64_t c = 0; c < d; ++c) {
+        const double e = a[c] - b[c];
+        s += e * e;
+      }
+      return std::exp(-t * std::sqrt(s));
+    };
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t p = 0; p < n; ++p) {
+      const int64_t* row = nb + p * k;
+      double* bp = B + p * k;
+      const double* xp = X + p * d;
+      int64_t m = 0;  // kept neighbours so far
+      for (int64_t j = 0; j < k; ++j) {
+        bp[j] = 0.0;
+        if (row[j] < 0) continue;
+        const double* xj = X + row[j] * d;
+        // row m of L: L[m, l] = (Z[j, c_l] - sum_{q<l} L[m, q] L[l, q]) / L[l, l]
+        double* lm = &L[m * k];
+        for (int64_t l = 0; l < m; ++l) {
+          const double* ll = &L[l * k];
+          double s = kern(xj, X + row[col[l]] * d);
+          for (int64_t q = 0; q < l; ++q) s = std::fma(-lm[q], ll[q], s);
+          lm[l] = s / ll[l];
+        }
+        double piv = 1.0 + ridge;
+        for (int64_t q = 0; q < m; ++q) piv = std::fma(-lm[q], lm[q], piv);
+        if (!(piv > 0.5 * ridge)) continue;  // (near-)duplicate of the kept set: leave it out
+        lm[m] = std::sqrt(piv);
+        z[m] = kern(xj, xp);
+        col[m] = j;
+        ++m;
+      }
+      // y = L^-1 z, b = L^-T y, d = 1 - z . b = 1 - |y|^2
+      double yy = 0;
+      for (int64_t l = 0; l < m; ++l) {
+        double s = z[l];
+        for (int64_t q = 0; q < l; ++q) s = std::fma(-L[l * k + q], y[q], s);
+        y[l] = s / L[l * k + l];
+        yy = std::fma(y[l], y[l], yy);
+      }
+      for (int64_t l = m - 1; l >= 0; --l) {
+        double s = y[l];
+        for (int64_t q = l + 1; q < m; ++q) s = std::fma(-L[q * k + l], z[q], s);
+        z[l] = s / L[l * k + l];  // b_l (z[q] for q > l already holds b_q)
+      }
+      for (int64_t l = 0; l < m; ++l) bp[col[l]] = z[l];
+      dvar[p] = 1.0 - yy;
+    }
+  }
+}
+
 template void magnitude_matrix<double>(const double*, int64_t, int64_t, double, float*, double,
                                        int);
 template void magnitude_matrix<float>(const float*, int64_t, int64_t, double, float*, double, int);

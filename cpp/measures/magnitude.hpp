@@ -38,4 +38,18 @@ void magnitude_matrix(const T* X, int64_t n, int64_t d, double t, float* Z, doub
 /// by one thread in a fixed order (the result does not depend on the thread count).
 void stored_matvec(const float* Z, int64_t n, const double* v, double* out, int n_threads);
 
+/// Vecchia (sparse inverse Cholesky) factor of Z_t = exp(-t ||x_i - x_j||) for the points X
+/// (n x d, row-major, float64) in their conditioning order: for each point p and its
+/// conditioning set c = the entries of nb[p] (n x k, row-major) that are >= 0, the regression
+/// b_p = (Z_cc + ridge I)^-1 Z_cp by Cholesky and d_p = 1 - Z_pc b_p. B[p, j] = b_p for the
+/// entries j of c in nb's order, 0 where nb[p, j] < 0; dvar[p] = d_p. A neighbour whose
+/// Cholesky pivot falls to ridge / 2 or below (a near-duplicate of the earlier ones, to
+/// working accuracy) is left out of c (its b entry 0). Distances summed over coordinates in
+/// order, exp by std::exp. OpenMP over points with `n_threads` threads (0: default); each
+/// point's values are computed by one thread alone (the result does not depend on the thread
+/// count). Throws std::invalid_argument for n < 1, d < 1, k < 1, a scale that is not positive
+/// and finite, ridge < 0 or an entry of nb outside [-1, n).
+void vecchia_factor(const double* X, int64_t n, int64_t d, const int64_t* nb, int64_t k, double t,
+                    double ridge, double* B, double* dvar, int n_threads);
+
 }  // namespace geoml

@@ -90,6 +90,7 @@ __all__: list[str] = [
     "ts_matmul",
     "ttm",
     "value_range",
+    "vecchia_factor",
 ]
 
 class Metric(enum.Enum):
@@ -2024,6 +2025,18 @@ def value_range(
 ) -> tuple:
     """
     (min, max, all finite) of a float64 array.
+    """
+
+def vecchia_factor(
+    X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    nb: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    t: typing.SupportsFloat | typing.SupportsIndex,
+    *,
+    ridge: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Vecchia factor of exp(-t ||x_i - x_j||): (B (n, k) regressions on nb, dvar (n,)).
     """
 
 __version__: str
