@@ -1191,27 +1191,51 @@ def test_magnitude_cg_not_converged_warns():
         M.magnitude_dimension(X, [1.0, 2.0], method="cg", max_iter=1)
 
 
-@pytest.mark.parametrize("n,d", [(1, 2), (37, 4), (1100, 3)])
+def _unpack_stored(Zp, n):
+    """The full n x n matrix from magnitude_matrix's packed upper block triangle (block rows
+    of 64, each row from its block's first column), mirrored."""
+    Z = np.full((n, n), np.nan, dtype=np.float32)
+    off = 0
+    for i0 in range(0, n, 64):
+        R, w = min(64, n - i0), n - i0
+        Z[i0 : i0 + R, i0:] = Zp[off : off + R * w].reshape(R, w)
+        off += R * w
+    assert off == Zp.size
+    bi = np.arange(n) // 64
+    below = bi[:, None] > bi[None, :]  # below the diagonal blocks: not stored
+    assert np.isnan(Z[below]).all() and not np.isnan(Z[~below]).any()
+    Z[below] = Z.T[below]
+    return Z
+
+
+@pytest.mark.parametrize("n,d", [(1, 2), (37, 4), (64, 2), (200, 1), (1100, 3)])
 def test_magnitude_matrix_and_f32_product(n, d):
-    # the stored float32 similarity (each entry exp in float64, rounded once; symmetric by
-    # construction) and its float64-accumulated product; n not a multiple of 16 or 512
+    # the stored float32 similarity (each entry exp in float64, rounded once; the upper block
+    # triangle packed) and its float64-accumulated symmetric product; n not a multiple of 64
     from geoml import _core
 
     rng = np.random.default_rng(n)
     X = rng.normal(size=(n, d))
     for t in (0.3, 5.0):
-        Z = _core.magnitude_matrix(X, t)
-        assert Z.dtype == np.float32 and Z.shape == (n, n)
+        Zp = _core.magnitude_matrix(X, t)
+        assert Zp.dtype == np.float32 and Zp.ndim == 1
+        Z = _unpack_stored(Zp, n)
         ref = _dense_Z(X, t)
         np.testing.assert_allclose(Z, ref, rtol=6e-8, atol=1e-300)
-        np.testing.assert_array_equal(Z, Z.T)
+        np.testing.assert_array_equal(Z, Z.T)  # the diagonal blocks are stored in full
         assert (np.diagonal(Z) == 1).all()
-        np.testing.assert_array_equal(_core.magnitude_matrix(X, t, n_jobs=1), Z)
+        np.testing.assert_array_equal(_core.magnitude_matrix(X, t, n_jobs=1), Zp)
         v = rng.normal(size=n)
-        out = _core.stored_matvec(Z, v, n_jobs=1)
+        out = _core.stored_matvec(Zp, v, n_jobs=1)
         np.testing.assert_allclose(out, Z.astype(float) @ v, rtol=1e-12, atol=1e-12 * n)
-        np.testing.assert_array_equal(_core.stored_matvec(Z, v, n_jobs=2), out)
-    # far 16-point blocks are zeros, everything kept is the same value
+        np.testing.assert_array_equal(_core.stored_matvec(Zp, v, n_jobs=2), out)
+        # the same bits wherever the buffers lie (explicit fma on fixed lanes)
+        Zs = np.empty(Zp.size + 3, np.float32)[3:]
+        Zs[:] = Zp
+        vs = np.empty(n + 1)[1:]
+        vs[:] = v
+        np.testing.assert_array_equal(_core.stored_matvec(Zs, vs, n_jobs=2), out)
+    # far 64-point blocks are zeros, everything kept is the same value
     from geoml.measures._magnitude_cg import spatial_order
 
     Xs = np.ascontiguousarray(X[spatial_order(X)])
@@ -1224,8 +1248,10 @@ def test_magnitude_matrix_and_f32_product(n, d):
         _core.magnitude_matrix(Xs, 1.0, cutoff=0.0)
     with pytest.raises(ValueError, match="scale"):
         _core.magnitude_matrix(Xs, -1.0)
-    with pytest.raises(ValueError, match="square"):
+    with pytest.raises(ValueError, match="packed"):
         _core.stored_matvec(np.ones((2, 3), np.float32), np.ones(3))
+    with pytest.raises(ValueError, match="packed"):
+        _core.stored_matvec(np.ones(8, np.float32), np.ones(3))
 
 
 def _stored_calls(monkeypatch):

@@ -1257,7 +1257,7 @@ def magnitude_matrix(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> numpy.typing.NDArray[numpy.float32]:
     """
-    float32 (n, n) exp(-t ||x_i - x_j||), computed in float64; far blocks 0 (cutoff).
+    exp(-t ||x_i - x_j||) in float32 (from float64), upper block triangle packed (64-row blocks, each row from its block's first column); far blocks 0 (cutoff).
     """
 
 @typing.overload
@@ -1269,7 +1269,7 @@ def magnitude_matrix(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> numpy.typing.NDArray[numpy.float32]:
     """
-    float32 (n, n) exp(-t ||x_i - x_j||), computed in float64; far blocks 0 (cutoff).
+    exp(-t ||x_i - x_j||) in float32 (from float64), upper block triangle packed (64-row blocks, each row from its block's first column); far blocks 0 (cutoff).
     """
 
 @typing.overload
@@ -1913,7 +1913,7 @@ def stored_matvec(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> numpy.typing.NDArray[numpy.float64]:
     """
-    Z @ v for a float32 (n, n) Z, float64 v, summed in float64.
+    Z @ v for magnitude_matrix's packed symmetric float32 Z, float64 v, sums in float64.
     """
 
 @typing.overload
