@@ -13,7 +13,7 @@ NEIGHBORS = 30  # conditioning set of the Vecchia preconditioner
 CUTOFF = 42.0  # products skip tile pairs whose terms are all below exp(-42) = 5.7e-19
 _RIDGE = 1e-12  # added to the conditioning blocks (the preconditioner only; CG solves Z w = 1)
 DENSE_BYTES = 2**30  # Z_t is stored in float32 when its n^2 floats fit in this
-DENSE_KEPT = 0.8  # ... and the matrix-free product would keep this fraction of tile pairs
+DENSE_KEPT = 0.5  # ... and the matrix-free product would keep this fraction of tile pairs
 _DENSE_MIN = 1024  # below this many points the matrix-free product is as cheap
 _INNER_RTOL = 1e-8  # inner solves on the float32 matrix: no further than its accuracy
 
