@@ -226,61 +226,86 @@ void vecchia_factor(const double* X, int64_t n, int64_t d, const int64_t* nb, in
       throw std::invalid_argument("vecchia_factor: nb entries must be in [-1, n)");
   const int nt = static_cast<int>(
       std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, n / 256)));
+  // plain products and sums: this file is compiled for the baseline ISA (on x86-64 without
+  // FMA, so nothing is contracted; std::fma would be a library call)
 #pragma omp parallel num_threads(nt)
   {
-    // L: Cholesky factor of Z_cc + ridge I (lower, row-major k x k); z: Z_cp, then the
-    // forward-substituted y = L^-1 Z_cp and b = L^-T y; col: positions in nb of the kept set
-    std::vector<double> L(static_cast<size_t>(k * k)), z(static_cast<size_t>(k)),
-        y(static_cast<size_t>(k));
-    std::vector<int64_t> col(static_cast<size_t>(k));
-    auto kern = [&](const double* a, const double* b) {
-      double s = 0;
-      for (int64_t c = 0; c < d; ++c) {
-        const double e = a[c] - b[c];
-        s += e * e;
-      }
-      return std::exp(-t * std::sqrt(s));
-    };
+    // per point: U (m x m, row-major upper triangle, stride k) = Z_cc + ridge I, overwritten by
+    // its right-looking Cholesky factor (Z_cc + ridge I = U^T U; contiguous rank-1 updates);
+    // GT (d x k): the set's coordinates by coordinate; z: Z_cp, then y = U^-T Z_cp; pos: the
+    // places in nb's row of the set; kept: whether each pivot was kept
+    std::vector<double> U(static_cast<size_t>(k * k)), GT(static_cast<size_t>(d * k)),
+        z(static_cast<size_t>(k)), y(static_cast<size_t>(k)), b(static_cast<size_t>(k));
+    std::vector<int64_t> pos(static_cast<size_t>(k));
+    std::vector<char> kept(static_cast<size_t>(k));
 #pragma omp for schedule(dynamic, 64)
     for (int64_t p = 0; p < n; ++p) {
       const int64_t* row = nb + p * k;
       double* bp = B + p * k;
       const double* xp = X + p * d;
-      int64_t m = 0;  // kept neighbours so far
+      int64_t m = 0;
       for (int64_t j = 0; j < k; ++j) {
         bp[j] = 0.0;
         if (row[j] < 0) continue;
-        const double* xj = X + row[j] * d;
-        // row m of L: L[m, l] = (Z[j, c_l] - sum_{q<l} L[m, q] L[l, q]) / L[l, l]
-        double* lm = &L[m * k];
-        for (int64_t l = 0; l < m; ++l) {
-          const double* ll = &L[l * k];
-          double s = kern(xj, X + row[col[l]] * d);
-          for (int64_t q = 0; q < l; ++q) s = std::fma(-lm[q], ll[q], s);
-          lm[l] = s / ll[l];
-        }
-        double piv = 1.0 + ridge;
-        for (int64_t q = 0; q < m; ++q) piv = std::fma(-lm[q], lm[q], piv);
-        if (!(piv > 0.5 * ridge)) continue;  // (near-)duplicate of the kept set: leave it out
-        lm[m] = std::sqrt(piv);
-        z[m] = kern(xj, xp);
-        col[m] = j;
-        ++m;
+        for (int64_t c = 0; c < d; ++c) GT[c * k + m] = X[row[j] * d + c];
+        pos[m++] = j;
       }
-      // y = L^-1 z, b = L^-T y, d = 1 - z . b = 1 - |y|^2
+      // kernel entries: squared distances summed over the coordinates in order, then exp
+      for (int64_t a = 0; a < m; ++a) {
+        double* ua = &U[a * k];
+        double za = 0;
+        for (int64_t q = a; q < m; ++q) ua[q] = 0.0;
+        for (int64_t c = 0; c < d; ++c) {
+          const double* g = &GT[c * k];
+          const double ga = g[a];
+          for (int64_t q = a + 1; q < m; ++q) {
+            const double e = ga - g[q];
+            ua[q] += e * e;
+          }
+          const double e = ga - xp[c];
+          za += e * e;
+        }
+        for (int64_t q = a + 1; q < m; ++q) ua[q] = std::exp(-t * std::sqrt(ua[q]));
+        ua[a] = 1.0 + ridge;
+        z[a] = std::exp(-t * std::sqrt(za));
+      }
+      // right-looking Cholesky; a pivot at ridge / 2 or below leaves its neighbour out
+      for (int64_t l = 0; l < m; ++l) {
+        double* ul = &U[l * k];
+        kept[l] = ul[l] > 0.5 * ridge;
+        if (!kept[l]) continue;
+        const double sq = std::sqrt(ul[l]);
+        ul[l] = sq;
+        for (int64_t q = l + 1; q < m; ++q) ul[q] /= sq;
+        for (int64_t i = l + 1; i < m; ++i) {
+          double* ui = &U[i * k];
+          const double u = ul[i];
+          for (int64_t q = i; q < m; ++q) ui[q] -= u * ul[q];
+        }
+      }
+      // y = U^-T z (by columns), b = U^-1 y, d = 1 - z . b = 1 - |y|^2
       double yy = 0;
       for (int64_t l = 0; l < m; ++l) {
-        double s = z[l];
-        for (int64_t q = 0; q < l; ++q) s = std::fma(-L[l * k + q], y[q], s);
-        y[l] = s / L[l * k + l];
-        yy = std::fma(y[l], y[l], yy);
+        if (!kept[l]) {
+          y[l] = 0.0;
+          continue;
+        }
+        const double* ul = &U[l * k];
+        y[l] = z[l] / ul[l];
+        yy += y[l] * y[l];
+        for (int64_t q = l + 1; q < m; ++q) z[q] -= ul[q] * y[l];
       }
       for (int64_t l = m - 1; l >= 0; --l) {
+        if (!kept[l]) {
+          b[l] = 0.0;
+          continue;
+        }
+        const double* ul = &U[l * k];
         double s = y[l];
-        for (int64_t q = l + 1; q < m; ++q) s = std::fma(-L[q * k + l], z[q], s);
-        z[l] = s / L[l * k + l];  // b_l (z[q] for q > l already holds b_q)
+        for (int64_t q = l + 1; q < m; ++q) s -= ul[q] * b[q];
+        b[l] = s / ul[l];
       }
-      for (int64_t l = 0; l < m; ++l) bp[col[l]] = z[l];
+      for (int64_t l = 0; l < m; ++l) bp[pos[l]] = b[l];
       dvar[p] = 1.0 - yy;
     }
   }
