@@ -122,12 +122,10 @@ void bind_measures(py::module_& m) {
       py::arg("ts"), py::arg("V"), py::kw_only(),
       py::arg("cutoff") = std::numeric_limits<double>::infinity(), py::arg("n_jobs") = 0,
       "out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; far tiles skipped (cutoff).");
-  def_overloads(
-      m, "magnitude_matrix", Floats{}, GEOML_PICK(magnitude_matrix_py), py::arg("X").noconvert(),
-      py::arg("t"), py::kw_only(), py::arg("cutoff") = std::numeric_limits<double>::infinity(),
-      py::arg("n_jobs") = 0,
-      "exp(-t ||x_i - x_j||) in float32 (from float64), upper block triangle packed (64-row "
-      "blocks, each row from its block's first column); far blocks 0 (cutoff).");
+  def_overloads(m, "magnitude_matrix", Floats{}, GEOML_PICK(magnitude_matrix_py),
+                py::arg("X").noconvert(), py::arg("t"), py::kw_only(),
+                py::arg("cutoff") = std::numeric_limits<double>::infinity(), py::arg("n_jobs") = 0,
+                "float32 exp(-t ||x_i - x_j||) (from float64): upper block triangle, packed.");
   m.def("stored_matvec", &stored_matvec_py, py::arg("Z"), py::arg("v"), py::kw_only(),
         py::arg("n_jobs") = 0,
         "Z @ v for magnitude_matrix's packed symmetric float32 Z, float64 v, sums in float64.");

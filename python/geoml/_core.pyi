@@ -1257,7 +1257,7 @@ def magnitude_matrix(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> numpy.typing.NDArray[numpy.float32]:
     """
-    exp(-t ||x_i - x_j||) in float32 (from float64), upper block triangle packed (64-row blocks, each row from its block's first column); far blocks 0 (cutoff).
+    float32 exp(-t ||x_i - x_j||) (from float64): upper block triangle, packed.
     """
 
 @typing.overload
@@ -1269,7 +1269,7 @@ def magnitude_matrix(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> numpy.typing.NDArray[numpy.float32]:
     """
-    exp(-t ||x_i - x_j||) in float32 (from float64), upper block triangle packed (64-row blocks, each row from its block's first column); far blocks 0 (cutoff).
+    float32 exp(-t ||x_i - x_j||) (from float64): upper block triangle, packed.
     """
 
 @typing.overload
