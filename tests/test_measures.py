@@ -1182,6 +1182,19 @@ def test_magnitude_cg_threads_and_dtype():
     np.testing.assert_array_equal(c, d)
 
 
+def test_magnitude_stored_same_bits_off_the_main_thread():
+    # the stored path (packed float32 Z_t, its symmetric product, the C++ Vecchia factor) from
+    # worker threads, with other buffers in between: the same bits as on the main thread
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = np.random.default_rng(12).uniform(size=(2100, 2))
+    ref = M.weighting_vector(X, 3.0, method="cg", n_jobs=2)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outs = list(pool.map(lambda j: M.weighting_vector(X, 3.0, method="cg", n_jobs=j), [1, 2]))
+    for out in outs:
+        np.testing.assert_array_equal(out, ref)
+
+
 def test_magnitude_cg_not_converged_warns():
     X = np.random.default_rng(8).uniform(size=(500, 2))
     with pytest.warns(RuntimeWarning, match="did not reach rtol"):
@@ -1208,10 +1221,11 @@ def _unpack_stored(Zp, n):
     return Z
 
 
-@pytest.mark.parametrize("n,d", [(1, 2), (37, 4), (64, 2), (200, 1), (1100, 3)])
+@pytest.mark.parametrize("n,d", [(1, 2), (37, 4), (64, 2), (200, 1), (1100, 3), (2100, 2)])
 def test_magnitude_matrix_and_f32_product(n, d):
     # the stored float32 similarity (each entry exp in float64, rounded once; the upper block
-    # triangle packed) and its float64-accumulated symmetric product; n not a multiple of 64
+    # triangle packed) and its float64-accumulated symmetric product; n not a multiple of 64;
+    # n = 2100: both kernels run on 2 threads (n^2 / 2e6 >= 2)
     from geoml import _core
 
     rng = np.random.default_rng(n)
