@@ -1182,6 +1182,19 @@ def test_magnitude_cg_threads_and_dtype():
     np.testing.assert_array_equal(c, d)
 
 
+def test_magnitude_stored_same_bits_off_the_main_thread():
+    # the stored path (packed float32 Z_t, its symmetric product, the C++ Vecchia factor) from
+    # worker threads, with other buffers in between: the same bits as on the main thread
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = np.random.default_rng(12).uniform(size=(2100, 2))
+    ref = M.weighting_vector(X, 3.0, method="cg", n_jobs=2)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outs = list(pool.map(lambda j: M.weighting_vector(X, 3.0, method="cg", n_jobs=j), [1, 2]))
+    for out in outs:
+        np.testing.assert_array_equal(out, ref)
+
+
 def test_magnitude_cg_not_converged_warns():
     X = np.random.default_rng(8).uniform(size=(500, 2))
     with pytest.warns(RuntimeWarning, match="did not reach rtol"):
@@ -1191,27 +1204,52 @@ def test_magnitude_cg_not_converged_warns():
         M.magnitude_dimension(X, [1.0, 2.0], method="cg", max_iter=1)
 
 
-@pytest.mark.parametrize("n,d", [(1, 2), (37, 4), (1100, 3)])
+def _unpack_stored(Zp, n):
+    """The full n x n matrix from magnitude_matrix's packed upper block triangle (block rows
+    of 64, each row from its block's first column), mirrored."""
+    Z = np.full((n, n), np.nan, dtype=np.float32)
+    off = 0
+    for i0 in range(0, n, 64):
+        R, w = min(64, n - i0), n - i0
+        Z[i0 : i0 + R, i0:] = Zp[off : off + R * w].reshape(R, w)
+        off += R * w
+    assert off == Zp.size
+    bi = np.arange(n) // 64
+    below = bi[:, None] > bi[None, :]  # below the diagonal blocks: not stored
+    assert np.isnan(Z[below]).all() and not np.isnan(Z[~below]).any()
+    Z[below] = Z.T[below]
+    return Z
+
+
+@pytest.mark.parametrize("n,d", [(1, 2), (37, 4), (64, 2), (200, 1), (1100, 3), (2100, 2)])
 def test_magnitude_matrix_and_f32_product(n, d):
-    # the stored float32 similarity (each entry exp in float64, rounded once; symmetric by
-    # construction) and its float64-accumulated product; n not a multiple of 16 or 512
+    # the stored float32 similarity (each entry exp in float64, rounded once; the upper block
+    # triangle packed) and its float64-accumulated symmetric product; n not a multiple of 64;
+    # n = 2100: both kernels run on 2 threads (n^2 / 2e6 >= 2)
     from geoml import _core
 
     rng = np.random.default_rng(n)
     X = rng.normal(size=(n, d))
     for t in (0.3, 5.0):
-        Z = _core.magnitude_matrix(X, t)
-        assert Z.dtype == np.float32 and Z.shape == (n, n)
+        Zp = _core.magnitude_matrix(X, t)
+        assert Zp.dtype == np.float32 and Zp.ndim == 1
+        Z = _unpack_stored(Zp, n)
         ref = _dense_Z(X, t)
         np.testing.assert_allclose(Z, ref, rtol=6e-8, atol=1e-300)
-        np.testing.assert_array_equal(Z, Z.T)
+        np.testing.assert_array_equal(Z, Z.T)  # the diagonal blocks are stored in full
         assert (np.diagonal(Z) == 1).all()
-        np.testing.assert_array_equal(_core.magnitude_matrix(X, t, n_jobs=1), Z)
+        np.testing.assert_array_equal(_core.magnitude_matrix(X, t, n_jobs=1), Zp)
         v = rng.normal(size=n)
-        out = _core.stored_matvec(Z, v, n_jobs=1)
+        out = _core.stored_matvec(Zp, v, n_jobs=1)
         np.testing.assert_allclose(out, Z.astype(float) @ v, rtol=1e-12, atol=1e-12 * n)
-        np.testing.assert_array_equal(_core.stored_matvec(Z, v, n_jobs=2), out)
-    # far 16-point blocks are zeros, everything kept is the same value
+        np.testing.assert_array_equal(_core.stored_matvec(Zp, v, n_jobs=2), out)
+        # the same bits wherever the buffers lie (explicit fma on fixed lanes)
+        Zs = np.empty(Zp.size + 3, np.float32)[3:]
+        Zs[:] = Zp
+        vs = np.empty(n + 1)[1:]
+        vs[:] = v
+        np.testing.assert_array_equal(_core.stored_matvec(Zs, vs, n_jobs=2), out)
+    # far 64-point blocks are zeros, everything kept is the same value
     from geoml.measures._magnitude_cg import spatial_order
 
     Xs = np.ascontiguousarray(X[spatial_order(X)])
@@ -1224,8 +1262,10 @@ def test_magnitude_matrix_and_f32_product(n, d):
         _core.magnitude_matrix(Xs, 1.0, cutoff=0.0)
     with pytest.raises(ValueError, match="scale"):
         _core.magnitude_matrix(Xs, -1.0)
-    with pytest.raises(ValueError, match="square"):
+    with pytest.raises(ValueError, match="packed"):
         _core.stored_matvec(np.ones((2, 3), np.float32), np.ones(3))
+    with pytest.raises(ValueError, match="packed"):
+        _core.stored_matvec(np.ones(8, np.float32), np.ones(3))
 
 
 def _stored_calls(monkeypatch):
@@ -1377,3 +1417,52 @@ def test_vecchia_pattern_and_preconditioner():
     Z = _dense_Z(X, t)
     ev = np.linalg.eigvals(Pm @ Z).real
     assert np.linalg.cond(Z) > 1e3 and ev.max() / ev.min() < 4  # 1.9 here
+
+
+@pytest.mark.parametrize("d", [1, 2, 5])
+def test_vecchia_factor_against_solve(d):
+    # C++ regressions b_p = (Z_cc + ridge I)^-1 Z_cp, d_p = 1 - Z_pc b_p against NumPy, -1
+    # padding anywhere in a row, thread-count independent
+    from geoml import _core
+    from geoml.measures._magnitude_cg import vecchia_pattern
+
+    rng = np.random.default_rng(d)
+    n, k, t, ridge = 300, 7, 4.0, 1e-12
+    X = rng.normal(size=(n, d))
+    _, nb = vecchia_pattern(X, k, rng)
+    nb[5, [0, 3]] = -1  # holes inside a row
+    Bm, dvar = _core.vecchia_factor(X, nb, t, ridge=ridge, n_jobs=1)
+    for p in range(n):
+        c = nb[p][nb[p] >= 0]
+        Zcc = np.exp(-t * np.linalg.norm(X[c][:, None] - X[c][None], axis=2))
+        z = np.exp(-t * np.linalg.norm(X[c] - X[p], axis=1))
+        b = np.linalg.solve(Zcc + ridge * np.eye(c.size), z)
+        np.testing.assert_allclose(Bm[p][nb[p] >= 0], b, rtol=1e-9, atol=1e-12)
+        assert (Bm[p][nb[p] < 0] == 0).all()
+        assert dvar[p] == pytest.approx(1 - z @ b, rel=1e-9, abs=1e-14)
+    B2, d2 = _core.vecchia_factor(X, nb, t, ridge=ridge, n_jobs=2)
+    np.testing.assert_array_equal(B2, Bm)
+    np.testing.assert_array_equal(d2, dvar)
+
+
+def test_vecchia_factor_duplicates_and_bad_input():
+    from geoml import _core
+
+    # point 2 duplicates point 0: without a ridge, conditioning on {0, 1, 2} keeps 0 and 1
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.5, 0.5]])
+    nb = np.array([[-1, -1, -1], [0, -1, -1], [0, 1, -1], [0, 1, 2]])
+    Bm, dvar = _core.vecchia_factor(X, nb, 1.0)
+    assert Bm[3, 2] == 0 and np.isfinite(Bm).all()
+    Bk, dk = _core.vecchia_factor(X, np.array([[-1, -1], [0, -1], [0, 1], [0, 1]]), 1.0)
+    np.testing.assert_allclose(Bm[3, :2], Bk[3], rtol=1e-12)
+    assert dvar[3] == pytest.approx(dk[3], rel=1e-12)
+    assert dvar[2] == pytest.approx(0.0, abs=1e-14)  # a duplicate is predicted exactly
+    # with a ridge the duplicate stays (the ridge keeps Z_cc regular): finite, d_p > 0
+    Br, dr = _core.vecchia_factor(X, nb, 1.0, ridge=1e-12)
+    assert np.isfinite(Br).all() and (dr[1:] > 0).all()
+    with pytest.raises(ValueError, match="nb"):
+        _core.vecchia_factor(X, np.full((4, 2), 4), 1.0)
+    with pytest.raises(ValueError, match="scale"):
+        _core.vecchia_factor(X, nb, 0.0)
+    with pytest.raises(ValueError, match="ridge"):
+        _core.vecchia_factor(X, nb, 1.0, ridge=-1.0)

@@ -40,7 +40,7 @@ py::array_t<float> magnitude_matrix_py(exact<T> X_in, double t, double cutoff, i
   if (X.ndim() != 2 || X.shape(0) < 1 || X.shape(1) < 1)
     throw std::invalid_argument("magnitude_matrix: X must be a non-empty (n, d) array");
   const int64_t n = X.shape(0), d = X.shape(1);
-  py::array_t<float> out({n, n});
+  py::array_t<float> out(magnitude_packed_size(n));
   const T* px = X.data();
   float* po = out.mutable_data();
   {
@@ -51,11 +51,12 @@ py::array_t<float> magnitude_matrix_py(exact<T> X_in, double t, double cutoff, i
 }
 
 py::array_t<double> stored_matvec_py(carray<float> Z, carray<double> v, int n_jobs) {
-  if (Z.ndim() != 2 || Z.shape(0) < 1 || Z.shape(0) != Z.shape(1))
-    throw std::invalid_argument("stored_matvec: Z must be a non-empty square (n, n) array");
-  const int64_t n = Z.shape(0);
-  if (v.ndim() != 1 || v.shape(0) != n)
-    throw std::invalid_argument("stored_matvec: v must be a 1-D array of length n");
+  if (v.ndim() != 1 || v.shape(0) < 1)
+    throw std::invalid_argument("stored_matvec: v must be a non-empty 1-D array");
+  const int64_t n = v.shape(0);
+  if (Z.ndim() != 1 || Z.shape(0) != magnitude_packed_size(n))
+    throw std::invalid_argument(
+        "stored_matvec: Z must be magnitude_matrix's packed storage for len(v) points");
   py::array_t<double> out({n});
   const float* pz = Z.data();
   const double* pv = v.data();
@@ -65,6 +66,27 @@ py::array_t<double> stored_matvec_py(carray<float> Z, carray<double> v, int n_jo
     stored_matvec(pz, n, pv, po, n_jobs);
   }
   return out;
+}
+
+py::tuple vecchia_factor_py(carray<double> X, carray<int64_t> nb, double t, double ridge,
+                            int n_jobs) {
+  if (X.ndim() != 2 || X.shape(0) < 1 || X.shape(1) < 1)
+    throw std::invalid_argument("vecchia_factor: X must be a non-empty (n, d) array");
+  const int64_t n = X.shape(0), d = X.shape(1);
+  if (nb.ndim() != 2 || nb.shape(0) != n || nb.shape(1) < 1)
+    throw std::invalid_argument("vecchia_factor: nb must be (n, k) with k >= 1");
+  const int64_t k = nb.shape(1);
+  py::array_t<double> B({n, k});
+  py::array_t<double> dvar({n});
+  const double* px = X.data();
+  const int64_t* pn = nb.data();
+  double* pb = B.mutable_data();
+  double* pd = dvar.mutable_data();
+  {
+    py::gil_scoped_release release;
+    vecchia_factor(px, n, d, pn, k, t, ridge, pb, pd, n_jobs);
+  }
+  return py::make_tuple(B, dvar);
 }
 
 template <typename T>
@@ -100,13 +122,16 @@ void bind_measures(py::module_& m) {
       py::arg("ts"), py::arg("V"), py::kw_only(),
       py::arg("cutoff") = std::numeric_limits<double>::infinity(), py::arg("n_jobs") = 0,
       "out[s] = exp(-ts[s] ||x_i - x_j||) @ V[s] by fused tiles; far tiles skipped (cutoff).");
-  def_overloads(
-      m, "magnitude_matrix", Floats{}, GEOML_PICK(magnitude_matrix_py), py::arg("X").noconvert(),
-      py::arg("t"), py::kw_only(), py::arg("cutoff") = std::numeric_limits<double>::infinity(),
-      py::arg("n_jobs") = 0,
-      "float32 (n, n) exp(-t ||x_i - x_j||), computed in float64; far blocks 0 (cutoff).");
+  def_overloads(m, "magnitude_matrix", Floats{}, GEOML_PICK(magnitude_matrix_py),
+                py::arg("X").noconvert(), py::arg("t"), py::kw_only(),
+                py::arg("cutoff") = std::numeric_limits<double>::infinity(), py::arg("n_jobs") = 0,
+                "float32 exp(-t ||x_i - x_j||) (from float64): upper block triangle, packed.");
   m.def("stored_matvec", &stored_matvec_py, py::arg("Z"), py::arg("v"), py::kw_only(),
-        py::arg("n_jobs") = 0, "Z @ v for a float32 (n, n) Z, float64 v, summed in float64.");
+        py::arg("n_jobs") = 0,
+        "Z @ v for magnitude_matrix's packed symmetric float32 Z, float64 v, sums in float64.");
+  m.def("vecchia_factor", &vecchia_factor_py, py::arg("X"), py::arg("nb"), py::arg("t"),
+        py::kw_only(), py::arg("ridge") = 0.0, py::arg("n_jobs") = 0,
+        "Vecchia factor of exp(-t ||x_i - x_j||): (B (n, k) regressions on nb, dvar (n,)).");
   def_overloads(
       m, "local_gram_eigvalsh", Floats{}, GEOML_PICK(local_gram_eigvalsh_py),
       py::arg("X").noconvert(), py::arg("idx"), py::kw_only(), py::arg("n_jobs") = 0,

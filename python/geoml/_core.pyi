@@ -91,6 +91,7 @@ __all__: list[str] = [
     "ts_matmul",
     "ttm",
     "value_range",
+    "vecchia_factor",
 ]
 
 class Metric(enum.Enum):
@@ -1268,7 +1269,7 @@ def magnitude_matrix(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> numpy.typing.NDArray[numpy.float32]:
     """
-    float32 (n, n) exp(-t ||x_i - x_j||), computed in float64; far blocks 0 (cutoff).
+    float32 exp(-t ||x_i - x_j||) (from float64): upper block triangle, packed.
     """
 
 @typing.overload
@@ -1280,7 +1281,7 @@ def magnitude_matrix(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> numpy.typing.NDArray[numpy.float32]:
     """
-    float32 (n, n) exp(-t ||x_i - x_j||), computed in float64; far blocks 0 (cutoff).
+    float32 exp(-t ||x_i - x_j||) (from float64): upper block triangle, packed.
     """
 
 @typing.overload
@@ -1924,7 +1925,7 @@ def stored_matvec(
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> numpy.typing.NDArray[numpy.float64]:
     """
-    Z @ v for a float32 (n, n) Z, float64 v, summed in float64.
+    Z @ v for magnitude_matrix's packed symmetric float32 Z, float64 v, sums in float64.
     """
 
 @typing.overload
@@ -2036,6 +2037,18 @@ def value_range(
 ) -> tuple:
     """
     (min, max, all finite) of a float64 array.
+    """
+
+def vecchia_factor(
+    X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    nb: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    t: typing.SupportsFloat | typing.SupportsIndex,
+    *,
+    ridge: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    Vecchia factor of exp(-t ||x_i - x_j||): (B (n, k) regressions on nb, dvar (n,)).
     """
 
 __version__: str

@@ -12,9 +12,8 @@ import numpy as np
 NEIGHBORS = 30  # conditioning set of the Vecchia preconditioner
 CUTOFF = 42.0  # products skip tile pairs whose terms are all below exp(-42) = 5.7e-19
 _RIDGE = 1e-12  # added to the conditioning blocks (the preconditioner only; CG solves Z w = 1)
-_CHUNK_BYTES = 2**28  # block matrices built this many bytes at a time
 DENSE_BYTES = 2**30  # Z_t is stored in float32 when its n^2 floats fit in this
-DENSE_KEPT = 0.8  # ... and the matrix-free product would keep this fraction of tile pairs
+DENSE_KEPT = 0.5  # ... and the matrix-free product would keep this fraction of tile pairs
 _DENSE_MIN = 1024  # below this many points the matrix-free product is as cheap
 _INNER_RTOL = 1e-8  # inner solves on the float32 matrix: no further than its accuracy
 
@@ -69,7 +68,7 @@ def weights_cg(X, ts, *, rtol, max_iter, n_jobs, k=NEIGHBORS, seed=0, cutoff=CUT
     X = np.ascontiguousarray(X[perm])
     workers = _workers(n_jobs)
     order, nb = vecchia_pattern(X, min(k, n - 1), np.random.default_rng(seed), workers)
-    precs = [Vecchia(X, order, nb, float(t), workers) for t in ts]
+    precs = [Vecchia(X, order, nb, float(t), n_jobs) for t in ts]
     W = np.zeros((m, n))
     R = np.ones((m, n))
     n_iter = np.zeros(m, dtype=np.int64)
@@ -283,58 +282,22 @@ def vecchia_pattern(X, k, rng, workers=1):
 class Vecchia:
     """``P^-1 = (I - B)^T D^-1 (I - B)``: the Vecchia approximation of ``Z^-1`` (each point
     regressed on its conditioning set: ``b_p = Z_cc^-1 Z_cp``, ``d_p = 1 - Z_pc b_p``), in
-    the random ordering of vecchia_pattern; symmetric positive definite by construction."""
+    the random ordering of vecchia_pattern; symmetric positive definite by construction.
+    The regressions: ``_core.vecchia_factor`` (C++, OpenMP over points, GIL released)."""
 
-    def __init__(self, X, order, nb, t, workers=1):
+    def __init__(self, X, order, nb, t, n_jobs=0):
         import scipy.sparse as sp
 
-        n, k = nb.shape
-        Xo = X[order]
+        from .. import _core
+
+        n = nb.shape[0]
         self.order = order
-        step = max(1, _CHUNK_BYTES // (8 * k * k * max(X.shape[1], 2)))
-        step = min(step, -(-n // workers)) if n >= 2048 else step
-        eye = np.eye(k)
-
-        def chunk(s):
-            e = min(n, s + step)
-            idx = nb[s:e]
-            pad = idx < 0
-            C = Xo[np.where(pad, 0, idx)]  # (c, k, d)
-            xi = Xo[s:e]
-            Zcc = np.zeros((e - s, k, k))
-            dci = np.zeros((e - s, k))
-            for c in range(C.shape[2]):  # exact differences, one coordinate at a time
-                Cc = np.ascontiguousarray(C[:, :, c])
-                diff = Cc[:, :, None] - Cc[:, None, :]
-                diff *= diff
-                Zcc += diff
-                dc = Cc - xi[:, None, c]
-                dci += dc * dc
-            np.sqrt(Zcc, out=Zcc)
-            Zcc *= -t
-            np.exp(Zcc, out=Zcc)
-            Zcc[pad[:, :, None] | pad[:, None, :]] = 0.0
-            Zcc += pad[:, :, None] * eye
-            Zcc += _RIDGE * eye  # keeps the small solves regular (near-duplicate points)
-            zci = np.exp(-t * np.sqrt(dci))
-            zci[pad] = 0.0
-            bb = np.linalg.solve(Zcc, zci[:, :, None])[:, :, 0]
-            dvar = 1.0 - np.einsum("ck,ck->c", zci, bb)
-            r = np.broadcast_to(np.arange(s, e)[:, None], idx.shape)
-            return r[~pad], idx[~pad], bb[~pad], dvar
-
-        starts = range(0, n, step)
-        if workers > 1 and len(starts) > 1:  # NumPy's array passes and batched solves
-            # release the GIL; each chunk's result does not depend on the thread count
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=min(workers, len(starts))) as pool:
-                parts = list(pool.map(chunk, starts))
-        else:
-            parts = [chunk(s) for s in starts]
-        rows, cols, vals, dvar = (np.concatenate(x) for x in zip(*parts))
+        Xo = np.ascontiguousarray(X[order], dtype=np.float64)
+        vals, dvar = _core.vecchia_factor(Xo, nb, t, ridge=_RIDGE, n_jobs=n_jobs)
+        keep = nb >= 0
         self.dinv = 1.0 / np.maximum(dvar, 1e-14)
-        B = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+        indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+        B = sp.csr_matrix((vals[keep], nb[keep], indptr), shape=(n, n))
         self.B = B
         self.BT = B.T.tocsr()
 
