@@ -123,7 +123,8 @@ struct Scratch {
   std::vector<int64_t> targets, ball;
   std::vector<std::pair<int64_t, double>> found;  // a distance row being built
   std::vector<std::pair<double, int64_t>> heap;
-  std::vector<int32_t> hpos;  // Dijkstra: node -> slot in `heap` while it is in
+  std::vector<int32_t> hpos;  // Dijkstra: node -> slot in `heap` while it is in; the
+                              // label-correcting rows: 1 while the node is queued
   std::vector<double> D, C, a, b, f, g, P;
   SinkhornWork sw;
   std::vector<int> ai, bj, perm;
