@@ -183,6 +183,41 @@ def test_networkx_csr_and_reweighting_match_edge_list(seed):
     np.testing.assert_array_equal(A[g.edges[:, 0], g.edges[:, 1]].A1, w2)
 
 
+def test_networkx_reader_weights_once_per_edge_and_asymmetric_fallback():
+    # the reader takes each edge's weight from (u, v), u < v, and gives it to (v, u) too; edges
+    # without the attribute weigh 1; an adjacency that is not symmetric (no networkx Graph is)
+    # has every entry read, as before
+    G = nx.Graph()
+    G.add_edge("b", "a", weight=2.5)
+    G.add_edge("a", "c")  # no weight: 1
+    G.add_edge("c", "d", weight=0.25)
+    G.add_edge("d", "d", weight=9.0)  # self-loop: dropped
+    g = gc._as_graph(G)
+    assert g.nodes == ["b", "a", "c", "d"]
+    np.testing.assert_array_equal(g.edges, [[0, 1], [1, 2], [2, 3]])
+    np.testing.assert_array_equal(g.weights, [2.5, 1.0, 0.25])
+    A = sp.csr_matrix((g.csr()[2], g.csr()[1], g.csr()[0]), shape=(4, 4))
+    np.testing.assert_array_equal(A.toarray(), A.toarray().T)
+    np.testing.assert_array_equal(A.toarray()[[0, 1, 2], [1, 2, 3]], [2.5, 1.0, 0.25])
+
+    class OneWay:  # duck-typed graph whose adjacency lists (0, 1) and (0, 2) one way only
+        adj = {0: {1: {"weight": 2.0}, 2: {"weight": 3.0}}, 1: {}, 2: {0: {"weight": 3.0}}}
+
+        def is_directed(self):
+            return False
+
+        def is_multigraph(self):
+            return False
+
+        def edges(self):
+            return []
+
+    h = gc._as_graph(OneWay())
+    np.testing.assert_array_equal(h.edges, [[0, 1], [0, 2]])
+    np.testing.assert_array_equal(h.weights, [2.0, 3.0])
+    np.testing.assert_array_equal(h.csr()[2], [2.0, 3.0, 3.0])
+
+
 def test_disconnected_isolated_and_zero_weight():
     G = nx.disjoint_union(nx.karate_club_graph(), nx.cycle_graph(7))
     G.add_node("isolated")

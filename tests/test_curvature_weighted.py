@@ -244,6 +244,30 @@ def test_radius_bounded_rows_match_an_independent_reference(seed):
         np.testing.assert_allclose(_core_pairs(A, sub), k1[::7], atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("heavy", [False, True])
+def test_label_correcting_rows_and_their_dijkstra_fallback_match_an_independent_reference(heavy):
+    # the radius-bounded rows come from a FIFO label-correcting search, which requeues a node
+    # whose distance drops after its scan: on a grid with uniform lengths a few are requeued;
+    # with heavy-tailed lengths (cubes of exponentials) the radii cover most of the grid, the
+    # search requeues nodes many times and almost every row switches to Dijkstra. Both against
+    # SciPy's shortest paths + POT's exact W1; both paths, 1 and 2 threads
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(11)
+    k = 20
+    idx = np.arange(k * k).reshape(k, k)
+    lo = np.r_[idx[:, :-1].ravel(), idx[:-1, :].ravel()]
+    hi = np.r_[idx[:, 1:].ravel(), idx[1:, :].ravel()]
+    w = rng.exponential(1.0, size=len(lo)) ** 3 if heavy else rng.uniform(0.5, 1.5, len(lo))
+    A = sp.coo_matrix((np.r_[w, w], (np.r_[lo, hi], np.r_[hi, lo])), shape=(k * k, k * k)).tocsr()
+    C = sp_triu_pairs(A)
+    ref = _reference_kappa(A, C)
+    k1 = _core_pairs(A, C)  # (curvatures down to -1e3 with heavy tails: relative tolerance)
+    np.testing.assert_allclose(k1, ref, atol=1e-12, rtol=1e-12)
+    np.testing.assert_array_equal(_core_pairs(A, C, n_jobs=2), k1)
+    np.testing.assert_allclose(_core_pairs(A, C, fast=False), ref, atol=1e-12, rtol=1e-12)
+
+
 @pytest.mark.parametrize("seed", [5, 6])
 def test_weight_sorted_rows_with_tied_and_zero_lengths_match_an_independent_reference(seed):
     # the radius-bounded rows scan each node's arcs by increasing length and stop at the first

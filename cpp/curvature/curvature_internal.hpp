@@ -121,8 +121,10 @@ struct Scratch {
   std::vector<uint32_t> rpos_gen;
   uint32_t cgen = 0, dgen = 0, hgen = 0, rgen = 0;
   std::vector<int64_t> targets, ball;
+  std::vector<std::pair<int64_t, double>> found;  // a distance row being built
   std::vector<std::pair<double, int64_t>> heap;
-  std::vector<int32_t> hpos;  // Dijkstra: node -> slot in `heap` while it is in
+  std::vector<int32_t> hpos;  // Dijkstra: node -> slot in `heap` while it is in; the
+                              // label-correcting rows: 1 while the node is queued
   std::vector<double> D, C, a, b, f, g, P;
   SinkhornWork sw;
   std::vector<int> ai, bj, perm;
@@ -169,9 +171,10 @@ using Row = std::vector<std::pair<int64_t, double>>;
 
 /// Distances from u, unordered. Equal weights (`unit`): the nodes within 2 hops by marking
 /// (the rest of the 3-hop ball is at 3 units, implicitly). Otherwise, with a finite `radius`
-/// (a bound on every distance from u that will be read): Dijkstra until the next node is
-/// farther than the radius, every settled node kept (g must then list each node's arcs by
-/// increasing weight: a node's scan stops at the first arc past the radius); with an infinite one:
+/// (a bound on every distance from u that will be read): every node within the radius, by a
+/// label-correcting search (Dijkstra's distances bit for bit; Dijkstra itself when the search
+/// requeues too many nodes; g must list each node's arcs by increasing weight: a node's scan
+/// stops at the first arc past the radius); with an infinite one:
 /// the 3-hop ball is marked by BFS, then Dijkstra runs until all of it is settled (only the ball is
 /// kept).
 void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double radius, Scratch& s,

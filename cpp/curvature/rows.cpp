@@ -65,42 +65,88 @@ struct IndexedHeap {
   }
 };
 
+/// Distances from u up to `stop` (every node within it, in the order settled): Dijkstra,
+/// each node's arcs by increasing weight so that its scan stops at the first one past `stop`.
+void bounded_dijkstra(const CsrGraph& g, int64_t u, double stop, Scratch& s, Row& row) {
+  row.clear();
+  const uint32_t dgen = ++s.dgen;
+  s.heap.clear();
+  IndexedHeap H{s.heap, s.hpos.data()};
+  s.dist[u] = 0;
+  s.dist_gen[u] = dgen;
+  H.push({0.0, u});
+  while (!s.heap.empty()) {
+    const auto [du, x] = H.pop();
+    if (du > stop) break;
+    row.push_back({x, du});
+    for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
+      const int64_t y = g.indices[e];
+      const double nd = du + g.weights[e];
+      if (nd > stop) break;  // never settled before the stop, nor the later (longer) arcs
+      if (s.dist_gen[y] != dgen) {
+        s.dist_gen[y] = dgen;
+        s.dist[y] = nd;
+        H.push({nd, y});
+      } else if (nd < s.dist[y]) {  // in the heap: a settled y has dist <= du <= nd
+        s.dist[y] = nd;
+        H.decrease(y, nd);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double radius, Scratch& s,
                  Row& row) {
   row.clear();
   if (!equal && radius < std::numeric_limits<double>::infinity()) {
-    // Dijkstra stopped past the radius (a bound on every distance that will be read, see
-    // source_radii): every needed node is settled by then, and all settled nodes are kept
-    // (cheaper than marking the 3-hop ball first). Each node's arcs are in increasing weight
-    // (weight_sorted), so its scan stops at the first arc that leads past the radius. Every
-    // distance is that of the unbounded search.
+    // Every node within the radius (a bound on every distance that will be read, see
+    // source_radii), with its distance; each node's arcs are in increasing weight
+    // (weight_sorted), so its scan stops at the first arc that leads past the radius. Found
+    // by a label-correcting search (FIFO queue, a node queued again when its label drops
+    // after its scan): no heap, and on kNN balls each node is queued about once. The labels
+    // it ends with are Dijkstra's, bit for bit: each set of labels is made of path lengths
+    // summed in path order, and each has d(y) <= fl(d(x) + w) on every arc within the
+    // radius, so (rounding being monotone) each is <= the other along the other's paths.
+    // Nodes queued more than about twice each (shortest paths of many hops through a large
+    // radius) switch to Dijkstra.
     const double stop = radius + radius * 1e-9;  // rounding of the radius's own sums
+    if (!(stop >= 0.0)) return;                  // no distance is needed from u
     const uint32_t dgen = ++s.dgen;
-    s.heap.clear();
-    IndexedHeap H{s.heap, s.hpos.data()};
+    std::vector<int64_t>& q = s.ball;
+    auto& found = s.found;  // copied into `row` at its final size
+    q.assign(1, u);
+    found.assign(1, {u, 0.0});
     s.dist[u] = 0;
     s.dist_gen[u] = dgen;
-    H.push({0.0, u});
-    while (!s.heap.empty()) {
-      const auto [du, x] = H.pop();
-      if (du > stop) break;
-      row.push_back({x, du});
+    s.hpos[u] = 1;
+    for (size_t head = 0; head < q.size(); ++head) {
+      const int64_t x = q[head];
+      s.hpos[x] = 0;
+      const double du = s.dist[x];
       for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
         const int64_t y = g.indices[e];
         const double nd = du + g.weights[e];
-        if (nd > stop) break;  // never settled before the stop, nor the later (longer) arcs
+        if (nd > stop) break;  // nor the later (longer) arcs
         if (s.dist_gen[y] != dgen) {
           s.dist_gen[y] = dgen;
           s.dist[y] = nd;
-          H.push({nd, y});
-        } else if (nd < s.dist[y]) {  // in the heap: a settled y has dist <= du <= nd
+          s.hpos[y] = 1;
+          q.push_back(y);
+          found.push_back({y, 0.0});
+        } else if (nd < s.dist[y]) {
           s.dist[y] = nd;
-          H.decrease(y, nd);
+          if (!s.hpos[y]) {
+            s.hpos[y] = 1;
+            q.push_back(y);
+            if (q.size() > 2 * found.size() + 64) return bounded_dijkstra(g, u, stop, s, row);
+          }
         }
       }
     }
+    row.resize(found.size());
+    for (size_t k = 0; k < found.size(); ++k) row[k] = {found[k].first, s.dist[found[k].first]};
     return;
   }
   const uint32_t gen = ++s.hgen;
