@@ -351,3 +351,41 @@ def test_block_products_every_width(dtype, itype):
                     data, indices, indptr, np.ascontiguousarray(X[:, c : c + 1]), n_cols=300
                 )
                 np.testing.assert_array_equal(Y[:, c], y1[:, 0])
+
+
+def test_filtered_check_extends_its_basis():
+    """The filtered check alone (no full check behind it): a copy of 1 missed next to
+    ``1 - gap`` is detected for every seed; with nothing missed, the check extends its
+    Gaussian-start basis (16 blocks before a restart, so ``miss_gap`` follows 16 steps) and
+    spends its budget as restarts from scratch would count it (5 blocks a cycle)."""
+    from geoml.spectral import _eigsh_block
+
+    n, gap = 1000, 2e-4
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        vals = rng.uniform(-1, 1 - 3 * gap, n)
+        vals[:3], vals[3], vals[4] = 1.0, 1 - gap, 1 - 2 * gap
+        Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        A = (Q * vals) @ Q.T
+        A = (A + A.T) / 2
+        flt = _eigsh_block.ChebFilter(-1.02, 1 - 2.5 * gap, 8)
+        for cols, lam_k, missed in (([0, 1, 3], 1 - gap, True), ([0, 1, 2, 3], 1 - gap, False)):
+            ok, rep = _eigsh_block.filtered_check(
+                lambda X, A=A: A @ X,
+                n,
+                vals[cols],
+                Q[:, cols],
+                len(cols),
+                flt=flt,
+                lam_k=lam_k,
+                tol=1e-8,
+                anorm=1.0,
+                rng=np.random.default_rng([seed, 1]),
+                block=4,
+                steps=6,
+                budget=800,
+            )
+            assert ok is not missed
+            if not missed:
+                assert rep.steps == 16 and rep.n_matvec == 192 + 4 * 161
+                assert rep.miss_gap < 0.02
