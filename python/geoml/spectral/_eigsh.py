@@ -334,6 +334,14 @@ def _filtered_general(
         placed = 0 < cut < lam_k if lm else lo_chk < cut < lam_k
         if placed and bool((res <= tol * anorm).all()):
             flt = _eigsh_block.ChebFilter(lo_chk, cut, _FILTER_DEGREE)
+            step = None
+            if d.dtype == np.float64:  # the filter's steps fused into the block products
+
+                def step(X, Z, s1, c, s2):
+                    return _core.csr_cheb_matmat(
+                        d, indices, indptr, X, Z, s1=s1, c=c, s2=s2, n_jobs=nt
+                    )
+
             rng = np.random.default_rng([seed, 0x6570])
             with single_threaded_blas():
                 passed, report = _eigsh_block.filtered_check(
@@ -350,6 +358,7 @@ def _filtered_general(
                     block=check_block,
                     steps=_FILTER_CHECK_STEPS,
                     budget=int(n_mv) // 2,
+                    step=step,
                 )
             n_mv += report.n_matvec
         if not passed:  # something found (or no filter placed): the full check decides

@@ -318,9 +318,17 @@ class ChebFilter:
             return self.c + self.e
         return self.c + self.e * math.cosh(math.acosh(y) / self.d)
 
-    def apply(self, matmat, X):
-        """``P(A) X`` for an (n, b) block: ``d`` block products (three-term recurrence)."""
+    def apply(self, matmat, X, step=None):
+        """``P(A) X`` for an (n, b) block: ``d`` block products (three-term recurrence).
+        ``step(X, Z, s1, c, s2)``, if given, returns ``s1 (A X - c X) - s2 Z`` in one pass
+        (``_core.csr_cheb_matmat``) and replaces the products and the NumPy recurrence."""
         c, e = self.c, self.e
+        if step is not None:
+            y0 = X = np.ascontiguousarray(X)
+            y1 = step(X, X, 1.0 / e, c, 0.0)
+            for _ in range(1, self.d):
+                y0, y1 = y1, step(y1, y0, 2.0 / e, c, 1.0)
+            return y1
         y0 = X
         y1 = (matmat(X) - c * X) / e
         for _ in range(1, self.d):
@@ -443,6 +451,7 @@ def filtered_check(
     block: int,
     steps: int,
     budget: int,
+    step=None,
 ):
     """Detection only: is there an eigenvalue ``lambda`` with ``P(lambda) > P(lam_k +
     margin)`` (for the filter of the solve: more wanted than the k-th pair found, by the
@@ -459,6 +468,7 @@ def filtered_check(
     Ritz vector has an A-residual ``<= 100 tol ||A||``, or the best Ritz value moves by less
     than 5% of its distance to the threshold in a cycle, or ``budget`` products are spent
     (counted as a restart from scratch would spend them: ``steps`` blocks a cycle).
+    ``step``: the fused Chebyshev step of :meth:`ChebFilter.apply` (CSR float64 input).
     Returns (passed, report): ``passed`` False means a Ritz value crossed the threshold
     (missed eigenvalue(s): the caller runs :func:`deflated_check` to find them)."""
     xp = array_module(V)
@@ -478,7 +488,7 @@ def filtered_check(
 
     def pmat(X):
         counter[0] += flt.d * X.shape[1]
-        return flt.apply(matmat, X)
+        return flt.apply(matmat, X, step)
 
     cap = b * (st + (_CHECK_MAX_CYCLES - 1) * max(st - 1, 1))
     kry = _GrowingKrylov(pmat, space, n, min(n_free, cap))
