@@ -351,3 +351,85 @@ def test_block_products_every_width(dtype, itype):
                     data, indices, indptr, np.ascontiguousarray(X[:, c : c + 1]), n_cols=300
                 )
                 np.testing.assert_array_equal(Y[:, c], y1[:, 0])
+
+
+@pytest.mark.parametrize("itype", [np.int32, np.int64])
+def test_cheb_block_step(itype):
+    """The filtered check's fused Chebyshev step s1 (A X - c X) - s2 Z (csr_cheb_matmat):
+    every width 1..11 against SciPy, A X itself bit for bit as csr_matmat's, the same bits
+    for 1 and 2 threads (a matrix large enough to be threaded), and the filter applied with
+    it equal to the NumPy recurrence; bad shapes raise ValueError."""
+    from geoml.spectral import _eigsh_block
+
+    rng = np.random.default_rng(3)
+    n = 20000
+    A = sp.random(n, n, density=10 / n, random_state=rng, format="csr")
+    A = (A + A.T).tocsr()
+    data, indices, indptr = A.data, A.indices.astype(itype), A.indptr.astype(itype)
+    for s in range(1, 12):
+        X = rng.standard_normal((n, s))
+        Z = rng.standard_normal((n, s))
+        ref = 0.7 * (A @ X - 0.3 * X) - 1.0 * Z
+        Y1 = geoml._core.csr_cheb_matmat(
+            data, indices, indptr, X, Z, s1=0.7, c=0.3, s2=1.0, n_jobs=1
+        )
+        Y2 = geoml._core.csr_cheb_matmat(
+            data, indices, indptr, X, Z, s1=0.7, c=0.3, s2=1.0, n_jobs=2
+        )
+        np.testing.assert_allclose(Y1, ref, atol=1e-12 * np.abs(ref).max())
+        np.testing.assert_array_equal(Y1, Y2)
+        AX = geoml._core.csr_cheb_matmat(data, indices, indptr, X, Z, s1=1.0, c=0.0, s2=0.0)
+        np.testing.assert_array_equal(
+            AX, geoml._core.csr_matmat(data, indices, indptr, X, n_cols=n, n_jobs=1)
+        )
+    flt = _eigsh_block.ChebFilter(-5.0, 4.0, 8)
+    X = rng.standard_normal((n, 4))
+
+    def step(X, Z, s1, c, s2):
+        return geoml._core.csr_cheb_matmat(data, indices, indptr, X, Z, s1=s1, c=c, s2=s2)
+
+    P = flt.apply(lambda X: A @ X, X, step)
+    Pref = flt.apply(lambda X: A @ X, X)
+    np.testing.assert_allclose(P, Pref, atol=1e-11 * np.abs(Pref).max())
+    with pytest.raises(ValueError, match="must be"):
+        geoml._core.csr_cheb_matmat(data, indices, indptr, X, X[:, :2], s1=1.0, c=0.0, s2=0.0)
+    with pytest.raises(ValueError, match="must be"):
+        geoml._core.csr_cheb_matmat(data, indices, indptr, X[:-1], X[:-1], s1=1.0, c=0, s2=0)
+
+
+def test_filtered_check_extends_its_basis():
+    """The filtered check alone (no full check behind it): a copy of 1 missed next to
+    ``1 - gap`` is detected for every seed; with nothing missed, the check extends its
+    Gaussian-start basis (16 blocks before a restart, so ``miss_gap`` follows 16 steps) and
+    spends its budget as restarts from scratch would count it (5 blocks a cycle)."""
+    from geoml.spectral import _eigsh_block
+
+    n, gap = 1000, 2e-4
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        vals = rng.uniform(-1, 1 - 3 * gap, n)
+        vals[:3], vals[3], vals[4] = 1.0, 1 - gap, 1 - 2 * gap
+        Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        A = (Q * vals) @ Q.T
+        A = (A + A.T) / 2
+        flt = _eigsh_block.ChebFilter(-1.02, 1 - 2.5 * gap, 8)
+        for cols, lam_k, missed in (([0, 1, 3], 1 - gap, True), ([0, 1, 2, 3], 1 - gap, False)):
+            ok, rep = _eigsh_block.filtered_check(
+                lambda X, A=A: A @ X,
+                n,
+                vals[cols],
+                Q[:, cols],
+                len(cols),
+                flt=flt,
+                lam_k=lam_k,
+                tol=1e-8,
+                anorm=1.0,
+                rng=np.random.default_rng([seed, 1]),
+                block=4,
+                steps=6,
+                budget=800,
+            )
+            assert ok is not missed
+            if not missed:
+                assert rep.steps == 16 and rep.n_matvec == 192 + 4 * 161
+                assert rep.miss_gap < 0.02

@@ -2,6 +2,8 @@
 #include <string>
 
 #include "bindings.hpp"
+#include "common/common.hpp"
+#include "common/sparse.hpp"
 #include "lowrank/lowrank.hpp"
 
 namespace geoml {
@@ -198,6 +200,34 @@ py::array_t<T> csr_mm_py(exact<T> data_in, carray<I> indices, exact<I> indptr_in
   return Y;
 }
 
+template <typename I>
+py::array_t<double> csr_cheb_py(exact<double> data_in, carray<I> indices, exact<I> indptr_in,
+                                carray<double> X, carray<double> Z, double s1, double c, double s2,
+                                int n_jobs) {
+  const carray<double> data = contiguous(data_in);
+  const carray<I> indptr = contiguous(indptr_in);
+  const int64_t n = indptr.size() - 1;
+  if (n < 0 || data.size() != indices.size())
+    throw std::invalid_argument("csr_cheb_matmat: malformed CSR matrix");
+  if (X.ndim() != 2 || X.shape(0) != n || Z.ndim() != 2 || Z.shape(0) != n ||
+      Z.shape(1) != X.shape(1))
+    throw std::invalid_argument("csr_cheb_matmat: X and Z must be (n, s) for an n x n matrix");
+  const int64_t s = X.shape(1);
+  py::array_t<double> Y({n, s});
+  double* py_ = Y.mutable_data();
+  const CsrRef<double, I> A{n, indptr.data(), indices.data(), data.data()};
+  const double* px = X.data();
+  const double* pz = Z.data();
+  {
+    py::gil_scoped_release release;
+    // small products on one thread (as csr_matmat: a parallel region costs more below ~1M)
+    const int nt =
+        n > 0 && int64_t(indptr.data()[n]) * s >= (int64_t(1) << 20) ? resolve_threads(n_jobs) : 1;
+    csr_cheb_mm<I>(A, px, s, pz, s1, c, s2, py_, nt);
+  }
+  return Y;
+}
+
 void set_blas_py(py::handle dgemm, py::handle sgemm, py::handle dsyrk, py::handle ssyrk) {
   set_blas(reinterpret_cast<dgemm_fn>(capsule_pointer(dgemm, "dgemm")),
            reinterpret_cast<sgemm_fn>(capsule_pointer(sgemm, "sgemm")),
@@ -235,6 +265,12 @@ void bind_lowrank(py::module_& m) {
                 "Y M for a tall Y and a small M, in Y's dtype.");
   def_overloads(m, "sum_squares", Floats{}, GEOML_PICK(sumsq_py), py::arg("X").noconvert(),
                 py::kw_only(), py::arg("n_jobs") = 0, "Sum of squares of X (float64).");
+  def_overloads(
+      m, "csr_cheb_matmat", Indices{},
+      [](auto i) { return &csr_cheb_py<typename decltype(i)::type>; }, py::arg("data").noconvert(),
+      py::arg("indices"), py::arg("indptr").noconvert(), py::arg("X"), py::arg("Z"), py::kw_only(),
+      py::arg("s1"), py::arg("c"), py::arg("s2"), py::arg("n_jobs") = 0,
+      "s1 (A X - c X) - s2 Z for a square float64 CSR matrix A (a Chebyshev step).");
   def_overloads2(m, "csr_matmat", Floats{}, Indices{}, GEOML_PICK2(csr_mm_py),
                  py::arg("data").noconvert(), py::arg("indices"), py::arg("indptr").noconvert(),
                  py::arg("X"), py::kw_only(), py::arg("n_cols"), py::arg("transpose") = false,

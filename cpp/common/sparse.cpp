@@ -19,6 +19,40 @@ inline void row_panel(I p0, I p1, const I* indices, const T* data, const T* X, i
   }
   for (int c = 0; c < S; ++c) y[c0 + c] = acc[c];
 }
+
+/// y[0 .. s) = the row [p0, p1) of A times X: panels of 8 columns (then the remainder), each
+/// accumulated in a local array the compiler keeps in registers. Each column's sum runs over
+/// the row's entries in order.
+template <typename T, typename I>
+inline void row_block(I p0, I p1, const I* indices, const T* data, const T* X, int64_t s, T* y) {
+  const int64_t s8 = s - s % 8;
+  for (int64_t c0 = 0; c0 < s8; c0 += 8) row_panel<8>(p0, p1, indices, data, X, s, c0, y);
+  switch (s - s8) {
+    case 1:
+      row_panel<1>(p0, p1, indices, data, X, s, s8, y);
+      break;
+    case 2:
+      row_panel<2>(p0, p1, indices, data, X, s, s8, y);
+      break;
+    case 3:
+      row_panel<3>(p0, p1, indices, data, X, s, s8, y);
+      break;
+    case 4:
+      row_panel<4>(p0, p1, indices, data, X, s, s8, y);
+      break;
+    case 5:
+      row_panel<5>(p0, p1, indices, data, X, s, s8, y);
+      break;
+    case 6:
+      row_panel<6>(p0, p1, indices, data, X, s, s8, y);
+      break;
+    case 7:
+      row_panel<7>(p0, p1, indices, data, X, s, s8, y);
+      break;
+    default:
+      break;
+  }
+}
 }  // namespace
 
 template <typename Acc, typename T, typename I>
@@ -44,38 +78,9 @@ void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, d
       // compiler keeps in registers: accumulating in Y itself went through a store and a
       // reload per stored entry (Y may alias X), ~4x slower for 4-column blocks. Each
       // column's sum runs over the row's entries in order, as before.
-      const int64_t s8 = s - s % 8;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 256)
-      for (int64_t i = 0; i < n; ++i) {
-        T* y = Y + i * s;
-        const I p0 = indptr[i], p1 = indptr[i + 1];
-        for (int64_t c0 = 0; c0 < s8; c0 += 8) row_panel<8>(p0, p1, indices, data, X, s, c0, y);
-        switch (s - s8) {
-          case 1:
-            row_panel<1>(p0, p1, indices, data, X, s, s8, y);
-            break;
-          case 2:
-            row_panel<2>(p0, p1, indices, data, X, s, s8, y);
-            break;
-          case 3:
-            row_panel<3>(p0, p1, indices, data, X, s, s8, y);
-            break;
-          case 4:
-            row_panel<4>(p0, p1, indices, data, X, s, s8, y);
-            break;
-          case 5:
-            row_panel<5>(p0, p1, indices, data, X, s, s8, y);
-            break;
-          case 6:
-            row_panel<6>(p0, p1, indices, data, X, s, s8, y);
-            break;
-          case 7:
-            row_panel<7>(p0, p1, indices, data, X, s, s8, y);
-            break;
-          default:
-            break;
-        }
-      }
+      for (int64_t i = 0; i < n; ++i)
+        row_block(indptr[i], indptr[i + 1], indices, data, X, s, Y + i * s);
       return;
     }
   }
@@ -104,6 +109,25 @@ void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, d
     }
   }
 }
+
+template <typename I>
+void csr_cheb_mm(const CsrRef<double, I>& A, const double* X, int64_t s, const double* Z, double s1,
+                 double c, double s2, double* Y, int n_threads) {
+  const int nt = n_threads > 0 ? n_threads : 1;
+  const int64_t n = A.rows;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 256)
+  for (int64_t i = 0; i < n; ++i) {
+    double* y = Y + i * s;
+    row_block(A.indptr[i], A.indptr[i + 1], A.indices, A.data, X, s, y);
+    const double* x = X + i * s;
+    const double* z = Z + i * s;
+    for (int64_t j = 0; j < s; ++j) y[j] = s1 * (y[j] - c * x[j]) - s2 * z[j];
+  }
+}
+template void csr_cheb_mm<int32_t>(const CsrRef<double, int32_t>&, const double*, int64_t,
+                                   const double*, double, double, double, double*, int);
+template void csr_cheb_mm<int64_t>(const CsrRef<double, int64_t>&, const double*, int64_t,
+                                   const double*, double, double, double, double*, int);
 
 #define GEOML_CSR_MM(Acc, T, I)                                                            \
   template void csr_mm<Acc, T, I>(const CsrRef<T, I>&, const T*, int64_t, T*, int, double, \

@@ -29,4 +29,13 @@ template <typename Acc, typename T, typename I>
 void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, double alpha = 1.0,
             const T* B = nullptr, double beta = 0.0);
 
+/// One Chebyshev step on a block: Y = s1 (A X - c X) - s2 Z for a square CSR matrix A and
+/// row-major blocks X, Z and Y (rows x s; Y must not alias X or Z). Each row of A X is
+/// accumulated as in csr_mm (the same sums), then combined elementwise (this file is built for
+/// the baseline ISA, without FMA, so nothing is contracted: the same bits for any thread count
+/// and any buffer alignment). OpenMP over rows with exactly `n_threads` threads.
+template <typename I>
+void csr_cheb_mm(const CsrRef<double, I>& A, const double* X, int64_t s, const double* Z, double s1,
+                 double c, double s2, double* Y, int n_threads);
+
 }  // namespace geoml

@@ -26,6 +26,7 @@ __all__: list[str] = [
     "block_lincomb",
     "block_residual",
     "compiler",
+    "csr_cheb_matmat",
     "csr_matmat",
     "csr_matvec",
     "csr_spmm",
@@ -674,6 +675,40 @@ def block_residual(
 def compiler() -> str:
     """
     Compiler that built the module.
+    """
+
+@typing.overload
+def csr_cheb_matmat(
+    data: numpy.typing.NDArray[numpy.float64],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    indptr: numpy.typing.NDArray[numpy.int64],
+    X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    s1: typing.SupportsFloat | typing.SupportsIndex,
+    c: typing.SupportsFloat | typing.SupportsIndex,
+    s2: typing.SupportsFloat | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    s1 (A X - c X) - s2 Z for a square float64 CSR matrix A (a Chebyshev step).
+    """
+
+@typing.overload
+def csr_cheb_matmat(
+    data: numpy.typing.NDArray[numpy.float64],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    indptr: numpy.typing.NDArray[numpy.int32],
+    X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    Z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    s1: typing.SupportsFloat | typing.SupportsIndex,
+    c: typing.SupportsFloat | typing.SupportsIndex,
+    s2: typing.SupportsFloat | typing.SupportsIndex,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    s1 (A X - c X) - s2 Z for a square float64 CSR matrix A (a Chebyshev step).
     """
 
 @typing.overload

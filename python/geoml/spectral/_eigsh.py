@@ -334,6 +334,14 @@ def _filtered_general(
         placed = 0 < cut < lam_k if lm else lo_chk < cut < lam_k
         if placed and bool((res <= tol * anorm).all()):
             flt = _eigsh_block.ChebFilter(lo_chk, cut, _FILTER_DEGREE)
+            step = None
+            if d.dtype == np.float64:  # the filter's steps fused into the block products
+
+                def step(X, Z, s1, c, s2):
+                    return _core.csr_cheb_matmat(
+                        d, indices, indptr, X, Z, s1=s1, c=c, s2=s2, n_jobs=nt
+                    )
+
             rng = np.random.default_rng([seed, 0x6570])
             with single_threaded_blas():
                 passed, report = _eigsh_block.filtered_check(
@@ -350,6 +358,7 @@ def _filtered_general(
                     block=check_block,
                     steps=_FILTER_CHECK_STEPS,
                     budget=int(n_mv) // 2,
+                    step=step,
                 )
             n_mv += report.n_matvec
         if not passed:  # something found (or no filter placed): the full check decides
@@ -447,16 +456,18 @@ def eigsh(
     ``-A``), ``[-cut, cut]`` for "LM"), pairs locked on computed residuals with ``A``, and the
     check runs on the same filter: block Krylov on ``P(A)`` (``P`` the unscaled even
     Chebyshev polynomial, ``P(A) + 1`` positive semi-definite whatever the spectrum) from
-    ``b`` Gaussian columns orthogonal to the pairs found, 6 block steps a cycle, restarted
-    from its best Ritz vectors. A Ritz value above ``tau = P(lambda_k + 10 tol ||A||)`` (an
+    ``b`` Gaussian columns orthogonal to the pairs found, 6 block steps, then cycles of 5
+    more (the basis is extended up to 16 blocks, then restarted from its best Ritz vectors,
+    whose products are known). A Ritz value above ``tau = P(lambda_k + 10 tol ||A||)`` (an
     eigenvalue more wanted than the k-th found, or one below the damped interval) sends the
     problem to the full check above, which finds and converges it; otherwise the check
     stops when its best pair of ``P(A)`` has settled below ``tau``, its A-residual is below
-    ``100 tol ||A||``, or it has spent half the solve's products. Guarantee: the same
-    Kuczynski-Wozniakowski bound, applied to ``P(A) + 1`` with the first cycle's ``b`` and
-    ``s``: a missed eigenvalue ``lambda`` with ``P(lambda) + 1 >= (tau + 1) / (1 - eps)``
-    survives with probability at most ``1e-6``, ``eps = ((ln(1e6) / b + ln(1.648 sqrt(n')))
-    / (2 s - 1))^2``; ``miss_gap`` is that ``lambda`` minus the k-th eigenvalue.
+    ``100 tol ||A||``, or it has spent half the solve's products (counting 6 blocks a
+    cycle). Guarantee: the same Kuczynski-Wozniakowski bound, applied to ``P(A) + 1`` with
+    ``b`` and ``s`` the blocks built from the Gaussian start before any restart: a missed
+    eigenvalue ``lambda`` with ``P(lambda) + 1 >= (tau + 1) / (1 - eps)`` survives with
+    probability at most ``1e-6``, ``eps = ((ln(1e6) / b + ln(1.648 sqrt(n'))) / (2 s -
+    1))^2``; ``miss_gap`` is that ``lambda`` minus the k-th eigenvalue.
 
     The check costs ``b s`` products plus ``O(n (b s)^2)`` dense work per cycle, and at
     most about as many products as the solve. If a missed pair cannot be converged,

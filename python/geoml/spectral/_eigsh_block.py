@@ -318,9 +318,17 @@ class ChebFilter:
             return self.c + self.e
         return self.c + self.e * math.cosh(math.acosh(y) / self.d)
 
-    def apply(self, matmat, X):
-        """``P(A) X`` for an (n, b) block: ``d`` block products (three-term recurrence)."""
+    def apply(self, matmat, X, step=None):
+        """``P(A) X`` for an (n, b) block: ``d`` block products (three-term recurrence).
+        ``step(X, Z, s1, c, s2)``, if given, returns ``s1 (A X - c X) - s2 Z`` in one pass
+        (``_core.csr_cheb_matmat``) and replaces the products and the NumPy recurrence."""
         c, e = self.c, self.e
+        if step is not None:
+            y0 = X = np.ascontiguousarray(X)
+            y1 = step(X, X, 1.0 / e, c, 0.0)
+            for _ in range(1, self.d):
+                y0, y1 = y1, step(y1, y0, 2.0 / e, c, 1.0)
+            return y1
         y0 = X
         y1 = (matmat(X) - c * X) / e
         for _ in range(1, self.d):
@@ -348,6 +356,86 @@ def kw_filtered_gap(flt: ChebFilter, tau: float, n_free: int, block: int, steps:
     return (tau + 1.0) / (1.0 - eps) - 1.0
 
 
+class _GrowingKrylov:
+    """A block Krylov basis ``Q`` of ``P(A)`` (orthonormal, orthogonal to ``space``) grown
+    block by block in preallocated Fortran-ordered buffers, with ``PQ = P(A) Q`` and the
+    projected matrix ``H = Q^T PQ`` kept up to date (only the new columns are formed)."""
+
+    def __init__(self, pmat, space: _Space, n: int, cap: int):
+        self.pmat, self.space, self.xp = pmat, space, space.xp
+        self.Qb = self.xp.empty((n, cap), order="F")
+        self.PQb = self.xp.empty((n, cap), order="F")
+        self.H = np.zeros((cap, cap))
+        self.c = self.last = 0  # columns used; start of the last block
+        self.blocks = 0  # blocks since the start or the last restart
+
+    @property
+    def Q(self):
+        return self.Qb[:, : self.c]
+
+    @property
+    def PQ(self):
+        return self.PQb[:, : self.c]
+
+    def room(self, cols: int) -> bool:
+        return self.c + cols <= self.Qb.shape[1]
+
+    def _append(self, X, PX) -> None:
+        c0, w = self.c, X.shape[1]
+        self.Qb[:, c0 : c0 + w] = X
+        self.PQb[:, c0 : c0 + w] = PX
+        self.c, self.last = c0 + w, c0
+        self.blocks += 1
+        Hn = to_host(self.Qb[:, : c0 + w].T @ self.PQb[:, c0 : c0 + w])
+        self.H[: c0 + w, c0 : c0 + w] = Hn
+        self.H[c0 : c0 + w, : c0 + w] = Hn.T
+
+    def start(self, X) -> bool:
+        """A fresh basis from the block X (projected, orthonormalised): one block product."""
+        X, _ = _orthonormal(self.space.project(X), 1e-8)
+        self.c = self.blocks = 0
+        if X.shape[1] == 0:
+            return False
+        self._append(X, self.pmat(X))
+        return True
+
+    def restart(self, Y) -> None:
+        """The basis becomes its Ritz vectors ``Q Y`` (orthonormal, in the space), whose
+        products ``PQ Y`` are known: no block product."""
+        X, PX = self.Q @ Y, self.PQ @ Y
+        self.c = self.blocks = 0
+        self._append(self.xp.ascontiguousarray(X), self.xp.ascontiguousarray(PX))
+
+    def extend(self, blocks: int) -> None:
+        """``blocks`` more blocks (classical Gram-Schmidt against the space and the basis,
+        twice; dependent directions dropped), one block product each."""
+        for _ in range(blocks):
+            W = self.PQb[:, self.last : self.c].copy()
+            if W.shape[1] == 0:
+                return
+            nrm = float(self.xp.sqrt((W * W).sum(axis=0)).max())
+            Q = self.Q
+            for _ in range(2):
+                W = self.space.project(W, passes=1)
+                W -= Q @ (Q.T @ W)
+            X, _ = _orthonormal(W, 1e-10, nrm if nrm > 0 else None)
+            if X.shape[1] == 0 or not self.room(X.shape[1]):
+                return
+            self._append(X, self.pmat(X))
+
+    def ritz(self):
+        """Ritz values of ``P(A)`` (largest first) and coefficient vectors (on Q's side)."""
+        H = self.H[: self.c, : self.c]
+        theta, Y = np.linalg.eigh((H + H.T) / 2)
+        order = np.argsort(-theta, kind="stable")
+        return theta[order], self.xp.asarray(np.ascontiguousarray(Y[:, order]))
+
+
+# The filtered check's basis is extended (not restarted) for up to this many cycles: ``steps``
+# blocks, then ``steps - 1`` per cycle (16 blocks of 4 columns at the defaults).
+_CHECK_MAX_CYCLES = 3
+
+
 def filtered_check(
     matmat,
     n: int,
@@ -363,6 +451,7 @@ def filtered_check(
     block: int,
     steps: int,
     budget: int,
+    step=None,
 ):
     """Detection only: is there an eigenvalue ``lambda`` with ``P(lambda) > P(lam_k +
     margin)`` (for the filter of the solve: more wanted than the k-th pair found, by the
@@ -370,10 +459,16 @@ def filtered_check(
 
     ``matmat`` is the product with ``A`` itself (for the LA problem: SA callers pass ``-A``;
     "LM" callers a filter centred at 0, so ``P`` is increasing in ``|t|``). Block Krylov on
-    ``P(A)`` from a Gaussian block orthogonal to ``V``, Rayleigh-Ritz; restarted from its
-    ``block`` best Ritz vectors (the best Ritz value never decreases) until the best Ritz
-    vector has an A-residual ``<= 100 tol ||A||``, or the best Ritz value moves by less than
-    5% of its distance to the threshold in a restart, or ``budget`` products are spent.
+    ``P(A)`` from a Gaussian block orthogonal to ``V`` (``steps`` blocks), Rayleigh-Ritz; then
+    cycles of ``steps - 1`` more blocks, each ending with the same tests: the basis is
+    extended for up to ``_CHECK_MAX_CYCLES`` cycles, then restarted
+    from its ``block`` best Ritz vectors (their products are known: ``steps - 1`` block
+    products a cycle either way; the extended space contains the restarted one, so its best
+    Ritz value is at least as large, and the best Ritz value never decreases), until the best
+    Ritz vector has an A-residual ``<= 100 tol ||A||``, or the best Ritz value moves by less
+    than 5% of its distance to the threshold in a cycle, or ``budget`` products are spent
+    (counted as a restart from scratch would spend them: ``steps`` blocks a cycle).
+    ``step``: the fused Chebyshev step of :meth:`ChebFilter.apply` (CSR float64 input).
     Returns (passed, report): ``passed`` False means a Ritz value crossed the threshold
     (missed eigenvalue(s): the caller runs :func:`deflated_check` to find them)."""
     xp = array_module(V)
@@ -393,41 +488,54 @@ def filtered_check(
 
     def pmat(X):
         counter[0] += flt.d * X.shape[1]
-        return flt.apply(matmat, X)
+        return flt.apply(matmat, X, step)
 
-    X = xp.asarray(rng.standard_normal((n, b)))
-    Q, PQ, _ = _krylov(pmat, X, space, st)
-    if Q is None:
+    cap = b * (st + (_CHECK_MAX_CYCLES - 1) * max(st - 1, 1))
+    kry = _GrowingKrylov(pmat, space, n, min(n_free, cap))
+    if not kry.start(xp.asarray(rng.standard_normal((n, b)))):
         report.passed = True
         return True, report
-    theta, Y = _ritz(Q, PQ, "LA")
+    kry.extend(st - 1)
+    fresh = kry.blocks  # blocks built from the Gaussian start, before any restart
+    restarted = False
+    spent = counter[0]  # products as restarts from scratch would count them
+    theta, Y = kry.ritz()
     while True:
         if theta[0] > tau:
             report.n_matvec = counter[0]
             return False, report
-        if counter[0] >= budget or Q.shape[1] <= b:
+        if spent >= budget or kry.c <= b:
             break
-        u = Q @ Y[:, 0]
-        rp = PQ @ Y[:, 0] - float(theta[0]) * u  # residual of the best pair of P(A)
+        u = kry.Q @ Y[:, 0]
+        rp = kry.PQ @ Y[:, 0] - float(theta[0]) * u  # residual of the best pair of P(A)
         if float(xp.sqrt(rp @ rp)) <= _P_CONVERGED * (tau - float(theta[0])):
             break
         Au = matmat(u[:, None])[:, 0]
         counter[0] += 1
+        spent += 1
         rq = float(u @ Au)
         r = Au - rq * u
         if float(xp.sqrt(r @ r)) <= 100 * tol * scale:
             break
         prev = float(theta[0])
-        Q, PQ, _ = _krylov(pmat, Q @ Y[:, :b], space, st)
-        if Q is None:
+        before = counter[0]
+        if not kry.room(b * (st - 1)):
+            kry.restart(Y[:, :b])
+            restarted = True
+        c0 = kry.c
+        kry.extend(st - 1)
+        if kry.c == c0:
             break
-        theta, Y = _ritz(Q, PQ, "LA")
+        if not restarted:
+            fresh = kry.blocks
+        spent += counter[0] - before + flt.d * b  # + the restart block's products
+        theta, Y = kry.ritz()
         if theta[0] <= tau and float(theta[0]) - prev < 0.05 * (tau - float(theta[0])):
             break
     report.n_matvec = counter[0]
     report.passed = True
-    report.block, report.steps = b, st
-    y = kw_filtered_gap(flt, tau, n_free, b, st)
+    report.block, report.steps = b, fresh
+    y = kw_filtered_gap(flt, tau, n_free, b, report.steps)
     t = flt.inverse(y) if math.isfinite(y) else math.inf
     report.miss_gap = max(t - (abs(lam_k) if flt.c == 0 else lam_k), margin)
     return True, report
