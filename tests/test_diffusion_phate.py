@@ -513,6 +513,51 @@ def test_sym_power_matches_numpy(t):
         _sym_power(S, 0, 1)
 
 
+@pytest.mark.parametrize("t", [3, 21, 54, 68, 98])
+def test_sym_powers_speculated_and_beside_the_entropy(t):
+    """The squarings grown before t is known (beside the entropy's eigenvalue solve) give
+    the same A^t, bit for bit, as the powers grown for that t alone; the singular values from
+    the worker thread are the sequential ones."""
+    from threadpoolctl import threadpool_limits
+
+    from geoml.diffusion._phate import (
+        _landmark_singular_values,
+        _sparse_singular_values,
+        _spmm,
+        _spmm_cols,
+        _SymPowers,
+    )
+
+    n = 320  # a ring with 2 neighbours a side: local low powers, sparse then dense squarings
+    i = np.arange(n)
+    rows = np.concatenate([i, i, i])
+    cols = np.concatenate([i, (i + 1) % n, (i + 2) % n])
+    rng = np.random.default_rng(t)
+    A = sp.csr_matrix((rng.random(rows.size) + 0.1, (rows, cols)), shape=(n, n))
+    A = sp.csr_matrix(A + A.T)
+    r = np.asarray(A.sum(1)).ravel() ** -0.5
+    S = sp.csr_matrix(sp.diags(r) @ A @ sp.diags(r))
+    P = sp.csr_matrix(sp.diags(1.0 / np.asarray(A.sum(1)).ravel()) @ A)
+    R = np.linalg.matrix_power(S.toarray(), t)
+    for dtype, tol in ((np.float64, 1e-13), (np.float32, 1e-5)):
+        ref = _SymPowers(S, 1, dtype).power(t)
+        assert np.abs(ref - R).max() <= tol * np.abs(R).max()
+        pw = _SymPowers(S, 2, dtype)
+        with threadpool_limits(1, user_api="blas"):
+            s_ref = _sparse_singular_values(P)
+        s = _landmark_singular_values(P, pw, 100, 2)
+        np.testing.assert_array_equal(s, s_ref)
+        pw.grow(6)  # (the squarings beside the worker stop when it is done)
+        assert sp.issparse(pw.pw[2]) and not sp.issparse(pw.pw[6])
+        Y = pw.power(t)
+        assert Y.dtype == dtype and Y.flags.c_contiguous
+        np.testing.assert_array_equal(Y, ref)
+        np.testing.assert_array_equal(Y, Y.T)
+        # the column-blocked sparse product is the plain one, bit for bit
+        Sd = sp.csr_matrix(S, dtype=dtype)
+        np.testing.assert_array_equal(_spmm_cols(Sd, Y, 2, block=64), _spmm(Sd, Y, 1))
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_phate_potential_is_log_of_operator_power(seed):
     """The potential equals -log(P^t + 1e-7) of the stored operator: to rounding without

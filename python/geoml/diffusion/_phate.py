@@ -120,9 +120,47 @@ def _sparse_singular_values(P: sp.csr_matrix) -> np.ndarray:
     SVD's time on phate's 2,000 x 2,000 landmark operator). A singular value ``s`` carries an
     absolute error of about ``eps s_max^2 / s`` (1e-15 at the landmark operator's smallest,
     ~0.1; the entropy curve moves by ~1e-13)."""
+    return _gram_singular_values(np.linalg.eigvalsh(_gram(P)))
+
+
+def _gram(P: sp.csr_matrix) -> np.ndarray:
+    """Dense, exactly symmetric ``P P^T`` of a sparse ``P``."""
     G = sp.csr_matrix(P @ P.T).toarray()
-    w = np.linalg.eigvalsh(0.5 * (G + G.T))
+    G += G.T
+    G *= 0.5
+    return G
+
+
+def _gram_singular_values(w: np.ndarray) -> np.ndarray:
+    """Singular values (descending) from the ascending eigenvalues of ``P P^T``."""
     return np.sqrt(np.maximum(w[::-1], 0.0))
+
+
+def _landmark_singular_values(op: sp.csr_matrix, powers, t_max: int, nt: int) -> np.ndarray:
+    """The landmark operator's singular values (:func:`_sparse_singular_values`) with the
+    dense eigenvalue solve on one BLAS thread: OpenBLAS' threaded tridiagonalisation (level-2
+    products of a 2,000 x 2,000 matrix) spent 4.4 CPU s for 2 threads against 0.7 s for one
+    (loaded 2-core Xeon). With two or more threads it runs in a worker thread (NumPy's LAPACK
+    call releases the GIL) while this thread squares the operator's conjugate (``powers``, a
+    :class:`_SymPowers`: ``A^2 .. A^(2^j)`` for ``2^j <= t_max - 2``, which do not depend on
+    the ``t`` the entropy picks) on the other BLAS thread(s), until the worker is done."""
+    ntb = nt if nt > 0 else max(1, _core.max_threads())
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # BLAS threads cannot be held: no worker beside it
+        return _sparse_singular_values(op)
+    if ntb < 2:
+        with threadpool_limits(1, user_api="blas"):
+            return _sparse_singular_values(op)
+    from concurrent.futures import ThreadPoolExecutor
+
+    jmax = max(1, t_max - 2).bit_length() - 1  # t <= t_max - 2 (the knee is inside)
+    G = _gram(op)  # here: the worker runs only the LAPACK call, which needs no GIL
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(np.linalg.eigvalsh, G)
+        while not fut.done() and len(powers.pw) <= jmax:
+            powers.grow(len(powers.pw))
+        return _gram_singular_values(fut.result())
 
 
 def _matrix_power(P: sp.csr_matrix, t: int, nt: int) -> np.ndarray:
@@ -145,54 +183,103 @@ def _matrix_power(P: sp.csr_matrix, t: int, nt: int) -> np.ndarray:
 _F32_FLUSH = 1e-18
 
 
-def _sym_power(A: sp.csr_matrix, t: int, nt: int, dtype=np.float64) -> np.ndarray:
-    """Dense ``A^t`` of a sparse symmetric ``A`` by binary powering with SYRK: the square of
-    the symmetric ``A^s`` is ``A^s (A^s)^T``, one triangle, half a GEMM's flops; a sparse
-    product ``A @ Y`` (then symmetrised) for every set bit. The first powers stay sparse
-    (SciPy's float64 sparse products, symmetrised) while ``A^s`` has at most
-    ``max(16, n / 16)`` entries per row: a graph operator's low powers are local (the
-    n = 20,000 roll's 2,000 x 2,000 landmark operator: 7, 21, 72, 251 entries per row for
-    ``A, A^2, A^4, A^8``), so three of its six dense squarings at t = 65 become cheap sparse
-    ones. ``dtype=float32``: single precision dense products (about half the time again;
-    ``A^t`` to ~1e-6 relative, entries below 1e-18 flushed to 0). Returns a C-ordered
-    symmetric array of ``dtype``."""
-    from scipy.linalg import blas
+class _SymPowers:
+    """Powers of a sparse symmetric ``A``: the squarings ``A^(2^j)`` and ``A^t`` as the
+    product of those of t's set bits (lowest first). The squarings do not depend on ``t``, so
+    they can run while t is still being chosen (beside the entropy's eigenvalues, see
+    :func:`_landmark_singular_values`); the same products either way, so the same bits.
 
-    if t < 1:
-        raise ValueError("t must be >= 1")
-    dtype = np.dtype(dtype)
-    syrk = blas.ssyrk if dtype == np.float32 else blas.dsyrk
-    n = A.shape[0]
-    A64 = sp.csr_matrix(A, dtype=np.float64)
-    As = sp.csr_matrix(A, dtype=dtype)
-    sparse_max = max(16, n // 16) * n  # entries of a power still squared sparsely
-    Y = None
-    Ys = sp.csr_matrix(0.5 * (A64 + A64.T))
-    for bit in bin(int(t))[3:]:
-        if Y is None and Ys.nnz <= sparse_max:
-            Ys = sp.csr_matrix(Ys @ Ys)
-            if bit == "1":
-                Ys = sp.csr_matrix(A64 @ Ys)
-            Ys = sp.csr_matrix(0.5 * (Ys + Ys.T))  # exactly symmetric
-            continue
-        if Y is None:
-            Y = np.ascontiguousarray(Ys.toarray(), dtype=dtype)
-            Ys = None
-        if dtype == np.float32:
+    A graph operator's low powers are local (the n = 20,000 roll's 2,000 x 2,000 landmark
+    operator: 7, 21, 72, 251 entries per row for ``A, A^2, A^4, A^8``): a power is squared as
+    a SciPy sparse float64 product (symmetrised) while it has at most ``max(16, n / 16)``
+    entries per row, later ones densely by SYRK (``A^s`` symmetric: its square is
+    ``A^s (A^s)^T``, one triangle, half a GEMM's flops). In the product the sparse factors are
+    multiplied first, applied to the lowest dense one (geoml's CSR kernel by column blocks, or
+    a GEMM above ``n / 16`` entries per row), and every further dense factor costs a GEMM
+    (on the n = 20,000 roll's and tree's operators the dense factors are among
+    ``A^16, A^32, A^64``: at most one GEMM for ``t < 112``). ``dtype=float32``: single
+    precision dense products (about half the time; ``A^t`` to ~1e-6 relative); dense powers
+    are stored with entries below 1e-18 flushed to 0 (their products would be subnormal: a
+    100x slower GEMM on x86; they move ``P^t`` by < 1e-15)."""
+
+    def __init__(self, A: sp.csr_matrix, nt: int, dtype=np.float64):
+        self.dtype = np.dtype(dtype)
+        self.nt = nt
+        n = A.shape[0]
+        self.sparse_max = max(16, n // 16) * n  # entries of a power still squared sparsely
+        A64 = sp.csr_matrix(A, dtype=np.float64)
+        self.pw = [sp.csr_matrix(0.5 * (A64 + A64.T))]  # pw[j] = A^(2^j)
+
+    def _stored(self, Y: np.ndarray) -> np.ndarray:
+        if self.dtype == np.float32:
             Y[Y < _F32_FLUSH] = 0
-        # Y symmetric: its C order is its own Fortran order, so SYRK reads it in place
-        C = syrk(1.0, Y.T, trans=0, lower=0)  # upper triangle of Y Y^T, Fortran order
-        # the strict lower triangle is 0: C + C^T is the full matrix but for its doubled
-        # diagonal (one pass instead of triu's copy, an add and a transposed copy)
-        Y = np.add(C, C.T, order="C")
-        np.fill_diagonal(Y, np.diagonal(C))
-        if bit == "1":
-            Y = _spmm(As, Y, nt)
+        return Y
+
+    def grow(self, j: int, keep=None) -> None:
+        """Square up to ``A^(2^j)``; dense powers whose index is not in ``keep`` (when given)
+        are dropped once squared."""
+        from scipy.linalg import blas
+
+        syrk = blas.ssyrk if self.dtype == np.float32 else blas.dsyrk
+        while len(self.pw) <= j:
+            i = len(self.pw) - 1
+            Y = self.pw[i]
+            if sp.issparse(Y) and Y.nnz <= self.sparse_max:
+                Z = sp.csr_matrix(Y @ Y)
+                self.pw.append(sp.csr_matrix(0.5 * (Z + Z.T)))  # exactly symmetric
+                continue
+            if sp.issparse(Y):
+                Y = self._stored(np.ascontiguousarray(Y.toarray(), dtype=self.dtype))
+            elif keep is not None and i not in keep:
+                self.pw[i] = None
+            # Y symmetric: its C order is its own Fortran order, so SYRK reads it in place
+            C = syrk(1.0, Y.T, trans=0, lower=0)  # upper triangle of Y Y^T, Fortran order
+            # the strict lower triangle is 0: C + C^T is the full matrix but for its doubled
+            # diagonal (one pass instead of triu's copy, an add and a transposed copy)
+            Z = np.add(C, C.T, order="C")
+            np.fill_diagonal(Z, np.diagonal(C))
+            self.pw.append(self._stored(Z))
+
+    def power(self, t: int) -> np.ndarray:
+        """Dense ``A^t`` (C order, exactly symmetric, of ``dtype``). One call per object: the
+        result may be one of the stored powers."""
+        if t < 1:
+            raise ValueError("t must be >= 1")
+        t = int(t)
+        bits = [j for j in range(t.bit_length()) if t >> j & 1]
+        self.grow(bits[-1], keep=set(bits))
+        S = None
+        dense = []
+        for j in bits:
+            F = self.pw[j]
+            if not sp.issparse(F):
+                dense.append(F)
+            else:
+                S = F if S is None else sp.csr_matrix(F @ S)
+        if not dense:
+            S = sp.csr_matrix(0.5 * (S + S.T))
+            return np.ascontiguousarray(S.toarray(), dtype=self.dtype)
+        Y = dense[0]
+        if S is not None:
+            S = sp.csr_matrix(0.5 * (S + S.T))
+            if S.nnz <= S.shape[0] ** 2 // 16:
+                Y = _spmm_cols(sp.csr_matrix(S, dtype=self.dtype), Y, self.nt)
+            else:  # GEMM: faster above n / 16 entries per row (the tree's A^4 has 87 of
+                # 2,000: 0.11 s by column blocks, 0.155 s by sgemm, one thread, loaded)
+                Y = np.matmul(self._stored(np.ascontiguousarray(S.toarray(), self.dtype)), Y)
             Y += Y.T
             Y *= 0.5
-    if Y is None:
-        Y = np.ascontiguousarray(Ys.toarray(), dtype=dtype)
-    return Y
+        for F in dense[1:]:
+            Y = np.matmul(self._stored(Y), F)
+            Y += Y.T
+            Y *= 0.5
+        return Y
+
+
+def _sym_power(A: sp.csr_matrix, t: int, nt: int, dtype=np.float64) -> np.ndarray:
+    """Dense ``A^t`` of a sparse symmetric ``A`` (:class:`_SymPowers`). Returns a C-ordered
+    symmetric array of ``dtype``."""
+    return _SymPowers(A, nt, dtype).power(t)
 
 
 def knee_point(y, x=None):
@@ -261,6 +348,19 @@ def _spmm(A: sp.csr_matrix, Y: np.ndarray, nt: int) -> np.ndarray:
     return _core.csr_matmat(
         A.data, A.indices, A.indptr, np.ascontiguousarray(Y), n_cols=A.shape[1], n_jobs=nt
     )
+
+
+def _spmm_cols(A: sp.csr_matrix, Y: np.ndarray, nt: int, block: int = 256) -> np.ndarray:
+    """``A @ Y`` for a wide dense ``Y`` in column blocks of ``block``: the kernel gathers a
+    row of ``Y`` per entry of ``A``, so with all of a 2,000 x 2,000 float32 ``Y`` (16 MB) it
+    streams it from memory, with 256 columns (2 MB) from cache: 0.25-0.29 -> 0.11 s at 87
+    entries per row (one thread, loaded Xeon). The same products, so the same bits."""
+    if Y.shape[1] <= 2 * block:
+        return _spmm(A, Y, nt)
+    out = np.empty((A.shape[0], Y.shape[1]), dtype=np.result_type(A.dtype, Y.dtype))
+    for s in range(0, Y.shape[1], block):
+        out[:, s : s + block] = _spmm(A, np.ascontiguousarray(Y[:, s : s + block]), nt)
+    return out
 
 
 def _spectral_features(K, d, n_svd, rng, nt: int = 0, n_iter=None):
@@ -629,17 +729,20 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             A_sym = sp.csr_matrix(0.5 * (A_sym + A_sym.T))
         m = op.shape[0]
         entropy = None
+        # P^t = r^-1/2 A^t r^1/2 (float32 with landmarks: they are approximate anyway)
+        powers = _SymPowers(A_sym, nt, np.float64 if transitions is None else np.float32)
         if t is None:
             self._say(f"von Neumann entropy of the {m} x {m} operator")
             if transitions is None:  # phate's dense SVD (its curve to rounding)
                 entropy = von_neumann_entropy(op.toarray(), t_max)
-            else:  # the same singular values from the sparse P P^T (a third of the time)
-                entropy = _entropy_curve(_sparse_singular_values(op), t_max)
+            else:  # the same singular values from the sparse P P^T (a third of the time),
+                # beside the squarings of A_sym
+                entropy = _entropy_curve(_landmark_singular_values(op, powers, t_max, nt), t_max)
             t = int(knee_point(entropy, np.arange(t_max)))
             self._say(f"t = {t}")
         self._say("diffusion potential")
-        # P^t = r^-1/2 A^t r^1/2
-        Pt = _sym_power(A_sym, t, nt, np.float64 if transitions is None else np.float32)
+        Pt = powers.power(t)
+        del powers
         Pt = Pt.astype(np.float64, copy=False)
         rs = np.sqrt(r)
         Pt /= rs[:, None]
