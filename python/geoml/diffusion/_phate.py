@@ -137,21 +137,21 @@ def _gram_singular_values(w: np.ndarray) -> np.ndarray:
 
 
 def _landmark_singular_values(op: sp.csr_matrix, powers, t_max: int, nt: int) -> np.ndarray:
-    """The landmark operator's singular values (:func:`_sparse_singular_values`) with the
-    dense eigenvalue solve on one BLAS thread: OpenBLAS' threaded tridiagonalisation (level-2
-    products of a 2,000 x 2,000 matrix) spent 4.4 CPU s for 2 threads against 0.7 s for one
-    (loaded 2-core Xeon). With two or more threads it runs in a worker thread (NumPy's LAPACK
-    call releases the GIL) while this thread squares the operator's conjugate (``powers``, a
-    :class:`_SymPowers`: ``A^2 .. A^(2^j)`` for ``2^j <= t_max - 2``, which do not depend on
-    the ``t`` the entropy picks) on the other BLAS thread(s), until the worker is done."""
+    """The landmark operator's singular values (:func:`_sparse_singular_values`). On 2 or 3
+    threads the dense eigenvalue solve runs on one BLAS thread (OpenBLAS' threaded
+    tridiagonalisation, level-2 products of a 2,000 x 2,000 matrix, spent 3.4-4.5 CPU s on 2
+    threads against 0.7 s on one, loaded 2-core Xeon) in a worker thread (NumPy's LAPACK call
+    releases the GIL) while this thread squares the operator's conjugate on the other BLAS
+    thread (``powers``, a :class:`_SymPowers`: ``A^2 .. A^(2^j)`` for ``2^j <= t_max - 2``,
+    which do not depend on the ``t`` the entropy picks), until the worker is done. On one
+    thread, or four and more (not measured), the solve runs here on the BLAS threads given."""
     ntb = nt if nt > 0 else max(1, _core.max_threads())
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # BLAS threads cannot be held: no worker beside it
         return _sparse_singular_values(op)
-    if ntb < 2:
-        with threadpool_limits(1, user_api="blas"):
-            return _sparse_singular_values(op)
+    if ntb < 2 or ntb > 3:
+        return _sparse_singular_values(op)
     from concurrent.futures import ThreadPoolExecutor
 
     jmax = max(1, t_max - 2).bit_length() - 1  # t <= t_max - 2 (the knee is inside)
