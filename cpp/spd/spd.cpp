@@ -9,6 +9,9 @@
 
 #include "common/common.hpp"
 #include "common/simd.hpp"
+#if GEOML_SIMD_X86
+#include <immintrin.h>
+#endif
 
 namespace geoml {
 
