@@ -91,6 +91,33 @@ def test_eigh_ill_conditioned_repeated_diagonal():
     assert np.array_equal(w, np.ones(4))
 
 
+def test_eigh_tiny_decoupled_block():
+    # a block 1e-160 times the rest: the QL rotations of that block see p^2 + e^2 below the
+    # normal range (the hypot path of the rotation, taken where the fast r = sqrt(p^2 + e^2)
+    # and 1 / r underflow); the results must stay finite, orthonormal and within LAPACK's and
+    # SciPy's tolerances
+    rng = np.random.default_rng(11)
+    for n, k, s in ((8, 3, 1e-160), (22, 10, 1e-170), (13, 6, 1e-155)):
+        A = np.zeros((8, n, n))
+        for b in range(8):
+            A[b, : n - k, : n - k] = rand_sym(rng, 1, n - k)[0]
+            A[b, n - k :, n - k :] = s * rand_sym(rng, 1, k)[0]
+            perm = rng.permutation(n)
+            A[b] = A[b][np.ix_(perm, perm)]
+        w, V = spd.eigh(A)
+        assert np.isfinite(w).all() and np.isfinite(V).all()
+        w_np = np.linalg.eigvalsh(A)
+        scale = np.abs(A).max(axis=(1, 2))[:, None]
+        assert np.all(np.abs(w - w_np) <= 50 * n * 2.2e-16 * scale)
+        assert np.abs(V.swapaxes(1, 2) @ V - np.eye(n)).max() <= 50 * n * 2.2e-16
+        R = (V * w[:, None, :]) @ V.swapaxes(1, 2)
+        assert np.abs(R - A).max() <= 50 * n * 2.2e-16 * scale.max()
+        # expm (no definiteness required) through the same rotations, against SciPy
+        E = spd.expm(A)
+        for b in range(8):
+            assert np.abs(E[b] - sla.expm(A[b])).max() <= 1e-12 * np.abs(sla.expm(A[b])).max()
+
+
 def test_eigh_float32_and_batch_shape():
     rng = np.random.default_rng(4)
     A = rand_sym(rng, 6, 7).reshape(2, 3, 7, 7)
