@@ -317,11 +317,14 @@ void dist_block(const OrcContext& c, int64_t x, Scratch& s, RowOf&& row_of) {
     const int64_t u = c.Ms.supp[c.Ms.ptr[x] + i];
     const Row& row = row_of(u);
     double* Di = s.D.data() + i * nT;
-    double* trash = s.D.data() + mx * nT;
+    const int64_t trash = (mx - i) * nT;  // the slot past the block, from Di
     int64_t found = 0;
-    for (const auto& [v, dv] : row) {  // branch-free: a row holds a few targets among many
-      const bool hit = col_gen[v] == cgen;
-      *(hit ? Di + col[v] : trash) = dv;
+    for (const auto& [v, dv] : row) {  // a row holds a few targets among many: the target's
+      // column or the trash slot picked by a mask, not a branch (col[v] is stale, but
+      // allocated, for other nodes)
+      const int64_t hit = col_gen[v] == cgen;
+      const int64_t mask = -hit;
+      Di[(col[v] & mask) | (trash & ~mask)] = dv;
       found += hit;
     }
     if (found == nT) continue;
