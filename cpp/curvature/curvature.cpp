@@ -264,7 +264,7 @@ void hop_block(const OrcContext& c, int64_t x, Scratch& s, RowOf&& row_of) {
   const HubMasks& hubs = c.hubs;
   const int64_t mx = c.Ms.ptr[x + 1] - c.Ms.ptr[x];
   const int64_t nT = static_cast<int64_t>(s.targets.size());
-  s.Dh.resize(static_cast<size_t>(mx * nT));
+  s.Dh.resize(static_cast<size_t>(mx * nT + 1));  // + 1: where the other nodes are written
   s.hq.resize(static_cast<size_t>(mx));
   s.hub_rows.clear();
   uint32_t any_q = 0, any_hub = 0;
@@ -289,15 +289,18 @@ void hop_block(const OrcContext& c, int64_t x, Scratch& s, RowOf&& row_of) {
       for (const int32_t i : s.hub_rows) Dt[i] -= (n12 & hq[i]) != 0;
   }
   const uint32_t cgen = s.cgen;
+  uint8_t* Dh = s.Dh.data();
+  const int64_t trash = mx * nT;
   for (int64_t i = 0; i < mx; ++i) {  // hub rows: d(u, u) = 0; others: scatter u's row
     const int64_t u = c.Ms.supp[c.Ms.ptr[x] + i];
     if (hubs.bit[u]) {
-      if (s.col_gen[u] == cgen) s.Dh[s.col[u] * mx + i] = 0;
+      if (s.col_gen[u] == cgen) Dh[s.col[u] * mx + i] = 0;
       continue;
     }
-    for (const uint32_t vh : row_of(u)) {
-      const int32_t col = s.tcol[vh >> 2];
-      if (col >= 0) s.Dh[col * mx + i] = static_cast<uint8_t>(vh & 3);
+    for (const uint32_t vh : row_of(u)) {   // the target's entry or the trash byte, by a mask
+      const int64_t col = s.tcol[vh >> 2];  // -1: not a target
+      const int64_t miss = -static_cast<int64_t>(col < 0);
+      Dh[((col * mx + i) & ~miss) | (trash & miss)] = static_cast<uint8_t>(vh & 3);
     }
   }
   for (const int64_t v : s.targets) s.tcol[v] = -1;
@@ -317,11 +320,14 @@ void dist_block(const OrcContext& c, int64_t x, Scratch& s, RowOf&& row_of) {
     const int64_t u = c.Ms.supp[c.Ms.ptr[x] + i];
     const Row& row = row_of(u);
     double* Di = s.D.data() + i * nT;
-    double* trash = s.D.data() + mx * nT;
+    const int64_t trash = (mx - i) * nT;  // the slot past the block, from Di
     int64_t found = 0;
-    for (const auto& [v, dv] : row) {  // branch-free: a row holds a few targets among many
-      const bool hit = col_gen[v] == cgen;
-      *(hit ? Di + col[v] : trash) = dv;
+    for (const auto& [v, dv] : row) {  // a row holds a few targets among many: the target's
+      // column or the trash slot picked by a mask, not a branch (col[v] is stale, but
+      // allocated, for other nodes)
+      const int64_t hit = col_gen[v] == cgen;
+      const int64_t mask = -hit;
+      Di[(col[v] & mask) | (trash & ~mask)] = dv;
       found += hit;
     }
     if (found == nT) continue;
