@@ -162,6 +162,127 @@ def test_n_jobs_and_threads_agree(rng):
     np.testing.assert_allclose(a.distances, c.distances, atol=1e-5)
 
 
+# ------------------------------------------------------------------ float64: float32 screen
+# float64 Euclidean searches with d >= 16 and n * m >= 2^22 pairs are screened in float32 and
+# certified (docs/design/neighbors.md); these sizes take that path.
+
+
+def _exact_order(X, Q, k, metric, rows=None):
+    """The k smallest (distance, index) pairs of the query rows `rows` (all: None; a point is
+    left out of its own list when Q is None), distances summed in double term by term in the
+    order of the finishing step (so the same bits)."""
+    rows = np.arange(len(X if Q is None else Q)) if rows is None else rows
+    Qr = (X if Q is None else Q)[rows]
+    S = np.zeros((len(rows), X.shape[0]))
+    for t in range(X.shape[1]):
+        diff = Qr[:, t][:, None] - X[:, t][None, :]
+        S += diff * diff
+    D = np.sqrt(S) if metric == "euclidean" else S
+    if Q is None:
+        D[np.arange(len(rows)), rows] = np.inf
+    idx = np.argsort(D, axis=1, kind="stable")[:, :k]
+    return idx, np.take_along_axis(D, idx, 1), D
+
+
+def _screen_data(kind, rng, n=2100, d=16):
+    if kind == "gauss":
+        return rng.normal(size=(n, d))
+    if kind == "far":  # far from the origin: centring matters
+        return rng.normal(size=(n, d)) + 1e8
+    if kind == "huge":
+        return rng.normal(size=(n, d)) * 1e150
+    if kind == "tiny":
+        return rng.normal(size=(n, d)) * 1e-150
+    if kind == "wide":  # coordinates of very different scales
+        return rng.normal(size=(n, d)) * np.logspace(-30, 5, d)
+    if kind == "duplicates":  # 30 copies of each point: exact ties at distance 0
+        return np.repeat(rng.normal(size=(n // 30, d)), 30, axis=0)[rng.permutation(n)]
+    if kind == "pairs":  # every point twice: ties within the screen's extra candidates
+        return np.repeat(rng.normal(size=(n // 2, d)), 2, axis=0)[rng.permutation(n)]
+    if kind == "near_ties":  # a lattice + 1e-11 noise: gaps far below float32 resolution
+        return rng.integers(0, 3, size=(n, d)) + 1e-11 * rng.normal(size=(n, d))
+    raise AssertionError(kind)
+
+
+SCREEN_KINDS = ["gauss", "far", "huge", "tiny", "wide", "duplicates", "pairs", "near_ties"]
+
+
+@pytest.mark.parametrize("kind", SCREEN_KINDS)
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
+def test_float64_screen_gives_the_exact_order(kind, metric):
+    rng = np.random.default_rng(SCREEN_KINDS.index(kind))
+    X = _screen_data(kind, rng)
+    rows = rng.choice(len(X), 300, replace=False)
+    for k in (1, 20):
+        idx, dist = geoml.knn(X, k, metric=metric)
+        ref_idx, ref_dist, _ = _exact_order(X, None, k, metric, rows)
+        np.testing.assert_array_equal(dist[rows], ref_dist)
+        np.testing.assert_array_equal(idx[rows], ref_idx)
+    # queries (no self exclusion), d = 64
+    X = _screen_data(kind, rng, d=64)
+    Q = X[rng.permutation(len(X))] + (0 if kind in ("duplicates", "pairs") else 0.5 * X.std())
+    idx, dist = geoml.knn(X, 10, Y=Q, metric=metric)
+    ref_idx, ref_dist, _ = _exact_order(X, Q, 10, metric, rows)
+    np.testing.assert_array_equal(dist[rows], ref_dist)
+    np.testing.assert_array_equal(idx[rows], ref_idx)
+
+
+@pytest.mark.parametrize("kind", ["gauss", "duplicates"])
+def test_float64_screen_every_simd_kernel(isa, kind):
+    rng = np.random.default_rng(7)
+    X = _screen_data(kind, rng, n=2070)
+    rows = rng.choice(len(X), 200, replace=False)
+    idx, dist = geoml.knn(X, 9)
+    ref_idx, ref_dist, _ = _exact_order(X, None, 9, "euclidean", rows)
+    np.testing.assert_array_equal(dist[rows], ref_dist)
+    np.testing.assert_array_equal(idx[rows], ref_idx)
+
+
+def test_float64_screen_exact_ties_and_threads():
+    # integer data: many different points at exactly the same distance. Distances are exact;
+    # among points tied at the k-th distance the choice may differ from index order (as in
+    # the unscreened search, whose float64 scores round the tied distances apart), but every
+    # listed neighbour is at its listed distance and nothing closer is left out.
+    rng = np.random.default_rng(11)
+    X = rng.integers(0, 3, size=(2100, 16)).astype(np.float64) + 1e6
+    a = geoml.knn(X, 12, n_jobs=1)
+    b = geoml.knn(X, 12, n_jobs=2)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.distances, b.distances)
+    rows = rng.choice(len(X), 300, replace=False)
+    _, ref_dist, D = _exact_order(X, None, 12, "euclidean", rows)
+    np.testing.assert_array_equal(a.distances[rows], ref_dist)
+    np.testing.assert_array_equal(np.take_along_axis(D, a.indices[rows], 1), a.distances[rows])
+    assert np.all(a.indices != np.arange(len(X))[:, None])
+    assert all(len(set(r)) == 12 for r in a.indices.tolist())
+    Xg = rng.normal(size=(3000, 32))
+    a, b = geoml.knn(Xg, 15, n_jobs=1), geoml.knn(Xg, 15, n_jobs=2)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.distances, b.distances)
+
+
+def test_float64_screen_reports_rows_searched_again(capfd):
+    rng = np.random.default_rng(3)
+    geoml.knn(rng.normal(size=(2100, 16)), 5, verbose=True)
+    assert "0 of 2100 rows re-searched" in capfd.readouterr().err
+    geoml.knn(_screen_data("duplicates", rng), 5, verbose=True)  # 29 ties at 0 per row
+    assert "2100 of 2100 rows re-searched" in capfd.readouterr().err
+
+
+def test_float64_screen_matches_sklearn_and_scipy(rng):
+    from scipy.spatial.distance import cdist
+
+    X = rng.normal(size=(2500, 24)) * 3 + 50
+    idx, dist = geoml.knn(X, 10)
+    nn = sklearn_neighbors.NearestNeighbors(n_neighbors=11, algorithm="brute").fit(X)
+    ref_dist, ref_idx = nn.kneighbors(X)
+    np.testing.assert_allclose(dist, ref_dist[:, 1:], rtol=1e-10)
+    np.testing.assert_array_equal(idx, ref_idx[:, 1:])
+    D = cdist(X, X)
+    np.fill_diagonal(D, np.inf)
+    np.testing.assert_allclose(dist, np.sort(D, axis=1)[:, :10], rtol=1e-13)
+
+
 @pytest.mark.parametrize(
     "bad, err, msg",
     [

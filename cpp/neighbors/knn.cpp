@@ -3,17 +3,23 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "common/common.hpp"
 #include "common/simd.hpp"
 #include "neighbors/exact_distance.hpp"
+
+#if GEOML_SIMD_X86
+#include <immintrin.h>
+#endif
 
 namespace geoml {
 namespace detail {
@@ -160,6 +166,129 @@ std::vector<double> row_norms(const T* A, int64_t rows, int64_t d) {
   return out;
 }
 
+constexpr int64_t kScreenMinDim = 16;
+constexpr int64_t kScreenMinPairs = int64_t(1) << 22;
+/// Candidates the float32 screen keeps per query beyond k: 4 were enough on every data set
+/// tried (clustered, uniform, Gaussian, manifold; 0 rows re-searched), 8 leave a margin.
+constexpr int64_t kScreenExtra = 8;
+
+/// Heaps of capacity k per query (unordered max-heaps on (score, index)) left by the kernel.
+template <typename T>
+struct TileHeaps {
+  std::vector<T> hs;
+  std::vector<int64_t> hi, hn;
+};
+
+/// Runs the fused kernel over prepared score rows: data Xs (n x d), queries Qs (m x d), or
+/// the rows of Xs themselves when Qs is nullptr (self query, each pair scored once). Scores
+/// are ||y||^2 - 2 x.y (euclid, biases from double sums) or -x.y.
+template <typename T>
+TileHeaps<T> run_tiles(const T* Xs, int64_t n, const T* Qs, int64_t m, int64_t d, int64_t k,
+                       bool euclid, bool exclude_self, int nt, bool verbose) {
+  const bool self = Qs == nullptr;
+  if (self) Qs = Xs;
+  const SimdIsa isa = simd_isa();
+  const int NR = 2 * simd_bytes(isa) / static_cast<int>(sizeof(T));
+  const ProcessFn<T> process = kernel_for<T>(isa);
+  const int64_t npanel = (n + NR - 1) / NR;
+  const int64_t npad = npanel * NR;
+  const T inf = std::numeric_limits<T>::infinity();
+
+  Buffer<T> dbias(npad), panels(static_cast<size_t>(npanel * d * NR));
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t p = 0; p < npanel; ++p) {
+    T* P = panels.get() + p * d * NR;
+    for (int l = 0; l < NR; ++l) {
+      const int64_t j = p * NR + l;
+      if (j < n) {
+        const T* x = Xs + j * d;
+        double s = 0;
+        for (int64_t t = 0; t < d; ++t) {
+          P[t * NR + l] = x[t];
+          s += double(x[t]) * double(x[t]);
+        }
+        dbias[j] = euclid ? T(s) : T(0);
+      } else {
+        for (int64_t t = 0; t < d; ++t) P[t * NR + l] = T(0);
+        dbias[j] = inf;
+      }
+    }
+  }
+
+  const int64_t nq = self ? npad : m;
+  TileHeaps<T> out;
+  out.hs.resize(static_cast<size_t>(nq * k));
+  out.hi.resize(static_cast<size_t>(nq * k));
+  out.hn.assign(static_cast<size_t>(nq), 0);
+  Buffer<T> thr(nq);
+  for (int64_t i = 0; i < nq; ++i) thr[i] = i < m ? inf : -inf;
+  Progress progress("knn");
+  KnnCtx<T> ctx{Qs,
+                d,
+                dbias.get(),
+                panels.get(),
+                dbias.get(),
+                T(euclid ? -2 : -1),
+                k,
+                out.hs.data(),
+                out.hi.data(),
+                out.hn.data(),
+                thr.get(),
+                exclude_self,
+                out.hs.data(),
+                out.hi.data(),
+                out.hn.data(),
+                thr.get(),
+                k};
+
+  if (self) {
+    // Blocks of BS points; diagonal blocks first, then every pair of blocks once, in
+    // round-robin rounds whose pairs touch disjoint heaps (no locks needed).
+    const int64_t BS = NR * std::max<int64_t>(1, 256 / NR);
+    const int64_t B = (n + BS - 1) / BS;
+    const int64_t Bp = B + (B & 1);
+    const int64_t ppb = BS / NR;
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < B; ++b)
+        process(ctx, b * BS, std::min(n, (b + 1) * BS), b * ppb, std::min(npanel, (b + 1) * ppb),
+                false, true);
+      for (int64_t r = 0; r + 1 < Bp; ++r) {
+        if (verbose && thread_id() == 0) progress.report(r + 1, Bp - 1);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t h = 0; h < Bp / 2; ++h) {
+          int64_t a, b;
+          if (h == 0) {
+            a = r;
+            b = Bp - 1;
+          } else {
+            a = (r + h) % (Bp - 1);
+            b = (r - h + (Bp - 1)) % (Bp - 1);
+          }
+          if (a >= B || b >= B) continue;
+          if (a > b) std::swap(a, b);
+          process(ctx, a * BS, std::min(n, (a + 1) * BS), b * ppb, std::min(npanel, (b + 1) * ppb),
+                  true, false);
+        }
+      }
+    }
+  } else {
+    const int64_t QB = 240;
+    const int64_t panel_bytes = d * NR * static_cast<int64_t>(sizeof(T));
+    const int64_t PC = std::max<int64_t>(1, (256 * 1024) / panel_bytes);
+    const int64_t nblk = (m + QB - 1) / QB;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int64_t b = 0; b < nblk; ++b) {
+      if (verbose && thread_id() == 0) progress.report(b + 1, nblk);
+      for (int64_t p = 0; p < npanel; p += PC)
+        process(ctx, b * QB, std::min(m, (b + 1) * QB), p, std::min(npanel, p + PC), false, false);
+    }
+  }
+  if (verbose) progress.done();
+  return out;
+}
+
 /// The finishing step: exact distances (double) of each query's heap entries to the query,
 /// rows sorted by (distance, index), written as D; missing entries are (-1, +inf).
 template <typename T, typename D>
@@ -209,6 +338,234 @@ void knn_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64
 
 namespace {
 
+/// Whether a float64 Euclidean search is screened in float32 (below these sizes the copies
+/// and the wider heaps cost more than the float32 tiles save).
+inline bool screen_applies(Metric metric, int64_t n, int64_t m, int64_t d) {
+  const bool euclid = metric == Metric::Euclidean || metric == Metric::SqEuclidean;
+  return euclid && d >= detail::kScreenMinDim && n * m >= detail::kScreenMinPairs;
+}
+
+/// Row order for a screened self query: the rows halved recursively at the median of their
+/// projection on the difference of two of them (picked by a hash of the node) down to at most
+/// 256, so that a kernel block holds near points and its diagonal tile, searched first, fills
+/// each heap with good candidates (far fewer heap insertions in the later tiles). Ties in the
+/// projection go by index: the same order for any thread count.
+inline std::vector<int64_t> locality_order(const float* U, int64_t n, int64_t d) {
+  std::vector<int64_t> ord(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ord[i] = i;
+  std::vector<std::pair<double, int64_t>> proj(static_cast<size_t>(n));
+  std::vector<double> dir(static_cast<size_t>(d));
+  struct Node {
+    int64_t lo, hi;
+    uint64_t id;
+  };
+  std::vector<Node> stack{{0, n, 1}};
+  while (!stack.empty()) {
+    const Node nd = stack.back();
+    stack.pop_back();
+    const int64_t len = nd.hi - nd.lo;
+    if (len <= 256) continue;
+    uint64_t h = nd.id * 0x9E3779B97F4A7C15ull;
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    h ^= h >> 31;
+    const float* a = U + ord[nd.lo + int64_t((h & 0xFFFFFFFFull) % uint64_t(len))] * d;
+    const float* b = U + ord[nd.lo + int64_t((h >> 32) % uint64_t(len))] * d;
+    for (int64_t t = 0; t < d; ++t) dir[t] = double(a[t]) - double(b[t]);
+    for (int64_t r = nd.lo; r < nd.hi; ++r) {
+      const float* x = U + ord[r] * d;
+      double p = 0;
+      for (int64_t t = 0; t < d; ++t) p += dir[t] * double(x[t]);
+      proj[r] = {p, ord[r]};
+    }
+    const int64_t mid = nd.lo + len / 2;
+    std::nth_element(proj.begin() + nd.lo, proj.begin() + mid, proj.begin() + nd.hi);
+    for (int64_t r = nd.lo; r < nd.hi; ++r) ord[r] = proj[r].second;
+    stack.push_back({nd.lo, mid, 2 * nd.id});
+    stack.push_back({mid, nd.hi, 2 * nd.id + 1});
+  }
+  return ord;
+}
+
+/// Exact float64 Euclidean search screened in float32 (docs/design/neighbors.md, "float64
+/// data: a float32 screen"). The fused kernel runs on float32 copies of the centred rows,
+/// scaled by a power of two, keeping kp > k candidates per query; their distances are
+/// recomputed in double (the finishing step) and a row is kept when its k-th exact distance is
+/// below a rigorous lower bound on the exact distance of every candidate the screen dropped.
+/// The other rows are searched again by the float64 kernel (as the unscreened path does), so
+/// every row is the k smallest (distance, index) pairs. Returns false, having written
+/// nothing, on constant or non-finite data.
+template <typename D>
+bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, int64_t d, int64_t k,
+                     Metric metric, bool exclude_self, int nt, int64_t* indices, D* distances,
+                     bool verbose) {
+  using namespace detail;
+  const bool self = Qin == nullptr;
+  const double* Qr = self ? X : Qin;
+  const std::vector<double> mean = column_mean(X, n, d);
+  double amax = 0;
+  int bad = 0;
+  for (int side = 0; side < (self ? 1 : 2); ++side) {
+    const double* A = side == 0 ? X : Qin;
+    const int64_t rows = side == 0 ? n : m;
+#pragma omp parallel for schedule(static) reduction(max : amax) reduction(| : bad) num_threads(nt)
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t t = 0; t < d; ++t) {
+        const double v = std::abs(A[i * d + t] - mean[t]);
+        bad |= std::isfinite(v) ? 0 : 1;
+        amax = std::max(amax, v);
+      }
+  }
+  if (bad || amax == 0) return false;
+  int e2;
+  std::frexp(amax, &e2);
+  const double sc = std::ldexp(1.0, -e2);  // largest centred |coordinate| * sc in [0.5, 1)
+  // float32 copies u = fl32((x - mean) sc) and their squared norms (double sums)
+  auto to_f32 = [&](const double* A, int64_t rows, std::vector<float>& U,
+                    std::vector<double>& nrm2) {
+    U.resize(static_cast<size_t>(rows * d));
+    nrm2.resize(static_cast<size_t>(rows));
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < rows; ++i) {
+      double s = 0;
+      for (int64_t t = 0; t < d; ++t) {
+        const float u = float((A[i * d + t] - mean[t]) * sc);
+        U[i * d + t] = u;
+        s += double(u) * double(u);
+      }
+      nrm2[i] = s;
+    }
+  };
+  std::vector<float> Ux, Uq;
+  std::vector<double> x2, q2;
+  to_f32(X, n, Ux, x2);
+  if (!self) to_f32(Qin, m, Uq, q2);
+  std::vector<int64_t> perm;  // self query: kernel row r is point perm[r]
+  if (self) {
+    perm = locality_order(Ux.data(), n, d);
+    std::vector<float> P(Ux.size());
+    std::vector<double> p2(x2.size());
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t r = 0; r < n; ++r) {
+      std::memcpy(P.data() + r * d, Ux.data() + perm[r] * d, sizeof(float) * size_t(d));
+      p2[r] = x2[perm[r]];
+    }
+    Ux.swap(P);
+    x2.swap(p2);
+  }
+  const std::vector<double>& qn2 = self ? x2 : q2;
+  const int64_t kmax = n - (exclude_self ? 1 : 0);
+  const int64_t kp = std::min(kmax, k + detail::kScreenExtra);
+  TileHeaps<float> h = run_tiles<float>(Ux.data(), n, self ? nullptr : Uq.data(), m, d, kp, true,
+                                        exclude_self, nt, verbose);
+  Ux = std::vector<float>();
+  Uq = std::vector<float>();
+
+  // Error constants (see the design note): unit roundoff u of float32, gamma_d of the kernel's
+  // d-term dot products, the squared norms' double sums, and a safety factor on each.
+  const double u = std::ldexp(1.0, -24);
+  const double dd = double(d);
+  const double gd = dd * u / (1 - dd * u);
+  const double ub = u + dd * std::ldexp(1.0, -53) / (1 - dd * std::ldexp(1.0, -53));
+  const double U = std::sqrt(*std::max_element(x2.begin(), x2.end())) * (1 + 1e-12);
+  const double tiny = (dd + 4) * 1e-44;  // float32 / double subnormal rounding, absolute
+  const double shrink = 1 - (dd + 8) * std::ldexp(1.0, -52);
+  const D dinf = std::numeric_limits<D>::infinity();
+  std::vector<char> ok(static_cast<size_t>(m));
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<std::pair<double, int64_t>> row(static_cast<size_t>(kp));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < m; ++r) {
+      const int64_t i = self ? perm[r] : r;
+      const int64_t cnt = h.hn[r];
+      for (int64_t s = 0; s < cnt; ++s) {
+        const int64_t j = self ? perm[h.hi[r * kp + s]] : h.hi[r * kp + s];
+        row[s] = {exact_distance(Qr + i * d, X + j * d, d, metric, 0.0, 0.0), j};
+      }
+      std::partial_sort(row.begin(), row.begin() + k, row.begin() + cnt);
+      // every eligible point was kept: nothing to certify
+      bool good = cnt < kp || kp == kmax;
+      if (!good) {
+        // A dropped candidate y has score s32(y) >= R, the heap's root. Lower bound on
+        // ||u_x - u_y||^2 = |u_y|^2 - 2 u_x.u_y + |u_x|^2, then on ||x - y|| (data rounding),
+        // then on the double sum exact_distance computes for it.
+        const double R = double(h.hs[r * kp]);
+        const double ux2 = qn2[r], ux = std::sqrt(ux2) * (1 + 1e-12);
+        const double E =
+            (U * U * (ub + u * (1 + ub)) + 2 * ux * U * (gd + u * (1 + gd))) * (1 + 1e-12) + tiny;
+        double rho2 = R + ux2 - E;
+        rho2 -= 1e-12 * (std::abs(R) + ux2 + E);
+        if (rho2 > 0) {
+          const double tau = std::sqrt(rho2) * (1 - 1e-15) - u * (1 + 1e-6) * (ux + U) - tiny;
+          if (tau > 0) {
+            const double lo = tau / sc, rr = lo * lo;
+            // subnormal differences add at most 2^-1075 each to the double sum
+            const double a2 = rr * shrink - (dd + 4) * std::ldexp(1.0, -1070);
+            if (rr >= std::numeric_limits<double>::min() && a2 > 0 &&
+                a2 < std::numeric_limits<double>::infinity()) {
+              const double A = metric == Metric::Euclidean ? std::sqrt(a2) : a2;
+              good = row[k - 1].first < A;
+            }
+          }
+        }
+      }
+      ok[i] = good;
+      if (!good) continue;
+      for (int64_t s = 0; s < k; ++s) {
+        indices[i * k + s] = row[s].second;
+        distances[i * k + s] = D(row[s].first);
+      }
+    }
+  }
+  h = TileHeaps<float>();
+
+  // Rows not certified: the float64 kernel on the centred rows, as the unscreened search
+  // scores them (k + 1 candidates among all points and the query's own index dropped, which
+  // is the k-list that excludes it).
+  std::vector<int64_t> redo;
+  for (int64_t i = 0; i < m; ++i)
+    if (!ok[i]) redo.push_back(i);
+  if (verbose)
+    std::fprintf(stderr, "knn: float32 screen (%lld candidates), %lld of %lld rows re-searched\n",
+                 static_cast<long long>(kp), static_cast<long long>(redo.size()),
+                 static_cast<long long>(m));
+  if (redo.empty()) return true;
+  const int64_t mr = static_cast<int64_t>(redo.size());
+  const std::vector<double> Xc = centred_rows(X, n, d, mean, nt);
+  std::vector<double> Qc(static_cast<size_t>(mr * d));
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t t = 0; t < d; ++t) Qc[r * d + t] = Qr[redo[r] * d + t] - mean[t];
+  const int64_t kf = k + (exclude_self ? 1 : 0);
+  TileHeaps<double> f =
+      run_tiles<double>(Xc.data(), n, Qc.data(), mr, d, kf, true, false, nt, false);
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<std::pair<double, int64_t>> row(static_cast<size_t>(kf));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < mr; ++r) {
+      const int64_t i = redo[r];
+      const int64_t* hi = f.hi.data() + r * kf;
+      int64_t drop = -1;  // heap slot left out: the query itself, else the root (largest)
+      if (exclude_self) {
+        drop = 0;
+        for (int64_t s = 0; s < kf; ++s)
+          if (hi[s] == i) drop = s;
+      }
+      int64_t c = 0;
+      for (int64_t s = 0; s < f.hn[r]; ++s)
+        if (s != drop)
+          row[c++] = {exact_distance(Qr + i * d, X + hi[s] * d, d, metric, 0.0, 0.0), hi[s]};
+      std::sort(row.begin(), row.begin() + c);
+      for (int64_t s = 0; s < k; ++s) {
+        indices[i * k + s] = s < c ? row[s].second : -1;
+        distances[i * k + s] = s < c ? D(row[s].first) : dinf;
+      }
+    }
+  }
+  return true;
+}
+
 template <typename T, typename D>
 void knn_search_impl(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64_t k,
                      Metric metric, bool exclude_self, int n_threads, int64_t* indices,
@@ -224,9 +581,12 @@ void knn_search_impl(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, 
                                 std::to_string(kmax) + "]");
   if (m == 0) return;
   const int nt = resolve_threads(n_threads);
-  const SimdIsa isa = simd_isa();
-  const int NR = 2 * simd_bytes(isa) / static_cast<int>(sizeof(T));
-  const ProcessFn<T> process = kernel_for<T>(isa);
+  if constexpr (std::is_same_v<T, double>) {
+    if (exact_finish && screen_applies(metric, n, m, d) &&
+        screened_search(X, n, self ? nullptr : Qin, m, d, k, metric, exclude_self, nt, indices,
+                        distances, verbose))
+      return;
+  }
 
   // Scores: Euclidean metrics use ||y||^2 - 2 x.y on data centred at the mean of X (the
   // translation keeps distances and stops float32 cancellation when the data sit far from
@@ -247,102 +607,12 @@ void knn_search_impl(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, 
       Qs = Qn.data();
     }
   }
-  const int64_t npanel = (n + NR - 1) / NR;
-  const int64_t npad = npanel * NR;
+  TileHeaps<T> heaps =
+      run_tiles<T>(Xs, n, self ? nullptr : Qs, m, d, k, euclid, exclude_self, nt, verbose);
+  const T* hs = heaps.hs.data();
+  const int64_t* hi = heaps.hi.data();
+  const int64_t* hn = heaps.hn.data();
   const T inf = std::numeric_limits<T>::infinity();
-
-  Buffer<T> dbias(npad), panels(static_cast<size_t>(npanel * d * NR));
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t p = 0; p < npanel; ++p) {
-    T* P = panels.get() + p * d * NR;
-    for (int l = 0; l < NR; ++l) {
-      const int64_t j = p * NR + l;
-      if (j < n) {
-        const T* x = Xs + j * d;
-        double s = 0;
-        for (int64_t t = 0; t < d; ++t) {
-          P[t * NR + l] = x[t];
-          s += double(x[t]) * double(x[t]);
-        }
-        dbias[j] = euclid ? T(s) : T(0);
-      } else {
-        for (int64_t t = 0; t < d; ++t) P[t * NR + l] = T(0);
-        dbias[j] = inf;
-      }
-    }
-  }
-
-  const int64_t nq = self ? npad : m;
-  Buffer<T> hs(static_cast<size_t>(nq * k)), thr(nq);
-  Buffer<int64_t> hi(static_cast<size_t>(nq * k)), hn(nq);
-  for (int64_t i = 0; i < nq; ++i) {
-    thr[i] = i < m ? inf : -inf;
-    hn[i] = 0;
-  }
-  Progress progress("knn");
-  KnnCtx<T> ctx{Qs,
-                d,
-                dbias.get(),
-                panels.get(),
-                dbias.get(),
-                T(euclid ? -2 : -1),
-                k,
-                hs.get(),
-                hi.get(),
-                hn.get(),
-                thr.get(),
-                exclude_self,
-                hs.get(),
-                hi.get(),
-                hn.get(),
-                thr.get(),
-                k};
-
-  if (self) {
-    // Blocks of BS points; diagonal blocks first, then every pair of blocks once, in
-    // round-robin rounds whose pairs touch disjoint heaps (no locks needed).
-    const int64_t BS = NR * std::max<int64_t>(1, 256 / NR);
-    const int64_t B = (n + BS - 1) / BS;
-    const int64_t Bp = B + (B & 1);
-    const int64_t ppb = BS / NR;
-#pragma omp parallel num_threads(nt)
-    {
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t b = 0; b < B; ++b)
-        process(ctx, b * BS, std::min(n, (b + 1) * BS), b * ppb, std::min(npanel, (b + 1) * ppb),
-                false, true);
-      for (int64_t r = 0; r + 1 < Bp; ++r) {
-        if (verbose && thread_id() == 0) progress.report(r + 1, Bp - 1);
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t h = 0; h < Bp / 2; ++h) {
-          int64_t a, b;
-          if (h == 0) {
-            a = r;
-            b = Bp - 1;
-          } else {
-            a = (r + h) % (Bp - 1);
-            b = (r - h + (Bp - 1)) % (Bp - 1);
-          }
-          if (a >= B || b >= B) continue;
-          if (a > b) std::swap(a, b);
-          process(ctx, a * BS, std::min(n, (a + 1) * BS), b * ppb, std::min(npanel, (b + 1) * ppb),
-                  true, false);
-        }
-      }
-    }
-  } else {
-    const int64_t QB = 240;
-    const int64_t panel_bytes = d * NR * static_cast<int64_t>(sizeof(T));
-    const int64_t PC = std::max<int64_t>(1, (256 * 1024) / panel_bytes);
-    const int64_t nblk = (m + QB - 1) / QB;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int64_t b = 0; b < nblk; ++b) {
-      if (verbose && thread_id() == 0) progress.report(b + 1, nblk);
-      for (int64_t p = 0; p < npanel; p += PC)
-        process(ctx, b * QB, std::min(m, (b + 1) * QB), p, std::min(npanel, p + PC), false, false);
-    }
-  }
-  if (verbose) progress.done();
 
   if (!exact_finish) {
 #pragma omp parallel num_threads(nt)
@@ -368,8 +638,7 @@ void knn_search_impl(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, 
     xnorm = row_norms(X, n, d);
     qnorm = self ? xnorm : row_norms(Qin, m, d);
   }
-  finish_rows(self ? X : Qin, X, m, d, k, metric, qnorm, xnorm, hn.get(), hi.get(), nt, indices,
-              distances);
+  finish_rows(self ? X : Qin, X, m, d, k, metric, qnorm, xnorm, hn, hi, nt, indices, distances);
 }
 
 }  // namespace

@@ -21,6 +21,11 @@ namespace geoml {
 /// then recomputed directly (difference form, double accumulation) so they are exact, never
 /// negative, and 0 for duplicates; rows are sorted by (distance, index).
 ///
+/// float64 Euclidean / squared Euclidean searches with d >= 16 and n m >= 2^22 (exact finish)
+/// run the kernel on float32 copies with k + 8 candidates per query and keep a row when its
+/// k-th exact distance is provably below every dropped candidate's (a rigorous float32 error
+/// bound); the other rows are searched again in float64 (docs/design/neighbors.md).
+///
 /// Cost O(m n d) flops (about half of that for a self query), memory O((n + m) d + m k):
 /// no m x n matrix. Outputs are caller-owned arrays of m * k entries.
 /// Requires 1 <= k <= n (k <= n - 1 with exclude_self); throws std::invalid_argument otherwise.

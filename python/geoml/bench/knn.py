@@ -6,6 +6,10 @@ recall@k for pynndescent). pynndescent's first call (numba JIT included) is time
 
     python bench/bench_knn.py                      # n=50,000 d=64 and n=200,000 d=128
     python bench/bench_knn.py --sizes 20000x32 --repeats 1
+    python bench/bench_knn.py --dtype float64 --sizes 100000x64 --k 20 --tools sklearn
+
+With ``--dtype float64`` the data are float64 (faiss, float32 only, is left out): geoml's float64
+search (float32 screen, each row certified in float64) against scikit-learn's float64 brute force.
 
 On a GPU (``--device cuda``, default n=1,000,000 d=128 k=15, float32, exact): geoml on CuPy
 arrays against CuPy (tiled matmul + argpartition) and PyTorch (tiled ``torch.cdist`` + ``topk``),
@@ -59,8 +63,8 @@ def recall(idx, ref):
     return hits / ref.size
 
 
-def run_size(n, d, k, repeats, tools):
-    X = clustered(n, d, seed=0)
+def run_size(n, d, k, repeats, tools, dtype="float32"):
+    X = clustered(n, d, seed=0, dtype=dtype)
     rows = []
     t, (idx, dist) = timeit(lambda: geoml.knn(X, k), repeats=repeats)
     ref_idx, ref_dist = idx, dist
@@ -77,7 +81,7 @@ def run_size(n, d, k, repeats, tools):
     exact = np.sort(D, axis=1)[:, :k]
     rows[0]["max_dist_err"] = float(np.abs(ref_dist[sample] - exact).max())
 
-    if "faiss" in tools:
+    if "faiss" in tools and dtype == "float32":
         import faiss
 
         faiss.omp_set_num_threads(geoml._core.max_threads())
@@ -632,6 +636,7 @@ def main(argv=None):
         help="comma list of NxD (default cpu: 50000x64,200000x128; cuda: 1000000x128)",
     )
     ap.add_argument("--k", type=int, default=15)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="cpu exact")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(
         "--tools", default=None, help="default cpu: faiss,sklearn,pynndescent; cuda: cupy,torch"
@@ -702,8 +707,8 @@ def main(argv=None):
     all_rows = []
     for size in args.sizes.split(","):
         n, d = (int(v) for v in size.lower().split("x"))
-        rows = run_size(n, d, args.k, args.repeats, tools)
-        print(f"\nn={n} d={d} k={args.k} float32 clustered, median of {args.repeats}")
+        rows = run_size(n, d, args.k, args.repeats, tools, args.dtype)
+        print(f"\nn={n} d={d} k={args.k} {args.dtype} clustered, median of {args.repeats}")
         print_table(rows, ["tool", "time_s", "ratio_to_faiss", "max_dist_err", "recall"])
         all_rows += rows
     write_json("knn_cpu", {"rows": all_rows, "args": vars(args)}, args.out)
