@@ -7,11 +7,51 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "common/common.hpp"
+#include "common/simd.hpp"
 #include "common/sparse.hpp"
 
+#if GEOML_SIMD_X86
+#include <immintrin.h>
+#endif
+
 namespace geoml {
+
+// ------------------------------------------------- per-ISA CSR row sums (Lanczos products)
+namespace {
+#define GEOML_KERNEL_INC "spectral/spmv_kernel.inc"
+#define GEOML_KERNEL_AVX512 1
+#include "common/simd_instantiate.inc"
+
+using SpmvRowsFn = void (*)(int64_t, int64_t, const int32_t*, const int32_t*, const double*,
+                            const double*, double*);
+
+constexpr int64_t kSpmvChunk = 1024;  // rows per dynamic chunk (and per row-sum buffer)
+
+/// yc = s1 (A yb - c yb) - s2 ya (plain: yc = A yb) for a float64 / int32 CSR matrix: row
+/// sums from the per-ISA kernel (the same bits under every ISA: spmv_kernel.inc), the update
+/// here, in baseline code (nothing contracted), rows in dynamic chunks (each row's result
+/// is one call's work, so it does not depend on the thread count).
+void csr_rows_d32(int64_t n, const int32_t* ip, const int32_t* ix, const double* a,
+                  const double* yb, const double* ya, double* yc, double s1, double c, double s2,
+                  bool plain, int nt) {
+  const SpmvRowsFn rows = GEOML_SIMD_PICK(simd_isa(), spmv_rows);
+  const int64_t nchunk = (n + kSpmvChunk - 1) / kSpmvChunk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+  for (int64_t ch = 0; ch < nchunk; ++ch) {
+    double acc[kSpmvChunk];
+    const int64_t r0 = ch * kSpmvChunk, r1 = std::min(n, r0 + kSpmvChunk);
+    rows(r0, r1, ip, ix, a, yb, acc);
+    if (plain) {
+      std::copy(acc, acc + (r1 - r0), yc + r0);
+    } else {
+      for (int64_t i = r0; i < r1; ++i) yc[i] = s1 * (acc[i - r0] - c * yb[i]) - s2 * ya[i];
+    }
+  }
+}
+}  // namespace
 
 void jacobi_eig(int n, std::vector<double>& a, std::vector<double>& w, std::vector<double>& z) {
   z.assign(static_cast<size_t>(n) * n, 0.0);
@@ -56,13 +96,21 @@ void jacobi_eig(int n, std::vector<double>& a, std::vector<double>& w, std::vect
 template <typename T, typename I>
 void csr_matvec(int64_t n, const I* indptr, const I* indices, const T* data, const T* x, T* y,
                 int n_threads) {
-  csr_mm<double>(CsrRef<T, I>{n, indptr, indices, data}, x, 1, y, resolve_threads(n_threads));
+  if constexpr (std::is_same_v<T, double> && std::is_same_v<I, int32_t>)
+    csr_rows_d32(n, indptr, indices, data, x, nullptr, y, 0, 0, 0, true,
+                 resolve_threads(n_threads));
+  else
+    csr_mm<double>(CsrRef<T, I>{n, indptr, indices, data}, x, 1, y, resolve_threads(n_threads));
 }
 
 template <typename T, typename I>
 void csr_cheb_step(int64_t n, const I* indptr, const I* indices, const T* data, const T* yb,
                    const T* ya, T* yc, double s1, double c, double s2, int n_threads) {
   const int nt = resolve_threads(n_threads);
+  if constexpr (std::is_same_v<T, double> && std::is_same_v<I, int32_t>) {
+    csr_rows_d32(n, indptr, indices, data, yb, ya, yc, s1, c, s2, false, nt);
+    return;
+  }
 #pragma omp parallel for schedule(dynamic, 1024) num_threads(nt)
   for (int64_t i = 0; i < n; ++i) {
     double acc = 0;
