@@ -1,6 +1,8 @@
 #include "lanczos.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -30,6 +32,46 @@ using SpmvRowsFn = void (*)(int64_t, int64_t, const int32_t*, const int32_t*, co
 
 constexpr int64_t kSpmvChunk = 1024;  // rows per dynamic chunk (and per row-sum buffer)
 
+/// The row-sum kernel for `isa`: the gathering copy, or the scalar lanes when a one-off timing
+/// (the first call per ISA in the process, ~1 ms) finds them faster, as on CPUs whose gathers
+/// are slow (e.g. Intel's Gather Data Sampling microcode mitigation; on the development Xeon
+/// the AVX-512 gathers are ~1.5x faster). Both give the same bits, so the choice never changes
+/// a result.
+SpmvRowsFn spmv_rows_for(SimdIsa isa) {
+  const SpmvRowsFn gather = GEOML_SIMD_PICK(isa, spmv_rows);
+  const SpmvRowsFn lanes = GEOML_SIMD_PICK(isa, spmv_rows_lanes);
+  if (isa == SimdIsa::Generic) return gather;        // the scalar lanes already
+  static std::atomic<int> choice[3] = {-1, -1, -1};  // per ISA: -1 not timed, 0 gather, 1 lanes
+  std::atomic<int>& ch = choice[static_cast<int>(isa)];
+  int c = ch.load(std::memory_order_relaxed);
+  if (c < 0) {
+    // a random sparse matrix: 4096 rows of 20 entries into x of 2^16 values (512 kB)
+    constexpr int64_t rows = 4096, per = 20, nx = int64_t(1) << 16;
+    std::vector<int32_t> ip(rows + 1), ix(rows * per);
+    std::vector<double> a(rows * per), x(nx), out(rows);
+    uint64_t r = 0x9E3779B97F4A7C15ull;
+    for (int64_t i = 0; i <= rows; ++i) ip[i] = static_cast<int32_t>(i * per);
+    for (int64_t p = 0; p < rows * per; ++p) {
+      r = r * 6364136223846793005ull + 1442695040888963407ull;
+      ix[p] = static_cast<int32_t>((r >> 33) & (nx - 1));
+      a[p] = 1.0 + double((r >> 20) & 1023) / 1024;
+    }
+    for (int64_t j = 0; j < nx; ++j) x[j] = 1.0 / double(j + 1);
+    double best[2] = {1e300, 1e300};
+    for (int rep = 0; rep < 5; ++rep)
+      for (int v = 0; v < 2; ++v) {
+        const auto t0 = std::chrono::steady_clock::now();
+        (v == 0 ? gather : lanes)(0, rows, ip.data(), ix.data(), a.data(), x.data(), out.data());
+        const double dt =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        best[v] = std::min(best[v], dt);
+      }
+    c = best[1] < 0.9 * best[0] ? 1 : 0;  // the gathers unless clearly slower
+    ch.store(c, std::memory_order_relaxed);
+  }
+  return c == 1 ? lanes : gather;
+}
+
 /// yc = s1 (A yb - c yb) - s2 ya (plain: yc = A yb) for a float64 / int32 CSR matrix: row
 /// sums from the per-ISA kernel (the same bits under every ISA: spmv_kernel.inc), the update
 /// here, in baseline code (nothing contracted), rows in dynamic chunks (each row's result
@@ -37,7 +79,7 @@ constexpr int64_t kSpmvChunk = 1024;  // rows per dynamic chunk (and per row-sum
 void csr_rows_d32(int64_t n, const int32_t* ip, const int32_t* ix, const double* a,
                   const double* yb, const double* ya, double* yc, double s1, double c, double s2,
                   bool plain, int nt) {
-  const SpmvRowsFn rows = GEOML_SIMD_PICK(simd_isa(), spmv_rows);
+  const SpmvRowsFn rows = spmv_rows_for(simd_isa());
   const int64_t nchunk = (n + kSpmvChunk - 1) / kSpmvChunk;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
   for (int64_t ch = 0; ch < nchunk; ++ch) {
