@@ -433,3 +433,35 @@ def test_filtered_check_extends_its_basis():
             if not missed:
                 assert rep.steps == 16 and rep.n_matvec == 192 + 4 * 161
                 assert rep.miss_gap < 0.02
+
+
+def test_single_threaded_blas_limits_and_restores():
+    # the solvers' BLAS guard (a cached threadpoolctl controller): every BLAS pool at one
+    # thread inside, the previous counts after, the controller made again after an import
+    tpc = pytest.importorskip("threadpoolctl")
+    if not hasattr(tpc, "ThreadpoolController"):
+        pytest.skip("threadpoolctl < 3.0")
+    from geoml import _validation
+
+    def counts():
+        return [d["num_threads"] for d in tpc.threadpool_info() if d["user_api"] == "blas"]
+
+    before = counts()
+    for _ in range(2):
+        with _validation.single_threaded_blas():
+            assert all(c == 1 for c in counts())
+        assert counts() == before
+    ctl = _validation._BLAS_CONTROLLER[0]
+    with _validation.single_threaded_blas():
+        pass
+    assert _validation._BLAS_CONTROLLER[0] is ctl  # no import since: no new scan
+    import sys
+
+    sys.modules["_geoml_test_dummy_module"] = type(sys)("_geoml_test_dummy_module")
+    try:
+        with _validation.single_threaded_blas():
+            assert all(c == 1 for c in counts())
+        assert _validation._BLAS_CONTROLLER[0] is not ctl
+    finally:
+        del sys.modules["_geoml_test_dummy_module"]
+    assert counts() == before

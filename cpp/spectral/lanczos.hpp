@@ -81,13 +81,16 @@ void scaled_pattern_cheb_step(int64_t n, const I* indptr, const I* indices, cons
                               const T* yb, const T* ya, T* yc, double s1, double c, double s2,
                               std::vector<double>& z, int n_threads);
 
-/// y = A x for a CSR matrix (n rows), parallel over rows with OpenMP; O(nnz).
+/// y = A x for a CSR matrix (n rows), parallel over rows with OpenMP; O(nnz). float64 with
+/// int32 indices: row sums from the per-ISA kernel (spmv_kernel.inc: AVX-512 gathers, one
+/// fixed summation order, so the same bits under every ISA and thread count).
 template <typename T, typename I>
 void csr_matvec(int64_t n, const I* indptr, const I* indices, const T* data, const T* x, T* y,
                 int n_threads);
 
 /// One fused Chebyshev step yc = s1 * (A yb - c yb) - s2 ya for a CSR matrix (one pass over
-/// A and the three vectors; rows in dynamic chunks, so the result is thread-count independent).
+/// A and the three vectors; rows in dynamic chunks, so the result is thread-count independent;
+/// float64 / int32: the row sums of csr_matvec).
 template <typename T, typename I>
 void csr_cheb_step(int64_t n, const I* indptr, const I* indices, const T* data, const T* yb,
                    const T* ya, T* yc, double s1, double c, double s2, int n_threads);

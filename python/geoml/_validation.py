@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 import os
+import sys
 
 import numpy as np
 
@@ -210,15 +211,30 @@ def check_tol(
     return value
 
 
+_BLAS_CONTROLLER: list = [None, -1]  # threadpoolctl controller, len(sys.modules) when made
+
+
 def single_threaded_blas():
     """Context that holds NumPy/SciPy's BLAS to one thread (threadpoolctl, if installed; else
     a no-op), for solvers whose heavy loops are geoml's OpenMP kernels with BLAS calls in
     between: an idle OpenBLAS pool keeps spinning next to the OpenMP threads, and on a 2-core
     machine the two pools slowed each other down 2-5x (measured: the AMG eigensolver, 14.0 s
     vs 7.0 s on a 200,000-node graph; Tucker HOOI on 200^3, 0.12-0.16 s vs 0.066-0.078 s).
+
+    The threadpoolctl controller (its scan of the loaded libraries: ~1 ms CPU, 5-6 ms wall on
+    a loaded 2-core machine, against ~0.02 ms for the limit itself) is made once and made
+    again only when a module has been imported since (a new BLAS arrives with an import).
     """
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # threadpoolctl < 3.0 (per-call scan), or none
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return contextlib.nullcontext()
+        return threadpool_limits(1, user_api="blas")
+    n_modules = len(sys.modules)
+    if _BLAS_CONTROLLER[0] is None or _BLAS_CONTROLLER[1] != n_modules:
+        _BLAS_CONTROLLER[0] = ThreadpoolController()
+        _BLAS_CONTROLLER[1] = len(sys.modules)  # after the controller's own imports
+    return _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
