@@ -20,6 +20,19 @@ inline void row_panel(I p0, I p1, const I* indices, const T* data, const T* X, i
   for (int c = 0; c < S; ++c) y[c0 + c] = acc[c];
 }
 
+/// The last s - c0 (at most S) columns of a row: one panel of their exact width (none when
+/// c0 == s).
+template <int S, typename T, typename I>
+inline void row_tail(I p0, I p1, const I* indices, const T* data, const T* X, int64_t s, int64_t c0,
+                     T* y) {
+  if constexpr (S > 0) {
+    if (s - c0 == S)
+      row_panel<S>(p0, p1, indices, data, X, s, c0, y);
+    else
+      row_tail<S - 1>(p0, p1, indices, data, X, s, c0, y);
+  }
+}
+
 /// y[0 .. s) = the row [p0, p1) of A times X: panels of 8 columns (then the remainder), each
 /// accumulated in a local array the compiler keeps in registers. Each column's sum runs over
 /// the row's entries in order.
@@ -27,31 +40,7 @@ template <typename T, typename I>
 inline void row_block(I p0, I p1, const I* indices, const T* data, const T* X, int64_t s, T* y) {
   const int64_t s8 = s - s % 8;
   for (int64_t c0 = 0; c0 < s8; c0 += 8) row_panel<8>(p0, p1, indices, data, X, s, c0, y);
-  switch (s - s8) {
-    case 1:
-      row_panel<1>(p0, p1, indices, data, X, s, s8, y);
-      break;
-    case 2:
-      row_panel<2>(p0, p1, indices, data, X, s, s8, y);
-      break;
-    case 3:
-      row_panel<3>(p0, p1, indices, data, X, s, s8, y);
-      break;
-    case 4:
-      row_panel<4>(p0, p1, indices, data, X, s, s8, y);
-      break;
-    case 5:
-      row_panel<5>(p0, p1, indices, data, X, s, s8, y);
-      break;
-    case 6:
-      row_panel<6>(p0, p1, indices, data, X, s, s8, y);
-      break;
-    case 7:
-      row_panel<7>(p0, p1, indices, data, X, s, s8, y);
-      break;
-    default:
-      break;
-  }
+  row_tail<7>(p0, p1, indices, data, X, s, s8, y);
 }
 }  // namespace
 

@@ -65,32 +65,43 @@ struct IndexedHeap {
   }
 };
 
+/// Dijkstra's start from u: a new generation of labels, the heap holding u alone.
+IndexedHeap dijkstra_start(int64_t u, Scratch& s) {
+  ++s.dgen;
+  s.heap.clear();
+  IndexedHeap H{s.heap, s.hpos.data()};
+  s.dist[u] = 0;
+  s.dist_gen[u] = s.dgen;
+  H.push({0.0, u});
+  return H;
+}
+
+/// Dijkstra's relaxation of an arc into y with the tentative distance nd: a node not yet
+/// reached enters the heap, a lower label decreases its key (a settled y has a label <= nd).
+inline void dijkstra_relax(IndexedHeap& H, Scratch& s, int64_t y, double nd) {
+  if (s.dist_gen[y] != s.dgen) {
+    s.dist_gen[y] = s.dgen;
+    s.dist[y] = nd;
+    H.push({nd, y});
+  } else if (nd < s.dist[y]) {
+    s.dist[y] = nd;
+    H.decrease(y, nd);
+  }
+}
+
 /// Distances from u up to `stop` (every node within it, in the order settled): Dijkstra,
 /// each node's arcs by increasing weight so that its scan stops at the first one past `stop`.
 void bounded_dijkstra(const CsrGraph& g, int64_t u, double stop, Scratch& s, Row& row) {
   row.clear();
-  const uint32_t dgen = ++s.dgen;
-  s.heap.clear();
-  IndexedHeap H{s.heap, s.hpos.data()};
-  s.dist[u] = 0;
-  s.dist_gen[u] = dgen;
-  H.push({0.0, u});
+  IndexedHeap H = dijkstra_start(u, s);
   while (!s.heap.empty()) {
     const auto [du, x] = H.pop();
     if (du > stop) break;
     row.push_back({x, du});
     for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
-      const int64_t y = g.indices[e];
       const double nd = du + g.weights[e];
       if (nd > stop) break;  // never settled before the stop, nor the later (longer) arcs
-      if (s.dist_gen[y] != dgen) {
-        s.dist_gen[y] = dgen;
-        s.dist[y] = nd;
-        H.push({nd, y});
-      } else if (nd < s.dist[y]) {  // in the heap: a settled y has dist <= du <= nd
-        s.dist[y] = nd;
-        H.decrease(y, nd);
-      }
+      dijkstra_relax(H, s, g.indices[e], nd);
     }
   }
 }
@@ -174,12 +185,7 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double r
     return;
   }
   // Dijkstra until every ball node is settled (recorded once: hop set to 255 when done)
-  const uint32_t dgen = ++s.dgen;
-  s.heap.clear();
-  IndexedHeap H{s.heap, s.hpos.data()};
-  s.dist[u] = 0;
-  s.dist_gen[u] = dgen;
-  H.push({0.0, u});
+  IndexedHeap H = dijkstra_start(u, s);
   size_t remaining = s.ball.size();
   while (!s.heap.empty() && remaining > 0) {
     const auto [du, x] = H.pop();
@@ -188,18 +194,8 @@ void compute_row(const CsrGraph& g, int64_t u, bool equal, double unit, double r
       row.push_back({x, du});
       --remaining;
     }
-    for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
-      const int64_t y = g.indices[e];
-      const double nd = du + g.weights[e];
-      if (s.dist_gen[y] != dgen) {
-        s.dist_gen[y] = dgen;
-        s.dist[y] = nd;
-        H.push({nd, y});
-      } else if (nd < s.dist[y]) {
-        s.dist[y] = nd;
-        H.decrease(y, nd);
-      }
-    }
+    for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
+      dijkstra_relax(H, s, g.indices[e], du + g.weights[e]);
   }
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import time
 import warnings
 
@@ -18,6 +19,7 @@ from .._validation import (
     check_random_state,
     random_seed,
     reject_gpu,
+    single_threaded_blas,
 )
 from ..spectral._eigsh import _symmetry_error
 from ._heat import _permute
@@ -146,17 +148,14 @@ def _landmark_singular_values(op: sp.csr_matrix, powers, t_max: int, nt: int) ->
     which do not depend on the ``t`` the entropy picks), until the worker is done. On one
     thread, or four and more (not measured), the solve runs here on the BLAS threads given."""
     ntb = nt if nt > 0 else max(1, _core.max_threads())
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # BLAS threads cannot be held: no worker beside it
-        return _sparse_singular_values(op)
-    if ntb < 2 or ntb > 3:
-        return _sparse_singular_values(op)
+    if ntb < 2 or ntb > 3 or importlib.util.find_spec("threadpoolctl") is None:
+        return _sparse_singular_values(op)  # (without threadpoolctl no worker beside it:
+        # its BLAS threads could not be held)
     from concurrent.futures import ThreadPoolExecutor
 
     jmax = max(1, t_max - 2).bit_length() - 1  # t <= t_max - 2 (the knee is inside)
     G = _gram(op)  # here: the worker runs only the LAPACK call, which needs no GIL
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(1) as ex:
+    with single_threaded_blas(), ThreadPoolExecutor(1) as ex:
         fut = ex.submit(np.linalg.eigvalsh, G)
         while not fut.done() and len(powers.pw) <= jmax:
             powers.grow(len(powers.pw))
