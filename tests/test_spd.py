@@ -911,6 +911,21 @@ def test_mean_riemann_anderson_spread_sets(seed):
         spd.mean_wasserstein(X, method="newton")
 
 
+def test_means_large_n_symmetric_path():
+    """n > 64 (LAPACK, symmetric square roots): the default iterations (Anderson-accelerated
+    Karcher, Alvarez-Esteban's BW) agree with pyRiemann's descent and POT's fixed point run
+    tight, in fewer iterations."""
+    rng = np.random.default_rng(41)
+    G = rng.standard_normal((4, 66, 66)) / np.sqrt(66)
+    X = np.eye(66) + 0.4 * (G + G.swapaxes(1, 2)) / 2
+    g = spd.mean_riemann(X, method="gradient", tol=1e-11)
+    a = spd.mean_riemann(X, tol=1e-11)
+    assert a.converged and a.n_iter <= g.n_iter and rel(a.mean, g.mean) < 1e-9
+    p = spd.mean_wasserstein(X, method="pot", tol=1e-11)
+    b = spd.mean_wasserstein(X, tol=1e-12)
+    assert b.converged and b.n_iter < p.n_iter and rel(b.mean, p.mean) < 1e-10
+
+
 def mixed_group(rng, n=22):
     """Matrices whose QL runs take very different paths, to share one SIMD group (32 lanes):
     the identity, a diagonal with ties, repeated eigenvalues in a random basis, an

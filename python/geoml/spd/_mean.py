@@ -102,8 +102,8 @@ def _check_init(init, n, dt):
 
 def _karcher_step(Xs, w, M, nu, nj):
     """``(J, G)`` at ``M``: ``J = sum w log(M^-1/2 X M^-1/2)`` (up to a rotation that keeps
-    its norm) and ``G = M^1/2 exp(nu J) M^1/2``, or None where ``M`` is not positive definite
-    (a Cholesky factor refused)."""
+    its norm) and ``G = M^1/2 exp(nu J) M^1/2``; ``ValueError`` where ``M`` (or a matrix of
+    ``Xs``) is not positive definite."""
     n = M.shape[-1]
     # with M = L L^T (Cholesky), L^-1 = Q^T M^-1/2 for an orthogonal Q, so J' =
     # sum w log(L^-1 X L^-T) = Q^T J Q (same norm) and M^1/2 exp(nu J) M^1/2 =
