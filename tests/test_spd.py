@@ -887,12 +887,20 @@ def test_mean_riemann_cholesky_iterates():
     assert np.array_equal(fast.mean, spd.mean_riemann(C, n_jobs=2).mean)
 
 
+def karcher_residual(M, X):
+    """``||mean_i log(M^-1/2 X_i M^-1/2)||_F`` in NumPy (eigh per matrix)."""
+    lam, V = np.linalg.eigh(M)
+    Mm12 = (V / np.sqrt(lam)) @ V.T
+    mu, W = np.linalg.eigh(Mm12 @ X @ Mm12)
+    return np.linalg.norm(np.mean((W * np.log(mu)[:, None, :]) @ W.swapaxes(1, 2), axis=0))
+
+
 @pytest.mark.parametrize("seed", [0, 3, 5, 19, 23, 46])
 def test_mean_riemann_anderson_spread_sets(seed):
     """The accelerated Karcher iteration on spread sets (condition up to 1e6, scales e^+-4:
     combined iterates that are dropped, halved steps): converged, and the returned mean
-    satisfies the Karcher condition sum w log(M^-1/2 X M^-1/2) = 0 to tol, checked in NumPy
-    (eigh per matrix); pyRiemann's descent does not always converge on these."""
+    satisfies the Karcher condition sum w log(M^-1/2 X M^-1/2) = 0 to tol, checked in NumPy;
+    pyRiemann's descent does not always converge on these."""
     rng = np.random.default_rng(seed)
     n, m = int(rng.integers(2, 12)), int(rng.integers(2, 40))
     X = rand_spd(rng, (m,), n, cond=[None, 1e2, 1e4, 1e6][seed % 4])
@@ -900,15 +908,25 @@ def test_mean_riemann_anderson_spread_sets(seed):
         X = X * np.exp(rng.uniform(-4, 4, m))[:, None, None]
     res = spd.mean_riemann(X, max_iter=100)
     assert res.converged
-    lam, V = np.linalg.eigh(res.mean)
-    Mm12 = (V / np.sqrt(lam)) @ V.T
-    mu, W = np.linalg.eigh(Mm12 @ X @ Mm12)
-    J = np.mean((W * np.log(mu)[:, None, :]) @ W.swapaxes(1, 2), axis=0)
-    assert np.linalg.norm(J) < 1e-8
+    assert karcher_residual(res.mean, X) < 1e-8
     with pytest.raises(ValueError, match="method"):
         spd.mean_riemann(X, method="newton")
     with pytest.raises(ValueError, match="method"):
         spd.mean_wasserstein(X, method="newton")
+
+
+@pytest.mark.parametrize("seed", [263, 275, 277])
+def test_mean_riemann_anderson_leaves_domain(seed):
+    """Condition 1e8 and scales e^+-8: a plain step with nu = 1 lands on an iterate that
+    whitens some X_i to a matrix that is not numerically definite (the kernel refuses it);
+    the iteration goes back to its last accepted point with a halved step and converges
+    (pyRiemann's descent does not within 300 iterations on 263 and 277)."""
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    X = rand_spd(rng, (m,), n, cond=1e8) * np.exp(rng.uniform(-8, 8, m))[:, None, None]
+    res = spd.mean_riemann(X, max_iter=100)
+    assert res.converged
+    assert karcher_residual(res.mean, X) < 1e-8
 
 
 def test_means_large_n_symmetric_path():
