@@ -100,15 +100,118 @@ def _check_init(init, n, dt):
     return I3[0].astype(np.float64)
 
 
+def _karcher_step(Xs, w, M, nu, nj):
+    """``(J, G)`` at ``M``: ``J = sum w log(M^-1/2 X M^-1/2)`` (up to a rotation that keeps
+    its norm) and ``G = M^1/2 exp(nu J) M^1/2``; ``ValueError`` where ``M`` (or a matrix of
+    ``Xs``) is not positive definite."""
+    n = M.shape[-1]
+    # with M = L L^T (Cholesky), L^-1 = Q^T M^-1/2 for an orthogonal Q, so J' =
+    # sum w log(L^-1 X L^-T) = Q^T J Q (same norm) and M^1/2 exp(nu J) M^1/2 =
+    # L exp(nu J') L^T: the same iterates, with a triangular congruence (cheaper)
+    fac = _linalg.cholesky_pair(M) if n <= _linalg.SMALL_N else None
+    if fac is not None:
+        L, Li = fac
+        J = _wsum(Xs, w, Li, "log", nj, lower=True)
+        G = L @ _single(nu * J, "exp", n_jobs=nj) @ L.T
+    else:
+        M12 = _single(M, "sqrt", n_jobs=nj)
+        J = _wsum(Xs, w, _single(M, "invsqrt", n_jobs=nj), "log", nj)
+        G = M12 @ _single(nu * J, "exp", n_jobs=nj) @ M12
+    return J, 0.5 * (G + G.T)
+
+
+def _karcher_gradient(Xs, w, M, tol, max_iter, nj):
+    """pyRiemann's gradient descent: ``M <- G``, its step rule for ``nu``."""
+    nu, tau = 1.0, np.finfo(np.float64).max
+    ok, it = False, 0
+    for it in range(1, max_iter + 1):  # noqa: B007 (it: the count after the loop)
+        J, M = _karcher_step(Xs, w, M, nu, nj)
+        crit = float(np.linalg.norm(J))
+        h = nu * crit
+        if h < tau:
+            nu, tau = 0.95 * nu, h
+        else:
+            nu = 0.5 * nu
+        if crit <= tol or nu <= tol:
+            ok = crit <= tol
+            break
+    return M, it, ok
+
+
+def _karcher_anderson(Xs, w, M, tol, max_iter, nj, mem=3):
+    """The fixed point ``M = G(M)`` with Anderson acceleration (type II, memory ``mem``):
+    ``M <- G_k - dG gamma``, ``gamma`` the least-squares fit of the residual ``F_k = G_k - M_k``
+    by the differences ``dF`` of the last residuals. Safeguards, each clearing the history: a
+    combined iterate whose ``||J||`` is not below the last one is dropped for the plain step
+    ``G`` of the last accepted point; where a plain step does not decrease ``||J||``, ``nu`` is
+    halved (pyRiemann's rule); an iterate outside the domain (not positive definite, or some
+    ``X_i`` not numerically definite once whitened by it) sends the iteration back to the last
+    accepted point with ``nu`` halved."""
+    nu, prev, G_prev, last = 1.0, np.inf, None, None
+    xs, gs = [], []
+    ok, it, combined = False, 0, False
+    for it in range(1, max_iter + 1):  # noqa: B007 (it: the count after the loop)
+        try:
+            J, G = _karcher_step(Xs, w, M, nu, nj)
+        except ValueError:
+            if last is None:  # at the start: the input's own error
+                raise
+            M, nu, prev, xs, gs, combined = last, 0.5 * nu, np.inf, [], [], False
+            continue
+        crit = float(np.linalg.norm(J))
+        if crit <= tol or nu <= tol:
+            ok = crit <= tol
+            M = G
+            break
+        if crit >= prev:
+            xs, gs = [], []
+            if combined:
+                M, combined = G_prev, False
+                continue
+            nu *= 0.5
+        prev, G_prev, last = crit, G, M
+        xs.append(M.ravel())
+        gs.append(G.ravel())
+        xs, gs = xs[-(mem + 1) :], gs[-(mem + 1) :]
+        combined = len(xs) > 1
+        if combined:
+            F = np.stack(gs, 1) - np.stack(xs, 1)
+            dF = np.diff(F, axis=1)
+            dG = np.diff(np.stack(gs, 1), axis=1)
+            gamma = np.linalg.lstsq(dF, F[:, -1], rcond=None)[0]
+            M = (gs[-1] - dG @ gamma).reshape(G.shape)
+            M = 0.5 * (M + M.T)
+        else:
+            M = G
+    return M, it, ok
+
+
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")
-def mean_riemann(X, weights=None, *, tol: float = 1e-8, max_iter: int = 50, init=None, n_jobs=None):
+def mean_riemann(
+    X,
+    weights=None,
+    *,
+    method: str = "anderson",
+    tol: float = 1e-8,
+    max_iter: int = 50,
+    init=None,
+    n_jobs=None,
+):
     r"""Affine-invariant (Karcher) mean of SPD matrices, weighted, batched over sets.
 
-    Minimises :math:`\sum_i w_i d_R(M, X_i)^2` by pyRiemann's gradient descent (the same
-    iteration, step rule and stopping rule as ``pyriemann.utils.mean.mean_riemann``): from
-    the weighted Euclidean mean, :math:`J = \sum_i w_i \log(M^{-1/2} X_i M^{-1/2})`,
-    :math:`M \leftarrow M^{1/2} \exp(\nu J) M^{1/2}`, stopping when
-    :math:`\|J\|_F \le` ``tol`` (or the step ``nu`` falls below ``tol``).
+    Minimises :math:`\sum_i w_i d_R(M, X_i)^2`. From the weighted Euclidean mean, each
+    iteration takes :math:`J = \sum_i w_i \log(M^{-1/2} X_i M^{-1/2})` (the batch pass) and
+    :math:`G = M^{1/2} \exp(\nu J) M^{1/2}`, stopping when :math:`\|J\|_F \le` ``tol``
+    (or the step ``nu`` falls below ``tol``) and returning that :math:`G`, as pyRiemann.
+    ``method="gradient"`` is pyRiemann's gradient descent
+    (``pyriemann.utils.mean.mean_riemann``: the same iterates, step rule for ``nu`` and
+    stopping rule): :math:`M \leftarrow G`. ``method="anderson"`` (default) takes the same
+    fixed point :math:`M = G(M)` (``nu = 1``) with Anderson acceleration (type II, memory 3,
+    in the entries of :math:`M`); a combined iterate that does not decrease
+    :math:`\|J\|_F` is replaced by the plain step, ``nu`` is halved where a plain step does
+    not decrease it, and an iterate outside the domain (the whitened ``X_i`` not numerically
+    definite) sends it back to the last accepted point with ``nu`` halved: 4 batch passes
+    instead of 5-6 on 22 x 22 covariances, for the same mean to ~1e-10.
 
     Parameters
     ----------
@@ -116,6 +219,8 @@ def mean_riemann(X, weights=None, *, tol: float = 1e-8, max_iter: int = 50, init
         Sets of ``m`` SPD matrices; leading axes are independent sets.
     weights : array_like, shape (m,), optional
         Non-negative weights (normalised to sum 1); None: equal.
+    method : {"anderson", "gradient"}, default "anderson"
+        The iteration (same fixed point and stopping rule).
     tol : float, default 1e-8
         Raised to ``10 n eps`` of the dtype when smaller (float32 cannot reach 1e-8).
     max_iter : int, default 50
@@ -144,6 +249,8 @@ def mean_riemann(X, weights=None, *, tol: float = 1e-8, max_iter: int = 50, init
     (array([[2., 0.],
            [0., 2.]]), True)
     """
+    if method not in ("anderson", "gradient"):
+        raise ValueError(f"method must be 'anderson' or 'gradient'; got {method!r}")
     tol = check_tol(tol)
     max_iter = check_int(max_iter, "max_iter", low=1)
     nj = _linalg.jobs(n_jobs)
@@ -151,37 +258,11 @@ def mean_riemann(X, weights=None, *, tol: float = 1e-8, max_iter: int = 50, init
     n = X4.shape[-1]
     init = _check_init(init, n, dt)
     tol = max(tol, 10 * n * float(np.finfo(dt).eps))
+    step = _karcher_gradient if method == "gradient" else _karcher_anderson
     means, iters, conv = [], [], []
     for Xs in X4:
-        M = np.einsum("i,ijk->jk", w, Xs.astype(np.float64)) if init is None else init
-        nu, tau = 1.0, np.finfo(np.float64).max
-        ok, it = False, 0
-        for it in range(1, max_iter + 1):  # noqa: B007 (it: the count after the loop)
-            # with M = L L^T (Cholesky), L^-1 = Q^T M^-1/2 for an orthogonal Q, so J' =
-            # sum w log(L^-1 X L^-T) = Q^T J Q (same norm) and M^1/2 exp(nu J) M^1/2 =
-            # L exp(nu J') L^T: the same iterates, with a triangular congruence (cheaper)
-            fac = _linalg.cholesky_pair(M) if n <= _linalg.SMALL_N else None
-            if fac is not None:
-                L, Li = fac
-                J = _wsum(Xs, w, Li, "log", nj, lower=True)
-                E = _single(nu * J, "exp", n_jobs=nj)
-                M = L @ E @ L.T
-            else:
-                M12 = _single(M, "sqrt", n_jobs=nj)
-                Mm12 = _single(M, "invsqrt", n_jobs=nj)
-                J = _wsum(Xs, w, Mm12, "log", nj)
-                E = _single(nu * J, "exp", n_jobs=nj)
-                M = M12 @ E @ M12
-            M = 0.5 * (M + M.T)
-            crit = float(np.linalg.norm(J))
-            h = nu * crit
-            if h < tau:
-                nu, tau = 0.95 * nu, h
-            else:
-                nu = 0.5 * nu
-            if crit <= tol or nu <= tol:
-                ok = crit <= tol
-                break
+        M = np.einsum("i,ijk->jk", w, Xs) if init is None else init
+        M, it, ok = step(Xs, w, M, tol, max_iter, nj)
         means.append(M)
         iters.append(it)
         conv.append(ok)
@@ -231,16 +312,29 @@ def mean_logeuclid(X, weights=None, *, n_jobs=None) -> np.ndarray:
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def mean_wasserstein(
-    X, weights=None, *, tol: float = 1e-7, max_iter: int = 1000, init=None, n_jobs=None
+    X,
+    weights=None,
+    *,
+    method: str = "alvarez_esteban",
+    tol: float | None = None,
+    max_iter: int = 1000,
+    init=None,
+    n_jobs=None,
 ):
     r"""Bures-Wasserstein barycenter of SPD matrices (fixed point), weighted, batched over sets.
 
+    The barycenter is the fixed point :math:`C = \sum_i w_i (C^{1/2} X_i C^{1/2})^{1/2}`.
+    ``method="alvarez_esteban"`` (default) iterates the fixed point of Alvarez-Esteban et al.
+    (2016), :math:`C \leftarrow C^{-1/2} (\sum_i w_i (C^{1/2} X_i C^{1/2})^{1/2})^2 C^{-1/2}`,
+    whose contraction is much stronger (8 iterations to a step of 1e-13 on 22 x 22
+    covariances, where POT's takes 54), and returns the last iterate. ``method="pot"`` is
     POT's fixed point (``ot.gaussian.bures_wasserstein_barycenter``, ``method="fixed_point"``):
-    :math:`C \leftarrow \sum_i w_i (C^{1/2} X_i C^{1/2})^{1/2}` until
-    :math:`\|C_{new} - C\|_F \le` ``tol``, returning the last ``C`` before the step that met
-    it, as POT does. POT starts from ``mean(w_i X_i)`` (the weighted sum divided by ``m``);
-    geoml's default start is the weighted Euclidean mean :math:`\sum_i w_i X_i`, and
-    ``init`` takes any SPD start (pass POT's to reproduce its iterates exactly).
+    :math:`C \leftarrow \sum_i w_i (C^{1/2} X_i C^{1/2})^{1/2}`, returning the last ``C``
+    before the step that met ``tol``, as POT does. Both stop when
+    :math:`\|C_{new} - C\|_F \le` ``tol``. POT starts from ``mean(w_i X_i)`` (the weighted
+    sum divided by ``m``); geoml's default start is the weighted Euclidean mean
+    :math:`\sum_i w_i X_i`, and ``init`` takes any SPD start (with ``method="pot"``, pass
+    POT's to reproduce its iterates exactly).
 
     Parameters
     ----------
@@ -248,9 +342,12 @@ def mean_wasserstein(
         Sets of ``m`` SPD matrices (covariances of Gaussians).
     weights : array_like, shape (m,), optional
         Non-negative weights (normalised to sum 1); None: equal.
-    tol : float, default 1e-7
-        Frobenius norm of the last step (POT's ``eps``); raised to ``10 n eps ||C_0||_F``
-        (``eps`` of the dtype, ``C_0`` the start) when smaller.
+    method : {"alvarez_esteban", "pot"}, default "alvarez_esteban"
+        The fixed-point iteration (same fixed point).
+    tol : float, optional
+        Frobenius norm of the last step; None: 1e-10 (``"alvarez_esteban"``) or 1e-7
+        (``"pot"``, POT's ``eps``). Raised to ``10 n eps ||C_0||_F`` (``eps`` of the dtype,
+        ``C_0`` the start) when smaller.
     max_iter : int, default 1000
     init : array_like, shape (n, n), optional
         Starting point (SPD).
@@ -272,11 +369,16 @@ def mean_wasserstein(
     --------
     >>> import numpy as np
     >>> from geoml.spd import mean_wasserstein
-    >>> res = mean_wasserstein(np.stack([np.diag([1.0, 9.0]), np.diag([9.0, 1.0])]), tol=1e-12)
+    >>> res = mean_wasserstein(np.stack([np.diag([1.0, 9.0]), np.diag([9.0, 1.0])]))
     >>> np.round(res.mean, 8), res.converged
     (array([[4., 0.],
            [0., 4.]]), True)
     """
+    if method not in ("alvarez_esteban", "pot"):
+        raise ValueError(f"method must be 'alvarez_esteban' or 'pot'; got {method!r}")
+    ae = method == "alvarez_esteban"
+    if tol is None:
+        tol = 1e-10 if ae else 1e-7
     tol = check_tol(tol)
     max_iter = check_int(max_iter, "max_iter", low=1)
     nj = _linalg.jobs(n_jobs)
@@ -285,24 +387,37 @@ def mean_wasserstein(
     init = _check_init(init, n, dt)
     means, iters, conv = [], [], []
     for Xs in X4:
-        C = np.einsum("i,ijk->jk", w, Xs.astype(np.float64)) if init is None else init
+        C = np.einsum("i,ijk->jk", w, Xs) if init is None else init
         floor = 10 * n * float(np.finfo(dt).eps) * np.linalg.norm(C)
         ok, it = False, 0
         for it in range(1, max_iter + 1):  # noqa: B007 (it: the count after the loop)
             # with C = R^T R, R lower triangular (the Cholesky factor of C reversed), R =
-            # Q C^1/2 for an orthogonal Q = R C^-1/2, so sum w (R X R^T)^1/2 = Q S Q^T with S
-            # POT's sum w (C^1/2 X C^1/2)^1/2: the same iterates, with a triangular congruence
+            # Q C^1/2 for an orthogonal Q = R C^-1/2, so T = sum w (R X R^T)^1/2 = Q S Q^T
+            # with S = sum w (C^1/2 X C^1/2)^1/2: POT's step is Q^T T Q, Alvarez-Esteban's
+            # C^-1/2 S^2 C^-1/2 = R^-1 T^2 R^-T (C^-1/2 Q^T = R^-1): the same iterates, with a
+            # triangular congruence
             fac = _linalg.cholesky_pair(C[::-1, ::-1]) if n <= _linalg.SMALL_N else None
             if fac is not None:
                 R = np.ascontiguousarray(fac[0][::-1, ::-1].T)
-                Q = R @ _single(C, "invsqrt", n_jobs=nj)
-                Cnew = Q.T @ _wsum(Xs, w, R, "sqrt", nj, lower=True) @ Q
-                Cnew = 0.5 * (Cnew + Cnew.T)
+                T = _wsum(Xs, w, R, "sqrt", nj, lower=True)
+                if ae:
+                    Ri = fac[1][::-1, ::-1].T
+                    Cnew = Ri @ (T @ T) @ Ri.T
+                else:
+                    Q = R @ _single(C, "invsqrt", n_jobs=nj)
+                    Cnew = Q.T @ T @ Q
             else:
-                C12 = _single(C, "sqrt", n_jobs=nj)
-                Cnew = _wsum(Xs, w, C12, "sqrt", nj)
+                S = _wsum(Xs, w, _single(C, "sqrt", n_jobs=nj), "sqrt", nj)
+                if ae:
+                    Cm12 = _single(C, "invsqrt", n_jobs=nj)
+                    Cnew = Cm12 @ (S @ S) @ Cm12
+                else:
+                    Cnew = S
+            Cnew = 0.5 * (Cnew + Cnew.T)
             if np.linalg.norm(C - Cnew) <= max(tol, floor):
                 ok = True
+                if ae:
+                    C = Cnew
                 break
             C = Cnew
         means.append(C)
