@@ -331,9 +331,9 @@ def test_filtered_path_random_matches_arpack():
 
 
 def test_filtered_lm_symmetric_spectrum():
-    """Filtered path, "LM": runs Lanczos "LM" on an odd filter p(A): on a bipartite matrix
+    """Filtered path, "LM" (Lanczos "LM" on an odd filter p(A)): on a bipartite matrix
     (spectrum symmetric about 0, every eigenvalue also its negative) the pairs +-sigma are the
-    two ends of p(A), found both, as ARPACK finds them; 1 and 2 threads give the same bits."""
+    two ends of p(A), both found, as ARPACK finds them; 1 and 2 threads give the same bits."""
     from scipy.sparse.linalg import eigsh as arpack
 
     from geoml.spectral import _eigsh

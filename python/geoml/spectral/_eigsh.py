@@ -459,7 +459,7 @@ def eigsh(
     interval below the wanted eigenvalues: ``[lower, cut]`` for "LA" / "SA" (as "LA" of
     ``-A``); for "LM" an odd filter of degree 5 damping ``[-cut, cut]``, the largest
     ``|p(A)|`` wanted), pairs locked on computed residuals with ``A``, and the
-    check runs on the same filter: block Krylov on ``P(A)`` (``P`` the unscaled even
+    check runs on a filter too: block Krylov on ``P(A)`` (``P`` the unscaled even
     Chebyshev polynomial, ``P(A) + 1`` positive semi-definite whatever the spectrum) from
     ``b`` Gaussian columns orthogonal to the pairs found, 6 block steps, then cycles of 5
     more (the basis is extended up to 16 blocks, then restarted from its best Ritz vectors,
