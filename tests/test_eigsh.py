@@ -330,6 +330,30 @@ def test_filtered_path_random_matches_arpack():
     np.testing.assert_allclose(r32.eigenvalues, ref, atol=1e-4 * anorm, rtol=0)
 
 
+def test_filtered_lm_symmetric_spectrum():
+    """Filtered path, "LM" (Lanczos "LM" on an odd filter p(A)): on a bipartite matrix
+    (spectrum symmetric about 0, every eigenvalue also its negative) the pairs +-sigma are the
+    two ends of p(A), both found, as ARPACK finds them; 1 and 2 threads give the same bits."""
+    from scipy.sparse.linalg import eigsh as arpack
+
+    from geoml.spectral import _eigsh
+
+    m = max(_eigsh._FILTER_MIN_N, 4000) // 2
+    rng = np.random.default_rng(3)
+    B = sp.random(m, m, density=8 / m, random_state=rng, format="csr")
+    A = sp.bmat([[None, B], [B.T, None]], format="csr")
+    anorm = abs(arpack(A, 1, which="LM", tol=1e-10)[0]).max()
+    ref = np.sort(arpack(A, 8, which="LM", tol=1e-12)[0])
+    np.testing.assert_allclose(ref[:4], -ref[::-1][:4], atol=1e-10 * anorm)  # +-sigma pairs
+    r = geoml.eigsh(A, 8, which="LM", tol=1e-9, random_state=0, n_jobs=1)
+    assert r.converged and r.check_passed
+    np.testing.assert_allclose(r.eigenvalues, ref, atol=1e-10 * anorm, rtol=0)
+    R = A @ r.eigenvectors - r.eigenvectors * r.eigenvalues
+    assert np.linalg.norm(R, axis=0).max() <= 1e-9 * anorm
+    r2 = geoml.eigsh(A, 8, which="LM", tol=1e-9, random_state=0, n_jobs=2)
+    np.testing.assert_array_equal(r.eigenvectors, r2.eigenvectors)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("itype", [np.int32, np.int64])
 def test_block_products_every_width(dtype, itype):

@@ -407,9 +407,8 @@ struct LanczosSolver {
     if (n < 1 || k < 1 || nd < 0 || nd + k > n)
       throw std::invalid_argument("lanczos: need 1 <= k and k + n_deflate <= n (n=" +
                                   std::to_string(n) + ", k=" + std::to_string(k) + ")");
-    if (filt && !(opt.which == Which::LA || (opt.which == Which::LM && opt.cheb_degree % 2 == 0)))
-      throw std::invalid_argument(
-          "lanczos: the Chebyshev filter needs which=LA, or LM with an even degree");
+    if (filt && !(opt.which == Which::LA || opt.which == Which::LM))
+      throw std::invalid_argument("lanczos: the Chebyshev filter needs which=LA or LM");
     flo = opt.cheb_lower;
     fup = opt.cheb_upper;
     m = opt.ncv > 0 ? nd + opt.ncv : nd + std::max<int64_t>(2 * k + 1, 20);
@@ -482,7 +481,7 @@ struct LanczosSolver {
   }
 
   void set_filter(double c) {
-    if (opt.which == Which::LM) {  // even T_d(t / c): damps [-c, c], grows at both ends
+    if (opt.which == Which::LM) {  // T_d(t / c): damps [-c, c], |p| grows at both ends
       fc = 0, fe = c, flu = fup / c;
       return;
     }
@@ -662,7 +661,8 @@ struct LanczosSolver {
     if (cut > lo && cut < up && (!lm || cut > 0)) {
       set_filter(cut);
       use_filter = true;
-      wsel = Which::LA;  // the wanted eigenvalues are the largest of p(A)
+      // the wanted eigenvalues are the largest of p(A) (LM, odd degree: the largest |p(A)|)
+      wsel = lm && opt.cheb_degree % 2 ? Which::LM : Which::LA;
     }
     prelim = false;
     std::vector<double> y(ma, 0.0);
@@ -841,7 +841,8 @@ struct LanczosSolver {
   /// explicitly from the sum of its kept Ritz vectors (locked pairs stay valid).
   void recut(int64_t needed, int64_t q) {
     if (!(use_filter && nl < kint && q < ma && mcur == m && recuts < 30)) return;
-    const double lam = filter_inverse(theta[order[std::min(q, needed + 1)]]);
+    const double mu = theta[order[std::min(q, needed + 1)]];
+    const double lam = filter_inverse(wsel == Which::LM ? std::fabs(mu) : mu);
     const double up = fup;
     if (!(lam > cut && up - lam < 0.25 * (up - cut))) return;
     cut = lam;

@@ -28,7 +28,8 @@ struct LanczosOptions {
   int64_t ncv = 0;               ///< basis size (0: max(2k + 1, 20) plus deflation, at most n)
   double anorm = 0;              ///< ||A||_2 if known (> 0), else estimated from Ritz values
   int cheb_degree = 0;           ///< > 0: Lanczos on p(A), p a Chebyshev filter (which = LA, or
-                                 ///< LM with an even degree: p even, damping [-cut, cut])
+                                 ///< LM: p damping [-cut, cut]; even degree: LA on p(A), odd:
+                                 ///< LM on p(A), so -lambda and lambda stay apart)
   double cheb_lower = -1;        ///< lower end of A's spectrum (filter interval starts here)
   double cheb_upper = 1;         ///< upper end of A's spectrum (p is scaled to p(upper) = 1)
   double cheb_cut = -2;          ///< damped interval [cheb_lower, cheb_cut]; <= cheb_lower: from
