@@ -585,6 +585,28 @@ def test_kmeans_assign_is_nearest_centre():
         np.testing.assert_array_equal(lab[clear], D.argmin(1)[clear])
 
 
+def test_kmeans_reassign_after_moved_centres_matches_full_assignment():
+    """Lloyd's step that scores only the moved centres (and the rows whose own centre moved
+    against all) gives the full assignment's labels and scores, ties included."""
+    from geoml.diffusion._phate import _centre_terms, _nearest, _reassign
+
+    rng = np.random.default_rng(1)
+    # integer-valued data: many exact score ties between centres
+    F = rng.integers(-3, 4, (2000, 5)).astype(np.float32)
+    C = rng.integers(-3, 4, (60, 5)).astype(np.float32)
+    lab, best = _nearest(F, *_centre_terms(C, F.dtype)[::-1])
+    for step in range(4):
+        moved = np.sort(rng.choice(60, size=[1, 7, 30, 59][step], replace=False))
+        C = C.copy()
+        C[moved] += rng.integers(-1, 2, (moved.size, 5)).astype(np.float32)
+        got = _reassign(F, C, lab, best, moved)
+        lab, best = _nearest(F, *_centre_terms(C, F.dtype)[::-1])
+        np.testing.assert_array_equal(got[0], lab)
+        np.testing.assert_array_equal(got[1], best)
+        D = ((F[:, None].astype(np.float64) - C[None]) ** 2).sum(-1)
+        np.testing.assert_array_equal(lab, D.argmin(1))  # exact in float32 here
+
+
 def _kmeanspp_reference(X, first, u):
     """Greedy k-means++ in float64 NumPy from the same draws (as scikit-learn's)."""
     X = X.astype(np.float64)
