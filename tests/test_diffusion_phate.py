@@ -715,3 +715,26 @@ def test_classical_start_matches_classical_mds(seed):
     np.testing.assert_allclose(Y2, Y, atol=1e-8 * np.abs(Y).max())
     flat = rng.standard_normal((400, 60))  # eigenvalues within a few per cent of each other
     assert _classical_start(cdist(flat, flat), 2, rng, max_iter=5) is None
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_potential_distances_and_centred_gram(seed):
+    """PHATE's distances between potential rows and the Gram matrix of the centred rows (its
+    classical start's -1/2 J D^2 J) from one GEMM: cdist and the double centring of D^2,
+    exactly symmetric with a zero diagonal; the start from that Gram equals the start from D."""
+    from scipy.spatial.distance import cdist
+
+    from geoml.diffusion._phate import _classical_start, _potential_distances
+
+    rng = np.random.default_rng(seed)
+    P = 10.0 + rng.standard_normal((300, 40)) * np.geomspace(5.0, 0.05, 40)
+    D, B = _potential_distances(P)
+    ref = cdist(P, P)
+    np.testing.assert_allclose(D, ref, rtol=1e-10, atol=1e-12 * ref.max())
+    assert np.array_equal(D, D.T) and np.array_equal(B, B.T) and not np.diagonal(D).any()
+    J = np.eye(300) - 1.0 / 300
+    np.testing.assert_allclose(B, -0.5 * J @ (ref**2) @ J, atol=1e-10 * np.abs(B).max())
+    Y, w = _classical_start(ref, 2, np.random.default_rng(0))
+    Y2, w2 = _classical_start(D, 2, np.random.default_rng(0), B=B)
+    np.testing.assert_allclose(w2, w, rtol=1e-12)
+    np.testing.assert_allclose(Y2, Y, atol=1e-8 * np.abs(Y).max())

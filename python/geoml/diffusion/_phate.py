@@ -24,7 +24,7 @@ from .._validation import (
 from ..spectral._eigsh import _symmetry_error
 from ._heat import _permute
 from ._heatgeo import _components, _input_graph, alpha_decay_graph
-from ._mds import MDS, _sq_dists, say
+from ._mds import MDS, say
 
 # phate: -log(P^t + 1e-7) for gamma = 1
 _POT_EPS = 1e-7
@@ -511,7 +511,29 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0):
     return lab if S is F else _assign(F, C)
 
 
-def _classical_start(D, k: int, rng, tol: float = 1e-10, max_iter: int = 60):
+def _potential_distances(pot):
+    """Euclidean distances between the rows of ``pot`` and the Gram matrix ``B`` of the rows
+    centred on their mean, which is classical MDS's double-centred ``-1/2 J D^2 J``: one
+    GEMM for both (``D^2 = b_ii + b_jj - 2 b_ij``; the centring also shrinks the norms that
+    cancel in that sum), instead of a GEMM on the raw rows and a double centring of ``D^2``
+    (eight passes over the landmarks' 2,000 x 2,000 matrix). Both exactly symmetric, zero
+    diagonal; ``D^2`` clipped at 0."""
+    pot = np.asarray(pot, dtype=np.float64)
+    Pc = pot - pot.mean(axis=0)
+    B = Pc @ Pc.T
+    del Pc
+    B += B.T
+    B *= 0.5
+    b = np.diagonal(B).copy()
+    D = np.add(b[:, None], b[None, :])  # exactly symmetric
+    D -= 2.0 * B
+    np.maximum(D, 0.0, out=D)
+    np.sqrt(D, out=D)
+    np.fill_diagonal(D, 0.0)
+    return D, B
+
+
+def _classical_start(D, k: int, rng, tol: float = 1e-10, max_iter: int = 60, B=None):
     """Classical MDS of Euclidean distances between rows (PHATE's potential distances: the
     double-centred ``B = -1/2 J D^2 J`` is a Gram matrix, positive semidefinite, so its
     largest eigenvalues are its largest in magnitude) by block subspace iteration: ``k + 14``
@@ -519,18 +541,20 @@ def _classical_start(D, k: int, rng, tol: float = 1e-10, max_iter: int = 60):
     the top ``k`` Ritz pairs' residuals are below ``tol`` times the largest eigenvalue (12-16
     iterations on the n = 20,000 roll's / tree's 2,000 landmarks, whose B has
     ``lambda_17 / lambda_2 < 0.2``: 0.05 s instead of Lanczos' 0.28 s of GEMVs, one thread).
+    ``B``: the double-centred matrix when the caller has it (:func:`_potential_distances`).
     Returns ``(Y, eigenvalues)`` as :func:`classical_mds` does (its sign convention), or None
     when not converged in ``max_iter`` iterations (the caller then runs ``classical_mds``)."""
     m = D.shape[0]
     p = k + 14
     if m < 4 * p:
         return None
-    B = np.square(D, dtype=np.float64)
-    B -= B.mean(axis=0)[None, :]
-    B -= B.mean(axis=1)[:, None]
-    B *= -0.5
-    B += B.T
-    B *= 0.5
+    if B is None:
+        B = np.square(D, dtype=np.float64)
+        B -= B.mean(axis=0)[None, :]
+        B -= B.mean(axis=1)[:, None]
+        B *= -0.5
+        B += B.T
+        B *= 0.5
     Q = _orth(B @ rng.standard_normal((m, p)))
     for _ in range(max_iter):
         Z = B @ Q
@@ -795,11 +819,10 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         Pt *= rs[None, :]
         pot = _potential(Pt, gamma)
         del Pt
-        D = np.sqrt(np.maximum(_sq_dists(pot, pot), 0.0))
-        np.fill_diagonal(D, 0.0)
-        D = 0.5 * (D + D.T)
+        D, B = _potential_distances(pot)
         self._say(f"classical MDS of {m} points")
-        start = _classical_start(D, k, check_random_state(random_seed(rng)))
+        start = _classical_start(D, k, check_random_state(random_seed(rng)), B=B)
+        del B
         mds = MDS(
             k,
             metric=self.mds == "metric",
