@@ -45,6 +45,37 @@ def _blas_threads(nt: int):
     return threadpool_limits(nt if nt > 0 else max(1, _core.max_threads()), user_api="blas")
 
 
+def _in_row_blocks(fn, n: int, block: int, nt: int) -> None:
+    """``fn(s, e)`` for the row blocks ``[s, e)`` of ``n`` rows, on ``nt`` threads (0: geoml's
+    default count) by a pool when there are several blocks. With landmarks PHATE holds BLAS
+    to one thread and runs its large GEMMs (k-means scores, potential distances, the power's
+    dense products) as fixed row blocks on such a pool: NumPy's argmin runs in parallel too,
+    no idle OpenBLAS pool spins beside geoml's OpenMP kernels (loaded 2-core Xeon, n = 20,000
+    roll, two threads: 5.5 -> 3.7 CPU s, 13.3 -> 9.1 s wall), and the blocks, each one
+    single-threaded GEMM, give the same bits for any ``nt``."""
+    starts = range(0, n, block)
+    workers = min(nt if nt > 0 else max(1, _core.max_threads()), len(starts))
+    if workers <= 1:
+        for st in starts:
+            fn(st, min(n, st + block))
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as ex:
+        list(ex.map(lambda st: fn(st, min(n, st + block)), starts))
+
+
+def _matmul_rows(X, Y, nt: int, block: int = 256) -> np.ndarray:
+    """``X @ Y`` by row blocks of X on ``nt`` threads (:func:`_in_row_blocks`)."""
+    out = np.empty((X.shape[0], Y.shape[1]), dtype=np.result_type(X, Y))
+
+    def run(st, e):
+        np.matmul(X[st:e], Y, out=out[st:e])
+
+    _in_row_blocks(run, X.shape[0], block, nt)
+    return out
+
+
 def _phate_kernel(X, knn, decay, *, method="exact", random_state=None, n_jobs=None):
     """graphtools' kNN alpha-decay kernel with its unit diagonal: ``W + I``."""
     W = alpha_decay_graph(
@@ -139,16 +170,16 @@ def _gram_singular_values(w: np.ndarray) -> np.ndarray:
 
 
 def _landmark_singular_values(op: sp.csr_matrix, powers, t_max: int, nt: int) -> np.ndarray:
-    """The landmark operator's singular values (:func:`_sparse_singular_values`). On 2 or 3
-    threads the dense eigenvalue solve runs on one BLAS thread (OpenBLAS' threaded
+    """The landmark operator's singular values (:func:`_sparse_singular_values`). On 2 or
+    more threads the dense eigenvalue solve runs on one BLAS thread (OpenBLAS' threaded
     tridiagonalisation, level-2 products of a 2,000 x 2,000 matrix, spent 3.4-4.5 CPU s on 2
-    threads against 0.7 s on one, loaded 2-core Xeon) in a worker thread (NumPy's LAPACK call
-    releases the GIL) while this thread squares the operator's conjugate on the other BLAS
-    thread (``powers``, a :class:`_SymPowers`: ``A^2 .. A^(2^j)`` for ``2^j <= t_max - 2``,
-    which do not depend on the ``t`` the entropy picks), until the worker is done. On one
-    thread, or four and more (not measured), the solve runs here on the BLAS threads given."""
+    threads against 0.7 s on one, loaded 2-core Xeon; PHATE holds BLAS to one thread with
+    landmarks anyway) in a worker thread (NumPy's LAPACK call releases the GIL) while this
+    thread squares the operator's conjugate (``powers``, a :class:`_SymPowers`:
+    ``A^2 .. A^(2^j)`` for ``2^j <= t_max - 2``, which do not depend on the ``t`` the entropy
+    picks), until the worker is done. On one thread the solve runs here."""
     ntb = nt if nt > 0 else max(1, _core.max_threads())
-    if ntb < 2 or ntb > 3 or importlib.util.find_spec("threadpoolctl") is None:
+    if ntb < 2 or importlib.util.find_spec("threadpoolctl") is None:
         return _sparse_singular_values(op)  # (without threadpoolctl no worker beside it:
         # its BLAS threads could not be held)
     from concurrent.futures import ThreadPoolExecutor
@@ -201,9 +232,10 @@ class _SymPowers:
     are stored with entries below 1e-18 flushed to 0 (their products would be subnormal: a
     100x slower GEMM on x86; they move ``P^t`` by < 1e-15)."""
 
-    def __init__(self, A: sp.csr_matrix, nt: int, dtype=np.float64):
+    def __init__(self, A: sp.csr_matrix, nt: int, dtype=np.float64, pool_nt: int = 1):
         self.dtype = np.dtype(dtype)
         self.nt = nt
+        self.pool_nt = pool_nt  # threads of the dense products' row blocks (BLAS held to one)
         n = A.shape[0]
         self.sparse_max = max(16, n // 16) * n  # entries of a power still squared sparsely
         A64 = sp.csr_matrix(A, dtype=np.float64)
@@ -265,11 +297,12 @@ class _SymPowers:
                 Y = _spmm_cols(sp.csr_matrix(S, dtype=self.dtype), Y, self.nt)
             else:  # GEMM: faster above n / 16 entries per row (the tree's A^4 has 87 of
                 # 2,000: 0.11 s by column blocks, 0.155 s by sgemm, one thread, loaded)
-                Y = np.matmul(self._stored(np.ascontiguousarray(S.toarray(), self.dtype)), Y)
+                S = self._stored(np.ascontiguousarray(S.toarray(), self.dtype))
+                Y = _matmul_rows(S, Y, self.pool_nt)
             Y += Y.T
             Y *= 0.5
         for F in dense[1:]:
-            Y = np.matmul(self._stored(Y), F)
+            Y = _matmul_rows(self._stored(Y), F, self.pool_nt)
             Y += Y.T
             Y *= 0.5
         return Y
@@ -398,20 +431,21 @@ def _spectral_features(K, d, n_svd, rng, nt: int = 0, n_iter=None):
     return np.ascontiguousarray(F[inv], dtype=np.float32)
 
 
-def _nearest(F, C2, cn, block: int = 1024):
+def _nearest(F, C2, cn, block: int = 1024, nt: int = 1):
     """Nearest of the centres given by ``C2 = -2 C^T`` and ``cn = |c|^2`` for every row of F
     (float32 GEMM in row blocks of a cache-sized ``block x k`` score matrix
-    ``|c|^2 - 2 f.c``). Returns the index (the first of tied scores) and the score."""
+    ``|c|^2 - 2 f.c``, on ``nt`` threads: :func:`_in_row_blocks`). Returns the index (the
+    first of tied scores) and the score."""
     lab = np.empty(F.shape[0], dtype=np.int64)
     best = np.empty(F.shape[0], dtype=np.result_type(F, C2))
-    G = np.empty((min(block, F.shape[0]), C2.shape[1]), dtype=best.dtype)
-    for s in range(0, F.shape[0], block):
-        e = min(F.shape[0], s + block)
-        g = G[: e - s]
-        np.matmul(F[s:e], C2, out=g)
+
+    def run(s, e):
+        g = np.matmul(F[s:e], C2)
         g += cn
         lab[s:e] = np.argmin(g, axis=1)
         best[s:e] = g[np.arange(e - s), lab[s:e]]
+
+    _in_row_blocks(run, F.shape[0], block, nt)
     return lab, best
 
 
@@ -426,7 +460,7 @@ def _assign(F, C, block: int = 1024):
     return _nearest(F, C2, cn, block)[0]
 
 
-def _reassign(S, C, lab, best, moved):
+def _reassign(S, C, lab, best, moved, nt: int = 1):
     """Lloyd's assignment after an update that moved only the centres ``moved`` (sorted):
     the scores of the other centres are unchanged, so a row whose own centre did not move
     compares its score ``best`` with the moved centres' only (one GEMM with ``len(moved)``
@@ -437,7 +471,7 @@ def _reassign(S, C, lab, best, moved):
     landmark problems); after the first Lloyd steps there a fifth to a half of the centres
     move. Returns ``(lab, best)``, new arrays."""
     cn, C2 = _centre_terms(C, S.dtype)
-    jm, bm = _nearest(S, C2[:, moved], cn[moved])
+    jm, bm = _nearest(S, C2[:, moved], cn[moved], nt=nt)
     jm = moved[jm]
     lab = lab.copy()
     best = best.copy()
@@ -446,7 +480,7 @@ def _reassign(S, C, lab, best, moved):
     best[take] = bm[take]
     dirty = np.flatnonzero(np.isin(lab, moved) & ~take)  # own centre moved, not re-won
     if dirty.size:
-        lab[dirty], best[dirty] = _nearest(S[dirty], C2, cn)
+        lab[dirty], best[dirty] = _nearest(S[dirty], C2, cn, nt=nt)
     return lab, best
 
 
@@ -465,7 +499,7 @@ def _kmeanspp(S, k, rng, nt: int = 0):
     return _core.kmeanspp(np.ascontiguousarray(S, dtype=np.float32), first=first, u=u, n_jobs=nt)
 
 
-def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0):
+def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt: int = 1):
     """Lloyd k-means on the spectral features (float32 GEMMs): k-means++ seeds (see below) as
     the start, empty clusters re-seeded, stops when under 0.1 % of the labels change or after
     ``max_iter`` steps (5: phate's MiniBatchKMeans stops early too; on the swiss roll and the
@@ -474,7 +508,8 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0):
     on at most ``sample * k`` rows (all of them at phate's default sizes up to n = 100,000),
     then every row assigned once. After the first step only the moved centres are scored
     (:func:`_reassign`: 0.55 -> 0.42-0.48 CPU s on the n = 20,000 roll and tree, one
-    thread, loaded, the same labels). Returns the labels."""
+    thread, loaded, the same labels). ``nt``: threads of the seeding, ``pool_nt``: of the
+    assignments' row blocks (:func:`_in_row_blocks`). Returns the labels."""
     n = F.shape[0]
     S = F if n <= sample * k else F[np.sort(rng.choice(n, size=sample * k, replace=False))]
     m = S.shape[0]
@@ -491,9 +526,9 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0):
         # centre moved (at most) must cost less than all centres for every row
         if moved is None or m * moved.size + np.isin(lab, moved).sum() * k > 0.9 * m * k:
             cn, C2 = _centre_terms(C, S.dtype)
-            new, best = _nearest(S, C2, cn)
+            new, best = _nearest(S, C2, cn, nt=pool_nt)
         else:
-            new, best = _reassign(S, C, lab, best, moved)
+            new, best = _reassign(S, C, lab, best, moved, pool_nt)
         changed = int(np.count_nonzero(new != lab))
         lab = new
         ind = sp.csr_matrix((np.ones(m, np.float32), (lab, np.arange(m))), shape=(k, m))
@@ -508,19 +543,23 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0):
         if changed <= 1e-3 * m and not empty.size:
             break
         moved = np.flatnonzero((prev != C).any(axis=1))
-    return lab if S is F else _assign(F, C)
+    if S is F:
+        return lab
+    cn, C2 = _centre_terms(C, F.dtype)
+    return _nearest(F, C2, cn, nt=pool_nt)[0]
 
 
-def _potential_distances(pot):
+def _potential_distances(pot, nt: int = 1):
     """Euclidean distances between the rows of ``pot`` and the Gram matrix ``B`` of the rows
     centred on their mean, which is classical MDS's double-centred ``-1/2 J D^2 J``: one
     GEMM for both (``D^2 = b_ii + b_jj - 2 b_ij``; the centring also shrinks the norms that
     cancel in that sum), instead of a GEMM on the raw rows and a double centring of ``D^2``
     (eight passes over the landmarks' 2,000 x 2,000 matrix). Both exactly symmetric, zero
-    diagonal; ``D^2`` clipped at 0."""
+    diagonal; ``D^2`` clipped at 0. ``nt``: threads of the GEMM's row blocks
+    (:func:`_matmul_rows`; 1 where BLAS threads itself)."""
     pot = np.asarray(pot, dtype=np.float64)
     Pc = pot - pot.mean(axis=0)
-    B = Pc @ Pc.T
+    B = _matmul_rows(Pc, Pc.T, nt)
     del Pc
     B += B.T
     B *= 0.5
@@ -726,10 +765,10 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         self._t0 = time.perf_counter()
         gamma, t, t_max = self._check_params()
         nt = check_n_jobs(self.n_jobs)
-        with _blas_threads(nt):
-            return self._fit(X, gamma, t, t_max, nt)
+        with _blas_threads(nt), contextlib.ExitStack() as stack:
+            return self._fit(X, gamma, t, t_max, nt, stack)
 
-    def _fit(self, X, gamma, t, t_max, nt) -> PHATE:
+    def _fit(self, X, gamma, t, t_max, nt, stack) -> PHATE:
         rng = check_random_state(self.random_state)
         reject_gpu(X, "X", "PHATE")
 
@@ -753,6 +792,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             self.n_components,
         )
         n = K.shape[0]
+        pool_nt = 1  # threads of the large GEMMs' row blocks (BLAS held to one thread)
         d = np.asarray(K.sum(axis=1)).ravel()
         if (d <= 0).any():
             raise ValueError(
@@ -778,10 +818,15 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             A_sym = sp.csr_matrix(sp.diags(d**-0.5) @ K @ sp.diags(d**-0.5))
         else:
             n_svd = check_int(self.n_svd, "n_svd", low=1)
+            if importlib.util.find_spec("threadpoolctl") is not None:
+                # BLAS on one thread from here, the large GEMMs in row blocks on nt threads
+                # (_in_row_blocks; without threadpoolctl BLAS cannot be held: its own threads)
+                stack.enter_context(single_threaded_blas())
+                pool_nt = nt
             self._say(f"spectral features ({n_svd} singular vectors)")
             F = _spectral_features(K, d, n_svd, rng, nt)
             self._say(f"k-means into {n_lm} landmarks")
-            lab = _kmeans(F, n_lm, rng, nt=nt)
+            lab = _kmeans(F, n_lm, rng, nt=nt, pool_nt=pool_nt)
             del F
             clusters = np.unique(lab, return_inverse=True)[1].astype(np.int64)
             m = int(clusters.max()) + 1
@@ -800,7 +845,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         m = op.shape[0]
         entropy = None
         # P^t = r^-1/2 A^t r^1/2 (float32 with landmarks: they are approximate anyway)
-        powers = _SymPowers(A_sym, nt, np.float64 if transitions is None else np.float32)
+        powers = _SymPowers(A_sym, nt, np.float64 if transitions is None else np.float32, pool_nt)
         if t is None:
             self._say(f"von Neumann entropy of the {m} x {m} operator")
             if transitions is None:  # phate's dense SVD (its curve to rounding)
@@ -819,7 +864,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         Pt *= rs[None, :]
         pot = _potential(Pt, gamma)
         del Pt
-        D, B = _potential_distances(pot)
+        D, B = _potential_distances(pot, pool_nt)
         self._say(f"classical MDS of {m} points")
         start = _classical_start(D, k, check_random_state(random_seed(rng)), B=B)
         del B
