@@ -231,6 +231,12 @@ def test_float32_and_determinism():
     # with landmarks BLAS runs on one thread and the large GEMMs in fixed row blocks on
     # n_jobs threads: the same bits for any thread count
     np.testing.assert_array_equal(a.embedding_, b.embedding_)
+    # k-means fitted on a subsample (more than 50 points per landmark), then all assigned
+    Xs, _ = swiss_roll(1500, seed=1)
+    g = geoml.PHATE(n_landmark=20, random_state=1, n_jobs=1).fit(Xs)
+    h = geoml.PHATE(n_landmark=20, random_state=1, n_jobs=2).fit(Xs)
+    assert g.t_ == h.t_ and np.unique(g.clusters_).size == 20
+    np.testing.assert_array_equal(g.embedding_, h.embedding_)
     e = geoml.PHATE(n_landmark=None, t=10, random_state=3, n_jobs=1).fit(X)
     f = geoml.PHATE(n_landmark=None, t=10, random_state=3, n_jobs=2).fit(X)
     # without landmarks BLAS follows n_jobs: products may round differently, nothing more
