@@ -454,10 +454,10 @@ def _centre_terms(C, dtype):
     return np.einsum("ij,ij->i", C, C), np.ascontiguousarray(-2.0 * C.T, dtype=dtype)
 
 
-def _assign(F, C, block: int = 1024):
+def _assign(F, C, block: int = 1024, nt: int = 1):
     """Nearest centre of every row of F (:func:`_nearest`)."""
     cn, C2 = _centre_terms(C, F.dtype)
-    return _nearest(F, C2, cn, block)[0]
+    return _nearest(F, C2, cn, block, nt)[0]
 
 
 def _reassign(S, C, lab, best, moved, nt: int = 1):
@@ -543,10 +543,7 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt
         if changed <= 1e-3 * m and not empty.size:
             break
         moved = np.flatnonzero((prev != C).any(axis=1))
-    if S is F:
-        return lab
-    cn, C2 = _centre_terms(C, F.dtype)
-    return _nearest(F, C2, cn, nt=pool_nt)[0]
+    return lab if S is F else _assign(F, C, nt=pool_nt)
 
 
 def _potential_distances(pot, nt: int = 1):
