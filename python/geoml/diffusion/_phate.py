@@ -51,7 +51,7 @@ def _in_row_blocks(fn, n: int, block: int, nt: int) -> None:
     to one thread and runs its large GEMMs (k-means scores, potential distances, the power's
     dense products) as fixed row blocks on such a pool: NumPy's argmin runs in parallel too,
     no idle OpenBLAS pool spins beside geoml's OpenMP kernels (loaded 2-core Xeon, n = 20,000
-    roll, two threads: 5.5 -> 3.7 CPU s, 13.3 -> 9.1 s wall), and the blocks, each one
+    roll, two threads: 6.5 -> 4.1 CPU s, 19.7 -> 10.9 s wall), and the blocks, each one
     single-threaded GEMM, give the same bits for any ``nt``."""
     starts = range(0, n, block)
     workers = min(nt if nt > 0 else max(1, _core.max_threads()), len(starts))
