@@ -228,8 +228,19 @@ def test_float32_and_determinism():
     b = geoml.PHATE(n_landmark=100, random_state=3, n_jobs=2).fit(X)
     np.testing.assert_array_equal(a.clusters_, b.clusters_)
     assert a.t_ == b.t_
-    # BLAS follows n_jobs: products may round differently, nothing more
-    np.testing.assert_allclose(a.embedding_, b.embedding_, rtol=1e-9, atol=1e-12)
+    # with landmarks BLAS runs on one thread and the large GEMMs in fixed row blocks on
+    # n_jobs threads: the same bits for any thread count
+    np.testing.assert_array_equal(a.embedding_, b.embedding_)
+    # k-means fitted on a subsample (more than 50 points per landmark), then all assigned
+    Xs, _ = swiss_roll(1500, seed=1)
+    g = geoml.PHATE(n_landmark=20, random_state=1, n_jobs=1).fit(Xs)
+    h = geoml.PHATE(n_landmark=20, random_state=1, n_jobs=2).fit(Xs)
+    assert g.t_ == h.t_ and np.unique(g.clusters_).size == 20
+    np.testing.assert_array_equal(g.embedding_, h.embedding_)
+    e = geoml.PHATE(n_landmark=None, t=10, random_state=3, n_jobs=1).fit(X)
+    f = geoml.PHATE(n_landmark=None, t=10, random_state=3, n_jobs=2).fit(X)
+    # without landmarks BLAS follows n_jobs: products may round differently, nothing more
+    np.testing.assert_allclose(e.embedding_, f.embedding_, rtol=1e-9, atol=1e-12)
     c = geoml.PHATE(n_landmark=None, t=10, random_state=0).fit(X.astype(np.float32))
     d = geoml.PHATE(n_landmark=None, t=10, random_state=0).fit(X)
     assert c.embedding_.dtype == np.float64
@@ -585,6 +596,28 @@ def test_kmeans_assign_is_nearest_centre():
         np.testing.assert_array_equal(lab[clear], D.argmin(1)[clear])
 
 
+def test_kmeans_reassign_after_moved_centres_matches_full_assignment():
+    """Lloyd's step that scores only the moved centres (and the rows whose own centre moved
+    against all) gives the full assignment's labels and scores, ties included."""
+    from geoml.diffusion._phate import _centre_terms, _nearest, _reassign
+
+    rng = np.random.default_rng(1)
+    # integer-valued data: many exact score ties between centres
+    F = rng.integers(-3, 4, (2000, 5)).astype(np.float32)
+    C = rng.integers(-3, 4, (60, 5)).astype(np.float32)
+    lab, best = _nearest(F, *_centre_terms(C, F.dtype)[::-1])
+    for step in range(4):
+        moved = np.sort(rng.choice(60, size=[1, 7, 30, 59][step], replace=False))
+        C = C.copy()
+        C[moved] += rng.integers(-1, 2, (moved.size, 5)).astype(np.float32)
+        got = _reassign(F, C, lab, best, moved)
+        lab, best = _nearest(F, *_centre_terms(C, F.dtype)[::-1])
+        np.testing.assert_array_equal(got[0], lab)
+        np.testing.assert_array_equal(got[1], best)
+        D = ((F[:, None].astype(np.float64) - C[None]) ** 2).sum(-1)
+        np.testing.assert_array_equal(lab, D.argmin(1))  # exact in float32 here
+
+
 def _kmeanspp_reference(X, first, u):
     """Greedy k-means++ in float64 NumPy from the same draws (as scikit-learn's)."""
     X = X.astype(np.float64)
@@ -693,3 +726,26 @@ def test_classical_start_matches_classical_mds(seed):
     np.testing.assert_allclose(Y2, Y, atol=1e-8 * np.abs(Y).max())
     flat = rng.standard_normal((400, 60))  # eigenvalues within a few per cent of each other
     assert _classical_start(cdist(flat, flat), 2, rng, max_iter=5) is None
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_potential_distances_and_centred_gram(seed):
+    """PHATE's distances between potential rows and the Gram matrix of the centred rows (its
+    classical start's -1/2 J D^2 J) from one GEMM: cdist and the double centring of D^2,
+    exactly symmetric with a zero diagonal; the start from that Gram equals the start from D."""
+    from scipy.spatial.distance import cdist
+
+    from geoml.diffusion._phate import _classical_start, _potential_distances
+
+    rng = np.random.default_rng(seed)
+    P = 10.0 + rng.standard_normal((300, 40)) * np.geomspace(5.0, 0.05, 40)
+    D, B = _potential_distances(P)
+    ref = cdist(P, P)
+    np.testing.assert_allclose(D, ref, rtol=1e-10, atol=1e-12 * ref.max())
+    assert np.array_equal(D, D.T) and np.array_equal(B, B.T) and not np.diagonal(D).any()
+    J = np.eye(300) - 1.0 / 300
+    np.testing.assert_allclose(B, -0.5 * J @ (ref**2) @ J, atol=1e-10 * np.abs(B).max())
+    Y, w = _classical_start(ref, 2, np.random.default_rng(0))
+    Y2, w2 = _classical_start(D, 2, np.random.default_rng(0), B=B)
+    np.testing.assert_allclose(w2, w, rtol=1e-12)
+    np.testing.assert_allclose(Y2, Y, atol=1e-8 * np.abs(Y).max())

@@ -24,7 +24,7 @@ from .._validation import (
 from ..spectral._eigsh import _symmetry_error
 from ._heat import _permute
 from ._heatgeo import _components, _input_graph, alpha_decay_graph
-from ._mds import MDS, _sq_dists, say
+from ._mds import MDS, say
 
 # phate: -log(P^t + 1e-7) for gamma = 1
 _POT_EPS = 1e-7
@@ -43,6 +43,62 @@ def _blas_threads(nt: int):
     except ImportError:
         return contextlib.nullcontext()
     return threadpool_limits(nt if nt > 0 else max(1, _core.max_threads()), user_api="blas")
+
+
+def _in_row_blocks(fn, n: int, block: int, nt: int) -> None:
+    """``fn(s, e)`` for the row blocks ``[s, e)`` of ``n`` rows, on ``nt`` threads (0: geoml's
+    default count) by a pool when there are several blocks. With landmarks PHATE holds BLAS
+    to one thread and runs its large GEMMs (k-means scores, potential distances, the power's
+    dense products) as fixed row blocks on such a pool: NumPy's argmin runs in parallel too,
+    no idle OpenBLAS pool spins beside geoml's OpenMP kernels (loaded 2-core Xeon, n = 20,000
+    roll, two threads: 6.5 -> 4.1 CPU s, 19.7 -> 10.9 s wall), and the blocks, each one
+    single-threaded GEMM, give the same bits for any ``nt``."""
+    starts = range(0, n, block)
+    workers = min(nt if nt > 0 else max(1, _core.max_threads()), len(starts))
+    if workers <= 1:
+        for st in starts:
+            fn(st, min(n, st + block))
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as ex:
+        list(ex.map(lambda st: fn(st, min(n, st + block)), starts))
+
+
+def _matmul_rows(X, Y, nt: int) -> np.ndarray:
+    """``X @ Y`` as the two halves of X's rows, on up to two of ``nt`` threads
+    (:func:`_in_row_blocks`). A fixed split: smaller blocks repack ``Y`` for each (on the
+    landmarks' 2,000 x 2,000 float32 products, one thread: 256-row blocks 0.145 s, halves
+    0.116, one GEMM 0.115)."""
+    out = np.empty((X.shape[0], Y.shape[1]), dtype=np.result_type(X, Y))
+
+    def run(st, e):
+        np.matmul(X[st:e], Y, out=out[st:e])
+
+    _in_row_blocks(run, X.shape[0], max(1, -(-X.shape[0] // 2)), nt)
+    return out
+
+
+def _gram_halves(X, nt: int) -> np.ndarray:
+    """``X X^T`` in 2 x 2 blocks of the halves of X's rows: the two diagonal blocks by SYRK
+    (NumPy's ``A @ A.T``) on one thread, the off-diagonal one by a GEMM on another (the same
+    flops: a row-block GEMM of the whole would cost twice a SYRK's, 0.22-0.26 vs 0.12 s on
+    the landmarks' 2,000 x 2,000 float64 potential), the lower one its transpose: exactly
+    symmetric, the same bits for any ``nt``."""
+    n = X.shape[0]
+    h = n // 2
+    out = np.empty((n, n), dtype=X.dtype)
+
+    def run(i, _):
+        if i == 0:
+            out[:h, :h] = X[:h] @ X[:h].T
+            out[h:, h:] = X[h:] @ X[h:].T
+        else:
+            out[:h, h:] = X[:h] @ X[h:].T
+
+    _in_row_blocks(run, 2, 1, nt)
+    out[h:, :h] = out[:h, h:].T
+    return out
 
 
 def _phate_kernel(X, knn, decay, *, method="exact", random_state=None, n_jobs=None):
@@ -139,16 +195,16 @@ def _gram_singular_values(w: np.ndarray) -> np.ndarray:
 
 
 def _landmark_singular_values(op: sp.csr_matrix, powers, t_max: int, nt: int) -> np.ndarray:
-    """The landmark operator's singular values (:func:`_sparse_singular_values`). On 2 or 3
-    threads the dense eigenvalue solve runs on one BLAS thread (OpenBLAS' threaded
+    """The landmark operator's singular values (:func:`_sparse_singular_values`). On 2 or
+    more threads the dense eigenvalue solve runs on one BLAS thread (OpenBLAS' threaded
     tridiagonalisation, level-2 products of a 2,000 x 2,000 matrix, spent 3.4-4.5 CPU s on 2
-    threads against 0.7 s on one, loaded 2-core Xeon) in a worker thread (NumPy's LAPACK call
-    releases the GIL) while this thread squares the operator's conjugate on the other BLAS
-    thread (``powers``, a :class:`_SymPowers`: ``A^2 .. A^(2^j)`` for ``2^j <= t_max - 2``,
-    which do not depend on the ``t`` the entropy picks), until the worker is done. On one
-    thread, or four and more (not measured), the solve runs here on the BLAS threads given."""
+    threads against 0.7 s on one, loaded 2-core Xeon; PHATE holds BLAS to one thread with
+    landmarks anyway) in a worker thread (NumPy's LAPACK call releases the GIL) while this
+    thread squares the operator's conjugate (``powers``, a :class:`_SymPowers`:
+    ``A^2 .. A^(2^j)`` for ``2^j <= t_max - 2``, which do not depend on the ``t`` the entropy
+    picks), until the worker is done. On one thread the solve runs here."""
     ntb = nt if nt > 0 else max(1, _core.max_threads())
-    if ntb < 2 or ntb > 3 or importlib.util.find_spec("threadpoolctl") is None:
+    if ntb < 2 or importlib.util.find_spec("threadpoolctl") is None:
         return _sparse_singular_values(op)  # (without threadpoolctl no worker beside it:
         # its BLAS threads could not be held)
     from concurrent.futures import ThreadPoolExecutor
@@ -201,9 +257,10 @@ class _SymPowers:
     are stored with entries below 1e-18 flushed to 0 (their products would be subnormal: a
     100x slower GEMM on x86; they move ``P^t`` by < 1e-15)."""
 
-    def __init__(self, A: sp.csr_matrix, nt: int, dtype=np.float64):
+    def __init__(self, A: sp.csr_matrix, nt: int, dtype=np.float64, pool_nt: int = 1):
         self.dtype = np.dtype(dtype)
         self.nt = nt
+        self.pool_nt = pool_nt  # threads of the dense products' row blocks (BLAS held to one)
         n = A.shape[0]
         self.sparse_max = max(16, n // 16) * n  # entries of a power still squared sparsely
         A64 = sp.csr_matrix(A, dtype=np.float64)
@@ -265,11 +322,12 @@ class _SymPowers:
                 Y = _spmm_cols(sp.csr_matrix(S, dtype=self.dtype), Y, self.nt)
             else:  # GEMM: faster above n / 16 entries per row (the tree's A^4 has 87 of
                 # 2,000: 0.11 s by column blocks, 0.155 s by sgemm, one thread, loaded)
-                Y = np.matmul(self._stored(np.ascontiguousarray(S.toarray(), self.dtype)), Y)
+                S = self._stored(np.ascontiguousarray(S.toarray(), self.dtype))
+                Y = _matmul_rows(S, Y, self.pool_nt)
             Y += Y.T
             Y *= 0.5
         for F in dense[1:]:
-            Y = np.matmul(self._stored(Y), F)
+            Y = _matmul_rows(self._stored(Y), F, self.pool_nt)
             Y += Y.T
             Y *= 0.5
         return Y
@@ -398,20 +456,57 @@ def _spectral_features(K, d, n_svd, rng, nt: int = 0, n_iter=None):
     return np.ascontiguousarray(F[inv], dtype=np.float32)
 
 
-def _assign(F, C, block: int = 1024):
-    """Nearest centre of every row of F (float32 GEMM in row blocks of a cache-sized
-    ``block x k`` score matrix ``|c|^2 - 2 f.c``)."""
-    cn = np.einsum("ij,ij->i", C, C)
-    C2 = np.ascontiguousarray(-2.0 * C.T, dtype=F.dtype)
+def _nearest(F, C2, cn, block: int = 1024, nt: int = 1):
+    """Nearest of the centres given by ``C2 = -2 C^T`` and ``cn = |c|^2`` for every row of F
+    (float32 GEMM in row blocks of a cache-sized ``block x k`` score matrix
+    ``|c|^2 - 2 f.c``, on ``nt`` threads: :func:`_in_row_blocks`). Returns the index (the
+    first of tied scores) and the score."""
     lab = np.empty(F.shape[0], dtype=np.int64)
-    G = np.empty((min(block, F.shape[0]), C.shape[0]), dtype=np.result_type(F, C2))
-    for s in range(0, F.shape[0], block):
-        e = min(F.shape[0], s + block)
-        g = G[: e - s]
-        np.matmul(F[s:e], C2, out=g)
+    best = np.empty(F.shape[0], dtype=np.result_type(F, C2))
+
+    def run(s, e):
+        g = np.matmul(F[s:e], C2)
         g += cn
         lab[s:e] = np.argmin(g, axis=1)
-    return lab
+        best[s:e] = g[np.arange(e - s), lab[s:e]]
+
+    _in_row_blocks(run, F.shape[0], block, nt)
+    return lab, best
+
+
+def _centre_terms(C, dtype):
+    """``(|c|^2, -2 C^T)`` of the centres for :func:`_nearest`."""
+    return np.einsum("ij,ij->i", C, C), np.ascontiguousarray(-2.0 * C.T, dtype=dtype)
+
+
+def _assign(F, C, block: int = 1024, nt: int = 1):
+    """Nearest centre of every row of F (:func:`_nearest`)."""
+    cn, C2 = _centre_terms(C, F.dtype)
+    return _nearest(F, C2, cn, block, nt)[0]
+
+
+def _reassign(S, C, lab, best, moved, nt: int = 1):
+    """Lloyd's assignment after an update that moved only the centres ``moved`` (sorted):
+    the scores of the other centres are unchanged, so a row whose own centre did not move
+    compares its score ``best`` with the moved centres' only (one GEMM with ``len(moved)``
+    columns), and only the rows whose own centre moved are scored against all centres.
+    The labels and scores of :func:`_nearest` over all centres (ties go to the lower index
+    as ``argmin``'s), up to the rounding of near-ties if the BLAS rounds an entry of a
+    narrower GEMM differently (identical labels on the n = 20,000 roll's and tree's
+    landmark problems); after the first Lloyd steps there a fifth to a half of the centres
+    move. Returns ``(lab, best)``, new arrays."""
+    cn, C2 = _centre_terms(C, S.dtype)
+    jm, bm = _nearest(S, C2[:, moved], cn[moved], nt=nt)
+    jm = moved[jm]
+    lab = lab.copy()
+    best = best.copy()
+    take = (bm < best) | ((bm == best) & (jm < lab))
+    lab[take] = jm[take]
+    best[take] = bm[take]
+    dirty = np.flatnonzero(np.isin(lab, moved) & ~take)  # own centre moved, not re-won
+    if dirty.size:
+        lab[dirty], best[dirty] = _nearest(S[dirty], C2, cn, nt=nt)
+    return lab, best
 
 
 def _kmeanspp(S, k, rng, nt: int = 0):
@@ -429,14 +524,17 @@ def _kmeanspp(S, k, rng, nt: int = 0):
     return _core.kmeanspp(np.ascontiguousarray(S, dtype=np.float32), first=first, u=u, n_jobs=nt)
 
 
-def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0):
+def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt: int = 1):
     """Lloyd k-means on the spectral features (float32 GEMMs): k-means++ seeds (see below) as
     the start, empty clusters re-seeded, stops when under 0.1 % of the labels change or after
     ``max_iter`` steps (5: phate's MiniBatchKMeans stops early too; on the swiss roll and the
     tree at n = 20,000 the embedding's Spearman to the truth moved by under 1e-3 from 20
     steps, at a third of the k-means time); fitted
     on at most ``sample * k`` rows (all of them at phate's default sizes up to n = 100,000),
-    then every row assigned once. Returns the labels."""
+    then every row assigned once. After the first step only the moved centres are scored
+    (:func:`_reassign`: 0.55 -> 0.42-0.48 CPU s on the n = 20,000 roll and tree, one
+    thread, loaded, the same labels). ``nt``: threads of the seeding, ``pool_nt``: of the
+    assignments' row blocks (:func:`_in_row_blocks`). Returns the labels."""
     n = F.shape[0]
     S = F if n <= sample * k else F[np.sort(rng.choice(n, size=sample * k, replace=False))]
     m = S.shape[0]
@@ -447,24 +545,54 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0):
     R = rng.standard_normal((S.shape[1], min(S.shape[1], _SEED_DIM))).astype(S.dtype)
     C = S[sub[_kmeanspp(S[sub] @ R, k, rng, nt)]].copy()
     lab = np.full(m, -1)
+    moved = None
     for _ in range(max_iter):
-        new = _assign(S, C)
+        # scoring the moved centres for every row and all centres for the rows whose own
+        # centre moved (at most) must cost less than all centres for every row
+        if moved is None or m * moved.size + np.isin(lab, moved).sum() * k > 0.9 * m * k:
+            cn, C2 = _centre_terms(C, S.dtype)
+            new, best = _nearest(S, C2, cn, nt=pool_nt)
+        else:
+            new, best = _reassign(S, C, lab, best, moved, pool_nt)
         changed = int(np.count_nonzero(new != lab))
         lab = new
         ind = sp.csr_matrix((np.ones(m, np.float32), (lab, np.arange(m))), shape=(k, m))
         cnt = np.bincount(lab, minlength=k)
         sums = np.asarray(ind @ S)
         full = cnt > 0
+        prev = C.copy()
         C[full] = sums[full] / cnt[full, None]
         empty = np.flatnonzero(~full)
         if empty.size:
             C[empty] = S[rng.choice(m, size=empty.size, replace=False)]
         if changed <= 1e-3 * m and not empty.size:
             break
-    return lab if S is F else _assign(F, C)
+        moved = np.flatnonzero((prev != C).any(axis=1))
+    return lab if S is F else _assign(F, C, nt=pool_nt)
 
 
-def _classical_start(D, k: int, rng, tol: float = 1e-10, max_iter: int = 60):
+def _potential_distances(pot, nt: int = 1):
+    """Euclidean distances between the rows of ``pot`` and the Gram matrix ``B`` of the rows
+    centred on their mean, which is classical MDS's double-centred ``-1/2 J D^2 J``: one
+    GEMM for both (``D^2 = b_ii + b_jj - 2 b_ij``; the centring also shrinks the norms that
+    cancel in that sum), instead of a GEMM on the raw rows and a double centring of ``D^2``
+    (eight passes over the landmarks' 2,000 x 2,000 matrix). Both exactly symmetric, zero
+    diagonal; ``D^2`` clipped at 0. ``nt``: threads of :func:`_gram_halves`' blocks (1 where BLAS
+    threads itself)."""
+    pot = np.asarray(pot, dtype=np.float64)
+    Pc = pot - pot.mean(axis=0)
+    B = _gram_halves(Pc, nt)  # exactly symmetric
+    del Pc
+    b = np.diagonal(B).copy()
+    D = np.add(b[:, None], b[None, :])  # exactly symmetric
+    D -= 2.0 * B
+    np.maximum(D, 0.0, out=D)
+    np.sqrt(D, out=D)
+    np.fill_diagonal(D, 0.0)
+    return D, B
+
+
+def _classical_start(D, k: int, rng, tol: float = 1e-10, max_iter: int = 60, B=None):
     """Classical MDS of Euclidean distances between rows (PHATE's potential distances: the
     double-centred ``B = -1/2 J D^2 J`` is a Gram matrix, positive semidefinite, so its
     largest eigenvalues are its largest in magnitude) by block subspace iteration: ``k + 14``
@@ -472,18 +600,20 @@ def _classical_start(D, k: int, rng, tol: float = 1e-10, max_iter: int = 60):
     the top ``k`` Ritz pairs' residuals are below ``tol`` times the largest eigenvalue (12-16
     iterations on the n = 20,000 roll's / tree's 2,000 landmarks, whose B has
     ``lambda_17 / lambda_2 < 0.2``: 0.05 s instead of Lanczos' 0.28 s of GEMVs, one thread).
+    ``B``: the double-centred matrix when the caller has it (:func:`_potential_distances`).
     Returns ``(Y, eigenvalues)`` as :func:`classical_mds` does (its sign convention), or None
     when not converged in ``max_iter`` iterations (the caller then runs ``classical_mds``)."""
     m = D.shape[0]
     p = k + 14
     if m < 4 * p:
         return None
-    B = np.square(D, dtype=np.float64)
-    B -= B.mean(axis=0)[None, :]
-    B -= B.mean(axis=1)[:, None]
-    B *= -0.5
-    B += B.T
-    B *= 0.5
+    if B is None:
+        B = np.square(D, dtype=np.float64)
+        B -= B.mean(axis=0)[None, :]
+        B -= B.mean(axis=1)[:, None]
+        B *= -0.5
+        B += B.T
+        B *= 0.5
     Q = _orth(B @ rng.standard_normal((m, p)))
     for _ in range(max_iter):
         Z = B @ Q
@@ -655,10 +785,10 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         self._t0 = time.perf_counter()
         gamma, t, t_max = self._check_params()
         nt = check_n_jobs(self.n_jobs)
-        with _blas_threads(nt):
-            return self._fit(X, gamma, t, t_max, nt)
+        with _blas_threads(nt), contextlib.ExitStack() as stack:
+            return self._fit(X, gamma, t, t_max, nt, stack)
 
-    def _fit(self, X, gamma, t, t_max, nt) -> PHATE:
+    def _fit(self, X, gamma, t, t_max, nt, stack) -> PHATE:
         rng = check_random_state(self.random_state)
         reject_gpu(X, "X", "PHATE")
 
@@ -682,6 +812,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             self.n_components,
         )
         n = K.shape[0]
+        pool_nt = 1  # threads of the large GEMMs' row blocks (BLAS held to one thread)
         d = np.asarray(K.sum(axis=1)).ravel()
         if (d <= 0).any():
             raise ValueError(
@@ -707,10 +838,15 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             A_sym = sp.csr_matrix(sp.diags(d**-0.5) @ K @ sp.diags(d**-0.5))
         else:
             n_svd = check_int(self.n_svd, "n_svd", low=1)
+            if importlib.util.find_spec("threadpoolctl") is not None:
+                # BLAS on one thread from here, the large GEMMs in row blocks on nt threads
+                # (_in_row_blocks; without threadpoolctl BLAS cannot be held: its own threads)
+                stack.enter_context(single_threaded_blas())
+                pool_nt = nt
             self._say(f"spectral features ({n_svd} singular vectors)")
             F = _spectral_features(K, d, n_svd, rng, nt)
             self._say(f"k-means into {n_lm} landmarks")
-            lab = _kmeans(F, n_lm, rng, nt=nt)
+            lab = _kmeans(F, n_lm, rng, nt=nt, pool_nt=pool_nt)
             del F
             clusters = np.unique(lab, return_inverse=True)[1].astype(np.int64)
             m = int(clusters.max()) + 1
@@ -729,7 +865,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         m = op.shape[0]
         entropy = None
         # P^t = r^-1/2 A^t r^1/2 (float32 with landmarks: they are approximate anyway)
-        powers = _SymPowers(A_sym, nt, np.float64 if transitions is None else np.float32)
+        powers = _SymPowers(A_sym, nt, np.float64 if transitions is None else np.float32, pool_nt)
         if t is None:
             self._say(f"von Neumann entropy of the {m} x {m} operator")
             if transitions is None:  # phate's dense SVD (its curve to rounding)
@@ -748,11 +884,10 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         Pt *= rs[None, :]
         pot = _potential(Pt, gamma)
         del Pt
-        D = np.sqrt(np.maximum(_sq_dists(pot, pot), 0.0))
-        np.fill_diagonal(D, 0.0)
-        D = 0.5 * (D + D.T)
+        D, B = _potential_distances(pot, pool_nt)
         self._say(f"classical MDS of {m} points")
-        start = _classical_start(D, k, check_random_state(random_seed(rng)))
+        start = _classical_start(D, k, check_random_state(random_seed(rng)), B=B)
+        del B
         mds = MDS(
             k,
             metric=self.mds == "metric",
