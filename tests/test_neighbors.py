@@ -284,6 +284,22 @@ def test_float64_screen_reports_rows_searched_again(capfd, screen):
     assert "2100 of 2100 rows re-searched" in capfd.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "n, m, d, k", [(33, 140000, 17, 5), (33, 140000, 17, 33), (2049, 0, 65, 1)]
+)
+def test_float64_screen_odd_d_partial_panels(n, m, d, k, screen):
+    # an odd dimension (the int16 rows padded with a zero), a last panel holding one point,
+    # every point a candidate (k = n), and the self query of a partial last block
+    rng = np.random.default_rng(n + d)
+    X = rng.normal(size=(n, d)) * 3 + 7
+    Q = rng.normal(size=(m, d)) * 3 + 7 if m else None
+    rows = rng.choice(m or n, 200, replace=False)
+    idx, dist = geoml.knn(X, k, Y=Q)
+    ref_idx, ref_dist, _ = _exact_order(X, Q, k, "euclidean", rows)
+    np.testing.assert_array_equal(dist[rows], ref_dist)
+    np.testing.assert_array_equal(idx[rows], ref_idx)
+
+
 @pytest.mark.skipif(not VNNI, reason="the int16 screen needs AVX-512 VNNI")
 @pytest.mark.parametrize("kind", ["gauss", "blobs", "near_ties", "pairs", "tiny"])
 def test_float64_int16_float32_screens_and_reference_agree(kind, capfd):
