@@ -195,8 +195,9 @@ std::vector<double> row_norms(const T* A, int64_t rows, int64_t d) {
 
 constexpr int64_t kScreenMinDim = 16;
 constexpr int64_t kScreenMinPairs = int64_t(1) << 22;
-/// Candidates the float32 screen keeps per query beyond k: 4 were enough on every data set
-/// tried (clustered, uniform, Gaussian, manifold; 0 rows re-searched), 8 leave a margin.
+/// Candidates a screen keeps per query beyond k: 4 were enough on every data set tried
+/// (clustered, uniform, Gaussian, manifold; 0 rows re-searched), for the float32 screen and
+/// the coarser int16 one alike; 8 leave a margin.
 constexpr int64_t kScreenExtra = 8;
 
 /// Heaps of capacity k per query (unordered max-heaps on (score, index)) left by the kernel.
