@@ -1,5 +1,6 @@
 """geoml.knn / knn_graph / KNNGraph against NumPy float64 brute force and scikit-learn."""
 
+import re
 import warnings
 
 import numpy as np
@@ -17,6 +18,19 @@ ISAS = [
     if isa == "generic"
     or {"avx512": 2, "avx2": 1}[isa] <= {"avx512": 2, "avx2": 1, "generic": 0}[_core.simd_isa()]
 ]
+
+
+# the float64 screens: exact int16 scores (AVX-512 VNNI, where the CPU has it) or float32
+VNNI = _core.simd_vnni()
+SCREENS = ["int16", "float32"] if VNNI else ["float32"]
+
+
+@pytest.fixture(params=SCREENS)
+def screen(request):
+    """Run a test with each float64 screen this CPU can run (the int16 one needs VNNI)."""
+    _core.set_simd_vnni(request.param == "int16")
+    yield request.param
+    _core.set_simd_vnni(True)
 
 
 @pytest.fixture(params=ISAS)
@@ -209,7 +223,7 @@ SCREEN_KINDS = ["gauss", "far", "huge", "tiny", "wide", "duplicates", "pairs", "
 
 @pytest.mark.parametrize("kind", SCREEN_KINDS)
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
-def test_float64_screen_gives_the_exact_order(kind, metric):
+def test_float64_screen_gives_the_exact_order(kind, metric, screen):
     rng = np.random.default_rng(SCREEN_KINDS.index(kind))
     X = _screen_data(kind, rng)
     rows = rng.choice(len(X), 300, replace=False)
@@ -228,7 +242,7 @@ def test_float64_screen_gives_the_exact_order(kind, metric):
 
 
 @pytest.mark.parametrize("kind", ["gauss", "duplicates"])
-def test_float64_screen_every_simd_kernel(isa, kind):
+def test_float64_screen_every_simd_kernel(isa, kind, screen):
     rng = np.random.default_rng(7)
     X = _screen_data(kind, rng, n=2070)
     rows = rng.choice(len(X), 200, replace=False)
@@ -238,7 +252,7 @@ def test_float64_screen_every_simd_kernel(isa, kind):
     np.testing.assert_array_equal(idx[rows], ref_idx)
 
 
-def test_float64_screen_exact_ties_and_threads():
+def test_float64_screen_exact_ties_and_threads(screen):
     # integer data: many different points at exactly the same distance. Distances are exact;
     # among points tied at the k-th distance the choice may differ from index order (as in
     # the unscreened search, whose float64 scores round the tied distances apart), but every
@@ -261,12 +275,68 @@ def test_float64_screen_exact_ties_and_threads():
     np.testing.assert_array_equal(a.distances, b.distances)
 
 
-def test_float64_screen_reports_rows_searched_again(capfd):
+def test_float64_screen_reports_rows_searched_again(capfd, screen):
     rng = np.random.default_rng(3)
+    name = "int16 (VNNI)" if screen == "int16" else "float32"
     geoml.knn(rng.normal(size=(2100, 16)), 5, verbose=True)
-    assert "0 of 2100 rows re-searched" in capfd.readouterr().err
+    assert f"{name} screen (13 candidates), 0 of 2100 rows re-searched" in capfd.readouterr().err
     geoml.knn(_screen_data("duplicates", rng), 5, verbose=True)  # 29 ties at 0 per row
     assert "2100 of 2100 rows re-searched" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "n, m, d, k", [(33, 140000, 17, 5), (33, 140000, 17, 33), (2049, 0, 65, 1)]
+)
+def test_float64_screen_odd_d_partial_panels(n, m, d, k, screen):
+    # an odd dimension (the int16 rows padded with a zero), a last panel holding one point,
+    # every point a candidate (k = n), and the self query of a partial last block
+    rng = np.random.default_rng(n + d)
+    X = rng.normal(size=(n, d)) * 3 + 7
+    Q = rng.normal(size=(m, d)) * 3 + 7 if m else None
+    rows = rng.choice(m or n, 200, replace=False)
+    idx, dist = geoml.knn(X, k, Y=Q)
+    ref_idx, ref_dist, _ = _exact_order(X, Q, k, "euclidean", rows)
+    np.testing.assert_array_equal(dist[rows], ref_dist)
+    np.testing.assert_array_equal(idx[rows], ref_idx)
+
+
+@pytest.mark.skipif(not VNNI, reason="the int16 screen needs AVX-512 VNNI")
+@pytest.mark.parametrize("kind", ["gauss", "blobs", "near_ties", "pairs", "tiny"])
+def test_float64_int16_float32_screens_and_reference_agree(kind, capfd):
+    # the same bits from the int16 screen, the float32 screen, the generic (float32-screened)
+    # kernel and the NumPy reference; near_ties: many rows fail the int16 certificate and are
+    # searched again in float64
+    rng = np.random.default_rng(SCREEN_KINDS.index(kind) if kind in SCREEN_KINDS else 99)
+    if kind == "blobs":
+        X = np.repeat(rng.normal(scale=100, size=(9, 24)), 300, axis=0)
+        X = (X + rng.normal(size=X.shape))[rng.permutation(len(X))]
+    else:
+        X = _screen_data(kind, rng, n=2400, d=24)
+    rows = rng.choice(len(X), 300, replace=False)
+    ref_idx, ref_dist, _ = _exact_order(X, None, 15, "euclidean", rows)
+    out = []
+    for vnni, isa in ((True, "auto"), (False, "auto"), (True, "generic")):
+        _core.set_simd_vnni(vnni)
+        _core.set_simd_isa(isa)
+        try:
+            out.append(geoml.knn(X, 15, verbose=True))
+        finally:
+            _core.set_simd_vnni(True)
+            _core.set_simd_isa("auto")
+        np.testing.assert_array_equal(out[-1].distances[rows], ref_dist)
+        np.testing.assert_array_equal(out[-1].indices[rows], ref_idx)
+    err = capfd.readouterr().err
+    for o in out[1:]:
+        np.testing.assert_array_equal(o.distances, out[0].distances)
+        np.testing.assert_array_equal(o.indices, out[0].indices)
+    assert err.count("int16 (VNNI) screen") == 1 and err.count("float32 screen") == 2
+    redone = int(re.search(r"int16 \(VNNI\) screen \(23 candidates\), (\d+) of", err)[1])
+    if kind == "near_ties":
+        assert redone > 200  # gaps below the int16 and float32 resolutions
+    elif kind in ("gauss", "tiny"):
+        assert redone == 0
+    elif kind == "blobs":  # int16 steps of |X| / 32765: coarser against the small blobs
+        assert redone < 0.02 * len(X)
 
 
 def test_float64_screen_matches_sklearn_and_scipy(rng):

@@ -25,6 +25,7 @@ from geoml.spectral import _amg, _lsym
 
 _LEVEL = {"generic": 0, "avx2": 1, "avx512": 2}
 _BEST = _core.simd_isa()  # what detection (or GEOML_SIMD) chose, before any test forces one
+_VNNI = _core.simd_vnni()  # AVX-512 VNNI on this CPU, under that ISA
 ISAS = [isa for isa in ("generic", "avx2", "avx512") if _LEVEL[isa] <= _LEVEL[_BEST]]
 VECTOR_ISAS = [isa for isa in ISAS if isa != "generic"] or ["generic"]
 
@@ -67,6 +68,29 @@ def test_isa_list_matches_cpu():
     with pytest.raises(ValueError, match="unknown SIMD ISA"):
         _core.set_simd_isa("sse9")
     assert _core.simd_isa() == _BEST
+
+
+def test_vnni_only_under_avx512():
+    # VNNI is a capability of the AVX-512 ISA: never under avx2 / generic, and switchable off
+    for name in ISAS:
+        assert run_with(name, _core.simd_vnni) == (_VNNI and name == "avx512")
+    assert _core.simd_vnni() == _VNNI
+    _core.set_simd_vnni(False)
+    try:
+        assert not _core.simd_vnni()
+    finally:
+        _core.set_simd_vnni(True)
+    assert _core.simd_vnni() == _VNNI
+    code = "import geoml._core as c; print(c.simd_isa(), c.simd_vnni())"
+    for name in ISAS:
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env=dict(os.environ, GEOML_SIMD=name),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert out == [name, str(_VNNI and name == "avx512")]
 
 
 @pytest.mark.parametrize("name", ISAS + ["auto", "bogus"])

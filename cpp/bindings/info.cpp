@@ -28,6 +28,10 @@ void bind_info(py::module_& m) {
   m.def("simd_isa", &simd_isa_py, "SIMD instruction set the kernels dispatch to on this CPU.");
   m.def("set_simd_isa", &set_simd_isa, py::arg("name"),
         "Force 'avx512', 'avx2' or 'generic' kernels ('auto' restores detection).");
+  m.def("simd_vnni", &simd_vnni,
+        "Whether kernels use AVX-512 VNNI (AVX-512 in force, the CPU has it, not switched off).");
+  m.def("set_simd_vnni", &set_simd_vnni, py::arg("allow"),
+        "False: no AVX-512 VNNI kernels (the AVX-512 ones instead); True: restores detection.");
 }
 
 }  // namespace geoml

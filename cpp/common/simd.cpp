@@ -27,6 +27,18 @@ SimdIsa parse(const std::string& name) {
 }
 
 std::atomic<int> forced{-1};
+std::atomic<bool> vnni_allowed{true};
+
+bool detect_vnni() {
+#if GEOML_SIMD_X86
+  // CPUID leaf 7 ECX bit 11; libgcc's / compiler-rt's table also checks that the OS saves
+  // the AVX-512 state (XCR0), as for the avx512* features above.
+  __builtin_cpu_init();
+  return detect() == SimdIsa::AVX512 && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
 
 }  // namespace
 
@@ -67,6 +79,15 @@ std::string simd_isa_name(SimdIsa isa) {
     default:
       return "generic";
   }
+}
+
+bool simd_vnni() {
+  static const bool hw = detect_vnni();
+  return hw && vnni_allowed.load() && simd_isa() == SimdIsa::AVX512;
+}
+
+void set_simd_vnni(bool allow) {
+  vnni_allowed.store(allow);
 }
 
 void set_simd_isa(const std::string& name) {

@@ -19,11 +19,18 @@
 #define GEOML_TARGET_AVX512_BEGIN \
   _Pragma(                        \
       "clang attribute push(__attribute__((target(\"avx512f,avx512dq,avx512vl,avx512bw,avx2,fma\"))), apply_to = function)")
+// AVX-512 plus VNNI (vpdpwssd), for the few kernels that test simd_vnni() first
+#define GEOML_TARGET_AVX512VNNI_BEGIN \
+  _Pragma(                            \
+      "clang attribute push(__attribute__((target(\"avx512f,avx512dq,avx512vl,avx512bw,avx512vnni,avx2,fma\"))), apply_to = function)")
 #define GEOML_TARGET_END _Pragma("clang attribute pop")
 #else
 #define GEOML_TARGET_AVX2_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")")
 #define GEOML_TARGET_AVX512_BEGIN \
   _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512dq,avx512vl,avx512bw,avx2,fma\")")
+#define GEOML_TARGET_AVX512VNNI_BEGIN \
+  _Pragma("GCC push_options")         \
+      _Pragma("GCC target(\"avx512f,avx512dq,avx512vl,avx512bw,avx512vnni,avx2,fma\")")
 #define GEOML_TARGET_END _Pragma("GCC pop_options")
 #endif
 #endif
@@ -40,6 +47,16 @@ SimdIsa simd_isa();
 int simd_bytes(SimdIsa isa);
 
 std::string simd_isa_name(SimdIsa isa);
+
+/// Whether kernels may use the AVX-512 VNNI integer dot products (vpdpwssd): the ISA in force
+/// is AVX512 (so never under GEOML_SIMD=avx2 / generic), the CPU has AVX512_VNNI, and
+/// set_simd_vnni(false) has not switched them off. A capability on top of the ISA, not an ISA
+/// of its own: the kernels that use it (the exact kNN's integer screen) test it themselves.
+bool simd_vnni();
+
+/// false: no VNNI kernels for the rest of the process (the AVX-512 ones run instead); true:
+/// restores detection.
+void set_simd_vnni(bool allow);
 
 /// Forces an ISA ("auto" restores detection). Throws std::invalid_argument for an unknown
 /// name or one this CPU cannot run.

@@ -95,6 +95,33 @@ inline void heap_push(T* s, int64_t* id, int64_t& cnt, int64_t k, T score, int64
 #define GEOML_KERNEL_AVX512 1
 #include "common/simd_instantiate.inc"
 
+/// The integer screen's kernel context (knn_vnni_kernel.inc): rows of int16 coordinates, two
+/// per int32 word (dimension 2t in the low half, 2t + 1 in the high half; an odd d padded with
+/// a zero), heaps of exact squared distances (uint32) as in KnnCtx. The self query only feeds
+/// its column side, whose heaps are the row heaps.
+struct KnnI16Ctx {
+  const int32_t* Q;       // query rows, d2 words each
+  int64_t d2;             // words per row
+  const uint32_t* qn;     // |q_i|^2 of each query row
+  const int32_t* panels;  // packed data: panel p at panels + p*d2*32, laid out [t][32]
+  const uint32_t* dn;     // |q_j|^2 of each data point (0 on padding)
+  int64_t n;              // data points (padding lanes are never offered)
+  int64_t k;
+  uint32_t* hs;  // heap scores (queries x k)
+  int64_t* hi;
+  int64_t* hn;
+  uint32_t* thr;  // UINT32_MAX until a heap is full, 0 on padding (never offered anything)
+  bool exclude_self;
+};
+
+#if GEOML_SIMD_X86
+GEOML_TARGET_AVX512VNNI_BEGIN
+namespace vnni {
+#include "neighbors/knn_vnni_kernel.inc"
+}  // namespace vnni
+GEOML_TARGET_END
+#endif
+
 template <typename T>
 using ProcessFn = void (*)(const KnnCtx<T>&, int64_t, int64_t, int64_t, int64_t, bool, bool);
 
@@ -168,8 +195,9 @@ std::vector<double> row_norms(const T* A, int64_t rows, int64_t d) {
 
 constexpr int64_t kScreenMinDim = 16;
 constexpr int64_t kScreenMinPairs = int64_t(1) << 22;
-/// Candidates the float32 screen keeps per query beyond k: 4 were enough on every data set
-/// tried (clustered, uniform, Gaussian, manifold; 0 rows re-searched), 8 leave a margin.
+/// Candidates a screen keeps per query beyond k: 4 were enough on every data set tried
+/// (clustered, uniform, Gaussian, manifold; 0 rows re-searched), for the float32 screen and
+/// the coarser int16 one alike; 8 leave a margin.
 constexpr int64_t kScreenExtra = 8;
 
 /// Heaps of capacity k per query (unordered max-heaps on (score, index)) left by the kernel.
@@ -178,6 +206,62 @@ struct TileHeaps {
   std::vector<T> hs;
   std::vector<int64_t> hi, hn;
 };
+
+/// The tile schedule of the fused kernels: `tile(i0, i1, p0, p1, col_side, diag)` scores the
+/// query rows [i0, i1) against the data panels [p0, p1) of NR points (`panel_bytes` each).
+/// Self query (`self`, m = n): blocks of 256 points, the diagonal blocks first, then every
+/// pair of blocks once, in round-robin rounds whose pairs touch disjoint heaps (no locks).
+/// Queries: blocks of 240 rows against L2-sized runs of panels.
+template <typename F>
+void schedule_tiles(int64_t n, int64_t m, bool self, int NR, int64_t panel_bytes, int nt,
+                    bool verbose, F&& tile) {
+  const int64_t npanel = (n + NR - 1) / NR;
+  Progress progress("knn");
+  if (self) {
+    // Blocks of BS points; diagonal blocks first, then every pair of blocks once, in
+    // round-robin rounds whose pairs touch disjoint heaps (no locks needed).
+    const int64_t BS = NR * std::max<int64_t>(1, 256 / NR);
+    const int64_t B = (n + BS - 1) / BS;
+    const int64_t Bp = B + (B & 1);
+    const int64_t ppb = BS / NR;
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < B; ++b)
+        tile(b * BS, std::min(n, (b + 1) * BS), b * ppb, std::min(npanel, (b + 1) * ppb), false,
+             true);
+      for (int64_t r = 0; r + 1 < Bp; ++r) {
+        if (verbose && thread_id() == 0) progress.report(r + 1, Bp - 1);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t h = 0; h < Bp / 2; ++h) {
+          int64_t a, b;
+          if (h == 0) {
+            a = r;
+            b = Bp - 1;
+          } else {
+            a = (r + h) % (Bp - 1);
+            b = (r - h + (Bp - 1)) % (Bp - 1);
+          }
+          if (a >= B || b >= B) continue;
+          if (a > b) std::swap(a, b);
+          tile(a * BS, std::min(n, (a + 1) * BS), b * ppb, std::min(npanel, (b + 1) * ppb), true,
+               false);
+        }
+      }
+    }
+  } else {
+    const int64_t QB = 240;
+    const int64_t PC = std::max<int64_t>(1, (256 * 1024) / panel_bytes);
+    const int64_t nblk = (m + QB - 1) / QB;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int64_t b = 0; b < nblk; ++b) {
+      if (verbose && thread_id() == 0) progress.report(b + 1, nblk);
+      for (int64_t p = 0; p < npanel; p += PC)
+        tile(b * QB, std::min(m, (b + 1) * QB), p, std::min(npanel, p + PC), false, false);
+    }
+  }
+  if (verbose) progress.done();
+}
 
 /// Runs the fused kernel over prepared score rows: data Xs (n x d), queries Qs (m x d), or
 /// the rows of Xs themselves when Qs is nullptr (self query, each pair scored once). Scores
@@ -222,7 +306,6 @@ TileHeaps<T> run_tiles(const T* Xs, int64_t n, const T* Qs, int64_t m, int64_t d
   out.hn.assign(static_cast<size_t>(nq), 0);
   Buffer<T> thr(nq);
   for (int64_t i = 0; i < nq; ++i) thr[i] = i < m ? inf : -inf;
-  Progress progress("knn");
   KnnCtx<T> ctx{Qs,
                 d,
                 dbias.get(),
@@ -241,51 +324,11 @@ TileHeaps<T> run_tiles(const T* Xs, int64_t n, const T* Qs, int64_t m, int64_t d
                 thr.get(),
                 k};
 
-  if (self) {
-    // Blocks of BS points; diagonal blocks first, then every pair of blocks once, in
-    // round-robin rounds whose pairs touch disjoint heaps (no locks needed).
-    const int64_t BS = NR * std::max<int64_t>(1, 256 / NR);
-    const int64_t B = (n + BS - 1) / BS;
-    const int64_t Bp = B + (B & 1);
-    const int64_t ppb = BS / NR;
-#pragma omp parallel num_threads(nt)
-    {
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t b = 0; b < B; ++b)
-        process(ctx, b * BS, std::min(n, (b + 1) * BS), b * ppb, std::min(npanel, (b + 1) * ppb),
-                false, true);
-      for (int64_t r = 0; r + 1 < Bp; ++r) {
-        if (verbose && thread_id() == 0) progress.report(r + 1, Bp - 1);
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t h = 0; h < Bp / 2; ++h) {
-          int64_t a, b;
-          if (h == 0) {
-            a = r;
-            b = Bp - 1;
-          } else {
-            a = (r + h) % (Bp - 1);
-            b = (r - h + (Bp - 1)) % (Bp - 1);
-          }
-          if (a >= B || b >= B) continue;
-          if (a > b) std::swap(a, b);
-          process(ctx, a * BS, std::min(n, (a + 1) * BS), b * ppb, std::min(npanel, (b + 1) * ppb),
-                  true, false);
-        }
-      }
-    }
-  } else {
-    const int64_t QB = 240;
-    const int64_t panel_bytes = d * NR * static_cast<int64_t>(sizeof(T));
-    const int64_t PC = std::max<int64_t>(1, (256 * 1024) / panel_bytes);
-    const int64_t nblk = (m + QB - 1) / QB;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int64_t b = 0; b < nblk; ++b) {
-      if (verbose && thread_id() == 0) progress.report(b + 1, nblk);
-      for (int64_t p = 0; p < npanel; p += PC)
-        process(ctx, b * QB, std::min(m, (b + 1) * QB), p, std::min(npanel, p + PC), false, false);
-    }
-  }
-  if (verbose) progress.done();
+  const int64_t panel_bytes = d * NR * static_cast<int64_t>(sizeof(T));
+  schedule_tiles(n, m, self, NR, panel_bytes, nt, verbose,
+                 [&](int64_t i0, int64_t i1, int64_t p0, int64_t p1, bool col_side, bool diag) {
+                   process(ctx, i0, i1, p0, p1, col_side, diag);
+                 });
   return out;
 }
 
@@ -349,8 +392,10 @@ inline bool screen_applies(Metric metric, int64_t n, int64_t m, int64_t d) {
 /// projection on the difference of two of them (picked by a hash of the node) down to at most
 /// 256, so that a kernel block holds near points and its diagonal tile, searched first, fills
 /// each heap with good candidates (far fewer heap insertions in the later tiles). Ties in the
-/// projection go by index: the same order for any thread count.
-inline std::vector<int64_t> locality_order(const float* U, int64_t n, int64_t d) {
+/// projection go by index: the same order for any thread count. U: rows of `d` coordinates
+/// (the float32 copy, or the int16 one).
+template <typename E>
+std::vector<int64_t> locality_order(const E* U, int64_t n, int64_t d) {
   std::vector<int64_t> ord(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) ord[i] = i;
   std::vector<std::pair<double, int64_t>> proj(static_cast<size_t>(n));
@@ -369,11 +414,11 @@ inline std::vector<int64_t> locality_order(const float* U, int64_t n, int64_t d)
     h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
     h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
     h ^= h >> 31;
-    const float* a = U + ord[nd.lo + int64_t((h & 0xFFFFFFFFull) % uint64_t(len))] * d;
-    const float* b = U + ord[nd.lo + int64_t((h >> 32) % uint64_t(len))] * d;
+    const E* a = U + ord[nd.lo + int64_t((h & 0xFFFFFFFFull) % uint64_t(len))] * d;
+    const E* b = U + ord[nd.lo + int64_t((h >> 32) % uint64_t(len))] * d;
     for (int64_t t = 0; t < d; ++t) dir[t] = double(a[t]) - double(b[t]);
     for (int64_t r = nd.lo; r < nd.hi; ++r) {
-      const float* x = U + ord[r] * d;
+      const E* x = U + ord[r] * d;
       double p = 0;
       for (int64_t t = 0; t < d; ++t) p += dir[t] * double(x[t]);
       proj[r] = {p, ord[r]};
@@ -387,36 +432,23 @@ inline std::vector<int64_t> locality_order(const float* U, int64_t n, int64_t d)
   return ord;
 }
 
-/// Exact float64 Euclidean search screened in float32 (docs/design/neighbors.md, "float64
-/// data: a float32 screen"). The fused kernel runs on float32 copies of the centred rows,
-/// scaled by a power of two, keeping kp > k candidates per query; their distances are
-/// recomputed in double (the finishing step) and a row is kept when its k-th exact distance is
-/// below a rigorous lower bound on the exact distance of every candidate the screen dropped.
-/// The other rows are searched again by the float64 kernel (as the unscreened path does), so
-/// every row is the k smallest (distance, index) pairs. Returns false, having written
-/// nothing, on constant or non-finite data.
-template <typename D>
-bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, int64_t d, int64_t k,
-                     Metric metric, bool exclude_self, int nt, int64_t* indices, D* distances,
-                     bool verbose) {
+/// What a screen leaves for the certificate: per kernel row r (query r, or point perm[r] of
+/// a self query) its kp candidates `hi` (kernel indices: through perm in a self query), their
+/// count `hn`, and `tau[r]`, a lower bound on the true distance from the query to every point
+/// the screen dropped (0 when there is none to give).
+struct ScreenOut {
+  std::vector<int64_t> perm, hi, hn;
+  std::vector<double> tau;
+};
+
+/// The float32 screen: the fused kernel on fl32((x - mean) sc), sc the power of two that
+/// brings the largest centred |coordinate| into [0.5, 1); tau from the rounding analysis of
+/// docs/design/neighbors.md ("float64 data: a float32 screen").
+inline ScreenOut float_screen(const double* X, int64_t n, const double* Qin, int64_t m, int64_t d,
+                              int64_t kp, const std::vector<double>& mean, double amax,
+                              bool exclude_self, int nt, bool verbose) {
   using namespace detail;
   const bool self = Qin == nullptr;
-  const double* Qr = self ? X : Qin;
-  const std::vector<double> mean = column_mean(X, n, d);
-  double amax = 0;
-  int bad = 0;
-  for (int side = 0; side < (self ? 1 : 2); ++side) {
-    const double* A = side == 0 ? X : Qin;
-    const int64_t rows = side == 0 ? n : m;
-#pragma omp parallel for schedule(static) reduction(max : amax) reduction(| : bad) num_threads(nt)
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t t = 0; t < d; ++t) {
-        const double v = std::abs(A[i * d + t] - mean[t]);
-        bad |= std::isfinite(v) ? 0 : 1;
-        amax = std::max(amax, v);
-      }
-  }
-  if (bad || amax == 0) return false;
   int e2;
   std::frexp(amax, &e2);
   const double sc = std::ldexp(1.0, -e2);  // largest centred |coordinate| * sc in [0.5, 1)
@@ -440,22 +472,20 @@ bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, i
   std::vector<double> x2, q2;
   to_f32(X, n, Ux, x2);
   if (!self) to_f32(Qin, m, Uq, q2);
-  std::vector<int64_t> perm;  // self query: kernel row r is point perm[r]
+  ScreenOut out;
   if (self) {
-    perm = locality_order(Ux.data(), n, d);
+    out.perm = locality_order(Ux.data(), n, d);
     std::vector<float> P(Ux.size());
     std::vector<double> p2(x2.size());
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t r = 0; r < n; ++r) {
-      std::memcpy(P.data() + r * d, Ux.data() + perm[r] * d, sizeof(float) * size_t(d));
-      p2[r] = x2[perm[r]];
+      std::memcpy(P.data() + r * d, Ux.data() + out.perm[r] * d, sizeof(float) * size_t(d));
+      p2[r] = x2[out.perm[r]];
     }
     Ux.swap(P);
     x2.swap(p2);
   }
   const std::vector<double>& qn2 = self ? x2 : q2;
-  const int64_t kmax = n - (exclude_self ? 1 : 0);
-  const int64_t kp = std::min(kmax, k + detail::kScreenExtra);
   TileHeaps<float> h = run_tiles<float>(Ux.data(), n, self ? nullptr : Uq.data(), m, d, kp, true,
                                         exclude_self, nt, verbose);
   Ux = std::vector<float>();
@@ -469,6 +499,209 @@ bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, i
   const double ub = u + dd * std::ldexp(1.0, -53) / (1 - dd * std::ldexp(1.0, -53));
   const double U = std::sqrt(*std::max_element(x2.begin(), x2.end())) * (1 + 1e-12);
   const double tiny = (dd + 4) * 1e-44;  // float32 / double subnormal rounding, absolute
+  out.tau.assign(static_cast<size_t>(m), 0.0);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t r = 0; r < m; ++r) {
+    if (h.hn[r] < kp) continue;
+    // A dropped candidate y has score s32(y) >= R, the heap's root. Lower bound on
+    // ||u_x - u_y||^2 = |u_y|^2 - 2 u_x.u_y + |u_x|^2, then on ||x - y|| (data rounding).
+    const double R = double(h.hs[r * kp]);
+    const double ux2 = qn2[r], ux = std::sqrt(ux2) * (1 + 1e-12);
+    const double E =
+        (U * U * (ub + u * (1 + ub)) + 2 * ux * U * (gd + u * (1 + gd))) * (1 + 1e-12) + tiny;
+    double rho2 = R + ux2 - E;
+    rho2 -= 1e-12 * (std::abs(R) + ux2 + E);
+    if (rho2 > 0) {
+      const double tau = std::sqrt(rho2) * (1 - 1e-15) - u * (1 + 1e-6) * (ux + U) - tiny;
+      if (tau > 0) out.tau[r] = tau / sc;  // sc a power of two: exact
+    }
+  }
+  out.hi = std::move(h.hi);
+  out.hn = std::move(h.hn);
+  return out;
+}
+
+/// The integer screen (AVX-512 VNNI; docs/design/neighbors.md, "An exact integer screen"):
+/// q = round(fl(x - mean) s) in int16 with s = L / zmax (zmax the largest centred row norm of
+/// data and queries, L = 32767 - sqrt(d) / 2 - 2, so every |q| <= 32767 and every squared
+/// distance |q_i - q_j|^2 < 2^32), scored exactly by knn_vnni_kernel.inc. With h = zmax / L and
+/// the residual r_x >= ||(x - mean) - h q_x|| (double, every rounding counted), a dropped y
+/// (|q_x - q_y|^2 >= R, the heap's root) has ||x - y|| >= h sqrt(R) - r_x - max_y r_y.
+/// Returns false (the float32 screen runs instead) if some |q| would exceed 32767.
+inline bool int16_screen(const double* X, int64_t n, const double* Qin, int64_t m, int64_t d,
+                         int64_t kp, const std::vector<double>& mean, double zmax,
+                         bool exclude_self, int nt, bool verbose, ScreenOut& out) {
+#if GEOML_SIMD_X86
+  using namespace detail;
+  const bool self = Qin == nullptr;
+  const int64_t d2 = (d + 1) / 2, dp = 2 * d2;
+  const double dd = double(d), u = std::ldexp(1.0, -53);
+  const double L = 32767.0 - 0.5 * std::sqrt(dd) - 2.0;
+  const double s = L / zmax, h = zmax / L;
+  const int64_t qmax2 = int64_t(32767) * 32767;
+  // int16 rows (padded to dp with zeros), exact squared norms, residual bounds
+  auto quantise = [&](const double* A, int64_t rows, std::vector<int16_t>& Qv,
+                      std::vector<uint32_t>& qn, std::vector<double>& res) -> bool {
+    Qv.assign(static_cast<size_t>(rows * dp), 0);
+    qn.resize(static_cast<size_t>(rows));
+    res.resize(static_cast<size_t>(rows));
+    int over = 0;
+#pragma omp parallel for schedule(static) reduction(| : over) num_threads(nt)
+    for (int64_t i = 0; i < rows; ++i) {
+      int64_t q2 = 0;
+      double se = 0, sz = 0;
+      for (int64_t t = 0; t < d; ++t) {
+        const double z = A[i * d + t] - mean[t];
+        double q = std::nearbyint(z * s);
+        if (!(std::abs(q) <= 32767)) {
+          over = 1;
+          q = 0;
+        }
+        Qv[i * dp + t] = static_cast<int16_t>(q);
+        q2 += int64_t(q) * int64_t(q);
+        const double e = z - q * h;
+        se += e * e;
+        sz += z * z;
+      }
+      over |= q2 > qmax2 ? 1 : 0;
+      qn[i] = static_cast<uint32_t>(q2);
+      // |e_t - fl(e_t)| <= u (|z_t| + h |q_t| + |fl e_t|) per coordinate (plus 2^-1075 per
+      // operation below the normal range); the double sums' and square roots' rounding
+      // is inside the (1 + 2 (d + 8) u) factor.
+      res[i] = (std::sqrt(se) + 2 * u * (std::sqrt(sz) + h * std::sqrt(double(q2)))) *
+                   (1 + 2 * (dd + 8) * u) +
+               (dd + 4) * std::ldexp(1.0, -1070);
+    }
+    return !over;
+  };
+  std::vector<int16_t> Qx, Qq;
+  std::vector<uint32_t> xn, qn;
+  std::vector<double> rx, rq;
+  if (!quantise(X, n, Qx, xn, rx)) return false;
+  if (!self && !quantise(Qin, m, Qq, qn, rq)) return false;
+  const double rmax = *std::max_element(rx.begin(), rx.end());
+  if (self) out.perm = locality_order(Qx.data(), n, dp);
+
+  // rows as int32 words (two int16 each, little-endian: dimension 2t in the low half), in
+  // kernel order; panels of NR points laid out [t][NR]
+  constexpr int NR = 32;
+  const int64_t npanel = (n + NR - 1) / NR, npad = npanel * NR;
+  std::vector<int32_t> Wq;
+  if (!self) {
+    Wq.resize(static_cast<size_t>(m * d2));
+    std::memcpy(Wq.data(), Qq.data(), sizeof(int32_t) * size_t(m * d2));
+    Qq = std::vector<int16_t>();
+  }
+  std::vector<int32_t> Wx(static_cast<size_t>(n * d2));
+  Buffer<uint32_t> dn(npad);
+  Buffer<int32_t> panels(static_cast<size_t>(npanel * d2 * NR));
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t p = 0; p < npanel; ++p) {
+    int32_t* P = panels.get() + p * d2 * NR;
+    for (int l = 0; l < NR; ++l) {
+      const int64_t j = p * NR + l;
+      if (j < n) {
+        const int64_t src = self ? out.perm[j] : j;
+        std::memcpy(Wx.data() + j * d2, Qx.data() + src * dp, sizeof(int32_t) * size_t(d2));
+        for (int64_t t = 0; t < d2; ++t) P[t * NR + l] = Wx[j * d2 + t];
+        dn[j] = xn[src];
+      } else {
+        for (int64_t t = 0; t < d2; ++t) P[t * NR + l] = 0;
+        dn[j] = 0;
+      }
+    }
+  }
+  Qx = std::vector<int16_t>();
+  if (self) Wq.swap(Wx);  // the self query's rows are the data rows
+  Wx = std::vector<int32_t>();
+
+  const int64_t nq = self ? npad : m;
+  std::vector<uint32_t> hs(static_cast<size_t>(nq * kp));
+  out.hi.resize(static_cast<size_t>(nq * kp));
+  out.hn.assign(static_cast<size_t>(nq), 0);
+  Buffer<uint32_t> thr(nq);
+  for (int64_t i = 0; i < nq; ++i) thr[i] = i < m ? ~uint32_t(0) : 0;
+  KnnI16Ctx ctx{Wq.data(),
+                d2,
+                self ? dn.get() : qn.data(),
+                panels.get(),
+                dn.get(),
+                n,
+                kp,
+                hs.data(),
+                out.hi.data(),
+                out.hn.data(),
+                thr.get(),
+                exclude_self};
+  schedule_tiles(n, m, self, NR, d2 * NR * int64_t(sizeof(int32_t)), nt, verbose,
+                 [&](int64_t i0, int64_t i1, int64_t p0, int64_t p1, bool col_side, bool diag) {
+                   vnni::process_i16(ctx, i0, i1, p0, p1, col_side, diag);
+                 });
+
+  out.tau.assign(static_cast<size_t>(m), 0.0);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t r = 0; r < m; ++r) {
+    if (out.hn[r] < kp) continue;
+    const double rr = self ? rx[out.perm[r]] : rq[r];
+    const double tau =
+        (h * std::sqrt(double(hs[r * kp])) * (1 - 1e-15) - (rr + rmax) * (1 + 1e-15)) * (1 - 1e-15);
+    if (tau > 0) out.tau[r] = tau;
+  }
+  return true;
+#else
+  (void)X, (void)n, (void)Qin, (void)m, (void)d, (void)kp, (void)mean, (void)zmax;
+  (void)exclude_self, (void)nt, (void)verbose, (void)out;
+  return false;
+#endif
+}
+
+/// Exact float64 Euclidean search screened in a cheaper arithmetic (docs/design/neighbors.md,
+/// "float64 data: a float32 screen" and "An exact integer screen"): exact int16 scores where
+/// simd_vnni() holds, float32 otherwise. The kernel keeps kp > k candidates per query; their
+/// distances are recomputed in double (the finishing step) and a row is kept when its k-th
+/// exact distance is below a rigorous lower bound on the exact distance of every candidate the
+/// screen dropped. The other rows are searched again by the float64 kernel (as the unscreened
+/// path does), so every row is the k smallest (distance, index) pairs. Returns false, having
+/// written nothing, on constant or non-finite data.
+template <typename D>
+bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, int64_t d, int64_t k,
+                     Metric metric, bool exclude_self, int nt, int64_t* indices, D* distances,
+                     bool verbose) {
+  using namespace detail;
+  const bool self = Qin == nullptr;
+  const double* Qr = self ? X : Qin;
+  const std::vector<double> mean = column_mean(X, n, d);
+  double amax = 0, zmax2 = 0;
+  int bad = 0;
+  for (int side = 0; side < (self ? 1 : 2); ++side) {
+    const double* A = side == 0 ? X : Qin;
+    const int64_t rows = side == 0 ? n : m;
+#pragma omp parallel for schedule(static) reduction(max : amax, zmax2) reduction(| : bad) \
+    num_threads(nt)
+    for (int64_t i = 0; i < rows; ++i) {
+      double z2 = 0;
+      for (int64_t t = 0; t < d; ++t) {
+        const double v = std::abs(A[i * d + t] - mean[t]);
+        bad |= std::isfinite(v) ? 0 : 1;
+        amax = std::max(amax, v);
+        z2 += v * v;
+      }
+      zmax2 = std::max(zmax2, z2);
+    }
+  }
+  if (bad || amax == 0) return false;
+  const int64_t kmax = n - (exclude_self ? 1 : 0);
+  const int64_t kp = std::min(kmax, k + detail::kScreenExtra);
+  // the integer screen away from the ends of the double range (its residuals stay normal
+  // numbers far from overflow); zmax only sets its scale (it checks every |q| itself)
+  const double zmax = std::sqrt(zmax2);
+  ScreenOut sc;
+  const bool int_screen =
+      simd_vnni() && zmax > std::ldexp(1.0, -500) && zmax < std::ldexp(1.0, 500) &&
+      int16_screen(X, n, Qin, m, d, kp, mean, zmax, exclude_self, nt, verbose, sc);
+  if (!int_screen) sc = float_screen(X, n, Qin, m, d, kp, mean, amax, exclude_self, nt, verbose);
+
+  const double dd = double(d);
   const double shrink = 1 - (dd + 8) * std::ldexp(1.0, -52);
   const D dinf = std::numeric_limits<D>::infinity();
   std::vector<char> ok(static_cast<size_t>(m));
@@ -477,37 +710,24 @@ bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, i
     std::vector<std::pair<double, int64_t>> row(static_cast<size_t>(kp));
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < m; ++r) {
-      const int64_t i = self ? perm[r] : r;
-      const int64_t cnt = h.hn[r];
+      const int64_t i = self ? sc.perm[r] : r;
+      const int64_t cnt = sc.hn[r];
       for (int64_t s = 0; s < cnt; ++s) {
-        const int64_t j = self ? perm[h.hi[r * kp + s]] : h.hi[r * kp + s];
+        const int64_t j = self ? sc.perm[sc.hi[r * kp + s]] : sc.hi[r * kp + s];
         row[s] = {exact_distance(Qr + i * d, X + j * d, d, metric, 0.0, 0.0), j};
       }
       std::partial_sort(row.begin(), row.begin() + k, row.begin() + cnt);
       // every eligible point was kept: nothing to certify
       bool good = cnt < kp || kp == kmax;
-      if (!good) {
-        // A dropped candidate y has score s32(y) >= R, the heap's root. Lower bound on
-        // ||u_x - u_y||^2 = |u_y|^2 - 2 u_x.u_y + |u_x|^2, then on ||x - y|| (data rounding),
-        // then on the double sum exact_distance computes for it.
-        const double R = double(h.hs[r * kp]);
-        const double ux2 = qn2[r], ux = std::sqrt(ux2) * (1 + 1e-12);
-        const double E =
-            (U * U * (ub + u * (1 + ub)) + 2 * ux * U * (gd + u * (1 + gd))) * (1 + 1e-12) + tiny;
-        double rho2 = R + ux2 - E;
-        rho2 -= 1e-12 * (std::abs(R) + ux2 + E);
-        if (rho2 > 0) {
-          const double tau = std::sqrt(rho2) * (1 - 1e-15) - u * (1 + 1e-6) * (ux + U) - tiny;
-          if (tau > 0) {
-            const double lo = tau / sc, rr = lo * lo;
-            // subnormal differences add at most 2^-1075 each to the double sum
-            const double a2 = rr * shrink - (dd + 4) * std::ldexp(1.0, -1070);
-            if (rr >= std::numeric_limits<double>::min() && a2 > 0 &&
-                a2 < std::numeric_limits<double>::infinity()) {
-              const double A = metric == Metric::Euclidean ? std::sqrt(a2) : a2;
-              good = row[k - 1].first < A;
-            }
-          }
+      if (!good && sc.tau[r] > 0) {
+        // The finishing step's double sum for a dropped point is at least tau^2 less its
+        // rounding (gamma_{d+2}); subnormal differences add at most 2^-1075 each.
+        const double rr = sc.tau[r] * sc.tau[r];
+        const double a2 = rr * shrink - (dd + 4) * std::ldexp(1.0, -1070);
+        if (rr >= std::numeric_limits<double>::min() && a2 > 0 &&
+            a2 < std::numeric_limits<double>::infinity()) {
+          const double A = metric == Metric::Euclidean ? std::sqrt(a2) : a2;
+          good = row[k - 1].first < A;
         }
       }
       ok[i] = good;
@@ -518,7 +738,7 @@ bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, i
       }
     }
   }
-  h = TileHeaps<float>();
+  sc = ScreenOut();
 
   // Rows not certified: the float64 kernel on the centred rows, as the unscreened search
   // scores them (k + 1 candidates among all points and the query's own index dropped, which
@@ -527,9 +747,9 @@ bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, i
   for (int64_t i = 0; i < m; ++i)
     if (!ok[i]) redo.push_back(i);
   if (verbose)
-    std::fprintf(stderr, "knn: float32 screen (%lld candidates), %lld of %lld rows re-searched\n",
-                 static_cast<long long>(kp), static_cast<long long>(redo.size()),
-                 static_cast<long long>(m));
+    std::fprintf(stderr, "knn: %s screen (%lld candidates), %lld of %lld rows re-searched\n",
+                 int_screen ? "int16 (VNNI)" : "float32", static_cast<long long>(kp),
+                 static_cast<long long>(redo.size()), static_cast<long long>(m));
   if (redo.empty()) return true;
   const int64_t mr = static_cast<int64_t>(redo.size());
   const std::vector<double> Xc = centred_rows(X, n, d, mean, nt);

@@ -23,6 +23,7 @@ def config() -> dict:
         "threads": _core.max_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "(unset)"),
         "simd": _core.simd_isa(),
+        "simd_vnni": _core.simd_vnni(),
         "blas": "none: kNN distances come from geoml's own SIMD micro-kernel "
         f"({_core.simd_isa()}), no BLAS call",
     }

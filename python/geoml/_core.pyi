@@ -71,7 +71,9 @@ __all__: list[str] = [
     "permuted_lsym",
     "rcm_components",
     "set_simd_isa",
+    "set_simd_vnni",
     "simd_isa",
+    "simd_vnni",
     "sinkhorn",
     "sinkhorn_batched",
     "sinkhorn_newton",
@@ -1656,9 +1658,19 @@ def set_simd_isa(name: str) -> None:
     Force 'avx512', 'avx2' or 'generic' kernels ('auto' restores detection).
     """
 
+def set_simd_vnni(allow: bool) -> None:
+    """
+    False: no AVX-512 VNNI kernels (the AVX-512 ones instead); True: restores detection.
+    """
+
 def simd_isa() -> str:
     """
     SIMD instruction set the kernels dispatch to on this CPU.
+    """
+
+def simd_vnni() -> bool:
+    """
+    Whether kernels use AVX-512 VNNI (AVX-512 in force, the CPU has it, not switched off).
     """
 
 def sinkhorn(

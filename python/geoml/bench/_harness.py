@@ -60,6 +60,7 @@ def machine() -> dict:
         "cores": os.cpu_count(),
         "geoml_threads": geoml._core.max_threads(),
         "simd": geoml._core.simd_isa(),
+        "simd_vnni": geoml._core.simd_vnni(),  # the float64 kNN's int16 screen
         "python": sys.version.split()[0],
         "numpy": numpy.__version__,
         "scipy": scipy.__version__,
