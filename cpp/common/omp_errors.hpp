@@ -48,8 +48,6 @@ class OmpErrors {
       return false;
     }
   }
-  /// Whether a callable has thrown (in any thread so far).
-  bool failed() const noexcept { return failed_.load(std::memory_order_relaxed); }
   /// Rethrows the first exception kept, if any; call after the region, on the calling thread.
   void rethrow() const {
     if (first_) std::rethrow_exception(first_);
