@@ -236,3 +236,20 @@ def test_cuda_takes_the_core_metric_and_dtypes():
         mod.csr_spmv(
             1, 0, 0, 0, 0, 0, 0, 0, dtype=np.dtype(np.float64), index_dtype=np.dtype(np.int16)
         )
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_an_exception_in_a_parallel_region_reaches_python(n_jobs):
+    # An exception escaping an OpenMP region calls std::terminate (the process dies): every
+    # region that can throw is guarded by OmpErrors (cpp/common/omp_errors.hpp), which keeps
+    # the first exception and rethrows it after the region. The probe throws in one thread of
+    # a region shaped like the kernels' (per-thread setup, then two worksharing loops).
+    assert _core._omp_error_probe(n_jobs, "none") == 2000
+    with pytest.raises(MemoryError):  # std::bad_alloc in a thread's scratch allocation
+        _core._omp_error_probe(n_jobs, "setup")
+    with pytest.raises(RuntimeError, match="iteration 500"):  # a throw in one iteration
+        _core._omp_error_probe(n_jobs, "loop")
+    # the process and the OpenMP runtime survive: the next calls run normally
+    assert _core._omp_error_probe(n_jobs, "none") == 2000
+    with pytest.raises(ValueError, match="where"):
+        _core._omp_error_probe(n_jobs, "elsewhere")

@@ -2,13 +2,12 @@
 // rows (rows.cpp) and the integer hop-cost OT solver (hop_ot.cpp) share.
 #pragma once
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
-#include <exception>
 #include <numeric>
 #include <utility>
 #include <vector>
 
+#include "common/omp_errors.hpp"
 #include "curvature/curvature.hpp"
 #include "ot/ot.hpp"
 
@@ -16,34 +15,6 @@ namespace geoml {
 namespace curvature_detail {
 
 constexpr double kTiny = 1e-7;  // GraphRicciCurvature's EPSILON
-
-/// An exception escaping an OpenMP region terminates the process (no unwinding across the
-/// region's end). Each thread runs its work through `run`, which keeps the first exception
-/// and skips the later work once one is kept; after the region, `rethrow` raises it on the
-/// calling thread (pybind11 then turns it into a Python exception).
-class OmpErrors {
- public:
-  template <typename F>
-  void run(F&& f) noexcept {
-    if (failed_.load(std::memory_order_relaxed)) return;
-    try {
-      f();
-    } catch (...) {
-#pragma omp critical(geoml_curvature_omp_errors)
-      {
-        if (!first_) first_ = std::current_exception();
-      }
-      failed_.store(true, std::memory_order_relaxed);
-    }
-  }
-  void rethrow() const {
-    if (first_) std::rethrow_exception(first_);
-  }
-
- private:
-  std::exception_ptr first_;
-  std::atomic<bool> failed_{false};
-};
 
 /// Exact OT when one side has two bins: with sources {0, 1} (or targets, by symmetry), the
 /// other side's bins are served from source 0 in increasing order of C_0j - C_1j until its mass

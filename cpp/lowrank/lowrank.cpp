@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 #include "common/sparse.hpp"
 
@@ -257,11 +258,17 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
     const int ntp = L * I * R >= kParallelMin ? static_cast<int>(std::min<int64_t>(nt, tasks)) : 1;
     const SimdIsa isa = simd_isa();
     const T* at = At.data();
+    OmpErrors errors;  // the per-thread packed blocks (std::bad_alloc)
 #pragma omp parallel num_threads(ntp)
     {
-      std::vector<T> bin(static_cast<size_t>(I * width)), bout(static_cast<size_t>(J * width));
+      std::vector<T> bin, bout;
+      const bool ok = errors.run([&] {
+        bin.resize(static_cast<size_t>(I * width));
+        bout.resize(static_cast<size_t>(J * width));
+      });
 #pragma omp for schedule(dynamic, 1)
       for (int64_t t = 0; t < tasks; ++t) {
+        if (!ok) continue;
         const int64_t k0 = t * width, kc = std::min(width, K - k0);
         pack_cols(X, I, R, k0, kc, bin.data(), width);
         GEOML_SIMD_CALL(isa, ttm_cols<T>, bin.data(), I, width, at, J, Jp, 0, kc, bout.data(),
@@ -269,6 +276,7 @@ void ttm(const T* X, const std::vector<int64_t>& dims, int n, const T* A, int64_
         unpack_cols(bout.data(), width, J, R, k0, kc, Y);
       }
     }
+    errors.rethrow();
     return;
   }
   // A^T (I x J) as a column-major operand: the row-major J x I array A read column-major
@@ -335,13 +343,19 @@ void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) 
   const size_t panel_size = static_cast<size_t>(dots ? 0 : (I + nb_max) * width);
   const bool rows = R == 1 && !dots;  // the unfolding's columns are rows of X, packed as such
   std::vector<double> acc(static_cast<size_t>(nt) * I * I, 0.0);
+  OmpErrors errors;  // the per-thread blocks and panels (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
     double* z = acc.data() + static_cast<size_t>(thread_id()) * I * I;
-    std::vector<T> buf(in_place || rows ? 0 : static_cast<size_t>(I * width));
-    std::vector<T> panels(panel_size), zero(static_cast<size_t>(nb_max * width), T(0));
+    std::vector<T> buf, panels, zero;
+    const bool ok = errors.run([&] {
+      buf.resize(in_place || rows ? 0 : static_cast<size_t>(I * width));
+      panels.resize(panel_size);
+      zero.assign(static_cast<size_t>(nb_max * width), T(0));
+    });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
+      if (!ok) continue;
       int64_t ld = I, kc = std::min(width, K - t * width);
       const T* blk = rows ? X + t * width * I
                           : column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, kc);
@@ -349,6 +363,7 @@ void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) 
                       z);
     }
   }
+  errors.rethrow();
   for (int64_t a = 0; a < I; ++a)
     for (int64_t b = a; b < I; ++b) {
       double v = 0.0;
@@ -422,17 +437,23 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
   for (int64_t i = 0; i < I && R == 1; ++i)
     for (int64_t j = 0; j < J; ++j) Uq[i * Jq + j] = U[i * J + j];
   std::vector<double> acc(static_cast<size_t>(nt) * I * Jq, 0.0);
+  OmpErrors errors;  // the per-thread blocks (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
     double* z = acc.data() + static_cast<size_t>(thread_id()) * I * Jq;
-    std::vector<T> P(static_cast<size_t>(width * Jp), T(0));  // rows >= J stay zero
-    std::vector<T> Pt(static_cast<size_t>(width * Jq), T(0));
-    std::vector<T> buf(in_place || R == 1 ? 0 : static_cast<size_t>(I * width));
-    std::vector<double> rows(static_cast<size_t>(R == 1 ? width * Jq : 0));
-    std::vector<T> Ya(static_cast<size_t>(R == 1 ? width * Jp : 0), T(0));
-    std::vector<T> Yb(static_cast<size_t>(R == 1 ? J * I : 0));
+    std::vector<T> P, Pt, buf, Ya, Yb;
+    std::vector<double> rows;
+    const bool ok = errors.run([&] {
+      P.assign(static_cast<size_t>(width * Jp), T(0));  // rows >= J stay zero
+      Pt.assign(static_cast<size_t>(width * Jq), T(0));
+      buf.resize(in_place || R == 1 ? 0 : static_cast<size_t>(I * width));
+      rows.resize(static_cast<size_t>(R == 1 ? width * Jq : 0));
+      Ya.assign(static_cast<size_t>(R == 1 ? width * Jp : 0), T(0));
+      Yb.resize(static_cast<size_t>(R == 1 ? J * I : 0));
+    });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
+      if (!ok) continue;
       if (R == 1) {
         const T* M = X + t * width * I;
         const int64_t kc = std::min(width, L - t * width);
@@ -446,6 +467,7 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
                       Pt.data(), z);
     }
   }
+  errors.rethrow();
   for (int t = 0; t < nt; ++t)
     for (int64_t i = 0; i < I; ++i)
       for (int64_t j = 0; j < J; ++j)
@@ -475,16 +497,24 @@ void gram_apply_pair(const T* X, const std::vector<int64_t>& dims, const T* U1, 
   const SimdIsa isa = simd_isa();
   std::vector<double> acc1(static_cast<size_t>(nt) * I1 * Jq1, 0.0);
   std::vector<double> acc2(static_cast<size_t>(nt) * I2 * Jq2, 0.0);
+  OmpErrors errors;  // the per-thread blocks (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
     const size_t tid = static_cast<size_t>(thread_id());
     double* z1 = acc1.data() + tid * I1 * Jq1;
     double* z2 = acc2.data() + tid * I2 * Jq2;
-    std::vector<T> P(static_cast<size_t>(Jp1 * I2)), Pt(static_cast<size_t>(I2 * Jq1), T(0));
-    std::vector<double> rows(static_cast<size_t>(I1 * Jq2));
-    std::vector<T> Ya(static_cast<size_t>(I1 * Jp2), T(0)), Yb(static_cast<size_t>(J2 * I2));
+    std::vector<T> P, Pt, Ya, Yb;
+    std::vector<double> rows;
+    const bool ok = errors.run([&] {
+      P.resize(static_cast<size_t>(Jp1 * I2));
+      Pt.assign(static_cast<size_t>(I2 * Jq1), T(0));
+      rows.resize(static_cast<size_t>(I1 * Jq2));
+      Ya.assign(static_cast<size_t>(I1 * Jp2), T(0));
+      Yb.resize(static_cast<size_t>(J2 * I2));
+    });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t l = 0; l < L; ++l) {
+      if (!ok) continue;
       const T* S = X + l * I1 * I2;
       GEOML_SIMD_CALL(isa, cols_apply<T>, S, I1, I2, I2, At1.data(), J1, Jp1, Jq1, P.data(), I2,
                       Pt.data(), z1);
@@ -492,6 +522,7 @@ void gram_apply_pair(const T* X, const std::vector<int64_t>& dims, const T* U1, 
                       Ya.data(), Yb.data(), z2);
     }
   }
+  errors.rethrow();
   for (int t = 0; t < nt; ++t) {
     const double* a1 = acc1.data() + static_cast<size_t>(t) * I1 * Jq1;
     const double* a2 = acc2.data() + static_cast<size_t>(t) * I2 * Jq2;
@@ -603,11 +634,14 @@ void ts_gram(const T* Y, int64_t m, int64_t l, double* G, int n_threads) {
   const int64_t ng = std::max<int64_t>(
       1, std::min<int64_t>({nb, 32, (int64_t(1) << 22) / std::max<int64_t>(1, l * l)}));
   std::vector<double> sums(static_cast<size_t>(ng * l * l), 0.0);
+  OmpErrors errors;  // the per-thread partial Gram (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<T> part(static_cast<size_t>(l * l));
+    std::vector<T> part;
+    const bool ok = errors.run([&] { part.resize(static_cast<size_t>(l * l)); });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t g = 0; g < ng; ++g) {
+      if (!ok) continue;
       double* acc = sums.data() + g * l * l;
       for (int64_t b = nb * g / ng; b < nb * (g + 1) / ng; ++b) {
         const int64_t i0 = b * kTsBlock, i1 = std::min(m, i0 + kTsBlock);
@@ -616,6 +650,7 @@ void ts_gram(const T* Y, int64_t m, int64_t l, double* G, int n_threads) {
       }
     }
   }
+  errors.rethrow();
   std::fill(G, G + l * l, 0.0);
   for (int64_t g = 0; g < ng; ++g)
     for (int64_t e = 0; e < l * l; ++e) G[e] += sums[g * l * l + e];

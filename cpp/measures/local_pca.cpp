@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 #include "spd/spd.hpp"
 
@@ -31,12 +32,18 @@ void local_gram_eigvalsh(const T* X, int64_t D, const int64_t* idx, int64_t B, i
   int threads = int(resolve_threads(n_jobs));
   if (threads > groups) threads = int(groups);
   if (threads < 1) threads = 1;
+  OmpErrors errors;  // the per-thread blocks; spd_eigh allocates (std::bad_alloc)
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<double> Y(size_t(k) * size_t(D)), mean(static_cast<size_t>(D)),
-        G(size_t(kGroup * kk));
+    std::vector<double> Y, mean, G;
+    const bool ok = errors.run([&] {
+      Y.resize(size_t(k) * size_t(D));
+      mean.resize(static_cast<size_t>(D));
+      G.resize(size_t(kGroup * kk));
+    });
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < groups; ++c) {
+      if (!ok) continue;
       const int64_t b0 = c * kGroup;
       const int64_t count = std::min(kGroup, B - b0);
       for (int64_t q = 0; q < count; ++q) {
@@ -50,9 +57,12 @@ void local_gram_eigvalsh(const T* X, int64_t D, const int64_t* idx, int64_t B, i
                         G.data() + q * kk);
       }
       // one thread per group of matrices (nested: this call's own region runs serially)
-      spd_eigh<double>(G.data(), count, k, 1e-8, false, w + b0 * k, nullptr, status + b0, 1);
+      errors.run([&] {
+        spd_eigh<double>(G.data(), count, k, 1e-8, false, w + b0 * k, nullptr, status + b0, 1);
+      });
     }
   }
+  errors.rethrow();
 }
 
 template void local_gram_eigvalsh<float>(const float*, int64_t, const int64_t*, int64_t, int,

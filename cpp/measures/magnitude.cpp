@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 
 namespace geoml {
@@ -83,12 +84,19 @@ void magnitude_matvec(const T* X, int64_t n, int64_t d, const double* ts, int64_
   // ~1e6 pair evaluations per thread at least
   const int nt = static_cast<int>(
       std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, n * n / 1000000)));
+  OmpErrors errors;  // the per-thread tiles (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<double> dist(static_cast<size_t>(kCols)), acc(static_cast<size_t>(kRows * m));
-    std::vector<char> keep(static_cast<size_t>(m));
+    std::vector<double> dist, acc;
+    std::vector<char> keep;
+    const bool ok = errors.run([&] {
+      dist.resize(static_cast<size_t>(kCols));
+      acc.resize(static_cast<size_t>(kRows * m));
+      keep.resize(static_cast<size_t>(m));
+    });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < n_blocks; ++b) {
+      if (!ok) continue;
       const int64_t i0 = b * kRows, i1 = std::min(n, i0 + kRows);
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t j0 = 0; j0 < n; j0 += kCols) {
@@ -107,6 +115,7 @@ void magnitude_matvec(const T* X, int64_t n, int64_t d, const double* ts, int64_
         for (int64_t s = 0; s < m; ++s) out[s * n + i] = acc[(i - i0) * m + s];
     }
   }
+  errors.rethrow();
 }
 
 namespace {
@@ -142,11 +151,14 @@ void magnitude_matrix(const T* X, int64_t n, int64_t d, double t, float* Z, doub
   const int nt = static_cast<int>(
       std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, n * n / 2000000)));
   // block row b: its rows from column i0 on, written straight into the packed storage
+  OmpErrors errors;  // the per-thread distance row (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<double> dist(static_cast<size_t>(kCols));
+    std::vector<double> dist;
+    const bool ok = errors.run([&] { dist.resize(static_cast<size_t>(kCols)); });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < n_blocks; ++b) {
+      if (!ok) continue;
       const int64_t i0 = b * kFill, i1 = std::min(n, i0 + kFill), R = i1 - i0, ld = n - i0;
       float* Zb = Z + packed_offset(n, b);
       for (int64_t j0 = i0; j0 < n; j0 += kCols) {
@@ -173,6 +185,7 @@ void magnitude_matrix(const T* X, int64_t n, int64_t d, double t, float* Z, doub
       }
     }
   }
+  errors.rethrow();
 }
 
 void stored_matvec(const float* Z, int64_t n, const double* v, double* out, int n_threads) {
@@ -228,18 +241,28 @@ void vecchia_factor(const double* X, int64_t n, int64_t d, const int64_t* nb, in
       std::min<int64_t>(resolve_threads(n_threads), std::max<int64_t>(1, n / 256)));
   // plain products and sums: this file is compiled for the baseline ISA (on x86-64 without
   // FMA, so nothing is contracted; std::fma would be a library call)
+  OmpErrors errors;  // the per-thread factors (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
     // per point: U (m x m, row-major upper triangle, stride k) = Z_cc + ridge I, overwritten by
     // its right-looking Cholesky factor (Z_cc + ridge I = U^T U; contiguous rank-1 updates);
     // GT (d x k): the set's coordinates by coordinate; z: Z_cp, then y = U^-T Z_cp; pos: the
     // places in nb's row of the set; kept: whether each pivot was kept
-    std::vector<double> U(static_cast<size_t>(k * k)), GT(static_cast<size_t>(d * k)),
-        z(static_cast<size_t>(k)), y(static_cast<size_t>(k)), b(static_cast<size_t>(k));
-    std::vector<int64_t> pos(static_cast<size_t>(k));
-    std::vector<char> kept(static_cast<size_t>(k));
+    std::vector<double> U, GT, z, y, b;
+    std::vector<int64_t> pos;
+    std::vector<char> kept;
+    const bool ok = errors.run([&] {
+      U.resize(static_cast<size_t>(k * k));
+      GT.resize(static_cast<size_t>(d * k));
+      z.resize(static_cast<size_t>(k));
+      y.resize(static_cast<size_t>(k));
+      b.resize(static_cast<size_t>(k));
+      pos.resize(static_cast<size_t>(k));
+      kept.resize(static_cast<size_t>(k));
+    });
 #pragma omp for schedule(dynamic, 64)
     for (int64_t p = 0; p < n; ++p) {
+      if (!ok) continue;
       const int64_t* row = nb + p * k;
       double* bp = B + p * k;
       const double* xp = X + p * d;
@@ -309,6 +332,7 @@ void vecchia_factor(const double* X, int64_t n, int64_t d, const int64_t* nb, in
       dvar[p] = 1.0 - yy;
     }
   }
+  errors.rethrow();
 }
 
 template void magnitude_matrix<double>(const double*, int64_t, int64_t, double, float*, double,

@@ -17,6 +17,7 @@
 #include <numeric>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 #include "ot/ot.hpp"
 #if GEOML_SIMD_X86
@@ -212,14 +213,19 @@ void linear_assignment_batched(int64_t B, const double* C, const int64_t* c_off,
                                int64_t* row_ind, int64_t* col_ind, double* cost, int* status) {
   const int nt =
       static_cast<int>(std::min<int64_t>(resolve_threads(n_jobs), std::max<int64_t>(B, 1)));
+  OmpErrors errors;  // the workspace grows per problem (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
     AssignmentWork w;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t k = 0; k < B; ++k)
-      status[k] = linear_assignment(static_cast<int>(ms[k]), static_cast<int>(ns[k]), C + c_off[k],
-                                    row_ind + k_off[k], col_ind + k_off[k], cost + k, w);
+      errors.run([&] {
+        status[k] =
+            linear_assignment(static_cast<int>(ms[k]), static_cast<int>(ns[k]), C + c_off[k],
+                              row_ind + k_off[k], col_ind + k_off[k], cost + k, w);
+      });
   }
+  errors.rethrow();
 }
 
 }  // namespace geoml

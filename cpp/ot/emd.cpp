@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 #include "ot/emd_internal.hpp"
 #include "ot/ot.hpp"
@@ -492,19 +493,22 @@ void emd_batched(int64_t B, const double* a, const int64_t* a_off, const double*
                  const int64_t* b_off, const double* C, const int64_t* c_off, int64_t max_iter,
                  int n_jobs, double* cost, int* status, double* plans) {
   const int nt = resolve_threads(n_jobs);
+  OmpErrors errors;  // emd_solve allocates and throws on bad sizes
 #pragma omp parallel num_threads(nt)
   {
     EmdWorkspace ws;
 #pragma omp for schedule(dynamic, 16)
-    for (int64_t k = 0; k < B; ++k) {
-      const int m = static_cast<int>(a_off[k + 1] - a_off[k]);
-      const int n = static_cast<int>(b_off[k + 1] - b_off[k]);
-      int st = EMD_OPTIMAL;
-      cost[k] = emd_solve(m, n, a + a_off[k], b + b_off[k], C + c_off[k], ws, max_iter, &st);
-      status[k] = st;
-      if (plans) emd_plan_dense(ws, plans + c_off[k]);
-    }
+    for (int64_t k = 0; k < B; ++k)
+      errors.run([&] {
+        const int m = static_cast<int>(a_off[k + 1] - a_off[k]);
+        const int n = static_cast<int>(b_off[k + 1] - b_off[k]);
+        int st = EMD_OPTIMAL;
+        cost[k] = emd_solve(m, n, a + a_off[k], b + b_off[k], C + c_off[k], ws, max_iter, &st);
+        status[k] = st;
+        if (plans) emd_plan_dense(ws, plans + c_off[k]);
+      });
   }
+  errors.rethrow();
 }
 
 }  // namespace geoml

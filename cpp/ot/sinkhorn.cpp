@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 #include "ot/ot.hpp"
 #include "ot/sinkhorn_internal.hpp"
@@ -852,25 +853,28 @@ void sinkhorn_batched(int64_t B, const double* a, const int64_t* a_off, const do
   const int nt = resolve_threads(n_jobs);
   SinkhornParams q = p;
   q.n_threads = 1;
+  OmpErrors errors;  // the per-thread buffers grow per problem (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
     SinkhornWork w;
     std::vector<double> f, g, P;
 #pragma omp for schedule(dynamic, 16)
-    for (int64_t k = 0; k < B; ++k) {
-      const int m = static_cast<int>(a_off[k + 1] - a_off[k]);
-      const int n = static_cast<int>(b_off[k + 1] - b_off[k]);
-      f.assign(m, 0.0);
-      g.assign(n, 0.0);
-      double* Pk = plans ? plans + c_off[k] : (P.resize(static_cast<size_t>(m) * n), P.data());
-      const SinkhornInfo info = sinkhorn_dense(m, n, a + a_off[k], b + b_off[k], C + c_off[k], q,
-                                               f.data(), g.data(), Pk, w);
-      cost[k] = info.cost;
-      err[k] = info.err;
-      n_iter[k] = info.n_iter;
-      converged[k] = info.converged;
-    }
+    for (int64_t k = 0; k < B; ++k)
+      errors.run([&] {
+        const int m = static_cast<int>(a_off[k + 1] - a_off[k]);
+        const int n = static_cast<int>(b_off[k + 1] - b_off[k]);
+        f.assign(m, 0.0);
+        g.assign(n, 0.0);
+        double* Pk = plans ? plans + c_off[k] : (P.resize(static_cast<size_t>(m) * n), P.data());
+        const SinkhornInfo info = sinkhorn_dense(m, n, a + a_off[k], b + b_off[k], C + c_off[k], q,
+                                                 f.data(), g.data(), Pk, w);
+        cost[k] = info.cost;
+        err[k] = info.err;
+        n_iter[k] = info.n_iter;
+        converged[k] = info.converged;
+      });
   }
+  errors.rethrow();
 }
 
 }  // namespace geoml

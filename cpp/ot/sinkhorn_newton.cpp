@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 
 #include "ot/ot.hpp"
 #include "ot/sinkhorn_internal.hpp"
@@ -160,12 +161,18 @@ struct Newton {
                  std::vector<std::vector<int>>& gi, std::vector<std::vector<double>>& gv,
                  std::vector<int64_t>& ct) {
     const double* vp = vv.data();
+    OmpErrors errors;  // the scratch rows and each group's kept entries (std::bad_alloc)
 #pragma omp parallel num_threads(nt) if (par())
     {
-      std::vector<int> sidx(n);
-      std::vector<double> sval(n);
+      std::vector<int> sidx;
+      std::vector<double> sval;
+      const bool ok = errors.run([&] {
+        sidx.resize(n);
+        sval.resize(n);
+      });
 #pragma omp for schedule(dynamic, 1)
       for (int q = 0; q < G; ++q) {
+        if (!ok) continue;
         double* acc = part.data() + static_cast<int64_t>(q) * n;
         std::fill(acc, acc + n, 0.0);
         gi[q].clear();
@@ -192,12 +199,16 @@ struct Newton {
             sv[k] = ui * kv;
             k += kv >= thr ? 1 : 0;
           }
-          gi[q].insert(gi[q].end(), si, si + k);
-          gv[q].insert(gv[q].end(), sv, sv + k);
+          const bool kept = errors.run([&] {
+            gi[q].insert(gi[q].end(), si, si + k);
+            gv[q].insert(gv[q].end(), sv, sv + k);
+          });
+          if (!kept) break;
           ct[i] = k;
         }
       }
     }
+    errors.rethrow();
 #pragma omp parallel for num_threads(nt) if (par()) schedule(static)
     for (int j = 0; j < n; ++j) {
       double s = 0.0;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 #include "ot/ot.hpp"
 #include "ot/sinkhorn_internal.hpp"
@@ -82,13 +83,15 @@ double points_half(int m, int n, int d, const double* X, const double* Yt, const
                    const double* h, const double* r, double* f, int power, double eps, double lam,
                    bool balanced, int nt) {
   double err = 0.0;
+  OmpErrors errors;  // the per-thread cost row (std::bad_alloc)
 #pragma omp parallel num_threads(nt) reduction(+ : err) if (nt > 1)
   {
-    std::vector<double> buf(n);
+    std::vector<double> buf;
+    const bool ok = errors.run([&] { buf.resize(n); });
     double dmax = 0.0;
 #pragma omp for schedule(dynamic, 8)
     for (int i = 0; i < m; ++i) {
-      if (!(w[i] > 0)) continue;
+      if (!ok || !(w[i] > 0)) continue;
       const double lse =
           points_lse(n, d, X + static_cast<int64_t>(i) * d, Yt, h, power, eps, buf.data(), nullptr);
       const double fn = lam * (eps * std::log(w[i]) - r[i] - lse);
@@ -106,6 +109,7 @@ double points_half(int m, int n, int d, const double* X, const double* Yt, const
       err = std::max(err, dmax);
     }
   }
+  errors.rethrow();
   return err;
 }
 
@@ -184,12 +188,14 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
   // transport cost <P, C> with P_ij = exp((f_i + ra_i + g_j + rb_j - c_ij) / eps)
   double total = 0.0;
   for (int j = 0; j < n; ++j) h[j] = g[j] + rb[j];
+  OmpErrors errors;  // the per-thread cost row (std::bad_alloc)
 #pragma omp parallel num_threads(nt) reduction(+ : total) if (nt > 1)
   {
-    std::vector<double> buf(n);
+    std::vector<double> buf;
+    const bool ok = errors.run([&] { buf.resize(n); });
 #pragma omp for schedule(dynamic, 8)
     for (int i = 0; i < m; ++i) {
-      if (!(a[i] > 0)) continue;
+      if (!ok || !(a[i] > 0)) continue;
       double wc = 0.0;
       const double lse = points_lse(n, d, x + static_cast<int64_t>(i) * d, yt.data(), h.data(),
                                     power, eps, buf.data(), &wc);
@@ -197,6 +203,7 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
       total += (z <= 0 ? exp_neg(z) : std::exp(z)) * wc;
     }
   }
+  errors.rethrow();
   *cost = total;
   return info;
 }

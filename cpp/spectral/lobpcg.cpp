@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 
 namespace geoml {
@@ -64,18 +65,25 @@ void block_gram(int64_t n, const std::vector<RowBlock>& U, const std::vector<Row
   // chunks handed out dynamically (a thread that loses its core on a shared machine does
   // not hold the others up), each added to its thread's partial Gram
   const int64_t nchunks = (n + kChunk - 1) / kChunk;
+  OmpErrors errors;  // the per-thread packed chunks (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<double> upk(kChunk * pu4, 0.0), vpk(kChunk * pv8, 0.0);
+    std::vector<double> upk, vpk;
+    const bool ok = errors.run([&] {
+      upk.assign(kChunk * pu4, 0.0);
+      vpk.assign(kChunk * pv8, 0.0);
+    });
     double* gt = part.data() + thread_id() * pu4 * pv8;
 #pragma omp for schedule(dynamic, 16)
     for (int64_t c = 0; c < nchunks; ++c) {
+      if (!ok) continue;
       const int64_t r = c * kChunk, rows = std::min(kChunk, n - r);
       pack(U, r, rows, upk.data(), pu4);
       pack(V, r, rows, vpk.data(), pv8);
       fn(rows, upk.data(), pu4, vpk.data(), pv8, gt);
     }
   }
+  errors.rethrow();
   for (int64_t i = 0; i < pu; ++i)
     for (int64_t j = 0; j < pv; ++j) {
       double s = 0;
@@ -94,13 +102,19 @@ void block_lincomb(int64_t n, const std::vector<RowBlock>& B, const double* C, i
   const int nt = threads_for(n_threads, n * (p + 1) * q);
   const CombFn fn = comb_kernel();
   const int64_t pairs = (n + 1) / 2;  // rows go by pairs (see comb_rows)
+  OmpErrors errors;                   // the per-thread row pairs (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<double> brow(2 * std::max<int64_t>(p, 1)), out(2 * q4);
+    std::vector<double> brow, out;
+    const bool ok = errors.run([&] {
+      brow.resize(2 * std::max<int64_t>(p, 1));
+      out.resize(2 * q4);
+    });
     const double* bp[2] = {brow.data(), brow.data() + std::max<int64_t>(p, 1)};
     double* op[2] = {out.data(), out.data() + q4};
 #pragma omp for schedule(dynamic, 512)
     for (int64_t i = 0; i < pairs; ++i) {
+      if (!ok) continue;
       const int64_t r0 = 2 * i;
       const int rows = static_cast<int>(std::min<int64_t>(2, n - r0));
       for (int j = 0; j < rows; ++j) {
@@ -125,6 +139,7 @@ void block_lincomb(int64_t n, const std::vector<RowBlock>& B, const double* C, i
       }
     }
   }
+  errors.rethrow();
 }
 
 void block_residual(int64_t n, int64_t m, const double* X, int64_t ld_x, const double* AX,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 #include "common/sparse.hpp"
 
@@ -313,6 +314,7 @@ void permuted_lsym(int64_t n, const I* indptr, const I* indices, const double* d
   }
   // pass 2, in the new order: sort the columns of each row (insertion sort for the short rows
   // of kNN graphs, std::sort beyond 64 entries)
+  OmpErrors errors;  // the long rows' buffer (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
     std::vector<std::pair<int64_t, double>> long_row;
@@ -320,14 +322,16 @@ void permuted_lsym(int64_t n, const I* indptr, const I* indices, const double* d
     for (int64_t i = 0; i < n; ++i) {
       const int64_t q0 = out_indptr[i], q = out_indptr[i + 1];
       if (q - q0 > 64) {
-        long_row.clear();
-        for (int64_t j = q0; j < q; ++j) long_row.emplace_back(oi[j], od[j]);
-        std::sort(long_row.begin(), long_row.end(),
-                  [](const auto& a, const auto& b) { return a.first < b.first; });
-        for (int64_t j = q0; j < q; ++j) {
-          oi[j] = long_row[j - q0].first;
-          od[j] = long_row[j - q0].second;
-        }
+        errors.run([&] {
+          long_row.clear();
+          for (int64_t j = q0; j < q; ++j) long_row.emplace_back(oi[j], od[j]);
+          std::sort(long_row.begin(), long_row.end(),
+                    [](const auto& a, const auto& b) { return a.first < b.first; });
+          for (int64_t j = q0; j < q; ++j) {
+            oi[j] = long_row[j - q0].first;
+            od[j] = long_row[j - q0].second;
+          }
+        });
         continue;
       }
       for (int64_t j = q0 + 1; j < q; ++j) {
@@ -343,6 +347,7 @@ void permuted_lsym(int64_t n, const I* indptr, const I* indices, const double* d
       }
     }
   }
+  errors.rethrow();
 }
 
 template <typename I>

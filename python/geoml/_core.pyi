@@ -619,6 +619,11 @@ class SpdFunc(enum.Enum):
     @classmethod
     def __new__(cls, value): ...
 
+def _omp_error_probe(n_jobs: typing.SupportsInt | typing.SupportsIndex, where: str) -> int:
+    """
+    Test only: a throw in one thread of a region guarded by OmpErrors (where: see info.cpp).
+    """
+
 @typing.overload
 def aggregate_graph(
     indptr: numpy.typing.NDArray[numpy.int64],
