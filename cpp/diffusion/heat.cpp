@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 
 namespace geoml {
@@ -54,17 +55,21 @@ void cheb_order(const CsrRef<T, I>& S, const T* cur, const T* prev, T* next, int
   const SimdIsa isa = simd_isa();
   std::vector<double> cj(static_cast<size_t>(n_t));
   for (int j = 0; j < n_t; ++j) cj[static_cast<size_t>(j)] = coef[j * stride + k];
+  OmpErrors errors;
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<double> acc(static_cast<size_t>(m));
+    std::vector<double> acc;
+    const bool ok = errors.run([&] { acc.resize(static_cast<size_t>(m)); });
 #pragma omp for schedule(dynamic, 512)
     for (int64_t i = 0; i < n; ++i) {
+      if (!ok) continue;
       const int64_t b = static_cast<int64_t>(indptr[i]);
       GEOML_SIMD_CALL(isa, cheb_row, indices + b, data + b, static_cast<int64_t>(indptr[i + 1]) - b,
                       cur, prev != nullptr ? prev + i * m : nullptr, next + i * m, m, cj.data(),
                       n_t, Y + i * m, size, acc.data());
     }
   }
+  errors.rethrow();
 }
 
 }  // namespace

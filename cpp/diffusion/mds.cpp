@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 #if GEOML_SIMD_X86
 #include <immintrin.h>
@@ -36,11 +37,14 @@ void guttman_pass(const T* D, int64_t n, int64_t p, const double* X, const doubl
   const int64_t nb = std::min<int64_t>(n, 32);
   if (Y != nullptr) acc.assign(static_cast<size_t>(nb * p * n), 0.0);
   const SimdIsa isa = simd_isa();
+  OmpErrors errors;
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<double> dist(static_cast<size_t>(n));
+    std::vector<double> dist;
+    const bool ok = errors.run([&] { dist.resize(static_cast<size_t>(n)); });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < nb; ++b) {
+      if (!ok) continue;
       double* A = Y != nullptr ? acc.data() + b * p * n : nullptr;
       for (int64_t i = b; i < n; i += nb)
         GEOML_SIMD_CALL(isa, smacof_row<T>, D + i * n, i, n, p, X + i * p, XT, dist.data(),
@@ -57,6 +61,7 @@ void guttman_pass(const T* D, int64_t n, int64_t p, const double* X, const doubl
         }
     }
   }
+  errors.rethrow();
 }
 
 void transpose(const double* X, int64_t n, int64_t p, double* XT) {
@@ -149,14 +154,22 @@ void smacof_place(const T* D, int64_t n, int64_t L, int64_t p, const double* Z, 
   for (int64_t c = 0; c < p; ++c)
     for (int64_t l = 0; l < L; ++l) colsum[c] += zt[c * L + l];
   const SimdIsa isa = simd_isa();
+  OmpErrors errors;
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<double> dist(static_cast<size_t>(L)), ynew(static_cast<size_t>(p));
+    std::vector<double> dist, ynew;
+    const bool ok = errors.run([&] {
+      dist.resize(static_cast<size_t>(L));
+      ynew.resize(static_cast<size_t>(p));
+    });
 #pragma omp for schedule(dynamic, 64)
-    for (int64_t i = 0; i < n; ++i)
+    for (int64_t i = 0; i < n; ++i) {
+      if (!ok) continue;
       GEOML_SIMD_CALL(isa, place_row<T>, D + i * L, L, p, zt.data(), colsum.data(), Y + i * p,
                       n_iter, dist.data(), ynew.data());
+    }
   }
+  errors.rethrow();
 }
 
 template void smacof_place<float>(const float*, int64_t, int64_t, int64_t, const double*, double*,
