@@ -97,7 +97,11 @@ def test_eigh_tiny_decoupled_block():
     # and 1 / r underflow); the results must stay finite, orthonormal and within LAPACK's and
     # SciPy's tolerances
     rng = np.random.default_rng(11)
-    for n, k, s in ((8, 3, 1e-160), (22, 10, 1e-170), (13, 6, 1e-155)):
+    # a block 1e-200 or less: the QL shift's pp = (d[l+1] - d[l]) / (2 e[l]) beyond 1e150,
+    # pp^2 + 1 would overflow (sqrt(pp^2 + 1) taken as |pp| there; was refused as overflow)
+    cases = ((8, 3, 1e-160), (22, 10, 1e-170), (13, 6, 1e-155))
+    cases += ((8, 3, 1e-200), (13, 6, 1e-230), (22, 10, 1e-250), (22, 11, 1e-270))
+    for n, k, s in cases:
         A = np.zeros((8, n, n))
         for b in range(8):
             A[b, : n - k, : n - k] = rand_sym(rng, 1, n - k)[0]
