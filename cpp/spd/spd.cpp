@@ -5,9 +5,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 #if GEOML_SIMD_X86
 #include <immintrin.h>
@@ -369,11 +371,15 @@ void spd_eigh(const T* A, int64_t B, int n, double sym_tol, bool vectors, T* w, 
   const SimdIsa isa = simd_isa();
   const int64_t nn = int64_t(n) * n;
   const int64_t groups = (B + kLanes - 1) / kLanes;
+  OmpErrors errors;
 #pragma omp parallel num_threads(threads_for(B, n, n_jobs))
   {
-    Group g(n);
+    std::unique_ptr<Group> gp;  // allocated in the guard (OmpErrors)
+    const bool ok = errors.run([&] { gp = std::make_unique<Group>(n); });
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < groups; ++c) {
+      if (!ok) continue;
+      Group& g = *gp;
       const int64_t b0 = c * kLanes;
       const int count = int(std::min<int64_t>(kLanes, B - b0));
       for (int q = 0; q < count; ++q) {
@@ -404,6 +410,7 @@ void spd_eigh(const T* A, int64_t B, int n, double sym_tol, bool vectors, T* w, 
       }
     }
   }
+  errors.rethrow();
 }
 
 template <typename T>
@@ -415,10 +422,15 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
   if (M && m_stride == 0) Mshared = to_double(M, nn);
   const bool shared = M && m_stride == 0;
   const int64_t groups = (B + kLanes - 1) / kLanes;
+  OmpErrors errors;
 #pragma omp parallel num_threads(threads_for(B, n, n_jobs))
   {
-    Group g(n);
-    std::vector<double> Mb(M && m_stride ? kLanes * nn : 0);  // one M per lane
+    std::unique_ptr<Group> gp;  // allocated in the guard (OmpErrors)
+    std::vector<double> Mb;     // one M per lane
+    const bool ok = errors.run([&] {
+      gp = std::make_unique<Group>(n);
+      Mb.resize(M && m_stride ? kLanes * nn : 0);
+    });
     auto src = [&](int64_t b) { return A + b * nn; };
     auto mat = [&](int64_t b) -> const double* {
       if (!M) return nullptr;
@@ -429,6 +441,8 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
     };
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < groups; ++c) {
+      if (!ok) continue;
+      Group& g = *gp;
       const int64_t b0 = c * kLanes;
       const int count = int(std::min<int64_t>(kLanes, B - b0));
       funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true, g);
@@ -458,6 +472,7 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
       }
     }
   }
+  errors.rethrow();
 }
 
 template <typename T>
@@ -470,11 +485,15 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
   const int64_t groups = (tasks + kLanes - 1) / kLanes;
   auto src = [&](int64_t t) { return A + (outer ? t / K : t) * nn; };
   auto mat = [&](int64_t t) { return Md.data() + (outer ? t % K : (K == 1 ? 0 : t)) * nn; };
+  OmpErrors errors;
 #pragma omp parallel num_threads(threads_for(tasks, n, n_jobs))
   {
-    Group g(n);
+    std::unique_ptr<Group> gp;  // allocated in the guard (OmpErrors)
+    const bool ok = errors.run([&] { gp = std::make_unique<Group>(n); });
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < groups; ++c) {
+      if (!ok) continue;
+      Group& g = *gp;
       const int64_t t0 = c * kLanes;
       const int count = int(std::min<int64_t>(kLanes, tasks - t0));
       funm_group<T>(isa, t0, count, n, src, mat, true, !outer && K == 1, SpdFunc::Sqrt, 1.0,
@@ -488,6 +507,7 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
       }
     }
   }
+  errors.rethrow();
 }
 
 template <typename T>
@@ -506,11 +526,15 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
   const bool shared = true;  // one M (or none) for every matrix
   auto src = [&](int64_t b) { return A + b * nn; };
   auto mat = [&](int64_t) -> const double* { return M ? Md.data() : nullptr; };
+  OmpErrors errors;
 #pragma omp parallel num_threads(threads_for(B, n, n_jobs))
   {
-    Group g(n);
+    std::unique_ptr<Group> gp;  // allocated in the guard (OmpErrors)
+    const bool ok = errors.run([&] { gp = std::make_unique<Group>(n); });
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
+      if (!ok) continue;
+      Group& g = *gp;
       double* acc = partial.data() + c * nn;
       const int64_t b1 = std::min(B, (c + 1) * kChunk);
       for (int64_t b0 = c * kChunk; b0 < b1; b0 += kLanes) {
@@ -533,6 +557,7 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
       }
     }
   }
+  errors.rethrow();
   std::fill(out, out + nn, 0.0);
   for (int64_t c = 0; c < chunks; ++c)
     for (int64_t i = 0; i < nn; ++i) out[i] += partial[c * nn + i];
