@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 #include "neighbors/exact_distance.hpp"
 
@@ -339,11 +340,14 @@ void finish_rows(const T* Q, const T* X, int64_t m, int64_t d, int64_t k, Metric
                  const std::vector<double>& qnorm, const std::vector<double>& xnorm,
                  const int64_t* hn, const int64_t* hi, int nt, int64_t* indices, D* distances) {
   const D inf = std::numeric_limits<D>::infinity();
+  OmpErrors errors;
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<std::pair<double, int64_t>> row(static_cast<size_t>(k));
+    std::vector<std::pair<double, int64_t>> row;
+    const bool ready = errors.run([&] { row.resize(static_cast<size_t>(k)); });
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < m; ++i) {
+      if (!ready) continue;
       const int64_t cnt = hn[i];
       for (int64_t s = 0; s < cnt; ++s) {
         const int64_t j = hi[i * k + s];
@@ -358,6 +362,7 @@ void finish_rows(const T* Q, const T* X, int64_t m, int64_t d, int64_t k, Metric
       }
     }
   }
+  errors.rethrow();
 }
 
 }  // namespace detail
@@ -705,11 +710,14 @@ bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, i
   const double shrink = 1 - (dd + 8) * std::ldexp(1.0, -52);
   const D dinf = std::numeric_limits<D>::infinity();
   std::vector<char> ok(static_cast<size_t>(m));
+  OmpErrors errors;
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<std::pair<double, int64_t>> row(static_cast<size_t>(kp));
+    std::vector<std::pair<double, int64_t>> row;
+    const bool ready = errors.run([&] { row.resize(static_cast<size_t>(kp)); });
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < m; ++r) {
+      if (!ready) continue;
       const int64_t i = self ? sc.perm[r] : r;
       const int64_t cnt = sc.hn[r];
       for (int64_t s = 0; s < cnt; ++s) {
@@ -738,6 +746,7 @@ bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, i
       }
     }
   }
+  errors.rethrow();
   sc = ScreenOut();
 
   // Rows not certified: the float64 kernel on the centred rows, as the unscreened search
@@ -761,9 +770,11 @@ bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, i
       run_tiles<double>(Xc.data(), n, Qc.data(), mr, d, kf, true, false, nt, false);
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<std::pair<double, int64_t>> row(static_cast<size_t>(kf));
+    std::vector<std::pair<double, int64_t>> row;
+    const bool ready = errors.run([&] { row.resize(static_cast<size_t>(kf)); });
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < mr; ++r) {
+      if (!ready) continue;
       const int64_t i = redo[r];
       const int64_t* hi = f.hi.data() + r * kf;
       int64_t drop = -1;  // heap slot left out: the query itself, else the root (largest)
@@ -783,6 +794,7 @@ bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, i
       }
     }
   }
+  errors.rethrow();
   return true;
 }
 
@@ -835,11 +847,14 @@ void knn_search_impl(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, 
   const T inf = std::numeric_limits<T>::infinity();
 
   if (!exact_finish) {
+    OmpErrors errors;
 #pragma omp parallel num_threads(nt)
     {
-      std::vector<std::pair<T, int64_t>> row(static_cast<size_t>(k));
+      std::vector<std::pair<T, int64_t>> row;
+      const bool ready = errors.run([&] { row.resize(static_cast<size_t>(k)); });
 #pragma omp for schedule(static)
       for (int64_t i = 0; i < m; ++i) {
+        if (!ready) continue;
         const int64_t cnt = hn[i];
         for (int64_t s = 0; s < cnt; ++s) row[s] = {hs[i * k + s], hi[i * k + s]};
         std::sort(row.begin(), row.begin() + cnt);
@@ -849,6 +864,7 @@ void knn_search_impl(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, 
         }
       }
     }
+    errors.rethrow();
     return;
   }
 
