@@ -382,13 +382,15 @@ def test_cheb_block_step(itype):
     """The filtered check's fused Chebyshev step s1 (A X - c X) - s2 Z (csr_cheb_matmat):
     every width 1..11 against SciPy, A X itself bit for bit as csr_matmat's, the same bits
     for 1 and 2 threads (a matrix large enough to be threaded), and the filter applied with
-    it equal to the NumPy recurrence; bad shapes raise ValueError."""
-    from geoml.spectral import _eigsh_block
+    it equal to the NumPy recurrence; the matrix in two column halves (_column_halves) gives
+    the same bits as one pass; bad shapes raise ValueError."""
+    from geoml.spectral import _eigsh, _eigsh_block
 
     rng = np.random.default_rng(3)
     n = 20000
     A = sp.random(n, n, density=10 / n, random_state=rng, format="csr")
     A = (A + A.T).tocsr()
+    A.sum_duplicates()  # canonical: sorted indices, as eigsh's matrices
     data, indices, indptr = A.data, A.indices.astype(itype), A.indptr.astype(itype)
     for s in range(1, 12):
         X = rng.standard_normal((n, s))
@@ -402,6 +404,13 @@ def test_cheb_block_step(itype):
         )
         np.testing.assert_allclose(Y1, ref, atol=1e-12 * np.abs(ref).max())
         np.testing.assert_array_equal(Y1, Y2)
+        halves = _eigsh._column_halves(data, indices, indptr, n, 1000)  # 160 MB: split
+        assert halves[1]["indices2"].dtype == itype and halves[1]["indptr2"].dtype == itype
+        for nt in (1, 2):
+            Yh = geoml._core.csr_cheb_matmat(
+                *halves[0], X, Z, s1=0.7, c=0.3, s2=1.0, n_jobs=nt, **halves[1]
+            )
+            np.testing.assert_array_equal(Yh, Y1)
         AX = geoml._core.csr_cheb_matmat(data, indices, indptr, X, Z, s1=1.0, c=0.0, s2=0.0)
         np.testing.assert_array_equal(
             AX, geoml._core.csr_matmat(data, indices, indptr, X, n_cols=n, n_jobs=1)
@@ -419,6 +428,12 @@ def test_cheb_block_step(itype):
         geoml._core.csr_cheb_matmat(data, indices, indptr, X, X[:, :2], s1=1.0, c=0.0, s2=0.0)
     with pytest.raises(ValueError, match="must be"):
         geoml._core.csr_cheb_matmat(data, indices, indptr, X[:-1], X[:-1], s1=1.0, c=0, s2=0)
+    with pytest.raises(ValueError, match="all of data2"):
+        geoml._core.csr_cheb_matmat(data, indices, indptr, X, X, s1=1.0, c=0, s2=0, data2=data)
+    with pytest.raises(ValueError, match="second CSR"):
+        geoml._core.csr_cheb_matmat(
+            data, indices, indptr, X, X, s1=1.0, c=0, s2=0, **halves[1] | {"indptr2": indptr[:-1]}
+        )
 
 
 def test_filtered_check_extends_its_basis():

@@ -1,5 +1,8 @@
 // Bindings for the low-rank kernels: BLAS installation, tensor products, sparse products.
+#include <optional>
 #include <string>
+
+#include <pybind11/stl.h>
 
 #include "bindings.hpp"
 #include "common/common.hpp"
@@ -203,12 +206,25 @@ py::array_t<T> csr_mm_py(exact<T> data_in, carray<I> indices, exact<I> indptr_in
 template <typename I>
 py::array_t<double> csr_cheb_py(exact<double> data_in, carray<I> indices, exact<I> indptr_in,
                                 carray<double> X, carray<double> Z, double s1, double c, double s2,
-                                int n_jobs) {
+                                int n_jobs, std::optional<exact<double>> data2_in,
+                                std::optional<carray<I>> indices2,
+                                std::optional<exact<I>> indptr2_in) {
   const carray<double> data = contiguous(data_in);
   const carray<I> indptr = contiguous(indptr_in);
   const int64_t n = indptr.size() - 1;
   if (n < 0 || data.size() != indices.size())
     throw std::invalid_argument("csr_cheb_matmat: malformed CSR matrix");
+  const bool split = data2_in.has_value();
+  if (split != indices2.has_value() || split != indptr2_in.has_value())
+    throw std::invalid_argument("csr_cheb_matmat: give all of data2, indices2, indptr2 or none");
+  carray<double> data2;
+  carray<I> indptr2;
+  if (split) {
+    data2 = contiguous(*data2_in);
+    indptr2 = contiguous(*indptr2_in);
+    if (indptr2.size() != n + 1 || data2.size() != indices2->size())
+      throw std::invalid_argument("csr_cheb_matmat: malformed second CSR matrix");
+  }
   if (X.ndim() != 2 || X.shape(0) != n || Z.ndim() != 2 || Z.shape(0) != n ||
       Z.shape(1) != X.shape(1))
     throw std::invalid_argument("csr_cheb_matmat: X and Z must be (n, s) for an n x n matrix");
@@ -216,14 +232,16 @@ py::array_t<double> csr_cheb_py(exact<double> data_in, carray<I> indices, exact<
   py::array_t<double> Y({n, s});
   double* py_ = Y.mutable_data();
   const CsrRef<double, I> A{n, indptr.data(), indices.data(), data.data()};
+  const CsrRef<double, I> B{n, split ? indptr2.data() : nullptr, split ? indices2->data() : nullptr,
+                            split ? data2.data() : nullptr};
   const double* px = X.data();
   const double* pz = Z.data();
   {
     py::gil_scoped_release release;
     // small products on one thread (as csr_matmat: a parallel region costs more below ~1M)
-    const int nt =
-        n > 0 && int64_t(indptr.data()[n]) * s >= (int64_t(1) << 20) ? resolve_threads(n_jobs) : 1;
-    csr_cheb_mm<I>(A, px, s, pz, s1, c, s2, py_, nt);
+    const int64_t nnz = n > 0 ? int64_t(indptr.data()[n]) + (split ? int64_t(B.indptr[n]) : 0) : 0;
+    const int nt = nnz * s >= (int64_t(1) << 20) ? resolve_threads(n_jobs) : 1;
+    csr_cheb_mm<I>(A, px, s, pz, s1, c, s2, py_, nt, split ? &B : nullptr);
   }
   return Y;
 }
@@ -270,7 +288,9 @@ void bind_lowrank(py::module_& m) {
       [](auto i) { return &csr_cheb_py<typename decltype(i)::type>; }, py::arg("data").noconvert(),
       py::arg("indices"), py::arg("indptr").noconvert(), py::arg("X"), py::arg("Z"), py::kw_only(),
       py::arg("s1"), py::arg("c"), py::arg("s2"), py::arg("n_jobs") = 0,
-      "s1 (A X - c X) - s2 Z for a square float64 CSR matrix A (a Chebyshev step).");
+      py::arg("data2").noconvert() = py::none(), py::arg("indices2") = py::none(),
+      py::arg("indptr2").noconvert() = py::none(),
+      "s1 (A X - c X) - s2 Z, square float64 CSR A; data2, ...: A's later columns (same sums).");
   def_overloads2(m, "csr_matmat", Floats{}, Indices{}, GEOML_PICK2(csr_mm_py),
                  py::arg("data").noconvert(), py::arg("indices"), py::arg("indptr").noconvert(),
                  py::arg("X"), py::kw_only(), py::arg("n_cols"), py::arg("transpose") = false,

@@ -7,11 +7,14 @@
 namespace geoml {
 
 namespace {
-/// y[c0 .. c0 + S) = sum over the row's entries p in [p0, p1) of data[p] X[indices[p], c0 ..].
-template <int S, typename T, typename I>
+/// y[c0 .. c0 + S) = sum over the row's entries p in [p0, p1) of data[p] X[indices[p], c0 ..]
+/// (Add: the sums continue from y's values, in order, instead of starting at 0).
+template <int S, bool Add = false, typename T, typename I>
 inline void row_panel(I p0, I p1, const I* indices, const T* data, const T* X, int64_t s,
                       int64_t c0, T* y) {
   T acc[S] = {};
+  if constexpr (Add)
+    for (int c = 0; c < S; ++c) acc[c] = y[c0 + c];
   for (I p = p0; p < p1; ++p) {
     const T a = data[p];
     const T* x = X + static_cast<int64_t>(indices[p]) * s + c0;
@@ -22,25 +25,25 @@ inline void row_panel(I p0, I p1, const I* indices, const T* data, const T* X, i
 
 /// The last s - c0 (at most S) columns of a row: one panel of their exact width (none when
 /// c0 == s).
-template <int S, typename T, typename I>
+template <int S, bool Add = false, typename T, typename I>
 inline void row_tail(I p0, I p1, const I* indices, const T* data, const T* X, int64_t s, int64_t c0,
                      T* y) {
   if constexpr (S > 0) {
     if (s - c0 == S)
-      row_panel<S>(p0, p1, indices, data, X, s, c0, y);
+      row_panel<S, Add>(p0, p1, indices, data, X, s, c0, y);
     else
-      row_tail<S - 1>(p0, p1, indices, data, X, s, c0, y);
+      row_tail<S - 1, Add>(p0, p1, indices, data, X, s, c0, y);
   }
 }
 
 /// y[0 .. s) = the row [p0, p1) of A times X: panels of 8 columns (then the remainder), each
 /// accumulated in a local array the compiler keeps in registers. Each column's sum runs over
 /// the row's entries in order.
-template <typename T, typename I>
+template <bool Add = false, typename T, typename I>
 inline void row_block(I p0, I p1, const I* indices, const T* data, const T* X, int64_t s, T* y) {
   const int64_t s8 = s - s % 8;
-  for (int64_t c0 = 0; c0 < s8; c0 += 8) row_panel<8>(p0, p1, indices, data, X, s, c0, y);
-  row_tail<7>(p0, p1, indices, data, X, s, s8, y);
+  for (int64_t c0 = 0; c0 < s8; c0 += 8) row_panel<8, Add>(p0, p1, indices, data, X, s, c0, y);
+  row_tail<7, Add>(p0, p1, indices, data, X, s, s8, y);
 }
 }  // namespace
 
@@ -101,22 +104,32 @@ void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, d
 
 template <typename I>
 void csr_cheb_mm(const CsrRef<double, I>& A, const double* X, int64_t s, const double* Z, double s1,
-                 double c, double s2, double* Y, int n_threads) {
+                 double c, double s2, double* Y, int n_threads, const CsrRef<double, I>* B) {
   const int nt = n_threads > 0 ? n_threads : 1;
   const int64_t n = A.rows;
+  if (B != nullptr) {  // A's part of every row first (all rows), B's part continues the sums
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 256)
+    for (int64_t i = 0; i < n; ++i)
+      row_block(A.indptr[i], A.indptr[i + 1], A.indices, A.data, X, s, Y + i * s);
+  }
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 256)
   for (int64_t i = 0; i < n; ++i) {
     double* y = Y + i * s;
-    row_block(A.indptr[i], A.indptr[i + 1], A.indices, A.data, X, s, y);
+    if (B != nullptr)
+      row_block<true>(B->indptr[i], B->indptr[i + 1], B->indices, B->data, X, s, y);
+    else
+      row_block(A.indptr[i], A.indptr[i + 1], A.indices, A.data, X, s, y);
     const double* x = X + i * s;
     const double* z = Z + i * s;
     for (int64_t j = 0; j < s; ++j) y[j] = s1 * (y[j] - c * x[j]) - s2 * z[j];
   }
 }
 template void csr_cheb_mm<int32_t>(const CsrRef<double, int32_t>&, const double*, int64_t,
-                                   const double*, double, double, double, double*, int);
+                                   const double*, double, double, double, double*, int,
+                                   const CsrRef<double, int32_t>*);
 template void csr_cheb_mm<int64_t>(const CsrRef<double, int64_t>&, const double*, int64_t,
-                                   const double*, double, double, double, double*, int);
+                                   const double*, double, double, double, double*, int,
+                                   const CsrRef<double, int64_t>*);
 
 #define GEOML_CSR_MM(Acc, T, I)                                                            \
   template void csr_mm<Acc, T, I>(const CsrRef<T, I>&, const T*, int64_t, T*, int, double, \

@@ -34,8 +34,13 @@ void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, d
 /// accumulated as in csr_mm (the same sums), then combined elementwise (this file is built for
 /// the baseline ISA, without FMA, so nothing is contracted: the same bits for any thread count
 /// and any buffer alignment). OpenMP over rows with exactly `n_threads` threads.
+/// With B, the matrix is A + B, every row's entries of A before B's (a CSR matrix split at a
+/// column, sorted indices): A X for all rows, then B's entries continue each row's sums (the
+/// same sums, in the same order, as one pass over A + B); the rows of X that one pass reads
+/// (A's, then B's columns) are half of X: a block that does not fit in L2 splits into two that do.
 template <typename I>
 void csr_cheb_mm(const CsrRef<double, I>& A, const double* X, int64_t s, const double* Z, double s1,
-                 double c, double s2, double* Y, int n_threads);
+                 double c, double s2, double* Y, int n_threads,
+                 const CsrRef<double, I>* B = nullptr);
 
 }  // namespace geoml

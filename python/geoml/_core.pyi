@@ -696,9 +696,12 @@ def csr_cheb_matmat(
     c: typing.SupportsFloat | typing.SupportsIndex,
     s2: typing.SupportsFloat | typing.SupportsIndex,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    data2: numpy.typing.NDArray[numpy.float64] | None = None,
+    indices2: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None,
+    indptr2: numpy.typing.NDArray[numpy.int64] | None = None,
 ) -> numpy.typing.NDArray[numpy.float64]:
     """
-    s1 (A X - c X) - s2 Z for a square float64 CSR matrix A (a Chebyshev step).
+    s1 (A X - c X) - s2 Z, square float64 CSR A; data2, ...: A's later columns (same sums).
     """
 
 @typing.overload
@@ -713,9 +716,12 @@ def csr_cheb_matmat(
     c: typing.SupportsFloat | typing.SupportsIndex,
     s2: typing.SupportsFloat | typing.SupportsIndex,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    data2: numpy.typing.NDArray[numpy.float64] | None = None,
+    indices2: typing.Annotated[numpy.typing.ArrayLike, numpy.int32] | None = None,
+    indptr2: numpy.typing.NDArray[numpy.int32] | None = None,
 ) -> numpy.typing.NDArray[numpy.float64]:
     """
-    s1 (A X - c X) - s2 Z for a square float64 CSR matrix A (a Chebyshev step).
+    s1 (A X - c X) - s2 Z, square float64 CSR A; data2, ...: A's later columns (same sums).
     """
 
 @typing.overload
