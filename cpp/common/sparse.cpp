@@ -4,6 +4,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/omp_errors.hpp"
+
 namespace geoml {
 
 namespace {
@@ -76,11 +78,14 @@ void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, d
       return;
     }
   }
+  OmpErrors errors;
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<Acc> acc(s);
+    std::vector<Acc> acc;
+    const bool ready = errors.run([&] { acc.resize(static_cast<size_t>(s)); });
 #pragma omp for schedule(dynamic, 512)
     for (int64_t i = 0; i < n; ++i) {
+      if (!ready) continue;
       Acc* a = acc.data();
       for (int64_t c = 0; c < s; ++c) a[c] = 0;
       for (I p = indptr[i]; p < indptr[i + 1]; ++p) {
@@ -100,6 +105,7 @@ void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, d
       }
     }
   }
+  errors.rethrow();
 }
 
 template <typename I>

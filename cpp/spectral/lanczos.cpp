@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 #include "common/sparse.hpp"
 
@@ -702,11 +703,17 @@ struct LanczosSolver {
       for (int64_t c = 0; c < qq; ++c) Yt[l * q8 + c] = Y[l * ma + order[c]];
     const double* yt = Yt.data();
     const int64_t nb = (n + kR - 1) / kR;
+    OmpErrors errors;
 #pragma omp parallel num_threads(nt)
     {
-      std::vector<double> vin(static_cast<size_t>(kR) * ma), out(static_cast<size_t>(kR) * q8);
+      std::vector<double> vin, out;
+      const bool ready = errors.run([&] {
+        vin.resize(static_cast<size_t>(kR) * ma);
+        out.resize(static_cast<size_t>(kR) * q8);
+      });
 #pragma omp for schedule(static)
       for (int64_t b = 0; b < nb; ++b) {
+        if (!ready) continue;
         const int64_t i0 = b * kR, rb = std::min(kR, n - i0);
         for (int64_t r = 0; r < kR; ++r)
           for (int64_t l = 0; l < ma; ++l)
@@ -732,6 +739,7 @@ struct LanczosSolver {
         }
       }
     }
+    errors.rethrow();
     return q;
   }
 
@@ -801,16 +809,20 @@ struct LanczosSolver {
     for (int64_t c = 0; c < q; ++c)
       if (c >= needed || !conv[c]) perm.push_back(c);
     if (nconv > 0) {
+      OmpErrors errors;
 #pragma omp parallel num_threads(nt)
       {
-        std::vector<T> row(q);
+        std::vector<T> row;
+        const bool ready = errors.run([&] { row.resize(static_cast<size_t>(q)); });
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < n; ++i) {
+          if (!ready) continue;
           T* r = V.data() + i * ld + a0;
           for (int64_t c = 0; c < q; ++c) row[c] = r[perm[c]];
           std::copy(row.begin(), row.end(), r);
         }
       }
+      errors.rethrow();
     }
     clear_tail(a0);
     for (int64_t c = 0; c < q; ++c) {
