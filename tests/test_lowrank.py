@@ -765,3 +765,43 @@ def test_ts_gram_same_bits_for_any_thread_count(rng, dtype):
     ref = Y.astype(np.float64).T @ Y.astype(np.float64)
     tol = 1e-5 if dtype == np.float32 else 1e-12  # float32 rows are summed in float32 per block
     np.testing.assert_allclose(G1, ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gram_kernels_same_bits_for_any_thread_count(rng, dtype):
+    """The Gram matrix (times columns) and the sum of squares add their task partials in
+    groups fixed by the shape, not by the thread count or the schedule."""
+    from geoml import _core
+
+    X = rng.standard_normal((40, 30, 200)).astype(dtype)  # threaded paths for every mode
+
+    def run(nj):
+        out = [_core.sum_squares(X, n_jobs=nj)]
+        for n in range(3):  # slabs in place (n = 0, 1), rows (n = 2)
+            U = np.ascontiguousarray(rng_u[n])
+            out += [_core.mode_gram(X, n, n_jobs=nj), _core.gram_apply(X, n, U, n_jobs=nj)]
+        out += list(_core.gram_apply_pair(X, rng_u[1], rng_u[2], n_jobs=nj))
+        return out
+
+    rng_u = [rng.standard_normal((s, 5)).astype(dtype) for s in X.shape]
+    ref = run(1)
+    for _ in range(3):
+        for a, b in zip(ref, run(2)):
+            np.testing.assert_array_equal(a, b)
+    X64 = X.astype(np.float64)
+    assert ref[0] == pytest.approx(float(np.sum(X64**2)), rel=1e-12)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for n in range(3):
+        G = unfold(X64, n) @ unfold(X64, n).T
+        np.testing.assert_allclose(ref[1 + 2 * n], G, atol=tol * np.abs(G).max())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tucker_same_bits_for_any_thread_count(rng, method):
+    T = low_rank_tensor(rng, (40, 30, 200), (4, 3, 5), noise=0.05)
+    c1, f1 = geoml.tucker(T, (4, 3, 5), method=method, random_state=0, n_jobs=1)
+    for _ in range(3):
+        c2, f2 = geoml.tucker(T, (4, 3, 5), method=method, random_state=0, n_jobs=2)
+        np.testing.assert_array_equal(c1, c2)
+        for a, b in zip(f1, f2):
+            np.testing.assert_array_equal(a, b)

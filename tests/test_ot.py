@@ -671,6 +671,24 @@ def test_sinkhorn_points_matches_dense(rng, p):
     np.testing.assert_allclose(P.sum(1), a, atol=1e-9)
 
 
+@pytest.mark.parametrize("rho", [None, 1.0])
+def test_sinkhorn_points_same_bits_for_any_thread_count(rng, rho):
+    """The marginal error and the cost add their row terms in row order: the same bits for
+    any thread count and schedule."""
+    x, y = rng.normal(size=(300, 3)), rng.normal(size=(200, 3)) + 0.5
+    a, b = rng.random(300) + 0.1, rng.random(200) + 0.1
+    a, b = a / a.sum(), b / b.sum()
+    if rho is not None:
+        b = 1.5 * b
+    r1 = got.sinkhorn_points(x, y, 0.5, a=a, b=b, rho=rho, n_jobs=1)
+    assert r1.converged
+    for _ in range(5):
+        r2 = got.sinkhorn_points(x, y, 0.5, a=a, b=b, rho=rho, n_jobs=2)
+        assert (r2.cost, r2.n_iter, r2.marginal_error) == (r1.cost, r1.n_iter, r1.marginal_error)
+        np.testing.assert_array_equal(r2.f, r1.f)
+        np.testing.assert_array_equal(r2.g, r1.g)
+
+
 def test_sinkhorn_points_unbalanced_and_bad_input(rng):
     x, y = rng.normal(size=(20, 2)), rng.normal(size=(30, 2))
     a, b = np.full(20, 0.1), np.full(30, 0.02)

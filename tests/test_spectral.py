@@ -341,6 +341,34 @@ def test_block_residual_vs_numpy(rng, n):
     np.testing.assert_allclose(norms, np.linalg.norm(P[:, 6:10], axis=0), rtol=1e-12)
 
 
+def test_block_kernels_same_bits_for_any_thread_count(rng):
+    """block_gram and block_residual add their row chunks in groups fixed by n, not by the
+    thread count or the schedule."""
+    U = [rng.normal(size=(20_000, c)) for c in (19, 11)]  # n pu pv >= 4e6: threaded
+    X, AX = rng.normal(size=(150_000, 10)), rng.normal(size=(150_000, 10))
+    lam = rng.normal(size=10)
+    G1 = geoml._core.block_gram(U, U, n_jobs=1)
+    R1 = np.empty_like(X)
+    n1 = geoml._core.block_residual(X, AX, lam, R1, n_jobs=1)
+    for _ in range(3):
+        np.testing.assert_array_equal(geoml._core.block_gram(U, U, n_jobs=2), G1)
+        R2 = np.empty_like(X)
+        np.testing.assert_array_equal(geoml._core.block_residual(X, AX, lam, R2, n_jobs=2), n1)
+        np.testing.assert_array_equal(R2, R1)
+    ref = np.hstack(U).T @ np.hstack(U)
+    np.testing.assert_allclose(G1, ref, rtol=1e-12, atol=1e-12 * len(U[0]))
+    np.testing.assert_allclose(n1, np.linalg.norm(AX - X * lam, axis=0), rtol=1e-12)
+
+
+def test_spectral_embedding_lobpcg_same_bits_for_any_thread_count(rng, monkeypatch):
+    monkeypatch.setattr(_lsym, "_AMG_MIN_N", 500)
+    W, _ = _knn_affinity(rng, n=6000, k=8)
+    E1 = geoml.spectral_embedding(W, 12, random_state=0, n_jobs=1)
+    assert _lsym._lsym_smallest(W, 13, random_state=0)[4]["method"] == "lobpcg-amg"
+    for _ in range(2):
+        np.testing.assert_array_equal(geoml.spectral_embedding(W, 12, random_state=0, n_jobs=2), E1)
+
+
 def test_block_kernels_bad_input(rng):
     X = rng.normal(size=(10, 3))
     with pytest.raises(ValueError, match="rows"):

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include "common/common.hpp"
@@ -317,6 +318,20 @@ namespace {
 // each column block is too narrow for its tiles.
 constexpr int64_t kOwnGramMaxI = 512;
 
+/// Groups of consecutive tasks for a sum over `tasks` whose bits must not depend on the thread
+/// count (1 when the sum runs serially anyway, `serial`): each group adds its tasks in order
+/// to its own partial sum of `size` doubles, the partials are added in group order. A power
+/// of two (groups split evenly over 2, 4, 8 threads), at most 32 and 2^20 doubles of partials
+/// (32 partial Gram matrices of 300 x 300 made a 60 x 200 x 300 Gram matrix 1.3x slower).
+int64_t fixed_groups(int64_t tasks, int64_t size, bool serial) {
+  if (serial) return 1;
+  const int64_t most =
+      std::min<int64_t>({tasks, 32, (int64_t(1) << 20) / std::max<int64_t>(1, size)});
+  int64_t ng = 1;
+  while (2 * ng <= most) ng *= 2;
+  return ng;
+}
+
 // Mode sizes up to which `gram_own` takes dot products along the columns (`gram_cols`):
 // with one or two panels, the panel tiles waste most of their lanes (I = 20: 1.6x slower).
 constexpr int64_t kDotGramMaxI = 24;
@@ -334,19 +349,18 @@ void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) 
   const int64_t nbr = (R + width - 1) / width;  // blocks per slab (in place)
   const int64_t K = L * R;
   const int64_t tasks = in_place ? L * nbr : (K + width - 1) / width;
-  const int nt = I * I * K >= kParallelMin * 16
-                     ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), tasks))
-                     : 1;
+  const int64_t ng = fixed_groups(tasks, I * I, I * I * K < kParallelMin * 16);
+  const int nt = static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), ng));
   const SimdIsa isa = simd_isa();
   // panels of either ISA: at most I + NBmax rows of `width` entries, NBmax = 3 * 32 / sizeof(T)
   const int64_t nb_max = 3 * 32 / static_cast<int64_t>(sizeof(T));
   const size_t panel_size = static_cast<size_t>(dots ? 0 : (I + nb_max) * width);
   const bool rows = R == 1 && !dots;  // the unfolding's columns are rows of X, packed as such
-  std::vector<double> acc(static_cast<size_t>(nt) * I * I, 0.0);
+  // the groups' partial Gram matrices, each cleared by the thread that fills it
+  std::unique_ptr<double[]> acc(new double[static_cast<size_t>(ng) * I * I]);
   OmpErrors errors;  // the per-thread blocks and panels (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
-    double* z = acc.data() + static_cast<size_t>(thread_id()) * I * I;
     std::vector<T> buf, panels, zero;
     const bool ok = errors.run([&] {
       buf.resize(in_place || rows ? 0 : static_cast<size_t>(I * width));
@@ -354,22 +368,30 @@ void gram_own(const T* X, int64_t L, int64_t I, int64_t R, T* G, int n_threads) 
       zero.assign(static_cast<size_t>(nb_max * width), T(0));
     });
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) {
+    for (int64_t g = 0; g < ng; ++g) {
       if (!ok) continue;
-      int64_t ld = I, kc = std::min(width, K - t * width);
-      const T* blk = rows ? X + t * width * I
-                          : column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, kc);
-      GEOML_SIMD_CALL(isa, gram_block<T>, blk, I, ld, kc, dots, rows, panels.data(), zero.data(),
-                      z);
+      double* z = acc.get() + static_cast<size_t>(g) * I * I;
+      std::fill(z, z + I * I, 0.0);
+      for (int64_t t = tasks * g / ng; t < tasks * (g + 1) / ng; ++t) {
+        int64_t ld = I, kc = std::min(width, K - t * width);
+        const T* blk = rows ? X + t * width * I
+                            : column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, kc);
+        GEOML_SIMD_CALL(isa, gram_block<T>, blk, I, ld, kc, dots, rows, panels.data(), zero.data(),
+                        z);
+      }
     }
   }
   errors.rethrow();
-  for (int64_t a = 0; a < I; ++a)
-    for (int64_t b = a; b < I; ++b) {
-      double v = 0.0;
-      for (int t = 0; t < nt; ++t) v += acc[(static_cast<size_t>(t) * I + a) * I + b];
-      G[a * I + b] = G[b * I + a] = static_cast<T>(v);
+  // the partials added in group order, rows of G in parallel (each read contiguously)
+  double* z = acc.get();
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
+  for (int64_t a = 0; a < I; ++a) {
+    for (int64_t g = 1; g < ng; ++g) {
+      const double* zg = z + static_cast<size_t>(g) * I * I;
+      for (int64_t b = a; b < I; ++b) z[a * I + b] += zg[a * I + b];
     }
+    for (int64_t b = a; b < I; ++b) G[a * I + b] = G[b * I + a] = static_cast<T>(z[a * I + b]);
+  }
 }
 }  // namespace
 
@@ -425,22 +447,20 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
   const bool in_place = R >= kColsMinR;
   const int64_t nbr = in_place ? (R + width - 1) / width : 1;
   const int64_t tasks = in_place ? L * nbr : (L * R + width - 1) / width;
-  const int nt = L * I * R * J >= kParallelMin * 16
-                     ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), tasks))
-                     : 1;
   constexpr int64_t Wmax = 32 / sizeof(T);
   const int64_t Jq = (Jp + Wmax - 1) / Wmax * Wmax;
+  const int64_t ng = fixed_groups(tasks, I * Jq, L * I * R * J < kParallelMin * 16);
+  const int nt = static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), ng));
   std::vector<T> At(static_cast<size_t>(I * Jp), T(0));  // U padded to Jp columns
   for (int64_t i = 0; i < I; ++i)
     for (int64_t j = 0; j < J; ++j) At[i * Jp + j] = U[i * J + j];
   std::vector<T> Uq(static_cast<size_t>(R == 1 ? I * Jq : 0), T(0));  // U padded to Jq
   for (int64_t i = 0; i < I && R == 1; ++i)
     for (int64_t j = 0; j < J; ++j) Uq[i * Jq + j] = U[i * J + j];
-  std::vector<double> acc(static_cast<size_t>(nt) * I * Jq, 0.0);
+  std::vector<double> acc(static_cast<size_t>(ng) * I * Jq, 0.0);
   OmpErrors errors;  // the per-thread blocks (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
-    double* z = acc.data() + static_cast<size_t>(thread_id()) * I * Jq;
     std::vector<T> P, Pt, buf, Ya, Yb;
     std::vector<double> rows;
     const bool ok = errors.run([&] {
@@ -452,26 +472,29 @@ void gram_apply(const T* X, const std::vector<int64_t>& dims, int n, const T* U,
       Yb.resize(static_cast<size_t>(R == 1 ? J * I : 0));
     });
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) {
+    for (int64_t g = 0; g < ng; ++g) {
       if (!ok) continue;
-      if (R == 1) {
-        const T* M = X + t * width * I;
-        const int64_t kc = std::min(width, L - t * width);
-        GEOML_SIMD_CALL(isa, rows_apply<T>, M, kc, I, J, Jp, Uq.data(), Jq, rows.data(), Ya.data(),
-                        Yb.data(), z);
-        continue;
+      double* z = acc.data() + static_cast<size_t>(g) * I * Jq;
+      for (int64_t t = tasks * g / ng; t < tasks * (g + 1) / ng; ++t) {
+        if (R == 1) {
+          const T* M = X + t * width * I;
+          const int64_t kc = std::min(width, L - t * width);
+          GEOML_SIMD_CALL(isa, rows_apply<T>, M, kc, I, J, Jp, Uq.data(), Jq, rows.data(),
+                          Ya.data(), Yb.data(), z);
+          continue;
+        }
+        int64_t ld, rc;
+        const T* x = column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, rc);
+        GEOML_SIMD_CALL(isa, cols_apply<T>, x, I, ld, rc, At.data(), J, Jp, Jq, P.data(), width,
+                        Pt.data(), z);
       }
-      int64_t ld, rc;
-      const T* x = column_block(X, L, I, R, t, width, in_place, nbr, buf.data(), ld, rc);
-      GEOML_SIMD_CALL(isa, cols_apply<T>, x, I, ld, rc, At.data(), J, Jp, Jq, P.data(), width,
-                      Pt.data(), z);
     }
   }
   errors.rethrow();
-  for (int t = 0; t < nt; ++t)
+  for (int64_t g = 0; g < ng; ++g)
     for (int64_t i = 0; i < I; ++i)
       for (int64_t j = 0; j < J; ++j)
-        Z[i * J + j] += acc[(static_cast<size_t>(t) * I + i) * Jq + j];
+        Z[i * J + j] += acc[(static_cast<size_t>(g) * I + i) * Jq + j];
 }
 
 template <typename T>
@@ -491,18 +514,15 @@ void gram_apply_pair(const T* X, const std::vector<int64_t>& dims, const T* U1, 
     for (int64_t j = 0; j < J1; ++j) At1[i * Jp1 + j] = U1[i * J1 + j];
   for (int64_t i = 0; i < I2; ++i)
     for (int64_t j = 0; j < J2; ++j) Uq2[i * Jq2 + j] = U2[i * J2 + j];
-  const int nt = L * I1 * I2 * (J1 + J2) >= kParallelMin * 16
-                     ? static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), L))
-                     : 1;
+  const int64_t ng =
+      fixed_groups(L, I1 * Jq1 + I2 * Jq2, L * I1 * I2 * (J1 + J2) < kParallelMin * 16);
+  const int nt = static_cast<int>(std::min<int64_t>(resolve_threads(n_threads), ng));
   const SimdIsa isa = simd_isa();
-  std::vector<double> acc1(static_cast<size_t>(nt) * I1 * Jq1, 0.0);
-  std::vector<double> acc2(static_cast<size_t>(nt) * I2 * Jq2, 0.0);
+  std::vector<double> acc1(static_cast<size_t>(ng) * I1 * Jq1, 0.0);
+  std::vector<double> acc2(static_cast<size_t>(ng) * I2 * Jq2, 0.0);
   OmpErrors errors;  // the per-thread blocks (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
-    const size_t tid = static_cast<size_t>(thread_id());
-    double* z1 = acc1.data() + tid * I1 * Jq1;
-    double* z2 = acc2.data() + tid * I2 * Jq2;
     std::vector<T> P, Pt, Ya, Yb;
     std::vector<double> rows;
     const bool ok = errors.run([&] {
@@ -513,19 +533,23 @@ void gram_apply_pair(const T* X, const std::vector<int64_t>& dims, const T* U1, 
       Yb.resize(static_cast<size_t>(J2 * I2));
     });
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t l = 0; l < L; ++l) {
+    for (int64_t g = 0; g < ng; ++g) {
       if (!ok) continue;
-      const T* S = X + l * I1 * I2;
-      GEOML_SIMD_CALL(isa, cols_apply<T>, S, I1, I2, I2, At1.data(), J1, Jp1, Jq1, P.data(), I2,
-                      Pt.data(), z1);
-      GEOML_SIMD_CALL(isa, rows_apply<T>, S, I1, I2, J2, Jp2, Uq2.data(), Jq2, rows.data(),
-                      Ya.data(), Yb.data(), z2);
+      double* z1 = acc1.data() + static_cast<size_t>(g) * I1 * Jq1;
+      double* z2 = acc2.data() + static_cast<size_t>(g) * I2 * Jq2;
+      for (int64_t l = L * g / ng; l < L * (g + 1) / ng; ++l) {
+        const T* S = X + l * I1 * I2;
+        GEOML_SIMD_CALL(isa, cols_apply<T>, S, I1, I2, I2, At1.data(), J1, Jp1, Jq1, P.data(), I2,
+                        Pt.data(), z1);
+        GEOML_SIMD_CALL(isa, rows_apply<T>, S, I1, I2, J2, Jp2, Uq2.data(), Jq2, rows.data(),
+                        Ya.data(), Yb.data(), z2);
+      }
     }
   }
   errors.rethrow();
-  for (int t = 0; t < nt; ++t) {
-    const double* a1 = acc1.data() + static_cast<size_t>(t) * I1 * Jq1;
-    const double* a2 = acc2.data() + static_cast<size_t>(t) * I2 * Jq2;
+  for (int64_t g = 0; g < ng; ++g) {
+    const double* a1 = acc1.data() + static_cast<size_t>(g) * I1 * Jq1;
+    const double* a2 = acc2.data() + static_cast<size_t>(g) * I2 * Jq2;
     for (int64_t i = 0; i < I1; ++i)
       for (int64_t j = 0; j < J1; ++j) Z1[i * J1 + j] += a1[i * Jq1 + j];
     for (int64_t i = 0; i < I2; ++i)
@@ -568,12 +592,15 @@ double sum_squares(const T* x, int64_t n, int n_threads) {
   const int64_t nc = (n + kChunk - 1) / kChunk;
   const int nt = n >= kParallelMin ? resolve_threads(n_threads) : 1;
   const SimdIsa isa = simd_isa();
-  double acc = 0.0;
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : acc)
+  // chunk sums added in chunk order: the same bits for any thread count
+  std::vector<double> part(static_cast<size_t>(nc));
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t c = 0; c < nc; ++c) {
     const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
-    acc += GEOML_SIMD_CALL(isa, sumsq_range<T>, x, i0, i1);
+    part[c] = GEOML_SIMD_CALL(isa, sumsq_range<T>, x, i0, i1);
   }
+  double acc = 0.0;
+  for (const double v : part) acc += v;
   return acc;
 }
 

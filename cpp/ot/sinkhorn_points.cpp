@@ -83,14 +83,18 @@ double points_half(int m, int n, int d, const double* X, const double* Yt, const
                    const double* h, const double* r, double* f, int power, double eps, double lam,
                    bool balanced, int nt) {
   double err = 0.0;
+  // balanced: each row's |mass error| kept apart and added in row order after the loop, the
+  // same bits for any thread count and schedule
+  std::vector<double> row_err(balanced ? m : 0);
   OmpErrors errors;  // the per-thread cost row (std::bad_alloc)
-#pragma omp parallel num_threads(nt) reduction(+ : err) if (nt > 1)
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
     std::vector<double> buf;
     const bool ok = errors.run([&] { buf.resize(n); });
     double dmax = 0.0;
 #pragma omp for schedule(dynamic, 8)
     for (int i = 0; i < m; ++i) {
+      if (balanced) row_err[i] = 0.0;
       if (!ok || !(w[i] > 0)) continue;
       const double lse =
           points_lse(n, d, X + static_cast<int64_t>(i) * d, Yt, h, power, eps, buf.data(), nullptr);
@@ -98,7 +102,7 @@ double points_half(int m, int n, int d, const double* X, const double* Yt, const
       if (balanced) {
         // current row mass: exp((f_i + r_i + lse) / eps) = w_i exp((f_i - fn) / eps)
         const double z = (f[i] - fn) / eps;
-        err += std::fabs(w[i] * (z <= 0 ? exp_neg(z) : std::exp(z)) - w[i]);
+        row_err[i] = std::fabs(w[i] * (z <= 0 ? exp_neg(z) : std::exp(z)) - w[i]);
       } else {
         dmax = std::max(dmax, std::fabs(fn - f[i]));
       }
@@ -110,6 +114,7 @@ double points_half(int m, int n, int d, const double* X, const double* Yt, const
     }
   }
   errors.rethrow();
+  for (const double e : row_err) err += e;
   return err;
 }
 
@@ -186,10 +191,11 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
   info.err = err;
   info.converged = ran_last && err <= p.tol;
   // transport cost <P, C> with P_ij = exp((f_i + ra_i + g_j + rb_j - c_ij) / eps)
-  double total = 0.0;
+  // (each row's term kept apart and added in row order: the same bits for any thread count)
   for (int j = 0; j < n; ++j) h[j] = g[j] + rb[j];
+  std::vector<double> row_cost(m, 0.0);
   OmpErrors errors;  // the per-thread cost row (std::bad_alloc)
-#pragma omp parallel num_threads(nt) reduction(+ : total) if (nt > 1)
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
     std::vector<double> buf;
     const bool ok = errors.run([&] { buf.resize(n); });
@@ -200,10 +206,12 @@ SinkhornInfo sinkhorn_points(int m, int n, int d, const double* x, const double*
       const double lse = points_lse(n, d, x + static_cast<int64_t>(i) * d, yt.data(), h.data(),
                                     power, eps, buf.data(), &wc);
       const double z = (f[i] + ra[i] + lse) / eps;  // log of row mass
-      total += (z <= 0 ? exp_neg(z) : std::exp(z)) * wc;
+      row_cost[i] = (z <= 0 ? exp_neg(z) : std::exp(z)) * wc;
     }
   }
   errors.rethrow();
+  double total = 0.0;
+  for (const double c : row_cost) total += c;
   *cost = total;
   return info;
 }

@@ -52,6 +52,13 @@ void pack(const std::vector<RowBlock>& B, int64_t r0, int64_t rows, double* pk, 
 }
 
 constexpr int64_t kChunk = 64;  // rows per packed chunk (both blocks stay in L2)
+
+/// Groups of consecutive chunks for a sum over `nchunks` chunks whose bits must not depend
+/// on the thread count: at most 32, of at least 4 chunks each (the partial sums cost at most
+/// a quarter chunk per chunk).
+int64_t fixed_groups(int64_t nchunks) {
+  return std::max<int64_t>(1, std::min<int64_t>(32, nchunks / 4));
+}
 }  // namespace
 
 void block_gram(int64_t n, const std::vector<RowBlock>& U, const std::vector<RowBlock>& V,
@@ -59,12 +66,15 @@ void block_gram(int64_t n, const std::vector<RowBlock>& U, const std::vector<Row
   const int64_t pu = total_cols(U), pv = total_cols(V);
   if (pu == 0 || pv == 0) return;
   const int64_t pu4 = (pu + 3) / 4 * 4, pv8 = (pv + 7) / 8 * 8;
-  const int nt = threads_for(n_threads, n * pu * pv);
   const GramFn fn = gram_kernel();
-  std::vector<double> part(static_cast<std::size_t>(nt) * pu4 * pv8, 0.0);
-  // chunks handed out dynamically (a thread that loses its core on a shared machine does
-  // not hold the others up), each added to its thread's partial Gram
+  // Chunks in a fixed number of groups (set by n alone, not by the thread count): groups
+  // handed out dynamically (a thread that loses its core on a shared machine does not hold
+  // the others up), each adding its chunks in order to its own partial Gram; the partials are
+  // added in group order, the same bits for any n_jobs.
   const int64_t nchunks = (n + kChunk - 1) / kChunk;
+  const int64_t ng = fixed_groups(nchunks);
+  const int nt = static_cast<int>(std::min<int64_t>(threads_for(n_threads, n * pu * pv), ng));
+  std::vector<double> part(static_cast<std::size_t>(ng) * pu4 * pv8, 0.0);
   OmpErrors errors;  // the per-thread packed chunks (std::bad_alloc)
 #pragma omp parallel num_threads(nt)
   {
@@ -73,21 +83,23 @@ void block_gram(int64_t n, const std::vector<RowBlock>& U, const std::vector<Row
       upk.assign(kChunk * pu4, 0.0);
       vpk.assign(kChunk * pv8, 0.0);
     });
-    double* gt = part.data() + thread_id() * pu4 * pv8;
-#pragma omp for schedule(dynamic, 16)
-    for (int64_t c = 0; c < nchunks; ++c) {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t g = 0; g < ng; ++g) {
       if (!ok) continue;
-      const int64_t r = c * kChunk, rows = std::min(kChunk, n - r);
-      pack(U, r, rows, upk.data(), pu4);
-      pack(V, r, rows, vpk.data(), pv8);
-      fn(rows, upk.data(), pu4, vpk.data(), pv8, gt);
+      double* gt = part.data() + g * pu4 * pv8;
+      for (int64_t c = nchunks * g / ng; c < nchunks * (g + 1) / ng; ++c) {
+        const int64_t r = c * kChunk, rows = std::min(kChunk, n - r);
+        pack(U, r, rows, upk.data(), pu4);
+        pack(V, r, rows, vpk.data(), pv8);
+        fn(rows, upk.data(), pu4, vpk.data(), pv8, gt);
+      }
     }
   }
   errors.rethrow();
   for (int64_t i = 0; i < pu; ++i)
     for (int64_t j = 0; j < pv; ++j) {
       double s = 0;
-      for (int t = 0; t < nt; ++t) s += part[(t * pu4 + i) * pv8 + j];
+      for (int64_t g = 0; g < ng; ++g) s += part[(g * pu4 + i) * pv8 + j];
       G[i * pv + j] = s;
     }
 }
@@ -145,14 +157,16 @@ void block_lincomb(int64_t n, const std::vector<RowBlock>& B, const double* C, i
 void block_residual(int64_t n, int64_t m, const double* X, int64_t ld_x, const double* AX,
                     int64_t ld_ax, const double* lam, double* R, int64_t ld_r, double* norms,
                     int n_threads) {
-  const int nt = threads_for(n_threads, 3 * n * m);
-  std::vector<double> part(static_cast<std::size_t>(nt) * m, 0.0);
+  // squared norms per chunk group fixed by n (m sums each: up to one group per chunk), added
+  // in group order as in block_gram
   const int64_t chunk = 1024, nchunks = (n + chunk - 1) / chunk;
-#pragma omp parallel num_threads(nt)
-  {
-    double* sq = part.data() + thread_id() * m;
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t c = 0; c < nchunks; ++c) {
+  const int64_t ng = std::max<int64_t>(1, std::min<int64_t>(32, nchunks));
+  const int nt = static_cast<int>(std::min<int64_t>(threads_for(n_threads, 3 * n * m), ng));
+  std::vector<double> part(static_cast<std::size_t>(ng) * m, 0.0);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t g = 0; g < ng; ++g) {
+    double* sq = part.data() + g * m;
+    for (int64_t c = nchunks * g / ng; c < nchunks * (g + 1) / ng; ++c) {
       for (int64_t r = c * chunk; r < std::min(n, (c + 1) * chunk); ++r) {
         const double *x = X + r * ld_x, *ax = AX + r * ld_ax;
         double* rr = R + r * ld_r;
@@ -167,7 +181,7 @@ void block_residual(int64_t n, int64_t m, const double* X, int64_t ld_x, const d
   }
   for (int64_t j = 0; j < m; ++j) {
     double s = 0;
-    for (int t = 0; t < nt; ++t) s += part[t * m + j];
+    for (int64_t g = 0; g < ng; ++g) s += part[g * m + j];
     norms[j] = std::sqrt(s);
   }
 }
