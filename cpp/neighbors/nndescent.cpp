@@ -920,6 +920,16 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
         for (int64_t p = 0; p < L; ++p)
           std::memcpy(&buf[p * d], X + int64_t(perm[lo + p]) * d,
                       static_cast<size_t>(d) * sizeof(T));
+        // The next small leaf of this thread's chunk of 4: its rows and heap roots asked for
+        // ahead (-8% CPU in the leaves at 10^6 x 128, X beyond L3; the same lists).
+        if ((l + 1) % 4 != 0 && l + 1 < int64_t(leaves.size()) &&
+            leaves[l + 1].second - leaves[l + 1].first <= kAllPairsLeaf)
+          for (int64_t p = leaves[l + 1].first; p < leaves[l + 1].second; ++p) {
+            const int64_t i = perm[p];
+            prefetch_row(X + i * d, d);
+            __builtin_prefetch(&G.score[i * k], 0, 3);
+            __builtin_prefetch(&G.idx[i * k], 0, 3);
+          }
         const int32_t* M = perm.data() + lo;
         if (L > kAllPairsLeaf) {  // the exact kernel's kk nearest of each row, offered
           const int64_t kk = std::min(k, L - 1);
