@@ -364,7 +364,7 @@ void build_tree(const T* X, int64_t n, int64_t d, Metric metric, int64_t leaf_si
       }
       for (const int64_t q : pos) smp[ns++] = perm[q];
     }
-    int grp[kSample];  // 1 + child, then 1 + 2 child + grandchild side
+    int grp[kSample];  // child side s, then 2 + 2 s + grandchild side t
     for (int r = 0; r < ns; ++r) {
       const T* x = X + int64_t(smp[r]) * d;
       grp[r] = right_of(dot(W[0], x, d), off[0], nd.id, smp[r]);
