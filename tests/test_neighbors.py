@@ -668,6 +668,42 @@ def test_nndescent_small_leaves_pair_by_pair(dtype, metric):
         assert 0.5 < r6 <= r12, (r6, r12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_nndescent_three_level_splits(dtype, metric):
+    """Nodes of more than 1 MiB of rows are split three levels per pass (the top levels on
+    all threads): the forest alone gives the same lists for 1 and 2 threads, with duplicates
+    (a tenth of the points identical: planes through equal points, ties by hash), every row
+    full of distinct neighbours, and a start recall like that of one-level splits' trees."""
+    rng = np.random.default_rng(21)
+    X = np.tanh(rng.normal(size=(12000, 6)) @ rng.normal(size=(6, 64)))
+    X[6000:7200] = X[5]  # 1,200 copies of one point
+    X = X.astype(dtype)  # 12,000 rows of 64: above 1 MiB (float32) at the root
+
+    def start(n_jobs):
+        opts = geoml._core.NNDescentOptions(seed=9, n_trees=6, max_iter=0, n_check=0)
+        m = geoml._core.Metric[metric]
+        idx = geoml._core.nndescent(X, k=10, metric=m, options=opts, n_jobs=n_jobs)[0]
+        return idx.reshape(len(X), 10)
+
+    a, b = start(1), start(2)
+    np.testing.assert_array_equal(a, b)
+    assert all(len(set(row)) == 10 for row in a.tolist())
+    assert not np.any(a == np.arange(len(X))[:, None])
+    rows = np.r_[0:6000:40, 7200:12000:40]  # checked rows (no copies), against all points
+    Z = X.astype(np.float64)
+    if metric == "cosine":
+        Z = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+        D = 1.0 - Z[rows] @ Z.T
+    else:
+        sq = (Z**2).sum(1)
+        D = np.sqrt(np.maximum(sq[rows, None] + sq[None, :] - 2 * Z[rows] @ Z.T, 0))
+    D[np.arange(len(rows)), rows] = np.inf
+    kth = np.sort(D, axis=1)[:, 9:10]
+    rec = float((np.take_along_axis(D, a[rows], axis=1) <= kth + 1e-9).mean())
+    assert rec > 0.9, rec
+
+
 @pytest.mark.parametrize("d", [37, 150])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_nndescent_thread_invariance_wide_rows(d, dtype):
