@@ -45,6 +45,19 @@ inline void prefetch_row(const T* x, int64_t d) {
   for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
 }
 
+/// The rows perm[p..p+3] of X (their ids and pointers, for dot4); the next four rows are
+/// prefetched when they lie before hi.
+template <typename T>
+inline void rows4(const int32_t* perm, int64_t p, int64_t hi, const T* X, int64_t d, int32_t ids[4],
+                  const T* rows[4]) {
+  for (int u = 0; u < 4; ++u) {
+    ids[u] = perm[p + u];
+    rows[u] = X + int64_t(ids[u]) * d;
+  }
+  if (p + 8 <= hi)
+    for (int u = 4; u < 8; ++u) prefetch_row(X + int64_t(perm[p + u]) * d, d);
+}
+
 /// CPU time of the process (all threads), for the verbose trace.
 inline double cpu_seconds() {
   timespec ts{};
@@ -321,11 +334,9 @@ void build_tree(const T* X, int64_t n, int64_t d, Metric metric, int64_t leaf_si
     // read before any is overwritten: placed entries never pass the read position.
     int64_t p = lo;
     for (; p + 4 <= nd.hi; p += 4) {
-      const int32_t ids[4] = {perm[p], perm[p + 1], perm[p + 2], perm[p + 3]};
-      const T* rows[4] = {X + int64_t(ids[0]) * d, X + int64_t(ids[1]) * d, X + int64_t(ids[2]) * d,
-                          X + int64_t(ids[3]) * d};
-      if (p + 8 <= nd.hi)
-        for (int u = 4; u < 8; ++u) prefetch_row(X + int64_t(perm[p + u]) * d, d);
+      int32_t ids[4];
+      const T* rows[4];
+      rows4(perm.data(), p, nd.hi, X, d, ids, rows);
       T wx[4];
       dot4(w.data(), rows, d, wx);
       for (int u = 0; u < 4; ++u) place(ids[u], wx[u]);
@@ -404,11 +415,9 @@ void build_tree(const T* X, int64_t n, int64_t d, Metric metric, int64_t leaf_si
 #pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
     for (int64_t bk = 0; bk < blocks; ++bk) {
       const int64_t p = lo + 4 * bk;
-      const int32_t ids[4] = {perm[p], perm[p + 1], perm[p + 2], perm[p + 3]};
-      const T* rows[4] = {X + int64_t(ids[0]) * d, X + int64_t(ids[1]) * d, X + int64_t(ids[2]) * d,
-                          X + int64_t(ids[3]) * d};
-      if (p + 8 <= nd.hi)
-        for (int u = 4; u < 8; ++u) prefetch_row(X + int64_t(perm[p + u]) * d, d);
+      int32_t ids[4];
+      const T* rows[4];
+      rows4(perm.data(), p, nd.hi, X, d, ids, rows);
       T wx[4];
       dot4(W[0], rows, d, wx);
       for (int u = 0; u < 4; ++u) route(p + u, ids[u], wx[u]);
