@@ -3,6 +3,7 @@
 // emd_solve in ot.hpp): fixed-size arrays on the stack, subtree bit sets, float32 AVX2
 // pre-pricing when there are at most 32 columns.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -383,39 +384,58 @@ double emd_tiny_tall(int n, const double* a, const double* b, const double* C, E
 
 }  // namespace ot_detail
 
-void emd_small_costs(int count, const EmdProblem* P, EmdWorkspace& ws, int64_t max_iter,
-                     double* cost, int* status) {
-  using ot_detail::kTinyDim;
-  using Solver = ot_detail::TinySolver<kTinyDim, kTinyDim>;
-  static constexpr int iota[kTinyDim] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
-                                         11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
-                                         22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
-  ws.cost_only = true;
+namespace {
+
+/// How emd_small_costs solves problem p: 0 on the 32 x 32 solver, 1 on the 64 x 32 one
+/// (transposed when the columns are the wide side), 2 through emd_small (zero-mass bins, or
+/// larger); the masses' sums in *sa, *sb (for kinds 0 and 1).
+int small_kind(const EmdProblem& p, double* sa, double* sb) {
+  using ot_detail::kTinyDim, ot_detail::kTinyWide;
+  if (p.m < 1 || p.n < 1 || std::min(p.m, p.n) > kTinyDim || std::max(p.m, p.n) > kTinyWide)
+    return 2;
+  *sa = *sb = 0.0;
+  for (int i = 0; i < p.m; ++i) {
+    if (!(p.a[i] > 0)) return 2;
+    *sa += p.a[i];
+  }
+  for (int j = 0; j < p.n; ++j) {
+    if (!(p.b[j] > 0)) return 2;
+    *sb += p.b[j];
+  }
+  return std::max(p.m, p.n) <= kTinyDim ? 0 : 1;
+}
+
+/// The problems of one kind of emd_small_costs (0: Rows = Cols = 32, 1: Rows = 64, Cols = 32;
+/// kind 2's on the way in the second pass), two at a time in lock-step.
+template <int Rows, int Cols>
+void costs_in_pairs(int count, const EmdProblem* P, EmdWorkspace& ws, int64_t max_iter,
+                    double* cost, int* status) {
+  using Solver = ot_detail::TinySolver<Rows, Cols>;
+  constexpr int kind = Rows == Cols ? 0 : 1;
+  static constexpr auto iota = [] {
+    std::array<int, Rows> r{};
+    for (int i = 0; i < Rows; ++i) r[i] = i;
+    return r;
+  }();
   Solver S0, S1;  // two slots, each holding one problem in flight (k: its index, -1 none)
   int k0 = -1, k1 = -1, next = 0;
   int64_t piv0 = 0, piv1 = 0;
   double mass0 = 0.0, mass1 = 0.0;
-  // the next problem for the tiny solver into S (its index in k), solving the others on the way
+  // the next problem of this kind into S (its index in k)
   auto load = [&](Solver& S, int& k, int64_t& piv, double& mass) {
     for (k = -1; k < 0 && next < count; ++next) {
       const EmdProblem& p = P[next];
-      bool tiny = p.m >= 1 && p.n >= 1 && p.m <= kTinyDim && p.n <= kTinyDim;
       double sa = 0.0, sb = 0.0;
-      for (int i = 0; i < p.m && tiny; ++i) {
-        tiny = p.a[i] > 0;
-        sa += p.a[i];
-      }
-      for (int j = 0; j < p.n && tiny; ++j) {
-        tiny = p.b[j] > 0;
-        sb += p.b[j];
-      }
-      if (!tiny) {  // zero-mass bins or too large: emd_solve's own path
-        cost[next] = emd_small(p.m, p.n, p.a, p.b, p.C, ws, max_iter, &status[next]);
+      const int kn = small_kind(p, &sa, &sb);
+      if (kn != kind) {
+        if (kind == 1 && kn == 2)  // emd_solve's own path
+          cost[next] = emd_small(p.m, p.n, p.a, p.b, p.C, ws, max_iter, &status[next]);
         continue;
       }
-      S.mm = p.m;
-      S.nn = p.n;
-      if (!S.init(p.n, p.a, p.b, p.C, iota, iota, true, false)) {
+      const bool trans = p.n > Cols;
+      S.mm = trans ? p.n : p.m;
+      S.nn = trans ? p.m : p.n;
+      if (!S.init(p.n, p.a, p.b, p.C, iota.data(), iota.data(), !trans, trans)) {
         cost[next] = std::numeric_limits<double>::quiet_NaN();
         status[next] = EMD_NONFINITE;
         continue;
@@ -457,6 +477,15 @@ void emd_small_costs(int count, const EmdProblem* P, EmdWorkspace& ws, int64_t m
       load(S1, k1, piv1, mass1);
     }
   }
+}
+
+}  // namespace
+
+void emd_small_costs(int count, const EmdProblem* P, EmdWorkspace& ws, int64_t max_iter,
+                     double* cost, int* status) {
+  ws.cost_only = true;
+  costs_in_pairs<ot_detail::kTinyDim, ot_detail::kTinyDim>(count, P, ws, max_iter, cost, status);
+  costs_in_pairs<ot_detail::kTinyWide, ot_detail::kTinyDim>(count, P, ws, max_iter, cost, status);
 }
 
 }  // namespace geoml
