@@ -478,6 +478,10 @@ void edges_of(const OrcContext& c, int64_t x, Scratch& s, double* kappa, double*
   const int64_t mx = Ms.ptr[x + 1] - Ms.ptr[x];
   const int64_t nT = static_cast<int64_t>(s.targets.size());
   const uint32_t rgen = ++s.rgen;  // positions in supp m_x, for the cancellation
+  s.pend.clear();                  // the queue of exact problems (see edge_w1)
+  s.pend_edge.clear();
+  s.pend_off.clear();
+  s.pend_buf.clear();
   for (int64_t i = 0; i < mx; ++i) {
     s.rpos_gen[Ms.supp[Ms.ptr[x] + i]] = rgen;
     s.rpos[Ms.supp[Ms.ptr[x] + i]] = static_cast<int32_t>(i);
@@ -512,10 +516,6 @@ void edges_of(const OrcContext& c, int64_t x, Scratch& s, double* kappa, double*
     kappa[e] = 1.0 - s.pend_cost[k] / dist[e];
     status[e] = s.pend_status[k] == EMD_OPTIMAL ? 0 : 1;
   }
-  s.pend.clear();
-  s.pend_edge.clear();
-  s.pend_off.clear();
-  s.pend_buf.clear();
 }
 
 /// Rows shared by the threads (RowT: Row, distances, or HopRow, hop counts): the nodes x are
