@@ -108,6 +108,22 @@ def test_fast_path_equals_general_path_across_windows_and_threads(weighted):
     assert np.isfinite(k1).all()
 
 
+def test_pivot_limit_flags_the_queued_exact_problems_for_any_thread_count():
+    # the exact problems of a source's edges are solved together, two at a time: a pivot limit
+    # must flag each one that hits it (and only those), whatever the thread count
+    A = knn_distance_graph(1500, 8, seed=3)
+    _, k_ref, _ = core_curvature(A, n_jobs=1)
+    _, k_big, _ = core_curvature(A, n_jobs=2, max_iter=10**6)
+    np.testing.assert_array_equal(k_ref, k_big)
+    _, k1, _, s1 = core_curvature(A, n_jobs=1, converged=False, max_iter=3)
+    _, k2, _, s2 = core_curvature(A, n_jobs=2, converged=False, max_iter=3)
+    np.testing.assert_array_equal(s1, s2)
+    np.testing.assert_array_equal(k1, k2)
+    assert 0 < (s1 != 0).sum() < len(s1)
+    ok = s1 == 0  # within the limit: the same optimum
+    np.testing.assert_array_equal(k1[ok], k_ref[ok])
+
+
 def test_fast_path_sinkhorn_atd_and_topk_match_general_path():
     A = knn_distance_graph(300, 5, seed=11)
     for kw in (

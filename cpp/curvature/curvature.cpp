@@ -340,11 +340,15 @@ void dist_block(const OrcContext& c, int64_t x, Scratch& s, RowOf&& row_of) {
   }
 }
 
-/// W1(m_x, m_y) of edge (x, y) in *w, from the block of x in `s` (hop counts in units, or
-/// distances), and its OT status in *st (0 ok, 1 iteration limit). The measures' common mass
-/// is cancelled first for exact OT. Returns false when the two measures are equal (kappa 1).
-bool edge_w1(const OrcContext& c, int64_t x, int64_t y, uint32_t rgen, Scratch& s, double* w,
-             int* st) {
+/// What edge_w1 did: the measures are equal (kappa 1), W1 is in *w, or the edge's exact
+/// problem was queued in s.pend* (solved by edges_of).
+enum class EdgeW1 { Equal, Done, Queued };
+
+/// W1(m_x, m_y) of edge e = (x, y) in *w, from the block of x in `s` (hop counts in units, or
+/// distances), and its OT status in *st (0 ok, 1 iteration limit); an exact problem for the
+/// network simplex is queued instead. The measures' common mass is cancelled first for exact OT.
+EdgeW1 edge_w1(const OrcContext& c, int64_t x, int64_t y, int64_t e, uint32_t rgen, Scratch& s,
+               double* w, int* st) {
   const Measures& M = c.M;
   const OrcOptions& o = c.o;
   const int64_t mx = c.Ms.ptr[x + 1] - c.Ms.ptr[x];
@@ -382,7 +386,7 @@ bool edge_w1(const OrcContext& c, int64_t x, int64_t y, uint32_t rgen, Scratch& 
     for (int64_t i = u0; i < u0 + nu; ++i)
       for (int64_t j = v0; j < v0 + nv; ++j) sum += s.D[i * nT + s.col[sy[j]]];
     *w = o.alpha * s.D[(mx - 1) * nT + s.col[y]] + (1.0 - o.alpha) * sum / double(nu * nv);
-    return true;
+    return EdgeW1::Done;
   }
   s.a.assign(ax, ax + mx);
   s.b.assign(by, by + my);
@@ -405,7 +409,7 @@ bool edge_w1(const OrcContext& c, int64_t x, int64_t y, uint32_t rgen, Scratch& 
   double sa = 0, sb = 0;
   for (int i = 0; i < mm; ++i) sa += (s.a[i] = s.a[s.ai[i]]);
   for (int j = 0; j < nn; ++j) sb += (s.b[j] = s.b[s.bj[j]]);
-  if (mm == 0 || nn == 0 || std::min(sa, sb) <= 1e-14) return false;  // equal measures
+  if (mm == 0 || nn == 0 || std::min(sa, sb) <= 1e-14) return EdgeW1::Equal;  // equal measures
   for (int j = 0; j < nn; ++j) s.b[j] *= sa / sb;  // equal totals despite rounding
   if (c.hop) {
     s.perm.resize(nn);
@@ -413,7 +417,7 @@ bool edge_w1(const OrcContext& c, int64_t x, int64_t y, uint32_t rgen, Scratch& 
     mm = gather_merge_rows(mx, mm, nn, s.Dh.data(), s.ai.data(), s.perm.data(), s.a.data(), s.C8,
                            s.mw);
     *w = c.unit * hop_w1(mm, nn, s);
-    return true;
+    return EdgeW1::Done;
   }
   s.C.resize(static_cast<size_t>(mm * nn));
   s.perm.resize(nn);  // the block columns of the kept targets
@@ -425,7 +429,6 @@ bool edge_w1(const OrcContext& c, int64_t x, int64_t y, uint32_t rgen, Scratch& 
   }
   double wv = 0;
   if (o.method == OrcMethod::Exact) {
-    int es = 0;
     int mr = mm, nr = nn;
     // Weighted graphs rarely have equal cost rows or columns: on the problems the tiny
     // network simplex takes (at most 64 x 64) searching for them costs more than it saves.
@@ -436,10 +439,15 @@ bool edge_w1(const OrcContext& c, int64_t x, int64_t y, uint32_t rgen, Scratch& 
       for (int t = 0; t < mr * nr; ++t) wv += (mr == 1 ? s.b[t] : s.a[t]) * s.C[t];
     } else if (mr == 2 || nr == 2) {
       wv = two_bin_ot(mr, nr, s.a.data(), s.b.data(), s.C.data(), s.perm);
-    } else {
-      wv = emd_small(mr, nr, s.a.data(), s.b.data(), s.C.data(), s.ws, o.max_iter, &es);
+    } else {  // queued: edges_of solves them two at a time
+      s.pend_edge.push_back(e);
+      s.pend_off.push_back(s.pend_buf.size());
+      s.pend.push_back({mr, nr, nullptr, nullptr, nullptr});
+      s.pend_buf.insert(s.pend_buf.end(), s.a.begin(), s.a.begin() + mr);
+      s.pend_buf.insert(s.pend_buf.end(), s.b.begin(), s.b.begin() + nr);
+      s.pend_buf.insert(s.pend_buf.end(), s.C.begin(), s.C.begin() + mr * nr);
+      return EdgeW1::Queued;
     }
-    *st = es == EMD_OPTIMAL ? 0 : 1;
   } else {  // <P, C> of the entropic plan, eps annealed down from the cost scale
     double cmax = 0;
     for (const double cv : s.C) cmax = std::max(cmax, cv);
@@ -458,7 +466,7 @@ bool edge_w1(const OrcContext& c, int64_t x, int64_t y, uint32_t rgen, Scratch& 
     *st = info.converged ? 0 : 1;
   }
   *w = wv;
-  return true;
+  return EdgeW1::Done;
 }
 
 /// kappa, dist and status of the edges of x, from the block of x in `s` (hop counts or
@@ -470,6 +478,10 @@ void edges_of(const OrcContext& c, int64_t x, Scratch& s, double* kappa, double*
   const int64_t mx = Ms.ptr[x + 1] - Ms.ptr[x];
   const int64_t nT = static_cast<int64_t>(s.targets.size());
   const uint32_t rgen = ++s.rgen;  // positions in supp m_x, for the cancellation
+  s.pend.clear();                  // the queue of exact problems (see edge_w1)
+  s.pend_edge.clear();
+  s.pend_off.clear();
+  s.pend_buf.clear();
   for (int64_t i = 0; i < mx; ++i) {
     s.rpos_gen[Ms.supp[Ms.ptr[x] + i]] = rgen;
     s.rpos[Ms.supp[Ms.ptr[x] + i]] = static_cast<int32_t>(i);
@@ -485,7 +497,24 @@ void edges_of(const OrcContext& c, int64_t x, Scratch& s, double* kappa, double*
       continue;
     }
     double w = 0.0;
-    kappa[e] = edge_w1(c, x, y, rgen, s, &w, &status[e]) ? 1.0 - w / dxy : 1.0;
+    const EdgeW1 r = edge_w1(c, x, y, e, rgen, s, &w, &status[e]);
+    if (r != EdgeW1::Queued) kappa[e] = r == EdgeW1::Done ? 1.0 - w / dxy : 1.0;
+  }
+  const int np = static_cast<int>(s.pend.size());
+  if (np == 0) return;
+  for (int k = 0; k < np; ++k) {
+    EmdProblem& p = s.pend[k];
+    p.a = s.pend_buf.data() + s.pend_off[k];
+    p.b = p.a + p.m;
+    p.C = p.b + p.n;
+  }
+  s.pend_cost.resize(np);
+  s.pend_status.resize(np);
+  emd_small_costs(np, s.pend.data(), s.ws, c.o.max_iter, s.pend_cost.data(), s.pend_status.data());
+  for (int k = 0; k < np; ++k) {
+    const int64_t e = s.pend_edge[k];
+    kappa[e] = 1.0 - s.pend_cost[k] / dist[e];
+    status[e] = s.pend_status[k] == EMD_OPTIMAL ? 0 : 1;
   }
 }
 

@@ -101,6 +101,13 @@ struct Scratch {
   std::vector<int> ai, bj, perm;
   std::vector<double> C2;
   EmdWorkspace ws;
+  // the exact problems of one source's edges, solved together by emd_small_costs (two at a
+  // time, interleaved): their edges, and each one's a, b, C packed at its offset in pend_buf
+  std::vector<int64_t> pend_edge;
+  std::vector<size_t> pend_off;
+  std::vector<double> pend_buf, pend_cost;
+  std::vector<EmdProblem> pend;
+  std::vector<int> pend_status;
   std::vector<uint8_t> Dh, C8;    // hop counts (unweighted graphs); Dh target-major
   std::vector<uint32_t> hq;       // hub masks of the sources (see the hop block)
   std::vector<int32_t> hub_rows;  // the sources that are hubs

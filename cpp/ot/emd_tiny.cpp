@@ -3,6 +3,7 @@
 // emd_solve in ot.hpp): fixed-size arrays on the stack, subtree bit sets, float32 AVX2
 // pre-pricing when there are at most 32 columns.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -96,6 +97,10 @@ struct TinySolver {
   alignas(32) float CfT[kDim32];
   alignas(32) float potf[kTinyNodes];
   int cs[kTinyNodes], ct[kTinyNodes];  // the cycle's sides (s and t up to the join)
+  TinyScan scan = nullptr;             // the exact float64 Dantzig scan
+  TinyScan32 scan32 = nullptr;         // the float32 pre-pricing (none: the exact scan alone)
+  int in_i = 0, in_j = 0;              // the next entering arc, see `price32` and `price`
+  double in_rc = 0.0;                  // its float64 reduced cost (0: none yet)
 
   /// Copies the kept rows/columns of C (m x n) into Cp (transposed when `trans`: the solver's
   /// rows are then C's kept columns, with supplies from b, and its columns C's kept rows, with
@@ -155,7 +160,51 @@ struct TinySolver {
     pot[kTinyRoot] = 0.0;
     if constexpr (use32)
       for (int u = 0; u < kTinyNodes; ++u) potf[u] = static_cast<float>(pot[u]);
+    const SimdIsa isa = simd_isa();
+    scan =
+        use32 ? GEOML_SIMD_CALL(isa, tiny_scan_for, W) : GEOML_SIMD_CALL(isa, tiny_scan_wide_for);
+    scan32 = use32 ? GEOML_SIMD_CALL(isa, tiny_scan32_for, Wf) : nullptr;
     return true;
+  }
+
+  /// float64 reduced cost of arc (i, j) if it may enter (below the relative tolerance), else 0.
+  double entering(int i, int j) const {
+    const double* h = pot + kTinyDim;
+    const double rc = (Cp[i * W + j] + h[j]) - pot[i];
+    const double scale = std::fabs(Cp[i * W + j]) + std::fabs(pot[i]) + std::fabs(h[j]);
+    return rc < -kRcRel * scale ? rc : 0.0;
+  }
+
+  /// First half of the pricing: the float32 candidate in (in_i, in_j), its float64 reduced
+  /// cost in in_rc when it enters (else 0).
+  void price32() {
+    in_rc = 0.0;
+    if (scan32 && scan32(mm, Cf, CfT, kTinyDim, potf, potf + kTinyDim, &in_i, &in_j) < 0.0f)
+      in_rc = entering(in_i, in_j);
+  }
+
+  /// Second half: when the candidate does not enter, the exact Dantzig scan's arc. Returns
+  /// false when no arc enters (the tree is optimal); else (in_i, in_j, in_rc) is the next pivot's.
+  bool price() {
+    if (in_rc != 0.0) return true;
+    if (!(scan(mm, W, Cp, pot, pot + kTinyDim, &in_i, &in_j) < 0.0)) return false;
+    in_rc = entering(in_i, in_j);
+    return in_rc != 0.0;
+  }
+
+  /// The cost over the real tree arcs (sources, then sinks); the flow left on artificial arcs
+  /// in *art_flow.
+  double tree_cost(double* art_flow) const {
+    double cost = 0.0, art = 0.0;
+    for (int u = 0; u < mm + nn; ++u) {
+      const int x = u < mm ? u : kTinyDim + u - mm;
+      if (pred[x] >= 0)
+        cost += flow[x] * Cp[pred[x]];
+      else
+        art += flow[x];
+    }
+    *art_flow = art;
+    return cost;
   }
 
   /// One pivot on entering arc (i, j) with reduced cost rc < 0: the pivot of
@@ -241,19 +290,6 @@ double emd_tiny_dim(int n, const double* a, const double* b, const double* C, Em
     if (status) *status = EMD_NONFINITE;
     return std::numeric_limits<double>::quiet_NaN();
   }
-  const int W = S.W;
-  const SimdIsa isa = simd_isa();
-  const TinyScan scan = Solver::use32 ? GEOML_SIMD_CALL(isa, tiny_scan_for, W)
-                                      : GEOML_SIMD_CALL(isa, tiny_scan_wide_for);
-  const TinyScan32 scan32 = Solver::use32 ? GEOML_SIMD_CALL(isa, tiny_scan32_for, S.Wf) : nullptr;
-  const double* p = S.pot;
-  const double* h = S.pot + kTinyDim;
-  // float64 reduced cost of arc (i, j) if it may enter (below the relative tolerance), else 0
-  auto entering = [&](int i, int j) {
-    const double rc = (S.Cp[i * W + j] + h[j]) - p[i];
-    const double scale = std::fabs(S.Cp[i * W + j]) + std::fabs(p[i]) + std::fabs(h[j]);
-    return rc < -kRcRel * scale ? rc : 0.0;
-  };
   int st = EMD_OPTIMAL;
   int64_t piv = 0;
   for (;; ++piv) {
@@ -261,31 +297,17 @@ double emd_tiny_dim(int n, const double* a, const double* b, const double* C, Em
       st = EMD_MAX_ITER;
       break;
     }
-    int i = 0, j = 0;
-    double rc = 0.0;
-    if (scan32 && scan32(mm, S.Cf, S.CfT, kTinyDim, S.potf, S.potf + kTinyDim, &i, &j) < 0.0f)
-      rc = entering(i, j);
-    if (rc == 0.0) {  // exact Dantzig scan: no float candidate, or it does not enter
-      if (!(scan(mm, W, S.Cp, p, h, &i, &j) < 0.0)) break;
-      rc = entering(i, j);
-      if (rc == 0.0) break;
-    }
-    S.pivot(i, j, rc);
+    S.price32();
+    if (!S.price()) break;
+    S.pivot(S.in_i, S.in_j, S.in_rc);
   }
   ws.n_pivots = piv;
+  double art_flow = 0.0;
+  const double cost = S.tree_cost(&art_flow);
   // live nodes in emd_solve's numbering (sinks at mm + j, root mm + nn)
   int nodes[kTinyRoot];
   for (int i = 0; i < mm; ++i) nodes[i] = i;
   for (int j = 0; j < nn; ++j) nodes[mm + j] = kTinyDim + j;
-  // cost over real tree arcs; residual flow on artificial arcs means unequal masses
-  double cost = 0.0, art_flow = 0.0;
-  for (int u = 0; u < mm + nn; ++u) {
-    const int x = nodes[u];
-    if (S.pred[x] >= 0)
-      cost += S.flow[x] * S.Cp[S.pred[x]];
-    else
-      art_flow += S.flow[x];
-  }
   if (st == EMD_OPTIMAL && art_flow > 1e-9 * mass) st = EMD_INFEASIBLE;
   if (ws.cost_only) {
     ws.parent.clear();
@@ -316,7 +338,7 @@ double emd_tiny_dim(int n, const double* a, const double* b, const double* C, Em
     }
   }
   // the tree in emd_solve's numbering
-  const int N = mm + nn + 1;
+  const int W = S.W, N = mm + nn + 1;
   ws.parent.resize(N);
   ws.pred.resize(N);
   ws.flow.resize(N);
@@ -361,4 +383,109 @@ double emd_tiny_tall(int n, const double* a, const double* b, const double* C, E
 }
 
 }  // namespace ot_detail
+
+namespace {
+
+/// How emd_small_costs solves problem p: 0 on the 32 x 32 solver, 1 on the 64 x 32 one
+/// (transposed when the columns are the wide side), 2 through emd_small (zero-mass bins, or
+/// larger); the masses' sums in *sa, *sb (for kinds 0 and 1).
+int small_kind(const EmdProblem& p, double* sa, double* sb) {
+  using ot_detail::kTinyDim, ot_detail::kTinyWide;
+  if (p.m < 1 || p.n < 1 || std::min(p.m, p.n) > kTinyDim || std::max(p.m, p.n) > kTinyWide)
+    return 2;
+  *sa = *sb = 0.0;
+  for (int i = 0; i < p.m; ++i) {
+    if (!(p.a[i] > 0)) return 2;
+    *sa += p.a[i];
+  }
+  for (int j = 0; j < p.n; ++j) {
+    if (!(p.b[j] > 0)) return 2;
+    *sb += p.b[j];
+  }
+  return std::max(p.m, p.n) <= kTinyDim ? 0 : 1;
+}
+
+/// The problems of one kind of emd_small_costs (0: Rows = Cols = 32, 1: Rows = 64, Cols = 32;
+/// kind 2's on the way in the second pass), two at a time in lock-step.
+template <int Rows, int Cols>
+void costs_in_pairs(int count, const EmdProblem* P, EmdWorkspace& ws, int64_t max_iter,
+                    double* cost, int* status) {
+  using Solver = ot_detail::TinySolver<Rows, Cols>;
+  constexpr int kind = Rows == Cols ? 0 : 1;
+  static constexpr auto iota = [] {
+    std::array<int, Rows> r{};
+    for (int i = 0; i < Rows; ++i) r[i] = i;
+    return r;
+  }();
+  Solver S0, S1;  // two slots, each holding one problem in flight (k: its index, -1 none)
+  int k0 = -1, k1 = -1, next = 0;
+  int64_t piv0 = 0, piv1 = 0;
+  double mass0 = 0.0, mass1 = 0.0;
+  // the next problem of this kind into S (its index in k)
+  auto load = [&](Solver& S, int& k, int64_t& piv, double& mass) {
+    for (k = -1; k < 0 && next < count; ++next) {
+      const EmdProblem& p = P[next];
+      double sa = 0.0, sb = 0.0;
+      const int kn = small_kind(p, &sa, &sb);
+      if (kn != kind) {
+        if (kind == 1 && kn == 2)  // emd_solve's own path
+          cost[next] = emd_small(p.m, p.n, p.a, p.b, p.C, ws, max_iter, &status[next]);
+        continue;
+      }
+      const bool trans = p.n > Cols;
+      S.mm = trans ? p.n : p.m;
+      S.nn = trans ? p.m : p.n;
+      if (!S.init(p.n, p.a, p.b, p.C, iota.data(), iota.data(), !trans, trans)) {
+        cost[next] = std::numeric_limits<double>::quiet_NaN();
+        status[next] = EMD_NONFINITE;
+        continue;
+      }
+      k = next;
+      piv = 0;
+      mass = std::max(sa, sb);
+    }
+  };
+  // the pivot limit or optimality reached: the result of problem k
+  auto finish = [&](const Solver& S, int k, bool limit, double mass) {
+    double art_flow = 0.0;
+    cost[k] = S.tree_cost(&art_flow);
+    status[k] = limit ? EMD_MAX_ITER : art_flow > 1e-9 * mass ? EMD_INFEASIBLE : EMD_OPTIMAL;
+  };
+  load(S0, k0, piv0, mass0);
+  load(S1, k1, piv1, mass1);
+  while (k0 >= 0 || k1 >= 0) {
+    const bool lim0 = k0 >= 0 && max_iter > 0 && piv0 >= max_iter;
+    const bool lim1 = k1 >= 0 && max_iter > 0 && piv1 >= max_iter;
+    const bool on0 = k0 >= 0 && !lim0, on1 = k1 >= 0 && !lim1;
+    if (on0) S0.price32();  // both float32 scans first: independent, they overlap
+    if (on1) S1.price32();
+    const bool go0 = on0 && S0.price(), go1 = on1 && S1.price();
+    if (go0) {
+      S0.pivot(S0.in_i, S0.in_j, S0.in_rc);
+      ++piv0;
+    }
+    if (go1) {
+      S1.pivot(S1.in_i, S1.in_j, S1.in_rc);
+      ++piv1;
+    }
+    if (k0 >= 0 && !go0) {
+      finish(S0, k0, lim0, mass0);
+      load(S0, k0, piv0, mass0);
+    }
+    if (k1 >= 0 && !go1) {
+      finish(S1, k1, lim1, mass1);
+      load(S1, k1, piv1, mass1);
+    }
+  }
+}
+
+}  // namespace
+
+void emd_small_costs(int count, const EmdProblem* P, EmdWorkspace& ws, int64_t max_iter,
+                     double* cost, int* status) {
+  ws.cost_only = true;
+  costs_in_pairs<ot_detail::kTinyDim, ot_detail::kTinyDim>(count, P, ws, max_iter, cost, status);
+  costs_in_pairs<ot_detail::kTinyWide, ot_detail::kTinyDim>(count, P, ws, max_iter, cost, status);
+}
+
 }  // namespace geoml

@@ -77,6 +77,23 @@ inline double emd_small(int m, int n, const double* a, const double* b, const do
   return emd_solve(m, n, a, b, C, ws, max_iter, status);
 }
 
+/// One problem of `emd_small_costs`: histograms a (m), b (n), row-major cost C (m x n).
+struct EmdProblem {
+  int m = 0, n = 0;
+  const double *a = nullptr, *b = nullptr, *C = nullptr;
+};
+
+/// The optimal costs and statuses of `count` independent problems, the same bits as
+/// `emd_small` with `ws.cost_only` set returns them one by one, on the calling thread. Problems
+/// with positive masses and at most 32 bins a side (then those with 33 to 64 on one side) are
+/// solved two at a time on the fixed-size simplex, their pricing scans and pivots interleaved in
+/// lock-step (one solve is a chain of latency-bound steps, each waiting on the last: two
+/// independent chains overlap in the out-of-order core; 17 % and 7 % less time on the 16-D kNN
+/// curvature problems); the others go through `emd_small` on `ws` (whose `cost_only` flag is set
+/// here). Writes cost[k], status[k].
+void emd_small_costs(int count, const EmdProblem* problems, EmdWorkspace& ws, int64_t max_iter,
+                     double* cost, int* status);
+
 /// Writes the dense optimal plan of the last solve in `ws` into `P` (m x n, row-major,
 /// zero-filled here). O(m n).
 void emd_plan_dense(const EmdWorkspace& ws, double* P);
