@@ -354,6 +354,114 @@ def test_filtered_lm_symmetric_spectrum():
     np.testing.assert_array_equal(r.eigenvectors, r2.eigenvectors)
 
 
+def _nonneg_random(n, per_row, seed, shift=0.0):
+    """Random sparse symmetric matrix with uniform [0, 1) entries (~per_row a row), plus shift I."""
+    rng = np.random.default_rng(seed)
+    A = sp.random(n, n, density=per_row / (2.0 * n), random_state=rng, format="csr")
+    return (A + A.T + shift * sp.identity(n)).tocsr()
+
+
+@pytest.fixture
+def f32_calls(monkeypatch):
+    """Counts the filtered solves that ran their products with float32 values."""
+    from geoml import _core
+    from geoml.spectral import _eigsh
+
+    calls = []
+    real = _core.eigsh_csr_f32v
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["options"].tol)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_eigsh._core, "eigsh_csr_f32v", spy, raising=False)
+    return calls
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_float32_products_match_arpack(f32_calls, seed):
+    """The filtered solve with float32 values (tol 1e-8, nonnegative random matrices of several
+    sizes / densities / shifts): ARPACK's eigenvalues to 1e-10 ||A||, float64 residuals <=
+    tol ||A||, the same bits for 1 and 2 threads, the check passed."""
+    from scipy.sparse.linalg import eigsh as arpack
+
+    n, per, shift = ((4000, 20, 0.0), (5000, 30, -3.0), (6000, 24, 2.0))[seed]
+    A = _nonneg_random(n, per, seed, shift)
+    anorm = abs(arpack(A, 1, which="LM", tol=1e-12)[0]).max()
+    for which, k in (("LA", 6), ("SA", 5), ("LM", 7)):
+        del f32_calls[:]
+        r = geoml.eigsh(A, k, which=which, tol=1e-8, random_state=seed, n_jobs=1)
+        assert len(f32_calls) == 1 and 1e-9 < f32_calls[0] < 1e-8  # locks below tol
+        ref = np.sort(arpack(A, k, which=which, tol=1e-13)[0])
+        np.testing.assert_allclose(r.eigenvalues, ref, atol=1e-10 * anorm, rtol=0)
+        R = A @ r.eigenvectors - r.eigenvectors * r.eigenvalues
+        assert np.linalg.norm(R, axis=0).max() <= 1e-8 * anorm
+        assert r.converged and r.check_passed
+        r2 = geoml.eigsh(A, k, which=which, tol=1e-8, random_state=seed, n_jobs=2)
+        np.testing.assert_array_equal(r.eigenvectors, r2.eigenvectors)
+        np.testing.assert_array_equal(r.eigenvalues, r2.eigenvalues)
+
+
+def test_float32_products_fall_back(f32_calls, monkeypatch):
+    """When the float32 solve's float64 residuals miss tol ||A|| (here forced: reported 1e3
+    times larger), the float64 solve runs and its result is returned unchanged (the float32
+    solve's products counted in n_matvec)."""
+    from geoml.spectral import _eigsh
+
+    A = _nonneg_random(4000, 20, 0)
+    real = _eigsh._float32_values
+    monkeypatch.setattr(_eigsh, "_float32_values", lambda *a: None)
+    ref = geoml.eigsh(A, 6, which="LA", tol=1e-8, random_state=0)
+    assert not f32_calls
+    monkeypatch.setattr(_eigsh, "_float32_values", real)
+    spy = _eigsh._core.eigsh_csr_f32v
+
+    spent = []
+
+    def worse(*args, **kwargs):
+        out = spy(*args, **kwargs)
+        spent.append(out[4])
+        return out[:2] + (out[2] * 1e3,) + out[3:]
+
+    monkeypatch.setattr(_eigsh._core, "eigsh_csr_f32v", worse, raising=False)
+    r = geoml.eigsh(A, 6, which="LA", tol=1e-8, random_state=0)
+    assert len(f32_calls) == 1 and r.converged and r.check_passed
+    np.testing.assert_array_equal(r.eigenvectors, ref.eigenvectors)
+    np.testing.assert_array_equal(r.eigenvalues, ref.eigenvalues)
+    assert r.n_matvec == ref.n_matvec + spent[0]  # the float32 solve's products counted
+
+
+def test_float32_values_refused():
+    """No float32 copy when a value overflows float32 or leaves its normal range, for a tight
+    tol (the rounding's residual too close to tol ||A||), float32 data or int64 indices; the
+    float64 solve then gives ARPACK's eigenvalues."""
+    from scipy.sparse.linalg import eigsh as arpack
+
+    from geoml.spectral import _eigsh
+
+    A = _nonneg_random(4000, 20, 0)
+    ip = A.indptr.astype(np.int32)
+    n = A.shape[0]
+    assert _eigsh._float32_values(A.data, ip, n, 1e-8) is not None
+    assert _eigsh._float32_values(A.data, ip, n, 1e-10) is None  # tight tol
+    assert _eigsh._float32_values(A.data, A.indptr.astype(np.int64), n, 1e-8) is None
+    assert _eigsh._float32_values(A.data.astype(np.float32), ip, n, 1e-8) is None
+    for scale in (1e39, 1e-39):  # float32 overflow / subnormal (not rescaled by eigsh)
+        B = A.copy()
+        B.data[:5] *= scale
+        assert _eigsh._float32_values(B.data, ip, n, 1e-6) is None
+    big = (A * 1e36).tocsr()  # in range: values ~1e36, ||A|| ~1e37
+    assert _eigsh._float32_values(big.data, ip, n, 1e-8) is not None
+    B = A.copy()
+    B.data[:7] = 1e39  # ~1e39 entries: float32 would overflow, so float64 products
+    B = ((B + B.T) / 2).tocsr()
+    anorm = abs(arpack(B, 1, which="LM", tol=1e-12)[0]).max()
+    r = geoml.eigsh(B, 4, which="LA", tol=1e-8, random_state=0)
+    ref = np.sort(arpack(B, 4, which="LA", tol=1e-13)[0])
+    np.testing.assert_allclose(r.eigenvalues, ref, atol=1e-10 * anorm, rtol=0)
+    assert r.converged
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("itype", [np.int32, np.int64])
 def test_block_products_every_width(dtype, itype):

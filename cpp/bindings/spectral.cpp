@@ -50,7 +50,8 @@ LanczosOptions make_lanczos_options(int64_t k, Which which, double tol, int64_t 
 /// converged, anorm, cheb_cut). `opt.n_threads` is already set.
 template <typename T>
 py::tuple run_lanczos(int64_t n, const MatVec<T>& mv, const ChebStep<T>& step, const py::object& v0,
-                      const py::object& deflate, const LanczosOptions& opt) {
+                      const py::object& deflate, const LanczosOptions& opt,
+                      const MatVec<T>& exact = MatVec<T>()) {
   carray<T> v0a, defa;
   const T* pv0 = nullptr;
   const T* pdef = nullptr;
@@ -70,7 +71,7 @@ py::tuple run_lanczos(int64_t n, const MatVec<T>& mv, const ChebStep<T>& step, c
   LanczosResult<T> res;
   {
     py::gil_scoped_release release;
-    res = lanczos<T>(n, mv, pv0, pdef, nd, opt, step);
+    res = lanczos<T>(n, mv, pv0, pdef, nd, opt, step, exact);
   }
   return py::make_tuple(to_numpy(std::move(res.eigenvalues)), to_numpy(std::move(res.eigenvectors)),
                         to_numpy(std::move(res.residuals)), res.n_iter, res.n_matvec, res.converged,
@@ -107,6 +108,31 @@ py::tuple eigsh_csr_py(exact<T> data_in, exact<I> indptr_in, carray<I> indices, 
     csr_cheb_step<T, I>(n, pp, pi, pd, yb, ya, yc, s1, c, s2, nt);
   };
   return run_lanczos<T>(n, mv, step, v0, deflate, opt);
+}
+
+/// lanczos() (float64 vectors) on a CSR matrix whose iteration products (locking included)
+/// use float32 copies of its values (`data32`, each the float32 rounding of `data`); the
+/// returned Rayleigh quotients and residuals use the float64 values `data`.
+py::tuple eigsh_csr_f32v_py(carray<double> data, carray<float> data32, exact<int32_t> indptr_in,
+                            carray<int32_t> indices, LanczosOptions opt, py::object v0,
+                            int n_jobs) {
+  const carray<int32_t> indptr = contiguous(indptr_in);
+  const int64_t n = indptr.size() - 1;
+  if (n < 0 || data.size() != indices.size() || data32.size() != indices.size())
+    throw std::invalid_argument("malformed CSR arrays");
+  const int nt = opt.n_threads = capped_threads(n_jobs, 20 * n + indices.size());
+  const int32_t *pp = indptr.data(), *pi = indices.data();
+  const double* pd = data.data();
+  const float* pf = data32.data();
+  MatVec<double> mv = [=](const double* x, double* y) { csr_matvec_f32v(n, pp, pi, pf, x, y, nt); };
+  ChebStep<double> step = [=](const double* yb, const double* ya, double* yc, double s1, double c,
+                              double s2) {
+    csr_cheb_step_f32v(n, pp, pi, pf, yb, ya, yc, s1, c, s2, nt);
+  };
+  MatVec<double> exact = [=](const double* x, double* y) {
+    csr_matvec<double, int32_t>(n, pp, pi, pd, x, y, nt);
+  };
+  return run_lanczos<double>(n, mv, step, v0, py::none(), opt, exact);
 }
 
 /// lanczos() (float64) on N = S P S for an unweighted graph: the CSR pattern P (indptr,
@@ -467,6 +493,10 @@ void bind_spectral(py::module_& m) {
                  py::arg("deflate") = py::none(), py::arg("n_jobs") = 0,
                  "Lanczos on a symmetric CSR matrix -> (w, V, res, n_iter, n_mv, conv, anorm, "
                  "cut).");
+  m.def("eigsh_csr_f32v", &eigsh_csr_f32v_py, py::arg("data"), py::arg("data32"),
+        py::arg("indptr").noconvert(), py::arg("indices"), py::kw_only(), py::arg("options"),
+        py::arg("v0") = py::none(), py::arg("n_jobs") = 0,
+        "eigsh_csr (int32) with float32 values in the solve's products -> as eigsh_csr.");
   def_overloads(m, "eigsh_scaled_pattern", Indices{}, GEOML_PICK(eigsh_scaled_pattern_py),
                 py::arg("indptr").noconvert(), py::arg("indices"), py::arg("scale"), py::kw_only(),
                 py::arg("options"), py::arg("v0") = py::none(), py::arg("deflate") = py::none(),

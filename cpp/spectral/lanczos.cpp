@@ -28,24 +28,25 @@ namespace {
 #define GEOML_KERNEL_AVX512 1
 #include "common/simd_instantiate.inc"
 
-using SpmvRowsFn = void (*)(int64_t, int64_t, const int32_t*, const int32_t*, const double*,
+template <typename V>
+using SpmvRowsFn = void (*)(int64_t, int64_t, const int32_t*, const int32_t*, const V*,
                             const double*, double*);
 
 constexpr int64_t kSpmvChunk = 1024;  // rows per dynamic chunk (and per row-sum buffer)
 
-/// The row-sum kernel for `isa`: the gathering copy, or the scalar lanes when a one-off timing
-/// (the first call per ISA in the process, ~1 ms) finds them faster, as on CPUs whose gathers
-/// are slow (e.g. Intel's Gather Data Sampling microcode mitigation; on the development Xeon
-/// the AVX-512 gathers are ~1.5x faster). Both give the same bits, so the choice never changes
-/// a result.
-SpmvRowsFn spmv_rows_for(SimdIsa isa) {
-  const SpmvRowsFn gather = GEOML_SIMD_PICK(isa, spmv_rows);
-  const SpmvRowsFn lanes = GEOML_SIMD_PICK(isa, spmv_rows_lanes);
-  if (isa == SimdIsa::Generic) return gather;        // the scalar lanes already
+/// Whether `isa` runs the scalar lanes instead of the gathering copy: a one-off timing (the
+/// first call per ISA in the process, ~1 ms) finds them faster, as on CPUs whose gathers are
+/// slow (e.g. Intel's Gather Data Sampling microcode mitigation; on the development Xeon the
+/// AVX-512 gathers are ~1.5x faster). Both give the same bits, so the choice never changes a
+/// result.
+bool spmv_use_lanes(SimdIsa isa) {
+  if (isa == SimdIsa::Generic) return false;         // the scalar lanes already
   static std::atomic<int> choice[3] = {-1, -1, -1};  // per ISA: -1 not timed, 0 gather, 1 lanes
   std::atomic<int>& ch = choice[static_cast<int>(isa)];
   int c = ch.load(std::memory_order_relaxed);
   if (c < 0) {
+    const SpmvRowsFn<double> gather = GEOML_SIMD_PICK(isa, spmv_rows<double>);
+    const SpmvRowsFn<double> lanes = GEOML_SIMD_PICK(isa, spmv_rows_lanes<double>);
     // a random sparse matrix: 4096 rows of 20 entries into x of 2^16 values (512 kB)
     constexpr int64_t rows = 4096, per = 20, nx = int64_t(1) << 16;
     std::vector<int32_t> ip(rows + 1), ix(rows * per);
@@ -70,17 +71,27 @@ SpmvRowsFn spmv_rows_for(SimdIsa isa) {
     c = best[1] < 0.9 * best[0] ? 1 : 0;  // the gathers unless clearly slower
     ch.store(c, std::memory_order_relaxed);
   }
-  return c == 1 ? lanes : gather;
+  return c == 1;
 }
 
-/// yc = s1 (A yb - c yb) - s2 ya (plain: yc = A yb) for a float64 / int32 CSR matrix: row
-/// sums from the per-ISA kernel (the same bits under every ISA: spmv_kernel.inc), the update
-/// here, in baseline code (nothing contracted), rows in dynamic chunks (each row's result
-/// is one call's work, so it does not depend on the thread count).
-void csr_rows_d32(int64_t n, const int32_t* ip, const int32_t* ix, const double* a,
-                  const double* yb, const double* ya, double* yc, double s1, double c, double s2,
-                  bool plain, int nt) {
-  const SpmvRowsFn rows = spmv_rows_for(simd_isa());
+/// The row-sum kernel for `isa` and stored values of type V (float64, or float32 read as
+/// their exact float64 values).
+template <typename V>
+SpmvRowsFn<V> spmv_rows_for(SimdIsa isa) {
+  if (spmv_use_lanes(isa)) return GEOML_SIMD_PICK(isa, spmv_rows_lanes<V>);
+  return GEOML_SIMD_PICK(isa, spmv_rows<V>);
+}
+
+/// yc = s1 (A yb - c yb) - s2 ya (plain: yc = A yb) for a CSR matrix with int32 indices,
+/// float64 vectors and float64 or float32 values: row sums from the per-ISA kernel (the same
+/// bits under every ISA: spmv_kernel.inc), the update here, in baseline code (nothing
+/// contracted), rows in dynamic chunks (each row's result is one call's work, so it does not
+/// depend on the thread count).
+template <typename V>
+void csr_rows_d32(int64_t n, const int32_t* ip, const int32_t* ix, const V* a, const double* yb,
+                  const double* ya, double* yc, double s1, double c, double s2, bool plain,
+                  int nt) {
+  const SpmvRowsFn<V> rows = spmv_rows_for<V>(simd_isa());
   const int64_t nchunk = (n + kSpmvChunk - 1) / kSpmvChunk;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
   for (int64_t ch = 0; ch < nchunk; ++ch) {
@@ -160,6 +171,17 @@ void csr_cheb_step(int64_t n, const I* indptr, const I* indices, const T* data, 
     for (I p = indptr[i]; p < indptr[i + 1]; ++p) acc += double(data[p]) * double(yb[indices[p]]);
     yc[i] = T(s1 * (acc - c * double(yb[i])) - s2 * double(ya[i]));
   }
+}
+
+void csr_matvec_f32v(int64_t n, const int32_t* indptr, const int32_t* indices, const float* data,
+                     const double* x, double* y, int n_threads) {
+  csr_rows_d32(n, indptr, indices, data, x, nullptr, y, 0, 0, 0, true, resolve_threads(n_threads));
+}
+
+void csr_cheb_step_f32v(int64_t n, const int32_t* indptr, const int32_t* indices, const float* data,
+                        const double* yb, const double* ya, double* yc, double s1, double c,
+                        double s2, int n_threads) {
+  csr_rows_d32(n, indptr, indices, data, yb, ya, yc, s1, c, s2, false, resolve_threads(n_threads));
 }
 
 template <typename T>
@@ -354,6 +376,7 @@ struct LanczosSolver {
   const MatVec<T>& A;
   const LanczosOptions& opt;
   const ChebStep<T>& step;
+  const MatVec<T>& exact;  // the final Rayleigh quotients' and residuals' products (or A)
   const int nt;
   const int64_t k, nd;
   const bool filt;
@@ -393,11 +416,12 @@ struct LanczosSolver {
   std::vector<int64_t> order;
 
   LanczosSolver(int64_t n_, const MatVec<T>& A_, const LanczosOptions& opt_,
-                const ChebStep<T>& step_, int64_t nd_)
+                const ChebStep<T>& step_, const MatVec<T>& exact_, int64_t nd_)
       : n(n_),
         A(A_),
         opt(opt_),
         step(step_),
+        exact(exact_),
         nt(resolve_threads(opt_.n_threads)),
         k(opt_.k),
         nd(nd_),
@@ -931,7 +955,12 @@ struct LanczosSolver {
       const double nx = std::sqrt(dot(n, x.data(), x.data(), nt));
       if (nx > 0)
         for (int64_t i = 0; i < n; ++i) x[i] = T(double(x[i]) / nx);
-      applyA(x.data(), w.data());
+      if (exact) {
+        exact(x.data(), w.data());
+        ++n_matvec;
+      } else {
+        applyA(x.data(), w.data());
+      }
       const double th = dot(n, x.data(), w.data(), nt);
       double r2 = 0;
       det_sum<1>(
@@ -996,16 +1025,17 @@ struct LanczosSolver {
 
 template <typename T>
 LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* deflate, int64_t nd,
-                         const LanczosOptions& opt, const ChebStep<T>& step) {
-  return LanczosSolver<T>(n, A, opt, step, nd).run(v0, deflate);
+                         const LanczosOptions& opt, const ChebStep<T>& step,
+                         const MatVec<T>& exact) {
+  return LanczosSolver<T>(n, A, opt, step, exact, nd).run(v0, deflate);
 }
 
 template LanczosResult<float> lanczos<float>(int64_t, const MatVec<float>&, const float*,
                                              const float*, int64_t, const LanczosOptions&,
-                                             const ChebStep<float>&);
+                                             const ChebStep<float>&, const MatVec<float>&);
 template LanczosResult<double> lanczos<double>(int64_t, const MatVec<double>&, const double*,
                                                const double*, int64_t, const LanczosOptions&,
-                                               const ChebStep<double>&);
+                                               const ChebStep<double>&, const MatVec<double>&);
 template void csr_matvec<float, int32_t>(int64_t, const int32_t*, const int32_t*, const float*,
                                          const float*, float*, int);
 template void csr_matvec<double, int32_t>(int64_t, const int32_t*, const int32_t*, const double*,

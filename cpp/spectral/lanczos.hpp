@@ -64,12 +64,16 @@ struct LanczosResult {
 /// `step`, if given, fuses one recurrence step with the product. `deflate` (n x nd
 /// row-major, orthonormal columns, may be null) spans a space that the solver stays
 /// orthogonal to. `v0` (n values, may be null) starts the
-/// iteration, else a seeded Gaussian vector. Cost per restart cycle: (ncv - kept) operator
-/// products plus O(n ncv^2) for the orthogonalisation; memory O(n ncv). The result owns its
-/// memory. Throws std::invalid_argument for inconsistent sizes.
+/// iteration, else a seeded Gaussian vector. `exact`, if given, forms the products of the
+/// returned Rayleigh quotients and residuals (the iteration's, locking's included, come from
+/// `A`: e.g. A with float32 values, `exact` the float64 A; `converged` then compares the exact
+/// residuals with opt.tol). Cost per restart cycle: (ncv - kept) operator products plus
+/// O(n ncv^2) for the orthogonalisation; memory O(n ncv). The result owns its memory. Throws
+/// std::invalid_argument for inconsistent sizes.
 template <typename T>
 LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* deflate, int64_t nd,
-                         const LanczosOptions& opt, const ChebStep<T>& step = ChebStep<T>());
+                         const LanczosOptions& opt, const ChebStep<T>& step = ChebStep<T>(),
+                         const MatVec<T>& exact = MatVec<T>());
 
 /// Products with N = S P S for a 0/1 sparsity pattern P (CSR indptr/indices, no values)
 /// and a diagonal S = diag(s): the normalised adjacency of an unweighted graph, reading 4
@@ -95,6 +99,15 @@ void csr_matvec(int64_t n, const I* indptr, const I* indices, const T* data, con
 template <typename T, typename I>
 void csr_cheb_step(int64_t n, const I* indptr, const I* indices, const T* data, const T* yb,
                    const T* ya, T* yc, double s1, double c, double s2, int n_threads);
+
+/// csr_matvec and csr_cheb_step with float32 stored values and float64 vectors (int32
+/// indices): each value enters as its exact float64 value, so the results are the bits of the
+/// float64 products on the rounded matrix (8 bytes per stored entry instead of 12).
+void csr_matvec_f32v(int64_t n, const int32_t* indptr, const int32_t* indices, const float* data,
+                     const double* x, double* y, int n_threads);
+void csr_cheb_step_f32v(int64_t n, const int32_t* indptr, const int32_t* indices, const float* data,
+                        const double* yb, const double* ya, double* yc, double s1, double c,
+                        double s2, int n_threads);
 
 /// y = A x for a dense row-major n x n matrix, parallel over rows; O(n^2).
 template <typename T>

@@ -32,6 +32,7 @@ __all__: list[str] = [
     "csr_spmm",
     "eigsh_callback",
     "eigsh_csr",
+    "eigsh_csr_f32v",
     "eigsh_dense",
     "eigsh_scaled_pattern",
     "emd",
@@ -942,6 +943,20 @@ def eigsh_csr(
 ) -> tuple:
     """
     Lanczos on a symmetric CSR matrix -> (w, V, res, n_iter, n_mv, conv, anorm, cut).
+    """
+
+def eigsh_csr_f32v(
+    data: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    data32: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    indptr: numpy.typing.NDArray[numpy.int32],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    *,
+    options: LanczosOptions,
+    v0: typing.Any = None,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> tuple:
+    """
+    eigsh_csr (int32) with float32 values in the solve's products -> as eigsh_csr.
     """
 
 @typing.overload

@@ -287,6 +287,40 @@ _FILTER_PRELIM = 8  # unfiltered cycles before the filter is placed (16: k = 50 
 _FILTER_CHECK_STEPS = 6  # block Krylov steps on P(A) per cycle of the filtered check
 
 
+# The filtered solve's products with float32 copies of the values (8 bytes per stored entry
+# instead of 12) when the rounding leaves room below the tolerance; the float64 residuals
+# decide (see docs/design/eigensolver.md, session 23).
+_F32_MIN_LOCK = 1.0 / 3.0  # the float32 solve's locking tolerance, at least this times tol
+
+
+def _float32_values(d, indptr, n, tol):
+    """``(float32 copy of the float64 CSR values d, locking factor)`` for the filtered solve's
+    products (int32 indices), or None when a value would overflow or leave float32's normal
+    range, or when the rounding leaves too little room below ``tol``.
+
+    The solve on the rounded matrix ``A - E`` locks pairs whose residual there is at most
+    ``f tol ||A||``; their residual with ``A`` is about ``sqrt(f^2 tol^2 + ||E u||^2)`` (E's
+    part is orthogonal to ``u`` to first order). ``||E u||`` for a delocalised unit ``u`` is
+    about ``r = ||E||_F / sqrt(n)`` (measured: the largest of 10-50 pairs 1.1-1.2 r on random
+    matrices), taken relative to a lower bound of ``||A||`` (``max(||A||_F / sqrt(n),
+    |sum(A)| / n)``); ``f = sqrt(0.81 - (1.2 r)^2)`` aims at 0.9 tol, and a factor below
+    ``_F32_MIN_LOCK`` (more products) means no float32 copy."""
+    if d.dtype != np.float64 or indptr.dtype != np.int32 or not d.size or not tol > 0:
+        return None
+    with np.errstate(over="ignore"):
+        d32 = d.astype(np.float32)
+    if not np.isfinite(d32).all() or ((np.abs(d) < np.finfo(np.float32).tiny) & (d != 0)).any():
+        return None
+    lower = max(math.sqrt(float(np.square(d).sum()) / n), abs(float(d.sum())) / n)
+    if not lower > 0:
+        return None
+    r = math.sqrt(float(np.square(d - d32).sum()) / n) / (tol * lower)
+    f2 = 0.81 - (1.2 * r) ** 2
+    if not f2 >= _F32_MIN_LOCK**2:
+        return None
+    return d32, math.sqrt(f2)
+
+
 def _filtered_ncv(k: int, n: int) -> int:
     """Default basis size of the filtered path: ``k + max(k // 2, 14)`` (24 at k = 10; was
     ``max(2 k + 4, 24)``: at k = 50 a basis of 74 instead of 104 took ~15% less time, the
@@ -347,9 +381,21 @@ def _filtered_general(
         cheb_auto_lower=not lm,
     )
     v0s = None if v0 is None else (v0 * dtype(sign)).astype(dtype)
-    w, V, res, n_iter, n_mv, conv, anorm, cut = _core.eigsh_csr(
-        d, indptr, indices, options=options, v0=v0s, n_jobs=nt
-    )
+    out, spent_f32 = None, 0
+    f32 = _float32_values(d, indptr, n, tol)
+    if f32 is not None:
+        # the products with float32 values, locking at f * tol on the rounded matrix; kept
+        # only when the float64 residuals pass tol * ||A||, else the float64 solve
+        options.tol = f32[1] * tol
+        out = _core.eigsh_csr_f32v(d, f32[0], indptr, indices, options=options, v0=v0s, n_jobs=nt)
+        options.tol = tol
+        if (out[2] <= tol * out[6]).all():
+            out = out[:5] + (True,) + out[6:]
+        else:
+            out, spent_f32 = None, int(out[4])
+    if out is None:
+        out = _core.eigsh_csr(d, indptr, indices, options=options, v0=v0s, n_jobs=nt)
+    w, V, res, n_iter, n_mv, conv, anorm, cut = out
     V = V.reshape(n, k)
     report = None
     if check and (conv or n_iter < max_iter):
@@ -416,7 +462,7 @@ def _filtered_general(
     if sign < 0:
         w, V, res = -w[::-1], np.ascontiguousarray(V[:, ::-1]), res[::-1].copy()
         w = w.astype(dtype, copy=False)
-    return w, V, res, n_iter, n_mv, conv, anorm, report
+    return w, V, res, n_iter, n_mv + spent_f32, conv, anorm, report
 
 
 def eigsh(
@@ -509,6 +555,14 @@ def eigsh(
     ``k``) with the eigenvalue at the end of the spectrum (one per connected component)
     put in exactly; the bound above holds with the first cycle's ``b`` and ``s``. The GPU
     path (CuPy input) runs the same check after its Lanczos solve, on the device.
+
+    On float64 CSR input with int32 indices and a tolerance well above float32's rounding
+    (e.g. ``tol = 1e-8`` on matrices with entries of one sign), the filtered solve forms its
+    products with a float32 copy of the values (8 bytes per stored entry instead of 12; the
+    Lanczos recurrence, the vectors and the check stay float64) and locks pairs below ``tol``
+    on that rounded matrix; the returned eigenvalues and residuals are computed with the
+    float64 values, and if any residual exceeds ``tol * ||A||`` the float64 solve runs
+    instead. Values that would overflow or underflow in float32 keep the float64 products.
 
     Parameters
     ----------
