@@ -112,7 +112,8 @@ void eig_lanes(SimdIsa isa, int n, Work* ws, const bool* live, int count, bool v
         lw.U[j * nl + size_t(i) * kLanes + q] = v;
       }
   }
-  GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
+  GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors, lw.gs.data(),
+                  lw.hs.data());
   const unsigned bad =
       GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(), vectors ? lw.U.data() : nullptr,
                       lw.gs.data(), lw.hs.data(), true);
@@ -313,7 +314,8 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
   GEOML_SIMD_CALL(isa, scale_lanes, nn, lw.U.data(), inv);
   for (int q = 0; q < kLanes; ++q)  // lanes without a matrix (or a zero one) hold the identity
     if (!g.live[q] || zero[q]) set_identity(n, lw.U.data(), q);
-  GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
+  GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors, lw.gs.data(),
+                  lw.hs.data());
   const unsigned bad =
       GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(), vectors ? lw.U.data() : nullptr,
                       lw.gs.data(), lw.hs.data(), !vectors);
