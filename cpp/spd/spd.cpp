@@ -285,7 +285,7 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
   if (has_m) {
     if (m_lower)  // M lower triangular: M A M^T
       GEOML_SIMD_CALL(isa, congruence_lower_lanes, n, lw.M.data(), lw.U.data(), lw.T.data(),
-                      lw.F.data());
+                      lw.F.data(), shared_m ? mat(b0) : nullptr);
     else
       GEOML_SIMD_CALL(isa, congruence_lanes, n, lw.M.data(), lw.U.data(), lw.T.data(), lw.F.data());
     std::swap(lw.U, lw.F);
