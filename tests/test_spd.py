@@ -854,6 +854,50 @@ def test_distance_triangular_congruence(n):
     assert _linalg.inv_cholesky(bad) is None
 
 
+@pytest.mark.parametrize("n", [1, 5, 22, 70])  # 70: the NumPy path (n > 64)
+def test_eigvalsh_pairs_log_sq(n):
+    """The distances' sum(log(w)^2) in the kernel (log_sq=True: the AVX-512 copy's own vector
+    log): equal to NumPy's sum over the eigenvalues of the same pairs to rounding (paired,
+    shared and outer M, lower and symmetric), NaN with the same status where a matrix is
+    refused, the same bits for one and two threads; 1 x 1 matrices over the whole exponent
+    range against np.log per value."""
+    from geoml.spd import _linalg
+
+    rng = np.random.default_rng(70 + n)
+    nb = 97 if n <= 64 else 12
+    A = rand_spd(rng, (nb,), n, cond=1e4) * np.exp(rng.uniform(-20, 20, (nb, 1, 1)))
+    A[5] = np.diag(np.r_[1.0, -1.0, np.ones(n - 2)] if n > 1 else [-1.0])  # not PD
+    A[9, 0, 0] = np.nan
+    B = rand_spd(rng, (3,), n, cond=1e2)
+    Li = _linalg.inv_cholesky(B[:1])
+    cases = [
+        dict(M=Li, lower=True),
+        dict(M=spd.invsqrtm(B[:1])),
+        dict(M=spd.invsqrtm(B), outer=True),
+        dict(M=np.linalg.inv(np.linalg.cholesky(B)), lower=True, outer=True),
+    ]
+    for kw in cases if n <= 64 else cases[:2]:
+        w, s = _linalg.eigvalsh_pairs(A, **kw)
+        d2, s2 = _linalg.eigvalsh_pairs(A, log_sq=True, **kw)
+        assert d2.dtype == np.float64 and d2.shape == s2.shape == s.shape
+        sb = s.reshape(len(A), -1)  # outer: (b, k) pairs, b major
+        assert np.array_equal(s, s2) and (sb[5] == 3).all() and (sb[9] == 1).all()
+        ok = s == 0
+        assert np.isnan(d2[~ok]).all()
+        ref = np.sum(np.log(w[ok]) ** 2, axis=-1)
+        assert rel(d2[ok], ref) < 1e-14
+        d2b, _ = _linalg.eigvalsh_pairs(A, log_sq=True, n_jobs=2, **kw)
+        assert np.array_equal(d2, d2b, equal_nan=True)
+    if n == 1:  # the log itself, eigenvalue by eigenvalue
+        x = np.concatenate(
+            [np.exp(rng.uniform(-700, 700, 5000)), rng.uniform(0.5, 2.0, 5000), [1.0, 2.0, 0.5]]
+        )
+        d2, s = _linalg.eigvalsh_pairs(x[:, None, None], np.ones((1, 1, 1)), log_sq=True)
+        assert not s.any() and d2[-3] == 0.0
+        lx = np.abs(np.log(x))
+        assert np.all(np.abs(np.sqrt(d2) - lx) <= 4e-16 * lx)
+
+
 def test_mean_riemann_cholesky_iterates():
     """mean_riemann iterates with the iterate's Cholesky factor (M <- L exp(nu J') L^T, J' the
     mean log of L^-1 X L^-T): the same iterates as pyRiemann's symmetric square roots, here

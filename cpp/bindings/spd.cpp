@@ -57,19 +57,28 @@ py::tuple funm_py(exact<T> A_in, carray<T> M, SpdFunc func, double power, double
 
 template <typename T>
 py::tuple eigvalsh_pairs_py(exact<T> A_in, carray<T> M, bool outer, bool lower, double sym_tol,
-                            int n_jobs) {
+                            int n_jobs, bool log_sq) {
   const carray<T> A = contiguous(A_in);
   const auto [B, n] = batch_shape(A, "A");
   const auto [K, nm] = batch_shape(M, "M");
   if (nm != n || K == 0 || (!outer && K != 1 && K != B))
     throw std::invalid_argument("M must have shape (K, n, n), K = 1 or B unless outer");
   const int64_t tasks = outer ? B * K : B;
-  py::array_t<T> w({tasks, int64_t(n)});
   py::array_t<int8_t> status({tasks});
   const T* pa = A.data();
   const T* pm = M.data();
-  T* pw = w.mutable_data();
   int8_t* ps = status.mutable_data();
+  if (log_sq) {
+    py::array_t<double> d2({tasks});
+    double* pd = d2.mutable_data();
+    {
+      py::gil_scoped_release release;
+      spd_eigvalsh_pairs<T>(pa, B, n, pm, K, outer, lower, sym_tol, nullptr, ps, n_jobs, pd);
+    }
+    return py::make_tuple(d2, status);
+  }
+  py::array_t<T> w({tasks, int64_t(n)});
+  T* pw = w.mutable_data();
   {
     py::gil_scoped_release release;
     spd_eigvalsh_pairs<T>(pa, B, n, pm, K, outer, lower, sym_tol, pw, ps, n_jobs);
@@ -123,7 +132,9 @@ void bind_spd(py::module_& m) {
   def_overloads(m, "spd_eigvalsh_pairs", Floats{}, GEOML_PICK(eigvalsh_pairs_py),
                 py::arg("A").noconvert(), py::arg("M"), py::kw_only(), py::arg("outer") = false,
                 py::arg("lower") = false, py::arg("sym_tol") = 1e-8, py::arg("n_jobs") = 0,
-                "Eigenvalues of M_k A_b M_k (lower: M_k A_b M_k^T) for pairs, and status codes.");
+                py::arg("log_sq") = false,
+                "Eigenvalues of M_k A_b M_k (lower: M_k A_b M_k^T) per pair (log_sq: their\n"
+                "sum of log(w)^2 in float64), and status codes.");
   def_overloads(m, "spd_funm_wsum", Floats{}, GEOML_PICK(funm_wsum_py), py::arg("A").noconvert(),
                 py::arg("M"), py::arg("weights"), py::kw_only(), py::arg("func"),
                 py::arg("power") = 1.0, py::arg("lower") = false, py::arg("sym_tol") = 1e-8,

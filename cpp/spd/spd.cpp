@@ -112,7 +112,8 @@ void eig_lanes(SimdIsa isa, int n, Work* ws, const bool* live, int count, bool v
         lw.U[j * nl + size_t(i) * kLanes + q] = v;
       }
   }
-  GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
+  GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors, lw.gs.data(),
+                  lw.hs.data());
   const unsigned bad =
       GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(), vectors ? lw.U.data() : nullptr,
                       lw.gs.data(), lw.hs.data(), true);
@@ -205,12 +206,13 @@ bool apply(SpdFunc f, double power, int n, Work& w) {
 // none), all in the lanes of g.lw: load, congruence (congruence_lanes), scaling by a power of
 // two per lane, tred2/tql2, and with `vectors` f of the eigenvalues and the reconstruction
 // (reconstruct_lanes) into g.lw.F (entry i of lane q at F[i kLanes + q]); without vectors only
-// the eigenvalues (g.ws[q].d, ascending) and the definiteness check (with vectors the
-// eigenvalues are left unsorted: the reconstruction does not need the order). Statuses in g.st.
+// the eigenvalues (g.ws[q].d, ascending unless !sort) and the definiteness check (with vectors
+// the eigenvalues are left unsorted: the reconstruction does not need the order). Statuses in
+// g.st.
 template <typename T, typename SrcOf, typename MatOf>
 void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat, bool with_m,
                 bool shared_m, SpdFunc f, double power, double sym_tol, bool vectors, Group& g,
-                bool m_lower = false) {
+                bool m_lower = false, bool sort = true) {
   LaneWork& lw = g.lw;
   const size_t nn = size_t(n) * n;
   bool has_m = false;
@@ -283,7 +285,7 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
   if (has_m) {
     if (m_lower)  // M lower triangular: M A M^T
       GEOML_SIMD_CALL(isa, congruence_lower_lanes, n, lw.M.data(), lw.U.data(), lw.T.data(),
-                      lw.F.data());
+                      lw.F.data(), shared_m ? mat(b0) : nullptr);
     else
       GEOML_SIMD_CALL(isa, congruence_lanes, n, lw.M.data(), lw.U.data(), lw.T.data(), lw.F.data());
     std::swap(lw.U, lw.F);
@@ -313,10 +315,11 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
   GEOML_SIMD_CALL(isa, scale_lanes, nn, lw.U.data(), inv);
   for (int q = 0; q < kLanes; ++q)  // lanes without a matrix (or a zero one) hold the identity
     if (!g.live[q] || zero[q]) set_identity(n, lw.U.data(), q);
-  GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors);
+  GEOML_SIMD_CALL(isa, tred2_lanes, n, lw.U.data(), lw.d.data(), lw.e.data(), vectors, lw.gs.data(),
+                  lw.hs.data());
   const unsigned bad =
       GEOML_SIMD_CALL(isa, tql2_lanes, n, lw.d.data(), lw.e.data(), vectors ? lw.U.data() : nullptr,
-                      lw.gs.data(), lw.hs.data(), !vectors);
+                      lw.gs.data(), lw.hs.data(), !vectors && sort);
   for (int q = 0; q < kLanes; ++q) {
     double* fl = lw.f.data();
     for (int i = 0; i < n; ++i) fl[size_t(i) * kLanes + q] = 0.0;  // no contribution
@@ -477,7 +480,7 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
 
 template <typename T>
 void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, bool outer, bool lower,
-                        double sym_tol, T* w, int8_t* status, int n_jobs) {
+                        double sym_tol, T* w, int8_t* status, int n_jobs, double* log_sq) {
   const SimdIsa isa = simd_isa();
   const int64_t nn = int64_t(n) * n;
   const std::vector<double> Md = to_double(M, K * nn);
@@ -497,7 +500,21 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
       const int64_t t0 = c * kLanes;
       const int count = int(std::min<int64_t>(kLanes, tasks - t0));
       funm_group<T>(isa, t0, count, n, src, mat, true, !outer && K == 1, SpdFunc::Sqrt, 1.0,
-                    sym_tol, false, g, lower);
+                    sym_tol, false, g, lower, log_sq == nullptr);
+      if (log_sq) {  // sum_i log(w_i)^2 per task, in the lanes (the order of the w_i is QL's)
+        double* x = g.lw.F.data();  // free after funm_group without vectors
+        alignas(64) double sums[kLanes];
+        for (int q = 0; q < kLanes; ++q) {
+          const bool use = q < count && g.st[q] == SpdOk;
+          for (int i = 0; i < n; ++i) x[size_t(i) * kLanes + q] = use ? g.ws[q].d[i] : 1.0;
+        }
+        GEOML_SIMD_CALL(isa, log_sq_lanes, n, x, sums);
+        for (int q = 0; q < count; ++q) {
+          status[t0 + q] = g.st[q];
+          log_sq[t0 + q] = g.st[q] == SpdOk ? sums[q] : std::numeric_limits<double>::quiet_NaN();
+        }
+        continue;
+      }
       for (int q = 0; q < count; ++q) {
         int8_t st = g.st[q];
         if (st == SpdOk && !fits<T>(g.ws[q].d.data(), n)) st = SpdOverflow;
@@ -568,7 +585,7 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
   template void spd_funm<T>(const T*, int64_t, int, const T*, int64_t, SpdFunc, double, double,    \
                             T*, int8_t*, int);                                                     \
   template void spd_eigvalsh_pairs<T>(const T*, int64_t, int, const T*, int64_t, bool, bool,       \
-                                      double, T*, int8_t*, int);                                   \
+                                      double, T*, int8_t*, int, double*);                          \
   template void spd_funm_wsum<T>(const T*, int64_t, int, const T*, const double*, SpdFunc, double, \
                                  bool, double, double*, int8_t*, int);
 GEOML_SPD_INSTANTIATE(float)

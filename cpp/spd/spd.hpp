@@ -44,10 +44,12 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
 /// triangular M with `lower` (its upper part is not read; a Cholesky factor's inverse: the
 /// congruence costs less than half), which must be positive definite: with `outer` every pair
 /// (b, k), w of shape (B, K, n); else pair b with k = b (K == B) or with the single M (K == 1),
-/// w of shape (B, n).
+/// w of shape (B, n). With `log_sq` (not null) the eigenvalues are not written (w unused) but
+/// log_sq[t] = sum_i log(w_ti)^2 per task t (the squared affine-invariant distance; NaN where
+/// status is not 0), in float64, summed in the lanes in the order QL leaves them.
 template <typename T>
 void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, bool outer, bool lower,
-                        double sym_tol, T* w, int8_t* status, int n_jobs);
+                        double sym_tol, T* w, int8_t* status, int n_jobs, double* log_sq = nullptr);
 
 /// out (n x n, double) = sum_b wts[b] f(M A_b M) (M null: identity; M shared by all b), or
 /// with `lower` sum_b wts[b] f(M A_b M^T) for lower-triangular M (upper part not read).

@@ -1912,9 +1912,11 @@ def spd_eigvalsh_pairs(
     lower: bool = False,
     sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    log_sq: bool = False,
 ) -> tuple:
     """
-    Eigenvalues of M_k A_b M_k (lower: M_k A_b M_k^T) for pairs, and status codes.
+    Eigenvalues of M_k A_b M_k (lower: M_k A_b M_k^T) per pair (log_sq: their
+    sum of log(w)^2 in float64), and status codes.
     """
 
 @typing.overload
@@ -1926,9 +1928,11 @@ def spd_eigvalsh_pairs(
     lower: bool = False,
     sym_tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    log_sq: bool = False,
 ) -> tuple:
     """
-    Eigenvalues of M_k A_b M_k (lower: M_k A_b M_k^T) for pairs, and status codes.
+    Eigenvalues of M_k A_b M_k (lower: M_k A_b M_k^T) per pair (log_sq: their
+    sum of log(w)^2 in float64), and status codes.
     """
 
 @typing.overload

@@ -164,10 +164,14 @@ def funm(A, M=None, *, func: str, power: float = 1.0, n_jobs: int = 0):
     )
 
 
-def eigvalsh_pairs(A, M, *, outer: bool = False, lower: bool = False, n_jobs: int = 0):
+def eigvalsh_pairs(
+    A, M, *, outer: bool = False, lower: bool = False, log_sq: bool = False, n_jobs: int = 0
+):
     """``(w, status)``: eigenvalues of ``M[k] A[b] M[k]`` (``lower``: ``M[k] A[b] M[k]^T``
     with M lower triangular) (positive definite required), for every pair (outer: shape
-    (B*K, n)) or paired (shape (B, n)); M (K, n, n), K = 1 or B."""
+    (B*K, n)) or paired (shape (B, n)); M (K, n, n), K = 1 or B. With ``log_sq``, ``w`` is
+    ``sum(log(w) ** 2, axis=-1)`` instead (float64, shape (B*K,) or (B,)), computed in the
+    kernel's threads."""
     n = A.shape[-1]
     sym_tol = SYM_TOL[A.dtype]
     Mk = np.ascontiguousarray(M, dtype=A.dtype).reshape((-1, n, n))
@@ -175,8 +179,12 @@ def eigvalsh_pairs(A, M, *, outer: bool = False, lower: bool = False, n_jobs: in
         Mk = np.ascontiguousarray(np.tril(Mk))
     if n <= SMALL_N:
         return _core.spd_eigvalsh_pairs(
-            A, Mk, outer=outer, lower=lower, sym_tol=sym_tol, n_jobs=n_jobs
+            A, Mk, outer=outer, lower=lower, sym_tol=sym_tol, n_jobs=n_jobs, log_sq=log_sq
         )
+    if log_sq:
+        w, status = eigvalsh_pairs(A, M, outer=outer, lower=lower, n_jobs=n_jobs)
+        lw = np.log(w.astype(np.float64))
+        return np.einsum("...i,...i->...", lw, lw), status
     status = _check_np(A, sym_tol)
     Ad = A.astype(np.float64)
     Ad[status != 0] = np.eye(n)
