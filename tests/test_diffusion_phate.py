@@ -420,6 +420,58 @@ def test_sparse_singular_values_and_entropy_match_dense_svd(seed):
     assert est.t_ == knee_point(h, np.arange(100))
 
 
+@pytest.mark.parametrize("n", [1, 2, 5, 64, 257, 700])
+def test_eigvalsh_two_stage_matches_numpy(n):
+    """LAPACK's two-stage solver through ctypes (where NumPy's or SciPy's LAPACK exports it)
+    gives numpy.linalg.eigvalsh's eigenvalues to 1e-12 of the largest, on random symmetric
+    matrices, a clustered spectrum and a PHATE-like P P^T, without touching its input."""
+    from geoml._lapack import _two_stage, eigvalsh_two_stage
+    from geoml.diffusion._phate import _eigvalsh, _gram
+
+    if _two_stage() is None:
+        pytest.skip("this LAPACK exports no dsyevd_2stage (numpy.linalg.eigvalsh is used)")
+    rng = np.random.default_rng(n)
+    X = rng.standard_normal((n, n))
+    Q = np.linalg.qr(X)[0]
+    A = sp.random(n, n, density=min(1.0, 8 / n), random_state=n) + sp.identity(n)
+    A = sp.csr_matrix(A + A.T)
+    P = sp.csr_matrix(sp.diags(1.0 / np.asarray(A.sum(1)).ravel()) @ A)
+    clustered = (Q * np.repeat([1.0, 1 + 1e-9, -2.0], -(-n // 3))[:n]) @ Q.T
+    for G in (X + X.T, X @ X.T, 0.5 * (clustered + clustered.T), _gram(P)):
+        G0 = G.copy()
+        ref = np.linalg.eigvalsh(G)
+        w = eigvalsh_two_stage(G)
+        np.testing.assert_array_equal(G, G0)
+        assert w.shape == (n,) and np.all(np.diff(w) >= 0)
+        assert np.abs(w - ref).max() <= 1e-12 * np.abs(ref).max()
+        np.testing.assert_array_equal(_eigvalsh(G0), w)  # (G0 is its workspace)
+    assert eigvalsh_two_stage(np.zeros((0, 0))) is None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("data", ["roll", "tree"])
+def test_phate_two_stage_and_fallback_agree(seed, data, monkeypatch):
+    """The landmark entropy's eigenvalues by dsyevd_2stage or by numpy.linalg.eigvalsh (the
+    fallback where the routine is absent) give the same t and the same embedding, bit for
+    bit, and entropy curves within 1e-12, on one and two threads."""
+    from geoml import _lapack
+
+    if _lapack._two_stage() is None:
+        pytest.skip("this LAPACK exports no dsyevd_2stage")
+    X = swiss_roll(3000, seed=seed)[0] if data == "roll" else gen_dla(branch_length=150)[0]
+    fits = {}
+    for route in ("two-stage", "fallback"):
+        monkeypatch.setattr(_lapack, "_TWO_STAGE", [] if route == "two-stage" else [None])
+        for nj in (1, 2):
+            fits[route, nj] = geoml.PHATE(n_landmark=300, random_state=seed, n_jobs=nj).fit(X)
+    ref = fits["fallback", 1]
+    for est in fits.values():
+        assert est.t_ == ref.t_
+        np.testing.assert_array_equal(est.embedding_, ref.embedding_)
+        np.testing.assert_allclose(est.entropy_, ref.entropy_, rtol=1e-12)
+    np.testing.assert_array_equal(fits["two-stage", 2].entropy_, fits["two-stage", 1].entropy_)
+
+
 @pytest.mark.parametrize("t", [1, 2, 3, 7, 16, 50, 99])
 def test_matrix_power_matches_numpy(t):
     from geoml.diffusion._phate import _matrix_power
