@@ -448,20 +448,60 @@ def test_eigvalsh_two_stage_matches_numpy(n):
     assert eigvalsh_two_stage(np.zeros((0, 0))) is None
 
 
+@pytest.mark.parametrize("n", [2, 3, 50, 300, 700])
+def test_eigvalsh_band_matches_numpy(n):
+    """The band route (dsytrd_sb2st then dsterf on the upper band) gives numpy's eigenvalues
+    to 1e-12 of the largest, for bandwidths from 1 to n - 1 and on a PHATE-like P P^T in
+    reverse Cuthill-McKee order (:func:`_gram_solver`, both routes)."""
+    from geoml import _lapack
+    from geoml.diffusion import _phate
+
+    found = _lapack._two_stage()
+    if found is None or found["dsytrd_sb2st"] is None:
+        pytest.skip("this LAPACK exports no dsytrd_sb2st")
+    rng = np.random.default_rng(n)
+    for kd in sorted({1, min(n - 1, 3), min(n - 1, 64), n - 1}):
+        A = rng.standard_normal((n, n))
+        A = A + A.T
+        i, j = np.indices((n, n))
+        A[np.abs(i - j) > kd] = 0
+        AB = np.zeros((n, kd + 1))
+        for dd in range(kd + 1):
+            AB[dd:, kd - dd] = np.diagonal(A, dd)
+        ref = np.linalg.eigvalsh(A)
+        w = _lapack.eigvalsh_band(AB)
+        assert w.shape == (n,) and np.all(np.diff(w) >= 0)
+        assert np.abs(w - ref).max() <= 1e-12 * np.abs(ref).max()
+    A = sp.random(n, n, density=min(1.0, 4 / n), random_state=n) + sp.identity(n)
+    A = sp.csr_matrix(A + A.T)
+    P = sp.csr_matrix(sp.diags(1.0 / np.asarray(A.sum(1)).ravel()) @ A)
+    ref = np.linalg.eigvalsh(P @ P.T.toarray())
+    for div in (1, 10**9):  # every band narrow enough / none
+        _phate._BAND_DIV, old = div, _phate._BAND_DIV
+        try:
+            w = _phate._gram_solver(P)()
+        finally:
+            _phate._BAND_DIV = old
+        assert np.abs(w - ref).max() <= 1e-12 * np.abs(ref).max()
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("data", ["roll", "tree"])
-def test_phate_two_stage_and_fallback_agree(seed, data, monkeypatch):
-    """The landmark entropy's eigenvalues by dsyevd_2stage or by numpy.linalg.eigvalsh (the
-    fallback where the routine is absent) give the same t and the same embedding, bit for
-    bit, and entropy curves within 1e-12, on one and two threads."""
+def test_phate_eigenvalue_routes_agree(seed, data, monkeypatch):
+    """The landmark entropy's eigenvalues by the band route, by dsyevd_2stage or by
+    numpy.linalg.eigvalsh (the fallback where the routines are absent) give the same t and
+    the same embedding, bit for bit, and entropy curves within 1e-12, on one and two
+    threads."""
     from geoml import _lapack
+    from geoml.diffusion import _phate
 
     if _lapack._two_stage() is None:
         pytest.skip("this LAPACK exports no dsyevd_2stage")
     X = swiss_roll(3000, seed=seed)[0] if data == "roll" else gen_dla(branch_length=150)[0]
     fits = {}
-    for route in ("two-stage", "fallback"):
-        monkeypatch.setattr(_lapack, "_TWO_STAGE", [] if route == "two-stage" else [None])
+    for route in ("band", "two-stage", "fallback"):
+        monkeypatch.setattr(_lapack, "_TWO_STAGE", [None] if route == "fallback" else [])
+        monkeypatch.setattr(_phate, "_BAND_DIV", 1 if route == "band" else 10**9)
         for nj in (1, 2):
             fits[route, nj] = geoml.PHATE(n_landmark=300, random_state=seed, n_jobs=nj).fit(X)
     ref = fits["fallback", 1]
@@ -469,7 +509,8 @@ def test_phate_two_stage_and_fallback_agree(seed, data, monkeypatch):
         assert est.t_ == ref.t_
         np.testing.assert_array_equal(est.embedding_, ref.embedding_)
         np.testing.assert_allclose(est.entropy_, ref.entropy_, rtol=1e-12)
-    np.testing.assert_array_equal(fits["two-stage", 2].entropy_, fits["two-stage", 1].entropy_)
+    for route in ("band", "two-stage"):
+        np.testing.assert_array_equal(fits[route, 2].entropy_, fits[route, 1].entropy_)
 
 
 @pytest.mark.parametrize("t", [1, 2, 3, 7, 16, 50, 99])

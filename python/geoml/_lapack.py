@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import numpy as np
 
-# (ctypes function, integer ctype) once resolved, or None where not available
+# {"int": integer ctype, routine name: ctypes function or None} once resolved, or None
 _TWO_STAGE: list = []
 
-# symbol name -> integer width: the wheels' OpenBLAS builds (NumPy's ILP64 scipy_openblas64,
-# SciPy's LP64 openblas / scipy_openblas32) and a plain reference LAPACK / MKL
+# symbol name patterns -> integer width: the wheels' OpenBLAS builds (NumPy's ILP64
+# scipy_openblas64, SciPy's LP64 openblas / scipy_openblas32), a plain reference LAPACK / MKL
 _NAMES = (
-    ("scipy_dsyevd_2stage_64_", 64),
-    ("dsyevd_2stage_64_", 64),
-    ("dsyevd_2stage64_", 64),
-    ("scipy_dsyevd_2stage_", 32),
-    ("dsyevd_2stage_", 32),
+    ("scipy_{}_64_", 64),
+    ("{}_64_", 64),
+    ("{}64_", 64),
+    ("scipy_{}_", 32),
+    ("{}_", 32),
 )
 
 
@@ -52,6 +52,8 @@ def _modules() -> list[str]:
 
 
 def _resolve():
+    """``dsyevd_2stage`` from the first library that has it, and ``dsytrd_sb2st`` and
+    ``dsterf`` under the same naming (None where absent)."""
     import ctypes
 
     for path in _modules():
@@ -59,13 +61,16 @@ def _resolve():
             lib = ctypes.CDLL(path)  # already loaded: its handle; dlsym searches its dependencies
         except OSError:
             continue
-        for name, bits in _NAMES:
-            try:
-                fn = getattr(lib, name)
-            except AttributeError:
+        for pattern, bits in _NAMES:
+            if not hasattr(lib, pattern.format("dsyevd_2stage")):
                 continue
-            fn.restype = None
-            return fn, ctypes.c_int64 if bits == 64 else ctypes.c_int32
+            out = {"int": ctypes.c_int64 if bits == 64 else ctypes.c_int32}
+            for routine in ("dsyevd_2stage", "dsytrd_sb2st", "dsterf"):
+                fn = getattr(lib, pattern.format(routine), None)
+                if fn is not None:
+                    fn.restype = None
+                out[routine] = fn
+            return out
     return None
 
 
@@ -89,7 +94,7 @@ def eigvalsh_two_stage(G: np.ndarray, overwrite: bool = False) -> np.ndarray | N
     n = G.shape[0]
     if found is None or n == 0:
         return None
-    fn, it = found
+    fn, it = found["dsyevd_2stage"], found["int"]
     # C-order G is its transpose in Fortran order: the same matrix (symmetric), its upper
     # triangle in Fortran terms is the lower one in C terms
     A = np.array(G, dtype=np.float64, order="C", copy=None if overwrite else True)
@@ -124,3 +129,56 @@ def eigvalsh_two_stage(G: np.ndarray, overwrite: bool = False) -> np.ndarray | N
     if call(work, work.size, iwork, iwork.size) != 0:  # (info > 0: dsterf did not converge)
         raise np.linalg.LinAlgError(f"dsyevd_2stage failed (info = {info.value})")
     return w
+
+
+def eigvalsh_band(AB: np.ndarray) -> np.ndarray | None:
+    """Ascending eigenvalues of a symmetric band matrix given as its upper band ``AB`` of
+    shape ``(n, kd + 1)``, C order (LAPACK's ``(kd + 1, n)`` band storage: ``AB[j, kd + i -
+    j] = A[i, j]`` for ``j - kd <= i <= j``; overwritten): the second stage alone
+    (``dsytrd_sb2st``, bulge chasing, then ``dsterf``), for matrices whose band is narrow
+    (work ``~ n^2 kd`` against the dense first stage's ``n^3``). None where the routines are
+    not available; ``numpy.linalg.LinAlgError`` where ``dsterf`` does not converge."""
+    import ctypes
+
+    found = _two_stage()
+    n, ld = AB.shape
+    if found is None or found["dsytrd_sb2st"] is None or found["dsterf"] is None or n < 2:
+        return None
+    if AB.dtype != np.float64 or not AB.flags.c_contiguous:
+        raise ValueError("AB must be a C-contiguous float64 array")
+    sb2st, sterf, it = found["dsytrd_sb2st"], found["dsterf"], found["int"]
+    N, KD, LD, info = it(n), it(ld - 1), it(ld), it(0)
+    d, e = np.empty(n), np.empty(n - 1)
+    ptr = ctypes.c_void_p
+
+    def call(hous, lhous, work, lwork):
+        sb2st(
+            ctypes.c_char_p(b"N"),  # STAGE1: AB is a band matrix stored the usual way
+            ctypes.c_char_p(b"N"),  # no Householder vectors kept
+            ctypes.c_char_p(b"U"),
+            ctypes.byref(N),
+            ctypes.byref(KD),
+            AB.ctypes.data_as(ptr),
+            ctypes.byref(LD),
+            d.ctypes.data_as(ptr),
+            e.ctypes.data_as(ptr),
+            hous.ctypes.data_as(ptr),
+            ctypes.byref(it(lhous)),
+            work.ctypes.data_as(ptr),
+            ctypes.byref(it(lwork)),
+            ctypes.byref(info),
+            ctypes.c_size_t(1),
+            ctypes.c_size_t(1),
+            ctypes.c_size_t(1),
+        )
+        return info.value
+
+    hq, wq = np.zeros(1), np.zeros(1)
+    if call(hq, -1, wq, -1) != 0:
+        return None
+    if call(np.empty(max(1, int(hq[0]))), int(hq[0]), np.empty(max(1, int(wq[0]))), int(wq[0])):
+        raise np.linalg.LinAlgError(f"dsytrd_sb2st failed (info = {info.value})")
+    sterf(ctypes.byref(N), d.ctypes.data_as(ptr), e.ctypes.data_as(ptr), ctypes.byref(info))
+    if info.value != 0:
+        raise np.linalg.LinAlgError(f"dsterf failed (info = {info.value})")
+    return d
