@@ -448,6 +448,32 @@ def test_eigvalsh_two_stage_matches_numpy(n):
     assert eigvalsh_two_stage(np.zeros((0, 0))) is None
 
 
+def test_two_stage_from_each_library(monkeypatch):
+    """The routines found through NumPy's LAPACK module (ILP64 OpenBLAS in the wheels) and
+    through SciPy's (LP64) both give numpy's eigenvalues (integers passed as zero-padded
+    64-bit values read right by either width)."""
+    from geoml import _lapack
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 200))
+    G = X + X.T
+    ref = np.linalg.eigvalsh(G)
+    AB = np.zeros((200, 1))
+    AB[:, 0] = np.diagonal(G)
+    found = 0
+    for path in _lapack._modules():
+        monkeypatch.setattr(_lapack, "_modules", lambda path=path: [path])
+        monkeypatch.setattr(_lapack, "_TWO_STAGE", [])
+        if _lapack._two_stage() is None:
+            continue
+        found += 1
+        assert np.abs(_lapack.eigvalsh_two_stage(G) - ref).max() <= 1e-12 * np.abs(ref).max()
+        if _lapack._two_stage()["dsytrd_sb2st"] is not None:  # a diagonal band: kd = 0
+            np.testing.assert_allclose(_lapack.eigvalsh_band(AB.copy()), np.sort(AB[:, 0]))
+    if not found:
+        pytest.skip("no LAPACK here exports dsyevd_2stage")
+
+
 @pytest.mark.parametrize("n", [2, 3, 50, 300, 700])
 def test_eigvalsh_band_matches_numpy(n):
     """The band route (dsytrd_sb2st then dsterf on the upper band) gives numpy's eigenvalues

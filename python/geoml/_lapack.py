@@ -17,6 +17,8 @@ ctypes releases the GIL during the call.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 # {"int": integer ctype, routine name: ctypes function or None} once resolved, or None
@@ -64,7 +66,11 @@ def _resolve():
         for pattern, bits in _NAMES:
             if not hasattr(lib, pattern.format("dsyevd_2stage")):
                 continue
-            out = {"int": ctypes.c_int64 if bits == 64 else ctypes.c_int32}
+            # integers passed as zero-padded 64-bit values on little-endian machines: an LP64
+            # routine reads their low halves (the same values) and writes its outputs there,
+            # so a width read wrongly from the name cannot make it read past an argument
+            wide = bits == 64 or sys.byteorder == "little"
+            out = {"int": ctypes.c_int64 if wide else ctypes.c_int32}
             for routine in ("dsyevd_2stage", "dsytrd_sb2st", "dsterf"):
                 fn = getattr(lib, pattern.format(routine), None)
                 if fn is not None:
@@ -78,9 +84,30 @@ def _two_stage():
     if not _TWO_STAGE:
         try:
             _TWO_STAGE.append(_resolve())
-        except Exception:  # any failure of the lookup: the fallback
-            _TWO_STAGE.append(None)
+            if _TWO_STAGE[0] is not None:
+                _self_check()
+        except Exception:  # any failure of the lookup or of the check: the fallback
+            _TWO_STAGE[:] = [None]
     return _TWO_STAGE[0]
+
+
+def _self_check() -> None:
+    """Both routes against ``numpy.linalg.eigvalsh`` on a small band matrix (a wrong
+    integer width read from a symbol's name would give wrong values): routines that
+    disagree are not used."""
+    n, kd = 9, 2
+    i, j = np.indices((n, n))
+    A = np.where(np.abs(i - j) <= kd, 1.0 / (1.0 + i + j), 0.0) + np.diag(np.arange(n) % 4)
+    ref = np.linalg.eigvalsh(A)
+    tol = 1e-12 * np.abs(ref).max()
+    if np.abs(eigvalsh_two_stage(A) - ref).max() > tol:
+        raise ArithmeticError("dsyevd_2stage disagrees with numpy.linalg.eigvalsh")
+    if _TWO_STAGE[0]["dsytrd_sb2st"] is not None and _TWO_STAGE[0]["dsterf"] is not None:
+        AB = np.zeros((n, kd + 1))
+        for d in range(kd + 1):
+            AB[d:, kd - d] = np.diagonal(A, d)
+        if np.abs(eigvalsh_band(AB) - ref).max() > tol:
+            _TWO_STAGE[0]["dsytrd_sb2st"] = None
 
 
 def eigvalsh_two_stage(G: np.ndarray, overwrite: bool = False) -> np.ndarray | None:
