@@ -6,13 +6,17 @@ tridiagonal by bulge chasing, then ``dsterf``). ``numpy.linalg.eigvalsh`` (``dsy
 ``scipy.linalg.eigvalsh`` tridiagonalise by level-2 products (``dsytrd``): on the PHATE
 landmark operator's 2,000 x 2,000 ``P P^T`` one thread took 0.41-0.48 s against 0.65-0.70 s
 (2-core Xeon, OpenBLAS 0.3.27 / 0.3.29), the eigenvalues within 1.2e-14 of the largest.
+``eigvalsh_band``: the second stage alone (``dsytrd_sb2st``, then ``dsterf``) on a band
+matrix.
 
-The routine is exported by the LAPACK that NumPy's (or SciPy's) LAPACK module links (the
+The routines are exported by the LAPACK that NumPy's (or SciPy's) LAPACK module links (the
 OpenBLAS of the wheels: ``scipy_dsyevd_2stage_64_`` in NumPy's ILP64 ``scipy_openblas64_``,
-``dsyevd_2stage_`` in SciPy's), found by ``dlsym`` through that module (the dynamic linker
-searches the module's dependencies), the integer width read from the name. Where it is not
-found (other platforms, other LAPACKs) the caller falls back to ``numpy.linalg.eigvalsh``.
-ctypes releases the GIL during the call.
+``dsyevd_2stage_`` in SciPy 1.13's), found by ``dlsym`` through that module (the dynamic
+linker searches the module's dependencies); integers are passed as zero-padded 64-bit values
+on little-endian machines (right for either width), and both routes are checked against
+``numpy.linalg.eigvalsh`` on a small matrix at first use. Where they are not found (other
+platforms, other LAPACKs) the callers fall back to ``numpy.linalg.eigvalsh``. ctypes releases
+the GIL during the calls.
 """
 
 from __future__ import annotations
