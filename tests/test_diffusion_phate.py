@@ -420,6 +420,125 @@ def test_sparse_singular_values_and_entropy_match_dense_svd(seed):
     assert est.t_ == knee_point(h, np.arange(100))
 
 
+@pytest.mark.parametrize("n", [1, 2, 5, 64, 257, 700])
+def test_eigvalsh_two_stage_matches_numpy(n):
+    """LAPACK's two-stage solver through ctypes (where NumPy's or SciPy's LAPACK exports it)
+    gives numpy.linalg.eigvalsh's eigenvalues to 1e-12 of the largest, on random symmetric
+    matrices, a clustered spectrum and a PHATE-like P P^T, without touching its input."""
+    from geoml._lapack import _two_stage, eigvalsh_two_stage
+    from geoml.diffusion._phate import _eigvalsh, _gram
+
+    if _two_stage() is None:
+        pytest.skip("this LAPACK exports no dsyevd_2stage (numpy.linalg.eigvalsh is used)")
+    rng = np.random.default_rng(n)
+    X = rng.standard_normal((n, n))
+    Q = np.linalg.qr(X)[0]
+    A = sp.random(n, n, density=min(1.0, 8 / n), random_state=n) + sp.identity(n)
+    A = sp.csr_matrix(A + A.T)
+    P = sp.csr_matrix(sp.diags(1.0 / np.asarray(A.sum(1)).ravel()) @ A)
+    clustered = (Q * np.repeat([1.0, 1 + 1e-9, -2.0], -(-n // 3))[:n]) @ Q.T
+    for G in (X + X.T, X @ X.T, 0.5 * (clustered + clustered.T), _gram(P)):
+        G0 = G.copy()
+        ref = np.linalg.eigvalsh(G)
+        w = eigvalsh_two_stage(G)
+        np.testing.assert_array_equal(G, G0)
+        assert w.shape == (n,) and np.all(np.diff(w) >= 0)
+        assert np.abs(w - ref).max() <= 1e-12 * np.abs(ref).max()
+        np.testing.assert_array_equal(_eigvalsh(G0), w)  # (G0 is its workspace)
+    assert eigvalsh_two_stage(np.zeros((0, 0))) is None
+
+
+def test_two_stage_from_each_library(monkeypatch):
+    """The routines found through NumPy's LAPACK module (ILP64 OpenBLAS in the wheels) and
+    through SciPy's (LP64) both give numpy's eigenvalues (integers passed as zero-padded
+    64-bit values read right by either width)."""
+    from geoml import _lapack
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 200))
+    G = X + X.T
+    ref = np.linalg.eigvalsh(G)
+    AB = np.zeros((200, 1))
+    AB[:, 0] = np.diagonal(G)
+    found = 0
+    for path in _lapack._modules():
+        monkeypatch.setattr(_lapack, "_modules", lambda path=path: [path])
+        monkeypatch.setattr(_lapack, "_TWO_STAGE", [])
+        if _lapack._two_stage() is None:
+            continue
+        found += 1
+        assert np.abs(_lapack.eigvalsh_two_stage(G) - ref).max() <= 1e-12 * np.abs(ref).max()
+        if _lapack._two_stage()["dsytrd_sb2st"] is not None:  # a diagonal band: kd = 0
+            np.testing.assert_allclose(_lapack.eigvalsh_band(AB.copy()), np.sort(AB[:, 0]))
+    if not found:
+        pytest.skip("no LAPACK here exports dsyevd_2stage")
+
+
+@pytest.mark.parametrize("n", [2, 3, 50, 300, 700])
+def test_eigvalsh_band_matches_numpy(n):
+    """The band route (dsytrd_sb2st then dsterf on the upper band) gives numpy's eigenvalues
+    to 1e-12 of the largest, for bandwidths from 1 to n - 1 and on a PHATE-like P P^T in
+    reverse Cuthill-McKee order (:func:`_gram_solver`, both routes)."""
+    from geoml import _lapack
+    from geoml.diffusion import _phate
+
+    found = _lapack._two_stage()
+    if found is None or found["dsytrd_sb2st"] is None:
+        pytest.skip("this LAPACK exports no dsytrd_sb2st")
+    rng = np.random.default_rng(n)
+    for kd in sorted({1, min(n - 1, 3), min(n - 1, 64), n - 1}):
+        A = rng.standard_normal((n, n))
+        A = A + A.T
+        i, j = np.indices((n, n))
+        A[np.abs(i - j) > kd] = 0
+        AB = np.zeros((n, kd + 1))
+        for dd in range(kd + 1):
+            AB[dd:, kd - dd] = np.diagonal(A, dd)
+        ref = np.linalg.eigvalsh(A)
+        w = _lapack.eigvalsh_band(AB)
+        assert w.shape == (n,) and np.all(np.diff(w) >= 0)
+        assert np.abs(w - ref).max() <= 1e-12 * np.abs(ref).max()
+    A = sp.random(n, n, density=min(1.0, 4 / n), random_state=n) + sp.identity(n)
+    A = sp.csr_matrix(A + A.T)
+    P = sp.csr_matrix(sp.diags(1.0 / np.asarray(A.sum(1)).ravel()) @ A)
+    ref = np.linalg.eigvalsh(P @ P.T.toarray())
+    for div in (1, 10**9):  # every band narrow enough / none
+        _phate._BAND_DIV, old = div, _phate._BAND_DIV
+        try:
+            w = _phate._gram_solver(P)()
+        finally:
+            _phate._BAND_DIV = old
+        assert np.abs(w - ref).max() <= 1e-12 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("data", ["roll", "tree"])
+def test_phate_eigenvalue_routes_agree(seed, data, monkeypatch):
+    """The landmark entropy's eigenvalues by the band route, by dsyevd_2stage or by
+    numpy.linalg.eigvalsh (the fallback where the routines are absent) give the same t and
+    the same embedding, bit for bit, and entropy curves within 1e-12, on one and two
+    threads."""
+    from geoml import _lapack
+    from geoml.diffusion import _phate
+
+    if _lapack._two_stage() is None:
+        pytest.skip("this LAPACK exports no dsyevd_2stage")
+    X = swiss_roll(3000, seed=seed)[0] if data == "roll" else gen_dla(branch_length=150)[0]
+    fits = {}
+    for route in ("band", "two-stage", "fallback"):
+        monkeypatch.setattr(_lapack, "_TWO_STAGE", [None] if route == "fallback" else [])
+        monkeypatch.setattr(_phate, "_BAND_DIV", 1 if route == "band" else 10**9)
+        for nj in (1, 2):
+            fits[route, nj] = geoml.PHATE(n_landmark=300, random_state=seed, n_jobs=nj).fit(X)
+    ref = fits["fallback", 1]
+    for est in fits.values():
+        assert est.t_ == ref.t_
+        np.testing.assert_array_equal(est.embedding_, ref.embedding_)
+        np.testing.assert_allclose(est.entropy_, ref.entropy_, rtol=1e-12)
+    for route in ("band", "two-stage"):
+        np.testing.assert_array_equal(fits[route, 2].entropy_, fits[route, 1].entropy_)
+
+
 @pytest.mark.parametrize("t", [1, 2, 3, 7, 16, 50, 99])
 def test_matrix_power_matches_numpy(t):
     from geoml.diffusion._phate import _matrix_power
