@@ -218,6 +218,66 @@ def test_networkx_reader_weights_once_per_edge_and_asymmetric_fallback():
     np.testing.assert_array_equal(h.csr()[2], [2.0, 3.0, 3.0])
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_networkx_c_reader_matches_python_reader(seed, monkeypatch):
+    # the C-level read of a plain adjacency (nodes 0..n-1, float/int weights) gives the same
+    # graph, bit for bit, as the Python loops; other inputs fall back to those loops
+    rng = np.random.default_rng(seed)
+    G = nx.gnm_random_graph(60, 200, seed=seed)
+    for k, (u, v) in enumerate(G.edges()):
+        if k % 4 == 0:
+            G[u][v]["weight"] = int(rng.integers(1, 5))
+        elif k % 4 == 1:
+            G[u][v]["weight"] = float(rng.uniform(0.1, 3))
+        elif k % 4 == 2:
+            G[u][v]["other"] = 1.5  # attributes, but no weight: 1
+    G.add_edge(0, 1, weight=2**60 + 1)  # an int that float() rounds
+    G.add_edge(7, 7, weight=3.0)  # self-loop, dropped
+    G.add_node(60)  # isolated
+    variants = {"plain": G}
+    (a, b), (c, d) = list(G.edges())[3], list(G.edges())[9]
+    B = G.copy()
+    B[a][b]["weight"] = True  # bool: not an exact int, Python path
+    N = G.copy()
+    N[c][d]["weight"] = np.float64(0.7)  # NumPy scalar: Python path
+    R = nx.Graph()
+    R.add_nodes_from(reversed(range(61)))  # nodes not in the order 0..n-1
+    R.add_edges_from(G.edges(data=True))
+    Z = nx.Graph()
+    Z.add_nodes_from(range(61))
+    Z.add_edges_from(G.edges())  # no attributes at all
+    variants.update(bool=B, numpy=N, reversed=R, bare=Z)
+
+    class LowerOnly:  # not symmetric: the only attribute sits on an entry (v, u), v > u
+        adj = {0: {1: {}}, 1: {0: {"weight": 4.0}, 2: {}}, 2: {}}
+
+        def is_directed(self):
+            return False
+
+        def is_multigraph(self):
+            return False
+
+        def edges(self):
+            return []
+
+    variants["lower"] = LowerOnly()
+    assert gc._core.nx_adjacency(G._adj, "weight") is not None
+    assert gc._core.nx_adjacency(Z._adj, "weight") is not None
+    for name in ("bool", "numpy", "reversed"):
+        assert gc._core.nx_adjacency(variants[name]._adj, "weight") is None, name
+    got = {k: gc._as_graph(H) for k, H in variants.items()}
+    np.testing.assert_array_equal(got["lower"].csr()[2], [1.0, 4.0, 1.0])
+    monkeypatch.setattr(gc._core, "nx_adjacency", lambda adj, weight: None)
+    for k, H in variants.items():
+        ref = gc._as_graph(H)
+        np.testing.assert_array_equal(got[k].edges, ref.edges, err_msg=k)
+        np.testing.assert_array_equal(got[k].weights, ref.weights, err_msg=k)
+        for a, b in zip(got[k].csr(), ref.csr()):
+            np.testing.assert_array_equal(a, b, err_msg=k)
+    assert got["plain"].weights[0] == float(2**60 + 1)
+    np.testing.assert_array_equal(got["bare"].weights, 1.0)
+
+
 def test_disconnected_isolated_and_zero_weight():
     G = nx.disjoint_union(nx.karate_club_graph(), nx.cycle_graph(7))
     G.add_node("isolated")

@@ -2,6 +2,9 @@
 #include "curvature/curvature.hpp"
 #include "bindings.hpp"
 
+#include <limits>
+#include <vector>
+
 namespace geoml {
 namespace {
 
@@ -27,6 +30,88 @@ OrcOptions make_orc_options(double alpha, double base, double exp_power, int64_t
   o.max_iter = max_iter;
   o.fast_path = fast_path;
   return o;
+}
+
+/// networkx's dict-of-dicts adjacency (Graph._adj) read in one C-level pass, when it is the plain
+/// form: nodes 0..n-1 (exact ints, in that order), exact-int neighbour keys, exact-dict edge
+/// data, weights exact floats or ints. Returns (deg, cols, w, any_data): each node's degree, the
+/// neighbours in adjacency order, data.get(weight, 1.0) (ints as float(i)) of every entry (u, v)
+/// with u < v (NaN at the others: networkx shares one dict between (u, v) and (v, u), and the
+/// caller copies the weights across when the adjacency is symmetric), and whether some entry has
+/// attributes (its dict is not empty; the caller passes no empty `weight`, whose dicts would not
+/// count as attributes there); None for anything else (the caller's Python path reads it then). The
+/// loads are cache misses (scattered Python objects): each node's entries are collected first and
+/// their objects prefetched, so that the misses overlap.
+py::object nx_adjacency_py(const py::dict& adj, const py::str& weight) {
+  PyObject* a = adj.ptr();
+  PyObject* key = weight.ptr();
+  const Py_ssize_t n = PyDict_Size(a);
+  py::array_t<int64_t> deg(n);
+  int64_t* pd = deg.mutable_data();
+  Py_ssize_t pos = 0, k = 0, total = 0;
+  PyObject *u, *nbrs;
+  while (PyDict_Next(a, &pos, &u, &nbrs)) {
+    if (!PyLong_CheckExact(u) || PyLong_AsSsize_t(u) != k || !PyDict_CheckExact(nbrs)) {
+      PyErr_Clear();  // a huge int key
+      return py::none();
+    }
+    pd[k++] = PyDict_Size(nbrs);
+    total += pd[k - 1];
+  }
+  py::array_t<int64_t> cols(total);
+  py::array_t<double> w(total);
+  int64_t* pc = cols.mutable_data();
+  double* pw = w.mutable_data();
+  bool any_data = false;
+  Py_ssize_t t = 0;
+  std::vector<PyObject*> vs, ds;
+  pos = 0;
+  for (Py_ssize_t iu = 0; PyDict_Next(a, &pos, &u, &nbrs); ++iu) {
+    if (PyDict_Size(nbrs) != pd[iu] || t + pd[iu] > total) return py::none();
+    vs.clear();
+    ds.clear();
+    Py_ssize_t q = 0;
+    PyObject *v, *data;
+    while (PyDict_Next(nbrs, &q, &v, &data)) {
+      __builtin_prefetch(v);
+      __builtin_prefetch(data);
+      vs.push_back(v);
+      ds.push_back(data);
+    }
+    for (size_t j = 0; j < vs.size(); ++j, ++t) {
+      if (!PyLong_CheckExact(vs[j])) return py::none();
+      const Py_ssize_t iv = PyLong_AsSsize_t(vs[j]);
+      if (iv < 0 || iv >= n) {  // not a node (or a huge int)
+        PyErr_Clear();
+        return py::none();
+      }
+      pc[t] = iv;
+      pw[t] = std::numeric_limits<double>::quiet_NaN();
+      data = ds[j];
+      if (iv <= iu && any_data) continue;
+      if (!PyDict_CheckExact(data)) return py::none();
+      any_data = any_data || PyDict_Size(data) > 0;
+      if (iv <= iu) continue;
+      PyObject* x = PyDict_GetItemWithError(data, key);  // borrowed
+      if (x == nullptr) {
+        if (PyErr_Occurred()) throw py::error_already_set();
+        pw[t] = 1.0;
+      } else if (PyFloat_CheckExact(x)) {
+        pw[t] = PyFloat_AS_DOUBLE(x);
+      } else if (PyLong_CheckExact(x)) {
+        const double xv = PyLong_AsDouble(x);  // correctly rounded, as float(x)
+        if (xv == -1.0 && PyErr_Occurred()) {  // too large: the Python path raises
+          PyErr_Clear();
+          return py::none();
+        }
+        pw[t] = xv;
+      } else {
+        return py::none();
+      }
+    }
+  }
+  if (t != total) return py::none();
+  return py::make_tuple(deg, cols, w, any_data);
 }
 
 py::tuple ollivier_ricci_py(carray<int64_t> indptr, carray<int64_t> indices, carray<double> weights,
@@ -114,6 +199,8 @@ void bind_curvature(py::module_& m) {
       .def_readwrite("fast_path", &OrcOptions::fast_path,
                      "Shared distance rows, no merging of small weighted problems.\n"
                      "False: per-thread row caches and merging (the old path, for tests).");
+  m.def("nx_adjacency", &nx_adjacency_py, py::arg("adj"), py::arg("weight"),
+        "networkx's plain adjacency dict -> (deg, cols, weights, any_data), or None.");
   m.def("ollivier_ricci", &ollivier_ricci_py, py::arg("indptr"), py::arg("indices"),
         py::arg("weights"), py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("options"),
         py::arg("n_jobs") = 0,

@@ -66,6 +66,7 @@ __all__: list[str] = [
     "nndescent_split_centres",
     "nndescent_split_parts",
     "nndescent_split_sample",
+    "nx_adjacency",
     "ollivier_ricci",
     "ollivier_ricci_directed",
     "openmp",
@@ -1600,6 +1601,11 @@ def nndescent_split_sample(
 ) -> int:
     """
     k-means sample size of a split of L points into C parts.
+    """
+
+def nx_adjacency(adj: dict, weight: str) -> typing.Any:
+    """
+    networkx's plain adjacency dict -> (deg, cols, weights, any_data), or None.
     """
 
 def ollivier_ricci(

@@ -149,20 +149,28 @@ def _as_graph(G, weight: str = "weight", directed_ok: bool = False) -> _Graph:
         adj = G._adj if isinstance(getattr(G, "_adj", None), dict) else G.adj
         nodes = list(adj)
         n = len(nodes)
-        deg = np.fromiter(map(len, adj.values()), dtype=np.int64, count=n)
-        nbr = itertools.chain.from_iterable(adj.values())
-        if nodes == list(range(n)) and set(map(type, nodes)) <= {int}:  # not bool, not 1.0
-            cols = np.fromiter(nbr, dtype=np.int64, count=int(deg.sum()))
+        # nodes 0..n-1, plain dicts, float or int weights: one C-level pass reads the degrees,
+        # neighbours and the weights of the entries (u, v), u < v (same values as the loops below)
+        plain = None
+        if type(adj) is dict and type(weight) is str and weight:
+            plain = _core.nx_adjacency(adj, weight)
+        if plain is not None:
+            deg, cols, w_all, has_data = plain
         else:
-            pos = {v: k for k, v in enumerate(nodes)}
-            cols = np.fromiter(map(pos.__getitem__, nbr), dtype=np.int64, count=int(deg.sum()))
+            deg = np.fromiter(map(len, adj.values()), dtype=np.int64, count=n)
+            nbr = itertools.chain.from_iterable(adj.values())
+            if nodes == list(range(n)) and set(map(type, nodes)) <= {int}:  # not bool, not 1.0
+                cols = np.fromiter(nbr, dtype=np.int64, count=int(deg.sum()))
+            else:
+                pos = {v: k for k, v in enumerate(nodes)}
+                cols = np.fromiter(map(pos.__getitem__, nbr), dtype=np.int64, count=int(deg.sum()))
+            has_data = any(map(any, map(operator.methodcaller("values"), adj.values())))
         # the CSR comes straight from the adjacency: sort each row, then the entries with
         # row < col are the edges, already in lexicographic order
         rows = np.repeat(np.arange(n, dtype=np.int64), deg)
         keys = rows * max(n, 1) + cols
         order = np.argsort(keys, kind="stable")  # keys unique, ~sorted
-        datas = map(operator.methodcaller("values"), adj.values())
-        if any(map(any, datas)):  # some edge has attributes; C-level loops, no frame per edge
+        if has_data:  # some edge has attributes; C-level loops, no frame per edge
             # each edge's attributes read once, at (u, v) with u < v (networkx shares one dict
             # between (u, v) and (v, u)); the entry (v, u) takes that weight: sorted by their
             # twin's key, the lower entries pair up with the upper ones in CSR order when the
@@ -173,8 +181,11 @@ def _as_graph(G, weight: str = "weight", directed_ok: bool = False) -> _Graph:
             by_twin = np.argsort(twin)
             if len(hi) == len(lo) and np.array_equal(twin[by_twin], keys[hi]):
                 up = rows < cols
-                w = np.empty(len(cols))
-                w[up] = _edge_weights(adj, weight, len(hi), up.tolist())
+                if plain is not None:
+                    w = w_all
+                else:
+                    w = np.empty(len(cols))
+                    w[up] = _edge_weights(adj, weight, len(hi), up.tolist())
                 w[lo[by_twin]] = w[hi]
             else:  # an adjacency that is not symmetric: every entry read
                 w = _edge_weights(adj, weight, len(cols))
