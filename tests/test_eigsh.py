@@ -474,6 +474,43 @@ def test_filtered_check_extends_its_basis():
                 assert rep.miss_gap < 0.02
 
 
+def test_filtered_check_basis_from_known_coefficients():
+    """The filtered check's growing basis takes its first Gram-Schmidt pass's coefficients
+    from the projected matrix: after extensions and a restart the basis stays orthonormal
+    and orthogonal to the pairs found, and the projected matrix equals ``Q^T P(A) Q``
+    formed explicitly (NumPy float64 reference)."""
+    from geoml.spectral import _eigsh_block
+
+    n = 600
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        vals = rng.uniform(-1, 1, n)
+        vals[:3] = 1.0 + np.arange(3) * 1e-3
+        A = _planted(n, vals, seed)
+        w, V = np.linalg.eigh(A)
+        V = V[:, -3:]
+        flt = _eigsh_block.ChebFilter(-1.02, 0.9, 8)
+
+        def pmat(X, A=A, flt=flt):
+            return flt.apply(lambda Y: A @ Y, X)
+
+        space = _eigsh_block._Space(V)
+        kry = _eigsh_block._GrowingKrylov(pmat, space, n, 4 * 16)
+        assert kry.start(rng.standard_normal((n, 4)))
+        for restart in (False, True):
+            if restart:
+                theta, Y = kry.ritz()
+                kry.restart(Y[:, :4])
+            kry.extend(7)
+            Q, c = kry.Q, kry.c
+            assert c == 32
+            np.testing.assert_allclose(Q.T @ Q, np.eye(c), atol=1e-12)
+            assert np.abs(V.T @ Q).max() < 1e-12
+            H = Q.T @ pmat(Q)
+            scale = np.abs(H).max()
+            np.testing.assert_allclose(kry.H[:c, :c], H, atol=1e-11 * scale)
+
+
 def test_single_threaded_blas_limits_and_restores():
     # the solvers' BLAS guard (a cached threadpoolctl controller): every BLAS pool at one
     # thread inside, the previous counts after, the controller made again after an import

@@ -367,6 +367,7 @@ class _GrowingKrylov:
         self.PQb = self.xp.empty((n, cap), order="F")
         self.H = np.zeros((cap, cap))
         self.c = self.last = 0  # columns used; start of the last block
+        self.h_last = np.zeros((0, 0))  # Q^T P(A) Q_last (host), formed by _append
         self.blocks = 0  # blocks since the start or the last restart
 
     @property
@@ -389,6 +390,7 @@ class _GrowingKrylov:
         Hn = to_host(self.Qb[:, : c0 + w].T @ self.PQb[:, c0 : c0 + w])
         self.H[: c0 + w, c0 : c0 + w] = Hn
         self.H[c0 : c0 + w, : c0 + w] = Hn.T
+        self.h_last = Hn  # Q^T P(A) Q_last: the next block's first Gram-Schmidt coefficients
 
     def start(self, X) -> bool:
         """A fresh basis from the block X (projected, orthonormalised): one block product."""
@@ -407,17 +409,21 @@ class _GrowingKrylov:
         self._append(self.xp.ascontiguousarray(X), self.xp.ascontiguousarray(PX))
 
     def extend(self, blocks: int) -> None:
-        """``blocks`` more blocks (classical Gram-Schmidt against the space and the basis,
-        twice; dependent directions dropped), one block product each."""
+        """``blocks`` more blocks (classical Gram-Schmidt against the basis and the space,
+        twice; dependent directions dropped), one block product each. The first pass against
+        the basis takes its coefficients ``Q^T P(A) Q_last`` from the projected matrix (formed
+        when the last block was appended): one read of the basis less per block."""
+        xp = self.xp
         for _ in range(blocks):
-            W = self.PQb[:, self.last : self.c].copy()
-            if W.shape[1] == 0:
+            PX = self.PQb[:, self.last : self.c]
+            if PX.shape[1] == 0:
                 return
-            nrm = float(self.xp.sqrt((W * W).sum(axis=0)).max())
+            nrm = float(xp.sqrt((PX * PX).sum(axis=0)).max())
             Q = self.Q
-            for _ in range(2):
-                W = self.space.project(W, passes=1)
-                W -= Q @ (Q.T @ W)
+            # pass 1 against the basis (known coefficients), then the space twice (the end of
+            # pass 1 and the start of pass 2), then pass 2 against the basis
+            W = self.space.project(PX - Q @ xp.asarray(self.h_last), passes=2)
+            W -= Q @ (Q.T @ W)
             X, _ = _orthonormal(W, 1e-10, nrm if nrm > 0 else None)
             if X.shape[1] == 0 or not self.room(X.shape[1]):
                 return
