@@ -511,6 +511,25 @@ def test_filtered_check_basis_from_known_coefficients():
             np.testing.assert_allclose(kry.H[:c, :c], H, atol=1e-11 * scale)
 
 
+def test_space_projection_second_pass_when_needed():
+    """The filtered check's projection against the pairs found: one pass when it removes
+    little, a second when it removes most of the block (a block almost inside the space);
+    either way the result is orthogonal to the space to rounding, relative to what is left."""
+    from geoml.spectral import _eigsh_block
+
+    rng = np.random.default_rng(0)
+    D, _ = np.linalg.qr(rng.standard_normal((500, 6)))
+    space = _eigsh_block._Space(D)
+    for inside in (1e-6, 1.0, 1e8):
+        X = rng.standard_normal((500, 4))
+        X -= D @ (D.T @ X)
+        X += inside * (D @ rng.standard_normal((6, 4)))
+        Y = space.project_dgks(X.copy())
+        left = np.linalg.norm(Y)
+        assert np.abs(D.T @ Y).max() < 1e-14 * left
+        np.testing.assert_allclose(Y, X - D @ (D.T @ X), atol=1e-12 * max(1.0, inside))
+
+
 def test_single_threaded_blas_limits_and_restores():
     # the solvers' BLAS guard (a cached threadpoolctl controller): every BLAS pool at one
     # thread inside, the previous counts after, the controller made again after an import
