@@ -509,6 +509,22 @@ def test_filtered_check_basis_from_known_coefficients():
             H = Q.T @ pmat(Q)
             scale = np.abs(H).max()
             np.testing.assert_allclose(kry.H[:c, :c], H, atol=1e-11 * scale)
+    # six distinct eigenvalues (exactly: a diagonal matrix): the block Krylov space is
+    # exhausted after six blocks, so the next block cancels almost entirely against the basis
+    # (r ~ 1e-9: the second pass runs) and what is kept after it is rounding amplified by the
+    # filter; the basis stays orthonormal and H exact all the same
+    A = np.diag(np.repeat([-1.0, -0.5, 0.0, 0.5, 0.95, 1.0], 50))
+    flt = _eigsh_block.ChebFilter(-1.02, 0.9, 8)
+    kry = _eigsh_block._GrowingKrylov(
+        lambda X: flt.apply(lambda Y: A @ Y, X), _eigsh_block._Space(np.zeros((300, 0))), 300, 64
+    )
+    assert kry.start(np.random.default_rng(0).standard_normal((300, 4)))
+    kry.extend(15)
+    Q = kry.Q
+    assert kry.c > 24
+    np.testing.assert_allclose(Q.T @ Q, np.eye(kry.c), atol=1e-12)
+    H = Q.T @ flt.apply(lambda Y: A @ Y, Q)
+    np.testing.assert_allclose(kry.H[: kry.c, : kry.c], H, atol=1e-11 * np.abs(H).max())
 
 
 def test_space_projection_second_pass_when_needed():
