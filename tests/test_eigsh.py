@@ -582,6 +582,78 @@ def test_filtered_check_extends_its_basis():
                 assert rep.miss_gap < 0.02
 
 
+def test_filtered_check_basis_from_known_coefficients():
+    """The filtered check's growing basis takes its first Gram-Schmidt pass's coefficients
+    from the projected matrix: after extensions and a restart the basis stays orthonormal
+    and orthogonal to the pairs found, and the projected matrix equals ``Q^T P(A) Q``
+    formed explicitly (NumPy float64 reference)."""
+    from geoml.spectral import _eigsh_block
+
+    n = 600
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        vals = rng.uniform(-1, 1, n)
+        vals[:3] = 1.0 + np.arange(3) * 1e-3
+        A = _planted(n, vals, seed)
+        w, V = np.linalg.eigh(A)
+        V = V[:, -3:]
+        flt = _eigsh_block.ChebFilter(-1.02, 0.9, 8)
+
+        def pmat(X, A=A, flt=flt):
+            return flt.apply(lambda Y: A @ Y, X)
+
+        space = _eigsh_block._Space(V)
+        kry = _eigsh_block._GrowingKrylov(pmat, space, n, 4 * 16)
+        assert kry.start(rng.standard_normal((n, 4)))
+        for restart in (False, True):
+            if restart:
+                theta, Y = kry.ritz()
+                kry.restart(Y[:, :4])
+            kry.extend(7)
+            Q, c = kry.Q, kry.c
+            assert c == 32
+            np.testing.assert_allclose(Q.T @ Q, np.eye(c), atol=1e-12)
+            assert np.abs(V.T @ Q).max() < 1e-12
+            H = Q.T @ pmat(Q)
+            scale = np.abs(H).max()
+            np.testing.assert_allclose(kry.H[:c, :c], H, atol=1e-11 * scale)
+    # six distinct eigenvalues (exactly: a diagonal matrix): the block Krylov space is
+    # exhausted after six blocks, so the next block cancels almost entirely against the basis
+    # (r ~ 1e-9: the second pass runs) and what is kept after it is rounding amplified by the
+    # filter; the basis stays orthonormal and H exact all the same
+    A = np.diag(np.repeat([-1.0, -0.5, 0.0, 0.5, 0.95, 1.0], 50))
+    flt = _eigsh_block.ChebFilter(-1.02, 0.9, 8)
+    kry = _eigsh_block._GrowingKrylov(
+        lambda X: flt.apply(lambda Y: A @ Y, X), _eigsh_block._Space(np.zeros((300, 0))), 300, 64
+    )
+    assert kry.start(np.random.default_rng(0).standard_normal((300, 4)))
+    kry.extend(15)
+    Q = kry.Q
+    assert kry.c > 24
+    np.testing.assert_allclose(Q.T @ Q, np.eye(kry.c), atol=1e-12)
+    H = Q.T @ flt.apply(lambda Y: A @ Y, Q)
+    np.testing.assert_allclose(kry.H[: kry.c, : kry.c], H, atol=1e-11 * np.abs(H).max())
+
+
+def test_space_projection_second_pass_when_needed():
+    """The filtered check's projection against the pairs found: one pass when it removes
+    little, a second when it removes most of the block (a block almost inside the space);
+    either way the result is orthogonal to the space to rounding, relative to what is left."""
+    from geoml.spectral import _eigsh_block
+
+    rng = np.random.default_rng(0)
+    D, _ = np.linalg.qr(rng.standard_normal((500, 6)))
+    space = _eigsh_block._Space(D)
+    for inside in (1e-6, 1.0, 1e8):
+        X = rng.standard_normal((500, 4))
+        X -= D @ (D.T @ X)
+        X += inside * (D @ rng.standard_normal((6, 4)))
+        Y = space.project_dgks(X.copy())
+        left = np.linalg.norm(Y)
+        assert np.abs(D.T @ Y).max() < 1e-14 * left
+        np.testing.assert_allclose(Y, X - D @ (D.T @ X), atol=1e-12 * max(1.0, inside))
+
+
 def test_single_threaded_blas_limits_and_restores():
     # the solvers' BLAS guard (a cached threadpoolctl controller): every BLAS pool at one
     # thread inside, the previous counts after, the controller made again after an import
