@@ -704,6 +704,31 @@ def test_nndescent_three_level_splits(dtype, metric):
     assert rec > 0.9, rec
 
 
+def test_nndescent_allocation_failure_in_a_thread_is_an_exception():
+    """A std::bad_alloc inside an OpenMP region of the approximate search (here the leaf
+    buffer of a leaf_size of 2^45 points) arrives in Python as MemoryError, for one and two
+    threads, instead of terminating the process (OmpErrors guards; run in a child process
+    so that a missing guard fails this test, not the test run)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, geoml; from geoml import _core\n"
+        "X = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)\n"
+        "opts = _core.NNDescentOptions(leaf_size=2**45, clusters=False)\n"
+        "for n_jobs in (1, 2):\n"
+        "    try:\n"
+        "        _core.nndescent(X, k=5, metric=_core.Metric.euclidean, options=opts,"
+        " n_jobs=n_jobs)\n"
+        "    except MemoryError:\n"
+        "        print('MemoryError', n_jobs)\n"
+        "print(geoml.knn(X, 5, method='nndescent', random_state=0).indices.shape)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[:3] == ["MemoryError 1", "MemoryError 2", "(300, 5)"]
+
+
 @pytest.mark.parametrize("d", [37, 150])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_nndescent_thread_invariance_wide_rows(d, dtype):

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 #include "neighbors/exact_distance.hpp"
 #include "neighbors/knn.hpp"
@@ -473,25 +474,31 @@ void build_tree(const T* X, int64_t n, int64_t d, Metric metric, int64_t leaf_si
     frontier.swap(next);
   }
   std::vector<std::vector<std::pair<int64_t, int64_t>>> found(frontier.size());
+  OmpErrors errors;  // the scratch, stacks and leaf lists grow inside the loop
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<T> w(static_cast<size_t>(d));
+    std::vector<T> w;
     std::vector<uint8_t> part;
     std::vector<Node> stack;
+    const bool ready = errors.run([&] { w.resize(static_cast<size_t>(d)); });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t f = 0; f < int64_t(frontier.size()); ++f) {
-      stack.assign(1, frontier[f]);
-      while (!stack.empty()) {
-        const Node nd = stack.back();
-        stack.pop_back();
-        if (nd.hi - nd.lo <= leaf_size) {
-          found[f].push_back({nd.lo, nd.hi});
-          continue;
+      if (!ready) continue;
+      errors.run([&] {
+        stack.assign(1, frontier[f]);
+        while (!stack.empty()) {
+          const Node nd = stack.back();
+          stack.pop_back();
+          if (nd.hi - nd.lo <= leaf_size) {
+            found[f].push_back({nd.lo, nd.hi});
+            continue;
+          }
+          split_node(nd, w, part, 1, [&](const Node& c) { stack.push_back(c); });
         }
-        split_node(nd, w, part, 1, [&](const Node& c) { stack.push_back(c); });
-      }
+      });
     }
   }
+  errors.rethrow();
   for (auto& v : found) leaves.insert(leaves.end(), v.begin(), v.end());
   std::sort(leaves.begin(), leaves.end());
 }
@@ -917,68 +924,74 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
     build_tree(X, n, d, metric, leaf_size, hash3(seed, 0x7EE, uint64_t(tr)), inv.data(), dot, dot4,
                nt, perm, scratch, leaves);
     const double cpu_split = cpu() - cpu_tree;
+    OmpErrors errors;  // the exact kernel's lists grow inside the loop (and it allocates)
 #pragma omp parallel num_threads(nt)
     {
-      std::vector<T> buf(static_cast<size_t>(leaf_size * d));
+      std::vector<T> buf;
       std::vector<T> ld;
       std::vector<int64_t> li;
+      const bool ready = errors.run([&] { buf.resize(static_cast<size_t>(leaf_size * d)); });
 #pragma omp for schedule(dynamic, 4)
       for (int64_t l = 0; l < int64_t(leaves.size()); ++l) {
-        const int64_t lo = leaves[l].first, L = leaves[l].second - lo;
-        if (L < 2) continue;
-        for (int64_t p = 0; p < L; ++p)
-          std::memcpy(&buf[p * d], X + int64_t(perm[lo + p]) * d,
-                      static_cast<size_t>(d) * sizeof(T));
-        // The next small leaf of this thread's chunk of 4: its rows and heap roots asked for
-        // ahead (-8% CPU in the leaves at 10^6 x 128, X beyond L3; the same lists).
-        if ((l + 1) % 4 != 0 && l + 1 < int64_t(leaves.size()) &&
-            leaves[l + 1].second - leaves[l + 1].first <= kAllPairsLeaf)
-          for (int64_t p = leaves[l + 1].first; p < leaves[l + 1].second; ++p) {
-            const int64_t i = perm[p];
-            prefetch_row(X + i * d, d);
-            __builtin_prefetch(&G.score[i * k], 0, 3);
-            __builtin_prefetch(&G.idx[i * k], 0, 3);
-          }
-        const int32_t* M = perm.data() + lo;
-        if (L > kAllPairsLeaf) {  // the exact kernel's kk nearest of each row, offered
-          const int64_t kk = std::min(k, L - 1);
-          ld.resize(static_cast<size_t>(L * kk));
-          li.resize(static_cast<size_t>(L * kk));
-          knn_search<T>(buf.data(), L, nullptr, 0, d, kk, metric, true, 1, li.data(), ld.data(),
-                        false, false);
-          for (int64_t p = 0; p < L; ++p) {
-            const int32_t i = M[p];
-            for (int64_t t = 0; t < kk; ++t) {
-              const int64_t q = li[p * kk + t];
-              const T s = score.rows(i, M[q], &buf[p * d], &buf[q * d]);  // rows in cache
-              if (G.beats_root(i, s, M[q])) G.push(i, s, M[q], 1);
+        if (!ready) continue;
+        errors.run([&] {
+          const int64_t lo = leaves[l].first, L = leaves[l].second - lo;
+          if (L < 2) return;
+          for (int64_t p = 0; p < L; ++p)
+            std::memcpy(&buf[p * d], X + int64_t(perm[lo + p]) * d,
+                        static_cast<size_t>(d) * sizeof(T));
+          // The next small leaf of this thread's chunk of 4: its rows and heap roots asked for
+          // ahead (-8% CPU in the leaves at 10^6 x 128, X beyond L3; the same lists).
+          if ((l + 1) % 4 != 0 && l + 1 < int64_t(leaves.size()) &&
+              leaves[l + 1].second - leaves[l + 1].first <= kAllPairsLeaf)
+            for (int64_t p = leaves[l + 1].first; p < leaves[l + 1].second; ++p) {
+              const int64_t i = perm[p];
+              prefetch_row(X + i * d, d);
+              __builtin_prefetch(&G.score[i * k], 0, 3);
+              __builtin_prefetch(&G.idx[i * k], 0, 3);
             }
+          const int32_t* M = perm.data() + lo;
+          if (L > kAllPairsLeaf) {  // the exact kernel's kk nearest of each row, offered
+            const int64_t kk = std::min(k, L - 1);
+            ld.resize(static_cast<size_t>(L * kk));
+            li.resize(static_cast<size_t>(L * kk));
+            knn_search<T>(buf.data(), L, nullptr, 0, d, kk, metric, true, 1, li.data(), ld.data(),
+                          false, false);
+            for (int64_t p = 0; p < L; ++p) {
+              const int32_t i = M[p];
+              for (int64_t t = 0; t < kk; ++t) {
+                const int64_t q = li[p * kk + t];
+                const T s = score.rows(i, M[q], &buf[p * d], &buf[q * d]);  // rows in cache
+                if (G.beats_root(i, s, M[q])) G.push(i, s, M[q], 1);
+              }
+            }
+            return;
           }
-          continue;
-        }
-        // Small leaf: every pair scored (four at a time, rows in cache) and offered to both
-        // endpoints, kept only when it beats the row's worst entry (most offers stop at that
-        // comparison once the first tree has filled the lists): no per-leaf heaps.
-        int32_t ids[4];
-        const T* rows[4];
-        T s4[4];
-        auto offer = [&](int32_t i, int32_t j, T s) {
-          if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
-          if (G.beats_root(j, s, i)) G.push(j, s, i, 1);
-        };
-        for (int64_t p = 0; p + 1 < L; ++p) {
-          const int32_t i = M[p];
-          const T* x = &buf[p * d];
-          int64_t q = p + 1;
-          for (; q + 4 <= L; q += 4) {
-            for (int u = 0; u < 4; ++u) ids[u] = M[q + u], rows[u] = &buf[(q + u) * d];
-            score.four_rows(i, x, ids, rows, s4);
-            for (int u = 0; u < 4; ++u) offer(i, ids[u], s4[u]);
+          // Small leaf: every pair scored (four at a time, rows in cache) and offered to both
+          // endpoints, kept only when it beats the row's worst entry (most offers stop at that
+          // comparison once the first tree has filled the lists): no per-leaf heaps.
+          int32_t ids[4];
+          const T* rows[4];
+          T s4[4];
+          auto offer = [&](int32_t i, int32_t j, T s) {
+            if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
+            if (G.beats_root(j, s, i)) G.push(j, s, i, 1);
+          };
+          for (int64_t p = 0; p + 1 < L; ++p) {
+            const int32_t i = M[p];
+            const T* x = &buf[p * d];
+            int64_t q = p + 1;
+            for (; q + 4 <= L; q += 4) {
+              for (int u = 0; u < 4; ++u) ids[u] = M[q + u], rows[u] = &buf[(q + u) * d];
+              score.four_rows(i, x, ids, rows, s4);
+              for (int u = 0; u < 4; ++u) offer(i, ids[u], s4[u]);
+            }
+            for (; q < L; ++q) offer(i, M[q], score.rows(i, M[q], x, &buf[q * d]));
           }
-          for (; q < L; ++q) offer(i, M[q], score.rows(i, M[q], x, &buf[q * d]));
-        }
+        });
       }
     }
+    errors.rethrow();
     if (verbose) {
       double pairs = 0;  // distance evaluations of the tree's leaves
       for (const auto& lf : leaves)
@@ -1117,6 +1130,7 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       // Local joins, block by block.
       for (int64_t b0 = 0; b0 < n; b0 += BLOCK) {
         const int64_t b1 = std::min(n, b0 + BLOCK);
+        OmpErrors errors;
 #pragma omp parallel num_threads(nt)
         {
           std::vector<Update>& out = buffers[static_cast<size_t>(thread_id())];
@@ -1132,41 +1146,43 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
           };
 #pragma omp for schedule(dynamic, 64)
           for (int64_t pos = b0; pos < b1; ++pos) {
-            const int64_t v = perm[pos];  // leaf order: neighbouring rows stay in cache
-            const int32_t* N = &newc.idx[v * c];
-            const int32_t* O = &oldc.idx[v * c];
-            // At 10^6 x 128 X is larger than the L3 cache: the next point's candidate rows
-            // and heap roots, and the candidate lists of the one after, are asked for ahead
-            // (joins -12-16% CPU there; the same graph).
-            if (pos + 2 < n) {
-              const int64_t v2 = perm[pos + 2], v1 = perm[pos + 1];
-              __builtin_prefetch(&newc.idx[v2 * c], 0, 3);
-              __builtin_prefetch(&oldc.idx[v2 * c], 0, 3);
-              for (const int32_t* C1 : {&newc.idx[v1 * c], &oldc.idx[v1 * c]})
-                for (int64_t q = 0; q < c; ++q)
-                  if (C1[q] >= 0) {
-                    prefetch_row(X + int64_t(C1[q]) * d, d);
-                    __builtin_prefetch(&G.score[int64_t(C1[q]) * k], 0, 3);
-                    __builtin_prefetch(&G.idx[int64_t(C1[q]) * k], 0, 3);
-                  }
-            }
-            for (int64_t p = 0; p < c; ++p) {
-              const int32_t a = N[p];
-              if (a < 0) continue;
-              part.clear();
-              for (int64_t q = p + 1; q < c; ++q)
-                if (N[q] >= 0 && N[q] != a) part.push_back(N[q]);
-              for (int64_t q = 0; q < c; ++q)
-                if (O[q] >= 0 && O[q] != a) part.push_back(O[q]);
-              const int64_t np = int64_t(part.size());
-              T s4[4];
-              int64_t q = 0;
-              for (; q + 4 <= np; q += 4) {
-                score.four(a, &part[q], s4);
-                for (int j = 0; j < 4; ++j) emit(a, part[q + j], s4[j]);
+            errors.run([&] {                // the update buffer and the partners grow
+              const int64_t v = perm[pos];  // leaf order: neighbouring rows stay in cache
+              const int32_t* N = &newc.idx[v * c];
+              const int32_t* O = &oldc.idx[v * c];
+              // At 10^6 x 128 X is larger than the L3 cache: the next point's candidate rows
+              // and heap roots, and the candidate lists of the one after, are asked for ahead
+              // (joins -12-16% CPU there; the same graph).
+              if (pos + 2 < n) {
+                const int64_t v2 = perm[pos + 2], v1 = perm[pos + 1];
+                __builtin_prefetch(&newc.idx[v2 * c], 0, 3);
+                __builtin_prefetch(&oldc.idx[v2 * c], 0, 3);
+                for (const int32_t* C1 : {&newc.idx[v1 * c], &oldc.idx[v1 * c]})
+                  for (int64_t q = 0; q < c; ++q)
+                    if (C1[q] >= 0) {
+                      prefetch_row(X + int64_t(C1[q]) * d, d);
+                      __builtin_prefetch(&G.score[int64_t(C1[q]) * k], 0, 3);
+                      __builtin_prefetch(&G.idx[int64_t(C1[q]) * k], 0, 3);
+                    }
               }
-              for (; q < np; ++q) emit(a, part[q], score(a, part[q]));
-            }
+              for (int64_t p = 0; p < c; ++p) {
+                const int32_t a = N[p];
+                if (a < 0) continue;
+                part.clear();
+                for (int64_t q = p + 1; q < c; ++q)
+                  if (N[q] >= 0 && N[q] != a) part.push_back(N[q]);
+                for (int64_t q = 0; q < c; ++q)
+                  if (O[q] >= 0 && O[q] != a) part.push_back(O[q]);
+                const int64_t np = int64_t(part.size());
+                T s4[4];
+                int64_t q = 0;
+                for (; q + 4 <= np; q += 4) {
+                  score.four(a, &part[q], s4);
+                  for (int j = 0; j < 4; ++j) emit(a, part[q + j], s4[j]);
+                }
+                for (; q < np; ++q) emit(a, part[q], score(a, part[q]));
+              }
+            });
           }
           // (implicit barrier) apply: each thread owns a range of rows.
           const int tid = thread_id(), T_ = thread_count();
@@ -1177,6 +1193,7 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
               if (u.b >= lo && u.b < hi) G.push(u.b, u.s, u.a, 2);
             }
         }
+        errors.rethrow();
       }
       int64_t changes = 0;
 #pragma omp parallel for schedule(static) reduction(+ : changes) num_threads(nt)
@@ -1221,11 +1238,14 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   const double cpu_fin = cpu();
   indices.resize(static_cast<size_t>(n * k));
   distances.resize(static_cast<size_t>(n * k));
+  OmpErrors errors;
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<std::pair<double, int64_t>> row(static_cast<size_t>(k));
+    std::vector<std::pair<double, int64_t>> row;
+    const bool ready = errors.run([&] { row.resize(static_cast<size_t>(k)); });
 #pragma omp for schedule(static)
     for (int64_t pos = 0; pos < n; ++pos) {
+      if (!ready) continue;
       const int64_t i = perm[pos];  // leaf order, for the cache
       // the next row's and its neighbours' rows asked for ahead (X beyond L3 at 10^6 x 128:
       // -40% CPU in this step there), the neighbour list of the one after
@@ -1246,6 +1266,7 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       }
     }
   }
+  errors.rethrow();
   if (verbose)
     std::fprintf(stderr, "[geoml] nndescent: exact distances, %.1f s (cpu %.2f s)\n", elapsed(),
                  cpu() - cpu_fin);
@@ -1317,30 +1338,35 @@ void nndescent_cell(const T* X, int64_t L, int64_t d, int64_t k, Metric metric,
   int64_t placed = 0;
   const ClusterStart<T> cs{X, d, k, metric, inv.data(), score, S, opt.overlap, opt.seed, nt, false};
   cs.run(std::move(all), id, pass, G, perm.data(), seen.data(), placed);
+  OmpErrors errors;
 #pragma omp parallel num_threads(nt)
   {
     std::vector<std::tuple<double, int64_t, T>> row;  // (distance, index, score)
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < L; ++i) {
-      row.clear();
-      for (int64_t t = 0; t < k; ++t) {
-        const int64_t j = G.idx[i * k + t];
-        if (j < 0) continue;
-        // knn_search's finishing formula (serial double sums): geoml.knn's distances
-        const double dist =
-            detail::exact_distance(X + i * d, X + j * d, d, metric, norms.empty() ? 0.0 : norms[i],
-                                   norms.empty() ? 0.0 : norms[j]);
-        row.emplace_back(dist, j, G.score[i * k + t]);
-      }
-      std::sort(row.begin(), row.end());
-      for (int64_t t = 0; t < k; ++t) {
-        const bool has = t < int64_t(row.size());
-        indices[i * k + t] = has ? std::get<1>(row[t]) : -1;
-        distances[i * k + t] = has ? std::get<0>(row[t]) : std::numeric_limits<double>::infinity();
-        scores[i * k + t] = has ? std::get<2>(row[t]) : std::numeric_limits<T>::infinity();
-      }
+      errors.run([&] {  // the row list grows
+        row.clear();
+        for (int64_t t = 0; t < k; ++t) {
+          const int64_t j = G.idx[i * k + t];
+          if (j < 0) continue;
+          // knn_search's finishing formula (serial double sums): geoml.knn's distances
+          const double dist = detail::exact_distance(X + i * d, X + j * d, d, metric,
+                                                     norms.empty() ? 0.0 : norms[i],
+                                                     norms.empty() ? 0.0 : norms[j]);
+          row.emplace_back(dist, j, G.score[i * k + t]);
+        }
+        std::sort(row.begin(), row.end());
+        for (int64_t t = 0; t < k; ++t) {
+          const bool has = t < int64_t(row.size());
+          indices[i * k + t] = has ? std::get<1>(row[t]) : -1;
+          distances[i * k + t] =
+              has ? std::get<0>(row[t]) : std::numeric_limits<double>::infinity();
+          scores[i * k + t] = has ? std::get<2>(row[t]) : std::numeric_limits<T>::infinity();
+        }
+      });
     }
   }
+  errors.rethrow();
 }
 
 #define GEOML_NND_PIECES(T)                                                                       \
