@@ -115,13 +115,19 @@ struct Scorer {
   const T* inv;  // 1 / ||x|| (0 for a zero row), cosine only
   PairFn<T> sq, dot;
   Pair4Fn<T> sq4, dot4;
-  /// The scores of a with b[0..3], bit-identical to operator() on each pair.
+  /// four() and operator() take labels (the working graph's indices, see Graph): point ord[a]
+  /// (null: the labels are the points). rows() and four_rows() take points.
+  const int32_t* ord = nullptr;
+  int32_t point(int64_t a) const { return ord ? ord[a] : int32_t(a); }
+  /// The scores of label a with labels b[0..3], bit-identical to operator() on each pair.
   void four(int64_t a, const int32_t* b, T* out) const {
-    const T* rows[4] = {X + int64_t(b[0]) * d, X + int64_t(b[1]) * d, X + int64_t(b[2]) * d,
-                        X + int64_t(b[3]) * d};
-    four_rows(a, X + a * d, b, rows, out);
+    const int32_t p = point(a);
+    const int32_t q[4] = {point(b[0]), point(b[1]), point(b[2]), point(b[3])};
+    const T* rows[4] = {X + int64_t(q[0]) * d, X + int64_t(q[1]) * d, X + int64_t(q[2]) * d,
+                        X + int64_t(q[3]) * d};
+    four_rows(p, X + int64_t(p) * d, q, rows, out);
   }
-  /// four() from copies: x is a's row, rows[j] b[j]'s.
+  /// four() from copies (points): x is a's row, rows[j] b[j]'s.
   void four_rows(int64_t a, const T* x, const int32_t* b, const T* const* rows, T* out) const {
     switch (metric) {
       case Metric::Euclidean:
@@ -136,7 +142,7 @@ struct Scorer {
         }
         return;
       case Metric::InnerProduct:
-        dot4(X + a * d, rows, d, out);
+        dot4(x, rows, d, out);
         for (int j = 0; j < 4; ++j) out[j] = -out[j];
         return;
     }
@@ -154,7 +160,8 @@ struct Scorer {
     }
     return T(0);
   }
-  T operator()(int64_t a, int64_t b) const {
+  T operator()(int64_t la, int64_t lb) const {
+    int64_t a = point(la), b = point(lb);
     if (a > b) std::swap(a, b);
     const T* x = X + a * d;
     const T* y = X + b * d;
@@ -175,18 +182,21 @@ struct Scorer {
 /// kernel (whose per-call set-up and per-leaf heaps pay off on large leaves).
 constexpr int64_t kAllPairsLeaf = 256;
 
-inline bool pair_less(double sa, int64_t ia, double sb, int64_t ib) {
-  return sa < sb || (sa == sb && ia < ib);
-}
-
 /// The working graph: per point a max-heap of k (score, index) entries ordered by (score,
 /// index), empty slots (+inf, -1) at the top; flags 0 old, 1 new, 2 added this iteration.
+/// Rows and entries are labels: label l is point key[l] (null: l itself), and ties go by
+/// that point, so the content of a row does not depend on the labelling.
 template <typename T>
 struct Graph {
   int64_t n, k;
   std::vector<int32_t> idx;
   std::vector<T> score;
   std::vector<uint8_t> flag;
+  const int32_t* key = nullptr;
+  int64_t point(int32_t j) const { return j < 0 || !key ? j : key[j]; }
+  bool less(T sa, int32_t ja, T sb, int32_t jb) const {
+    return sa < sb || (sa == sb && point(ja) < point(jb));
+  }
   Graph(int64_t n_, int64_t k_)
       : n(n_),
         k(k_),
@@ -199,16 +209,14 @@ struct Graph {
     for (int64_t t = 0; t < k; ++t) f |= I[t] == j;
     return f;
   }
-  bool beats_root(int64_t i, T s, int32_t j) const {
-    return pair_less(s, j, score[i * k], idx[i * k]);
-  }
+  bool beats_root(int64_t i, T s, int32_t j) const { return less(s, j, score[i * k], idx[i * k]); }
   /// Offers (s, j) to row i: kept when it beats the row's worst entry and j is not there.
   /// The row's final content is the k smallest distinct entries offered, in any order.
   bool push(int64_t i, T s, int32_t j, uint8_t f) {
     int32_t* I = idx.data() + i * k;
     T* S = score.data() + i * k;
     uint8_t* F = flag.data() + i * k;
-    if (!pair_less(s, j, S[0], I[0])) return false;
+    if (!less(s, j, S[0], I[0])) return false;
     for (int64_t t = 0; t < k; ++t)
       if (I[t] == j) return false;
     int64_t c = 0;
@@ -216,8 +224,8 @@ struct Graph {
       const int64_t l = 2 * c + 1;
       if (l >= k) break;
       int64_t b = l;
-      if (l + 1 < k && pair_less(S[l], I[l], S[l + 1], I[l + 1])) b = l + 1;
-      if (!pair_less(s, j, S[b], I[b])) break;
+      if (l + 1 < k && less(S[l], I[l], S[l + 1], I[l + 1])) b = l + 1;
+      if (!less(s, j, S[b], I[b])) break;
       S[c] = S[b];
       I[c] = I[b];
       F[c] = F[b];
@@ -231,23 +239,30 @@ struct Graph {
 };
 
 /// Candidate lists: per point at most c indices, the c of smallest hashed priority among
-/// those offered (a max-heap on priority), empty slots -1.
+/// those offered (a max-heap on priority), empty slots -1. Rows and indices are labels (as in
+/// Graph); priorities and ties go by the points key[l].
 struct Candidates {
   int64_t c;
+  const int32_t* key;
   std::vector<int32_t> idx;
   std::vector<uint16_t> pri;  // priorities of the rows being filled (0xFFFF empty)
   int64_t r0 = 0;             // first row of those
   uint64_t salt = 0;
   /// `rows`: how many rows are filled at a time (the priorities are kept for those only).
-  Candidates(int64_t n, int64_t c_, int64_t rows)
-      : c(c_), idx(static_cast<size_t>(n * c_), -1), pri(static_cast<size_t>(rows * c_), 0xFFFF) {}
+  Candidates(int64_t n, int64_t c_, int64_t rows, const int32_t* key_)
+      : c(c_),
+        key(key_),
+        idx(static_cast<size_t>(n * c_), -1),
+        pri(static_cast<size_t>(rows * c_), 0xFFFF) {}
+  int32_t point(int32_t u) const { return u < 0 ? u : key[u]; }
   uint16_t prio(int64_t v, int32_t u) const {
-    const uint64_t a = uint64_t(std::min<int64_t>(v, u)), b = uint64_t(std::max<int64_t>(v, u));
+    const int64_t pv = key[v], pu = key[u];
+    const uint64_t a = uint64_t(std::min(pv, pu)), b = uint64_t(std::max(pv, pu));
     return uint16_t(mix(salt ^ ((a << 32) | b)) >> 48);
   }
-  /// (priority, index) order; an empty slot (0xFFFF, -1 read as 2^32 - 1) is last.
-  static bool less(uint16_t pa, int32_t ua, uint16_t pb, int32_t ub) {
-    return pa < pb || (pa == pb && uint32_t(ua) < uint32_t(ub));
+  /// (priority, point) order; an empty slot (0xFFFF, -1 read as 2^32 - 1) is last.
+  bool less(uint16_t pa, int32_t ua, uint16_t pb, int32_t ub) const {
+    return pa < pb || (pa == pb && uint32_t(point(ua)) < uint32_t(point(ub)));
   }
   void reset() { std::fill(idx.begin(), idx.end(), -1); }
   void begin_rows(int64_t first) {
@@ -684,6 +699,7 @@ struct ClusterStart {
   uint64_t seed;
   int nt;
   bool verbose;
+  const int32_t* rank = nullptr;  // label of each point in G (null: the point itself)
 
   /// Splits the points `pts` (more than 1.5 S) into about |pts| / S overlapping lists.
   /// Returns false, leaving `out` empty, when the split is not local: more than half of the
@@ -777,11 +793,12 @@ struct ClusterStart {
 #pragma omp parallel for schedule(static) num_threads(nt)
       for (int64_t p = 0; p < L; ++p) {
         const int64_t i = M[p];
+        const int64_t gi = rank ? rank[i] : i;
         for (int64_t t = 0; t < kk; ++t) {
           const int64_t q = li[p * kk + t];
-          const int32_t j = M[q];
+          const int32_t j = M[q], gj = rank ? rank[j] : j;
           const T s = score.rows(i, j, &buf[p * d], &buf[q * d]);
-          if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
+          if (G.beats_root(gi, s, gj)) G.push(gi, s, gj, 1);
         }
       }
     }
@@ -863,8 +880,13 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   std::vector<T> inv;         // 1 / ||x_i|| for the scores (cosine)
   std::vector<double> norms;  // ||x_i|| for the exact distances (cosine)
   cosine_norms(X, n, d, metric, nt, inv, norms);
-  const Scorer<T> score = make_scorer(X, d, metric, inv.data(), isa);
+  Scorer<T> score = make_scorer(X, d, metric, inv.data(), isa);
   const ExactDist<T> exact{X, d, metric, norms.data(), sq64, dot64};
+  // Labels of the working graph (Graph): point ord[l] is label l, rank its inverse; the
+  // identity until the first tree (or the iterations) relabels the points (relabel, below).
+  std::vector<int32_t> ord(static_cast<size_t>(n)), rank(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ord[i] = rank[i] = int32_t(i);
+  score.ord = ord.data();
 
   // The checked sample (Floyd's algorithm on the hashed stream) and its exact k-th distances.
   const int64_t m = std::min(opt.n_check, n);
@@ -893,15 +915,17 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
         (long long)m, id_mle, elapsed(), cpu());
 
   Graph<T> G(n, k);
+  G.key = ord.data();
   auto measure = [&]() -> double {
     int64_t hits = 0;
 #pragma omp parallel for schedule(static) reduction(+ : hits) num_threads(nt)
     for (int64_t s = 0; s < m; ++s) {
-      const int64_t i = sample[s];
+      const int64_t i = sample[s], li = rank[i];
       const double tol = 8 * eps * std::abs(kth[s]);
       for (int64_t t = 0; t < k; ++t) {
-        const int64_t j = G.idx[i * k + t];
-        if (j < 0) continue;
+        const int64_t lj = G.idx[li * k + t];
+        if (lj < 0) continue;
+        const int64_t j = ord[lj];
         // The same function as the truth's finishing step (knn_search), so a true k-th
         // neighbour's distance matches kth to the bit.
         const double dist =
@@ -919,36 +943,90 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   // 1. Random-projection forest; every leaf searched exactly.
   std::vector<int32_t> perm(static_cast<size_t>(n)), scratch(static_cast<size_t>(n));
   std::vector<std::pair<int64_t, int64_t>> leaves;
+  // Relabel the points in join order (perm: the leaf order of the last tree, or the
+  // clusters' order): a point's candidates and leaf mates are mostly its neighbours in that
+  // order, so their graph rows, candidate lists and reverse entries lie in a narrow band of
+  // memory instead of all over it (X is still read in place, through ord). Ties and
+  // priorities go by the points, so the graph is the same whatever the labels. Then labels
+  // are the positions in the join order and ord that order; the tree's perm and scratch are
+  // freed unless keep_tree (a later tree or partition allocates them again).
+  bool in_join_order = false;
+  auto relabel = [&](bool keep_tree) {
+    if (!opt.relabel) return;
+    if (!in_join_order) {
+      in_join_order = true;
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t l = 0; l < n; ++l) rank[perm[l]] = int32_t(l);
+      scratch.resize(static_cast<size_t>(n));
+      std::vector<int32_t>& to = scratch;  // old label -> new label
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t r = 0; r < n; ++r) to[r] = rank[ord[r]];
+      std::copy(perm.begin(), perm.end(), ord.begin());  // (G, score and the lists point at ord)
+      Graph<T> H(n, k);
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t l = to[r];
+        for (int64_t t = 0; t < k; ++t) {
+          const int32_t j = G.idx[r * k + t];
+          H.idx[l * k + t] = j < 0 ? j : to[j];
+          H.score[l * k + t] = G.score[r * k + t];
+          H.flag[l * k + t] = G.flag[r * k + t];
+        }
+      }
+      std::swap(G.idx, H.idx);
+      std::swap(G.score, H.score);
+      std::swap(G.flag, H.flag);
+    }
+    if (!keep_tree) {
+      std::vector<int32_t>().swap(perm);
+      std::vector<int32_t>().swap(scratch);
+    }
+  };
+  // The point joined at position pos, and its label.
+  auto joined = [&](int64_t pos) -> int64_t { return perm.empty() ? ord[pos] : perm[pos]; };
+  auto joined_label = [&](int64_t pos) -> int64_t { return perm.empty() ? pos : rank[perm[pos]]; };
   auto add_tree = [&](int64_t tr) {
     const double cpu_tree = cpu();
+    perm.resize(static_cast<size_t>(n));
+    scratch.resize(static_cast<size_t>(n));
     build_tree(X, n, d, metric, leaf_size, hash3(seed, 0x7EE, uint64_t(tr)), inv.data(), dot, dot4,
                nt, perm, scratch, leaves);
+    in_join_order = false;
     const double cpu_split = cpu() - cpu_tree;
+    // The first tree's leaves are ranges of labels (their heaps side by side); the later
+    // trees' leaf mates are mostly near in its order.
+    if (tr == 0) relabel(true);
     OmpErrors errors;  // the exact kernel's lists grow inside the loop (and it allocates)
 #pragma omp parallel num_threads(nt)
     {
       std::vector<T> buf;
       std::vector<T> ld;
       std::vector<int64_t> li;
-      const bool ready = errors.run([&] { buf.resize(static_cast<size_t>(leaf_size * d)); });
+      std::vector<int32_t> lab;  // the leaf's points' labels in G
+      const bool ready = errors.run([&] {
+        buf.resize(static_cast<size_t>(leaf_size * d));
+        lab.resize(static_cast<size_t>(leaf_size));
+      });
 #pragma omp for schedule(dynamic, 4)
       for (int64_t l = 0; l < int64_t(leaves.size()); ++l) {
         if (!ready) continue;
         errors.run([&] {
           const int64_t lo = leaves[l].first, L = leaves[l].second - lo;
           if (L < 2) return;
-          for (int64_t p = 0; p < L; ++p)
+          for (int64_t p = 0; p < L; ++p) {
             std::memcpy(&buf[p * d], X + int64_t(perm[lo + p]) * d,
                         static_cast<size_t>(d) * sizeof(T));
+            lab[p] = rank[perm[lo + p]];
+          }
           // The next small leaf of this thread's chunk of 4: its rows and heap roots asked for
           // ahead (-8% CPU in the leaves at 10^6 x 128, X beyond L3; the same lists).
           if ((l + 1) % 4 != 0 && l + 1 < int64_t(leaves.size()) &&
               leaves[l + 1].second - leaves[l + 1].first <= kAllPairsLeaf)
             for (int64_t p = leaves[l + 1].first; p < leaves[l + 1].second; ++p) {
-              const int64_t i = perm[p];
+              const int64_t i = perm[p], li = rank[i];
               prefetch_row(X + i * d, d);
-              __builtin_prefetch(&G.score[i * k], 0, 3);
-              __builtin_prefetch(&G.idx[i * k], 0, 3);
+              __builtin_prefetch(&G.score[li * k], 0, 3);
+              __builtin_prefetch(&G.idx[li * k], 0, 3);
             }
           const int32_t* M = perm.data() + lo;
           if (L > kAllPairsLeaf) {  // the exact kernel's kk nearest of each row, offered
@@ -958,11 +1036,10 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
             knn_search<T>(buf.data(), L, nullptr, 0, d, kk, metric, true, 1, li.data(), ld.data(),
                           false, false);
             for (int64_t p = 0; p < L; ++p) {
-              const int32_t i = M[p];
               for (int64_t t = 0; t < kk; ++t) {
                 const int64_t q = li[p * kk + t];
-                const T s = score.rows(i, M[q], &buf[p * d], &buf[q * d]);  // rows in cache
-                if (G.beats_root(i, s, M[q])) G.push(i, s, M[q], 1);
+                const T s = score.rows(M[p], M[q], &buf[p * d], &buf[q * d]);  // rows in cache
+                if (G.beats_root(lab[p], s, lab[q])) G.push(lab[p], s, lab[q], 1);
               }
             }
             return;
@@ -973,7 +1050,8 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
           int32_t ids[4];
           const T* rows[4];
           T s4[4];
-          auto offer = [&](int32_t i, int32_t j, T s) {
+          auto offer = [&](int64_t p, int64_t q, T s) {  // positions in the leaf
+            const int32_t i = lab[p], j = lab[q];
             if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
             if (G.beats_root(j, s, i)) G.push(j, s, i, 1);
           };
@@ -984,9 +1062,9 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
             for (; q + 4 <= L; q += 4) {
               for (int u = 0; u < 4; ++u) ids[u] = M[q + u], rows[u] = &buf[(q + u) * d];
               score.four_rows(i, x, ids, rows, s4);
-              for (int u = 0; u < 4; ++u) offer(i, ids[u], s4[u]);
+              for (int u = 0; u < 4; ++u) offer(p, q + u, s4[u]);
             }
-            for (; q < L; ++q) offer(i, M[q], score.rows(i, M[q], x, &buf[q * d]));
+            for (; q < L; ++q) offer(p, q, score.rows(i, M[q], x, &buf[q * d]));
           }
         });
       }
@@ -1027,8 +1105,11 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
     int64_t placed = 0;
     std::vector<int32_t> all(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) all[i] = int32_t(i);
-    const ClusterStart<T> cs{X, d, k, metric, inv.data(), score, S, opt.overlap, seed, nt, verbose};
+    perm.resize(static_cast<size_t>(n));
+    const ClusterStart<T> cs{X, d,           k,    metric, inv.data(), score,
+                             S, opt.overlap, seed, nt,     verbose,    rank.data()};
     const auto st = cs.run(std::move(all), 1, pass, G, perm.data(), seen.data(), placed);
+    in_join_order = false;
     if (verbose)
       std::fprintf(stderr,
                    "[geoml] nndescent: %lld clusters searched (%lld memberships, largest %lld), "
@@ -1041,12 +1122,13 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
     for (int64_t tr = 0; tr < n_trees; ++tr) add_tree(tr);
   // Rows the forest left short (tiny leaves): hashed random points.
 #pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t r = 0; G.idx[i * k] < 0; ++r) {
+  for (int64_t l = 0; l < n; ++l) {
+    const int64_t i = ord[l];
+    for (int64_t r = 0; G.idx[l * k] < 0; ++r) {
       int64_t j = r < 64 * k ? int64_t(hash3(seed, uint64_t(i), uint64_t(r)) % uint64_t(n))
                              : (r - 64 * k) % n;
       if (j == i) continue;
-      G.push(i, score(i, j), int32_t(j), 1);
+      G.push(l, score(l, rank[j]), rank[j], 1);
     }
   }
   double rec = measure();
@@ -1058,8 +1140,9 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   info->n_iter = 0;
   info->last_changes = 0;
   if (rec < opt.target_recall && opt.max_iter > 0) {
+    relabel(false);  // labels in the join order of the iterations
     const int64_t chunk_rows = (n + 7) / 8;
-    Candidates newc(n, c, chunk_rows), oldc(n, c, chunk_rows);
+    Candidates newc(n, c, chunk_rows, ord.data()), oldc(n, c, chunk_rows, ord.data());
     const int64_t BLOCK = 4096;  // bounds the update buffers: at most BLOCK c^2 entries
     struct Update {
       int32_t a, b;
@@ -1146,21 +1229,21 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
           };
 #pragma omp for schedule(dynamic, 64)
           for (int64_t pos = b0; pos < b1; ++pos) {
-            errors.run([&] {                // the update buffer and the partners grow
-              const int64_t v = perm[pos];  // leaf order: neighbouring rows stay in cache
+            errors.run([&] {                        // the update buffer and the partners grow
+              const int64_t v = joined_label(pos);  // leaf order: neighbouring rows in cache
               const int32_t* N = &newc.idx[v * c];
               const int32_t* O = &oldc.idx[v * c];
               // At 10^6 x 128 X is larger than the L3 cache: the next point's candidate rows
               // and heap roots, and the candidate lists of the one after, are asked for ahead
               // (joins -12-16% CPU there; the same graph).
               if (pos + 2 < n) {
-                const int64_t v2 = perm[pos + 2], v1 = perm[pos + 1];
+                const int64_t v2 = joined_label(pos + 2), v1 = joined_label(pos + 1);
                 __builtin_prefetch(&newc.idx[v2 * c], 0, 3);
                 __builtin_prefetch(&oldc.idx[v2 * c], 0, 3);
                 for (const int32_t* C1 : {&newc.idx[v1 * c], &oldc.idx[v1 * c]})
                   for (int64_t q = 0; q < c; ++q)
                     if (C1[q] >= 0) {
-                      prefetch_row(X + int64_t(C1[q]) * d, d);
+                      prefetch_row(X + int64_t(ord[C1[q]]) * d, d);
                       __builtin_prefetch(&G.score[int64_t(C1[q]) * k], 0, 3);
                       __builtin_prefetch(&G.idx[int64_t(C1[q]) * k], 0, 3);
                     }
@@ -1215,21 +1298,22 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       if (rec >= opt.target_recall) break;
       if (double(changes) <= opt.delta * double(n) * double(k)) {
         // Converged below the target: from a clustered start, one second partition (other
-        // k-means seeds: other cell boundaries), then trees.
-        if (use_clusters && extra_passes < 1) {
-          // the candidate lists (refilled by every iteration) are freed meanwhile: the
-          // pass's lists and labels take their place within the memory bound
-          newc = Candidates(0, c, 0);
-          oldc = Candidates(0, c, 0);
+        // k-means seeds: other cell boundaries), then trees. The candidate lists (refilled by
+        // every iteration) are freed meanwhile: the pass's lists and labels, or the
+        // relabelling's copy of the graph, take their place within the memory bound.
+        const bool pass = use_clusters && extra_passes < 1;
+        if (!pass && extra_trees >= opt.max_extra_trees) break;
+        newc = Candidates(0, c, 0, ord.data());
+        oldc = Candidates(0, c, 0, ord.data());
+        if (pass)
           add_clusters(uint64_t(++extra_passes));
-          newc = Candidates(n, c, chunk_rows);
-          oldc = Candidates(n, c, chunk_rows);
-        } else {
-          if (extra_trees >= opt.max_extra_trees) break;
+        else
           add_tree(n_trees + extra_trees++);
-        }
         rec = measure();
         if (rec >= opt.target_recall) break;
+        relabel(false);  // in the new join order
+        newc = Candidates(n, c, chunk_rows, ord.data());
+        oldc = Candidates(n, c, chunk_rows, ord.data());
       }
     }
   }
@@ -1246,17 +1330,17 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
 #pragma omp for schedule(static)
     for (int64_t pos = 0; pos < n; ++pos) {
       if (!ready) continue;
-      const int64_t i = perm[pos];  // leaf order, for the cache
+      const int64_t i = joined(pos), li = joined_label(pos);  // leaf order, for the cache
       // the next row's and its neighbours' rows asked for ahead (X beyond L3 at 10^6 x 128:
       // -40% CPU in this step there), the neighbour list of the one after
       if (pos + 2 < n) {
-        __builtin_prefetch(&G.idx[int64_t(perm[pos + 2]) * k], 0, 3);
-        const int64_t i1 = perm[pos + 1];
+        __builtin_prefetch(&G.idx[joined_label(pos + 2) * k], 0, 3);
+        const int64_t i1 = joined(pos + 1), l1 = joined_label(pos + 1);
         prefetch_row(X + i1 * d, d);
-        for (int64_t t = 0; t < k; ++t) prefetch_row(X + int64_t(G.idx[i1 * k + t]) * d, d);
+        for (int64_t t = 0; t < k; ++t) prefetch_row(X + int64_t(ord[G.idx[l1 * k + t]]) * d, d);
       }
       for (int64_t t = 0; t < k; ++t) {
-        const int64_t j = G.idx[i * k + t];
+        const int64_t j = ord[G.idx[li * k + t]];
         row[t] = {exact(i, j), j};
       }
       std::sort(row.begin(), row.end());
