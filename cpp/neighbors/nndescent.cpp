@@ -142,7 +142,7 @@ struct Scorer {
         }
         return;
       case Metric::InnerProduct:
-        dot4(x, rows, d, out);
+        dot4(X + a * d, rows, d, out);
         for (int j = 0; j < 4; ++j) out[j] = -out[j];
         return;
     }
