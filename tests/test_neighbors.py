@@ -732,8 +732,8 @@ def test_nndescent_allocation_failure_in_a_thread_is_an_exception():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "inner_product"])
 def test_nndescent_relabelled_points_give_the_same_graph(dtype, metric):
-    """The iterations run on the points relabelled in join order (graph rows, candidate lists
-    and heaps indexed by label, ties and priorities by point): the same indices and distances
+    """The working graph indexed by join-order labels (relabelled when the first tree is built
+    and before the iterations; ties and priorities by point): the same indices and distances
     as without the labels, for 1 and 2 threads, from the forest, with extra trees merged in
     mid-iteration, and from the clustered start with its second partition, on data with
     duplicate points (tied scores)."""
