@@ -704,6 +704,68 @@ def test_nndescent_three_level_splits(dtype, metric):
     assert rec > 0.9, rec
 
 
+def test_nndescent_allocation_failure_in_a_thread_is_an_exception():
+    """A std::bad_alloc inside an OpenMP region of the approximate search (here the leaf
+    buffer of a leaf_size of 2^45 points) arrives in Python as MemoryError, for one and two
+    threads, instead of terminating the process (OmpErrors guards; run in a child process
+    so that a missing guard fails this test, not the test run)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, geoml; from geoml import _core\n"
+        "X = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)\n"
+        "opts = _core.NNDescentOptions(leaf_size=2**45, clusters=False)\n"
+        "for n_jobs in (1, 2):\n"
+        "    try:\n"
+        "        _core.nndescent(X, k=5, metric=_core.Metric.euclidean, options=opts,"
+        " n_jobs=n_jobs)\n"
+        "    except MemoryError:\n"
+        "        print('MemoryError', n_jobs)\n"
+        "print(geoml.knn(X, 5, method='nndescent', random_state=0).indices.shape)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[:3] == ["MemoryError 1", "MemoryError 2", "(300, 5)"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "inner_product"])
+def test_nndescent_relabelled_points_give_the_same_graph(dtype, metric):
+    """The working graph indexed by join-order labels (relabelled when the first tree is built
+    and before the iterations; ties and priorities by point): the same indices and distances
+    as without the labels, for 1 and 2 threads, from the forest, with extra trees merged in
+    mid-iteration, and from the clustered start with its second partition, on data with
+    duplicate points (tied scores)."""
+    rng = np.random.default_rng(13)
+    X = np.tanh(rng.normal(size=(6000, 5)) @ rng.normal(size=(5, 24)))
+    X[3000:3040] = X[:40]  # exact duplicates: tied scores
+    X = X.astype(dtype)
+    m = _core.Metric[metric]
+    cases = [
+        {},  # forest, iterations until max_iter
+        {"delta": 1.0, "max_extra_trees": 2},  # every iteration "stalls": extra trees
+    ]
+    if metric != "inner_product":  # clusters, second partition, then trees
+        cases.append({"cluster_size": 512, "cluster_min_dim": 0, "delta": 1.0})
+    for kw in cases:
+
+        def run(relabel, n_jobs, kw=kw):
+            opts = _core.NNDescentOptions(
+                seed=3, target_recall=0.99999, max_iter=4, relabel=relabel, **kw
+            )
+            idx, dist, n_iter = _core.nndescent(X, k=10, metric=m, options=opts, n_jobs=n_jobs)[:3]
+            return idx, dist, n_iter
+
+        ref = run(False, 1)
+        assert ref[2] >= 1, (kw, ref[2])  # the iterations ran
+        for n_jobs in (1, 2):
+            got = run(True, n_jobs)
+            np.testing.assert_array_equal(got[0], ref[0], err_msg=str(kw))
+            np.testing.assert_array_equal(got[1], ref[1], err_msg=str(kw))
+            assert got[2] == ref[2]
+
+
 @pytest.mark.parametrize("d", [37, 150])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_nndescent_thread_invariance_wide_rows(d, dtype):

@@ -121,8 +121,9 @@ NNDescentOptions make_nndescent_options(int64_t n_trees, int64_t leaf_size, int6
                                         int64_t max_extra_trees, int64_t max_candidates,
                                         double delta, double target_recall, int64_t n_check,
                                         uint64_t seed, bool clusters, int64_t cluster_size,
-                                        double overlap, double cluster_min_dim) {
+                                        double overlap, double cluster_min_dim, bool relabel) {
   NNDescentOptions o;
+  o.relabel = relabel;
   o.cluster_min_dim = cluster_min_dim;
   o.clusters = clusters;
   o.cluster_size = cluster_size;
@@ -257,7 +258,7 @@ void bind_neighbors(py::module_& m) {
            py::arg("target_recall") = nd.target_recall, py::arg("n_check") = nd.n_check,
            py::arg("seed") = nd.seed, py::arg("clusters") = nd.clusters,
            py::arg("cluster_size") = nd.cluster_size, py::arg("overlap") = nd.overlap,
-           py::arg("cluster_min_dim") = nd.cluster_min_dim,
+           py::arg("cluster_min_dim") = nd.cluster_min_dim, py::arg("relabel") = nd.relabel,
            "Options from keywords (the defaults are the C++ ones).")
       .def_readwrite("n_trees", &NNDescentOptions::n_trees,
                      "Random-projection trees of the start (0: automatic, 4; 12 below "
@@ -284,7 +285,9 @@ void bind_neighbors(py::module_& m) {
       .def_readwrite("overlap", &NNDescentOptions::overlap,
                      "A point joins its second cluster when d2 <= overlap * d1.")
       .def_readwrite("cluster_min_dim", &NNDescentOptions::cluster_min_dim,
-                     "Clusters only from this sampled intrinsic dimension (0: always).");
+                     "Clusters only from this sampled intrinsic dimension (0: always).")
+      .def_readwrite("relabel", &NNDescentOptions::relabel,
+                     "Index the graph by join-order position (locality; the same graph).");
   def_overloads(
       m, "nndescent", Floats{}, GEOML_PICK(nndescent_py), py::arg("X").noconvert(), py::kw_only(),
       py::arg("k"), py::arg("metric"), py::arg("options"), py::arg("n_jobs") = 0,

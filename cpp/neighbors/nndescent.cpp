@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/common.hpp"
+#include "common/omp_errors.hpp"
 #include "common/simd.hpp"
 #include "neighbors/exact_distance.hpp"
 #include "neighbors/knn.hpp"
@@ -114,13 +115,19 @@ struct Scorer {
   const T* inv;  // 1 / ||x|| (0 for a zero row), cosine only
   PairFn<T> sq, dot;
   Pair4Fn<T> sq4, dot4;
-  /// The scores of a with b[0..3], bit-identical to operator() on each pair.
+  /// four() and operator() take labels (the working graph's indices, see Graph): point ord[a]
+  /// (null: the labels are the points). rows() and four_rows() take points.
+  const int32_t* ord = nullptr;
+  int32_t point(int64_t a) const { return ord ? ord[a] : int32_t(a); }
+  /// The scores of label a with labels b[0..3], bit-identical to operator() on each pair.
   void four(int64_t a, const int32_t* b, T* out) const {
-    const T* rows[4] = {X + int64_t(b[0]) * d, X + int64_t(b[1]) * d, X + int64_t(b[2]) * d,
-                        X + int64_t(b[3]) * d};
-    four_rows(a, X + a * d, b, rows, out);
+    const int32_t p = point(a);
+    const int32_t q[4] = {point(b[0]), point(b[1]), point(b[2]), point(b[3])};
+    const T* rows[4] = {X + int64_t(q[0]) * d, X + int64_t(q[1]) * d, X + int64_t(q[2]) * d,
+                        X + int64_t(q[3]) * d};
+    four_rows(p, X + int64_t(p) * d, q, rows, out);
   }
-  /// four() from copies: x is a's row, rows[j] b[j]'s.
+  /// four() from copies (points): x is a's row, rows[j] b[j]'s.
   void four_rows(int64_t a, const T* x, const int32_t* b, const T* const* rows, T* out) const {
     switch (metric) {
       case Metric::Euclidean:
@@ -153,7 +160,8 @@ struct Scorer {
     }
     return T(0);
   }
-  T operator()(int64_t a, int64_t b) const {
+  T operator()(int64_t la, int64_t lb) const {
+    int64_t a = point(la), b = point(lb);
     if (a > b) std::swap(a, b);
     const T* x = X + a * d;
     const T* y = X + b * d;
@@ -174,18 +182,21 @@ struct Scorer {
 /// kernel (whose per-call set-up and per-leaf heaps pay off on large leaves).
 constexpr int64_t kAllPairsLeaf = 256;
 
-inline bool pair_less(double sa, int64_t ia, double sb, int64_t ib) {
-  return sa < sb || (sa == sb && ia < ib);
-}
-
 /// The working graph: per point a max-heap of k (score, index) entries ordered by (score,
 /// index), empty slots (+inf, -1) at the top; flags 0 old, 1 new, 2 added this iteration.
+/// Rows and entries are labels: label l is point key[l] (null: l itself), and ties go by
+/// that point, so the content of a row does not depend on the labelling.
 template <typename T>
 struct Graph {
   int64_t n, k;
   std::vector<int32_t> idx;
   std::vector<T> score;
   std::vector<uint8_t> flag;
+  const int32_t* key = nullptr;
+  int64_t point(int32_t j) const { return j < 0 || !key ? j : key[j]; }
+  bool less(T sa, int32_t ja, T sb, int32_t jb) const {
+    return sa < sb || (sa == sb && point(ja) < point(jb));
+  }
   Graph(int64_t n_, int64_t k_)
       : n(n_),
         k(k_),
@@ -198,16 +209,14 @@ struct Graph {
     for (int64_t t = 0; t < k; ++t) f |= I[t] == j;
     return f;
   }
-  bool beats_root(int64_t i, T s, int32_t j) const {
-    return pair_less(s, j, score[i * k], idx[i * k]);
-  }
+  bool beats_root(int64_t i, T s, int32_t j) const { return less(s, j, score[i * k], idx[i * k]); }
   /// Offers (s, j) to row i: kept when it beats the row's worst entry and j is not there.
   /// The row's final content is the k smallest distinct entries offered, in any order.
   bool push(int64_t i, T s, int32_t j, uint8_t f) {
     int32_t* I = idx.data() + i * k;
     T* S = score.data() + i * k;
     uint8_t* F = flag.data() + i * k;
-    if (!pair_less(s, j, S[0], I[0])) return false;
+    if (!less(s, j, S[0], I[0])) return false;
     for (int64_t t = 0; t < k; ++t)
       if (I[t] == j) return false;
     int64_t c = 0;
@@ -215,8 +224,8 @@ struct Graph {
       const int64_t l = 2 * c + 1;
       if (l >= k) break;
       int64_t b = l;
-      if (l + 1 < k && pair_less(S[l], I[l], S[l + 1], I[l + 1])) b = l + 1;
-      if (!pair_less(s, j, S[b], I[b])) break;
+      if (l + 1 < k && less(S[l], I[l], S[l + 1], I[l + 1])) b = l + 1;
+      if (!less(s, j, S[b], I[b])) break;
       S[c] = S[b];
       I[c] = I[b];
       F[c] = F[b];
@@ -230,23 +239,30 @@ struct Graph {
 };
 
 /// Candidate lists: per point at most c indices, the c of smallest hashed priority among
-/// those offered (a max-heap on priority), empty slots -1.
+/// those offered (a max-heap on priority), empty slots -1. Rows and indices are labels (as in
+/// Graph); priorities and ties go by the points key[l].
 struct Candidates {
   int64_t c;
+  const int32_t* key;
   std::vector<int32_t> idx;
   std::vector<uint16_t> pri;  // priorities of the rows being filled (0xFFFF empty)
   int64_t r0 = 0;             // first row of those
   uint64_t salt = 0;
   /// `rows`: how many rows are filled at a time (the priorities are kept for those only).
-  Candidates(int64_t n, int64_t c_, int64_t rows)
-      : c(c_), idx(static_cast<size_t>(n * c_), -1), pri(static_cast<size_t>(rows * c_), 0xFFFF) {}
+  Candidates(int64_t n, int64_t c_, int64_t rows, const int32_t* key_)
+      : c(c_),
+        key(key_),
+        idx(static_cast<size_t>(n * c_), -1),
+        pri(static_cast<size_t>(rows * c_), 0xFFFF) {}
+  int32_t point(int32_t u) const { return u < 0 ? u : key[u]; }
   uint16_t prio(int64_t v, int32_t u) const {
-    const uint64_t a = uint64_t(std::min<int64_t>(v, u)), b = uint64_t(std::max<int64_t>(v, u));
+    const int64_t pv = key[v], pu = key[u];
+    const uint64_t a = uint64_t(std::min(pv, pu)), b = uint64_t(std::max(pv, pu));
     return uint16_t(mix(salt ^ ((a << 32) | b)) >> 48);
   }
-  /// (priority, index) order; an empty slot (0xFFFF, -1 read as 2^32 - 1) is last.
-  static bool less(uint16_t pa, int32_t ua, uint16_t pb, int32_t ub) {
-    return pa < pb || (pa == pb && uint32_t(ua) < uint32_t(ub));
+  /// (priority, point) order; an empty slot (0xFFFF, -1 read as 2^32 - 1) is last.
+  bool less(uint16_t pa, int32_t ua, uint16_t pb, int32_t ub) const {
+    return pa < pb || (pa == pb && uint32_t(point(ua)) < uint32_t(point(ub)));
   }
   void reset() { std::fill(idx.begin(), idx.end(), -1); }
   void begin_rows(int64_t first) {
@@ -473,25 +489,31 @@ void build_tree(const T* X, int64_t n, int64_t d, Metric metric, int64_t leaf_si
     frontier.swap(next);
   }
   std::vector<std::vector<std::pair<int64_t, int64_t>>> found(frontier.size());
+  OmpErrors errors;  // the scratch, stacks and leaf lists grow inside the loop
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<T> w(static_cast<size_t>(d));
+    std::vector<T> w;
     std::vector<uint8_t> part;
     std::vector<Node> stack;
+    const bool ready = errors.run([&] { w.resize(static_cast<size_t>(d)); });
 #pragma omp for schedule(dynamic, 1)
     for (int64_t f = 0; f < int64_t(frontier.size()); ++f) {
-      stack.assign(1, frontier[f]);
-      while (!stack.empty()) {
-        const Node nd = stack.back();
-        stack.pop_back();
-        if (nd.hi - nd.lo <= leaf_size) {
-          found[f].push_back({nd.lo, nd.hi});
-          continue;
+      if (!ready) continue;
+      errors.run([&] {
+        stack.assign(1, frontier[f]);
+        while (!stack.empty()) {
+          const Node nd = stack.back();
+          stack.pop_back();
+          if (nd.hi - nd.lo <= leaf_size) {
+            found[f].push_back({nd.lo, nd.hi});
+            continue;
+          }
+          split_node(nd, w, part, 1, [&](const Node& c) { stack.push_back(c); });
         }
-        split_node(nd, w, part, 1, [&](const Node& c) { stack.push_back(c); });
-      }
+      });
     }
   }
+  errors.rethrow();
   for (auto& v : found) leaves.insert(leaves.end(), v.begin(), v.end());
   std::sort(leaves.begin(), leaves.end());
 }
@@ -677,6 +699,7 @@ struct ClusterStart {
   uint64_t seed;
   int nt;
   bool verbose;
+  const int32_t* rank = nullptr;  // label of each point in G (null: the point itself)
 
   /// Splits the points `pts` (more than 1.5 S) into about |pts| / S overlapping lists.
   /// Returns false, leaving `out` empty, when the split is not local: more than half of the
@@ -770,11 +793,12 @@ struct ClusterStart {
 #pragma omp parallel for schedule(static) num_threads(nt)
       for (int64_t p = 0; p < L; ++p) {
         const int64_t i = M[p];
+        const int64_t gi = rank ? rank[i] : i;
         for (int64_t t = 0; t < kk; ++t) {
           const int64_t q = li[p * kk + t];
-          const int32_t j = M[q];
+          const int32_t j = M[q], gj = rank ? rank[j] : j;
           const T s = score.rows(i, j, &buf[p * d], &buf[q * d]);
-          if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
+          if (G.beats_root(gi, s, gj)) G.push(gi, s, gj, 1);
         }
       }
     }
@@ -856,8 +880,13 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   std::vector<T> inv;         // 1 / ||x_i|| for the scores (cosine)
   std::vector<double> norms;  // ||x_i|| for the exact distances (cosine)
   cosine_norms(X, n, d, metric, nt, inv, norms);
-  const Scorer<T> score = make_scorer(X, d, metric, inv.data(), isa);
+  Scorer<T> score = make_scorer(X, d, metric, inv.data(), isa);
   const ExactDist<T> exact{X, d, metric, norms.data(), sq64, dot64};
+  // Labels of the working graph (Graph): point ord[l] is label l, rank its inverse; the
+  // identity until the first tree (or the iterations) relabels the points (relabel, below).
+  std::vector<int32_t> ord(static_cast<size_t>(n)), rank(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ord[i] = rank[i] = int32_t(i);
+  score.ord = ord.data();
 
   // The checked sample (Floyd's algorithm on the hashed stream) and its exact k-th distances.
   const int64_t m = std::min(opt.n_check, n);
@@ -886,15 +915,17 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
         (long long)m, id_mle, elapsed(), cpu());
 
   Graph<T> G(n, k);
+  G.key = ord.data();
   auto measure = [&]() -> double {
     int64_t hits = 0;
 #pragma omp parallel for schedule(static) reduction(+ : hits) num_threads(nt)
     for (int64_t s = 0; s < m; ++s) {
-      const int64_t i = sample[s];
+      const int64_t i = sample[s], li = rank[i];
       const double tol = 8 * eps * std::abs(kth[s]);
       for (int64_t t = 0; t < k; ++t) {
-        const int64_t j = G.idx[i * k + t];
-        if (j < 0) continue;
+        const int64_t lj = G.idx[li * k + t];
+        if (lj < 0) continue;
+        const int64_t j = ord[lj];
         // The same function as the truth's finishing step (knn_search), so a true k-th
         // neighbour's distance matches kth to the bit.
         const double dist =
@@ -912,73 +943,133 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   // 1. Random-projection forest; every leaf searched exactly.
   std::vector<int32_t> perm(static_cast<size_t>(n)), scratch(static_cast<size_t>(n));
   std::vector<std::pair<int64_t, int64_t>> leaves;
-  auto add_tree = [&](int64_t tr) {
-    const double cpu_tree = cpu();
-    build_tree(X, n, d, metric, leaf_size, hash3(seed, 0x7EE, uint64_t(tr)), inv.data(), dot, dot4,
-               nt, perm, scratch, leaves);
-    const double cpu_split = cpu() - cpu_tree;
-#pragma omp parallel num_threads(nt)
-    {
-      std::vector<T> buf(static_cast<size_t>(leaf_size * d));
-      std::vector<T> ld;
-      std::vector<int64_t> li;
-#pragma omp for schedule(dynamic, 4)
-      for (int64_t l = 0; l < int64_t(leaves.size()); ++l) {
-        const int64_t lo = leaves[l].first, L = leaves[l].second - lo;
-        if (L < 2) continue;
-        for (int64_t p = 0; p < L; ++p)
-          std::memcpy(&buf[p * d], X + int64_t(perm[lo + p]) * d,
-                      static_cast<size_t>(d) * sizeof(T));
-        // The next small leaf of this thread's chunk of 4: its rows and heap roots asked for
-        // ahead (-8% CPU in the leaves at 10^6 x 128, X beyond L3; the same lists).
-        if ((l + 1) % 4 != 0 && l + 1 < int64_t(leaves.size()) &&
-            leaves[l + 1].second - leaves[l + 1].first <= kAllPairsLeaf)
-          for (int64_t p = leaves[l + 1].first; p < leaves[l + 1].second; ++p) {
-            const int64_t i = perm[p];
-            prefetch_row(X + i * d, d);
-            __builtin_prefetch(&G.score[i * k], 0, 3);
-            __builtin_prefetch(&G.idx[i * k], 0, 3);
-          }
-        const int32_t* M = perm.data() + lo;
-        if (L > kAllPairsLeaf) {  // the exact kernel's kk nearest of each row, offered
-          const int64_t kk = std::min(k, L - 1);
-          ld.resize(static_cast<size_t>(L * kk));
-          li.resize(static_cast<size_t>(L * kk));
-          knn_search<T>(buf.data(), L, nullptr, 0, d, kk, metric, true, 1, li.data(), ld.data(),
-                        false, false);
-          for (int64_t p = 0; p < L; ++p) {
-            const int32_t i = M[p];
-            for (int64_t t = 0; t < kk; ++t) {
-              const int64_t q = li[p * kk + t];
-              const T s = score.rows(i, M[q], &buf[p * d], &buf[q * d]);  // rows in cache
-              if (G.beats_root(i, s, M[q])) G.push(i, s, M[q], 1);
-            }
-          }
-          continue;
-        }
-        // Small leaf: every pair scored (four at a time, rows in cache) and offered to both
-        // endpoints, kept only when it beats the row's worst entry (most offers stop at that
-        // comparison once the first tree has filled the lists): no per-leaf heaps.
-        int32_t ids[4];
-        const T* rows[4];
-        T s4[4];
-        auto offer = [&](int32_t i, int32_t j, T s) {
-          if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
-          if (G.beats_root(j, s, i)) G.push(j, s, i, 1);
-        };
-        for (int64_t p = 0; p + 1 < L; ++p) {
-          const int32_t i = M[p];
-          const T* x = &buf[p * d];
-          int64_t q = p + 1;
-          for (; q + 4 <= L; q += 4) {
-            for (int u = 0; u < 4; ++u) ids[u] = M[q + u], rows[u] = &buf[(q + u) * d];
-            score.four_rows(i, x, ids, rows, s4);
-            for (int u = 0; u < 4; ++u) offer(i, ids[u], s4[u]);
-          }
-          for (; q < L; ++q) offer(i, M[q], score.rows(i, M[q], x, &buf[q * d]));
+  // Relabel the points in join order (perm: the leaf order of the last tree, or the
+  // clusters' order): a point's candidates and leaf mates are mostly its neighbours in that
+  // order, so their graph rows, candidate lists and reverse entries lie in a narrow band of
+  // memory instead of all over it (X is still read in place, through ord). Ties and
+  // priorities go by the points, so the graph is the same whatever the labels. Then labels
+  // are the positions in the join order and ord that order; the tree's perm and scratch are
+  // freed unless keep_tree (a later tree or partition allocates them again).
+  bool in_join_order = false;
+  auto relabel = [&](bool keep_tree) {
+    if (!opt.relabel) return;
+    if (!in_join_order) {
+      in_join_order = true;
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t l = 0; l < n; ++l) rank[perm[l]] = int32_t(l);
+      scratch.resize(static_cast<size_t>(n));
+      std::vector<int32_t>& to = scratch;  // old label -> new label
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t r = 0; r < n; ++r) to[r] = rank[ord[r]];
+      std::copy(perm.begin(), perm.end(), ord.begin());  // (G, score and the lists point at ord)
+      Graph<T> H(n, k);
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t l = to[r];
+        for (int64_t t = 0; t < k; ++t) {
+          const int32_t j = G.idx[r * k + t];
+          H.idx[l * k + t] = j < 0 ? j : to[j];
+          H.score[l * k + t] = G.score[r * k + t];
+          H.flag[l * k + t] = G.flag[r * k + t];
         }
       }
+      std::swap(G.idx, H.idx);
+      std::swap(G.score, H.score);
+      std::swap(G.flag, H.flag);
     }
+    if (!keep_tree) {
+      std::vector<int32_t>().swap(perm);
+      std::vector<int32_t>().swap(scratch);
+    }
+  };
+  // The point joined at position pos, and its label.
+  auto joined = [&](int64_t pos) -> int64_t { return perm.empty() ? ord[pos] : perm[pos]; };
+  auto joined_label = [&](int64_t pos) -> int64_t { return perm.empty() ? pos : rank[perm[pos]]; };
+  auto add_tree = [&](int64_t tr) {
+    const double cpu_tree = cpu();
+    perm.resize(static_cast<size_t>(n));
+    scratch.resize(static_cast<size_t>(n));
+    build_tree(X, n, d, metric, leaf_size, hash3(seed, 0x7EE, uint64_t(tr)), inv.data(), dot, dot4,
+               nt, perm, scratch, leaves);
+    in_join_order = false;
+    const double cpu_split = cpu() - cpu_tree;
+    // The first tree's leaves are ranges of labels (their heaps side by side); the later
+    // trees' leaf mates are mostly near in its order.
+    if (tr == 0) relabel(true);
+    OmpErrors errors;  // the exact kernel's lists grow inside the loop (and it allocates)
+#pragma omp parallel num_threads(nt)
+    {
+      std::vector<T> buf;
+      std::vector<T> ld;
+      std::vector<int64_t> li;
+      std::vector<int32_t> lab;  // the leaf's points' labels in G
+      const bool ready = errors.run([&] {
+        buf.resize(static_cast<size_t>(leaf_size * d));
+        lab.resize(static_cast<size_t>(leaf_size));
+      });
+#pragma omp for schedule(dynamic, 4)
+      for (int64_t l = 0; l < int64_t(leaves.size()); ++l) {
+        if (!ready) continue;
+        errors.run([&] {
+          const int64_t lo = leaves[l].first, L = leaves[l].second - lo;
+          if (L < 2) return;
+          for (int64_t p = 0; p < L; ++p) {
+            std::memcpy(&buf[p * d], X + int64_t(perm[lo + p]) * d,
+                        static_cast<size_t>(d) * sizeof(T));
+            lab[p] = rank[perm[lo + p]];
+          }
+          // The next small leaf of this thread's chunk of 4: its rows and heap roots asked for
+          // ahead (-8% CPU in the leaves at 10^6 x 128, X beyond L3; the same lists).
+          if ((l + 1) % 4 != 0 && l + 1 < int64_t(leaves.size()) &&
+              leaves[l + 1].second - leaves[l + 1].first <= kAllPairsLeaf)
+            for (int64_t p = leaves[l + 1].first; p < leaves[l + 1].second; ++p) {
+              const int64_t i = perm[p], li = rank[i];
+              prefetch_row(X + i * d, d);
+              __builtin_prefetch(&G.score[li * k], 0, 3);
+              __builtin_prefetch(&G.idx[li * k], 0, 3);
+            }
+          const int32_t* M = perm.data() + lo;
+          if (L > kAllPairsLeaf) {  // the exact kernel's kk nearest of each row, offered
+            const int64_t kk = std::min(k, L - 1);
+            ld.resize(static_cast<size_t>(L * kk));
+            li.resize(static_cast<size_t>(L * kk));
+            knn_search<T>(buf.data(), L, nullptr, 0, d, kk, metric, true, 1, li.data(), ld.data(),
+                          false, false);
+            for (int64_t p = 0; p < L; ++p) {
+              for (int64_t t = 0; t < kk; ++t) {
+                const int64_t q = li[p * kk + t];
+                const T s = score.rows(M[p], M[q], &buf[p * d], &buf[q * d]);  // rows in cache
+                if (G.beats_root(lab[p], s, lab[q])) G.push(lab[p], s, lab[q], 1);
+              }
+            }
+            return;
+          }
+          // Small leaf: every pair scored (four at a time, rows in cache) and offered to both
+          // endpoints, kept only when it beats the row's worst entry (most offers stop at that
+          // comparison once the first tree has filled the lists): no per-leaf heaps.
+          int32_t ids[4];
+          const T* rows[4];
+          T s4[4];
+          auto offer = [&](int64_t p, int64_t q, T s) {  // positions in the leaf
+            const int32_t i = lab[p], j = lab[q];
+            if (G.beats_root(i, s, j)) G.push(i, s, j, 1);
+            if (G.beats_root(j, s, i)) G.push(j, s, i, 1);
+          };
+          for (int64_t p = 0; p + 1 < L; ++p) {
+            const int32_t i = M[p];
+            const T* x = &buf[p * d];
+            int64_t q = p + 1;
+            for (; q + 4 <= L; q += 4) {
+              for (int u = 0; u < 4; ++u) ids[u] = M[q + u], rows[u] = &buf[(q + u) * d];
+              score.four_rows(i, x, ids, rows, s4);
+              for (int u = 0; u < 4; ++u) offer(p, q + u, s4[u]);
+            }
+            for (; q < L; ++q) offer(p, q, score.rows(i, M[q], x, &buf[q * d]));
+          }
+        });
+      }
+    }
+    errors.rethrow();
     if (verbose) {
       double pairs = 0;  // distance evaluations of the tree's leaves
       for (const auto& lf : leaves)
@@ -1014,8 +1105,11 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
     int64_t placed = 0;
     std::vector<int32_t> all(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) all[i] = int32_t(i);
-    const ClusterStart<T> cs{X, d, k, metric, inv.data(), score, S, opt.overlap, seed, nt, verbose};
+    perm.resize(static_cast<size_t>(n));
+    const ClusterStart<T> cs{X, d,           k,    metric, inv.data(), score,
+                             S, opt.overlap, seed, nt,     verbose,    rank.data()};
     const auto st = cs.run(std::move(all), 1, pass, G, perm.data(), seen.data(), placed);
+    in_join_order = false;
     if (verbose)
       std::fprintf(stderr,
                    "[geoml] nndescent: %lld clusters searched (%lld memberships, largest %lld), "
@@ -1028,12 +1122,13 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
     for (int64_t tr = 0; tr < n_trees; ++tr) add_tree(tr);
   // Rows the forest left short (tiny leaves): hashed random points.
 #pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t r = 0; G.idx[i * k] < 0; ++r) {
+  for (int64_t l = 0; l < n; ++l) {
+    const int64_t i = ord[l];
+    for (int64_t r = 0; G.idx[l * k] < 0; ++r) {
       int64_t j = r < 64 * k ? int64_t(hash3(seed, uint64_t(i), uint64_t(r)) % uint64_t(n))
                              : (r - 64 * k) % n;
       if (j == i) continue;
-      G.push(i, score(i, j), int32_t(j), 1);
+      G.push(l, score(l, rank[j]), rank[j], 1);
     }
   }
   double rec = measure();
@@ -1045,8 +1140,9 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   info->n_iter = 0;
   info->last_changes = 0;
   if (rec < opt.target_recall && opt.max_iter > 0) {
+    relabel(false);  // labels in the join order of the iterations
     const int64_t chunk_rows = (n + 7) / 8;
-    Candidates newc(n, c, chunk_rows), oldc(n, c, chunk_rows);
+    Candidates newc(n, c, chunk_rows, ord.data()), oldc(n, c, chunk_rows, ord.data());
     const int64_t BLOCK = 4096;  // bounds the update buffers: at most BLOCK c^2 entries
     struct Update {
       int32_t a, b;
@@ -1117,6 +1213,7 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       // Local joins, block by block.
       for (int64_t b0 = 0; b0 < n; b0 += BLOCK) {
         const int64_t b1 = std::min(n, b0 + BLOCK);
+        OmpErrors errors;
 #pragma omp parallel num_threads(nt)
         {
           std::vector<Update>& out = buffers[static_cast<size_t>(thread_id())];
@@ -1132,41 +1229,43 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
           };
 #pragma omp for schedule(dynamic, 64)
           for (int64_t pos = b0; pos < b1; ++pos) {
-            const int64_t v = perm[pos];  // leaf order: neighbouring rows stay in cache
-            const int32_t* N = &newc.idx[v * c];
-            const int32_t* O = &oldc.idx[v * c];
-            // At 10^6 x 128 X is larger than the L3 cache: the next point's candidate rows
-            // and heap roots, and the candidate lists of the one after, are asked for ahead
-            // (joins -12-16% CPU there; the same graph).
-            if (pos + 2 < n) {
-              const int64_t v2 = perm[pos + 2], v1 = perm[pos + 1];
-              __builtin_prefetch(&newc.idx[v2 * c], 0, 3);
-              __builtin_prefetch(&oldc.idx[v2 * c], 0, 3);
-              for (const int32_t* C1 : {&newc.idx[v1 * c], &oldc.idx[v1 * c]})
-                for (int64_t q = 0; q < c; ++q)
-                  if (C1[q] >= 0) {
-                    prefetch_row(X + int64_t(C1[q]) * d, d);
-                    __builtin_prefetch(&G.score[int64_t(C1[q]) * k], 0, 3);
-                    __builtin_prefetch(&G.idx[int64_t(C1[q]) * k], 0, 3);
-                  }
-            }
-            for (int64_t p = 0; p < c; ++p) {
-              const int32_t a = N[p];
-              if (a < 0) continue;
-              part.clear();
-              for (int64_t q = p + 1; q < c; ++q)
-                if (N[q] >= 0 && N[q] != a) part.push_back(N[q]);
-              for (int64_t q = 0; q < c; ++q)
-                if (O[q] >= 0 && O[q] != a) part.push_back(O[q]);
-              const int64_t np = int64_t(part.size());
-              T s4[4];
-              int64_t q = 0;
-              for (; q + 4 <= np; q += 4) {
-                score.four(a, &part[q], s4);
-                for (int j = 0; j < 4; ++j) emit(a, part[q + j], s4[j]);
+            errors.run([&] {                        // the update buffer and the partners grow
+              const int64_t v = joined_label(pos);  // leaf order: neighbouring rows in cache
+              const int32_t* N = &newc.idx[v * c];
+              const int32_t* O = &oldc.idx[v * c];
+              // At 10^6 x 128 X is larger than the L3 cache: the next point's candidate rows
+              // and heap roots, and the candidate lists of the one after, are asked for ahead
+              // (joins -12-16% CPU there; the same graph).
+              if (pos + 2 < n) {
+                const int64_t v2 = joined_label(pos + 2), v1 = joined_label(pos + 1);
+                __builtin_prefetch(&newc.idx[v2 * c], 0, 3);
+                __builtin_prefetch(&oldc.idx[v2 * c], 0, 3);
+                for (const int32_t* C1 : {&newc.idx[v1 * c], &oldc.idx[v1 * c]})
+                  for (int64_t q = 0; q < c; ++q)
+                    if (C1[q] >= 0) {
+                      prefetch_row(X + int64_t(ord[C1[q]]) * d, d);
+                      __builtin_prefetch(&G.score[int64_t(C1[q]) * k], 0, 3);
+                      __builtin_prefetch(&G.idx[int64_t(C1[q]) * k], 0, 3);
+                    }
               }
-              for (; q < np; ++q) emit(a, part[q], score(a, part[q]));
-            }
+              for (int64_t p = 0; p < c; ++p) {
+                const int32_t a = N[p];
+                if (a < 0) continue;
+                part.clear();
+                for (int64_t q = p + 1; q < c; ++q)
+                  if (N[q] >= 0 && N[q] != a) part.push_back(N[q]);
+                for (int64_t q = 0; q < c; ++q)
+                  if (O[q] >= 0 && O[q] != a) part.push_back(O[q]);
+                const int64_t np = int64_t(part.size());
+                T s4[4];
+                int64_t q = 0;
+                for (; q + 4 <= np; q += 4) {
+                  score.four(a, &part[q], s4);
+                  for (int j = 0; j < 4; ++j) emit(a, part[q + j], s4[j]);
+                }
+                for (; q < np; ++q) emit(a, part[q], score(a, part[q]));
+              }
+            });
           }
           // (implicit barrier) apply: each thread owns a range of rows.
           const int tid = thread_id(), T_ = thread_count();
@@ -1177,6 +1276,7 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
               if (u.b >= lo && u.b < hi) G.push(u.b, u.s, u.a, 2);
             }
         }
+        errors.rethrow();
       }
       int64_t changes = 0;
 #pragma omp parallel for schedule(static) reduction(+ : changes) num_threads(nt)
@@ -1198,21 +1298,22 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       if (rec >= opt.target_recall) break;
       if (double(changes) <= opt.delta * double(n) * double(k)) {
         // Converged below the target: from a clustered start, one second partition (other
-        // k-means seeds: other cell boundaries), then trees.
-        if (use_clusters && extra_passes < 1) {
-          // the candidate lists (refilled by every iteration) are freed meanwhile: the
-          // pass's lists and labels take their place within the memory bound
-          newc = Candidates(0, c, 0);
-          oldc = Candidates(0, c, 0);
+        // k-means seeds: other cell boundaries), then trees. The candidate lists (refilled by
+        // every iteration) are freed meanwhile: the pass's lists and labels, or the
+        // relabelling's copy of the graph, take their place within the memory bound.
+        const bool pass = use_clusters && extra_passes < 1;
+        if (!pass && extra_trees >= opt.max_extra_trees) break;
+        newc = Candidates(0, c, 0, ord.data());
+        oldc = Candidates(0, c, 0, ord.data());
+        if (pass)
           add_clusters(uint64_t(++extra_passes));
-          newc = Candidates(n, c, chunk_rows);
-          oldc = Candidates(n, c, chunk_rows);
-        } else {
-          if (extra_trees >= opt.max_extra_trees) break;
+        else
           add_tree(n_trees + extra_trees++);
-        }
         rec = measure();
         if (rec >= opt.target_recall) break;
+        relabel(false);  // in the new join order
+        newc = Candidates(n, c, chunk_rows, ord.data());
+        oldc = Candidates(n, c, chunk_rows, ord.data());
       }
     }
   }
@@ -1221,22 +1322,25 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   const double cpu_fin = cpu();
   indices.resize(static_cast<size_t>(n * k));
   distances.resize(static_cast<size_t>(n * k));
+  OmpErrors errors;
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<std::pair<double, int64_t>> row(static_cast<size_t>(k));
+    std::vector<std::pair<double, int64_t>> row;
+    const bool ready = errors.run([&] { row.resize(static_cast<size_t>(k)); });
 #pragma omp for schedule(static)
     for (int64_t pos = 0; pos < n; ++pos) {
-      const int64_t i = perm[pos];  // leaf order, for the cache
+      if (!ready) continue;
+      const int64_t i = joined(pos), li = joined_label(pos);  // leaf order, for the cache
       // the next row's and its neighbours' rows asked for ahead (X beyond L3 at 10^6 x 128:
       // -40% CPU in this step there), the neighbour list of the one after
       if (pos + 2 < n) {
-        __builtin_prefetch(&G.idx[int64_t(perm[pos + 2]) * k], 0, 3);
-        const int64_t i1 = perm[pos + 1];
+        __builtin_prefetch(&G.idx[joined_label(pos + 2) * k], 0, 3);
+        const int64_t i1 = joined(pos + 1), l1 = joined_label(pos + 1);
         prefetch_row(X + i1 * d, d);
-        for (int64_t t = 0; t < k; ++t) prefetch_row(X + int64_t(G.idx[i1 * k + t]) * d, d);
+        for (int64_t t = 0; t < k; ++t) prefetch_row(X + int64_t(ord[G.idx[l1 * k + t]]) * d, d);
       }
       for (int64_t t = 0; t < k; ++t) {
-        const int64_t j = G.idx[i * k + t];
+        const int64_t j = ord[G.idx[li * k + t]];
         row[t] = {exact(i, j), j};
       }
       std::sort(row.begin(), row.end());
@@ -1246,6 +1350,7 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       }
     }
   }
+  errors.rethrow();
   if (verbose)
     std::fprintf(stderr, "[geoml] nndescent: exact distances, %.1f s (cpu %.2f s)\n", elapsed(),
                  cpu() - cpu_fin);
@@ -1317,30 +1422,35 @@ void nndescent_cell(const T* X, int64_t L, int64_t d, int64_t k, Metric metric,
   int64_t placed = 0;
   const ClusterStart<T> cs{X, d, k, metric, inv.data(), score, S, opt.overlap, opt.seed, nt, false};
   cs.run(std::move(all), id, pass, G, perm.data(), seen.data(), placed);
+  OmpErrors errors;
 #pragma omp parallel num_threads(nt)
   {
     std::vector<std::tuple<double, int64_t, T>> row;  // (distance, index, score)
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < L; ++i) {
-      row.clear();
-      for (int64_t t = 0; t < k; ++t) {
-        const int64_t j = G.idx[i * k + t];
-        if (j < 0) continue;
-        // knn_search's finishing formula (serial double sums): geoml.knn's distances
-        const double dist =
-            detail::exact_distance(X + i * d, X + j * d, d, metric, norms.empty() ? 0.0 : norms[i],
-                                   norms.empty() ? 0.0 : norms[j]);
-        row.emplace_back(dist, j, G.score[i * k + t]);
-      }
-      std::sort(row.begin(), row.end());
-      for (int64_t t = 0; t < k; ++t) {
-        const bool has = t < int64_t(row.size());
-        indices[i * k + t] = has ? std::get<1>(row[t]) : -1;
-        distances[i * k + t] = has ? std::get<0>(row[t]) : std::numeric_limits<double>::infinity();
-        scores[i * k + t] = has ? std::get<2>(row[t]) : std::numeric_limits<T>::infinity();
-      }
+      errors.run([&] {  // the row list grows
+        row.clear();
+        for (int64_t t = 0; t < k; ++t) {
+          const int64_t j = G.idx[i * k + t];
+          if (j < 0) continue;
+          // knn_search's finishing formula (serial double sums): geoml.knn's distances
+          const double dist = detail::exact_distance(X + i * d, X + j * d, d, metric,
+                                                     norms.empty() ? 0.0 : norms[i],
+                                                     norms.empty() ? 0.0 : norms[j]);
+          row.emplace_back(dist, j, G.score[i * k + t]);
+        }
+        std::sort(row.begin(), row.end());
+        for (int64_t t = 0; t < k; ++t) {
+          const bool has = t < int64_t(row.size());
+          indices[i * k + t] = has ? std::get<1>(row[t]) : -1;
+          distances[i * k + t] =
+              has ? std::get<0>(row[t]) : std::numeric_limits<double>::infinity();
+          scores[i * k + t] = has ? std::get<2>(row[t]) : std::numeric_limits<T>::infinity();
+        }
+      });
     }
   }
+  errors.rethrow();
 }
 
 #define GEOML_NND_PIECES(T)                                                                       \

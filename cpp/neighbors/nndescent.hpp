@@ -25,6 +25,7 @@ struct NNDescentOptions {
   double overlap = 1.05;        ///< a point joins its 2nd cluster when d2 <= overlap * d1
   double cluster_min_dim = 10;  ///< clusters only when the sampled intrinsic dimension is at
                                 ///< least this (0: whatever it is); below, the forest
+  bool relabel = true;          ///< index the graph by join-order position (the same graph)
   uint64_t seed = 0;
 };
 
@@ -69,7 +70,11 @@ struct NNDescentInfo {
 ///    updates are generated against the graph as it stood before the block (a pair already in
 ///    an endpoint's list is not offered to it), then applied in parallel by target rows;
 ///    heaps are ordered by (score, index), so the result of applying a set of updates does not
-///    depend on their order, and the graph is the same for any thread count.
+///    depend on their order, and the graph is the same for any thread count. With `relabel`
+///    the graph and candidate lists are indexed by labels, the points' positions in the join
+///    order (set when the first tree is built and whenever the join order changes), so that a
+///    point's neighbours' rows lie near its own in memory; ties and priorities go by the points,
+///    so the graph is the same with or without it.
 /// 3. Accuracy: `n_check` points drawn from the seed are searched exactly (X streamed in
 ///    chunks); after the start and after each iteration their recall is measured (a
 ///    neighbour counts when its exact distance is at most the true k-th distance, so ties and
@@ -85,9 +90,11 @@ struct NNDescentInfo {
 /// Memory beyond X: the working graph, n k (5 + sizeof(T)) bytes (int32 index, score, flag),
 /// with, during the iterations, the candidate lists (2 n c 4 bytes, c = max_candidates, plus
 /// n c / 2 for their priorities) and, at the end, the outputs (n k (8 + sizeof(T)), allocated once
-/// the candidates are freed); n 8 for one tree (n 12 more for cosine norms), O(threads leaf_size d
-/// + 65536 d) scratch. The peak is the larger of the two phases; docs/design/neighbors.md has the
-/// formula. Requires n < 2^31 and 1 <= k <= n - 1. Throws std::invalid_argument otherwise.
+/// the candidates are freed); n 8 for one tree and n 8 for the labels (n 12 more for cosine
+/// norms), O(threads leaf_size d + 65536 d) scratch; a relabelling copies the graph (when the
+/// candidate lists are not allocated). The peak is the larger of the two phases;
+/// docs/design/neighbors.md has the formula. Requires n < 2^31 and 1 <= k <= n - 1. Throws
+/// std::invalid_argument otherwise.
 template <typename T>
 void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
                      const NNDescentOptions& opt, int n_threads, std::vector<int64_t>& indices,

@@ -143,6 +143,7 @@ class NNDescentOptions:
         cluster_size: typing.SupportsInt | typing.SupportsIndex = 0,
         overlap: typing.SupportsFloat | typing.SupportsIndex = 1.05,
         cluster_min_dim: typing.SupportsFloat | typing.SupportsIndex = 10.0,
+        relabel: bool = True,
     ) -> None:
         """
         Options from keywords (the defaults are the C++ ones).
@@ -224,6 +225,13 @@ class NNDescentOptions:
         """
     @overlap.setter
     def overlap(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def relabel(self) -> bool:
+        """
+        Index the graph by join-order position (locality; the same graph).
+        """
+    @relabel.setter
+    def relabel(self, value: bool) -> None: ...
     @property
     def seed(self) -> int:
         """
