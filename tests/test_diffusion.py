@@ -355,17 +355,18 @@ def test_smacof_threads_and_one_transform():
     assert s == pytest.approx(raw_stress(G, D), rel=1e-12)
 
 
+@pytest.mark.parametrize("p", [2, 3])
 @pytest.mark.parametrize("n", [37, 64, 201])
-def test_smacof_isas_agree(n):
-    """The AVX-512 pass (1 / d_ij by rsqrt14 and Newton steps, masked tails) against the
-    generic copy (sqrt and division): one transform to the dense Guttman formula and 30
-    transforms to each other, with coincident points (d_ij = 0: ratio 0), float32 and
-    float64 dissimilarities, any thread count."""
+def test_smacof_isas_agree(n, p):
+    """The AVX-512 pass (1 / d_ij by rsqrt14 and Newton steps, masked tails; with two
+    components in one pass over each row) against the generic copy (sqrt and division): one
+    transform to the dense Guttman formula and 30 transforms to each other, with coincident
+    points (d_ij = 0: ratio 0), float32 and float64 dissimilarities, any thread count."""
     from geoml import _core
     from geoml.diffusion import smacof
 
     rng = np.random.default_rng(n)
-    X = rng.standard_normal((n, 3))
+    X = rng.standard_normal((n, p))
     X[5] = X[2]  # a zero distance in the start
     D = euclid(rng.standard_normal((n, 4))) * rng.uniform(0.9, 1.1, (n, n))
     D = 0.5 * (D + D.T)

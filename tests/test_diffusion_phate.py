@@ -804,7 +804,8 @@ def test_kmeanspp_duplicates_and_bad_input():
 
 def test_spectral_features_rcm_order_matches_data_order():
     """The landmark features computed in RCM order equal the same subspace iteration in the
-    data order (pairwise feature distances to float32 rounding)."""
+    data order (pairwise feature distances to float32 rounding), bit for bit on 1 and 2
+    threads."""
     from geoml.diffusion._phate import _orth, _phate_kernel, _spectral_features
 
     X, _ = swiss_roll(1200, seed=3)
@@ -824,6 +825,9 @@ def test_spectral_features_rcm_order_matches_data_order():
     assert F.shape == (1200, 20) and F.dtype == np.float32
     DF, DR = pdist(F.astype(np.float64)), pdist(R)
     assert np.abs(DF - DR).max() <= 1e-5 * DR.max()
+    # the tall GEMMs as row halves on a pool: the same bits as on one thread
+    F2 = _spectral_features(K, d, 20, np.random.default_rng(7), 2, pool_nt=2)
+    np.testing.assert_array_equal(F2, F)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
