@@ -122,6 +122,147 @@ def test_eigh_tiny_decoupled_block():
             assert np.abs(E[b] - sla.expm(A[b])).max() <= 1e-12 * np.abs(sla.expm(A[b])).max()
 
 
+# ----------------------------------------------------------------------------- extreme scales
+# Every ISA this CPU runs (the kernels are compiled per ISA, picked at run time), one and two
+# threads: matrices up to the largest double and blocks down to the subnormal range, against
+# SciPy / NumPy per matrix on exactly scaled copies (a power of two: the same matrix).
+_ISAS = [
+    i
+    for i in ("generic", "avx2", "avx512")
+    if ["generic", "avx2", "avx512"].index(i)
+    <= ["generic", "avx2", "avx512"].index(geoml._core.simd_isa())
+]
+
+
+@pytest.fixture(params=_ISAS)
+def any_isa(request):
+    geoml._core.set_simd_isa(request.param)
+    yield request.param
+    geoml._core.set_simd_isa("auto")
+
+
+def _huge_batch(rng):
+    """SPD matrices whose largest entry is 1e300 .. the largest double (22 x 22: a batch that
+    runs on two threads; 3 x 3; 1 x 1 at 2^1023, 1.7e308 and the largest double)."""
+    top = np.finfo(np.float64).max
+    A = rand_spd(rng, (40,), 22, cond=100.0)
+    s = np.exp(rng.uniform(np.log(1e300), np.log(top), 40))
+    s[:3] = top, 2.0**1023, 1.7e308
+    A22 = A / np.abs(A).max(axis=(1, 2), keepdims=True) * s[:, None, None]
+    A3 = rand_spd(rng, (5,), 3) * 1e307
+    A1 = np.array([top, 2.0**1023, 1.7e308, 1e308])[:, None, None]
+    return [A22, A3, A1]
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_extreme_scale_huge(any_isa, n_jobs):
+    rng = np.random.default_rng(23)
+    k = 1000  # A 2^-k: the same matrix at scale ~1e7, for SciPy
+    ln2 = np.log(2.0)
+    for A in _huge_batch(rng):
+        n = A.shape[-1]
+        with np.errstate(over="ignore"):
+            w_ref = np.linalg.eigvalsh(A * 2.0**-k) * 2.0**k
+        fits = np.isfinite(w_ref).all(axis=1)  # an eigenvalue beyond the largest double
+        assert fits.any()
+        w = spd.eigh(A[fits], n_jobs=n_jobs).eigenvalues
+        assert rel(w, w_ref[fits]) < 1e-10
+        for b in np.flatnonzero(~fits):
+            with pytest.raises(ValueError, match="overflows"):
+                spd.eigh(A[b], n_jobs=n_jobs)
+        S = spd.sqrtm(A, n_jobs=n_jobs)
+        iS = spd.invsqrtm(A, n_jobs=n_jobs)
+        L = spd.logm(A, n_jobs=n_jobs)
+        P = spd.powm(A, 0.25, n_jobs=n_jobs)
+        for b in range(len(A)):
+            As = A[b] * 2.0**-k
+            S_ref = sla.sqrtm(As).real
+            assert rel(S[b], S_ref * 2.0 ** (k / 2)) < 1e-10
+            assert rel(iS[b], np.linalg.inv(S_ref) * 2.0 ** (-k / 2)) < 1e-10
+            assert rel(L[b], sla.logm(As).real + k * ln2 * np.eye(n)) < 1e-10
+            P_ref = sla.fractional_matrix_power(As, 0.25).real * 2.0 ** (k / 4)
+            assert rel(P[b], P_ref) < 1e-10
+        # distances: affine-invariant and log-Euclidean are scale-free (A and B scaled alike)
+        B = A[::-1]
+        d = spd.distance(A, B, n_jobs=n_jobs)
+        d_le = spd.distance(A, B, metric="logeuclid", n_jobs=n_jobs)
+        for b in range(len(A)):
+            As, Bs = A[b] * 2.0**-k, B[b] * 2.0**-k
+            ref = np.sqrt(np.sum(np.log(sla.eigvalsh(As, Bs)) ** 2))
+            assert abs(d[b] - ref) <= 1e-10 * max(ref, 1.0)
+            ref = np.linalg.norm(sla.logm(As).real - sla.logm(Bs).real)
+            assert abs(d_le[b] - ref) <= 1e-10 * max(ref, 1.0)
+    # an eigenvalue beyond the largest double: eigh overflows (a clear error), the functions
+    # whose result is finite are computed, those whose result is not overflow
+    A = np.array([[1.7e308, 1e308], [1e308, 1.7e308]])
+    with pytest.raises(ValueError, match="overflows"):
+        spd.eigh(A, n_jobs=n_jobs)
+    As = A * 2.0**-k
+    assert rel(spd.sqrtm(A, n_jobs=n_jobs), sla.sqrtm(As).real * 2.0 ** (k / 2)) < 1e-10
+    assert rel(spd.logm(A, n_jobs=n_jobs), sla.logm(As).real + k * ln2 * np.eye(2)) < 1e-10
+    ref = np.linalg.inv(sla.sqrtm(As).real) * 2.0 ** (-k / 2)
+    assert rel(spd.invsqrtm(A, n_jobs=n_jobs), ref) < 1e-10
+    for f in (lambda X: spd.expm(X), lambda X: spd.powm(X, 2.0), lambda X: spd.powm(X, 1.0)):
+        with pytest.raises(ValueError, match="overflows"):
+            f(A)
+    # a symmetric matrix at the top of the range that is not positive definite is still refused
+    with pytest.raises(ValueError, match="not positive definite"):
+        spd.sqrtm(np.array([[1.7e308, 1.7e308], [1.7e308, 1.7e308]]), n_jobs=n_jobs)
+
+
+def _tiny_block_batch(rng, n, k, s, spd_blocks):
+    A = np.zeros((8, n, n))
+    for b in range(8):
+        if spd_blocks:
+            A[b, : n - k, : n - k] = rand_spd(rng, (), n - k)
+            A[b, n - k :, n - k :] = s * rand_spd(rng, (), k)
+        else:
+            A[b, : n - k, : n - k] = rand_sym(rng, 1, n - k)[0]
+            A[b, n - k :, n - k :] = s * rand_sym(rng, 1, k)[0]
+        perm = rng.permutation(n)
+        A[b] = A[b][np.ix_(perm, perm)]
+    return A
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_extreme_scale_tiny(any_isa, n_jobs):
+    # blocks 1e-295 .. 1e-306 times the rest (tred2's 1 / scale and the QL's 1 / r of a
+    # subnormal overflowed: NaN eigenvalues, refused as "overflows" on one ISA or another)
+    for seed, n, k, s, spd_blocks in [
+        (1, 13, 6, 1e-295, False),
+        (5, 8, 4, 1e-295, True),
+        (0, 8, 3, 1e-300, False),
+        (3, 8, 4, 1e-306, True),
+        (0, 22, 10, 1e-306, False),
+        (2, 22, 11, 1e-307, False),
+    ]:
+        A = _tiny_block_batch(np.random.default_rng(seed), n, k, s, spd_blocks)
+        w, V = spd.eigh(A, n_jobs=n_jobs)
+        scale = np.abs(A).max(axis=(1, 2))[:, None]
+        assert np.all(np.abs(w - np.linalg.eigvalsh(A)) <= 50 * n * 2.2e-16 * scale)
+        assert np.abs(V.swapaxes(1, 2) @ V - np.eye(n)).max() <= 50 * n * 2.2e-16
+        E = spd.expm(A, n_jobs=n_jobs)
+        for b in range(8):
+            E_ref = sla.expm(A[b])
+            assert np.abs(E[b] - E_ref).max() <= 1e-12 * np.abs(E_ref).max()
+        if spd_blocks:  # condition ~1/s: beyond n eps, refused as documented
+            with pytest.raises(ValueError, match="not positive definite"):
+                spd.sqrtm(A, n_jobs=n_jobs)
+    # whole matrices near the bottom of the range (normal and subnormal entries), against
+    # SciPy on the same matrices scaled by 2^1000 (exact)
+    rng = np.random.default_rng(7)
+    for s in (1e-300, 1e-305, 1e-310):
+        A = rand_spd(rng, (5,), 4, cond=10.0) * s
+        w = spd.eigh(A, n_jobs=n_jobs).eigenvalues
+        S = spd.sqrtm(A, n_jobs=n_jobs)
+        L = spd.logm(A, n_jobs=n_jobs)
+        for b in range(5):
+            As = A[b] * 2.0**1000
+            assert rel(w[b], np.linalg.eigvalsh(As) * 2.0**-1000) < 1e-10
+            assert rel(S[b], sla.sqrtm(As).real * 2.0**-500) < 1e-10
+            assert rel(L[b], sla.logm(As).real - 1000 * np.log(2.0) * np.eye(4)) < 1e-10
+
+
 def test_eigh_float32_and_batch_shape():
     rng = np.random.default_rng(4)
     A = rand_sym(rng, 6, 7).reshape(2, 3, 7, 7)
