@@ -4,6 +4,7 @@ bad input."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -154,44 +155,62 @@ def _huge_batch(rng):
     return [A22, A3, A1]
 
 
+_K = 1000  # A 2^-K: the same matrix at scale ~1e7, for SciPy
+
+
+@functools.lru_cache(maxsize=1)
+def _huge_refs():
+    """The batches of _huge_batch and their references (the same for every ISA and n_jobs)."""
+    out = []
+    for A in _huge_batch(np.random.default_rng(23)):
+        n = A.shape[-1]
+        As = A * 2.0**-_K
+        Bs = As[::-1]
+        with np.errstate(over="ignore"):
+            w = np.linalg.eigvalsh(As) * 2.0**_K
+        S = np.stack([sla.sqrtm(a).real for a in As])
+        L = np.stack([sla.logm(a).real for a in As])
+        ref = {
+            "w": w,
+            "sqrtm": S * 2.0 ** (_K / 2),
+            "invsqrtm": np.linalg.inv(S) * 2.0 ** (-_K / 2),
+            "logm": L + _K * np.log(2.0) * np.eye(n),
+            "powm": np.stack([sla.fractional_matrix_power(a, 0.25).real for a in As])
+            * 2.0 ** (_K / 4),
+            # affine-invariant and log-Euclidean distances are scale-free (A, B scaled alike)
+            "riemann": np.array(
+                [np.sqrt(np.sum(np.log(sla.eigvalsh(a, b)) ** 2)) for a, b in zip(As, Bs)]
+            ),
+            "logeuclid": np.linalg.norm(L - L[::-1], axis=(1, 2)),
+        }
+        out.append((A, ref))
+    return out
+
+
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_extreme_scale_huge(any_isa, n_jobs):
-    rng = np.random.default_rng(23)
-    k = 1000  # A 2^-k: the same matrix at scale ~1e7, for SciPy
+    k = _K
     ln2 = np.log(2.0)
-    for A in _huge_batch(rng):
-        n = A.shape[-1]
-        with np.errstate(over="ignore"):
-            w_ref = np.linalg.eigvalsh(A * 2.0**-k) * 2.0**k
-        fits = np.isfinite(w_ref).all(axis=1)  # an eigenvalue beyond the largest double
+    for A, ref in _huge_refs():
+        fits = np.isfinite(ref["w"]).all(axis=1)  # an eigenvalue beyond the largest double
         assert fits.any()
         w = spd.eigh(A[fits], n_jobs=n_jobs).eigenvalues
-        assert rel(w, w_ref[fits]) < 1e-10
+        assert rel(w, ref["w"][fits]) < 1e-10
         for b in np.flatnonzero(~fits):
             with pytest.raises(ValueError, match="overflows"):
                 spd.eigh(A[b], n_jobs=n_jobs)
-        S = spd.sqrtm(A, n_jobs=n_jobs)
-        iS = spd.invsqrtm(A, n_jobs=n_jobs)
-        L = spd.logm(A, n_jobs=n_jobs)
-        P = spd.powm(A, 0.25, n_jobs=n_jobs)
-        for b in range(len(A)):
-            As = A[b] * 2.0**-k
-            S_ref = sla.sqrtm(As).real
-            assert rel(S[b], S_ref * 2.0 ** (k / 2)) < 1e-10
-            assert rel(iS[b], np.linalg.inv(S_ref) * 2.0 ** (-k / 2)) < 1e-10
-            assert rel(L[b], sla.logm(As).real + k * ln2 * np.eye(n)) < 1e-10
-            P_ref = sla.fractional_matrix_power(As, 0.25).real * 2.0 ** (k / 4)
-            assert rel(P[b], P_ref) < 1e-10
-        # distances: affine-invariant and log-Euclidean are scale-free (A and B scaled alike)
-        B = A[::-1]
-        d = spd.distance(A, B, n_jobs=n_jobs)
-        d_le = spd.distance(A, B, metric="logeuclid", n_jobs=n_jobs)
-        for b in range(len(A)):
-            As, Bs = A[b] * 2.0**-k, B[b] * 2.0**-k
-            ref = np.sqrt(np.sum(np.log(sla.eigvalsh(As, Bs)) ** 2))
-            assert abs(d[b] - ref) <= 1e-10 * max(ref, 1.0)
-            ref = np.linalg.norm(sla.logm(As).real - sla.logm(Bs).real)
-            assert abs(d_le[b] - ref) <= 1e-10 * max(ref, 1.0)
+        got = {
+            "sqrtm": spd.sqrtm(A, n_jobs=n_jobs),
+            "invsqrtm": spd.invsqrtm(A, n_jobs=n_jobs),
+            "logm": spd.logm(A, n_jobs=n_jobs),
+            "powm": spd.powm(A, 0.25, n_jobs=n_jobs),
+        }
+        for name, G in got.items():
+            for b in range(len(A)):
+                assert rel(G[b], ref[name][b]) < 1e-10, (name, b)
+        for metric in ("riemann", "logeuclid"):
+            d = spd.distance(A, A[::-1], metric=metric, n_jobs=n_jobs)
+            assert np.all(np.abs(d - ref[metric]) <= 1e-10 * np.maximum(ref[metric], 1.0))
     # an eigenvalue beyond the largest double: eigh overflows (a clear error), the functions
     # whose result is finite are computed, those whose result is not overflow
     A = np.array([[1.7e308, 1e308], [1e308, 1.7e308]])
