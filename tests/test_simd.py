@@ -593,6 +593,41 @@ def test_spd_per_lane_deflation(isa):
         np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-10 * np.abs(r).max())
 
 
+def test_spd_extreme_scales(isa):
+    """Matrices at the top of the float64 range (largest entries 1e300 .. the largest double)
+    and with blocks 1e-295 .. 1e-306 times the rest: every ISA as generic (the references are
+    in test_spd.py::test_extreme_scale_*)."""
+    rng = np.random.default_rng(13)
+    n = 8
+    Q, _ = np.linalg.qr(rng.standard_normal((40, n, n)))
+    H = (Q * rng.uniform(1.0, 10.0, (40, 1, n))) @ Q.swapaxes(1, 2)
+    H = 0.5 * H + 0.5 * H.swapaxes(1, 2)
+    top = np.exp(rng.uniform(np.log(1e300), np.log(np.finfo(np.float64).max), 40))
+    H = H / np.abs(H).max(axis=(1, 2), keepdims=True) * top[:, None, None]
+    T = np.zeros((40, n, n))
+    for b in range(40):
+        k = 3 + b % 3
+        X = rng.standard_normal((n, n))
+        T[b, : n - k, : n - k] = (X + X.T)[: n - k, : n - k]
+        T[b, n - k :, n - k :] = 10.0 ** -rng.uniform(295, 306) * (X + X.T)[n - k :, n - k :]
+        perm = rng.permutation(n)
+        T[b] = T[b][np.ix_(perm, perm)]
+    T = 0.5 * (T + T.swapaxes(1, 2))
+
+    def run():
+        return (
+            geoml.spd.sqrtm(H),
+            geoml.spd.logm(H),
+            geoml.spd.distance(H, H[::-1]),
+            geoml.spd.eigh(T).eigenvalues,
+            geoml.spd.expm(T),
+        )
+
+    ref, got = both(isa, run)
+    for r, g in zip(ref, got):
+        np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-10 * np.abs(r).max())
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_smacof_place(isa, dtype):
     from geoml import _core

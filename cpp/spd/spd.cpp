@@ -61,6 +61,17 @@ int8_t load(const T* A, int n, double sym_tol, double* X) {
 
 constexpr int kLanes = generic::LANES;
 
+// The exponent e of the power of two 2^e by which a matrix whose largest |entry| is s > 0 is
+// divided before the reduction: s 2^-e in [0.5, 1), with e clamped to [-1021, 1023] so that
+// 2^e and 2^-e are doubles (s 2^-e in [1, 2) from s >= 2^1023 on, below 0.5 for a subnormal
+// s). Unclamped, 2^1024 was infinite: every matrix with an entry >= 2^1023 was refused as not
+// positive definite, and one of subnormal entries got an infinite 1 / scale.
+int scale_exponent(double s) {
+  int ex = 0;
+  std::frexp(s, &ex);
+  return ex < -1021 ? -1021 : ex > 1023 ? 1023 : ex;
+}
+
 // Structure-of-arrays scratch for kLanes matrices (eigh_kernel.inc's *_lanes).
 struct LaneWork {
   explicit LaneWork(int n)
@@ -100,8 +111,7 @@ void eig_lanes(SimdIsa isa, int n, Work* ws, const bool* live, int count, bool v
         for (int j = 0; j < n; ++j) lw.U[i * nl + size_t(j) * kLanes + q] = i == j ? 1.0 : 0.0;
       continue;
     }
-    int ex = 0;
-    std::frexp(s, &ex);
+    const int ex = scale_exponent(s);
     const double inv = std::ldexp(1.0, -ex);
     scale[q] = std::ldexp(1.0, ex);
     const double* X = ws[q].X.data();
@@ -173,12 +183,38 @@ bool needs_pd(SpdFunc f) {
   return f != SpdFunc::Exp;
 }
 
-// w.f = f(w.d); false if a value is not finite.
-bool apply(SpdFunc f, double power, int n, Work& w) {
+// f(x) for an eigenvalue x = xs 2^ex beyond the largest double (xs the scaled eigenvalue,
+// ex <= 1023: x = t 2^1024 with t = xs 2^(ex - 1024) of order 1), as far as f(x) is finite:
+// sqrtm, invsqrtm, logm and powm (power < 1) of a matrix near the top of the range.
+double apply_huge(SpdFunc f, double power, double xs, int ex) {
+  const double t = std::ldexp(xs, ex - 1024);
+  switch (f) {
+    case SpdFunc::Sqrt:
+      return std::ldexp(std::sqrt(t), 512);
+    case SpdFunc::InvSqrt:
+      return 1.0 / std::ldexp(std::sqrt(t), 512);
+    case SpdFunc::Log:
+      return std::log(t) + 1024.0 * 0.6931471805599453;
+    case SpdFunc::Exp:
+      return std::numeric_limits<double>::infinity();
+    default:
+      return std::pow(t, power) * std::exp2(1024.0 * power);
+  }
+}
+
+// w.f = f(w.d); false if a value is not finite. On entry w.f holds the scaled eigenvalues
+// (w.d = w.f 2^ex), used where an eigenvalue overflowed in w.d.
+bool apply(SpdFunc f, double power, int n, Work& w, int ex) {
   bool fin = true;
   for (int i = 0; i < n; ++i) {
     const double x = w.d[i];
     double y;
+    if (x == std::numeric_limits<double>::infinity()) {
+      y = apply_huge(f, power, w.f[i], ex);
+      w.f[i] = y;
+      fin &= std::isfinite(y);
+      continue;
+    }
     switch (f) {
       case SpdFunc::Sqrt:
         y = std::sqrt(x);
@@ -292,12 +328,14 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
   }
   // per lane: finite (after the congruence), largest entry, scaling by a power of two
   alignas(64) double inv[kLanes], scale[kLanes];
+  int sexp[kLanes];
   bool zero[kLanes];
   for (int q = 0; q < kLanes; ++q) amax[q] = 0.0;
   GEOML_SIMD_CALL(isa, absmax_lanes, nn, lw.U.data(), big, amax);  // NaN / inf propagate
   for (int q = 0; q < kLanes; ++q) {
     inv[q] = 1.0;
     scale[q] = 1.0;
+    sexp[q] = 0;
     zero[q] = false;
     if (!g.live[q]) continue;
     if (!(amax[q] <= big)) {  // M A M overflowed (the input itself was checked finite)
@@ -307,10 +345,9 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
     }
     zero[q] = amax[q] == 0.0;
     if (zero[q]) continue;
-    int ex = 0;
-    std::frexp(amax[q], &ex);
-    inv[q] = std::ldexp(1.0, -ex);
-    scale[q] = std::ldexp(1.0, ex);
+    sexp[q] = scale_exponent(amax[q]);
+    inv[q] = std::ldexp(1.0, -sexp[q]);
+    scale[q] = std::ldexp(1.0, sexp[q]);
   }
   GEOML_SIMD_CALL(isa, scale_lanes, nn, lw.U.data(), inv);
   for (int q = 0; q < kLanes; ++q)  // lanes without a matrix (or a zero one) hold the identity
@@ -333,14 +370,19 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
         g.st[q] = SpdNotConverged;
         continue;
       }
-      for (int i = 0; i < n; ++i) w.d[i] = lw.d[size_t(i) * kLanes + q] * scale[q];
+      for (int i = 0; i < n; ++i) {
+        w.f[i] = lw.d[size_t(i) * kLanes + q];
+        w.d[i] = w.f[i] * scale[q];
+      }
     }
-    if (needs_pd(f) && !positive<T>(n, w.d.data())) {
+    // definiteness on the scaled eigenvalues (the same test, exact: a power of two), which
+    // overflow in w.d where the largest is beyond the largest double
+    if (needs_pd(f) && !positive<T>(n, zero[q] ? w.d.data() : w.f.data())) {
       g.st[q] = SpdNotPositive;
       continue;
     }
     if (!vectors) continue;
-    if (!apply(f, power, n, w)) {
+    if (!apply(f, power, n, w, sexp[q])) {
       g.st[q] = SpdOverflow;
       continue;
     }

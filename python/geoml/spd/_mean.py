@@ -100,6 +100,19 @@ def _check_init(init, n, dt):
     return I3[0].astype(np.float64)
 
 
+def _range_exponent(M, Xs):
+    """``e`` such that ``M 2^-e`` (and the set) sits mid-range: 0 unless the largest entry of
+    ``M`` (of ``Xs`` where ``M`` overflowed) is beyond ``2^+-500``. The Karcher mean is
+    equivariant (``mean(c X) = c mean(X)``); near the ends of the float64 range its iteration
+    overflowed (``G + G^T`` beyond the largest double: no convergence, or a NaN mean)."""
+    top = float(np.max(np.abs(M)))
+    if not np.isfinite(top):
+        top = float(np.max(np.abs(Xs)))
+    if top == 0.0 or 2.0**-500 <= top <= 2.0**500:
+        return 0
+    return int(np.frexp(top)[1])
+
+
 def _karcher_step(Xs, w, M, nu, nj):
     """``(J, G)`` at ``M``: ``J = sum w log(M^-1/2 X M^-1/2)`` (up to a rotation that keeps
     its norm) and ``G = M^1/2 exp(nu J) M^1/2``; ``ValueError`` where ``M`` (or a matrix of
@@ -262,8 +275,11 @@ def mean_riemann(
     means, iters, conv = [], [], []
     for Xs in X4:
         M = np.einsum("i,ijk->jk", w, Xs) if init is None else init
+        e = _range_exponent(M, Xs)  # a power of two: exact, the same iterates
+        if e:
+            Xs, M = np.ldexp(Xs, -e), np.ldexp(M, -e)
         M, it, ok = step(Xs, w, M, tol, max_iter, nj)
-        means.append(M)
+        means.append(np.ldexp(M, e) if e else M)
         iters.append(it)
         conv.append(ok)
     return _finish(means, iters, conv, sets, dt, "mean_riemann")
