@@ -278,6 +278,50 @@ def test_networkx_c_reader_matches_python_reader(seed, monkeypatch):
     np.testing.assert_array_equal(got["bare"].weights, 1.0)
 
 
+def test_nx_adjacency_runs_no_python_code():
+    # a hash lookup of "weight" would call the __eq__ of a key hashing like it: Python code that
+    # could free the objects the reader holds as borrowed references (here it replaces every
+    # other edge dict; CPython's dict free list hands their memory to the new dicts). Edge dicts
+    # with a key other than an exact str go to the Python path, which gives the same graph.
+    adj = {u: {} for u in range(4)}
+    ran = []
+
+    class Replaces:
+        def __hash__(self):
+            return hash("weight")
+
+        def __eq__(self, other):
+            if not ran:
+                ran.append(True)
+                for u in adj:
+                    for v in list(adj[u]):
+                        if {u, v} != {0, 1}:
+                            adj[u][v] = {"weight": 1000.0 + u + v}
+            return False
+
+    for u, v in [(0, 1), (0, 2), (0, 3), (1, 2), (2, 3)]:
+        adj[u][v] = {"weight": u + v + 0.5}
+        adj[v][u] = {"weight": u + v + 0.5}
+    assert gc._core.nx_adjacency(adj, "weight") is not None
+    for key in (Replaces(), 7, ("weight",)):
+        adj[0][1] = {key: 1}
+        assert gc._core.nx_adjacency(adj, "weight") is None
+    assert not ran
+    adj[0][1] = {"other": 2.0, "weight": 4.0}  # str keys: found wherever "weight" sits
+    deg, cols, w, any_data = gc._core.nx_adjacency(adj, "weight")
+    assert any_data
+    np.testing.assert_array_equal(deg, [3, 2, 3, 2])
+    np.testing.assert_array_equal(cols, [1, 2, 3, 0, 2, 0, 1, 3, 0, 2])
+    upper = cols > np.repeat(np.arange(4), deg)
+    np.testing.assert_array_equal(w[upper], [4.0, 2.5, 3.5, 3.5, 5.5])
+    assert np.isnan(w[~upper]).all()
+
+    class Str(str):
+        pass
+
+    assert gc._core.nx_adjacency(adj, Str("weight")) is None
+
+
 def test_disconnected_isolated_and_zero_weight():
     G = nx.disjoint_union(nx.karate_club_graph(), nx.cycle_graph(7))
     G.add_node("isolated")

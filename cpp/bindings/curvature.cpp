@@ -41,10 +41,13 @@ OrcOptions make_orc_options(double alpha, double base, double exp_power, int64_t
 /// attributes (its dict is not empty; the caller passes no empty `weight`, whose dicts would not
 /// count as attributes there); None for anything else (the caller's Python path reads it then). The
 /// loads are cache misses (scattered Python objects): each node's entries are collected first and
-/// their objects prefetched, so that the misses overlap.
+/// their objects prefetched, so that the misses overlap. No Python code runs between the reads
+/// (edge dicts with keys other than exact str take the Python path), so the borrowed references
+/// stay valid.
 py::object nx_adjacency_py(const py::dict& adj, const py::str& weight) {
   PyObject* a = adj.ptr();
   PyObject* key = weight.ptr();
+  if (!PyUnicode_CheckExact(key)) return py::none();
   const Py_ssize_t n = PyDict_Size(a);
   py::array_t<int64_t> deg(n);
   int64_t* pd = deg.mutable_data();
@@ -67,7 +70,7 @@ py::object nx_adjacency_py(const py::dict& adj, const py::str& weight) {
   std::vector<PyObject*> vs, ds;
   pos = 0;
   for (Py_ssize_t iu = 0; PyDict_Next(a, &pos, &u, &nbrs); ++iu) {
-    if (PyDict_Size(nbrs) != pd[iu] || t + pd[iu] > total) return py::none();
+    if (iu >= n || PyDict_Size(nbrs) != pd[iu] || t + pd[iu] > total) return py::none();
     vs.clear();
     ds.clear();
     Py_ssize_t q = 0;
@@ -92,9 +95,19 @@ py::object nx_adjacency_py(const py::dict& adj, const py::str& weight) {
       if (!PyDict_CheckExact(data)) return py::none();
       any_data = any_data || PyDict_Size(data) > 0;
       if (iv <= iu) continue;
-      PyObject* x = PyDict_GetItemWithError(data, key);  // borrowed
+      // The weight by a walk over the (one- or two-entry) dict, not a hash lookup: a lookup
+      // compares colliding keys by their __eq__, Python code that could change the adjacency
+      // while its objects are held here as borrowed references. Comparing exact str keys runs
+      // none; any other key sends the caller to its Python path.
+      PyObject *x = nullptr, *dk, *dv;
+      for (Py_ssize_t r = 0; PyDict_Next(data, &r, &dk, &dv);) {
+        if (dk != key && !PyUnicode_CheckExact(dk)) return py::none();
+        if (dk == key || PyUnicode_Compare(dk, key) == 0) {
+          x = dv;
+          break;
+        }
+      }
       if (x == nullptr) {
-        if (PyErr_Occurred()) throw py::error_already_set();
         pw[t] = 1.0;
       } else if (PyFloat_CheckExact(x)) {
         pw[t] = PyFloat_AS_DOUBLE(x);
