@@ -21,6 +21,12 @@ namespace geoml {
 namespace ot_detail {
 namespace {
 
+/// The status of a finished tiny solve: the pivot limit, else mass left on the artificial arcs
+/// (above 1e-9 of the total), else optimal.
+int tiny_status(bool limit, double art_flow, double mass) {
+  return limit ? EMD_MAX_ITER : art_flow > 1e-9 * mass ? EMD_INFEASIBLE : EMD_OPTIMAL;
+}
+
 // ---------------------------------------------------------------- tiny dense problems
 //
 // Problems with at most kTinyDim rows and columns (after dropping zero-mass bins; e.g. the
@@ -290,11 +296,11 @@ double emd_tiny_dim(int n, const double* a, const double* b, const double* C, Em
     if (status) *status = EMD_NONFINITE;
     return std::numeric_limits<double>::quiet_NaN();
   }
-  int st = EMD_OPTIMAL;
+  bool limit = false;
   int64_t piv = 0;
   for (;; ++piv) {
     if (max_iter > 0 && piv >= max_iter) {
-      st = EMD_MAX_ITER;
+      limit = true;
       break;
     }
     S.price32();
@@ -308,7 +314,7 @@ double emd_tiny_dim(int n, const double* a, const double* b, const double* C, Em
   int nodes[kTinyRoot];
   for (int i = 0; i < mm; ++i) nodes[i] = i;
   for (int j = 0; j < nn; ++j) nodes[mm + j] = kTinyDim + j;
-  if (st == EMD_OPTIMAL && art_flow > 1e-9 * mass) st = EMD_INFEASIBLE;
+  const int st = tiny_status(limit, art_flow, mass);
   if (ws.cost_only) {
     ws.parent.clear();
     if (status) *status = st;
@@ -449,7 +455,7 @@ void costs_in_pairs(int count, const EmdProblem* P, EmdWorkspace& ws, int64_t ma
   auto finish = [&](const Solver& S, int k, bool limit, double mass) {
     double art_flow = 0.0;
     cost[k] = S.tree_cost(&art_flow);
-    status[k] = limit ? EMD_MAX_ITER : art_flow > 1e-9 * mass ? EMD_INFEASIBLE : EMD_OPTIMAL;
+    status[k] = ot_detail::tiny_status(limit, art_flow, mass);
   };
   load(S0, k0, piv0, mass0);
   load(S1, k1, piv1, mass1);
