@@ -585,7 +585,7 @@ def filtered_check(
     (counted as a restart from scratch would spend them: ``steps`` blocks a cycle).
     ``step``: the fused Chebyshev step of :meth:`ChebFilter.apply` (CSR float64 input).
     ``n_jobs``: threads of the basis algebra on NumPy blocks (``_core.tall_gram`` /
-    ``tall_sub``: the same bits for any count).
+    ``tall_sub``: the same bits for any count); ``None``: the array module's products.
     Returns (passed, report): ``passed`` False means a Ritz value crossed the threshold
     (missed eigenvalue(s): the caller runs :func:`deflated_check` to find them)."""
     xp = array_module(V)
