@@ -52,13 +52,15 @@ void csr_cheb_mm(const CsrRef<double, I>& A, const double* X, int64_t s, const d
 constexpr int64_t kTallChunk = 512;
 
 /// G = A^T B (p x q, row-major) for A n x p and B n x q: every chunk's p x q partial sums
-/// (each over the chunk's rows in 4 lanes, rows r = l mod 4 in lane l, the lanes added as
-/// (l0 + l2) + (l1 + l3)), then the partials added in chunk order.
+/// (each over the chunk's rows in 8 lanes of fused multiply-adds, row r in lane r mod 8, the
+/// lanes added in one fixed tree: check_kernel.inc, per ISA, the same bits under each), then
+/// the partials added in chunk order.
 void tall_gram(int64_t n, const double* A, int64_t lda, int64_t p, const double* B, int64_t ldb,
                int64_t q, double* G, int n_threads);
 
 /// Y -= A M in place for Y n x q, A n x p and M p x q (row-major): each entry's sum over j
-/// of A[i, j] M[j, c] in order of j, then subtracted (row-parallel: no reduction across rows).
+/// of A[i, j] M[j, c] in order of j (fused multiply-adds, per ISA), then subtracted
+/// (row-parallel: no reduction across rows).
 void tall_sub(int64_t n, double* Y, int64_t ldy, int64_t q, const double* A, int64_t lda, int64_t p,
               const double* M, int n_threads);
 
