@@ -491,7 +491,9 @@ def test_cheb_block_step(itype):
     every width 1..11 against SciPy, A X itself bit for bit as csr_matmat's, the same bits
     for 1 and 2 threads (a matrix large enough to be threaded), and the filter applied with
     it equal to the NumPy recurrence; the matrix in two column halves (_column_halves) gives
-    the same bits as one pass; bad shapes raise ValueError."""
+    the same bits as one pass; bad shapes raise ValueError. Four columns (the check's block,
+    unsplit) sum each row in four fused lanes (common/check_kernel.inc): SciPy's values to
+    rounding there, the same bits for 1 and 2 threads."""
     from geoml.spectral import _eigsh, _eigsh_block
 
     rng = np.random.default_rng(3)
@@ -518,11 +520,16 @@ def test_cheb_block_step(itype):
             Yh = geoml._core.csr_cheb_matmat(
                 *halves[0], X, Z, s1=0.7, c=0.3, s2=1.0, n_jobs=nt, **halves[1]
             )
-            np.testing.assert_array_equal(Yh, Y1)
+            if s == 4:
+                np.testing.assert_allclose(Yh, Y1, rtol=0, atol=1e-13 * np.abs(ref).max())
+            else:
+                np.testing.assert_array_equal(Yh, Y1)
         AX = geoml._core.csr_cheb_matmat(data, indices, indptr, X, Z, s1=1.0, c=0.0, s2=0.0)
-        np.testing.assert_array_equal(
-            AX, geoml._core.csr_matmat(data, indices, indptr, X, n_cols=n, n_jobs=1)
-        )
+        AXm = geoml._core.csr_matmat(data, indices, indptr, X, n_cols=n, n_jobs=1)
+        if s == 4:
+            np.testing.assert_allclose(AX, AXm, rtol=0, atol=1e-13 * np.abs(AXm).max())
+        else:
+            np.testing.assert_array_equal(AX, AXm)
     flt = _eigsh_block.ChebFilter(-5.0, 4.0, 8)
     X = rng.standard_normal((n, 4))
 
@@ -544,11 +551,52 @@ def test_cheb_block_step(itype):
         )
 
 
+def test_tall_kernels_against_numpy():
+    """The filtered check's tall-skinny kernels (``_core.tall_gram``: ``A^T B``;
+    ``tall_sub``: ``Y -= A M`` in place) on Fortran-ordered blocks and column slices of
+    them, against NumPy; the same bits for 1 and 2 threads; bad input refused."""
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 7, 513, 1100, 5003):
+        buf = np.asfortranarray(rng.standard_normal((n, 50)))
+        for p, q in ((0, 4), (1, 1), (5, 4), (44, 4), (9, 5)):
+            A = buf[:, :p]  # a column slice: leading dimension n, like the check's basis
+            B = np.asfortranarray(rng.standard_normal((n, q)))
+            G = geoml._core.tall_gram(A, B, n_jobs=1)
+            assert G.shape == (p, q)
+            np.testing.assert_allclose(G, A.T @ B, rtol=1e-13, atol=1e-12 * max(1, n) ** 0.5)
+            np.testing.assert_array_equal(G, geoml._core.tall_gram(A, B, n_jobs=2))
+            M = rng.standard_normal((p, q))
+            Y1, Y2 = B.copy(order="F"), B.copy(order="F")
+            geoml._core.tall_sub(Y1, A, M, n_jobs=1)
+            geoml._core.tall_sub(Y2, A, M, n_jobs=2)
+            np.testing.assert_allclose(Y1, B - A @ M, rtol=1e-13, atol=1e-12 * max(1, p))
+            np.testing.assert_array_equal(Y1, Y2)
+            Ys = np.asfortranarray(rng.standard_normal((n, q + 3)))[:, 1 : q + 1]  # a slice
+            ref = Ys - A @ M
+            geoml._core.tall_sub(Ys, A, M)
+            np.testing.assert_allclose(Ys, ref, rtol=1e-13, atol=1e-12 * max(1, p))
+    X = np.ones((10, 3))  # C order: rows contiguous
+    with pytest.raises(ValueError, match="contiguous columns"):
+        geoml._core.tall_gram(X, np.asfortranarray(X))
+    with pytest.raises(TypeError, match="float64"):
+        geoml._core.tall_gram(np.asfortranarray(X, dtype=np.float32), np.asfortranarray(X))
+    with pytest.raises(ValueError, match="same rows"):
+        geoml._core.tall_gram(np.asfortranarray(X), np.asfortranarray(X[:5]))
+    with pytest.raises(ValueError, match="do not match"):
+        geoml._core.tall_sub(np.asfortranarray(X), np.asfortranarray(X), np.ones((2, 3)))
+    Yr = np.asfortranarray(X)
+    Yr.flags.writeable = False
+    with pytest.raises(TypeError, match="writeable"):
+        geoml._core.tall_sub(Yr, np.asfortranarray(X), np.ones((3, 3)))
+
+
 def test_filtered_check_extends_its_basis():
     """The filtered check alone (no full check behind it): a copy of 1 missed next to
     ``1 - gap`` is detected for every seed; with nothing missed, the check extends its
     Gaussian-start basis (16 blocks before a restart, so ``miss_gap`` follows 16 steps) and
-    spends its budget as restarts from scratch would count it (5 blocks a cycle)."""
+    spends its budget as restarts from scratch would count it (5 blocks a cycle). The basis
+    algebra on the tall-skinny kernels (1 and 2 threads) and on NumPy (``n_jobs=None``)
+    takes the same decisions."""
     from geoml.spectral import _eigsh_block
 
     n, gap = 1000, 2e-4
@@ -561,25 +609,30 @@ def test_filtered_check_extends_its_basis():
         A = (A + A.T) / 2
         flt = _eigsh_block.ChebFilter(-1.02, 1 - 2.5 * gap, 8)
         for cols, lam_k, missed in (([0, 1, 3], 1 - gap, True), ([0, 1, 2, 3], 1 - gap, False)):
-            ok, rep = _eigsh_block.filtered_check(
-                lambda X, A=A: A @ X,
-                n,
-                vals[cols],
-                Q[:, cols],
-                len(cols),
-                flt=flt,
-                lam_k=lam_k,
-                tol=1e-8,
-                anorm=1.0,
-                rng=np.random.default_rng([seed, 1]),
-                block=4,
-                steps=6,
-                budget=800,
-            )
-            assert ok is not missed
-            if not missed:
-                assert rep.steps == 16 and rep.n_matvec == 192 + 4 * 161
-                assert rep.miss_gap < 0.02
+            reps = []
+            for n_jobs in (None, 1, 2):
+                ok, rep = _eigsh_block.filtered_check(
+                    lambda X, A=A: A @ X,
+                    n,
+                    vals[cols],
+                    Q[:, cols],
+                    len(cols),
+                    flt=flt,
+                    lam_k=lam_k,
+                    tol=1e-8,
+                    anorm=1.0,
+                    rng=np.random.default_rng([seed, 1]),
+                    block=4,
+                    steps=6,
+                    budget=800,
+                    n_jobs=n_jobs,
+                )
+                assert ok is not missed
+                if not missed:
+                    assert rep.steps == 16 and rep.n_matvec == 192 + 4 * 161
+                    assert rep.miss_gap < 0.02
+                reps.append(rep)
+            assert reps[0] == reps[1] == reps[2]
 
 
 def test_filtered_check_basis_from_known_coefficients():
@@ -602,37 +655,66 @@ def test_filtered_check_basis_from_known_coefficients():
         def pmat(X, A=A, flt=flt):
             return flt.apply(lambda Y: A @ Y, X)
 
-        space = _eigsh_block._Space(V)
-        kry = _eigsh_block._GrowingKrylov(pmat, space, n, 4 * 16)
-        assert kry.start(rng.standard_normal((n, 4)))
-        for restart in (False, True):
-            if restart:
-                theta, Y = kry.ritz()
-                kry.restart(Y[:, :4])
-            kry.extend(7)
-            Q, c = kry.Q, kry.c
-            assert c == 32
-            np.testing.assert_allclose(Q.T @ Q, np.eye(c), atol=1e-12)
-            assert np.abs(V.T @ Q).max() < 1e-12
-            H = Q.T @ pmat(Q)
-            scale = np.abs(H).max()
-            np.testing.assert_allclose(kry.H[:c, :c], H, atol=1e-11 * scale)
+        X0 = rng.standard_normal((n, 4))
+        for nt in (None, 0):  # NumPy products; the tall-skinny kernels
+            space = _eigsh_block._Space(V, nt=nt)
+            kry = _eigsh_block._GrowingKrylov(pmat, space, n, 4 * 16)
+            assert kry.start(X0.copy())
+            for restart in (False, True):
+                if restart:
+                    theta, Y = kry.ritz()
+                    kry.restart(Y[:, :4])
+                kry.extend(7)
+                Q, c = kry.Q, kry.c
+                assert c == 32
+                np.testing.assert_allclose(Q.T @ Q, np.eye(c), atol=1e-12)
+                assert np.abs(V.T @ Q).max() < 1e-12
+                H = Q.T @ pmat(Q)
+                scale = np.abs(H).max()
+                np.testing.assert_allclose(kry.H[:c, :c], H, atol=1e-11 * scale)
     # six distinct eigenvalues (exactly: a diagonal matrix): the block Krylov space is
     # exhausted after six blocks, so the next block cancels almost entirely against the basis
     # (r ~ 1e-9: the second pass runs) and what is kept after it is rounding amplified by the
     # filter; the basis stays orthonormal and H exact all the same
     A = np.diag(np.repeat([-1.0, -0.5, 0.0, 0.5, 0.95, 1.0], 50))
     flt = _eigsh_block.ChebFilter(-1.02, 0.9, 8)
-    kry = _eigsh_block._GrowingKrylov(
-        lambda X: flt.apply(lambda Y: A @ Y, X), _eigsh_block._Space(np.zeros((300, 0))), 300, 64
-    )
-    assert kry.start(np.random.default_rng(0).standard_normal((300, 4)))
-    kry.extend(15)
-    Q = kry.Q
-    assert kry.c > 24
-    np.testing.assert_allclose(Q.T @ Q, np.eye(kry.c), atol=1e-12)
-    H = Q.T @ flt.apply(lambda Y: A @ Y, Q)
-    np.testing.assert_allclose(kry.H[: kry.c, : kry.c], H, atol=1e-11 * np.abs(H).max())
+    for nt in (None, 0):
+        kry = _eigsh_block._GrowingKrylov(
+            lambda X: flt.apply(lambda Y: A @ Y, X),
+            _eigsh_block._Space(np.zeros((300, 0)), nt=nt),
+            300,
+            64,
+        )
+        assert kry.start(np.random.default_rng(0).standard_normal((300, 4)))
+        kry.extend(15)
+        Q = kry.Q
+        assert kry.c > 24
+        np.testing.assert_allclose(Q.T @ Q, np.eye(kry.c), atol=1e-12)
+        H = Q.T @ flt.apply(lambda Y: A @ Y, Q)
+        np.testing.assert_allclose(kry.H[: kry.c, : kry.c], H, atol=1e-11 * np.abs(H).max())
+
+
+def test_orthonormal_gram_matches_qr_decisions():
+    """The Cholesky-QR orthonormalisation of the filtered check keeps every column exactly
+    when the thin-QR path would (well-conditioned blocks), and hands ill-conditioned or
+    rank-deficient blocks to that path (the same dropped directions)."""
+    from geoml.spectral import _eigsh_block
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    for cond, rank in ((1.0, 4), (1e3, 4), (1e6, 4), (1e12, 4), (1.0, 3)):
+        U, _ = np.linalg.qr(rng.standard_normal((n, 4)))
+        s = np.geomspace(1.0, 1.0 / cond, 4)
+        if rank < 4:
+            s[rank:] = 0.0
+        W = np.asfortranarray((U * s) @ np.linalg.qr(rng.standard_normal((4, 4)))[0])
+        G = geoml._core.tall_gram(W, W)
+        X, kept = _eigsh_block._orthonormal_gram(W.copy(order="F"), G, 1e-10, 1.0, 0)
+        Xr, kept_r = _eigsh_block._orthonormal(W.copy(), 1e-10, 1.0)
+        assert kept == kept_r
+        np.testing.assert_allclose(X.T @ X, np.eye(kept), atol=1e-14 * n**0.5)
+        # the same span: projecting one basis on the other loses nothing
+        np.testing.assert_allclose(np.linalg.norm(Xr.T @ X, axis=0), 1.0, atol=1e-12)
 
 
 def test_space_projection_second_pass_when_needed():

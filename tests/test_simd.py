@@ -399,6 +399,50 @@ def test_lanczos_csr_products_same_bits(isa):
         np.testing.assert_array_equal(g, r)
 
 
+def test_tall_kernels_same_bits(isa):
+    # eigsh's filtered check: A^T B in 8 fused lanes and Y -= A M in fused multiply-adds (the
+    # AVX-512, AVX2 and scalar copies of common/tall_kernel.inc): the same bits under every
+    # ISA; 1..7 leftover rows cover the lane tails
+    rng = np.random.default_rng(5)
+    for n in (3, 517, 2051):
+        A = np.asfortranarray(rng.standard_normal((n, 13)))[:, :11]
+        B = np.asfortranarray(rng.standard_normal((n, 4)))
+        M = rng.standard_normal((11, 4))
+
+        def run(A=A, B=B, M=M):
+            Y = B.copy(order="F")
+            _core.tall_sub(Y, A, M, n_jobs=2)
+            return _core.tall_gram(A, B, n_jobs=2), Y
+
+        ref, got_ = both(isa, run)
+        np.testing.assert_allclose(ref[0], A.T @ B, rtol=1e-12, atol=1e-12)
+        for r, g in zip(ref, got_):
+            np.testing.assert_array_equal(g, r)
+
+
+def test_cheb_block_step_same_bits(isa):
+    # the filtered check's 4-column Chebyshev step (check_kernel.inc: AVX-512, AVX2, scalar
+    # lanes): the same bits under every ISA; rows of 0..40 entries cover the lane tails
+    rng = np.random.default_rng(6)
+    n = 3000
+    counts = rng.integers(0, 21, n)
+    rows = np.repeat(np.arange(n), counts)
+    A = sp.csr_matrix(
+        (rng.uniform(-1, 1, rows.size), (rows, rng.integers(0, n, rows.size))), shape=(n, n)
+    )
+    A = sp.csr_matrix(A + A.T)
+    A.sort_indices()
+    X, Z = rng.standard_normal((n, 4)), rng.standard_normal((n, 4))
+
+    def run():
+        return _core.csr_cheb_matmat(A.data, A.indices, A.indptr, X, Z, s1=0.7, c=0.3, s2=1.0)
+
+    ref, got_ = both(isa, run)
+    want = 0.7 * (A @ X - 0.3 * X) - Z
+    np.testing.assert_allclose(ref, want, rtol=0, atol=1e-13 * np.abs(want).max())
+    np.testing.assert_array_equal(got_, ref)
+
+
 def test_lanczos_float32_value_products_same_bits(isa, monkeypatch):
     # the filtered solve with float32 stored values (spmv_kernel.inc's float32 loads: AVX-512,
     # AVX2, scalar lanes) gives the same bits under every ISA

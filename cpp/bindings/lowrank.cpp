@@ -246,6 +246,53 @@ py::array_t<double> csr_cheb_py(exact<double> data_in, carray<I> indices, exact<
   return Y;
 }
 
+/// A 2-D float64 array with contiguous columns (Fortran order, or a slice of its columns).
+struct ColBlock {
+  double* ptr;
+  int64_t ld;
+  int64_t rows, cols;
+};
+
+ColBlock col_block(py::handle obj, const char* who, bool write) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(who) + ": blocks must be float64 NumPy arrays");
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().is(py::dtype::of<double>()) || a.ndim() != 2)
+    throw py::type_error(std::string(who) + ": blocks must be 2-D float64 arrays");
+  if (write && !a.writeable()) throw py::type_error(std::string(who) + ": Y must be writeable");
+  const int64_t rows = a.shape(0), cols = a.shape(1), e = sizeof(double);
+  const int64_t s0 = a.strides(0), s1 = a.strides(1);
+  if (rows > 0 && cols > 0 &&
+      ((rows > 1 && s0 != e) || (cols > 1 && (s1 % e != 0 || s1 < rows * e))))
+    throw std::invalid_argument(std::string(who) +
+                                ": blocks need contiguous columns (Fortran order)");
+  const int64_t ld = cols > 1 ? s1 / e : rows;
+  return ColBlock{static_cast<double*>(const_cast<void*>(a.data())), ld, rows, cols};
+}
+
+py::array_t<double> tall_gram_py(py::handle A, py::handle B, int n_jobs) {
+  const ColBlock a = col_block(A, "tall_gram", false), b = col_block(B, "tall_gram", false);
+  if (a.rows != b.rows) throw std::invalid_argument("tall_gram: A and B need the same rows");
+  py::array_t<double> G({a.cols, b.cols});
+  double* g = G.mutable_data();
+  {
+    py::gil_scoped_release release;
+    const int nt = a.rows * a.cols * b.cols >= (int64_t(1) << 18) ? resolve_threads(n_jobs) : 1;
+    tall_gram(a.rows, a.ptr, a.ld, a.cols, b.ptr, b.ld, b.cols, g, nt);
+  }
+  return G;
+}
+
+void tall_sub_py(py::handle Y, py::handle A, carray<double> M, int n_jobs) {
+  const ColBlock y = col_block(Y, "tall_sub", true), a = col_block(A, "tall_sub", false);
+  if (a.rows != y.rows || M.ndim() != 2 || M.shape(0) != a.cols || M.shape(1) != y.cols)
+    throw std::invalid_argument("tall_sub: Y (n, q), A (n, p) and M (p, q) do not match");
+  const double* m = M.data();
+  py::gil_scoped_release release;
+  const int nt = y.rows * (a.cols + 1) * y.cols >= (int64_t(1) << 18) ? resolve_threads(n_jobs) : 1;
+  tall_sub(y.rows, y.ptr, y.ld, y.cols, a.ptr, a.ld, a.cols, m, nt);
+}
+
 void set_blas_py(py::handle dgemm, py::handle sgemm, py::handle dsyrk, py::handle ssyrk) {
   set_blas(reinterpret_cast<dgemm_fn>(capsule_pointer(dgemm, "dgemm")),
            reinterpret_cast<sgemm_fn>(capsule_pointer(sgemm, "sgemm")),
@@ -291,6 +338,12 @@ void bind_lowrank(py::module_& m) {
       py::arg("data2").noconvert() = py::none(), py::arg("indices2") = py::none(),
       py::arg("indptr2").noconvert() = py::none(),
       "s1 (A X - c X) - s2 Z, square float64 CSR A; data2, ...: A's later columns (same sums).");
+  m.def("tall_gram", &tall_gram_py, py::arg("A"), py::arg("B"), py::kw_only(),
+        py::arg("n_jobs") = 0,
+        "A^T B, float64 blocks with contiguous columns (the same bits for any n_jobs).");
+  m.def("tall_sub", &tall_sub_py, py::arg("Y"), py::arg("A"), py::arg("M"), py::kw_only(),
+        py::arg("n_jobs") = 0,
+        "Y -= A M in place for float64 blocks with contiguous columns (row-parallel).");
   def_overloads2(m, "csr_matmat", Floats{}, Indices{}, GEOML_PICK2(csr_mm_py),
                  py::arg("data").noconvert(), py::arg("indices"), py::arg("indptr").noconvert(),
                  py::arg("X"), py::kw_only(), py::arg("n_cols"), py::arg("transpose") = false,

@@ -1,12 +1,26 @@
 // CSR x dense products (see sparse.hpp).
 #include "common/sparse.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <type_traits>
 #include <vector>
 
 #include "common/omp_errors.hpp"
+#include "common/simd.hpp"
+
+#if GEOML_SIMD_X86
+#include <immintrin.h>
+#endif
 
 namespace geoml {
+
+// ------------------------- per-ISA kernels of eigsh's filtered check (check_kernel.inc)
+namespace {
+#define GEOML_KERNEL_INC "common/check_kernel.inc"
+#define GEOML_KERNEL_AVX512 1
+#include "common/simd_instantiate.inc"
+}  // namespace
 
 namespace {
 /// y[c0 .. c0 + S) = sum over the row's entries p in [p0, p1) of data[p] X[indices[p], c0 ..]
@@ -113,6 +127,14 @@ void csr_cheb_mm(const CsrRef<double, I>& A, const double* X, int64_t s, const d
                  double c, double s2, double* Y, int n_threads, const CsrRef<double, I>* B) {
   const int nt = n_threads > 0 ? n_threads : 1;
   const int64_t n = A.rows;
+  if (s == 4 && B == nullptr) {  // the check's block: per-ISA rows (check_kernel.inc)
+    const SimdIsa isa = simd_isa();
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int64_t r0 = 0; r0 < n; r0 += 256)
+      GEOML_SIMD_CALL(isa, cheb_rows4<I>, r0, std::min<int64_t>(r0 + 256, n), A.indptr, A.indices,
+                      A.data, X, Z, s1, c, s2, Y);
+    return;
+  }
   if (B != nullptr) {  // A's part of every row first (all rows), B's part continues the sums
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 256)
     for (int64_t i = 0; i < n; ++i)
@@ -136,6 +158,49 @@ template void csr_cheb_mm<int32_t>(const CsrRef<double, int32_t>&, const double*
 template void csr_cheb_mm<int64_t>(const CsrRef<double, int64_t>&, const double*, int64_t,
                                    const double*, double, double, double, double*, int,
                                    const CsrRef<double, int64_t>*);
+
+void tall_gram(int64_t n, const double* A, int64_t lda, int64_t p, const double* B, int64_t ldb,
+               int64_t q, double* G, int n_threads) {
+  if (p == 0 || q == 0) return;
+  const int64_t nchunks = (n + kTallChunk - 1) / kTallChunk;
+  const int64_t pq = p * q;
+  std::vector<double> part(static_cast<size_t>(std::max<int64_t>(nchunks, 1) * pq), 0.0);
+  const int nt = n_threads > 0 ? n_threads : 1;
+  const SimdIsa isa = simd_isa();
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t ch = 0; ch < nchunks; ++ch) {
+    const int64_t r0 = ch * kTallChunk;
+    GEOML_SIMD_CALL(isa, tall_gram_chunk, std::min(kTallChunk, n - r0), A + r0, lda, p, B + r0, ldb,
+                    q, part.data() + ch * pq);
+  }
+  for (int64_t e = 0; e < pq; ++e) {
+    double s = 0.0;
+    for (int64_t ch = 0; ch < nchunks; ++ch) s += part[ch * pq + e];
+    G[e] = s;
+  }
+}
+
+void tall_sub(int64_t n, double* Y, int64_t ldy, int64_t q, const double* A, int64_t lda, int64_t p,
+              const double* M, int n_threads) {
+  if (q == 0 || n == 0) return;
+  const int64_t nchunks = (n + kTallChunk - 1) / kTallChunk;
+  const int nt = n_threads > 0 ? n_threads : 1;
+  const SimdIsa isa = simd_isa();
+  OmpErrors errors;
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<double> acc;
+    const bool ok = errors.run([&] { acc.resize(static_cast<size_t>(q * kTallChunk)); });
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t ch = 0; ch < nchunks; ++ch) {
+      if (!ok) continue;
+      const int64_t r0 = ch * kTallChunk;
+      GEOML_SIMD_CALL(isa, tall_sub_chunk, std::min(kTallChunk, n - r0), Y + r0, ldy, q, A + r0,
+                      lda, p, M, acc.data(), kTallChunk);
+    }
+  }
+  errors.rethrow();
+}
 
 #define GEOML_CSR_MM(Acc, T, I)                                                            \
   template void csr_mm<Acc, T, I>(const CsrRef<T, I>&, const T*, int64_t, T*, int, double, \

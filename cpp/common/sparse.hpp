@@ -38,9 +38,30 @@ void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, d
 /// column, sorted indices): A X for all rows, then B's entries continue each row's sums (the
 /// same sums, in the same order, as one pass over A + B); the rows of X that one pass reads
 /// (A's, then B's columns) are half of X: a block that does not fit in L2 splits into two that do.
+/// Exception: s == 4 without B (eigsh's filtered check) runs the per-ISA rows of
+/// check_kernel.inc (four fused lanes per row, same bits under every ISA and thread count),
+/// whose sums differ in the last bits from csr_mm's.
 template <typename I>
 void csr_cheb_mm(const CsrRef<double, I>& A, const double* X, int64_t s, const double* Z, double s1,
                  double c, double s2, double* Y, int n_threads,
                  const CsrRef<double, I>* B = nullptr);
+
+/// Tall-skinny dense algebra of eigsh's filtered check on column-major blocks (column j of A
+/// at A + j lda, n rows each). Both split the rows into fixed chunks of kTallChunk rows, so
+/// the result does not depend on the thread count (n_threads threads, exactly).
+constexpr int64_t kTallChunk = 512;
+
+/// G = A^T B (p x q, row-major) for A n x p and B n x q: every chunk's p x q partial sums
+/// (each over the chunk's rows in 8 lanes of fused multiply-adds, row r in lane r mod 8, the
+/// lanes added in one fixed tree: check_kernel.inc, per ISA, the same bits under each), then
+/// the partials added in chunk order.
+void tall_gram(int64_t n, const double* A, int64_t lda, int64_t p, const double* B, int64_t ldb,
+               int64_t q, double* G, int n_threads);
+
+/// Y -= A M in place for Y n x q, A n x p and M p x q (row-major): each entry's sum over j
+/// of A[i, j] M[j, c] in order of j (fused multiply-adds, per ISA), then subtracted
+/// (row-parallel: no reduction across rows).
+void tall_sub(int64_t n, double* Y, int64_t ldy, int64_t q, const double* A, int64_t lda, int64_t p,
+              const double* M, int n_threads);
 
 }  // namespace geoml

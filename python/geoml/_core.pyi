@@ -92,6 +92,8 @@ __all__: list[str] = [
     "stored_matvec",
     "sum_squares",
     "symmetric_scan",
+    "tall_gram",
+    "tall_sub",
     "ts_gram",
     "ts_matmul",
     "ttm",
@@ -2055,6 +2057,24 @@ def symmetric_scan(
 ) -> tuple:
     """
     One pass over a square matrix -> (all finite, min, max |M|, max |M - M.T|, row minima or None).
+    """
+
+def tall_gram(
+    A: typing.Any, B: typing.Any, *, n_jobs: typing.SupportsInt | typing.SupportsIndex = 0
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    A^T B, float64 blocks with contiguous columns (the same bits for any n_jobs).
+    """
+
+def tall_sub(
+    Y: typing.Any,
+    A: typing.Any,
+    M: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> None:
+    """
+    Y -= A M in place for float64 blocks with contiguous columns (row-parallel).
     """
 
 @typing.overload

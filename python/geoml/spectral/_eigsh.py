@@ -436,6 +436,7 @@ def _filtered_general(
                     steps=_FILTER_CHECK_STEPS,
                     budget=int(n_mv) // 2,
                     step=step,
+                    n_jobs=nt,
                 )
             n_mv += report.n_matvec
         if not passed:  # something found (or no filter placed): the full check decides

@@ -84,12 +84,50 @@ def to_host(a) -> np.ndarray:
     return a.get() if array_module(a) is not np else np.asarray(a)
 
 
+def _tall(*arrays) -> bool:
+    """Whether the filtered check's tall-skinny kernels (``_core.tall_gram`` /
+    ``tall_sub``: two threads, the same bits for any count) take these arrays: NumPy float64
+    with contiguous columns (the check's Fortran-ordered buffers and their column slices)."""
+    for a in arrays:
+        if type(a) is not np.ndarray or a.dtype != np.float64 or a.ndim != 2:
+            return False
+        if a.shape[0] > 1 and a.strides[0] != 8:
+            return False
+        if a.shape[1] > 1 and (a.strides[1] % 8 or a.strides[1] < 8 * a.shape[0]):
+            return False
+    return True
+
+
+def _gram(A, B, nt):
+    """``A^T B`` on the host (``_core.tall_gram`` on NumPy blocks with contiguous columns)."""
+    if nt is not None and _tall(A, B):
+        from geoml import _core
+
+        return _core.tall_gram(A, B, n_jobs=nt)
+    return to_host(A.T @ B)
+
+
+def _sub_mm(Y, A, M, nt):
+    """``Y -= A M`` in place (``M`` small, on the host; ``_core.tall_sub`` where it applies)."""
+    if nt is not None and _tall(Y, A):
+        from geoml import _core
+
+        _core.tall_sub(Y, A, np.ascontiguousarray(M, dtype=np.float64), n_jobs=nt)
+        return Y
+    Y -= A @ array_module(A).asarray(M)
+    return Y
+
+
 class _Space:
     """Orthonormal columns (float64) that the check stays orthogonal to."""
 
-    def __init__(self, D):
+    def __init__(self, D, nt=None):
         self.xp = array_module(D)
-        self.D = self.xp.ascontiguousarray(D, dtype=np.float64)
+        self.nt = nt  # threads of the tall-skinny kernels (None: the array module's products)
+        if nt is None:
+            self.D = self.xp.ascontiguousarray(D, dtype=np.float64)
+        else:
+            self.D = self.xp.asfortranarray(D, dtype=np.float64)
 
     def project(self, X, passes: int = 2):
         if self.D.shape[1]:
@@ -102,18 +140,26 @@ class _Space:
         second only when the first removed more than 1e-3 of what is left (the rounding a pass
         leaves is ``eps`` times what it removed plus what is left, so a pass that removed
         little needs no second: "twice is enough" where it did)."""
+        return self.project_gram(X)[0]
+
+    def project_gram(self, X):
+        """:meth:`project_dgks`, and ``X^T X`` of the result (host)."""
+        nt = self.nt
         if self.D.shape[1]:
-            C = self.D.T @ X
-            X -= self.D @ C
-            xp = self.xp
-            if float(xp.sqrt((C * C).sum())) > 1e-3 * float(xp.sqrt((X * X).sum())):
-                X -= self.D @ (self.D.T @ X)
-        return X
+            C = _gram(self.D, X, nt)
+            _sub_mm(X, self.D, C, nt)
+            G = _gram(X, X, nt)
+            if math.sqrt(float((C * C).sum())) > 1e-3 * math.sqrt(max(float(np.trace(G)), 0.0)):
+                _sub_mm(X, self.D, _gram(self.D, X, nt), nt)
+                G = _gram(X, X, nt)
+            return X, G
+        return X, _gram(X, X, nt)
 
     def add(self, U) -> None:
         U = self.project(self.xp.array(U, dtype=np.float64))
         Q, _ = _orthonormal(U, 1e-8)
-        self.D = self.xp.ascontiguousarray(self.xp.hstack([self.D, Q]))
+        D = self.xp.hstack([self.D, Q])
+        self.D = self.xp.ascontiguousarray(D) if self.nt is None else self.xp.asfortranarray(D)
 
 
 def _orthonormal(X, rel: float, ref: float | None = None):
@@ -131,6 +177,31 @@ def _orthonormal(X, rel: float, ref: float | None = None):
     Ur, s, _ = np.linalg.svd(to_host(R))  # singular values of X, descending
     nkeep = int((s > rel * ref).sum())
     return xp.ascontiguousarray(Qx @ xp.asarray(Ur[:, :nkeep])), nkeep
+
+
+def _orthonormal_gram(W, G, rel: float, ref: float, nt):
+    """:func:`_orthonormal` of ``W`` given its Gram matrix ``G = W^T W``: when ``W`` is well
+    conditioned (singular values within 1e-4 of each other and above ``100 rel ref``, so the
+    QR path would keep every column: the same decision), two Cholesky-QR passes
+    (``W V diag(s)^-1`` from the eigenpairs of ``G``, then ``X R^-1`` with ``X^T X = R^T R``:
+    orthonormal to rounding for condition numbers far beyond 1e4), on the tall-skinny kernels;
+    otherwise :func:`_orthonormal` (thin QR and the SVD of ``R``)."""
+    w = W.shape[1]
+    lam, V = np.linalg.eigh((G + G.T) / 2)  # ascending
+    if not (
+        w
+        and np.isfinite(lam).all()
+        and lam[0] > 1e-8 * lam[-1]
+        and lam[0] > (100.0 * rel * ref) ** 2
+    ):
+        return _orthonormal(W, rel, ref)
+    xp = array_module(W)
+    X = xp.zeros(W.shape, order="F")
+    _sub_mm(X, W, -(V[:, ::-1] / np.sqrt(lam[::-1])), nt)
+    L = np.linalg.cholesky(_gram(X, X, nt))  # X^T X = L L^T
+    Y = xp.zeros(W.shape, order="F")
+    _sub_mm(Y, X, -np.linalg.inv(L).T, nt)
+    return Y, w
 
 
 def _krylov(matmat, X, space: _Space, steps: int):
@@ -379,15 +450,18 @@ _REORTH_RATIO = 0.1
 class _GrowingKrylov:
     """A block Krylov basis ``Q`` of ``P(A)`` (orthonormal, orthogonal to ``space``) grown
     block by block in preallocated Fortran-ordered buffers, with ``PQ = P(A) Q`` and the
-    projected matrix ``H = Q^T PQ`` kept up to date (only the new columns are formed)."""
+    projected matrix ``H = Q^T PQ`` kept up to date (only the new columns are formed).
+    The n-row algebra runs on ``_core.tall_gram`` / ``tall_sub`` (the space's ``nt``
+    threads) for NumPy float64 blocks, else on the array module's products."""
 
     def __init__(self, pmat, space: _Space, n: int, cap: int):
-        self.pmat, self.space, self.xp = pmat, space, space.xp
+        self.pmat, self.space, self.xp, self.nt = pmat, space, space.xp, space.nt
         self.Qb = self.xp.empty((n, cap), order="F")
         self.PQb = self.xp.empty((n, cap), order="F")
         self.H = np.zeros((cap, cap))
         self.c = self.last = 0  # columns used; start of the last block
         self.h_last = np.zeros((0, 0))  # Q^T P(A) Q_last (host), formed by _append
+        self.g_last = np.zeros((0, 0))  # (P(A) Q_last)^T P(A) Q_last (host), by _append
         self.blocks = 0  # blocks since the start or the last restart
 
     @property
@@ -407,10 +481,12 @@ class _GrowingKrylov:
         self.PQb[:, c0 : c0 + w] = PX
         self.c, self.last = c0 + w, c0
         self.blocks += 1
-        Hn = to_host(self.Qb[:, : c0 + w].T @ self.PQb[:, c0 : c0 + w])
+        PX = self.PQb[:, c0 : c0 + w]
+        Hn = _gram(self.Qb[:, : c0 + w], PX, self.nt)
         self.H[: c0 + w, c0 : c0 + w] = Hn
         self.H[c0 : c0 + w, : c0 + w] = Hn.T
         self.h_last = Hn  # Q^T P(A) Q_last: the next block's first Gram-Schmidt coefficients
+        self.g_last = _gram(PX, PX, self.nt)  # its column norms (the next block's tests)
 
     def start(self, X) -> bool:
         """A fresh basis from the block X (projected, orthonormalised): one block product."""
@@ -434,21 +510,29 @@ class _GrowingKrylov:
         dropped), one block product each. The first pass against the basis takes its
         coefficients ``Q^T P(A) Q_last`` from the projected matrix (formed when the last block
         was appended): one read of the basis less per block."""
-        xp = self.xp
+        xp, nt = self.xp, self.nt
         for _ in range(blocks):
             PX = self.PQb[:, self.last : self.c]
             if PX.shape[1] == 0:
                 return
-            nrm = float(xp.sqrt((PX * PX).sum(axis=0)).max())
+            g = np.diag(self.g_last)
+            nrm = math.sqrt(max(float(g.max()), 0.0))
             Q = self.Q
             # pass 1 against the basis (known coefficients; the cancellation happens here),
             # then the space, acting on what is left; pass 2 against the basis only after a
             # cancellation: pass 1 leaves components of about eps ||P(A) Q_last|| along the
             # basis, i.e. eps / r of what is left for r = ||W|| / ||P(A) Q_last||
-            W = self.space.project_dgks(PX - Q @ xp.asarray(self.h_last))
-            if float(xp.sqrt((W * W).sum())) < _REORTH_RATIO * float(xp.sqrt((PX * PX).sum())):
-                W -= Q @ (Q.T @ W)
-            X, _ = _orthonormal(W, 1e-10, nrm if nrm > 0 else None)
+            W = _sub_mm(xp.array(PX, order="F"), Q, self.h_last, nt)
+            W, G = self.space.project_gram(W)
+            if math.sqrt(max(float(np.trace(G)), 0.0)) < _REORTH_RATIO * math.sqrt(
+                max(float(g.sum()), 0.0)
+            ):
+                _sub_mm(W, Q, _gram(Q, W, nt), nt)
+                G = _gram(W, W, nt)
+            if nt is None or not nrm > 0:
+                X, _ = _orthonormal(W, 1e-10, nrm if nrm > 0 else None)
+            else:
+                X, _ = _orthonormal_gram(W, G, 1e-10, nrm, nt)
             if X.shape[1] == 0 or not self.room(X.shape[1]):
                 return
             self._append(X, self.pmat(X))
@@ -482,6 +566,7 @@ def filtered_check(
     steps: int,
     budget: int,
     step=None,
+    n_jobs: int = 0,
 ):
     """Detection only: is there an eigenvalue ``lambda`` with ``P(lambda) > P(lam_k +
     margin)`` (for the filter of the solve: more wanted than the k-th pair found, by the
@@ -499,6 +584,8 @@ def filtered_check(
     than 5% of its distance to the threshold in a cycle, or ``budget`` products are spent
     (counted as a restart from scratch would spend them: ``steps`` blocks a cycle).
     ``step``: the fused Chebyshev step of :meth:`ChebFilter.apply` (CSR float64 input).
+    ``n_jobs``: threads of the basis algebra on NumPy blocks (``_core.tall_gram`` /
+    ``tall_sub``: the same bits for any count); ``None``: the array module's products.
     Returns (passed, report): ``passed`` False means a Ritz value crossed the threshold
     (missed eigenvalue(s): the caller runs :func:`deflated_check` to find them)."""
     xp = array_module(V)
@@ -506,7 +593,7 @@ def filtered_check(
     scale = max(anorm, np.finfo(np.float64).tiny)
     margin = 10.0 * tol * scale
     tau = flt(abs(lam_k) + margin if flt.c == 0 else lam_k + margin)
-    space = _Space(V)
+    space = _Space(V, nt=n_jobs)
     n_free = n - space.D.shape[1]
     if n_free <= 0:
         report.passed = True
