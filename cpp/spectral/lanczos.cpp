@@ -184,6 +184,47 @@ void csr_cheb_step_f32v(int64_t n, const int32_t* indptr, const int32_t* indices
   csr_rows_d32(n, indptr, indices, data, yb, ya, yc, s1, c, s2, false, resolve_threads(n_threads));
 }
 
+template <typename T, typename I>
+void csr_asymmetry(int64_t n, const I* indptr, const I* indices, const T* data, double& diff,
+                   double& amax) {
+  // Rows in order; cur[j] walks row j's entries right of its diagonal: when row i reaches a
+  // lower entry (i, j), j < i, the entries (j, c) with c < i still ahead of cur[j] had no
+  // mirror (row c, visited already, did not claim them), and (j, i), if present, is next.
+  for (int64_t i = 0; i < n; ++i)
+    if (indptr[i + 1] < indptr[i]) throw std::invalid_argument("malformed CSR arrays");
+  std::vector<int64_t> cur(n);
+  double dmax = 0, vmax = 0;
+  const auto put = [&](T d) { dmax = std::max(dmax, double(std::fabs(d))); };
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t pe = indptr[i + 1];
+    int64_t p = indptr[i];
+    for (; p < pe; ++p) {
+      const I j = indices[p];
+      if (j < 0 || j >= n) throw std::invalid_argument("CSR column index out of range");
+      vmax = std::max(vmax, double(std::fabs(data[p])));
+      if (j >= i) break;
+      int64_t& c = cur[j];
+      const int64_t ce = indptr[j + 1];
+      while (c < ce && indices[c] < i) put(data[c++]);  // (j, c) without a mirror
+      if (c < ce && indices[c] == i)
+        put(T(data[p] - data[c++]));
+      else
+        put(data[p]);  // (i, j) without a mirror
+    }
+    if (p < pe && indices[p] == i) ++p;  // the diagonal: a_ii - a_ii = 0
+    cur[i] = p;                          // row i's entries right of its diagonal
+    for (int64_t q = p; q < pe; ++q) {
+      const I j = indices[q];
+      if (j < 0 || j >= n) throw std::invalid_argument("CSR column index out of range");
+      vmax = std::max(vmax, double(std::fabs(data[q])));
+    }
+  }
+  for (int64_t j = 0; j < n; ++j)  // what no later row claimed
+    for (int64_t c = cur[j]; c < static_cast<int64_t>(indptr[j + 1]); ++c) put(data[c]);
+  diff = dmax;
+  amax = vmax;
+}
+
 template <typename T>
 void dense_matvec(int64_t n, const T* A, const T* x, T* y, int n_threads) {
   const int nt = resolve_threads(n_threads);
@@ -1095,6 +1136,13 @@ GEOML_CHEB(float, int64_t)
 GEOML_CHEB(double, int32_t)
 GEOML_CHEB(double, int64_t)
 #undef GEOML_CHEB
+#define GEOML_ASYM(T, I) \
+  template void csr_asymmetry<T, I>(int64_t, const I*, const I*, const T*, double&, double&);
+GEOML_ASYM(float, int32_t)
+GEOML_ASYM(float, int64_t)
+GEOML_ASYM(double, int32_t)
+GEOML_ASYM(double, int64_t)
+#undef GEOML_ASYM
 #define GEOML_PATTERN(T, I)                                                                       \
   template void scaled_pattern_matvec<T, I>(int64_t, const I*, const I*, const double*, const T*, \
                                             T*, std::vector<double>&, int);                       \
