@@ -766,3 +766,51 @@ def test_single_threaded_blas_limits_and_restores():
     finally:
         del sys.modules["_geoml_test_dummy_module"]
     assert counts() == before
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("index", [np.int32, np.int64])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_symmetry_error_csr(dtype, index, seed):
+    """The C++ CSR symmetry measure (one pass, a cursor per row) equals SciPy's
+    abs(A - A.T).max() / abs(A).max() exactly: symmetric, perturbed entries, entries without
+    their mirror, diagonal entries, empty rows; eigsh refuses a non-symmetric matrix; bad
+    indices and a decreasing indptr raise."""
+    from geoml import _core
+    from geoml.spectral._eigsh import _symmetry_error
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    A = sp.random(n, n, density=0.03, random_state=rng, format="lil")
+    A[5, :] = 0  # an empty row (and column below)
+    A = (A + A.T).tolil()
+    A[:, 5] = 0
+    B = A.copy()
+    for i, j in rng.integers(0, n, (4, 2)):
+        if B[i, j] != 0:
+            B[i, j] = B[i, j] + 1e-3  # a perturbed entry whose mirror is present
+    C = A.copy()
+    C[7, 3] = 0
+    C[3, 7] = 2.5  # an entry without its mirror
+    C[11, 11] = -4.0  # a diagonal entry
+    for M in (A, B, C):
+        M = sp.csr_matrix(M, dtype=dtype)
+        M.sum_duplicates()
+        M.indptr, M.indices = M.indptr.astype(index), M.indices.astype(index)
+        ref = abs(M - M.T).max() / abs(M).max()
+        assert _symmetry_error(M) == float(ref)
+    Z = sp.csr_matrix((n, n), dtype=dtype)
+    assert _symmetry_error(Z) == 0.0
+    with pytest.raises(ValueError, match="not symmetric"):
+        geoml.eigsh(sp.csr_matrix(C, dtype=dtype), 3)
+    ip = np.array([0, 1, 2], dtype=index)
+    with pytest.raises(ValueError, match="out of range"):
+        _core.csr_asymmetry(ip, np.array([0, 5], dtype=index), np.ones(2, dtype=dtype))
+    with pytest.raises(ValueError, match="malformed"):
+        _core.csr_asymmetry(ip, np.array([0], dtype=index), np.ones(1, dtype=dtype))
+    with pytest.raises(ValueError, match="malformed"):  # a decreasing indptr
+        _core.csr_asymmetry(
+            np.array([0, 2, 1, 2], dtype=index),
+            np.array([0, 1], dtype=index),
+            np.ones(2, dtype=dtype),
+        )

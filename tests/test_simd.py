@@ -375,7 +375,8 @@ def test_lanczos_eigsh(isa):
 
 def test_lanczos_csr_products_same_bits(isa):
     # the Lanczos solver's float64 / int32 CSR products (spectral/spmv_kernel.inc: AVX-512
-    # gathers, AVX2 gathers, scalar lanes) sum every row in one fixed order: the same bits
+    # gathers, AVX2 gathers, scalar lanes) sum every row in one fixed order, and the thick
+    # restart's 4-row products (restart_rows4) are built without contraction: the same bits
     # under every ISA; rows of 0..40 entries cover the 8-lane tails
     rng = np.random.default_rng(3)
     n = 5000

@@ -202,6 +202,24 @@ py::array_t<T> csr_matvec_py(exact<I> indptr_in, carray<I> indices, exact<T> dat
   return y;
 }
 
+template <typename T, typename I>
+py::tuple csr_asymmetry_py(exact<I> indptr_in, carray<I> indices, exact<T> data_in) {
+  const carray<I> indptr = contiguous(indptr_in);
+  const carray<T> data = contiguous(data_in);
+  const int64_t n = indptr.size() - 1;
+  if (n < 0 || data.size() != indices.size() ||
+      static_cast<int64_t>(indptr.data()[n]) != indices.size() || indptr.data()[0] != 0)
+    throw std::invalid_argument("malformed CSR arrays");
+  const I *pp = indptr.data(), *pi = indices.data();
+  const T* pd = data.data();
+  double diff = 0, amax = 0;
+  {
+    py::gil_scoped_release release;
+    csr_asymmetry<T, I>(n, pp, pi, pd, diff, amax);
+  }
+  return py::make_tuple(diff, amax);
+}
+
 py::tuple kmeans_py(carray<double> X, int64_t k, int n_init, int max_iter, double tol,
                     uint64_t seed, int n_jobs) {
   if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D");
@@ -510,6 +528,9 @@ void bind_spectral(py::module_& m) {
                  py::arg("indptr").noconvert(), py::arg("indices"), py::arg("data").noconvert(),
                  py::arg("x"), py::kw_only(), py::arg("n_jobs") = 0,
                  "y = A x for a CSR matrix A (the Lanczos solver's SpMV).");
+  def_overloads2(m, "csr_asymmetry", Floats{}, Indices{}, GEOML_PICK2(csr_asymmetry_py),
+                 py::arg("indptr").noconvert(), py::arg("indices"), py::arg("data").noconvert(),
+                 "(max |A - A.T|, max |A|) of a square CSR matrix with sorted, unique indices.");
   m.def("kmeans", &kmeans_py, py::arg("X"), py::kw_only(), py::arg("k"), py::arg("n_init"),
         py::arg("max_iter"), py::arg("tol"), py::arg("seed"), py::arg("n_jobs") = 0,
         "k-means++ / Lloyd on float64 rows -> (labels, centers, inertia, n_iter).");

@@ -184,6 +184,47 @@ void csr_cheb_step_f32v(int64_t n, const int32_t* indptr, const int32_t* indices
   csr_rows_d32(n, indptr, indices, data, yb, ya, yc, s1, c, s2, false, resolve_threads(n_threads));
 }
 
+template <typename T, typename I>
+void csr_asymmetry(int64_t n, const I* indptr, const I* indices, const T* data, double& diff,
+                   double& amax) {
+  // Rows in order; cur[j] walks row j's entries right of its diagonal: when row i reaches a
+  // lower entry (i, j), j < i, the entries (j, c) with c < i still ahead of cur[j] had no
+  // mirror (row c, visited already, did not claim them), and (j, i), if present, is next.
+  for (int64_t i = 0; i < n; ++i)
+    if (indptr[i + 1] < indptr[i]) throw std::invalid_argument("malformed CSR arrays");
+  std::vector<int64_t> cur(n);
+  double dmax = 0, vmax = 0;
+  const auto put = [&](T d) { dmax = std::max(dmax, double(std::fabs(d))); };
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t pe = indptr[i + 1];
+    int64_t p = indptr[i];
+    for (; p < pe; ++p) {
+      const I j = indices[p];
+      if (j < 0 || j >= n) throw std::invalid_argument("CSR column index out of range");
+      vmax = std::max(vmax, double(std::fabs(data[p])));
+      if (j >= i) break;
+      int64_t& c = cur[j];
+      const int64_t ce = indptr[j + 1];
+      while (c < ce && indices[c] < i) put(data[c++]);  // (j, c) without a mirror
+      if (c < ce && indices[c] == i)
+        put(T(data[p] - data[c++]));
+      else
+        put(data[p]);  // (i, j) without a mirror
+    }
+    if (p < pe && indices[p] == i) ++p;  // the diagonal: a_ii - a_ii = 0
+    cur[i] = p;                          // row i's entries right of its diagonal
+    for (int64_t q = p; q < pe; ++q) {
+      const I j = indices[q];
+      if (j < 0 || j >= n) throw std::invalid_argument("CSR column index out of range");
+      vmax = std::max(vmax, double(std::fabs(data[q])));
+    }
+  }
+  for (int64_t j = 0; j < n; ++j)  // what no later row claimed
+    for (int64_t c = cur[j]; c < static_cast<int64_t>(indptr[j + 1]); ++c) put(data[c]);
+  diff = dmax;
+  amax = vmax;
+}
+
 template <typename T>
 void dense_matvec(int64_t n, const T* A, const T* x, T* y, int n_threads) {
   const int nt = resolve_threads(n_threads);
@@ -272,6 +313,17 @@ double dot(int64_t n, const T* x, const T* y, int nt) {
   return s;
 }
 
+/// Lanczos' three-term step w -= alpha x + bprev xprev, done by cgs_pass's first sweep (each
+/// row updated just before the sweep reads it); nref2 = ||w||^2 after it, summed by chunks in
+/// chunk order as det_sum sums.
+template <typename T>
+struct ThreeTerm {
+  const T* x;
+  const T* xprev;
+  double alpha, bprev;
+  double nref2 = 0;
+};
+
 /// One classical Gram-Schmidt pass of w against columns [0, jj) of the row-major basis V
 /// (leading dimension ld): h = V^T w, w -= V h. Returns ||w|| afterwards. Reads V twice.
 /// Both sweeps go by tiles of 4 rows (then the rest of the chunk one row at a time): the
@@ -279,22 +331,39 @@ double dot(int64_t n, const T* x, const T* y, int nt) {
 /// per row, and the update sweep runs 4 rows' dot products side by side (one row's was a
 /// single dependent chain of additions); every sum is formed in the same order as row by
 /// row, so the results are bit-identical (1.4-1.8x faster for a cache-resident basis).
+/// Per-chunk partial sums are added in chunk order: the same for any thread count.
+/// `pend` >= 0: column `pend` (< jj) of V is not stored yet; the coefficient sweep stores
+/// src[i] there as it reaches row i (the row's cache lines are loaded for the sweep anyway: the
+/// new Lanczos vector written as a separate strided pass cost ~5% of a filtered solve).
+/// `tt`: the three-term step before the sweep (see ThreeTerm).
 template <typename T>
-double cgs_pass(int64_t n, const T* V, int64_t ld, int64_t jj, T* w, std::vector<double>& h,
-                int nt) {
+double cgs_pass(int64_t n, T* V, int64_t ld, int64_t jj, T* w, std::vector<double>& h, int nt,
+                int64_t pend = -1, const T* src = nullptr, ThreeTerm<T>* tt = nullptr) {
   h.assign(jj, 0.0);
-  // Per-chunk partial sums added in chunk order: the same for any thread count.
   const int64_t nc = n_chunks(n);
   if (jj > 0) {
-    std::vector<double> part(static_cast<size_t>(nc) * jj, 0.0);
+    std::vector<double> part(static_cast<size_t>(nc) * jj, 0.0), npart(nc, 0.0);
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t c = 0; c < nc; ++c) {
       double* hp = part.data() + static_cast<size_t>(c) * jj;
-      const int64_t e = std::min(n, (c + 1) * kRedChunk);
-      int64_t i = c * kRedChunk;
+      const int64_t i0 = c * kRedChunk, e = std::min(n, (c + 1) * kRedChunk);
+      double nacc = 0;
+      const auto upd = [&](int64_t i) {
+        const double v =
+            double(w[i]) - tt->alpha * double(tt->x[i]) - tt->bprev * double(tt->xprev[i]);
+        w[i] = T(v);
+        nacc += v * v;
+      };
+      int64_t i = i0;
       for (; i + 4 <= e; i += 4) {
+        if (tt)
+          for (int64_t r = 0; r < 4; ++r) upd(i + r);
         const double w0 = w[i], w1 = w[i + 1], w2 = w[i + 2], w3 = w[i + 3];
-        const T *r0 = V + i * ld, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
+        T *r0 = V + i * ld, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
+        if (pend >= 0) {
+          r0[pend] = src[i], r1[pend] = src[i + 1];
+          r2[pend] = src[i + 2], r3[pend] = src[i + 3];
+        }
 #pragma omp simd
         for (int64_t l = 0; l < jj; ++l) {
           double a = hp[l] + double(r0[l]) * w0;
@@ -304,22 +373,29 @@ double cgs_pass(int64_t n, const T* V, int64_t ld, int64_t jj, T* w, std::vector
         }
       }
       for (; i < e; ++i) {
+        if (tt) upd(i);
         const double wi = w[i];
-        const T* r = V + i * ld;
+        T* r = V + i * ld;
+        if (pend >= 0) r[pend] = src[i];
 #pragma omp simd
         for (int64_t l = 0; l < jj; ++l) hp[l] += double(r[l]) * wi;
       }
+      npart[c] = nacc;
     }
     for (int64_t c = 0; c < nc; ++c)
       for (int64_t l = 0; l < jj; ++l) h[l] += part[static_cast<size_t>(c) * jj + l];
+    if (tt) {
+      tt->nref2 = 0;
+      for (int64_t c = 0; c < nc; ++c) tt->nref2 += npart[c];
+    }
   }
   const double* hh = h.data();
   std::vector<double> part(nc, 0.0);
 #pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t c = 0; c < nc; ++c) {
+    const int64_t i0 = c * kRedChunk, e = std::min(n, (c + 1) * kRedChunk);
     double acc = 0;
-    const int64_t e = std::min(n, (c + 1) * kRedChunk);
-    int64_t i = c * kRedChunk;
+    int64_t i = i0;
     for (; i + 4 <= e; i += 4) {
       const T *r0 = V + i * ld, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
       double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -471,38 +547,55 @@ struct LanczosSolver {
       for (int64_t j = b; j < ld; ++j) TT(i, j) = 0;
   }
 
-  /// out = p(A) in (or A in without the filter).
+  /// out = p(A) in (or A in without the filter). The recurrence rotates through three work
+  /// vectors, reading `in` and writing its last term into `out` (no copies); with a fused
+  /// step, the first term s (A in - c in) is a step with s2 = 0.
   void op(const T* in, T* out) {
     if (!use_filter) {
       applyA(in, out);
       return;
     }
-    ya.resize(n), yb.resize(n), yc.resize(n), tmp.resize(n);
-    std::copy(in, in + n, ya.begin());
-    applyA(ya.data(), tmp.data());
+    ya.resize(n), yb.resize(n), yc.resize(n);
+    T* const bufs[3] = {ya.data(), yb.data(), yc.data()};
+    const auto spare = [&](const T* a, const T* b) {
+      for (T* q : bufs)
+        if (q != a && q != b) return q;
+      return bufs[0];  // not reached: three buffers, two excluded
+    };
+    const int deg = opt.cheb_degree;
+    T* pb = deg == 1 ? out : spare(nullptr, nullptr);
     {
       const double s = 1.0 / (fe * flu);
-#pragma omp parallel for schedule(static) num_threads(nt)
-      for (int64_t i = 0; i < n; ++i) yb[i] = T((double(tmp[i]) - fc * double(ya[i])) * s);
-    }
-    double rprev = 1.0 / flu;
-    for (int d = 1; d < opt.cheb_degree; ++d) {
-      const double r = 1.0 / (2 * flu - rprev);
-      const double s1 = 2 * r / fe, s2 = rprev * r;
       if (step) {
-        step(yb.data(), ya.data(), yc.data(), s1, fc, s2);
+        step(in, in, pb, s, fc, 0.0);
         ++n_matvec;
       } else {
-        applyA(yb.data(), tmp.data());
+        tmp.resize(n);
+        applyA(in, tmp.data());
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t i = 0; i < n; ++i) pb[i] = T((double(tmp[i]) - fc * double(in[i])) * s);
+      }
+    }
+    const T* pa = in;
+    double rprev = 1.0 / flu;
+    for (int d = 1; d < deg; ++d) {
+      const double r = 1.0 / (2 * flu - rprev);
+      const double s1 = 2 * r / fe, s2 = rprev * r;
+      T* pc = d + 1 == deg ? out : spare(pa, pb);
+      if (step) {
+        step(pb, pa, pc, s1, fc, s2);
+        ++n_matvec;
+      } else {
+        tmp.resize(n);
+        applyA(pb, tmp.data());
 #pragma omp parallel for schedule(static) num_threads(nt)
         for (int64_t i = 0; i < n; ++i)
-          yc[i] = T(s1 * (double(tmp[i]) - fc * double(yb[i])) - s2 * double(ya[i]));
+          pc[i] = T(s1 * (double(tmp[i]) - fc * double(pb[i])) - s2 * double(pa[i]));
       }
-      std::swap(ya, yb);
-      std::swap(yb, yc);
+      pa = pb;
+      pb = pc;
       rprev = r;
     }
-    std::copy(yb.begin(), yb.end(), out);
   }
 
   void set_filter(double c) {
@@ -565,6 +658,7 @@ struct LanczosSolver {
   void expand() {
     mcur = m;
     beta_m = 0;
+    int64_t pend = -1;  // a column of V not stored yet (its values are x)
     col_get(a0 + p, x.data());
     for (int64_t j = a0 + p; j < m; ++j) {
       op(x.data(), w.data());
@@ -582,16 +676,12 @@ struct LanczosSolver {
       const double nop = std::sqrt(nop2);
       const bool has_prev = j > a0 + p;
       const double bprev = has_prev ? TT(j, j - 1) : 0.0;
-      double nref2 = 0;
-      det_sum<1>(
-          n, nt,
-          [&](int64_t i, double* a) {
-            const double v = double(w[i]) - alpha * double(x[i]) - bprev * double(xprev[i]);
-            w[i] = T(v);
-            a[0] += v * v;
-          },
-          &nref2);
-      double nrm = cgs_pass(n, V.data(), ld, j + 1, w.data(), h, nt);
+      // the three-term step and the storing of column j (x, pending since the last step) are
+      // done by the first sweep of the Gram-Schmidt pass
+      ThreeTerm<T> tt{x.data(), xprev.data(), alpha, bprev};
+      double nrm = cgs_pass(n, V.data(), ld, j + 1, w.data(), h, nt, pend, x.data(), &tt);
+      const double nref2 = tt.nref2;
+      pend = -1;
       alpha += h[j];
       if (nrm < 0.7071 * std::sqrt(nref2)) {
         nrm = cgs_pass(n, V.data(), ld, j + 1, w.data(), h2, nt);
@@ -614,14 +704,18 @@ struct LanczosSolver {
       std::swap(xprev, x);
       {
         const double sc = 1.0 / nrm;
-        T* Vp = V.data() + j + 1;
+        T* xp = x.data();
+        const T* wp = w.data();
 #pragma omp parallel for schedule(static) num_threads(nt)
-        for (int64_t i = 0; i < n; ++i) {
-          const T v = T(double(w[i]) * sc);
-          x[i] = v;
-          Vp[i * ld] = v;
-        }
+        for (int64_t i = 0; i < n; ++i) xp[i] = T(double(wp[i]) * sc);
       }
+      pend = j + 1;  // V's column j + 1 is x: stored by the next step's first sweep
+    }
+    if (pend >= 0) {
+      T* Vp = V.data() + pend;
+      const T* xp = x.data();
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t i = 0; i < n; ++i) Vp[i * ld] = xp[i];
     }
     if (mcur < m) beta_m = 0;
   }
@@ -727,6 +821,8 @@ struct LanczosSolver {
       for (int64_t c = 0; c < qq; ++c) Yt[l * q8 + c] = Y[l * ma + order[c]];
     const double* yt = Yt.data();
     const int64_t nb = (n + kR - 1) / kR;
+    // the 4-row products in the per-ISA copy (spmv_kernel.inc: the same bits on every ISA)
+    const auto rows4 = GEOML_SIMD_PICK(simd_isa(), restart_rows4);
     OmpErrors errors;
 #pragma omp parallel num_threads(nt)
     {
@@ -742,19 +838,7 @@ struct LanczosSolver {
         for (int64_t r = 0; r < kR; ++r)
           for (int64_t l = 0; l < ma; ++l)
             vin[r * ma + l] = r < rb ? double(V[(i0 + r) * ld + a0 + l]) : 0.0;
-        for (int64_t c0 = 0; c0 < q8; c0 += kC) {
-          double acc[kR][kC] = {};
-          for (int64_t l = 0; l < ma; ++l) {
-            const double* y = yt + l * q8 + c0;
-            for (int64_t r = 0; r < kR; ++r) {
-              const double v = vin[r * ma + l];
-#pragma omp simd
-              for (int64_t c = 0; c < kC; ++c) acc[r][c] += v * y[c];
-            }
-          }
-          for (int64_t r = 0; r < kR; ++r)
-            for (int64_t c = 0; c < kC; ++c) out[r * q8 + c0 + c] = acc[r][c];
-        }
+        rows4(vin.data(), ma, yt, q8, out.data());
         for (int64_t r = 0; r < rb; ++r) {
           T* row = V.data() + (i0 + r) * ld + a0;
           const T vm = V[(i0 + r) * ld + m];
@@ -1052,6 +1136,13 @@ GEOML_CHEB(float, int64_t)
 GEOML_CHEB(double, int32_t)
 GEOML_CHEB(double, int64_t)
 #undef GEOML_CHEB
+#define GEOML_ASYM(T, I) \
+  template void csr_asymmetry<T, I>(int64_t, const I*, const I*, const T*, double&, double&);
+GEOML_ASYM(float, int32_t)
+GEOML_ASYM(float, int64_t)
+GEOML_ASYM(double, int32_t)
+GEOML_ASYM(double, int64_t)
+#undef GEOML_ASYM
 #define GEOML_PATTERN(T, I)                                                                       \
   template void scaled_pattern_matvec<T, I>(int64_t, const I*, const I*, const double*, const T*, \
                                             T*, std::vector<double>&, int);                       \

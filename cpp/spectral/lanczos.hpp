@@ -109,6 +109,16 @@ void csr_cheb_step_f32v(int64_t n, const int32_t* indptr, const int32_t* indices
                         const double* yb, const double* ya, double* yc, double s1, double c,
                         double s2, int n_threads);
 
+/// max |A - A^T| (diff) and max |A| (amax) over the stored entries of an n x n CSR matrix
+/// whose rows hold sorted column indices without duplicates (SciPy's canonical format), as
+/// SciPy's abs(A - A.T).max() and abs(A).max() (a_ij - a_ji formed in T; an absent entry is 0),
+/// in one serial pass over the rows with a cursor per row (no transpose): O(nnz + n) time, n
+/// extra values. Throws std::invalid_argument for a column index outside [0, n) or a
+/// decreasing indptr.
+template <typename T, typename I>
+void csr_asymmetry(int64_t n, const I* indptr, const I* indices, const T* data, double& diff,
+                   double& amax);
+
 /// y = A x for a dense row-major n x n matrix, parallel over rows; O(n^2).
 template <typename T>
 void dense_matvec(int64_t n, const T* A, const T* x, T* y, int n_threads);

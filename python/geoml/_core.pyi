@@ -26,6 +26,7 @@ __all__: list[str] = [
     "block_lincomb",
     "block_residual",
     "compiler",
+    "csr_asymmetry",
     "csr_cheb_matmat",
     "csr_matmat",
     "csr_matvec",
@@ -694,6 +695,46 @@ def block_residual(
 def compiler() -> str:
     """
     Compiler that built the module.
+    """
+
+@typing.overload
+def csr_asymmetry(
+    indptr: numpy.typing.NDArray[numpy.int64],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    data: numpy.typing.NDArray[numpy.float64],
+) -> tuple:
+    """
+    (max |A - A.T|, max |A|) of a square CSR matrix with sorted, unique indices.
+    """
+
+@typing.overload
+def csr_asymmetry(
+    indptr: numpy.typing.NDArray[numpy.int32],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    data: numpy.typing.NDArray[numpy.float64],
+) -> tuple:
+    """
+    (max |A - A.T|, max |A|) of a square CSR matrix with sorted, unique indices.
+    """
+
+@typing.overload
+def csr_asymmetry(
+    indptr: numpy.typing.NDArray[numpy.int64],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    data: numpy.typing.NDArray[numpy.float32],
+) -> tuple:
+    """
+    (max |A - A.T|, max |A|) of a square CSR matrix with sorted, unique indices.
+    """
+
+@typing.overload
+def csr_asymmetry(
+    indptr: numpy.typing.NDArray[numpy.int32],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    data: numpy.typing.NDArray[numpy.float32],
+) -> tuple:
+    """
+    (max |A - A.T|, max |A|) of a square CSR matrix with sorted, unique indices.
     """
 
 @typing.overload

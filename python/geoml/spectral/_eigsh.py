@@ -110,6 +110,19 @@ def _check_solver_args(n, k, tol, max_iter, ncv, dtype, xp_name: str, allow_zero
 
 def _symmetry_error(A) -> float:
     """max |A - A^T| / max |A| (0 for a zero matrix)."""
+    if (
+        sp.issparse(A)
+        and A.format == "csr"
+        and A.shape[0] == A.shape[1]
+        and A.dtype in (np.float32, np.float64)
+        and A.indptr.dtype in (np.int32, np.int64)
+        and A.indices.dtype == A.indptr.dtype
+        and A.has_canonical_format
+    ):
+        # the same value in C++ (one pass, a cursor per row, no transpose): 2.2 against 8-9 ms
+        # for SciPy's transpose and difference at 0.4M entries, serial time before every solve
+        num, den = (A.dtype.type(v) for v in _core.csr_asymmetry(A.indptr, A.indices, A.data))
+        return float(num / den) if den > 0 else 0.0  # divided in A's dtype, as below
     if sp.issparse(A):
         diff = abs(A - A.T)
         num = diff.max() if diff.nnz else 0.0
