@@ -511,6 +511,95 @@ def test_eigvalsh_band_matches_numpy(n):
         assert np.abs(w - ref).max() <= 1e-12 * np.abs(ref).max()
 
 
+@pytest.mark.parametrize("n", [3, 40, 500])
+def test_band_order(n):
+    """_band_order: a permutation and its bandwidth; never wider than SciPy's reverse
+    Cuthill-McKee order; a shuffled path gets bandwidth 1; a disconnected pattern gets
+    SciPy's order."""
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    from geoml.diffusion._phate import _band_order
+
+    rng = np.random.default_rng(n)
+
+    def check(S, expect=None):
+        S = sp.csr_matrix(S)
+        S.sort_indices()
+        C = S.tocoo()
+        kd, inv = _band_order(S, C.row, C.col)
+        assert np.array_equal(np.sort(inv), np.arange(S.shape[0]))
+        assert kd == np.abs(inv[C.row] - inv[C.col]).max(initial=0)
+        rcm = reverse_cuthill_mckee(S, symmetric_mode=True)
+        ri = np.empty_like(rcm)
+        ri[rcm] = np.arange(S.shape[0])
+        assert kd <= np.abs(ri[C.row] - ri[C.col]).max(initial=0)
+        if expect is not None:
+            assert kd == expect
+        return inv
+
+    shuffle = rng.permutation(n)
+    path = sp.diags([np.ones(n - 1), np.ones(n), np.ones(n - 1)], [-1, 0, 1])
+    check(path.tocsr()[shuffle][:, shuffle], 1)
+    w = min(n, 7)
+    g = sp.kron(sp.identity(n), path.tocsr()[:w, :w]) + sp.kron(
+        sp.diags([np.ones(n - 1), np.ones(n - 1)], [-1, 1]), sp.identity(w)
+    )
+    sh = rng.permutation(n * w)
+    check(sp.csr_matrix(g)[sh][:, sh])
+    A = sp.random(n, n, density=min(1.0, 3 / n), random_state=n) + sp.identity(n)
+    check(A + A.T)
+    two = sp.block_diag([A + A.T, A + A.T])  # two components: SciPy's order
+    assert np.array_equal(
+        check(two), np.argsort(reverse_cuthill_mckee(sp.csr_matrix(two), symmetric_mode=True))
+    )
+
+
+@pytest.mark.parametrize("n", [1, 2, 127, 128, 129, 300])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sym_helpers_match_numpy(n, dtype):
+    """_from_lower and _sym_mean give the NumPy passes they replace bit for bit: the full
+    matrix from SYRK's upper triangle (C + C^T with the diagonal restored) and
+    Y += Y.T; Y *= 0.5."""
+    from scipy.linalg import blas
+
+    from geoml.diffusion._phate import _from_lower, _sym_mean
+
+    rng = np.random.default_rng(n)
+    Y = rng.random((n, n)).astype(dtype)
+    Y = np.ascontiguousarray(Y @ Y.T)
+    syrk = blas.ssyrk if dtype == np.float32 else blas.dsyrk
+    C = syrk(1.0, Y.T, trans=0, lower=0)
+    ref = np.add(C, C.T, order="C")
+    np.fill_diagonal(ref, np.diagonal(C))
+    Z = _from_lower(C.T)
+    assert Z.flags.c_contiguous and Z.dtype == dtype and np.array_equal(Z, ref)
+    Y = rng.random((n, n)).astype(dtype)
+    ref = Y.copy()
+    ref += ref.T
+    ref *= 0.5
+    _sym_mean(Y)
+    assert np.array_equal(Y, ref)
+
+
+@pytest.mark.parametrize("gamma", [1.0, -1.0, 0.5])
+def test_potential_row_halves(gamma):
+    """The potential of r^-1/2 A^t r^1/2 and the potential distances by row halves on two
+    threads: the same bits as on one, and the one-pass NumPy values."""
+    from geoml.diffusion._phate import _conjugate_potential, _potential, _potential_distances
+
+    rng = np.random.default_rng(3)
+    At = rng.random((301, 301)).astype(np.float32) ** 8
+    rs = rng.random(301) + 0.5
+    ref = At.astype(np.float64)
+    ref /= rs[:, None]
+    ref *= rs[None, :]
+    ref = _potential(ref, gamma)
+    pots = [_conjugate_potential(At, rs, gamma, nt) for nt in (1, 2)]
+    assert np.array_equal(pots[0], ref) and np.array_equal(pots[1], ref)
+    (D1, B1), (D2, B2) = (_potential_distances(ref, nt) for nt in (1, 2))
+    assert np.array_equal(D1, D2) and np.array_equal(B1, B2)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("data", ["roll", "tree"])
 def test_phate_eigenvalue_routes_agree(seed, data, monkeypatch):
