@@ -522,12 +522,13 @@ def _halves(fn, n: int, nt: int) -> None:
 def _conjugate_potential(At: np.ndarray, rs: np.ndarray, gamma: float, nt: int = 1):
     """The potential (:func:`_potential`) of ``P^t = diag(1 / rs) A^t diag(rs)`` in float64,
     by row halves on ``nt`` threads (element-wise: the same values as one pass; 0.05-0.07 s
-    of serial passes over the landmarks' 2,000 x 2,000 matrix before)."""
+    of serial passes over the landmarks' 2,000 x 2,000 matrix before). A float64 ``At`` is
+    overwritten."""
     m = At.shape[0]
     pot = np.empty(At.shape)
 
     def run(s, e):
-        X = At[s:e].astype(np.float64)
+        X = At[s:e].astype(np.float64, copy=False)
         X /= rs[s:e, None]
         X *= rs[None, :]
         pot[s:e] = _potential(X, gamma)
