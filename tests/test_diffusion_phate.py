@@ -919,6 +919,28 @@ def test_spectral_features_rcm_order_matches_data_order():
     np.testing.assert_array_equal(F2, F)
 
 
+@pytest.mark.parametrize("sample", [50, 2])  # all rows / a subsample (n > sample k)
+def test_kmeans_seeds_from_lazy_features(sample):
+    """The features' rows computed on their own equal the full computation's, bit for bit,
+    and k-means seeded from them beside the rest (two threads) gives the labels and the
+    generator state of k-means on the full array, on one and two threads."""
+    from geoml.diffusion._phate import _kmeans, _phate_kernel, _spectral_features
+
+    X, _ = swiss_roll(1500, seed=4)
+    K = _phate_kernel(X, 5, 40)
+    d = np.asarray(K.sum(1)).ravel()
+    lazy = _spectral_features(K, d, 20, np.random.default_rng(7), 2, lazy=True)
+    F = lazy.full()
+    ix = np.random.default_rng(0).choice(1500, 300, replace=False)
+    np.testing.assert_array_equal(lazy.rows(ix), F[ix])
+    ref_rng = np.random.default_rng(5)
+    ref = _kmeans(F, 60, ref_rng, sample=sample, nt=1, pool_nt=1)
+    for nt in (1, 2):
+        rng = np.random.default_rng(5)
+        np.testing.assert_array_equal(_kmeans(lazy, 60, rng, sample=sample, nt=nt, pool_nt=nt), ref)
+        assert rng.bit_generator.state == ref_rng.bit_generator.state
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_classical_start_matches_classical_mds(seed):
     """PHATE's classical MDS start by block subspace iteration equals classical_mds (Lanczos)

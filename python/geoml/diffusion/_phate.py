@@ -579,12 +579,36 @@ def _spmm_cols(A: sp.csr_matrix, Y: np.ndarray, nt: int, block: int = 256) -> np
     return out
 
 
-def _spectral_features(K, d, n_svd, rng, nt: int = 0, n_iter=None, pool_nt: int = 1):
+class _Features:
+    """The spectral features ``F = D^-1 K V`` (float32, data order) as their factors in the
+    reverse Cuthill-McKee order: :meth:`rows` gives any rows, :meth:`full` all of them, the
+    same bits (geoml's CSR kernel computes each row on its own), so k-means can seed from
+    its sample's rows while the rest are computed (:func:`_kmeans`)."""
+
+    def __init__(self, K, V, d, inv, nt: int):
+        self.K, self.V, self.d, self.inv, self.nt = K, V, d, inv, nt
+        self.shape = (K.shape[0], V.shape[1])
+        self.dtype = np.dtype(np.float32)
+
+    def rows(self, ix) -> np.ndarray:
+        j = self.inv[ix]
+        F = _spmm(sp.csr_matrix(self.K[j]), self.V, 1) / self.d[j][:, None]
+        return np.ascontiguousarray(F, dtype=np.float32)
+
+    def full(self) -> np.ndarray:
+        F = _spmm(self.K, self.V, self.nt) / self.d[:, None]
+        return np.ascontiguousarray(F[self.inv], dtype=np.float32)
+
+
+def _spectral_features(
+    K, d, n_svd, rng, nt: int = 0, n_iter=None, pool_nt: int = 1, lazy: bool = False
+):
     """phate's landmark features: the diffusion operator ``P = D^-1 K`` applied to the top
     ``n_svd`` singular vectors of ``A = D^-1/2 K D^-1/2`` (randomised subspace iteration, as
     scikit-learn's ``randomized_svd`` with 10 oversamples; A is symmetric, so its singular
     vectors are eigenvectors and one product per step suffices). ``nt``: threads of the
-    sparse products, ``pool_nt``: of the tall GEMMs' row halves (:func:`_matmul_rows`)."""
+    sparse products, ``pool_nt``: of the tall GEMMs' row halves (:func:`_matmul_rows`).
+    ``lazy``: a :class:`_Features` instead of the (n, n_svd) float32 array."""
     n = K.shape[0]
     q = min(n, n_svd + 10)
     if n_iter is None:
@@ -622,9 +646,8 @@ def _spectral_features(K, d, n_svd, rng, nt: int = 0, n_iter=None, pool_nt: int 
     B = Q.T @ AQ
     w, U = np.linalg.eigh(0.5 * (B + B.T))
     top = np.argsort(-np.abs(w))[: min(n_svd, q)]
-    V = _matmul_rows(Q, U[:, top], pool_nt)
-    F = _spmm(K, V, nt) / d[:, None]
-    return np.ascontiguousarray(F[inv], dtype=np.float32)
+    F = _Features(K, _matmul_rows(Q, U[:, top], pool_nt), d, inv, nt)
+    return F if lazy else F.full()
 
 
 def _nearest(F, C2, cn, block: int = 1024, nt: int = 1):
@@ -704,17 +727,36 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt
     on at most ``sample * k`` rows (all of them at phate's default sizes up to n = 100,000),
     then every row assigned once. After the first step only the moved centres are scored
     (:func:`_reassign`: 0.55 -> 0.42-0.48 CPU s on the n = 20,000 roll and tree, one
-    thread, loaded, the same labels). ``nt``: threads of the seeding, ``pool_nt``: of the
-    assignments' row blocks (:func:`_in_row_blocks`). Returns the labels."""
-    n = F.shape[0]
-    S = F if n <= sample * k else F[np.sort(rng.choice(n, size=sample * k, replace=False))]
-    m = S.shape[0]
+    thread, loaded, the same labels). ``F``: an array or :class:`_Features`; ``nt``:
+    threads of the seeding, ``pool_nt``: of the assignments' row blocks
+    (:func:`_in_row_blocks`). Returns the labels."""
+    n, dim = F.shape
+    pick = None if n <= sample * k else np.sort(rng.choice(n, size=sample * k, replace=False))
+    m = n if pick is None else pick.size
     # k-means++ seeds among 3 k rows (scikit-learn's MiniBatchKMeans init_size, as phate),
     # chosen in a random 16-dimensional projection (a quarter of the seeding's time at
     # 100 features; the seeds then refined by Lloyd in all dimensions)
     sub = rng.choice(m, size=min(m, 3 * k), replace=False)
-    R = rng.standard_normal((S.shape[1], min(S.shape[1], _SEED_DIM))).astype(S.dtype)
-    C = S[sub[_kmeanspp(S[sub] @ R, k, rng, nt)]].copy()
+    R = rng.standard_normal((dim, min(dim, _SEED_DIM))).astype(F.dtype)
+    seeds = None
+    if isinstance(F, _Features):
+        if pool_nt > 1:
+            # the serial seeding (0.10-0.17 s at 6,000 x 16 and 2,000 centres; the C++ loop
+            # releases the GIL) from its rows' features while the others are computed: the
+            # same rows, so the same seeds and draws
+            from concurrent.futures import ThreadPoolExecutor
+
+            proj = F.rows(sub if pick is None else pick[sub]) @ R
+            with ThreadPoolExecutor(1) as ex:
+                fut = ex.submit(_kmeanspp, proj, k, rng, nt)
+                F = F.full()
+                seeds = fut.result()
+        else:
+            F = F.full()
+    S = F if pick is None else F[pick]
+    if seeds is None:
+        seeds = _kmeanspp(S[sub] @ R, k, rng, nt)
+    C = S[sub[seeds]].copy()
     lab = np.full(m, -1)
     moved = None
     for _ in range(max_iter):
@@ -1027,7 +1069,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
                 stack.enter_context(single_threaded_blas())
                 pool_nt = nt
             self._say(f"spectral features ({n_svd} singular vectors)")
-            F = _spectral_features(K, d, n_svd, rng, nt, pool_nt=pool_nt)
+            F = _spectral_features(K, d, n_svd, rng, nt, pool_nt=pool_nt, lazy=True)
             self._say(f"k-means into {n_lm} landmarks")
             lab = _kmeans(F, n_lm, rng, nt=nt, pool_nt=pool_nt)
             del F
