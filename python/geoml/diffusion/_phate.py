@@ -595,8 +595,8 @@ class _Features:
         F = _spmm(sp.csr_matrix(self.K[j]), self.V, 1) / self.d[j][:, None]
         return np.ascontiguousarray(F, dtype=np.float32)
 
-    def full(self) -> np.ndarray:
-        F = _spmm(self.K, self.V, self.nt) / self.d[:, None]
+    def full(self, nt=None) -> np.ndarray:
+        F = _spmm(self.K, self.V, self.nt if nt is None else nt) / self.d[:, None]
         return np.ascontiguousarray(F[self.inv], dtype=np.float32)
 
 
@@ -742,14 +742,15 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt
     if isinstance(F, _Features):
         if pool_nt > 1:
             # the serial seeding (0.10-0.17 s at 6,000 x 16 and 2,000 centres; the C++ loop
-            # releases the GIL) from its rows' features while the others are computed: the
-            # same rows, so the same seeds and draws
+            # releases the GIL) from its rows' features while the others are computed on one
+            # thread (the same bits for any count): the same rows, so the same seeds and
+            # draws
             from concurrent.futures import ThreadPoolExecutor
 
             proj = F.rows(sub if pick is None else pick[sub]) @ R
             with ThreadPoolExecutor(1) as ex:
                 fut = ex.submit(_kmeanspp, proj, k, rng, nt)
-                F = F.full()
+                F = F.full(1)
                 seeds = fut.result()
         else:
             F = F.full()
