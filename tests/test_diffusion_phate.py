@@ -511,6 +511,95 @@ def test_eigvalsh_band_matches_numpy(n):
         assert np.abs(w - ref).max() <= 1e-12 * np.abs(ref).max()
 
 
+@pytest.mark.parametrize("n", [3, 40, 500])
+def test_band_order(n):
+    """_band_order: a permutation and its bandwidth; never wider than SciPy's reverse
+    Cuthill-McKee order; a shuffled path gets bandwidth 1; a disconnected pattern gets
+    SciPy's order."""
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    from geoml.diffusion._phate import _band_order
+
+    rng = np.random.default_rng(n)
+
+    def check(S, expect=None):
+        S = sp.csr_matrix(S)
+        S.sort_indices()
+        C = S.tocoo()
+        kd, inv = _band_order(S, C.row, C.col)
+        assert np.array_equal(np.sort(inv), np.arange(S.shape[0]))
+        assert kd == np.abs(inv[C.row] - inv[C.col]).max(initial=0)
+        rcm = reverse_cuthill_mckee(S, symmetric_mode=True)
+        ri = np.empty_like(rcm)
+        ri[rcm] = np.arange(S.shape[0])
+        assert kd <= np.abs(ri[C.row] - ri[C.col]).max(initial=0)
+        if expect is not None:
+            assert kd == expect
+        return inv
+
+    shuffle = rng.permutation(n)
+    path = sp.diags([np.ones(n - 1), np.ones(n), np.ones(n - 1)], [-1, 0, 1])
+    check(path.tocsr()[shuffle][:, shuffle], 1)
+    w = min(n, 7)
+    g = sp.kron(sp.identity(n), path.tocsr()[:w, :w]) + sp.kron(
+        sp.diags([np.ones(n - 1), np.ones(n - 1)], [-1, 1]), sp.identity(w)
+    )
+    sh = rng.permutation(n * w)
+    check(sp.csr_matrix(g)[sh][:, sh])
+    A = sp.random(n, n, density=min(1.0, 3 / n), random_state=n) + sp.identity(n)
+    check(A + A.T)
+    two = sp.block_diag([A + A.T, A + A.T])  # two components: SciPy's order
+    assert np.array_equal(
+        check(two), np.argsort(reverse_cuthill_mckee(sp.csr_matrix(two), symmetric_mode=True))
+    )
+
+
+@pytest.mark.parametrize("n", [1, 2, 127, 128, 129, 300])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sym_helpers_match_numpy(n, dtype):
+    """_from_lower and _sym_mean give the NumPy passes they replace bit for bit: the full
+    matrix from SYRK's upper triangle (C + C^T with the diagonal restored) and
+    Y += Y.T; Y *= 0.5."""
+    from scipy.linalg import blas
+
+    from geoml.diffusion._phate import _from_lower, _sym_mean
+
+    rng = np.random.default_rng(n)
+    Y = rng.random((n, n)).astype(dtype)
+    Y = np.ascontiguousarray(Y @ Y.T)
+    syrk = blas.ssyrk if dtype == np.float32 else blas.dsyrk
+    C = syrk(1.0, Y.T, trans=0, lower=0)
+    ref = np.add(C, C.T, order="C")
+    np.fill_diagonal(ref, np.diagonal(C))
+    Z = _from_lower(C.T)
+    assert Z.flags.c_contiguous and Z.dtype == dtype and np.array_equal(Z, ref)
+    Y = rng.random((n, n)).astype(dtype)
+    ref = Y.copy()
+    ref += ref.T
+    ref *= 0.5
+    _sym_mean(Y)
+    assert np.array_equal(Y, ref)
+
+
+@pytest.mark.parametrize("gamma", [1.0, -1.0, 0.5])
+def test_potential_row_halves(gamma):
+    """The potential of r^-1/2 A^t r^1/2 and the potential distances by row halves on two
+    threads: the same bits as on one, and the one-pass NumPy values."""
+    from geoml.diffusion._phate import _conjugate_potential, _potential, _potential_distances
+
+    rng = np.random.default_rng(3)
+    At = rng.random((301, 301)).astype(np.float32) ** 8
+    rs = rng.random(301) + 0.5
+    ref = At.astype(np.float64)
+    ref /= rs[:, None]
+    ref *= rs[None, :]
+    ref = _potential(ref, gamma)
+    pots = [_conjugate_potential(At, rs, gamma, nt) for nt in (1, 2)]
+    assert np.array_equal(pots[0], ref) and np.array_equal(pots[1], ref)
+    (D1, B1), (D2, B2) = (_potential_distances(ref, nt) for nt in (1, 2))
+    assert np.array_equal(D1, D2) and np.array_equal(B1, B2)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("data", ["roll", "tree"])
 def test_phate_eigenvalue_routes_agree(seed, data, monkeypatch):
@@ -828,6 +917,28 @@ def test_spectral_features_rcm_order_matches_data_order():
     # the tall GEMMs as row halves on a pool: the same bits as on one thread
     F2 = _spectral_features(K, d, 20, np.random.default_rng(7), 2, pool_nt=2)
     np.testing.assert_array_equal(F2, F)
+
+
+@pytest.mark.parametrize("sample", [50, 2])  # all rows / a subsample (n > sample k)
+def test_kmeans_seeds_from_lazy_features(sample):
+    """The features' rows computed on their own equal the full computation's, bit for bit,
+    and k-means seeded from them beside the rest (two threads) gives the labels and the
+    generator state of k-means on the full array, on one and two threads."""
+    from geoml.diffusion._phate import _kmeans, _phate_kernel, _spectral_features
+
+    X, _ = swiss_roll(1500, seed=4)
+    K = _phate_kernel(X, 5, 40)
+    d = np.asarray(K.sum(1)).ravel()
+    lazy = _spectral_features(K, d, 20, np.random.default_rng(7), 2, lazy=True)
+    F = lazy.full()
+    ix = np.random.default_rng(0).choice(1500, 300, replace=False)
+    np.testing.assert_array_equal(lazy.rows(ix), F[ix])
+    ref_rng = np.random.default_rng(5)
+    ref = _kmeans(F, 60, ref_rng, sample=sample, nt=1, pool_nt=1)
+    for nt in (1, 2):
+        rng = np.random.default_rng(5)
+        np.testing.assert_array_equal(_kmeans(lazy, 60, rng, sample=sample, nt=nt, pool_nt=nt), ref)
+        assert rng.bit_generator.state == ref_rng.bit_generator.state
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -195,7 +195,8 @@ def _eigvalsh(G: np.ndarray) -> np.ndarray:
 # P P^T goes to the band solver when its reverse Cuthill-McKee bandwidth is at most
 # n / _BAND_DIV (its bulge chasing costs ~n^2 kd, the dense first stage ~n^3: on the
 # n = 20,000 roll's landmark Gram, bandwidth 116 of 2,000, 0.36-0.39 s against 0.58-0.59 for
-# the two stages; on the tree's, bandwidth 310, 0.74-0.85 s: the dense route; loaded Xeon)
+# the two stages; on the tree's, bandwidth 310, 0.74-0.85 s: the dense route; loaded Xeon;
+# session 24: bandwidth 84 on the roll and 297 on the tree, :func:`_band_order`)
 _BAND_DIV = 12
 
 
@@ -210,22 +211,60 @@ def _gram_solver(P: sp.csr_matrix):
     S = _sparse_gram(P)
     found = _lapack._two_stage()
     if n > 2 and found is not None and found["dsytrd_sb2st"] is not None:
-        from scipy.sparse.csgraph import reverse_cuthill_mckee
-
-        # (SciPy's start node gives the roll's Gram bandwidth 116, geoml's rcm_components 159)
-        perm = reverse_cuthill_mckee(S, symmetric_mode=True)
-        inv = np.empty_like(perm)
-        inv[perm] = np.arange(n, dtype=perm.dtype)
         C = S.tocoo()
+        kd, inv = _band_order(S, C.row, C.col)
         i, j = inv[C.row], inv[C.col]
         up = i <= j
-        kd = int((j - i).max(initial=0))
         if kd <= n // _BAND_DIV:
             AB = np.zeros((n, kd + 1))
             AB[j[up], kd + i[up] - j[up]] = C.data[up]
             return lambda: _band_or_dense(AB, S)
     G = S.toarray()
     return lambda: _eigvalsh(G)
+
+
+def _band_order(S: sp.csr_matrix, row: np.ndarray, col: np.ndarray):
+    """A symmetric permutation of the sparse symmetric ``S`` (pattern ``row, col``) with a
+    narrow band: reverse Cuthill-McKee orders from the start nodes of George and Liu's
+    pseudo-peripheral search (a breadth-first search from the end of the previous one's
+    last level, three times) and SciPy's (minimum-degree start), the narrowest kept. The
+    start matters: on the n = 20,000 roll's landmark Gram SciPy's start gives bandwidth 116,
+    the far end of the roll 84 (the band route's work goes as ``n^2 kd``: 0.41-0.44 ->
+    0.26-0.36 s, one thread, loaded Xeon). Cuthill-McKee from a node is a breadth-first
+    search that visits each node's new neighbours by increasing degree, ties by index: SciPy's
+    search on the graph relabelled by (degree, index). Returns ``(bandwidth, inverse
+    permutation)`` (``inv[v]`` the new index of node ``v``)."""
+    from scipy.sparse.csgraph import breadth_first_order, reverse_cuthill_mckee
+
+    n = S.shape[0]
+    first = _bandwidth(reverse_cuthill_mckee(S, symmetric_mode=True), row, col)
+    if first[0] > 2 * n // _BAND_DIV:  # (no other start halves it: the tree's 310 -> 297)
+        return first
+    cands = []
+    deg = np.diff(S.indptr)
+    q = np.argsort(deg, kind="stable")  # new label -> node: by (degree, index)
+    R = sp.csr_matrix(S[q][:, q])
+    R.sort_indices()
+    start = 0
+    for _ in range(3):
+        o, pred = breadth_first_order(R, start, directed=False)
+        if o.size < n:  # disconnected: SciPy's order (it handles the components)
+            break
+        cands.append(q[o[::-1]])
+        lev, pr = [0] * n, pred.tolist()
+        for v in o[1:].tolist():  # o is in search order: a node after its predecessor
+            lev[v] = lev[pr[v]] + 1
+        lev = np.array(lev)
+        start = int(np.flatnonzero(lev == lev[o[-1]]).min())  # lowest degree, last level
+    return min([first] + [_bandwidth(p, row, col) for p in cands], key=lambda b: b[0])
+
+
+def _bandwidth(perm, row, col):
+    """``(bandwidth, inverse permutation)`` of the pattern ``row, col`` in the order
+    ``perm``."""
+    inv = np.empty(perm.size, dtype=np.int64)
+    inv[perm] = np.arange(perm.size)
+    return int(np.abs(inv[row] - inv[col]).max(initial=0)), inv
 
 
 def _band_or_dense(AB: np.ndarray, S: sp.csr_matrix) -> np.ndarray:
@@ -290,6 +329,47 @@ def _matrix_power(P: sp.csr_matrix, t: int, nt: int) -> np.ndarray:
     return Y
 
 
+# Row blocks of _from_lower and _sym_mean (a transposed 2,000 x 128 block stays in cache)
+_SYM_BLOCK = 128
+
+
+def _from_lower(L: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose lower triangle is that of the square ``L`` (its upper one
+    is not read), C order. SYRK's upper triangle in Fortran order is the lower one of its
+    transpose in C order: a plain copy, then each block row's upper part from the block
+    column below it (2,000 x 2,000 float32: 8 ms instead of 17-18 for ``C + C^T`` with the
+    diagonal restored, the same values, one thread, loaded Xeon)."""
+    Z = np.array(L, order="C")
+    n, b = Z.shape[0], _SYM_BLOCK
+    iu = np.triu_indices(min(n, b), 1)
+    for s in range(0, n, b):
+        e = min(n, s + b)
+        Z[s:e, e:] = Z[e:, s:e].T
+        D = Z[s:e, s:e]
+        if e - s < b:
+            iu = np.triu_indices(e - s, 1)
+        D[iu] = D.T[iu]
+    return Z
+
+
+def _sym_mean(Y: np.ndarray) -> None:
+    """``Y = (Y + Y^T) / 2`` in place, by block rows: each pair ``(i, j), (j, i)`` gets
+    ``fl(fl(y_ij + y_ji) * 0.5)``, as ``Y += Y.T; Y *= 0.5`` gives it (whose overlap makes
+    NumPy copy ``Y.T`` first), half the additions and no copy: 2,000 x 2,000 float32 10 ms
+    instead of 31-33 (one thread, loaded Xeon)."""
+    n, b = Y.shape[0], _SYM_BLOCK
+    for s in range(0, n, b):
+        e = min(n, s + b)
+        U = np.add(Y[s:e, e:], Y[e:, s:e].T)
+        U *= 0.5
+        Y[s:e, e:] = U
+        Y[e:, s:e] = U.T
+        D = Y[s:e, s:e]
+        U = D + D.T
+        U *= 0.5
+        D[...] = U
+
+
 # Entries of a float32 power below this are set to 0 before the next product: their
 # products would be subnormal (a 100x slower GEMM on x86) and they move P^t by < 1e-15.
 _F32_FLUSH = 1e-18
@@ -350,11 +430,7 @@ class _SymPowers:
                 self.pw[i] = None
             # Y symmetric: its C order is its own Fortran order, so SYRK reads it in place
             C = syrk(1.0, Y.T, trans=0, lower=0)  # upper triangle of Y Y^T, Fortran order
-            # the strict lower triangle is 0: C + C^T is the full matrix but for its doubled
-            # diagonal (one pass instead of triu's copy, an add and a transposed copy)
-            Z = np.add(C, C.T, order="C")
-            np.fill_diagonal(Z, np.diagonal(C))
-            self.pw.append(self._stored(Z))
+            self.pw.append(self._stored(_from_lower(C.T)))
 
     def power(self, t: int) -> np.ndarray:
         """Dense ``A^t`` (C order, exactly symmetric, of ``dtype``). One call per object: the
@@ -384,12 +460,10 @@ class _SymPowers:
                 # 2,000: 0.11 s by column blocks, 0.155 s by sgemm, one thread, loaded)
                 S = self._stored(np.ascontiguousarray(S.toarray(), self.dtype))
                 Y = _matmul_rows(S, Y, self.pool_nt)
-            Y += Y.T
-            Y *= 0.5
+            _sym_mean(Y)
         for F in dense[1:]:
             Y = _matmul_rows(self._stored(Y), F, self.pool_nt)
-            Y += Y.T
-            Y *= 0.5
+            _sym_mean(Y)
         return Y
 
 
@@ -439,6 +513,30 @@ def _potential(Pt: np.ndarray, gamma: float) -> np.ndarray:
     return np.power(np.maximum(Pt, 0.0), c) / c
 
 
+def _halves(fn, n: int, nt: int) -> None:
+    """``fn(s, e)`` for the two halves of ``n`` rows, on up to two of ``nt`` threads
+    (:func:`_in_row_blocks`; NumPy's element-wise passes release the GIL)."""
+    _in_row_blocks(fn, n, max(1, -(-n // 2)), nt)
+
+
+def _conjugate_potential(At: np.ndarray, rs: np.ndarray, gamma: float, nt: int = 1):
+    """The potential (:func:`_potential`) of ``P^t = diag(1 / rs) A^t diag(rs)`` in float64,
+    by row halves on ``nt`` threads (element-wise: the same values as one pass; 0.05-0.07 s
+    of serial passes over the landmarks' 2,000 x 2,000 matrix before). A float64 ``At`` is
+    overwritten."""
+    m = At.shape[0]
+    pot = np.empty(At.shape)
+
+    def run(s, e):
+        X = At[s:e].astype(np.float64, copy=False)
+        X /= rs[s:e, None]
+        X *= rs[None, :]
+        pot[s:e] = _potential(X, gamma)
+
+    _halves(run, m, nt)
+    return pot
+
+
 def _row_normalize(A: sp.csr_matrix) -> sp.csr_matrix:
     s = np.asarray(A.sum(axis=1)).ravel()
     s[s == 0] = 1.0
@@ -481,25 +579,60 @@ def _spmm_cols(A: sp.csr_matrix, Y: np.ndarray, nt: int, block: int = 256) -> np
     return out
 
 
-def _spectral_features(K, d, n_svd, rng, nt: int = 0, n_iter=None, pool_nt: int = 1):
+class _Features:
+    """The spectral features ``F = D^-1 K V`` (float32, data order) as their factors in the
+    reverse Cuthill-McKee order: :meth:`rows` gives any rows, :meth:`full` all of them, the
+    same bits (geoml's CSR kernel computes each row on its own), so k-means can seed from
+    its sample's rows while the rest are computed (:func:`_kmeans`)."""
+
+    def __init__(self, K, V, d, inv, nt: int):
+        self.K, self.V, self.d, self.inv, self.nt = K, V, d, inv, nt
+        self.shape = (K.shape[0], V.shape[1])
+        self.dtype = np.dtype(np.float32)
+
+    def rows(self, ix) -> np.ndarray:
+        j = self.inv[ix]
+        F = _spmm(sp.csr_matrix(self.K[j]), self.V, 1) / self.d[j][:, None]
+        return np.ascontiguousarray(F, dtype=np.float32)
+
+    def full(self, nt=None) -> np.ndarray:
+        F = _spmm(self.K, self.V, self.nt if nt is None else nt) / self.d[:, None]
+        return np.ascontiguousarray(F[self.inv], dtype=np.float32)
+
+
+def _spectral_features(
+    K, d, n_svd, rng, nt: int = 0, n_iter=None, pool_nt: int = 1, lazy: bool = False
+):
     """phate's landmark features: the diffusion operator ``P = D^-1 K`` applied to the top
     ``n_svd`` singular vectors of ``A = D^-1/2 K D^-1/2`` (randomised subspace iteration, as
     scikit-learn's ``randomized_svd`` with 10 oversamples; A is symmetric, so its singular
     vectors are eigenvectors and one product per step suffices). ``nt``: threads of the
-    sparse products, ``pool_nt``: of the tall GEMMs' row halves (:func:`_matmul_rows`)."""
+    sparse products, ``pool_nt``: of the tall GEMMs' row halves (:func:`_matmul_rows`).
+    ``lazy``: a :class:`_Features` instead of the (n, n_svd) float32 array."""
     n = K.shape[0]
-    r = d**-0.5
-    A = sp.csr_matrix(sp.diags(r) @ K @ sp.diags(r))
     q = min(n, n_svd + 10)
     if n_iter is None:
         n_iter = 7 if n_svd < 0.1 * n else 4
-    Omega = rng.standard_normal((n, q))
-    # all in reverse Cuthill-McKee order (a similarity: the same subspace): the rows the
-    # products gather stay in cache (2.2x per product on the n = 20,000 roll in data order)
-    perm = _core.rcm_components(A.indptr, A.indices)[0]
-    inv = np.empty_like(perm)
-    inv[perm] = np.arange(n, dtype=perm.dtype)
-    A, K, d = _permute(A, perm), _permute(K, perm), d[perm]
+    with contextlib.ExitStack() as stack:
+        if pool_nt > 1:  # the Gaussian start (0.04 s at 20,000 x 110; NumPy's generator
+            # releases the GIL) beside the ordering below: the same draws
+            from concurrent.futures import ThreadPoolExecutor
+
+            omega = stack.enter_context(ThreadPoolExecutor(1)).submit(rng.standard_normal, (n, q))
+        else:
+            omega = None
+            Omega = rng.standard_normal((n, q))
+        r = d**-0.5
+        A = sp.csr_matrix(sp.diags(r) @ K @ sp.diags(r))
+        # all in reverse Cuthill-McKee order (a similarity: the same subspace): the rows the
+        # products gather stay in cache (2.2x per product on the n = 20,000 roll in data
+        # order)
+        perm = _core.rcm_components(A.indptr, A.indices)[0]
+        inv = np.empty_like(perm)
+        inv[perm] = np.arange(n, dtype=perm.dtype)
+        A, K, d = _permute(A, perm), _permute(K, perm), d[perm]
+        if omega is not None:
+            Omega = omega.result()
     # randomized_svd's steps apply A^T A = A^2 with an orthonormalisation each; the span of
     # A^(2 s + 1) Omega does not depend on them, and A (spectrum in [-1, 1]) neither
     # overflows nor, over 4 powers, collapses the top subspace's columns (Cholesky QR falls
@@ -513,9 +646,8 @@ def _spectral_features(K, d, n_svd, rng, nt: int = 0, n_iter=None, pool_nt: int 
     B = Q.T @ AQ
     w, U = np.linalg.eigh(0.5 * (B + B.T))
     top = np.argsort(-np.abs(w))[: min(n_svd, q)]
-    V = _matmul_rows(Q, U[:, top], pool_nt)
-    F = _spmm(K, V, nt) / d[:, None]
-    return np.ascontiguousarray(F[inv], dtype=np.float32)
+    F = _Features(K, _matmul_rows(Q, U[:, top], pool_nt), d, inv, nt)
+    return F if lazy else F.full()
 
 
 def _nearest(F, C2, cn, block: int = 1024, nt: int = 1):
@@ -595,17 +727,37 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt
     on at most ``sample * k`` rows (all of them at phate's default sizes up to n = 100,000),
     then every row assigned once. After the first step only the moved centres are scored
     (:func:`_reassign`: 0.55 -> 0.42-0.48 CPU s on the n = 20,000 roll and tree, one
-    thread, loaded, the same labels). ``nt``: threads of the seeding, ``pool_nt``: of the
-    assignments' row blocks (:func:`_in_row_blocks`). Returns the labels."""
-    n = F.shape[0]
-    S = F if n <= sample * k else F[np.sort(rng.choice(n, size=sample * k, replace=False))]
-    m = S.shape[0]
+    thread, loaded, the same labels). ``F``: an array or :class:`_Features`; ``nt``:
+    threads of the seeding, ``pool_nt``: of the assignments' row blocks
+    (:func:`_in_row_blocks`). Returns the labels."""
+    n, dim = F.shape
+    pick = None if n <= sample * k else np.sort(rng.choice(n, size=sample * k, replace=False))
+    m = n if pick is None else pick.size
     # k-means++ seeds among 3 k rows (scikit-learn's MiniBatchKMeans init_size, as phate),
     # chosen in a random 16-dimensional projection (a quarter of the seeding's time at
     # 100 features; the seeds then refined by Lloyd in all dimensions)
     sub = rng.choice(m, size=min(m, 3 * k), replace=False)
-    R = rng.standard_normal((S.shape[1], min(S.shape[1], _SEED_DIM))).astype(S.dtype)
-    C = S[sub[_kmeanspp(S[sub] @ R, k, rng, nt)]].copy()
+    R = rng.standard_normal((dim, min(dim, _SEED_DIM))).astype(F.dtype)
+    seeds = None
+    if isinstance(F, _Features):
+        if pool_nt > 1:
+            # the serial seeding (0.10-0.17 s at 6,000 x 16 and 2,000 centres; the C++ loop
+            # releases the GIL) from its rows' features while the others are computed on one
+            # thread (the same bits for any count): the same rows, so the same seeds and
+            # draws
+            from concurrent.futures import ThreadPoolExecutor
+
+            proj = F.rows(sub if pick is None else pick[sub]) @ R
+            with ThreadPoolExecutor(1) as ex:
+                fut = ex.submit(_kmeanspp, proj, k, rng, nt)
+                F = F.full(1)
+                seeds = fut.result()
+        else:
+            F = F.full()
+    S = F if pick is None else F[pick]
+    if seeds is None:
+        seeds = _kmeanspp(S[sub] @ R, k, rng, nt)
+    C = S[sub[seeds]].copy()
     lab = np.full(m, -1)
     moved = None
     for _ in range(max_iter):
@@ -642,19 +794,30 @@ def _potential_distances(pot, nt: int = 1):
     diagonal; ``D^2`` clipped at 0. ``nt``: threads of :func:`_gram_halves`' blocks (1 where BLAS
     threads itself)."""
     pot = np.asarray(pot, dtype=np.float64)
-    Pc = pot - pot.mean(axis=0)
+    mu = pot.mean(axis=0)
+    Pc = np.empty_like(pot)
+    m = pot.shape[0]
+    _halves(lambda s, e: np.subtract(pot[s:e], mu, out=Pc[s:e]), m, nt)
     B = _gram_halves(Pc, nt)  # exactly symmetric
-    del Pc
+    Pc = None
     b = np.diagonal(B).copy()
-    D = np.add(b[:, None], b[None, :])  # exactly symmetric
-    D -= 2.0 * B
-    np.maximum(D, 0.0, out=D)
-    np.sqrt(D, out=D)
+    D = np.empty_like(B)
+
+    def dist(s, e):  # element-wise, by row halves: exactly symmetric as one pass
+        Ds = D[s:e]
+        np.add(b[s:e, None], b[None, :], out=Ds)
+        Ds -= 2.0 * B[s:e]
+        np.maximum(Ds, 0.0, out=Ds)
+        np.sqrt(Ds, out=Ds)
+
+    _halves(dist, m, nt)
     np.fill_diagonal(D, 0.0)
     return D, B
 
 
-def _classical_start(D, k: int, rng, tol: float = 1e-10, max_iter: int = 60, B=None):
+def _classical_start(
+    D, k: int, rng, tol: float = 1e-10, max_iter: int = 60, B=None, pool_nt: int = 1
+):
     """Classical MDS of Euclidean distances between rows (PHATE's potential distances: the
     double-centred ``B = -1/2 J D^2 J`` is a Gram matrix, positive semidefinite, so its
     largest eigenvalues are its largest in magnitude) by block subspace iteration: ``k + 14``
@@ -662,7 +825,8 @@ def _classical_start(D, k: int, rng, tol: float = 1e-10, max_iter: int = 60, B=N
     the top ``k`` Ritz pairs' residuals are below ``tol`` times the largest eigenvalue (12-16
     iterations on the n = 20,000 roll's / tree's 2,000 landmarks, whose B has
     ``lambda_17 / lambda_2 < 0.2``: 0.05 s instead of Lanczos' 0.28 s of GEMVs, one thread).
-    ``B``: the double-centred matrix when the caller has it (:func:`_potential_distances`).
+    ``B``: the double-centred matrix when the caller has it (:func:`_potential_distances`);
+    ``pool_nt``: threads of the ``B @ Q`` row halves (:func:`_matmul_rows`, the same bits).
     Returns ``(Y, eigenvalues)`` as :func:`classical_mds` does (its sign convention), or None
     when not converged in ``max_iter`` iterations (the caller then runs ``classical_mds``)."""
     m = D.shape[0]
@@ -676,9 +840,9 @@ def _classical_start(D, k: int, rng, tol: float = 1e-10, max_iter: int = 60, B=N
         B *= -0.5
         B += B.T
         B *= 0.5
-    Q = _orth(B @ rng.standard_normal((m, p)))
+    Q = _orth(_matmul_rows(B, rng.standard_normal((m, p)), pool_nt))
     for _ in range(max_iter):
-        Z = B @ Q
+        Z = _matmul_rows(B, Q, pool_nt)
         H = Q.T @ Z
         w, U = np.linalg.eigh(0.5 * (H + H.T))
         top = np.argsort(-w)[:k]
@@ -906,7 +1070,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
                 stack.enter_context(single_threaded_blas())
                 pool_nt = nt
             self._say(f"spectral features ({n_svd} singular vectors)")
-            F = _spectral_features(K, d, n_svd, rng, nt, pool_nt=pool_nt)
+            F = _spectral_features(K, d, n_svd, rng, nt, pool_nt=pool_nt, lazy=True)
             self._say(f"k-means into {n_lm} landmarks")
             lab = _kmeans(F, n_lm, rng, nt=nt, pool_nt=pool_nt)
             del F
@@ -940,15 +1104,11 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         self._say("diffusion potential")
         Pt = powers.power(t)
         del powers
-        Pt = Pt.astype(np.float64, copy=False)
-        rs = np.sqrt(r)
-        Pt /= rs[:, None]
-        Pt *= rs[None, :]
-        pot = _potential(Pt, gamma)
+        pot = _conjugate_potential(Pt, np.sqrt(r), gamma, pool_nt)
         del Pt
         D, B = _potential_distances(pot, pool_nt)
         self._say(f"classical MDS of {m} points")
-        start = _classical_start(D, k, check_random_state(random_seed(rng)), B=B)
+        start = _classical_start(D, k, check_random_state(random_seed(rng)), B=B, pool_nt=pool_nt)
         del B
         mds = MDS(
             k,
