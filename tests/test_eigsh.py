@@ -330,6 +330,29 @@ def test_filtered_path_random_matches_arpack():
     np.testing.assert_allclose(r32.eigenvalues, ref, atol=1e-4 * anorm, rtol=0)
 
 
+def test_filtered_path_pairs_locked_before_the_filter(filtered_path):
+    """Outliers that converge (and lock) in the unfiltered cycles, whose basis is kept only
+    semi-orthogonal: the k pairs still orthonormal and accurate, 1 and 2 threads alike."""
+    n = 600
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        vals = rng.uniform(-1, 1, n)
+        vals[:3] = (3.0, 2.5, 2.0)
+        A = sp.csr_matrix(_planted(n, vals, seed))
+        ref = np.sort(vals)
+        for which in ("LA", "LM"):
+            r = geoml.eigsh(A, 6, which=which, tol=1e-10, random_state=seed, n_jobs=1)
+            assert r.converged and r.check_passed
+            want = ref[-6:] if which == "LA" else ref[np.argsort(np.abs(ref))[-6:]]
+            np.testing.assert_allclose(r.eigenvalues, np.sort(want), atol=1e-9, rtol=0)
+            V = r.eigenvectors
+            np.testing.assert_allclose(V.T @ V, np.eye(6), atol=1e-11)
+            R = A @ V - V * r.eigenvalues
+            assert np.linalg.norm(R, axis=0).max() <= 1e-10 * 3.0
+            r2 = geoml.eigsh(A, 6, which=which, tol=1e-10, random_state=seed, n_jobs=2)
+            np.testing.assert_array_equal(V, r2.eigenvectors)
+
+
 def test_filtered_lm_symmetric_spectrum():
     """Filtered path, "LM" (Lanczos "LM" on an odd filter p(A)): on a bipartite matrix
     (spectrum symmetric about 0, every eigenvalue also its negative) the pairs +-sigma are the

@@ -51,7 +51,8 @@ LanczosOptions make_lanczos_options(int64_t k, Which which, double tol, int64_t 
 template <typename T>
 py::tuple run_lanczos(int64_t n, const MatVec<T>& mv, const ChebStep<T>& step, const py::object& v0,
                       const py::object& deflate, const LanczosOptions& opt,
-                      const MatVec<T>& exact = MatVec<T>()) {
+                      const MatVec<T>& exact = MatVec<T>(),
+                      const ChebStep<T>& team_step = ChebStep<T>()) {
   carray<T> v0a, defa;
   const T* pv0 = nullptr;
   const T* pdef = nullptr;
@@ -71,7 +72,7 @@ py::tuple run_lanczos(int64_t n, const MatVec<T>& mv, const ChebStep<T>& step, c
   LanczosResult<T> res;
   {
     py::gil_scoped_release release;
-    res = lanczos<T>(n, mv, pv0, pdef, nd, opt, step, exact);
+    res = lanczos<T>(n, mv, pv0, pdef, nd, opt, step, exact, team_step);
   }
   return py::make_tuple(to_numpy(std::move(res.eigenvalues)), to_numpy(std::move(res.eigenvectors)),
                         to_numpy(std::move(res.residuals)), res.n_iter, res.n_matvec, res.converged,
@@ -132,7 +133,11 @@ py::tuple eigsh_csr_f32v_py(carray<double> data, carray<float> data32, exact<int
   MatVec<double> exact = [=](const double* x, double* y) {
     csr_matvec<double, int32_t>(n, pp, pi, pd, x, y, nt);
   };
-  return run_lanczos<double>(n, mv, step, v0, py::none(), opt, exact);
+  ChebStep<double> team = [=](const double* yb, const double* ya, double* yc, double s1, double c,
+                              double s2) {
+    csr_cheb_step_f32v(n, pp, pi, pf, yb, ya, yc, s1, c, s2, nt, true);
+  };
+  return run_lanczos<double>(n, mv, step, v0, py::none(), opt, exact, team);
 }
 
 /// lanczos() (float64) on N = S P S for an unweighted graph: the CSR pattern P (indptr,

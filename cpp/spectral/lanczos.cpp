@@ -89,12 +89,11 @@ SpmvRowsFn<V> spmv_rows_for(SimdIsa isa) {
 /// depend on the thread count).
 template <typename V>
 void csr_rows_d32(int64_t n, const int32_t* ip, const int32_t* ix, const V* a, const double* yb,
-                  const double* ya, double* yc, double s1, double c, double s2, bool plain,
-                  int nt) {
+                  const double* ya, double* yc, double s1, double c, double s2, bool plain, int nt,
+                  bool team = false) {
   const SpmvRowsFn<V> rows = spmv_rows_for<V>(simd_isa());
   const int64_t nchunk = (n + kSpmvChunk - 1) / kSpmvChunk;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-  for (int64_t ch = 0; ch < nchunk; ++ch) {
+  const auto chunk = [&](int64_t ch) {
     double acc[kSpmvChunk];
     const int64_t r0 = ch * kSpmvChunk, r1 = std::min(n, r0 + kSpmvChunk);
     rows(r0, r1, ip, ix, a, yb, acc);
@@ -103,7 +102,14 @@ void csr_rows_d32(int64_t n, const int32_t* ip, const int32_t* ix, const V* a, c
     } else {
       for (int64_t i = r0; i < r1; ++i) yc[i] = s1 * (acc[i - r0] - c * yb[i]) - s2 * ya[i];
     }
+  };
+  if (team) {  // every thread of the enclosing region is here: share the chunks, then a barrier
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t ch = 0; ch < nchunk; ++ch) chunk(ch);
+    return;
   }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+  for (int64_t ch = 0; ch < nchunk; ++ch) chunk(ch);
 }
 }  // namespace
 
@@ -180,8 +186,9 @@ void csr_matvec_f32v(int64_t n, const int32_t* indptr, const int32_t* indices, c
 
 void csr_cheb_step_f32v(int64_t n, const int32_t* indptr, const int32_t* indices, const float* data,
                         const double* yb, const double* ya, double* yc, double s1, double c,
-                        double s2, int n_threads) {
-  csr_rows_d32(n, indptr, indices, data, yb, ya, yc, s1, c, s2, false, resolve_threads(n_threads));
+                        double s2, int n_threads, bool team) {
+  csr_rows_d32(n, indptr, indices, data, yb, ya, yc, s1, c, s2, false,
+               team ? 1 : resolve_threads(n_threads), team);
 }
 
 template <typename T, typename I>
@@ -335,10 +342,13 @@ struct ThreeTerm {
 /// `pend` >= 0: column `pend` (< jj) of V is not stored yet; the coefficient sweep stores
 /// src[i] there as it reaches row i (the row's cache lines are loaded for the sweep anyway: the
 /// new Lanczos vector written as a separate strided pass cost ~5% of a filtered solve).
-/// `tt`: the three-term step before the sweep (see ThreeTerm).
+/// `tt`: the three-term step before the sweep (see ThreeTerm). `semi` > 0 (with `tt`): when
+/// every |h_l| <= semi ||w||, w is left as it is (h returned as zeros, ||w|| from the first
+/// sweep): the update sweep is skipped.
 template <typename T>
 double cgs_pass(int64_t n, T* V, int64_t ld, int64_t jj, T* w, std::vector<double>& h, int nt,
-                int64_t pend = -1, const T* src = nullptr, ThreeTerm<T>* tt = nullptr) {
+                int64_t pend = -1, const T* src = nullptr, ThreeTerm<T>* tt = nullptr,
+                double semi = 0) {
   h.assign(jj, 0.0);
   const int64_t nc = n_chunks(n);
   if (jj > 0) {
@@ -387,6 +397,14 @@ double cgs_pass(int64_t n, T* V, int64_t ld, int64_t jj, T* w, std::vector<doubl
     if (tt) {
       tt->nref2 = 0;
       for (int64_t c = 0; c < nc; ++c) tt->nref2 += npart[c];
+      if (semi > 0) {
+        double hmax = 0;
+        for (int64_t l = 0; l < jj; ++l) hmax = std::max(hmax, std::fabs(h[l]));
+        if (hmax <= semi * std::sqrt(tt->nref2)) {
+          std::fill(h.begin(), h.end(), 0.0);
+          return std::sqrt(tt->nref2);
+        }
+      }
     }
   }
   const double* hh = h.data();
@@ -452,11 +470,21 @@ struct LanczosSolver {
   const MatVec<T>& A;
   const LanczosOptions& opt;
   const ChebStep<T>& step;
-  const MatVec<T>& exact;  // the final Rayleigh quotients' and residuals' products (or A)
+  const MatVec<T>& exact;        // the final Rayleigh quotients' and residuals' products (or A)
+  const ChebStep<T>& team_step;  // `step` for every thread of a parallel region (or empty)
   const int nt;
   const int64_t k, nd;
   const bool filt;
   const double eps, tol;
+  // The unfiltered cycles before the filter is placed (their basis only yields the Ritz
+  // values that place it, the restart vector and pairs locked early) keep it semi-orthogonal:
+  // a new vector whose coefficients against the basis are all below semi_tol times its norm
+  // skips the update sweep of its Gram-Schmidt pass (Simon 1984: orthogonality to sqrt(eps)
+  // keeps the projected matrix, so the Ritz values, accurate to rounding). eps^(3/4), not
+  // sqrt(eps): pairs locked in these cycles stay orthogonal to ~1e-12 (float64; eps^(5/8)
+  // left 1e-10 in a laplacian_eigsh test). The coefficients are measured (the first sweep),
+  // not estimated.
+  const double semi_tol;
   Which wsel;  // the end wanted of the iteration operator (LA on p(A) once the filter is on)
   int64_t m = 0, ld = 0;
 
@@ -492,18 +520,21 @@ struct LanczosSolver {
   std::vector<int64_t> order;
 
   LanczosSolver(int64_t n_, const MatVec<T>& A_, const LanczosOptions& opt_,
-                const ChebStep<T>& step_, const MatVec<T>& exact_, int64_t nd_)
+                const ChebStep<T>& step_, const MatVec<T>& exact_, const ChebStep<T>& team_,
+                int64_t nd_)
       : n(n_),
         A(A_),
         opt(opt_),
         step(step_),
         exact(exact_),
+        team_step(team_),
         nt(resolve_threads(opt_.n_threads)),
         k(opt_.k),
         nd(nd_),
         filt(opt_.cheb_degree > 0),
         eps(std::numeric_limits<T>::epsilon()),
         tol(opt_.tol),
+        semi_tol(std::pow(eps, 0.75)),
         wsel(opt_.which) {
     if (n < 1 || k < 1 || nd < 0 || nd + k > n)
       throw std::invalid_argument("lanczos: need 1 <= k and k + n_deflate <= n (n=" +
@@ -563,6 +594,27 @@ struct LanczosSolver {
       return bufs[0];  // not reached: three buffers, two excluded
     };
     const int deg = opt.cheb_degree;
+    if (team_step) {
+      // the whole application in one parallel region: each product is the team's worksharing
+      // loop (its barrier orders them); every thread follows the same buffers and scalars
+#pragma omp parallel num_threads(nt)
+      {
+        T* qb = deg == 1 ? out : spare(nullptr, nullptr);
+        team_step(in, in, qb, 1.0 / (fe * flu), fc, 0.0);
+        const T* qa = in;
+        double rprev = 1.0 / flu;
+        for (int d = 1; d < deg; ++d) {
+          const double r = 1.0 / (2 * flu - rprev);
+          T* qc = d + 1 == deg ? out : spare(qa, qb);
+          team_step(qb, qa, qc, 2 * r / fe, fc, rprev * r);
+          qa = qb;
+          qb = qc;
+          rprev = r;
+        }
+      }
+      n_matvec += deg;
+      return;
+    }
     T* pb = deg == 1 ? out : spare(nullptr, nullptr);
     {
       const double s = 1.0 / (fe * flu);
@@ -679,7 +731,9 @@ struct LanczosSolver {
       // the three-term step and the storing of column j (x, pending since the last step) are
       // done by the first sweep of the Gram-Schmidt pass
       ThreeTerm<T> tt{x.data(), xprev.data(), alpha, bprev};
-      double nrm = cgs_pass(n, V.data(), ld, j + 1, w.data(), h, nt, pend, x.data(), &tt);
+      // before the filter is placed the basis is kept semi-orthogonal only (see semi_tol)
+      double nrm = cgs_pass(n, V.data(), ld, j + 1, w.data(), h, nt, pend, x.data(), &tt,
+                            prelim ? semi_tol : 0.0);
       const double nref2 = tt.nref2;
       pend = -1;
       alpha += h[j];
@@ -1109,17 +1163,19 @@ struct LanczosSolver {
 
 template <typename T>
 LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* deflate, int64_t nd,
-                         const LanczosOptions& opt, const ChebStep<T>& step,
-                         const MatVec<T>& exact) {
-  return LanczosSolver<T>(n, A, opt, step, exact, nd).run(v0, deflate);
+                         const LanczosOptions& opt, const ChebStep<T>& step, const MatVec<T>& exact,
+                         const ChebStep<T>& team_step) {
+  return LanczosSolver<T>(n, A, opt, step, exact, team_step, nd).run(v0, deflate);
 }
 
 template LanczosResult<float> lanczos<float>(int64_t, const MatVec<float>&, const float*,
                                              const float*, int64_t, const LanczosOptions&,
-                                             const ChebStep<float>&, const MatVec<float>&);
+                                             const ChebStep<float>&, const MatVec<float>&,
+                                             const ChebStep<float>&);
 template LanczosResult<double> lanczos<double>(int64_t, const MatVec<double>&, const double*,
                                                const double*, int64_t, const LanczosOptions&,
-                                               const ChebStep<double>&, const MatVec<double>&);
+                                               const ChebStep<double>&, const MatVec<double>&,
+                                               const ChebStep<double>&);
 template void csr_matvec<float, int32_t>(int64_t, const int32_t*, const int32_t*, const float*,
                                          const float*, float*, int);
 template void csr_matvec<double, int32_t>(int64_t, const int32_t*, const int32_t*, const double*,

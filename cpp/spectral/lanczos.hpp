@@ -17,6 +17,9 @@ using MatVec = std::function<void(const T* x, T* y)>;
 template <typename T>
 using ChebStep =
     std::function<void(const T* yb, const T* ya, T* yc, double s1, double c, double s2)>;
+// A "team" ChebStep (lanczos's `team_step`) is called by every thread of an OpenMP parallel
+// region at once and shares its rows among them (a worksharing loop ending in a barrier), so
+// that a whole filter application runs in one parallel region.
 
 enum class Which : int { LA = 0, SA = 1, LM = 2 };
 
@@ -73,7 +76,8 @@ struct LanczosResult {
 template <typename T>
 LanczosResult<T> lanczos(int64_t n, const MatVec<T>& A, const T* v0, const T* deflate, int64_t nd,
                          const LanczosOptions& opt, const ChebStep<T>& step = ChebStep<T>(),
-                         const MatVec<T>& exact = MatVec<T>());
+                         const MatVec<T>& exact = MatVec<T>(),
+                         const ChebStep<T>& team_step = ChebStep<T>());
 
 /// Products with N = S P S for a 0/1 sparsity pattern P (CSR indptr/indices, no values)
 /// and a diagonal S = diag(s): the normalised adjacency of an unweighted graph, reading 4
@@ -105,9 +109,11 @@ void csr_cheb_step(int64_t n, const I* indptr, const I* indices, const T* data, 
 /// float64 products on the rounded matrix (8 bytes per stored entry instead of 12).
 void csr_matvec_f32v(int64_t n, const int32_t* indptr, const int32_t* indices, const float* data,
                      const double* x, double* y, int n_threads);
+/// `team`: called by every thread of an enclosing parallel region (see ChebStep), n_threads
+/// unused.
 void csr_cheb_step_f32v(int64_t n, const int32_t* indptr, const int32_t* indices, const float* data,
                         const double* yb, const double* ya, double* yc, double s1, double c,
-                        double s2, int n_threads);
+                        double s2, int n_threads, bool team = false);
 
 /// max |A - A^T| (diff) and max |A| (amax) over the stored entries of an n x n CSR matrix
 /// whose rows hold sorted column indices without duplicates (SciPy's canonical format), as
