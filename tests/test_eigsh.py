@@ -331,8 +331,8 @@ def test_filtered_path_random_matches_arpack():
 
 
 def test_filtered_path_pairs_locked_before_the_filter(filtered_path):
-    """Outliers that converge (and lock) in the unfiltered cycles, whose basis is kept only
-    semi-orthogonal: the k pairs still orthonormal and accurate, 1 and 2 threads alike."""
+    """Outliers that converge (and lock) in the unfiltered cycles, before the filter is
+    placed: the k pairs orthonormal and accurate, 1 and 2 threads alike."""
     n = 600
     for seed in range(2):
         rng = np.random.default_rng(seed)

@@ -342,13 +342,10 @@ struct ThreeTerm {
 /// `pend` >= 0: column `pend` (< jj) of V is not stored yet; the coefficient sweep stores
 /// src[i] there as it reaches row i (the row's cache lines are loaded for the sweep anyway: the
 /// new Lanczos vector written as a separate strided pass cost ~5% of a filtered solve).
-/// `tt`: the three-term step before the sweep (see ThreeTerm). `semi` > 0 (with `tt`): when
-/// every |h_l| <= semi ||w||, w is left as it is (h returned as zeros, ||w|| from the first
-/// sweep): the update sweep is skipped.
+/// `tt`: the three-term step before the sweep (see ThreeTerm).
 template <typename T>
 double cgs_pass(int64_t n, T* V, int64_t ld, int64_t jj, T* w, std::vector<double>& h, int nt,
-                int64_t pend = -1, const T* src = nullptr, ThreeTerm<T>* tt = nullptr,
-                double semi = 0) {
+                int64_t pend = -1, const T* src = nullptr, ThreeTerm<T>* tt = nullptr) {
   h.assign(jj, 0.0);
   const int64_t nc = n_chunks(n);
   if (jj > 0) {
@@ -397,14 +394,6 @@ double cgs_pass(int64_t n, T* V, int64_t ld, int64_t jj, T* w, std::vector<doubl
     if (tt) {
       tt->nref2 = 0;
       for (int64_t c = 0; c < nc; ++c) tt->nref2 += npart[c];
-      if (semi > 0) {
-        double hmax = 0;
-        for (int64_t l = 0; l < jj; ++l) hmax = std::max(hmax, std::fabs(h[l]));
-        if (hmax <= semi * std::sqrt(tt->nref2)) {
-          std::fill(h.begin(), h.end(), 0.0);
-          return std::sqrt(tt->nref2);
-        }
-      }
     }
   }
   const double* hh = h.data();
@@ -476,15 +465,6 @@ struct LanczosSolver {
   const int64_t k, nd;
   const bool filt;
   const double eps, tol;
-  // The unfiltered cycles before the filter is placed (their basis only yields the Ritz
-  // values that place it, the restart vector and pairs locked early) keep it semi-orthogonal:
-  // a new vector whose coefficients against the basis are all below semi_tol times its norm
-  // skips the update sweep of its Gram-Schmidt pass (Simon 1984: orthogonality to sqrt(eps)
-  // keeps the projected matrix, so the Ritz values, accurate to rounding). eps^(3/4), not
-  // sqrt(eps): pairs locked in these cycles stay orthogonal to ~1e-12 (float64; eps^(5/8)
-  // left 1e-10 in a laplacian_eigsh test). The coefficients are measured (the first sweep),
-  // not estimated.
-  const double semi_tol;
   Which wsel;  // the end wanted of the iteration operator (LA on p(A) once the filter is on)
   int64_t m = 0, ld = 0;
 
@@ -534,7 +514,6 @@ struct LanczosSolver {
         filt(opt_.cheb_degree > 0),
         eps(std::numeric_limits<T>::epsilon()),
         tol(opt_.tol),
-        semi_tol(std::pow(eps, 0.75)),
         wsel(opt_.which) {
     if (n < 1 || k < 1 || nd < 0 || nd + k > n)
       throw std::invalid_argument("lanczos: need 1 <= k and k + n_deflate <= n (n=" +
@@ -731,9 +710,7 @@ struct LanczosSolver {
       // the three-term step and the storing of column j (x, pending since the last step) are
       // done by the first sweep of the Gram-Schmidt pass
       ThreeTerm<T> tt{x.data(), xprev.data(), alpha, bprev};
-      // before the filter is placed the basis is kept semi-orthogonal only (see semi_tol)
-      double nrm = cgs_pass(n, V.data(), ld, j + 1, w.data(), h, nt, pend, x.data(), &tt,
-                            prelim ? semi_tol : 0.0);
+      double nrm = cgs_pass(n, V.data(), ld, j + 1, w.data(), h, nt, pend, x.data(), &tt);
       const double nref2 = tt.nref2;
       pend = -1;
       alpha += h[j];
