@@ -339,7 +339,11 @@ def _from_lower(L: np.ndarray) -> np.ndarray:
     transpose in C order: a plain copy, then each block row's upper part from the block
     column below it (2,000 x 2,000 float32: 8 ms instead of 17-18 for ``C + C^T`` with the
     diagonal restored, the same values, one thread, loaded Xeon)."""
-    Z = np.array(L, order="C")
+    return _mirror_lower(np.array(L, order="C"))
+
+
+def _mirror_lower(Z: np.ndarray) -> np.ndarray:
+    """The upper triangle of the C-ordered square ``Z`` from its lower one, in place."""
     n, b = Z.shape[0], _SYM_BLOCK
     iu = np.triu_indices(min(n, b), 1)
     for s in range(0, n, b):
@@ -368,6 +372,55 @@ def _sym_mean(Y: np.ndarray) -> None:
         U = D + D.T
         U *= 0.5
         D[...] = U
+
+
+# Row blocks of the float32 squarings' tiles (:func:`_skip_square`), and the share of a
+# SYRK's flops up to which the tiles' GEMMs replace it
+_SKIP_BLOCK = 128
+_SKIP_FRAC = 0.6
+
+
+def _block_supports(Y: np.ndarray, b: int) -> np.ndarray:
+    """``(lo, hi)`` per block of ``b`` rows of ``Y``: the range of its non-zero columns
+    (``(0, 0)`` for a zero block)."""
+    n = Y.shape[0]
+    sup = np.zeros((-(-n // b), 2), dtype=np.int64)
+    for k, s in enumerate(range(0, n, b)):
+        nz = np.flatnonzero((Y[s : s + b] != 0).any(axis=0))
+        if nz.size:
+            sup[k] = nz[0], nz[-1] + 1
+    return sup
+
+
+def _skip_square(Y: np.ndarray, b: int = _SKIP_BLOCK):
+    """``Y Y^T`` of a symmetric ``Y`` that is zero away from its diagonal (a graph operator's
+    power in reverse Cuthill-McKee order), or ``None`` when the tiles would cost more than
+    ``_SKIP_FRAC`` of a SYRK. Block ``(I, J)`` of the lower triangle is one GEMM
+    ``Y[I, K] Y[J, K]^T`` over the columns ``K`` where both row blocks can be non-zero (the
+    terms left out are exact zeros), zero where none; the upper triangle is its mirror
+    image. The sums run in another order than SYRK's, so the bits differ from it (float32
+    rounding); they do not depend on the thread count (one GEMM per tile, BLAS on one thread).
+    The n = 20,000 roll's 2,000 x 2,000 landmark powers: ``A^8 .. A^32`` squared in 0.02-0.04
+    instead of 0.08-0.09 s each (one thread, loaded Xeon)."""
+    n = Y.shape[0]
+    sup = _block_supports(Y, b)
+    lo = np.maximum.outer(sup[:, 0], sup[:, 0])
+    hi = np.minimum.outer(sup[:, 1], sup[:, 1])
+    ext = np.minimum(n - np.arange(0, n, b), b)
+    work = np.tril(np.outer(ext, ext) * np.maximum(hi - lo, 0)).sum()
+    if work > _SKIP_FRAC * n * n * (n + 1) / 2:
+        return None
+    Z = np.zeros_like(Y)
+    for J in range(sup.shape[0]):
+        j0 = J * b
+        for I in range(J, sup.shape[0]):
+            k0, k1 = lo[I, J], hi[I, J]
+            if k0 < k1:
+                i0 = I * b
+                np.matmul(
+                    Y[i0 : i0 + b, k0:k1], Y[j0 : j0 + b, k0:k1].T, out=Z[i0 : i0 + b, j0 : j0 + b]
+                )
+    return _mirror_lower(Z)
 
 
 # Entries of a float32 power below this are set to 0 before the next product: their
@@ -401,7 +454,15 @@ class _SymPowers:
         n = A.shape[0]
         self.sparse_max = max(16, n // 16) * n  # entries of a power still squared sparsely
         A64 = sp.csr_matrix(A, dtype=np.float64)
-        self.pw = [sp.csr_matrix(0.5 * (A64 + A64.T))]  # pw[j] = A^(2^j)
+        A64 = sp.csr_matrix(0.5 * (A64 + A64.T))
+        self.perm = None
+        if self.dtype == np.float32:  # in reverse Cuthill-McKee order (_skip_square)
+            from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+            self.perm = reverse_cuthill_mckee(A64, symmetric_mode=True)
+            A64 = sp.csr_matrix(A64[self.perm][:, self.perm])
+            A64.sort_indices()
+        self.pw = [A64]  # pw[j] = A^(2^j) (in the order perm)
 
     def _stored(self, Y: np.ndarray) -> np.ndarray:
         if self.dtype == np.float32:
@@ -428,16 +489,26 @@ class _SymPowers:
                 Y = self._stored(np.ascontiguousarray(Y.toarray(), dtype=self.dtype))
             elif keep is not None and i not in keep:
                 self.pw[i] = None
-            # Y symmetric: its C order is its own Fortran order, so SYRK reads it in place
-            C = syrk(1.0, Y.T, trans=0, lower=0)  # upper triangle of Y Y^T, Fortran order
-            self.pw.append(self._stored(_from_lower(C.T)))
+            Z = _skip_square(Y) if self.perm is not None else None
+            if Z is None:
+                # Y symmetric: its C order is its own Fortran order, so SYRK reads it in place
+                C = syrk(1.0, Y.T, trans=0, lower=0)  # upper triangle of Y Y^T, Fortran order
+                Z = _from_lower(C.T)
+            self.pw.append(self._stored(Z))
 
     def power(self, t: int) -> np.ndarray:
         """Dense ``A^t`` (C order, exactly symmetric, of ``dtype``). One call per object: the
         result may be one of the stored powers."""
         if t < 1:
             raise ValueError("t must be >= 1")
-        t = int(t)
+        Y = self._power(int(t))
+        if self.perm is None:
+            return Y
+        inv = np.empty_like(self.perm)
+        inv[self.perm] = np.arange(inv.size)
+        return np.take(np.take(Y, inv, axis=0), inv, axis=1)  # (C order)
+
+    def _power(self, t: int) -> np.ndarray:
         bits = [j for j in range(t.bit_length()) if t >> j & 1]
         self.grow(bits[-1], keep=set(bits))
         S = None
