@@ -735,8 +735,9 @@ def test_sym_power_matches_numpy(t):
 def test_skip_square():
     """The tiles' GEMMs of _skip_square give Y Y^T of a banded symmetric Y (a zero block
     inside) to float32 rounding against float64, exactly symmetric and zero beyond the
-    band's reach; None when the tiles would cost more than _SKIP_FRAC of a SYRK."""
-    from geoml.diffusion._phate import _skip_square
+    band's reach, those of _skip_matmul X Y (the same bits on 1 and 2 threads); None when
+    the tiles would cost more than _SKIP_FRAC of a SYRK / GEMM."""
+    from geoml.diffusion._phate import _skip_matmul, _skip_square
 
     rng = np.random.default_rng(0)
     n = 700
@@ -753,18 +754,37 @@ def test_skip_square():
         assert np.abs(Z - R).max() <= 1e-6 * np.abs(R).max()
         assert (Z[R == 0] == 0).all()
     assert _skip_square(np.ones((300, 300), np.float32), 32) is None
+    # the product of two such matrices (another band), on 1 and 2 threads
+    X = np.where(np.abs(i - j) <= 45, rng.random((n, n)), 0.0)
+    X = (X + X.T).astype(np.float32)
+    R = X.astype(np.float64) @ Y.astype(np.float64)
+    for b in (32, 100):
+        Z = _skip_matmul(X, Y, 1, b)
+        assert Z.dtype == np.float32 and Z.flags.c_contiguous
+        assert np.abs(Z - R).max() <= 1e-6 * np.abs(R).max()
+        assert (Z[R == 0] == 0).all()
+        np.testing.assert_array_equal(Z, _skip_matmul(X, Y, 2, b))
+    assert (
+        _skip_matmul(np.ones((300, 300), np.float32), np.ones((300, 300), np.float32), 2, 32)
+        is None
+    )
 
 
 @pytest.mark.parametrize("t", [98, 200])
 def test_sym_powers_skipped_tiles(monkeypatch, t):
-    """float32 powers of a shuffled ring (squared in reverse Cuthill-McKee order, where they
-    are banded: _skip_square's tiles instead of SYRK) match float64 NumPy in the input's
-    order, exactly symmetric, the same bits on 1 and 2 threads."""
+    """float32 powers of a shuffled ring (squared and multiplied in reverse Cuthill-McKee
+    order, where they are banded: the tiles of _skip_square and _skip_matmul) match float64
+    NumPy in the input's order, exactly symmetric, the same bits on 1 and 2 threads."""
     import geoml.diffusion._phate as ph
 
-    used = []
-    orig = ph._skip_square
-    monkeypatch.setattr(ph, "_skip_square", lambda Y: used.append(orig(Y, 32)) or used[-1])
+    used, sq, mm = {}, ph._skip_square, ph._skip_matmul
+
+    def tiles(kind, Z):
+        used[kind] = used.get(kind, False) or Z is not None
+        return Z
+
+    monkeypatch.setattr(ph, "_skip_square", lambda Y: tiles("square", sq(Y, 32)))
+    monkeypatch.setattr(ph, "_skip_matmul", lambda X, Y, nt: tiles("product", mm(X, Y, nt, 32)))
     n = 1200
     rng = np.random.default_rng(t)
     p = rng.permutation(n)
@@ -777,11 +797,11 @@ def test_sym_powers_skipped_tiles(monkeypatch, t):
     S = sp.csr_matrix(sp.diags(r) @ A @ sp.diags(r))
     R = np.linalg.matrix_power(S.toarray(), t)
     Y = ph._sym_power(S, t, 1, np.float32)
-    assert any(Z is not None for Z in used)
+    assert used == {"square": True, "product": True}
     assert Y.dtype == np.float32 and Y.flags.c_contiguous
     assert np.abs(Y - R).max() <= 1e-5 * np.abs(R).max()
     np.testing.assert_array_equal(Y, Y.T)
-    np.testing.assert_array_equal(Y, ph._sym_power(S, t, 2, np.float32))
+    np.testing.assert_array_equal(Y, ph._SymPowers(S, 2, np.float32, 2).power(t))
 
 
 @pytest.mark.parametrize("t", [3, 21, 54, 68, 98])

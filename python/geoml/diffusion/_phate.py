@@ -392,6 +392,39 @@ def _block_supports(Y: np.ndarray, b: int) -> np.ndarray:
     return sup
 
 
+def _tiles(sx: np.ndarray, sy: np.ndarray, n: int, b: int):
+    """``(lo, hi, flops / 2)`` of each tile ``(I, J)`` of a product of the row blocks with
+    the column ranges ``sx`` and ``sy`` (:func:`_block_supports`)."""
+    lo = np.maximum.outer(sx[:, 0], sy[:, 0])
+    hi = np.minimum.outer(sx[:, 1], sy[:, 1])
+    ext = np.minimum(n - np.arange(0, n, b), b)
+    return lo, hi, np.outer(ext, ext) * np.maximum(hi - lo, 0)
+
+
+def _skip_matmul(X: np.ndarray, Y: np.ndarray, nt: int, b: int = _SKIP_BLOCK):
+    """``X Y`` of symmetric ``X`` and ``Y`` (powers in reverse Cuthill-McKee order) as tiles
+    ``X[I, K] Y[J, K]^T`` (:func:`_skip_square`), or ``None`` when they would cost more than
+    ``_SKIP_FRAC`` of a GEMM. The row blocks go to two halves on the pool
+    (:func:`_in_row_blocks`), each tile one GEMM: the same bits for any ``nt``."""
+    n = X.shape[0]
+    lo, hi, work = _tiles(_block_supports(X, b), _block_supports(Y, b), n, b)
+    if work.sum() > _SKIP_FRAC * n**3:
+        return None
+    Z = np.zeros_like(X)
+
+    def run(s, e):
+        for I in range(s, e):
+            i0 = I * b
+            for J in np.flatnonzero(lo[I] < hi[I]).tolist():
+                k0, k1, j0 = lo[I, J], hi[I, J], J * b
+                np.matmul(
+                    X[i0 : i0 + b, k0:k1], Y[j0 : j0 + b, k0:k1].T, out=Z[i0 : i0 + b, j0 : j0 + b]
+                )
+
+    _in_row_blocks(run, lo.shape[0], -(-lo.shape[0] // 2), nt)
+    return Z
+
+
 def _skip_square(Y: np.ndarray, b: int = _SKIP_BLOCK):
     """``Y Y^T`` of a symmetric ``Y`` that is zero away from its diagonal (a graph operator's
     power in reverse Cuthill-McKee order), or ``None`` when the tiles would cost more than
@@ -404,11 +437,8 @@ def _skip_square(Y: np.ndarray, b: int = _SKIP_BLOCK):
     instead of 0.08-0.09 s each (one thread, loaded Xeon)."""
     n = Y.shape[0]
     sup = _block_supports(Y, b)
-    lo = np.maximum.outer(sup[:, 0], sup[:, 0])
-    hi = np.minimum.outer(sup[:, 1], sup[:, 1])
-    ext = np.minimum(n - np.arange(0, n, b), b)
-    work = np.tril(np.outer(ext, ext) * np.maximum(hi - lo, 0)).sum()
-    if work > _SKIP_FRAC * n * n * (n + 1) / 2:
+    lo, hi, work = _tiles(sup, sup, n, b)
+    if np.tril(work).sum() > _SKIP_FRAC * n * n * (n + 1) / 2:
         return None
     Z = np.zeros_like(Y)
     for J in range(sup.shape[0]):
@@ -530,12 +560,16 @@ class _SymPowers:
             else:  # GEMM: faster above n / 16 entries per row (the tree's A^4 has 87 of
                 # 2,000: 0.11 s by column blocks, 0.155 s by sgemm, one thread, loaded)
                 S = self._stored(np.ascontiguousarray(S.toarray(), self.dtype))
-                Y = _matmul_rows(S, Y, self.pool_nt)
+                Y = self._matmul(S, Y)
             _sym_mean(Y)
         for F in dense[1:]:
-            Y = _matmul_rows(self._stored(Y), F, self.pool_nt)
+            Y = self._matmul(self._stored(Y), F)
             _sym_mean(Y)
         return Y
+
+    def _matmul(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        Z = None if self.perm is None else _skip_matmul(X, Y, self.pool_nt)
+        return _matmul_rows(X, Y, self.pool_nt) if Z is None else Z
 
 
 def _sym_power(A: sp.csr_matrix, t: int, nt: int, dtype=np.float64) -> np.ndarray:
