@@ -410,7 +410,7 @@ def _skip_matmul(X: np.ndarray, Y: np.ndarray, nt: int, b: int = _SKIP_BLOCK):
     lo, hi, work = _tiles(_block_supports(X, b), _block_supports(Y, b), n, b)
     if work.sum() > _SKIP_FRAC * n**3:
         return None
-    Z = np.zeros_like(X)
+    Z = np.zeros(X.shape, X.dtype)  # (calloc: zero tiles never written)
 
     def run(s, e):
         for I in range(s, e):
@@ -440,7 +440,7 @@ def _skip_square(Y: np.ndarray, b: int = _SKIP_BLOCK):
     lo, hi, work = _tiles(sup, sup, n, b)
     if np.tril(work).sum() > _SKIP_FRAC * n * n * (n + 1) / 2:
         return None
-    Z = np.zeros_like(Y)
+    Z = np.zeros(Y.shape, Y.dtype)
     for J in range(sup.shape[0]):
         j0 = J * b
         for I in range(J, sup.shape[0]):
@@ -452,6 +452,10 @@ def _skip_square(Y: np.ndarray, b: int = _SKIP_BLOCK):
                 )
     return _mirror_lower(Z)
 
+
+# With the tiles (float32), sparse factors of a power whose entries per row multiply to more
+# than this times n go to the product as dense factors (:meth:`_SymPowers._power`)
+_SPARSE_FLOPS = 4
 
 # Entries of a float32 power below this are set to 0 before the next product: their
 # products would be subnormal (a 100x slower GEMM on x86) and they move P^t by < 1e-15.
@@ -502,6 +506,11 @@ class _SymPowers:
             np.multiply(Y, Y >= _F32_FLUSH, out=Y)
         return Y
 
+    def _dense(self, S: sp.csr_matrix) -> np.ndarray:
+        # entries rounded to dtype before the dense array: half the bytes written for
+        # float32, the same values
+        return sp.csr_matrix(S, dtype=self.dtype).toarray()
+
     def grow(self, j: int, keep=None) -> None:
         """Square up to ``A^(2^j)``; dense powers whose index is not in ``keep`` (when given)
         are dropped once squared."""
@@ -516,7 +525,7 @@ class _SymPowers:
                 self.pw.append(sp.csr_matrix(0.5 * (Z + Z.T)))  # exactly symmetric
                 continue
             if sp.issparse(Y):
-                Y = self._stored(np.ascontiguousarray(Y.toarray(), dtype=self.dtype))
+                Y = self._stored(self._dense(Y))
             elif keep is not None and i not in keep:
                 self.pw[i] = None
             Z = _skip_square(Y) if self.perm is not None else None
@@ -550,15 +559,21 @@ class _SymPowers:
         self.grow(bits[-1], keep=set(bits))
         S = None
         dense = []
+        n = self.pw[0].shape[0]
         for j in bits:
             F = self.pw[j]
             if not sp.issparse(F):
                 dense.append(F)
+            elif S is not None and self.perm is not None and F.nnz * S.nnz > _SPARSE_FLOPS * n**3:
+                # a dense factor: SciPy's product of rows this full costs more than the
+                # tiles' GEMM (the roll's A^8 A^7, 251 x ~180 entries per row of 2,000:
+                # 0.3 s against ~0.03, one thread)
+                dense.append(self._stored(self._dense(F)))
             else:
                 S = F if S is None else sp.csr_matrix(F @ S)
         if not dense:
             S = sp.csr_matrix(0.5 * (S + S.T))
-            return np.ascontiguousarray(S.toarray(), dtype=self.dtype)
+            return self._dense(S)
         Y = dense[0]
         if S is not None:
             S = sp.csr_matrix(0.5 * (S + S.T))
@@ -566,7 +581,7 @@ class _SymPowers:
                 Y = _spmm_cols(sp.csr_matrix(S, dtype=self.dtype), Y, self.nt)
             else:  # GEMM: faster above n / 16 entries per row (the tree's A^4 has 87 of
                 # 2,000: 0.11 s by column blocks, 0.155 s by sgemm, one thread, loaded)
-                S = self._stored(np.ascontiguousarray(S.toarray(), self.dtype))
+                S = self._stored(self._dense(S))
                 Y = self._matmul(S, Y)
             _sym_mean(Y)
         for F in dense[1:]:
