@@ -374,8 +374,8 @@ def _sym_mean(Y: np.ndarray) -> None:
         D[...] = U
 
 
-# Row blocks of the float32 squarings' tiles (:func:`_skip_square`), and the share of a
-# SYRK's flops up to which the tiles' GEMMs replace it
+# Row blocks of the float32 powers' tiles (:func:`_skip_square`, :func:`_skip_matmul`), and
+# the share of a SYRK's / GEMM's flops up to which the tiles' GEMMs replace it
 _SKIP_BLOCK = 128
 _SKIP_FRAC = 0.6
 
@@ -479,7 +479,10 @@ class _SymPowers:
     ``A^16, A^32, A^64``: at most one GEMM for ``t < 112``). ``dtype=float32``: single
     precision dense products (about half the time; ``A^t`` to ~1e-6 relative); dense powers
     are stored with entries below 1e-18 flushed to 0 (their products would be subnormal: a
-    100x slower GEMM on x86; they move ``P^t`` by < 1e-15)."""
+    100x slower GEMM on x86; they move ``P^t`` by < 1e-15), and the powers are computed in
+    reverse Cuthill-McKee order (``perm``), where they are banded: the dense squarings and
+    products as tiles that skip the zero ones (:func:`_skip_square`, :func:`_skip_matmul`),
+    and sparse factors too full for SciPy's product as dense ones (``_SPARSE_FLOPS``)."""
 
     def __init__(self, A: sp.csr_matrix, nt: int, dtype=np.float64, pool_nt: int = 1):
         self.dtype = np.dtype(dtype)
