@@ -732,6 +732,82 @@ def test_sym_power_matches_numpy(t):
         _sym_power(S, 0, 1)
 
 
+def test_skip_square():
+    """The tiles' GEMMs of _skip_square give Y Y^T of a banded symmetric Y (a zero block
+    inside) to float32 rounding against float64, exactly symmetric and zero beyond the
+    band's reach, those of _skip_matmul X Y (the same bits on 1 and 2 threads); None when
+    the tiles would cost more than _SKIP_FRAC of a SYRK / GEMM."""
+    from geoml.diffusion._phate import _skip_matmul, _skip_square
+
+    rng = np.random.default_rng(0)
+    n = 700
+    i, j = np.indices((n, n))
+    Y = np.where(np.abs(i - j) <= 20, rng.random((n, n)), 0.0)
+    Y[300:350] = 0.0
+    Y[:, 300:350] = 0.0
+    Y = (Y + Y.T).astype(np.float32)
+    R = Y.astype(np.float64) @ Y.astype(np.float64)
+    for b in (32, 64, 100, 128):
+        Z = _skip_square(Y, b)
+        assert Z.dtype == np.float32 and Z.flags.c_contiguous
+        np.testing.assert_array_equal(Z, Z.T)
+        assert np.abs(Z - R).max() <= 1e-6 * np.abs(R).max()
+        assert (Z[R == 0] == 0).all()
+    assert _skip_square(np.ones((300, 300), np.float32), 32) is None
+    # the product of two such matrices (another band), on 1 and 2 threads
+    X = np.where(np.abs(i - j) <= 45, rng.random((n, n)), 0.0)
+    X = (X + X.T).astype(np.float32)
+    R = X.astype(np.float64) @ Y.astype(np.float64)
+    for b in (32, 100):
+        Z = _skip_matmul(X, Y, 1, b)
+        assert Z.dtype == np.float32 and Z.flags.c_contiguous
+        assert np.abs(Z - R).max() <= 1e-6 * np.abs(R).max()
+        assert (Z[R == 0] == 0).all()
+        np.testing.assert_array_equal(Z, _skip_matmul(X, Y, 2, b))
+    assert (
+        _skip_matmul(np.ones((300, 300), np.float32), np.ones((300, 300), np.float32), 2, 32)
+        is None
+    )
+
+
+@pytest.mark.parametrize("t, flops", [(98, None), (200, None), (63, 0.01)])
+def test_sym_powers_skipped_tiles(monkeypatch, t, flops):
+    """float32 powers of a shuffled ring (squared and multiplied in reverse Cuthill-McKee
+    order, where they are banded: the tiles of _skip_square and _skip_matmul) match float64
+    NumPy in the input's order, exactly symmetric, the same bits on 1 and 2 threads
+    (``flops``: sparse factors densified for the tiles' product, _SPARSE_FLOPS)."""
+    import geoml.diffusion._phate as ph
+
+    if flops is not None:
+        monkeypatch.setattr(ph, "_SPARSE_FLOPS", flops)
+
+    used, sq, mm = {}, ph._skip_square, ph._skip_matmul
+
+    def tiles(kind, Z):
+        used[kind] = used.get(kind, False) or Z is not None
+        return Z
+
+    monkeypatch.setattr(ph, "_skip_square", lambda Y: tiles("square", sq(Y, 32)))
+    monkeypatch.setattr(ph, "_skip_matmul", lambda X, Y, nt: tiles("product", mm(X, Y, nt, 32)))
+    n = 1200
+    rng = np.random.default_rng(t)
+    p = rng.permutation(n)
+    i = np.arange(n)
+    rows = np.concatenate([i, i, i])
+    cols = np.concatenate([i, (i + 1) % n, (i + 2) % n])
+    A = sp.csr_matrix((rng.random(rows.size) + 0.1, (p[rows], p[cols])), shape=(n, n))
+    A = sp.csr_matrix(A + A.T)
+    r = np.asarray(A.sum(1)).ravel() ** -0.5
+    S = sp.csr_matrix(sp.diags(r) @ A @ sp.diags(r))
+    R = np.linalg.matrix_power(S.toarray(), t)
+    Y = ph._sym_power(S, t, 1, np.float32)
+    assert used == ({"product": True} if flops else {"square": True, "product": True})
+    assert Y.dtype == np.float32 and Y.flags.c_contiguous
+    assert np.abs(Y - R).max() <= 1e-5 * np.abs(R).max()
+    np.testing.assert_array_equal(Y, Y.T)
+    np.testing.assert_array_equal(Y, ph._SymPowers(S, 2, np.float32, 2).power(t))
+
+
 @pytest.mark.parametrize("t", [3, 21, 54, 68, 98])
 def test_sym_powers_speculated_and_beside_the_entropy(t):
     """The squarings grown before t is known (beside the entropy's eigenvalue solve) give
