@@ -436,12 +436,17 @@ def test_cheb_block_step_same_bits(isa):
     X, Z = rng.standard_normal((n, 4)), rng.standard_normal((n, 4))
 
     def run():
-        return _core.csr_cheb_matmat(A.data, A.indices, A.indptr, X, Z, s1=0.7, c=0.3, s2=1.0)
+        out = np.empty((n, 4), order="F")
+        work = np.empty(3 * n * 4 + 24)
+        _core.csr_cheb_filter(A.data, A.indices, A.indptr, X, out, work, degree=4, c=0.3, e=1.5)
+        Y = _core.csr_cheb_matmat(A.data, A.indices, A.indptr, X, Z, s1=0.7, c=0.3, s2=1.0)
+        return Y, out
 
-    ref, got_ = both(isa, run)
+    (ref, fref), (got_, fgot) = both(isa, run)
     want = 0.7 * (A @ X - 0.3 * X) - Z
     np.testing.assert_allclose(ref, want, rtol=0, atol=1e-13 * np.abs(want).max())
     np.testing.assert_array_equal(got_, ref)
+    np.testing.assert_array_equal(fgot, fref)  # the filter in one call (cheb_rows4's steps)
 
 
 def test_lanczos_float32_value_products_same_bits(isa, monkeypatch):

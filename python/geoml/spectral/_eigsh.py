@@ -423,13 +423,22 @@ def _filtered_general(
         placed = 0 < cut < lam_k if lm else lo_chk < cut < lam_k
         if placed and bool((res <= tol * anorm).all()):
             flt = _eigsh_block.ChebFilter(lo_chk, cut, _FILTER_DEGREE)
-            step = None
-            if d.dtype == np.float64:  # the filter's steps fused into the block products
+            apply = None
+            if d.dtype == np.float64:  # the filter's degree steps in one call, fused products
                 halves = _column_halves(d, indices, indptr, n, check_block)
+                work = np.empty(3 * n * check_block + 24)  # the recurrence's blocks, every call
 
-                def step(X, Z, s1, c, s2):
-                    return _core.csr_cheb_matmat(
-                        *halves[0], X, Z, s1=s1, c=c, s2=s2, n_jobs=nt, **halves[1]
+                def apply(X, out):
+                    _core.csr_cheb_filter(
+                        *halves[0],
+                        X,
+                        out,
+                        work,
+                        degree=flt.d,
+                        c=flt.c,
+                        e=flt.e,
+                        n_jobs=nt,
+                        **halves[1],
                     )
 
             rng = np.random.default_rng([seed, 0x6570])
@@ -448,7 +457,7 @@ def _filtered_general(
                     block=check_block,
                     steps=_FILTER_CHECK_STEPS,
                     budget=int(n_mv) // 2,
-                    step=step,
+                    apply=apply,
                     n_jobs=nt,
                 )
             n_mv += report.n_matvec

@@ -402,17 +402,9 @@ class ChebFilter:
             return self.c + self.e
         return self.c + self.e * math.cosh(math.acosh(y) / self.d)
 
-    def apply(self, matmat, X, step=None):
-        """``P(A) X`` for an (n, b) block: ``d`` block products (three-term recurrence).
-        ``step(X, Z, s1, c, s2)``, if given, returns ``s1 (A X - c X) - s2 Z`` in one pass
-        (``_core.csr_cheb_matmat``) and replaces the products and the NumPy recurrence."""
+    def apply(self, matmat, X):
+        """``P(A) X`` for an (n, b) block: ``d`` block products (three-term recurrence)."""
         c, e = self.c, self.e
-        if step is not None:
-            y0 = X = np.ascontiguousarray(X)
-            y1 = step(X, X, 1.0 / e, c, 0.0)
-            for _ in range(1, self.d):
-                y0, y1 = y1, step(y1, y0, 2.0 / e, c, 1.0)
-            return y1
         y0 = X
         y1 = (matmat(X) - c * X) / e
         for _ in range(1, self.d):
@@ -475,10 +467,15 @@ class _GrowingKrylov:
     def room(self, cols: int) -> bool:
         return self.c + cols <= self.Qb.shape[1]
 
-    def _append(self, X, PX) -> None:
+    def _append(self, X, PX=None) -> None:
+        """The block ``X`` and its product ``PX`` (formed here, by ``pmat(X, out)`` into the
+        buffer, when not given)."""
         c0, w = self.c, X.shape[1]
         self.Qb[:, c0 : c0 + w] = X
-        self.PQb[:, c0 : c0 + w] = PX
+        if PX is None:
+            self.pmat(self.Qb[:, c0 : c0 + w], self.PQb[:, c0 : c0 + w])
+        else:
+            self.PQb[:, c0 : c0 + w] = PX
         self.c, self.last = c0 + w, c0
         self.blocks += 1
         PX = self.PQb[:, c0 : c0 + w]
@@ -494,7 +491,7 @@ class _GrowingKrylov:
         self.c = self.blocks = 0
         if X.shape[1] == 0:
             return False
-        self._append(X, self.pmat(X))
+        self._append(X)
         return True
 
     def restart(self, Y) -> None:
@@ -535,7 +532,7 @@ class _GrowingKrylov:
                 X, _ = _orthonormal_gram(W, G, 1e-10, nrm, nt)
             if X.shape[1] == 0 or not self.room(X.shape[1]):
                 return
-            self._append(X, self.pmat(X))
+            self._append(X)
 
     def ritz(self):
         """Ritz values of ``P(A)`` (largest first) and coefficient vectors (on Q's side)."""
@@ -565,7 +562,7 @@ def filtered_check(
     block: int,
     steps: int,
     budget: int,
-    step=None,
+    apply=None,
     n_jobs: int = 0,
 ):
     """Detection only: is there an eigenvalue ``lambda`` with ``P(lambda) > P(lam_k +
@@ -583,7 +580,9 @@ def filtered_check(
     Ritz vector has an A-residual ``<= 100 tol ||A||``, or the best Ritz value moves by less
     than 5% of its distance to the threshold in a cycle, or ``budget`` products are spent
     (counted as a restart from scratch would spend them: ``steps`` blocks a cycle).
-    ``step``: the fused Chebyshev step of :meth:`ChebFilter.apply` (CSR float64 input).
+    ``apply(X, out)``: writes ``P(A) X`` into ``out`` (a column slice of the basis' product
+    buffer; ``_core.csr_cheb_filter`` for CSR float64 input), in place of
+    :meth:`ChebFilter.apply` on ``matmat``.
     ``n_jobs``: threads of the basis algebra on NumPy blocks (``_core.tall_gram`` /
     ``tall_sub``: the same bits for any count); ``None``: the array module's products.
     Returns (passed, report): ``passed`` False means a Ritz value crossed the threshold
@@ -603,9 +602,12 @@ def filtered_check(
     st = max(1, min(steps, n_free // b))
     counter = [0]
 
-    def pmat(X):
+    def pmat(X, out):
         counter[0] += flt.d * X.shape[1]
-        return flt.apply(matmat, X, step)
+        if apply is None:
+            out[...] = flt.apply(matmat, X)
+        else:
+            apply(X, out)
 
     cap = b * (st + (_CHECK_MAX_CYCLES - 1) * max(st - 1, 1))
     kry = _GrowingKrylov(pmat, space, n, min(n_free, cap))
