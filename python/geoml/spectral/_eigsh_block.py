@@ -179,13 +179,19 @@ def _orthonormal(X, rel: float, ref: float | None = None):
     return xp.ascontiguousarray(Qx @ xp.asarray(Ur[:, :nkeep])), nkeep
 
 
-def _orthonormal_gram(W, G, rel: float, ref: float, nt):
+def _zero(a):
+    a[...] = 0.0
+    return a
+
+
+def _orthonormal_gram(W, G, rel: float, ref: float, nt, tmp=None, out=None):
     """:func:`_orthonormal` of ``W`` given its Gram matrix ``G = W^T W``: when ``W`` is well
     conditioned (singular values within 1e-4 of each other and above ``100 rel ref``, so the
     QR path would keep every column: the same decision), two Cholesky-QR passes
     (``W V diag(s)^-1`` from the eigenpairs of ``G``, then ``X R^-1`` with ``X^T X = R^T R``:
     orthonormal to rounding for condition numbers far beyond 1e4), on the tall-skinny kernels;
-    otherwise :func:`_orthonormal` (thin QR and the SVD of ``R``)."""
+    otherwise :func:`_orthonormal` (thin QR and the SVD of ``R``). ``tmp`` / ``out``: blocks of
+    ``W``'s shape with contiguous columns for the first pass / the result (else new ones)."""
     w = W.shape[1]
     lam, V = np.linalg.eigh((G + G.T) / 2)  # ascending
     if not (
@@ -196,10 +202,10 @@ def _orthonormal_gram(W, G, rel: float, ref: float, nt):
     ):
         return _orthonormal(W, rel, ref)
     xp = array_module(W)
-    X = xp.zeros(W.shape, order="F")
+    X = xp.zeros(W.shape, order="F") if tmp is None else _zero(tmp)
     _sub_mm(X, W, -(V[:, ::-1] / np.sqrt(lam[::-1])), nt)
     L = np.linalg.cholesky(_gram(X, X, nt))  # X^T X = L L^T
-    Y = xp.zeros(W.shape, order="F")
+    Y = xp.zeros(W.shape, order="F") if out is None else _zero(out)
     _sub_mm(Y, X, -np.linalg.inv(L).T, nt)
     return Y, w
 
@@ -455,6 +461,7 @@ class _GrowingKrylov:
         self.h_last = np.zeros((0, 0))  # Q^T P(A) Q_last (host), formed by _append
         self.g_last = np.zeros((0, 0))  # (P(A) Q_last)^T P(A) Q_last (host), by _append
         self.blocks = 0  # blocks since the start or the last restart
+        self.work = None  # (n, 2 b) scratch of extend on the kernels' path (reused: no new pages)
 
     @property
     def Q(self):
@@ -467,11 +474,12 @@ class _GrowingKrylov:
     def room(self, cols: int) -> bool:
         return self.c + cols <= self.Qb.shape[1]
 
-    def _append(self, X, PX=None) -> None:
-        """The block ``X`` and its product ``PX`` (formed here, by ``pmat(X, out)`` into the
-        buffer, when not given)."""
+    def _append(self, X, PX=None, placed: bool = False) -> None:
+        """The block ``X`` (``placed``: already in the buffer's next columns) and its product
+        ``PX`` (formed here, by ``pmat(X, out)`` into the buffer, when not given)."""
         c0, w = self.c, X.shape[1]
-        self.Qb[:, c0 : c0 + w] = X
+        if not placed:
+            self.Qb[:, c0 : c0 + w] = X
         if PX is None:
             self.pmat(self.Qb[:, c0 : c0 + w], self.PQb[:, c0 : c0 + w])
         else:
@@ -519,20 +527,30 @@ class _GrowingKrylov:
             # then the space, acting on what is left; pass 2 against the basis only after a
             # cancellation: pass 1 leaves components of about eps ||P(A) Q_last|| along the
             # basis, i.e. eps / r of what is left for r = ||W|| / ||P(A) Q_last||
-            W = _sub_mm(xp.array(PX, order="F"), Q, self.h_last, nt)
+            w = PX.shape[1]
+            if nt is None:
+                W = xp.array(PX, order="F")
+            else:  # the kernels' path: W and the first Cholesky-QR pass in reused scratch
+                if self.work is None or self.work.shape[1] < 2 * w:
+                    self.work = np.empty((PX.shape[0], 2 * w), order="F")
+                W = self.work[:, :w]
+                W[...] = PX
+            W = _sub_mm(W, Q, self.h_last, nt)
             W, G = self.space.project_gram(W)
             if math.sqrt(max(float(np.trace(G)), 0.0)) < _REORTH_RATIO * math.sqrt(
                 max(float(g.sum()), 0.0)
             ):
                 _sub_mm(W, Q, _gram(Q, W, nt), nt)
                 G = _gram(W, W, nt)
+            out = None
             if nt is None or not nrm > 0:
                 X, _ = _orthonormal(W, 1e-10, nrm if nrm > 0 else None)
-            else:
-                X, _ = _orthonormal_gram(W, G, 1e-10, nrm, nt)
+            else:  # the result straight into the basis' next columns where they exist
+                out = self.Qb[:, self.c : self.c + w] if self.room(w) else None
+                X, _ = _orthonormal_gram(W, G, 1e-10, nrm, nt, self.work[:, w : 2 * w], out)
             if X.shape[1] == 0 or not self.room(X.shape[1]):
                 return
-            self._append(X)
+            self._append(X, placed=X is out)
 
     def ritz(self):
         """Ritz values of ``P(A)`` (largest first) and coefficient vectors (on Q's side)."""
