@@ -545,6 +545,17 @@ def test_cheb_block_step(itype):
                 ),
             )
         np.testing.assert_allclose(y1, Pref, atol=1e-11 * np.abs(Pref).max())
+        h0 = h1 = X  # the same steps on the matrix in two column halves
+        h1 = geoml._core.csr_cheb_matmat(
+            *halves[0], X, X, s1=1 / flt.e, c=flt.c, s2=0.0, **halves[1]
+        )
+        for _ in range(1, flt.d):
+            h0, h1 = (
+                h1,
+                geoml._core.csr_cheb_matmat(
+                    *halves[0], h1, h0, s1=2 / flt.e, c=flt.c, s2=1.0, n_jobs=2, **halves[1]
+                ),
+            )
         work = np.full(3 * n * s + 24, np.nan)
         for nt in (1, 2):
             for Xin in (X, np.asfortranarray(X)):  # any layout in, columns of a buffer out
@@ -560,7 +571,8 @@ def test_cheb_block_step(itype):
                     *halves[0], Xin, out, work, degree=flt.d, c=flt.c, e=flt.e, n_jobs=nt,
                     **halves[1],
                 )  # fmt: skip
-                if s == 4:  # the split matrix keeps csr_mm's sums
+                np.testing.assert_array_equal(out, h1)
+                if s == 4:  # split: (A's part in four lanes) + (B's part), not one pass's sums
                     np.testing.assert_allclose(out, y1, rtol=0, atol=1e-12 * np.abs(y1).max())
                 else:
                     np.testing.assert_array_equal(out, y1)

@@ -185,9 +185,9 @@ _SPLIT_BLOCK_BYTES = 2 << 20
 def _column_halves(data, indices, indptr, n, block):
     """The arguments of ``_core.csr_cheb_matmat`` for a canonical (sorted indices) CSR matrix:
     ``((data, indices, indptr), {})`` or, for blocks of more than ``_SPLIT_BLOCK_BYTES``, the
-    matrix's columns below ``n // 2`` and the rest (``data2``, ...) as two CSR matrices: the
-    product forms every row's sums in the same order as one pass (same bits), each pass
-    reading half of the block."""
+    matrix's columns below ``n // 2`` and the rest (``data2``, ...) as two CSR matrices, each
+    pass reading half of the block (a row's sum: the first part's, continued in order by the
+    second's, as one pass; for 4 columns the two parts' 4-lane sums added)."""
     if n * block * 8 <= _SPLIT_BLOCK_BYTES:
         return (data, indices, indptr), {}
     left = indices < n // 2
