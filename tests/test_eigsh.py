@@ -554,14 +554,64 @@ def test_cheb_block_step(itype):
         else:
             np.testing.assert_array_equal(AX, AXm)
     flt = _eigsh_block.ChebFilter(-5.0, 4.0, 8)
-    X = rng.standard_normal((n, 4))
-
-    def step(X, Z, s1, c, s2):
-        return geoml._core.csr_cheb_matmat(data, indices, indptr, X, Z, s1=s1, c=c, s2=s2)
-
-    P = flt.apply(lambda X: A @ X, X, step)
-    Pref = flt.apply(lambda X: A @ X, X)
-    np.testing.assert_allclose(P, Pref, atol=1e-11 * np.abs(Pref).max())
+    for s in (4, 3):
+        X = rng.standard_normal((n, s))
+        Pref = flt.apply(lambda X: A @ X, X)
+        # csr_cheb_filter: the degree steps in one call, the same bits as the step calls
+        y0 = y1 = X
+        y1 = geoml._core.csr_cheb_matmat(data, indices, indptr, X, X, s1=1 / flt.e, c=flt.c, s2=0.0)
+        for _ in range(1, flt.d):
+            y0, y1 = (
+                y1,
+                geoml._core.csr_cheb_matmat(
+                    data, indices, indptr, y1, y0, s1=2 / flt.e, c=flt.c, s2=1.0
+                ),
+            )
+        np.testing.assert_allclose(y1, Pref, atol=1e-11 * np.abs(Pref).max())
+        h0 = h1 = X  # the same steps on the matrix in two column halves
+        h1 = geoml._core.csr_cheb_matmat(
+            *halves[0], X, X, s1=1 / flt.e, c=flt.c, s2=0.0, **halves[1]
+        )
+        for _ in range(1, flt.d):
+            h0, h1 = (
+                h1,
+                geoml._core.csr_cheb_matmat(
+                    *halves[0], h1, h0, s1=2 / flt.e, c=flt.c, s2=1.0, n_jobs=2, **halves[1]
+                ),
+            )
+        work = np.full(3 * n * s + 24, np.nan)
+        for nt in (1, 2):
+            for Xin in (X, np.asfortranarray(X)):  # any layout in, columns of a buffer out
+                buf = np.full((n, s + 3), np.nan, order="F")
+                geoml._core.csr_cheb_filter(
+                    data, indices, indptr, Xin, buf[:, 1 : s + 1], work,
+                    degree=flt.d, c=flt.c, e=flt.e, n_jobs=nt,
+                )  # fmt: skip
+                np.testing.assert_array_equal(buf[:, 1 : s + 1], y1)
+                assert np.isnan(buf[:, 0]).all() and np.isnan(buf[:, s + 1 :]).all()
+                out = np.empty((n, s), order="F")
+                geoml._core.csr_cheb_filter(
+                    *halves[0], Xin, out, work, degree=flt.d, c=flt.c, e=flt.e, n_jobs=nt,
+                    **halves[1],
+                )  # fmt: skip
+                np.testing.assert_array_equal(out, h1)
+                if s == 4:  # split: (A's part in four lanes) + (B's part), not one pass's sums
+                    np.testing.assert_allclose(out, y1, rtol=0, atol=1e-12 * np.abs(y1).max())
+                else:
+                    np.testing.assert_array_equal(out, y1)
+    out = np.empty((n, 4), order="F")
+    with pytest.raises(ValueError, match="work must be"):
+        geoml._core.csr_cheb_filter(
+            data, indices, indptr, X, out[:, :3], work[:10], degree=8, c=0, e=1
+        )
+    with pytest.raises(ValueError, match="out must have"):
+        geoml._core.csr_cheb_filter(data, indices, indptr, X, out, work, degree=8, c=0, e=1)
+    with pytest.raises(ValueError, match="contiguous columns"):
+        geoml._core.csr_cheb_filter(
+            data, indices, indptr, X, np.empty((n, 3)), work, degree=8, c=0, e=1
+        )
+    with pytest.raises(ValueError, match="degree"):
+        geoml._core.csr_cheb_filter(data, indices, indptr, X, out[:, :3], work, degree=0, c=0, e=1)
     with pytest.raises(ValueError, match="must be"):
         geoml._core.csr_cheb_matmat(data, indices, indptr, X, X[:, :2], s1=1.0, c=0.0, s2=0.0)
     with pytest.raises(ValueError, match="must be"):
@@ -675,8 +725,8 @@ def test_filtered_check_basis_from_known_coefficients():
         V = V[:, -3:]
         flt = _eigsh_block.ChebFilter(-1.02, 0.9, 8)
 
-        def pmat(X, A=A, flt=flt):
-            return flt.apply(lambda Y: A @ Y, X)
+        def pmat(X, out, A=A, flt=flt):  # P(A) X into out (a column slice of the buffer)
+            out[...] = flt.apply(lambda Y: A @ Y, X)
 
         X0 = rng.standard_normal((n, 4))
         for nt in (None, 0):  # NumPy products; the tall-skinny kernels
@@ -692,7 +742,7 @@ def test_filtered_check_basis_from_known_coefficients():
                 assert c == 32
                 np.testing.assert_allclose(Q.T @ Q, np.eye(c), atol=1e-12)
                 assert np.abs(V.T @ Q).max() < 1e-12
-                H = Q.T @ pmat(Q)
+                H = Q.T @ flt.apply(lambda Y: A @ Y, Q)
                 scale = np.abs(H).max()
                 np.testing.assert_allclose(kry.H[:c, :c], H, atol=1e-11 * scale)
     # six distinct eigenvalues (exactly: a diagonal matrix): the block Krylov space is
@@ -701,9 +751,13 @@ def test_filtered_check_basis_from_known_coefficients():
     # filter; the basis stays orthonormal and H exact all the same
     A = np.diag(np.repeat([-1.0, -0.5, 0.0, 0.5, 0.95, 1.0], 50))
     flt = _eigsh_block.ChebFilter(-1.02, 0.9, 8)
+
+    def pmat2(X, out):
+        out[...] = flt.apply(lambda Y: A @ Y, X)
+
     for nt in (None, 0):
         kry = _eigsh_block._GrowingKrylov(
-            lambda X: flt.apply(lambda Y: A @ Y, X),
+            pmat2,
             _eigsh_block._Space(np.zeros((300, 0)), nt=nt),
             300,
             64,

@@ -424,6 +424,8 @@ def test_tall_kernels_same_bits(isa):
 def test_cheb_block_step_same_bits(isa):
     # the filtered check's 4-column Chebyshev step (check_kernel.inc: AVX-512, AVX2, scalar
     # lanes): the same bits under every ISA; rows of 0..40 entries cover the lane tails
+    from geoml.spectral import _eigsh
+
     rng = np.random.default_rng(6)
     n = 3000
     counts = rng.integers(0, 21, n)
@@ -436,12 +438,22 @@ def test_cheb_block_step_same_bits(isa):
     X, Z = rng.standard_normal((n, 4)), rng.standard_normal((n, 4))
 
     def run():
-        return _core.csr_cheb_matmat(A.data, A.indices, A.indptr, X, Z, s1=0.7, c=0.3, s2=1.0)
+        out = np.empty((n, 4), order="F")
+        work = np.empty(3 * n * 4 + 24)
+        _core.csr_cheb_filter(A.data, A.indices, A.indptr, X, out, work, degree=4, c=0.3, e=1.5)
+        Y = _core.csr_cheb_matmat(A.data, A.indices, A.indptr, X, Z, s1=0.7, c=0.3, s2=1.0)
+        # the matrix in two column halves: the split 4-lane rows (first part, then the second)
+        Ys = _core.csr_cheb_matmat(*h[0], X, Z, s1=0.7, c=0.3, s2=1.0, n_jobs=2, **h[1])
+        return Y, out, Ys
 
-    ref, got_ = both(isa, run)
+    h = _eigsh._column_halves(A.data, A.indices, A.indptr, n, 10**6)
+    (ref, fref, sref), (got_, fgot, sgot) = both(isa, run)
+    np.testing.assert_array_equal(sgot, sref)
+    np.testing.assert_allclose(sref, ref, rtol=0, atol=1e-13 * np.abs(ref).max())
     want = 0.7 * (A @ X - 0.3 * X) - Z
     np.testing.assert_allclose(ref, want, rtol=0, atol=1e-13 * np.abs(want).max())
     np.testing.assert_array_equal(got_, ref)
+    np.testing.assert_array_equal(fgot, fref)  # the filter in one call (cheb_rows4's steps)
 
 
 def test_lanczos_float32_value_products_same_bits(isa, monkeypatch):

@@ -253,6 +253,56 @@ struct ColBlock {
   int64_t rows, cols;
 };
 
+ColBlock col_block(py::handle obj, const char* who, bool write);
+
+template <typename I>
+void csr_cheb_filter_py(exact<double> data_in, carray<I> indices, exact<I> indptr_in,
+                        py::array_t<double> X, py::handle out, py::array_t<double> work, int degree,
+                        double c, double e, int n_jobs, std::optional<exact<double>> data2_in,
+                        std::optional<carray<I>> indices2, std::optional<exact<I>> indptr2_in) {
+  const carray<double> data = contiguous(data_in);
+  const carray<I> indptr = contiguous(indptr_in);
+  const int64_t n = indptr.size() - 1;
+  if (n < 0 || data.size() != indices.size())
+    throw std::invalid_argument("csr_cheb_filter: malformed CSR matrix");
+  const bool split = data2_in.has_value();
+  if (split != indices2.has_value() || split != indptr2_in.has_value())
+    throw std::invalid_argument("csr_cheb_filter: give all of data2, indices2, indptr2 or none");
+  carray<double> data2;
+  carray<I> indptr2;
+  if (split) {
+    data2 = contiguous(*data2_in);
+    indptr2 = contiguous(*indptr2_in);
+    if (indptr2.size() != n + 1 || data2.size() != indices2->size())
+      throw std::invalid_argument("csr_cheb_filter: malformed second CSR matrix");
+  }
+  if (degree < 1) throw std::invalid_argument("csr_cheb_filter: degree must be >= 1");
+  if (X.ndim() != 2 || X.shape(0) != n)
+    throw std::invalid_argument("csr_cheb_filter: X must be (n, s) for an n x n matrix");
+  const int64_t s = X.shape(1);
+  const ColBlock o = col_block(out, "csr_cheb_filter", true);
+  if (o.rows != n || o.cols != s)
+    throw std::invalid_argument("csr_cheb_filter: out must have X's shape");
+  if (!(work.flags() & py::array::c_style) || !work.writeable() || work.size() < 3 * n * s + 24)
+    throw std::invalid_argument(
+        "csr_cheb_filter: work must be writeable, contiguous, of >= 3 n s + 24 entries");
+  const int64_t xr = X.strides(0) / int64_t(sizeof(double)),
+                xc = X.strides(1) / int64_t(sizeof(double));
+  if (X.strides(0) % int64_t(sizeof(double)) || X.strides(1) % int64_t(sizeof(double)))
+    throw std::invalid_argument("csr_cheb_filter: X's strides must be multiples of 8 bytes");
+  const CsrRef<double, I> A{n, indptr.data(), indices.data(), data.data()};
+  const CsrRef<double, I> B{n, split ? indptr2.data() : nullptr, split ? indices2->data() : nullptr,
+                            split ? data2.data() : nullptr};
+  const double* px = X.data();
+  double* pw = work.mutable_data();
+  {
+    py::gil_scoped_release release;
+    const int64_t nnz = n > 0 ? int64_t(indptr.data()[n]) + (split ? int64_t(B.indptr[n]) : 0) : 0;
+    const int nt = nnz * s >= (int64_t(1) << 20) ? resolve_threads(n_jobs) : 1;
+    csr_cheb_filter<I>(A, px, xr, xc, s, degree, c, e, pw, o.ptr, o.ld, nt, split ? &B : nullptr);
+  }
+}
+
 ColBlock col_block(py::handle obj, const char* who, bool write) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(who) + ": blocks must be float64 NumPy arrays");
@@ -338,6 +388,15 @@ void bind_lowrank(py::module_& m) {
       py::arg("data2").noconvert() = py::none(), py::arg("indices2") = py::none(),
       py::arg("indptr2").noconvert() = py::none(),
       "s1 (A X - c X) - s2 Z, square float64 CSR A; data2, ...: A's later columns (same sums).");
+  def_overloads(
+      m, "csr_cheb_filter", Indices{},
+      [](auto i) { return &csr_cheb_filter_py<typename decltype(i)::type>; },
+      py::arg("data").noconvert(), py::arg("indices"), py::arg("indptr").noconvert(),
+      py::arg("X").noconvert(), py::arg("out"), py::arg("work").noconvert(), py::kw_only(),
+      py::arg("degree"), py::arg("c"), py::arg("e"), py::arg("n_jobs") = 0,
+      py::arg("data2").noconvert() = py::none(), py::arg("indices2") = py::none(),
+      py::arg("indptr2").noconvert() = py::none(),
+      "out = T_degree((A - c) / e) X, csr_cheb_matmat's steps; work: 3 n s + 24 float64.");
   m.def("tall_gram", &tall_gram_py, py::arg("A"), py::arg("B"), py::kw_only(),
         py::arg("n_jobs") = 0,
         "A^T B, float64 blocks with contiguous columns (the same bits for any n_jobs).");

@@ -122,17 +122,35 @@ void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, d
   errors.rethrow();
 }
 
+namespace {
+/// Inside a parallel region: one 4-column step (cheb_rows4; with B, A's part of every row, a
+/// barrier, then B's part continuing it).
+template <typename I>
+void cheb_step4(SimdIsa isa, const CsrRef<double, I>& A, const CsrRef<double, I>* B,
+                const double* X, const double* Z, double s1, double c, double s2, double* Y,
+                int64_t yr, int64_t yc) {
+  const int64_t n = A.rows;
+#pragma omp for schedule(dynamic, 1)
+  for (int64_t r0 = 0; r0 < n; r0 += 256)
+    GEOML_SIMD_CALL(isa, cheb_rows4<I>, r0, std::min<int64_t>(r0 + 256, n), A.indptr, A.indices,
+                    A.data, X, Z, s1, c, s2, Y, yr, yc, B != nullptr ? 1 : 0);
+  if (B == nullptr) return;
+#pragma omp for schedule(dynamic, 1)
+  for (int64_t r0 = 0; r0 < n; r0 += 256)
+    GEOML_SIMD_CALL(isa, cheb_rows4<I>, r0, std::min<int64_t>(r0 + 256, n), B->indptr, B->indices,
+                    B->data, X, Z, s1, c, s2, Y, yr, yc, 2);
+}
+}  // namespace
+
 template <typename I>
 void csr_cheb_mm(const CsrRef<double, I>& A, const double* X, int64_t s, const double* Z, double s1,
                  double c, double s2, double* Y, int n_threads, const CsrRef<double, I>* B) {
   const int nt = n_threads > 0 ? n_threads : 1;
   const int64_t n = A.rows;
-  if (s == 4 && B == nullptr) {  // the check's block: per-ISA rows (check_kernel.inc)
+  if (s == 4) {  // the check's block: per-ISA rows (check_kernel.inc)
     const SimdIsa isa = simd_isa();
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int64_t r0 = 0; r0 < n; r0 += 256)
-      GEOML_SIMD_CALL(isa, cheb_rows4<I>, r0, std::min<int64_t>(r0 + 256, n), A.indptr, A.indices,
-                      A.data, X, Z, s1, c, s2, Y);
+#pragma omp parallel num_threads(nt)
+    cheb_step4(isa, A, B, X, Z, s1, c, s2, Y, 4, 1);
     return;
   }
   if (B != nullptr) {  // A's part of every row first (all rows), B's part continues the sums
@@ -152,6 +170,53 @@ void csr_cheb_mm(const CsrRef<double, I>& A, const double* X, int64_t s, const d
     for (int64_t j = 0; j < s; ++j) y[j] = s1 * (y[j] - c * x[j]) - s2 * z[j];
   }
 }
+template <typename I>
+void csr_cheb_filter(const CsrRef<double, I>& A, const double* X, int64_t xr, int64_t xc, int64_t s,
+                     int degree, double c, double e, double* W, double* out, int64_t ldo,
+                     int n_threads, const CsrRef<double, I>* B) {
+  const int nt = n_threads > 0 ? n_threads : 1;
+  const int64_t n = A.rows, ns = (A.rows * s + 7) / 8 * 8;  // blocks on 64-byte boundaries
+  W += (8 - reinterpret_cast<uintptr_t>(W) / sizeof(double) % 8) % 8;
+  double* buf[3] = {W, W + ns, W + 2 * ns};
+  if (s == 4) {  // one parallel region: the steps of cheb_rows4, barriers between
+    const SimdIsa isa = simd_isa();
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t k = 0; k < 4; ++k) buf[0][i * 4 + k] = X[i * xr + k * xc];
+      for (int step = 0; step < degree; ++step) {
+        // y_{step+1} = s1 (A y_step - c y_step) - s2 y_{step-1} (y_{-1} = y_0 with s2 = 0)
+        const double* y1 = buf[step % 3];
+        const double* y0 = step > 0 ? buf[(step + 2) % 3] : y1;
+        const double s1 = (step > 0 ? 2.0 : 1.0) / e, s2 = step > 0 ? 1.0 : 0.0;
+        const bool last = step == degree - 1;
+        double* y = last ? out : buf[(step + 1) % 3];
+        const int64_t yr = last ? 1 : 4, yc = last ? ldo : 1;
+        cheb_step4(isa, A, B, y1, y0, s1, c, s2, y, yr, yc);
+      }
+    }
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < s; ++k) buf[0][i * s + k] = X[i * xr + k * xc];
+  for (int step = 0; step < degree; ++step) {
+    const double* y1 = buf[step % 3];
+    const double* y0 = step > 0 ? buf[(step + 2) % 3] : y1;
+    csr_cheb_mm<I>(A, y1, s, y0, (step > 0 ? 2.0 : 1.0) / e, c, step > 0 ? 1.0 : 0.0,
+                   buf[(step + 1) % 3], nt, B);
+  }
+  const double* y = buf[degree % 3];
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < s; ++k) out[i + k * ldo] = y[i * s + k];
+}
+template void csr_cheb_filter<int32_t>(const CsrRef<double, int32_t>&, const double*, int64_t,
+                                       int64_t, int64_t, int, double, double, double*, double*,
+                                       int64_t, int, const CsrRef<double, int32_t>*);
+template void csr_cheb_filter<int64_t>(const CsrRef<double, int64_t>&, const double*, int64_t,
+                                       int64_t, int64_t, int, double, double, double*, double*,
+                                       int64_t, int, const CsrRef<double, int64_t>*);
+
 template void csr_cheb_mm<int32_t>(const CsrRef<double, int32_t>&, const double*, int64_t,
                                    const double*, double, double, double, double*, int,
                                    const CsrRef<double, int32_t>*);

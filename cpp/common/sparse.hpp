@@ -38,13 +38,26 @@ void csr_mm(const CsrRef<T, I>& A, const T* X, int64_t s, T* Y, int n_threads, d
 /// column, sorted indices): A X for all rows, then B's entries continue each row's sums (the
 /// same sums, in the same order, as one pass over A + B); the rows of X that one pass reads
 /// (A's, then B's columns) are half of X: a block that does not fit in L2 splits into two that do.
-/// Exception: s == 4 without B (eigsh's filtered check) runs the per-ISA rows of
-/// check_kernel.inc (four fused lanes per row, same bits under every ISA and thread count),
-/// whose sums differ in the last bits from csr_mm's.
+/// Exception: s == 4 (eigsh's filtered check) runs the per-ISA rows of check_kernel.inc (four
+/// fused lanes per row, same bits under every ISA and thread count), whose sums differ in the
+/// last bits from csr_mm's; with B, a row's sum is A's part (four lanes) + B's (four lanes).
 template <typename I>
 void csr_cheb_mm(const CsrRef<double, I>& A, const double* X, int64_t s, const double* Z, double s1,
                  double c, double s2, double* Y, int n_threads,
                  const CsrRef<double, I>* B = nullptr);
+
+/// out = P(A) X for the Chebyshev filter P(t) = T_degree((t - c) / e) (degree >= 1): the
+/// three-term recurrence y_1 = (A y_0 - c y_0) / e, y_{j+1} = 2 (A y_j - c y_j) / e - y_{j-1}
+/// from y_0 = X, each step csr_cheb_mm's (the same bits as `degree` calls of it). X[i, k] at
+/// X + i xr + k xc (any layout); out column-major (column k at out + k ldo); W: scratch of
+/// 3 n s + 24 doubles, 8-byte aligned (the recurrence's row-major blocks, each placed on a
+/// 64-byte boundary: no row of a 4-column block straddles two cache lines). For s == 4, one
+/// parallel region (the steps separated by barriers) and the last step written straight into
+/// out.
+template <typename I>
+void csr_cheb_filter(const CsrRef<double, I>& A, const double* X, int64_t xr, int64_t xc, int64_t s,
+                     int degree, double c, double e, double* W, double* out, int64_t ldo,
+                     int n_threads, const CsrRef<double, I>* B = nullptr);
 
 /// Tall-skinny dense algebra of eigsh's filtered check on column-major blocks (column j of A
 /// at A + j lda, n rows each). Both split the rows into fixed chunks of kTallChunk rows, so

@@ -185,9 +185,9 @@ _SPLIT_BLOCK_BYTES = 2 << 20
 def _column_halves(data, indices, indptr, n, block):
     """The arguments of ``_core.csr_cheb_matmat`` for a canonical (sorted indices) CSR matrix:
     ``((data, indices, indptr), {})`` or, for blocks of more than ``_SPLIT_BLOCK_BYTES``, the
-    matrix's columns below ``n // 2`` and the rest (``data2``, ...) as two CSR matrices: the
-    product forms every row's sums in the same order as one pass (same bits), each pass
-    reading half of the block."""
+    matrix's columns below ``n // 2`` and the rest (``data2``, ...) as two CSR matrices, each
+    pass reading half of the block (a row's sum: the first part's, continued in order by the
+    second's, as one pass; for 4 columns the two parts' 4-lane sums added)."""
     if n * block * 8 <= _SPLIT_BLOCK_BYTES:
         return (data, indices, indptr), {}
     left = indices < n // 2
@@ -423,13 +423,22 @@ def _filtered_general(
         placed = 0 < cut < lam_k if lm else lo_chk < cut < lam_k
         if placed and bool((res <= tol * anorm).all()):
             flt = _eigsh_block.ChebFilter(lo_chk, cut, _FILTER_DEGREE)
-            step = None
-            if d.dtype == np.float64:  # the filter's steps fused into the block products
+            apply = None
+            if d.dtype == np.float64:  # the filter's degree steps in one call, fused products
                 halves = _column_halves(d, indices, indptr, n, check_block)
+                work = np.empty(3 * n * check_block + 24)  # the recurrence's blocks, every call
 
-                def step(X, Z, s1, c, s2):
-                    return _core.csr_cheb_matmat(
-                        *halves[0], X, Z, s1=s1, c=c, s2=s2, n_jobs=nt, **halves[1]
+                def apply(X, out):
+                    _core.csr_cheb_filter(
+                        *halves[0],
+                        X,
+                        out,
+                        work,
+                        degree=flt.d,
+                        c=flt.c,
+                        e=flt.e,
+                        n_jobs=nt,
+                        **halves[1],
                     )
 
             rng = np.random.default_rng([seed, 0x6570])
@@ -448,7 +457,7 @@ def _filtered_general(
                     block=check_block,
                     steps=_FILTER_CHECK_STEPS,
                     budget=int(n_mv) // 2,
-                    step=step,
+                    apply=apply,
                     n_jobs=nt,
                 )
             n_mv += report.n_matvec

@@ -179,13 +179,19 @@ def _orthonormal(X, rel: float, ref: float | None = None):
     return xp.ascontiguousarray(Qx @ xp.asarray(Ur[:, :nkeep])), nkeep
 
 
-def _orthonormal_gram(W, G, rel: float, ref: float, nt):
+def _zero(a):
+    a[...] = 0.0
+    return a
+
+
+def _orthonormal_gram(W, G, rel: float, ref: float, nt, tmp=None, out=None):
     """:func:`_orthonormal` of ``W`` given its Gram matrix ``G = W^T W``: when ``W`` is well
     conditioned (singular values within 1e-4 of each other and above ``100 rel ref``, so the
     QR path would keep every column: the same decision), two Cholesky-QR passes
     (``W V diag(s)^-1`` from the eigenpairs of ``G``, then ``X R^-1`` with ``X^T X = R^T R``:
     orthonormal to rounding for condition numbers far beyond 1e4), on the tall-skinny kernels;
-    otherwise :func:`_orthonormal` (thin QR and the SVD of ``R``)."""
+    otherwise :func:`_orthonormal` (thin QR and the SVD of ``R``). ``tmp`` / ``out``: blocks of
+    ``W``'s shape with contiguous columns for the first pass / the result (else new ones)."""
     w = W.shape[1]
     lam, V = np.linalg.eigh((G + G.T) / 2)  # ascending
     if not (
@@ -196,10 +202,10 @@ def _orthonormal_gram(W, G, rel: float, ref: float, nt):
     ):
         return _orthonormal(W, rel, ref)
     xp = array_module(W)
-    X = xp.zeros(W.shape, order="F")
+    X = xp.zeros(W.shape, order="F") if tmp is None else _zero(tmp)
     _sub_mm(X, W, -(V[:, ::-1] / np.sqrt(lam[::-1])), nt)
     L = np.linalg.cholesky(_gram(X, X, nt))  # X^T X = L L^T
-    Y = xp.zeros(W.shape, order="F")
+    Y = xp.zeros(W.shape, order="F") if out is None else _zero(out)
     _sub_mm(Y, X, -np.linalg.inv(L).T, nt)
     return Y, w
 
@@ -402,17 +408,9 @@ class ChebFilter:
             return self.c + self.e
         return self.c + self.e * math.cosh(math.acosh(y) / self.d)
 
-    def apply(self, matmat, X, step=None):
-        """``P(A) X`` for an (n, b) block: ``d`` block products (three-term recurrence).
-        ``step(X, Z, s1, c, s2)``, if given, returns ``s1 (A X - c X) - s2 Z`` in one pass
-        (``_core.csr_cheb_matmat``) and replaces the products and the NumPy recurrence."""
+    def apply(self, matmat, X):
+        """``P(A) X`` for an (n, b) block: ``d`` block products (three-term recurrence)."""
         c, e = self.c, self.e
-        if step is not None:
-            y0 = X = np.ascontiguousarray(X)
-            y1 = step(X, X, 1.0 / e, c, 0.0)
-            for _ in range(1, self.d):
-                y0, y1 = y1, step(y1, y0, 2.0 / e, c, 1.0)
-            return y1
         y0 = X
         y1 = (matmat(X) - c * X) / e
         for _ in range(1, self.d):
@@ -463,6 +461,7 @@ class _GrowingKrylov:
         self.h_last = np.zeros((0, 0))  # Q^T P(A) Q_last (host), formed by _append
         self.g_last = np.zeros((0, 0))  # (P(A) Q_last)^T P(A) Q_last (host), by _append
         self.blocks = 0  # blocks since the start or the last restart
+        self.work = None  # (n, 2 b) scratch of extend on the kernels' path (reused: no new pages)
 
     @property
     def Q(self):
@@ -475,10 +474,16 @@ class _GrowingKrylov:
     def room(self, cols: int) -> bool:
         return self.c + cols <= self.Qb.shape[1]
 
-    def _append(self, X, PX) -> None:
+    def _append(self, X, PX=None, placed: bool = False) -> None:
+        """The block ``X`` (``placed``: already in the buffer's next columns) and its product
+        ``PX`` (formed here, by ``pmat(X, out)`` into the buffer, when not given)."""
         c0, w = self.c, X.shape[1]
-        self.Qb[:, c0 : c0 + w] = X
-        self.PQb[:, c0 : c0 + w] = PX
+        if not placed:
+            self.Qb[:, c0 : c0 + w] = X
+        if PX is None:
+            self.pmat(self.Qb[:, c0 : c0 + w], self.PQb[:, c0 : c0 + w])
+        else:
+            self.PQb[:, c0 : c0 + w] = PX
         self.c, self.last = c0 + w, c0
         self.blocks += 1
         PX = self.PQb[:, c0 : c0 + w]
@@ -494,7 +499,7 @@ class _GrowingKrylov:
         self.c = self.blocks = 0
         if X.shape[1] == 0:
             return False
-        self._append(X, self.pmat(X))
+        self._append(X)
         return True
 
     def restart(self, Y) -> None:
@@ -522,20 +527,30 @@ class _GrowingKrylov:
             # then the space, acting on what is left; pass 2 against the basis only after a
             # cancellation: pass 1 leaves components of about eps ||P(A) Q_last|| along the
             # basis, i.e. eps / r of what is left for r = ||W|| / ||P(A) Q_last||
-            W = _sub_mm(xp.array(PX, order="F"), Q, self.h_last, nt)
+            w = PX.shape[1]
+            if nt is None:
+                W = xp.array(PX, order="F")
+            else:  # the kernels' path: W and the first Cholesky-QR pass in reused scratch
+                if self.work is None or self.work.shape[1] < 2 * w:
+                    self.work = np.empty((PX.shape[0], 2 * w), order="F")
+                W = self.work[:, :w]
+                W[...] = PX
+            W = _sub_mm(W, Q, self.h_last, nt)
             W, G = self.space.project_gram(W)
             if math.sqrt(max(float(np.trace(G)), 0.0)) < _REORTH_RATIO * math.sqrt(
                 max(float(g.sum()), 0.0)
             ):
                 _sub_mm(W, Q, _gram(Q, W, nt), nt)
                 G = _gram(W, W, nt)
+            out = None
             if nt is None or not nrm > 0:
                 X, _ = _orthonormal(W, 1e-10, nrm if nrm > 0 else None)
-            else:
-                X, _ = _orthonormal_gram(W, G, 1e-10, nrm, nt)
+            else:  # the result straight into the basis' next columns where they exist
+                out = self.Qb[:, self.c : self.c + w] if self.room(w) else None
+                X, _ = _orthonormal_gram(W, G, 1e-10, nrm, nt, self.work[:, w : 2 * w], out)
             if X.shape[1] == 0 or not self.room(X.shape[1]):
                 return
-            self._append(X, self.pmat(X))
+            self._append(X, placed=X is out)
 
     def ritz(self):
         """Ritz values of ``P(A)`` (largest first) and coefficient vectors (on Q's side)."""
@@ -565,7 +580,7 @@ def filtered_check(
     block: int,
     steps: int,
     budget: int,
-    step=None,
+    apply=None,
     n_jobs: int = 0,
 ):
     """Detection only: is there an eigenvalue ``lambda`` with ``P(lambda) > P(lam_k +
@@ -583,7 +598,9 @@ def filtered_check(
     Ritz vector has an A-residual ``<= 100 tol ||A||``, or the best Ritz value moves by less
     than 5% of its distance to the threshold in a cycle, or ``budget`` products are spent
     (counted as a restart from scratch would spend them: ``steps`` blocks a cycle).
-    ``step``: the fused Chebyshev step of :meth:`ChebFilter.apply` (CSR float64 input).
+    ``apply(X, out)``: writes ``P(A) X`` into ``out`` (a column slice of the basis' product
+    buffer; ``_core.csr_cheb_filter`` for CSR float64 input), in place of
+    :meth:`ChebFilter.apply` on ``matmat``.
     ``n_jobs``: threads of the basis algebra on NumPy blocks (``_core.tall_gram`` /
     ``tall_sub``: the same bits for any count); ``None``: the array module's products.
     Returns (passed, report): ``passed`` False means a Ritz value crossed the threshold
@@ -603,9 +620,12 @@ def filtered_check(
     st = max(1, min(steps, n_free // b))
     counter = [0]
 
-    def pmat(X):
+    def pmat(X, out):
         counter[0] += flt.d * X.shape[1]
-        return flt.apply(matmat, X, step)
+        if apply is None:
+            out[...] = flt.apply(matmat, X)
+        else:
+            apply(X, out)
 
     cap = b * (st + (_CHECK_MAX_CYCLES - 1) * max(st - 1, 1))
     kry = _GrowingKrylov(pmat, space, n, min(n_free, cap))
