@@ -203,45 +203,70 @@ py::array_t<T> csr_mm_py(exact<T> data_in, carray<I> indices, exact<I> indptr_in
   return Y;
 }
 
+/// A CSR matrix given to the Chebyshev kernels, possibly as two column parts (the second's
+/// arrays optional: all three or none), validated; `who` names the caller in errors.
+template <typename I>
+struct SplitCsr {
+  carray<double> data, data2;
+  carray<I> indptr, indptr2;
+  int64_t n = 0;
+  bool split = false;
+  CsrRef<double, I> A{}, B{};
+  /// Stored entries of both parts (the kernels run on one thread below 2^20 / s of them).
+  int64_t nnz() const {
+    return n > 0 ? int64_t(A.indptr[n]) + (split ? int64_t(B.indptr[n]) : 0) : 0;
+  }
+};
+
+template <typename I>
+SplitCsr<I> split_csr(const char* who, exact<double> data_in, const carray<I>& indices,
+                      exact<I> indptr_in, std::optional<exact<double>> data2_in,
+                      const std::optional<carray<I>>& indices2,
+                      std::optional<exact<I>> indptr2_in) {
+  SplitCsr<I> m;
+  m.data = contiguous(data_in);
+  m.indptr = contiguous(indptr_in);
+  m.n = m.indptr.size() - 1;
+  if (m.n < 0 || m.data.size() != indices.size())
+    throw std::invalid_argument(std::string(who) + ": malformed CSR matrix");
+  m.split = data2_in.has_value();
+  if (m.split != indices2.has_value() || m.split != indptr2_in.has_value())
+    throw std::invalid_argument(std::string(who) +
+                                ": give all of data2, indices2, indptr2 or none");
+  if (m.split) {
+    m.data2 = contiguous(*data2_in);
+    m.indptr2 = contiguous(*indptr2_in);
+    if (m.indptr2.size() != m.n + 1 || m.data2.size() != indices2->size())
+      throw std::invalid_argument(std::string(who) + ": malformed second CSR matrix");
+  }
+  m.A = {m.n, m.indptr.data(), indices.data(), m.data.data()};
+  m.B = {m.n, m.split ? m.indptr2.data() : nullptr, m.split ? indices2->data() : nullptr,
+         m.split ? m.data2.data() : nullptr};
+  return m;
+}
+
 template <typename I>
 py::array_t<double> csr_cheb_py(exact<double> data_in, carray<I> indices, exact<I> indptr_in,
                                 carray<double> X, carray<double> Z, double s1, double c, double s2,
                                 int n_jobs, std::optional<exact<double>> data2_in,
                                 std::optional<carray<I>> indices2,
                                 std::optional<exact<I>> indptr2_in) {
-  const carray<double> data = contiguous(data_in);
-  const carray<I> indptr = contiguous(indptr_in);
-  const int64_t n = indptr.size() - 1;
-  if (n < 0 || data.size() != indices.size())
-    throw std::invalid_argument("csr_cheb_matmat: malformed CSR matrix");
-  const bool split = data2_in.has_value();
-  if (split != indices2.has_value() || split != indptr2_in.has_value())
-    throw std::invalid_argument("csr_cheb_matmat: give all of data2, indices2, indptr2 or none");
-  carray<double> data2;
-  carray<I> indptr2;
-  if (split) {
-    data2 = contiguous(*data2_in);
-    indptr2 = contiguous(*indptr2_in);
-    if (indptr2.size() != n + 1 || data2.size() != indices2->size())
-      throw std::invalid_argument("csr_cheb_matmat: malformed second CSR matrix");
-  }
+  const SplitCsr<I> m =
+      split_csr("csr_cheb_matmat", data_in, indices, indptr_in, data2_in, indices2, indptr2_in);
+  const int64_t n = m.n;
   if (X.ndim() != 2 || X.shape(0) != n || Z.ndim() != 2 || Z.shape(0) != n ||
       Z.shape(1) != X.shape(1))
     throw std::invalid_argument("csr_cheb_matmat: X and Z must be (n, s) for an n x n matrix");
   const int64_t s = X.shape(1);
   py::array_t<double> Y({n, s});
   double* py_ = Y.mutable_data();
-  const CsrRef<double, I> A{n, indptr.data(), indices.data(), data.data()};
-  const CsrRef<double, I> B{n, split ? indptr2.data() : nullptr, split ? indices2->data() : nullptr,
-                            split ? data2.data() : nullptr};
   const double* px = X.data();
   const double* pz = Z.data();
   {
     py::gil_scoped_release release;
     // small products on one thread (as csr_matmat: a parallel region costs more below ~1M)
-    const int64_t nnz = n > 0 ? int64_t(indptr.data()[n]) + (split ? int64_t(B.indptr[n]) : 0) : 0;
-    const int nt = nnz * s >= (int64_t(1) << 20) ? resolve_threads(n_jobs) : 1;
-    csr_cheb_mm<I>(A, px, s, pz, s1, c, s2, py_, nt, split ? &B : nullptr);
+    const int nt = m.nnz() * s >= (int64_t(1) << 20) ? resolve_threads(n_jobs) : 1;
+    csr_cheb_mm<I>(m.A, px, s, pz, s1, c, s2, py_, nt, m.split ? &m.B : nullptr);
   }
   return Y;
 }
@@ -260,22 +285,9 @@ void csr_cheb_filter_py(exact<double> data_in, carray<I> indices, exact<I> indpt
                         py::array_t<double> X, py::handle out, py::array_t<double> work, int degree,
                         double c, double e, int n_jobs, std::optional<exact<double>> data2_in,
                         std::optional<carray<I>> indices2, std::optional<exact<I>> indptr2_in) {
-  const carray<double> data = contiguous(data_in);
-  const carray<I> indptr = contiguous(indptr_in);
-  const int64_t n = indptr.size() - 1;
-  if (n < 0 || data.size() != indices.size())
-    throw std::invalid_argument("csr_cheb_filter: malformed CSR matrix");
-  const bool split = data2_in.has_value();
-  if (split != indices2.has_value() || split != indptr2_in.has_value())
-    throw std::invalid_argument("csr_cheb_filter: give all of data2, indices2, indptr2 or none");
-  carray<double> data2;
-  carray<I> indptr2;
-  if (split) {
-    data2 = contiguous(*data2_in);
-    indptr2 = contiguous(*indptr2_in);
-    if (indptr2.size() != n + 1 || data2.size() != indices2->size())
-      throw std::invalid_argument("csr_cheb_filter: malformed second CSR matrix");
-  }
+  const SplitCsr<I> m =
+      split_csr("csr_cheb_filter", data_in, indices, indptr_in, data2_in, indices2, indptr2_in);
+  const int64_t n = m.n;
   if (degree < 1) throw std::invalid_argument("csr_cheb_filter: degree must be >= 1");
   if (X.ndim() != 2 || X.shape(0) != n)
     throw std::invalid_argument("csr_cheb_filter: X must be (n, s) for an n x n matrix");
@@ -290,16 +302,13 @@ void csr_cheb_filter_py(exact<double> data_in, carray<I> indices, exact<I> indpt
                 xc = X.strides(1) / int64_t(sizeof(double));
   if (X.strides(0) % int64_t(sizeof(double)) || X.strides(1) % int64_t(sizeof(double)))
     throw std::invalid_argument("csr_cheb_filter: X's strides must be multiples of 8 bytes");
-  const CsrRef<double, I> A{n, indptr.data(), indices.data(), data.data()};
-  const CsrRef<double, I> B{n, split ? indptr2.data() : nullptr, split ? indices2->data() : nullptr,
-                            split ? data2.data() : nullptr};
   const double* px = X.data();
   double* pw = work.mutable_data();
   {
     py::gil_scoped_release release;
-    const int64_t nnz = n > 0 ? int64_t(indptr.data()[n]) + (split ? int64_t(B.indptr[n]) : 0) : 0;
-    const int nt = nnz * s >= (int64_t(1) << 20) ? resolve_threads(n_jobs) : 1;
-    csr_cheb_filter<I>(A, px, xr, xc, s, degree, c, e, pw, o.ptr, o.ld, nt, split ? &B : nullptr);
+    const int nt = m.nnz() * s >= (int64_t(1) << 20) ? resolve_threads(n_jobs) : 1;
+    csr_cheb_filter<I>(m.A, px, xr, xc, s, degree, c, e, pw, o.ptr, o.ld, nt,
+                       m.split ? &m.B : nullptr);
   }
 }
 
