@@ -476,6 +476,9 @@ def main_general(args):
                 geoml_matvec=rg.n_matvec,
                 added=rg.n_added,
                 check=rg.check_passed,
+                # the check's guarantee: fresh blocks and the bound's gap relative to ||A||
+                check_steps=rg.check_steps,
+                miss_gap_rel=float(rg.miss_gap / anorm),
             )
             if label.startswith("3 swiss"):
                 row["ones_geoml"] = int(np.sum(np.abs(wg - 1) < 1e-8))
@@ -502,6 +505,8 @@ def main_general(args):
             "arpack_res",
             "geoml_matvec",
             "added",
+            "check_steps",
+            "miss_gap_rel",
             "ones_geoml",
             "ones_arpack",
             "goal_3x",
