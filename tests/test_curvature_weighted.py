@@ -413,6 +413,64 @@ def test_radius_bounded_rows_directed_match_an_independent_reference():
     np.testing.assert_array_equal(_core_pairs(D, arcs, n_jobs=2, directed=True), k1)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_nodes_renamed_in_bfs_order_give_the_same_curvature_under_any_labelling(seed):
+    # weighted graphs run on a copy with the nodes renamed in BFS order (results in the edges'
+    # order): a random relabelling of the same graph (several components, tied and zero lengths,
+    # edges listed in a shuffled order and from either end), undirected and directed, gives the
+    # same curvatures, which match SciPy's shortest paths + POT's exact W1; 1 and 2 threads
+    # bit for bit, and both paths
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    parts = [_detour_graph(40, seed), knn_distance_graph(60, 3, seed=seed)]
+    A = sp.block_diag(parts).tocsr()  # two components
+    A.data = np.round(A.data * 4) / 4  # ties, and some zero lengths
+    n = A.shape[0]
+    pairs = sp_triu_pairs(A)
+    pairs = pairs[rng.permutation(len(pairs))]
+    flip = rng.random(len(pairs)) < 0.5
+    pairs[flip] = pairs[flip][:, ::-1]
+    perm = rng.permutation(n)  # node v is named perm[v] in the relabelled graph
+
+    def relabel(M):  # explicit zeros (zero-length edges) kept
+        M = M.tocoo()
+        return sp.csr_matrix((M.data, (perm[M.row], perm[M.col])), shape=M.shape)
+
+    B = relabel(A)
+    ref = _reference_kappa(A, pairs)
+    k1 = _core_pairs(A, pairs)
+    np.testing.assert_allclose(k1, ref, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(_core_pairs(B, perm[pairs]), k1, atol=1e-12, rtol=0)
+    np.testing.assert_array_equal(_core_pairs(A, pairs, n_jobs=2), k1)
+    np.testing.assert_allclose(_core_pairs(A, pairs, fast=False), ref, atol=1e-12, rtol=0)
+    D = (sp.triu(A, 1) + sp.tril(A, -1).multiply(rng.random(A.shape) < 0.5)).tocsr()
+    arcs = np.column_stack(D.nonzero()).astype(np.int64)
+    arcs = arcs[rng.permutation(len(arcs))]
+    DB = relabel(D)
+    ref_d = _reference_kappa(D, arcs, directed=True)
+    kd = _core_pairs(D, arcs, directed=True)
+    np.testing.assert_allclose(kd, ref_d, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(_core_pairs(DB, perm[arcs], directed=True), kd, atol=1e-12, rtol=0)
+    np.testing.assert_array_equal(_core_pairs(D, arcs, n_jobs=2, directed=True), kd)
+
+
+def test_renaming_keeps_the_range_check_of_edge_endpoints():
+    A = knn_distance_graph(30, 2, seed=0).tocsr()
+    A.sort_indices()
+    for bad in (-1, 30):
+        with pytest.raises(ValueError, match="out of range"):
+            _core.ollivier_ricci(
+                A.indptr.astype(np.int64),
+                A.indices.astype(np.int64),
+                A.data.astype(np.float64),
+                np.array([0, 1], np.int64),
+                np.array([1, bad], np.int64),
+                options=_core.OrcOptions(),
+                n_jobs=1,
+            )
+
+
 def test_pairs_that_are_not_edges_fall_back_to_the_3_hop_ball():
     # a pair (x, y) that is not an edge gives no radius bound: the rows of x's sources are
     # then the full 3-hop balls (a wheel: every needed pair is within 2 hops through the hub)

@@ -235,6 +235,42 @@ CsrGraph weight_sorted(const CsrGraph& g, int nt, std::vector<int64_t>& idx,
   return CsrGraph{g.n, g.indptr, idx.data(), w.data()};
 }
 
+/// A copy of g with node v renamed new_id[v] (`order` its inverse: order[k] is the node named
+/// k), each row's arcs sorted by the new names, in `ptr`, `idx` and `w`. O(nnz log deg), parallel
+/// over nodes.
+CsrGraph renamed(const CsrGraph& g, const std::vector<int64_t>& order,
+                 const std::vector<int64_t>& new_id, int nt, std::vector<int64_t>& ptr,
+                 std::vector<int64_t>& idx, std::vector<double>& w) {
+  const int64_t nnz = g.indptr[g.n];
+  ptr.resize(static_cast<size_t>(g.n + 1));
+  ptr[0] = 0;
+  for (int64_t k = 0; k < g.n; ++k)
+    ptr[k + 1] = ptr[k] + (g.indptr[order[k] + 1] - g.indptr[order[k]]);
+  idx.resize(static_cast<size_t>(nnz));
+  w.resize(static_cast<size_t>(nnz));
+  OmpErrors errors;  // a throw inside the region would terminate the process
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<std::pair<int64_t, double>> arcs;
+#pragma omp for schedule(dynamic, 1024)
+    for (int64_t k = 0; k < g.n; ++k)
+      errors.run([&] {
+        const int64_t x = order[k];
+        arcs.clear();
+        for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
+          arcs.push_back({new_id[g.indices[e]], g.weights[e]});
+        std::sort(arcs.begin(), arcs.end(),
+                  [](const auto& p, const auto& q) { return p.first < q.first; });
+        for (size_t a = 0; a < arcs.size(); ++a) {
+          idx[ptr[k] + a] = arcs[a].first;
+          w[ptr[k] + a] = arcs[a].second;
+        }
+      });
+  }
+  errors.rethrow();
+  return CsrGraph{g.n, ptr.data(), idx.data(), w.data()};
+}
+
 /// s.targets := the union of the supports of every y with an edge (x, y), with their columns
 /// in s.col (and s.tcol on the hop path).
 void collect_targets(const OrcContext& c, int64_t x, Scratch& s) {
@@ -617,7 +653,8 @@ namespace {
 /// y); `gin` (directed graphs: the transpose of g) the source measures, or nullptr (undirected:
 /// the neighbours of x in g).
 void orc_run(const CsrGraph& g, const CsrGraph* gin, int64_t m, const int64_t* eu,
-             const int64_t* ev, const OrcOptions& o_in, double* kappa, double* dist, int* status) {
+             const int64_t* ev, const OrcOptions& o_in, double* kappa, double* dist, int* status,
+             bool in_bfs_order = false) {
   OrcOptions o = o_in;
   if (o.method == OrcMethod::ATD) o.nbr_topk = 0;  // ATD averages over every neighbour
   const int64_t nnz = g.indptr[g.n];
@@ -633,12 +670,46 @@ void orc_run(const CsrGraph& g, const CsrGraph* gin, int64_t m, const int64_t* e
     return;
   }
 
+  const int nt = resolve_threads(o.n_threads);
+  if (!equal && !in_bfs_order) {
+    // Weighted graphs: the nodes renamed in BFS order (edges and results keep their order), so
+    // that the nodes a source's rows, blocks and problems touch lie near each other in every
+    // per-node array. Not when nbr_topk cuts a neighbourhood: its ties are broken by name.
+    bool topk_cuts = false;
+    for (int64_t x = 0; x < g.n && o.nbr_topk > 0; ++x)
+      topk_cuts |= g.indptr[x + 1] - g.indptr[x] > o.nbr_topk ||
+                   (gin && gin->indptr[x + 1] - gin->indptr[x] > o.nbr_topk);
+    if (!topk_cuts) {
+      for (int64_t e = 0; e < m; ++e)
+        if (eu[e] < 0 || eu[e] >= g.n || ev[e] < 0 || ev[e] >= g.n)
+          throw std::invalid_argument("ollivier_ricci: edge endpoint out of range");
+      const std::vector<int64_t> order = bfs_order(g);
+      std::vector<int64_t> new_id(static_cast<size_t>(g.n));
+      for (int64_t k = 0; k < g.n; ++k) new_id[order[k]] = k;
+      std::vector<int64_t> ptr, idx, ptr_in, idx_in, eu2(static_cast<size_t>(m)),
+          ev2(static_cast<size_t>(m));
+      std::vector<double> w, w_in;
+      const CsrGraph g2 = renamed(g, order, new_id, nt, ptr, idx, w);
+      const CsrGraph gin2 = gin ? renamed(*gin, order, new_id, nt, ptr_in, idx_in, w_in) : g2;
+      for (int64_t e = 0; e < m; ++e) {
+        eu2[e] = new_id[eu[e]];
+        ev2[e] = new_id[ev[e]];
+      }
+      orc_run(g2, gin ? &gin2 : nullptr, m, eu2.data(), ev2.data(), o_in, kappa, dist, status,
+              true);
+      return;
+    }
+  }
+
   const Measures M = build_measures(g, o);
   const Measures Min = gin ? build_measures(*gin, o) : Measures();
   const Measures& Ms = gin ? Min : M;
   const EdgeGroups E(g, m, eu, ev);
-  const int nt = resolve_threads(o.n_threads);
-  const std::vector<int64_t> visit = bfs_order(g);
+  std::vector<int64_t> visit(static_cast<size_t>(in_bfs_order ? g.n : 0));
+  if (in_bfs_order)
+    std::iota(visit.begin(), visit.end(), int64_t(0));
+  else
+    visit = bfs_order(g);
   // Unweighted graphs (all weights equal) with exact OT: costs are hop counts in {0..3}, kept as
   // bytes, and each OT problem goes to the integer primal-dual solver (HopOt).
   const bool hop = o.method == OrcMethod::Exact && equal && !gin && g.n < (int64_t(1) << 30);
