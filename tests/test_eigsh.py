@@ -1,6 +1,8 @@
 """geoml.eigsh: multiplicity safety (the deflated block check), LA/SA/LM, dtypes, input kinds,
 determinism across thread counts. Small sizes: the whole file runs in seconds."""
 
+import math
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -452,6 +454,81 @@ def test_float32_products_fall_back(f32_calls, monkeypatch):
     np.testing.assert_array_equal(r.eigenvectors, ref.eigenvectors)
     np.testing.assert_array_equal(r.eigenvalues, ref.eigenvalues)
     assert r.n_matvec == ref.n_matvec + spent[0]  # the float32 solve's products counted
+
+
+def _gershgorin_ref(data, indptr, indices, n):
+    """The SciPy formula the filtered path used before session 25."""
+    M = sp.csr_matrix((np.abs(data), indices, indptr), shape=(n, n))
+    absrow = np.asarray(M.sum(axis=1), dtype=np.float64).ravel()
+    diag = sp.csr_matrix((data, indices, indptr), shape=(n, n)).diagonal().astype(np.float64)
+    off = absrow - np.abs(diag)
+    return float((diag - off).min()), float((diag + off).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("itype", [np.int32, np.int64])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_csr_gershgorin(dtype, itype, seed):
+    """_core.csr_gershgorin (one C++ pass) against SciPy's row sums and diagonal: matrices with
+    and without a diagonal, negative entries, empty rows; bad CSR arrays raise ValueError."""
+    from geoml import _core
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    A = sp.random(n, n, density=0.03, random_state=rng, format="csr") - 0.5 * sp.random(
+        n, n, density=0.03, random_state=rng, format="csr"
+    )
+    A = (A + A.T).tocsr()
+    if seed == 1:
+        A = (A + sp.diags(rng.standard_normal(n) * 3)).tocsr()
+    A = A.astype(dtype)
+    A.data[A.indptr[5] : A.indptr[9]] = 0  # rows of zeros
+    A.eliminate_zeros()  # and then empty rows
+    ip, ix = A.indptr.astype(itype), A.indices.astype(itype)
+    lo, up = _core.csr_gershgorin(ip, ix, A.data)
+    rlo, rup = _gershgorin_ref(A.data, ip, ix, n)
+    assert lo <= 0 <= up  # the empty rows' discs are {0}
+    np.testing.assert_allclose([lo, up], [rlo, rup], rtol=1e-6 if dtype == np.float32 else 1e-12)
+    w = np.linalg.eigvalsh(A.toarray().astype(np.float64))
+    assert lo <= w[0] + 1e-9 and w[-1] <= up + 1e-9
+    bad = ix.copy()
+    bad[3] = n
+    with pytest.raises(ValueError):
+        _core.csr_gershgorin(ip, bad, A.data)
+    with pytest.raises(ValueError):
+        _core.csr_gershgorin(ip[:-1], ix, A.data)
+
+
+def test_float32_copy():
+    """_core.float32_copy: NumPy's float32 rounding bit for bit, the sums NumPy's to rounding,
+    None for a value above float32's range, a non-zero one below its normal range, or NaN; and
+    _float32_values' factor equals the NumPy formula."""
+    from geoml import _core
+    from geoml.spectral import _eigsh
+
+    rng = np.random.default_rng(0)
+    d = rng.standard_normal(10_001) * np.exp(rng.uniform(-20, 20, 10_001))
+    d32, s2, s1, e2 = _core.float32_copy(d)
+    assert d32.dtype == np.float32
+    np.testing.assert_array_equal(d32, d.astype(np.float32))
+    np.testing.assert_allclose(s2, np.square(d).sum(), rtol=1e-12)
+    np.testing.assert_allclose(s1, d.sum(), rtol=1e-9, atol=1e-9 * np.abs(d).sum())
+    np.testing.assert_allclose(e2, np.square(d - d.astype(np.float32)).sum(), rtol=1e-12)
+    for v in (1e39, -1e39, 1e-39, np.nan, np.inf):
+        e = d.copy()
+        e[777] = v
+        assert _core.float32_copy(e) is None
+    e = d.copy()
+    e[777] = 0.0
+    assert _core.float32_copy(e) is not None
+    A = _nonneg_random(4000, 20, 0)
+    ip = A.indptr.astype(np.int32)
+    n = A.shape[0]
+    f = _eigsh._float32_values(A.data, ip, n, 1e-8)[1]
+    dd = A.data
+    lower = max(math.sqrt(float(np.square(dd).sum()) / n), abs(float(dd.sum())) / n)
+    r = math.sqrt(float(np.square(dd - dd.astype(np.float32)).sum()) / n) / (1e-8 * lower)
+    np.testing.assert_allclose(f, math.sqrt(0.81 - (1.2 * r) ** 2), rtol=1e-12)
 
 
 def test_float32_values_refused():

@@ -225,6 +225,36 @@ py::tuple csr_asymmetry_py(exact<I> indptr_in, carray<I> indices, exact<T> data_
   return py::make_tuple(diff, amax);
 }
 
+template <typename T, typename I>
+py::tuple csr_gershgorin_py(exact<I> indptr_in, carray<I> indices, exact<T> data_in) {
+  const carray<I> indptr = contiguous(indptr_in);
+  const carray<T> data = contiguous(data_in);
+  const int64_t n = indptr.size() - 1;
+  if (n < 0 || data.size() != indices.size() ||
+      static_cast<int64_t>(indptr.data()[n]) != indices.size() || indptr.data()[0] != 0)
+    throw std::invalid_argument("malformed CSR arrays");
+  double lo = 0, up = 0;
+  {
+    py::gil_scoped_release release;
+    csr_gershgorin<T, I>(n, indptr.data(), indices.data(), data.data(), lo, up);
+  }
+  return py::make_tuple(lo, up);
+}
+
+py::object float32_copy_py(exact<double> data_in) {
+  const carray<double> data = contiguous(data_in);
+  const int64_t m = data.size();
+  py::array_t<float> d32(m);
+  double s2 = 0, s1 = 0, e2 = 0;
+  bool ok;
+  {
+    py::gil_scoped_release release;
+    ok = float32_copy(m, data.data(), d32.mutable_data(), s2, s1, e2);
+  }
+  if (!ok) return py::none();
+  return py::make_tuple(d32, s2, s1, e2);
+}
+
 py::tuple kmeans_py(carray<double> X, int64_t k, int n_init, int max_iter, double tol,
                     uint64_t seed, int n_jobs) {
   if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D");
@@ -536,6 +566,11 @@ void bind_spectral(py::module_& m) {
   def_overloads2(m, "csr_asymmetry", Floats{}, Indices{}, GEOML_PICK2(csr_asymmetry_py),
                  py::arg("indptr").noconvert(), py::arg("indices"), py::arg("data").noconvert(),
                  "(max |A - A.T|, max |A|) of a square CSR matrix with sorted, unique indices.");
+  def_overloads2(m, "csr_gershgorin", Floats{}, Indices{}, GEOML_PICK2(csr_gershgorin_py),
+                 py::arg("indptr").noconvert(), py::arg("indices"), py::arg("data").noconvert(),
+                 "Gershgorin's (lower, upper) bounds of a symmetric CSR matrix's spectrum.");
+  m.def("float32_copy", &float32_copy_py, py::arg("data").noconvert(),
+        "(float32 copy, sum d^2, sum d, sum (d - d32)^2) of float64 values, or None.");
   m.def("kmeans", &kmeans_py, py::arg("X"), py::kw_only(), py::arg("k"), py::arg("n_init"),
         py::arg("max_iter"), py::arg("tol"), py::arg("seed"), py::arg("n_jobs") = 0,
         "k-means++ / Lloyd on float64 rows -> (labels, centers, inertia, n_iter).");

@@ -232,6 +232,48 @@ void csr_asymmetry(int64_t n, const I* indptr, const I* indices, const T* data, 
   amax = vmax;
 }
 
+template <typename T, typename I>
+void csr_gershgorin(int64_t n, const I* indptr, const I* indices, const T* data, double& lo,
+                    double& up) {
+  double l = std::numeric_limits<double>::infinity(), u = -l;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t pb = indptr[i], pe = indptr[i + 1];
+    if (pe < pb) throw std::invalid_argument("malformed CSR arrays");
+    double diag = 0, off = 0;
+    for (int64_t p = pb; p < pe; ++p) {
+      const I j = indices[p];
+      if (j < 0 || j >= n) throw std::invalid_argument("CSR column index out of range");
+      if (j == i)
+        diag += double(data[p]);
+      else
+        off += std::fabs(double(data[p]));
+    }
+    l = std::min(l, diag - off);
+    u = std::max(u, diag + off);
+  }
+  lo = n > 0 ? l : 0.0;
+  up = n > 0 ? u : 0.0;
+}
+
+bool float32_copy(int64_t m, const double* d, float* d32, double& s2, double& s1, double& e2) {
+  const double big = std::numeric_limits<float>::max(), tiny = std::numeric_limits<float>::min();
+  double a2 = 0, a1 = 0, b2 = 0;
+  for (int64_t p = 0; p < m; ++p) {
+    const double v = d[p], av = std::fabs(v);
+    // above float32's range (or NaN), or non-zero below its normal range: no copy (a value
+    // within half an ulp above FLT_MAX, which rounds to FLT_MAX, is refused too)
+    if (!(av <= big) || (av < tiny && v != 0)) return false;
+    const float f = static_cast<float>(v);
+    d32[p] = f;
+    const double r = v - double(f);
+    a2 += v * v;
+    a1 += v;
+    b2 += r * r;
+  }
+  s2 = a2, s1 = a1, e2 = b2;
+  return true;
+}
+
 template <typename T>
 void dense_matvec(int64_t n, const T* A, const T* x, T* y, int n_threads) {
   const int nt = resolve_threads(n_threads);
@@ -1176,6 +1218,13 @@ GEOML_ASYM(float, int64_t)
 GEOML_ASYM(double, int32_t)
 GEOML_ASYM(double, int64_t)
 #undef GEOML_ASYM
+#define GEOML_GERSH(T, I) \
+  template void csr_gershgorin<T, I>(int64_t, const I*, const I*, const T*, double&, double&);
+GEOML_GERSH(float, int32_t)
+GEOML_GERSH(float, int64_t)
+GEOML_GERSH(double, int32_t)
+GEOML_GERSH(double, int64_t)
+#undef GEOML_GERSH
 #define GEOML_PATTERN(T, I)                                                                       \
   template void scaled_pattern_matvec<T, I>(int64_t, const I*, const I*, const double*, const T*, \
                                             T*, std::vector<double>&, int);                       \

@@ -125,6 +125,21 @@ template <typename T, typename I>
 void csr_asymmetry(int64_t n, const I* indptr, const I* indices, const T* data, double& diff,
                    double& amax);
 
+/// Gershgorin's bounds of the spectrum of a symmetric n x n CSR matrix: lo = min_i (a_ii -
+/// r_i), up = max_i (a_ii + r_i), r_i the sum of |a_ij| over row i's off-diagonal entries
+/// (summed in row order, in double; duplicates of the diagonal are added to it). One serial
+/// pass: the same bits on any thread count. Throws std::invalid_argument for a column index
+/// outside [0, n) or a decreasing indptr.
+template <typename T, typename I>
+void csr_gershgorin(int64_t n, const I* indptr, const I* indices, const T* data, double& lo,
+                    double& up);
+
+/// The float32 copy of m float64 values (round to nearest) for the filtered solve's products,
+/// with sums over the values in order: s2 = sum d^2, s1 = sum d, e2 = sum (d - float(d))^2.
+/// Returns false (and stops) at the first value above float32's largest (or NaN) or non-zero
+/// below its smallest normal. One serial pass (the same bits on any thread count).
+bool float32_copy(int64_t m, const double* d, float* d32, double& s2, double& s1, double& e2);
+
 /// y = A x for a dense row-major n x n matrix, parallel over rows; O(n^2).
 template <typename T>
 void dense_matvec(int64_t n, const T* A, const T* x, T* y, int n_threads);

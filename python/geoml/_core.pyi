@@ -29,6 +29,7 @@ __all__: list[str] = [
     "csr_asymmetry",
     "csr_cheb_filter",
     "csr_cheb_matmat",
+    "csr_gershgorin",
     "csr_matmat",
     "csr_matvec",
     "csr_spmm",
@@ -39,6 +40,7 @@ __all__: list[str] = [
     "eigsh_scaled_pattern",
     "emd",
     "emd_batched",
+    "float32_copy",
     "forman_ricci",
     "gram_apply",
     "gram_apply_pair",
@@ -821,6 +823,46 @@ def csr_cheb_matmat(
     """
 
 @typing.overload
+def csr_gershgorin(
+    indptr: numpy.typing.NDArray[numpy.int64],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    data: numpy.typing.NDArray[numpy.float64],
+) -> tuple:
+    """
+    Gershgorin's (lower, upper) bounds of a symmetric CSR matrix's spectrum.
+    """
+
+@typing.overload
+def csr_gershgorin(
+    indptr: numpy.typing.NDArray[numpy.int32],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    data: numpy.typing.NDArray[numpy.float64],
+) -> tuple:
+    """
+    Gershgorin's (lower, upper) bounds of a symmetric CSR matrix's spectrum.
+    """
+
+@typing.overload
+def csr_gershgorin(
+    indptr: numpy.typing.NDArray[numpy.int64],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    data: numpy.typing.NDArray[numpy.float32],
+) -> tuple:
+    """
+    Gershgorin's (lower, upper) bounds of a symmetric CSR matrix's spectrum.
+    """
+
+@typing.overload
+def csr_gershgorin(
+    indptr: numpy.typing.NDArray[numpy.int32],
+    indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+    data: numpy.typing.NDArray[numpy.float32],
+) -> tuple:
+    """
+    Gershgorin's (lower, upper) bounds of a symmetric CSR matrix's spectrum.
+    """
+
+@typing.overload
 def csr_matmat(
     data: numpy.typing.NDArray[numpy.float64],
     indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
@@ -1136,6 +1178,11 @@ def emd_batched(
 ) -> tuple:
     """
     Exact OT of B packed problems -> (cost, status, plans or None).
+    """
+
+def float32_copy(data: numpy.typing.NDArray[numpy.float64]) -> typing.Any:
+    """
+    (float32 copy, sum d^2, sum d, sum (d - d32)^2) of float64 values, or None.
     """
 
 def forman_ricci(

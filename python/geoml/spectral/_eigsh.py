@@ -320,14 +320,15 @@ def _float32_values(d, indptr, n, tol):
     ``_F32_MIN_LOCK`` (more products) means no float32 copy."""
     if d.dtype != np.float64 or indptr.dtype != np.int32 or not d.size or not tol > 0:
         return None
-    with np.errstate(over="ignore"):
-        d32 = d.astype(np.float32)
-    if not np.isfinite(d32).all() or ((np.abs(d) < np.finfo(np.float32).tiny) & (d != 0)).any():
+    # the copy and the three sums in one serial C++ pass (3.6 ms of NumPy at 0.4M values)
+    out = _core.float32_copy(d)
+    if out is None:
         return None
-    lower = max(math.sqrt(float(np.square(d).sum()) / n), abs(float(d.sum())) / n)
+    d32, s2, s1, e2 = out
+    lower = max(math.sqrt(s2 / n), abs(s1) / n)
     if not lower > 0:
         return None
-    r = math.sqrt(float(np.square(d - d32).sum()) / n) / (tol * lower)
+    r = math.sqrt(e2 / n) / (tol * lower)
     f2 = 0.81 - (1.2 * r) ** 2
     if not f2 >= _F32_MIN_LOCK**2:
         return None
@@ -342,12 +343,9 @@ def _filtered_ncv(k: int, n: int) -> int:
 
 
 def _gershgorin(data, indptr, indices, n):
-    """(lower, upper) bounds of the spectrum of a symmetric CSR matrix (Gershgorin discs)."""
-    M = sp.csr_matrix((np.abs(data), indices, indptr), shape=(n, n))
-    absrow = np.asarray(M.sum(axis=1), dtype=np.float64).ravel()
-    diag = sp.csr_matrix((data, indices, indptr), shape=(n, n)).diagonal().astype(np.float64)
-    off = absrow - np.abs(diag)
-    return float((diag - off).min()), float((diag + off).max())
+    """(lower, upper) bounds of the spectrum of a symmetric CSR matrix (Gershgorin discs; one
+    serial C++ pass: 2.9 ms of SciPy at 0.4M entries)."""
+    return _core.csr_gershgorin(indptr, indices, data)
 
 
 def _filtered_general(
