@@ -298,8 +298,9 @@ def _landmark_singular_values(op: sp.csr_matrix, powers, t_max: int, nt: int) ->
     landmarks anyway) in a worker thread (NumPy's LAPACK call releases the GIL) while this
     thread squares the operator's conjugate (``powers``, a :class:`_SymPowers`:
     ``A^2 .. A^(2^j)`` for ``2^j <= t_max - 2``, which do not depend on the ``t`` the entropy
-    picks), until the worker is done, then begins the products of two dense squarings that
-    ``A^t`` may need (:meth:`_SymPowers.speculate`). On one thread the solve runs here."""
+    picks), until the worker is done, then, while no other process runs, begins the products
+    of two dense squarings that ``A^t`` may need (:meth:`_SymPowers.speculate`). On one
+    thread the solve runs here."""
     ntb = nt if nt > 0 else max(1, _core.max_threads())
     if ntb < 2 or importlib.util.find_spec("threadpoolctl") is None:
         return _sparse_singular_values(op)  # (without threadpoolctl no worker beside it:
@@ -312,7 +313,10 @@ def _landmark_singular_values(op: sp.csr_matrix, powers, t_max: int, nt: int) ->
         fut = ex.submit(solve)
         while not fut.done() and len(powers.pw) <= jmax:
             powers.grow(len(powers.pw))
-        powers.speculate(fut.done, max(1, t_max - 2))  # (a GEMM the power may need)
+        # products the power may need, on the core this thread would leave idle: not when
+        # other processes load the machine (the main thread would take the solve's CPU:
+        # loaded 2-core Xeon, the tree's entropy and power 1.2 -> 1.6 s wall, medians)
+        powers.speculate(lambda: fut.done() or _core.idle_cores() < 2, max(1, t_max - 2))
         return _gram_singular_values(fut.result())
 
 
