@@ -853,6 +853,59 @@ def test_sym_powers_speculated_and_beside_the_entropy(t):
         np.testing.assert_array_equal(_spmm_cols(Sd, Y, 2, block=64), _spmm(Sd, Y, 1))
 
 
+@pytest.mark.parametrize("tiles", [False, True])
+def test_sym_powers_products_begun_ahead(monkeypatch, tiles):
+    """Products of dense squarings begun before t is known (_SymPowers.speculate, stopped
+    after any number of row blocks) give A^t bit for bit as computed without them, on 1 and
+    2 threads, to float32 rounding of float64 NumPy; the row blocks of _RowsProduct are one
+    GEMM's rows bit for bit."""
+    from threadpoolctl import threadpool_limits
+
+    import geoml.diffusion._phate as ph
+
+    if not tiles:
+        monkeypatch.setattr(ph, "_SKIP_FRAC", 0.0)  # the dense products as full GEMMs
+    rng = np.random.default_rng(3)
+    n = 900  # a shuffled ring with 3 neighbours a side: A^16 and above dense
+    p = rng.permutation(n)
+    i = np.arange(n)
+    rows = np.concatenate([i, i, i, i])
+    cols = np.concatenate([i, (i + 1) % n, (i + 2) % n, (i + 3) % n])
+    A = sp.csr_matrix((rng.random(rows.size) + 0.1, (p[rows], p[cols])), shape=(n, n))
+    A = sp.csr_matrix(A + A.T)
+    r = np.asarray(A.sum(1)).ravel() ** -0.5
+    S = sp.csr_matrix(sp.diags(r) @ A @ sp.diags(r))
+    X = rng.random((n, n)).astype(np.float32)
+    Y = rng.random((n, n)).astype(np.float32)
+    with threadpool_limits(1, user_api="blas"):  # (as in the fit: BLAS on one thread)
+        for steps in (0, 1, 2):
+            prod = ph._RowsProduct(X, Y)
+            for _ in range(steps):
+                assert prod.step()
+            np.testing.assert_array_equal(prod.finish(2), X @ Y)
+            assert not prod.step()
+    for t in (54, 83):
+        with threadpool_limits(1, user_api="blas"):
+            ref = ph._SymPowers(S, 1, np.float32).power(t)
+        R = np.linalg.matrix_power(S.toarray(), t)
+        assert np.abs(ref - R).max() <= 1e-5 * np.abs(R).max()
+        for nt in (1, 2):
+            for budget in (0, 2, 100):
+                pw = ph._SymPowers(S, nt, np.float32, nt)
+                pw.grow(6)
+                calls = []  # stop() true from its call number budget + 1 on
+
+                def stop(calls=calls, budget=budget):
+                    calls.append(0)
+                    return len(calls) > budget
+
+                with threadpool_limits(1, user_api="blas"):
+                    pw.speculate(stop, 98)
+                    if budget:
+                        assert pw.ahead and all(len(k) == 2 for k in pw.ahead)
+                    np.testing.assert_array_equal(pw.power(t), ref)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_phate_potential_is_log_of_operator_power(seed):
     """The potential equals -log(P^t + 1e-7) of the stored operator: to rounding without

@@ -298,7 +298,9 @@ def _landmark_singular_values(op: sp.csr_matrix, powers, t_max: int, nt: int) ->
     landmarks anyway) in a worker thread (NumPy's LAPACK call releases the GIL) while this
     thread squares the operator's conjugate (``powers``, a :class:`_SymPowers`:
     ``A^2 .. A^(2^j)`` for ``2^j <= t_max - 2``, which do not depend on the ``t`` the entropy
-    picks), until the worker is done. On one thread the solve runs here."""
+    picks), until the worker is done, then, while no other process runs, begins the products
+    of two dense squarings that ``A^t`` may need (:meth:`_SymPowers.speculate`). On one
+    thread the solve runs here."""
     ntb = nt if nt > 0 else max(1, _core.max_threads())
     if ntb < 2 or importlib.util.find_spec("threadpoolctl") is None:
         return _sparse_singular_values(op)  # (without threadpoolctl no worker beside it:
@@ -311,6 +313,10 @@ def _landmark_singular_values(op: sp.csr_matrix, powers, t_max: int, nt: int) ->
         fut = ex.submit(solve)
         while not fut.done() and len(powers.pw) <= jmax:
             powers.grow(len(powers.pw))
+        # products the power may need, on the core this thread would leave idle: not when
+        # other processes load the machine (the main thread would take the solve's CPU:
+        # loaded 2-core Xeon, the tree's entropy and power 1.2 -> 1.6 s wall, medians)
+        powers.speculate(lambda: fut.done() or _core.idle_cores() < 2, max(1, t_max - 2))
         return _gram_singular_values(fut.result())
 
 
@@ -401,28 +407,21 @@ def _tiles(sx: np.ndarray, sy: np.ndarray, n: int, b: int):
     return lo, hi, np.outer(ext, ext) * np.maximum(hi - lo, 0)
 
 
+def _skip_plan(X: np.ndarray, Y: np.ndarray, b: int = _SKIP_BLOCK):
+    """``(lo, hi)`` of the tiles of ``X Y`` (:func:`_tiles`), or ``None`` when their GEMMs
+    would cost more than ``_SKIP_FRAC`` of a GEMM."""
+    n = X.shape[0]
+    lo, hi, work = _tiles(_block_supports(X, b), _block_supports(Y, b), n, b)
+    return None if work.sum() > _SKIP_FRAC * n**3 else (lo, hi)
+
+
 def _skip_matmul(X: np.ndarray, Y: np.ndarray, nt: int, b: int = _SKIP_BLOCK):
     """``X Y`` of symmetric ``X`` and ``Y`` (powers in reverse Cuthill-McKee order) as tiles
     ``X[I, K] Y[J, K]^T`` (:func:`_skip_square`), or ``None`` when they would cost more than
     ``_SKIP_FRAC`` of a GEMM. The row blocks go to two halves on the pool
     (:func:`_in_row_blocks`), each tile one GEMM: the same bits for any ``nt``."""
-    n = X.shape[0]
-    lo, hi, work = _tiles(_block_supports(X, b), _block_supports(Y, b), n, b)
-    if work.sum() > _SKIP_FRAC * n**3:
-        return None
-    Z = np.zeros(X.shape, X.dtype)  # (calloc: zero tiles never written)
-
-    def run(s, e):
-        for I in range(s, e):
-            i0 = I * b
-            for J in np.flatnonzero(lo[I] < hi[I]).tolist():
-                k0, k1, j0 = lo[I, J], hi[I, J], J * b
-                np.matmul(
-                    X[i0 : i0 + b, k0:k1], Y[j0 : j0 + b, k0:k1].T, out=Z[i0 : i0 + b, j0 : j0 + b]
-                )
-
-    _in_row_blocks(run, lo.shape[0], -(-lo.shape[0] // 2), nt)
-    return Z
+    plan = _skip_plan(X, Y, b)
+    return None if plan is None else _RowsProduct(X, Y, plan, b).finish(nt)
 
 
 def _skip_square(Y: np.ndarray, b: int = _SKIP_BLOCK):
@@ -451,6 +450,62 @@ def _skip_square(Y: np.ndarray, b: int = _SKIP_BLOCK):
                     Y[i0 : i0 + b, k0:k1], Y[j0 : j0 + b, k0:k1].T, out=Z[i0 : i0 + b, j0 : j0 + b]
                 )
     return _mirror_lower(Z)
+
+
+# Rows per block of a dense product computed ahead of t (:class:`_RowsProduct`)
+_SPEC_ROWS = 256
+
+
+class _RowsProduct:
+    """``X @ Y`` computed a block of rows at a time (:meth:`step`, while the main thread
+    would wait for the entropy's eigenvalues: :meth:`_SymPowers.speculate`), the rest as
+    two halves on the pool (:meth:`finish`): by GEMMs of whole rows, or with ``plan``
+    (:func:`_skip_plan`) by the tiles of :func:`_skip_matmul`. The tiles are one GEMM each;
+    the row blocks have at least ``_SPEC_ROWS`` rows (or all those left) and OpenBLAS gives
+    each row of a GEMM the same bits for any split into blocks of two or more rows (test; a
+    single row goes through GEMV): the result is :func:`_matmul_rows`' (or
+    :func:`_skip_matmul`'s) bit for bit, however many blocks were computed ahead."""
+
+    def __init__(self, X: np.ndarray, Y: np.ndarray, plan=None, b: int = _SKIP_BLOCK):
+        self.X, self.Y, self.plan, self.b = X, Y, plan, b
+        shape, dtype = (X.shape[0], Y.shape[1]), np.result_type(X, Y)
+        # (tiles: calloc, zero tiles never written)
+        self.Z = np.empty(shape, dtype) if plan is None else np.zeros(shape, dtype)
+        # units: rows, or blocks of b rows for the tiles
+        self.units = shape[0] if plan is None else plan[0].shape[0]
+        self.per = _SPEC_ROWS if plan is None else max(1, _SPEC_ROWS // b)
+        self.done = 0  # units [0, done) computed
+
+    def _run(self, s: int, e: int) -> None:
+        X, Y, Z = self.X, self.Y, self.Z
+        if self.plan is None:
+            np.matmul(X[s:e], Y, out=Z[s:e])
+            return
+        (lo, hi), b = self.plan, self.b
+        for I in range(s, e):
+            i0 = I * b
+            for J in np.flatnonzero(lo[I] < hi[I]).tolist():
+                k0, k1, j0 = lo[I, J], hi[I, J], J * b
+                np.matmul(
+                    X[i0 : i0 + b, k0:k1], Y[j0 : j0 + b, k0:k1].T, out=Z[i0 : i0 + b, j0 : j0 + b]
+                )
+
+    def step(self) -> bool:
+        """Compute the next block (all that is left when less than two blocks are);
+        ``False`` when nothing is left."""
+        s, n = self.done, self.units
+        if s == n:
+            return False
+        e = s + self.per if n - s >= 2 * self.per else n
+        self._run(s, e)
+        self.done = e
+        return True
+
+    def finish(self, nt: int) -> np.ndarray:
+        s, n = self.done, self.units
+        _in_row_blocks(lambda a, e: self._run(s + a, s + e), n - s, max(1, -(-(n - s) // 2)), nt)
+        self.done = n
+        return self.Z
 
 
 # With the tiles (float32), sparse factors of a power whose entries per row multiply to more
@@ -500,6 +555,7 @@ class _SymPowers:
             A64 = sp.csr_matrix(A64[self.perm][:, self.perm])
             A64.sort_indices()
         self.pw = [A64]  # pw[j] = A^(2^j) (in the order perm)
+        self.ahead = {}  # products of dense powers begun before t is known (speculate)
 
     def _stored(self, Y: np.ndarray) -> np.ndarray:
         if self.dtype == np.float32:
@@ -557,16 +613,55 @@ class _SymPowers:
         _in_row_blocks(run, inv.size, -(-inv.size // 2), self.pool_nt)
         return out
 
+    def speculate(self, stop, t_last: int) -> None:
+        """Until ``stop()``: the products of two dense squarings that some ``t <= t_last``
+        needs (:meth:`_high`), by row blocks (:class:`_RowsProduct`), the two with the
+        lowest such ``t``, lowest first (on the n = 20,000 roll's and tree's landmark
+        operators ``A^16 A^32``, used for ``48 <= t < 64``, then ``A^16 A^64``). Called while
+        the entropy's eigenvalues, which choose ``t``, are computed in another thread;
+        :meth:`power` finishes the product it needs: the same bits as without this call."""
+        if self.pw[0].shape[0] < 2 * _SPEC_ROWS:  # (halves of fewer rows: one may be a row)
+            return
+        dense = [j for j, F in enumerate(self.pw) if F is not None and not sp.issparse(F)]
+        keys = [(a, b) for a in dense for b in dense if a < b and 2**a + 2**b <= t_last]
+        for key in sorted(keys, key=lambda k: 2 ** k[0] + 2 ** k[1])[:2]:  # (memory: two)
+            X, Y = self.pw[key[0]], self.pw[key[1]]
+            if key not in self.ahead:  # (by the tiles where _matmul would take them)
+                plan = None if self.perm is None else _skip_plan(X, Y)
+                self.ahead[key] = _RowsProduct(X, Y, plan)
+            while not stop() and self.ahead[key].step():
+                pass
+            if stop():
+                return
+
+    def _high(self, high: list) -> np.ndarray:
+        """The product of the dense squarings ``A^(2^j)``, ``j`` in ``high`` (lowest first),
+        the first two factors' product from :meth:`speculate` when it began it."""
+        Y = self.pw[high[0]]
+        for i in range(1, len(high)):
+            ahead = self.ahead.pop(tuple(high[: i + 1]), None)
+            if ahead is None:
+                Y = self._matmul(Y, self.pw[high[i]])
+            else:
+                Y = ahead.finish(self.pool_nt)
+            _sym_mean(Y)
+            Y = self._stored(Y)
+        return Y
+
     def _power(self, t: int) -> np.ndarray:
+        # A^t = (sparse low factors) (dense low factors) (product of the dense squarings),
+        # the last one first: it does not depend on t's low bits (speculate)
         bits = [j for j in range(t.bit_length()) if t >> j & 1]
         self.grow(bits[-1], keep=set(bits))
+        high = [j for j in bits if not sp.issparse(self.pw[j])]
+        self.ahead = {k: v for k, v in self.ahead.items() if list(k) == high[: len(k)]}
         S = None
         dense = []
         n = self.pw[0].shape[0]
         for j in bits:
             F = self.pw[j]
             if not sp.issparse(F):
-                dense.append(F)
+                continue
             elif S is not None and self.perm is not None and F.nnz * S.nnz > _SPARSE_FLOPS * n**3:
                 # a dense factor: SciPy's product of rows this full costs more than the
                 # tiles' GEMM (the roll's A^8 A^7, 251 x ~180 entries per row of 2,000:
@@ -574,6 +669,8 @@ class _SymPowers:
                 dense.append(self._stored(self._dense(F)))
             else:
                 S = F if S is None else sp.csr_matrix(F @ S)
+        if high:
+            dense.append(self._high(high))
         if not dense:
             S = sp.csr_matrix(0.5 * (S + S.T))
             return self._dense(S)
