@@ -771,6 +771,42 @@ def test_nndescent_relabelled_points_give_the_same_graph(dtype, metric):
             assert got[2] == ref[2]
 
 
+@pytest.mark.parametrize(
+    "target, n_trees, cap, added",
+    [
+        (0.98, 1, 2, 2),  # a plan of two trees, within the cap: both added
+        (0.98, 1, 1, 0),  # the same plan beyond a cap of one: none added
+        (0.99, 1, 2, 0),  # one tree's start (recall 0.52) too far from 0.90: none
+        (0.99, 3, 2, 1),  # one tree takes the start past what one iteration needs
+    ],
+)
+def test_nndescent_adaptive_trees(capfd, target, n_trees, cap, added):
+    """On low intrinsic dimension the forest adds trees one at a time (at most
+    adaptive_trees) while its sampled recall is short of what one iteration repairs and the
+    trees that would take it there are within the cap: the graph is that of the fixed count
+    of trees with nothing added, the same for 1 and 2 threads, at both targets."""
+    rng = np.random.default_rng(17)
+    X = np.tanh(rng.normal(size=(6000, 4)) @ rng.normal(size=(4, 24))).astype(np.float32)
+
+    def run(n_trees, adaptive, n_jobs):
+        opts = _core.NNDescentOptions(
+            seed=3, target_recall=target, n_trees=n_trees, adaptive_trees=adaptive
+        )
+        m = _core.Metric.euclidean
+        res = _core.nndescent(X, k=10, metric=m, options=opts, n_jobs=n_jobs, verbose=True)
+        log = capfd.readouterr().err
+        return res, [int(t) for t in re.findall(r"tree (\d+) added", log)]
+
+    ref = run(n_trees + added, 0, 1)[0]
+    for n_jobs in (1, 2):
+        got, log = run(n_trees, cap, n_jobs)
+        assert log == list(range(n_trees, n_trees + added))
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
+        assert got[2:] == ref[2:]  # iterations, checked points, hits, changes
+        assert got[4] >= target * got[3] * 10  # the target still drives the iterations
+
+
 @pytest.mark.parametrize("d", [37, 150])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_nndescent_thread_invariance_wide_rows(d, dtype):
@@ -883,6 +919,9 @@ def test_nndescent_bad_input():
         geoml.knn_graph(X, 3, method="fast")
     with pytest.raises(ValueError, match="method="):
         geoml.KNNGraph(3, method="fast").fit(X)
+    opts = _core.NNDescentOptions(adaptive_trees=-1)
+    with pytest.raises(ValueError, match="negative option"):
+        _core.nndescent(X, k=3, metric=_core.Metric.euclidean, options=opts)
 
 
 def test_knn_graph_and_estimator_with_nndescent():

@@ -15,6 +15,8 @@ struct NNDescentOptions {
                                 ///< when the intrinsic dimension is below cluster_min_dim)
   int64_t max_iter = 20;        ///< NN-descent iterations at most
   int64_t max_extra_trees = 8;  ///< trees added when the iterations stall below the target
+  int64_t adaptive_trees = 2;   ///< trees the start may add (low intrinsic dimension) while its
+                                ///< recall is short of what one iteration repairs (0: none)
   int64_t max_candidates = 0;   ///< candidates per point and iteration (0: see nndescent.cpp)
   double delta = 0.001;         ///< stop when fewer than delta * n * k entries changed
   double target_recall = 0.99;  ///< stop when the sampled recall reaches it

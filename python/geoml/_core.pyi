@@ -150,10 +150,18 @@ class NNDescentOptions:
         overlap: typing.SupportsFloat | typing.SupportsIndex = 1.05,
         cluster_min_dim: typing.SupportsFloat | typing.SupportsIndex = 10.0,
         relabel: bool = True,
+        adaptive_trees: typing.SupportsInt | typing.SupportsIndex = 2,
     ) -> None:
         """
         Options from keywords (the defaults are the C++ ones).
         """
+    @property
+    def adaptive_trees(self) -> int:
+        """
+        Trees added to a start one iteration cannot repair (0: none).
+        """
+    @adaptive_trees.setter
+    def adaptive_trees(self, value: typing.SupportsInt | typing.SupportsIndex) -> None: ...
     @property
     def cluster_min_dim(self) -> float:
         """
