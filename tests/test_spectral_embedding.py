@@ -125,6 +125,29 @@ def test_laplacian_eigsh_isolated_nodes_and_many_components():
     np.testing.assert_array_equal(w, 0.0)
 
 
+@pytest.mark.parametrize("kind", ["symmetric", "random_walk", "combinatorial"])
+@pytest.mark.parametrize("copies", [2, 3])
+def test_laplacian_eigsh_repeated_nonzero_eigenvalues(kind, copies):
+    """Identical components repeat every non-zero eigenvalue: all copies are returned (the
+    deflated check after the Lanczos solve; before it, the normalised kinds returned the
+    smallest non-zero eigenvalue once, with converged=True)."""
+    rng = np.random.default_rng(1)
+    G = knn_adjacency(rng.standard_normal((150, 3)), 8, weighted=True)
+    W = sp.block_diag([G] * copies, format="csr")
+    L, d = dense_laplacian(W, kind)
+    ref = np.sort(np.linalg.eigvals(L).real) if kind == "random_walk" else np.linalg.eigvalsh(L)
+    k = 2 * copies
+    for seed in range(3):
+        out = geoml.laplacian_eigsh(W, k, kind=kind, random_state=seed)
+        if not out.converged:  # flagged, not silently wrong
+            continue
+        np.testing.assert_allclose(out.eigenvalues, ref[:k], atol=1e-8)
+        assert out.check_passed
+        assert np.abs(L @ out.eigenvectors - out.eigenvectors * out.eigenvalues).max() < 1e-8 * (
+            d.max() if kind == "combinatorial" else 1
+        )
+
+
 def test_laplacian_eigsh_bad_input():
     W = components_graph((50,), 0)
     with pytest.raises(ValueError, match="kind='normalized'"):

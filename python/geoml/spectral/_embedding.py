@@ -169,6 +169,7 @@ def laplacian_eigsh(
     max_iter: int | None = None,
     random_state=None,
     n_jobs: int | None = None,
+    check: bool = True,
 ) -> EigshResult:
     """The k smallest eigenpairs of the graph Laplacian of a symmetric affinity matrix.
 
@@ -206,12 +207,20 @@ def laplacian_eigsh(
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState
     n_jobs : int, optional
         Threads (None: OpenMP default; -1: all cores).
+    check : bool, default True
+        After the solve, run :func:`geoml.eigsh`'s deflated block check on the symmetric
+        (or combinatorial) Laplacian: an eigenvalue among the k smallest that the solver
+        missed (a repeated non-zero eigenvalue, e.g. of identical components, which a
+        single-vector Lanczos start sees once) is found and converged, with the same
+        guarantee as there (``check_passed``, ``miss_gap``). False: the solver's own
+        convergence test only (not multiplicity-safe).
 
     Returns
     -------
     EigshResult
         ``eigenvalues`` (k,) ascending, ``eigenvectors`` (n, k), ``residual_norms`` (k,)
-        (computed with ``L``), ``converged``, ``n_iter``, ``n_matvec``; unpacks as ``w, V``.
+        (computed with ``L``), ``converged``, ``n_iter``, ``n_matvec``, and the check's
+        ``check_passed``, ``n_added``, ``miss_gap``; unpacks as ``w, V``.
         The eigenvectors are orthonormal, except for ``"random_walk"`` (not symmetric):
         there they are ``D^-1/2 u`` for the orthonormal eigenvectors ``u`` of the symmetric
         Laplacian, i.e. ``D``-orthonormal (``V.T @ D @ V = I``; ``u = e_i`` for an isolated
@@ -260,14 +269,43 @@ def laplacian_eigsh(
     )
     w = np.maximum(np.ldexp(w, shift), 0.0)
     d = np.ldexp(d, shift)
-    if kind == "random_walk":
-        V = V / np.where(d > 0, np.sqrt(d), 1.0)[:, None]
     V = np.ascontiguousarray(V)
-    res = _residual_norms(W, d, kind, w, V, nt)
     anorm = float(d.max()) if kind == "combinatorial" else 1.0
+    res = _residual_norms(W, d, solve_kind, w, V, nt)
     out = EigshResult(w, V, int(info["n_iter"]), res, bool(conv), int(info["n_matvec"]), anorm)
     out._solver = info.get("method")  # for eigsh's check on the Laplacian route
+    if check and conv:
+        _check_laplacian(out, W, d, solve_kind, k, tol, random_seed(random_state), nt)
+    if kind == "random_walk":
+        out.eigenvectors = np.ascontiguousarray(
+            out.eigenvectors / np.where(d > 0, np.sqrt(d), 1.0)[:, None]
+        )
+        out.residual_norms = _residual_norms(W, d, kind, out.eigenvalues, out.eigenvectors, nt)
     return out
+
+
+def _check_laplacian(out, W, d, kind, k, tol, seed, nt):
+    """:func:`geoml.eigsh`'s deflated block check ("SA") on ``out``, the k smallest pairs of
+    the symmetric or combinatorial Laplacian of ``W`` (degrees ``d``); updates ``out``."""
+    from ._eigsh import _check_routed
+
+    iso = d == 0
+    s = np.where(iso, 0.0, 1.0 / np.sqrt(np.where(iso, 1.0, d)))
+
+    def matmat(X):
+        if kind == "combinatorial":
+            return d[:, None] * X - _spmm(W, np.ascontiguousarray(X), nt)
+        SX = np.ascontiguousarray(s[:, None] * X)
+        return np.where(iso[:, None], 0.0, X) - s[:, None] * _spmm(W, SX, nt)
+
+    anorm = out.anorm
+    c = int(np.count_nonzero(out.eigenvalues == 0.0))  # the exact null space, first columns
+    _check_routed(out, matmat, W.shape[0], k, "SA", tol, np.float64, seed, 4, 20)
+    # pairs the check added are Rayleigh quotients: keep the null space's zeros exact
+    out.eigenvalues = np.maximum(out.eigenvalues, 0.0)
+    out.eigenvalues[:c] = 0.0
+    out.anorm = anorm  # the documented scale (1 or max(d)) of the residual test
+    out.converged = bool(out.converged and (out.residual_norms <= tol * anorm).all())
 
 
 def _check_degrees(W, name: str) -> float:
@@ -338,6 +376,7 @@ def _laplacian_route(A, k, *, tol, max_iter, random_state, n_jobs):
         max_iter=max_iter,
         random_state=random_state,
         n_jobs=n_jobs,
+        check=False,  # eigsh runs the check on A
     )
     # as the general path: float64 eigenvalues and residuals, eigenvectors in A's dtype
     out.eigenvectors = out.eigenvectors.astype(A.dtype, copy=False)
@@ -389,6 +428,7 @@ def _adjacency_route(A, k, *, tol, max_iter, random_state, n_jobs):
         max_iter=max_iter,
         random_state=random_state,
         n_jobs=n_jobs,
+        check=False,  # eigsh runs the check on A
     )
     rev = slice(None, None, -1)  # mu ascending -> 1 - mu ascending
     out.eigenvalues = np.ascontiguousarray(1.0 - out.eigenvalues[rev])
