@@ -759,3 +759,20 @@ def test_spectral_clustering_one_cluster():
     e = sc.embedding_[:, 0]
     np.testing.assert_allclose(e, np.full(300, e[0]), rtol=1e-10)
     assert abs(e[0]) > 0
+
+
+def test_estimators_identical_components_repeated_eigenvalues():
+    """LaplacianEigenmap and DiffusionMap on a graph of three identical components: every
+    eigenvalue is repeated three times, and all copies are found (the deflated check after
+    the Lanczos solver; before it, the smallest non-zero one came once, then the next ones)."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((150, 3))
+    G = geoml.knn_graph(X, 8, mode="connectivity")
+    W = sp.block_diag([G] * 3, format="csr")
+    ref = np.linalg.eigvalsh(csgraph.laplacian(W.toarray(), normed=True))
+    for seed in range(2):
+        with pytest.warns(UserWarning, match="components"):
+            le = geoml.LaplacianEigenmap(5, affinity="precomputed", random_state=seed).fit(W)
+        np.testing.assert_allclose(le.eigenvalues_, ref[1:6], atol=1e-8)
+        dm = geoml.DiffusionMap(5, affinity="precomputed", alpha=0.0, random_state=seed).fit(W)
+        np.testing.assert_allclose(dm.eigenvalues_, 1.0 - ref[1:6], atol=1e-8)

@@ -313,17 +313,27 @@ def _smallest_checked(W, k, kind, *, tol, random_state, n_jobs):
     """:func:`_smallest` followed by the deflated block check after the Lanczos solver (as
     :func:`laplacian_eigsh`): ``(eigenvalues, eigenvectors, d)`` of the symmetric or
     combinatorial Laplacian."""
-    w, V, d, conv, info = _smallest(W, k, kind, tol=tol, random_state=random_state, n_jobs=n_jobs)
-    if not conv or info.get("method") != "lanczos":
-        return w, V, d
+    got = _smallest(W, k, kind, tol=tol, random_state=random_state, n_jobs=n_jobs)
+    return _checked(W, k, kind, got, tol=tol, random_state=random_state, n_jobs=n_jobs)[:3]
+
+
+def _checked(W, k, kind, got, *, tol, random_state, n_jobs):
+    """``got = (w, V, d, converged, info)`` of :func:`_smallest` or ``_lsym_smallest`` with the
+    deflated block check run after their Lanczos solver (a single-vector method: a repeated
+    eigenvalue can be missed); the same tuple, pairs updated. Dense, LOBPCG + AMG and GPU
+    results are returned as they are."""
+    w, V, d, conv, info = got
+    if not conv or info.get("method") != "lanczos" or not isinstance(V, np.ndarray):
+        return got
+    W = sp.csr_matrix(W, dtype=np.float64)
     nt = check_n_jobs(n_jobs)
     tol = _check_tol(tol, np.float64)
     res = _residual_norms(W, d, kind, w, V, nt)
     anorm = float(d.max()) if kind == "combinatorial" else 1.0
     out = EigshResult(w, np.ascontiguousarray(V), 0, res, True, int(info["n_matvec"]), anorm)
-    out._solver = info.get("method")
+    out._solver = "lanczos"
     _check_laplacian(out, W, d, kind, k, tol, random_seed(random_state), nt)
-    return out.eigenvalues, out.eigenvectors, d
+    return out.eigenvalues, out.eigenvectors, d, out.converged, info
 
 
 def _check_degrees(W, name: str) -> float:
