@@ -600,8 +600,11 @@ def eigsh(
         arrays.
     k : int
         Number of eigenpairs, ``1 <= k < n``.
-    which : {"LA", "SA", "LM"}
-        Largest algebraic, smallest algebraic, or largest magnitude eigenvalues. ``"SA"``
+    which : {"LA", "SA", "LM"}, default "LA"
+        Largest algebraic, smallest algebraic, or largest magnitude eigenvalues. The default
+        differs from ``scipy.sparse.linalg.eigsh``'s (``"LM"``): code written for SciPy that
+        relies on its default must pass ``which="LM"``. SciPy's ``return_eigenvectors``,
+        ``sigma``, ``M``, ``OPinv`` and ``mode`` are not accepted. ``"SA"``
         on a sparse graph Laplacian (combinatorial ``D - W``, or the normalised
         ``I - D^-1/2 W D^-1/2`` of an unweighted graph, recognised from its entries) with
         no ``v0`` or ``ncv`` takes :func:`geoml.laplacian_eigsh`'s route: null space
