@@ -19,7 +19,7 @@ from .._validation import (
     single_threaded_blas,
 )
 from ._amg import _AMG_MAX_ITER, _spmm
-from ._eigsh import EigshResult, _as_csr, _check_tol
+from ._eigsh import EigshResult, _as_csr, _check_tol, _unshared
 from ._laplacian import _KINDS, _affinity_csr, _null_space
 from ._lsym import _amg_lobpcg_run, _lsym_smallest, _sign_flip
 
@@ -478,7 +478,7 @@ def _adjacency_csr(adjacency) -> sp.csr_matrix:
         adjacency = as_real(np.asarray(adjacency), "adjacency")
         if adjacency.ndim != 2:
             raise ValueError(f"adjacency must be a 2-D square matrix; got shape {adjacency.shape}")
-    A = _as_csr(adjacency, "adjacency", dtype=np.float64)
+    A = _unshared(_as_csr(adjacency, "adjacency", dtype=np.float64), adjacency)
     if A.shape[0] < 2:
         raise ValueError(f"adjacency is {A.shape[0]} x {A.shape[0]}; at least 2 nodes are needed")
     if A.nnz and A.data.min() < 0:
