@@ -759,3 +759,71 @@ def test_spectral_clustering_one_cluster():
     e = sc.embedding_[:, 0]
     np.testing.assert_allclose(e, np.full(300, e[0]), rtol=1e-10)
     assert abs(e[0]) > 0
+
+
+def test_estimators_identical_components_repeated_eigenvalues():
+    """LaplacianEigenmap and DiffusionMap on a graph of three identical components: every
+    eigenvalue is repeated three times, and all copies are found (the deflated check after
+    the Lanczos solver; before it, the smallest non-zero one came once, then the next ones)."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((150, 3))
+    G = geoml.knn_graph(X, 8, mode="connectivity")
+    W = sp.block_diag([G] * 3, format="csr")
+    ref = np.linalg.eigvalsh(csgraph.laplacian(W.toarray(), normed=True))
+    for seed in range(2):
+        with pytest.warns(UserWarning, match="components"):
+            le = geoml.LaplacianEigenmap(5, affinity="precomputed", random_state=seed).fit(W)
+        np.testing.assert_allclose(le.eigenvalues_, ref[1:6], atol=1e-8)
+        dm = geoml.DiffusionMap(5, affinity="precomputed", alpha=0.0, random_state=seed).fit(W)
+        np.testing.assert_allclose(dm.eigenvalues_, 1.0 - ref[1:6], atol=1e-8)
+
+
+@pytest.mark.parametrize("layout", ["duplicates", "explicit_zeros", "unsorted"])
+def test_sparse_input_left_as_it_was(layout):
+    """A non-canonical CSR input (duplicate entries, explicit zeros, unsorted columns) is not
+    modified: before, ``sum_duplicates`` / ``eliminate_zeros`` ran on arrays shared with the
+    caller's matrix, which was left with ``indptr[-1] < len(data)`` (``A.tocoo()`` then read
+    uninitialised memory); the results equal those of the canonical matrix."""
+    rng = np.random.default_rng(0)
+    G = geoml.knn_graph(rng.standard_normal((60, 2)), 5, mode="connectivity")
+    coo = G.tocoo()
+    r, c, v = coo.row, coo.col, coo.data
+    if layout == "duplicates":
+        r, c, v = np.r_[r, r], np.r_[c, c], np.r_[v / 2, v / 2]
+    elif layout == "explicit_zeros":
+        i, j = np.arange(60), (np.arange(60) + 29) % 60
+        keep = G[i, j].A1 == 0
+        r, c, v = (
+            np.r_[r, i[keep], j[keep]],
+            np.r_[c, j[keep], i[keep]],
+            np.r_[v, 0 * i[keep], 0 * i[keep]],
+        )
+    order = np.lexsort((-c, r))  # columns descending within each row
+    indptr = np.r_[0, np.cumsum(np.bincount(r, minlength=60))].astype(np.int32)
+    x = rng.standard_normal(60)
+    calls = {
+        "eigsh": lambda A: geoml.eigsh(A, 3, random_state=0)[0],
+        "laplacian": lambda A: geoml.laplacian(A).toarray(),
+        "laplacian_eigsh": lambda A: geoml.laplacian_eigsh(A, 4, random_state=0)[0],
+        "spectral_embedding": lambda A: geoml.spectral_embedding(A, 2, random_state=0),
+        "heat_kernel": lambda A: geoml.heat_kernel(A, x, 1.0),
+        "trace_function": lambda A: (
+            geoml.trace_function(A, "exp", n_probes=8, n_steps=8, random_state=0).value
+        ),
+        "LaplacianEigenmap": lambda A: (
+            geoml.LaplacianEigenmap(2, affinity="precomputed", random_state=0).fit(A).embedding_
+        ),
+        "PHATE": lambda A: (
+            geoml.PHATE(affinity="precomputed", n_landmark=None, random_state=0).fit(A).distances_
+        ),
+        "sinkhorn_symmetric": lambda A: geoml.ot.sinkhorn_symmetric(A, return_plan=False).scaling,
+    }
+    for name, call in calls.items():
+        A = sp.csr_matrix(
+            (v[order].copy(), c[order].astype(np.int32), indptr.copy()), shape=(60, 60)
+        )
+        before = [a.copy() for a in (A.data, A.indices, A.indptr)]
+        got = call(A)
+        for a, b in zip((A.data, A.indices, A.indptr), before):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        np.testing.assert_allclose(got, call(sp.csr_matrix(G)), atol=1e-10, err_msg=name)

@@ -125,6 +125,29 @@ def test_laplacian_eigsh_isolated_nodes_and_many_components():
     np.testing.assert_array_equal(w, 0.0)
 
 
+@pytest.mark.parametrize("kind", ["symmetric", "random_walk", "combinatorial"])
+@pytest.mark.parametrize("copies", [2, 3])
+def test_laplacian_eigsh_repeated_nonzero_eigenvalues(kind, copies):
+    """Identical components repeat every non-zero eigenvalue: all copies are returned (the
+    deflated check after the Lanczos solve; before it, the normalised kinds returned the
+    smallest non-zero eigenvalue once, with converged=True)."""
+    rng = np.random.default_rng(1)
+    G = knn_adjacency(rng.standard_normal((150, 3)), 8, weighted=True)
+    W = sp.block_diag([G] * copies, format="csr")
+    L, d = dense_laplacian(W, kind)
+    ref = np.sort(np.linalg.eigvals(L).real) if kind == "random_walk" else np.linalg.eigvalsh(L)
+    k = 2 * copies
+    for seed in range(3):
+        out = geoml.laplacian_eigsh(W, k, kind=kind, random_state=seed)
+        if not out.converged:  # flagged, not silently wrong
+            continue
+        np.testing.assert_allclose(out.eigenvalues, ref[:k], atol=1e-8)
+        assert out.check_passed is not False  # None: LOBPCG + AMG (block), not checked
+        assert np.abs(L @ out.eigenvectors - out.eigenvectors * out.eigenvalues).max() < 1e-8 * (
+            d.max() if kind == "combinatorial" else 1
+        )
+
+
 def test_laplacian_eigsh_bad_input():
     W = components_graph((50,), 0)
     with pytest.raises(ValueError, match="kind='normalized'"):
@@ -288,6 +311,30 @@ def test_spectral_embedding_disconnected(norm_laplacian, seed):
             for j in range(3):
                 on = Y[:, j] != 0
                 assert on.sum() in sizes and np.ptp(Y[on, j]) <= 1e-12 * Y[on, j].max()
+
+
+@pytest.mark.parametrize("norm_laplacian", [True, False])
+def test_spectral_embedding_identical_components(norm_laplacian):
+    """Identical components repeat every eigenvalue: the embedding spans the eigenvectors of
+    the smallest eigenvalues counted with multiplicity, as scikit-learn's (before the check,
+    the normalised embedding held the third-smallest distinct eigenvalue's vector instead)."""
+    rng = np.random.default_rng(1)
+    G = knn_adjacency(rng.standard_normal((150, 3)), 8, weighted=True)
+    W = sp.block_diag([G] * 3, format="csr")
+    kind = "symmetric" if norm_laplacian else "combinatorial"
+    L, d = dense_laplacian(W, kind)
+    ref = np.linalg.eigvalsh(L)[:6]
+    for seed in range(2):
+        with pytest.warns(UserWarning, match="not fully connected"):
+            Y = geoml.spectral_embedding(
+                W, 6, norm_laplacian=norm_laplacian, drop_first=False, random_state=seed
+            )
+        U = np.linalg.qr(Y * np.sqrt(d)[:, None] if norm_laplacian else Y)[0]
+        np.testing.assert_allclose(np.linalg.eigvalsh(U.T @ L @ U), ref, atol=1e-8 * d.max())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Ysk = sk_embedding(W, n_components=6, norm_laplacian=norm_laplacian, drop_first=False)
+        assert max_angle(Y, Ysk) < 1e-5
 
 
 def test_spectral_embedding_isolated_node():

@@ -123,7 +123,9 @@ def _check_kernel(K, name: str = "X") -> sp.csr_matrix:
         K = as_real(K, name)
     if K.shape[0] != K.shape[1]:
         raise ValueError(f"{name} must be a square affinity matrix; got shape {K.shape}")
-    K = sp.csr_matrix(K, dtype=np.float64)
+    # a copy: sum_duplicates / eliminate_zeros / sort_indices below work in place, and would
+    # leave a caller's CSR matrix (whose arrays sp.csr_matrix shares) with nnz < len(data)
+    K = sp.csr_matrix(K, dtype=np.float64, copy=True)
     K.sum_duplicates()
     if not np.isfinite(K.data).all():
         raise ValueError(f"{name} contains NaN or infinity")

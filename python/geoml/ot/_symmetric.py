@@ -194,7 +194,9 @@ def sinkhorn_symmetric(
     elif sp.issparse(K_or_C):
         A = sp.csr_matrix(K_or_C)
         n = _square(A.shape, "K")
-        A.sum_duplicates()
+        if not A.has_canonical_format:  # in place: not on the arrays shared with K_or_C
+            A = A.copy()
+            A.sum_duplicates()
         data = np.ascontiguousarray(A.data, dtype=np.float64)
         if not np.isfinite(data).all():
             raise ValueError("K contains NaN or infinity")

@@ -133,6 +133,19 @@ def _symmetry_error(A) -> float:
     return float(num / den) if den > 0 else 0.0
 
 
+def _unshared(B: sp.csr_matrix, A) -> sp.csr_matrix:
+    """``B``, or a copy of it when its arrays share memory with the sparse matrix ``A``'s (so
+    that in-place SciPy methods on it, ``sum_duplicates``, ``eliminate_zeros``,
+    ``sort_indices``, leave ``A`` as it was)."""
+    if sp.issparse(A) and any(
+        np.shares_memory(getattr(B, f), getattr(A, f))
+        for f in ("data", "indices", "indptr")
+        if isinstance(getattr(A, f, None), np.ndarray)
+    ):
+        return B.copy()
+    return B
+
+
 def _as_csr(A, name: str, dtype=None) -> sp.csr_matrix:
     """Square CSR copy-if-needed with float32/float64 data, duplicates summed; checks NaN/inf."""
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
@@ -140,8 +153,13 @@ def _as_csr(A, name: str, dtype=None) -> sp.csr_matrix:
     A = as_real(A, name)
     if dtype is None:
         dtype = np.float32 if A.dtype == np.float32 else np.float64
-    A = sp.csr_matrix(A, dtype=dtype)
-    A.sum_duplicates()
+    B = sp.csr_matrix(A, dtype=dtype)
+    if not B.has_canonical_format:
+        # sum_duplicates works in place on the arrays, and sp.csr_matrix(A) shares them with
+        # a CSR A: copy first, or the caller's matrix is left with nnz < len(data)
+        B = _unshared(B, A)
+        B.sum_duplicates()
+    A = B
     if not np.isfinite(A.data).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return A
@@ -598,8 +616,11 @@ def eigsh(
         arrays.
     k : int
         Number of eigenpairs, ``1 <= k < n``.
-    which : {"LA", "SA", "LM"}
-        Largest algebraic, smallest algebraic, or largest magnitude eigenvalues. ``"SA"``
+    which : {"LA", "SA", "LM"}, default "LA"
+        Largest algebraic, smallest algebraic, or largest magnitude eigenvalues. The default
+        differs from ``scipy.sparse.linalg.eigsh``'s (``"LM"``): code written for SciPy that
+        relies on its default must pass ``which="LM"``. SciPy's ``return_eigenvectors``,
+        ``sigma``, ``M``, ``OPinv`` and ``mode`` are not accepted. ``"SA"``
         on a sparse graph Laplacian (combinatorial ``D - W``, or the normalised
         ``I - D^-1/2 W D^-1/2`` of an unweighted graph, recognised from its entries) with
         no ``v0`` or ``ncv`` takes :func:`geoml.laplacian_eigsh`'s route: null space

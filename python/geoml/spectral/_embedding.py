@@ -19,7 +19,7 @@ from .._validation import (
     single_threaded_blas,
 )
 from ._amg import _AMG_MAX_ITER, _spmm
-from ._eigsh import EigshResult, _as_csr, _check_tol
+from ._eigsh import EigshResult, _as_csr, _check_tol, _unshared
 from ._laplacian import _KINDS, _affinity_csr, _null_space
 from ._lsym import _amg_lobpcg_run, _lsym_smallest, _sign_flip
 
@@ -169,6 +169,7 @@ def laplacian_eigsh(
     max_iter: int | None = None,
     random_state=None,
     n_jobs: int | None = None,
+    check: bool = True,
 ) -> EigshResult:
     """The k smallest eigenpairs of the graph Laplacian of a symmetric affinity matrix.
 
@@ -206,12 +207,21 @@ def laplacian_eigsh(
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState
     n_jobs : int, optional
         Threads (None: OpenMP default; -1: all cores).
+    check : bool, default True
+        After the Lanczos solver, run :func:`geoml.eigsh`'s deflated block check on the
+        symmetric (or combinatorial) Laplacian: an eigenvalue among the k smallest that
+        Lanczos missed (a repeated non-zero eigenvalue, e.g. of identical components, which
+        a single-vector start sees once) is found and converged, with the same guarantee as
+        there (``check_passed``, ``miss_gap``). Not run after the dense solver (exact) nor
+        after LOBPCG + AMG (a block method, its block wider than ``k``; the check would
+        double its time at n = 100,000), where ``check_passed`` is None. False: no check.
 
     Returns
     -------
     EigshResult
         ``eigenvalues`` (k,) ascending, ``eigenvectors`` (n, k), ``residual_norms`` (k,)
-        (computed with ``L``), ``converged``, ``n_iter``, ``n_matvec``; unpacks as ``w, V``.
+        (computed with ``L``), ``converged``, ``n_iter``, ``n_matvec``, and the check's
+        ``check_passed``, ``n_added``, ``miss_gap``; unpacks as ``w, V``.
         The eigenvectors are orthonormal, except for ``"random_walk"`` (not symmetric):
         there they are ``D^-1/2 u`` for the orthonormal eigenvectors ``u`` of the symmetric
         Laplacian, i.e. ``D``-orthonormal (``V.T @ D @ V = I``; ``u = e_i`` for an isolated
@@ -260,14 +270,70 @@ def laplacian_eigsh(
     )
     w = np.maximum(np.ldexp(w, shift), 0.0)
     d = np.ldexp(d, shift)
-    if kind == "random_walk":
-        V = V / np.where(d > 0, np.sqrt(d), 1.0)[:, None]
     V = np.ascontiguousarray(V)
-    res = _residual_norms(W, d, kind, w, V, nt)
     anorm = float(d.max()) if kind == "combinatorial" else 1.0
+    res = _residual_norms(W, d, solve_kind, w, V, nt)
     out = EigshResult(w, V, int(info["n_iter"]), res, bool(conv), int(info["n_matvec"]), anorm)
     out._solver = info.get("method")  # for eigsh's check on the Laplacian route
+    if check and conv and out._solver == "lanczos":
+        _check_laplacian(out, W, d, solve_kind, k, tol, random_seed(random_state), nt)
+    if kind == "random_walk":
+        out.eigenvectors = np.ascontiguousarray(
+            out.eigenvectors / np.where(d > 0, np.sqrt(d), 1.0)[:, None]
+        )
+        out.residual_norms = _residual_norms(W, d, kind, out.eigenvalues, out.eigenvectors, nt)
     return out
+
+
+def _check_laplacian(out, W, d, kind, k, tol, seed, nt):
+    """:func:`geoml.eigsh`'s deflated block check ("SA") on ``out``, the k smallest pairs of
+    the symmetric or combinatorial Laplacian of ``W`` (degrees ``d``); updates ``out``."""
+    from ._eigsh import _check_routed
+
+    iso = d == 0
+    s = np.where(iso, 0.0, 1.0 / np.sqrt(np.where(iso, 1.0, d)))
+
+    def matmat(X):
+        if kind == "combinatorial":
+            return d[:, None] * X - _spmm(W, np.ascontiguousarray(X), nt)
+        SX = np.ascontiguousarray(s[:, None] * X)
+        return np.where(iso[:, None], 0.0, X) - s[:, None] * _spmm(W, SX, nt)
+
+    anorm = out.anorm
+    c = int(np.count_nonzero(out.eigenvalues == 0.0))  # the exact null space, first columns
+    _check_routed(out, matmat, W.shape[0], k, "SA", tol, np.float64, seed, 4, 20)
+    # pairs the check added are Rayleigh quotients: keep the null space's zeros exact
+    out.eigenvalues = np.maximum(out.eigenvalues, 0.0)
+    out.eigenvalues[:c] = 0.0
+    out.anorm = anorm  # the documented scale (1 or max(d)) of the residual test
+    out.converged = bool(out.converged and (out.residual_norms <= tol * anorm).all())
+
+
+def _smallest_checked(W, k, kind, *, tol, random_state, n_jobs):
+    """:func:`_smallest` followed by the deflated block check after the Lanczos solver (as
+    :func:`laplacian_eigsh`): ``(eigenvalues, eigenvectors, d)`` of the symmetric or
+    combinatorial Laplacian."""
+    got = _smallest(W, k, kind, tol=tol, random_state=random_state, n_jobs=n_jobs)
+    return _checked(W, k, kind, got, tol=tol, random_state=random_state, n_jobs=n_jobs)[:3]
+
+
+def _checked(W, k, kind, got, *, tol, random_state, n_jobs):
+    """``got = (w, V, d, converged, info)`` of :func:`_smallest` or ``_lsym_smallest`` with the
+    deflated block check run after their Lanczos solver (a single-vector method: a repeated
+    eigenvalue can be missed); the same tuple, pairs updated. Dense, LOBPCG + AMG and GPU
+    results are returned as they are."""
+    w, V, d, conv, info = got
+    if not conv or info.get("method") != "lanczos" or not isinstance(V, np.ndarray):
+        return got
+    W = sp.csr_matrix(W, dtype=np.float64)
+    nt = check_n_jobs(n_jobs)
+    tol = _check_tol(tol, np.float64)
+    res = _residual_norms(W, d, kind, w, V, nt)
+    anorm = float(d.max()) if kind == "combinatorial" else 1.0
+    out = EigshResult(w, np.ascontiguousarray(V), 0, res, True, int(info["n_matvec"]), anorm)
+    out._solver = "lanczos"
+    _check_laplacian(out, W, d, kind, k, tol, random_seed(random_state), nt)
+    return out.eigenvalues, out.eigenvectors, d, out.converged, info
 
 
 def _check_degrees(W, name: str) -> float:
@@ -338,6 +404,7 @@ def _laplacian_route(A, k, *, tol, max_iter, random_state, n_jobs):
         max_iter=max_iter,
         random_state=random_state,
         n_jobs=n_jobs,
+        check=False,  # eigsh runs the check on A
     )
     # as the general path: float64 eigenvalues and residuals, eigenvectors in A's dtype
     out.eigenvectors = out.eigenvectors.astype(A.dtype, copy=False)
@@ -389,6 +456,7 @@ def _adjacency_route(A, k, *, tol, max_iter, random_state, n_jobs):
         max_iter=max_iter,
         random_state=random_state,
         n_jobs=n_jobs,
+        check=False,  # eigsh runs the check on A
     )
     rev = slice(None, None, -1)  # mu ascending -> 1 - mu ascending
     out.eigenvalues = np.ascontiguousarray(1.0 - out.eigenvalues[rev])
@@ -410,7 +478,7 @@ def _adjacency_csr(adjacency) -> sp.csr_matrix:
         adjacency = as_real(np.asarray(adjacency), "adjacency")
         if adjacency.ndim != 2:
             raise ValueError(f"adjacency must be a 2-D square matrix; got shape {adjacency.shape}")
-    A = _as_csr(adjacency, "adjacency", dtype=np.float64)
+    A = _unshared(_as_csr(adjacency, "adjacency", dtype=np.float64), adjacency)
     if A.shape[0] < 2:
         raise ValueError(f"adjacency is {A.shape[0]} x {A.shape[0]}; at least 2 nodes are needed")
     if A.nnz and A.data.min() < 0:
@@ -527,12 +595,12 @@ def spectral_embedding(
             W = sp.csr_matrix(
                 (np.ldexp(W.data, -int(np.frexp(d.max())[1])), W.indices, W.indptr), W.shape
             )
-        _, U, _, _, _ = _smallest(W, k, "combinatorial", **solve)
+        _, U, _ = _smallest_checked(W, k, "combinatorial", **solve)
         Y = U
     else:
         iso = d == 0
         if not iso.any():
-            _, U, _, _, _ = _smallest(W, k, "symmetric", **solve)
+            _, U, _ = _smallest_checked(W, k, "symmetric", **solve)
             Y = U / np.sqrt(d)[:, None]
         else:
             # scikit-learn sets the diagonal of the normalised Laplacian to 1: an isolated
@@ -543,7 +611,7 @@ def spectral_embedding(
             if keep.size >= 2:
                 Wk = sp.csr_matrix(W[keep][:, keep])
                 kk = min(k, keep.size - 1)
-                lam, U, dk, _, _ = _smallest(Wk, kk, "symmetric", **solve)
+                lam, U, dk = _smallest_checked(Wk, kk, "symmetric", **solve)
                 Ys = U / np.sqrt(dk)[:, None]
             lam = np.concatenate([lam, np.ones(int(iso.sum()))])
             order = np.argsort(lam, kind="stable")[:k]

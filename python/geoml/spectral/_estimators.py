@@ -19,6 +19,7 @@ from .._validation import (
     random_seed,
 )
 from ..neighbors import _knn_graph_checked
+from ._embedding import _checked
 from ._laplacian import _affinity_csr, _scale_both
 from ._lsym import _lsym_smallest, _sign_flip
 
@@ -168,9 +169,9 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
             high=n - 1 - int(bool(drop_first)),
             hint=f" (the graph has {n} nodes)",
         )
-        lam, U, d, _, info = _lsym_smallest(
-            W, k, tol=self.tol, random_state=self.random_state, n_jobs=self.n_jobs
-        )
+        solve = {"tol": self.tol, "random_state": self.random_state, "n_jobs": self.n_jobs}
+        got = _lsym_smallest(W, k, **solve)
+        lam, U, d, _, info = _checked(W, k, "symmetric", got, **solve)
         if warn and info["components"] > 1:
             warnings.warn(
                 f"the affinity graph has {info['components']} connected components; "
@@ -291,13 +292,9 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
         q = xp.asarray(K.sum(axis=1)).ravel()
         qa = xp.where(q > 0, xp.where(q > 0, q, 1.0) ** -alpha, 0.0)
         Ka = _scale_both(K, qa)
-        lam, U, d, _, _ = _lsym_smallest(
-            Ka,
-            self.n_components + 1,
-            tol=self.tol,
-            random_state=self.random_state,
-            n_jobs=self.n_jobs,
-        )
+        solve = {"tol": self.tol, "random_state": self.random_state, "n_jobs": self.n_jobs}
+        got = _lsym_smallest(Ka, self.n_components + 1, **solve)
+        lam, U, d, _, _ = _checked(Ka, self.n_components + 1, "symmetric", got, **solve)
         mu = 1.0 - lam[1:]  # eigenvalues of P after the trivial 1, descending
         s = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
         psi = _sign_flip(U * s[:, None]) * xp.sqrt(d.sum())

@@ -9,7 +9,7 @@ from .._validation import (
     as_real,
     reject_gpu,
 )
-from ._eigsh import _as_csr, _symmetry_error
+from ._eigsh import _as_csr, _symmetry_error, _unshared
 
 _KINDS = ("symmetric", "combinatorial", "random_walk")
 
@@ -21,7 +21,7 @@ def _affinity_csr(W, name: str = "W") -> sp.csr_matrix:
         W = as_real(np.asarray(W), name)
         if W.ndim != 2:
             raise ValueError(f"{name} must be a 2-D square matrix; got shape {W.shape}")
-    W = _as_csr(W, name)
+    W0, W = W, _as_csr(W, name)
     if W.shape[0] == 0:
         raise ValueError(f"{name} is empty")
     if W.nnz and W.data.min() < 0:
@@ -33,7 +33,9 @@ def _affinity_csr(W, name: str = "W") -> sp.csr_matrix:
         )
     if W.diagonal().any():
         W = sp.csr_matrix(W - sp.diags(W.diagonal()))
-    W.eliminate_zeros()
+    if W.nnz and not W.data.all():
+        W = _unshared(W, W0)  # in place below: not on the caller's arrays
+        W.eliminate_zeros()
     return W
 
 
