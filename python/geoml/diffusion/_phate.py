@@ -322,21 +322,6 @@ def _landmark_singular_values(op: sp.csr_matrix, powers, t_max: int, nt: int) ->
         return _gram_singular_values(fut.result())
 
 
-def _matrix_power(P: sp.csr_matrix, t: int, nt: int) -> np.ndarray:
-    """Dense ``P^t`` of a sparse square ``P`` by binary powering from the top bit: a dense
-    square (GEMM) per bit, and a sparse product ``P @ Y`` (geoml's threaded CSR kernel,
-    a quarter of a GEMM at the landmark operator's ~7 entries per row) for every set bit,
-    where ``numpy.linalg.matrix_power`` spends a GEMM on each."""
-    if t < 1:
-        raise ValueError("t must be >= 1")
-    Y = P.toarray()
-    for bit in bin(int(t))[3:]:
-        Y = Y @ Y
-        if bit == "1":
-            Y = _spmm(P, Y, nt)
-    return Y
-
-
 # Row blocks of _from_lower and _sym_mean (a transposed 2,000 x 128 block stays in cache)
 _SYM_BLOCK = 128
 
@@ -1285,6 +1270,12 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         P = sp.csr_matrix(sp.diags(1.0 / d) @ K)
         if self.n_landmark is not None:
             n_lm = check_int(self.n_landmark, "n_landmark", low=k + 1)
+        if importlib.util.find_spec("threadpoolctl") is not None:
+            # BLAS on one thread from here, the large GEMMs in row blocks on nt threads
+            # (_in_row_blocks; without threadpoolctl BLAS cannot be held: its own threads):
+            # the same bits for any thread count, with or without landmarks
+            stack.enter_context(single_threaded_blas())
+            pool_nt = nt
         if self.n_landmark is None or n <= n_lm:
             clusters = transitions = None
             op = P
@@ -1293,11 +1284,6 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             A_sym = sp.csr_matrix(sp.diags(d**-0.5) @ K @ sp.diags(d**-0.5))
         else:
             n_svd = check_int(self.n_svd, "n_svd", low=1)
-            if importlib.util.find_spec("threadpoolctl") is not None:
-                # BLAS on one thread from here, the large GEMMs in row blocks on nt threads
-                # (_in_row_blocks; without threadpoolctl BLAS cannot be held: its own threads)
-                stack.enter_context(single_threaded_blas())
-                pool_nt = nt
             self._say(f"spectral features ({n_svd} singular vectors)")
             F = _spectral_features(K, d, n_svd, rng, nt, pool_nt=pool_nt, lazy=True)
             self._say(f"k-means into {n_lm} landmarks")
