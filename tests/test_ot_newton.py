@@ -236,3 +236,27 @@ def test_plain_sinkhorn_bit_identical_across_threads():
     assert np.array_equal(r1.plan, r2.plan) and np.array_equal(r1.f, r2.f)
     assert r1.cost == r2.cost and r1.marginal_error == r2.marginal_error
     assert r1.n_iter == r2.n_iter
+
+
+def test_stalled_newton_falls_back_to_sinkhorn_steps():
+    # integer costs, eps = 0.05: after the warm-up, rows 1 and 2 hold their mass on the one
+    # zero-cost column 2, and every Newton direction (even unsparsified) failed the line
+    # search; the solver stopped after 2 steps with marginal error 0.356 (found by the audit)
+    C = np.array(
+        [
+            [4, 2, 8, 1, 3, 6],
+            [9, 8, 0, 8, 7, 4],
+            [5, 4, 0, 3, 9, 5],
+            [0, 5, 6, 8, 5, 2],
+            [9, 2, 7, 6, 9, 7],
+            [3, 0, 6, 0, 0, 0],
+        ],
+        dtype=float,
+    )
+    a = np.full(6, 1 / 6)
+    eps = 0.05
+    res = got.sinkhorn_newton(a, a, C, eps)
+    # converged, and the plan is exp((f_i + g_j - C_ij) / eps) with the right marginals: the
+    # unique entropic plan (POT's sinkhorn_log does not reach 1e-9 here in 10^6 iterations)
+    _check(res, a, a, C, eps)
+    assert res.n_newton < 100

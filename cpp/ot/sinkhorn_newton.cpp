@@ -390,6 +390,30 @@ struct Newton {
     return it;
   }
 
+  // Exact scaling of the rows (or columns, whichever marginal is further off) of the current
+  // point to their masses; false when no scaling changes.
+  bool sinkhorn_half_step() {
+    double er = 0.0, ec = 0.0;
+    for (int i = 0; i < m; ++i) er += std::fabs(r[i] - a[i]);
+    for (int j = 0; j < n; ++j) ec += std::fabs(c[j] - b[j]);
+    const bool rows = er >= ec;
+    const int len = rows ? m : n;
+    const double* w = rows ? a : b;
+    std::vector<double>& s = rows ? r : c;
+    std::vector<double>& lg = rows ? al : be;
+    std::vector<double>& ex = rows ? u : v;
+    bool moved = false;
+    for (int i = 0; i < len; ++i) {
+      if (!(w[i] > 0 && s[i] > 0)) continue;
+      const double d = std::log(w[i] / s[i]);
+      if (d == 0.0 || !std::isfinite(d)) continue;
+      lg[i] += d;
+      ex[i] = std::exp(lg[i]);
+      moved = true;
+    }
+    return moved;
+  }
+
   // Newton steps from the current kernel until err <= tol or max_iter steps in all; adds to
   // *steps, *cg. Returns the last error.
   double run(double tol, double mass, int64_t max_iter, int64_t* steps, int64_t* cg) {
@@ -449,9 +473,24 @@ struct Newton {
         }
       }
       if (!ok) {
-        if (sparsity <= kMinSparsity) break;
-        sparsity = kMinSparsity;  // the sparsified direction failed: retry with (nearly) all
+        if (sparsity > kMinSparsity) {
+          sparsity = kMinSparsity;  // the sparsified direction failed: retry with (nearly) all
+          eval(u, v, r, c, gidx, gval, cnt);
+          continue;
+        }
+        // the (nearly) exact direction failed too (e.g. rows whose mass sits on one shared
+        // column, the entries that would move it dropped): one exact Sinkhorn half-step on
+        // the side with the larger error (block coordinate ascent, never lowers the dual),
+        // then Newton again; stop when it moves nothing
+        if (!sinkhorn_half_step()) break;
         eval(u, v, r, c, gidx, gval, cnt);
+        F = phi(al, be, r);
+        err = err_of(r, c);
+        if (big() > kAbsorb) {
+          absorb();
+          build(f32);
+          F = phi(al, be, r);
+        }
         continue;
       }
       // a full step near the solution that contracts the error less than 2x: the dropped

@@ -158,8 +158,13 @@ def sinkhorn_newton(
     if not conv and forbidden and not _feasible(a, b, C):
         raise _infeasible(what)
     if not conv:
+        where = (
+            f"in max_iter={max_iter} Newton steps"
+            if n_newton >= max_iter
+            else f"(stopped after {n_newton} Newton steps: no step raised the dual)"
+        )
         warnings.warn(
-            f"{what} did not reach tol={tol:g} in max_iter={max_iter} Newton steps "
+            f"{what} did not reach tol={tol:g} {where} "
             f"(marginal error {merr / mass if mass > 0 else merr:.3g}); raise max_iter or "
             "n_warmup, or lower sparsity",
             RuntimeWarning,
