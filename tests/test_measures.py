@@ -563,6 +563,19 @@ def test_von_neumann_exact(knn_laplacian):
     )
 
 
+def test_von_neumann_float32_trace_in_float64():
+    # a float32 A: eigenvalues of its float64 copy, and its trace in float64 too (the trace
+    # was summed in float32: p summed to 1 - 1e-7, the entropy off by ~3e-8), and a sparse
+    # float32 A gets float32's PSD tolerance (it was refused: its zero eigenvalues come out
+    # as -1e-7 relative); found by the audit
+    rng = np.random.default_rng(3)
+    B = rng.normal(size=(7, 5))
+    A32 = (B @ B.T).astype(np.float32)
+    want = _vn_dense(A32.astype(np.float64))
+    assert M.von_neumann_entropy(A32).value == pytest.approx(want, rel=1e-12)
+    assert M.von_neumann_entropy(sp.csr_matrix(A32)).value == pytest.approx(want, rel=1e-12)
+
+
 @pytest.mark.parametrize("n", [2, 3, 10, 257])
 def test_von_neumann_closed_forms(n):
     K = np.ones((n, n)) - np.eye(n)  # complete graph: Laplacian spectrum {0, n (n - 1 times)}

@@ -173,12 +173,14 @@ def von_neumann_entropy(
     if not isinstance(graph, (bool, np.bool_)):
         raise TypeError(f"graph must be a bool; got {graph!r}")
     check_n_jobs(n_jobs)
+    single = getattr(A, "dtype", None) == np.float32  # sparse input is made float64 below
     A = _symmetric_input(A, "A")
     if graph:
         A = _laplacian(A)
     n = A.shape[0]
-    psd_tol = _PSD_TOL if A.dtype == np.float64 else 100 * float(np.finfo(np.float32).eps)
-    tr = float(A.diagonal().sum())
+    single = single or A.dtype == np.float32
+    psd_tol = 100 * float(np.finfo(np.float32).eps) if single else _PSD_TOL
+    tr = float(A.diagonal().sum(dtype=np.float64))
     if not tr > 0:
         raise ValueError(f"tr(A) = {tr:.6g}; a density operator needs a positive trace")
     if method == "auto":
