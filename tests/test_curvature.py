@@ -861,3 +861,24 @@ def test_methods_on_the_estimator(method):
     atd = geoml.ollivier_ricci(nx.complete_graph(n), alpha=a, method="atd")
     mean = ((n - 1) ** 2 - (n - 2)) / (n - 1) ** 2  # all pairs at distance 1 but u = v
     np.testing.assert_allclose(atd, 1 - (a + (1 - a) * mean), atol=1e-12)
+
+
+def test_small_square_array_that_looks_like_an_adjacency_warns():
+    # a 3 x 3 (or 2 x 2) array is read as an edge list; a symmetric one with a zero
+    # diagonal is most likely an adjacency matrix: warned, and the sparse form gives the
+    # triangle's three edges (a complete graph of 3 nodes: curvature as K_3's)
+    tri = np.ones((3, 3)) - np.eye(3)
+    with pytest.warns(UserWarning, match="looks like an adjacency"):
+        gc.ollivier_ricci(tri)
+    with pytest.warns(UserWarning, match="looks like an adjacency"):
+        gc.ollivier_ricci(np.array([[0.0, 1.0], [1.0, 0.0]]))
+    kappa = gc.ollivier_ricci(sp.csr_matrix(tri))
+    assert kappa.shape == (3,)
+    nx = pytest.importorskip("networkx")
+    np.testing.assert_allclose(kappa, gc.ollivier_ricci(nx.complete_graph(3)), atol=1e-14)
+    # an ordinary weighted edge list of three edges does not warn
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gc.ollivier_ricci(np.array([[0.0, 1.0, 2.0], [1.0, 2.0, 1.5], [0.0, 2.0, 1.0]]))

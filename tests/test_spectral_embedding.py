@@ -385,6 +385,12 @@ def test_spectral_embedding_bad_input():
     with pytest.raises(ValueError, match="n_components=99"):
         geoml.spectral_embedding(A, 99)  # + drop_first = 100 = n
     geoml.spectral_embedding(A, 99, drop_first=False, random_state=0)  # k = n - 1: fine
+    # two nodes leave no component once the first is dropped: a message that says so
+    P2 = sp.csr_matrix(np.array([[0.0, 1.0], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match="needs n >= 3"):
+        geoml.spectral_embedding(P2, 1)
+    E = geoml.spectral_embedding(P2, 1, drop_first=False)
+    np.testing.assert_allclose(np.abs(E), np.sqrt(0.5), atol=1e-12)
     with pytest.raises(TypeError, match="n_components"):
         geoml.spectral_embedding(A, 2.0)
     with pytest.raises(ValueError, match="negative entries"):

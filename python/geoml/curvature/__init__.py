@@ -237,6 +237,19 @@ def _as_graph(G, weight: str = "weight", directed_ok: bool = False) -> _Graph:
                     "np.maximum(G, G.T) to symmetrise it"
                 )
             G = sp.csr_matrix((arr + arr.T) / 2)  # zeros are no edge; rounding-level asymmetry
+        elif (
+            arr.shape[0] == arr.shape[1]
+            and np.array_equal(arr, arr.T)
+            and not np.diagonal(arr).any()
+        ):
+            warnings.warn(
+                f"G is a {arr.shape[0]} x {arr.shape[1]} array that looks like an adjacency "
+                "matrix (symmetric, zero diagonal), but an array with 2 or 3 columns is read "
+                f"as an edge list (u, v[, weight]) of {arr.shape[0]} edges; pass "
+                "scipy.sparse.csr_matrix(G) for an adjacency",
+                UserWarning,
+                stacklevel=2,
+            )
     if sp.issparse(G):
         if G.ndim != 2 or G.shape[0] != G.shape[1]:
             raise ValueError(f"a sparse adjacency must be square; got shape {G.shape}")

@@ -39,7 +39,7 @@ class IntrinsicDimension(NamedTuple):
         which holds for the model, not exactly for ratios of neighbouring points.
     pointwise : ndarray of shape (n_samples,) or None
         Per-point estimates with ``local=True`` (``nan`` where a point has a zero neighbour
-        distance), else None.
+        distance; for TwoNN / GRIDE also where one of its k neighbours has one), else None.
     n_used : int
         Points (or ratios) that entered the global estimate, after the duplicate and
         discard rules.
@@ -500,7 +500,9 @@ def intrinsic_dimension(
     Duplicates: a zero neighbour distance makes a log-ratio infinite. Such points are
     dropped from the global estimate with a ``RuntimeWarning`` giving their count (TwoNN and
     GRIDE as scikit-dimension; for MLE scikit-dimension keeps them and returns 0, geoml drops
-    them), and their local estimate is ``nan``.
+    them), and their local estimate is ``nan``. Local TwoNN / GRIDE pool the ratios of a
+    point's k neighbours too, so their estimate is ``nan`` for every point with such a
+    duplicate among its neighbours as well (with many duplicates, most points).
 
     Parameters
     ----------

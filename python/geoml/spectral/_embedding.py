@@ -572,6 +572,11 @@ def spectral_embedding(
         raise TypeError(f"drop_first must be a bool; got {drop_first!r}")
     W = _adjacency_csr(adjacency)
     n = W.shape[0]
+    if n - 1 - int(drop_first) < 1:  # (n = 2 with drop_first: no component is left)
+        raise ValueError(
+            f"the graph has {n} nodes: with drop_first=True spectral_embedding needs n >= 3 "
+            "(it solves for n_components + 1 < n eigenvectors); pass drop_first=False"
+        )
     k = check_int(
         n_components,
         "n_components",
