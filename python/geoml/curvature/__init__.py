@@ -241,6 +241,7 @@ def _as_graph(G, weight: str = "weight", directed_ok: bool = False) -> _Graph:
             arr.shape[0] == arr.shape[1]
             and np.array_equal(arr, arr.T)
             and not np.diagonal(arr).any()
+            and not (arr.shape[0] == 2 and arr[0, 1] == 1)  # (both readings: one 0-1 edge)
         ):
             warnings.warn(
                 f"G is a {arr.shape[0]} x {arr.shape[1]} array that looks like an adjacency "
