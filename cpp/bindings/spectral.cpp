@@ -207,14 +207,22 @@ py::array_t<T> csr_matvec_py(exact<I> indptr_in, carray<I> indices, exact<T> dat
   return y;
 }
 
+/// Throws unless (indptr, indices) with `nnz` values is a whole CSR matrix: indptr[0] = 0 and
+/// indptr[n] = len(indices) = nnz (the kernels below read every row).
+template <typename I>
+void check_full_csr(const carray<I>& indptr, const carray<I>& indices, int64_t nnz) {
+  const int64_t n = indptr.size() - 1;
+  if (n < 0 || nnz != indices.size() || static_cast<int64_t>(indptr.data()[n]) != indices.size() ||
+      indptr.data()[0] != 0)
+    throw std::invalid_argument("malformed CSR arrays");
+}
+
 template <typename T, typename I>
 py::tuple csr_asymmetry_py(exact<I> indptr_in, carray<I> indices, exact<T> data_in) {
   const carray<I> indptr = contiguous(indptr_in);
   const carray<T> data = contiguous(data_in);
   const int64_t n = indptr.size() - 1;
-  if (n < 0 || data.size() != indices.size() ||
-      static_cast<int64_t>(indptr.data()[n]) != indices.size() || indptr.data()[0] != 0)
-    throw std::invalid_argument("malformed CSR arrays");
+  check_full_csr(indptr, indices, data.size());
   const I *pp = indptr.data(), *pi = indices.data();
   const T* pd = data.data();
   double diff = 0, amax = 0;
@@ -230,9 +238,7 @@ py::tuple csr_gershgorin_py(exact<I> indptr_in, carray<I> indices, exact<T> data
   const carray<I> indptr = contiguous(indptr_in);
   const carray<T> data = contiguous(data_in);
   const int64_t n = indptr.size() - 1;
-  if (n < 0 || data.size() != indices.size() ||
-      static_cast<int64_t>(indptr.data()[n]) != indices.size() || indptr.data()[0] != 0)
-    throw std::invalid_argument("malformed CSR arrays");
+  check_full_csr(indptr, indices, data.size());
   double lo = 0, up = 0;
   {
     py::gil_scoped_release release;
