@@ -282,6 +282,29 @@ def test_spectral_embedding_dense_and_sparse_input():
         assert max_angle(Y, ref) <= (1e-5 if inp.dtype == np.float32 else 1e-6)
 
 
+def test_spectral_embedding_keeps_float32_as_sklearn():
+    """The output dtype is scikit-learn's: float32 for float32 input (computed in float64,
+    then rounded), float64 for float64 and integer input; the values are those of the same
+    weights in float64."""
+    A = knn_adjacency(swiss_roll(200, 5), 8, weighted=True)
+    inputs = {
+        "float32 sparse": A.astype(np.float32),
+        "float32 dense": A.astype(np.float32).toarray(),
+        "float64 dense": A.toarray(),
+        "int64 sparse": (A > 0).astype(np.int64),
+        "int64 dense": (A > 0).astype(np.int64).toarray(),
+    }
+    for name, inp in inputs.items():
+        ref = sk_embedding(inp, n_components=3, random_state=0)
+        Y = geoml.spectral_embedding(inp, n_components=3, random_state=0)
+        assert Y.dtype == ref.dtype, name
+        assert Y.flags.c_contiguous
+        assert max_angle(Y, ref) <= (1e-5 if Y.dtype == np.float32 else 1e-6), name
+        Y64 = geoml.spectral_embedding(inp.astype(np.float64), n_components=3, random_state=0)
+        np.testing.assert_array_equal(Y, Y64.astype(Y.dtype))
+    assert Y.dtype == np.float64 and ref.dtype == np.float64  # integers: float64
+
+
 @pytest.mark.parametrize("norm_laplacian", [True, False])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_spectral_embedding_disconnected(norm_laplacian, seed):

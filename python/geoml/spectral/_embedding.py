@@ -555,6 +555,8 @@ def spectral_embedding(
     Returns
     -------
     ndarray of shape (n_samples, n_components)
+        float32 for a float32 ``adjacency`` (computed in float64, then rounded: scikit-learn
+        keeps float32 too), else float64.
 
     Examples
     --------
@@ -570,6 +572,10 @@ def spectral_embedding(
         raise TypeError(f"norm_laplacian must be a bool; got {norm_laplacian!r}")
     if not isinstance(drop_first, (bool, np.bool_)):
         raise TypeError(f"drop_first must be a bool; got {drop_first!r}")
+    in_dtype = getattr(adjacency, "dtype", None)
+    out_dtype = (
+        np.float32 if isinstance(in_dtype, np.dtype) and in_dtype.type is np.float32 else np.float64
+    )
     W = _adjacency_csr(adjacency)
     n = W.shape[0]
     if n - 1 - int(drop_first) < 1:  # (n = 2 with drop_first: no component is left)
@@ -628,4 +634,4 @@ def spectral_embedding(
                 else:
                     Y[iso_idx[c - Ys.shape[1]], j] = 1.0
     Y = _sign_flip(np.asarray(Y, dtype=np.float64))
-    return np.ascontiguousarray(Y[:, 1:k] if drop_first else Y[:, :k])
+    return np.ascontiguousarray(Y[:, 1:k] if drop_first else Y[:, :k], dtype=out_dtype)
