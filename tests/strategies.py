@@ -69,7 +69,8 @@ BAD_INTS = (0, -1, -(2**31), 2**31, 2**63, 1.5, float("nan"), True, None, "3", n
 ALLOWED_WARNING = re.compile(
     r"did not converge|did not reach|max_iter|connected components|"
     r"stopped after|hit max_iter|point\(s\) dropped|below target_recall|"
-    r"Graph is not fully connected|will be converted to symmetric|looks like an adjacency"
+    r"Graph is not fully connected|will be converted to symmetric|looks like an adjacency|"
+    r"is larger than the dataset size"
 )
 
 

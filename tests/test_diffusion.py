@@ -631,8 +631,10 @@ def test_heatgeo_bad_input():
         heat_geodesic_distances(W, 1.0, harnack_regularization=0.5, landmarks=np.arange(5))
     with pytest.raises(ValueError, match="landmarks"):
         heat_geodesic_distances(W, 1.0, landmarks=np.array([0, 50]))
+    with pytest.warns(UserWarning, match="n_neighbors=50 is larger than the dataset size"):
+        assert geoml.HeatGeo(n_neighbors=50, mds="classical").fit(X).n_neighbors_ == 49
     with pytest.raises(ValueError, match="n_neighbors"):
-        geoml.HeatGeo(n_neighbors=50).fit(X)
+        alpha_decay_graph(X, 50)
     with pytest.raises(ValueError, match="decay"):
         alpha_decay_graph(X, 5, decay=-1)
     with pytest.raises(ValueError, match="mds="):

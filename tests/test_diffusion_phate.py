@@ -11,7 +11,7 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.stats import spearmanr
 
 import geoml
-from geoml.diffusion import knee_point, von_neumann_entropy
+from geoml.diffusion import alpha_decay_graph, knee_point, von_neumann_entropy
 
 
 def swiss_roll(n, seed=0):
@@ -283,7 +283,7 @@ def test_verbose_and_disconnected(capsys):
         ({"t": 2.5}, None, TypeError, "t"),
         ({"gamma": 2.0}, None, ValueError, "gamma"),
         ({"gamma": "log"}, None, TypeError, "gamma"),
-        ({"knn": 50}, None, ValueError, "n_neighbors"),
+        ({"knn": 0}, None, ValueError, r"knn=0 is out of range"),
         ({"decay": -1.0}, None, ValueError, "decay"),
         ({"mds": "sgd"}, None, ValueError, "mds"),
         ({"affinity": "cosine"}, None, ValueError, "affinity"),
@@ -317,6 +317,21 @@ def test_bad_input(kw, X, exc, match):
         X = K
     with pytest.raises(exc, match=match):
         geoml.PHATE(**kw).fit(X)
+
+
+def test_knn_above_the_data_is_truncated():
+    """knn >= n_samples: n_samples - 1 with a warning (graphtools and umap-learn do the same);
+    the kernel function itself still refuses it."""
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    with pytest.warns(UserWarning, match=r"knn=50 is larger than the dataset size \(40 samples\)"):
+        est = geoml.PHATE(knn=50, t=5, random_state=0).fit(X)
+    assert est.knn_ == 39
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ref = geoml.PHATE(knn=39, t=5, random_state=0).fit(X)
+    np.testing.assert_array_equal(est.embedding_, ref.embedding_)
+    with pytest.raises(ValueError, match="n_neighbors=50 is out of range"):
+        alpha_decay_graph(X, 50)
 
 
 # ----------------------------------------------------------------------------- HeatGeo t="auto"

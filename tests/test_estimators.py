@@ -14,8 +14,9 @@ import pytest
 import scipy.sparse as sp
 
 import geoml
+import geoml.spd
 from geoml import _validation
-from geoml._base import NotFittedError
+from geoml._base import BaseEstimator, NotFittedError
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.base import clone  # noqa: E402
@@ -30,7 +31,8 @@ from sklearn.utils.estimator_checks import (  # noqa: E402
 from sklearn.utils.validation import check_is_fitted  # noqa: E402
 
 # One instance per public estimator, sized for the small data sets of scikit-learn's checks
-# (10 to 60 samples): fewer neighbours than samples, few flow iterations.
+# (10 to 60 samples): fewer neighbours than samples, few flow iterations; the defaults of
+# every public estimator are added below.
 ESTIMATORS = [
     geoml.KNNGraph(n_neighbors=3),
     geoml.LaplacianEigenmap(n_neighbors=5),
@@ -50,6 +52,46 @@ ESTIMATORS = [
     geoml.KNNTransformer(n_neighbors=3, mode="connectivity", method="nndescent", random_state=0),
     geoml.KNNGraph(n_neighbors=3, method="nndescent", random_state=0),
 ]
+
+
+def _public_estimator_classes() -> list[type]:
+    """Every estimator class named in ``geoml.__all__`` or ``geoml.spd.__all__``."""
+    out = []
+    for mod in (geoml, geoml.spd):
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if isinstance(obj, type) and issubclass(obj, BaseEstimator) and obj not in out:
+                out.append(obj)
+    return out
+
+
+def _at_defaults(cls):
+    """``cls()`` at its default parameters, as users start (sizes that depend on the data,
+    such as ``n_neighbors=15`` on scikit-learn's 10-sample checks, must work from them).
+    Tucker has no default rank: ``Tucker(2)``. The Ricci flows keep every default but
+    ``n_iter=1`` (their default 20 flow steps of exact optimal transport on the checks'
+    100-node complete graphs took 53-59 s of CPU each; no bound on the data's size depends
+    on ``n_iter``)."""
+    if cls is geoml.Tucker:
+        return cls(2)
+    if cls in (geoml.RicciFlow, geoml.RicciCommunities):
+        return cls(n_iter=1)
+    return cls()
+
+
+PUBLIC_ESTIMATORS = _public_estimator_classes()
+# ... and every public estimator at its defaults (not repeated where the list above has it)
+ESTIMATORS += [
+    est
+    for est in map(_at_defaults, PUBLIC_ESTIMATORS)
+    if repr(est) not in {repr(e) for e in ESTIMATORS}
+]
+
+
+def test_every_public_estimator_is_checked_at_defaults():
+    assert len(PUBLIC_ESTIMATORS) >= 15
+    checked = {repr(e) for e in ESTIMATORS}
+    assert all(repr(_at_defaults(cls)) in checked for cls in PUBLIC_ESTIMATORS)
 
 
 def _expected_failed_checks(est) -> dict:
@@ -447,6 +489,98 @@ def test_spectral_estimators_validate_x_once(est, nan_scans):
     assert nan_scans == ["X"]
 
 
+# (estimator with a neighbour count k, the parameter, its fitted attribute, the fitted result)
+_NEIGHBOUR_COUNTS = {
+    "KNNGraph": (lambda k: geoml.KNNGraph(k), "n_neighbors", lambda e, X: e.graph_),
+    "KNNTransformer": (
+        lambda k: geoml.KNNTransformer(k),
+        "n_neighbors",
+        lambda e, X: e.transform(X),
+    ),
+    "LaplacianEigenmap": (
+        lambda k: geoml.LaplacianEigenmap(n_neighbors=k, random_state=0),
+        "n_neighbors",
+        lambda e, X: e.embedding_,
+    ),
+    "DiffusionMap": (
+        lambda k: geoml.DiffusionMap(n_neighbors=k, random_state=0),
+        "n_neighbors",
+        lambda e, X: e.embedding_,
+    ),
+    "SpectralClustering": (
+        lambda k: geoml.SpectralClustering(2, n_neighbors=k, random_state=0),
+        "n_neighbors",
+        lambda e, X: e.labels_,
+    ),
+    "HeatGeo": (
+        lambda k: geoml.HeatGeo(n_neighbors=k, random_state=0),
+        "n_neighbors",
+        lambda e, X: e.embedding_,
+    ),
+    "PHATE": (lambda k: geoml.PHATE(knn=k, random_state=0), "knn", lambda e, X: e.embedding_),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_NEIGHBOUR_COUNTS))
+def test_neighbour_count_above_the_data_is_truncated_with_a_warning(name):
+    """An estimator's neighbour count >= n_samples becomes n_samples - 1 with a UserWarning
+    (umap-learn's convention), recorded in the fitted attribute: the same fit as with
+    n_samples - 1 given. X is validated first: NaN is reported as NaN, not as a count."""
+    make, param, result = _NEIGHBOUR_COUNTS[name]
+    X = np.random.default_rng(3).normal(size=(12, 3))
+    msg = (
+        rf"{param}=40 is larger than the dataset size \(12 samples\); "
+        r"truncating to X\.shape\[0\] - 1 = 11"
+    )
+    with pytest.warns(UserWarning, match=msg) as caught:
+        est = make(40).fit(X)
+    assert len(caught) == 1 and caught[0].filename == __file__  # points at the caller
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # n_samples - 1 itself: no warning
+        ref = make(11).fit(X)
+    assert getattr(est, param + "_") == getattr(ref, param + "_") == 11
+    a, b = result(est, X), result(ref, X)
+    if sp.issparse(a):
+        a, b = a.toarray(), b.toarray()
+    np.testing.assert_array_equal(a, b)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        make(40).fit(bad)
+    with pytest.raises(ValueError, match="out of range"):  # the count itself is still checked
+        make(0).fit(X)
+
+
+def test_counts_truncated_or_refused_consistently():
+    """KNNTransformer's connectivity mode counts the sample itself (up to n_samples); landmark
+    counts above n_samples make every point a landmark (warned); a count that would change the
+    output's shape (n_components, n_clusters, Tucker ranks) stays a ValueError."""
+    X = np.random.default_rng(4).normal(size=(12, 3))
+    est = geoml.KNNTransformer(12, mode="connectivity").fit(X)  # 12 = n_samples: allowed
+    assert est.n_neighbors_ == 12
+    with pytest.warns(UserWarning, match=r"truncating to X\.shape\[0\] = 12"):
+        est = geoml.KNNTransformer(13, mode="connectivity").fit(X)
+    assert est.n_neighbors_ == 12 and est.transform(X).nnz == 144
+    with pytest.warns(UserWarning, match=r"landmarks=30 is larger than the dataset size"):
+        mds = geoml.MDS(landmarks=30, random_state=0).fit(X)
+    np.testing.assert_array_equal(mds.landmarks_, np.arange(12))
+    with pytest.warns(UserWarning, match=r"n_landmarks=30 is larger than the dataset size"):
+        hg = geoml.HeatGeo(n_neighbors=5, n_landmarks=30, random_state=0).fit(X)
+    np.testing.assert_array_equal(hg.landmarks_, np.arange(12))
+    with pytest.raises(ValueError, match=r"n_components=12 is out of range"):
+        geoml.LaplacianEigenmap(n_components=12, n_neighbors=5).fit(X)
+    with pytest.raises(ValueError, match=r"n_components=12 is out of range"):
+        geoml.MDS(n_components=12).fit(X)
+    with pytest.raises(ValueError, match=r"n_clusters=12 is out of range"):
+        geoml.SpectralClustering(12, n_neighbors=5).fit(X)
+    with pytest.raises(ValueError, match=r"n_features=1; a rank cannot exceed it"):
+        geoml.Tucker(2).fit(X[:, :1])
+    # PHATE's n_landmark is a threshold, as in phate: no landmarks at or below it, silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert geoml.PHATE(n_landmark=30, random_state=0).fit(X).clusters_ is None
+
+
 def test_validate_once_keeps_messages():
     X = np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]])
     with pytest.raises(ValueError, match="NaN"):
@@ -456,8 +590,12 @@ def test_validate_once_keeps_messages():
         est.kneighbors(X)
     with pytest.raises(ValueError, match="Y has 3 features but X has 2"):
         geoml.KNNGraph(n_neighbors=1).fit(np.eye(3, 2)).kneighbors(np.eye(3))
+    # the estimator truncates n_neighbors >= n_samples (with a warning), the function raises
+    with pytest.warns(UserWarning, match=r"n_neighbors=5 is larger than the dataset size"):
+        est = geoml.KNNGraph(n_neighbors=5).fit(np.eye(3))
+    assert est.n_neighbors_ == 2 and est.indices_.shape == (3, 2)
     with pytest.raises(ValueError, match=r"k=5 is out of range \[1, 2\]"):
-        geoml.KNNGraph(n_neighbors=5).fit(np.eye(3))
+        geoml.knn_graph(np.eye(3), 5)
     with pytest.raises(ValueError, match="metric"):
         geoml.KNNGraph(n_neighbors=1, metric="l1").fit(np.eye(3))
 

@@ -202,8 +202,10 @@ def test_knn_transformer(X, n_neighbors, mode, metric, method, seed):
     note(f"result {out!r}")
     if rejected(out):
         return
-    k = n_neighbors + (mode == "distance")
     n = X.shape[0]
+    # a count above the samples is truncated (with a warning), the sample itself included
+    assert est.n_neighbors_ == min(n_neighbors, n - (mode == "distance"))
+    k = est.n_neighbors_ + (mode == "distance")
     assert sp.issparse(out) and out.shape == (n, n) and out.nnz == n * k
     assert (out.indptr == np.arange(0, n * k + 1, k)).all()
     if mode == "connectivity":
@@ -273,7 +275,8 @@ def test_knn_graph_estimator(X, n_neighbors, q, kernel, data):
     if rejected(out):
         return
     assert_finite(est.graph_, "graph_")
-    assert est.indices_.shape == (X.shape[0], n_neighbors)
+    assert est.n_neighbors_ == min(n_neighbors, X.shape[0] - 1)  # truncated, with a warning
+    assert est.indices_.shape == (X.shape[0], est.n_neighbors_)
     Y = None
     if data.draw(st.booleans(), "with Y"):
         d = X.shape[1] if data.draw(st.booleans(), "same d") else X.shape[1] + 1
@@ -281,7 +284,7 @@ def test_knn_graph_estimator(X, n_neighbors, q, kernel, data):
     res = attempt(est.kneighbors, Y, q)
     if rejected(res):
         return
-    k = n_neighbors if q is None else q
+    k = est.n_neighbors_ if q is None else q
     check_knn(X, Y, k, "euclidean", Y is None, res)
 
 

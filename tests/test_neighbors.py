@@ -1023,8 +1023,15 @@ def test_transformer_approximate_graph():
 
 def test_transformer_bad_input():
     X = np.random.default_rng(12).normal(size=(10, 3))
-    with pytest.raises(ValueError, match="n_neighbors=9 needs 10 fitted samples"):
-        geoml.KNNTransformer(9).fit(X[:9]).transform(X)
+    # n_neighbors + 1 > n_samples_fit: truncated by fit, with a warning (umap-learn's way)
+    with pytest.warns(UserWarning, match=r"n_neighbors=9 is larger than the dataset size"):
+        est = geoml.KNNTransformer(9).fit(X[:9])
+    assert est.n_neighbors_ == 8
+    G = est.transform(X)
+    assert G.shape == (10, 9) and G.nnz == 90  # every fitted sample, the query's self first
+    np.testing.assert_array_equal(
+        G.toarray(), geoml.KNNTransformer(8).fit(X[:9]).transform(X).toarray()
+    )
     with pytest.raises(ValueError, match="mode='dist'"):
         geoml.KNNTransformer(mode="dist").fit(X)
     with pytest.raises(ValueError, match="metric"):

@@ -677,8 +677,8 @@ def test_estimators_bad_input(rng):
         geoml.LaplacianEigenmap(affinity="rbf").fit(X)
     with pytest.raises(TypeError, match="sparse"):
         geoml.LaplacianEigenmap(affinity="precomputed").fit(X)
-    with pytest.raises(ValueError, match="n_neighbors"):
-        geoml.LaplacianEigenmap(n_neighbors=50).fit(X)
+    with pytest.warns(UserWarning, match="n_neighbors=50 is larger than the dataset size"):
+        assert geoml.LaplacianEigenmap(n_neighbors=50).fit(X).n_neighbors_ == 49
     with pytest.raises(ValueError, match="n_components"):
         geoml.LaplacianEigenmap(n_components=49, n_neighbors=5).fit(X)
     with pytest.raises(ValueError, match="NaN"):

@@ -19,7 +19,11 @@ A new estimator subclasses :class:`BaseEstimator` (and a mixin), takes every par
 ``__init__`` argument stored unchanged under its own name, validates in ``fit`` (never in
 ``__init__`` or ``set_params``), ends fitted attributes with ``_``, returns ``self`` from
 ``fit``, and describes its input in :meth:`BaseEstimator._geoml_tags` when it differs from a
-dense ``(n_samples, n_features)`` array.
+dense ``(n_samples, n_features)`` array. ``fit`` validates ``X`` first (dtype, NaN, shape),
+then the parameters that depend on its size; a neighbour count at or above ``n_samples`` is
+truncated with :func:`geoml._validation.truncate_to_samples` (a ``UserWarning``, the fitted
+value in an attribute such as ``n_neighbors_``), a count that sets the output's shape
+(``n_components``, ``n_clusters``) is a ``ValueError``.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import contextlib
 import numbers
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -18,6 +19,7 @@ __all__ = [
     "is_gpu_array",
     "random_seed",
     "reject_gpu",
+    "truncate_to_samples",
 ]
 
 
@@ -138,6 +140,34 @@ def check_int(
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
         raise ValueError(f"{name}={value} is out of range {bounds}{hint}")
+    return value
+
+
+def truncate_to_samples(
+    value, name: str, n_samples: int, *, high: int | None = None, what: str = "", stacklevel=3
+) -> int:
+    """An estimator's neighbour count ``value`` (an int >= 1) for a fit on ``n_samples`` points.
+
+    Above ``high`` (default ``n_samples - 1``: a point is not its own neighbour) it becomes
+    ``high`` with a ``UserWarning`` "<name>=... is larger than the dataset size ...; truncating
+    to ...", umap-learn's convention ("n_neighbors is larger than the dataset size; truncating
+    to X.shape[0] - 1"). The estimators truncate; the functions (:func:`geoml.knn`,
+    :func:`geoml.knn_graph`, ...) keep their ``ValueError``. ``X`` is validated before this is
+    called, so NaN or a wrong shape is reported first. Fewer than 2 samples (no neighbour at
+    all) is left to the caller's own check.
+    """
+    value = check_int(value, name, low=1)
+    if high is None:
+        high, what = n_samples - 1, "X.shape[0] - 1"
+    if value > high >= 1:
+        to = f"{what} = {high}" if what else str(high)
+        warnings.warn(
+            f"{name}={value} is larger than the dataset size ({n_samples} samples); "
+            f"truncating to {to}",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+        return high
     return value
 
 

@@ -17,6 +17,7 @@ from .._validation import (
     check_tol,
     random_seed,
     reject_gpu,
+    truncate_to_samples,
 )
 from ..spectral._laplacian import _affinity_csr
 from ._heat import _check_times, heat_kernel
@@ -525,7 +526,8 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
     ----------
     n_components : int, default 2
     n_neighbors : int, default 10
-        heatgeo's ``knn``.
+        heatgeo's ``knn``. A value ``>= n_samples`` is truncated to ``n_samples - 1`` with a
+        ``UserWarning`` (umap-learn's convention; :func:`alpha_decay_graph` raises instead).
     decay : float, default 40
     t : float or "auto", default 10
         Diffusion time (heatgeo's ``tau``); "auto": heatgeo's choice, the knee of the heat
@@ -535,7 +537,8 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         heatgeo's ``harnack_regul`` (must be 0 with landmarks).
     n_landmarks : int, optional
         Landmarks drawn uniformly from ``random_state``; None: all points (an ``n x n``
-        distance matrix).
+        distance matrix). More than ``n_samples`` is truncated to ``n_samples`` (every point a
+        landmark) with a ``UserWarning``.
     mds : {"smacof", "classical"}, default "smacof"
     affinity : {"alpha_decay", "precomputed"}, default "alpha_decay"
         "precomputed": ``X`` is the (n, n) symmetric affinity matrix (sparse or dense).
@@ -556,6 +559,9 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         n = 10^6 and 2,000 landmarks, where float64 columns all at once held ~96 GB).
     affinity_matrix_ : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
     landmarks_ : ndarray of int or None
+    n_neighbors_ : int or None
+        Neighbours per point used (``n_neighbors`` truncated); None for a precomputed
+        affinity.
     t_ : float
         The diffusion time used.
     entropy_ : ndarray of shape (10,) or None
@@ -620,9 +626,15 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         check_tol(self.tol)
         rng = check_random_state(self.random_state)
 
+        n_neighbors = None  # set by build: None for a precomputed affinity
+
         def build(Xf):
+            nonlocal n_neighbors
             self._say(f"alpha-decay graph of {Xf.shape[0]} points")
-            return alpha_decay_graph(Xf, self.n_neighbors, self.decay, n_jobs=self.n_jobs)
+            n_neighbors = truncate_to_samples(
+                self.n_neighbors, "n_neighbors", Xf.shape[0], stacklevel=5
+            )
+            return alpha_decay_graph(Xf, n_neighbors, self.decay, n_jobs=self.n_jobs)
 
         W, n_features, k = _input_graph(
             X,
@@ -636,8 +648,11 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         if self.n_landmarks is None:
             lm = None
         else:
-            m = check_int(self.n_landmarks, "n_landmarks", low=k + 1, hint=" (> n_components)")
-            lm = np.sort(rng.choice(n, size=min(m, n), replace=False))
+            check_int(self.n_landmarks, "n_landmarks", low=k + 1, hint=" (> n_components)")
+            m = truncate_to_samples(
+                self.n_landmarks, "n_landmarks", n, high=n, what="X.shape[0]", stacklevel=3
+            )
+            lm = np.sort(rng.choice(n, size=m, replace=False))
         t, self.entropy_ = self.t, None
         if isinstance(t, str):
             if t != "auto":
@@ -704,6 +719,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         self.distances_ = D
         self.affinity_matrix_ = W
         self.landmarks_ = lm
+        self.n_neighbors_ = n_neighbors
         self.t_ = float(t)
         self.stress_ = float(stress)
         self.n_features_in_ = n_features

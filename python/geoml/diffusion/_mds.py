@@ -19,6 +19,7 @@ from .._validation import (
     check_tol,
     random_seed,
     reject_gpu,
+    truncate_to_samples,
 )
 
 # Below this many points classical MDS uses a dense eigendecomposition (LAPACK) instead of
@@ -261,7 +262,8 @@ class MDS(EmbeddingMixin, BaseEstimator):
         scikit-learn), or given (of the landmarks, with ``landmarks``).
     landmarks : None, int or array of int
         None: all points; an int ``L``: ``L`` points drawn uniformly without replacement
-        from ``random_state``; an array: the landmark indices.
+        from ``random_state`` (more than ``n_samples``: every point, with a ``UserWarning``);
+        an array: the landmark indices.
     dissimilarity : {"euclidean", "precomputed"}, default "euclidean"
     max_iter : int, default 300
     eps : float, default 1e-6
@@ -349,13 +351,16 @@ class MDS(EmbeddingMixin, BaseEstimator):
         if self.landmarks is None:
             lm = None
         elif isinstance(self.landmarks, (int, np.integer)) and not isinstance(self.landmarks, bool):
-            m = check_int(
+            check_int(
                 self.landmarks,
                 "landmarks",
                 low=k + 1,
                 hint=f" (n_components + 1 <= landmarks; {n} samples)",
             )
-            lm = np.sort(rng.choice(n, size=min(m, n), replace=False))
+            m = truncate_to_samples(
+                self.landmarks, "landmarks", n, high=n, what="X.shape[0]", stacklevel=3
+            )
+            lm = np.sort(rng.choice(n, size=m, replace=False))
         else:
             lm = np.asarray(self.landmarks)
             if lm.ndim != 1 or lm.dtype.kind not in "iu":

@@ -21,6 +21,7 @@ from .._validation import (
     random_seed,
     reject_gpu,
     single_threaded_blas,
+    truncate_to_samples,
 )
 from ..spectral._eigsh import _symmetry_error
 from ._heat import _permute
@@ -1097,7 +1098,9 @@ class PHATE(EmbeddingMixin, BaseEstimator):
     ----------
     n_components : int, default 2
     knn : int, default 5
-        Neighbours of the kernel bandwidth (phate's ``knn``).
+        Neighbours of the kernel bandwidth (phate's ``knn``). A value ``>= n_samples`` is
+        truncated to ``n_samples - 1`` with a ``UserWarning`` (as graphtools and umap-learn
+        do; :func:`alpha_decay_graph` raises instead).
     decay : float, default 40
         Alpha-decay exponent.
     t : int or "auto", default "auto"
@@ -1141,6 +1144,8 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         Landmark (cluster) of every point.
     transitions_ : scipy.sparse.csr_matrix of shape (n_samples, m) or None
     stress_ : float
+    knn_ : int or None
+        Neighbours used (``knn`` truncated); None for a precomputed kernel.
     n_features_in_ : int
 
     Examples
@@ -1232,11 +1237,15 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         reject_gpu(X, "X", "PHATE")
 
+        knn = None  # set by build: None for a precomputed kernel
+
         def build(Xf):
-            self._say(f"alpha-decay kernel of {Xf.shape[0]} points, knn={self.knn}")
+            nonlocal knn
+            knn = truncate_to_samples(self.knn, "knn", Xf.shape[0], stacklevel=6)
+            self._say(f"alpha-decay kernel of {Xf.shape[0]} points, knn={knn}")
             return _phate_kernel(
                 Xf,
-                self.knn,
+                knn,
                 self.decay,
                 method=self.knn_method,
                 random_state=random_seed(rng),
@@ -1361,6 +1370,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         self.clusters_ = clusters
         self.transitions_ = transitions
         self.stress_ = float(stress)
+        self.knn_ = knn
         self.n_features_in_ = n_features
         return self
 

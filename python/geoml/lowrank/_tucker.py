@@ -201,14 +201,17 @@ def _check_ranks(ranks, shape, modes: list[int]) -> tuple[dict[int, int] | None,
             f"ranks has {len(ranks)} entries but {len(modes)} modes are decomposed "
             f"(tensor shape {tuple(shape)})"
         )
+    # samples x features (Tucker on 2-D data): say it in scikit-learn's words too
+    features = len(shape) == 2 and list(modes) == [1]
     out = {}
     for m, r in zip(modes, ranks):
+        what = f": n_features={shape[m]}" if features else ""
         out[m] = check_int(
             r,
             f"rank of mode {m}",
             low=1,
             high=shape[m],
-            hint=f" (mode {m} has size {shape[m]}; a rank cannot exceed it)",
+            hint=f" (mode {m} has size {shape[m]}{what}; a rank cannot exceed it)",
         )
     return out, None
 

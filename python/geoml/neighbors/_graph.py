@@ -15,6 +15,7 @@ from .._validation import (
     check_int,
     check_n_jobs,
     is_gpu_array,
+    truncate_to_samples,
 )
 from ._knn import (
     _KERNELS,
@@ -241,7 +242,8 @@ class KNNGraph(GraphMixin, BaseEstimator):
     Parameters
     ----------
     n_neighbors : int, default 15
-        Neighbours per point.
+        Neighbours per point. A value ``>= n_samples`` is truncated to ``n_samples - 1`` with
+        a ``UserWarning`` (umap-learn's convention; :func:`knn_graph` raises instead).
     metric, mode, symmetrize, kernel, sigma, k_sigma, decay, n_jobs, device, verbose
         As in :func:`knn_graph`. With CuPy input (or ``device="cuda"``) the search and the
         graph run on the GPU; fitted attributes have the type of the fitted ``X`` (CuPy arrays
@@ -252,7 +254,9 @@ class KNNGraph(GraphMixin, BaseEstimator):
 
     Attributes
     ----------
-    indices_ : ndarray of shape (n_samples, n_neighbors)
+    n_neighbors_ : int
+        Neighbours per point used by the fit: ``min(n_neighbors, n_samples - 1)``.
+    indices_ : ndarray of shape (n_samples, n_neighbors_)
         Neighbours of each fitted point (itself excluded), nearest first.
     distances_ : ndarray of shape (n_samples, n_neighbors)
     graph_ : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
@@ -312,9 +316,10 @@ class KNNGraph(GraphMixin, BaseEstimator):
         where = resolve_device(self.device, X)
         gpu_in = is_gpu_array(X)
         X = _on_device(X, where, "X")  # validated once, on the side that computes
+        k = truncate_to_samples(self.n_neighbors, "n_neighbors", X.shape[0])
         res = _knn_method(
             X,
-            self.n_neighbors,
+            k,
             None,
             self.metric,
             None,
@@ -336,6 +341,7 @@ class KNNGraph(GraphMixin, BaseEstimator):
             check_n_jobs(self.n_jobs),
         )
         self._fit_X, self._fit_gpu_in = X, gpu_in
+        self.n_neighbors_ = k
         self.indices_, self.distances_ = _move(res[0], gpu_in), _move(res[1], gpu_in)
         self.graph_ = _move(graph, gpu_in)
         self.n_features_in_ = X.shape[1]
@@ -355,13 +361,13 @@ class KNNGraph(GraphMixin, BaseEstimator):
             search runs where the fit ran; results have the type of ``Y`` (of the fitted ``X``
             when ``Y`` is None).
         n_neighbors : int, optional
-            Default: the fitted ``n_neighbors``.
+            Default: ``n_neighbors_``, the count used by the fit.
         """
         if not hasattr(self, "_fit_X"):
             raise NotFittedError("this KNNGraph is not fitted yet; call fit(X) first")
-        k = self.n_neighbors if n_neighbors is None else n_neighbors
+        k = self.n_neighbors_ if n_neighbors is None else n_neighbors
         if Y is None:
-            if k == self.n_neighbors:
+            if k == self.n_neighbors_:
                 return KNNResult(self.indices_, self.distances_)
             res = _knn_checked(self._fit_X, k, None, self.metric, None, self.n_jobs)
             to_gpu = self._fit_gpu_in

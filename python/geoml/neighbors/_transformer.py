@@ -10,6 +10,7 @@ from .._validation import (
     as_float_array,
     check_int,
     check_n_jobs,
+    truncate_to_samples,
 )
 from ._knn import (
     RecallEstimate,
@@ -36,7 +37,11 @@ class KNNTransformer(BaseEstimator):
     Parameters
     ----------
     n_neighbors : int, default 5
-        Neighbours per sample (plus the sample itself in ``"distance"`` mode).
+        Neighbours per sample (plus the sample itself in ``"distance"`` mode). More than the
+        fitted samples hold (``n_neighbors >= n_samples`` in ``"distance"`` mode,
+        ``> n_samples`` in ``"connectivity"`` mode, where the sample itself counts) is
+        truncated by ``fit`` with a ``UserWarning`` (umap-learn's convention; scikit-learn's
+        transformer raises at ``transform``).
     mode : {"distance", "connectivity"}, default "distance"
         Stored values: distances, or ones.
     metric : {"euclidean", "sqeuclidean", "cosine", "inner_product"}, default "euclidean"
@@ -50,6 +55,8 @@ class KNNTransformer(BaseEstimator):
 
     Attributes
     ----------
+    n_neighbors_ : int
+        ``n_neighbors`` after the truncation above.
     n_samples_fit_ : int
     n_features_in_ : int
     recall_ : RecallEstimate or None
@@ -100,10 +107,10 @@ class KNNTransformer(BaseEstimator):
 
     def _k(self) -> int:
         """Neighbours per row, scikit-learn's way: one more in distance mode."""
-        k = self.n_neighbors + (self.mode == "distance")
-        if k > self.n_samples_fit_:
+        k = self.n_neighbors_ + (self.mode == "distance")
+        if k > self.n_samples_fit_:  # one fitted sample, or mode set to "distance" after fit
             raise ValueError(
-                f"n_neighbors={self.n_neighbors} needs {k} fitted samples in {self.mode!r} "
+                f"n_neighbors={self.n_neighbors_} needs {k} fitted samples in {self.mode!r} "
                 f"mode (the sample itself is its first neighbour); got n_samples_fit="
                 f"{self.n_samples_fit_}"
             )
@@ -111,8 +118,22 @@ class KNNTransformer(BaseEstimator):
 
     def fit(self, X, y=None) -> KNNTransformer:
         """Store the samples, array-like of shape (n_samples, n_features)."""
+        return self._fit(X)
+
+    def _fit(self, X) -> KNNTransformer:
+        """``fit``, called by ``fit`` and ``fit_transform`` (the warning's stack level)."""
         self._check_params()
         X = as_float_array(X, "X")
+        n = X.shape[0]
+        distance = self.mode == "distance"
+        self.n_neighbors_ = truncate_to_samples(
+            self.n_neighbors,
+            "n_neighbors",
+            n,
+            high=n - distance,
+            what="X.shape[0] - 1" if distance else "X.shape[0]",
+            stacklevel=4,
+        )
         self._fit_X = X
         self.n_samples_fit_, self.n_features_in_ = X.shape
         self.recall_ = None
@@ -156,10 +177,10 @@ class KNNTransformer(BaseEstimator):
             self.method == "auto" and not _auto_is_exact(n, X.shape[1])
         )
         if not approx:
-            out = self.fit(X).transform(X)
+            out = self._fit(X).transform(X)
             self.recall_ = RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0)
             return out
-        self.fit(X)
+        self._fit(X)
         res = _knn_method(
             X,
             self._k(),

@@ -17,6 +17,7 @@ from .._validation import (
     check_int,
     check_n_jobs,
     random_seed,
+    truncate_to_samples,
 )
 from ..neighbors import _knn_graph_checked
 from ._embedding import _checked
@@ -27,8 +28,10 @@ _AFFINITIES = ("knn", "adaptive", "precomputed")
 
 
 def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: str):
-    """Validated float64 CSR affinity on the compute side ``where`` (SciPy or cupyx), and the
-    number of features of ``X`` (``n_features_in_``: ``n`` for a precomputed affinity)."""
+    """Validated float64 CSR affinity on the compute side ``where`` (SciPy or cupyx), the
+    number of features of ``X`` (``n_features_in_``: ``n`` for a precomputed affinity) and the
+    neighbours per point used (``n_neighbors_``: ``n_neighbors`` truncated to
+    ``n_samples - 1`` with a warning; None for a precomputed affinity)."""
     if affinity not in _AFFINITIES:
         raise ValueError(f"affinity={affinity!r}; choose 'knn', 'adaptive' or 'precomputed'")
     if affinity == "precomputed":
@@ -41,13 +44,13 @@ def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: s
         if where == "cuda":
             from . import _gpu_lanczos as _spectral_gpu
 
-            return _spectral_gpu.affinity_csr(X, "X"), X.shape[1]
-        return _affinity_csr(X, "X"), X.shape[1]
+            return _spectral_gpu.affinity_csr(X, "X"), X.shape[1], None
+        return _affinity_csr(X, "X"), X.shape[1], None
     X = _on_device(X, where, "X")  # validated once: the kNN graph below does not scan X again
     n = X.shape[0]
     if n < 3:
         raise ValueError(f"X has {n} samples; at least 3 are needed")
-    k = check_int(n_neighbors, "n_neighbors", low=1, high=n - 1, hint=f" (X has {n} samples)")
+    k = truncate_to_samples(n_neighbors, "n_neighbors", n, stacklevel=4)
     if affinity == "adaptive":
         G = _knn_graph_checked(X, k, kernel="adaptive", n_jobs=n_jobs)
     elif kernel is None:
@@ -55,7 +58,7 @@ def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: s
     else:
         G = _knn_graph_checked(X, k, kernel=kernel, n_jobs=n_jobs)
     G = G.astype(np.float64) if where == "cuda" else sp.csr_matrix(G, dtype=np.float64)
-    return G, X.shape[1]
+    return G, X.shape[1], k
 
 
 def _spectral_tags(est) -> dict:
@@ -85,7 +88,9 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
     ----------
     n_components : int, default 2
     n_neighbors : int, default 15
-        Neighbours per point of the kNN graph (ignored for ``"precomputed"``).
+        Neighbours per point of the kNN graph (ignored for ``"precomputed"``). A value
+        ``>= n_samples`` is truncated to ``n_samples - 1`` with a ``UserWarning`` (umap-learn's
+        convention).
     affinity : {"knn", "adaptive", "precomputed"}
         ``"knn"``: union-symmetrised kNN graph, 0/1 weights (or ``kernel`` weights);
         ``"adaptive"``: self-tuning Gaussian kernel on the kNN graph
@@ -114,6 +119,9 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
     affinity_matrix_ : scipy.sparse.csr_matrix
     n_components_found_ : int
         Connected components of the graph.
+    n_neighbors_ : int or None
+        Neighbours per point used (``n_neighbors`` truncated); None for a precomputed
+        affinity.
     n_features_in_ : int
         Columns of ``X`` (``n_samples`` for a precomputed affinity).
 
@@ -189,13 +197,14 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
     def fit(self, X, y=None) -> LaplacianEigenmap:
         """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
         gpu_in, where = _compute_side(self.device, X, "LaplacianEigenmap")
-        W, n_features = _build_affinity(
+        W, n_features, n_neighbors = _build_affinity(
             X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where
         )
         Y, lam, info = self._embed(W, self.n_components, self.drop_first, True)
         self.affinity_matrix_ = _move(W, gpu_in)
         self.embedding_, self.eigenvalues_ = _move(Y, gpu_in), _move(lam, gpu_in)
         self.n_components_found_ = info["components"]
+        self.n_neighbors_ = n_neighbors
         self.n_features_in_ = n_features
         return self
 
@@ -219,6 +228,7 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
     ----------
     n_components : int, default 2
     n_neighbors : int, default 15
+        As in :class:`LaplacianEigenmap` (truncated to ``n_samples - 1`` with a warning).
     alpha : float in [0, 1], default 1.0
     t : int or float >= 0, default 1
         Diffusion time.
@@ -235,6 +245,9 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
     eigenvalues_ : ndarray of shape (n_components,)
         Eigenvalues of ``P``, descending.
     affinity_matrix_ : scipy.sparse.csr_matrix
+    n_neighbors_ : int or None
+        Neighbours per point used (``n_neighbors`` truncated); None for a precomputed
+        affinity.
     n_features_in_ : int
 
     Examples
@@ -281,7 +294,7 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
         if not np.isfinite(t) or t < 0:
             raise ValueError(f"t={self.t} must be a non-negative number")
         gpu_in, where = _compute_side(self.device, X, "DiffusionMap")
-        K, n_features = _build_affinity(
+        K, n_features, n_neighbors = _build_affinity(
             X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where
         )
         n = K.shape[0]
@@ -302,6 +315,7 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
         self.affinity_matrix_ = _move(K, gpu_in)
         self.eigenvalues_ = _move(mu, gpu_in)
         self.embedding_ = _move(psi[:, 1:] * scale, gpu_in)
+        self.n_neighbors_ = n_neighbors
         self.n_features_in_ = n_features
         return self
 
@@ -323,6 +337,7 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
         Number of clusters, 1 <= n_clusters < n_samples (1 puts every point in cluster 0, as
         scikit-learn does).
     n_neighbors : int, default 15
+        As in :class:`LaplacianEigenmap` (truncated to ``n_samples - 1`` with a warning).
     affinity : {"knn", "adaptive", "precomputed"}, default "knn"
     kernel : str, optional
         Edge weights for ``affinity="knn"`` (None: 0/1).
@@ -346,6 +361,9 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
     affinity_matrix_ : scipy.sparse.csr_matrix
     inertia_ : float
         k-means inertia in the embedding.
+    n_neighbors_ : int or None
+        Neighbours per point used (``n_neighbors`` truncated); None for a precomputed
+        affinity.
     n_features_in_ : int
 
     Examples
@@ -386,7 +404,7 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
     def fit(self, X, y=None) -> SpectralClustering:
         """Cluster ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
         gpu_in, where = _compute_side(self.device, X, "SpectralClustering")
-        W, n_features = _build_affinity(
+        W, n_features, n_neighbors = _build_affinity(
             X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where
         )
         n = W.shape[0]
@@ -421,6 +439,7 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
         self.eigenvalues_ = _move(lam, gpu_in)
         self.labels_ = _move(labels, gpu_in)
         self.inertia_ = float(inertia)
+        self.n_neighbors_ = n_neighbors
         self.n_features_in_ = n_features
         return self
 
