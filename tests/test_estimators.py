@@ -489,7 +489,7 @@ def test_spectral_estimators_validate_x_once(est, nan_scans):
     assert nan_scans == ["X"]
 
 
-# (estimator with a neighbour count k, the parameter, its fitted attribute, the fitted result)
+# name -> (estimator with neighbour count k, the parameter (fitted as "<parameter>_"), result)
 _NEIGHBOUR_COUNTS = {
     "KNNGraph": (lambda k: geoml.KNNGraph(k), "n_neighbors", lambda e, X: e.graph_),
     "KNNTransformer": (
