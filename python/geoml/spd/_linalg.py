@@ -227,14 +227,16 @@ def inv_cholesky(B):
     from scipy.linalg import lapack
 
     out = np.empty(B.shape, dtype=np.float64)
-    for k, Bk in enumerate(B.astype(np.float64)):
-        L, info = lapack.dpotrf(Bk, lower=1, clean=1)
+    for k, Bk in enumerate(B.astype(np.float64, copy=False)):
+        L, info = lapack.dpotrf(Bk, lower=1, clean=1)  # clean: zero strict upper triangle
         if info != 0:
             return None
-        Li, info = lapack.dtrtri(L, lower=1)
-        if info != 0 or not np.isfinite(Li).all():
+        Li, info = lapack.dtrtri(L, lower=1)  # leaves that zero upper triangle as it is
+        if info != 0:
             return None
-        out[k] = np.tril(Li)
+        out[k] = Li
+    if not np.isfinite(out).all():
+        return None
     return out
 
 
