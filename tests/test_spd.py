@@ -685,6 +685,30 @@ def test_means_closed_forms_and_flags():
 
 
 # ----------------------------------------------------------------------------- tangent space
+def test_log_euclidean_maps_closed_forms():
+    """The log-Euclidean maps: at the identity, ``logm`` and ``expm``; for a diagonal
+    reference and diagonal X, ``c_i (log x_i - log c_i)`` (the differential of exp at
+    ``log c``); round trips; one reference per matrix as one shared."""
+    rng = np.random.default_rng(23)
+    X = rand_spd(rng, (5,), 4, cond=1e3)
+    I4 = np.eye(4)
+    assert rel(spd.log_map(X, I4, "logeuclid"), spd.logm(X)) < 1e-13
+    T = spd.log_map(X, I4, "logeuclid")
+    assert rel(spd.exp_map(T, I4, "logeuclid"), X) < 1e-12
+    c, x = np.array([0.5, 2.0, 3.0, 7.0]), np.array([1.0, 0.1, 30.0, 7.0])
+    L = spd.log_map(np.diag(x), np.diag(c), "logeuclid")
+    assert rel(L, np.diag(c * (np.log(x) - np.log(c)))) < 1e-14
+    C = rand_spd(rng, (), 4, cond=1e2)
+    T = spd.log_map(X, C, "logeuclid")
+    assert rel(spd.exp_map(T, C, "logeuclid"), X) < 1e-11
+    Cs = rand_spd(rng, (5,), 4)
+    Ts = spd.log_map(X, Cs, "logeuclid")
+    assert rel(Ts[3], spd.log_map(X[3], Cs[3], "logeuclid")) < 1e-14
+    assert rel(spd.exp_map(Ts, Cs, "logeuclid")[3], X[3]) < 1e-11
+    v = spd.tangent_space(X, C, "logeuclid")
+    assert rel(spd.untangent_space(v, C, "logeuclid"), X) < 1e-11
+
+
 def test_tangent_vs_pyriemann():
     _pyr()
     from pyriemann.geometry import tangentspace as pts
@@ -692,7 +716,7 @@ def test_tangent_vs_pyriemann():
     rng = np.random.default_rng(17)
     X = rand_spd(rng, (6,), 5)
     C = rand_spd(rng, (), 5)
-    for metric in ("riemann", "wasserstein", "euclid"):
+    for metric in ("riemann", "logeuclid", "wasserstein", "euclid"):
         L = spd.log_map(X, C, metric)
         assert np.allclose(L, pts.log_map(X, C, metric=metric), atol=1e-10), metric
         E = spd.exp_map(L, C, metric)
@@ -920,22 +944,24 @@ def test_mdm_vs_pyriemann(metric):
     assert ours.score(X, y) > 0.6
 
 
-@pytest.mark.parametrize("metric", ["riemann", "logeuclid"])
+@pytest.mark.parametrize("metric", ["riemann", "logeuclid", "wasserstein"])
 def test_tangentspace_vs_pyriemann(metric):
+    # pyRiemann's TangentSpace(metric=m) takes m for the mean and the map ("logeuclid": the
+    # log-Euclidean map; geoml took the affine-invariant map there until the audit)
     _pyr()
     from pyriemann.datasets import make_matrices
     from pyriemann.tangentspace import TangentSpace as PTS
 
     X = make_matrices(20, 4, "spd", rs=np.random.RandomState(5))
     ours = spd.TangentSpace(metric=metric).fit(X)
-    theirs = PTS(metric={"mean": metric, "map": "riemann"}).fit(X)
+    theirs = PTS(metric=metric).fit(X)
     assert np.allclose(ours.reference_, theirs.reference_, atol=1e-8)
     assert np.allclose(ours.transform(X), theirs.transform(X), atol=1e-8)
     assert np.allclose(ours.inverse_transform(ours.transform(X)), X, atol=1e-8)
     up = spd.TangentSpace(metric=metric, tsupdate=True).fit(X)
     assert np.allclose(
         up.transform(X[:5]),
-        PTS(metric={"mean": metric, "map": "riemann"}, tsupdate=True).fit(X).transform(X[:5]),
+        PTS(metric=metric, tsupdate=True).fit(X).transform(X[:5]),
         atol=1e-8,
     )
 
