@@ -836,6 +836,11 @@ def test_compat_bad_input():
         compat.OllivierRicci(nx.path_graph(3)).compute_ricci_curvature_edges([(0, 7)])
     with pytest.raises(ValueError, match="No cutoff point found"):
         compat.OllivierRicci(nx.complete_graph(5)).ricci_community()
+    # a multigraph: a clear error when constructed (an unweighted one failed in networkx's
+    # AtlasView, "does not support item assignment", as in GraphRicciCurvature)
+    for M in (nx.MultiGraph([(0, 1), (0, 1), (1, 2)]), nx.MultiDiGraph([(0, 1), (1, 0)])):
+        with pytest.raises(ValueError, match="multigraph"):
+            compat.OllivierRicci(M)
     # self-loops removed, weight 1 put on every edge when none has one (GraphRicciCurvature)
     G = nx.path_graph(3)
     G.add_edge(1, 1)
