@@ -638,6 +638,33 @@ def test_bw_barycenter_triangular_congruence(n, cond, method):
         assert 3 * it < spd.mean_wasserstein(X, w, tol=tol, method="pot").n_iter
 
 
+def test_bw_barycenter_too_ill_conditioned_says_why():
+    """Five 4 x 4 matrices of condition 1e10 (each SPD: the distance to the identity takes
+    them) whose BW barycenter drifts to condition ~1e9: the whitened C^1/2 X_i C^1/2 leave
+    float64 (POT's fixed point fails in LAPACK there). The error said "X[1] is not positive
+    definite ... regularize it" of a matrix that is (found by the audit); it now says that
+    X[1] is, and why the mean cannot go on. A matrix of X that is not SPD keeps its error."""
+    rng = np.random.default_rng(5)
+    Q = np.linalg.qr(rng.standard_normal((5, 4, 4)))[0]
+    w = np.exp(rng.uniform(0, np.log(1e10), (5, 4)))
+    w[:, 0], w[:, -1] = 1.0, 1e10
+    X = (Q * w[:, None, :]) @ Q.swapaxes(1, 2)
+    X = 0.5 * (X + X.swapaxes(1, 2))
+    assert np.isfinite(spd.distance(X, np.eye(4))).all()
+    for method in ("alvarez_esteban", "pot"):
+        with pytest.raises(ValueError, match=r"X\[\d\] is positive definite, but not numerically"):
+            spd.mean_wasserstein(X, method=method)
+    # the distance between two of them: whitened by B = X[0], condition ~1e20 (was "A[1] is
+    # not positive definite" too)
+    with pytest.raises(ValueError, match=r"A\[1\] is positive definite, but not numerically"):
+        spd.distance(X, X[0])
+    with pytest.raises(ValueError, match=r"X\[\d\] is positive definite, but not numerically"):
+        spd.pairwise_distance(X)
+    X[2] = np.diag([1.0, -1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"X\[2\] is not positive definite"):
+        spd.mean_wasserstein(X)
+
+
 def test_means_closed_forms_and_flags():
     rng = np.random.default_rng(16)
     d = rng.uniform(0.5, 3, (6, 4))

@@ -144,7 +144,7 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
             d2, status = _linalg.eigvalsh_pairs(A3, Li, lower=True, log_sq=True, n_jobs=nj)
         else:
             d2, status = _linalg.eigvalsh_pairs(A3, Bm, log_sq=True, n_jobs=nj)
-        _linalg.raise_status(status, "A")
+        _linalg.raise_whitened(status, A3, "A", nj)
     elif metric == "logeuclid":
         LA = _fun(A3, "log", n_jobs=nj, name="A").astype(np.float64, copy=False)
         LB = _fun(B3, "log", n_jobs=nj, name="B").astype(np.float64, copy=False)
@@ -152,7 +152,7 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
     elif metric == "wasserstein":
         B12 = _fun(B3, "sqrt", n_jobs=nj, name="B")
         w, status = _linalg.eigvalsh_pairs(A3, B12, n_jobs=nj)
-        _linalg.raise_status(status, "A")
+        _linalg.raise_whitened(status, A3, "A", nj)
         tr = np.trace(A3, axis1=-2, axis2=-1).astype(np.float64) + np.trace(
             B3, axis1=-2, axis2=-1
         ).astype(np.float64)
@@ -253,7 +253,7 @@ def pairwise_distance(
             w, status = _linalg.eigvalsh_pairs(
                 X3, M, outer=True, lower=lower, log_sq=riemann, n_jobs=nj
             )
-            _linalg.raise_status(status.reshape(nx_, ny_).max(axis=1), "X")
+            _linalg.raise_whitened(status.reshape(nx_, ny_).max(axis=1), X3, "X", nj)
             if riemann:
                 d2 = w.reshape(nx_, ny_)
             else:
