@@ -182,7 +182,12 @@ class OllivierRicci:
 
     def compute_ricci_curvature_edges(self, edge_list=None):
         """Ricci curvature of the edges in ``edge_list`` (all edges of ``self.G`` when empty or
-        None) as a dict ``{(u, v): curvature}``, keyed as given (or as ``G.edges()``)."""
+        None) as a dict ``{(u, v): curvature}``, keyed as given (or as ``G.edges()``). An
+        iterator (a generator, ``zip``) is read once, as GraphRicciCurvature does."""
+        if edge_list is not None and not hasattr(edge_list, "__len__"):
+            edge_list = list(edge_list)
+            if not edge_list:  # GraphRicciCurvature: a (truthy) empty iterator, no edge
+                return {}
         g, e, kappa = self._kernel(self.G, edge_list)
         if edge_list:
             return {(u, v): float(k) for (u, v), k in zip(edge_list, kappa)}
