@@ -765,6 +765,13 @@ def test_compat_edge_subset_exp_power_base_topk():
         ours = compat.OllivierRicci(G, method="OTD", **kw).compute_ricci_curvature_edges(edges)
         assert list(ours) == list(theirs)
         np.testing.assert_allclose(list(ours.values()), list(theirs.values()), atol=1e-6)
+    # an iterator (generator, zip) is read once: it gave {} (consumed by the lookup of its
+    # nodes before the results were keyed by it; found by the audit)
+    ours = compat.OllivierRicci(G, method="OTD").compute_ricci_curvature_edges(iter(edges))
+    theirs = grc(G, method="OTD").compute_ricci_curvature_edges(iter(edges))
+    assert list(ours) == list(theirs) == edges
+    np.testing.assert_allclose(list(ours.values()), list(theirs.values()), atol=1e-6)
+    assert compat.OllivierRicci(G).compute_ricci_curvature_edges(iter([])) == {}
     # empty list or None: every edge, keyed as G.edges()
     full = compat.OllivierRicci(G).compute_ricci_curvature_edges([])
     assert list(full) == list(G.edges())
@@ -836,6 +843,11 @@ def test_compat_bad_input():
         compat.OllivierRicci(nx.path_graph(3)).compute_ricci_curvature_edges([(0, 7)])
     with pytest.raises(ValueError, match="No cutoff point found"):
         compat.OllivierRicci(nx.complete_graph(5)).ricci_community()
+    # a multigraph: a clear error when constructed (an unweighted one failed in networkx's
+    # AtlasView, "does not support item assignment", as in GraphRicciCurvature)
+    for M in (nx.MultiGraph([(0, 1), (0, 1), (1, 2)]), nx.MultiDiGraph([(0, 1), (1, 0)])):
+        with pytest.raises(ValueError, match="multigraph"):
+            compat.OllivierRicci(M)
     # self-loops removed, weight 1 put on every edge when none has one (GraphRicciCurvature)
     G = nx.path_graph(3)
     G.add_edge(1, 1)

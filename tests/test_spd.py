@@ -638,6 +638,33 @@ def test_bw_barycenter_triangular_congruence(n, cond, method):
         assert 3 * it < spd.mean_wasserstein(X, w, tol=tol, method="pot").n_iter
 
 
+def test_bw_barycenter_too_ill_conditioned_says_why():
+    """Five 4 x 4 matrices of condition 1e10 (each SPD: the distance to the identity takes
+    them) whose BW barycenter drifts to condition ~1e9: the whitened C^1/2 X_i C^1/2 leave
+    float64 (POT's fixed point fails in LAPACK there). The error said "X[1] is not positive
+    definite ... regularize it" of a matrix that is (found by the audit); it now says that
+    X[1] is, and why the mean cannot go on. A matrix of X that is not SPD keeps its error."""
+    rng = np.random.default_rng(5)
+    Q = np.linalg.qr(rng.standard_normal((5, 4, 4)))[0]
+    w = np.exp(rng.uniform(0, np.log(1e10), (5, 4)))
+    w[:, 0], w[:, -1] = 1.0, 1e10
+    X = (Q * w[:, None, :]) @ Q.swapaxes(1, 2)
+    X = 0.5 * (X + X.swapaxes(1, 2))
+    assert np.isfinite(spd.distance(X, np.eye(4))).all()
+    for method in ("alvarez_esteban", "pot"):
+        with pytest.raises(ValueError, match=r"X\[\d\] is positive definite, but not numerically"):
+            spd.mean_wasserstein(X, method=method)
+    # the distance between two of them: whitened by B = X[0], condition ~1e20 (was "A[1] is
+    # not positive definite" too)
+    with pytest.raises(ValueError, match=r"A\[1\] is positive definite, but not numerically"):
+        spd.distance(X, X[0])
+    with pytest.raises(ValueError, match=r"X\[\d\] is positive definite, but not numerically"):
+        spd.pairwise_distance(X)
+    X[2] = np.diag([1.0, -1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"X\[2\] is not positive definite"):
+        spd.mean_wasserstein(X)
+
+
 def test_means_closed_forms_and_flags():
     rng = np.random.default_rng(16)
     d = rng.uniform(0.5, 3, (6, 4))
@@ -685,6 +712,30 @@ def test_means_closed_forms_and_flags():
 
 
 # ----------------------------------------------------------------------------- tangent space
+def test_log_euclidean_maps_closed_forms():
+    """The log-Euclidean maps: at the identity, ``logm`` and ``expm``; for a diagonal
+    reference and diagonal X, ``c_i (log x_i - log c_i)`` (the differential of exp at
+    ``log c``); round trips; one reference per matrix as one shared."""
+    rng = np.random.default_rng(23)
+    X = rand_spd(rng, (5,), 4, cond=1e3)
+    I4 = np.eye(4)
+    assert rel(spd.log_map(X, I4, "logeuclid"), spd.logm(X)) < 1e-13
+    T = spd.log_map(X, I4, "logeuclid")
+    assert rel(spd.exp_map(T, I4, "logeuclid"), X) < 1e-12
+    c, x = np.array([0.5, 2.0, 3.0, 7.0]), np.array([1.0, 0.1, 30.0, 7.0])
+    L = spd.log_map(np.diag(x), np.diag(c), "logeuclid")
+    assert rel(L, np.diag(c * (np.log(x) - np.log(c)))) < 1e-14
+    C = rand_spd(rng, (), 4, cond=1e2)
+    T = spd.log_map(X, C, "logeuclid")
+    assert rel(spd.exp_map(T, C, "logeuclid"), X) < 1e-11
+    Cs = rand_spd(rng, (5,), 4)
+    Ts = spd.log_map(X, Cs, "logeuclid")
+    assert rel(Ts[3], spd.log_map(X[3], Cs[3], "logeuclid")) < 1e-14
+    assert rel(spd.exp_map(Ts, Cs, "logeuclid")[3], X[3]) < 1e-11
+    v = spd.tangent_space(X, C, "logeuclid")
+    assert rel(spd.untangent_space(v, C, "logeuclid"), X) < 1e-11
+
+
 def test_tangent_vs_pyriemann():
     _pyr()
     from pyriemann.geometry import tangentspace as pts
@@ -692,7 +743,7 @@ def test_tangent_vs_pyriemann():
     rng = np.random.default_rng(17)
     X = rand_spd(rng, (6,), 5)
     C = rand_spd(rng, (), 5)
-    for metric in ("riemann", "wasserstein", "euclid"):
+    for metric in ("riemann", "logeuclid", "wasserstein", "euclid"):
         L = spd.log_map(X, C, metric)
         assert np.allclose(L, pts.log_map(X, C, metric=metric), atol=1e-10), metric
         E = spd.exp_map(L, C, metric)
@@ -920,22 +971,24 @@ def test_mdm_vs_pyriemann(metric):
     assert ours.score(X, y) > 0.6
 
 
-@pytest.mark.parametrize("metric", ["riemann", "logeuclid"])
+@pytest.mark.parametrize("metric", ["riemann", "logeuclid", "wasserstein"])
 def test_tangentspace_vs_pyriemann(metric):
+    # pyRiemann's TangentSpace(metric=m) takes m for the mean and the map ("logeuclid": the
+    # log-Euclidean map; geoml took the affine-invariant map there until the audit)
     _pyr()
     from pyriemann.datasets import make_matrices
     from pyriemann.tangentspace import TangentSpace as PTS
 
     X = make_matrices(20, 4, "spd", rs=np.random.RandomState(5))
     ours = spd.TangentSpace(metric=metric).fit(X)
-    theirs = PTS(metric={"mean": metric, "map": "riemann"}).fit(X)
+    theirs = PTS(metric=metric).fit(X)
     assert np.allclose(ours.reference_, theirs.reference_, atol=1e-8)
     assert np.allclose(ours.transform(X), theirs.transform(X), atol=1e-8)
     assert np.allclose(ours.inverse_transform(ours.transform(X)), X, atol=1e-8)
     up = spd.TangentSpace(metric=metric, tsupdate=True).fit(X)
     assert np.allclose(
         up.transform(X[:5]),
-        PTS(metric={"mean": metric, "map": "riemann"}, tsupdate=True).fit(X).transform(X[:5]),
+        PTS(metric=metric, tsupdate=True).fit(X).transform(X[:5]),
         atol=1e-8,
     )
 
@@ -1033,6 +1086,32 @@ def test_distance_triangular_congruence(n):
     assert d32.dtype == np.float32 and rel(d32, ref) < 1e-4
     bad = np.diag(np.r_[1.0, -1.0, np.ones(n - 2)])[None]
     assert _linalg.inv_cholesky(bad) is None
+
+
+@pytest.mark.parametrize("n", [5, 22])
+def test_distance_paired_batch_ill_conditioned(n):
+    """A batch of B (one per A) takes the triangular congruence as one reference does: on
+    commuting pairs of condition 1e6 (closed form sqrt(sum log(a_i / b_i)^2), exact to
+    ~1e-10 from the rounding of A and B) the symmetric B^-1/2 A B^-1/2 was 2.6e-8 off
+    (found by the audit); the same values as the per-pair single-reference path."""
+    rng = np.random.default_rng(300 + n)
+    nb = 40
+    Q, _ = np.linalg.qr(rng.standard_normal((nb, n, n)))
+    a = np.exp(rng.uniform(0, np.log(1e6), (nb, n)))
+    b = np.exp(rng.uniform(0, np.log(1e6), (nb, n)))
+    A = (Q * a[:, None]) @ Q.swapaxes(1, 2)
+    B = (Q * b[:, None]) @ Q.swapaxes(1, 2)
+    A, B = 0.5 * (A + A.swapaxes(1, 2)), 0.5 * (B + B.swapaxes(1, 2))
+    ref = np.sqrt((np.log(a / b) ** 2).sum(axis=1))
+    d = spd.distance(A, B)
+    assert np.max(np.abs(d - ref) / ref) < 2e-9
+    one = np.array([spd.distance(A[k], B[k]) for k in range(nb)])
+    assert rel(d, one) < 1e-12
+    assert np.array_equal(spd.distance(A, B, n_jobs=1), spd.distance(A, B, n_jobs=2))
+    bad = B.copy()
+    bad[3] = np.diag(np.r_[1.0, -1.0, np.ones(n - 2)])
+    with pytest.raises(ValueError, match=r"B\[3\] is not positive definite"):
+        spd.distance(A, bad)
 
 
 @pytest.mark.parametrize("n", [1, 5, 22, 70])  # 70: the NumPy path (n > 64)

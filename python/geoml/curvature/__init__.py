@@ -594,7 +594,10 @@ class OllivierRicci(_OrcParams):
 
     def to_networkx(self, G=None):
         """A networkx graph (a copy of ``G`` if given) with GraphRicciCurvature's
-        ``"ricciCurvature"`` attribute on every edge and every non-isolated node."""
+        ``"ricciCurvature"`` attribute on every edge and every non-isolated node (the node
+        values are ``node_curvature_``: on a directed graph the mean over the arcs into and out
+        of the node, not GraphRicciCurvature's sum over the out-arcs divided by the in + out
+        degree; :class:`geoml.curvature.compat.OllivierRicci` writes GraphRicciCurvature's)."""
         return _write_networkx(
             G, self._graph, self.curvature_, self.node_curvature_, "ricciCurvature"
         )

@@ -25,7 +25,10 @@ convergence on weighted graphs: up to ~1e-4 off the entropic value there); ``"AT
 directed graph's node without in- (out-) neighbours uses the node itself where
 GraphRicciCurvature divides by zero;
 ``compute_ricci_curvature_edges`` refuses pairs that are not edges of the graph (ValueError),
-and ``ricci_community`` raises ValueError where GraphRicciCurvature's asserts fail.
+``ricci_community`` raises ValueError where GraphRicciCurvature's asserts fail, and a
+``MultiGraph`` / ``MultiDiGraph`` is refused when constructed (ValueError: collapse its parallel
+edges first; GraphRicciCurvature fails on it too, with a TypeError or ValueError from
+networkx, except in ``compute_ricci_curvature_edges``).
 """
 
 from __future__ import annotations
@@ -115,6 +118,9 @@ class OllivierRicci:
             raise TypeError(f"G must be a networkx Graph or DiGraph; got {type(G).__name__}")
         if method not in _METHODS:
             raise ValueError(f"method={method!r}; choose one of {sorted(_METHODS)}")
+        if G.is_multigraph():
+            kind = "nx.DiGraph(G)" if G.is_directed() else "nx.Graph(G)"
+            raise ValueError(f"G is a multigraph; collapse parallel edges first ({kind})")
         self.G = G.copy()
         self.alpha = alpha
         self.weight = weight
@@ -176,7 +182,12 @@ class OllivierRicci:
 
     def compute_ricci_curvature_edges(self, edge_list=None):
         """Ricci curvature of the edges in ``edge_list`` (all edges of ``self.G`` when empty or
-        None) as a dict ``{(u, v): curvature}``, keyed as given (or as ``G.edges()``)."""
+        None) as a dict ``{(u, v): curvature}``, keyed as given (or as ``G.edges()``). An
+        iterator (a generator, ``zip``) is read once, as GraphRicciCurvature does."""
+        if edge_list is not None and not hasattr(edge_list, "__len__"):
+            edge_list = list(edge_list)
+            if not edge_list:  # GraphRicciCurvature: a (truthy) empty iterator, no edge
+                return {}
         g, e, kappa = self._kernel(self.G, edge_list)
         if edge_list:
             return {(u, v): float(k) for (u, v), k in zip(edge_list, kappa)}

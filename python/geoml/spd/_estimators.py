@@ -289,9 +289,8 @@ class TangentSpace(BaseEstimator):
     Parameters
     ----------
     metric : {"riemann", "logeuclid", "wasserstein"}, default "riemann"
-        Metric of the mean; the logarithmic map is the affine-invariant one for "riemann" and
-        "logeuclid" (pyRiemann's ``TangentSpace(metric={"mean": metric, "map": "riemann"})``),
-        the Bures-Wasserstein one for "wasserstein".
+        Metric of the mean and of the logarithmic map (:func:`geoml.spd.log_map`), as
+        pyRiemann's ``TangentSpace(metric=metric)``.
     tsupdate : bool, default False
         Re-centre at the mean of the matrices given to ``transform`` (unsupervised adaptation).
     n_jobs : int, optional
@@ -320,7 +319,7 @@ class TangentSpace(BaseEstimator):
         self.n_jobs = n_jobs
 
     def _map_metric(self):
-        return "wasserstein" if self.metric == "wasserstein" else "riemann"
+        return check_metric(self.metric, _EST_METRICS)
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit the reference point (the mean of ``X``).

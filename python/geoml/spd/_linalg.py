@@ -84,6 +84,24 @@ def raise_status(status: np.ndarray, name: str, batch_shape=None) -> None:
     raise ValueError(msg)
 
 
+def raise_whitened(status: np.ndarray, X, name: str, n_jobs: int = 0) -> None:
+    """``raise_status`` for a pass over ``X`` whitened by a reference or an iterate
+    (``M X M``): where a whitened matrix is not numerically positive definite, ``X``'s own
+    error if ``X`` is not SPD, else a ``ValueError`` that says ``X[i]`` is SPD and that the
+    condition numbers of ``X[i]`` and of the whitening multiply beyond float64's range."""
+    if (status == 3).any():
+        _, own = funm(X, func="sqrt", n_jobs=n_jobs)
+        raise_status(own, name)
+        i = int(np.flatnonzero(status == 3)[0])
+        raise ValueError(
+            f"{name}[{i}] is positive definite, but not numerically once whitened by the "
+            "reference or the iterate of a mean (their condition numbers multiply beyond "
+            "1 / eps of float64): the input is too ill-conditioned for this computation; "
+            "regularize it, e.g. add a small multiple of the identity"
+        )
+    raise_status(status, name)
+
+
 # ----------------------------------------------------------------------- NumPy/LAPACK path
 def _check_np(A, sym_tol):
     """Status codes 0/1/2 of a (B, n, n) batch, in NumPy."""
@@ -227,14 +245,16 @@ def inv_cholesky(B):
     from scipy.linalg import lapack
 
     out = np.empty(B.shape, dtype=np.float64)
-    for k, Bk in enumerate(B.astype(np.float64)):
-        L, info = lapack.dpotrf(Bk, lower=1, clean=1)
+    for k, Bk in enumerate(B.astype(np.float64, copy=False)):
+        L, info = lapack.dpotrf(Bk, lower=1, clean=1)  # clean: zero strict upper triangle
         if info != 0:
             return None
-        Li, info = lapack.dtrtri(L, lower=1)
-        if info != 0 or not np.isfinite(Li).all():
+        Li, info = lapack.dtrtri(L, lower=1)  # leaves that zero upper triangle as it is
+        if info != 0:
             return None
-        out[k] = np.tril(Li)
+        out[k] = Li
+    if not np.isfinite(out).all():
+        return None
     return out
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from . import _linalg
 from ._distance import check_metric
 
-MAP_METRICS = ("riemann", "wasserstein", "euclid")
+MAP_METRICS = ("riemann", "logeuclid", "wasserstein", "euclid")
 
 
 def _fun(A, func, n_jobs, name, M=None):
@@ -59,6 +59,8 @@ def log_map(X, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=N
     - ``"riemann"``: :math:`\log(C^{-1/2} X C^{-1/2})` (``whitened=True``, pyRiemann's
       default) or the full map :math:`C^{1/2} \log(C^{-1/2} X C^{-1/2}) C^{1/2}`
       (``whitened=False``, pyRiemann's ``C12=True``).
+    - ``"logeuclid"``: :math:`D\exp_{\log C}(\log X - \log C)`, the differential of the
+      matrix exponential at :math:`\log C` (pyRiemann 0.12's ``log_map_logeuclid``).
     - ``"wasserstein"``: :math:`(C^{-1/2} (C^{1/2} X C^{1/2})^{1/2} C^{1/2})` plus its transpose,
       minus :math:`2C`.
     - ``"euclid"``: :math:`X - C`.
@@ -69,7 +71,7 @@ def log_map(X, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=N
         SPD matrices.
     Cref : array_like, shape (n, n) or (..., n, n)
         SPD reference point(s): one for all, or one per matrix.
-    metric : {"riemann", "wasserstein", "euclid"}, default "riemann"
+    metric : {"riemann", "logeuclid", "wasserstein", "euclid"}, default "riemann"
     whitened : bool, default True
         Affine-invariant map only: the whitened tangent vector (see above).
     n_jobs : int, optional
@@ -109,6 +111,11 @@ def log_map(X, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=N
         S = _fun(X3, "sqrt", nj, "X", M=C12)
         tmp = Cm12 @ S @ C12
         L = tmp + tmp.swapaxes(-1, -2) - 2 * C3
+    elif metric == "logeuclid":
+        LX = _fun(X3, "log", nj, "X").astype(np.float64)
+        LC = _fun(C3, "log", nj, "Cref").astype(np.float64)
+        lam, V = np.linalg.eigh(LC)
+        L = _in_basis(LX - LC, V, _divided_exp(lam))
     else:
         _fun(X3, "sqrt", nj, "X")
         _fun(C3, "sqrt", nj, "Cref")
@@ -123,6 +130,8 @@ def exp_map(T, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=N
 
     - ``"riemann"``: :math:`C^{1/2} \exp(T) C^{1/2}` for a whitened vector (``whitened=True``),
       :math:`C^{1/2} \exp(C^{-1/2} T C^{-1/2}) C^{1/2}` otherwise (pyRiemann's ``Cm12=True``).
+    - ``"logeuclid"``: :math:`\exp(\log C + D\log_C(T))`, the differential of the matrix
+      logarithm at ``C`` (pyRiemann 0.12's ``exp_map_logeuclid``).
     - ``"wasserstein"``: :math:`C + T + L_C(T)\, C\, L_C(T)` with :math:`L_C` the Lyapunov
       operator (solution of :math:`L C + C L = T`), in the eigenbasis of ``C``.
     - ``"euclid"``: :math:`T + C`.
@@ -133,7 +142,7 @@ def exp_map(T, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=N
         Symmetric tangent vectors.
     Cref : array_like, shape (n, n) or (..., n, n)
         SPD reference point(s).
-    metric : {"riemann", "wasserstein", "euclid"}, default "riemann"
+    metric : {"riemann", "logeuclid", "wasserstein", "euclid"}, default "riemann"
     whitened : bool, default True
         Affine-invariant map only (see above).
     n_jobs : int, optional
@@ -177,6 +186,11 @@ def exp_map(T, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=N
         Y = K * (Vt @ T3.astype(np.float64) @ V)
         Y = Y @ (d[..., :, None] * Y)
         out = C3 + T3 + V @ Y @ Vt
+    elif metric == "logeuclid":
+        LC = _fun(C3, "log", nj, "Cref").astype(np.float64)
+        c, V = np.linalg.eigh(C3.astype(np.float64))
+        S = LC + _in_basis(T3.astype(np.float64), V, _divided_log(c))
+        out = _fun(np.ascontiguousarray(0.5 * (S + S.swapaxes(-1, -2))), "exp", nj, "T")
     else:
         _fun(C3, "sqrt", nj, "Cref")
         out = T3 + C3
@@ -195,7 +209,7 @@ def _eig(M):
 def _divided_log(a):
     """First divided differences of log at the eigenvalues ``a`` (Daleckii-Krein matrix),
     ``1 / a_i`` on the diagonal; stable for close eigenvalues (``log1p(x) / x``)."""
-    ai, aj = a[:, None], a[None, :]
+    ai, aj = a[..., :, None], a[..., None, :]
     x = (ai - aj) / aj
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(x == 0, 1.0, np.log1p(x) / np.where(x == 0, 1.0, x))
@@ -204,7 +218,7 @@ def _divided_log(a):
 
 def _divided_exp(lam):
     """First divided differences of exp at ``lam`` (``e^{l_j} expm1(d) / d``)."""
-    li, lj = lam[:, None], lam[None, :]
+    li, lj = lam[..., :, None], lam[..., None, :]
     d = li - lj
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         r = np.where(d == 0, 1.0, np.expm1(d) / np.where(d == 0, 1.0, d))
@@ -212,8 +226,10 @@ def _divided_exp(lam):
 
 
 def _in_basis(T, V, G):
-    """``V ((V^T T V) * G) V^T`` over a batch ``T`` (the Daleckii-Krein form)."""
-    return V @ ((V.T @ T @ V) * G) @ V.T
+    """``V ((V^T T V) * G) V^T`` over a batch ``T`` (the Daleckii-Krein form); ``V`` and
+    ``G`` one or one per matrix."""
+    Vt = V.swapaxes(-1, -2)
+    return V @ ((Vt @ T @ V) * G) @ Vt
 
 
 def _bw_ode(T, A, B, tol):
@@ -454,7 +470,7 @@ def tangent_space(X, Cref, metric: str = "riemann", *, n_jobs=None) -> np.ndarra
         SPD matrices.
     Cref : array_like, shape (n, n)
         SPD reference point.
-    metric : {"riemann", "wasserstein", "euclid"}, default "riemann"
+    metric : {"riemann", "logeuclid", "wasserstein", "euclid"}, default "riemann"
     n_jobs : int, optional
 
     Returns
@@ -480,7 +496,7 @@ def untangent_space(T, Cref, metric: str = "riemann", *, n_jobs=None) -> np.ndar
         Tangent vectors.
     Cref : array_like, shape (n, n)
         SPD reference point.
-    metric : {"riemann", "wasserstein", "euclid"}, default "riemann"
+    metric : {"riemann", "logeuclid", "wasserstein", "euclid"}, default "riemann"
     n_jobs : int, optional
 
     Returns
