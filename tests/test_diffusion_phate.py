@@ -1092,6 +1092,23 @@ def test_nearest_as_seeded_matches_one_assignment(chunk):
         np.testing.assert_array_equal(best, ref_best)
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 1001])
+def test_tgram_halves_match_numpy(n):
+    """``Y^T Y`` and ``Y^T Z`` as the sum of the row halves' products: within rounding of
+    NumPy's, ``Y^T Y`` exactly symmetric, the same bits on one and two threads."""
+    from geoml.diffusion._phate import _tgram
+
+    rng = np.random.default_rng(n)
+    Y, Z = rng.standard_normal((n, 13)), rng.standard_normal((n, 13))
+    for other in (None, Z):
+        ref = Y.T @ (Y if other is None else other)
+        got = _tgram(Y, other, pool_nt=1)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * max(1.0, np.abs(ref).max()))
+        np.testing.assert_array_equal(_tgram(Y, other, pool_nt=2), got)
+    G = _tgram(Y)
+    np.testing.assert_array_equal(G, G.T)
+
+
 def test_spectral_features_rcm_order_matches_data_order():
     """The landmark features computed in RCM order equal the same subspace iteration in the
     data order (pairwise feature distances to float32 rounding), bit for bit on 1 and 2
