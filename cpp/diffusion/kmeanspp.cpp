@@ -46,13 +46,13 @@ std::vector<int64_t> kmeanspp_greedy(const float* X, int64_t m, int64_t d, int64
   std::vector<double> sums(static_cast<size_t>(trials));
   std::vector<int64_t> cand(static_cast<size_t>(trials)), idx(static_cast<size_t>(k));
   const SimdIsa isa = simd_isa();
-  // the first row where the running sum of closest (block sums, then the rows of the block
-  // in order) reaches v; m - 1 when rounding leaves v above the total
   auto publish = [&](int64_t c) {  // centre c chosen: visible to a reader of *count
     if (seeds == nullptr || count == nullptr) return;
     seeds[c] = idx[c];
     __atomic_store_n(count, c + 1, __ATOMIC_RELEASE);
   };
+  // the first row where the running sum of closest (block sums, then the rows of the block
+  // in order) reaches v; m - 1 when rounding leaves v above the total
   auto search = [&](double v) -> int64_t {
     double run = 0;
     for (int64_t b = 0; b < nb; ++b) {

@@ -1044,7 +1044,8 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt
                 *first, seeds = _nearest_as_seeded(S, S[sub], fut, buf, count, pool_nt)
         else:
             F = F.full()
-    S = F if pick is None else F[pick]
+    if first is None:
+        S = F if pick is None else F[pick]
     if seeds is None:
         seeds = _kmeanspp(S[sub] @ R, k, rng, nt)
     C = S[sub[seeds]].copy()
