@@ -1084,12 +1084,16 @@ def test_nearest_as_seeded_matches_one_assignment(chunk):
         buf, count = np.zeros(300, np.int64), np.zeros(1, np.int64)
         with ThreadPoolExecutor(1) as ex:
             fut = ex.submit(_kmeanspp, proj, 300, np.random.default_rng(1), 1, buf, count)
-            lab, best, seeds = _nearest_as_seeded(S, cand, fut, buf, count, pool_nt, chunk)
+            lab, best, seeds = _nearest_as_seeded(S, cand, buf, pool_nt, fut, count, chunk)
         np.testing.assert_array_equal(seeds, _kmeanspp(proj, 300, np.random.default_rng(1)))
         cn, C2 = _centre_terms(cand[seeds], S.dtype)
-        ref_lab, ref_best = _nearest(S, C2, cn)
+        ref_lab, ref_best = _nearest(S, C2, cn)  # (integer scores: exact in any order)
         np.testing.assert_array_equal(lab, ref_lab)
         np.testing.assert_array_equal(best, ref_best)
+        # the seeds known in advance (one thread's path): the same blocks, the same bits
+        lab1, best1, _ = _nearest_as_seeded(S, cand, seeds, 1, chunk=chunk)
+        np.testing.assert_array_equal(lab1, lab)
+        np.testing.assert_array_equal(best1, best)
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 1001])

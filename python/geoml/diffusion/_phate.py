@@ -33,8 +33,9 @@ _POT_EPS = 1e-7
 _SMACOF_EPS = 1e-6
 # k-means++ seeding of the landmark clustering runs in a random projection to this many dims
 _SEED_DIM = 16
-# centres per GEMM of the first Lloyd assignment while the seeding runs (:func:`_kmeans`): a
-# multiple of 64, so each block's columns are those of the one-GEMM assignment (the same bits)
+# centres per GEMM of the first Lloyd assignment (:func:`_nearest_as_seeded`: fixed blocks,
+# scored while the seeding runs on two threads; a multiple of 64, where OpenBLAS gives each
+# column the one-GEMM assignment's bits)
 _SEED_CHUNK = 256
 
 
@@ -970,39 +971,40 @@ def _kmeanspp(S, k, rng, nt: int = 0, seeds=None, count=None):
     )
 
 
-def _nearest_as_seeded(S, cand, fut, seeds, count, pool_nt: int, chunk: int = _SEED_CHUNK):
+def _nearest_as_seeded(
+    S, cand, seeds, pool_nt: int, fut=None, count=None, chunk: int = _SEED_CHUNK
+):
     """The first Lloyd assignment (:func:`_nearest` of every row of S against the centres
-    ``cand[seeds]``) while the seeding (``fut``, :func:`_kmeanspp` in a worker with
-    ``seeds`` and ``count``) is still choosing them: the rows are scored against each block of
-    ``chunk`` centres as soon as those are chosen (on this thread; the last blocks on
-    ``pool_nt`` threads once the seeding is done) and the lowest score kept, an earlier block's
-    on ties, so the labels are those of one argmin over all centres. The blocks start at
-    multiples of ``chunk`` (of 64), where OpenBLAS computes each column as in the one-GEMM
-    assignment (checked on the n = 20,000 landmark problems; test). Returns
-    ``(lab, best, seeds)``, ``seeds`` the seeding's result; the seeds read while it ran are
-    checked against it (the assignment recomputed at once if one differs)."""
+    ``cand[seeds]``), scored against fixed blocks of ``chunk`` centres (``[0, chunk)``,
+    ``[chunk, 2 chunk)``, ...) and the lowest score kept, an earlier block's on ties, so the
+    labels are those of one argmin over all centres. The blocks are the same GEMM calls
+    whatever the timing and the thread count, so the same bits with any BLAS (on OpenBLAS
+    they are also the one-GEMM assignment's; test). With ``fut`` (:func:`_kmeanspp` running
+    in a worker with ``seeds`` and ``count``) each block is scored as soon as the seeding has
+    chosen its centres (on this thread; the blocks after it is done on ``pool_nt`` threads),
+    and the seeds read while it ran are checked against its result (the assignment
+    recomputed if one differs). Returns ``(lab, best, seeds)``."""
     m, k = S.shape[0], seeds.size
     lab = np.zeros(m, dtype=np.int64)
     best = np.full(m, np.inf, dtype=S.dtype)
-    s, used = 0, []
-    while s < k:
-        ready = fut.done()
-        c = k if ready else int(count[0])
-        e = k if c >= k else c - c % chunk
-        if e <= s:
+    used = []
+    for s in range(0, k, chunk):
+        e = min(s + chunk, k)
+        ready = fut is None or fut.done()
+        while not ready and count[0] < e:
             time.sleep(2e-4)  # (the seeding chooses ~256 centres in 10-15 ms)
-            continue
+            ready = fut.done()
         used.append(seeds[s:e].copy())
         cn, C2 = _centre_terms(cand[used[-1]], S.dtype)
         jm, bm = _nearest(S, C2, cn, nt=pool_nt if ready else 1)
         take = bm < best
         lab[take] = jm[take] + s
         best[take] = bm[take]
-        s = e
+    if fut is None:
+        return lab, best, seeds
     idx = fut.result()
     if not np.array_equal(np.concatenate(used), idx):  # (a stale read: not on x86's ordered stores)
-        cn, C2 = _centre_terms(cand[idx], S.dtype)
-        lab, best = _nearest(S, C2, cn, nt=pool_nt)
+        return _nearest_as_seeded(S, cand, idx, pool_nt, chunk=chunk)
     return lab, best, idx
 
 
@@ -1041,13 +1043,14 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt
                 fut = ex.submit(_kmeanspp, proj, k, rng, nt, buf, count)
                 F = F.full(1)
                 S = F if pick is None else F[pick]
-                *first, seeds = _nearest_as_seeded(S, S[sub], fut, buf, count, pool_nt)
+                *first, seeds = _nearest_as_seeded(S, S[sub], buf, pool_nt, fut, count)
         else:
             F = F.full()
     if first is None:
         S = F if pick is None else F[pick]
     if seeds is None:
         seeds = _kmeanspp(S[sub] @ R, k, rng, nt)
+        *first, _ = _nearest_as_seeded(S, S[sub], seeds, pool_nt)  # the same blocks
     C = S[sub[seeds]].copy()
     lab = np.full(m, -1)
     moved = None
