@@ -1023,6 +1023,111 @@ def test_kmeanspp_duplicates_and_bad_input():
         _core.kmeanspp(X, first=0, u=np.empty((9, 0)), n_jobs=1)
 
 
+@pytest.mark.parametrize("k", [1, 5, 16, 17, 40, 333])
+def test_argmin_shifted_matches_numpy(k):
+    """``_core.argmin_shifted`` (one pass: shift, argmin, minimum) gives NumPy's
+    ``g += cn; argmin; gather`` on every ISA copy: first index on ties (integer scores, many
+    ties), infinities, and the first NaN where a row has one."""
+    from geoml import _core
+
+    rng = np.random.default_rng(k)
+    G = rng.integers(-4, 5, (97, k)).astype(np.float32)
+    cn = rng.integers(0, 3, k).astype(np.float32)
+    G[3] = np.inf
+    G[5, k // 2] = -np.inf
+    G[7, k - 1] = np.nan
+    G[8, :: max(1, k // 3)] = np.nan
+    cn_inf = cn.copy()
+    cn_inf[0] = np.inf  # -inf + inf = nan in row 5 when k // 2 == 0
+    for c in (cn, cn_inf):
+        with np.errstate(invalid="ignore"):
+            g = G + c
+        ref_lab = np.argmin(g, axis=1)
+        ref_best = g[np.arange(97), ref_lab]
+        for isa in ("generic", "avx2", "auto"):
+            try:
+                _core.set_simd_isa(isa)
+                lab, best = np.empty(97, np.int64), np.empty(97, np.float32)
+                _core.argmin_shifted(G, c, lab, best)
+            except (RuntimeError, ValueError):
+                continue  # an ISA this CPU lacks
+            finally:
+                _core.set_simd_isa("auto")
+            np.testing.assert_array_equal(lab, ref_lab)
+            np.testing.assert_array_equal(best, ref_best)
+    with pytest.raises(ValueError, match="argmin_shifted"):
+        _core.argmin_shifted(G, cn[:-1], np.empty(97, np.int64), np.empty(97, np.float32))
+    with pytest.raises(ValueError, match="argmin_shifted"):
+        _core.argmin_shifted(G, cn, np.empty(96, np.int64), np.empty(97, np.float32))
+
+
+def test_kmeanspp_progress_buffers():
+    """With ``seeds`` and ``count`` the seeding stores every seed as it is chosen and their
+    number; both or neither, of the right shape."""
+    from geoml import _core
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((500, 6)).astype(np.float32)
+    u = rng.random((39, 5))
+    ref = _core.kmeanspp(X, first=7, u=u, n_jobs=1)
+    buf, count = np.full(40, -1, np.int64), np.full(1, -5, np.int64)
+    got = _core.kmeanspp(X, first=7, u=u, n_jobs=2, seeds=buf, count=count)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(buf, ref)
+    assert count[0] == 40
+    with pytest.raises(ValueError, match="both seeds and count"):
+        _core.kmeanspp(X, first=7, u=u, seeds=buf)
+    with pytest.raises(ValueError, match="seeds must be"):
+        _core.kmeanspp(X, first=7, u=u, seeds=buf[:-1], count=count)
+    with pytest.raises(ValueError, match="count must be"):
+        _core.kmeanspp(X, first=7, u=u, seeds=buf, count=count.astype(np.int32))
+
+
+@pytest.mark.parametrize("chunk", [64, 128, 1024])
+def test_nearest_as_seeded_matches_one_assignment(chunk):
+    """The first Lloyd assignment scored block by block while the seeding runs (in a worker)
+    gives the labels and scores of one assignment against all centres, ties included."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from geoml.diffusion._phate import _centre_terms, _kmeanspp, _nearest, _nearest_as_seeded
+
+    rng = np.random.default_rng(chunk)
+    S = rng.integers(-3, 4, (3000, 12)).astype(np.float32)  # many exact score ties
+    cand = S[rng.choice(3000, 900, replace=False)]
+    proj = cand @ rng.standard_normal((12, 4)).astype(np.float32)
+    for pool_nt in (1, 2):
+        buf, count = np.zeros(300, np.int64), np.zeros(1, np.int64)
+        with ThreadPoolExecutor(1) as ex:
+            fut = ex.submit(_kmeanspp, proj, 300, np.random.default_rng(1), 1, buf, count)
+            lab, best, seeds = _nearest_as_seeded(S, cand, buf, pool_nt, fut, count, chunk)
+        np.testing.assert_array_equal(seeds, _kmeanspp(proj, 300, np.random.default_rng(1)))
+        cn, C2 = _centre_terms(cand[seeds], S.dtype)
+        ref_lab, ref_best = _nearest(S, C2, cn)  # (integer scores: exact in any order)
+        np.testing.assert_array_equal(lab, ref_lab)
+        np.testing.assert_array_equal(best, ref_best)
+        # the seeds known in advance (one thread's path): the same blocks, the same bits
+        lab1, best1, _ = _nearest_as_seeded(S, cand, seeds, 1, chunk=chunk)
+        np.testing.assert_array_equal(lab1, lab)
+        np.testing.assert_array_equal(best1, best)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1001])
+def test_tgram_halves_match_numpy(n):
+    """``Y^T Y`` and ``Y^T Z`` as the sum of the row halves' products: within rounding of
+    NumPy's, ``Y^T Y`` exactly symmetric, the same bits on one and two threads."""
+    from geoml.diffusion._phate import _tgram
+
+    rng = np.random.default_rng(n)
+    Y, Z = rng.standard_normal((n, 13)), rng.standard_normal((n, 13))
+    for other in (None, Z):
+        ref = Y.T @ (Y if other is None else other)
+        got = _tgram(Y, other, pool_nt=1)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * max(1.0, np.abs(ref).max()))
+        np.testing.assert_array_equal(_tgram(Y, other, pool_nt=2), got)
+    G = _tgram(Y)
+    np.testing.assert_array_equal(G, G.T)
+
+
 def test_spectral_features_rcm_order_matches_data_order():
     """The landmark features computed in RCM order equal the same subspace iteration in the
     data order (pairwise feature distances to float32 rounding), bit for bit on 1 and 2
@@ -1051,8 +1156,9 @@ def test_spectral_features_rcm_order_matches_data_order():
     np.testing.assert_array_equal(F2, F)
 
 
-@pytest.mark.parametrize("sample", [50, 2])  # all rows / a subsample (n > sample k)
-def test_kmeans_seeds_from_lazy_features(sample):
+@pytest.mark.parametrize("sample, k", [(50, 60), (2, 60), (50, 600)])  # all rows / a
+# subsample (n > sample k) / centres in several blocks of the first assignment (_SEED_CHUNK)
+def test_kmeans_seeds_from_lazy_features(sample, k):
     """The features' rows computed on their own equal the full computation's, bit for bit,
     and k-means seeded from them beside the rest (two threads) gives the labels and the
     generator state of k-means on the full array, on one and two threads."""
@@ -1066,10 +1172,10 @@ def test_kmeans_seeds_from_lazy_features(sample):
     ix = np.random.default_rng(0).choice(1500, 300, replace=False)
     np.testing.assert_array_equal(lazy.rows(ix), F[ix])
     ref_rng = np.random.default_rng(5)
-    ref = _kmeans(F, 60, ref_rng, sample=sample, nt=1, pool_nt=1)
+    ref = _kmeans(F, k, ref_rng, sample=sample, nt=1, pool_nt=1)
     for nt in (1, 2):
         rng = np.random.default_rng(5)
-        np.testing.assert_array_equal(_kmeans(lazy, 60, rng, sample=sample, nt=nt, pool_nt=nt), ref)
+        np.testing.assert_array_equal(_kmeans(lazy, k, rng, sample=sample, nt=nt, pool_nt=nt), ref)
         assert rng.bit_generator.state == ref_rng.bit_generator.state
 
 

@@ -93,19 +93,61 @@ py::array_t<double> smacof_place_py(exact<T> D_in, carray<double> Z, carray<doub
 }
 
 /// Greedy k-means++ seeds (kmeanspp.hpp) of float32 rows from `first` and the (k - 1, trials)
-/// uniforms u; returns k row indices (int64).
-py::array_t<int64_t> kmeanspp_py(carray<float> X, int64_t first, carray<double> u, int n_jobs) {
+/// uniforms u; returns k row indices (int64). With `seeds` (int64, (k,)) and `count` (int64,
+/// (1,)), writable and C-contiguous, the seeds are also stored there as they are chosen and
+/// count[0] is their number so far (for a reader in another thread while this call runs).
+py::array_t<int64_t> kmeanspp_py(carray<float> X, int64_t first, carray<double> u, int n_jobs,
+                                 py::object seeds, py::object count) {
   if (X.ndim() != 2 || u.ndim() != 2)
     throw std::invalid_argument("kmeanspp: X must be (m, d) and u (k - 1, trials)");
   const int64_t m = X.shape(0), d = X.shape(1), k = u.shape(0) + 1, trials = u.shape(1);
+  if (seeds.is_none() != count.is_none())
+    throw std::invalid_argument("kmeanspp: give both seeds and count, or neither");
+  int64_t* ps = nullptr;
+  int64_t* pc = nullptr;
+  if (!seeds.is_none()) {
+    auto out = [](py::object o, int64_t len, const char* name) {
+      if (!py::isinstance<py::array_t<int64_t>>(o))
+        throw std::invalid_argument(std::string("kmeanspp: ") + name + " must be an int64 array");
+      auto a = py::reinterpret_borrow<py::array_t<int64_t>>(o);
+      if (a.ndim() != 1 || a.shape(0) != len || !a.writeable() || !(a.flags() & py::array::c_style))
+        throw std::invalid_argument(std::string("kmeanspp: ") + name +
+                                    " must be writable, contiguous, of shape (" +
+                                    std::to_string(len) + ",)");
+      return a.mutable_data();
+    };
+    ps = out(seeds, k, "seeds");
+    pc = out(count, 1, "count");
+    *pc = 0;
+  }
   const float* px = X.data();
   const double* pu = u.data();
   std::vector<int64_t> idx;
   {
     py::gil_scoped_release release;
-    idx = kmeanspp_greedy(px, m, d, k, first, pu, trials, n_jobs);
+    idx = kmeanspp_greedy(px, m, d, k, first, pu, trials, n_jobs, ps, pc);
   }
   return to_numpy(std::move(idx));
+}
+
+/// argmin_shifted (kmeanspp.hpp) of the float32 scores G (b, k) and cn (k,) into lab (int64)
+/// and best (float32), both (b,), writable and contiguous.
+void argmin_shifted_py(carray<float> G, carray<float> cn, py::array_t<int64_t> lab,
+                       py::array_t<float> best) {
+  if (G.ndim() != 2 || cn.ndim() != 1 || cn.shape(0) != G.shape(1) || G.shape(1) < 1 ||
+      lab.ndim() != 1 || best.ndim() != 1 || lab.shape(0) != G.shape(0) ||
+      best.shape(0) != G.shape(0) || !lab.writeable() || !best.writeable() ||
+      !(lab.flags() & py::array::c_style) || !(best.flags() & py::array::c_style))
+    throw std::invalid_argument(
+        "argmin_shifted: need G (b, k), k >= 1, cn (k,), and writable contiguous lab and best "
+        "(b,)");
+  const int64_t b = G.shape(0), k = G.shape(1);
+  const float* pg = G.data();
+  const float* pc = cn.data();
+  int64_t* pl = lab.mutable_data();
+  float* pb = best.mutable_data();
+  py::gil_scoped_release release;
+  argmin_shifted(pg, b, k, pc, pl, pb);
 }
 
 }  // namespace
@@ -126,7 +168,11 @@ void bind_diffusion(py::module_& m) {
                 py::arg("n_jobs") = 0,
                 "Guttman steps placing points (dissimilarities D to landmarks Z) from Y0.");
   m.def("kmeanspp", &kmeanspp_py, py::arg("X"), py::kw_only(), py::arg("first"), py::arg("u"),
-        py::arg("n_jobs") = 0, "Greedy k-means++ seeds of float32 rows -> row indices (k,).");
+        py::arg("n_jobs") = 0, py::arg("seeds") = py::none(), py::arg("count") = py::none(),
+        "Greedy k-means++ seeds of float32 rows -> indices (k,); progress into seeds, count.");
+  m.def("argmin_shifted", &argmin_shifted_py, py::arg("G"), py::arg("cn"),
+        py::arg("lab").noconvert(), py::arg("best").noconvert(),
+        "Per row of G: the first argmin of G[r] + cn into lab[r], the minimum into best[r].");
 }
 
 }  // namespace geoml

@@ -24,7 +24,8 @@ constexpr int64_t KMPP_BLOCK = 64;  // rows per block of the kernel (and of its 
 }  // namespace
 
 std::vector<int64_t> kmeanspp_greedy(const float* X, int64_t m, int64_t d, int64_t k, int64_t first,
-                                     const double* u, int64_t trials, int n_threads) {
+                                     const double* u, int64_t trials, int n_threads, int64_t* seeds,
+                                     int64_t* count) {
   if (k < 1 || k > m || d < 1 || first < 0 || first >= m || trials < 1)
     throw std::invalid_argument(
         "kmeanspp_greedy: need 1 <= k <= m, d >= 1, 0 <= first < m and trials >= 1");
@@ -45,6 +46,11 @@ std::vector<int64_t> kmeanspp_greedy(const float* X, int64_t m, int64_t d, int64
   std::vector<double> sums(static_cast<size_t>(trials));
   std::vector<int64_t> cand(static_cast<size_t>(trials)), idx(static_cast<size_t>(k));
   const SimdIsa isa = simd_isa();
+  auto publish = [&](int64_t c) {  // centre c chosen: visible to a reader of *count
+    if (seeds == nullptr || count == nullptr) return;
+    seeds[c] = idx[c];
+    __atomic_store_n(count, c + 1, __ATOMIC_RELEASE);
+  };
   // the first row where the running sum of closest (block sums, then the rows of the block
   // in order) reaches v; m - 1 when rounding leaves v above the total
   auto search = [&](double v) -> int64_t {
@@ -65,6 +71,7 @@ std::vector<int64_t> kmeanspp_greedy(const float* X, int64_t m, int64_t d, int64
   double pot = GEOML_SIMD_CALL(isa, kmpp_candidate, xt.data(), mp, d, X + first * d, closest.data(),
                                cand_out.data(), bsum.data());
   std::copy(cand_out.begin(), cand_out.begin() + mp, closest.begin());
+  publish(0);
   for (int64_t c = 1; c < k; ++c) {
     const double* uc = u + (c - 1) * trials;
     for (int64_t t = 0; t < trials; ++t)
@@ -80,8 +87,15 @@ std::vector<int64_t> kmeanspp_greedy(const float* X, int64_t m, int64_t d, int64
     pot = sums[best];
     std::copy(cand_out.begin() + best * mp, cand_out.begin() + (best + 1) * mp, closest.begin());
     std::copy(cand_bsum.begin() + best * nb, cand_bsum.begin() + (best + 1) * nb, bsum.begin());
+    publish(c);
   }
   return idx;
+}
+
+void argmin_shifted(const float* G, int64_t rows, int64_t k, const float* cn, int64_t* lab,
+                    float* best) {
+  if (k < 1) throw std::invalid_argument("argmin_shifted: need k >= 1");
+  GEOML_SIMD_CALL(simd_isa(), argmin_shifted, G, rows, k, cn, lab, best);
 }
 
 }  // namespace geoml

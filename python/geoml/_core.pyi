@@ -22,6 +22,7 @@ __all__: list[str] = [
     "Symmetrize",
     "Which",
     "aggregate_graph",
+    "argmin_shifted",
     "block_gram",
     "block_lincomb",
     "block_residual",
@@ -666,6 +667,16 @@ def aggregate_graph(
 ) -> tuple:
     """
     Greedy aggregation of a CSR graph -> (labels, n_agg).
+    """
+
+def argmin_shifted(
+    G: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    cn: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
+    lab: numpy.typing.NDArray[numpy.int64],
+    best: numpy.typing.NDArray[numpy.float32],
+) -> None:
+    """
+    Per row of G: the first argmin of G[r] + cn into lab[r], the minimum into best[r].
     """
 
 def block_gram(
@@ -1356,9 +1367,11 @@ def kmeanspp(
     first: typing.SupportsInt | typing.SupportsIndex,
     u: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
     n_jobs: typing.SupportsInt | typing.SupportsIndex = 0,
+    seeds: typing.Any = None,
+    count: typing.Any = None,
 ) -> numpy.typing.NDArray[numpy.int64]:
     """
-    Greedy k-means++ seeds of float32 rows -> row indices (k,).
+    Greedy k-means++ seeds of float32 rows -> indices (k,); progress into seeds, count.
     """
 
 @typing.overload

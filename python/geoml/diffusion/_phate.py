@@ -34,6 +34,10 @@ _POT_EPS = 1e-7
 _SMACOF_EPS = 1e-6
 # k-means++ seeding of the landmark clustering runs in a random projection to this many dims
 _SEED_DIM = 16
+# centres per GEMM of the first Lloyd assignment (:func:`_nearest_as_seeded`: fixed blocks,
+# scored while the seeding runs on two threads; a multiple of 64, where OpenBLAS gives each
+# column the one-GEMM assignment's bits)
+_SEED_CHUNK = 256
 
 
 def _blas_threads(nt: int):
@@ -758,13 +762,32 @@ def _row_normalize(A: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(1.0 / s) @ A)
 
 
-def _orth(Y, pool_nt: int = 1):
+def _tgram(Y, Z=None, pool_nt: int = 1) -> np.ndarray:
+    """``Y^T Z`` (``Y^T Y``, by SYRK, when Z is None) for tall Y and Z as the sum of their two
+    row halves' products, the halves on up to two of ``pool_nt`` threads and added in order:
+    the same bits for any thread count (on the spectral features' 20,000 x 110 blocks one
+    product took 10 ms, ``Q^T A Q`` 16 ms, serial while BLAS is held to one thread)."""
+    h = Y.shape[0] // 2
+    parts = [None, None]
+
+    def run(i, _):
+        Yi = Y[:h] if i == 0 else Y[h:]
+        Zi = Yi if Z is None else (Z[:h] if i == 0 else Z[h:])
+        parts[i] = Yi.T @ Zi
+
+    _in_row_blocks(run, 2, 1, pool_nt)
+    return parts[0] + parts[1]
+
+
+def _orth(Y, pool_nt: int = 1, halves: bool = False):
     """Orthonormal basis of the columns of a tall Y: Cholesky QR (two GEMMs; a Householder QR
     of 20,000 x 110 cost 15x more), Householder QR when Y^T Y is not numerically positive
     definite. The product by ``L^-T`` as row halves on ``pool_nt`` threads
-    (:func:`_matmul_rows`: the same bits as one GEMM; 0.016 s of 0.024 on 20,000 x 110)."""
+    (:func:`_matmul_rows`: the same bits as one GEMM; 0.016 s of 0.024 on 20,000 x 110), and
+    with ``halves`` ``Y^T Y`` too (:func:`_tgram`, the spectral features: other bits than
+    one SYRK, the same for any thread count)."""
     try:
-        L = np.linalg.cholesky(Y.T @ Y)
+        L = np.linalg.cholesky(_tgram(Y, pool_nt=pool_nt) if halves else Y.T @ Y)
         dg = np.abs(np.diagonal(L))
         if dg.min() > 1e-6 * dg.max():
             return _matmul_rows(Y, np.linalg.inv(L).T, pool_nt)
@@ -856,9 +879,8 @@ def _spectral_features(
     for i in range(n_iter):
         Q = _spmm(A, _spmm(A, Q, nt), nt)
         if i % 2 == 1 or i == n_iter - 1:
-            Q = _orth(Q, pool_nt)
-    AQ = _spmm(A, Q, nt)
-    B = Q.T @ AQ
+            Q = _orth(Q, pool_nt, halves=True)
+    B = _tgram(Q, _spmm(A, Q, nt), pool_nt)
     w, U = np.linalg.eigh(0.5 * (B + B.T))
     top = np.argsort(-np.abs(w))[: min(n_svd, q)]
     F = _Features(K, _matmul_rows(Q, U[:, top], pool_nt), d, inv, nt)
@@ -869,12 +891,19 @@ def _nearest(F, C2, cn, block: int = 1024, nt: int = 1):
     """Nearest of the centres given by ``C2 = -2 C^T`` and ``cn = |c|^2`` for every row of F
     (float32 GEMM in row blocks of a cache-sized ``block x k`` score matrix
     ``|c|^2 - 2 f.c``, on ``nt`` threads: :func:`_in_row_blocks`). Returns the index (the
-    first of tied scores) and the score."""
+    first of tied scores) and the score. In float32 the shift by ``cn``, the argmin and the
+    minimum in one pass over each block (``_core.argmin_shifted``: the values of NumPy's
+    ``g += cn``, ``argmin`` and gather, which passed over it three times: 0.025 of 0.1 CPU s
+    per assignment of the n = 20,000 roll's 2,000 landmarks)."""
     lab = np.empty(F.shape[0], dtype=np.int64)
     best = np.empty(F.shape[0], dtype=np.result_type(F, C2))
+    fused = best.dtype == np.float32 and cn.dtype == np.float32
 
     def run(s, e):
         g = np.matmul(F[s:e], C2)
+        if fused:
+            _core.argmin_shifted(g, cn, lab[s:e], best[s:e])
+            return
         g += cn
         lab[s:e] = np.argmin(g, axis=1)
         best[s:e] = g[np.arange(e - s), lab[s:e]]
@@ -918,19 +947,66 @@ def _reassign(S, C, lab, best, moved, nt: int = 1):
     return lab, best
 
 
-def _kmeanspp(S, k, rng, nt: int = 0):
+def _kmeanspp(S, k, rng, nt: int = 0, seeds=None, count=None):
     """Greedy k-means++ seeding (scikit-learn's: 2 + log k candidates per centre, the one
     that lowers the potential most) in C++ (``_core.kmeanspp``: float32 distances, 64 rows per
     vector block; 0.30 -> 0.09 CPU s on phate's 6,000 x 16 seeding problem against the NumPy
     loop it replaced). The uniforms are drawn from ``rng`` as that loop drew them (the first
     row, then ``trials`` per centre), so the seeds and the generator's state after them are
     the loop's unless a distance lies within rounding of a draw (or all distances are 0, where
-    the candidates come from the same uniforms). Returns the indices of the chosen rows."""
+    the candidates come from the same uniforms). With ``seeds`` and ``count`` (int64 arrays
+    of k and 1) the seeds are also stored there as they are chosen, ``count[0]`` their number
+    so far (:func:`_nearest_as_seeded` reads them from another thread). Returns the indices
+    of the chosen rows."""
     m = S.shape[0]
     trials = 2 + int(np.log(k))
     first = int(rng.integers(m))
     u = rng.random((k - 1, trials))
-    return _core.kmeanspp(np.ascontiguousarray(S, dtype=np.float32), first=first, u=u, n_jobs=nt)
+    return _core.kmeanspp(
+        np.ascontiguousarray(S, dtype=np.float32),
+        first=first,
+        u=u,
+        n_jobs=nt,
+        seeds=seeds,
+        count=count,
+    )
+
+
+def _nearest_as_seeded(
+    S, cand, seeds, pool_nt: int, fut=None, count=None, chunk: int = _SEED_CHUNK
+):
+    """The first Lloyd assignment (:func:`_nearest` of every row of S against the centres
+    ``cand[seeds]``), scored against fixed blocks of ``chunk`` centres (``[0, chunk)``,
+    ``[chunk, 2 chunk)``, ...) and the lowest score kept, an earlier block's on ties, so the
+    labels are those of one argmin over all centres. The blocks are the same GEMM calls
+    whatever the timing and the thread count, so the same bits with any BLAS (on OpenBLAS
+    they are also the one-GEMM assignment's; test). With ``fut`` (:func:`_kmeanspp` running
+    in a worker with ``seeds`` and ``count``) each block is scored as soon as the seeding has
+    chosen its centres (on this thread; the blocks after it is done on ``pool_nt`` threads),
+    and the seeds read while it ran are checked against its result (the assignment
+    recomputed if one differs). Returns ``(lab, best, seeds)``."""
+    m, k = S.shape[0], seeds.size
+    lab = np.zeros(m, dtype=np.int64)
+    best = np.full(m, np.inf, dtype=S.dtype)
+    used = []
+    for s in range(0, k, chunk):
+        e = min(s + chunk, k)
+        ready = fut is None or fut.done()
+        while not ready and count[0] < e:
+            time.sleep(2e-4)  # (the seeding chooses ~256 centres in 10-15 ms)
+            ready = fut.done()
+        used.append(seeds[s:e].copy())
+        cn, C2 = _centre_terms(cand[used[-1]], S.dtype)
+        jm, bm = _nearest(S, C2, cn, nt=pool_nt if ready else 1)
+        take = bm < best
+        lab[take] = jm[take] + s
+        best[take] = bm[take]
+    if fut is None:
+        return lab, best, seeds
+    idx = fut.result()
+    if not np.array_equal(np.concatenate(used), idx):  # (a stale read: not on x86's ordered stores)
+        return _nearest_as_seeded(S, cand, idx, pool_nt, chunk=chunk)
+    return lab, best, idx
 
 
 def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt: int = 1):
@@ -953,32 +1029,38 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt
     # 100 features; the seeds then refined by Lloyd in all dimensions)
     sub = rng.choice(m, size=min(m, 3 * k), replace=False)
     R = rng.standard_normal((dim, min(dim, _SEED_DIM))).astype(F.dtype)
-    seeds = None
+    seeds = first = None
     if isinstance(F, _Features):
         if pool_nt > 1:
             # the serial seeding (0.10-0.17 s at 6,000 x 16 and 2,000 centres; the C++ loop
             # releases the GIL) from its rows' features while the others are computed on one
             # thread (the same bits for any count): the same rows, so the same seeds and
-            # draws
+            # draws; then the first assignment scores the centres as they are chosen
             from concurrent.futures import ThreadPoolExecutor
 
             proj = F.rows(sub if pick is None else pick[sub]) @ R
+            buf, count = np.zeros(k, dtype=np.int64), np.zeros(1, dtype=np.int64)
             with ThreadPoolExecutor(1) as ex:
-                fut = ex.submit(_kmeanspp, proj, k, rng, nt)
+                fut = ex.submit(_kmeanspp, proj, k, rng, nt, buf, count)
                 F = F.full(1)
-                seeds = fut.result()
+                S = F if pick is None else F[pick]
+                *first, seeds = _nearest_as_seeded(S, S[sub], buf, pool_nt, fut, count)
         else:
             F = F.full()
-    S = F if pick is None else F[pick]
+    if first is None:
+        S = F if pick is None else F[pick]
     if seeds is None:
         seeds = _kmeanspp(S[sub] @ R, k, rng, nt)
+        *first, _ = _nearest_as_seeded(S, S[sub], seeds, pool_nt)  # the same blocks
     C = S[sub[seeds]].copy()
     lab = np.full(m, -1)
     moved = None
     for _ in range(max_iter):
         # scoring the moved centres for every row and all centres for the rows whose own
         # centre moved (at most) must cost less than all centres for every row
-        if moved is None or m * moved.size + np.isin(lab, moved).sum() * k > 0.9 * m * k:
+        if first is not None:
+            (new, best), first = first, None
+        elif moved is None or m * moved.size + np.isin(lab, moved).sum() * k > 0.9 * m * k:
             cn, C2 = _centre_terms(C, S.dtype)
             new, best = _nearest(S, C2, cn, nt=pool_nt)
         else:
