@@ -88,11 +88,13 @@ def _default_tol(dtype) -> float:
     return 1e-10 if dtype == np.float64 else 1e-5
 
 
-def _rounding_note(res_max: float, scale: float, dtype=np.float64) -> str:
+def _rounding_note(
+    res_max: float, scale: float, dtype=np.float64, advice: str = "raise max_iter or ncv"
+) -> str:
     """The end of a non-convergence warning: when the largest residual is at the rounding
     level of ``dtype`` (``<= 100 eps scale``, ``scale`` the norm ``tol`` is relative to),
     more iterations cannot lower it: say that ``tol`` is below what this precision reaches
-    on this matrix. Otherwise the usual advice."""
+    on this matrix. Otherwise ``advice``, or loosen tol."""
     eps = float(np.finfo(dtype).eps)
     if res_max <= 100 * eps * scale:
         return (
@@ -100,7 +102,7 @@ def _rounding_note(res_max: float, scale: float, dtype=np.float64) -> str:
             f"{100 * eps:.3g} relative): tol is below what {np.dtype(dtype).name} reaches "
             f"on this matrix, ask for tol >= {10 * res_max / scale:.1g}"
         )
-    return "; raise max_iter or ncv, or loosen tol"
+    return f"; {advice}, or loosen tol"
 
 
 def _check_tol(tol, dtype) -> float:

@@ -91,7 +91,7 @@ def _lcomb_smallest(W, k, *, tol, random_state, n_jobs, method, max_iter):
         warnings.warn(
             f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
             f"(largest residual {res.max():.3g}, tol {atol:.3g})"
-            + _rounding_note(float(res.max()), float(d.max())),
+            + _rounding_note(float(res.max()), float(d.max()), advice="raise max_iter"),
             RuntimeWarning,
             stacklevel=3,
         )

@@ -196,7 +196,7 @@ def _lsym_smallest(
         warnings.warn(
             f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
             f"(largest residual {res.max():.3g}, tol {tol:.3g})"
-            + _rounding_note(float(res.max()), 1.0),
+            + _rounding_note(float(res.max()), 1.0, advice="raise max_iter"),
             RuntimeWarning,
             stacklevel=3,
         )
