@@ -533,6 +533,7 @@ struct LanczosSolver {
   bool fixed_norm = false;
   std::vector<double> lockA, lockMu;  // per locked column: A value, op value
   std::vector<double> keptA;          // A value per kept active column
+  std::vector<double> keptMu;         // op value (Ritz value) per kept active column
   bool verifying = false, prelim = false, done = false;
 
   // the current cycle: active block [a0, mcur), its Ritz pairs (theta, Y) by `order`
@@ -832,11 +833,27 @@ struct LanczosSolver {
     return true;
   }
 
+  /// The (nl + j)-th smallest of the locked pairs' want_keys (of their A values) and `key`,
+  /// the want_keys of the active Ritz values' A values (or lower bounds), ascending. Each
+  /// active Ritz value is at most as wanted as an eigenvalue of A orthogonal to the locked
+  /// vectors (to their residuals), so by interlacing the (nl + j)-th of the union is at most
+  /// as wanted as the (nl + j + 1)-th eigenvalue of A: a bound that holds whatever was
+  /// locked. It is key[j] itself when every locked pair is at least as wanted as key[j];
+  /// lower when a less wanted pair was locked, e.g. before a further copy of a repeated
+  /// eigenvalue showed up (a single-vector start sees it only once rounding brings it in),
+  /// where key[j] bounds nothing.
+  double union_bound(const std::vector<double>& key, int64_t j) const {
+    std::vector<double> all(key);
+    for (int64_t t = 0; t < nl; ++t) all.push_back(want_key(opt.which, lockA[t]));
+    std::nth_element(all.begin(), all.begin() + (nl + j), all.end());
+    return all[nl + j];
+  }
+
   /// Places the filter's damped interval [cheb_lower, cut] below the Ritz value after the
-  /// first unwanted one: a lower bound on that eigenvalue (Cauchy interlacing), so every
-  /// wanted eigenvalue lies above the cut. (Problems that converge within the unfiltered
-  /// cycles never get here.) Then restarts explicitly from the sum of the wanted Ritz
-  /// vectors.
+  /// first unwanted one: a lower bound on that eigenvalue (Cauchy interlacing; with the
+  /// locked pairs counted in, union_bound), so every wanted eigenvalue lies above the cut.
+  /// (Problems that converge within the unfiltered cycles never get here.) Then restarts
+  /// explicitly from the sum of the wanted Ritz vectors.
   void prelim_restart(int64_t needed) {
     const int64_t qk = std::min(ma - 1, needed + 1);
     const bool lm = opt.which == Which::LM;
@@ -847,7 +864,14 @@ struct LanczosSolver {
       // deflated check after the solve catches anything the filter made the solver miss
       flo = std::max(opt.cheb_lower, th_min - 3 * th_min_est - 0.01 * (th_max - th_min));
     }
-    cut = opt.cheb_cut > opt.cheb_lower ? opt.cheb_cut : theta[order[qk]];
+    if (opt.cheb_cut > opt.cheb_lower) {
+      cut = opt.cheb_cut;
+    } else {
+      // theta[order[qk]], or lower where a locked pair is less wanted (union_bound)
+      std::vector<double> key(static_cast<size_t>(ma));
+      for (int64_t i = 0; i < ma; ++i) key[i] = want_key(opt.which, theta[order[i]]);
+      cut = -union_bound(key, qk);
+    }
     if (lm) cut = std::fabs(cut);
     const double lo = lm ? -fup : flo, up = fup;
     if (cut > lo && cut < up && (!lm || cut > 0)) {
@@ -1019,8 +1043,10 @@ struct LanczosSolver {
     nl += nconv;
     p = q - nconv;
     keptA.assign(p, 0.0);
+    keptMu.assign(p, 0.0);
     for (int64_t c = 0; c < p; ++c) {
       const int64_t pc = perm[nconv + c];
+      keptMu[c] = theta[order[pc]];
       keptA[c] = pc < needed ? thA[pc]
                  : use_filter
                      ? (opt.which == Which::LM ? 0.0 : -std::numeric_limits<double>::infinity())
@@ -1029,13 +1055,16 @@ struct LanczosSolver {
   }
 
   /// Moves the filter's cut up to the A-eigenvalue estimate of the first Ritz value not
-  /// kept (a lower bound on the eigenvalue of that index, so never above a wanted one)
-  /// when that at least halves the distance to the top, and restarts the active part
-  /// explicitly from the sum of its kept Ritz vectors (locked pairs stay valid).
+  /// kept (a lower bound on the eigenvalue of that index with the locked pairs counted in,
+  /// union_bound, so never above a wanted one) when that at least halves the distance to
+  /// the top, and restarts the active part explicitly from the sum of its kept Ritz vectors
+  /// (locked pairs stay valid).
   void recut(int64_t needed, int64_t q) {
     if (!(use_filter && nl < kint && q < ma && mcur == m && recuts < 30)) return;
-    const double mu = theta[order[std::min(q, needed + 1)]];
-    const double lam = filter_inverse(wsel == Which::LM ? std::fabs(mu) : mu);
+    // filter_inverse of theta[order[min(q, needed + 1)]], or lower (union_bound)
+    std::vector<double> key(static_cast<size_t>(ma));
+    for (int64_t i = 0; i < ma; ++i) key[i] = -lower_bound_of(theta[order[i]]);
+    const double lam = -union_bound(key, std::min(q, needed + 1));
     const double up = fup;
     if (!(lam > cut && up - lam < 0.25 * (up - cut))) return;
     cut = lam;
@@ -1057,6 +1086,7 @@ struct LanczosSolver {
     clear_tail(b0);
     p = 0;
     keptA.clear();
+    keptMu.clear();
   }
 
   /// Sets `done` when nothing more is to gain, or starts a verification cycle once every
@@ -1065,6 +1095,8 @@ struct LanczosSolver {
     if (mcur < m && nl < kint) {
       // Whole space spanned but (numerically) not converged: nothing more to gain.
       done = true;
+    } else if (nl >= kint && grow_missed()) {
+      // a kept Ritz value beats the k-th locked pair: converge it too (next cycles)
     } else if (nl >= kint) {
       if (opt.verify && !filt && kint + 2 < m - nd && nd + nl + 2 < n) {
         verifying = true;  // next cycle: fresh random start orthogonal to the locked pairs
@@ -1081,6 +1113,47 @@ struct LanczosSolver {
     }
   }
 
+  /// The A value a Ritz value mu of the filtered operator stands for: the t beyond the cut
+  /// with p(t) = mu (LM: |t| for |mu|), a lower bound on the (magnitude of the) eigenvalue
+  /// it approaches; when mu lies in the damped band, no bound: the least wanted value (LA:
+  /// -inf, LM: 0).
+  double lower_bound_of(double mu) const {
+    const bool lm = opt.which == Which::LM;
+    const double t = filter_inverse(lm ? std::fabs(mu) : mu);
+    return t > cut ? t : lm ? 0.0 : -std::numeric_limits<double>::infinity();
+  }
+  /// The A value a kept active column's Ritz value stands for (itself without the filter).
+  double kept_value(int64_t c) const { return use_filter ? lower_bound_of(keptMu[c]) : keptMu[c]; }
+  /// want_key of the k-th most wanted locked pair (A values); +inf with fewer than k locked.
+  double kth_locked_key() const {
+    if (nl < k) return std::numeric_limits<double>::infinity();
+    std::vector<double> key(static_cast<size_t>(nl));
+    for (int64_t t = 0; t < nl; ++t) key[t] = want_key(opt.which, lockA[t]);
+    std::nth_element(key.begin(), key.begin() + (k - 1), key.end());
+    return key[k - 1];
+  }
+  /// Is kept column c more wanted than the k-th locked pair by more than tol ||A||? Its
+  /// Ritz value is (to the locked pairs' residuals) a lower bound on an eigenvalue of A
+  /// orthogonal to the locked vectors, so such an eigenvalue was passed over: a further copy
+  /// of a repeated eigenvalue, which a single-vector start sees once and only later, after
+  /// rounding has brought it into the basis, while less wanted pairs were locked meanwhile.
+  bool kept_beats(int64_t c, double kth) const {
+    return want_key(opt.which, kept_value(c)) < kth - tol * std::max(anorm, 1e-300);
+  }
+  /// Once every wanted pair is locked: if kept active Ritz values beat the k-th locked pair,
+  /// raises kint by their number (room in the basis permitting) so that they are converged
+  /// and locked too; finish() returns the k most wanted. Returns whether kint grew.
+  bool grow_missed() {
+    const int64_t cap = m - nd - 3;  // kint + 2 < m - nd: the basis keeps room to iterate
+    if (nl >= cap || p == 0) return false;
+    const double kth = kth_locked_key();
+    int64_t cnt = 0;
+    for (int64_t c = 0; c < p; ++c) cnt += kept_beats(c, kth) ? 1 : 0;
+    if (cnt == 0) return false;
+    kint = std::min(nl + cnt, cap);
+    return true;
+  }
+
   /// Candidates (locked pairs, then kept active Ritz vectors when max_iter ran out), the k
   /// most wanted with final Rayleigh quotients and computed residuals, ascending.
   LanczosResult<T> finish() {
@@ -1090,10 +1163,17 @@ struct LanczosSolver {
       cand_col.push_back(nd + t);
       cand_val.push_back(lockA[t]);
     }
+    // kept active vectors: when fewer than k pairs are locked (max_iter ran out), or when
+    // one beats the k-th locked pair (no room left to converge it): returned unconverged
+    // (and so flagged) rather than silently passed over
+    const double kth = kth_locked_key();
     if (!verifying)
       for (int64_t c = 0; c < p && c < static_cast<int64_t>(keptA.size()); ++c) {
+        if (nl >= k && !kept_beats(c, kth)) continue;
         cand_col.push_back(nd + nl + c);
-        cand_val.push_back(keptA[c]);
+        // (ranked by the more wanted of the computed A value, if any, and the bound)
+        const double kv = nl >= k ? kept_value(c) : keptA[c];
+        cand_val.push_back(want_key(opt.which, kv) < want_key(opt.which, keptA[c]) ? kv : keptA[c]);
       }
     std::vector<int64_t> idx(cand_col.size());
     std::iota(idx.begin(), idx.end(), 0);

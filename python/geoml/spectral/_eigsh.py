@@ -88,6 +88,23 @@ def _default_tol(dtype) -> float:
     return 1e-10 if dtype == np.float64 else 1e-5
 
 
+def _rounding_note(
+    res_max: float, scale: float, dtype=np.float64, advice: str = "raise max_iter or ncv"
+) -> str:
+    """The end of a non-convergence warning: when the largest residual is at the rounding
+    level of ``dtype`` (``<= 100 eps scale``, ``scale`` the norm ``tol`` is relative to),
+    more iterations cannot lower it: say that ``tol`` is below what this precision reaches
+    on this matrix. Otherwise ``advice``, or loosen tol."""
+    eps = float(np.finfo(dtype).eps)
+    if res_max <= 100 * eps * scale:
+        return (
+            f"; the residuals are at {np.dtype(dtype).name} rounding level (<= 100 eps = "
+            f"{100 * eps:.3g} relative): tol is below what {np.dtype(dtype).name} reaches "
+            f"on this matrix, ask for tol >= {10 * res_max / scale:.1g}"
+        )
+    return f"; {advice}, or loosen tol"
+
+
 def _check_tol(tol, dtype) -> float:
     """The solver tolerance: None -> 1e-10 (float64) / 1e-5 (float32); >= 0, raised to
     ``10 eps``."""
@@ -878,8 +895,8 @@ def eigsh(
     elif not out.converged:
         warnings.warn(
             f"eigsh did not converge in {n_iter} restart cycles: largest residual "
-            f"{res.max():.3g} > tol * ||A|| = {tol * anorm:.3g}; raise max_iter or "
-            "ncv, or loosen tol",
+            f"{res.max():.3g} > tol * ||A|| = {tol * anorm:.3g}"
+            + _rounding_note(float(res.max()), anorm, dtype),
             RuntimeWarning,
             stacklevel=2,
         )

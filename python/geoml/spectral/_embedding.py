@@ -19,7 +19,7 @@ from .._validation import (
     single_threaded_blas,
 )
 from ._amg import _AMG_MAX_ITER, _spmm
-from ._eigsh import EigshResult, _as_csr, _check_tol, _unshared
+from ._eigsh import EigshResult, _as_csr, _check_tol, _rounding_note, _unshared
 from ._laplacian import _KINDS, _affinity_csr, _null_space
 from ._lsym import _amg_lobpcg_run, _lsym_smallest, _sign_flip
 
@@ -90,7 +90,8 @@ def _lcomb_smallest(W, k, *, tol, random_state, n_jobs, method, max_iter):
     if not conv:
         warnings.warn(
             f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
-            f"(largest residual {res.max():.3g}, tol {atol:.3g})",
+            f"(largest residual {res.max():.3g}, tol {atol:.3g})"
+            + _rounding_note(float(res.max()), float(d.max()), advice="raise max_iter"),
             RuntimeWarning,
             stacklevel=3,
         )

@@ -27,7 +27,7 @@ from ._amg import (
     _lobpcg,
     _spmm,
 )
-from ._eigsh import _check_tol
+from ._eigsh import _check_tol, _rounding_note
 from ._laplacian import _normalized_adjacency, _null_space
 
 # Degree of the Chebyshev filter used for the smallest eigenpairs of normalised Laplacians
@@ -195,7 +195,8 @@ def _lsym_smallest(
     if not conv:
         warnings.warn(
             f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
-            f"(largest residual {res.max():.3g}, tol {tol:.3g})",
+            f"(largest residual {res.max():.3g}, tol {tol:.3g})"
+            + _rounding_note(float(res.max()), 1.0, advice="raise max_iter"),
             RuntimeWarning,
             stacklevel=3,
         )
