@@ -222,6 +222,29 @@ def test_probe_cap_warns():
     assert not est.converged and est.n_probes == 512
 
 
+def test_huge_values_do_not_crash():
+    """tr exp(A) with eigenvalues up to 400 / 700 (samples near 1e174 / 1e304): the
+    standard error's squares overflowed and the probe count crashed with OverflowError; now
+    an estimate against eigvalsh (flagged: the probe cap is hit). Past float64's range
+    (eigenvalues above ~709) a clear ValueError instead of nan."""
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((300, 300)))
+    for top in (400.0, 700.0):
+        lam = np.linspace(0.0, top, 300)
+        A = (Q * lam) @ Q.T
+        with pytest.warns(RuntimeWarning, match="did not reach"):
+            est = geoml.trace_function((A + A.T) / 2, "exp", random_state=0)
+        exact = np.exp(lam).sum()
+        assert np.isfinite(est.value) and np.isfinite(est.stderr)
+        assert abs(est.value - exact) <= 0.1 * exact
+        assert abs(est.value - exact) <= 4 * est.stderr
+    for top in (708.0, 720.0):
+        lam = np.linspace(0.0, top, 300)
+        A = (Q * lam) @ Q.T
+        with pytest.raises(ValueError, match="overflows float64"):
+            geoml.trace_function((A + A.T) / 2, "exp", random_state=0)
+
+
 def test_bad_input():
     A = sp.eye(20, format="csr")
     with pytest.raises(ValueError, match="square"):
