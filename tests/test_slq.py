@@ -310,6 +310,20 @@ def _ks(sd, lam):
     return max(right, left)
 
 
+@pytest.mark.parametrize("scale", [1e-13, 1e-150])
+def test_spectral_density_of_small_eigenvalues(mats, scale):
+    """A spectrum of small magnitude keeps its own bins (an absolute width test put the
+    whole spectrum of ``1e-13 L`` into one bin of [-0.5, 0.5]); the same histogram as for
+    ``L``, scaled."""
+    A, lam = mats["Lsym"]
+    ref = geoml.spectral_density(A, bins=20, random_state=0)
+    sd = geoml.spectral_density(A * scale, bins=20, random_state=0)
+    np.testing.assert_allclose(sd.edges, ref.edges * scale, rtol=1e-6, atol=1e-9 * scale)
+    exact, _ = np.histogram(lam * scale, bins=sd.edges)
+    mass = np.cumsum(sd.density * np.diff(sd.edges))
+    assert np.abs(mass - np.cumsum(exact) / lam.size).max() <= 0.03
+
+
 def test_spectral_density_ks(mats):
     A, lam = mats["Lsym"]
     sd = geoml.spectral_density(A, random_state=0)

@@ -787,7 +787,10 @@ def spectral_density(
         lo, hi = float(nodes.min()), float(nodes.max())
         if sigma is not None:
             lo, hi = lo - 4 * sigma, hi + 4 * sigma
-        if hi - lo <= 1e-12 * max(1.0, abs(lo), abs(hi)):
+        # a point spectrum gets the window [x - 0.5, x + 0.5]; a narrow spectrum of small
+        # eigenvalues keeps its own width (the test was absolute below 1: a spectrum within
+        # [1e-150, 2e-150] went into one bin of [-0.5, 0.5])
+        if hi - lo <= 1e-12 * max(abs(lo), abs(hi)):
             lo, hi = lo - 0.5, hi + 0.5
         edges = np.linspace(lo, hi, nbins + 1)
     width = np.diff(edges)
