@@ -894,6 +894,31 @@ def test_auto_method(monkeypatch):
     assert type(geoml.knn(X, 5)) is geoml.KNNResult
 
 
+def test_auto_inner_product_self_first_is_exact(monkeypatch):
+    """method="auto" with the point first in its own list under inner products (knn with
+    exclude_self=False, KNNTransformer) searches exactly at any n: the approximate route
+    refuses that case, so "auto" raised ValueError from 20,000 points on where it worked
+    below. Against the exact search (and the exact route below the threshold)."""
+    from geoml import neighbors
+
+    X = np.random.default_rng(11).normal(size=(300, 4))
+    ref = geoml.knn(X, 6, metric="inner_product", exclude_self=False)
+    G_ref = geoml.KNNTransformer(5, metric="inner_product", method="exact").fit_transform(X)
+    monkeypatch.setattr(neighbors._knn, "_AUTO_MIN_N", 100)  # n = 300 is "large" now
+    res = geoml.knn(X, 6, metric="inner_product", exclude_self=False, method="auto")
+    assert res.recall_.method == "exact"
+    np.testing.assert_array_equal(res.indices, ref.indices)
+    np.testing.assert_array_equal(res.distances, ref.distances)
+    est = geoml.KNNTransformer(5, metric="inner_product", method="auto")
+    G = est.fit_transform(X)
+    assert est.recall_.method == "exact"
+    np.testing.assert_array_equal(G.toarray(), G_ref.toarray())
+    # the other metrics still go approximate, and nndescent still refuses inner products
+    assert geoml.knn(X, 6, exclude_self=False, method="auto").recall_.method == "nndescent"
+    with pytest.raises(ValueError, match="inner_product"):
+        geoml.knn(X, 6, metric="inner_product", exclude_self=False, method="nndescent")
+
+
 def test_nndescent_bad_input():
     X = np.random.default_rng(9).normal(size=(50, 3))
     with pytest.raises(ValueError, match="method='fast'; choose 'exact', 'nndescent' or 'auto'"):

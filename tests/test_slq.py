@@ -222,6 +222,29 @@ def test_probe_cap_warns():
     assert not est.converged and est.n_probes == 512
 
 
+def test_huge_values_do_not_crash():
+    """tr exp(A) with eigenvalues up to 400 / 700 (samples near 1e174 / 1e304): the
+    standard error's squares overflowed and the probe count crashed with OverflowError; now
+    an estimate against eigvalsh (flagged: the probe cap is hit). Past float64's range
+    (eigenvalues above ~709) a clear ValueError instead of nan."""
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((300, 300)))
+    for top in (400.0, 700.0):
+        lam = np.linspace(0.0, top, 300)
+        A = (Q * lam) @ Q.T
+        with pytest.warns(RuntimeWarning, match="did not reach"):
+            est = geoml.trace_function((A + A.T) / 2, "exp", random_state=0)
+        exact = np.exp(lam).sum()
+        assert np.isfinite(est.value) and np.isfinite(est.stderr)
+        assert abs(est.value - exact) <= 0.1 * exact
+        assert abs(est.value - exact) <= 4 * est.stderr
+    for top in (708.0, 720.0):
+        lam = np.linspace(0.0, top, 300)
+        A = (Q * lam) @ Q.T
+        with pytest.raises(ValueError, match="overflows float64"):
+            geoml.trace_function((A + A.T) / 2, "exp", random_state=0)
+
+
 def test_bad_input():
     A = sp.eye(20, format="csr")
     with pytest.raises(ValueError, match="square"):
@@ -285,6 +308,20 @@ def _ks(sd, lam):
     right = np.abs(np.searchsorted(lam, pts, "right") / n - sd.cdf(pts)).max()
     left = np.abs(np.searchsorted(lam, pts, "left") / n - sd.cdf(pts - 1e-12)).max()
     return max(right, left)
+
+
+@pytest.mark.parametrize("scale", [1e-13, 1e-150])
+def test_spectral_density_of_small_eigenvalues(mats, scale):
+    """A spectrum of small magnitude keeps its own bins (an absolute width test put the
+    whole spectrum of ``1e-13 L`` into one bin of [-0.5, 0.5]); the same histogram as for
+    ``L``, scaled."""
+    A, lam = mats["Lsym"]
+    ref = geoml.spectral_density(A, bins=20, random_state=0)
+    sd = geoml.spectral_density(A * scale, bins=20, random_state=0)
+    np.testing.assert_allclose(sd.edges, ref.edges * scale, rtol=1e-6, atol=1e-9 * scale)
+    exact, _ = np.histogram(lam * scale, bins=sd.edges)
+    mass = np.cumsum(sd.density * np.diff(sd.edges))
+    assert np.abs(mass - np.cumsum(exact) / lam.size).max() <= 0.03
 
 
 def test_spectral_density_ks(mats):

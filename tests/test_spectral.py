@@ -615,6 +615,26 @@ def test_laplacian_eigenmap_disconnected_warns(rng):
     assert emb.eigenvalues_[0] == 0
 
 
+def test_diffusion_map_disconnected_warns(rng):
+    """On a disconnected graph the eigenvalue 1 of the Markov matrix is repeated and the
+    first diffusion coordinates are component indicators: DiffusionMap warns, as
+    LaplacianEigenmap does (it was silent), and its pairs are still eigenpairs of P."""
+    _, X = _knn_affinity(rng, n=200, components=2)
+    with pytest.warns(UserWarning, match="2 connected components"):
+        dm = geoml.DiffusionMap(2, n_neighbors=5, random_state=0).fit(X)
+    K = dm.affinity_matrix_.toarray()
+    q = K.sum(1)
+    Ka = K / np.outer(q, q)
+    P = Ka / Ka.sum(1)[:, None]
+    mu = np.linalg.eigvalsh(Ka / np.sqrt(np.outer(Ka.sum(1), Ka.sum(1))))[::-1]
+    np.testing.assert_allclose(dm.eigenvalues_, mu[1:3], atol=1e-10)
+    assert dm.eigenvalues_[0] == pytest.approx(1.0, abs=1e-10)
+    Y = dm.embedding_
+    np.testing.assert_allclose(P @ Y, Y * dm.eigenvalues_, atol=1e-7 * np.abs(Y).max())
+    # connected: no warning
+    geoml.DiffusionMap(2, n_neighbors=10, random_state=0).fit(X[:100])
+
+
 @pytest.mark.parametrize("alpha,t", [(0.0, 1), (0.5, 2), (1.0, 3)])
 def test_diffusion_map_vs_dense(rng, alpha, t):
     X = rng.normal(size=(250, 3))
@@ -774,7 +794,9 @@ def test_estimators_identical_components_repeated_eigenvalues():
         with pytest.warns(UserWarning, match="components"):
             le = geoml.LaplacianEigenmap(5, affinity="precomputed", random_state=seed).fit(W)
         np.testing.assert_allclose(le.eigenvalues_, ref[1:6], atol=1e-8)
-        dm = geoml.DiffusionMap(5, affinity="precomputed", alpha=0.0, random_state=seed).fit(W)
+        with pytest.warns(UserWarning, match="3 connected components"):
+            dm = geoml.DiffusionMap(5, affinity="precomputed", alpha=0.0, random_state=seed)
+            dm.fit(W)
         np.testing.assert_allclose(dm.eigenvalues_, 1.0 - ref[1:6], atol=1e-8)
 
 

@@ -163,7 +163,13 @@ def _knn_method(X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, 
             "method='nndescent' builds the kNN graph of the rows of X on the CPU: it needs "
             "Y=None and host (NumPy) data; use method='exact'"
         )
-    if method == "auto" and (not approx_ok or _auto_is_exact(X.shape[0], X.shape[1])):
+    # "auto" searches exactly wherever the approximate search cannot serve the call: queries Y,
+    # device data, small n, and a point first in its own list under inner products (where it
+    # need not be its own nearest neighbour: method="nndescent" refuses that below)
+    self_first_ip = exclude_self is False and metric == "inner_product"
+    if method == "auto" and (
+        not approx_ok or self_first_ip or _auto_is_exact(X.shape[0], X.shape[1])
+    ):
         res = _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose)
         n = res[0].shape[0]
         return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
@@ -319,7 +325,8 @@ def knn(
         iterations until the measured recall reaches ``target_recall``; the same graph for any
         ``n_jobs``, no JIT compilation, memory within ``X`` plus ``2.5 n k 12`` bytes for
         float32 (see ``docs/design/neighbors.md``). ``"auto"``: exact for fewer than 20,000
-        points or when ``Y`` is given, else ``"nndescent"``.
+        points, when ``Y`` is given, or with ``exclude_self=False`` under
+        ``metric="inner_product"``; else ``"nndescent"``.
     target_recall : float in (0, 1], default 0.99
         Recall the approximate search iterates towards (measured on 500 points searched
         exactly). If it is not reached, a ``RuntimeWarning`` is issued and

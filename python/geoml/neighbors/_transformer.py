@@ -48,8 +48,9 @@ class KNNTransformer(BaseEstimator):
         As in :func:`knn`.
     method : {"auto", "exact", "nndescent"}, default "auto"
         Search of ``fit_transform(X)``, as in :func:`knn`: ``"nndescent"`` (or ``"auto"``
-        from 20,000 samples) builds the approximate graph of ``X`` and adds each sample as its
-        own neighbour; otherwise, and for ``transform`` of new data, the search is exact.
+        from 20,000 samples, except under ``metric="inner_product"``) builds the approximate
+        graph of ``X`` and adds each sample as its own neighbour; otherwise, and for
+        ``transform`` of new data, the search is exact.
     target_recall, random_state, n_jobs :
         As in :func:`knn`.
 
@@ -173,8 +174,12 @@ class KNNTransformer(BaseEstimator):
         target = self._check_params()
         X = as_float_array(X, "X")
         n = X.shape[0]
+        # "auto" stays exact under inner products: the approximate graph puts each sample
+        # first in its row, which a sample need not be under that metric (nndescent refuses)
         approx = self.method == "nndescent" or (
-            self.method == "auto" and not _auto_is_exact(n, X.shape[1])
+            self.method == "auto"
+            and self.metric != "inner_product"
+            and not _auto_is_exact(n, X.shape[1])
         )
         if not approx:
             out = self._fit(X).transform(X)

@@ -224,6 +224,11 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
     ``alpha = 0`` is the classical normalised graph Laplacian, ``0.5`` Fokker-Planck,
     ``1`` Laplace-Beltrami (density-independent).
 
+    A disconnected graph gets a ``UserWarning``, as in :class:`LaplacianEigenmap`: the
+    eigenvalue 1 is then repeated (once per connected component), the dropped eigenvector
+    and the first columns of the embedding are component indicators (constant on each
+    component), and ``psi_0`` is not the constant 1.
+
     Parameters
     ----------
     n_components : int, default 2
@@ -307,7 +312,15 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
         Ka = _scale_both(K, qa)
         solve = {"tol": self.tol, "random_state": self.random_state, "n_jobs": self.n_jobs}
         got = _lsym_smallest(Ka, self.n_components + 1, **solve)
-        lam, U, d, _, _ = _checked(Ka, self.n_components + 1, "symmetric", got, **solve)
+        lam, U, d, _, info = _checked(Ka, self.n_components + 1, "symmetric", got, **solve)
+        if info["components"] > 1:
+            warnings.warn(
+                f"the affinity graph has {info['components']} connected components: the "
+                "eigenvalue 1 is repeated and the first diffusion coordinates are component "
+                "indicators rather than coordinates within each one",
+                UserWarning,
+                stacklevel=2,
+            )
         mu = 1.0 - lam[1:]  # eigenvalues of P after the trivial 1, descending
         s = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
         psi = _sign_flip(U * s[:, None]) * xp.sqrt(d.sum())

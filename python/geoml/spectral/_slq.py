@@ -403,18 +403,26 @@ def _evaluate(f, p, theta: np.ndarray, tol: float) -> np.ndarray:
         )
     if need_nonneg:
         theta = np.maximum(theta, 0.0)
-    if f == "log":
-        return np.log(theta)
-    if f == "exp":
-        return np.exp(theta)
-    if f == "sqrt":
-        return np.sqrt(theta)
-    if f == "inv":
-        return 1.0 / theta
-    if f == "xlogx":
-        safe = np.where(theta > 0, theta, 1.0)
-        return theta * np.log(safe)
-    return theta ** float(p)
+    with np.errstate(over="ignore"):
+        if f == "log":
+            y = np.log(theta)
+        elif f == "exp":
+            y = np.exp(theta)
+        elif f == "sqrt":
+            y = np.sqrt(theta)
+        elif f == "inv":
+            y = 1.0 / theta
+        elif f == "xlogx":
+            y = theta * np.log(np.where(theta > 0, theta, 1.0))
+        else:
+            y = theta ** float(p)
+    if not np.isfinite(y).all():
+        bad = theta[~np.isfinite(y)]
+        raise ValueError(
+            f"f={what!r} overflows float64 at the Ritz value {bad[0]:.6g} (inside the "
+            "spectrum of A): tr f(A) is not representable; scale or shift A"
+        )
+    return y
 
 
 def _check_common(rtol, n_probes, n_steps, probes, n):
@@ -431,6 +439,23 @@ def _check_common(rtol, n_probes, n_steps, probes, n):
     if probes not in ("rademacher", "gaussian"):
         raise ValueError(f"probes={probes!r}; choose 'rademacher' or 'gaussian'")
     return rtol, n_probes, n_steps
+
+
+def _mean_and_stderr(s: np.ndarray) -> tuple[float, float]:
+    """Mean of the per-probe samples and its standard error (nan for one sample), scaled by
+    ``max |s|`` where the plain sums overflow (samples near the float64 limit, e.g.
+    ``tr exp(A)`` with eigenvalues of several hundred): the squares in ``std`` overflowed to
+    inf there, which crashed the probe count with ``OverflowError``."""
+    m = s.size
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = float(s.mean())
+        se = float(s.std(ddof=1) / math.sqrt(m)) if m > 1 else math.nan
+    if not (math.isfinite(value) and (m == 1 or math.isfinite(se))):
+        scale = float(np.abs(s).max())
+        t = s / scale
+        value = scale * float(t.mean())
+        se = scale * float(t.std(ddof=1) / math.sqrt(m)) if m > 1 else math.nan
+    return value, se
 
 
 def _max_batch(n: int) -> int:
@@ -485,7 +510,9 @@ def trace_function(
         ``"xlogx"`` is ``x log x`` with ``0 log 0 = 0`` (von Neumann entropy is
         ``-tr xlogx(rho)``); ``"power"`` is ``x ** p``. ``"log"``, ``"inv"`` and negative
         powers need ``A`` positive definite; ``"sqrt"``, ``"xlogx"`` and non-integer powers
-        need it positive semi-definite: a Ritz value outside the domain raises ``ValueError``.
+        need it positive semi-definite: a Ritz value outside the domain raises ``ValueError``,
+        and so does a value of ``f`` (or a probe's ``z^T f(A) z``) beyond float64's range
+        (e.g. ``"exp"`` of eigenvalues above ~700).
     p : float, optional
         The exponent for ``f="power"``.
     rtol : float
@@ -540,7 +567,13 @@ def trace_function(
         scale = float(np.abs(theta).max())
         y = _evaluate(f, p, theta, (rel[0] * scale, rel[1] * scale))
         sizes = np.cumsum([len(t) for t, _ in rules])[:-1]
-        Q = np.array([w @ yi for (_, w), yi in zip(rules, np.split(y, sizes))]) * blk.norm2
+        with np.errstate(over="ignore"):
+            Q = np.array([w @ yi for (_, w), yi in zip(rules, np.split(y, sizes))]) * blk.norm2
+        if not np.isfinite(Q).all():
+            raise ValueError(
+                "z^T f(A) z overflows float64 for a probe z (largest Ritz value "
+                f"{float(theta.max()):.6g}): tr f(A) is not representable; scale or shift A"
+            )
         return Q, float(theta.min()), float(theta.max())
 
     state = {}
@@ -551,8 +584,9 @@ def trace_function(
         state["Q"] = Q
         if prev is None:
             return False
-        ref = max(abs(float(Q.mean())), 1e-300)
-        return bool(np.all(np.abs(Q - prev) <= _STEP_FRACTION * rtol * ref))
+        ref = max(abs(_mean_and_stderr(Q)[0]), 1e-300)
+        with np.errstate(over="ignore"):
+            return bool(np.all(np.abs(Q - prev) <= _STEP_FRACTION * rtol * ref))
 
     batch = min(cap, _max_batch(n) if n_probes is not None else _FIRST_BATCH)
     with blas:
@@ -568,8 +602,7 @@ def trace_function(
             lo, hi = min(lo, tlo), max(hi, thi)
             m = len(samples)
             s = np.asarray(samples)
-            value = float(s.mean())
-            se = float(s.std(ddof=1) / math.sqrt(m)) if m > 1 else math.nan
+            value, se = _mean_and_stderr(s)
             target = rtol * abs(value) / 3
             if verbose:
                 print(
@@ -754,7 +787,10 @@ def spectral_density(
         lo, hi = float(nodes.min()), float(nodes.max())
         if sigma is not None:
             lo, hi = lo - 4 * sigma, hi + 4 * sigma
-        if hi - lo <= 1e-12 * max(1.0, abs(lo), abs(hi)):
+        # a point spectrum gets the window [x - 0.5, x + 0.5]; a narrow spectrum of small
+        # eigenvalues keeps its own width (the test was absolute below 1: a spectrum within
+        # [1e-150, 2e-150] went into one bin of [-0.5, 0.5])
+        if hi - lo <= 1e-12 * max(abs(lo), abs(hi)):
             lo, hi = lo - 0.5, hi + 0.5
         edges = np.linspace(lo, hi, nbins + 1)
     width = np.diff(edges)
