@@ -896,3 +896,61 @@ def test_small_square_array_that_looks_like_an_adjacency_warns():
         gc.ollivier_ricci(np.array([[0.0, 1.0, 2.0], [1.0, 2.0, 1.5], [0.0, 2.0, 1.0]]))
         # nor the one 2 x 2 array both readings agree on (the edge 0-1, weight 1)
         gc.ollivier_ricci(np.array([[0.0, 1.0], [1.0, 0.0]]))
+
+
+def test_networkx_weight_types():
+    """A networkx weight that is not a real number (the string "1.5", None, a complex number,
+    a list) is a TypeError naming the edge: it was read as 1.5, as NaN ("NaN or infinity") or
+    failed in float(). The native API takes int, float, bool, Fraction and NumPy real scalars;
+    the compat class copies GraphRicciCurvature 0.6.1 (a TypeError for each refused value,
+    and Decimal and 0-d arrays accepted, as math.exp takes them), on the same values."""
+    import decimal
+    import fractions
+    import warnings
+
+    accepted = [
+        1.5,
+        2,
+        True,
+        np.float32(1.5),
+        np.int64(2),
+        np.bool_(True),
+        fractions.Fraction(3, 2),
+    ]
+    grc_only = [decimal.Decimal("1.5"), np.array(1.5)]
+    refused = ["1.5", b"1", None, 1 + 0j, [1.5]]
+    for relabel in (False, True):  # the C++ reader of a plain adjacency, and the Python one
+        for x in accepted + grc_only + refused:
+            G = nx.cycle_graph(6)
+            nx.set_edge_attributes(G, 1.0, "weight")
+            G[2][3]["weight"] = x
+            name = (lambda v: f"n{v}") if relabel else (lambda v: v)
+            G = nx.relabel_nodes(G, name)
+            edge = rf"edge \({name(2)!r}, {name(3)!r}\)"
+            ok = any(x is y for y in accepted)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # GraphRicciCurvature's own
+                try:
+                    ref = grc_mod.OllivierRicci(G, method="OTD", proc=1).compute_ricci_curvature()
+                except TypeError:
+                    ref = None
+            assert (ref is None) == any(x is y for y in refused), repr(x)
+            if ref is None:
+                with pytest.raises(TypeError, match=edge + ".*GraphRicciCurvature"):
+                    compat.OllivierRicci(G, method="OTD").compute_ricci_curvature()
+            else:
+                ours = compat.OllivierRicci(G, method="OTD").compute_ricci_curvature()
+                assert_same_graph(ours, ref)
+            if ok:
+                kappa = gc.ollivier_ricci(G)
+                G[name(2)][name(3)]["weight"] = float(x)
+                np.testing.assert_array_equal(kappa, gc.ollivier_ricci(G))
+            else:
+                for call in (gc.ollivier_ricci, lambda H: geoml.OllivierRicci().fit(H)):
+                    with pytest.raises(TypeError, match=edge + ".*NumPy real scalars"):
+                        call(G)
+    D = nx.DiGraph([(0, 1), (1, 2), (2, 0)])
+    nx.set_edge_attributes(D, 1.0, "weight")
+    D[1][2]["weight"] = "2"
+    with pytest.raises(TypeError, match=r"edge \(1, 2\) has weight='2' of type str"):
+        compat.OllivierRicci(D).compute_ricci_curvature()

@@ -1367,3 +1367,39 @@ def test_misaligned_input_is_copied_aligned(rng, dtype):
     got = geoml.knn(Xm, 4)
     np.testing.assert_array_equal(got.indices, ref.indices)
     np.testing.assert_array_equal(got.distances, ref.distances)
+
+
+def test_result_extras_survive_replace_copy_pickle():
+    """The extra attributes of geoml's result tuples (``recall_``, ``neighbors_stderr``, ...)
+    survive ``_replace`` (NamedTuple's built a bare instance: ``recall_`` was lost), ``copy``,
+    ``deepcopy`` and ``pickle``, for every such tuple: ApproxKNNResult,
+    ApproxIntrinsicDimension and KNNSpectralMeasure."""
+    import copy
+    import pickle
+
+    X = np.random.default_rng(0).normal(size=(400, 5))
+    knn = geoml.knn(X, 5, method="nndescent", random_state=0)
+    idim = geoml.measures.intrinsic_dimension(X, "mle", neighbors="auto")
+    dse = geoml.measures.diffusion_spectral_entropy(X, sigma=1.0, kernel="knn", random_state=0)
+    cases = (
+        (knn, {"distances": knn.distances * 2}, ("recall_",)),
+        (idim, {"dimension": 1.5}, ("neighbors_stderr", "uncorrected", "recall_", "n_checked")),
+        (dse, {"value": 0.5}, ("recall_",)),
+    )
+    for res, change, extras in cases:
+        field, value = next(iter(change.items()))
+        for out in (
+            res._replace(**change),
+            copy.copy(res),
+            copy.deepcopy(res),
+            pickle.loads(pickle.dumps(res)),
+        ):
+            assert type(out) is type(res)
+            for name in extras:
+                assert getattr(out, name) == getattr(res, name), (type(res).__name__, name)
+        out = res._replace(**change)
+        assert np.all(getattr(out, field) == value)
+        assert len(out) == len(res) and out._fields == res._fields
+        for name in res._fields:
+            if name != field:
+                assert getattr(out, name) is getattr(res, name)

@@ -1,5 +1,7 @@
 """Tests for geoml.eigsh, geoml.laplacian and the spectral estimators (issue 3)."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -607,6 +609,103 @@ def test_laplacian_eigenmap_affinities(rng, affinity):
     _match_up_to_sign(emb.embedding_, ref, atol=1e-5)
 
 
+def _same_fit(a, b):
+    """Two fitted spectral estimators with bit-identical results."""
+    for name in ("embedding_", "eigenvalues_", "labels_"):
+        if hasattr(a, name):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    Wa, Wb = a.affinity_matrix_, b.affinity_matrix_
+    assert Wa.dtype == Wb.dtype
+    for f in ("data", "indices", "indptr"):
+        np.testing.assert_array_equal(getattr(Wa, f), getattr(Wb, f), err_msg=f)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_estimators_dense_precomputed_affinity(seed):
+    """A dense ``affinity="precomputed"`` matrix is accepted (it was a TypeError) as
+    scikit-learn's ``SpectralEmbedding``/``SpectralClustering`` and geoml's HeatGeo/PHATE
+    accept it: the same results, bit for bit, as the same matrix given sparse (diagonal
+    included, float32 kept), the caller's array untouched, and the subspace / labels of
+    scikit-learn's estimators on the same dense affinity."""
+    from sklearn.base import clone
+    from sklearn.cluster import SpectralClustering as SkSC
+    from sklearn.datasets import make_blobs
+    from sklearn.manifold import SpectralEmbedding
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(seed)
+    W = geoml.knn_graph(rng.normal(size=(240, 3)), 10, kernel="gaussian").tocsr()
+    W = sp.csr_matrix(W + sp.diags(np.full(240, 0.5)))  # a diagonal, ignored on both paths
+    D = W.toarray()
+    D0 = D.copy()
+    for dtype, tol in ((np.float64, None), (np.float32, 1e-6)):
+        Wd, Dd = W.astype(dtype), D.astype(dtype)
+        for est in (
+            geoml.LaplacianEigenmap(2, affinity="precomputed", tol=tol, random_state=seed),
+            geoml.DiffusionMap(2, affinity="precomputed", alpha=0.5, tol=tol, random_state=seed),
+            geoml.SpectralClustering(3, affinity="precomputed", tol=tol, random_state=seed),
+        ):
+            _same_fit(clone(est).fit(Dd), clone(est).fit(Wd))
+    np.testing.assert_array_equal(D, D0)
+    le = geoml.LaplacianEigenmap(2, affinity="precomputed", random_state=seed).fit(D)
+    ref = SpectralEmbedding(2, affinity="precomputed", random_state=seed).fit(D).embedding_
+    assert np.max(subspace_angles(le.embedding_, ref)) < 1e-6
+    # DiffusionMap against the dense eigendecomposition of the same kernel (alpha = 0.5)
+    dm = geoml.DiffusionMap(2, affinity="precomputed", alpha=0.5, random_state=seed).fit(D)
+    K = D - np.diag(np.diag(D))
+    q = K.sum(1)
+    Ka = K / np.sqrt(np.outer(q, q))
+    d = Ka.sum(1)
+    mu, U = np.linalg.eigh(Ka / np.sqrt(np.outer(d, d)))
+    mu, U = mu[::-1], U[:, ::-1]
+    psi = U / np.sqrt(d)[:, None] * np.sqrt(d.sum())
+    np.testing.assert_allclose(dm.eigenvalues_, mu[1:3], rtol=1e-9)
+    _match_up_to_sign(dm.embedding_, psi[:, 1:3] * mu[1:3], atol=1e-6)
+    # SpectralClustering: scikit-learn's labels on the same dense affinity of three blobs
+    X, _ = make_blobs(n_samples=240, centers=3, cluster_std=0.7, random_state=seed)
+    B = geoml.knn_graph(X, 10, kernel="gaussian").toarray()
+    sc = geoml.SpectralClustering(3, affinity="precomputed", random_state=seed).fit(B)
+    with warnings.catch_warnings():  # scikit-learn's, on blobs far apart
+        warnings.filterwarnings("ignore", "Graph is not fully connected", UserWarning)
+        sk = SkSC(3, affinity="precomputed", random_state=seed).fit(B).labels_
+    assert adjusted_rand_score(sk, sc.labels_) == 1.0
+    _same_fit(sc, clone(sc).fit(sp.csr_matrix(B)))
+
+
+def test_estimators_dense_precomputed_affinity_bad_input():
+    """A dense precomputed affinity is validated as a sparse one is."""
+    rng = np.random.default_rng(0)
+    A = rng.random((20, 20))
+    A = A + A.T
+    asym = A.copy()
+    asym[0, 1] += 1.0
+    neg = A.copy()
+    neg[2, 3] = neg[3, 2] = -1.0
+    nan = A.copy()
+    nan[4, 5] = nan[5, 4] = np.nan
+    for cls in (geoml.LaplacianEigenmap, geoml.DiffusionMap, geoml.SpectralClustering):
+        est = cls(2, affinity="precomputed")
+        with pytest.raises(ValueError, match="square"):
+            est.fit(A[:, :5])
+        with pytest.raises(ValueError, match="not symmetric"):
+            est.fit(asym)
+        with pytest.raises(ValueError, match="negative"):
+            est.fit(neg)
+        with pytest.raises(ValueError, match="NaN"):
+            est.fit(nan)
+        with pytest.raises(TypeError, match="real numbers"):
+            est.fit(A.astype(complex))
+        with pytest.raises(TypeError, match="affinity matrix"):
+            est.fit(None)
+        # a list of lists is an array-like too, as for scikit-learn
+        np.testing.assert_array_equal(
+            cls(2, affinity="precomputed", random_state=0).fit(A.tolist()).affinity_matrix_.data,
+            cls(2, affinity="precomputed", random_state=0)
+            .fit(sp.csr_matrix(A))
+            .affinity_matrix_.data,
+        )
+
+
 def test_laplacian_eigenmap_disconnected_warns(rng):
     _, X = _knn_affinity(rng, n=200, components=2)
     with pytest.warns(UserWarning, match="2 connected components"):
@@ -695,7 +794,7 @@ def test_estimators_bad_input(rng):
     X = rng.normal(size=(50, 3))
     with pytest.raises(ValueError, match="affinity"):
         geoml.LaplacianEigenmap(affinity="rbf").fit(X)
-    with pytest.raises(TypeError, match="sparse"):
+    with pytest.raises(ValueError, match="square"):
         geoml.LaplacianEigenmap(affinity="precomputed").fit(X)
     with pytest.warns(UserWarning, match="n_neighbors=50 is larger than the dataset size"):
         assert geoml.LaplacianEigenmap(n_neighbors=50).fit(X).n_neighbors_ == 49

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import operator
 import sys
 import time
@@ -102,34 +103,70 @@ class _Graph:
         return indptr, cols, np.ascontiguousarray(weights[self._eid], dtype=np.float64)
 
 
-def _edge_weights(adj, weight: str, count: int, select=None) -> np.ndarray:
+def _edge_weights(adj, weight: str, count: int, select=None, grc: bool = False) -> np.ndarray:
     """``adj[u][v].get(weight, 1.0)`` for every (u, v) in adjacency order (only those whose
     entry of the booleans ``select`` is true, if given), as float64. Plain dicts (networkx's
     default) go through ``dict.get`` itself (C-level calls, about twice as fast as a method
-    caller); other mappings through their own ``get``."""
+    caller); other mappings through their own ``get``. Values other than exact floats and
+    ints are checked by :func:`_weight_values` (``grc``: GraphRicciCurvature's rule)."""
 
     def pick(datas):
         return datas if select is None else itertools.compress(datas, select)
 
+    vals = None
     if all(type(d) is dict for d in itertools.islice(adj.values(), 1)):
         try:
             datas = pick(itertools.chain.from_iterable(map(dict.values, adj.values())))
-            return np.fromiter(
-                map(dict.get, datas, itertools.repeat(weight), itertools.repeat(1.0)),
-                dtype=np.float64,
-                count=count,
-            )
+            vals = list(map(dict.get, datas, itertools.repeat(weight), itertools.repeat(1.0)))
         except TypeError:  # an attribute mapping that is not a dict
             pass
-    datas = pick(itertools.chain.from_iterable(map(operator.methodcaller("values"), adj.values())))
-    return np.fromiter(
-        map(operator.methodcaller("get", weight, 1.0), datas), dtype=np.float64, count=count
-    )
+    if vals is None:
+        datas = pick(
+            itertools.chain.from_iterable(map(operator.methodcaller("values"), adj.values()))
+        )
+        vals = list(map(operator.methodcaller("get", weight, 1.0), datas))
+    if not set(map(type, vals)) <= {float, int}:
+        vals = _weight_values(vals, adj, weight, select, grc)
+    return np.fromiter(vals, dtype=np.float64, count=count)
 
 
-def _as_graph(G, weight: str = "weight", directed_ok: bool = False) -> _Graph:
+def _weight_values(vals: list, adj, weight: str, select, grc: bool) -> list:
+    """``vals`` as floats, or a ``TypeError`` naming the first edge whose weight is not a real
+    number: an ``int``, ``float``, ``bool``, ``fractions.Fraction`` or NumPy real scalar (a
+    string such as "1.5", None, a complex number, ... are refused; NumPy would read "1.5" as
+    1.5 and None as NaN). ``grc``: GraphRicciCurvature's rule instead (what ``math.exp``
+    takes: anything ``float()`` converts, strings excepted), for the compat class."""
+    out = []
+    for i, x in enumerate(vals):
+        try:
+            if isinstance(x, (str, bytes, bytearray)) or not (
+                grc or isinstance(x, (numbers.Real, np.bool_))
+            ):
+                raise TypeError
+            out.append(float(x))
+        except (TypeError, ValueError):
+            pairs = ((u, v) for u, nbrs in adj.items() for v in nbrs)
+            if select is not None:
+                pairs = itertools.compress(pairs, select)
+            u, v = next(itertools.islice(pairs, i, None))
+            what = (
+                "must be real numbers, as GraphRicciCurvature requires (what float() "
+                "converts, strings excepted)"
+                if grc
+                else "must be real numbers: int, float, bool, fractions.Fraction or NumPy "
+                "real scalars"
+            )
+            raise TypeError(
+                f"edge ({u!r}, {v!r}) has {weight}={x!r} of type {type(x).__name__}; edge "
+                f"weights {what}"
+            ) from None
+    return out
+
+
+def _as_graph(G, weight: str = "weight", directed_ok: bool = False, grc: bool = False) -> _Graph:
     """Normalise the accepted graph inputs; self-loops are dropped (documented). A networkx
-    DiGraph is read as a directed graph when ``directed_ok``, else refused."""
+    DiGraph is read as a directed graph when ``directed_ok``, else refused. ``grc``: a
+    networkx weight is read by GraphRicciCurvature's rule (the compat class)."""
     reject_gpu(G, "G", "Ricci curvature")
     nodes = None
     if hasattr(G, "is_directed") and hasattr(G, "edges"):  # networkx
@@ -142,7 +179,7 @@ def _as_graph(G, weight: str = "weight", directed_ok: bool = False) -> _Graph:
                     "G is directed; this Ricci computation is defined for undirected "
                     "graphs: pass G.to_undirected()"
                 )
-            return _as_digraph(G, weight)
+            return _as_digraph(G, weight, grc)
         # read the adjacency dicts directly (both directions; keep i < j): several times faster
         # than G.edges(data=True); networkx's plain dict-of-dicts when there is one (the
         # AdjacencyView wrapper costs a Python call per item)
@@ -185,10 +222,10 @@ def _as_graph(G, weight: str = "weight", directed_ok: bool = False) -> _Graph:
                     w = w_all
                 else:
                     w = np.empty(len(cols))
-                    w[up] = _edge_weights(adj, weight, len(hi), up.tolist())
+                    w[up] = _edge_weights(adj, weight, len(hi), up.tolist(), grc)
                 w[lo[by_twin]] = w[hi]
             else:  # an adjacency that is not symmetric: every entry read
-                w = _edge_weights(adj, weight, len(cols))
+                w = _edge_weights(adj, weight, len(cols), grc=grc)
         else:  # no edge attributes at all (e.g. generated graphs): hop counts
             w = np.ones(len(cols))
         cols, w = cols[order], w[order]
@@ -301,7 +338,7 @@ def _as_graph(G, weight: str = "weight", directed_ok: bool = False) -> _Graph:
     return _Graph(n, e.reshape(-1, 2), w.astype(np.float64), nodes)
 
 
-def _as_digraph(G, weight: str) -> _Graph:
+def _as_digraph(G, weight: str, grc: bool = False) -> _Graph:
     """A networkx DiGraph as sorted arcs (i -> j by node position); self-loops dropped."""
     adj = G._succ if isinstance(getattr(G, "_succ", None), dict) else G.succ
     nodes = list(adj)
@@ -310,7 +347,7 @@ def _as_digraph(G, weight: str) -> _Graph:
     pos = {v: k for k, v in enumerate(nodes)}
     nbr = itertools.chain.from_iterable(adj.values())
     cols = np.fromiter(map(pos.__getitem__, nbr), dtype=np.int64, count=int(deg.sum()))
-    w = _edge_weights(adj, weight, len(cols))
+    w = _edge_weights(adj, weight, len(cols), grc=grc)
     rows = np.repeat(np.arange(n, dtype=np.int64), deg)
     order = np.argsort(rows * max(n, 1) + cols, kind="stable")
     rows, cols, w = rows[order], cols[order], w[order]
@@ -501,7 +538,8 @@ class OllivierRicci(_OrcParams):
     exp_power, base : float
         Neighbour weights ``base ** -(w ** exp_power)``; defaults 2 and e.
     weight : str, default "weight"
-        networkx edge attribute holding lengths (missing: 1).
+        networkx edge attribute holding lengths (missing: 1): real numbers (int, float, bool,
+        ``fractions.Fraction``, NumPy real scalars), anything else a ``TypeError``.
     nbr_topk : int, optional
         Keep only the ``nbr_topk`` heaviest neighbours in each measure (GraphRicciCurvature
         default 3000; None: all).
@@ -629,7 +667,7 @@ class FormanRicci(_GraphEstimator):
     ----------
     method : {"augmented", "1d"}
     weight : str
-        networkx edge attribute (missing: 1).
+        networkx edge attribute (missing: 1), as in :class:`OllivierRicci`.
     n_jobs : int, optional
 
     Attributes

@@ -164,7 +164,7 @@ class OllivierRicci:
         """(graph, edges as positions (k, 2), curvature (k,)) of G on edge_list or all edges."""
         est = self._estimator()
         est._check_params()
-        g = _as_graph(G, self.weight, directed_ok=True)
+        g = _as_graph(G, self.weight, directed_ok=True, grc=True)
         if edge_list:
             pos = {v: k for k, v in enumerate(g.nodes)}
             try:
@@ -236,7 +236,7 @@ class OllivierRicci:
         normalized_weight = float(G.number_of_edges())
         if nx.get_edge_attributes(G, "original_RC"):
             logger.info("original_RC detected, continue to refine the ricci flow.")
-            g = _as_graph(G, self.weight)
+            g = _as_graph(G, self.weight, grc=True)
             kappa = _edge_values(G, g, "ricciCurvature")
         else:
             g, _, kappa = self._kernel(G)
@@ -266,7 +266,7 @@ class OllivierRicci:
                 fresh = False  # the node values stay those of the graph before surgery
                 G = surgery_func(G, self.weight)
                 normalized_weight = float(G.number_of_edges())
-                g = _as_graph(G, self.weight)
+                g = _as_graph(G, self.weight, grc=True)
                 w = g.weights.copy()
                 kappa = _edge_values(G, g, "ricciCurvature")
         if fresh:
@@ -297,7 +297,7 @@ class OllivierRicci:
 
         if not nx.get_edge_attributes(self.G, "original_RC"):
             self.compute_ricci_flow()
-        g = _as_graph(self.G, self.weight)
+        g = _as_graph(self.G, self.weight, grc=True)
         w = g.weights
         if not len(w):
             raise ValueError("No edge weight detected, abort.")

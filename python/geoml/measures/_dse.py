@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._results import ExtraFields
 from .._validation import (
     as_float_array,
     check_int,
@@ -297,7 +298,7 @@ def _dse(
     return _with_recall(res, recall, N) if kernel == "knn" else res
 
 
-class KNNSpectralMeasure(SpectralMeasure):
+class KNNSpectralMeasure(ExtraFields, SpectralMeasure):
     """:class:`SpectralMeasure` (same fields) of ``kernel="knn"``, with the kNN search's
     measured recall in ``recall_`` (a :class:`geoml.RecallEstimate`; its ``reached`` is False,
     and a ``RuntimeWarning`` was issued, when the approximate search stopped below its

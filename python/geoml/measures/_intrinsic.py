@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._results import ExtraFields
 from .._validation import as_float_array, check_int, check_n_jobs
 
 __all__ = ["ApproxIntrinsicDimension", "IntrinsicDimension", "intrinsic_dimension"]
@@ -51,7 +52,7 @@ class IntrinsicDimension(NamedTuple):
     n_used: int
 
 
-class ApproxIntrinsicDimension(IntrinsicDimension):
+class ApproxIntrinsicDimension(ExtraFields, IntrinsicDimension):
     """:class:`IntrinsicDimension` (same fields) of ``neighbors="nndescent"`` or ``"auto"``,
     with the error of the approximate neighbour search.
 

@@ -13,6 +13,7 @@ from .. import _core
 from .._device import move as _move
 from .._device import on_device as _on_device
 from .._device import resolve_device
+from .._results import ExtraFields
 from .._validation import (
     as_float_array,
     check_int,
@@ -81,9 +82,10 @@ def _wilson(p: float, n: int, z: float = 1.959963984540054) -> tuple[float, floa
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-class ApproxKNNResult(KNNResult):
+class ApproxKNNResult(ExtraFields, KNNResult):
     """A :class:`KNNResult` (unpacks as ``indices, distances``) with the measured
-    ``recall_`` (:class:`RecallEstimate`) of the search that produced it."""
+    ``recall_`` (:class:`RecallEstimate`) of the search that produced it (kept by
+    ``_replace``, ``copy`` and ``pickle``)."""
 
     recall_: RecallEstimate
 

@@ -16,6 +16,7 @@ from .._device import xp as _xp
 from .._validation import (
     check_int,
     check_n_jobs,
+    is_gpu_array,
     random_seed,
     truncate_to_samples,
 )
@@ -36,10 +37,19 @@ def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: s
         raise ValueError(f"affinity={affinity!r}; choose 'knn', 'adaptive' or 'precomputed'")
     if affinity == "precomputed":
         if not (sp.issparse(X) or type(X).__module__.startswith("cupyx.")):
-            raise TypeError(
-                f"affinity='precomputed' needs a sparse (n, n) affinity matrix; "
-                f"got {type(X).__name__}"
-            )
+            if is_gpu_array(X):
+                raise TypeError(
+                    "affinity='precomputed' takes a dense CuPy array neither on the GPU nor "
+                    "the CPU; pass cupyx.scipy.sparse.csr_matrix(X) or X.get()"
+                )
+            if isinstance(X, (str, bytes)) or X is None:
+                raise TypeError(
+                    "affinity='precomputed' needs an (n, n) affinity matrix (sparse or dense "
+                    f"array); got {type(X).__name__}"
+                )
+            # dense: validated and stored as the CSR matrix of its non-zeros, the same
+            # matrix (bit for bit) as the same affinity given sparse
+            X = _affinity_csr(X, "X")
         X = _move(X, where == "cuda")
         if where == "cuda":
             from . import _gpu_lanczos as _spectral_gpu
@@ -63,13 +73,9 @@ def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: s
 
 def _spectral_tags(est) -> dict:
     """scikit-learn tags of the spectral estimators: with ``affinity="precomputed"`` the input
-    is a sparse (n, n) affinity matrix, else dense points."""
+    is an (n, n) affinity matrix, sparse or dense, else dense points."""
     if est.affinity == "precomputed":
-        return {
-            "input_tags.pairwise": True,
-            "input_tags.sparse": True,
-            "input_tags.two_d_array": False,
-        }
+        return {"input_tags.pairwise": True, "input_tags.sparse": True}
     return {}
 
 
@@ -94,8 +100,10 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
     affinity : {"knn", "adaptive", "precomputed"}
         ``"knn"``: union-symmetrised kNN graph, 0/1 weights (or ``kernel`` weights);
         ``"adaptive"``: self-tuning Gaussian kernel on the kNN graph
-        (``knn_graph(kernel="adaptive")``); ``"precomputed"``: ``X`` is a sparse symmetric
-        affinity matrix.
+        (``knn_graph(kernel="adaptive")``); ``"precomputed"``: ``X`` is the (n, n)
+        symmetric (to 1e-8 relative) non-negative affinity matrix, SciPy sparse or a dense
+        array (stored as the CSR matrix of its non-zeros: the same result as the same matrix
+        given sparse), or a ``cupyx.scipy.sparse`` one on the GPU; its diagonal is ignored.
     kernel : {None, "gaussian", "adaptive", "alpha_decay"}
         Edge weights for ``affinity="knn"`` (see :func:`geoml.knn_graph`); None: 0/1.
     drop_first : bool, default True
@@ -195,7 +203,7 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
         return Y, lam, info
 
     def fit(self, X, y=None) -> LaplacianEigenmap:
-        """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
+        """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) affinity)."""
         gpu_in, where = _compute_side(self.device, X, "LaplacianEigenmap")
         W, n_features, n_neighbors = _build_affinity(
             X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where
@@ -291,7 +299,7 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
         self.device = device
 
     def fit(self, X, y=None) -> DiffusionMap:
-        """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
+        """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) affinity)."""
         alpha = float(self.alpha)
         if not 0 <= alpha <= 1:
             raise ValueError(f"alpha={self.alpha} must lie in [0, 1]")
@@ -415,7 +423,7 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
         self.device = device
 
     def fit(self, X, y=None) -> SpectralClustering:
-        """Cluster ``X`` of shape (n_samples, n_features) (or the (n, n) sparse affinity)."""
+        """Cluster ``X`` of shape (n_samples, n_features) (or the (n, n) affinity)."""
         gpu_in, where = _compute_side(self.device, X, "SpectralClustering")
         W, n_features, n_neighbors = _build_affinity(
             X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where
