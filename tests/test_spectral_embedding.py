@@ -112,6 +112,40 @@ def test_laplacian_eigsh_matches_eigh(kind, method, sizes, seed, weighted):
         np.testing.assert_allclose(V.T @ V, np.eye(k), atol=1e-10)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_estimators_float32_weights_converge(seed):
+    """A float32 weighted affinity given to the estimators (which keep float32): the degrees
+    are summed in float64 (SciPy sums float32 in float32, whose rounding put the null vector
+    off the operator's and stalled the Lanczos solve at residual ~1e-9 for 1,000 restart
+    cycles against tol 1e-10), so the fit converges as on the same values in float64."""
+    from sklearn.datasets import make_swiss_roll
+
+    X, _ = make_swiss_roll(1500, random_state=seed)
+    K = geoml.knn_graph(X, 10, mode="connectivity")
+    K = sp.csr_matrix(((K + K.T) > 0).astype(np.float32))
+    q = np.asarray(K.sum(axis=1)).ravel() ** -1.0  # DiffusionMap's alpha = 1 normalisation
+    W = sp.csr_matrix(K.multiply(q[:, None] * q[None, :]), dtype=np.float32)  # symmetric
+    W64 = W.astype(np.float64)  # the same values
+    ref = np.linalg.eigvalsh(dense_laplacian(W64, "symmetric")[0])[:3]
+    fits = [
+        geoml.LaplacianEigenmap(2, affinity="precomputed", random_state=seed).fit(A)
+        for A in (W, W64)
+    ]
+    np.testing.assert_allclose(fits[0].eigenvalues_, ref[1:], atol=1e-9)
+    np.testing.assert_allclose(fits[0].eigenvalues_, fits[1].eigenvalues_, atol=1e-12)
+
+
+def test_diffusion_map_float32_affinity_converges():
+    """DiffusionMap on a float32 precomputed affinity (alpha-scaled, so weighted): no
+    non-convergence warning (the test suite turns warnings into errors) and the eigenvalues
+    of the same values in float64 to float32's rounding (its alpha-scaled affinity is rounded
+    to float32)."""
+    W = components_graph((400,), 3, weighted=True).astype(np.float32)
+    e32 = geoml.DiffusionMap(affinity="precomputed", random_state=0).fit(W)
+    e64 = geoml.DiffusionMap(affinity="precomputed", random_state=0).fit(W.astype(np.float64))
+    np.testing.assert_allclose(e32.eigenvalues_, e64.eigenvalues_, rtol=0, atol=1e-6)
+
+
 def test_laplacian_eigsh_isolated_nodes_and_many_components():
     W = components_graph((80, 70), 4).tolil()
     W = sp.block_diag([W, sp.csr_matrix((3, 3)), W]).tocsr()  # 4 + 3 isolated = 7 components

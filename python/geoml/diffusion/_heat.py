@@ -10,7 +10,7 @@ from scipy.special import ive
 
 from .. import _core
 from .._validation import as_float_array, check_n_jobs, check_tol, reject_gpu
-from ..spectral._laplacian import _KINDS, _affinity_csr
+from ..spectral._laplacian import _KINDS, _affinity_csr, _degrees
 from ..spectral._laplacian import laplacian as _laplacian_matrix
 
 # Chebyshev orders above this are refused (t * lmax / 2 of ~10^7 and more): use a smaller t
@@ -83,7 +83,7 @@ def _symmetric_shifted(W) -> tuple[sp.csr_matrix, np.ndarray]:
     sparse products and sums."""
     Wc = _affinity_csr(W)  # validated, no diagonal
     n = Wc.shape[0]
-    d = np.asarray(Wc.sum(axis=1), dtype=np.float64).ravel()
+    d = _degrees(Wc)
     iso = d == 0
     sc = np.sqrt(np.where(iso, 0.0, 1.0 / np.where(iso, 1.0, d)))
     rows = np.repeat(np.arange(n), np.diff(Wc.indptr))

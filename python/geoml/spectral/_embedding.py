@@ -20,7 +20,7 @@ from .._validation import (
 )
 from ._amg import _AMG_MAX_ITER, _spmm
 from ._eigsh import EigshResult, _as_csr, _check_tol, _rounding_note, _unshared
-from ._laplacian import _KINDS, _affinity_csr, _null_space
+from ._laplacian import _KINDS, _affinity_csr, _degrees, _null_space
 from ._lsym import _amg_lobpcg_run, _lsym_smallest, _sign_flip
 
 _METHODS = ("auto", "lobpcg-amg", "lanczos")
@@ -49,7 +49,7 @@ def _lcomb_smallest(W, k, *, tol, random_state, n_jobs, method, max_iter):
     lies in ``[max d, 2 max d]``). Returns (eigenvalues (k,), eigenvectors (n, k), d,
     converged, info)."""
     n = W.shape[0]
-    d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
+    d = _degrees(W)
     perm, labels, ncomp = _core.rcm_components(W.indptr, W.indices)
     Z = _null_space(labels, ncomp, np.ones(n))
     info = {"components": ncomp, "n_matvec": 0, "n_iter": 0}
@@ -119,7 +119,7 @@ def _smallest(W, k, kind, *, tol, random_state, n_jobs, method="auto", max_iter=
                 "on the dense Laplacian"
             )
     if dense:
-        d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
+        d = _degrees(W)
         _, labels, ncomp = _core.rcm_components(W.indptr, W.indices)
         Z = _null_space(labels, ncomp, d if kind == "symmetric" else np.ones(n))
         w, V = _dense_smallest(W, k, kind, Z)
@@ -339,7 +339,7 @@ def _checked(W, k, kind, got, *, tol, random_state, n_jobs):
 
 def _check_degrees(W, name: str) -> float:
     """max of the degrees (row sums) of ``W``; ValueError when one overflows."""
-    d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
+    d = _degrees(W)
     if not np.isfinite(d).all():
         raise ValueError(f"the degrees (row sums of {name}) overflow float64; rescale {name}")
     return float(d.max()) if d.size else 0.0
@@ -594,7 +594,7 @@ def spectral_embedding(
     tol = check_tol(tol, default=1e-9, dtype=np.float64, allow_zero=True)
     check_n_jobs(n_jobs)
     _check_degrees(W, "adjacency")
-    d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
+    d = _degrees(W)
     if _core.rcm_components(W.indptr, W.indices)[2] > 1:
         warnings.warn(
             "Graph is not fully connected, spectral embedding may not work as expected.",

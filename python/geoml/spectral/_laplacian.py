@@ -76,7 +76,7 @@ def laplacian(W, kind: str = "symmetric", return_diag: bool = False):
     if kind not in _KINDS:
         raise ValueError(f"kind={kind!r}; choose 'symmetric', 'combinatorial' or 'random_walk'")
     W = _affinity_csr(W)
-    d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
+    d = _degrees(W)
     iso = d == 0
     if kind == "combinatorial":
         L = sp.diags(d.astype(W.dtype), format="csr") - W
@@ -93,9 +93,19 @@ def laplacian(W, kind: str = "symmetric", return_diag: bool = False):
     return (L, d) if return_diag else L
 
 
+def _degrees(W) -> np.ndarray:
+    """Row sums of ``W`` (SciPy sparse or NumPy, shape (n, n)) accumulated in float64, shape
+    (n,). SciPy and NumPy sum float32 values in float32: their rounding (~1e-7 relative) put
+    the null vector ``D^1/2 1`` off the float64 operator's and stalled a Laplacian solve at
+    residual ~1e-9 (1,000 restart cycles against tol 1e-10)."""
+    if W.dtype != np.float64:
+        W = W.astype(np.float64)
+    return np.asarray(W.sum(axis=1)).ravel()
+
+
 def _normalized_adjacency(W: sp.csr_matrix):
     """N = D^-1/2 W D^-1/2 (zero rows for isolated nodes) and d."""
-    d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
+    d = _degrees(W)
     s = np.where(d > 0, 1.0 / np.sqrt(np.where(d > 0, d, 1.0)), 0.0)
     N = W.tocsr(copy=True).astype(np.float64)
     N.data *= np.repeat(s, np.diff(N.indptr)) * s[N.indices]
@@ -103,9 +113,11 @@ def _normalized_adjacency(W: sp.csr_matrix):
 
 
 def _scale_both(W, s):
-    """CSR matrix ``s_i W_ij s_j`` for a SciPy or cupyx ``W`` and ``s`` on the same side."""
+    """CSR matrix ``s_i W_ij s_j`` for a SciPy or cupyx ``W`` and ``s`` on the same side,
+    exactly symmetric for a symmetric ``W``: ``s_i s_j`` first (``(W_ij s_i) s_j`` rounds apart
+    from ``(W_ji s_j) s_i``: in float32 an asymmetry of ~1e-7 stalled the Lanczos solve)."""
     C = W.tocoo()
-    return type(C)((C.data * s[C.row] * s[C.col], (C.row, C.col)), shape=W.shape).tocsr()
+    return type(C)((C.data * (s[C.row] * s[C.col]), (C.row, C.col)), shape=W.shape).tocsr()
 
 
 def _null_space(labels: np.ndarray, ncomp: int, d: np.ndarray) -> np.ndarray:

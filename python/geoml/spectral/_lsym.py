@@ -28,7 +28,7 @@ from ._amg import (
     _spmm,
 )
 from ._eigsh import _check_tol, _rounding_note
-from ._laplacian import _normalized_adjacency, _null_space
+from ._laplacian import _degrees, _normalized_adjacency, _null_space
 
 # Degree of the Chebyshev filter used for the smallest eigenpairs of normalised Laplacians
 # (0 = plain Lanczos on N); chosen from the measurements in the module docstring.
@@ -138,7 +138,7 @@ def _lsym_smallest(
     if W.nnz and not W.data.all():  # a zero-weight edge (e.g. an underflowed kernel) is no edge:
         W = W.copy()  # the components must agree with the degrees
         W.eliminate_zeros()
-    d = np.asarray(W.sum(axis=1), dtype=np.float64).ravel()
+    d = _degrees(W)
     # RCM order (for the LOBPCG path) and components in one C++ sweep
     perm, labels, ncomp = _core.rcm_components(W.indptr, W.indices)
     Z = _null_space(labels, ncomp, d)
