@@ -256,7 +256,7 @@ class KNNGraph(GraphMixin, BaseEstimator):
     ----------
     n_neighbors_ : int
         Neighbours per point used by the fit: ``min(n_neighbors, n_samples - 1)``.
-    indices_ : ndarray of shape (n_samples, n_neighbors_)
+    indices_ : ndarray of shape (n_samples, ``n_neighbors_``)
         Neighbours of each fitted point (itself excluded), nearest first.
     distances_ : ndarray of shape (n_samples, n_neighbors)
     graph_ : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
