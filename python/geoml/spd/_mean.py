@@ -71,8 +71,9 @@ def _single(M, func, power=1.0, n_jobs=0, name="mean"):
 def _wsum(X, w, M, func, n_jobs, name="X", lower=False):
     S, status = _linalg.funm_wsum(X, w, M, func=func, lower=lower, n_jobs=n_jobs)
     if M is not None:
-        _linalg.raise_whitened(status, X, name, n_jobs)
-    _linalg.raise_status(status, name)
+        _linalg.raise_whitened(status, X, name, n_jobs)  # (raise_status included)
+    else:
+        _linalg.raise_status(status, name)
     return 0.5 * (S + S.T)
 
 

@@ -251,7 +251,7 @@ def laplacian_eigsh(
     nt = check_n_jobs(n_jobs)
     W = sp.csr_matrix(W, dtype=np.float64)
     W.sort_indices()
-    dmax = _check_degrees(W, "W")
+    dmax = float(_check_degrees(W, "W").max(initial=0.0))
     # the combinatorial Laplacian is solved for W / 2^e ~ W / max(d) (exact scaling, so that
     # tiny or huge weights do not underflow in the block algebra); eigenvalues scaled back
     shift = int(np.frexp(dmax)[1]) if kind == "combinatorial" and dmax > 0 else 0
@@ -337,12 +337,12 @@ def _checked(W, k, kind, got, *, tol, random_state, n_jobs):
     return out.eigenvalues, out.eigenvectors, d, out.converged, info
 
 
-def _check_degrees(W, name: str) -> float:
-    """max of the degrees (row sums) of ``W``; ValueError when one overflows."""
+def _check_degrees(W, name: str) -> np.ndarray:
+    """The degrees (row sums) of ``W`` (:func:`_degrees`); ValueError when one overflows."""
     d = _degrees(W)
     if not np.isfinite(d).all():
         raise ValueError(f"the degrees (row sums of {name}) overflow float64; rescale {name}")
-    return float(d.max()) if d.size else 0.0
+    return d
 
 
 # ----------------------------------------------------------------------------- eigsh route
@@ -593,8 +593,7 @@ def spectral_embedding(
     ) + int(drop_first)
     tol = check_tol(tol, default=1e-9, dtype=np.float64, allow_zero=True)
     check_n_jobs(n_jobs)
-    _check_degrees(W, "adjacency")
-    d = _degrees(W)
+    d = _check_degrees(W, "adjacency")
     if _core.rcm_components(W.indptr, W.indices)[2] > 1:
         warnings.warn(
             "Graph is not fully connected, spectral embedding may not work as expected.",

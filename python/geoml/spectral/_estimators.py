@@ -50,6 +50,8 @@ def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: s
             # dense: validated and stored as the CSR matrix of its non-zeros, the same
             # matrix (bit for bit) as the same affinity given sparse
             X = _affinity_csr(X, "X")
+            if where != "cuda":
+                return X, X.shape[1], None
         X = _move(X, where == "cuda")
         if where == "cuda":
             from . import _gpu_lanczos as _spectral_gpu
