@@ -136,6 +136,7 @@ def test_planted_multiplicity_float32(mult):
         for seed in range(3):
             r = geoml.eigsh(X, k, which="LA", random_state=seed)
             assert r.eigenvectors.dtype == np.float32
+            assert r.eigenvalues.dtype == np.float32  # as SciPy's eigsh
             assert r.converged
             _check_pairs(A, r, ref, 1e-4, 1e-4)
 
@@ -249,7 +250,12 @@ def test_normalized_adjacency_route():
         np.testing.assert_allclose(r.eigenvalues, g.eigenvalues, atol=1e-9)
     r32 = geoml.eigsh(S.astype(np.float32), 4, which="LA", random_state=0)
     assert r32.eigenvectors.dtype == np.float32 and r32.converged
+    assert r32.eigenvalues.dtype == np.float32  # the adjacency route too
     np.testing.assert_allclose(r32.eigenvalues, ref[:4][::-1], atol=1e-4)
+    L32 = (sp.identity(n) - S).astype(np.float32).tocsr()  # and the Laplacian route ("SA")
+    r32 = geoml.eigsh(L32, 4, which="SA", random_state=0)
+    assert r32.eigenvalues.dtype == np.float32 and r32.eigenvectors.dtype == np.float32
+    np.testing.assert_allclose(r32.eigenvalues, 1 - ref[:4], atol=1e-4)
     r = geoml.eigsh(S, 4, which="LA", random_state=0, check=False)
     assert r.check_passed is None and r.converged
     # not a normalised unweighted adjacency: weighted, a diagonal, an isolated node, negative
@@ -328,6 +334,7 @@ def test_filtered_path_random_matches_arpack():
         np.testing.assert_array_equal(r.eigenvectors, r2.eigenvectors)
     r32 = geoml.eigsh(A.astype(np.float32), 4, which="LA", random_state=0)
     assert r32.eigenvectors.dtype == np.float32 and r32.converged
+    assert r32.eigenvalues.dtype == np.float32
     ref = np.sort(arpack(A, 4, which="LA", tol=1e-12)[0])
     np.testing.assert_allclose(r32.eigenvalues, ref, atol=1e-4 * anorm, rtol=0)
 

@@ -335,7 +335,7 @@ def test_eigsh_laplacian_route_equals_general_path(monkeypatch, kind, weighted, 
     general = geoml.eigsh(L, k, which="SA", ncv=30, random_state=seed)  # ncv: general path
     assert calls == [kind]
     assert routed.converged and general.converged
-    assert routed.eigenvalues.dtype == general.eigenvalues.dtype == np.float64
+    assert routed.eigenvalues.dtype == general.eigenvalues.dtype == dtype
     assert routed.eigenvectors.dtype == general.eigenvectors.dtype == dtype
     assert routed.residual_norms.dtype == general.residual_norms.dtype
     anorm = general.anorm

@@ -626,7 +626,8 @@ def eigsh(
         Symmetric. Sparse (any format) and dense input must be symmetric to within
         ``1e-8`` relative (else ``ValueError``; symmetrise with ``(A + A.T) / 2``). A
         ``LinearOperator`` is trusted to be symmetric; its ``matvec`` is called from the
-        solver with the GIL held. float32 stays float32, everything else becomes float64.
+        solver with the GIL held. float32 stays float32 (eigenvalues and eigenvectors,
+        computed with float64 recurrences), everything else becomes float64.
         A CuPy array or ``cupyx.scipy.sparse`` matrix runs the same algorithm on the GPU (CSR
         SpMV kernel from ``geoml._cuda``, Lanczos vectors on the device, CuPy's current
         stream; no locking there, the same deflated block check after it) and returns CuPy
@@ -713,6 +714,8 @@ def eigsh(
             check_steps=check_steps,
         )
         out = EigshResult(*out)
+        if A.dtype == np.float32:  # float32 eigenvalues, as SciPy's eigsh
+            out.eigenvalues = out.eigenvalues.astype(np.float32)
         if report is not None:
             out.check_passed, out.n_added = report.passed, report.n_added
             out.check_block, out.check_steps = report.block, report.steps
@@ -787,6 +790,7 @@ def eigsh(
                     check_steps,
                 )
             del routed._solver
+            routed.eigenvalues = routed.eigenvalues.astype(dtype, copy=False)
             return routed
     ncv_user = ncv
     if ncv is None:  # 32 rather than the solver's 20: ~30% fewer products for k <= 15
@@ -879,7 +883,10 @@ def eigsh(
     if shift:
         w, res = np.ldexp(w, -shift).astype(dtype), np.ldexp(res, -shift).astype(res.dtype)
         anorm = math.ldexp(anorm, -shift)
-    out = EigshResult(w, V, int(n_iter), res, bool(conv), int(n_mv), float(anorm))
+    # float32 input gives float32 eigenvalues, as SciPy's eigsh (computed in float64)
+    out = EigshResult(
+        w.astype(dtype, copy=False), V, int(n_iter), res, bool(conv), int(n_mv), float(anorm)
+    )
     if report is not None:
         out.check_passed = report.passed
         out.n_added = report.n_added

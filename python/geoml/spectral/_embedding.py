@@ -407,7 +407,7 @@ def _laplacian_route(A, k, *, tol, max_iter, random_state, n_jobs):
         n_jobs=n_jobs,
         check=False,  # eigsh runs the check on A
     )
-    # as the general path: float64 eigenvalues and residuals, eigenvectors in A's dtype
+    # as the general path: eigenvectors in A's dtype (eigsh casts the eigenvalues at its end)
     out.eigenvectors = out.eigenvectors.astype(A.dtype, copy=False)
     return out
 
