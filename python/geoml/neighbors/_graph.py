@@ -362,6 +362,25 @@ class KNNGraph(GraphMixin, BaseEstimator):
             when ``Y`` is None).
         n_neighbors : int, optional
             Default: ``n_neighbors_``, the count used by the fit.
+
+        Returns
+        -------
+        KNNResult
+            ``indices`` (int64) and ``distances`` of shape (n_queries, n_neighbors), nearest
+            first: it unpacks as ``indices, distances``, like :func:`geoml.knn`, which is
+            the reverse of scikit-learn's ``kneighbors`` (``distances, indices``). Code
+            written for scikit-learn should use the named fields or
+            :class:`geoml.KNNTransformer`.
+
+        Examples
+        --------
+        >>> import numpy as np, geoml
+        >>> X = np.random.default_rng(0).normal(size=(100, 3))
+        >>> res = geoml.KNNGraph(n_neighbors=5).fit(X).kneighbors(X[:2])
+        >>> res.indices.shape, res.distances.shape
+        ((2, 5), (2, 5))
+        >>> res.indices[:, 0].tolist()  # each query finds itself first, at distance 0
+        [0, 1]
         """
         if not hasattr(self, "_fit_X"):
             raise NotFittedError("this KNNGraph is not fitted yet; call fit(X) first")
