@@ -838,16 +838,20 @@ def test_sym_powers_speculated_and_beside_the_entropy(t):
     P = sp.csr_matrix(sp.diags(1.0 / np.asarray(A.sum(1)).ravel()) @ A)
     R = np.linalg.matrix_power(S.toarray(), t)
     for dtype, tol in ((np.float64, 1e-13), (np.float32, 1e-5)):
-        ref = _SymPowers(S, 1, dtype).power(t)
+        # BLAS on one thread, as in the fit: a multi-threaded OpenBLAS SYRK / GEMM splits
+        # the work by the thread count, and its Haswell float32 kernels then give other bits
+        with threadpool_limits(1, user_api="blas"):
+            ref = _SymPowers(S, 1, dtype).power(t)
         assert np.abs(ref - R).max() <= tol * np.abs(R).max()
         pw = _SymPowers(S, 2, dtype)
         with threadpool_limits(1, user_api="blas"):
             s_ref = _sparse_singular_values(P)
         s = _landmark_singular_values(P, pw, 100, 2)
         np.testing.assert_array_equal(s, s_ref)
-        pw.grow(6)  # (the squarings beside the worker stop when it is done)
+        with threadpool_limits(1, user_api="blas"):
+            pw.grow(6)  # (the squarings beside the worker stop when it is done)
+            Y = pw.power(t)
         assert sp.issparse(pw.pw[2]) and not sp.issparse(pw.pw[6])
-        Y = pw.power(t)
         assert Y.dtype == dtype and Y.flags.c_contiguous
         np.testing.assert_array_equal(Y, ref)
         np.testing.assert_array_equal(Y, Y.T)
@@ -856,18 +860,22 @@ def test_sym_powers_speculated_and_beside_the_entropy(t):
         np.testing.assert_array_equal(_spmm_cols(Sd, Y, 2, block=64), _spmm(Sd, Y, 1))
 
 
+@pytest.mark.parametrize("invariant", [None, False])
 @pytest.mark.parametrize("tiles", [False, True])
-def test_sym_powers_products_begun_ahead(monkeypatch, tiles):
+def test_sym_powers_products_begun_ahead(monkeypatch, tiles, invariant):
     """Products of dense squarings begun before t is known (_SymPowers.speculate, stopped
     after any number of row blocks) give A^t bit for bit as computed without them, on 1 and
-    2 threads, to float32 rounding of float64 NumPy; the row blocks of _RowsProduct are one
-    GEMM's rows bit for bit."""
+    2 threads, to float32 rounding of float64 NumPy; the row blocks of _RowsProduct are
+    _matmul_rows' bits (one GEMM's where the BLAS is split-invariant), also with the halves
+    that a BLAS without that property gets (``invariant=False``: forced)."""
     from threadpoolctl import threadpool_limits
 
     import geoml.diffusion._phate as ph
 
     if not tiles:
         monkeypatch.setattr(ph, "_SKIP_FRAC", 0.0)  # the dense products as full GEMMs
+    if invariant is not None:
+        monkeypatch.setattr(ph, "_SPLIT_INVARIANT", {np.dtype(np.float32).str: invariant})
     rng = np.random.default_rng(3)
     n = 900  # a shuffled ring with 3 neighbours a side: A^16 and above dense
     p = rng.permutation(n)
@@ -881,12 +889,19 @@ def test_sym_powers_products_begun_ahead(monkeypatch, tiles):
     X = rng.random((n, n)).astype(np.float32)
     Y = rng.random((n, n)).astype(np.float32)
     with threadpool_limits(1, user_api="blas"):  # (as in the fit: BLAS on one thread)
-        for steps in (0, 1, 2):
-            prod = ph._RowsProduct(X, Y)
-            for _ in range(steps):
-                assert prod.step()
-            np.testing.assert_array_equal(prod.finish(2), X @ Y)
-            assert not prod.step()
+        Z = ph._matmul_rows(X, Y, 1)
+        np.testing.assert_array_equal(ph._matmul_rows(X, Y, 2), Z)
+        assert np.abs(Z - X.astype(np.float64) @ Y).max() <= 1e-6 * np.abs(Z).max()
+        if ph._rows_split_invariant(np.float32):
+            np.testing.assert_array_equal(Z, X @ Y)
+        for steps in (0, 1, 2, 3):
+            for nt in (1, 2):
+                prod = ph._RowsProduct(X, Y)
+                for _ in range(steps):
+                    if not prod.step():
+                        break
+                np.testing.assert_array_equal(prod.finish(nt), Z)
+                assert not prod.step()
     for t in (54, 83):
         with threadpool_limits(1, user_api="blas"):
             ref = ph._SymPowers(S, 1, np.float32).power(t)
@@ -895,7 +910,6 @@ def test_sym_powers_products_begun_ahead(monkeypatch, tiles):
         for nt in (1, 2):
             for budget in (0, 2, 100):
                 pw = ph._SymPowers(S, nt, np.float32, nt)
-                pw.grow(6)
                 calls = []  # stop() true from its call number budget + 1 on
 
                 def stop(calls=calls, budget=budget):
@@ -903,6 +917,7 @@ def test_sym_powers_products_begun_ahead(monkeypatch, tiles):
                     return len(calls) > budget
 
                 with threadpool_limits(1, user_api="blas"):
+                    pw.grow(6)
                     pw.speculate(stop, 98)
                     if budget:
                         assert pw.ahead and all(len(k) == 2 for k in pw.ahead)

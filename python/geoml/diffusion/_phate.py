@@ -447,16 +447,43 @@ def _skip_square(Y: np.ndarray, b: int = _SKIP_BLOCK):
 # Rows per block of a dense product computed ahead of t (:class:`_RowsProduct`)
 _SPEC_ROWS = 256
 
+# Per dtype: whether this BLAS gives each row of a one-thread GEMM the same bits for any split
+# of the rows into blocks of two or more rows (:func:`_rows_split_invariant`)
+_SPLIT_INVARIANT: dict = {}
+
+
+def _rows_split_invariant(dtype) -> bool:
+    """Whether a one-thread GEMM of this process's BLAS computes each row the same way for any
+    split of the rows into blocks of two or more rows (checked once per dtype, ~1 ms: a
+    300 x 520 by 520 x 40 product against its row blocks split at six offsets). OpenBLAS
+    0.3's SkylakeX kernels are; its Haswell ``sgemm`` kernel (AMD Zen, or
+    ``OPENBLAS_CORETYPE=Haswell``) is only for splits at multiples of its 24-row tiles, so
+    there a row's bits depend on where its block starts."""
+    key = np.dtype(dtype).str
+    if key not in _SPLIT_INVARIANT:
+        rng = np.random.default_rng(0)
+        X = rng.random((300, 520)).astype(dtype)
+        Y = rng.random((520, 40)).astype(dtype)
+        with single_threaded_blas():
+            Z = X @ Y
+            _SPLIT_INVARIANT[key] = all(
+                np.array_equal(X[:c] @ Y, Z[:c]) and np.array_equal(X[c:] @ Y, Z[c:])
+                for c in (2, 37, 128, 150, 256, 298)
+            )
+    return _SPLIT_INVARIANT[key]
+
 
 class _RowsProduct:
     """``X @ Y`` computed a block of rows at a time (:meth:`step`, while the main thread
     would wait for the entropy's eigenvalues: :meth:`_SymPowers.speculate`), the rest as
     two halves on the pool (:meth:`finish`): by GEMMs of whole rows, or with ``plan``
     (:func:`_skip_plan`) by the tiles of :func:`_skip_matmul`. The tiles are one GEMM each;
-    the row blocks have at least ``_SPEC_ROWS`` rows (or all those left) and OpenBLAS gives
-    each row of a GEMM the same bits for any split into blocks of two or more rows (test; a
-    single row goes through GEMV): the result is :func:`_matmul_rows`' (or
-    :func:`_skip_matmul`'s) bit for bit, however many blocks were computed ahead."""
+    the row blocks have at least ``_SPEC_ROWS`` rows (or all those left), and where the
+    BLAS gives each row of a GEMM the same bits for any split into blocks of two or more
+    rows (:func:`_rows_split_invariant`; a single row goes through GEMV) the result is
+    :func:`_matmul_rows`' (or :func:`_skip_matmul`'s) bit for bit, however many blocks were
+    computed ahead. Where it does not, the blocks of whole rows are :func:`_matmul_rows`'
+    two halves (``step`` computes one half): the same bits again, whatever the timing."""
 
     def __init__(self, X: np.ndarray, Y: np.ndarray, plan=None, b: int = _SKIP_BLOCK):
         self.X, self.Y, self.plan, self.b = X, Y, plan, b
@@ -466,6 +493,8 @@ class _RowsProduct:
         # units: rows, or blocks of b rows for the tiles
         self.units = shape[0] if plan is None else plan[0].shape[0]
         self.per = _SPEC_ROWS if plan is None else max(1, _SPEC_ROWS // b)
+        # the halves of _matmul_rows as the only blocks, where the BLAS is not split-invariant
+        self.halves = plan is None and not _rows_split_invariant(dtype)
         self.done = 0  # units [0, done) computed
 
     def _run(self, s: int, e: int) -> None:
@@ -483,19 +512,26 @@ class _RowsProduct:
                 )
 
     def step(self) -> bool:
-        """Compute the next block (all that is left when less than two blocks are);
-        ``False`` when nothing is left."""
+        """Compute the next block (all that is left when less than two blocks are; the next
+        half in the halves mode); ``False`` when nothing is left."""
         s, n = self.done, self.units
         if s == n:
             return False
-        e = s + self.per if n - s >= 2 * self.per else n
+        if self.halves:
+            e = max(1, -(-n // 2)) if s == 0 else n
+        else:
+            e = s + self.per if n - s >= 2 * self.per else n
         self._run(s, e)
         self.done = e
         return True
 
     def finish(self, nt: int) -> np.ndarray:
         s, n = self.done, self.units
-        _in_row_blocks(lambda a, e: self._run(s + a, s + e), n - s, max(1, -(-(n - s) // 2)), nt)
+        if self.halves and s > 0:  # the second half, as _matmul_rows computes it
+            self._run(s, n)
+        else:
+            half = max(1, -(-(n - s) // 2))
+            _in_row_blocks(lambda a, e: self._run(s + a, s + e), n - s, half, nt)
         self.done = n
         return self.Z
 
@@ -783,9 +819,9 @@ def _orth(Y, pool_nt: int = 1, halves: bool = False):
     """Orthonormal basis of the columns of a tall Y: Cholesky QR (two GEMMs; a Householder QR
     of 20,000 x 110 cost 15x more), Householder QR when Y^T Y is not numerically positive
     definite. The product by ``L^-T`` as row halves on ``pool_nt`` threads
-    (:func:`_matmul_rows`: the same bits as one GEMM; 0.016 s of 0.024 on 20,000 x 110), and
-    with ``halves`` ``Y^T Y`` too (:func:`_tgram`, the spectral features: other bits than
-    one SYRK, the same for any thread count)."""
+    (:func:`_matmul_rows`: the same bits for any thread count; 0.016 s of 0.024 on
+    20,000 x 110), and with ``halves`` ``Y^T Y`` too (:func:`_tgram`, the spectral
+    features: other bits than one SYRK, the same for any thread count)."""
     try:
         L = np.linalg.cholesky(_tgram(Y, pool_nt=pool_nt) if halves else Y.T @ Y)
         dg = np.abs(np.diagonal(L))
