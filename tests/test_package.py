@@ -7,6 +7,7 @@ import pkgutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import geoml
@@ -77,11 +78,29 @@ def _with_submodules(name):
     return mods
 
 
+# NumPy's default print options: the examples' outputs are written for them (a package that
+# another test imports may change them globally, e.g. dadapy sets precision=2 on import)
+_DEFAULT_PRINT = dict(
+    precision=8,
+    threshold=1000,
+    edgeitems=3,
+    linewidth=75,
+    suppress=False,
+    nanstr="nan",
+    infstr="inf",
+    sign="-",
+    floatmode="maxprec",
+    legacy=False,
+)
+
+
 @pytest.mark.parametrize("name", PUBLIC_MODULES)
 def test_doctests(name):
     attempted = failed = 0
     for mod in _with_submodules(name):
-        result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        with np.printoptions(**_DEFAULT_PRINT):
+            flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+            result = doctest.testmod(mod, optionflags=flags)
         attempted, failed = attempted + result.attempted, failed + result.failed
     assert attempted > 0, f"{name} has no doctest examples"
     assert failed == 0

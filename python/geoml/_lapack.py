@@ -128,7 +128,11 @@ def eigvalsh_two_stage(G: np.ndarray, overwrite: bool = False) -> np.ndarray | N
     fn, it = found["dsyevd_2stage"], found["int"]
     # C-order G is its transpose in Fortran order: the same matrix (symmetric), its upper
     # triangle in Fortran terms is the lower one in C terms
-    A = np.array(G, dtype=np.float64, order="C", copy=None if overwrite else True)
+    # (asarray: no copy where G already is C-ordered float64; NumPy 1.x has no copy=None)
+    if overwrite:
+        A = np.ascontiguousarray(G, dtype=np.float64)
+    else:
+        A = np.array(G, dtype=np.float64, order="C", copy=True)
     w = np.empty(n)
     idt = np.int64 if it is ctypes.c_int64 else np.int32
     N, info = it(n), it(0)
