@@ -973,6 +973,74 @@ def test_kmeans_reassign_after_moved_centres_matches_full_assignment():
         np.testing.assert_array_equal(lab, D.argmin(1))  # exact in float32 here
 
 
+def _blobs(rng, k, per, dim, spread):
+    """``k`` clusters of ``per`` float32 points around random centres, the centres after
+    one Lloyd update from random members (a second step's problem)."""
+    mu = rng.standard_normal((k, dim))
+    F = (np.repeat(mu, per, axis=0) + spread * rng.standard_normal((k * per, dim))).astype(
+        np.float32
+    )
+    C = F[rng.choice(F.shape[0], k, replace=False)]
+    return F, C
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kmeans_pruned_assignment_matches_full(seed):
+    """The pruned Lloyd assignment (each row scored only against the centres within
+    ``2 u + tau`` of its previous centre) gives the full assignment's labels: on clustered
+    data (most rows pruned, a few far ones scored against all centres), on integer data with
+    exact score ties (the lower index wins, the same scores), and on data without clusters
+    (the fallback); the same bits on one and two threads; the nearest centre of a float64
+    reference wherever it is not a float32 near-tie."""
+    from geoml.diffusion._phate import _centre_terms, _nearest, _nearest_pruned
+
+    rng = np.random.default_rng(seed)
+    cases = [
+        _blobs(rng, 300, 12, 20, 0.05),  # clustered: pruning does the work
+        _blobs(rng, 300, 12, 20, 0.3),  # overlapping clusters
+        (rng.standard_normal((1500, 30)).astype(np.float32),) * 2,  # no clusters: fallback
+    ]
+    cases[2] = (cases[2][0], cases[2][0][rng.choice(1500, 200, replace=False)])
+    Fi = rng.integers(-3, 4, (2000, 5)).astype(np.float32)  # exact scores, many ties
+    cases.append((Fi, rng.integers(-3, 4, (60, 5)).astype(np.float32)))
+    for F, C0 in cases:
+        lab0 = _nearest(F, *_centre_terms(C0, F.dtype)[::-1])[0]
+        # one Lloyd update: the centres move, the previous labels are the pruning's start
+        C = np.array([F[lab0 == j].mean(0) if (lab0 == j).any() else C0[j] for j in range(len(C0))])
+        C = C.astype(np.float32)
+        ref = _nearest(F, *_centre_terms(C, F.dtype)[::-1])
+        for block in (1024, 97):
+            got = _nearest_pruned(F, C, lab0, block=block)
+            np.testing.assert_array_equal(got[0], ref[0])
+            two = _nearest_pruned(F, C, lab0, block=block, nt=2)
+            np.testing.assert_array_equal(two[0], got[0])
+            np.testing.assert_array_equal(two[1], got[1])
+        if F is Fi:  # integer data: every score exact, so the same scores too
+            np.testing.assert_array_equal(got[1], ref[1])
+        D = ((F[:, None].astype(np.float64) - C[None].astype(np.float64)) ** 2).sum(-1)
+        srt = np.sort(D, axis=1)
+        clear = srt[:, 1] - srt[:, 0] > 1e-4 * (1 + srt[:, 0])
+        assert clear.mean() > 0.5
+        np.testing.assert_array_equal(got[0][clear], D.argmin(1)[clear])
+
+
+def test_kmeans_pruned_assignment_scores_far_rows_against_all():
+    """A row whose previous centre is far (its radius covers most centres) and centres that
+    moved across each other: still the full assignment's labels."""
+    from geoml.diffusion._phate import _centre_terms, _nearest, _nearest_pruned
+
+    rng = np.random.default_rng(5)
+    F, C = _blobs(rng, 200, 10, 8, 0.02)
+    lab = _nearest(F, *_centre_terms(C, F.dtype)[::-1])[0]
+    lab[:40] = rng.integers(0, 200, 40)  # stale labels: far from their rows
+    C2 = C.copy()
+    C2[:10] = C[10:20]  # centres swapped: the rows' previous centres moved far
+    C2[10:20] = C[:10]
+    ref = _nearest(F, *_centre_terms(C2, F.dtype)[::-1])[0]
+    np.testing.assert_array_equal(_nearest_pruned(F, C2, lab)[0], ref)
+    assert (ref != lab).sum() >= 100
+
+
 def _kmeanspp_reference(X, first, u):
     """Greedy k-means++ in float64 NumPy from the same draws (as scikit-learn's)."""
     X = X.astype(np.float64)
@@ -1236,3 +1304,36 @@ def test_potential_distances_and_centred_gram(seed):
     Y2, w2 = _classical_start(D, 2, np.random.default_rng(0), B=B)
     np.testing.assert_allclose(w2, w, rtol=1e-12)
     np.testing.assert_allclose(Y2, Y, atol=1e-8 * np.abs(Y).max())
+    # the float32 copy SMACOF iterates on with landmarks: D rounded, in the same pass
+    D2, B2, D32 = _potential_distances(P, 2, f32=True)
+    np.testing.assert_array_equal(D2, D)
+    np.testing.assert_array_equal(B2, B)
+    assert D32.dtype == np.float32
+    np.testing.assert_array_equal(D32, D.astype(np.float32))
+
+
+def test_smacof_on_float32_distances_reports_float64_stress():
+    """SMACOF iterating on the float32-rounded dissimilarities (PHATE with landmarks) ends
+    within float32 accuracy of the float64 run, and the stress it reports is the float64
+    dissimilarities' (a NumPy reference); a landmark fit's stress is at most its classical
+    start's."""
+    from geoml.diffusion._phate import _classical_start
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((250, 5)) * [4.0, 2.0, 1.0, 0.5, 0.25]
+    D = squareform(pdist(X))
+    Y0 = _classical_start(D, 2, np.random.default_rng(0))[0]
+    mds = geoml.MDS(2, init=Y0, dissimilarity="precomputed")
+    args = (D, 2, 300, 1e-6, np.random.default_rng(0), 0, 1)
+    Ya, sa, _, ca = mds._embed(*args, relax=True)
+    Yb, sb, _, cb = mds._embed(*args, relax=True, D_iter=D.astype(np.float32))
+    assert ca and cb
+    d = pdist(Yb)
+    assert sb == pytest.approx(float(((d - squareform(D, checks=False)) ** 2).sum()), rel=1e-12)
+    assert sb == pytest.approx(sa, rel=1e-6)
+    np.testing.assert_allclose(Yb, Ya, atol=1e-4 * np.abs(Ya).max())
+    Xl, _ = swiss_roll(1500, seed=1)
+    est = geoml.PHATE(n_landmark=100, random_state=0).fit(Xl)
+    Dl = est.distances_
+    Yc = _classical_start(Dl, 2, np.random.default_rng(0))[0]
+    assert est.stress_ <= float(((pdist(Yc) - squareform(Dl, checks=False)) ** 2).sum())

@@ -393,10 +393,11 @@ class MDS(EmbeddingMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _embed(self, D, k, max_iter, eps, rng, seed, nt, relax=False, stacklevel=3):
+    def _embed(self, D, k, max_iter, eps, rng, seed, nt, relax=False, stacklevel=3, D_iter=None):
         """Start (classical / random / given) and SMACOF on the dissimilarities D (over-relaxed
         with ``relax``, see :func:`smacof`); sets ``eigenvalues_``; warns when SMACOF did not
-        converge. Returns (Y, stress, n_iter, converged)."""
+        converge. ``D_iter``: the dissimilarities SMACOF iterates on instead of D (PHATE: D
+        rounded to float32), the stress still D's. Returns (Y, stress, n_iter, converged)."""
         nm = D.shape[0]
         self.eigenvalues_ = None
         init = self.init
@@ -415,7 +416,7 @@ class MDS(EmbeddingMixin, BaseEstimator):
         if self.metric:
             self._say(f"SMACOF on {nm} points")
             Y, stress, n_iter, conv = _core.smacof(
-                D,
+                D if D_iter is None else D_iter,
                 np.ascontiguousarray(Y0),
                 max_iter=max_iter,
                 eps=eps,
@@ -423,6 +424,8 @@ class MDS(EmbeddingMixin, BaseEstimator):
                 n_jobs=nt,
                 relax=relax,
             )
+            if D_iter is not None:  # the stress of Y against D (one pass, no transform)
+                stress = _core.smacof(D, Y, max_iter=0, eps=eps, n_jobs=nt)[1]
             if not conv and max_iter > 0:
                 warnings.warn(
                     f"SMACOF did not meet eps={eps:g} in max_iter={max_iter} transforms: the "

@@ -983,6 +983,84 @@ def _reassign(S, C, lab, best, moved, nt: int = 1):
     return lab, best
 
 
+def _nearest_pruned(S, C, lab, block: int = 1024, nt: int = 1, wide: int = 64):
+    """Lloyd's assignment of every row of ``S`` to its nearest centre of ``C`` that scores
+    each row only against the centres that can be nearest, given its previous label ``lab``
+    (``a``): with ``u`` its distance to ``c_a``, a centre ``c`` with ``|c - c_a| > 2 u + tau``
+    lies more than ``u + tau`` from the row (triangle inequality), and ``tau`` is chosen so
+    that its float32 score then exceeds ``c_a``'s by more than both scores' rounding errors
+    (at most ``(dim + 2) 2^-24 (|c|^2 + 2 |f| |c|)`` each, the GEMM's float32 sums and the
+    shift: ``tau (2 u + tau) = 4 (dim + 2) 2^-24 (max|c|^2 + 2 |f| max|c|)``), so the full
+    GEMM's argmin is never such a centre. Centre distances are lower bounds (their float32
+    Gram's error bound subtracted), ``u`` an upper bound. The rows, ordered by label, go in
+    fixed blocks of ``block``, each scored against the union of its clusters' candidates
+    (each cluster's radius: the largest ``2 u + tau`` of its rows) by one float32 GEMM of the
+    gathered centres; the rows whose radius exceeds twice their centre's distance to its
+    nearest other centre, and those of clusters with more than ``wide`` candidates, are scored
+    against all centres (:func:`_nearest`). Lloyd's steps 2-3 on the n = 20,000 roll's and
+    tree's 2,000 landmarks: a median of 1 candidate per row, 90 % at most 3. The labels are
+    :func:`_nearest`'s over all centres up to the rounding of near-ties (a narrower GEMM
+    rounds an entry differently; the same labels on the roll's and tree's landmark problems,
+    test), the same for any ``nt`` (the blocks depend on the labels only, each is one GEMM).
+    Returns ``(lab, best)`` as :func:`_nearest`."""
+    m, dim = S.shape
+    k = C.shape[0]
+    cn, C2 = _centre_terms(C, S.dtype)
+    eu = (dim + 2) * 2.0**-24
+    # lower bounds of the squared centre distances in the centres' dtype: the Gram's and
+    # the norms' errors are at most eu (|c|^2 + |c'|^2) each, the three roundings here 2^-24
+    # of it: (1 - 4 eu) (|c|^2 + |c'|^2) - 2 c.c' is below |c - c'|^2
+    h = (np.asarray(1.0 - 4.0 * eu, dtype=cn.dtype) * cn).astype(cn.dtype)
+    CC2 = np.matmul(C, C.T)
+    CC2 *= -2
+    CC2 += h[:, None]
+    CC2 += h[None, :]
+    np.fill_diagonal(CC2, 0)
+    cmax = float(np.sqrt(np.einsum("ij,ij->i", C, C, dtype=np.float64).max()))
+    diff = S - C[lab]  # float32: each entry within 2^-24 relative of the exact difference
+    u = np.sqrt(np.einsum("ij,ij->i", diff, diff, dtype=np.float64)) * (1.0 + 2.0**-20)
+    fn = np.sqrt(np.einsum("ij,ij->i", S, S, dtype=np.float64)) * (1.0 + 2.0**-20)
+    E = 4.0 * eu * (cmax * cmax + 2.0 * fn * cmax)
+    r2 = np.square(u + np.sqrt(u * u + E))  # (2 u + tau)^2
+    # rows far from their centre (radius over twice its nearest other centre's distance)
+    # are scored against all centres, as are the clusters with many candidates
+    np.fill_diagonal(CC2, np.inf)
+    far = r2 > 4.0 * CC2.min(axis=1)[lab]
+    np.fill_diagonal(CC2, 0.0)
+    R2 = np.zeros(k)
+    np.maximum.at(R2, lab[~far], r2[~far])
+    R2 = np.nextafter(R2.astype(CC2.dtype), np.inf, dtype=CC2.dtype)  # (rounded up)
+    cand_of = R2[:, None] >= CC2  # (k, k): the candidates of each cluster (itself among them)
+    far |= (cand_of.sum(axis=1) > wide)[lab]
+    if 2 * np.count_nonzero(far) > m:  # (e.g. data without clusters: little to prune)
+        return _nearest(S, C2, cn, block, nt)
+    order = np.argsort(lab, kind="stable")
+    wide_rows = order[far[order]]
+    near = order[~far[order]]
+    out_lab = np.empty(m, dtype=np.int64)
+    out_best = np.empty(m, dtype=S.dtype)
+
+    def run(s, e):
+        rows = near[s:e]
+        cand = np.flatnonzero(cand_of[np.unique(lab[rows])].any(axis=0))
+        g = np.matmul(S[rows], np.ascontiguousarray(C2[:, cand]))
+        if g.dtype == np.float32 and cn.dtype == np.float32:
+            jb = np.empty(rows.size, dtype=np.int64)
+            bb = np.empty(rows.size, dtype=S.dtype)
+            _core.argmin_shifted(g, np.ascontiguousarray(cn[cand]), jb, bb)
+        else:
+            g += cn[cand]
+            jb = np.argmin(g, axis=1)
+            bb = g[np.arange(rows.size), jb]
+        out_lab[rows] = cand[jb]
+        out_best[rows] = bb
+
+    _in_row_blocks(run, near.size, block, nt)
+    if wide_rows.size:
+        out_lab[wide_rows], out_best[wide_rows] = _nearest(S[wide_rows], C2, cn, block, nt)
+    return out_lab, out_best
+
+
 def _kmeanspp(S, k, rng, nt: int = 0, seeds=None, count=None):
     """Greedy k-means++ seeding (scikit-learn's: 2 + log k candidates per centre, the one
     that lowers the potential most) in C++ (``_core.kmeanspp``: float32 distances, 64 rows per
@@ -1054,7 +1132,9 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt
     on at most ``sample * k`` rows (all of them at phate's default sizes up to n = 100,000),
     then every row assigned once. After the first step only the moved centres are scored
     (:func:`_reassign`: 0.55 -> 0.42-0.48 CPU s on the n = 20,000 roll and tree, one
-    thread, loaded, the same labels). ``F``: an array or :class:`_Features`; ``nt``:
+    thread, loaded, the same labels), or, where most centres moved, each row only against
+    the centres that can be its nearest (:func:`_nearest_pruned`: 0.07 -> 0.03-0.05 CPU s
+    per step there, the same labels). ``F``: an array or :class:`_Features`; ``nt``:
     threads of the seeding, ``pool_nt``: of the assignments' row blocks
     (:func:`_in_row_blocks`). Returns the labels."""
     n, dim = F.shape
@@ -1096,9 +1176,12 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt
         # centre moved (at most) must cost less than all centres for every row
         if first is not None:
             (new, best), first = first, None
-        elif moved is None or m * moved.size + np.isin(lab, moved).sum() * k > 0.9 * m * k:
+        elif moved is None:
             cn, C2 = _centre_terms(C, S.dtype)
             new, best = _nearest(S, C2, cn, nt=pool_nt)
+        elif m * moved.size + np.isin(lab, moved).sum() * k > 0.9 * m * k:
+            # most centres moved: every row against the centres that can be its nearest
+            new, best = _nearest_pruned(S, C, lab, nt=pool_nt)
         else:
             new, best = _reassign(S, C, lab, best, moved, pool_nt)
         changed = int(np.count_nonzero(new != lab))
@@ -1118,14 +1201,15 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt
     return lab if S is F else _assign(F, C, nt=pool_nt)
 
 
-def _potential_distances(pot, nt: int = 1):
+def _potential_distances(pot, nt: int = 1, f32: bool = False):
     """Euclidean distances between the rows of ``pot`` and the Gram matrix ``B`` of the rows
     centred on their mean, which is classical MDS's double-centred ``-1/2 J D^2 J``: one
     GEMM for both (``D^2 = b_ii + b_jj - 2 b_ij``; the centring also shrinks the norms that
     cancel in that sum), instead of a GEMM on the raw rows and a double centring of ``D^2``
     (eight passes over the landmarks' 2,000 x 2,000 matrix). Both exactly symmetric, zero
     diagonal; ``D^2`` clipped at 0. ``nt``: threads of :func:`_gram_halves`' blocks (1 where BLAS
-    threads itself)."""
+    threads itself). ``f32``: also ``D`` rounded to float32 (in the same pass), returned
+    third."""
     pot = np.asarray(pot, dtype=np.float64)
     mu = pot.mean(axis=0)
     Pc = np.empty_like(pot)
@@ -1135,6 +1219,7 @@ def _potential_distances(pot, nt: int = 1):
     Pc = None
     b = np.diagonal(B).copy()
     D = np.empty_like(B)
+    D32 = np.empty(B.shape, dtype=np.float32) if f32 else None
 
     def dist(s, e):  # element-wise, by row halves: exactly symmetric as one pass
         Ds = D[s:e]
@@ -1142,10 +1227,15 @@ def _potential_distances(pot, nt: int = 1):
         Ds -= 2.0 * B[s:e]
         np.maximum(Ds, 0.0, out=Ds)
         np.sqrt(Ds, out=Ds)
+        if f32:
+            D32[s:e] = Ds
 
     _halves(dist, m, nt)
     np.fill_diagonal(D, 0.0)
-    return D, B
+    if not f32:
+        return D, B
+    np.fill_diagonal(D32, 0.0)
+    return D, B, D32
 
 
 def _classical_start(
@@ -1448,7 +1538,10 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         del powers
         pot = _conjugate_potential(Pt, np.sqrt(r), gamma, pool_nt)
         del Pt
-        D, B = _potential_distances(pot, pool_nt)
+        # with landmarks SMACOF iterates on the distances rounded to float32 (half the
+        # memory its transforms stream: the n = 20,000 tree's 123 transforms 0.25 -> 0.14
+        # CPU s; the float32 power's own error is larger, stress moved by 2e-10 relative)
+        D, B, *D32 = _potential_distances(pot, pool_nt, f32=transitions is not None)
         self._say(f"classical MDS of {m} points")
         start = _classical_start(D, k, check_random_state(random_seed(rng)), B=B, pool_nt=pool_nt)
         del B
@@ -1475,6 +1568,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             nt,
             relax=True,
             stacklevel=4,
+            D_iter=D32[0] if D32 else None,
         )
         Y = Y_m if transitions is None else np.asarray(transitions @ Y_m)
         self._say("done")
