@@ -217,6 +217,29 @@ def test_linear_operator_matvec_only():
     _check_pairs(A, r, ref, 1e-9, 3e-9)
 
 
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (lambda A, X: (A @ X)[:-1], r"A\.matmat returned shape \(39, \d+\); expected \(40, \d+\)"),
+        (lambda A, X: np.full((40, X.shape[1]), np.nan), "A.matmat returned NaN or infinity"),
+    ],
+    ids=["shape", "nan"],
+)
+def test_linear_operator_bad_matmat(bad, match):
+    """A user operator's matmat of the wrong shape or with NaN is a ValueError with the same
+    message in eigsh and in the SLQ estimators (one shared check)."""
+    A = np.diag(np.linspace(1.0, 2.0, 40))
+    op = LinearOperator(
+        A.shape, matvec=lambda x: A @ x, matmat=lambda X: bad(A, X), dtype=np.float64
+    )
+    with pytest.raises(ValueError, match=match):
+        geoml.eigsh(op, 2, random_state=0)
+    with pytest.raises(ValueError, match=match):
+        geoml.trace_function(op, "log", random_state=0)
+    with pytest.raises(ValueError, match=match):
+        geoml.spectral_density(op, random_state=0)
+
+
 @pytest.mark.parametrize("gap", [1e-2, 1e-3, 1e-4])
 def test_missed_copy_next_to_close_eigenvalue(gap):
     """Eigenvalue 1 four times, then 1 - gap: Lanczos often returns [1 - gap, 1, 1, 1]; the

@@ -127,12 +127,12 @@ py::object nx_adjacency_py(const py::dict& adj, const py::str& weight) {
   return py::make_tuple(deg, cols, w, any_data);
 }
 
-py::tuple ollivier_ricci_py(carray<int64_t> indptr, carray<int64_t> indices, carray<double> weights,
-                            carray<int64_t> eu, carray<int64_t> ev, OrcOptions o, int n_jobs) {
-  const CsrGraph g = as_graph(indptr, indices, weights);
+/// (kappa, dist, status) of the edges (eu[i], ev[i]), filled by `kernel(ne, kappa, dist,
+/// status)` without the GIL.
+template <typename F>
+py::tuple orc_edges(const carray<int64_t>& eu, const carray<int64_t>& ev, F&& kernel) {
   const int64_t ne = eu.shape(0);
   if (ev.shape(0) != ne) throw std::invalid_argument("eu and ev differ in length");
-  o.n_threads = n_jobs;
   py::array_t<double> kappa(ne), dist(ne);
   py::array_t<int> status(ne);
   double* pk = kappa.mutable_data();
@@ -140,9 +140,18 @@ py::tuple ollivier_ricci_py(carray<int64_t> indptr, carray<int64_t> indices, car
   int* ps = status.mutable_data();
   {
     py::gil_scoped_release release;
-    ollivier_ricci(g, ne, eu.data(), ev.data(), o, pk, pd, ps);
+    kernel(ne, pk, pd, ps);
   }
   return py::make_tuple(kappa, dist, status);
+}
+
+py::tuple ollivier_ricci_py(carray<int64_t> indptr, carray<int64_t> indices, carray<double> weights,
+                            carray<int64_t> eu, carray<int64_t> ev, OrcOptions o, int n_jobs) {
+  const CsrGraph g = as_graph(indptr, indices, weights);
+  o.n_threads = n_jobs;
+  return orc_edges(eu, ev, [&](int64_t ne, double* pk, double* pd, int* ps) {
+    ollivier_ricci(g, ne, eu.data(), ev.data(), o, pk, pd, ps);
+  });
 }
 
 py::tuple ollivier_ricci_directed_py(carray<int64_t> indptr, carray<int64_t> indices,
@@ -152,19 +161,10 @@ py::tuple ollivier_ricci_directed_py(carray<int64_t> indptr, carray<int64_t> ind
                                      int n_jobs) {
   const CsrGraph g = as_graph(indptr, indices, weights);
   const CsrGraph gin = as_graph(in_indptr, in_indices, in_weights);
-  const int64_t ne = eu.shape(0);
-  if (ev.shape(0) != ne) throw std::invalid_argument("eu and ev differ in length");
   o.n_threads = n_jobs;
-  py::array_t<double> kappa(ne), dist(ne);
-  py::array_t<int> status(ne);
-  double* pk = kappa.mutable_data();
-  double* pd = dist.mutable_data();
-  int* ps = status.mutable_data();
-  {
-    py::gil_scoped_release release;
+  return orc_edges(eu, ev, [&](int64_t ne, double* pk, double* pd, int* ps) {
     ollivier_ricci_directed(g, gin, ne, eu.data(), ev.data(), o, pk, pd, ps);
-  }
-  return py::make_tuple(kappa, dist, status);
+  });
 }
 
 py::array_t<double> forman_ricci_py(carray<int64_t> indptr, carray<int64_t> indices,

@@ -264,6 +264,35 @@ void schedule_tiles(int64_t n, int64_t m, bool self, int NR, int64_t panel_bytes
   if (verbose) progress.done();
 }
 
+/// Packs the n rows of X (n x d) into ceil(n / NR) panels of NR rows (d x NR, column-major,
+/// zero-padded) for the fused kernels, and the rows' score biases: ||x||^2 summed in double
+/// (euclid) or 0, +inf on the padding rows.
+template <typename T>
+void pack_panels(const T* X, int64_t n, int64_t d, int NR, bool euclid, int nt, T* panels,
+                 T* dbias) {
+  const int64_t npanel = (n + NR - 1) / NR;
+  const T inf = std::numeric_limits<T>::infinity();
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t p = 0; p < npanel; ++p) {
+    T* P = panels + p * d * NR;
+    for (int l = 0; l < NR; ++l) {
+      const int64_t j = p * NR + l;
+      if (j < n) {
+        const T* x = X + j * d;
+        double s = 0;
+        for (int64_t t = 0; t < d; ++t) {
+          P[t * NR + l] = x[t];
+          s += double(x[t]) * double(x[t]);
+        }
+        dbias[j] = euclid ? T(s) : T(0);
+      } else {
+        for (int64_t t = 0; t < d; ++t) P[t * NR + l] = T(0);
+        dbias[j] = inf;
+      }
+    }
+  }
+}
+
 /// Runs the fused kernel over prepared score rows: data Xs (n x d), queries Qs (m x d), or
 /// the rows of Xs themselves when Qs is nullptr (self query, each pair scored once). Scores
 /// are ||y||^2 - 2 x.y (euclid, biases from double sums) or -x.y.
@@ -280,25 +309,7 @@ TileHeaps<T> run_tiles(const T* Xs, int64_t n, const T* Qs, int64_t m, int64_t d
   const T inf = std::numeric_limits<T>::infinity();
 
   Buffer<T> dbias(npad), panels(static_cast<size_t>(npanel * d * NR));
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t p = 0; p < npanel; ++p) {
-    T* P = panels.get() + p * d * NR;
-    for (int l = 0; l < NR; ++l) {
-      const int64_t j = p * NR + l;
-      if (j < n) {
-        const T* x = Xs + j * d;
-        double s = 0;
-        for (int64_t t = 0; t < d; ++t) {
-          P[t * NR + l] = x[t];
-          s += double(x[t]) * double(x[t]);
-        }
-        dbias[j] = euclid ? T(s) : T(0);
-      } else {
-        for (int64_t t = 0; t < d; ++t) P[t * NR + l] = T(0);
-        dbias[j] = inf;
-      }
-    }
-  }
+  pack_panels(Xs, n, d, NR, euclid, nt, panels.get(), dbias.get());
 
   const int64_t nq = self ? npad : m;
   TileHeaps<T> out;
@@ -922,25 +933,7 @@ void knn_pair_search(const T* A, int64_t na, const T* B, int64_t nb, int64_t d, 
   const int64_t npad = npanel * NR;
   const T inf = std::numeric_limits<T>::infinity();
   Buffer<T> dbias(npad), qbias(na), panels(static_cast<size_t>(npanel * d * NR));
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t p = 0; p < npanel; ++p) {
-    T* P = panels.get() + p * d * NR;
-    for (int l = 0; l < NR; ++l) {
-      const int64_t j = p * NR + l;
-      if (j < nb) {
-        const T* x = Bs + j * d;
-        double s = 0;
-        for (int64_t t = 0; t < d; ++t) {
-          P[t * NR + l] = x[t];
-          s += double(x[t]) * double(x[t]);
-        }
-        dbias[j] = euclid ? T(s) : T(0);
-      } else {
-        for (int64_t t = 0; t < d; ++t) P[t * NR + l] = T(0);
-        dbias[j] = inf;
-      }
-    }
-  }
+  pack_panels(Bs, nb, d, NR, euclid, nt, panels.get(), dbias.get());
   // squared norms of the scaled rows (the pruning bounds' rounding allowance)
   std::vector<double> a2(static_cast<size_t>(na)), b2(static_cast<size_t>(nb));
   for (int64_t i = 0; i < na; ++i) {

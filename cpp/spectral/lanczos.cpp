@@ -362,6 +362,20 @@ double dot(int64_t n, const T* x, const T* y, int nt) {
   return s;
 }
 
+/// ||w - th x|| (w = A x: the residual norm of the Ritz pair (th, x)), summed as det_sum sums.
+template <typename T>
+double ritz_residual(int64_t n, const T* x, const T* w, double th, int nt) {
+  double r2 = 0;
+  det_sum<1>(
+      n, nt,
+      [&](int64_t i, double* a) {
+        const double d = double(w[i]) - th * double(x[i]);
+        a[0] += d * d;
+      },
+      &r2);
+  return std::sqrt(r2);
+}
+
 /// Lanczos' three-term step w -= alpha x + bprev xprev, done by cgs_pass's first sweep (each
 /// row updated just before the sweep reads it); nref2 = ||w||^2 after it, summed by chunks in
 /// chunk order as det_sum sums.
@@ -988,16 +1002,8 @@ struct LanczosSolver {
         col_get(a0 + c, x.data());
         applyA(x.data(), w.data());
         const double th = dot(n, x.data(), w.data(), nt);
-        double r2 = 0;
-        det_sum<1>(
-            n, nt,
-            [&](int64_t i, double* acc) {
-              const double d = double(w[i]) - th * double(x[i]);
-              acc[0] += d * d;
-            },
-            &r2);
         thA[c] = th;
-        res[c] = std::sqrt(r2);
+        res[c] = ritz_residual(n, x.data(), w.data(), th, nt);
         if (!fixed_norm) anorm = std::max(anorm, std::fabs(th));
       } else {
         thA[c] = theta[order[c]];
@@ -1199,16 +1205,8 @@ struct LanczosSolver {
         applyA(x.data(), w.data());
       }
       const double th = dot(n, x.data(), w.data(), nt);
-      double r2 = 0;
-      det_sum<1>(
-          n, nt,
-          [&](int64_t i, double* a) {
-            const double d = double(w[i]) - th * double(x[i]);
-            a[0] += d * d;
-          },
-          &r2);
       vals[c] = th;
-      resid[c] = std::sqrt(r2);
+      resid[c] = ritz_residual(n, x.data(), w.data(), th, nt);
       if (!fixed_norm) anorm = std::max(anorm, std::fabs(th));
       for (int64_t i = 0; i < n; ++i) vecs[i * k + c] = x[i];
     }

@@ -1231,15 +1231,13 @@ def _ragged(dask, da, solver, a, b, C, masks, offsets, solver_kwargs, n_jobs, pe
     """Ragged layout: problems grouped into tasks of ``per_task`` problems (default: groups
     of about :data:`RAGGED_TASK_ENTRIES` cost entries); each task gets its slices of the 1-D
     ``a``, ``b``, ``C`` (NumPy or Dask arrays) and rebased offsets."""
-    from .ot._solvers import _as_offsets
+    from .ot._solvers import _ragged_offsets, _ragged_sizes
 
     if masks[0][0] is not None or masks[1][0] is not None:
         raise ValueError("a_mask/b_mask are for the padded layout, not with offsets")
     if offsets[0] is None or offsets[1] is None:
         raise ValueError("the ragged layout needs both a_offsets and b_offsets")
-    a_off, b_off = _as_offsets(offsets[0], "a_offsets"), _as_offsets(offsets[1], "b_offsets")
-    if a_off.ndim != 1 or a_off.shape != b_off.shape or a_off.shape[0] < 2:
-        raise ValueError("a_offsets and b_offsets must be 1-D of the same length B + 1 >= 2")
+    a_off, b_off = _ragged_offsets(offsets[0], offsets[1])
     arrays = []
     for x, name in ((a, "a"), (b, "b"), (C, "C")):
         if not isinstance(x, da.Array):
@@ -1250,11 +1248,7 @@ def _ragged(dask, da, solver, a, b, C, masks, offsets, solver_kwargs, n_jobs, pe
             raise ValueError(f"{name} has unknown chunk sizes; call compute_chunk_sizes() first")
         arrays.append(x)
     a, b, C = arrays
-    if a_off[0] != 0 or b_off[0] != 0 or a_off[-1] != a.shape[0] or b_off[-1] != b.shape[0]:
-        raise ValueError("offsets must start at 0 and end at len(a) / len(b)")
-    ms, ns = np.diff(a_off), np.diff(b_off)
-    if (ms <= 0).any() or (ns <= 0).any():
-        raise ValueError("offsets must be strictly increasing (every problem non-empty)")
+    ms, ns = _ragged_sizes(a_off, b_off, a.shape[0], b.shape[0])
     c_off = np.concatenate([[0], np.cumsum(ms * ns)])
     if C.shape[0] != c_off[-1]:
         raise ValueError(
@@ -1400,35 +1394,13 @@ def _sinkhorn_fixed(
     """:func:`geoml.ot.sinkhorn_batched` on part of a batch, with the whole batch's cost range
     and smallest mass (same steps, no warning: the caller issues one)."""
     from .ot import BatchedSinkhornResult
-    from .ot._solvers import (
-        LOOSE_TOL,
-        STAGE_TOL,
-        _batched_layout,
-        _check_eps,
-        _check_representable,
-        _check_tol,
-        _max_iter,
-        _schedule,
-    )
+    from .ot._solvers import _batched_layout, _batched_params, _check_representable
 
     balanced = rho is None
     fa, a_off, fb, b_off, fC, c_off, plan_shape, _ = _batched_layout(
         a, b, C, a_mask, b_mask, a_offsets, b_offsets, balance=balanced, scan_cost=False
     )
-    rho = -1.0 if balanced else _check_eps(rho, "rho")
-    eps = _check_eps(eps)
-    tol = _check_tol(tol)
-    max_iter = _max_iter(max_iter)
-    start, factor = _schedule(eps_schedule, eps, crange, False, balanced and tol >= LOOSE_TOL)
-    params = _core.SinkhornParams(
-        eps=eps,
-        rho=rho,
-        max_iter=max_iter,
-        tol=tol * (mass if balanced else 1.0),
-        eps_start=start,
-        eps_factor=factor,
-        stage_tol=STAGE_TOL,
-    )
+    params = _batched_params(rho, eps, tol, max_iter, eps_schedule, crange, mass)[0]
     cost, err, n_iter, conv, plans = _core.sinkhorn_batched(
         fa, a_off, fb, b_off, fC, c_off, params=params, want_plans=bool(return_plans), n_jobs=n_jobs
     )

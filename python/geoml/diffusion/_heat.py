@@ -124,12 +124,7 @@ def _spectral_map(L: sp.csr_matrix, lmax: float, dtype) -> sp.csr_matrix:
     n = L.shape[0]
     L = L.astype(dtype, copy=False)  # scaled in the working precision, not in W's
     S = sp.csr_matrix((2.0 / lmax) * L - sp.identity(n, format="csr", dtype=dtype), dtype=dtype)
-    S.sum_duplicates()
-    S.sort_indices()
-    idx = np.int64 if S.nnz > np.iinfo(np.int32).max // 2 else np.int32
-    S.indptr = S.indptr.astype(idx, copy=False)
-    S.indices = S.indices.astype(idx, copy=False)
-    return S
+    return _index_dtype(S)
 
 
 def heat_kernel(

@@ -257,6 +257,16 @@ def _check_geodesic(t, harnack_regularization, landmarks: bool) -> tuple[float, 
     return float(times[0]), rho
 
 
+def _check_landmarks(landmarks, n: int) -> np.ndarray:
+    """``landmarks`` as a non-empty 1-D integer array of node indices in [0, n)."""
+    cols = np.asarray(landmarks)
+    if cols.ndim != 1 or cols.dtype.kind not in "iu" or cols.size == 0:
+        raise TypeError("landmarks must be a non-empty 1-D array of indices")
+    if cols.min() < 0 or cols.max() >= n:
+        raise ValueError(f"landmarks must lie in [0, {n})")
+    return cols
+
+
 def heat_geodesic_distances(
     W,
     t: float = 10.0,
@@ -324,11 +334,7 @@ def heat_geodesic_distances(
         cols = None
         E = np.eye(n)
     else:
-        cols = np.asarray(landmarks)
-        if cols.ndim != 1 or cols.dtype.kind not in "iu" or cols.size == 0:
-            raise TypeError("landmarks must be a non-empty 1-D array of indices")
-        if cols.min() < 0 or cols.max() >= n:
-            raise ValueError(f"landmarks must lie in [0, {n})")
+        cols = _check_landmarks(landmarks, n)
         _check_geodesic(t, rho, True)
         E = None
     ncomp = _components(W)
@@ -487,11 +493,7 @@ def heat_entropy_time(
     if landmarks is None:
         cols = np.arange(n)
     else:  # an estimate from (at most 256 of) the landmarks' columns
-        cols = np.asarray(landmarks)
-        if cols.ndim != 1 or cols.dtype.kind not in "iu" or cols.size == 0:
-            raise TypeError("landmarks must be a non-empty 1-D array of indices")
-        if cols.min() < 0 or cols.max() >= n:
-            raise ValueError(f"landmarks must lie in [0, {n})")
+        cols = _check_landmarks(landmarks, n)
         cols = cols[np.linspace(0, cols.size - 1, min(cols.size, 256)).astype(np.int64)]
     Wd = W.astype(np.float64)
     ent = np.zeros(n_t)

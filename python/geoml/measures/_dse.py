@@ -70,6 +70,17 @@ def _check_sigma_t(sigma, t):
     return float(sigma), float(t)
 
 
+def _check_common(X, method, rtol, sigma, t, n_jobs, name: str):
+    """The checks that DSE and DSMI share: ``(X, rtol, sigma, t)``, X as float64 on the host."""
+    _check_method(method)
+    rtol = _check_rtol(rtol)
+    sigma, t = _check_sigma_t(sigma, t)
+    check_n_jobs(n_jobs)
+    reject_gpu(X, "X", name)
+    X = as_float_array(X, "X", dtype=np.float64)
+    return X, rtol, sigma, t
+
+
 def _check_kernel(kernel, n_neighbors):
     if kernel not in ("dense", "knn"):
         raise ValueError(f"kernel={kernel!r} is not supported; use 'dense' or 'knn'")
@@ -396,12 +407,9 @@ def diffusion_spectral_entropy(
     >>> bool(0.0 < dse.value < np.log2(200))
     True
     """
-    _check_method(method)
-    rtol = _check_rtol(rtol)
-    sigma, t = _check_sigma_t(sigma, t)
-    check_n_jobs(n_jobs)
-    reject_gpu(X, "X", "diffusion_spectral_entropy")
-    X = as_float_array(X, "X", dtype=np.float64)
+    X, rtol, sigma, t = _check_common(
+        X, method, rtol, sigma, t, n_jobs, "diffusion_spectral_entropy"
+    )
     if n_probes is not None:
         n_probes = check_int(n_probes, "n_probes", low=2)
     kernel, n_neighbors = _check_kernel(kernel, n_neighbors)
@@ -509,12 +517,9 @@ def diffusion_spectral_mutual_information(
     >>> bool(mi.value > 0)
     True
     """
-    _check_method(method)
-    rtol = _check_rtol(rtol)
-    sigma, t = _check_sigma_t(sigma, t)
-    check_n_jobs(n_jobs)
-    reject_gpu(X, "X", "diffusion_spectral_mutual_information")
-    X = as_float_array(X, "X", dtype=np.float64)
+    X, rtol, sigma, t = _check_common(
+        X, method, rtol, sigma, t, n_jobs, "diffusion_spectral_mutual_information"
+    )
     n = X.shape[0]
     n_clusters = check_int(n_clusters, "n_clusters", low=1)
     n_repetitions = check_int(n_repetitions, "n_repetitions", low=1)

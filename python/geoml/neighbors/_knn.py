@@ -254,6 +254,18 @@ def _same_features_and_dtype(X, Y):
     return X, Y
 
 
+def _host_inputs(X, Y, metric, exclude_self):
+    """X and Y of :func:`knn` on the host, validated (``as_float_array``), with the metric and
+    ``exclude_self`` checked before Y is read."""
+    X = as_float_array(X, "X")
+    _check_metric(metric)
+    if exclude_self and Y is not None:
+        raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
+    if Y is not None:
+        Y = as_float_array(Y, "Y", allow_empty=True)
+    return X, Y
+
+
 def _knn_elsewhere(X, k, Y, metric, exclude_self, n_jobs, where: str) -> KNNResult:
     """kNN of device input, or of host input with device="cuda"; results follow X's type."""
     gpu_in = is_gpu_array(X)
@@ -372,12 +384,8 @@ def knn(
             if method == "nndescent":
                 raise ValueError("method='nndescent' runs on the CPU; use device='cpu'")
         else:
-            X = as_float_array(X, "X")
-            _check_metric(metric)
-            if exclude_self and Y is not None:
-                raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
+            X, Y = _host_inputs(X, Y, metric, exclude_self)
             if Y is not None:
-                Y = as_float_array(Y, "Y", allow_empty=True)
                 X, Y = _same_features_and_dtype(X, Y)
             return _knn_method(
                 X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, random_state
@@ -385,12 +393,7 @@ def knn(
     where = resolve_device(device, X, Y)
     if where == "cuda" or is_gpu_array(X):
         return _knn_elsewhere(X, k, Y, metric, exclude_self, n_jobs, where)
-    X = as_float_array(X, "X")
-    _check_metric(metric)
-    if exclude_self and Y is not None:
-        raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
-    if Y is not None:
-        Y = as_float_array(Y, "Y", allow_empty=True)
+    X, Y = _host_inputs(X, Y, metric, exclude_self)
     return _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose)
 
 

@@ -276,6 +276,25 @@ def _batched_problem(fa, a_off, fb, b_off, fC, c_off, k: int):
     return ak, bk, Ck
 
 
+def _ragged_offsets(a_offsets, b_offsets) -> tuple[np.ndarray, np.ndarray]:
+    """The ragged layout's offsets as int64 arrays, checked for shape."""
+    a_off, b_off = _as_offsets(a_offsets, "a_offsets"), _as_offsets(b_offsets, "b_offsets")
+    if a_off.ndim != 1 or a_off.shape != b_off.shape or a_off.shape[0] < 2:
+        raise ValueError("a_offsets and b_offsets must be 1-D of the same length B + 1 >= 2")
+    return a_off, b_off
+
+
+def _ragged_sizes(a_off, b_off, len_a: int, len_b: int) -> tuple[np.ndarray, np.ndarray]:
+    """The problems' sizes (m_k), (n_k) of ragged offsets into ``a`` and ``b`` of lengths
+    ``len_a`` and ``len_b``, checked (from 0 to the end, every problem non-empty)."""
+    if a_off[0] != 0 or b_off[0] != 0 or a_off[-1] != len_a or b_off[-1] != len_b:
+        raise ValueError("offsets must start at 0 and end at len(a) / len(b)")
+    ms, ns = np.diff(a_off), np.diff(b_off)
+    if (ms <= 0).any() or (ns <= 0).any():
+        raise ValueError("offsets must be strictly increasing (every problem non-empty)")
+    return ms, ns
+
+
 def _batched_layout(
     a,
     b,
@@ -326,14 +345,8 @@ def _batched_layout(
         a = as_float_array(a, "a", ndim=1, dtype=np.float64)
         b = as_float_array(b, "b", ndim=1, dtype=np.float64)
         C, crange = _finite_cost(C, 1, scan_cost, allow_inf)
-        a_off, b_off = _as_offsets(a_offsets, "a_offsets"), _as_offsets(b_offsets, "b_offsets")
-        if a_off.ndim != 1 or a_off.shape != b_off.shape or a_off.shape[0] < 2:
-            raise ValueError("a_offsets and b_offsets must be 1-D of the same length B + 1 >= 2")
-        if a_off[0] != 0 or b_off[0] != 0 or a_off[-1] != a.shape[0] or b_off[-1] != b.shape[0]:
-            raise ValueError("offsets must start at 0 and end at len(a) / len(b)")
-        ms, ns = np.diff(a_off), np.diff(b_off)
-        if (ms <= 0).any() or (ns <= 0).any():
-            raise ValueError("offsets must be strictly increasing (every problem non-empty)")
+        a_off, b_off = _ragged_offsets(a_offsets, b_offsets)
+        ms, ns = _ragged_sizes(a_off, b_off, a.shape[0], b.shape[0])
         sizes = ms * ns
         c_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         if C.shape[0] != int(sizes.sum()):
@@ -968,6 +981,30 @@ def sinkhorn_points(
     return PointsSinkhornResult(float(cost), f, g, int(n_iter), float(err), bool(conv))
 
 
+def _batched_params(rho, eps, tol, max_iter, eps_schedule, crange, masses):
+    """The checked parameters of :func:`sinkhorn_batched` (``rho`` None: balanced) as
+    ``(params, rho, eps, tol, max_iter)``; ``crange`` is the cost range of the whole batch and
+    ``masses`` its problems' masses of ``a`` (or their minimum)."""
+    balanced = rho is None
+    rho = -1.0 if balanced else _check_eps(rho, "rho")
+    eps = _check_eps(eps)
+    tol = _check_tol(tol)
+    max_iter = _max_iter(max_iter)
+    start, factor = _schedule(eps_schedule, eps, crange, False, balanced and tol >= LOOSE_TOL)
+    # the C++ tolerance is absolute: problems are scaled to unit mass there by tol * mass
+    scale = float(np.min(masses)) if balanced else 1.0
+    params = _core.SinkhornParams(
+        eps=eps,
+        rho=rho,
+        max_iter=max_iter,
+        tol=tol * scale,
+        eps_start=start,
+        eps_factor=factor,
+        stage_tol=STAGE_TOL,
+    )
+    return params, rho, eps, tol, max_iter
+
+
 def sinkhorn_batched(
     a,
     b,
@@ -1032,22 +1069,8 @@ def sinkhorn_batched(
         for k in np.flatnonzero(forbidden):
             ak, bk, Ck = _batched_problem(fa, a_off, fb, b_off, fC, c_off, int(k))
             _check_support(ak, bk, Ck, f"sinkhorn_batched (problem {int(k)})")
-    rho = -1.0 if balanced else _check_eps(rho, "rho")
-    eps = _check_eps(eps)
-    tol = _check_tol(tol)
-    max_iter = _max_iter(max_iter)
-    start, factor = _schedule(eps_schedule, eps, crange, False, balanced and tol >= LOOSE_TOL)
-    # the C++ tolerance is absolute: problems are scaled to unit mass there by tol * mass
-    masses = np.add.reduceat(fa, a_off[:-1])
-    scale = float(masses.min()) if balanced else 1.0
-    params = _core.SinkhornParams(
-        eps=eps,
-        rho=rho,
-        max_iter=max_iter,
-        tol=tol * scale,
-        eps_start=start,
-        eps_factor=factor,
-        stage_tol=STAGE_TOL,
+    params, rho, eps, tol, max_iter = _batched_params(
+        rho, eps, tol, max_iter, eps_schedule, crange, np.add.reduceat(fa, a_off[:-1])
     )
     cost, err, n_iter, conv, plans = _core.sinkhorn_batched(
         fa,

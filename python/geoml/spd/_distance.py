@@ -19,6 +19,16 @@ def check_metric(metric, allowed=METRICS) -> str:
     return metric
 
 
+def _metric_power(metric, p) -> tuple[str, float]:
+    """The checked metric and power of the power-deformed distances (p = 0 only with "euclid"
+    and "logeuclid"; "euclid" with p = 0 is "logeuclid")."""
+    metric = check_metric(metric)
+    p = check_power(p, allow_zero=metric in ("euclid", "logeuclid"))
+    if metric == "euclid" and p == 0:
+        metric = "logeuclid"
+    return metric, p
+
+
 def _fun(A, func, power=1.0, n_jobs=0, name="X", batch=None):
     F, status = _linalg.funm(A, func=func, power=power, n_jobs=n_jobs)
     _linalg.raise_status(status, name, batch)
@@ -112,10 +122,7 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
     >>> round(float(distance(np.diag([4.0, 9.0]), np.eye(2), "wasserstein") ** 2), 12)
     5.0
     """
-    metric = check_metric(metric)
-    p = check_power(p, allow_zero=metric in ("euclid", "logeuclid"))
-    if metric == "euclid" and p == 0:
-        metric = "logeuclid"
+    metric, p = _metric_power(metric, p)
     nj = _linalg.jobs(n_jobs)
     A3, B3, out, dt = _pair(A, B)
     if p != 1.0 and metric != "logeuclid":
@@ -213,10 +220,7 @@ def pairwise_distance(
            [1., 0., 1.],
            [2., 1., 0.]])
     """
-    metric = check_metric(metric)
-    p = check_power(p, allow_zero=metric in ("euclid", "logeuclid"))
-    if metric == "euclid" and p == 0:
-        metric = "logeuclid"
+    metric, p = _metric_power(metric, p)
     nj = _linalg.jobs(n_jobs)
     same = Y is None
     X3, bx = _linalg.as_batch(X, "X")

@@ -23,6 +23,22 @@ from .._validation import (
 )
 from . import _eigsh_block
 
+# the warning when the deflated block check fails (CPU and device eigsh)
+_CHECK_FAILED = (
+    "eigsh: the deflated block check could not confirm that no eigenvalue was missed "
+    "(missed eigenpairs did not converge); converged=False"
+)
+
+
+def _checked_product(Y, shape) -> np.ndarray:
+    """A user operator's ``A.matmat(X)`` as an array, checked: X's shape, finite."""
+    Y = np.asarray(Y)
+    if Y.shape != shape:
+        raise ValueError(f"A.matmat returned shape {Y.shape}; expected {shape}")
+    if not np.isfinite(Y).all():
+        raise ValueError("A.matmat returned NaN or infinity")
+    return Y
+
 
 @dataclass
 class EigshResult:
@@ -189,11 +205,7 @@ def _block_product(op, data, indptr, indices, n, dtype, nt):
     if op is not None:
 
         def matmat(X):
-            Y = np.asarray(op.matmat(X.astype(dtype)))
-            if Y.shape != X.shape:
-                raise ValueError(f"A.matmat returned shape {Y.shape}; expected {X.shape}")
-            if not np.isfinite(Y).all():
-                raise ValueError("A.matmat returned NaN or infinity")
+            Y = _checked_product(op.matmat(X.astype(dtype)), X.shape)
             return np.asarray(Y, dtype=np.float64)
 
     elif indptr is not None:
@@ -315,12 +327,7 @@ def _check_routed(out, matmat, n, k, which, tol, dtype, seed, block, steps):
     out.miss_gap = report.miss_gap
     out.converged = bool(out.converged and report.passed and (res <= tol * anorm).all())
     if not report.passed:
-        warnings.warn(
-            "eigsh: the deflated block check could not confirm that no eigenvalue was missed "
-            "(missed eigenpairs did not converge); converged=False",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        warnings.warn(_CHECK_FAILED, RuntimeWarning, stacklevel=3)
 
 
 # The filtered general path (issue 23): sparse matrices from this size on run Lanczos on a
@@ -893,12 +900,7 @@ def eigsh(
         out.check_block, out.check_steps = report.block, report.steps
         out.miss_gap = math.ldexp(report.miss_gap, -shift) if shift else report.miss_gap
     if report is not None and not report.passed:
-        warnings.warn(
-            "eigsh: the deflated block check could not confirm that no eigenvalue was missed "
-            "(missed eigenpairs did not converge); converged=False",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        warnings.warn(_CHECK_FAILED, RuntimeWarning, stacklevel=2)
     elif not out.converged:
         warnings.warn(
             f"eigsh did not converge in {n_iter} restart cycles: largest residual "

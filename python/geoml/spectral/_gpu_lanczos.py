@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import _core, _gpu
 from .._validation import is_gpu_array, random_seed
-from ._eigsh import _check_solver_args
+from ._eigsh import _CHECK_FAILED, _check_solver_args
 
 __all__ = ["affinity_csr", "eigsh", "lanczos", "lsym_smallest"]
 
@@ -382,12 +382,7 @@ def check_lanczos_result(out, matmat, n, k, which, tol, seed, block, steps, max_
     n_mv += report.n_matvec
     conv = bool(report.passed and (res_h <= tol * anorm).all())
     if not report.passed:
-        warnings.warn(
-            "eigsh: the deflated block check could not confirm that no eigenvalue was missed "
-            "(missed eigenpairs did not converge); converged=False",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        warnings.warn(_CHECK_FAILED, RuntimeWarning, stacklevel=3)
     elif not conv:
         warnings.warn(
             f"eigsh did not converge in {n_iter} restart cycles: largest residual "

@@ -21,7 +21,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from .. import _core
 from .._validation import as_float_array, check_int, check_n_jobs, check_random_state, reject_gpu
-from ._eigsh import _as_csr, _symmetry_error
+from ._eigsh import _as_csr, _checked_product, _symmetry_error
 
 __all__ = ["SpectralDensity", "TraceEstimate", "spectral_density", "trace_function"]
 
@@ -177,12 +177,7 @@ def _operator(A, n_jobs):
         op = A
 
         def matmat(X, out):
-            Y = np.asarray(op.matmat(X))
-            if Y.shape != X.shape:
-                raise ValueError(f"A.matmat returned shape {Y.shape}; expected {X.shape}")
-            if not np.isfinite(Y).all():
-                raise ValueError("A.matmat returned NaN or infinity")
-            out[...] = Y
+            out[...] = _checked_product(op.matmat(X), X.shape)
     elif sp.issparse(A):
         rel = _REL[bool(A.dtype == np.float32)]
         A = _as_csr(A, "A", dtype=np.float64)
