@@ -210,7 +210,9 @@ def smacof(
         n_jobs=check_n_jobs(n_jobs),
         relax=bool(relax),
     )
-    return Y, float(stress), int(n_iter), bool(conv)
+    # stress 0 is the exact minimum (all dissimilarities 0: identical points), which the
+    # relative decrease test never accepts
+    return Y, float(stress), int(n_iter), bool(conv) or float(stress) == 0.0
 
 
 def _place(
@@ -423,6 +425,7 @@ class MDS(EmbeddingMixin, BaseEstimator):
                 n_jobs=nt,
                 relax=relax,
             )
+            conv = bool(conv) or float(stress) == 0.0  # (an exact minimum: see smacof)
             if not conv and max_iter > 0:
                 warnings.warn(
                     f"SMACOF did not meet eps={eps:g} in max_iter={max_iter} transforms: the "
