@@ -70,7 +70,10 @@ def _scale_exponents(metric: str, *arrays) -> tuple[int, int]:
     whose largest entry lies within ``2^+-_SCALE_LIMIT``."""
     if metric not in ("euclid", "wasserstein"):
         return 0, 0
-    amax = max((float(np.abs(a).max()) for a in arrays if a.size), default=0.0)
+    # an SPD matrix's largest entry is on its diagonal (|a_ij| <= sqrt(a_ii a_jj)): a pass
+    # over n of the n^2 entries (input that is not SPD is refused by the kernels after)
+    diags = [np.diagonal(a, axis1=-2, axis2=-1) for a in arrays if a.size]
+    amax = max((float(np.abs(d).max()) for d in diags), default=0.0)
     if amax == 0.0 or 2.0**-_SCALE_LIMIT <= amax <= 2.0**_SCALE_LIMIT:
         return 0, 0
     x = int(np.frexp(amax)[1])
