@@ -326,7 +326,10 @@ def knn(
     ----------
     X : array-like of shape (n_samples, n_features)
         Data points. float32 and float64 are used as they are; float16 becomes float32;
-        integer and boolean input becomes float64. NaN/inf raise ``ValueError``.
+        integer and boolean input becomes float64. NaN/inf raise ``ValueError``, and so do
+        entries so large that squared distances overflow; data so small that they would
+        underflow (every entry below ``3e-16`` in float32, ``1.5e-146`` in float64) is
+        searched on a copy scaled by a power of two, the distances scaled back.
     k : int
         Number of neighbours, ``1 <= k <= n_samples`` (``k <= n_samples - 1`` when a point is
         excluded from its own list).
