@@ -1442,3 +1442,24 @@ def test_knn_tiny_data_scale(dtype, scale, metric):
         G0 = geoml.KNNTransformer(n_neighbors=5, metric=metric).fit_transform(X)
         np.testing.assert_array_equal(G.indices, G0.indices)
         np.testing.assert_allclose(np.ldexp(G.data.astype(np.float64), -p * e), G0.data, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "e"), [(np.float64, -532), (np.float64, -900), (np.float32, -75)]
+)
+def test_adaptive_kernel_of_tiny_data(dtype, e):
+    """The self-tuning kernel exp(-d^2 / (sigma_i sigma_j)) is scale-free: data scaled by
+    2^e (1e-160 / 1e-271 in float64, 2.6e-23 in float32) gives the unit-scale graph, and
+    DiffusionMap (whose default affinity it is) the unit-scale embedding. Before, d^2 and
+    sigma_i sigma_j underflowed: weights exp(0) = 1 or 0 and a DiffusionMap 66 % off,
+    silently; ordinary data (duplicates included) keeps its bits."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 4)).astype(dtype)
+    G0 = geoml.knn_graph(X, 10, kernel="adaptive")
+    G = geoml.knn_graph(np.ldexp(X, e).astype(dtype), 10, kernel="adaptive")
+    np.testing.assert_array_equal(G.indices, G0.indices)
+    np.testing.assert_allclose(G.data, G0.data, rtol=0, atol=10 * np.finfo(dtype).eps)
+    if dtype == np.float64:
+        ref = geoml.DiffusionMap(random_state=0).fit_transform(X)
+        got = geoml.DiffusionMap(random_state=0).fit_transform(np.ldexp(X, e))
+        np.testing.assert_allclose(np.abs(got), np.abs(ref), atol=1e-9)
