@@ -1448,3 +1448,19 @@ def test_bw_barycenter_of_small_and_huge_covariances(scale):
     got = spd.mean(np.stack([X, X[::-1]]) * scale, metric="wasserstein")  # two sets
     ref = spd.mean_wasserstein(X, tol=1e-13).mean
     assert np.abs(got / scale - ref).max() / np.abs(ref).max() <= 1e-9
+
+
+@pytest.mark.parametrize("metric", ["riemann", "wasserstein"])
+def test_mean_names_the_nan_matrix(metric):
+    """A NaN in one input matrix of the Karcher / BW mean names that matrix (it said "mean
+    contains NaN or infinity": the start, a weighted sum, carried it), as the log-Euclidean
+    mean and the distances do; in a batch of sets, by set and position."""
+    rng = np.random.default_rng(0)
+    S = rng.standard_normal((6, 3, 3))
+    S = S @ S.transpose(0, 2, 1) + np.eye(3)
+    bad = S.copy()
+    bad[2, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"X\[2\] contains NaN or infinity"):
+        spd.mean(bad, metric=metric)
+    with pytest.raises(ValueError, match=r"X\[1, 2\] contains NaN or infinity"):
+        spd.mean(np.stack([S, bad]), metric=metric)

@@ -95,6 +95,18 @@ def _finish(means, iters, conv, sets, dt, what):
     )
 
 
+def _check_start(M, Xs, s: int, sets: tuple) -> None:
+    """The start ``M`` of a mean of the set ``Xs`` (number ``s`` of the batch ``sets``) is
+    finite unless some matrix of the set is not (the iterations check their iterates, which
+    blamed "mean" for a NaN in X): name the first one. O(n^2) unless it is not."""
+    if np.isfinite(M).all():
+        return
+    bad = np.flatnonzero(~np.isfinite(Xs).all(axis=(-2, -1)))
+    if bad.size:
+        where = tuple(int(i) for i in np.unravel_index(s, sets)) + (int(bad[0]),)
+        raise ValueError(f"X[{', '.join(map(str, where))}] contains NaN or infinity")
+
+
 def _check_init(init, n, dt):
     if init is None:
         return None
@@ -277,8 +289,9 @@ def mean_riemann(
     tol = max(tol, 10 * n * float(np.finfo(dt).eps))
     step = _karcher_gradient if method == "gradient" else _karcher_anderson
     means, iters, conv = [], [], []
-    for Xs in X4:
+    for s, Xs in enumerate(X4):
         M = np.einsum("i,ijk->jk", w, Xs) if init is None else init
+        _check_start(M, Xs, s, sets)
         e = _range_exponent(M, Xs)  # a power of two: exact, the same iterates
         if e:
             Xs, M = np.ldexp(Xs, -e), np.ldexp(M, -e)
@@ -410,8 +423,9 @@ def mean_wasserstein(
     n = X4.shape[-1]
     init = _check_init(init, n, dt)
     means, iters, conv = [], [], []
-    for Xs in X4:
+    for s, Xs in enumerate(X4):
         C = np.einsum("i,ijk->jk", w, Xs) if init is None else init
+        _check_start(C, Xs, s, sets)
         # the barycenter is equivariant (mean(c X) = c mean(X)): a set beyond 2^+-500 is
         # scaled by a power of two (exact), as the Karcher mean is (1e200 matrices overflowed,
         # 1e-200 ones were refused as "not numerically whitened"), tol with it
