@@ -954,3 +954,18 @@ def test_networkx_weight_types():
     D[1][2]["weight"] = "2"
     with pytest.raises(TypeError, match=r"edge \(1, 2\) has weight='2' of type str"):
         compat.OllivierRicci(D).compute_ricci_curvature()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_sparse_adjacency_nan_is_named(bad):
+    """A NaN/inf weight in a sparse adjacency is reported as such, as for a dense one (it
+    was "the sparse adjacency is not symmetric": NaN != NaN failed the symmetry test)."""
+    M = np.ones((4, 4)) - np.eye(4)
+    M[0, 2] = M[2, 0] = 2.0
+    A = sp.csr_matrix(M)
+    A.data[A.data == 2.0] = bad
+    for G in (A, A.toarray()):
+        with pytest.raises(ValueError, match="contains NaN or infinity"):
+            geoml.OllivierRicci().fit(G)
+        with pytest.raises(ValueError, match="contains NaN or infinity"):
+            geoml.forman_ricci(G)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -689,3 +690,53 @@ def test_heat_symmetric_map_and_permutation_match_laplacian(dtype):
     perm = np.random.default_rng(0).permutation(300)
     P = _permute(S, perm)
     assert P.has_sorted_indices and abs(P - S[perm][:, perm]).max() == 0
+
+
+def test_mds_of_identical_points_converges_without_warning():
+    """All dissimilarities 0 (identical points): stress 0 is the exact minimum, reported as
+    converged without the SMACOF warning (the relative decrease test never accepted it: a
+    spurious "did not meet eps ... raise max_iter" from MDS and PHATE)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = geoml.MDS(random_state=0).fit(np.ones((30, 3)))
+        assert m.converged_ and m.stress_ == 0.0
+        np.testing.assert_array_equal(m.embedding_, 0.0)
+        m = geoml.MDS(dissimilarity="precomputed", init="random", random_state=0)
+        assert m.fit(np.zeros((5, 5))).converged_
+        assert np.ptp(m.embedding_, axis=0).max() == 0.0
+        Y = geoml.PHATE(random_state=0).fit_transform(np.ones((30, 3)))
+        np.testing.assert_array_equal(Y, 0.0)
+    # a start that collapsed to a point under non-zero dissimilarities is no minimum
+    X = np.random.default_rng(0).standard_normal((10, 2))
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    with pytest.warns(RuntimeWarning, match="did not meet eps"):
+        m = geoml.MDS(dissimilarity="precomputed", init=np.zeros((10, 2))).fit(D)
+    assert not m.converged_
+
+
+@pytest.mark.parametrize("e", [-532, -700, -1000])
+def test_mds_of_tiny_coordinates_is_equivariant(e):
+    """MDS(2^e X) = 2^e MDS(X) (classical and SMACOF, landmarks, precomputed) for
+    coordinates so small that their squares are subnormal. Before, 1e-160 coordinates gave
+    an embedding 7 % off and 1e-170 ones stress 0 and a wrong embedding, silently (large
+    ones were already refused)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 4))
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    for kw, A in (
+        ({}, X),
+        ({"landmarks": 40}, X),
+        ({"metric": False}, X),
+        ({"dissimilarity": "precomputed"}, D),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # (50 transforms: eps=0 unmet)
+            ref = geoml.MDS(random_state=0, max_iter=50, eps=0, **kw).fit(A)
+            got = geoml.MDS(random_state=0, max_iter=50, eps=0, **kw).fit(np.ldexp(A, e))
+        np.testing.assert_allclose(np.ldexp(got.embedding_, -e), ref.embedding_, atol=1e-10)
+        if e == -532:  # stress, eigenvalues ~2^-1050, ~2^-1057: subnormal (24, 17 bits)
+            np.testing.assert_allclose(np.ldexp(got.stress_, -2 * e), ref.stress_, rtol=1e-6)
+            if ref.eigenvalues_ is not None:
+                np.testing.assert_allclose(
+                    np.ldexp(got.eigenvalues_, -2 * e), ref.eigenvalues_, rtol=1e-4
+                )

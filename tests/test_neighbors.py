@@ -1403,3 +1403,63 @@ def test_result_extras_survive_replace_copy_pickle():
         for name in res._fields:
             if name != field:
                 assert getattr(out, name) is getattr(res, name)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale"), [(np.float32, 1e-22), (np.float32, 1e-30), (np.float64, 1e-170)]
+)
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "inner_product"])
+def test_knn_tiny_data_scale(dtype, scale, metric):
+    """Data so small that its squared distances underflow (float32 at 1e-22, float64 at
+    1e-170): the neighbours and distances of the same data at unit scale, exactly and
+    approximately, and through KNNTransformer (data scaled by a power of two inside).
+    Before, 3/4 of the float32 neighbours at 1e-22 were wrong, silently (overflow was
+    already refused)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 6)).astype(dtype)
+    e = int(np.round(np.log2(scale)))
+    Xs = np.ldexp(X, e).astype(dtype)
+    Y = rng.standard_normal((30, 6)).astype(dtype)
+    p = {"euclidean": 1, "cosine": 0, "inner_product": 2}[metric]
+    for args in ({}, {"Y": Y}):
+        ref = geoml.knn(X, 5, metric=metric, **args)
+        kw = {"Y": np.ldexp(Y, e).astype(dtype)} if args else {}
+        got = geoml.knn(Xs, 5, metric=metric, **kw)
+        np.testing.assert_array_equal(got.indices, ref.indices)
+        assert got.distances.dtype == dtype
+        if p < 2:  # (inner products of such data are below the dtype's range themselves)
+            np.testing.assert_allclose(
+                np.ldexp(got.distances.astype(np.float64), -p * e), ref.distances, rtol=1e-6
+            )
+    if metric != "inner_product":
+        ref = geoml.knn(X, 5, metric=metric, method="nndescent", random_state=0)
+        got = geoml.knn(Xs, 5, metric=metric, method="nndescent", random_state=0)
+        np.testing.assert_array_equal(got.indices, ref.indices)
+        np.testing.assert_allclose(
+            np.ldexp(got.distances.astype(np.float64), -p * e), ref.distances, rtol=1e-6
+        )
+        G = geoml.KNNTransformer(n_neighbors=5, metric=metric).fit_transform(Xs)
+        G0 = geoml.KNNTransformer(n_neighbors=5, metric=metric).fit_transform(X)
+        np.testing.assert_array_equal(G.indices, G0.indices)
+        np.testing.assert_allclose(np.ldexp(G.data.astype(np.float64), -p * e), G0.data, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "e"), [(np.float64, -532), (np.float64, -900), (np.float32, -75)]
+)
+def test_adaptive_kernel_of_tiny_data(dtype, e):
+    """The self-tuning kernel exp(-d^2 / (sigma_i sigma_j)) is scale-free: data scaled by
+    2^e (1e-160 / 1e-271 in float64, 2.6e-23 in float32) gives the unit-scale graph, and
+    DiffusionMap (whose default affinity it is) the unit-scale embedding. Before, d^2 and
+    sigma_i sigma_j underflowed: weights exp(0) = 1 or 0 and a DiffusionMap 66 % off,
+    silently; ordinary data (duplicates included) keeps its bits."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 4)).astype(dtype)
+    G0 = geoml.knn_graph(X, 10, kernel="adaptive")
+    G = geoml.knn_graph(np.ldexp(X, e).astype(dtype), 10, kernel="adaptive")
+    np.testing.assert_array_equal(G.indices, G0.indices)
+    np.testing.assert_allclose(G.data, G0.data, rtol=0, atol=10 * np.finfo(dtype).eps)
+    if dtype == np.float64:
+        ref = geoml.DiffusionMap(random_state=0).fit_transform(X)
+        got = geoml.DiffusionMap(random_state=0).fit_transform(np.ldexp(X, e))
+        np.testing.assert_allclose(np.abs(got), np.abs(ref), atol=1e-9)

@@ -583,3 +583,31 @@ def test_idle_cores_caps_default_threads():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.split()[1] == "1"
+
+
+@pytest.mark.parametrize("scale", [1e160, 1e200, 1e300, 1e-300])
+def test_combinatorial_laplacian_huge_and_tiny_weights(scale):
+    """Weights near float64's limits: ``laplacian_eigsh(kind="combinatorial")`` (Lanczos
+    with its check, and the default solver) and ``eigsh(L, which="SA")`` return finite,
+    correct residuals and ``converged=True`` without warnings. Before, the residuals'
+    squares overflowed from weights ~1e155 (``inf`` residuals; ``eigsh`` on the Laplacian
+    route then failed its check with ``converged=False``) and underflowed to 0 at 1e-300."""
+    X = swiss_roll(300, 0)
+    W = knn_adjacency(X, 8, weighted=True)
+    L1 = csgraph_laplacian(W).toarray()
+    lam = np.linalg.eigvalsh(L1)[:4]
+    Ws = sp.csr_matrix(W * scale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        outs = [
+            geoml.laplacian_eigsh(Ws, 4, kind="combinatorial", random_state=0),
+            geoml.laplacian_eigsh(Ws, 4, kind="combinatorial", method="lanczos", random_state=0),
+            geoml.eigsh(sp.csr_matrix(csgraph_laplacian(Ws)), 4, which="SA", random_state=0),
+        ]
+    for out in outs:
+        assert out.converged
+        np.testing.assert_allclose(out.eigenvalues / scale, lam, rtol=0, atol=1e-9 * lam[-1])
+        R = L1 @ out.eigenvectors - out.eigenvectors * (out.eigenvalues / scale)
+        ref = np.linalg.norm(R, axis=0)  # at unit scale
+        np.testing.assert_allclose(out.residual_norms / scale, ref, rtol=1e-6, atol=1e-14)
+        assert np.all(out.residual_norms <= 1e-10 * out.anorm)

@@ -297,6 +297,8 @@ def _as_graph(G, weight: str = "weight", directed_ok: bool = False, grc: bool = 
         keep = A.row != A.col
         r, c, v = A.row[keep].astype(np.int64), A.col[keep].astype(np.int64), A.data[keep]
         v = v.astype(np.float64)
+        if not np.isfinite(v).all():  # (before the symmetry test: NaN != NaN failed it)
+            raise ValueError("the adjacency G contains NaN or infinity")
         upper = sp.coo_matrix((v[r < c], (r[r < c], c[r < c])), shape=(n, n)).tocsr()
         lower = sp.coo_matrix((v[r > c], (c[r > c], r[r > c])), shape=(n, n)).tocsr()
         # compare structure (explicit zeros count as edges) and values

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import warnings
@@ -28,6 +29,10 @@ _DENSE_EIG_MAX = 200
 # Larger coordinates or dissimilarities are refused: their squares (distances, stress)
 # overflow float64.
 _MAX_ABS = 1e150
+# Smaller ones (all of them) are scaled up by a power of two in MDS.fit (MDS is equivariant):
+# their squares lose their digits in float64's subnormal range (1e-160 coordinates: an
+# embedding 7 % off, 1e-170: stress 0 and a wrong embedding, silently).
+_MIN_ABS = 1e-140
 
 
 def say(verbose, name: str, msg: str, t0: float | None = None) -> None:
@@ -210,7 +215,9 @@ def smacof(
         n_jobs=check_n_jobs(n_jobs),
         relax=bool(relax),
     )
-    return Y, float(stress), int(n_iter), bool(conv)
+    # stress 0 is the exact minimum (all dissimilarities 0: identical points), which the
+    # relative decrease test never accepts
+    return Y, float(stress), int(n_iter), bool(conv) or float(stress) == 0.0
 
 
 def _place(
@@ -339,6 +346,10 @@ class MDS(EmbeddingMixin, BaseEstimator):
         n = X.shape[0]
         if n < 2:
             raise ValueError(f"MDS needs at least 2 samples; got n_samples = {n}")
+        amax = (float(X.max()) if pre else float(np.abs(X).max())) if X.size else 0.0
+        shift = int(np.frexp(amax)[1]) if 0.0 < amax < _MIN_ABS else 0
+        if shift:  # embedded at scale 2^-shift, scaled back below (exact)
+            X = np.ldexp(X, -shift).astype(X.dtype, copy=False)
         k = check_int(self.n_components, "n_components", low=1, high=n - 1, hint=f" ({n} samples)")
         max_iter = check_int(self.max_iter, "max_iter", low=0)
         eps = check_tol(self.eps, "eps", allow_zero=True)
@@ -385,6 +396,10 @@ class MDS(EmbeddingMixin, BaseEstimator):
         if lm is not None:
             self._say(f"placing {n} points from {lm.size} landmarks")
             Y = self._triangulate(X, pre, lm, D, Y, nt)
+        if shift:  # (the SMACOF step does not depend on the scale of its start)
+            Y, stress = np.ldexp(Y, shift), math.ldexp(stress, 2 * shift)
+            if self.eigenvalues_ is not None:
+                self.eigenvalues_ = np.ldexp(self.eigenvalues_, 2 * shift)
         self.embedding_ = np.ascontiguousarray(Y, dtype=np.float64)
         self.stress_ = float(stress)
         self.n_iter_ = int(n_iter)
@@ -426,6 +441,7 @@ class MDS(EmbeddingMixin, BaseEstimator):
             )
             if D_iter is not None:  # the stress of Y against D (one pass, no transform)
                 stress = _core.smacof(D, Y, max_iter=0, eps=eps, n_jobs=nt)[1]
+            conv = bool(conv) or float(stress) == 0.0  # (an exact minimum: see smacof)
             if not conv and max_iter > 0:
                 warnings.warn(
                     f"SMACOF did not meet eps={eps:g} in max_iter={max_iter} transforms: the "

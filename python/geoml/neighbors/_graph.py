@@ -55,8 +55,20 @@ def _affinities(dist: np.ndarray, idx: np.ndarray, kernel, sigma, k_sigma, decay
     s = xp.maximum(dist[:, k_sigma - 1], tiny)  # sigma_i: distance to the k_sigma-th neighbour
     # an exponent that overflows to inf gives the exact limit exp(-inf) = 0: no warning
     if kernel == "adaptive":
+        den = s[:, None] * s[idx]
         with np.errstate(over="ignore"):  # sigma_i sigma_j >= tiny: 0 / 0 cannot occur
-            return xp.exp(-(dist**2) / xp.maximum(s[:, None] * s[idx], tiny))
+            w = xp.exp(-(dist**2) / xp.maximum(den, tiny))
+        # where sigma_i sigma_j (and dist^2 with it) leaves the normal range, data of scale
+        # 1e-160 (float64) or 1e-22 (float32), the same ratio as (d / sigma_i) (d / sigma_j):
+        # dist^2 / tiny gave weights exp(0) = 1 or exp(-inf) = 0 (DiffusionMap 66 % off)
+        low = den < tiny / np.finfo(dist.dtype).eps
+        if bool(low.any()):
+            with np.errstate(over="ignore", invalid="ignore"):
+                r = (dist[low] / xp.broadcast_to(s[:, None], dist.shape)[low]) * (
+                    dist[low] / s[idx][low]
+                )
+                w[low] = xp.exp(-r)
+        return w
     decay = 40.0 if decay is None else float(decay)
     if not np.isfinite(decay) or decay <= 0:
         raise ValueError(f"decay must be a positive number; got {decay}")

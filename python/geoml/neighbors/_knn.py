@@ -115,14 +115,20 @@ def _auto_is_exact(n: int, d: int) -> bool:
 def _knn_approx(X, k, metric, target, random_state, n_jobs, verbose) -> ApproxKNNResult:
     """NN-descent graph of validated host X (self query, a point not its own neighbour)."""
     metric, _, k = _knn_checks(X.shape[0], k, False, metric, True)
-    _check_magnitude(X, None)
+    shift = _check_magnitude(X, None)
     opts = _core.NNDescentOptions(
         target_recall=target, n_check=_N_CHECK, seed=random_seed(random_state)
     )
     idx, dist, n_iter, n_checked, hits, _ = _core.nndescent(
-        X, k=k, metric=metric, options=opts, n_jobs=check_n_jobs(n_jobs), verbose=bool(verbose)
+        _scaled(X, shift),
+        k=k,
+        metric=metric,
+        options=opts,
+        n_jobs=check_n_jobs(n_jobs),
+        verbose=bool(verbose),
     )
     idx, dist = idx.reshape(X.shape[0], k), dist.reshape(X.shape[0], k)
+    dist = _unscaled_distances(dist, metric, shift)
     est = hits / (n_checked * k) if n_checked else 1.0
     low, high = (est, est) if n_checked >= X.shape[0] else _wilson(est, n_checked)
     rec = RecallEstimate(est, low, high, int(n_checked), target, est >= target, "nndescent", n_iter)
@@ -233,16 +239,46 @@ def _knn_checks(n: int, k, has_y: bool, metric: str, exclude_self):
     return metric, bool(exclude_self), k
 
 
-def _check_magnitude(X, Y) -> None:
-    """Scores are ||x||^2 + ||y||^2 - 2 x.y (or x.y): each must stay finite in X's dtype."""
-    bound = float(np.sqrt(np.finfo(X.dtype).max / (4 * max(X.shape[1], 1))))
+def _check_magnitude(X, Y) -> int:
+    """Scores are ||x||^2 + ||y||^2 - 2 x.y (or x.y): each must stay finite in X's dtype.
+
+    Returns the power of two ``s`` to scale X and Y by (:func:`_scaled`) so that those scores
+    do not underflow: 0 for ordinary data, ``-frexp(max |entry|)[1]`` when every entry is
+    below ``sqrt(tiny / eps)`` of the dtype (``3e-16`` in float32, ``1.5e-146`` in float64),
+    where the squares lose their digits in the subnormal range (float32 data at 1e-22 gave
+    3/4 of the neighbours wrong, silently)."""
+    info = np.finfo(X.dtype)
+    bound = float(np.sqrt(info.max / (4 * max(X.shape[1], 1))))
+    amax = 0.0
     for A, name in ((X, "X"), (Y, "Y")):
         # max(|A|) as max(max A, -min A): no temporary the size of the data
-        if A is not None and A.size and not max(float(A.max()), -float(A.min())) <= bound:
-            raise ValueError(
-                f"{name} has entries beyond {bound:.3g} in absolute value: squared "
-                f"distances would overflow {X.dtype}; rescale the data"
-            )
+        if A is not None and A.size:
+            a = max(float(A.max()), -float(A.min()))
+            if not a <= bound:
+                raise ValueError(
+                    f"{name} has entries beyond {bound:.3g} in absolute value: squared "
+                    f"distances would overflow {X.dtype}; rescale the data"
+                )
+            amax = max(amax, a)
+    if 0.0 < amax < float(np.sqrt(info.tiny / info.eps)):
+        return -int(np.frexp(amax)[1])
+    return 0
+
+
+def _scaled(A, shift: int):
+    """``A * 2^shift`` (exact), A itself for shift 0 or None."""
+    if A is None or shift == 0:
+        return A
+    return np.ldexp(A, shift).astype(A.dtype, copy=False)
+
+
+def _unscaled_distances(dist, metric, shift: int):
+    """Distances of data scaled by ``2^shift`` back to the data's scale (exact): euclidean
+    scales as the data, squared distances and inner products as its square, cosine not."""
+    if shift == 0 or metric == _core.Metric.cosine or metric == "cosine":
+        return dist
+    p = 1 if metric in (_core.Metric.euclidean, "euclidean") else 2
+    return np.ldexp(dist, -p * shift).astype(dist.dtype, copy=False)
 
 
 def _same_features_and_dtype(X, Y):
@@ -302,7 +338,10 @@ def knn(
     ----------
     X : array-like of shape (n_samples, n_features)
         Data points. float32 and float64 are used as they are; float16 becomes float32;
-        integer and boolean input becomes float64. NaN/inf raise ``ValueError``.
+        integer and boolean input becomes float64. NaN/inf raise ``ValueError``, and so do
+        entries so large that squared distances overflow; data so small that they would
+        underflow (every entry below ``3e-16`` in float32, ``1.5e-146`` in float64) is
+        searched on a copy scaled by a power of two, the distances scaled back.
     k : int
         Number of neighbours, ``1 <= k <= n_samples`` (``k <= n_samples - 1`` when a point is
         excluded from its own list).
@@ -415,14 +454,14 @@ def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNRes
     if Y is not None:
         X, Y = _same_features_and_dtype(X, Y)
     metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
-    _check_magnitude(X, Y)
+    shift = _check_magnitude(X, Y)
     idx, dist = _core.knn(
-        X,
-        Y,
+        _scaled(X, shift),
+        _scaled(Y, shift),
         k=k,
         metric=metric,
         exclude_self=exclude_self,
         n_jobs=check_n_jobs(n_jobs),
         verbose=bool(verbose),
     )
-    return KNNResult(idx, dist)
+    return KNNResult(idx, _unscaled_distances(dist, metric, shift))

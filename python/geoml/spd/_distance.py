@@ -67,6 +67,47 @@ def _check_spd(A, name, batch, n_jobs):
     _fun(A, "sqrt", n_jobs=n_jobs, name=name, batch=batch)
 
 
+# Entries beyond this power of two (either way) put the squares of the Euclidean and
+# Bures-Wasserstein distances out of float64's range (1e-200 matrices: euclid returned 0,
+# silently): such inputs are scaled by a power of two (exact) and the distances back.
+_SCALE_LIMIT = 450
+
+
+def _scale_exponents(metric: str, *arrays) -> tuple[int, int]:
+    """``(k, e)``: scale the matrices by ``2^-k`` and their distances by ``2^e`` (``e = k``
+    for ``"euclid"``, ``k = 2 e`` for ``"wasserstein"``, homogeneous of degree 1/2);
+    ``(0, 0)`` for the other metrics (scale-invariant or logarithmic) and for matrices
+    whose largest entry lies within ``2^+-_SCALE_LIMIT``."""
+    if metric not in ("euclid", "wasserstein"):
+        return 0, 0
+    # an SPD matrix's largest entry is on its diagonal (|a_ij| <= sqrt(a_ii a_jj)): a pass
+    # over n of the n^2 entries (input that is not SPD is refused by the kernels after)
+    diags = [np.diagonal(a, axis1=-2, axis2=-1) for a in arrays if a.size]
+    amax = max((float(np.abs(d).max()) for d in diags), default=0.0)
+    if amax == 0.0 or 2.0**-_SCALE_LIMIT <= amax <= 2.0**_SCALE_LIMIT:
+        return 0, 0
+    x = int(np.frexp(amax)[1])
+    if metric == "euclid":
+        return x, x
+    e = (x + 1) // 2
+    return 2 * e, e
+
+
+def _scaled(A, k: int):
+    return A if k == 0 else np.ldexp(A, -k).astype(A.dtype, copy=False)
+
+
+def _unscaled(d2, e: int, squared: bool, what: str):
+    """The distances (or their squares) of matrices scaled by ``2^-k`` back to their scale;
+    the squares ``d2`` of the scaled matrices' distances."""
+    if e == 0:
+        _linalg.check_finite(d2, what)
+        return d2 if squared else np.sqrt(d2)
+    d = np.ldexp(d2, 2 * e) if squared else np.ldexp(np.sqrt(d2), e)
+    _linalg.check_finite(d, what)
+    return d
+
+
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = False, n_jobs=None):
     r"""Distance between SPD matrices, batched: ``A`` and ``B`` broadcast over leading axes.
@@ -128,6 +169,8 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
     if p != 1.0 and metric != "logeuclid":
         A3 = _fun(A3, "power", p, nj, "A")
         B3 = _fun(B3, "power", p, nj, "B")
+    k, e = _scale_exponents(metric, A3, B3)
+    A3, B3 = _scaled(A3, k), _scaled(B3, k)
     if metric == "riemann":
         # eigenvalues of L^-1 A L^-T (B = L L^T), a triangular congruence: for one reference
         # and for a batch of B (there B^-1/2 A B^-1/2 with the symmetric root lost ~1e-7
@@ -175,8 +218,7 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
     if p != 1.0 and metric != "logeuclid":
         d2 = d2 / (p * p)
     d2 = d2.reshape(out)
-    _linalg.check_finite(d2, "distance")
-    d = d2 if squared else np.sqrt(d2)
+    d = _unscaled(d2, e, squared, "distance")
     return np.asarray(d, dtype=dt)
 
 
@@ -241,6 +283,9 @@ def pairwise_distance(
     if p != 1.0 and metric != "logeuclid":
         X3 = _fun(X3, "power", p, nj, "X")
         Y3 = X3 if same else _fun(Y3, "power", p, nj, "Y")
+    k, e = _scale_exponents(metric, X3, Y3)
+    X3 = _scaled(X3, k)
+    Y3 = X3 if same else _scaled(Y3, k)
     if metric in ("riemann", "wasserstein"):
         lower = False
         if metric == "riemann":
@@ -284,6 +329,5 @@ def pairwise_distance(
     if same:
         d2 = np.triu(d2, 1)
         d2 = d2 + d2.T
-    _linalg.check_finite(d2, "pairwise_distance")
-    d = d2 if squared else np.sqrt(d2)
+    d = _unscaled(d2, e, squared, "pairwise_distance")
     return d.astype(dt)

@@ -774,9 +774,20 @@ def eigsh(
             )
     k, tol, max_iter, ncv = _check_solver_args(n, k, tol, max_iter, ncv, dtype, "numpy")
     check, check_block, check_steps = _check_check_args(check, check_block, check_steps)
-    if which in ("SA", "LA") and indptr is not None and v0 is None and ncv is None:
+    # Entries so small (or large) that their squares leave the normal range (e.g. 1e-305)
+    # lose their digits in the Lanczos dot products: scale A by a power of two (exact), and the
+    # eigenvalues back. Ordinary matrices are not touched.
+    shift = 0  # A is multiplied by 2**shift (ldexp: exact, and 2**shift itself may overflow)
+    if data is not None and data.size:
+        amax = float(np.abs(data).max())
+        lim = np.finfo(dtype).maxexp // 2 - 12
+        if amax > 0 and not 2.0**-lim <= amax <= 2.0**lim:
+            shift = -int(np.frexp(amax)[1])
+            data = np.ldexp(data, shift).astype(dtype, copy=False)
+    if which in ("SA", "LA") and indptr is not None and v0 is None and ncv is None and not shift:
         # a graph Laplacian (SA) or normalised adjacency (LA) takes the Laplacian route
-        # (null space exact, LOBPCG + AMG), then the first cycle of the check
+        # (null space exact, LOBPCG + AMG), then the first cycle of the check (not for
+        # entries scaled above: the check's block algebra on A would overflow)
         from ._embedding import _adjacency_route, _laplacian_route
 
         route = _laplacian_route if which == "SA" else _adjacency_route
@@ -806,16 +817,6 @@ def eigsh(
         v0 = as_float_array(v0, "v0", ndim=1, dtype=dtype)
         if v0.shape[0] != n:
             raise ValueError(f"v0 has {v0.shape[0]} entries; A has {n} rows")
-    # Entries so small (or large) that their squares leave the normal range (e.g. 1e-305)
-    # lose their digits in the Lanczos dot products: scale A by a power of two (exact), and the
-    # eigenvalues back. Ordinary matrices are not touched.
-    shift = 0  # A is multiplied by 2**shift (ldexp: exact, and 2**shift itself may overflow)
-    if data is not None and data.size:
-        amax = float(np.abs(data).max())
-        lim = np.finfo(dtype).maxexp // 2 - 12
-        if amax > 0 and not 2.0**-lim <= amax <= 2.0**lim:
-            shift = -int(np.frexp(amax)[1])
-            data = np.ldexp(data, shift).astype(dtype, copy=False)
     seed = random_seed(random_state)
     filtered = None
     if indptr is not None and n >= _FILTER_MIN_N and 2 * k + 8 < n:

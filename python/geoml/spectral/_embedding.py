@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -269,15 +270,24 @@ def laplacian_eigsh(
         method=method,
         max_iter=max_iter,
     )
-    w = np.maximum(np.ldexp(w, shift), 0.0)
-    d = np.ldexp(d, shift)
+    w = np.maximum(w, 0.0)
     V = np.ascontiguousarray(V)
     anorm = float(d.max()) if kind == "combinatorial" else 1.0
-    res = _residual_norms(W, d, solve_kind, w, V, nt)
+    # residuals and the check on the scaled problem (the residuals of weights near 1e200
+    # overflowed in the norm's squares: inf, and converged=False on eigsh's route), then
+    # the eigenvalues, residuals and scale back by 2^shift (exact)
+    res = _residual_norms(Ws, d, solve_kind, w, V, nt)
     out = EigshResult(w, V, int(info["n_iter"]), res, bool(conv), int(info["n_matvec"]), anorm)
     out._solver = info.get("method")  # for eigsh's check on the Laplacian route
     if check and conv and out._solver == "lanczos":
-        _check_laplacian(out, W, d, solve_kind, k, tol, random_seed(random_state), nt)
+        _check_laplacian(out, Ws, d, solve_kind, k, tol, random_seed(random_state), nt)
+    if shift:
+        out.eigenvalues = np.ldexp(out.eigenvalues, shift)
+        out.residual_norms = np.ldexp(out.residual_norms, shift)
+        out.anorm = math.ldexp(out.anorm, shift)
+        if math.isfinite(out.miss_gap):
+            out.miss_gap = math.ldexp(out.miss_gap, shift)
+    d = np.ldexp(d, shift)
     if kind == "random_walk":
         out.eigenvectors = np.ascontiguousarray(
             out.eigenvectors / np.where(d > 0, np.sqrt(d), 1.0)[:, None]
