@@ -740,3 +740,62 @@ def test_mds_of_tiny_coordinates_is_equivariant(e):
                 np.testing.assert_allclose(
                     np.ldexp(got.eigenvalues_, -2 * e), ref.eigenvalues_, rtol=1e-4
                 )
+
+
+@pytest.mark.parametrize("n_landmarks", [None, 80])
+def test_heatgeo_transform(monkeypatch, n_landmarks):
+    """HeatGeo.transform: the fitted data gives embedding_ (a copy; fit_transform's); rows
+    equal to fitted points their rows; new points graphtools' transitions (NumPy kernel)
+    times embedding_, near their neighbours' positions; float32; deterministic."""
+    X, _ = swiss_roll(300, seed=6)
+    est = geoml.HeatGeo(n_neighbors=8, n_landmarks=n_landmarks, random_state=0)
+    E = est.fit_transform(X)
+    Z = est.transform(X)
+    assert np.array_equal(Z, E) and Z is not est.embedding_
+    assert np.array_equal(est.transform(X[[4, 1, 8]]), E[[4, 1, 8]])
+    rng = np.random.default_rng(1)
+    Y = X[rng.choice(300, 25, replace=False)] + 0.2 * rng.standard_normal((25, 3))
+    Zy = est.transform(Y)
+    assert Zy.shape == (25, 2) and Zy.dtype == np.float64
+    assert np.array_equal(est.transform(Y), Zy)
+    graphtools = pytest.importorskip("graphtools")
+    monkeypatch.setattr(pytest.importorskip("graphtools.graphs"), "NUMBA_AVAILABLE", False)
+    G = graphtools.Graph(X, knn=8, decay=40, thresh=1e-4, n_pca=None, random_state=0)
+    ref = G.interpolate(E, G.extend_to_data(Y))
+    np.testing.assert_allclose(Zy, ref, rtol=1e-9, atol=1e-9 * np.abs(E).max())
+    # midpoints of fitted points and their nearest neighbours land near them: within the
+    # embedded radius of the point's 8 nearest neighbours (measured: median 0.24 of it; a
+    # random fitted point is ~5 radii away)
+    D = np.linalg.norm(X[:, None] - X[None], axis=2)
+    np.fill_diagonal(D, np.inf)
+    gap = np.linalg.norm(est.transform(0.5 * (X + X[D.argmin(axis=1)])) - E, axis=1)
+    rad = np.linalg.norm(E[np.argsort(D, axis=1)[:, :8]] - E[:, None], axis=2).max(axis=1)
+    assert (gap <= rad).all() and np.median(gap / rad) < 0.4
+    # float32 data: the same graph to rounding, queries in the fitted dtype
+    e32 = geoml.HeatGeo(n_neighbors=8, n_landmarks=n_landmarks, random_state=0)
+    e32.fit(X.astype(np.float32))
+    assert np.array_equal(e32.transform(X.astype(np.float32)), e32.embedding_)
+    np.testing.assert_array_equal(e32.transform(Y), e32.transform(Y.astype(np.float32)))
+
+
+def test_heatgeo_transform_bad_input_and_precomputed():
+    from geoml.diffusion import alpha_decay_graph
+
+    X, _ = swiss_roll(100, seed=7)
+    est = geoml.HeatGeo(n_neighbors=6, random_state=0)
+    with pytest.raises(geoml.NotFittedError, match="HeatGeo is not fitted"):
+        est.transform(X)
+    est.fit(X)
+    with pytest.raises(ValueError, match="X has 4 features, but HeatGeo is expecting 3"):
+        est.transform(np.ones((5, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        est.transform(np.full((2, 3), np.nan))
+    with pytest.raises(ValueError, match="Reshape your data"):
+        est.transform(X[0])
+    W = alpha_decay_graph(X, 6)
+    pre = geoml.HeatGeo(affinity="precomputed", random_state=0).fit(W)
+    assert np.array_equal(pre.transform(W), pre.embedding_)
+    with pytest.raises(ValueError, match="fitted on a precomputed affinity matrix"):
+        pre.transform(W[:50, :50])
+    with pytest.raises(ValueError, match="square"):
+        pre.transform(W[:10])

@@ -1337,3 +1337,149 @@ def test_smacof_on_float32_distances_reports_float64_stress():
     Dl = est.distances_
     Yc = _classical_start(Dl, 2, np.random.default_rng(0))[0]
     assert est.stress_ <= float(((pdist(Yc) - squareform(Dl, checks=False)) ** 2).sum())
+
+
+# transform: out-of-sample points ------------------------------------------------------------
+
+
+def _graphtools_transitions(monkeypatch, X, Y, knn, decay, graphtype):
+    """graphtools' ``extend_to_data`` (its NumPy float64 kernel: the numba one rounds the
+    scaled distances to float32)."""
+    graphtools = pytest.importorskip("graphtools")
+    monkeypatch.setattr(pytest.importorskip("graphtools.graphs"), "NUMBA_AVAILABLE", False)
+    G = graphtools.Graph(
+        X, knn=knn, decay=decay, thresh=1e-4, n_pca=None, graphtype=graphtype, random_state=0
+    )
+    T = sp.csr_matrix(G.extend_to_data(Y))
+    T.eliminate_zeros()
+    return T
+
+
+@pytest.mark.parametrize(
+    ("seed", "knn", "decay", "graphtype"),
+    [(0, 5, 40.0, "knn"), (1, 3, 40.0, "exact"), (2, 10, 40.0, "knn"), (3, 5, 4.0, "exact")],
+)
+def test_transitions_match_graphtools_extend_to_data(monkeypatch, seed, knn, decay, graphtype):
+    """The out-of-sample transitions are graphtools' (same kernel, bandwidths, 1e-4 threshold,
+    l1 rows); decay=4 keeps wide rows (the search widens)."""
+    from geoml.diffusion._heatgeo import _alpha_decay_to_data
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((300, 4))
+    Y = np.vstack([rng.standard_normal((40, 4)), X[:5] + 1e-3, 3 * rng.standard_normal((5, 4))])
+    T_ref = _graphtools_transitions(monkeypatch, X, Y, knn, decay, graphtype)
+    T, same = _alpha_decay_to_data(X, Y, knn, decay, None)
+    assert T.shape == (Y.shape[0], X.shape[0]) and T.dtype == np.float64
+    assert (T != 0).nnz == T_ref.nnz and abs((T != 0) - (T_ref != 0)).nnz == 0
+    assert abs(T - T_ref).max() <= 1e-12
+    np.testing.assert_allclose(np.asarray(T.sum(axis=1)).ravel(), 1.0, rtol=1e-12)
+    if decay == 4.0:
+        assert T.getnnz(axis=1).max() > max(3 * knn, 32)  # rows wider than the first search
+    assert (same == -1).all()
+    # rows equal to fitted points are found (the lowest index among duplicates)
+    Xd = np.vstack([X, X[7]])
+    _, same = _alpha_decay_to_data(Xd, np.vstack([X[[3, 7]], Y[:1]]), knn, decay, None)
+    assert same.tolist() == [3, 7, -1]
+
+
+@pytest.mark.parametrize("n_landmark", [None, 60])
+def test_transform_new_points_match_graphtools_interpolate(monkeypatch, n_landmark):
+    """PHATE.transform of new points is phate's: graphtools' transitions times the embedding
+    (without landmarks), or the transitions summed per landmark times the landmarks'
+    embedding (phate's LandmarkGraph.extend_to_data + interpolate)."""
+    X, _ = swiss_roll(300, seed=1)
+    rng = np.random.default_rng(2)
+    Y = X[rng.choice(300, 30, replace=False)] + 0.3 * rng.standard_normal((30, 3))
+    est = geoml.PHATE(knn=5, n_landmark=n_landmark, random_state=0).fit(X)
+    T = _graphtools_transitions(monkeypatch, X, Y, 5, 40.0, "knn")
+    if n_landmark is None:
+        ref = T @ est.embedding_
+    else:
+        assert est.clusters_ is not None
+        m = int(est.clusters_.max()) + 1
+        C = sp.csr_matrix((np.ones(300), (np.arange(300), est.clusters_)), shape=(300, m))
+        pnm = (T @ C).toarray()
+        pnm /= pnm.sum(axis=1, keepdims=True)
+        # the landmarks' embedding, recovered from embedding_ = transitions_ @ Y_m
+        Y_m = np.linalg.lstsq(est.transitions_.toarray(), est.embedding_, rcond=None)[0]
+        ref = pnm @ Y_m
+    Z = est.transform(Y)
+    assert Z.shape == (30, 2) and Z.dtype == np.float64
+    np.testing.assert_allclose(Z, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+
+
+def test_transform_fitted_data_and_rows():
+    """transform(fitted X) is a copy of embedding_ (= fit_transform); rows equal to fitted
+    points get their rows (subsets and permutations agree); new points near a fitted point
+    land near its neighbours' positions; deterministic."""
+    X, _ = swiss_roll(300, seed=3)
+    est = geoml.PHATE(knn=5, n_landmark=None, random_state=0)
+    E = est.fit_transform(X.copy())
+    Z = est.transform(X)
+    assert np.array_equal(Z, E) and Z is not est.embedding_
+    Z[0] = 1e9  # a copy: embedding_ unchanged
+    assert est.embedding_[0, 0] != 1e9
+    assert np.array_equal(est.transform(X.tolist()), E)
+    assert np.array_equal(est.transform(X[[5, 2, 9]]), E[[5, 2, 9]])
+    perm = np.random.default_rng(0).permutation(300)
+    assert np.array_equal(est.transform(X[perm]), E[perm])
+    # a point between a fitted point and its nearest neighbour lands near both: within the
+    # embedded radius of the point's 5 nearest neighbours (measured: median 0.21 of it)
+    D = squareform(pdist(X))
+    np.fill_diagonal(D, np.inf)
+    Y = 0.5 * (X + X[D.argmin(axis=1)])
+    Z = est.transform(Y)
+    gap = np.linalg.norm(Z - E, axis=1)
+    rad = np.linalg.norm(E[np.argsort(D, axis=1)[:, :5]] - E[:, None], axis=2).max(axis=1)
+    assert (gap <= rad).all() and np.median(gap / rad) < 0.4
+    assert np.array_equal(est.transform(Y), Z)  # deterministic
+    for nj in (1, 2):  # the same bits for any thread count
+        assert np.array_equal(est.set_params(n_jobs=nj).transform(Y), Z)
+    # far from the data: still inside the embedding's bounding box (a weighted mean)
+    far = est.transform(X[:3] + 50.0)
+    assert (far >= E.min(axis=0) - 1e-12).all() and (far <= E.max(axis=0) + 1e-12).all()
+
+
+def test_transform_float32():
+    X, _ = swiss_roll(300, seed=4)
+    Y = X[:20] + 0.1
+    e64 = geoml.PHATE(knn=5, n_landmark=None, random_state=0).fit(X)
+    e32 = geoml.PHATE(knn=5, n_landmark=None, random_state=0).fit(X.astype(np.float32))
+    assert np.array_equal(e32.transform(X.astype(np.float32)), e32.embedding_)
+    Z32 = e32.transform(Y.astype(np.float32))
+    assert Z32.dtype == np.float64
+    # float32 data, float64 queries: the queries in the fitted dtype
+    np.testing.assert_array_equal(e32.transform(Y), Z32)
+    np.testing.assert_allclose(Z32, e64.transform(Y), atol=1e-3 * np.ptp(e64.embedding_))
+
+
+def test_transform_bad_input_and_precomputed():
+    X, _ = swiss_roll(200, seed=5)
+    est = geoml.PHATE(knn=5, n_landmark=None, random_state=0)
+    with pytest.raises(geoml.NotFittedError, match="not fitted"):
+        est.transform(X)
+    est.fit(X)
+    with pytest.raises(ValueError, match="X has 2 features, but PHATE is expecting 3"):
+        est.transform(X[:, :2])
+    Y = X[:4].copy()
+    Y[1, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        est.transform(Y)
+    with pytest.raises(ValueError, match="2-D"):
+        est.transform(X[0])
+    with pytest.raises(TypeError, match="sparse"):
+        est.transform(sp.csr_matrix(X))
+    # the fit's data stays the fit's: changing the caller's array after fit changes nothing
+    X2 = X.copy()
+    est2 = geoml.PHATE(knn=5, n_landmark=None, random_state=0).fit(X2)
+    X2 += 1.0
+    assert np.array_equal(est2.transform(X), est.embedding_)
+    # a precomputed kernel: the fitted one only
+    K = alpha_decay_graph(X, 5) + sp.identity(200, format="csr")
+    pre = geoml.PHATE(affinity="precomputed", n_landmark=None, random_state=0).fit(K)
+    assert np.array_equal(pre.transform(K), pre.embedding_)
+    assert np.array_equal(pre.transform(K.toarray()), pre.embedding_)
+    with pytest.raises(ValueError, match="precomputed affinity matrix: transform accepts"):
+        pre.transform(K * 2.0)
+    with pytest.raises(ValueError, match="square"):
+        pre.transform(K[:10])

@@ -2026,6 +2026,19 @@ def test_phate(X, knn, t, gamma, n_landmark, random_state, n_jobs):
     assert_finite(est.embedding_, "embedding_")
     assert est.embedding_.shape == (X.shape[0], 2)
     assert est.t_ >= 1
+    E = est.embedding_
+    assert np.array_equal(attempt(est.transform, X), E)
+    # new points: weighted means of the fitted points' positions (of the landmarks' with them)
+    placed = attempt(est.transform, 0.5 * X[::-1])
+    note(f"transform {placed!r}")
+    if not rejected(placed):
+        assert_finite(placed, "transform")
+        assert placed.shape == E.shape
+        B = E if est.clusters_ is None else est._landmark_embedding
+        pad = 1e-9 * max(1.0, float(np.abs(B).max()))
+        lo = np.minimum(B.min(axis=0), E.min(axis=0)) - pad  # rows equal to fitted points: E
+        hi = np.maximum(B.max(axis=0), E.max(axis=0)) + pad
+        assert (placed >= lo).all() and (placed <= hi).all()
 
 
 @given(

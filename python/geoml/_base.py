@@ -186,8 +186,15 @@ class BaseEstimator:
 
 
 class EmbeddingMixin:
-    """``fit_transform(X)``: fit, then return ``embedding_`` (no out-of-sample ``transform``,
-    like scikit-learn's ``SpectralEmbedding`` and ``TSNE``)."""
+    """``fit_transform(X)``: fit, then return ``embedding_``.
+
+    No out-of-sample ``transform`` by default (like scikit-learn's ``SpectralEmbedding`` and
+    ``TSNE``). An estimator that can place new points defines its own ``transform(X)``
+    (:class:`geoml.PHATE`, :class:`geoml.HeatGeo`: phate's kernel interpolation), which returns
+    ``embedding_`` (a copy) for the data given to ``fit``, so that ``fit(X).transform(X)``
+    equals ``fit_transform(X)`` as scikit-learn's checks require, and transforms every row on
+    its own (a subset or a permutation of ``X`` gives the same rows).
+    """
 
     _transformer = True
 

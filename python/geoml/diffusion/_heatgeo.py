@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
-from .._base import BaseEstimator, EmbeddingMixin
+from .._base import BaseEstimator, EmbeddingMixin, NotFittedError
 from .._validation import (
     as_float_array,
     check_int,
@@ -148,6 +148,13 @@ def _knn_exact(X, k: int, n_jobs):
     return idx, dist
 
 
+def _alpha_decay_values(dist, sigma, decay: float) -> np.ndarray:
+    """The alpha-decay affinities ``exp(-(dist / sigma)^decay)`` of a block of neighbour
+    distances, ``sigma`` one bandwidth per row (an overflow of the power gives 0)."""
+    with np.errstate(over="ignore"):
+        return np.exp(-((dist / sigma[:, None]) ** decay))
+
+
 def _alpha_decay_exact(X, k: int, ks: int, decay: float, n_jobs) -> sp.csr_matrix:
     """The directed alpha-decay kernel (n, n) of the exact ``ks`` nearest neighbours, widened
     row by row: only the rows whose farthest kept neighbour still has an affinity
@@ -168,8 +175,7 @@ def _alpha_decay_exact(X, k: int, ks: int, decay: float, n_jobs) -> sp.csr_matri
     sigma = np.maximum(dist[:, k - 1], np.finfo(dist.dtype).tiny)
 
     def kernel(dd, rows):
-        with np.errstate(over="ignore"):
-            return np.exp(-((dd / sigma[rows, None]) ** decay))
+        return _alpha_decay_values(dd, sigma[rows], decay)
 
     val = kernel(dist, slice(None))
     row_idx, row_val = [idx], [val]  # per round: the rows' neighbours and affinities
@@ -217,6 +223,120 @@ def _alpha_decay_exact(X, k: int, ks: int, decay: float, n_jobs) -> sp.csr_matri
     K = sp.csr_matrix((data, indices, indptr), shape=(n, n))
     K.sort_indices()
     return K
+
+
+def _alpha_decay_to_data(X, Y, k: int, decay: float, n_jobs):
+    """graphtools' ``extend_to_data``: the transitions (m, n) from new points ``Y`` to the
+    fitted points ``X``, and the fitted point equal to each row of ``Y`` (-1 where none).
+
+    The kernel of :func:`alpha_decay_graph` from the new side: ``K_yj = exp(-(d_yj /
+    sigma_y)^decay)`` with ``sigma_y`` the distance from ``y`` to its ``k``-th nearest fitted
+    point (nothing excluded: ``y`` is not among them), the exact neighbours searched wider row
+    by row until every row's farthest kept affinity is below 1e-4, entries below 1e-4
+    dropped, then each row divided by its sum (no symmetrisation: the fitted points' rows are
+    not changed). Every row keeps its nearest neighbour (affinity ``>= exp(-1)``). ``Y`` in
+    ``X``'s dtype; the transitions are float64. Memory O(m k) besides the search's."""
+    from ..neighbors import knn
+
+    n, m = X.shape[0], Y.shape[0]
+    ks = min(n, max(3 * k, _BRUTE_START))
+    idx, dist = knn(X, ks, Y=Y, exclude_self=False, n_jobs=n_jobs)
+    sigma = np.maximum(dist[:, k - 1], np.finfo(dist.dtype).tiny)
+    # an exact duplicate is at distance 0 (the distances are recomputed exactly); the
+    # lowest such index among the first search's neighbours (all of them unless more than
+    # ks fitted points are equal), confirmed element by element (a tiny difference may
+    # square to 0)
+    zero = dist == 0
+    same = np.where(zero, idx, n).min(axis=1)
+    has = np.flatnonzero(same < n)
+    same[same == n] = -1
+    if has.size:
+        ok = (Y[has] == X[same[has]]).all(axis=1)
+        same[has[~ok]] = -1
+    val = _alpha_decay_values(dist, sigma, decay)
+    rows_of, row_idx, row_val = [np.arange(m)], [idx], [val]
+    bad = np.flatnonzero(val[:, -1] >= _KERNEL_THRESH)
+    while bad.size and ks < n:
+        ks = min(n, 2 * ks)
+        i2, d2 = knn(X, ks, Y=Y[bad], exclude_self=False, n_jobs=n_jobs)
+        v2 = _alpha_decay_values(d2, sigma[bad], decay)
+        rows_of.append(bad)
+        row_idx.append(i2)
+        row_val.append(v2)
+        bad = bad[v2[:, -1] >= _KERNEL_THRESH]
+    last = np.zeros(m, dtype=np.int64)  # every row from its last (widest) round
+    for r, rows in enumerate(rows_of):
+        last[rows] = r
+    ri, ci, vi = [], [], []
+    for r, rows in enumerate(rows_of):
+        pos = np.flatnonzero(last[rows] == r)
+        if not pos.size:
+            continue
+        w = row_idx[r].shape[1]
+        ri.append(np.repeat(rows[pos], w))
+        ci.append(row_idx[r][pos].ravel())
+        vi.append(row_val[r][pos].ravel().astype(np.float64))
+    r_, c_, v_ = (np.concatenate(a) for a in (ri, ci, vi))
+    keep = v_ >= _KERNEL_THRESH
+    T = sp.csr_matrix((v_[keep], (r_[keep], c_[keep])), shape=(m, n))
+    T.sum_duplicates()
+    T.sort_indices()
+    T = sp.csr_matrix(sp.diags(1.0 / np.asarray(T.sum(axis=1)).ravel()) @ T)
+    return T, same
+
+
+def _transform_new(est, X, name: str, check_affinity, n_jobs, basis) -> np.ndarray:
+    """``transform`` of PHATE and HeatGeo (see their docstrings): the fitted data (the same
+    shape and values) gives a copy of ``embedding_``; other data points the transitions of
+    :func:`_alpha_decay_to_data` (the fit's ``k`` and ``decay``) times ``basis()`` (m, c), a
+    row equal to a fitted point that point's ``embedding_`` row. A precomputed affinity
+    transforms the fitted one only."""
+    if not hasattr(est, "_fit_data"):
+        raise NotFittedError(f"this {name} is not fitted yet; call fit(X) first")
+    reject_gpu(X, "X", name)
+    fit_X, k, decay = est._fit_data
+    if fit_X is None:  # affinity="precomputed"
+        A = check_affinity(X)
+        W = est.affinity_matrix_
+        if A.shape == W.shape and (A != W).nnz == 0:
+            return est.embedding_.copy()
+        raise ValueError(
+            f"{name} was fitted on a precomputed affinity matrix: transform accepts that "
+            f"matrix only (shape {W.shape}); new points have no affinities to the fitted ones. "
+            "Fit on the data points (affinity='alpha_decay') to transform new points"
+        )
+    Y = np.asarray(X) if not hasattr(X, "ndim") else X
+    if getattr(Y, "ndim", 2) == 1:
+        raise ValueError(
+            f"X must be a 2-D array; got shape {Y.shape}. Reshape your data, e.g. "
+            "X.reshape(1, -1) for one sample"
+        )
+    Y = as_float_array(X, "X")
+    if Y.shape[1] != fit_X.shape[1]:
+        raise ValueError(
+            f"X has {Y.shape[1]} features, but {name} is expecting {fit_X.shape[1]} features "
+            "as input"
+        )
+    if Y.shape == fit_X.shape and np.array_equal(Y, fit_X):
+        return est.embedding_.copy()
+    T, same = _alpha_decay_to_data(fit_X, Y.astype(fit_X.dtype, copy=False), k, decay, n_jobs)
+    out = np.ascontiguousarray(T @ basis(), dtype=np.float64)
+    rows = np.flatnonzero(same >= 0)
+    out[rows] = est.embedding_[same[rows]]
+    return out
+
+
+def _owned(Xf: np.ndarray, X) -> np.ndarray:
+    """The validated data ``Xf`` as the estimator keeps it for ``transform``: a copy where it
+    may share memory with the caller's ``X`` (a change to the caller's array after ``fit``
+    must not change what ``transform`` compares and searches)."""
+    if isinstance(X, (list, tuple)):  # converted: nothing shared
+        return Xf
+    try:
+        shared = np.may_share_memory(Xf, np.asarray(X))
+    except Exception:  # anything odd: copy
+        shared = True
+    return Xf.copy() if shared else Xf
 
 
 def _input_graph(X, precomputed: bool, name: str, check_affinity, build, n_components):
@@ -524,6 +644,12 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
     ``n x n_landmarks`` block), the landmarks are embedded by MDS and every point is placed
     by landmark-MDS triangulation from its heat-geodesic distances to them: O(n L) memory.
 
+    ``fit_transform(X)`` returns ``embedding_``; :meth:`transform` places new points by
+    phate's out-of-sample rule (their alpha-decay affinities to the fitted points, divided by
+    their sum, times ``embedding_``). For ``transform`` the fitted data is kept (a copy where
+    it may share memory with the caller's array: ``n_samples * n_features`` floats, less
+    than the ``n x n`` distances without landmarks).
+
     Parameters
     ----------
     n_components : int, default 2
@@ -570,6 +696,8 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         The entropy curve of ``t="auto"``.
     stress_ : float
         Raw MDS stress (of the landmarks with ``n_landmarks``).
+    n_iter_ : int
+        SMACOF transforms run (0 with ``mds="classical"``).
     n_features_in_ : int
 
     Examples
@@ -577,9 +705,14 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
     >>> import numpy as np, geoml
     >>> t = np.linspace(0, 4, 300)
     >>> X = np.column_stack([t, np.sin(t)])
-    >>> emb = geoml.HeatGeo(n_neighbors=10, random_state=0).fit_transform(X)
+    >>> hg = geoml.HeatGeo(n_neighbors=10, random_state=0)
+    >>> emb = hg.fit_transform(X)
     >>> emb.shape
     (300, 2)
+    >>> bool((hg.transform(X) == emb).all())  # the fitted data: embedding_
+    True
+    >>> hg.transform(X[:5] + 0.01).shape  # new points: interpolated from their neighbours
+    (5, 2)
     """
 
     def __init__(
@@ -629,9 +762,11 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
 
         n_neighbors = None  # set by build: None for a precomputed affinity
+        fit_X = None  # the validated data (for transform); None for a precomputed affinity
 
         def build(Xf):
-            nonlocal n_neighbors
+            nonlocal n_neighbors, fit_X
+            fit_X = Xf
             self._say(f"alpha-decay graph of {Xf.shape[0]} points")
             n_neighbors = truncate_to_samples(
                 self.n_neighbors, "n_neighbors", Xf.shape[0], stacklevel=5
@@ -706,13 +841,13 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         )
         if lm is None:
             mds.fit(D)
-            Y, stress = mds.embedding_, mds.stress_
+            Y, stress, n_iter = mds.embedding_, mds.stress_, mds.n_iter_
         else:
             D_ll = D[lm].astype(np.float64)
             D_ll = 0.5 * (D_ll + D_ll.T)
             np.fill_diagonal(D_ll, 0.0)
             mrng = check_random_state(mds.random_state)
-            Y_l, stress, _, _ = mds._embed(
+            Y_l, stress, n_iter, _ = mds._embed(
                 D_ll, k, self.max_iter, 1e-6, mrng, random_seed(mrng), nt
             )
             self._say(f"placing {n} points from {lm.size} landmarks")
@@ -724,8 +859,53 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         self.n_neighbors_ = n_neighbors
         self.t_ = float(t)
         self.stress_ = float(stress)
+        self.n_iter_ = int(n_iter)
         self.n_features_in_ = n_features
+        self._fit_data = (
+            None if fit_X is None else _owned(fit_X, X),
+            n_neighbors,
+            float(self.decay),
+        )
         return self
+
+    def transform(self, X) -> np.ndarray:
+        """Embed ``X`` of shape (m, n_features): the fitted data gives ``embedding_``, new
+        points are interpolated from the fitted points' embedding.
+
+        ``X`` equal to the data given to ``fit`` (same shape and values) returns a copy of
+        ``embedding_`` (so ``fit(X).transform(X)`` equals ``fit_transform(X)``). Other points
+        are placed as phate places new data (graphtools' ``extend_to_data`` and
+        ``interpolate``): each point's alpha-decay affinities to the fitted points (the
+        fit's ``n_neighbors`` and ``decay``, the bandwidth its distance to its
+        ``n_neighbors``-th nearest fitted point, exact neighbours), divided by their sum,
+        times ``embedding_``; a row equal to a fitted point gets that point's row of
+        ``embedding_`` (the lowest index among equal fitted points), so every row is
+        transformed on its own (a subset or a permutation of ``X`` transforms to the same
+        rows). The interpolation is a weighted mean of neighbours' positions: a new point
+        lies inside their convex hull, and a point near a fitted one lands near, not on,
+        that point's position. No warning (phate warns that a fitted PHATE should not
+        transform new data; here it is a documented method, as in scikit-learn's
+        transformers).
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+            With ``affinity="precomputed"`` only the fitted affinity matrix is accepted
+            (``ValueError`` otherwise: new points have no affinities to the fitted ones).
+
+        Returns
+        -------
+        Y : ndarray of shape (m, n_components)
+            float64.
+        """
+        return _transform_new(
+            self,
+            X,
+            "HeatGeo",
+            lambda A: _affinity_csr(A, "X"),
+            self.n_jobs,
+            lambda: self.embedding_,
+        )
 
     def _geoml_tags(self) -> dict:
         return {"input_tags.pairwise": self.affinity == "precomputed"}

@@ -25,7 +25,7 @@ from .._validation import (
 )
 from ..spectral._eigsh import _symmetry_error
 from ._heat import _permute
-from ._heatgeo import _components, _input_graph, alpha_decay_graph
+from ._heatgeo import _components, _input_graph, _owned, _transform_new, alpha_decay_graph
 from ._mds import MDS, say
 
 # phate: -log(P^t + 1e-7) for gamma = 1
@@ -1302,6 +1302,13 @@ class PHATE(EmbeddingMixin, BaseEstimator):
     ``MiniBatchKMeans``), so the landmarks differ from phate's; PCA of wide data (phate's
     ``n_pca=100``) is not applied.
 
+    ``fit_transform(X)`` returns ``embedding_``; :meth:`transform` places new points as
+    phate's ``transform`` does (graphtools' ``extend_to_data`` and ``interpolate``). For it
+    the fitted data is kept (a copy where it may share memory with the caller's array:
+    ``n_samples * n_features`` floats, the size of the input; the kNN graph alone holds
+    more with ``knn >= n_features / 3``), and with landmarks their embedding
+    (``n_landmark * n_components`` floats).
+
     Parameters
     ----------
     n_components : int, default 2
@@ -1352,6 +1359,8 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         Landmark (cluster) of every point.
     transitions_ : scipy.sparse.csr_matrix of shape (n_samples, m) or None
     stress_ : float
+    n_iter_ : int
+        SMACOF transforms run (0 with ``mds="classic"``).
     knn_ : int or None
         Neighbours used (``knn`` truncated); None for a precomputed kernel.
     n_features_in_ : int
@@ -1361,9 +1370,14 @@ class PHATE(EmbeddingMixin, BaseEstimator):
     >>> import numpy as np, geoml
     >>> t = np.linspace(0, 4, 300)
     >>> X = np.column_stack([t, np.sin(t)])
-    >>> emb = geoml.PHATE(random_state=0).fit_transform(X)
+    >>> ph = geoml.PHATE(random_state=0)
+    >>> emb = ph.fit_transform(X)
     >>> emb.shape
     (300, 2)
+    >>> bool((ph.transform(X) == emb).all())  # the fitted data: embedding_
+    True
+    >>> ph.transform(X[:5] + 0.01).shape  # new points: phate's interpolation
+    (5, 2)
     """
 
     def __init__(
@@ -1446,9 +1460,11 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         reject_gpu(X, "X", "PHATE")
 
         knn = None  # set by build: None for a precomputed kernel
+        fit_X = None  # the validated data (for transform); None for a precomputed kernel
 
         def build(Xf):
-            nonlocal knn
+            nonlocal knn, fit_X
+            fit_X = Xf
             knn = truncate_to_samples(self.knn, "knn", Xf.shape[0], stacklevel=6)
             self._say(f"alpha-decay kernel of {Xf.shape[0]} points, knn={knn}")
             return _phate_kernel(
@@ -1558,7 +1574,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         self._say(f"{self.mds} MDS of {m} points")
         # over-relaxed SMACOF (fewer transforms to a lower stress: the n = 20,000 tree's 121
         # instead of 179); a stop at max_iter before convergence warns (RuntimeWarning)
-        Y_m, stress, _, _ = mds._embed(
+        Y_m, stress, n_iter, _ = mds._embed(
             D,
             k,
             check_int(self.max_iter, "max_iter", low=0),
@@ -1582,9 +1598,51 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         self.clusters_ = clusters
         self.transitions_ = transitions
         self.stress_ = float(stress)
+        self.n_iter_ = int(n_iter)
         self.knn_ = knn
         self.n_features_in_ = n_features
+        self._fit_data = (None if fit_X is None else _owned(fit_X, X), knn, float(self.decay))
+        self._landmark_embedding = None if transitions is None else np.asarray(Y_m, np.float64)
         return self
+
+    def transform(self, X) -> np.ndarray:
+        """Embed ``X`` of shape (m, n_features): the fitted data gives ``embedding_``, new
+        points are interpolated as phate interpolates them.
+
+        ``X`` equal to the data given to ``fit`` (same shape and values) returns a copy of
+        ``embedding_`` (so ``fit(X).transform(X)`` equals ``fit_transform(X)``). Other points
+        are placed as phate's ``transform`` places new data (graphtools' ``extend_to_data``
+        and ``interpolate``): each point's alpha-decay affinities to the fitted points (the
+        fit's ``knn`` and ``decay``, the bandwidth its distance to its ``knn``-th nearest
+        fitted point, exact neighbours whatever ``knn_method``), divided by their sum,
+        times the embedding: of the fitted points without landmarks, of each fitted point's
+        landmark with them (phate's landmark graph: the affinities summed per landmark). A
+        row equal to a fitted point gets that point's row of ``embedding_`` (the lowest
+        index among equal fitted points), so every row is transformed on its own (a subset
+        or a permutation of ``X`` transforms to the same rows; phate interpolates every row
+        of a matrix that is not the fitted one). The interpolation is a weighted mean of
+        embedded positions: a point near a fitted one lands near, not on, that point's
+        position. No warning (phate warns that a fitted PHATE should not transform new
+        data; here it is a documented method, as in scikit-learn's transformers).
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+            With ``affinity="precomputed"`` only the fitted kernel is accepted
+            (``ValueError`` otherwise, as in phate: new points have no affinities to the
+            fitted ones).
+
+        Returns
+        -------
+        Y : ndarray of shape (m, n_components)
+            float64.
+        """
+
+        def basis():
+            lm = self._landmark_embedding
+            return self.embedding_ if lm is None else lm[self.clusters_]
+
+        return _transform_new(self, X, "PHATE", lambda A: _check_kernel(A, "X"), self.n_jobs, basis)
 
     def _geoml_tags(self) -> dict:
         return {"input_tags.pairwise": self.affinity == "precomputed"}
