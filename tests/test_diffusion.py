@@ -799,3 +799,19 @@ def test_heatgeo_transform_bad_input_and_precomputed():
         pre.transform(W[:50, :50])
     with pytest.raises(ValueError, match="square"):
         pre.transform(W[:10])
+
+
+@pytest.mark.parametrize("n_landmarks", [None, 150])
+def test_heatgeo_same_bits_for_any_blas_and_thread_count(n_landmarks):
+    """HeatGeo's embedding is the same bits with 1 and 2 threads, whatever BLAS's own thread
+    count (its GEMMs run on one BLAS thread: a multi-threaded OpenBLAS GEMM splits its work by
+    the thread count, which changes the bits on its Haswell kernels)."""
+    from threadpoolctl import threadpool_limits
+
+    X, _ = swiss_roll(1200, seed=3)
+    out = []
+    for nt in (1, 2):
+        with threadpool_limits(nt, user_api="blas"):
+            est = geoml.HeatGeo(n_landmarks=n_landmarks, random_state=0, n_jobs=nt).fit(X)
+        out.append(est.embedding_)
+    np.testing.assert_array_equal(out[0], out[1])

@@ -17,6 +17,7 @@ from .._validation import (
     check_tol,
     random_seed,
     reject_gpu,
+    single_threaded_blas,
     truncate_to_samples,
 )
 from ..spectral._laplacian import _affinity_csr
@@ -839,19 +840,23 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
             n_jobs=self.n_jobs,
             verbose=self.verbose,
         )
-        if lm is None:
-            mds.fit(D)
-            Y, stress, n_iter = mds.embedding_, mds.stress_, mds.n_iter_
-        else:
-            D_ll = D[lm].astype(np.float64)
-            D_ll = 0.5 * (D_ll + D_ll.T)
-            np.fill_diagonal(D_ll, 0.0)
-            mrng = check_random_state(mds.random_state)
-            Y_l, stress, n_iter, _ = mds._embed(
-                D_ll, k, self.max_iter, 1e-6, mrng, random_seed(mrng), nt
-            )
-            self._say(f"placing {n} points from {lm.size} landmarks")
-            Y = _place(lambda s, e: D[s:e] ** 2, n, lm, D_ll, Y_l, n_jobs=nt)
+        # BLAS on one thread (the GEMMs of the classical start and the landmark placement): a
+        # multi-threaded OpenBLAS GEMM splits its work by the thread count, and on its Haswell
+        # kernels (AMD Zen) that changed the embedding's last bits between 1 and 2 threads
+        with single_threaded_blas():
+            if lm is None:
+                mds.fit(D)
+                Y, stress, n_iter = mds.embedding_, mds.stress_, mds.n_iter_
+            else:
+                D_ll = D[lm].astype(np.float64)
+                D_ll = 0.5 * (D_ll + D_ll.T)
+                np.fill_diagonal(D_ll, 0.0)
+                mrng = check_random_state(mds.random_state)
+                Y_l, stress, n_iter, _ = mds._embed(
+                    D_ll, k, self.max_iter, 1e-6, mrng, random_seed(mrng), nt
+                )
+                self._say(f"placing {n} points from {lm.size} landmarks")
+                Y = _place(lambda s, e: D[s:e] ** 2, n, lm, D_ll, Y_l, n_jobs=nt)
         self.embedding_ = np.ascontiguousarray(Y)
         self.distances_ = D
         self.affinity_matrix_ = W
