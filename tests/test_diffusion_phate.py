@@ -1483,3 +1483,17 @@ def test_transform_bad_input_and_precomputed():
         pre.transform(K * 2.0)
     with pytest.raises(ValueError, match="square"):
         pre.transform(K[:10])
+
+
+def test_phate_landmarks_on_duplicate_points_fit():
+    """k-means stops when no centre moved (duplicate points can trade identical centres
+    while no centre moves): PHATE(knn=1, n_landmark=5) on 6 points with duplicates raised an
+    internal ValueError from the empty rescoring of the moved centres for most seeds."""
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        X = rng.normal(size=(6, 3))
+        X[rng.integers(0, 6, 2)] = X[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (tiny-data warnings are not the subject)
+            Y = geoml.PHATE(knn=1, n_landmark=5, random_state=seed).fit_transform(X)
+        assert Y.shape == (6, 2) and np.isfinite(Y).all()

@@ -1198,6 +1198,8 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt
         if changed <= 1e-3 * m and not empty.size:
             break
         moved = np.flatnonzero((prev != C).any(axis=1))
+        if not moved.size:  # (e.g. duplicate points trading identical centres) the next
+            break  # assignment would be this one: no centre moved
     return lab if S is F else _assign(F, C, nt=pool_nt)
 
 
