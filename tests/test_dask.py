@@ -200,6 +200,13 @@ def test_knn_bad_input():
     bad[7, 1] = 1e300
     with pytest.raises(ValueError, match="overflow"):
         dask.compute(*gdask.knn(da.from_array(bad, chunks=4), 2), scheduler="sync")
+    # data so small that the squared distances underflow: refused (geoml.knn rescales the
+    # array in memory; the chunks, searched on their own, would give wrong neighbours)
+    for tiny in (_data(10, 2, np.float64, 0) * 1e-170, _data(10, 2, np.float32, 0) * 1e-22):
+        with pytest.raises(ValueError, match="underflow"):
+            dask.compute(*gdask.knn(da.from_array(tiny, chunks=4), 2), scheduler="sync")
+    zeros = da.zeros((10, 2), chunks=4)  # exact zeros are exact: searched
+    assert dask.compute(*gdask.knn(zeros, 2), scheduler="sync")[1].max() == 0
     unknown = da.from_array(np.zeros((10, 2)), chunks=4)
     unknown = unknown[unknown[:, 0] == 0]
     with pytest.raises(ValueError, match="unknown chunk sizes"):
@@ -832,6 +839,9 @@ def test_knn_approx_bad_input():
     bad[3, 0] = np.inf
     with pytest.raises(ValueError, match="NaN or infinity"):
         gdask.knn(da.from_array(bad, chunks=10), 2, method="nndescent", partition_size=5)
+    tiny = _data(30, 2, np.float64, 0) * 1e-170
+    with pytest.raises(ValueError, match="underflow"):
+        gdask.knn(da.from_array(tiny, chunks=10), 2, method="nndescent", partition_size=5)
 
 
 def _single_start(X, k, metric, random_state, size, overlap=1.05):

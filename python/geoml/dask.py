@@ -144,11 +144,26 @@ def _exact64(Q: np.ndarray, D: np.ndarray, idx: np.ndarray, metric: str) -> np.n
     return np.where((qn == 0) | (xn == 0), 1.0, dist)
 
 
+def _check_tiny(A, where: str) -> None:
+    """Overflow check of rows of X (:func:`geoml.neighbors._knn._check_magnitude`), and a
+    ``ValueError`` where they are all so small that their squared distances underflow: the
+    chunks are searched on their own, so they cannot take :func:`geoml.knn`'s rescaled copy
+    (one scale for the whole data) and would give wrong neighbours silently."""
+    if _check_magnitude(A, None):
+        lim = float(np.sqrt(np.finfo(A.dtype).tiny / np.finfo(A.dtype).eps))
+        raise ValueError(
+            f"X's entries {where} are all below {lim:.2g} in absolute value: their squared "
+            f"distances underflow in {A.dtype}. Multiply X by a power of two (e.g. "
+            "X * 2.0**64) and the distances back (divide by it), or use geoml.knn on the "
+            "array in memory, which does so itself"
+        )
+
+
 def _check_block(A, a0: int) -> None:
     """NaN/inf and overflow checks of one chunk, in the task (O(c d) against its O(c^2 d))."""
     if not np.isfinite(A).all():
         raise ValueError(f"X contains NaN or infinity (rows {a0} to {a0 + len(A) - 1})")
-    _check_magnitude(A, None)
+    _check_tiny(A, f"in rows {a0} to {a0 + len(A) - 1}")
 
 
 def _empty_part(m: int):
@@ -810,7 +825,7 @@ def _clustered_pass(
     rows = X[pick].compute()
     if not np.isfinite(rows).all():
         raise ValueError("X contains NaN or infinity")
-    _check_magnitude(rows, None)
+    _check_tiny(rows, "in the sampled rows")
     centres = _core.nndescent_split_centres(
         aligned(rows), C=C, metric=geo, seed=seed, node=node, n_jobs=check_n_jobs(None)
     )
