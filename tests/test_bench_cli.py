@@ -73,6 +73,48 @@ def test_partial_runs_do_not_overwrite_full_results(capsys, monkeypatch, tmp_pat
     assert not (tmp_path / "ricci_cpu.json").exists()
 
 
+@pytest.mark.filterwarnings("ignore:the graph has:RuntimeWarning")  # tiny swiss roll
+def test_diffusion_transform_section(capsys, monkeypatch, tmp_path):
+    # phate and heatgeo hidden: geoml's rows run; a partial run is named after its sections
+    monkeypatch.setitem(sys.modules, "phate", None)
+    monkeypatch.setitem(sys.modules, "heatgeo", None)
+    monkeypatch.setitem(sys.modules, "heatgeo.embedding", None)
+    argv = ["bench", "diffusion", "--sections", "transform", "--transform-n", "300,60,200,40"]
+    rc, out = _run([*argv, "--repeats", "1", "--results-dir", str(tmp_path)], capsys)
+    assert rc == 0
+    assert "not installed" in out and "phate" in out and "heatgeo" in out
+    assert not (tmp_path / "diffusion.json").exists()
+    payload = json.loads((tmp_path / "diffusion_transform.json").read_text())
+    rows = payload["phate_transform"]
+    assert [(r["data"], r["tool"]) for r in rows] == [
+        ("swiss roll", "geoml PHATE.transform"),
+        ("tree", "geoml PHATE.transform"),
+    ]
+    assert [(r["n_fit"], r["m_new"]) for r in rows] == [(300, 60), (300, 60)]
+    assert all(-1 <= r["spearman_new"] <= 1 for r in rows)
+    hg = payload["heatgeo_transform"]
+    assert [r["tool"] for r in hg] == ["geoml HeatGeo.transform", "geoml HeatGeo refit on n + m"]
+    assert 0 <= hg[0]["disparity_vs_refit"] < 1 and hg[0]["speedup_vs_refit"] > 0
+
+
+def test_diffusion_bench_procrustes():
+    import numpy as np
+
+    from geoml.bench.diffusion import _disparity, _similarity_map
+
+    rng = np.random.default_rng(0)
+    A, Z = rng.normal(size=(50, 2)), rng.normal(size=(7, 2))
+    R = np.array([[0.6, 0.8], [0.8, -0.6]])  # a reflection
+    move = lambda P: 2.5 * P @ R + [3.0, -1.0]  # noqa: E731
+    f = _similarity_map(A, move(A))
+    assert _disparity(f(A), move(A)) < 1e-28 and _disparity(f(Z), move(Z)) < 1e-28
+    noisy = move(A) + 0.1 * rng.normal(size=A.shape)
+    f = _similarity_map(A, noisy)
+    from scipy.spatial import procrustes  # the same disparity on the fitted rows
+
+    assert abs(_disparity(f(A), noisy) - procrustes(noisy, A)[2]) < 1e-12
+
+
 def test_missing_required_anchor_is_reported(capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pyriemann", None)
     argv = ["bench", "spd", "--n-matrices", "4", "--dim", "3", "--bw-matrices", "4"]

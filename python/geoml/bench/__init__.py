@@ -50,8 +50,8 @@ FAMILIES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     ),
     "spd": ("SPD-matrix geometry", (("pyriemann", "pyriemann"), ("ot", "POT"))),
     "diffusion": (
-        "heat kernels, MDS, HeatGeo",
-        (("sklearn", "scikit-learn"), ("heatgeo", "heatgeo")),
+        "heat kernels, MDS, HeatGeo, PHATE",
+        (("sklearn", "scikit-learn"), ("heatgeo", "heatgeo"), ("phate", "phate")),
     ),
     "dask": ("the Dask layer", (("dask", "dask[array]"), ("distributed", "distributed"))),
 }

@@ -14,6 +14,12 @@ One process run, each section geoml and its anchor on the same data:
 (5) PHATE vs ``phate`` (defaults, 2,000 landmarks) on the swiss roll and phate's DLA tree at
     n = 20,000: time and Spearman vs ground truth (goal: >= 10x, Spearman >= phate's);
 (6) PHATE alone at n = 1,000,000 (``--sections phate_big``; approximate kNN);
+(7) ``--sections transform``: ``PHATE.transform`` vs phate's ``PHATE.transform`` of 2,000 new
+    points after a fit on 10,000 (swiss roll: the rest of the same draw; tree: noiseless tree
+    points drawn again with fresh noise): time, Procrustes disparity of the two transforms
+    after aligning the fitted embeddings, Spearman vs ground truth of the new rows; and
+    ``HeatGeo.transform`` of 500 new swiss-roll points after a fit on 2,000 vs refitting on
+    all points (heatgeo has no out-of-sample method), with geoml and heatgeo;
 ``--figure PATH`` writes the swiss-roll / tree embedding figure (geoml next to phate).
 
     python bench/bench_diffusion.py                 # the issue's sizes (long: see README)
@@ -31,6 +37,8 @@ import numpy as np
 import geoml
 
 from ._harness import clustered, machine, print_table, timeit, write_json
+
+DEFAULT_SECTIONS = "heat,mds,heatgeo,landmarks"
 
 
 def relerr(Y, R):
@@ -206,10 +214,10 @@ def bench_landmarks(n, n_landmarks, n_jobs):
     ]
 
 
-def gen_dla_tree(n_branch=20, branch_length=100, n_dim=100, seed=37, sigma=4.0):
+def gen_dla_tree(n_branch=20, branch_length=100, n_dim=100, seed=37, sigma=4.0, clean=False):
     """phate.tree.gen_dla reproduced draw for draw, with the tree graph of the noiseless
     points (consecutive branch steps; each branch's first point to its attachment point) for
-    ground-truth geodesics."""
+    ground-truth geodesics; ``clean=True`` also returns the noiseless points."""
     import scipy.sparse as sp
 
     rs = np.random.RandomState(seed)
@@ -228,17 +236,21 @@ def gen_dla_tree(n_branch=20, branch_length=100, n_dim=100, seed=37, sigma=4.0):
     r = np.concatenate([chain[keep], rows])
     c = np.concatenate([chain[keep] + 1, cols])
     G = sp.csr_matrix((np.linalg.norm(M[r] - M[c], axis=1), (r, c)), shape=(n, n))
-    return X, G
+    return (X, G, M) if clean else (X, G)
 
 
-def spearman_tree(Y, G, n_src=300, seed=0):
-    """Spearman of embedded vs tree-geodesic distances from ``n_src`` random sources."""
+def spearman_tree(Y, G, n_src=300, seed=0, nodes=None):
+    """Spearman of embedded vs tree-geodesic distances from ``n_src`` random sources;
+    ``nodes``: the tree node of each row of ``Y`` (default: row ``i`` is node ``i``)."""
     from scipy.sparse.csgraph import dijkstra
     from scipy.stats import spearmanr
 
     n = Y.shape[0]
     src = np.random.default_rng(seed).choice(n, size=min(n_src, n), replace=False)
-    T = dijkstra(G, directed=False, indices=src)
+    if nodes is None:
+        T = dijkstra(G, directed=False, indices=src)
+    else:
+        T = dijkstra(G, directed=False, indices=nodes[src])[:, nodes]
     E = np.linalg.norm(Y[src][:, None, :] - Y[None, :, :], axis=2)
     keep = np.ones(T.shape, dtype=bool)
     keep[np.arange(src.size), src] = False
@@ -352,6 +364,172 @@ def bench_phate_big(n, n_jobs):
     ]
 
 
+def _similarity_map(A, B):
+    """The similarity (scale, rotation or reflection, shift) that best maps the rows of
+    ``A`` onto those of ``B`` in least squares (Procrustes), as a function of points."""
+    ma, mb = A.mean(axis=0), B.mean(axis=0)
+    A0, B0 = A - ma, B - mb
+    U, S, Vt = np.linalg.svd(A0.T @ B0)
+    R = U @ Vt
+    s = S.sum() / (A0**2).sum()
+    return lambda Z: s * (Z - ma) @ R + mb
+
+
+def _disparity(Z, B):
+    """Procrustes disparity of ``Z`` (already in ``B``'s frame): squared error over ``B``'s
+    total squared spread (0: identical; 1: no better than ``B``'s centroid)."""
+    return float(((Z - B) ** 2).sum() / ((B - B.mean(axis=0)) ** 2).sum())
+
+
+def _transform_data(name, n, m):
+    """(fitted X, new points, quality of the fitted rows, quality of the new rows): the
+    swiss roll's first ``n`` of ``n + m`` draws and the rest; the DLA tree of ``n`` points
+    and ``m`` of its noiseless points drawn again with fresh noise (seed 1). Quality:
+    Spearman of embedded vs ground-truth distances."""
+    if name == "swiss roll":
+        X, U = swiss(n + m)
+        return (
+            X[:n],
+            X[n:],
+            lambda Y: spearman_to_truth(Y, U[:n]),
+            lambda Y: spearman_to_truth(Y, U[n:]),
+        )
+    X, G, M = gen_dla_tree(n_branch=20, branch_length=max(1, n // 20), clean=True)
+    rng = np.random.default_rng(1)
+    nodes = rng.choice(X.shape[0], size=m, replace=False)
+    Xn = M[nodes] + rng.normal(0, 4.0, (m, M.shape[1]))
+    return X, Xn, lambda Y: spearman_tree(Y, G), lambda Y: spearman_tree(Y, G, nodes=nodes)
+
+
+def bench_phate_transform(n, m, n_jobs, repeats, n_landmark=2000, datasets=("swiss roll", "tree")):
+    """geoml ``PHATE.transform`` vs phate's ``PHATE.transform`` (graphtools' extend_to_data
+    and interpolate) of ``m`` new points after a fit on ``n`` (each tool its own fit, phate's
+    defaults): the median of ``repeats`` calls after one warm-up (phate's builds its kNN
+    tree of the fitted data there). Accuracy: geoml's fitted embedding is mapped onto
+    phate's by the Procrustes similarity of the fitted rows alone, the same map is applied
+    to geoml's transformed rows, and ``disparity_new`` is their Procrustes disparity to
+    phate's transformed rows; ``disparity_fit`` (the fitted rows') is the floor set by the
+    two embeddings' own differences (landmarks, SMACOF vs SGD). Spearman vs ground truth of
+    the transformed rows for each tool."""
+    import warnings
+
+    phate = _phate_ref()
+    rows = []
+    for name in datasets:
+        X, Xn, q_fit, q_new = _transform_data(name, n, m)
+        est = geoml.PHATE(n_landmark=n_landmark, random_state=0, n_jobs=n_jobs).fit(X)
+        tg, Yg = timeit(lambda est=est, Xn=Xn: est.transform(Xn), repeats=repeats)
+        row = {
+            "data": name,
+            "n_fit": X.shape[0],
+            "m_new": Xn.shape[0],
+            "tool": "geoml PHATE.transform",
+            "time_s": tg,
+            "spearman_fit": q_fit(est.embedding_),
+            "spearman_new": q_new(Yg),
+        }
+        rows.append(row)
+        if phate is None:
+            continue
+        ref = phate.PHATE(n_landmark=n_landmark, verbose=0, random_state=0, n_jobs=1)
+        with warnings.catch_warnings(), _same_blas_threads():
+            warnings.simplefilter("ignore")
+            Yr_fit = ref.fit_transform(X)
+
+        def run_ref(ref=ref, Xn=Xn):
+            with warnings.catch_warnings(), _same_blas_threads():
+                warnings.simplefilter("ignore")  # phate warns on new data
+                return ref.transform(Xn)
+
+        tr, Yr = timeit(run_ref, repeats=repeats)
+        to_ref = _similarity_map(est.embedding_, Yr_fit)
+        row["speedup_vs_phate"] = tr / tg
+        row["disparity_fit"] = _disparity(to_ref(est.embedding_), Yr_fit)
+        row["disparity_new"] = _disparity(to_ref(Yg), Yr)
+        rows.append(
+            {
+                "data": name,
+                "n_fit": X.shape[0],
+                "m_new": Xn.shape[0],
+                "tool": "phate PHATE.transform",
+                "time_s": tr,
+                "spearman_fit": q_fit(Yr_fit),
+                "spearman_new": q_new(Yr),
+            }
+        )
+    return rows
+
+
+def bench_heatgeo_transform(n, m, n_jobs, repeats, n_landmarks=None):
+    """geoml ``HeatGeo.transform`` of ``m`` new swiss-roll points after a fit on ``n``,
+    against refitting on all ``n + m`` points (heatgeo has no out-of-sample method: its
+    ``HeatGeo`` has ``fit`` and ``fit_transform`` only), with geoml and, where installed,
+    heatgeo. Accuracy: the refit's rows of the fitted points are mapped onto the fit's
+    embedding by their Procrustes similarity, and ``disparity_vs_refit`` is the disparity of
+    the transformed rows to the refit's new rows under that map (``disparity_fit``: the
+    fitted rows', the floor from the refit's own changes); Spearman vs ground truth of the
+    new rows for each."""
+    import warnings
+
+    X, Xn, _, q_new = _transform_data("swiss roll", n, m)
+    XA = np.vstack([X, Xn])
+
+    def make():
+        return geoml.HeatGeo(n_neighbors=10, n_landmarks=n_landmarks, random_state=0, n_jobs=n_jobs)
+
+    est = make().fit(X)
+    tg, Yg = timeit(lambda: est.transform(Xn), repeats=repeats)
+    tf, refit = timeit(lambda: make().fit(XA), repeats=1, warmup=0)
+    Yf = refit.embedding_
+    to_fit = _similarity_map(Yf[:n], est.embedding_)
+    lm = "" if n_landmarks is None else f", {n_landmarks} landmarks"
+    rows = [
+        {
+            "n_fit": n,
+            "m_new": m,
+            "tool": f"geoml HeatGeo.transform{lm}",
+            "time_s": tg,
+            "spearman_new": q_new(Yg),
+            "speedup_vs_refit": tf / tg,
+            "disparity_fit": _disparity(to_fit(Yf[:n]), est.embedding_),
+            "disparity_vs_refit": _disparity(to_fit(Yf[n:]), Yg),
+        },
+        {
+            "n_fit": n,
+            "m_new": m,
+            "tool": f"geoml HeatGeo refit on n + m{lm}",
+            "time_s": tf,
+            "spearman_new": q_new(Yf[n:]),
+        },
+    ]
+    try:
+        import heatgeo.embedding as he
+    except ImportError as e:
+        print(f"heatgeo not installed ({e}); skipping its refit")
+        return rows
+    if n + m > 5_000:  # dense n x n distances and s_gd2 over all pairs
+        print(f"heatgeo refit skipped at n + m = {n + m} (> 5,000)")
+        return rows
+
+    def run_ref():
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return he.HeatGeo(knn=10).fit_transform(XA)
+
+    tr, Yr = timeit(run_ref, repeats=1, warmup=0)
+    rows[0]["speedup_vs_heatgeo_refit"] = tr / tg
+    rows.append(
+        {
+            "n_fit": n,
+            "m_new": m,
+            "tool": "heatgeo refit on n + m (no transform)",
+            "time_s": tr,
+            "spearman_new": q_new(Yr[n:]),
+        }
+    )
+    return rows
+
+
 def figure(path, n=2000, n_jobs=None):
     """Swiss roll and tree embeddings: geoml PHATE / HeatGeo next to phate (and heatgeo
     where installed), coloured by the ground truth."""
@@ -421,12 +599,18 @@ def _shrink_png(path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes")
-    ap.add_argument("--sections", default="heat,mds,heatgeo,landmarks")
+    ap.add_argument("--sections", default=DEFAULT_SECTIONS)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--n-jobs", type=int, default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--phate-n", type=int, default=None, help="PHATE section size (20,000)")
     ap.add_argument("--big-n", type=int, default=1_000_000, help="phate_big section size")
+    ap.add_argument(
+        "--transform-n",
+        default=None,
+        help="transform section: fitted,new points for PHATE (10000,2000) and HeatGeo "
+        "(2000,500), as 'N,M[,N,M]'",
+    )
     ap.add_argument("--figure", default=None, help="write the embedding figure (PNG) here")
     args = ap.parse_args(argv)
     sections = set(args.sections.split(","))
@@ -497,10 +681,58 @@ def main(argv=None):
         print("\nPHATE at large n (geoml alone)")
         print_table(rows, ["n", "tool", "time_s", "t", "spearman"])
         out["phate_big"] = rows
+    if "transform" in sections:
+        sizes = [1_000, 200, 500, 100] if q else [10_000, 2_000, 2_000, 500]
+        if args.transform_n:
+            given = [int(v) for v in args.transform_n.split(",")]
+            sizes[: len(given)] = given
+        rows = bench_phate_transform(sizes[0], sizes[1], args.n_jobs, max(1, args.repeats))
+        print(
+            "\nPHATE.transform vs phate's PHATE.transform of new points (disparity: after "
+            "aligning the fitted embeddings; Spearman vs ground truth)"
+        )
+        print_table(
+            rows,
+            [
+                "data",
+                "n_fit",
+                "m_new",
+                "tool",
+                "time_s",
+                "speedup_vs_phate",
+                "disparity_fit",
+                "disparity_new",
+                "spearman_fit",
+                "spearman_new",
+            ],
+        )
+        out["phate_transform"] = rows
+        rows = bench_heatgeo_transform(sizes[2], sizes[3], args.n_jobs, max(1, args.repeats))
+        print("\nHeatGeo.transform vs refitting on all points (heatgeo has no transform)")
+        print_table(
+            rows,
+            [
+                "n_fit",
+                "m_new",
+                "tool",
+                "time_s",
+                "speedup_vs_refit",
+                "speedup_vs_heatgeo_refit",
+                "disparity_fit",
+                "disparity_vs_refit",
+                "spearman_new",
+            ],
+        )
+        out["heatgeo_transform"] = rows
     if args.figure:
         figure(args.figure, n_jobs=args.n_jobs)
     if len(out) > 1:  # some section ran (--sections none --figure PATH: the figure alone)
-        write_json("diffusion", out, args.out)
+        # a run of other sections than the default ones is named after them, so that it
+        # does not overwrite the full run's diffusion.json
+        name = "diffusion"
+        if sections != set(DEFAULT_SECTIONS.split(",")):
+            name += "_" + "_".join(sorted(sections)) + ("_quick" if q else "")
+        write_json(name, out, args.out)
 
 
 if __name__ == "__main__":
