@@ -1073,6 +1073,122 @@ def test_transformer_bad_input():
         geoml.KNNTransformer(2).fit(np.full((4, 2), np.nan))
 
 
+def _with_duplicates(rng, n=60, d=3):
+    """Normal data with a group of six equal rows (3, 10, 20, 33, 41, 55) and a pair (7, 30)."""
+    X = rng.normal(size=(n, d))
+    X[[10, 20, 33, 41, 55]] = X[3]
+    X[30] = X[7]
+    return X
+
+
+@pytest.mark.parametrize("method", ["exact", "nndescent"])
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+def test_transformer_self_first_with_duplicates(rng, method, metric):
+    """fit_transform and fit().transform() of the fitted data put each sample first in its own
+    row, also among equal samples (the exact search ordered ties by index: a duplicate came
+    first, and with more than k + 1 equal samples the sample itself dropped out of its row);
+    the rest of each row are the nearest other samples, as scikit-learn's."""
+    from sklearn.neighbors import KNeighborsTransformer
+
+    X = _with_duplicates(rng)
+    n, k = X.shape[0], 3
+    for mode, width in (("distance", k + 1), ("connectivity", k)):
+        tr = geoml.KNNTransformer(k, mode=mode, metric=metric, method=method, random_state=0)
+        G = tr.fit_transform(X)
+        assert G.format == "csr" and G.shape == (n, n) and G.nnz == n * width
+        rows = G.indices.reshape(n, width)
+        np.testing.assert_array_equal(rows[:, 0], np.arange(n))  # itself first: explicit
+        assert np.all(G.data.reshape(n, width)[:, 0] == (0 if mode == "distance" else 1))
+        assert all(len(set(r)) == width for r in rows.tolist())
+        if method == "exact":
+            H = geoml.KNNTransformer(k, mode=mode, metric=metric).fit(X).transform(X)
+            np.testing.assert_array_equal(H.indices, G.indices)
+            np.testing.assert_array_equal(H.data, G.data)
+            np.testing.assert_array_equal(H.indptr, G.indptr)
+        if mode == "distance" and metric != "sqeuclidean":  # sklearn's sqeuclidean differs
+            ref = KNeighborsTransformer(n_neighbors=k, metric=metric).fit_transform(X)
+            # the same distances in each row (only the order of the ties differs)
+            np.testing.assert_allclose(
+                np.sort(G.data.reshape(n, width), axis=1),
+                np.sort(ref.data.reshape(n, width), axis=1),
+                atol=1e-12,
+            )
+    # the equal samples' rows: themselves, then the other equal ones at distance 0
+    G = geoml.KNNTransformer(k, metric=metric, method=method, random_state=0).fit_transform(X)
+    group = [3, 10, 20, 33, 41, 55]
+    for i in group:
+        row = G.indices[G.indptr[i] : G.indptr[i + 1]]
+        assert row[0] == i and set(row[1:]) <= set(group) - {i}
+        assert np.all(G.data[G.indptr[i] : G.indptr[i + 1]] == 0)
+
+
+def test_transformer_self_first_cosine_zero_and_inner_product(rng):
+    X = _with_duplicates(rng)
+    X[5] = 0.0  # a zero vector: at cosine distance 1 from everything, itself included
+    G = geoml.KNNTransformer(4, metric="cosine").fit_transform(X)
+    assert G.indices[G.indptr[5]] == 5 and np.all(G.data[G.indptr[5] : G.indptr[6]] == 1)
+    # inner products: a sample need not be its own nearest neighbour, rows as for new data
+    G = geoml.KNNTransformer(4, metric="inner_product").fit_transform(X)
+    ref = geoml.knn(X, 5, Y=X, metric="inner_product")
+    np.testing.assert_array_equal(G.indices.reshape(60, 5), ref.indices)
+    np.testing.assert_array_equal(G.data.reshape(60, 5), ref.distances)
+
+
+@pytest.mark.parametrize("mode", ["distance", "connectivity"])
+def test_transformer_truncated_count_for_new_data(rng, mode):
+    """A count truncated at fit (n_neighbors_) is the count transform uses for new data:
+    every fitted sample, as scikit-learn's transformer with the truncated count gives;
+    fit_transform(X) equals fit(X).transform(X) after the truncation too."""
+    from sklearn.neighbors import KNeighborsTransformer
+
+    X, Z = rng.normal(size=(9, 3)), rng.normal(size=(5, 3))
+    cap = 8 if mode == "distance" else 9
+    with pytest.warns(UserWarning, match="truncating to X.shape\\[0\\]"):
+        est = geoml.KNNTransformer(20, mode=mode).fit(X)
+    assert est.n_neighbors_ == cap
+    G = est.transform(Z)
+    assert G.shape == (5, 9) and G.nnz == 45  # every fitted sample in each row
+    ref = KNeighborsTransformer(n_neighbors=cap, mode=mode).fit(X).transform(Z)
+    np.testing.assert_array_equal(G.indices, ref.indices)
+    np.testing.assert_allclose(G.data, ref.data, rtol=1e-12, atol=1e-12)
+    with pytest.warns(UserWarning, match="truncating"):
+        F = geoml.KNNTransformer(20, mode=mode).fit_transform(X)
+    H = est.transform(X)
+    assert F.nnz == H.nnz == 81
+    np.testing.assert_array_equal(F.indices, H.indices)
+    np.testing.assert_array_equal(F.data, H.data)
+    np.testing.assert_array_equal(F.indices.reshape(9, 9)[:, 0], np.arange(9))
+
+
+def test_scanpy_neighbors_with_duplicate_cells(rng):
+    """scanpy reads the first entry of each row as the cell itself (its lists keep the first
+    n_neighbors entries and drop the first as the cell): with six equal cells and
+    n_neighbors=4, the exact search put a duplicate first and the last equal cells lost
+    themselves from their rows. Also a count above the cells (truncated with the warning)."""
+    sc = pytest.importorskip("scanpy")
+    anndata = pytest.importorskip("anndata")
+    try:
+        from scanpy.neighbors._common import _get_indices_distances_from_sparse_matrix
+    except ImportError:  # private: moved in another scanpy
+        pytest.skip("scanpy.neighbors._common._get_indices_distances_from_sparse_matrix moved")
+
+    X = _with_duplicates(rng, n=80, d=4).astype(np.float32)
+    G = geoml.KNNTransformer(4).fit_transform(X)
+    idx, dist = _get_indices_distances_from_sparse_matrix(G, 4)
+    np.testing.assert_array_equal(idx[:, 0], np.arange(80))
+    assert np.all(dist[:, 0] == 0)
+    group = {3, 10, 20, 33, 41, 55}
+    for i in group:  # three of the other equal cells, at distance 0
+        assert set(idx[i, 1:]) <= group - {i} and np.all(dist[i] == 0)
+    adata = anndata.AnnData(X)
+    sc.pp.neighbors(adata, n_neighbors=4, use_rep="X", transformer=geoml.KNNTransformer(4))
+    assert abs(adata.obsp["distances"] - G).max() == 0  # scanpy keeps the graph as it is
+    small = anndata.AnnData(X[:6])
+    with pytest.warns(UserWarning, match="n_neighbors=10 is larger than the dataset size"):
+        sc.pp.neighbors(small, use_rep="X", transformer=geoml.KNNTransformer(10))
+    assert small.obsp["distances"].shape == (6, 6) and small.obsp["distances"].nnz == 36
+
+
 def test_nndescent_with_self_first_for_umap():
     X = np.random.default_rng(13).normal(size=(2000, 5))
     res = geoml.knn(X, 10, exclude_self=False, method="nndescent", random_state=0)

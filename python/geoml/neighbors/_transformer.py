@@ -19,6 +19,7 @@ from ._knn import (
     _check_metric,
     _knn_checked,
     _knn_method,
+    _prepend_self,
     _same_features_and_dtype,
 )
 
@@ -30,9 +31,21 @@ class KNNTransformer(BaseEstimator):
     ``Isomap(metric="precomputed")``, ``TSNE(metric="precomputed")``,
     ``SpectralEmbedding(affinity="precomputed_nearest_neighbors")``, ``DBSCAN``, UMAP
     (``precomputed_knn``) and scanpy (``sc.pp.neighbors(adata, transformer=...)``).
-    ``transform(X)`` gives row ``i`` the ``n_neighbors`` nearest fitted samples of ``X[i]``
-    (one more in ``"distance"`` mode, as scikit-learn: a fitted sample is its own first
-    neighbour at an explicit distance 0); rows are sorted by distance.
+    ``transform(X)`` gives row ``i`` the ``n_neighbors_`` nearest fitted samples of ``X[i]``
+    (one more in ``"distance"`` mode, as scikit-learn), rows sorted by distance: a CSR matrix
+    of shape (n_queries, n_samples_fit) with exactly ``n_neighbors_ + 1`` stored entries per
+    row in ``"distance"`` mode (``n_neighbors_`` in ``"connectivity"`` mode), explicit zeros
+    included, for new data as for the fitted data.
+
+    The fitted data (``fit_transform(X)``, or ``transform`` of an array equal to the fitted
+    one) has each sample first in its own row, at an explicit distance 0 (1 for a zero vector
+    under ``"cosine"``), then its ``n_neighbors_`` nearest other samples (``n_neighbors_ - 1``
+    in ``"connectivity"`` mode): samples identical to it follow, at distance 0, instead of
+    taking its place (scikit-learn leaves the order of such ties to its search, so a
+    duplicate may come first and the sample itself drop out; scanpy reads the first column
+    as the sample itself). So ``fit(X).transform(X)`` equals ``fit_transform(X)`` with an
+    exact search. Under ``metric="inner_product"`` a sample need not be its own nearest
+    neighbour: rows hold the nearest fitted samples as for new data.
 
     Parameters
     ----------
@@ -41,7 +54,10 @@ class KNNTransformer(BaseEstimator):
         fitted samples hold (``n_neighbors >= n_samples`` in ``"distance"`` mode,
         ``> n_samples`` in ``"connectivity"`` mode, where the sample itself counts) is
         truncated by ``fit`` with a ``UserWarning`` (umap-learn's convention; scikit-learn's
-        transformer raises at ``transform``).
+        transformer raises at ``transform``) and stored as ``n_neighbors_``, which
+        ``transform`` uses for new data too: after a truncation each row holds every fitted
+        sample. scanpy reads ``n_neighbors`` from ``get_params()``, not the truncated count;
+        it takes the rows as they are.
     mode : {"distance", "connectivity"}, default "distance"
         Stored values: distances, or ones.
     metric : {"euclidean", "sqeuclidean", "cosine", "inner_product"}, default "euclidean"
@@ -57,7 +73,7 @@ class KNNTransformer(BaseEstimator):
     Attributes
     ----------
     n_neighbors_ : int
-        ``n_neighbors`` after the truncation above.
+        ``n_neighbors`` after the truncation above: the count every ``transform`` uses.
     n_samples_fit_ : int
     n_features_in_ : int
     recall_ : RecallEstimate or None
@@ -146,9 +162,20 @@ class KNNTransformer(BaseEstimator):
         indptr = np.arange(0, m * k + 1, k, dtype=np.int64)
         return sp.csr_matrix((data, idx.ravel(), indptr), shape=(m, self.n_samples_fit_))
 
+    def _self_first(self, X) -> sp.csr_matrix:
+        """The graph of the fitted data ``X`` (exact search): each sample first in its own
+        row, then its ``_k() - 1`` nearest other samples."""
+        k, n = self._k(), X.shape[0]
+        others = (np.empty((n, 0), np.int64), np.empty((n, 0), X.dtype))
+        if k > 1:
+            others = _knn_checked(X, k - 1, None, self.metric, True, self.n_jobs)
+        return self._graph(*_prepend_self(X, others, self.metric))
+
     def transform(self, X) -> sp.csr_matrix:
-        """Graph of shape (n_queries, n_samples_fit): row ``i`` holds the nearest fitted
-        samples of ``X[i]`` (exact search), sorted by distance."""
+        """Graph of shape (n_queries, n_samples_fit): row ``i`` holds the ``n_neighbors_``
+        (``"distance"`` mode: ``n_neighbors_ + 1``) nearest fitted samples of ``X[i]`` (exact
+        search), sorted by distance; an array equal to the fitted data gives each sample
+        first in its own row (see the class notes)."""
         if not hasattr(self, "_fit_X"):
             raise NotFittedError("this KNNTransformer is not fitted yet; call fit(X) first")
         Y = np.asarray(X) if not hasattr(X, "ndim") else X
@@ -164,13 +191,16 @@ class KNNTransformer(BaseEstimator):
                 f"{self.n_features_in_} features as input"
             )
         k = self._k()
-        Xf, Y = _same_features_and_dtype(self._fit_X, Y)
+        Xf = self._fit_X
+        if self.metric != "inner_product" and Y.shape == Xf.shape and np.array_equal(Y, Xf):
+            return self._self_first(Xf)
+        Xf, Y = _same_features_and_dtype(Xf, Y)
         idx, dist = _knn_checked(Xf, k, Y, self.metric, False, self.n_jobs)
         return self._graph(idx, dist)
 
     def fit_transform(self, X, y=None) -> sp.csr_matrix:
-        """``fit(X).transform(X)``; with an approximate ``method`` the graph of ``X`` comes from
-        NN-descent, each sample first in its own row at distance 0."""
+        """``fit(X).transform(X)``: each sample first in its own row (see the class notes);
+        with an approximate ``method`` its other neighbours come from NN-descent."""
         target = self._check_params()
         X = as_float_array(X, "X")
         n = X.shape[0]
@@ -198,7 +228,5 @@ class KNNTransformer(BaseEstimator):
             target,
             self.random_state,
         )
-        idx, dist = res
-        rec = res.recall_
-        self.recall_ = rec
-        return self._graph(idx, dist)
+        self.recall_ = res.recall_
+        return self._graph(res[0], res[1])
