@@ -155,3 +155,14 @@ def test_compare(capsys, tmp_path):
 def test_compare_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         main(["bench", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+
+
+def test_in_child():
+    import time
+
+    from geoml.bench._harness import in_child
+
+    assert in_child(lambda conn: conn.send(("done", 3)), 30) == ("done", 3)
+    t0 = time.perf_counter()
+    assert in_child(lambda conn: time.sleep(30), 0.5, ("timeout",)) == ("timeout",)
+    assert time.perf_counter() - t0 < 10  # the child was killed

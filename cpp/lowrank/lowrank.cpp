@@ -65,33 +65,39 @@ void require_blas() {
     throw std::runtime_error("geoml: BLAS pointers were not installed (import geoml.lowrank)");
 }
 
-void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, double alpha, const double* A,
-          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+// The BLAS calls of both precisions (`f` a SciPy BLAS pointer): dimensions checked to int.
+template <typename T, typename Fn>
+void gemm_with(Fn f, char ta, char tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A,
+               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   int im = to_int(m), in = to_int(n), ik = to_int(k);
   int ilda = to_int(std::max<int64_t>(lda, 1)), ildb = to_int(std::max<int64_t>(ldb, 1)),
       ildc = to_int(std::max<int64_t>(ldc, 1));
-  g_dgemm(&ta, &tb, &im, &in, &ik, &alpha, const_cast<double*>(A), &ilda, const_cast<double*>(B),
-          &ildb, &beta, C, &ildc);
+  f(&ta, &tb, &im, &in, &ik, &alpha, const_cast<T*>(A), &ilda, const_cast<T*>(B), &ildb, &beta, C,
+    &ildc);
+}
+template <typename T, typename Fn>
+void syrk_with(Fn f, char uplo, char trans, int64_t n, int64_t k, T alpha, const T* A, int64_t lda,
+               T beta, T* C, int64_t ldc) {
+  int in = to_int(n), ik = to_int(k);
+  int ilda = to_int(std::max<int64_t>(lda, 1)), ildc = to_int(std::max<int64_t>(ldc, 1));
+  f(&uplo, &trans, &in, &ik, &alpha, const_cast<T*>(A), &ilda, &beta, C, &ildc);
+}
+
+void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, double alpha, const double* A,
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  gemm_with(g_dgemm, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  int im = to_int(m), in = to_int(n), ik = to_int(k);
-  int ilda = to_int(std::max<int64_t>(lda, 1)), ildb = to_int(std::max<int64_t>(ldb, 1)),
-      ildc = to_int(std::max<int64_t>(ldc, 1));
-  g_sgemm(&ta, &tb, &im, &in, &ik, &alpha, const_cast<float*>(A), &ilda, const_cast<float*>(B),
-          &ildb, &beta, C, &ildc);
+  gemm_with(g_sgemm, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 void syrk(char uplo, char trans, int64_t n, int64_t k, double alpha, const double* A, int64_t lda,
           double beta, double* C, int64_t ldc) {
-  int in = to_int(n), ik = to_int(k);
-  int ilda = to_int(std::max<int64_t>(lda, 1)), ildc = to_int(std::max<int64_t>(ldc, 1));
-  g_dsyrk(&uplo, &trans, &in, &ik, &alpha, const_cast<double*>(A), &ilda, &beta, C, &ildc);
+  syrk_with(g_dsyrk, uplo, trans, n, k, alpha, A, lda, beta, C, ldc);
 }
 void syrk(char uplo, char trans, int64_t n, int64_t k, float alpha, const float* A, int64_t lda,
           float beta, float* C, int64_t ldc) {
-  int in = to_int(n), ik = to_int(k);
-  int ilda = to_int(std::max<int64_t>(lda, 1)), ildc = to_int(std::max<int64_t>(ldc, 1));
-  g_ssyrk(&uplo, &trans, &in, &ik, &alpha, const_cast<float*>(A), &ilda, &beta, C, &ildc);
+  syrk_with(g_ssyrk, uplo, trans, n, k, alpha, A, lda, beta, C, ldc);
 }
 
 /// Largest count of slabs per block such that a block has at most `limit` rows (BLAS int).

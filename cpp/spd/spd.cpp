@@ -408,6 +408,29 @@ std::vector<double> to_double(const T* M, int64_t count) {
   return out;
 }
 
+// body(g, scratch, c) for c = 0 .. items - 1, in parallel on threads_for(tasks, n, n_jobs)
+// threads, each with its own Group of n x n workspaces and `scratch` doubles of its own (both
+// allocated in the guard: OmpErrors).
+template <typename Body>
+void for_items(int64_t items, int64_t tasks, int n, int n_jobs, int64_t scratch, Body body) {
+  OmpErrors errors;
+#pragma omp parallel num_threads(threads_for(tasks, n, n_jobs))
+  {
+    std::unique_ptr<Group> gp;
+    std::vector<double> extra;
+    const bool ok = errors.run([&] {
+      gp = std::make_unique<Group>(n);
+      extra.resize(size_t(scratch));
+    });
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < items; ++c) {
+      if (!ok) continue;
+      body(*gp, extra.data(), c);
+    }
+  }
+  errors.rethrow();
+}
+
 }  // namespace
 
 template <typename T>
@@ -416,46 +439,36 @@ void spd_eigh(const T* A, int64_t B, int n, double sym_tol, bool vectors, T* w, 
   const SimdIsa isa = simd_isa();
   const int64_t nn = int64_t(n) * n;
   const int64_t groups = (B + kLanes - 1) / kLanes;
-  OmpErrors errors;
-#pragma omp parallel num_threads(threads_for(B, n, n_jobs))
-  {
-    std::unique_ptr<Group> gp;  // allocated in the guard (OmpErrors)
-    const bool ok = errors.run([&] { gp = std::make_unique<Group>(n); });
-#pragma omp for schedule(static)
-    for (int64_t c = 0; c < groups; ++c) {
-      if (!ok) continue;
-      Group& g = *gp;
-      const int64_t b0 = c * kLanes;
-      const int count = int(std::min<int64_t>(kLanes, B - b0));
-      for (int q = 0; q < count; ++q) {
-        g.st[q] = load(A + (b0 + q) * nn, n, sym_tol, g.ws[q].X.data());
-        g.live[q] = g.st[q] == SpdOk;
+  for_items(groups, B, n, n_jobs, 0, [&](Group& g, double*, int64_t c) {
+    const int64_t b0 = c * kLanes;
+    const int count = int(std::min<int64_t>(kLanes, B - b0));
+    for (int q = 0; q < count; ++q) {
+      g.st[q] = load(A + (b0 + q) * nn, n, sym_tol, g.ws[q].X.data());
+      g.live[q] = g.st[q] == SpdOk;
+    }
+    eig_lanes(isa, n, g.ws.data(), g.live, count, vectors, g.lw, g.ok);
+    for (int q = 0; q < count; ++q) {
+      const int64_t b = b0 + q;
+      int8_t st = g.st[q];
+      if (st == SpdOk && !g.ok[q]) st = SpdNotConverged;
+      if (st == SpdOk && !fits<T>(g.ws[q].d.data(), n)) st = SpdOverflow;
+      status[b] = st;
+      T* wb = w + b * n;
+      if (st != SpdOk) {
+        for (int i = 0; i < n; ++i) wb[i] = std::numeric_limits<T>::quiet_NaN();
+        if (vectors)
+          for (int64_t i = 0; i < nn; ++i) V[b * nn + i] = std::numeric_limits<T>::quiet_NaN();
+        continue;
       }
-      eig_lanes(isa, n, g.ws.data(), g.live, count, vectors, g.lw, g.ok);
-      for (int q = 0; q < count; ++q) {
-        const int64_t b = b0 + q;
-        int8_t st = g.st[q];
-        if (st == SpdOk && !g.ok[q]) st = SpdNotConverged;
-        if (st == SpdOk && !fits<T>(g.ws[q].d.data(), n)) st = SpdOverflow;
-        status[b] = st;
-        T* wb = w + b * n;
-        if (st != SpdOk) {
-          for (int i = 0; i < n; ++i) wb[i] = std::numeric_limits<T>::quiet_NaN();
-          if (vectors)
-            for (int64_t i = 0; i < nn; ++i) V[b * nn + i] = std::numeric_limits<T>::quiet_NaN();
-          continue;
-        }
-        const Work& ws = g.ws[q];
-        for (int i = 0; i < n; ++i) wb[i] = T(ws.d[i]);
-        if (vectors) {
-          T* vb = V + b * nn;
-          for (int j = 0; j < n; ++j)
-            for (int k = 0; k < n; ++k) vb[k * n + j] = T(ws.U[size_t(j) * n + k]);
-        }
+      const Work& ws = g.ws[q];
+      for (int i = 0; i < n; ++i) wb[i] = T(ws.d[i]);
+      if (vectors) {
+        T* vb = V + b * nn;
+        for (int j = 0; j < n; ++j)
+          for (int k = 0; k < n; ++k) vb[k * n + j] = T(ws.U[size_t(j) * n + k]);
       }
     }
-  }
-  errors.rethrow();
+  });
 }
 
 template <typename T>
@@ -467,57 +480,44 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
   if (M && m_stride == 0) Mshared = to_double(M, nn);
   const bool shared = M && m_stride == 0;
   const int64_t groups = (B + kLanes - 1) / kLanes;
-  OmpErrors errors;
-#pragma omp parallel num_threads(threads_for(B, n, n_jobs))
-  {
-    std::unique_ptr<Group> gp;  // allocated in the guard (OmpErrors)
-    std::vector<double> Mb;     // one M per lane
-    const bool ok = errors.run([&] {
-      gp = std::make_unique<Group>(n);
-      Mb.resize(M && m_stride ? kLanes * nn : 0);
-    });
-    auto src = [&](int64_t b) { return A + b * nn; };
+  auto src = [&](int64_t b) { return A + b * nn; };
+  auto group = [&](Group& g, double* Mb, int64_t c) {  // Mb: the scratch, one M per lane
     auto mat = [&](int64_t b) -> const double* {
       if (!M) return nullptr;
       if (m_stride == 0) return Mshared.data();
-      double* m = Mb.data() + (b % kLanes) * nn;
+      double* m = Mb + (b % kLanes) * nn;
       for (int64_t i = 0; i < nn; ++i) m[i] = double(M[b * m_stride + i]);
       return m;
     };
-#pragma omp for schedule(static)
-    for (int64_t c = 0; c < groups; ++c) {
-      if (!ok) continue;
-      Group& g = *gp;
-      const int64_t b0 = c * kLanes;
-      const int count = int(std::min<int64_t>(kLanes, B - b0));
-      funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true, g);
-      // out of the lanes: the largest |entry| per lane for all lanes at once (a value that is
-      // not finite in T sticks), then eight entries of every matrix at a time (the lines of F
-      // being read stay in L1, as in the load)
-      const double* F = g.lw.F.data();  // entry i of lane q at F[i kLanes + q]
-      const double big = double(std::numeric_limits<T>::max());
-      alignas(64) double mx[kLanes];
-      for (int q = 0; q < kLanes; ++q) mx[q] = 0.0;
-      GEOML_SIMD_CALL(isa, absmax_lanes, size_t(nn), F, big, mx);
-      for (int q = 0; q < count; ++q)
-        if (g.st[q] == SpdOk && !(mx[q] <= big)) g.st[q] = SpdOverflow;  // not finite in T
-      for (int64_t i0 = 0; i0 < nn; i0 += 8) {
-        const int64_t i1 = std::min(nn, i0 + 8);
-        for (int q = 0; q < count; ++q) {
-          if (g.st[q] != SpdOk) continue;
-          T* ob = out + (b0 + q) * nn;
-          for (int64_t i = i0; i < i1; ++i) ob[i] = T(F[i * kLanes + q]);
-        }
-      }
+    const int64_t b0 = c * kLanes;
+    const int count = int(std::min<int64_t>(kLanes, B - b0));
+    funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true, g);
+    // out of the lanes: the largest |entry| per lane for all lanes at once (a value that
+    // is not finite in T sticks), then eight entries of every matrix at a time (the lines
+    // of F being read stay in L1, as in the load)
+    const double* F = g.lw.F.data();  // entry i of lane q at F[i kLanes + q]
+    const double big = double(std::numeric_limits<T>::max());
+    alignas(64) double mx[kLanes];
+    for (int q = 0; q < kLanes; ++q) mx[q] = 0.0;
+    GEOML_SIMD_CALL(isa, absmax_lanes, size_t(nn), F, big, mx);
+    for (int q = 0; q < count; ++q)
+      if (g.st[q] == SpdOk && !(mx[q] <= big)) g.st[q] = SpdOverflow;  // not finite in T
+    for (int64_t i0 = 0; i0 < nn; i0 += 8) {
+      const int64_t i1 = std::min(nn, i0 + 8);
       for (int q = 0; q < count; ++q) {
-        status[b0 + q] = g.st[q];
-        if (g.st[q] != SpdOk)
-          for (int64_t i = 0; i < nn; ++i)
-            out[(b0 + q) * nn + i] = std::numeric_limits<T>::quiet_NaN();
+        if (g.st[q] != SpdOk) continue;
+        T* ob = out + (b0 + q) * nn;
+        for (int64_t i = i0; i < i1; ++i) ob[i] = T(F[i * kLanes + q]);
       }
     }
-  }
-  errors.rethrow();
+    for (int q = 0; q < count; ++q) {
+      status[b0 + q] = g.st[q];
+      if (g.st[q] != SpdOk)
+        for (int64_t i = 0; i < nn; ++i)
+          out[(b0 + q) * nn + i] = std::numeric_limits<T>::quiet_NaN();
+    }
+  };
+  for_items(groups, B, n, n_jobs, M && m_stride ? kLanes * nn : 0, group);
 }
 
 template <typename T>
@@ -530,43 +530,33 @@ void spd_eigvalsh_pairs(const T* A, int64_t B, int n, const T* M, int64_t K, boo
   const int64_t groups = (tasks + kLanes - 1) / kLanes;
   auto src = [&](int64_t t) { return A + (outer ? t / K : t) * nn; };
   auto mat = [&](int64_t t) { return Md.data() + (outer ? t % K : (K == 1 ? 0 : t)) * nn; };
-  OmpErrors errors;
-#pragma omp parallel num_threads(threads_for(tasks, n, n_jobs))
-  {
-    std::unique_ptr<Group> gp;  // allocated in the guard (OmpErrors)
-    const bool ok = errors.run([&] { gp = std::make_unique<Group>(n); });
-#pragma omp for schedule(static)
-    for (int64_t c = 0; c < groups; ++c) {
-      if (!ok) continue;
-      Group& g = *gp;
-      const int64_t t0 = c * kLanes;
-      const int count = int(std::min<int64_t>(kLanes, tasks - t0));
-      funm_group<T>(isa, t0, count, n, src, mat, true, !outer && K == 1, SpdFunc::Sqrt, 1.0,
-                    sym_tol, false, g, lower, log_sq == nullptr);
-      if (log_sq) {  // sum_i log(w_i)^2 per task, in the lanes (the order of the w_i is QL's)
-        double* x = g.lw.F.data();  // free after funm_group without vectors
-        alignas(64) double sums[kLanes];
-        for (int q = 0; q < kLanes; ++q) {
-          const bool use = q < count && g.st[q] == SpdOk;
-          for (int i = 0; i < n; ++i) x[size_t(i) * kLanes + q] = use ? g.ws[q].d[i] : 1.0;
-        }
-        GEOML_SIMD_CALL(isa, log_sq_lanes, n, x, sums);
-        for (int q = 0; q < count; ++q) {
-          status[t0 + q] = g.st[q];
-          log_sq[t0 + q] = g.st[q] == SpdOk ? sums[q] : std::numeric_limits<double>::quiet_NaN();
-        }
-        continue;
+  for_items(groups, tasks, n, n_jobs, 0, [&](Group& g, double*, int64_t c) {
+    const int64_t t0 = c * kLanes;
+    const int count = int(std::min<int64_t>(kLanes, tasks - t0));
+    funm_group<T>(isa, t0, count, n, src, mat, true, !outer && K == 1, SpdFunc::Sqrt, 1.0, sym_tol,
+                  false, g, lower, log_sq == nullptr);
+    if (log_sq) {  // sum_i log(w_i)^2 per task, in the lanes (the order of the w_i is QL's)
+      double* x = g.lw.F.data();  // free after funm_group without vectors
+      alignas(64) double sums[kLanes];
+      for (int q = 0; q < kLanes; ++q) {
+        const bool use = q < count && g.st[q] == SpdOk;
+        for (int i = 0; i < n; ++i) x[size_t(i) * kLanes + q] = use ? g.ws[q].d[i] : 1.0;
       }
+      GEOML_SIMD_CALL(isa, log_sq_lanes, n, x, sums);
       for (int q = 0; q < count; ++q) {
-        int8_t st = g.st[q];
-        if (st == SpdOk && !fits<T>(g.ws[q].d.data(), n)) st = SpdOverflow;
-        status[t0 + q] = st;
-        for (int i = 0; i < n; ++i)
-          w[(t0 + q) * n + i] = st == SpdOk ? T(g.ws[q].d[i]) : std::numeric_limits<T>::quiet_NaN();
+        status[t0 + q] = g.st[q];
+        log_sq[t0 + q] = g.st[q] == SpdOk ? sums[q] : std::numeric_limits<double>::quiet_NaN();
       }
+      return;
     }
-  }
-  errors.rethrow();
+    for (int q = 0; q < count; ++q) {
+      int8_t st = g.st[q];
+      if (st == SpdOk && !fits<T>(g.ws[q].d.data(), n)) st = SpdOverflow;
+      status[t0 + q] = st;
+      for (int i = 0; i < n; ++i)
+        w[(t0 + q) * n + i] = st == SpdOk ? T(g.ws[q].d[i]) : std::numeric_limits<T>::quiet_NaN();
+    }
+  });
 }
 
 template <typename T>
@@ -585,38 +575,28 @@ void spd_funm_wsum(const T* A, int64_t B, int n, const T* M, const double* wts, 
   const bool shared = true;  // one M (or none) for every matrix
   auto src = [&](int64_t b) { return A + b * nn; };
   auto mat = [&](int64_t) -> const double* { return M ? Md.data() : nullptr; };
-  OmpErrors errors;
-#pragma omp parallel num_threads(threads_for(B, n, n_jobs))
-  {
-    std::unique_ptr<Group> gp;  // allocated in the guard (OmpErrors)
-    const bool ok = errors.run([&] { gp = std::make_unique<Group>(n); });
-#pragma omp for schedule(static)
-    for (int64_t c = 0; c < chunks; ++c) {
-      if (!ok) continue;
-      Group& g = *gp;
-      double* acc = partial.data() + c * nn;
-      const int64_t b1 = std::min(B, (c + 1) * kChunk);
-      for (int64_t b0 = c * kChunk; b0 < b1; b0 += kLanes) {
-        const int count = int(std::min<int64_t>(kLanes, b1 - b0));
-        funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true, g,
-                      lower && M != nullptr);
-        for (int q = 0; q < count; ++q) status[b0 + q] = g.st[q];
-        // acc += w_q F_q, lane after lane for every entry (the same order of additions as one
-        // matrix at a time), eight entries at a time: eight independent sums, and the lines
-        // of F being read stay in L1
-        const double* F = g.lw.F.data();
-        for (int64_t i0 = 0; i0 < nn; i0 += 8) {
-          const int64_t i1 = std::min(nn, i0 + 8);
-          for (int q = 0; q < count; ++q) {
-            if (g.st[q] != SpdOk) continue;
-            const double wb = wts[b0 + q];
-            for (int64_t i = i0; i < i1; ++i) acc[i] += wb * F[i * kLanes + q];
-          }
+  for_items(chunks, B, n, n_jobs, 0, [&](Group& g, double*, int64_t c) {
+    double* acc = partial.data() + c * nn;
+    const int64_t b1 = std::min(B, (c + 1) * kChunk);
+    for (int64_t b0 = c * kChunk; b0 < b1; b0 += kLanes) {
+      const int count = int(std::min<int64_t>(kLanes, b1 - b0));
+      funm_group<T>(isa, b0, count, n, src, mat, M != nullptr, shared, f, power, sym_tol, true, g,
+                    lower && M != nullptr);
+      for (int q = 0; q < count; ++q) status[b0 + q] = g.st[q];
+      // acc += w_q F_q, lane after lane for every entry (the same order of additions as one
+      // matrix at a time), eight entries at a time: eight independent sums, and the lines
+      // of F being read stay in L1
+      const double* F = g.lw.F.data();
+      for (int64_t i0 = 0; i0 < nn; i0 += 8) {
+        const int64_t i1 = std::min(nn, i0 + 8);
+        for (int q = 0; q < count; ++q) {
+          if (g.st[q] != SpdOk) continue;
+          const double wb = wts[b0 + q];
+          for (int64_t i = i0; i < i1; ++i) acc[i] += wb * F[i * kLanes + q];
         }
       }
     }
-  }
-  errors.rethrow();
+  });
   std::fill(out, out + nn, 0.0);
   for (int64_t c = 0; c < chunks; ++c)
     for (int64_t i = 0; i < nn; ++i) out[i] += partial[c * nn + i];

@@ -287,9 +287,11 @@ void dense_matvec(int64_t n, const T* A, const T* x, T* y, int n_threads) {
   }
 }
 
-template <typename T, typename I>
-void scaled_pattern_matvec(int64_t n, const I* indptr, const I* indices, const double* s,
-                           const T* x, T* y, std::vector<double>& z, int n_threads) {
+// One pass of the pattern matrix scaled on both sides, S P S with S = diag(s): z = s * x, then
+// out(i, sum of z over row i's pattern) for every row (the caller applies the outer scale).
+template <typename I, typename In, typename Out>
+void scaled_pattern_pass(int64_t n, const I* indptr, const I* indices, const double* s, const In* x,
+                         std::vector<double>& z, int n_threads, Out out) {
   const int nt = resolve_threads(n_threads);
   z.resize(n);
   double* zp = z.data();
@@ -301,29 +303,25 @@ void scaled_pattern_matvec(int64_t n, const I* indptr, const I* indices, const d
     for (int64_t i = 0; i < n; ++i) {
       double acc = 0;
       for (I p = indptr[i]; p < indptr[i + 1]; ++p) acc += zp[indices[p]];
-      y[i] = T(s[i] * acc);
+      out(i, acc);
     }
   }
+}
+
+template <typename T, typename I>
+void scaled_pattern_matvec(int64_t n, const I* indptr, const I* indices, const double* s,
+                           const T* x, T* y, std::vector<double>& z, int n_threads) {
+  scaled_pattern_pass(n, indptr, indices, s, x, z, n_threads,
+                      [&](int64_t i, double acc) { y[i] = T(s[i] * acc); });
 }
 
 template <typename T, typename I>
 void scaled_pattern_cheb_step(int64_t n, const I* indptr, const I* indices, const double* s,
                               const T* yb, const T* ya, T* yc, double s1, double c, double s2,
                               std::vector<double>& z, int n_threads) {
-  const int nt = resolve_threads(n_threads);
-  z.resize(n);
-  double* zp = z.data();
-#pragma omp parallel num_threads(nt)
-  {
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) zp[i] = s[i] * double(yb[i]);
-#pragma omp for schedule(static, 512)
-    for (int64_t i = 0; i < n; ++i) {
-      double acc = 0;
-      for (I p = indptr[i]; p < indptr[i + 1]; ++p) acc += zp[indices[p]];
-      yc[i] = T(s1 * (s[i] * acc - c * double(yb[i])) - s2 * double(ya[i]));
-    }
-  }
+  scaled_pattern_pass(n, indptr, indices, s, yb, z, n_threads, [&](int64_t i, double acc) {
+    yc[i] = T(s1 * (s[i] * acc - c * double(yb[i])) - s2 * double(ya[i]));
+  });
 }
 
 namespace {

@@ -39,6 +39,25 @@ def timeit(fn, *, repeats: int = 3, warmup: int = 1, sync=None):
     return statistics.median(times), out
 
 
+def in_child(fn, timeout: float, on_timeout=None):
+    """``fn(conn)`` in a forked process: what it sends on ``conn``, or ``on_timeout`` (the
+    process killed) when nothing comes within ``timeout`` seconds. For anchors that may run
+    far past their limit or hang."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=fn, args=(child,))
+    proc.start()
+    if parent.poll(timeout):
+        out = parent.recv()
+        proc.join()
+        return out
+    proc.kill()
+    proc.join()
+    return on_timeout
+
+
 def machine() -> dict:
     """CPU, cores, versions: printed above each table and stored in the JSON."""
     import numpy

@@ -81,7 +81,6 @@ difference, max residual / ||A|| of each solver, eigenvalues at 1 found (multi-c
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import sys
 import time
 import traceback
@@ -89,7 +88,7 @@ import traceback
 import numpy as np
 import scipy.sparse as sp
 
-from ._harness import clustered, machine, print_table, timeit, write_json
+from ._harness import clustered, in_child, machine, print_table, timeit, write_json
 
 K = 16
 TOL = 1e-6
@@ -164,18 +163,9 @@ def _child(name, threads, repeats, warmup, conn):
 
 
 def _anchor(name, threads, repeats, timeout, warmup=0):
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(name, threads, repeats, warmup, child))
-    proc.start()
-    if parent.poll(timeout):
-        msg = parent.recv()
-        proc.join()
-    else:
-        proc.kill()
-        proc.join()
-        msg = ("timeout",)
-    return msg
+    return in_child(
+        lambda conn: _child(name, threads, repeats, warmup, conn), timeout, ("timeout",)
+    )
 
 
 def _graph(kind, n, seed=0):
@@ -772,18 +762,7 @@ def _emb_child(name, repeats, warmup, conn):
 
 
 def _emb_anchor(name, repeats, timeout, warmup=0):
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_emb_child, args=(name, repeats, warmup, child))
-    proc.start()
-    if parent.poll(timeout):
-        msg = parent.recv()
-        proc.join()
-    else:
-        proc.kill()
-        proc.join()
-        msg = ("timeout",)
-    return msg
+    return in_child(lambda conn: _emb_child(name, repeats, warmup, conn), timeout, ("timeout",))
 
 
 def _angle(Y, R):

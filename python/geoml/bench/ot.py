@@ -56,7 +56,6 @@ Usage: python bench/bench_ot.py [--quick] [--repeats R] [--sizes 2000,5000]
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import time
 
@@ -65,7 +64,7 @@ import numpy as np
 import geoml
 from geoml.ot import _solvers
 
-from ._harness import machine, print_table, timeit, write_json
+from ._harness import in_child, machine, print_table, timeit, write_json
 
 POT_METHODS = [
     "sinkhorn",
@@ -116,17 +115,7 @@ def _pot_child(conn, method, a, b, C, eps, repeats=3, limit=25.0):
 
 
 def pot_timed(method, a, b, C, eps, limit):
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    p = ctx.Process(target=_pot_child, args=(child, method, a, b, C, eps, 3, limit))
-    p.start()
-    if parent.poll(limit):
-        out = parent.recv()
-        p.join()
-        return out
-    p.kill()
-    p.join()
-    return None
+    return in_child(lambda conn: _pot_child(conn, method, a, b, C, eps, 3, limit), limit)
 
 
 def uniform_problem(n, d=2, seed=0):
@@ -520,17 +509,7 @@ def _pot_sym_child(conn, a, C, eps, repeats=3, limit=25.0):
 
 def pot_sym_timed(a, C, eps, limit):
     """(seconds, plan) of ot.sinkhorn(a, a, C, eps) in a child process, None past ``limit``."""
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    p = ctx.Process(target=_pot_sym_child, args=(child, a, C, eps, 3, limit))
-    p.start()
-    if parent.poll(limit):
-        out = parent.recv()
-        p.join()
-        return out
-    p.kill()
-    p.join()
-    return None
+    return in_child(lambda conn: _pot_sym_child(conn, a, C, eps, 3, limit), limit)
 
 
 def _sym_row(label, n, eps, tg, res, pot, a, limit):
@@ -653,17 +632,7 @@ def _newton_child(conn, solver, a, b, C, eps):
 
 
 def _newton_timed(solver, a, b, C, eps, limit):
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    p = ctx.Process(target=_newton_child, args=(child, solver, a, b, C, eps))
-    p.start()
-    if parent.poll(limit):
-        out = parent.recv()
-        p.join()
-        return out
-    p.kill()
-    p.join()
-    return None
+    return in_child(lambda conn: _newton_child(conn, solver, a, b, C, eps), limit)
 
 
 def section_newton(args, rows_out):
