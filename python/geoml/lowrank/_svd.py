@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import numpy as np
@@ -231,7 +232,8 @@ def randomized_svd(
     count (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``) when threadpoolctl is installed;
     without it the dense products and the small factorizations run in BLAS's own threads,
     whose split changes the last bits (1e-13 relative). A LinearOperator's products are the
-    operator's own.
+    operator's own, and BLAS is left to its own threads around them (its bits may follow
+    BLAS's thread count).
 
     References
     ----------
@@ -277,8 +279,10 @@ def randomized_svd(
     ell = min(k + p, m, n)
     # BLAS on one thread throughout (the dense products run as fixed one-thread blocks on
     # geoml's threads, see _dense_products; the small QR, Cholesky, SVD and Gram products
-    # are a few ell x ell to m x ell): the same bits for any thread count
-    with single_threaded_blas():
+    # are a few ell x ell to m x ell): the same bits for any thread count. Not around a
+    # LinearOperator's own products, which may rely on BLAS's threads.
+    hold = contextlib.nullcontext() if isinstance(A, LinearOperator) else single_threaded_blas()
+    with hold:
         return _rsvd(matmat, rmatmat, norm2, m, n, k, ell, max_iter, auto, rng, dtype, nj)
 
 
