@@ -815,3 +815,21 @@ def test_heatgeo_same_bits_for_any_blas_and_thread_count(n_landmarks):
             est = geoml.HeatGeo(n_landmarks=n_landmarks, random_state=0, n_jobs=nt).fit(X)
         out.append(est.embedding_)
     np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_mds_landmark_index_errors_say_what_is_wrong():
+    """Given landmark indices: a repeated index, one out of range and too few each get their
+    own message (before, one message for all: "must hold at least n_components + 1 = 3
+    distinct indices in [0, 40)", misleading for [0, 1, 1, 2, 3], which holds 4)."""
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    with pytest.raises(ValueError, match=r"landmarks repeats index 1 \(2 times.*np\.unique"):
+        geoml.MDS(landmarks=[0, 1, 1, 2, 3]).fit(X)
+    with pytest.raises(ValueError, match=r"outside \[0, 40\).*e\.g\. 40; landmarks must be"):
+        geoml.MDS(landmarks=[0, 1, 40]).fit(X)
+    with pytest.raises(ValueError, match=r"outside \[0, 40\).*e\.g\. -1"):
+        geoml.MDS(landmarks=np.array([-1, 2, 3])).fit(X)
+    with pytest.raises(
+        ValueError, match=r"holds 2 index\(es\) but n_components=2 needs at least 3"
+    ):
+        geoml.MDS(landmarks=[0, 1]).fit(X)
+    assert geoml.MDS(landmarks=[5, 0, 1, 2]).fit(X).embedding_.shape == (40, 2)

@@ -612,7 +612,7 @@ def test_randomized_svd_sparse_paths_agree(rng, monkeypatch):
     ref = geoml.randomized_svd(A.toarray(), 8, n_iter=3, random_state=0)
     a = geoml.randomized_svd(A, 8, n_iter=3, random_state=0)
     b = geoml.randomized_svd(A64, 8, n_iter=3, random_state=0)
-    monkeypatch.setattr(_svd, "_SCATTER_BYTES", -1)  # force the explicit-transpose path
+    monkeypatch.setattr(_svd, "_SCATTER_SERIAL", -1)  # force the explicit-transpose path
     c = geoml.randomized_svd(A, 8, n_iter=3, random_state=0, n_jobs=2)
     for res in (a, b, c):
         np.testing.assert_allclose(res.s, ref.s, rtol=1e-10)

@@ -1579,3 +1579,43 @@ def test_adaptive_kernel_of_tiny_data(dtype, e):
         ref = geoml.DiffusionMap(random_state=0).fit_transform(X)
         got = geoml.DiffusionMap(random_state=0).fit_transform(np.ldexp(X, e))
         np.testing.assert_allclose(np.abs(got), np.abs(ref), atol=1e-9)
+
+
+@pytest.mark.parametrize(("dtype", "scale"), [(np.float32, 1e-22), (np.float64, 1e-170)])
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+def test_gpu_dispatch_scales_tiny_data(monkeypatch, dtype, scale, metric):
+    """The GPU branch of the kNN dispatch applies the CPU path's magnitude guard: data whose
+    squared distances underflow is searched scaled by a power of two and the distances are
+    scaled back, and data whose squares overflow is refused. Checked without a GPU: NumPy
+    arrays taken for device arrays, the device search replaced by the CPU kernel on the
+    arrays it is given (before, the tiny data reached the search unscaled: wrong
+    neighbours)."""
+    import geoml._neighbors_gpu as gpu
+    import geoml.neighbors._knn as knn_mod
+
+    calls = []
+
+    def fake_knn_device(X, Y, k, metric, exclude_self):
+        calls.append(X)
+        return _core.knn(X, Y, k=k, metric=metric, exclude_self=exclude_self, n_jobs=1)
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 5)).astype(dtype)
+    Y = rng.standard_normal((20, 5)).astype(dtype)
+    e = int(np.round(np.log2(scale)))
+    Xs, Ys = np.ldexp(X, e).astype(dtype), np.ldexp(Y, e).astype(dtype)
+    p = {"euclidean": 1, "sqeuclidean": 2, "cosine": 0}[metric]
+    refs = [geoml.knn(X, 6, Y=y, metric=metric) for y in (None, Y)]
+    monkeypatch.setattr(gpu, "knn_device", fake_knn_device)
+    monkeypatch.setattr(knn_mod, "is_gpu_array", lambda a: isinstance(a, np.ndarray))
+    for ys, ref in zip((None, Ys), refs):
+        got = knn_mod._knn_checked(Xs, 6, ys, metric, None, None)
+        assert calls and calls[-1] is not Xs  # the search saw a scaled copy
+        np.testing.assert_array_equal(got.indices, ref.indices)
+        if p < 2:  # (squared distances of such data are below the dtype's range themselves)
+            np.testing.assert_allclose(
+                np.ldexp(got.distances.astype(np.float64), -p * e), ref.distances, rtol=1e-6
+            )
+    big = np.full((10, 5), np.finfo(dtype).max / 4, dtype=dtype)
+    with pytest.raises(ValueError, match="overflow"):
+        knn_mod._knn_checked(big, 3, None, metric, None, None)

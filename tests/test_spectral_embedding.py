@@ -611,3 +611,52 @@ def test_combinatorial_laplacian_huge_and_tiny_weights(scale):
         ref = np.linalg.norm(R, axis=0)  # at unit scale
         np.testing.assert_allclose(out.residual_norms / scale, ref, rtol=1e-6, atol=1e-14)
         assert np.all(out.residual_norms <= 1e-10 * out.anorm)
+
+
+@pytest.mark.parametrize("kind", ["symmetric", "random_walk"])
+@pytest.mark.parametrize("scale", [1e-320, 1e-310, 1e-200, 1e200])
+def test_normalised_laplacian_subnormal_and_huge_weights(kind, scale):
+    """The normalised Laplacians do not depend on the scale of W. Subnormal weights (all
+    1e-320) overflowed ``1 / d`` (a RuntimeWarning) and gave NaN eigenvalues reported as
+    ``converged=True``, and ``geoml.laplacian`` NaN entries; now both are solved / formed
+    from W scaled by an even power of two: the unit-scale eigenvalues and operator."""
+    X = swiss_roll(300, 0)
+    W = knn_adjacency(X, 8, weighted=False)
+    ref = geoml.laplacian_eigsh(W, 4, kind=kind, random_state=0)
+    L0 = geoml.laplacian(W, kind).toarray()
+    Ws = sp.csr_matrix(W * scale)  # exact for 1 * scale: every weight the same value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = geoml.laplacian_eigsh(Ws, 4, kind=kind, random_state=0)
+        L = geoml.laplacian(Ws, kind).toarray()
+    assert out.converged and np.isfinite(out.eigenvalues).all()
+    np.testing.assert_allclose(out.eigenvalues, ref.eigenvalues, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(L, L0, rtol=0, atol=1e-15)
+    V = out.eigenvectors
+    if kind == "random_walk":  # D-orthonormal with W's own degrees: V^T D V = I
+        d = np.asarray(Ws.sum(axis=1)).ravel()
+        G = (V * (d / scale)[:, None]).T @ (V * scale)
+        np.testing.assert_allclose(G, np.eye(4), atol=1e-9)
+    else:
+        assert np.linalg.norm(L0 @ V - V * out.eigenvalues, axis=0).max() < 1e-8
+
+
+def test_normalised_laplacian_degrees_beyond_float64_refused():
+    """Degrees from 2 down to 2e-320 (two subnormal edges): no scale fits both, so the
+    normalised Laplacian cannot be formed in float64: a ValueError saying so (before: NaN
+    eigenvalues with converged=True, NaN entries in ``laplacian``)."""
+    n = 60
+    i = np.arange(n)
+    w = np.ones(n)
+    w[:2] = 1e-320
+    W = sp.csr_matrix((w, (i, (i + 1) % n)), shape=(n, n))
+    W = (W + W.T).tocsr()
+    W[1, 2] = W[2, 1] = 1e-320  # node 1's both edges subnormal
+    for f in (
+        lambda: geoml.laplacian_eigsh(W, 3, random_state=0),
+        lambda: geoml.laplacian(W, "random_walk"),
+    ):
+        with pytest.raises(ValueError, match=r"degrees .* span .* too wide a range"):
+            f()
+    out = geoml.laplacian_eigsh(W, 3, kind="combinatorial", random_state=0)
+    assert out.converged and np.isfinite(out.eigenvalues).all()

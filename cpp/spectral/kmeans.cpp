@@ -53,6 +53,13 @@ void kmeanspp(const double* X, int64_t n, int64_t d, int64_t k, std::mt19937_64&
   }
 }
 
+// Sum of v in index order (one thread): thread-count independent bits.
+double ordered_sum(const std::vector<double>& v) {
+  double s = 0;
+  for (const double x : v) s += x;
+  return s;
+}
+
 }  // namespace
 
 KMeansResult kmeans(const double* X, int64_t n, int64_t d, int64_t k, int n_init, int max_iter,
@@ -72,8 +79,7 @@ KMeansResult kmeans(const double* X, int64_t n, int64_t d, int64_t k, int n_init
     double inertia = 0;
     for (it = 1; it <= std::max(1, max_iter); ++it) {
       int64_t changed = 0;
-      inertia = 0;
-#pragma omp parallel for schedule(static) reduction(+ : changed, inertia) num_threads(nt)
+#pragma omp parallel for schedule(static) reduction(+ : changed) num_threads(nt)
       for (int64_t i = 0; i < n; ++i) {
         int64_t bi = 0;
         double bd = std::numeric_limits<double>::infinity();
@@ -84,8 +90,10 @@ KMeansResult kmeans(const double* X, int64_t n, int64_t d, int64_t k, int n_init
         if (lab[i] != bi) ++changed;
         lab[i] = bi;
         dmin[i] = bd;
-        inertia += bd;
       }
+      // summed in row order after the region: the same bits for any thread count (an OpenMP
+      // reduction adds per-thread partial sums, and n_init's best run is picked by this sum)
+      inertia = ordered_sum(dmin);
       if (changed == 0) break;
       std::fill(Cn.begin(), Cn.end(), 0.0);
       std::fill(cnt.begin(), cnt.end(), 0);
@@ -107,8 +115,7 @@ KMeansResult kmeans(const double* X, int64_t n, int64_t d, int64_t k, int n_init
       std::swap(C, Cn);
       if (shift <= tol) {
         // final assignment to the moved centres
-        inertia = 0;
-#pragma omp parallel for schedule(static) reduction(+ : inertia) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt)
         for (int64_t i = 0; i < n; ++i) {
           int64_t bi = 0;
           double bd = std::numeric_limits<double>::infinity();
@@ -117,8 +124,9 @@ KMeansResult kmeans(const double* X, int64_t n, int64_t d, int64_t k, int n_init
             if (v < bd) bd = v, bi = c;
           }
           lab[i] = bi;
-          inertia += bd;
+          dmin[i] = bd;
         }
+        inertia = ordered_sum(dmin);
         break;
       }
     }

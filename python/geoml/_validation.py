@@ -268,3 +268,53 @@ def single_threaded_blas():
         _BLAS_CONTROLLER[0] = ThreadpoolController()
         _BLAS_CONTROLLER[1] = len(sys.modules)  # after the controller's own imports
     return _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
+
+
+# Rows of A per one-thread GEMM in :func:`blocked_matmul` (fixed: the bits do not depend on the
+# thread count)
+BLOCK_ROWS = 256
+
+
+def can_hold_blas() -> bool:
+    """Whether :func:`single_threaded_blas` can hold BLAS to one thread (threadpoolctl)."""
+    import importlib.util
+
+    return importlib.util.find_spec("threadpoolctl") is not None
+
+
+def blocked_matmul(A, X, nt: int, *, transpose: bool = False, out=None, pool=None):
+    """``A @ X`` (``A.T @ X`` with ``transpose``) for a dense 2-D ``A`` as one GEMM per fixed
+    block of ``BLOCK_ROWS`` rows of ``A`` (columns with ``transpose``: rows of the output),
+    on ``nt`` threads (0 or less: geoml's default count) by a pool when there are several.
+
+    Call it with BLAS held to one thread (:func:`single_threaded_blas`): each block is then a
+    one-thread GEMM and the blocks do not depend on ``nt``, so the result has the same bits
+    for any thread count. A multi-threaded OpenBLAS GEMM splits its work by its thread count,
+    which on its Haswell kernels (AMD Zen, ``OPENBLAS_CORETYPE=Haswell``) changes the bits.
+    ``out``: the output array (C-contiguous, the result's shape and dtype), else a new one.
+    ``pool``: a ``concurrent.futures`` executor to run the blocks on (callers that multiply
+    many times keep one for the whole solve), else one of ``nt`` workers for this call.
+    """
+    from . import _core
+
+    n_out = A.shape[1] if transpose else A.shape[0]
+    if out is None:
+        out = np.empty((n_out, X.shape[1]), dtype=np.result_type(A, X))
+
+    def block(s):
+        e = min(n_out, s + BLOCK_ROWS)
+        np.matmul(A[:, s:e].T if transpose else A[s:e], X, out=out[s:e])
+
+    starts = range(0, n_out, BLOCK_ROWS)
+    workers = min(nt if nt > 0 else max(1, _core.max_threads()), len(starts))
+    if pool is not None and len(starts) > 1:
+        list(pool.map(block, starts))
+    elif workers <= 1:
+        for st in starts:
+            block(st)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as ex:
+            list(ex.map(block, starts))
+    return out

@@ -164,7 +164,8 @@ def von_neumann_entropy(P, t_max: int = 100) -> np.ndarray:
     """
     import scipy.linalg as sla
 
-    s = sla.svdvals(np.asarray(P, dtype=np.float64))
+    with single_threaded_blas():  # the same bits for any BLAS thread count
+        s = sla.svdvals(np.asarray(P, dtype=np.float64))
     return _entropy_curve(s, t_max)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import numpy as np
@@ -13,16 +14,22 @@ from .. import _core
 from .._validation import (
     as_float_array,
     as_real,
+    blocked_matmul,
+    can_hold_blas,
     check_int,
     check_n_jobs,
     check_random_state,
     reject_gpu,
+    single_threaded_blas,
 )
 from ._kernels import _sumsq
 
-# A^T X for sparse A scatters into one private (n_cols x l) buffer per extra thread while these
-# stay below this many bytes; beyond, A^T is formed once in CSR and multiplied row-parallel.
-_SCATTER_BYTES = 2**28
+# A^T X for sparse A: below this many products (nnz * columns) one thread scatters A's rows
+# (geoml's kernel runs such products on one thread anyway); from there on A^T is formed once in
+# CSR and multiplied row-parallel. Both add each output entry's terms in A's row order, and
+# neither depends on the thread count (the multi-threaded scatter summed per-thread buffers:
+# other bits for other n_jobs).
+_SCATTER_SERIAL = 2**20
 
 
 class SVDResult(NamedTuple):
@@ -129,10 +136,8 @@ def _as_operator(A, n_jobs: int):
 
         def rmatmat(X):
             X = np.ascontiguousarray(X, dtype=dtype)
-            threads = _core.max_threads() if n_jobs in (0, -1) else n_jobs
-            if n * X.shape[1] * dtype.itemsize * max(threads - 1, 0) <= _SCATTER_BYTES:
-                # private buffers are small
-                return _core.csr_matmat(data, ind, ptr, X, n_cols=n, transpose=True, n_jobs=n_jobs)
+            if data.size * X.shape[1] < _SCATTER_SERIAL:  # small: one thread scatters
+                return _core.csr_matmat(data, ind, ptr, X, n_cols=n, transpose=True, n_jobs=1)
             if "T" not in state:  # else transpose once and run row-parallel
                 T = C.T.tocsr()
                 state["T"] = (
@@ -146,14 +151,25 @@ def _as_operator(A, n_jobs: int):
         return (m, n), dtype, matmat, rmatmat, _sumsq(data, n_jobs)
     reject_gpu(A, "A", "randomized_svd")
     A = as_float_array(A, "A")
-
-    def matmat(X):
-        return A @ X
-
-    def rmatmat(X):
-        return A.T @ X
-
+    matmat, rmatmat = _dense_products(A, n_jobs)
     return A.shape, A.dtype, matmat, rmatmat, _sumsq(A, n_jobs)
+
+
+def _dense_products(A: np.ndarray, nj: int):
+    """``(matmat, rmatmat)``: ``A @ X`` and ``A.T @ X`` for a dense ``A``.
+
+    With threadpoolctl installed (BLAS held to one thread by :func:`randomized_svd`) each
+    product is a set of one-thread GEMMs over fixed blocks of rows of ``A`` (columns for
+    ``A.T @ X``) on ``nj`` threads (:func:`geoml._validation.blocked_matmul`): a
+    multi-threaded OpenBLAS GEMM splits its work by its thread count, which on its Haswell
+    kernels changes the bits, so the result followed BLAS's thread count (1e-13 relative on
+    a 1,500 x 800 matrix, float32 4e-6). Without threadpoolctl: one BLAS GEMM each, whose
+    bits follow BLAS's threads."""
+    if not can_hold_blas():
+        return (lambda X: A @ X), (lambda X: A.T @ X)
+    return (lambda X: blocked_matmul(A, X, nj)), (
+        lambda X: blocked_matmul(A, X, nj, transpose=True)
+    )
 
 
 _MAX_POWER_ITER = 1000  # an explicit n_iter = 2**31 would run (hang) for hours
@@ -200,14 +216,24 @@ def randomized_svd(
     random_state : None, int or numpy.random.Generator
         Seed of the Gaussian test matrix.
     n_jobs : int, optional
-        OpenMP threads of the sparse products. Dense products run in SciPy/NumPy's BLAS, whose
-        threads are set by that library (e.g. with threadpoolctl).
+        Threads (None: geoml's default count; -1: all cores) of the sparse products (geoml's
+        OpenMP kernels) and, when threadpoolctl is installed, of the dense products (fixed
+        blocks of rows, each a one-thread BLAS GEMM, BLAS held to one thread during the call).
 
     Returns
     -------
     SVDResult
         ``U`` (m, k), ``s`` (k,) decreasing, ``Vt`` (k, n), in the input's float dtype; each
         row of ``Vt`` has its largest-magnitude entry positive (``U`` follows).
+
+    Notes
+    -----
+    The same ``random_state`` gives the same bits for any ``n_jobs`` and any BLAS thread
+    count (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``) when threadpoolctl is installed;
+    without it the dense products and the small factorizations run in BLAS's own threads,
+    whose split changes the last bits (1e-13 relative). A LinearOperator's products are the
+    operator's own, and BLAS is left to its own threads around them (its bits may follow
+    BLAS's thread count).
 
     References
     ----------
@@ -251,7 +277,17 @@ def randomized_svd(
         )
     rng = check_random_state(random_state)
     ell = min(k + p, m, n)
+    # BLAS on one thread throughout (the dense products run as fixed one-thread blocks on
+    # geoml's threads, see _dense_products; the small QR, Cholesky, SVD and Gram products
+    # are a few ell x ell to m x ell): the same bits for any thread count. Not around a
+    # LinearOperator's own products, which may rely on BLAS's threads.
+    hold = contextlib.nullcontext() if isinstance(A, LinearOperator) else single_threaded_blas()
+    with hold:
+        return _rsvd(matmat, rmatmat, norm2, m, n, k, ell, max_iter, auto, rng, dtype, nj)
 
+
+def _rsvd(matmat, rmatmat, norm2, m, n, k, ell, max_iter, auto, rng, dtype, nj):
+    """The iteration of :func:`randomized_svd` on validated arguments."""
     Omega = rng.standard_normal((n, ell), dtype=np.float64).astype(dtype, copy=False)
     Q = _orth(matmat(Omega), nj)[0]
     Z = rmatmat(Q)  # Z = A^T Q = (Q^T A)^T

@@ -299,9 +299,16 @@ def _dse(
         if kernel == "knn" and N >= 3:
             rs = check_random_state(random_state)
             K, _, recall = _knn_kernel(X, sigma, n_neighbors, rs, n_jobs)
-            res = SpectralMeasure(_spectrum_entropy(K.toarray(), t), 0.0, "exact", 0, True)
-            return _with_recall(res, recall, N)
-        return SpectralMeasure(_dse_exact(X, sigma, t), 0.0, "exact", 0, True)
+            with single_threaded_blas():
+                H = _spectrum_entropy(K.toarray(), t)
+            return _with_recall(SpectralMeasure(H, 0.0, "exact", 0, True), recall, N)
+        # BLAS (the kernel's GEMM, LAPACK's eigenvalues) on one thread: a multi-threaded
+        # OpenBLAS splits its work by its thread count, which on its Haswell kernels changes
+        # the bits (4e-15 at N = 1,000 between 1 and 2 threads); on a loaded 2-core machine
+        # one thread was also 4x faster (N = 1,000 eigvalsh: 0.20 s vs 0.90 s)
+        with single_threaded_blas():
+            H = _dse_exact(X, sigma, t)
+        return SpectralMeasure(H, 0.0, "exact", 0, True)
     H, se, m, ok, recall = _dse_slq(
         X, sigma, t, rtol, n_probes, random_state, kernel, n_neighbors, n_jobs
     )

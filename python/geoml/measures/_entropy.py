@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import as_float_array, check_int, check_n_jobs, reject_gpu
+from .._validation import as_float_array, check_int, check_n_jobs, reject_gpu, single_threaded_blas
 
 __all__ = ["SpectralMeasure", "effective_rank", "von_neumann_entropy"]
 
@@ -187,7 +187,8 @@ def von_neumann_entropy(
         method = "exact" if n <= _AUTO_EXACT else "slq"
     if method == "exact":
         dense = A.toarray() if sp.issparse(A) else np.asarray(A, dtype=np.float64)
-        ev = np.linalg.eigvalsh(dense)
+        with single_threaded_blas():  # the same bits for any BLAS thread count
+            ev = np.linalg.eigvalsh(dense)
         if ev.min() < -psd_tol * np.abs(ev).max():
             raise ValueError(
                 f"A has the eigenvalue {ev.min():.6g}: it is not positive semi-definite"

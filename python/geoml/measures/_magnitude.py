@@ -8,7 +8,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validation import as_float_array, check_int, check_n_jobs, check_tol, reject_gpu
+from .._validation import (
+    as_float_array,
+    check_int,
+    check_n_jobs,
+    check_tol,
+    reject_gpu,
+    single_threaded_blas,
+)
 
 __all__ = ["MagnitudeResult", "magnitude", "magnitude_dimension", "weighting_vector"]
 
@@ -154,7 +161,12 @@ def _solve(X, metric, ts, solver):
     if method == "cg" and metric != "euclidean":
         raise ValueError("method='cg' needs metric='euclidean' (points, not a distance matrix)")
     if method == "cholesky":
-        W = _weights(_distances(X, metric), ts)
+        # BLAS (the distances, the Cholesky factorisations) on one thread: the same bits for
+        # any BLAS thread count (a multi-threaded OpenBLAS splits its work by its thread
+        # count, which on its Haswell kernels changes the bits: 2e-15 at n = 1,000); on a
+        # loaded 2-core machine one thread was also faster (n = 3,000: 0.27 s vs 0.77 s)
+        with single_threaded_blas():
+            W = _weights(_distances(X, metric), ts)
         return W, "cholesky", np.zeros(m, np.int64), np.zeros(m), True
     from ._magnitude_cg import weights_cg
 

@@ -13,6 +13,7 @@ from .. import _core
 from .._device import move as _move
 from .._device import on_device as _on_device
 from .._device import resolve_device
+from .._device import xp as _xp
 from .._results import ExtraFields
 from .._validation import (
     as_float_array,
@@ -246,14 +247,14 @@ def _check_magnitude(X, Y) -> int:
     do not underflow: 0 for ordinary data, ``-frexp(max |entry|)[1]`` when every entry is
     below ``sqrt(tiny / eps)`` of the dtype (``3e-16`` in float32, ``1.5e-146`` in float64),
     where the squares lose their digits in the subnormal range (float32 data at 1e-22 gave
-    3/4 of the neighbours wrong, silently)."""
+    3/4 of the neighbours wrong, silently). NumPy or CuPy arrays (one read-back each)."""
     info = np.finfo(X.dtype)
     bound = float(np.sqrt(info.max / (4 * max(X.shape[1], 1))))
     amax = 0.0
     for A, name in ((X, "X"), (Y, "Y")):
         # max(|A|) as max(max A, -min A): no temporary the size of the data
         if A is not None and A.size:
-            a = max(float(A.max()), -float(A.min()))
+            a = float(_xp(A).maximum(A.max(), -A.min()))
             if not a <= bound:
                 raise ValueError(
                     f"{name} has entries beyond {bound:.3g} in absolute value: squared "
@@ -266,10 +267,10 @@ def _check_magnitude(X, Y) -> int:
 
 
 def _scaled(A, shift: int):
-    """``A * 2^shift`` (exact), A itself for shift 0 or None."""
+    """``A * 2^shift`` (exact; NumPy or CuPy), A itself for shift 0 or None."""
     if A is None or shift == 0:
         return A
-    return np.ldexp(A, shift).astype(A.dtype, copy=False)
+    return _xp(A).ldexp(A, shift).astype(A.dtype, copy=False)
 
 
 def _unscaled_distances(dist, metric, shift: int):
@@ -278,7 +279,7 @@ def _unscaled_distances(dist, metric, shift: int):
     if shift == 0 or metric == _core.Metric.cosine or metric == "cosine":
         return dist
     p = 1 if metric in (_core.Metric.euclidean, "euclidean") else 2
-    return np.ldexp(dist, -p * shift).astype(dist.dtype, copy=False)
+    return _xp(dist).ldexp(dist, -p * shift).astype(dist.dtype, copy=False)
 
 
 def _same_features_and_dtype(X, Y):
@@ -447,7 +448,11 @@ def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNRes
         metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
         if Y is not None:
             X, Y = _same_features_and_dtype(X, Y)
-        return KNNResult(*knn_device(X, Y, k, metric, exclude_self))
+        # the CPU path's guard: overflow refused, data whose squared distances underflow
+        # searched scaled by a power of two, distances scaled back (exact)
+        shift = _check_magnitude(X, Y)
+        idx, dist = knn_device(_scaled(X, shift), _scaled(Y, shift), k, metric, exclude_self)
+        return KNNResult(idx, _unscaled_distances(dist, metric, shift))
     _check_metric(metric)
     if exclude_self and Y is not None:
         raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")

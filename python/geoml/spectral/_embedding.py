@@ -21,7 +21,7 @@ from .._validation import (
 )
 from ._amg import _AMG_MAX_ITER, _spmm
 from ._eigsh import EigshResult, _as_csr, _check_tol, _rounding_note, _unshared
-from ._laplacian import _KINDS, _affinity_csr, _degrees, _null_space
+from ._laplacian import _KINDS, _affinity_csr, _degrees, _normalised_shift, _null_space
 from ._lsym import _amg_lobpcg_run, _lsym_smallest, _sign_flip
 
 _METHODS = ("auto", "lobpcg-amg", "lanczos")
@@ -252,10 +252,17 @@ def laplacian_eigsh(
     nt = check_n_jobs(n_jobs)
     W = sp.csr_matrix(W, dtype=np.float64)
     W.sort_indices()
-    dmax = float(_check_degrees(W, "W").max(initial=0.0))
+    deg = _check_degrees(W, "W")
+    dmax = float(deg.max(initial=0.0))
     # the combinatorial Laplacian is solved for W / 2^e ~ W / max(d) (exact scaling, so that
-    # tiny or huge weights do not underflow in the block algebra); eigenvalues scaled back
-    shift = int(np.frexp(dmax)[1]) if kind == "combinatorial" and dmax > 0 else 0
+    # tiny or huge weights do not underflow in the block algebra); eigenvalues scaled back.
+    # The normalised ones do not depend on the scale of W: for degrees out of [2^-400, 2^400]
+    # (subnormal weights: 1 / d overflowed, NaN eigenvalues reported as converged) they are
+    # solved for W / 4^e, the same operator, and nothing is scaled back (_normalised_shift)
+    if kind == "combinatorial":
+        shift = int(np.frexp(dmax)[1]) if dmax > 0 else 0
+    else:
+        shift = _normalised_shift(deg, kind)
     Ws = (
         W if shift == 0 else sp.csr_matrix((np.ldexp(W.data, -shift), W.indices, W.indptr), W.shape)
     )
@@ -281,18 +288,18 @@ def laplacian_eigsh(
     out._solver = info.get("method")  # for eigsh's check on the Laplacian route
     if check and conv and out._solver == "lanczos":
         _check_laplacian(out, Ws, d, solve_kind, k, tol, random_seed(random_state), nt)
-    if shift:
+    if shift and kind == "combinatorial":
         out.eigenvalues = np.ldexp(out.eigenvalues, shift)
         out.residual_norms = np.ldexp(out.residual_norms, shift)
         out.anorm = math.ldexp(out.anorm, shift)
         if math.isfinite(out.miss_gap):
             out.miss_gap = math.ldexp(out.miss_gap, shift)
-    d = np.ldexp(d, shift)
     if kind == "random_walk":
-        out.eigenvectors = np.ascontiguousarray(
-            out.eigenvectors / np.where(d > 0, np.sqrt(d), 1.0)[:, None]
-        )
-        out.residual_norms = _residual_norms(W, d, kind, out.eigenvalues, out.eigenvectors, nt)
+        # D^-1/2 u with W's own degrees: (d / 2^shift)^-1/2 u / 2^(shift / 2), shift even
+        V = out.eigenvectors / np.where(d > 0, np.sqrt(d), 1.0)[:, None]
+        out.eigenvectors = np.ascontiguousarray(np.ldexp(V, -(shift // 2)) if shift else V)
+        # (I - D^-1 W is the same matrix for the scaled W and degrees)
+        out.residual_norms = _residual_norms(Ws, d, kind, out.eigenvalues, out.eigenvectors, nt)
     return out
 
 

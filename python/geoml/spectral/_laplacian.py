@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -76,11 +78,15 @@ def laplacian(W, kind: str = "symmetric", return_diag: bool = False):
     if kind not in _KINDS:
         raise ValueError(f"kind={kind!r}; choose 'symmetric', 'combinatorial' or 'random_walk'")
     W = _affinity_csr(W)
-    d = _degrees(W)
+    d = d_out = _degrees(W)
     iso = d == 0
     if kind == "combinatorial":
         L = sp.diags(d.astype(W.dtype), format="csr") - W
     else:
+        shift = _normalised_shift(d, kind)
+        if shift:  # the same operator from W / 4^e (degrees out of [2^-400, 2^400])
+            W = sp.csr_matrix((np.ldexp(W.data, -shift), W.indices, W.indptr), W.shape)
+            d = np.ldexp(d, -shift)
         dinv = np.where(iso, 0.0, 1.0 / np.where(iso, 1.0, d))
         if kind == "symmetric":
             s = np.sqrt(dinv)
@@ -90,7 +96,27 @@ def laplacian(W, kind: str = "symmetric", return_diag: bool = False):
         L = sp.diags((~iso).astype(np.float64)) - M
     L = sp.csr_matrix(L, dtype=W.dtype)
     L.sort_indices()
-    return (L, d) if return_diag else L
+    return (L, d_out) if return_diag else L
+
+
+def _normalised_shift(d: np.ndarray, kind: str) -> int:
+    """The even power of two ``2e`` by which a normalised Laplacian (which does not depend on
+    the scale of W) is formed from ``W / 2^(2e)``: 0 for degrees within ``[2^-400, 2^400]``,
+    else about ``log2 max(d)`` (subnormal weights: ``1 / d`` overflowed to inf, and NaN
+    entries or eigenvalues followed). ValueError when the degrees span a range that no
+    scale fits (``1 / d`` of the smallest positive degree would still overflow)."""
+    dmax = float(d.max(initial=0.0))
+    if not dmax > 0:
+        return 0
+    shift = 0 if 2.0**-400 <= dmax <= 2.0**400 else 2 * (int(np.frexp(dmax)[1]) // 2)
+    dpos = float(d[d > 0].min())
+    if math.ldexp(dpos, -shift) < 2.0**-1000:
+        raise ValueError(
+            f"the degrees (row sums of W) span {dpos:.3g} to {dmax:.3g}: too wide a range for "
+            f"the {kind} Laplacian in float64 (1 / d overflows at the smallest); raise the "
+            "smallest weights, drop the nearly isolated nodes, or use kind='combinatorial'"
+        )
+    return shift
 
 
 def _degrees(W) -> np.ndarray:
