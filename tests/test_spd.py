@@ -925,6 +925,34 @@ def test_covariances_vs_pyriemann_and_sklearn(estimator):
     assert np.allclose(one[:, 0, 0], X[:, 0].var(axis=1))
 
 
+@pytest.mark.parametrize("estimator", ["scm", "lwf", "oas"])
+def test_covariances_are_equivariant_in_the_scale(estimator):
+    """covariances(s X) = s^2 covariances(X): the Ledoit-Wolf / OAS shrinkage of data of
+    1e-150 was 36 % / 19 % off (the squares of S underflowed), data of 1e150 was refused
+    as overflowing, and so was scm's S from 1e160. Trials of different scales in one batch."""
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((4, 5, 60)) + rng.standard_normal((4, 5, 1))
+    ref = spd.covariances(X, estimator)
+    for s in (1e-150, 1e150, 1e-100, 1e100):
+        C = spd.covariances(X * s, estimator)
+        assert np.allclose(C / s**2, ref, rtol=1e-13, atol=1e-14)  # (s X rounds X)
+    mixed = X * np.array([1e-150, 1.0, 1e150, 1e-5])[:, None, None]
+    C = spd.covariances(mixed, estimator)
+    scale = np.array([1e-300, 1.0, 1e300, 1e-10])[:, None, None]
+    assert np.allclose(C / scale, ref, rtol=1e-13, atol=1e-14)
+    with pytest.raises(ValueError, match="not finite in float32"):
+        spd.covariances((X * 1e20).astype(np.float32), estimator)  # 1e40 is inf in float32
+
+
+def test_augmented_covariance_of_order_one_is_the_covariance():
+    """MOABB's AugmentedDataset(order=1) returns the trial unchanged (the paper's order 1 is
+    the plain covariance); geoml dropped the last ``lag`` samples (2-9 % off)."""
+    X = np.random.default_rng(22).standard_normal((3, 4, 50))
+    for lag in (1, 3):
+        C = spd.augmented_covariances(X, order=1, lag=lag)
+        assert np.array_equal(C, spd.covariances(X))
+
+
 def test_augmented_covariances():
     rng = np.random.default_rng(20)
     X = rng.standard_normal((3, 2, 40))
@@ -1464,3 +1492,17 @@ def test_mean_names_the_nan_matrix(metric):
         spd.mean(bad, metric=metric)
     with pytest.raises(ValueError, match=r"X\[1, 2\] contains NaN or infinity"):
         spd.mean(np.stack([S, bad]), metric=metric)
+
+
+def test_estimators_name_the_input_form_they_were_fitted_on():
+    """One 4 x 4 matrix given to an MDM fitted on 4 x 4 matrices was read as 2-D input and
+    refused with "X has 4 features, but MDM is expecting 4 features"."""
+    rng = np.random.default_rng(23)
+    A = rng.standard_normal((10, 4, 8))
+    X = A @ A.transpose(0, 2, 1) / 8
+    y = np.arange(10) % 2
+    for est in (spd.MDM().fit(X, y), spd.TangentSpace().fit(X)):
+        with pytest.raises(ValueError, match=r"fitted on SPD matrices .*C\[None\]"):
+            est.transform(X[0])
+    with pytest.raises(ValueError, match="fitted on 2-D input"):
+        spd.MDM().fit(rng.standard_normal((10, 3)), y).predict(X[:, :3, :3])

@@ -34,7 +34,13 @@ def _check_spd_input(X, est, *, fitted: bool):
             "X must be SPD matrices of shape (n_samples, n, n) or a 2-D array "
             f"(n_samples, n_features); got shape {arr.shape}. Reshape your data"
         )
-    if fitted and (n_in != est.n_features_in_ or arr.ndim != est._ndim):
+    if fitted and arr.ndim != est._ndim:
+        what = ("SPD matrices (n_samples, n, n)", "2-D input (n_samples, n_features)")
+        raise ValueError(
+            f"X has shape {arr.shape}, but {type(est).__name__} was fitted on "
+            f"{what[est._ndim == 2]}; give X in that form (one matrix C as C[None])"
+        )
+    if fitted and n_in != est.n_features_in_:
         raise ValueError(
             f"X has {n_in} features, but {type(est).__name__} is expecting "
             f"{est.n_features_in_} features as input (and {est._ndim}-D input)"
