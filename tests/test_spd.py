@@ -1506,3 +1506,27 @@ def test_estimators_name_the_input_form_they_were_fitted_on():
             est.transform(X[0])
     with pytest.raises(ValueError, match="fitted on 2-D input"):
         spd.MDM().fit(rng.standard_normal((10, 3)), y).predict(X[:, :3, :3])
+
+
+def test_bw_maps_and_estimators_at_small_and_large_scales():
+    """The BW log / exp maps are homogeneous of degree 1 and the BW mean equivariant: the
+    maps of 1e-200 matrices were refused ("X[0] is not positive definite": C^1/2 X C^1/2
+    underflowed), and MDM / TangentSpace(metric="wasserstein") took their class means with an
+    absolute tol of 1e-10, so covariances of 1e-20 gave tangent vectors 0.1 % off."""
+    rng = np.random.default_rng(24)
+    A = rng.standard_normal((12, 4, 20))
+    X = A @ A.transpose(0, 2, 1) / 20
+    T0 = spd.log_map(X[1], X[0], metric="wasserstein")
+    E0 = spd.exp_map(T0, X[0], metric="wasserstein")
+    ts0 = spd.TangentSpace(metric="wasserstein").fit(X).transform(X)
+    y = np.arange(12) % 2
+    d0 = spd.MDM(metric="wasserstein").fit(X, y).transform(X)
+    for s in (1e-300, 1e-200, 1e-20, 1e200):
+        T = spd.log_map(X[1] * s, X[0] * s, metric="wasserstein")
+        assert np.allclose(T / s, T0, rtol=1e-12, atol=1e-12 * np.abs(T0).max())
+        E = spd.exp_map(T0 * s, X[0] * s, metric="wasserstein")
+        assert np.allclose(E / s, E0, rtol=1e-12, atol=1e-12 * np.abs(E0).max())
+        ts = spd.TangentSpace(metric="wasserstein").fit(X * s).transform(X * s)
+        assert np.allclose(ts / s, ts0, rtol=1e-8, atol=1e-8 * np.abs(ts0).max())
+        d = spd.MDM(metric="wasserstein").fit(X * s, y).transform(X * s)
+        assert np.allclose(d / np.sqrt(s), d0, rtol=1e-8, atol=0)
