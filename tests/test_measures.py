@@ -976,6 +976,19 @@ def test_dsmi_formula():
     np.testing.assert_array_equal(r.labels, y)
 
 
+def test_dsmi_of_string_labels():
+    """Class names (a 1-D string array) are discrete labels: with the default ``discrete``
+    they were read as a continuous reference and refused ("y must hold real numbers")."""
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 3, 120)
+    X = rng.normal(size=(120, 4)) + 2.0 * y[:, None]
+    ref = M.diffusion_spectral_mutual_information(X, y, sigma=3.0, random_state=1)
+    names = np.array(["left", "right", "rest"])[y]
+    r = M.diffusion_spectral_mutual_information(X, names, sigma=3.0, random_state=1)
+    assert r.value == pytest.approx(ref.value, rel=1e-12)  # (summed in another order)
+    np.testing.assert_array_equal(r.labels, names)
+
+
 def test_dsmi_against_reference():
     dse_dsmi = pytest.importorskip("dse_dsmi")
     datasets = pytest.importorskip("sklearn.datasets")
