@@ -805,3 +805,29 @@ def test_tucker_same_bits_for_any_thread_count(rng, method):
         np.testing.assert_array_equal(c1, c2)
         for a, b in zip(f1, f2):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("method", ["hooi", "hosvd", "st_hosvd", "randomized"])
+def test_tucker_is_equivariant_in_the_scale(dtype, method):
+    """Tucker factors do not depend on the scale of T and the core scales with it: float64
+    tensors of 1e-200 gave nan (their Gram matrices underflowed), of 1e-150 a 1 % worse fit,
+    of 1e300 a refusal; float32 tensors of 1e-25 / 1e25 wrong ranks or an IndexError; and
+    ``rel_error`` of a 1e-200 tensor was 0 (its squared norm underflowed)."""
+    rng = np.random.default_rng(5)
+    T = rng.standard_normal((6, 5, 4)).astype(dtype)
+    scales = [1e-300, 1e-200, 1e-150, 1e150, 1e300] if dtype == np.float64 else [1e-25, 1e25]
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    ref = geoml.tucker(T, (2, 2, 2), method=method, random_state=0)
+    ref_rank = geoml.tucker(T, 0.5, method="hosvd" if method == "randomized" else method).rank
+    ref_est = geoml.Tucker((2, 2), method=method, random_state=0).fit(T)
+    for s in scales:
+        Ts = T * dtype(s)
+        tt = geoml.tucker(Ts, (2, 2, 2), method=method, random_state=0)
+        assert tt.core.dtype == dtype
+        assert np.allclose(tt.core.astype(np.float64) / s, ref.core, rtol=tol, atol=tol)
+        assert tt.rel_error(Ts) == pytest.approx(ref.rel_error(T), rel=tol)
+        eps_method = "hosvd" if method == "randomized" else method
+        assert geoml.tucker(Ts, 0.5, method=eps_method).rank == ref_rank
+        est = geoml.Tucker((2, 2), method=method, random_state=0).fit(Ts)
+        assert est.rel_error_ == pytest.approx(ref_est.rel_error_, rel=tol)

@@ -291,6 +291,31 @@ def test_lpca_rules_formula(cloud, rule):
         assert r.pointwise[i] == pytest.approx(_pca_rule_ref(e, rule, alpha), rel=1e-10)
 
 
+@pytest.mark.parametrize(
+    "rule", ["FO", "ratio", "maxgap", "participation_ratio", "Kaiser", "broken_stick"]
+)
+def test_lpca_is_scale_invariant(rule):
+    """Every lPCA rule is invariant under X -> s X: data of 1e-170 gave dimension 0 (FO,
+    maxgap, Kaiser) or nan (participation ratio), the covariances' squares underflowing,
+    and data of 1e160 an overflow; k <= D (fused) and k > D local paths both."""
+    X = _linear(400, 3, 6, 0, noise=0.01)
+    for cols, k in ((slice(None), 4), (slice(None), 20)):
+        ref = M.intrinsic_dimension(X[:, cols], "lpca", rule=rule, local=True, k=k)
+        for s in (1e-170, 1e-300, 1e160, 1e300):
+            r = M.intrinsic_dimension(X[:, cols] * s, "lpca", rule=rule, local=True, k=k)
+            assert r.dimension == pytest.approx(ref.dimension, rel=1e-12)
+            assert np.allclose(r.pointwise, ref.pointwise, rtol=1e-12, atol=0)
+
+
+def test_lpca_broken_stick_of_duplicates_is_quiet():
+    """A neighbourhood of identical points has an all-zero spectrum: broken stick gives 0
+    for it, as FO does, without NumPy's "invalid value" warning (an error under -W error)."""
+    X = np.vstack([np.zeros((30, 4)), _linear(100, 2, 4, 0, noise=0.01)])
+    for rule in ("FO", "broken_stick"):
+        r = M.intrinsic_dimension(X, "lpca", rule=rule, local=True, k=10)
+        assert (r.pointwise[:30] == 0).all()
+
+
 def test_lpca_wide_neighbourhood():
     """k > D and k < D take the two Gram sides; both give the covariance eigenvalues."""
     X = _linear(300, 3, 5, 1, noise=0.1)
@@ -949,6 +974,19 @@ def test_dsmi_formula():
         want += cnt / 150 * (np.mean(reps) - _dse_formula(X[y == c], 3.0))
     assert r.value == pytest.approx(want, rel=1e-10)
     np.testing.assert_array_equal(r.labels, y)
+
+
+def test_dsmi_of_string_labels():
+    """Class names (a 1-D string array) are discrete labels: with the default ``discrete``
+    they were read as a continuous reference and refused ("y must hold real numbers")."""
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 3, 120)
+    X = rng.normal(size=(120, 4)) + 2.0 * y[:, None]
+    ref = M.diffusion_spectral_mutual_information(X, y, sigma=3.0, random_state=1)
+    names = np.array(["left", "right", "rest"])[y]
+    r = M.diffusion_spectral_mutual_information(X, names, sigma=3.0, random_state=1)
+    assert r.value == pytest.approx(ref.value, rel=1e-12)  # (summed in another order)
+    np.testing.assert_array_equal(r.labels, names)
 
 
 def test_dsmi_against_reference():

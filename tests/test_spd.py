@@ -925,6 +925,34 @@ def test_covariances_vs_pyriemann_and_sklearn(estimator):
     assert np.allclose(one[:, 0, 0], X[:, 0].var(axis=1))
 
 
+@pytest.mark.parametrize("estimator", ["scm", "lwf", "oas"])
+def test_covariances_are_equivariant_in_the_scale(estimator):
+    """covariances(s X) = s^2 covariances(X): the Ledoit-Wolf / OAS shrinkage of data of
+    1e-150 was 36 % / 19 % off (the squares of S underflowed), data of 1e150 was refused
+    as overflowing, and so was scm's S from 1e160. Trials of different scales in one batch."""
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((4, 5, 60)) + rng.standard_normal((4, 5, 1))
+    ref = spd.covariances(X, estimator)
+    for s in (1e-150, 1e150, 1e-100, 1e100):
+        C = spd.covariances(X * s, estimator)
+        assert np.allclose(C / s**2, ref, rtol=1e-13, atol=1e-14)  # (s X rounds X)
+    mixed = X * np.array([1e-150, 1.0, 1e150, 1e-5])[:, None, None]
+    C = spd.covariances(mixed, estimator)
+    scale = np.array([1e-300, 1.0, 1e300, 1e-10])[:, None, None]
+    assert np.allclose(C / scale, ref, rtol=1e-13, atol=1e-14)
+    with pytest.raises(ValueError, match="not finite in float32"):
+        spd.covariances((X * 1e20).astype(np.float32), estimator)  # 1e40 is inf in float32
+
+
+def test_augmented_covariance_of_order_one_is_the_covariance():
+    """MOABB's AugmentedDataset(order=1) returns the trial unchanged (the paper's order 1 is
+    the plain covariance); geoml dropped the last ``lag`` samples (2-9 % off)."""
+    X = np.random.default_rng(22).standard_normal((3, 4, 50))
+    for lag in (1, 3):
+        C = spd.augmented_covariances(X, order=1, lag=lag)
+        assert np.array_equal(C, spd.covariances(X))
+
+
 def test_augmented_covariances():
     rng = np.random.default_rng(20)
     X = rng.standard_normal((3, 2, 40))
@@ -1464,3 +1492,41 @@ def test_mean_names_the_nan_matrix(metric):
         spd.mean(bad, metric=metric)
     with pytest.raises(ValueError, match=r"X\[1, 2\] contains NaN or infinity"):
         spd.mean(np.stack([S, bad]), metric=metric)
+
+
+def test_estimators_name_the_input_form_they_were_fitted_on():
+    """One 4 x 4 matrix given to an MDM fitted on 4 x 4 matrices was read as 2-D input and
+    refused with "X has 4 features, but MDM is expecting 4 features"."""
+    rng = np.random.default_rng(23)
+    A = rng.standard_normal((10, 4, 8))
+    X = A @ A.transpose(0, 2, 1) / 8
+    y = np.arange(10) % 2
+    for est in (spd.MDM().fit(X, y), spd.TangentSpace().fit(X)):
+        with pytest.raises(ValueError, match=r"fitted on SPD matrices .*C\[None\]"):
+            est.transform(X[0])
+    with pytest.raises(ValueError, match="fitted on 2-D input"):
+        spd.MDM().fit(rng.standard_normal((10, 3)), y).predict(X[:, :3, :3])
+
+
+def test_bw_maps_and_estimators_at_small_and_large_scales():
+    """The BW log / exp maps are homogeneous of degree 1 and the BW mean equivariant: the
+    maps of 1e-200 matrices were refused ("X[0] is not positive definite": C^1/2 X C^1/2
+    underflowed), and MDM / TangentSpace(metric="wasserstein") took their class means with an
+    absolute tol of 1e-10, so covariances of 1e-20 gave tangent vectors 0.1 % off."""
+    rng = np.random.default_rng(24)
+    A = rng.standard_normal((12, 4, 20))
+    X = A @ A.transpose(0, 2, 1) / 20
+    T0 = spd.log_map(X[1], X[0], metric="wasserstein")
+    E0 = spd.exp_map(T0, X[0], metric="wasserstein")
+    ts0 = spd.TangentSpace(metric="wasserstein").fit(X).transform(X)
+    y = np.arange(12) % 2
+    d0 = spd.MDM(metric="wasserstein").fit(X, y).transform(X)
+    for s in (1e-300, 1e-200, 1e-20, 1e200):
+        T = spd.log_map(X[1] * s, X[0] * s, metric="wasserstein")
+        assert np.allclose(T / s, T0, rtol=1e-12, atol=1e-12 * np.abs(T0).max())
+        E = spd.exp_map(T0 * s, X[0] * s, metric="wasserstein")
+        assert np.allclose(E / s, E0, rtol=1e-12, atol=1e-12 * np.abs(E0).max())
+        ts = spd.TangentSpace(metric="wasserstein").fit(X * s).transform(X * s)
+        assert np.allclose(ts / s, ts0, rtol=1e-8, atol=1e-8 * np.abs(ts0).max())
+        d = spd.MDM(metric="wasserstein").fit(X * s, y).transform(X * s)
+        assert np.allclose(d / np.sqrt(s), d0, rtol=1e-8, atol=0)

@@ -161,7 +161,7 @@ struct Solver {
       cmax = std::max(cmax, c < inf ? std::fabs(c) : 0.0);
     }
     if (!valid) return false;
-    art = (cmax + 1.0) * static_cast<double>(N);
+    art = ot_detail::artificial_cost(cmax, N);
     w.parent.resize(N);
     w.pred.resize(N);
     w.thread.resize(N);

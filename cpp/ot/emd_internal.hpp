@@ -10,6 +10,15 @@ namespace ot_detail {
 
 constexpr double kRcRel = 1e-13;  // relative reduced-cost tolerance for entering arcs
 
+/// Cost of the artificial arcs of the artificial-root start, for N nodes and largest finite
+/// |C_ij| = cmax: above every real path (at most N cmax), and of the costs' own scale. The
+/// potentials carry it, and the entering tolerance is relative to them: an absolute floor
+/// (the former (cmax + 1) N) made that tolerance absolute for costs far below 1, so plans
+/// of costs of 1e-6 or less stopped short of optimal. Unchanged from cmax >= 1 on.
+inline double artificial_cost(double cmax, int N) {
+  return (cmax >= 1.0 ? cmax + 1.0 : cmax > 0.0 ? 2.0 * cmax : 1.0) * static_cast<double>(N);
+}
+
 /// Problems with at most this many rows and columns (after dropping zero-mass bins) go to
 /// emd_tiny.
 constexpr int kTinyDim = 32;

@@ -142,7 +142,7 @@ struct TinySolver {
       for (int j = 0; j < nn; ++j)
         for (int i = mm; i < ((mm + 7) & ~7); ++i)
           CfT[j * kTinyDim + i] = std::numeric_limits<float>::infinity();
-    const double art = (cmax + 1.0) * static_cast<double>(mm + nn + 1);
+    const double art = ot_detail::artificial_cost(cmax, mm + nn + 1);
     for (int u = mm; u < kTinyRoot; ++u) pot[u] = 0.0;  // padding stays 0
     for (int i = 0; i < mm; ++i) {
       parent[i] = kTinyRoot;

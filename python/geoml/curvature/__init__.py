@@ -507,6 +507,11 @@ class OllivierRicci(_OrcParams):
     shortest-path metric of the weighted graph (hop count when unweighted) and ``W1`` the
     optimal-transport cost under ``d`` (Ollivier 2009; the measure and conventions of
     GraphRicciCurvature, Ni et al. 2015/2019, whose ``method="OTD"`` results it reproduces).
+    Two of those conventions are absolute, as GraphRicciCurvature's ``EPSILON``: an edge
+    with ``d(x, y) < 1e-7`` gets curvature 0, and the 1e-7 floor above. So the curvature is
+    not invariant under scaling the lengths: express them in units where edges are well
+    above 1e-7 (edge lengths of 1e-8, e.g. kNN distances of data at scale 1e-8, give 0 on
+    every edge, as GraphRicciCurvature does).
 
     Only distances between the two neighbourhoods of each edge are computed (at most 3 hops,
     by 2-hop marking when all weights are equal, else Dijkstra stopped at the last needed

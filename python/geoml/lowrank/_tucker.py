@@ -140,12 +140,23 @@ class TuckerTensor:
         rest = {n: np.asarray(U, dtype=np.float64) for n, U in enumerate(self.factors) if n > 0}
         U0 = np.asarray(self.factors[0], dtype=np.float64)
         step = max(1, _BLOCK_ENTRIES // max(math.prod(T.shape[1:]), 1))
-        nt = nd = 0.0
-        for i0 in range(0, T.shape[0], step):
-            blk = _contract_all(_ttm(core, 0, U0[i0 : i0 + step], False, nj), rest, False, nj)
-            t = np.ascontiguousarray(T[i0 : i0 + step], dtype=np.float64)
-            nt += _sumsq(t, nj)
-            nd += _sumsq(np.subtract(t, blk), nj)
+
+        def sums(e):  # ||T||^2 and ||T - T_hat||^2 of T and the core scaled by 2^-e
+            nt = nd = 0.0
+            c = np.ldexp(core, -e) if e else core
+            for i0 in range(0, T.shape[0], step):
+                blk = _contract_all(_ttm(c, 0, U0[i0 : i0 + step], False, nj), rest, False, nj)
+                t = np.ascontiguousarray(T[i0 : i0 + step], dtype=np.float64)
+                if e:
+                    t = np.ldexp(t, -e)
+                nt += _sumsq(t, nj)
+                nd += _sumsq(np.subtract(t, blk), nj)
+            return nt, nd
+
+        nt, nd = sums(0)
+        if not (2.0**-900 <= nt < np.inf) and np.isfinite(T).all() and T.any():
+            # squares under- or overflowed (T of 1e-200: error 0 or nan): the ratio of T 2^-e
+            nt, nd = sums(int(np.frexp(float(np.abs(T).max()))[1]))
         if not (np.isfinite(nt) and np.isfinite(nd)):
             raise ValueError("T contains NaN or infinity, or its norm overflows float64")
         return float(np.sqrt(nd / nt)) if nt > 0 else float(np.sqrt(nd))
@@ -167,11 +178,31 @@ def _check_tensor(T, name="T", nj: int = 0) -> tuple[np.ndarray, float]:
         )
     arr = as_float_array(arr, name, ndim=arr.ndim, finite=False)
     norm2 = _sumsq(arr, nj)
-    if not np.isfinite(norm2):
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains NaN or infinity")
-        raise ValueError(f"the norm of {name} overflows float64; rescale it")
-    return arr, norm2
+    if not np.isfinite(norm2) and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr, norm2  # (inf for a finite tensor whose squares overflow: see _unit_scale)
+
+
+# Squared norms within which a tensor is decomposed as it is (its Gram matrices, in its
+# dtype, neither underflow nor overflow); others are decomposed scaled by a power of two.
+_NORM2_RANGE = {np.dtype(np.float64): 2.0**500, np.dtype(np.float32): 2.0**100}
+
+
+def _unit_scale(T, norm2, nj: int) -> tuple[np.ndarray, float, int]:
+    """``(T 2^-e, its squared norm, e)``: ``e = 0`` (T itself) when ``norm2`` lies in the
+    dtype's range, else the exponent of ``max |T|``. Tucker factors are scale-invariant and
+    the core scales with T, so the decomposition of ``T 2^-e`` (exact) is T's; the Gram
+    matrices of a float64 tensor of 1e-200 underflowed (nan), of 1e-150 lost 1 % of the
+    fit, and a float32 tensor of 1e-25 / 1e25 got wrong ranks or an IndexError."""
+    r = _NORM2_RANGE[T.dtype]
+    if 1.0 / r <= norm2 <= r:
+        return T, norm2, 0
+    big = float(np.abs(T).max())
+    if big == 0.0:
+        return T, norm2, 0
+    e = int(np.frexp(big)[1])
+    Ts = np.ldexp(T, -e).astype(T.dtype, copy=False)
+    return Ts, _sumsq(Ts, nj), e
 
 
 def _check_ranks(ranks, shape, modes: list[int]) -> tuple[dict[int, int] | None, float | None]:
@@ -594,6 +625,7 @@ def tucker(
     """
     nj = check_n_jobs(n_jobs)
     T, normT2 = _check_tensor(T, "T", nj)
+    T, normT2, e = _unit_scale(T, normT2, nj)
     modes = list(range(T.ndim))
     core, factors, converged, sweeps = _decompose(
         T,
@@ -609,6 +641,8 @@ def tucker(
         random_state=random_state,
         nj=nj,
     )
+    if e:
+        core = np.ldexp(core, e).astype(core.dtype, copy=False)
     return TuckerTensor(core, [factors[n] for n in modes], converged=converged, n_iter=sweeps)
 
 
@@ -690,6 +724,7 @@ class Tucker(BaseEstimator):
         """Fit factors to ``X`` of shape (n_samples, I_1, ..., I_{N-1})."""
         nj = check_n_jobs(self.n_jobs)
         X, normX2 = _check_tensor(X, "X", nj)
+        X, normX2, _ = _unit_scale(X, normX2, nj)  # factors and rel_error_ scale-invariant
         modes = list(range(1, X.ndim))
         core, factors, converged, sweeps = _decompose(
             X,

@@ -432,7 +432,7 @@ def _labels(y, n, discrete, n_clusters):
     if y.shape[0] != n:
         raise ValueError(f"y has {y.shape[0]} samples; X has {n}")
     if discrete is None:
-        discrete = y.ndim == 1 and y.dtype.kind in "iub"
+        discrete = y.ndim == 1 and y.dtype.kind in "iubUS"  # (strings: only class names)
     if discrete:
         if y.ndim != 1:
             raise ValueError("discrete=True needs y of shape (n_samples,) or (n_samples, 1)")
@@ -485,8 +485,8 @@ def diffusion_spectral_mutual_information(
     ``DSMI = sum_b p(b) [mean_r DSE(X*_r) - DSE(X | y = b)]``. The random subsets are drawn
     as the reference draws them (Python's ``random.sample`` on ``range(n)``, re-seeded with
     ``random_state`` for every class), so an integer ``random_state`` reproduces the
-    reference exactly. Classes: ``y`` itself when it is discrete (1-D integer; or
-    ``discrete=True``), the ``n_clusters`` equal-width bins of a continuous scalar, or
+    reference exactly. Classes: ``y`` itself when it is discrete (1-D integer, bool or
+    string; or ``discrete=True``), the ``n_clusters`` equal-width bins of a continuous scalar, or
     scikit-learn's ``SpectralClustering(n_clusters, affinity="nearest_neighbors",
     assign_labels="cluster_qr", random_state=0)`` of a continuous vector.
 
@@ -497,7 +497,7 @@ def diffusion_spectral_mutual_information(
     sigma, t : float
         As in :func:`diffusion_spectral_entropy`.
     discrete : bool, optional
-        Whether ``y`` holds class labels (default: inferred, 1-D integer or bool).
+        Whether ``y`` holds class labels (default: inferred, 1-D integer, bool or string).
     n_clusters : int
         Bins or clusters of a continuous ``y``.
     n_repetitions : int

@@ -370,6 +370,20 @@ def _global_spectrum(X):
     return np.maximum(ev, 0.0)[None, :]
 
 
+_PCA_RANGE = 2.0**400
+
+
+def _pca_scaled(X):
+    """X scaled by a power of two (exact) when its largest magnitude lies outside
+    ``[2^-400, 2^400]``, else X itself. Every lPCA rule depends on the covariance spectrum
+    only up to a factor; the covariances' squares underflowed from data of ~1e-160 (every
+    eigenvalue 0: dimension 0, or nan) and overflowed from ~1e160 (float64)."""
+    big = float(np.abs(X).max())
+    if big == 0.0 or 1.0 / _PCA_RANGE <= big <= _PCA_RANGE:
+        return X
+    return X * np.asarray(2.0 ** -int(np.frexp(big)[1]), dtype=X.dtype)
+
+
 def _pca_rule(ev, rule, alpha):
     """scikit-dimension's lPCA rules on the rows of ``ev`` (descending eigenvalues)."""
     m, p = ev.shape
@@ -389,9 +403,10 @@ def _pca_rule(ev, rule, alpha):
             return ev.sum(axis=1) ** 2 / (ev**2).sum(axis=1)
         if rule == "Kaiser":
             return (ev > ev.mean(axis=1, keepdims=True)).sum(axis=1).astype(float)
-    # broken stick: first i with bs[i] > share[i] (0 when there is none)
-    bs = np.cumsum((1.0 / np.arange(1, p + 1))[::-1])[::-1] / p
-    share = ev / ev.sum(axis=1, keepdims=True)
+        # broken stick: first i with bs[i] > share[i] (0 when there is none, as for an
+        # all-zero spectrum: a neighbourhood of duplicates)
+        bs = np.cumsum((1.0 / np.arange(1, p + 1))[::-1])[::-1] / p
+        share = ev / ev.sum(axis=1, keepdims=True)
     above = bs[None, :] > share
     return np.where(above.any(axis=1), np.argmax(above, axis=1), 0).astype(float)
 
@@ -670,6 +685,7 @@ def intrinsic_dimension(
     if rule not in _RULES:
         raise ValueError(f"rule={rule!r}; choose one of {_RULES}")
     alpha = _check_fraction(alpha, "alpha", low_open=True)
+    X = _pca_scaled(X)
     ev = _global_spectrum(X)
     value = float(_pca_rule(ev, rule, alpha)[0])
     if local:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import NamedTuple
 
@@ -18,6 +19,7 @@ from ._solvers import (
     _feasible,
     _histogram,
     _infeasible,
+    _mass_scale,
     _max_iter,
 )
 
@@ -142,6 +144,10 @@ def sinkhorn_newton(
         raise TypeError(f"sparsity must be a number in [0, 1); got {sparsity!r}") from None
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1); got {sparsity!r}")
+    # solved at unit mass when the mass is extreme (exact powers of two; see _mass_scale)
+    mscale = _mass_scale(float(a.sum()))
+    if mscale != 1.0:
+        a, b = a * mscale, b * mscale
     mass = float(a.sum())
     out = _core.sinkhorn_newton(
         a,
@@ -155,6 +161,9 @@ def sinkhorn_newton(
         n_jobs=check_n_jobs(n_jobs),
     )
     P, f, g, n_warm, n_newton, n_cg, n_passes, err, conv, cost, merr, _ = out
+    if mscale != 1.0:
+        P, cost, merr = P / mscale, cost / mscale, merr / mscale
+        f = f - eps * math.log(mscale)
     if not conv and forbidden and not _feasible(a, b, C):
         raise _infeasible(what)
     if not conv:

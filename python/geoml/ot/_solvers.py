@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import NamedTuple
 
@@ -168,6 +169,32 @@ def _infeasible(what: str) -> ValueError:
     )
 
 
+def _huge_cost_scale(C: np.ndarray) -> float:
+    """The power of two that brings the largest finite ``|C_ij|`` into [0.5, 1) when it is
+    above 1, else 1.0. The network simplex's potentials hold sums of up to ``m + n`` costs
+    plus an artificial cost of that size: beyond ~1e305 / (m + n) they overflow and the
+    solve ends with mass on the artificial arcs (status 2). Exact optimal transport is
+    linear in C, so such a problem is solved on ``C * scale`` (exact) and scaled back."""
+    finite = np.isfinite(C)
+    big = float(np.abs(C, where=finite, out=np.zeros_like(C)).max()) if C.size else 0.0
+    e = int(np.frexp(big)[1]) if big > 0 else 0
+    return 2.0**-e if e > 0 else 1.0
+
+
+_MASS_RANGE = 2.0**64
+
+
+def _mass_scale(mass: float) -> float:
+    """The power of two that brings a balanced problem's total mass into [0.5, 1) when it
+    lies outside ``[2^-64, 2^64]``, else 1.0. Balanced entropic OT is homogeneous of degree
+    1 in the masses (the plan scales with them, the potentials shift by ``eps log s``), but
+    the solvers' kernels are not: masses of 1e300 stopped after one iteration 63 % off, and
+    of 1e-300 (1e-200 for the Newton solver) missed the tolerance or returned a zero plan."""
+    if 1.0 / _MASS_RANGE <= mass <= _MASS_RANGE:
+        return 1.0
+    return 2.0 ** -int(np.frexp(mass)[1])
+
+
 def _balance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Check equal masses within MASS_RTOL; return b rescaled to the mass of a."""
     sa, sb = float(a.sum()), float(b.sum())
@@ -251,6 +278,12 @@ def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDRes
     cost, status, n_piv, plan, f, g = _core.emd(
         a, b, C, max_iter=_max_iter(max_iter), sparse=bool(sparse)
     )
+    if status == 2 and not forbidden and (scale := _huge_cost_scale(C)) != 1.0:
+        # potentials overflowed (costs near float64's limit): solve C * 2^-e, scale back
+        cost, status, n_piv, plan, f, g = _core.emd(
+            a, b, C * scale, max_iter=_max_iter(max_iter), sparse=bool(sparse)
+        )
+        cost, f, g = cost / scale, f / scale, g / scale
     if status == 2:  # residual mass on artificial arcs: only forbidden pairs cause it
         if forbidden:
             raise _infeasible("emd")
@@ -487,6 +520,20 @@ def _emd_batched_quiet(
             f"C contains NaN or -inf (problem {int(np.flatnonzero(bad)[0])}{where}, "
             "between bins of positive mass; +inf marks a forbidden pair)"
         )
+    for k in np.flatnonzero(status == 2):  # costs near float64's limit: as in emd
+        ak, bk, Ck = _batched_problem(fa, a_off, fb, b_off, fC, c_off, int(k))
+        Ck = Ck[np.ix_(ak > 0, bk > 0)]  # only these costs are read (padding may be NaN)
+        if not np.isfinite(Ck).all() or (scale := _huge_cost_scale(Ck)) == 1.0:
+            continue
+        block = fC[c_off[k] : c_off[k] + ak.size * bk.size].reshape(ak.size, bk.size)
+        with np.errstate(invalid="ignore"):  # NaN padding (dropped bins) stays NaN
+            block = block * scale
+        ck, status[k], _, plan, _, _ = _core.emd(
+            ak, bk, block, max_iter=_max_iter(max_iter), sparse=False
+        )
+        cost[k] = ck / scale
+        if plans is not None:
+            plans[c_off[k] : c_off[k] + plan.size] = plan.reshape(-1)
     bad = status == 2
     if bad.any():
         raise _infeasible(f"emd_batched (problem {int(np.flatnonzero(bad)[0])}{where})")
@@ -659,6 +706,11 @@ def _sinkhorn(
     tol = _check_tol(tol)
     max_iter = _max_iter(max_iter)
     f0, g0 = _warm(warm_start, m, n)
+    # balanced: solved at unit mass when the mass is extreme (exact powers of two)
+    mscale = _mass_scale(float(a.sum())) if rho < 0 else 1.0
+    if mscale != 1.0:
+        a, b, shift = a * mscale, b * mscale, eps * math.log(mscale)
+        f0 = f0 + shift
     warm, loose = warm_start is not None, rho < 0 and tol >= LOOSE_TOL
     ratio, factor = _schedule_rule(eps_schedule, warm, loose)
     mass = float(a.sum())
@@ -690,6 +742,8 @@ def _sinkhorn(
         P, f, g, n_iter, err, conv, cost, merr, _ = _core.sinkhorn(
             a, b, C, f0, g0, params=params, n_jobs=n_jobs
         )
+    if mscale != 1.0:
+        P, cost, merr, f = P / mscale, cost / mscale, merr / mscale, f - shift
     _check_representable(cost, what)
     if not conv and forbidden and rho < 0 and not _feasible(a, b, C):
         raise _infeasible(what)
@@ -1069,8 +1123,19 @@ def sinkhorn_batched(
         for k in np.flatnonzero(forbidden):
             ak, bk, Ck = _batched_problem(fa, a_off, fb, b_off, fC, c_off, int(k))
             _check_support(ak, bk, Ck, f"sinkhorn_batched (problem {int(k)})")
+    masses = np.add.reduceat(fa, a_off[:-1])
+    # balanced problems of extreme mass are solved at unit mass (see _mass_scale)
+    mscale = np.ones(len(masses))
+    far = (masses < 1.0 / _MASS_RANGE) | (masses > _MASS_RANGE)
+    if balanced and far.any():
+        mscale[far] = np.ldexp(1.0, -np.frexp(masses[far])[1])
+    rescaled = (mscale != 1.0).any()
+    if rescaled:
+        fa = fa * np.repeat(mscale, np.diff(a_off))
+        fb = fb * np.repeat(mscale, np.diff(b_off))
+        masses = masses * mscale
     params, rho, eps, tol, max_iter = _batched_params(
-        rho, eps, tol, max_iter, eps_schedule, crange, np.add.reduceat(fa, a_off[:-1])
+        rho, eps, tol, max_iter, eps_schedule, crange, masses
     )
     cost, err, n_iter, conv, plans = _core.sinkhorn_batched(
         fa,
@@ -1083,6 +1148,10 @@ def sinkhorn_batched(
         want_plans=bool(return_plans),
         n_jobs=check_n_jobs(n_jobs),
     )
+    if rescaled:
+        cost, err = cost / mscale, err / mscale
+        if plans is not None:
+            plans = plans / np.repeat(mscale, np.diff(a_off) * np.diff(b_off))
     if balanced:
         for k in np.flatnonzero(forbidden & ~conv):
             ak, bk, Ck = _batched_problem(fa, a_off, fb, b_off, fC, c_off, int(k))

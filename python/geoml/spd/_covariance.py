@@ -69,10 +69,26 @@ def covariances(X, estimator: str = "scm") -> np.ndarray:
     Xc = Xc - Xc.mean(axis=-1, keepdims=True)
     n, T = Xc.shape[-2], Xc.shape[-1]
     S = (Xc @ Xc.swapaxes(-1, -2)) / T
+    # trials whose variances leave [2^-400, 2^400] (or under/overflowed) are computed at unit
+    # scale, X 2^-e (exact), and their covariance scaled back by 2^2e: the squares of S in
+    # the shrinkage underflowed from data of 1e-150 (lwf / oas 36 % / 19 % off) and
+    # overflowed from 1e150 (refused), S itself from 1e160. Other trials: the same bits.
+    d = S.diagonal(axis1=-2, axis2=-1).max(axis=-1)
+    far = ~((d >= 2.0**-400) & (d <= 2.0**400))
+    e = np.zeros(d.shape + (1, 1), dtype=np.int64)
+    if far.any():  # (frexp(0) = (0, 0): a constant trial stays as it is)
+        e[far] = np.frexp(np.abs(Xc[far]).max(axis=(-2, -1)))[1][:, None, None]
+        Xc[far] = np.ldexp(Xc[far], -e[far])
+        S[far] = (Xc[far] @ Xc[far].swapaxes(-1, -2)) / T
     S = 0.5 * (S + S.swapaxes(-1, -2))
-    check_finite(S, "covariances")
+
+    def back(C):  # the scaled trials' covariances at the data's scale, in X's dtype
+        if far.any():
+            C[far] = np.ldexp(C[far], 2 * e[far])
+        return check_finite(C.astype(dt), "covariances")
+
     if estimator == "scm" or n == 1:
-        return S.astype(dt)
+        return back(S)
     tr = np.trace(S, axis1=-2, axis2=-1)
     mu = tr / n
     if estimator == "lwf":
@@ -92,7 +108,7 @@ def covariances(X, estimator: str = "scm") -> np.ndarray:
     out = (1.0 - shrink)[..., None, None] * S
     idx = np.arange(n)
     out[..., idx, idx] += (shrink * mu)[..., None]
-    return check_finite(out, "covariances").astype(dt)
+    return back(out)
 
 
 def augmented_covariances(X, order: int = 2, lag: int = 1, estimator: str = "scm") -> np.ndarray:
@@ -101,7 +117,9 @@ def augmented_covariances(X, order: int = 2, lag: int = 1, estimator: str = "scm
 
     Each trial is embedded as in MOABB's ``AugmentedDataset``: ``order`` copies of the channels
     delayed by ``0, lag, ..., (order - 1) lag`` samples, each of length
-    ``n_times - order * lag``, stacked along channels; then :func:`covariances`.
+    ``n_times - order * lag``, stacked along channels; then :func:`covariances`. ``order=1``
+    is the trial itself, all ``n_times`` samples (MOABB's and the paper's plain covariance;
+    ``lag`` is then unused).
 
     Parameters
     ----------
@@ -120,7 +138,7 @@ def augmented_covariances(X, order: int = 2, lag: int = 1, estimator: str = "scm
     Raises
     ------
     ValueError
-        When ``n_times - order * lag < 2``, or for bad parameters.
+        When ``order > 1`` and ``n_times - order * lag < 2``, or for bad parameters.
 
     Examples
     --------
@@ -133,6 +151,8 @@ def augmented_covariances(X, order: int = 2, lag: int = 1, estimator: str = "scm
     order = check_int(order, "order", low=1)
     lag = check_int(lag, "lag", low=1)
     arr = _check_x(X)
+    if order == 1:
+        return covariances(arr, estimator)
     T = arr.shape[-1]
     L = T - order * lag
     if L < 2:

@@ -34,7 +34,13 @@ def _check_spd_input(X, est, *, fitted: bool):
             "X must be SPD matrices of shape (n_samples, n, n) or a 2-D array "
             f"(n_samples, n_features); got shape {arr.shape}. Reshape your data"
         )
-    if fitted and (n_in != est.n_features_in_ or arr.ndim != est._ndim):
+    if fitted and arr.ndim != est._ndim:
+        what = ("SPD matrices (n_samples, n, n)", "2-D input (n_samples, n_features)")
+        raise ValueError(
+            f"X has shape {arr.shape}, but {type(est).__name__} was fitted on "
+            f"{what[est._ndim == 2]}; give X in that form (one matrix C as C[None])"
+        )
+    if fitted and n_in != est.n_features_in_:
         raise ValueError(
             f"X has {n_in} features, but {type(est).__name__} is expecting "
             f"{est.n_features_in_} features as input (and {est._ndim}-D input)"
@@ -127,7 +133,9 @@ def _mean(X, metric, weights, n_jobs):
         if metric == "riemann":
             return mean_riemann(X, weights, n_jobs=n_jobs).mean
         if metric == "wasserstein":
-            return mean_wasserstein(X, weights, tol=1e-10, n_jobs=n_jobs).mean
+            # its default tol, relative for matrices of small scale (an absolute 1e-10 left
+            # the means of covariances of 1e-20 0.1 % off: the first step was below it)
+            return mean_wasserstein(X, weights, n_jobs=n_jobs).mean
         return mean_logeuclid(X, weights, n_jobs=n_jobs)
 
 

@@ -314,7 +314,9 @@ def eigh_batch(A, *, vectors: bool = True, n_jobs: int = 0):
 def check_finite(out, what: str):
     """``ValueError`` when a result overflowed (input near the float64 range)."""
     if not np.isfinite(out).all():
-        raise ValueError(f"{what} overflows: the result is not finite in float64 (input too large)")
+        raise ValueError(
+            f"{what} overflows: the result is not finite in {out.dtype} (input too large)"
+        )
     return out
 
 

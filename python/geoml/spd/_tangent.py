@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from . import _linalg
-from ._distance import check_metric
+from ._distance import _scale_exponents, _scaled, check_metric
 
 MAP_METRICS = ("riemann", "logeuclid", "wasserstein", "euclid")
 
@@ -106,11 +106,16 @@ def log_map(X, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=N
             C12 = _fun(C3, "sqrt", nj, "Cref")
             L = C12 @ L @ C12
     elif metric == "wasserstein":
+        # homogeneous of degree 1: matrices beyond 2^+-450 are mapped scaled by a power of
+        # two (C^1/2 X C^1/2 of 1e-200 matrices underflowed: "X[0] is not positive definite")
+        k, _ = _scale_exponents("euclid", X3, C3)
+        X3, C3 = _scaled(X3, k), _scaled(C3, k)
         C12 = _fun(C3, "sqrt", nj, "Cref")
         Cm12 = _fun(C3, "invsqrt", nj, "Cref")
         S = _fun(X3, "sqrt", nj, "X", M=C12)
         tmp = Cm12 @ S @ C12
         L = tmp + tmp.swapaxes(-1, -2) - 2 * C3
+        L = np.ldexp(L, k) if k else L
     elif metric == "logeuclid":
         LX = _fun(X3, "log", nj, "X").astype(np.float64)
         LC = _fun(C3, "log", nj, "Cref").astype(np.float64)
@@ -179,6 +184,8 @@ def exp_map(T, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=N
         E = _fun(np.ascontiguousarray(T3), "exp", nj, "T")
         out = C12 @ E @ C12
     elif metric == "wasserstein":
+        k, _ = _scale_exponents("euclid", C3)  # degree 1, as in log_map
+        C3, T3 = _scaled(C3, k), _scaled(T3, k)
         _fun(C3, "sqrt", nj, "Cref")
         d, V = np.linalg.eigh(C3.astype(np.float64))
         Vt = V.swapaxes(-1, -2)
@@ -186,6 +193,7 @@ def exp_map(T, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=N
         Y = K * (Vt @ T3.astype(np.float64) @ V)
         Y = Y @ (d[..., :, None] * Y)
         out = C3 + T3 + V @ Y @ Vt
+        out = np.ldexp(out, k) if k else out
     elif metric == "logeuclid":
         LC = _fun(C3, "log", nj, "Cref").astype(np.float64)
         c, V = np.linalg.eigh(C3.astype(np.float64))
