@@ -568,6 +568,25 @@ EdgeW1 edge_w1(const OrcContext& c, int64_t x, int64_t y, int64_t e, uint32_t rg
     wv = 0;
     for (int64_t t = 0; t < int64_t(mm) * nn; ++t) wv += s.P[t] * s.C[t];
     *st = info.converged ? 0 : 1;
+    if (!info.converged) {
+      // Sinkhorn mixes very slowly where the kernel nearly splits into blocks (costs of a
+      // few eps between them: 2e5 iterations can leave 1e-8 of marginal error on a 3 x 3
+      // problem): Newton steps on the dual from where it stopped (sinkhorn_newton_dense, at
+      // most max_iter of them) reach tol in a few; kept only if they do.
+      NewtonParams np_;
+      np_.eps = o.eps;
+      np_.tol = o.tol;
+      np_.max_iter = c.sk_iter;
+      np_.n_warmup = 1;
+      std::vector<double> f2(s.f), g2(s.g), P2(s.P.size());
+      const NewtonInfo ni = sinkhorn_newton_dense(mm, nn, s.a.data(), s.b.data(), s.C.data(), np_,
+                                                  f2.data(), g2.data(), P2.data());
+      if (ni.converged) {
+        wv = 0;
+        for (int64_t t = 0; t < int64_t(mm) * nn; ++t) wv += P2[t] * s.C[t];
+        *st = 0;
+      }
+    }
   }
   *w = wv;
   return EdgeW1::Done;

@@ -489,9 +489,16 @@ class _OrcParams(_GraphEstimator):
         if self.max_iter is not None:
             check_int(self.max_iter, "max_iter", low=1)
 
-    def _curvature(self, graph: _Graph, weights: np.ndarray | None = None, edges=None):
+    def _curvature(
+        self,
+        graph: _Graph,
+        weights: np.ndarray | None = None,
+        edges=None,
+        advice: str = "raise max_iter",
+    ):
         """Kernel call on ``graph`` with its own weights (None) or with ``weights`` (m,), on
-        its edges or on ``edges`` (k, 2), a subset of them (positions)."""
+        its edges or on ``edges`` (k, 2), a subset of them (positions); ``advice`` ends the
+        non-convergence warning."""
         options = _core.OrcOptions(
             alpha=float(self.alpha),
             base=float(self.base),
@@ -527,7 +534,7 @@ class _OrcParams(_GraphEstimator):
         if bad:
             warnings.warn(
                 f"the optimal-transport solver did not converge on {bad} of "
-                f"{len(status)} edges (see converged_); raise max_iter",
+                f"{len(status)} edges (see converged_); {advice}",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -561,7 +568,11 @@ class OllivierRicci(_OrcParams):
         plan with regularisation ``eps`` (GraphRicciCurvature's "Sinkhorn" uses 0.1), by
         geoml's stabilised Sinkhorn (``geoml.ot``) with eps annealed from the cost scale.
         Entropic OT converges slowly when eps is small against the costs and some masses
-        are tiny (weighted graphs): watch ``converged_``. ``"atd"``: GraphRicciCurvature's
+        are tiny (weighted graphs), or when the kernel nearly splits into blocks: a problem
+        that Sinkhorn leaves above ``tol`` after ``max_iter`` iterations gets Newton steps on
+        the dual from where it stopped (as :func:`geoml.ot.sinkhorn_newton`, at most
+        ``max_iter``), kept when they reach ``tol``; watch ``converged_`` (False only where
+        both fail, with a warning). ``"atd"``: GraphRicciCurvature's
         average transportation distance ``alpha d(x, y) + (1 - alpha) mean d(u, v)`` over all
         neighbours ``u`` of ``x`` and ``v`` of ``y`` (uniform, ``nbr_topk`` and the weights
         ``base ** -(w ** exp_power)`` do not enter; a node without neighbours, possible in a
@@ -582,7 +593,8 @@ class OllivierRicci(_OrcParams):
         Keep only the ``nbr_topk`` heaviest neighbours in each measure (GraphRicciCurvature
         default 3000; None: all).
     max_iter : int, optional
-        Simplex pivots (None: no limit) or Sinkhorn iterations (None: 10000).
+        Simplex pivots (None: no limit) or Sinkhorn iterations (None: 10000; the same cap
+        again for the Newton steps that follow a Sinkhorn short of ``tol``).
     n_jobs : int, optional
         Threads (None: OpenMP default).
 
