@@ -2,7 +2,9 @@
 #include "curvature/curvature.hpp"
 #include "bindings.hpp"
 
+#include <algorithm>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace geoml {
@@ -127,6 +129,108 @@ py::object nx_adjacency_py(const py::dict& adj, const py::str& weight) {
   return py::make_tuple(deg, cols, w, any_data);
 }
 
+/// An adjacency in CSR form (rows of `cols` in any order unless `sorted`; no repeated entry in
+/// a row) as the symmetric CSR the kernels read, in one O(nnz) pass (rows of up to 32 entries
+/// sorted by insertion, longer ones by std::sort): each row's entries by increasing column, the
+/// diagonal dropped, every entry (v, u), v > u, given the value of its twin (u, v) (so `w`'s
+/// values below the diagonal are not read unless `check_values`). The twins are matched by one
+/// cursor per row, which walks its upper entries in order as the rows below reach them. Returns
+/// (indptr, cols, w, edges, edge_w): edges (m, 2) the entries (u, v), u < v, in lexicographic
+/// order, and their values; or None when the structure is not symmetric or, with
+/// `check_values`, an entry differs from its twin (compared with ==; the caller checks NaN).
+py::object symmetric_csr_py(carray<int64_t> indptr, carray<int64_t> cols, carray<double> w,
+                            bool sorted, bool check_values) {
+  const int64_t n = indptr.shape(0) - 1;
+  const int64_t* ip = indptr.data();
+  if (n < 0 || ip[0] != 0 || ip[n] != cols.shape(0) || w.shape(0) != cols.shape(0))
+    throw std::invalid_argument("symmetric_csr: inconsistent CSR arrays");
+  for (int64_t u = 0; u < n; ++u)
+    if (ip[u + 1] < ip[u]) throw std::invalid_argument("symmetric_csr: indptr decreases");
+  const int64_t* pc = cols.data();
+  const double* pw = w.data();
+  for (int64_t t = 0; t < ip[n]; ++t)
+    if (pc[t] < 0 || pc[t] >= n) throw std::invalid_argument("symmetric_csr: column out of range");
+  int64_t nnz = 0, m = 0;
+  py::array_t<int64_t> optr(n + 1);
+  int64_t* op = optr.mutable_data();
+  // pass 1: sizes (diagonal dropped)
+  op[0] = 0;
+  for (int64_t u = 0; u < n; ++u) {
+    int64_t k = 0, up = 0;
+    for (int64_t t = ip[u]; t < ip[u + 1]; ++t) {
+      k += pc[t] != u;
+      up += pc[t] > u;
+    }
+    op[u + 1] = op[u] + k;
+    m += up;
+  }
+  nnz = op[n];
+  py::array_t<int64_t> ocols(nnz), edges(std::vector<py::ssize_t>{m, 2});
+  py::array_t<double> ow(nnz), ew(m);
+  int64_t* oc = ocols.mutable_data();
+  double* ox = ow.mutable_data();
+  int64_t* pe = edges.mutable_data();
+  double* px = ew.mutable_data();
+  bool ok = true;
+  {
+    py::gil_scoped_release release;
+    std::vector<int64_t> cursor(static_cast<size_t>(n));
+    std::vector<std::pair<int64_t, double>> row;
+    int64_t ne = 0;
+    for (int64_t u = 0; u < n && ok; ++u) {
+      int64_t* c = oc + op[u];
+      double* x = ox + op[u];
+      const int64_t len = op[u + 1] - op[u];
+      if (sorted) {
+        int64_t k = 0;
+        for (int64_t t = ip[u]; t < ip[u + 1]; ++t)
+          if (pc[t] != u) {
+            c[k] = pc[t];
+            x[k++] = pw[t];
+          }
+        for (int64_t k2 = 1; k2 < len && ok; ++k2) ok = c[k2 - 1] < c[k2];
+      } else {
+        row.clear();
+        for (int64_t t = ip[u]; t < ip[u + 1]; ++t)
+          if (pc[t] != u) row.push_back({pc[t], pw[t]});
+        if (row.size() <= 32) {
+          for (size_t i = 1; i < row.size(); ++i)
+            for (size_t j = i; j > 0 && row[j].first < row[j - 1].first; --j)
+              std::swap(row[j], row[j - 1]);
+        } else {
+          std::sort(row.begin(), row.end(),
+                    [](const auto& p, const auto& q) { return p.first < q.first; });
+        }
+        for (int64_t k = 0; k < len; ++k) {
+          c[k] = row[k].first;
+          x[k] = row[k].second;
+          ok = ok && (k == 0 || c[k - 1] < c[k]);  // a repeated entry: not a simple graph
+        }
+      }
+      int64_t k = 0;
+      for (; k < len && c[k] < u && ok; ++k) {  // (u, v), v < u: the twin at v's cursor
+        const int64_t v = c[k], q = cursor[v];
+        if (q >= op[v + 1] || oc[q] != u || (check_values && !(ox[q] == x[k]))) {
+          ok = false;
+          break;
+        }
+        x[k] = ox[q];
+        cursor[v] = q + 1;
+      }
+      if (!ok) break;
+      cursor[u] = op[u] + k;  // the upper entries of u, met by the rows below in this order
+      for (; k < len; ++k) {
+        pe[2 * ne] = u;
+        pe[2 * ne + 1] = c[k];
+        px[ne++] = x[k];
+      }
+    }
+    for (int64_t v = 0; v < n && ok; ++v) ok = cursor[v] == op[v + 1];  // every twin met
+  }
+  if (!ok) return py::none();
+  return py::make_tuple(optr, ocols, ow, edges, ew);
+}
+
 /// (kappa, dist, status) of the edges (eu[i], ev[i]), filled by `kernel(ne, kappa, dist,
 /// status)` without the GIL.
 template <typename F>
@@ -214,6 +318,10 @@ void bind_curvature(py::module_& m) {
                      "False: per-thread row caches and merging (the old path, for tests).");
   m.def("nx_adjacency", &nx_adjacency_py, py::arg("adj"), py::arg("weight"),
         "networkx's plain adjacency dict -> (deg, cols, weights, any_data), or None.");
+  m.def("symmetric_csr", &symmetric_csr_py, py::arg("indptr"), py::arg("cols"), py::arg("w"),
+        py::kw_only(), py::arg("sorted") = false, py::arg("check_values") = false,
+        "Adjacency CSR -> (indptr, cols, w, edges, edge_w) of its symmetric CSR, or None.\n"
+        "Rows sorted, diagonal dropped, upper values mirrored; None when not symmetric.");
   m.def("ollivier_ricci", &ollivier_ricci_py, py::arg("indptr"), py::arg("indices"),
         py::arg("weights"), py::arg("eu"), py::arg("ev"), py::kw_only(), py::arg("options"),
         py::arg("n_jobs") = 0,

@@ -31,8 +31,8 @@ struct Measures {
   std::vector<double> mass;
 };
 
-Measures build_measures(const CsrGraph& g, const OrcOptions& o) {
-  Measures M;
+/// The layout of the measures (M.ptr; supp and mass sized), serial: O(n).
+void measures_layout(const CsrGraph& g, const OrcOptions& o, Measures& M) {
   M.ptr.assign(static_cast<size_t>(g.n + 1), 0);
   for (int64_t x = 0; x < g.n; ++x) {
     int64_t deg = g.indptr[x + 1] - g.indptr[x];
@@ -41,43 +41,56 @@ Measures build_measures(const CsrGraph& g, const OrcOptions& o) {
   }
   M.supp.resize(static_cast<size_t>(M.ptr[g.n]));
   M.mass.resize(static_cast<size_t>(M.ptr[g.n]));
+}
+
+/// Per-thread state of measure_of: the (weight, node) pairs and pow() of the last weight.
+struct MeasureWork {
+  std::vector<std::pair<double, int64_t>> wn;
+  double last_w = std::numeric_limits<double>::quiet_NaN(), last_p = 0;
+};
+
+/// The measure of node x (M laid out by measures_layout). O(deg log deg).
+void measure_of(const CsrGraph& g, const OrcOptions& o, int64_t x, Measures& M, MeasureWork& mw) {
+  auto& wn = mw.wn;
+  wn.clear();
+  for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
+    if (!(g.weights[e] == mw.last_w)) {  // of equal weights (all of them when unweighted)
+      mw.last_w = g.weights[e];
+      mw.last_p = std::pow(o.base, -std::pow(mw.last_w, o.exp_power));
+    }
+    wn.push_back({mw.last_p, g.indices[e]});
+  }
+  const int64_t keep = M.ptr[x + 1] - M.ptr[x] - 1;
+  if (keep < static_cast<int64_t>(wn.size())) {  // the heaviest (weight, node) pairs
+    std::nth_element(wn.begin(), wn.begin() + keep, wn.end(),
+                     [](const auto& p, const auto& q) { return p > q; });
+    wn.resize(static_cast<size_t>(keep));
+    std::sort(wn.begin(), wn.end(),
+              [](const auto& p, const auto& q) { return p.second < q.second; });
+  }
+  double sum = 0;
+  for (const auto& p : wn) sum += p.first;
+  int64_t* s = M.supp.data() + M.ptr[x];
+  double* ms = M.mass.data() + M.ptr[x];
+  const double k = static_cast<double>(wn.size());
+  for (size_t i = 0; i < wn.size(); ++i) {
+    s[i] = wn[i].second;
+    ms[i] = sum > kTiny ? (1.0 - o.alpha) * wn[i].first / sum : (1.0 - o.alpha) / k;
+  }
+  s[wn.size()] = x;
+  ms[wn.size()] = wn.empty() ? 1.0 : o.alpha;
+}
+
+Measures build_measures(const CsrGraph& g, const OrcOptions& o) {
+  Measures M;
+  measures_layout(g, o, M);
   const int nt = resolve_threads(o.n_threads);
   OmpErrors errors;
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<std::pair<double, int64_t>> wn;
-    double last_w = std::numeric_limits<double>::quiet_NaN(), last_p = 0;  // pow() once per run
+    MeasureWork mw;
 #pragma omp for schedule(dynamic, 512)
-    for (int64_t x = 0; x < g.n; ++x)
-      errors.run([&] {
-        wn.clear();
-        for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e) {
-          if (!(g.weights[e] == last_w)) {  // of equal weights (all of them when unweighted)
-            last_w = g.weights[e];
-            last_p = std::pow(o.base, -std::pow(last_w, o.exp_power));
-          }
-          wn.push_back({last_p, g.indices[e]});
-        }
-        const int64_t keep = M.ptr[x + 1] - M.ptr[x] - 1;
-        if (keep < static_cast<int64_t>(wn.size())) {  // the heaviest (weight, node) pairs
-          std::nth_element(wn.begin(), wn.begin() + keep, wn.end(),
-                           [](const auto& p, const auto& q) { return p > q; });
-          wn.resize(static_cast<size_t>(keep));
-          std::sort(wn.begin(), wn.end(),
-                    [](const auto& p, const auto& q) { return p.second < q.second; });
-        }
-        double sum = 0;
-        for (const auto& p : wn) sum += p.first;
-        int64_t* s = M.supp.data() + M.ptr[x];
-        double* ms = M.mass.data() + M.ptr[x];
-        const double k = static_cast<double>(wn.size());
-        for (size_t i = 0; i < wn.size(); ++i) {
-          s[i] = wn[i].second;
-          ms[i] = sum > kTiny ? (1.0 - o.alpha) * wn[i].first / sum : (1.0 - o.alpha) / k;
-        }
-        s[wn.size()] = x;
-        ms[wn.size()] = wn.empty() ? 1.0 : o.alpha;
-      });
+    for (int64_t x = 0; x < g.n; ++x) errors.run([&] { measure_of(g, o, x, M, mw); });
   }
   errors.rethrow();
   return M;
@@ -178,26 +191,38 @@ struct OrcContext {
 /// edge (x, y) is not an arc of g (no bound then: the row falls back to the 3-hop ball).
 /// `in` is the graph of the arcs u -> x by x (g itself when undirected). O(n + nnz + m log deg).
 std::vector<double> source_radii(const CsrGraph& g, const CsrGraph& in, const EdgeGroups& E,
-                                 const int64_t* ev) {
+                                 const int64_t* ev, int nt) {
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<double> maxw(static_cast<size_t>(g.n), 0.0), radius(static_cast<size_t>(g.n), -inf);
-  for (int64_t y = 0; y < g.n; ++y)
-    for (int64_t e = g.indptr[y]; e < g.indptr[y + 1]; ++e)
-      maxw[y] = std::max(maxw[y], g.weights[e]);
+  std::vector<double> bxs(static_cast<size_t>(g.n), 0.0);
+  // the longest arcs, then each source's bound bx (its binary searches are the O(m log deg)
+  // part): parallel; the scatter to the in-neighbours below stays serial (in order, O(nnz))
+#pragma omp parallel num_threads(nt)
+  {
+#pragma omp for schedule(static)
+    for (int64_t y = 0; y < g.n; ++y)
+      for (int64_t e = g.indptr[y]; e < g.indptr[y + 1]; ++e)
+        maxw[y] = std::max(maxw[y], g.weights[e]);
+#pragma omp for schedule(dynamic, 256)
+    for (int64_t x = 0; x < g.n; ++x) {
+      double bx = 0.0;  // max over the edges (x, y) of w(x, y) + maxw[y]
+      for (int64_t q = E.start[x]; q < E.start[x + 1]; ++q) {
+        const int64_t y = ev[E.order[q]];
+        double wxy = 0.0;
+        if (y != x) {
+          const int64_t* b = g.indices + g.indptr[x];
+          const int64_t* e = g.indices + g.indptr[x + 1];
+          const int64_t* it = std::lower_bound(b, e, y);
+          wxy = it != e && *it == y ? g.weights[g.indptr[x] + (it - b)] : inf;
+        }
+        bx = std::max(bx, wxy + maxw[y]);
+      }
+      bxs[x] = bx;
+    }
+  }
   for (int64_t x = 0; x < g.n; ++x) {
     if (E.start[x] == E.start[x + 1]) continue;
-    double bx = 0.0;  // max over the edges (x, y) of w(x, y) + maxw[y]
-    for (int64_t q = E.start[x]; q < E.start[x + 1]; ++q) {
-      const int64_t y = ev[E.order[q]];
-      double wxy = 0.0;
-      if (y != x) {
-        const int64_t* b = g.indices + g.indptr[x];
-        const int64_t* e = g.indices + g.indptr[x + 1];
-        const int64_t* it = std::lower_bound(b, e, y);
-        wxy = it != e && *it == y ? g.weights[g.indptr[x] + (it - b)] : inf;
-      }
-      bx = std::max(bx, wxy + maxw[y]);
-    }
+    const double bx = bxs[x];
     radius[x] = std::max(radius[x], bx);
     for (int64_t e = in.indptr[x]; e < in.indptr[x + 1]; ++e) {
       const int64_t u = in.indices[e];
@@ -205,6 +230,19 @@ std::vector<double> source_radii(const CsrGraph& g, const CsrGraph& in, const Ed
     }
   }
   return radius;
+}
+
+/// Row x of weight_sorted.
+void weight_sort_row(const CsrGraph& g, int64_t x, std::vector<std::pair<double, int64_t>>& arcs,
+                     std::vector<int64_t>& idx, std::vector<double>& w) {
+  arcs.clear();
+  for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
+    arcs.push_back({g.weights[e], g.indices[e]});
+  std::sort(arcs.begin(), arcs.end());
+  for (size_t k = 0; k < arcs.size(); ++k) {
+    w[g.indptr[x] + k] = arcs[k].first;
+    idx[g.indptr[x] + k] = arcs[k].second;
+  }
 }
 
 /// g with each node's arcs ordered by (weight, node), in `idx` and `w` (same indptr).
@@ -219,17 +257,7 @@ CsrGraph weight_sorted(const CsrGraph& g, int nt, std::vector<int64_t>& idx,
   {
     std::vector<std::pair<double, int64_t>> arcs;
 #pragma omp for schedule(dynamic, 1024)
-    for (int64_t x = 0; x < g.n; ++x)
-      errors.run([&] {
-        arcs.clear();
-        for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
-          arcs.push_back({g.weights[e], g.indices[e]});
-        std::sort(arcs.begin(), arcs.end());
-        for (size_t k = 0; k < arcs.size(); ++k) {
-          w[g.indptr[x] + k] = arcs[k].first;
-          idx[g.indptr[x] + k] = arcs[k].second;
-        }
-      });
+    for (int64_t x = 0; x < g.n; ++x) errors.run([&] { weight_sort_row(g, x, arcs, idx, w); });
   }
   errors.rethrow();
   return CsrGraph{g.n, g.indptr, idx.data(), w.data()};
@@ -238,9 +266,9 @@ CsrGraph weight_sorted(const CsrGraph& g, int nt, std::vector<int64_t>& idx,
 /// A copy of g with node v renamed new_id[v] (`order` its inverse: order[k] is the node named
 /// k), each row's arcs sorted by the new names, in `ptr`, `idx` and `w`. O(nnz log deg), parallel
 /// over nodes.
-CsrGraph renamed(const CsrGraph& g, const std::vector<int64_t>& order,
-                 const std::vector<int64_t>& new_id, int nt, std::vector<int64_t>& ptr,
-                 std::vector<int64_t>& idx, std::vector<double>& w) {
+CsrGraph renamed_layout(const CsrGraph& g, const std::vector<int64_t>& order,
+                        std::vector<int64_t>& ptr, std::vector<int64_t>& idx,
+                        std::vector<double>& w) {
   const int64_t nnz = g.indptr[g.n];
   ptr.resize(static_cast<size_t>(g.n + 1));
   ptr[0] = 0;
@@ -248,28 +276,68 @@ CsrGraph renamed(const CsrGraph& g, const std::vector<int64_t>& order,
     ptr[k + 1] = ptr[k] + (g.indptr[order[k] + 1] - g.indptr[order[k]]);
   idx.resize(static_cast<size_t>(nnz));
   w.resize(static_cast<size_t>(nnz));
-  OmpErrors errors;  // a throw inside the region would terminate the process
-#pragma omp parallel num_threads(nt)
-  {
-    std::vector<std::pair<int64_t, double>> arcs;
-#pragma omp for schedule(dynamic, 1024)
-    for (int64_t k = 0; k < g.n; ++k)
-      errors.run([&] {
-        const int64_t x = order[k];
-        arcs.clear();
-        for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
-          arcs.push_back({new_id[g.indices[e]], g.weights[e]});
-        std::sort(arcs.begin(), arcs.end(),
-                  [](const auto& p, const auto& q) { return p.first < q.first; });
-        for (size_t a = 0; a < arcs.size(); ++a) {
-          idx[ptr[k] + a] = arcs[a].first;
-          w[ptr[k] + a] = arcs[a].second;
-        }
-      });
-  }
-  errors.rethrow();
   return CsrGraph{g.n, ptr.data(), idx.data(), w.data()};
 }
+
+/// Row k of the renamed graph (laid out by renamed_layout).
+void rename_row(const CsrGraph& g, const std::vector<int64_t>& order,
+                const std::vector<int64_t>& new_id, int64_t k,
+                std::vector<std::pair<int64_t, double>>& arcs, std::vector<int64_t>& ptr,
+                std::vector<int64_t>& idx, std::vector<double>& w) {
+  const int64_t x = order[k];
+  arcs.clear();
+  for (int64_t e = g.indptr[x]; e < g.indptr[x + 1]; ++e)
+    arcs.push_back({new_id[g.indices[e]], g.weights[e]});
+  std::sort(arcs.begin(), arcs.end(),
+            [](const auto& p, const auto& q) { return p.first < q.first; });
+  for (size_t a = 0; a < arcs.size(); ++a) {
+    idx[ptr[k] + a] = arcs[a].first;
+    w[ptr[k] + a] = arcs[a].second;
+  }
+}
+
+/// What orc_run's BFS renaming prepares for the renamed graph in one parallel pass over the
+/// nodes (one region and one barrier instead of three): the renamed graph(s), the out-graph's
+/// arcs by (weight, node) for the radius-bounded rows, and the measures (M from the out-graph;
+/// Min from the in-graph when directed). Each row is computed by the same code as
+/// renamed/weight_sorted/build_measures, so the same bits.
+struct Prepared {
+  std::vector<int64_t> ptr, idx, ptr_in, idx_in, sorted_idx;
+  std::vector<double> w, w_in, sorted_w;
+  CsrGraph g2{}, gin2{}, rg{};
+  Measures M, Min;
+  Prepared(const CsrGraph& g, const CsrGraph* gin, const std::vector<int64_t>& order,
+           const std::vector<int64_t>& new_id, const OrcOptions& o, int nt) {
+    g2 = renamed_layout(g, order, ptr, idx, w);
+    if (gin) gin2 = renamed_layout(*gin, order, ptr_in, idx_in, w_in);
+    sorted_idx.resize(idx.size());
+    sorted_w.resize(w.size());
+    rg = CsrGraph{g.n, g2.indptr, sorted_idx.data(), sorted_w.data()};
+    measures_layout(g2, o, M);
+    if (gin) measures_layout(gin2, o, Min);
+    OmpErrors errors;  // a throw inside the region would terminate the process
+#pragma omp parallel num_threads(nt)
+    {
+      std::vector<std::pair<int64_t, double>> arcs;
+      std::vector<std::pair<double, int64_t>> warcs;
+      MeasureWork mw, mw_in;
+#pragma omp for schedule(dynamic, 512)
+      for (int64_t k = 0; k < g.n; ++k)
+        errors.run([&] {
+          rename_row(g, order, new_id, k, arcs, ptr, idx, w);
+          weight_sort_row(g2, k, warcs, sorted_idx, sorted_w);
+          measure_of(g2, o, k, M, mw);
+          if (gin) {
+            rename_row(*gin, order, new_id, k, arcs, ptr_in, idx_in, w_in);
+            measure_of(gin2, o, k, Min, mw_in);
+          }
+        });
+    }
+    errors.rethrow();
+  }
+  Prepared(const Prepared&) = delete;  // g2, gin2 and rg point into the vectors
+  Prepared& operator=(const Prepared&) = delete;
+};
 
 /// s.targets := the union of the supports of every y with an edge (x, y), with their columns
 /// in s.col (and s.tcol on the hop path).
@@ -500,6 +568,25 @@ EdgeW1 edge_w1(const OrcContext& c, int64_t x, int64_t y, int64_t e, uint32_t rg
     wv = 0;
     for (int64_t t = 0; t < int64_t(mm) * nn; ++t) wv += s.P[t] * s.C[t];
     *st = info.converged ? 0 : 1;
+    if (!info.converged) {
+      // Sinkhorn mixes very slowly where the kernel nearly splits into blocks (costs of a
+      // few eps between them: 2e5 iterations can leave 1e-8 of marginal error on a 3 x 3
+      // problem): Newton steps on the dual from where it stopped (sinkhorn_newton_dense, at
+      // most max_iter of them) reach tol in a few; kept only if they do.
+      NewtonParams np_;
+      np_.eps = o.eps;
+      np_.tol = o.tol;
+      np_.max_iter = c.sk_iter;
+      np_.n_warmup = 1;
+      std::vector<double> f2(s.f), g2(s.g), P2(s.P.size());
+      const NewtonInfo ni = sinkhorn_newton_dense(mm, nn, s.a.data(), s.b.data(), s.C.data(), np_,
+                                                  f2.data(), g2.data(), P2.data());
+      if (ni.converged) {
+        wv = 0;
+        for (int64_t t = 0; t < int64_t(mm) * nn; ++t) wv += P2[t] * s.C[t];
+        *st = 0;
+      }
+    }
   }
   *w = wv;
   return EdgeW1::Done;
@@ -654,7 +741,8 @@ namespace {
 /// the neighbours of x in g).
 void orc_run(const CsrGraph& g, const CsrGraph* gin, int64_t m, const int64_t* eu,
              const int64_t* ev, const OrcOptions& o_in, double* kappa, double* dist, int* status,
-             bool in_bfs_order = false) {
+             const Prepared* prep = nullptr) {
+  const bool in_bfs_order = prep != nullptr;  // g renamed in BFS order, set-up in prep
   OrcOptions o = o_in;
   if (o.method == OrcMethod::ATD) o.nbr_topk = 0;  // ATD averages over every neighbour
   const int64_t nnz = g.indptr[g.n];
@@ -686,24 +774,22 @@ void orc_run(const CsrGraph& g, const CsrGraph* gin, int64_t m, const int64_t* e
       const std::vector<int64_t> order = bfs_order(g);
       std::vector<int64_t> new_id(static_cast<size_t>(g.n));
       for (int64_t k = 0; k < g.n; ++k) new_id[order[k]] = k;
-      std::vector<int64_t> ptr, idx, ptr_in, idx_in, eu2(static_cast<size_t>(m)),
-          ev2(static_cast<size_t>(m));
-      std::vector<double> w, w_in;
-      const CsrGraph g2 = renamed(g, order, new_id, nt, ptr, idx, w);
-      const CsrGraph gin2 = gin ? renamed(*gin, order, new_id, nt, ptr_in, idx_in, w_in) : g2;
+      std::vector<int64_t> eu2(static_cast<size_t>(m)), ev2(static_cast<size_t>(m));
+      const Prepared prep(g, gin, order, new_id, o, nt);
       for (int64_t e = 0; e < m; ++e) {
         eu2[e] = new_id[eu[e]];
         ev2[e] = new_id[ev[e]];
       }
-      orc_run(g2, gin ? &gin2 : nullptr, m, eu2.data(), ev2.data(), o_in, kappa, dist, status,
-              true);
+      orc_run(prep.g2, gin ? &prep.gin2 : nullptr, m, eu2.data(), ev2.data(), o_in, kappa, dist,
+              status, &prep);
       return;
     }
   }
 
-  const Measures M = build_measures(g, o);
-  const Measures Min = gin ? build_measures(*gin, o) : Measures();
-  const Measures& Ms = gin ? Min : M;
+  const Measures M_own = prep ? Measures() : build_measures(g, o);
+  const Measures Min_own = gin && !prep ? build_measures(*gin, o) : Measures();
+  const Measures& M = prep ? prep->M : M_own;
+  const Measures& Ms = gin ? (prep ? prep->Min : Min_own) : M;
   const EdgeGroups E(g, m, eu, ev);
   std::vector<int64_t> visit(static_cast<size_t>(in_bfs_order ? g.n : 0));
   if (in_bfs_order)
@@ -715,12 +801,13 @@ void orc_run(const CsrGraph& g, const CsrGraph* gin, int64_t m, const int64_t* e
   const bool hop = o.method == OrcMethod::Exact && equal && !gin && g.n < (int64_t(1) << 30);
   const HubMasks hubs(g, hop, nt);
   const std::vector<double> radius =
-      equal || hop ? std::vector<double>() : source_radii(g, gin ? *gin : g, E, ev);
+      equal || hop ? std::vector<double>() : source_radii(g, gin ? *gin : g, E, ev, nt);
   // radius-bounded rows scan each node's arcs by increasing weight and stop at the first one
   // past the radius (see compute_row)
   std::vector<int64_t> sorted_idx;
   std::vector<double> sorted_w;
-  const CsrGraph rg = radius.empty() ? g : weight_sorted(g, nt, sorted_idx, sorted_w);
+  const CsrGraph rg =
+      radius.empty() ? g : (prep ? prep->rg : weight_sorted(g, nt, sorted_idx, sorted_w));
   const OrcContext c{
       g, rg, o, M, Ms, E, ev, unit, equal, hop, hubs, o.max_iter > 0 ? o.max_iter : 10000, radius};
   if (o.fast_path) {

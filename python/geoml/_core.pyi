@@ -96,6 +96,7 @@ __all__: list[str] = [
     "spd_funm_wsum",
     "stored_matvec",
     "sum_squares",
+    "symmetric_csr",
     "symmetric_scan",
     "tall_gram",
     "tall_sub",
@@ -2187,6 +2188,19 @@ def sum_squares(
 ) -> float:
     """
     Sum of squares of X (float64).
+    """
+
+def symmetric_csr(
+    indptr: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    cols: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    *,
+    sorted: bool = False,
+    check_values: bool = False,
+) -> typing.Any:
+    """
+    Adjacency CSR -> (indptr, cols, w, edges, edge_w) of its symmetric CSR, or None.
+    Rows sorted, diagonal dropped, upper values mirrored; None when not symmetric.
     """
 
 @typing.overload

@@ -193,6 +193,16 @@ def _as_graph(G, weight: str = "weight", directed_ok: bool = False, grc: bool = 
             plain = _core.nx_adjacency(adj, weight)
         if plain is not None:
             deg, cols, w_all, has_data = plain
+            # the symmetric CSR in one C++ pass (rows sorted, twins matched, each edge's
+            # weight, read at (u, v), u < v, copied to (v, u)): the same arrays as the steps
+            # below, which remain for the adjacencies it refuses (not symmetric)
+            indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(deg, out=indptr[1:])
+            sym = _core.symmetric_csr(indptr, cols, w_all)
+            if sym is not None:
+                indptr, cols, w, e, we = sym
+                _check_weights(we)
+                return _Graph(n, e, we, nodes, _csr=(indptr, cols, w))
         else:
             deg = np.fromiter(map(len, adj.values()), dtype=np.int64, count=n)
             nbr = itertools.chain.from_iterable(adj.values())
@@ -291,6 +301,9 @@ def _as_graph(G, weight: str = "weight", directed_ok: bool = False, grc: bool = 
     if sp.issparse(G):
         if G.ndim != 2 or G.shape[0] != G.shape[1]:
             raise ValueError(f"a sparse adjacency must be square; got shape {G.shape}")
+        if G.format == "csr" and G.has_canonical_format:  # sorted, no duplicates (kNN graphs)
+            as_real(G, "G", f"sparse adjacency must hold real weights; got {G.dtype}")
+            return _csr_graph(G)
         A = sp.coo_matrix(G)
         as_real(A, "G", f"sparse adjacency must hold real weights; got {A.dtype}")
         n = A.shape[0]
@@ -338,6 +351,29 @@ def _as_graph(G, weight: str = "weight", directed_ok: bool = False, grc: bool = 
         e, w = np.ascontiguousarray(e[order]), np.ascontiguousarray(w[order], dtype=np.float64)
     _check_weights(w)
     return _Graph(n, e.reshape(-1, 2), w.astype(np.float64), nodes)
+
+
+def _csr_graph(A) -> _Graph:
+    """A canonical CSR adjacency (sorted indices, no duplicates) as a graph, by one O(nnz) C++
+    pass (``_core.symmetric_csr``): the diagonal dropped, the symmetry (structure, explicit
+    zeros included, and values) checked twin by twin, and the symmetric CSR kept for the
+    kernel. The same graph, bit for bit, as the general sparse path: each edge's weight is its
+    upper-triangle entry, in both directions of the CSR."""
+    n = A.shape[0]
+    data = A.data.astype(np.float64, copy=False)
+    if not np.isfinite(data).all():  # (before the symmetry test: NaN != NaN failed it)
+        diag = np.repeat(np.arange(n), np.diff(A.indptr)) == A.indices
+        if not np.isfinite(data[~diag]).all():  # a NaN on the diagonal is dropped with it
+            raise ValueError("the adjacency G contains NaN or infinity")
+    sym = _core.symmetric_csr(A.indptr, A.indices, data, sorted=True, check_values=True)
+    if sym is None:
+        raise ValueError(
+            "the sparse adjacency is not symmetric; pass (A + A.T) / 2 or "
+            "A.maximum(A.T) to symmetrise it"
+        )
+    indptr, cols, w, e, we = sym
+    _check_weights(we)
+    return _Graph(n, e, we, None, _csr=(indptr, cols, w))
 
 
 def _as_digraph(G, weight: str, grc: bool = False) -> _Graph:
@@ -453,9 +489,16 @@ class _OrcParams(_GraphEstimator):
         if self.max_iter is not None:
             check_int(self.max_iter, "max_iter", low=1)
 
-    def _curvature(self, graph: _Graph, weights: np.ndarray | None = None, edges=None):
+    def _curvature(
+        self,
+        graph: _Graph,
+        weights: np.ndarray | None = None,
+        edges=None,
+        advice: str = "raise max_iter",
+    ):
         """Kernel call on ``graph`` with its own weights (None) or with ``weights`` (m,), on
-        its edges or on ``edges`` (k, 2), a subset of them (positions)."""
+        its edges or on ``edges`` (k, 2), a subset of them (positions); ``advice`` ends the
+        non-convergence warning."""
         options = _core.OrcOptions(
             alpha=float(self.alpha),
             base=float(self.base),
@@ -491,7 +534,7 @@ class _OrcParams(_GraphEstimator):
         if bad:
             warnings.warn(
                 f"the optimal-transport solver did not converge on {bad} of "
-                f"{len(status)} edges (see converged_); raise max_iter",
+                f"{len(status)} edges (see converged_); {advice}",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -530,7 +573,11 @@ class OllivierRicci(_OrcParams):
         plan with regularisation ``eps`` (GraphRicciCurvature's "Sinkhorn" uses 0.1), by
         geoml's stabilised Sinkhorn (``geoml.ot``) with eps annealed from the cost scale.
         Entropic OT converges slowly when eps is small against the costs and some masses
-        are tiny (weighted graphs): watch ``converged_``. ``"atd"``: GraphRicciCurvature's
+        are tiny (weighted graphs), or when the kernel nearly splits into blocks: a problem
+        that Sinkhorn leaves above ``tol`` after ``max_iter`` iterations gets Newton steps on
+        the dual from where it stopped (as :func:`geoml.ot.sinkhorn_newton`, at most
+        ``max_iter``), kept when they reach ``tol``; watch ``converged_`` (False only where
+        both fail, with a warning). ``"atd"``: GraphRicciCurvature's
         average transportation distance ``alpha d(x, y) + (1 - alpha) mean d(u, v)`` over all
         neighbours ``u`` of ``x`` and ``v`` of ``y`` (uniform, ``nbr_topk`` and the weights
         ``base ** -(w ** exp_power)`` do not enter; a node without neighbours, possible in a
@@ -551,7 +598,8 @@ class OllivierRicci(_OrcParams):
         Keep only the ``nbr_topk`` heaviest neighbours in each measure (GraphRicciCurvature
         default 3000; None: all).
     max_iter : int, optional
-        Simplex pivots (None: no limit) or Sinkhorn iterations (None: 10000).
+        Simplex pivots (None: no limit) or Sinkhorn iterations (None: 10000; the same cap
+        again for the Newton steps that follow a Sinkhorn short of ``tol``).
     n_jobs : int, optional
         Threads (None: OpenMP default).
 
