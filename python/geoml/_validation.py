@@ -244,6 +244,20 @@ def check_tol(
 _BLAS_CONTROLLER: list = [None, -1]  # threadpoolctl controller, len(sys.modules) when made
 
 
+# Dense exact solves (eigenvalues, Cholesky) of at most this order run on one BLAS thread:
+# the same bits for any thread count (a multi-threaded OpenBLAS splits its work by its thread
+# count, which changes the last bits), at a small cost (quiet 2-core EPYC, n = 1,000:
+# eigvalsh 0.047 s on one thread vs 0.038 s on two); above, the BLAS's own threads (n = 2,000:
+# 0.31 vs 0.20 s, and far more on many cores).
+BLAS_ONE_THREAD_MAX = 1024
+
+
+def blas_for_dense(n: int):
+    """``single_threaded_blas()`` for a dense solve of order ``n <= BLAS_ONE_THREAD_MAX``,
+    else a no-op context (the BLAS's own threads)."""
+    return single_threaded_blas() if n <= BLAS_ONE_THREAD_MAX else contextlib.nullcontext()
+
+
 def single_threaded_blas():
     """Context that holds NumPy/SciPy's BLAS to one thread (threadpoolctl, if installed; else
     a no-op), for solvers whose heavy loops are geoml's OpenMP kernels with BLAS calls in

@@ -15,6 +15,7 @@ from .._base import BaseEstimator, EmbeddingMixin
 from .._lapack import eigvalsh_band, eigvalsh_two_stage
 from .._validation import (
     as_real,
+    blas_for_dense,
     check_int,
     check_n_jobs,
     check_random_state,
@@ -164,8 +165,9 @@ def von_neumann_entropy(P, t_max: int = 100) -> np.ndarray:
     """
     import scipy.linalg as sla
 
-    with single_threaded_blas():  # the same bits for any BLAS thread count
-        s = sla.svdvals(np.asarray(P, dtype=np.float64))
+    P = np.asarray(P, dtype=np.float64)
+    with blas_for_dense(P.shape[0]):  # the same bits for any BLAS thread count up to 1,024
+        s = sla.svdvals(P)
     return _entropy_curve(s, t_max)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from .._results import ExtraFields
 from .._validation import (
     as_float_array,
+    blas_for_dense,
     check_int,
     check_n_jobs,
     check_random_state,
@@ -299,14 +300,14 @@ def _dse(
         if kernel == "knn" and N >= 3:
             rs = check_random_state(random_state)
             K, _, recall = _knn_kernel(X, sigma, n_neighbors, rs, n_jobs)
-            with single_threaded_blas():
+            with blas_for_dense(N):
                 H = _spectrum_entropy(K.toarray(), t)
             return _with_recall(SpectralMeasure(H, 0.0, "exact", 0, True), recall, N)
-        # BLAS (the kernel's GEMM, LAPACK's eigenvalues) on one thread: a multi-threaded
-        # OpenBLAS splits its work by its thread count, which on its Haswell kernels changes
-        # the bits (4e-15 at N = 1,000 between 1 and 2 threads); on a loaded 2-core machine
-        # one thread was also 4x faster (N = 1,000 eigvalsh: 0.20 s vs 0.90 s)
-        with single_threaded_blas():
+        # BLAS (the kernel's GEMM, LAPACK's eigenvalues) on one thread up to 1,024 points: a
+        # multi-threaded OpenBLAS splits its work by its thread count, which on its Haswell
+        # kernels changes the bits (4e-15 at N = 1,000 between 1 and 2 threads); above, the
+        # BLAS's own threads (one thread was 2x slower at N = 3,000 on a quiet 2-core machine)
+        with blas_for_dense(N):
             H = _dse_exact(X, sigma, t)
         return SpectralMeasure(H, 0.0, "exact", 0, True)
     H, se, m, ok, recall = _dse_slq(
@@ -399,7 +400,8 @@ def diffusion_spectral_entropy(
         SLQ probes (and the approximate kNN search).
     n_jobs : int, optional
         Threads of the kNN search and sparse products (``kernel="knn"``); the dense
-        products run on NumPy's BLAS threads.
+        products run on NumPy's BLAS threads: one up to 1,024 points (the same bits for any
+        thread count), the BLAS's own above (their count can change the last bits).
 
     Returns
     -------

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import as_float_array, check_int, check_n_jobs, reject_gpu, single_threaded_blas
+from .._validation import as_float_array, blas_for_dense, check_int, check_n_jobs, reject_gpu
 
 __all__ = ["SpectralMeasure", "effective_rank", "von_neumann_entropy"]
 
@@ -152,7 +152,9 @@ def von_neumann_entropy(
     random_state : int, Generator or None
         SLQ probes.
     n_jobs : int, optional
-        Threads of the sparse products.
+        Threads of the sparse products. ``method="exact"`` runs LAPACK on one BLAS thread up
+        to ``n = 1,024`` (the same bits for any thread count), on the BLAS's own threads above
+        (their count can change the last bits).
 
     Returns
     -------
@@ -187,7 +189,7 @@ def von_neumann_entropy(
         method = "exact" if n <= _AUTO_EXACT else "slq"
     if method == "exact":
         dense = A.toarray() if sp.issparse(A) else np.asarray(A, dtype=np.float64)
-        with single_threaded_blas():  # the same bits for any BLAS thread count
+        with blas_for_dense(n):  # the same bits for any BLAS thread count up to 1,024
             ev = np.linalg.eigvalsh(dense)
         if ev.min() < -psd_tol * np.abs(ev).max():
             raise ValueError(

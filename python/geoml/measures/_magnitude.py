@@ -10,11 +10,11 @@ import numpy as np
 
 from .._validation import (
     as_float_array,
+    blas_for_dense,
     check_int,
     check_n_jobs,
     check_tol,
     reject_gpu,
-    single_threaded_blas,
 )
 
 __all__ = ["MagnitudeResult", "magnitude", "magnitude_dimension", "weighting_vector"]
@@ -161,11 +161,11 @@ def _solve(X, metric, ts, solver):
     if method == "cg" and metric != "euclidean":
         raise ValueError("method='cg' needs metric='euclidean' (points, not a distance matrix)")
     if method == "cholesky":
-        # BLAS (the distances, the Cholesky factorisations) on one thread: the same bits for
-        # any BLAS thread count (a multi-threaded OpenBLAS splits its work by its thread
-        # count, which on its Haswell kernels changes the bits: 2e-15 at n = 1,000); on a
-        # loaded 2-core machine one thread was also faster (n = 3,000: 0.27 s vs 0.77 s)
-        with single_threaded_blas():
+        # BLAS (the distances, the Cholesky factorisations) on one thread up to 1,024 points:
+        # the same bits for any BLAS thread count (a multi-threaded OpenBLAS splits its work
+        # by its thread count, which on its Haswell kernels changes the bits: 2e-15 at
+        # n = 1,000); above, the BLAS's own threads (faster on an idle machine)
+        with blas_for_dense(len(X)):
             W = _weights(_distances(X, metric), ts)
         return W, "cholesky", np.zeros(m, np.int64), np.zeros(m), True
     from ._magnitude_cg import weights_cg
@@ -231,7 +231,9 @@ def weighting_vector(
     max_iter : int
         CG: iterations per scale at most (default 1000).
     n_jobs : int, optional
-        Threads of the CG products (default: all, load-aware).
+        Threads of the CG products (default: all, load-aware). The Cholesky path runs on one
+        BLAS thread up to 1,024 points (the same bits for any thread count), on the BLAS's
+        own threads above (their count can change the last bits).
     return_info : bool
         Return a :class:`MagnitudeResult` (value, weights, method, iterations, residuals,
         converged) instead of the weights.
