@@ -612,7 +612,7 @@ def test_randomized_svd_sparse_paths_agree(rng, monkeypatch):
     ref = geoml.randomized_svd(A.toarray(), 8, n_iter=3, random_state=0)
     a = geoml.randomized_svd(A, 8, n_iter=3, random_state=0)
     b = geoml.randomized_svd(A64, 8, n_iter=3, random_state=0)
-    monkeypatch.setattr(_svd, "_SCATTER_SERIAL", -1)  # force the explicit-transpose path
+    monkeypatch.setattr(_svd, "_SCATTER_BYTES", -1)  # force the explicit-transpose path
     c = geoml.randomized_svd(A, 8, n_iter=3, random_state=0, n_jobs=2)
     for res in (a, b, c):
         np.testing.assert_allclose(res.s, ref.s, rtol=1e-10)
@@ -632,6 +632,18 @@ def test_sparse_products_against_scipy(rng):
             A.T @ Y,
             atol=1e-12,
         )
+    # A^T Y: fixed row blocks summed in block order, the same bits for any thread count
+    # (per-thread buffers were summed in a thread-count order)
+    big = sp.random(20_000, 300, density=0.05, random_state=rng, format="csr")
+    Z = rng.standard_normal((20_000, 12))
+    outs = [
+        geoml._core.csr_matmat(
+            big.data, big.indices, big.indptr, Z, n_cols=300, transpose=True, n_jobs=nj
+        )
+        for nj in (1, 2, 3)
+    ]
+    np.testing.assert_allclose(outs[0], big.T @ Z, rtol=1e-12, atol=1e-10)
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
 
 
 def test_randomized_svd_reproducible_and_float32(rng):

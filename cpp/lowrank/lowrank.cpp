@@ -620,32 +620,37 @@ void csr_matmat(const T* data, const I* indices, const I* indptr, int64_t m, con
 template <typename T, typename I>
 void csr_t_matmat(const T* data, const I* indices, const I* indptr, int64_t m, int64_t n,
                   const T* X, int64_t s, T* Y, int n_threads) {
-  const int nt =
-      indptr[m] * s >= kSparseParallelMin
-          ? static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(resolve_threads(n_threads), m)))
-          : 1;
+  // A's rows in a fixed number of contiguous blocks (set by the sizes, never by the thread
+  // count), each scattered in row order into its own buffer (block 0 into Y), the buffers then
+  // added in block order: the same bits for any n_jobs. (Per-thread buffers, as before, summed
+  // in a thread-count order: other bits for other n_jobs.)
   const int64_t size = n * s;
-  std::vector<T> extra(static_cast<size_t>((nt - 1) * size));  // zero-initialised
+  const int64_t nb = csr_t_blocks(m, n, s, sizeof(T));
+  const int nt = indptr[m] * s >= kSparseParallelMin
+                     ? static_cast<int>(
+                           std::max<int64_t>(1, std::min<int64_t>(resolve_threads(n_threads), nb)))
+                     : 1;
+  std::vector<T> extra(static_cast<size_t>((nb - 1) * size));  // zero-initialised
+  std::fill(Y, Y + size, T(0));
 #pragma omp parallel num_threads(nt)
   {
-    const int tid = thread_id();
-    T* out = tid == 0 ? Y : extra.data() + (tid - 1) * size;
-    std::fill(out, out + size, T(0));
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < m; ++i) {
-      const T* x = X + i * s;
-      for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
-        const T a = data[p];
-        T* y = out + static_cast<int64_t>(indices[p]) * s;
-        for (int64_t c = 0; c < s; ++c) y[c] += a * x[c];
+#pragma omp for schedule(static, 1)
+    for (int64_t b = 0; b < nb; ++b) {
+      T* out = b == 0 ? Y : extra.data() + (b - 1) * size;
+      for (int64_t i = m * b / nb; i < m * (b + 1) / nb; ++i) {
+        const T* x = X + i * s;
+        for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
+          const T a = data[p];
+          T* y = out + static_cast<int64_t>(indices[p]) * s;
+          for (int64_t c = 0; c < s; ++c) y[c] += a * x[c];
+        }
       }
     }
-    // (implicit barrier: every private buffer is complete; buffers of threads the runtime
-    // did not start stay zero)
+    // (implicit barrier: every block's buffer is complete)
 #pragma omp for schedule(static)
     for (int64_t e = 0; e < size; ++e) {
       T acc = Y[e];
-      for (int t = 0; t < nt - 1; ++t) acc += extra[static_cast<size_t>(t * size + e)];
+      for (int64_t b = 0; b < nb - 1; ++b) acc += extra[static_cast<size_t>(b * size + e)];
       Y[e] = acc;
     }
   }

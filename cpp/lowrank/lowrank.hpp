@@ -1,6 +1,7 @@
 // Low-rank decomposition kernels: mode-n products and Gram matrices of dense tensors (through
 // SciPy's BLAS) and OpenMP sparse-times-dense products for randomized SVD.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -107,9 +108,17 @@ template <typename T, typename I>
 void csr_matmat(const T* data, const I* indices, const I* indptr, int64_t m, const T* X, int64_t s,
                 T* Y, int n_threads);
 
+/// Blocks of rows of csr_t_matmat: up to 16, at most m, and at most as many n x s buffers
+/// of `item`-byte entries as fit in 256 MB (at least 1). Depends on the sizes only.
+inline int64_t csr_t_blocks(int64_t m, int64_t n, int64_t s, int64_t item) {
+  const int64_t bytes = std::max<int64_t>(1, n * s * item);
+  return std::max<int64_t>(1, std::min<int64_t>({16, m, (int64_t(1) << 28) / bytes}));
+}
+
 /// Y = A^T X for a CSR matrix A (m x n) and dense row-major X (m x s); Y (n x s) is
-/// caller-owned. Each thread scatters its rows into a private n x s buffer, then the buffers
-/// are summed in parallel: O(nnz * s) flops, O(threads * n * s) extra memory.
+/// caller-owned. A's rows in csr_t_blocks(m, n, s) fixed blocks, each scattered into its own
+/// n x s buffer, the buffers summed in block order (the same bits for any thread count):
+/// O(nnz * s) flops, O(blocks * n * s) extra memory.
 template <typename T, typename I>
 void csr_t_matmat(const T* data, const I* indices, const I* indptr, int64_t m, int64_t n,
                   const T* X, int64_t s, T* Y, int n_threads);

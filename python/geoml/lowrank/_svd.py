@@ -24,12 +24,11 @@ from .._validation import (
 )
 from ._kernels import _sumsq
 
-# A^T X for sparse A: below this many products (nnz * columns) one thread scatters A's rows
-# (geoml's kernel runs such products on one thread anyway); from there on A^T is formed once in
-# CSR and multiplied row-parallel. Both add each output entry's terms in A's row order, and
-# neither depends on the thread count (the multi-threaded scatter summed per-thread buffers:
-# other bits for other n_jobs).
-_SCATTER_SERIAL = 2**20
+# A^T X for sparse A: scattered by geoml's kernel (A's rows in at most 16 fixed blocks, each
+# into its own n_cols x l buffer, summed in block order: the same bits for any thread count)
+# while two such buffers fit in this many bytes (the kernel's own cap, csr_t_blocks); beyond,
+# A^T is formed once in CSR and multiplied row-parallel.
+_SCATTER_BYTES = 2**27
 
 
 class SVDResult(NamedTuple):
@@ -136,8 +135,8 @@ def _as_operator(A, n_jobs: int):
 
         def rmatmat(X):
             X = np.ascontiguousarray(X, dtype=dtype)
-            if data.size * X.shape[1] < _SCATTER_SERIAL:  # small: one thread scatters
-                return _core.csr_matmat(data, ind, ptr, X, n_cols=n, transpose=True, n_jobs=1)
+            if n * X.shape[1] * X.dtype.itemsize <= _SCATTER_BYTES:
+                return _core.csr_matmat(data, ind, ptr, X, n_cols=n, transpose=True, n_jobs=n_jobs)
             if "T" not in state:  # else transpose once and run row-parallel
                 T = C.T.tocsr()
                 state["T"] = (
