@@ -825,19 +825,25 @@ def test_feature_names_in_stored_and_checked(est):
         assert not hasattr(clone(est).fit(pd.DataFrame(X), y), "feature_names_in_")
         twice = clone(est).fit(df, y).fit(X, y)
     assert not hasattr(twice, "feature_names_in_")
-    methods = [m for m in ("transform", "predict", "predict_proba") if hasattr(est, m)]
+    methods = [m for m in ("transform", "predict", "predict_proba", "score") if hasattr(est, m)]
     for m in methods:
+
+        def call(model, data, m=m):
+            return getattr(model, m)(data, y) if m == "score" else getattr(model, m)(data)
+
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
-            getattr(fitted, m)(df)  # same names: no warning
-        with pytest.warns(UserWarning, match="X does not have valid feature names, but"):
-            getattr(fitted, m)(X)
-        with pytest.warns(UserWarning, match="X has feature names, but .* fitted without"):
-            getattr(twice, m)(df)
+            call(fitted, df)  # same names: no warning
+        with pytest.warns(UserWarning, match="X does not have valid feature names, but") as rec:
+            call(fitted, X)
+        assert len(rec) == 1 and rec[0].filename == __file__  # points at the caller
+        with pytest.warns(UserWarning, match="X has feature names, but .* fitted without") as rec:
+            call(twice, df)
+        assert len(rec) == 1 and rec[0].filename == __file__
         with pytest.raises(ValueError, match="Feature names unseen at fit time:\n- g0"):
-            getattr(fitted, m)(df.set_axis([f"g{i}" for i in range(X.shape[1])], axis=1))
+            call(fitted, df.set_axis([f"g{i}" for i in range(X.shape[1])], axis=1))
         with pytest.raises(ValueError, match="must be in the same order"):
-            getattr(fitted, m)(df[cols[::-1]])
+            call(fitted, df[cols[::-1]])
 
 
 def test_mixed_column_names_are_a_type_error_and_failed_fit_keeps_names():

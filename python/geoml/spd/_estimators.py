@@ -297,8 +297,11 @@ class MDM(FeaturesOutMixin, BaseEstimator):
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of ``predict(X)`` against ``y`` (weighted by ``sample_weight``)."""
+        self._check_feature_names_in(X)  # here: the warning points at the caller
+        _check_fitted(self)
         y = np.asarray(y).ravel()
-        correct = (self.predict(X) == y).astype(np.float64)
+        pred = self.classes_[np.argmin(self._distances(X), axis=1)]
+        correct = (pred == y).astype(np.float64)
         return float(np.average(correct, weights=sample_weight))
 
 
