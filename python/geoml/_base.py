@@ -3,8 +3,10 @@
 :class:`BaseEstimator` gives ``get_params`` / ``set_params`` (read from the ``__init__``
 signature, ``component__param`` keys for nested estimators, ``ValueError`` for an unknown key),
 a scikit-learn-style ``__repr__`` (the parameters that differ from their defaults),
-``__sklearn_tags__`` and ``__sklearn_is_fitted__``; :class:`EmbeddingMixin`,
-:class:`ClusterMixin` and :class:`GraphMixin` add ``fit_transform`` / ``fit_predict``.
+``__sklearn_tags__``, ``__sklearn_is_fitted__`` and scikit-learn's ``feature_names_in_``
+bookkeeping (helpers each ``fit`` / ``transform`` / ``predict`` calls); :class:`EmbeddingMixin`,
+:class:`ClusterMixin` and :class:`GraphMixin` add ``fit_transform`` / ``fit_predict``, and
+:class:`FeaturesOutMixin` (a transformer's) ``get_feature_names_out`` and ``set_output``.
 With them ``sklearn.base.clone``, ``Pipeline``, ``GridSearchCV`` and
 ``sklearn.utils.estimator_checks.check_estimator`` accept geoml's estimators.
 
@@ -23,16 +25,32 @@ dense ``(n_samples, n_features)`` array. ``fit`` validates ``X`` first (dtype, N
 then the parameters that depend on its size; a neighbour count at or above ``n_samples`` is
 truncated with :func:`geoml._validation.truncate_to_samples` (a ``UserWarning``, the fitted
 value in an attribute such as ``n_neighbors_``), a count that sets the output's shape
-(``n_components``, ``n_clusters``) is a ``ValueError``.
+(``n_components``, ``n_clusters``) is a ``ValueError``. ``fit`` takes
+``names_in = self._feature_names_of(X)`` before converting ``X`` and calls
+``self._set_feature_names(names_in)`` before ``return self``; ``transform`` / ``predict``
+call ``self._check_feature_names_in(X)`` first; a transformer also derives from
+:class:`FeaturesOutMixin`, defines ``_n_features_out`` and returns
+``self._wrap_output(result, X)`` (``X`` as given) from ``transform`` / ``fit_transform``.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import sys
+import warnings
 from collections import defaultdict
 
-__all__ = ["BaseEstimator", "ClusterMixin", "EmbeddingMixin", "GraphMixin", "NotFittedError"]
+import numpy as np
+
+__all__ = [
+    "BaseEstimator",
+    "ClusterMixin",
+    "EmbeddingMixin",
+    "FeaturesOutMixin",
+    "GraphMixin",
+    "NotFittedError",
+]
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -41,6 +59,110 @@ class NotFittedError(ValueError, AttributeError):
     Subclasses ``ValueError`` and ``AttributeError``, like ``sklearn.exceptions.NotFittedError``,
     so ``except`` clauses written for either (and scikit-learn's own checks) catch it.
     """
+
+
+def not_fitted_error(est, what: str = "") -> NotFittedError:
+    """geoml's :class:`NotFittedError` for ``est``; when scikit-learn is imported, one that is
+    also ``sklearn.exceptions.NotFittedError`` (its checks catch that class)."""
+    msg = f"this {type(est).__name__} is not fitted yet; call fit first{what}"
+    if "sklearn" not in sys.modules:
+        return NotFittedError(msg)
+    from sklearn.exceptions import NotFittedError as SkNotFitted
+
+    class _NotFitted(NotFittedError, SkNotFitted):
+        pass
+
+    _NotFitted.__name__ = _NotFitted.__qualname__ = "NotFittedError"
+    return _NotFitted(msg)
+
+
+# Feature names (scikit-learn's ``feature_names_in_`` contract) -------------------------------
+# Written here, numpy only, with scikit-learn's messages (``sklearn.utils.validation.
+# _get_feature_names`` / ``_check_feature_names``): geoml does not import scikit-learn or
+# pandas; a DataFrame is recognised by its ``columns``.
+
+
+def _get_feature_names(X):
+    """The column names of a DataFrame (pandas, polars, ... : an object with ``columns`` that
+    is not an array) as an object array when they are all strings, else None; mixed string
+    and non-string names are a ``TypeError`` (scikit-learn's rule)."""
+    if isinstance(X, np.ndarray) or not hasattr(X, "columns") or hasattr(X, "toarray"):
+        return None
+    try:
+        names = np.asarray(list(X.columns), dtype=object)
+    except TypeError:
+        return None
+    if names.ndim != 1 or len(names) == 0:
+        return None
+    types = sorted(t.__qualname__ for t in {type(v) for v in names})
+    if len(types) > 1 and "str" in types:
+        raise TypeError(
+            "Feature names are only supported if all input features have string names, "
+            f"but your input has {types} as feature name / column name types. "
+            "If you want feature names to be stored and validated, you must convert "
+            "them all to strings, by using X.columns = X.columns.astype(str) for "
+            "example. Otherwise you can remove feature / column names from your input "
+            "data, or convert them all to a non-string data type."
+        )
+    if len(types) == 1 and types[0] == "str":
+        return names
+    return None
+
+
+def _check_feature_names(est, X, *, reset: bool, stacklevel: int = 2) -> None:
+    """scikit-learn's ``_check_feature_names``: ``reset`` (fit) stores or removes
+    ``feature_names_in_``; otherwise a ``UserWarning`` when only one of fit and ``X`` had
+    names, a ``ValueError`` when they differ."""
+    names = _get_feature_names(X)
+    if reset:
+        if names is not None:
+            est.feature_names_in_ = names
+        elif hasattr(est, "feature_names_in_"):
+            del est.feature_names_in_
+        return
+    fitted = getattr(est, "feature_names_in_", None)
+    cls = type(est).__name__
+    if fitted is None and names is None:
+        return
+    if names is not None and fitted is None:
+        warnings.warn(
+            f"X has feature names, but {cls} was fitted without feature names",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+        return
+    if names is None and fitted is not None:
+        warnings.warn(
+            f"X does not have valid feature names, but {cls} was fitted with feature names",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+        return
+    if len(fitted) != len(names) or np.any(fitted != names):
+        message = "The feature names should match those that were passed during fit.\n"
+        fitted_set, names_set = set(fitted), set(names)
+        unexpected = sorted(names_set - fitted_set)
+        missing = sorted(fitted_set - names_set)
+
+        def add_names(names):
+            output = ""
+            max_n_names = 5
+            for i, name in enumerate(names):
+                if i >= max_n_names:
+                    output += "- ...\n"
+                    break
+                output += f"- {name}\n"
+            return output
+
+        if unexpected:
+            message += "Feature names unseen at fit time:\n"
+            message += add_names(unexpected)
+        if missing:
+            message += "Feature names seen at fit time, yet now missing:\n"
+            message += add_names(missing)
+        if not missing and not unexpected:
+            message += "Feature names must be in the same order as they were in fit.\n"
+        raise ValueError(message)
 
 
 def _is_nan(x) -> bool:
@@ -153,6 +275,31 @@ class BaseEstimator:
                 f"this {type(self).__name__} is not fitted yet; call fit(X) first{what}"
             )
 
+    # feature names (scikit-learn's feature_names_in_) -------------------------------------
+    # Called explicitly by each method (a wrapper would add a frame and move every warning's
+    # stacklevel off the caller): ``fit`` takes the names of its input first
+    # (``_feature_names_of``: the mixed-names TypeError before any work) and stores them on
+    # success; ``transform`` / ``predict`` check their input's against them.
+
+    @staticmethod
+    def _feature_names_of(X):
+        """The string column names of a DataFrame ``X`` (object array), else None."""
+        return _get_feature_names(X)
+
+    def _set_feature_names(self, names) -> None:
+        """Store ``feature_names_in_`` (from :meth:`_feature_names_of`), or remove it (None)."""
+        if names is not None:
+            self.feature_names_in_ = names
+        elif "feature_names_in_" in vars(self):
+            del self.feature_names_in_
+
+    def _check_feature_names_in(self, X) -> None:
+        """scikit-learn's warnings and errors for ``X``'s names against ``fit``'s (nothing
+        before ``fit``: the method's own ``NotFittedError`` comes first). Call it from the
+        public method itself (the warning points at that method's caller)."""
+        if self.__sklearn_is_fitted__():
+            _check_feature_names(self, X, reset=False, stacklevel=4)
+
     # scikit-learn tags -------------------------------------------------------------------
     _estimator_type_tag: str | None = None  # "clusterer" for clusterers
     _transformer: bool = False  # transformer tags (fit_transform output in the input's family)
@@ -185,7 +332,95 @@ class BaseEstimator:
         return tags
 
 
-class EmbeddingMixin:
+class FeaturesOutMixin:
+    """``get_feature_names_out`` with scikit-learn's ``ClassNamePrefixFeaturesOutMixin``
+    names (``"<class name, lower case><i>"`` for each output column) and ``set_output``
+    (``transform="default"``, ``"pandas"`` or ``"polars"``, as ``sklearn.base.
+    TransformerMixin`` gives it: the ``transform`` and ``fit_transform`` output, a DataFrame
+    whose columns are these names, the input's index kept).
+
+    The estimator defines ``_n_features_out`` (the output's width), raising
+    :class:`NotFittedError` before ``fit``.
+    """
+
+    _sklearn_auto_wrap_output_keys = frozenset({"transform"})
+
+    def get_feature_names_out(self, input_features=None):
+        """Output feature names, ``"<class name, lower case>0"``, ``"...1"``, ...
+
+        Parameters
+        ----------
+        input_features : array_like of str, optional
+            Checked against ``feature_names_in_`` (when fitted on a DataFrame) and
+            ``n_features_in_``; not used otherwise.
+
+        Returns
+        -------
+        ndarray of str objects, shape (n_features_out,)
+        """
+        n_out = self._n_features_out
+        if input_features is not None:
+            input_features = np.asarray(input_features, dtype=object)
+            fitted = getattr(self, "feature_names_in_", None)
+            if fitted is not None and not np.array_equal(fitted, input_features):
+                raise ValueError("input_features is not equal to feature_names_in_")
+            n_in = getattr(self, "n_features_in_", None)
+            if n_in is not None and len(input_features) != n_in:
+                raise ValueError(
+                    "input_features should have length equal to number of features "
+                    f"({n_in}), got {len(input_features)}"
+                )
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(n_out)], dtype=object)
+
+    def _wrap_output(self, out, X):
+        """``out`` (``transform`` / ``fit_transform``'s result for the input ``X``) in the
+        container set by ``set_output`` or scikit-learn's ``transform_output``. The wrapping
+        is scikit-learn's own, so pandas or polars is imported by scikit-learn; without
+        scikit-learn imported nothing can have configured it and ``out`` is returned."""
+        if "sklearn" not in sys.modules:
+            return out
+        from sklearn.utils._set_output import _get_output_config, _wrap_data_with_container
+
+        dense = _get_output_config("transform", self)["dense"]
+        if dense == "default":
+            return out
+        if getattr(out, "ndim", 2) != 2:
+            raise ValueError(
+                f"{type(self).__name__} returns an array of shape {out.shape}; {dense} output "
+                "needs a 2-D result: use set_output(transform='default')"
+            )
+        return _wrap_data_with_container("transform", out, X, self)
+
+    def set_output(self, *, transform=None):
+        """Set the container of ``transform`` and ``fit_transform``'s output.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"} or None
+            ``"default"``: the estimator's own output; ``"pandas"`` / ``"polars"``: a
+            DataFrame (needs scikit-learn and that library; sparse output cannot be one);
+            None: unchanged.
+
+        Returns
+        -------
+        self
+        """
+        if transform is None:
+            return self
+        if transform not in ("default", "pandas", "polars"):
+            raise ValueError(
+                f"transform must be 'default', 'pandas', 'polars' or None; got {transform!r}"
+            )
+        if transform != "default":
+            import sklearn  # noqa: F401  (the wrapping is scikit-learn's)
+        if not hasattr(self, "_sklearn_output_config"):
+            self._sklearn_output_config = {}
+        self._sklearn_output_config["transform"] = transform
+        return self
+
+
+class EmbeddingMixin(FeaturesOutMixin):
     """``fit_transform(X)``: fit, then return ``embedding_``.
 
     No out-of-sample ``transform`` by default (like scikit-learn's ``SpectralEmbedding`` and
@@ -198,19 +433,33 @@ class EmbeddingMixin:
 
     _transformer = True
 
+    @property
+    def _n_features_out(self) -> int:
+        if getattr(self, "embedding_", None) is None:
+            raise not_fitted_error(self)
+        return int(self.embedding_.shape[1])
+
     def fit_transform(self, X, y=None):
         """Fit and return ``embedding_`` of shape (n_samples, n_components)."""
-        return self.fit(X, y).embedding_
+        return self._wrap_output(self.fit(X, y).embedding_, X)
 
 
-class GraphMixin:
-    """``fit_transform(X)``: fit, then return ``graph_``."""
+class GraphMixin(FeaturesOutMixin):
+    """``fit_transform(X)``: fit, then return ``graph_`` (sparse, one column per fitted
+    sample: ``get_feature_names_out`` names them as scikit-learn's ``KNeighborsTransformer``
+    does; a DataFrame output is a ``ValueError``, as there)."""
 
     _transformer = True
 
+    @property
+    def _n_features_out(self) -> int:
+        if getattr(self, "graph_", None) is None:
+            raise not_fitted_error(self)
+        return int(self.graph_.shape[1])
+
     def fit_transform(self, X, y=None):
         """Fit and return ``graph_``."""
-        return self.fit(X, y).graph_
+        return self._wrap_output(self.fit(X, y).graph_, X)
 
 
 class ClusterMixin:

@@ -674,6 +674,7 @@ class OllivierRicci(_OrcParams):
         """Compute the curvature of every edge of ``G`` (networkx Graph, sparse or dense
         symmetric matrix of shape (n, n), or edge list of shape (m, 2) / (m, 3); see the module
         notes)."""
+        names_in = self._feature_names_of(G)
         self._check_params()
         self._graph = _fit_graph(G, self.weight, directed_ok=True)
         self.edges_, self.weights_ = self._graph.edges, self._graph.weights
@@ -683,6 +684,7 @@ class OllivierRicci(_OrcParams):
             self._graph.nodes if self._graph.nodes is not None else list(range(self._graph.n))
         )
         self._set_n_features(G)
+        self._set_feature_names(names_in)
         return self
 
     def to_networkx(self, G=None):
@@ -749,6 +751,7 @@ class FormanRicci(_GraphEstimator):
 
     def fit(self, G, y=None) -> FormanRicci:
         """Compute the curvature of every edge of ``G`` (same inputs as OllivierRicci)."""
+        names_in = self._feature_names_of(G)
         if self.method not in ("augmented", "1d"):
             raise ValueError(f"method={self.method!r}; choose 'augmented' or '1d'")
         self._graph = g = _fit_graph(G, self.weight)
@@ -773,6 +776,7 @@ class FormanRicci(_GraphEstimator):
         self.node_curvature_ = _node_average(g.n, g.edges, self.curvature_)
         self.nodes_ = g.nodes if g.nodes is not None else list(range(g.n))
         self._set_n_features(G)
+        self._set_feature_names(names_in)
         return self
 
     def to_networkx(self, G=None):
@@ -865,6 +869,7 @@ class RicciFlow(_OrcParams):
 
     def fit(self, G, y=None) -> RicciFlow:
         """Run the flow on ``G`` (same inputs as OllivierRicci)."""
+        names_in = self._feature_names_of(G)
         self._check_params()
         if self.method == "lower_bound":
             raise ValueError("the flow makes the graph weighted: use method='exact' or 'sinkhorn'")
@@ -909,6 +914,7 @@ class RicciFlow(_OrcParams):
         self.n_iter_ = it if n_iter else 0
         self.nodes_ = g.nodes if g.nodes is not None else list(range(g.n))
         self._set_n_features(G)
+        self._set_feature_names(names_in)
         return self
 
     def to_networkx(self, G=None):
@@ -994,6 +1000,7 @@ class RicciCommunities(_GraphEstimator):
 
     def fit(self, G, y=None) -> RicciCommunities:
         """Flow ``G`` and choose the communities (same inputs as OllivierRicci)."""
+        names_in = self._feature_names_of(G)
         step = float(self.cutoff_step)
         if not (step > 0 and math.isfinite(step)):
             raise ValueError(f"cutoff_step={self.cutoff_step} must be a positive number")
@@ -1028,6 +1035,7 @@ class RicciCommunities(_GraphEstimator):
         self.labels_ = np.asarray(self.labels_, dtype=np.int64)
         self.flow_ = flow
         self._set_n_features(G)
+        self._set_feature_names(names_in)
         return self
 
 

@@ -753,6 +753,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
     def fit(self, X, y=None) -> HeatGeo:
         """Fit on ``X`` of shape (n_samples, n_features), or the (n, n) affinity matrix with
         ``affinity="precomputed"``."""
+        names_in = self._feature_names_of(X)
         if self.affinity not in ("alpha_decay", "precomputed"):
             raise ValueError(f"affinity={self.affinity!r}; choose 'alpha_decay' or 'precomputed'")
         if self.mds not in ("smacof", "classical"):
@@ -871,6 +872,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
             n_neighbors,
             float(self.decay),
         )
+        self._set_feature_names(names_in)
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -903,7 +905,9 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         Y : ndarray of shape (m, n_components)
             float64.
         """
-        return _transform_new(
+        X_in = X
+        self._check_feature_names_in(X)
+        out = _transform_new(
             self,
             X,
             "HeatGeo",
@@ -911,6 +915,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
             self.n_jobs,
             lambda: self.embedding_,
         )
+        return self._wrap_output(out, X_in)
 
     def _geoml_tags(self) -> dict:
         return {"input_tags.pairwise": self.affinity == "precomputed"}

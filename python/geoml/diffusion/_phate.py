@@ -1454,11 +1454,14 @@ class PHATE(EmbeddingMixin, BaseEstimator):
     def fit(self, X, y=None) -> PHATE:
         """Fit on ``X`` of shape (n_samples, n_features), or the (n, n) kernel with
         ``affinity="precomputed"``."""
+        names_in = self._feature_names_of(X)
         self._t0 = time.perf_counter()
         gamma, t, t_max = self._check_params()
         nt = check_n_jobs(self.n_jobs)
         with _blas_threads(nt), contextlib.ExitStack() as stack:
-            return self._fit(X, gamma, t, t_max, nt, stack)
+            out = self._fit(X, gamma, t, t_max, nt, stack)
+            self._set_feature_names(names_in)
+            return out
 
     def _fit(self, X, gamma, t, t_max, nt, stack) -> PHATE:
         rng = check_random_state(self.random_state)
@@ -1643,11 +1646,17 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             float64.
         """
 
+        X_in = X
+        self._check_feature_names_in(X)
+
         def basis():
             lm = self._landmark_embedding
             return self.embedding_ if lm is None else lm[self.clusters_]
 
-        return _transform_new(self, X, "PHATE", lambda A: _check_kernel(A, "X"), self.n_jobs, basis)
+        return self._wrap_output(
+            _transform_new(self, X, "PHATE", lambda A: _check_kernel(A, "X"), self.n_jobs, basis),
+            X_in,
+        )
 
     def _geoml_tags(self) -> dict:
         return {"input_tags.pairwise": self.affinity == "precomputed"}

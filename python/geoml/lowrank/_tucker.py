@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 from .. import _core
-from .._base import BaseEstimator, NotFittedError
+from .._base import BaseEstimator, FeaturesOutMixin, NotFittedError, not_fitted_error
 from .._validation import (
     as_float_array,
     as_real,
@@ -651,7 +651,7 @@ class _TuckerNotFittedError(NotFittedError, RuntimeError):
     it had one."""
 
 
-class Tucker(BaseEstimator):
+class Tucker(FeaturesOutMixin, BaseEstimator):
     """Tucker compression of samples (scikit-learn-style estimator).
 
     The first axis of the data indexes samples and is not compressed; each sample is an
@@ -722,6 +722,7 @@ class Tucker(BaseEstimator):
 
     def fit(self, X, y=None) -> Tucker:
         """Fit factors to ``X`` of shape (n_samples, I_1, ..., I_{N-1})."""
+        names_in = self._feature_names_of(X)
         nj = check_n_jobs(self.n_jobs)
         X, normX2 = _check_tensor(X, "X", nj)
         X, normX2, _ = _unit_scale(X, normX2, nj)  # factors and rel_error_ scale-invariant
@@ -749,6 +750,7 @@ class Tucker(BaseEstimator):
         self.n_features_in_ = int(np.prod(X.shape[1:]))
         self._sample_shape = X.shape[1:]
         self._dtype = X.dtype
+        self._set_feature_names(names_in)
         return self
 
     def _geoml_tags(self) -> dict:
@@ -760,6 +762,8 @@ class Tucker(BaseEstimator):
 
     def transform(self, X) -> np.ndarray:
         """Project samples: (n_samples, I_1, ...) -> cores (n_samples, r_1, ..., r_{N-1})."""
+        X_in = X
+        self._check_feature_names_in(X)
         self._check_fitted()
         X = _check_tensor(X, "X")[0]
         if X.shape[1:] != self._sample_shape:
@@ -774,7 +778,16 @@ class Tucker(BaseEstimator):
                 f"{self._sample_shape}{extra}"
             )
         nj = check_n_jobs(self.n_jobs)
-        return _contract_all(X, dict(enumerate(self.factors_, start=1)), True, nj)
+        return self._wrap_output(
+            _contract_all(X, dict(enumerate(self.factors_, start=1)), True, nj), X_in
+        )
+
+    @property
+    def _n_features_out(self) -> int:
+        """Values per core, ``r_1 * ... * r_{N-1}`` (the output's width for 2-D data)."""
+        if not hasattr(self, "factors_"):
+            raise not_fitted_error(self)
+        return int(np.prod(self.ranks_))
 
     def fit_transform(self, X, y=None) -> np.ndarray:
         """Fit, then transform ``X``."""

@@ -323,6 +323,7 @@ class KNNGraph(GraphMixin, BaseEstimator):
 
     def fit(self, X, y=None) -> KNNGraph:
         """Neighbours and graph of ``X``, array-like of shape (n_samples, n_features)."""
+        names_in = self._feature_names_of(X)
         _check_graph_options(self.mode, self.symmetrize, self.kernel)
         target = _check_method(self.method, self.target_recall)
         where = resolve_device(self.device, X)
@@ -357,6 +358,7 @@ class KNNGraph(GraphMixin, BaseEstimator):
         self.indices_, self.distances_ = _move(res[0], gpu_in), _move(res[1], gpu_in)
         self.graph_ = _move(graph, gpu_in)
         self.n_features_in_ = X.shape[1]
+        self._set_feature_names(names_in)
         return self
 
     def _geoml_tags(self) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .._base import BaseEstimator, NotFittedError
+from .._base import BaseEstimator, FeaturesOutMixin, NotFittedError, not_fitted_error
 from .._validation import (
     as_float_array,
     check_int,
@@ -24,7 +24,7 @@ from ._knn import (
 )
 
 
-class KNNTransformer(BaseEstimator):
+class KNNTransformer(FeaturesOutMixin, BaseEstimator):
     """Sparse kNN graph of the samples, with scikit-learn's ``KNeighborsTransformer`` contract.
 
     A drop-in neighbours backend for estimators that take a precomputed sparse graph:
@@ -135,7 +135,10 @@ class KNNTransformer(BaseEstimator):
 
     def fit(self, X, y=None) -> KNNTransformer:
         """Store the samples, array-like of shape (n_samples, n_features)."""
-        return self._fit(X)
+        names_in = self._feature_names_of(X)
+        out = self._fit(X)
+        self._set_feature_names(names_in)
+        return out
 
     def _fit(self, X) -> KNNTransformer:
         """``fit``, called by ``fit`` and ``fit_transform`` (the warning's stack level)."""
@@ -176,6 +179,13 @@ class KNNTransformer(BaseEstimator):
         (``"distance"`` mode: ``n_neighbors_ + 1``) nearest fitted samples of ``X[i]`` (exact
         search), sorted by distance; an array equal to the fitted data gives each sample
         first in its own row (see the class notes)."""
+        X_in = X
+        self._check_feature_names_in(X)
+        return self._wrap_output(self._transform(X), X_in)
+
+    def _transform(self, X) -> sp.csr_matrix:
+        """``transform`` without the feature-name check and output container (``X`` may be
+        the array ``fit_transform`` made of a DataFrame)."""
         if not hasattr(self, "_fit_X"):
             raise NotFittedError("this KNNTransformer is not fitted yet; call fit(X) first")
         Y = np.asarray(X) if not hasattr(X, "ndim") else X
@@ -198,9 +208,17 @@ class KNNTransformer(BaseEstimator):
         idx, dist = _knn_checked(Xf, k, Y, self.metric, False, self.n_jobs)
         return self._graph(idx, dist)
 
+    @property
+    def _n_features_out(self) -> int:
+        """One column per fitted sample (scikit-learn's ``KNeighborsTransformer``)."""
+        if not hasattr(self, "_fit_X"):
+            raise not_fitted_error(self)
+        return int(self.n_samples_fit_)
+
     def fit_transform(self, X, y=None) -> sp.csr_matrix:
         """``fit(X).transform(X)``: each sample first in its own row (see the class notes);
         with an approximate ``method`` its other neighbours come from NN-descent."""
+        names_in, X_in = self._feature_names_of(X), X
         target = self._check_params()
         X = as_float_array(X, "X")
         n = X.shape[0]
@@ -212,8 +230,10 @@ class KNNTransformer(BaseEstimator):
             and not _auto_is_exact(n, X.shape[1])
         )
         if not approx:
-            out = self._fit(X).transform(X)
+            out = self._fit(X)._transform(X)
             self.recall_ = RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0)
+            out = self._wrap_output(out, X_in)
+            self._set_feature_names(names_in)
             return out
         self._fit(X)
         res = _knn_method(
@@ -229,4 +249,6 @@ class KNNTransformer(BaseEstimator):
             self.random_state,
         )
         self.recall_ = res.recall_
-        return self._graph(res[0], res[1])
+        out = self._wrap_output(self._graph(res[0], res[1]), X_in)
+        self._set_feature_names(names_in)
+        return out

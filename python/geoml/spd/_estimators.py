@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .._base import BaseEstimator
+from .._base import BaseEstimator, FeaturesOutMixin, not_fitted_error
 from .._validation import as_float_array, check_n_jobs
 from ._distance import check_metric, distance
 from ._mean import mean_logeuclid, mean_riemann, mean_wasserstein
@@ -139,7 +139,7 @@ def _mean(X, metric, weights, n_jobs):
         return mean_logeuclid(X, weights, n_jobs=n_jobs)
 
 
-class MDM(BaseEstimator):
+class MDM(FeaturesOutMixin, BaseEstimator):
     """Minimum distance to mean classifier on SPD matrices (pyRiemann's ``MDM``).
 
     ``fit`` computes the mean of each class under ``metric`` (weighted by ``sample_weight``);
@@ -207,6 +207,7 @@ class MDM(BaseEstimator):
         -------
         self
         """
+        names_in = self._feature_names_of(X)
         metric = check_metric(self.metric, _EST_METRICS)
         check_n_jobs(self.n_jobs)
         n_jobs = self.n_jobs
@@ -222,6 +223,7 @@ class MDM(BaseEstimator):
         self.covmeans_ = np.stack(means)
         self.n_features_in_ = int(n_in)
         self._ndim = ndim
+        self._set_feature_names(names_in)
         return self
 
     def transform(self, X):
@@ -235,6 +237,12 @@ class MDM(BaseEstimator):
         -------
         ndarray, shape (n_samples, n_classes)
         """
+        X_in = X
+        self._check_feature_names_in(X)
+        return self._wrap_output(self._distances(X), X_in)
+
+    def _distances(self, X):
+        """``transform`` without the ``set_output`` container (``predict`` uses it)."""
         _check_fitted(self)
         X3, _, _ = _check_spd_input(X, self, fitted=True)
         metric = check_metric(self.metric, _EST_METRICS)
@@ -244,6 +252,12 @@ class MDM(BaseEstimator):
         return np.stack(
             [distance(X3, C[k], metric, n_jobs=n_jobs) for k in range(len(C))], axis=1
         ).astype(np.float64)
+
+    @property
+    def _n_features_out(self) -> int:
+        if not hasattr(self, "classes_"):
+            raise not_fitted_error(self)
+        return len(self.classes_)
 
     def fit_transform(self, X, y, sample_weight=None):
         """``fit(X, y, sample_weight).transform(X)``."""
@@ -260,8 +274,9 @@ class MDM(BaseEstimator):
         -------
         ndarray, shape (n_samples,)
         """
+        self._check_feature_names_in(X)
         _check_fitted(self)
-        return self.classes_[np.argmin(self.transform(X), axis=1)]
+        return self.classes_[np.argmin(self._distances(X), axis=1)]
 
     def predict_proba(self, X):
         """Softmax of minus the squared distances to the class means (pyRiemann's).
@@ -274,19 +289,23 @@ class MDM(BaseEstimator):
         -------
         ndarray, shape (n_samples, n_classes)
         """
-        d2 = -(self.transform(X) ** 2)
+        self._check_feature_names_in(X)
+        d2 = -(self._distances(X) ** 2)
         d2 -= d2.max(axis=1, keepdims=True)
         e = np.exp(d2)
         return e / e.sum(axis=1, keepdims=True)
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of ``predict(X)`` against ``y`` (weighted by ``sample_weight``)."""
+        self._check_feature_names_in(X)  # here: the warning points at the caller
+        _check_fitted(self)
         y = np.asarray(y).ravel()
-        correct = (self.predict(X) == y).astype(np.float64)
+        pred = self.classes_[np.argmin(self._distances(X), axis=1)]
+        correct = (pred == y).astype(np.float64)
         return float(np.average(correct, weights=sample_weight))
 
 
-class TangentSpace(BaseEstimator):
+class TangentSpace(FeaturesOutMixin, BaseEstimator):
     """Tangent-space vectorisation of SPD matrices (pyRiemann's ``TangentSpace``).
 
     ``fit`` computes the mean of the training matrices (``reference_``) under ``metric``;
@@ -342,6 +361,7 @@ class TangentSpace(BaseEstimator):
         -------
         self
         """
+        names_in = self._feature_names_of(X)
         metric = check_metric(self.metric, _EST_METRICS)
         check_n_jobs(self.n_jobs)
         n_jobs = self.n_jobs
@@ -350,6 +370,7 @@ class TangentSpace(BaseEstimator):
         self.reference_ = _mean(X3, metric, w, n_jobs)
         self.n_features_in_ = int(n_in)
         self._ndim = ndim
+        self._set_feature_names(names_in)
         return self
 
     def transform(self, X):
@@ -363,6 +384,8 @@ class TangentSpace(BaseEstimator):
         -------
         ndarray, shape (n_samples, n (n + 1) / 2)
         """
+        X_in = X
+        self._check_feature_names_in(X)
         _check_fitted(self)
         X3, _, _ = _check_spd_input(X, self, fitted=True)
         check_n_jobs(self.n_jobs)
@@ -370,7 +393,16 @@ class TangentSpace(BaseEstimator):
         ref = self.reference_
         if self.tsupdate:
             ref = _mean(X3, check_metric(self.metric, _EST_METRICS), None, n_jobs)
-        return tangent_space(X3, ref.astype(X3.dtype), self._map_metric(), n_jobs=n_jobs)
+        return self._wrap_output(
+            tangent_space(X3, ref.astype(X3.dtype), self._map_metric(), n_jobs=n_jobs), X_in
+        )
+
+    @property
+    def _n_features_out(self) -> int:
+        if not hasattr(self, "reference_"):
+            raise not_fitted_error(self)
+        n = self.reference_.shape[0]
+        return n * (n + 1) // 2
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """``fit(X, y, sample_weight).transform(X)``."""

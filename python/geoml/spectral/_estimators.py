@@ -206,6 +206,7 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
 
     def fit(self, X, y=None) -> LaplacianEigenmap:
         """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) affinity)."""
+        names_in = self._feature_names_of(X)
         gpu_in, where = _compute_side(self.device, X, "LaplacianEigenmap")
         W, n_features, n_neighbors = _build_affinity(
             X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where
@@ -216,6 +217,7 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
         self.n_components_found_ = info["components"]
         self.n_neighbors_ = n_neighbors
         self.n_features_in_ = n_features
+        self._set_feature_names(names_in)
         return self
 
     def _geoml_tags(self) -> dict:
@@ -302,6 +304,7 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
 
     def fit(self, X, y=None) -> DiffusionMap:
         """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) affinity)."""
+        names_in = self._feature_names_of(X)
         alpha = float(self.alpha)
         if not 0 <= alpha <= 1:
             raise ValueError(f"alpha={self.alpha} must lie in [0, 1]")
@@ -340,6 +343,7 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
         self.embedding_ = _move(psi[:, 1:] * scale, gpu_in)
         self.n_neighbors_ = n_neighbors
         self.n_features_in_ = n_features
+        self._set_feature_names(names_in)
         return self
 
     def _geoml_tags(self) -> dict:
@@ -426,6 +430,7 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
 
     def fit(self, X, y=None) -> SpectralClustering:
         """Cluster ``X`` of shape (n_samples, n_features) (or the (n, n) affinity)."""
+        names_in = self._feature_names_of(X)
         gpu_in, where = _compute_side(self.device, X, "SpectralClustering")
         W, n_features, n_neighbors = _build_affinity(
             X, self.affinity, self.n_neighbors, self.kernel, self.n_jobs, where
@@ -464,6 +469,7 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
         self.inertia_ = float(inertia)
         self.n_neighbors_ = n_neighbors
         self.n_features_in_ = n_features
+        self._set_feature_names(names_in)
         return self
 
     def _geoml_tags(self) -> dict:
