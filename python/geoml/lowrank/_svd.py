@@ -24,7 +24,7 @@ from .._validation import (
 )
 from ._kernels import _sumsq
 
-# A^T X for sparse A: scattered by geoml's kernel (A's rows in at most 16 fixed blocks, each
+# A^T X for sparse A: scattered by geoml's kernel (A's rows in at most 8 fixed blocks, each
 # into its own n_cols x l buffer, summed in block order: the same bits for any thread count)
 # while two such buffers fit in this many bytes (the kernel's own cap, csr_t_blocks); beyond,
 # A^T is formed once in CSR and multiplied row-parallel.
