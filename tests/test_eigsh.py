@@ -998,3 +998,29 @@ def test_symmetry_error_csr(dtype, index, seed):
             np.array([0, 1], dtype=index),
             np.ones(2, dtype=dtype),
         )
+
+
+@pytest.mark.parametrize("which", ["LA", "SA", "LM"])
+def test_filtered_path_max_iter_at_the_filter_placement(which):
+    """Session 28 audit: on the filtered path (sparse, n >= 4,000), ``max_iter`` equal to the
+    unfiltered cycles (8) ended on the filter's explicit restart, which keeps one vector of
+    the active part: ``RuntimeError: lanczos: fewer Ritz vectors than requested (internal
+    error)``. The last cycle now restarts thickly: the best pairs come back unconverged,
+    flagged, with truthful residuals."""
+    from geoml.spectral._eigsh import _FILTER_PRELIM
+
+    rng = np.random.default_rng(5)
+    n, nnz = 4500, 36000
+    A = sp.csr_matrix((rng.random(nnz) - 0.3, (rng.integers(0, n, nnz), rng.integers(0, n, nnz))))
+    A = sp.csr_matrix(A + A.T)
+    for max_iter in (_FILTER_PRELIM - 1, _FILTER_PRELIM, _FILTER_PRELIM + 1):
+        for check in (True, False):
+            with pytest.warns(RuntimeWarning, match="did not converge"):
+                r = geoml.eigsh(A, 10, which=which, max_iter=max_iter, random_state=0, check=check)
+            assert not r.converged
+            V, w = r.eigenvectors, r.eigenvalues
+            assert V.shape == (n, 10)
+            np.testing.assert_allclose(V.T @ V, np.eye(10), atol=1e-10)
+            res = np.linalg.norm(A @ V - V * w, axis=0)
+            np.testing.assert_allclose(r.residual_norms, res, rtol=1e-6, atol=1e-12)
+            assert res.max() > 1e-10 * r.anorm  # really unconverged: the flag is needed

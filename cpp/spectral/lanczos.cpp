@@ -1241,13 +1241,17 @@ struct LanczosSolver {
         break;
       }
       const int64_t needed = kint - nl;
-      if (prelim && iter + 1 >= opt.cheb_prelim) {
+      // the explicit restarts (the filter's placement, a recut) keep one vector of the
+      // active part: never on the last cycle, whose kept Ritz vectors finish() returns
+      // (max_iter = cheb_prelim raised "fewer Ritz vectors than requested")
+      const bool last = iter + 1 >= opt.max_iter;
+      if (prelim && iter + 1 >= opt.cheb_prelim && !last) {
         prelim_restart(needed);
         continue;
       }
       const int64_t q = restart(needed);
       lock(needed, q);
-      recut(needed, q);
+      if (!last) recut(needed, q);
       check_done();
     }
     return finish();

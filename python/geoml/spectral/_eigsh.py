@@ -589,6 +589,10 @@ def eigsh(
       1e-2..1e-4).
       Eigenvalues within ``delta`` of the k-th are interchangeable with it: the returned
       eigenvalues differ from the true k most wanted by at most ``delta`` each.
+      An eigenvalue repeated across the k-th position (``lambda_k = lambda_k+1``) is
+      returned as many times as fit in ``k`` (an orthonormal basis of part of its
+      eigenspace), as in SciPy, and nothing flags the cut: ask for more pairs to see the
+      whole multiplicity.
 
     **Filtered path (sparse matrices from 4,000 rows).** Lanczos then runs on a Chebyshev
     filter ``p(A)`` of degree 8 (after 8 unfiltered restart cycles that place the damped
@@ -658,7 +662,10 @@ def eigsh(
         below ``10 * eps`` of the dtype are raised to it.
     max_iter : int, optional
         Restart cycles at most (default 1000). When they run out the best pairs found are
-        returned with ``converged=False`` and a ``RuntimeWarning``.
+        returned with ``converged=False`` and a ``RuntimeWarning``. On the Laplacian route
+        (see ``which``) it bounds the Lanczos cycles only: multigrid LOBPCG (combinatorial
+        Laplacians, and normalised ones from 10,000 nodes) stops after its own 200
+        iterations (then Lanczos takes over), and ``n_iter`` counts its iterations.
     ncv : int, optional
         Lanczos basis size, ``k + 2 <= ncv <= n`` (default ``max(2 k + 1, 32)``; on the
         filtered path for sparse input from 4,000 rows ``max(k + max(k // 2, 14), 24)``).

@@ -228,6 +228,8 @@ def laplacian_eigsh(
         there they are ``D^-1/2 u`` for the orthonormal eigenvectors ``u`` of the symmetric
         Laplacian, i.e. ``D``-orthonormal (``V.T @ D @ V = I``; ``u = e_i`` for an isolated
         node ``i``). ``anorm`` is the scale ``tol`` is relative to (1 or ``max(d)``).
+        float64 whatever the dtype of ``W`` (:func:`geoml.eigsh`'s Laplacian route returns
+        float32 for float32 input).
 
     Examples
     --------
