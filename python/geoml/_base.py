@@ -124,19 +124,13 @@ def _check_feature_names(est, X, *, reset: bool, stacklevel: int = 2) -> None:
     cls = type(est).__name__
     if fitted is None and names is None:
         return
-    if names is not None and fitted is None:
-        warnings.warn(
-            f"X has feature names, but {cls} was fitted without feature names",
-            UserWarning,
-            stacklevel=stacklevel,
+    if (names is None) != (fitted is None):  # only one of fit and X had names
+        msg = (
+            f"X has feature names, but {cls} was fitted without feature names"
+            if fitted is None
+            else f"X does not have valid feature names, but {cls} was fitted with feature names"
         )
-        return
-    if names is None and fitted is not None:
-        warnings.warn(
-            f"X does not have valid feature names, but {cls} was fitted with feature names",
-            UserWarning,
-            stacklevel=stacklevel,
-        )
+        warnings.warn(msg, UserWarning, stacklevel=stacklevel)
         return
     if len(fitted) != len(names) or np.any(fitted != names):
         message = "The feature names should match those that were passed during fit.\n"

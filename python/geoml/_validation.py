@@ -296,6 +296,30 @@ def can_hold_blas() -> bool:
     return importlib.util.find_spec("threadpoolctl") is not None
 
 
+def in_row_blocks(fn, n: int, block: int, nt: int, pool=None) -> None:
+    """``fn(s, e)`` for the fixed row blocks ``[s, e)`` of ``n`` rows (``block`` each), on
+    ``nt`` threads (0 or less: geoml's default count) by a pool when there are several blocks,
+    or on ``pool`` (a ``concurrent.futures`` executor) when given. With BLAS held to one
+    thread (:func:`single_threaded_blas`) each block's GEMM is single-threaded, and the blocks
+    do not depend on ``nt``: the same bits for any thread count (no idle OpenBLAS pool spins
+    beside geoml's OpenMP kernels either)."""
+    starts = range(0, n, block)
+    if pool is not None and len(starts) > 1:
+        list(pool.map(lambda st: fn(st, min(n, st + block)), starts))
+        return
+    from . import _core
+
+    workers = min(nt if nt > 0 else max(1, _core.max_threads()), len(starts))
+    if workers <= 1:
+        for st in starts:
+            fn(st, min(n, st + block))
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as ex:
+        list(ex.map(lambda st: fn(st, min(n, st + block)), starts))
+
+
 def blocked_matmul(A, X, nt: int, *, transpose: bool = False, out=None, pool=None):
     """``A @ X`` (``A.T @ X`` with ``transpose``) for a dense 2-D ``A`` as one GEMM per fixed
     block of ``BLOCK_ROWS`` rows of ``A`` (columns with ``transpose``: rows of the output),
@@ -309,26 +333,12 @@ def blocked_matmul(A, X, nt: int, *, transpose: bool = False, out=None, pool=Non
     ``pool``: a ``concurrent.futures`` executor to run the blocks on (callers that multiply
     many times keep one for the whole solve), else one of ``nt`` workers for this call.
     """
-    from . import _core
-
     n_out = A.shape[1] if transpose else A.shape[0]
     if out is None:
         out = np.empty((n_out, X.shape[1]), dtype=np.result_type(A, X))
 
-    def block(s):
-        e = min(n_out, s + BLOCK_ROWS)
+    def block(s, e):
         np.matmul(A[:, s:e].T if transpose else A[s:e], X, out=out[s:e])
 
-    starts = range(0, n_out, BLOCK_ROWS)
-    workers = min(nt if nt > 0 else max(1, _core.max_threads()), len(starts))
-    if pool is not None and len(starts) > 1:
-        list(pool.map(block, starts))
-    elif workers <= 1:
-        for st in starts:
-            block(st)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(workers) as ex:
-            list(ex.map(block, starts))
+    in_row_blocks(block, n_out, BLOCK_ROWS, nt, pool)
     return out

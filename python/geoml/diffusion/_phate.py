@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import time
 import warnings
 
@@ -16,9 +15,11 @@ from .._lapack import eigvalsh_band, eigvalsh_two_stage
 from .._validation import (
     as_real,
     blas_for_dense,
+    can_hold_blas,
     check_int,
     check_n_jobs,
     check_random_state,
+    in_row_blocks,
     random_seed,
     reject_gpu,
     single_threaded_blas,
@@ -52,37 +53,17 @@ def _blas_threads(nt: int):
     return threadpool_limits(nt if nt > 0 else max(1, _core.max_threads()), user_api="blas")
 
 
-def _in_row_blocks(fn, n: int, block: int, nt: int) -> None:
-    """``fn(s, e)`` for the row blocks ``[s, e)`` of ``n`` rows, on ``nt`` threads (0: geoml's
-    default count) by a pool when there are several blocks. With landmarks PHATE holds BLAS
-    to one thread and runs its large GEMMs (k-means scores, potential distances, the power's
-    dense products) as fixed row blocks on such a pool: NumPy's argmin runs in parallel too,
-    no idle OpenBLAS pool spins beside geoml's OpenMP kernels (loaded 2-core Xeon, n = 20,000
-    roll, two threads: 6.5 -> 4.1 CPU s, 19.7 -> 10.9 s wall), and the blocks, each one
-    single-threaded GEMM, give the same bits for any ``nt``."""
-    starts = range(0, n, block)
-    workers = min(nt if nt > 0 else max(1, _core.max_threads()), len(starts))
-    if workers <= 1:
-        for st in starts:
-            fn(st, min(n, st + block))
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(workers) as ex:
-        list(ex.map(lambda st: fn(st, min(n, st + block)), starts))
-
-
 def _matmul_rows(X, Y, nt: int) -> np.ndarray:
     """``X @ Y`` as the two halves of X's rows, on up to two of ``nt`` threads
-    (:func:`_in_row_blocks`). A fixed split: smaller blocks repack ``Y`` for each (on the
-    landmarks' 2,000 x 2,000 float32 products, one thread: 256-row blocks 0.145 s, halves
-    0.116, one GEMM 0.115)."""
+    (:func:`geoml._validation.in_row_blocks`). A fixed split: smaller blocks repack ``Y`` for
+    each (on the landmarks' 2,000 x 2,000 float32 products, one thread: 256-row blocks
+    0.145 s, halves 0.116, one GEMM 0.115)."""
     out = np.empty((X.shape[0], Y.shape[1]), dtype=np.result_type(X, Y))
 
     def run(st, e):
         np.matmul(X[st:e], Y, out=out[st:e])
 
-    _in_row_blocks(run, X.shape[0], max(1, -(-X.shape[0] // 2)), nt)
+    in_row_blocks(run, X.shape[0], max(1, -(-X.shape[0] // 2)), nt)
     return out
 
 
@@ -103,7 +84,7 @@ def _gram_halves(X, nt: int) -> np.ndarray:
         else:
             out[:h, h:] = X[:h] @ X[h:].T
 
-    _in_row_blocks(run, 2, 1, nt)
+    in_row_blocks(run, 2, 1, nt)
     out[h:, :h] = out[:h, h:].T
     return out
 
@@ -312,7 +293,7 @@ def _landmark_singular_values(op: sp.csr_matrix, powers, t_max: int, nt: int) ->
     of two dense squarings that ``A^t`` may need (:meth:`_SymPowers.speculate`). On one
     thread the solve runs here."""
     ntb = nt if nt > 0 else max(1, _core.max_threads())
-    if ntb < 2 or importlib.util.find_spec("threadpoolctl") is None:
+    if ntb < 2 or not can_hold_blas():
         return _sparse_singular_values(op)  # (without threadpoolctl no worker beside it:
         # its BLAS threads could not be held)
     from concurrent.futures import ThreadPoolExecutor
@@ -414,7 +395,7 @@ def _skip_matmul(X: np.ndarray, Y: np.ndarray, nt: int, b: int = _SKIP_BLOCK):
     """``X Y`` of symmetric ``X`` and ``Y`` (powers in reverse Cuthill-McKee order) as tiles
     ``X[I, K] Y[J, K]^T`` (:func:`_skip_square`), or ``None`` when they would cost more than
     ``_SKIP_FRAC`` of a GEMM. The row blocks go to two halves on the pool
-    (:func:`_in_row_blocks`), each tile one GEMM: the same bits for any ``nt``."""
+    (:func:`geoml._validation.in_row_blocks`), each tile one GEMM: the same bits for any ``nt``."""
     plan = _skip_plan(X, Y, b)
     return None if plan is None else _RowsProduct(X, Y, plan, b).finish(nt)
 
@@ -534,7 +515,7 @@ class _RowsProduct:
             self._run(s, n)
         else:
             half = max(1, -(-(n - s) // 2))
-            _in_row_blocks(lambda a, e: self._run(s + a, s + e), n - s, half, nt)
+            in_row_blocks(lambda a, e: self._run(s + a, s + e), n - s, half, nt)
         self.done = n
         return self.Z
 
@@ -641,7 +622,7 @@ class _SymPowers:
             for a in range(s, e, 64):  # for two takes, 2,000 x 2,000 float32, one thread)
                 np.take(Y[inv[a : min(e, a + 64)]], inv, axis=1, out=out[a : min(e, a + 64)])
 
-        _in_row_blocks(run, inv.size, -(-inv.size // 2), self.pool_nt)
+        in_row_blocks(run, inv.size, -(-inv.size // 2), self.pool_nt)
         return out
 
     def speculate(self, stop, t_last: int) -> None:
@@ -773,8 +754,8 @@ def _potential(Pt: np.ndarray, gamma: float) -> np.ndarray:
 
 def _halves(fn, n: int, nt: int) -> None:
     """``fn(s, e)`` for the two halves of ``n`` rows, on up to two of ``nt`` threads
-    (:func:`_in_row_blocks`; NumPy's element-wise passes release the GIL)."""
-    _in_row_blocks(fn, n, max(1, -(-n // 2)), nt)
+    (:func:`geoml._validation.in_row_blocks`; NumPy's element-wise passes release the GIL)."""
+    in_row_blocks(fn, n, max(1, -(-n // 2)), nt)
 
 
 def _conjugate_potential(At: np.ndarray, rs: np.ndarray, gamma: float, nt: int = 1):
@@ -814,7 +795,7 @@ def _tgram(Y, Z=None, pool_nt: int = 1) -> np.ndarray:
         Zi = Yi if Z is None else (Z[:h] if i == 0 else Z[h:])
         parts[i] = Yi.T @ Zi
 
-    _in_row_blocks(run, 2, 1, pool_nt)
+    in_row_blocks(run, 2, 1, pool_nt)
     return parts[0] + parts[1]
 
 
@@ -929,11 +910,11 @@ def _spectral_features(
 def _nearest(F, C2, cn, block: int = 1024, nt: int = 1):
     """Nearest of the centres given by ``C2 = -2 C^T`` and ``cn = |c|^2`` for every row of F
     (float32 GEMM in row blocks of a cache-sized ``block x k`` score matrix
-    ``|c|^2 - 2 f.c``, on ``nt`` threads: :func:`_in_row_blocks`). Returns the index (the
-    first of tied scores) and the score. In float32 the shift by ``cn``, the argmin and the
-    minimum in one pass over each block (``_core.argmin_shifted``: the values of NumPy's
-    ``g += cn``, ``argmin`` and gather, which passed over it three times: 0.025 of 0.1 CPU s
-    per assignment of the n = 20,000 roll's 2,000 landmarks)."""
+    ``|c|^2 - 2 f.c``, on ``nt`` threads: :func:`geoml._validation.in_row_blocks`). Returns
+    the index (the first of tied scores) and the score. In float32 the shift by ``cn``, the
+    argmin and the minimum in one pass over each block (``_core.argmin_shifted``: the values of
+    NumPy's ``g += cn``, ``argmin`` and gather, which passed over it three times: 0.025 of 0.1
+    CPU s per assignment of the n = 20,000 roll's 2,000 landmarks)."""
     lab = np.empty(F.shape[0], dtype=np.int64)
     best = np.empty(F.shape[0], dtype=np.result_type(F, C2))
     fused = best.dtype == np.float32 and cn.dtype == np.float32
@@ -947,7 +928,7 @@ def _nearest(F, C2, cn, block: int = 1024, nt: int = 1):
         lab[s:e] = np.argmin(g, axis=1)
         best[s:e] = g[np.arange(e - s), lab[s:e]]
 
-    _in_row_blocks(run, F.shape[0], block, nt)
+    in_row_blocks(run, F.shape[0], block, nt)
     return lab, best
 
 
@@ -1058,7 +1039,7 @@ def _nearest_pruned(S, C, lab, block: int = 1024, nt: int = 1, wide: int = 64):
         out_lab[rows] = cand[jb]
         out_best[rows] = bb
 
-    _in_row_blocks(run, near.size, block, nt)
+    in_row_blocks(run, near.size, block, nt)
     if wide_rows.size:
         out_lab[wide_rows], out_best[wide_rows] = _nearest(S[wide_rows], C2, cn, block, nt)
     return out_lab, out_best
@@ -1139,7 +1120,7 @@ def _kmeans(F, k, rng, max_iter: int = 5, sample: int = 50, nt: int = 0, pool_nt
     the centres that can be its nearest (:func:`_nearest_pruned`: 0.07 -> 0.03-0.05 CPU s
     per step there, the same labels). ``F``: an array or :class:`_Features`; ``nt``:
     threads of the seeding, ``pool_nt``: of the assignments' row blocks
-    (:func:`_in_row_blocks`). Returns the labels."""
+    (:func:`geoml._validation.in_row_blocks`). Returns the labels."""
     n, dim = F.shape
     pick = None if n <= sample * k else np.sort(rng.choice(n, size=sample * k, replace=False))
     m = n if pick is None else pick.size
@@ -1511,9 +1492,9 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         P = sp.csr_matrix(sp.diags(1.0 / d) @ K)
         if self.n_landmark is not None:
             n_lm = check_int(self.n_landmark, "n_landmark", low=k + 1)
-        if importlib.util.find_spec("threadpoolctl") is not None:
+        if can_hold_blas():
             # BLAS on one thread from here, the large GEMMs in row blocks on nt threads
-            # (_in_row_blocks; without threadpoolctl BLAS cannot be held: its own threads):
+            # (in_row_blocks; without threadpoolctl BLAS cannot be held: its own threads):
             # the same bits for any thread count, with or without landmarks
             stack.enter_context(single_threaded_blas())
             pool_nt = nt
