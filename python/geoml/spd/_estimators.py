@@ -8,6 +8,7 @@ import numpy as np
 
 from .._base import BaseEstimator, FeaturesOutMixin, not_fitted_error
 from .._validation import as_float_array, check_n_jobs
+from . import _linalg
 from ._distance import check_metric, distance
 from ._mean import mean_logeuclid, mean_riemann, mean_wasserstein
 from ._tangent import tangent_space, untangent_space
@@ -125,6 +126,15 @@ def _check_weights(sample_weight, n):
     return w
 
 
+def _raise_for_bad_matrix(X3, n_jobs) -> None:
+    """On an error path only: the ``ValueError`` of the first matrix of ``X3`` that is not
+    SPD, named by its index in ``X`` (a class mean named it by its index within the class,
+    ``X[20]`` for ``X[40]``; the distances of ``predict`` as ``A[i]``); returns when every
+    matrix is SPD."""
+    _, status = _linalg.funm(X3, func="sqrt", n_jobs=_linalg.jobs(n_jobs))
+    _linalg.raise_status(status, "X")
+
+
 def _mean(X, metric, weights, n_jobs):
     if weights is not None and not weights.sum() > 0:
         raise ValueError("the sample weights of a class are all zero")
@@ -218,7 +228,15 @@ class MDM(FeaturesOutMixin, BaseEstimator):
         means = []
         for k in range(len(classes)):
             sel = inv == k
-            means.append(_mean(X3[sel], metric, None if w is None else w[sel], n_jobs))
+            try:
+                means.append(_mean(X3[sel], metric, None if w is None else w[sel], n_jobs))
+            except ValueError as err:
+                _raise_for_bad_matrix(X3, n_jobs)
+                if str(err).startswith("X["):  # an index within the class
+                    raise ValueError(
+                        f"the matrices of class {classes[k]!r} (X[y == {classes[k]!r}]): {err}"
+                    ) from err
+                raise
         self.classes_ = classes
         self.covmeans_ = np.stack(means)
         self.n_features_in_ = int(n_in)
@@ -249,9 +267,12 @@ class MDM(FeaturesOutMixin, BaseEstimator):
         check_n_jobs(self.n_jobs)
         n_jobs = self.n_jobs
         C = self.covmeans_.astype(X3.dtype)
-        return np.stack(
-            [distance(X3, C[k], metric, n_jobs=n_jobs) for k in range(len(C))], axis=1
-        ).astype(np.float64)
+        try:
+            d = [distance(X3, C[k], metric, n_jobs=n_jobs) for k in range(len(C))]
+        except ValueError:
+            _raise_for_bad_matrix(X3, n_jobs)  # "X[i]" (distance names it "A[i]")
+            raise
+        return np.stack(d, axis=1).astype(np.float64)
 
     @property
     def _n_features_out(self) -> int:

@@ -78,9 +78,10 @@ def _wsum(X, w, M, func, n_jobs, name="X", lower=False):
     return 0.5 * (S + S.T)
 
 
-def _finish(means, iters, conv, sets, dt, what):
-    n = means[0].shape[-1]
-    mean = _linalg.check_finite(np.stack(means), what).reshape(sets + (n, n)).astype(dt)
+def _finish(means, iters, conv, sets, dt, what, n):
+    # (np.zeros for an empty batch of sets, X of shape (0, m, n, n): np.stack([]) failed)
+    stacked = np.stack(means) if means else np.zeros((0, n, n))
+    mean = _linalg.check_finite(stacked, what).reshape(sets + (n, n)).astype(dt)
     if not all(conv):
         warnings.warn(
             f"{what}: convergence not reached for {conv.count(False)} of {len(conv)} set(s); "
@@ -91,7 +92,9 @@ def _finish(means, iters, conv, sets, dt, what):
     if sets == ():
         return MeanResult(mean, int(iters[0]), bool(conv[0]))
     return MeanResult(
-        mean, np.asarray(iters, dtype=np.int64).reshape(sets), np.asarray(conv).reshape(sets)
+        mean,
+        np.asarray(iters, dtype=np.int64).reshape(sets),
+        np.asarray(conv, dtype=bool).reshape(sets),
     )
 
 
@@ -113,6 +116,9 @@ def _check_init(init, n, dt):
     I3, b = _linalg.as_batch(init, "init")
     if b != () or I3.shape[-1] != n:
         raise ValueError(f"init must have shape ({n}, {n}); got {np.shape(init)}")
+    # its own checks (a NaN or indefinite init was reported as the iterate "mean")
+    _, status = _linalg.funm(I3, func="sqrt")
+    _linalg.raise_status(status, "init", ())
     return I3[0].astype(np.float64)
 
 
@@ -299,7 +305,7 @@ def mean_riemann(
         means.append(np.ldexp(M, e) if e else M)
         iters.append(it)
         conv.append(ok)
-    return _finish(means, iters, conv, sets, dt, "mean_riemann")
+    return _finish(means, iters, conv, sets, dt, "mean_riemann", n)
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -340,7 +346,8 @@ def mean_logeuclid(X, weights=None, *, n_jobs=None) -> np.ndarray:
     for Xs in X4:
         L = _wsum(Xs, w, None, "log", nj)
         out.append(_single(L, "exp", n_jobs=nj))
-    return np.stack(out).reshape(sets + (n, n)).astype(dt)
+    out = np.stack(out) if out else np.zeros((0, n, n))  # (an empty batch of sets)
+    return out.reshape(sets + (n, n)).astype(dt)
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -473,7 +480,7 @@ def mean_wasserstein(
         means.append(np.ldexp(C, e) if e else C)
         iters.append(it)
         conv.append(ok)
-    return _finish(means, iters, conv, sets, dt, "mean_wasserstein")
+    return _finish(means, iters, conv, sets, dt, "mean_wasserstein", n)
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -514,8 +521,8 @@ def mean(X, weights=None, *, metric: str = "riemann", n_jobs=None, **kwargs) -> 
         return mean_logeuclid(X, weights, n_jobs=n_jobs)
     X4, w, sets, dt = _sets(X, weights)
     nj = _linalg.jobs(n_jobs)
-    for Xs in X4:  # SPD check
-        _, status = _linalg.funm(Xs, func="sqrt", n_jobs=nj)
-        _linalg.raise_status(status, "X")
     n = X4.shape[-1]
+    # SPD check, the bad matrix named by its index in X ("X[1]" was the second of any set)
+    _, status = _linalg.funm(X4.reshape((-1, n, n)), func="sqrt", n_jobs=nj)
+    _linalg.raise_status(status, "X", sets + (X4.shape[1],))
     return np.einsum("i,sijk->sjk", w, X4).reshape(sets + (n, n)).astype(dt)

@@ -397,6 +397,8 @@ def transport(T, A, B, metric: str = "riemann", *, tol: float = 1e-10, n_jobs=No
             bb_ = np.einsum("ji,jk,ki->i", U, Bd, U)
             G = np.sqrt((bb_[:, None] + bb_[None, :]) / (a[:, None] + a[None, :]))
             out = _in_basis(T64, U, G)
+        elif len(T64) == 0:  # no vector to transport (the ODE's error norm needs one)
+            out = T64.copy()
         else:
             out = _bw_ode(T64, Ad, Bd, float(tol))
     out = 0.5 * (out + out.swapaxes(-1, -2))
