@@ -1616,3 +1616,26 @@ def test_mdm_names_the_bad_matrix_by_its_index_in_x(metric):
             method(bad)
     with pytest.raises(ValueError, match="the sample weights of a class are all zero"):
         spd.MDM(metric=metric).fit(X, y, sample_weight=(y == "a").astype(float))
+
+
+def test_estimators_warn_when_a_mean_does_not_converge():
+    """``MDM`` and ``TangentSpace`` silenced the ConvergenceWarning of their means (a class
+    of condition-1e12 matrices: the Karcher mean stops at ||J|| ~ 1e-6 after 50 iterations,
+    8e-7 from the converged mean), where pyRiemann warns; the means' warnings pointed at
+    NumPy's errstate wrapper instead of the caller."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rand_spd(rng, (10,), 8, cond=1e12), rand_spd(rng, (10,), 8)])
+    y = np.repeat([0, 1], 10)
+    with pytest.warns(spd.ConvergenceWarning, match="mean_riemann") as rec:
+        spd.mean_riemann(X[:10])
+    assert rec[0].filename == __file__
+    with pytest.warns(spd.ConvergenceWarning) as rec:
+        spd.mean_wasserstein(X[:10], max_iter=2)
+    assert rec[0].filename == __file__
+    with pytest.warns(spd.ConvergenceWarning, match="mean_riemann"):
+        spd.MDM().fit(X, y)
+    with pytest.warns(spd.ConvergenceWarning, match="mean_riemann"):
+        spd.TangentSpace().fit(X[:10])
+    with warnings.catch_warnings():  # well-conditioned classes: quiet
+        warnings.simplefilter("error")
+        spd.MDM().fit(X[10:], y[10:] + np.arange(10) % 2)

@@ -138,15 +138,13 @@ def _raise_for_bad_matrix(X3, n_jobs) -> None:
 def _mean(X, metric, weights, n_jobs):
     if weights is not None and not weights.sum() > 0:
         raise ValueError("the sample weights of a class are all zero")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        if metric == "riemann":
-            return mean_riemann(X, weights, n_jobs=n_jobs).mean
-        if metric == "wasserstein":
-            # its default tol, relative for matrices of small scale (an absolute 1e-10 left
-            # the means of covariances of 1e-20 0.1 % off: the first step was below it)
-            return mean_wasserstein(X, weights, n_jobs=n_jobs).mean
-        return mean_logeuclid(X, weights, n_jobs=n_jobs)
+    if metric == "riemann":
+        return mean_riemann(X, weights, n_jobs=n_jobs).mean
+    if metric == "wasserstein":
+        # its default tol, relative for matrices of small scale (an absolute 1e-10 left
+        # the means of covariances of 1e-20 0.1 % off: the first step was below it)
+        return mean_wasserstein(X, weights, n_jobs=n_jobs).mean
+    return mean_logeuclid(X, weights, n_jobs=n_jobs)
 
 
 class MDM(FeaturesOutMixin, BaseEstimator):
@@ -155,7 +153,8 @@ class MDM(FeaturesOutMixin, BaseEstimator):
     ``fit`` computes the mean of each class under ``metric`` (weighted by ``sample_weight``);
     ``predict`` assigns each matrix to the class of the nearest mean, ``transform`` returns the
     distances to the means and ``predict_proba`` the softmax of minus the squared distances,
-    as pyRiemann does.
+    as pyRiemann does. A class mean that stops short of its ``tol`` (ill-conditioned
+    matrices) is a :class:`geoml.spd.ConvergenceWarning`, as pyRiemann warns.
 
     2-D input ``(n_samples, n_features)`` is read as the diagonal SPD matrices
     ``diag(exp(x))``, on which the affine-invariant and log-Euclidean MDM are the Euclidean
@@ -329,7 +328,8 @@ class MDM(FeaturesOutMixin, BaseEstimator):
 class TangentSpace(FeaturesOutMixin, BaseEstimator):
     """Tangent-space vectorisation of SPD matrices (pyRiemann's ``TangentSpace``).
 
-    ``fit`` computes the mean of the training matrices (``reference_``) under ``metric``;
+    ``fit`` computes the mean of the training matrices (``reference_``) under ``metric`` (a
+    :class:`geoml.spd.ConvergenceWarning` when it stops short of its ``tol``);
     ``transform`` maps matrices to the tangent space at ``reference_`` and vectorises them
     (:func:`geoml.spd.tangent_space`: the upper triangle, off-diagonal entries times
     :math:`\\sqrt 2`), ready for any vector classifier. 2-D input is read as in :class:`MDM`.

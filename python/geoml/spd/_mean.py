@@ -87,7 +87,7 @@ def _finish(means, iters, conv, sets, dt, what, n):
             f"{what}: convergence not reached for {conv.count(False)} of {len(conv)} set(s); "
             "increase max_iter or tol",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,  # (_finish, the mean, np.errstate's wrapper, the caller)
         )
     if sets == ():
         return MeanResult(mean, int(iters[0]), bool(conv[0]))

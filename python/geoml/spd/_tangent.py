@@ -294,7 +294,7 @@ def _bw_ode(T, A, B, tol):
             f"transport(metric='wasserstein'): the geodesic ODE reached a change of {err:.1e} "
             f"(tol={tol:g}) at {steps} steps; the points may be nearly singular",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,  # (_bw_ode, transport, np.errstate's wrapper, the caller)
         )
     return cur
 
