@@ -1639,3 +1639,29 @@ def test_estimators_warn_when_a_mean_does_not_converge():
     with warnings.catch_warnings():  # well-conditioned classes: quiet
         warnings.simplefilter("error")
         spd.MDM().fit(X[10:], y[10:] + np.arange(10) % 2)
+
+
+@pytest.mark.parametrize("estimator", ["scm", "lwf", "oas"])
+def test_covariances_that_underflow_are_refused(estimator):
+    """The covariance of float64 data of 1e-200 (1e-400) or of float32 data of 1e-20 is not
+    representable: zero (or subnormal) matrices were returned, silently, where an overflow is
+    a ValueError. A channel that varies but whose variance is below the smallest normal
+    number now is one too; constant channels (variance 0) and ordinary scales are unchanged."""
+    X = np.random.default_rng(33).standard_normal((4, 5, 30))
+    for Xs in (X * 1e-200, X * 1e-160, (X * 1e-20).astype(np.float32)):
+        with pytest.raises(ValueError, match=r"^covariances underflows: .* of X\[0\]"):
+            spd.covariances(Xs, estimator)
+    mixed = X.copy()
+    mixed[2] *= 1e-200
+    with pytest.raises(ValueError, match=r"of X\[2\] is below the smallest normal float64"):
+        spd.covariances(mixed, estimator)
+    with pytest.raises(ValueError, match=r"of X\[1, 0\]"):
+        spd.covariances(mixed.reshape(2, 2, 5, 30), estimator)
+    with pytest.raises(ValueError, match="underflows"):
+        spd.augmented_covariances(X * 1e-200, order=2, estimator=estimator)
+    ref = spd.covariances(X, estimator)
+    assert np.allclose(spd.covariances(X * 1e-150, estimator) / 1e-300, ref, rtol=1e-13)
+    assert np.allclose(spd.covariances((X * 1e-15).astype(np.float32), estimator) / 1e-30, ref)
+    C = spd.covariances(np.concatenate([X[:, :2], np.zeros((4, 1, 30))], axis=1), estimator)
+    assert C.shape == (4, 3, 3) and np.isfinite(C).all()  # a constant channel: no error
+    assert np.array_equal(spd.covariances(np.ones((2, 3, 10)), estimator), np.zeros((2, 3, 3)))
