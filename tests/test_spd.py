@@ -1586,15 +1586,20 @@ def test_mean_init_is_checked_as_init(f):
         assert rel(f(X, init=init).mean, ref) < 1e-8
 
 
-def test_euclid_mean_names_the_matrix_in_a_batch_of_sets():
-    """``mean(metric="euclid")`` of a batch of sets named a bad matrix by its index within its
-    set ("X[1]" for X[1, 1]); now as the other means and the distances do."""
-    X = rand_spd(np.random.default_rng(31), (2, 3), 4)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("metric", ["riemann", "logeuclid", "wasserstein", "euclid"])
+def test_means_name_the_matrix_in_a_batch_of_sets(metric, dtype):
+    """The means of a batch of sets named a matrix that is not SPD by its index within its
+    set ("X[1]" for X[1, 1]; float32: by its flat index, "X[4]"), as NaN was already named
+    ("X[1, 1]"); now by its index in X."""
+    X = rand_spd(np.random.default_rng(31), (2, 3), 4, dtype=dtype)
     X[1, 1] = -np.eye(4)
     with pytest.raises(ValueError, match=r"^X\[1, 1\] is not positive definite"):
-        spd.mean(X, metric="euclid")
+        spd.mean(X, metric=metric)
+    with pytest.raises(ValueError, match=r"^X\[0, 1, 1\] is not positive definite"):
+        spd.mean(X[None], metric=metric)
     with pytest.raises(ValueError, match=r"^X\[1\] is not positive definite"):
-        spd.mean(X[1], metric="euclid")
+        spd.mean(X[1], metric=metric)
 
 
 @pytest.mark.parametrize("metric", ["riemann", "logeuclid", "wasserstein"])
