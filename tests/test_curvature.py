@@ -1164,3 +1164,27 @@ def test_compat_sinkhorn_converges_on_the_directed_test_graph():
     assert est.converged_.all()
     k31 = est.curvature_[[tuple(e) for e in est.edges_.tolist()].index((3, 1))]
     assert k31 == pytest.approx(ref[3, 1], abs=1e-12)
+
+
+def test_ricci_flow_refuses_negative_lengths_and_bad_surgery():
+    """``RicciFlow`` with ``step * kappa > 1`` on some edge made that length negative: the
+    kernel's Dijkstra failed with "RuntimeError: ollivier_ricci: target outside the distance
+    row" (karate, step 1.5), or, every length negative (K6, step 2), the flow returned
+    negative lengths with curvature 0 everywhere, silently; the compat class already refused
+    it. A surgery period of 0 was a ZeroDivisionError, -1 and 1.5 were accepted."""
+    for G, step in ((nx.karate_club_graph(), 1.5), (nx.complete_graph(6), 2.0)):
+        with pytest.raises(ValueError, match=r"edge lengths negative .*lower step"):
+            geoml.RicciFlow(n_iter=3, step=step).fit(G)
+    with pytest.raises(ValueError, match="negative or not finite"):
+        geoml.RicciFlow(n_iter=3, step=np.inf).fit(nx.karate_club_graph())
+    ok = geoml.RicciFlow(n_iter=3, step=1.5).fit(nx.complete_graph(6))  # kappa 0.6: fine
+    assert (ok.weights_ > 0).all()
+
+    def keep(edges, w, k):
+        return w
+
+    for every, err in ((0, ValueError), (-1, ValueError), (1.5, TypeError)):
+        with pytest.raises(err, match=r"surgery\[1\]"):
+            geoml.RicciFlow(n_iter=3, surgery=(keep, every)).fit(nx.karate_club_graph())
+    with pytest.raises(ValueError, match=r"\(callable, every\) pair"):
+        geoml.RicciFlow(n_iter=3, surgery=keep).fit(nx.karate_club_graph())

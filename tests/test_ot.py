@@ -1753,3 +1753,30 @@ def test_balanced_sinkhorn_is_equivariant_in_the_mass(rng, s):
     # (the batch's absolute tol is scaled by its smallest mass: not the same iterations)
     assert np.allclose(res.cost / [1.0, s], ref.cost, rtol=1e-8, atol=0)
     assert np.allclose(res.plans[1] / s, res.plans[0], rtol=1e-6, atol=1e-9)
+
+
+def test_emd_with_forbidden_pairs_and_costs_near_the_float64_limit():
+    """The re-solve on ``C`` scaled by a power of two (session 28: potentials overflowed for
+    costs near 1e307) was skipped when ``C`` also had +inf (forbidden) entries, so a feasible
+    problem with costs of 1e307 was reported "infeasible" (``emd`` and ``emd_batched``). A
+    truly infeasible one still is, without an overflow warning from the scaling back."""
+    rng = np.random.default_rng(29)
+    a, b = np.full(4, 0.25), np.full(5, 0.2)
+    U = rng.uniform(0, 1, (4, 5))
+    U[0, 0] = U[2, 3] = np.inf
+    ref = got.emd(a, b, U)
+    for s in (1e300, 1e307, 2.0**1020):
+        res = got.emd(a, b, U * s)
+        assert res.converged
+        assert np.isclose(res.cost, ref.cost * s, rtol=1e-14)
+        assert np.array_equal(res.plan, ref.plan)
+        assert np.allclose(res.f / s, ref.f, rtol=1e-12, atol=1e-12)
+        bat = got.emd_batched(np.stack([a, a]), np.stack([b, b]), np.stack([U * s, U]))
+        assert bat.converged.all() and bat.cost[1] == ref.cost
+        assert np.isclose(bat.cost[0], ref.cost * s, rtol=1e-14)
+    bad = np.full((2, 2), np.inf)
+    bad[:, 0] = 1e307  # column 1 is forbidden from every row
+    with pytest.raises(ValueError, match="infeasible"):
+        got.emd([0.5, 0.5], [0.5, 0.5], bad)
+    with pytest.raises(ValueError, match=r"infeasible"):
+        got.emd_batched(np.array([[0.5, 0.5]]), np.array([[0.5, 0.5]]), bad[None])

@@ -1530,3 +1530,143 @@ def test_bw_maps_and_estimators_at_small_and_large_scales():
         assert np.allclose(ts / s, ts0, rtol=1e-8, atol=1e-8 * np.abs(ts0).max())
         d = spd.MDM(metric="wasserstein").fit(X * s, y).transform(X * s)
         assert np.allclose(d / np.sqrt(s), d0, rtol=1e-8, atol=0)
+
+
+# ----------------------------------------------------------------------------- session 29 audit
+@pytest.mark.parametrize("n", [3, 70])
+def test_empty_batches_of_pairs_sets_and_vectors(n):
+    """Empty batches give empty results, as the matrix functions do: ``distance`` of an empty
+    paired batch ("riemann", "wasserstein") raised the kernel's "M must have shape (K, n, n)",
+    ``pairwise_distance`` with an empty set ("logeuclid", "euclid") "cannot reshape array of
+    size 0", the means of ``(0, m, n, n)`` an IndexError (``np.stack([])``), and the BW
+    transport of no vector between non-commuting points a reshape error."""
+    rng = np.random.default_rng(29)
+    X = rand_spd(rng, (4,), n)
+    E = X[:0]
+    for metric in ("riemann", "logeuclid", "wasserstein", "euclid"):
+        for p in (1.0, 0.5):
+            d = spd.distance(E, E, metric, p=p)
+            assert d.shape == (0,) and d.dtype == np.float64
+        assert spd.distance(E.reshape(0, 2, n, n), E.reshape(0, 2, n, n), metric).shape == (0, 2)
+        assert spd.distance(E.astype(np.float32), E.astype(np.float32), metric).dtype == np.float32
+        assert spd.pairwise_distance(E, X, metric).shape == (0, 4)
+        assert spd.pairwise_distance(X, E, metric).shape == (4, 0)
+        assert spd.pairwise_distance(E, None, metric).shape == (0, 0)
+    for f in (spd.mean_riemann, spd.mean_wasserstein):
+        res = f(np.zeros((0, 3, n, n)))
+        assert res.mean.shape == (0, n, n)
+        assert res.n_iter.shape == (0,) and res.n_iter.dtype == np.int64
+        assert res.converged.shape == (0,) and res.converged.dtype == bool
+        res = f(np.zeros((2, 0, 3, n, n), dtype=np.float32))
+        assert res.mean.shape == (2, 0, n, n) and res.mean.dtype == np.float32
+        assert res.converged.shape == (2, 0)
+    assert spd.mean_logeuclid(np.zeros((0, 3, n, n))).shape == (0, n, n)
+    for metric in ("riemann", "logeuclid", "wasserstein", "euclid"):
+        assert spd.mean(np.zeros((0, 3, n, n)), metric=metric).shape == (0, n, n)
+    A, B = X[0], X[1]
+    assert np.linalg.norm(A @ B - B @ A) > 1e-3  # the integrated (non-commuting) BW case
+    for metric in ("riemann", "logeuclid", "wasserstein", "euclid"):
+        assert spd.transport(np.zeros((0, n, n)), A, B, metric).shape == (0, n, n)
+        assert spd.transport(np.zeros((2, 0, n, n)), A, B, metric).shape == (2, 0, n, n)
+
+
+@pytest.mark.parametrize("f", [spd.mean_riemann, spd.mean_wasserstein])
+def test_mean_init_is_checked_as_init(f):
+    """An ``init`` that is not SPD, not finite or not symmetric is refused as ``init``: it was
+    reported as the iterate ("mean is not positive definite", "mean contains NaN")."""
+    X = rand_spd(np.random.default_rng(30), (5,), 4)
+    with pytest.raises(ValueError, match=r"^init is not positive definite"):
+        f(X, init=-np.eye(4))
+    with pytest.raises(ValueError, match=r"^init contains NaN or infinity"):
+        f(X, init=np.full((4, 4), np.nan))
+    with pytest.raises(ValueError, match=r"^init is not symmetric"):
+        f(X, init=np.triu(np.ones((4, 4))) + np.eye(4))
+    ref = f(X).mean
+    for init in (np.eye(4), np.eye(4, dtype=np.float32), X[0]):
+        assert rel(f(X, init=init).mean, ref) < 1e-8
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("metric", ["riemann", "logeuclid", "wasserstein", "euclid"])
+def test_means_name_the_matrix_in_a_batch_of_sets(metric, dtype):
+    """The means of a batch of sets named a matrix that is not SPD by its index within its
+    set ("X[1]" for X[1, 1]; float32: by its flat index, "X[4]"), as NaN was already named
+    ("X[1, 1]"); now by its index in X."""
+    X = rand_spd(np.random.default_rng(31), (2, 3), 4, dtype=dtype)
+    X[1, 1] = -np.eye(4)
+    with pytest.raises(ValueError, match=r"^X\[1, 1\] is not positive definite"):
+        spd.mean(X, metric=metric)
+    with pytest.raises(ValueError, match=r"^X\[0, 1, 1\] is not positive definite"):
+        spd.mean(X[None], metric=metric)
+    with pytest.raises(ValueError, match=r"^X\[1\] is not positive definite"):
+        spd.mean(X[1], metric=metric)
+
+
+@pytest.mark.parametrize("metric", ["riemann", "logeuclid", "wasserstein"])
+def test_mdm_names_the_bad_matrix_by_its_index_in_x(metric):
+    """``MDM.fit`` named a matrix that is not SPD by its index within its class (``X[3]`` for
+    ``X[7]`` of the second class) and ``predict`` / ``transform`` / ``predict_proba`` as
+    ``A[i]`` (the argument name of ``distance``); both now say ``X[7]``."""
+    rng = np.random.default_rng(32)
+    X = rand_spd(rng, (12,), 4)
+    y = np.array(["a", "b"] * 6)
+    bad = X.copy()
+    bad[7] = -np.eye(4)
+    msg = r"^X\[7\] is not positive definite"
+    with pytest.raises(ValueError, match=msg):
+        spd.MDM(metric=metric).fit(bad, y)
+    mdm = spd.MDM(metric=metric).fit(X, y)
+    for method in (mdm.predict, mdm.transform, mdm.predict_proba):
+        with pytest.raises(ValueError, match=msg):
+            method(bad)
+    with pytest.raises(ValueError, match="the sample weights of a class are all zero"):
+        spd.MDM(metric=metric).fit(X, y, sample_weight=(y == "a").astype(float))
+
+
+def test_estimators_warn_when_a_mean_does_not_converge():
+    """``MDM`` and ``TangentSpace`` silenced the ConvergenceWarning of their means (a class
+    of condition-1e12 matrices: the Karcher mean stops at ||J|| ~ 1e-6 after 50 iterations,
+    8e-7 from the converged mean), where pyRiemann warns; the means' warnings pointed at
+    NumPy's errstate wrapper instead of the caller."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rand_spd(rng, (10,), 8, cond=1e12), rand_spd(rng, (10,), 8)])
+    y = np.repeat([0, 1], 10)
+    with pytest.warns(spd.ConvergenceWarning, match="mean_riemann") as rec:
+        spd.mean_riemann(X[:10])
+    assert rec[0].filename == __file__
+    with pytest.warns(spd.ConvergenceWarning) as rec:
+        spd.mean_wasserstein(X[:10], max_iter=2)
+    assert rec[0].filename == __file__
+    with pytest.warns(spd.ConvergenceWarning, match="mean_riemann"):
+        spd.MDM().fit(X, y)
+    with pytest.warns(spd.ConvergenceWarning, match="mean_riemann"):
+        spd.TangentSpace().fit(X[:10])
+    with warnings.catch_warnings():  # well-conditioned classes: quiet
+        warnings.simplefilter("error")
+        spd.MDM().fit(X[10:], y[10:] + np.arange(10) % 2)
+
+
+@pytest.mark.parametrize("estimator", ["scm", "lwf", "oas"])
+def test_covariances_that_underflow_are_refused(estimator):
+    """The covariance of float64 data of 1e-200 (1e-400) or of float32 data of 1e-20 is not
+    representable: zero (or subnormal) matrices were returned, silently, where an overflow is
+    a ValueError. A channel that varies but whose variance is below the smallest normal
+    number now is one too; constant channels (variance 0) and ordinary scales are unchanged."""
+    X = np.random.default_rng(33).standard_normal((4, 5, 30))
+    for Xs in (X * 1e-200, X * 1e-160, (X * 1e-20).astype(np.float32)):
+        with pytest.raises(ValueError, match=r"^covariances underflows: .* of X\[0\]"):
+            spd.covariances(Xs, estimator)
+    mixed = X.copy()
+    mixed[2] *= 1e-200
+    with pytest.raises(ValueError, match=r"of X\[2\] is below the smallest normal float64"):
+        spd.covariances(mixed, estimator)
+    with pytest.raises(ValueError, match=r"of X\[1, 0\]"):
+        spd.covariances(mixed.reshape(2, 2, 5, 30), estimator)
+    with pytest.raises(ValueError, match="underflows"):
+        spd.augmented_covariances(X * 1e-200, order=2, estimator=estimator)
+    ref = spd.covariances(X, estimator)
+    assert np.allclose(spd.covariances(X * 1e-150, estimator) / 1e-300, ref, rtol=1e-13)
+    assert np.allclose(spd.covariances((X * 1e-15).astype(np.float32), estimator) / 1e-30, ref)
+    C = spd.covariances(np.concatenate([X[:, :2], np.zeros((4, 1, 30))], axis=1), estimator)
+    assert C.shape == (4, 3, 3) and np.isfinite(C).all()  # a constant channel: no error
+    assert np.array_equal(spd.covariances(np.ones((2, 3, 10)), estimator), np.zeros((2, 3, 3)))

@@ -802,6 +802,8 @@ class RicciFlow(_OrcParams):
     ----------
     n_iter : int, default 20
     step : float, default 1.0
+        Lengths must stay non-negative: ``step * kappa <= 1`` on every edge, a ``ValueError``
+        otherwise (lower ``step``).
     delta : float, default 1e-4
     surgery : (callable, int), optional
         ``(func, every)``: after iterations ``i % every == 0`` (``i > 0``),
@@ -876,8 +878,13 @@ class RicciFlow(_OrcParams):
         n_iter = check_int(self.n_iter, "n_iter", low=0)
         if not float(self.step) > 0:
             raise ValueError(f"step={self.step} must be > 0")
-        if self.surgery is not None and (len(self.surgery) != 2 or not callable(self.surgery[0])):
+        if self.surgery is not None and (
+            not isinstance(self.surgery, (tuple, list))
+            or len(self.surgery) != 2
+            or not callable(self.surgery[0])
+        ):
             raise ValueError("surgery must be a (callable, every) pair")
+        every = None if self.surgery is None else check_int(self.surgery[1], "surgery[1]", low=1)
         self._graph = g = _fit_graph(G, self.weight)
         m = len(g.edges)
         w = g.weights.copy()
@@ -888,6 +895,16 @@ class RicciFlow(_OrcParams):
         it = 0
         for it in range(1, n_iter + 1):
             w = w - float(self.step) * kappa * w
+            if not np.isfinite(w).all() or (w < 0).any():
+                # step * kappa > 1 on some edge: a negative length, on which the kernel's
+                # Dijkstra failed ("target outside the distance row") or, every length
+                # negative, returned curvature 0 everywhere, silently
+                raise ValueError(
+                    f"the Ricci flow made edge lengths negative or not finite at iteration {it} "
+                    "(w <- w - "
+                    f"step * kappa * w with step={self.step} and kappa up to "
+                    f"{float(kappa.max()):.3g}: step * kappa > 1); lower step"
+                )
             total = w.sum()
             if m and total > 0:
                 w *= m / total
@@ -903,7 +920,7 @@ class RicciFlow(_OrcParams):
             if spread < self.delta:
                 self.converged_ = True
                 break
-            if self.surgery is not None and it % int(self.surgery[1]) == 0:
+            if every is not None and it % every == 0:
                 w = np.asarray(self.surgery[0](g.edges, w, kappa), dtype=np.float64)
                 if w.shape != (m,) or not np.isfinite(w).all() or (w < 0).any():
                     raise ValueError("surgery must return m finite non-negative lengths")

@@ -278,12 +278,14 @@ def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDRes
     cost, status, n_piv, plan, f, g = _core.emd(
         a, b, C, max_iter=_max_iter(max_iter), sparse=bool(sparse)
     )
-    if status == 2 and not forbidden and (scale := _huge_cost_scale(C)) != 1.0:
+    if status == 2 and (scale := _huge_cost_scale(C)) != 1.0:
         # potentials overflowed (costs near float64's limit): solve C * 2^-e, scale back
+        # (also with forbidden pairs, +inf either way: such a problem was "infeasible")
         cost, status, n_piv, plan, f, g = _core.emd(
             a, b, C * scale, max_iter=_max_iter(max_iter), sparse=bool(sparse)
         )
-        cost, f, g = cost / scale, f / scale, g / scale
+        if status != 2:  # (still 2: infeasible, raised below)
+            cost, f, g = cost / scale, f / scale, g / scale
     if status == 2:  # residual mass on artificial arcs: only forbidden pairs cause it
         if forbidden:
             raise _infeasible("emd")
@@ -523,7 +525,7 @@ def _emd_batched_quiet(
     for k in np.flatnonzero(status == 2):  # costs near float64's limit: as in emd
         ak, bk, Ck = _batched_problem(fa, a_off, fb, b_off, fC, c_off, int(k))
         Ck = Ck[np.ix_(ak > 0, bk > 0)]  # only these costs are read (padding may be NaN)
-        if not np.isfinite(Ck).all() or (scale := _huge_cost_scale(Ck)) == 1.0:
+        if (scale := _huge_cost_scale(Ck)) == 1.0:  # (+inf, a forbidden pair, stays +inf)
             continue
         block = fC[c_off[k] : c_off[k] + ak.size * bk.size].reshape(ak.size, bk.size)
         with np.errstate(invalid="ignore"):  # NaN padding (dropped bins) stays NaN

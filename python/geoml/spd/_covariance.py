@@ -48,7 +48,10 @@ def covariances(X, estimator: str = "scm") -> np.ndarray:
     Raises
     ------
     ValueError
-        For an unknown estimator, NaN/inf or fewer than 2 samples.
+        For an unknown estimator, NaN/inf or fewer than 2 samples, and for a covariance that
+        does not fit the dtype: an entry beyond its largest value, or the variance of a
+        channel that is not constant below its smallest normal number (float64 data of
+        about 1e-155 or less, float32 of about 1e-19 or less).
 
     Examples
     --------
@@ -81,11 +84,26 @@ def covariances(X, estimator: str = "scm") -> np.ndarray:
         Xc[far] = np.ldexp(Xc[far], -e[far])
         S[far] = (Xc[far] @ Xc[far].swapaxes(-1, -2)) / T
     S = 0.5 * (S + S.swapaxes(-1, -2))
+    varies = S.diagonal(axis1=-2, axis2=-1) > 0  # (at unit scale for the scaled trials)
 
     def back(C):  # the scaled trials' covariances at the data's scale, in X's dtype
         if far.any():
             C[far] = np.ldexp(C[far], 2 * e[far])
-        return check_finite(C.astype(dt), "covariances")
+        out = check_finite(C.astype(dt), "covariances")
+        # a channel that varies but whose variance is not a normal number of the dtype (1e-200
+        # data: 1e-400 is 0 in float64; float32 from ~1e-19): zero or subnormal matrices were
+        # returned, silently (what the shrinkage adds to the diagonal is at that scale too)
+        var = out.diagonal(axis1=-2, axis2=-1)
+        small = (var < np.finfo(dt).tiny) & varies
+        if small.any():
+            i = tuple(int(k) for k in np.argwhere(small)[0][:-1])
+            where = f"X[{', '.join(map(str, i))}]" if i else "X"
+            raise ValueError(
+                f"covariances underflows: the variance of a channel of {where} is below the "
+                f"smallest normal {dt} ({np.finfo(dt).tiny:.3g}; input too small); rescale X "
+                "(the covariance of c X is c^2 times that of X)"
+            )
+        return out
 
     if estimator == "scm" or n == 1:
         return back(S)

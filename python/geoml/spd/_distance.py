@@ -279,7 +279,7 @@ def pairwise_distance(
     dt = X3.dtype if same else np.result_type(X3.dtype, Y3.dtype)
     X3 = _linalg.upcast(X3.astype(dt, copy=False), "X")
     Y3 = X3 if same else _linalg.upcast(Y3.astype(dt, copy=False), "Y")
-    nx_, ny_ = X3.shape[0], Y3.shape[0]
+    nx_, ny_, n = X3.shape[0], Y3.shape[0], X3.shape[-1]
     if p != 1.0 and metric != "logeuclid":
         X3 = _fun(X3, "power", p, nj, "X")
         Y3 = X3 if same else _fun(Y3, "power", p, nj, "Y")
@@ -319,8 +319,8 @@ def pairwise_distance(
             if not same:
                 _check_spd(Y3, "Y", None, nj)
             FX, FY = X3, Y3
-        FX = FX.reshape(nx_, -1).astype(np.float64)
-        FY = FY.reshape(ny_, -1).astype(np.float64)
+        FX = FX.reshape(nx_, n * n).astype(np.float64)  # (not -1: nx_ or ny_ may be 0)
+        FY = FY.reshape(ny_, n * n).astype(np.float64)
         d2 = np.empty((nx_, ny_))
         for i in range(nx_):
             d2[i] = np.sum((FY - FX[i]) ** 2, axis=1)

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._base import BaseEstimator, FeaturesOutMixin, not_fitted_error
 from .._validation import as_float_array, check_n_jobs
+from . import _linalg
 from ._distance import check_metric, distance
 from ._mean import mean_logeuclid, mean_riemann, mean_wasserstein
 from ._tangent import tangent_space, untangent_space
@@ -125,18 +126,25 @@ def _check_weights(sample_weight, n):
     return w
 
 
+def _raise_for_bad_matrix(X3, n_jobs) -> None:
+    """On an error path only: the ``ValueError`` of the first matrix of ``X3`` that is not
+    SPD, named by its index in ``X`` (a class mean named it by its index within the class,
+    ``X[20]`` for ``X[40]``; the distances of ``predict`` as ``A[i]``); returns when every
+    matrix is SPD."""
+    _, status = _linalg.funm(X3, func="sqrt", n_jobs=_linalg.jobs(n_jobs))
+    _linalg.raise_status(status, "X")
+
+
 def _mean(X, metric, weights, n_jobs):
     if weights is not None and not weights.sum() > 0:
         raise ValueError("the sample weights of a class are all zero")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        if metric == "riemann":
-            return mean_riemann(X, weights, n_jobs=n_jobs).mean
-        if metric == "wasserstein":
-            # its default tol, relative for matrices of small scale (an absolute 1e-10 left
-            # the means of covariances of 1e-20 0.1 % off: the first step was below it)
-            return mean_wasserstein(X, weights, n_jobs=n_jobs).mean
-        return mean_logeuclid(X, weights, n_jobs=n_jobs)
+    if metric == "riemann":
+        return mean_riemann(X, weights, n_jobs=n_jobs).mean
+    if metric == "wasserstein":
+        # its default tol, relative for matrices of small scale (an absolute 1e-10 left
+        # the means of covariances of 1e-20 0.1 % off: the first step was below it)
+        return mean_wasserstein(X, weights, n_jobs=n_jobs).mean
+    return mean_logeuclid(X, weights, n_jobs=n_jobs)
 
 
 class MDM(FeaturesOutMixin, BaseEstimator):
@@ -145,7 +153,8 @@ class MDM(FeaturesOutMixin, BaseEstimator):
     ``fit`` computes the mean of each class under ``metric`` (weighted by ``sample_weight``);
     ``predict`` assigns each matrix to the class of the nearest mean, ``transform`` returns the
     distances to the means and ``predict_proba`` the softmax of minus the squared distances,
-    as pyRiemann does.
+    as pyRiemann does. A class mean that stops short of its ``tol`` (ill-conditioned
+    matrices) is a :class:`geoml.spd.ConvergenceWarning`, as pyRiemann warns.
 
     2-D input ``(n_samples, n_features)`` is read as the diagonal SPD matrices
     ``diag(exp(x))``, on which the affine-invariant and log-Euclidean MDM are the Euclidean
@@ -218,7 +227,15 @@ class MDM(FeaturesOutMixin, BaseEstimator):
         means = []
         for k in range(len(classes)):
             sel = inv == k
-            means.append(_mean(X3[sel], metric, None if w is None else w[sel], n_jobs))
+            try:
+                means.append(_mean(X3[sel], metric, None if w is None else w[sel], n_jobs))
+            except ValueError as err:
+                _raise_for_bad_matrix(X3, n_jobs)
+                if str(err).startswith("X["):  # an index within the class
+                    raise ValueError(
+                        f"the matrices of class {classes[k]!r} (X[y == {classes[k]!r}]): {err}"
+                    ) from err
+                raise
         self.classes_ = classes
         self.covmeans_ = np.stack(means)
         self.n_features_in_ = int(n_in)
@@ -249,9 +266,12 @@ class MDM(FeaturesOutMixin, BaseEstimator):
         check_n_jobs(self.n_jobs)
         n_jobs = self.n_jobs
         C = self.covmeans_.astype(X3.dtype)
-        return np.stack(
-            [distance(X3, C[k], metric, n_jobs=n_jobs) for k in range(len(C))], axis=1
-        ).astype(np.float64)
+        try:
+            d = [distance(X3, C[k], metric, n_jobs=n_jobs) for k in range(len(C))]
+        except ValueError:
+            _raise_for_bad_matrix(X3, n_jobs)  # "X[i]" (distance names it "A[i]")
+            raise
+        return np.stack(d, axis=1).astype(np.float64)
 
     @property
     def _n_features_out(self) -> int:
@@ -308,7 +328,8 @@ class MDM(FeaturesOutMixin, BaseEstimator):
 class TangentSpace(FeaturesOutMixin, BaseEstimator):
     """Tangent-space vectorisation of SPD matrices (pyRiemann's ``TangentSpace``).
 
-    ``fit`` computes the mean of the training matrices (``reference_``) under ``metric``;
+    ``fit`` computes the mean of the training matrices (``reference_``) under ``metric`` (a
+    :class:`geoml.spd.ConvergenceWarning` when it stops short of its ``tol``);
     ``transform`` maps matrices to the tangent space at ``reference_`` and vectorises them
     (:func:`geoml.spd.tangent_space`: the upper triangle, off-diagonal entries times
     :math:`\\sqrt 2`), ready for any vector classifier. 2-D input is read as in :class:`MDM`.

@@ -193,6 +193,9 @@ def eigvalsh_pairs(
     n = A.shape[-1]
     sym_tol = SYM_TOL[A.dtype]
     Mk = np.ascontiguousarray(M, dtype=A.dtype).reshape((-1, n, n))
+    if Mk.shape[0] == 0:  # no pair (an empty paired batch): the kernel needs K >= 1
+        status = np.zeros(0, dtype=np.int8)
+        return (np.zeros(0), status) if log_sq else (np.zeros((0, n), dtype=A.dtype), status)
     if lower:
         Mk = np.ascontiguousarray(np.tril(Mk))
     if n <= SMALL_N:

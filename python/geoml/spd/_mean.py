@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from typing import NamedTuple
 
@@ -36,7 +37,7 @@ def _sets(X, weights):
     if m == 0:
         raise ValueError("X holds no matrices: at least one is needed for a mean")
     sets = batch[:-1]
-    X4 = _linalg.upcast(X3, "X").reshape((-1, m, n, n))
+    X4 = _linalg.upcast(X3, "X", batch).reshape((-1, m, n, n))  # (X[s, i] in its errors)
     if weights is None:
         w = np.full(m, 1.0 / m)
     else:
@@ -78,21 +79,35 @@ def _wsum(X, w, M, func, n_jobs, name="X", lower=False):
     return 0.5 * (S + S.T)
 
 
-def _finish(means, iters, conv, sets, dt, what):
-    n = means[0].shape[-1]
-    mean = _linalg.check_finite(np.stack(means), what).reshape(sets + (n, n)).astype(dt)
+def _finish(means, iters, conv, sets, dt, what, n):
+    # (np.zeros for an empty batch of sets, X of shape (0, m, n, n): np.stack([]) failed)
+    stacked = np.stack(means) if means else np.zeros((0, n, n))
+    mean = _linalg.check_finite(stacked, what).reshape(sets + (n, n)).astype(dt)
     if not all(conv):
         warnings.warn(
             f"{what}: convergence not reached for {conv.count(False)} of {len(conv)} set(s); "
             "increase max_iter or tol",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,  # (_finish, the mean, np.errstate's wrapper, the caller)
         )
     if sets == ():
         return MeanResult(mean, int(iters[0]), bool(conv[0]))
     return MeanResult(
-        mean, np.asarray(iters, dtype=np.int64).reshape(sets), np.asarray(conv).reshape(sets)
+        mean,
+        np.asarray(iters, dtype=np.int64).reshape(sets),
+        np.asarray(conv, dtype=bool).reshape(sets),
     )
+
+
+def _named_in_set(err: ValueError, s: int, sets: tuple) -> ValueError:
+    """``err`` of the set ``s`` of a batch of sets, a matrix named by its index in the set
+    (``X[i]``), with that matrix named by its index in ``X`` (``X[s, i]``); ``err`` itself
+    for one set or another message."""
+    found = re.match(r"X\[(\d+)\]", str(err))
+    if sets == () or found is None:
+        return err
+    where = tuple(int(k) for k in np.unravel_index(s, sets)) + (int(found.group(1)),)
+    return ValueError(f"X[{', '.join(map(str, where))}]" + str(err)[found.end() :])
 
 
 def _check_start(M, Xs, s: int, sets: tuple) -> None:
@@ -113,6 +128,9 @@ def _check_init(init, n, dt):
     I3, b = _linalg.as_batch(init, "init")
     if b != () or I3.shape[-1] != n:
         raise ValueError(f"init must have shape ({n}, {n}); got {np.shape(init)}")
+    # its own checks (a NaN or indefinite init was reported as the iterate "mean")
+    _, status = _linalg.funm(I3, func="sqrt")
+    _linalg.raise_status(status, "init", ())
     return I3[0].astype(np.float64)
 
 
@@ -290,16 +308,19 @@ def mean_riemann(
     step = _karcher_gradient if method == "gradient" else _karcher_anderson
     means, iters, conv = [], [], []
     for s, Xs in enumerate(X4):
-        M = np.einsum("i,ijk->jk", w, Xs) if init is None else init
-        _check_start(M, Xs, s, sets)
-        e = _range_exponent(M, Xs)  # a power of two: exact, the same iterates
-        if e:
-            Xs, M = np.ldexp(Xs, -e), np.ldexp(M, -e)
-        M, it, ok = step(Xs, w, M, tol, max_iter, nj)
-        means.append(np.ldexp(M, e) if e else M)
-        iters.append(it)
-        conv.append(ok)
-    return _finish(means, iters, conv, sets, dt, "mean_riemann")
+        try:
+            M = np.einsum("i,ijk->jk", w, Xs) if init is None else init
+            _check_start(M, Xs, s, sets)
+            e = _range_exponent(M, Xs)  # a power of two: exact, the same iterates
+            if e:
+                Xs, M = np.ldexp(Xs, -e), np.ldexp(M, -e)
+            M, it, ok = step(Xs, w, M, tol, max_iter, nj)
+            means.append(np.ldexp(M, e) if e else M)
+            iters.append(it)
+            conv.append(ok)
+        except ValueError as err:  # name the matrix by its index in X
+            raise _named_in_set(err, s, sets) from None
+    return _finish(means, iters, conv, sets, dt, "mean_riemann", n)
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -337,10 +358,14 @@ def mean_logeuclid(X, weights=None, *, n_jobs=None) -> np.ndarray:
     X4, w, sets, dt = _sets(X, weights)
     n = X4.shape[-1]
     out = []
-    for Xs in X4:
-        L = _wsum(Xs, w, None, "log", nj)
-        out.append(_single(L, "exp", n_jobs=nj))
-    return np.stack(out).reshape(sets + (n, n)).astype(dt)
+    for s, Xs in enumerate(X4):
+        try:
+            L = _wsum(Xs, w, None, "log", nj)
+            out.append(_single(L, "exp", n_jobs=nj))
+        except ValueError as err:  # name the matrix by its index in X
+            raise _named_in_set(err, s, sets) from None
+    out = np.stack(out) if out else np.zeros((0, n, n))  # (an empty batch of sets)
+    return out.reshape(sets + (n, n)).astype(dt)
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -424,56 +449,59 @@ def mean_wasserstein(
     init = _check_init(init, n, dt)
     means, iters, conv = [], [], []
     for s, Xs in enumerate(X4):
-        C = np.einsum("i,ijk->jk", w, Xs) if init is None else init
-        _check_start(C, Xs, s, sets)
-        # the barycenter is equivariant (mean(c X) = c mean(X)): a set beyond 2^+-500 is
-        # scaled by a power of two (exact), as the Karcher mean is (1e200 matrices overflowed,
-        # 1e-200 ones were refused as "not numerically whitened"), tol with it
-        e = _range_exponent(C, Xs)
-        tol_s = tol
-        if e:
-            Xs, C, tol_s = np.ldexp(Xs, -e), np.ldexp(C, -e), math.ldexp(tol, -e)
-        if relative:
-            # the default tol is at most 1e-10 ||C_0||_F: the absolute 1e-10 alone stopped
-            # covariances of scale 1e-10 (EEG in volts) after 2 steps, 0.3 % off the
-            # barycenter (1.5 % at 1e-12, after one step), with converged=True
-            tol_s = min(tol_s, 1e-10 * float(np.linalg.norm(C)))
-        floor = 10 * n * float(np.finfo(dt).eps) * np.linalg.norm(C)
-        ok, it = False, 0
-        for it in range(1, max_iter + 1):  # noqa: B007 (it: the count after the loop)
-            # with C = R^T R, R lower triangular (the Cholesky factor of C reversed), R =
-            # Q C^1/2 for an orthogonal Q = R C^-1/2, so T = sum w (R X R^T)^1/2 = Q S Q^T
-            # with S = sum w (C^1/2 X C^1/2)^1/2: POT's step is Q^T T Q, Alvarez-Esteban's
-            # C^-1/2 S^2 C^-1/2 = R^-1 T^2 R^-T (C^-1/2 Q^T = R^-1): the same iterates, with a
-            # triangular congruence
-            fac = _linalg.cholesky_pair(C[::-1, ::-1]) if n <= _linalg.SMALL_N else None
-            if fac is not None:
-                R = np.ascontiguousarray(fac[0][::-1, ::-1].T)
-                T = _wsum(Xs, w, R, "sqrt", nj, lower=True)
-                if ae:
-                    Ri = fac[1][::-1, ::-1].T
-                    Cnew = Ri @ (T @ T) @ Ri.T
+        try:
+            C = np.einsum("i,ijk->jk", w, Xs) if init is None else init
+            _check_start(C, Xs, s, sets)
+            # the barycenter is equivariant (mean(c X) = c mean(X)): a set beyond 2^+-500 is
+            # scaled by a power of two (exact), as the Karcher mean is (1e200 matrices overflowed,
+            # 1e-200 ones were refused as "not numerically whitened"), tol with it
+            e = _range_exponent(C, Xs)
+            tol_s = tol
+            if e:
+                Xs, C, tol_s = np.ldexp(Xs, -e), np.ldexp(C, -e), math.ldexp(tol, -e)
+            if relative:
+                # the default tol is at most 1e-10 ||C_0||_F: the absolute 1e-10 alone stopped
+                # covariances of scale 1e-10 (EEG in volts) after 2 steps, 0.3 % off the
+                # barycenter (1.5 % at 1e-12, after one step), with converged=True
+                tol_s = min(tol_s, 1e-10 * float(np.linalg.norm(C)))
+            floor = 10 * n * float(np.finfo(dt).eps) * np.linalg.norm(C)
+            ok, it = False, 0
+            for it in range(1, max_iter + 1):  # noqa: B007 (it: the count after the loop)
+                # with C = R^T R, R lower triangular (the Cholesky factor of C reversed), R =
+                # Q C^1/2 for an orthogonal Q = R C^-1/2, so T = sum w (R X R^T)^1/2 = Q S Q^T
+                # with S = sum w (C^1/2 X C^1/2)^1/2: POT's step is Q^T T Q, Alvarez-Esteban's
+                # C^-1/2 S^2 C^-1/2 = R^-1 T^2 R^-T (C^-1/2 Q^T = R^-1): the same iterates, with a
+                # triangular congruence
+                fac = _linalg.cholesky_pair(C[::-1, ::-1]) if n <= _linalg.SMALL_N else None
+                if fac is not None:
+                    R = np.ascontiguousarray(fac[0][::-1, ::-1].T)
+                    T = _wsum(Xs, w, R, "sqrt", nj, lower=True)
+                    if ae:
+                        Ri = fac[1][::-1, ::-1].T
+                        Cnew = Ri @ (T @ T) @ Ri.T
+                    else:
+                        Q = R @ _single(C, "invsqrt", n_jobs=nj)
+                        Cnew = Q.T @ T @ Q
                 else:
-                    Q = R @ _single(C, "invsqrt", n_jobs=nj)
-                    Cnew = Q.T @ T @ Q
-            else:
-                S = _wsum(Xs, w, _single(C, "sqrt", n_jobs=nj), "sqrt", nj)
-                if ae:
-                    Cm12 = _single(C, "invsqrt", n_jobs=nj)
-                    Cnew = Cm12 @ (S @ S) @ Cm12
-                else:
-                    Cnew = S
-            Cnew = 0.5 * (Cnew + Cnew.T)
-            if np.linalg.norm(C - Cnew) <= max(tol_s, floor):
-                ok = True
-                if ae:
-                    C = Cnew
-                break
-            C = Cnew
-        means.append(np.ldexp(C, e) if e else C)
-        iters.append(it)
-        conv.append(ok)
-    return _finish(means, iters, conv, sets, dt, "mean_wasserstein")
+                    S = _wsum(Xs, w, _single(C, "sqrt", n_jobs=nj), "sqrt", nj)
+                    if ae:
+                        Cm12 = _single(C, "invsqrt", n_jobs=nj)
+                        Cnew = Cm12 @ (S @ S) @ Cm12
+                    else:
+                        Cnew = S
+                Cnew = 0.5 * (Cnew + Cnew.T)
+                if np.linalg.norm(C - Cnew) <= max(tol_s, floor):
+                    ok = True
+                    if ae:
+                        C = Cnew
+                    break
+                C = Cnew
+            means.append(np.ldexp(C, e) if e else C)
+            iters.append(it)
+            conv.append(ok)
+        except ValueError as err:  # name the matrix by its index in X
+            raise _named_in_set(err, s, sets) from None
+    return _finish(means, iters, conv, sets, dt, "mean_wasserstein", n)
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -514,8 +542,8 @@ def mean(X, weights=None, *, metric: str = "riemann", n_jobs=None, **kwargs) -> 
         return mean_logeuclid(X, weights, n_jobs=n_jobs)
     X4, w, sets, dt = _sets(X, weights)
     nj = _linalg.jobs(n_jobs)
-    for Xs in X4:  # SPD check
-        _, status = _linalg.funm(Xs, func="sqrt", n_jobs=nj)
-        _linalg.raise_status(status, "X")
     n = X4.shape[-1]
+    # SPD check, the bad matrix named by its index in X ("X[1]" was the second of any set)
+    _, status = _linalg.funm(X4.reshape((-1, n, n)), func="sqrt", n_jobs=nj)
+    _linalg.raise_status(status, "X", sets + (X4.shape[1],))
     return np.einsum("i,sijk->sjk", w, X4).reshape(sets + (n, n)).astype(dt)

@@ -294,7 +294,7 @@ def _bw_ode(T, A, B, tol):
             f"transport(metric='wasserstein'): the geodesic ODE reached a change of {err:.1e} "
             f"(tol={tol:g}) at {steps} steps; the points may be nearly singular",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,  # (_bw_ode, transport, np.errstate's wrapper, the caller)
         )
     return cur
 
@@ -397,6 +397,8 @@ def transport(T, A, B, metric: str = "riemann", *, tol: float = 1e-10, n_jobs=No
             bb_ = np.einsum("ji,jk,ki->i", U, Bd, U)
             G = np.sqrt((bb_[:, None] + bb_[None, :]) / (a[:, None] + a[None, :]))
             out = _in_basis(T64, U, G)
+        elif len(T64) == 0:  # no vector to transport (the ODE's error norm needs one)
+            out = T64.copy()
         else:
             out = _bw_ode(T64, Ad, Bd, float(tol))
     out = 0.5 * (out + out.swapaxes(-1, -2))
