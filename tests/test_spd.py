@@ -1670,3 +1670,39 @@ def test_covariances_that_underflow_are_refused(estimator):
     C = spd.covariances(np.concatenate([X[:, :2], np.zeros((4, 1, 30))], axis=1), estimator)
     assert C.shape == (4, 3, 3) and np.isfinite(C).all()  # a constant channel: no error
     assert np.array_equal(spd.covariances(np.ones((2, 3, 10)), estimator), np.zeros((2, 3, 3)))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 8, 9, 22, 63, 64, 65])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_q_accumulation_block_boundaries(any_isa, n, dtype):
+    """tred2's Q accumulated 4 reflectors at a time (compact WY; JAMA's loop above n = 64):
+    sizes at and around the block boundaries (n - 1 reflectors: 0, 1, 2, 3 = a block - 1, a
+    block, a block + 1, ...) on every ISA, float64 and float32: eigenvectors orthonormal and
+    reconstructing the matrix, sqrtm and logm against SciPy per matrix, every matrix's result
+    the same alone, in a 37-matrix batch (two lane groups) and on one or two threads."""
+    rng = np.random.default_rng(n)
+    A = rand_spd(rng, (37,), n, cond=1e3)
+    A[3] = np.eye(n)  # every reflector h = 0 (the identity's columns are zero below)
+    A = A.astype(dtype)
+    Ad = A.astype(np.float64)
+    tol = 1e-10 if dtype == np.float64 else 2e-6
+    w, V = spd.eigh(A, n_jobs=2)
+    Vd = V.astype(np.float64)
+    assert np.abs(Vd.swapaxes(1, 2) @ Vd - np.eye(n)).max() <= (
+        50 * n * 2.2e-16 if dtype == np.float64 else tol
+    )
+    R = (Vd * w.astype(np.float64)[:, None, :]) @ Vd.swapaxes(1, 2)
+    assert np.abs(R - Ad).max() <= tol * np.abs(Ad).max()
+    S = spd.sqrtm(A, n_jobs=2)
+    Lg = spd.logm(A, n_jobs=2)
+    for b in range(0, len(A), 4):  # SciPy on 10 of them
+        Sr = np.real(sla.sqrtm(Ad[b]))
+        assert rel(S[b].astype(np.float64), Sr) <= tol
+        Lr = np.real(sla.logm(Ad[b]))
+        assert np.abs(Lg[b].astype(np.float64) - Lr).max() <= tol * max(np.abs(Lr).max(), 1.0)
+    assert np.array_equal(spd.sqrtm(A, n_jobs=1), S)
+    assert np.array_equal(spd.logm(A, n_jobs=1), Lg)
+    for b in (0, 3, 31, 32, 36):
+        assert np.array_equal(spd.sqrtm(A[b]), S[b])
+        wb, Vb = spd.eigh(A[b])
+        assert np.array_equal(wb, w[b]) and np.array_equal(Vb, V[b])
