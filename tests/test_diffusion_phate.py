@@ -103,6 +103,33 @@ def test_precomputed_kernel_is_used_as_given():
     np.testing.assert_array_equal(c.embedding_, a.embedding_)
 
 
+@pytest.mark.parametrize("n, n_landmark", [(150, None), (600, 100)])
+def test_precomputed_kernel_of_any_scale(n, n_landmark):
+    """PHATE's operators do not depend on the scale of a precomputed kernel: one of 2^-1030
+    (subnormal) failed inside LAPACK ("array must not contain infs or NaNs": 1 / d
+    overflowed); now every power-of-two scale gives the unit-scale fit bit for bit, and the
+    kernel is kept as given. Row sums that overflow float64 are refused."""
+    X, _ = swiss_roll(n, seed=4)
+    K = (alpha_decay_graph(X, 5) + sp.identity(n)).tocsr()
+    ref = geoml.PHATE(affinity="precomputed", n_landmark=n_landmark, random_state=0).fit(K)
+    for e in (-1030, -600, 600):
+        Ks = sp.csr_matrix((np.ldexp(K.data, e), K.indices, K.indptr), shape=K.shape)
+        # (2^-1030 K is subnormal: compare with the unit-scale kernel it holds)
+        Kb = sp.csr_matrix((np.ldexp(Ks.data, -e), K.indices, K.indptr), shape=K.shape)
+        base = (
+            ref
+            if e != -1030
+            else geoml.PHATE(affinity="precomputed", n_landmark=n_landmark, random_state=0).fit(Kb)
+        )
+        est = geoml.PHATE(affinity="precomputed", n_landmark=n_landmark, random_state=0)
+        est.fit(Ks)
+        assert est.t_ == base.t_
+        np.testing.assert_array_equal(est.embedding_, base.embedding_)
+        assert (est.affinity_matrix_ != Ks).nnz == 0
+    with pytest.raises(ValueError, match="row sums overflow"):
+        geoml.PHATE(affinity="precomputed").fit(K * 1e308)
+
+
 def test_von_neumann_entropy_and_knee():
     # the entropy of the normalised singular values of P^(t+1)
     rng = np.random.default_rng(0)

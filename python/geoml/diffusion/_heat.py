@@ -10,7 +10,7 @@ from scipy.special import ive
 
 from .. import _core
 from .._validation import as_float_array, check_n_jobs, check_tol, reject_gpu
-from ..spectral._laplacian import _KINDS, _affinity_csr, _degrees
+from ..spectral._laplacian import _KINDS, _affinity_csr, _degrees, _normalised_shift
 from ..spectral._laplacian import laplacian as _laplacian_matrix
 
 # Chebyshev orders above this are refused (t * lmax / 2 of ~10^7 and more): use a smaller t
@@ -41,13 +41,31 @@ def _check_times(t) -> tuple[np.ndarray, bool]:
     return times, scalar
 
 
-def _col_norms(A: np.ndarray) -> np.ndarray:
-    """2-norms of the columns of an (n, m) block, in float64 without an (n, m) temporary."""
+def _norm_shift(A: np.ndarray) -> int:
+    """The power of two ``s`` that brings the largest magnitude of ``A`` into
+    ``[2^-400, 2^400]`` (0 when it is there, or ``A`` is 0): the squares of ``2^s A`` then
+    neither underflow nor overflow float64 (:func:`_col_norms`). No (n, m) temporary."""
+    if not A.size:
+        return 0
+    amax = float(max(A.max(), -A.min()))
+    if amax == 0.0 or 2.0**-400 <= amax <= 2.0**400:
+        return 0
+    return -int(np.frexp(amax)[1])
+
+
+def _col_norms(A: np.ndarray, shift: int = 0) -> np.ndarray:
+    """2-norms of the columns of an (n, m) block scaled by ``2^shift`` (exact; see
+    :func:`_norm_shift`), in float64 without an (n, m) temporary (but for a float64 block
+    scaled by ``shift != 0``)."""
     if A.dtype == np.float64:
+        if shift:
+            A = np.ldexp(A, shift)
         return np.sqrt(np.einsum("ij,ij->j", A, A))
     s = np.zeros(A.shape[1])
     for i in range(0, A.shape[0], 65536):
         B = A[i : i + 65536].astype(np.float64)
+        if shift:
+            B = np.ldexp(B, shift, out=B)
         s += np.einsum("ij,ij->j", B, B)
     return np.sqrt(s)
 
@@ -85,9 +103,14 @@ def _symmetric_shifted(W) -> tuple[sp.csr_matrix, np.ndarray]:
     n = Wc.shape[0]
     d = _degrees(Wc)
     iso = d == 0
-    sc = np.sqrt(np.where(iso, 0.0, 1.0 / np.where(iso, 1.0, d)))
+    # degrees out of [2^-400, 2^400]: the same operator from W / 4^e (subnormal weights:
+    # 1 / d overflowed to inf, and the "degrees overflow" error followed), as geoml.laplacian
+    shift = _normalised_shift(d, "symmetric")
+    ds = np.ldexp(d, -shift) if shift else d
+    sc = np.sqrt(np.where(iso, 0.0, 1.0 / np.where(iso, 1.0, ds)))
     rows = np.repeat(np.arange(n), np.diff(Wc.indptr))
-    data = sc[rows] * Wc.data.astype(np.float64)
+    w = Wc.data.astype(np.float64)
+    data = sc[rows] * (np.ldexp(w, -shift) if shift else w)  # scaled first: exact
     data *= sc[Wc.indices]
     np.negative(data, out=data)
     S = sp.csr_matrix((data.astype(Wc.dtype), Wc.indices, Wc.indptr), shape=(n, n))
@@ -256,7 +279,11 @@ def heat_kernel(
     else:
         S = _spectral_map(L, lmax, dtype)
     a = times * (lmax / 2.0)
-    xnorm = _col_norms(X2)
+    # norms of X scaled by a power of two into float64's range (data of 1e-200 or 1e200:
+    # their squares underflowed or overflowed, the decay test below was skipped and a result
+    # at large t missed tol relative to its own norm); Y's by the same power: the ratio holds
+    shift = _norm_shift(X2)
+    xnorm = _col_norms(X2, shift)
     live = xnorm > 0
     # first: truncation <= tol / 2 * ||X||, enough while ||Y|| >= ||X|| / 2
     coef, K, _ = _chebyshev_coefficients(a, 0.5 * tol, factor)
@@ -265,7 +292,7 @@ def heat_kernel(
     args = (S.data, S.indices, S.indptr, X2)
     _core.heat_chebyshev(*args, coef, Y, buf0, buf1, k_begin=0, k_end=K, n_jobs=nt)
     if live.any():
-        ynorm = np.stack([_col_norms(Yj) for Yj in Y])  # (n_t, m)
+        ynorm = np.stack([_col_norms(Yj, shift) for Yj in Y])  # (n_t, m)
         ratio = float((ynorm[:, live] / xnorm[live]).min())
         if ratio < 0.5:
             # the result decayed (large t): continue the series to truncation

@@ -99,6 +99,20 @@ def _phate_kernel(X, knn, decay, *, method="exact", random_state=None, n_jobs=No
     return K
 
 
+def _kernel_shift(d: np.ndarray) -> int:
+    """The power of two ``e`` by which PHATE forms its operators from ``K / 2^e`` (they do
+    not depend on the scale of ``K``): 0 for degrees ``d`` within ``[2^-400, 2^400]``, else
+    about the exponent of the largest, even (a precomputed kernel of 1e-310 made ``1 / d``
+    overflow and the fit fail inside LAPACK: "array must not contain infs or NaNs").
+    ``ValueError`` when the degrees overflow float64."""
+    dmax = float(d.max(initial=0.0))
+    if not np.isfinite(dmax):
+        raise ValueError("the kernel's row sums overflow float64: rescale it")
+    if not dmax > 0 or 2.0**-400 <= dmax <= 2.0**400:
+        return 0
+    return 2 * (int(np.frexp(dmax)[1]) // 2)  # even: d^-1/2 scales exactly
+
+
 def _check_kernel(K, name: str = "X") -> sp.csr_matrix:
     """A precomputed affinity (kernel) used as given, diagonal included."""
     reject_gpu(K, name, "PHATE")
@@ -1475,7 +1489,8 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         )
         n = K.shape[0]
         pool_nt = 1  # threads of the large GEMMs' row blocks (BLAS held to one thread)
-        d = np.asarray(K.sum(axis=1)).ravel()
+        with np.errstate(over="ignore"):  # (refused by _kernel_shift below)
+            d = np.asarray(K.sum(axis=1)).ravel()
         if (d <= 0).any():
             raise ValueError(
                 f"{int((d <= 0).sum())} rows of the kernel are zero: every point needs an "
@@ -1489,6 +1504,11 @@ class PHATE(EmbeddingMixin, BaseEstimator):
                 RuntimeWarning,
                 stacklevel=2,
             )
+        K_in = K
+        e = _kernel_shift(d)
+        if e:  # the same operator from K / 2^e (a precomputed kernel of 1e-310: 1 / d was inf)
+            K = sp.csr_matrix((np.ldexp(K.data, -e), K.indices, K.indptr), shape=K.shape)
+            d = np.ldexp(d, -e)
         P = sp.csr_matrix(sp.diags(1.0 / d) @ K)
         if self.n_landmark is not None:
             n_lm = check_int(self.n_landmark, "n_landmark", low=k + 1)
@@ -1578,7 +1598,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         Y = Y_m if transitions is None else np.asarray(transitions @ Y_m)
         self._say("done")
         self.embedding_ = np.ascontiguousarray(Y, dtype=np.float64)
-        self.affinity_matrix_ = K
+        self.affinity_matrix_ = K_in
         self.diff_op_ = P if transitions is None else op.toarray()
         self.t_ = int(t)
         self.entropy_ = entropy
