@@ -1160,6 +1160,24 @@ def test_transformer_truncated_count_for_new_data(rng, mode):
     np.testing.assert_array_equal(F.indices.reshape(9, 9)[:, 0], np.arange(9))
 
 
+@pytest.mark.parametrize("mode", ["distance", "connectivity"])
+def test_transformer_output_dtype_does_not_depend_on_the_values(rng, mode):
+    """transform's dtype follows the dtypes (the wider of the fitted data's and X's, as for
+    any new data), not whether X equals the fitted data: after a float32 fit, the fitted
+    values given as float64 came back float32 while other float64 data came back float64."""
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    est = geoml.KNNTransformer(4, mode=mode).fit(X)
+    own32, own64 = est.transform(X), est.transform(X.astype(np.float64))
+    new64 = est.transform(rng.normal(size=(6, 3)))
+    new32 = est.transform(rng.normal(size=(6, 3)).astype(np.float32))
+    assert own64.dtype == new64.dtype == np.float64
+    assert own32.dtype == new32.dtype == (np.float32 if mode == "distance" else np.float64)
+    np.testing.assert_array_equal(own64.indices, own32.indices)
+    np.testing.assert_array_equal(own64.data, own32.data.astype(np.float64))
+    est64 = geoml.KNNTransformer(4, mode=mode).fit(X.astype(np.float64))
+    assert est64.transform(X).dtype == np.float64
+
+
 def test_scanpy_neighbors_with_duplicate_cells(rng):
     """scanpy reads the first entry of each row as the cell itself (its lists keep the first
     n_neighbors entries and drop the first as the cell): with six equal cells and
