@@ -1578,6 +1578,38 @@ def test_knn_tiny_data_scale(dtype, scale, metric):
         np.testing.assert_allclose(np.ldexp(G.data.astype(np.float64), -p * e), G0.data, rtol=1e-6)
 
 
+@pytest.mark.parametrize(("dtype", "e"), [(np.float64, 600), (np.float64, 1000), (np.float32, 80)])
+def test_knn_cosine_of_huge_data(dtype, e):
+    """Cosine distances do not depend on the scale of the data: data of 1e180 / 1e301
+    (float64) or 1e24 (float32) was refused ("squared distances would overflow"), which
+    scikit-learn's cosine takes; it is now searched scaled down by a power of two: the
+    unit-scale neighbours and distances, exactly, approximately and through
+    KNNTransformer, with and without Y. Other metrics still refuse it."""
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 5)).astype(dtype)
+    Y = rng.standard_normal((20, 5)).astype(dtype)
+    Xs, Ys = np.ldexp(X, e).astype(dtype), np.ldexp(Y, e).astype(dtype)
+    assert np.isfinite(Xs).all()
+    for a, b in (({}, {}), ({"Y": Y}, {"Y": Ys})):
+        ref = geoml.knn(X, 5, metric="cosine", **a)
+        got = geoml.knn(Xs, 5, metric="cosine", **b)
+        np.testing.assert_array_equal(got.indices, ref.indices)
+        np.testing.assert_allclose(got.distances, ref.distances, rtol=1e-5, atol=1e-6)
+    sk = NearestNeighbors(n_neighbors=5, metric="cosine").fit(X.astype(np.float64))
+    np.testing.assert_allclose(got.distances, sk.kneighbors(Y)[0], rtol=1e-5, atol=1e-6)
+    ref = geoml.knn(X, 5, metric="cosine", method="nndescent", random_state=0)
+    got = geoml.knn(Xs, 5, metric="cosine", method="nndescent", random_state=0)
+    np.testing.assert_array_equal(got.indices, ref.indices)
+    G = geoml.KNNTransformer(n_neighbors=5, metric="cosine").fit_transform(Xs)
+    G0 = geoml.KNNTransformer(n_neighbors=5, metric="cosine").fit_transform(X)
+    np.testing.assert_array_equal(G.indices, G0.indices)
+    np.testing.assert_allclose(G.data, G0.data, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="would overflow"):
+        geoml.knn(Xs, 5)
+
+
 @pytest.mark.parametrize(
     ("dtype", "e"), [(np.float64, -532), (np.float64, -900), (np.float32, -75)]
 )

@@ -116,7 +116,7 @@ def _auto_is_exact(n: int, d: int) -> bool:
 def _knn_approx(X, k, metric, target, random_state, n_jobs, verbose) -> ApproxKNNResult:
     """NN-descent graph of validated host X (self query, a point not its own neighbour)."""
     metric, _, k = _knn_checks(X.shape[0], k, False, metric, True)
-    shift = _check_magnitude(X, None)
+    shift = _check_magnitude(X, None, metric)
     opts = _core.NNDescentOptions(
         target_recall=target, n_check=_N_CHECK, seed=random_seed(random_state)
     )
@@ -240,28 +240,32 @@ def _knn_checks(n: int, k, has_y: bool, metric: str, exclude_self):
     return metric, bool(exclude_self), k
 
 
-def _check_magnitude(X, Y) -> int:
+def _check_magnitude(X, Y, metric=None) -> int:
     """Scores are ||x||^2 + ||y||^2 - 2 x.y (or x.y): each must stay finite in X's dtype.
 
     Returns the power of two ``s`` to scale X and Y by (:func:`_scaled`) so that those scores
     do not underflow: 0 for ordinary data, ``-frexp(max |entry|)[1]`` when every entry is
     below ``sqrt(tiny / eps)`` of the dtype (``3e-16`` in float32, ``1.5e-146`` in float64),
     where the squares lose their digits in the subnormal range (float32 data at 1e-22 gave
-    3/4 of the neighbours wrong, silently). NumPy or CuPy arrays (one read-back each)."""
+    3/4 of the neighbours wrong, silently). Entries so large that the scores overflow raise
+    ``ValueError``, except under ``metric="cosine"``, which does not depend on the scale:
+    such data is searched scaled down by a power of two (scikit-learn's cosine takes data
+    of 1e200). NumPy or CuPy arrays (one read-back each)."""
     info = np.finfo(X.dtype)
     bound = float(np.sqrt(info.max / (4 * max(X.shape[1], 1))))
+    cosine = metric is not None and (metric == _core.Metric.cosine or metric == "cosine")
     amax = 0.0
     for A, name in ((X, "X"), (Y, "Y")):
         # max(|A|) as max(max A, -min A): no temporary the size of the data
         if A is not None and A.size:
             a = float(_xp(A).maximum(A.max(), -A.min()))
-            if not a <= bound:
+            if not a <= bound and not (cosine and np.isfinite(a)):
                 raise ValueError(
                     f"{name} has entries beyond {bound:.3g} in absolute value: squared "
                     f"distances would overflow {X.dtype}; rescale the data"
                 )
             amax = max(amax, a)
-    if 0.0 < amax < float(np.sqrt(info.tiny / info.eps)):
+    if 0.0 < amax < float(np.sqrt(info.tiny / info.eps)) or amax > bound:
         return -int(np.frexp(amax)[1])
     return 0
 
@@ -450,7 +454,7 @@ def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNRes
             X, Y = _same_features_and_dtype(X, Y)
         # the CPU path's guard: overflow refused, data whose squared distances underflow
         # searched scaled by a power of two, distances scaled back (exact)
-        shift = _check_magnitude(X, Y)
+        shift = _check_magnitude(X, Y, metric)
         idx, dist = knn_device(_scaled(X, shift), _scaled(Y, shift), k, metric, exclude_self)
         return KNNResult(idx, _unscaled_distances(dist, metric, shift))
     _check_metric(metric)
@@ -459,7 +463,7 @@ def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNRes
     if Y is not None:
         X, Y = _same_features_and_dtype(X, Y)
     metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
-    shift = _check_magnitude(X, Y)
+    shift = _check_magnitude(X, Y, metric)
     idx, dist = _core.knn(
         _scaled(X, shift),
         _scaled(Y, shift),
