@@ -25,8 +25,7 @@ from .._validation import (
 
 _METHODS = ("exact", "nndescent", "auto")
 # "auto" searches exactly below this many points (an exact search there takes under ~2 s on
-# 2 cores at d = 128), and above it whenever n < _AUTO_EXACT_FLOPS / (d_eff n): see
-# docs/design/neighbors.md.
+# 2 cores at d = 128), approximately from there on: see docs/design/neighbors.md.
 _AUTO_MIN_N = 20_000
 _N_CHECK = 500  # points whose neighbours are checked exactly by the approximate search
 
@@ -344,9 +343,11 @@ def knn(
     X : array-like of shape (n_samples, n_features)
         Data points. float32 and float64 are used as they are; float16 becomes float32;
         integer and boolean input becomes float64. NaN/inf raise ``ValueError``, and so do
-        entries so large that squared distances overflow; data so small that they would
-        underflow (every entry below ``3e-16`` in float32, ``1.5e-146`` in float64) is
-        searched on a copy scaled by a power of two, the distances scaled back.
+        entries so large that squared distances overflow (but under ``metric="cosine"``,
+        which does not depend on the scale: such data is searched scaled down by a power of
+        two); data so small that they would underflow (every entry below ``3e-16`` in
+        float32, ``1.5e-146`` in float64) is searched on a copy scaled by a power of two,
+        the distances scaled back.
     k : int
         Number of neighbours, ``1 <= k <= n_samples`` (``k <= n_samples - 1`` when a point is
         excluded from its own list).
