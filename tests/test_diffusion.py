@@ -180,6 +180,12 @@ def test_heat_kernel_is_equivariant_in_the_scale_of_x(scale):
         assert relerr(Y / scale, ref) <= 1e-8
         if scale == 2.0**-700:  # a power of two: the same steps, the same bits
             np.testing.assert_array_equal(Y, geoml.heat_kernel(W, X, t) * scale)
+        # one column at that scale beside unit ones: each column to tol of its own norm
+        Xm = X.copy()
+        Xm[:, 0] *= scale
+        Y = geoml.heat_kernel(W, Xm, [t, 1.0])[0]
+        Y[:, 0] /= scale
+        assert relerr(Y, ref) <= 1e-8
 
 
 @pytest.mark.parametrize("scale", [1e-320, 2.0**-1060, 1e300])

@@ -41,33 +41,39 @@ def _check_times(t) -> tuple[np.ndarray, bool]:
     return times, scalar
 
 
-def _norm_shift(A: np.ndarray) -> int:
-    """The power of two ``s`` that brings the largest magnitude of ``A`` into
-    ``[2^-400, 2^400]`` (0 when it is there, or ``A`` is 0): the squares of ``2^s A`` then
-    neither underflow nor overflow float64 (:func:`_col_norms`). No (n, m) temporary."""
+def _norm_shifts(A: np.ndarray) -> np.ndarray | None:
+    """Per column ``j`` the power of two ``s_j`` that brings its largest magnitude into
+    ``[2^-400, 2^400]`` (0 where it is there, or the column is 0): the squares of
+    ``2^s_j A[:, j]`` then neither underflow nor overflow float64 (:func:`_col_norms`).
+    None when every ``s_j`` is 0 (ordinary data). Two passes over A, no (n, m) temporary."""
     if not A.size:
-        return 0
-    amax = float(max(A.max(), -A.min()))
-    if amax == 0.0 or 2.0**-400 <= amax <= 2.0**400:
-        return 0
-    return -int(np.frexp(amax)[1])
+        return None
+    cmax = np.maximum(A.max(axis=0), -A.min(axis=0)).astype(np.float64)
+    out = (cmax > 0) & ((cmax < 2.0**-400) | (cmax > 2.0**400))
+    if not out.any():
+        return None
+    shifts = np.zeros(A.shape[1], dtype=np.int64)
+    shifts[out] = -np.frexp(cmax[out])[1]
+    return shifts
 
 
-def _col_norms(A: np.ndarray, shift: int = 0) -> np.ndarray:
-    """2-norms of the columns of an (n, m) block scaled by ``2^shift`` (exact; see
-    :func:`_norm_shift`), in float64 without an (n, m) temporary (but for a float64 block
-    scaled by ``shift != 0``)."""
+def _col_norms(A: np.ndarray, shifts: np.ndarray | None = None) -> np.ndarray:
+    """2-norms of the columns of an (n, m) block, in float64 without an (n, m) temporary;
+    with ``shifts`` (:func:`_norm_shifts`) those of ``2^shifts[j] A[:, j]`` (exact): the
+    columns with ``shifts[j] != 0`` are copied scaled."""
     if A.dtype == np.float64:
-        if shift:
-            A = np.ldexp(A, shift)
-        return np.sqrt(np.einsum("ij,ij->j", A, A))
-    s = np.zeros(A.shape[1])
-    for i in range(0, A.shape[0], 65536):
-        B = A[i : i + 65536].astype(np.float64)
-        if shift:
-            B = np.ldexp(B, shift, out=B)
-        s += np.einsum("ij,ij->j", B, B)
-    return np.sqrt(s)
+        norms = np.sqrt(np.einsum("ij,ij->j", A, A))
+    else:
+        s = np.zeros(A.shape[1])
+        for i in range(0, A.shape[0], 65536):
+            B = A[i : i + 65536].astype(np.float64)
+            s += np.einsum("ij,ij->j", B, B)
+        norms = np.sqrt(s)
+    if shifts is not None:
+        cols = np.flatnonzero(shifts)
+        B = np.ldexp(A[:, cols].astype(np.float64), shifts[cols])
+        norms[cols] = np.sqrt(np.einsum("ij,ij->j", B, B))
+    return norms
 
 
 def _chebyshev_coefficients(a: np.ndarray, target: float, factor: float):
@@ -279,11 +285,11 @@ def heat_kernel(
     else:
         S = _spectral_map(L, lmax, dtype)
     a = times * (lmax / 2.0)
-    # norms of X scaled by a power of two into float64's range (data of 1e-200 or 1e200:
-    # their squares underflowed or overflowed, the decay test below was skipped and a result
-    # at large t missed tol relative to its own norm); Y's by the same power: the ratio holds
-    shift = _norm_shift(X2)
-    xnorm = _col_norms(X2, shift)
+    # the norms of columns of 1e-200 or 1e200 taken scaled by a power of two (their squares
+    # underflowed or overflowed: the decay test below skipped them, and at large t such a
+    # column missed tol relative to its own norm); Y's columns by the same powers
+    shifts = _norm_shifts(X2)
+    xnorm = _col_norms(X2, shifts)
     live = xnorm > 0
     # first: truncation <= tol / 2 * ||X||, enough while ||Y|| >= ||X|| / 2
     coef, K, _ = _chebyshev_coefficients(a, 0.5 * tol, factor)
@@ -292,7 +298,7 @@ def heat_kernel(
     args = (S.data, S.indices, S.indptr, X2)
     _core.heat_chebyshev(*args, coef, Y, buf0, buf1, k_begin=0, k_end=K, n_jobs=nt)
     if live.any():
-        ynorm = np.stack([_col_norms(Yj, shift) for Yj in Y])  # (n_t, m)
+        ynorm = np.stack([_col_norms(Yj, shifts) for Yj in Y])  # (n_t, m)
         ratio = float((ynorm[:, live] / xnorm[live]).min())
         if ratio < 0.5:
             # the result decayed (large t): continue the series to truncation
