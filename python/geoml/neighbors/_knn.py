@@ -398,10 +398,12 @@ def knn(
     -------
     KNNResult or ApproxKNNResult
         ``indices`` (int64, shape (n_queries, k)) and ``distances`` (input float dtype, shape
-        (n_queries, k)), each row sorted by increasing distance, ties by index. With
-        ``method="nndescent"`` or ``"auto"``: an :class:`ApproxKNNResult`, which also carries
-        ``recall_`` (:class:`RecallEstimate`: estimate, 95 % interval, whether the target
-        was reached, the method that ran).
+        (n_queries, k)), each row sorted by increasing distance, ties by index. Which of
+        several points tied at the k-th distance are kept is up to the search (not always
+        those of lowest index, and a query ``Y`` may keep other ones than the self query),
+        the same for any ``n_jobs``. With ``method="nndescent"`` or ``"auto"``: an
+        :class:`ApproxKNNResult`, which also carries ``recall_`` (:class:`RecallEstimate`:
+        estimate, 95 % interval, whether the target was reached, the method that ran).
 
     Examples
     --------
