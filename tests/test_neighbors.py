@@ -1610,6 +1610,22 @@ def test_knn_cosine_of_huge_data(dtype, e):
         geoml.knn(Xs, 5)
 
 
+@pytest.mark.parametrize(("ex", "ey"), [(-700, 0), (0, -700), (-600, -300), (1000, -1000)])
+def test_knn_cosine_of_queries_at_another_scale(ex, ey):
+    """Under cosine X and Y may have any scales of their own: X of 1e-200 with Y of unit
+    scale (or the reverse) were searched at one scale, under which one side's squares
+    underflowed: every distance ~1 and the neighbours wrong, silently; X of 1e300 with Y of
+    1e-300 was refused. Now each array is searched at its own power-of-two scale."""
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(2)
+    X, Y = rng.standard_normal((200, 4)), rng.standard_normal((15, 4))
+    dist, idx = NearestNeighbors(n_neighbors=5, metric="cosine").fit(X).kneighbors(Y)
+    got = geoml.knn(np.ldexp(X, ex), 5, Y=np.ldexp(Y, ey), metric="cosine")
+    np.testing.assert_array_equal(got.indices, idx)
+    np.testing.assert_allclose(got.distances, dist, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     ("dtype", "e"), [(np.float64, -532), (np.float64, -900), (np.float32, -75)]
 )

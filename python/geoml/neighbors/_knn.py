@@ -269,6 +269,16 @@ def _check_magnitude(X, Y, metric=None) -> int:
     return 0
 
 
+def _shifts(X, Y, metric) -> tuple[int, int]:
+    """The powers of two X and Y are searched scaled by: :func:`_check_magnitude`'s one for
+    both, but under cosine (which depends on neither array's scale) each array's own: one
+    scale for X of 1e200 and Y of 1e-100 would send Y's squares below float64's range."""
+    if not (metric == _core.Metric.cosine or metric == "cosine") or Y is None:
+        s = _check_magnitude(X, Y, metric)
+        return s, s
+    return _check_magnitude(X, None, metric), _check_magnitude(Y, None, metric)
+
+
 def _scaled(A, shift: int):
     """``A * 2^shift`` (exact; NumPy or CuPy), A itself for shift 0 or None."""
     if A is None or shift == 0:
@@ -457,8 +467,8 @@ def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNRes
             X, Y = _same_features_and_dtype(X, Y)
         # the CPU path's guard: overflow refused, data whose squared distances underflow
         # searched scaled by a power of two, distances scaled back (exact)
-        shift = _check_magnitude(X, Y, metric)
-        idx, dist = knn_device(_scaled(X, shift), _scaled(Y, shift), k, metric, exclude_self)
+        shift, y_shift = _shifts(X, Y, metric)
+        idx, dist = knn_device(_scaled(X, shift), _scaled(Y, y_shift), k, metric, exclude_self)
         return KNNResult(idx, _unscaled_distances(dist, metric, shift))
     _check_metric(metric)
     if exclude_self and Y is not None:
@@ -466,10 +476,10 @@ def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNRes
     if Y is not None:
         X, Y = _same_features_and_dtype(X, Y)
     metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
-    shift = _check_magnitude(X, Y, metric)
+    shift, y_shift = _shifts(X, Y, metric)
     idx, dist = _core.knn(
         _scaled(X, shift),
-        _scaled(Y, shift),
+        _scaled(Y, y_shift),
         k=k,
         metric=metric,
         exclude_self=exclude_self,
