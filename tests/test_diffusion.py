@@ -875,3 +875,36 @@ def test_mds_landmark_index_errors_say_what_is_wrong():
     ):
         geoml.MDS(landmarks=[0, 1]).fit(X)
     assert geoml.MDS(landmarks=[5, 0, 1, 2]).fit(X).embedding_.shape == (40, 2)
+
+
+def test_diffusion_warnings_point_at_the_caller():
+    """Every warning of PHATE, HeatGeo, MDS and heat_geodesic_distances names the caller's
+    line, through fit and fit_transform (the components warnings, SMACOF's non-convergence
+    and the truncations named geoml's own files: Python's default filter then showed them
+    once per session, whatever the data of later fits)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    Xd = np.vstack([X[:20], X[20:] + 100])  # two components
+    calls = [
+        lambda: geoml.PHATE(knn=3, random_state=0).fit(Xd),
+        lambda: geoml.PHATE(knn=50, random_state=0).fit_transform(X),
+        lambda: geoml.PHATE(max_iter=1, random_state=0).fit(X),
+        lambda: geoml.PHATE(gamma=0.995, random_state=0).fit_transform(X),
+        lambda: geoml.MDS(landmarks=50, random_state=0).fit(X),
+        lambda: geoml.MDS(max_iter=1, init="random", random_state=0).fit(X),
+        lambda: geoml.MDS(max_iter=1, init="random", random_state=0).fit_transform(X),
+        lambda: geoml.HeatGeo(max_iter=1, random_state=0).fit(X),
+        lambda: geoml.HeatGeo(max_iter=1, n_landmarks=10, random_state=0).fit_transform(X),
+        lambda: geoml.HeatGeo(n_neighbors=3, random_state=0).fit(Xd),
+        lambda: geoml.HeatGeo(n_neighbors=3, n_landmarks=10, random_state=0).fit(Xd),
+        lambda: geoml.HeatGeo(n_neighbors=50, random_state=0).fit_transform(X),
+        lambda: geoml.DiffusionMap(n_neighbors=3, random_state=0).fit_transform(Xd),
+        lambda: geoml.diffusion.heat_geodesic_distances(geoml.knn_graph(Xd, 3)),
+    ]
+    for call in calls:
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            call()
+        assert rec and all(w.filename == __file__ for w in rec), [
+            (w.filename, str(w.message)[:60]) for w in rec
+        ]

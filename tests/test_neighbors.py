@@ -1685,3 +1685,21 @@ def test_gpu_dispatch_scales_tiny_data(monkeypatch, dtype, scale, metric):
     big = np.full((10, 5), np.finfo(dtype).max / 4, dtype=dtype)
     with pytest.raises(ValueError, match="overflow"):
         knn_mod._knn_checked(big, 3, None, metric, None, None)
+
+
+@pytest.mark.parametrize("entry", ["knn", "knn_graph", "KNNGraph", "KNNTransformer"])
+def test_recall_warning_points_at_the_caller(entry):
+    """The recall-below-target warning names the caller's line, from each entry point (it
+    named geoml's own files, and Python's default filter shows a warning once per location:
+    after the first, no call from anywhere warned about a missed target again)."""
+    X = np.random.default_rng(0).normal(size=(3000, 64))
+    kw = {"method": "nndescent", "target_recall": 1.0, "random_state": 0}
+    call = {
+        "knn": lambda: geoml.knn(X, 15, **kw),
+        "knn_graph": lambda: geoml.knn_graph(X, 15, **kw),
+        "KNNGraph": lambda: geoml.KNNGraph(15, **kw).fit(X),
+        "KNNTransformer": lambda: geoml.KNNTransformer(15, **kw).fit_transform(X),
+    }[entry]
+    with pytest.warns(RuntimeWarning, match="below target_recall") as rec:
+        call()
+    assert len(rec) == 1 and rec[0].filename == __file__

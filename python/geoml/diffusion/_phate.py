@@ -24,6 +24,7 @@ from .._validation import (
     reject_gpu,
     single_threaded_blas,
     truncate_to_samples,
+    user_stacklevel,
 )
 from ..spectral._eigsh import _symmetry_error
 from ._heat import _permute
@@ -1431,7 +1432,9 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             raise ValueError(f"gamma={gamma!r} must lie in [-1, 1]")
         if 0.99 < gamma < 1:
             warnings.warn(
-                "0.99 < gamma < 1 is numerically unstable; using 0.99", RuntimeWarning, stacklevel=3
+                "0.99 < gamma < 1 is numerically unstable; using 0.99",
+                RuntimeWarning,
+                stacklevel=user_stacklevel(),
             )
             gamma = 0.99
         if isinstance(self.t, str):
@@ -1468,7 +1471,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         def build(Xf):
             nonlocal knn, fit_X
             fit_X = Xf
-            knn = truncate_to_samples(self.knn, "knn", Xf.shape[0], stacklevel=6)
+            knn = truncate_to_samples(self.knn, "knn", Xf.shape[0])
             self._say(f"alpha-decay kernel of {Xf.shape[0]} points, knn={knn}")
             return _phate_kernel(
                 Xf,
@@ -1502,7 +1505,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
                 f"the graph has {ncomp} connected components: PHATE distances between them "
                 "are set by the 1e-7 floor of the potential, not by the data",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         K_in = K
         e = _kernel_shift(d)
@@ -1592,7 +1595,6 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             random_seed(mds.random_state),
             nt,
             relax=True,
-            stacklevel=4,
             D_iter=D32[0] if D32 else None,
         )
         Y = Y_m if transitions is None else np.asarray(transitions @ Y_m)

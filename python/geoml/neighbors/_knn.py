@@ -21,6 +21,7 @@ from .._validation import (
     check_n_jobs,
     is_gpu_array,
     random_seed,
+    user_stacklevel,
 )
 
 _METHODS = ("exact", "nndescent", "auto")
@@ -138,7 +139,7 @@ def _knn_approx(X, k, metric, target, random_state, n_jobs, verbose) -> ApproxKN
             f"{high:.4f}] on {n_checked} points checked exactly) is below "
             f"target_recall={target}; use method='exact' for an exact graph",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return _with_recall(KNNResult(idx, dist), rec)
 

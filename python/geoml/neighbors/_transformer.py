@@ -152,7 +152,6 @@ class KNNTransformer(FeaturesOutMixin, BaseEstimator):
             n,
             high=n - distance,
             what="X.shape[0] - 1" if distance else "X.shape[0]",
-            stacklevel=4,
         )
         self._fit_X = X
         self.n_samples_fit_, self.n_features_in_ = X.shape

@@ -19,6 +19,7 @@ from .._validation import (
     is_gpu_array,
     random_seed,
     truncate_to_samples,
+    user_stacklevel,
 )
 from ..neighbors import _knn_graph_checked
 from ._embedding import _checked
@@ -62,7 +63,7 @@ def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: s
     n = X.shape[0]
     if n < 3:
         raise ValueError(f"X has {n} samples; at least 3 are needed")
-    k = truncate_to_samples(n_neighbors, "n_neighbors", n, stacklevel=4)
+    k = truncate_to_samples(n_neighbors, "n_neighbors", n)
     if affinity == "adaptive":
         G = _knn_graph_checked(X, k, kernel="adaptive", n_jobs=n_jobs)
     elif kernel is None:
@@ -195,7 +196,7 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
                 f"the affinity graph has {info['components']} connected components; "
                 "the embedding separates them rather than describing each one",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         xp = _xp(U)
         s = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
@@ -342,7 +343,7 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
                 "eigenvalue 1 is repeated and the first diffusion coordinates are component "
                 "indicators rather than coordinates within each one",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         mu = 1.0 - lam[1:]  # eigenvalues of P after the trivial 1, descending
         s = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
