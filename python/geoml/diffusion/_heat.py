@@ -41,19 +41,22 @@ def _check_times(t) -> tuple[np.ndarray, bool]:
     return times, scalar
 
 
-def _norm_shifts(A: np.ndarray) -> np.ndarray | None:
+def _norm_shifts(A: np.ndarray, norms: np.ndarray) -> np.ndarray | None:
     """Per column ``j`` the power of two ``s_j`` that brings its largest magnitude into
     ``[2^-400, 2^400]`` (0 where it is there, or the column is 0): the squares of
     ``2^s_j A[:, j]`` then neither underflow nor overflow float64 (:func:`_col_norms`).
-    None when every ``s_j`` is 0 (ordinary data). Two passes over A, no (n, m) temporary."""
-    if not A.size:
+    Only the columns whose plain ``norms`` (0 after an underflow, inf after an overflow)
+    lie outside that range are looked at. None when every ``s_j`` is 0 (ordinary data)."""
+    cand = np.flatnonzero(~((norms >= 2.0**-400) & (norms <= 2.0**400)))
+    if not cand.size:
         return None
-    cmax = np.maximum(A.max(axis=0), -A.min(axis=0)).astype(np.float64)
+    B = A[:, cand]
+    cmax = np.maximum(B.max(axis=0), -B.min(axis=0)).astype(np.float64)
     out = (cmax > 0) & ((cmax < 2.0**-400) | (cmax > 2.0**400))
     if not out.any():
         return None
     shifts = np.zeros(A.shape[1], dtype=np.int64)
-    shifts[out] = -np.frexp(cmax[out])[1]
+    shifts[cand[out]] = -np.frexp(cmax[out])[1]
     return shifts
 
 
@@ -288,8 +291,10 @@ def heat_kernel(
     # the norms of columns of 1e-200 or 1e200 taken scaled by a power of two (their squares
     # underflowed or overflowed: the decay test below skipped them, and at large t such a
     # column missed tol relative to its own norm); Y's columns by the same powers
-    shifts = _norm_shifts(X2)
-    xnorm = _col_norms(X2, shifts)
+    xnorm = _col_norms(X2)
+    shifts = _norm_shifts(X2, xnorm)
+    if shifts is not None:
+        xnorm = _col_norms(X2, shifts)
     live = xnorm > 0
     # first: truncation <= tol / 2 * ||X||, enough while ||Y|| >= ||X|| / 2
     coef, K, _ = _chebyshev_coefficients(a, 0.5 * tol, factor)
