@@ -130,6 +130,27 @@ def test_precomputed_kernel_of_any_scale(n, n_landmark):
         geoml.PHATE(affinity="precomputed").fit(K * 1e308)
 
 
+def test_von_neumann_entropy_of_sparse_operator_and_bad_input():
+    """A sparse P (PHATE's diff_op_ without landmarks) raised NumPy's "setting an array
+    element with a sequence"; a negative t_max "negative dimensions are not allowed", a
+    non-square P gave a curve. Now the sparse P's curve (phate's, densified) and clear
+    errors."""
+    X, _ = swiss_roll(150, seed=2)
+    ph = geoml.PHATE(knn=5, n_landmark=None, random_state=0).fit(X)
+    assert sp.issparse(ph.diff_op_)
+    h = von_neumann_entropy(ph.diff_op_, 20)
+    np.testing.assert_array_equal(h, von_neumann_entropy(ph.diff_op_.toarray(), 20))
+    np.testing.assert_array_equal(h, ph.entropy_[:20])
+    with pytest.raises(ValueError, match="t_max"):
+        von_neumann_entropy(np.eye(3), -1)
+    with pytest.raises(ValueError, match="t_max"):
+        von_neumann_entropy(np.eye(3), 0)
+    with pytest.raises(ValueError, match="square"):
+        von_neumann_entropy(np.ones((3, 4)), 5)
+    with pytest.raises(ValueError, match="NaN"):
+        von_neumann_entropy(np.full((3, 3), np.nan), 5)
+
+
 def test_von_neumann_entropy_and_knee():
     # the entropy of the normalised singular values of P^(t+1)
     rng = np.random.default_rng(0)

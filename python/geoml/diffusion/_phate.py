@@ -152,8 +152,10 @@ def von_neumann_entropy(P, t_max: int = 100) -> np.ndarray:
 
     Parameters
     ----------
-    P : ndarray of shape (m, m)
+    P : array-like or sparse matrix of shape (m, m)
+        A sparse ``P`` (e.g. :class:`PHATE`'s ``diff_op_`` without landmarks) is densified.
     t_max : int
+        At least 1.
 
     Returns
     -------
@@ -161,7 +163,15 @@ def von_neumann_entropy(P, t_max: int = 100) -> np.ndarray:
     """
     import scipy.linalg as sla
 
-    P = np.asarray(P, dtype=np.float64)
+    reject_gpu(P, "P", "von_neumann_entropy")
+    if sp.issparse(P):  # (np.asarray of a sparse matrix: "setting an array element ...")
+        P = P.toarray()
+    P = as_real(np.asarray(P), "P").astype(np.float64, copy=False)
+    if P.ndim != 2 or P.shape[0] != P.shape[1] or P.shape[0] == 0:
+        raise ValueError(f"P must be a non-empty square (m, m) matrix; got shape {P.shape}")
+    if not np.isfinite(P).all():
+        raise ValueError("P contains NaN or infinity")
+    t_max = check_int(t_max, "t_max", low=1)
     with blas_for_dense(P.shape[0]):  # the same bits for any BLAS thread count up to 1,024
         s = sla.svdvals(P)
     return _entropy_curve(s, t_max)
