@@ -170,6 +170,11 @@ def test_von_neumann_entropy_and_knee():
     assert knee_point(y[::-1], x[::-1]) == 17
     with pytest.raises(ValueError, match="at least 3"):
         knee_point([1.0, 2.0])
+    # a NaN gave a knee (1.0) silently, an x of another length "argmin of an empty sequence"
+    with pytest.raises(ValueError, match="NaN"):
+        knee_point([1.0, np.nan, 3.0, 4.0])
+    with pytest.raises(ValueError, match="must match"):
+        knee_point([1.0, 2.0, 3.0, 4.0], [1.0, 2.0])
 
 
 def test_auto_t_is_the_knee_of_the_entropy():

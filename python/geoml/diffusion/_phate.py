@@ -744,6 +744,10 @@ def knee_point(y, x=None):
     if y.ndim != 1 or y.size < 3:
         raise ValueError("knee_point needs a 1-D curve of at least 3 points")
     x = np.arange(y.size, dtype=np.float64) if x is None else np.asarray(x, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"x has shape {x.shape} but y has {y.shape}; they must match")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):  # (a NaN gave a knee silently)
+        raise ValueError("knee_point: x or y contains NaN or infinity")
     idx = np.argsort(x)
     x, y = x[idx], y[idx]
     n = np.arange(2, y.size + 1).astype(np.float32)
