@@ -1703,3 +1703,17 @@ def test_recall_warning_points_at_the_caller(entry):
     with pytest.warns(RuntimeWarning, match="below target_recall") as rec:
         call()
     assert len(rec) == 1 and rec[0].filename == __file__
+
+
+@pytest.mark.parametrize("method", ["exact", "nndescent", "auto"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_knn_self_only_lists_keep_the_dtype(method, dtype):
+    """k = 1 with exclude_self=False and an approximate method (each list the point itself
+    only) returned float64 distances for float32 data; the other paths keep the input's
+    dtype, as documented."""
+    X = np.random.default_rng(0).normal(size=(50, 3)).astype(dtype)
+    for k in (1, 2):
+        r = geoml.knn(X, k, exclude_self=False, method=method, random_state=0)
+        assert r.distances.dtype == dtype and r.indices.dtype == np.int64
+        np.testing.assert_array_equal(r.indices[:, 0], np.arange(50))
+        np.testing.assert_array_equal(r.distances[:, 0], 0)

@@ -193,7 +193,7 @@ def _knn_method(X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, 
         if k == 1:
             n = X.shape[0]
             res = KNNResult(
-                *_prepend_self(X, (np.empty((n, 0), np.int64), np.empty((n, 0))), metric)
+                *_prepend_self(X, (np.empty((n, 0), np.int64), np.empty((n, 0), X.dtype)), metric)
             )
             return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
         res = _knn_approx(X, k - 1, metric, target, random_state, n_jobs, verbose)
