@@ -165,6 +165,48 @@ def test_heat_kernel_zero_columns_and_large_t():
     assert relerr(Y[:, 1:], expm_multiply(-1000.0 * L, X[:, 1:])) <= 1e-8
 
 
+@pytest.mark.parametrize("scale", [2.0**-700, 1e-200, 1e200, 1e300])
+def test_heat_kernel_is_equivariant_in_the_scale_of_x(scale):
+    """exp(-t L) is linear: X of 1e-200 / 1e200 must meet tol relative to each column's own
+    decayed norm at large t, as X of unit scale does (the norms' squares underflowed /
+    overflowed, so the continuation of the series was skipped: 5e-8 against tol 1e-8 at
+    t = 100, and a RuntimeWarning "invalid value" from inf / inf)."""
+    W = knn_affinity(300, 0)
+    X = np.random.default_rng(1).standard_normal((300, 4))
+    L = geoml.laplacian(W).tocsc()
+    for t in (100.0, 1000.0):
+        ref = expm_multiply(-t * L, X)
+        Y = geoml.heat_kernel(W, X * scale, t)
+        assert relerr(Y / scale, ref) <= 1e-8
+        if scale == 2.0**-700:  # a power of two: the same steps, the same bits
+            np.testing.assert_array_equal(Y, geoml.heat_kernel(W, X, t) * scale)
+        # one column at that scale beside unit ones: each column to tol of its own norm
+        Xm = X.copy()
+        Xm[:, 0] *= scale
+        Y = geoml.heat_kernel(W, Xm, [t, 1.0])[0]
+        Y[:, 0] /= scale
+        assert relerr(Y, ref) <= 1e-8
+
+
+@pytest.mark.parametrize("scale", [1e-320, 2.0**-1060, 1e300])
+def test_heat_kernel_symmetric_laplacian_of_extreme_weights(scale):
+    """The normalised Laplacian does not depend on the scale of W: subnormal weights (1e-320)
+    raised "W's degrees overflow (entries too large)" (1 / d overflowed), as
+    geoml.laplacian did before session 28; now the same result as at unit scale, like the
+    random-walk kind."""
+    W = sp.csr_matrix(knn_affinity(120, 2))
+    W.data[:] = 1.0  # exact under any power-of-two scaling, and 1e-320 * 1 is representable
+    X = np.random.default_rng(3).standard_normal((120, 2))
+    want = geoml.heat_kernel(W, X, 5.0)
+    Ws = W * scale
+    assert Ws.data.min() > 0
+    got = geoml.heat_kernel(Ws, X, 5.0)
+    tol = 1e-12 if scale != 1e-320 else 1e-8  # 1e-320 is not a power of two (subnormal)
+    assert relerr(got, want) <= tol
+    rw = geoml.heat_kernel(Ws, X, 5.0, laplacian="random_walk")
+    assert relerr(rw, geoml.heat_kernel(W, X, 5.0, laplacian="random_walk")) <= tol
+
+
 @pytest.mark.parametrize(
     "t, message",
     [
@@ -833,3 +875,36 @@ def test_mds_landmark_index_errors_say_what_is_wrong():
     ):
         geoml.MDS(landmarks=[0, 1]).fit(X)
     assert geoml.MDS(landmarks=[5, 0, 1, 2]).fit(X).embedding_.shape == (40, 2)
+
+
+def test_diffusion_warnings_point_at_the_caller():
+    """Every warning of PHATE, HeatGeo, MDS and heat_geodesic_distances names the caller's
+    line, through fit and fit_transform (the components warnings, SMACOF's non-convergence
+    and the truncations named geoml's own files: Python's default filter then showed them
+    once per session, whatever the data of later fits)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    Xd = np.vstack([X[:20], X[20:] + 100])  # two components
+    calls = [
+        lambda: geoml.PHATE(knn=3, random_state=0).fit(Xd),
+        lambda: geoml.PHATE(knn=50, random_state=0).fit_transform(X),
+        lambda: geoml.PHATE(max_iter=1, random_state=0).fit(X),
+        lambda: geoml.PHATE(gamma=0.995, random_state=0).fit_transform(X),
+        lambda: geoml.MDS(landmarks=50, random_state=0).fit(X),
+        lambda: geoml.MDS(max_iter=1, init="random", random_state=0).fit(X),
+        lambda: geoml.MDS(max_iter=1, init="random", random_state=0).fit_transform(X),
+        lambda: geoml.HeatGeo(max_iter=1, random_state=0).fit(X),
+        lambda: geoml.HeatGeo(max_iter=1, n_landmarks=10, random_state=0).fit_transform(X),
+        lambda: geoml.HeatGeo(n_neighbors=3, random_state=0).fit(Xd),
+        lambda: geoml.HeatGeo(n_neighbors=3, n_landmarks=10, random_state=0).fit(Xd),
+        lambda: geoml.HeatGeo(n_neighbors=50, random_state=0).fit_transform(X),
+        lambda: geoml.DiffusionMap(n_neighbors=3, random_state=0).fit_transform(Xd),
+        lambda: geoml.diffusion.heat_geodesic_distances(geoml.knn_graph(Xd, 3)),
+    ]
+    for call in calls:
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            call()
+        assert rec and all(w.filename == __file__ for w in rec), [
+            (w.filename, str(w.message)[:60]) for w in rec
+        ]

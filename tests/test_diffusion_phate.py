@@ -103,6 +103,54 @@ def test_precomputed_kernel_is_used_as_given():
     np.testing.assert_array_equal(c.embedding_, a.embedding_)
 
 
+@pytest.mark.parametrize("n, n_landmark", [(150, None), (600, 100)])
+def test_precomputed_kernel_of_any_scale(n, n_landmark):
+    """PHATE's operators do not depend on the scale of a precomputed kernel: one of 2^-1030
+    (subnormal) failed inside LAPACK ("array must not contain infs or NaNs": 1 / d
+    overflowed); now every power-of-two scale gives the unit-scale fit bit for bit, and the
+    kernel is kept as given. Row sums that overflow float64 are refused."""
+    X, _ = swiss_roll(n, seed=4)
+    K = (alpha_decay_graph(X, 5) + sp.identity(n)).tocsr()
+    ref = geoml.PHATE(affinity="precomputed", n_landmark=n_landmark, random_state=0).fit(K)
+    for e in (-1030, -600, 600):
+        Ks = sp.csr_matrix((np.ldexp(K.data, e), K.indices, K.indptr), shape=K.shape)
+        # (2^-1030 K is subnormal: compare with the unit-scale kernel it holds)
+        Kb = sp.csr_matrix((np.ldexp(Ks.data, -e), K.indices, K.indptr), shape=K.shape)
+        base = (
+            ref
+            if e != -1030
+            else geoml.PHATE(affinity="precomputed", n_landmark=n_landmark, random_state=0).fit(Kb)
+        )
+        est = geoml.PHATE(affinity="precomputed", n_landmark=n_landmark, random_state=0)
+        est.fit(Ks)
+        assert est.t_ == base.t_
+        np.testing.assert_array_equal(est.embedding_, base.embedding_)
+        assert (est.affinity_matrix_ != Ks).nnz == 0
+    with pytest.raises(ValueError, match="row sums overflow"):
+        geoml.PHATE(affinity="precomputed").fit(K * 1e308)
+
+
+def test_von_neumann_entropy_of_sparse_operator_and_bad_input():
+    """A sparse P (PHATE's diff_op_ without landmarks) raised NumPy's "setting an array
+    element with a sequence"; a negative t_max "negative dimensions are not allowed", a
+    non-square P gave a curve. Now the sparse P's curve (phate's, densified) and clear
+    errors."""
+    X, _ = swiss_roll(150, seed=2)
+    ph = geoml.PHATE(knn=5, n_landmark=None, random_state=0).fit(X)
+    assert sp.issparse(ph.diff_op_)
+    h = von_neumann_entropy(ph.diff_op_, 20)
+    np.testing.assert_array_equal(h, von_neumann_entropy(ph.diff_op_.toarray(), 20))
+    np.testing.assert_array_equal(h, ph.entropy_[:20])
+    with pytest.raises(ValueError, match="t_max"):
+        von_neumann_entropy(np.eye(3), -1)
+    with pytest.raises(ValueError, match="t_max"):
+        von_neumann_entropy(np.eye(3), 0)
+    with pytest.raises(ValueError, match="square"):
+        von_neumann_entropy(np.ones((3, 4)), 5)
+    with pytest.raises(ValueError, match="NaN"):
+        von_neumann_entropy(np.full((3, 3), np.nan), 5)
+
+
 def test_von_neumann_entropy_and_knee():
     # the entropy of the normalised singular values of P^(t+1)
     rng = np.random.default_rng(0)
@@ -122,6 +170,11 @@ def test_von_neumann_entropy_and_knee():
     assert knee_point(y[::-1], x[::-1]) == 17
     with pytest.raises(ValueError, match="at least 3"):
         knee_point([1.0, 2.0])
+    # a NaN gave a knee (1.0) silently, an x of another length "argmin of an empty sequence"
+    with pytest.raises(ValueError, match="NaN"):
+        knee_point([1.0, np.nan, 3.0, 4.0])
+    with pytest.raises(ValueError, match="must match"):
+        knee_point([1.0, 2.0, 3.0, 4.0], [1.0, 2.0])
 
 
 def test_auto_t_is_the_knee_of_the_entropy():

@@ -1160,6 +1160,24 @@ def test_transformer_truncated_count_for_new_data(rng, mode):
     np.testing.assert_array_equal(F.indices.reshape(9, 9)[:, 0], np.arange(9))
 
 
+@pytest.mark.parametrize("mode", ["distance", "connectivity"])
+def test_transformer_output_dtype_does_not_depend_on_the_values(rng, mode):
+    """transform's dtype follows the dtypes (the wider of the fitted data's and X's, as for
+    any new data), not whether X equals the fitted data: after a float32 fit, the fitted
+    values given as float64 came back float32 while other float64 data came back float64."""
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    est = geoml.KNNTransformer(4, mode=mode).fit(X)
+    own32, own64 = est.transform(X), est.transform(X.astype(np.float64))
+    new64 = est.transform(rng.normal(size=(6, 3)))
+    new32 = est.transform(rng.normal(size=(6, 3)).astype(np.float32))
+    assert own64.dtype == new64.dtype == np.float64
+    assert own32.dtype == new32.dtype == (np.float32 if mode == "distance" else np.float64)
+    np.testing.assert_array_equal(own64.indices, own32.indices)
+    np.testing.assert_array_equal(own64.data, own32.data.astype(np.float64))
+    est64 = geoml.KNNTransformer(4, mode=mode).fit(X.astype(np.float64))
+    assert est64.transform(X).dtype == np.float64
+
+
 def test_scanpy_neighbors_with_duplicate_cells(rng):
     """scanpy reads the first entry of each row as the cell itself (its lists keep the first
     n_neighbors entries and drop the first as the cell): with six equal cells and
@@ -1560,6 +1578,54 @@ def test_knn_tiny_data_scale(dtype, scale, metric):
         np.testing.assert_allclose(np.ldexp(G.data.astype(np.float64), -p * e), G0.data, rtol=1e-6)
 
 
+@pytest.mark.parametrize(("dtype", "e"), [(np.float64, 600), (np.float64, 1000), (np.float32, 80)])
+def test_knn_cosine_of_huge_data(dtype, e):
+    """Cosine distances do not depend on the scale of the data: data of 1e180 / 1e301
+    (float64) or 1e24 (float32) was refused ("squared distances would overflow"), which
+    scikit-learn's cosine takes; it is now searched scaled down by a power of two: the
+    unit-scale neighbours and distances, exactly, approximately and through
+    KNNTransformer, with and without Y. Other metrics still refuse it."""
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 5)).astype(dtype)
+    Y = rng.standard_normal((20, 5)).astype(dtype)
+    Xs, Ys = np.ldexp(X, e).astype(dtype), np.ldexp(Y, e).astype(dtype)
+    assert np.isfinite(Xs).all()
+    for a, b in (({}, {}), ({"Y": Y}, {"Y": Ys})):
+        ref = geoml.knn(X, 5, metric="cosine", **a)
+        got = geoml.knn(Xs, 5, metric="cosine", **b)
+        np.testing.assert_array_equal(got.indices, ref.indices)
+        np.testing.assert_allclose(got.distances, ref.distances, rtol=1e-5, atol=1e-6)
+    sk = NearestNeighbors(n_neighbors=5, metric="cosine").fit(X.astype(np.float64))
+    np.testing.assert_allclose(got.distances, sk.kneighbors(Y)[0], rtol=1e-5, atol=1e-6)
+    ref = geoml.knn(X, 5, metric="cosine", method="nndescent", random_state=0)
+    got = geoml.knn(Xs, 5, metric="cosine", method="nndescent", random_state=0)
+    np.testing.assert_array_equal(got.indices, ref.indices)
+    G = geoml.KNNTransformer(n_neighbors=5, metric="cosine").fit_transform(Xs)
+    G0 = geoml.KNNTransformer(n_neighbors=5, metric="cosine").fit_transform(X)
+    np.testing.assert_array_equal(G.indices, G0.indices)
+    np.testing.assert_allclose(G.data, G0.data, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="would overflow"):
+        geoml.knn(Xs, 5)
+
+
+@pytest.mark.parametrize(("ex", "ey"), [(-700, 0), (0, -700), (-600, -300), (1000, -1000)])
+def test_knn_cosine_of_queries_at_another_scale(ex, ey):
+    """Under cosine X and Y may have any scales of their own: X of 1e-200 with Y of unit
+    scale (or the reverse) were searched at one scale, under which one side's squares
+    underflowed: every distance ~1 and the neighbours wrong, silently; X of 1e300 with Y of
+    1e-300 was refused. Now each array is searched at its own power-of-two scale."""
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(2)
+    X, Y = rng.standard_normal((200, 4)), rng.standard_normal((15, 4))
+    dist, idx = NearestNeighbors(n_neighbors=5, metric="cosine").fit(X).kneighbors(Y)
+    got = geoml.knn(np.ldexp(X, ex), 5, Y=np.ldexp(Y, ey), metric="cosine")
+    np.testing.assert_array_equal(got.indices, idx)
+    np.testing.assert_allclose(got.distances, dist, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     ("dtype", "e"), [(np.float64, -532), (np.float64, -900), (np.float32, -75)]
 )
@@ -1617,5 +1683,45 @@ def test_gpu_dispatch_scales_tiny_data(monkeypatch, dtype, scale, metric):
                 np.ldexp(got.distances.astype(np.float64), -p * e), ref.distances, rtol=1e-6
             )
     big = np.full((10, 5), np.finfo(dtype).max / 4, dtype=dtype)
-    with pytest.raises(ValueError, match="overflow"):
-        knn_mod._knn_checked(big, 3, None, metric, None, None)
+    if metric != "cosine":
+        with pytest.raises(ValueError, match="overflow"):
+            knn_mod._knn_checked(big, 3, None, metric, None, None)
+    else:  # cosine does not depend on the scale: huge data is searched scaled down (session 29)
+        Xb = np.ldexp(X, int(np.frexp(np.finfo(dtype).max)[1]) - 4).astype(dtype)
+        assert np.isfinite(Xb).all()
+        got = knn_mod._knn_checked(Xb, 6, None, metric, None, None)
+        assert calls[-1] is not Xb  # the search saw a scaled copy
+        np.testing.assert_array_equal(got.indices, refs[0].indices)
+        np.testing.assert_allclose(got.distances, refs[0].distances, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("entry", ["knn", "knn_graph", "KNNGraph", "KNNTransformer"])
+def test_recall_warning_points_at_the_caller(entry):
+    """The recall-below-target warning names the caller's line, from each entry point (it
+    named geoml's own files, and Python's default filter shows a warning once per location:
+    after the first, no call from anywhere warned about a missed target again)."""
+    X = np.random.default_rng(0).normal(size=(3000, 64))
+    kw = {"method": "nndescent", "target_recall": 1.0, "random_state": 0}
+    call = {
+        "knn": lambda: geoml.knn(X, 15, **kw),
+        "knn_graph": lambda: geoml.knn_graph(X, 15, **kw),
+        "KNNGraph": lambda: geoml.KNNGraph(15, **kw).fit(X),
+        "KNNTransformer": lambda: geoml.KNNTransformer(15, **kw).fit_transform(X),
+    }[entry]
+    with pytest.warns(RuntimeWarning, match="below target_recall") as rec:
+        call()
+    assert len(rec) == 1 and rec[0].filename == __file__
+
+
+@pytest.mark.parametrize("method", ["exact", "nndescent", "auto"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_knn_self_only_lists_keep_the_dtype(method, dtype):
+    """k = 1 with exclude_self=False and an approximate method (each list the point itself
+    only) returned float64 distances for float32 data; the other paths keep the input's
+    dtype, as documented."""
+    X = np.random.default_rng(0).normal(size=(50, 3)).astype(dtype)
+    for k in (1, 2):
+        r = geoml.knn(X, k, exclude_self=False, method=method, random_state=0)
+        assert r.distances.dtype == dtype and r.indices.dtype == np.int64
+        np.testing.assert_array_equal(r.indices[:, 0], np.arange(50))
+        np.testing.assert_array_equal(r.distances[:, 0], 0)

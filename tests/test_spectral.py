@@ -734,6 +734,25 @@ def test_diffusion_map_disconnected_warns(rng):
     geoml.DiffusionMap(2, n_neighbors=10, random_state=0).fit(X[:100])
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("scale", [1e-160, 2.0**-1000, 1e200, 1e300])
+def test_diffusion_map_of_a_precomputed_affinity_at_any_scale(rng, alpha, scale):
+    """The diffusion map does not depend on the scale of the affinity, but the
+    alpha-normalised kernel does (as q^(1 - 2 alpha)): an affinity of 1e-160 raised
+    "lanczos: no start vector orthogonal to the deflation space", one of 1e200 gave a wrong
+    embedding with a warning of 250 connected components (alpha = 1)."""
+    X = rng.normal(size=(250, 3))
+    K = geoml.DiffusionMap(n_neighbors=10).fit(X).affinity_matrix_
+    kw = dict(n_components=3, alpha=alpha, affinity="precomputed", random_state=0)
+    ref = geoml.DiffusionMap(**kw).fit(K)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "connected components" warning
+        dm = geoml.DiffusionMap(**kw).fit(K * scale)
+    np.testing.assert_allclose(dm.eigenvalues_, ref.eigenvalues_, rtol=1e-10)
+    _match_up_to_sign(dm.embedding_, ref.embedding_, atol=1e-8)
+    assert (dm.affinity_matrix_ != K * scale).nnz == 0
+
+
 @pytest.mark.parametrize("alpha,t", [(0.0, 1), (0.5, 2), (1.0, 3)])
 def test_diffusion_map_vs_dense(rng, alpha, t):
     X = rng.normal(size=(250, 3))

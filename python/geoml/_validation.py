@@ -20,6 +20,7 @@ __all__ = [
     "random_seed",
     "reject_gpu",
     "truncate_to_samples",
+    "user_stacklevel",
 ]
 
 
@@ -143,8 +144,26 @@ def check_int(
     return value
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` in the function that calls this one that
+    points at the first frame outside the geoml package: the user's line, however deep the
+    call (``fit`` or ``fit_transform``, a function or the estimator around it). A fixed
+    level pointed inside geoml from some callers, and Python's default filter shows a
+    warning once per location: a second fit with recall below target, or with a
+    disconnected graph, was then not warned about."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 def truncate_to_samples(
-    value, name: str, n_samples: int, *, high: int | None = None, what: str = "", stacklevel=3
+    value, name: str, n_samples: int, *, high: int | None = None, what: str = ""
 ) -> int:
     """An estimator's neighbour count ``value`` (an int >= 1) for a fit on ``n_samples`` points.
 
@@ -165,7 +184,7 @@ def truncate_to_samples(
             f"{name}={value} is larger than the dataset size ({n_samples} samples); "
             f"truncating to {to}",
             UserWarning,
-            stacklevel=stacklevel,
+            stacklevel=user_stacklevel(),
         )
         return high
     return value

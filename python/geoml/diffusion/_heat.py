@@ -10,7 +10,7 @@ from scipy.special import ive
 
 from .. import _core
 from .._validation import as_float_array, check_n_jobs, check_tol, reject_gpu
-from ..spectral._laplacian import _KINDS, _affinity_csr, _degrees
+from ..spectral._laplacian import _KINDS, _affinity_csr, _degrees, _normalised_shift
 from ..spectral._laplacian import laplacian as _laplacian_matrix
 
 # Chebyshev orders above this are refused (t * lmax / 2 of ~10^7 and more): use a smaller t
@@ -41,15 +41,42 @@ def _check_times(t) -> tuple[np.ndarray, bool]:
     return times, scalar
 
 
-def _col_norms(A: np.ndarray) -> np.ndarray:
-    """2-norms of the columns of an (n, m) block, in float64 without an (n, m) temporary."""
+def _norm_shifts(A: np.ndarray, norms: np.ndarray) -> np.ndarray | None:
+    """Per column ``j`` the power of two ``s_j`` that brings its largest magnitude into
+    ``[2^-400, 2^400]`` (0 where it is there, or the column is 0): the squares of
+    ``2^s_j A[:, j]`` then neither underflow nor overflow float64 (:func:`_col_norms`).
+    Only the columns whose plain ``norms`` (0 after an underflow, inf after an overflow)
+    lie outside that range are looked at. None when every ``s_j`` is 0 (ordinary data)."""
+    cand = np.flatnonzero(~((norms >= 2.0**-400) & (norms <= 2.0**400)))
+    if not cand.size:
+        return None
+    B = A[:, cand]
+    cmax = np.maximum(B.max(axis=0), -B.min(axis=0)).astype(np.float64)
+    out = (cmax > 0) & ((cmax < 2.0**-400) | (cmax > 2.0**400))
+    if not out.any():
+        return None
+    shifts = np.zeros(A.shape[1], dtype=np.int64)
+    shifts[cand[out]] = -np.frexp(cmax[out])[1]
+    return shifts
+
+
+def _col_norms(A: np.ndarray, shifts: np.ndarray | None = None) -> np.ndarray:
+    """2-norms of the columns of an (n, m) block, in float64 without an (n, m) temporary;
+    with ``shifts`` (:func:`_norm_shifts`) those of ``2^shifts[j] A[:, j]`` (exact): the
+    columns with ``shifts[j] != 0`` are copied scaled."""
     if A.dtype == np.float64:
-        return np.sqrt(np.einsum("ij,ij->j", A, A))
-    s = np.zeros(A.shape[1])
-    for i in range(0, A.shape[0], 65536):
-        B = A[i : i + 65536].astype(np.float64)
-        s += np.einsum("ij,ij->j", B, B)
-    return np.sqrt(s)
+        norms = np.sqrt(np.einsum("ij,ij->j", A, A))
+    else:
+        s = np.zeros(A.shape[1])
+        for i in range(0, A.shape[0], 65536):
+            B = A[i : i + 65536].astype(np.float64)
+            s += np.einsum("ij,ij->j", B, B)
+        norms = np.sqrt(s)
+    if shifts is not None:
+        cols = np.flatnonzero(shifts)
+        B = np.ldexp(A[:, cols].astype(np.float64), shifts[cols])
+        norms[cols] = np.sqrt(np.einsum("ij,ij->j", B, B))
+    return norms
 
 
 def _chebyshev_coefficients(a: np.ndarray, target: float, factor: float):
@@ -85,9 +112,14 @@ def _symmetric_shifted(W) -> tuple[sp.csr_matrix, np.ndarray]:
     n = Wc.shape[0]
     d = _degrees(Wc)
     iso = d == 0
-    sc = np.sqrt(np.where(iso, 0.0, 1.0 / np.where(iso, 1.0, d)))
+    # degrees out of [2^-400, 2^400]: the same operator from W / 4^e (subnormal weights:
+    # 1 / d overflowed to inf, and the "degrees overflow" error followed), as geoml.laplacian
+    shift = _normalised_shift(d, "symmetric")
+    ds = np.ldexp(d, -shift) if shift else d
+    sc = np.sqrt(np.where(iso, 0.0, 1.0 / np.where(iso, 1.0, ds)))
     rows = np.repeat(np.arange(n), np.diff(Wc.indptr))
-    data = sc[rows] * Wc.data.astype(np.float64)
+    w = Wc.data.astype(np.float64)
+    data = sc[rows] * (np.ldexp(w, -shift) if shift else w)  # scaled first: exact
     data *= sc[Wc.indices]
     np.negative(data, out=data)
     S = sp.csr_matrix((data.astype(Wc.dtype), Wc.indices, Wc.indptr), shape=(n, n))
@@ -256,7 +288,13 @@ def heat_kernel(
     else:
         S = _spectral_map(L, lmax, dtype)
     a = times * (lmax / 2.0)
+    # the norms of columns of 1e-200 or 1e200 taken scaled by a power of two (their squares
+    # underflowed or overflowed: the decay test below skipped them, and at large t such a
+    # column missed tol relative to its own norm); Y's columns by the same powers
     xnorm = _col_norms(X2)
+    shifts = _norm_shifts(X2, xnorm)
+    if shifts is not None:
+        xnorm = _col_norms(X2, shifts)
     live = xnorm > 0
     # first: truncation <= tol / 2 * ||X||, enough while ||Y|| >= ||X|| / 2
     coef, K, _ = _chebyshev_coefficients(a, 0.5 * tol, factor)
@@ -265,7 +303,7 @@ def heat_kernel(
     args = (S.data, S.indices, S.indptr, X2)
     _core.heat_chebyshev(*args, coef, Y, buf0, buf1, k_begin=0, k_end=K, n_jobs=nt)
     if live.any():
-        ynorm = np.stack([_col_norms(Yj) for Yj in Y])  # (n_t, m)
+        ynorm = np.stack([_col_norms(Yj, shifts) for Yj in Y])  # (n_t, m)
         ratio = float((ynorm[:, live] / xnorm[live]).min())
         if ratio < 0.5:
             # the result decayed (large t): continue the series to truncation

@@ -19,6 +19,7 @@ from .._validation import (
     reject_gpu,
     single_threaded_blas,
     truncate_to_samples,
+    user_stacklevel,
 )
 from ..spectral._laplacian import _affinity_csr
 from ._heat import _check_times, heat_kernel
@@ -464,7 +465,7 @@ def heat_geodesic_distances(
             f"the graph has {ncomp} connected components: heat-geodesic distances between them "
             f"are the cap sqrt(-4 t log 1e-16) = {np.sqrt(-4 * t * np.log(_LOG_FLOOR)):.4g}",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     if cols is not None:
         return _landmark_distances(W, t, cols, tol, n_jobs, np.float64)
@@ -770,9 +771,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
             nonlocal n_neighbors, fit_X
             fit_X = Xf
             self._say(f"alpha-decay graph of {Xf.shape[0]} points")
-            n_neighbors = truncate_to_samples(
-                self.n_neighbors, "n_neighbors", Xf.shape[0], stacklevel=5
-            )
+            n_neighbors = truncate_to_samples(self.n_neighbors, "n_neighbors", Xf.shape[0])
             return alpha_decay_graph(Xf, n_neighbors, self.decay, n_jobs=self.n_jobs)
 
         W, n_features, k = _input_graph(
@@ -788,9 +787,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
             lm = None
         else:
             check_int(self.n_landmarks, "n_landmarks", low=k + 1, hint=" (> n_components)")
-            m = truncate_to_samples(
-                self.n_landmarks, "n_landmarks", n, high=n, what="X.shape[0]", stacklevel=3
-            )
+            m = truncate_to_samples(self.n_landmarks, "n_landmarks", n, high=n, what="X.shape[0]")
             lm = np.sort(rng.choice(n, size=m, replace=False))
         t, self.entropy_ = self.t, None
         if isinstance(t, str):
@@ -802,7 +799,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
                 warnings.warn(
                     "the heat-kernel entropy has no knee: using t = 10 (heatgeo's default)",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=user_stacklevel(),
                 )
                 t = 10.0
             self._say(f"t = {t:.4g}")
@@ -825,7 +822,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
                     "between them are the cap sqrt(-4 t log 1e-16) = "
                     f"{np.sqrt(-4 * float(t) * np.log(_LOG_FLOOR)):.4g}",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=user_stacklevel(),
                 )
             # (n, L) distances in column blocks; float32 from 2^27 entries (1 GiB as float64)
             big = n * lm.size >= _F32_ENTRIES

@@ -22,6 +22,7 @@ from .._validation import (
     reject_gpu,
     single_threaded_blas,
     truncate_to_samples,
+    user_stacklevel,
 )
 
 # Below this many points classical MDS uses a dense eigendecomposition (LAPACK) instead of
@@ -407,9 +408,7 @@ class MDS(EmbeddingMixin, BaseEstimator):
                 low=k + 1,
                 hint=f" (n_components + 1 <= landmarks; {n} samples)",
             )
-            m = truncate_to_samples(
-                self.landmarks, "landmarks", n, high=n, what="X.shape[0]", stacklevel=3
-            )
+            m = truncate_to_samples(self.landmarks, "landmarks", n, high=n, what="X.shape[0]")
             lm = np.sort(rng.choice(n, size=m, replace=False))
         else:
             lm = np.asarray(self.landmarks)
@@ -443,7 +442,7 @@ class MDS(EmbeddingMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _embed(self, D, k, max_iter, eps, rng, seed, nt, relax=False, stacklevel=3, D_iter=None):
+    def _embed(self, D, k, max_iter, eps, rng, seed, nt, relax=False, D_iter=None):
         """Start (classical / random / given) and SMACOF on the dissimilarities D (over-relaxed
         with ``relax``, see :func:`smacof`); sets ``eigenvalues_``; warns when SMACOF did not
         converge. ``D_iter``: the dissimilarities SMACOF iterates on instead of D (PHATE: D
@@ -482,7 +481,7 @@ class MDS(EmbeddingMixin, BaseEstimator):
                     f"SMACOF did not meet eps={eps:g} in max_iter={max_iter} transforms: the "
                     "embedding is not a stress minimum; raise max_iter",
                     RuntimeWarning,
-                    stacklevel=stacklevel,
+                    stacklevel=user_stacklevel(),
                 )
         else:
             Y, n_iter, conv = Y0, 0, True

@@ -24,6 +24,7 @@ from .._validation import (
     reject_gpu,
     single_threaded_blas,
     truncate_to_samples,
+    user_stacklevel,
 )
 from ..spectral._eigsh import _symmetry_error
 from ._heat import _permute
@@ -99,6 +100,20 @@ def _phate_kernel(X, knn, decay, *, method="exact", random_state=None, n_jobs=No
     return K
 
 
+def _kernel_shift(d: np.ndarray) -> int:
+    """The power of two ``e`` by which PHATE forms its operators from ``K / 2^e`` (they do
+    not depend on the scale of ``K``): 0 for degrees ``d`` within ``[2^-400, 2^400]``, else
+    about the exponent of the largest, even (a precomputed kernel of 1e-310 made ``1 / d``
+    overflow and the fit fail inside LAPACK: "array must not contain infs or NaNs").
+    ``ValueError`` when the degrees overflow float64."""
+    dmax = float(d.max(initial=0.0))
+    if not np.isfinite(dmax):
+        raise ValueError("the kernel's row sums overflow float64: rescale it")
+    if not dmax > 0 or 2.0**-400 <= dmax <= 2.0**400:
+        return 0
+    return 2 * (int(np.frexp(dmax)[1]) // 2)  # even: d^-1/2 scales exactly
+
+
 def _check_kernel(K, name: str = "X") -> sp.csr_matrix:
     """A precomputed affinity (kernel) used as given, diagonal included."""
     reject_gpu(K, name, "PHATE")
@@ -137,8 +152,10 @@ def von_neumann_entropy(P, t_max: int = 100) -> np.ndarray:
 
     Parameters
     ----------
-    P : ndarray of shape (m, m)
+    P : array-like or sparse matrix of shape (m, m)
+        A sparse ``P`` (e.g. :class:`PHATE`'s ``diff_op_`` without landmarks) is densified.
     t_max : int
+        At least 1.
 
     Returns
     -------
@@ -146,7 +163,15 @@ def von_neumann_entropy(P, t_max: int = 100) -> np.ndarray:
     """
     import scipy.linalg as sla
 
-    P = np.asarray(P, dtype=np.float64)
+    reject_gpu(P, "P", "von_neumann_entropy")
+    if sp.issparse(P):  # (np.asarray of a sparse matrix: "setting an array element ...")
+        P = P.toarray()
+    P = as_real(np.asarray(P), "P").astype(np.float64, copy=False)
+    if P.ndim != 2 or P.shape[0] != P.shape[1] or P.shape[0] == 0:
+        raise ValueError(f"P must be a non-empty square (m, m) matrix; got shape {P.shape}")
+    if not np.isfinite(P).all():
+        raise ValueError("P contains NaN or infinity")
+    t_max = check_int(t_max, "t_max", low=1)
     with blas_for_dense(P.shape[0]):  # the same bits for any BLAS thread count up to 1,024
         s = sla.svdvals(P)
     return _entropy_curve(s, t_max)
@@ -719,6 +744,10 @@ def knee_point(y, x=None):
     if y.ndim != 1 or y.size < 3:
         raise ValueError("knee_point needs a 1-D curve of at least 3 points")
     x = np.arange(y.size, dtype=np.float64) if x is None else np.asarray(x, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"x has shape {x.shape} but y has {y.shape}; they must match")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):  # (a NaN gave a knee silently)
+        raise ValueError("knee_point: x or y contains NaN or infinity")
     idx = np.argsort(x)
     x, y = x[idx], y[idx]
     n = np.arange(2, y.size + 1).astype(np.float32)
@@ -1417,7 +1446,9 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             raise ValueError(f"gamma={gamma!r} must lie in [-1, 1]")
         if 0.99 < gamma < 1:
             warnings.warn(
-                "0.99 < gamma < 1 is numerically unstable; using 0.99", RuntimeWarning, stacklevel=3
+                "0.99 < gamma < 1 is numerically unstable; using 0.99",
+                RuntimeWarning,
+                stacklevel=user_stacklevel(),
             )
             gamma = 0.99
         if isinstance(self.t, str):
@@ -1454,7 +1485,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         def build(Xf):
             nonlocal knn, fit_X
             fit_X = Xf
-            knn = truncate_to_samples(self.knn, "knn", Xf.shape[0], stacklevel=6)
+            knn = truncate_to_samples(self.knn, "knn", Xf.shape[0])
             self._say(f"alpha-decay kernel of {Xf.shape[0]} points, knn={knn}")
             return _phate_kernel(
                 Xf,
@@ -1475,7 +1506,8 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         )
         n = K.shape[0]
         pool_nt = 1  # threads of the large GEMMs' row blocks (BLAS held to one thread)
-        d = np.asarray(K.sum(axis=1)).ravel()
+        with np.errstate(over="ignore"):  # (refused by _kernel_shift below)
+            d = np.asarray(K.sum(axis=1)).ravel()
         if (d <= 0).any():
             raise ValueError(
                 f"{int((d <= 0).sum())} rows of the kernel are zero: every point needs an "
@@ -1487,8 +1519,13 @@ class PHATE(EmbeddingMixin, BaseEstimator):
                 f"the graph has {ncomp} connected components: PHATE distances between them "
                 "are set by the 1e-7 floor of the potential, not by the data",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
+        K_in = K
+        e = _kernel_shift(d)
+        if e:  # the same operator from K / 2^e (a precomputed kernel of 1e-310: 1 / d was inf)
+            K = sp.csr_matrix((np.ldexp(K.data, -e), K.indices, K.indptr), shape=K.shape)
+            d = np.ldexp(d, -e)
         P = sp.csr_matrix(sp.diags(1.0 / d) @ K)
         if self.n_landmark is not None:
             n_lm = check_int(self.n_landmark, "n_landmark", low=k + 1)
@@ -1572,13 +1609,12 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             random_seed(mds.random_state),
             nt,
             relax=True,
-            stacklevel=4,
             D_iter=D32[0] if D32 else None,
         )
         Y = Y_m if transitions is None else np.asarray(transitions @ Y_m)
         self._say("done")
         self.embedding_ = np.ascontiguousarray(Y, dtype=np.float64)
-        self.affinity_matrix_ = K
+        self.affinity_matrix_ = K_in
         self.diff_op_ = P if transitions is None else op.toarray()
         self.t_ = int(t)
         self.entropy_ = entropy

@@ -21,12 +21,12 @@ from .._validation import (
     check_n_jobs,
     is_gpu_array,
     random_seed,
+    user_stacklevel,
 )
 
 _METHODS = ("exact", "nndescent", "auto")
 # "auto" searches exactly below this many points (an exact search there takes under ~2 s on
-# 2 cores at d = 128), and above it whenever n < _AUTO_EXACT_FLOPS / (d_eff n): see
-# docs/design/neighbors.md.
+# 2 cores at d = 128), approximately from there on: see docs/design/neighbors.md.
 _AUTO_MIN_N = 20_000
 _N_CHECK = 500  # points whose neighbours are checked exactly by the approximate search
 
@@ -116,7 +116,7 @@ def _auto_is_exact(n: int, d: int) -> bool:
 def _knn_approx(X, k, metric, target, random_state, n_jobs, verbose) -> ApproxKNNResult:
     """NN-descent graph of validated host X (self query, a point not its own neighbour)."""
     metric, _, k = _knn_checks(X.shape[0], k, False, metric, True)
-    shift = _check_magnitude(X, None)
+    shift = _check_magnitude(X, None, metric)
     opts = _core.NNDescentOptions(
         target_recall=target, n_check=_N_CHECK, seed=random_seed(random_state)
     )
@@ -139,7 +139,7 @@ def _knn_approx(X, k, metric, target, random_state, n_jobs, verbose) -> ApproxKN
             f"{high:.4f}] on {n_checked} points checked exactly) is below "
             f"target_recall={target}; use method='exact' for an exact graph",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return _with_recall(KNNResult(idx, dist), rec)
 
@@ -193,7 +193,7 @@ def _knn_method(X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, 
         if k == 1:
             n = X.shape[0]
             res = KNNResult(
-                *_prepend_self(X, (np.empty((n, 0), np.int64), np.empty((n, 0))), metric)
+                *_prepend_self(X, (np.empty((n, 0), np.int64), np.empty((n, 0), X.dtype)), metric)
             )
             return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
         res = _knn_approx(X, k - 1, metric, target, random_state, n_jobs, verbose)
@@ -240,30 +240,44 @@ def _knn_checks(n: int, k, has_y: bool, metric: str, exclude_self):
     return metric, bool(exclude_self), k
 
 
-def _check_magnitude(X, Y) -> int:
+def _check_magnitude(X, Y, metric=None) -> int:
     """Scores are ||x||^2 + ||y||^2 - 2 x.y (or x.y): each must stay finite in X's dtype.
 
     Returns the power of two ``s`` to scale X and Y by (:func:`_scaled`) so that those scores
     do not underflow: 0 for ordinary data, ``-frexp(max |entry|)[1]`` when every entry is
     below ``sqrt(tiny / eps)`` of the dtype (``3e-16`` in float32, ``1.5e-146`` in float64),
     where the squares lose their digits in the subnormal range (float32 data at 1e-22 gave
-    3/4 of the neighbours wrong, silently). NumPy or CuPy arrays (one read-back each)."""
+    3/4 of the neighbours wrong, silently). Entries so large that the scores overflow raise
+    ``ValueError``, except under ``metric="cosine"``, which does not depend on the scale:
+    such data is searched scaled down by a power of two (scikit-learn's cosine takes data
+    of 1e200). NumPy or CuPy arrays (one read-back each)."""
     info = np.finfo(X.dtype)
     bound = float(np.sqrt(info.max / (4 * max(X.shape[1], 1))))
+    cosine = metric is not None and (metric == _core.Metric.cosine or metric == "cosine")
     amax = 0.0
     for A, name in ((X, "X"), (Y, "Y")):
         # max(|A|) as max(max A, -min A): no temporary the size of the data
         if A is not None and A.size:
             a = float(_xp(A).maximum(A.max(), -A.min()))
-            if not a <= bound:
+            if not a <= bound and not (cosine and np.isfinite(a)):
                 raise ValueError(
                     f"{name} has entries beyond {bound:.3g} in absolute value: squared "
                     f"distances would overflow {X.dtype}; rescale the data"
                 )
             amax = max(amax, a)
-    if 0.0 < amax < float(np.sqrt(info.tiny / info.eps)):
+    if 0.0 < amax < float(np.sqrt(info.tiny / info.eps)) or amax > bound:
         return -int(np.frexp(amax)[1])
     return 0
+
+
+def _shifts(X, Y, metric) -> tuple[int, int]:
+    """The powers of two X and Y are searched scaled by: :func:`_check_magnitude`'s one for
+    both, but under cosine (which depends on neither array's scale) each array's own: one
+    scale for X of 1e200 and Y of 1e-100 would send Y's squares below float64's range."""
+    if not (metric == _core.Metric.cosine or metric == "cosine") or Y is None:
+        s = _check_magnitude(X, Y, metric)
+        return s, s
+    return _check_magnitude(X, None, metric), _check_magnitude(Y, None, metric)
 
 
 def _scaled(A, shift: int):
@@ -340,9 +354,11 @@ def knn(
     X : array-like of shape (n_samples, n_features)
         Data points. float32 and float64 are used as they are; float16 becomes float32;
         integer and boolean input becomes float64. NaN/inf raise ``ValueError``, and so do
-        entries so large that squared distances overflow; data so small that they would
-        underflow (every entry below ``3e-16`` in float32, ``1.5e-146`` in float64) is
-        searched on a copy scaled by a power of two, the distances scaled back.
+        entries so large that squared distances overflow (but under ``metric="cosine"``,
+        which does not depend on the scale: such data is searched scaled down by a power of
+        two); data so small that they would underflow (every entry below ``3e-16`` in
+        float32, ``1.5e-146`` in float64) is searched on a copy scaled by a power of two,
+        the distances scaled back.
     k : int
         Number of neighbours, ``1 <= k <= n_samples`` (``k <= n_samples - 1`` when a point is
         excluded from its own list).
@@ -393,10 +409,12 @@ def knn(
     -------
     KNNResult or ApproxKNNResult
         ``indices`` (int64, shape (n_queries, k)) and ``distances`` (input float dtype, shape
-        (n_queries, k)), each row sorted by increasing distance, ties by index. With
-        ``method="nndescent"`` or ``"auto"``: an :class:`ApproxKNNResult`, which also carries
-        ``recall_`` (:class:`RecallEstimate`: estimate, 95 % interval, whether the target
-        was reached, the method that ran).
+        (n_queries, k)), each row sorted by increasing distance, ties by index. Which of
+        several points tied at the k-th distance are kept is up to the search (not always
+        those of lowest index, and a query ``Y`` may keep other ones than the self query),
+        the same for any ``n_jobs``. With ``method="nndescent"`` or ``"auto"``: an
+        :class:`ApproxKNNResult`, which also carries ``recall_`` (:class:`RecallEstimate`:
+        estimate, 95 % interval, whether the target was reached, the method that ran).
 
     Examples
     --------
@@ -450,8 +468,8 @@ def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNRes
             X, Y = _same_features_and_dtype(X, Y)
         # the CPU path's guard: overflow refused, data whose squared distances underflow
         # searched scaled by a power of two, distances scaled back (exact)
-        shift = _check_magnitude(X, Y)
-        idx, dist = knn_device(_scaled(X, shift), _scaled(Y, shift), k, metric, exclude_self)
+        shift, y_shift = _shifts(X, Y, metric)
+        idx, dist = knn_device(_scaled(X, shift), _scaled(Y, y_shift), k, metric, exclude_self)
         return KNNResult(idx, _unscaled_distances(dist, metric, shift))
     _check_metric(metric)
     if exclude_self and Y is not None:
@@ -459,10 +477,10 @@ def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNRes
     if Y is not None:
         X, Y = _same_features_and_dtype(X, Y)
     metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
-    shift = _check_magnitude(X, Y)
+    shift, y_shift = _shifts(X, Y, metric)
     idx, dist = _core.knn(
         _scaled(X, shift),
-        _scaled(Y, shift),
+        _scaled(Y, y_shift),
         k=k,
         metric=metric,
         exclude_self=exclude_self,

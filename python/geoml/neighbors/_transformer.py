@@ -152,7 +152,6 @@ class KNNTransformer(FeaturesOutMixin, BaseEstimator):
             n,
             high=n - distance,
             what="X.shape[0] - 1" if distance else "X.shape[0]",
-            stacklevel=4,
         )
         self._fit_X = X
         self.n_samples_fit_, self.n_features_in_ = X.shape
@@ -203,7 +202,14 @@ class KNNTransformer(FeaturesOutMixin, BaseEstimator):
         k = self._k()
         Xf = self._fit_X
         if self.metric != "inner_product" and Y.shape == Xf.shape and np.array_equal(Y, Xf):
-            return self._self_first(Xf)
+            # in the dtype new data of Y's dtype gets (both converted to the wider one): a
+            # float32 fit gave float32 for its own values given as float64, float64 otherwise
+            # (G.astype would sort each row by column: rows are sorted by distance)
+            G = self._self_first(Xf)
+            wide = np.promote_types(G.dtype, Y.dtype)
+            if G.dtype == wide:
+                return G
+            return sp.csr_matrix((G.data.astype(wide), G.indices, G.indptr), shape=G.shape)
         Xf, Y = _same_features_and_dtype(Xf, Y)
         idx, dist = _knn_checked(Xf, k, Y, self.metric, False, self.n_jobs)
         return self._graph(idx, dist)

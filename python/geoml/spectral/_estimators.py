@@ -19,6 +19,7 @@ from .._validation import (
     is_gpu_array,
     random_seed,
     truncate_to_samples,
+    user_stacklevel,
 )
 from ..neighbors import _knn_graph_checked
 from ._embedding import _checked
@@ -62,7 +63,7 @@ def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: s
     n = X.shape[0]
     if n < 3:
         raise ValueError(f"X has {n} samples; at least 3 are needed")
-    k = truncate_to_samples(n_neighbors, "n_neighbors", n, stacklevel=4)
+    k = truncate_to_samples(n_neighbors, "n_neighbors", n)
     if affinity == "adaptive":
         G = _knn_graph_checked(X, k, kernel="adaptive", n_jobs=n_jobs)
     elif kernel is None:
@@ -195,7 +196,7 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
                 f"the affinity graph has {info['components']} connected components; "
                 "the embedding separates them rather than describing each one",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         xp = _xp(U)
         s = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
@@ -321,8 +322,18 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
         )
         xp = _xp(K.data)
         q = xp.asarray(K.sum(axis=1)).ravel()
+        Kw = K
+        qmax = float(q.max())
+        if qmax > 0 and not 2.0**-400 <= qmax <= 2.0**400:
+            # the embedding does not depend on the scale of K, but K_a does (as q^(1 - 2
+            # alpha)): an affinity of 1e-160 failed in the Lanczos solve ("no start vector
+            # orthogonal to the deflation space"), one of 1e200 gave a wrong embedding with a
+            # warning of n components. Such a K is used scaled by an even power of two (exact)
+            e = 2 * (int(np.frexp(qmax)[1]) // 2)
+            Kw = type(K)((xp.ldexp(K.data, -e), K.indices, K.indptr), shape=K.shape)
+            q = xp.ldexp(q, -e)
         qa = xp.where(q > 0, xp.where(q > 0, q, 1.0) ** -alpha, 0.0)
-        Ka = _scale_both(K, qa)
+        Ka = _scale_both(Kw, qa)
         solve = {"tol": self.tol, "random_state": self.random_state, "n_jobs": self.n_jobs}
         got = _lsym_smallest(Ka, self.n_components + 1, **solve)
         lam, U, d, _, info = _checked(Ka, self.n_components + 1, "symmetric", got, **solve)
@@ -332,7 +343,7 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
                 "eigenvalue 1 is repeated and the first diffusion coordinates are component "
                 "indicators rather than coordinates within each one",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         mu = 1.0 - lam[1:]  # eigenvalues of P after the trivial 1, descending
         s = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
