@@ -888,10 +888,88 @@ def test_auto_method(monkeypatch):
     np.testing.assert_array_equal(res.indices, geoml.knn(X, 5).indices)
     assert geoml.knn(X, 5, Y=X[:3], method="auto").recall_.method == "exact"
     monkeypatch.setattr(neighbors._knn, "_AUTO_MIN_N", 100)
+    # n = 400 is "large" now, but the exact search costs less than two NN-descent iterations
+    res = geoml.knn(X, 5, method="auto", random_state=0)
+    assert res.recall_.method == "exact" and res.recall_.n_iter == 0
+    np.testing.assert_array_equal(res.indices, geoml.knn(X, 5).indices)
+    monkeypatch.setattr(neighbors._knn, "_auto_budget", lambda n, d: 1e9)  # exact: dearer
     res = geoml.knn(X, 5, method="auto", random_state=0)
     assert res.recall_.method == "nndescent"
     # a plain exact call keeps its plain result type
     assert type(geoml.knn(X, 5)) is geoml.KNNResult
+
+
+def test_auto_budget_model():
+    """The cost model of method="auto": exact below two iterations' cost, NN-descent with
+    the exact search as fallback up to 20, NN-descent alone beyond (the docstring's sizes)."""
+    from geoml.neighbors._knn import _auto_budget
+
+    assert _auto_budget(20_000, 16) < 2 <= _auto_budget(20_000, 64) <= 20
+    assert _auto_budget(100_000, 128) <= 20 < _auto_budget(120_000, 128)
+    assert _auto_budget(400_000, 16) <= 20 < _auto_budget(420_000, 16)
+    assert _auto_budget(10**6, 128) > 20  # the 10^6 bench: NN-descent alone
+
+
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_auto_falls_back_to_exact_on_high_intrinsic_dimension(exclude_self):
+    """method="auto" on 20,000 Gaussian points in 64-D (intrinsic dimension ~40, where
+    NN-descent stalls: recall ~0.73 after 20 iterations, slower than the exact search) stops
+    NN-descent within its budget and returns the exact graph, reached, with no warning (it
+    warned "below target_recall" and returned recall 0.73 before); the same for any n_jobs;
+    KNNTransformer's auto route the same. On data of the same shape near an 8-D manifold
+    NN-descent's graph is kept (recall 0.99 after one iteration)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(20_000, 64)).astype(np.float32)
+    k = 10
+    ref = geoml.knn(X, k, exclude_self=exclude_self)
+    runs = [
+        geoml.knn(X, k, exclude_self=exclude_self, method="auto", random_state=0, n_jobs=j)
+        for j in (1, 2)
+    ]
+    for res in runs:
+        assert res.recall_.method == "exact" and res.recall_.reached
+        assert res.recall_.estimate == 1.0 and 1 <= res.recall_.n_iter < 20
+        np.testing.assert_array_equal(res.indices, ref.indices)
+        np.testing.assert_array_equal(res.distances, ref.distances)
+    assert runs[0].recall_ == runs[1].recall_
+    if exclude_self is False:
+        est = geoml.KNNTransformer(k - 1, method="auto", random_state=0)
+        G = est.fit_transform(X)
+        G_ref = geoml.KNNTransformer(k - 1, method="exact").fit_transform(X)
+        assert est.recall_.method == "exact"
+        np.testing.assert_array_equal(G.toarray(), G_ref.toarray())
+    Z = np.tanh(rng.normal(size=(20_000, 8)) @ rng.normal(size=(8, 64))).astype(np.float32)
+    res = geoml.knn(Z, k, exclude_self=exclude_self, method="auto", random_state=0)
+    assert res.recall_.method == "nndescent" and res.recall_.reached
+
+
+def test_nndescent_iter_budget():
+    """NNDescentOptions.iter_budget: NN-descent stops short of the target once the iterations
+    it still needs, at the last one's rate, pass the budget (0: never); negative refused."""
+    from geoml import _core
+
+    X = np.random.default_rng(4).normal(size=(6000, 48)).astype(np.float32)
+
+    def run(budget):
+        opts = _core.NNDescentOptions(target_recall=0.99, n_check=500, seed=1, iter_budget=budget)
+        return _core.nndescent(X, k=10, metric=_core.Metric.euclidean, options=opts, n_jobs=2)
+
+    free, capped = run(0.0), run(3.0)
+    assert free[2] >= 3  # NN-descent needs several iterations on this data
+    assert 1 <= capped[2] < free[2]
+    # the capped run is the free run's first iterations: the same graph after as many
+    partial = _core.nndescent(
+        X,
+        k=10,
+        metric=_core.Metric.euclidean,
+        options=_core.NNDescentOptions(
+            target_recall=0.99, n_check=500, seed=1, max_iter=int(capped[2])
+        ),
+        n_jobs=2,
+    )
+    np.testing.assert_array_equal(capped[0], partial[0])
+    with pytest.raises(ValueError, match="negative option"):
+        run(-1.0)
 
 
 def test_auto_inner_product_self_first_is_exact(monkeypatch):
@@ -905,6 +983,7 @@ def test_auto_inner_product_self_first_is_exact(monkeypatch):
     ref = geoml.knn(X, 6, metric="inner_product", exclude_self=False)
     G_ref = geoml.KNNTransformer(5, metric="inner_product", method="exact").fit_transform(X)
     monkeypatch.setattr(neighbors._knn, "_AUTO_MIN_N", 100)  # n = 300 is "large" now
+    monkeypatch.setattr(neighbors._knn, "_auto_budget", lambda n, d: 1e9)  # and approximate
     res = geoml.knn(X, 6, metric="inner_product", exclude_self=False, method="auto")
     assert res.recall_.method == "exact"
     np.testing.assert_array_equal(res.indices, ref.indices)

@@ -122,8 +122,9 @@ NNDescentOptions make_nndescent_options(int64_t n_trees, int64_t leaf_size, int6
                                         double delta, double target_recall, int64_t n_check,
                                         uint64_t seed, bool clusters, int64_t cluster_size,
                                         double overlap, double cluster_min_dim, bool relabel,
-                                        int64_t adaptive_trees) {
+                                        int64_t adaptive_trees, double iter_budget) {
   NNDescentOptions o;
+  o.iter_budget = iter_budget;
   o.adaptive_trees = adaptive_trees;
   o.relabel = relabel;
   o.cluster_min_dim = cluster_min_dim;
@@ -261,7 +262,7 @@ void bind_neighbors(py::module_& m) {
            py::arg("seed") = nd.seed, py::arg("clusters") = nd.clusters,
            py::arg("cluster_size") = nd.cluster_size, py::arg("overlap") = nd.overlap,
            py::arg("cluster_min_dim") = nd.cluster_min_dim, py::arg("relabel") = nd.relabel,
-           py::arg("adaptive_trees") = nd.adaptive_trees,
+           py::arg("adaptive_trees") = nd.adaptive_trees, py::arg("iter_budget") = nd.iter_budget,
            "Options from keywords (the defaults are the C++ ones).")
       .def_readwrite("n_trees", &NNDescentOptions::n_trees,
                      "Random-projection trees of the start (0: automatic, 4; 12 below "
@@ -272,6 +273,9 @@ void bind_neighbors(py::module_& m) {
       .def_readwrite("max_iter", &NNDescentOptions::max_iter, "NN-descent iterations at most.")
       .def_readwrite("max_extra_trees", &NNDescentOptions::max_extra_trees,
                      "Trees added when the iterations stall below the target.")
+      .def_readwrite("iter_budget", &NNDescentOptions::iter_budget,
+                     "Stop short of the target (0: never) once the iterations it needs, at the "
+                     "last one's rate, would pass this many.")
       .def_readwrite("adaptive_trees", &NNDescentOptions::adaptive_trees,
                      "Trees added to a start one iteration cannot repair (0: none).")
       .def_readwrite("max_candidates", &NNDescentOptions::max_candidates,

@@ -851,7 +851,8 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
     throw std::invalid_argument("nndescent: k=" + std::to_string(k) + " must be in [1, " +
                                 std::to_string(n - 1) + "]");
   if (opt.n_trees < 0 || opt.leaf_size < 0 || opt.max_iter < 0 || opt.max_candidates < 0 ||
-      opt.max_extra_trees < 0 || opt.adaptive_trees < 0 || opt.n_check < 0 || !(opt.delta >= 0))
+      opt.max_extra_trees < 0 || opt.adaptive_trees < 0 || opt.n_check < 0 || !(opt.delta >= 0) ||
+      !(opt.iter_budget >= 0))
     throw std::invalid_argument("nndescent: negative option");
   if (opt.cluster_size < 0) throw std::invalid_argument("nndescent: negative cluster_size");
   if (!(opt.overlap >= 1.0)) throw std::invalid_argument("nndescent: overlap must be >= 1");
@@ -1174,6 +1175,7 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   // 2. NN-descent.
   info->n_iter = 0;
   info->last_changes = 0;
+  double prev_rec = rec;  // the sampled recall before the last iteration
   if (rec < opt.target_recall && opt.max_iter > 0) {
     relabel(false);  // labels in the join order of the iterations
     const int64_t chunk_rows = (n + 7) / 8;
@@ -1331,6 +1333,15 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
             (long long)it, (long long)changes, pairs / double(n), rec, elapsed(), cpu(), cpu_cand,
             cpu() - cpu_iter - cpu_cand);
       if (rec >= opt.target_recall) break;
+      if (opt.iter_budget > 0) {
+        // The iterations the target needs at this one's rate (miss shrunk by f): past the
+        // budget (a caller's cost model: the exact search is cheaper), stop here. Decided on
+        // the sampled recall only: the same stop for any thread count.
+        const double f = (1 - rec) / (1 - prev_rec);
+        const double left = f < 1 ? std::log((1 - opt.target_recall) / (1 - rec)) / std::log(f)
+                                  : std::numeric_limits<double>::infinity();
+        if (double(it) + left > opt.iter_budget) break;
+      }
       if (double(changes) <= opt.delta * double(n) * double(k)) {
         // Converged below the target: from a clustered start, one second partition (other
         // k-means seeds: other cell boundaries), then trees. The candidate lists (refilled by
@@ -1350,6 +1361,7 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
         newc = Candidates(n, c, chunk_rows, ord.data());
         oldc = Candidates(n, c, chunk_rows, ord.data());
       }
+      prev_rec = rec;
     }
   }
 

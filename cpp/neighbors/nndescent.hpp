@@ -20,6 +20,8 @@ struct NNDescentOptions {
   int64_t max_candidates = 0;   ///< candidates per point and iteration (0: see nndescent.cpp)
   double delta = 0.001;         ///< stop when fewer than delta * n * k entries changed
   double target_recall = 0.99;  ///< stop when the sampled recall reaches it
+  double iter_budget = 0;       ///< stop short of the target (0: never) once the iterations
+                                ///< it needs, at the last one's rate, would pass this many
   int64_t n_check = 500;        ///< points whose neighbours are checked exactly (<= n)
   bool clusters = true;         ///< start from overlapping k-means clusters (n >= 4 cluster_size,
                                 ///< not inner_product); else the forest

@@ -153,6 +153,7 @@ class NNDescentOptions:
         cluster_min_dim: typing.SupportsFloat | typing.SupportsIndex = 10.0,
         relabel: bool = True,
         adaptive_trees: typing.SupportsInt | typing.SupportsIndex = 2,
+        iter_budget: typing.SupportsFloat | typing.SupportsIndex = 0.0,
     ) -> None:
         """
         Options from keywords (the defaults are the C++ ones).
@@ -192,6 +193,13 @@ class NNDescentOptions:
         """
     @delta.setter
     def delta(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    @property
+    def iter_budget(self) -> float:
+        """
+        Stop short of the target (0: never) once the iterations it needs, at the last one's rate, would pass this many.
+        """
+    @iter_budget.setter
+    def iter_budget(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
     @property
     def leaf_size(self) -> int:
         """

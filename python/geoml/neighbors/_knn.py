@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -28,6 +29,7 @@ _METHODS = ("exact", "nndescent", "auto")
 # "auto" searches exactly below this many points (an exact search there takes under ~2 s on
 # 2 cores at d = 128), approximately from there on: see docs/design/neighbors.md.
 _AUTO_MIN_N = 20_000
+_MAX_ITER = 20  # NN-descent iterations at most (the C++ default)
 _N_CHECK = 500  # points whose neighbours are checked exactly by the approximate search
 
 _KERNELS = (None, "gaussian", "adaptive", "alpha_decay")
@@ -70,7 +72,9 @@ class RecallEstimate:
     method: str
     """The search that ran: ``"exact"`` or ``"nndescent"``."""
     n_iter: int = 0
-    """NN-descent iterations after the random-projection-forest start."""
+    """NN-descent iterations after the random-projection-forest start (with
+    ``method="auto"`` and ``method`` ``"exact"``: those of the approximate search that
+    stopped short of the target before the exact search replaced it)."""
 
 
 def _wilson(p: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -113,12 +117,28 @@ def _auto_is_exact(n: int, d: int) -> bool:
     return n < _AUTO_MIN_N
 
 
-def _knn_approx(X, k, metric, target, random_state, n_jobs, verbose) -> ApproxKNNResult:
-    """NN-descent graph of validated host X (self query, a point not its own neighbour)."""
+def _auto_budget(n: int, d: int) -> float:
+    """The exact search's cost in NN-descent iterations, for ``method="auto"``: below 2 the
+    exact search runs; up to ``_MAX_ITER`` NN-descent runs with that budget (it stops when
+    the iterations its recall still needs, at the last one's rate, would pass it) and the
+    exact search replaces a graph short of the target; above, NN-descent alone. Cost model
+    (2-core AMD EPYC, float32, k = 15, session 29): an iteration about ``n`` x 10 us at any d,
+    the exact search about ``n^2 (0.3 + 0.0115 d)`` ns. On data of high intrinsic dimension
+    (Gaussian, 16-128-D, n up to 100,000) NN-descent was slower than the exact search and
+    stalled at recall 0.58-0.99. A function of the shape only (and the rule of the recall
+    only): the same graph for any thread count."""
+    return n * (0.3 + 0.0115 * d) / 1e4
+
+
+def _knn_approx(
+    X, k, metric, target, random_state, n_jobs, verbose, budget=0.0, warn=True
+) -> ApproxKNNResult:
+    """NN-descent graph of validated host X (self query, a point not its own neighbour);
+    with ``warn`` a ``RuntimeWarning`` when the target recall is not reached."""
     metric, _, k = _knn_checks(X.shape[0], k, False, metric, True)
     shift = _check_magnitude(X, None, metric)
     opts = _core.NNDescentOptions(
-        target_recall=target, n_check=_N_CHECK, seed=random_seed(random_state)
+        target_recall=target, n_check=_N_CHECK, seed=random_seed(random_state), iter_budget=budget
     )
     idx, dist, n_iter, n_checked, hits, _ = _core.nndescent(
         _scaled(X, shift),
@@ -133,7 +153,7 @@ def _knn_approx(X, k, metric, target, random_state, n_jobs, verbose) -> ApproxKN
     est = hits / (n_checked * k) if n_checked else 1.0
     low, high = (est, est) if n_checked >= X.shape[0] else _wilson(est, n_checked)
     rec = RecallEstimate(est, low, high, int(n_checked), target, est >= target, "nndescent", n_iter)
-    if not rec.reached:
+    if warn and not rec.reached:
         warnings.warn(
             f"approximate kNN: measured recall {est:.4f} (95% interval [{low:.4f}, "
             f"{high:.4f}] on {n_checked} points checked exactly) is below "
@@ -182,6 +202,32 @@ def _knn_method(X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, 
         res = _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose)
         n = res[0].shape[0]
         return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
+
+    def search(kk):  # the kk neighbours of each point other than itself
+        if method == "nndescent":
+            return _knn_approx(X, kk, metric, target, random_state, n_jobs, verbose)
+        # "auto": NN-descent while it reaches the target within an exact search's cost
+        n, budget = X.shape[0], _auto_budget(*X.shape)
+        if budget > _MAX_ITER:
+            return _knn_approx(X, kk, metric, target, random_state, n_jobs, verbose)
+        if budget >= 2:
+            res = _knn_approx(X, kk, metric, target, random_state, n_jobs, verbose, budget, False)
+            if res.recall_.reached:
+                return res
+            n_iter = res.recall_.n_iter
+            if verbose:
+                print(
+                    f"[geoml] knn: method='auto': recall {res.recall_.estimate:.4f} after "
+                    f"{n_iter} NN-descent iterations, the target not within about the exact "
+                    "search's cost; exact search instead",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        else:
+            n_iter = 0
+        ex = _knn_checked(X, kk, None, metric, True, n_jobs, verbose)
+        return _with_recall(ex, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", n_iter))
+
     if exclude_self is False:  # the point itself first, then its k - 1 approximate neighbours
         _, _, k = _knn_checks(X.shape[0], k, False, metric, False)
         if metric == "inner_product":
@@ -196,9 +242,9 @@ def _knn_method(X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, 
                 *_prepend_self(X, (np.empty((n, 0), np.int64), np.empty((n, 0), X.dtype)), metric)
             )
             return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
-        res = _knn_approx(X, k - 1, metric, target, random_state, n_jobs, verbose)
+        res = search(k - 1)
         return _with_recall(KNNResult(*_prepend_self(X, res, metric)), res.recall_)
-    return _knn_approx(X, k, metric, target, random_state, n_jobs, verbose)
+    return search(k)
 
 
 def _check_metric(metric: str) -> _core.Metric:
@@ -396,7 +442,13 @@ def knn(
         ``n_jobs``, no JIT compilation, memory within ``X`` plus ``2.5 n k 12`` bytes for
         float32 (see ``docs/design/neighbors.md``). ``"auto"``: exact for fewer than 20,000
         points, when ``Y`` is given, or with ``exclude_self=False`` under
-        ``metric="inner_product"``; else ``"nndescent"``.
+        ``metric="inner_product"``; else, while a model of both costs from the shape of ``X``
+        says the exact search costs less than 20 NN-descent iterations (below about 110,000
+        points at d = 128, 410,000 at d = 16), the exact search where it costs less than two
+        iterations, and otherwise ``"nndescent"`` replaced by the exact search when its recall
+        is not on course to ``target_recall`` within about the exact search's cost (data of
+        high intrinsic dimension, where NN-descent is slow and stalls); beyond, ``"nndescent"``.
+        ``result.recall_.method`` says which graph it is.
     target_recall : float in (0, 1], default 0.99
         Recall the approximate search iterates towards (measured on 500 points searched
         exactly). If it is not reached, a ``RuntimeWarning`` is issued and

@@ -64,9 +64,10 @@ class KNNTransformer(FeaturesOutMixin, BaseEstimator):
         As in :func:`knn`.
     method : {"auto", "exact", "nndescent"}, default "auto"
         Search of ``fit_transform(X)``, as in :func:`knn`: ``"nndescent"`` (or ``"auto"``
-        from 20,000 samples, except under ``metric="inner_product"``) builds the approximate
-        graph of ``X`` and adds each sample as its own neighbour; otherwise, and for
-        ``transform`` of new data, the search is exact.
+        from 20,000 samples where :func:`knn`'s ``"auto"`` keeps the approximate graph, except
+        under ``metric="inner_product"``) builds the approximate graph of ``X`` and adds each
+        sample as its own neighbour; otherwise, and for ``transform`` of new data, the search
+        is exact (``recall_.method`` says which ran).
     target_recall, random_state, n_jobs :
         As in :func:`knn`.
 
@@ -250,7 +251,7 @@ class KNNTransformer(FeaturesOutMixin, BaseEstimator):
             False,
             self.n_jobs,
             False,
-            "nndescent",
+            self.method,  # "auto": the exact search when NN-descent falls short in its cost
             target,
             self.random_state,
         )
