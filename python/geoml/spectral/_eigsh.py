@@ -28,6 +28,13 @@ _CHECK_FAILED = (
     "eigsh: the deflated block check could not confirm that no eigenvalue was missed "
     "(missed eigenpairs did not converge); converged=False"
 )
+# the same for callers whose result has no ``converged`` field (spectral_embedding and the
+# estimators: an array of eigenvectors), formatted with the caller's name
+_CHECK_FAILED_ARRAY = (
+    "{who}: the deflated block check could not confirm that no eigenvalue was missed "
+    "(missed eigenpairs did not converge): the returned eigenvectors may not be those of the "
+    "smallest eigenvalues"
+)
 
 
 def _checked_product(Y, shape) -> np.ndarray:
@@ -110,7 +117,8 @@ def _rounding_note(
     """The end of a non-convergence warning: when the largest residual is at the rounding
     level of ``dtype`` (``<= 100 eps scale``, ``scale`` the norm ``tol`` is relative to),
     more iterations cannot lower it: say that ``tol`` is below what this precision reaches
-    on this matrix. Otherwise ``advice``, or loosen tol."""
+    on this matrix. Otherwise ``advice``, or loosen tol (just "loosen tol" for an empty
+    ``advice``: callers without ``max_iter``)."""
     eps = float(np.finfo(dtype).eps)
     if res_max <= 100 * eps * scale:
         return (
@@ -118,7 +126,7 @@ def _rounding_note(
             f"{100 * eps:.3g} relative): tol is below what {np.dtype(dtype).name} reaches "
             f"on this matrix, ask for tol >= {10 * res_max / scale:.1g}"
         )
-    return f"; {advice}, or loosen tol"
+    return f"; {advice}, or loosen tol" if advice else "; loosen tol"
 
 
 def _check_tol(tol, dtype) -> float:
@@ -297,9 +305,12 @@ def _run_check(matmat, n, w, V, res, k, which, tol, anorm, dtype, seed, block, s
     return w2[asc].astype(w.dtype), V2, res2[asc].astype(res.dtype), report, anorm
 
 
-def _check_routed(out, matmat, n, k, which, tol, dtype, seed, block, steps):
+def _check_routed(
+    out, matmat, n, k, which, tol, dtype, seed, block, steps, failed=_CHECK_FAILED, stacklevel=3
+):
     """The deflated block check on a result of the Laplacian route; updates ``out`` in place
-    and warns as the general path does. After the dense solver (all eigenpairs) or multigrid
+    and warns as the general path does (``failed``: the warning's text, ``stacklevel``
+    counted from here). After the dense solver (all eigenpairs) or multigrid
     LOBPCG (a block method wider than k, null space put in exactly): the first cycle only;
     after Lanczos (small graphs, or LOBPCG's fallback): restarts as on the general path."""
     budget = 0 if out._solver in ("dense", "lobpcg-amg") else out.n_matvec
@@ -327,7 +338,7 @@ def _check_routed(out, matmat, n, k, which, tol, dtype, seed, block, steps):
     out.miss_gap = report.miss_gap
     out.converged = bool(out.converged and report.passed and (res <= tol * anorm).all())
     if not report.passed:
-        warnings.warn(_CHECK_FAILED, RuntimeWarning, stacklevel=3)
+        warnings.warn(failed, RuntimeWarning, stacklevel=stacklevel)
 
 
 # The filtered general path (issue 23): sparse matrices from this size on run Lanczos on a
@@ -562,8 +573,10 @@ def eigsh(
     spans a block Krylov space of ``check_steps`` blocks (one block product per step: a single
     pass over a CSR matrix for all columns, ``matmat`` of a LinearOperator). Its Ritz values
     more wanted than the k-th pair found (by more than ``10 tol ||A||``) are eigenvalues that
-    were missed: they are converged by restarted block Krylov iterations in the same
-    deflated space, merged, and the check starts again from a fresh block, twice as wide when
+    were missed: they are converged by thick-restarted block Krylov iterations in the same
+    deflated space (half of the basis kept as its most wanted Ritz vectors; Ritz values that
+    become more wanted than the k-th pair meanwhile are converged too), merged, and the
+    check starts again from a fresh block, twice as wide when
     it found as many eigenvalues as its width (a wide cluster), until a check finds nothing.
     Pairs that Lanczos locked but whose computed residual exceeds ``tol * ||A||`` are dropped
     and found again the same way. What is certain and what is probabilistic:
