@@ -1027,9 +1027,24 @@ def test_filtered_path_max_iter_at_the_filter_placement(which):
 
 
 @pytest.mark.parametrize("which,k", [("LA", 70), ("SA", 150), ("LM", 90)])
-def test_large_k_projected_matrix_by_tridiagonal_ql(which, k):
-    # k >= 64: the projected matrices exceed 128 rows and take the tridiagonal QL instead of
-    # cyclic Jacobi (whose strided sweeps made k = 400 of n = 1,000 about 10x slower)
+@pytest.mark.parametrize("lapack", [True, False])
+def test_large_k_projected_matrix_by_tridiagonal_ql(which, k, lapack):
+    # k >= 64: the projected matrices exceed 128 rows and take LAPACK's dsyevd (SciPy's
+    # cython_lapack, session 29) or, without it, the tridiagonal QL instead of cyclic Jacobi
+    # (whose strided sweeps made k = 400 of n = 1,000 about 10x slower)
+    from geoml import _core
+    from geoml.spectral import _eigsh
+
+    assert _eigsh._LAPACK_SYEVD  # SciPy's capsule was found and handed to the solver
+    if not lapack:
+        _core.set_lapack_syevd(0)
+    try:
+        _large_k_case(which, k)
+    finally:
+        _eigsh._set_lapack_syevd()
+
+
+def _large_k_case(which, k):
     A = sp.random(500, 500, density=0.02, random_state=3)
     A = (A + A.T).tocsr()
     ev = np.linalg.eigvalsh(A.toarray())

@@ -341,6 +341,38 @@ def _check_routed(
         warnings.warn(failed, RuntimeWarning, stacklevel=stacklevel)
 
 
+def _set_lapack_syevd() -> bool:
+    """Hands SciPy's ``cython_lapack`` ``dsyevd`` (its C function's address, from the module's
+    ``__pyx_capi__`` capsule) to the C++ Lanczos solver, whose Rayleigh-Ritz step then
+    diagonalises projected matrices above order 128 by LAPACK's divide and conquer instead of
+    the built-in tred2 / tql2 (``ql_eig``, kept as the fallback). False (and ``ql_eig``) where
+    SciPy has no such capsule or its signature is not the LP64 one the C++ side calls."""
+    try:
+        import ctypes
+
+        from scipy.linalg import cython_lapack
+
+        cap = cython_lapack.__pyx_capi__["dsyevd"]
+        get_name = ctypes.pythonapi.PyCapsule_GetName
+        get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+        name = get_name(cap)
+        d, i = "__pyx_t_5scipy_6linalg_13cython_lapack_d *", "int *"
+        sig = f"void (char *, char *, {i}, {d}, {i}, {d}, {d}, {i}, {i}, {i}, {i})"
+        if name is None or name.decode() != sig:
+            return False
+        get_ptr = ctypes.pythonapi.PyCapsule_GetPointer
+        get_ptr.restype, get_ptr.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+        address = get_ptr(cap, name)
+    except (ImportError, AttributeError, KeyError, OSError, ValueError):
+        return False
+    if not address:
+        return False
+    _core.set_lapack_syevd(int(address))
+    return True
+
+
+_LAPACK_SYEVD = _set_lapack_syevd()
+
 # The filtered general path (issue 23): sparse matrices from this size on run Lanczos on a
 # Chebyshev filter p(A) and the filtered deflated check (see docs/design/eigensolver.md).
 _FILTER_MIN_N = 4000
@@ -451,14 +483,18 @@ def _filtered_general(
         # the products with float32 values, locking at f * tol on the rounded matrix; kept
         # only when the float64 residuals pass tol * ||A||, else the float64 solve
         options.tol = f32[1] * tol
-        out = _core.eigsh_csr_f32v(d, f32[0], indptr, indices, options=options, v0=v0s, n_jobs=nt)
+        with single_threaded_blas():  # dsyevd in the Rayleigh-Ritz step above order 128
+            out = _core.eigsh_csr_f32v(
+                d, f32[0], indptr, indices, options=options, v0=v0s, n_jobs=nt
+            )
         options.tol = tol
         if (out[2] <= tol * out[6]).all():
             out = out[:5] + (True,) + out[6:]
         else:
             out, spent_f32 = None, int(out[4])
     if out is None:
-        out = _core.eigsh_csr(d, indptr, indices, options=options, v0=v0s, n_jobs=nt)
+        with single_threaded_blas():
+            out = _core.eigsh_csr(d, indptr, indices, options=options, v0=v0s, n_jobs=nt)
     w, V, res, n_iter, n_mv, conv, anorm, cut = out
     V = V.reshape(n, k)
     report = None
@@ -873,9 +909,11 @@ def eigsh(
     elif callback is not None:
         out = _core.eigsh_callback(callback, n=n, dtype=np.dtype(dtype), **solve)
     elif indptr is not None:
-        out = _core.eigsh_csr(data, indptr, indices, **solve)
+        with single_threaded_blas():  # dsyevd in the Rayleigh-Ritz step above order 128
+            out = _core.eigsh_csr(data, indptr, indices, **solve)
     else:
-        out = _core.eigsh_dense(data, **solve)
+        with single_threaded_blas():
+            out = _core.eigsh_dense(data, **solve)
     if filtered is None:
         w, V, res, n_iter, n_mv, conv, anorm, _ = out
         V = V.reshape(n, k)
