@@ -1027,9 +1027,24 @@ def test_filtered_path_max_iter_at_the_filter_placement(which):
 
 
 @pytest.mark.parametrize("which,k", [("LA", 70), ("SA", 150), ("LM", 90)])
-def test_large_k_projected_matrix_by_tridiagonal_ql(which, k):
-    # k >= 64: the projected matrices exceed 128 rows and take the tridiagonal QL instead of
-    # cyclic Jacobi (whose strided sweeps made k = 400 of n = 1,000 about 10x slower)
+@pytest.mark.parametrize("lapack", [True, False])
+def test_large_k_projected_matrix_by_tridiagonal_ql(which, k, lapack):
+    # k >= 64: the projected matrices exceed 128 rows and take LAPACK's dsyevd (SciPy's
+    # cython_lapack, session 29) or, without it, the tridiagonal QL instead of cyclic Jacobi
+    # (whose strided sweeps made k = 400 of n = 1,000 about 10x slower)
+    from geoml import _core
+    from geoml.spectral import _eigsh
+
+    assert _eigsh._LAPACK_SYEVD  # SciPy's capsule was found and handed to the solver
+    if not lapack:
+        _core.set_lapack_syevd(0)
+    try:
+        _large_k_case(which, k)
+    finally:
+        _eigsh._set_lapack_syevd()
+
+
+def _large_k_case(which, k):
     A = sp.random(500, 500, density=0.02, random_state=3)
     A = (A + A.T).tocsr()
     ev = np.linalg.eigvalsh(A.toarray())
@@ -1051,3 +1066,55 @@ def test_large_k_projected_matrix_by_tridiagonal_ql(which, k):
     r2 = geoml.eigsh(A, k, which=which, random_state=0, n_jobs=2)
     assert np.array_equal(r1.eigenvalues, r2.eigenvalues)
     assert np.array_equal(r1.eigenvectors, r2.eigenvectors)
+
+
+def _cycle_normalised_laplacian(n):
+    i = np.arange(n)
+    rows, cols = np.r_[i, i], np.r_[(i + 1) % n, (i - 1) % n]
+    W = sp.csr_matrix((np.ones(2 * n), (rows, cols)), shape=(n, n))
+    return W, sp.csr_matrix(sp.identity(n) - W * 0.5)  # every degree is 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cycle_doubled_spectrum_lm_converges(seed):
+    """``0.999 (I - L)`` of a 1,001-cycle (L normalised): every eigenvalue but the top one is
+    double and the spectrum is nearly symmetric, so the 5 largest in magnitude are 0.999 and
+    two copies each of -0.99899508 and 0.99898032, 1.5e-5 apart. The check found a copy
+    Lanczos had missed but could not converge it (200 restarts from 4 vectors: warning,
+    ``converged=False``); with a thick restart it converges, and it now also converges the
+    second missed copy its first count had not seen (the first version returned
+    -0.99895572 in its place, with ``converged=True``)."""
+    _, L = _cycle_normalised_laplacian(1001)
+    A = sp.csr_matrix(0.999 * (sp.identity(1001) - L))
+    ref = np.linalg.eigvalsh(A.toarray())
+    ref = np.sort(ref[np.argsort(-np.abs(ref), kind="stable")[:5]])
+    out = geoml.eigsh(A, 5, which="LM", random_state=seed)
+    assert out.converged and out.check_passed
+    np.testing.assert_allclose(out.eigenvalues, ref, rtol=1e-10, atol=0)
+    V = out.eigenvectors
+    np.testing.assert_allclose(V.T @ V, np.eye(5), atol=1e-12)
+    assert out.residual_norms.max() <= 1e-10 * out.anorm
+    if seed == 0:  # the thick restart keeps the result independent of the thread count
+        one = geoml.eigsh(A, 5, which="LM", random_state=seed, n_jobs=1)
+        two = geoml.eigsh(A, 5, which="LM", random_state=seed, n_jobs=2)
+        assert one.n_added == two.n_added > 0
+        np.testing.assert_array_equal(one.eigenvalues, two.eigenvalues)
+        np.testing.assert_array_equal(one.eigenvectors, two.eigenvectors)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cycle_doubled_spectrum_laplacian_converges(seed):
+    """The normalised Laplacian of a 2,001-cycle, k = 6: eigenvalues 0, then doubled ones
+    4.9e-6 apart. ``laplacian_eigsh`` and ``spectral_embedding`` warned that the check could
+    not converge the missed copies; now converged, eigenvalues to 1e-10 relative."""
+    W, L = _cycle_normalised_laplacian(2001)
+    ref = np.linalg.eigvalsh(L.toarray())[:6]
+    out = geoml.laplacian_eigsh(W, 6, random_state=seed)
+    assert out.converged and out.check_passed
+    np.testing.assert_allclose(out.eigenvalues[1:], ref[1:], rtol=1e-10, atol=0)
+    assert out.eigenvalues[0] == 0.0
+    routed = geoml.eigsh(L, 6, which="SA", random_state=seed)
+    assert routed.converged and routed.check_passed
+    np.testing.assert_allclose(routed.eigenvalues[1:], ref[1:], rtol=1e-10, atol=0)
+    Y = geoml.spectral_embedding(W, n_components=5, random_state=seed)  # no warning
+    assert Y.shape == (2001, 5)

@@ -660,3 +660,59 @@ def test_normalised_laplacian_degrees_beyond_float64_refused():
             f()
     out = geoml.laplacian_eigsh(W, 3, kind="combinatorial", random_state=0)
     assert out.converged and np.isfinite(out.eigenvalues).all()
+
+
+def _cycle(n):
+    i = np.arange(n)
+    rows, cols = np.r_[i, i], np.r_[(i + 1) % n, (i - 1) % n]
+    return sp.csr_matrix((np.ones(2 * n), (rows, cols)), shape=(n, n))
+
+
+@pytest.mark.slow
+def test_laplacian_route_more_than_half_the_nodes_above_4000():
+    """k > n / 2 on a recognised Laplacian above 4,000 nodes (``1 <= k < n`` is documented):
+    it was refused ("use numpy.linalg.eigh"); now the dense solver, as below 4,000 nodes.
+    The path graph's eigenvalues are known in closed form: ``2 - 2 cos(pi j / n)`` for
+    ``D - W``, ``1 - cos(pi j / (n - 1))`` for the normalised Laplacian."""
+    n, k = 4001, 2200
+    i = np.arange(n - 1)
+    P = sp.csr_matrix((np.ones(2 * (n - 1)), (np.r_[i, i + 1], np.r_[i + 1, i])), shape=(n, n))
+    L = sp.csr_matrix(csgraph_laplacian(P))
+    out = geoml.eigsh(L, k, which="SA", random_state=0)
+    assert out.converged and out.check_passed
+    np.testing.assert_allclose(
+        out.eigenvalues, 2 - 2 * np.cos(np.pi * np.arange(k) / n), atol=1e-12
+    )
+    V = out.eigenvectors
+    np.testing.assert_allclose(V.T @ V, np.eye(k), atol=1e-12)
+    assert np.linalg.norm(L @ V - V * out.eigenvalues, axis=0).max() <= 1e-10 * 4
+    sym = geoml.laplacian_eigsh(P, k, random_state=0)
+    assert sym.converged
+    np.testing.assert_allclose(
+        sym.eigenvalues, 1 - np.cos(np.pi * np.arange(k) / (n - 1)), atol=1e-12
+    )
+
+
+def test_embedding_check_warning_names_no_converged_field(monkeypatch):
+    """spectral_embedding returns an array: when the deflated block check fails its warning
+    must not mention a ``converged`` field (it said "converged=False", eigsh's text), and it
+    points at the caller. The check is made to fail by giving it no cycles to converge what
+    it finds (a cycle graph: every non-zero eigenvalue is double, and the single-vector
+    Lanczos solve returns one copy of each)."""
+    from geoml.spectral import _eigsh_block
+
+    real = _eigsh_block.deflated_check
+    monkeypatch.setattr(
+        _eigsh_block, "deflated_check", lambda *a, **kw: real(*a, **{**kw, "max_cycles": 0})
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Y = geoml.spectral_embedding(_cycle(301), n_components=4, random_state=0)
+        out = geoml.laplacian_eigsh(_cycle(301), 5, random_state=0)
+    assert Y.shape == (301, 4) and not out.converged and out.check_passed is False
+    msgs = [(str(w.message), w.filename) for w in caught if w.category is RuntimeWarning]
+    assert len(msgs) == 2, msgs
+    assert msgs[0][0].startswith("spectral_embedding: the deflated block check")
+    assert "converged" not in msgs[0][0].replace("did not converge", "")
+    assert msgs[0][1] == __file__
+    assert "converged=False" in msgs[1][0]  # laplacian_eigsh's result has the field

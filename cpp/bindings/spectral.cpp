@@ -541,6 +541,9 @@ void bind_spectral(py::module_& m) {
       .def_readwrite("verify", &LanczosOptions::verify,
                      "One more cycle from a fresh vector to catch missed multiplicities.")
       .def_readwrite("seed", &LanczosOptions::seed, "Seed of the random start vectors.");
+  m.def(
+      "set_lapack_syevd", [](std::uintptr_t address) { set_lapack_syevd(address); },
+      py::arg("address"), "dsyevd of SciPy's cython_lapack (0: none) for Lanczos' Rayleigh-Ritz.");
   def_overloads(m, "eigsh_dense", Floats{}, GEOML_PICK(eigsh_dense_py), py::arg("A").noconvert(),
                 py::kw_only(), py::arg("options"), py::arg("v0") = py::none(),
                 py::arg("deflate") = py::none(), py::arg("n_jobs") = 0,

@@ -263,9 +263,50 @@ bool ql_eig(int n, std::vector<double>& a, std::vector<double>& w, std::vector<d
 }
 }  // namespace
 
-// Projected matrices above this order take ql_eig (Jacobi's strided sweeps cost 67x ARPACK's
-// whole solve at n = 1,000, k = 400); at and below, Jacobi (the same bits as before).
+// Projected matrices above this order take LAPACK's dsyevd when set_lapack_syevd gave it, else
+// ql_eig (Jacobi's strided sweeps cost 67x ARPACK's whole solve at n = 1,000, k = 400); at and
+// below, Jacobi (the same bits as before).
 constexpr int kJacobiMax = 128;
+
+namespace {
+// SciPy's scipy.linalg.cython_lapack dsyevd (LP64 C signature), set from Python (null: none)
+using SyevdFn = void (*)(char*, char*, int*, double*, int*, double*, double*, int*, int*, int*,
+                         int*);
+std::atomic<SyevdFn> g_syevd{nullptr};
+
+// Eigenpairs of the symmetric row-major n x n `a` by dsyevd (divide and conquer): eigenvalues
+// ascending in w, eigenvectors as the columns of z (row-major, as jacobi_eig / ql_eig). False
+// when no routine was set or it failed (then the caller's ql_eig / Jacobi run).
+bool lapack_eig(int n, const std::vector<double>& a, std::vector<double>& w,
+                std::vector<double>& z) {
+  SyevdFn f = g_syevd.load();
+  if (f == nullptr || n < 1) return false;
+  std::vector<double> A(a);  // symmetric: its row-major layout is its column-major one
+  w.assign(n, 0.0);
+  char jobz = 'V', uplo = 'L';
+  int nn = n, lda = n, info = 0, lwork = -1, liwork = -1, iwq = 0;
+  double wq = 0.0;
+  f(&jobz, &uplo, &nn, A.data(), &lda, w.data(), &wq, &lwork, &iwq, &liwork, &info);
+  if (info != 0) return false;
+  lwork = std::max(1, static_cast<int>(wq));
+  liwork = std::max(1, iwq);
+  std::vector<double> work(static_cast<size_t>(lwork));
+  std::vector<int> iwork(static_cast<size_t>(liwork));
+  f(&jobz, &uplo, &nn, A.data(), &lda, w.data(), work.data(), &lwork, iwork.data(), &liwork, &info);
+  if (info != 0) return false;
+  for (double v : w)
+    if (!std::isfinite(v)) return false;
+  z.resize(static_cast<size_t>(n) * n);
+  for (int p = 0; p < n; ++p)  // column p of LAPACK's column-major A is eigenvector p
+    for (int r = 0; r < n; ++r)
+      z[static_cast<size_t>(r) * n + p] = A[static_cast<size_t>(p) * n + r];
+  return true;
+}
+}  // namespace
+
+void set_lapack_syevd(std::uintptr_t fn) {
+  g_syevd.store(reinterpret_cast<SyevdFn>(fn));
+}
 
 void jacobi_eig(int n, std::vector<double>& a, std::vector<double>& w, std::vector<double>& z) {
   z.assign(static_cast<size_t>(n) * n, 0.0);
@@ -968,7 +1009,8 @@ struct LanczosSolver {
     for (int64_t i = 0; i < ma; ++i)
       for (int64_t j = 0; j < ma; ++j) Ta[i * ma + j] = TT(a0 + i, a0 + j);
     bool done = false;
-    if (ma > kJacobiMax) {
+    if (ma > kJacobiMax) done = lapack_eig(static_cast<int>(ma), Ta, theta, Y);
+    if (ma > kJacobiMax && !done) {
       std::vector<double> Tq(Ta);
       done = ql_eig(static_cast<int>(ma), Tq, theta, Y);
     }

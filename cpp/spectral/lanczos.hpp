@@ -148,5 +148,8 @@ void dense_matvec(int64_t n, const T* A, const T* x, T* y, int n_threads);
 /// Jacobi rotations: eigenvalues in w (unsorted), eigenvectors as the columns of Z (row-major
 /// n x n). O(n^3) per sweep; used for the small projected matrices of the solver.
 void jacobi_eig(int n, std::vector<double>& a, std::vector<double>& w, std::vector<double>& z);
+// The dsyevd of scipy.linalg.cython_lapack (its address; 0: none) for the Rayleigh-Ritz step of
+// projected matrices above order 128.
+void set_lapack_syevd(std::uintptr_t fn);
 
 }  // namespace geoml

@@ -77,6 +77,7 @@ __all__: list[str] = [
     "openmp",
     "permuted_lsym",
     "rcm_components",
+    "set_lapack_syevd",
     "set_simd_isa",
     "set_simd_vnni",
     "simd_isa",
@@ -1854,6 +1855,11 @@ def rcm_components(
 ) -> tuple:
     """
     RCM order and connected components of a CSR pattern -> (perm, labels, n).
+    """
+
+def set_lapack_syevd(address: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    dsyevd of SciPy's cython_lapack (0: none) for Lanczos' Rayleigh-Ritz.
     """
 
 def set_simd_isa(name: str) -> None:

@@ -28,6 +28,13 @@ _CHECK_FAILED = (
     "eigsh: the deflated block check could not confirm that no eigenvalue was missed "
     "(missed eigenpairs did not converge); converged=False"
 )
+# the same for callers whose result has no ``converged`` field (spectral_embedding and the
+# estimators: an array of eigenvectors), formatted with the caller's name
+_CHECK_FAILED_ARRAY = (
+    "{who}: the deflated block check could not confirm that no eigenvalue was missed "
+    "(missed eigenpairs did not converge): the returned eigenvectors may not be those of the "
+    "smallest eigenvalues"
+)
 
 
 def _checked_product(Y, shape) -> np.ndarray:
@@ -110,7 +117,8 @@ def _rounding_note(
     """The end of a non-convergence warning: when the largest residual is at the rounding
     level of ``dtype`` (``<= 100 eps scale``, ``scale`` the norm ``tol`` is relative to),
     more iterations cannot lower it: say that ``tol`` is below what this precision reaches
-    on this matrix. Otherwise ``advice``, or loosen tol."""
+    on this matrix. Otherwise ``advice``, or loosen tol (just "loosen tol" for an empty
+    ``advice``: callers without ``max_iter``)."""
     eps = float(np.finfo(dtype).eps)
     if res_max <= 100 * eps * scale:
         return (
@@ -118,7 +126,7 @@ def _rounding_note(
             f"{100 * eps:.3g} relative): tol is below what {np.dtype(dtype).name} reaches "
             f"on this matrix, ask for tol >= {10 * res_max / scale:.1g}"
         )
-    return f"; {advice}, or loosen tol"
+    return f"; {advice}, or loosen tol" if advice else "; loosen tol"
 
 
 def _check_tol(tol, dtype) -> float:
@@ -297,9 +305,12 @@ def _run_check(matmat, n, w, V, res, k, which, tol, anorm, dtype, seed, block, s
     return w2[asc].astype(w.dtype), V2, res2[asc].astype(res.dtype), report, anorm
 
 
-def _check_routed(out, matmat, n, k, which, tol, dtype, seed, block, steps):
+def _check_routed(
+    out, matmat, n, k, which, tol, dtype, seed, block, steps, failed=_CHECK_FAILED, stacklevel=3
+):
     """The deflated block check on a result of the Laplacian route; updates ``out`` in place
-    and warns as the general path does. After the dense solver (all eigenpairs) or multigrid
+    and warns as the general path does (``failed``: the warning's text, ``stacklevel``
+    counted from here). After the dense solver (all eigenpairs) or multigrid
     LOBPCG (a block method wider than k, null space put in exactly): the first cycle only;
     after Lanczos (small graphs, or LOBPCG's fallback): restarts as on the general path."""
     budget = 0 if out._solver in ("dense", "lobpcg-amg") else out.n_matvec
@@ -327,8 +338,40 @@ def _check_routed(out, matmat, n, k, which, tol, dtype, seed, block, steps):
     out.miss_gap = report.miss_gap
     out.converged = bool(out.converged and report.passed and (res <= tol * anorm).all())
     if not report.passed:
-        warnings.warn(_CHECK_FAILED, RuntimeWarning, stacklevel=3)
+        warnings.warn(failed, RuntimeWarning, stacklevel=stacklevel)
 
+
+def _set_lapack_syevd() -> bool:
+    """Hands SciPy's ``cython_lapack`` ``dsyevd`` (its C function's address, from the module's
+    ``__pyx_capi__`` capsule) to the C++ Lanczos solver, whose Rayleigh-Ritz step then
+    diagonalises projected matrices above order 128 by LAPACK's divide and conquer instead of
+    the built-in tred2 / tql2 (``ql_eig``, kept as the fallback). False (and ``ql_eig``) where
+    SciPy has no such capsule or its signature is not the LP64 one the C++ side calls."""
+    try:
+        import ctypes
+
+        from scipy.linalg import cython_lapack
+
+        cap = cython_lapack.__pyx_capi__["dsyevd"]
+        get_name = ctypes.pythonapi.PyCapsule_GetName
+        get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+        name = get_name(cap)
+        d, i = "__pyx_t_5scipy_6linalg_13cython_lapack_d *", "int *"
+        sig = f"void (char *, char *, {i}, {d}, {i}, {d}, {d}, {i}, {i}, {i}, {i})"
+        if name is None or name.decode() != sig:
+            return False
+        get_ptr = ctypes.pythonapi.PyCapsule_GetPointer
+        get_ptr.restype, get_ptr.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+        address = get_ptr(cap, name)
+    except (ImportError, AttributeError, KeyError, OSError, ValueError):
+        return False
+    if not address:
+        return False
+    _core.set_lapack_syevd(int(address))
+    return True
+
+
+_LAPACK_SYEVD = _set_lapack_syevd()
 
 # The filtered general path (issue 23): sparse matrices from this size on run Lanczos on a
 # Chebyshev filter p(A) and the filtered deflated check (see docs/design/eigensolver.md).
@@ -440,14 +483,18 @@ def _filtered_general(
         # the products with float32 values, locking at f * tol on the rounded matrix; kept
         # only when the float64 residuals pass tol * ||A||, else the float64 solve
         options.tol = f32[1] * tol
-        out = _core.eigsh_csr_f32v(d, f32[0], indptr, indices, options=options, v0=v0s, n_jobs=nt)
+        with single_threaded_blas():  # dsyevd in the Rayleigh-Ritz step above order 128
+            out = _core.eigsh_csr_f32v(
+                d, f32[0], indptr, indices, options=options, v0=v0s, n_jobs=nt
+            )
         options.tol = tol
         if (out[2] <= tol * out[6]).all():
             out = out[:5] + (True,) + out[6:]
         else:
             out, spent_f32 = None, int(out[4])
     if out is None:
-        out = _core.eigsh_csr(d, indptr, indices, options=options, v0=v0s, n_jobs=nt)
+        with single_threaded_blas():
+            out = _core.eigsh_csr(d, indptr, indices, options=options, v0=v0s, n_jobs=nt)
     w, V, res, n_iter, n_mv, conv, anorm, cut = out
     V = V.reshape(n, k)
     report = None
@@ -562,8 +609,10 @@ def eigsh(
     spans a block Krylov space of ``check_steps`` blocks (one block product per step: a single
     pass over a CSR matrix for all columns, ``matmat`` of a LinearOperator). Its Ritz values
     more wanted than the k-th pair found (by more than ``10 tol ||A||``) are eigenvalues that
-    were missed: they are converged by restarted block Krylov iterations in the same
-    deflated space, merged, and the check starts again from a fresh block, twice as wide when
+    were missed: they are converged by thick-restarted block Krylov iterations in the same
+    deflated space (half of the basis kept as its most wanted Ritz vectors; Ritz values that
+    become more wanted than the k-th pair meanwhile are converged too), merged, and the
+    check starts again from a fresh block, twice as wide when
     it found as many eigenvalues as its width (a wide cluster), until a check finds nothing.
     Pairs that Lanczos locked but whose computed residual exceeds ``tol * ||A||`` are dropped
     and found again the same way. What is certain and what is probabilistic:
@@ -860,9 +909,11 @@ def eigsh(
     elif callback is not None:
         out = _core.eigsh_callback(callback, n=n, dtype=np.dtype(dtype), **solve)
     elif indptr is not None:
-        out = _core.eigsh_csr(data, indptr, indices, **solve)
+        with single_threaded_blas():  # dsyevd in the Rayleigh-Ritz step above order 128
+            out = _core.eigsh_csr(data, indptr, indices, **solve)
     else:
-        out = _core.eigsh_dense(data, **solve)
+        with single_threaded_blas():
+            out = _core.eigsh_dense(data, **solve)
     if filtered is None:
         w, V, res, n_iter, n_mv, conv, anorm, _ = out
         V = V.reshape(n, k)

@@ -20,7 +20,15 @@ from .._validation import (
     single_threaded_blas,
 )
 from ._amg import _AMG_MAX_ITER, _spmm
-from ._eigsh import EigshResult, _as_csr, _check_tol, _rounding_note, _unshared
+from ._eigsh import (
+    _CHECK_FAILED,
+    _CHECK_FAILED_ARRAY,
+    EigshResult,
+    _as_csr,
+    _check_tol,
+    _rounding_note,
+    _unshared,
+)
 from ._laplacian import _KINDS, _affinity_csr, _degrees, _normalised_shift, _null_space
 from ._lsym import _amg_lobpcg_run, _lsym_smallest, _sign_flip
 
@@ -36,19 +44,24 @@ def _dense_smallest(W: sp.csr_matrix, k: int, kind: str, Z: np.ndarray):
     c = Z.shape[1]
     w, V = np.linalg.eigh(laplacian(W, kind=kind).toarray().astype(np.float64))
     V = V[:, c:k]
-    V -= Z @ (Z.T @ V)  # numerically orthogonal already; make it exact
-    V, _ = np.linalg.qr(V)
+    C = Z.T @ V
+    V -= Z @ C  # numerically orthogonal already; make it exact
+    # then V^T V = I - C^T C: re-orthonormalise only when that is not I to rounding (the QR
+    # of a 4,000 x 2,500 block cost about as much as the eigh itself)
+    if C.size and float(np.abs(C).max()) > 1e-9:
+        V, _ = np.linalg.qr(V)
     return np.concatenate([np.zeros(c), w[c:k]])[:k], np.hstack([Z, V])[:, :k]
 
 
-def _lcomb_smallest(W, k, *, tol, random_state, n_jobs, method, max_iter):
+def _lcomb_smallest(W, k, *, tol, random_state, n_jobs, method, max_iter, advice="raise max_iter"):
     """k smallest eigenpairs of ``L = D - W`` (``W`` validated CSR, no diagonal): the null
     space (``1_C / sqrt|C|`` per connected component ``C``) put in exactly, the rest by
     multilevel LOBPCG + AMG on the RCM-renumbered ``L`` (near-null vector ``1``), or by Lanczos
     for the smallest eigenvalues deflated against the null space (``method="lanczos"``, and
     the fallback when LOBPCG has not converged). ``tol`` is relative to ``max(d)`` (``||L||``
     lies in ``[max d, 2 max d]``). Returns (eigenvalues (k,), eigenvectors (n, k), d,
-    converged, info)."""
+    converged, info). ``advice``: the non-convergence warning's advice (see
+    ``_rounding_note``)."""
     n = W.shape[0]
     d = _degrees(W)
     perm, labels, ncomp = _core.rcm_components(W.indptr, W.indices)
@@ -92,7 +105,7 @@ def _lcomb_smallest(W, k, *, tol, random_state, n_jobs, method, max_iter):
         warnings.warn(
             f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
             f"(largest residual {res.max():.3g}, tol {atol:.3g})"
-            + _rounding_note(float(res.max()), float(d.max()), advice="raise max_iter"),
+            + _rounding_note(float(res.max()), float(d.max()), advice=advice),
             RuntimeWarning,
             stacklevel=3,
         )
@@ -105,20 +118,21 @@ def _lcomb_smallest(W, k, *, tol, random_state, n_jobs, method, max_iter):
     )
 
 
-def _smallest(W, k, kind, *, tol, random_state, n_jobs, method="auto", max_iter=1000):
+def _smallest(
+    W, k, kind, *, tol, random_state, n_jobs, method="auto", max_iter=1000, advice="raise max_iter"
+):
     """k smallest eigenpairs of the symmetric (``"symmetric"``) or combinatorial Laplacian of
-    the validated CSR affinity ``W``: (eigenvalues, eigenvectors, d, converged, info)."""
+    the validated CSR affinity ``W``: (eigenvalues, eigenvectors, d, converged, info).
+    ``advice``: what the Lanczos non-convergence warning advises (``""`` for callers without
+    ``max_iter``: "loosen tol" only)."""
     n = W.shape[0]
     dense = method == "auto" and n <= _DENSE_MAX_N
     if not dense:
         ncomp = _core.rcm_components(W.indptr, W.indices)[2]
-        # the iterative paths need k - c < n - c non-null pairs with room to spare
+        # the iterative paths need k - c < n - c non-null pairs with room to spare; beyond
+        # half of them the dense solver, whatever n: the k eigenvectors are n k >= n^2 / 2
+        # values, and a Krylov method would need a basis of order n (O(n^3) either way)
         dense = ncomp < k and k - ncomp > max(1, (n - ncomp) // 2)
-        if dense and n > 4000:
-            raise ValueError(
-                f"k={k} is more than half of the graph's {n} nodes; use numpy.linalg.eigh "
-                "on the dense Laplacian"
-            )
     if dense:
         d = _degrees(W)
         _, labels, ncomp = _core.rcm_components(W.indptr, W.indices)
@@ -134,6 +148,7 @@ def _smallest(W, k, kind, *, tol, random_state, n_jobs, method="auto", max_iter=
             n_jobs=n_jobs,
             max_iter=max_iter,
             method=method,
+            advice=advice,
         )
     return _lcomb_smallest(
         W,
@@ -143,6 +158,7 @@ def _smallest(W, k, kind, *, tol, random_state, n_jobs, method="auto", max_iter=
         n_jobs=n_jobs,
         method=method,
         max_iter=max_iter,
+        advice=advice,
     )
 
 
@@ -185,7 +201,9 @@ def laplacian_eigsh(
     built from the graph, kept orthogonal to the null space (the estimators' path, see
     ``docs/design/eigensolver.md``), or, for the normalised Laplacian below 10,000 nodes,
     from Chebyshev-filtered Lanczos on ``D^-1/2 W D^-1/2``. Graphs of at most 128 nodes are
-    solved densely.
+    solved densely, and so is any graph when ``k - c`` is more than half of ``n - c``
+    (``numpy.linalg.eigh`` of the dense Laplacian: ``O(n^2)`` memory and ``O(n^3)`` time,
+    for any ``method``; an iterative solver would need a basis of order ``n`` there).
 
     Parameters
     ----------
@@ -305,9 +323,10 @@ def laplacian_eigsh(
     return out
 
 
-def _check_laplacian(out, W, d, kind, k, tol, seed, nt):
+def _check_laplacian(out, W, d, kind, k, tol, seed, nt, failed=_CHECK_FAILED, stacklevel=4):
     """:func:`geoml.eigsh`'s deflated block check ("SA") on ``out``, the k smallest pairs of
-    the symmetric or combinatorial Laplacian of ``W`` (degrees ``d``); updates ``out``."""
+    the symmetric or combinatorial Laplacian of ``W`` (degrees ``d``); updates ``out``.
+    ``failed``: the warning when the check fails (``stacklevel`` counted from here)."""
     from ._eigsh import _check_routed
 
     iso = d == 0
@@ -321,7 +340,9 @@ def _check_laplacian(out, W, d, kind, k, tol, seed, nt):
 
     anorm = out.anorm
     c = int(np.count_nonzero(out.eigenvalues == 0.0))  # the exact null space, first columns
-    _check_routed(out, matmat, W.shape[0], k, "SA", tol, np.float64, seed, 4, 20)
+    _check_routed(
+        out, matmat, W.shape[0], k, "SA", tol, np.float64, seed, 4, 20, failed, stacklevel + 1
+    )
     # pairs the check added are Rayleigh quotients: keep the null space's zeros exact
     out.eigenvalues = np.maximum(out.eigenvalues, 0.0)
     out.eigenvalues[:c] = 0.0
@@ -332,16 +353,20 @@ def _check_laplacian(out, W, d, kind, k, tol, seed, nt):
 def _smallest_checked(W, k, kind, *, tol, random_state, n_jobs):
     """:func:`_smallest` followed by the deflated block check after the Lanczos solver (as
     :func:`laplacian_eigsh`): ``(eigenvalues, eigenvectors, d)`` of the symmetric or
-    combinatorial Laplacian."""
-    got = _smallest(W, k, kind, tol=tol, random_state=random_state, n_jobs=n_jobs)
-    return _checked(W, k, kind, got, tol=tol, random_state=random_state, n_jobs=n_jobs)[:3]
+    combinatorial Laplacian, for :func:`spectral_embedding` (its warnings name it and point
+    at its caller; it has no ``max_iter`` and returns no ``converged`` field)."""
+    got = _smallest(W, k, kind, tol=tol, random_state=random_state, n_jobs=n_jobs, advice="")
+    solve = {"tol": tol, "random_state": random_state, "n_jobs": n_jobs}
+    return _checked(W, k, kind, got, **solve, who="spectral_embedding", stacklevel=4)[:3]
 
 
-def _checked(W, k, kind, got, *, tol, random_state, n_jobs):
+def _checked(W, k, kind, got, *, tol, random_state, n_jobs, who="geoml", stacklevel=3):
     """``got = (w, V, d, converged, info)`` of :func:`_smallest` or ``_lsym_smallest`` with the
     deflated block check run after their Lanczos solver (a single-vector method: a repeated
     eigenvalue can be missed); the same tuple, pairs updated. Dense, LOBPCG + AMG and GPU
-    results are returned as they are."""
+    results are returned as they are. A failed check warns ``_CHECK_FAILED_ARRAY`` for the
+    caller ``who`` (its result is an array: no ``converged`` field to name), ``stacklevel``
+    counted from here."""
     w, V, d, conv, info = got
     if not conv or info.get("method") != "lanczos" or not isinstance(V, np.ndarray):
         return got
@@ -352,7 +377,8 @@ def _checked(W, k, kind, got, *, tol, random_state, n_jobs):
     anorm = float(d.max()) if kind == "combinatorial" else 1.0
     out = EigshResult(w, np.ascontiguousarray(V), 0, res, True, int(info["n_matvec"]), anorm)
     out._solver = "lanczos"
-    _check_laplacian(out, W, d, kind, k, tol, random_seed(random_state), nt)
+    failed = _CHECK_FAILED_ARRAY.format(who=who)
+    _check_laplacian(out, W, d, kind, k, tol, random_seed(random_state), nt, failed, stacklevel + 1)
     return out.eigenvalues, out.eigenvectors, d, out.converged, info
 
 

@@ -190,7 +190,7 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
         )
         solve = {"tol": self.tol, "random_state": self.random_state, "n_jobs": self.n_jobs}
         got = _lsym_smallest(W, k, **solve)
-        lam, U, d, _, info = _checked(W, k, "symmetric", got, **solve)
+        lam, U, d, _, info = _checked(W, k, "symmetric", got, **solve, who=type(self).__name__)
         if warn and info["components"] > 1:
             warnings.warn(
                 f"the affinity graph has {info['components']} connected components; "
@@ -336,7 +336,9 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
         Ka = _scale_both(Kw, qa)
         solve = {"tol": self.tol, "random_state": self.random_state, "n_jobs": self.n_jobs}
         got = _lsym_smallest(Ka, self.n_components + 1, **solve)
-        lam, U, d, _, info = _checked(Ka, self.n_components + 1, "symmetric", got, **solve)
+        lam, U, d, _, info = _checked(
+            Ka, self.n_components + 1, "symmetric", got, **solve, who=type(self).__name__
+        )
         if info["components"] > 1:
             warnings.warn(
                 f"the affinity graph has {info['components']} connected components: the "

@@ -116,6 +116,7 @@ def _lsym_smallest(
     cheb_cut: float = -2.0,
     max_iter: int = 1000,
     method: str = "auto",
+    advice: str = "raise max_iter",
 ):
     """k smallest eigenpairs of L_sym = I - N, null space put in exactly.
 
@@ -124,7 +125,8 @@ def _lsym_smallest(
     converge in ``_AMG_MAX_ITER`` iterations) or ``"auto"`` (LOBPCG + AMG from
     ``_AMG_MIN_N`` nodes on). Returns (eigenvalues ascending (k,), eigenvectors (n, k), d,
     converged, info dict). A ``cupyx.scipy.sparse`` ``W`` runs on the GPU
-    (``_gpu_lanczos.lsym_smallest``, Lanczos whatever ``method``).
+    (``_gpu_lanczos.lsym_smallest``, Lanczos whatever ``method``). ``advice``: the
+    non-convergence warning's advice (``_rounding_note``; ``""`` without ``max_iter``).
     """
     if method not in ("auto", "lanczos", "lobpcg-amg"):
         raise ValueError(f"method={method!r}; choose 'auto', 'lanczos' or 'lobpcg-amg'")
@@ -196,7 +198,7 @@ def _lsym_smallest(
         warnings.warn(
             f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
             f"(largest residual {res.max():.3g}, tol {tol:.3g})"
-            + _rounding_note(float(res.max()), 1.0, advice="raise max_iter"),
+            + _rounding_note(float(res.max()), 1.0, advice=advice),
             RuntimeWarning,
             stacklevel=3,
         )
