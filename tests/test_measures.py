@@ -1517,3 +1517,21 @@ def test_vecchia_factor_duplicates_and_bad_input():
         _core.vecchia_factor(X, nb, 0.0)
     with pytest.raises(ValueError, match="ridge"):
         _core.vecchia_factor(X, nb, 1.0, ridge=-1.0)
+
+
+def test_von_neumann_and_effective_rank_of_huge_matrices():
+    # tr(1e306 I_1000) overflowed: rho = 0 and the entropy 0; sum(s) of 1e308 I_5 overflowed:
+    # effective rank 1 (silently, with NumPy's overflow warning)
+    for method in ("exact", "slq"):
+        h = geoml.von_neumann_entropy(np.eye(1000) * 1e306, method=method, random_state=0)
+        assert h.value == pytest.approx(math.log(1000), rel=1e-12)
+    rng = np.random.default_rng(0)
+    W = sp.random(300, 300, density=0.05, random_state=1)
+    W = (W + W.T).tocsr()
+    ref = geoml.von_neumann_entropy(W, graph=True, method="exact").value
+    big = geoml.von_neumann_entropy(W * 2.0**1020, graph=True, method="exact").value
+    assert big == pytest.approx(ref, rel=1e-12)
+    Z = rng.standard_normal((40, 6))
+    ref = geoml.effective_rank(Z).value
+    assert geoml.effective_rank(Z * 2.0**1018).value == pytest.approx(ref, rel=1e-12)
+    assert geoml.effective_rank(np.eye(20, 5) * 1e308).value == pytest.approx(5.0, rel=1e-12)

@@ -363,6 +363,50 @@ def test_spectral_density_deterministic(mats):
     assert a.n_probes == 8 and a.n_steps == 30
 
 
+@pytest.mark.parametrize("scale", [2.0**-700, 1e-200, 1e200, 1e300])
+@pytest.mark.parametrize("kind", ["sparse", "dense", "operator"])
+def test_slq_of_tiny_and_huge_matrices(scale, kind):
+    # the squares in beta overflowed (1e200 A: beta = inf) or underflowed (1e-200 A: beta = 0),
+    # a false breakdown after one step: tr A^-1 4 % off and a one-atom density, silently
+    rng = np.random.default_rng(3)
+    lam = np.linspace(1.0, 2.0, 300)
+    Q = np.linalg.qr(rng.standard_normal((300, 300)))[0]
+    base = {"sparse": sp.diags(lam, format="csr"), "dense": (Q * lam) @ Q.T}
+    B = base["sparse" if kind == "operator" else kind]
+    A = B * scale
+    if kind == "dense":
+        A = (A + A.T) / 2
+    if kind == "operator":
+        A = aslinearoperator(A)
+    rtol = 1e-2 if kind == "dense" else 1e-3  # (Rademacher probes are exact for diagonals)
+    for f in ("inv", "log", "power"):
+        p = 1 if f == "power" else None
+        est = geoml.trace_function(A, f, p=p, rtol=rtol, n_steps=40, random_state=0)
+        exact = _exact(lam * scale, f, p)
+        assert est.n_steps == 40 and est.converged
+        assert abs(est.value - exact) <= rtol * abs(exact), (f, est.value, exact)
+    # the unscaled problem's recurrences for a power-of-two scale (LAPACK's tridiagonal
+    # eigensolver scales by other factors: equal to rounding, not bitwise)
+    if scale == 2.0**-700 and kind == "dense":
+        a = geoml.trace_function(A, "inv", n_probes=8, n_steps=20, random_state=1)
+        b = geoml.trace_function(B, "inv", n_probes=8, n_steps=20, random_state=1)
+        np.testing.assert_allclose(a.samples, np.ldexp(b.samples, 700), rtol=1e-12)
+    sd = geoml.spectral_density(A, bins=4, random_state=0)
+    mass = sd.density * np.diff(sd.edges)
+    np.testing.assert_allclose(sd.edges[[0, -1]] / scale, [1.0, 2.0], rtol=1e-3)
+    np.testing.assert_allclose(mass, 0.25, atol=0.02)
+
+
+def test_complex_valued_f_is_refused():
+    # the imaginary parts were dropped with NumPy's ComplexWarning only: a real, wrong trace
+    A = sp.diags(np.linspace(-1.0, 1.0, 200), format="csr")
+    with pytest.raises(ValueError, match="complex value"):
+        geoml.trace_function(A, np.emath.sqrt, random_state=0)
+    B = sp.diags(np.linspace(1.0, 2.0, 200), format="csr")  # complex dtype, real values: fine
+    est = geoml.trace_function(B, lambda x: np.exp(x) + 0j, random_state=0)
+    assert est.value == pytest.approx(np.exp(np.linspace(1.0, 2.0, 200)).sum(), rel=1e-10)
+
+
 # ----------------------------------------------------------------------------- tuple results
 
 

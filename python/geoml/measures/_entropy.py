@@ -98,6 +98,20 @@ def _symmetric_input(A, name):
     return A
 
 
+def _within_range(A):
+    """``A`` scaled by a power of two (exact; ``rho`` does not depend on the scale) when its
+    trace or degrees could overflow (``n max |A| > 2^1000``): ``1e306 I_1000`` had
+    ``tr(A) = inf``, so ``rho = 0`` and the entropy 0 instead of ``log 1000``, silently (only
+    NumPy's overflow warning). Other inputs: returned as they are."""
+    amax = float(abs(A).max()) if (not sp.issparse(A) or A.nnz) else 0.0
+    if not amax * A.shape[0] > 2.0**1000:
+        return A
+    e = -int(np.frexp(amax)[1])
+    if sp.issparse(A):
+        return sp.csr_matrix((np.ldexp(A.data, e), A.indices, A.indptr), A.shape)
+    return np.ldexp(np.asarray(A, dtype=np.float64), e)
+
+
 def _laplacian(W):
     if sp.issparse(W):
         if W.nnz and W.data.min() < 0:
@@ -177,6 +191,7 @@ def von_neumann_entropy(
     check_n_jobs(n_jobs)
     single = getattr(A, "dtype", None) == np.float32  # sparse input is made float64 below
     A = _symmetric_input(A, "A")
+    A = _within_range(A)
     if graph:
         A = _laplacian(A)
     n = A.shape[0]
@@ -251,6 +266,12 @@ def effective_rank(Z, *, eps: float = 0.0) -> SpectralMeasure:
     if not np.any(Z):
         raise ValueError("Z is all zero; its effective rank is undefined")
     Zd = Z.astype(np.float64)
+    amax = float(np.abs(Zd).max())
+    if amax * Zd.size > 2.0**1000:
+        # sum(s) <= size max |Z| would overflow (1e308 I_5: sum(s) = inf, p = 0 and the
+        # effective rank 1 instead of 5, silently): scaled by a power of two (exact; p does
+        # not depend on the scale); other inputs as they are
+        Zd = np.ldexp(Zd, -int(np.frexp(amax)[1]))
     s = np.linalg.svd(Zd, compute_uv=False)
     p = s / s.sum() + eps
     return SpectralMeasure(math.exp(_shannon(p)), 0.0, "exact", 0, True)

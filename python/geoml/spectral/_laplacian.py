@@ -64,7 +64,9 @@ def laplacian(W, kind: str = "symmetric", return_diag: bool = False):
     L : scipy.sparse.csr_matrix of shape (n, n)
         float32 if ``W`` is float32, else float64.
     d : ndarray of shape (n,)
-        Degrees (only with ``return_diag=True``).
+        Degrees (only with ``return_diag=True``), for every kind (SciPy's
+        ``csgraph.laplacian(normed=True, return_diag=True)`` returns their square roots,
+        with 1 for an isolated node).
 
     Examples
     --------

@@ -289,24 +289,35 @@ class _Block:
         self.beta = np.zeros((max_steps, m))
         self.length = np.full(m, max_steps + 1)  # steps of a probe whose Krylov space ended
         self.active = np.ones(m, dtype=bool)
-        self.scale = 0.0
+        self.scale = 0.0  # largest |alpha|, beta so far (of 2^-shift A)
+        self.shift = 0  # the recurrences run on 2^-shift A (see step)
         self.k = 0
 
     def step(self) -> None:
         j, V, W, T = self.k, self.V, self.W, self.T
         self.matmat(V, W)
-        np.multiply(V, W, out=T)
-        a = T.sum(axis=0)
-        np.multiply(V, a, out=T)
-        W -= T
-        if j:
-            np.multiply(self.Vprev, self.beta[j - 1], out=T)
+        if self.shift:
+            np.ldexp(W, -self.shift, out=W)
+        # the first step may overflow where A is out of range (then redone, scaled)
+        with np.errstate(over="ignore", invalid="ignore") if j == 0 else contextlib.nullcontext():
+            np.multiply(V, W, out=T)
+            a = T.sum(axis=0)
+            np.multiply(V, a, out=T)
             W -= T
-        np.multiply(W, W, out=T)
-        b = np.sqrt(T.sum(axis=0))
+            if j:
+                np.multiply(self.Vprev, self.bprev, out=T)
+                W -= T
+            np.multiply(W, W, out=T)
+            b = np.sqrt(T.sum(axis=0))
+        if j == 0 and self._out_of_range(a, b):
+            return self.step()  # the first step again, on 2^-shift A
         a[~self.active] = 0.0
         b[~self.active] = 0.0
-        self.alpha[j], self.beta[j] = a, b
+        self.bprev = b
+        if self.shift:  # the coefficients of A itself (exact: powers of two)
+            self.alpha[j], self.beta[j] = np.ldexp(a, self.shift), np.ldexp(b, self.shift)
+        else:
+            self.alpha[j], self.beta[j] = a, b
         self.scale = max(self.scale, float(np.abs(a).max()), float(b.max()))
         end = self.active & (b <= _BREAKDOWN * self.scale)
         self.k = j + 1
@@ -317,6 +328,23 @@ class _Block:
         W /= b
         W[:, ~self.active] = 0.0
         self.Vprev, self.V, self.W = V, W, self.Vprev
+
+    def _out_of_range(self, a, b) -> bool:
+        """After the first product: whether ``A`` is so large or small that the squares in
+        ``beta`` overflow or underflow (``||A||`` beyond ``2^+-400``; e.g. ``1e200 A`` gave
+        ``beta = inf``, ``1e-200 A`` ``beta = 0``: a false breakdown after one step, so a
+        one-node quadrature, 4 % off for ``tr A^-1``, and a one-atom density, silently). Then
+        ``shift`` is set so that the recurrences run on ``2^-shift A`` (exact), the Ritz
+        values and coefficients of ``A`` being scaled back; other inputs: unchanged bits."""
+        top = max(float(np.abs(a).max()), float(b.max()))
+        if self.shift or 2.0**-400 <= top <= 2.0**400:
+            return False
+        self.matmat(self.V, self.W)  # again: W was overwritten (rare inputs only)
+        mx = float(np.abs(self.W).max())
+        if not (math.isfinite(mx) and mx > 0):
+            return False  # a zero operator (or NaN from the user's product: checked there)
+        self.shift = int(np.frexp(mx)[1])
+        return True
 
     @property
     def done(self) -> bool:
@@ -338,7 +366,9 @@ class _Block:
             w /= w.sum()
             if residuals:
                 tail = self.beta[k - 1, i] if k < self.length[i] else 0.0
-                out.append((theta, w, np.abs(tail * U[-1]) > 1e-6 * self.scale))
+                out.append(
+                    (theta, w, np.abs(tail * U[-1]) > math.ldexp(1e-6 * self.scale, self.shift))
+                )
             else:
                 out.append((theta, w))
         return out
@@ -400,7 +430,18 @@ def _evaluate(f, p, theta: np.ndarray, tol: float) -> np.ndarray:
     functions, and for the positive definite ones) times ``max |theta|``."""
     if callable(f):
         with np.errstate(all="ignore"):
-            y = np.asarray(f(theta.copy()), dtype=np.float64)
+            y = np.asarray(f(theta.copy()))
+        if y.dtype.kind == "c":
+            # (cast to float64, the imaginary parts were dropped with NumPy's ComplexWarning
+            # only: f=np.emath.sqrt on an indefinite A gave a real, wrong trace)
+            im = np.abs(y.imag) > 0
+            if im.any():
+                raise ValueError(
+                    f"f returned a complex value at the Ritz value {theta[im][0]:.6g} "
+                    "(inside the spectrum of A): tr f(A) is not real"
+                )
+            y = y.real
+        y = np.asarray(y, dtype=np.float64)
         if y.shape != theta.shape:
             raise ValueError(
                 f"f returned shape {y.shape} for eigenvalues of shape "
@@ -540,7 +581,13 @@ def trace_function(
         powers need ``A`` positive definite; ``"sqrt"``, ``"xlogx"`` and non-integer powers
         need it positive semi-definite: a Ritz value outside the domain raises ``ValueError``,
         and so does a value of ``f`` (or a probe's ``z^T f(A) z``) beyond float64's range
-        (e.g. ``"exp"`` of eigenvalues above ~700).
+        (e.g. ``"exp"`` of eigenvalues above ~700). The domain is checked on the Ritz values
+        only, which lie inside the spectrum but need not reach its ends: an indefinite ``A``
+        whose negative eigenvalues are few and close to 0, next to many small positive ones,
+        can pass (e.g. one eigenvalue ``-1e-5`` among 5,000 spread over ``[0, 1]``: smallest
+        Ritz value ``4.6e-4``) and its estimate is then that of ``f`` over a nearby positive
+        spectrum, with ``converged=True``. Where ``A`` may be indefinite, check its smallest
+        eigenvalue first (``geoml.eigsh(A, 1, which="SA")``).
     p : float, optional
         The exponent for ``f="power"``.
     rtol : float
