@@ -1744,3 +1744,23 @@ def test_mean_wasserstein_stops_at_the_rounding_floor(cond):
             np.zeros((20, 6)), X, num_iter=num_iter, eps=1e-15
         )[1]
         assert np.linalg.norm(r.mean - ref) <= 1e-10 * np.linalg.norm(ref)
+
+
+@pytest.mark.parametrize("estimator", ["scm", "lwf", "oas"])
+def test_covariances_of_an_empty_batch(estimator):
+    """``covariances`` of shape (0, c, t) raised "X is empty" while the matrix functions
+    accept empty batches: an empty batch of trials gives an empty batch of (c, c) matrices
+    (augmented_covariances likewise); no channel or too few samples stay errors."""
+    for dt in (np.float64, np.float32):
+        for shape in [(0, 3, 10), (2, 0, 3, 10), (0, 1, 10)]:
+            out = spd.covariances(np.zeros(shape, dt), estimator)
+            assert out.shape == shape[:-1] + (shape[-2],) and out.dtype == dt
+        out = spd.augmented_covariances(np.zeros((0, 3, 10), dt), 3, 2, estimator)
+        assert out.shape == (0, 9, 9) and out.dtype == dt
+    # the empty result composes with the matrix functions' empty batches
+    assert spd.logm(spd.covariances(np.zeros((0, 4, 20)), estimator)).shape == (0, 4, 4)
+    for shape, msg in [((3, 0, 10), "empty"), ((0, 3, 1), "2 time samples"), ((0,), "shape")]:
+        with pytest.raises(ValueError, match=msg):
+            spd.covariances(np.zeros(shape), estimator)
+    with pytest.raises(ValueError, match="leaves 0 samples"):
+        spd.augmented_covariances(np.zeros((0, 3, 6)), 3, 2, estimator)
