@@ -449,16 +449,16 @@ def _write_networkx(G, graph: _Graph, edge_values, node_values, name: str):
     return H
 
 
-def _check_real(value, name: str, *, low=None, high=None, low_open=False) -> float:
+def _check_real(value, name: str, *, low=None, high=None, low_open=False, finite=True) -> float:
     """A real parameter as a float: ``TypeError`` unless a real number (a str, bool, None or
     complex: ``alpha="0.5"`` was accepted, ``float`` reading the string), ``ValueError``
-    unless finite (``tol=inf`` was accepted) and within ``[low, high]`` (``(low, high]`` with
-    ``low_open``)."""
+    unless finite (``tol=inf`` was accepted; +inf allowed with ``finite=False``) and within
+    ``[low, high]`` (``(low, high]`` with ``low_open``)."""
     arr = np.asarray(value) if not isinstance(value, (str, bytes, bool)) else None
     if arr is None or arr.ndim != 0 or arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a real number; got {value!r}")
     v = float(arr)
-    bad = not math.isfinite(v)
+    bad = math.isnan(v) or (math.isinf(v) and (finite or v < 0))
     if low is not None:
         bad = bad or (v <= low if low_open else v < low)
     if high is not None:
@@ -467,7 +467,7 @@ def _check_real(value, name: str, *, low=None, high=None, low_open=False) -> flo
         if low is not None and high is not None:
             where = f"in [{low:g}, {high:g}]"
         elif low is not None:
-            where = f"{'>' if low_open else '>='} {low:g} and finite"
+            where = f"{'>' if low_open else '>='} {low:g}" + (" and finite" if finite else "")
         else:
             where = "finite"
         raise ValueError(f"{name}={value!r} must be {where}")
@@ -898,7 +898,8 @@ class RicciFlow(_OrcParams):
         if self.method == "lower_bound":
             raise ValueError("the flow makes the graph weighted: use method='exact' or 'sinkhorn'")
         n_iter = check_int(self.n_iter, "n_iter", low=0)
-        _check_real(self.step, "step", low=0.0, low_open=True)
+        # (step=inf: the flow's own "negative or not finite" lengths error, at iteration 1)
+        _check_real(self.step, "step", low=0.0, low_open=True, finite=False)
         _check_real(self.delta, "delta", low=0.0)
         if self.surgery is not None and (
             not isinstance(self.surgery, (tuple, list))

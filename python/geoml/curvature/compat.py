@@ -231,7 +231,7 @@ class OllivierRicci:
 
         # (GraphRicciCurvature does not check them; a str or inf failed later, or not at all)
         check_int(iterations, "iterations", low=0)
-        step = _check_real(step, "step", low=0.0, low_open=True)
+        step = _check_real(step, "step", low=0.0, low_open=True)  # (inf: a NaN warning first)
         delta = _check_real(delta, "delta", low=0.0)
         G = self.G
         if G.is_directed():
