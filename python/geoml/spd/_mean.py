@@ -546,7 +546,7 @@ def mean_wasserstein(
                     # the steps stopped decreasing above the floor: rounding noise of an
                     # ill-conditioned set (cond 1e8: 7 of 12 random sets ran to max_iter)?
                     if kappa is None:
-                        kappa = _max_cond(Xs)
+                        kappa = _max_cond(Xs[w > 0])  # (the matrices in the sum)
                     if _at_rounding_floor(kappa, Cnew, d_first, d_min, i_min):
                         ok = True
                         if ae:
