@@ -1188,3 +1188,92 @@ def test_ricci_flow_refuses_negative_lengths_and_bad_surgery():
             geoml.RicciFlow(n_iter=3, surgery=(keep, every)).fit(nx.karate_club_graph())
     with pytest.raises(ValueError, match=r"\(callable, every\) pair"):
         geoml.RicciFlow(n_iter=3, surgery=keep).fit(nx.karate_club_graph())
+
+
+def test_numeric_parameters_are_checked():
+    """``OllivierRicci(tol=inf)`` and ``alpha="0.5"`` (read by ``float``) were accepted, as
+    were ``RicciFlow(delta="x")`` (a TypeError in the comparison, after a whole curvature
+    pass) and the compat flow's ``step=inf``: every real parameter of the curvature
+    estimators is a real number (TypeError) in its range and finite (ValueError)."""
+    G = nx.path_graph(4)
+    ref = geoml.OllivierRicci().fit(G).curvature_
+    bad_type = [("alpha", "0.5"), ("alpha", True), ("alpha", None), ("tol", "1e-6")]
+    bad_type += [("eps", "0.1"), ("base", "2"), ("exp_power", 1j), ("exp_power", "2")]
+    for name, value in bad_type:
+        with pytest.raises(TypeError, match=f"^{name} must be a real number"):
+            geoml.OllivierRicci(**{name: value}).fit(G)
+    bad_value = [("tol", np.inf), ("tol", 0.0), ("eps", np.nan), ("eps", np.inf)]
+    bad_value += [("alpha", -0.1), ("alpha", np.nan), ("base", np.inf), ("base", 0)]
+    bad_value += [("exp_power", np.inf), ("exp_power", -np.inf)]
+    for name, value in bad_value:
+        with pytest.raises(ValueError, match=f"^{name}="):
+            geoml.OllivierRicci(**{name: value}).fit(G)
+    # NumPy scalars and 0-d arrays are numbers
+    for alpha in (np.float32(0.5), np.array(0.5), np.int64(0)):
+        got = geoml.OllivierRicci(alpha=alpha).fit(G).curvature_
+        want = geoml.OllivierRicci(alpha=float(alpha)).fit(G).curvature_
+        assert np.array_equal(got, want)
+    assert np.array_equal(geoml.OllivierRicci(alpha=0.5).fit(G).curvature_, ref)
+    for est, kw, exc in [
+        (geoml.RicciFlow, {"step": "1"}, TypeError),
+        (geoml.RicciFlow, {"step": -1.0}, ValueError),
+        (geoml.RicciFlow, {"step": np.nan}, ValueError),
+        (geoml.RicciFlow, {"delta": "x"}, TypeError),
+        (geoml.RicciFlow, {"delta": -1.0}, ValueError),
+        (geoml.RicciFlow, {"delta": np.inf}, ValueError),
+        (geoml.RicciFlow, {"tol": np.inf}, ValueError),
+        (geoml.RicciCommunities, {"cutoff_step": "0.1"}, TypeError),
+        (geoml.RicciCommunities, {"cutoff_step": np.inf}, ValueError),
+    ]:
+        with pytest.raises(exc, match=f"^{next(iter(kw))}"):
+            est(n_iter=1, **kw).fit(G)
+    orc = compat.OllivierRicci(nx.karate_club_graph())
+    for kw, exc in [
+        ({"step": np.nan}, ValueError),
+        ({"step": "1"}, TypeError),
+        ({"delta": "x"}, TypeError),
+        ({"iterations": 2.5}, TypeError),
+        ({"iterations": -1}, ValueError),
+    ]:
+        with pytest.raises(exc, match=f"^{next(iter(kw))}"):
+            orc.compute_ricci_flow(**kw)
+    for kw, exc in [({"cutoff_step": "0.1"}, TypeError), ({"drop_threshold": -1}, ValueError)]:
+        with pytest.raises(exc, match=f"^{next(iter(kw))}"):
+            orc.ricci_community(**kw)
+    # step=inf: RicciFlow's own check of the lengths, as before (see
+    # test_ricci_flow_refuses_negative_lengths_and_bad_surgery); the compat flow's check
+    # came after a NumPy "invalid value" warning (inf * 0)
+    with pytest.raises(ValueError, match=r"^step=inf must be > 0 and finite"):
+        orc.compute_ricci_flow(step=np.inf)
+
+
+def test_ricci_communities_flow_params_n_iter():
+    """``RicciCommunities(flow_params={"n_iter": 5})`` failed with Python's "got multiple
+    values for keyword argument 'n_iter'"; an unknown key with "unexpected keyword
+    argument". Both are a ValueError naming the parameter to use now."""
+    G = nx.karate_club_graph()
+    for key in ("n_iter", "iterations"):  # (iterations: GraphRicciCurvature's name)
+        with pytest.raises(ValueError, match=r"RicciCommunities\(n_iter=\.\.\.\)"):
+            geoml.RicciCommunities(flow_params={key: 5}).fit(G)
+    with pytest.raises(ValueError, match=r"unknown RicciFlow parameter.* stepp"):
+        geoml.RicciCommunities(flow_params={"stepp": 0.5}).fit(G)
+    with pytest.raises(TypeError, match="flow_params must be a dict"):
+        geoml.RicciCommunities(flow_params=[("alpha", 0.5)]).fit(G)
+    rc = geoml.RicciCommunities(n_iter=3, flow_params={"alpha": 0.3, "n_jobs": 1}).fit(G)
+    flow = geoml.RicciFlow(n_iter=3, alpha=0.3, n_jobs=1).fit(G)
+    assert rc.flow_.n_iter_ == 3 and rc.flow_.get_params()["n_jobs"] == 1
+    assert np.array_equal(rc.flow_.weights_, flow.weights_)
+
+
+def test_to_networkx_writes_python_floats():
+    """``OllivierRicci().to_networkx()`` without a graph wrote NumPy float64 weights (the
+    curvature attributes were already Python floats)."""
+    A = np.array([[0, 1, 2.0], [1, 2, 0.5], [2, 0, 1.5]])
+    for est in (geoml.OllivierRicci(), geoml.FormanRicci(), geoml.RicciFlow(n_iter=1)):
+        H = est.fit(A).to_networkx()
+        for _, _, d in H.edges(data=True):
+            assert all(type(v) is float for v in d.values()), d
+        for _, d in H.nodes(data=True):
+            assert all(type(v) is float for v in d.values()), d
+    H = geoml.OllivierRicci().fit(A).to_networkx()
+    assert sorted(w for *_, w in H.edges(data="weight")) == [0.5, 1.5, 2.0]

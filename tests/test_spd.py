@@ -1706,3 +1706,61 @@ def test_q_accumulation_block_boundaries(any_isa, n, dtype):
         assert np.array_equal(spd.sqrtm(A[b]), S[b])
         wb, Vb = spd.eigh(A[b])
         assert np.array_equal(wb, w[b]) and np.array_equal(Vb, V[b])
+
+
+def _audit_spd(n, m, cond, seed):
+    """The audit's generator: eigenvalues log-uniform over [1, cond], random eigenvectors."""
+    rng = np.random.default_rng(seed)
+    Q = np.linalg.qr(rng.standard_normal((m, n, n)))[0]
+    w = np.exp(rng.uniform(0, np.log(cond), (m, n)))
+    return (Q * w[..., None, :]) @ Q.swapaxes(-1, -2)
+
+
+@pytest.mark.parametrize("cond", [1e8, 1e10])
+def test_mean_wasserstein_stops_at_the_rounding_floor(cond):
+    """On ill-conditioned sets the BW fixed point's steps stall at rounding noise (~0.1 eps
+    sqrt(cond) ||C||) above the floor 10 n eps ||C||: converged=False after 1000 iterations
+    and a ConvergenceWarning on a mean converged to rounding (condition 1e8: 7 of 12 seeds,
+    1e10: 11 of 12). The stall is recognised and certified now; the mean is the same (within
+    the noise) as the one 1000 iterations reached, and within 1e-10 of POT's."""
+    sets = [_audit_spd(6, 20, cond, seed) for seed in range(12)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning
+        res = [spd.mean_wasserstein(X) for X in sets]
+    assert all(r.converged for r in res)
+    assert max(int(r.n_iter) for r in res) < 300
+    # batched over sets: the same iterates per set
+    batch = spd.mean_wasserstein(np.stack(sets[:4]))
+    assert batch.converged.all()
+    assert np.array_equal(batch.mean, np.stack([r.mean for r in res[:4]]))
+    # a certified stall is no licence for a short run: stopped by max_iter still warns
+    with pytest.warns(spd.ConvergenceWarning):
+        assert not spd.mean_wasserstein(sets[0], max_iter=20).converged
+    ot = pytest.importorskip("ot")
+    # (POT runs all num_iter, its eps not reached; cond 1e10 needs 20000: one set, 3 s)
+    k, num_iter = (3, 2000) if cond == 1e8 else (1, 20000)
+    for X, r in zip(sets[:k], res[:k]):
+        ref = ot.gaussian.bures_wasserstein_barycenter(
+            np.zeros((20, 6)), X, num_iter=num_iter, eps=1e-15
+        )[1]
+        assert np.linalg.norm(r.mean - ref) <= 1e-10 * np.linalg.norm(ref)
+
+
+@pytest.mark.parametrize("estimator", ["scm", "lwf", "oas"])
+def test_covariances_of_an_empty_batch(estimator):
+    """``covariances`` of shape (0, c, t) raised "X is empty" while the matrix functions
+    accept empty batches: an empty batch of trials gives an empty batch of (c, c) matrices
+    (augmented_covariances likewise); no channel or too few samples stay errors."""
+    for dt in (np.float64, np.float32):
+        for shape in [(0, 3, 10), (2, 0, 3, 10), (0, 1, 10)]:
+            out = spd.covariances(np.zeros(shape, dt), estimator)
+            assert out.shape == shape[:-1] + (shape[-2],) and out.dtype == dt
+        out = spd.augmented_covariances(np.zeros((0, 3, 10), dt), 3, 2, estimator)
+        assert out.shape == (0, 9, 9) and out.dtype == dt
+    # the empty result composes with the matrix functions' empty batches
+    assert spd.logm(spd.covariances(np.zeros((0, 4, 20)), estimator)).shape == (0, 4, 4)
+    for shape, msg in [((3, 0, 10), "empty"), ((0, 3, 1), "2 time samples"), ((0,), "shape")]:
+        with pytest.raises(ValueError, match=msg):
+            spd.covariances(np.zeros(shape), estimator)
+    with pytest.raises(ValueError, match="leaves 0 samples"):
+        spd.augmented_covariances(np.zeros((0, 3, 6)), 3, 2, estimator)

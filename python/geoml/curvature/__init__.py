@@ -437,7 +437,8 @@ def _write_networkx(G, graph: _Graph, edge_values, node_values, name: str):
     if G is None:
         H.add_nodes_from(labels)
         H.add_weighted_edges_from(
-            (labels[i], labels[j], w) for (i, j), w in zip(graph.edges.tolist(), graph.weights)
+            (labels[i], labels[j], w)
+            for (i, j), w in zip(graph.edges.tolist(), graph.weights.tolist())
         )
     for (i, j), v in zip(graph.edges.tolist(), edge_values.tolist()):
         H[labels[i]][labels[j]][name] = v
@@ -446,6 +447,31 @@ def _write_networkx(G, graph: _Graph, edge_values, node_values, name: str):
         if deg[k]:
             H.nodes[labels[k]][name] = v
     return H
+
+
+def _check_real(value, name: str, *, low=None, high=None, low_open=False, finite=True) -> float:
+    """A real parameter as a float: ``TypeError`` unless a real number (a str, bool, None or
+    complex: ``alpha="0.5"`` was accepted, ``float`` reading the string), ``ValueError``
+    unless finite (``tol=inf`` was accepted; +inf allowed with ``finite=False``) and within
+    ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    arr = np.asarray(value) if not isinstance(value, (str, bytes, bool)) else None
+    if arr is None or arr.ndim != 0 or arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be a real number; got {value!r}")
+    v = float(arr)
+    bad = math.isnan(v) or (math.isinf(v) and (finite or v < 0))
+    if low is not None:
+        bad = bad or (v <= low if low_open else v < low)
+    if high is not None:
+        bad = bad or v > high
+    if bad:
+        if low is not None and high is not None:
+            where = f"in [{low:g}, {high:g}]"
+        elif low is not None:
+            where = f"{'>' if low_open else '>='} {low:g}" + (" and finite" if finite else "")
+        else:
+            where = "finite"
+        raise ValueError(f"{name}={value!r} must be {where}")
+    return v
 
 
 class _GraphEstimator(BaseEstimator):
@@ -474,16 +500,12 @@ class _OrcParams(_GraphEstimator):
         methods = _core.OrcMethod.__members__
         if not isinstance(self.method, str) or self.method not in methods:
             raise ValueError(f"method={self.method!r}; choose one of {sorted(methods)}")
-        if not 0.0 <= float(self.alpha) <= 1.0:
-            raise ValueError(f"alpha={self.alpha} must be in [0, 1]")
-        if not float(self.base) > 0 or not math.isfinite(float(self.base)):
-            raise ValueError(f"base={self.base} must be a positive number")
-        if not math.isfinite(float(self.exp_power)):
-            raise ValueError(f"exp_power={self.exp_power} must be finite")
-        if not float(self.eps) > 0:
-            raise ValueError(f"eps={self.eps} must be > 0")
-        if not float(self.tol) > 0:
-            raise ValueError(f"tol={self.tol} must be > 0")
+        # (each a real number: TypeError for a str, bool or None; tol=inf was accepted)
+        _check_real(self.alpha, "alpha", low=0.0, high=1.0)
+        _check_real(self.base, "base", low=0.0, low_open=True)
+        _check_real(self.exp_power, "exp_power")
+        _check_real(self.eps, "eps", low=0.0, low_open=True)
+        _check_real(self.tol, "tol", low=0.0, low_open=True)
         if self.nbr_topk is not None:
             check_int(self.nbr_topk, "nbr_topk", low=1)
         if self.max_iter is not None:
@@ -876,8 +898,9 @@ class RicciFlow(_OrcParams):
         if self.method == "lower_bound":
             raise ValueError("the flow makes the graph weighted: use method='exact' or 'sinkhorn'")
         n_iter = check_int(self.n_iter, "n_iter", low=0)
-        if not float(self.step) > 0:
-            raise ValueError(f"step={self.step} must be > 0")
+        # (step=inf: the flow's own "negative or not finite" lengths error, at iteration 1)
+        _check_real(self.step, "step", low=0.0, low_open=True, finite=False)
+        _check_real(self.delta, "delta", low=0.0)
         if self.surgery is not None and (
             not isinstance(self.surgery, (tuple, list))
             or len(self.surgery) != 2
@@ -979,7 +1002,9 @@ class RicciCommunities(_GraphEstimator):
         Ricci-flow iterations.
     cutoff_step : float, default 0.025
     flow_params : dict, optional
-        Further :class:`RicciFlow` parameters (``alpha``, ``step``, ``method``, ...).
+        Further :class:`RicciFlow` parameters (``alpha``, ``step``, ``method``, ...); the
+        iterations are ``n_iter`` above (``"n_iter"`` here, or GraphRicciCurvature's
+        ``"iterations"``, is a ``ValueError``).
     n_jobs : int, optional
     verbose : bool
 
@@ -1015,15 +1040,39 @@ class RicciCommunities(_GraphEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
+    def _flow_params(self) -> dict:
+        """``flow_params`` checked: a dict of :class:`RicciFlow` parameters other than
+        ``n_iter`` (``flow_params={"n_iter": 5}`` failed with Python's "got multiple values
+        for keyword argument 'n_iter'"); ``n_jobs`` and ``verbose`` default to this
+        estimator's."""
+        if self.flow_params is None:
+            params = {}
+        elif isinstance(self.flow_params, dict):
+            params = dict(self.flow_params)
+        else:
+            raise TypeError(f"flow_params must be a dict; got {type(self.flow_params).__name__}")
+        for key in ("n_iter", "iterations"):  # (iterations: GraphRicciCurvature's name)
+            if key in params:
+                raise ValueError(
+                    f"flow_params must not hold {key!r}: pass the number of Ricci-flow "
+                    "iterations as RicciCommunities(n_iter=...)"
+                )
+        allowed = set(RicciFlow._get_param_names()) - {"n_iter"}
+        unknown = sorted(map(str, set(params) - allowed))
+        if unknown:
+            raise ValueError(
+                f"flow_params: unknown RicciFlow parameter(s) {', '.join(unknown)}; "
+                f"choose from {', '.join(sorted(allowed))}"
+            )
+        params.setdefault("n_jobs", self.n_jobs)
+        params.setdefault("verbose", self.verbose)
+        return params
+
     def fit(self, G, y=None) -> RicciCommunities:
         """Flow ``G`` and choose the communities (same inputs as OllivierRicci)."""
         names_in = self._feature_names_of(G)
-        step = float(self.cutoff_step)
-        if not (step > 0 and math.isfinite(step)):
-            raise ValueError(f"cutoff_step={self.cutoff_step} must be a positive number")
-        params = dict(self.flow_params or {})
-        params.setdefault("n_jobs", self.n_jobs)
-        params.setdefault("verbose", self.verbose)
+        step = _check_real(self.cutoff_step, "cutoff_step", low=0.0, low_open=True)
+        params = self._flow_params()
         flow = RicciFlow(n_iter=self.n_iter, **params).fit(G)
         g = flow._graph
         w = flow.weights_

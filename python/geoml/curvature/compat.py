@@ -46,8 +46,9 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .._validation import check_int
 from . import OllivierRicci as _OllivierRicci
-from . import _as_graph
+from . import _as_graph, _check_real
 
 __all__ = ["OllivierRicci"]
 
@@ -228,6 +229,10 @@ class OllivierRicci:
         and ``"original_RC"``; returns ``self.G``."""
         import networkx as nx
 
+        # (GraphRicciCurvature does not check them; a str or inf failed later, or not at all)
+        check_int(iterations, "iterations", low=0)
+        step = _check_real(step, "step", low=0.0, low_open=True)  # (inf: a NaN warning first)
+        delta = _check_real(delta, "delta", low=0.0)
         G = self.G
         if G.is_directed():
 
@@ -309,6 +314,8 @@ class OllivierRicci:
         :meth:`compute_ricci_flow` first when no ``"original_RC"`` is on ``self.G``."""
         import networkx as nx
 
+        cutoff_step = _check_real(cutoff_step, "cutoff_step", low=0.0, low_open=True)
+        drop_threshold = _check_real(drop_threshold, "drop_threshold", low=0.0)
         if not nx.get_edge_attributes(self.G, "original_RC"):
             self.compute_ricci_flow()
         g = _as_graph(self.G, self.weight, grc=True)

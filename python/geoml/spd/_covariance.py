@@ -15,7 +15,10 @@ def _check_x(X):
     arr = np.asarray(X)
     if arr.ndim < 2:
         raise ValueError(f"X must have shape (..., n_channels, n_times); got shape {arr.shape}")
-    arr = as_float_array(arr, "X", ndim=arr.ndim)
+    # an empty batch (a leading axis of 0: no trial) gives an empty batch of matrices, as
+    # the matrix functions do; no channel or no sample is still an error
+    batch_empty = arr.ndim > 2 and 0 in arr.shape[:-2] and arr.shape[-2] > 0
+    arr = as_float_array(arr, "X", ndim=arr.ndim, allow_empty=batch_empty)
     if arr.shape[-1] < 2:
         raise ValueError(f"X needs at least 2 time samples; got shape {arr.shape}")
     return arr
@@ -37,7 +40,8 @@ def covariances(X, estimator: str = "scm") -> np.ndarray:
     Parameters
     ----------
     X : array_like, shape (..., n_channels, n_times)
-        Time series (float32/float64), at least 2 samples.
+        Time series (float32/float64), at least 2 samples; an empty batch (a leading axis
+        of length 0) gives an empty result of shape (..., n_channels, n_channels).
     estimator : {"scm", "lwf", "oas"}, default "scm"
 
     Returns
