@@ -274,8 +274,7 @@ void bind_neighbors(py::module_& m) {
       .def_readwrite("max_extra_trees", &NNDescentOptions::max_extra_trees,
                      "Trees added when the iterations stall below the target.")
       .def_readwrite("iter_budget", &NNDescentOptions::iter_budget,
-                     "Stop short of the target (0: never) once the iterations it needs, at the "
-                     "last one's rate, would pass this many.")
+                     "Stop short of the target once its iterations would pass this (0: never).")
       .def_readwrite("adaptive_trees", &NNDescentOptions::adaptive_trees,
                      "Trees added to a start one iteration cannot repair (0: none).")
       .def_readwrite("max_candidates", &NNDescentOptions::max_candidates,

@@ -197,7 +197,7 @@ class NNDescentOptions:
     @property
     def iter_budget(self) -> float:
         """
-        Stop short of the target (0: never) once the iterations it needs, at the last one's rate, would pass this many.
+        Stop short of the target once its iterations would pass this (0: never).
         """
     @iter_budget.setter
     def iter_budget(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
