@@ -145,6 +145,14 @@ def check_int(
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Frames that only pass a call through (``np.errstate`` used as a decorator, a
+# ``contextlib.ContextDecorator``): never the user's line, skipped like geoml's own.
+_PASS_THROUGH = frozenset(
+    {
+        contextlib.ContextDecorator.__call__.__code__.co_filename,
+        np.errstate.__call__.__code__.co_filename,
+    }
+)
 
 
 def user_stacklevel() -> int:
@@ -153,10 +161,21 @@ def user_stacklevel() -> int:
     call (``fit`` or ``fit_transform``, a function or the estimator around it). A fixed
     level pointed inside geoml from some callers, and Python's default filter shows a
     warning once per location: a second fit with recall below target, or with a
-    disconnected graph, was then not warned about."""
+    disconnected graph, was then not warned about.
+
+    Pass-through frames between geoml's (``np.errstate`` as a decorator) are skipped too. A
+    user callback that calls geoml is the user's line (the innermost frame outside geoml
+    wins). In a worker thread (or a Dask task) the first frame outside geoml is the pool's
+    or the scheduler's: the warning points there, never inside geoml. A stack that is geoml's
+    to its bottom gives its outermost frame (not a level past the stack). A frame walk, run
+    only when a warning is issued: a few microseconds.
+    """
     frame = sys._getframe(1)
     level = 1
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    while frame.f_back is not None and (
+        frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+        or frame.f_code.co_filename in _PASS_THROUGH
+    ):
         frame = frame.f_back
         level += 1
     return level

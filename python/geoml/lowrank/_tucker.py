@@ -18,6 +18,7 @@ from .._validation import (
     check_random_state,
     reject_gpu,
     single_threaded_blas,
+    user_stacklevel,
 )
 from ._cost_model import (
     _apply_cost,
@@ -528,7 +529,7 @@ def _decompose_run(
                 f"HOOI did not converge in max_iter={max_iter} sweeps (tol={tol:g}); "
                 "raise max_iter or tol",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
     return core, factors, converged, sweeps
 
