@@ -15,6 +15,7 @@ from .._validation import (
     as_float_array,
     check_int,
     check_n_jobs,
+    check_real,
     check_tol,
     reject_gpu,
     user_stacklevel,
@@ -606,10 +607,7 @@ class BatchedSinkhornResult(NamedTuple):
 
 
 def _check_eps(eps, name="eps") -> float:
-    try:
-        eps = float(eps)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a positive number; got {eps!r}") from None
+    eps = check_real(eps, name)  # a number: "1e-3" (float() reads it) is a TypeError
     if not np.isfinite(eps) or eps <= 0:
         raise ValueError(f"{name} must be a positive finite number; got {eps!r}")
     return eps
