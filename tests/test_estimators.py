@@ -328,6 +328,49 @@ def test_check_tol():
         _validation.check_tol(0.0, default=1e-10, dtype=np.float64)
 
 
+def test_check_tol_takes_numbers_only():
+    """``check_tol`` called ``float()``, which reads numeric strings: ``tol="1e-6"`` passed.
+    Numbers only (bool, None and strings are a TypeError, as ``check_int`` does); NumPy
+    scalars and 0-d arrays are numbers. The same for geoml.ot's ``eps`` and tucker's tol."""
+    check = _validation.check_tol
+    for ok in (1e-6, 1, np.float32(1e-6), np.float64(1e-6), np.int64(1), np.array(1e-6)):
+        assert check(ok) == float(ok)
+        assert type(check(ok)) is float
+    assert check(np.array(0.0, dtype=np.float32), allow_zero=True) == 0.0
+    for bad in (
+        "1e-6",
+        "0.1",
+        b"1e-6",
+        True,
+        False,
+        np.bool_(True),
+        None,
+        1e-6j,
+        [1e-6],
+        np.array([1e-6]),
+        np.array("1e-6"),
+        np.array(True),
+    ):
+        with pytest.raises(TypeError, match="tol must be a number"):
+            check(bad)
+    with pytest.raises(TypeError, match="tol must be a number"):  # no default: None is bad
+        check(None, default=None)
+    with pytest.raises(ValueError, match="positive"):  # a number out of range: ValueError
+        check(np.array(-1.0))
+    # entry points that go through it, and the similar checks
+    a = np.full(3, 1 / 3)
+    C = np.ones((3, 3)) - np.eye(3)
+    with pytest.raises(TypeError, match="tol must be a number"):
+        geoml.ot.sinkhorn(a, a, C, 0.1, tol="1e-6")
+    with pytest.raises(TypeError, match="eps must be a number"):
+        geoml.ot.sinkhorn(a, a, C, "0.1")
+    with pytest.raises(TypeError, match="tol must be a number"):
+        geoml.tucker(np.ones((3, 3, 3)), 2, tol="1e-6")
+    with pytest.raises(TypeError, match="tol must be a number"):
+        geoml.eigsh(np.diag(np.arange(1.0, 6.0)), 2, tol="1e-6")
+    assert geoml.ot.sinkhorn(a, a, C, np.float32(0.1), tol=np.array(1e-6)).converged
+
+
 # ----------------------------------------------------------------------------- determinism
 
 

@@ -43,6 +43,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from ._validation import user_stacklevel
+
 __all__ = [
     "BaseEstimator",
     "ClusterMixin",
@@ -109,7 +111,7 @@ def _get_feature_names(X):
     return None
 
 
-def _check_feature_names(est, X, *, reset: bool, stacklevel: int = 2) -> None:
+def _check_feature_names(est, X, *, reset: bool) -> None:
     """scikit-learn's ``_check_feature_names``: ``reset`` (fit) stores or removes
     ``feature_names_in_``; otherwise a ``UserWarning`` when only one of fit and ``X`` had
     names, a ``ValueError`` when they differ."""
@@ -130,7 +132,7 @@ def _check_feature_names(est, X, *, reset: bool, stacklevel: int = 2) -> None:
             if fitted is None
             else f"X does not have valid feature names, but {cls} was fitted with feature names"
         )
-        warnings.warn(msg, UserWarning, stacklevel=stacklevel)
+        warnings.warn(msg, UserWarning, stacklevel=user_stacklevel())
         return
     if len(fitted) != len(names) or np.any(fitted != names):
         message = "The feature names should match those that were passed during fit.\n"
@@ -292,7 +294,7 @@ class BaseEstimator:
         before ``fit``: the method's own ``NotFittedError`` comes first). Call it from the
         public method itself (the warning points at that method's caller)."""
         if self.__sklearn_is_fitted__():
-            _check_feature_names(self, X, reset=False, stacklevel=4)
+            _check_feature_names(self, X, reset=False)
 
     # scikit-learn tags -------------------------------------------------------------------
     _estimator_type_tag: str | None = None  # "clusterer" for clusterers

@@ -15,6 +15,7 @@ __all__ = [
     "check_int",
     "check_n_jobs",
     "check_random_state",
+    "check_real",
     "check_tol",
     "is_gpu_array",
     "random_seed",
@@ -145,6 +146,14 @@ def check_int(
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Frames that only pass a call through (``np.errstate`` used as a decorator, a
+# ``contextlib.ContextDecorator``): never the user's line, skipped like geoml's own.
+_PASS_THROUGH = frozenset(
+    {
+        contextlib.ContextDecorator.__call__.__code__.co_filename,
+        np.errstate.__call__.__code__.co_filename,
+    }
+)
 
 
 def user_stacklevel() -> int:
@@ -153,10 +162,21 @@ def user_stacklevel() -> int:
     call (``fit`` or ``fit_transform``, a function or the estimator around it). A fixed
     level pointed inside geoml from some callers, and Python's default filter shows a
     warning once per location: a second fit with recall below target, or with a
-    disconnected graph, was then not warned about."""
+    disconnected graph, was then not warned about.
+
+    Pass-through frames between geoml's (``np.errstate`` as a decorator) are skipped too. A
+    user callback that calls geoml is the user's line (the innermost frame outside geoml
+    wins). In a worker thread (or a Dask task) the first frame outside geoml is the pool's
+    or the scheduler's: the warning points there, never inside geoml. A stack that is geoml's
+    to its bottom gives its outermost frame (not a level past the stack). A frame walk, run
+    only when a warning is issued: a few microseconds.
+    """
     frame = sys._getframe(1)
     level = 1
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    while frame.f_back is not None and (
+        frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+        or frame.f_code.co_filename in _PASS_THROUGH
+    ):
         frame = frame.f_back
         level += 1
     return level
@@ -235,23 +255,31 @@ def random_seed(random_state) -> int:
     return int(check_random_state(random_state).integers(2**63))
 
 
+def check_real(value, name: str) -> float:
+    """``value`` as a float when it is a real number: a Python ``int`` or ``float``, a NumPy
+    integer or floating scalar, or a 0-d array of one. Anything else is a ``TypeError``:
+    ``bool`` (as :func:`check_int` rejects it), None, a string (``float("1e-6")`` would
+    accept a numeric one), a complex number, a sequence or an array of more than one
+    element. The range is the caller's to check (NaN and infinity pass)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]  # its NumPy scalar
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number; got {value!r}")
+    return float(value)
+
+
 def check_tol(
     tol, name: str = "tol", *, default: float | None = None, dtype=None, allow_zero: bool = False
 ) -> float:
     """A tolerance as a float: finite and ``> 0`` (``>= 0`` with ``allow_zero``), else
-    ``ValueError`` (``TypeError`` for a non-number).
+    ``ValueError`` (``TypeError`` for a non-number: see :func:`check_real`).
 
     ``default`` replaces None when given. With ``dtype``, the value is raised to
     ``10 * eps(dtype)`` (a smaller tolerance cannot be met in that precision).
     """
     if tol is None and default is not None:
         tol = default
-    try:
-        value = float(tol)
-    except TypeError:
-        raise TypeError(f"{name} must be a number; got {tol!r}") from None
-    except ValueError:
-        raise ValueError(f"{name} must be a number; got {tol!r}") from None
+    value = check_real(tol, name)
     if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         kind = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{name} must be a {kind} number; got {value!r}")

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from ._validation import aligned, check_int, check_n_jobs, random_seed
+from ._validation import aligned, check_int, check_n_jobs, random_seed, user_stacklevel
 from .neighbors import (
     KNNResult,
     RecallEstimate,
@@ -1080,7 +1080,7 @@ def _knn_approx(dask, da, X, k, metric, n_jobs, split_every, target, random_stat
             f"{high:.4f}] on {n_check} points checked exactly) is below "
             f"target_recall={target}; raise overlap or partition_size, or use method='exact'",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     out = _with_recall(KNNResult(da.concatenate(out_i), da.concatenate(out_d)), rec)
     out.partition_ = info
@@ -1442,7 +1442,9 @@ def _gather_ot(results, name: str, max_iter: int, tol: float | None = None):
         out = BatchedSinkhornResult(*(_concat(results, f) for f in fields))
     if not out.converged.all():
         warnings.warn(
-            f"{name}: {int((~out.converged).sum())} problem(s) {why}", RuntimeWarning, stacklevel=3
+            f"{name}: {int((~out.converged).sum())} problem(s) {why}",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
         )
     return out
 
@@ -1877,7 +1879,7 @@ class _OrcOnDask:
             return self.client.scatter([obj], broadcast=True)[0]  # one object, not several
         return self.dask.delayed(obj, traverse=False)
 
-    def __call__(self, csr_lengths=None, stacklevel: int = 3):
+    def __call__(self, csr_lengths=None):
         """Curvatures of all edges (sorted edge order) and the solver status per edge."""
         if self.m == 0:
             return np.zeros(0), np.zeros(0, dtype=np.int32)
@@ -1897,7 +1899,7 @@ class _OrcOnDask:
                 f"the optimal-transport solver did not converge on {bad} of "
                 f"{len(status)} edges; raise max_iter",
                 RuntimeWarning,
-                stacklevel=stacklevel,
+                stacklevel=user_stacklevel(),
             )
         return kappa, status
 
@@ -2029,7 +2031,7 @@ def ricci_flow(
         def _curvature(self, graph, weights=None, edges=None):
             if self._run is None:
                 self._run = _OrcOnDask(dask, graph, _orc_options(self), edge_chunk, n_jobs)
-            kappa, status = self._run(graph.csr(weights)[2], stacklevel=4)
+            kappa, status = self._run(graph.csr(weights)[2])
             return kappa, None, status == 0
 
     flow = _DaskRicciFlow(n_iter, step, delta, surgery, **kwargs).fit(G)

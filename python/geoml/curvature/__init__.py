@@ -25,7 +25,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .. import _core
 from .._base import BaseEstimator
-from .._validation import as_real, check_int, check_n_jobs, reject_gpu
+from .._validation import as_real, check_int, check_n_jobs, reject_gpu, user_stacklevel
 
 __all__ = [
     "FormanRicci",
@@ -296,7 +296,7 @@ def _as_graph(G, weight: str = "weight", directed_ok: bool = False, grc: bool = 
                 f"as an edge list (u, v[, weight]) of {arr.shape[0]} edges; pass "
                 "scipy.sparse.csr_matrix(G) for an adjacency",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
     if sp.issparse(G):
         if G.ndim != 2 or G.shape[0] != G.shape[1]:
@@ -558,7 +558,7 @@ class _OrcParams(_GraphEstimator):
                 f"the optimal-transport solver did not converge on {bad} of "
                 f"{len(status)} edges (see converged_); {advice}",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         return kappa, dist, status == 0
 

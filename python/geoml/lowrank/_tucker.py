@@ -16,8 +16,10 @@ from .._validation import (
     check_int,
     check_n_jobs,
     check_random_state,
+    check_real,
     reject_gpu,
     single_threaded_blas,
+    user_stacklevel,
 )
 from ._cost_model import (
     _apply_cost,
@@ -477,7 +479,7 @@ def _decompose_run(
     if init is not None and method != "hooi":
         raise ValueError(f"init only applies to method='hooi' (got method={method!r})")
     max_iter = check_int(max_iter, "max_iter", low=1)
-    tol = _default_tol(T.dtype) if tol is None else float(tol)
+    tol = _default_tol(T.dtype) if tol is None else check_real(tol, "tol")
     if not tol >= 0:
         raise ValueError(f"tol must be a non-negative number; got {tol}")
     n_oversamples = check_int(n_oversamples, "n_oversamples", low=0)
@@ -528,7 +530,7 @@ def _decompose_run(
                 f"HOOI did not converge in max_iter={max_iter} sweeps (tol={tol:g}); "
                 "raise max_iter or tol",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
     return core, factors, converged, sweeps
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._results import ExtraFields
-from .._validation import as_float_array, check_int, check_n_jobs
+from .._validation import as_float_array, check_int, check_n_jobs, user_stacklevel
 
 __all__ = ["ApproxIntrinsicDimension", "IntrinsicDimension", "intrinsic_dimension"]
 
@@ -131,7 +131,7 @@ def _warn_dropped(count, what):
         warnings.warn(
             f"intrinsic_dimension: {count} point(s) dropped: {what} (duplicate points)",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
 
 

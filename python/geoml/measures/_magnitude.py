@@ -15,6 +15,7 @@ from .._validation import (
     check_n_jobs,
     check_tol,
     reject_gpu,
+    user_stacklevel,
 )
 
 __all__ = ["MagnitudeResult", "magnitude", "magnitude_dimension", "weighting_vector"]
@@ -180,7 +181,7 @@ def _solve(X, metric, ts, solver):
             f"max_iter={solver.max_iter} at t={ts[bad].tolist()} (relative residuals "
             f"{info.residual[bad].tolist()}); returned with converged=False",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
     return W, "cg", info.n_iter, info.residual, ok
 

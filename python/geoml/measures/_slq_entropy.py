@@ -27,7 +27,7 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg import eigh_tridiagonal
 
-from .._validation import check_random_state, single_threaded_blas
+from .._validation import check_random_state, single_threaded_blas, user_stacklevel
 from ..spectral._slq import _max_batch, _probes, _run_block
 
 _FIRST = 16
@@ -276,6 +276,6 @@ def slq_entropy(
             f"after {m} probes, Lanczos settled: {lanczos_ok}, deflated block settled: "
             f"{top_ok}); returned with converged=False",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return H, se, m, steps, converged

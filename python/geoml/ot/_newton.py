@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _core
-from .._validation import check_int, check_n_jobs
+from .._validation import check_int, check_n_jobs, user_stacklevel
 from ._solvers import (
     _balance,
     _check_eps,
@@ -177,7 +177,7 @@ def sinkhorn_newton(
             f"(marginal error {merr / mass if mass > 0 else merr:.3g}); raise max_iter or "
             "n_warmup, or lower sparsity",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     return SinkhornNewtonResult(
         P,

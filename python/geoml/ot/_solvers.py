@@ -11,7 +11,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
-from .._validation import as_float_array, check_int, check_n_jobs, check_tol, reject_gpu
+from .._validation import (
+    as_float_array,
+    check_int,
+    check_n_jobs,
+    check_real,
+    check_tol,
+    reject_gpu,
+    user_stacklevel,
+)
 
 __all__ = [
     "MASS_RTOL",
@@ -296,7 +304,7 @@ def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDRes
             f"emd stopped after max_iter={max_iter} pivots before optimality; the "
             "plan is partial and not optimal",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     if sparse:
         ri, ci, val = plan
@@ -489,7 +497,7 @@ def emd_batched(
             f"emd_batched: {int((~res.converged).sum())} problem(s) hit max_iter="
             f"{max_iter} before optimality",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     return res
 
@@ -599,10 +607,7 @@ class BatchedSinkhornResult(NamedTuple):
 
 
 def _check_eps(eps, name="eps") -> float:
-    try:
-        eps = float(eps)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a positive number; got {eps!r}") from None
+    eps = check_real(eps, name)  # a number: "1e-3" (float() reads it) is a TypeError
     if not np.isfinite(eps) or eps <= 0:
         raise ValueError(f"{name} must be a positive finite number; got {eps!r}")
     return eps
@@ -755,7 +760,7 @@ def _sinkhorn(
             f"(last error {err / (mass if rho < 0 else 1):.3g}); raise max_iter or "
             f"eps{_unbalanced_hint(eps, rho)}",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return SinkhornResult(P, float(cost), f, g, int(n_iter), float(merr), bool(conv))
 
@@ -1031,7 +1036,7 @@ def sinkhorn_points(
             f"iterations (last error {err / (mass if rho < 0 else 1):.3g})"
             f"{_unbalanced_hint(eps, rho)}",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     _check_representable(cost, "sinkhorn_points")
     return PointsSinkhornResult(float(cost), f, g, int(n_iter), float(err), bool(conv))
@@ -1164,7 +1169,7 @@ def sinkhorn_batched(
             f"sinkhorn_batched: {int((~conv).sum())} problem(s) did not reach "
             f"tol={tol:g} in max_iter={max_iter} iterations{_unbalanced_hint(eps, rho)}",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     if plans is not None:
         plans = plans.reshape(plan_shape)

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
-from .._validation import as_float_array, check_n_jobs, check_tol, reject_gpu
+from .._validation import as_float_array, check_n_jobs, check_tol, reject_gpu, user_stacklevel
 from ._solvers import _check_eps, _max_iter
 
 __all__ = ["SymmetricScalingResult", "sinkhorn_symmetric"]
@@ -241,7 +241,7 @@ def sinkhorn_symmetric(
             f"(relative marginal error {err / a.sum():.3g}); raise max_iter"
             + (" or eps" if eps is not None else ""),
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     with np.errstate(over="ignore"):
         scaling = np.exp(logd)

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from .._base import BaseEstimator, FeaturesOutMixin, not_fitted_error
-from .._validation import as_float_array, check_n_jobs
+from .._validation import as_float_array, check_n_jobs, user_stacklevel
 from . import _linalg
 from ._distance import check_metric, distance
 from ._mean import mean_logeuclid, mean_riemann, mean_wasserstein
@@ -94,7 +94,7 @@ def _check_y(y, n):
             "A column-vector y was passed when a 1d array was expected. Please change the "
             "shape of y to (n_samples, ), for example using ravel().",
             _column_warning(),
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         y = y.ravel()
     if y.ndim != 1:

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validation import check_int, check_tol
+from .._validation import check_int, check_tol, user_stacklevel
 from . import _linalg
 from ._distance import check_metric
 
@@ -88,7 +88,7 @@ def _finish(means, iters, conv, sets, dt, what, n):
             f"{what}: convergence not reached for {conv.count(False)} of {len(conv)} set(s); "
             "increase max_iter or tol",
             ConvergenceWarning,
-            stacklevel=4,  # (_finish, the mean, np.errstate's wrapper, the caller)
+            stacklevel=user_stacklevel(),
         )
     if sets == ():
         return MeanResult(mean, int(iters[0]), bool(conv[0]))

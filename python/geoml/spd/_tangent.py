@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from .._validation import user_stacklevel
 from . import _linalg
 from ._distance import _scale_exponents, _scaled, check_metric
 
@@ -294,7 +295,7 @@ def _bw_ode(T, A, B, tol):
             f"transport(metric='wasserstein'): the geodesic ODE reached a change of {err:.1e} "
             f"(tol={tol:g}) at {steps} steps; the points may be nearly singular",
             RuntimeWarning,
-            stacklevel=4,  # (_bw_ode, transport, np.errstate's wrapper, the caller)
+            stacklevel=user_stacklevel(),
         )
     return cur
 

@@ -20,6 +20,7 @@ from .._validation import (
     is_device_object,
     random_seed,
     single_threaded_blas,
+    user_stacklevel,
 )
 from . import _eigsh_block
 
@@ -305,12 +306,10 @@ def _run_check(matmat, n, w, V, res, k, which, tol, anorm, dtype, seed, block, s
     return w2[asc].astype(w.dtype), V2, res2[asc].astype(res.dtype), report, anorm
 
 
-def _check_routed(
-    out, matmat, n, k, which, tol, dtype, seed, block, steps, failed=_CHECK_FAILED, stacklevel=3
-):
+def _check_routed(out, matmat, n, k, which, tol, dtype, seed, block, steps, failed=_CHECK_FAILED):
     """The deflated block check on a result of the Laplacian route; updates ``out`` in place
-    and warns as the general path does (``failed``: the warning's text, ``stacklevel``
-    counted from here). After the dense solver (all eigenpairs) or multigrid
+    and warns as the general path does (``failed``: the warning's text, pointing at the caller's
+    line outside geoml). After the dense solver (all eigenpairs) or multigrid
     LOBPCG (a block method wider than k, null space put in exactly): the first cycle only;
     after Lanczos (small graphs, or LOBPCG's fallback): restarts as on the general path."""
     budget = 0 if out._solver in ("dense", "lobpcg-amg") else out.n_matvec
@@ -338,7 +337,7 @@ def _check_routed(
     out.miss_gap = report.miss_gap
     out.converged = bool(out.converged and report.passed and (res <= tol * anorm).all())
     if not report.passed:
-        warnings.warn(failed, RuntimeWarning, stacklevel=stacklevel)
+        warnings.warn(failed, RuntimeWarning, stacklevel=user_stacklevel())
 
 
 def _set_lapack_syevd() -> bool:
@@ -959,14 +958,14 @@ def eigsh(
         out.check_block, out.check_steps = report.block, report.steps
         out.miss_gap = math.ldexp(report.miss_gap, -shift) if shift else report.miss_gap
     if report is not None and not report.passed:
-        warnings.warn(_CHECK_FAILED, RuntimeWarning, stacklevel=2)
+        warnings.warn(_CHECK_FAILED, RuntimeWarning, stacklevel=user_stacklevel())
     elif not out.converged:
         warnings.warn(
             f"eigsh did not converge in {n_iter} restart cycles: largest residual "
             f"{res.max():.3g} > tol * ||A|| = {tol * anorm:.3g}"
             + _rounding_note(float(res.max()), anorm, dtype),
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     return out
 

@@ -18,6 +18,7 @@ from .._validation import (
     random_seed,
     reject_gpu,
     single_threaded_blas,
+    user_stacklevel,
 )
 from ._amg import _AMG_MAX_ITER, _spmm
 from ._eigsh import (
@@ -107,7 +108,7 @@ def _lcomb_smallest(W, k, *, tol, random_state, n_jobs, method, max_iter, advice
             f"(largest residual {res.max():.3g}, tol {atol:.3g})"
             + _rounding_note(float(res.max()), float(d.max()), advice=advice),
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return (
         np.concatenate([np.zeros(ncomp), w]),
@@ -323,10 +324,10 @@ def laplacian_eigsh(
     return out
 
 
-def _check_laplacian(out, W, d, kind, k, tol, seed, nt, failed=_CHECK_FAILED, stacklevel=4):
+def _check_laplacian(out, W, d, kind, k, tol, seed, nt, failed=_CHECK_FAILED):
     """:func:`geoml.eigsh`'s deflated block check ("SA") on ``out``, the k smallest pairs of
     the symmetric or combinatorial Laplacian of ``W`` (degrees ``d``); updates ``out``.
-    ``failed``: the warning when the check fails (``stacklevel`` counted from here)."""
+    ``failed``: the warning when the check fails (at the caller's line outside geoml)."""
     from ._eigsh import _check_routed
 
     iso = d == 0
@@ -340,9 +341,7 @@ def _check_laplacian(out, W, d, kind, k, tol, seed, nt, failed=_CHECK_FAILED, st
 
     anorm = out.anorm
     c = int(np.count_nonzero(out.eigenvalues == 0.0))  # the exact null space, first columns
-    _check_routed(
-        out, matmat, W.shape[0], k, "SA", tol, np.float64, seed, 4, 20, failed, stacklevel + 1
-    )
+    _check_routed(out, matmat, W.shape[0], k, "SA", tol, np.float64, seed, 4, 20, failed)
     # pairs the check added are Rayleigh quotients: keep the null space's zeros exact
     out.eigenvalues = np.maximum(out.eigenvalues, 0.0)
     out.eigenvalues[:c] = 0.0
@@ -357,16 +356,16 @@ def _smallest_checked(W, k, kind, *, tol, random_state, n_jobs):
     at its caller; it has no ``max_iter`` and returns no ``converged`` field)."""
     got = _smallest(W, k, kind, tol=tol, random_state=random_state, n_jobs=n_jobs, advice="")
     solve = {"tol": tol, "random_state": random_state, "n_jobs": n_jobs}
-    return _checked(W, k, kind, got, **solve, who="spectral_embedding", stacklevel=4)[:3]
+    return _checked(W, k, kind, got, **solve, who="spectral_embedding")[:3]
 
 
-def _checked(W, k, kind, got, *, tol, random_state, n_jobs, who="geoml", stacklevel=3):
+def _checked(W, k, kind, got, *, tol, random_state, n_jobs, who="geoml"):
     """``got = (w, V, d, converged, info)`` of :func:`_smallest` or ``_lsym_smallest`` with the
     deflated block check run after their Lanczos solver (a single-vector method: a repeated
     eigenvalue can be missed); the same tuple, pairs updated. Dense, LOBPCG + AMG and GPU
     results are returned as they are. A failed check warns ``_CHECK_FAILED_ARRAY`` for the
-    caller ``who`` (its result is an array: no ``converged`` field to name), ``stacklevel``
-    counted from here."""
+    caller ``who`` (its result is an array: no ``converged`` field to name), pointing at the
+    caller's line outside geoml."""
     w, V, d, conv, info = got
     if not conv or info.get("method") != "lanczos" or not isinstance(V, np.ndarray):
         return got
@@ -378,7 +377,7 @@ def _checked(W, k, kind, got, *, tol, random_state, n_jobs, who="geoml", stackle
     out = EigshResult(w, np.ascontiguousarray(V), 0, res, True, int(info["n_matvec"]), anorm)
     out._solver = "lanczos"
     failed = _CHECK_FAILED_ARRAY.format(who=who)
-    _check_laplacian(out, W, d, kind, k, tol, random_seed(random_state), nt, failed, stacklevel + 1)
+    _check_laplacian(out, W, d, kind, k, tol, random_seed(random_state), nt, failed)
     return out.eigenvalues, out.eigenvectors, d, out.converged, info
 
 
@@ -541,7 +540,7 @@ def _adjacency_csr(adjacency) -> sp.csr_matrix:
                     "Array is not symmetric, and will be converted to symmetric by average "
                     "with its transpose.",
                     UserWarning,
-                    stacklevel=3,
+                    stacklevel=user_stacklevel(),
                 )
                 A = sp.csr_matrix((A + T) * 0.5)
     diag = A.diagonal()
@@ -643,7 +642,7 @@ def spectral_embedding(
         warnings.warn(
             "Graph is not fully connected, spectral embedding may not work as expected.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     solve = {"tol": tol, "random_state": random_state, "n_jobs": n_jobs}
     if not norm_laplacian:

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from .. import _core, _gpu
-from .._validation import is_gpu_array, random_seed
+from .._validation import is_gpu_array, random_seed, user_stacklevel
 from ._eigsh import _CHECK_FAILED, _check_solver_args
 
 __all__ = ["affinity_csr", "eigsh", "lanczos", "lsym_smallest"]
@@ -332,7 +332,7 @@ def eigsh(
                 f"eigsh did not converge in {out[2]} restart cycles: raise max_iter or "
                 "ncv, or loosen tol",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         return out
 
@@ -359,7 +359,7 @@ def check_lanczos_result(out, matmat, n, k, which, tol, seed, block, steps, max_
             f"eigsh did not converge in {n_iter} restart cycles: raise max_iter or "
             "ncv, or loosen tol",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         return out, None
     w_h, res_h = to_host(w), to_host(res)
@@ -382,14 +382,14 @@ def check_lanczos_result(out, matmat, n, k, which, tol, seed, block, steps, max_
     n_mv += report.n_matvec
     conv = bool(report.passed and (res_h <= tol * anorm).all())
     if not report.passed:
-        warnings.warn(_CHECK_FAILED, RuntimeWarning, stacklevel=3)
+        warnings.warn(_CHECK_FAILED, RuntimeWarning, stacklevel=user_stacklevel())
     elif not conv:
         warnings.warn(
             f"eigsh did not converge in {n_iter} restart cycles: largest residual "
             f"{res_h.max():.3g} > tol * ||A|| = {tol * anorm:.3g}; raise max_iter or "
             "ncv, or loosen tol",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return (xp.asarray(w_h), V, n_iter, xp.asarray(res_h), conv, n_mv, anorm), report
 
@@ -505,6 +505,6 @@ def lsym_smallest(W, k: int, *, tol: float, seed: int, max_iter: int = 1000, xp=
             f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
             f"(largest residual {float(res.max()):.3g}, tol {tol:.3g})",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return lam, xp.hstack([Z, V[:, ::-1]]), d, bool(conv), info

@@ -15,6 +15,7 @@ from .._validation import (
     is_device_object,
     random_seed,
     single_threaded_blas,
+    user_stacklevel,
 )
 from ._amg import (
     _AMG_COARSE_ITER,
@@ -200,7 +201,7 @@ def _lsym_smallest(
             f"(largest residual {res.max():.3g}, tol {tol:.3g})"
             + _rounding_note(float(res.max()), 1.0, advice=advice),
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return lam, vecs, d, bool(conv), info
 

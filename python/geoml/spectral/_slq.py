@@ -29,6 +29,7 @@ from .._validation import (
     check_random_state,
     reject_gpu,
     single_threaded_blas,
+    user_stacklevel,
 )
 from ._eigsh import _as_csr, _checked_product, _symmetry_error
 
@@ -706,7 +707,7 @@ def trace_function(
             f"trace_function did not reach rtol={rtol:g}: {why}; the estimate is "
             "returned with converged=False",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     return TraceEstimate(value, se, m, steps_used, converged, s, (lo, hi))
 
@@ -855,7 +856,7 @@ def spectral_density(
             + ("Lanczos steps" if not lanczos_ok else f"{m} probes")
             + " cap hit); the estimate is returned with converged=False",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     nodes, weights, cells = _cells(all_rules)
     if edges is None:
