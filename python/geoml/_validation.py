@@ -144,6 +144,18 @@ def check_int(
     return value
 
 
+def check_real(value, name: str, *, what: str = "a number") -> float:
+    """A real scalar parameter as a float: ``TypeError`` for anything else (a string, a
+    bool, a sequence, a complex number, None) naming ``name`` and ``what`` is expected, where
+    ``float()`` raised its own message ("could not convert string to float: 'abc'") or
+    accepted a numeric string. Range checks are the caller's."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {what}; got {value!r}")
+    return float(value)
+
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
