@@ -1550,3 +1550,104 @@ def test_phate_landmarks_on_duplicate_points_fit():
             warnings.simplefilter("ignore")  # (tiny-data warnings are not the subject)
             Y = geoml.PHATE(knn=1, n_landmark=5, random_state=seed).fit_transform(X)
         assert Y.shape == (6, 2) and np.isfinite(Y).all()
+
+
+# decay=None: phate's kernel without alpha decay -----------------------------------------
+
+
+def test_decay_none_matches_phate_package():
+    """PHATE(decay=None) is phate's: graphtools' plain kNN kernel (``kneighbors_graph`` of
+    knn + 1 points with the point itself, (K + K^T) / 2: 1 on the diagonal and between
+    mutual neighbours, 1/2 between one-sided ones), the same t, potential and distances to
+    1e-6 relative; new points get 1/knn on their knn nearest fitted points (graphtools'
+    extend_to_data). It raised "decay must be a positive number; got None"."""
+    phate = pytest.importorskip("phate")
+    from threadpoolctl import threadpool_limits
+
+    X, _ = swiss_roll(400, seed=5)
+    ref = phate.PHATE(decay=None, knn=5, n_landmark=None, n_pca=None, verbose=0, random_state=0)
+    with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
+        warnings.simplefilter("ignore")
+        ref.fit_transform(X)
+    K_ref = sp.csr_matrix(ref.graph.kernel)
+    assert set(np.unique(K_ref.data)) == {0.5, 1.0}  # the 0/1 kernel, symmetrised
+    est = geoml.PHATE(decay=None, knn=5, n_landmark=None, random_state=0).fit(X)
+    K = est.affinity_matrix_
+    assert K.nnz == K_ref.nnz and abs(K - K_ref).max() == 0
+    np.testing.assert_allclose(est.diff_op_.toarray(), ref.diff_op, rtol=1e-12)
+    assert est.t_ == ref.optimal_t
+    pot_ref = ref._calculate_potential()
+    assert _rel(est.potential_, pot_ref) <= 1e-6
+    assert _rel(est.distances_, squareform(pdist(pot_ref))) <= 1e-6
+    # new points: graphtools' transitions of the kNN graph (1/knn on knn neighbours)
+    rng = np.random.default_rng(3)
+    Y = X[rng.choice(400, 20, replace=False)] + 0.3 * rng.standard_normal((20, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        T_ref = sp.csr_matrix(ref.graph.extend_to_data(Y))
+    T_ref = sp.csr_matrix(T_ref.multiply(1.0 / np.asarray(T_ref.sum(axis=1))))
+    assert T_ref.getnnz(axis=1).tolist() == [5] * 20
+    np.testing.assert_allclose(est.transform(Y), T_ref @ est.embedding_, rtol=1e-12, atol=1e-12)
+    # with landmarks it runs on the same kernel
+    lm = geoml.PHATE(decay=None, knn=5, n_landmark=60, random_state=0).fit(X)
+    assert abs(lm.affinity_matrix_ - K_ref).max() == 0 and lm.embedding_.shape == (400, 2)
+
+
+@pytest.mark.parametrize("knn", [1, 4, 12])
+def test_decay_none_graph_is_graphtools_knn_kernel(knn):
+    """alpha_decay_graph(decay=None) is graphtools' kNNGraph kernel with decay=None, less its
+    unit diagonal (heatgeo's pygsp graph); HeatGeo(decay=None) builds it."""
+    graphtools = pytest.importorskip("graphtools")
+    X = np.random.default_rng(knn).standard_normal((150, 4))
+    G = graphtools.Graph(X, knn=knn, decay=None, n_pca=None, random_state=0)
+    K_ref = sp.csr_matrix(G.kernel)
+    assert (K_ref.diagonal() == 1).all()
+    W_ref = sp.csr_matrix(K_ref - sp.identity(150, format="csr"))
+    W_ref.eliminate_zeros()
+    for X_in in (X, X.astype(np.float32)):
+        W = alpha_decay_graph(X_in, knn, None)
+        assert W.dtype == X_in.dtype and W.diagonal().max() == 0
+        assert W.nnz == W_ref.nnz and abs(W - W_ref).max() == 0
+    # an approximate search on this small set finds the exact neighbours
+    W = alpha_decay_graph(X, knn, None, method="nndescent", random_state=0)
+    assert abs(W - W_ref).max() == 0
+    with warnings.catch_warnings():  # (knn = 1: several components, warned)
+        warnings.filterwarnings("ignore", "the graph has", RuntimeWarning)
+        hg = geoml.HeatGeo(n_neighbors=knn, decay=None, mds="classical", random_state=0).fit(X)
+    assert abs(hg.affinity_matrix_ - W_ref).max() == 0
+    Z = hg.transform(X[:5] + 0.05)  # 1/knn on the knn nearest fitted points
+    from geoml import knn as nearest
+
+    idx, _ = nearest(X, knn, Y=X[:5] + 0.05, exclude_self=False)
+    np.testing.assert_allclose(Z, hg.embedding_[idx].mean(axis=1), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", ["abc", "40", [40], 1j, True])
+def test_non_numeric_decay_t_max_and_harnack_say_so(bad):
+    """A non-numeric decay / t_max / harnack_regularization: a TypeError naming the parameter
+    (float() said "could not convert string to float: 'abc'", or accepted "40")."""
+    from geoml.diffusion import heat_entropy_time, heat_geodesic_distances
+
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    W = alpha_decay_graph(X, 5)
+    for call in (
+        lambda: geoml.PHATE(decay=bad).fit(X),
+        lambda: geoml.HeatGeo(decay=bad).fit(X),
+        lambda: alpha_decay_graph(X, 5, bad),
+        lambda: geoml.knn_graph(X, 5, kernel="alpha_decay", decay=bad),
+    ):
+        with pytest.raises(TypeError, match="decay must be a positive number"):
+            call()
+    with pytest.raises(TypeError, match=r"t_max must be a number > 0.05"):
+        heat_entropy_time(W, t_max=bad)
+    with pytest.raises(TypeError, match=r"harnack_regularization must be a number in \[0, 1\]"):
+        heat_geodesic_distances(W, 1.0, harnack_regularization=bad)
+    with pytest.raises(TypeError, match=r"harnack_regularization must be a number in \[0, 1\]"):
+        geoml.HeatGeo(harnack_regularization=bad).fit(X)
+    with pytest.raises(TypeError, match="t_max must be an integer"):
+        geoml.PHATE(t_max=bad).fit(X)
+    # numbers of any real type still work; None is accepted only where it has a meaning
+    assert alpha_decay_graph(X, 5, np.float32(40)).nnz == W.nnz
+    assert heat_entropy_time(W, t_max=np.int64(20))[1][-1] == 20.0
+    with pytest.raises(TypeError, match="harnack_regularization"):
+        heat_geodesic_distances(W, 1.0, harnack_regularization=None)

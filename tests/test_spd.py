@@ -1764,3 +1764,38 @@ def test_covariances_of_an_empty_batch(estimator):
             spd.covariances(np.zeros(shape), estimator)
     with pytest.raises(ValueError, match="leaves 0 samples"):
         spd.augmented_covariances(np.zeros((0, 3, 6)), 3, 2, estimator)
+
+
+def test_mean_riemann_gradient_retreats_from_iterates_outside_the_domain():
+    """Sets of condition ~1e12 (eigenvalues log-uniform) where pyRiemann's gradient descent
+    runs: geoml's gradient method raised "X[i] is positive definite, but not numerically once
+    whitened" at its third or fourth iterate (the step overshoots to an iterate of condition
+    ~1e6, where the whitened X_i pass 1 / (n eps)); the Anderson method goes back with nu
+    halved there. The whitening check is right (that logarithm has no correct digit); the
+    gradient method now retreats the same way: every set gives a mean, within 1e-5 of
+    Anderson's and of pyRiemann's (none reaches tol = 1e-8 at this condition: a
+    ConvergenceWarning, converged False)."""
+    rng = np.random.default_rng(0)
+    Q = np.linalg.qr(rng.standard_normal((4, 10, 8, 8)))[0]
+    X = (Q * np.exp(rng.uniform(0, np.log(1e12), (4, 10, 1, 8)))) @ Q.swapaxes(-1, -2)
+    with pytest.warns(spd.ConvergenceWarning, match="4 of 4"):
+        g = spd.mean_riemann(X, method="gradient", max_iter=300)
+    with pytest.warns(spd.ConvergenceWarning, match="4 of 4"):
+        a = spd.mean_riemann(X, method="anderson", max_iter=300)
+    assert not g.converged.any() and not a.converged.any()
+    for s in range(4):
+        # the Riemannian gradient at the mean is small, and the two means agree
+        assert np.linalg.norm(spd.log_map(X[s], g.mean[s]).mean(axis=0)) < 1e-5
+        assert float(spd.distance(g.mean[s], a.mean[s])) < 1e-5
+    # a start outside the domain is still the input's error
+    with pytest.raises(ValueError, match="not numerically once whitened"):
+        spd.mean_riemann(X[0], method="gradient", init=np.diag(np.logspace(0, 12, 8)))
+    try:
+        from pyriemann.geometry.mean import mean_riemann as pyr_mean
+    except ImportError:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (its own convergence warning)
+        refs = [pyr_mean(X[s]) for s in range(4)]
+    for s in range(4):
+        assert float(spd.distance(g.mean[s], refs[s])) < 1e-5

@@ -716,3 +716,40 @@ def test_embedding_check_warning_names_no_converged_field(monkeypatch):
     assert "converged" not in msgs[0][0].replace("did not converge", "")
     assert msgs[0][1] == __file__
     assert "converged=False" in msgs[1][0]  # laplacian_eigsh's result has the field
+
+
+@pytest.mark.parametrize("scale", [2.0**-1030, 1e-310, 1e300])
+def test_spectral_estimators_on_subnormal_and_huge_affinities(scale):
+    """LaplacianEigenmap, SpectralClustering and spectral_embedding on an ordinary weighted
+    kNN affinity times ``scale``: the unit-scale results (L_sym does not depend on the scale;
+    the embeddings ``U D^-1/2`` scale as ``scale^-1/2`` by their definition, scikit-learn's,
+    and are compared scaled back; the unnormalised embedding is orthonormal eigenvectors,
+    the same at any scale; laplacian_eigsh's combinatorial eigenvalues scale with W). With
+    subnormal weights ``1 / sqrt(d)`` overflowed: a RuntimeWarning, NaN residuals and a
+    non-convergence warning, a wrong embedding."""
+    W = knn_adjacency(swiss_roll(2000, 3), 10, weighted=True)
+    Ws = sp.csr_matrix((W.data * scale, W.indices, W.indptr), W.shape)
+    root = np.sqrt(scale)
+
+    def fit_all(A):
+        le = geoml.LaplacianEigenmap(3, affinity="precomputed", random_state=0).fit(A)
+        sc = geoml.SpectralClustering(4, affinity="precomputed", random_state=0).fit(A)
+        se = geoml.spectral_embedding(A, n_components=3, random_state=0)
+        su = geoml.spectral_embedding(A, n_components=3, norm_laplacian=False, random_state=0)
+        lc = geoml.laplacian_eigsh(A, 4, kind="combinatorial", random_state=0)
+        return le, sc, se, su, lc
+
+    le1, sc1, se1, su1, lc1 = fit_all(W)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        le, sc, se, su, lc = fit_all(Ws)
+    np.testing.assert_allclose(le.eigenvalues_, le1.eigenvalues_, rtol=0, atol=1e-9)
+    assert np.isfinite(le.embedding_).all() and np.isfinite(se).all()
+    for Y, Y1, r in ((le.embedding_, le1.embedding_, root), (se, se1, root), (su, su1, 1.0)):
+        np.testing.assert_allclose(Y * r, Y1, rtol=0, atol=1e-7 * np.abs(Y1).max())
+    np.testing.assert_array_equal(sc.labels_, sc1.labels_)
+    with np.errstate(over="ignore"):
+        expect = np.float64(sc1.inertia_) / scale  # the embedding's scale squared
+    assert sc.inertia_ == (pytest.approx(expect, rel=1e-6) if np.isfinite(expect) else np.inf)
+    assert lc.converged
+    np.testing.assert_allclose(lc.eigenvalues / scale, lc1.eigenvalues, rtol=1e-9, atol=1e-12)

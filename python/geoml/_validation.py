@@ -145,6 +145,20 @@ def check_int(
     return value
 
 
+def check_real(value, name: str, *, what: str = "a number") -> float:
+    """A real scalar parameter as a float: a Python ``int`` or ``float``, a NumPy integer or
+    floating scalar, or a 0-d array of one. Anything else is a ``TypeError`` naming ``name``
+    and ``what`` is expected: ``bool`` (as :func:`check_int` rejects it), None, a string
+    (``float()`` accepted a numeric one, and raised its own message for others), a complex
+    number, a sequence or an array of more than one element. The range is the caller's to
+    check (NaN and infinity pass)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]  # its NumPy scalar
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {what}; got {value!r}")
+    return float(value)
+
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # Frames that only pass a call through (``np.errstate`` used as a decorator, a
 # ``contextlib.ContextDecorator``): never the user's line, skipped like geoml's own.
@@ -253,19 +267,6 @@ def random_seed(random_state) -> int:
     :func:`check_random_state` ``(random_state)``: the same ``random_state`` gives the same seed
     on every path (CPU or GPU), and a ``Generator`` advances by one draw."""
     return int(check_random_state(random_state).integers(2**63))
-
-
-def check_real(value, name: str) -> float:
-    """``value`` as a float when it is a real number: a Python ``int`` or ``float``, a NumPy
-    integer or floating scalar, or a 0-d array of one. Anything else is a ``TypeError``:
-    ``bool`` (as :func:`check_int` rejects it), None, a string (``float("1e-6")`` would
-    accept a numeric one), a complex number, a sequence or an array of more than one
-    element. The range is the caller's to check (NaN and infinity pass)."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]  # its NumPy scalar
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number; got {value!r}")
-    return float(value)
 
 
 def check_tol(

@@ -14,6 +14,7 @@ from .._validation import (
     check_int,
     check_n_jobs,
     check_random_state,
+    check_real,
     check_tol,
     random_seed,
     reject_gpu,
@@ -32,10 +33,21 @@ _LOG_FLOOR = 1e-16
 _KERNEL_THRESH = 1e-4
 
 
+def _check_decay(decay) -> float | None:
+    """The kernel decay of graphtools: a positive number, or None (graphtools' plain kNN
+    kernel, no alpha decay); ``TypeError`` for anything else, ``ValueError`` out of range."""
+    if decay is None:
+        return None
+    value = check_real(decay, "decay", what="a positive number or None (the plain kNN kernel)")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"decay must be a positive number or None; got {decay!r}")
+    return value
+
+
 def alpha_decay_graph(
     X,
     n_neighbors: int = 10,
-    decay: float = 40.0,
+    decay: float | None = 40.0,
     *,
     method: str = "exact",
     random_state=None,
@@ -50,13 +62,19 @@ def alpha_decay_graph(
     without self-loops. Built on :func:`geoml.knn_graph` (exact neighbours; graphtools' PCA
     to 40 dimensions is not applied).
 
+    ``decay=None`` is graphtools' (and phate's, heatgeo's) kernel without alpha decay: the
+    0/1 kNN kernel ``K_ij = 1`` for ``j`` among the ``n_neighbors`` nearest neighbours of
+    ``i`` (graphtools' ``kneighbors_graph`` of ``knn + 1`` points with the point itself),
+    no bandwidth and no threshold, then ``W = (K + K^T) / 2`` without self-loops (entries 1
+    for mutual neighbours, 1/2 for one-sided ones).
+
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
     n_neighbors : int
         ``1 <= n_neighbors < n_samples``.
-    decay : float
-        Kernel decay (alpha), > 0.
+    decay : float or None
+        Kernel decay (alpha), > 0; None: the plain kNN kernel (see above).
     method : str, default "exact"
         Neighbour search of :func:`geoml.knn_graph` ("exact", "auto", "nndescent", ...).
     random_state : optional
@@ -82,9 +100,9 @@ def alpha_decay_graph(
     X = as_float_array(X, "X")
     n = X.shape[0]
     k = check_int(n_neighbors, "n_neighbors", low=1, high=n - 1, hint=f" ({n} samples)")
-    decay = float(decay)
-    if not np.isfinite(decay) or decay <= 0:
-        raise ValueError(f"decay must be a positive number; got {decay}")
+    decay = _check_decay(decay)
+    if decay is None:
+        return _knn_kernel_graph(X, k, method, random_state, n_jobs)
     ks = min(n - 1, 3 * k)
     if method == "exact":
         K = _alpha_decay_exact(X, k, ks, decay, n_jobs)
@@ -112,6 +130,36 @@ def alpha_decay_graph(
     K.data[K.data < _KERNEL_THRESH] = 0
     K.eliminate_zeros()
     W = ((K + K.T) * 0.5).tocsr()
+    W.sort_indices()
+    return W
+
+
+def _knn_kernel_graph(X, k: int, method: str, random_state, n_jobs) -> sp.csr_matrix:
+    """graphtools' kernel with ``decay=None``: the 0/1 kNN kernel ``K`` (``k`` neighbours
+    per row, the point itself excluded), ``(K + K^T) / 2``, zero diagonal, X's dtype."""
+    from ..neighbors import knn_graph
+
+    n = X.shape[0]
+    if method == "exact":
+        idx, _ = _knn_exact(X, k, n_jobs)
+        data = np.ones(idx.size, dtype=X.dtype)
+        K = sp.csr_matrix((data, idx.ravel(), np.arange(0, idx.size + 1, k)), shape=(n, n))
+    else:
+        K = knn_graph(
+            X,
+            k,
+            mode="connectivity",
+            symmetrize=None,
+            n_jobs=n_jobs,
+            method=method,
+            random_state=random_state,
+        )
+        C = K.tocoo()
+        off = C.row != C.col  # (an approximate search may list a point itself)
+        K = sp.csr_matrix(
+            (np.ones(int(off.sum()), dtype=X.dtype), (C.row[off], C.col[off])), shape=(n, n)
+        )
+    W = ((K + K.T) * 0.5).tocsr().astype(X.dtype, copy=False)
     W.sort_indices()
     return W
 
@@ -227,7 +275,7 @@ def _alpha_decay_exact(X, k: int, ks: int, decay: float, n_jobs) -> sp.csr_matri
     return K
 
 
-def _alpha_decay_to_data(X, Y, k: int, decay: float, n_jobs):
+def _alpha_decay_to_data(X, Y, k: int, decay: float | None, n_jobs):
     """graphtools' ``extend_to_data``: the transitions (m, n) from new points ``Y`` to the
     fitted points ``X``, and the fitted point equal to each row of ``Y`` (-1 where none).
 
@@ -237,11 +285,13 @@ def _alpha_decay_to_data(X, Y, k: int, decay: float, n_jobs):
     by row until every row's farthest kept affinity is below 1e-4, entries below 1e-4
     dropped, then each row divided by its sum (no symmetrisation: the fitted points' rows are
     not changed). Every row keeps its nearest neighbour (affinity ``>= exp(-1)``). ``Y`` in
-    ``X``'s dtype; the transitions are float64. Memory O(m k) besides the search's."""
+    ``X``'s dtype; the transitions are float64. Memory O(m k) besides the search's.
+    ``decay=None`` (graphtools' plain kNN kernel): ``1 / k`` on each row's ``k`` nearest
+    fitted points (graphtools' ``kneighbors_graph`` of ``knn`` points, l1-normalised)."""
     from ..neighbors import knn
 
     n, m = X.shape[0], Y.shape[0]
-    ks = min(n, max(3 * k, _BRUTE_START))
+    ks = k if decay is None else min(n, max(3 * k, _BRUTE_START))
     idx, dist = knn(X, ks, Y=Y, exclude_self=False, n_jobs=n_jobs)
     sigma = np.maximum(dist[:, k - 1], np.finfo(dist.dtype).tiny)
     # an exact duplicate is at distance 0 (the distances are recomputed exactly); the
@@ -255,6 +305,13 @@ def _alpha_decay_to_data(X, Y, k: int, decay: float, n_jobs):
     if has.size:
         ok = (Y[has] == X[same[has]]).all(axis=1)
         same[has[~ok]] = -1
+    if decay is None:
+        T = sp.csr_matrix(
+            (np.full(m * k, 1.0 / k), idx.ravel(), np.arange(0, m * k + 1, k)), shape=(m, n)
+        )
+        T.sum_duplicates()
+        T.sort_indices()
+        return T, same
     val = _alpha_decay_values(dist, sigma, decay)
     rows_of, row_idx, row_val = [np.arange(m)], [idx], [val]
     bad = np.flatnonzero(val[:, -1] >= _KERNEL_THRESH)
@@ -371,7 +428,7 @@ def _check_geodesic(t, harnack_regularization, landmarks: bool) -> tuple[float, 
     times, scalar = _check_times(t)
     if not scalar:
         raise ValueError("t must be a single number here")
-    rho = float(harnack_regularization)
+    rho = check_real(harnack_regularization, "harnack_regularization", what="a number in [0, 1]")
     if not np.isfinite(rho) or not 0 <= rho <= 1:
         raise ValueError(f"harnack_regularization={harnack_regularization!r} must lie in [0, 1]")
     if landmarks and rho != 0:
@@ -607,7 +664,7 @@ def heat_entropy_time(
     """
     W = _affinity_csr(W)
     n = W.shape[0]
-    t_max = float(t_max)
+    t_max = check_real(t_max, "t_max", what="a number > 0.05")
     if not np.isfinite(t_max) or t_max <= 0.05:
         raise ValueError(f"t_max must be a number > 0.05; got {t_max!r}")
     n_t = check_int(n_t, "n_t", low=3)
@@ -658,7 +715,9 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
     n_neighbors : int, default 10
         heatgeo's ``knn``. A value ``>= n_samples`` is truncated to ``n_samples - 1`` with a
         ``UserWarning`` (umap-learn's convention; :func:`alpha_decay_graph` raises instead).
-    decay : float, default 40
+    decay : float or None, default 40
+        Alpha-decay exponent; None: the plain 0/1 kNN kernel (heatgeo passes ``decay`` to
+        graphtools, where None means no alpha decay; see :func:`alpha_decay_graph`).
     t : float or "auto", default 10
         Diffusion time (heatgeo's ``tau``); "auto": heatgeo's choice, the knee of the heat
         kernel's entropy over ``linspace(0.05, 200, 10)`` (:func:`heat_entropy_time`; with
@@ -722,7 +781,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         n_components: int = 2,
         n_neighbors: int = 10,
         *,
-        decay: float = 40.0,
+        decay: float | None = 40.0,
         t=10.0,
         harnack_regularization: float = 0.0,
         n_landmarks: int | None = None,
@@ -762,6 +821,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         reject_gpu(X, "X", "HeatGeo")
         nt = check_n_jobs(self.n_jobs)
         check_tol(self.tol)
+        decay = _check_decay(self.decay)
         rng = check_random_state(self.random_state)
 
         n_neighbors = None  # set by build: None for a precomputed affinity
@@ -770,9 +830,9 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         def build(Xf):
             nonlocal n_neighbors, fit_X
             fit_X = Xf
-            self._say(f"alpha-decay graph of {Xf.shape[0]} points")
+            self._say(f"{'kNN' if decay is None else 'alpha-decay'} graph of {Xf.shape[0]} points")
             n_neighbors = truncate_to_samples(self.n_neighbors, "n_neighbors", Xf.shape[0])
-            return alpha_decay_graph(Xf, n_neighbors, self.decay, n_jobs=self.n_jobs)
+            return alpha_decay_graph(Xf, n_neighbors, decay, n_jobs=self.n_jobs)
 
         W, n_features, k = _input_graph(
             X,
@@ -867,7 +927,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         self._fit_data = (
             None if fit_X is None else _owned(fit_X, X),
             n_neighbors,
-            float(self.decay),
+            decay,
         )
         self._set_feature_names(names_in)
         return self

@@ -28,7 +28,14 @@ from .._validation import (
 )
 from ..spectral._eigsh import _symmetry_error
 from ._heat import _permute
-from ._heatgeo import _components, _input_graph, _owned, _transform_new, alpha_decay_graph
+from ._heatgeo import (
+    _check_decay,
+    _components,
+    _input_graph,
+    _owned,
+    _transform_new,
+    alpha_decay_graph,
+)
 from ._mds import MDS, say
 
 # phate: -log(P^t + 1e-7) for gamma = 1
@@ -91,7 +98,8 @@ def _gram_halves(X, nt: int) -> np.ndarray:
 
 
 def _phate_kernel(X, knn, decay, *, method="exact", random_state=None, n_jobs=None):
-    """graphtools' kNN alpha-decay kernel with its unit diagonal: ``W + I``."""
+    """graphtools' kNN alpha-decay kernel (the 0/1 kNN kernel for ``decay=None``) with its
+    unit diagonal: ``W + I``."""
     W = alpha_decay_graph(
         X, knn, decay, method=method, random_state=random_state, n_jobs=n_jobs
     ).astype(np.float64)
@@ -1331,8 +1339,13 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         Neighbours of the kernel bandwidth (phate's ``knn``). A value ``>= n_samples`` is
         truncated to ``n_samples - 1`` with a ``UserWarning`` (as graphtools and umap-learn
         do; :func:`alpha_decay_graph` raises instead).
-    decay : float, default 40
-        Alpha-decay exponent.
+    decay : float or None, default 40
+        Alpha-decay exponent; None: phate's kernel without alpha decay, the 0/1 kNN kernel
+        (graphtools' ``kneighbors_graph`` of ``knn + 1`` points with the point itself,
+        ``(K + K^T) / 2``: 1 on the diagonal and between mutual neighbours, 1/2 between
+        one-sided ones; no bandwidth, no 1e-4 threshold), as ``phate.PHATE(decay=None)``;
+        new points in :meth:`transform` then get ``1 / knn`` on their ``knn`` nearest fitted
+        points.
     t : int or "auto", default "auto"
         Diffusion time (matrix power); "auto": phate's knee of the von Neumann entropy over
         ``t = 0 .. t_max - 1``.
@@ -1399,7 +1412,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         self,
         n_components: int = 2,
         knn: int = 5,
-        decay: float = 40.0,
+        decay: float | None = 40.0,
         t="auto",
         gamma: float = 1.0,
         n_landmark: int | None = 2000,
@@ -1458,24 +1471,21 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         else:
             t = check_int(self.t, "t", low=1)
         t_max = check_int(self.t_max, "t_max", low=3)
-        decay = self.decay
-        if isinstance(decay, bool) or not isinstance(decay, (int, float, np.integer, np.floating)):
-            raise TypeError(f"decay must be a positive number; got {decay!r}")
-        return gamma, t, t_max
+        return gamma, t, t_max, _check_decay(self.decay)
 
     def fit(self, X, y=None) -> PHATE:
         """Fit on ``X`` of shape (n_samples, n_features), or the (n, n) kernel with
         ``affinity="precomputed"``."""
         names_in = self._feature_names_of(X)
         self._t0 = time.perf_counter()
-        gamma, t, t_max = self._check_params()
+        gamma, t, t_max, decay = self._check_params()
         nt = check_n_jobs(self.n_jobs)
         with _blas_threads(nt), contextlib.ExitStack() as stack:
-            out = self._fit(X, gamma, t, t_max, nt, stack)
+            out = self._fit(X, gamma, t, t_max, decay, nt, stack)
             self._set_feature_names(names_in)
             return out
 
-    def _fit(self, X, gamma, t, t_max, nt, stack) -> PHATE:
+    def _fit(self, X, gamma, t, t_max, decay, nt, stack) -> PHATE:
         rng = check_random_state(self.random_state)
         reject_gpu(X, "X", "PHATE")
 
@@ -1486,11 +1496,12 @@ class PHATE(EmbeddingMixin, BaseEstimator):
             nonlocal knn, fit_X
             fit_X = Xf
             knn = truncate_to_samples(self.knn, "knn", Xf.shape[0])
-            self._say(f"alpha-decay kernel of {Xf.shape[0]} points, knn={knn}")
+            kind = "kNN" if decay is None else "alpha-decay"
+            self._say(f"{kind} kernel of {Xf.shape[0]} points, knn={knn}")
             return _phate_kernel(
                 Xf,
                 knn,
-                self.decay,
+                decay,
                 method=self.knn_method,
                 random_state=random_seed(rng),
                 n_jobs=self.n_jobs,
@@ -1626,7 +1637,7 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         self.n_iter_ = int(n_iter)
         self.knn_ = knn
         self.n_features_in_ = n_features
-        self._fit_data = (None if fit_X is None else _owned(fit_X, X), knn, float(self.decay))
+        self._fit_data = (None if fit_X is None else _owned(fit_X, X), knn, decay)
         self._landmark_embedding = None if transitions is None else np.asarray(Y_m, np.float64)
         return self
 

@@ -14,6 +14,7 @@ from .._device import xp as _xp
 from .._validation import (
     check_int,
     check_n_jobs,
+    check_real,
     is_gpu_array,
     truncate_to_samples,
 )
@@ -69,7 +70,9 @@ def _affinities(dist: np.ndarray, idx: np.ndarray, kernel, sigma, k_sigma, decay
                 )
                 w[low] = xp.exp(-r)
         return w
-    decay = 40.0 if decay is None else float(decay)
+    # (None: the default 40, as sigma / k_sigma None are their defaults; graphtools' plain kNN
+    # kernel, its decay=None, is mode="connectivity" here)
+    decay = 40.0 if decay is None else check_real(decay, "decay", what="a positive number")
     if not np.isfinite(decay) or decay <= 0:
         raise ValueError(f"decay must be a positive number; got {decay}")
     with np.errstate(over="ignore"):
@@ -161,7 +164,10 @@ def knn_graph(
         2019): ``exp(-(d_ij / sigma_i)^decay)`` with ``sigma_i`` as above (default
         ``k_sigma = k``, ``decay = 40``).
     sigma, k_sigma, decay : optional
-        Kernel parameters, see ``kernel``.
+        Kernel parameters, see ``kernel``; None gives each one's default (for ``decay``:
+        40; graphtools' ``decay=None``, its kernel without alpha decay, is
+        ``mode="connectivity"`` here, or :func:`geoml.diffusion.alpha_decay_graph` with
+        ``decay=None``).
     n_jobs, verbose : optional
         Threads and progress, as in :func:`knn`.
     device : {"auto", "cpu", "cuda"}

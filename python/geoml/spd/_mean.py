@@ -168,11 +168,25 @@ def _karcher_step(Xs, w, M, nu, nj):
 
 
 def _karcher_gradient(Xs, w, M, tol, max_iter, nj):
-    """pyRiemann's gradient descent: ``M <- G``, its step rule for ``nu``."""
+    """pyRiemann's gradient descent: ``M <- G``, its step rule for ``nu``. An iterate outside
+    the numerical domain (some ``X_i`` not numerically definite once whitened by it: its
+    logarithm has no correct digit) is not refused: the iteration goes back to the previous
+    iterate with ``nu`` halved (pyRiemann's rule for a step that does not decrease; each
+    retreat counts as an iteration). A start outside the domain raises (the input's error)."""
     nu, tau = 1.0, np.finfo(np.float64).max
-    ok, it = False, 0
+    ok, it, prev = False, 0, None  # prev: the last iterate stepped from and its nu
     for it in range(1, max_iter + 1):  # noqa: B007 (it: the count after the loop)
-        J, M = _karcher_step(Xs, w, M, nu, nj)
+        try:
+            J, G = _karcher_step(Xs, w, M, nu, nj)
+        except ValueError:
+            if prev is None:  # at the start: the input's own error
+                raise
+            M, nu = prev[0], 0.5 * prev[1]
+            prev = (M, nu)
+            if nu <= tol:
+                break
+            continue
+        prev, M = (M, nu), G
         crit = float(np.linalg.norm(J))
         h = nu * crit
         if h < tau:
@@ -252,7 +266,12 @@ def mean_riemann(
     (or the step ``nu`` falls below ``tol``) and returning that :math:`G`, as pyRiemann.
     ``method="gradient"`` is pyRiemann's gradient descent
     (``pyriemann.utils.mean.mean_riemann``: the same iterates, step rule for ``nu`` and
-    stopping rule): :math:`M \leftarrow G`. ``method="anderson"`` (default) takes the same
+    stopping rule): :math:`M \leftarrow G`, except that an iterate outside the numerical
+    domain (some whitened ``X_i`` not numerically definite: its logarithm has no correct
+    digit, where pyRiemann goes on with it or raises) sends it back to the previous iterate
+    with ``nu`` halved, as the Anderson method does, rather than refusing the set: on
+    sets of condition ~1e12 it raised at its third iterate. ``method="anderson"`` (default)
+    takes the same
     fixed point :math:`M = G(M)` (``nu = 1``) with Anderson acceleration (type II, memory 3,
     in the entries of :math:`M`); a combined iterate that does not decrease
     :math:`\|J\|_F` is replaced by the plain step, ``nu`` is halved where a plain step does

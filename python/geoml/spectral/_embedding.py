@@ -654,9 +654,15 @@ def spectral_embedding(
         Y = U
     else:
         iso = d == 0
+        # the normalised Laplacian does not depend on the scale of W: degrees out of
+        # [2^-400, 2^400] (subnormal weights: 1 / sqrt(d) overflowed, NaN residuals and no
+        # convergence) are solved for W / 2^shift (exact, shift even); U D^-1/2 scaled back
+        shift = _normalised_shift(d, "symmetric")
+        if shift:
+            W = sp.csr_matrix((np.ldexp(W.data, -shift), W.indices, W.indptr), W.shape)
         if not iso.any():
-            _, U, _ = _smallest_checked(W, k, "symmetric", **solve)
-            Y = U / np.sqrt(d)[:, None]
+            _, U, ds = _smallest_checked(W, k, "symmetric", **solve)
+            Y = np.ldexp(U / np.sqrt(ds)[:, None], -(shift // 2))
         else:
             # scikit-learn sets the diagonal of the normalised Laplacian to 1: an isolated
             # node is an eigenpair (1, e_i) rather than a null vector
@@ -667,7 +673,7 @@ def spectral_embedding(
                 Wk = sp.csr_matrix(W[keep][:, keep])
                 kk = min(k, keep.size - 1)
                 lam, U, dk = _smallest_checked(Wk, kk, "symmetric", **solve)
-                Ys = U / np.sqrt(dk)[:, None]
+                Ys = np.ldexp(U / np.sqrt(dk)[:, None], -(shift // 2))
             lam = np.concatenate([lam, np.ones(int(iso.sum()))])
             order = np.argsort(lam, kind="stable")[:k]
             Y = np.zeros((n, k))

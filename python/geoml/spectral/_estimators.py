@@ -23,7 +23,7 @@ from .._validation import (
 )
 from ..neighbors import _knn_graph_checked
 from ._embedding import _checked
-from ._laplacian import _affinity_csr, _scale_both
+from ._laplacian import _affinity_csr, _normalised_shift, _scale_both
 from ._lsym import _lsym_smallest, _sign_flip
 
 _AFFINITIES = ("knn", "adaptive", "precomputed")
@@ -189,6 +189,14 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
             hint=f" (the graph has {n} nodes)",
         )
         solve = {"tol": self.tol, "random_state": self.random_state, "n_jobs": self.n_jobs}
+        # L_sym does not depend on the scale of W: degrees out of [2^-400, 2^400] (subnormal
+        # weights: 1 / sqrt(d) overflowed, NaN residuals and no convergence) are solved for W
+        # scaled by an even power of two (exact); the embedding U D^-1/2 scaled back below
+        xp = _xp(W.data)
+        deg = _move(xp.asarray(W.sum(axis=1)).ravel(), False)  # (n floats to the host)
+        shift = _normalised_shift(np.asarray(deg, dtype=np.float64), "symmetric")
+        if shift:
+            W = type(W)((xp.ldexp(W.data, -shift), W.indices, W.indptr), shape=W.shape)
         got = _lsym_smallest(W, k, **solve)
         lam, U, d, _, info = _checked(W, k, "symmetric", got, **solve, who=type(self).__name__)
         if warn and info["components"] > 1:
@@ -200,9 +208,12 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
             )
         xp = _xp(U)
         s = xp.where(d > 0, 1.0 / xp.sqrt(xp.where(d > 0, d, 1.0)), 1.0)
+        if shift:  # D^-1/2 with W's own degrees: (d / 2^shift)^-1/2 / 2^(shift / 2)
+            s = xp.where(d > 0, xp.ldexp(s, -(shift // 2)), s)
         Y = _sign_flip(U * s[:, None])
         if drop_first:
             Y, lam = Y[:, 1:], lam[1:]
+        info["shift"] = shift
         return Y, lam, info
 
     def fit(self, X, y=None) -> LaplacianEigenmap:
@@ -400,7 +411,9 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
     eigenvalues_ : ndarray of shape (n_clusters,)
     affinity_matrix_ : scipy.sparse.csr_matrix
     inertia_ : float
-        k-means inertia in the embedding.
+        k-means inertia in the embedding (inf where it exceeds float64: an affinity of
+        subnormal weights has an embedding of ~2^515, whose k-means runs on the embedding
+        of the affinity scaled by a power of two, the same clusters).
     n_neighbors_ : int or None
         Neighbours per point used (``n_neighbors`` truncated); None for a precomputed
         affinity.
@@ -463,11 +476,15 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
             random_state=rng,
             n_jobs=self.n_jobs,
         )
-        Y, lam, _ = emb._embed(W, k, False, False)
+        Y, lam, info = emb._embed(W, k, False, False)
         Y = np.ascontiguousarray(_move(Y, False), dtype=np.float64)  # k-means runs on the host
-        ktol = 1e-4 * float(np.mean(np.var(Y, axis=0)))
+        # k-means on the embedding of W / 2^shift (the affinity _embed solved for; subnormal
+        # weights: Y of 2^515, whose squares overflow), the same clusters (exact scaling)
+        shift = info["shift"]
+        Yk = np.ldexp(Y, shift // 2) if shift else Y
+        ktol = 1e-4 * float(np.mean(np.var(Yk, axis=0)))
         labels, centers, inertia, _ = _core.kmeans(
-            Y,
+            Yk,
             k=k,
             n_init=n_init,
             max_iter=max_iter,
@@ -479,7 +496,8 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
         self.embedding_ = _move(Y, gpu_in)
         self.eigenvalues_ = _move(lam, gpu_in)
         self.labels_ = _move(labels, gpu_in)
-        self.inertia_ = float(inertia)
+        with np.errstate(over="ignore"):  # (inf where it is beyond float64)
+            self.inertia_ = float(np.ldexp(inertia, -shift))
         self.n_neighbors_ = n_neighbors
         self.n_features_in_ = n_features
         self._set_feature_names(names_in)
