@@ -139,26 +139,21 @@ def _knn_kernel_graph(X, k: int, method: str, random_state, n_jobs) -> sp.csr_ma
     per row, the point itself excluded), ``(K + K^T) / 2``, zero diagonal, X's dtype."""
     from ..neighbors import knn_graph
 
-    n = X.shape[0]
-    if method == "exact":
-        idx, _ = _knn_exact(X, k, n_jobs)
-        data = np.ones(idx.size, dtype=X.dtype)
-        K = sp.csr_matrix((data, idx.ravel(), np.arange(0, idx.size + 1, k)), shape=(n, n))
-    else:
-        K = knn_graph(
+    if method != "exact":  # knn_graph's "mean" symmetrisation is (K + K^T) / 2
+        W = knn_graph(
             X,
             k,
             mode="connectivity",
-            symmetrize=None,
+            symmetrize="mean",
             n_jobs=n_jobs,
             method=method,
             random_state=random_state,
         )
-        C = K.tocoo()
-        off = C.row != C.col  # (an approximate search may list a point itself)
-        K = sp.csr_matrix(
-            (np.ones(int(off.sum()), dtype=X.dtype), (C.row[off], C.col[off])), shape=(n, n)
-        )
+        return W.astype(X.dtype, copy=False)
+    n = X.shape[0]
+    idx, _ = _knn_exact(X, k, n_jobs)  # the exact neighbours of the alpha-decay path
+    data = np.ones(idx.size, dtype=X.dtype)
+    K = sp.csr_matrix((data, idx.ravel(), np.arange(0, idx.size + 1, k)), shape=(n, n))
     W = ((K + K.T) * 0.5).tocsr().astype(X.dtype, copy=False)
     W.sort_indices()
     return W
