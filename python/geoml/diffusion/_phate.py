@@ -27,6 +27,7 @@ from .._validation import (
     user_stacklevel,
 )
 from ..spectral._eigsh import _symmetry_error
+from ..spectral._laplacian import _even_shift
 from ._heat import _permute
 from ._heatgeo import (
     _check_decay,
@@ -117,9 +118,7 @@ def _kernel_shift(d: np.ndarray) -> int:
     dmax = float(d.max(initial=0.0))
     if not np.isfinite(dmax):
         raise ValueError("the kernel's row sums overflow float64: rescale it")
-    if not dmax > 0 or 2.0**-400 <= dmax <= 2.0**400:
-        return 0
-    return 2 * (int(np.frexp(dmax)[1]) // 2)  # even: d^-1/2 scales exactly
+    return _even_shift(dmax)
 
 
 def _check_kernel(K, name: str = "X") -> sp.csr_matrix:

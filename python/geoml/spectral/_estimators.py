@@ -23,7 +23,7 @@ from .._validation import (
 )
 from ..neighbors import _knn_graph_checked
 from ._embedding import _checked
-from ._laplacian import _affinity_csr, _normalised_shift, _scale_both
+from ._laplacian import _affinity_csr, _even_shift, _normalised_shift, _scale_both
 from ._lsym import _lsym_smallest, _sign_flip
 
 _AFFINITIES = ("knn", "adaptive", "precomputed")
@@ -334,13 +334,12 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
         xp = _xp(K.data)
         q = xp.asarray(K.sum(axis=1)).ravel()
         Kw = K
-        qmax = float(q.max())
-        if qmax > 0 and not 2.0**-400 <= qmax <= 2.0**400:
-            # the embedding does not depend on the scale of K, but K_a does (as q^(1 - 2
-            # alpha)): an affinity of 1e-160 failed in the Lanczos solve ("no start vector
-            # orthogonal to the deflation space"), one of 1e200 gave a wrong embedding with a
-            # warning of n components. Such a K is used scaled by an even power of two (exact)
-            e = 2 * (int(np.frexp(qmax)[1]) // 2)
+        # the embedding does not depend on the scale of K, but K_a does (as q^(1 - 2 alpha)):
+        # an affinity of 1e-160 failed in the Lanczos solve ("no start vector orthogonal to
+        # the deflation space"), one of 1e200 gave a wrong embedding with a warning of n
+        # components. Such a K is used scaled by an even power of two (exact)
+        e = _even_shift(float(q.max()))
+        if e:
             Kw = type(K)((xp.ldexp(K.data, -e), K.indices, K.indptr), shape=K.shape)
             q = xp.ldexp(q, -e)
         qa = xp.where(q > 0, xp.where(q > 0, q, 1.0) ** -alpha, 0.0)

@@ -101,6 +101,15 @@ def laplacian(W, kind: str = "symmetric", return_diag: bool = False):
     return (L, d_out) if return_diag else L
 
 
+def _even_shift(dmax: float) -> int:
+    """0 for a largest degree ``dmax`` within ``[2^-400, 2^400]`` (or not positive), else the
+    even power of two ``2e`` about ``log2 dmax``: operators that do not depend on the scale
+    of W are formed from ``W / 2^(2e)``, whose ``d^-1/2`` scale exactly."""
+    if not dmax > 0 or 2.0**-400 <= dmax <= 2.0**400:
+        return 0
+    return 2 * (int(np.frexp(dmax)[1]) // 2)
+
+
 def _normalised_shift(d: np.ndarray, kind: str) -> int:
     """The even power of two ``2e`` by which a normalised Laplacian (which does not depend on
     the scale of W) is formed from ``W / 2^(2e)``: 0 for degrees within ``[2^-400, 2^400]``,
@@ -110,7 +119,7 @@ def _normalised_shift(d: np.ndarray, kind: str) -> int:
     dmax = float(d.max(initial=0.0))
     if not dmax > 0:
         return 0
-    shift = 0 if 2.0**-400 <= dmax <= 2.0**400 else 2 * (int(np.frexp(dmax)[1]) // 2)
+    shift = _even_shift(dmax)
     dpos = float(d[d > 0].min())
     if math.ldexp(dpos, -shift) < 2.0**-1000:
         raise ValueError(
