@@ -25,7 +25,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .. import _core
 from .._base import BaseEstimator
-from .._validation import as_real, check_int, check_n_jobs, reject_gpu, user_stacklevel
+from .._validation import as_real, check_int, check_n_jobs, check_real, reject_gpu, user_stacklevel
 
 __all__ = [
     "FormanRicci",
@@ -454,10 +454,7 @@ def _check_real(value, name: str, *, low=None, high=None, low_open=False, finite
     complex: ``alpha="0.5"`` was accepted, ``float`` reading the string), ``ValueError``
     unless finite (``tol=inf`` was accepted; +inf allowed with ``finite=False``) and within
     ``[low, high]`` (``(low, high]`` with ``low_open``)."""
-    arr = np.asarray(value) if not isinstance(value, (str, bytes, bool)) else None
-    if arr is None or arr.ndim != 0 or arr.dtype.kind not in "fiu":
-        raise TypeError(f"{name} must be a real number; got {value!r}")
-    v = float(arr)
+    v = check_real(value, name, what="a real number")
     bad = math.isnan(v) or (math.isinf(v) and (finite or v < 0))
     if low is not None:
         bad = bad or (v <= low if low_open else v < low)
