@@ -784,6 +784,53 @@ def test_mds_of_tiny_coordinates_is_equivariant(e):
                 )
 
 
+@pytest.mark.parametrize("landmarks", [None, 40])
+def test_mds_given_start_at_tiny_scale_and_metric_false(landmarks):
+    """A given ``init`` is in the units of X: MDS(2^e X, init=2^e Y0) = 2^e MDS(X, init=Y0)
+    for coordinates so small that MDS works on X scaled up (e = -600), after 0, 3 and 300
+    transforms, and with features or precomputed dissimilarities. Before, only X was scaled:
+    the start stayed at 1e-181 beside dissimilarities of 1 (its squares underflow) and the
+    embedding came back 0, silently. And ``metric=False`` is the classical embedding whatever
+    ``init`` (it returned the start itself: random points from ``init="random"``, with
+    ``converged_=True``)."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((80, 5))
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    nm = 80 if landmarks is None else landmarks
+    Y0 = rng.standard_normal((nm, 2))
+    e = -600
+    for pre, A in ((False, X), (True, D)):
+        kw = {"dissimilarity": "precomputed"} if pre else {}
+        for max_iter in (0, 3, 300):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # (0 and 3 transforms)
+                ref = geoml.MDS(
+                    init=Y0, max_iter=max_iter, landmarks=landmarks, random_state=0, **kw
+                )
+                ref.fit(A)
+                got = geoml.MDS(
+                    init=np.ldexp(Y0, e),
+                    max_iter=max_iter,
+                    landmarks=landmarks,
+                    random_state=0,
+                    **kw,
+                )
+                got.fit(np.ldexp(A, e))
+            assert np.abs(ref.embedding_).max() > 0.1
+            np.testing.assert_allclose(
+                np.ldexp(got.embedding_, -e), ref.embedding_, rtol=0, atol=1e-9
+            )
+    # metric=False: the classical embedding, whatever the start
+    ref = geoml.MDS(metric=False, landmarks=landmarks, random_state=0).fit(X)
+    for init in ("random", Y0):
+        got = geoml.MDS(metric=False, init=init, landmarks=landmarks, random_state=0).fit(X)
+        np.testing.assert_array_equal(got.embedding_, ref.embedding_)
+        assert got.stress_ == ref.stress_ and got.eigenvalues_ is not None
+        got = geoml.MDS(metric=False, init=init, landmarks=landmarks, random_state=0)
+        got.fit(np.ldexp(X, e))
+        np.testing.assert_allclose(np.ldexp(got.embedding_, -e), ref.embedding_, atol=1e-10)
+
+
 @pytest.mark.parametrize("n_landmarks", [None, 80])
 def test_heatgeo_transform(monkeypatch, n_landmarks):
     """HeatGeo.transform: the fitted data gives embedding_ (a copy; fit_transform's); rows

@@ -289,12 +289,13 @@ class MDS(EmbeddingMixin, BaseEstimator):
     ----------
     n_components : int, default 2
     metric : bool, default True
-        True: metric SMACOF from the start; False: the classical (Torgerson) embedding only
-        (unlike scikit-learn, where ``metric=False`` means non-metric MDS, which geoml does
-        not implement).
+        True: metric SMACOF from the start; False: the classical (Torgerson) embedding only,
+        whatever ``init`` (unlike scikit-learn, where ``metric=False`` means non-metric MDS,
+        which geoml does not implement).
     init : {"classical", "random"} or ndarray of shape (n_samples, n_components)
         SMACOF start: classical MDS, uniform random in [0, 1) from ``random_state`` (as
-        scikit-learn), or given (of the landmarks, with ``landmarks``).
+        scikit-learn), or given (of the landmarks, with ``landmarks``; in the units of
+        ``X``). Unused with ``metric=False``.
     landmarks : None, int or array of int
         None: all points; an int ``L``: ``L`` points drawn uniformly without replacement
         from ``random_state`` (more than ``n_samples``: every point, with a ``UserWarning``);
@@ -426,7 +427,7 @@ class MDS(EmbeddingMixin, BaseEstimator):
             if not pre:
                 np.fill_diagonal(D, 0.0)
                 D = 0.5 * (D + D.T)
-        Y, stress, n_iter, conv = self._embed(D, k, max_iter, eps, rng, seed, nt)
+        Y, stress, n_iter, conv = self._embed(D, k, max_iter, eps, rng, seed, nt, shift=shift)
         if lm is not None:
             self._say(f"placing {n} points from {lm.size} landmarks")
             Y = self._triangulate(X, pre, lm, D, Y, nt)
@@ -442,14 +443,19 @@ class MDS(EmbeddingMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _embed(self, D, k, max_iter, eps, rng, seed, nt, relax=False, D_iter=None):
+    def _embed(self, D, k, max_iter, eps, rng, seed, nt, relax=False, D_iter=None, shift=0):
         """Start (classical / random / given) and SMACOF on the dissimilarities D (over-relaxed
         with ``relax``, see :func:`smacof`); sets ``eigenvalues_``; warns when SMACOF did not
         converge. ``D_iter``: the dissimilarities SMACOF iterates on instead of D (PHATE: D
-        rounded to float32), the stress still D's. Returns (Y, stress, n_iter, converged)."""
+        rounded to float32), the stress still D's. ``shift``: D is the caller's
+        dissimilarities times ``2^-shift`` (:meth:`fit`'s tiny-scale rescaling), so a given
+        start is scaled the same way. ``metric=False``: the classical embedding, whatever
+        ``init``. Returns (Y, stress, n_iter, converged)."""
         nm = D.shape[0]
         self.eigenvalues_ = None
         init = self.init
+        if not self.metric:  # no SMACOF: the classical embedding (init is a SMACOF start)
+            init = "classical"
         if isinstance(init, str):
             if init == "classical":
                 self._say(f"classical MDS of {nm} points")
@@ -462,6 +468,8 @@ class MDS(EmbeddingMixin, BaseEstimator):
             Y0 = as_float_array(init, "init", dtype=np.float64)
             if Y0.shape != (nm, k):
                 raise ValueError(f"init must have shape {(nm, k)}; got {Y0.shape}")
+            if shift:  # at the scale of D (a start of 1e-160 beside D of 1: squares underflow)
+                Y0 = np.ldexp(Y0, -shift)
         if self.metric:
             self._say(f"SMACOF on {nm} points")
             Y, stress, n_iter, conv = _core.smacof(
