@@ -1651,3 +1651,45 @@ def test_non_numeric_decay_t_max_and_harnack_say_so(bad):
     assert heat_entropy_time(W, t_max=np.int64(20))[1][-1] == 20.0
     with pytest.raises(TypeError, match="harnack_regularization"):
         heat_geodesic_distances(W, 1.0, harnack_regularization=None)
+
+
+@pytest.mark.parametrize("bad", ["0.5", True, None, np.bool_(True), 1j])
+def test_non_numeric_times_alpha_and_sigma_say_so(bad):
+    """Diffusion times, DiffusionMap's alpha / t and the Gaussian kernel's sigma take numbers
+    only: a TypeError naming the parameter. Before, ``float()`` accepted "0.5" and True
+    (``knn_graph(kernel="gaussian", sigma=True)`` was sigma = 1, ``DiffusionMap(alpha="0.5")``
+    alpha = 0.5), None got float()'s own message, and a sequence of times holding a bool, a
+    string or None was converted (``heat_kernel(W, X, [True, 2.0])`` ran t = 1;
+    ``HeatGeo(t=None)`` said "t contains NaN or infinity")."""
+    from geoml.diffusion import heat_geodesic_distances
+
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    W = alpha_decay_graph(X, 5)
+    msg = "must be a (positive |non-negative )?number"
+    calls = [
+        lambda: geoml.DiffusionMap(alpha=bad).fit(X),
+        lambda: geoml.DiffusionMap(t=bad).fit(X),
+        lambda: geoml.heat_kernel(W, X, [1.0, bad]),
+        lambda: heat_geodesic_distances(W, [bad]),
+        lambda: geoml.HeatGeo(t=[bad, 2.0]).fit(X),
+    ]
+    if bad is not None:  # (None: sigma's default, the median k-th distance)
+        calls += [
+            lambda: geoml.knn_graph(X, 5, kernel="gaussian", sigma=bad),
+            lambda: geoml.KNNGraph(5, kernel="gaussian", sigma=bad).fit(X),
+        ]
+    calls.append(lambda: geoml.heat_kernel(W, X, bad))
+    if not isinstance(bad, str):  # (HeatGeo: a string other than "auto" is a ValueError)
+        calls.append(lambda: geoml.HeatGeo(t=bad).fit(X))
+    for call in calls:
+        with pytest.raises(TypeError, match=msg):
+            call()
+    # numbers of any real type still work
+    Y = geoml.heat_kernel(W, X, np.array([np.float32(0.5), 2]))
+    np.testing.assert_array_equal(Y[1], geoml.heat_kernel(W, X, 2))
+    np.testing.assert_array_equal(Y, geoml.heat_kernel(W, X, [np.float64(0.5), 2]))
+    G = geoml.knn_graph(X, 5, kernel="gaussian", sigma=np.float32(0.5))
+    assert abs(G - geoml.knn_graph(X, 5, kernel="gaussian", sigma=0.5)).max() == 0
+    a = geoml.DiffusionMap(alpha=np.float64(0.5), t=np.int64(2), random_state=0).fit(X)
+    b = geoml.DiffusionMap(alpha=0.5, t=2, random_state=0).fit(X)
+    np.testing.assert_array_equal(a.embedding_, b.embedding_)

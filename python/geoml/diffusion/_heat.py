@@ -26,12 +26,18 @@ def _check_times(t) -> tuple[np.ndarray, bool]:
     """(times as a float64 array (n_t,), whether t was a scalar); ValueError/TypeError if not
     finite and > 0."""
     scalar = isinstance(t, numbers.Real) or (isinstance(t, np.ndarray) and t.ndim == 0)
-    if isinstance(t, (bool, str, bytes)):
-        raise TypeError(f"t must be a positive number or a sequence of them; got {t!r}")
+    bad = TypeError(f"t must be a positive number or a sequence of them; got {t!r}")
+    if isinstance(t, (bool, np.bool_, str, bytes)) or t is None:
+        raise bad
     try:
-        times = np.atleast_1d(np.asarray(t, dtype=np.float64))
+        # numbers only: a sequence of bools, strings or None converted to float quietly
+        # ([True, 2.0], ["1", 2]; None became NaN: "t contains NaN or infinity")
+        raw = t if isinstance(t, np.ndarray) else np.asarray(t, dtype=object)
+        if raw.dtype.kind not in "iuf" and not all(_is_real(v) for v in raw.ravel()):
+            raise bad
+        times = np.atleast_1d(raw.astype(np.float64))
     except (TypeError, ValueError):
-        raise TypeError(f"t must be a positive number or a sequence of them; got {t!r}") from None
+        raise bad from None
     if times.ndim != 1 or times.size == 0:
         raise ValueError(f"t must be a number or a non-empty 1-D sequence; got shape {times.shape}")
     if not np.isfinite(times).all():
@@ -39,6 +45,11 @@ def _check_times(t) -> tuple[np.ndarray, bool]:
     if (times <= 0).any():
         raise ValueError(f"t must be > 0; got {times[times <= 0][0]!r}")
     return times, scalar
+
+
+def _is_real(v) -> bool:
+    """Whether ``v`` is a real number (not a bool): an element of a sequence of times."""
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
 def _norm_shifts(A: np.ndarray, norms: np.ndarray) -> np.ndarray | None:

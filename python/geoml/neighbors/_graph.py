@@ -36,7 +36,8 @@ def _affinities(dist: np.ndarray, idx: np.ndarray, kernel, sigma, k_sigma, decay
     if kernel == "gaussian":
         if sigma is None:
             sigma = float(xp.median(dist[:, -1]))
-        sigma = float(sigma)
+        # numbers only ("1.0" and True passed float())
+        sigma = check_real(sigma, "sigma", what="a positive number")
         if not np.isfinite(sigma) or sigma <= 0:
             raise ValueError(
                 f"sigma must be a positive number; got {sigma} (all neighbours at "

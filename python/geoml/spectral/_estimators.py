@@ -16,6 +16,7 @@ from .._device import xp as _xp
 from .._validation import (
     check_int,
     check_n_jobs,
+    check_real,
     is_gpu_array,
     random_seed,
     truncate_to_samples,
@@ -317,10 +318,11 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
     def fit(self, X, y=None) -> DiffusionMap:
         """Fit on ``X`` of shape (n_samples, n_features) (or the (n, n) affinity)."""
         names_in = self._feature_names_of(X)
-        alpha = float(self.alpha)
+        # numbers only ("0.5" and True passed float(), None said float()'s own message)
+        alpha = check_real(self.alpha, "alpha", what="a number in [0, 1]")
         if not 0 <= alpha <= 1:
             raise ValueError(f"alpha={self.alpha} must lie in [0, 1]")
-        t = float(self.t)
+        t = check_real(self.t, "t", what="a non-negative number")
         if not np.isfinite(t) or t < 0:
             raise ValueError(f"t={self.t} must be a non-negative number")
         gpu_in, where = _compute_side(self.device, X, "DiffusionMap")
