@@ -1792,6 +1792,36 @@ def test_recall_warning_points_at_the_caller(entry):
     assert len(rec) == 1 and rec[0].filename == __file__
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+def test_knn_auto_puts_each_point_first_below_its_exact_threshold(metric):
+    """``knn(X, k, exclude_self=False, method="auto")`` (the UMAP one-liner of the docstring)
+    starts each list with the point itself, as NN-descent does and as "auto" did from 20,000
+    points where it falls back to the exact search. Below 20,000 points it returned the plain
+    exact search, whose ties at distance 0 go by index: a duplicate of lower index came first
+    (29 % of the rows here), so the layout depended on n. Without duplicates the lists are
+    the exact search's."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 4))
+    X = np.vstack([X, X[:100], 3.0 * X[:100]])  # copies (and, under cosine, multiples)
+    n = X.shape[0]
+    ex = geoml.knn(X, 6, metric=metric, exclude_self=True)
+    for k in (1, 7, n):
+        r = geoml.knn(X, k, metric=metric, exclude_self=False, method="auto")
+        assert r.recall_.method == "exact" and r.recall_.reached
+        np.testing.assert_array_equal(r.indices[:, 0], np.arange(n))
+        np.testing.assert_array_equal(r.distances[:, 0], 0)
+        if k == 7:  # then the exact neighbours of each point other than itself
+            np.testing.assert_array_equal(r.indices[:, 1:], ex.indices)
+            np.testing.assert_array_equal(r.distances[:, 1:], ex.distances)
+    Z = rng.normal(size=(300, 3))  # no duplicates: the exact search's lists
+    a = geoml.knn(Z, 6, metric=metric, exclude_self=False, method="auto")
+    b = geoml.knn(Z, 6, metric=metric, exclude_self=False)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.distances[:, 1:], b.distances[:, 1:])
+    # (the exact search's cosine self-distance is 0 to rounding, 2e-16; "auto" gives 0)
+    np.testing.assert_allclose(b.distances[:, 0], 0, rtol=0, atol=1e-15)
+
+
 @pytest.mark.parametrize("method", ["exact", "nndescent", "auto"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_knn_self_only_lists_keep_the_dtype(method, dtype):

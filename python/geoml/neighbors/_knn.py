@@ -196,14 +196,19 @@ def _knn_method(X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, 
     # device data, small n, and a point first in its own list under inner products (where it
     # need not be its own nearest neighbour: method="nndescent" refuses that below)
     self_first_ip = exclude_self is False and metric == "inner_product"
+    small = method == "auto" and approx_ok and _auto_is_exact(X.shape[0], X.shape[1])
     if method == "auto" and (
-        not approx_ok or self_first_ip or _auto_is_exact(X.shape[0], X.shape[1])
+        not approx_ok or self_first_ip or (small and exclude_self is not False)
     ):
         res = _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose)
         n = res[0].shape[0]
         return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
 
     def search(kk):  # the kk neighbours of each point other than itself
+        if small:  # "auto" below its exact threshold, each point first (the layout below)
+            ex = _knn_checked(X, kk, None, metric, True, n_jobs, verbose)
+            n = ex[0].shape[0]
+            return _with_recall(ex, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
         if method == "nndescent":
             return _knn_approx(X, kk, metric, target, random_state, n_jobs, verbose)
         # "auto": NN-descent while it reaches the target within an exact search's cost
@@ -418,8 +423,12 @@ def knn(
     exclude_self : bool, optional
         Drop point ``i`` from its own neighbour list. Default: True when ``Y`` is None, else
         False (and it may only be True when ``Y`` is None). Other points identical to ``i``
-        stay, at distance 0. With an approximate ``method`` and False, each list starts with
-        the point itself, then its ``k - 1`` approximate neighbours: the layout UMAP's
+        stay, at distance 0. With ``method="nndescent"`` or ``"auto"`` and False, each list
+        starts with the point itself (also where ``"auto"`` searches exactly: with
+        ``method="exact"`` a duplicate of lower index comes first, ties being by index), then
+        its ``k - 1`` nearest (approximate) neighbours (under ``metric="inner_product"``,
+        where a point need not be its own nearest, ``"nndescent"`` refuses False and
+        ``"auto"`` is the exact search): the layout UMAP's
         ``precomputed_knn`` takes, ``umap.UMAP(n_neighbors=15, precomputed_knn=geoml.knn(X,
         15, exclude_self=False, method="auto"))``.
     n_jobs : int, optional
