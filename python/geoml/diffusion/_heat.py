@@ -209,7 +209,8 @@ def heat_kernel(
         Symmetric non-negative affinities (diagonal ignored), as for :func:`geoml.laplacian`.
     X : array-like of shape (n,) or (n, m)
         Initial heat (float32 is kept: the products run in float32 with float64 row sums,
-        see the rounding note above; anything else runs in float64).
+        see the rounding note above; float16 becomes float32, as in :func:`geoml.knn`;
+        anything else runs in float64).
     t : float or sequence of float
         Diffusion time(s), each finite and > 0.
     laplacian : {"symmetric", "combinatorial", "random_walk"}
@@ -224,7 +225,8 @@ def heat_kernel(
     Returns
     -------
     Y : ndarray of shape X.shape, or ``(len(t), *X.shape)`` when ``t`` is a sequence
-        ``exp(-t L) X`` (``Y[j] = exp(-t[j] L) X``), in X's dtype (float32 or float64).
+        ``exp(-t L) X`` (``Y[j] = exp(-t[j] L) X``), in the working dtype: float32 for
+        float32 and float16 ``X``, else float64.
 
     Raises
     ------
