@@ -166,3 +166,26 @@ def test_in_child():
     t0 = time.perf_counter()
     assert in_child(lambda conn: time.sleep(30), 0.5, ("timeout",)) == ("timeout",)
     assert time.perf_counter() - t0 < 10  # the child was killed
+
+
+def test_knn_auto_section(capsys, tmp_path):
+    """``bench knn --auto``: exact / nndescent / auto rows per data set with the route auto
+    took, recall against the exact lists and the ratios (anchors left out here)."""
+    argv = ["bench", "knn", "--auto", "--sizes", "1500x8", "--datasets", "gaussian,swissroll"]
+    rc, out = _run([*argv, "--tools", "", "--repeats", "1", "--results-dir", str(tmp_path)], capsys)
+    assert rc == 0
+    assert "gaussian n=1500 d=8" in out and "summary" in out
+    payload = json.loads((tmp_path / "knn_auto.json").read_text())
+    rows = {(r["dataset"], r["tool"]): r for r in payload["rows"]}
+    assert set(rows) == {
+        (ds, f"geoml {m}")
+        for ds in ("gaussian", "swissroll")
+        for m in ("exact", "nndescent", "auto")
+    }
+    for ds in ("gaussian", "swissroll"):
+        assert rows[ds, "geoml exact"]["recall"] == 1.0
+        auto = rows[ds, "geoml auto"]
+        assert auto["route"] == "exact" and auto["recall"] == 1.0  # below 20,000 points
+        assert auto["ratio_to_auto"] == 1.0 and auto["auto_over_best_geoml"] > 0
+        assert 0.9 <= rows[ds, "geoml nndescent"]["recall"] <= 1.0
+    assert [s["dataset"] for s in payload["summary"]] == ["gaussian", "swissroll"]

@@ -1277,3 +1277,26 @@ def test_to_networkx_writes_python_floats():
             assert all(type(v) is float for v in d.values()), d
     H = geoml.OllivierRicci().fit(A).to_networkx()
     assert sorted(w for *_, w in H.edges(data="weight")) == [0.5, 1.5, 2.0]
+
+
+def test_ricci_communities_advises_flow_params_max_iter():
+    """RicciCommunities has no max_iter (it is in flow_params): the OT solver's
+    non-convergence warning of its flow said "raise max_iter"; RicciFlow says so (it has
+    max_iter) without pointing at converged_ (the flow's own stopping rule there); OllivierRicci
+    points at its per-edge converged_."""
+    import networkx as nx
+
+    G = nx.karate_club_graph()
+    short = {"method": "sinkhorn", "max_iter": 1, "tol": 1e-12}
+    cases = [
+        (geoml.RicciCommunities(n_iter=2, flow_params=short), "; raise flow_params['max_iter']"),
+        (geoml.RicciFlow(n_iter=2, **short), " edges; raise max_iter"),
+        (geoml.OllivierRicci(**short), "(see converged_); raise max_iter"),
+    ]
+    for est, end in cases:
+        with pytest.warns(RuntimeWarning) as got:
+            est.fit(G)
+        msgs = {str(w.message) for w in got}
+        assert msgs and all(m.endswith(end) for m in msgs), (type(est).__name__, msgs)
+    flow = cases[0][0].flow_
+    assert "_advice" not in vars(flow)  # a refit of flow_ advises its own max_iter

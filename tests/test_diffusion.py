@@ -955,3 +955,39 @@ def test_diffusion_warnings_point_at_the_caller():
         assert rec and all(w.filename == __file__ for w in rec), [
             (w.filename, str(w.message)[:60]) for w in rec
         ]
+
+
+def test_classical_mds_replaces_a_lanczos_solve_that_stops_short(monkeypatch):
+    """classical_mds (and MDS's start) has no max_iter, ncv or tol: a Lanczos solve that ran
+    out of restarts warned "eigsh did not converge ...; raise max_iter or ncv, or loosen tol"
+    and returned its pairs. B is in memory: the dense eigendecomposition replaces it, with no
+    warning (forced here: one short cycle reported as out of restarts, so no check runs)."""
+    from geoml.diffusion import classical_mds
+
+    P = np.random.default_rng(0).standard_normal((400, 60))
+    D = np.sqrt(((P[:, None] - P[None]) ** 2).sum(-1))
+    B = D**2
+    B -= B.mean(axis=0)[None, :]
+    B -= B.mean(axis=1)[:, None]
+    B *= -0.5
+    w_ref = np.linalg.eigvalsh(0.5 * (B + B.T))[::-1][:4]
+    orig = geoml._core.eigsh_dense
+
+    def out_of_restarts(*args, options, **kw):
+        options.max_iter, options.ncv = 1, 6
+        out = list(orig(*args, options=options, **kw))
+        out[3] = 10**9  # n_iter: past any max_iter
+        return tuple(out)
+
+    monkeypatch.setattr(geoml._core, "eigsh_dense", out_of_restarts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Y, w = classical_mds(D, 4, random_state=0)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-10)
+    D2 = np.sqrt(((Y[:, None] - Y[None]) ** 2).sum(-1))
+    Y_ref, _ = classical_mds(D, 4, random_state=0)  # (still patched: the same dense result)
+    np.testing.assert_array_equal(Y, Y_ref)
+    monkeypatch.undo()
+    Y_l, w_l = classical_mds(D, 4, random_state=0)  # the Lanczos result, unpatched
+    np.testing.assert_allclose(w, w_l, rtol=1e-9)
+    np.testing.assert_allclose(D2, np.sqrt(((Y_l[:, None] - Y_l[None]) ** 2).sum(-1)), atol=1e-6)

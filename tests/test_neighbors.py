@@ -1834,3 +1834,26 @@ def test_knn_self_only_lists_keep_the_dtype(method, dtype):
         assert r.distances.dtype == dtype and r.indices.dtype == np.int64
         np.testing.assert_array_equal(r.indices[:, 0], np.arange(50))
         np.testing.assert_array_equal(r.distances[:, 0], 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_alpha_decay_none_in_knn_graph_and_alpha_decay_graph(dtype):
+    """The two documented meanings of decay=None: alpha_decay_graph(decay=None) (graphtools'
+    kernel without alpha decay) is knn_graph(mode="connectivity", symmetrize="mean"), as its
+    docstring and knn_graph's say (knn_graph's docstring said mode="connectivity", whose
+    default "union" symmetrisation stores 1 where graphtools' has 1/2); knn_graph's
+    kernel="alpha_decay", decay=None is the alpha-decay kernel with decay 40."""
+    from geoml.diffusion import alpha_decay_graph
+
+    X = np.random.default_rng(3).normal(size=(300, 5)).astype(dtype)
+    k = 6
+    W = alpha_decay_graph(X, k, decay=None)
+    G = geoml.knn_graph(X, k, mode="connectivity", symmetrize="mean")
+    assert W.dtype == G.dtype == dtype
+    assert abs(W - G).max() == 0 and W.nnz == G.nnz
+    assert set(np.unique(W.data).tolist()) == {0.5, 1.0}  # one-sided and mutual edges
+    union = geoml.knn_graph(X, k, mode="connectivity")
+    assert abs(W - union).max() == 0.5  # not the default symmetrisation
+    K0 = geoml.knn_graph(X, k, kernel="alpha_decay", decay=None, symmetrize=None)
+    K40 = geoml.knn_graph(X, k, kernel="alpha_decay", decay=40, symmetrize=None)
+    assert abs(K0 - K40).max() == 0 and K0.data.min() < 0.5  # a kernel, not 0/1

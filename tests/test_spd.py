@@ -1799,3 +1799,29 @@ def test_mean_riemann_gradient_retreats_from_iterates_outside_the_domain():
         refs = [pyr_mean(X[s]) for s in range(4)]
     for s in range(4):
         assert float(spd.distance(g.mean[s], refs[s])) < 1e-5
+
+
+def test_estimator_means_do_not_advise_max_iter(monkeypatch):
+    """MDM and TangentSpace have no max_iter or tol: a class / reference mean that stopped
+    short (forced here) warned "increase max_iter or tol"; now it names the estimator and
+    says the mean is the last iterate. mean_riemann itself still advises its parameters."""
+    import geoml.spd._mean as mean_mod
+
+    orig = mean_mod._karcher_anderson
+    monkeypatch.setattr(mean_mod, "_karcher_anderson", lambda *a: (*orig(*a)[:2], False))
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(20, 4, 4))
+    X = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(4)
+    y = np.repeat([0, 1], 10)
+    for est in (spd.MDM(), spd.TangentSpace(), spd.TangentSpace(tsupdate=True)):
+        with pytest.warns(spd.ConvergenceWarning) as got:
+            est.fit(X, y)
+            if getattr(est, "tsupdate", False):
+                est.transform(X)
+        name = type(est).__name__
+        for w in got:
+            msg = str(w.message)
+            assert "max_iter" in msg and f"{name} has no max_iter or tol" in msg, msg
+            assert "increase" not in msg, msg
+    with pytest.warns(spd.ConvergenceWarning, match="increase max_iter or tol"):
+        spd.mean_riemann(X)

@@ -753,3 +753,37 @@ def test_spectral_estimators_on_subnormal_and_huge_affinities(scale):
     assert sc.inertia_ == (pytest.approx(expect, rel=1e-6) if np.isfinite(expect) else np.inf)
     assert lc.converged
     np.testing.assert_allclose(lc.eigenvalues / scale, lc1.eigenvalues, rtol=1e-9, atol=1e-12)
+
+
+def test_estimators_without_max_iter_do_not_advise_it(monkeypatch):
+    """LaplacianEigenmap, DiffusionMap and SpectralClustering have no ``max_iter`` for their
+    eigensolver (SpectralClustering's is k-means'): a Lanczos solve that stops short (here
+    forced to one restart cycle) advised "raise max_iter"; now "loosen tol", the one
+    parameter they take. spectral_embedding already said so; laplacian_eigsh (which has
+    ``max_iter``) still advises it."""
+    orig = {name: getattr(geoml._core, name) for name in ("eigsh_csr", "eigsh_scaled_pattern")}
+
+    def one_cycle(f):
+        def run(*args, options, **kw):
+            options.max_iter = 1
+            return f(*args, options=options, **kw)
+
+        return run
+
+    for name, f in orig.items():
+        monkeypatch.setattr(geoml._core, name, one_cycle(f))
+    X = swiss_roll(1500, 0)
+    for est in (
+        geoml.LaplacianEigenmap(8, 10, kernel="gaussian", tol=1e-12, random_state=0),
+        geoml.DiffusionMap(8, 10, tol=1e-12, random_state=0),
+        geoml.SpectralClustering(8, 10, tol=1e-12, random_state=0),
+    ):
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            est.fit(X)
+        msgs = [str(w.message) for w in got if "did not converge" in str(w.message)]
+        assert msgs, (type(est).__name__, [str(w.message) for w in got])
+        assert all("max_iter" not in m and m.endswith("; loosen tol") for m in msgs), msgs
+    W = knn_inverse_distance(X, 10)
+    with pytest.warns(RuntimeWarning, match="raise max_iter, or loosen tol"):
+        geoml.laplacian_eigsh(W, 8, tol=1e-12, method="lanczos", random_state=0)

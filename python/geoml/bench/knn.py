@@ -36,6 +36,24 @@ and (with matplotlib) the recall-time plot to ``bench/results``.
     python bench/bench_knn.py --approx --sizes 200000x128 --exact                         # vs exact
     python bench/bench_knn.py --approx --sizes 50000x128 --exact                          # quick
     python bench/bench_knn.py --approx --sizes 200000x64 --datasets blobs --tools geoml,pynndescent
+
+``method="auto"`` section (``--auto``): the kNN lists (k = 15, each point's neighbours among the
+others) of float32 data, "gaussian" (isotropic, intrinsic dimension d), "clustered" (100
+Gaussian blobs), "swissroll" (a 2-D swiss roll rotated into d dimensions, noise 0.05) and
+optionally "manifold" (8-D latent space, as above): geoml ``knn`` with ``method="exact"``,
+``"nndescent"`` and ``"auto"`` (``random_state=0``, default ``target_recall=0.99``), scikit-learn's
+``NearestNeighbors`` (the algorithm it picks) and pynndescent, in one process (warm-up, repeats,
+median; pynndescent's warm-up call also compiles). Prints recall@k of every tool against the
+exact lists (tie-aware, every point), the route auto took (``recall_.method``, and the
+NN-descent iterations it paid for before an exact fallback), auto / best of exact and
+nndescent, and each tool / auto. Default n = 20,000 at d = 8, 32, 128; ``--full`` runs
+n = 20,000, 50,000, 100,000 x d = 8, 32, 128. Every tool runs on ``--n-jobs`` threads (default
+geoml's count when the run starts, which a loaded machine caps; scikit-learn also under
+``threadpool_limits``).
+
+    python bench/bench_knn.py --auto --n-jobs 1                       # n=20,000, d=8,32,128
+    python bench/bench_knn.py --auto --sizes 50000x128 --datasets gaussian
+    python bench/bench_knn.py --auto --full --repeats 1
 """
 
 from __future__ import annotations
@@ -48,12 +66,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 import geoml
 
+from ..neighbors._knn import _auto_budget
 from . import _harness
 from ._harness import clustered, machine, print_table, timeit, write_json
 
@@ -628,6 +648,190 @@ def _plot(rows, path):
     print(f"wrote {path}")
 
 
+# ------------------------------------------------------------------ method="auto" section
+
+
+def gaussian(n, d, *, seed=0):
+    """n points of an isotropic standard Gaussian in d dimensions (float32)."""
+    return np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+
+
+def swissroll(n, d, *, noise=0.05, seed=0):
+    """A 2-D swiss roll (3 coordinates) padded with zeros to d, rotated by a random orthogonal
+    matrix (so every coordinate carries it), plus isotropic noise of ``noise`` in all d."""
+    rng = np.random.default_rng(seed)
+    t = 1.5 * np.pi * (1 + 2 * rng.random(n))
+    S = np.zeros((n, max(d, 3)))
+    S[:, 0], S[:, 1], S[:, 2] = t * np.cos(t), 21.0 * rng.random(n), t * np.sin(t)
+    S = S[:, :d] if d < 3 else S
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    return (S @ Q + noise * rng.standard_normal((n, d))).astype(np.float32)
+
+
+def _auto_dataset(name, n, d):
+    """The auto section's data sets (float32, seed 0): gaussian (intrinsic dimension d),
+    clustered (100 Gaussian blobs, :func:`clustered`), swissroll (intrinsic dimension 2 in d),
+    manifold (8-dimensional latent space mapped by tanh, :func:`manifold`)."""
+    if name == "gaussian":
+        return gaussian(n, d)
+    if name == "clustered":
+        return clustered(n, d, seed=0)
+    if name == "swissroll":
+        return swissroll(n, d)
+    if name == "manifold":
+        return manifold(n, d)
+    raise SystemExit(f"unknown data set {name!r}: choose gaussian, clustered, swissroll, manifold")
+
+
+def _pair_distances(X, idx, chunk=8192):
+    """float64 distance of each row of X to each of its listed neighbours (idx (n, k))."""
+    out = np.empty(idx.shape, dtype=np.float64)
+    for s in range(0, X.shape[0], chunk):
+        A = X[s : s + chunk].astype(np.float64)
+        B = X[idx[s : s + chunk]].astype(np.float64)
+        out[s : s + chunk] = np.sqrt(((B - A[:, None, :]) ** 2).sum(-1))
+    return out
+
+
+def _tie_recall(X, kth, idx):
+    """Tie-aware recall@k over every point: a listed neighbour (not the point itself) counts
+    when its float64 distance is at most the true k-th neighbour distance ``kth``."""
+    n = X.shape[0]
+    ok = (idx >= 0) & (idx != np.arange(n)[:, None])
+    D = _pair_distances(X, np.where(ok, idx, 0))
+    return float(((kth[:, None] * (1 + 1e-5) + 1e-6 >= D) & ok).mean())
+
+
+def run_auto(ds, n, d, k, repeats, tools, nt):
+    """One data set and shape: geoml exact / nndescent / auto and the anchors, same data, same
+    process (warm-up, ``repeats``, median), every tool on ``nt`` threads; recall@k of each
+    against the exact lists."""
+    X = _auto_dataset(ds, n, d)
+    rows = []
+
+    def geoml_run(method):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = geoml.knn(X, k, method=method, random_state=0, n_jobs=nt)
+        return res, any(issubclass(w.category, RuntimeWarning) for w in caught)
+
+    t, (ex, _) = timeit(lambda: geoml_run("exact"), repeats=repeats)
+    kth = _pair_distances(X, ex.indices[:, -1:])[:, 0]
+    rows.append({"tool": "geoml exact", "time_s": t, "recall": _tie_recall(X, kth, ex.indices)})
+    for method in ("nndescent", "auto"):
+        t, (res, warned) = timeit(lambda m=method: geoml_run(m), repeats=repeats)
+        rec = res.recall_
+        rows.append(
+            {
+                "tool": f"geoml {method}",
+                "time_s": t,
+                "recall": _tie_recall(X, kth, res.indices),
+                "route": rec.method,
+                "n_iter": rec.n_iter,
+                "recall_estimate": rec.estimate,
+                "warned": warned,
+            }
+        )
+    if "sklearn" in tools:
+        from sklearn.neighbors import NearestNeighbors
+        from threadpoolctl import threadpool_limits
+
+        fit = {}
+
+        def sk_run():  # (brute: OpenMP / BLAS threads, capped at nt like the others)
+            with threadpool_limits(limits=nt):
+                nn = NearestNeighbors(n_neighbors=k, n_jobs=nt).fit(X)
+                fit["algorithm"] = nn._fit_method
+                return nn.kneighbors(return_distance=True)
+
+        t, (_, si) = timeit(sk_run, repeats=repeats)
+        rows.append(
+            {
+                "tool": f"sklearn NearestNeighbors ({fit['algorithm']})",
+                "time_s": t,
+                "recall": _tie_recall(X, kth, si),
+            }
+        )
+    if "pynndescent" in tools:
+        import pynndescent
+
+        def pynn_run():
+            return pynndescent.NNDescent(
+                X, n_neighbors=k + 1, random_state=0, n_jobs=nt
+            ).neighbor_graph
+
+        # the warm-up call also compiles (numba JIT, cached across sizes in this process)
+        t, (pi, _) = timeit(pynn_run, repeats=repeats)
+        pi = _drop_self(pi, np.arange(n))
+        rows.append({"tool": "pynndescent", "time_s": t, "recall": _tie_recall(X, kth, pi)})
+    by = {r["tool"]: r["time_s"] for r in rows}
+    t_auto = by["geoml auto"]
+    best_geoml = min(by["geoml exact"], by["geoml nndescent"])
+    budget = _auto_budget(n, d)
+    for r in rows:
+        r.update(dataset=ds, n=n, d=d, k=k, auto_budget=round(budget, 2))
+        r["ratio_to_auto"] = r["time_s"] / t_auto
+    auto = next(r for r in rows if r["tool"] == "geoml auto")
+    auto["auto_over_best_geoml"] = t_auto / best_geoml
+    return rows
+
+
+def main_auto(args):
+    from geoml.neighbors._knn import _AUTO_MIN_N, _MAX_ITER
+
+    print(machine())
+    print(
+        f"auto: exact below {_AUTO_MIN_N} points; budget B = n (0.3 + 0.0115 d) / 1e4 "
+        f"NN-descent iterations: B < 2 exact, B <= {_MAX_ITER} NN-descent within B then exact, "
+        "beyond NN-descent alone"
+    )
+    if args.full:
+        sizes = [(n, d) for n in (20000, 50000, 100000) for d in (8, 32, 128)]
+    else:
+        sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",")]
+    tools = set(args.tools.split(",")) if args.tools else set()
+    nt = args.n_jobs or geoml._core.max_threads()
+    print(f"threads: {nt} for every tool (geoml n_jobs, sklearn n_jobs + threadpool, pynndescent)")
+    rows, summary = [], []
+    for n, d in sizes:
+        for ds in args.datasets.split(","):
+            here = run_auto(ds, n, d, args.k, args.repeats, tools, nt)
+            rows += here
+            by = {r["tool"]: r for r in here}
+            a = by["geoml auto"]
+            line = {
+                "dataset": ds,
+                "n": n,
+                "d": d,
+                "B": a["auto_budget"],
+                "exact_s": by["geoml exact"]["time_s"],
+                "nndescent_s": by["geoml nndescent"]["time_s"],
+                "nnd_recall": by["geoml nndescent"]["recall"],
+                "auto_s": a["time_s"],
+                "auto_recall": a["recall"],
+                "route": a["route"] + (f" ({a['n_iter']} it.)" if a["n_iter"] else ""),
+                "auto/best": a["auto_over_best_geoml"],
+            }
+            for r in here:
+                if r["tool"].startswith("sklearn"):
+                    line["sklearn/auto"] = r["ratio_to_auto"]
+                    line["sklearn_alg"] = r["tool"].split("(")[1].rstrip(")")
+                elif r["tool"] == "pynndescent":
+                    line["pynnd/auto"] = r["ratio_to_auto"]
+                    line["pynnd_recall"] = r["recall"]
+            summary.append(line)
+            print(f"\n{ds} n={n} d={d} k={args.k} float32, median of {args.repeats}", flush=True)
+            print_table(
+                here,
+                ["tool", "time_s", "ratio_to_auto", "recall", "route", "n_iter", "warned"],
+            )
+            # written after every data set, so a long run cut short keeps what it measured
+            payload = {"rows": rows, "summary": summary, "threads": nt, "args": vars(args)}
+            write_json("knn_auto", payload, args.out)
+    print("\nsummary (times in s; ratios of medians)")
+    print_table(summary, list(summary[0]))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -657,8 +861,26 @@ def main(argv=None):
     ap.add_argument("--approx", action="store_true", help="approximate kNN section")
     ap.add_argument(
         "--datasets",
-        default="clustered,manifold",
-        help="approx: data sets (clustered, manifold, blobs: Gaussian blobs of 20,000 points)",
+        default=None,
+        help="approx: data sets (clustered, manifold, blobs: Gaussian blobs of 20,000 points; "
+        "default clustered,manifold); auto: gaussian, clustered, swissroll, manifold (default "
+        "gaussian,clustered,swissroll)",
+    )
+    ap.add_argument(
+        "--auto",
+        action="store_true",
+        help="method='auto' section: exact / nndescent / auto against sklearn and pynndescent",
+    )
+    ap.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="auto: threads for every tool (default geoml's, capped by the machine's load)",
+    )
+    ap.add_argument(
+        "--full",
+        action="store_true",
+        help="auto: the full grid, n in 20000,50000,100000 x d in 8,32,128 (overrides --sizes)",
     )
     ap.add_argument("--exact", action="store_true", help="approx: also time geoml's exact search")
     ap.add_argument(
@@ -686,7 +908,17 @@ def main(argv=None):
     if args.approx_worker:
         print(json.dumps(_worker(args.approx_worker, args.data, args.k, json.loads(args.params))))
         return None
+    if args.auto:
+        if args.sizes is None:
+            args.sizes = "20000x8,20000x32,20000x128"
+        if args.datasets is None:
+            args.datasets = "gaussian,clustered,swissroll"
+        if args.tools is None:
+            args.tools = "sklearn,pynndescent"
+        return main_auto(args)
     if args.approx:
+        if args.datasets is None:
+            args.datasets = "clustered,manifold"
         args.targets = [float(t) for t in args.targets.split(",")]
         args.hnsw_ef = [int(v) for v in args.hnsw_ef.split(",")]
         if args.sizes is None:

@@ -493,6 +493,13 @@ class _GraphEstimator(BaseEstimator):
 class _OrcParams(_GraphEstimator):
     """Shared Ollivier-Ricci hyper-parameters and the kernel call."""
 
+    # the end of the OT solver's non-convergence warning: the parameter the user can set
+    # (RicciCommunities runs its RicciFlow with "raise flow_params['max_iter']")
+    _advice = "raise max_iter"
+    # where the per-edge solver status is kept (OllivierRicci's converged_; RicciFlow's
+    # converged_ is the flow's own stopping rule)
+    _status_note = ""
+
     def _check_params(self):
         methods = _core.OrcMethod.__members__
         if not isinstance(self.method, str) or self.method not in methods:
@@ -513,11 +520,12 @@ class _OrcParams(_GraphEstimator):
         graph: _Graph,
         weights: np.ndarray | None = None,
         edges=None,
-        advice: str = "raise max_iter",
+        advice: str | None = None,
     ):
         """Kernel call on ``graph`` with its own weights (None) or with ``weights`` (m,), on
         its edges or on ``edges`` (k, 2), a subset of them (positions); ``advice`` ends the
-        non-convergence warning."""
+        non-convergence warning (None: ``self._advice``)."""
+        advice = self._advice if advice is None else advice
         options = _core.OrcOptions(
             alpha=float(self.alpha),
             base=float(self.base),
@@ -553,7 +561,7 @@ class _OrcParams(_GraphEstimator):
         if bad:
             warnings.warn(
                 f"the optimal-transport solver did not converge on {bad} of "
-                f"{len(status)} edges (see converged_); {advice}",
+                f"{len(status)} edges{self._status_note}; {advice}",
                 RuntimeWarning,
                 stacklevel=user_stacklevel(),
             )
@@ -663,6 +671,8 @@ class OllivierRicci(_OrcParams):
     >>> orc.curvature_.shape, round(float(orc.curvature_[0]), 6)  # edge (0, 1)
     ((78,), 0.111111)
     """
+
+    _status_note = " (see converged_)"
 
     def __init__(
         self,
@@ -1070,7 +1080,12 @@ class RicciCommunities(_GraphEstimator):
         names_in = self._feature_names_of(G)
         step = _check_real(self.cutoff_step, "cutoff_step", low=0.0, low_open=True)
         params = self._flow_params()
-        flow = RicciFlow(n_iter=self.n_iter, **params).fit(G)
+        flow = RicciFlow(n_iter=self.n_iter, **params)
+        flow._advice = "raise flow_params['max_iter']"  # (RicciCommunities has no max_iter)
+        try:
+            flow.fit(G)
+        finally:
+            del flow._advice  # (flow_ refitted by the user advises its own max_iter)
         g = flow._graph
         w = flow.weights_
         best = (-np.inf, None, None)

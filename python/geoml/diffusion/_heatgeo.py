@@ -66,7 +66,10 @@ def alpha_decay_graph(
     0/1 kNN kernel ``K_ij = 1`` for ``j`` among the ``n_neighbors`` nearest neighbours of
     ``i`` (graphtools' ``kneighbors_graph`` of ``knn + 1`` points with the point itself),
     no bandwidth and no threshold, then ``W = (K + K^T) / 2`` without self-loops (entries 1
-    for mutual neighbours, 1/2 for one-sided ones).
+    for mutual neighbours, 1/2 for one-sided ones): ``knn_graph(X, n_neighbors,
+    mode="connectivity", symmetrize="mean")``. This is not :func:`geoml.knn_graph`'s
+    ``decay=None``, which there means its default (``kernel="alpha_decay", decay=None`` is
+    the alpha-decay kernel with decay 40).
 
     Parameters
     ----------

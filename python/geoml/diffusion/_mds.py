@@ -83,7 +83,9 @@ def classical_mds(D, n_components: int = 2, *, random_state=None, n_jobs=None):
 
     The embedding is ``V_k sqrt(lambda_k)`` for the ``n_components`` largest eigenpairs of the
     double-centred ``B = -1/2 J D^2 J`` (``J = I - 11^T / n``), by :func:`geoml.eigsh`
-    (Lanczos; a dense LAPACK eigendecomposition below 200 points). Negative eigenvalues (a
+    (Lanczos; a dense LAPACK eigendecomposition below 200 points, and in place of a Lanczos
+    solve that did not converge or whose check failed: ``B`` is in memory, so the result is
+    exact either way, at O(n^3) time in that rare case). Negative eigenvalues (a
     non-Euclidean ``D``) give zero columns. O(n^2) memory.
 
     Parameters
@@ -128,14 +130,20 @@ def classical_mds(D, n_components: int = 2, *, random_state=None, n_jobs=None):
     B -= B.mean(axis=1)[:, None]
     B *= -0.5
     B = 0.5 * (B + B.T)
-    if n <= _DENSE_EIG_MAX or k >= n - 1:
+    res = None
+    if n > _DENSE_EIG_MAX and k < n - 1:
+        from ..spectral._eigsh import _eigsh
+
+        # (no warning: classical_mds has no max_iter / ncv / tol to advise; a Lanczos solve
+        # that did not converge, or whose check failed, is replaced by the dense one below)
+        res = _eigsh(B, k, which="LA", random_state=random_state, n_jobs=n_jobs, warn=False)
+        if not res.converged:  # (False too where the check failed)
+            res = None
+        else:
+            w, V = res.eigenvalues[::-1], res.eigenvectors[:, ::-1]
+    if res is None:
         w, V = np.linalg.eigh(B)
         w, V = w[::-1][:k], V[:, ::-1][:, :k]
-    else:
-        from ..spectral import eigsh
-
-        res = eigsh(B, k, which="LA", random_state=random_state, n_jobs=n_jobs)
-        w, V = res.eigenvalues[::-1], res.eigenvectors[:, ::-1]
     idx = np.argmax(np.abs(V), axis=0)
     signs = np.sign(V[idx, np.arange(k)])
     signs[signs == 0] = 1

@@ -165,10 +165,12 @@ def knn_graph(
         2019): ``exp(-(d_ij / sigma_i)^decay)`` with ``sigma_i`` as above (default
         ``k_sigma = k``, ``decay = 40``).
     sigma, k_sigma, decay : optional
-        Kernel parameters, see ``kernel``; None gives each one's default (for ``decay``:
-        40; graphtools' ``decay=None``, its kernel without alpha decay, is
-        ``mode="connectivity"`` here, or :func:`geoml.diffusion.alpha_decay_graph` with
-        ``decay=None``).
+        Kernel parameters, see ``kernel``; None gives each one's default. For ``decay``
+        that is 40: ``kernel="alpha_decay", decay=None`` is the alpha-decay kernel with
+        decay 40, *not* graphtools' (and :func:`geoml.diffusion.alpha_decay_graph`'s)
+        ``decay=None``, which means no alpha decay: the 0/1 kNN kernel averaged with its
+        transpose, here ``kernel=None, mode="connectivity", symmetrize="mean"`` (the graph
+        ``alpha_decay_graph(X, k, decay=None)`` returns).
     n_jobs, verbose : optional
         Threads and progress, as in :func:`knn`.
     device : {"auto", "cpu", "cuda"}

@@ -59,7 +59,13 @@ class KNNTransformer(FeaturesOutMixin, BaseEstimator):
         sample. scanpy reads ``n_neighbors`` from ``get_params()``, not the truncated count;
         it takes the rows as they are.
     mode : {"distance", "connectivity"}, default "distance"
-        Stored values: distances, or ones.
+        Stored values: distances, or ones (float64, as scikit-learn). The distances are in
+        the float dtype of the data searched (the wider of the fitted data's and ``X``'s):
+        float32 data gives float32 distances, as :func:`knn` and :func:`knn_graph` (geoml
+        keeps float32 float32; the search computes them in float32 precision, so float64
+        would add memory, not accuracy), where scikit-learn's ``KNeighborsTransformer``
+        returns float64. scikit-learn's ``Isomap``, ``TSNE`` and ``DBSCAN`` take either
+        (checked with scikit-learn 1.9).
     metric : {"euclidean", "sqeuclidean", "cosine", "inner_product"}, default "euclidean"
         As in :func:`knn`.
     method : {"auto", "exact", "nndescent"}, default "auto"

@@ -10,7 +10,7 @@ from .._base import BaseEstimator, FeaturesOutMixin, not_fitted_error
 from .._validation import as_float_array, check_n_jobs, user_stacklevel
 from . import _linalg
 from ._distance import check_metric, distance
-from ._mean import mean_logeuclid, mean_riemann, mean_wasserstein
+from ._mean import _ADVICE, mean_logeuclid, mean_riemann, mean_wasserstein
 from ._tangent import tangent_space, untangent_space
 
 _EST_METRICS = ("riemann", "logeuclid", "wasserstein")
@@ -135,16 +135,25 @@ def _raise_for_bad_matrix(X3, n_jobs) -> None:
     _linalg.raise_status(status, "X")
 
 
-def _mean(X, metric, weights, n_jobs):
+def _mean(X, metric, weights, n_jobs, who):
+    """The ``metric`` mean of ``X`` for the estimator named ``who`` (which has no ``max_iter``
+    or ``tol``: a mean that stops short says so, not "increase max_iter or tol")."""
     if weights is not None and not weights.sum() > 0:
         raise ValueError("the sample weights of a class are all zero")
-    if metric == "riemann":
-        return mean_riemann(X, weights, n_jobs=n_jobs).mean
-    if metric == "wasserstein":
+    if metric == "logeuclid":
+        return mean_logeuclid(X, weights, n_jobs=n_jobs)
+    token = _ADVICE.set(
+        f"{who} has no max_iter or tol: the mean is the last iterate of mean_{metric} with its "
+        "defaults"
+    )
+    try:
+        if metric == "riemann":
+            return mean_riemann(X, weights, n_jobs=n_jobs).mean
         # its default tol, relative for matrices of small scale (an absolute 1e-10 left
         # the means of covariances of 1e-20 0.1 % off: the first step was below it)
         return mean_wasserstein(X, weights, n_jobs=n_jobs).mean
-    return mean_logeuclid(X, weights, n_jobs=n_jobs)
+    finally:
+        _ADVICE.reset(token)
 
 
 class MDM(FeaturesOutMixin, BaseEstimator):
@@ -228,7 +237,7 @@ class MDM(FeaturesOutMixin, BaseEstimator):
         for k in range(len(classes)):
             sel = inv == k
             try:
-                means.append(_mean(X3[sel], metric, None if w is None else w[sel], n_jobs))
+                means.append(_mean(X3[sel], metric, None if w is None else w[sel], n_jobs, "MDM"))
             except ValueError as err:
                 _raise_for_bad_matrix(X3, n_jobs)
                 if str(err).startswith("X["):  # an index within the class
@@ -388,7 +397,7 @@ class TangentSpace(FeaturesOutMixin, BaseEstimator):
         n_jobs = self.n_jobs
         X3, n_in, ndim = _check_spd_input(X, self, fitted=False)
         w = _check_weights(sample_weight, X3.shape[0])
-        self.reference_ = _mean(X3, metric, w, n_jobs)
+        self.reference_ = _mean(X3, metric, w, n_jobs, "TangentSpace")
         self.n_features_in_ = int(n_in)
         self._ndim = ndim
         self._set_feature_names(names_in)
@@ -413,7 +422,7 @@ class TangentSpace(FeaturesOutMixin, BaseEstimator):
         n_jobs = self.n_jobs
         ref = self.reference_
         if self.tsupdate:
-            ref = _mean(X3, check_metric(self.metric, _EST_METRICS), None, n_jobs)
+            ref = _mean(X3, check_metric(self.metric, _EST_METRICS), None, n_jobs, "TangentSpace")
         return self._wrap_output(
             tangent_space(X3, ref.astype(X3.dtype), self._map_metric(), n_jobs=n_jobs), X_in
         )

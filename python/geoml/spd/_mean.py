@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from contextvars import ContextVar
 from typing import NamedTuple
 
 import numpy as np
@@ -27,6 +28,11 @@ class MeanResult(NamedTuple):
 
 class ConvergenceWarning(UserWarning):
     """An iterative mean stopped at ``max_iter`` before meeting ``tol``."""
+
+
+# The end of the ConvergenceWarning: what the public caller lets the user set (the estimators,
+# which have no max_iter or tol, set their own for the duration of their mean: _advising)
+_ADVICE: ContextVar[str] = ContextVar("geoml_spd_mean_advice", default="increase max_iter or tol")
 
 
 def _sets(X, weights):
@@ -86,7 +92,7 @@ def _finish(means, iters, conv, sets, dt, what, n):
     if not all(conv):
         warnings.warn(
             f"{what}: convergence not reached for {conv.count(False)} of {len(conv)} set(s); "
-            "increase max_iter or tol",
+            + _ADVICE.get(),
             ConvergenceWarning,
             stacklevel=user_stacklevel(),
         )

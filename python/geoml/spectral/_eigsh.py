@@ -756,6 +756,43 @@ def eigsh(
     >>> V.shape
     (100, 3)
     """
+    return _eigsh(
+        A,
+        k,
+        which=which,
+        tol=tol,
+        max_iter=max_iter,
+        ncv=ncv,
+        v0=v0,
+        random_state=random_state,
+        n_jobs=n_jobs,
+        check=check,
+        check_block=check_block,
+        check_steps=check_steps,
+    )
+
+
+def _eigsh(
+    A,
+    k,
+    *,
+    which="LA",
+    tol=None,
+    max_iter=None,
+    ncv=None,
+    v0=None,
+    random_state=None,
+    n_jobs=None,
+    check=True,
+    check_block=None,
+    check_steps=None,
+    advice: str = "raise max_iter or ncv",
+    warn: bool = True,
+) -> EigshResult:
+    """:func:`eigsh` for geoml's own callers: ``advice`` ends the non-convergence warning
+    (``_rounding_note``: what the public caller lets the user set; ``""``: "loosen tol");
+    ``warn=False``: no warning for a result that did not converge or whose check failed, for
+    callers that read ``converged`` / ``check_passed`` and handle it themselves."""
     if is_device_object(A):
         from . import (
             _gpu_lanczos as _spectral_gpu,  # CuPy arrays / cupyx sparse: Lanczos on the device
@@ -957,13 +994,15 @@ def eigsh(
         out.n_added = report.n_added
         out.check_block, out.check_steps = report.block, report.steps
         out.miss_gap = math.ldexp(report.miss_gap, -shift) if shift else report.miss_gap
+    if not warn:
+        return out
     if report is not None and not report.passed:
         warnings.warn(_CHECK_FAILED, RuntimeWarning, stacklevel=user_stacklevel())
     elif not out.converged:
         warnings.warn(
             f"eigsh did not converge in {n_iter} restart cycles: largest residual "
             f"{res.max():.3g} > tol * ||A|| = {tol * anorm:.3g}"
-            + _rounding_note(float(res.max()), anorm, dtype),
+            + _rounding_note(float(res.max()), anorm, dtype, advice=advice),
             RuntimeWarning,
             stacklevel=user_stacklevel(),
         )

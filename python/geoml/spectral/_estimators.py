@@ -198,7 +198,7 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
         shift = _normalised_shift(np.asarray(deg, dtype=np.float64), "symmetric")
         if shift:
             W = type(W)((xp.ldexp(W.data, -shift), W.indices, W.indptr), shape=W.shape)
-        got = _lsym_smallest(W, k, **solve)
+        got = _lsym_smallest(W, k, **solve, advice="")  # (no max_iter here: "loosen tol")
         lam, U, d, _, info = _checked(W, k, "symmetric", got, **solve, who=type(self).__name__)
         if warn and info["components"] > 1:
             warnings.warn(
@@ -347,7 +347,7 @@ class DiffusionMap(EmbeddingMixin, BaseEstimator):
         qa = xp.where(q > 0, xp.where(q > 0, q, 1.0) ** -alpha, 0.0)
         Ka = _scale_both(Kw, qa)
         solve = {"tol": self.tol, "random_state": self.random_state, "n_jobs": self.n_jobs}
-        got = _lsym_smallest(Ka, self.n_components + 1, **solve)
+        got = _lsym_smallest(Ka, self.n_components + 1, **solve, advice="")  # (no max_iter)
         lam, U, d, _, info = _checked(
             Ka, self.n_components + 1, "symmetric", got, **solve, who=type(self).__name__
         )
@@ -412,9 +412,15 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
     eigenvalues_ : ndarray of shape (n_clusters,)
     affinity_matrix_ : scipy.sparse.csr_matrix
     inertia_ : float
-        k-means inertia in the embedding (inf where it exceeds float64: an affinity of
-        subnormal weights has an embedding of ~2^515, whose k-means runs on the embedding
-        of the affinity scaled by a power of two, the same clusters).
+        k-means inertia (sum of squared distances to the cluster centres) of
+        ``embedding_``. The embedding ``D^-1/2 u`` scales as ``c^-1/2`` when the affinity is
+        scaled by ``c`` (scikit-learn's definition), so the inertia scales as ``1 / c``: it is
+        the value of this embedding, not a scale-free one, and where that leaves float64 it
+        is inf (subnormal affinities, ``c`` ~ 2^-1030: an embedding of ~2^515) or 0 (``c``
+        beyond ~2^1000). k-means itself runs on the embedding of the affinity scaled by a
+        power of two (exact): the same clusters, ``labels_`` as for the unscaled affinity.
+        Compare inertias of one affinity (e.g. across ``n_clusters``), or rescale the
+        affinity to a unit-order scale first.
     n_neighbors_ : int or None
         Neighbours per point used (``n_neighbors`` truncated); None for a precomputed
         affinity.
