@@ -651,9 +651,23 @@ def test_bw_barycenter_too_ill_conditioned_says_why():
     X = (Q * w[:, None, :]) @ Q.swapaxes(1, 2)
     X = 0.5 * (X + X.swapaxes(1, 2))
     assert np.isfinite(spd.distance(X, np.eye(4))).all()
-    for method in ("alvarez_esteban", "pot"):
-        with pytest.raises(ValueError, match=r"X\[\d\] is positive definite, but not numerically"):
-            spd.mean_wasserstein(X, method=method)
+
+    # session 30: the Bures-Wasserstein passes take C^1/2 X_i C^1/2 as positive
+    # semi-definite (only its square root enters): the barycenter goes on (it raised "X[i] is
+    # positive definite, but not numerically once whitened"), its steps stall above tol at this
+    # condition (converged False, with the warning), and its fixed-point equation holds to
+    # 1e-8 with the default method
+    def sqrtm_psd(M):
+        lam, V = np.linalg.eigh(0.5 * (M + M.T))
+        return (V * np.sqrt(np.maximum(lam, 0.0))) @ V.T
+
+    for method, tol in (("alvarez_esteban", 1e-8), ("pot", 1e-5)):  # (POT's: slower)
+        with pytest.warns(spd.ConvergenceWarning, match="1 of 1"):
+            res = spd.mean_wasserstein(X, method=method)
+        assert not res.converged
+        C12 = sqrtm_psd(res.mean)
+        F = sum(sqrtm_psd(C12 @ x @ C12) for x in X) / len(X)
+        assert np.linalg.norm(F - res.mean) <= tol * np.linalg.norm(res.mean)
     # the distance between two of them: whitened by B = X[0], condition ~1e20 (was "A[1] is
     # not positive definite" too)
     with pytest.raises(ValueError, match=r"A\[1\] is positive definite, but not numerically"):
@@ -1799,3 +1813,74 @@ def test_mean_riemann_gradient_retreats_from_iterates_outside_the_domain():
         refs = [pyr_mean(X[s]) for s in range(4)]
     for s in range(4):
         assert float(spd.distance(g.mean[s], refs[s])) < 1e-5
+
+
+def test_bures_wasserstein_takes_ill_conditioned_pairs_as_semi_definite():
+    """The Bures-Wasserstein passes whiten by a square root (``B^1/2 A B^1/2``) and take only
+    the square root of that positive semi-definite product; they refused it where the
+    condition numbers of ``A`` and ``B`` multiply beyond 1 / eps (the affine-invariant rule,
+    which takes its logarithm): ``distance(A, A, "wasserstein")`` of ``A = diag(1, 1e-8)``,
+    ``pairwise_distance(X, metric="wasserstein")`` of any set holding one matrix of
+    condition ~1e8 (its pair with itself), ``log_map`` (as "X[0] is not positive definite"
+    of an SPD X), ``mean_wasserstein`` and ``MDM(metric="wasserstein")`` of sets of condition
+    1e9, all of which pyRiemann and POT compute. Checked against the closed forms of
+    commuting matrices (``Q diag(a) Q^T``: the distance ``||sqrt(a) - sqrt(b)||``, the map
+    ``Q diag(2 sqrt(a c) - 2 c) Q^T``, the barycenter ``Q diag((sum w sqrt(a))^2) Q^T``);
+    input that is not SPD keeps its own error."""
+    rng = np.random.default_rng(7)
+    n = 5
+    Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    spec = np.exp(rng.uniform(np.log(1e-9), 0, (6, n)))
+    spec[:, 0], spec[:, -1] = 1e-9, 1.0  # condition 1e9: products up to 1e18
+    X = (Q * spec[:, None, :]) @ Q.T
+    X = 0.5 * (X + X.swapaxes(-1, -2))
+    root = np.sqrt(spec)
+    D = np.linalg.norm(root[:, None, :] - root[None, :, :], axis=-1)
+    A = np.diag([1.0, 1e-8])
+    assert float(spd.distance(A, A, "wasserstein")) == pytest.approx(0.0, abs=1e-7)
+    tr = np.trace(X, axis1=-2, axis2=-1)
+    # the trace formula's rounding (pyRiemann's and POT's): the roots of the products'
+    # eigenvalues near 0 are accurate to sqrt(eps ||B^1/2 A B^1/2||) each, on the squares
+    D2, atol = D**2, 4 * n * np.sqrt(np.finfo(float).eps) * tr.max()
+    sq = {"metric": "wasserstein", "squared": True}
+    np.testing.assert_allclose(spd.distance(X, X[0], **sq), D2[:, 0], atol=atol)
+    np.testing.assert_allclose(spd.distance(X, X[::-1], **sq), D2[:, ::-1].diagonal(), atol=atol)
+    np.testing.assert_allclose(spd.pairwise_distance(X, **sq), D2, atol=atol)
+    np.testing.assert_allclose(spd.pairwise_distance(X, X[:2], **sq), D2[:, :2], atol=atol)
+    L = spd.log_map(X, X[1], "wasserstein")
+    Lref = (Q * (2 * np.sqrt(spec * spec[1]) - 2 * spec[1])[:, None, :]) @ Q.T
+    np.testing.assert_allclose(L, Lref, atol=1e-7 * tr.max())
+    np.testing.assert_allclose(spd.log_map(X, X, "wasserstein"), 0.0, atol=1e-7 * tr.max())
+
+    # a mean: random sets of condition 3e8 whose iterates whiten some X_i beyond 1 / eps
+    # (refused before: "X[i] is positive definite, but not numerically once whitened");
+    # the barycenter's fixed-point equation holds to 1e-8 (where the steps stall above tol:
+    # converged False, with the warning)
+    def sqrtm_psd(M):
+        lam, V = np.linalg.eigh(0.5 * (M + M.T))
+        return (V * np.sqrt(np.maximum(lam, 0.0))) @ V.T
+
+    for seed in (8, 14):
+        Qs = np.linalg.qr(np.random.default_rng(seed).standard_normal((6, 4, 4)))[0]
+        S = (Qs * np.logspace(0, -8.5, 4)) @ Qs.swapaxes(-1, -2)
+        S = 0.5 * (S + S.swapaxes(-1, -2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", spd.ConvergenceWarning)
+            C = spd.mean_wasserstein(S).mean
+            Dm = spd.MDM(metric="wasserstein").fit(S, [0, 0, 0, 1, 1, 1]).transform(S)
+        C12 = sqrtm_psd(C)
+        F = sum(sqrtm_psd(C12 @ x @ C12) for x in S) / len(S)
+        assert np.linalg.norm(F - C) <= 1e-8 * np.linalg.norm(C)
+        assert Dm.shape == (6, 2) and np.isfinite(Dm).all()
+    # input that is not SPD: its own error, not a semi-definite product
+    bad = X.copy()
+    bad[2] = Q @ np.diag([-1e-3] + [1.0] * (n - 1)) @ Q.T
+    with pytest.raises(ValueError, match=r"A\[2\] is not positive definite"):
+        spd.distance(bad, X[0], "wasserstein")
+    with pytest.raises(ValueError, match=r"X\[2\] is not positive definite"):
+        spd.pairwise_distance(bad, metric="wasserstein")
+    with pytest.raises(ValueError, match=r"X\[2\] is not positive definite"):
+        spd.log_map(bad, X[0], "wasserstein")
+    S[2] = (Qs[2] * np.array([1.0, 0.5, 0.1, -1e-6])) @ Qs[2].T  # (the mean stays SPD)
+    with pytest.raises(ValueError, match=r"X\[2\] is not positive definite"):
+        spd.mean_wasserstein(S)

@@ -67,6 +67,28 @@ def _check_spd(A, name, batch, n_jobs):
     _fun(A, "sqrt", n_jobs=n_jobs, name=name, batch=batch)
 
 
+def _bw_eigvals(w, status, A3, M, name, nj, outer=False):
+    """The eigenvalues ``w`` of the Bures-Wasserstein products ``M A M`` (``M`` the square
+    roots of the references, one or one per ``A``; ``outer``: every pair, ``w`` of shape
+    (B * K, n)), those that the kernel refused as not numerically positive definite (status
+    3: the condition numbers of ``A`` and ``M^2`` multiply beyond 1 / eps) taken as positive
+    semi-definite (``_linalg.whitened_psd``: only their square roots enter the distance, as in
+    pyRiemann and POT; ``distance(A, A, "wasserstein")`` of ``A = diag(1, 1e-8)`` was
+    refused). Other status codes raise."""
+    sel = np.flatnonzero(status == 3)
+    if sel.size:
+        K = len(M)
+        b, j = (sel // K, sel % K) if outer else (sel, sel if K > 1 else np.zeros_like(sel))
+        w = w.astype(np.float64, copy=True)
+        w[sel] = _linalg.whitened_psd(A3, M, b, j, name=name, n_jobs=nj)
+        status = status.copy()
+        status[sel] = 0
+    if outer:
+        status = status.reshape(len(A3), -1).max(axis=1)
+    _linalg.raise_whitened(status, A3, name, nj)
+    return w
+
+
 # Entries beyond this power of two (either way) put the squares of the Euclidean and
 # Bures-Wasserstein distances out of float64's range (1e-200 matrices: euclid returned 0,
 # silently): such inputs are scaled by a power of two (exact) and the distances back.
@@ -202,7 +224,7 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
     elif metric == "wasserstein":
         B12 = _fun(B3, "sqrt", n_jobs=nj, name="B")
         w, status = _linalg.eigvalsh_pairs(A3, B12, n_jobs=nj)
-        _linalg.raise_whitened(status, A3, "A", nj)
+        w = _bw_eigvals(w, status, A3, B12, "A", nj)
         tr = np.trace(A3, axis1=-2, axis2=-1).astype(np.float64) + np.trace(
             B3, axis1=-2, axis2=-1
         ).astype(np.float64)
@@ -302,7 +324,10 @@ def pairwise_distance(
             w, status = _linalg.eigvalsh_pairs(
                 X3, M, outer=True, lower=lower, log_sq=riemann, n_jobs=nj
             )
-            _linalg.raise_whitened(status.reshape(nx_, ny_).max(axis=1), X3, "X", nj)
+            if riemann:
+                _linalg.raise_whitened(status.reshape(nx_, ny_).max(axis=1), X3, "X", nj)
+            else:
+                w = _bw_eigvals(w, status, X3, M, "X", nj, outer=True)
             if riemann:
                 d2 = w.reshape(nx_, ny_)
             else:

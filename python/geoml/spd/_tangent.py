@@ -113,7 +113,15 @@ def log_map(X, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=N
         X3, C3 = _scaled(X3, k), _scaled(C3, k)
         C12 = _fun(C3, "sqrt", nj, "Cref")
         Cm12 = _fun(C3, "invsqrt", nj, "Cref")
-        S = _fun(X3, "sqrt", nj, "X", M=C12)
+        S, status = _linalg.funm(X3, C12, func="sqrt", n_jobs=nj)
+        sel = np.flatnonzero(status == 3)
+        if sel.size:  # C^1/2 X C^1/2 semi-definite: only its root is taken (_bw_eigvals)
+            j = sel if len(C12) > 1 else np.zeros_like(sel)
+            lam, V = _linalg.whitened_psd(X3, C12, sel, j, vectors=True, name="X", n_jobs=nj)
+            S = S.astype(np.float64, copy=True)
+            S[sel] = (V * np.sqrt(lam)[:, None, :]) @ V.swapaxes(-1, -2)
+            status[sel] = 0
+        _linalg.raise_status(status, "X")
         tmp = Cm12 @ S @ C12
         L = tmp + tmp.swapaxes(-1, -2) - 2 * C3
         L = np.ldexp(L, k) if k else L
