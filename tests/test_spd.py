@@ -1884,3 +1884,37 @@ def test_bures_wasserstein_takes_ill_conditioned_pairs_as_semi_definite():
     S[2] = (Qs[2] * np.array([1.0, 0.5, 0.1, -1e-6])) @ Qs[2].T  # (the mean stays SPD)
     with pytest.raises(ValueError, match=r"X\[2\] is not positive definite"):
         spd.mean_wasserstein(S)
+
+
+def test_real_parameters_are_checked_as_numbers():
+    """``p`` (``powm``, ``distance``, ``pairwise_distance``) was read by ``float``: ``p="2"``
+    and ``p=[2.0]`` were taken as 2; ``transport``'s ``tol`` refused ``np.float32(1e-8)`` and
+    took ``True``; ``MDM`` / ``TangentSpace`` read ``sample_weight=["1", ...]`` as numbers
+    (the means' ``weights`` refuse strings). Now, as the Ricci estimators' parameters
+    (session 29): a real number (NumPy scalars and 0-d arrays included), else a
+    ``TypeError``."""
+    rng = np.random.default_rng(3)
+    X = rand_spd(rng, (6,), 3)
+    T = rand_sym(rng, 2, 3)
+    for bad in ("2", [2.0], np.array([2.0]), True, None, 1j):
+        with pytest.raises(TypeError, match="p must be a real number"):
+            spd.powm(X, bad)
+        with pytest.raises(TypeError, match="p must be a real number"):
+            spd.distance(X, X[0], "wasserstein", p=bad)
+        with pytest.raises(TypeError, match="p must be a real number"):
+            spd.pairwise_distance(X, metric="riemann", p=bad)
+    for good in (np.float32(0.5), np.array(0.5), np.int64(2)):
+        assert rel(spd.powm(X, good), spd.powm(X, float(good))) == 0
+    for bad in ("1e-8", True, None):
+        with pytest.raises(TypeError, match="tol must be a real number"):
+            spd.transport(T, X[0], X[1], "wasserstein", tol=bad)
+    with pytest.raises(ValueError, match=r"tol must be a number in \(0, 1\)"):
+        spd.transport(T, X[0], X[1], "wasserstein", tol=float("nan"))
+    out = spd.transport(T, X[0], X[1], "wasserstein", tol=np.float32(1e-8))
+    assert rel(out, spd.transport(T, X[0], X[1], "wasserstein", tol=1e-8)) < 1e-7
+    y = [0, 1, 0, 1, 0, 1]
+    for est in (spd.MDM(), spd.TangentSpace()):
+        with pytest.raises(TypeError, match="sample_weight must hold real numbers"):
+            est.fit(X, y, sample_weight=["1"] * 6)
+        est.fit(X, y, sample_weight=[True] * 6)  # (bool and int weights: numbers)
+        est.fit(X, y, sample_weight=np.arange(1, 7))

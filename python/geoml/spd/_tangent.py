@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .._validation import user_stacklevel
+from .._validation import check_real, user_stacklevel
 from . import _linalg
 from ._distance import _scale_exponents, _scaled, check_metric
 
@@ -366,7 +366,9 @@ def transport(T, A, B, metric: str = "riemann", *, tol: float = 1e-10, n_jobs=No
            [0., 2.]])
     """
     metric = check_metric(metric, TRANSPORT_METRICS)
-    if not isinstance(tol, (int, float)) or not (0 < tol < 1):
+    # (a real number: np.float32(1e-8) was refused, True taken as 1; TypeError for a str)
+    tol = check_real(tol, "tol", what="a real number")
+    if not (0 < tol < 1):
         raise ValueError(f"tol must be a number in (0, 1); got {tol!r}")
     nj = _linalg.jobs(n_jobs)
     T3, b = _symmetric(T, "T")
