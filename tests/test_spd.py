@@ -1918,3 +1918,49 @@ def test_real_parameters_are_checked_as_numbers():
             est.fit(X, y, sample_weight=["1"] * 6)
         est.fit(X, y, sample_weight=[True] * 6)  # (bool and int weights: numbers)
         est.fit(X, y, sample_weight=np.arange(1, 7))
+
+
+def test_bures_wasserstein_distance_of_nearby_matrices():
+    """The trace formula ``tr A + tr B - 2 tr(B^1/2 A B^1/2)^1/2`` (pyRiemann's and POT's)
+    cancels for nearby matrices: its squared distance is off by ~``n eps tr``, so ``B = A +
+    1e-6 E`` got a distance 3 % off, ``1e-8 E`` 100 % (0, or twice it), ``1e-10 E`` 1000x,
+    silently. Squared distances below ``1e-4 (tr A + tr B)`` are now recomputed by the polar
+    form ``||A^1/2 - B^1/2 W||_F`` (``W`` the polar factor of ``B^1/2 A^1/2``). Against the
+    closed form of commuting pairs (``||(b - a) / (sqrt(a) + sqrt(b))||``), in ``distance``
+    (one reference, a batch of references, squared), ``pairwise_distance`` (``Y`` given and
+    not) and the power-deformed distance; pairs far apart keep the trace formula (the same
+    values)."""
+    rng = np.random.default_rng(11)
+    n = 6
+    Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    a = np.exp(rng.uniform(0, np.log(1e4), n))
+    deltas = np.array([1e-3, 1e-5, 1e-6, 1e-7, 1e-8])
+    b = a * (1 + deltas[:, None] * rng.uniform(0.5, 1.0, (len(deltas), n)))
+    spec = np.vstack([a, b])
+    X = (Q * spec[:, None, :]) @ Q.T
+    X = 0.5 * (X + X.swapaxes(-1, -2))
+    ra, rb = np.sqrt(a), np.sqrt(b)
+    ref = np.linalg.norm((b - a) / (ra + rb), axis=1)
+    got = spd.distance(X[1:], X[0], "wasserstein")
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    np.testing.assert_allclose(spd.distance(X[0], X[1:], "wasserstein"), ref, rtol=1e-6)
+    np.testing.assert_allclose(
+        spd.distance(X[1:], X[0], "wasserstein", squared=True), ref**2, rtol=2e-6
+    )
+    P = spd.pairwise_distance(X, metric="wasserstein")
+    np.testing.assert_allclose(P[0, 1:], ref, rtol=1e-6)
+    np.testing.assert_allclose(P[1:, 0], ref, rtol=1e-6)
+    np.testing.assert_allclose(
+        spd.pairwise_distance(X[1:], X[:1], "wasserstein")[:, 0], ref, rtol=1e-6
+    )
+    # power-deformed (p = 2: ||A - B||_F / 2 for commuting pairs)
+    refp = np.linalg.norm(b - a, axis=1) / 2
+    np.testing.assert_allclose(spd.distance(X[1:], X[0], "wasserstein", p=2.0), refp, rtol=1e-6)
+    # far pairs: the trace formula, untouched
+    far = rand_spd(rng, (4,), n)
+    D = spd.pairwise_distance(far, metric="wasserstein")
+    B12 = sla.sqrtm(far[0])
+    for i in range(1, 4):
+        w = np.linalg.eigvalsh(B12 @ far[i] @ B12)
+        d2 = np.trace(far[i]) + np.trace(far[0]) - 2 * np.sqrt(w).sum()
+        assert abs(D[i, 0] - np.sqrt(d2)) <= 1e-12 * np.sqrt(d2)
