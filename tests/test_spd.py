@@ -1992,3 +1992,20 @@ def test_bw_transport_of_ill_conditioned_points_warns_when_not_an_isometry():
     with pytest.warns(RuntimeWarning, match="changes a tangent vector's squared norm"):
         out = spd.transport(T, A, B, "wasserstein")
     assert np.max(np.abs(norm2(B, out) / norm2(A, T) - 1)) > 1e-6  # (what it warns of)
+
+
+def test_bures_wasserstein_distance_of_duplicates_is_zero():
+    """Pairs of equal matrices (duplicates in a set) are near pairs of the polar recomputation
+    (``test_bures_wasserstein_distance_of_nearby_matrices``) whose distance is exactly 0: no
+    SVD for them, and ``distance`` / ``pairwise_distance`` with ``Y`` given return 0 there
+    (the trace formula left ~1e-8 sqrt(tr))."""
+    rng = np.random.default_rng(12)
+    X = rand_spd(rng, (5,), 7, cond=1e3)
+    Xd = np.concatenate([X, X[::-1]])
+    P = spd.pairwise_distance(Xd, Xd.copy(), metric="wasserstein")
+    assert np.all(P.diagonal() == 0) and np.all(P[np.arange(5), 9 - np.arange(5)] == 0)
+    np.testing.assert_allclose(
+        P, spd.pairwise_distance(Xd, metric="wasserstein"), rtol=1e-12, atol=1e-300
+    )
+    assert np.all(spd.distance(Xd, Xd.copy(), "wasserstein") == 0)
+    assert np.all(spd.distance(X[2], X[2:3], "wasserstein") == 0)

@@ -94,26 +94,49 @@ def _bw_eigvals(w, status, A3, M, name, nj, outer=False):
 _BW_NEAR = 1e-4
 
 
-def _bw_near(d2, tr, A3, B12, ia, ib, nj):
-    """The squared Bures-Wasserstein distances ``d2`` (float64, one per pair ``(A3[ia],
-    B12[ib])``, ``B12`` the square roots of the references) with the pairs whose ``d2`` is
-    below ``_BW_NEAR (tr A + tr B)`` recomputed as ``||A^1/2 - B^1/2 W||_F^2``, ``W = U V^T``
-    the polar factor of ``B^1/2 A^1/2 = U S V^T`` (the same distance: ``max_W tr(A^1/2
-    B^1/2 W) = tr(A^1/2 B A^1/2)^1/2``). The trace formula ``tr A + tr B - 2 tr(...)^1/2``,
-    pyRiemann's and POT's, subtracts numbers of the size of the traces: its squared distance
-    is off by ~``n eps tr``, so nearby matrices (``B = A + 1e-6 E``) got distances 3 % off,
-    100 % at ``1e-8 E`` (``1e-8 sqrt(tr)``: 0 or twice the distance); the polar form differs
-    by ``A^1/2 - B^1/2 W`` itself, accurate to ~1e-9 relative there."""
+def _bw_near(d2, tr, A3, B3, B12, nj, ny=None):
+    """The squared Bures-Wasserstein distances ``d2`` (float64, one per pair: ``(A3[k],
+    B3[k])``, ``B3`` one matrix or one per ``A``; with ``ny``, every pair ``(A3[k // ny],
+    B3[k % ny])``; ``B12`` the square roots of ``B3``) with the pairs whose ``d2`` is below
+    ``_BW_NEAR (tr A + tr B)`` recomputed as ``||A^1/2 - B^1/2 W||_F^2``, ``W = U V^T`` the
+    polar factor of ``B^1/2 A^1/2 = U S V^T`` (the same distance: ``max_W tr(A^1/2 B^1/2 W)
+    = tr(A^1/2 B A^1/2)^1/2``), and 0 for equal matrices. The trace formula ``tr A + tr B -
+    2 tr(...)^1/2``, pyRiemann's and POT's, subtracts numbers of the size of the traces: its
+    squared distance is off by ~``n eps tr``, so nearby matrices (``B = A + 1e-6 E``) got
+    distances 3 % off, 100 % at ``1e-8 E`` (0, or twice the distance); the polar form differs
+    by ``A^1/2 - B^1/2 W`` itself, accurate to ~1e-9 relative there. One SVD per near pair
+    (~0.1 ms at n = 22): pairs of equal matrices (duplicates) take none."""
     sel = np.flatnonzero(d2 < _BW_NEAR * tr)
     if sel.size == 0:
         return d2
-    A12 = _fun(np.ascontiguousarray(A3[ia[sel]]), "sqrt", n_jobs=nj, name="A")
-    A12 = A12.astype(np.float64, copy=False)
-    Bh = np.asarray(B12)[ib[sel]].astype(np.float64, copy=False)
-    U, _, Vt = np.linalg.svd(Bh @ A12)
-    R = A12 - Bh @ (U @ Vt)
+    # the matrices of each selected pair, as indices into A3 and B3 / B12
+    if ny is not None:
+        ia, ib = sel // ny, sel % ny
+    else:
+        ia, ib = sel, (sel if len(B3) > 1 else np.zeros_like(sel))
     d2 = np.array(d2, dtype=np.float64, copy=True)
-    d2[sel] = np.einsum("kij,kij->k", R, R)
+    B12 = np.asarray(B12)
+    n = A3.shape[-1]
+    block = max(1, 2**22 // (n * n))  # pairs per block: bounded memory for many near pairs
+    same = np.zeros(sel.size, dtype=bool)
+    for lo in range(0, sel.size, block):
+        k = slice(lo, lo + block)
+        same[k] = (A3[ia[k]] == B3[ib[k]]).all(axis=(-2, -1))
+    d2[sel[same]] = 0.0
+    sel, ia, ib = sel[~same], ia[~same], ib[~same]
+    if sel.size == 0:
+        return d2
+    # the roots of the matrices of A that take part, once each
+    ua, ja = np.unique(ia, return_inverse=True)
+    A12 = _fun(np.ascontiguousarray(A3[ua]), "sqrt", n_jobs=nj, name="A")
+    A12 = A12.astype(np.float64, copy=False)
+    for lo in range(0, sel.size, block):
+        k = slice(lo, lo + block)
+        Ah = A12[ja[k]]
+        Bh = B12[ib[k]].astype(np.float64, copy=False)
+        U, _, Vt = np.linalg.svd(Bh @ Ah)
+        R = Ah - Bh @ (U @ Vt)
+        d2[sel[k]] = np.einsum("kij,kij->k", R, R)
     return d2
 
 
@@ -257,8 +280,7 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
             B3, axis1=-2, axis2=-1
         ).astype(np.float64)
         d2 = np.maximum(tr - 2.0 * np.sqrt(w.astype(np.float64, copy=False)).sum(axis=-1), 0.0)
-        pairs = np.arange(len(A3))
-        d2 = _bw_near(d2, tr, A3, B12, pairs, pairs if len(B12) > 1 else 0 * pairs, nj)
+        d2 = _bw_near(d2, tr, A3, B3, B12, nj)
     else:  # euclid
         if p == 1.0:
             _check_spd(A3, "A", None, nj)
@@ -368,9 +390,7 @@ def pairwise_distance(
                 d2 = np.maximum(tr - 2.0 * np.sqrt(w).sum(axis=-1), 0.0)
                 if same:  # (the diagonal is 0)
                     tr = tr + np.diag(np.full(nx_, np.inf))
-                ia = np.repeat(np.arange(nx_), ny_)
-                ib = np.tile(np.arange(ny_), nx_)
-                d2 = _bw_near(d2.ravel(), tr.ravel(), X3, M, ia, ib, nj).reshape(nx_, ny_)
+                d2 = _bw_near(d2.ravel(), tr.ravel(), X3, Y3, M, nj, ny=ny_).reshape(nx_, ny_)
     else:
         if metric == "logeuclid":
             FX = _fun(X3, "log", n_jobs=nj, name="X")
