@@ -479,8 +479,9 @@ def _check_neighbour_weights(est, graph: _Graph, w: np.ndarray) -> None:
     or not normalised and the curvature came out wrong, silently (1 on such edges, where
     GraphRicciCurvature raises ``OverflowError`` / ``ZeroDivisionError``). The weight is
     monotonic in the length, so the largest one comes from the shortest or the longest
-    edge: one bound (``max degree * largest weight``) clears ordinary graphs in O(m) for the
-    extrema; the per-node sums only when that bound overflows. ``est``: the estimator
+    edge: one bound (the edge count, which bounds every degree, times the largest weight)
+    clears ordinary graphs after two reductions over the lengths; the per-node sums only when
+    that bound overflows. ``est``: the estimator
     (``method``, ``base``, ``exp_power``, ``nbr_topk``); ATD and the lower bound do not
     weigh the neighbours."""
     if not len(w) or est.method not in ("exact", "sinkhorn"):
