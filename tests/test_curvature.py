@@ -1300,3 +1300,62 @@ def test_ricci_communities_advises_flow_params_max_iter():
         assert msgs and all(m.endswith(end) for m in msgs), (type(est).__name__, msgs)
     flow = cases[0][0].flow_
     assert "_advice" not in vars(flow)  # a refit of flow_ advises its own max_iter
+
+
+def test_neighbour_weights_beyond_float64_are_refused():
+    """The measures' neighbour weights ``base ** -(w ** exp_power)`` overflowed float64 with
+    ``base < 1`` and long edges (``base=1e-300``: a length of 1.5; ``base=0.5`` with
+    ``exp_power=2000``), or were ``0 ** negative`` (``exp_power=-1``, ``base=0.5``, a length
+    of 0): the kernel's masses became NaN and the curvature came out wrong, silently (1 on
+    such edges, exact and Sinkhorn disagreeing), where GraphRicciCurvature raises
+    ``OverflowError`` / ``ZeroDivisionError``. A ``ValueError`` now, from every estimator
+    (flow and compat class included); so is a node whose finite weights sum beyond float64
+    (over its ``nbr_topk`` heaviest only: with ``nbr_topk=2`` the same graph runs, and equal
+    lengths give the uniform measure, the curvature of ``base=e``). ATD does not use the
+    weights; ordinary settings are unchanged."""
+    from geoml.curvature.compat import OllivierRicci as Compat
+
+    G = nx.Graph()
+    G.add_weighted_edges_from([(0, 1, 0.0), (1, 2, 1.0), (2, 3, 2.0), (3, 0, 1.5), (0, 2, 1.0)])
+    for kw in (
+        {"base": 1e-300, "exp_power": 2},
+        {"base": 0.5, "exp_power": 2000},
+        {"base": 0.5, "exp_power": -1},
+    ):
+        for method in ("exact", "sinkhorn"):
+            with pytest.raises(ValueError, match="beyond float64"):
+                geoml.OllivierRicci(method=method, **kw).fit(G)
+        with pytest.raises(ValueError, match="beyond float64"):
+            geoml.OllivierRicci(**kw).fit(G.to_directed())
+        with pytest.raises(ValueError, match="beyond float64"):
+            geoml.RicciFlow(n_iter=2, **kw).fit(G)
+        with pytest.raises(ValueError, match="beyond float64"):
+            Compat(G, method="OTD", **kw).compute_ricci_curvature()
+        geoml.OllivierRicci(method="atd", **kw).fit(G)  # (no weights in ATD)
+        try:
+            import geoml.dask as gd
+
+            gd._import_dask()
+        except ImportError:
+            continue
+        with pytest.raises(ValueError, match="beyond float64"):
+            gd.ollivier_ricci(G, **kw)
+        with pytest.raises(ValueError, match="beyond float64"):
+            gd.ricci_flow(G, n_iter=2, **kw)
+    # finite weights (6.3e307 each) whose sum at the hub of a 3-star overflows
+    S = nx.star_graph(3)
+    nx.set_edge_attributes(S, 1.026, "weight")
+    with pytest.raises(ValueError, match="neighbour weights of node 0 sum beyond float64"):
+        geoml.OllivierRicci(base=1e-300, exp_power=1).fit(S)
+    k = geoml.OllivierRicci(base=1e-300, exp_power=1, nbr_topk=2).fit(S).curvature_
+    ref = geoml.OllivierRicci(nbr_topk=2).fit(S).curvature_
+    np.testing.assert_allclose(k, ref, rtol=0, atol=1e-15)
+    # ordinary settings: the same values as before (GraphRicciCurvature's)
+    ok = geoml.OllivierRicci(base=0.5, exp_power=2).fit(G).curvature_
+    ref = grc_mod.OllivierRicci(G, base=0.5, exp_power=2, method="OTD", proc=1)
+    ref = ref.compute_ricci_curvature_edges()
+    want = [
+        ref[(u, v)] if (u, v) in ref else ref[(v, u)]
+        for u, v in geoml.OllivierRicci().fit(G).edges_.tolist()
+    ]
+    np.testing.assert_allclose(ok, want, atol=1e-12)

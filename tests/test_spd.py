@@ -559,6 +559,8 @@ def test_distance_errors_and_broadcast():
 
 
 # ----------------------------------------------------------------------------- means
+
+
 def test_means_vs_pyriemann():
     _pyr()
     from pyriemann.geometry.mean import mean_logeuclid, mean_riemann, mean_wasserstein
@@ -651,9 +653,23 @@ def test_bw_barycenter_too_ill_conditioned_says_why():
     X = (Q * w[:, None, :]) @ Q.swapaxes(1, 2)
     X = 0.5 * (X + X.swapaxes(1, 2))
     assert np.isfinite(spd.distance(X, np.eye(4))).all()
-    for method in ("alvarez_esteban", "pot"):
-        with pytest.raises(ValueError, match=r"X\[\d\] is positive definite, but not numerically"):
-            spd.mean_wasserstein(X, method=method)
+
+    # session 30: the Bures-Wasserstein passes take C^1/2 X_i C^1/2 as positive
+    # semi-definite (only its square root enters): the barycenter goes on (it raised "X[i] is
+    # positive definite, but not numerically once whitened"), its steps stall above tol at this
+    # condition (converged False, with the warning), and its fixed-point equation holds to
+    # 1e-8 with the default method
+    def sqrtm_psd(M):
+        lam, V = np.linalg.eigh(0.5 * (M + M.T))
+        return (V * np.sqrt(np.maximum(lam, 0.0))) @ V.T
+
+    for method, tol in (("alvarez_esteban", 1e-8), ("pot", 1e-5)):  # (POT's: slower)
+        with pytest.warns(spd.ConvergenceWarning, match="1 of 1"):
+            res = spd.mean_wasserstein(X, method=method)
+        assert not res.converged
+        C12 = sqrtm_psd(res.mean)
+        F = sum(sqrtm_psd(C12 @ x @ C12) for x in X) / len(X)
+        assert np.linalg.norm(F - res.mean) <= tol * np.linalg.norm(res.mean)
     # the distance between two of them: whitened by B = X[0], condition ~1e20 (was "A[1] is
     # not positive definite" too)
     with pytest.raises(ValueError, match=r"A\[1\] is positive definite, but not numerically"):
@@ -712,6 +728,8 @@ def test_means_closed_forms_and_flags():
 
 
 # ----------------------------------------------------------------------------- tangent space
+
+
 def test_log_euclidean_maps_closed_forms():
     """The log-Euclidean maps: at the identity, ``logm`` and ``expm``; for a diagonal
     reference and diagonal X, ``c_i (log x_i - log c_i)`` (the differential of exp at
@@ -1825,3 +1843,199 @@ def test_estimator_means_do_not_advise_max_iter(monkeypatch):
             assert "increase" not in msg, msg
     with pytest.warns(spd.ConvergenceWarning, match="increase max_iter or tol"):
         spd.mean_riemann(X)
+
+
+def test_bures_wasserstein_takes_ill_conditioned_pairs_as_semi_definite():
+    """The Bures-Wasserstein passes whiten by a square root (``B^1/2 A B^1/2``) and take only
+    the square root of that positive semi-definite product; they refused it where the
+    condition numbers of ``A`` and ``B`` multiply beyond 1 / eps (the affine-invariant rule,
+    which takes its logarithm): ``distance(A, A, "wasserstein")`` of ``A = diag(1, 1e-8)``,
+    ``pairwise_distance(X, metric="wasserstein")`` of any set holding one matrix of
+    condition ~1e8 (its pair with itself), ``log_map`` (as "X[0] is not positive definite"
+    of an SPD X), ``mean_wasserstein`` and ``MDM(metric="wasserstein")`` of sets of condition
+    1e9, all of which pyRiemann and POT compute. Checked against the closed forms of
+    commuting matrices (``Q diag(a) Q^T``: the distance ``||sqrt(a) - sqrt(b)||``, the map
+    ``Q diag(2 sqrt(a c) - 2 c) Q^T``, the barycenter ``Q diag((sum w sqrt(a))^2) Q^T``);
+    input that is not SPD keeps its own error."""
+    rng = np.random.default_rng(7)
+    n = 5
+    Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    spec = np.exp(rng.uniform(np.log(1e-9), 0, (6, n)))
+    spec[:, 0], spec[:, -1] = 1e-9, 1.0  # condition 1e9: products up to 1e18
+    X = (Q * spec[:, None, :]) @ Q.T
+    X = 0.5 * (X + X.swapaxes(-1, -2))
+    root = np.sqrt(spec)
+    D = np.linalg.norm(root[:, None, :] - root[None, :, :], axis=-1)
+    A = np.diag([1.0, 1e-8])
+    assert float(spd.distance(A, A, "wasserstein")) == pytest.approx(0.0, abs=1e-7)
+    tr = np.trace(X, axis1=-2, axis2=-1)
+    # the trace formula's rounding (pyRiemann's and POT's): the roots of the products'
+    # eigenvalues near 0 are accurate to sqrt(eps ||B^1/2 A B^1/2||) each, on the squares
+    D2, atol = D**2, 4 * n * np.sqrt(np.finfo(float).eps) * tr.max()
+    sq = {"metric": "wasserstein", "squared": True}
+    np.testing.assert_allclose(spd.distance(X, X[0], **sq), D2[:, 0], atol=atol)
+    np.testing.assert_allclose(spd.distance(X, X[::-1], **sq), D2[:, ::-1].diagonal(), atol=atol)
+    np.testing.assert_allclose(spd.pairwise_distance(X, **sq), D2, atol=atol)
+    np.testing.assert_allclose(spd.pairwise_distance(X, X[:2], **sq), D2[:, :2], atol=atol)
+    L = spd.log_map(X, X[1], "wasserstein")
+    Lref = (Q * (2 * np.sqrt(spec * spec[1]) - 2 * spec[1])[:, None, :]) @ Q.T
+    np.testing.assert_allclose(L, Lref, atol=1e-7 * tr.max())
+    np.testing.assert_allclose(spd.log_map(X, X, "wasserstein"), 0.0, atol=1e-7 * tr.max())
+
+    # a mean: random sets of condition 3e8 whose iterates whiten some X_i beyond 1 / eps
+    # (refused before: "X[i] is positive definite, but not numerically once whitened");
+    # the barycenter's fixed-point equation holds to 1e-8 (where the steps stall above tol:
+    # converged False, with the warning)
+    def sqrtm_psd(M):
+        lam, V = np.linalg.eigh(0.5 * (M + M.T))
+        return (V * np.sqrt(np.maximum(lam, 0.0))) @ V.T
+
+    for seed in (8, 14):
+        Qs = np.linalg.qr(np.random.default_rng(seed).standard_normal((6, 4, 4)))[0]
+        S = (Qs * np.logspace(0, -8.5, 4)) @ Qs.swapaxes(-1, -2)
+        S = 0.5 * (S + S.swapaxes(-1, -2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", spd.ConvergenceWarning)
+            C = spd.mean_wasserstein(S).mean
+            Dm = spd.MDM(metric="wasserstein").fit(S, [0, 0, 0, 1, 1, 1]).transform(S)
+        C12 = sqrtm_psd(C)
+        F = sum(sqrtm_psd(C12 @ x @ C12) for x in S) / len(S)
+        assert np.linalg.norm(F - C) <= 1e-8 * np.linalg.norm(C)
+        assert Dm.shape == (6, 2) and np.isfinite(Dm).all()
+    # input that is not SPD: its own error, not a semi-definite product
+    bad = X.copy()
+    bad[2] = Q @ np.diag([-1e-3] + [1.0] * (n - 1)) @ Q.T
+    with pytest.raises(ValueError, match=r"A\[2\] is not positive definite"):
+        spd.distance(bad, X[0], "wasserstein")
+    with pytest.raises(ValueError, match=r"X\[2\] is not positive definite"):
+        spd.pairwise_distance(bad, metric="wasserstein")
+    with pytest.raises(ValueError, match=r"X\[2\] is not positive definite"):
+        spd.log_map(bad, X[0], "wasserstein")
+    S[2] = (Qs[2] * np.array([1.0, 0.5, 0.1, -1e-6])) @ Qs[2].T  # (the mean stays SPD)
+    with pytest.raises(ValueError, match=r"X\[2\] is not positive definite"):
+        spd.mean_wasserstein(S)
+
+
+def test_real_parameters_are_checked_as_numbers():
+    """``p`` (``powm``, ``distance``, ``pairwise_distance``) was read by ``float``: ``p="2"``
+    and ``p=[2.0]`` were taken as 2; ``transport``'s ``tol`` refused ``np.float32(1e-8)`` and
+    took ``True``; ``MDM`` / ``TangentSpace`` read ``sample_weight=["1", ...]`` as numbers
+    (the means' ``weights`` refuse strings). Now, as the Ricci estimators' parameters
+    (session 29): a real number (NumPy scalars and 0-d arrays included), else a
+    ``TypeError``."""
+    rng = np.random.default_rng(3)
+    X = rand_spd(rng, (6,), 3)
+    T = rand_sym(rng, 2, 3)
+    for bad in ("2", [2.0], np.array([2.0]), True, None, 1j):
+        with pytest.raises(TypeError, match="p must be a real number"):
+            spd.powm(X, bad)
+        with pytest.raises(TypeError, match="p must be a real number"):
+            spd.distance(X, X[0], "wasserstein", p=bad)
+        with pytest.raises(TypeError, match="p must be a real number"):
+            spd.pairwise_distance(X, metric="riemann", p=bad)
+    for good in (np.float32(0.5), np.array(0.5), np.int64(2)):
+        assert rel(spd.powm(X, good), spd.powm(X, float(good))) == 0
+    for bad in ("1e-8", True, None):
+        with pytest.raises(TypeError, match="tol must be a real number"):
+            spd.transport(T, X[0], X[1], "wasserstein", tol=bad)
+    with pytest.raises(ValueError, match=r"tol must be a number in \(0, 1\)"):
+        spd.transport(T, X[0], X[1], "wasserstein", tol=float("nan"))
+    out = spd.transport(T, X[0], X[1], "wasserstein", tol=np.float32(1e-8))
+    assert rel(out, spd.transport(T, X[0], X[1], "wasserstein", tol=1e-8)) < 1e-7
+    y = [0, 1, 0, 1, 0, 1]
+    for est in (spd.MDM(), spd.TangentSpace()):
+        with pytest.raises(TypeError, match="sample_weight must hold real numbers"):
+            est.fit(X, y, sample_weight=["1"] * 6)
+        est.fit(X, y, sample_weight=[True] * 6)  # (bool and int weights: numbers)
+        est.fit(X, y, sample_weight=np.arange(1, 7))
+
+
+def test_bures_wasserstein_distance_of_nearby_matrices():
+    """The trace formula ``tr A + tr B - 2 tr(B^1/2 A B^1/2)^1/2`` (pyRiemann's and POT's)
+    cancels for nearby matrices: its squared distance is off by ~``n eps tr``, so ``B = A +
+    1e-6 E`` got a distance 3 % off, ``1e-8 E`` 100 % (0, or twice it), ``1e-10 E`` 1000x,
+    silently. Squared distances below ``1e-4 (tr A + tr B)`` are now recomputed by the polar
+    form ``||A^1/2 - B^1/2 W||_F`` (``W`` the polar factor of ``B^1/2 A^1/2``). Against the
+    closed form of commuting pairs (``||(b - a) / (sqrt(a) + sqrt(b))||``), in ``distance``
+    (one reference, a batch of references, squared), ``pairwise_distance`` (``Y`` given and
+    not) and the power-deformed distance; pairs far apart keep the trace formula (the same
+    values)."""
+    rng = np.random.default_rng(11)
+    n = 6
+    Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    a = np.exp(rng.uniform(0, np.log(1e4), n))
+    deltas = np.array([1e-3, 1e-5, 1e-6, 1e-7, 1e-8])
+    b = a * (1 + deltas[:, None] * rng.uniform(0.5, 1.0, (len(deltas), n)))
+    spec = np.vstack([a, b])
+    X = (Q * spec[:, None, :]) @ Q.T
+    X = 0.5 * (X + X.swapaxes(-1, -2))
+    ra, rb = np.sqrt(a), np.sqrt(b)
+    ref = np.linalg.norm((b - a) / (ra + rb), axis=1)
+    got = spd.distance(X[1:], X[0], "wasserstein")
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    np.testing.assert_allclose(spd.distance(X[0], X[1:], "wasserstein"), ref, rtol=1e-6)
+    np.testing.assert_allclose(
+        spd.distance(X[1:], X[0], "wasserstein", squared=True), ref**2, rtol=2e-6
+    )
+    P = spd.pairwise_distance(X, metric="wasserstein")
+    np.testing.assert_allclose(P[0, 1:], ref, rtol=1e-6)
+    np.testing.assert_allclose(P[1:, 0], ref, rtol=1e-6)
+    np.testing.assert_allclose(
+        spd.pairwise_distance(X[1:], X[:1], "wasserstein")[:, 0], ref, rtol=1e-6
+    )
+    # power-deformed (p = 2: ||A - B||_F / 2 for commuting pairs)
+    refp = np.linalg.norm(b - a, axis=1) / 2
+    np.testing.assert_allclose(spd.distance(X[1:], X[0], "wasserstein", p=2.0), refp, rtol=1e-6)
+    # far pairs: the trace formula, untouched
+    far = rand_spd(rng, (4,), n)
+    D = spd.pairwise_distance(far, metric="wasserstein")
+    B12 = sla.sqrtm(far[0])
+    for i in range(1, 4):
+        w = np.linalg.eigvalsh(B12 @ far[i] @ B12)
+        d2 = np.trace(far[i]) + np.trace(far[0]) - 2 * np.sqrt(w).sum()
+        assert abs(D[i, 0] - np.sqrt(d2)) <= 1e-12 * np.sqrt(d2)
+
+
+def test_bw_transport_of_ill_conditioned_points_warns_when_not_an_isometry():
+    """The integrated Bures-Wasserstein transport (non-commuting points) doubles its step
+    count until two runs agree to ``tol``: that measures the discretisation, not the rounding
+    that ill-conditioned points amplify. Between two 4 x 4 points of condition 1e8 the
+    squared BW norms of the transported vectors changed by ~5 % (an exact parallel transport
+    keeps them), with no warning. A ``RuntimeWarning`` now says so (squared norms checked
+    against the closed form ``sum X'_ij^2 / (2 (s_i + s_j))``, tolerance 1e-6);
+    well-conditioned points transport quietly, isometric to 1e-9."""
+    rng = np.random.default_rng(4)
+    n = 4
+
+    def norm2(S, X):
+        s, U = np.linalg.eigh(S)
+        Xt = U.T @ X @ U
+        return 0.5 * np.sum(Xt**2 / (s[:, None] + s[None, :]), axis=(-2, -1))
+
+    T = rand_sym(rng, 3, n)
+    A, B = rand_spd(rng, (), n, cond=10.0), rand_spd(rng, (), n, cond=10.0)
+    out = spd.transport(T, A, B, "wasserstein")  # (filterwarnings=error: no warning)
+    np.testing.assert_allclose(norm2(B, out), norm2(A, T), rtol=1e-9)
+    Q = np.linalg.qr(rng.standard_normal((2, n, n)))[0]
+    A, B = (Q * np.logspace(0, -8, n)) @ Q.swapaxes(-1, -2)
+    A, B = 0.5 * (A + A.T), 0.5 * (B + B.T)
+    with pytest.warns(RuntimeWarning, match="changes a tangent vector's squared norm"):
+        out = spd.transport(T, A, B, "wasserstein")
+    assert np.max(np.abs(norm2(B, out) / norm2(A, T) - 1)) > 1e-6  # (what it warns of)
+
+
+def test_bures_wasserstein_distance_of_duplicates_is_zero():
+    """Pairs of equal matrices (duplicates in a set) are near pairs of the polar recomputation
+    (``test_bures_wasserstein_distance_of_nearby_matrices``) whose distance is exactly 0: no
+    SVD for them, and ``distance`` / ``pairwise_distance`` with ``Y`` given return 0 there
+    (the trace formula left ~1e-8 sqrt(tr))."""
+    rng = np.random.default_rng(12)
+    X = rand_spd(rng, (5,), 7, cond=1e3)
+    Xd = np.concatenate([X, X[::-1]])
+    P = spd.pairwise_distance(Xd, Xd.copy(), metric="wasserstein")
+    assert np.all(P.diagonal() == 0) and np.all(P[np.arange(5), 9 - np.arange(5)] == 0)
+    np.testing.assert_allclose(
+        P, spd.pairwise_distance(Xd, metric="wasserstein"), rtol=1e-12, atol=1e-300
+    )
+    assert np.all(spd.distance(Xd, Xd.copy(), "wasserstein") == 0)
+    assert np.all(spd.distance(X[2], X[2:3], "wasserstein") == 0)

@@ -1951,7 +1951,7 @@ def ollivier_ricci(
     >>> bool((geoml.dask.ollivier_ricci(cycle, edge_chunk=4) == geoml.ollivier_ricci(cycle)).all())
     True
     """
-    from .curvature import OllivierRicci, _fit_graph
+    from .curvature import OllivierRicci, _check_neighbour_weights, _fit_graph
 
     dask, _ = _import_dask()
     if "n_jobs" in kwargs:  # pragma: no cover - keyword-only above
@@ -1962,6 +1962,7 @@ def ollivier_ricci(
         edge_chunk = check_int(edge_chunk, "edge_chunk", low=1)
     n_jobs = _check_task_jobs(n_jobs)
     graph = _fit_graph(G, est.weight, directed_ok=True)
+    _check_neighbour_weights(est, graph, graph.weights)  # (base ** -(w ** p) beyond float64)
     if len(graph.edges) == 0:
         return np.zeros(0)
     run = _OrcOnDask(dask, graph, _orc_options(est), edge_chunk, n_jobs)
@@ -2016,7 +2017,7 @@ def ricci_flow(
     >>> bool((flow.weights_ == geoml.RicciFlow(n_iter=2).fit(cycle).weights_).all())
     True
     """
-    from .curvature import RicciFlow
+    from .curvature import RicciFlow, _check_neighbour_weights
 
     dask, _ = _import_dask()
     if "n_jobs" in kwargs:  # pragma: no cover - keyword-only above
@@ -2029,6 +2030,7 @@ def ricci_flow(
         _run = None
 
         def _curvature(self, graph, weights=None, edges=None):
+            _check_neighbour_weights(self, graph, graph.weights if weights is None else weights)
             if self._run is None:
                 self._run = _OrcOnDask(dask, graph, _orc_options(self), edge_chunk, n_jobs)
             kappa, status = self._run(graph.csr(weights)[2])

@@ -471,6 +471,55 @@ def _check_real(value, name: str, *, low=None, high=None, low_open=False, finite
     return v
 
 
+def _check_neighbour_weights(est, graph: _Graph, w: np.ndarray) -> None:
+    """``ValueError`` where a neighbour weight ``base ** -(w ** exp_power)`` of the measures,
+    or a node's sum of them, is not a finite float64 (``base < 1`` with long edges, e.g.
+    ``base=1e-300`` and a length of 2, ``base=0.5`` with ``exp_power=2000``, or
+    ``exp_power < 0`` with ``base < 1`` and a length of 0): the kernel's masses were then NaN
+    or not normalised and the curvature came out wrong, silently (1 on such edges, where
+    GraphRicciCurvature raises ``OverflowError`` / ``ZeroDivisionError``). The weight is
+    monotonic in the length, so the largest one comes from the shortest or the longest
+    edge: one bound (the edge count, which bounds every degree, times the largest weight)
+    clears ordinary graphs after two reductions over the lengths; the per-node sums only when
+    that bound overflows. ``est``: the estimator
+    (``method``, ``base``, ``exp_power``, ``nbr_topk``); ATD and the lower bound do not
+    weigh the neighbours."""
+    if not len(w) or est.method not in ("exact", "sinkhorn"):
+        return
+    base, power, nbr_topk = float(est.base), float(est.exp_power), est.nbr_topk
+    big = np.finfo(np.float64).max
+    with np.errstate(all="ignore"):
+        ends = np.power(base, -np.power(np.array([w.min(), w.max()]), power))
+        if np.isfinite(ends).all() and len(w) * ends.max() <= big:  # (m bounds a degree)
+            return
+        pw = np.power(base, -np.power(w, power))
+    bad = ~np.isfinite(pw)
+    if not bad.any():  # finite weights: a node's sum (over its nbr_topk heaviest) overflows?
+        # (a directed graph: the out-neighbours of u and the in-neighbours of v apart)
+        e, off = graph.edges, graph.n if graph.directed else 0
+        nodes = np.concatenate([e[:, 0], e[:, 1] + off])
+        vals = np.concatenate([pw, pw])
+        order = np.lexsort((-vals, nodes))
+        nodes, vals = nodes[order], vals[order]
+        start = np.searchsorted(nodes, nodes, side="left")
+        keep = np.arange(len(nodes)) - start < (nbr_topk or len(nodes))
+        with np.errstate(over="ignore"):
+            sums = np.bincount(nodes[keep], vals[keep], minlength=graph.n + off)
+        if np.isfinite(sums).all():
+            return
+        node = int(np.flatnonzero(~np.isfinite(sums))[0]) % graph.n
+        where = f"the neighbour weights of node {graph.nodes[node] if graph.nodes else node!r} sum"
+    else:
+        i, j = graph.edges[int(np.flatnonzero(bad)[0])].tolist()
+        u, v = (graph.nodes[i], graph.nodes[j]) if graph.nodes else (i, j)
+        where = f"the neighbour weight of edge ({u!r}, {v!r}) (length {w[bad][0]:g}) is"
+    raise ValueError(
+        f"{where} beyond float64: base ** -(length ** exp_power) with base={base:g}, "
+        f"exp_power={power:g} overflows (or is 0 ** negative); rescale the lengths or "
+        "choose base / exp_power (GraphRicciCurvature raises OverflowError there too)"
+    )
+
+
 class _GraphEstimator(BaseEstimator):
     """A curvature estimator: ``fit(G)`` takes a graph. For scikit-learn its input is pairwise
     (a square adjacency, sparse or dense) with non-negative entries."""
@@ -538,6 +587,7 @@ class _OrcParams(_GraphEstimator):
         )
         if edges is None:
             edges = graph.edges
+        _check_neighbour_weights(self, graph, graph.weights if weights is None else weights)
         if graph.directed:
             kappa, dist, status = _core.ollivier_ricci_directed(
                 *graph.dicsr(weights),
@@ -617,7 +667,9 @@ class OllivierRicci(_OrcParams):
     tol : float, default 1e-6
         ``"sinkhorn"`` stops when the L1 error of the plan's marginals is below ``tol``.
     exp_power, base : float
-        Neighbour weights ``base ** -(w ** exp_power)``; defaults 2 and e.
+        Neighbour weights ``base ** -(w ** exp_power)``; defaults 2 and e. A weight, or a
+        node's sum of them, beyond float64 (``base < 1`` with long edges) is a
+        ``ValueError`` (GraphRicciCurvature raises ``OverflowError``).
     weight : str, default "weight"
         networkx edge attribute holding lengths (missing: 1): real numbers (int, float, bool,
         ``fractions.Fraction``, NumPy real scalars), anything else a ``TypeError``.

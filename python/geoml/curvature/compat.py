@@ -25,9 +25,12 @@ exact (GraphRicciCurvature switches to Sinkhorn when both neighbourhoods exceed 
 (3, 1) needs millions of Sinkhorn iterations), so every edge gets the converged entropic value
 and an edge that still misses 1e-9 is a ``RuntimeWarning``, never silent (GraphRicciCurvature's
 POT call stops at 1000 iterations, POT's default, short of convergence on weighted graphs and
-on that arc, where POT warns: curvatures up to ~2e-3 off the converged entropic value on
+on that arc, where POT warns: curvatures up to ~4e-3 off the converged entropic value on
 random weighted graphs of 3 to 14 nodes, which geoml matches to 5e-9; geoml does not copy that
-stopping rule, whose result is an unconverged iterate that no other solver reproduces);
+stopping rule, whose result is an unconverged iterate that no other solver reproduces); with
+``alpha=0`` GraphRicciCurvature's ``"Sinkhorn"`` is not usable (POT's ``sinkhorn`` divides by
+the zero mass left on the node: curvatures near 1 with POT's "numerical errors" warning),
+geoml's is the entropic value there too;
 ``"ATD"`` on a directed graph's node without in- (out-) neighbours uses the node itself where
 GraphRicciCurvature divides by zero;
 ``compute_ricci_curvature_edges`` refuses pairs that are not edges of the graph (ValueError),

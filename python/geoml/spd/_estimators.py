@@ -114,7 +114,10 @@ def _check_y(y, n):
 def _check_weights(sample_weight, n):
     if sample_weight is None:
         return None
-    w = np.asarray(sample_weight, dtype=np.float64)
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "fiub":  # (strings were read as numbers, "1" as 1.0)
+        raise TypeError(f"sample_weight must hold real numbers; got dtype {w.dtype}")
+    w = w.astype(np.float64)
     if w.ndim == 0:
         w = np.full(n, float(w))
     if w.shape != (n,):

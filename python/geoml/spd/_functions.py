@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._validation import check_real
 from . import _linalg
 
 
@@ -192,13 +193,9 @@ def powm(X, p, *, n_jobs=None) -> np.ndarray:
 
 
 def check_power(p, *, allow_zero: bool = True) -> float:
-    """A finite float exponent (``TypeError`` / ``ValueError``)."""
-    if isinstance(p, bool):
-        raise TypeError(f"p must be a real number; got {p!r}")
-    try:
-        value = float(p)
-    except (TypeError, ValueError):
-        raise TypeError(f"p must be a real number; got {p!r}") from None
+    """A finite float exponent (``TypeError`` / ``ValueError``): a real number
+    (``_validation.check_real``; ``float`` read ``p="2"`` and ``p=[2.0]`` as 2)."""
+    value = check_real(p, "p", what="a real number")
     if not math.isfinite(value):
         raise ValueError(f"p must be finite; got {value!r}")
     if value == 0 and not allow_zero:

@@ -102,6 +102,45 @@ def raise_whitened(status: np.ndarray, X, name: str, n_jobs: int = 0) -> None:
     raise_status(status, name)
 
 
+def whitened_psd(
+    A, M, b, j, *, lower: bool = False, vectors: bool = False, name: str = "A", n_jobs: int = 0
+):
+    """The eigenvalues (and with ``vectors`` the eigenvectors) of the products
+    ``M[j] A[b] M[j]`` (``lower``: ``M[j] A[b] M[j]^T``) as positive semi-definite matrices,
+    in float64 NumPy, eigenvalues clipped at 0: for the pairs ``(b, j)`` (index arrays) that a
+    kernel pass refused as not numerically positive definite (status 3). The
+    Bures-Wasserstein passes whiten by a square root (``B^1/2 A B^1/2``, ``C^1/2 X C^1/2``,
+    ``R X R^T``): that product is positive semi-definite for SPD ``A`` and ``M`` and only
+    its square root is taken, so the condition numbers of ``A`` and ``M^2`` may multiply
+    beyond 1 / eps (``pairwise_distance(X, metric="wasserstein")`` of any matrix of
+    condition 1e8 was refused: its pair with itself has condition 1e16), where the
+    affine-invariant passes take a logarithm and need the product definite. ``A``'s own
+    error first when ``A`` is not SPD; a negative eigenvalue beyond rounding
+    (``8 n eps ||M||_F^2 ||A||_F``) is the whitening error of :func:`raise_whitened`."""
+    _, own = funm(A, func="sqrt", n_jobs=n_jobs)
+    raise_status(own, name)
+    Ad = A[b].astype(np.float64)
+    Md = np.asarray(M)[j].astype(np.float64)
+    Mt = Md.swapaxes(-1, -2) if lower else Md
+    with np.errstate(all="ignore"):
+        C = Md @ Ad @ Mt
+    C = 0.5 * (C + C.swapaxes(-1, -2))
+    if vectors:
+        w, V = np.linalg.eigh(C)
+    else:
+        w, V = np.linalg.eigvalsh(C), None
+    n = A.shape[-1]
+    eps = float(np.finfo(np.float64).eps)
+    bound = 8 * n * eps * np.linalg.norm(Md, axis=(-2, -1)) ** 2 * np.linalg.norm(Ad, axis=(-2, -1))
+    bad = ~(w[:, 0] >= -bound)
+    if bad.any():
+        status = np.zeros(A.shape[0], dtype=np.int8)
+        status[np.asarray(b)[bad]] = 3
+        raise_whitened(status, A, name, n_jobs)
+    w = np.maximum(w, 0.0)
+    return (w, V) if vectors else w
+
+
 # ----------------------------------------------------------------------- NumPy/LAPACK path
 def _check_np(A, sym_tol):
     """Status codes 0/1/2 of a (B, n, n) batch, in NumPy."""

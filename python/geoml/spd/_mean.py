@@ -76,8 +76,26 @@ def _single(M, func, power=1.0, n_jobs=0, name="mean"):
     return 0.5 * (F + F.T)
 
 
-def _wsum(X, w, M, func, n_jobs, name="X", lower=False):
+def _wsum(X, w, M, func, n_jobs, name="X", lower=False, psd=False):
     S, status = _linalg.funm_wsum(X, w, M, func=func, lower=lower, n_jobs=n_jobs)
+    if psd and (status == 3).any():
+        # the Bures-Wasserstein pass (func "sqrt"): M X M is positive semi-definite, only its
+        # square root is taken; products that the kernel refused as not numerically definite
+        # (the condition numbers of X and M^2 beyond 1 / eps: sets of condition 1e8 to 1e9
+        # were refused) are taken as semi-definite (_linalg.whitened_psd), the sum in NumPy
+        m = X.shape[0]
+        lam, V = _linalg.whitened_psd(
+            X,
+            np.asarray(M)[None],
+            np.arange(m),
+            np.zeros(m, dtype=np.int64),
+            lower=lower,
+            vectors=True,
+            name=name,
+            n_jobs=n_jobs,
+        )
+        S = np.einsum("b,bij,bj,bkj->ik", w, V, np.sqrt(lam), V)
+        return 0.5 * (S + S.T)
     if M is not None:
         _linalg.raise_whitened(status, X, name, n_jobs)  # (raise_status included)
     else:
@@ -542,7 +560,7 @@ def mean_wasserstein(
                 fac = _linalg.cholesky_pair(C[::-1, ::-1]) if n <= _linalg.SMALL_N else None
                 if fac is not None:
                     R = np.ascontiguousarray(fac[0][::-1, ::-1].T)
-                    T = _wsum(Xs, w, R, "sqrt", nj, lower=True)
+                    T = _wsum(Xs, w, R, "sqrt", nj, lower=True, psd=True)
                     if ae:
                         Ri = fac[1][::-1, ::-1].T
                         Cnew = Ri @ (T @ T) @ Ri.T
@@ -550,7 +568,7 @@ def mean_wasserstein(
                         Q = R @ _single(C, "invsqrt", n_jobs=nj)
                         Cnew = Q.T @ T @ Q
                 else:
-                    S = _wsum(Xs, w, _single(C, "sqrt", n_jobs=nj), "sqrt", nj)
+                    S = _wsum(Xs, w, _single(C, "sqrt", n_jobs=nj), "sqrt", nj, psd=True)
                     if ae:
                         Cm12 = _single(C, "invsqrt", n_jobs=nj)
                         Cnew = Cm12 @ (S @ S) @ Cm12
