@@ -972,6 +972,51 @@ def test_nndescent_iter_budget():
         run(-1.0)
 
 
+def test_nndescent_iter_budget_stops_at_a_start_without_structure():
+    """Under iter_budget (method="auto"), the clustered start stops at its first split when
+    that split is not local (over half the points nearly as close to a second centre): on
+    data without structure at the cells' scale (an isotropic Gaussian) the overlapping cells
+    cost about an exact search before NN-descent began (auto took 2.2x the exact search at
+    50,000 x 64). No iteration runs and "auto" searches exactly; on blobs the start goes on."""
+    from geoml.bench._harness import clustered
+
+    X = np.random.default_rng(0).normal(size=(40_000, 48)).astype(np.float32)
+    opts = _core.NNDescentOptions(target_recall=0.99, n_check=200, seed=0, iter_budget=5.0)
+    out = _core.nndescent(X, k=10, metric=_core.Metric.euclidean, options=opts, n_jobs=2)
+    assert out[2] == 0 and out[4] < 0.99 * out[3] * 10
+    res = geoml.knn(X, 10, method="auto", random_state=0)
+    assert res.recall_.method == "exact" and res.recall_.n_iter == 0
+    np.testing.assert_array_equal(res.indices, geoml.knn(X, 10).indices)
+    B = clustered(40_000, 64, seed=0)
+    res = geoml.knn(B, 15, method="auto", random_state=0)
+    assert res.recall_.method == "nndescent" and res.recall_.reached
+
+
+@pytest.mark.slow
+def test_nndescent_iter_budget_lets_a_second_partition_repair_a_stall():
+    """Under iter_budget, iterations that stall below the target from a clustered start go
+    on to the second partition (other cell boundaries) instead of giving up: 100 blobs of
+    1,000 points in 128-D (seed 0) start at recall 0.955 and one iteration moves 595 entries;
+    the budget's rate rule (miss shrinking by 1.002x per iteration) sent "auto" to an exact
+    search three times as slow as the partition, which reaches the target."""
+    from geoml._validation import random_seed
+    from geoml.bench._harness import clustered
+    from geoml.neighbors._knn import _auto_budget
+
+    X = clustered(100_000, 128, seed=0)
+    budget, seed = _auto_budget(*X.shape), random_seed(0)  # knn(method="auto", random_state=0)
+
+    def run(**kw):
+        opts = _core.NNDescentOptions(target_recall=0.99, n_check=500, seed=seed, **kw)
+        return _core.nndescent(X, k=15, metric=_core.Metric.euclidean, options=opts, n_jobs=2)
+
+    capped = run(iter_budget=budget)
+    assert capped[4] >= 0.99 * capped[3] * 15  # reached
+    assert 1 <= capped[2] < budget
+    # the same as the run without a budget, stopped after as many iterations
+    np.testing.assert_array_equal(capped[0], run(max_iter=int(capped[2]))[0])
+
+
 def test_auto_inner_product_self_first_is_exact(monkeypatch):
     """method="auto" with the point first in its own list under inner products (knn with
     exclude_self=False, KNNTransformer) searches exactly at any n: the approximate route

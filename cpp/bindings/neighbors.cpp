@@ -273,8 +273,9 @@ void bind_neighbors(py::module_& m) {
       .def_readwrite("max_iter", &NNDescentOptions::max_iter, "NN-descent iterations at most.")
       .def_readwrite("max_extra_trees", &NNDescentOptions::max_extra_trees,
                      "Trees added when the iterations stall below the target.")
-      .def_readwrite("iter_budget", &NNDescentOptions::iter_budget,
-                     "Stop short of the target once its iterations would pass this (0: never).")
+      .def_readwrite(
+          "iter_budget", &NNDescentOptions::iter_budget,
+          "Give up (0: never) past this many iterations, or at a clustered start without structure.")
       .def_readwrite("adaptive_trees", &NNDescentOptions::adaptive_trees,
                      "Trees added to a start one iteration cannot repair (0: none).")
       .def_readwrite("max_candidates", &NNDescentOptions::max_candidates,

@@ -197,7 +197,7 @@ class NNDescentOptions:
     @property
     def iter_budget(self) -> float:
         """
-        Stop short of the target once its iterations would pass this (0: never).
+        Give up (0: never) past this many iterations, or at a clustered start without structure.
         """
     @iter_budget.setter
     def iter_budget(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...

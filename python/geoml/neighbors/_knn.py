@@ -125,7 +125,10 @@ def _auto_budget(n: int, d: int) -> float:
     (2-core AMD EPYC, float32, k = 15, session 29): an iteration about ``n`` x 10 us at any d,
     the exact search about ``n^2 (0.3 + 0.0115 d)`` ns. On data of high intrinsic dimension
     (Gaussian, 16-128-D, n up to 100,000) NN-descent was slower than the exact search and
-    stalled at recall 0.58-0.99. A function of the shape only (and the rule of the recall
+    stalled at recall 0.58-0.99. Under a budget NN-descent also stops before any iteration
+    when the clustered start's first split finds no structure (the cells would overlap and
+    cost about an exact search), and does not stop at a stall the second partition repairs.
+    A function of the shape only (and the rules of the sampled recall and the split's counts
     only): the same graph for any thread count."""
     return n * (0.3 + 0.0115 * d) / 1e4
 
