@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
 from .. import _core
+from .._results import ExtraFields
 from .._validation import (
     as_float_array,
     as_real,
@@ -48,11 +50,17 @@ def _checked_product(Y, shape) -> np.ndarray:
     return Y
 
 
-@dataclass
-class EigshResult:
-    """Eigenpairs from :func:`eigsh`. Behaves like SciPy's ``(w, V)`` tuple: ``w, V = result``,
-    ``result[0]``, ``result[1]``, ``result[-1]``, ``len(result) == 2``; the other fields are
-    attributes only.
+class _EigshPair(NamedTuple):
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray
+
+
+class EigshResult(ExtraFields, _EigshPair):
+    """Eigenpairs from :func:`eigsh`: a tuple ``(eigenvalues, eigenvectors)``, as SciPy's
+    ``eigsh`` returns (``w, V = result``, ``result[0]``, ``result[1]``, ``result[-1]``,
+    ``len(result) == 2``, ``isinstance(result, tuple)``; named like the two fields of
+    ``numpy.linalg.eigh``'s result), with the solver's report as further attributes (kept by
+    ``_replace``, ``copy`` and ``pickle``).
 
     Attributes
     ----------
@@ -84,6 +92,67 @@ class EigshResult:
         inf when the check did not pass).
     """
 
+    n_iter: int
+    residual_norms: np.ndarray
+    converged: bool
+    n_matvec: int
+    anorm: float
+    check_passed: bool | None
+    n_added: int
+    check_block: int
+    check_steps: int
+    miss_gap: float
+
+    def __new__(
+        cls,
+        eigenvalues,
+        eigenvectors,
+        n_iter=0,
+        residual_norms=None,
+        converged=False,
+        n_matvec=0,
+        anorm=0.0,
+        check_passed=None,
+        n_added=0,
+        check_block=0,
+        check_steps=0,
+        miss_gap=math.inf,
+    ):
+        self = super().__new__(cls, eigenvalues, eigenvectors)
+        self.n_iter, self.residual_norms, self.converged = n_iter, residual_norms, converged
+        self.n_matvec, self.anorm, self.check_passed = n_matvec, anorm, check_passed
+        self.n_added, self.check_block, self.check_steps = n_added, check_block, check_steps
+        self.miss_gap = miss_gap
+        return self
+
+    def __repr__(self) -> str:
+        extra = ", ".join(f"{f}={getattr(self, f, None)!r}" for f in _REPORT_FIELDS)
+        return (
+            f"EigshResult(eigenvalues={self.eigenvalues!r}, "
+            f"eigenvectors=<array of shape {getattr(self.eigenvectors, 'shape', None)}>, {extra})"
+        )
+
+
+# EigshResult's attributes beyond the (eigenvalues, eigenvectors) pair, in order
+_REPORT_FIELDS = (
+    "n_iter",
+    "residual_norms",
+    "converged",
+    "n_matvec",
+    "anorm",
+    "check_passed",
+    "n_added",
+    "check_block",
+    "check_steps",
+    "miss_gap",
+)
+
+
+@dataclass
+class _EigshWork:
+    """The fields of an :class:`EigshResult` while the solvers and the check update them in
+    place; ``result()`` is the public tuple."""
+
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
     n_iter: int
@@ -96,16 +165,23 @@ class EigshResult:
     check_block: int = 0
     check_steps: int = 0
     miss_gap: float = math.inf
+    _solver: str | None = None  # the Laplacian route's solver, for its check
 
-    def __iter__(self):
-        yield self.eigenvalues
-        yield self.eigenvectors
+    def result(self) -> EigshResult:
+        return EigshResult(
+            self.eigenvalues, self.eigenvectors, *(getattr(self, f) for f in _REPORT_FIELDS)
+        )
 
-    def __len__(self) -> int:
-        return 2
 
-    def __getitem__(self, index):
-        return (self.eigenvalues, self.eigenvectors)[index]
+def _scale_shift(amax: float, dtype) -> int:
+    """0 when ``amax`` (the largest entry of A, or of a product with a unit vector) lies in
+    ``[2^-lim, 2^lim]``, ``lim`` = half of ``dtype``'s exponent range less 12; otherwise the
+    power of two that brings it near 1 (entries so small or large lose their digits in the
+    Lanczos dot products: A is scaled by ``2**shift``, exact, and the eigenvalues back)."""
+    lim = np.finfo(dtype).maxexp // 2 - 12
+    if amax > 0 and not 2.0**-lim <= amax <= 2.0**lim:
+        return -int(np.frexp(amax)[1])
+    return 0
 
 
 def _default_tol(dtype) -> float:
@@ -175,6 +251,27 @@ def _symmetry_error(A) -> float:
     return float(num / den) if den > 0 else 0.0
 
 
+def _symmetric_part(A, asym: float):
+    """``A`` (CSR or dense) when it is exactly symmetric (``asym``, its
+    :func:`_symmetry_error`, is 0); ``(A + A.T) / 2`` in A's dtype when ``0 < asym <= 1e-8``
+    (rounding in how ``A`` was formed: solved as given, its residuals could stay above ``tol``
+    and Lanczos run out of restarts); ``ValueError`` above."""
+    if asym > 1e-8:
+        raise ValueError(
+            "A is not symmetric (max |A - A.T| > 1e-8 max |A|); eigsh needs a "
+            "symmetric matrix: pass (A + A.T) / 2"
+        )
+    if not asym > 0:
+        return A
+    half = A.dtype.type(0.5)
+    if not sp.issparse(A):
+        return np.ascontiguousarray((A + A.T) * half)  # (a + b) * 0.5: exactly symmetric
+    B = sp.csr_matrix(A + A.T, dtype=A.dtype)
+    B.sum_duplicates()
+    B.data *= half
+    return B
+
+
 def _unshared(B: sp.csr_matrix, A) -> sp.csr_matrix:
     """``B``, or a copy of it when its arrays share memory with the sparse matrix ``A``'s (so
     that in-place SciPy methods on it, ``sum_duplicates``, ``eliminate_zeros``,
@@ -207,15 +304,16 @@ def _as_csr(A, name: str, dtype=None) -> sp.csr_matrix:
     return A
 
 
-def _block_product(op, data, indptr, indices, n, dtype, nt):
+def _block_product(op, data, indptr, indices, n, dtype, nt, op_shift=0):
     """matmat(X) -> A X (float64) for a float64 (n, b) block: one pass over a CSR matrix for
     all b columns (geoml's row-parallel CSR block product, thread-count independent), a GEMM
-    for a dense matrix, ``op.matmat`` for a LinearOperator."""
+    for a dense matrix, ``op.matmat`` for a LinearOperator (times ``2**op_shift``)."""
     if op is not None:
 
         def matmat(X):
             Y = _checked_product(op.matmat(X.astype(dtype)), X.shape)
-            return np.asarray(Y, dtype=np.float64)
+            Y = np.asarray(Y, dtype=np.float64)
+            return np.ldexp(Y, op_shift) if op_shift else Y
 
     elif indptr is not None:
 
@@ -683,9 +781,12 @@ def eigsh(
     ----------
     A : sparse matrix, ndarray or scipy.sparse.linalg.LinearOperator of shape (n, n)
         Symmetric. Sparse (any format) and dense input must be symmetric to within
-        ``1e-8`` relative (else ``ValueError``; symmetrise with ``(A + A.T) / 2``). A
-        ``LinearOperator`` is trusted to be symmetric; its ``matvec`` is called from the
-        solver with the GIL held. float32 stays float32 (eigenvalues and eigenvectors,
+        ``1e-8`` relative (else ``ValueError``; symmetrise with ``(A + A.T) / 2``); input
+        that is not exactly symmetric is solved as ``(A + A.T) / 2`` (the residuals are
+        those of that matrix). A ``LinearOperator`` is trusted to be symmetric; its
+        ``matvec`` is called from the solver with the GIL held (its products are scaled by
+        a power of two when the first one's entries lie beyond ``2^+-500``, as sparse and
+        dense input's entries are). float32 stays float32 (eigenvalues and eigenvectors,
         computed with float64 recurrences), everything else becomes float64.
         A CuPy array or ``cupyx.scipy.sparse`` matrix runs the same algorithm on the GPU (CSR
         SpMV kernel from ``geoml._cuda``, Lanczos vectors on the device, CuPy's current
@@ -812,14 +913,14 @@ def _eigsh(
             check_block=check_block,
             check_steps=check_steps,
         )
-        out = EigshResult(*out)
+        out = _EigshWork(*out)
         if A.dtype == np.float32:  # float32 eigenvalues, as SciPy's eigsh
             out.eigenvalues = out.eigenvalues.astype(np.float32)
         if report is not None:
             out.check_passed, out.n_added = report.passed, report.n_added
             out.check_block, out.check_steps = report.block, report.steps
             out.miss_gap = report.miss_gap
-        return out
+        return out.result()
     if not isinstance(which, str) or which not in _core.Which.__members__:
         raise ValueError(f"which={which!r}; choose 'LA', 'SA' or 'LM'")
     callback = indptr = indices = None
@@ -832,24 +933,25 @@ def _eigsh(
             raise TypeError("complex LinearOperators are not supported (real symmetric only)")
         op = A
 
+        op_shift = [None]  # the operator's products are scaled by 2**shift, as data below
+
         def callback(x):
             y = np.asarray(op.matvec(x)).reshape(-1)
             if y.shape != (n,):
                 raise ValueError(f"A.matvec returned shape {y.shape}; expected ({n},)")
             if not np.isfinite(y).all():
                 raise ValueError("A.matvec returned NaN or infinity")
-            return y.astype(dtype, copy=False)
+            y = y.astype(dtype, copy=False)
+            if op_shift[0] is None:  # decided on the first non-zero product (x has norm 1)
+                op_shift[0] = _scale_shift(float(np.abs(y).max()), dtype)
+            return np.ldexp(y, op_shift[0]).astype(dtype, copy=False) if op_shift[0] else y
 
         data = None
     elif sp.issparse(A):
         A = _as_csr(A, "A")
         n = A.shape[0]
         dtype = A.dtype.type
-        if _symmetry_error(A) > 1e-8:
-            raise ValueError(
-                "A is not symmetric (max |A - A.T| > 1e-8 max |A|); eigsh needs a "
-                "symmetric matrix: pass (A + A.T) / 2"
-            )
+        A = _symmetric_part(A, _symmetry_error(A))
         data, indptr, indices = A.data, A.indptr, A.indices
         if indptr.dtype != np.int64:
             indptr, indices = indptr.astype(np.int32), indices.astype(np.int32)
@@ -859,22 +961,19 @@ def _eigsh(
             raise ValueError(f"A must be square; got shape {data.shape}")
         n = data.shape[0]
         dtype = data.dtype.type
-        if _symmetry_error(data) > 1e-8:
-            raise ValueError(
-                "A is not symmetric (max |A - A.T| > 1e-8 max |A|); eigsh needs a "
-                "symmetric matrix: pass (A + A.T) / 2"
-            )
+        data = _symmetric_part(data, _symmetry_error(data))
     k, tol, max_iter, ncv = _check_solver_args(n, k, tol, max_iter, ncv, dtype, "numpy")
     check, check_block, check_steps = _check_check_args(check, check_block, check_steps)
     # Entries so small (or large) that their squares leave the normal range (e.g. 1e-305)
     # lose their digits in the Lanczos dot products: scale A by a power of two (exact), and the
     # eigenvalues back. Ordinary matrices are not touched.
+    # A LinearOperator's products are scaled the same way, by the shift its first non-zero
+    # product calls for (the start vector has norm 1, so that product's magnitude is about
+    # ||A|| / sqrt(n) or more; ``_scale_shift`` leaves a margin of 2^12).
     shift = 0  # A is multiplied by 2**shift (ldexp: exact, and 2**shift itself may overflow)
     if data is not None and data.size:
-        amax = float(np.abs(data).max())
-        lim = np.finfo(dtype).maxexp // 2 - 12
-        if amax > 0 and not 2.0**-lim <= amax <= 2.0**lim:
-            shift = -int(np.frexp(amax)[1])
+        shift = _scale_shift(float(np.abs(data).max()), dtype)
+        if shift:
             data = np.ldexp(data, shift).astype(dtype, copy=False)
     if which in ("SA", "LA") and indptr is not None and v0 is None and ncv is None and not shift:
         # a graph Laplacian (SA) or normalised adjacency (LA) takes the Laplacian route
@@ -899,9 +998,8 @@ def _eigsh(
                     check_block,
                     check_steps,
                 )
-            del routed._solver
             routed.eigenvalues = routed.eigenvalues.astype(dtype, copy=False)
-            return routed
+            return routed.result()
     ncv_user = ncv
     if ncv is None:  # 32 rather than the solver's 20: ~30% fewer products for k <= 15
         ncv = min(max(2 * k + 1, 32), n)
@@ -954,6 +1052,8 @@ def _eigsh(
         w, V, res, n_iter, n_mv, conv, anorm, _ = out
         V = V.reshape(n, k)
         report = None
+    if callback is not None:
+        shift = op_shift[0] or 0
     if filtered is None and check and (conv or n_iter < max_iter):
         matmat = _block_product(
             A if callback is not None else None,
@@ -963,6 +1063,7 @@ def _eigsh(
             n,
             dtype,
             check_n_jobs(n_jobs),
+            op_shift=shift if callback is not None else 0,
         )
         w, V, res, report, anorm = _run_check(
             matmat,
@@ -986,7 +1087,7 @@ def _eigsh(
         w, res = np.ldexp(w, -shift).astype(dtype), np.ldexp(res, -shift).astype(res.dtype)
         anorm = math.ldexp(anorm, -shift)
     # float32 input gives float32 eigenvalues, as SciPy's eigsh (computed in float64)
-    out = EigshResult(
+    out = _EigshWork(
         w.astype(dtype, copy=False), V, int(n_iter), res, bool(conv), int(n_mv), float(anorm)
     )
     if report is not None:
@@ -1006,7 +1107,7 @@ def _eigsh(
             RuntimeWarning,
             stacklevel=user_stacklevel(),
         )
-    return out
+    return out.result()
 
 
 # ----------------------------------------------------------------------------- Laplacians

@@ -282,6 +282,10 @@ def _ritz(Q, AQ, which):
     return theta[order], array_module(Q).asarray(np.ascontiguousarray(Y[:, order]))
 
 
+# residuals below this times ||A|| are at float64's rounding level (eigsh's warnings say so too)
+_ROUNDING_LEVEL = 100 * float(np.finfo(np.float64).eps)
+
+
 def deflated_check(
     matmat,
     n: int,
@@ -301,7 +305,8 @@ def deflated_check(
     max_cycles: int = 200,
 ):
     """Checks (and completes) the k pairs ``(w, V)`` with residuals ``res``: returns
-    (w, V, report); pairs with ``res > tol * anorm`` are dropped and found again.
+    (w, V, report); pairs with ``res > max(tol, 100 eps) * anorm`` are dropped and found
+    again.
 
     ``matmat(X)`` returns A X (float64) for an (n, b) float64 block. ``budget``: products
     a passing check may spend on restarts (the first cycle is always run). ``V`` is a NumPy
@@ -310,8 +315,13 @@ def deflated_check(
     xp = array_module(V)
     report = CheckReport(block=block, steps=steps)
     scale = max(anorm, np.finfo(np.float64).tiny)
-    # pairs that did not converge are dropped (and found again below)
-    ok = to_host(res) <= tol * scale
+    # pairs that did not converge are dropped (and found again below); a residual at float64's
+    # rounding level (<= 100 eps ||A||) counts as converged here and when the check locks a
+    # pair: found again it would not get lower (with tol = 0, i.e. 10 eps, the check dropped
+    # such Lanczos pairs, could not converge them again and failed after ~20 s, warning of a
+    # missed eigenvalue; eigsh now reports converged=False against tol, a rounding warning)
+    tol_lock = max(tol, _ROUNDING_LEVEL)
+    ok = to_host(res) <= tol_lock * scale
     W_all = to_host(w).astype(np.float64)[ok].copy()
     V_all = xp.array(V[:, xp.asarray(np.flatnonzero(ok))], dtype=np.float64)
     space = _Space(V_all)
@@ -395,7 +405,7 @@ def deflated_check(
             U = Q @ Y[:, :m]
             R = AQ @ Y[:, :m] - U * xp.asarray(theta[:m])
             res = to_host(xp.sqrt((R * R).sum(axis=0)))
-            conv = res <= tol * scale
+            conv = res <= tol_lock * scale
             # lock the converged leading pairs (in order, so the space stays consistent)
             nconv = int(np.argmin(conv)) if not conv.all() else m
             if nconv:

@@ -27,6 +27,7 @@ from ._eigsh import (
     EigshResult,
     _as_csr,
     _check_tol,
+    _EigshWork,
     _rounding_note,
     _unshared,
 )
@@ -259,6 +260,32 @@ def laplacian_eigsh(
     >>> np.round(w, 6)
     array([0.      , 0.      , 0.000987])
     """
+    return _laplacian_eigsh(
+        W,
+        k,
+        kind=kind,
+        tol=tol,
+        method=method,
+        max_iter=max_iter,
+        random_state=random_state,
+        n_jobs=n_jobs,
+        check=check,
+    ).result()
+
+
+def _laplacian_eigsh(
+    W,
+    k,
+    *,
+    kind,
+    tol,
+    method,
+    max_iter,
+    random_state,
+    n_jobs,
+    check,
+) -> _EigshWork:
+    """:func:`laplacian_eigsh`'s work, its fields still open to the routes' changes."""
     if kind not in _KINDS:
         raise ValueError(f"kind={kind!r}; choose 'symmetric', 'combinatorial' or 'random_walk'")
     if method not in _METHODS:
@@ -305,7 +332,7 @@ def laplacian_eigsh(
     # overflowed in the norm's squares: inf, and converged=False on eigsh's route), then
     # the eigenvalues, residuals and scale back by 2^shift (exact)
     res = _residual_norms(Ws, d, solve_kind, w, V, nt)
-    out = EigshResult(w, V, int(info["n_iter"]), res, bool(conv), int(info["n_matvec"]), anorm)
+    out = _EigshWork(w, V, int(info["n_iter"]), res, bool(conv), int(info["n_matvec"]), anorm)
     out._solver = info.get("method")  # for eigsh's check on the Laplacian route
     if check and conv and out._solver == "lanczos":
         _check_laplacian(out, Ws, d, solve_kind, k, tol, random_seed(random_state), nt)
@@ -374,7 +401,7 @@ def _checked(W, k, kind, got, *, tol, random_state, n_jobs, who="geoml"):
     tol = _check_tol(tol, np.float64)
     res = _residual_norms(W, d, kind, w, V, nt)
     anorm = float(d.max()) if kind == "combinatorial" else 1.0
-    out = EigshResult(w, np.ascontiguousarray(V), 0, res, True, int(info["n_matvec"]), anorm)
+    out = _EigshWork(w, np.ascontiguousarray(V), 0, res, True, int(info["n_matvec"]), anorm)
     out._solver = "lanczos"
     failed = _CHECK_FAILED_ARRAY.format(who=who)
     _check_laplacian(out, W, d, kind, k, tol, random_seed(random_state), nt, failed)
@@ -441,10 +468,11 @@ def _laplacian_route(A, k, *, tol, max_iter, random_state, n_jobs):
     kind, W = found
     if k >= W.shape[0]:
         return None
-    out = laplacian_eigsh(
+    out = _laplacian_eigsh(
         W,
         k,
         kind=kind,
+        method="auto",
         tol=tol,
         max_iter=max_iter,
         random_state=random_state,
@@ -493,10 +521,11 @@ def _adjacency_route(A, k, *, tol, max_iter, random_state, n_jobs):
     P = _adjacency_structure(A)
     if P is None or k >= P.shape[0]:
         return None
-    out = laplacian_eigsh(
+    out = _laplacian_eigsh(
         P,
         k,
         kind="symmetric",
+        method="auto",
         tol=tol,
         max_iter=max_iter,
         random_state=random_state,
