@@ -235,8 +235,9 @@ def test_laplacian_eigsh_identical_copies_converge(weights, copies, extra):
 
 
 def test_laplacian_eigsh_tol_below_rounding_says_so():
-    """tol = 0 (raised to 10 eps) is below what float64 reaches on this graph (residuals
-    2-4e-15): the result is flagged and the warning says why and which tol to ask for."""
+    """tol = 1e-17 (raised to 10 eps) is below what float64 reaches on this graph (residuals
+    2-4e-15): the result is flagged and the warning says why and which tol to ask for.
+    (``tol=0`` means 100 eps since session 30: SciPy's "machine precision".)"""
     from geoml.spectral._eigsh import _rounding_note
 
     X = swiss_roll(150, 1)
@@ -245,7 +246,7 @@ def test_laplacian_eigsh_tol_below_rounding_says_so():
     for seed in (0, 3):
         with warnings.catch_warnings(record=True) as got:
             warnings.simplefilter("always")
-            out = geoml.laplacian_eigsh(W, 8, tol=0, random_state=seed)
+            out = geoml.laplacian_eigsh(W, 8, tol=1e-17, random_state=seed)
         assert out.residual_norms.max() <= 100 * np.finfo(float).eps
         if not out.converged:
             flagged += 1

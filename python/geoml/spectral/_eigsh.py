@@ -206,10 +206,14 @@ def _rounding_note(
     return f"; {advice}, or loosen tol" if advice else "; loosen tol"
 
 
-def _check_tol(tol, dtype) -> float:
-    """The solver tolerance: None -> 1e-10 (float64) / 1e-5 (float32); >= 0, raised to
-    ``10 eps``."""
-    return check_tol(tol, default=_default_tol(dtype), dtype=dtype, allow_zero=True)
+def _check_tol(tol, dtype, allow_zero: bool = True) -> float:
+    """The solver tolerance: None -> 1e-10 (float64) / 1e-5 (float32); 0 (SciPy's "machine
+    precision") -> ``100 eps``, the level Lanczos' computed residuals reach (5-40 eps ||A||
+    measured; with the ``10 eps`` floor ``tol=0`` ran every restart cycle and then warned);
+    other values raised to ``10 eps``."""
+    value = check_tol(tol, default=_default_tol(dtype), allow_zero=allow_zero)
+    eps = float(np.finfo(dtype).eps)
+    return 100 * eps if value == 0 else max(value, 10 * eps)
 
 
 def _check_solver_args(n, k, tol, max_iter, ncv, dtype, xp_name: str, allow_zero_tol=True):
@@ -219,7 +223,7 @@ def _check_solver_args(n, k, tol, max_iter, ncv, dtype, xp_name: str, allow_zero
         raise ValueError(f"A is {n} x {n}; eigsh needs n >= 2 (use numpy.linalg.eigh)")
     hint = f" (A is {n} x {n}; for all eigenpairs use {xp_name}.linalg.eigh)"
     k = check_int(k, "k", low=1, high=n - 1, hint=hint)
-    tol = check_tol(tol, default=_default_tol(dtype), dtype=dtype, allow_zero=allow_zero_tol)
+    tol = _check_tol(tol, dtype, allow_zero_tol)
     max_iter = 1000 if max_iter is None else check_int(max_iter, "max_iter", low=1)
     if ncv is not None:
         ncv = check_int(ncv, "ncv", low=k + 2, high=n)
@@ -807,8 +811,9 @@ def eigsh(
         without isolated nodes (eigenvalues ``1 - mu`` for the Laplacian's smallest
         ``mu``; eigenvalue 1 once per component, exactly).
     tol : float, optional
-        Relative residual tolerance. Default ``1e-10`` (float64) or ``1e-5`` (float32); values
-        below ``10 * eps`` of the dtype are raised to it.
+        Relative residual tolerance. Default ``1e-10`` (float64) or ``1e-5`` (float32);
+        ``0`` (SciPy's "machine precision") means ``100 * eps`` of the dtype, the rounding
+        level of the computed residuals; other values below ``10 * eps`` are raised to it.
     max_iter : int, optional
         Restart cycles at most (default 1000). When they run out the best pairs found are
         returned with ``converged=False`` and a ``RuntimeWarning``. On the Laplacian route
