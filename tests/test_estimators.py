@@ -303,13 +303,17 @@ def test_cpu_and_gpu_paths_share_the_seed():
 
 
 def test_check_tol():
-    # the spectral CPU solver: None -> default, 0 allowed, raised to 10 eps
+    # the spectral CPU solver: None -> default; 0 (SciPy's "machine precision") -> 100 eps;
+    # other values raised to 10 eps
     from geoml.ot import _check_tol as ot_tol
     from geoml.spectral._eigsh import _check_tol as spectral_tol
 
     assert spectral_tol(None, np.float64) == 1e-10
     assert spectral_tol(None, np.float32) == 1e-5
-    assert spectral_tol(0, np.float64) == 10 * np.finfo(np.float64).eps
+    assert spectral_tol(0, np.float64) == 100 * np.finfo(np.float64).eps
+    assert spectral_tol(0, np.float32) == 100 * np.finfo(np.float32).eps
+    assert spectral_tol(1e-20, np.float64) == 10 * np.finfo(np.float64).eps
+    assert spectral_tol(1e-14, np.float64) == 1e-14
     with pytest.raises(ValueError, match="non-negative"):
         spectral_tol(-1e-3, np.float64)
     with pytest.raises(ValueError, match="non-negative"):

@@ -247,8 +247,9 @@ def eigsh(
     """``geoml.eigsh`` for a CuPy dense array or a ``cupyx.scipy.sparse`` matrix.
 
     Same parameters and convergence test as the CPU solver (``tol`` default ``1e-10`` for
-    float64, ``1e-5`` for float32, raised to ``10 eps``; ``max_iter`` restart cycles, default
-    1000; ``ncv`` default ``max(2 k + 1, 20)``). float32 stays float32, other dtypes become
+    float64, ``1e-5`` for float32, ``0`` meaning ``100 eps``, others raised to ``10 eps``;
+    ``max_iter`` restart cycles, default 1000; ``ncv`` default ``max(2 k + 1, 20)``).
+    float32 stays float32, other dtypes become
     float64. Runs on CuPy's current stream; each Lanczos step reads back a few scalars (norms,
     the projection coefficients), which synchronises that stream.
 
