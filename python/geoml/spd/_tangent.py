@@ -4,6 +4,7 @@ and pyRiemann's tangent-space vectorisation."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -297,8 +298,6 @@ def _bw_ode(T, A, B, tol):
             break
         prev = cur
     if err > tol:
-        import warnings
-
         warnings.warn(
             f"transport(metric='wasserstein'): the geodesic ODE reached a change of {err:.1e} "
             f"(tol={tol:g}) at {steps} steps; the points may be nearly singular",
@@ -332,8 +331,6 @@ def _check_bw_isometry(T, out, A, B):
         err = np.where(ga > 0, np.abs(gb - ga) / ga, np.abs(gb))
     worst = float(np.max(err)) if err.size else 0.0
     if not worst <= _BW_ISOMETRY_TOL:
-        import warnings
-
         warnings.warn(
             "transport(metric='wasserstein'): the integrated transport changes a tangent "
             f"vector's squared norm by {worst:.1e} (relative; an exact transport keeps it): "
