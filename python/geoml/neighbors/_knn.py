@@ -101,6 +101,13 @@ def _with_recall(res: KNNResult, recall: RecallEstimate) -> ApproxKNNResult:
     return out
 
 
+def _exact_recall(res: KNNResult, target: float, n_iter: int = 0) -> ApproxKNNResult:
+    """An exact search's result as ``method="auto"`` returns it (recall 1, ``"exact"``;
+    ``n_iter`` NN-descent iterations paid before it)."""
+    n = res[0].shape[0]
+    return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", n_iter))
+
+
 def _check_method(method, target_recall) -> float:
     if not isinstance(method, str) or method not in _METHODS:
         raise ValueError(f"method={method!r}; choose 'exact', 'nndescent' or 'auto'")
@@ -203,19 +210,15 @@ def _knn_method(X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, 
     if method == "auto" and (
         not approx_ok or self_first_ip or (small and exclude_self is not False)
     ):
-        res = _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose)
-        n = res[0].shape[0]
-        return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
+        return _exact_recall(_knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose), target)
 
     def search(kk):  # the kk neighbours of each point other than itself
-        if small:  # "auto" below its exact threshold, each point first (the layout below)
-            ex = _knn_checked(X, kk, None, metric, True, n_jobs, verbose)
-            n = ex[0].shape[0]
-            return _with_recall(ex, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
+        n_iter = 0  # NN-descent iterations paid before an exact search
         if method == "nndescent":
             return _knn_approx(X, kk, metric, target, random_state, n_jobs, verbose)
-        # "auto": NN-descent while it reaches the target within an exact search's cost
-        n, budget = X.shape[0], _auto_budget(*X.shape)
+        # "auto" (below its exact threshold: exact, each point first, the layout below), else
+        # NN-descent while it reaches the target within an exact search's cost
+        budget = 0.0 if small else _auto_budget(*X.shape)
         if budget > _MAX_ITER:
             return _knn_approx(X, kk, metric, target, random_state, n_jobs, verbose)
         if budget >= 2:
@@ -231,10 +234,8 @@ def _knn_method(X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, 
                     file=sys.stderr,
                     flush=True,
                 )
-        else:
-            n_iter = 0
         ex = _knn_checked(X, kk, None, metric, True, n_jobs, verbose)
-        return _with_recall(ex, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", n_iter))
+        return _exact_recall(ex, target, n_iter)
 
     if exclude_self is False:  # the point itself first, then its k - 1 approximate neighbours
         _, _, k = _knn_checks(X.shape[0], k, False, metric, False)
@@ -249,7 +250,7 @@ def _knn_method(X, k, Y, metric, exclude_self, n_jobs, verbose, method, target, 
             res = KNNResult(
                 *_prepend_self(X, (np.empty((n, 0), np.int64), np.empty((n, 0), X.dtype)), metric)
             )
-            return _with_recall(res, RecallEstimate(1.0, 1.0, 1.0, n, target, True, "exact", 0))
+            return _exact_recall(res, target)
         res = search(k - 1)
         return _with_recall(KNNResult(*_prepend_self(X, res, metric)), res.recall_)
     return search(k)
