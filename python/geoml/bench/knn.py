@@ -478,14 +478,19 @@ def _drop_self(idx, rows):
     return out
 
 
-def _recall(X, sample, kth, idx):
-    """Tie-aware recall of the sampled rows' lists: a neighbour counts when it is no farther
-    than the true k-th neighbour."""
-    Xs = X[sample].astype(np.float64)
-    rows = idx[sample]
-    ok = rows >= 0
-    D = np.sqrt(((X[np.where(ok, rows, 0)].astype(np.float64) - Xs[:, None, :]) ** 2).sum(-1))
-    return float(((kth[:, None] * (1 + 1e-5) + 1e-6 >= D) & ok).mean())
+def _recall(X, sample, kth, idx, chunk=8192):
+    """Tie-aware recall of the sampled rows' lists (``idx`` holds every row's list): a
+    neighbour counts when it is no farther (float64) than the true k-th neighbour ``kth``
+    (one per sampled row); the row itself and -1 entries never count."""
+    hits = 0
+    for s in range(0, len(sample), chunk):
+        at = np.asarray(sample[s : s + chunk])
+        rows = idx[at]
+        ok = (rows >= 0) & (rows != at[:, None])
+        Xs = X[at].astype(np.float64)
+        D = np.sqrt(((X[np.where(ok, rows, 0)].astype(np.float64) - Xs[:, None, :]) ** 2).sum(-1))
+        hits += int(((kth[s : s + chunk, None] * (1 + 1e-5) + 1e-6 >= D) & ok).sum())
+    return hits / (len(sample) * idx.shape[1])
 
 
 def main_approx(args):
@@ -683,25 +688,6 @@ def _auto_dataset(name, n, d):
     raise SystemExit(f"unknown data set {name!r}: choose gaussian, clustered, swissroll, manifold")
 
 
-def _pair_distances(X, idx, chunk=8192):
-    """float64 distance of each row of X to each of its listed neighbours (idx (n, k))."""
-    out = np.empty(idx.shape, dtype=np.float64)
-    for s in range(0, X.shape[0], chunk):
-        A = X[s : s + chunk].astype(np.float64)
-        B = X[idx[s : s + chunk]].astype(np.float64)
-        out[s : s + chunk] = np.sqrt(((B - A[:, None, :]) ** 2).sum(-1))
-    return out
-
-
-def _tie_recall(X, kth, idx):
-    """Tie-aware recall@k over every point: a listed neighbour (not the point itself) counts
-    when its float64 distance is at most the true k-th neighbour distance ``kth``."""
-    n = X.shape[0]
-    ok = (idx >= 0) & (idx != np.arange(n)[:, None])
-    D = _pair_distances(X, np.where(ok, idx, 0))
-    return float(((kth[:, None] * (1 + 1e-5) + 1e-6 >= D) & ok).mean())
-
-
 def run_auto(ds, n, d, k, repeats, tools, nt):
     """One data set and shape: geoml exact / nndescent / auto and the anchors, same data, same
     process (warm-up, ``repeats``, median), every tool on ``nt`` threads; recall@k of each
@@ -716,8 +702,9 @@ def run_auto(ds, n, d, k, repeats, tools, nt):
         return res, any(issubclass(w.category, RuntimeWarning) for w in caught)
 
     t, (ex, _) = timeit(lambda: geoml_run("exact"), repeats=repeats)
-    kth = _pair_distances(X, ex.indices[:, -1:])[:, 0]
-    rows.append({"tool": "geoml exact", "time_s": t, "recall": _tie_recall(X, kth, ex.indices)})
+    every = np.arange(n)
+    kth = np.sqrt(((X[ex.indices[:, -1]].astype(np.float64) - X.astype(np.float64)) ** 2).sum(-1))
+    rows.append({"tool": "geoml exact", "time_s": t, "recall": _recall(X, every, kth, ex.indices)})
     for method in ("nndescent", "auto"):
         t, (res, warned) = timeit(lambda m=method: geoml_run(m), repeats=repeats)
         rec = res.recall_
@@ -725,7 +712,7 @@ def run_auto(ds, n, d, k, repeats, tools, nt):
             {
                 "tool": f"geoml {method}",
                 "time_s": t,
-                "recall": _tie_recall(X, kth, res.indices),
+                "recall": _recall(X, every, kth, res.indices),
                 "route": rec.method,
                 "n_iter": rec.n_iter,
                 "recall_estimate": rec.estimate,
@@ -749,7 +736,7 @@ def run_auto(ds, n, d, k, repeats, tools, nt):
             {
                 "tool": f"sklearn NearestNeighbors ({fit['algorithm']})",
                 "time_s": t,
-                "recall": _tie_recall(X, kth, si),
+                "recall": _recall(X, every, kth, si),
             }
         )
     if "pynndescent" in tools:
@@ -763,7 +750,7 @@ def run_auto(ds, n, d, k, repeats, tools, nt):
         # the warm-up call also compiles (numba JIT, cached across sizes in this process)
         t, (pi, _) = timeit(pynn_run, repeats=repeats)
         pi = _drop_self(pi, np.arange(n))
-        rows.append({"tool": "pynndescent", "time_s": t, "recall": _tie_recall(X, kth, pi)})
+        rows.append({"tool": "pynndescent", "time_s": t, "recall": _recall(X, every, kth, pi)})
     by = {r["tool"]: r["time_s"] for r in rows}
     t_auto = by["geoml auto"]
     best_geoml = min(by["geoml exact"], by["geoml nndescent"])
