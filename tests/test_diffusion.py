@@ -477,6 +477,34 @@ def test_mds_landmarks():
     np.testing.assert_allclose(a.embedding_, b.embedding_, atol=1e-6)
 
 
+def test_mds_precomputed_reads_a_rounding_level_diagonal_as_zero():
+    """Distances through the Gram matrix (sqrt(|x|^2 + |y|^2 - 2 x.y)) leave ~1e-8 |x| on the
+    diagonal; scikit-learn's MDS ignores the diagonal. geoml reads a diagonal up to 1e-8 of the
+    largest entry as 0 (the user's array untouched) and refuses a larger one."""
+    manifold = pytest.importorskip("sklearn.manifold")
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((60, 4)) + 5.0
+    D = euclid(X)
+    scale = D.max()
+    Dn = D.copy()
+    Dn[np.diag_indices(60)] = rng.uniform(0, 1e-9 * scale, 60)
+    Dn_before = Dn.copy()
+    Y0 = rng.uniform(size=(60, 2))
+    for kw in ({"init": "classical"}, {"init": Y0}):
+        ref = geoml.MDS(dissimilarity="precomputed", random_state=0, **kw).fit(D)
+        got = geoml.MDS(dissimilarity="precomputed", random_state=0, **kw).fit(Dn)
+        np.testing.assert_array_equal(got.embedding_, ref.embedding_)
+        assert got.stress_ == ref.stress_
+    np.testing.assert_array_equal(Dn, Dn_before)
+    # scikit-learn from the same start: the same configuration with the noisy diagonal
+    Yr = manifold.smacof(Dn, metric=True, init=Y0.copy(), n_init=1, max_iter=300, eps=1e-6)[0]
+    Y = geoml.MDS(dissimilarity="precomputed", init=Y0, max_iter=300, eps=1e-6).fit(Dn)
+    np.testing.assert_allclose(Y.embedding_, Yr, atol=1e-7 * np.abs(Yr).max())
+    Dn[0, 0] = 1e-7 * scale
+    with pytest.raises(ValueError, match="non-zero diagonal"):
+        geoml.MDS(dissimilarity="precomputed").fit(Dn)
+
+
 def test_mds_bad_input():
     X = np.random.default_rng(0).standard_normal((20, 3))
     with pytest.raises(ValueError, match="n_components"):

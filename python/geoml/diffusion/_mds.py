@@ -56,7 +56,10 @@ def _sq_dists(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 def _check_dissimilarities(D, name: str = "D") -> np.ndarray:
-    """A dense, square, symmetric, non-negative, finite dissimilarity matrix (float32/64)."""
+    """A dense, square, symmetric, non-negative, finite dissimilarity matrix (float32/64).
+
+    Asymmetry and a diagonal up to ``1e-8`` of the largest entry (rounding) are accepted; such
+    a diagonal is set to 0 on a copy."""
     if sp.issparse(D):
         raise TypeError(
             f"{name} is a sparse matrix; MDS needs every dissimilarity: pass a dense array"
@@ -71,10 +74,18 @@ def _check_dissimilarities(D, name: str = "D") -> np.ndarray:
         raise ValueError(f"{name} has entries above {_MAX_ABS:g}: rescale it (squares overflow)")
     if np.abs(D - D.T).max() > 1e-8 * max(scale, 1e-300):
         raise ValueError(f"{name} is not symmetric; pass (D + D.T) / 2")
-    if np.diagonal(D).any():
-        raise ValueError(
-            f"{name} has a non-zero diagonal; the dissimilarity of a point to itself must be 0"
-        )
+    diag = np.abs(np.diagonal(D))
+    if diag.any():
+        # a diagonal at rounding level (distances from a Gram matrix: sqrt(|x|^2 + |x|^2 -
+        # 2 x.x) is ~1e-8 |x|, not 0) is read as 0, on a copy; a real one is refused
+        top = float(diag.max())
+        if top > 1e-8 * scale:
+            raise ValueError(
+                f"{name} has a non-zero diagonal (largest {top:.3g}, {top / scale:.2g} of the"
+                " largest entry); the dissimilarity of a point to itself must be 0"
+            )
+        D = D.copy()
+        np.fill_diagonal(D, 0)
     return D
 
 
@@ -91,7 +102,8 @@ def classical_mds(D, n_components: int = 2, *, random_state=None, n_jobs=None):
     Parameters
     ----------
     D : array-like of shape (n, n)
-        Symmetric non-negative dissimilarities with a zero diagonal.
+        Symmetric non-negative dissimilarities with a zero diagonal (up to ``1e-8`` of the
+        largest entry, read as 0).
     n_components : int
         ``1 <= n_components < n``.
     random_state : None, int or Generator
@@ -166,7 +178,8 @@ def smacof(
     Parameters
     ----------
     D : array-like of shape (n, n)
-        Symmetric non-negative dissimilarities with a zero diagonal (float32 is kept).
+        Symmetric non-negative dissimilarities with a zero diagonal (up to ``1e-8`` of the
+        largest entry, read as 0; float32 is kept).
     init : array-like of shape (n, p)
         Start configuration.
     max_iter : int
@@ -309,6 +322,9 @@ class MDS(EmbeddingMixin, BaseEstimator):
         from ``random_state`` (more than ``n_samples``: every point, with a ``UserWarning``);
         an array: the landmark indices.
     dissimilarity : {"euclidean", "precomputed"}, default "euclidean"
+        "precomputed": ``X`` is a dense symmetric non-negative ``(n, n)`` matrix with a zero
+        diagonal; a diagonal up to ``1e-8`` of the largest entry (rounding) is read as 0, a
+        larger one is refused (scikit-learn ignores the diagonal).
     max_iter : int, default 300
     eps : float, default 1e-6
         SMACOF stopping tolerance (as scikit-learn).
