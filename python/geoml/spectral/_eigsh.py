@@ -816,7 +816,11 @@ def eigsh(
         level of the computed residuals; other values below ``10 * eps`` are raised to it.
     max_iter : int, optional
         Restart cycles at most (default 1000). When they run out the best pairs found are
-        returned with ``converged=False`` and a ``RuntimeWarning``. On the Laplacian route
+        returned with ``converged=False`` and a ``RuntimeWarning``. On the filtered path
+        (sparse input from 4,000 rows) Lanczos also stops early when the residuals of the
+        pairs not yet converged have stagnated at float rounding level (``<= 100 eps
+        ||A||``, no progress in 8 restart cycles): a ``tol`` below what the precision
+        reaches on the matrix; the warning then says so. On the Laplacian route
         (see ``which``) it bounds the Lanczos cycles only: multigrid LOBPCG (combinatorial
         Laplacians, and normalised ones from 10,000 nodes) stops after its own 200
         iterations (then Lanczos takes over), and ``n_iter`` counts its iterations.
