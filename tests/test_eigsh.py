@@ -1272,3 +1272,70 @@ def test_tol_below_rounding_level_is_reported_as_such(kind):
     assert r0.converged and r0.check_passed is True
     assert (r0.residual_norms <= 100 * eps * r0.anorm).all() and r0.n_iter <= r.n_iter
     np.testing.assert_allclose(r0.eigenvalues, want, rtol=1e-13)
+
+
+def _gaussian_sym(n, nnz_row, seed):
+    """sp.random with ~nnz_row / 2 standard normal entries a row, plus its transpose."""
+    rng = np.random.default_rng(seed)
+    A = sp.random(
+        n,
+        n,
+        density=nnz_row / (2 * n),
+        random_state=rng,
+        format="csr",
+        data_rvs=rng.standard_normal,
+    )
+    return (A + A.T).tocsr()
+
+
+@pytest.mark.parametrize("which", ["LA", "LM"])
+def test_filtered_stops_when_residuals_stagnate_at_rounding_level(which):
+    """Session 31: on the filtered path (sparse, 5,000 rows) a positive ``tol`` below what
+    float64 reaches on the matrix (here ``1e-17``, raised to 10 eps, on a random matrix with
+    Gaussian entries whose wanted pairs stop at 10-14 eps ||A||) ran every restart cycle
+    (300 of ``max_iter=300``, 1,000 by default) before returning ``converged=False``: the
+    unlocked pairs' computed residuals were frozen at the rounding level. Lanczos now stops
+    after 8 cycles without progress there (20-22 cycles); the deflated check counts the
+    rounding-level pairs as converged (passes), and the result says ``converged=False``
+    with the rounding-level warning. Same bits on 1 and 2 threads."""
+    A = _gaussian_sym(5000, 20, 0)
+    eps = np.finfo(np.float64).eps
+    runs = []
+    for n_jobs in (1, 2):
+        with pytest.warns(RuntimeWarning, match="rounding level") as rec:
+            runs.append(
+                geoml.eigsh(
+                    A, 10, which=which, tol=1e-17, max_iter=300, random_state=0, n_jobs=n_jobs
+                )
+            )
+        assert not any("missed" in str(w.message) for w in rec)
+    r = runs[0]
+    assert r.n_iter < 40 and r.n_matvec < 3000  # old: 300 cycles, 17,000-26,000 products
+    assert r.converged is False and r.check_passed is True
+    assert not (r.residual_norms <= 10 * eps * r.anorm).all()
+    assert (r.residual_norms <= 100 * eps * r.anorm).all()
+    ref = scipy_eigsh(A, 10, which=which, tol=0)[0]
+    np.testing.assert_allclose(r.eigenvalues, np.sort(ref), rtol=1e-10)
+    np.testing.assert_array_equal(runs[1].eigenvalues, r.eigenvalues)
+    np.testing.assert_array_equal(runs[1].eigenvectors, r.eigenvectors)
+    assert (runs[1].n_iter, runs[1].n_matvec) == (r.n_iter, r.n_matvec)
+
+
+@pytest.mark.parametrize("which", ["LA", "LM"])
+@pytest.mark.parametrize(("n", "tol_eps"), [(5000, 20), (5000, 45), (2000, 45)])
+def test_tolerances_the_rounding_allows_still_converge(n, tol_eps, which):
+    """Session 31, the guard of the stop above: ``tol`` = 20 and 45 eps on random sparse
+    matrices (uniform entries), which converged before, still converge, to the same
+    eigenvalues. At 20 eps the filtered path (5,000 rows) ran all 300 restart cycles first:
+    it locked pairs on ``||A x - (x'A x) x||`` for Ritz vectors whose norms had drifted by
+    55-77 eps, which counted ``|lambda| (||x||^2 - 1) / 2`` (25-37 eps ||A||) as residual for
+    pairs at 1-10 eps; the locking now uses the unit vector's residual (13-16 cycles)."""
+    A = sp.random(n, n, density=10 / n, random_state=0, format="csr")
+    A = (A + A.T).tocsr()
+    eps = np.finfo(np.float64).eps
+    r = geoml.eigsh(A, 10, which=which, tol=tol_eps * eps, max_iter=300, random_state=0)
+    assert r.converged is True and r.check_passed is True
+    assert (r.residual_norms <= tol_eps * eps * r.anorm).all()
+    assert r.n_iter < 40  # old (5,000 rows, 20 eps): 300
+    ref = scipy_eigsh(A, 10, which=which, tol=0)[0]
+    np.testing.assert_allclose(r.eigenvalues, np.sort(ref), rtol=1e-10)

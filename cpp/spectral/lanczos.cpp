@@ -526,6 +526,13 @@ namespace {
 // whole iteration) is the same for any number of threads.
 constexpr int64_t kRedChunk = 2048;
 
+// Residuals at most this many eps times ||A|| are at float rounding level (the level eigsh's
+// warnings and its deflated check, _eigsh_block._ROUNDING_LEVEL, call rounding), and the
+// restart cycles in a row without progress there after which the filtered solve stops
+// (LanczosSolver::note_stall).
+constexpr double kRoundingLevel = 100;
+constexpr int kStallCycles = 8;
+
 inline int64_t n_chunks(int64_t n) {
   return (n + kRedChunk - 1) / kRedChunk;
 }
@@ -734,6 +741,10 @@ struct LanczosSolver {
   double th_max = -std::numeric_limits<double>::infinity();
   double th_min_est = 0;  // its residual estimate
   int recuts = 0;
+  // stagnation at the rounding level (filtered solve: locking on computed residuals)
+  int stall = 0;         // restart cycles in a row without progress at the rounding level
+  double stall_ref = 0;  // the smallest unconverged residual when that streak began
+  bool stalled = false;  // stall reached kStallCycles: check_done stops
 
   int64_t nl = 0, p = 0, kint = 0, iter = 0;
   double anorm = 0;
@@ -1161,6 +1172,37 @@ struct LanczosSolver {
     return q;
   }
 
+  /// Stagnation at the rounding level (filtered solve, whose locking uses computed residuals,
+  /// which cannot fall below float rounding, ~1-50 eps ||A|| on a random matrix: a tol under
+  /// it ran every restart cycle, max_iter = 1000 up to ~190 s, before returning converged =
+  /// False). A cycle makes no progress when it locks nothing while every wanted pair still
+  /// unlocked had its residual computed (its Lanczos estimate no longer skips the product)
+  /// and at most kRoundingLevel eps ||A||, and the smallest of those residuals is not 10%
+  /// below what it was when the streak began; after kStallCycles such cycles in a row the
+  /// solve stops (check_done) and returns its pairs, the rest unconverged. Measured: such
+  /// residuals are frozen (the same digits every cycle, the Ritz vectors no longer move). A
+  /// pair still converging (its residual 10% lower, even over several cycles, or above the
+  /// rounding level, or its product skipped) restarts the streak, so tolerances the matrix's
+  /// rounding allows converge as before; from tol >= kRoundingLevel eps an unlocked pair is
+  /// above the rounding level by definition and this never stops.
+  void note_stall(int64_t needed, const std::vector<double>& res, const std::vector<char>& conv) {
+    const double level = kRoundingLevel * eps * std::max(anorm, 1e-300);
+    bool flat = needed > 0;  // no pair locked, every unlocked one at the rounding level
+    double rmin = std::numeric_limits<double>::infinity();
+    for (int64_t c = 0; c < needed && flat; ++c) {
+      flat = !conv[c] && res[c] <= level;
+      rmin = std::min(rmin, res[c]);
+    }
+    if (!flat) {
+      stall = 0;
+    } else if (stall == 0 || rmin < 0.9 * stall_ref) {
+      stall = 1;  // a new streak (or progress: 10% lower), from this residual
+      stall_ref = rmin;
+    } else if (++stall >= kStallCycles) {
+      stalled = true;
+    }
+  }
+
   /// Convergence of the wanted Ritz pairs among the q kept, from the Lanczos estimate or
   /// (filtered) computed; converged ones are locked (moved first, stable), the rest kept
   /// active; rebuilds the projected matrix of the kept block.
@@ -1200,9 +1242,23 @@ struct LanczosSolver {
       } else if (use_filter) {
         col_get(a0 + c, x.data());
         applyA(x.data(), w.data());
-        const double th = dot(n, x.data(), w.data(), nt);
+        // the Rayleigh quotient and residual of the unit vector x / ||x||, as finish() returns
+        // it: the kept Ritz vectors' norms drift from 1 by tens of eps over the restarts (55-77
+        // eps measured, frozen once a pair has converged), and ||A x - (x'A x) x|| counted
+        // |lambda| (||x||^2 - 1) / 2 (25-37 eps ||A||) as residual: pairs at 1-10 eps were
+        // never locked at tol = 20 eps, and Lanczos ran every restart cycle
+        double xx_xw[2];
+        det_sum<2>(
+            n, nt,
+            [&](int64_t i, double* a) {
+              a[0] += double(x[i]) * double(x[i]);
+              a[1] += double(x[i]) * double(w[i]);
+            },
+            xx_xw);
+        const double xx = xx_xw[0] > 0 ? xx_xw[0] : 1.0;
+        const double th = xx_xw[1] / xx;
         thA[c] = th;
-        res[c] = ritz_residual(n, x.data(), w.data(), th, nt);
+        res[c] = ritz_residual(n, x.data(), w.data(), th, nt) / std::sqrt(xx);
         if (!fixed_norm) anorm = std::max(anorm, std::fabs(th));
       } else {
         thA[c] = theta[order[c]];
@@ -1211,6 +1267,7 @@ struct LanczosSolver {
     }
     const double lock_tol = (use_filter ? 1.0 : 0.5) * tol * std::max(anorm, 1e-300);
     for (int64_t c = 0; c < needed; ++c) conv[c] = res[c] <= lock_tol;
+    if (use_filter) note_stall(needed, res, conv);
     // Locked first (stable), then the rest.
     std::vector<int64_t> perm;
     for (int64_t c = 0; c < needed; ++c)
@@ -1297,7 +1354,10 @@ struct LanczosSolver {
   /// Sets `done` when nothing more is to gain, or starts a verification cycle once every
   /// wanted pair is locked.
   void check_done() {
-    if (mcur < m && nl < kint) {
+    if (stalled) {
+      // residuals stagnating at the rounding level (note_stall): nothing more to gain
+      done = true;
+    } else if (mcur < m && nl < kint) {
       // Whole space spanned but (numerically) not converged: nothing more to gain.
       done = true;
     } else if (nl >= kint && grow_missed()) {

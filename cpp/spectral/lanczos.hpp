@@ -63,7 +63,9 @@ struct LanczosResult {
 /// Gram-Schmidt after the three-term step, repeated when it cancels, DGKS) and locking of
 /// converged Ritz pairs. With cheb_degree > 0 the iteration runs on p(A), p a scaled
 /// Chebyshev polynomial damping [cheb_lower, cut] (cut from Ritz values of 16 unfiltered
-/// cycles, raised as estimates improve), and pairs are locked on computed A-residuals;
+/// cycles, raised as estimates improve), and pairs are locked on computed A-residuals (of
+/// the unit vectors; the solve stops early, the rest unconverged, once the unlocked pairs'
+/// residuals have made no progress at the rounding level, <= 100 eps anorm, for 8 cycles);
 /// `step`, if given, fuses one recurrence step with the product. `deflate` (n x nd
 /// row-major, orthonormal columns, may be null) spans a space that the solver stays
 /// orthogonal to. `v0` (n values, may be null) starts the

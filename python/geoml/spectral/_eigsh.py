@@ -208,9 +208,9 @@ def _rounding_note(
 
 def _check_tol(tol, dtype, allow_zero: bool = True) -> float:
     """The solver tolerance: None -> 1e-10 (float64) / 1e-5 (float32); 0 (SciPy's "machine
-    precision") -> ``100 eps``, the level Lanczos' computed residuals reach (5-40 eps ||A||
-    measured; with the ``10 eps`` floor ``tol=0`` ran every restart cycle and then warned);
-    other values raised to ``10 eps``."""
+    precision") -> ``100 eps``, a level every path's residuals reach (1-10 eps ||A|| measured
+    on random matrices, more on the unfiltered path's estimates; with the ``10 eps`` floor
+    ``tol=0`` ran every restart cycle and then warned); other values raised to ``10 eps``."""
     value = check_tol(tol, default=_default_tol(dtype), allow_zero=allow_zero)
     eps = float(np.finfo(dtype).eps)
     return 100 * eps if value == 0 else max(value, 10 * eps)
@@ -816,7 +816,11 @@ def eigsh(
         level of the computed residuals; other values below ``10 * eps`` are raised to it.
     max_iter : int, optional
         Restart cycles at most (default 1000). When they run out the best pairs found are
-        returned with ``converged=False`` and a ``RuntimeWarning``. On the Laplacian route
+        returned with ``converged=False`` and a ``RuntimeWarning``. On the filtered path
+        (sparse input from 4,000 rows) Lanczos also stops early when the residuals of the
+        pairs not yet converged have stagnated at float rounding level (``<= 100 eps
+        ||A||``, no progress in 8 restart cycles): a ``tol`` below what the precision
+        reaches on the matrix; the warning then says so. On the Laplacian route
         (see ``which``) it bounds the Lanczos cycles only: multigrid LOBPCG (combinatorial
         Laplacians, and normalised ones from 10,000 nodes) stops after its own 200
         iterations (then Lanczos takes over), and ``n_iter`` counts its iterations.
