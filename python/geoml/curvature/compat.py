@@ -37,7 +37,10 @@ GraphRicciCurvature divides by zero;
 ``ricci_community`` raises ValueError where GraphRicciCurvature's asserts fail, and a
 ``MultiGraph`` / ``MultiDiGraph`` is refused when constructed (ValueError: collapse its parallel
 edges first; GraphRicciCurvature fails on it too, with a TypeError or ValueError from
-networkx, except in ``compute_ricci_curvature_edges``).
+networkx, except in ``compute_ricci_curvature_edges``); edges without the ``weight`` attribute
+on a graph where others have it are of length 1 (GraphRicciCurvature raises ``KeyError``), and a
+graph without edges (nodes only, or only self-loops) gets no curvature, where
+GraphRicciCurvature's ``compute_ricci_curvature`` fails ("Chunksize must be 1+").
 """
 
 from __future__ import annotations
