@@ -473,6 +473,45 @@ def _check_real(value, name: str, *, low=None, high=None, low_open=False, finite
     return v
 
 
+def _check_length_range(est, graph: _Graph, w: np.ndarray) -> None:
+    """``ValueError`` for lengths so long that the kernel's sums of them overflow float64:
+    the distances it needs are paths of up to 3 edges, the network simplex's artificial
+    potentials ~``2 (2 d + 3)`` times the largest cost (``d`` the largest degree), ATD's mean
+    sums up to ``d^2`` distances. Such graphs (lengths within ~1e3 of float64's largest,
+    e.g. the karate club's lengths times 1e307) gave silently infinite ATD curvatures and
+    exact ones off by ~2 with a misleading "did not converge; raise max_iter" warning
+    (GraphRicciCurvature's OTD is off there too). An O(1) test clears ordinary lengths; the
+    degrees are counted only near the limit. Equal weights with ``"exact"`` (hop counts
+    times the length) and ``"lower_bound"`` only need ``3 w`` finite."""
+    if not len(w):
+        return
+    big = np.finfo(np.float64).max
+    top = float(w.max())
+    m = float(len(w))
+    if top * 3.0 * max(4.0 * m + 7.0, m * m) * 2.0 <= big:  # (m bounds every degree)
+        return
+    equal = top == float(w.min())
+    if est.method == "lower_bound" or (est.method == "exact" and equal):
+        factor = 3.0
+    else:
+        e = graph.edges
+        if graph.directed:
+            deg = max(np.bincount(e[:, 0]).max(), np.bincount(e[:, 1]).max())
+        else:
+            deg = np.bincount(e.ravel()).max()
+        deg = float(deg)
+        factor = 3.0 * (deg * deg if est.method == "atd" else 2.0 * (2.0 * deg + 3.0) + 1.0)
+    if top * factor <= big:
+        return
+    raise ValueError(
+        f"edge lengths up to {top:g} are too long: the curvature kernel's sums of them "
+        f"(3-edge paths{', over neighbour pairs' if est.method == 'atd' else ''}) overflow "
+        f"float64 beyond {big / factor:.3g}; divide the lengths by a constant c (the "
+        "curvature is unchanged when exp_power = 0; otherwise also pass base ** "
+        "(c ** exp_power), which keeps the neighbour weights)"
+    )
+
+
 def _check_neighbour_weights(est, graph: _Graph, w: np.ndarray) -> None:
     """``ValueError`` where a neighbour weight ``base ** -(w ** exp_power)`` of the measures,
     or a node's sum of them, is not a finite float64 (``base < 1`` with long edges, e.g.
@@ -486,6 +525,7 @@ def _check_neighbour_weights(est, graph: _Graph, w: np.ndarray) -> None:
     that bound overflows. ``est``: the estimator
     (``method``, ``base``, ``exp_power``, ``nbr_topk``); ATD and the lower bound do not
     weigh the neighbours."""
+    _check_length_range(est, graph, w)
     if not len(w) or est.method not in ("exact", "sinkhorn"):
         return
     base, power, nbr_topk = float(est.base), float(est.exp_power), est.nbr_topk
@@ -995,7 +1035,13 @@ class RicciFlow(_OrcParams):
                     f"step * kappa * w with step={self.step} and kappa up to "
                     f"{float(kappa.max()):.3g}: step * kappa > 1); lower step"
                 )
-            total = w.sum()
+            with np.errstate(over="ignore"):
+                total = w.sum()
+            if m and not np.isfinite(total):
+                # finite lengths whose sum overflows: w * (m / inf) made every length 0 and
+                # the curvature 0 on every edge, silently; scaled by a power of two first
+                w = np.ldexp(w, -int(np.frexp(w.max())[1]))
+                total = w.sum()
             if m and total > 0:
                 w *= m / total
             kappa, _, _ = self._curvature(g, w)

@@ -273,12 +273,17 @@ class OllivierRicci:
         est = self._estimator()
         for i in range(iterations):
             w = w - step * kappa * w
-            if not len(w) or not w.sum() > 0 or (w < 0).any():
+            with np.errstate(over="ignore"):
+                total = w.sum()
+            if not len(w) or not np.isfinite(w).all() or not total > 0 or (w < 0).any():
                 raise ValueError(
                     "Ricci flow needs edges of positive total length and lengths that stay "
-                    f"non-negative (step={step}): {len(w)} edges, total {w.sum():g}"
+                    f"non-negative (step={step}): {len(w)} edges, total {total:g}"
                 )
-            w = w * (normalized_weight / w.sum())
+            if not np.isfinite(total):  # (finite lengths whose sum overflows: a power of two)
+                w = np.ldexp(w, -int(np.frexp(w.max())[1]))
+                total = w.sum()
+            w = w * (normalized_weight / total)
             logger.info(" === Ricci flow iteration %d === ", i)
             kappa, _, _ = est._curvature(g, w, advice=_ADVICE)
             fresh = True  # not yet written onto G
