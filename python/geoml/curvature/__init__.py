@@ -714,7 +714,10 @@ class OllivierRicci(_OrcParams):
         ``ValueError`` (GraphRicciCurvature raises ``OverflowError``).
     weight : str, default "weight"
         networkx edge attribute holding lengths (missing: 1): real numbers (int, float, bool,
-        ``fractions.Fraction``, NumPy real scalars), anything else a ``TypeError``.
+        ``fractions.Fraction``, NumPy real scalars), anything else a ``TypeError``. Lengths
+        so long that the kernel's sums of them overflow float64 (beyond the largest double
+        over ``3 (4 d + 7)``, ``d`` the largest degree; ATD: over ``3 d^2``) are a
+        ``ValueError``.
     nbr_topk : int, optional
         Keep only the ``nbr_topk`` heaviest neighbours in each measure (GraphRicciCurvature
         default 3000; None: all).
