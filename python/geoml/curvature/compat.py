@@ -40,7 +40,9 @@ edges first; GraphRicciCurvature fails on it too, with a TypeError or ValueError
 networkx, except in ``compute_ricci_curvature_edges``); edges without the ``weight`` attribute
 on a graph where others have it are of length 1 (GraphRicciCurvature raises ``KeyError``), and a
 graph without edges (nodes only, or only self-loops) gets no curvature, where
-GraphRicciCurvature's ``compute_ricci_curvature`` fails ("Chunksize must be 1+").
+GraphRicciCurvature's ``compute_ricci_curvature`` fails ("Chunksize must be 1+"); lengths within
+~1e3 of float64's largest, whose sums overflow in geoml's kernel, are a ``ValueError`` (see
+``geoml.OllivierRicci``'s ``weight``; GraphRicciCurvature's OTD is wrong there, its ATD right).
 """
 
 from __future__ import annotations
