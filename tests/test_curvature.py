@@ -1359,3 +1359,56 @@ def test_neighbour_weights_beyond_float64_are_refused():
         for u, v in geoml.OllivierRicci().fit(G).edges_.tolist()
     ]
     np.testing.assert_allclose(ok, want, atol=1e-12)
+
+
+def test_lengths_whose_sums_overflow_are_refused_and_flows_normalise_them():
+    """Lengths near float64's largest: the kernel's sums of them (3-edge paths, the network
+    simplex's artificial potentials, ATD's mean over neighbour pairs) overflowed, and the
+    curvature came out infinite with no warning (ATD) or off by ~2 with a "did not converge;
+    raise max_iter" warning (exact) on the karate club's lengths times 1e307 / 8: a
+    ``ValueError`` now, from every estimator. Lengths just below stay exact (scale invariance
+    with ``exp_power=0``), also with equal lengths at 2^1022 (hop counts). A flow whose
+    finite lengths sum beyond float64 normalised them to 0 (curvature 0 everywhere,
+    silently): now the same flow as at unit scale."""
+    from geoml.curvature.compat import OllivierRicci as Compat
+
+    K = nx.karate_club_graph()  # lengths 1..7
+
+    def scaled(G, s):
+        H = G.copy()
+        for u, v in H.edges():
+            H[u][v]["weight"] = H[u][v].get("weight", 1.0) * s
+        return H
+
+    for method in ("exact", "atd", "sinkhorn"):
+        for G in (K, K.to_directed()):
+            with pytest.raises(ValueError, match="too long"):
+                geoml.OllivierRicci(method=method, exp_power=0).fit(scaled(G, 1e307 / 8))
+    with pytest.raises(ValueError, match="too long"):
+        geoml.RicciFlow(n_iter=1, exp_power=0).fit(scaled(K, 1e307 / 8))
+    with pytest.raises(ValueError, match="too long"):
+        Compat(scaled(K, 1e307 / 8), method="ATD").compute_ricci_curvature()
+    for method in ("exact", "atd"):
+        ref = geoml.OllivierRicci(method=method, exp_power=0).fit(K).curvature_
+        got = geoml.OllivierRicci(method=method, exp_power=0).fit(scaled(K, 1e305 / 8))
+        np.testing.assert_allclose(got.curvature_, ref, rtol=0, atol=1e-13)
+    U = nx.Graph(list(K.edges()))
+    ref = geoml.OllivierRicci().fit(U).curvature_
+    got = geoml.OllivierRicci().fit(scaled(U, 2.0**1022)).curvature_  # equal: hop counts
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13)
+
+    C = nx.cycle_graph(300)
+    C.add_edges_from([(0, 150), (50, 200)])
+    rng = np.random.default_rng(31)
+    for u, v in C.edges():
+        C[u][v]["weight"] = float(rng.uniform(1.0, 2.0))
+    big = scaled(C, 1e306)  # each length finite and allowed; their sum is not
+    f0 = geoml.RicciFlow(n_iter=3, exp_power=0).fit(C)
+    f1 = geoml.RicciFlow(n_iter=3, exp_power=0).fit(big)
+    np.testing.assert_allclose(f1.weights_, f0.weights_, rtol=1e-13)
+    np.testing.assert_allclose(f1.curvature_, f0.curvature_, rtol=0, atol=1e-13)
+    o0, o1 = Compat(C, exp_power=0), Compat(big, exp_power=0)
+    o0.compute_ricci_flow(iterations=3)
+    o1.compute_ricci_flow(iterations=3)
+    for u, v in C.edges():
+        assert o1.G[u][v]["weight"] == pytest.approx(o0.G[u][v]["weight"], rel=1e-13)

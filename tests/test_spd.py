@@ -2039,3 +2039,32 @@ def test_bures_wasserstein_distance_of_duplicates_is_zero():
     )
     assert np.all(spd.distance(Xd, Xd.copy(), "wasserstein") == 0)
     assert np.all(spd.distance(X[2], X[2:3], "wasserstein") == 0)
+
+
+@pytest.mark.parametrize("scale", [1e308, 8.9e307])
+def test_mean_weights_whose_sum_overflows(scale):
+    """Finite weights whose sum overflows (two of 1e308) are the weights scaled down: they
+    were normalised by an infinite sum, to zeros, and the means came out as the identity
+    (log-Euclidean), the zero matrix (Euclidean) or "mean is not positive definite"
+    (affine-invariant, Bures-Wasserstein, and MDM / TangentSpace with such sample weights)."""
+    rng = np.random.default_rng(31)
+    X = rand_spd(rng, (5,), 3, cond=10.0)
+    w = rng.uniform(0.5, 1.0, 5)
+    with np.errstate(over="ignore"):
+        assert not np.isfinite((w * scale).sum())
+    for metric in ("riemann", "logeuclid", "wasserstein", "euclid"):
+        np.testing.assert_allclose(
+            spd.mean(X, w * scale, metric=metric), spd.mean(X, w, metric=metric), rtol=1e-12
+        )
+    y = np.array([0, 1, 0, 1, 1])
+    for metric in ("riemann", "logeuclid", "wasserstein"):
+        big = spd.MDM(metric=metric).fit(X, y, sample_weight=w * scale)
+        np.testing.assert_allclose(
+            big.covmeans_, spd.MDM(metric=metric).fit(X, y, sample_weight=w).covmeans_, rtol=1e-12
+        )
+        assert big.score(X, y, sample_weight=w * scale) == pytest.approx(
+            big.score(X, y, sample_weight=w), rel=1e-12
+        )
+        ts = spd.TangentSpace(metric=metric).fit(X, sample_weight=w * scale).transform(X)
+        ref = spd.TangentSpace(metric=metric).fit(X, sample_weight=w).transform(X)
+        np.testing.assert_allclose(ts, ref, rtol=1e-10, atol=1e-12)

@@ -37,7 +37,12 @@ GraphRicciCurvature divides by zero;
 ``ricci_community`` raises ValueError where GraphRicciCurvature's asserts fail, and a
 ``MultiGraph`` / ``MultiDiGraph`` is refused when constructed (ValueError: collapse its parallel
 edges first; GraphRicciCurvature fails on it too, with a TypeError or ValueError from
-networkx, except in ``compute_ricci_curvature_edges``).
+networkx, except in ``compute_ricci_curvature_edges``); edges without the ``weight`` attribute
+on a graph where others have it are of length 1 (GraphRicciCurvature raises ``KeyError``), and a
+graph without edges (nodes only, or only self-loops) gets no curvature, where
+GraphRicciCurvature's ``compute_ricci_curvature`` fails ("Chunksize must be 1+"); lengths within
+~1e3 of float64's largest, whose sums overflow in geoml's kernel, are a ``ValueError`` (see
+``geoml.OllivierRicci``'s ``weight``; GraphRicciCurvature's OTD is wrong there, its ATD right).
 """
 
 from __future__ import annotations
@@ -270,12 +275,17 @@ class OllivierRicci:
         est = self._estimator()
         for i in range(iterations):
             w = w - step * kappa * w
-            if not len(w) or not w.sum() > 0 or (w < 0).any():
+            with np.errstate(over="ignore"):
+                total = w.sum()
+            if not len(w) or not np.isfinite(w).all() or not total > 0 or (w < 0).any():
                 raise ValueError(
                     "Ricci flow needs edges of positive total length and lengths that stay "
-                    f"non-negative (step={step}): {len(w)} edges, total {w.sum():g}"
+                    f"non-negative (step={step}): {len(w)} edges, total {total:g}"
                 )
-            w = w * (normalized_weight / w.sum())
+            if not np.isfinite(total):  # (finite lengths whose sum overflows: a power of two)
+                w = np.ldexp(w, -int(np.frexp(w.max())[1]))
+                total = w.sum()
+            w = w * (normalized_weight / total)
             logger.info(" === Ricci flow iteration %d === ", i)
             kappa, _, _ = est._curvature(g, w, advice=_ADVICE)
             fresh = True  # not yet written onto G

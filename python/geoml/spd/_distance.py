@@ -209,7 +209,10 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
         (n, n)) is a reference matrix: decomposed once.
     metric : {"riemann", "logeuclid", "wasserstein", "euclid"}, default "riemann"
     p : float, default 1.0
-        Power deformation; nonzero for "riemann" and "wasserstein".
+        Power deformation; nonzero for "riemann" and "wasserstein". As ``p`` tends to 0
+        the deformed "riemann" distance tends to the log-Euclidean one and the deformed
+        "wasserstein" distance to half of it (the Bures-Wasserstein metric is a quarter of the
+        Frobenius one at the identity).
     squared : bool, default False
         Return the squared distance.
     n_jobs : int, optional

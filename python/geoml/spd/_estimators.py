@@ -124,7 +124,7 @@ def _check_weights(sample_weight, n):
         raise ValueError(f"sample_weight must have shape ({n},); got {w.shape}")
     if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError("sample_weight must be finite and non-negative")
-    if not w.sum() > 0:
+    if not (w > 0).any():  # (not w.sum(): finite weights may sum to inf)
         raise ValueError("the sample weights are all zero")
     return w
 
@@ -141,7 +141,7 @@ def _raise_for_bad_matrix(X3, n_jobs) -> None:
 def _mean(X, metric, weights, n_jobs, who):
     """The ``metric`` mean of ``X`` for the estimator named ``who`` (which has no ``max_iter``
     or ``tol``: a mean that stops short says so, not "increase max_iter or tol")."""
-    if weights is not None and not weights.sum() > 0:
+    if weights is not None and not (weights > 0).any():
         raise ValueError("the sample weights of a class are all zero")
     if metric == "logeuclid":
         return mean_logeuclid(X, weights, n_jobs=n_jobs)
@@ -334,7 +334,11 @@ class MDM(FeaturesOutMixin, BaseEstimator):
         y = np.asarray(y).ravel()
         pred = self.classes_[np.argmin(self._distances(X), axis=1)]
         correct = (pred == y).astype(np.float64)
-        return float(np.average(correct, weights=sample_weight))
+        w = _check_weights(sample_weight, len(correct))
+        with np.errstate(over="ignore"):
+            if w is not None and not np.isfinite(w.sum()):  # (finite weights summing to inf)
+                w = w / w.max()
+        return float(np.average(correct, weights=w))
 
 
 class TangentSpace(FeaturesOutMixin, BaseEstimator):

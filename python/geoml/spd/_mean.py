@@ -55,9 +55,17 @@ def _sets(X, weights):
             raise ValueError(f"weights must have shape ({m},); got {w.shape}")
         if not np.isfinite(w).all() or (w < 0).any():
             raise ValueError("weights must be finite and non-negative")
-        total = w.sum()
+        with np.errstate(over="ignore"):
+            total = w.sum()
         if not total > 0:
             raise ValueError("weights must not all be zero")
+        if not np.isfinite(total):
+            # finite weights whose sum overflows (two of 1e308): w / inf was all zero, and
+            # the means came out as the identity (log-Euclidean), zero (Euclidean) or a
+            # misleading "mean is not positive definite"; scaled by the largest first
+            # (exact: a power of two), the same normalised weights
+            w = np.ldexp(w, -int(np.frexp(w.max())[1]))
+            total = w.sum()
         w = w / total
     return X4, w, sets, X3.dtype
 

@@ -531,8 +531,8 @@ def tangent_space(X, Cref, metric: str = "riemann", *, n_jobs=None) -> np.ndarra
     ----------
     X : array_like, shape (..., n, n)
         SPD matrices.
-    Cref : array_like, shape (n, n)
-        SPD reference point.
+    Cref : array_like, shape (n, n) or (..., n, n)
+        SPD reference point: one for all, or one per matrix (as :func:`log_map`).
     metric : {"riemann", "logeuclid", "wasserstein", "euclid"}, default "riemann"
     n_jobs : int, optional
 
@@ -557,8 +557,8 @@ def untangent_space(T, Cref, metric: str = "riemann", *, n_jobs=None) -> np.ndar
     ----------
     T : array_like, shape (..., n (n + 1) / 2)
         Tangent vectors.
-    Cref : array_like, shape (n, n)
-        SPD reference point.
+    Cref : array_like, shape (n, n) or (..., n, n)
+        SPD reference point: one for all, or one per matrix (as :func:`log_map`).
     metric : {"riemann", "logeuclid", "wasserstein", "euclid"}, default "riemann"
     n_jobs : int, optional
 
