@@ -928,7 +928,9 @@ def test_auto_falls_back_to_exact_on_high_intrinsic_dimension(exclude_self):
     ]
     for res in runs:
         assert res.recall_.method == "exact" and res.recall_.reached
-        assert res.recall_.estimate == 1.0 and 1 <= res.recall_.n_iter < 20
+        # stopped at the forest's first split, before any leaf search or iteration (session
+        # 31; one iteration before)
+        assert res.recall_.estimate == 1.0 and res.recall_.n_iter == 0
         np.testing.assert_array_equal(res.indices, ref.indices)
         np.testing.assert_array_equal(res.distances, ref.distances)
     assert runs[0].recall_ == runs[1].recall_
@@ -954,7 +956,9 @@ def test_nndescent_iter_budget():
         opts = _core.NNDescentOptions(target_recall=0.99, n_check=500, seed=1, iter_budget=budget)
         return _core.nndescent(X, k=10, metric=_core.Metric.euclidean, options=opts, n_jobs=2)
 
-    free, capped = run(0.0), run(3.0)
+    # (a budget of 6: under 6 the forest's first split stops this start before any iteration,
+    # test_nndescent_iter_budget_stops_a_forest_without_locality)
+    free, capped = run(0.0), run(6.0)
     assert free[2] >= 3  # NN-descent needs several iterations on this data
     assert 1 <= capped[2] < free[2]
     # the capped run is the free run's first iterations: the same graph after as many
@@ -990,6 +994,48 @@ def test_nndescent_iter_budget_stops_at_a_start_without_structure():
     B = clustered(40_000, 64, seed=0)
     res = geoml.knn(B, 15, method="auto", random_state=0)
     assert res.recall_.method == "nndescent" and res.recall_.reached
+
+
+def test_nndescent_iter_budget_stops_a_forest_without_locality():
+    """Under iter_budget (method="auto"), the forest start of high intrinsic dimension stops
+    at its first tree's split, before any leaf is searched, when the checked points' true
+    neighbours in their own leaf predict a start that even the best-mixing iterations (the 8-D
+    manifold's) cannot take to the target within half the budget: Gaussian data, every
+    metric. No iteration runs (one did before, 4 trees and an iteration costing 1.5-2x the
+    exact search at 20,000 x 128); the same graph for 1 and 2 threads. Without a budget the
+    start and the iterations run as before; blobs that fit in a leaf, and a budget that
+    affords the iterations, go on."""
+    from geoml.bench._harness import clustered
+
+    X = np.random.default_rng(0).normal(size=(8000, 64)).astype(np.float32)
+
+    def run(data, metric=_core.Metric.euclidean, budget=3.5, n_jobs=2, **kw):
+        opts = _core.NNDescentOptions(
+            target_recall=0.99, n_check=300, seed=0, iter_budget=budget, **kw
+        )
+        return _core.nndescent(data, k=10, metric=metric, options=opts, n_jobs=n_jobs)
+
+    for metric in (_core.Metric.euclidean, _core.Metric.cosine, _core.Metric.inner_product):
+        out = run(X, metric)
+        assert out[2] == 0 and out[4] < 0.05 * out[3] * 10  # stopped: a placeholder graph
+        assert run(X, metric, budget=0.0, max_iter=1)[2] == 1  # no budget: the iterations run
+    one, two = run(X, n_jobs=1), run(X, n_jobs=2)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    # the placeholder is still a valid graph: k distinct other points per row, exact distances
+    idx, dist = one[0].reshape(-1, 10), one[1].reshape(-1, 10)
+    assert not (idx == np.arange(8000)[:, None]).any()
+    assert all(len(set(r)) == 10 for r in idx[:50])
+    ref = np.linalg.norm(X[idx[:50]].astype(np.float64) - X[:50, None].astype(np.float64), axis=2)
+    np.testing.assert_allclose(dist[:50], ref, rtol=1e-6)
+    assert run(X, budget=6.0)[2] >= 1  # half the budget affords the 3 predicted iterations
+    B = clustered(8000, 64, n_clusters=40, seed=0)  # blobs of ~200 points: leaves hold them
+    out = run(B)
+    assert out[2] >= 1 and out[4] >= 0.99 * out[3] * 10
+    # knn(method="auto") on 20,000 points: blobs keep NN-descent (Gaussian: exact, n_iter 0,
+    # test_auto_falls_back_to_exact_on_high_intrinsic_dimension)
+    res = geoml.knn(clustered(20_000, 64, seed=0), 15, method="auto", random_state=0)
+    assert res.recall_.method == "nndescent" and res.recall_.reached and res.recall_.n_iter >= 1
 
 
 @pytest.mark.slow

@@ -275,7 +275,7 @@ void bind_neighbors(py::module_& m) {
                      "Trees added when the iterations stall below the target.")
       .def_readwrite(
           "iter_budget", &NNDescentOptions::iter_budget,
-          "Give up (0: never) past this many iterations, or at a clustered start without structure.")
+          "Give up (0: never) past this many iterations, or at a start without structure.")
       .def_readwrite("adaptive_trees", &NNDescentOptions::adaptive_trees,
                      "Trees added to a start one iteration cannot repair (0: none).")
       .def_readwrite("max_candidates", &NNDescentOptions::max_candidates,

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <limits>
 #include <set>
 #include <stdexcept>
@@ -524,10 +525,11 @@ void build_tree(const T* X, int64_t n, int64_t d, Metric metric, int64_t leaf_si
 /// Levina-Bickel maximum-likelihood estimate with MacKay and Ghahramani's pooling,
 /// 1 / mean over the points of (1 / (k - 1)) sum_{j<k} log(T_k / T_j), on Euclidean distances
 /// T (chords for cosine); points whose T_1 or T_k is 0 (duplicates) are left out. NaN when
-/// k < 3, for inner products, or when no point is left.
+/// k < 3, for inner products, or when no point is left. `nbr` (m x k): the k neighbours.
 template <typename T>
 std::vector<double> sample_truth(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
-                                 const std::vector<int64_t>& sample, int nt, double* id_mle) {
+                                 const std::vector<int64_t>& sample, int nt, double* id_mle,
+                                 std::vector<int64_t>& nbr) {
   const int64_t m = int64_t(sample.size());
   const int64_t kk = std::min(k + 1, n);
   std::vector<T> Q(static_cast<size_t>(m * d));
@@ -551,6 +553,7 @@ std::vector<double> sample_truth(const T* X, int64_t n, int64_t d, int64_t k, Me
     }
   }
   std::vector<double> kth(static_cast<size_t>(m));
+  nbr.assign(static_cast<size_t>(m * k), -1);
   for (int64_t s = 0; s < m; ++s) {
     auto& b = best[s];
     auto it =
@@ -560,6 +563,7 @@ std::vector<double> sample_truth(const T* X, int64_t n, int64_t d, int64_t k, Me
     else
       b.pop_back();
     kth[s] = double(b[static_cast<size_t>(k - 1)].first);
+    for (int64_t t = 0; t < k; ++t) nbr[s * k + t] = b[static_cast<size_t>(t)].second;
   }
   // Euclidean length of a kernel distance (squared for sqeuclidean, 1 - cos for cosine).
   auto length = [&](double v) {
@@ -912,8 +916,9 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
     sample.assign(chosen.begin(), chosen.end());
   }
   std::vector<double> kth;
+  std::vector<int64_t> truth;  // the sampled points' k true neighbours (m x k)
   double id_mle = std::numeric_limits<double>::quiet_NaN();
-  if (m > 0) kth = sample_truth(X, n, d, k, metric, sample, nt, &id_mle);
+  if (m > 0) kth = sample_truth(X, n, d, k, metric, sample, nt, &id_mle, truth);
   info->intrinsic_dim = id_mle;
   if (verbose)
     std::fprintf(
@@ -993,6 +998,11 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   // The point joined at position pos, and its label.
   auto joined = [&](int64_t pos) -> int64_t { return perm.empty() ? ord[pos] : perm[pos]; };
   auto joined_label = [&](int64_t pos) -> int64_t { return perm.empty() ? pos : rank[perm[pos]]; };
+  // Under iter_budget, the forest of high intrinsic dimension (large leaves) stops after the
+  // first tree's split, before any leaf is searched, when that split predicts a start that
+  // NN-descent cannot take to the target within the budget (see forest_stops, below).
+  bool start_stopped = false;
+  std::function<bool()> forest_stops;
   auto add_tree = [&](int64_t tr) {
     const double cpu_tree = cpu();
     perm.resize(static_cast<size_t>(n));
@@ -1000,6 +1010,12 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
     build_tree(X, n, d, metric, leaf_size, hash3(seed, 0x7EE, uint64_t(tr)), inv.data(), dot, dot4,
                nt, perm, scratch, leaves);
     in_join_order = false;
+    if (tr == 0 && forest_stops && forest_stops()) {
+      start_stopped = true;
+      std::vector<int32_t>().swap(perm);  // labels stay the identity: no leaf was searched
+      std::vector<int32_t>().swap(scratch);
+      return;
+    }
     const double cpu_split = cpu() - cpu_tree;
     // The first tree's leaves are ranges of labels (their heaps side by side); the later
     // trees' leaf mates are mostly near in its order.
@@ -1114,7 +1130,6 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
   // blobs, 50,000 x 64: the start 2.0-2.7 s against the exact search's 3 s), and
   // NN-descent's iterations there are slow (15 to reach 0.984). Decided on the split's
   // counts only: the same for any thread count.
-  bool start_stopped = false;
   auto add_clusters = [&](uint64_t pass) {
     std::vector<uint8_t> seen(static_cast<size_t>(n), 0);
     int64_t placed = 0;
@@ -1147,6 +1162,48 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
                    "%.1f s (cpu %.1f s)\n",
                    (long long)st[0], (long long)st[1], (long long)st[2], elapsed(), cpu());
   };
+  // One NN-descent iteration from a start of sampled recall s leaves a miss rate of about
+  // kIterMiss (1 - s)^kIterPow of the checked points (the 8-D manifold, where NN-descent mixes
+  // best: see the trees added below).
+  constexpr double kIterMiss = 0.215, kIterPow = 1.33;
+  if (!use_clusters && opt.iter_budget > 0 && !low_dim && m > 0) {
+    // The forest's locality test (under iter_budget, intrinsic dimension at least
+    // cluster_min_dim or unknown): a leaf is searched exactly, so the first tree's start recall
+    // is the share of the checked points' true neighbours in their own leaf, counted from the
+    // split and the checked sample's exact lists alone (m k look-ups), and n_trees
+    // independent trees predict a start of 1 - (1 - r1)^n_trees. The iterations the target
+    // needs from there at the mixing of the 8-D manifold (kIterMiss) are a lower bound: at
+    // this intrinsic dimension the forest's start 0.83-0.87 on 20 blobs in 64-128 D (20,000
+    // points) took 5-7 iterations and a stall, 0.70 on 12-D manifold data stalled at 0.988, and
+    // Gaussian 0.16-0.33 stalled at 0.46-0.60, against 1-3 predicted. So the forest stops,
+    // before any leaf is searched, when that lower bound is more than one iteration and more
+    // than half the budget. Gaussian 20,000 x 128: 4 trees and an iteration were 1.5-2x the
+    // exact search. Counted on the exact lists and a thread-independent tree: the same stop
+    // for any thread count.
+    forest_stops = [&]() {
+      int32_t* leaf_of = scratch.data();  // each point's leaf (build_tree's scratch is free)
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t l = 0; l < int64_t(leaves.size()); ++l)
+        for (int64_t p = leaves[l].first; p < leaves[l].second; ++p) leaf_of[perm[p]] = int32_t(l);
+      int64_t hits = 0;
+      for (int64_t s = 0; s < m; ++s)
+        for (int64_t t = 0; t < k; ++t) hits += leaf_of[truth[s * k + t]] == leaf_of[sample[s]];
+      const double r1 = double(hits) / (double(m) * double(k));
+      const double start = 1 - std::pow(1 - r1, double(n_trees));
+      int64_t need = 0;  // optimistic iterations from the predicted start
+      for (double miss = 1 - start; miss > 1 - opt.target_recall && need < opt.max_iter; ++need)
+        miss = kIterMiss * std::pow(miss, kIterPow);
+      const bool stop = double(need) > std::max(1.0, 0.5 * opt.iter_budget);
+      if (verbose)
+        std::fprintf(stderr,
+                     "[geoml] nndescent: first tree's leaves hold %.3f of the checked "
+                     "neighbours: start about %.3f after %lld trees, at least %lld iterations "
+                     "(budget %.2f)%s\n",
+                     r1, start, (long long)n_trees, (long long)need, opt.iter_budget,
+                     stop ? ": no locality at the leaves' scale, start stopped" : "");
+      return stop;
+    };
+  }
   if (use_clusters) {
     add_clusters(0);
   } else {
@@ -1159,13 +1216,12 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
     // same trees for any thread count; a wrong guess costs time, never recall (the target
     // still drives the iterations).
     const bool grow = low_dim && opt.adaptive_trees > 0 && opt.max_iter > 0 && m > 0 && n_trees > 0;
-    constexpr double kIterMiss = 0.215, kIterPow = 1.33;
     double prev = 0;  // sampled recall before the last tree
-    for (int64_t tr = 0; tr < n_trees; ++tr) {
+    for (int64_t tr = 0; tr < n_trees && !start_stopped; ++tr) {
       if (grow && tr > 0 && tr == n_trees - 1) prev = measure();
       add_tree(tr);
     }
-    if (grow) {
+    if (grow && !start_stopped) {
       const double want = std::pow((1 - opt.target_recall) / kIterMiss, 1 / kIterPow);
       double rec = measure();
       int64_t added = 0;
@@ -1186,13 +1242,16 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
       n_trees += added;
     }
   }
-  // Rows the forest left short (tiny leaves): hashed random points.
+  // Rows the forest left short (tiny leaves): hashed random points. After a stopped start
+  // (its rows empty, the graph a placeholder for the caller's exact search), the next k
+  // points, whose rows are read in order (Gaussian 20,000 x 128: 5 ms against 30 ms).
 #pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t l = 0; l < n; ++l) {
     const int64_t i = ord[l];
     for (int64_t r = 0; G.idx[l * k] < 0; ++r) {
-      int64_t j = r < 64 * k ? int64_t(hash3(seed, uint64_t(i), uint64_t(r)) % uint64_t(n))
-                             : (r - 64 * k) % n;
+      int64_t j = start_stopped ? (i + 1 + r) % n
+                  : r < 64 * k  ? int64_t(hash3(seed, uint64_t(i), uint64_t(r)) % uint64_t(n))
+                                : (r - 64 * k) % n;
       if (j == i) continue;
       G.push(l, score(l, rank[j]), rank[j], 1);
     }

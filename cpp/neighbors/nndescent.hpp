@@ -23,7 +23,9 @@ struct NNDescentOptions {
   double iter_budget = 0;       ///< stop short of the target (0: never) once the iterations
                                 ///< it needs, at the last one's rate, would pass this many,
                                 ///< or before any when the clustered start's first partition
-                                ///< meets a split that is not local (no structure)
+                                ///< meets a split that is not local, or the forest's first
+                                ///< split (high intrinsic dimension) predicts a start too far
+                                ///< from the target for half the budget (no structure)
   int64_t n_check = 500;        ///< points whose neighbours are checked exactly (<= n)
   bool clusters = true;         ///< start from overlapping k-means clusters (n >= 4 cluster_size,
                                 ///< not inner_product); else the forest

@@ -197,7 +197,7 @@ class NNDescentOptions:
     @property
     def iter_budget(self) -> float:
         """
-        Give up (0: never) past this many iterations, or at a clustered start without structure.
+        Give up (0: never) past this many iterations, or at a start without structure.
         """
     @iter_budget.setter
     def iter_budget(self, value: typing.SupportsFloat | typing.SupportsIndex) -> None: ...

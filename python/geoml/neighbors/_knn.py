@@ -134,9 +134,13 @@ def _auto_budget(n: int, d: int) -> float:
     (Gaussian, 16-128-D, n up to 100,000) NN-descent was slower than the exact search and
     stalled at recall 0.58-0.99. Under a budget NN-descent also stops before any iteration
     when the clustered start's first split finds no structure (the cells would overlap and
-    cost about an exact search), and does not stop at a stall the second partition repairs.
-    A function of the shape only (and the rules of the sampled recall and the split's counts
-    only): the same graph for any thread count."""
+    cost about an exact search), or when the forest's first split (high intrinsic dimension)
+    holds so few of the checked points' neighbours in their leaves that even the best-mixing
+    iterations would need more than one and more than half the budget (session 31: Gaussian
+    20,000 x 128 paid 4 trees and an iteration, 1.5-2x the exact search), and does not stop
+    at a stall the second partition repairs. A function of the shape only (and the rules of
+    the sampled recall, the split's counts and the first tree's leaves only): the same graph
+    for any thread count."""
     return n * (0.3 + 0.0115 * d) / 1e4
 
 
