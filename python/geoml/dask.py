@@ -453,7 +453,7 @@ def knn(
     Approximate, with the measured recall:
 
     >>> rng = np.random.default_rng(0)
-    >>> Z = 4 * rng.normal(size=(30, 8))[rng.integers(0, 30, 6000)] + rng.normal(size=(6000, 8))
+    >>> Z = 4 * rng.normal(size=(30, 16))[rng.integers(0, 30, 6000)] + rng.normal(size=(6000, 16))
     >>> res = geoml.dask.knn(da.from_array(Z.astype(np.float32), chunks=2000), 10,
     ...                      method="nndescent", partition_size=500, random_state=0)
     >>> res.indices.shape, res.recall_.reached, res.partition_["start"]
