@@ -353,7 +353,11 @@ def knn(
     the exact re-computation, so points tied at the k-th distance (or within the score's
     rounding of it) may be kept differently: exact ties give equal distances; a near-tie in
     float32 may give a neighbour that differs in its last digits (never farther than
-    geoml.knn's by more than the score's rounding; see docs/design/scale-out.md).
+    geoml.knn's by more than the score's rounding; see docs/design/scale-out.md). That
+    rounding is about ``d 2^-24 max ||x - mean||^2`` for float32 data: with clusters far
+    apart it swaps neighbours outright (10 clusters 1,000 apart, 3,000 x 2: 567 rows up to
+    7x too far), where :func:`geoml.knn` searches float32 Euclidean data in float64 (since
+    session 31); pass float64 chunks for the exact graph there.
     Each pair task prunes with the two chunks' own k-th distances (from their diagonal tasks):
     a candidate farther than a row's bound cannot be among its k nearest.
 

@@ -756,6 +756,8 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
     Attributes
     ----------
     embedding_ : ndarray of shape (n_samples, n_components)
+        float64 for float32 input too (as scikit-learn's embeddings; ``fit_transform``
+        and ``transform`` return it, or its rows, in that dtype).
     distances_ : ndarray of shape (n_samples, n_samples) or (n_samples, n_landmarks)
         float64; float32 with landmarks from ``n_samples * n_landmarks >= 2^27`` on (computed
         in column blocks: about ``4 n L`` bytes plus 3.2 GB of Chebyshev buffers, 11.2 GB at
