@@ -413,7 +413,7 @@ def knn(
         float64 search, whose float32 screen is certified row by row: float32 scores alone
         (``||y||^2 - 2 x.y``, rounded to about ``d 2^-24 max ||x - mean||^2``) swapped
         neighbours of clusters far apart. Distances are returned in float32; the same cost
-        from ``d = 16`` on (faster with AVX-512 VNNI), up to ~1.4x below (the GPU search and
+        from ``d = 16`` on (faster with AVX-512 VNNI), up to ~1.5x below (the GPU search and
         :func:`geoml.dask.knn` rank in float32). NaN/inf raise ``ValueError``, and so do
         entries so large that squared distances overflow (but under ``metric="cosine"``,
         which does not depend on the scale: such data is searched scaled down by a power of
