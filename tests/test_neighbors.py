@@ -139,6 +139,69 @@ def test_all_identical_points_and_clustered_far_from_origin(isa):
     np.testing.assert_allclose(dist, ref, rtol=1e-3)
 
 
+def _far_clusters(rng, n_per, d, sep, n_clusters=4):
+    """Unit Gaussian clusters whose centres are ``sep`` apart (float32)."""
+    C = sep * np.arange(n_clusters)[:, None] * np.ones(d)
+    return np.concatenate([C[i] + rng.normal(size=(n_per, d)) for i in range(n_clusters)]).astype(
+        np.float32
+    )
+
+
+def test_knn_float32_of_clusters_far_apart_is_exact():
+    """float32 Euclidean data was ranked by the float32 kernel's ``||y||^2 - 2 x.y`` on rows
+    centred at the mean of X: with clusters far apart the centred norms are large and the
+    rounding swapped neighbours (clusters 1,000 apart: 13 of 60 rows wrong, a 1-NN distance
+    50x too far at d = 2; sklearn's make_blobs with cluster_std=0.1: 1 % of the rows). The
+    exact search (and what it serves: knn_graph, KNNTransformer) is exact in float32 too."""
+    from sklearn.datasets import make_blobs
+
+    rng = np.random.default_rng(0)
+    blobs = make_blobs(2000, n_features=8, centers=10, cluster_std=0.1, random_state=0)[0]
+    for X in (
+        _far_clusters(rng, 20, 5, 1000.0, 3),
+        _far_clusters(rng, 150, 2, 1000.0),
+        _far_clusters(rng, 150, 24, 300.0),
+        blobs.astype(np.float32),
+    ):
+        X64 = X.astype(np.float64)
+        for metric in ("euclidean", "sqeuclidean"):
+            D = brute(X64, X64, metric)
+            np.fill_diagonal(D, np.inf)
+            ref = np.sort(D, axis=1)[:, :5]
+            res = geoml.knn(X, 5, metric=metric)
+            assert res.distances.dtype == np.float32
+            np.testing.assert_allclose(res.distances, ref, rtol=2e-7)
+            got = np.take_along_axis(D, res.indices, axis=1)
+            np.testing.assert_allclose(got, ref, rtol=1e-12)
+            # with queries, and with the point itself in its list
+            q = geoml.knn(X, 5, Y=X[::7], metric=metric)
+            np.testing.assert_allclose(
+                np.take_along_axis(D[::7], q.indices[:, 1:], axis=1), ref[::7, :4], rtol=1e-12
+            )
+        G = geoml.KNNTransformer(5).fit_transform(X)
+        rows = G.indices.reshape(len(X), 6)[:, 1:]
+        D = brute(X64, X64, "euclidean")
+        np.fill_diagonal(D, np.inf)
+        np.testing.assert_allclose(
+            np.take_along_axis(D, rows, axis=1), np.sort(D, axis=1)[:, :5], rtol=1e-12
+        )
+
+
+def test_nndescent_recall_of_float32_clusters_far_apart():
+    """The recall estimate's truth (the checked points' exact k-th distances) came from the
+    float32 kernel, wrong on clusters far apart: 0.996 [0.986, 0.999] was reported for a
+    graph of true recall 0.951 (target 0.99 'reached'). It is now searched in float64."""
+    X = _far_clusters(np.random.default_rng(7), 1500, 20, 1000.0)
+    res = geoml.knn(X, 10, method="nndescent", random_state=1)
+    X64 = X.astype(np.float64)
+    kth = geoml.knn(X64, 10).distances[:, -1:]
+    d = np.sqrt(((X64[:, None, :] - X64[res.indices]) ** 2).sum(-1))
+    true = float((d <= kth * (1 + 1e-9)).mean())
+    r = res.recall_
+    assert r.low <= true <= r.high, (r, true)
+    assert r.reached and true >= 0.985
+
+
 def test_zero_vectors_cosine():
     X = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.1], [0.0, 3.0]])
     idx, dist = geoml.knn(X, 3, metric="cosine")

@@ -353,7 +353,11 @@ def knn(
     the exact re-computation, so points tied at the k-th distance (or within the score's
     rounding of it) may be kept differently: exact ties give equal distances; a near-tie in
     float32 may give a neighbour that differs in its last digits (never farther than
-    geoml.knn's by more than the score's rounding; see docs/design/scale-out.md).
+    geoml.knn's by more than the score's rounding; see docs/design/scale-out.md). That
+    rounding is about ``d 2^-24 max ||x - mean||^2`` for float32 data: with clusters far
+    apart it swaps neighbours outright (10 clusters 1,000 apart, 3,000 x 2: 567 rows up to
+    7x too far), where :func:`geoml.knn` searches float32 Euclidean data in float64 (since
+    session 31); pass float64 chunks for the exact graph there.
     Each pair task prunes with the two chunks' own k-th distances (from their diagonal tasks):
     a candidate farther than a row's bound cannot be among its k nearest.
 
@@ -453,7 +457,7 @@ def knn(
     Approximate, with the measured recall:
 
     >>> rng = np.random.default_rng(0)
-    >>> Z = 4 * rng.normal(size=(30, 8))[rng.integers(0, 30, 6000)] + rng.normal(size=(6000, 8))
+    >>> Z = 4 * rng.normal(size=(30, 16))[rng.integers(0, 30, 6000)] + rng.normal(size=(6000, 16))
     >>> res = geoml.dask.knn(da.from_array(Z.astype(np.float32), chunks=2000), 10,
     ...                      method="nndescent", partition_size=500, random_state=0)
     >>> res.indices.shape, res.recall_.reached, res.partition_["start"]

@@ -250,6 +250,13 @@ def heat_kernel(
     >>> geoml.heat_kernel(W, x, [0.5, 1.0]).shape
     (2, 5)
     """
+    return _heat_action(W, X, t, laplacian, method, tol, n_jobs)
+
+
+def _heat_action(W, X, t, laplacian, method, tol, n_jobs, floor: float = 0.0):
+    """:func:`heat_kernel`; with ``floor`` the series is also truncated at ``floor`` times
+    each column's norm at most (absolute accuracy of small entries, below what ``tol``'s
+    ``10 eps`` minimum gives: :func:`heat_geodesic_distances` takes their logarithm)."""
     if laplacian not in _KINDS:
         raise ValueError(
             f"laplacian={laplacian!r}; choose 'symmetric', 'combinatorial' or 'random_walk'"
@@ -310,7 +317,8 @@ def heat_kernel(
         xnorm = _col_norms(X2, shifts)
     live = xnorm > 0
     # first: truncation <= tol / 2 * ||X||, enough while ||Y|| >= ||X|| / 2
-    coef, K, _ = _chebyshev_coefficients(a, 0.5 * tol, factor)
+    first = 0.5 * tol if floor <= 0 else min(0.5 * tol, floor)
+    coef, K, _ = _chebyshev_coefficients(a, first, factor)
     Y = np.empty((times.size, *X2.shape), dtype=dtype)
     buf0, buf1 = np.empty_like(X2), np.empty_like(X2)
     args = (S.data, S.indices, S.indptr, X2)
@@ -322,6 +330,7 @@ def heat_kernel(
             # the result decayed (large t): continue the series to truncation
             # <= tol / 2 * ||Y|| (never below what the dtype can resolve)
             target = max(0.5 * tol * ratio, float(np.finfo(dtype).tiny) ** 0.5)
+            target = target if floor <= 0 else min(target, floor)
             coef2, K2, _ = _chebyshev_coefficients(a, target, factor)
             if K2 > K:
                 _core.heat_chebyshev(

@@ -336,6 +336,8 @@ class MDS(EmbeddingMixin, BaseEstimator):
     Attributes
     ----------
     embedding_ : ndarray of shape (n_samples, n_components)
+        float64 for float32 input too (as scikit-learn's ``MDS``; ``fit_transform``
+        returns it).
     stress_ : float
         Raw stress of the (landmark) configuration after SMACOF (classical: of the classical
         embedding).

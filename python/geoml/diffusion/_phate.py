@@ -1372,6 +1372,8 @@ class PHATE(EmbeddingMixin, BaseEstimator):
     Attributes
     ----------
     embedding_ : ndarray of shape (n_samples, n_components)
+        float64 for float32 input too (as scikit-learn's embeddings; ``fit_transform``
+        and ``transform`` return it, or its rows, in that dtype).
     affinity_matrix_ : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
         The kernel ``K``.
     diff_op_ : sparse (n, n) ``P`` or ndarray (n_landmark, n_landmark) landmark operator

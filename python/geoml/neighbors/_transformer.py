@@ -57,7 +57,14 @@ class KNNTransformer(FeaturesOutMixin, BaseEstimator):
         transformer raises at ``transform``) and stored as ``n_neighbors_``, which
         ``transform`` uses for new data too: after a truncation each row holds every fitted
         sample. scanpy reads ``n_neighbors`` from ``get_params()``, not the truncated count;
-        it takes the rows as they are.
+        it takes the rows as they are. With scanpy (``sc.pp.neighbors(adata,
+        transformer=KNNTransformer(n))``, checked with scanpy 1.11) ``obsp["distances"]`` is
+        this graph as it is (``n + 1`` entries per row, the cell itself at an explicit 0),
+        where scanpy's own exact path (``transformer="sklearn"``, or small data by default)
+        keeps ``n - 1`` per row and no diagonal; its default ``method="umap"`` connectivities
+        come from the first ``n`` entries of each row and agree with that path, but
+        ``method="gauss"`` weighs the stored distances, so they differ from it (as with any
+        transformer instance, scikit-learn's ``KNeighborsTransformer`` included).
     mode : {"distance", "connectivity"}, default "distance"
         Stored values: distances, or ones (float64, as scikit-learn). The distances are in
         the float dtype of the data searched (the wider of the fitted data's and ``X``'s):
