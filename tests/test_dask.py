@@ -91,6 +91,24 @@ def test_knn_threaded_equals_geoml(chunks, k, metric, dtype):
             _check_knn(_data(57, 6 + 11 * seed, dtype, seed), chunks, k, metric)  # d=6, 17
 
 
+def test_knn_float32_of_clusters_far_apart_is_exact():
+    """float32 chunks are scored in float64, as geoml.knn searches them: float32 scores
+    (||y||^2 - 2 x.y, rounded to ~d 2^-24 max ||x - mean||^2) swapped neighbours of clusters
+    far apart (10 clusters 1,000 apart: hundreds of rows up to 7x too far)."""
+    rng = np.random.default_rng(0)
+    C = rng.uniform(-1, 1, (10, 2)) * 1000
+    X = (C[rng.integers(0, 10, 3000)] + rng.normal(size=(3000, 2))).astype(np.float32)
+    for metric in ("euclidean", "sqeuclidean"):
+        ref = _brute(X, 10, metric)
+        idx, dist = dask.compute(*gdask.knn(da.from_array(X, chunks=(700, -1)), 10, metric=metric))
+        assert dist.dtype == np.float32
+        np.testing.assert_array_equal(idx, ref[0])
+        np.testing.assert_allclose(dist, ref[1], rtol=1e-6)
+        g = geoml.knn(X, 10, metric=metric)
+        np.testing.assert_array_equal(idx, g.indices)
+        np.testing.assert_array_equal(dist, g.distances)
+
+
 def _brute(X, k, metric):
     """(index, distance) by (distance, index) in float64, self excluded: exact on grid data."""
     X = X.astype(np.float64)

@@ -170,11 +170,22 @@ def _empty_part(m: int):
     return np.empty((m, 0), np.int64), np.empty((m, 0), np.float64)
 
 
+def _wide(A, metric: str):
+    """float32 chunks of a Euclidean search in float64, as :func:`geoml.knn` searches them:
+    the float32 score ``||y||^2 - 2 x.y`` (rounding ~``d 2^-24 max ||x - mean||^2``) swaps
+    neighbours of clusters far apart (10 clusters 1,000 apart, 3,000 x 2: 567 rows up to 7x
+    too far)."""
+    if A.dtype == np.float32 and metric in ("euclidean", "sqeuclidean"):
+        return A.astype(np.float64)
+    return A
+
+
 def _knn_diag(Q, q0: int, k: int, metric: str, n_jobs):
     """Candidates of the rows [q0, q0 + len(Q)) among themselves (self excluded): global int64
     indices and exact float64 distances, (m, min(k, m - 1))."""
     m = Q.shape[0]
     _check_block(Q, q0)
+    Q = _wide(Q, metric)
     c = min(k, m - 1)
     if c < 1:
         return _empty_part(m)
@@ -204,6 +215,7 @@ def _knn_pair(Q, D, q0: int, d0: int, k: int, metric: str, n_jobs, bq=None, bd=N
     _check_block(D, d0)
     if len(Q) == 0 or len(D) == 0:  # a chunk without rows: no candidates either way
         return _empty_part(len(Q)), _empty_part(len(D))
+    Q, D = _wide(Q, metric), _wide(D, metric)
     iq, dq, id_, dd = _core.knn_pair(
         aligned(Q),
         aligned(D.astype(Q.dtype, copy=False)),
@@ -353,11 +365,11 @@ def knn(
     the exact re-computation, so points tied at the k-th distance (or within the score's
     rounding of it) may be kept differently: exact ties give equal distances; a near-tie in
     float32 may give a neighbour that differs in its last digits (never farther than
-    geoml.knn's by more than the score's rounding; see docs/design/scale-out.md). That
-    rounding is about ``d 2^-24 max ||x - mean||^2`` for float32 data: with clusters far
-    apart it swaps neighbours outright (10 clusters 1,000 apart, 3,000 x 2: 567 rows up to
-    7x too far), where :func:`geoml.knn` searches float32 Euclidean data in float64 (since
-    session 31); pass float64 chunks for the exact graph there.
+    geoml.knn's by more than the score's rounding; see docs/design/scale-out.md). float32
+    chunks of a Euclidean search are scored in float64, as :func:`geoml.knn` searches them
+    (float32 scores, rounded to about ``d 2^-24 max ||x - mean||^2``, swapped neighbours of
+    clusters far apart: 10 clusters 1,000 apart, 3,000 x 2, 567 rows up to 7x too far); that
+    costs ~1.4x the float32 tiles' time (20,000 x 64) and a float64 copy of the task's chunks.
     Each pair task prunes with the two chunks' own k-th distances (from their diagonal tasks):
     a candidate farther than a row's bound cannot be among its k nearest.
 

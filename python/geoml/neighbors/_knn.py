@@ -417,13 +417,13 @@ def knn(
         float64 search, whose float32 screen is certified row by row: float32 scores alone
         (``||y||^2 - 2 x.y``, rounded to about ``d 2^-24 max ||x - mean||^2``) swapped
         neighbours of clusters far apart. Distances are returned in float32; the same cost
-        from ``d = 16`` on (faster with AVX-512 VNNI), up to ~1.5x below (the GPU search and
-        :func:`geoml.dask.knn` rank in float32). NaN/inf raise ``ValueError``, and so do
-        entries so large that squared distances overflow (but under ``metric="cosine"``,
-        which does not depend on the scale: such data is searched scaled down by a power of
-        two); data so small that they would underflow (every entry below ``3e-16`` in
-        float32, ``1.5e-146`` in float64) is searched on a copy scaled by a power of two,
-        the distances scaled back.
+        from ``d = 16`` on (faster with AVX-512 VNNI), up to ~1.5x below (the GPU search
+        ranks in float32; :func:`geoml.dask.knn` scores in float64 too). NaN/inf raise
+        ``ValueError``, and so do entries so large that squared distances overflow (but
+        under ``metric="cosine"``, which does not depend on the scale: such data is searched
+        scaled down by a power of two); data so small that they would underflow (every
+        entry below ``3e-16`` in float32, ``1.5e-146`` in float64) is searched on a copy
+        scaled by a power of two, the distances scaled back.
     k : int
         Number of neighbours, ``1 <= k <= n_samples`` (``k <= n_samples - 1`` when a point is
         excluded from its own list).
