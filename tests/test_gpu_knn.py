@@ -193,6 +193,22 @@ def test_gpu_float64(rng, metric):
 
 
 @pytest.mark.gpu
+def test_gpu_float32_of_clusters_far_apart_is_exact():
+    """float32 Euclidean data is searched in float64 on the device too (float32 scores of
+    clusters 1,000 apart swapped neighbours on the CPU kernel): same lists as the CPU path."""
+    g = np.random.default_rng(7)
+    C = 1000.0 * np.arange(4)[:, None] * np.ones(3)
+    X = np.concatenate([C[i] + g.normal(size=(300, 3)) for i in range(4)]).astype(np.float32)
+    c = cp()
+    for metric in ("euclidean", "sqeuclidean"):
+        idx, dist = geoml.knn(c.asarray(X), 6, metric=metric)
+        assert dist.dtype == np.float32
+        ci, cd = geoml.knn(X, 6, metric=metric, device="cpu")
+        np.testing.assert_array_equal(idx.get(), ci)
+        np.testing.assert_allclose(dist.get(), cd, rtol=1e-6)
+
+
+@pytest.mark.gpu
 def test_gpu_duplicates_ties_and_self():
     X = np.repeat(np.arange(10, dtype=np.float32)[:, None], 3, axis=0)  # each value 3 times
     c = cp()

@@ -53,8 +53,9 @@ def knn_device(X, Y, k: int, metric: _core.Metric, exclude_self: bool):
     """Exact kNN of validated, same-dtype, C-contiguous CuPy arrays; ``(indices, distances)``.
 
     Euclidean metrics score ``||y||^2 - 2 x.y`` on data centred at the mean of X (as the CPU
-    path), cosine ``-x.y`` on unit rows, inner product ``-x.y``; the k winners' distances are
-    recomputed exactly from the original rows and sorted by (distance, index).
+    path; float32 data in float64, as the CPU path), cosine ``-x.y`` on unit rows, inner
+    product ``-x.y``; the k winners' distances are recomputed exactly from the original rows
+    and sorted by (distance, index).
     """
     cp, mod = _gpu.require_cuda("knn")
     kmax = int(mod.knn_max_k)
@@ -63,6 +64,13 @@ def knn_device(X, Y, k: int, metric: _core.Metric, exclude_self: bool):
             f"k={k} exceeds the GPU search's limit of {kmax} neighbours; use "
             "device='cpu' for larger k"
         )
+    euclid = metric in (_core.Metric.euclidean, _core.Metric.sqeuclidean)
+    if X.dtype == np.float32 and euclid:
+        # float32 scores (rounded to ~d 2^-24 max ||x - mean||^2) swap neighbours of clusters
+        # far apart: searched in float64 as the CPU path does, distances returned in float32
+        Y64 = None if Y is None else Y.astype(cp.float64)
+        idx, dist = knn_device(X.astype(cp.float64), Y64, k, metric, exclude_self)
+        return idx, dist.astype(cp.float32)
     ptr = _gpu.device_pointer
     dt = X.dtype
     is64 = dt == np.float64
@@ -78,7 +86,7 @@ def knn_device(X, Y, k: int, metric: _core.Metric, exclude_self: bool):
         if m == 0:
             return idx, dist
         Xs, Qs, xbias = X, Q, None
-        if metric in (_core.Metric.euclidean, _core.Metric.sqeuclidean):
+        if euclid:
             # centre at the mean of X; bias = ||x - mean||^2
             mean = X.mean(axis=0, dtype=cp.float64)
             Xs, xbias = cp.empty_like(X), cp.empty(n, dtype=dt)

@@ -418,7 +418,7 @@ def knn(
         (``||y||^2 - 2 x.y``, rounded to about ``d 2^-24 max ||x - mean||^2``) swapped
         neighbours of clusters far apart. Distances are returned in float32; the same cost
         from ``d = 16`` on (faster with AVX-512 VNNI), up to ~1.5x below (the GPU search
-        ranks in float32; :func:`geoml.dask.knn` scores in float64 too). NaN/inf raise
+        and :func:`geoml.dask.knn` score float32 in float64 too). NaN/inf raise
         ``ValueError``, and so do entries so large that squared distances overflow (but
         under ``metric="cosine"``, which does not depend on the scale: such data is searched
         scaled down by a power of two); data so small that they would underflow (every
