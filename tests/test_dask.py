@@ -74,12 +74,38 @@ CHUNKINGS = [
 
 
 def _check_knn(X, chunks, k, metric):
+    """Equal to geoml.knn: the same distances, the same indices. Where a row's k-th distance
+    is an exact tie with a point left out (d = 1 under cosine: every distance is 0 or 2),
+    which tied points are kept is up to the search (geoml.knn's documented rule): there the
+    indices before the k-th distance are equal, and the others distinct non-self points at
+    the reported distance (the distances are recomputed exactly from the indices)."""
     ref = geoml.knn(X, k, metric=metric)
     idx, dist = gdask.knn(da.from_array(X, chunks=(chunks, -1)), k, metric=metric)
     idx, dist = dask.compute(idx, dist)
     assert idx.dtype == np.int64 and dist.dtype == X.dtype
-    np.testing.assert_array_equal(idx, ref.indices)
     np.testing.assert_array_equal(dist, ref.distances)
+    if k < len(X) - 1:
+        nxt = geoml.knn(X, k + 1, metric=metric).distances[:, k]
+        tied = nxt == ref.distances[:, -1]  # the (k+1)-th ties the k-th: a free choice
+    else:
+        tied = np.zeros(len(X), bool)
+    np.testing.assert_array_equal(idx[~tied], ref.indices[~tied])
+    before = (dist < dist[:, -1:]) & tied[:, None]
+    np.testing.assert_array_equal(idx[before], ref.indices[before])
+    assert (idx != np.arange(len(X))[:, None]).all()
+    assert all(len(set(r)) == k for r in idx.tolist())
+    if tied.any():  # the kept tied points are at the reported distance (a float64 reference)
+        Z = X.astype(np.float64)
+        if metric == "cosine":
+            U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+            at = 1.0 - U @ U.T
+        elif metric == "inner_product":
+            at = -(Z @ Z.T)
+        else:
+            at = ((Z[:, None, :] - Z[None, :, :]) ** 2).sum(axis=2)
+            at = np.sqrt(at) if metric == "euclidean" else at
+        got = np.take_along_axis(at, idx, 1)[tied]
+        np.testing.assert_allclose(got, dist[tied], rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
