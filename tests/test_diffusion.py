@@ -672,6 +672,63 @@ def test_heat_geodesics_vs_heatgeo():
     assert abs(G.nnz - W.nnz) <= 0.01 * W.nnz
 
 
+def test_heat_geodesics_with_heatgeos_fixed_order():
+    """``order=K`` is heatgeo's ``order`` (``filter_method="mar"``: the series of order K on
+    [0, lmax], lmax by ARPACK): heatgeo's distances reproduced where its series has not
+    converged (t = 40 at order 16 / 32, t = 1 at order 8), with a warning saying the series
+    is truncated above tol; order=None is converged there instead. Skipped without heatgeo
+    for the comparison; the other checks need only SciPy."""
+    import sys
+    import types
+
+    from geoml.diffusion import alpha_decay_graph, heat_geodesic_distances
+
+    X, _ = swiss_roll(300, seed=2)
+    W = alpha_decay_graph(X, 8)
+    off = ~np.eye(300, dtype=bool)
+    # a large fixed order converges to the default's result; landmarks are its columns
+    D0 = heat_geodesic_distances(W, 5.0)
+    D = heat_geodesic_distances(W, 5.0, order=120)
+    np.testing.assert_allclose(D[off], D0[off], rtol=1e-10)
+    lm = np.array([3, 50, 299])
+    np.testing.assert_allclose(
+        heat_geodesic_distances(W, 5.0, order=120, landmarks=lm), D[:, lm], rtol=1e-12, atol=0
+    )
+    with pytest.warns(RuntimeWarning, match="order=8: the Chebyshev series .* truncated"):
+        D8 = heat_geodesic_distances(W, 5.0, order=8)
+    assert np.linalg.norm((D8 - D0)[off]) > 1e-3 * np.linalg.norm(D0[off])
+    for bad, err in ((0, ValueError), (-3, ValueError), (2.5, TypeError), ("32", TypeError)):
+        with pytest.raises(err, match="order"):
+            heat_geodesic_distances(W, 5.0, order=bad)
+        with pytest.raises(err, match="order"):
+            geoml.HeatGeo(order=bad, mds="classical").fit(X)
+    # the estimator passes it on (with and without landmarks)
+    with pytest.warns(RuntimeWarning, match="order=8"):
+        hg = geoml.HeatGeo(n_neighbors=8, t=5.0, order=8, mds="classical").fit(X)
+    np.testing.assert_allclose(hg.distances_, D8, rtol=1e-12, atol=1e-12)
+    assert geoml.HeatGeo(order=8).get_params()["order"] == 8
+    pytest.importorskip("graphtools")
+    pytest.importorskip("pygsp")
+    try:
+        import s_gd2  # noqa: F401  (heatgeo imports it at module level; unused here)
+    except ImportError:
+        sys.modules["s_gd2"] = types.ModuleType("s_gd2")
+    he = pytest.importorskip("heatgeo.embedding")
+    Xr, _ = swiss_roll(400, seed=1)
+    off = ~np.eye(400, dtype=bool)
+    for tau, order in ((40, 32), (40, 16), (1, 8), (5, 64)):
+        ref = he.HeatGeo(knn=10, tau=tau, order=order)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref.fit(Xr)
+            ref.metric_computation(Xr)
+        R = ref.dist
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "order=", RuntimeWarning)
+            D = heat_geodesic_distances(ref.graph.W, float(tau), order=order)
+        np.testing.assert_allclose(D[off], R[off], rtol=1e-10)
+
+
 def test_heatgeo_estimator():
     X, U = swiss_roll(400, seed=2)
     a = geoml.HeatGeo(n_neighbors=10, random_state=0, n_jobs=1).fit(X)

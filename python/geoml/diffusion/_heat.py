@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import ive
 
 from .. import _core
-from .._validation import as_float_array, check_n_jobs, check_tol, reject_gpu
+from .._validation import as_float_array, check_n_jobs, check_tol, reject_gpu, user_stacklevel
 from ..spectral._laplacian import _KINDS, _affinity_csr, _degrees, _normalised_shift
 from ..spectral._laplacian import laplacian as _laplacian_matrix
 
@@ -111,6 +112,37 @@ def _chebyshev_coefficients(a: np.ndarray, target: float, factor: float):
     K = int(np.argmax(ok)) if ok.any() else kmax
     C[:, 1::2] *= -1.0
     return np.ascontiguousarray(C[:, : K + 1]), K, float(factor * tail[:, K].max())
+
+
+def _fixed_order_coefficients(a: np.ndarray, order: int) -> np.ndarray:
+    """The coefficients (n_t, order + 1) of :func:`_chebyshev_coefficients` up to ``order``
+    (heatgeo's ``compute_chebychev_coeff_all``: ``2 ive(k, -a)``, the first halved)."""
+    k = np.arange(order + 1)
+    C = ive(k[None, :], a[:, None])
+    C[:, 1:] *= 2.0
+    C[:, 1::2] *= -1.0
+    return np.ascontiguousarray(C)
+
+
+def _fixed_order_truncation(a: float, order: int) -> float:
+    """``sum_{k > order} |c_k|`` of the series of ``exp(-a (x + 1))`` on ``[-1, 1]`` (``a = t
+    lmax / 2``): the truncation of the order-``order`` heat kernel, relative to a column's
+    norm."""
+    kmax = max(order + 1, int(a + 60.0 * np.sqrt(a) + 80))
+    k = np.arange(order + 1, kmax + 1)
+    return float(2.0 * ive(k, a).sum())
+
+
+def _largest_eigenvalue(L: sp.csr_matrix) -> float:
+    """The largest eigenvalue of the symmetric normalised Laplacian ``L`` by ARPACK (heatgeo's
+    ``eigsh(L, k=1)``), from a seeded start (the same value every call)."""
+    from scipy.sparse.linalg import eigsh
+
+    n = L.shape[0]
+    if n <= 2:
+        return float(np.linalg.eigvalsh(L.toarray()).max())
+    v0 = np.random.default_rng(0).uniform(0.5, 1.5, n)
+    return float(eigsh(L.astype(np.float64), k=1, which="LA", v0=v0, return_eigenvectors=False)[0])
 
 
 def _symmetric_shifted(W) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -253,10 +285,14 @@ def heat_kernel(
     return _heat_action(W, X, t, laplacian, method, tol, n_jobs)
 
 
-def _heat_action(W, X, t, laplacian, method, tol, n_jobs, floor: float = 0.0):
+def _heat_action(W, X, t, laplacian, method, tol, n_jobs, floor: float = 0.0, order=None):
     """:func:`heat_kernel`; with ``floor`` the series is also truncated at ``floor`` times
     each column's norm at most (absolute accuracy of small entries, below what ``tol``'s
-    ``10 eps`` minimum gives: :func:`heat_geodesic_distances` takes their logarithm)."""
+    ``10 eps`` minimum gives: :func:`heat_geodesic_distances` takes their logarithm).
+
+    ``order`` (an int; symmetric Laplacian only): heatgeo's ``filter_method="mar"`` instead,
+    the series of that fixed order on ``[0, lmax]`` with ``lmax`` the largest eigenvalue of
+    ``L`` (ARPACK, as heatgeo), whatever its truncation (the caller warns)."""
     if laplacian not in _KINDS:
         raise ValueError(
             f"laplacian={laplacian!r}; choose 'symmetric', 'combinatorial' or 'random_walk'"
@@ -276,7 +312,9 @@ def _heat_action(W, X, t, laplacian, method, tol, n_jobs, floor: float = 0.0):
     dtype = X2.dtype.type
     tol = check_tol(tol, dtype=dtype)
     nt = check_n_jobs(n_jobs)
-    if laplacian == "symmetric":  # S = L_sym - I directly (the map below, lmax = 2)
+    if order is not None:  # heatgeo's interval: [0, lmax of L_sym]
+        L, d = _laplacian_matrix(W, kind="symmetric", return_diag=True)  # validates W
+    elif laplacian == "symmetric":  # S = L_sym - I directly (the map below, lmax = 2)
         L, d = _symmetric_shifted(W)  # validates W
     else:
         L, d = _laplacian_matrix(W, kind=laplacian, return_diag=True)  # validates W
@@ -286,7 +324,9 @@ def _heat_action(W, X, t, laplacian, method, tol, n_jobs, floor: float = 0.0):
     if not (np.isfinite(d).all() and np.isfinite(L.data).all()):
         raise ValueError("W's degrees overflow (entries too large): rescale W")
     factor = 1.0
-    if laplacian == "combinatorial":
+    if order is not None:
+        lmax = _largest_eigenvalue(L) if (d > 0).any() else 0.0
+    elif laplacian == "combinatorial":
         lmax = 2.0 * float(d.max())  # Gershgorin
     else:
         lmax = 2.0 if (d > 0).any() else 0.0
@@ -303,7 +343,7 @@ def _heat_action(W, X, t, laplacian, method, tol, n_jobs, floor: float = 0.0):
         perm = _core.rcm_components(L.indptr, L.indices)[0]
         L = _permute(L, perm)
         X2 = np.ascontiguousarray(X2[perm])
-    if laplacian == "symmetric":
+    if laplacian == "symmetric" and order is None:
         S = _index_dtype(sp.csr_matrix(L, dtype=dtype))
     else:
         S = _spectral_map(L, lmax, dtype)
@@ -318,12 +358,24 @@ def _heat_action(W, X, t, laplacian, method, tol, n_jobs, floor: float = 0.0):
     live = xnorm > 0
     # first: truncation <= tol / 2 * ||X||, enough while ||Y|| >= ||X|| / 2
     first = 0.5 * tol if floor <= 0 else min(0.5 * tol, floor)
-    coef, K, _ = _chebyshev_coefficients(a, first, factor)
+    if order is None:
+        coef, K, _ = _chebyshev_coefficients(a, first, factor)
+    else:
+        coef, K = _fixed_order_coefficients(a, order), order
+        trunc = _fixed_order_truncation(float(a.max()), order)
+        if trunc > tol:
+            warnings.warn(
+                f"order={order}: the Chebyshev series of exp(-t L) is truncated at "
+                f"{trunc:.2g} of each column's norm (t = {float(times.max()):.4g}, lmax = "
+                f"{lmax:.4g}), above tol={tol:g}; order=None chooses the order from tol",
+                RuntimeWarning,
+                stacklevel=user_stacklevel(),
+            )
     Y = np.empty((times.size, *X2.shape), dtype=dtype)
     buf0, buf1 = np.empty_like(X2), np.empty_like(X2)
     args = (S.data, S.indices, S.indptr, X2)
     _core.heat_chebyshev(*args, coef, Y, buf0, buf1, k_begin=0, k_end=K, n_jobs=nt)
-    if live.any():
+    if live.any() and order is None:
         ynorm = np.stack([_col_norms(Yj, shifts) for Yj in Y])  # (n_t, m)
         ratio = float((ynorm[:, live] / xnorm[live]).min())
         if ratio < 0.5:

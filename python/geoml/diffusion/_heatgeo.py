@@ -23,7 +23,7 @@ from .._validation import (
     user_stacklevel,
 )
 from ..spectral._laplacian import _affinity_csr
-from ._heat import _check_times, _heat_action, heat_kernel
+from ._heat import _MAX_ORDER, _check_times, _heat_action, heat_kernel
 from ._mds import MDS, _place, say
 
 # HeatGeo's floor inside the logarithm (heatgeo: np.log(H + 1e-16)): distances saturate at
@@ -451,6 +451,7 @@ def heat_geodesic_distances(
     harnack_regularization: float = 0.0,
     landmarks=None,
     tol: float = 1e-14,
+    order: int | None = None,
     n_jobs=None,
 ):
     """Heat-geodesic distances on a graph (Varadhan's formula, as in HeatGeo).
@@ -490,6 +491,13 @@ def heat_geodesic_distances(
         transcription to ~1e-9 relative for ``t`` from 0.1 up (``tol`` alone: 1e-4 at
         ``t = 0.1``, 3e-5 at ``t = 1``), and with heatgeo's where its order-32 expansion has
         converged (``t <= 10``; at ``t = 40`` heatgeo's is 7e-6 off).
+    order : int, optional
+        None (default): the Chebyshev order is the smallest that meets ``tol``. An int:
+        heatgeo's ``order`` (its ``filter_method="mar"``): the series of that fixed order on
+        ``[0, lmax]``, ``lmax`` the largest eigenvalue of the Laplacian (ARPACK, as heatgeo),
+        so heatgeo's distances are reproduced at any ``t`` (order 32 at ``t = 40``: 7e-6
+        off the exact ones, as heatgeo's); a ``RuntimeWarning`` when that order truncates
+        the series above ``tol``.
     n_jobs : int, optional
 
     Returns
@@ -510,6 +518,7 @@ def heat_geodesic_distances(
     W = _affinity_csr(W)
     n = W.shape[0]
     t, rho = _check_geodesic(t, harnack_regularization, False)
+    order = _check_order(order)
     if landmarks is None:
         cols = None
         E = np.eye(n)
@@ -526,8 +535,9 @@ def heat_geodesic_distances(
             stacklevel=user_stacklevel(),
         )
     if cols is not None:
-        return _landmark_distances(W, t, cols, tol, n_jobs, np.float64)
-    H = _heat_action(W.astype(np.float64), E, t, "symmetric", "auto", tol, n_jobs, _floor(tol))
+        return _landmark_distances(W, t, cols, tol, n_jobs, np.float64, order)
+    Wd = W.astype(np.float64)
+    H = _heat_action(Wd, E, t, "symmetric", "auto", tol, n_jobs, _floor(tol), order)
     np.maximum(H, 0.0, out=H)
     if cols is None:
         H = 0.5 * (H + H.T)
@@ -564,7 +574,14 @@ def _floor(tol) -> float:
     return 1e-6 * check_tol(tol)
 
 
-def _landmark_distances(W, t: float, cols, tol: float, n_jobs, dtype) -> np.ndarray:
+def _check_order(order) -> int | None:
+    """None, or heatgeo's fixed Chebyshev order: an int in [1, 200,000]."""
+    if order is None:
+        return None
+    return check_int(order, "order", low=1, high=_MAX_ORDER, hint=" (or None: from tol)")
+
+
+def _landmark_distances(W, t: float, cols, tol: float, n_jobs, dtype, order=None) -> np.ndarray:
     """Heat-geodesic distances (n, len(cols)) to the landmark columns, Varadhan's formula
     without the Harnack term, computed in column blocks and written into a ``dtype`` output.
 
@@ -581,7 +598,7 @@ def _landmark_distances(W, t: float, cols, tol: float, n_jobs, dtype) -> np.ndar
         c = cols[s : s + block]
         E = np.zeros((n, c.size))
         E[c, np.arange(c.size)] = 1.0
-        H = _heat_action(Wd, E, t, "symmetric", "auto", tol, n_jobs, _floor(tol))
+        H = _heat_action(Wd, E, t, "symmetric", "auto", tol, n_jobs, _floor(tol), order)
         del E
         np.maximum(H, 0.0, out=H)
         H += _LOG_FLOOR
@@ -708,10 +725,11 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
     (:class:`MDS`: classical start, SMACOF). heatgeo's defaults: ``knn`` (no default there;
     10 here), ``decay=40``, ``tau=10``, ``harnack_regul=0``; its MDS solver is s_gd2's SGD
     (not a dependency here), geoml's is SMACOF from the classical embedding. heatgeo's
-    ``order`` (a fixed Chebyshev order, 32) has no counterpart: the order is the smallest
-    that meets ``tol`` (:func:`heat_geodesic_distances`), so the heat kernel is converged at
-    every ``t`` (heatgeo's order 32 is at ``t <= 10``; at ``t = 40`` its distances are 7e-6
-    relative off a dense ``scipy.linalg.expm`` transcription, geoml's 1e-13).
+    ``order`` (a fixed Chebyshev order, 32 by default) is ``order``; geoml's default (None)
+    is the smallest order that meets ``tol`` (:func:`heat_geodesic_distances`), so the heat
+    kernel is converged at every ``t`` (heatgeo's order 32 is at ``t <= 10``; at ``t = 40``
+    its distances are 7e-6 relative off a dense ``scipy.linalg.expm`` transcription,
+    geoml's 1e-13).
 
     With ``n_landmarks`` only the heat kernel columns of the landmarks are computed (an
     ``n x n_landmarks`` block), the landmarks are embedded by MDS and every point is placed
@@ -747,6 +765,10 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         "precomputed": ``X`` is the (n, n) symmetric affinity matrix (sparse or dense).
     tol : float, default 1e-14
         Heat-kernel accuracy (see :func:`heat_geodesic_distances`).
+    order : int, optional
+        None (default): the Chebyshev order is chosen from ``tol``. An int: heatgeo's fixed
+        ``order`` on its interval (heatgeo's distances reproduced, truncation included; a
+        ``RuntimeWarning`` when it is above ``tol``; see :func:`heat_geodesic_distances`).
     max_iter : int, default 300
         SMACOF transforms.
     random_state, n_jobs : optional
@@ -804,6 +826,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         mds: str = "smacof",
         affinity: str = "alpha_decay",
         tol: float = 1e-14,
+        order: int | None = None,
         max_iter: int = 300,
         random_state=None,
         n_jobs: int | None = None,
@@ -818,6 +841,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         self.mds = mds
         self.affinity = affinity
         self.tol = tol
+        self.order = order
         self.max_iter = max_iter
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -837,6 +861,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
         reject_gpu(X, "X", "HeatGeo")
         nt = check_n_jobs(self.n_jobs)
         check_tol(self.tol)
+        order = _check_order(self.order)
         decay = _check_decay(self.decay)
         rng = check_random_state(self.random_state)
 
@@ -887,6 +912,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
                 harnack_regularization=self.harnack_regularization,
                 landmarks=lm,
                 tol=self.tol,
+                order=order,
                 n_jobs=self.n_jobs,
             )
         else:
@@ -903,7 +929,7 @@ class HeatGeo(EmbeddingMixin, BaseEstimator):
             # (n, L) distances in column blocks; float32 from 2^27 entries (1 GiB as float64)
             big = n * lm.size >= _F32_ENTRIES
             D = _landmark_distances(
-                W, t, lm, self.tol, self.n_jobs, np.float32 if big else np.float64
+                W, t, lm, self.tol, self.n_jobs, np.float32 if big else np.float64, order
             )
         mds = MDS(
             k,
