@@ -362,7 +362,7 @@ class _Block:
             if k == 1:
                 theta, U = d.copy(), np.ones((1, 1))
             else:
-                theta, U = eigh_tridiagonal(d, e)
+                theta, U = _tridiagonal_eigh(d, e)
             w = U[0] ** 2
             w /= w.sum()
             if residuals:
@@ -373,6 +373,18 @@ class _Block:
             else:
                 out.append((theta, w))
         return out
+
+
+def _tridiagonal_eigh(d: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of the symmetric tridiagonal matrix with diagonal ``d`` and off-diagonal
+    ``e``. LAPACK's ``stemr`` (``eigh_tridiagonal``'s driver) can fail (``LinAlgError``,
+    info 2x) on the clustered ghost Ritz values of a long Lanczos run without
+    reorthogonalisation (``tr A^-1`` of an ill-conditioned kNN-graph Laplacian, 300 steps):
+    the dense symmetric solver is used there instead (order <= 300)."""
+    try:
+        return eigh_tridiagonal(d, e)
+    except np.linalg.LinAlgError:
+        return np.linalg.eigh(np.diag(d) + np.diag(e, 1) + np.diag(e, -1))
 
 
 def _run_block(matmat, Z, n_steps, max_steps, stop) -> tuple[_Block, bool]:
@@ -587,7 +599,9 @@ def trace_function(
         whose negative eigenvalues are few and close to 0, next to many small positive ones,
         can pass (e.g. one eigenvalue ``-1e-5`` among 5,000 spread over ``[0, 1]``: smallest
         Ritz value ``4.6e-4``) and its estimate is then that of ``f`` over a nearby positive
-        spectrum, with ``converged=True``. Where ``A`` may be indefinite, check its smallest
+        spectrum, with ``converged=True``; so can a singular one (``"log"`` of a kNN-graph
+        Laplacian scaled to norm 1: a finite value, ``converged=True``, where ``tr log`` is
+        ``-inf``). Where ``A`` may be indefinite or singular, check its smallest
         eigenvalue first (``geoml.eigsh(A, 1, which="SA")``).
     p : float, optional
         The exponent for ``f="power"``.
