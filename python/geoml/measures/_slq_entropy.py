@@ -25,10 +25,9 @@ import warnings
 
 import numpy as np
 import scipy.linalg
-from scipy.linalg import eigh_tridiagonal
 
 from .._validation import check_random_state, single_threaded_blas, user_stacklevel
-from ..spectral._slq import _max_batch, _probes, _run_block
+from ..spectral._slq import _max_batch, _probes, _run_block, _tridiagonal_eigh
 
 _FIRST = 16
 _MAX_PROBES = 512
@@ -47,9 +46,8 @@ def _glogg(g):
 
 
 def _rules(blk):
-    """Per probe (Ritz values, Gauss weights) of a Lanczos block; LAPACK's stemr can fail on
-    a tridiagonal matrix with clustered ghost Ritz values (long runs without
-    reorthogonalisation), where the dense symmetric solver is used instead."""
+    """Per probe (Ritz values, Gauss weights) of a Lanczos block (``_tridiagonal_eigh``: the
+    dense solver where LAPACK's stemr fails on clustered ghost Ritz values)."""
     out = []
     for i in range(blk.alpha.shape[1]):
         k = min(blk.k, blk.length[i])
@@ -57,10 +55,7 @@ def _rules(blk):
         if k == 1:
             theta, U = d.copy(), np.ones((1, 1))
         else:
-            try:
-                theta, U = eigh_tridiagonal(d, e)
-            except np.linalg.LinAlgError:
-                theta, U = np.linalg.eigh(np.diag(d) + np.diag(e, 1) + np.diag(e, -1))
+            theta, U = _tridiagonal_eigh(d, e)
         w = U[0] ** 2
         out.append((theta, w / w.sum()))
     return out
