@@ -292,7 +292,7 @@ def _heat_action(W, X, t, laplacian, method, tol, n_jobs, floor: float = 0.0, or
 
     ``order`` (an int; symmetric Laplacian only): heatgeo's ``filter_method="mar"`` instead,
     the series of that fixed order on ``[0, lmax]`` with ``lmax`` the largest eigenvalue of
-    ``L`` (ARPACK, as heatgeo), whatever its truncation (the caller warns)."""
+    ``L`` (ARPACK, as heatgeo), a ``RuntimeWarning`` when its truncation is above ``tol``."""
     if laplacian not in _KINDS:
         raise ValueError(
             f"laplacian={laplacian!r}; choose 'symmetric', 'combinatorial' or 'random_walk'"
