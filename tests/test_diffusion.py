@@ -638,19 +638,25 @@ def test_heat_geodesics_at_small_t_match_a_dense_transcription():
     np.testing.assert_array_equal(hg.distances_, heat_geodesic_distances(W, 0.1))
 
 
-def test_heat_geodesics_vs_heatgeo():
-    """heatgeo's HeatGeo distance on its own graph (knn=10, decay=40, tau=10, Chebyshev
-    order 32, normalised Laplacian) to 1e-6 relative; skipped without heatgeo."""
+def _heatgeo():
+    """heatgeo's ``embedding`` module (skips without it, graphtools or pygsp); heatgeo imports
+    s_gd2 at module level, unused by these tests: a stub where it is not installed."""
     import sys
     import types
 
     pytest.importorskip("graphtools")
     pytest.importorskip("pygsp")
     try:
-        import s_gd2  # noqa: F401  (heatgeo imports it at module level; unused here)
+        import s_gd2  # noqa: F401
     except ImportError:
         sys.modules["s_gd2"] = types.ModuleType("s_gd2")
-    he = pytest.importorskip("heatgeo.embedding")
+    return pytest.importorskip("heatgeo.embedding")
+
+
+def test_heat_geodesics_vs_heatgeo():
+    """heatgeo's HeatGeo distance on its own graph (knn=10, decay=40, tau=10, Chebyshev
+    order 32, normalised Laplacian) to 1e-6 relative; skipped without heatgeo."""
+    he = _heatgeo()
     from geoml.diffusion import heat_geodesic_distances
 
     X, _ = swiss_roll(400, seed=1)
@@ -678,9 +684,6 @@ def test_heat_geodesics_with_heatgeos_fixed_order():
     converged (t = 40 at order 16 / 32, t = 1 at order 8), with a warning saying the series
     is truncated above tol; order=None is converged there instead. Skipped without heatgeo
     for the comparison; the other checks need only SciPy."""
-    import sys
-    import types
-
     from geoml.diffusion import alpha_decay_graph, heat_geodesic_distances
 
     X, _ = swiss_roll(300, seed=2)
@@ -707,13 +710,7 @@ def test_heat_geodesics_with_heatgeos_fixed_order():
         hg = geoml.HeatGeo(n_neighbors=8, t=5.0, order=8, mds="classical").fit(X)
     np.testing.assert_allclose(hg.distances_, D8, rtol=1e-12, atol=1e-12)
     assert geoml.HeatGeo(order=8).get_params()["order"] == 8
-    pytest.importorskip("graphtools")
-    pytest.importorskip("pygsp")
-    try:
-        import s_gd2  # noqa: F401  (heatgeo imports it at module level; unused here)
-    except ImportError:
-        sys.modules["s_gd2"] = types.ModuleType("s_gd2")
-    he = pytest.importorskip("heatgeo.embedding")
+    he = _heatgeo()
     Xr, _ = swiss_roll(400, seed=1)
     off = ~np.eye(400, dtype=bool)
     for tau, order in ((40, 32), (40, 16), (1, 8), (5, 64)):
