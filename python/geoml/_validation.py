@@ -17,6 +17,7 @@ __all__ = [
     "check_random_state",
     "check_real",
     "check_tol",
+    "finite_sum",
     "is_gpu_array",
     "random_seed",
     "reject_gpu",
@@ -130,6 +131,18 @@ def _all_finite(arr) -> bool:
         return bool(np.isfinite(arr).all())
     step = 1 << 22
     return all(np.isfinite(flat[i : i + step]).all() for i in range(0, flat.size, step))
+
+
+def finite_sum(w: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(w, w.sum())`` for non-negative finite weights or lengths; where the sum overflows
+    (two of 1e308), ``w`` first scaled down by a power of two (exact: the same proportions),
+    so that normalising by the sum does not turn every entry into 0."""
+    with np.errstate(over="ignore"):
+        total = w.sum()
+    if len(w) and np.isfinite(w).all() and not np.isfinite(total):
+        w = np.ldexp(w, -int(np.frexp(w.max())[1]))
+        total = w.sum()
+    return w, float(total)
 
 
 def check_int(

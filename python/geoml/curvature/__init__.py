@@ -27,7 +27,15 @@ from scipy.sparse.csgraph import connected_components
 
 from .. import _core
 from .._base import BaseEstimator
-from .._validation import as_real, check_int, check_n_jobs, check_real, reject_gpu, user_stacklevel
+from .._validation import (
+    as_real,
+    check_int,
+    check_n_jobs,
+    check_real,
+    finite_sum,
+    reject_gpu,
+    user_stacklevel,
+)
 
 __all__ = [
     "FormanRicci",
@@ -1038,13 +1046,9 @@ class RicciFlow(_OrcParams):
                     f"step * kappa * w with step={self.step} and kappa up to "
                     f"{float(kappa.max()):.3g}: step * kappa > 1); lower step"
                 )
-            with np.errstate(over="ignore"):
-                total = w.sum()
-            if m and not np.isfinite(total):
-                # finite lengths whose sum overflows: w * (m / inf) made every length 0 and
-                # the curvature 0 on every edge, silently; scaled by a power of two first
-                w = np.ldexp(w, -int(np.frexp(w.max())[1]))
-                total = w.sum()
+            # (finite lengths whose sum overflows: w * (m / inf) made every length 0 and the
+            # curvature 0 on every edge, silently)
+            w, total = finite_sum(w)
             if m and total > 0:
                 w *= m / total
             kappa, _, _ = self._curvature(g, w)

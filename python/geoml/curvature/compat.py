@@ -54,7 +54,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .._validation import check_int
+from .._validation import check_int, finite_sum
 from . import OllivierRicci as _OllivierRicci
 from . import _as_graph, _check_real
 
@@ -275,16 +275,12 @@ class OllivierRicci:
         est = self._estimator()
         for i in range(iterations):
             w = w - step * kappa * w
-            with np.errstate(over="ignore"):
-                total = w.sum()
+            w, total = finite_sum(w)  # (finite lengths whose sum overflows: scaled first)
             if not len(w) or not np.isfinite(w).all() or not total > 0 or (w < 0).any():
                 raise ValueError(
                     "Ricci flow needs edges of positive total length and lengths that stay "
                     f"non-negative (step={step}): {len(w)} edges, total {total:g}"
                 )
-            if not np.isfinite(total):  # (finite lengths whose sum overflows: a power of two)
-                w = np.ldexp(w, -int(np.frexp(w.max())[1]))
-                total = w.sum()
             w = w * (normalized_weight / total)
             logger.info(" === Ricci flow iteration %d === ", i)
             kappa, _, _ = est._curvature(g, w, advice=_ADVICE)

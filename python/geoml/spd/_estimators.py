@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from .._base import BaseEstimator, FeaturesOutMixin, not_fitted_error
-from .._validation import as_float_array, check_n_jobs, user_stacklevel
+from .._validation import as_float_array, check_n_jobs, finite_sum, user_stacklevel
 from . import _linalg
 from ._distance import check_metric, distance
 from ._mean import _ADVICE, mean_logeuclid, mean_riemann, mean_wasserstein
@@ -335,9 +335,8 @@ class MDM(FeaturesOutMixin, BaseEstimator):
         pred = self.classes_[np.argmin(self._distances(X), axis=1)]
         correct = (pred == y).astype(np.float64)
         w = _check_weights(sample_weight, len(correct))
-        with np.errstate(over="ignore"):
-            if w is not None and not np.isfinite(w.sum()):  # (finite weights summing to inf)
-                w = w / w.max()
+        if w is not None:
+            w = finite_sum(w)[0]  # (finite weights summing to inf: scaled first)
         return float(np.average(correct, weights=w))
 
 

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validation import check_int, check_tol, user_stacklevel
+from .._validation import check_int, check_tol, finite_sum, user_stacklevel
 from . import _linalg
 from ._distance import check_metric
 
@@ -55,17 +55,11 @@ def _sets(X, weights):
             raise ValueError(f"weights must have shape ({m},); got {w.shape}")
         if not np.isfinite(w).all() or (w < 0).any():
             raise ValueError("weights must be finite and non-negative")
-        with np.errstate(over="ignore"):
-            total = w.sum()
+        # (finite weights whose sum overflows, two of 1e308: w / inf was all zero, and the
+        # means came out as the identity, zero or "mean is not positive definite")
+        w, total = finite_sum(w)
         if not total > 0:
             raise ValueError("weights must not all be zero")
-        if not np.isfinite(total):
-            # finite weights whose sum overflows (two of 1e308): w / inf was all zero, and
-            # the means came out as the identity (log-Euclidean), zero (Euclidean) or a
-            # misleading "mean is not positive definite"; scaled by the largest first
-            # (exact: a power of two), the same normalised weights
-            w = np.ldexp(w, -int(np.frexp(w.max())[1]))
-            total = w.sum()
         w = w / total
     return X4, w, sets, X3.dtype
 
