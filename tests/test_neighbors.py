@@ -202,6 +202,38 @@ def test_nndescent_recall_of_float32_clusters_far_apart():
     assert r.reached and true >= 0.985
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [16, 300])
+def test_nndescent_recall_of_rank_one_data_under_cosine(dtype, d):
+    """Rank-1 data: every cosine distance is 0 or 2 up to rounding. The recall's tie rule was
+    relative to the k-th distance (8 eps |kth|), so a truth whose k-th distances were exactly
+    0 counted the graph's 1e-16 ones as misses: 0.92 [0.90, 0.94] and a false warning for a
+    perfect graph. Cosine's rounding is absolute (about sqrt(d) eps)."""
+    rng = np.random.default_rng(0)
+    X = np.outer(rng.standard_normal(3000), rng.standard_normal(d)).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = geoml.knn(X, 10, method="nndescent", metric="cosine", random_state=0)
+    X64 = X.astype(np.float64)
+    cos = (X64[:, None, :] * X64[res.indices]).sum(-1) / (
+        np.linalg.norm(X64, axis=1)[:, None] * np.linalg.norm(X64[res.indices], axis=-1)
+    )
+    assert np.all(cos > 1 - 1e-12)  # the graph is perfect: every neighbour is parallel
+    r = res.recall_
+    assert r.reached and r.estimate == 1.0, r
+    # the absolute slack is rounding-sized: a cosine graph stopped early is still measured
+    # as it is (its interval holds the true recall, far below 1)
+    Y = rng.uniform(size=(2500, d)).astype(dtype) - 0.5
+    res = geoml.knn(Y, 10, method="nndescent", metric="cosine", target_recall=0.5, random_state=0)
+    Y64 = Y.astype(np.float64) / np.linalg.norm(Y.astype(np.float64), axis=1)[:, None]
+    D = 1 - Y64 @ Y64.T
+    np.fill_diagonal(D, np.inf)
+    kth = np.sort(D, axis=1)[:, 9:10]
+    true = float((np.take_along_axis(D, res.indices, axis=1) <= kth + 1e-12).mean())
+    r = res.recall_
+    assert r.low <= true <= r.high and r.estimate < 0.97, (r, true)
+
+
 def test_zero_vectors_cosine():
     X = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.1], [0.0, 3.0]])
     idx, dist = geoml.knn(X, 3, metric="cosine")

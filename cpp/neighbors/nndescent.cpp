@@ -955,7 +955,13 @@ void nndescent_graph(const T* X, int64_t n, int64_t d, int64_t k, Metric metric,
 #pragma omp parallel for schedule(static) reduction(+ : hits) num_threads(nt)
     for (int64_t s = 0; s < m; ++s) {
       const int64_t i = sample[s], li = rank[i];
-      const double tol = 8 * eps * std::abs(kth[s]);
+      // Ties within rounding count as hits. A Euclidean distance's rounding is relative to
+      // itself; a cosine distance 1 - cos's is absolute (cos is rounded near 1: about
+      // sqrt(d) / 2 eps on parallel rows), so a perfect graph of rank-1 data (every distance 0
+      // or 2) measured 0.92 against a truth whose k-th distances were exactly 0.
+      const double tol = metric == Metric::Cosine
+                             ? eps * (8 * (std::abs(kth[s]) + 1) + std::sqrt(double(d)))
+                             : 8 * eps * std::abs(kth[s]);
       for (int64_t t = 0; t < k; ++t) {
         const int64_t lj = G.idx[li * k + t];
         if (lj < 0) continue;
