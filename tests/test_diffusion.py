@@ -205,6 +205,22 @@ def test_heat_kernel_at_large_t_lmax_needs_an_order_like_its_square_root():
         heat._chebyshev_coefficients(np.array([1e10]), 5e-9, 1.0)
 
 
+def test_heat_fixed_order_beyond_the_bessel_range_is_refused():
+    """heatgeo's fixed order (``order=K``) at t lmax / 2 beyond ~1.07e9, where scipy's
+    ``ive`` is NaN: ``heat_geodesic_distances(W, 2e9, order=32)`` returned NaN distances
+    without a warning (with the search bound 60 sqrt(a) + 80; before it, the truncation
+    estimate allocated an array of t lmax / 2 entries, 10.9 GB here). Refused now; 1e8
+    still runs (with its truncation warning)."""
+    from geoml.diffusion import alpha_decay_graph, heat_geodesic_distances
+
+    W = alpha_decay_graph(np.random.default_rng(0).normal(size=(60, 3)), 8)
+    with pytest.raises(ValueError, match="Bessel"):
+        heat_geodesic_distances(W, 2e9, order=32)
+    with pytest.warns(RuntimeWarning, match="order=32"):
+        D = heat_geodesic_distances(W, 1e8, order=32)
+    assert np.isfinite(D).all()
+
+
 @pytest.mark.parametrize("scale", [2.0**-700, 1e-200, 1e200, 1e300])
 def test_heat_kernel_is_equivariant_in_the_scale_of_x(scale):
     """exp(-t L) is linear: X of 1e-200 / 1e200 must meet tol relative to each column's own

@@ -146,9 +146,21 @@ def _fixed_order_coefficients(a: np.ndarray, order: int) -> np.ndarray:
     (heatgeo's ``compute_chebychev_coeff_all``: ``2 ive(k, -a)``, the first halved)."""
     k = np.arange(order + 1)
     C = ive(k[None, :], a[:, None])
+    _check_bessel(C, float(a.max()))
     C[:, 1:] *= 2.0
     C[:, 1::2] *= -1.0
     return np.ascontiguousarray(C)
+
+
+def _check_bessel(C: np.ndarray, a: float) -> None:
+    """ValueError where scipy's ``ive`` gave NaN (from ``a = t lmax / 2`` ~ 1.07e9 on): the
+    fixed-order series returned NaN heat values silently (``heat_geodesic_distances(W, 2e9,
+    order=32)``: every distance NaN, no warning)."""
+    if not np.isfinite(C).all():
+        raise ValueError(
+            f"t * lmax / 2 = {a:.3g} is beyond the Bessel function evaluation (about 1e9); "
+            "use a smaller t"
+        )
 
 
 def _fixed_order_truncation(a: float, order: int) -> float:
@@ -157,7 +169,9 @@ def _fixed_order_truncation(a: float, order: int) -> float:
     norm."""
     kmax = max(order + 1, _order_bound(a))
     k = np.arange(order + 1, kmax + 1)
-    return float(2.0 * ive(k, a).sum())
+    c = ive(k, a)
+    _check_bessel(c, a)
+    return float(2.0 * c.sum())
 
 
 def _largest_eigenvalue(L: sp.csr_matrix) -> float:
