@@ -1322,7 +1322,12 @@ class PHATE(EmbeddingMixin, BaseEstimator):
     ``P_nm``. The graph stays sparse (O(n knn) memory) and nothing ``n x n`` is formed with
     landmarks. k-means is Lloyd's from random distinct points (phate: scikit-learn's
     ``MiniBatchKMeans``), so the landmarks differ from phate's; PCA of wide data (phate's
-    ``n_pca=100``) is not applied.
+    ``n_pca=100``) is not applied. The embedding is in the units of the potential distances
+    (classical MDS: the top eigenvectors scaled by the square roots of their eigenvalues);
+    phate's sizes differ: its ``mds="classic"`` is a PCA of the double-centred squared
+    distances (each axis scaled by its eigenvalue, checked with phate 2.0: the axes agree
+    with geoml's up to that scale) and its metric embeddings are Procrustes-normalised to
+    unit size, so compare shapes (distance correlations), not coordinates.
 
     ``fit_transform(X)`` returns ``embedding_``; :meth:`transform` places new points as
     phate's ``transform`` does (graphtools' ``extend_to_data`` and ``interpolate``). For it
