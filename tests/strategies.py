@@ -70,7 +70,7 @@ ALLOWED_WARNING = re.compile(
     r"did not converge|did not reach|max_iter|connected components|"
     r"stopped after|hit max_iter|point\(s\) dropped|below target_recall|"
     r"Graph is not fully connected|will be converted to symmetric|looks like an adjacency|"
-    r"is larger than the dataset size"
+    r"is larger than the dataset size|distinct landmark"
 )
 
 

@@ -165,6 +165,62 @@ def test_heat_kernel_zero_columns_and_large_t():
     assert relerr(Y[:, 1:], expm_multiply(-1000.0 * L, X[:, 1:])) <= 1e-8
 
 
+def test_heat_kernel_at_large_t_lmax_needs_an_order_like_its_square_root():
+    """The Chebyshev order grows like sqrt(t lmax): the combinatorial Laplacian of a graph
+    with weighted degrees up to 1.2e5 at t = 10 (t lmax / 2 = 1.2e6) and the symmetric and
+    random-walk ones at t = 1e6 need a few thousand orders. All were refused ("needs a
+    Chebyshev order above 200000; use a smaller t"): the coefficients' search bound was
+    t lmax / 2 + 60 sqrt(t lmax / 2) + 80 (now 60 sqrt(t lmax / 2) + 80, past which they
+    are below e^-1800; beyond 200,000 the terms past it bounded by a geometric series).
+    Checked against the eigendecomposition, as t grows to 1e6 the result tends to the
+    projection on the Laplacian's null space."""
+    from scipy.linalg import eigh
+
+    import geoml.diffusion._heat as heat
+
+    W = knn_affinity(80, 3) * 1e4
+    X = np.random.default_rng(1).standard_normal((80, 3))
+    X[:, 2] = 1.0  # the constant: kept by the combinatorial Laplacian
+    for kind, t in (("combinatorial", 10.0), ("symmetric", 1e6), ("random_walk", 1e6)):
+        L = geoml.laplacian(W, kind=kind).toarray()
+        w, V = np.linalg.eig(L) if kind == "random_walk" else eigh(L)
+        w, V = np.maximum(w.real, 0.0), V.real
+        ref = V @ (np.exp(-t * w)[:, None] * np.linalg.solve(V, X))
+        assert relerr(geoml.heat_kernel(W, X, t, laplacian=kind), ref) <= 1e-8
+        lmax = 2.0 * L.diagonal().max() if kind == "combinatorial" else 2.0
+        assert t * lmax / 2 >= 5e5 and heat._order_bound(t * lmax / 2) < heat._MAX_ORDER
+    # the search bound still covers every target: the orders of smaller t are unchanged
+    for a in (1e-3, 1.0, 30.0, 1e3, 1e5):
+        for target in (5e-9, 1e-20, float(np.finfo(float).tiny) ** 0.5):
+            coef, K, bound = heat._chebyshev_coefficients(np.array([a]), target, 1e3)
+            assert bound <= target and heat._order_bound(a) > K
+    # past the cap (60 sqrt(a) + 80 > 200,000): the terms beyond it bounded, not dropped
+    from scipy.special import ive
+
+    coef, K, bound = heat._chebyshev_coefficients(np.array([1e8]), 5e-9, 1.0)
+    true_tail = 2.0 * ive(np.arange(K + 1, K + 400_000), 1e8).sum()
+    assert K < heat._MAX_ORDER and true_tail <= bound * (1 + 1e-12) and bound <= 5e-9
+    # beyond the cap: refused with the same message
+    with pytest.raises(ValueError, match="order above 200000"):
+        heat._chebyshev_coefficients(np.array([1e10]), 5e-9, 1.0)
+
+
+def test_heat_fixed_order_beyond_the_bessel_range_is_refused():
+    """heatgeo's fixed order (``order=K``) at t lmax / 2 beyond ~1.07e9, where scipy's
+    ``ive`` is NaN: ``heat_geodesic_distances(W, 2e9, order=32)`` returned NaN distances
+    without a warning (with the search bound 60 sqrt(a) + 80; before it, the truncation
+    estimate allocated an array of t lmax / 2 entries, 10.9 GB here). Refused now; 1e8
+    still runs (with its truncation warning)."""
+    from geoml.diffusion import alpha_decay_graph, heat_geodesic_distances
+
+    W = alpha_decay_graph(np.random.default_rng(0).normal(size=(60, 3)), 8)
+    with pytest.raises(ValueError, match="Bessel"):
+        heat_geodesic_distances(W, 2e9, order=32)
+    with pytest.warns(RuntimeWarning, match="order=32"):
+        D = heat_geodesic_distances(W, 1e8, order=32)
+    assert np.isfinite(D).all()
+
+
 @pytest.mark.parametrize("scale", [2.0**-700, 1e-200, 1e200, 1e300])
 def test_heat_kernel_is_equivariant_in_the_scale_of_x(scale):
     """exp(-t L) is linear: X of 1e-200 / 1e200 must meet tol relative to each column's own

@@ -1552,6 +1552,38 @@ def test_phate_landmarks_on_duplicate_points_fit():
         assert Y.shape == (6, 2) and np.isfinite(Y).all()
 
 
+def test_phate_landmarks_of_few_distinct_points():
+    """Data with fewer distinct points than n_components + 1 gives k-means fewer distinct
+    landmarks than that: m landmarks span m - 1 dimensions, the other columns are 0 (with a
+    warning), as without landmarks. PHATE(n_landmark=10) of 50 equal points raised
+    "n_components=2 is out of range [1, 1] (there are 1 points)" from the landmarks' MDS
+    (and of 2 distinct points "[1, 1] (there are 2 points)"), where n_landmark=None embeds
+    them."""
+    for X, m in ((np.ones((50, 3)), 1), (np.repeat(np.eye(3)[:2], 25, axis=0), 2)):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "the graph has 2 connected", RuntimeWarning)
+            with pytest.warns(RuntimeWarning, match=f"found {m} distinct landmark"):
+                est = geoml.PHATE(n_components=3, n_landmark=10, random_state=0).fit(X)
+        Y = est.embedding_
+        assert Y.shape == (50, 3) and np.isfinite(Y).all()
+        assert est.potential_.shape == (m, m)
+        assert (Y[:, m - 1 :] == 0).all()  # the columns beyond the landmarks' span
+        if m == 2:  # the two groups apart, each at one place
+            first, second = Y[0], Y[-1]
+            assert (Y[:25] == first).all() and (Y[25:] == second).all()
+            assert abs(first[0] - second[0]) > 0
+        else:
+            assert (Y == 0).all() and est.stress_ == 0 and est.n_iter_ == 0
+        assert est.transform(X[:3] + 0.1).shape == (3, 3)
+    # as many distinct landmarks as the components need: no warning, the embedding unchanged
+    X = np.repeat(np.eye(3), 20, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", "the graph has 3 connected", RuntimeWarning)
+        Y = geoml.PHATE(n_components=2, n_landmark=10, random_state=0).fit_transform(X)
+    assert Y.shape == (60, 2) and np.isfinite(Y).all() and (np.abs(Y).max(axis=0) > 0).all()
+
+
 # decay=None: phate's kernel without alpha decay -----------------------------------------
 
 

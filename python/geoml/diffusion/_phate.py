@@ -1322,7 +1322,12 @@ class PHATE(EmbeddingMixin, BaseEstimator):
     ``P_nm``. The graph stays sparse (O(n knn) memory) and nothing ``n x n`` is formed with
     landmarks. k-means is Lloyd's from random distinct points (phate: scikit-learn's
     ``MiniBatchKMeans``), so the landmarks differ from phate's; PCA of wide data (phate's
-    ``n_pca=100``) is not applied.
+    ``n_pca=100``) is not applied. The embedding is in the units of the potential distances
+    (classical MDS: the top eigenvectors scaled by the square roots of their eigenvalues);
+    phate's sizes differ: its ``mds="classic"`` is a PCA of the double-centred squared
+    distances (each axis scaled by its eigenvalue, checked with phate 2.0: the axes agree
+    with geoml's up to that scale) and its metric embeddings are Procrustes-normalised to
+    unit size, so compare shapes (distance correlations), not coordinates.
 
     ``fit_transform(X)`` returns ``embedding_``; :meth:`transform` places new points as
     phate's ``transform`` does (graphtools' ``extend_to_data`` and ``interpolate``). For it
@@ -1352,7 +1357,10 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         Informational distance (1: log potential, phate's default).
     n_landmark : int or None, default 2000
         Landmarks (spectral clusters) when there are more points; None: none (``n x n``
-        dense potential).
+        dense potential). Data with few distinct points can give fewer distinct landmarks
+        (``potential_`` is ``m x m``); with ``m <= n_components`` the embedding's last
+        ``n_components - m + 1`` columns are 0 (``m`` points span ``m - 1`` dimensions),
+        with a ``RuntimeWarning``.
     n_svd : int, default 100
         Spectral dimensions of the landmark clustering.
     mds : {"metric", "classic"}, default "metric"
@@ -1596,33 +1604,53 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         # memory its transforms stream: the n = 20,000 tree's 123 transforms 0.25 -> 0.14
         # CPU s; the float32 power's own error is larger, stress moved by 2e-10 relative)
         D, B, *D32 = _potential_distances(pot, pool_nt, f32=transitions is not None)
-        self._say(f"classical MDS of {m} points")
-        start = _classical_start(D, k, check_random_state(random_seed(rng)), B=B, pool_nt=pool_nt)
+        # k-means of data with few distinct points can find fewer distinct landmarks than
+        # n_components + 1 (50 equal points, n_landmark=10: one): m points span at most
+        # m - 1 dimensions, the other columns are 0, as in the classical embedding of the
+        # same points without landmarks (MDS of the m landmarks raised "n_components=2 is
+        # out of range [1, 1] (there are 1 points)")
+        k_fit = min(k, m - 1)
+        if k_fit < k:
+            warnings.warn(
+                f"the landmark clustering found {m} distinct landmark(s) (the data has few "
+                f"distinct points), which span at most {m - 1} dimension(s): the last "
+                f"{k - k_fit} column(s) of the embedding are 0",
+                RuntimeWarning,
+                stacklevel=user_stacklevel(),
+            )
+        Y_m, stress, n_iter = np.zeros((m, k)), 0.0, 0
+        if k_fit > 0:
+            self._say(f"classical MDS of {m} points")
+            start = _classical_start(
+                D, k_fit, check_random_state(random_seed(rng)), B=B, pool_nt=pool_nt
+            )
+            B = None  # (m x m: freed before SMACOF)
+            mds = MDS(
+                k_fit,
+                metric=self.mds == "metric",
+                init="classical" if start is None else start[0],
+                max_iter=self.max_iter,
+                dissimilarity="precomputed",
+                random_state=random_seed(rng),
+                n_jobs=self.n_jobs,
+                verbose=max(0, int(self.verbose) - 1),
+            )
+            self._say(f"{self.mds} MDS of {m} points")
+            # over-relaxed SMACOF (fewer transforms to a lower stress: the n = 20,000 tree's
+            # 121 instead of 179); a stop at max_iter before convergence warns (RuntimeWarning)
+            Y_fit, stress, n_iter, _ = mds._embed(
+                D,
+                k_fit,
+                check_int(self.max_iter, "max_iter", low=0),
+                _SMACOF_EPS,
+                check_random_state(mds.random_state),
+                random_seed(mds.random_state),
+                nt,
+                relax=True,
+                D_iter=D32[0] if D32 else None,
+            )
+            Y_m[:, :k_fit] = Y_fit
         del B
-        mds = MDS(
-            k,
-            metric=self.mds == "metric",
-            init="classical" if start is None else start[0],
-            max_iter=self.max_iter,
-            dissimilarity="precomputed",
-            random_state=random_seed(rng),
-            n_jobs=self.n_jobs,
-            verbose=max(0, int(self.verbose) - 1),
-        )
-        self._say(f"{self.mds} MDS of {m} points")
-        # over-relaxed SMACOF (fewer transforms to a lower stress: the n = 20,000 tree's 121
-        # instead of 179); a stop at max_iter before convergence warns (RuntimeWarning)
-        Y_m, stress, n_iter, _ = mds._embed(
-            D,
-            k,
-            check_int(self.max_iter, "max_iter", low=0),
-            _SMACOF_EPS,
-            check_random_state(mds.random_state),
-            random_seed(mds.random_state),
-            nt,
-            relax=True,
-            D_iter=D32[0] if D32 else None,
-        )
         Y = Y_m if transitions is None else np.asarray(transitions @ Y_m)
         self._say("done")
         self.embedding_ = np.ascontiguousarray(Y, dtype=np.float64)
