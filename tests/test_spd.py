@@ -1039,6 +1039,56 @@ def test_tangentspace_vs_pyriemann(metric):
     )
 
 
+def test_estimators_take_pyriemanns_metric_dicts():
+    """pyRiemann's MDM takes ``metric={"mean": ..., "distance": ...}`` (its documented
+    "typical usecase": log-Euclidean means, affine-invariant distances) and TangentSpace
+    ``{"mean": ..., "map": ...}``; geoml raised ``TypeError: metric must be a string``."""
+    rng = np.random.default_rng(32)
+    X = rand_spd(rng, (24,), 4, cond=30.0)
+    y = np.repeat(["a", "b", "c"], 8)
+    X[y == "b"] *= 3.0
+    m = spd.MDM(metric={"mean": "logeuclid", "distance": "riemann"}).fit(X, y)
+    for k, c in enumerate(m.classes_):
+        assert np.allclose(m.covmeans_[k], spd.mean_logeuclid(X[y == c]), rtol=1e-12)
+    D = np.stack([spd.distance(X, C, "riemann") for C in m.covmeans_], axis=1)
+    assert np.allclose(m.transform(X), D, rtol=1e-12)
+    assert np.array_equal(m.predict(X), m.classes_[D.argmin(1)])
+    # a dict naming one metric twice is that metric
+    same = spd.MDM(metric={"mean": "wasserstein", "distance": "wasserstein"}).fit(X, y)
+    assert np.allclose(
+        same.transform(X), spd.MDM(metric="wasserstein").fit(X, y).transform(X), rtol=1e-12
+    )
+    t = spd.TangentSpace(metric={"mean": "logeuclid", "map": "riemann"}).fit(X)
+    ref = spd.mean_logeuclid(X)
+    assert np.allclose(t.reference_, ref, rtol=1e-12)
+    assert np.allclose(t.transform(X), spd.tangent_space(X, ref, "riemann"), rtol=1e-10)
+    assert np.allclose(t.inverse_transform(t.transform(X)), X, rtol=1e-10)
+    up = spd.TangentSpace(metric={"mean": "riemann", "map": "logeuclid"}, tsupdate=True).fit(X)
+    got = up.transform(X[:6])
+    assert np.allclose(got, spd.tangent_space(X[:6], spd.mean_riemann(X[:6]).mean, "logeuclid"))
+    for bad, err, match in (
+        ({"mean": "logeuclid"}, ValueError, "keys"),
+        ({"mean": "riemann", "distance": "riemann", "map": "riemann"}, ValueError, "unknown"),
+        ({"mean": "riemann", "distance": "logchol"}, ValueError, "not one of"),
+        (["riemann"], TypeError, "string or a dict"),
+    ):
+        with pytest.raises(err, match=match):
+            spd.MDM(metric=bad).fit(X, y)
+    with pytest.raises(ValueError, match="keys"):
+        spd.TangentSpace(metric={"mean": "riemann", "distance": "riemann"}).fit(X)
+    try:
+        from pyriemann.classification import MDM as PMDM
+        from pyriemann.tangentspace import TangentSpace as PTS
+    except ImportError:
+        return
+    p = PMDM(metric={"mean": "logeuclid", "distance": "riemann"}).fit(X, y)
+    assert np.allclose(m.covmeans_, p.covmeans_, atol=1e-12)
+    assert np.allclose(m.transform(X), p.transform(X), atol=1e-10)
+    assert np.array_equal(m.predict(X), p.predict(X))
+    pt = PTS(metric={"mean": "logeuclid", "map": "riemann"}).fit(X)
+    assert np.allclose(t.transform(X), pt.transform(X), atol=1e-10)
+
+
 def test_estimators_2d_input_is_nearest_centroid():
     rng = np.random.default_rng(21)
     X = rng.standard_normal((40, 3))

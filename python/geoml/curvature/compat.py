@@ -24,10 +24,14 @@ exact (GraphRicciCurvature switches to Sinkhorn when both neighbourhoods exceed 
 (a kernel that nearly splits into blocks: on GraphRicciCurvature's directed test graph the arc
 (3, 1) needs millions of Sinkhorn iterations), so every edge gets the converged entropic value
 and an edge that still misses 1e-9 is a ``RuntimeWarning``, never silent (GraphRicciCurvature's
-POT call stops at 1000 iterations, POT's default, short of convergence on weighted graphs and
-on that arc, where POT warns: curvatures up to ~4e-3 off the converged entropic value on
-random weighted graphs of 3 to 14 nodes, which geoml matches to 5e-9; geoml does not copy that
-stopping rule, whose result is an unconverged iterate that no other solver reproduces); with
+POT call stops at 1000 iterations, POT's default, short of convergence on weighted graphs, on
+that arc and on many edges of unweighted graphs, where POT warns: curvatures up to ~4e-3 off
+the converged entropic value on random weighted graphs of 3 to 14 nodes, up to 1.4e-4 on 20
+of the 40 edges of a 5 x 5 grid and 1.1e-4 on 5 of the 80 edges of a Watts-Strogatz graph,
+which geoml matches to 5e-9 (POT's log-domain Sinkhorn run to a 1e-13 marginal error); geoml
+does not copy that stopping rule, whose result is an unconverged iterate that no other solver
+reproduces: compare ``"Sinkhorn"`` with GraphRicciCurvature only where its POT calls
+converge); with
 ``alpha=0`` GraphRicciCurvature's ``"Sinkhorn"`` is not usable (POT's ``sinkhorn`` divides by
 the zero mass left on the node: curvatures near 1 with POT's "numerical errors" warning),
 geoml's is the entropic value there too;

@@ -16,6 +16,28 @@ from ._tangent import tangent_space, untangent_space
 _EST_METRICS = ("riemann", "logeuclid", "wasserstein")
 
 
+def _step_metrics(metric, steps: tuple[str, str]) -> tuple[str, str]:
+    """pyRiemann's ``check_metric``: one metric for both steps (a string), or a dict naming
+    the metric of each step (MDM: ``"mean"`` and ``"distance"``; TangentSpace: ``"mean"`` and
+    ``"map"``)."""
+    if isinstance(metric, dict):
+        missing = [k for k in steps if k not in metric]
+        extra = sorted(map(repr, set(metric) - set(steps)))
+        if missing or extra:
+            raise ValueError(
+                f"a metric dict must have the keys {list(steps)}; got {list(metric)}"
+                + (f" (unknown: {', '.join(extra)})" if extra else "")
+            )
+        first, second = (check_metric(metric[k], _EST_METRICS) for k in steps)
+        return first, second
+    if not isinstance(metric, str):
+        raise TypeError(
+            f"metric must be a string or a dict with the keys {list(steps)}; got {metric!r}"
+        )
+    metric = check_metric(metric, _EST_METRICS)
+    return metric, metric
+
+
 def _check_spd_input(X, est, *, fitted: bool):
     """SPD matrices (n_samples, n, n), or 2-D (n_samples, n_features) read as the diagonal
     SPD matrices ``diag(exp(x))`` (the log-Euclidean coordinates of diagonal matrices)."""
@@ -174,8 +196,10 @@ class MDM(FeaturesOutMixin, BaseEstimator):
 
     Parameters
     ----------
-    metric : {"riemann", "logeuclid", "wasserstein"}, default "riemann"
-        Metric of the means and the distances (one metric for both).
+    metric : {"riemann", "logeuclid", "wasserstein"} or dict, default "riemann"
+        Metric of the means and the distances: one metric for both, or (as pyRiemann) a dict
+        ``{"mean": ..., "distance": ...}``, e.g. the log-Euclidean means (fast) with the
+        affine-invariant distances.
     n_jobs : int, optional
         Threads (None: the OpenMP default, -1: all cores).
 
@@ -200,7 +224,7 @@ class MDM(FeaturesOutMixin, BaseEstimator):
     _estimator_type_tag = "classifier"
     _transformer = True  # transform: the distances to the class means
 
-    def __init__(self, metric: str = "riemann", n_jobs=None):
+    def __init__(self, metric: str | dict = "riemann", n_jobs=None):
         self.metric = metric
         self.n_jobs = n_jobs
 
@@ -229,7 +253,7 @@ class MDM(FeaturesOutMixin, BaseEstimator):
         self
         """
         names_in = self._feature_names_of(X)
-        metric = check_metric(self.metric, _EST_METRICS)
+        metric, _ = _step_metrics(self.metric, ("mean", "distance"))
         check_n_jobs(self.n_jobs)
         n_jobs = self.n_jobs
         X3, n_in, ndim = _check_spd_input(X, self, fitted=False)
@@ -274,7 +298,7 @@ class MDM(FeaturesOutMixin, BaseEstimator):
         """``transform`` without the ``set_output`` container (``predict`` uses it)."""
         _check_fitted(self)
         X3, _, _ = _check_spd_input(X, self, fitted=True)
-        metric = check_metric(self.metric, _EST_METRICS)
+        _, metric = _step_metrics(self.metric, ("mean", "distance"))
         check_n_jobs(self.n_jobs)
         n_jobs = self.n_jobs
         C = self.covmeans_.astype(X3.dtype)
@@ -351,9 +375,10 @@ class TangentSpace(FeaturesOutMixin, BaseEstimator):
 
     Parameters
     ----------
-    metric : {"riemann", "logeuclid", "wasserstein"}, default "riemann"
+    metric : {"riemann", "logeuclid", "wasserstein"} or dict, default "riemann"
         Metric of the mean and of the logarithmic map (:func:`geoml.spd.log_map`), as
-        pyRiemann's ``TangentSpace(metric=metric)``.
+        pyRiemann's ``TangentSpace(metric=metric)``: one metric for both, or a dict
+        ``{"mean": ..., "map": ...}``.
     tsupdate : bool, default False
         Re-centre at the mean of the matrices given to ``transform`` (unsupervised adaptation).
     n_jobs : int, optional
@@ -376,13 +401,13 @@ class TangentSpace(FeaturesOutMixin, BaseEstimator):
 
     _transformer = True
 
-    def __init__(self, metric: str = "riemann", tsupdate: bool = False, n_jobs=None):
+    def __init__(self, metric: str | dict = "riemann", tsupdate: bool = False, n_jobs=None):
         self.metric = metric
         self.tsupdate = tsupdate
         self.n_jobs = n_jobs
 
     def _map_metric(self):
-        return check_metric(self.metric, _EST_METRICS)
+        return _step_metrics(self.metric, ("mean", "map"))[1]
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit the reference point (the mean of ``X``).
@@ -398,7 +423,7 @@ class TangentSpace(FeaturesOutMixin, BaseEstimator):
         self
         """
         names_in = self._feature_names_of(X)
-        metric = check_metric(self.metric, _EST_METRICS)
+        metric, _ = _step_metrics(self.metric, ("mean", "map"))
         check_n_jobs(self.n_jobs)
         n_jobs = self.n_jobs
         X3, n_in, ndim = _check_spd_input(X, self, fitted=False)
@@ -428,7 +453,8 @@ class TangentSpace(FeaturesOutMixin, BaseEstimator):
         n_jobs = self.n_jobs
         ref = self.reference_
         if self.tsupdate:
-            ref = _mean(X3, check_metric(self.metric, _EST_METRICS), None, n_jobs, "TangentSpace")
+            metric = _step_metrics(self.metric, ("mean", "map"))[0]
+            ref = _mean(X3, metric, None, n_jobs, "TangentSpace")
         return self._wrap_output(
             tangent_space(X3, ref.astype(X3.dtype), self._map_metric(), n_jobs=n_jobs), X_in
         )
