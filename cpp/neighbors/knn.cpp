@@ -127,8 +127,8 @@ template <typename T>
 using ProcessFn = void (*)(const KnnCtx<T>&, int64_t, int64_t, int64_t, int64_t, bool, bool);
 
 template <typename T>
-ProcessFn<T> kernel_for(SimdIsa isa) {
-  return GEOML_SIMD_PICK(isa, process<T>);
+ProcessFn<T> kernel_for(SimdIsa isa, bool diff = false) {
+  return diff ? GEOML_SIMD_PICK(isa, process_diff<T>) : GEOML_SIMD_PICK(isa, process<T>);
 }
 
 /// 64-byte aligned, uninitialised buffer.
@@ -195,11 +195,21 @@ std::vector<double> row_norms(const T* A, int64_t rows, int64_t d) {
 }
 
 constexpr int64_t kScreenMinDim = 16;
+/// float32 Euclidean searches with exact distances below this dimension run the certified
+/// difference-form screen (diff_screen); python/geoml/neighbors/_knn.py searches a float64
+/// copy from here on (_F32_DIFF_MAX_D).
+constexpr int64_t kDiffScreenMaxDim = 16;
 constexpr int64_t kScreenMinPairs = int64_t(1) << 22;
 /// Candidates a screen keeps per query beyond k: 4 were enough on every data set tried
 /// (clustered, uniform, Gaussian, manifold; 0 rows re-searched), for the float32 screen and
 /// the coarser int16 one alike; 8 leave a margin.
 constexpr int64_t kScreenExtra = 8;
+/// The same for the difference-form screen of float32 data (diff_screen), whose rounding is
+/// relative to the distance: with k + 1 a few rows in 20,000 were re-searched on uniform,
+/// Gaussian, clustered, far-apart and offset data (d = 2-12, k = 1, 2, 15), with k + 2 none
+/// but on integer data (exact ties), with k + 4 none there from d = 8 on; 4 cost ~10 % less
+/// time than 8 (fewer heap insertions: they, not the arithmetic, dominate below d = 16).
+constexpr int64_t kDiffScreenExtra = 4;
 
 /// Heaps of capacity k per query (unordered max-heaps on (score, index)) left by the kernel.
 template <typename T>
@@ -295,15 +305,17 @@ void pack_panels(const T* X, int64_t n, int64_t d, int NR, bool euclid, int nt, 
 
 /// Runs the fused kernel over prepared score rows: data Xs (n x d), queries Qs (m x d), or
 /// the rows of Xs themselves when Qs is nullptr (self query, each pair scored once). Scores
-/// are ||y||^2 - 2 x.y (euclid, biases from double sums) or -x.y.
+/// are ||y||^2 - 2 x.y (euclid, biases from double sums), -x.y, or with `diff` the difference
+/// form sum_t (x_t - y_t)^2 (knn_kernel.inc; `euclid` is then ignored).
 template <typename T>
 TileHeaps<T> run_tiles(const T* Xs, int64_t n, const T* Qs, int64_t m, int64_t d, int64_t k,
-                       bool euclid, bool exclude_self, int nt, bool verbose) {
+                       bool euclid, bool exclude_self, int nt, bool verbose, bool diff = false) {
   const bool self = Qs == nullptr;
   if (self) Qs = Xs;
+  if (diff) euclid = false;  // biases 0 (+inf on padding), no alpha
   const SimdIsa isa = simd_isa();
   const int NR = 2 * simd_bytes(isa) / static_cast<int>(sizeof(T));
-  const ProcessFn<T> process = kernel_for<T>(isa);
+  const ProcessFn<T> process = kernel_for<T>(isa, diff);
   const int64_t npanel = (n + NR - 1) / NR;
   const int64_t npad = npanel * NR;
   const T inf = std::numeric_limits<T>::infinity();
@@ -671,6 +683,58 @@ inline bool int16_screen(const double* X, int64_t n, const double* Qin, int64_t 
 #endif
 }
 
+/// The float32 screen of float32 data below d = 16 (docs/design/neighbors.md, "float32 data
+/// below d = 16: a difference-form screen"): the fused kernel's difference form
+/// fl(sum_t fl(x_t - y_t)^2) on the data as it is (no centring, no scaling, no copy but the
+/// self query's ordered one), whose rounding is relative to the distance itself.
+///
+/// Bound (u = 2^-24, gamma_d = d u / (1 - d u), D^2 = sum_t (x_t - y_t)^2 exactly): each
+/// difference e_t = fl(x_t - y_t) = (x_t - y_t)(1 + eps_t), |eps_t| <= u (a difference of two
+/// float32 numbers that underflows is exact), so sum_t e_t^2 <= (1 + u)^2 D^2. The kernel sums
+/// the d squares with FMAs or products and additions, in some order: each square passes
+/// through at most d roundings, fl(a op b) = (a op b)(1 + eta) + zeta with |eta| <= u and
+/// |zeta| <= 2^-150 (half the smallest subnormal, only for a product or FMA that underflows),
+/// so the score S <= (1 + gamma_d) sum_t e_t^2 + 2 d 2^-150. A point the screen dropped has
+/// S >= R, the heap's root (the kernel's admission test is strict and thresholds only fall),
+/// hence D^2 >= (R - 2 d 2^-150) / ((1 + gamma_d) (1 + u)^2): tau^2 below. No overflow
+/// (knn's magnitude check keeps |x_t| <= sqrt(FLT_MAX / 4d)); a root that is not finite gives
+/// no bound, and the row is searched again.
+inline ScreenOut diff_screen(const float* X, int64_t n, const float* Qin, int64_t m, int64_t d,
+                             int64_t kp, bool exclude_self, int nt, bool verbose) {
+  using namespace detail;
+  const bool self = Qin == nullptr;
+  ScreenOut out;
+  std::vector<float> P;
+  if (self) {
+    out.perm = locality_order(X, n, d);
+    P.resize(static_cast<size_t>(n * d));
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t r = 0; r < n; ++r)
+      std::memcpy(P.data() + r * d, X + out.perm[r] * d, sizeof(float) * size_t(d));
+  }
+  TileHeaps<float> h = run_tiles<float>(self ? P.data() : X, n, self ? nullptr : Qin, m, d, kp,
+                                        true, exclude_self, nt, verbose, true);
+  P = std::vector<float>();
+  const double u = std::ldexp(1.0, -24), dd = double(d);
+  const double gd = dd * u / (1 - dd * u);
+  // the growth factor, with 1e-12 for the double arithmetic of the bound itself
+  const double grow = (1 + gd) * (1 + u) * (1 + u) * (1 + 1e-12);
+  const double tiny = 2 * dd * std::ldexp(1.0, -150);
+  out.tau.assign(static_cast<size_t>(m), 0.0);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t r = 0; r < m; ++r) {
+    if (h.hn[r] < kp) continue;
+    const double R = double(h.hs[r * kp]);
+    if (!(R < std::numeric_limits<double>::infinity())) continue;
+    const double b = (R - tiny) / grow * (1 - 1e-15);
+    // sqrt and the certificate's squaring each round by 2^-53 at most: tau^2 <= b
+    if (b > 0) out.tau[r] = std::sqrt(b) * (1 - 1e-15);
+  }
+  out.hi = std::move(h.hi);
+  out.hn = std::move(h.hn);
+  return out;
+}
+
 /// Exact float64 Euclidean search screened in a cheaper arithmetic (docs/design/neighbors.md,
 /// "float64 data: a float32 screen" and "An exact integer screen"): exact int16 scores where
 /// simd_vnni() holds, float32 otherwise. The kernel keeps kp > k candidates per query; their
@@ -679,18 +743,18 @@ inline bool int16_screen(const double* X, int64_t n, const double* Qin, int64_t 
 /// screen dropped. The other rows are searched again by the float64 kernel (as the unscreened
 /// path does), so every row is the k smallest (distance, index) pairs. Returns false, having
 /// written nothing, on constant or non-finite data.
-template <typename D>
-bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, int64_t d, int64_t k,
+template <typename T, typename D>
+bool screened_search(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, int64_t k,
                      Metric metric, bool exclude_self, int nt, int64_t* indices, D* distances,
                      bool verbose) {
   using namespace detail;
   const bool self = Qin == nullptr;
-  const double* Qr = self ? X : Qin;
+  const T* Qr = self ? X : Qin;
   const std::vector<double> mean = column_mean(X, n, d);
   double amax = 0, zmax2 = 0;
   int bad = 0;
   for (int side = 0; side < (self ? 1 : 2); ++side) {
-    const double* A = side == 0 ? X : Qin;
+    const T* A = side == 0 ? X : Qin;
     const int64_t rows = side == 0 ? n : m;
 #pragma omp parallel for schedule(static) reduction(max : amax, zmax2) reduction(| : bad) \
     num_threads(nt)
@@ -705,17 +769,24 @@ bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, i
       zmax2 = std::max(zmax2, z2);
     }
   }
-  if (bad || amax == 0) return false;
+  constexpr bool f32 = std::is_same_v<T, float>;
+  // (float32 data: constant data is screened too, every row then re-searched unless all
+  // points are candidates)
+  if (bad || (!f32 && amax == 0)) return false;
   const int64_t kmax = n - (exclude_self ? 1 : 0);
-  const int64_t kp = std::min(kmax, k + detail::kScreenExtra);
-  // the integer screen away from the ends of the double range (its residuals stay normal
-  // numbers far from overflow); zmax only sets its scale (it checks every |q| itself)
-  const double zmax = std::sqrt(zmax2);
+  const int64_t kp = std::min(kmax, k + (f32 ? detail::kDiffScreenExtra : detail::kScreenExtra));
   ScreenOut sc;
-  const bool int_screen =
-      simd_vnni() && zmax > std::ldexp(1.0, -500) && zmax < std::ldexp(1.0, 500) &&
-      int16_screen(X, n, Qin, m, d, kp, mean, zmax, exclude_self, nt, verbose, sc);
-  if (!int_screen) sc = float_screen(X, n, Qin, m, d, kp, mean, amax, exclude_self, nt, verbose);
+  bool int_screen = false;
+  if constexpr (f32) {
+    sc = diff_screen(X, n, Qin, m, d, kp, exclude_self, nt, verbose);
+  } else {
+    // the integer screen away from the ends of the double range (its residuals stay normal
+    // numbers far from overflow); zmax only sets its scale (it checks every |q| itself)
+    const double zmax = std::sqrt(zmax2);
+    int_screen = simd_vnni() && zmax > std::ldexp(1.0, -500) && zmax < std::ldexp(1.0, 500) &&
+                 int16_screen(X, n, Qin, m, d, kp, mean, zmax, exclude_self, nt, verbose, sc);
+    if (!int_screen) sc = float_screen(X, n, Qin, m, d, kp, mean, amax, exclude_self, nt, verbose);
+  }
 
   const double dd = double(d);
   const double shrink = 1 - (dd + 8) * std::ldexp(1.0, -52);
@@ -736,8 +807,10 @@ bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, i
         row[s] = {exact_distance(Qr + i * d, X + j * d, d, metric, 0.0, 0.0), j};
       }
       std::partial_sort(row.begin(), row.begin() + k, row.begin() + cnt);
-      // every eligible point was kept: nothing to certify
-      bool good = cnt < kp || kp == kmax;
+      // every eligible point was kept: nothing to certify (a heap that is not full but holds
+      // fewer than every eligible point refused scores of +inf: a float32 difference-form
+      // score that overflowed, which proves nothing; searched again)
+      bool good = cnt == kmax;
       if (!good && sc.tau[r] > 0) {
         // The finishing step's double sum for a dropped point is at least tau^2 less its
         // rounding (gamma_{d+2}); subnormal differences add at most 2^-1075 each.
@@ -768,14 +841,21 @@ bool screened_search(const double* X, int64_t n, const double* Qin, int64_t m, i
     if (!ok[i]) redo.push_back(i);
   if (verbose)
     std::fprintf(stderr, "knn: %s screen (%lld candidates), %lld of %lld rows re-searched\n",
-                 int_screen ? "int16 (VNNI)" : "float32", static_cast<long long>(kp),
-                 static_cast<long long>(redo.size()), static_cast<long long>(m));
+                 f32          ? "float32 difference-form"
+                 : int_screen ? "int16 (VNNI)"
+                              : "float32",
+                 static_cast<long long>(kp), static_cast<long long>(redo.size()),
+                 static_cast<long long>(m));
   if (redo.empty()) return true;
   const int64_t mr = static_cast<int64_t>(redo.size());
-  const std::vector<double> Xc = centred_rows(X, n, d, mean, nt);
+  // (float32 data: the float64 rows the unscreened search of its float64 copy scores)
+  std::vector<double> Xc(static_cast<size_t>(n * d));
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t t = 0; t < d; ++t) Xc[i * d + t] = double(X[i * d + t]) - mean[t];
   std::vector<double> Qc(static_cast<size_t>(mr * d));
   for (int64_t r = 0; r < mr; ++r)
-    for (int64_t t = 0; t < d; ++t) Qc[r * d + t] = Qr[redo[r] * d + t] - mean[t];
+    for (int64_t t = 0; t < d; ++t) Qc[r * d + t] = double(Qr[redo[r] * d + t]) - mean[t];
   const int64_t kf = k + (exclude_self ? 1 : 0);
   TileHeaps<double> f =
       run_tiles<double>(Xc.data(), n, Qc.data(), mr, d, kf, true, false, nt, false);
@@ -826,6 +906,15 @@ void knn_search_impl(const T* X, int64_t n, const T* Qin, int64_t m, int64_t d, 
   const int nt = resolve_threads(n_threads);
   if constexpr (std::is_same_v<T, double>) {
     if (exact_finish && screen_applies(metric, n, m, d) &&
+        screened_search(X, n, self ? nullptr : Qin, m, d, k, metric, exclude_self, nt, indices,
+                        distances, verbose))
+      return;
+  } else {
+    // float32 Euclidean below d = 16: the certified difference-form screen (exact); from
+    // d = 16 on the float32 kernel below, whose scores ||y||^2 - 2 x.y on centred rows are
+    // not certified (geoml.knn searches a float64 copy there)
+    const bool euclid = metric == Metric::Euclidean || metric == Metric::SqEuclidean;
+    if (exact_finish && euclid && d < kDiffScreenMaxDim &&
         screened_search(X, n, self ? nullptr : Qin, m, d, k, metric, exclude_self, nt, indices,
                         distances, verbose))
       return;

@@ -25,6 +25,10 @@ namespace geoml {
 /// run the kernel on float32 copies with k + 8 candidates per query and keep a row when its
 /// k-th exact distance is provably below every dropped candidate's (a rigorous float32 error
 /// bound); the other rows are searched again in float64 (docs/design/neighbors.md).
+/// float32 Euclidean / squared Euclidean searches with d < 16 (exact finish) are screened the
+/// same way by the kernel's difference form sum_t (x_t - y_t)^2 (rounding relative to the
+/// distance) with k + 4 candidates: exact, whatever the data's offsets. From d = 16 on the
+/// float32 kernel's ranking is not certified (geoml.knn searches a float64 copy there).
 ///
 /// Cost O(m n d) flops (about half of that for a self query), memory O((n + m) d + m k):
 /// no m x n matrix. Outputs are caller-owned arrays of m * k entries.

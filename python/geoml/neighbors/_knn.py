@@ -33,6 +33,9 @@ _MAX_ITER = 20  # NN-descent iterations at most (the C++ default)
 _N_CHECK = 500  # points whose neighbours are checked exactly by the approximate search
 
 _KERNELS = (None, "gaussian", "adaptive", "alpha_decay")
+# float32 Euclidean exact searches below this dimension stay in float32: the C++ search runs
+# its certified difference-form screen there (kDiffScreenMaxDim in cpp/neighbors/knn.cpp)
+_F32_DIFF_MAX_D = 16
 
 
 class KNNResult(NamedTuple):
@@ -413,12 +416,14 @@ def knn(
     X : array-like of shape (n_samples, n_features)
         Data points. float32 and float64 are used as they are; float16 becomes float32;
         integer and boolean input becomes float64. The exact Euclidean and squared Euclidean
-        search of float32 data runs on a float64 copy (``8 (n + m) d`` bytes more), by the
-        float64 search, whose float32 screen is certified row by row: float32 scores alone
-        (``||y||^2 - 2 x.y``, rounded to about ``d 2^-24 max ||x - mean||^2``) swapped
-        neighbours of clusters far apart. Distances are returned in float32; the same cost
-        from ``d = 16`` on (faster with AVX-512 VNNI), up to ~1.5x below (the GPU search
-        and :func:`geoml.dask.knn` score float32 in float64 too). NaN/inf raise
+        search of float32 data is certified exact row by row (float32 scores
+        ``||y||^2 - 2 x.y`` alone, rounded to about ``d 2^-24 max ||x - mean||^2``, swapped
+        neighbours of clusters far apart): below 16 features a float32 screen by
+        ``sum (x - y)^2``, whose rounding is relative to the distance, rows it cannot prove
+        searched again in float64; from 16 on the float64 search of a float64 copy
+        (``8 (n + m) d`` bytes more). Distances are returned in float32, the same as those
+        of the float64 search of the float64 copy (the GPU search and
+        :func:`geoml.dask.knn` score float32 in float64). NaN/inf raise
         ``ValueError``, and so do entries so large that squared distances overflow (but
         under ``metric="cosine"``, which does not depend on the scale: such data is searched
         scaled down by a power of two); data so small that they would underflow (every
@@ -554,11 +559,17 @@ def _knn_checked(X, k, Y, metric, exclude_self, n_jobs, verbose=False) -> KNNRes
     metric, exclude_self, k = _knn_checks(X.shape[0], k, Y is not None, metric, exclude_self)
     shift, y_shift = _shifts(X, Y, metric)
     Xs, Ys = _scaled(X, shift), _scaled(Y, y_shift)
-    # float32 Euclidean data: the float32 kernel ranks by ||y||^2 - 2 x.y on centred rows,
-    # whose rounding (about d 2^-24 max ||x - mean||^2) swapped neighbours of clusters far
-    # apart (make_blobs(cluster_std=0.1): 1 % of the rows; clusters 1,000 apart: the 1-NN
-    # 50x too far); the float64 search is certified exact row by row (same cost from d = 16)
-    wide = X.dtype == np.float32 and metric in (_core.Metric.euclidean, _core.Metric.sqeuclidean)
+    # float32 Euclidean data from d = 16 on: the float32 kernel ranks by ||y||^2 - 2 x.y on
+    # centred rows, whose rounding (about d 2^-24 max ||x - mean||^2) swapped neighbours of
+    # clusters far apart (make_blobs(cluster_std=0.1): 1 % of the rows; clusters 1,000 apart:
+    # the 1-NN 50x too far); the float64 search is certified exact row by row (same cost from
+    # d = 16). Below, the float32 search itself is certified (a difference-form screen whose
+    # rounding is relative to the distance, rows without a proof searched in float64)
+    wide = (
+        X.dtype == np.float32
+        and X.shape[1] >= _F32_DIFF_MAX_D
+        and metric in (_core.Metric.euclidean, _core.Metric.sqeuclidean)
+    )
     if wide:
         Xs = Xs.astype(np.float64)
         Ys = None if Ys is None else Ys.astype(np.float64)
