@@ -791,7 +791,8 @@ def eigsh(
         ``matvec`` is called from the solver with the GIL held (its products are scaled by
         a power of two when the first one's entries lie beyond ``2^+-500``, as sparse and
         dense input's entries are). float32 stays float32 (eigenvalues and eigenvectors,
-        computed with float64 recurrences), everything else becomes float64.
+        computed with float64 recurrences), and so does a dense float16 array (read as
+        float32, as everywhere in geoml); everything else becomes float64.
         A CuPy array or ``cupyx.scipy.sparse`` matrix runs the same algorithm on the GPU (CSR
         SpMV kernel from ``geoml._cuda``, Lanczos vectors on the device, CuPy's current
         stream; no locking there, the same deflated block check after it) and returns CuPy
