@@ -211,6 +211,32 @@ def test_fixed_probes_and_steps(mats):
     assert one.n_probes == 1 and np.isnan(one.stderr)
 
 
+def test_fixed_n_steps_too_few_is_flagged(mats):
+    """A fixed ``n_steps`` too small for the quadrature: the truncation error is not in
+    ``stderr``, so ``converged`` must say it (session 32 audit: ``tr L^-1`` of a kNN-graph
+    Laplacian with ``n_steps=2`` was 18 % off with ``converged=True``, a 0.3 % stderr and no
+    warning; ``spectral_density`` with 2 steps had a KS distance of 0.17, ``converged=True``).
+    The rule is the adaptive one, made once after the last step."""
+    L, lam = mats["L+I"]
+    exact = float((1.0 / lam).sum())
+    with pytest.warns(RuntimeWarning, match="had not settled after n_steps=3"):
+        few = geoml.trace_function(L, "inv", n_steps=3, random_state=0)
+    assert not few.converged and few.n_steps == 3
+    assert abs(few.value - exact) > 1e-2 * exact  # (what the flag is for)
+    assert abs(few.value - exact) > 3 * few.stderr
+    enough = geoml.trace_function(L, "inv", n_steps=60, random_state=0)
+    assert enough.converged and abs(enough.value - exact) <= 1e-2 * exact
+    with pytest.warns(RuntimeWarning, match="had not settled after n_steps=1"):
+        assert not geoml.trace_function(L, "log", n_steps=1, random_state=0).converged
+    # a Krylov space that ends within n_steps is exact: converged (2 I: after one step)
+    two = geoml.trace_function(2.0 * sp.eye(50, format="csr"), "inv", n_steps=1)
+    assert two.converged and two.value == pytest.approx(25.0, rel=1e-14)
+    A, _ = mats["S"]
+    with pytest.warns(RuntimeWarning, match="had not settled after n_steps=2"):
+        sd = geoml.spectral_density(A, n_steps=2, random_state=0)
+    assert not sd.converged
+
+
 def test_probe_cap_warns():
     rng = np.random.default_rng(0)
     d = rng.uniform(-1, 1, 200)
@@ -357,8 +383,12 @@ def test_spectral_density_atoms_and_edges():
 
 def test_spectral_density_deterministic(mats):
     A, _ = mats["S"]
-    a = geoml.spectral_density(A, n_probes=8, n_steps=30, random_state=4, n_jobs=1)
-    b = geoml.spectral_density(A, n_probes=8, n_steps=30, random_state=4, n_jobs=2)
+    # (30 steps leave Ritz weights above the adaptive rule's: flagged, session 32)
+    with pytest.warns(RuntimeWarning, match="had not settled after n_steps=30"):
+        a = geoml.spectral_density(A, n_probes=8, n_steps=30, random_state=4, n_jobs=1)
+    with pytest.warns(RuntimeWarning, match="had not settled after n_steps=30"):
+        b = geoml.spectral_density(A, n_probes=8, n_steps=30, random_state=4, n_jobs=2)
+    assert not a.converged and not b.converged
     np.testing.assert_array_equal(a.density, b.density)
     assert a.n_probes == 8 and a.n_steps == 30
 

@@ -206,6 +206,23 @@ def _rounding_note(
     return f"; {advice}, or loosen tol" if advice else "; loosen tol"
 
 
+def _early_stop_advice(n_iter: int, max_iter: int, advice: str) -> str:
+    """The advice of a Laplacian solver's non-convergence warning (see ``_rounding_note``):
+    ``advice`` when Lanczos ran out of ``max_iter``; when it stopped before (its Krylov space
+    no longer grew: 6 disjoint 300-node cycles, ``laplacian_eigsh(W, 24, random_state=1)``
+    stopped after 59 cycles whatever ``max_iter``), that raising ``max_iter`` cannot help,
+    and what can (``method`` where the caller has it: ``advice`` names ``max_iter``)."""
+    if n_iter >= max_iter:
+        return advice
+    alt = "another random_state"
+    if "max_iter" in advice:  # laplacian_eigsh (it has method=)
+        alt = "method='lobpcg-amg' or " + alt
+    return (
+        f"it stopped after {n_iter} of max_iter={max_iter} restart cycles, its Krylov space "
+        f"no longer growing (raising max_iter does not help): try {alt}"
+    )
+
+
 def _check_tol(tol, dtype, allow_zero: bool = True) -> float:
     """The solver tolerance: None -> 1e-10 (float64) / 1e-5 (float32); 0 (SciPy's "machine
     precision") -> ``100 eps``, a level every path's residuals reach (1-10 eps ||A|| measured
@@ -791,7 +808,8 @@ def eigsh(
         ``matvec`` is called from the solver with the GIL held (its products are scaled by
         a power of two when the first one's entries lie beyond ``2^+-500``, as sparse and
         dense input's entries are). float32 stays float32 (eigenvalues and eigenvectors,
-        computed with float64 recurrences), everything else becomes float64.
+        computed with float64 recurrences), and so does a dense float16 array (read as
+        float32, as everywhere in geoml); everything else becomes float64.
         A CuPy array or ``cupyx.scipy.sparse`` matrix runs the same algorithm on the GPU (CSR
         SpMV kernel from ``geoml._cuda``, Lanczos vectors on the device, CuPy's current
         stream; no locking there, the same deflated block check after it) and returns CuPy

@@ -27,6 +27,7 @@ from ._eigsh import (
     EigshResult,
     _as_csr,
     _check_tol,
+    _early_stop_advice,
     _EigshWork,
     _rounding_note,
     _unshared,
@@ -107,7 +108,11 @@ def _lcomb_smallest(W, k, *, tol, random_state, n_jobs, method, max_iter, advice
         warnings.warn(
             f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
             f"(largest residual {res.max():.3g}, tol {atol:.3g})"
-            + _rounding_note(float(res.max()), float(d.max()), advice=advice),
+            + _rounding_note(
+                float(res.max()),
+                float(d.max()),
+                advice=_early_stop_advice(int(n_iter), options.max_iter, advice),
+            ),
             RuntimeWarning,
             stacklevel=user_stacklevel(),
         )

@@ -141,7 +141,10 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
     -----
     A disconnected graph gets a ``UserWarning`` (its first eigenvectors are component
     indicators; a precomputed graph with more components than ``n_components`` embeds
-    poorly).
+    poorly). An isolated node (a zero row of a precomputed affinity) is such a component,
+    with eigenvalue 0 (SciPy's normalised Laplacian); :func:`geoml.spectral_embedding`
+    follows scikit-learn instead, which gives it the eigenvalue 1 (Laplacian diagonal set to
+    1), so the two differ on graphs with isolated nodes.
 
     Examples
     --------

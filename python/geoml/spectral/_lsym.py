@@ -28,7 +28,7 @@ from ._amg import (
     _lobpcg,
     _spmm,
 )
-from ._eigsh import _check_tol, _rounding_note
+from ._eigsh import _check_tol, _early_stop_advice, _rounding_note
 from ._laplacian import _degrees, _normalized_adjacency, _null_space
 
 # Degree of the Chebyshev filter used for the smallest eigenpairs of normalised Laplacians
@@ -199,7 +199,11 @@ def _lsym_smallest(
         warnings.warn(
             f"the Laplacian eigensolver did not converge in {n_iter} restart cycles "
             f"(largest residual {res.max():.3g}, tol {tol:.3g})"
-            + _rounding_note(float(res.max()), 1.0, advice=advice),
+            + _rounding_note(
+                float(res.max()),
+                1.0,
+                advice=_early_stop_advice(int(n_iter), options.max_iter, advice),
+            ),
             RuntimeWarning,
             stacklevel=user_stacklevel(),
         )
