@@ -208,18 +208,20 @@ def _rounding_note(
 
 def _early_stop_advice(n_iter: int, max_iter: int, advice: str) -> str:
     """The advice of a Laplacian solver's non-convergence warning (see ``_rounding_note``):
-    ``advice`` when Lanczos ran out of ``max_iter``; when it stopped before (its Krylov space
-    no longer grew: 6 disjoint 300-node cycles, ``laplacian_eigsh(W, 24, random_state=1)``
-    stopped after 59 cycles whatever ``max_iter``), that raising ``max_iter`` cannot help,
-    and what can (``method`` where the caller has it: ``advice`` names ``max_iter``)."""
+    ``advice`` when Lanczos ran out of ``max_iter``; when it stopped before (its basis full
+    of locked pairs while wanted copies of a repeated eigenvalue were unconverged: 6
+    disjoint 300-node cycles, ``laplacian_eigsh(W, 24, random_state=1)`` stopped after 59
+    cycles whatever ``max_iter``, before the retry with twice the basis in
+    ``_lsym_smallest``), that raising ``max_iter`` cannot help, and what can (``method``
+    where the caller has it: ``advice`` names ``max_iter``)."""
     if n_iter >= max_iter:
         return advice
     alt = "another random_state"
     if "max_iter" in advice:  # laplacian_eigsh (it has method=)
         alt = "method='lobpcg-amg' or " + alt
     return (
-        f"it stopped after {n_iter} of max_iter={max_iter} restart cycles, its Krylov space "
-        f"no longer growing (raising max_iter does not help): try {alt}"
+        f"it stopped after {n_iter} of max_iter={max_iter} restart cycles, its basis full "
+        f"(raising max_iter does not help): try {alt}"
     )
 
 
