@@ -1,9 +1,11 @@
-"""Shared test configuration: the `gpu` marker, the GPU-presence guarantee and the hypothesis
-profiles of the fuzz tests."""
+"""Shared test configuration: the `gpu` marker, the GPU-presence guarantee, the hypothesis
+profiles of the fuzz tests and the `isa` fixture (each SIMD kernel this CPU can run)."""
 
 import os
 
 import pytest
+
+from geoml import _core
 
 try:
     from hypothesis import HealthCheck, settings
@@ -68,3 +70,22 @@ def rng(request):
     import numpy as np
 
     return np.random.default_rng(request.param)
+
+
+# The SIMD kernels this CPU can execute, the best first (tests/test_simd.py has its own list,
+# vector ISAs against generic).
+ISAS = [
+    isa
+    for isa in ("avx512", "avx2", "generic")
+    if isa == "generic"
+    or {"avx512": 2, "avx2": 1}[isa] <= {"avx512": 2, "avx2": 1, "generic": 0}[_core.simd_isa()]
+]
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """Run a test with each SIMD kernel this CPU can execute (automatic detection restored
+    afterwards)."""
+    _core.set_simd_isa(request.param)
+    yield request.param
+    _core.set_simd_isa("auto")

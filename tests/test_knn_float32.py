@@ -15,21 +15,6 @@ import pytest
 import geoml
 from geoml import _core
 
-ISAS = [
-    isa
-    for isa in ("avx512", "avx2", "generic")
-    if isa == "generic"
-    or {"avx512": 2, "avx2": 1}[isa] <= {"avx512": 2, "avx2": 1, "generic": 0}[_core.simd_isa()]
-]
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    """Run a test with each SIMD kernel this CPU can execute."""
-    _core.set_simd_isa(request.param)
-    yield request.param
-    _core.set_simd_isa("auto")
-
 
 def _distances(X, Q, metric):
     """float64 distances of the float32 rows Q to the rows of X, summed term by term in the

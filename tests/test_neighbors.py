@@ -12,13 +12,6 @@ from geoml import _core
 
 sklearn_neighbors = pytest.importorskip("sklearn.neighbors")
 
-ISAS = [
-    isa
-    for isa in ("avx512", "avx2", "generic")
-    if isa == "generic"
-    or {"avx512": 2, "avx2": 1}[isa] <= {"avx512": 2, "avx2": 1, "generic": 0}[_core.simd_isa()]
-]
-
 
 # the float64 screens: exact int16 scores (AVX-512 VNNI, where the CPU has it) or float32
 VNNI = _core.simd_vnni()
@@ -31,14 +24,6 @@ def screen(request):
     _core.set_simd_vnni(request.param == "int16")
     yield request.param
     _core.set_simd_vnni(True)
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    """Run a test with each SIMD kernel this CPU can execute."""
-    _core.set_simd_isa(request.param)
-    yield request.param
-    _core.set_simd_isa("auto")
 
 
 def brute(X, Y, metric):
