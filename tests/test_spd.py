@@ -1776,6 +1776,40 @@ def test_q_accumulation_block_boundaries(any_isa, n, dtype):
         assert np.array_equal(wb, w[b]) and np.array_equal(Vb, V[b])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [1, 3, 22])
+def test_funm_output_block_refused_lanes(n, dtype):
+    """_core.spd_funm writes each lane group's outputs as one contiguous block (assembled in
+    the scratch, then streamed out): three groups (70 matrices, the last partial) with
+    refused matrices in several lanes (not symmetric, not finite, not positive definite) give
+    those statuses and NaN there, and every other matrix the same bits as alone and its
+    SciPy square root; one and two threads."""
+    from geoml import _core
+
+    rng = np.random.default_rng(n)
+    A = rand_spd(rng, (70,), n, cond=1e2).astype(dtype)
+    A[5] = -np.eye(n, dtype=dtype)  # not positive definite
+    A[33, 0, 0] = np.nan
+    if n > 1:
+        A[40, 0, n - 1] += 1  # not symmetric
+    A[69] = -A[69]
+    bad = [5, 33, 69] + ([40] if n > 1 else [])
+    none = np.empty((0, n, n), dtype=dtype)
+    for n_jobs in (1, 2):
+        F, st = _core.spd_funm(A, none, func=_core.SpdFunc["sqrt"], n_jobs=n_jobs)
+        assert F.dtype == dtype and F.shape == A.shape and F.flags.c_contiguous
+        ok = np.ones(len(A), dtype=bool)
+        ok[bad] = False
+        assert (st[~ok] != 0).all() and (st[ok] == 0).all()
+        assert np.isnan(F[~ok]).all()
+        for b in np.flatnonzero(ok):
+            Fb, sb = _core.spd_funm(A[b : b + 1], none, func=_core.SpdFunc["sqrt"])
+            assert sb[0] == 0 and np.array_equal(Fb[0], F[b])
+        Sr = np.stack([np.real(sla.sqrtm(a)) for a in A[ok].astype(np.float64)])
+        tol = 1e-12 if dtype == np.float64 else 2e-6
+        assert rel(F[ok].astype(np.float64), Sr) <= tol
+
+
 def _audit_spd(n, m, cond, seed):
     """The audit's generator: eigenvalues log-uniform over [1, cond], random eigenvectors."""
     rng = np.random.default_rng(seed)

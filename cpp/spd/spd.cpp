@@ -392,6 +392,30 @@ void funm_group(SimdIsa isa, int64_t b0, int count, int n, SrcOf src, MatOf mat,
     GEOML_SIMD_CALL(isa, reconstruct_lanes, n, lw.U.data(), lw.f.data(), lw.T.data(), lw.F.data());
 }
 
+// memcpy(dst, src, bytes), with non-temporal stores (SSE2, the x86-64 baseline) for dst's
+// 64-byte-aligned interior: a large output written once is not read first (a normal store
+// reads each line before writing it) and does not evict the working set from the caches.
+void stream_copy(void* dst, const void* src, size_t bytes) {
+#if GEOML_SIMD_X86
+  char* d = static_cast<char*>(dst);
+  const char* s = static_cast<const char*>(src);
+  const size_t head = std::min(bytes, (64 - (reinterpret_cast<uintptr_t>(d) & 63)) & 63);
+  std::memcpy(d, s, head);
+  d += head;
+  s += head;
+  bytes -= head;
+  const size_t body = bytes & ~size_t(63);
+  for (size_t i = 0; i < body; i += 64)
+    for (size_t j = 0; j < 64; j += 16)
+      _mm_stream_si128(reinterpret_cast<__m128i*>(d + i + j),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + j)));
+  std::memcpy(d + body, s + body, bytes - body);
+  _mm_sfence();  // the streamed lines are visible before the caller moves on
+#else
+  std::memcpy(dst, src, bytes);
+#endif
+}
+
 // True when every value is finite once cast to T (float32 output of a float64 computation).
 template <typename T>
 bool fits(const double* x, int64_t count) {
@@ -502,22 +526,24 @@ void spd_funm(const T* A, int64_t B, int n, const T* M, int64_t m_stride, SpdFun
     GEOML_SIMD_CALL(isa, absmax_lanes, size_t(nn), F, big, mx);
     for (int q = 0; q < count; ++q)
       if (g.st[q] == SpdOk && !(mx[q] <= big)) g.st[q] = SpdOverflow;  // not finite in T
+    // into the group's contiguous output block, assembled in the scratch (in cache) and then
+    // streamed out (stream_copy: the block's lines are written whole, never read)
+    T* blk = reinterpret_cast<T*>(Mb + (M && m_stride ? kLanes * nn : 0));
     for (int64_t i0 = 0; i0 < nn; i0 += 8) {
       const int64_t i1 = std::min(nn, i0 + 8);
       for (int q = 0; q < count; ++q) {
-        if (g.st[q] != SpdOk) continue;
-        T* ob = out + (b0 + q) * nn;
+        T* ob = blk + q * nn;
         for (int64_t i = i0; i < i1; ++i) ob[i] = T(F[i * kLanes + q]);
       }
     }
     for (int q = 0; q < count; ++q) {
       status[b0 + q] = g.st[q];
       if (g.st[q] != SpdOk)
-        for (int64_t i = 0; i < nn; ++i)
-          out[(b0 + q) * nn + i] = std::numeric_limits<T>::quiet_NaN();
+        std::fill(blk + q * nn, blk + (q + 1) * nn, std::numeric_limits<T>::quiet_NaN());
     }
+    stream_copy(out + b0 * nn, blk, size_t(count) * size_t(nn) * sizeof(T));
   };
-  for_items(groups, B, n, n_jobs, M && m_stride ? kLanes * nn : 0, group);
+  for_items(groups, B, n, n_jobs, (M && m_stride ? 2 : 1) * kLanes * nn, group);
 }
 
 template <typename T>
