@@ -1535,3 +1535,25 @@ def test_von_neumann_and_effective_rank_of_huge_matrices():
     ref = geoml.effective_rank(Z).value
     assert geoml.effective_rank(Z * 2.0**1018).value == pytest.approx(ref, rel=1e-12)
     assert geoml.effective_rank(np.eye(20, 5) * 1e308).value == pytest.approx(5.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("graph", [True, False])
+def test_von_neumann_entropy_leaves_uncanonical_csr_input_intact(dtype, graph):
+    # sp.csr_matrix(A, dtype=float64) shares indptr (and indices, and data for float64) with a
+    # CSR A, and A.max() / abs(A) sum its duplicates in place: a CSR with repeated entries was
+    # left with indptr[-1] = nnz / 2 < len(data) (a corrupt matrix), unsorted rows reordered
+    W = sp.random(40, 40, density=0.2, random_state=3)
+    W = (W + W.T + sp.eye(40) * (0 if graph else 40)).tocoo()
+    r, c = np.concatenate([W.row, W.row]), np.concatenate([W.col, W.col])
+    v = np.concatenate([W.data, W.data]).astype(dtype) / 2
+    order = np.lexsort((-c, r))  # every row's columns descending, each entry twice
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=40))])
+    A = sp.csr_matrix((v[order], c[order], indptr), shape=(40, 40))
+    assert not A.has_canonical_format
+    before = (A.data.copy(), A.indices.copy(), A.indptr.copy())
+    h = geoml.von_neumann_entropy(A, graph=graph, method="exact")
+    for got, want in zip((A.data, A.indices, A.indptr), before):
+        np.testing.assert_array_equal(got, want)
+    ref = geoml.von_neumann_entropy(A.toarray().astype(np.float64), graph=graph, method="exact")
+    assert h.value == pytest.approx(ref.value, rel=1e-5 if dtype == np.float32 else 1e-12)

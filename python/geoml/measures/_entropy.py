@@ -81,6 +81,9 @@ def _symmetric_input(A, name):
         if A.ndim != 2 or A.shape[0] != A.shape[1]:
             raise ValueError(f"{name} must be square; got shape {A.shape}")
         A = sp.csr_matrix(A, dtype=np.float64)
+        if not A.has_canonical_format:  # in place: not on the arrays shared with the input
+            A = A.copy()
+            A.sum_duplicates()
         if A.shape[0] == 0:
             raise ValueError(f"{name} is empty")
         if not np.isfinite(A.data).all():
