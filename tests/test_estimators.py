@@ -276,6 +276,12 @@ def test_check_random_state():
     for bad in (True, 1.5, "0", [1]):
         with pytest.raises(TypeError, match="random_state must be None, an int"):
             _validation.check_random_state(bad)
+    # NumPy's own message ("expected non-negative integer") did not name the parameter
+    for bad in (-1, np.int64(-5)):
+        with pytest.raises(ValueError, match="random_state must be a non-negative int"):
+            _validation.check_random_state(bad)
+        with pytest.raises(ValueError, match="random_state must be a non-negative int"):
+            geoml.knn(np.eye(5), 2, method="nndescent", random_state=bad)
     # one seed, one stream: the C++ seed is the first draw of the same Generator
     assert _validation.random_seed(7) == int(np.random.default_rng(7).integers(2**63))
     g1, g2 = np.random.default_rng(9), np.random.default_rng(9)

@@ -976,6 +976,20 @@ def test_dsmi_formula():
     np.testing.assert_array_equal(r.labels, y)
 
 
+def test_dsmi_random_state_numpy_int_and_negative():
+    """A NumPy integer seed was refused by ``random.Random`` ("The only supported seed types
+    are: None, int, ..."); a negative one reached NumPy's message without the name."""
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 80)
+    X = rng.normal(size=(80, 3)) + y[:, None]
+    ref = M.diffusion_spectral_mutual_information(X, y, n_repetitions=2, random_state=7)
+    for seed in (np.int64(7), np.int32(7), np.uint8(7)):
+        r = M.diffusion_spectral_mutual_information(X, y, n_repetitions=2, random_state=seed)
+        assert r.value == ref.value
+    with pytest.raises(ValueError, match="random_state must be a non-negative int; got -1"):
+        M.diffusion_spectral_mutual_information(X, y, random_state=-1)
+
+
 def test_dsmi_of_string_labels():
     """Class names (a 1-D string array) are discrete labels: with the default ``discrete``
     they were read as a continuous reference and refused ("y must hold real numbers")."""

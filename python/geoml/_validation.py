@@ -268,6 +268,8 @@ def check_random_state(random_state) -> np.random.Generator:
     if random_state is None or (
         isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
     ):
+        if random_state is not None and random_state < 0:  # (NumPy's words lack the name)
+            raise ValueError(f"random_state must be a non-negative int; got {random_state}")
         return np.random.default_rng(random_state)
     raise TypeError(
         "random_state must be None, an int, a numpy.random.Generator or a "
