@@ -1571,3 +1571,13 @@ def test_von_neumann_entropy_leaves_uncanonical_csr_input_intact(dtype, graph):
         np.testing.assert_array_equal(got, want)
     ref = geoml.von_neumann_entropy(A.toarray().astype(np.float64), graph=graph, method="exact")
     assert h.value == pytest.approx(ref.value, rel=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_von_neumann_entropy_refuses_complex_sparse_input():
+    # sp.csr_matrix(A, dtype=float64) kept the real part of complex weights (only NumPy's
+    # ComplexWarning), where a dense complex A is refused
+    W = sp.random(20, 20, density=0.3, random_state=0)
+    W = (W + W.T).astype(np.complex128) * (1 + 1j)
+    for graph in (True, False):
+        with pytest.raises(TypeError, match="A must hold real numbers; got dtype complex128"):
+            geoml.von_neumann_entropy(W, graph=graph)

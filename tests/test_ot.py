@@ -1465,6 +1465,18 @@ def test_sinkhorn_symmetric_closed_form():
     assert np.allclose(res.scaling, a / np.sqrt(3.0 * a.sum()), rtol=1e-10)
 
 
+def test_sinkhorn_symmetric_refuses_complex_sparse_kernel():
+    # a sparse complex K had its real part taken (NumPy's ComplexWarning only), where a dense
+    # one is refused
+    K = sp.random(15, 15, density=0.4, random_state=1)
+    K = ((K + K.T) * (1 + 1j)).astype(np.complex128)
+    for fmt in (sp.csr_matrix, sp.coo_array):
+        with pytest.raises(TypeError, match="K must hold real numbers; got dtype complex128"):
+            got.sinkhorn_symmetric(fmt(K))
+    with pytest.raises(TypeError, match="must hold real numbers; got dtype complex128"):
+        got.sinkhorn_symmetric(K.toarray())
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_sinkhorn_symmetric_sparse_matches_dense(dtype):
     C, a = _sym_problem(9, 90)

@@ -9,7 +9,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
-from .._validation import as_float_array, check_n_jobs, check_tol, reject_gpu, user_stacklevel
+from .._validation import (
+    as_float_array,
+    as_real,
+    check_n_jobs,
+    check_tol,
+    reject_gpu,
+    user_stacklevel,
+)
 from ._solvers import _check_eps, _max_iter
 
 __all__ = ["SymmetricScalingResult", "sinkhorn_symmetric"]
@@ -192,7 +199,7 @@ def sinkhorn_symmetric(
         if not return_plan:
             P = None
     elif sp.issparse(K_or_C):
-        A = sp.csr_matrix(K_or_C)
+        A = as_real(sp.csr_matrix(K_or_C), "K")  # (complex: its real part was kept, silently)
         n = _square(A.shape, "K")
         if not A.has_canonical_format:  # in place: not on the arrays shared with K_or_C
             A = A.copy()
