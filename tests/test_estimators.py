@@ -634,6 +634,37 @@ def test_counts_truncated_or_refused_consistently():
         assert geoml.PHATE(n_landmark=30, random_state=0).fit(X).clusters_ is None
 
 
+def test_parameters_of_the_wrong_type_are_refused_by_name():
+    """None for n_components reached ``None + 1`` (TypeError about NoneType); drop_first and
+    tsupdate were read by their truth value ('no' was True); an unknown kernel was ignored
+    by the adaptive affinity; PHATE's verbose=None reached int(None)."""
+    X = np.random.default_rng(4).normal(size=(40, 3))
+    with pytest.raises(TypeError, match="n_components must be an integer; got None"):
+        geoml.LaplacianEigenmap(n_components=None).fit(X)
+    with pytest.raises(TypeError, match="n_components must be an integer; got None"):
+        geoml.DiffusionMap(n_components=None).fit(X)
+    for bad in ("no", None, 1):
+        with pytest.raises(TypeError, match="drop_first must be a bool"):
+            geoml.LaplacianEigenmap(drop_first=bad).fit(X)
+    for est in (geoml.DiffusionMap, geoml.LaplacianEigenmap, geoml.SpectralClustering):
+        with pytest.raises(ValueError, match="kernel='gauss'; choose None"):
+            est(affinity="adaptive", kernel="gauss").fit(X)
+    for bad in (None, "1", [1]):
+        with pytest.raises(TypeError, match="verbose must be an int or a bool"):
+            geoml.PHATE(verbose=bad).fit(X)
+    C = geoml.spd.covariances(np.random.default_rng(5).normal(size=(6, 3, 20)))
+    for bad in ("no", None, 1.0):
+        with pytest.raises(TypeError, match="tsupdate must be a bool"):
+            geoml.spd.TangentSpace(tsupdate=bad).fit(C)
+    # NumPy scalars of the right kind are accepted
+    Y = geoml.LaplacianEigenmap(np.int64(2), drop_first=np.bool_(True), random_state=0)
+    np.testing.assert_array_equal(
+        Y.fit_transform(X), geoml.LaplacianEigenmap(2, random_state=0).fit_transform(X)
+    )
+    T = geoml.spd.TangentSpace(tsupdate=np.bool_(True)).fit(C).transform(C)
+    np.testing.assert_array_equal(T, geoml.spd.TangentSpace(tsupdate=True).fit(C).transform(C))
+
+
 def test_validate_once_keeps_messages():
     X = np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]])
     with pytest.raises(ValueError, match="NaN"):
