@@ -531,6 +531,9 @@ def test_sinkhorn_max_iter_warns(rng):
         (dict(tol=0.0), ValueError, "tol"),
         (dict(eps_schedule="fast"), ValueError, "eps_schedule"),
         (dict(eps_schedule=1.5), ValueError, "eps_schedule"),
+        # a list / array reached float(): "float() argument must be a string or a real number"
+        (dict(eps_schedule=[1.0, 0.5]), TypeError, "eps_schedule must be 'auto', 'none' or"),
+        (dict(eps_schedule=np.array([0.5, 0.1])), TypeError, "eps_schedule must be 'auto'"),
         (dict(warm_start=(np.zeros(3), np.zeros(2))), ValueError, "warm_start"),
     ],
 )
@@ -540,6 +543,18 @@ def test_sinkhorn_bad_input(kw, exc, match):
     a, b, C, eps = args.pop("a"), args.pop("b"), args.pop("C"), args.pop("eps")
     with pytest.raises(exc, match=match):
         got.sinkhorn(a, b, C, eps, **args)
+
+
+def test_batched_mass_mismatch_message_prints_plain_numbers():
+    # NumPy 2 scalars' repr leaked into the message: "got np.float64(2.0) and np.float64(1.0)"
+    a = np.array([[1.0, 1.0]])
+    b = np.array([[0.5, 0.5]])
+    for solve in (got.emd_batched, lambda a, b, C: got.sinkhorn_batched(a, b, C, 0.1)):
+        with pytest.raises(ValueError, match=r"same total mass .*; got 2\.0 and 1\.0$"):
+            solve(a, b, np.zeros((1, 2, 2)))
+    assert got.sinkhorn(
+        [0.5, 0.5], [0.5, 0.5], np.eye(2), 0.1, eps_schedule=np.float32(0.5)
+    ).converged
 
 
 # ------------------------------------------------------------------------------ unbalanced

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import NamedTuple
 
@@ -413,7 +414,7 @@ def _batched_layout(
             k = int(np.flatnonzero(bad)[0])
             raise ValueError(
                 f"problem {k}: a and b must have the same total mass (relative "
-                f"tolerance {MASS_RTOL:g}); got {sa[k]!r} and {sb[k]!r}"
+                f"tolerance {MASS_RTOL:g}); got {float(sa[k])!r} and {float(sb[k])!r}"
             )
         scale = sa / sb
         if (scale != 1).any():
@@ -649,6 +650,10 @@ def _schedule_rule(eps_schedule, warm: bool, loose: bool = False) -> tuple[float
                 f"eps_schedule={eps_schedule!r}; use 'auto', 'none' or a factor in (0, 1)"
             )
         return (0.0, 0.5) if warm or loose else (1e-3, 0.125)
+    if isinstance(eps_schedule, bool) or not isinstance(eps_schedule, numbers.Real):
+        raise TypeError(
+            f"eps_schedule must be 'auto', 'none' or a factor in (0, 1); got {eps_schedule!r}"
+        )
     factor = float(eps_schedule)
     if not 0 < factor < 1:
         raise ValueError(
