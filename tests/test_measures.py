@@ -136,6 +136,25 @@ def test_mle_own_knn_equals_precomputed(cloud):
     np.testing.assert_array_equal(a.pointwise, b.pointwise)
 
 
+def test_precomputed_neighbors_checked_for_every_method():
+    """A search that lists each point as its own neighbour was refused with "every point has
+    a zero neighbour distance" (MLE) or "fewer than 2 ratios left" (TwoNN, GRIDE), not naming
+    the cause; the global local-PCA estimate ignored ``neighbors`` unchecked (any object)."""
+    X = np.random.default_rng(3).normal(size=(150, 4))
+    own = geoml.knn(X, 10, exclude_self=False)
+    for method in ("mle", "twonn", "gride", "lpca"):
+        k = 10 if method == "mle" else None
+        with pytest.raises(ValueError, match="a point as its own neighbour"):
+            M.intrinsic_dimension(X, method, k=k, neighbors=own)
+    r = geoml.knn(X, 10)
+    with pytest.raises(TypeError, match="neighbors must be a KNNResult"):
+        M.intrinsic_dimension(X, "lpca", neighbors=r.distances)
+    with pytest.raises(ValueError, match="neighbors must hold"):
+        M.intrinsic_dimension(X, "lpca", neighbors=(r.indices[:-1], r.distances[:-1]))
+    want = M.intrinsic_dimension(X, "lpca").dimension
+    assert M.intrinsic_dimension(X, "lpca", neighbors=r).dimension == want
+
+
 def test_against_skdim(cloud):
     skdim = pytest.importorskip("skdim")
     X, nb = cloud
