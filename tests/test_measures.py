@@ -1123,6 +1123,29 @@ def test_magnitude_against_magnipy():
     np.testing.assert_allclose(M.magnitude(X, ts), ref, rtol=1e-8)
 
 
+def test_magnitude_scales_are_numbers():
+    """t="1" was converted by NumPy (an array result for a string), [True, 2.0] read as
+    [1, 2], a 2-D t flattened, a 0-d array treated as a sequence; messages printed NumPy 2
+    scalar reprs ("got np.float64(0.0)")."""
+    X = np.random.default_rng(0).normal(size=(12, 2))
+    ref = M.magnitude(X, 1.0)
+    for bad in ("1", b"1", [True, 2.0], [1.0, "2"], np.array(["1"]), None):
+        with pytest.raises(TypeError, match="t must be a positive number or a sequence"):
+            M.magnitude(X, bad)
+    with pytest.raises(TypeError, match="ts must be a positive number or a sequence"):
+        M.magnitude_dimension(X, ["0.5", "1"])
+    with pytest.raises(ValueError, match="t must be a number or a 1-D sequence"):
+        M.magnitude(X, [[1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"positive finite scales; got 0\.0$"):
+        M.magnitude(X, np.float64(0.0))
+    with pytest.raises(ValueError, match=r"t must be > 0; got 0\.0$"):
+        geoml.heat_kernel(geoml.knn_graph(X, 3), X, np.float64(0.0))
+    for t in (np.array(1.0), np.float32(1.0), np.int64(1)):
+        got = M.magnitude(X, t)
+        assert isinstance(got, float) and got == pytest.approx(ref, rel=1e-6)
+    np.testing.assert_array_equal(M.magnitude(X, (1.0, 2.0)), M.magnitude(X, [1.0, 2.0]))
+
+
 def test_magnitude_bad_input():
     X = np.random.default_rng(0).normal(size=(10, 2))
     with pytest.raises(ValueError, match="positive finite"):
