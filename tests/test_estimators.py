@@ -665,6 +665,36 @@ def test_parameters_of_the_wrong_type_are_refused_by_name():
     np.testing.assert_array_equal(T, geoml.spd.TangentSpace(tsupdate=True).fit(C).transform(C))
 
 
+def test_bool_flags_refuse_what_is_not_a_bool():
+    """Flags read by their truth value: maximize="no" maximised, sparse="no" returned a
+    sparse plan, squared="no" squared distances, unbiased=None meant False, and so on."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(30, 3))
+    W = geoml.knn_graph(X, 4)
+    C = geoml.spd.covariances(rng.normal(size=(4, 2, 20)))
+    calls = {
+        "exclude_self": lambda v: geoml.knn(X, 3, exclude_self=v),
+        "return_diag": lambda v: geoml.laplacian(W, return_diag=v),
+        "sparse": lambda v: geoml.ot.emd(None, None, np.ones((3, 3)), sparse=v),
+        "maximize": lambda v: geoml.ot.linear_assignment(np.eye(3), maximize=v),
+        "unbiased": lambda v: geoml.intrinsic_dimension(X, unbiased=v),
+        "squared": lambda v: geoml.spd.distance(C, C[0], squared=v),
+        "return_plan": lambda v: geoml.ot.sinkhorn_symmetric(np.ones((3, 3)), return_plan=v),
+        "whitened": lambda v: geoml.spd.log_map(C, C[0], whitened=v),
+    }
+    calls["maximize "] = lambda v: geoml.ot.linear_assignment_batched(np.eye(3)[None], v)
+    calls["squared "] = lambda v: geoml.spd.pairwise_distance(C, squared=v)
+    calls["whitened "] = lambda v: geoml.spd.exp_map(np.zeros((2, 2)), C[0], whitened=v)
+    for name, call in calls.items():
+        for bad in ("no", 1, 0.0) + ((None,) if name != "exclude_self" else ()):
+            with pytest.raises(TypeError, match=f"{name.strip()} must be "):
+                call(bad)
+        a, b = call(np.bool_(True)), call(True)
+        for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+            if isinstance(x, np.ndarray):
+                np.testing.assert_array_equal(x, y)
+
+
 def test_validate_once_keeps_messages():
     X = np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]])
     with pytest.raises(ValueError, match="NaN"):

@@ -12,6 +12,7 @@ import numpy as np
 
 __all__ = [
     "as_float_array",
+    "check_bool",
     "check_int",
     "check_n_jobs",
     "check_random_state",
@@ -156,6 +157,14 @@ def check_int(
         bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
         raise ValueError(f"{name}={value} is out of range {bounds}{hint}")
     return value
+
+
+def check_bool(value, name: str) -> bool:
+    """``value`` as a bool if it is one (NumPy's included); ``TypeError`` otherwise (a string
+    "no" or None read by its truth value silently meant True / False)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool (True or False); got {value!r}")
+    return bool(value)
 
 
 def check_real(value, name: str, *, what: str = "a number") -> float:

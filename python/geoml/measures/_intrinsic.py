@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._results import ExtraFields
-from .._validation import as_float_array, check_int, check_n_jobs, user_stacklevel
+from .._validation import as_float_array, check_bool, check_int, check_n_jobs, user_stacklevel
 
 __all__ = ["ApproxIntrinsicDimension", "IntrinsicDimension", "intrinsic_dimension"]
 
@@ -614,6 +614,7 @@ def intrinsic_dimension(
         raise ValueError(f"X has {n} sample(s); intrinsic_dimension needs at least 3")
     if not isinstance(local, (bool, np.bool_)):
         raise TypeError(f"local must be a bool; got {local!r}")
+    unbiased = check_bool(unbiased, "unbiased")
     check_n_jobs(n_jobs)
     need_k = method == "mle" or local
     if k is None:

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from .. import _core
 from .._validation import (
     as_float_array,
+    check_bool,
     check_int,
     check_n_jobs,
     check_real,
@@ -280,6 +281,7 @@ def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDRes
     array([[0.25, 0.25],
            [0.  , 0.5 ]])
     """
+    sparse = check_bool(sparse, "sparse")
     C, _, forbidden = _cost_matrix(C)
     m, n = C.shape
     a = _histogram(a, m, "a")

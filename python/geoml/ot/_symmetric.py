@@ -12,6 +12,7 @@ from .. import _core
 from .._validation import (
     as_float_array,
     as_real,
+    check_bool,
     check_n_jobs,
     check_tol,
     reject_gpu,
@@ -167,6 +168,7 @@ def sinkhorn_symmetric(
     """
     reject_gpu(K_or_C, "K_or_C", "geoml.ot")
     tol = check_tol(tol)
+    return_plan = check_bool(return_plan, "return_plan")
     max_iter = _max_iter(max_iter, 10000)
     n_jobs = check_n_jobs(n_jobs)
     if eps is not None:
