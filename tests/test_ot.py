@@ -545,6 +545,24 @@ def test_sinkhorn_bad_input(kw, exc, match):
         got.sinkhorn(a, b, C, eps, **args)
 
 
+def test_balanced_overflow_message_does_not_speak_of_rho():
+    # costs of 1e150 at eps = 0.1: the balanced iteration overflows (the potentials' rounding
+    # is far above eps); the message advised shifting C and raising rho, which a balanced
+    # problem has not
+    rng = np.random.default_rng(0)
+    a, b, C = rng.random(7), rng.random(9), rng.random((7, 9)) * 1e150
+    a, b = a / a.sum(), b / b.sum()
+    for solve in (
+        got.sinkhorn,
+        lambda a, b, C, e: got.sinkhorn_batched(a[None], b[None], C[None], e),
+    ):
+        with pytest.raises(ValueError, match="costs are too large for this eps") as info:
+            solve(a, b, C, 0.1)
+        assert "rho" not in str(info.value)
+    with pytest.raises(ValueError, match=r"exp\(-C / \(2 rho\)\)"):  # unbalanced: unchanged
+        got.sinkhorn_unbalanced(a, b, -1e3 * C / 1e150, 0.1, 1.0)
+
+
 def test_batched_mass_mismatch_message_prints_plain_numbers():
     # NumPy 2 scalars' repr leaked into the message: "got np.float64(2.0) and np.float64(1.0)"
     a = np.array([[1.0, 1.0]])
