@@ -218,6 +218,14 @@ def test_linear_operator_matvec_only():
     _check_pairs(A, r, ref, 1e-9, 3e-9)
 
 
+def test_bare_function_is_refused_naming_linear_operator():
+    # a function was read as a 0-d object array: "A has dtype object and holds something
+    # that is not a real number: float() argument must be ..."
+    A = np.diag(np.arange(1.0, 9.0))
+    with pytest.raises(TypeError, match=r"A must be a matrix .* or a scipy\.sparse\.linalg"):
+        geoml.eigsh(lambda x: A @ x, 2)
+
+
 @pytest.mark.parametrize(
     ("bad", "match"),
     [

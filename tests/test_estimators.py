@@ -276,6 +276,12 @@ def test_check_random_state():
     for bad in (True, 1.5, "0", [1]):
         with pytest.raises(TypeError, match="random_state must be None, an int"):
             _validation.check_random_state(bad)
+    # NumPy's own message ("expected non-negative integer") did not name the parameter
+    for bad in (-1, np.int64(-5)):
+        with pytest.raises(ValueError, match="random_state must be a non-negative int"):
+            _validation.check_random_state(bad)
+        with pytest.raises(ValueError, match="random_state must be a non-negative int"):
+            geoml.knn(np.eye(5), 2, method="nndescent", random_state=bad)
     # one seed, one stream: the C++ seed is the first draw of the same Generator
     assert _validation.random_seed(7) == int(np.random.default_rng(7).integers(2**63))
     g1, g2 = np.random.default_rng(9), np.random.default_rng(9)
@@ -626,6 +632,67 @@ def test_counts_truncated_or_refused_consistently():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert geoml.PHATE(n_landmark=30, random_state=0).fit(X).clusters_ is None
+
+
+def test_parameters_of_the_wrong_type_are_refused_by_name():
+    """None for n_components reached ``None + 1`` (TypeError about NoneType); drop_first and
+    tsupdate were read by their truth value ('no' was True); an unknown kernel was ignored
+    by the adaptive affinity; PHATE's verbose=None reached int(None)."""
+    X = np.random.default_rng(4).normal(size=(40, 3))
+    with pytest.raises(TypeError, match="n_components must be an integer; got None"):
+        geoml.LaplacianEigenmap(n_components=None).fit(X)
+    with pytest.raises(TypeError, match="n_components must be an integer; got None"):
+        geoml.DiffusionMap(n_components=None).fit(X)
+    for bad in ("no", None, 1):
+        with pytest.raises(TypeError, match="drop_first must be a bool"):
+            geoml.LaplacianEigenmap(drop_first=bad).fit(X)
+    for est in (geoml.DiffusionMap, geoml.LaplacianEigenmap, geoml.SpectralClustering):
+        with pytest.raises(ValueError, match="kernel='gauss'; choose None"):
+            est(affinity="adaptive", kernel="gauss").fit(X)
+    for bad in (None, "1", [1]):
+        with pytest.raises(TypeError, match="verbose must be an int or a bool"):
+            geoml.PHATE(verbose=bad).fit(X)
+    C = geoml.spd.covariances(np.random.default_rng(5).normal(size=(6, 3, 20)))
+    for bad in ("no", None, 1.0):
+        with pytest.raises(TypeError, match="tsupdate must be a bool"):
+            geoml.spd.TangentSpace(tsupdate=bad).fit(C)
+    # NumPy scalars of the right kind are accepted
+    Y = geoml.LaplacianEigenmap(np.int64(2), drop_first=np.bool_(True), random_state=0)
+    np.testing.assert_array_equal(
+        Y.fit_transform(X), geoml.LaplacianEigenmap(2, random_state=0).fit_transform(X)
+    )
+    T = geoml.spd.TangentSpace(tsupdate=np.bool_(True)).fit(C).transform(C)
+    np.testing.assert_array_equal(T, geoml.spd.TangentSpace(tsupdate=True).fit(C).transform(C))
+
+
+def test_bool_flags_refuse_what_is_not_a_bool():
+    """Flags read by their truth value: maximize="no" maximised, sparse="no" returned a
+    sparse plan, squared="no" squared distances, unbiased=None meant False, and so on."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(30, 3))
+    W = geoml.knn_graph(X, 4)
+    C = geoml.spd.covariances(rng.normal(size=(4, 2, 20)))
+    calls = {
+        "exclude_self": lambda v: geoml.knn(X, 3, exclude_self=v),
+        "return_diag": lambda v: geoml.laplacian(W, return_diag=v),
+        "sparse": lambda v: geoml.ot.emd(None, None, np.ones((3, 3)), sparse=v),
+        "maximize": lambda v: geoml.ot.linear_assignment(np.eye(3), maximize=v),
+        "unbiased": lambda v: geoml.intrinsic_dimension(X, unbiased=v),
+        "squared": lambda v: geoml.spd.distance(C, C[0], squared=v),
+        "return_plan": lambda v: geoml.ot.sinkhorn_symmetric(np.ones((3, 3)), return_plan=v),
+        "whitened": lambda v: geoml.spd.log_map(C, C[0], whitened=v),
+    }
+    calls["maximize "] = lambda v: geoml.ot.linear_assignment_batched(np.eye(3)[None], v)
+    calls["squared "] = lambda v: geoml.spd.pairwise_distance(C, squared=v)
+    calls["whitened "] = lambda v: geoml.spd.exp_map(np.zeros((2, 2)), C[0], whitened=v)
+    for name, call in calls.items():
+        for bad in ("no", 1, 0.0) + ((None,) if name != "exclude_self" else ()):
+            with pytest.raises(TypeError, match=f"{name.strip()} must be "):
+                call(bad)
+        a, b = call(np.bool_(True)), call(True)
+        for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+            if isinstance(x, np.ndarray):
+                np.testing.assert_array_equal(x, y)
 
 
 def test_validate_once_keeps_messages():

@@ -136,6 +136,25 @@ def test_mle_own_knn_equals_precomputed(cloud):
     np.testing.assert_array_equal(a.pointwise, b.pointwise)
 
 
+def test_precomputed_neighbors_checked_for_every_method():
+    """A search that lists each point as its own neighbour was refused with "every point has
+    a zero neighbour distance" (MLE) or "fewer than 2 ratios left" (TwoNN, GRIDE), not naming
+    the cause; the global local-PCA estimate ignored ``neighbors`` unchecked (any object)."""
+    X = np.random.default_rng(3).normal(size=(150, 4))
+    own = geoml.knn(X, 10, exclude_self=False)
+    for method in ("mle", "twonn", "gride", "lpca"):
+        k = 10 if method == "mle" else None
+        with pytest.raises(ValueError, match="a point as its own neighbour"):
+            M.intrinsic_dimension(X, method, k=k, neighbors=own)
+    r = geoml.knn(X, 10)
+    with pytest.raises(TypeError, match="neighbors must be a KNNResult"):
+        M.intrinsic_dimension(X, "lpca", neighbors=r.distances)
+    with pytest.raises(ValueError, match="neighbors must hold"):
+        M.intrinsic_dimension(X, "lpca", neighbors=(r.indices[:-1], r.distances[:-1]))
+    want = M.intrinsic_dimension(X, "lpca").dimension
+    assert M.intrinsic_dimension(X, "lpca", neighbors=r).dimension == want
+
+
 def test_against_skdim(cloud):
     skdim = pytest.importorskip("skdim")
     X, nb = cloud
@@ -976,6 +995,20 @@ def test_dsmi_formula():
     np.testing.assert_array_equal(r.labels, y)
 
 
+def test_dsmi_random_state_numpy_int_and_negative():
+    """A NumPy integer seed was refused by ``random.Random`` ("The only supported seed types
+    are: None, int, ..."); a negative one reached NumPy's message without the name."""
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 80)
+    X = rng.normal(size=(80, 3)) + y[:, None]
+    ref = M.diffusion_spectral_mutual_information(X, y, n_repetitions=2, random_state=7)
+    for seed in (np.int64(7), np.int32(7), np.uint8(7)):
+        r = M.diffusion_spectral_mutual_information(X, y, n_repetitions=2, random_state=seed)
+        assert r.value == ref.value
+    with pytest.raises(ValueError, match="random_state must be a non-negative int; got -1"):
+        M.diffusion_spectral_mutual_information(X, y, random_state=-1)
+
+
 def test_dsmi_of_string_labels():
     """Class names (a 1-D string array) are discrete labels: with the default ``discrete``
     they were read as a continuous reference and refused ("y must hold real numbers")."""
@@ -1088,6 +1121,29 @@ def test_magnitude_against_magnipy():
     ts = np.array([0.1, 0.5, 1.0, 3.0])
     ref = compute.compute_magnitude_from_distances(D, ts, method="cholesky")
     np.testing.assert_allclose(M.magnitude(X, ts), ref, rtol=1e-8)
+
+
+def test_magnitude_scales_are_numbers():
+    """t="1" was converted by NumPy (an array result for a string), [True, 2.0] read as
+    [1, 2], a 2-D t flattened, a 0-d array treated as a sequence; messages printed NumPy 2
+    scalar reprs ("got np.float64(0.0)")."""
+    X = np.random.default_rng(0).normal(size=(12, 2))
+    ref = M.magnitude(X, 1.0)
+    for bad in ("1", b"1", [True, 2.0], [1.0, "2"], np.array(["1"]), None):
+        with pytest.raises(TypeError, match="t must be a positive number or a sequence"):
+            M.magnitude(X, bad)
+    with pytest.raises(TypeError, match="ts must be a positive number or a sequence"):
+        M.magnitude_dimension(X, ["0.5", "1"])
+    with pytest.raises(ValueError, match="t must be a number or a 1-D sequence"):
+        M.magnitude(X, [[1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"positive finite scales; got 0\.0$"):
+        M.magnitude(X, np.float64(0.0))
+    with pytest.raises(ValueError, match=r"t must be > 0; got 0\.0$"):
+        geoml.heat_kernel(geoml.knn_graph(X, 3), X, np.float64(0.0))
+    for t in (np.array(1.0), np.float32(1.0), np.int64(1)):
+        got = M.magnitude(X, t)
+        assert isinstance(got, float) and got == pytest.approx(ref, rel=1e-6)
+    np.testing.assert_array_equal(M.magnitude(X, (1.0, 2.0)), M.magnitude(X, [1.0, 2.0]))
 
 
 def test_magnitude_bad_input():
@@ -1535,3 +1591,35 @@ def test_von_neumann_and_effective_rank_of_huge_matrices():
     ref = geoml.effective_rank(Z).value
     assert geoml.effective_rank(Z * 2.0**1018).value == pytest.approx(ref, rel=1e-12)
     assert geoml.effective_rank(np.eye(20, 5) * 1e308).value == pytest.approx(5.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("graph", [True, False])
+def test_von_neumann_entropy_leaves_uncanonical_csr_input_intact(dtype, graph):
+    # sp.csr_matrix(A, dtype=float64) shares indptr (and indices, and data for float64) with a
+    # CSR A, and A.max() / abs(A) sum its duplicates in place: a CSR with repeated entries was
+    # left with indptr[-1] = nnz / 2 < len(data) (a corrupt matrix), unsorted rows reordered
+    W = sp.random(40, 40, density=0.2, random_state=3)
+    W = (W + W.T + sp.eye(40) * (0 if graph else 40)).tocoo()
+    r, c = np.concatenate([W.row, W.row]), np.concatenate([W.col, W.col])
+    v = np.concatenate([W.data, W.data]).astype(dtype) / 2
+    order = np.lexsort((-c, r))  # every row's columns descending, each entry twice
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=40))])
+    A = sp.csr_matrix((v[order], c[order], indptr), shape=(40, 40))
+    assert not A.has_canonical_format
+    before = (A.data.copy(), A.indices.copy(), A.indptr.copy())
+    h = geoml.von_neumann_entropy(A, graph=graph, method="exact")
+    for got, want in zip((A.data, A.indices, A.indptr), before):
+        np.testing.assert_array_equal(got, want)
+    ref = geoml.von_neumann_entropy(A.toarray().astype(np.float64), graph=graph, method="exact")
+    assert h.value == pytest.approx(ref.value, rel=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_von_neumann_entropy_refuses_complex_sparse_input():
+    # sp.csr_matrix(A, dtype=float64) kept the real part of complex weights (only NumPy's
+    # ComplexWarning), where a dense complex A is refused
+    W = sp.random(20, 20, density=0.3, random_state=0)
+    W = (W + W.T).astype(np.complex128) * (1 + 1j)
+    for graph in (True, False):
+        with pytest.raises(TypeError, match="A must hold real numbers; got dtype complex128"):
+            geoml.von_neumann_entropy(W, graph=graph)

@@ -531,6 +531,9 @@ def test_sinkhorn_max_iter_warns(rng):
         (dict(tol=0.0), ValueError, "tol"),
         (dict(eps_schedule="fast"), ValueError, "eps_schedule"),
         (dict(eps_schedule=1.5), ValueError, "eps_schedule"),
+        # a list / array reached float(): "float() argument must be a string or a real number"
+        (dict(eps_schedule=[1.0, 0.5]), TypeError, "eps_schedule must be 'auto', 'none' or"),
+        (dict(eps_schedule=np.array([0.5, 0.1])), TypeError, "eps_schedule must be 'auto'"),
         (dict(warm_start=(np.zeros(3), np.zeros(2))), ValueError, "warm_start"),
     ],
 )
@@ -540,6 +543,36 @@ def test_sinkhorn_bad_input(kw, exc, match):
     a, b, C, eps = args.pop("a"), args.pop("b"), args.pop("C"), args.pop("eps")
     with pytest.raises(exc, match=match):
         got.sinkhorn(a, b, C, eps, **args)
+
+
+def test_balanced_overflow_message_does_not_speak_of_rho():
+    # costs of 1e150 at eps = 0.1: the balanced iteration overflows (the potentials' rounding
+    # is far above eps); the message advised shifting C and raising rho, which a balanced
+    # problem has not
+    rng = np.random.default_rng(0)
+    a, b, C = rng.random(7), rng.random(9), rng.random((7, 9)) * 1e150
+    a, b = a / a.sum(), b / b.sum()
+    for solve in (
+        got.sinkhorn,
+        lambda a, b, C, e: got.sinkhorn_batched(a[None], b[None], C[None], e),
+    ):
+        with pytest.raises(ValueError, match="costs are too large for this eps") as info:
+            solve(a, b, C, 0.1)
+        assert "rho" not in str(info.value)
+    with pytest.raises(ValueError, match=r"exp\(-C / \(2 rho\)\)"):  # unbalanced: unchanged
+        got.sinkhorn_unbalanced(a, b, -1e3 * C / 1e150, 0.1, 1.0)
+
+
+def test_batched_mass_mismatch_message_prints_plain_numbers():
+    # NumPy 2 scalars' repr leaked into the message: "got np.float64(2.0) and np.float64(1.0)"
+    a = np.array([[1.0, 1.0]])
+    b = np.array([[0.5, 0.5]])
+    for solve in (got.emd_batched, lambda a, b, C: got.sinkhorn_batched(a, b, C, 0.1)):
+        with pytest.raises(ValueError, match=r"same total mass .*; got 2\.0 and 1\.0$"):
+            solve(a, b, np.zeros((1, 2, 2)))
+    assert got.sinkhorn(
+        [0.5, 0.5], [0.5, 0.5], np.eye(2), 0.1, eps_schedule=np.float32(0.5)
+    ).converged
 
 
 # ------------------------------------------------------------------------------ unbalanced
@@ -1463,6 +1496,18 @@ def test_sinkhorn_symmetric_closed_form():
     a = rng.uniform(0.1, 1.0, n)
     res = got.sinkhorn_symmetric(np.full((n, n), 3.0), a, tol=1e-13)
     assert np.allclose(res.scaling, a / np.sqrt(3.0 * a.sum()), rtol=1e-10)
+
+
+def test_sinkhorn_symmetric_refuses_complex_sparse_kernel():
+    # a sparse complex K had its real part taken (NumPy's ComplexWarning only), where a dense
+    # one is refused
+    K = sp.random(15, 15, density=0.4, random_state=1)
+    K = ((K + K.T) * (1 + 1j)).astype(np.complex128)
+    for fmt in (sp.csr_matrix, sp.coo_array):
+        with pytest.raises(TypeError, match="K must hold real numbers; got dtype complex128"):
+            got.sinkhorn_symmetric(fmt(K))
+    with pytest.raises(TypeError, match="must hold real numbers; got dtype complex128"):
+        got.sinkhorn_symmetric(K.toarray())
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

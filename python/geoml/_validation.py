@@ -12,6 +12,7 @@ import numpy as np
 
 __all__ = [
     "as_float_array",
+    "check_bool",
     "check_int",
     "check_n_jobs",
     "check_random_state",
@@ -158,6 +159,14 @@ def check_int(
     return value
 
 
+def check_bool(value, name: str) -> bool:
+    """``value`` as a bool if it is one (NumPy's included); ``TypeError`` otherwise (a string
+    "no" or None read by its truth value silently meant True / False)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool (True or False); got {value!r}")
+    return bool(value)
+
+
 def check_real(value, name: str, *, what: str = "a number") -> float:
     """A real scalar parameter as a float: a Python ``int`` or ``float``, a NumPy integer or
     floating scalar, or a 0-d array of one. Anything else is a ``TypeError`` naming ``name``
@@ -268,6 +277,8 @@ def check_random_state(random_state) -> np.random.Generator:
     if random_state is None or (
         isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
     ):
+        if random_state is not None and random_state < 0:  # (NumPy's words lack the name)
+            raise ValueError(f"random_state must be a non-negative int; got {random_state}")
         return np.random.default_rng(random_state)
     raise TypeError(
         "random_state must be None, an int, a numpy.random.Generator or a "

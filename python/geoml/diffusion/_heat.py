@@ -59,7 +59,7 @@ def _check_times(t) -> tuple[np.ndarray, bool]:
     if not np.isfinite(times).all():
         raise ValueError("t contains NaN or infinity")
     if (times <= 0).any():
-        raise ValueError(f"t must be > 0; got {times[times <= 0][0]!r}")
+        raise ValueError(f"t must be > 0; got {float(times[times <= 0][0])!r}")
     return times, scalar
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 import time
 import warnings
 
@@ -1488,6 +1489,8 @@ class PHATE(EmbeddingMixin, BaseEstimator):
         names_in = self._feature_names_of(X)
         self._t0 = time.perf_counter()
         gamma, t, t_max, decay = self._check_params()
+        if not isinstance(self.verbose, numbers.Integral):  # (bool included; int() of None)
+            raise TypeError(f"verbose must be an int or a bool; got {self.verbose!r}")
         nt = check_n_jobs(self.n_jobs)
         with _blas_threads(nt), contextlib.ExitStack() as stack:
             out = self._fit(X, gamma, t, t_max, decay, nt, stack)

@@ -537,6 +537,9 @@ def diffusion_spectral_mutual_information(
     if random_state is None or isinstance(random_state, numbers.Integral):
         if isinstance(random_state, bool):
             raise TypeError("random_state must be an int, a Generator or None")
+        if random_state is not None:
+            check_random_state(random_state)  # a negative seed: refused, with its name
+            random_state = int(random_state)  # random.Random refuses np.int64
         seed = random_state
     else:
         seed = random_seed(random_state)

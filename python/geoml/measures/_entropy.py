@@ -9,7 +9,14 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import as_float_array, blas_for_dense, check_int, check_n_jobs, reject_gpu
+from .._validation import (
+    as_float_array,
+    as_real,
+    blas_for_dense,
+    check_int,
+    check_n_jobs,
+    reject_gpu,
+)
 
 __all__ = ["SpectralMeasure", "effective_rank", "von_neumann_entropy"]
 
@@ -80,7 +87,11 @@ def _symmetric_input(A, name):
     if sp.issparse(A):
         if A.ndim != 2 or A.shape[0] != A.shape[1]:
             raise ValueError(f"{name} must be square; got shape {A.shape}")
-        A = sp.csr_matrix(A, dtype=np.float64)
+        # (complex weights: sp.csr_matrix(A, dtype=float64) kept their real part, silently)
+        A = sp.csr_matrix(as_real(A, name), dtype=np.float64)
+        if not A.has_canonical_format:  # in place: not on the arrays shared with the input
+            A = A.copy()
+            A.sum_duplicates()
         if A.shape[0] == 0:
             raise ValueError(f"{name} is empty")
         if not np.isfinite(A.data).all():

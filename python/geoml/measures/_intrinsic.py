@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._results import ExtraFields
-from .._validation import as_float_array, check_int, check_n_jobs, user_stacklevel
+from .._validation import as_float_array, check_bool, check_int, check_n_jobs, user_stacklevel
 
 __all__ = ["ApproxIntrinsicDimension", "IntrinsicDimension", "intrinsic_dimension"]
 
@@ -120,6 +120,11 @@ def _neighbors(X, kmax, neighbors, n_jobs):
         raise ValueError(f"neighbors has {idx.shape[1]} columns; this estimate needs {kmax}")
     if idx.dtype.kind not in "iu" or (idx.size and (idx.min() < 0 or idx.max() >= n)):
         raise ValueError("neighbors indices must be integers in [0, n_samples)")
+    if (idx == np.arange(n)[:, None]).any():  # (its distance 0 broke the ratios / the MLE)
+        raise ValueError(
+            "neighbors list a point as its own neighbour: pass geoml.knn(X, k) with its "
+            "default exclude_self, or drop the first column of a search that includes it"
+        )
     dist = as_float_array(dist, "neighbor distances", dtype=np.float64)
     if (dist < 0).any() or (np.diff(dist, axis=1) < 0).any():
         raise ValueError("neighbor distances must be non-negative and sorted along each row")
@@ -609,6 +614,7 @@ def intrinsic_dimension(
         raise ValueError(f"X has {n} sample(s); intrinsic_dimension needs at least 3")
     if not isinstance(local, (bool, np.bool_)):
         raise TypeError(f"local must be a bool; got {local!r}")
+    unbiased = check_bool(unbiased, "unbiased")
     check_n_jobs(n_jobs)
     need_k = method == "mle" or local
     if k is None:
@@ -685,6 +691,8 @@ def intrinsic_dimension(
     if rule not in _RULES:
         raise ValueError(f"rule={rule!r}; choose one of {_RULES}")
     alpha = _check_fraction(alpha, "alpha", low_open=True)
+    if not local and neighbors is not None:  # unused by the global estimate, but checked
+        _neighbors(X, 1, neighbors, n_jobs)
     X = _pca_scaled(X)
     ev = _global_spectrum(X)
     value = float(_pca_rule(ev, rule, alpha)[0])

@@ -55,19 +55,33 @@ class MagnitudeResult(NamedTuple):
 
 
 def _scales(t, name="t"):
-    scalar = isinstance(t, numbers.Real) and not isinstance(t, bool)
-    if isinstance(t, bool):
-        raise TypeError(f"{name} must be a positive number or a sequence of them; got {t!r}")
+    """(scales as a float64 array (n_t,), whether ``t`` was a scalar). Numbers only: a string
+    ("1"), a bool or a sequence of them was converted by NumPy quietly (``t="1"`` gave an
+    array result); a 0-d array is a scalar."""
+    scalar = (isinstance(t, numbers.Real) and not isinstance(t, (bool, np.bool_))) or (
+        isinstance(t, np.ndarray) and t.ndim == 0
+    )
+    bad = TypeError(f"{name} must be a positive number or a sequence of them; got {t!r}")
+    if isinstance(t, (bool, np.bool_, str, bytes)) or t is None:
+        raise bad
     try:
-        ts = np.asarray(t, dtype=np.float64).reshape(-1)
+        raw = t if isinstance(t, np.ndarray) else np.asarray(t, dtype=object)
+        if raw.dtype.kind not in "iuf" and not all(
+            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in raw.ravel()
+        ):
+            raise bad
+        ts = raw.astype(np.float64)
     except (TypeError, ValueError):
-        raise TypeError(
-            f"{name} must be a positive number or a sequence of them; got {t!r}"
-        ) from None
+        raise bad from None
+    if ts.ndim > 1:
+        raise ValueError(f"{name} must be a number or a 1-D sequence; got shape {ts.shape}")
+    ts = ts.reshape(-1)
     if ts.size == 0:
         raise ValueError(f"{name} is empty")
-    if not (np.isfinite(ts).all() and (ts > 0).all()):
-        raise ValueError(f"{name} must hold positive finite scales; got {t!r}")
+    ok = np.isfinite(ts) & (ts > 0)
+    if not ok.all():
+        v = float(ts[~ok][0])
+        raise ValueError(f"{name} must hold positive finite scales; got {v!r}")
     return ts, scalar
 
 

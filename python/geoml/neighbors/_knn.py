@@ -289,6 +289,8 @@ def _knn_checks(n: int, k, has_y: bool, metric: str, exclude_self):
     metric = _check_metric(metric)
     if exclude_self is None:
         exclude_self = not has_y
+    elif not isinstance(exclude_self, (bool, np.bool_)):
+        raise TypeError(f"exclude_self must be None or a bool; got {exclude_self!r}")
     elif exclude_self and has_y:
         raise ValueError("exclude_self=True needs Y=None (queries are the rows of X)")
     kmax = n - 1 if exclude_self else n

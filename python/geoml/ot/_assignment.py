@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _core
-from .._validation import as_float_array, check_n_jobs, reject_gpu
+from .._validation import as_float_array, check_bool, check_n_jobs, reject_gpu
 
 _ASSIGN_INFEASIBLE = 1  # AssignmentStatus::ASSIGN_INFEASIBLE of the C++ solver
 
@@ -120,7 +120,7 @@ def linear_assignment(C, maximize: bool = False) -> LinearAssignmentResult:
     >>> geoml.ot.linear_assignment([[1.0, np.inf], [np.inf, 2.0]]).col_ind
     array([0, 1])
     """
-    C, _ = _assignment_cost(C, "C", bool(maximize), 2)
+    C, _ = _assignment_cost(C, "C", check_bool(maximize, "maximize"), 2)
     row_ind, col_ind, _, status = _core.linear_assignment(C)
     if status == _ASSIGN_INFEASIBLE:
         raise _infeasible()
@@ -171,7 +171,7 @@ def linear_assignment_batched(
     >>> res.cost
     array([1., 2.])
     """
-    maximize = bool(maximize)
+    maximize = check_bool(maximize, "maximize")
     n_jobs = check_n_jobs(n_jobs)
     reject_gpu(Cs, "Cs", "geoml.ot.linear_assignment_batched")
     stacked = isinstance(Cs, np.ndarray) or not isinstance(Cs, (list, tuple))

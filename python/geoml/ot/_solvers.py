@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import NamedTuple
 
@@ -13,6 +14,7 @@ import scipy.sparse as sp
 from .. import _core
 from .._validation import (
     as_float_array,
+    check_bool,
     check_int,
     check_n_jobs,
     check_real,
@@ -279,6 +281,7 @@ def emd(a, b, C, *, max_iter: int | None = None, sparse: bool = False) -> EMDRes
     array([[0.25, 0.25],
            [0.  , 0.5 ]])
     """
+    sparse = check_bool(sparse, "sparse")
     C, _, forbidden = _cost_matrix(C)
     m, n = C.shape
     a = _histogram(a, m, "a")
@@ -413,7 +416,7 @@ def _batched_layout(
             k = int(np.flatnonzero(bad)[0])
             raise ValueError(
                 f"problem {k}: a and b must have the same total mass (relative "
-                f"tolerance {MASS_RTOL:g}); got {sa[k]!r} and {sb[k]!r}"
+                f"tolerance {MASS_RTOL:g}); got {float(sa[k])!r} and {float(sb[k])!r}"
             )
         scale = sa / sb
         if (scale != 1).any():
@@ -649,6 +652,10 @@ def _schedule_rule(eps_schedule, warm: bool, loose: bool = False) -> tuple[float
                 f"eps_schedule={eps_schedule!r}; use 'auto', 'none' or a factor in (0, 1)"
             )
         return (0.0, 0.5) if warm or loose else (1e-3, 0.125)
+    if isinstance(eps_schedule, bool) or not isinstance(eps_schedule, numbers.Real):
+        raise TypeError(
+            f"eps_schedule must be 'auto', 'none' or a factor in (0, 1); got {eps_schedule!r}"
+        )
     factor = float(eps_schedule)
     if not 0 < factor < 1:
         raise ValueError(
@@ -672,9 +679,17 @@ def _warm(warm_start, m: int, n: int):
     return f0, g0
 
 
-def _check_representable(cost, what: str) -> None:
-    """An unbalanced plan's mass grows like exp(-min C / (2 rho)): past float64 it is inf/NaN."""
+def _check_representable(cost, what: str, balanced: bool = False) -> None:
+    """An unbalanced plan's mass grows like exp(-min C / (2 rho)): past float64 it is inf/NaN.
+    A balanced plan's cannot; its cost is not finite when the potentials' rounding (about
+    ``eps_machine max |C|``) exceeds ``eps`` by hundreds (costs of 1e150 at eps = 0.1)."""
     if not np.isfinite(cost).all():
+        if balanced:
+            raise ValueError(
+                f"{what}: the iteration overflowed float64: the costs are too large for this "
+                "eps (the potentials' rounding, ~1e-16 max |C|, exceeds eps many times); "
+                "raise eps or rescale C"
+            )
         raise ValueError(
             f"{what}: the solution overflows float64 (plan mass exp(-C / (2 rho)) "
             "for costs far below 0); shift C to be >= 0 or raise rho and eps"
@@ -751,7 +766,7 @@ def _sinkhorn(
         )
     if mscale != 1.0:
         P, cost, merr, f = P / mscale, cost / mscale, merr / mscale, f - shift
-    _check_representable(cost, what)
+    _check_representable(cost, what, rho < 0)
     if not conv and forbidden and rho < 0 and not _feasible(a, b, C):
         raise _infeasible(what)
     if not conv:
@@ -1038,7 +1053,7 @@ def sinkhorn_points(
             RuntimeWarning,
             stacklevel=user_stacklevel(),
         )
-    _check_representable(cost, "sinkhorn_points")
+    _check_representable(cost, "sinkhorn_points", rho < 0)
     return PointsSinkhornResult(float(cost), f, g, int(n_iter), float(err), bool(conv))
 
 
@@ -1164,6 +1179,7 @@ def sinkhorn_batched(
             ak, bk, Ck = _batched_problem(fa, a_off, fb, b_off, fC, c_off, int(k))
             if not _feasible(ak, bk, Ck):
                 raise _infeasible(f"sinkhorn_batched (problem {int(k)})")
+    _check_representable(cost, "sinkhorn_batched", rho < 0)  # (refused: no warning first)
     if not conv.all():
         warnings.warn(
             f"sinkhorn_batched: {int((~conv).sum())} problem(s) did not reach "
@@ -1173,5 +1189,4 @@ def sinkhorn_batched(
         )
     if plans is not None:
         plans = plans.reshape(plan_shape)
-    _check_representable(cost, "sinkhorn_batched")
     return BatchedSinkhornResult(cost, conv, n_iter, err, plans)

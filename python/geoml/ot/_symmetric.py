@@ -9,7 +9,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
-from .._validation import as_float_array, check_n_jobs, check_tol, reject_gpu, user_stacklevel
+from .._validation import (
+    as_float_array,
+    as_real,
+    check_bool,
+    check_n_jobs,
+    check_tol,
+    reject_gpu,
+    user_stacklevel,
+)
 from ._solvers import _check_eps, _max_iter
 
 __all__ = ["SymmetricScalingResult", "sinkhorn_symmetric"]
@@ -160,6 +168,7 @@ def sinkhorn_symmetric(
     """
     reject_gpu(K_or_C, "K_or_C", "geoml.ot")
     tol = check_tol(tol)
+    return_plan = check_bool(return_plan, "return_plan")
     max_iter = _max_iter(max_iter, 10000)
     n_jobs = check_n_jobs(n_jobs)
     if eps is not None:
@@ -192,7 +201,7 @@ def sinkhorn_symmetric(
         if not return_plan:
             P = None
     elif sp.issparse(K_or_C):
-        A = sp.csr_matrix(K_or_C)
+        A = as_real(sp.csr_matrix(K_or_C), "K")  # (complex: its real part was kept, silently)
         n = _square(A.shape, "K")
         if not A.has_canonical_format:  # in place: not on the arrays shared with K_or_C
             A = A.copy()

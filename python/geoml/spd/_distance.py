@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_bool
 from . import _linalg
 from ._functions import check_power
 
@@ -240,6 +241,7 @@ def distance(A, B, metric: str = "riemann", *, p: float = 1.0, squared: bool = F
     5.0
     """
     metric, p = _metric_power(metric, p)
+    squared = check_bool(squared, "squared")
     nj = _linalg.jobs(n_jobs)
     A3, B3, out, dt = _pair(A, B)
     if p != 1.0 and metric != "logeuclid":
@@ -340,6 +342,7 @@ def pairwise_distance(
            [2., 1., 0.]])
     """
     metric, p = _metric_power(metric, p)
+    squared = check_bool(squared, "squared")
     nj = _linalg.jobs(n_jobs)
     same = Y is None
     X3, bx = _linalg.as_batch(X, "X")

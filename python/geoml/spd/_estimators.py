@@ -364,6 +364,13 @@ class MDM(FeaturesOutMixin, BaseEstimator):
         return float(np.average(correct, weights=w))
 
 
+def _check_tsupdate(tsupdate) -> bool:
+    """``tsupdate`` as a bool (a string or None was read by its truth value)."""
+    if not isinstance(tsupdate, (bool, np.bool_)):
+        raise TypeError(f"tsupdate must be a bool; got {tsupdate!r}")
+    return bool(tsupdate)
+
+
 class TangentSpace(FeaturesOutMixin, BaseEstimator):
     """Tangent-space vectorisation of SPD matrices (pyRiemann's ``TangentSpace``).
 
@@ -424,6 +431,7 @@ class TangentSpace(FeaturesOutMixin, BaseEstimator):
         """
         names_in = self._feature_names_of(X)
         metric, _ = _step_metrics(self.metric, ("mean", "map"))
+        _check_tsupdate(self.tsupdate)
         check_n_jobs(self.n_jobs)
         n_jobs = self.n_jobs
         X3, n_in, ndim = _check_spd_input(X, self, fitted=False)
@@ -452,7 +460,7 @@ class TangentSpace(FeaturesOutMixin, BaseEstimator):
         check_n_jobs(self.n_jobs)
         n_jobs = self.n_jobs
         ref = self.reference_
-        if self.tsupdate:
+        if _check_tsupdate(self.tsupdate):
             metric = _step_metrics(self.metric, ("mean", "map"))[0]
             ref = _mean(X3, metric, None, n_jobs, "TangentSpace")
         return self._wrap_output(

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from .._validation import check_real, user_stacklevel
+from .._validation import check_bool, check_real, user_stacklevel
 from . import _linalg
 from ._distance import _scale_exponents, _scaled, check_metric
 
@@ -98,6 +98,7 @@ def log_map(X, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=N
            [0., 0.]])
     """
     metric = check_metric(metric, MAP_METRICS)
+    whitened = check_bool(whitened, "whitened")
     nj = _linalg.jobs(n_jobs)
     X3, C3, b, dt = _ref(X, Cref)
     n = X3.shape[-1]
@@ -181,6 +182,7 @@ def exp_map(T, Cref, metric: str = "riemann", *, whitened: bool = True, n_jobs=N
     True
     """
     metric = check_metric(metric, MAP_METRICS)
+    whitened = check_bool(whitened, "whitened")
     nj = _linalg.jobs(n_jobs)
     T3, b = _symmetric(T, "T")
     T3, C3, b, dt = _ref((T3, b), Cref, "T", check_x=False)

@@ -953,6 +953,14 @@ def _eigsh(
     if not isinstance(which, str) or which not in _core.Which.__members__:
         raise ValueError(f"which={which!r}; choose 'LA', 'SA' or 'LM'")
     callback = indptr = indices = None
+    if callable(A) and not isinstance(A, (LinearOperator, np.ndarray)) and not sp.issparse(A):
+        # (a bare function read as an object array: "A has dtype object and holds something
+        # that is not a real number: float() argument must be ...")
+        raise TypeError(
+            "A must be a matrix (ndarray, sparse matrix) or a scipy.sparse.linalg."
+            f"LinearOperator; got {type(A).__name__}: wrap a function as "
+            "LinearOperator((n, n), matvec=f, dtype=float)"
+        )
     if isinstance(A, LinearOperator):
         if len(A.shape) != 2 or A.shape[0] != A.shape[1]:
             raise ValueError(f"A must be square; got shape {A.shape}")

@@ -23,6 +23,7 @@ from .._validation import (
     user_stacklevel,
 )
 from ..neighbors import _knn_graph_checked
+from ..neighbors._knn import _KERNELS
 from ._embedding import _checked
 from ._laplacian import _affinity_csr, _even_shift, _normalised_shift, _scale_both
 from ._lsym import _lsym_smallest, _sign_flip
@@ -37,6 +38,8 @@ def _build_affinity(X, affinity: str, n_neighbors: int, kernel, n_jobs, where: s
     ``n_samples - 1`` with a warning; None for a precomputed affinity)."""
     if affinity not in _AFFINITIES:
         raise ValueError(f"affinity={affinity!r}; choose 'knn', 'adaptive' or 'precomputed'")
+    if kernel not in _KERNELS:  # (checked for every affinity, as the other parameters)
+        raise ValueError(f"kernel={kernel!r}; choose None, 'gaussian', 'adaptive' or 'alpha_decay'")
     if affinity == "precomputed":
         if not (sp.issparse(X) or type(X).__module__.startswith("cupyx.")):
             if is_gpu_array(X):
@@ -184,14 +187,16 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
 
     def _embed(self, W, n_components, drop_first, warn):
         n = W.shape[0]
-        k = n_components + int(bool(drop_first))
+        if not isinstance(drop_first, (bool, np.bool_)):
+            raise TypeError(f"drop_first must be a bool; got {drop_first!r}")
         check_int(
             n_components,
             "n_components",
             low=1,
-            high=n - 1 - int(bool(drop_first)),
+            high=n - 1 - int(drop_first),
             hint=f" (the graph has {n} nodes)",
         )
+        k = int(n_components) + int(drop_first)
         solve = {"tol": self.tol, "random_state": self.random_state, "n_jobs": self.n_jobs}
         # L_sym does not depend on the scale of W: degrees out of [2^-400, 2^400] (subnormal
         # weights: 1 / sqrt(d) overflowed, NaN residuals and no convergence) are solved for W

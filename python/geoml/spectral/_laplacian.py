@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from .._validation import (
     as_real,
+    check_bool,
     reject_gpu,
 )
 from ._eigsh import _as_csr, _symmetry_error, _unshared
@@ -79,6 +80,7 @@ def laplacian(W, kind: str = "symmetric", return_diag: bool = False):
     """
     if kind not in _KINDS:
         raise ValueError(f"kind={kind!r}; choose 'symmetric', 'combinatorial' or 'random_walk'")
+    return_diag = check_bool(return_diag, "return_diag")
     W = _affinity_csr(W)
     d = d_out = _degrees(W)
     iso = d == 0
