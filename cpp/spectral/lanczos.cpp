@@ -532,8 +532,8 @@ constexpr int64_t kRedChunk = 2048;
 // (LanczosSolver::note_stall).
 constexpr double kRoundingLevel = 100;
 constexpr int kStallCycles = 8;
-// recut: the least gap, relative to the distance to the filter's top, between the new cut and
-// the last wanted Ritz value (a cut inside a near-cluster, session 33)
+// recut: the least gap, relative to the distance to the most wanted value, between the new cut
+// and the Ritz value ranked just above it (a cut inside a near-cluster, session 33)
 constexpr double kRecutGap = 2e-2;
 
 inline int64_t n_chunks(int64_t n) {
@@ -1386,8 +1386,9 @@ struct LanczosSolver {
     const double lam = -union_bound(key, std::min(q, needed + 1));
     const double up = fup;
     if (!(lam > cut && up - lam < 0.25 * (up - cut))) return;
-    // Not into a (near-)cluster: the last wanted active Ritz value (its lower bound) must lie
-    // at least kRecutGap (top - lam) above the new cut, top the most wanted value known
+    // Not into a (near-)cluster: the active Ritz value ranked just above the new cut (index
+    // j - 1: the first one not wanted, which the cut leaves above it as a buffer; its lower
+    // bound) must lie at least kRecutGap (top - lam) above it, top the most wanted value known
     // (locked, or the active bound), else the cut stays. A cut just below the wanted values
     // (between near-copies of a split cluster, or a hair under it) maps them onto the top
     // of the damped band: the wanted ones no longer stand out of the damped spectrum and
