@@ -1199,6 +1199,97 @@ def test_laplacian_lanczos_early_stop_does_not_advise_max_iter():
     np.testing.assert_allclose(r.eigenvalues, ref, atol=1e-9)
 
 
+def _perturbed_rings(count, size, rel, seed):
+    """``_rings`` with each edge weight multiplied by ``1 + rel u``, ``u`` uniform in [-1, 1]
+    (symmetric): every repeated eigenvalue splits into a near-cluster."""
+    U = sp.triu(_rings(count, size)).tocoo()
+    rng = np.random.default_rng(seed)
+    U.data = U.data * (1 + rel * rng.uniform(-1, 1, U.nnz))
+    return (U + U.T).tocsr()
+
+
+def _check_cluster_pairs(M, r, ref, k):
+    """Converged, eigenvalues within 1e-9 of ``ref`` (ascending), residuals <= 1e-8,
+    orthonormal eigenvectors."""
+    w = np.sort(r.eigenvalues)
+    assert r.converged, r.n_iter
+    np.testing.assert_allclose(w, np.sort(ref), atol=1e-9)
+    V = r.eigenvectors
+    res = np.linalg.norm(M @ V - V * r.eigenvalues, axis=0)
+    assert res.max() <= 1e-8, res.max()
+    np.testing.assert_allclose(V.T @ V, np.eye(k), atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_laplacian_lanczos_of_split_clusters(seed):
+    """Six 300-node cycles with weights ``1 +- 1e-3``: the 12-fold clusters split into
+    near-clusters 1.7e-7 wide, k = 24 cutting the second one. The filtered Lanczos's recut
+    placed the cut 1e-7 - 6e-6 under the wanted part of that cluster, on the top of the damped
+    band, and ran all 1,000 cycles (210k products, converged=False; session 32). The recut
+    now keeps out of a near-cluster: 33 cycles, ~6k products."""
+    W = _perturbed_rings(6, 300, 1e-3, 0)
+    L = geoml.laplacian(W)
+    ref = np.linalg.eigvalsh(L.toarray())[:24]
+    r = geoml.laplacian_eigsh(W, 24, random_state=seed)
+    _check_cluster_pairs(L, r, ref, 24)
+
+
+@pytest.mark.parametrize(("ncv", "seed"), [(36, 0), (40, 1), (44, 2), (48, 0)])
+def test_eigsh_user_ncv_on_identical_components(ncv, seed):
+    """``eigsh`` with a user ``ncv`` (the unfiltered Lanczos, then the check) on the
+    normalised adjacency of six identical 300-node cycles (eigenvalues 12-fold), k = 24: every
+    copy found late kept a pair locked that was no longer among the k most wanted, until the
+    basis held a few active columns and ran out of ``max_iter`` (every ncv from k + 2 to 2 k;
+    session 32). Locked pairs beyond the k most wanted are now purged."""
+    W = _rings(6, 300)
+    d = np.asarray(W.sum(axis=1)).ravel()
+    s = sp.diags(1 / np.sqrt(d))
+    S = (s @ W @ s).tocsr()
+    ref = np.linalg.eigvalsh(S.toarray())[-24:]
+    r = geoml.eigsh(S, 24, which="LA", ncv=ncv, random_state=seed)
+    _check_cluster_pairs(S, r, ref, 24)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_combinatorial_laplacian_lanczos_of_identical_components(seed):
+    """``method="lanczos"`` on the combinatorial Laplacian of six identical cycles (the
+    unfiltered Lanczos, which="SA"), k = 24: the basis filled with locked pairs beyond the k
+    most wanted and ran out of ``max_iter`` (eigenvalues 5e-3 off, converged=False; session
+    32). With them purged: ~180 cycles."""
+    W = _rings(6, 300)
+    L = geoml.laplacian(W, kind="combinatorial")
+    ref = np.linalg.eigvalsh(L.toarray())[:24]
+    r = geoml.laplacian_eigsh(W, 24, kind="combinatorial", method="lanczos", random_state=seed)
+    _check_cluster_pairs(L, r, ref, 24)
+
+
+def test_check_ritz_step_survives_dsyevd_failure(monkeypatch):
+    """The deflated check's Ritz step on a spectrum of 12-fold clusters (``eigsh`` of six
+    identical cycles' normalised adjacency, k = 24, ncv = 42, seed 2): NumPy's ``dsyevd``
+    raised ``LinAlgError: Eigenvalues did not converge`` on its 420 x 420 matrix, up to the
+    user. It falls back to ``dsyevr``."""
+    from geoml.spectral import _eigsh_block
+
+    W = _rings(6, 300)
+    d = np.asarray(W.sum(axis=1)).ravel()
+    s = sp.diags(1 / np.sqrt(d))
+    S = (s @ W @ s).tocsr()
+    ref = np.linalg.eigvalsh(S.toarray())[-24:]
+    r = geoml.eigsh(S, 24, which="LA", ncv=42, random_state=2)
+    _check_cluster_pairs(S, r, ref, 24)
+    # the fallback itself, with dsyevd failing whatever the LAPACK build does
+    H = np.diag(np.arange(5.0)) + 1e-3 * np.ones((5, 5))
+    ref_w = np.linalg.eigvalsh(H)
+
+    def fail(_):
+        raise np.linalg.LinAlgError("Eigenvalues did not converge")
+
+    monkeypatch.setattr(np.linalg, "eigh", fail)
+    w, Y = _eigsh_block._host_eigh(H)
+    np.testing.assert_allclose(w, ref_w, atol=1e-14)
+    np.testing.assert_allclose(H @ Y, Y * w, atol=1e-14)
+
+
 @pytest.mark.parametrize("scale", [2.0**-1000, 1e-300, 1e-200, 1e200, 1e300])
 @pytest.mark.parametrize("which", ["LA", "LM"])
 def test_linear_operator_of_tiny_and_huge_norm(scale, which):

@@ -532,6 +532,9 @@ constexpr int64_t kRedChunk = 2048;
 // (LanczosSolver::note_stall).
 constexpr double kRoundingLevel = 100;
 constexpr int kStallCycles = 8;
+// recut: the least gap, relative to the distance to the most wanted value, between the new cut
+// and the Ritz value ranked just above it (a cut inside a near-cluster, session 33)
+constexpr double kRecutGap = 2e-2;
 
 inline int64_t n_chunks(int64_t n) {
   return (n + kRedChunk - 1) / kRedChunk;
@@ -1316,6 +1319,60 @@ struct LanczosSolver {
     }
   }
 
+  /// Purges the locked pairs beyond the k most wanted (by their A values; the first locked
+  /// of equal ones kept): k converged pairs more wanted than them are locked, so finish()
+  /// never returns them, and as deflation they only take room the active basis needs. They
+  /// come about when a further copy of a repeated eigenvalue shows up late (grow_missed,
+  /// verified): a single-vector start sees each distinct eigenvalue once, so the first k
+  /// pairs locked reach far down a clustered spectrum, and with every copy found later one
+  /// more such pair stayed locked until the basis was full of them (the active part down to
+  /// a few columns, each cycle a few products: max_iter ran out, or the solve stopped with
+  /// copies unconverged). The locked columns after them, the active ones and the next
+  /// Lanczos vector move down (each row on its own: the same bits for any thread count), and
+  /// the projected matrix with them; kint drops by the number purged. A purged eigenvector
+  /// is orthogonal to the active block and comes back only through rounding, less wanted
+  /// than the k locked (so never grown for by grow_missed). Without such a miss nl <= k and
+  /// nothing changes.
+  void purge() {
+    if (nl <= k) return;
+    std::vector<int64_t> rank(static_cast<size_t>(nl));
+    std::iota(rank.begin(), rank.end(), 0);
+    std::stable_sort(rank.begin(), rank.end(), [&](int64_t a, int64_t b) {
+      return want_key(opt.which, lockA[a]) < want_key(opt.which, lockA[b]);
+    });
+    std::vector<char> keep(static_cast<size_t>(nl), 0);
+    for (int64_t r = 0; r < k; ++r) keep[rank[r]] = 1;
+    // the columns from nd on that stay, in order: kept locked pairs, active block, v_next
+    const int64_t top = std::min(nd + nl + p + 1, ld);
+    std::vector<int64_t> src;
+    std::vector<double> la, lm;
+    for (int64_t t = 0; t < nl; ++t)
+      if (keep[t]) {
+        src.push_back(nd + t);
+        la.push_back(lockA[t]);
+        lm.push_back(lockMu[t]);
+      }
+    for (int64_t c = nd + nl; c < top; ++c) src.push_back(c);
+    const int64_t ns = static_cast<int64_t>(src.size());
+    // src[j] >= nd + j: an in-place forward copy within each row
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; ++i) {
+      T* r = V.data() + i * ld;
+      for (int64_t j = 0; j < ns; ++j) r[nd + j] = r[src[j]];
+    }
+    std::vector<double> Tn(static_cast<size_t>(ns) * ns);
+    for (int64_t a = 0; a < ns; ++a)
+      for (int64_t b = 0; b < ns; ++b) Tn[a * ns + b] = TT(src[a], src[b]);
+    clear_tail(nd);
+    for (int64_t a = 0; a < ns; ++a)
+      for (int64_t b = 0; b < ns; ++b) TT(nd + a, nd + b) = Tn[a * ns + b];
+    const int64_t purged = nl - k;
+    lockA.swap(la);
+    lockMu.swap(lm);
+    nl = k;
+    kint -= purged;
+  }
+
   /// Moves the filter's cut up to the A-eigenvalue estimate of the first Ritz value not
   /// kept (a lower bound on the eigenvalue of that index with the locked pairs counted in,
   /// union_bound, so never above a wanted one) when that at least halves the distance to
@@ -1329,6 +1386,24 @@ struct LanczosSolver {
     const double lam = -union_bound(key, std::min(q, needed + 1));
     const double up = fup;
     if (!(lam > cut && up - lam < 0.25 * (up - cut))) return;
+    // Not into a (near-)cluster: the active Ritz value ranked just above the new cut (index
+    // j - 1: the first one not wanted, which the cut leaves above it as a buffer; its lower
+    // bound) must lie at least kRecutGap (top - lam) above it, top the most wanted value known
+    // (locked, or the active bound), else the cut stays. A cut just below the wanted values
+    // (between near-copies of a split cluster, or a hair under it) maps them onto the top
+    // of the damped band: the wanted ones no longer stand out of the damped spectrum and
+    // the cluster is never resolved (six 300-node cycles, weights 1 +- 1e-3, k = 24: the
+    // recut put the cut 1e-7 - 6e-6 under the wanted part of a 12-fold cluster 1.7e-7 wide,
+    // and the solve ran 1,000 cycles, 210k products, unconverged; with the cut kept, 33-94
+    // cycles). Gaps measured there: 5e-6 - 9.5e-3 of (top - lam) for the refused cuts, 0.06 -
+    // 0.47 for the accepted ones; the bench matrices' recuts are all accepted.
+    const int64_t jw = std::max<int64_t>(0, std::min(q, needed + 1) - 1);
+    double top = lower_bound_of(theta[order[0]]);
+    for (int64_t t = 0; t < nl; ++t) {
+      const double v = opt.which == Which::LM ? std::fabs(lockA[t]) : lockA[t];
+      top = std::max(top, v);
+    }
+    if (!(lower_bound_of(theta[order[jw]]) - lam >= kRecutGap * (top - lam))) return;
     cut = lam;
     set_filter(cut);
     ++recuts;
@@ -1512,6 +1587,7 @@ struct LanczosSolver {
       }
       const int64_t q = restart(needed);
       lock(needed, q);
+      purge();
       if (!last) recut(needed, q);
       check_done();
     }
