@@ -25,7 +25,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from ._validation import aligned, check_int, check_n_jobs, random_seed, user_stacklevel
+from ._validation import (
+    aligned,
+    check_int,
+    check_n_jobs,
+    random_seed,
+    user_stacklevel,
+    validate_random_state,
+)
 from .neighbors import (
     KNNResult,
     RecallEstimate,
@@ -480,6 +487,7 @@ def knn(
     _check_metric(metric)
     n = X.shape[0]
     hint = f" (X has {n} points, and a point is not its own neighbour)"
+    validate_random_state(random_state)
     k = check_int(k, "k", low=1, high=max(n - 1, 1), hint=hint)
     if n < 2:
         raise ValueError(f"k={k} is too large: X has 1 sample, no neighbour other than itself")

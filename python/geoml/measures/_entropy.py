@@ -9,7 +9,14 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import as_float_array, blas_for_dense, check_int, check_n_jobs, reject_gpu
+from .._validation import (
+    as_float_array,
+    blas_for_dense,
+    check_int,
+    check_n_jobs,
+    reject_gpu,
+    validate_random_state,
+)
 
 __all__ = ["SpectralMeasure", "effective_rank", "von_neumann_entropy"]
 
@@ -184,6 +191,7 @@ def von_neumann_entropy(
     True
     """
     _check_method(method)
+    validate_random_state(random_state)
     logb = _check_base(base)
     rtol = _check_rtol(rtol)
     if not isinstance(graph, (bool, np.bool_)):
