@@ -135,6 +135,67 @@ def test_knn_float32_of_clusters_far_apart_is_exact():
         np.testing.assert_array_equal(dist, g.distances)
 
 
+@pytest.mark.parametrize("d", [2, 3, 8, 15, 16, 17])
+def test_knn_float32_clusters_1e4_apart_equals_geoml(d):
+    """float32 clusters 1e4 apart, on both sides of geoml.knn's switch at d = 16 (below: its
+    certified float32 difference-form search, which the diagonal tasks now run themselves;
+    from 16 on: the float64 search of a float64 copy): geoml.dask.knn gives geoml.knn's
+    indices and distances bit for bit, for several chunkings and under both metrics, and
+    plain float32 scores (the two-chunk kernel on the float32 chunks) get the data wrong."""
+    rng = np.random.default_rng(d)
+    C = rng.uniform(-1, 1, (8, d)) * 1e4
+    X = (C[rng.integers(0, 8, 1500)] + rng.normal(size=(1500, d))).astype(np.float32)
+    k = 6
+    for metric in ("euclidean", "sqeuclidean"):
+        g = geoml.knn(X, k, metric=metric)
+        ref = _brute(X, k, metric)
+        np.testing.assert_array_equal(g.indices, ref[0])  # the reference is itself right
+        for chunks in ((400, -1), (1500, -1), (230, -1)):
+            idx, dist = dask.compute(*gdask.knn(da.from_array(X, chunks=chunks), k, metric=metric))
+            assert dist.dtype == np.float32
+            np.testing.assert_array_equal(idx, g.indices)
+            np.testing.assert_array_equal(dist, g.distances)
+    # the data defeats plain float32 scoring: the float32 two-chunk kernel's lists of the
+    # first 750 rows among the last 750 differ from the float64 kernel's
+    E = geoml._core.Metric["euclidean"]
+    A, B = np.ascontiguousarray(X[:750]), np.ascontiguousarray(X[750:])
+    i32 = geoml._core.knn_pair(A, B, k=k, metric=E)[0]
+    i64 = geoml._core.knn_pair(A.astype(np.float64), B.astype(np.float64), k=k, metric=E)[0]
+    assert (i32 != i64).any(axis=1).sum() >= 500
+
+
+def test_knn_nndescent_float32_reference_rows_are_exact():
+    """The approximate mode's exact rows (the recall's 500 checked points, and rows short of k
+    candidates) of float32 data from 16 features on are searched in float64, as geoml.knn
+    does: the float32 kernel put all 300 rows of 8 clusters 1e4 apart up to 6.4 too far
+    (d = 16, 17), so the recall was measured against neighbours too far away: 1.0
+    [0.992, 1.0], "reached", for a graph of true recall 0.974 (d = 17)."""
+    for d in (8, 16, 17):
+        rng = np.random.default_rng(d)
+        C = rng.uniform(-1, 1, (8, d)) * 1e4
+        X = (C[rng.integers(0, 8, 3000)] + rng.normal(size=(3000, d))).astype(np.float32)
+        S = X[:300]
+        idx, dist = gdask._exact_rows_block(S, X, 0, 7, "euclidean", 1)
+        g = geoml.knn(X, 7, Y=S)
+        np.testing.assert_array_equal(idx, g.indices)
+        np.testing.assert_array_equal(dist.astype(np.float32), g.distances)
+    # public: the measured recall's interval holds the graph's true recall (below the
+    # target here: the clustered start of lists of ~100 points, one warning)
+    with pytest.warns(RuntimeWarning, match="measured recall"):
+        res = gdask.knn(
+            da.from_array(X, chunks=(1000, -1)),
+            10,
+            method="nndescent",
+            partition_size=100,
+            target_recall=0.9,
+            random_state=0,
+        )
+    idx = res[0].compute()
+    true = geoml.knn(X, 10).indices
+    recall = np.mean([len(np.intersect1d(a, b)) for a, b in zip(idx, true)]) / 10
+    assert res.recall_.low <= recall <= res.recall_.high
+
+
 def _brute(X, k, metric):
     """(index, distance) by (distance, index) in float64, self excluded: exact on grid data."""
     X = X.astype(np.float64)

@@ -1039,6 +1039,111 @@ def test_tangentspace_vs_pyriemann(metric):
     )
 
 
+def _upper_ref(S):
+    """pyRiemann's ``upper`` written out: the upper triangle row by row, off-diagonal entries
+    times sqrt(2)."""
+    n = S.shape[-1]
+    return np.stack(
+        [S[..., i, j] * (1.0 if i == j else np.sqrt(2.0)) for i in range(n) for j in range(i, n)],
+        axis=-1,
+    )
+
+
+def test_euclid_estimators():
+    """``metric="euclid"``: MDM's class means are the weighted arithmetic means and its
+    distances Frobenius norms; TangentSpace maps to ``upper(X - C)`` at the weighted arithmetic
+    mean (NumPy written out; geoml raised "not one of" before)."""
+    rng = np.random.default_rng(33)
+    X = rand_spd(rng, (30,), 4, cond=50.0)
+    y = np.repeat([0, 1, 2], 10)
+    X[y == 1] *= 2.0
+    w = rng.uniform(0.5, 2.0, 30)
+    m = spd.MDM(metric="euclid").fit(X, y, sample_weight=w)
+    C = np.stack([np.average(X[y == c], axis=0, weights=w[y == c]) for c in (0, 1, 2)])
+    np.testing.assert_allclose(m.covmeans_, C, rtol=0, atol=1e-14 * np.abs(C).max())
+    D = np.linalg.norm(X[:, None] - C[None], axis=(2, 3))
+    np.testing.assert_allclose(m.transform(X), D, rtol=1e-13, atol=0)
+    np.testing.assert_array_equal(m.predict(X), D.argmin(1))
+    t = spd.TangentSpace(metric="euclid").fit(X, sample_weight=w)
+    ref = np.average(X, axis=0, weights=w)
+    np.testing.assert_allclose(t.reference_, ref, rtol=0, atol=1e-14 * np.abs(ref).max())
+    np.testing.assert_allclose(t.transform(X), _upper_ref(X - ref), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(t.inverse_transform(t.transform(X)), X, rtol=0, atol=1e-13)
+    up = spd.TangentSpace(metric="euclid", tsupdate=True).fit(X)
+    np.testing.assert_allclose(up.transform(X[:5]), _upper_ref(X[:5] - X[:5].mean(0)), atol=1e-13)
+    # one step Euclidean, the other not (pyRiemann's dicts)
+    mixed = spd.MDM(metric={"mean": "euclid", "distance": "riemann"}).fit(X, y)
+    C0 = np.stack([X[y == c].mean(0) for c in (0, 1, 2)])
+    np.testing.assert_allclose(mixed.covmeans_, C0, rtol=0, atol=1e-14 * np.abs(C0).max())
+    np.testing.assert_allclose(
+        mixed.transform(X), np.stack([spd.distance(X, c, "riemann") for c in C0], 1), rtol=1e-12
+    )
+    with pytest.raises(ValueError, match="not one of"):
+        spd.MDM(metric="euclidean").fit(X, y)
+
+
+def test_euclid_estimators_vs_pyriemann():
+    """pyRiemann 0.12's MDM(metric="euclid") (mean_euclid, distance_euclid) and
+    TangentSpace(metric="euclid") (reference: mean_euclid; tangent_space: upper(X - C)), with
+    and without sample weights, and mixed with other metrics in its dicts."""
+    _pyr()
+    from pyriemann.classification import MDM as PMDM
+    from pyriemann.datasets import make_gaussian_blobs, make_matrices
+    from pyriemann.tangentspace import TangentSpace as PTS
+
+    rng = np.random.default_rng(7)
+    for seed in (3, 4):
+        X, y = make_gaussian_blobs(
+            n_matrices=30, n_dim=4, class_sep=1.0, class_disp=0.6, random_state=seed
+        )
+        Xt, _ = make_gaussian_blobs(
+            n_matrices=20, n_dim=4, class_sep=1.0, class_disp=0.6, random_state=seed + 10
+        )
+        for w in (None, rng.uniform(0.5, 2.0, len(y))):
+            for metric in (
+                "euclid",
+                {"mean": "euclid", "distance": "riemann"},
+                {"mean": "riemann", "distance": "euclid"},
+            ):
+                ours = spd.MDM(metric=metric).fit(X, y, sample_weight=w)
+                theirs = PMDM(metric=metric).fit(X, y, sample_weight=w)
+                # the affine-invariant means are iterated (test_mdm_vs_pyriemann's 1e-8);
+                # the arithmetic ones agree to rounding
+                tol = 1e-8 if isinstance(metric, dict) and metric["mean"] == "riemann" else 1e-10
+                np.testing.assert_allclose(ours.covmeans_, theirs.covmeans_, rtol=0, atol=tol)
+                for Z in (X, Xt):
+                    np.testing.assert_array_equal(ours.predict(Z), theirs.predict(Z))
+                    np.testing.assert_allclose(
+                        ours.transform(Z), theirs.transform(Z), rtol=0, atol=tol
+                    )
+                    np.testing.assert_allclose(
+                        ours.predict_proba(Z), theirs.predict_proba(Z), rtol=0, atol=tol
+                    )
+    for seed in (5, 6):
+        X = make_matrices(20, 4, "spd", rs=np.random.RandomState(seed))
+        w = rng.uniform(0.5, 2.0, 20)
+        for metric in (
+            "euclid",
+            {"mean": "logeuclid", "map": "euclid"},
+            {"mean": "euclid", "map": "riemann"},
+        ):
+            ours = spd.TangentSpace(metric=metric).fit(X, sample_weight=w)
+            theirs = PTS(metric=metric).fit(X, sample_weight=w)
+            np.testing.assert_allclose(ours.reference_, theirs.reference_, rtol=0, atol=1e-10)
+            np.testing.assert_allclose(ours.transform(X), theirs.transform(X), rtol=0, atol=1e-10)
+            T = ours.transform(X)
+            np.testing.assert_allclose(
+                ours.inverse_transform(T), theirs.inverse_transform(T), rtol=0, atol=1e-10
+            )
+        up = spd.TangentSpace(metric="euclid", tsupdate=True).fit(X)
+        np.testing.assert_allclose(
+            up.transform(X[:5]),
+            PTS(metric="euclid", tsupdate=True).fit(X).transform(X[:5]),
+            rtol=0,
+            atol=1e-10,
+        )
+
+
 def test_estimators_take_pyriemanns_metric_dicts():
     """pyRiemann's MDM takes ``metric={"mean": ..., "distance": ...}`` (its documented
     "typical usecase": log-Euclidean means, affine-invariant distances) and TangentSpace

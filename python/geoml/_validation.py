@@ -24,6 +24,7 @@ __all__ = [
     "reject_gpu",
     "truncate_to_samples",
     "user_stacklevel",
+    "validate_random_state",
 ]
 
 
@@ -263,27 +264,45 @@ def check_n_jobs(n_jobs) -> int:
     return min(n_jobs, _MAX_THREADS)
 
 
+_RANDOM_STATE_ACCEPTS = (
+    "random_state must be None, an int >= 0, a numpy.random.Generator or a numpy.random.RandomState"
+)
+
+
+def validate_random_state(random_state):
+    """``random_state`` itself, checked without drawing from it: None, an int ``>= 0`` (any
+    size, NumPy integers included), a ``numpy.random.Generator`` or a legacy
+    ``numpy.random.RandomState``. Anything else is a ``TypeError`` (bool included), a negative
+    int a ``ValueError``, both naming ``random_state`` and what it accepts. The one check of the
+    parameter: :func:`check_random_state` runs it, and entries whose path may not draw (an
+    exact search, a dense solver) call it at their boundary so that a bad value fails on every
+    path."""
+    if random_state is None or isinstance(
+        random_state, (np.random.Generator, np.random.RandomState)
+    ):
+        return random_state
+    if isinstance(random_state, numbers.Integral) and not isinstance(
+        random_state, (bool, np.bool_)
+    ):
+        if random_state < 0:
+            raise ValueError(f"{_RANDOM_STATE_ACCEPTS}; got the negative seed {random_state!r}")
+        return random_state
+    raise TypeError(f"{_RANDOM_STATE_ACCEPTS}; got {random_state!r}")
+
+
 def check_random_state(random_state) -> np.random.Generator:
     """The ``numpy.random.Generator`` of a ``random_state`` parameter, for every CPU and GPU path.
 
     None: fresh OS entropy; an int ``s >= 0``: ``default_rng(s)``; a ``Generator``: itself
     (draws advance it); a legacy ``RandomState``: ``default_rng`` of one ``randint(2**31 - 1)``
-    draw from it. Anything else (bool included) is a ``TypeError``.
+    draw from it. Anything else is an error (:func:`validate_random_state`).
     """
+    validate_random_state(random_state)
     if isinstance(random_state, np.random.Generator):
         return random_state
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(2**31 - 1))
-    if random_state is None or (
-        isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
-    ):
-        if random_state is not None and random_state < 0:  # (NumPy's words lack the name)
-            raise ValueError(f"random_state must be a non-negative int; got {random_state}")
-        return np.random.default_rng(random_state)
-    raise TypeError(
-        "random_state must be None, an int, a numpy.random.Generator or a "
-        f"numpy.random.RandomState; got {random_state!r}"
-    )
+    return np.random.default_rng(random_state)
 
 
 def random_seed(random_state) -> int:

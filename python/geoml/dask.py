@@ -25,7 +25,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from ._validation import aligned, check_int, check_n_jobs, random_seed, user_stacklevel
+from ._validation import (
+    aligned,
+    check_int,
+    check_n_jobs,
+    random_seed,
+    user_stacklevel,
+    validate_random_state,
+)
 from .neighbors import (
     KNNResult,
     RecallEstimate,
@@ -34,7 +41,14 @@ from .neighbors import (
     _check_metric,
     _graph_from_neighbors,
 )
-from .neighbors._knn import _AUTO_MIN_N, _N_CHECK, _check_method, _wilson, _with_recall
+from .neighbors._knn import (
+    _AUTO_MIN_N,
+    _F32_DIFF_MAX_D,
+    _N_CHECK,
+    _check_method,
+    _wilson,
+    _with_recall,
+)
 from .ot import BatchedOTResult, BatchedSinkhornResult
 
 __all__ = [
@@ -171,10 +185,14 @@ def _empty_part(m: int):
 
 
 def _wide(A, metric: str):
-    """float32 chunks of a Euclidean search in float64, as :func:`geoml.knn` searches them:
-    the float32 score ``||y||^2 - 2 x.y`` (rounding ~``d 2^-24 max ||x - mean||^2``) swaps
-    neighbours of clusters far apart (10 clusters 1,000 apart, 3,000 x 2: 567 rows up to 7x
-    too far)."""
+    """float32 chunks of a Euclidean pair task in float64: the float32 score
+    ``||y||^2 - 2 x.y`` (rounding ~``d 2^-24 max ||x - mean||^2``) swaps neighbours of clusters
+    far apart (10 clusters 1,000 apart, 3,000 x 2: 567 rows up to 7x too far). The two-chunk
+    kernel (``_core.knn_pair`` with B: one tile pass for both chunks' lists, pruned by their
+    own k-th distances) has no certified float32 form; :func:`geoml.knn`'s certified float32
+    search below 16 features (the difference-form screen), run once per direction, took 2.6x
+    the float64 pass's time (4,000 x 4,000, d = 3 to 15, one thread): it loses the pruning.
+    The diagonal tasks run that search itself (:func:`_knn_diag`)."""
     if A.dtype == np.float32 and metric in ("euclidean", "sqeuclidean"):
         return A.astype(np.float64)
     return A
@@ -185,7 +203,11 @@ def _knn_diag(Q, q0: int, k: int, metric: str, n_jobs):
     indices and exact float64 distances, (m, min(k, m - 1))."""
     m = Q.shape[0]
     _check_block(Q, q0)
-    Q = _wide(Q, metric)
+    # below 16 features a float32 chunk against itself is geoml.knn's own search (knn_pair
+    # without B: the certified float32 difference-form screen, no float64 copy; same rows,
+    # same exact distances, 1.3-1.5x faster at 4,000 / 10,000 rows); from 16 on float64
+    if Q.shape[1] >= _F32_DIFF_MAX_D:
+        Q = _wide(Q, metric)
     c = min(k, m - 1)
     if c < 1:
         return _empty_part(m)
@@ -367,9 +389,13 @@ def knn(
     float32 may give a neighbour that differs in its last digits (never farther than
     geoml.knn's by more than the score's rounding; see docs/design/scale-out.md). float32
     chunks of a Euclidean search are scored in float64, as :func:`geoml.knn` searches them
-    (float32 scores, rounded to about ``d 2^-24 max ||x - mean||^2``, swapped neighbours of
-    clusters far apart: 10 clusters 1,000 apart, 3,000 x 2, 567 rows up to 7x too far); that
-    costs ~1.4x the float32 tiles' time (20,000 x 64) and a float64 copy of the task's chunks.
+    from 16 features on (float32 scores, rounded to about ``d 2^-24 max ||x - mean||^2``,
+    swapped neighbours of clusters far apart: 10 clusters 1,000 apart, 3,000 x 2, 567 rows
+    up to 7x too far); that costs ~1.4x the float32 tiles' time (20,000 x 64) and a float64
+    copy of the task's chunks. Below 16 features a chunk against itself runs
+    :func:`geoml.knn`'s own certified float32 search (its difference-form screen) without
+    the copy; the pairs of chunks stay in float64 (that screen has no two-chunk form with the
+    pruning below).
     Each pair task prunes with the two chunks' own k-th distances (from their diagonal tasks):
     a candidate farther than a row's bound cannot be among its k nearest.
 
@@ -480,6 +506,7 @@ def knn(
     _check_metric(metric)
     n = X.shape[0]
     hint = f" (X has {n} points, and a point is not its own neighbour)"
+    validate_random_state(random_state)
     k = check_int(k, "k", low=1, high=max(n - 1, 1), hint=hint)
     if n < 2:
         raise ValueError(f"k={k} is too large: X has 1 sample, no neighbour other than itself")
@@ -938,6 +965,12 @@ def _exact_rows_block(S, D, d0: int, k: int, metric: str, n_jobs):
     c = min(k, len(D))
     if c == 0:  # a chunk without rows
         return _empty_part(len(S))
+    if D.shape[1] >= _F32_DIFF_MAX_D:
+        # float32 Euclidean from 16 features on: the float64 search, as geoml.knn's (the
+        # float32 kernel's scores put every one of 300 checked rows of 8 clusters 1e4 apart,
+        # d = 16, up to 6.4 too far: the recall's reference and the completed rows); below,
+        # _core.knn's own certified float32 search
+        D = _wide(D, metric)
     idx, _ = _core.knn(
         aligned(D),
         aligned(S.astype(D.dtype, copy=False)),

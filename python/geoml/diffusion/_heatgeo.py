@@ -21,6 +21,7 @@ from .._validation import (
     single_threaded_blas,
     truncate_to_samples,
     user_stacklevel,
+    validate_random_state,
 )
 from ..spectral._laplacian import _affinity_csr
 from ._heat import _MAX_ORDER, _check_times, _heat_action, heat_kernel
@@ -104,6 +105,7 @@ def alpha_decay_graph(
     n = X.shape[0]
     k = check_int(n_neighbors, "n_neighbors", low=1, high=n - 1, hint=f" ({n} samples)")
     decay = _check_decay(decay)
+    validate_random_state(random_state)
     if decay is None:
         return _knn_kernel_graph(X, k, method, random_state, n_jobs)
     ks = min(n - 1, 3 * k)

@@ -23,6 +23,7 @@ from .._validation import (
     single_threaded_blas,
     truncate_to_samples,
     user_stacklevel,
+    validate_random_state,
 )
 
 # Below this many points classical MDS uses a dense eigendecomposition (LAPACK) instead of
@@ -132,6 +133,7 @@ def classical_mds(D, n_components: int = 2, *, random_state=None, n_jobs=None):
     """
     D = _check_dissimilarities(D)
     n = D.shape[0]
+    validate_random_state(random_state)
     k = check_int(
         n_components, "n_components", low=1, high=max(1, n - 1), hint=f" (there are {n} points)"
     )

@@ -20,6 +20,7 @@ from .._validation import (
     random_seed,
     reject_gpu,
     single_threaded_blas,
+    validate_random_state,
 )
 from ._entropy import SpectralMeasure, _check_method, _check_rtol
 from ._slq_entropy import slq_entropy
@@ -422,6 +423,7 @@ def diffusion_spectral_entropy(
     if n_probes is not None:
         n_probes = check_int(n_probes, "n_probes", low=2)
     kernel, n_neighbors = _check_kernel(kernel, n_neighbors)
+    validate_random_state(random_state)
     return _dse(X, sigma, t, method, rtol, n_probes, random_state, kernel, n_neighbors, n_jobs)
 
 
@@ -534,13 +536,12 @@ def diffusion_spectral_mutual_information(
     n_repetitions = check_int(n_repetitions, "n_repetitions", low=1)
     if discrete is not None and not isinstance(discrete, (bool, np.bool_)):
         raise TypeError(f"discrete must be a bool or None; got {discrete!r}")
-    if random_state is None or isinstance(random_state, numbers.Integral):
-        if isinstance(random_state, bool):
-            raise TypeError("random_state must be an int, a Generator or None")
-        if random_state is not None:
-            check_random_state(random_state)  # a negative seed: refused, with its name
-            random_state = int(random_state)  # random.Random refuses np.int64
-        seed = random_state
+    # None or an int: the seed of every class's search and of the resampling, as given (a
+    # NumPy integer as a Python int: random.Random refuses it); a generator: one draw
+    if validate_random_state(random_state) is None:
+        seed = None
+    elif isinstance(random_state, numbers.Integral):
+        seed = int(random_state)
     else:
         seed = random_seed(random_state)
     kernel, n_neighbors = _check_kernel(kernel, n_neighbors)

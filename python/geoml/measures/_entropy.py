@@ -16,6 +16,7 @@ from .._validation import (
     check_int,
     check_n_jobs,
     reject_gpu,
+    validate_random_state,
 )
 
 __all__ = ["SpectralMeasure", "effective_rank", "von_neumann_entropy"]
@@ -195,6 +196,7 @@ def von_neumann_entropy(
     True
     """
     _check_method(method)
+    validate_random_state(random_state)
     logb = _check_base(base)
     rtol = _check_rtol(rtol)
     if not isinstance(graph, (bool, np.bool_)):

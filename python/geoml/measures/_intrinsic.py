@@ -11,7 +11,14 @@ from typing import NamedTuple
 import numpy as np
 
 from .._results import ExtraFields
-from .._validation import as_float_array, check_bool, check_int, check_n_jobs, user_stacklevel
+from .._validation import (
+    as_float_array,
+    check_bool,
+    check_int,
+    check_n_jobs,
+    user_stacklevel,
+    validate_random_state,
+)
 
 __all__ = ["ApproxIntrinsicDimension", "IntrinsicDimension", "intrinsic_dimension"]
 
@@ -603,6 +610,7 @@ def intrinsic_dimension(
     """
     if method not in _METHODS:
         raise ValueError(f"method={method!r}; choose one of {_METHODS}")
+    validate_random_state(random_state)
     mode = None
     if isinstance(neighbors, str):
         if neighbors not in _NEIGHBOR_MODES:

@@ -17,6 +17,7 @@ from .._validation import (
     check_real,
     is_gpu_array,
     truncate_to_samples,
+    validate_random_state,
 )
 from ._knn import (
     _KERNELS,
@@ -201,6 +202,7 @@ def knn_graph(
     """
     _check_graph_options(mode, symmetrize, kernel)
     _check_method(method, target_recall)
+    validate_random_state(random_state)
     where = resolve_device(device, X)
     gpu_in = is_gpu_array(X)
     X = _on_device(X, where, "X")  # validated once, on the side that computes
@@ -335,6 +337,7 @@ class KNNGraph(GraphMixin, BaseEstimator):
         names_in = self._feature_names_of(X)
         _check_graph_options(self.mode, self.symmetrize, self.kernel)
         target = _check_method(self.method, self.target_recall)
+        validate_random_state(self.random_state)
         where = resolve_device(self.device, X)
         gpu_in = is_gpu_array(X)
         X = _on_device(X, where, "X")  # validated once, on the side that computes

@@ -23,6 +23,7 @@ from .._validation import (
     is_gpu_array,
     random_seed,
     user_stacklevel,
+    validate_random_state,
 )
 
 _METHODS = ("exact", "nndescent", "auto")
@@ -519,6 +520,7 @@ def knn(
     ((3000, 10), True, True)
     """
     target = _check_method(method, target_recall)
+    validate_random_state(random_state)
     if method != "exact":
         if is_gpu_array(X) or resolve_device(device, X, Y) == "cuda":
             if method == "nndescent":

@@ -11,6 +11,7 @@ from .._validation import (
     check_int,
     check_n_jobs,
     truncate_to_samples,
+    validate_random_state,
 )
 from ._knn import (
     RecallEstimate,
@@ -134,6 +135,7 @@ class KNNTransformer(FeaturesOutMixin, BaseEstimator):
         _check_metric(self.metric)
         check_n_jobs(self.n_jobs)
         check_int(self.n_neighbors, "n_neighbors", low=1)
+        validate_random_state(self.random_state)
         return _check_method(self.method, self.target_recall)
 
     def _k(self) -> int:

@@ -10,10 +10,10 @@ from .._base import BaseEstimator, FeaturesOutMixin, not_fitted_error
 from .._validation import as_float_array, check_n_jobs, finite_sum, user_stacklevel
 from . import _linalg
 from ._distance import check_metric, distance
-from ._mean import _ADVICE, mean_logeuclid, mean_riemann, mean_wasserstein
+from ._mean import _ADVICE, mean, mean_logeuclid, mean_riemann, mean_wasserstein
 from ._tangent import tangent_space, untangent_space
 
-_EST_METRICS = ("riemann", "logeuclid", "wasserstein")
+_EST_METRICS = ("riemann", "logeuclid", "wasserstein", "euclid")
 
 
 def _step_metrics(metric, steps: tuple[str, str]) -> tuple[str, str]:
@@ -167,6 +167,8 @@ def _mean(X, metric, weights, n_jobs, who):
         raise ValueError("the sample weights of a class are all zero")
     if metric == "logeuclid":
         return mean_logeuclid(X, weights, n_jobs=n_jobs)
+    if metric == "euclid":  # the weighted arithmetic mean (pyRiemann's mean_euclid)
+        return mean(X, weights, metric="euclid", n_jobs=n_jobs)
     token = _ADVICE.set(
         f"{who} has no max_iter or tol: the mean is the last iterate of mean_{metric} with its "
         "defaults"
@@ -196,10 +198,11 @@ class MDM(FeaturesOutMixin, BaseEstimator):
 
     Parameters
     ----------
-    metric : {"riemann", "logeuclid", "wasserstein"} or dict, default "riemann"
+    metric : {"riemann", "logeuclid", "wasserstein", "euclid"} or dict, default "riemann"
         Metric of the means and the distances: one metric for both, or (as pyRiemann) a dict
         ``{"mean": ..., "distance": ...}``, e.g. the log-Euclidean means (fast) with the
-        affine-invariant distances.
+        affine-invariant distances. ``"euclid"``: the (weighted) arithmetic means and the
+        Frobenius distances :math:`\\|X - C\\|_F`, as pyRiemann's ``MDM(metric="euclid")``.
     n_jobs : int, optional
         Threads (None: the OpenMP default, -1: all cores).
 
@@ -382,10 +385,13 @@ class TangentSpace(FeaturesOutMixin, BaseEstimator):
 
     Parameters
     ----------
-    metric : {"riemann", "logeuclid", "wasserstein"} or dict, default "riemann"
+    metric : {"riemann", "logeuclid", "wasserstein", "euclid"} or dict, default "riemann"
         Metric of the mean and of the logarithmic map (:func:`geoml.spd.log_map`), as
         pyRiemann's ``TangentSpace(metric=metric)``: one metric for both, or a dict
-        ``{"mean": ..., "map": ...}``.
+        ``{"mean": ..., "map": ...}``. ``"euclid"``: the reference point is the (weighted)
+        arithmetic mean :math:`C` and a matrix maps to ``upper(X - C)`` (the map is
+        :math:`X - C`, its inverse :math:`T + C`, which need not be SPD), as pyRiemann's
+        ``TangentSpace(metric="euclid")``.
     tsupdate : bool, default False
         Re-centre at the mean of the matrices given to ``transform`` (unsupervised adaptation).
     n_jobs : int, optional

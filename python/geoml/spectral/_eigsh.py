@@ -23,6 +23,7 @@ from .._validation import (
     random_seed,
     single_threaded_blas,
     user_stacklevel,
+    validate_random_state,
 )
 from . import _eigsh_block
 
@@ -886,6 +887,7 @@ def eigsh(
     >>> V.shape
     (100, 3)
     """
+    validate_random_state(random_state)
     return _eigsh(
         A,
         k,

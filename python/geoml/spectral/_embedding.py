@@ -19,6 +19,7 @@ from .._validation import (
     reject_gpu,
     single_threaded_blas,
     user_stacklevel,
+    validate_random_state,
 )
 from ._amg import _AMG_MAX_ITER, _spmm
 from ._eigsh import (
@@ -265,6 +266,7 @@ def laplacian_eigsh(
     >>> np.round(w, 6)
     array([0.      , 0.      , 0.000987])
     """
+    validate_random_state(random_state)
     return _laplacian_eigsh(
         W,
         k,
@@ -647,6 +649,7 @@ def spectral_embedding(
     >>> bool(np.all(np.diff(Y[:, 0]) < 0) or np.all(np.diff(Y[:, 0]) > 0))  # monotone
     True
     """
+    validate_random_state(random_state)
     if not isinstance(norm_laplacian, (bool, np.bool_)):
         raise TypeError(f"norm_laplacian must be a bool; got {norm_laplacian!r}")
     if not isinstance(drop_first, (bool, np.bool_)):
