@@ -35,9 +35,7 @@ ENTRIES = {
     "eigsh": lambda rs: geoml.eigsh(_A, 2, random_state=rs),
     "laplacian_eigsh": lambda rs: geoml.laplacian_eigsh(_W, 2, random_state=rs),
     "spectral_embedding": lambda rs: geoml.spectral_embedding(_W, 2, random_state=rs),
-    "LaplacianEigenmap": lambda rs: geoml.LaplacianEigenmap(
-        n_neighbors=5, random_state=rs
-    ).fit(_X),
+    "LaplacianEigenmap": lambda rs: geoml.LaplacianEigenmap(n_neighbors=5, random_state=rs).fit(_X),
     "DiffusionMap": lambda rs: geoml.DiffusionMap(n_neighbors=5, random_state=rs).fit(_X),
     "SpectralClustering": lambda rs: geoml.SpectralClustering(
         n_clusters=2, n_neighbors=5, random_state=rs
@@ -50,11 +48,9 @@ ENTRIES = {
     "trace_function": lambda rs: geoml.trace_function(_S, "log", random_state=rs),
     "spectral_density": lambda rs: geoml.spectral_density(_S, bins=4, random_state=rs),
     "von_neumann_entropy": lambda rs: geoml.von_neumann_entropy(np.eye(4) / 4, random_state=rs),
-    "diffusion_spectral_entropy": lambda rs: geoml.diffusion_spectral_entropy(
-        _X, random_state=rs
-    ),
-    "diffusion_spectral_mutual_information": lambda rs: (
-        geoml.diffusion_spectral_mutual_information(_X, _y, n_repetitions=1, random_state=rs)
+    "diffusion_spectral_entropy": lambda rs: geoml.diffusion_spectral_entropy(_X, random_state=rs),
+    "diffusion_spectral_mutual_information": lambda rs: geoml.diffusion_spectral_mutual_information(
+        _X, _y, n_repetitions=1, random_state=rs
     ),
     "intrinsic_dimension": lambda rs: geoml.intrinsic_dimension(_X, "mle", random_state=rs),
     "randomized_svd": lambda rs: geoml.randomized_svd(_A, 2, random_state=rs),
