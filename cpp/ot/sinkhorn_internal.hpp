@@ -34,10 +34,12 @@ inline double exp_neg(double x) {
   q = q * r + 0.5;
   q = q * r + 1.0;
   q = q * r + 1.0;
-  int64_t tb, mb;
+  // (unsigned: the same bits for every x above, and no undefined shift or overflow where x
+  // is NaN, whose NaN result comes from q)
+  uint64_t tb, mb;
   std::memcpy(&tb, &t, 8);
   std::memcpy(&mb, &magic, 8);
-  const int64_t bits = (tb - mb + 1023) << 52;
+  const uint64_t bits = (tb - mb + 1023) << 52;
   double scale;
   std::memcpy(&scale, &bits, 8);
   return q * scale;
