@@ -13,6 +13,7 @@ from .._validation import (
     as_float_array,
     as_real,
     blas_for_dense,
+    check_bool,
     check_int,
     check_n_jobs,
     reject_gpu,
@@ -199,8 +200,7 @@ def von_neumann_entropy(
     validate_random_state(random_state)
     logb = _check_base(base)
     rtol = _check_rtol(rtol)
-    if not isinstance(graph, (bool, np.bool_)):
-        raise TypeError(f"graph must be a bool; got {graph!r}")
+    graph = check_bool(graph, "graph")
     check_n_jobs(n_jobs)
     single = getattr(A, "dtype", None) == np.float32  # sparse input is made float64 below
     A = _symmetric_input(A, "A")

@@ -620,8 +620,7 @@ def intrinsic_dimension(
     n = X.shape[0]
     if n < 3:
         raise ValueError(f"X has {n} sample(s); intrinsic_dimension needs at least 3")
-    if not isinstance(local, (bool, np.bool_)):
-        raise TypeError(f"local must be a bool; got {local!r}")
+    local = check_bool(local, "local")
     unbiased = check_bool(unbiased, "unbiased")
     check_n_jobs(n_jobs)
     need_k = method == "mle" or local

@@ -11,6 +11,7 @@ import numpy as np
 from .._validation import (
     as_float_array,
     blas_for_dense,
+    check_bool,
     check_int,
     check_n_jobs,
     check_tol,
@@ -157,8 +158,7 @@ class _Solver(NamedTuple):
 def _check_solver(method, rtol, max_iter, n_jobs, return_info=False):
     if method not in ("auto", "cholesky", "cg"):
         raise ValueError(f"method={method!r}; choose 'auto', 'cholesky' or 'cg'")
-    if not isinstance(return_info, (bool, np.bool_)):
-        raise TypeError(f"return_info must be a bool; got {return_info!r}")
+    return_info = check_bool(return_info, "return_info")
     return _Solver(
         method,
         check_tol(rtol, "rtol"),

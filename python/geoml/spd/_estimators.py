@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from .._base import BaseEstimator, FeaturesOutMixin, not_fitted_error
-from .._validation import as_float_array, check_n_jobs, finite_sum, user_stacklevel
+from .._validation import as_float_array, check_bool, check_n_jobs, finite_sum, user_stacklevel
 from . import _linalg
 from ._distance import check_metric, distance
 from ._mean import _ADVICE, mean, mean_logeuclid, mean_riemann, mean_wasserstein
@@ -369,9 +369,7 @@ class MDM(FeaturesOutMixin, BaseEstimator):
 
 def _check_tsupdate(tsupdate) -> bool:
     """``tsupdate`` as a bool (a string or None was read by its truth value)."""
-    if not isinstance(tsupdate, (bool, np.bool_)):
-        raise TypeError(f"tsupdate must be a bool; got {tsupdate!r}")
-    return bool(tsupdate)
+    return check_bool(tsupdate, "tsupdate")
 
 
 class TangentSpace(FeaturesOutMixin, BaseEstimator):

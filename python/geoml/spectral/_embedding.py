@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from .. import _core
 from .._validation import (
     as_real,
+    check_bool,
     check_int,
     check_n_jobs,
     check_tol,
@@ -650,10 +651,8 @@ def spectral_embedding(
     True
     """
     validate_random_state(random_state)
-    if not isinstance(norm_laplacian, (bool, np.bool_)):
-        raise TypeError(f"norm_laplacian must be a bool; got {norm_laplacian!r}")
-    if not isinstance(drop_first, (bool, np.bool_)):
-        raise TypeError(f"drop_first must be a bool; got {drop_first!r}")
+    norm_laplacian = check_bool(norm_laplacian, "norm_laplacian")
+    drop_first = check_bool(drop_first, "drop_first")
     in_dtype = getattr(adjacency, "dtype", None)
     out_dtype = (
         np.float32 if isinstance(in_dtype, np.dtype) and in_dtype.type is np.float32 else np.float64

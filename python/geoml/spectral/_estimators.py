@@ -14,6 +14,7 @@ from .._device import move as _move
 from .._device import on_device as _on_device
 from .._device import xp as _xp
 from .._validation import (
+    check_bool,
     check_int,
     check_n_jobs,
     check_real,
@@ -187,8 +188,7 @@ class LaplacianEigenmap(EmbeddingMixin, BaseEstimator):
 
     def _embed(self, W, n_components, drop_first, warn):
         n = W.shape[0]
-        if not isinstance(drop_first, (bool, np.bool_)):
-            raise TypeError(f"drop_first must be a bool; got {drop_first!r}")
+        drop_first = check_bool(drop_first, "drop_first")
         check_int(
             n_components,
             "n_components",
