@@ -12,6 +12,7 @@ import numpy as np
 
 __all__ = [
     "as_float_array",
+    "canonical_csr",
     "check_bool",
     "check_int",
     "check_n_jobs",
@@ -158,6 +159,17 @@ def check_int(
         bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
         raise ValueError(f"{name}={value} is out of range {bounds}{hint}")
     return value
+
+
+def canonical_csr(C):
+    """The CSR matrix ``C`` with sorted indices and no duplicate entries: ``C`` itself when it
+    has them, else a canonical copy. (``sum_duplicates`` works in place, and
+    ``sp.csr_matrix(A)`` shares its arrays with a CSR ``A``: summing on them left the
+    caller's matrix with ``nnz < len(data)``.)"""
+    if not C.has_canonical_format:
+        C = C.copy()
+        C.sum_duplicates()
+    return C
 
 
 def check_bool(value, name: str) -> bool:

@@ -16,6 +16,7 @@ from .._validation import (
     as_real,
     blocked_matmul,
     can_hold_blas,
+    canonical_csr,
     check_int,
     check_n_jobs,
     check_random_state,
@@ -116,10 +117,7 @@ def _as_operator(A, n_jobs: int):
             raise ValueError(f"A must be 2-D; got shape {A.shape}")
         as_real(A, "A")
         dtype = A.dtype if A.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-        C = sp.csr_matrix(A, dtype=dtype)  # copies only if needed
-        if not C.has_canonical_format:
-            C = C.copy()
-            C.sum_duplicates()
+        C = canonical_csr(sp.csr_matrix(A, dtype=dtype))  # copies only if needed
         if not np.isfinite(C.data).all():
             raise ValueError("A contains NaN or infinity")
         m, n = C.shape

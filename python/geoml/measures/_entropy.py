@@ -13,6 +13,7 @@ from .._validation import (
     as_float_array,
     as_real,
     blas_for_dense,
+    canonical_csr,
     check_bool,
     check_int,
     check_n_jobs,
@@ -90,10 +91,7 @@ def _symmetric_input(A, name):
         if A.ndim != 2 or A.shape[0] != A.shape[1]:
             raise ValueError(f"{name} must be square; got shape {A.shape}")
         # (complex weights: sp.csr_matrix(A, dtype=float64) kept their real part, silently)
-        A = sp.csr_matrix(as_real(A, name), dtype=np.float64)
-        if not A.has_canonical_format:  # in place: not on the arrays shared with the input
-            A = A.copy()
-            A.sum_duplicates()
+        A = canonical_csr(sp.csr_matrix(as_real(A, name), dtype=np.float64))
         if A.shape[0] == 0:
             raise ValueError(f"{name} is empty")
         if not np.isfinite(A.data).all():

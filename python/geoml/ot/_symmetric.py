@@ -12,6 +12,7 @@ from .. import _core
 from .._validation import (
     as_float_array,
     as_real,
+    canonical_csr,
     check_bool,
     check_n_jobs,
     check_tol,
@@ -201,11 +202,9 @@ def sinkhorn_symmetric(
         if not return_plan:
             P = None
     elif sp.issparse(K_or_C):
-        A = as_real(sp.csr_matrix(K_or_C), "K")  # (complex: its real part was kept, silently)
+        # (complex: its real part was kept, silently)
+        A = canonical_csr(as_real(sp.csr_matrix(K_or_C), "K"))
         n = _square(A.shape, "K")
-        if not A.has_canonical_format:  # in place: not on the arrays shared with K_or_C
-            A = A.copy()
-            A.sum_duplicates()
         data = np.ascontiguousarray(A.data, dtype=np.float64)
         if not np.isfinite(data).all():
             raise ValueError("K contains NaN or infinity")
